@@ -1,0 +1,72 @@
+# Foundation for C: top-level commands.
+#   make run    install what is missing, build, start `fdn serve` on embedded defaults
+#   make test   install what is missing; ASan+UBSan build running all of ctest; then a
+#               ThreadSanitizer build running the unit and stress labels; then a Release build
+#               compiling the benchmarks and examples
+#   make bench  Release build, run fdn-bench (pass ARGS="--json --filter counter")
+JOBS ?= $(shell nproc)
+BUILD ?= build
+CMAKE_COMMON = -DFDN_WERROR=ON
+CTEST_FLAGS = --output-on-failure -j$(JOBS)
+export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+export TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp
+
+.PHONY: all deps build run test test-asan test-tsan test-release bench install format fuzz clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD)/debug -DCMAKE_BUILD_TYPE=Debug $(CMAKE_COMMON)
+	cmake --build $(BUILD)/debug -j$(JOBS)
+
+run: deps
+	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DFDN_BUILD_TESTS=OFF
+	cmake --build $(BUILD)/release -j$(JOBS) --target fdn_cli
+	./$(BUILD)/release/bin/fdn serve $(ARGS)
+
+test: deps test-asan test-tsan test-release
+
+test-asan:
+	cmake -S . -B $(BUILD)/asan -DCMAKE_BUILD_TYPE=Debug -DFDN_SANITIZE="address;undefined" $(CMAKE_COMMON)
+	cmake --build $(BUILD)/asan -j$(JOBS)
+	cd $(BUILD)/asan && ctest $(CTEST_FLAGS)
+
+test-tsan:
+	cmake -S . -B $(BUILD)/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFDN_SANITIZE=thread -DFDN_BUILD_EXAMPLES=OFF $(CMAKE_COMMON)
+	cmake --build $(BUILD)/tsan -j$(JOBS)
+	cd $(BUILD)/tsan && ctest $(CTEST_FLAGS) -L "unit|stress"
+
+test-release:
+	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DFDN_BUILD_BENCH=ON $(CMAKE_COMMON)
+	cmake --build $(BUILD)/release -j$(JOBS)
+
+bench: deps
+	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DFDN_BUILD_BENCH=ON
+	cmake --build $(BUILD)/release -j$(JOBS) --target fdn-bench
+	./$(BUILD)/release/bin/fdn-bench $(ARGS)
+
+install: deps
+	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DFDN_BUILD_BENCH=ON
+	cmake --build $(BUILD)/release -j$(JOBS)
+	cmake --install $(BUILD)/release $(if $(PREFIX),--prefix $(PREFIX),)
+
+# libFuzzer runs (clang): make fuzz FUZZ_SECONDS=60
+FUZZ_SECONDS ?= 30
+fuzz: deps
+	CC=clang cmake -S . -B $(BUILD)/fuzz -DCMAKE_BUILD_TYPE=Debug -DFDN_FUZZ=ON -DFDN_BUILD_TESTS=OFF -DFDN_SANITIZE="address;undefined"
+	cmake --build $(BUILD)/fuzz -j$(JOBS)
+	@for f in $(BUILD)/fuzz/fuzz_*; do \
+	  [ -x "$$f" ] || continue; n=$$(basename $$f | sed 's/^fuzz_//'); \
+	  echo "== $$n"; mkdir -p $(BUILD)/fuzz/corpus/$$n; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus/$$n fuzz/corpus/$$n || exit 1; \
+	done
+
+format:
+	find include src tests tools bench fuzz examples -name '*.[ch]' -print0 | xargs -0 clang-format -i
+
+clean:
+	rm -rf $(BUILD)

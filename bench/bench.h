@@ -1,0 +1,65 @@
+/*
+ * The benchmark harness used by every bench/bench_<module>.c file.
+ *
+ * A case registers itself with BENCH_REGISTER at load time. The harness runs each case
+ * once as a warm-up and then at least 5 times, each run on `threads` threads started
+ * together behind a barrier, and reports the median. Every case names a baseline case
+ * measured in the same run, so results read as ratios on any machine.
+ *
+ * Goals (from the issues) are checked by kind:
+ *   BENCH_GOAL_NS_MAX      ns_per_op <= goal
+ *   BENCH_GOAL_RATIO_MAX   ns_per_op / baseline ns_per_op <= goal
+ *   BENCH_GOAL_SPEEDUP_MIN ops_per_s / baseline ops_per_s >= goal (for thread scaling:
+ *                          baseline = the 1-thread case; for "70% of raw SQLite": 0.7)
+ *   BENCH_GOAL_VALUE_MAX   the case's `value` callback (e.g. bytes per event) <= goal
+ *   BENCH_GOAL_NONE        informational
+ */
+#ifndef FDN_BENCH_H
+#define FDN_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum bench_goal_kind {
+    BENCH_GOAL_NONE = 0,
+    BENCH_GOAL_NS_MAX,
+    BENCH_GOAL_RATIO_MAX,
+    BENCH_GOAL_SPEEDUP_MIN,
+    BENCH_GOAL_VALUE_MAX,
+} bench_goal_kind_t;
+
+typedef struct bench_case {
+    const char *name;     /* "config.get.key"; unique; --filter matches substrings */
+    int threads;          /* threads running `run` at once (1 or 2) */
+    uint64_t iters;       /* operations per thread per run (the harness may scale down
+                             with --quick) */
+    const char *baseline; /* name of the baseline case, NULL for baselines themselves */
+    bench_goal_kind_t goal_kind;
+    double goal;          /* threshold for goal_kind */
+    const char *goal_text;/* e.g. "<= 10 ns" */
+    /* Shared state for all threads of one run; may return NULL. Called outside timing. */
+    void *(*setup)(int threads);
+    /* Run `iters` operations on thread `tid` (0-based). Timed. */
+    void (*run)(void *state, int tid, uint64_t iters);
+    /* Free the state. Called outside timing. */
+    void (*teardown)(void *state);
+    /* For BENCH_GOAL_VALUE_MAX: the measured value (called after a run, before teardown). */
+    double (*value)(void *state);
+    const char *value_unit; /* e.g. "bytes/event" */
+} bench_case_t;
+
+void bench_register(const bench_case_t *c);
+
+#define BENCH_REGISTER(var)                                                                      \
+    static void bench_reg_##var(void) __attribute__((constructor));                              \
+    static void bench_reg_##var(void)                                                            \
+    {                                                                                            \
+        bench_register(&(var));                                                                  \
+    }
+
+/* Keep the compiler from optimising a value or a memory write away. */
+#define BENCH_USE(x) __asm__ volatile("" : : "g"(x) : "memory")
+#define BENCH_CLOBBER() __asm__ volatile("" : : : "memory")
+
+#endif

@@ -1,0 +1,99 @@
+/**
+ * @file clock.h
+ * @brief The injectable clock: every component that measures time takes one, so tests
+ *        drive time by hand instead of sleeping.
+ *
+ * Units: all times are int64 nanoseconds. `mono` is a monotonic clock (arbitrary origin),
+ * `wall` is nanoseconds since the Unix epoch (UTC).
+ *
+ * A manual clock starts at the values given and moves only when fdn_clock_advance() or
+ * fdn_clock_set() is called. Code that must wait for a time (a backoff, a deadline) uses
+ * fdn_clock_wait_until(), which a manual clock wakes when it is advanced, so tests never
+ * sleep.
+ *
+ * @since 0.1.0
+ */
+#ifndef FDN_CLOCK_H
+#define FDN_CLOCK_H
+
+#include "common.h"
+
+FDN_BEGIN_DECLS
+
+typedef struct fdn_clock fdn_clock_t;
+
+/** The process-wide system clock (CLOCK_MONOTONIC and CLOCK_REALTIME). Never destroyed.
+ * @thread_safety any */
+FDN_API fdn_clock_t *fdn_clock_system(void);
+
+/**
+ * Create a manual clock starting at the given times.
+ * @param[out] out   the new clock
+ * @param[in]  mono_ns  initial monotonic time (ns)
+ * @param[in]  wall_ns  initial wall time (ns since the epoch)
+ * @return 0 or FDN_ENOMEM
+ * @thread_safety any
+ */
+FDN_API int fdn_clock_manual_create(fdn_clock_t **out, int64_t mono_ns, int64_t wall_ns);
+
+/** Destroy a manual clock (NULL and the system clock are ignored). @thread_safety owner */
+FDN_API void fdn_clock_destroy(fdn_clock_t *c);
+
+/** True for a manual clock. @thread_safety any */
+FDN_API bool fdn_clock_is_manual(const fdn_clock_t *c);
+
+/** Monotonic nanoseconds. NULL means the system clock. @thread_safety any */
+FDN_API int64_t fdn_clock_mono_ns(const fdn_clock_t *c);
+
+/** Wall-clock nanoseconds since the epoch. NULL means the system clock. @thread_safety any */
+FDN_API int64_t fdn_clock_wall_ns(const fdn_clock_t *c);
+
+/**
+ * Move a manual clock forward by delta_ns (both mono and wall) and wake every waiter.
+ * @return 0, or FDN_EINVAL for the system clock or a negative delta.
+ * @thread_safety any
+ */
+FDN_API int fdn_clock_advance(fdn_clock_t *c, int64_t delta_ns);
+
+/**
+ * Set a manual clock's monotonic time (must not go backwards) and wake every waiter.
+ * The wall time moves by the same amount.
+ * @return 0, or FDN_EINVAL for the system clock or a time in the past.
+ * @thread_safety any
+ */
+FDN_API int fdn_clock_set_mono(fdn_clock_t *c, int64_t mono_ns);
+
+/**
+ * Block until the clock's monotonic time reaches deadline_ns, or until
+ * fdn_clock_kick() is called, whichever comes first. With the system clock this is a
+ * timed wait; with a manual clock it returns when an advance reaches the deadline.
+ * Spurious returns are allowed: callers re-check their condition.
+ * @param[in] c          the clock (NULL: system)
+ * @param[in] deadline_ns monotonic deadline; INT64_MAX waits for a kick only
+ * @param[in,out] kick_seq the caller's last seen kick sequence number (start with 0); the
+ *                        wait returns at once when a kick happened after that value.
+ * @return 0 when the deadline was reached, FDN_ECANCELED when kicked.
+ * @thread_safety any
+ */
+FDN_API int fdn_clock_wait_until(fdn_clock_t *c, int64_t deadline_ns, uint64_t *kick_seq);
+
+/**
+ * Wake every thread blocked in fdn_clock_wait_until on this clock (used to deliver
+ * shutdown and new work to threads that wait for time). NULL: the system clock.
+ * @thread_safety any
+ */
+FDN_API void fdn_clock_kick(fdn_clock_t *c);
+
+/** The current kick sequence number (pass it to fdn_clock_wait_until). @thread_safety any */
+FDN_API uint64_t fdn_clock_kick_seq(fdn_clock_t *c);
+
+/**
+ * Number of threads currently blocked in fdn_clock_wait_until on this clock. Tests use it
+ * to know that a background thread is parked before they advance a manual clock.
+ * @thread_safety any
+ */
+FDN_API int fdn_clock_waiters(fdn_clock_t *c);
+
+FDN_END_DECLS
+
+#endif /* FDN_CLOCK_H */

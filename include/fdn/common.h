@@ -1,0 +1,89 @@
+/**
+ * @file common.h
+ * @brief Shared definitions for every Foundation header: export macros, C++ guards,
+ *        the allocator hook and library-owned memory release.
+ *
+ * @since 0.1.0
+ */
+#ifndef FDN_COMMON_H
+#define FDN_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#if defined(_WIN32)
+#define FDN_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define FDN_API __attribute__((visibility("default")))
+#else
+#define FDN_API
+#endif
+
+#ifdef __cplusplus
+#define FDN_BEGIN_DECLS extern "C" {
+#define FDN_END_DECLS   }
+#else
+#define FDN_BEGIN_DECLS
+#define FDN_END_DECLS
+#endif
+
+#if defined(__GNUC__)
+#define FDN_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#define FDN_NODISCARD         __attribute__((warn_unused_result))
+#else
+#define FDN_PRINTF(fmt, args)
+#define FDN_NODISCARD
+#endif
+
+/** Success. Every fallible function returns 0 or a negative FDN_E* code (see error.h). */
+#define FDN_OK 0
+
+FDN_BEGIN_DECLS
+
+/**
+ * Allocator functions used for every allocation the library makes.
+ * All three must be thread-safe. `free_fn` accepts NULL.
+ */
+typedef struct fdn_allocator {
+    void *(*malloc_fn)(size_t size);
+    void *(*realloc_fn)(void *ptr, size_t size);
+    void (*free_fn)(void *ptr);
+} fdn_allocator_t;
+
+/**
+ * Replace the library's allocator.
+ * @param[in] a  the allocator; NULL restores malloc/realloc/free.
+ * @return 0, or FDN_EINVAL if a function pointer is missing.
+ * @thread_safety init: call before any other fdn call.
+ * @since 0.1.0
+ */
+FDN_API int fdn_set_allocator(const fdn_allocator_t *a);
+
+/**
+ * Free memory that the library allocated and handed to the caller (strings, JSON text,
+ * snapshots documented as "free with fdn_free").
+ * @param[in] p  the pointer; NULL is accepted.
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API void fdn_free(void *p);
+
+/**
+ * The library's version as "MAJOR.MINOR.PATCH" (a static string).
+ * Compare with FDN_VERSION_STRING from version.h to detect header/library mismatches.
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API const char *fdn_version(void);
+
+/**
+ * The library's version as 0xMMmmpp (same encoding as FDN_VERSION_HEX).
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API uint32_t fdn_version_hex(void);
+
+FDN_END_DECLS
+
+#endif /* FDN_COMMON_H */

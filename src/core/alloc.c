@@ -1,0 +1,86 @@
+/*
+ * DESIGN: the allocator hook. One process-wide table of function pointers, set only before
+ * any other fdn call (@thread_safety init), read without synchronisation afterwards.
+ * Each wrapper saves and restores errno so callers can report the errno of the operation
+ * they were doing, not of an allocator that touched it.
+ */
+#include "core/alloc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fdn/error.h>
+
+static fdn_allocator_t g_alloc = {malloc, realloc, free};
+
+int fdn_set_allocator(const fdn_allocator_t *a)
+{
+    if (a == NULL) {
+        g_alloc.malloc_fn = malloc;
+        g_alloc.realloc_fn = realloc;
+        g_alloc.free_fn = free;
+        return 0;
+    }
+    if (a->malloc_fn == NULL || a->realloc_fn == NULL || a->free_fn == NULL)
+        return FDN_EINVAL;
+    g_alloc = *a;
+    return 0;
+}
+
+void *fdn__malloc(size_t size)
+{
+    int saved = errno;
+    void *p = g_alloc.malloc_fn(size ? size : 1);
+    errno = saved;
+    return p;
+}
+
+void *fdn__calloc(size_t n, size_t size)
+{
+    if (size != 0 && n > SIZE_MAX / size)
+        return NULL;
+    void *p = fdn__malloc(n * size);
+    if (p != NULL)
+        memset(p, 0, n * size);
+    return p;
+}
+
+void *fdn__realloc(void *p, size_t size)
+{
+    int saved = errno;
+    void *q = g_alloc.realloc_fn(p, size ? size : 1);
+    errno = saved;
+    return q;
+}
+
+void fdn__free(void *p)
+{
+    if (p == NULL)
+        return;
+    int saved = errno;
+    g_alloc.free_fn(p);
+    errno = saved;
+}
+
+void fdn_free(void *p)
+{
+    fdn__free(p);
+}
+
+char *fdn__strndup(const char *s, size_t n)
+{
+    char *d = fdn__malloc(n + 1);
+    if (d == NULL)
+        return NULL;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+char *fdn__strdup(const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    return fdn__strndup(s, strlen(s));
+}

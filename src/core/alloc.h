@@ -1,0 +1,34 @@
+/* Internal allocation helpers. Every allocation in the library goes through these so that
+ * fdn_set_allocator() and the fault tests' failing allocator see all of them. They preserve
+ * errno. */
+#ifndef FDN_CORE_ALLOC_H
+#define FDN_CORE_ALLOC_H
+
+#include <stddef.h>
+#include <fdn/common.h>
+
+void *fdn__malloc(size_t size);
+void *fdn__calloc(size_t n, size_t size);
+void *fdn__realloc(void *p, size_t size);
+void fdn__free(void *p);
+/* Copy of s (NULL when s is NULL or on OOM). */
+char *fdn__strdup(const char *s);
+/* Copy of the first n bytes of s plus a NUL (NULL on OOM). */
+char *fdn__strndup(const char *s, size_t n);
+
+/* Cache line size used for padding shared state. */
+#define FDN_CACHELINE 64
+
+#define FDN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define FDN_MIN(a, b)    ((a) < (b) ? (a) : (b))
+#define FDN_MAX(a, b)    ((a) > (b) ? (a) : (b))
+
+#if defined(__GNUC__)
+#define FDN_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define FDN_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define FDN_LIKELY(x)   (x)
+#define FDN_UNLIKELY(x) (x)
+#endif
+
+#endif

@@ -1,0 +1,12 @@
+/* Internal interface between error.c and the thread-local error context
+ * (error_context.c). */
+#ifndef FDN_CORE_ERRCTX_H
+#define FDN_CORE_ERRCTX_H
+
+#include <fdn/error.h>
+
+/* Copy the calling thread's current context (correlation id, breadcrumbs, duration) into
+ * err. No-op when the thread has no current context. Never allocates. */
+void fdn__errctx_fill(fdn_error_t *err);
+
+#endif
