@@ -12,6 +12,8 @@
 
 #include <fdn/tasks.h>
 
+#include "core/tasks_int.h"
+
 typedef struct gate {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -265,6 +267,39 @@ static void shutdown_from_task_and_concurrently(void **state)
     fdn_tasks_destroy(tp);
 }
 
+static void service_stop_and_restart(void **state)
+{
+    (void)state;
+    fdn_tasks_opts_t o = FDN_TASKS_OPTS_INIT;
+    o.workers = 2;
+    fdn_tasks_t *tp = NULL;
+    assert_int_equal(fdn_tasks_create(&tp, &o), 0);
+    assert_int_equal(fdn__tasks_service_health(tp), 0);
+    assert_int_equal(fdn__tasks_service_start(tp), 0); /* already running */
+    atomic_store(&g_counter, 0);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(fdn_tasks_submit(tp, count_task, NULL), 0);
+    fdn__tasks_service_stop(tp); /* drains */
+    assert_int_equal(atomic_load(&g_counter), 10);
+    assert_int_equal(fdn__tasks_service_health(tp), FDN_EUNAVAILABLE);
+    assert_int_equal(fdn_tasks_submit(tp, count_task, NULL), FDN_EUNAVAILABLE);
+    assert_int_equal(fdn_tasks_submit_wait(tp, count_task, NULL, -1), FDN_EUNAVAILABLE);
+    fdn__tasks_service_stop(tp); /* twice is fine */
+    assert_int_equal(fdn__tasks_service_start(tp), 0);
+    assert_int_equal(fdn__tasks_service_health(tp), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(fdn_tasks_submit(tp, count_task, NULL), 0);
+    assert_int_equal(fdn_tasks_shutdown(tp, -1), 0);
+    assert_int_equal(atomic_load(&g_counter), 15);
+    fdn_tasks_stats_t st;
+    assert_int_equal(fdn_tasks_stats(tp, &st), 0);
+    assert_int_equal(st.completed, 15); /* counters survive the restart */
+    assert_int_equal(st.rejected, 2);
+    assert_int_equal(fdn__tasks_service_start(tp), FDN_ESHUTDOWN);
+    assert_int_equal(fdn_tasks_submit(tp, count_task, NULL), FDN_ESHUTDOWN);
+    fdn_tasks_destroy(tp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -273,6 +308,7 @@ int main(void)
         cmocka_unit_test(shutdown_drains_queue),
         cmocka_unit_test(blocking_submit_waits_for_room),
         cmocka_unit_test(shutdown_from_task_and_concurrently),
+        cmocka_unit_test(service_stop_and_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
