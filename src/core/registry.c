@@ -26,12 +26,12 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <urcu/urcu-bp.h>
-#include <urcu/compiler.h>
 
 #include "core/alloc.h"
 
@@ -158,7 +158,8 @@ static size_t cap_for(size_t n)
 static void retire_cb(struct rcu_head *head)
 {
     TSAN_ACQUIRE();
-    table_t *t = caa_container_of(head, table_t, rcu);
+    _Static_assert(offsetof(table_t, rcu) == 0, "rcu head first");
+    table_t *t = (table_t *)(void *)head;
     for (size_t i = 0; i < t->ndropped; i++)
         entry_unref(t->dropped[i]);
     fdn__free(t->dropped);
