@@ -255,6 +255,12 @@ void fdn_errctx_pop(void)
         t_st.depth--;
 }
 
+void fdn__errctx_truncate(size_t depth)
+{
+    if (t_st.depth > depth)
+        t_st.depth = (uint32_t)depth;
+}
+
 size_t fdn_errctx_depth(void)
 {
     return t_st.depth;

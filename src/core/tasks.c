@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "core/errctx.h"
 #include "core/tasks_int.h"
 
 typedef struct task {
@@ -91,10 +92,11 @@ static void *worker_main(void *arg)
         pthread_cond_signal(&tp->not_full);
         pthread_mutex_unlock(&tp->mu);
 
-        bool adopted = t.ctx != NULL && fdn_errctx_adopt(t.ctx) == 0;
+        size_t depth = fdn_errctx_depth();
+        if (t.ctx != NULL)
+            (void)fdn_errctx_adopt(t.ctx);
         int rc = t.fn(t.arg);
-        if (adopted)
-            fdn_errctx_pop();
+        fdn__errctx_truncate(depth); /* pops the adopted context and anything leaked */
         fdn_errctx_capture_free(t.ctx);
 
         pthread_mutex_lock(&tp->mu);

@@ -267,6 +267,36 @@ static void shutdown_from_task_and_concurrently(void **state)
     fdn_tasks_destroy(tp);
 }
 
+static int leaky_task(void *p)
+{
+    (void)p;
+    fdn_errctx_push("Leaky", "forgot_to_pop");
+    fdn_errctx_push("Leaky", "again");
+    return 0;
+}
+
+static int depth_probe(void *p)
+{
+    atomic_int *d = p;
+    atomic_store(d, (int)fdn_errctx_depth());
+    return 0;
+}
+
+static void leaked_contexts_do_not_reach_next_task(void **state)
+{
+    (void)state;
+    fdn_tasks_opts_t o = FDN_TASKS_OPTS_INIT;
+    o.workers = 1;
+    fdn_tasks_t *tp = NULL;
+    assert_int_equal(fdn_tasks_create(&tp, &o), 0);
+    atomic_int d = 99;
+    assert_int_equal(fdn_tasks_submit(tp, leaky_task, NULL), 0);
+    assert_int_equal(fdn_tasks_submit(tp, depth_probe, &d), 0);
+    assert_int_equal(fdn_tasks_shutdown(tp, -1), 0);
+    assert_int_equal(atomic_load(&d), 0);
+    fdn_tasks_destroy(tp);
+}
+
 static void service_stop_and_restart(void **state)
 {
     (void)state;
@@ -309,6 +339,7 @@ int main(void)
         cmocka_unit_test(blocking_submit_waits_for_room),
         cmocka_unit_test(shutdown_from_task_and_concurrently),
         cmocka_unit_test(service_stop_and_restart),
+        cmocka_unit_test(leaked_contexts_do_not_reach_next_task),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
