@@ -510,8 +510,8 @@ typedef int (*fdn_errctx_fn)(void *arg);
  * @return fn's return value.
  * @thread_safety any (calling thread)  @since 0.1.0
  */
-FDN_API int fdn_errctx_run(const char *module, const char *function, fdn_errctx_fn fn,
-                           void *arg, fdn_error_t *err);
+FDN_API int fdn_errctx_run(const char *module, const char *function, fdn_errctx_fn fn, void *arg,
+                           fdn_error_t *err);
 
 /**
  * fdn_errctx_run with a per-call error hook (NULL falls back as in fdn_errctx_run). The

@@ -65,16 +65,19 @@ typedef void (*fdn_registry_event_fn)(fdn_registry_op_t op, const char *ns, cons
 
 /** Options for fdn_registry_create. New fields are only appended. */
 typedef struct fdn_registry_opts {
-    uint32_t version;                /**< FDN_REGISTRY_OPTS_VERSION */
-    const char *name;                /**< namespace name used in messages; NULL: "default" */
-    fdn_clock_t *clock;              /**< clock for lookup durations and registration times;
-                                          NULL: system clock */
-    fdn_registry_event_fn on_event;  /**< optional event hook (NULL: none, no timing cost) */
-    void *event_user;                /**< passed to on_event */
+    uint32_t version;               /**< FDN_REGISTRY_OPTS_VERSION */
+    const char *name;               /**< namespace name used in messages; NULL: "default" */
+    fdn_clock_t *clock;             /**< clock for lookup durations and registration times;
+                                         NULL: system clock */
+    fdn_registry_event_fn on_event; /**< optional event hook (NULL: none, no timing cost) */
+    void *event_user;               /**< passed to on_event */
 } fdn_registry_opts_t;
 
 #define FDN_REGISTRY_OPTS_VERSION 1
-#define FDN_REGISTRY_OPTS_INIT    {FDN_REGISTRY_OPTS_VERSION, NULL, NULL, NULL, NULL}
+#define FDN_REGISTRY_OPTS_INIT                                                                     \
+    {                                                                                              \
+        FDN_REGISTRY_OPTS_VERSION, NULL, NULL, NULL, NULL                                          \
+    }
 
 /**
  * Create an empty registry.
@@ -127,8 +130,8 @@ FDN_API uint64_t fdn_registry_owner_new(void);
  * @since 0.1.0
  */
 FDN_API int fdn_registry_register(fdn_registry_t *reg, const char *service, void *handle,
-                                  uint64_t owner, const fdn_registry_meta_t *meta,
-                                  size_t nmeta, fdn_error_t *err);
+                                  uint64_t owner, const fdn_registry_meta_t *meta, size_t nmeta,
+                                  fdn_error_t *err);
 
 /**
  * Look a service up without taking any lock.
@@ -185,8 +188,8 @@ FDN_API size_t fdn_registry_entry_meta_count(const fdn_registry_entry_t *e);
  * @return 0 or FDN_ENOENT when i is out of range.
  * @thread_safety any  @since 0.1.0
  */
-FDN_API int fdn_registry_entry_meta_at(const fdn_registry_entry_t *e, size_t i,
-                                       const char **key, const char **value);
+FDN_API int fdn_registry_entry_meta_at(const fdn_registry_entry_t *e, size_t i, const char **key,
+                                       const char **value);
 /** Value of a metadata key, or NULL. Valid until release. @thread_safety any
  * @since 0.1.0 */
 FDN_API const char *fdn_registry_entry_meta(const fdn_registry_entry_t *e, const char *key);

@@ -25,14 +25,17 @@ typedef int (*fdn_task_fn)(void *arg);
 
 /** Options for fdn_tasks_create. New fields are only appended. */
 typedef struct fdn_tasks_opts {
-    uint32_t version;       /**< FDN_TASKS_OPTS_VERSION */
-    unsigned workers;       /**< worker threads, 1..256 (default 4) */
-    size_t queue_capacity;  /**< queued (not yet running) tasks, 1..1<<20 (default 1024) */
-    const char *name;       /**< thread name prefix (≤ 10 chars used); NULL: "fdn-task" */
+    uint32_t version;      /**< FDN_TASKS_OPTS_VERSION */
+    unsigned workers;      /**< worker threads, 1..256 (default 4) */
+    size_t queue_capacity; /**< queued (not yet running) tasks, 1..1<<20 (default 1024) */
+    const char *name;      /**< thread name prefix (≤ 10 chars used); NULL: "fdn-task" */
 } fdn_tasks_opts_t;
 
 #define FDN_TASKS_OPTS_VERSION 1
-#define FDN_TASKS_OPTS_INIT    {FDN_TASKS_OPTS_VERSION, 4, 1024, NULL}
+#define FDN_TASKS_OPTS_INIT                                                                        \
+    {                                                                                              \
+        FDN_TASKS_OPTS_VERSION, 4, 1024, NULL                                                      \
+    }
 
 /** Counters of a pool (see fdn_tasks_stats). */
 typedef struct fdn_tasks_stats {
@@ -71,8 +74,7 @@ FDN_API int fdn_tasks_submit(fdn_tasks_t *tp, fdn_task_fn fn, void *arg);
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int fdn_tasks_submit_wait(fdn_tasks_t *tp, fdn_task_fn fn, void *arg,
-                                  int64_t timeout_ms);
+FDN_API int fdn_tasks_submit_wait(fdn_tasks_t *tp, fdn_task_fn fn, void *arg, int64_t timeout_ms);
 
 /**
  * Stop accepting tasks, let the workers run every task already queued, and join them.

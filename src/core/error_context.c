@@ -482,8 +482,8 @@ static int run_impl(const char *module, const char *function, fdn_errctx_fn fn, 
     /* failure path: from here on cost does not matter */
     fdn_error_t local;
     fdn_error_t *e = err ? err : &local;
-    bool filled_by_fn = err != NULL && err->code == rc &&
-                        (err->timestamp_ns != saved_ts || saved_code != rc);
+    bool filled_by_fn =
+        err != NULL && err->code == rc && (err->timestamp_ns != saved_ts || saved_code != rc);
     if (!filled_by_fn) {
         fdn_err_set(e, rc, NULL);
     } else if (f != NULL) {
@@ -531,8 +531,8 @@ int fdn_errctx_run(const char *module, const char *function, fdn_errctx_fn fn, v
     return run_impl(module, function, fn, arg, err, NULL, NULL);
 }
 
-int fdn_errctx_run_hooked(const char *module, const char *function, fdn_errctx_fn fn,
-                          void *arg, fdn_error_t *err, fdn_errctx_hook_fn hook, void *hook_user)
+int fdn_errctx_run_hooked(const char *module, const char *function, fdn_errctx_fn fn, void *arg,
+                          fdn_error_t *err, fdn_errctx_hook_fn hook, void *hook_user)
 {
     return run_impl(module, function, fn, arg, err, hook, hook_user);
 }

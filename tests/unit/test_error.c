@@ -171,7 +171,11 @@ static bool valid_utf8(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
-        int len = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+        int len = *p < 0x80         ? 1
+                  : (*p >> 5) == 6  ? 2
+                  : (*p >> 4) == 14 ? 3
+                  : (*p >> 3) == 30 ? 4
+                                    : 0;
         if (len == 0)
             return false;
         for (int i = 1; i < len; i++)
@@ -270,7 +274,8 @@ static void recovery_actions_by_type(void **state)
     fdn_error_t e = FDN_ERROR_INIT;
     fdn_err_set(&e, FDN_ECONFIG_FORBIDDEN, NULL);
     char m[64];
-    assert_int_equal(fdn_err_metric_name(&e, m, sizeof(m)), strlen("foundation.errors.config.runtime"));
+    assert_int_equal(fdn_err_metric_name(&e, m, sizeof(m)),
+                     strlen("foundation.errors.config.runtime"));
     assert_string_equal(m, "foundation.errors.config.runtime");
 }
 

@@ -21,7 +21,10 @@ typedef struct gate {
     int entered; /* blockers that reached the gate */
 } gate_t;
 
-#define GATE_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0}
+#define GATE_INIT                                                                                  \
+    {                                                                                              \
+        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0                              \
+    }
 
 static int blocker(void *p)
 {
