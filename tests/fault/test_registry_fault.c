@@ -18,9 +18,30 @@ static atomic_long g_nalloc;
 static atomic_long g_fail_at; /* 0: never */
 static atomic_int g_failed;
 
+#include <pthread.h>
+
+/* Blocking mode: allocation number g_block_at waits until the gate opens. */
+static atomic_long g_block_at;
+static pthread_mutex_t g_gmu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_gcv = PTHREAD_COND_INITIALIZER;
+static bool g_blocked, g_gate_open;
+
+static void maybe_block(long n)
+{
+    if (n != atomic_load(&g_block_at))
+        return;
+    pthread_mutex_lock(&g_gmu);
+    g_blocked = true;
+    pthread_cond_broadcast(&g_gcv);
+    while (!g_gate_open)
+        pthread_cond_wait(&g_gcv, &g_gmu);
+    pthread_mutex_unlock(&g_gmu);
+}
+
 static bool should_fail(void)
 {
     long n = atomic_fetch_add(&g_nalloc, 1) + 1;
+    maybe_block(n);
     if (n == atomic_load(&g_fail_at)) {
         atomic_store(&g_failed, 1);
         return true;
@@ -173,6 +194,56 @@ static void tasks_and_capture_survive_allocation_failures(void **state)
     assert_true(n > 3);
 }
 
+static fdn_registry_t *g_reg;
+
+static void *writer(void *p)
+{
+    (void)p;
+    return fdn_registry_register(g_reg, "new", &h2, 0, NULL, 0, NULL) == 0 ? NULL : p;
+}
+
+/* A writer stalled inside its critical section (its table allocation blocks) does not delay
+ * readers: lookups, metadata reads, snapshots and count all complete meanwhile. */
+static void readers_never_wait_for_a_writer(void **state)
+{
+    (void)state;
+    arm(0);
+    fdn_registry_meta_t meta[1] = {{"k", "v"}};
+    assert_int_equal(fdn_registry_create(&g_reg, NULL), 0);
+    assert_int_equal(fdn_registry_register(g_reg, "old", &h1, 0, meta, 1, NULL), 0);
+    atomic_store(&g_nalloc, 0);
+    atomic_store(&g_block_at, 2); /* #1: the entry (no lock), #2: the new table (under lock) */
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, writer, NULL), 0);
+    pthread_mutex_lock(&g_gmu);
+    while (!g_blocked)
+        pthread_cond_wait(&g_gcv, &g_gmu);
+    pthread_mutex_unlock(&g_gmu);
+    for (int i = 0; i < 1000; i++) {
+        void *out = NULL;
+        assert_int_equal(fdn_registry_lookup(g_reg, "old", &out, NULL), 0);
+        assert_ptr_equal(out, &h1);
+        assert_int_equal(fdn_registry_lookup(g_reg, "new", NULL, NULL), FDN_ESERVICE_NOT_FOUND);
+        char v[4];
+        assert_int_equal(fdn_registry_meta_get(g_reg, "old", "k", v, sizeof(v), NULL), 0);
+        assert_int_equal(fdn_registry_count(g_reg), 1);
+    }
+    fdn_registry_entry_t *e = NULL;
+    assert_int_equal(fdn_registry_acquire(g_reg, "old", &e, NULL), 0);
+    fdn_registry_entry_release(e);
+    pthread_mutex_lock(&g_gmu);
+    g_gate_open = true;
+    pthread_cond_broadcast(&g_gcv);
+    pthread_mutex_unlock(&g_gmu);
+    void *r;
+    pthread_join(th, &r);
+    assert_null(r);
+    atomic_store(&g_block_at, 0);
+    assert_int_equal(fdn_registry_lookup(g_reg, "new", NULL, NULL), 0);
+    assert_int_equal(fdn_registry_count(g_reg), 2);
+    fdn_registry_destroy(g_reg);
+}
+
 int main(void)
 {
     fdn_allocator_t a = {f_malloc, f_realloc, free};
@@ -181,6 +252,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(registry_survives_every_allocation_failure),
         cmocka_unit_test(tasks_and_capture_survive_allocation_failures),
+        cmocka_unit_test(readers_never_wait_for_a_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
