@@ -340,6 +340,20 @@ static void tw_fmt(tw_t *w, const char *fmt, ...)
     tw_put(w, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
+/* Length of the longest prefix of buf[0..len) that does not end inside a multi-byte
+ * UTF-8 character. */
+static size_t utf8_whole(const char *buf, size_t len)
+{
+    size_t i = len;
+    while (i > 0 && ((unsigned char)buf[i - 1] & 0xC0) == 0x80)
+        i--;
+    if (i == 0)
+        return len;
+    unsigned char lead = (unsigned char)buf[i - 1];
+    size_t need = lead < 0x80 ? 1 : (lead >> 5) == 6 ? 2 : (lead >> 4) == 14 ? 3 : 4;
+    return (i - 1) + need <= len ? len : i - 1;
+}
+
 static size_t format_crumbs(const frame_t *f, char *buf, size_t cap)
 {
     tw_t w = {buf, cap, 0};
@@ -358,10 +372,8 @@ static size_t format_crumbs(const frame_t *f, char *buf, size_t cap)
     }
     if (cap > 0) {
         size_t end = w.len < cap ? w.len : cap - 1;
-        /* never leave a cut multi-byte character at the end */
         if (w.len >= cap)
-            while (end > 0 && ((unsigned char)buf[end] & 0xC0) == 0x80)
-                end--;
+            end = utf8_whole(buf, end);
         buf[end] = '\0';
     }
     return w.len;
