@@ -38,6 +38,7 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "core/supervisor_int.h"
 
 enum phase { PH_IDLE = 0, PH_STARTING, PH_RUNNING, PH_STOPPING, PH_DONE };
 
@@ -113,6 +114,7 @@ struct fdn_supervisor {
     bool thread_started;
     bool finished; /* supervisor thread has stopped everything and is exiting */
     bool joined;
+    _Atomic size_t live_threads; /* supervisor thread + workers not yet joined */
 };
 
 /* ------------------------------------------------------------------------------------ */
@@ -287,6 +289,7 @@ static int start_child(fdn_supervisor_t *sup, child_t *ch, fdn_service_state_t f
             fdn_err_set(err, rc, "cannot create the worker thread of service %s", ch->name);
         } else {
             ch->has_thread = true;
+            atomic_fetch_add_explicit(&sup->live_threads, 1, memory_order_relaxed);
         }
     }
     if (rc != 0) {
@@ -316,6 +319,7 @@ static void stop_child(fdn_supervisor_t *sup, child_t *ch, fdn_service_state_t t
     if (ch->has_thread) {
         pthread_join(ch->thread, NULL);
         ch->has_thread = false;
+        atomic_fetch_sub_explicit(&sup->live_threads, 1, memory_order_relaxed);
     }
     ch->ops->stop(ch->state);
     pthread_mutex_lock(&sup->mu);
@@ -659,6 +663,7 @@ int fdn_supervisor_create(fdn_supervisor_t **out, const fdn_supervisor_opts_t *o
     pthread_mutex_init(&sup->join_mu, NULL);
     cond_init_mono(&sup->cv);
     sup->phase = PH_IDLE;
+    atomic_init(&sup->live_threads, 0);
     *out = sup;
     return 0;
 }
@@ -791,8 +796,10 @@ int fdn_supervisor_start(fdn_supervisor_t *sup, fdn_error_t *err)
         rc = fdn_err_set(err, FDN_ESHUTDOWN, "supervisor %s shut down while starting", sup->name);
     if (rc == 0) {
         sup->thread_started = true; /* before the thread runs: on_sup_thread needs it */
+        atomic_fetch_add_explicit(&sup->live_threads, 1, memory_order_relaxed);
         int prc = pthread_create(&sup->thread, NULL, sup_main, sup);
         if (prc != 0) {
+            atomic_fetch_sub_explicit(&sup->live_threads, 1, memory_order_relaxed);
             sup->thread_started = false;
             rc = fdn_err_set(err, prc == ENOMEM ? FDN_ENOMEM : FDN_EAGAIN,
                              "cannot create the thread of supervisor %s", sup->name);
@@ -854,6 +861,7 @@ int fdn_supervisor_shutdown(fdn_supervisor_t *sup, int64_t timeout_ms)
         if (!sup->joined) {
             pthread_join(sup->thread, NULL);
             sup->joined = true;
+            atomic_fetch_sub_explicit(&sup->live_threads, 1, memory_order_relaxed);
         }
         pthread_mutex_unlock(&sup->join_mu);
     }
@@ -991,4 +999,9 @@ int fdn_supervisor_wait_idle(fdn_supervisor_t *sup, int64_t timeout_ms)
 fdn_clock_t *fdn_supervisor_clock(const fdn_supervisor_t *sup)
 {
     return sup != NULL ? sup->clock : NULL;
+}
+
+size_t fdn__supervisor_live_threads(fdn_supervisor_t *sup)
+{
+    return sup != NULL ? atomic_load_explicit(&sup->live_threads, memory_order_relaxed) : 0;
 }
