@@ -26,12 +26,12 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <urcu/urcu-bp.h>
-#include <urcu/compiler.h>
 
 #include "core/alloc.h"
 
@@ -158,7 +158,8 @@ static size_t cap_for(size_t n)
 static void retire_cb(struct rcu_head *head)
 {
     TSAN_ACQUIRE();
-    table_t *t = caa_container_of(head, table_t, rcu);
+    _Static_assert(offsetof(table_t, rcu) == 0, "rcu head first");
+    table_t *t = (table_t *)(void *)head;
     for (size_t i = 0; i < t->ndropped; i++)
         entry_unref(t->dropped[i]);
     fdn__free(t->dropped);
@@ -248,8 +249,7 @@ static int cmp_meta(const void *a, const void *b)
 /* Build an entry in one allocation. Metadata is sorted by key; for duplicate keys the last
  * given wins. */
 static int entry_build(fdn_registry_entry_t **out, const char *service, uint64_t h, void *handle,
-                       uint64_t owner, const fdn_registry_meta_t *meta, size_t nmeta,
-                       int64_t now)
+                       uint64_t owner, const fdn_registry_meta_t *meta, size_t nmeta, int64_t now)
 {
     fdn_registry_meta_t sorted[FDN_REGISTRY_META_MAX];
     size_t k = 0;
@@ -301,23 +301,21 @@ static bool name_ok(const char *service)
            strnlen(service, FDN_REGISTRY_NAME_MAX + 1) <= FDN_REGISTRY_NAME_MAX;
 }
 
-static void emit(fdn_registry_t *reg, fdn_registry_op_t op, const char *service, int rc,
-                 int64_t d)
+static void emit(fdn_registry_t *reg, fdn_registry_op_t op, const char *service, int rc, int64_t d)
 {
     if (reg->on_event != NULL)
         reg->on_event(op, reg->name, service ? service : "", rc, d, reg->event_user);
 }
 
-int fdn_registry_register(fdn_registry_t *reg, const char *service, void *handle,
-                          uint64_t owner, const fdn_registry_meta_t *meta, size_t nmeta,
-                          fdn_error_t *err)
+int fdn_registry_register(fdn_registry_t *reg, const char *service, void *handle, uint64_t owner,
+                          const fdn_registry_meta_t *meta, size_t nmeta, fdn_error_t *err)
 {
     if (reg == NULL)
         return fdn_err_set(err, FDN_EINVAL, "registry is NULL");
     int rc = 0;
     if (!name_ok(service)) {
-        rc = fdn_err_set(err, FDN_EINVAL, "service name must be 1..%d bytes",
-                         FDN_REGISTRY_NAME_MAX);
+        rc =
+            fdn_err_set(err, FDN_EINVAL, "service name must be 1..%d bytes", FDN_REGISTRY_NAME_MAX);
         goto out;
     }
     if (handle == NULL) {
@@ -353,8 +351,8 @@ int fdn_registry_register(fdn_registry_t *reg, const char *service, void *handle
             rc = 0;
         } else {
             rc = fdn_err_set(err, FDN_EEXIST,
-                             "Service %s already registered in namespace %s (handle %p)",
-                             service, reg->name, oh);
+                             "Service %s already registered in namespace %s (handle %p)", service,
+                             reg->name, oh);
             fdn_err_add_context(err, "namespace", "%s", reg->name);
             fdn_err_add_context(err, "service", "%s", service);
             fdn_err_add_context(err, "existing_owner", "%llu", (unsigned long long)oo);
