@@ -6,8 +6,8 @@
  *
  * Start order (reference §8.1): registry, config server, event store, telemetry,
  * connection manager, rate limiter, task pool, then the application's services in the order
- * they were added. Shutdown goes in reverse: the task pool drains first, then the supervised
- * services stop from last to first. Built-in services whose module is not part of the build
+ * they were added. Shutdown goes in reverse, from the last service to the first; the task
+ * pool runs its queued tasks when it stops. Built-in services whose module is not part of the build
  * yet are simply absent.
  *
  * Every supervised service is registered in the runtime's registry under its name (handle =
@@ -129,8 +129,10 @@ FDN_API int fdn_runtime_create(fdn_runtime_t **out, const fdn_runtime_opts_t *op
 FDN_API int fdn_runtime_start(fdn_runtime_t *rt, fdn_error_t *err);
 
 /**
- * Stop the runtime: drain the task pool, then stop the services in reverse start order.
- * Idempotent and thread-safe.
+ * Stop the runtime: stop the services in reverse start order (application services, then
+ * the task pool, which runs its queued tasks first, then the built-ins), then shut the task
+ * pool down for good. Idempotent and thread-safe. Must not be called from a task of the
+ * runtime's own pool or from a service's start/stop/health (it waits for them).
  * @param[in] timeout_ms  bound for each of the two steps (real time); < 0: no limit
  * @return 0, FDN_ETIMEDOUT (still stopping: call again or destroy, which waits)
  * @thread_safety any

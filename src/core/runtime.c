@@ -26,6 +26,7 @@
 #include "core/alloc.h"
 #include "core/runtime_int.h"
 #include "core/supervisor_int.h"
+#include "core/tasks_int.h"
 
 typedef struct rt_svc {
     fdn_runtime_t *rt;
@@ -116,10 +117,26 @@ static void w_destroy(void *state)
 static const fdn_service_ops_t W_OPS = {w_start, w_stop, w_health, NULL, w_destroy};
 static const fdn_service_ops_t W_OPS_RUN = {w_start, w_stop, w_health, w_run, w_destroy};
 
-/* The task pool as a supervised child: its threads live from create to shutdown, so start
- * and stop only gate the registration; the runtime drains it at shutdown. */
-static const fdn__rt_builtin_t TASKS_BUILTIN = {"task_supervisor", NULL, NULL, NULL, NULL,
-                                                NULL, FDN_RESTART_PERMANENT};
+/* The task pool as a supervised child (the reference's TaskSupervisor, last built-in):
+ * stop drains and joins its workers, start resumes them. Destroyed by the runtime itself. */
+static int tasks_start(void *obj)
+{
+    return fdn__tasks_service_start(obj);
+}
+
+static void tasks_stop(void *obj)
+{
+    fdn__tasks_service_stop(obj);
+}
+
+static int tasks_health(void *obj)
+{
+    return fdn__tasks_service_health(obj);
+}
+
+static const fdn__rt_builtin_t TASKS_BUILTIN = {"task_supervisor", NULL,        NULL,
+                                                tasks_start,       tasks_stop,  tasks_health,
+                                                FDN_RESTART_PERMANENT};
 
 /* ---- supervisor callbacks (lifecycle thread, no lock held) --------------------------- */
 
@@ -366,16 +383,13 @@ int fdn_runtime_shutdown(fdn_runtime_t *rt, int64_t timeout_ms)
     pthread_mutex_lock(&rt->mu);
     rt->stopped = true;
     pthread_mutex_unlock(&rt->mu);
-    int rc = 0;
-    if (rt->tasks != NULL) {
+    /* The supervisor stops the services in reverse order; the task pool is one of them and
+     * drains when stopped. Then the pool is shut down for good (idempotent). */
+    int rc = rt->sup != NULL ? fdn_supervisor_shutdown(rt->sup, timeout_ms) : 0;
+    if (rc == 0 && rt->tasks != NULL) {
         rc = fdn_tasks_shutdown(rt->tasks, timeout_ms);
-        if (rc == FDN_EBUSY) /* called from one of our tasks: let destroy drain */
+        if (rc == FDN_EBUSY)
             rc = 0;
-    }
-    if (rt->sup != NULL) {
-        int src = fdn_supervisor_shutdown(rt->sup, timeout_ms);
-        if (rc == 0)
-            rc = src;
     }
     return rc;
 }

@@ -524,6 +524,29 @@ static void testing_runtimes_are_isolated(void **state)
     assert_int_equal(fdn_testing_runtime_destroy(NULL, NULL), 0);
 }
 
+static void task_pool_is_supervised(void **state)
+{
+    (void)state;
+    fdn_runtime_t *rt = NULL;
+    assert_int_equal(fdn_testing_runtime_create(&rt, NULL, NULL), 0);
+    fdn_tasks_t *tp = fdn_runtime_tasks(rt);
+    atomic_int ran = 0;
+    assert_int_equal(fdn_runtime_inject_fault(rt, "task_supervisor", FDN_EIO), 0);
+    assert_int_equal(fdn_testing_settle(rt), 0);
+    void *h = NULL;
+    assert_true(registered(rt, "task_supervisor", &h)); /* same handle through the restart */
+    assert_ptr_equal(h, tp);
+    assert_int_equal(fdn_tasks_submit(tp, task_fn, &ran), FDN_EUNAVAILABLE);
+    assert_int_equal(fdn_testing_advance(rt, 10 * MS), 0);
+    assert_int_equal(fdn_tasks_submit(tp, task_fn, &ran), 0);
+    fdn_service_status_t st;
+    assert_int_equal(fdn_runtime_service_status(rt, "task_supervisor", &st), 0);
+    assert_int_equal(st.state, FDN_SERVICE_RUNNING);
+    assert_int_equal(st.restarts, 1);
+    assert_int_equal(fdn_testing_runtime_destroy(rt, NULL), 0);
+    assert_int_equal(atomic_load(&ran), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -536,6 +559,7 @@ int main(void)
         cmocka_unit_test(builtin_failures_leave_nothing),
         cmocka_unit_test(default_runtime),
         cmocka_unit_test(testing_runtimes_are_isolated),
+        cmocka_unit_test(task_pool_is_supervised),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
