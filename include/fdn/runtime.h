@@ -38,9 +38,10 @@ FDN_BEGIN_DECLS
 typedef struct fdn_runtime fdn_runtime_t;
 
 /** Flags for fdn_runtime_opts_t.flags. */
-#define FDN_RUNTIME_NO_START    (1u << 0) /**< create without starting: call fdn_runtime_start */
-#define FDN_RUNTIME_NO_BUILTINS (1u << 1) /**< no built-in services (registry and task pool
-                                               still exist): for tests of app services */
+#define FDN_RUNTIME_NO_START (1u << 0) /**< create without starting: call fdn_runtime_start */
+#define FDN_RUNTIME_NO_BUILTINS                                                                    \
+    (1u << 1) /**< no built-in services (registry and task pool                                    \
+                   still exist): for tests of app services */
 
 /**
  * Called once when the runtime escalates (restart intensity exceeded), after every service
@@ -60,29 +61,31 @@ typedef void (*fdn_runtime_restart_fn)(fdn_runtime_t *rt, const char *service, i
 
 /** Runtime options. New fields are only appended. */
 typedef struct fdn_runtime_opts {
-    uint32_t version;              /**< FDN_RUNTIME_OPTS_VERSION */
-    const char *name;              /**< namespace name; NULL: "production". Copied. */
-    const char *config_path;       /**< JSON config file; NULL: defaults + environment */
-    const char *data_dir;          /**< durable data directory; NULL: in-memory storage */
-    fdn_clock_t *clock;            /**< NULL: system clock; must outlive the runtime */
+    uint32_t version;                        /**< FDN_RUNTIME_OPTS_VERSION */
+    const char *name;                        /**< namespace name; NULL: "production". Copied. */
+    const char *config_path;                 /**< JSON config file; NULL: defaults + environment */
+    const char *data_dir;                    /**< durable data directory; NULL: in-memory storage */
+    fdn_clock_t *clock;                      /**< NULL: system clock; must outlive the runtime */
     fdn_runtime_escalation_fn on_escalation; /**< optional */
     fdn_runtime_restart_fn on_restart;       /**< optional */
-    void *user;                    /**< passed to the callbacks */
-    int max_restarts;              /**< restart intensity: N restarts ... (default 3) */
-    int64_t period_ns;             /**< ... within this period (default 5 s) */
-    int64_t backoff_base_ns;       /**< first restart delay (default 10 ms) */
-    int64_t backoff_max_ns;        /**< cap of the doubling delay (default 1 s) */
-    int64_t health_interval_ns;    /**< health poll period of built-in services (default 1 s;
-                                        0: no polling) */
-    unsigned task_workers;         /**< task pool threads (default 2) */
-    size_t task_queue;             /**< task pool queue capacity (default 1024) */
-    uint32_t flags;                /**< FDN_RUNTIME_* flags */
+    void *user;                              /**< passed to the callbacks */
+    int max_restarts;                        /**< restart intensity: N restarts ... (default 3) */
+    int64_t period_ns;                       /**< ... within this period (default 5 s) */
+    int64_t backoff_base_ns;                 /**< first restart delay (default 10 ms) */
+    int64_t backoff_max_ns;                  /**< cap of the doubling delay (default 1 s) */
+    int64_t health_interval_ns; /**< health poll period of built-in services (default 1 s;
+                                     0: no polling) */
+    unsigned task_workers;      /**< task pool threads (default 2) */
+    size_t task_queue;          /**< task pool queue capacity (default 1024) */
+    uint32_t flags;             /**< FDN_RUNTIME_* flags */
 } fdn_runtime_opts_t;
 
 #define FDN_RUNTIME_OPTS_VERSION 1
 #define FDN_RUNTIME_OPTS_INIT                                                                      \
-    {FDN_RUNTIME_OPTS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 3, 5000000000LL,        \
-     10000000LL, 1000000000LL, 1000000000LL, 2, 1024, 0}
+    {                                                                                              \
+        FDN_RUNTIME_OPTS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 3, 5000000000LL,       \
+            10000000LL, 1000000000LL, 1000000000LL, 2, 1024, 0                                     \
+    }
 
 /** Overall status (reference `health().status`, plus failed/stopped). */
 typedef enum fdn_runtime_status {

@@ -31,10 +31,10 @@
 typedef struct rt_svc {
     fdn_runtime_t *rt;
     uint64_t owner;
-    const fdn_service_ops_t *ops;  /* application service, or NULL */
-    const fdn__rt_builtin_t *bi;   /* built-in service, or NULL */
-    void *obj;                     /* the service object: the registry handle */
-    bool registered;               /* lifecycle thread only */
+    const fdn_service_ops_t *ops; /* application service, or NULL */
+    const fdn__rt_builtin_t *bi;  /* built-in service, or NULL */
+    void *obj;                    /* the service object: the registry handle */
+    bool registered;              /* lifecycle thread only */
 } rt_svc_t;
 
 struct fdn_runtime {
@@ -70,8 +70,8 @@ static int w_start(void *state, void *ctx, fdn_error_t *err)
     if (s->bi != NULL) {
         int rc = s->bi->start != NULL ? s->bi->start(s->obj) : 0;
         if (rc != 0)
-            fdn_err_set(err, rc, "built-in service %s failed to start in runtime %s",
-                        s->bi->name, s->rt->name);
+            fdn_err_set(err, rc, "built-in service %s failed to start in runtime %s", s->bi->name,
+                        s->rt->name);
         return rc;
     }
     return s->ops->start(s->obj, s->rt, err);
@@ -134,9 +134,8 @@ static int tasks_health(void *obj)
     return fdn__tasks_service_health(obj);
 }
 
-static const fdn__rt_builtin_t TASKS_BUILTIN = {"task_supervisor", NULL,        NULL,
-                                                tasks_start,       tasks_stop,  tasks_health,
-                                                FDN_RESTART_PERMANENT};
+static const fdn__rt_builtin_t TASKS_BUILTIN = {
+    "task_supervisor", NULL, NULL, tasks_start, tasks_stop, tasks_health, FDN_RESTART_PERMANENT};
 
 /* ---- supervisor callbacks (lifecycle thread, no lock held) --------------------------- */
 
@@ -435,8 +434,8 @@ int fdn_runtime_service_status(fdn_runtime_t *rt, const char *service, fdn_servi
     return fdn_supervisor_service_status(rt->sup, service, out);
 }
 
-int fdn_runtime_health(fdn_runtime_t *rt, fdn_runtime_health_t *out,
-                       fdn_service_status_t *services, size_t cap, size_t *n_out)
+int fdn_runtime_health(fdn_runtime_t *rt, fdn_runtime_health_t *out, fdn_service_status_t *services,
+                       size_t cap, size_t *n_out)
 {
     if (rt == NULL || out == NULL || (services == NULL && cap > 0))
         return FDN_EINVAL;

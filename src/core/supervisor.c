@@ -507,8 +507,8 @@ static bool do_one(fdn_supervisor_t *sup, int64_t *deadline)
             continue;
         ch->add_pending = false;
         if (sup->failed) {
-            ch->add_rc = fdn_err_set(ch->add_err, FDN_EESCALATED, "supervisor %s has failed",
-                                     sup->name);
+            ch->add_rc =
+                fdn_err_set(ch->add_err, FDN_EESCALATED, "supervisor %s has failed", sup->name);
         } else {
             pthread_mutex_unlock(&sup->mu);
             int rc = start_child(sup, ch, FDN_SERVICE_STOPPED, ch->add_err);
@@ -722,8 +722,8 @@ int fdn_supervisor_add(fdn_supervisor_t *sup, const fdn_service_spec_t *spec, fd
     pthread_mutex_lock(&sup->mu);
     if (find_locked(sup, ch->name) != NULL) {
         pthread_mutex_unlock(&sup->mu);
-        rc = fdn_err_set(err, FDN_EEXIST, "service %s already exists in supervisor %s",
-                         ch->name, sup->name);
+        rc = fdn_err_set(err, FDN_EEXIST, "service %s already exists in supervisor %s", ch->name,
+                         sup->name);
         fdn__free(ch);
         return rc;
     }

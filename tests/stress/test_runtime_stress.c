@@ -71,7 +71,7 @@ typedef struct targ {
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "check failed line %d: %s\n", __LINE__, #cond);                      \
+            fprintf(stderr, "check failed line %d: %s\n", __LINE__, #cond);                        \
             atomic_fetch_add(&sh->errors, 1);                                                      \
         }                                                                                          \
     } while (0)

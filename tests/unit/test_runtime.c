@@ -56,8 +56,7 @@ typedef struct comp {
 static int g_create_fail_slot = -1;
 static int g_start_fail_slot = -1;
 
-static int comp_create(fdn_runtime_t *rt, void **out, fdn_error_t *err, int slot,
-                       const char *name)
+static int comp_create(fdn_runtime_t *rt, void **out, fdn_error_t *err, int slot, const char *name)
 {
     if (slot == g_create_fail_slot)
         return fdn_err_set(err, FDN_ECONFIG_INVALID, "%s: bad configuration", name);

@@ -155,8 +155,7 @@ static void on_restart(const char *service, int attempt, int reason, int64_t bac
     pthread_mutex_unlock(&w->mu);
 }
 
-static void on_event(const char *service, void *state, fdn_service_state_t st, int code,
-                     void *user)
+static void on_event(const char *service, void *state, fdn_service_state_t st, int code, void *user)
 {
     (void)service;
     (void)state;
@@ -176,8 +175,7 @@ typedef struct fixture {
     int nsvc;
 } fixture_t;
 
-static fixture_t *fx_new(fdn_sup_strategy_t strategy, int max_restarts, int64_t base,
-                         int64_t max)
+static fixture_t *fx_new(fdn_sup_strategy_t strategy, int max_restarts, int64_t base, int64_t max)
 {
     fixture_t *f = calloc(1, sizeof(*f));
     assert_non_null(f);
@@ -634,11 +632,9 @@ static void add_after_start_and_errors(void **state)
     assert_int_equal(fdn_supervisor_add(f->w.sup, &spec, NULL), FDN_EINVAL);
     assert_int_equal(fdn_supervisor_add(f->w.sup, NULL, NULL), FDN_EINVAL);
 
-    assert_int_equal(fdn_supervisor_inject_fault(f->w.sup, "nope", -EIO),
-                     FDN_ESERVICE_NOT_FOUND);
+    assert_int_equal(fdn_supervisor_inject_fault(f->w.sup, "nope", -EIO), FDN_ESERVICE_NOT_FOUND);
     assert_int_equal(fdn_supervisor_inject_fault(f->w.sup, "a", 5), FDN_EINVAL);
-    assert_int_equal(fdn_supervisor_service_status(f->w.sup, "nope", &st),
-                     FDN_ESERVICE_NOT_FOUND);
+    assert_int_equal(fdn_supervisor_service_status(f->w.sup, "nope", &st), FDN_ESERVICE_NOT_FOUND);
     assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), FDN_EBUSY);
     assert_int_equal(fdn_supervisor_shutdown(f->w.sup, WAIT_MS), 0);
     ASSERT_LOG(&f->w, "-d -c -b -a");
