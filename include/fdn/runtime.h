@@ -11,7 +11,8 @@
  * yet are simply absent.
  *
  * Every supervised service is registered in the runtime's registry under its name (handle =
- * its state object) when it enters RUNNING; the entry stays through a restart (the object is
+ * its state object) when it starts (if the name is already taken there, its start fails with
+ * FDN_EEXIST); the entry stays through a restart (the object is
  * stable; calls answer FDN_EUNAVAILABLE meanwhile) and is removed when the service stops for
  * good (shutdown, normal exit, not restarted). The task pool is registered as
  * "task_supervisor".

@@ -546,6 +546,27 @@ static void task_pool_is_supervised(void **state)
     assert_int_equal(atomic_load(&ran), 1);
 }
 
+static void taken_name_fails_the_start(void **state)
+{
+    (void)state;
+    fdn_runtime_t *rt = NULL;
+    assert_int_equal(fdn_testing_runtime_create(&rt, NULL, NULL), 0);
+    int other = 0;
+    assert_int_equal(
+        fdn_registry_register(fdn_runtime_registry(rt), "app", &other, 0, NULL, 0, NULL), 0);
+    app_t a = {0};
+    fdn_service_spec_t s = app_spec(&a, "app", false);
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_runtime_add_service(rt, &s, &err), FDN_EEXIST);
+    ASSERT_LOG("+app -app");
+    assert_int_equal(app_call(&a), FDN_EUNAVAILABLE);
+    void *h = NULL;
+    assert_true(registered(rt, "app", &h));
+    assert_ptr_equal(h, &other); /* the existing entry is untouched */
+    assert_int_equal(fdn_testing_runtime_destroy(rt, NULL), 0);
+    assert_int_equal(a.destroyed, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -559,6 +580,7 @@ int main(void)
         cmocka_unit_test(default_runtime),
         cmocka_unit_test(testing_runtimes_are_isolated),
         cmocka_unit_test(task_pool_is_supervised),
+        cmocka_unit_test(taken_name_fails_the_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
