@@ -221,8 +221,10 @@ static void *worker_main(void *arg)
     if (rc > 0)
         rc = FDN_EINTERNAL;
     pthread_mutex_lock(&sup->mu);
+    /* STARTING: the worker may end before start_child marks the service RUNNING; the
+     * report is then handled once the lifecycle thread has finished that start. */
     if (!atomic_load_explicit(&ch->ctl.stop, memory_order_acquire) && ch->gen == ch->ctl.gen &&
-        ch->st == FDN_SERVICE_RUNNING && !ch->fail_pending) {
+        (ch->st == FDN_SERVICE_RUNNING || ch->st == FDN_SERVICE_STARTING) && !ch->fail_pending) {
         ch->fail_pending = true;
         ch->fail_code = rc;
         ch->fail_gen = ch->ctl.gen;
