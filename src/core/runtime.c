@@ -434,6 +434,11 @@ int fdn_runtime_shutdown(fdn_runtime_t *rt, int64_t timeout_ms)
     pthread_mutex_unlock(&rt->mu);
     /* The supervisor stops the services in reverse order; the task pool is one of them and
      * drains when stopped. Then the pool is shut down for good (idempotent). */
+    if (fdn__supervisor_on_thread(rt->sup)) {
+        /* from a supervisor callback (e.g. on_escalation): only request the stop; the
+         * supervisor thread stops the services and destroy completes the rest */
+        return fdn_supervisor_shutdown(rt->sup, timeout_ms);
+    }
     int rc = rt->sup != NULL ? fdn_supervisor_shutdown(rt->sup, timeout_ms) : 0;
     if (rc == 0) {
         /* every service is stopped and no lifecycle callback runs any more: retry removals

@@ -1007,3 +1007,8 @@ size_t fdn__supervisor_live_threads(fdn_supervisor_t *sup)
 {
     return sup != NULL ? atomic_load_explicit(&sup->live_threads, memory_order_relaxed) : 0;
 }
+
+bool fdn__supervisor_on_thread(fdn_supervisor_t *sup)
+{
+    return sup != NULL && on_sup_thread(sup);
+}

@@ -383,12 +383,15 @@ typedef struct esc {
     char service[64];
     int code;
     atomic_int restarts;
+    bool shutdown;
+    int shutdown_rc;
 } esc_t;
 
 static void on_esc(fdn_runtime_t *rt, const char *service, int code, void *user)
 {
-    (void)rt;
     esc_t *e = user;
+    if (e->shutdown)
+        e->shutdown_rc = fdn_runtime_shutdown(rt, 1000);
     snprintf(e->service, sizeof(e->service), "%s", service);
     e->code = code;
     atomic_fetch_add(&e->calls, 1);
@@ -567,6 +570,33 @@ static void taken_name_fails_the_start(void **state)
     assert_int_equal(a.destroyed, 0);
 }
 
+static void shutdown_from_escalation_callback(void **state)
+{
+    (void)state;
+    esc_t e = {0};
+    e.shutdown = true;
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.on_escalation = on_esc;
+    o.user = &e;
+    o.max_restarts = 0;
+    fdn_runtime_t *rt = NULL;
+    assert_int_equal(fdn_testing_runtime_create(&rt, &o, NULL), 0);
+    app_t a = {0};
+    fdn_service_spec_t s = app_spec(&a, "app", true);
+    assert_int_equal(fdn_runtime_add_service(rt, &s, NULL), 0);
+    ASSERT_LOG("+app");
+    assert_int_equal(fdn_runtime_inject_fault(rt, "app", FDN_EIO), 0);
+    /* wait_idle returns once the fault was handled: FDN_ESHUTDOWN because the escalation
+     * callback asked for the shutdown; a shutdown here then waits for the stop to finish */
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_supervisor_wait_idle(fdn_runtime_supervisor(rt), 10000), FDN_ESHUTDOWN);
+    assert_int_equal(fdn_runtime_shutdown(rt, 10000), 0);
+    assert_int_equal(atomic_load(&e.calls), 1);
+    assert_int_equal(e.shutdown_rc, 0);
+    ASSERT_LOG("-app");
+    assert_int_equal(fdn_testing_runtime_destroy(rt, &err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -581,6 +611,7 @@ int main(void)
         cmocka_unit_test(testing_runtimes_are_isolated),
         cmocka_unit_test(task_pool_is_supervised),
         cmocka_unit_test(taken_name_fails_the_start),
+        cmocka_unit_test(shutdown_from_escalation_callback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
