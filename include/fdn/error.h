@@ -510,6 +510,17 @@ FDN_API int fdn_errctx_set_context_hook(fdn_errctx_hook_fn fn, void *user);
  */
 FDN_API void fdn_errctx_set_error_hook(fdn_errctx_hook_fn fn, void *user);
 
+/**
+ * Add the current context to an error (the reference's enhance_error): the correlation id
+ * and breadcrumbs when err has none yet, context "module=<m> function=<f> operation_id=<id>"
+ * plus the context's metadata, and duration_ns. Code, message and existing context are kept.
+ * @param[in,out] err  the error to enhance
+ * @return 0; FDN_ENOENT without a current context (err untouched); FDN_EINVAL for NULL err.
+ * @thread_safety any (calling thread)
+ * @since 0.1.0
+ */
+FDN_API int fdn_errctx_enhance(fdn_error_t *err);
+
 /** A function run inside a context: returns 0/positive on success, negative FDN_E* on
  * failure. */
 typedef int (*fdn_errctx_fn)(void *arg);

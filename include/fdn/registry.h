@@ -151,6 +151,21 @@ FDN_API int fdn_registry_lookup(fdn_registry_t *reg, const char *service, void *
                                 fdn_error_t *err);
 
 /**
+ * Wait until `service` is registered (the reference's wait_for_service, without polling).
+ * @param[in]  reg         the registry
+ * @param[in]  service     the name
+ * @param[in]  timeout_ms  how long to wait (system monotonic clock); 0: check once; < 0: no
+ *                         limit
+ * @param[out] out         receives the handle (may be NULL)
+ * @param[out] err         optional: on timeout FDN_ETIMEDOUT with context namespace, service
+ * @return 0, FDN_ETIMEDOUT, FDN_EINVAL
+ * @thread_safety any (the registry must not be destroyed while a wait is in progress)
+ * @since 0.1.0
+ */
+FDN_API int fdn_registry_wait(fdn_registry_t *reg, const char *service, int64_t timeout_ms,
+                              void **out, fdn_error_t *err);
+
+/**
  * Copy a metadata value of a registered service into buf (lock-free).
  * @param[out] needed  optional: bytes the value needs including the NUL
  * @param[in] reg the registry

@@ -472,6 +472,33 @@ void fdn__errctx_fill(fdn_error_t *err)
     err->duration_ns = d > 0 ? d : 1;
 }
 
+/* Add the operation context of frame f to e (see fdn_errctx_enhance). */
+static void enhance(fdn_error_t *e, const frame_t *f)
+{
+    if (e->correlation_id[0] == '\0')
+        memcpy(e->correlation_id, f->corr, sizeof(e->correlation_id));
+    if (e->breadcrumbs[0] == '\0')
+        format_crumbs(f, e->breadcrumbs, sizeof(e->breadcrumbs));
+    fdn_err_add_context(e, "module", "%s", f->module);
+    fdn_err_add_context(e, "function", "%s", f->function);
+    fdn_err_add_context(e, "operation_id", "%llu", (unsigned long long)f->op_id);
+    for (uint32_t i = 0; i < f->meta_count; i++)
+        fdn_err_add_context(e, f->meta[i].key, "%s", f->meta[i].value);
+    int64_t d = mono_now() - f->start_ns;
+    e->duration_ns = d > 0 ? d : 1;
+}
+
+int fdn_errctx_enhance(fdn_error_t *err)
+{
+    frame_t *f = top();
+    if (f == NULL)
+        return FDN_ENOENT;
+    if (err == NULL)
+        return FDN_EINVAL;
+    enhance(err, f);
+    return 0;
+}
+
 static int run_impl(const char *module, const char *function, fdn_errctx_fn fn, void *arg,
                     fdn_error_t *err, fdn_errctx_hook_fn hook, void *hook_user)
 {
@@ -496,24 +523,12 @@ static int run_impl(const char *module, const char *function, fdn_errctx_fn fn, 
     fdn_error_t *e = err ? err : &local;
     bool filled_by_fn =
         err != NULL && err->code == rc && (err->timestamp_ns != saved_ts || saved_code != rc);
-    if (!filled_by_fn) {
+    if (!filled_by_fn)
         fdn_err_set(e, rc, NULL);
-    } else if (f != NULL) {
-        if (e->correlation_id[0] == '\0')
-            memcpy(e->correlation_id, f->corr, sizeof(e->correlation_id));
-        if (e->breadcrumbs[0] == '\0')
-            format_crumbs(f, e->breadcrumbs, sizeof(e->breadcrumbs));
-    }
     fdn_errctx_hook_fn h = hook;
     void *hu = hook_user;
     if (f != NULL) {
-        fdn_err_add_context(e, "module", "%s", f->module);
-        fdn_err_add_context(e, "function", "%s", f->function);
-        fdn_err_add_context(e, "operation_id", "%llu", (unsigned long long)f->op_id);
-        for (uint32_t i = 0; i < f->meta_count; i++)
-            fdn_err_add_context(e, f->meta[i].key, "%s", f->meta[i].value);
-        int64_t d = mono_now() - f->start_ns;
-        e->duration_ns = d > 0 ? d : 1;
+        enhance(e, f);
         if (h == NULL) {
             h = f->hook;
             hu = f->hook_user;

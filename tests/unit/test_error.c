@@ -486,6 +486,31 @@ static void err_set_fills_context(void **state)
     fdn_errctx_pop();
 }
 
+static void enhance_keeps_code_and_message(void **state)
+{
+    (void)state;
+    fdn_error_t e = FDN_ERROR_INIT;
+    fdn_err_set(&e, FDN_EEXTERNAL, "upstream said no");
+    fdn_err_add_context(&e, "status", "%d", 503);
+    assert_int_equal(fdn_errctx_enhance(&e), FDN_ENOENT);
+    assert_string_equal(e.context, "status=503");
+    assert_int_equal(fdn_errctx_push("Client", "call"), 0);
+    fdn_errctx_set_metadata("host", "api.example");
+    char c[37];
+    fdn_errctx_correlation_id(c);
+    assert_int_equal(fdn_errctx_enhance(&e), 0);
+    assert_int_equal(e.code, FDN_EEXTERNAL);
+    assert_string_equal(e.message, "upstream said no");
+    assert_string_equal(e.correlation_id, c);
+    assert_non_null(strstr(e.breadcrumbs, "Client.call ("));
+    assert_int_equal(strncmp(e.context, "status=503 module=Client function=call operation_id=", 52),
+                     0);
+    assert_non_null(strstr(e.context, " host=api.example"));
+    assert_true(e.duration_ns > 0);
+    assert_int_equal(fdn_errctx_enhance(NULL), FDN_EINVAL);
+    fdn_errctx_pop();
+}
+
 typedef struct hook_rec {
     int calls;
     int code;
@@ -824,6 +849,7 @@ int main(void)
         cmocka_unit_test_teardown(long_names_cut_at_utf8_boundary, clear_ctx),
         cmocka_unit_test_teardown(duration_increases, clear_ctx),
         cmocka_unit_test_teardown(err_set_fills_context, clear_ctx),
+        cmocka_unit_test_teardown(enhance_keeps_code_and_message, clear_ctx),
         cmocka_unit_test_teardown(run_passes_values_and_fills_only_on_failure, clear_ctx),
         cmocka_unit_test_teardown(ids_never_shared, clear_ctx),
         cmocka_unit_test_teardown(context_travels_to_thread, clear_ctx),

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -299,6 +300,37 @@ static void namespaces_isolated(void **state)
     fdn_registry_destroy(prod);
 }
 
+static void *late_register(void *p)
+{
+    fdn_registry_t *r = p;
+    return fdn_registry_register(r, "late", &h4, 0, NULL, 0, NULL) == 0 ? NULL : p;
+}
+
+static void wait_for_service(void **state)
+{
+    (void)state;
+    fdn_registry_t *r = make("w");
+    assert_int_equal(fdn_registry_register(r, "present", &h1, 0, NULL, 0, NULL), 0);
+    void *out = NULL;
+    assert_int_equal(fdn_registry_wait(r, "present", 0, &out, NULL), 0);
+    assert_ptr_equal(out, &h1);
+    fdn_error_t e = FDN_ERROR_INIT;
+    assert_int_equal(fdn_registry_wait(r, "never", 0, NULL, &e), FDN_ETIMEDOUT);
+    assert_non_null(strstr(e.context, "service=never"));
+    assert_int_equal(fdn_registry_wait(r, "never", 20, NULL, NULL), FDN_ETIMEDOUT);
+    assert_int_equal(fdn_registry_wait(NULL, "x", 0, NULL, NULL), FDN_EINVAL);
+    /* registered by another thread while we wait without a limit */
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, late_register, r), 0);
+    out = NULL;
+    assert_int_equal(fdn_registry_wait(r, "late", -1, &out, NULL), 0);
+    assert_ptr_equal(out, &h4);
+    void *res;
+    pthread_join(th, &res);
+    assert_null(res);
+    fdn_registry_destroy(r);
+}
+
 typedef struct evrec {
     int reg_ok, reg_err, look_ok, look_err, unreg;
     int64_t min_dur;
@@ -371,6 +403,7 @@ int main(void)
         cmocka_unit_test(snapshot_outlives_registry),
         cmocka_unit_test(namespaces_isolated),
         cmocka_unit_test(event_hook_reports),
+        cmocka_unit_test(wait_for_service),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
