@@ -148,6 +148,19 @@ static int64_t now_ns(const fdn_pool_t *p)
     return fdn_clock_mono_ns(p->clock);
 }
 
+/* Timestamp for leases and idle bookkeeping. With the system clock this reads
+ * CLOCK_MONOTONIC_COARSE (same time base as CLOCK_MONOTONIC, a few ms resolution, several
+ * times cheaper), which is ample for lease ages, idle times and lifetimes; deadlines always
+ * use the precise clock. A manual clock is read as is. */
+static int64_t stamp_ns(const fdn_pool_t *p)
+{
+    if (p->manual)
+        return fdn_clock_mono_ns(p->clock);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static int64_t ms_to_ns(int64_t ms)
 {
     if (ms <= 0)
@@ -732,11 +745,12 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
 {
     if (p == NULL || out == NULL || timeout_ms < FDN_POOL_TIMEOUT_DEFAULT)
         return fdn_err_set(err, FDN_EINVAL, "pool checkout: bad arguments");
-    int64_t start = now_ns(p);
+    /* Precise start only when telemetry reports the checkout time. */
+    int64_t start = p->tm != NULL ? now_ns(p) : 0;
+    int64_t stamp = stamp_ns(p);
     int64_t timeout_ns = timeout_ms == FDN_POOL_TIMEOUT_DEFAULT ? p->checkout_timeout_ns
                          : timeout_ms == FDN_POOL_WAIT_FOREVER ? INT64_MAX
                                                                 : ms_to_ns(timeout_ms);
-    int64_t deadline = add_sat(start, timeout_ns);
     void *bt[BT_MAX];
     int bt_len = 0;
     capture_bt(p, bt, &bt_len);
@@ -753,7 +767,7 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
         if (p->wq_head == NULL && p->idle_head != NULL) {
             fdn_pool_worker_t *w = p->idle_head;
             idle_remove(p, w);
-            int64_t now = start;
+            int64_t now = stamp;
             if (idle_expired(p, w, now)) {
                 all_remove(p, w);
                 p->live--;
@@ -811,9 +825,10 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
         break;
     }
 
-    /* Wait in line. */
+    /* Wait in line; the deadline counts from here. */
     int64_t now = now_ns(p);
-    if (now >= deadline) {
+    int64_t deadline = add_sat(now, timeout_ns);
+    if (timeout_ns == 0) {
         p->n_timeouts++;
         int in_use = p->in_use;
         int64_t oldest = oldest_lease_age_locked(p, now);
@@ -898,7 +913,7 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *w, bool broken)
         return FDN_EINVAL;
     if (!broken && p->reset != NULL && p->reset(w->conn, p->user) != 0)
         broken = true;
-    int64_t now = p->checkin_needs_now ? now_ns(p) : 0;
+    int64_t now = p->checkin_needs_now ? stamp_ns(p) : 0;
     bool kick = false;
     int refill_n = 0;
     fdn_pool_worker_t *drop = NULL;
@@ -914,7 +929,7 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *w, bool broken)
     if (!broken && !expired && !p->closed && p->wq_head != NULL) {
         /* Hand over to the oldest waiter; the lease continues. */
         if (!p->checkin_needs_now)
-            now = now_ns(p);
+            now = stamp_ns(p);
         w->checkout_ns = now;
         w->leak_reported = false;
         w->bt_len = 0;
