@@ -299,6 +299,13 @@ static bool grant_oldest(fdn_pool_t *p, int grant, fdn_pool_worker_t *w)
     return p->manual;
 }
 
+/* Wake fdn_pool_shutdown when the last lease or creation of a closed pool is done. */
+static void drain_check_locked(fdn_pool_t *p)
+{
+    if (p->closed && p->in_use == 0 && p->creating == 0)
+        pthread_cond_broadcast(&p->drain_cv);
+}
+
 static bool can_free_locked(const fdn_pool_t *p)
 {
     return p->released && p->in_use == 0 && p->creating == 0 && p->nwait == 0;
@@ -443,6 +450,7 @@ static void refill(fdn_pool_t *p, int n)
         } else {
             drop = place_new_locked(p, w, now_ns(p), &kick);
         }
+        drain_check_locked(p);
         f = can_free_locked(p);
         pthread_mutex_unlock(&p->mu);
         if (kick)
@@ -724,6 +732,7 @@ static int fill_slot(fdn_pool_t *p, fdn_pool_worker_t **out, void **bt, int bt_l
             p->in_use++;
             kick = grant_oldest(p, GRANT_CREATE, NULL);
         }
+        drain_check_locked(p);
         pthread_mutex_unlock(&p->mu);
         if (kick)
             fdn_clock_kick(p->clock);
@@ -785,19 +794,21 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
             destroy_chain(p, chain);
             chain = NULL;
             if (check && p->validate(w->conn, p->user) != 0) {
-                /* Failed validation: drop it and try again with the same deadline. */
+                /* Failed validation: drop it and fill its slot (still counted in live and
+                 * in_use, so no waiter can take it) with a new worker for this caller. */
                 pthread_mutex_lock(&p->mu);
                 w->in_use = false;
                 all_remove(p, w);
-                p->live--;
-                p->in_use--;
                 p->n_checkouts--;
                 p->n_broken++;
                 p->n_destroyed++;
                 pthread_mutex_unlock(&p->mu);
                 worker_destroy(p, w);
-                pthread_mutex_lock(&p->mu);
-                continue;
+                rc = fill_slot(p, out, bt, bt_len, err);
+                if (rc == 0)
+                    tm_event(p, "foundation.connection_pool.checkout", "checkout_time",
+                             (double)(now_ns(p) - start));
+                return rc;
             }
             *out = w;
             tm_event(p, "foundation.connection_pool.checkout", "checkout_time",
@@ -962,9 +973,7 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *w, bool broken)
         p->in_use--;
         idle_push(p, w);
     }
-    bool drained = p->closed && p->in_use == 0 && p->creating == 0;
-    if (drained)
-        pthread_cond_broadcast(&p->drain_cv);
+    drain_check_locked(p);
     bool f = can_free_locked(p);
     pthread_mutex_unlock(&p->mu);
     if (kick)
