@@ -2,9 +2,9 @@
  * DESIGN: the per-runtime manager of named pools (the reference's ConnectionManager, §5.3.2,
  * without its serialisation).
  *
- * An unsorted array of (name, pool) entries under one mutex (m->mu); lists are sorted on output. The manager only
- * finds pools; every pool operation runs on the pool itself in the caller's thread, so a
- * slow function on one pool never blocks another pool or the manager.
+ * An unsorted array of (name, pool) entries under one mutex (m->mu); lists are sorted on
+ * output. The manager only finds pools; every pool operation runs on the pool itself in the
+ * caller's thread, so a slow function on one pool never blocks another pool or the manager.
  *
  * Locks: m->mu, then (inside fdn_pool_retain/status) the pool's mutex; never the reverse.
  * No user callback runs under m->mu: fdn_pools_start reserves the name with a placeholder
