@@ -274,12 +274,12 @@ static void rm_worker(void *conn, void *user)
 
 static _Atomic int failures;
 
-#define CHECK(cond)                                                                              \
-    do {                                                                                         \
-        if (!(cond)) {                                                                           \
-            fprintf(stderr, "check failed at line %d: %s\n", __LINE__, #cond);                   \
-            failures++;                                                                          \
-        }                                                                                        \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "check failed at line %d: %s\n", __LINE__, #cond);                     \
+            failures++;                                                                            \
+        }                                                                                          \
     } while (0)
 
 typedef struct call {
@@ -297,8 +297,8 @@ typedef struct call {
 static int do_call(void *conn, void *arg)
 {
     call_t *c = arg;
-    c->rc = http_request(conn, c->method, c->path, c->params, c->nparams, c->headers,
-                         c->nheaders, c->body, &c->resp);
+    c->rc = http_request(conn, c->method, c->path, c->params, c->nparams, c->headers, c->nheaders,
+                         c->body, &c->resp);
     return 0;
 }
 
@@ -306,9 +306,8 @@ static int do_status(void *conn, void *arg)
 {
     http_worker_t *w = conn;
     char *out = arg;
-    snprintf(out, 512, "{base_url: %s, timeout: %ld, requests_made: %ld, errors: %ld}",
-             w->base_url, w->timeout_ms, atomic_load(&w->requests_made),
-             atomic_load(&w->errors));
+    snprintf(out, 512, "{base_url: %s, timeout: %ld, requests_made: %ld, errors: %ld}", w->base_url,
+             w->timeout_ms, atomic_load(&w->requests_made), atomic_load(&w->errors));
     return 0;
 }
 
@@ -369,8 +368,12 @@ int main(void)
 
     header_t params[] = {{"q", "pool test"}, {"n", "1"}};
     header_t hdrs[] = {{"User-Agent", "example/1.0"}, {"X-Trace", "abc"}};
-    call_t c = {.method = "GET", .path = "/test", .params = params, .nparams = 2,
-                .headers = hdrs, .nheaders = 2};
+    call_t c = {.method = "GET",
+                .path = "/test",
+                .params = params,
+                .nparams = 2,
+                .headers = hdrs,
+                .nheaders = 2};
     CHECK(fdn_pools_with(m, "http", do_call, &c, 1000, NULL) == 0);
     printf("GET /test -> %d %s\n", c.resp.status, c.resp.body);
     CHECK(c.resp.status == 200 && strstr(c.resp.body, "\"q\":\"pool test\"") != NULL);

@@ -307,8 +307,8 @@ int main(void)
     printf("requests ok=%d failed=%d\n", ok, bad);
     printf("pool %s: size=%d workers=%d available=%d in_use=%d overflow=%d waiters=%d "
            "created=%llu destroyed=%llu broken=%llu\n",
-           fdn_pool_name(pool), s.size, s.workers, s.available, s.in_use, s.overflow,
-           s.waiters, (unsigned long long)s.created, (unsigned long long)s.destroyed,
+           fdn_pool_name(pool), s.size, s.workers, s.available, s.in_use, s.overflow, s.waiters,
+           (unsigned long long)s.created, (unsigned long long)s.destroyed,
            (unsigned long long)s.broken);
     printf("server accepted %d connections\n", atomic_load(&srv.accepted));
     failures += bad != 0 || ok != C * 25 || s.broken != 1 || s.in_use != 0;

@@ -8,8 +8,8 @@
  *
  * Locks. One mutex per pool (p->mu) guards every mutable field of the pool and of its
  * workers' bookkeeping (lists, in_use, times, backtrace). The manager has its own mutex
- * (m->mu, pool_manager.c). Order: m->mu before p->mu; never the reverse. No user callback (create, destroy,
- * validate, reset, on_leak) and no telemetry call runs with either lock held: work that
+ * (m->mu, pool_manager.c). Order: m->mu before p->mu; never the reverse. No user callback (create,
+ * destroy, validate, reset, on_leak) and no telemetry call runs with either lock held: work that
  * needs a callback is decided under the lock (a worker is unlinked, or a slot is reserved by
  * incrementing `live`) and done after unlocking.
  *
@@ -53,8 +53,8 @@
 
 #include <fdn/telemetry.h>
 
-#define NS_PER_MS 1000000LL
-#define BT_MAX    24
+#define NS_PER_MS  1000000LL
+#define BT_MAX     24
 #define LEAK_BATCH 16
 
 enum grant { GRANT_NONE = 0, GRANT_WORKER, GRANT_CREATE, GRANT_SHUTDOWN };
@@ -481,17 +481,18 @@ int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *
     fdn_pool_strategy_t strat =
         opts->strategy == FDN_POOL_STRATEGY_DEFAULT ? FDN_POOL_LIFO : opts->strategy;
     if (size < 0)
-        return fdn_err_set(err, FDN_EINVAL, "pool %s: size must be a non-negative integer",
-                           name);
+        return fdn_err_set(err, FDN_EINVAL, "pool %s: size must be a non-negative integer", name);
     if (ovf < 0)
-        return fdn_err_set(err, FDN_EINVAL,
-                           "pool %s: max_overflow must be a non-negative integer", name);
+        return fdn_err_set(err, FDN_EINVAL, "pool %s: max_overflow must be a non-negative integer",
+                           name);
     if (fdn__pool_check_sizes(size, ovf, strat) != 0)
-        return fdn_err_set(err, FDN_EINVAL, "pool %s: size + max_overflow must be > 0 and "
-                                            "strategy lifo or fifo", name);
+        return fdn_err_set(err, FDN_EINVAL,
+                           "pool %s: size + max_overflow must be > 0 and "
+                           "strategy lifo or fifo",
+                           name);
     if (opts->checkout_timeout_ms < 0 || opts->max_lifetime_ms < 0 ||
-        opts->lifetime_jitter_ms < 0 || opts->idle_timeout_ms < 0 ||
-        opts->overflow_ttl_ms < 0 || opts->leak_threshold_ms < 0 || opts->reap_interval_ms < 0)
+        opts->lifetime_jitter_ms < 0 || opts->idle_timeout_ms < 0 || opts->overflow_ttl_ms < 0 ||
+        opts->leak_threshold_ms < 0 || opts->reap_interval_ms < 0)
         return fdn_err_set(err, FDN_EINVAL, "pool %s: negative time option", name);
 
     fdn_pool_t *p = fdn__calloc(1, sizeof(*p));
@@ -508,8 +509,8 @@ int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *
     p->reset = opts->reset;
     p->on_leak = opts->on_leak;
     p->user = opts->user;
-    p->validate_after_ns = opts->validate_after_idle_ms < 0 ? -1
-                                                            : ms_to_ns(opts->validate_after_idle_ms);
+    p->validate_after_ns =
+        opts->validate_after_idle_ms < 0 ? -1 : ms_to_ns(opts->validate_after_idle_ms);
     p->max_lifetime_ns = ms_to_ns(opts->max_lifetime_ms);
     p->jitter_ns = ms_to_ns(opts->lifetime_jitter_ms);
     p->idle_timeout_ns = ms_to_ns(opts->idle_timeout_ms);
@@ -572,8 +573,7 @@ static void *reaper_main(void *arg)
     uint64_t seq = fdn_clock_kick_seq(p->clock);
     while (!atomic_load_explicit(&p->reaper_stop, memory_order_acquire)) {
         int64_t deadline = add_sat(now_ns(p), p->reap_interval_ns);
-        while (!atomic_load_explicit(&p->reaper_stop, memory_order_acquire) &&
-               now_ns(p) < deadline)
+        while (!atomic_load_explicit(&p->reaper_stop, memory_order_acquire) && now_ns(p) < deadline)
             (void)fdn_clock_wait_until(p->clock, deadline, &seq);
         if (atomic_load_explicit(&p->reaper_stop, memory_order_acquire))
             break;
@@ -626,8 +626,8 @@ int fdn_pool_shutdown(fdn_pool_t *p, int64_t timeout_ms)
         } else {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
-            int64_t dl = add_sat((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec,
-                                 ms_to_ns(timeout_ms));
+            int64_t dl =
+                add_sat((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, ms_to_ns(timeout_ms));
             struct timespec abs = {.tv_sec = (time_t)(dl / 1000000000),
                                    .tv_nsec = (long)(dl % 1000000000)};
             while ((p->in_use > 0 || p->creating > 0) && rc == 0)
@@ -690,8 +690,7 @@ static bool idle_expired(const fdn_pool_t *p, const fdn_pool_worker_t *w, int64_
 static int timeout_error(fdn_pool_t *p, fdn_error_t *err, int64_t timeout_ns, int in_use,
                          int64_t oldest)
 {
-    tm_event(p, "foundation.connection_pool.timeout", "timeout",
-             (double)(timeout_ns / NS_PER_MS));
+    tm_event(p, "foundation.connection_pool.timeout", "timeout", (double)(timeout_ns / NS_PER_MS));
     if (err == NULL)
         return FDN_ETIMEDOUT;
     fdn_err_set(err, FDN_ETIMEDOUT, "pool %s: checkout timed out after %lld ms", p->name,
@@ -737,8 +736,7 @@ static int fill_slot(fdn_pool_t *p, fdn_pool_worker_t **out, void **bt, int bt_l
     return 0;
 }
 
-int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms,
-                      fdn_error_t *err)
+int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms, fdn_error_t *err)
 {
     if (p == NULL || out == NULL || timeout_ms < FDN_POOL_TIMEOUT_DEFAULT)
         return fdn_err_set(err, FDN_EINVAL, "pool checkout: bad arguments");
@@ -746,7 +744,7 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
     int64_t start = p->tm != NULL ? now_ns(p) : 0;
     int64_t stamp = stamp_ns(p);
     int64_t timeout_ns = timeout_ms == FDN_POOL_TIMEOUT_DEFAULT ? p->checkout_timeout_ns
-                         : timeout_ms == FDN_POOL_WAIT_FOREVER ? INT64_MAX
+                         : timeout_ms == FDN_POOL_WAIT_FOREVER  ? INT64_MAX
                                                                 : ms_to_ns(timeout_ms);
     void *bt[BT_MAX];
     int bt_len = 0;
@@ -933,8 +931,7 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *w, bool broken)
         w->leak_reported = false;
         w->bt_len = 0;
         kick = grant_oldest(p, GRANT_WORKER, w);
-    } else if (broken || expired || p->closed ||
-               (p->live > p->size && p->overflow_ttl_ns == 0)) {
+    } else if (broken || expired || p->closed || (p->live > p->size && p->overflow_ttl_ns == 0)) {
         w->in_use = false;
         all_remove(p, w);
         p->live--;
@@ -987,8 +984,7 @@ int fdn_pool_checkin_broken(fdn_pool_t *p, fdn_pool_worker_t *w)
     return give_back(p, w, true);
 }
 
-int fdn_pool_with(fdn_pool_t *p, fdn_pool_fn fn, void *arg, int64_t timeout_ms,
-                  fdn_error_t *err)
+int fdn_pool_with(fdn_pool_t *p, fdn_pool_fn fn, void *arg, int64_t timeout_ms, fdn_error_t *err)
 {
     if (fn == NULL)
         return fdn_err_set(err, FDN_EINVAL, "pool with: fn required");

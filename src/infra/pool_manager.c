@@ -35,8 +35,8 @@
 
 typedef struct pool_entry {
     char name[FDN_POOL_NAME_MAX];
-    fdn_pool_t *pool;     /* NULL while starting */
-    fdn_telemetry_t *tm;  /* the pool's telemetry sink, for pool_stopped */
+    fdn_pool_t *pool;    /* NULL while starting */
+    fdn_telemetry_t *tm; /* the pool's telemetry sink, for pool_stopped */
 } pool_entry_t;
 
 struct fdn_pools {
@@ -62,8 +62,9 @@ int fdn_pools_create(fdn_pools_t **out, const fdn_pools_opts_t *opts)
     int size = opts->default_size == FDN_POOL_DEFAULT ? FDN_POOL_DEFAULT_SIZE : opts->default_size;
     int ovf = opts->default_max_overflow == FDN_POOL_DEFAULT ? FDN_POOL_DEFAULT_MAX_OVERFLOW
                                                              : opts->default_max_overflow;
-    fdn_pool_strategy_t s =
-        opts->default_strategy == FDN_POOL_STRATEGY_DEFAULT ? FDN_POOL_LIFO : opts->default_strategy;
+    fdn_pool_strategy_t s = opts->default_strategy == FDN_POOL_STRATEGY_DEFAULT
+                                ? FDN_POOL_LIFO
+                                : opts->default_strategy;
     if (fdn__pool_check_sizes(size, ovf, s) != 0)
         return FDN_EINVAL;
     fdn_pools_t *m = fdn__calloc(1, sizeof(*m));
@@ -95,8 +96,7 @@ void fdn_pools_destroy(fdn_pools_t *m)
     fdn__free(m);
 }
 
-int fdn_pools_set_defaults(fdn_pools_t *m, int size, int max_overflow,
-                           fdn_pool_strategy_t strategy)
+int fdn_pools_set_defaults(fdn_pools_t *m, int size, int max_overflow, fdn_pool_strategy_t strategy)
 {
     if (m == NULL || fdn__pool_check_sizes(size, max_overflow, strategy) != 0)
         return FDN_EINVAL;
@@ -128,8 +128,8 @@ static void remove_entry_locked(fdn_pools_t *m, pool_entry_t *e)
     m->n--;
 }
 
-int fdn_pools_start(fdn_pools_t *m, const char *name, const fdn_pool_opts_t *opts,
-                    fdn_pool_t **out, fdn_error_t *err)
+int fdn_pools_start(fdn_pools_t *m, const char *name, const fdn_pool_opts_t *opts, fdn_pool_t **out,
+                    fdn_error_t *err)
 {
     if (m == NULL || name == NULL || opts == NULL)
         return fdn_err_set(err, FDN_EINVAL, "start_pool: manager, name and options required");
@@ -192,8 +192,8 @@ int fdn_pools_start(fdn_pools_t *m, const char *name, const fdn_pool_opts_t *opt
         *out = p;
     if (o.telemetry != NULL) {
         fdn_tm_meta_t meta = {"pool_name", name};
-        (void)fdn_telemetry_execute(o.telemetry, "foundation.connection_pool.pool_started", NULL,
-                                    0, &meta, 1);
+        (void)fdn_telemetry_execute(o.telemetry, "foundation.connection_pool.pool_started", NULL, 0,
+                                    &meta, 1);
     }
     return 0;
 }
@@ -216,8 +216,8 @@ int fdn_pools_stop(fdn_pools_t *m, const char *name)
     pthread_mutex_unlock(&m->mu);
     if (tm != NULL) {
         fdn_tm_meta_t meta = {"pool_name", fdn_pool_name(p)};
-        (void)fdn_telemetry_execute(tm, "foundation.connection_pool.pool_stopped", NULL, 0,
-                                    &meta, 1);
+        (void)fdn_telemetry_execute(tm, "foundation.connection_pool.pool_stopped", NULL, 0, &meta,
+                                    1);
     }
     (void)fdn_pool_shutdown(p, 0);
     fdn_pool_release(p);
@@ -242,8 +242,8 @@ int fdn_pools_get(fdn_pools_t *m, const char *name, fdn_pool_t **out)
     return 0;
 }
 
-int fdn_pools_with(fdn_pools_t *m, const char *name, fdn_pool_fn fn, void *arg,
-                   int64_t timeout_ms, fdn_error_t *err)
+int fdn_pools_with(fdn_pools_t *m, const char *name, fdn_pool_fn fn, void *arg, int64_t timeout_ms,
+                   fdn_error_t *err)
 {
     fdn_pool_t *p = NULL;
     int rc = fdn_pools_get(m, name, &p);
