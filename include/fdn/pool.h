@@ -196,7 +196,8 @@ FDN_API int fdn_pool_shutdown(fdn_pool_t *p, int64_t timeout_ms);
 /**
  * Shut the pool down (without waiting for leases) and drop the caller's reference. Memory
  * is freed when the last reference is dropped and the last lease returned. NULL accepted.
- * @thread_safety owner
+ * @thread_safety owner of this reference: no other call may use it; leases may still be
+ *                checked in concurrently from other threads (the last checkin frees).
  * @since 0.1.0
  */
 FDN_API void fdn_pool_destroy(fdn_pool_t *p);

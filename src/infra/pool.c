@@ -29,8 +29,9 @@
  * refill creations not tied to a lease. available = idle_n.
  *
  * Lifetime. A pool is reference-counted (refs, under p->mu). Dropping the last reference
- * shuts it down; the memory is freed once it is released, and no lease or creation is
- * outstanding (a lease may outlive the pool's references: the final checkin frees it).
+ * shuts it down; the memory is freed once it is released and no lease, creation or
+ * post-unlock work (`busy`) is outstanding: a lease may outlive the pool's references, and
+ * whichever thread brings the last of these counts to zero frees it.
  *
  * Timed maintenance (all on the injected clock) is lazy: the worker being lent is checked
  * for lifetime and idle timeout and validated when idle too long; the worker being returned
@@ -118,6 +119,7 @@ struct fdn_pool {
     int live;
     int in_use;
     int creating;
+    int busy; /* threads still using p after dropping the lock (see give_back) */
     waiter_t *wq_head;
     waiter_t *wq_tail;
     int nwait;
@@ -296,7 +298,7 @@ static void drain_check_locked(fdn_pool_t *p)
 
 static bool can_free_locked(const fdn_pool_t *p)
 {
-    return p->released && p->in_use == 0 && p->creating == 0 && p->nwait == 0;
+    return p->released && p->in_use == 0 && p->creating == 0 && p->nwait == 0 && p->busy == 0;
 }
 
 static void pool_free(fdn_pool_t *p)
@@ -439,11 +441,15 @@ static void refill(fdn_pool_t *p, int n)
             drop = place_new_locked(p, w, now_ns(p), &kick);
         }
         drain_check_locked(p);
-        f = can_free_locked(p);
+        p->busy++; /* pins p while the clock is kicked and `drop` destroyed */
         pthread_mutex_unlock(&p->mu);
         if (kick)
             fdn_clock_kick(p->clock);
         worker_destroy(p, drop);
+        pthread_mutex_lock(&p->mu);
+        p->busy--;
+        f = can_free_locked(p);
+        pthread_mutex_unlock(&p->mu);
         if (f) {
             pool_free(p);
             return;
@@ -959,18 +965,31 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *w, bool broken)
         idle_push(p, w);
     }
     drain_check_locked(p);
-    bool f = can_free_locked(p);
+    /* Work left after unlocking touches p: pin it with `busy` so that a concurrent final
+     * checkin of an orphaned pool cannot free it under us. */
+    bool post = drop != NULL || refill_n > 0 || p->tm != NULL;
+    if (post)
+        p->busy++;
+    bool f = !post && can_free_locked(p);
+    fdn_clock_t *clock = p->clock;
     pthread_mutex_unlock(&p->mu);
     if (kick)
-        fdn_clock_kick(p->clock);
-    tm_event(p, "foundation.connection_pool.checkin", NULL, 0);
-    worker_destroy(p, drop);
-    if (f) {
-        pool_free(p);
+        fdn_clock_kick(clock);
+    if (!post) {
+        if (f)
+            pool_free(p);
         return 0;
     }
+    tm_event(p, "foundation.connection_pool.checkin", NULL, 0);
+    worker_destroy(p, drop);
     if (refill_n > 0)
         refill(p, refill_n);
+    pthread_mutex_lock(&p->mu);
+    p->busy--;
+    f = can_free_locked(p);
+    pthread_mutex_unlock(&p->mu);
+    if (f)
+        pool_free(p);
     return 0;
 }
 

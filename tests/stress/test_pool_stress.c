@@ -220,6 +220,56 @@ static void waiters_in_order_rounds(void **state)
     fdn_pool_destroy(p);
 }
 
+/* A pool whose last reference is dropped while leases are out is freed by whichever checkin
+ * comes last, while the others may still be finishing (ASan/TSan catch a use after free). */
+typedef struct orphan_arg {
+    fdn_pool_t *p;
+    fdn_pool_worker_t *w;
+    bool broken;
+    pthread_barrier_t *bar;
+} orphan_arg_t;
+
+static void *orphan_checkin(void *arg)
+{
+    orphan_arg_t *a = arg;
+    pthread_barrier_wait(a->bar);
+    if (a->broken)
+        assert_int_equal(fdn_pool_checkin_broken(a->p, a->w), 0);
+    else
+        assert_int_equal(fdn_pool_checkin(a->p, a->w), 0);
+    return NULL;
+}
+
+static void orphaned_pool_freed_by_last_checkin(void **state)
+{
+    (void)state;
+    enum { N = 4, ROUNDS = 200 };
+    for (int r = 0; r < ROUNDS; r++) {
+        fdn_pool_opts_t o = FDN_POOL_OPTS_INIT;
+        o.size = 2;
+        o.max_overflow = 2;
+        o.create = s_create;
+        o.destroy = s_destroy;
+        fdn_pool_t *p = NULL;
+        assert_int_equal(fdn_pool_create(&p, &o, NULL), 0);
+        orphan_arg_t a[N];
+        pthread_t t[N];
+        pthread_barrier_t bar;
+        pthread_barrier_init(&bar, NULL, N + 1);
+        for (int i = 0; i < N; i++) {
+            a[i] = (orphan_arg_t){.p = p, .broken = (i + r) % 3 == 0, .bar = &bar};
+            assert_int_equal(fdn_pool_checkout(p, &a[i].w, 0, NULL), 0);
+            assert_int_equal(pthread_create(&t[i], NULL, orphan_checkin, &a[i]), 0);
+        }
+        pthread_barrier_wait(&bar);
+        fdn_pool_destroy(p); /* races with the checkins */
+        for (int i = 0; i < N; i++)
+            pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&bar);
+        assert_int_equal(atomic_load(&g_live), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +277,7 @@ int main(void)
         cmocka_unit_test(fifo_contended),
         cmocka_unit_test(wide_pool),
         cmocka_unit_test(waiters_in_order_rounds),
+        cmocka_unit_test(orphaned_pool_freed_by_last_checkin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
