@@ -26,7 +26,7 @@
 
 #include <fdn/pool.h>
 
-#define MAX_CONNS 32
+#define MAX_CONNS 256 /* more than the example can ever open (102 requests) */
 
 /* ---------------------------------------------------------------------------------------- */
 /* Echo server */
@@ -269,6 +269,8 @@ int main(void)
     o.destroy = tcp_destroy;
     o.validate = tcp_validate;
     o.validate_after_idle_ms = 0; /* check every connection before lending it */
+    o.overflow_ttl_ms = 1000;     /* keep an overflow connection for reuse instead of closing
+                                     it at every checkin */
     o.user = &srv;
     fdn_pool_t *pool = NULL;
     fdn_error_t err = FDN_ERROR_INIT;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <fdn/pool.h>
+#include <fdn/telemetry.h>
 #include "infra/pool_int.h"
 
 #define MS 1000000LL
@@ -978,6 +979,76 @@ static void manager_concurrent_start_stop(void **state)
     fdn_pools_destroy(m);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Telemetry ("Connection Pool Flow"): checkout, checkin, timeout, pool_started/stopped. */
+
+typedef struct tm_seen {
+    _Atomic int checkout, checkin, timeout, started, stopped, bad_meta, has_checkout_time;
+} tm_seen_t;
+
+static int tm_handler(const char *event, const fdn_tm_measure_t *m, size_t nm,
+                      const fdn_tm_meta_t *meta, size_t nmeta, void *user)
+{
+    tm_seen_t *t = user;
+    if (nmeta < 1 || strcmp(meta[0].key, "pool_name") != 0 || strcmp(meta[0].value, "tp") != 0)
+        atomic_fetch_add(&t->bad_meta, 1);
+    if (strcmp(event, "foundation.connection_pool.checkout") == 0) {
+        atomic_fetch_add(&t->checkout, 1);
+        if (nm == 1 && strcmp(m[0].key, "checkout_time") == 0 && m[0].value >= 0)
+            atomic_fetch_add(&t->has_checkout_time, 1);
+    } else if (strcmp(event, "foundation.connection_pool.checkin") == 0) {
+        atomic_fetch_add(&t->checkin, 1);
+    } else if (strcmp(event, "foundation.connection_pool.timeout") == 0) {
+        atomic_fetch_add(&t->timeout, 1);
+    } else if (strcmp(event, "foundation.connection_pool.pool_started") == 0) {
+        atomic_fetch_add(&t->started, 1);
+    } else if (strcmp(event, "foundation.connection_pool.pool_stopped") == 0) {
+        atomic_fetch_add(&t->stopped, 1);
+    }
+    return 0;
+}
+
+static void telemetry_events(void **state)
+{
+    fixture_t *f = *state;
+    fdn_telemetry_t *tm = NULL;
+    fdn_telemetry_opts_t to = FDN_TELEMETRY_OPTS_INIT;
+    to.clock = f->clk;
+    assert_int_equal(fdn_telemetry_create(&tm, &to), 0);
+    tm_seen_t seen;
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.connection_pool",
+                                          FDN_TM_MATCH_PREFIX, tm_handler, &seen),
+                     0);
+    fdn_pools_t *m = NULL;
+    fdn_pools_opts_t mo = FDN_POOLS_OPTS_INIT;
+    mo.clock = f->clk;
+    mo.telemetry = tm;
+    assert_int_equal(fdn_pools_create(&m, &mo), 0);
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    assert_int_equal(fdn_pools_start(m, "tp", &o, NULL, NULL), 0);
+    assert_int_equal(atomic_load(&seen.started), 1);
+    int n = 0;
+    assert_int_equal(fdn_pools_with(m, "tp", fn_ping, &n, 100, NULL), 0);
+    assert_int_equal(fdn_pools_with(m, "tp", fn_fail, NULL, 100, NULL), FDN_EIO);
+    assert_int_equal(atomic_load(&seen.checkout), 2);
+    assert_int_equal(atomic_load(&seen.has_checkout_time), 2);
+    assert_int_equal(atomic_load(&seen.checkin), 2);
+    fdn_pool_t *p = NULL;
+    assert_int_equal(fdn_pools_get(m, "tp", &p), 0);
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_equal(fdn_pools_with(m, "tp", fn_ping, &n, 0, NULL), FDN_ETIMEDOUT);
+    assert_int_equal(atomic_load(&seen.timeout), 1);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+    fdn_pool_release(p);
+    assert_int_equal(fdn_pools_stop(m, "tp"), 0);
+    assert_int_equal(atomic_load(&seen.stopped), 1);
+    assert_int_equal(atomic_load(&seen.bad_meta), 0);
+    fdn_pools_destroy(m);
+    fdn_telemetry_destroy(tm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1010,6 +1081,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(manager_start_stop_list, setup, teardown),
         cmocka_unit_test_setup_teardown(manager_concurrent_use, setup, teardown),
         cmocka_unit_test_setup_teardown(manager_concurrent_start_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(telemetry_events, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
