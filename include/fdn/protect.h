@@ -78,13 +78,14 @@ typedef struct fdn_protect_config {
                                               each call so rule updates apply at once */
     const fdn_limit_rule_t *limit;       /**< or an inline rule for this key (wins) */
     const char *pool;                    /**< pool name, NULL = none; looked up per call */
-    int64_t pool_timeout_ms;             /**< checkout timeout; <= 0 = default (5 000) */
+    int64_t pool_timeout_ms;             /**< checkout timeout ms; 0 = do not wait;
+                                              -1 = the registry default (5 000) */
 } fdn_protect_config_t;
 
 #define FDN_PROTECT_CONFIG_VERSION 1
 #define FDN_PROTECT_CONFIG_INIT                                                                  \
     {                                                                                            \
-        FDN_PROTECT_CONFIG_VERSION, NULL, NULL, NULL, NULL, NULL, 0                              \
+        FDN_PROTECT_CONFIG_VERSION, NULL, NULL, NULL, NULL, NULL, -1                             \
     }
 
 /** Per-call options (all optional). */
@@ -92,7 +93,8 @@ typedef struct fdn_protect_call_opts {
     uint32_t version;          /**< FDN_PROTECT_CALL_OPTS_VERSION */
     const char *identifier;    /**< limiter identity (user, tenant...); NULL = "" */
     int64_t cost;              /**< limiter cost; <= 0 = 1 */
-    int64_t timeout_ms;        /**< pool checkout timeout override; <= 0 = config's */
+    int64_t timeout_ms;        /**< pool checkout timeout override (0 = do not wait);
+                                    -1 = the config's */
     const char *breaker;       /**< override / add a breaker layer (must exist) */
     const char *limiter_rule;  /**< override / add a named limiter rule */
     const char *pool;          /**< override / add a pool layer */
@@ -101,7 +103,7 @@ typedef struct fdn_protect_call_opts {
 #define FDN_PROTECT_CALL_OPTS_VERSION 1
 #define FDN_PROTECT_CALL_OPTS_INIT                                                               \
     {                                                                                            \
-        FDN_PROTECT_CALL_OPTS_VERSION, NULL, 0, 0, NULL, NULL, NULL                              \
+        FDN_PROTECT_CALL_OPTS_VERSION, NULL, 0, -1, NULL, NULL, NULL                             \
     }
 
 /** What happened (always filled). */
@@ -167,7 +169,7 @@ FDN_API int fdn_execute_protected(fdn_protect_t *p, const char *key,
 FDN_API void fdn_protect_set_layer_enabled(fdn_protect_t *p, fdn_protect_layer_t layer,
                                            bool enabled);
 
-/** Default pool checkout timeout for configs that leave it 0.
+/** Default pool checkout timeout for configs that leave it -1.
  * @return 0, FDN_EINVAL  @thread_safety any  @since 0.1.0 */
 FDN_API int fdn_protect_set_default_timeout(fdn_protect_t *p, int64_t timeout_ms);
 

@@ -164,8 +164,8 @@ int fdn_protect_configure(fdn_protect_t *p, const char *key, const fdn_protect_c
         return fdn_err_set(err, FDN_EINVAL, "invalid protection key");
     if (cfg == NULL || cfg->version < 1)
         return fdn_err_set(err, FDN_EINVAL, "invalid_config_format");
-    if (cfg->pool_timeout_ms < 0)
-        return fdn_err_set(err, FDN_EINVAL, "invalid_connection_pool_config: timeout < 0");
+    if (cfg->pool_timeout_ms < -1)
+        return fdn_err_set(err, FDN_EINVAL, "invalid_connection_pool_config: timeout < -1");
     fdn_breaker_t *b = NULL;
     if (cfg->breaker) {
         if (p->breakers == NULL)
@@ -434,8 +434,8 @@ int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_c
             fdn_err_set(err, rc, "connection pool %s not found", pool_name);
             goto release;
         }
-        int64_t to = opts->timeout_ms > 0 ? opts->timeout_ms : (e ? e->timeout_ms : 0);
-        if (to <= 0)
+        int64_t to = opts->timeout_ms >= 0 ? opts->timeout_ms : (e ? e->timeout_ms : -1);
+        if (to < 0)
             to = atomic_load_explicit(&p->default_timeout_ms, memory_order_relaxed);
         rc = fdn_pool_checkout(pool, &w, to, err);
         if (rc) {
