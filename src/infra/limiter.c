@@ -15,8 +15,9 @@
  *
  * Invariants: per shard, count <= cap (max_keys / shards, at least 1); every cell is in
  * exactly one chain and in the shard's LRU list (most recent at the head); a cell whose
- * `expires` (monotonic ns) has passed is equivalent to no cell, so sweeping never changes a
- * decision. Arithmetic is integer ns; products use 128-bit intermediates and rules are
+ * `expires` has passed is equivalent to no cell, so sweeping never changes a decision.
+ * `expires` is wall ns for FIXED_WINDOW cells (the only clock a fixed-window check reads)
+ * and monotonic ns for the others; each shard keeps a sweep deadline on both clocks. Arithmetic is integer ns; products use 128-bit intermediates and rules are
  * validated so that stored values fit in int64.
  */
 #include <fdn/limiter.h>
@@ -92,10 +93,11 @@ int fdn_limit_rule_validate(const fdn_limit_rule_t *r, fdn_error_t *err)
 }
 
 typedef struct cell {
+    void *raw;                       /* allocation (cells start on a cache line) */
     struct cell *next;               /* hash chain */
     struct cell *lru_prev, *lru_next; /* shard LRU list */
     uint64_t hash;
-    int64_t expires; /* monotonic ns */
+    int64_t expires; /* wall ns (fixed window) or monotonic ns (others) */
     int64_t s[3];    /* algorithm state */
     uint32_t keylen;
     uint8_t algo;
@@ -142,7 +144,7 @@ static int cell_apply(cell_t *c, const fdn_limit_rule_t *r, int64_t cost, fdn__l
 {
     const int64_t p = r->period_ms * NS_PER_MS;
     const int64_t L = r->limit;
-    const int64_t mono = now->mono_ns;
+    const int64_t mono = now->mono_ns; /* unset for FIXED_WINDOW */
     bool ok = false;
     int64_t count = 0, remaining = 0, reset = 0, retry = 0, lim = L;
     int rc = 0;
@@ -173,7 +175,7 @@ static int cell_apply(cell_t *c, const fdn_limit_rule_t *r, int64_t cost, fdn__l
         }
         remaining = L - count > 0 ? L - count : 0;
         retry = ok ? 0 : (cost > L ? INT64_MAX : reset);
-        c->expires = mono + reset;
+        c->expires = now->wall_ns + reset;
         break;
     }
     case FDN_LIMIT_TOKEN_BUCKET: {
@@ -306,12 +308,14 @@ typedef struct shard {
     uint32_t nbuckets; /* power of two */
     uint32_t count;
     cell_t *lru_head, *lru_tail;
-    int64_t next_sweep;
+    int64_t next_sweep;      /* monotonic */
+    int64_t next_sweep_wall; /* wall */
     uint64_t allowed, denied, evictions, expired;
 } shard_t;
 
 typedef struct membe {
-    shard_t *shards;
+    void *shards_raw;
+    shard_t *shards; /* cache-line aligned */
     uint32_t nshards; /* power of two */
     uint32_t cap;     /* per shard */
     _Atomic int64_t interval_ns;
@@ -371,16 +375,32 @@ static void cell_remove(shard_t *s, cell_t *c)
     *pp = c->next;
     lru_unlink(s, c);
     s->count--;
-    fdn__free(c);
+    fdn__free(c->raw);
 }
 
-static size_t shard_sweep(shard_t *s, int64_t now)
+static bool cell_expired(const cell_t *c, const fdn__limit_now_t *now)
+{
+    int64_t t = c->algo == FDN_LIMIT_FIXED_WINDOW ? now->wall_ns : now->mono_ns;
+    return t != FDN__NOW_UNSET && c->expires <= t;
+}
+
+/* Fill both times (sweeping compares cells of both kinds). */
+static void now_full(const fdn__limit_now_t *in, fdn__limit_now_t *out)
+{
+    *out = *in;
+    if (out->mono_ns == FDN__NOW_UNSET)
+        out->mono_ns = fdn_clock_mono_ns(in->clock);
+    if (out->wall_ns == FDN__NOW_UNSET)
+        out->wall_ns = fdn_clock_wall_ns(in->clock);
+}
+
+static size_t shard_sweep(shard_t *s, const fdn__limit_now_t *now)
 {
     size_t n = 0;
     cell_t *c = s->lru_tail;
     while (c) {
         cell_t *prev = c->lru_prev;
-        if (c->expires <= now) {
+        if (cell_expired(c, now)) {
             cell_remove(s, c);
             n++;
         }
@@ -429,12 +449,18 @@ static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit
     shard_t *s = &m->shards[h & (m->nshards - 1)];
     int rc = 0;
     pthread_mutex_lock(&s->mu);
-    if (FDN_UNLIKELY(now->mono_ns >= s->next_sweep)) {
-        shard_sweep(s, now->mono_ns);
-        s->next_sweep = now->mono_ns + atomic_load_explicit(&m->interval_ns, memory_order_relaxed);
+    bool due = rule->algo == FDN_LIMIT_FIXED_WINDOW ? now->wall_ns >= s->next_sweep_wall
+                                                    : now->mono_ns >= s->next_sweep;
+    if (FDN_UNLIKELY(due)) {
+        fdn__limit_now_t full;
+        now_full(now, &full);
+        shard_sweep(s, &full);
+        int64_t iv = atomic_load_explicit(&m->interval_ns, memory_order_relaxed);
+        s->next_sweep = full.mono_ns + iv;
+        s->next_sweep_wall = full.wall_ns + iv;
     }
     cell_t *c = shard_find(s, h, key, keylen);
-    if (c && (c->expires <= now->mono_ns || c->algo != (uint8_t)rule->algo))
+    if (c && (cell_expired(c, now) || c->algo != (uint8_t)rule->algo))
         cell_init(c, rule, now); /* expired state == fresh state */
     if (c == NULL) {
         if (op == FDN__LIMIT_CANCEL) {
@@ -442,7 +468,6 @@ static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit
             return FDN_ENOENT;
         }
         cell_t tmp;
-        cell_t *nc = (op == FDN__LIMIT_PEEK) ? NULL : fdn__malloc(sizeof(cell_t) + keylen);
         if (op == FDN__LIMIT_PEEK) {
             /* evaluate on a fresh state without storing it */
             memset(&tmp, 0, sizeof(tmp));
@@ -451,19 +476,24 @@ static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit
             pthread_mutex_unlock(&s->mu);
             return 0;
         }
-        if (!nc) {
+        /* Each cell starts on its own cache line so that two hot keys never share one. */
+        void *raw = fdn__malloc(sizeof(cell_t) + keylen + FDN_CACHELINE - 1);
+        if (!raw) {
             pthread_mutex_unlock(&s->mu);
             return FDN_ENOMEM;
         }
+        cell_t *nc = (cell_t *)(((uintptr_t)raw + FDN_CACHELINE - 1) &
+                                ~(uintptr_t)(FDN_CACHELINE - 1));
         if (s->count >= m->cap) {
             cell_t *victim = s->lru_tail;
-            if (victim->expires <= now->mono_ns)
+            if (cell_expired(victim, now))
                 s->expired++;
             else
                 s->evictions++;
             cell_remove(s, victim);
         }
         memset(nc, 0, sizeof(*nc));
+        nc->raw = raw;
         nc->hash = h;
         nc->keylen = (uint32_t)keylen;
         memcpy(nc->key, key, keylen);
@@ -504,15 +534,19 @@ static int mem_forget(void *self, const char *key, size_t keylen)
     return c ? 0 : FDN_ENOENT;
 }
 
-static size_t mem_sweep(void *self, int64_t now)
+static size_t mem_sweep(void *self, const fdn__limit_now_t *now)
 {
     membe_t *m = self;
     size_t n = 0;
+    fdn__limit_now_t full;
+    now_full(now, &full);
     for (uint32_t i = 0; i < m->nshards; i++) {
         shard_t *s = &m->shards[i];
+        int64_t iv = atomic_load_explicit(&m->interval_ns, memory_order_relaxed);
         pthread_mutex_lock(&s->mu);
-        n += shard_sweep(s, now);
-        s->next_sweep = now + atomic_load_explicit(&m->interval_ns, memory_order_relaxed);
+        n += shard_sweep(s, &full);
+        s->next_sweep = full.mono_ns + iv;
+        s->next_sweep_wall = full.wall_ns + iv;
         pthread_mutex_unlock(&s->mu);
     }
     return n;
@@ -544,13 +578,13 @@ static void mem_destroy(void *self)
         cell_t *c = s->lru_head;
         while (c) {
             cell_t *nx = c->lru_next;
-            fdn__free(c);
+            fdn__free(c->raw);
             c = nx;
         }
         fdn__free(s->buckets);
         pthread_mutex_destroy(&s->mu);
     }
-    fdn__free(m->shards);
+    fdn__free(m->shards_raw);
     fdn__free(m);
 }
 
@@ -559,16 +593,18 @@ static const fdn__limiter_backend_t mem_backend = {
 };
 
 static int mem_create(membe_t **out, uint32_t nshards, uint32_t max_keys, int64_t interval_ns,
-                      int64_t now)
+                      int64_t now, int64_t wall)
 {
     membe_t *m = fdn__calloc(1, sizeof(*m));
     if (!m)
         return FDN_ENOMEM;
-    m->shards = fdn__calloc(nshards, sizeof(shard_t));
-    if (!m->shards) {
+    m->shards_raw = fdn__calloc(1, (size_t)nshards * sizeof(shard_t) + FDN_CACHELINE - 1);
+    if (!m->shards_raw) {
         fdn__free(m);
         return FDN_ENOMEM;
     }
+    m->shards = (shard_t *)(((uintptr_t)m->shards_raw + FDN_CACHELINE - 1) &
+                            ~(uintptr_t)(FDN_CACHELINE - 1));
     m->cap = max_keys / nshards ? max_keys / nshards : 1;
     atomic_init(&m->interval_ns, interval_ns);
     for (uint32_t i = 0; i < nshards; i++) {
@@ -576,6 +612,7 @@ static int mem_create(membe_t **out, uint32_t nshards, uint32_t max_keys, int64_
         s->nbuckets = 16;
         s->buckets = fdn__calloc(s->nbuckets, sizeof(cell_t *));
         s->next_sweep = now + interval_ns;
+        s->next_sweep_wall = wall + interval_ns;
         if (!s->buckets || pthread_mutex_init(&s->mu, NULL) != 0) {
             fdn__free(s->buckets);
             m->nshards = i;
@@ -627,7 +664,7 @@ int fdn_limiter_create(fdn_limiter_t **out, const fdn_limiter_opts_t *opts)
     l->telemetry = opts->telemetry;
     membe_t *m;
     int rc = mem_create(&m, opts->shards, opts->max_keys, opts->cleanup_interval_ms * NS_PER_MS,
-                        fdn_clock_mono_ns(opts->clock));
+                        fdn_clock_mono_ns(opts->clock), fdn_clock_wall_ns(opts->clock));
     if (rc) {
         fdn__free(l);
         return rc;
@@ -694,8 +731,14 @@ static int run_op(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_li
     if (FDN_UNLIKELY(!atomic_load_explicit(&l->running, memory_order_acquire)))
         return FDN_EUNAVAILABLE;
     fdn__limit_now_t now;
-    now.mono_ns = fdn_clock_mono_ns(l->clock);
-    now.wall_ns = rule->algo == FDN_LIMIT_FIXED_WINDOW ? fdn_clock_wall_ns(l->clock) : 0;
+    now.clock = l->clock;
+    if (rule->algo == FDN_LIMIT_FIXED_WINDOW) {
+        now.wall_ns = fdn_clock_wall_ns(l->clock);
+        now.mono_ns = FDN__NOW_UNSET;
+    } else {
+        now.mono_ns = fdn_clock_mono_ns(l->clock);
+        now.wall_ns = FDN__NOW_UNSET;
+    }
     fdn_limit_result_t tmp;
     if (res == NULL)
         res = &tmp;
@@ -775,7 +818,8 @@ size_t fdn_limiter_sweep(fdn_limiter_t *l)
 {
     if (l == NULL)
         return 0;
-    return l->be->sweep(l->be_self, fdn_clock_mono_ns(l->clock));
+    fdn__limit_now_t now = {FDN__NOW_UNSET, FDN__NOW_UNSET, l->clock};
+    return l->be->sweep(l->be_self, &now);
 }
 
 int fdn_limiter_set_cleanup_interval(fdn_limiter_t *l, int64_t ms)

@@ -11,10 +11,14 @@ typedef enum fdn__limit_op {
     FDN__LIMIT_CANCEL = 2, /* give back rsv->cost if rsv->epoch is still current */
 } fdn__limit_op_t;
 
-/* Time of one operation: monotonic ns (buckets, sliding window) and wall ns (fixed window). */
+/* Time of one operation: monotonic ns (buckets, sliding window) and wall ns (fixed window).
+ * A check reads only the clock its algorithm needs; the other is FDN__NOW_UNSET and a backend
+ * that needs it (sweeping) reads it from `clock`. */
+#define FDN__NOW_UNSET INT64_MIN
 typedef struct fdn__limit_now {
     int64_t mono_ns;
     int64_t wall_ns;
+    fdn_clock_t *clock;
 } fdn__limit_now_t;
 
 /*
@@ -30,7 +34,7 @@ typedef struct fdn__limiter_backend {
                  int64_t cost, fdn__limit_op_t op, const fdn__limit_now_t *now,
                  fdn_limit_result_t *res, fdn_limit_reservation_t *rsv);
     int (*forget)(void *self, const char *key, size_t keylen);
-    size_t (*sweep)(void *self, int64_t mono_ns);
+    size_t (*sweep)(void *self, const fdn__limit_now_t *now);
     void (*stats)(void *self, fdn_limiter_stats_t *out);
     void (*destroy)(void *self);
 } fdn__limiter_backend_t;
