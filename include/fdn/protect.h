@@ -112,7 +112,8 @@ typedef struct fdn_protect_result {
     int fn_rc;                      /**< fn's return value when ran */
     fdn_protect_layer_t rejected_by; /**< layer that stopped the call, or NONE */
     int64_t retry_after_ns;         /**< FDN_ERATE_LIMITED: from the limiter */
-    int64_t duration_ns;            /**< whole call */
+    int64_t duration_ns;            /**< whole call (measured when result or an event hook is
+                                         given) */
 } fdn_protect_result_t;
 
 /** The function run under protection; conn is the pooled connection (NULL without a pool).
