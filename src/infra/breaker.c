@@ -16,12 +16,17 @@
  * Fields written under `mu` and read without it (opened_at, half_open_at, failures) are
  * atomics, stored before the new word is published with release order.
  * The set's `mu` guards its array; it is never held with a breaker's `mu`.
- * No user callback (classify, on_transition) runs while a lock is held.
+ * No user callback (classify, on_transition) and no telemetry call runs while a lock is held.
+ *
+ * Telemetry (opts.telemetry): counters foundation.circuit_breaker.state_change {name, from,
+ * new_state} on every transition and foundation.circuit_breaker.call_rejected {name, reason}
+ * on every rejection. Admitted calls emit nothing (the closed path stays one load).
  *
  * Invariants: failures == ring_len <= failure_threshold; state CLOSED implies probes == 0;
  * probes <= half_open_max_calls.
  */
 #include <fdn/breaker.h>
+#include <fdn/telemetry.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -254,6 +259,13 @@ static bool transition(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t 
         /* only probe counts change without mu */
     }
     pthread_mutex_unlock(&b->mu);
+    if (b->o.telemetry) {
+        fdn_tm_meta_t meta[3] = {{"name", b->name},
+                                 {"from", fdn_breaker_state_name(from)},
+                                 {"new_state", fdn_breaker_state_name(to)}};
+        fdn_telemetry_emit_counter(b->o.telemetry, "foundation.circuit_breaker.state_change",
+                                   meta, 3);
+    }
     if (b->o.on_transition)
         b->o.on_transition(b->name, from, to, b->o.transition_user);
     return true;
@@ -298,6 +310,11 @@ fdn_breaker_state_t fdn_breaker_state(const fdn_breaker_t *b)
 static int reject(fdn_breaker_t *b)
 {
     atomic_fetch_add_explicit(&b->total_rejected, 1, memory_order_relaxed);
+    if (b->o.telemetry) {
+        fdn_tm_meta_t meta[2] = {{"name", b->name}, {"reason", "circuit_open"}};
+        fdn_telemetry_emit_counter(b->o.telemetry, "foundation.circuit_breaker.call_rejected",
+                                   meta, 2);
+    }
     return FDN_ECIRCUIT_OPEN;
 }
 

@@ -21,6 +21,7 @@
  * validated so that stored values fit in int64.
  */
 #include <fdn/limiter.h>
+#include <fdn/telemetry.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -38,6 +39,10 @@ __extension__ typedef __int128 i128;
 #define LIM_MAX     ((int64_t)1 << 31)
 #define PERIOD_MAX  ((int64_t)1 << 33)
 #define SCALED_MAX  ((int64_t)1 << 62)
+
+/* Telemetry (opts.telemetry): counters foundation.rate_limiter.request_allowed and
+ * foundation.rate_limiter.request_denied {algorithm} per consuming check (keys are not put in
+ * metadata: their cardinality is unbounded). Emitted after the shard lock is released. */
 
 /* ------------------------------------------------------------------------------------------
  * rules and algorithms (pure)
@@ -745,7 +750,16 @@ static int run_op(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_li
     int rc = l->be->apply(l->be_self, key, keylen, rule, cost, op, &now, res, rsv);
     if (rc)
         return rc;
-    if (op == FDN__LIMIT_CANCEL || res->allowed)
+    if (op != FDN__LIMIT_CHECK)
+        return res->allowed || op == FDN__LIMIT_CANCEL ? 0 : FDN_ERATE_LIMITED;
+    if (l->telemetry) {
+        fdn_tm_meta_t meta[1] = {{"algorithm", fdn_limit_algo_name(rule->algo)}};
+        fdn_telemetry_emit_counter(l->telemetry,
+                                   res->allowed ? "foundation.rate_limiter.request_allowed"
+                                                : "foundation.rate_limiter.request_denied",
+                                   meta, 1);
+    }
+    if (res->allowed)
         return 0;
     if (atomic_load_explicit(&l->shadow, memory_order_relaxed)) {
         res->allowed = true;

@@ -16,9 +16,11 @@
  * outcome (the permit is released).
  */
 #include <fdn/protect.h>
+#include <fdn/telemetry.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -318,9 +320,40 @@ static entry_t *lookup_ref(fdn_protect_t *p, const char *key)
     return e;
 }
 
+static const char *layer_name(fdn_protect_layer_t l)
+{
+    switch (l) {
+    case FDN_PROTECT_LIMITER:
+        return "rate_limit";
+    case FDN_PROTECT_BREAKER:
+        return "circuit_breaker";
+    case FDN_PROTECT_POOL:
+        return "connection_pool";
+    case FDN_PROTECT_NONE:
+        break;
+    }
+    return "none";
+}
+
+/*
+ * Telemetry: foundation.infrastructure.<event> with metadata {protection_key} (+
+ * protection_type for protection_triggered, + result code name for execute_stop and
+ * execute_exception) and, for execute_stop / execute_exception, a duration_ns measurement.
+ * (The reference put the key in measurements and the duration in metadata; §12 item 32.)
+ */
 static void emit(fdn_protect_t *p, const char *ev, const char *key, fdn_protect_layer_t layer,
                  int rc, int64_t dur)
 {
+    if (p->telemetry) {
+        char name[64];
+        snprintf(name, sizeof(name), "foundation.infrastructure.%s", ev);
+        fdn_tm_meta_t meta[3] = {{"protection_key", key},
+                                 {"protection_type", layer_name(layer)},
+                                 {"result", rc ? fdn_err_name(rc) : "ok"}};
+        fdn_tm_measure_t m[1] = {{"duration_ns", (double)dur}};
+        bool timed = strcmp(ev, "execute_stop") == 0 || strcmp(ev, "execute_exception") == 0;
+        fdn_telemetry_execute(p->telemetry, name, m, timed ? 1 : 0, meta, 3);
+    }
     if (p->on_event)
         p->on_event(ev, key, layer, rc, dur, p->event_user);
 }
