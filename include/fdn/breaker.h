@@ -163,7 +163,8 @@ FDN_API void fdn_breaker_destroy(fdn_breaker_t *b);
 
 /**
  * Admit a call or reject it. On 0 the caller must later call fdn_breaker_record() once.
- * @return 0, FDN_ECIRCUIT_OPEN (open, forced open or half-open with every probe taken)
+ * @return 0, FDN_ECIRCUIT_OPEN (open, forced open or half-open with every probe taken),
+ * FDN_EINVAL (NULL argument)
  * @thread_safety any  @since 0.1.0
  */
 FDN_API int fdn_breaker_acquire(fdn_breaker_t *b, fdn_breaker_permit_t *permit);

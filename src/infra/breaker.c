@@ -320,6 +320,8 @@ static int reject(fdn_breaker_t *b)
 
 int fdn_breaker_acquire(fdn_breaker_t *b, fdn_breaker_permit_t *permit)
 {
+    if (FDN_UNLIKELY(b == NULL || permit == NULL))
+        return FDN_EINVAL;
     uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
     if (FDN_LIKELY((w & 0xffu) == FDN_BREAKER_CLOSED)) {
         permit->word = w;
@@ -444,6 +446,8 @@ static bool rate_push_locked(fdn_breaker_t *b, bool fail, bool slow, int64_t now
 
 void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, int rc)
 {
+    if (FDN_UNLIKELY(b == NULL || permit == NULL))
+        return;
     const fdn_breaker_opts_t *o = &b->o;
     uint64_t pw = permit->word;
     fdn_breaker_state_t st = W_STATE(pw);
