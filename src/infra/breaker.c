@@ -34,14 +34,14 @@
 
 #include "core/alloc.h"
 
-#define ST_BITS   8u
-#define PR_SHIFT  8u
-#define PR_MASK   0xffffu
-#define GEN_SHIFT 24u
+#define ST_BITS     8u
+#define PR_SHIFT    8u
+#define PR_MASK     0xffffu
+#define GEN_SHIFT   24u
 #define W_STATE(w)  ((fdn_breaker_state_t)((w)&0xffu))
 #define W_PROBES(w) ((uint32_t)(((w) >> PR_SHIFT) & PR_MASK))
 #define W_GEN(w)    ((w) >> GEN_SHIFT)
-#define W_MAKE(gen, probes, st)                                                                 \
+#define W_MAKE(gen, probes, st)                                                                    \
     (((uint64_t)(gen) << GEN_SHIFT) | ((uint64_t)(probes) << PR_SHIFT) | (uint64_t)(st))
 
 #define NS_PER_MS 1000000LL
@@ -103,8 +103,7 @@ const char *fdn_breaker_state_name(fdn_breaker_state_t s)
     return "unknown";
 }
 
-int fdn_breaker_opts_from_tolerance(fdn_breaker_opts_t *opts, int64_t tolerance,
-                                    int64_t refresh_ms)
+int fdn_breaker_opts_from_tolerance(fdn_breaker_opts_t *opts, int64_t tolerance, int64_t refresh_ms)
 {
     if (opts == NULL || tolerance < 0 || tolerance >= UINT32_MAX - 1 || refresh_ms <= 0)
         return FDN_EINVAL;
@@ -263,8 +262,8 @@ static bool transition(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t 
         fdn_tm_meta_t meta[3] = {{"name", b->name},
                                  {"from", fdn_breaker_state_name(from)},
                                  {"new_state", fdn_breaker_state_name(to)}};
-        fdn_telemetry_emit_counter(b->o.telemetry, "foundation.circuit_breaker.state_change",
-                                   meta, 3);
+        fdn_telemetry_emit_counter(b->o.telemetry, "foundation.circuit_breaker.state_change", meta,
+                                   3);
     }
     if (b->o.on_transition)
         b->o.on_transition(b->name, from, to, b->o.transition_user);
@@ -312,8 +311,8 @@ static int reject(fdn_breaker_t *b)
     atomic_fetch_add_explicit(&b->total_rejected, 1, memory_order_relaxed);
     if (b->o.telemetry) {
         fdn_tm_meta_t meta[2] = {{"name", b->name}, {"reason", "circuit_open"}};
-        fdn_telemetry_emit_counter(b->o.telemetry, "foundation.circuit_breaker.call_rejected",
-                                   meta, 2);
+        fdn_telemetry_emit_counter(b->o.telemetry, "foundation.circuit_breaker.call_rejected", meta,
+                                   2);
     }
     return FDN_ECIRCUIT_OPEN;
 }

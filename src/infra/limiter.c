@@ -17,8 +17,9 @@
  * exactly one chain and in the shard's LRU list (most recent at the head); a cell whose
  * `expires` has passed is equivalent to no cell, so sweeping never changes a decision.
  * `expires` is wall ns for FIXED_WINDOW cells (the only clock a fixed-window check reads)
- * and monotonic ns for the others; each shard keeps a sweep deadline on both clocks. Arithmetic is integer ns; products use 128-bit intermediates and rules are
- * validated so that stored values fit in int64.
+ * and monotonic ns for the others; each shard keeps a sweep deadline on both clocks. Arithmetic is
+ * integer ns; products use 128-bit intermediates and rules are validated so that stored values fit
+ * in int64.
  */
 #include <fdn/limiter.h>
 #include <fdn/telemetry.h>
@@ -32,13 +33,13 @@
 
 __extension__ typedef __int128 i128;
 
-#define NS_PER_MS   1000000LL
-#define MAX_KEYLEN  4096u
-#define MAX_RULES   64
+#define NS_PER_MS     1000000LL
+#define MAX_KEYLEN    4096u
+#define MAX_RULES     64
 #define RULE_NAME_MAX 64
-#define LIM_MAX     ((int64_t)1 << 31)
-#define PERIOD_MAX  ((int64_t)1 << 33)
-#define SCALED_MAX  ((int64_t)1 << 62)
+#define LIM_MAX       ((int64_t)1 << 31)
+#define PERIOD_MAX    ((int64_t)1 << 33)
+#define SCALED_MAX    ((int64_t)1 << 62)
 
 /* Telemetry (opts.telemetry): counters foundation.rate_limiter.request_allowed and
  * foundation.rate_limiter.request_denied {algorithm} per consuming check (keys are not put in
@@ -98,8 +99,8 @@ int fdn_limit_rule_validate(const fdn_limit_rule_t *r, fdn_error_t *err)
 }
 
 typedef struct cell {
-    void *raw;                       /* allocation (cells start on a cache line) */
-    struct cell *next;               /* hash chain */
+    void *raw;                        /* allocation (cells start on a cache line) */
+    struct cell *next;                /* hash chain */
     struct cell *lru_prev, *lru_next; /* shard LRU list */
     uint64_t hash;
     int64_t expires; /* wall ns (fixed window) or monotonic ns (others) */
@@ -320,7 +321,7 @@ typedef struct shard {
 
 typedef struct membe {
     void *shards_raw;
-    shard_t *shards; /* cache-line aligned */
+    shard_t *shards;  /* cache-line aligned */
     uint32_t nshards; /* power of two */
     uint32_t cap;     /* per shard */
     _Atomic int64_t interval_ns;
@@ -487,8 +488,8 @@ static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit
             pthread_mutex_unlock(&s->mu);
             return FDN_ENOMEM;
         }
-        cell_t *nc = (cell_t *)(((uintptr_t)raw + FDN_CACHELINE - 1) &
-                                ~(uintptr_t)(FDN_CACHELINE - 1));
+        cell_t *nc =
+            (cell_t *)(((uintptr_t)raw + FDN_CACHELINE - 1) & ~(uintptr_t)(FDN_CACHELINE - 1));
         if (s->count >= m->cap) {
             cell_t *victim = s->lru_tail;
             if (cell_expired(victim, now))
@@ -686,8 +687,8 @@ int fdn_limiter_create(fdn_limiter_t **out, const fdn_limiter_opts_t *opts)
     static const struct {
         const char *name;
         int64_t period_ms, limit;
-    } defaults[] = {{"api_calls", 60000, 100}, {"db_queries", 60000, 500},
-                    {"file_operations", 1000, 10}};
+    } defaults[] = {
+        {"api_calls", 60000, 100}, {"db_queries", 60000, 500}, {"file_operations", 1000, 10}};
     for (size_t i = 0; i < FDN_ARRAY_LEN(defaults); i++) {
         fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, defaults[i].limit, defaults[i].period_ms, 0};
         fdn_limiter_set_rule(l, defaults[i].name, &r);

@@ -171,8 +171,7 @@ int fdn_protect_configure(fdn_protect_t *p, const char *key, const fdn_protect_c
     fdn_breaker_t *b = NULL;
     if (cfg->breaker) {
         if (p->breakers == NULL)
-            return fdn_err_set(err, FDN_EINVAL,
-                               "invalid_circuit_breaker_config: no breaker set");
+            return fdn_err_set(err, FDN_EINVAL, "invalid_circuit_breaker_config: no breaker set");
         if (cfg->breaker_opts) {
             int rc = fdn_breaker_opts_validate(cfg->breaker_opts, err);
             if (rc) {
@@ -182,8 +181,7 @@ int fdn_protect_configure(fdn_protect_t *p, const char *key, const fdn_protect_c
         }
         int rc = fdn_breaker_create_in(p->breakers, cfg->breaker, cfg->breaker_opts, &b);
         if (rc != 0 && rc != FDN_EEXIST)
-            return fdn_err_set(err, rc, "invalid_circuit_breaker_config: %s",
-                               fdn_strerror(rc));
+            return fdn_err_set(err, rc, "invalid_circuit_breaker_config: %s", fdn_strerror(rc));
     }
     if (cfg->limit || cfg->limiter_rule) {
         if (p->limiter == NULL)

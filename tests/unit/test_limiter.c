@@ -10,7 +10,7 @@
 #include <fdn/limiter.h>
 #include "infra/limiter_int.h"
 
-#define MS 1000000LL
+#define MS    1000000LL
 #define WALL0 (1700000040000LL * MS) /* a multiple of every window used below */
 
 typedef struct fx {
@@ -111,8 +111,9 @@ static void ref_fixed_window_edges(void **state)
     memset(big, 'x', 1900);
     big[1900] = '\0';
     assert_int_equal(fdn_limiter_check_rate(f->l, big, 1000, 1, &r), 0);
-    assert_int_equal(fdn_limiter_check_rate(f->l, "user@example.com:a/b c:\xc3\xa9\xe2\x9c\x93",
-                                            1000, 1, &r), 0);
+    assert_int_equal(
+        fdn_limiter_check_rate(f->l, "user@example.com:a/b c:\xc3\xa9\xe2\x9c\x93", 1000, 1, &r),
+        0);
     char keys[100][16];
     for (int i = 0; i < 100; i++) {
         snprintf(keys[i], sizeof(keys[i]), "ent%d", i);
@@ -245,8 +246,8 @@ static void peek_does_not_consume(void **state)
         char key[16];
         snprintf(key, sizeof(key), "p%d", a);
         for (int i = 0; i < 5; i++) {
-            assert_int_equal(fdn_limiter_check(f->l, key, strlen(key), &rules[a], 1,
-                                               FDN_LIMIT_PEEK, &r), 0);
+            assert_int_equal(
+                fdn_limiter_check(f->l, key, strlen(key), &rules[a], 1, FDN_LIMIT_PEEK, &r), 0);
             assert_int_equal(r.remaining, 2);
         }
         fdn_limiter_stats_t st;
@@ -254,8 +255,9 @@ static void peek_does_not_consume(void **state)
         assert_int_equal(st.keys, (uint64_t)a); /* peeking an unknown key stores nothing */
         assert_int_equal(chk(f, key, &rules[a], 1, &r), 0);
         assert_int_equal(chk(f, key, &rules[a], 1, &r), 0);
-        assert_int_equal(fdn_limiter_check(f->l, key, strlen(key), &rules[a], 1, FDN_LIMIT_PEEK,
-                                           &r), FDN_ERATE_LIMITED);
+        assert_int_equal(
+            fdn_limiter_check(f->l, key, strlen(key), &rules[a], 1, FDN_LIMIT_PEEK, &r),
+            FDN_ERATE_LIMITED);
         assert_int_equal(r.remaining, 0);
     }
     assert_int_equal(fdn_limiter_check(f->l, "x", 1, &rules[0], 1, 0x80, &r), FDN_EINVAL);

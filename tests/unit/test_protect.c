@@ -265,8 +265,7 @@ static void all_layers_order(void **state)
     fdn_breaker_t *b;
     fdn_breaker_get(f->brk, "e2e", &b);
     for (int i = 0; i < 10; i++)
-        assert_int_equal(fdn_execute_protected(f->p, "e2e", NULL, fn, &c, &r, NULL),
-                         FDN_ETIMEDOUT);
+        assert_int_equal(fdn_execute_protected(f->p, "e2e", NULL, fn, &c, &r, NULL), FDN_ETIMEDOUT);
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
     fdn_pool_checkin(pool, w);
     fdn_pool_release(pool);
@@ -276,8 +275,7 @@ static void all_layers_order(void **state)
     assert_int_equal(fdn_pools_status(f->pools, "db", &ps), 0);
     uint64_t before = ps.checkouts;
     f->log[0] = '\0';
-    assert_int_equal(fdn_execute_protected(f->p, "e2e", NULL, fn, &c, &r, NULL),
-                     FDN_ECIRCUIT_OPEN);
+    assert_int_equal(fdn_execute_protected(f->p, "e2e", NULL, fn, &c, &r, NULL), FDN_ECIRCUIT_OPEN);
     assert_string_equal(f->log, "execute_start,protection_triggered:2,execute_stop");
     fdn_pools_status(f->pools, "db", &ps);
     assert_int_equal(ps.checkouts, before);
