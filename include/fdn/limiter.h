@@ -136,6 +136,16 @@ FDN_API int fdn_limiter_check_rate(fdn_limiter_t *l, const char *key, int64_t sc
                                    int64_t limit, fdn_limit_result_t *res);
 
 /**
+ * The reference's check_rate(entity, operation, limit, window_ms): Hammer fixed window on
+ * the key "foundation:<len(entity)>:<entity>:<operation>". The length prefix keeps the
+ * reference's collisions away (("a:b", "c") and ("a", "b:c") are distinct keys here).
+ * NULL entity or operation is "".
+ * @return as fdn_limiter_check_rate  @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_limiter_check_entity(fdn_limiter_t *l, const char *entity, const char *operation,
+                                     int64_t limit, int64_t window_ms, fdn_limit_result_t *res);
+
+/**
  * Check a named rule for an identifier; the key is "<rule>:<identifier>".
  * @return as fdn_limiter_check, plus FDN_ENOENT (unknown rule)
  * @thread_safety any  @since 0.1.0

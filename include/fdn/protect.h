@@ -164,6 +164,28 @@ FDN_API int fdn_execute_protected(fdn_protect_t *p, const char *key,
                                   const fdn_protect_call_opts_t *opts, fdn_protected_fn fn,
                                   void *arg, fdn_protect_result_t *result, fdn_error_t *err);
 
+/** A key's layers and their live state (the reference's get_protection_status was a stub). */
+typedef struct fdn_protect_status {
+    bool has_breaker;             /**< a breaker layer is configured */
+    char breaker_name[64];        /**< its name (truncated) */
+    fdn_breaker_status_t breaker; /**< its status */
+    bool has_limiter;             /**< a limiter layer is configured */
+    char rule_name[64];           /**< named rule ("" for an inline rule) */
+    fdn_limit_rule_t rule;        /**< the rule in force now */
+    bool has_pool;                /**< a pool layer is configured */
+    char pool_name[64];           /**< its name (truncated) */
+    bool pool_found;              /**< the pool exists now */
+    fdn_pool_status_t pool;       /**< its status when found */
+    int64_t pool_timeout_ms;      /**< configured checkout timeout (-1 = default) */
+} fdn_protect_status_t;
+
+/**
+ * Status of a configured key.
+ * @return 0, FDN_ENOENT (not configured), FDN_EINVAL
+ * @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_protect_status(fdn_protect_t *p, const char *key, fdn_protect_status_t *out);
+
 /** Switch a layer on or off for every call (infrastructure.rate_limiting.enabled,
  * .circuit_breaker.enabled, .connection_pool.enabled). @thread_safety any @since 0.1.0 */
 FDN_API void fdn_protect_set_layer_enabled(fdn_protect_t *p, fdn_protect_layer_t layer,

@@ -26,6 +26,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -940,6 +941,35 @@ int fdn_limiter_check_named(fdn_limiter_t *l, const char *rule_name, const char 
     key[nl] = ':';
     memcpy(key + nl + 1, identifier, il);
     rc = run_op(l, key, nl + 1 + il, &rule, cost, FDN__LIMIT_CHECK, res, NULL);
+    if (key != buf)
+        fdn__free(key);
+    return rc;
+}
+
+int fdn_limiter_check_entity(fdn_limiter_t *l, const char *entity, const char *operation,
+                             int64_t limit, int64_t window_ms, fdn_limit_result_t *res)
+{
+    if (entity == NULL)
+        entity = "";
+    if (operation == NULL)
+        operation = "";
+    size_t el = strlen(entity), ol = strlen(operation);
+    if (el + ol + 40 > MAX_KEYLEN)
+        return FDN_EINVAL;
+    char buf[256];
+    size_t cap = el + ol + 40;
+    char *key = cap <= sizeof(buf) ? buf : fdn__malloc(cap);
+    if (!key)
+        return FDN_ENOMEM;
+    int n = snprintf(key, cap, "foundation:%zu:", el);
+    size_t kl = (size_t)n;
+    memcpy(key + kl, entity, el);
+    kl += el;
+    key[kl++] = ':';
+    memcpy(key + kl, operation, ol);
+    kl += ol;
+    fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, limit, window_ms, 0};
+    int rc = run_op(l, key, kl, &r, 1, FDN__LIMIT_CHECK, res, NULL);
     if (key != buf)
         fdn__free(key);
     return rc;

@@ -339,6 +339,46 @@ static const char *layer_name(fdn_protect_layer_t l)
  * execute_exception) and, for execute_stop / execute_exception, a duration_ns measurement.
  * (The reference put the key in measurements and the duration in metadata; §12 item 32.)
  */
+static void copy_name(char *dst, size_t cap, const char *src)
+{
+    size_t l = strlen(src);
+    if (l >= cap)
+        l = cap - 1;
+    memcpy(dst, src, l);
+    dst[l] = '\0';
+}
+
+int fdn_protect_status(fdn_protect_t *p, const char *key, fdn_protect_status_t *out)
+{
+    if (p == NULL || key == NULL || out == NULL)
+        return FDN_EINVAL;
+    entry_t *e = lookup_ref(p, key);
+    if (e == NULL)
+        return FDN_ENOENT;
+    memset(out, 0, sizeof(*out));
+    if (e->breaker) {
+        out->has_breaker = true;
+        copy_name(out->breaker_name, sizeof(out->breaker_name), fdn_breaker_name(e->breaker));
+        fdn_breaker_status(e->breaker, &out->breaker);
+    }
+    if (e->has_inline) {
+        out->has_limiter = true;
+        out->rule = e->inline_rule;
+    } else if (e->rule_name) {
+        out->has_limiter = true;
+        copy_name(out->rule_name, sizeof(out->rule_name), e->rule_name);
+        fdn_limiter_get_rule(p->limiter, e->rule_name, &out->rule);
+    }
+    if (e->pool) {
+        out->has_pool = true;
+        copy_name(out->pool_name, sizeof(out->pool_name), e->pool);
+        out->pool_found = fdn_pools_status(p->pools, e->pool, &out->pool) == 0;
+        out->pool_timeout_ms = e->timeout_ms;
+    }
+    entry_unref(e);
+    return 0;
+}
+
 static void emit(fdn_protect_t *p, const char *ev, const char *key, fdn_protect_layer_t layer,
                  int rc, int64_t dur)
 {

@@ -123,6 +123,29 @@ static void ref_fixed_window_edges(void **state)
         assert_int_equal(fdn_limiter_check_rate(f->l, keys[i], 1000, 1, &r), FDN_ERATE_LIMITED);
 }
 
+static void ref_entity_operation(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_result_t r;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(fdn_limiter_check_entity(f->l, "user1", "op1", 5, 60000, &r), 0);
+    assert_int_equal(fdn_limiter_check_entity(f->l, "user1", "op1", 5, 60000, &r),
+                     FDN_ERATE_LIMITED);
+    assert_int_equal(fdn_limiter_check_entity(f->l, "user2", "op1", 5, 60000, &r), 0);
+    assert_int_equal(fdn_limiter_check_entity(f->l, "user1", "op2", 5, 60000, &r), 0);
+    /* no key collisions: ("a:b", "c") vs ("a", "b:c") */
+    assert_int_equal(fdn_limiter_check_entity(f->l, "a:b", "c", 1, 60000, &r), 0);
+    assert_int_equal(fdn_limiter_check_entity(f->l, "a", "b:c", 1, 60000, &r), 0);
+    assert_int_equal(fdn_limiter_check_entity(f->l, NULL, NULL, 1, 60000, &r), 0);
+    assert_int_equal(fdn_limiter_check_entity(f->l, "", "", 1, 60000, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(fdn_limiter_check_entity(f->l, "x", "y", 0, 60000, &r), FDN_EINVAL);
+    char big[1901];
+    memset(big, 'e', 1900);
+    big[1900] = '\0';
+    assert_int_equal(fdn_limiter_check_entity(f->l, big, "op", 1, 1000, &r), 0);
+    assert_int_equal(fdn_limiter_check_entity(f->l, big, "op", 1, 1000, &r), FDN_ERATE_LIMITED);
+}
+
 static void fixed_window_cost(void **state)
 {
     fx_t *f = *state;
@@ -457,6 +480,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(ref_fixed_window_basic, setup, teardown),
         cmocka_unit_test_setup_teardown(ref_fixed_window_edges, setup, teardown),
+        cmocka_unit_test_setup_teardown(ref_entity_operation, setup, teardown),
         cmocka_unit_test_setup_teardown(fixed_window_cost, setup, teardown),
         cmocka_unit_test_setup_teardown(token_bucket_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(gcra_exact, setup, teardown),
