@@ -203,7 +203,8 @@ FDN_API void fdn_limiter_set_shadow(fdn_limiter_t *l, bool shadow);
 /** Counters. @return 0, FDN_EINVAL  @thread_safety any  @since 0.1.0 */
 FDN_API int fdn_limiter_stats(fdn_limiter_t *l, fdn_limiter_stats_t *out);
 
-/** "fixed_window", "token_bucket", "gcra", "sliding_window". @since 0.1.0 */
+/** "fixed_window", "token_bucket", "gcra", "sliding_window" ("unknown" otherwise).
+ * @thread_safety any  @since 0.1.0 */
 FDN_API const char *fdn_limit_algo_name(fdn_limit_algo_t a);
 
 FDN_END_DECLS
