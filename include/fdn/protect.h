@@ -131,8 +131,9 @@ FDN_API void fdn_protect_destroy(fdn_protect_t *p);
 
 /**
  * Validate and store (or replace) the configuration of a key: breaker options valid (and the
- * breaker created if missing), the named rule known to the limiter or the inline rule valid,
- * the timeout not negative, a layer named only when its component was given.
+ * breaker created if missing; an existing breaker keeps its options, use
+ * fdn_breaker_install to change them), the named rule known to the limiter or the inline rule
+ * valid, the timeout not negative, a layer named only when its component was given.
  * @return 0, FDN_EINVAL (message in err says which part), FDN_ENOMEM
  * @thread_safety any  @since 0.1.0
  */
