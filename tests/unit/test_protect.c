@@ -386,6 +386,19 @@ static void configure_validation_and_list(void **state)
     fdn_protect_destroy(NULL);
 }
 
+static int tm_handler(const char *event, const fdn_tm_measure_t *m, size_t nm,
+                      const fdn_tm_meta_t *meta, size_t nmeta, void *user)
+{
+    char *log = user;
+    (void)m;
+    (void)nm;
+    (void)meta;
+    (void)nmeta;
+    size_t l = strlen(log);
+    snprintf(log + l, 4096 - l, "%s;", event);
+    return 0;
+}
+
 static void telemetry_events(void **state)
 {
     (void)state;
@@ -397,8 +410,10 @@ static void telemetry_events(void **state)
     to.emit_vm_gauges = false;
     fdn_telemetry_t *tm;
     assert_int_equal(fdn_telemetry_create(&tm, &to), 0);
-    /* The telemetry branch has no read-back API yet (attach/metrics): this checks that every
-     * emission path runs and changes no outcome. Event names: see docs/protection.md. */
+    static char log[4096];
+    log[0] = '\0';
+    assert_int_equal(
+        fdn_telemetry_attach(tm, NULL, "foundation", FDN_TM_MATCH_PREFIX, tm_handler, log), 0);
     fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
     bo.clock = clk;
     bo.telemetry = tm;
@@ -424,9 +439,24 @@ static void telemetry_events(void **state)
     assert_int_equal(fdn_protect_configure(p, "k", &cfg, NULL), 0);
     call_t c = {NULL, -1, NULL, 0};
     assert_int_equal(fdn_execute_protected(p, "k", NULL, fn, &c, NULL, NULL), -1);
+    assert_string_equal(log, "foundation.infrastructure.execute_start;"
+                             "foundation.rate_limiter.request_allowed;"
+                             "foundation.circuit_breaker.state_change;"
+                             "foundation.infrastructure.execute_stop;");
+    log[0] = '\0';
     assert_int_equal(fdn_execute_protected(p, "k", NULL, fn, &c, NULL, NULL), FDN_ERATE_LIMITED);
+    assert_string_equal(log, "foundation.infrastructure.execute_start;"
+                             "foundation.rate_limiter.request_denied;"
+                             "foundation.infrastructure.protection_triggered;"
+                             "foundation.infrastructure.execute_stop;");
     fdn_clock_advance(clk, 1000 * MS);
+    log[0] = '\0';
     assert_int_equal(fdn_execute_protected(p, "k", NULL, fn, &c, NULL, NULL), FDN_ECIRCUIT_OPEN);
+    assert_string_equal(log, "foundation.infrastructure.execute_start;"
+                             "foundation.rate_limiter.request_allowed;"
+                             "foundation.circuit_breaker.call_rejected;"
+                             "foundation.infrastructure.protection_triggered;"
+                             "foundation.infrastructure.execute_stop;");
     fdn_protect_destroy(p);
     fdn_limiter_destroy(lim);
     fdn_breakers_destroy(brk);
