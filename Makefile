@@ -52,7 +52,7 @@ bench: deps
 	./$(BUILD)/release/bin/fdn-bench $(ARGS)
 
 install: deps
-	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DFDN_BUILD_BENCH=ON
+	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DFDN_BUILD_BENCH=ON -DFDN_BUILD_TESTS=OFF
 	cmake --build $(BUILD)/release -j$(JOBS)
 	cmake --install $(BUILD)/release $(if $(PREFIX),--prefix $(PREFIX),)
 
