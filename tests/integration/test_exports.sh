@@ -6,7 +6,7 @@
 set -euo pipefail
 : "${FDN_SOURCE_DIR:?}" "${FDN_BINARY_DIR:?}"
 
-lib=$(find "$FDN_BINARY_DIR" -maxdepth 2 -name 'libfdn.so.*.*' -type f | head -n 1)
+lib=$(find "$FDN_BINARY_DIR" -maxdepth 1 -name "libfdn.so.*.*" -type f | head -n 1)
 [ -n "$lib" ] || { echo "FAIL: libfdn.so not found under $FDN_BINARY_DIR"; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/fdn-exports.XXXXXX")

@@ -3,8 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <fdn/runtime.h>
-#include <fdn/version.h>
+#include <fdn/fdn.h>
 
 int main(void)
 {
