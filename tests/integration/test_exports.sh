@@ -27,19 +27,19 @@ bad=$(grep -Ev '^fdn_[a-z0-9]' "$work/exported" || true)
 internal=$(grep -E '^fdn__' "$work/exported" || true)
 if [ -n "$bad$internal" ]; then
     echo "FAIL: exported symbols outside the fdn_ namespace or internal fdn__ ones:"
-    printf '  %s\n' $bad $internal
+    printf '%s\n%s\n' "$bad" "$internal" | sed '/^$/d; s/^/  /'
     fail=1
 fi
 stray=$(comm -23 "$work/exported" "$work/declared")
 if [ -n "$stray" ]; then
     echo "FAIL: exported but not declared with FDN_API in include/fdn/*.h:"
-    printf '  %s\n' $stray
+    sed 's/^/  /' <<<"$stray"
     fail=1
 fi
 missing=$(comm -13 "$work/exported" "$work/declared")
 if [ -n "$missing" ]; then
     echo "FAIL: declared with FDN_API but not exported by $(basename "$lib"):"
-    printf '  %s\n' $missing
+    sed 's/^/  /' <<<"$missing"
     fail=1
 fi
 [ "$fail" = 0 ] || exit 1
