@@ -19,5 +19,10 @@
 #include "supervisor.h"
 #include "runtime.h"
 #include "testing.h"
+#include "telemetry.h"
+#include "breaker.h"
+#include "limiter.h"
+#include "pool.h"
+#include "protect.h"
 
 #endif /* FDN_FDN_H */
