@@ -816,10 +816,10 @@ int fdn_supervisor_start(fdn_supervisor_t *sup, fdn_error_t *err)
             }
         }
         sup->phase = PH_DONE;
-        sup->finished = true;
         pthread_mutex_unlock(&sup->mu);
         stop_marked(sup, 0);
         pthread_mutex_lock(&sup->mu);
+        sup->finished = true; /* only now: shutdown's 0 means every service is stopped */
         pthread_cond_broadcast(&sup->cv);
         pthread_mutex_unlock(&sup->mu);
         return rc;

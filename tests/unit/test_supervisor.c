@@ -38,6 +38,7 @@ typedef struct world {
     fdn_supervisor_t *sup;
     bool shutdown_in_escalation;
     int esc_shutdown_rc;
+    int probe_shutdown_rc;
 } world_t;
 
 typedef struct tsvc {
@@ -127,7 +128,19 @@ static int t_call(tsvc_t *s)
     return atomic_load(&s->running) ? 0 : FDN_EUNAVAILABLE;
 }
 
+/* A stop that asks, while it runs, whether shutdown reports the supervisor as stopped. */
+static void t_stop_probe(void *state)
+{
+    tsvc_t *s = state;
+    int rc = fdn_supervisor_shutdown(s->w->sup, 0);
+    pthread_mutex_lock(&s->w->mu);
+    s->w->probe_shutdown_rc = rc;
+    pthread_mutex_unlock(&s->w->mu);
+    t_stop(state);
+}
+
 static const fdn_service_ops_t OPS = {t_start, t_stop, t_health, NULL, t_destroy};
+static const fdn_service_ops_t OPS_PROBE = {t_start, t_stop_probe, t_health, NULL, t_destroy};
 static const fdn_service_ops_t OPS_WORKER = {t_start, t_stop, t_health, t_run, t_destroy};
 
 static void on_escalation(const char *service, int code, void *user)
@@ -602,6 +615,30 @@ static void failed_start_rolls_back(void **state)
     fx_free(f);
 }
 
+/* While a failed start is still stopping the services it started, shutdown must not report
+ * the supervisor as stopped: a caller would then destroy it under the rollback's feet. */
+static void failed_start_rollback_is_not_reported_finished_early(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 3, BACKOFF_NS, SEC);
+    tsvc_t *a = &f->svc[f->nsvc++];
+    a->w = &f->w;
+    snprintf(a->name, sizeof(a->name), "a");
+    fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
+    spec.name = "a";
+    spec.ops = &OPS_PROBE;
+    spec.state = a;
+    assert_int_equal(fdn_supervisor_add(f->w.sup, &spec, NULL), 0);
+    tsvc_t *b = fx_add(f, "b", FDN_RESTART_PERMANENT, false, 0);
+    atomic_store(&b->start_rc, -EIO);
+    f->w.probe_shutdown_rc = 12345;
+    assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), -EIO);
+    ASSERT_LOG(&f->w, "+a -a");
+    assert_int_equal(f->w.probe_shutdown_rc, FDN_ETIMEDOUT);
+    assert_int_equal(fdn_supervisor_shutdown(f->w.sup, WAIT_MS), 0);
+    fx_free(f);
+}
+
 static void failing_restart_counts_toward_intensity(void **state)
 {
     (void)state;
@@ -759,6 +796,7 @@ int main(void)
         cmocka_unit_test(worker_failing_at_once_is_seen),
         cmocka_unit_test(health_failure_restarts),
         cmocka_unit_test(failed_start_rolls_back),
+        cmocka_unit_test(failed_start_rollback_is_not_reported_finished_early),
         cmocka_unit_test(failing_restart_counts_toward_intensity),
         cmocka_unit_test(add_after_start_and_errors),
         cmocka_unit_test(shutdown_from_escalation_callback),
