@@ -213,10 +213,14 @@ static void set_state(fdn_supervisor_t *sup, child_t *ch, fdn_service_state_t st
 /* ------------------------------------------------------------------------------------ */
 /* Worker threads */
 
+/* The supervisor whose worker loop runs on this thread (NULL elsewhere). */
+static _Thread_local fdn_supervisor_t *t_worker_of;
+
 static void *worker_main(void *arg)
 {
     child_t *ch = arg;
     fdn_supervisor_t *sup = ch->ctl.sup;
+    t_worker_of = sup;
     int rc = ch->ops->run(ch->state, &ch->ctl);
     if (rc > 0)
         rc = FDN_EINTERNAL;
@@ -231,6 +235,7 @@ static void *worker_main(void *arg)
     }
     pthread_mutex_unlock(&sup->mu);
     fdn_clock_kick(sup->clock);
+    t_worker_of = NULL;
     return NULL;
 }
 
@@ -834,7 +839,8 @@ int fdn_supervisor_shutdown(fdn_supervisor_t *sup, int64_t timeout_ms)
 {
     if (sup == NULL)
         return FDN_EINVAL;
-    bool self = on_sup_thread(sup);
+    /* on the supervisor thread or a worker it joins while stopping: waiting would deadlock */
+    bool self = t_worker_of == sup || on_sup_thread(sup);
     pthread_mutex_lock(&sup->mu);
     sup->stop_req = true;
     if (sup->phase == PH_IDLE) {
@@ -1010,5 +1016,5 @@ size_t fdn__supervisor_live_threads(fdn_supervisor_t *sup)
 
 bool fdn__supervisor_on_thread(fdn_supervisor_t *sup)
 {
-    return sup != NULL && on_sup_thread(sup);
+    return sup != NULL && (t_worker_of == sup || on_sup_thread(sup));
 }

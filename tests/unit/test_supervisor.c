@@ -139,7 +139,23 @@ static void t_stop_probe(void *state)
     t_stop(state);
 }
 
+/* A worker loop that decides to shut its own supervisor down, then waits to be stopped. */
+static int t_run_shutdown(void *state, fdn_service_ctl_t *ctl)
+{
+    tsvc_t *s = state;
+    int rc = fdn_supervisor_shutdown(s->w->sup, 300);
+    pthread_mutex_lock(&s->w->mu);
+    s->w->probe_shutdown_rc = rc;
+    pthread_cond_broadcast(&s->w->cv);
+    pthread_mutex_unlock(&s->w->mu);
+    while (fdn_service_wait(ctl, INT64_MAX) != FDN_ECANCELED)
+        ;
+    return 0;
+}
+
 static const fdn_service_ops_t OPS = {t_start, t_stop, t_health, NULL, t_destroy};
+static const fdn_service_ops_t OPS_RUN_SHUTDOWN = {t_start, t_stop, t_health, t_run_shutdown,
+                                                   t_destroy};
 static const fdn_service_ops_t OPS_PROBE = {t_start, t_stop_probe, t_health, NULL, t_destroy};
 static const fdn_service_ops_t OPS_WORKER = {t_start, t_stop, t_health, t_run, t_destroy};
 
@@ -735,6 +751,32 @@ static void shutdown_from_escalation_callback(void **state)
     fx_free(f);
 }
 
+/* A worker loop calling shutdown must not wait for the supervisor to join it (it would wait
+ * for itself): like a callback on the supervisor thread, it only requests the stop. */
+static void shutdown_from_worker_loop(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 3, BACKOFF_NS, SEC);
+    tsvc_t *a = &f->svc[f->nsvc++];
+    a->w = &f->w;
+    snprintf(a->name, sizeof(a->name), "a");
+    fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
+    spec.name = "a";
+    spec.ops = &OPS_RUN_SHUTDOWN;
+    spec.state = a;
+    assert_int_equal(fdn_supervisor_add(f->w.sup, &spec, NULL), 0);
+    f->w.probe_shutdown_rc = 12345;
+    assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
+    pthread_mutex_lock(&f->w.mu);
+    while (f->w.probe_shutdown_rc == 12345)
+        pthread_cond_wait(&f->w.cv, &f->w.mu);
+    pthread_mutex_unlock(&f->w.mu);
+    assert_int_equal(f->w.probe_shutdown_rc, 0);
+    assert_int_equal(fdn_supervisor_shutdown(f->w.sup, WAIT_MS), 0);
+    ASSERT_LOG(&f->w, "+a -a");
+    fx_free(f);
+}
+
 /* A caller hammering a service while it is restarting always gets an immediate answer. */
 typedef struct caller_arg {
     tsvc_t *s;
@@ -800,6 +842,7 @@ int main(void)
         cmocka_unit_test(failing_restart_counts_toward_intensity),
         cmocka_unit_test(add_after_start_and_errors),
         cmocka_unit_test(shutdown_from_escalation_callback),
+        cmocka_unit_test(shutdown_from_worker_loop),
         cmocka_unit_test(calls_during_restart_are_unavailable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
