@@ -202,7 +202,8 @@ FDN_API int fdn_supervisor_create(fdn_supervisor_t **out, const fdn_supervisor_o
  * @param[in]  spec  the service (name copied)
  * @param[out] err   optional detail (the start callback's error when it fails)
  * @return 0; FDN_EINVAL (bad spec); FDN_EEXIST (name taken); FDN_ENOMEM; the start
- *         callback's code; FDN_ESHUTDOWN (shut down); FDN_EESCALATED (failed supervisor).
+ *         callback's code; FDN_ESHUTDOWN (shut down); FDN_EESCALATED (failed supervisor);
+ *         FDN_ECANCELED (called from a worker loop that the supervisor is stopping).
  *         On error nothing is kept and destroy is not called: the caller keeps the state.
  * @thread_safety any (also from a service callback on the supervisor thread)
  * @since 0.1.0
@@ -298,6 +299,9 @@ FDN_API bool fdn_service_should_stop(const fdn_service_ctl_t *ctl);
 
 /**
  * Wait on the supervisor's clock until deadline_ns, a stop request, or a clock kick.
+ * A kick that happened since the previous wait returned (or since the start, for the first)
+ * makes it return FDN_EAGAIN at once, so work announced by "update state, then
+ * fdn_clock_kick" is never missed by a loop that checks its work and then waits.
  * @param[in] deadline_ns monotonic deadline on the supervisor clock; INT64_MAX: until stop
  * @return 0 (deadline reached), FDN_ECANCELED (stop requested: return from run),
  *         FDN_EAGAIN (woken early: re-check your work and wait again)

@@ -49,7 +49,7 @@ struct fdn_service_ctl {
     child_t *ch;
     _Atomic bool stop;
     uint64_t gen;      /* gen of the start this worker belongs to (set before create) */
-    uint64_t kick_seq; /* worker's own kick sequence for fdn_service_wait */
+    uint64_t kick_seq; /* worker's last seen kick (fdn_service_wait); set at each start */
 };
 
 struct child {
@@ -68,6 +68,7 @@ struct child {
     bool add_done;
     int add_rc;
     fdn_error_t *add_err;
+    child_t *add_by; /* the child whose worker loop posted the add, or NULL */
     bool marked; /* member of the set being stopped */
     fdn_service_state_t mark_target;
     uint32_t restarts;
@@ -213,14 +214,19 @@ static void set_state(fdn_supervisor_t *sup, child_t *ch, fdn_service_state_t st
 /* ------------------------------------------------------------------------------------ */
 /* Worker threads */
 
-/* The supervisor whose worker loop runs on this thread (NULL elsewhere). */
-static _Thread_local fdn_supervisor_t *t_worker_of;
+/* The child whose worker loop runs on this thread (NULL elsewhere). */
+static _Thread_local child_t *t_worker;
+
+static bool on_worker_of(fdn_supervisor_t *sup)
+{
+    return t_worker != NULL && t_worker->ctl.sup == sup;
+}
 
 static void *worker_main(void *arg)
 {
     child_t *ch = arg;
     fdn_supervisor_t *sup = ch->ctl.sup;
-    t_worker_of = sup;
+    t_worker = ch;
     int rc = ch->ops->run(ch->state, &ch->ctl);
     if (rc > 0)
         rc = FDN_EINTERNAL;
@@ -235,7 +241,7 @@ static void *worker_main(void *arg)
     }
     pthread_mutex_unlock(&sup->mu);
     fdn_clock_kick(sup->clock);
-    t_worker_of = NULL;
+    t_worker = NULL;
     return NULL;
 }
 
@@ -249,7 +255,8 @@ int fdn_service_wait(fdn_service_ctl_t *ctl, int64_t deadline_ns)
     if (ctl == NULL)
         return FDN_ECANCELED;
     fdn_clock_t *c = ctl->sup->clock;
-    ctl->kick_seq = fdn_clock_kick_seq(c);
+    /* ctl->kick_seq persists from the previous wait (set at start): a kick that came while
+     * the worker was busy or checking its work makes this wait return at once */
     if (fdn_service_should_stop(ctl))
         return FDN_ECANCELED;
     int rc = fdn_clock_wait_until(c, deadline_ns, &ctl->kick_seq);
@@ -280,6 +287,7 @@ static int start_child(fdn_supervisor_t *sup, child_t *ch, fdn_service_state_t f
     ch->gen++;
     ch->fail_pending = false;
     ch->ctl.gen = ch->gen;
+    ch->ctl.kick_seq = fdn_clock_kick_seq(sup->clock); /* before the worker exists */
     atomic_store_explicit(&ch->ctl.stop, false, memory_order_release);
     pthread_mutex_unlock(&sup->mu);
     if (sup->on_event != NULL)
@@ -319,11 +327,39 @@ static int start_child(fdn_supervisor_t *sup, child_t *ch, fdn_service_state_t f
 }
 
 /* Stop a RUNNING (or STARTING-failed-with-thread) child and move it to `target`. */
+static void remove_child_locked(fdn_supervisor_t *sup, child_t *ch);
+
+/* Fail the adds posted by ch's worker loop (it waits for them; we are about to join it).
+ * Called after ctl.stop is set, so that worker posts no new one (fdn_supervisor_add). */
+static void fail_adds_by(fdn_supervisor_t *sup, child_t *ch)
+{
+    pthread_mutex_lock(&sup->mu);
+    bool any = false;
+    for (size_t i = 0; i < sup->n;) {
+        child_t *k = sup->kids[i];
+        if (k->add_pending && k->add_by == ch) {
+            k->add_pending = false;
+            k->add_rc = fdn_err_set(k->add_err, FDN_ECANCELED,
+                                    "service %s, which adds %s, is being stopped", ch->name,
+                                    k->name);
+            remove_child_locked(sup, k);
+            k->add_done = true;
+            any = true;
+            continue;
+        }
+        i++;
+    }
+    if (any)
+        pthread_cond_broadcast(&sup->cv);
+    pthread_mutex_unlock(&sup->mu);
+}
+
 static void stop_child(fdn_supervisor_t *sup, child_t *ch, fdn_service_state_t target, int code)
 {
     atomic_store_explicit(&ch->ctl.stop, true, memory_order_release);
     fdn_clock_kick(sup->clock);
     if (ch->has_thread) {
+        fail_adds_by(sup, ch);
         pthread_join(ch->thread, NULL);
         ch->has_thread = false;
         atomic_fetch_sub_explicit(&sup->live_threads, 1, memory_order_relaxed);
@@ -726,6 +762,7 @@ int fdn_supervisor_add(fdn_supervisor_t *sup, const fdn_service_spec_t *spec, fd
     atomic_init(&ch->ctl.stop, false);
 
     bool inline_start = on_sup_thread(sup);
+    child_t *by = on_worker_of(sup) ? t_worker : NULL;
     pthread_mutex_lock(&sup->mu);
     if (find_locked(sup, ch->name) != NULL) {
         pthread_mutex_unlock(&sup->mu);
@@ -743,6 +780,13 @@ int fdn_supervisor_add(fdn_supervisor_t *sup, const fdn_service_spec_t *spec, fd
         pthread_mutex_unlock(&sup->mu);
         fdn__free(ch);
         return fdn_err_set(err, FDN_EESCALATED, "supervisor %s has failed", sup->name);
+    }
+    if (by != NULL && atomic_load_explicit(&by->ctl.stop, memory_order_acquire)) {
+        /* the supervisor thread is (about to be) joining this worker: never wait for it */
+        pthread_mutex_unlock(&sup->mu);
+        fdn__free(ch);
+        return fdn_err_set(err, FDN_ECANCELED, "service %s is being stopped; %s not added",
+                           by->name, spec->name);
     }
     if (append_locked(sup, ch) != 0) {
         pthread_mutex_unlock(&sup->mu);
@@ -766,6 +810,7 @@ int fdn_supervisor_add(fdn_supervisor_t *sup, const fdn_service_spec_t *spec, fd
     }
     ch->add_pending = true;
     ch->add_err = err;
+    ch->add_by = by;
     pthread_mutex_unlock(&sup->mu);
     fdn_clock_kick(sup->clock);
     pthread_mutex_lock(&sup->mu);
@@ -840,7 +885,7 @@ int fdn_supervisor_shutdown(fdn_supervisor_t *sup, int64_t timeout_ms)
     if (sup == NULL)
         return FDN_EINVAL;
     /* on the supervisor thread or a worker it joins while stopping: waiting would deadlock */
-    bool self = t_worker_of == sup || on_sup_thread(sup);
+    bool self = on_worker_of(sup) || on_sup_thread(sup);
     pthread_mutex_lock(&sup->mu);
     sup->stop_req = true;
     if (sup->phase == PH_IDLE) {
@@ -1016,5 +1061,5 @@ size_t fdn__supervisor_live_threads(fdn_supervisor_t *sup)
 
 bool fdn__supervisor_on_thread(fdn_supervisor_t *sup)
 {
-    return sup != NULL && (t_worker_of == sup || on_sup_thread(sup));
+    return sup != NULL && (on_worker_of(sup) || on_sup_thread(sup));
 }
