@@ -194,6 +194,12 @@ static int64_t real_deadline(int64_t timeout_ms)
     return now + timeout_ms * 1000000;
 }
 
+/* now + delay without signed overflow (delays come from the options, up to INT64_MAX). */
+static int64_t add_sat(int64_t now, int64_t delay)
+{
+    return now > 0 && delay > INT64_MAX - now ? INT64_MAX : now + delay; /* delay >= 0 */
+}
+
 static child_t *find_locked(fdn_supervisor_t *sup, const char *name)
 {
     for (size_t i = 0; i < sup->n; i++)
@@ -320,7 +326,7 @@ static int start_child(fdn_supervisor_t *sup, child_t *ch, fdn_service_state_t f
     int64_t now = now_ns(sup);
     pthread_mutex_lock(&sup->mu);
     ch->healthy = true;
-    ch->next_health_ns = ch->health_interval > 0 ? now + ch->health_interval : INT64_MAX;
+    ch->next_health_ns = ch->health_interval > 0 ? add_sat(now, ch->health_interval) : INT64_MAX;
     pthread_mutex_unlock(&sup->mu);
     set_state(sup, ch, FDN_SERVICE_RUNNING, 0);
     return 0;
@@ -494,7 +500,7 @@ static void handle_failure(fdn_supervisor_t *sup, child_t *ch, int code)
                 c->mark_target = FDN_SERVICE_STOPPED;
             } else {
                 c->mark_target = FDN_SERVICE_RESTARTING;
-                c->due_ns = now + backoff;
+                c->due_ns = add_sat(now, backoff);
                 c->restarts++;
             }
         }
@@ -605,7 +611,7 @@ static bool do_one(fdn_supervisor_t *sup, int64_t *deadline)
             next = FDN_MIN(next, ch->next_health_ns);
             continue;
         }
-        ch->next_health_ns = now + ch->health_interval;
+        ch->next_health_ns = add_sat(now, ch->health_interval);
         uint64_t gen = ch->gen;
         pthread_mutex_unlock(&sup->mu);
         int h = ch->ops->health(ch->state);

@@ -939,6 +939,29 @@ static void service_wait_sees_kick_before_the_call(void **state)
     fx_free(f);
 }
 
+/* Huge delays mean "practically never", not a signed overflow (UB; in practice a negative
+ * due time and an immediate restart or health poll). */
+static void huge_backoff_and_health_interval_saturate(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 3, INT64_MAX, INT64_MAX);
+    tsvc_t *a = fx_add(f, "a", FDN_RESTART_PERMANENT, false, INT64_MAX);
+    assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
+    idle(f);
+    advance(f, SEC); /* the health poll is not due */
+    assert_int_equal(atomic_load(&a->starts), 1);
+    assert_int_equal(fdn_supervisor_inject_fault(f->w.sup, "a", -EIO), 0);
+    idle(f);
+    advance(f, SEC);
+    fdn_service_status_t st;
+    assert_int_equal(fdn_supervisor_service_status(f->w.sup, "a", &st), 0);
+    assert_int_equal(st.state, FDN_SERVICE_RESTARTING);
+    assert_int_equal(st.restart_due_ns, INT64_MAX);
+    assert_int_equal(atomic_load(&a->starts), 1);
+    ASSERT_LOG(&f->w, "+a -a");
+    fx_free(f);
+}
+
 /* A caller hammering a service while it is restarting always gets an immediate answer. */
 typedef struct caller_arg {
     tsvc_t *s;
@@ -1005,6 +1028,7 @@ int main(void)
         cmocka_unit_test(add_after_start_and_errors),
         cmocka_unit_test(shutdown_from_escalation_callback),
         cmocka_unit_test(shutdown_from_worker_loop),
+        cmocka_unit_test(huge_backoff_and_health_interval_saturate),
         cmocka_unit_test(service_wait_sees_kick_before_the_call),
         cmocka_unit_test(add_from_stopping_worker_does_not_deadlock),
         cmocka_unit_test(add_pending_from_worker_fails_when_it_is_stopped),
