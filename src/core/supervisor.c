@@ -7,7 +7,10 @@
  *    afterwards it is the supervisor thread (sup_main), which also performs the final
  *    stop-all at shutdown. So the callbacks of one supervisor never run concurrently.
  *  - one worker thread per RUNNING service that has ops->run (worker_main). A worker only
- *    reports its return code (fail_pending) and kicks the clock.
+ *    reports its return code (fail_pending) and kicks the clock. The lifecycle thread joins
+ *    workers, so nothing a worker calls may wait for it: shutdown from a worker only requests
+ *    the stop (thread-local t_worker), and an add from a worker is failed (FDN_ECANCELED)
+ *    once that worker's stop was requested, including an add it posted just before.
  *  - any thread: add (posts add_pending and waits), inject_fault (posts fail_pending),
  *    status queries, shutdown (sets stop_req, kicks, waits for `finished`, joins).
  *
