@@ -348,9 +348,9 @@ static void fail_adds_by(fdn_supervisor_t *sup, child_t *ch)
         child_t *k = sup->kids[i];
         if (k->add_pending && k->add_by == ch) {
             k->add_pending = false;
-            k->add_rc = fdn_err_set(k->add_err, FDN_ECANCELED,
-                                    "service %s, which adds %s, is being stopped", ch->name,
-                                    k->name);
+            k->add_rc =
+                fdn_err_set(k->add_err, FDN_ECANCELED,
+                            "service %s, which adds %s, is being stopped", ch->name, k->name);
             remove_child_locked(sup, k);
             k->add_done = true;
             any = true;

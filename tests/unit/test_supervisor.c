@@ -40,8 +40,8 @@ typedef struct world {
     int esc_shutdown_rc;
     int probe_shutdown_rc;
     void (*restart_hook)(struct world *w); /* runs in on_restart (supervisor thread) */
-    atomic_bool go; /* tells a test worker loop to act */
-    int step;       /* lock-step handshake with a worker loop (under mu) */
+    atomic_bool go;                        /* tells a test worker loop to act */
+    int step;                              /* lock-step handshake with a worker loop (under mu) */
 } world_t;
 
 typedef struct tsvc {
