@@ -224,8 +224,9 @@ FDN_API int fdn_supervisor_start(fdn_supervisor_t *sup, fdn_error_t *err);
 
 /**
  * Stop supervising and stop every service in reverse order (the supervisor thread does it,
- * then exits). Idempotent and thread-safe. Called from a callback on the supervisor thread or
- * from a service's worker loop it only requests the stop and returns 0; destroy completes it.
+ * then exits). Idempotent and thread-safe. Called from a service callback (on the supervisor
+ * thread, or on the caller of fdn_supervisor_start while it starts the services) or from a
+ * service's worker loop it only requests the stop and returns 0; destroy completes it.
  * @param[in] timeout_ms  how long to wait for the services to stop (real time); < 0: forever
  * @return 0, FDN_ETIMEDOUT (still stopping; destroy will wait)
  * @thread_safety any

@@ -11,6 +11,7 @@
  *    workers, so nothing a worker calls may wait for it: shutdown from a worker only requests
  *    the stop (thread-local t_worker), and an add from a worker is failed (FDN_ECANCELED)
  *    once that worker's stop was requested, including an add it posted just before.
+ *    Likewise shutdown from a callback run by fdn_supervisor_start (t_starting).
  *  - any thread: add (posts add_pending and waits), inject_fault (posts fail_pending),
  *    status queries, shutdown (sets stop_req, kicks, waits for `finished`, joins).
  *
@@ -229,6 +230,16 @@ static _Thread_local child_t *t_worker;
 static bool on_worker_of(fdn_supervisor_t *sup)
 {
     return t_worker != NULL && t_worker->ctl.sup == sup;
+}
+
+/* The supervisor whose fdn_supervisor_start runs on this thread: until its thread exists,
+ * the caller of start is the lifecycle thread and runs the callbacks. */
+static _Thread_local fdn_supervisor_t *t_starting;
+
+/* True where waiting for the supervisor to stop would wait for the calling thread itself. */
+static bool on_lifecycle_or_worker(fdn_supervisor_t *sup)
+{
+    return t_starting == sup || on_worker_of(sup) || on_sup_thread(sup);
 }
 
 static void *worker_main(void *arg)
@@ -843,6 +854,7 @@ int fdn_supervisor_start(fdn_supervisor_t *sup, fdn_error_t *err)
         return fdn_err_set(err, rc, "supervisor %s cannot start now", sup->name);
     }
     sup->phase = PH_STARTING;
+    t_starting = sup; /* cleared before every return below */
     int rc = 0;
     size_t started = 0;
     for (; started < sup->n && !sup->stop_req; started++) {
@@ -881,11 +893,13 @@ int fdn_supervisor_start(fdn_supervisor_t *sup, fdn_error_t *err)
         sup->finished = true; /* only now: shutdown's 0 means every service is stopped */
         pthread_cond_broadcast(&sup->cv);
         pthread_mutex_unlock(&sup->mu);
+        t_starting = NULL;
         return rc;
     }
     sup->phase = PH_RUNNING;
     pthread_cond_broadcast(&sup->cv);
     pthread_mutex_unlock(&sup->mu);
+    t_starting = NULL;
     return 0;
 }
 
@@ -893,8 +907,8 @@ int fdn_supervisor_shutdown(fdn_supervisor_t *sup, int64_t timeout_ms)
 {
     if (sup == NULL)
         return FDN_EINVAL;
-    /* on the supervisor thread or a worker it joins while stopping: waiting would deadlock */
-    bool self = on_worker_of(sup) || on_sup_thread(sup);
+    /* on the lifecycle thread or a worker it joins while stopping: waiting would deadlock */
+    bool self = on_lifecycle_or_worker(sup);
     pthread_mutex_lock(&sup->mu);
     sup->stop_req = true;
     if (sup->phase == PH_IDLE) {
@@ -1070,5 +1084,5 @@ size_t fdn__supervisor_live_threads(fdn_supervisor_t *sup)
 
 bool fdn__supervisor_on_thread(fdn_supervisor_t *sup)
 {
-    return sup != NULL && (on_worker_of(sup) || on_sup_thread(sup));
+    return sup != NULL && on_lifecycle_or_worker(sup);
 }

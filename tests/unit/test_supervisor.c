@@ -131,11 +131,22 @@ static int t_call(tsvc_t *s)
     return atomic_load(&s->running) ? 0 : FDN_EUNAVAILABLE;
 }
 
-/* A stop that asks, while it runs, whether shutdown reports the supervisor as stopped. */
+/* A stop that asks, while it runs, whether shutdown (from another thread: on the lifecycle
+ * thread it would only request the stop) reports the supervisor as stopped. */
+static void *probe_main(void *p)
+{
+    tsvc_t *s = p;
+    return (void *)(intptr_t)fdn_supervisor_shutdown(s->w->sup, 0);
+}
+
 static void t_stop_probe(void *state)
 {
     tsvc_t *s = state;
-    int rc = fdn_supervisor_shutdown(s->w->sup, 0);
+    pthread_t th;
+    void *res = NULL;
+    int rc = 12345;
+    if (pthread_create(&th, NULL, probe_main, s) == 0 && pthread_join(th, &res) == 0)
+        rc = (int)(intptr_t)res;
     pthread_mutex_lock(&s->w->mu);
     s->w->probe_shutdown_rc = rc;
     pthread_mutex_unlock(&s->w->mu);
@@ -210,7 +221,20 @@ static int t_run_check_then_wait(void *state, fdn_service_ctl_t *ctl)
     return 0;
 }
 
+/* A start that shuts its supervisor down (a fatal condition found while starting). */
+static int t_start_shutdown(void *state, void *ctx, fdn_error_t *err)
+{
+    tsvc_t *s = state;
+    int rc = fdn_supervisor_shutdown(s->w->sup, 300);
+    pthread_mutex_lock(&s->w->mu);
+    s->w->probe_shutdown_rc = rc;
+    pthread_mutex_unlock(&s->w->mu);
+    return t_start(state, ctx, err);
+}
+
 static const fdn_service_ops_t OPS = {t_start, t_stop, t_health, NULL, t_destroy};
+static const fdn_service_ops_t OPS_START_SHUTDOWN = {t_start_shutdown, t_stop, NULL, NULL,
+                                                     t_destroy};
 static const fdn_service_ops_t OPS_CHECK_WAIT = {t_start, t_stop, NULL, t_run_check_then_wait,
                                                  t_destroy};
 static const fdn_service_ops_t OPS_RUN_ADD = {t_start, t_stop, t_health, t_run_add_when_stopped,
@@ -962,6 +986,31 @@ static void huge_backoff_and_health_interval_saturate(void **state)
     fx_free(f);
 }
 
+/* fdn_supervisor_start runs the start callbacks on the calling thread (the lifecycle thread
+ * until the supervisor thread exists): shutdown from one of them only requests the stop,
+ * as from any callback, instead of waiting for the start that called it. */
+static void shutdown_from_initial_start_callback(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 3, BACKOFF_NS, SEC);
+    fx_add(f, "a", FDN_RESTART_PERMANENT, false, 0);
+    tsvc_t *b = &f->svc[f->nsvc++];
+    b->w = &f->w;
+    snprintf(b->name, sizeof(b->name), "b");
+    fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
+    spec.name = "b";
+    spec.ops = &OPS_START_SHUTDOWN;
+    spec.state = b;
+    assert_int_equal(fdn_supervisor_add(f->w.sup, &spec, NULL), 0);
+    fx_add(f, "c", FDN_RESTART_PERMANENT, false, 0);
+    f->w.probe_shutdown_rc = 12345;
+    assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), FDN_ESHUTDOWN);
+    assert_int_equal(f->w.probe_shutdown_rc, 0);
+    ASSERT_LOG(&f->w, "+a +b -b -a");
+    assert_int_equal(fdn_supervisor_shutdown(f->w.sup, WAIT_MS), 0);
+    fx_free(f);
+}
+
 /* A caller hammering a service while it is restarting always gets an immediate answer. */
 typedef struct caller_arg {
     tsvc_t *s;
@@ -1028,6 +1077,7 @@ int main(void)
         cmocka_unit_test(add_after_start_and_errors),
         cmocka_unit_test(shutdown_from_escalation_callback),
         cmocka_unit_test(shutdown_from_worker_loop),
+        cmocka_unit_test(shutdown_from_initial_start_callback),
         cmocka_unit_test(huge_backoff_and_health_interval_saturate),
         cmocka_unit_test(service_wait_sees_kick_before_the_call),
         cmocka_unit_test(add_from_stopping_worker_does_not_deadlock),
