@@ -368,7 +368,7 @@ static void hset_free_rcu(struct rcu_head *h)
 static int hset_publish(fdn_telemetry_t *tm, tm_handler_t *add, tm_handler_t **remove,
                         size_t nremove)
 {
-    tm_hset_t *old = tm->handlers;
+    tm_hset_t *old = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
     size_t oldn = old != NULL ? old->n : 0;
     size_t n = oldn + (add != NULL ? 1 : 0) - nremove;
     tm_hset_t *s = fdn__calloc(1, sizeof(*s) + n * sizeof(tm_handler_t *));
@@ -387,7 +387,7 @@ static int hset_publish(fdn_telemetry_t *tm, tm_handler_t *add, tm_handler_t **r
     s->n = k;
     for (size_t r = 0; r < nremove; r++)
         atomic_store_explicit(&remove[r]->detached, 1, memory_order_release);
-    rcu_assign_pointer(tm->handlers, s);
+    atomic_store_explicit(&tm->handlers, s, memory_order_release);
     if (old != NULL) {
         for (size_t r = 0; r < nremove; r++) {
             remove[r]->next_dead = old->dead;
@@ -444,7 +444,7 @@ int fdn_telemetry_detach(fdn_telemetry_t *tm, uint64_t id)
         return 0;
     int rc = FDN_ENOENT;
     pthread_mutex_lock(&tm->mu);
-    tm_hset_t *s = tm->handlers;
+    tm_hset_t *s = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
     for (size_t i = 0; s != NULL && i < s->n; i++) {
         if (s->h[i]->id == id) {
             tm_handler_t *h = s->h[i];
@@ -464,7 +464,7 @@ int fdn_telemetry_detach_pattern(fdn_telemetry_t *tm, const char *pattern)
     for (;;) {
         uint64_t id = 0;
         pthread_mutex_lock(&tm->mu);
-        tm_hset_t *s = tm->handlers;
+        tm_hset_t *s = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
         for (size_t i = 0; s != NULL && i < s->n; i++)
             if (strcmp(s->h[i]->pattern, pattern) == 0) {
                 id = s->h[i]->id;
@@ -483,7 +483,8 @@ size_t fdn_telemetry_handler_count(fdn_telemetry_t *tm)
     if (tm == NULL)
         return 0;
     pthread_mutex_lock(&tm->mu);
-    size_t n = tm->handlers != NULL ? tm->handlers->n : 0;
+    tm_hset_t *s = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
+    size_t n = s != NULL ? s->n : 0;
     pthread_mutex_unlock(&tm->mu);
     return n;
 }
@@ -518,7 +519,7 @@ static void dispatch(fdn_telemetry_t *tm, tm_entry_t *e, const char *event,
                      const fdn_tm_measure_t *m, size_t nm, const fdn_tm_meta_t *meta,
                      size_t nmeta)
 {
-    tm_hset_t *s = rcu_dereference(tm->handlers);
+    tm_hset_t *s = atomic_load_explicit(&tm->handlers, memory_order_acquire);
     if (s == NULL)
         return;
     for (size_t i = 0; i < s->n; i++) {
@@ -780,8 +781,9 @@ void fdn_telemetry_destroy(fdn_telemetry_t *tm)
         rcu_barrier();
         cds_lfht_destroy(tm->ht, NULL);
     }
-    if (tm->handlers != NULL) {
-        tm_hset_t *s = tm->handlers;
+    tm_hset_t *hs = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
+    if (hs != NULL) {
+        tm_hset_t *s = hs;
         for (size_t i = 0; i < s->n; i++) {
             s->h[i]->next_dead = s->dead;
             s->dead = s->h[i];

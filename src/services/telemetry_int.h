@@ -99,7 +99,7 @@ struct fdn_telemetry {
     pthread_mutex_t mu;     /* writers: entries, slots, families, handler sets */
     struct cds_lfht *ht;
     _Atomic size_t nentries;
-    tm_hset_t *handlers; /* RCU-published */
+    _Atomic(tm_hset_t *) handlers; /* RCU-published (release store, acquire load) */
     uint64_t next_handler_id;
     fdn_tm_family_t **fams;
     size_t nfams, capfams;
