@@ -135,12 +135,12 @@ static void entry_free(tm_entry_t *e)
 
 static void entry_free_rcu(struct rcu_head *h)
 {
-    entry_free(caa_container_of(h, tm_entry_t, rcu));
+    entry_free(TM_CONTAINER_OF(h, tm_entry_t, rcu));
 }
 
 static int entry_match(struct cds_lfht_node *node, const void *key)
 {
-    const tm_entry_t *e = caa_container_of(node, tm_entry_t, node);
+    const tm_entry_t *e = TM_CONTAINER_OF(node, tm_entry_t, node);
     return strcmp(e->name, (const char *)key) == 0;
 }
 
@@ -212,13 +212,13 @@ static tm_entry_t *entry_get(fdn_telemetry_t *tm, const char *name, const fdn_tm
     struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
     tm_entry_t *e = NULL;
     if (node != NULL) {
-        e = caa_container_of(node, tm_entry_t, node);
+        e = TM_CONTAINER_OF(node, tm_entry_t, node);
     } else {
         pthread_mutex_lock(&tm->mu);
         cds_lfht_lookup(tm->ht, hash, entry_match, name, &it);
         node = cds_lfht_iter_get_node(&it);
         if (node != NULL) {
-            e = caa_container_of(node, tm_entry_t, node);
+            e = TM_CONTAINER_OF(node, tm_entry_t, node);
         } else if (atomic_load_explicit(&tm->nentries, memory_order_relaxed) >=
                    tm->opts.max_events) {
             pthread_mutex_unlock(&tm->mu);
@@ -361,7 +361,7 @@ static void hset_free(tm_hset_t *s)
 
 static void hset_free_rcu(struct rcu_head *h)
 {
-    hset_free(caa_container_of(h, tm_hset_t, rcu));
+    hset_free(TM_CONTAINER_OF(h, tm_hset_t, rcu));
 }
 
 /* Replace the handler set (tm->mu held). remove: handlers to drop (marked detached). */
@@ -668,7 +668,7 @@ static int sweep(fdn_telemetry_t *tm, bool all)
     cds_lfht_first(tm->ht, &it);
     struct cds_lfht_node *node;
     while ((node = cds_lfht_iter_get_node(&it)) != NULL) {
-        tm_entry_t *e = caa_container_of(node, tm_entry_t, node);
+        tm_entry_t *e = TM_CONTAINER_OF(node, tm_entry_t, node);
         cds_lfht_next(tm->ht, &it);
         fdn__tm_entry_sample_activity(tm, e, now);
         bool drop = all || (tm->opts.retention_ns > 0 &&
