@@ -311,7 +311,9 @@ static void aggregate(fdn_telemetry_t *tm, tm_entry_t *e, const fdn_tm_measure_t
         }
         switch (s->kind) {
         case FDN_TM_COUNTER:
-            fdn_counter_add(s->u.c, (uint64_t)llround(m[i].value));
+            fdn_counter_add(s->u.c, m[i].value >= 1.8446744073709552e19
+                                        ? UINT64_MAX
+                                        : (uint64_t)(m[i].value + 0.5));
             break;
         case FDN_TM_GAUGE:
             fdn_gauge_set_double(s->u.g, m[i].value);
@@ -591,6 +593,33 @@ int fdn_telemetry_emit_histogram(fdn_telemetry_t *tm, const char *event, double 
 {
     fdn_tm_measure_t m = {"histogram", value};
     return fdn_telemetry_execute(tm, event, &m, 1, meta, nmeta);
+}
+
+static int emit_prefixed(fdn_telemetry_t *tm, const char *prefix, const char *name,
+                         const char *key, double value, const fdn_tm_meta_t *meta, size_t nmeta)
+{
+    if (tm == NULL)
+        return 0;
+    if (name == NULL)
+        return FDN_EINVAL;
+    char full[FDN_TM_NAME_MAX + 2];
+    int n = snprintf(full, sizeof(full), "%s.%s", prefix, name);
+    if (n < 0 || (size_t)n > FDN_TM_NAME_MAX)
+        return FDN_EINVAL;
+    fdn_tm_measure_t m = {key, value};
+    return fdn_telemetry_execute(tm, full, &m, 1, meta, nmeta);
+}
+
+int fdn_telemetry_emit_performance(fdn_telemetry_t *tm, const char *metric, double value,
+                                   const fdn_tm_meta_t *meta, size_t nmeta)
+{
+    return emit_prefixed(tm, "foundation.performance", metric, "gauge", value, meta, nmeta);
+}
+
+int fdn_telemetry_emit_system_event(fdn_telemetry_t *tm, const char *type,
+                                    const fdn_tm_meta_t *meta, size_t nmeta)
+{
+    return emit_prefixed(tm, "foundation.system", type, "counter", 1.0, meta, nmeta);
 }
 
 /* ------------------------------------------------------------------------------------ */
