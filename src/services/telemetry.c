@@ -183,6 +183,7 @@ static tm_entry_t *entry_new(fdn_telemetry_t *tm, const char *name, size_t len,
     e->last_active = fdn_clock_mono_ns(tm->clock);
     e->seen_count = 1; /* the emission that creates the entry */
     cds_lfht_node_init(&e->node);
+    atomic_store_explicit(&e->published, 1, memory_order_release);
     return e;
 oom:
     entry_free(e);
@@ -213,6 +214,7 @@ static tm_entry_t *entry_get(fdn_telemetry_t *tm, const char *name, const fdn_tm
     tm_entry_t *e = NULL;
     if (node != NULL) {
         e = TM_CONTAINER_OF(node, tm_entry_t, node);
+        (void)atomic_load_explicit(&e->published, memory_order_acquire);
     } else {
         pthread_mutex_lock(&tm->mu);
         cds_lfht_lookup(tm->ht, hash, entry_match, name, &it);

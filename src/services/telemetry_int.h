@@ -52,6 +52,9 @@ typedef struct tm_entry {
     int64_t last_active;
     uint64_t seen_count;
     struct tm_entry *next_dead;
+    /* Release-stored once initialised, acquire-loaded by readers that found the entry in
+     * the hash table: urcu publishes with its own fences, which TSan cannot see. */
+    _Atomic int published;
 } tm_entry_t;
 
 typedef struct tm_handler {
