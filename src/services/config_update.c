@@ -290,8 +290,10 @@ int fdn__cfg_parse_value(const char *path, const char *value_json, json_t **out,
 
 void fdn__cfg_retire(snap_t *old)
 {
-    if (old != NULL)
+    if (old != NULL) {
+        fdn__cfg_tsan_release(old);
         call_rcu(&old->rcu, fdn__cfg_snap_retire_cb);
+    }
 }
 
 /* Check 4 + publish; wmu held. */
