@@ -395,18 +395,43 @@ bool fdn_config_available(const fdn_config_t *cfg)
         return rc_;                                                                            \
     } while (0)
 
+/* Exact leaf path of a scalar: served from the latch (no RCU section). Returns 1 when the
+ * caller must take the snapshot path instead. */
+static inline int path_key(fdn_config_t *cfg, const char *path, fdn_config_key_t *key)
+{
+    if (FDN_UNLIKELY(cfg == NULL || path == NULL))
+        return FDN_EINVAL;
+    int32_t idx = fdn__cfg_schema_find(cfg->schema, path, strlen(path));
+    if (idx < 0)
+        return 1;
+    *key = idx;
+    return 0;
+}
+
 int fdn_config_get_int(fdn_config_t *cfg, const char *path, int64_t *out)
 {
+    fdn_config_key_t k;
+    int rc = path_key(cfg, path, &k);
+    if (rc <= 0)
+        return rc < 0 ? rc : fdn_config_key_get_int(cfg, k, out);
     READ_WITH_SNAPSHOT(cfg, fdn_config_snapshot_get_int(s_, path, out));
 }
 
 int fdn_config_get_double(fdn_config_t *cfg, const char *path, double *out)
 {
+    fdn_config_key_t k;
+    int rc = path_key(cfg, path, &k);
+    if (rc <= 0)
+        return rc < 0 ? rc : fdn_config_key_get_double(cfg, k, out);
     READ_WITH_SNAPSHOT(cfg, fdn_config_snapshot_get_double(s_, path, out));
 }
 
 int fdn_config_get_bool(fdn_config_t *cfg, const char *path, bool *out)
 {
+    fdn_config_key_t k;
+    int rc = path_key(cfg, path, &k);
+    if (rc <= 0)
+        return rc < 0 ? rc : fdn_config_key_get_bool(cfg, k, out);
     READ_WITH_SNAPSHOT(cfg, fdn_config_snapshot_get_bool(s_, path, out));
 }
 
@@ -485,53 +510,86 @@ int fdn_config_key_resolve(const fdn_config_t *cfg, const char *path, fdn_config
     return 0;
 }
 
-static inline int key_leaf(fdn_config_t *cfg, fdn_config_key_t key, leaf_t *out)
+void fdn__cfg_latch_publish(fdn_config_t *cfg, const snap_t *s)
 {
-    if (FDN_UNLIKELY(cfg == NULL || key < 0 || (size_t)key >= cfg->schema->n))
-        return FDN_EINVAL;
-    snap_t *s = read_lock(cfg);
-    if (FDN_UNLIKELY(s == NULL)) {
-        read_unlock();
-        return FDN_EUNAVAILABLE;
+    uint64_t seq = atomic_load_explicit(&cfg->latch_seq, memory_order_relaxed);
+    for (int pass = 0; pass < 2; pass++) {
+        /* readers move to the other copy, then this one is rewritten */
+        atomic_store_explicit(&cfg->latch_seq, ++seq, memory_order_release);
+        atomic_thread_fence(memory_order_seq_cst);
+        latch_leaf_t *dst = cfg->latch[(seq + 1) & 1];
+        for (size_t i = 0; i < cfg->nleaves; i++) {
+            const leaf_t *l = &s->leaves[i];
+            uint64_t bits;
+            if (l->kind == LK_REAL)
+                memcpy(&bits, &l->d, sizeof(bits));
+            else
+                bits = (uint64_t)l->i;
+            atomic_store_explicit(&dst[i].kind, (uint32_t)l->kind, memory_order_relaxed);
+            atomic_store_explicit(&dst[i].bits, bits, memory_order_relaxed);
+        }
     }
-    *out = s->leaves[key];
-    read_unlock();
-    return 0;
+}
+
+/* Lock-free, write-free read of one scalar leaf. */
+static inline int key_leaf(fdn_config_t *cfg, fdn_config_key_t key, uint32_t *kind,
+                           uint64_t *bits)
+{
+    if (FDN_UNLIKELY(cfg == NULL || key < 0 || (size_t)key >= cfg->nleaves))
+        return FDN_EINVAL;
+    for (;;) {
+        uint64_t seq = atomic_load_explicit(&cfg->latch_seq, memory_order_acquire);
+        if (FDN_UNLIKELY(atomic_load_explicit(&cfg->live, memory_order_relaxed) == NULL))
+            return FDN_EUNAVAILABLE;
+        const latch_leaf_t *l = &cfg->latch[seq & 1][key];
+        *kind = atomic_load_explicit(&l->kind, memory_order_relaxed);
+        *bits = atomic_load_explicit(&l->bits, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (FDN_LIKELY(atomic_load_explicit(&cfg->latch_seq, memory_order_relaxed) == seq))
+            return 0;
+    }
 }
 
 int fdn_config_key_get_int(fdn_config_t *cfg, fdn_config_key_t key, int64_t *out)
 {
-    leaf_t l;
-    int rc = key_leaf(cfg, key, &l);
-    if (rc != 0)
-        return rc;
-    if (l.kind != LK_INT || out == NULL)
-        return out == NULL ? FDN_EINVAL : FDN_ETYPE_MISMATCH;
-    *out = l.i;
+    uint32_t kind;
+    uint64_t bits;
+    int rc = key_leaf(cfg, key, &kind, &bits);
+    if (rc != 0 || out == NULL)
+        return rc != 0 ? rc : FDN_EINVAL;
+    if (kind != LK_INT)
+        return FDN_ETYPE_MISMATCH;
+    *out = (int64_t)bits;
     return 0;
 }
 
 int fdn_config_key_get_double(fdn_config_t *cfg, fdn_config_key_t key, double *out)
 {
-    leaf_t l;
-    int rc = key_leaf(cfg, key, &l);
-    if (rc != 0)
-        return rc;
-    if ((l.kind != LK_INT && l.kind != LK_REAL) || out == NULL)
-        return out == NULL ? FDN_EINVAL : FDN_ETYPE_MISMATCH;
-    *out = l.d;
+    uint32_t kind;
+    uint64_t bits;
+    int rc = key_leaf(cfg, key, &kind, &bits);
+    if (rc != 0 || out == NULL)
+        return rc != 0 ? rc : FDN_EINVAL;
+    if (kind == LK_INT) {
+        *out = (double)(int64_t)bits;
+        return 0;
+    }
+    if (kind != LK_REAL)
+        return FDN_ETYPE_MISMATCH;
+    memcpy(out, &bits, sizeof(*out));
     return 0;
 }
 
 int fdn_config_key_get_bool(fdn_config_t *cfg, fdn_config_key_t key, bool *out)
 {
-    leaf_t l;
-    int rc = key_leaf(cfg, key, &l);
-    if (rc != 0)
-        return rc;
-    if (l.kind != LK_BOOL || out == NULL)
-        return out == NULL ? FDN_EINVAL : FDN_ETYPE_MISMATCH;
-    *out = l.i != 0;
+    uint32_t kind;
+    uint64_t bits;
+    int rc = key_leaf(cfg, key, &kind, &bits);
+    if (rc != 0 || out == NULL)
+        return rc != 0 ? rc : FDN_EINVAL;
+    if (kind != LK_BOOL)
+        return FDN_ETYPE_MISMATCH;
+    *out = bits != 0;
     return 0;
 }
 
@@ -791,11 +849,16 @@ int fdn_config_create(fdn_config_t **out, const fdn_config_opts_t *opts, fdn_err
     if (rc == 0)
         rc = build_startup(cfg, &o, err);
     if (rc == 0) {
+        cfg->nleaves = cfg->schema->n;
         cfg->cur = fdn__cfg_snap_new(cfg->schema, cfg->startup, -1, NULL);
-        if (cfg->cur == NULL)
+        cfg->latch[0] = fdn__calloc(cfg->nleaves, sizeof(latch_leaf_t));
+        cfg->latch[1] = fdn__calloc(cfg->nleaves, sizeof(latch_leaf_t));
+        if (cfg->cur == NULL || cfg->latch[0] == NULL || cfg->latch[1] == NULL) {
             rc = fdn_err_set(err, FDN_ENOMEM, NULL);
-        else
+        } else {
             cfg->cur->revision = 1;
+            fdn__cfg_latch_publish(cfg, cfg->cur);
+        }
     }
     if (rc == 0 && o.on_change != NULL) {
         cfg->hook = fdn__cfg_sub_new("", o.on_change, o.on_change_user,
@@ -836,6 +899,8 @@ void fdn_config_destroy(fdn_config_t *cfg)
     size_t n = cfg->schema != NULL ? cfg->schema->n : 0;
     vals_free(cfg->defaults, n);
     vals_free(cfg->startup, n);
+    fdn__free(cfg->latch[0]);
+    fdn__free(cfg->latch[1]);
     fdn__cfg_fb_destroy(cfg->fb);
     fdn__cfg_schema_destroy(cfg->schema);
     pthread_mutex_destroy(&cfg->wmu);

@@ -313,6 +313,7 @@ int fdn__cfg_apply_locked(fdn_config_t *cfg, int32_t idx, json_t *v, snap_t **re
     cfg->cur = ns;
     if (cfg->running)
         atomic_store_explicit(&cfg->live, ns, memory_order_release);
+    fdn__cfg_latch_publish(cfg, ns);
     atomic_fetch_add_explicit(&cfg->updates, 1, memory_order_relaxed);
     atomic_store_explicit(&cfg->last_update, fdn_clock_mono_ns(cfg->clock),
                           memory_order_relaxed);
@@ -442,6 +443,7 @@ static int reset_to(fdn_config_t *cfg, json_t *const *vals, fdn_error_t *err)
             old = cfg->cur;
             cfg->cur = ns;
             atomic_store_explicit(&cfg->live, ns, memory_order_release);
+            fdn__cfg_latch_publish(cfg, ns);
             atomic_fetch_add_explicit(&cfg->resets, 1, memory_order_relaxed);
             bool oom;
             json_t *tree = fdn__cfg_build_tree(cfg->schema, ns->vals, "", &oom);
