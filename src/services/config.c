@@ -2,15 +2,23 @@
  * DESIGN: config service (reference §1.2-§1.8, "Configuration Update Flow").
  *
  * Snapshots. The configuration lives in an immutable snapshot: one json_t value per schema
- * leaf (shared, reference-counted, never mutated once published) plus a cache of scalar
- * leaves for the resolved-key getters, and a revision number. `live` is an atomic pointer to
- * the published snapshot (NULL while the service is stopped). Readers enter an urcu-bp
+ * leaf (private deep copies: jansson reference counts are never shared between threads),
+ * a cache of scalar leaves, and a revision number. `live` is an atomic pointer to the
+ * published snapshot (NULL while the service is stopped). Readers enter an urcu-bp
  * read-side section, load `live` (acquire), read, and leave: no lock, no shared write, so
  * they never wait for a writer and never see a half-applied update. A writer builds a new
  * snapshot (copy of the leaf array with one leaf replaced), validates the whole tree,
  * publishes it (release store) and hands the old one to call_rcu, which drops the
  * publication reference after a grace period. fdn_config_acquire takes an extra counted
  * reference inside the read section so a caller may keep a snapshot across grace periods.
+ *
+ * Scalar fast path. Resolved-key reads and dotted-path reads of scalar leaves do not enter
+ * RCU: the writer also copies every scalar leaf (kind + 64-bit payload) into a two-copy
+ * latch (seqcount latch: bump seq, rewrite the copy readers just left, bump again, rewrite
+ * the other). A reader loads seq, reads copy seq & 1 with relaxed atomics and retries only
+ * if seq moved meanwhile; it writes nothing shared (so it scales with threads) and a writer
+ * preempted mid-copy never blocks it. One leaf read is atomic; several leaves that must
+ * agree are read from one snapshot (fdn_config_acquire).
  *
  * Threads. Callers (any number) read and update. One delivery thread per service, started
  * by fdn__config_service_start and joined by fdn__config_service_stop/destroy, runs the
