@@ -138,7 +138,7 @@ void fdn__cfg_snap_unref(const snap_t *cs)
 
 void fdn__cfg_snap_retire_cb(struct rcu_head *h)
 {
-    snap_t *s = caa_container_of(h, snap_t, rcu);
+    snap_t *s = (snap_t *)(void *)h; /* rcu is the first member */
     fdn__cfg_tsan_acquire(NULL);
     fdn__cfg_tsan_acquire(s);
     fdn__cfg_snap_unref(s);
