@@ -345,7 +345,8 @@ static int entry_init(fdn__cfg_entry_t *e, const fdn_config_key_def_t *d, const 
         if (e->enums == NULL) {
             oom = true;
         } else {
-            for (size_t i = 0; i < k; i++)
+            /* stop at the first failure: the list stays NULL-terminated for entry_free */
+            for (size_t i = 0; i < k && !oom; i++)
                 e->enums[i] = dup_or_null(d->enum_values[i], &oom);
         }
     }
