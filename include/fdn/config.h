@@ -86,7 +86,9 @@ typedef struct fdn_config_change {
     uint64_t dropped;              /**< OVERFLOW: how many notifications were dropped */
 } fdn_config_change_t;
 
-/** Change callback; runs on the service's delivery thread, never under a lock. */
+/** Change callback; runs on the service's delivery thread, never under a lock. It may read,
+ *  update and unsubscribe, but must not stop or destroy the service (that joins this
+ *  thread), and should return promptly (it delays other subscribers, never updaters). */
 typedef void (*fdn_config_change_cb)(const fdn_config_change_t *change, void *user);
 
 /** Options of fdn_config_create. */
@@ -209,9 +211,13 @@ FDN_API int fdn_config_key_resolve(const fdn_config_t *cfg, const char *path,
 /** Read a resolved integer key. @return 0, FDN_ETYPE_MISMATCH, FDN_EUNAVAILABLE, FDN_EINVAL
  *  @thread_safety any (lock-free) @since 0.1.0 */
 FDN_API int fdn_config_key_get_int(fdn_config_t *cfg, fdn_config_key_t key, int64_t *out);
-/** Read a resolved number key. @thread_safety any @since 0.1.0 */
+/** Read a resolved number key (integers convert).
+ * @return 0, FDN_ETYPE_MISMATCH, FDN_EUNAVAILABLE, FDN_EINVAL
+ * @thread_safety any (lock-free) @since 0.1.0 */
 FDN_API int fdn_config_key_get_double(fdn_config_t *cfg, fdn_config_key_t key, double *out);
-/** Read a resolved boolean key. @thread_safety any @since 0.1.0 */
+/** Read a resolved boolean key.
+ * @return 0, FDN_ETYPE_MISMATCH, FDN_EUNAVAILABLE, FDN_EINVAL
+ * @thread_safety any (lock-free) @since 0.1.0 */
 FDN_API int fdn_config_key_get_bool(fdn_config_t *cfg, fdn_config_key_t key, bool *out);
 
 /**
