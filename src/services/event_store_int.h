@@ -152,6 +152,7 @@ struct fdn_events {
     pthread_mutex_t rmu;
     pthread_cond_t rcv;
     uint64_t prune_runs; /* rmu */
+    int64_t prune_base;  /* first interval starts here (set before the thread starts) */
 
     /* subscriptions */
     pthread_mutex_t smu;
