@@ -89,7 +89,7 @@ typedef struct fdn_event_spec {
  * @param[out] err  optional detail (message as the reference's)
  * @return 0; FDN_EVALIDATION (type NULL: "Event type cannot be nil"); FDN_EEVENT_TYPE (type
  *         name breaks the name rules); FDN_ETYPE_MISMATCH (bad correlation id / node, JSON
- *         data that does not parse, negative timestamp); FDN_ETOO_LARGE (data over
+ *         data that does not parse); FDN_ETOO_LARGE (data over
  *         FDN_EVENT_DATA_MAX, context size and max_size); FDN_EINVAL (NULL spec, data NULL
  *         with a length, unknown content type or spec version).
  * @thread_safety any
@@ -254,7 +254,8 @@ typedef struct fdn_events_opts {
 #define FDN_EVENTS_OPTS_INIT {1, NULL, NULL, FDN_EVENTS_DURABLE, 65536, 0, 0, 0, 0, 1000, 65536}
 
 /**
- * Create a store; with durable_path, open (or create) the SQLite file in WAL mode, reload
+ * Create a store (running at once; the runtime's supervisor may stop and start it); with
+ * durable_path, open (or create) the SQLite file in WAL mode, reload
  * its events into memory (the next id is max id + 1) and start the writer thread.
  * Also starts the retention thread.
  * @return 0; FDN_EINVAL; FDN_ENOMEM; FDN_ECORRUPT (the file is not a valid store: message
@@ -265,7 +266,8 @@ typedef struct fdn_events_opts {
 FDN_API int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts,
                               fdn_error_t *err);
 
-/** Stop threads, flush the durable queue, close and free (NULL accepted). @thread_safety owner */
+/** Stop threads, flush the durable queue, close and free (NULL accepted). Subscriptions
+ * still open are freed too: do not use them afterwards. @thread_safety owner */
 FDN_API void fdn_events_destroy(fdn_events_t *es);
 
 /**
