@@ -24,6 +24,7 @@
 #include "common.h"
 #include "clock.h"
 #include "error.h"
+#include "telemetry.h"
 
 FDN_BEGIN_DECLS
 
@@ -249,9 +250,12 @@ typedef struct fdn_events_opts {
     int64_t prune_interval_ns; /**< background prune period; 0 = no background pruning */
     uint32_t max_results;     /**< query limit cap (interface.max_results), default 1000 */
     uint32_t sub_max_backlog; /**< events a subscriber may lag before it skips (default 65536) */
+    /** NULL = off. Counters: foundation.event_store.events_stored (+n per store/batch),
+     *  .events_pruned (+n), .writer_errors (+1 per failed commit), .subscriber_skipped (+n). */
+    fdn_telemetry_t *telemetry;
 } fdn_events_opts_t;
 
-#define FDN_EVENTS_OPTS_INIT {1, NULL, NULL, FDN_EVENTS_DURABLE, 65536, 0, 0, 0, 0, 1000, 65536}
+#define FDN_EVENTS_OPTS_INIT {1, NULL, NULL, FDN_EVENTS_DURABLE, 65536, 0, 0, 0, 0, 1000, 65536, NULL}
 
 /**
  * Create a store (running at once; the runtime's supervisor may stop and start it); with
