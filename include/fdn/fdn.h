@@ -19,6 +19,8 @@
 #include "supervisor.h"
 #include "runtime.h"
 #include "testing.h"
+#include "config.h"
+#include "events.h"
 #include "telemetry.h"
 #include "breaker.h"
 #include "limiter.h"

@@ -79,13 +79,21 @@ typedef struct fdn_runtime_opts {
     unsigned task_workers;      /**< task pool threads (default 2) */
     size_t task_queue;          /**< task pool queue capacity (default 1024) */
     uint32_t flags;             /**< FDN_RUNTIME_* flags */
+    /** Application config sections: keys registered in the config schema before the
+     *  config service starts (copied; see config.h). */
+    const struct fdn_config_key_def *config_keys;
+    size_t config_nkeys;             /**< number of config_keys */
+    const char *const *envp;         /**< environment for config overrides ("NAME=value",
+                                          NULL-terminated); NULL: the process environment */
+    bool ignore_env;                 /**< true: no environment overrides */
+    bool events_fast;                /**< durable event tier in `fast` mode (default durable) */
 } fdn_runtime_opts_t;
 
 #define FDN_RUNTIME_OPTS_VERSION 1
 #define FDN_RUNTIME_OPTS_INIT                                                                      \
     {                                                                                              \
         FDN_RUNTIME_OPTS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 3, 5000000000LL,       \
-            10000000LL, 1000000000LL, 1000000000LL, 2, 1024, 0                                     \
+            10000000LL, 1000000000LL, 1000000000LL, 2, 1024, 0, NULL, 0, NULL, false, false        \
     }
 
 /** Overall status (reference `health().status`, plus failed/stopped). */
@@ -206,6 +214,48 @@ FDN_API const char *fdn_runtime_status_name(fdn_runtime_status_t s);
 FDN_API fdn_registry_t *fdn_runtime_registry(fdn_runtime_t *rt);
 /** The runtime's task pool. Valid until destroy. @thread_safety any  @since 0.1.0 */
 FDN_API fdn_tasks_t *fdn_runtime_tasks(fdn_runtime_t *rt);
+
+/* Built-in services. Each accessor returns a handle that is stable for the runtime's life
+ * (a supervisor restart stops and starts the same object; while it is stopped its calls
+ * answer FDN_EUNAVAILABLE), or NULL for a runtime created without built-ins. */
+typedef struct fdn_config fdn_config_t;
+typedef struct fdn_events fdn_events_t;
+typedef struct fdn_telemetry fdn_telemetry_t;
+typedef struct fdn_pools fdn_pools_t;
+typedef struct fdn_limiter fdn_limiter_t;
+typedef struct fdn_breakers fdn_breakers_t;
+typedef struct fdn_protect fdn_protect_t;
+
+/** The config service ("config_server"). @thread_safety any  @since 0.1.0 */
+FDN_API fdn_config_t *fdn_runtime_config(fdn_runtime_t *rt);
+/** The event store ("event_store"); durable on SQLite under data_dir/events.db when the
+ * runtime has a data directory, or under storage.warm.path when storage.warm.enable is
+ * true. @thread_safety any  @since 0.1.0 */
+FDN_API fdn_events_t *fdn_runtime_events(fdn_runtime_t *rt);
+/** The telemetry service ("telemetry_service"). @thread_safety any  @since 0.1.0 */
+FDN_API fdn_telemetry_t *fdn_runtime_telemetry(fdn_runtime_t *rt);
+/** The connection manager ("connection_manager"). @thread_safety any  @since 0.1.0 */
+FDN_API fdn_pools_t *fdn_runtime_pools(fdn_runtime_t *rt);
+/** The rate limiter ("rate_limiter"). @thread_safety any  @since 0.1.0 */
+FDN_API fdn_limiter_t *fdn_runtime_limiter(fdn_runtime_t *rt);
+/** The runtime's named circuit breakers (defaults from
+ * infrastructure.circuit_breaker.default_config). @thread_safety any  @since 0.1.0 */
+FDN_API fdn_breakers_t *fdn_runtime_breakers(fdn_runtime_t *rt);
+/** Protected execution over the runtime's limiter, breakers and pools, with its layers
+ * switched by infrastructure.*.enabled. @thread_safety any  @since 0.1.0 */
+FDN_API fdn_protect_t *fdn_runtime_protect(fdn_runtime_t *rt);
+
+/**
+ * Count an error in the runtime's telemetry as the reference does: counter
+ * `foundation.errors.<category>.<subcategory>` with metadata error_type, severity and code.
+ * Its signature is fdn_errctx_hook_fn, so it can be installed as an error-context hook:
+ * `fdn_errctx_set_context_hook(fdn_runtime_error_hook, rt)`.
+ * @param[in] err  the error (NULL ignored)
+ * @param[in] rt   the runtime (as void *; NULL ignored)
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API void fdn_runtime_error_hook(const fdn_error_t *err, void *rt);
 /** The runtime's supervisor (for fdn_supervisor_wait_idle and status). Valid until destroy.
  * @thread_safety any  @since 0.1.0 */
 FDN_API fdn_supervisor_t *fdn_runtime_supervisor(fdn_runtime_t *rt);

@@ -56,6 +56,9 @@ struct fdn_runtime {
     fdn_supervisor_t *sup;
     fdn_tasks_t *tasks;
     void *slots[FDN__RT_SLOT_COUNT];
+    const fdn__rt_hooks_t *hooks;          /* cross-service wiring, or NULL */
+    void *glue;                            /* its state */
+    const fdn_runtime_opts_t *create_opts; /* during create only */
     pthread_mutex_t mu;
     rt_svc_t *svcs; /* every wrapper added (freed by the supervisor's destroy) */
     bool started;
@@ -196,8 +199,8 @@ static void rt_on_escalation(const char *service, int code, void *user)
 {
     fdn_runtime_t *rt = user;
     atomic_store_explicit(&rt->failed, true, memory_order_release);
-    /* Integration point: record event "supervisor.escalation" {service, code} and the
-     * counter "foundation.supervisor.escalation" here once events/telemetry are wired. */
+    if (rt->hooks != NULL && rt->hooks->on_escalation != NULL)
+        rt->hooks->on_escalation(rt, rt->glue, service, code);
     if (rt->on_escalation != NULL)
         rt->on_escalation(rt, service, code, rt->user);
 }
@@ -207,10 +210,20 @@ static void rt_on_restart(const char *service, int attempt, int reason, int64_t 
 {
     (void)backoff_ns;
     fdn_runtime_t *rt = user;
-    /* Integration point: record event "supervisor.restart" {service, attempt, reason} and
-     * the counter "foundation.supervisor.restart" {service} here. */
+    if (rt->hooks != NULL && rt->hooks->on_restart != NULL)
+        rt->hooks->on_restart(rt, rt->glue, service, attempt, reason);
     if (rt->on_restart != NULL)
         rt->on_restart(rt, service, attempt, reason, rt->user);
+}
+
+static void rt_on_registry(fdn_registry_op_t op, const char *ns, const char *service,
+                           int result, int64_t duration_ns, void *user)
+{
+    fdn_runtime_t *rt = user;
+    /* glue is published before start (happens-before every registration a caller can make
+     * on a started runtime); the runtime's own registrations during create see NULL */
+    if (rt->glue != NULL)
+        rt->hooks->on_registry(rt, rt->glue, op, ns, service, result, duration_ns);
 }
 
 /* ---- creation ---------------------------------------------------------------------- */
@@ -291,8 +304,9 @@ static char *dup_opt(const char *s, bool *oom)
     return d;
 }
 
-int fdn__runtime_create_with(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
-                             const fdn__rt_builtin_t *table, fdn_error_t *err)
+static int create_impl(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
+                       const fdn__rt_builtin_t *table, const fdn__rt_hooks_t *hooks,
+                       fdn_error_t *err)
 {
     fdn_runtime_opts_t def = FDN_RUNTIME_OPTS_INIT;
     if (out == NULL)
@@ -318,6 +332,8 @@ int fdn__runtime_create_with(fdn_runtime_t **out, const fdn_runtime_opts_t *opts
     rt->user = opts->user;
     rt->health_interval = opts->health_interval_ns;
     rt->flags = opts->flags;
+    rt->hooks = hooks;
+    rt->create_opts = opts;
     if (oom) {
         rc = fdn_err_set(err, FDN_ENOMEM, "out of memory creating a runtime");
         goto fail;
@@ -326,6 +342,10 @@ int fdn__runtime_create_with(fdn_runtime_t **out, const fdn_runtime_opts_t *opts
     fdn_registry_opts_t ro = FDN_REGISTRY_OPTS_INIT;
     ro.name = rt->name;
     ro.clock = rt->clock;
+    if (hooks != NULL && hooks->on_registry != NULL) {
+        ro.on_event = rt_on_registry;
+        ro.event_user = rt;
+    }
     rc = fdn_registry_create(&rt->reg, &ro);
     if (rc != 0) {
         fdn_err_set(err, rc, "runtime %s: cannot create the registry", rt->name);
@@ -370,7 +390,13 @@ int fdn__runtime_create_with(fdn_runtime_t **out, const fdn_runtime_opts_t *opts
             }
             rt->slots[i] = obj;
         }
+        if (hooks != NULL && hooks->wire != NULL) {
+            rc = hooks->wire(rt, &rt->glue, err);
+            if (rc != 0)
+                goto fail;
+        }
     }
+    rt->create_opts = NULL;
 
     fdn_tasks_opts_t to = FDN_TASKS_OPTS_INIT;
     to.workers = opts->task_workers;
@@ -393,13 +419,20 @@ int fdn__runtime_create_with(fdn_runtime_t **out, const fdn_runtime_opts_t *opts
     *out = rt;
     return 0;
 fail:
+    rt->create_opts = NULL;
     fdn_runtime_destroy(rt);
     return rc;
 }
 
+int fdn__runtime_create_with(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
+                             const fdn__rt_builtin_t *table, fdn_error_t *err)
+{
+    return create_impl(out, opts, table, NULL, err);
+}
+
 int fdn_runtime_create(fdn_runtime_t **out, const fdn_runtime_opts_t *opts, fdn_error_t *err)
 {
-    return fdn__runtime_create_with(out, opts, fdn__rt_builtins, err);
+    return create_impl(out, opts, fdn__rt_builtins, &fdn__rt_hooks, err);
 }
 
 int fdn_runtime_start(fdn_runtime_t *rt, fdn_error_t *err)
@@ -464,6 +497,9 @@ void fdn_runtime_destroy(fdn_runtime_t *rt)
     atomic_compare_exchange_strong_explicit(&g_default, &expect, NULL, memory_order_acq_rel,
                                             memory_order_acquire);
     fdn_runtime_shutdown(rt, -1);
+    if (rt->glue != NULL && rt->hooks->unwire != NULL)
+        rt->hooks->unwire(rt, rt->glue);
+    rt->glue = NULL;
     fdn_supervisor_destroy(rt->sup); /* destroys the wrappers and built-in objects */
     fdn_tasks_destroy(rt->tasks);
     fdn_registry_destroy(rt->reg);
@@ -616,6 +652,16 @@ void *fdn__runtime_slot(fdn_runtime_t *rt, fdn__rt_slot_t slot)
     if (rt == NULL || (unsigned)slot >= FDN__RT_SLOT_COUNT)
         return NULL;
     return rt->slots[slot];
+}
+
+void *fdn__runtime_glue(fdn_runtime_t *rt)
+{
+    return rt != NULL ? rt->glue : NULL;
+}
+
+const fdn_runtime_opts_t *fdn__runtime_create_opts(fdn_runtime_t *rt)
+{
+    return rt != NULL ? rt->create_opts : NULL;
 }
 
 void fdn__runtime_live(fdn_runtime_t *rt, fdn__rt_live_t *out)

@@ -44,8 +44,35 @@ typedef struct fdn__rt_builtin {
     fdn_restart_t restart;    /* normally FDN_RESTART_PERMANENT (reference) */
 } fdn__rt_builtin_t;
 
-/* The table (runtime_builtins.c). */
+/* The table (src/services/runtime_services.c). */
 extern const fdn__rt_builtin_t fdn__rt_builtins[FDN__RT_SLOT_COUNT];
+
+/* Cross-service wiring of the built-in services (src/services/runtime_services.c): the core
+ * knows only these function pointers, so dependencies keep pointing down. Every hook is
+ * optional. `glue` is the wiring's own state, kept by the runtime. */
+typedef struct fdn__rt_hooks {
+    /* After every slot is created, before anything starts. */
+    int (*wire)(fdn_runtime_t *rt, void **glue, fdn_error_t *err);
+    /* After the services have stopped for good, before the slots are destroyed. */
+    void (*unwire)(fdn_runtime_t *rt, void *glue);
+    /* Supervisor callbacks (lifecycle thread, no lock held). */
+    void (*on_restart)(fdn_runtime_t *rt, void *glue, const char *service, int attempt,
+                       int reason);
+    void (*on_escalation)(fdn_runtime_t *rt, void *glue, const char *service, int code);
+    /* Registry operations (caller's thread). */
+    void (*on_registry)(fdn_runtime_t *rt, void *glue, fdn_registry_op_t op, const char *ns,
+                        const char *service, int result, int64_t duration_ns);
+} fdn__rt_hooks_t;
+
+/* The wiring used by fdn_runtime_create (tests that pass their own table get none). */
+extern const fdn__rt_hooks_t fdn__rt_hooks;
+
+/* The wiring's state (NULL before wire and for runtimes created without hooks). */
+void *fdn__runtime_glue(fdn_runtime_t *rt);
+
+/* The options fdn_runtime_create was called with; valid only while slots are created and
+ * wired (NULL afterwards). */
+const fdn_runtime_opts_t *fdn__runtime_create_opts(fdn_runtime_t *rt);
 
 /* The object of a built-in slot, or NULL when absent. Stable for the runtime's life. */
 void *fdn__runtime_slot(fdn_runtime_t *rt, fdn__rt_slot_t slot);

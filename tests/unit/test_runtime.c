@@ -15,6 +15,12 @@
 #include <string.h>
 
 #include <fdn/runtime.h>
+#include <fdn/config.h>
+#include <sys/stat.h>
+#include <fdn/config.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <fdn/testing.h>
 
 #include "core/runtime_int.h"
@@ -238,14 +244,41 @@ static void create_destroy_defaults(void **state)
     fdn_runtime_destroy(rt);
     fdn_runtime_destroy(NULL);
 
+    /* with a config file and a data directory (created by the runtime) */
+    char dir[] = "/tmp/fdn-rt-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cfg_path[64], data[64], db[80];
+    snprintf(cfg_path, sizeof(cfg_path), "%s/fdn.json", dir);
+    snprintf(data, sizeof(data), "%s/data", dir);
+    snprintf(db, sizeof(db), "%s/events.db", data);
+    FILE *f = fopen(cfg_path, "w");
+    assert_non_null(f);
+    fputs("{\"interface\": {\"max_results\": 7}}", f);
+    fclose(f);
     fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
     o.name = "with-paths";
-    o.data_dir = "/tmp/fdn-data";
-    o.config_path = "/tmp/fdn.json";
+    o.data_dir = data;
+    o.config_path = cfg_path;
+    o.ignore_env = true;
     assert_int_equal(fdn_runtime_create(&rt, &o, NULL), 0);
-    assert_string_equal(fdn_runtime_data_dir(rt), "/tmp/fdn-data");
-    assert_string_equal(fdn_runtime_config_path(rt), "/tmp/fdn.json");
+    assert_string_equal(fdn_runtime_data_dir(rt), data);
+    assert_string_equal(fdn_runtime_config_path(rt), cfg_path);
+    int64_t v = 0;
+    assert_int_equal(fdn_config_get_int(fdn_runtime_config(rt), "interface.max_results", &v), 0);
+    assert_int_equal(v, 7);
     fdn_runtime_destroy(rt);
+    struct stat st;
+    assert_int_equal(stat(db, &st), 0); /* the durable event tier lives in the data dir */
+
+    /* a missing config file fails create with the file named */
+    err = (fdn_error_t)FDN_ERROR_INIT;
+    o.config_path = "/nonexistent/fdn.json";
+    assert_true(fdn_runtime_create(&rt, &o, &err) < 0);
+    assert_non_null(strstr(err.message, "/nonexistent/fdn.json"));
+
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 static void bad_options(void **state)
