@@ -1,0 +1,130 @@
+/**
+ * @file admin.h
+ * @brief The admin HTTP surface: a small JSON/HTTP server (libmicrohttpd) that exposes a
+ *        runtime's services (health, Prometheus metrics, config, events, limiter, breakers,
+ *        pools, registry) to operators and sidecar clients.
+ *
+ * Lifecycle: fdn_admin_create() -> mount services and add health checks / metric writers ->
+ * fdn_admin_start() -> ... -> fdn_admin_shutdown() -> fdn_admin_destroy(). Everything that
+ * configures the server (mounts, health checks, metric writers) happens before start; after
+ * start the server's tables are immutable and requests run concurrently on a fixed pool of
+ * server threads, calling the mounted services' thread-safe public APIs.
+ *
+ * Errors answer `{"error":{"code":<reference code>,"type":...,"category":...,"severity":...,
+ * "message":...,"name":...}}` with a status derived from the FDN_E* code (400 malformed JSON,
+ * 401 missing/wrong token, 403 forbidden/security, 404 unknown, 405 wrong method, 409 exists,
+ * 413 body too large, 422 invalid value, 429 rate limited + Retry-After, 503 unavailable).
+ *
+ * Security: the server binds loopback by default. Binding any other address requires a bearer
+ * token; then every request must carry `Authorization: Bearer <token>` (compared in constant
+ * time) or gets 401.
+ *
+ * @since 0.1.0
+ */
+#ifndef FDN_ADMIN_H
+#define FDN_ADMIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "error.h"
+
+FDN_BEGIN_DECLS
+
+/** An admin HTTP server. */
+typedef struct fdn_admin fdn_admin_t;
+
+/**
+ * A health check: 0 when healthy, a negative FDN_E* code otherwise.
+ * Runs on a server thread, concurrently with other requests.
+ */
+typedef int (*fdn_admin_health_fn)(void *user);
+
+/**
+ * A Prometheus text writer: stores a buffer allocated with the fdn allocator (freed by the
+ * server with fdn_free()) in *out and its length in *len. Returns 0 or a negative code.
+ * Runs on a server thread, concurrently with other requests.
+ */
+typedef int (*fdn_admin_metrics_fn)(char **out, size_t *len, void *user);
+
+/** Server options. */
+typedef struct fdn_admin_opts {
+    uint32_t version;         /**< FDN_ADMIN_OPTS_VERSION */
+    const char *listen;       /**< "ADDR:PORT" ("[v6]:PORT"); NULL = "127.0.0.1:9568"; port 0 = any */
+    const char *token;        /**< bearer token (copied); NULL = none; required off loopback */
+    size_t max_body_bytes;    /**< request body cap; larger bodies get 413 (default 1 MiB) */
+    unsigned threads;         /**< server threads (default 2) */
+    unsigned max_connections; /**< concurrent connections (default 64) */
+    unsigned idle_timeout_s;  /**< idle connection timeout in seconds (default 10) */
+} fdn_admin_opts_t;
+
+#define FDN_ADMIN_OPTS_VERSION 1
+#define FDN_ADMIN_DEFAULT_LISTEN "127.0.0.1:9568"
+#define FDN_ADMIN_OPTS_INIT {FDN_ADMIN_OPTS_VERSION, NULL, NULL, 1u << 20, 2, 64, 10}
+
+/**
+ * Create a server (not listening yet). Validates the listen address and the token rule.
+ * @param[out] out  the server
+ * @param[in]  opts options, NULL = defaults
+ * @param[out] err  optional detail
+ * @return 0, FDN_EINVAL (bad listen address, bad option), FDN_EPERM (non-loopback address
+ *         without a token), FDN_ENOMEM
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_admin_create(fdn_admin_t **out, const fdn_admin_opts_t *opts, fdn_error_t *err);
+
+/**
+ * Add a named health check reported by `GET /health` (`{"status":"ok"|"degraded",
+ * "services":{name:{"status":...,"code":...}}}`, 200 when all are healthy, 503 otherwise).
+ * @return 0, FDN_EINVAL (NULL, started, name not a short identifier), FDN_EEXIST, FDN_ENOMEM
+ * @thread_safety init: before fdn_admin_start, serialised by the caller
+ * @since 0.1.0
+ */
+FDN_API int fdn_admin_add_health(fdn_admin_t *a, const char *name, fdn_admin_health_fn fn,
+                                 void *user);
+
+/**
+ * Add a Prometheus text writer to `GET /metrics` (outputs are concatenated, followed by the
+ * server's own `fdn_admin_http_requests_total`).
+ * @return 0, FDN_EINVAL (NULL, started), FDN_ENOBUFS (more than 8 writers)
+ * @thread_safety init: before fdn_admin_start, serialised by the caller
+ * @since 0.1.0
+ */
+FDN_API int fdn_admin_add_metrics(fdn_admin_t *a, fdn_admin_metrics_fn fn, void *user);
+
+/**
+ * Bind the listen address and start the server threads.
+ * @return 0, FDN_EBUSY (address in use), FDN_EACCES (permission denied), FDN_EINVAL
+ *         (already started, address not resolvable), FDN_EIO (other socket or server error)
+ * @thread_safety serial: one start per server
+ * @since 0.1.0
+ */
+FDN_API int fdn_admin_start(fdn_admin_t *a, fdn_error_t *err);
+
+/**
+ * The bound TCP port (the actual one when the listen port was 0), 0 before start.
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API uint16_t fdn_admin_port(const fdn_admin_t *a);
+
+/**
+ * Stop accepting connections, finish in-flight requests and join the server threads.
+ * Idempotent.
+ * @thread_safety any (not from a handler)
+ * @since 0.1.0
+ */
+FDN_API void fdn_admin_shutdown(fdn_admin_t *a);
+
+/**
+ * Shut down (if needed) and free the server. Accepts NULL.
+ * @thread_safety owner
+ * @since 0.1.0
+ */
+FDN_API void fdn_admin_destroy(fdn_admin_t *a);
+
+FDN_END_DECLS
+
+#endif /* FDN_ADMIN_H */
