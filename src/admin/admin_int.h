@@ -47,7 +47,7 @@ typedef struct fdn__http_target {
 
 /**
  * Parse a raw request target ("/v1/events?type=a&limit=10"): split the path on '/', percent-
- * decode each segment (so %2F stays inside its segment), split the query on '&' and '=',
+ * decode each segment (a decoded '/' is refused), split the query on '&' and '=',
  * decode '+' and %XX. A trailing '/' is ignored; empty inner segments, "." and "..", bad
  * escapes, decoded NUL or control bytes, and duplicate query keys are rejected.
  * @return 0, FDN_EINVAL (malformed), FDN_ETOO_LARGE (too long / too many parts)

@@ -348,7 +348,7 @@ static int h_metrics(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *u
     sb_add(&b, hdr, sizeof hdr - 1);
     for (unsigned c = 1; c <= 5; c++) {
         char line[96];
-        int n = snprintf(line, sizeof line, "fdn_admin_http_requests_total{class=\"%ux\"} %llu\n",
+        int n = snprintf(line, sizeof line, "fdn_admin_http_requests_total{class=\"%uxx\"} %llu\n",
                          c, (unsigned long long)atomic_load_explicit(&a->by_class[c],
                                                                       memory_order_relaxed));
         if (n > 0)

@@ -4,9 +4,9 @@
  * No threads, no locks, no globals, no allocation except the JSON error body: every function
  * here works on caller memory and is fuzzed (fuzz/fuzz_http_request.c). The request target is
  * parsed from the raw bytes the client sent (captured before libmicrohttpd unescapes it), so
- * the decoding rules are ours and tested: the path is split on '/' BEFORE percent-decoding,
- * which keeps "%2F" inside one segment (a config path or breaker name cannot smuggle a
- * separator), and decoded NUL/control bytes are refused everywhere.
+ * the decoding rules are ours and tested: the path is split on '/' BEFORE percent-decoding
+ * and a decoded '/' ("%2F") is refused, so a config path or breaker name cannot smuggle a
+ * separator; decoded NUL/control bytes are refused everywhere.
  * Invariant: on success every pointer in fdn__http_target_t points into t->buf.
  */
 #include "admin/admin_int.h"
