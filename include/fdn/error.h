@@ -318,6 +318,235 @@ FDN_API size_t fdn_err_to_json(const fdn_error_t *err, char *buf, size_t cap);
  */
 FDN_API int fdn_uuid4(char out[FDN_UUID_STR_LEN + 1]);
 
+/**
+ * Recovery actions of the reference (§7.3) for a code's error type: up to `cap` static
+ * strings are stored in `out`. config_not_found, invalid_config_value, service_unavailable,
+ * resource_exhausted, network_error, timeout and data_corruption have their own lists; every
+ * other type gets "Check logs for details", "Review error context", "Contact support if
+ * needed". When `operation` is not NULL, "Review <operation> implementation" is appended
+ * (written into `opbuf`, which must stay alive as long as `out` is used).
+ * @param[in]  code      an FDN_E* code
+ * @param[in]  operation the context's `operation` value, or NULL
+ * @param[out] out       array receiving static strings (and opbuf for the last one)
+ * @param[in]  cap       capacity of out
+ * @param[out] opbuf     buffer for the "Review X implementation" text (may be NULL when
+ *                       operation is NULL)
+ * @param[in]  opcap     capacity of opbuf
+ * @return the number of actions available (may exceed cap; only cap are stored).
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API size_t fdn_err_recovery_actions(int code, const char *operation, const char **out,
+                                        size_t cap, char *opbuf, size_t opcap);
+
+/**
+ * The reference's error-count metric name for an error (§7.3 collect_error_metrics):
+ * "foundation.errors.<category>.<subcategory>".
+ * @return the length the full text needs (like snprintf); NUL-terminated when cap > 0.
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API size_t fdn_err_metric_name(const fdn_error_t *err, char *buf, size_t cap);
+
+/* ------------------------------------------------------------------------------------------
+ * Error context (reference §7.5)
+ *
+ * Each thread has a fixed-size STACK of error contexts. A context has a module and function
+ * name, an operation id (unique 64-bit, never reused within the process), a correlation id
+ * (UUIDv4 text), bounded key=value metadata, a start time (system monotonic clock, ns) and a
+ * bounded ring of breadcrumbs ({module, function, time}). Pushing while a context is current
+ * makes a CHILD: new operation id, same correlation id, the parent's metadata and breadcrumbs
+ * plus one new crumb. Popping restores the outer context exactly (the reference cleared it).
+ * Push and pop never allocate: everything lives in thread-local fixed arrays. fdn_err_set()
+ * copies the current context's correlation id, breadcrumbs and duration into the error.
+ * Strings longer than their field are cut (at a UTF-8 boundary).
+ * ------------------------------------------------------------------------------------------ */
+
+#define FDN_ERRCTX_DEPTH_MAX  16 /**< contexts per thread stack */
+#define FDN_ERRCTX_META_MAX   8  /**< metadata pairs per context */
+#define FDN_ERRCTX_CRUMBS_MAX 16 /**< breadcrumbs kept per context (oldest dropped) */
+#define FDN_ERRCTX_NAME_MAX   32 /**< bytes kept of a module or function name, incl. NUL */
+#define FDN_ERRCTX_KEY_MAX    24 /**< bytes kept of a metadata key, incl. NUL */
+#define FDN_ERRCTX_VALUE_MAX  48 /**< bytes kept of a metadata value, incl. NUL */
+
+/**
+ * Called once for every failure caught by fdn_errctx_run() (the reference's
+ * collect_error_metrics). Telemetry plugs in here: count
+ * `foundation.errors.<category>.<subcategory>` (fdn_err_metric_name) with metadata
+ * error_type = err->type, severity = fdn_severity_name(err->severity), code = err->ref_code.
+ * Runs on the thread that called fdn_errctx_run, with no fdn lock held; must not call
+ * fdn_errctx_run recursively for long chains (it may, but each level counts again).
+ */
+typedef void (*fdn_errctx_hook_fn)(const fdn_error_t *err, void *user);
+
+/**
+ * Push a context for (module, function) on the calling thread. With a current context the
+ * new one is its child (inherits correlation id, metadata, breadcrumbs, hook; adds a crumb);
+ * otherwise it is a root with a fresh correlation id and one crumb.
+ * @param[in] module    module name (e.g. "Config"); NULL is stored as ""
+ * @param[in] function  function name (e.g. "update"); NULL is stored as ""
+ * @return 0; FDN_ENOSPC when the thread already holds FDN_ERRCTX_DEPTH_MAX contexts (nothing
+ *         pushed: do not pop); FDN_EIO when the random source fails for a root.
+ * @thread_safety any (acts on the calling thread only)
+ * @since 0.1.0
+ */
+FDN_API int fdn_errctx_push(const char *module, const char *function);
+
+/**
+ * Push a ROOT context (the reference's ErrorContext.new), even when a context is current:
+ * fresh operation id, empty metadata, one crumb, and the given correlation id (or a fresh
+ * UUIDv4 when NULL). The outer context comes back on pop.
+ * @param[in] correlation_id  text (cut to FDN_UUID_STR_LEN) or NULL for a fresh one
+ * @return 0, FDN_ENOSPC (stack full, nothing pushed), FDN_EIO
+ * @thread_safety any (calling thread)
+ * @since 0.1.0
+ */
+FDN_API int fdn_errctx_push_root(const char *module, const char *function,
+                                 const char *correlation_id);
+
+/**
+ * Pop the current context and make the outer one current again. No-op when the stack is
+ * empty.
+ * @thread_safety any (calling thread)
+ * @since 0.1.0
+ */
+FDN_API void fdn_errctx_pop(void);
+
+/** Number of contexts on the calling thread's stack (0 = no current context).
+ * @thread_safety any  @since 0.1.0 */
+FDN_API size_t fdn_errctx_depth(void);
+
+/** Operation id of the current context, 0 when there is none. Ids come from a process-wide
+ * atomic counter and are never 0. @thread_safety any  @since 0.1.0 */
+FDN_API uint64_t fdn_errctx_operation_id(void);
+
+/**
+ * Copy the current correlation id into out.
+ * @return 0, or FDN_ENOENT when there is no current context (out is set to "").
+ * @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_errctx_correlation_id(char out[FDN_UUID_STR_LEN + 1]);
+
+/** Nanoseconds since the current context was pushed (system monotonic clock); 0 when there
+ * is none. @thread_safety any  @since 0.1.0 */
+FDN_API int64_t fdn_errctx_duration_ns(void);
+
+/**
+ * Append a breadcrumb to the current context; when the ring is full the oldest crumb is
+ * dropped and the dropped count grows.
+ * @return 0, or FDN_ENOENT when there is no current context.
+ * @thread_safety any (calling thread)  @since 0.1.0
+ */
+FDN_API int fdn_errctx_add_breadcrumb(const char *module, const char *function);
+
+/** Breadcrumbs held by the current context (≤ FDN_ERRCTX_CRUMBS_MAX; 0 without context).
+ * @thread_safety any  @since 0.1.0 */
+FDN_API size_t fdn_errctx_breadcrumb_count(void);
+
+/** Breadcrumbs the current context has dropped from its ring (inherited by children).
+ * @thread_safety any  @since 0.1.0 */
+FDN_API uint64_t fdn_errctx_breadcrumbs_dropped(void);
+
+/**
+ * Format the current context's breadcrumbs, oldest first, as
+ * "Mod.fn (12ms ago) -> Mod2.fn2 (0ms ago)"; the ages are real milliseconds. When crumbs
+ * were dropped the text starts with "... (N dropped) -> ". No context or no crumbs → "".
+ * @return the length the full text needs (like snprintf); NUL-terminated when cap > 0.
+ * @thread_safety any  @since 0.1.0
+ */
+FDN_API size_t fdn_errctx_format_breadcrumbs(char *buf, size_t cap);
+
+/**
+ * Set key=value (value printf-formatted) in the current context's metadata. An existing
+ * key is overwritten (new value wins).
+ * @return 0; FDN_ENOENT without a current context; FDN_ENOSPC when FDN_ERRCTX_META_MAX
+ *         distinct keys are already set (nothing changed); FDN_EINVAL for a NULL/empty key.
+ * @thread_safety any (calling thread)  @since 0.1.0
+ */
+FDN_API int fdn_errctx_set_metadata(const char *key, const char *fmt, ...) FDN_PRINTF(2, 3);
+
+/**
+ * Copy the value of a metadata key of the current context into buf.
+ * @return 0; FDN_ENOENT (no context or no such key); FDN_ENOBUFS when cap is too small
+ *         (buf holds the cut value).
+ * @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_errctx_get_metadata(const char *key, char *buf, size_t cap);
+
+/** Number of metadata pairs in the current context. @thread_safety any  @since 0.1.0 */
+FDN_API size_t fdn_errctx_metadata_count(void);
+
+/**
+ * Set the error hook of the current context; children, captures and tasks submitted from
+ * it inherit it. It takes precedence over the process-wide hook.
+ * @return 0, or FDN_ENOENT without a current context.
+ * @thread_safety any (calling thread)  @since 0.1.0
+ */
+FDN_API int fdn_errctx_set_context_hook(fdn_errctx_hook_fn fn, void *user);
+
+/**
+ * Set the process-wide error hook used when neither the call nor the context has one.
+ * NULL removes it. `user` must stay valid until the hook is replaced and every
+ * fdn_errctx_run in flight has returned.
+ * @thread_safety any  @since 0.1.0
+ */
+FDN_API void fdn_errctx_set_error_hook(fdn_errctx_hook_fn fn, void *user);
+
+/** A function run inside a context: returns 0/positive on success, negative FDN_E* on
+ * failure. */
+typedef int (*fdn_errctx_fn)(void *arg);
+
+/**
+ * Run fn(arg) inside a context (module, function) pushed on the calling thread (a child of
+ * the current one, if any) and pop it afterwards (the outer context is restored; the
+ * reference's with_context). The return value passes through unchanged.
+ * On a negative return r: if fn itself filled `err` with code r during the call, its message
+ * and context are kept, otherwise err is set to r with the default message; then context
+ * "module=<m> function=<f> operation_id=<id>" plus the context's metadata is appended, and the
+ * correlation id, breadcrumbs and duration_ns (real ns) are filled; finally the error hook is
+ * called once (the hook of this call if set via fdn_errctx_run_hooked, else the context's,
+ * else the process-wide one) with that error, even when err is NULL.
+ * On success err is untouched. When the stack is full fn still runs, without a new context.
+ * @return fn's return value.
+ * @thread_safety any (calling thread)  @since 0.1.0
+ */
+FDN_API int fdn_errctx_run(const char *module, const char *function, fdn_errctx_fn fn,
+                           void *arg, fdn_error_t *err);
+
+/**
+ * fdn_errctx_run with a per-call error hook (NULL falls back as in fdn_errctx_run). The
+ * hook also becomes the context hook of the pushed context while fn runs.
+ * @return fn's return value.
+ * @thread_safety any (calling thread)  @since 0.1.0
+ */
+FDN_API int fdn_errctx_run_hooked(const char *module, const char *function, fdn_errctx_fn fn,
+                                  void *arg, fdn_error_t *err, fdn_errctx_hook_fn hook,
+                                  void *hook_user);
+
+/** A copy of a context, to carry it to another thread. */
+typedef struct fdn_errctx_capture fdn_errctx_capture_t;
+
+/**
+ * Copy the calling thread's current context (ids, metadata, breadcrumbs, hook, start time)
+ * into a new capture object (the reference's spawn_with_context, first half).
+ * @param[out] out  the capture, freed with fdn_errctx_capture_free; NULL on error
+ * @return 0; FDN_ENOENT when there is no current context; FDN_ENOMEM.
+ * @thread_safety any  @ownership caller frees *out  @since 0.1.0
+ */
+FDN_API int fdn_errctx_capture(fdn_errctx_capture_t **out);
+
+/**
+ * Push a captured context on the calling thread (any thread): it becomes current with the
+ * same operation id, correlation id, metadata, breadcrumbs, hook and start time. Pop it with
+ * fdn_errctx_pop. The capture stays owned by the caller and may be adopted many times.
+ * @return 0; FDN_EINVAL when cap is NULL; FDN_ENOSPC when the stack is full (nothing pushed).
+ * @thread_safety any (the capture may be adopted by several threads at once)  @since 0.1.0
+ */
+FDN_API int fdn_errctx_adopt(const fdn_errctx_capture_t *cap);
+
+/** Free a capture (NULL accepted). @thread_safety owner  @since 0.1.0 */
+FDN_API void fdn_errctx_capture_free(fdn_errctx_capture_t *cap);
+
 FDN_END_DECLS
 
 #endif /* FDN_ERROR_H */

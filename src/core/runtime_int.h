@@ -1,0 +1,66 @@
+/* Library-internal interface of the runtime (src/core/runtime.c) and the table of built-in
+ * services (src/core/runtime_builtins.c).
+ *
+ * HOW TO ADD A BUILT-IN SERVICE (lead, when a service branch merges):
+ *   1. In runtime_builtins.c, include the module's private header and fill its slot of
+ *      fdn__rt_builtins[] (the slots are already in the reference's start order):
+ *          [FDN__RT_CONFIG] = {"config_server", cfg_create, cfg_destroy,
+ *                              svc_start_cfg, svc_stop_cfg, svc_health_cfg},
+ *      where `create` builds the component from the runtime (clock = fdn_runtime_clock(rt),
+ *      config path = fdn_runtime_config_path(rt), data dir = fdn_runtime_data_dir(rt), earlier
+ *      slots via fdn__runtime_slot(rt, FDN__RT_...)), and start/stop/health are thin casts to
+ *      fdn__<m>_service_start/stop/health. A slot whose `create` is NULL is absent.
+ *   2. Add a typed public accessor in runtime.h/runtime.c if wanted, e.g.
+ *          fdn_config_t *fdn_runtime_config(fdn_runtime_t *rt)
+ *          { return fdn__runtime_slot(rt, FDN__RT_CONFIG); }
+ * Slots are created in slot order at fdn_runtime_create (so a slot's create may use any
+ * earlier slot), started in slot order by the supervisor, stopped in reverse, destroyed in
+ * reverse by fdn_runtime_destroy.
+ */
+#ifndef FDN_CORE_RUNTIME_INT_H
+#define FDN_CORE_RUNTIME_INT_H
+
+#include <fdn/runtime.h>
+
+/* Built-in service slots, in the reference's start order (§8.1). The registry is created
+ * before every slot and the task pool after them; neither is a slot. */
+typedef enum fdn__rt_slot {
+    FDN__RT_CONFIG = 0, /* "config_server" */
+    FDN__RT_EVENTS,     /* "event_store" */
+    FDN__RT_TELEMETRY,  /* "telemetry_service" */
+    FDN__RT_CONNMGR,    /* "connection_manager" */
+    FDN__RT_LIMITER,    /* "rate_limiter" */
+    FDN__RT_SLOT_COUNT
+} fdn__rt_slot_t;
+
+typedef struct fdn__rt_builtin {
+    const char *name; /* registry / supervisor name */
+    /* Create the component (not started). NULL: the slot is absent. */
+    int (*create)(fdn_runtime_t *rt, void **out, fdn_error_t *err);
+    void (*destroy)(void *obj);
+    int (*start)(void *obj);  /* fdn__<m>_service_start: 0 or negative code */
+    void (*stop)(void *obj);  /* fdn__<m>_service_stop: calls then answer FDN_EUNAVAILABLE */
+    int (*health)(void *obj); /* fdn__<m>_service_health: 0 healthy; NULL: none */
+    fdn_restart_t restart;    /* normally FDN_RESTART_PERMANENT (reference) */
+} fdn__rt_builtin_t;
+
+/* The table (runtime_builtins.c). */
+extern const fdn__rt_builtin_t fdn__rt_builtins[FDN__RT_SLOT_COUNT];
+
+/* The object of a built-in slot, or NULL when absent. Stable for the runtime's life. */
+void *fdn__runtime_slot(fdn_runtime_t *rt, fdn__rt_slot_t slot);
+
+/* fdn_runtime_create with another built-in table (unit tests pass their own). */
+int fdn__runtime_create_with(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
+                             const fdn__rt_builtin_t *table, fdn_error_t *err);
+
+/* Leak accounting for testing.h: what the runtime still holds after shutdown. */
+typedef struct fdn__rt_live {
+    size_t threads;       /* supervisor + worker threads not joined */
+    size_t running;       /* services not STOPPED/FAILED */
+    size_t registrations; /* registry entries made by the runtime for its services */
+    uint64_t tasks_busy;  /* task pool: queued + running */
+} fdn__rt_live_t;
+void fdn__runtime_live(fdn_runtime_t *rt, fdn__rt_live_t *out);
+
+#endif

@@ -1,0 +1,12 @@
+/* Library-internal interface of the supervisor (src/core/supervisor.c). */
+#ifndef FDN_CORE_SUPERVISOR_INT_H
+#define FDN_CORE_SUPERVISOR_INT_H
+
+#include <fdn/supervisor.h>
+
+/* Threads the supervisor created and has not joined yet (its own thread and the worker
+ * threads of running services). 0 after fdn_supervisor_shutdown returned 0. Used by the
+ * leak check of testing.h. */
+size_t fdn__supervisor_live_threads(fdn_supervisor_t *sup);
+
+#endif
