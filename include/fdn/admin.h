@@ -29,6 +29,8 @@
 
 #include "common.h"
 #include "error.h"
+#include "events.h"
+#include "runtime.h"
 
 FDN_BEGIN_DECLS
 
@@ -124,6 +126,23 @@ FDN_API void fdn_admin_shutdown(fdn_admin_t *a);
  * @since 0.1.0
  */
 FDN_API void fdn_admin_destroy(fdn_admin_t *a);
+
+/* ---- mounting services: each adds the routes of one service (before start) --------------
+ * Every mount returns 0, FDN_EINVAL (NULL, already started), FDN_EEXIST (mounted twice),
+ * FDN_ENOMEM. The service must outlive the server (shut the server down first).
+ * @thread_safety init  @since 0.1.0 */
+
+/**
+ * `GET /health` reports the runtime (status, uptime, each supervised service) besides the
+ * added health checks; `GET /v1/registry` lists the runtime's registry.
+ */
+FDN_API int fdn_admin_mount_runtime(fdn_admin_t *a, fdn_runtime_t *rt);
+
+/**
+ * `POST /v1/events`, `POST /v1/events/batch`, `GET /v1/events/{id}`, `GET /v1/events`,
+ * `DELETE /v1/events?before=TS`, `GET /v1/events/stats` on an event store.
+ */
+FDN_API int fdn_admin_mount_events(fdn_admin_t *a, fdn_events_t *es);
 
 FDN_END_DECLS
 

@@ -163,6 +163,13 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
                          const char *authorization, const char *body, size_t body_len,
                          fdn__http_resp_t *resp);
 
+/**
+ * Extra section of GET /health (set by fdn_admin_mount_runtime): adds keys to the body and
+ * returns 0 when healthy or a negative code. Only before start.
+ */
+typedef int (*fdn__admin_health_ext_fn)(json_t *body, json_t *services, void *user);
+int fdn__admin_set_health_ext(fdn_admin_t *a, fdn__admin_health_ext_fn fn, void *user);
+
 /** Free what resp owns and zero it. */
 void fdn__http_resp_clear(fdn__http_resp_t *resp);
 

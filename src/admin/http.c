@@ -66,6 +66,8 @@ struct fdn_admin {
         void *user;
     } metrics[MAX_METRICS];
     size_t nmetrics;
+    fdn__admin_health_ext_fn health_ext;
+    void *health_ext_user;
 
     bool started;
     _Atomic bool stopped;
@@ -280,7 +282,10 @@ static int h_health(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *us
     (void)req;
     fdn_admin_t *a = user;
     json_t *svcs = json_object();
+    json_t *body = json_object();
     bool ok = true;
+    if (a->health_ext != NULL && a->health_ext(body, svcs, a->health_ext_user) != 0)
+        ok = false;
     for (size_t i = 0; i < a->nhealth; i++) {
         int rc = a->health[i].fn(a->health[i].user);
         json_t *s = rc == 0 ? json_pack("{s:s}", "status", "ok")
@@ -290,9 +295,25 @@ static int h_health(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *us
             ok = false;
         json_object_set_new(svcs, a->health[i].name, s);
     }
-    return fdn__http_reply(resp, ok ? 200 : 503,
-                           json_pack("{s:s, s:o}", "status", ok ? "ok" : "degraded", "services",
-                                     svcs));
+    if (body == NULL || svcs == NULL) {
+        json_decref(body);
+        json_decref(svcs);
+        return FDN_ENOMEM;
+    }
+    json_object_set_new(body, "status", json_string(ok ? "ok" : "degraded"));
+    json_object_set_new(body, "services", svcs);
+    return fdn__http_reply(resp, ok ? 200 : 503, body);
+}
+
+int fdn__admin_set_health_ext(fdn_admin_t *a, fdn__admin_health_ext_fn fn, void *user)
+{
+    if (a == NULL || a->started)
+        return FDN_EINVAL;
+    if (a->health_ext != NULL)
+        return FDN_EEXIST;
+    a->health_ext = fn;
+    a->health_ext_user = user;
+    return 0;
 }
 
 typedef struct sbuf {
