@@ -592,7 +592,8 @@ int fdn__events_service_start(fdn_events_t *es)
     }
     if (rc != 0)
         done--;
-    memmove(es->buf, es->buf + done, (es->nbuf - done) * sizeof(fdn_event_t *));
+    if (done > 0 && es->nbuf > done) /* es->buf may be NULL when nothing was buffered */
+        memmove(es->buf, es->buf + done, (es->nbuf - done) * sizeof(fdn_event_t *));
     es->nbuf -= done;
     if (rc == 0)
         atomic_store_explicit(&es->running, 1, memory_order_release);
