@@ -41,8 +41,10 @@ test-tsan:
 	cd $(BUILD)/tsan && ctest $(CTEST_FLAGS) -L "unit|stress"
 
 test-release:
-	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DFDN_BUILD_BENCH=ON $(CMAKE_COMMON)
+	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DFDN_BUILD_BENCH=ON -DFDN_BUILD_TESTS=OFF $(CMAKE_COMMON)
 	cmake --build $(BUILD)/release -j$(JOBS)
+	./$(BUILD)/release/bin/fdn-bench --quick > $(BUILD)/release/bench-smoke.txt
+	@tail -n 1 $(BUILD)/release/bench-smoke.txt
 
 bench: deps
 	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DFDN_BUILD_BENCH=ON

@@ -150,7 +150,9 @@ typedef enum fdn_retry {
     X(ERATE_LIMITED, -1501, 6001, "rate_limit_exceeded", "external", "rate_limit", MEDIUM,        \
       FIXED_DELAY, "Rate limit exceeded")                                                         \
     X(ELIMITER, -1502, 6003, "rate_limiter_exception", "external", "rate_limit", CRITICAL,        \
-      NO_RETRY, "Rate limiter backend failure")
+      NO_RETRY, "Rate limiter backend failure")                                              \
+    X(EPOOL_BROKEN, -1601, 5030, "pool_worker_broken", "external", "connection_pool", MEDIUM,     \
+      IMMEDIATE, "Pooled worker is broken")
 
 /** Every code, POSIX-valued first, then project codes. */
 #define FDN_ERROR_MAP(X) FDN_ERRNO_MAP(X) FDN_PROJECT_MAP(X)
