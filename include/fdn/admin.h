@@ -29,7 +29,10 @@
 
 #include "common.h"
 #include "error.h"
+#include "breaker.h"
 #include "events.h"
+#include "limiter.h"
+#include "pool.h"
 #include "runtime.h"
 
 FDN_BEGIN_DECLS
@@ -143,6 +146,19 @@ FDN_API int fdn_admin_mount_runtime(fdn_admin_t *a, fdn_runtime_t *rt);
  * `DELETE /v1/events?before=TS`, `GET /v1/events/stats` on an event store.
  */
 FDN_API int fdn_admin_mount_events(fdn_admin_t *a, fdn_events_t *es);
+
+/** `GET /v1/breakers`, `GET /v1/breakers/{name}`, `POST /v1/breakers/{name}/reset`. */
+FDN_API int fdn_admin_mount_breakers(fdn_admin_t *a, fdn_breakers_t *set);
+
+/**
+ * `POST /v1/limiter/check` with `{"key","limit","window_ms","algorithm"?,"cost"?,"burst"?}`
+ * → `{"allowed","count","limit","remaining","reset_ms","retry_after_ms"}` (200), or the same
+ * plus "error" with 429 and Retry-After when denied.
+ */
+FDN_API int fdn_admin_mount_limiter(fdn_admin_t *a, fdn_limiter_t *l);
+
+/** `GET /v1/pools`: every managed pool with its status. */
+FDN_API int fdn_admin_mount_pools(fdn_admin_t *a, fdn_pools_t *m);
 
 FDN_END_DECLS
 

@@ -169,6 +169,9 @@ int cmd_serve(int argc, char **argv)
     fdn_runtime_t *rt = NULL;
     fdn_events_t *es = NULL;
     fdn_admin_t *admin = NULL;
+    fdn_breakers_t *breakers = NULL;
+    fdn_limiter_t *limiter = NULL;
+    fdn_pools_t *pools = NULL;
 
     fdn_runtime_opts_t ro = FDN_RUNTIME_OPTS_INIT;
     ro.config_path = o.config;
@@ -189,13 +192,24 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
 
+    /* protection services: the lead moves these into the runtime's built-ins */
+    if ((rc = fdn_breakers_create(&breakers, NULL)) < 0 ||
+        (rc = fdn_limiter_create(&limiter, NULL)) < 0 || (rc = fdn_pools_create(&pools, NULL)) < 0) {
+        fprintf(stderr, "fdn serve: cannot create the protection services: %s\n",
+                fdn_strerror(rc));
+        goto out;
+    }
+
     fdn_admin_opts_t ao = FDN_ADMIN_OPTS_INIT;
     ao.listen = o.listen;
     ao.token = token;
     ao.max_body_bytes = (size_t)o.max_body;
     rc = fdn_admin_create(&admin, &ao, &err);
     if (rc == 0 && (rc = fdn_admin_mount_runtime(admin, rt)) == 0 &&
-        (rc = fdn_admin_mount_events(admin, es)) == 0)
+        (rc = fdn_admin_mount_events(admin, es)) == 0 &&
+        (rc = fdn_admin_mount_breakers(admin, breakers)) == 0 &&
+        (rc = fdn_admin_mount_limiter(admin, limiter)) == 0 &&
+        (rc = fdn_admin_mount_pools(admin, pools)) == 0)
         rc = fdn_admin_start(admin, &err);
     if (rc < 0) {
         fprintf(stderr, "fdn serve: cannot serve HTTP on %s: %s\n", o.listen,
@@ -219,6 +233,9 @@ int cmd_serve(int argc, char **argv)
     exit_code = CLI_OK;
 out:
     fdn_admin_destroy(admin);  /* no request runs after this */
+    fdn_pools_destroy(pools);
+    fdn_limiter_destroy(limiter);
+    fdn_breakers_destroy(breakers);
     fdn_events_destroy(es);    /* flushes the durable queue and closes the file */
     if (rt != NULL)
         (void)fdn_runtime_shutdown(rt, 5000);
