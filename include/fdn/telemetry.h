@@ -1,0 +1,494 @@
+/**
+ * @file telemetry.h
+ * @brief Telemetry: the reference's event model (execute / emit / measure / handlers /
+ *        get_metrics) over sharded metrics (counters, gauges, log-linear histograms),
+ *        labelled metric families with resolved child handles, a JSON snapshot shaped as the
+ *        reference's nested tree and a Prometheus text-format 0.0.4 writer.
+ *
+ * Two ways to record:
+ * - **Events** (reference §4.1–4.2): fdn_telemetry_execute(tm, "a.b.c", measurements,
+ *   metadata). One entry per event name aggregates the measurements: key `counter` sums,
+ *   key `gauge` is replaced by the newest value, every other numeric key (`histogram`,
+ *   `duration`, ...) feeds a histogram (count, sum, min, max, quantiles) instead of the
+ *   reference's pairwise average (§12 bug 18). Metadata of the first emission is kept.
+ *   Attached handlers run synchronously on the caller's thread.
+ * - **Families**: named Prometheus-style metrics with optional labels; a family hands out
+ *   one child handle per label set, so the hot path does no lookup.
+ *
+ * Every function accepts `tm == NULL` (and NULL handles) as a no-op returning 0, so
+ * components whose `telemetry` option is NULL can call them unconditionally.
+ *
+ * Histogram error bound: values are bucketed by their binary exponent and the top
+ * FDN_TM_HIST_SUB_BITS (4) mantissa bits; a reported quantile is the midpoint of the bucket
+ * holding the exact quantile, clamped to [min, max], so its relative error is at most
+ * 2^-(4+1) = 3.125 % for |v| in [2^-8, 2^56). Count, sum, min and max are exact.
+ *
+ * @since 0.1.0
+ */
+#ifndef FDN_TELEMETRY_H
+#define FDN_TELEMETRY_H
+
+#include "common.h"
+#include "clock.h"
+
+FDN_BEGIN_DECLS
+
+/** A telemetry instance (one per runtime). */
+typedef struct fdn_telemetry fdn_telemetry_t;
+/** A metric family (name, type, label names). Lives as long as its telemetry instance. */
+typedef struct fdn_tm_family fdn_tm_family_t;
+/** A counter series (u64, monotonic). Valid until the telemetry instance is destroyed. */
+typedef struct fdn_counter fdn_counter_t;
+/** A gauge series (int64 or double). Valid until the telemetry instance is destroyed. */
+typedef struct fdn_gauge fdn_gauge_t;
+/** A histogram series. Valid until the telemetry instance is destroyed. */
+typedef struct fdn_histogram fdn_histogram_t;
+/** An immutable snapshot of every metric (see fdn_telemetry_snapshot). */
+typedef struct fdn_tm_snapshot fdn_tm_snapshot_t;
+
+/** One measurement of an event: a key and a number. */
+typedef struct fdn_tm_measure {
+    const char *key;
+    double value;
+} fdn_tm_measure_t;
+
+/** One metadata pair of an event. */
+typedef struct fdn_tm_meta {
+    const char *key;
+    const char *value;
+} fdn_tm_meta_t;
+
+/** Histogram sub-bucket bits: 2^4 sub-buckets per power of two. */
+#define FDN_TM_HIST_SUB_BITS 4
+/** Maximum labels per family. */
+#define FDN_TM_MAX_LABELS 8
+/** Longest event or metric name accepted (bytes, without the NUL). */
+#define FDN_TM_NAME_MAX 200
+
+/** Metric kinds. */
+typedef enum fdn_tm_kind {
+    FDN_TM_COUNTER = 1,
+    FDN_TM_GAUGE = 2,       /**< gauge holding a double */
+    FDN_TM_GAUGE_INT = 3,   /**< gauge holding an int64 */
+    FDN_TM_HISTOGRAM = 4,
+} fdn_tm_kind_t;
+
+/** Telemetry options. Initialise with FDN_TELEMETRY_OPTS_INIT. */
+typedef struct fdn_telemetry_opts {
+    uint32_t version;
+    /** Clock for timestamps, durations and retention (NULL = system clock). Not owned. */
+    fdn_clock_t *clock;
+    /** Event entries idle longer than this are dropped by cleanup (ns; 0 = never). */
+    int64_t retention_ns;
+    /** Period of the background cleanup while the service runs (ns; 0 = no thread). */
+    int64_t cleanup_interval_ns;
+    /** Most distinct event names kept; further names are counted in
+     *  `foundation.telemetry.dropped_events` and not recorded. */
+    uint32_t max_events;
+    /** Default per-family cardinality limit (series beyond it go to the overflow series). */
+    uint32_t max_series_per_family;
+    /** A handler failing this many times in a row is detached (0 = never detach). */
+    uint32_t handler_max_failures;
+    /** Emit the reference's start-up gauges vm.* on service start (reference default on). */
+    bool emit_vm_gauges;
+} fdn_telemetry_opts_t;
+
+/** Defaults: system clock, 5 min retention, 60 s cleanup, 10 000 events, 1 000 series per
+ *  family, detach after 10 consecutive handler failures, vm gauges on. */
+#define FDN_TELEMETRY_OPTS_INIT                                                                  \
+    {                                                                                            \
+        1u, NULL, 300000000000LL, 60000000000LL, 10000u, 1000u, 10u, true                        \
+    }
+
+/**
+ * Create a telemetry instance. It starts in the running state (execute records) without its
+ * cleanup thread; the runtime's supervisor calls the service start hook to start that thread.
+ * @param[out] out   the new instance
+ * @param[in]  opts  options (NULL = defaults)
+ * @return 0, FDN_EINVAL (bad options), FDN_ENOMEM
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_telemetry_create(fdn_telemetry_t **out, const fdn_telemetry_opts_t *opts);
+
+/**
+ * Stop the cleanup thread (if any) and free everything, including every family and handle.
+ * @param[in] tm  the instance; NULL is accepted
+ * @thread_safety owner: no concurrent call on tm, no handler running.
+ * @since 0.1.0
+ */
+FDN_API void fdn_telemetry_destroy(fdn_telemetry_t *tm);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Events (reference §4.1–4.2)                                                              */
+
+/**
+ * Record an event: aggregate its measurements into the entry named `event` and run the
+ * handlers attached to that name (exact or prefix), synchronously on this thread.
+ * Measurement keys: `counter` adds, `gauge` replaces, any other key feeds a histogram.
+ * NaN and infinite values are rejected. While the service is stopped the event is dropped and
+ * 0 returned (the reference drops silently).
+ * @param[in] tm     instance (NULL = no-op returning 0)
+ * @param[in] event  dotted name, 1..FDN_TM_NAME_MAX bytes, no empty component
+ * @param[in] m      measurements (may be NULL when nm == 0); keys non-empty
+ * @param[in] nm     number of measurements (at most 16)
+ * @param[in] meta   metadata (may be NULL when nmeta == 0); copied on the first emission only
+ * @param[in] nmeta  number of metadata pairs
+ * @return 0, FDN_EINVAL (bad name, NULL key, non-finite value)
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_telemetry_execute(fdn_telemetry_t *tm, const char *event,
+                                  const fdn_tm_measure_t *m, size_t nm,
+                                  const fdn_tm_meta_t *meta, size_t nmeta);
+
+/**
+ * execute(event, {counter: 1}, meta).
+ * @return 0, FDN_EINVAL
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_telemetry_emit_counter(fdn_telemetry_t *tm, const char *event,
+                                       const fdn_tm_meta_t *meta, size_t nmeta);
+
+/**
+ * execute(event, {counter: n}, meta) (the reference's service-level variant).
+ * @return 0, FDN_EINVAL
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_telemetry_emit_counter_n(fdn_telemetry_t *tm, const char *event, uint64_t n,
+                                         const fdn_tm_meta_t *meta, size_t nmeta);
+
+/**
+ * execute(event, {gauge: value}, meta).
+ * @return 0, FDN_EINVAL
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_telemetry_emit_gauge(fdn_telemetry_t *tm, const char *event, double value,
+                                     const fdn_tm_meta_t *meta, size_t nmeta);
+
+/**
+ * execute(event, {histogram: value}, meta). Any finite value is accepted (0, negatives).
+ * @return 0, FDN_EINVAL
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_telemetry_emit_histogram(fdn_telemetry_t *tm, const char *event, double value,
+                                         const fdn_tm_meta_t *meta, size_t nmeta);
+
+/** A measured function: returns >= 0 on success or a negative FDN_E* code. */
+typedef int (*fdn_tm_measured_fn)(void *user);
+
+/**
+ * Run fn(user) and time it with the instance's clock. Emits `<event>.start` (no
+ * measurements) before, then `<event>.stop` with {duration: ns} when fn returns >= 0, or
+ * `<event>.exception` with {duration: ns} and metadata + {error: fdn_err_name(rc)} when it
+ * returns < 0. With tm == NULL fn still runs.
+ * @return fn's return value, or FDN_EINVAL (bad name or NULL fn; fn not run)
+ * @thread_safety any; fn runs on the calling thread.
+ * @since 0.1.0
+ */
+FDN_API int fdn_telemetry_measure(fdn_telemetry_t *tm, const char *event,
+                                  const fdn_tm_meta_t *meta, size_t nmeta,
+                                  fdn_tm_measured_fn fn, void *user);
+
+/** A started span (a value; no allocation). */
+typedef struct fdn_tm_span {
+    fdn_telemetry_t *tm;
+    int64_t start_ns;
+    char event[FDN_TM_NAME_MAX + 1];
+} fdn_tm_span_t;
+
+/**
+ * Start a span: emits `<event>.start` and records the start time.
+ * @param[out] span  the span (caller storage)
+ * @return 0, FDN_EINVAL
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_telemetry_span_start(fdn_telemetry_t *tm, fdn_tm_span_t *span,
+                                     const char *event, const fdn_tm_meta_t *meta,
+                                     size_t nmeta);
+
+/**
+ * End a span: emits `<event>.stop` ({duration: ns}) when rc >= 0, else `<event>.exception`
+ * with {duration} and metadata + {error: fdn_err_name(rc)}.
+ * @return 0, FDN_EINVAL (NULL span)
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_telemetry_span_end(fdn_tm_span_t *span, int rc, const fdn_tm_meta_t *meta,
+                                   size_t nmeta);
+
+/**
+ * A handler. Runs synchronously on the thread that called execute, never under an internal
+ * lock; it may call any telemetry function (including detach of itself). Return < 0 to report
+ * a failure: failures are counted (`foundation.telemetry.handler_failures`) and reported
+ * through the event `foundation.telemetry.handler_failure` (metadata handler_id, event,
+ * error, detached); after opts.handler_max_failures consecutive failures the handler is
+ * detached (the failure event then carries detached=true). The arrays are valid only during
+ * the call.
+ */
+typedef int (*fdn_tm_handler_fn)(const char *event, const fdn_tm_measure_t *m, size_t nm,
+                                 const fdn_tm_meta_t *meta, size_t nmeta, void *user);
+
+/** How a handler's name matches events. */
+typedef enum fdn_tm_match {
+    FDN_TM_MATCH_EXACT = 0,  /**< the event name equals the pattern */
+    FDN_TM_MATCH_PREFIX = 1, /**< the pattern is a whole-component prefix ("a.b" matches
+                                  "a.b" and "a.b.c", not "a.bc"); "" matches every event */
+} fdn_tm_match_t;
+
+/**
+ * Attach a handler.
+ * @param[out] out_id  handler id (> 0) for fdn_telemetry_detach; may be NULL
+ * @param[in]  pattern event name or prefix (copied)
+ * @return 0, FDN_EINVAL, FDN_ENOMEM, FDN_EUNAVAILABLE (service stopped)
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_telemetry_attach(fdn_telemetry_t *tm, uint64_t *out_id, const char *pattern,
+                                 fdn_tm_match_t match, fdn_tm_handler_fn fn, void *user);
+
+/**
+ * Detach a handler. Once this returns the handler is not started again; a call already
+ * running on another thread may finish.
+ * @return 0, FDN_ENOENT (unknown id)
+ * @thread_safety any (may be called from inside a handler)
+ * @since 0.1.0
+ */
+FDN_API int fdn_telemetry_detach(fdn_telemetry_t *tm, uint64_t id);
+
+/**
+ * Detach every handler whose pattern equals `pattern` (the reference's detach_handlers).
+ * @return the number of handlers detached (>= 0)
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_telemetry_detach_pattern(fdn_telemetry_t *tm, const char *pattern);
+
+/** Number of attached handlers. @thread_safety any @since 0.1.0 */
+FDN_API size_t fdn_telemetry_handler_count(fdn_telemetry_t *tm);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Families and series                                                                      */
+
+/**
+ * Register (or find) a family. Registering the same name again with the same kind and label
+ * names returns the existing family; a different kind or labels gives FDN_EEXIST.
+ * @param[out] out          the family (owned by tm)
+ * @param[in]  name         Prometheus metric name `[a-zA-Z_:][a-zA-Z0-9_:]*`; counters should
+ *                          end in `_total`
+ * @param[in]  help         help text (NULL = "")
+ * @param[in]  kind         metric kind
+ * @param[in]  label_names  label names `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with "__",
+ *                          not "le"/"quantile"; may be NULL when nlabels == 0
+ * @param[in]  nlabels      0..FDN_TM_MAX_LABELS
+ * @param[in]  max_series   cardinality limit (0 = opts.max_series_per_family)
+ * @return 0, FDN_EINVAL, FDN_EEXIST, FDN_ENOMEM
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_telemetry_family(fdn_telemetry_t *tm, fdn_tm_family_t **out, const char *name,
+                                 const char *help, fdn_tm_kind_t kind,
+                                 const char *const *label_names, size_t nlabels,
+                                 uint32_t max_series);
+
+/**
+ * Resolve the counter series of a label set (created on first use). When the family is at its
+ * cardinality limit, the overflow series (every label value "__overflow__") is returned and
+ * the family's overflow count incremented.
+ * @param[out] out     the series handle, valid until fdn_telemetry_destroy
+ * @param[in]  values  label values (any UTF-8 text; copied), n == the family's label count
+ * @return 0, FDN_EINVAL (wrong kind or count), FDN_ENOMEM
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_tm_family_counter(fdn_tm_family_t *fam, fdn_counter_t **out,
+                                  const char *const *values, size_t n);
+/** As fdn_tm_family_counter, for gauge families. @since 0.1.0 */
+FDN_API int fdn_tm_family_gauge(fdn_tm_family_t *fam, fdn_gauge_t **out,
+                                const char *const *values, size_t n);
+/** As fdn_tm_family_counter, for histogram families. @since 0.1.0 */
+FDN_API int fdn_tm_family_histogram(fdn_tm_family_t *fam, fdn_histogram_t **out,
+                                    const char *const *values, size_t n);
+
+/** Number of label sets refused by the cardinality limit. @thread_safety any @since 0.1.0 */
+FDN_API uint64_t fdn_tm_family_overflows(const fdn_tm_family_t *fam);
+
+/**
+ * Add n to a counter: one relaxed atomic add on the calling thread's cache line.
+ * @param[in] c  the counter (NULL = no-op)
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API void fdn_counter_add(fdn_counter_t *c, uint64_t n);
+/** fdn_counter_add(c, 1). @thread_safety any @since 0.1.0 */
+FDN_API void fdn_counter_inc(fdn_counter_t *c);
+/** Sum of every shard (0 for NULL). @thread_safety any @since 0.1.0 */
+FDN_API uint64_t fdn_counter_value(const fdn_counter_t *c);
+
+/** Set an int64 gauge (a double gauge stores the converted value). @since 0.1.0 */
+FDN_API void fdn_gauge_set(fdn_gauge_t *g, int64_t v);
+/** Add to a gauge atomically (may be negative). @since 0.1.0 */
+FDN_API void fdn_gauge_add(fdn_gauge_t *g, int64_t delta);
+/** Set a double gauge (an int64 gauge stores the value rounded toward zero). @since 0.1.0 */
+FDN_API void fdn_gauge_set_double(fdn_gauge_t *g, double v);
+/** Add to a double gauge atomically (CAS loop). @since 0.1.0 */
+FDN_API void fdn_gauge_add_double(fdn_gauge_t *g, double delta);
+/** Current value as a double (0 for NULL). @thread_safety any @since 0.1.0 */
+FDN_API double fdn_gauge_value(const fdn_gauge_t *g);
+
+/**
+ * Record one value (any finite double; NaN/inf are ignored). Writes only the calling thread's
+ * shard.
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API void fdn_histogram_observe(fdn_histogram_t *h, double v);
+
+/** Summary statistics of a histogram. */
+typedef struct fdn_tm_hist_stats {
+    uint64_t count;
+    double sum, min, max; /**< min/max are 0 when count == 0 */
+    double p50, p90, p99, p999;
+} fdn_tm_hist_stats_t;
+
+/**
+ * Consistent statistics of one histogram (each shard copied under its lock, so count always
+ * equals the sum of the buckets).
+ * @param[out] out  the statistics
+ * @param[in]  h    the histogram (NULL gives all zeros)
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API void fdn_histogram_stats(const fdn_histogram_t *h, fdn_tm_hist_stats_t *out);
+
+/**
+ * Estimated quantile q in [0, 1] of a histogram (see the error bound in the file comment).
+ * @return the estimate (0 when empty or h is NULL)
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API double fdn_histogram_quantile(const fdn_histogram_t *h, double q);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Snapshots, JSON, Prometheus                                                              */
+
+/** One series in a snapshot (read-only view; valid until fdn_tm_snapshot_free). */
+typedef struct fdn_tm_sample {
+    const char *name;   /**< family name, or event name for event entries */
+    const char *help;   /**< family help ("" for events) */
+    const char *key;    /**< measurement key for event entries ("counter", "gauge",
+                             "duration", ...; "" for the emission count); NULL for families */
+    fdn_tm_kind_t kind;
+    bool is_event;      /**< an event entry (true) or a family series (false) */
+    size_t nlabels;
+    const char *const *label_names;
+    const char *const *label_values;
+    uint64_t counter;            /**< FDN_TM_COUNTER value (event emission count for key "") */
+    double gauge;                /**< FDN_TM_GAUGE / FDN_TM_GAUGE_INT value */
+    fdn_tm_hist_stats_t hist;    /**< FDN_TM_HISTOGRAM statistics */
+    int64_t last_active_ns;      /**< events: last time the entry was seen to change (clock) */
+    const fdn_tm_meta_t *meta;   /**< events: metadata of the first emission */
+    size_t nmeta;
+} fdn_tm_sample_t;
+
+/**
+ * Take a snapshot of every family series and event entry. Returns FDN_EUNAVAILABLE while the
+ * service is stopped (reference: "Telemetry service not started").
+ * @param[out] out  the snapshot; free with fdn_tm_snapshot_free
+ * @return 0, FDN_ENOMEM, FDN_EUNAVAILABLE, FDN_EINVAL (tm NULL)
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_telemetry_snapshot(fdn_telemetry_t *tm, fdn_tm_snapshot_t **out);
+
+/**
+ * Iterate a snapshot: samples are sorted by (is_event, name, labels, key).
+ * @param[in,out] iter  start at 0
+ * @return the next sample, or NULL at the end
+ * @thread_safety any (the snapshot is immutable)
+ * @since 0.1.0
+ */
+FDN_API const fdn_tm_sample_t *fdn_tm_snapshot_next(const fdn_tm_snapshot_t *s, size_t *iter);
+
+/** Monotonic time at which the snapshot was taken (ns, the instance's clock). @since 0.1.0 */
+FDN_API int64_t fdn_tm_snapshot_time(const fdn_tm_snapshot_t *s);
+
+/** Free a snapshot (NULL accepted). @thread_safety owner @since 0.1.0 */
+FDN_API void fdn_tm_snapshot_free(fdn_tm_snapshot_t *s);
+
+/**
+ * get_metrics as JSON text: the reference's nested tree (§4.3). Each event `a.b.c` sits at
+ * path a → b → c as {"timestamp", "count", "measurements", "metadata"}; the special names
+ * foundation.event_store.events_stored → foundation.events_stored, and
+ * foundation.config_updates / config_resets / config_operations hold only the integer
+ * emission count; "retrieved_at" is the snapshot time; families sit under "families".
+ * @param[out] out  NUL-terminated JSON, free with fdn_free
+ * @return 0, FDN_ENOMEM, FDN_EUNAVAILABLE
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_telemetry_metrics_json(fdn_telemetry_t *tm, char **out);
+
+/** Sink for text writers: write len bytes; return 0 or a negative code to stop. */
+typedef int (*fdn_tm_write_fn)(const char *data, size_t len, void *user);
+
+/**
+ * Write every metric in the Prometheus text exposition format 0.0.4. Families keep their
+ * names; event entries become `<event with '.'→'_'>_total` (counter key),
+ * `<event>` (gauge key), `<event>_<key>` summaries (other keys; `duration` is exported as
+ * `<event>_duration_seconds`) and `<event>_emissions_total`.
+ * @return 0, a negative code returned by the sink, FDN_ENOMEM, FDN_EUNAVAILABLE
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_telemetry_write_prometheus(fdn_telemetry_t *tm, fdn_tm_write_fn write,
+                                           void *user);
+
+/**
+ * Run retention now: drop event entries idle longer than opts.retention_ns (an entry's
+ * activity is sampled at each cleanup or snapshot, so idleness is known to within one
+ * cleanup interval).
+ * @return number of entries dropped (>= 0)
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_telemetry_cleanup(fdn_telemetry_t *tm);
+
+/**
+ * Clear every event entry and reset every family series to zero (the reference's
+ * reset_metrics). Handles stay valid.
+ * @return 0
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_telemetry_reset_metrics(fdn_telemetry_t *tm);
+
+/** Number of event entries currently kept. @thread_safety any @since 0.1.0 */
+FDN_API size_t fdn_telemetry_event_count(fdn_telemetry_t *tm);
+
+/**
+ * Validate a metric name (`label == false`: `[a-zA-Z_:][a-zA-Z0-9_:]*`) or a label name
+ * (`label == true`: `[a-zA-Z_][a-zA-Z0-9_]*`, not reserved) of len bytes.
+ * @return true when valid
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API bool fdn_tm_name_valid(const char *name, size_t len, bool label);
+
+/**
+ * Validate a dotted event name of len bytes: 1..FDN_TM_NAME_MAX bytes, components non-empty,
+ * no control characters.
+ * @return true when valid
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API bool fdn_tm_event_name_valid(const char *name, size_t len);
+
+FDN_END_DECLS
+
+#endif /* FDN_TELEMETRY_H */

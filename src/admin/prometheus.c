@@ -1,0 +1,340 @@
+/*
+ * DESIGN: the Prometheus text exposition format 0.0.4 writer for a telemetry instance.
+ *
+ * Built only on the public snapshot iterator (admin layer: public API only). Threads: any;
+ * the writer owns its snapshot and buffers, takes no lock of its own and calls the sink on
+ * the calling thread with no telemetry lock held (the snapshot is taken and released first).
+ *
+ * Naming: families keep their names (validated at registration). An event entry `a.b` with
+ * measurement key k becomes: k == "counter" → counter `a_b_total`; k == "gauge" → gauge
+ * `a_b`; k == "duration" → summary `a_b_duration_seconds` (ns / 1e9); any other key → summary
+ * `a_b_<k>`; the emission count → counter `a_b_emissions_total`. Characters outside
+ * [a-zA-Z0-9_:] become '_', a leading digit gets a '_' prefix. Each metric family is written
+ * once (HELP, TYPE, samples); when two sources map to the same name, the first in sorted
+ * order wins and the others are skipped (listed in a comment line), so the output is always
+ * valid. Histograms are exposed as summaries (quantiles 0.5, 0.9, 0.99, 0.999, _sum, _count).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fdn/error.h>
+#include <fdn/telemetry.h>
+
+#include "core/alloc.h"
+
+typedef struct buf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} buf_t;
+
+static void b_put(buf_t *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *np = fdn__realloc(b->p, cap);
+        if (np == NULL) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void b_str(buf_t *b, const char *s)
+{
+    b_put(b, s, strlen(s));
+}
+
+static void b_fmt_u64(buf_t *b, uint64_t v)
+{
+    char t[32];
+    int n = snprintf(t, sizeof(t), "%llu", (unsigned long long)v);
+    b_put(b, t, (size_t)n);
+}
+
+static void b_fmt_dbl(buf_t *b, double v)
+{
+    if (isnan(v)) {
+        b_str(b, "NaN");
+    } else if (isinf(v)) {
+        b_str(b, v > 0 ? "+Inf" : "-Inf");
+    } else {
+        char t[40];
+        int n = snprintf(t, sizeof(t), "%.17g", v);
+        b_put(b, t, (size_t)n);
+    }
+}
+
+/* escape: label values escape \ " and newline; help escapes \ and newline */
+static void b_escaped(buf_t *b, const char *s, bool quote)
+{
+    for (; *s; s++) {
+        if (*s == '\\')
+            b_str(b, "\\\\");
+        else if (*s == '\n')
+            b_str(b, "\\n");
+        else if (quote && *s == '"')
+            b_str(b, "\\\"");
+        else
+            b_put(b, s, 1);
+    }
+}
+
+/* Sanitised metric name of an event (+ suffix). */
+static void b_event_name(buf_t *b, const char *event, const char *suffix)
+{
+    if (event[0] >= '0' && event[0] <= '9')
+        b_str(b, "_");
+    for (const char *s = event; *s; s++) {
+        char c = *s;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == ':';
+        b_put(b, ok ? s : "_", 1);
+    }
+    if (suffix != NULL)
+        for (const char *s = suffix; *s; s++) {
+            char c = *s;
+            bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                      (c >= '0' && c <= '9') || c == '_' || c == ':';
+            b_put(b, ok ? s : "_", 1);
+        }
+}
+
+/* One metric family's text, keyed by its name for sorting and de-duplication. */
+typedef struct rec {
+    char *name;
+    char *text;
+} rec_t;
+
+typedef struct recs {
+    rec_t *r;
+    size_t n, cap;
+    bool oom;
+} recs_t;
+
+static void recs_add(recs_t *rs, buf_t *name, buf_t *text)
+{
+    if (name->oom || text->oom || rs->oom) {
+        rs->oom = true;
+        fdn__free(name->p);
+        fdn__free(text->p);
+        return;
+    }
+    if (rs->n == rs->cap) {
+        size_t cap = rs->cap ? rs->cap * 2 : 64;
+        rec_t *nr = fdn__realloc(rs->r, cap * sizeof(*nr));
+        if (nr == NULL) {
+            rs->oom = true;
+            fdn__free(name->p);
+            fdn__free(text->p);
+            return;
+        }
+        rs->r = nr;
+        rs->cap = cap;
+    }
+    rs->r[rs->n].name = name->p;
+    rs->r[rs->n].text = text->p;
+    rs->n++;
+}
+
+static void labels(buf_t *b, const fdn_tm_sample_t *x, const char *extra_k, const char *extra_v)
+{
+    if (x->nlabels == 0 && extra_k == NULL)
+        return;
+    b_str(b, "{");
+    for (size_t i = 0; i < x->nlabels; i++) {
+        if (i > 0)
+            b_str(b, ",");
+        b_str(b, x->label_names[i]);
+        b_str(b, "=\"");
+        b_escaped(b, x->label_values[i], true);
+        b_str(b, "\"");
+    }
+    if (extra_k != NULL) {
+        if (x->nlabels > 0)
+            b_str(b, ",");
+        b_str(b, extra_k);
+        b_str(b, "=\"");
+        b_str(b, extra_v);
+        b_str(b, "\"");
+    }
+    b_str(b, "}");
+}
+
+static const char *type_name(fdn_tm_kind_t k)
+{
+    switch (k) {
+    case FDN_TM_COUNTER:
+        return "counter";
+    case FDN_TM_HISTOGRAM:
+        return "summary";
+    default:
+        return "gauge";
+    }
+}
+
+/* Write one sample's lines (scale: multiply histogram values, e.g. 1e-9 for ns → s). */
+static void sample_lines(buf_t *b, const char *name, const fdn_tm_sample_t *x, double scale)
+{
+    if (x->kind == FDN_TM_COUNTER) {
+        b_str(b, name);
+        labels(b, x, NULL, NULL);
+        b_str(b, " ");
+        b_fmt_u64(b, x->counter);
+        b_str(b, "\n");
+    } else if (x->kind == FDN_TM_HISTOGRAM) {
+        static const char *const qs[] = {"0.5", "0.9", "0.99", "0.999"};
+        const double qv[] = {x->hist.p50, x->hist.p90, x->hist.p99, x->hist.p999};
+        for (size_t i = 0; i < 4; i++) {
+            b_str(b, name);
+            labels(b, x, "quantile", qs[i]);
+            b_str(b, " ");
+            b_fmt_dbl(b, x->hist.count > 0 ? qv[i] * scale : NAN);
+            b_str(b, "\n");
+        }
+        b_str(b, name);
+        b_str(b, "_sum");
+        labels(b, x, NULL, NULL);
+        b_str(b, " ");
+        b_fmt_dbl(b, x->hist.sum * scale);
+        b_str(b, "\n");
+        b_str(b, name);
+        b_str(b, "_count");
+        labels(b, x, NULL, NULL);
+        b_str(b, " ");
+        b_fmt_u64(b, x->hist.count);
+        b_str(b, "\n");
+    } else {
+        b_str(b, name);
+        labels(b, x, NULL, NULL);
+        b_str(b, " ");
+        b_fmt_dbl(b, x->gauge);
+        b_str(b, "\n");
+    }
+}
+
+static void header(buf_t *b, const char *name, const char *help, fdn_tm_kind_t kind)
+{
+    b_str(b, "# HELP ");
+    b_str(b, name);
+    b_str(b, " ");
+    b_escaped(b, help, false);
+    b_str(b, "\n# TYPE ");
+    b_str(b, name);
+    b_str(b, " ");
+    b_str(b, type_name(kind));
+    b_str(b, "\n");
+}
+
+static void event_record(recs_t *rs, const fdn_tm_sample_t *x)
+{
+    buf_t name = {0}, text = {0}, help = {0};
+    double scale = 1.0;
+    const char *what;
+    if (x->key[0] == '\0') {
+        b_event_name(&name, x->name, "_emissions_total");
+        what = "emissions";
+    } else if (strcmp(x->key, "counter") == 0) {
+        b_event_name(&name, x->name, "_total");
+        what = "counter sum";
+    } else if (strcmp(x->key, "gauge") == 0) {
+        b_event_name(&name, x->name, NULL);
+        what = "gauge";
+    } else if (strcmp(x->key, "duration") == 0) {
+        b_event_name(&name, x->name, "_duration_seconds");
+        what = "duration (seconds)";
+        scale = 1e-9;
+    } else {
+        buf_t suffix = {0};
+        b_str(&suffix, "_");
+        b_str(&suffix, x->key);
+        b_event_name(&name, x->name, suffix.oom ? "" : suffix.p);
+        fdn__free(suffix.p);
+        what = x->key;
+    }
+    b_str(&help, "Telemetry event ");
+    b_str(&help, x->name);
+    b_str(&help, ": ");
+    b_str(&help, what);
+    if (name.oom || help.oom) {
+        fdn__free(help.p);
+        fdn__free(text.p);
+        rs->oom = true;
+        fdn__free(name.p);
+        return;
+    }
+    header(&text, name.p, help.p, x->kind);
+    sample_lines(&text, name.p, x, scale);
+    fdn__free(help.p);
+    recs_add(rs, &name, &text);
+}
+
+static int rec_cmp(const void *a, const void *b)
+{
+    return strcmp(((const rec_t *)a)->name, ((const rec_t *)b)->name);
+}
+
+int fdn_telemetry_write_prometheus(fdn_telemetry_t *tm, fdn_tm_write_fn write, void *user)
+{
+    if (write == NULL)
+        return FDN_EINVAL;
+    if (tm == NULL)
+        return 0;
+    fdn_tm_snapshot_t *sn = NULL;
+    int rc = fdn_telemetry_snapshot(tm, &sn);
+    if (rc < 0)
+        return rc;
+    recs_t rs = {0};
+    size_t it = 0;
+    const fdn_tm_sample_t *x = fdn_tm_snapshot_next(sn, &it);
+    while (x != NULL && !rs.oom) {
+        if (x->is_event) {
+            event_record(&rs, x);
+            x = fdn_tm_snapshot_next(sn, &it);
+            continue;
+        }
+        /* a family: its series are contiguous */
+        buf_t name = {0}, text = {0};
+        b_str(&name, x->name);
+        header(&text, x->name, x->help, x->kind);
+        const char *fname = x->name;
+        while (x != NULL && !x->is_event && strcmp(x->name, fname) == 0) {
+            sample_lines(&text, fname, x, 1.0);
+            x = fdn_tm_snapshot_next(sn, &it);
+        }
+        recs_add(&rs, &name, &text);
+    }
+    fdn_tm_snapshot_free(sn);
+    if (!rs.oom && rs.n > 1)
+        qsort(rs.r, rs.n, sizeof(*rs.r), rec_cmp);
+    rc = rs.oom ? FDN_ENOMEM : 0;
+    for (size_t i = 0; i < rs.n; i++) {
+        if (rc == 0) {
+            if (i > 0 && strcmp(rs.r[i].name, rs.r[i - 1].name) == 0) {
+                buf_t c = {0};
+                b_str(&c, "# skipped duplicate metric name ");
+                b_str(&c, rs.r[i].name);
+                b_str(&c, "\n");
+                rc = c.oom ? FDN_ENOMEM : write(c.p, c.len, user);
+                fdn__free(c.p);
+            } else {
+                rc = write(rs.r[i].text, strlen(rs.r[i].text), user);
+            }
+        }
+        fdn__free(rs.r[i].name);
+        fdn__free(rs.r[i].text);
+    }
+    fdn__free(rs.r);
+    return rc;
+}

@@ -1,0 +1,520 @@
+/*
+ * DESIGN: sharded metric primitives (counters, gauges, log-linear histograms).
+ *
+ * Threads: any thread may update or read any metric. Each thread claims a slot on first use
+ * (a bitmap of TM_MAX_SLOTS under slot_mu, released by a pthread key destructor when the
+ * thread exits, so slots are recycled and the live threads keep distinct low slots). A
+ * thread's shard is slot % TM_SHARDS; up to TM_SHARDS live threads never share a cache line.
+ * Threads beyond TM_MAX_SLOTS, or threads using metrics from TLS destructors after their slot
+ * was released, share shards: that costs speed, never correctness, because every shard
+ * update is atomic (counters) or done under the shard's spin lock (histograms).
+ *
+ * Counter: TM_SHARDS cells, each alone on a cache line; add = one relaxed fetch_add on the
+ * caller's cell; value = relaxed sum of the cells (a counter read concurrently with adds
+ * returns some value between the sums before and after them).
+ *
+ * Gauge: one atomic int64 on its own line (the int64 or the double's bits); set is a store,
+ * add is a fetch_add (int) or a CAS loop (double). Gauges are not sharded: "last writer wins"
+ * has no meaning across shards.
+ *
+ * Histogram: TM_SHARDS lazily allocated shards (allocated by the first observation on that
+ * shard, published with a CAS). Each shard holds count, sum, min, max and the bucket counts
+ * and a spin lock. observe() and readers take the shard's lock, so a reader copies a shard
+ * in one consistent state (count == sum of buckets, never a torn histogram); the lock is
+ * uncontended unless threads share a shard or a reader is copying. Locks order: only one
+ * shard lock is held at a time; no callback runs under it.
+ *
+ * Buckets: a finite value v is mapped by sign, binary exponent e (clamped to
+ * [TM_HIST_EXP_MIN, TM_HIST_EXP_MIN + TM_HIST_EXPS)) and the top FDN_TM_HIST_SUB_BITS bits of
+ * the mantissa. A bucket spans [2^e (1 + s/16), 2^e (1 + (s+1)/16)); the reported quantile is
+ * its midpoint clamped to [min, max], within 2^-5 of the exact value for |v| in
+ * [2^-8, 2^56). Zero has its own bucket. Buckets are ordered by value (negatives first).
+ */
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+#include <fdn/error.h>
+
+#include "core/alloc.h"
+#include "services/tm_metrics.h"
+
+#define TM_MAX_SLOTS 1024u
+
+#if defined(__GNUC__)
+#define TM_TLS_IE __attribute__((tls_model("initial-exec")))
+#else
+#define TM_TLS_IE
+#endif
+
+/* ------------------------------------------------------------------------------------ */
+/* Thread slots                                                                          */
+
+static pthread_mutex_t slot_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t slot_bits[TM_MAX_SLOTS / 64];
+static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
+static pthread_key_t slot_key;
+static int slot_key_ok;
+static _Thread_local unsigned tls_slot TM_TLS_IE; /* slot + 1; 0 = none yet */
+
+static void slot_release(void *p)
+{
+    unsigned s = (unsigned)(uintptr_t)p - 1u;
+    pthread_mutex_lock(&slot_mu);
+    if (s < TM_MAX_SLOTS)
+        slot_bits[s / 64] &= ~((uint64_t)1 << (s % 64));
+    pthread_mutex_unlock(&slot_mu);
+}
+
+static void slot_key_init(void)
+{
+    slot_key_ok = pthread_key_create(&slot_key, slot_release) == 0;
+}
+
+static unsigned slot_claim(void)
+{
+    pthread_once(&slot_once, slot_key_init);
+    unsigned slot = TM_MAX_SLOTS;
+    pthread_mutex_lock(&slot_mu);
+    for (unsigned w = 0; w < TM_MAX_SLOTS / 64 && slot == TM_MAX_SLOTS; w++) {
+        if (slot_bits[w] != UINT64_MAX) {
+            unsigned b = (unsigned)__builtin_ctzll(~slot_bits[w]);
+            slot_bits[w] |= (uint64_t)1 << b;
+            slot = w * 64 + b;
+        }
+    }
+    pthread_mutex_unlock(&slot_mu);
+    if (slot < TM_MAX_SLOTS) {
+        if (!slot_key_ok || pthread_setspecific(slot_key, (void *)(uintptr_t)(slot + 1)) != 0) {
+            /* Cannot learn about the thread's exit: keep the slot (never recycled). */
+        }
+    } else {
+        /* Out of slots: share by address of the TLS variable. */
+        slot = (unsigned)(((uintptr_t)&tls_slot >> 6) % TM_SHARDS);
+    }
+    tls_slot = slot + 1;
+    return slot % TM_SHARDS;
+}
+
+static inline unsigned shard_of_thread(void)
+{
+    unsigned s = tls_slot;
+    if (FDN_LIKELY(s != 0))
+        return (s - 1u) & (TM_SHARDS - 1u);
+    return slot_claim();
+}
+
+unsigned fdn__tm_shard(void)
+{
+    return shard_of_thread();
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Aligned allocation                                                                    */
+
+void *fdn__tm_aligned_calloc(size_t size)
+{
+    size_t total = size + FDN_CACHELINE + sizeof(void *);
+    unsigned char *raw = fdn__calloc(1, total);
+    if (raw == NULL)
+        return NULL;
+    uintptr_t a = ((uintptr_t)raw + sizeof(void *) + FDN_CACHELINE - 1) &
+                  ~(uintptr_t)(FDN_CACHELINE - 1);
+    void **slot = (void **)(a - sizeof(void *));
+    *slot = raw;
+    return (void *)a;
+}
+
+void fdn__tm_aligned_free(void *p)
+{
+    if (p == NULL)
+        return;
+    void **slot = (void **)((uintptr_t)p - sizeof(void *));
+    fdn__free(*slot);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Counter                                                                               */
+
+typedef struct tm_cell {
+    _Atomic uint64_t v;
+    char pad[FDN_CACHELINE - sizeof(uint64_t)];
+} tm_cell_t;
+
+struct fdn_counter {
+    tm_cell_t cells[TM_SHARDS];
+};
+
+fdn_counter_t *fdn__counter_new(void)
+{
+    return fdn__tm_aligned_calloc(sizeof(fdn_counter_t));
+}
+
+void fdn__counter_free(fdn_counter_t *c)
+{
+    fdn__tm_aligned_free(c);
+}
+
+void fdn__counter_reset(fdn_counter_t *c)
+{
+    for (unsigned i = 0; i < TM_SHARDS; i++)
+        atomic_store_explicit(&c->cells[i].v, 0, memory_order_relaxed);
+}
+
+void fdn_counter_add(fdn_counter_t *c, uint64_t n)
+{
+    if (FDN_UNLIKELY(c == NULL))
+        return;
+    atomic_fetch_add_explicit(&c->cells[shard_of_thread()].v, n, memory_order_relaxed);
+}
+
+void fdn_counter_inc(fdn_counter_t *c)
+{
+    fdn_counter_add(c, 1);
+}
+
+uint64_t fdn_counter_value(const fdn_counter_t *c)
+{
+    if (c == NULL)
+        return 0;
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < TM_SHARDS; i++)
+        sum += atomic_load_explicit(&((fdn_counter_t *)c)->cells[i].v, memory_order_relaxed);
+    return sum;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Gauge                                                                                 */
+
+struct fdn_gauge {
+    _Atomic int64_t bits;
+    bool is_double;
+};
+
+static int64_t dbl_bits(double d)
+{
+    int64_t b;
+    memcpy(&b, &d, sizeof(b));
+    return b;
+}
+
+static double bits_dbl(int64_t b)
+{
+    double d;
+    memcpy(&d, &b, sizeof(d));
+    return d;
+}
+
+fdn_gauge_t *fdn__gauge_new(bool is_double)
+{
+    fdn_gauge_t *g = fdn__tm_aligned_calloc(sizeof(fdn_gauge_t));
+    if (g != NULL) {
+        g->is_double = is_double;
+        atomic_init(&g->bits, is_double ? dbl_bits(0.0) : 0);
+    }
+    return g;
+}
+
+void fdn__gauge_free(fdn_gauge_t *g)
+{
+    fdn__tm_aligned_free(g);
+}
+
+void fdn__gauge_reset(fdn_gauge_t *g)
+{
+    atomic_store_explicit(&g->bits, g->is_double ? dbl_bits(0.0) : 0, memory_order_relaxed);
+}
+
+static int64_t dbl_to_i64(double v)
+{
+    if (!(v == v))
+        return 0;
+    if (v >= 9.2233720368547758e18)
+        return INT64_MAX;
+    if (v <= -9.2233720368547758e18)
+        return INT64_MIN;
+    return (int64_t)v;
+}
+
+void fdn_gauge_set(fdn_gauge_t *g, int64_t v)
+{
+    if (g == NULL)
+        return;
+    atomic_store_explicit(&g->bits, g->is_double ? dbl_bits((double)v) : v,
+                          memory_order_relaxed);
+}
+
+void fdn_gauge_set_double(fdn_gauge_t *g, double v)
+{
+    if (g == NULL || !isfinite(v))
+        return;
+    atomic_store_explicit(&g->bits, g->is_double ? dbl_bits(v) : dbl_to_i64(v),
+                          memory_order_relaxed);
+}
+
+void fdn_gauge_add_double(fdn_gauge_t *g, double delta)
+{
+    if (g == NULL || !isfinite(delta))
+        return;
+    if (!g->is_double) {
+        atomic_fetch_add_explicit(&g->bits, dbl_to_i64(delta), memory_order_relaxed);
+        return;
+    }
+    int64_t old = atomic_load_explicit(&g->bits, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&g->bits, &old,
+                                                  dbl_bits(bits_dbl(old) + delta),
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+    }
+}
+
+void fdn_gauge_add(fdn_gauge_t *g, int64_t delta)
+{
+    if (g == NULL)
+        return;
+    if (g->is_double)
+        fdn_gauge_add_double(g, (double)delta);
+    else
+        atomic_fetch_add_explicit(&g->bits, delta, memory_order_relaxed);
+}
+
+double fdn_gauge_value(const fdn_gauge_t *g)
+{
+    if (g == NULL)
+        return 0.0;
+    int64_t b = atomic_load_explicit(&((fdn_gauge_t *)g)->bits, memory_order_relaxed);
+    return g->is_double ? bits_dbl(b) : (double)b;
+}
+
+int64_t fdn__gauge_int(const fdn_gauge_t *g)
+{
+    int64_t b = atomic_load_explicit(&((fdn_gauge_t *)g)->bits, memory_order_relaxed);
+    return g->is_double ? dbl_to_i64(bits_dbl(b)) : b;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Histogram                                                                             */
+
+typedef struct hshard {
+    _Atomic unsigned lock;
+    uint64_t count;
+    double sum, min, max;
+    uint64_t b[TM_HIST_BUCKETS];
+} hshard_t;
+
+struct fdn_histogram {
+    _Atomic(hshard_t *) shards[TM_SHARDS];
+};
+
+static void hlock(hshard_t *s)
+{
+    while (atomic_exchange_explicit(&s->lock, 1u, memory_order_acquire) != 0u) {
+        while (atomic_load_explicit(&s->lock, memory_order_relaxed) != 0u) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        }
+    }
+}
+
+static void hunlock(hshard_t *s)
+{
+    atomic_store_explicit(&s->lock, 0u, memory_order_release);
+}
+
+static unsigned mag_index(double a)
+{
+    uint64_t bits;
+    memcpy(&bits, &a, sizeof(bits));
+    int e = (int)((bits >> 52) & 0x7ffu) - 1023;
+    unsigned sub = (unsigned)(bits >> (52 - FDN_TM_HIST_SUB_BITS)) & (TM_HIST_SUB - 1u);
+    int ei = e - TM_HIST_EXP_MIN;
+    if (ei < 0)
+        return 0;
+    if (ei >= (int)TM_HIST_EXPS)
+        return TM_HIST_HALF - 1u;
+    return (unsigned)ei * TM_HIST_SUB + sub;
+}
+
+static double mag_mid(unsigned m)
+{
+    unsigned ei = m / TM_HIST_SUB, sub = m % TM_HIST_SUB;
+    return ldexp(1.0 + ((double)sub + 0.5) / (double)TM_HIST_SUB, (int)ei + TM_HIST_EXP_MIN);
+}
+
+unsigned fdn__hist_bucket(double v)
+{
+    if (v == 0.0)
+        return TM_HIST_HALF;
+    if (v > 0.0)
+        return TM_HIST_HALF + 1u + mag_index(v);
+    return TM_HIST_HALF - 1u - mag_index(-v);
+}
+
+double fdn__hist_mid(unsigned b)
+{
+    if (b == TM_HIST_HALF)
+        return 0.0;
+    if (b > TM_HIST_HALF)
+        return mag_mid(b - TM_HIST_HALF - 1u);
+    return -mag_mid(TM_HIST_HALF - 1u - b);
+}
+
+fdn_histogram_t *fdn__histogram_new(void)
+{
+    return fdn__tm_aligned_calloc(sizeof(fdn_histogram_t));
+}
+
+void fdn__histogram_free(fdn_histogram_t *h)
+{
+    if (h == NULL)
+        return;
+    for (unsigned i = 0; i < TM_SHARDS; i++)
+        fdn__tm_aligned_free(atomic_load_explicit(&h->shards[i], memory_order_relaxed));
+    fdn__tm_aligned_free(h);
+}
+
+static hshard_t *shard_get(fdn_histogram_t *h, unsigned i)
+{
+    hshard_t *s = atomic_load_explicit(&h->shards[i], memory_order_acquire);
+    if (FDN_LIKELY(s != NULL))
+        return s;
+    hshard_t *n = fdn__tm_aligned_calloc(sizeof(hshard_t));
+    if (n == NULL)
+        return NULL;
+    atomic_init(&n->lock, 0u);
+    if (atomic_compare_exchange_strong_explicit(&h->shards[i], &s, n, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return n;
+    fdn__tm_aligned_free(n);
+    return s;
+}
+
+void fdn_histogram_observe(fdn_histogram_t *h, double v)
+{
+    if (FDN_UNLIKELY(h == NULL || !isfinite(v)))
+        return;
+    hshard_t *s = shard_get(h, shard_of_thread());
+    if (FDN_UNLIKELY(s == NULL))
+        return; /* OOM on the first observation of this shard: the value is dropped */
+    unsigned b = fdn__hist_bucket(v);
+    hlock(s);
+    if (s->count == 0) {
+        s->min = v;
+        s->max = v;
+    } else {
+        if (v < s->min)
+            s->min = v;
+        if (v > s->max)
+            s->max = v;
+    }
+    s->count++;
+    s->sum += v;
+    s->b[b]++;
+    hunlock(s);
+}
+
+void fdn__histogram_reset(fdn_histogram_t *h)
+{
+    for (unsigned i = 0; i < TM_SHARDS; i++) {
+        hshard_t *s = atomic_load_explicit(&h->shards[i], memory_order_acquire);
+        if (s == NULL)
+            continue;
+        hlock(s);
+        s->count = 0;
+        s->sum = s->min = s->max = 0.0;
+        memset(s->b, 0, sizeof(s->b));
+        hunlock(s);
+    }
+}
+
+void fdn__histogram_copy(const fdn_histogram_t *h, tm_hist_copy_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (h == NULL)
+        return;
+    for (unsigned i = 0; i < TM_SHARDS; i++) {
+        hshard_t *s =
+            atomic_load_explicit(&((fdn_histogram_t *)h)->shards[i], memory_order_acquire);
+        if (s == NULL)
+            continue;
+        hlock(s);
+        if (s->count > 0) {
+            if (out->count == 0) {
+                out->min = s->min;
+                out->max = s->max;
+            } else {
+                out->min = FDN_MIN(out->min, s->min);
+                out->max = FDN_MAX(out->max, s->max);
+            }
+            out->count += s->count;
+            out->sum += s->sum;
+            for (unsigned b = 0; b < TM_HIST_BUCKETS; b++)
+                out->buckets[b] += s->b[b];
+        }
+        hunlock(s);
+    }
+}
+
+double fdn__hist_copy_quantile(const tm_hist_copy_t *c, double q)
+{
+    if (c->count == 0 || !(q == q))
+        return 0.0;
+    if (q <= 0.0)
+        return c->min;
+    if (q >= 1.0)
+        return c->max;
+    double r = ceil(q * (double)c->count);
+    uint64_t rank = r < 1.0 ? 1u : (uint64_t)r;
+    if (rank > c->count)
+        rank = c->count;
+    uint64_t cum = 0;
+    for (unsigned b = 0; b < TM_HIST_BUCKETS; b++) {
+        cum += c->buckets[b];
+        if (cum >= rank) {
+            double m = fdn__hist_mid(b);
+            if (m < c->min)
+                m = c->min;
+            if (m > c->max)
+                m = c->max;
+            return m;
+        }
+    }
+    return c->max;
+}
+
+void fdn__hist_copy_stats(const tm_hist_copy_t *c, fdn_tm_hist_stats_t *out)
+{
+    out->count = c->count;
+    out->sum = c->sum;
+    out->min = c->min;
+    out->max = c->max;
+    out->p50 = fdn__hist_copy_quantile(c, 0.5);
+    out->p90 = fdn__hist_copy_quantile(c, 0.9);
+    out->p99 = fdn__hist_copy_quantile(c, 0.99);
+    out->p999 = fdn__hist_copy_quantile(c, 0.999);
+}
+
+void fdn_histogram_stats(const fdn_histogram_t *h, fdn_tm_hist_stats_t *out)
+{
+    if (out == NULL)
+        return;
+    tm_hist_copy_t *c = fdn__malloc(sizeof(*c));
+    if (c == NULL) {
+        memset(out, 0, sizeof(*out));
+        return;
+    }
+    fdn__histogram_copy(h, c);
+    fdn__hist_copy_stats(c, out);
+    fdn__free(c);
+}
+
+double fdn_histogram_quantile(const fdn_histogram_t *h, double q)
+{
+    tm_hist_copy_t *c = fdn__malloc(sizeof(*c));
+    if (c == NULL)
+        return 0.0;
+    fdn__histogram_copy(h, c);
+    double r = fdn__hist_copy_quantile(c, q);
+    fdn__free(c);
+    return r;
+}

@@ -1,0 +1,873 @@
+/*
+ * DESIGN: the telemetry service: event entries, handlers, measure/span, retention, service
+ * lifecycle. Families live in tm_family.c, snapshots and JSON in tm_snapshot.c, the metric
+ * primitives in metrics.c, the Prometheus writer in src/admin/prometheus.c.
+ *
+ * Threads: any thread may call any function; execute runs entirely on the caller's thread
+ * (aggregation and handlers), so an emit followed by a snapshot from the same thread always
+ * sees it. One optional background thread (started by the service start hook) runs
+ * retention every cleanup_interval_ns, waiting on the injected clock.
+ *
+ * Locks: tm->mu serialises writers (entry insertion and removal, new measurement slots,
+ * families, handler sets, snapshots). tm->life_mu serialises start/stop. Order: life_mu →
+ * mu. No user handler ever runs with either held.
+ *
+ * Hot path (execute): no lock. Event entries live in an RCU lock-free hash table (urcu-bp
+ * flavour, so user threads need no registration). A thread-local direct-mapped cache keyed
+ * by (tm, the caller's name pointer) remembers the entry; a hit is confirmed by strcmp and by
+ * tm->epoch, which changes whenever an entry is unlinked, so a stale pointer is never used
+ * (the epoch is read inside the read-side section, and unlinked entries are freed by
+ * call_rcu only after epoch changed). A miss hashes the name and looks it up; the first
+ * emission of a name validates it and inserts the entry under tm->mu (bounded by
+ * max_events; names beyond are counted in dropped_events). Aggregation writes only
+ * thread-sharded metrics. Handlers are an immutable RCU-published array; execute calls the
+ * matching ones inside the read-side section, which is not a lock: writers never wait for
+ * readers (all frees go through call_rcu, so a handler may attach, detach or run cleanup).
+ *
+ * Handler failure policy: a handler returning < 0 increments
+ * foundation_telemetry_handler_failures_total and its consecutive-failure count and emits
+ * `foundation.telemetry.handler_failure` (not re-emitted for failures while dispatching that
+ * event on the same thread, so a failing catch-all handler cannot recurse). At
+ * opts.handler_max_failures consecutive failures the handler is detached (reported with
+ * detached=true and counted in foundation_telemetry_handlers_detached_total). A success
+ * resets the consecutive count.
+ *
+ * Retention: an entry's activity is sampled (emission count compared with the last seen
+ * value) at each cleanup and snapshot; entries whose count did not move for retention_ns are
+ * unlinked and freed after a grace period. So idle time is measured on the injected clock
+ * with the precision of the cleanup interval, and the hot path reads no clock.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <fdn/error.h>
+
+#include "core/alloc.h"
+#include "services/telemetry_int.h"
+
+#define TM_CACHE_SIZE 32u
+
+typedef struct tm_cache_slot {
+    const fdn_telemetry_t *tm;
+    uint64_t epoch;
+    const char *ptr;
+    tm_entry_t *e;
+} tm_cache_slot_t;
+
+static _Thread_local tm_cache_slot_t tcache[TM_CACHE_SIZE];
+static _Thread_local int tls_in_failure;
+static _Atomic uint64_t g_epoch = 1;
+
+static uint64_t new_epoch(void)
+{
+    return atomic_fetch_add_explicit(&g_epoch, 1, memory_order_relaxed) + 1;
+}
+
+/* FNV-1a, 64 bit. */
+static unsigned long name_hash(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ull;
+    }
+    return (unsigned long)(h ^ (h >> 29));
+}
+
+bool fdn_tm_event_name_valid(const char *name, size_t len)
+{
+    if (name == NULL || len == 0 || len > FDN_TM_NAME_MAX)
+        return false;
+    bool prev_dot = true;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20 || c == 0x7f)
+            return false;
+        if (c == '.') {
+            if (prev_dot)
+                return false;
+            prev_dot = true;
+        } else {
+            prev_dot = false;
+        }
+    }
+    return !prev_dot;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Entries                                                                               */
+
+static void slot_free(tm_slot_t *s)
+{
+    if (s == NULL)
+        return;
+    switch (s->kind) {
+    case FDN_TM_COUNTER:
+        fdn__counter_free(s->u.c);
+        break;
+    case FDN_TM_HISTOGRAM:
+        fdn__histogram_free(s->u.h);
+        break;
+    default:
+        fdn__gauge_free(s->u.g);
+        break;
+    }
+    fdn__free(s->key);
+    fdn__free(s);
+}
+
+static void entry_free(tm_entry_t *e)
+{
+    if (e == NULL)
+        return;
+    for (unsigned i = 0; i < TM_MAX_KEYS; i++)
+        slot_free(atomic_load_explicit(&e->slots[i], memory_order_relaxed));
+    for (size_t i = 0; i < e->nmeta; i++) {
+        fdn__free((char *)e->meta[i].key);
+        fdn__free((char *)e->meta[i].value);
+    }
+    fdn__free(e->meta);
+    fdn__counter_free(e->count);
+    fdn__free(e->name);
+    fdn__free(e);
+}
+
+static void entry_free_rcu(struct rcu_head *h)
+{
+    entry_free(caa_container_of(h, tm_entry_t, rcu));
+}
+
+static int entry_match(struct cds_lfht_node *node, const void *key)
+{
+    const tm_entry_t *e = caa_container_of(node, tm_entry_t, node);
+    return strcmp(e->name, (const char *)key) == 0;
+}
+
+static tm_entry_t *entry_new(fdn_telemetry_t *tm, const char *name, size_t len,
+                             unsigned long hash, const fdn_tm_meta_t *meta, size_t nmeta)
+{
+    tm_entry_t *e = fdn__calloc(1, sizeof(*e));
+    if (e == NULL)
+        return NULL;
+    e->name = fdn__strndup(name, len);
+    e->count = fdn__counter_new();
+    if (e->name == NULL || e->count == NULL)
+        goto oom;
+    e->len = len;
+    e->hash = hash;
+    size_t nm = 0;
+    for (size_t i = 0; i < nmeta; i++)
+        if (meta[i].key != NULL && meta[i].value != NULL)
+            nm++;
+    nm = FDN_MIN(nm, (size_t)TM_MAX_META);
+    if (nm > 0) {
+        e->meta = fdn__calloc(nm, sizeof(*e->meta));
+        if (e->meta == NULL)
+            goto oom;
+        for (size_t i = 0; i < nmeta && e->nmeta < nm; i++) {
+            if (meta[i].key == NULL || meta[i].value == NULL)
+                continue;
+            char *k = fdn__strndup(meta[i].key, strnlen(meta[i].key, FDN_TM_NAME_MAX));
+            char *v = fdn__strndup(meta[i].value, strnlen(meta[i].value, TM_META_VAL_MAX));
+            if (k == NULL || v == NULL) {
+                fdn__free(k);
+                fdn__free(v);
+                goto oom;
+            }
+            e->meta[e->nmeta].key = k;
+            e->meta[e->nmeta].value = v;
+            e->nmeta++;
+        }
+    }
+    e->last_active = fdn_clock_mono_ns(tm->clock);
+    cds_lfht_node_init(&e->node);
+    return e;
+oom:
+    entry_free(e);
+    return NULL;
+}
+
+/* Called inside a read-side section. Returns the entry for name, creating it; NULL with
+ * *rc set when the name is invalid, on OOM, or when max_events is reached (rc 0). */
+static tm_entry_t *entry_get(fdn_telemetry_t *tm, const char *name, const fdn_tm_meta_t *meta,
+                             size_t nmeta, int *rc)
+{
+    uintptr_t p = (uintptr_t)name;
+    tm_cache_slot_t *cs = &tcache[((p >> 3) ^ (p >> 9)) & (TM_CACHE_SIZE - 1u)];
+    uint64_t epoch = atomic_load_explicit(&tm->epoch, memory_order_acquire);
+    if (FDN_LIKELY(cs->tm == tm && cs->ptr == name && cs->epoch == epoch) &&
+        strcmp(cs->e->name, name) == 0)
+        return cs->e;
+
+    size_t len = strnlen(name, FDN_TM_NAME_MAX + 1);
+    if (!fdn_tm_event_name_valid(name, len)) {
+        *rc = FDN_EINVAL;
+        return NULL;
+    }
+    unsigned long hash = name_hash(name, len);
+    struct cds_lfht_iter it;
+    cds_lfht_lookup(tm->ht, hash, entry_match, name, &it);
+    struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
+    tm_entry_t *e = NULL;
+    if (node != NULL) {
+        e = caa_container_of(node, tm_entry_t, node);
+    } else {
+        pthread_mutex_lock(&tm->mu);
+        cds_lfht_lookup(tm->ht, hash, entry_match, name, &it);
+        node = cds_lfht_iter_get_node(&it);
+        if (node != NULL) {
+            e = caa_container_of(node, tm_entry_t, node);
+        } else if (atomic_load_explicit(&tm->nentries, memory_order_relaxed) >=
+                   tm->opts.max_events) {
+            pthread_mutex_unlock(&tm->mu);
+            fdn_counter_inc(tm->c_dropped_events);
+            *rc = 0;
+            return NULL;
+        } else {
+            e = entry_new(tm, name, len, hash, meta, nmeta);
+            if (e == NULL) {
+                pthread_mutex_unlock(&tm->mu);
+                *rc = FDN_ENOMEM;
+                return NULL;
+            }
+            cds_lfht_add(tm->ht, hash, &e->node);
+            atomic_fetch_add_explicit(&tm->nentries, 1, memory_order_relaxed);
+        }
+        pthread_mutex_unlock(&tm->mu);
+    }
+    cs->tm = tm;
+    cs->ptr = name;
+    cs->epoch = epoch;
+    cs->e = e;
+    return e;
+}
+
+static fdn_tm_kind_t kind_for_key(const char *key)
+{
+    if (strcmp(key, "counter") == 0)
+        return FDN_TM_COUNTER;
+    if (strcmp(key, "gauge") == 0)
+        return FDN_TM_GAUGE;
+    return FDN_TM_HISTOGRAM;
+}
+
+static tm_slot_t *slot_add(fdn_telemetry_t *tm, tm_entry_t *e, const char *key)
+{
+    tm_slot_t *found = NULL;
+    pthread_mutex_lock(&tm->mu);
+    unsigned n = atomic_load_explicit(&e->nslots, memory_order_acquire);
+    for (unsigned i = 0; i < n; i++) {
+        tm_slot_t *s = atomic_load_explicit(&e->slots[i], memory_order_acquire);
+        if (strcmp(s->key, key) == 0) {
+            found = s;
+            break;
+        }
+    }
+    if (found == NULL && n < TM_MAX_KEYS) {
+        tm_slot_t *s = fdn__calloc(1, sizeof(*s));
+        if (s != NULL) {
+            s->key = fdn__strndup(key, strnlen(key, FDN_TM_NAME_MAX));
+            s->kind = kind_for_key(key);
+            void *m = NULL;
+            if (s->kind == FDN_TM_COUNTER)
+                m = s->u.c = fdn__counter_new();
+            else if (s->kind == FDN_TM_GAUGE)
+                m = s->u.g = fdn__gauge_new(true);
+            else
+                m = s->u.h = fdn__histogram_new();
+            if (s->key == NULL || m == NULL) {
+                slot_free(s);
+            } else {
+                atomic_store_explicit(&e->slots[n], s, memory_order_release);
+                atomic_store_explicit(&e->nslots, n + 1, memory_order_release);
+                found = s;
+            }
+        }
+    }
+    pthread_mutex_unlock(&tm->mu);
+    if (found == NULL)
+        fdn_counter_inc(tm->c_dropped_keys);
+    return found;
+}
+
+static void aggregate(fdn_telemetry_t *tm, tm_entry_t *e, const fdn_tm_measure_t *m, size_t nm)
+{
+    for (size_t i = 0; i < nm; i++) {
+        tm_slot_t *s = NULL;
+        unsigned n = atomic_load_explicit(&e->nslots, memory_order_acquire);
+        for (unsigned k = 0; k < n; k++) {
+            tm_slot_t *c = atomic_load_explicit(&e->slots[k], memory_order_acquire);
+            if (c->key == m[i].key || strcmp(c->key, m[i].key) == 0) {
+                s = c;
+                break;
+            }
+        }
+        if (FDN_UNLIKELY(s == NULL)) {
+            s = slot_add(tm, e, m[i].key);
+            if (s == NULL)
+                continue;
+        }
+        switch (s->kind) {
+        case FDN_TM_COUNTER:
+            fdn_counter_add(s->u.c, (uint64_t)llround(m[i].value));
+            break;
+        case FDN_TM_GAUGE:
+            fdn_gauge_set_double(s->u.g, m[i].value);
+            break;
+        default:
+            fdn_histogram_observe(s->u.h, m[i].value);
+            break;
+        }
+    }
+    fdn_counter_inc(e->count);
+}
+
+void fdn__tm_entry_sample_activity(fdn_telemetry_t *tm, tm_entry_t *e, int64_t now)
+{
+    (void)tm;
+    uint64_t c = fdn_counter_value(e->count);
+    if (c != e->seen_count) {
+        e->seen_count = c;
+        e->last_active = now;
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Handlers                                                                              */
+
+static bool handler_matches(const tm_handler_t *h, const tm_entry_t *e)
+{
+    if (h->match == FDN_TM_MATCH_EXACT)
+        return h->hash == e->hash && h->plen == e->len && memcmp(h->pattern, e->name, e->len) == 0;
+    if (h->plen == 0)
+        return true;
+    return e->len >= h->plen && memcmp(e->name, h->pattern, h->plen) == 0 &&
+           (e->len == h->plen || e->name[h->plen] == '.');
+}
+
+static void hset_free(tm_hset_t *s)
+{
+    tm_handler_t *d = s->dead;
+    while (d != NULL) {
+        tm_handler_t *n = d->next_dead;
+        fdn__free(d->pattern);
+        fdn__free(d);
+        d = n;
+    }
+    fdn__free(s);
+}
+
+static void hset_free_rcu(struct rcu_head *h)
+{
+    hset_free(caa_container_of(h, tm_hset_t, rcu));
+}
+
+/* Replace the handler set (tm->mu held). remove: handlers to drop (marked detached). */
+static int hset_publish(fdn_telemetry_t *tm, tm_handler_t *add, tm_handler_t **remove,
+                        size_t nremove)
+{
+    tm_hset_t *old = tm->handlers;
+    size_t oldn = old != NULL ? old->n : 0;
+    size_t n = oldn + (add != NULL ? 1 : 0) - nremove;
+    tm_hset_t *s = fdn__calloc(1, sizeof(*s) + n * sizeof(tm_handler_t *));
+    if (s == NULL)
+        return FDN_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < oldn; i++) {
+        bool drop = false;
+        for (size_t r = 0; r < nremove; r++)
+            drop = drop || old->h[i] == remove[r];
+        if (!drop)
+            s->h[k++] = old->h[i];
+    }
+    if (add != NULL)
+        s->h[k++] = add;
+    s->n = k;
+    for (size_t r = 0; r < nremove; r++)
+        atomic_store_explicit(&remove[r]->detached, 1, memory_order_release);
+    rcu_assign_pointer(tm->handlers, s);
+    if (old != NULL) {
+        for (size_t r = 0; r < nremove; r++) {
+            remove[r]->next_dead = old->dead;
+            old->dead = remove[r];
+        }
+        call_rcu(&old->rcu, hset_free_rcu);
+    }
+    return 0;
+}
+
+int fdn_telemetry_attach(fdn_telemetry_t *tm, uint64_t *out_id, const char *pattern,
+                         fdn_tm_match_t match, fdn_tm_handler_fn fn, void *user)
+{
+    if (tm == NULL)
+        return 0;
+    if (pattern == NULL || fn == NULL ||
+        (match != FDN_TM_MATCH_EXACT && match != FDN_TM_MATCH_PREFIX))
+        return FDN_EINVAL;
+    size_t len = strnlen(pattern, FDN_TM_NAME_MAX + 1);
+    if (!(match == FDN_TM_MATCH_PREFIX && len == 0) && !fdn_tm_event_name_valid(pattern, len))
+        return FDN_EINVAL;
+    if (!atomic_load_explicit(&tm->running, memory_order_acquire))
+        return FDN_EUNAVAILABLE;
+    tm_handler_t *h = fdn__calloc(1, sizeof(*h));
+    if (h == NULL)
+        return FDN_ENOMEM;
+    h->pattern = fdn__strndup(pattern, len);
+    if (h->pattern == NULL) {
+        fdn__free(h);
+        return FDN_ENOMEM;
+    }
+    h->plen = len;
+    h->hash = name_hash(pattern, len);
+    h->match = match;
+    h->fn = fn;
+    h->user = user;
+    pthread_mutex_lock(&tm->mu);
+    h->id = ++tm->next_handler_id;
+    int rc = hset_publish(tm, h, NULL, 0);
+    pthread_mutex_unlock(&tm->mu);
+    if (rc < 0) {
+        fdn__free(h->pattern);
+        fdn__free(h);
+        return rc;
+    }
+    if (out_id != NULL)
+        *out_id = h->id;
+    return 0;
+}
+
+int fdn_telemetry_detach(fdn_telemetry_t *tm, uint64_t id)
+{
+    if (tm == NULL)
+        return 0;
+    int rc = FDN_ENOENT;
+    pthread_mutex_lock(&tm->mu);
+    tm_hset_t *s = tm->handlers;
+    for (size_t i = 0; s != NULL && i < s->n; i++) {
+        if (s->h[i]->id == id) {
+            tm_handler_t *h = s->h[i];
+            rc = hset_publish(tm, NULL, &h, 1);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&tm->mu);
+    return rc;
+}
+
+int fdn_telemetry_detach_pattern(fdn_telemetry_t *tm, const char *pattern)
+{
+    if (tm == NULL || pattern == NULL)
+        return 0;
+    int count = 0;
+    for (;;) {
+        uint64_t id = 0;
+        pthread_mutex_lock(&tm->mu);
+        tm_hset_t *s = tm->handlers;
+        for (size_t i = 0; s != NULL && i < s->n; i++)
+            if (strcmp(s->h[i]->pattern, pattern) == 0) {
+                id = s->h[i]->id;
+                break;
+            }
+        pthread_mutex_unlock(&tm->mu);
+        if (id == 0 || fdn_telemetry_detach(tm, id) != 0)
+            break;
+        count++;
+    }
+    return count;
+}
+
+size_t fdn_telemetry_handler_count(fdn_telemetry_t *tm)
+{
+    if (tm == NULL)
+        return 0;
+    pthread_mutex_lock(&tm->mu);
+    size_t n = tm->handlers != NULL ? tm->handlers->n : 0;
+    pthread_mutex_unlock(&tm->mu);
+    return n;
+}
+
+static void handler_failed(fdn_telemetry_t *tm, tm_handler_t *h, const char *event, int rc)
+{
+    fdn_counter_inc(tm->c_handler_failures);
+    atomic_fetch_add_explicit(&h->failures, 1, memory_order_relaxed);
+    uint32_t c = atomic_fetch_add_explicit(&h->consecutive, 1, memory_order_relaxed) + 1;
+    bool detached = false;
+    if (tm->opts.handler_max_failures > 0 && c >= tm->opts.handler_max_failures &&
+        fdn_telemetry_detach(tm, h->id) == 0) {
+        detached = true;
+        fdn_counter_inc(tm->c_handler_detached);
+    }
+    if (tls_in_failure)
+        return;
+    char idbuf[24], errbuf[64];
+    snprintf(idbuf, sizeof(idbuf), "%llu", (unsigned long long)h->id);
+    snprintf(errbuf, sizeof(errbuf), "%s", fdn_err_name(rc));
+    fdn_tm_meta_t meta[4] = {{"handler_id", idbuf},
+                             {"event", event},
+                             {"error", errbuf},
+                             {"detached", detached ? "true" : "false"}};
+    fdn_tm_measure_t m = {"counter", 1.0};
+    tls_in_failure = 1;
+    (void)fdn_telemetry_execute(tm, "foundation.telemetry.handler_failure", &m, 1, meta, 4);
+    tls_in_failure = 0;
+}
+
+static void dispatch(fdn_telemetry_t *tm, tm_entry_t *e, const char *event,
+                     const fdn_tm_measure_t *m, size_t nm, const fdn_tm_meta_t *meta,
+                     size_t nmeta)
+{
+    tm_hset_t *s = rcu_dereference(tm->handlers);
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->n; i++) {
+        tm_handler_t *h = s->h[i];
+        if (!handler_matches(h, e) || atomic_load_explicit(&h->detached, memory_order_acquire))
+            continue;
+        int rc = h->fn(event, m, nm, meta, nmeta, h->user);
+        if (FDN_UNLIKELY(rc < 0))
+            handler_failed(tm, h, event, rc);
+        else if (atomic_load_explicit(&h->consecutive, memory_order_relaxed) != 0)
+            atomic_store_explicit(&h->consecutive, 0, memory_order_relaxed);
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Execute and emits                                                                     */
+
+int fdn_telemetry_execute(fdn_telemetry_t *tm, const char *event, const fdn_tm_measure_t *m,
+                          size_t nm, const fdn_tm_meta_t *meta, size_t nmeta)
+{
+    if (tm == NULL)
+        return 0;
+    if (FDN_UNLIKELY(event == NULL || (nm > 0 && m == NULL) || nm > TM_MAX_MEASURES ||
+                     (nmeta > 0 && meta == NULL)))
+        return FDN_EINVAL;
+    for (size_t i = 0; i < nm; i++) {
+        if (FDN_UNLIKELY(m[i].key == NULL || m[i].key[0] == '\0' || !isfinite(m[i].value)))
+            return FDN_EINVAL;
+        if (FDN_UNLIKELY(m[i].key[0] == 'c' && m[i].value < 0.0 &&
+                         strcmp(m[i].key, "counter") == 0))
+            return FDN_EINVAL;
+    }
+    if (FDN_UNLIKELY(!atomic_load_explicit(&tm->running, memory_order_acquire)))
+        return 0;
+    int rc = 0;
+    rcu_read_lock();
+    tm_entry_t *e = entry_get(tm, event, meta, nmeta, &rc);
+    if (FDN_LIKELY(e != NULL)) {
+        aggregate(tm, e, m, nm);
+        dispatch(tm, e, event, m, nm, meta, nmeta);
+    }
+    rcu_read_unlock();
+    return rc;
+}
+
+int fdn_telemetry_emit_counter(fdn_telemetry_t *tm, const char *event, const fdn_tm_meta_t *meta,
+                               size_t nmeta)
+{
+    fdn_tm_measure_t m = {"counter", 1.0};
+    return fdn_telemetry_execute(tm, event, &m, 1, meta, nmeta);
+}
+
+int fdn_telemetry_emit_counter_n(fdn_telemetry_t *tm, const char *event, uint64_t n,
+                                 const fdn_tm_meta_t *meta, size_t nmeta)
+{
+    fdn_tm_measure_t m = {"counter", (double)n};
+    return fdn_telemetry_execute(tm, event, &m, 1, meta, nmeta);
+}
+
+int fdn_telemetry_emit_gauge(fdn_telemetry_t *tm, const char *event, double value,
+                             const fdn_tm_meta_t *meta, size_t nmeta)
+{
+    fdn_tm_measure_t m = {"gauge", value};
+    return fdn_telemetry_execute(tm, event, &m, 1, meta, nmeta);
+}
+
+int fdn_telemetry_emit_histogram(fdn_telemetry_t *tm, const char *event, double value,
+                                 const fdn_tm_meta_t *meta, size_t nmeta)
+{
+    fdn_tm_measure_t m = {"histogram", value};
+    return fdn_telemetry_execute(tm, event, &m, 1, meta, nmeta);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Spans and measure                                                                     */
+
+#define TM_SUFFIX_MAX 10 /* strlen(".exception") */
+
+int fdn_telemetry_span_start(fdn_telemetry_t *tm, fdn_tm_span_t *span, const char *event,
+                             const fdn_tm_meta_t *meta, size_t nmeta)
+{
+    if (span == NULL || event == NULL)
+        return FDN_EINVAL;
+    size_t len = strnlen(event, FDN_TM_NAME_MAX + 1);
+    if (len + TM_SUFFIX_MAX > FDN_TM_NAME_MAX || !fdn_tm_event_name_valid(event, len))
+        return FDN_EINVAL;
+    span->tm = tm;
+    memcpy(span->event, event, len + 1);
+    char name[FDN_TM_NAME_MAX + 16];
+    snprintf(name, sizeof(name), "%s.start", event);
+    span->start_ns = fdn_clock_mono_ns(tm != NULL ? tm->clock : NULL);
+    return fdn_telemetry_execute(tm, name, NULL, 0, meta, nmeta);
+}
+
+int fdn_telemetry_span_end(fdn_tm_span_t *span, int rc, const fdn_tm_meta_t *meta, size_t nmeta)
+{
+    if (span == NULL)
+        return FDN_EINVAL;
+    fdn_telemetry_t *tm = span->tm;
+    if (tm == NULL)
+        return 0;
+    int64_t dur = fdn_clock_mono_ns(tm->clock) - span->start_ns;
+    fdn_tm_measure_t m = {"duration", (double)(dur > 0 ? dur : 0)};
+    char name[FDN_TM_NAME_MAX + 16];
+    if (rc >= 0) {
+        snprintf(name, sizeof(name), "%s.stop", span->event);
+        return fdn_telemetry_execute(tm, name, &m, 1, meta, nmeta);
+    }
+    snprintf(name, sizeof(name), "%s.exception", span->event);
+    fdn_tm_meta_t md[TM_MAX_META + 1];
+    size_t n = 0;
+    for (size_t i = 0; meta != NULL && i < nmeta && n < TM_MAX_META; i++)
+        md[n++] = meta[i];
+    md[n].key = "error";
+    md[n].value = fdn_err_name(rc);
+    n++;
+    return fdn_telemetry_execute(tm, name, &m, 1, md, n);
+}
+
+int fdn_telemetry_measure(fdn_telemetry_t *tm, const char *event, const fdn_tm_meta_t *meta,
+                          size_t nmeta, fdn_tm_measured_fn fn, void *user)
+{
+    if (fn == NULL)
+        return FDN_EINVAL;
+    fdn_tm_span_t span;
+    int rc = fdn_telemetry_span_start(tm, &span, event, meta, nmeta);
+    if (rc == FDN_EINVAL)
+        return rc;
+    rc = fn(user);
+    (void)fdn_telemetry_span_end(&span, rc, meta, nmeta);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Retention and reset                                                                   */
+
+/* Unlink entries (all when now < 0, else the idle ones); returns how many. */
+static int sweep(fdn_telemetry_t *tm, bool all)
+{
+    int dropped = 0;
+    tm_entry_t *dead = NULL;
+    pthread_mutex_lock(&tm->mu);
+    int64_t now = fdn_clock_mono_ns(tm->clock);
+    rcu_read_lock();
+    struct cds_lfht_iter it;
+    cds_lfht_first(tm->ht, &it);
+    struct cds_lfht_node *node;
+    while ((node = cds_lfht_iter_get_node(&it)) != NULL) {
+        tm_entry_t *e = caa_container_of(node, tm_entry_t, node);
+        cds_lfht_next(tm->ht, &it);
+        fdn__tm_entry_sample_activity(tm, e, now);
+        bool drop = all || (tm->opts.retention_ns > 0 &&
+                            now - e->last_active >= tm->opts.retention_ns);
+        if (drop && cds_lfht_del(tm->ht, &e->node) == 0) {
+            e->next_dead = dead;
+            dead = e;
+            dropped++;
+            atomic_fetch_sub_explicit(&tm->nentries, 1, memory_order_relaxed);
+        }
+    }
+    rcu_read_unlock();
+    if (dead != NULL)
+        atomic_store_explicit(&tm->epoch, new_epoch(), memory_order_seq_cst);
+    pthread_mutex_unlock(&tm->mu);
+    while (dead != NULL) {
+        tm_entry_t *n = dead->next_dead;
+        call_rcu(&dead->rcu, entry_free_rcu);
+        dead = n;
+    }
+    return dropped;
+}
+
+int fdn_telemetry_cleanup(fdn_telemetry_t *tm)
+{
+    if (tm == NULL)
+        return 0;
+    return sweep(tm, false);
+}
+
+int fdn_telemetry_reset_metrics(fdn_telemetry_t *tm)
+{
+    if (tm == NULL)
+        return 0;
+    (void)sweep(tm, true);
+    fdn__tm_families_reset(tm);
+    return 0;
+}
+
+size_t fdn_telemetry_event_count(fdn_telemetry_t *tm)
+{
+    if (tm == NULL)
+        return 0;
+    return atomic_load_explicit(&tm->nentries, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Lifecycle                                                                             */
+
+int fdn_telemetry_create(fdn_telemetry_t **out, const fdn_telemetry_opts_t *opts)
+{
+    if (out == NULL)
+        return FDN_EINVAL;
+    fdn_telemetry_opts_t o = FDN_TELEMETRY_OPTS_INIT;
+    if (opts != NULL) {
+        if (opts->version < 1 || opts->retention_ns < 0 || opts->cleanup_interval_ns < 0)
+            return FDN_EINVAL;
+        o = *opts;
+    }
+    if (o.max_events == 0)
+        o.max_events = 10000;
+    if (o.max_series_per_family == 0)
+        o.max_series_per_family = 1000;
+    fdn_telemetry_t *tm = fdn__calloc(1, sizeof(*tm));
+    if (tm == NULL)
+        return FDN_ENOMEM;
+    tm->opts = o;
+    tm->clock = o.clock;
+    atomic_init(&tm->running, 1);
+    atomic_init(&tm->epoch, new_epoch());
+    atomic_init(&tm->nentries, 0);
+    pthread_mutex_init(&tm->mu, NULL);
+    pthread_mutex_init(&tm->life_mu, NULL);
+    tm->ht = cds_lfht_new(64, 64, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
+    if (tm->ht == NULL)
+        goto oom;
+    static const char *const fam_label[] = {"family"};
+    if (fdn__tm_family_create(tm, &tm->f_overflow, "foundation_telemetry_series_overflows_total",
+                              "Label sets refused by a family's cardinality limit",
+                              FDN_TM_COUNTER, fam_label, 1, 0, true) < 0)
+        goto oom;
+    tm->c_dropped_events = fdn__tm_builtin_counter(
+        tm, "foundation_telemetry_dropped_events_total",
+        "Events dropped because max_events distinct names are already kept");
+    tm->c_dropped_keys = fdn__tm_builtin_counter(
+        tm, "foundation_telemetry_dropped_measurements_total",
+        "Measurements dropped because their event already has the maximum number of keys");
+    tm->c_handler_failures = fdn__tm_builtin_counter(
+        tm, "foundation_telemetry_handler_failures_total", "Handler calls that returned an error");
+    tm->c_handler_detached = fdn__tm_builtin_counter(
+        tm, "foundation_telemetry_handlers_detached_total",
+        "Handlers detached after too many consecutive failures");
+    if (tm->c_dropped_events == NULL || tm->c_dropped_keys == NULL ||
+        tm->c_handler_failures == NULL || tm->c_handler_detached == NULL)
+        goto oom;
+    *out = tm;
+    return 0;
+oom:
+    fdn_telemetry_destroy(tm);
+    return FDN_ENOMEM;
+}
+
+void fdn_telemetry_destroy(fdn_telemetry_t *tm)
+{
+    if (tm == NULL)
+        return;
+    fdn__telemetry_service_stop(tm);
+    if (tm->ht != NULL) {
+        (void)sweep(tm, true);
+        rcu_barrier();
+        cds_lfht_destroy(tm->ht, NULL);
+    }
+    if (tm->handlers != NULL) {
+        tm_hset_t *s = tm->handlers;
+        for (size_t i = 0; i < s->n; i++) {
+            s->h[i]->next_dead = s->dead;
+            s->dead = s->h[i];
+        }
+        hset_free(s);
+    }
+    rcu_barrier(); /* handler sets and entries freed by call_rcu from other calls */
+    fdn__tm_families_free(tm);
+    pthread_mutex_destroy(&tm->life_mu);
+    pthread_mutex_destroy(&tm->mu);
+    fdn__free(tm);
+}
+
+static void *cleanup_main(void *arg)
+{
+    fdn_telemetry_t *tm = arg;
+    uint64_t kick = fdn_clock_kick_seq(tm->clock);
+    int64_t next = fdn_clock_mono_ns(tm->clock) + tm->opts.cleanup_interval_ns;
+    while (!atomic_load_explicit(&tm->thread_stop, memory_order_acquire)) {
+        (void)fdn_clock_wait_until(tm->clock, next, &kick);
+        if (atomic_load_explicit(&tm->thread_stop, memory_order_acquire))
+            break;
+        int64_t now = fdn_clock_mono_ns(tm->clock);
+        if (now >= next) {
+            (void)sweep(tm, false);
+            next = now + tm->opts.cleanup_interval_ns;
+        }
+    }
+    atomic_store_explicit(&tm->thread_alive, 0, memory_order_release);
+    return NULL;
+}
+
+int fdn__telemetry_service_start(fdn_telemetry_t *tm)
+{
+    if (tm == NULL)
+        return FDN_EINVAL;
+    int rc = 0;
+    pthread_mutex_lock(&tm->life_mu);
+    if (!tm->thread_started && tm->opts.cleanup_interval_ns > 0) {
+        atomic_store_explicit(&tm->thread_stop, 0, memory_order_relaxed);
+        atomic_store_explicit(&tm->thread_alive, 1, memory_order_relaxed);
+        if (pthread_create(&tm->thread, NULL, cleanup_main, tm) != 0) {
+            atomic_store_explicit(&tm->thread_alive, 0, memory_order_relaxed);
+            rc = FDN_ENOMEM;
+        } else {
+            tm->thread_started = true;
+        }
+    }
+    bool was_running = atomic_exchange_explicit(&tm->running, rc == 0 ? 1 : 0,
+                                                memory_order_acq_rel) != 0;
+    (void)was_running;
+    pthread_mutex_unlock(&tm->life_mu);
+    if (rc == 0 && tm->opts.emit_vm_gauges) {
+        static const char *const vm[] = {"vm.memory", "vm.total_run_queue_lengths",
+                                         "vm.system_counts"};
+        fdn_tm_meta_t meta = {"source", "vm"};
+        for (size_t i = 0; i < FDN_ARRAY_LEN(vm); i++)
+            (void)fdn_telemetry_emit_gauge(tm, vm[i], 1.0, &meta, 1);
+    }
+    return rc;
+}
+
+void fdn__telemetry_service_stop(fdn_telemetry_t *tm)
+{
+    if (tm == NULL)
+        return;
+    pthread_mutex_lock(&tm->life_mu);
+    atomic_store_explicit(&tm->running, 0, memory_order_release);
+    if (tm->thread_started) {
+        atomic_store_explicit(&tm->thread_stop, 1, memory_order_release);
+        fdn_clock_kick(tm->clock);
+        pthread_join(tm->thread, NULL);
+        tm->thread_started = false;
+    }
+    pthread_mutex_unlock(&tm->life_mu);
+}
+
+int fdn__telemetry_service_health(fdn_telemetry_t *tm)
+{
+    if (tm == NULL)
+        return FDN_EINVAL;
+    if (!atomic_load_explicit(&tm->running, memory_order_acquire))
+        return FDN_EUNAVAILABLE;
+    pthread_mutex_lock(&tm->life_mu);
+    int rc = 0;
+    if (tm->thread_started && !atomic_load_explicit(&tm->thread_alive, memory_order_acquire))
+        rc = FDN_EUNAVAILABLE;
+    pthread_mutex_unlock(&tm->life_mu);
+    return rc;
+}

@@ -1,0 +1,139 @@
+/* Private: the telemetry instance layout shared by telemetry.c (events, handlers, service,
+ * retention), tm_family.c (families) and tm_snapshot.c (snapshots, JSON), plus the service
+ * hooks the runtime's supervisor calls. */
+#ifndef FDN_SERVICES_TELEMETRY_INT_H
+#define FDN_SERVICES_TELEMETRY_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <urcu-bp.h>
+#include <urcu/rculfhash.h>
+
+#include <fdn/telemetry.h>
+
+#include "services/tm_metrics.h"
+
+/* Measurement keys one event entry keeps (further keys are dropped and counted). */
+#define TM_MAX_KEYS 16
+/* Measurements accepted per execute. */
+#define TM_MAX_MEASURES 16
+/* Metadata pairs kept from the first emission, and the longest value kept. */
+#define TM_MAX_META     16
+#define TM_META_VAL_MAX 256
+
+typedef struct tm_slot {
+    char *key;
+    fdn_tm_kind_t kind; /* FDN_TM_COUNTER, FDN_TM_GAUGE or FDN_TM_HISTOGRAM */
+    union {
+        fdn_counter_t *c;
+        fdn_gauge_t *g;
+        fdn_histogram_t *h;
+    } u;
+} tm_slot_t;
+
+typedef struct tm_entry {
+    struct cds_lfht_node node;
+    struct rcu_head rcu;
+    unsigned long hash;
+    size_t len;
+    char *name;
+    fdn_counter_t *count; /* emissions */
+    _Atomic(tm_slot_t *) slots[TM_MAX_KEYS];
+    _Atomic unsigned nslots;
+    fdn_tm_meta_t *meta; /* immutable after creation */
+    size_t nmeta;
+    /* under tm->mu: activity sampling for retention */
+    int64_t last_active;
+    uint64_t seen_count;
+    struct tm_entry *next_dead;
+} tm_entry_t;
+
+typedef struct tm_handler {
+    uint64_t id;
+    char *pattern;
+    size_t plen;
+    unsigned long hash;
+    fdn_tm_match_t match;
+    fdn_tm_handler_fn fn;
+    void *user;
+    _Atomic int detached;
+    _Atomic uint32_t consecutive;
+    _Atomic uint64_t failures;
+    struct tm_handler *next_dead;
+} tm_handler_t;
+
+typedef struct tm_hset {
+    struct rcu_head rcu;
+    tm_handler_t *dead; /* handlers removed when this set was replaced */
+    size_t n;
+    tm_handler_t *h[];
+} tm_hset_t;
+
+typedef struct tm_series {
+    char **values;
+    void *metric; /* fdn_counter_t / fdn_gauge_t / fdn_histogram_t */
+} tm_series_t;
+
+struct fdn_tm_family {
+    fdn_telemetry_t *tm;
+    char *name;
+    char *help;
+    fdn_tm_kind_t kind;
+    size_t nlabels;
+    char *labels[FDN_TM_MAX_LABELS];
+    uint32_t max_series;
+    _Atomic uint64_t overflows;
+    fdn_counter_t *overflow_counter; /* child of the built-in overflow family, or NULL */
+    /* under tm->mu */
+    tm_series_t **series;
+    size_t nseries, cap;
+    tm_series_t *overflow;
+};
+
+struct fdn_telemetry {
+    fdn_telemetry_opts_t opts;
+    fdn_clock_t *clock;
+    _Atomic int running;
+    _Atomic uint64_t epoch; /* changes whenever an entry is unlinked (cache validation) */
+    pthread_mutex_t mu;     /* writers: entries, slots, families, handler sets */
+    struct cds_lfht *ht;
+    _Atomic size_t nentries;
+    tm_hset_t *handlers; /* RCU-published */
+    uint64_t next_handler_id;
+    fdn_tm_family_t **fams;
+    size_t nfams, capfams;
+    /* built-in metrics */
+    fdn_tm_family_t *f_overflow;
+    fdn_counter_t *c_dropped_events;
+    fdn_counter_t *c_dropped_keys;
+    fdn_counter_t *c_handler_failures;
+    fdn_counter_t *c_handler_detached;
+    /* cleanup thread */
+    pthread_mutex_t life_mu; /* serialises start/stop */
+    pthread_t thread;
+    bool thread_started;
+    _Atomic int thread_stop;
+    _Atomic int thread_alive;
+};
+
+/* Service hooks (the runtime's supervisor): start the cleanup thread and accept events;
+ * stop rejects snapshots / handler changes with FDN_EUNAVAILABLE and drops events, keeping
+ * every metric; health is 0 when running (and the cleanup thread alive when configured). */
+int fdn__telemetry_service_start(fdn_telemetry_t *tm);
+void fdn__telemetry_service_stop(fdn_telemetry_t *tm);
+int fdn__telemetry_service_health(fdn_telemetry_t *tm);
+
+/* tm_family.c */
+int fdn__tm_family_create(fdn_telemetry_t *tm, fdn_tm_family_t **out, const char *name,
+                          const char *help, fdn_tm_kind_t kind, const char *const *labels,
+                          size_t nlabels, uint32_t max_series, bool builtin);
+void fdn__tm_families_free(fdn_telemetry_t *tm);
+void fdn__tm_families_reset(fdn_telemetry_t *tm);
+/* Resolve a built-in single counter (no labels). NULL on OOM. */
+fdn_counter_t *fdn__tm_builtin_counter(fdn_telemetry_t *tm, const char *name, const char *help);
+
+/* telemetry.c: entry helpers used by tm_snapshot.c (call with tm->mu held) */
+void fdn__tm_entry_sample_activity(fdn_telemetry_t *tm, tm_entry_t *e, int64_t now);
+
+#endif

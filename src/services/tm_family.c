@@ -1,0 +1,365 @@
+/*
+ * DESIGN: metric families of a telemetry instance (named metrics with label names) and the
+ * resolution of a label set to its series handle.
+ *
+ * Threads: any. Locks: every family list and series list is guarded by tm->mu (the
+ * instance's writer mutex); resolution is a setup-time operation (linear search of the
+ * family's series under the mutex), the returned handle is then used lock-free. Series and
+ * families are never freed before fdn_telemetry_destroy, so handles stay valid; reset only
+ * zeroes them.
+ *
+ * Cardinality: a family holds at most max_series label sets; a further new label set gets
+ * the overflow series (every label value "__overflow__"), the family's overflow count and
+ * foundation_telemetry_series_overflows_total{family=...} are incremented.
+ */
+#include <string.h>
+
+#include <fdn/error.h>
+
+#include "core/alloc.h"
+#include "services/telemetry_int.h"
+
+#define TM_OVERFLOW_VALUE "__overflow__"
+
+bool fdn_tm_name_valid(const char *name, size_t len, bool label)
+{
+    if (name == NULL || len == 0 || len > FDN_TM_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+        bool digit = c >= '0' && c <= '9';
+        bool colon = c == ':' && !label;
+        if (!(alpha || colon || (digit && i > 0)))
+            return false;
+    }
+    if (label) {
+        if (len >= 2 && name[0] == '_' && name[1] == '_')
+            return false;
+        if ((len == 2 && memcmp(name, "le", 2) == 0) ||
+            (len == 8 && memcmp(name, "quantile", 8) == 0))
+            return false;
+    }
+    return true;
+}
+
+static void *metric_new(fdn_tm_kind_t kind)
+{
+    switch (kind) {
+    case FDN_TM_COUNTER:
+        return fdn__counter_new();
+    case FDN_TM_GAUGE:
+        return fdn__gauge_new(true);
+    case FDN_TM_GAUGE_INT:
+        return fdn__gauge_new(false);
+    default:
+        return fdn__histogram_new();
+    }
+}
+
+static void metric_free(fdn_tm_kind_t kind, void *m)
+{
+    switch (kind) {
+    case FDN_TM_COUNTER:
+        fdn__counter_free(m);
+        break;
+    case FDN_TM_HISTOGRAM:
+        fdn__histogram_free(m);
+        break;
+    default:
+        fdn__gauge_free(m);
+        break;
+    }
+}
+
+static void metric_reset(fdn_tm_kind_t kind, void *m)
+{
+    switch (kind) {
+    case FDN_TM_COUNTER:
+        fdn__counter_reset(m);
+        break;
+    case FDN_TM_HISTOGRAM:
+        fdn__histogram_reset(m);
+        break;
+    default:
+        fdn__gauge_reset(m);
+        break;
+    }
+}
+
+static void series_free(const fdn_tm_family_t *f, tm_series_t *s)
+{
+    if (s == NULL)
+        return;
+    if (s->values != NULL)
+        for (size_t i = 0; i < f->nlabels; i++)
+            fdn__free(s->values[i]);
+    fdn__free(s->values);
+    metric_free(f->kind, s->metric);
+    fdn__free(s);
+}
+
+static void family_free(fdn_tm_family_t *f)
+{
+    if (f == NULL)
+        return;
+    for (size_t i = 0; i < f->nseries; i++)
+        series_free(f, f->series[i]);
+    series_free(f, f->overflow);
+    fdn__free(f->series);
+    for (size_t i = 0; i < f->nlabels; i++)
+        fdn__free(f->labels[i]);
+    fdn__free(f->name);
+    fdn__free(f->help);
+    fdn__free(f);
+}
+
+void fdn__tm_families_free(fdn_telemetry_t *tm)
+{
+    for (size_t i = 0; i < tm->nfams; i++)
+        family_free(tm->fams[i]);
+    fdn__free(tm->fams);
+    tm->fams = NULL;
+    tm->nfams = tm->capfams = 0;
+}
+
+void fdn__tm_families_reset(fdn_telemetry_t *tm)
+{
+    pthread_mutex_lock(&tm->mu);
+    for (size_t i = 0; i < tm->nfams; i++) {
+        fdn_tm_family_t *f = tm->fams[i];
+        for (size_t k = 0; k < f->nseries; k++)
+            metric_reset(f->kind, f->series[k]->metric);
+        if (f->overflow != NULL)
+            metric_reset(f->kind, f->overflow->metric);
+        atomic_store_explicit(&f->overflows, 0, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&tm->mu);
+}
+
+static bool same_shape(const fdn_tm_family_t *f, fdn_tm_kind_t kind, const char *const *labels,
+                       size_t nlabels)
+{
+    if (f->kind != kind || f->nlabels != nlabels)
+        return false;
+    for (size_t i = 0; i < nlabels; i++)
+        if (strcmp(f->labels[i], labels[i]) != 0)
+            return false;
+    return true;
+}
+
+static tm_series_t *series_new(const fdn_tm_family_t *f, const char *const *values)
+{
+    tm_series_t *s = fdn__calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    if (f->nlabels > 0) {
+        s->values = fdn__calloc(f->nlabels, sizeof(char *));
+        if (s->values == NULL)
+            goto oom;
+        for (size_t i = 0; i < f->nlabels; i++) {
+            s->values[i] = fdn__strdup(values != NULL ? values[i] : TM_OVERFLOW_VALUE);
+            if (s->values[i] == NULL)
+                goto oom;
+        }
+    }
+    s->metric = metric_new(f->kind);
+    if (s->metric == NULL)
+        goto oom;
+    return s;
+oom:
+    series_free(f, s);
+    return NULL;
+}
+
+int fdn__tm_family_create(fdn_telemetry_t *tm, fdn_tm_family_t **out, const char *name,
+                          const char *help, fdn_tm_kind_t kind, const char *const *labels,
+                          size_t nlabels, uint32_t max_series, bool builtin)
+{
+    if (out == NULL || name == NULL || !fdn_tm_name_valid(name, strlen(name), false) ||
+        kind < FDN_TM_COUNTER || kind > FDN_TM_HISTOGRAM || nlabels > FDN_TM_MAX_LABELS ||
+        (nlabels > 0 && labels == NULL))
+        return FDN_EINVAL;
+    for (size_t i = 0; i < nlabels; i++) {
+        if (labels[i] == NULL || !fdn_tm_name_valid(labels[i], strlen(labels[i]), true))
+            return FDN_EINVAL;
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(labels[i], labels[k]) == 0)
+                return FDN_EINVAL;
+    }
+    if (!builtin && !atomic_load_explicit(&tm->running, memory_order_acquire))
+        return FDN_EUNAVAILABLE;
+    int rc = 0;
+    pthread_mutex_lock(&tm->mu);
+    for (size_t i = 0; i < tm->nfams; i++) {
+        if (strcmp(tm->fams[i]->name, name) == 0) {
+            if (same_shape(tm->fams[i], kind, labels, nlabels))
+                *out = tm->fams[i];
+            else
+                rc = FDN_EEXIST;
+            pthread_mutex_unlock(&tm->mu);
+            return rc;
+        }
+    }
+    fdn_tm_family_t *f = NULL;
+    if (tm->nfams == tm->capfams) {
+        size_t cap = tm->capfams ? tm->capfams * 2 : 16;
+        fdn_tm_family_t **n = fdn__realloc(tm->fams, cap * sizeof(*n));
+        if (n == NULL)
+            goto oom;
+        tm->fams = n;
+        tm->capfams = cap;
+    }
+    f = fdn__calloc(1, sizeof(*f));
+    if (f == NULL)
+        goto oom;
+    f->tm = tm;
+    f->kind = kind;
+    f->name = fdn__strdup(name);
+    f->help = fdn__strdup(help != NULL ? help : "");
+    if (f->name == NULL || f->help == NULL)
+        goto oom;
+    for (size_t i = 0; i < nlabels; i++) {
+        f->labels[i] = fdn__strdup(labels[i]);
+        if (f->labels[i] == NULL)
+            goto oom;
+        f->nlabels = i + 1;
+    }
+    f->nlabels = nlabels;
+    f->max_series = max_series > 0 ? max_series : tm->opts.max_series_per_family;
+    atomic_init(&f->overflows, 0);
+    tm->fams[tm->nfams++] = f;
+    pthread_mutex_unlock(&tm->mu);
+    if (nlabels > 0 && tm->f_overflow != NULL && f != tm->f_overflow) {
+        const char *v[1] = {name};
+        (void)fdn_tm_family_counter(tm->f_overflow, &f->overflow_counter, v, 1);
+    }
+    *out = f;
+    return 0;
+oom:
+    family_free(f);
+    pthread_mutex_unlock(&tm->mu);
+    return FDN_ENOMEM;
+}
+
+int fdn_telemetry_family(fdn_telemetry_t *tm, fdn_tm_family_t **out, const char *name,
+                         const char *help, fdn_tm_kind_t kind, const char *const *label_names,
+                         size_t nlabels, uint32_t max_series)
+{
+    if (tm == NULL) {
+        if (out != NULL)
+            *out = NULL;
+        return 0;
+    }
+    return fdn__tm_family_create(tm, out, name, help, kind, label_names, nlabels, max_series,
+                                 false);
+}
+
+fdn_counter_t *fdn__tm_builtin_counter(fdn_telemetry_t *tm, const char *name, const char *help)
+{
+    fdn_tm_family_t *f = NULL;
+    fdn_counter_t *c = NULL;
+    if (fdn__tm_family_create(tm, &f, name, help, FDN_TM_COUNTER, NULL, 0, 1, true) < 0 ||
+        fdn_tm_family_counter(f, &c, NULL, 0) < 0)
+        return NULL;
+    return c;
+}
+
+static int resolve(fdn_tm_family_t *f, fdn_tm_kind_t want, void **out,
+                   const char *const *values, size_t n)
+{
+    *out = NULL;
+    if (f == NULL)
+        return 0;
+    bool kind_ok = f->kind == want || (want == FDN_TM_GAUGE && f->kind == FDN_TM_GAUGE_INT);
+    if (!kind_ok || n != f->nlabels || (n > 0 && values == NULL))
+        return FDN_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (values[i] == NULL)
+            return FDN_EINVAL;
+    fdn_telemetry_t *tm = f->tm;
+    int rc = 0;
+    bool overflowed = false;
+    pthread_mutex_lock(&tm->mu);
+    for (size_t i = 0; i < f->nseries; i++) {
+        tm_series_t *s = f->series[i];
+        size_t k = 0;
+        while (k < n && strcmp(s->values[k], values[k]) == 0)
+            k++;
+        if (k == n) {
+            *out = s->metric;
+            goto done;
+        }
+    }
+    if (f->nseries >= f->max_series) {
+        if (f->overflow == NULL)
+            f->overflow = series_new(f, NULL);
+        if (f->overflow == NULL) {
+            rc = FDN_ENOMEM;
+            goto done;
+        }
+        atomic_fetch_add_explicit(&f->overflows, 1, memory_order_relaxed);
+        overflowed = true;
+        *out = f->overflow->metric;
+        goto done;
+    }
+    if (f->nseries == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 8;
+        tm_series_t **ns = fdn__realloc(f->series, cap * sizeof(*ns));
+        if (ns == NULL) {
+            rc = FDN_ENOMEM;
+            goto done;
+        }
+        f->series = ns;
+        f->cap = cap;
+    }
+    tm_series_t *s = series_new(f, values);
+    if (s == NULL) {
+        rc = FDN_ENOMEM;
+        goto done;
+    }
+    f->series[f->nseries++] = s;
+    *out = s->metric;
+done:
+    pthread_mutex_unlock(&tm->mu);
+    if (overflowed)
+        fdn_counter_inc(f->overflow_counter);
+    return rc;
+}
+
+int fdn_tm_family_counter(fdn_tm_family_t *fam, fdn_counter_t **out, const char *const *values,
+                          size_t n)
+{
+    void *m = NULL;
+    int rc = resolve(fam, FDN_TM_COUNTER, &m, values, n);
+    if (out != NULL)
+        *out = m;
+    return out == NULL ? FDN_EINVAL : rc;
+}
+
+int fdn_tm_family_gauge(fdn_tm_family_t *fam, fdn_gauge_t **out, const char *const *values,
+                        size_t n)
+{
+    void *m = NULL;
+    int rc = resolve(fam, FDN_TM_GAUGE, &m, values, n);
+    if (out != NULL)
+        *out = m;
+    return out == NULL ? FDN_EINVAL : rc;
+}
+
+int fdn_tm_family_histogram(fdn_tm_family_t *fam, fdn_histogram_t **out,
+                            const char *const *values, size_t n)
+{
+    void *m = NULL;
+    int rc = resolve(fam, FDN_TM_HISTOGRAM, &m, values, n);
+    if (out != NULL)
+        *out = m;
+    return out == NULL ? FDN_EINVAL : rc;
+}
+
+uint64_t fdn_tm_family_overflows(const fdn_tm_family_t *fam)
+{
+    if (fam == NULL)
+        return 0;
+    return atomic_load_explicit(&((fdn_tm_family_t *)fam)->overflows, memory_order_relaxed);
+}

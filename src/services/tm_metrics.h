@@ -1,0 +1,52 @@
+/* Private: sharded metric primitives shared by telemetry.c and the unit/stress tests.
+ * See the DESIGN comment of metrics.c. */
+#ifndef FDN_SERVICES_TM_METRICS_H
+#define FDN_SERVICES_TM_METRICS_H
+
+#include <stdatomic.h>
+#include <fdn/telemetry.h>
+
+/* Shards per metric (power of two). A live thread owns one slot; slot % TM_SHARDS is its
+ * shard, so up to TM_SHARDS live threads never share a cache line. */
+#define TM_SHARDS 16
+/* Histogram layout: per sign TM_HIST_EXPS powers of two × 2^FDN_TM_HIST_SUB_BITS. */
+#define TM_HIST_SUB      (1u << FDN_TM_HIST_SUB_BITS)
+#define TM_HIST_EXP_MIN  (-8)
+#define TM_HIST_EXPS     64u
+#define TM_HIST_HALF     (TM_HIST_EXPS * TM_HIST_SUB)
+#define TM_HIST_BUCKETS  (2u * TM_HIST_HALF + 1u) /* negatives, zero, positives */
+
+/* Calling thread's shard (claims a slot on first use). */
+unsigned fdn__tm_shard(void);
+
+/* Allocation of cache-line-aligned objects (zeroed). NULL on OOM. */
+void *fdn__tm_aligned_calloc(size_t size);
+void fdn__tm_aligned_free(void *p);
+
+fdn_counter_t *fdn__counter_new(void);
+void fdn__counter_free(fdn_counter_t *c);
+void fdn__counter_reset(fdn_counter_t *c);
+
+fdn_gauge_t *fdn__gauge_new(bool is_double);
+void fdn__gauge_free(fdn_gauge_t *g);
+void fdn__gauge_reset(fdn_gauge_t *g);
+int64_t fdn__gauge_int(const fdn_gauge_t *g);
+
+fdn_histogram_t *fdn__histogram_new(void);
+void fdn__histogram_free(fdn_histogram_t *h);
+void fdn__histogram_reset(fdn_histogram_t *h);
+
+/* A merged, consistent copy of a histogram (each shard copied under its lock). */
+typedef struct tm_hist_copy {
+    uint64_t count;
+    double sum, min, max;
+    uint64_t buckets[TM_HIST_BUCKETS];
+} tm_hist_copy_t;
+void fdn__histogram_copy(const fdn_histogram_t *h, tm_hist_copy_t *out);
+void fdn__hist_copy_stats(const tm_hist_copy_t *c, fdn_tm_hist_stats_t *out);
+double fdn__hist_copy_quantile(const tm_hist_copy_t *c, double q);
+/* Bucket index of v (finite) and the bucket's midpoint. */
+unsigned fdn__hist_bucket(double v);
+double fdn__hist_mid(unsigned b);
+
+#endif
