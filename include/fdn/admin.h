@@ -34,6 +34,7 @@
 #include "limiter.h"
 #include "pool.h"
 #include "runtime.h"
+#include "telemetry.h"
 
 FDN_BEGIN_DECLS
 
@@ -156,6 +157,12 @@ FDN_API int fdn_admin_mount_breakers(fdn_admin_t *a, fdn_breakers_t *set);
  * plus "error" with 429 and Retry-After when denied.
  */
 FDN_API int fdn_admin_mount_limiter(fdn_admin_t *a, fdn_limiter_t *l);
+
+/**
+ * Telemetry: its Prometheus text joins `GET /metrics`; `GET /v1/telemetry` answers the JSON
+ * metrics tree.
+ */
+FDN_API int fdn_admin_mount_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm);
 
 /** `GET /v1/pools`: every managed pool with its status. */
 FDN_API int fdn_admin_mount_pools(fdn_admin_t *a, fdn_pools_t *m);

@@ -332,6 +332,9 @@ int fdn_telemetry_write_prometheus(fdn_telemetry_t *tm, fdn_tm_write_fn write, v
                 rc = write(rs.r[i].text, strlen(rs.r[i].text), user);
             }
         }
+    }
+    /* freed only after the loop: iteration i compares with the name of i - 1 */
+    for (size_t i = 0; i < rs.n; i++) {
         fdn__free(rs.r[i].name);
         fdn__free(rs.r[i].text);
     }

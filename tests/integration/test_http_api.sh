@@ -14,7 +14,7 @@ command -v curl >/dev/null || { echo "curl is required" >&2; exit 1; }
 command -v jq >/dev/null || { echo "jq is required (scripts/deps.sh installs it)" >&2; exit 1; }
 
 # Services whose endpoints are checked. The lead adds config/telemetry when they are wired.
-REQUIRED="${FDN_HTTP_TEST_SERVICES:-runtime registry events breakers limiter pools metrics}"
+REQUIRED="${FDN_HTTP_TEST_SERVICES:-runtime registry events breakers limiter pools metrics telemetry}"
 
 TMP="$(mktemp -d)"
 SRV_PID=""
@@ -261,6 +261,14 @@ if wants metrics; then
     else
         echo "note: promtool not installed, exposition format not checked" >&2
     fi
+fi
+
+if wants telemetry; then
+    expect 200 GET /metrics
+    grep -q '^# TYPE foundation_telemetry_dropped_events_total counter' "$TMP/body" && pass ||
+        fail "telemetry families missing from /metrics"
+    expect 200 GET /v1/telemetry
+    jcheck '(.families|type) == "object"'
 fi
 
 # --- restart on the same data directory keeps every stored event

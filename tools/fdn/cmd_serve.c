@@ -172,6 +172,7 @@ int cmd_serve(int argc, char **argv)
     fdn_breakers_t *breakers = NULL;
     fdn_limiter_t *limiter = NULL;
     fdn_pools_t *pools = NULL;
+    fdn_telemetry_t *tm = NULL;
 
     fdn_runtime_opts_t ro = FDN_RUNTIME_OPTS_INIT;
     ro.config_path = o.config;
@@ -192,9 +193,13 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
 
-    /* protection services: the lead moves these into the runtime's built-ins */
-    if ((rc = fdn_breakers_create(&breakers, NULL)) < 0 ||
-        (rc = fdn_limiter_create(&limiter, NULL)) < 0 || (rc = fdn_pools_create(&pools, NULL)) < 0) {
+    /* telemetry and protection services: the lead moves these into the runtime's built-ins */
+    fdn_limiter_opts_t lo = FDN_LIMITER_OPTS_INIT;
+    fdn_pools_opts_t po = FDN_POOLS_OPTS_INIT;
+    if ((rc = fdn_telemetry_create(&tm, NULL)) < 0 ||
+        (rc = fdn_breakers_create(&breakers, NULL)) < 0 ||
+        (lo.telemetry = tm, rc = fdn_limiter_create(&limiter, &lo)) < 0 ||
+        (po.telemetry = tm, rc = fdn_pools_create(&pools, &po)) < 0) {
         fprintf(stderr, "fdn serve: cannot create the protection services: %s\n",
                 fdn_strerror(rc));
         goto out;
@@ -209,7 +214,8 @@ int cmd_serve(int argc, char **argv)
         (rc = fdn_admin_mount_events(admin, es)) == 0 &&
         (rc = fdn_admin_mount_breakers(admin, breakers)) == 0 &&
         (rc = fdn_admin_mount_limiter(admin, limiter)) == 0 &&
-        (rc = fdn_admin_mount_pools(admin, pools)) == 0)
+        (rc = fdn_admin_mount_pools(admin, pools)) == 0 &&
+        (rc = fdn_admin_mount_telemetry(admin, tm)) == 0)
         rc = fdn_admin_start(admin, &err);
     if (rc < 0) {
         fprintf(stderr, "fdn serve: cannot serve HTTP on %s: %s\n", o.listen,
@@ -236,6 +242,7 @@ out:
     fdn_pools_destroy(pools);
     fdn_limiter_destroy(limiter);
     fdn_breakers_destroy(breakers);
+    fdn_telemetry_destroy(tm);
     fdn_events_destroy(es);    /* flushes the durable queue and closes the file */
     if (rt != NULL)
         (void)fdn_runtime_shutdown(rt, 5000);
