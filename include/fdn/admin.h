@@ -30,6 +30,7 @@
 #include "common.h"
 #include "error.h"
 #include "breaker.h"
+#include "config.h"
 #include "events.h"
 #include "limiter.h"
 #include "pool.h"
@@ -147,6 +148,13 @@ FDN_API int fdn_admin_mount_runtime(fdn_admin_t *a, fdn_runtime_t *rt);
  * `DELETE /v1/events?before=TS`, `GET /v1/events/stats` on an event store.
  */
 FDN_API int fdn_admin_mount_events(fdn_admin_t *a, fdn_events_t *es);
+
+/**
+ * `GET /v1/config` (the whole tree), `GET /v1/config/{dotted.path}` → `{"path","value"}`,
+ * `PUT /v1/config/{dotted.path}` with a JSON value as the body → `{"path","value","revision"}`,
+ * `POST /v1/config/reset[?to=defaults|startup]`.
+ */
+FDN_API int fdn_admin_mount_config(fdn_admin_t *a, fdn_config_t *cfg);
 
 /** `GET /v1/breakers`, `GET /v1/breakers/{name}`, `POST /v1/breakers/{name}/reset`. */
 FDN_API int fdn_admin_mount_breakers(fdn_admin_t *a, fdn_breakers_t *set);

@@ -14,7 +14,7 @@ command -v curl >/dev/null || { echo "curl is required" >&2; exit 1; }
 command -v jq >/dev/null || { echo "jq is required (scripts/deps.sh installs it)" >&2; exit 1; }
 
 # Services whose endpoints are checked. The lead adds config/telemetry when they are wired.
-REQUIRED="${FDN_HTTP_TEST_SERVICES:-runtime registry events breakers limiter pools metrics telemetry}"
+REQUIRED="${FDN_HTTP_TEST_SERVICES:-runtime registry config events breakers limiter pools metrics telemetry}"
 
 TMP="$(mktemp -d)"
 SRV_PID=""
@@ -243,9 +243,24 @@ if wants config; then
     expect 422 PUT /v1/config/dev.debug_mode '"yes"'
     expect 400 PUT /v1/config/dev.debug_mode '{'
     expect 404 GET /v1/config/no.such.path
+    error_is 1302
+    expect 403 GET '/v1/config/a.DROP%20TABLE'
+    error_is 1000
+    deep='1'; for _ in $(seq 25); do deep="[$deep]"; done
+    expect 403 PUT /v1/config/dev.debug_mode "$deep"
+    error_is 1005
+    expect 422 PUT /v1/config/interface.max_results '-5'
+    expect 400 PUT /v1/config/dev.debug_mode -
+    expect 200 PUT /v1/config/interface.max_results '250'
+    jcheck '.path == "interface.max_results" and .value == 250 and .revision > 1'
+    expect 405 DELETE /v1/config/dev.debug_mode
     expect 200 POST /v1/config/reset
+    jcheck '.reset == true'
     expect 200 GET /v1/config/dev.debug_mode
     jcheck '.value == false'
+    expect 200 GET /v1/config/interface.max_results
+    jcheck '.value != 250'
+    expect 422 POST '/v1/config/reset?to=yesterday'
 fi
 
 # --- metrics
@@ -311,6 +326,21 @@ if "$FDN" serve --listen 0.0.0.0:0 --data-dir "$TMP/data3" >/dev/null 2>"$TMP/e4
     fail "non-loopback without a token started"
 else
     grep -q "token" "$TMP/e4" && pass || fail "token message: $(cat "$TMP/e4")"
+fi
+
+# --- fdn config defaults / check
+if wants config; then
+    "$FDN" config defaults >"$TMP/defaults.json" && jq -e '.dev.debug_mode == false' "$TMP/defaults.json" >/dev/null &&
+        pass || fail "fdn config defaults"
+    echo '{"dev":{"debug_mode":"sometimes"}}' >"$TMP/invalid.json"
+    if "$FDN" config check "$TMP/invalid.json" >"$TMP/check.out"; then fail "invalid config passed check"; else
+        grep -q "dev.debug_mode" "$TMP/check.out" && pass || fail "check does not name the path: $(cat "$TMP/check.out")"
+    fi
+    "$FDN" config check "$TMP/defaults.json" >/dev/null && pass || fail "defaults do not pass check"
+    if "$FDN" serve --config "$TMP/invalid.json" --data-dir "$TMP/data3" --listen 127.0.0.1:0 \
+        >/dev/null 2>"$TMP/e5"; then fail "serve accepted an invalid config"; else
+        grep -q "dev.debug_mode" "$TMP/e5" && pass || fail "serve invalid config message: $(cat "$TMP/e5")"
+    fi
 fi
 
 # --- bearer token

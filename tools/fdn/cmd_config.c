@@ -10,17 +10,30 @@
 
 #include <jansson.h>
 
+#include <fdn/config.h>
+
 #define CONFIG_FILE_MAX (4u << 20)
 
-/* Schema validation of a parsed tree by the config service: prints "<file>: <path>: <rule>"
- * lines and returns the number of problems. Until the config service is merged only the
- * structure is checked. */
+/* Schema validation by the config service: the file is layered over the defaults (as
+ * `fdn serve --config` does, environment ignored) and the whole tree validated. Prints
+ * "<file>: <message naming the path and rule>" and returns the number of problems (the
+ * service reports the first failure in reference order). */
 static int config_validate(const char *path, json_t *tree, FILE *out)
 {
-    (void)path;
     (void)tree;
-    (void)out;
-    return 0;
+    fdn_config_opts_t o = FDN_CONFIG_OPTS_INIT;
+    o.file = path;
+    o.ignore_env = true;
+    o.start_stopped = true;
+    fdn_config_t *cfg = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_config_create(&cfg, &o, &err);
+    fdn_config_destroy(cfg);
+    if (rc == 0)
+        return 0;
+    fprintf(out, "%s: %s [%s, code %d]\n", path, err.message[0] ? err.message : fdn_strerror(rc),
+            fdn_err_info(rc)->type, fdn_err_info(rc)->ref_code);
+    return 1;
 }
 
 int cli_config_check_file(const char *path, FILE *out)
@@ -98,8 +111,28 @@ int cmd_config(int argc, char **argv)
             fprintf(stderr, "fdn config defaults: unexpected argument '%s'\n", argv[2]);
             return CLI_USAGE;
         }
-        fprintf(stderr, "fdn config defaults: this build has no config service\n");
-        return CLI_FAIL;
+        fdn_config_opts_t o = FDN_CONFIG_OPTS_INIT;
+        o.ignore_env = true;
+        fdn_config_t *cfg = NULL;
+        fdn_error_t err = FDN_ERROR_INIT;
+        char *json = NULL;
+        int rc = fdn_config_create(&cfg, &o, &err);
+        if (rc == 0)
+            rc = fdn_config_get_json(cfg, "", &json, &err);
+        if (rc < 0) {
+            fprintf(stderr, "fdn config defaults: %s\n",
+                    err.message[0] ? err.message : fdn_strerror(rc));
+            fdn_config_destroy(cfg);
+            return CLI_FAIL;
+        }
+        json_t *tree = json_loads(json, 0, NULL);
+        char *pretty = tree ? json_dumps(tree, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+        printf("%s\n", pretty ? pretty : json);
+        free(pretty);
+        json_decref(tree);
+        fdn_free(json);
+        fdn_config_destroy(cfg);
+        return CLI_OK;
     }
     fprintf(stderr, "fdn config: unknown subcommand '%s'\n", argv[1]);
     usage(stderr);

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include <fdn/admin.h>
+#include <fdn/config.h>
 #include <fdn/events.h>
 #include <fdn/runtime.h>
 
@@ -173,6 +174,7 @@ int cmd_serve(int argc, char **argv)
     fdn_limiter_t *limiter = NULL;
     fdn_pools_t *pools = NULL;
     fdn_telemetry_t *tm = NULL;
+    fdn_config_t *cfg = NULL;
 
     fdn_runtime_opts_t ro = FDN_RUNTIME_OPTS_INIT;
     ro.config_path = o.config;
@@ -181,6 +183,15 @@ int cmd_serve(int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr, "fdn serve: cannot start the runtime: %s\n",
                 err.message[0] ? err.message : fdn_strerror(rc));
+        goto out;
+    }
+    /* config service (defaults < file < environment): the lead moves it into the runtime */
+    fdn_config_opts_t co = FDN_CONFIG_OPTS_INIT;
+    co.file = o.config;
+    rc = fdn_config_create(&cfg, &co, &err);
+    if (rc < 0) {
+        fprintf(stderr, "fdn serve: invalid configuration%s%s: %s\n", o.config ? " in " : "",
+                o.config ? o.config : "", err.message[0] ? err.message : fdn_strerror(rc));
         goto out;
     }
     fdn_events_opts_t eo = FDN_EVENTS_OPTS_INIT;
@@ -211,6 +222,7 @@ int cmd_serve(int argc, char **argv)
     ao.max_body_bytes = (size_t)o.max_body;
     rc = fdn_admin_create(&admin, &ao, &err);
     if (rc == 0 && (rc = fdn_admin_mount_runtime(admin, rt)) == 0 &&
+        (rc = fdn_admin_mount_config(admin, cfg)) == 0 &&
         (rc = fdn_admin_mount_events(admin, es)) == 0 &&
         (rc = fdn_admin_mount_breakers(admin, breakers)) == 0 &&
         (rc = fdn_admin_mount_limiter(admin, limiter)) == 0 &&
@@ -244,6 +256,7 @@ out:
     fdn_breakers_destroy(breakers);
     fdn_telemetry_destroy(tm);
     fdn_events_destroy(es);    /* flushes the durable queue and closes the file */
+    fdn_config_destroy(cfg);
     if (rt != NULL)
         (void)fdn_runtime_shutdown(rt, 5000);
     fdn_runtime_destroy(rt);
