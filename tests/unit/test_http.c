@@ -358,6 +358,104 @@ static void dispatch_token(void **state)
     assert_int_equal(fdn_admin_create(&a, &o, NULL), FDN_EINVAL);
 }
 
+/* ---- service handlers in-process ----------------------------------------------------- */
+
+static int pool_make(void **conn, void *user)
+{
+    (void)user;
+    *conn = fdn__malloc(8);
+    return *conn ? 0 : FDN_ENOMEM;
+}
+
+static void pool_free(void *conn, void *user)
+{
+    (void)user;
+    fdn__free(conn);
+}
+
+static void service_handlers(void **state)
+{
+    (void)state;
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    fdn_breakers_t *set = NULL;
+    fdn_limiter_t *lim = NULL;
+    fdn_pools_t *pools = NULL;
+    assert_int_equal(fdn_breakers_create(&set, NULL), 0);
+    assert_int_equal(fdn_limiter_create(&lim, NULL), 0);
+    assert_int_equal(fdn_pools_create(&pools, NULL), 0);
+    fdn_breaker_t *b = NULL;
+    assert_int_equal(fdn_breaker_create_in(set, "db", NULL, &b), 0);
+    fdn_pool_opts_t po = FDN_POOL_OPTS_INIT;
+    po.size = 2;
+    po.max_overflow = 0;
+    po.create = pool_make;
+    po.destroy = pool_free;
+    assert_int_equal(fdn_pools_start(pools, "main", &po, NULL, NULL), 0);
+    assert_int_equal(fdn_admin_mount_breakers(a, set), 0);
+    assert_int_equal(fdn_admin_mount_breakers(a, set), FDN_EEXIST);
+    assert_int_equal(fdn_admin_mount_limiter(a, lim), 0);
+    assert_int_equal(fdn_admin_mount_pools(a, pools), 0);
+
+    fdn__http_resp_t r;
+    memset(&r, 0, sizeof r);
+    fdn__admin_dispatch(a, "GET", "/v1/breakers", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(json_object_get(r.json, "breakers")), 1);
+    fdn__http_resp_clear(&r);
+
+    fdn_breaker_force_open(b);
+    fdn__admin_dispatch(a, "GET", "/v1/breakers/db", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_string_value(json_object_get(r.json, "state")),
+                        fdn_breaker_state_name(fdn_breaker_state(b)));
+    assert_int_not_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    fdn__http_resp_clear(&r);
+    fdn__admin_dispatch(a, "POST", "/v1/breakers/db/reset", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_string_value(json_object_get(r.json, "state")),
+                        fdn_breaker_state_name(FDN_BREAKER_CLOSED));
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    fdn__http_resp_clear(&r);
+    fdn__admin_dispatch(a, "GET", "/v1/breakers/none", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 404);
+    assert_int_equal(err_code_of(&r), 5005);
+    fdn__http_resp_clear(&r);
+
+    const char *chk = "{\"key\":\"u\",\"limit\":1,\"window_ms\":60000,"
+                      "\"algorithm\":\"token_bucket\"}";
+    fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, chk, strlen(chk), &r);
+    assert_int_equal(r.status, 200);
+    assert_true(json_is_true(json_object_get(r.json, "allowed")));
+    assert_int_equal(json_integer_value(json_object_get(r.json, "remaining")), 0);
+    fdn__http_resp_clear(&r);
+    fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, chk, strlen(chk), &r);
+    assert_int_equal(r.status, 429);
+    assert_true(json_is_false(json_object_get(r.json, "allowed")));
+    assert_true(r.retry_after_s >= 1);
+    assert_int_equal(err_code_of(&r), 6001);
+    assert_true(json_integer_value(json_object_get(r.json, "retry_after_ms")) > 0);
+    fdn__http_resp_clear(&r);
+    const char *bad = "{\"key\":\"u\",\"limit\":1,\"window_ms\":1,\"cost\":\"2\"}";
+    fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, bad, strlen(bad), &r);
+    assert_int_equal(r.status, 422);
+    fdn__http_resp_clear(&r);
+
+    fdn__admin_dispatch(a, "GET", "/v1/pools", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    json_t *p0 = json_array_get(json_object_get(r.json, "pools"), 0);
+    assert_string_equal(json_string_value(json_object_get(p0, "name")), "main");
+    assert_int_equal(json_integer_value(json_object_get(p0, "size")), 2);
+    fdn__http_resp_clear(&r);
+
+    fdn_admin_destroy(a);
+    fdn_pools_destroy(pools);
+    fdn_limiter_destroy(lim);
+    fdn_breakers_destroy(set);
+}
+
 /* ---- real server ------------------------------------------------------------------------ */
 
 typedef struct grow {
@@ -455,7 +553,7 @@ int main(void)
         cmocka_unit_test(value_parsers),  cmocka_unit_test(status_mapping),
         cmocka_unit_test(error_body),     cmocka_unit_test(ct_equal),
         cmocka_unit_test(dispatch_routes), cmocka_unit_test(dispatch_token),
-        cmocka_unit_test(server_real),
+        cmocka_unit_test(service_handlers), cmocka_unit_test(server_real),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
