@@ -11,10 +11,21 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const patterns[] = {
-    "/health",           "/metrics",           "/v1/config",          "/v1/config/{path}",
-    "/v1/config/reset",  "/v1/events",         "/v1/events/batch",    "/v1/events/{id}",
-    "/v1/events/stats",  "/v1/limiter/check",  "/v1/breakers",        "/v1/breakers/{name}",
-    "/v1/breakers/{name}/reset", "/v1/pools",  "/v1/registry",
+    "/health",
+    "/metrics",
+    "/v1/config",
+    "/v1/config/{path}",
+    "/v1/config/reset",
+    "/v1/events",
+    "/v1/events/batch",
+    "/v1/events/{id}",
+    "/v1/events/stats",
+    "/v1/limiter/check",
+    "/v1/breakers",
+    "/v1/breakers/{name}",
+    "/v1/breakers/{name}/reset",
+    "/v1/pools",
+    "/v1/registry",
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -57,18 +57,21 @@ typedef int (*fdn_admin_metrics_fn)(char **out, size_t *len, void *user);
 
 /** Server options. */
 typedef struct fdn_admin_opts {
-    uint32_t version;         /**< FDN_ADMIN_OPTS_VERSION */
-    const char *listen;       /**< "ADDR:PORT" ("[v6]:PORT"); NULL = "127.0.0.1:9568"; port 0 = any */
-    const char *token;        /**< bearer token (copied); NULL = none; required off loopback */
-    size_t max_body_bytes;    /**< request body cap; larger bodies get 413 (default 1 MiB) */
-    unsigned threads;         /**< server threads (default 2) */
+    uint32_t version;      /**< FDN_ADMIN_OPTS_VERSION */
+    const char *listen;    /**< "ADDR:PORT" ("[v6]:PORT"); NULL = "127.0.0.1:9568"; port 0 = any */
+    const char *token;     /**< bearer token (copied); NULL = none; required off loopback */
+    size_t max_body_bytes; /**< request body cap; larger bodies get 413 (default 1 MiB) */
+    unsigned threads;      /**< server threads (default 2) */
     unsigned max_connections; /**< concurrent connections (default 64) */
     unsigned idle_timeout_s;  /**< idle connection timeout in seconds (default 10) */
 } fdn_admin_opts_t;
 
-#define FDN_ADMIN_OPTS_VERSION 1
+#define FDN_ADMIN_OPTS_VERSION   1
 #define FDN_ADMIN_DEFAULT_LISTEN "127.0.0.1:9568"
-#define FDN_ADMIN_OPTS_INIT {FDN_ADMIN_OPTS_VERSION, NULL, NULL, 1u << 20, 2, 64, 10}
+#define FDN_ADMIN_OPTS_INIT                                                                        \
+    {                                                                                              \
+        FDN_ADMIN_OPTS_VERSION, NULL, NULL, 1u << 20, 2, 64, 10                                    \
+    }
 
 /**
  * Create a server (not listening yet). Validates the listen address and the token rule.

@@ -61,8 +61,7 @@ const char *fdn__http_query_get(const fdn__http_target_t *t, const char *key);
  * Check that every query key is one of allowed (NULL-terminated list).
  * @return 0 or FDN_EINVAL; *bad names the first unknown key.
  */
-int fdn__http_query_only(const fdn__http_target_t *t, const char *const *allowed,
-                         const char **bad);
+int fdn__http_query_only(const fdn__http_target_t *t, const char *const *allowed, const char **bad);
 
 /**
  * Match a route pattern ("/v1/config/{path}") against the parsed path. Captures of
@@ -70,8 +69,8 @@ int fdn__http_query_only(const fdn__http_target_t *t, const char *const *allowed
  * pattern (use fdn__http_param to look a capture up). Literal segments compare exactly.
  * @return true on a match
  */
-bool fdn__http_route_match(const char *pattern, const fdn__http_target_t *t,
-                           fdn__http_kv_t *params, size_t max_params, size_t *nparams);
+bool fdn__http_route_match(const char *pattern, const fdn__http_target_t *t, fdn__http_kv_t *params,
+                           size_t max_params, size_t *nparams);
 
 /**
  * Strict decimal integer in [min, max]: optional '-', digits only, no spaces, no '+'.
@@ -121,19 +120,18 @@ typedef struct fdn__http_req {
 
 /** A handler's answer. */
 typedef struct fdn__http_resp {
-    unsigned status;         /**< 0 = derive from the handler's return code */
-    json_t *json;            /**< owned; serialized as the body */
-    char *text;              /**< owned (fdn__malloc), used when json is NULL */
+    unsigned status; /**< 0 = derive from the handler's return code */
+    json_t *json;    /**< owned; serialized as the body */
+    char *text;      /**< owned (fdn__malloc), used when json is NULL */
     size_t text_len;
     const char *content_type;
-    int64_t retry_after_s;   /**< >= 0 adds Retry-After */
-    char allow[64];          /**< Allow header for 405 */
-    fdn_error_t err;         /**< detail when the handler fails */
+    int64_t retry_after_s; /**< >= 0 adds Retry-After */
+    char allow[64];        /**< Allow header for 405 */
+    fdn_error_t err;       /**< detail when the handler fails */
 } fdn__http_resp_t;
 
 /** A handler: fill resp and return 0, or return a negative code (optionally with resp->err). */
-typedef int (*fdn__http_handler_fn)(const fdn__http_req_t *req, fdn__http_resp_t *resp,
-                                    void *user);
+typedef int (*fdn__http_handler_fn)(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user);
 
 /** Path parameter by name, or NULL. */
 const char *fdn__http_param(const fdn__http_req_t *req, const char *name);

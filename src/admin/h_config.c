@@ -95,9 +95,8 @@ static int h_reset(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     if (rc < 0)
         return rc;
     return fdn__http_reply(resp, 200,
-                           json_pack("{s:b, s:s, s:I}", "reset", 1, "to",
-                                     to ? to : "defaults", "revision",
-                                     (json_int_t)fdn_config_revision(cfg)));
+                           json_pack("{s:b, s:s, s:I}", "reset", 1, "to", to ? to : "defaults",
+                                     "revision", (json_int_t)fdn_config_revision(cfg)));
 }
 
 int fdn_admin_mount_config(fdn_admin_t *a, fdn_config_t *cfg)

@@ -36,8 +36,7 @@ static int event_from_body(json_t *o, fdn__http_resp_t *resp, fdn_event_t **out)
     if (!json_is_string(type))
         return fdn_err_set(&resp->err, FDN_EVALIDATION, "field 'type' must be a string");
     if (cid != NULL && !json_is_string(cid))
-        return fdn_err_set(&resp->err, FDN_EVALIDATION,
-                           "field 'correlation_id' must be a string");
+        return fdn_err_set(&resp->err, FDN_EVALIDATION, "field 'correlation_id' must be a string");
     if (parent != NULL && (!json_is_integer(parent) || json_integer_value(parent) < 0))
         return fdn_err_set(&resp->err, FDN_EVALIDATION,
                            "field 'parent_id' must be a non-negative integer");
@@ -157,15 +156,17 @@ static int h_get(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
     return fdn__http_reply(resp, 200, j);
 }
 
-static int q_i64(const fdn__http_req_t *req, fdn__http_resp_t *resp, const char *key,
-                 int64_t min, int64_t max, int64_t *out)
+static int q_i64(const fdn__http_req_t *req, fdn__http_resp_t *resp, const char *key, int64_t min,
+                 int64_t max, int64_t *out)
 {
     const char *v = fdn__http_query_get(req->target, key);
     if (v == NULL)
         return 1;
     if (fdn__http_parse_i64(v, min, max, out) != 0)
-        return fdn_err_set(&resp->err, FDN_EINVAL, "query parameter '%s' must be an integer in "
-                           "[%lld, %lld]", key, (long long)min, (long long)max);
+        return fdn_err_set(&resp->err, FDN_EINVAL,
+                           "query parameter '%s' must be an integer in "
+                           "[%lld, %lld]",
+                           key, (long long)min, (long long)max);
     return 0;
 }
 
@@ -231,8 +232,8 @@ static int h_query(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     fdn_event_list_free(l);
     if (arr == NULL)
         return FDN_ENOMEM;
-    return fdn__http_reply(resp, 200, json_pack("{s:o, s:I}", "events", arr, "count",
-                                                (json_int_t)n));
+    return fdn__http_reply(resp, 200,
+                           json_pack("{s:o, s:I}", "events", arr, "count", (json_int_t)n));
 }
 
 static int h_delete(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)

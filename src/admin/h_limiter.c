@@ -77,9 +77,11 @@ static int h_check(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
         (rc = int_field(body, "burst", false, 0, INT32_MAX, &rule.burst, resp)) < 0)
         goto out;
     json_t *algo = json_object_get(body, "algorithm");
-    if (algo != NULL && (!json_is_string(algo) || algo_parse(json_string_value(algo), &rule.algo) != 0)) {
-        rc = fdn_err_set(&resp->err, FDN_EINVAL, "field 'algorithm' must be one of fixed_window, "
-                                                 "token_bucket, gcra, sliding_window");
+    if (algo != NULL &&
+        (!json_is_string(algo) || algo_parse(json_string_value(algo), &rule.algo) != 0)) {
+        rc = fdn_err_set(&resp->err, FDN_EINVAL,
+                         "field 'algorithm' must be one of fixed_window, "
+                         "token_bucket, gcra, sliding_window");
         goto out;
     }
     fdn_limit_result_t r;

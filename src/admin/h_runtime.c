@@ -23,9 +23,8 @@ static int health_ext(json_t *body, json_t *services, void *user)
         return rc;
     json_object_set_new(body, "runtime",
                         json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "name",
-                                  fdn_runtime_name(rt), "status",
-                                  fdn_runtime_status_name(h.status), "uptime_ms",
-                                  (json_int_t)(h.uptime_ns / 1000000), "services",
+                                  fdn_runtime_name(rt), "status", fdn_runtime_status_name(h.status),
+                                  "uptime_ms", (json_int_t)(h.uptime_ns / 1000000), "services",
                                   (json_int_t)h.services, "running", (json_int_t)h.running,
                                   "restarting", (json_int_t)h.restarting, "failed",
                                   (json_int_t)h.failed));
@@ -64,8 +63,8 @@ static int h_registry(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *
                 json_object_set_new(meta, key, json_string(val));
         }
         json_array_append_new(
-            arr, json_pack("{s:s, s:I, s:I, s:o*}", "name", fdn_registry_entry_service(e),
-                           "owner", (json_int_t)fdn_registry_entry_owner(e), "registered_ns",
+            arr, json_pack("{s:s, s:I, s:I, s:o*}", "name", fdn_registry_entry_service(e), "owner",
+                           (json_int_t)fdn_registry_entry_owner(e), "registered_ns",
                            (json_int_t)fdn_registry_entry_registered_ns(e), "meta", meta));
         fdn_registry_entry_release(e);
     }

@@ -134,8 +134,7 @@ int fdn__http_body_json(const fdn__http_req_t *req, fdn__http_resp_t *resp, json
     *out = NULL;
     if (req->body_len == 0)
         return fdn_err_set(&resp->err, FDN_EPARSE, "request body must be JSON, got nothing");
-    json_t *j = json_loadb(req->body, req->body_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
-                           &je);
+    json_t *j = json_loadb(req->body, req->body_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
     if (j == NULL)
         return fdn_err_set(&resp->err, FDN_EPARSE, "malformed JSON at line %d column %d: %s",
                            je.line, je.column, je.text);
@@ -174,8 +173,7 @@ int fdn__admin_route_add(fdn_admin_t *a, const char *method, const char *pattern
         !pattern_valid(pattern))
         return FDN_EINVAL;
     for (size_t i = 0; i < a->nroutes; i++)
-        if (strcmp(a->routes[i].method, method) == 0 &&
-            strcmp(a->routes[i].pattern, pattern) == 0)
+        if (strcmp(a->routes[i].method, method) == 0 && strcmp(a->routes[i].pattern, pattern) == 0)
             return FDN_EEXIST;
     if (a->nroutes == a->cap_routes) {
         size_t nc = a->cap_routes ? a->cap_routes * 2 : 16;
@@ -369,9 +367,9 @@ static int h_metrics(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *u
     sb_add(&b, hdr, sizeof hdr - 1);
     for (unsigned c = 1; c <= 5; c++) {
         char line[96];
-        int n = snprintf(line, sizeof line, "fdn_admin_http_requests_total{class=\"%uxx\"} %llu\n",
-                         c, (unsigned long long)atomic_load_explicit(&a->by_class[c],
-                                                                      memory_order_relaxed));
+        int n = snprintf(
+            line, sizeof line, "fdn_admin_http_requests_total{class=\"%uxx\"} %llu\n", c,
+            (unsigned long long)atomic_load_explicit(&a->by_class[c], memory_order_relaxed));
         if (n > 0)
             sb_add(&b, line, (size_t)n);
     }
@@ -452,8 +450,7 @@ int fdn_admin_create(fdn_admin_t **out, const fdn_admin_opts_t *opts, fdn_error_
     if (fdn__http_parse_listen(listen, a->host, sizeof a->host, &a->want_port) != 0) {
         fdn__free(a);
         return fdn_err_set(err, FDN_EINVAL,
-                           "bad listen address '%s' (expected ADDR:PORT or [V6ADDR]:PORT)",
-                           listen);
+                           "bad listen address '%s' (expected ADDR:PORT or [V6ADDR]:PORT)", listen);
     }
     struct addrinfo *ai = NULL;
     int rc = resolve(a->host, a->want_port, &ai, err);
@@ -611,9 +608,8 @@ static enum MHD_Result send_error(fdn_admin_t *a, struct MHD_Connection *con, in
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     (void)url;
     (void)version;
@@ -623,8 +619,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         return MHD_NO; /* context allocation failed: drop the connection */
     if (!c->seen) {
         c->seen = true;
-        const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         uint64_t n;
         if (cl != NULL && (fdn__http_parse_u64(cl, UINT64_MAX, &n) != 0 || n > a->max_body)) {
             c->too_large = true;
@@ -672,8 +668,7 @@ static int open_listener(fdn_admin_t *a, int *out_fd, fdn_error_t *err)
     int rc = resolve(a->host, a->want_port, &ai, err);
     if (rc < 0)
         return rc;
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    ai->ai_protocol);
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
     if (fd < 0) {
         int e = errno;
         freeaddrinfo(ai);

@@ -147,8 +147,7 @@ const char *fdn__http_query_get(const fdn__http_target_t *t, const char *key)
     return NULL;
 }
 
-int fdn__http_query_only(const fdn__http_target_t *t, const char *const *allowed,
-                         const char **bad)
+int fdn__http_query_only(const fdn__http_target_t *t, const char *const *allowed, const char **bad)
 {
     for (size_t i = 0; i < t->nquery; i++) {
         bool ok = false;
@@ -164,8 +163,8 @@ int fdn__http_query_only(const fdn__http_target_t *t, const char *const *allowed
     return 0;
 }
 
-bool fdn__http_route_match(const char *pattern, const fdn__http_target_t *t,
-                           fdn__http_kv_t *params, size_t max_params, size_t *nparams)
+bool fdn__http_route_match(const char *pattern, const fdn__http_target_t *t, fdn__http_kv_t *params,
+                           size_t max_params, size_t *nparams)
 {
     size_t np = 0;
     size_t seg = 0;
@@ -320,13 +319,11 @@ unsigned fdn__http_status_for(int code)
 json_t *fdn__http_error_json(int code, const fdn_error_t *err)
 {
     const fdn_err_info_t *info = fdn_err_info(code);
-    const char *msg = (err != NULL && err->code == code && err->message[0] != '\0')
-                          ? err->message
-                          : info->message;
+    const char *msg = (err != NULL && err->code == code && err->message[0] != '\0') ? err->message
+                                                                                    : info->message;
     json_t *e = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "code", info->ref_code, "type",
                           info->type, "category", info->category, "severity",
-                          fdn_severity_name(info->severity), "message", msg, "name",
-                          info->name);
+                          fdn_severity_name(info->severity), "message", msg, "name", info->name);
     if (e == NULL)
         return NULL;
     return json_pack("{s:o}", "error", e);

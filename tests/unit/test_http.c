@@ -56,10 +56,9 @@ static void target_rejects(void **state)
 {
     (void)state;
     static fdn__http_target_t t;
-    const char *bad[] = {"",        "x/y",          "/a//b",        "/a/../b",  "/a/./b",
-                         "/a%2Fb",  "/a%zz",        "/a%4",         "/a%00",    "/a b",
-                         "/a?x=%0a", "/a?k=1&k=2",  "/a?=v",        "/a\x01",   "/a#frag",
-                         "/caf\xc3\xa9"};
+    const char *bad[] = {"",      "x/y",    "/a//b",   "/a/../b",     "/a/./b",   "/a%2Fb",
+                         "/a%zz", "/a%4",   "/a%00",   "/a b",        "/a?x=%0a", "/a?k=1&k=2",
+                         "/a?=v", "/a\x01", "/a#frag", "/caf\xc3\xa9"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = fdn__http_target_parse(&t, bad[i], strlen(bad[i]));
         if (rc != FDN_EINVAL)
@@ -191,8 +190,7 @@ static void error_body(void **state)
     json_decref(j);
     j = fdn__http_error_json(FDN_ENOENT, &err); /* mismatched err: default message */
     e = json_object_get(j, "error");
-    assert_string_equal(json_string_value(json_object_get(e, "message")),
-                        fdn_strerror(FDN_ENOENT));
+    assert_string_equal(json_string_value(json_object_get(e, "message")), fdn_strerror(FDN_ENOENT));
     json_decref(j);
 }
 
@@ -215,9 +213,8 @@ static int h_echo(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user
     int rc = fdn__http_body_json(req, resp, &body);
     if (rc < 0)
         return rc;
-    return fdn__http_reply(resp, 201,
-                           json_pack("{s:s, s:o}", "name", fdn__http_param(req, "name"), "body",
-                                     body));
+    return fdn__http_reply(
+        resp, 201, json_pack("{s:s, s:o}", "name", fdn__http_param(req, "name"), "body", body));
 }
 
 static int h_fail(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
@@ -548,11 +545,11 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(target_basic),   cmocka_unit_test(target_decoding),
-        cmocka_unit_test(target_rejects), cmocka_unit_test(route_matching),
-        cmocka_unit_test(value_parsers),  cmocka_unit_test(status_mapping),
-        cmocka_unit_test(error_body),     cmocka_unit_test(ct_equal),
-        cmocka_unit_test(dispatch_routes), cmocka_unit_test(dispatch_token),
+        cmocka_unit_test(target_basic),     cmocka_unit_test(target_decoding),
+        cmocka_unit_test(target_rejects),   cmocka_unit_test(route_matching),
+        cmocka_unit_test(value_parsers),    cmocka_unit_test(status_mapping),
+        cmocka_unit_test(error_body),       cmocka_unit_test(ct_equal),
+        cmocka_unit_test(dispatch_routes),  cmocka_unit_test(dispatch_token),
         cmocka_unit_test(service_handlers), cmocka_unit_test(server_real),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -47,8 +47,9 @@ int cli_config_check_file(const char *path, FILE *out)
     }
     if (rc < 0) {
         fprintf(out, "%s: cannot read: %s\n", path,
-                rc == -ENOENT ? "no such file" : rc == -EACCES ? "permission denied"
-                                                                : "I/O error");
+                rc == -ENOENT   ? "no such file"
+                : rc == -EACCES ? "permission denied"
+                                : "I/O error");
         return -1;
     }
     json_error_t je;

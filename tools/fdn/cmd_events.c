@@ -48,19 +48,19 @@ static int parse(int argc, char **argv, query_opts_t *o)
             i++;
             continue;
         }
-#define STR_OPT(name, field)                                                                      \
-    if ((r = cli_opt(argc, argv, &i, name, &v)) != 0) {                                           \
-        if (r < 0)                                                                                \
-            return -1;                                                                            \
-        o->field = v;                                                                             \
-        continue;                                                                                 \
+#define STR_OPT(name, field)                                                                       \
+    if ((r = cli_opt(argc, argv, &i, name, &v)) != 0) {                                            \
+        if (r < 0)                                                                                 \
+            return -1;                                                                             \
+        o->field = v;                                                                              \
+        continue;                                                                                  \
     }
-#define INT_OPT(name, field, min, flag)                                                           \
-    if ((r = cli_opt(argc, argv, &i, name, &v)) != 0) {                                           \
-        if (r < 0 || cli_int("events query", name, v, min, INT64_MAX, &o->field) < 0)             \
-            return -1;                                                                            \
-        flag;                                                                                     \
-        continue;                                                                                 \
+#define INT_OPT(name, field, min, flag)                                                            \
+    if ((r = cli_opt(argc, argv, &i, name, &v)) != 0) {                                            \
+        if (r < 0 || cli_int("events query", name, v, min, INT64_MAX, &o->field) < 0)              \
+            return -1;                                                                             \
+        flag;                                                                                      \
+        continue;                                                                                  \
     }
         STR_OPT("--data-dir", data_dir)
         STR_OPT("--type", type)
@@ -139,8 +139,7 @@ static int query(const query_opts_t *o)
     else
         sqlite3_bind_null(stmt, 4);
     if (!o->json)
-        printf("%-8s %-20s %-24s %-36s %s\n", "ID", "TIMESTAMP", "TYPE", "CORRELATION_ID",
-               "DATA");
+        printf("%-8s %-20s %-24s %-36s %s\n", "ID", "TIMESTAMP", "TYPE", "CORRELATION_ID", "DATA");
     int64_t shown = 0;
     int rc, result = CLI_OK;
     while (shown < o->limit && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {

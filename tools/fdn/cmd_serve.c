@@ -72,8 +72,7 @@ static int parse(int argc, char **argv, serve_opts_t *o)
             if (r < 0 || cli_int("serve", "--max-body", v, 1, 1 << 30, &o->max_body) < 0)
                 return -1;
         } else {
-            fprintf(stderr, "fdn serve: unknown argument '%s' (see fdn serve --help)\n",
-                    argv[i]);
+            fprintf(stderr, "fdn serve: unknown argument '%s' (see fdn serve --help)\n", argv[i]);
             return -1;
         }
     }
@@ -110,8 +109,9 @@ static int read_token(const char *path, char **out)
     int rc = cli_read_file(path, 4096, &buf, &len);
     if (rc < 0) {
         fprintf(stderr, "fdn serve: cannot read token file %s (%s)\n", path,
-                rc == -ENOENT ? "no such file" : rc == -EFBIG ? "larger than 4096 bytes"
-                                                              : "read error");
+                rc == -ENOENT  ? "no such file"
+                : rc == -EFBIG ? "larger than 4096 bytes"
+                               : "read error");
         return -1;
     }
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' ||
@@ -121,15 +121,16 @@ static int read_token(const char *path, char **out)
     for (size_t i = 0; ok && i < len; i++)
         ok = buf[i] > 0x20 && buf[i] < 0x7f;
     if (!ok) {
-        fprintf(stderr, "fdn serve: token in %s must be at least 16 printable characters "
-                        "without spaces\n", path);
+        fprintf(stderr,
+                "fdn serve: token in %s must be at least 16 printable characters "
+                "without spaces\n",
+                path);
         free(buf);
         return -1;
     }
     struct stat st;
     if (stat(path, &st) == 0 && (st.st_mode & 0077) != 0)
-        fprintf(stderr, "fdn serve: warning: token file %s is readable by other users\n",
-                path);
+        fprintf(stderr, "fdn serve: warning: token file %s is readable by other users\n", path);
     *out = buf;
     return 0;
 }
@@ -150,8 +151,7 @@ int cmd_serve(int argc, char **argv)
         return CLI_FAIL;
     int rc = make_dirs(o.data_dir);
     if (rc < 0) {
-        fprintf(stderr, "fdn serve: cannot create data directory %s (errno %d)\n", o.data_dir,
-                -rc);
+        fprintf(stderr, "fdn serve: cannot create data directory %s (errno %d)\n", o.data_dir, -rc);
         free(token);
         return CLI_FAIL;
     }
@@ -211,8 +211,7 @@ int cmd_serve(int argc, char **argv)
         (rc = fdn_breakers_create(&breakers, NULL)) < 0 ||
         (lo.telemetry = tm, rc = fdn_limiter_create(&limiter, &lo)) < 0 ||
         (po.telemetry = tm, rc = fdn_pools_create(&pools, &po)) < 0) {
-        fprintf(stderr, "fdn serve: cannot create the protection services: %s\n",
-                fdn_strerror(rc));
+        fprintf(stderr, "fdn serve: cannot create the protection services: %s\n", fdn_strerror(rc));
         goto out;
     }
 
@@ -250,12 +249,12 @@ int cmd_serve(int argc, char **argv)
     fflush(stdout);
     exit_code = CLI_OK;
 out:
-    fdn_admin_destroy(admin);  /* no request runs after this */
+    fdn_admin_destroy(admin); /* no request runs after this */
     fdn_pools_destroy(pools);
     fdn_limiter_destroy(limiter);
     fdn_breakers_destroy(breakers);
     fdn_telemetry_destroy(tm);
-    fdn_events_destroy(es);    /* flushes the durable queue and closes the file */
+    fdn_events_destroy(es); /* flushes the durable queue and closes the file */
     fdn_config_destroy(cfg);
     if (rt != NULL)
         (void)fdn_runtime_shutdown(rt, 5000);

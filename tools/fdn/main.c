@@ -5,18 +5,17 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: fdn <command> [options]\n"
-            "\n"
-            "commands:\n"
-            "  serve            run a runtime with the admin HTTP API (127.0.0.1:9568)\n"
-            "  config defaults  print the default configuration tree as JSON\n"
-            "  config check F   validate a configuration file\n"
-            "  events query     read stored events from a data directory (offline)\n"
-            "  version          print the version\n"
-            "  help             show this help\n"
-            "\n"
-            "Run 'fdn <command> --help' for the options of a command.\n");
+    fprintf(out, "usage: fdn <command> [options]\n"
+                 "\n"
+                 "commands:\n"
+                 "  serve            run a runtime with the admin HTTP API (127.0.0.1:9568)\n"
+                 "  config defaults  print the default configuration tree as JSON\n"
+                 "  config check F   validate a configuration file\n"
+                 "  events query     read stored events from a data directory (offline)\n"
+                 "  version          print the version\n"
+                 "  help             show this help\n"
+                 "\n"
+                 "Run 'fdn <command> --help' for the options of a command.\n");
 }
 
 int main(int argc, char **argv)
