@@ -45,10 +45,16 @@ static void brk_teardown(void *state)
     fdn_breaker_destroy(state);
 }
 
-static const bench_case_t brk_closed = {
-    .name = "breaker.call.closed", .threads = 1, .iters = 20000000,
-    .baseline = "baseline.atomic_private", .goal_kind = BENCH_GOAL_NS_MAX, .goal = 10,
-    .goal_text = "<= 10 ns", .setup = brk_setup, .run = brk_run, .teardown = brk_teardown};
+static const bench_case_t brk_closed = {.name = "breaker.call.closed",
+                                        .threads = 1,
+                                        .iters = 20000000,
+                                        .baseline = "baseline.atomic_private",
+                                        .goal_kind = BENCH_GOAL_NS_MAX,
+                                        .goal = 10,
+                                        .goal_text = "<= 10 ns",
+                                        .setup = brk_setup,
+                                        .run = brk_run,
+                                        .teardown = brk_teardown};
 BENCH_REGISTER(brk_closed)
 
 /* ---- limiter.check.<algo> ----------------------------------------------------------- */
@@ -128,16 +134,28 @@ static void lim_run(void *state, int tid, uint64_t iters)
     }
 }
 
-#define LIM_CASES(var, algo, setupfn)                                                            \
-    static const bench_case_t var##_1t = {                                                       \
-        .name = "limiter.check." algo, .threads = 1, .iters = 3000000,                           \
-        .baseline = "baseline.mutex", .goal_kind = BENCH_GOAL_NS_MAX, .goal = 50,                \
-        .goal_text = "<= 50 ns", .setup = setupfn, .run = lim_run, .teardown = lim_free};        \
-    BENCH_REGISTER(var##_1t)                                                                     \
-    static const bench_case_t var##_2t = {                                                       \
-        .name = "limiter.check." algo ".2t", .threads = 2, .iters = 3000000,                     \
-        .baseline = "limiter.check." algo, .goal_kind = BENCH_GOAL_SPEEDUP_MIN, .goal = 1.7,     \
-        .goal_text = ">= 1.7x", .setup = setupfn, .run = lim_run, .teardown = lim_free};         \
+#define LIM_CASES(var, algo, setupfn)                                                              \
+    static const bench_case_t var##_1t = {.name = "limiter.check." algo,                           \
+                                          .threads = 1,                                            \
+                                          .iters = 3000000,                                        \
+                                          .baseline = "baseline.mutex",                            \
+                                          .goal_kind = BENCH_GOAL_NS_MAX,                          \
+                                          .goal = 50,                                              \
+                                          .goal_text = "<= 50 ns",                                 \
+                                          .setup = setupfn,                                        \
+                                          .run = lim_run,                                          \
+                                          .teardown = lim_free};                                   \
+    BENCH_REGISTER(var##_1t)                                                                       \
+    static const bench_case_t var##_2t = {.name = "limiter.check." algo ".2t",                     \
+                                          .threads = 2,                                            \
+                                          .iters = 3000000,                                        \
+                                          .baseline = "limiter.check." algo,                       \
+                                          .goal_kind = BENCH_GOAL_SPEEDUP_MIN,                     \
+                                          .goal = 1.7,                                             \
+                                          .goal_text = ">= 1.7x",                                  \
+                                          .setup = setupfn,                                        \
+                                          .run = lim_run,                                          \
+                                          .teardown = lim_free};                                   \
     BENCH_REGISTER(var##_2t)
 
 LIM_CASES(fw, "fixed_window", fw_setup)
@@ -184,10 +202,15 @@ static void many_run(void *state, int tid, uint64_t iters)
     }
 }
 
-static const bench_case_t many_keys = {
-    .name = "limiter.check.1m_keys", .threads = 1, .iters = 2000000,
-    .baseline = "baseline.hash_lookup_10k", .goal_kind = BENCH_GOAL_NONE,
-    .goal_text = "informational", .setup = many_setup, .run = many_run, .teardown = lim_free};
+static const bench_case_t many_keys = {.name = "limiter.check.1m_keys",
+                                       .threads = 1,
+                                       .iters = 2000000,
+                                       .baseline = "baseline.hash_lookup_10k",
+                                       .goal_kind = BENCH_GOAL_NONE,
+                                       .goal_text = "informational",
+                                       .setup = many_setup,
+                                       .run = many_run,
+                                       .teardown = lim_free};
 BENCH_REGISTER(many_keys)
 
 /* ---- protect.call.all_layers ---------------------------------------------------------- */
@@ -270,9 +293,14 @@ static void prot_run(void *state, int tid, uint64_t iters)
     }
 }
 
-static const bench_case_t prot_all = {
-    .name = "protect.call.all_layers", .threads = 1, .iters = 1000000,
-    .baseline = "baseline.mutex", .goal_kind = BENCH_GOAL_NS_MAX, .goal = 150,
-    .goal_text = "<= 150 ns", .setup = prot_setup, .run = prot_run,
-    .teardown = prot_teardown};
+static const bench_case_t prot_all = {.name = "protect.call.all_layers",
+                                      .threads = 1,
+                                      .iters = 1000000,
+                                      .baseline = "baseline.mutex",
+                                      .goal_kind = BENCH_GOAL_NS_MAX,
+                                      .goal = 150,
+                                      .goal_text = "<= 150 ns",
+                                      .setup = prot_setup,
+                                      .run = prot_run,
+                                      .teardown = prot_teardown};
 BENCH_REGISTER(prot_all)

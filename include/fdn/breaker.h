@@ -79,57 +79,57 @@ typedef void (*fdn_breaker_transition_fn)(const char *name, fdn_breaker_state_t 
 
 /** Breaker options. Initialise with FDN_BREAKER_OPTS_INIT. */
 typedef struct fdn_breaker_opts {
-    uint32_t version;            /**< FDN_BREAKER_OPTS_VERSION */
-    uint32_t failure_threshold;  /**< opens on the N-th counted failure (>= 1; default 5) */
-    int64_t window_ms;           /**< failures older than this are not counted (0 = no age
-                                      limit; default 60 000) */
-    int64_t recovery_time_ms;    /**< open -> half-open after this (default 30 000) */
-    uint32_t half_open_max_calls;/**< concurrent probes in half-open (default 1) */
-    int64_t probe_timeout_ms;    /**< a probe not reported within this is a failure
-                                      (default 5 000, the config's call_timeout) */
-    bool success_resets;         /**< a success while closed clears the count (default true) */
+    uint32_t version;             /**< FDN_BREAKER_OPTS_VERSION */
+    uint32_t failure_threshold;   /**< opens on the N-th counted failure (>= 1; default 5) */
+    int64_t window_ms;            /**< failures older than this are not counted (0 = no age
+                                       limit; default 60 000) */
+    int64_t recovery_time_ms;     /**< open -> half-open after this (default 30 000) */
+    uint32_t half_open_max_calls; /**< concurrent probes in half-open (default 1) */
+    int64_t probe_timeout_ms;     /**< a probe not reported within this is a failure
+                                       (default 5 000, the config's call_timeout) */
+    bool success_resets;          /**< a success while closed clears the count (default true) */
     /* failure-rate policy (off when both rates are 0) */
-    uint32_t failure_rate_pct;   /**< open when failures*100/calls >= this (1..100, 0 = off) */
-    uint32_t slow_rate_pct;      /**< open when slow*100/calls >= this (1..100, 0 = off) */
+    uint32_t failure_rate_pct; /**< open when failures*100/calls >= this (1..100, 0 = off) */
+    uint32_t slow_rate_pct;    /**< open when slow*100/calls >= this (1..100, 0 = off) */
     fdn_breaker_window_kind_t rate_window_kind; /**< count- or time-based window */
-    uint32_t rate_window_size;   /**< calls (count) or seconds (time), 1..4096; default 100 */
-    uint32_t minimum_calls;      /**< no rate decision below this many calls (default 10) */
-    int64_t slow_call_ms;        /**< calls lasting >= this are slow (0 = off). With
-                                      slow_rate_pct == 0 a slow call counts as a failure. */
+    uint32_t rate_window_size;        /**< calls (count) or seconds (time), 1..4096; default 100 */
+    uint32_t minimum_calls;           /**< no rate decision below this many calls (default 10) */
+    int64_t slow_call_ms;             /**< calls lasting >= this are slow (0 = off). With
+                                           slow_rate_pct == 0 a slow call counts as a failure. */
     fdn_breaker_classify_fn classify; /**< NULL: rc < 0 is a failure */
     void *classify_user;              /**< passed to classify */
     fdn_breaker_transition_fn on_transition; /**< optional */
-    void *transition_user;            /**< passed to on_transition */
-    fdn_clock_t *clock;          /**< NULL = system clock; not owned */
-    fdn_telemetry_t *telemetry;  /**< NULL = off; not owned */
+    void *transition_user;                   /**< passed to on_transition */
+    fdn_clock_t *clock;                      /**< NULL = system clock; not owned */
+    fdn_telemetry_t *telemetry;              /**< NULL = off; not owned */
 } fdn_breaker_opts_t;
 
 #define FDN_BREAKER_OPTS_VERSION 1
 /** Default options (the config tree's infrastructure.circuit_breaker.default_config). */
-#define FDN_BREAKER_OPTS_INIT                                                                    \
-    {                                                                                            \
-        FDN_BREAKER_OPTS_VERSION, 5, 60000, 30000, 1, 5000, true, 0, 0,                          \
-            FDN_BREAKER_WINDOW_COUNT, 100, 10, 0, NULL, NULL, NULL, NULL, NULL, NULL             \
+#define FDN_BREAKER_OPTS_INIT                                                                      \
+    {                                                                                              \
+        FDN_BREAKER_OPTS_VERSION, 5, 60000, 30000, 1, 5000, true, 0, 0, FDN_BREAKER_WINDOW_COUNT,  \
+            100, 10, 0, NULL, NULL, NULL, NULL, NULL, NULL                                         \
     }
 
 /** A breaker's status (a copy). */
 typedef struct fdn_breaker_status {
-    fdn_breaker_state_t state;    /**< current state (open past its recovery time reads open) */
-    uint32_t failures;            /**< failures currently counted toward the threshold */
-    uint32_t window_calls;        /**< calls in the rate window */
-    uint32_t window_failures;     /**< failures in the rate window */
-    uint32_t window_slow;         /**< slow calls in the rate window */
-    uint32_t probes_in_flight;    /**< half-open probes running */
-    uint64_t total_failures;      /**< failures recorded since creation */
-    uint64_t total_rejected;      /**< calls rejected with FDN_ECIRCUIT_OPEN */
-    uint64_t times_opened;        /**< transitions to OPEN */
-    int64_t ms_until_half_open;   /**< OPEN: ms left (>= 0); other states: -1 */
+    fdn_breaker_state_t state;  /**< current state (open past its recovery time reads open) */
+    uint32_t failures;          /**< failures currently counted toward the threshold */
+    uint32_t window_calls;      /**< calls in the rate window */
+    uint32_t window_failures;   /**< failures in the rate window */
+    uint32_t window_slow;       /**< slow calls in the rate window */
+    uint32_t probes_in_flight;  /**< half-open probes running */
+    uint64_t total_failures;    /**< failures recorded since creation */
+    uint64_t total_rejected;    /**< calls rejected with FDN_ECIRCUIT_OPEN */
+    uint64_t times_opened;      /**< transitions to OPEN */
+    int64_t ms_until_half_open; /**< OPEN: ms left (>= 0); other states: -1 */
 } fdn_breaker_status_t;
 
 /** Admission ticket from fdn_breaker_acquire(); pass it to fdn_breaker_record(). */
 typedef struct fdn_breaker_permit {
-    uint64_t word;     /**< state word at admission */
-    int64_t start_ns;  /**< monotonic start, 0 when not measured */
+    uint64_t word;    /**< state word at admission */
+    int64_t start_ns; /**< monotonic start, 0 when not measured */
 } fdn_breaker_permit_t;
 
 /**
@@ -163,7 +163,8 @@ FDN_API void fdn_breaker_destroy(fdn_breaker_t *b);
 
 /**
  * Admit a call or reject it. On 0 the caller must later call fdn_breaker_record() once.
- * @return 0, FDN_ECIRCUIT_OPEN (open, forced open or half-open with every probe taken)
+ * @return 0, FDN_ECIRCUIT_OPEN (open, forced open or half-open with every probe taken),
+ * FDN_EINVAL (NULL argument)
  * @thread_safety any  @since 0.1.0
  */
 FDN_API int fdn_breaker_acquire(fdn_breaker_t *b, fdn_breaker_permit_t *permit);

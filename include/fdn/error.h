@@ -344,6 +344,9 @@ FDN_API size_t fdn_err_recovery_actions(int code, const char *operation, const c
 /**
  * The reference's error-count metric name for an error (§7.3 collect_error_metrics):
  * "foundation.errors.<category>.<subcategory>".
+ * @param[out] err optional error detail (may be NULL)
+ * @param[out] buf output buffer
+ * @param[in] cap capacity of buf in bytes
  * @return the length the full text needs (like snprintf); NUL-terminated when cap > 0.
  * @thread_safety any
  * @since 0.1.0
@@ -399,6 +402,8 @@ FDN_API int fdn_errctx_push(const char *module, const char *function);
  * fresh operation id, empty metadata, one crumb, and the given correlation id (or a fresh
  * UUIDv4 when NULL). The outer context comes back on pop.
  * @param[in] correlation_id  text (cut to FDN_UUID_STR_LEN) or NULL for a fresh one
+ * @param[in] module module name (NULL: "")
+ * @param[in] function function name (NULL: "")
  * @return 0, FDN_ENOSPC (stack full, nothing pushed), FDN_EIO
  * @thread_safety any (calling thread)
  * @since 0.1.0
@@ -436,6 +441,8 @@ FDN_API int64_t fdn_errctx_duration_ns(void);
 /**
  * Append a breadcrumb to the current context; when the ring is full the oldest crumb is
  * dropped and the dropped count grows.
+ * @param[in] module module name (NULL: "")
+ * @param[in] function function name (NULL: "")
  * @return 0, or FDN_ENOENT when there is no current context.
  * @thread_safety any (calling thread)  @since 0.1.0
  */
@@ -453,6 +460,8 @@ FDN_API uint64_t fdn_errctx_breadcrumbs_dropped(void);
  * Format the current context's breadcrumbs, oldest first, as
  * "Mod.fn (12ms ago) -> Mod2.fn2 (0ms ago)"; the ages are real milliseconds. When crumbs
  * were dropped the text starts with "... (N dropped) -> ". No context or no crumbs → "".
+ * @param[out] buf output buffer
+ * @param[in] cap capacity of buf in bytes
  * @return the length the full text needs (like snprintf); NUL-terminated when cap > 0.
  * @thread_safety any  @since 0.1.0
  */
@@ -461,6 +470,8 @@ FDN_API size_t fdn_errctx_format_breadcrumbs(char *buf, size_t cap);
 /**
  * Set key=value (value printf-formatted) in the current context's metadata. An existing
  * key is overwritten (new value wins).
+ * @param[in] key the metadata key
+ * @param[in] fmt printf format of the value (NULL: empty)
  * @return 0; FDN_ENOENT without a current context; FDN_ENOSPC when FDN_ERRCTX_META_MAX
  *         distinct keys are already set (nothing changed); FDN_EINVAL for a NULL/empty key.
  * @thread_safety any (calling thread)  @since 0.1.0
@@ -469,6 +480,9 @@ FDN_API int fdn_errctx_set_metadata(const char *key, const char *fmt, ...) FDN_P
 
 /**
  * Copy the value of a metadata key of the current context into buf.
+ * @param[in] key the metadata key
+ * @param[out] buf output buffer
+ * @param[in] cap capacity of buf in bytes
  * @return 0; FDN_ENOENT (no context or no such key); FDN_ENOBUFS when cap is too small
  *         (buf holds the cut value).
  * @thread_safety any  @since 0.1.0
@@ -481,6 +495,8 @@ FDN_API size_t fdn_errctx_metadata_count(void);
 /**
  * Set the error hook of the current context; children, captures and tasks submitted from
  * it inherit it. It takes precedence over the process-wide hook.
+ * @param[in] fn the function
+ * @param[in] user passed to fn
  * @return 0, or FDN_ENOENT without a current context.
  * @thread_safety any (calling thread)  @since 0.1.0
  */
@@ -490,9 +506,22 @@ FDN_API int fdn_errctx_set_context_hook(fdn_errctx_hook_fn fn, void *user);
  * Set the process-wide error hook used when neither the call nor the context has one.
  * NULL removes it. `user` must stay valid until the hook is replaced and every
  * fdn_errctx_run in flight has returned.
+ * @param[in] fn the function
+ * @param[in] user passed to fn
  * @thread_safety any  @since 0.1.0
  */
 FDN_API void fdn_errctx_set_error_hook(fdn_errctx_hook_fn fn, void *user);
+
+/**
+ * Add the current context to an error (the reference's enhance_error): the correlation id
+ * and breadcrumbs when err has none yet, context "module=<m> function=<f> operation_id=<id>"
+ * plus the context's metadata, and duration_ns. Code, message and existing context are kept.
+ * @param[in,out] err  the error to enhance
+ * @return 0; FDN_ENOENT without a current context (err untouched); FDN_EINVAL for NULL err.
+ * @thread_safety any (calling thread)
+ * @since 0.1.0
+ */
+FDN_API int fdn_errctx_enhance(fdn_error_t *err);
 
 /** A function run inside a context: returns 0/positive on success, negative FDN_E* on
  * failure. */
@@ -509,15 +538,27 @@ typedef int (*fdn_errctx_fn)(void *arg);
  * called once (the hook of this call if set via fdn_errctx_run_hooked, else the context's,
  * else the process-wide one) with that error, even when err is NULL.
  * On success err is untouched. When the stack is full fn still runs, without a new context.
+ * @param[in] module module name (NULL: "")
+ * @param[in] function function name (NULL: "")
+ * @param[in] fn the function
+ * @param[in] arg passed to fn
+ * @param[out] err optional error detail (may be NULL)
  * @return fn's return value.
  * @thread_safety any (calling thread)  @since 0.1.0
  */
-FDN_API int fdn_errctx_run(const char *module, const char *function, fdn_errctx_fn fn,
-                           void *arg, fdn_error_t *err);
+FDN_API int fdn_errctx_run(const char *module, const char *function, fdn_errctx_fn fn, void *arg,
+                           fdn_error_t *err);
 
 /**
  * fdn_errctx_run with a per-call error hook (NULL falls back as in fdn_errctx_run). The
  * hook also becomes the context hook of the pushed context while fn runs.
+ * @param[in] module module name (NULL: "")
+ * @param[in] function function name (NULL: "")
+ * @param[in] fn the function
+ * @param[in] arg passed to fn
+ * @param[out] err optional error detail (may be NULL)
+ * @param[in] hook per-call error hook (NULL: context or process hook)
+ * @param[in] hook_user passed to hook
  * @return fn's return value.
  * @thread_safety any (calling thread)  @since 0.1.0
  */
@@ -541,12 +582,13 @@ FDN_API int fdn_errctx_capture(fdn_errctx_capture_t **out);
  * Push a captured context on the calling thread (any thread): it becomes current with the
  * same operation id, correlation id, metadata, breadcrumbs, hook and start time. Pop it with
  * fdn_errctx_pop. The capture stays owned by the caller and may be adopted many times.
+ * @param[in] cap a capture from fdn_errctx_capture
  * @return 0; FDN_EINVAL when cap is NULL; FDN_ENOSPC when the stack is full (nothing pushed).
  * @thread_safety any (the capture may be adopted by several threads at once)  @since 0.1.0
  */
 FDN_API int fdn_errctx_adopt(const fdn_errctx_capture_t *cap);
 
-/** Free a capture (NULL accepted). @thread_safety owner  @since 0.1.0 */
+/** Free a capture (NULL accepted). @param[in] cap the capture @thread_safety owner  @since 0.1.0 */
 FDN_API void fdn_errctx_capture_free(fdn_errctx_capture_t *cap);
 
 FDN_END_DECLS

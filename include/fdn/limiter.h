@@ -56,22 +56,22 @@ typedef struct fdn_limit_rule {
 
 /** The result of a check (always filled, also when denied). */
 typedef struct fdn_limit_result {
-    bool allowed;            /**< the call may proceed (true in shadow mode) */
-    bool shadow_denied;      /**< shadow mode: the call would have been denied */
-    int64_t count;           /**< used in the current window (fixed/sliding) or
-                                  limit - remaining (buckets) */
-    int64_t limit;           /**< L (or burst for the buckets) */
-    int64_t remaining;       /**< calls of cost 1 still allowed now */
-    int64_t reset_ns;        /**< ns until the state is fully reset (window end / bucket
-                                  full) */
-    int64_t retry_after_ns;  /**< denied: ns until a call of this cost could pass; else 0 */
+    bool allowed;           /**< the call may proceed (true in shadow mode) */
+    bool shadow_denied;     /**< shadow mode: the call would have been denied */
+    int64_t count;          /**< used in the current window (fixed/sliding) or
+                                 limit - remaining (buckets) */
+    int64_t limit;          /**< L (or burst for the buckets) */
+    int64_t remaining;      /**< calls of cost 1 still allowed now */
+    int64_t reset_ns;       /**< ns until the state is fully reset (window end / bucket
+                                 full) */
+    int64_t retry_after_ns; /**< denied: ns until a call of this cost could pass; else 0 */
 } fdn_limit_result_t;
 
 /** What fdn_limiter_reserve() took, for fdn_limiter_cancel(). */
 typedef struct fdn_limit_reservation {
-    int64_t cost;   /**< cost taken */
-    int64_t epoch;  /**< window index / state tag at reservation */
-    bool active;    /**< false after cancel or when nothing was taken */
+    int64_t cost;  /**< cost taken */
+    int64_t epoch; /**< window index / state tag at reservation */
+    bool active;   /**< false after cancel or when nothing was taken */
 } fdn_limit_reservation_t;
 
 /** Check flags. */
@@ -90,9 +90,9 @@ typedef struct fdn_limiter_opts {
 } fdn_limiter_opts_t;
 
 #define FDN_LIMITER_OPTS_VERSION 1
-#define FDN_LIMITER_OPTS_INIT                                                                    \
-    {                                                                                            \
-        FDN_LIMITER_OPTS_VERSION, 64, 1048576, 300000, false, NULL, NULL                         \
+#define FDN_LIMITER_OPTS_INIT                                                                      \
+    {                                                                                              \
+        FDN_LIMITER_OPTS_VERSION, 64, 1048576, 300000, false, NULL, NULL                           \
     }
 
 /** Counters (a copy). */
@@ -136,13 +136,22 @@ FDN_API int fdn_limiter_check_rate(fdn_limiter_t *l, const char *key, int64_t sc
                                    int64_t limit, fdn_limit_result_t *res);
 
 /**
+ * The reference's check_rate(entity, operation, limit, window_ms): Hammer fixed window on
+ * the key "foundation:<len(entity)>:<entity>:<operation>". The length prefix keeps the
+ * reference's collisions away (("a:b", "c") and ("a", "b:c") are distinct keys here).
+ * NULL entity or operation is "".
+ * @return as fdn_limiter_check_rate  @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_limiter_check_entity(fdn_limiter_t *l, const char *entity, const char *operation,
+                                     int64_t limit, int64_t window_ms, fdn_limit_result_t *res);
+
+/**
  * Check a named rule for an identifier; the key is "<rule>:<identifier>".
  * @return as fdn_limiter_check, plus FDN_ENOENT (unknown rule)
  * @thread_safety any  @since 0.1.0
  */
-FDN_API int fdn_limiter_check_named(fdn_limiter_t *l, const char *rule_name,
-                                    const char *identifier, int64_t cost,
-                                    fdn_limit_result_t *res);
+FDN_API int fdn_limiter_check_named(fdn_limiter_t *l, const char *rule_name, const char *identifier,
+                                    int64_t cost, fdn_limit_result_t *res);
 
 /**
  * Consume `cost` now and remember it so that fdn_limiter_cancel() can give it back.
@@ -176,8 +185,7 @@ FDN_API int fdn_limit_rule_validate(const fdn_limit_rule_t *rule, fdn_error_t *e
  * through this). Name: 1..63 bytes.
  * @return 0, FDN_EINVAL, FDN_ENOMEM  @thread_safety any  @since 0.1.0
  */
-FDN_API int fdn_limiter_set_rule(fdn_limiter_t *l, const char *name,
-                                 const fdn_limit_rule_t *rule);
+FDN_API int fdn_limiter_set_rule(fdn_limiter_t *l, const char *name, const fdn_limit_rule_t *rule);
 
 /** Copy a named rule. @return 0, FDN_ENOENT  @thread_safety any  @since 0.1.0 */
 FDN_API int fdn_limiter_get_rule(fdn_limiter_t *l, const char *name, fdn_limit_rule_t *out);
@@ -195,7 +203,8 @@ FDN_API void fdn_limiter_set_shadow(fdn_limiter_t *l, bool shadow);
 /** Counters. @return 0, FDN_EINVAL  @thread_safety any  @since 0.1.0 */
 FDN_API int fdn_limiter_stats(fdn_limiter_t *l, fdn_limiter_stats_t *out);
 
-/** "fixed_window", "token_bucket", "gcra", "sliding_window". @since 0.1.0 */
+/** "fixed_window", "token_bucket", "gcra", "sliding_window" ("unknown" otherwise).
+ * @thread_safety any  @since 0.1.0 */
 FDN_API const char *fdn_limit_algo_name(fdn_limit_algo_t a);
 
 FDN_END_DECLS

@@ -44,8 +44,8 @@ typedef struct fdn_telemetry fdn_telemetry_t;
 
 /** Order in which idle workers are reused. */
 typedef enum fdn_pool_strategy {
-    FDN_POOL_LIFO = 0,         /**< returned workers are reused first (default) */
-    FDN_POOL_FIFO = 1,         /**< returned workers go to the back of the idle queue */
+    FDN_POOL_LIFO = 0,              /**< returned workers are reused first (default) */
+    FDN_POOL_FIFO = 1,              /**< returned workers go to the back of the idle queue */
     FDN_POOL_STRATEGY_DEFAULT = -1, /**< inherit the default (lifo, or the manager's) */
 } fdn_pool_strategy_t;
 
@@ -72,11 +72,11 @@ typedef enum fdn_pool_state {
 
 /** What a leak report carries (valid only during the callback). */
 typedef struct fdn_pool_leak {
-    const char *pool_name;      /**< the pool's name */
-    void *conn;                 /**< the leaked worker's connection (do not use it) */
-    int64_t age_ns;             /**< how long it has been checked out */
-    char **backtrace;           /**< symbolised frames of the borrower (may be NULL) */
-    int backtrace_len;          /**< number of frames */
+    const char *pool_name; /**< the pool's name */
+    void *conn;            /**< the leaked worker's connection (do not use it) */
+    int64_t age_ns;        /**< how long it has been checked out */
+    char **backtrace;      /**< symbolised frames of the borrower (may be NULL) */
+    int backtrace_len;     /**< number of frames */
 } fdn_pool_leak_t;
 
 /**
@@ -84,10 +84,10 @@ typedef struct fdn_pool_leak {
  * Times are milliseconds; 0 disables a timed feature unless noted.
  */
 typedef struct fdn_pool_opts {
-    uint32_t version;          /**< FDN_POOL_OPTS_VERSION */
-    const char *name;          /**< pool name for status/telemetry (copied); NULL = "pool" */
-    int size;                  /**< permanent workers, >= 0 (FDN_POOL_DEFAULT: 10) */
-    int max_overflow;          /**< extra temporary workers, >= 0 (FDN_POOL_DEFAULT: 5) */
+    uint32_t version;             /**< FDN_POOL_OPTS_VERSION */
+    const char *name;             /**< pool name for status/telemetry (copied); NULL = "pool" */
+    int size;                     /**< permanent workers, >= 0 (FDN_POOL_DEFAULT: 10) */
+    int max_overflow;             /**< extra temporary workers, >= 0 (FDN_POOL_DEFAULT: 5) */
     fdn_pool_strategy_t strategy; /**< lifo / fifo (FDN_POOL_STRATEGY_DEFAULT: lifo) */
     int64_t checkout_timeout_ms;  /**< used by FDN_POOL_TIMEOUT_DEFAULT; default 5000 */
     /** Make a worker: store it in *conn, return 0 or a negative FDN_E* code. Required.
@@ -133,36 +133,36 @@ typedef struct fdn_pool_opts {
 } fdn_pool_opts_t;
 
 #define FDN_POOL_OPTS_VERSION 1
-#define FDN_POOL_OPTS_INIT                                                                       \
-    {                                                                                            \
-        .version = FDN_POOL_OPTS_VERSION, .name = NULL, .size = FDN_POOL_DEFAULT,                \
-        .max_overflow = FDN_POOL_DEFAULT, .strategy = FDN_POOL_STRATEGY_DEFAULT,                 \
-        .checkout_timeout_ms = FDN_POOL_DEFAULT_TIMEOUT_MS, .create = NULL, .destroy = NULL,     \
-        .validate = NULL, .reset = NULL, .user = NULL, .validate_after_idle_ms = -1,             \
-        .max_lifetime_ms = 0, .lifetime_jitter_ms = 0, .idle_timeout_ms = 0,                     \
-        .overflow_ttl_ms = 0, .leak_threshold_ms = 0, .on_leak = NULL, .reap_interval_ms = 0,    \
-        .prefill = true, .clock = NULL, .telemetry = NULL                                        \
+#define FDN_POOL_OPTS_INIT                                                                         \
+    {                                                                                              \
+        .version = FDN_POOL_OPTS_VERSION, .name = NULL, .size = FDN_POOL_DEFAULT,                  \
+        .max_overflow = FDN_POOL_DEFAULT, .strategy = FDN_POOL_STRATEGY_DEFAULT,                   \
+        .checkout_timeout_ms = FDN_POOL_DEFAULT_TIMEOUT_MS, .create = NULL, .destroy = NULL,       \
+        .validate = NULL, .reset = NULL, .user = NULL, .validate_after_idle_ms = -1,               \
+        .max_lifetime_ms = 0, .lifetime_jitter_ms = 0, .idle_timeout_ms = 0, .overflow_ttl_ms = 0, \
+        .leak_threshold_ms = 0, .on_leak = NULL, .reap_interval_ms = 0, .prefill = true,           \
+        .clock = NULL, .telemetry = NULL                                                           \
     }
 
 /** A pool's status. Fields are only appended. */
 typedef struct fdn_pool_status {
-    int size;                  /**< configured permanent workers */
-    int max_overflow;          /**< configured overflow limit */
-    int workers;               /**< workers that exist now (available + in_use) */
-    int available;             /**< idle workers ready for checkout */
-    int in_use;                /**< workers checked out */
-    int overflow;              /**< workers beyond size: max(0, workers - size) */
-    int waiters;               /**< callers waiting for a worker */
-    fdn_pool_state_t state;    /**< poolboy state */
-    bool closed;               /**< shut down */
+    int size;                    /**< configured permanent workers */
+    int max_overflow;            /**< configured overflow limit */
+    int workers;                 /**< workers that exist now (available + in_use) */
+    int available;               /**< idle workers ready for checkout */
+    int in_use;                  /**< workers checked out */
+    int overflow;                /**< workers beyond size: max(0, workers - size) */
+    int waiters;                 /**< callers waiting for a worker */
+    fdn_pool_state_t state;      /**< poolboy state */
+    bool closed;                 /**< shut down */
     int64_t oldest_lease_age_ns; /**< age of the oldest checkout, 0 when none */
-    uint64_t checkouts;        /**< successful checkouts */
-    uint64_t timeouts;         /**< checkouts that timed out */
-    uint64_t created;          /**< workers created */
-    uint64_t destroyed;        /**< workers destroyed */
-    uint64_t broken;           /**< workers reported broken or failing reset/validate */
-    uint64_t create_failures;  /**< failed create callbacks */
-    uint64_t leaks;            /**< leases reported as leaked */
+    uint64_t checkouts;          /**< successful checkouts */
+    uint64_t timeouts;           /**< checkouts that timed out */
+    uint64_t created;            /**< workers created */
+    uint64_t destroyed;          /**< workers destroyed */
+    uint64_t broken;             /**< workers reported broken or failing reset/validate */
+    uint64_t create_failures;    /**< failed create callbacks */
+    uint64_t leaks;              /**< leases reported as leaked */
 } fdn_pool_status_t;
 
 /* ------------------------------------------------------------------------------------------
@@ -196,7 +196,8 @@ FDN_API int fdn_pool_shutdown(fdn_pool_t *p, int64_t timeout_ms);
 /**
  * Shut the pool down (without waiting for leases) and drop the caller's reference. Memory
  * is freed when the last reference is dropped and the last lease returned. NULL accepted.
- * @thread_safety owner
+ * @thread_safety owner of this reference: no other call may use it; leases may still be
+ *                checked in concurrently from other threads (the last checkin frees).
  * @since 0.1.0
  */
 FDN_API void fdn_pool_destroy(fdn_pool_t *p);
@@ -293,20 +294,20 @@ FDN_API const char *fdn_pool_state_name(fdn_pool_state_t s);
 
 /** Manager options. */
 typedef struct fdn_pools_opts {
-    uint32_t version;          /**< FDN_POOLS_OPTS_VERSION */
-    fdn_clock_t *clock;        /**< default clock for pools that do not set one */
-    fdn_telemetry_t *telemetry; /**< default telemetry (pool_started/pool_stopped too) */
-    int default_size;          /**< FDN_POOL_DEFAULT = 10 */
-    int default_max_overflow;  /**< FDN_POOL_DEFAULT = 5 */
+    uint32_t version;                     /**< FDN_POOLS_OPTS_VERSION */
+    fdn_clock_t *clock;                   /**< default clock for pools that do not set one */
+    fdn_telemetry_t *telemetry;           /**< default telemetry (pool_started/pool_stopped too) */
+    int default_size;                     /**< FDN_POOL_DEFAULT = 10 */
+    int default_max_overflow;             /**< FDN_POOL_DEFAULT = 5 */
     fdn_pool_strategy_t default_strategy; /**< FDN_POOL_STRATEGY_DEFAULT = lifo */
 } fdn_pools_opts_t;
 
 #define FDN_POOLS_OPTS_VERSION 1
-#define FDN_POOLS_OPTS_INIT                                                                      \
-    {                                                                                            \
-        .version = FDN_POOLS_OPTS_VERSION, .clock = NULL, .telemetry = NULL,                     \
-        .default_size = FDN_POOL_DEFAULT, .default_max_overflow = FDN_POOL_DEFAULT,              \
-        .default_strategy = FDN_POOL_STRATEGY_DEFAULT                                            \
+#define FDN_POOLS_OPTS_INIT                                                                        \
+    {                                                                                              \
+        .version = FDN_POOLS_OPTS_VERSION, .clock = NULL, .telemetry = NULL,                       \
+        .default_size = FDN_POOL_DEFAULT, .default_max_overflow = FDN_POOL_DEFAULT,                \
+        .default_strategy = FDN_POOL_STRATEGY_DEFAULT                                              \
     }
 
 /** One entry of fdn_pools_list. */

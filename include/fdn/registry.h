@@ -65,16 +65,19 @@ typedef void (*fdn_registry_event_fn)(fdn_registry_op_t op, const char *ns, cons
 
 /** Options for fdn_registry_create. New fields are only appended. */
 typedef struct fdn_registry_opts {
-    uint32_t version;                /**< FDN_REGISTRY_OPTS_VERSION */
-    const char *name;                /**< namespace name used in messages; NULL: "default" */
-    fdn_clock_t *clock;              /**< clock for lookup durations and registration times;
-                                          NULL: system clock */
-    fdn_registry_event_fn on_event;  /**< optional event hook (NULL: none, no timing cost) */
-    void *event_user;                /**< passed to on_event */
+    uint32_t version;               /**< FDN_REGISTRY_OPTS_VERSION */
+    const char *name;               /**< namespace name used in messages; NULL: "default" */
+    fdn_clock_t *clock;             /**< clock for lookup durations and registration times;
+                                         NULL: system clock */
+    fdn_registry_event_fn on_event; /**< optional event hook (NULL: none, no timing cost) */
+    void *event_user;               /**< passed to on_event */
 } fdn_registry_opts_t;
 
 #define FDN_REGISTRY_OPTS_VERSION 1
-#define FDN_REGISTRY_OPTS_INIT    {FDN_REGISTRY_OPTS_VERSION, NULL, NULL, NULL, NULL}
+#define FDN_REGISTRY_OPTS_INIT                                                                     \
+    {                                                                                              \
+        FDN_REGISTRY_OPTS_VERSION, NULL, NULL, NULL, NULL                                          \
+    }
 
 /**
  * Create an empty registry.
@@ -89,12 +92,14 @@ FDN_API int fdn_registry_create(fdn_registry_t **out, const fdn_registry_opts_t 
 /**
  * Destroy a registry and every entry (entries still acquired stay valid until released).
  * Waits for pending deferred frees. NULL accepted.
+ * @param[in] reg the registry
  * @thread_safety owner
  * @since 0.1.0
  */
 FDN_API void fdn_registry_destroy(fdn_registry_t *reg);
 
 /** The registry's name (namespace). Valid for the registry's life. @thread_safety any
+ * @param[in] reg the registry
  * @since 0.1.0 */
 FDN_API const char *fdn_registry_name(const fdn_registry_t *reg);
 
@@ -127,8 +132,8 @@ FDN_API uint64_t fdn_registry_owner_new(void);
  * @since 0.1.0
  */
 FDN_API int fdn_registry_register(fdn_registry_t *reg, const char *service, void *handle,
-                                  uint64_t owner, const fdn_registry_meta_t *meta,
-                                  size_t nmeta, fdn_error_t *err);
+                                  uint64_t owner, const fdn_registry_meta_t *meta, size_t nmeta,
+                                  fdn_error_t *err);
 
 /**
  * Look a service up without taking any lock.
@@ -146,8 +151,28 @@ FDN_API int fdn_registry_lookup(fdn_registry_t *reg, const char *service, void *
                                 fdn_error_t *err);
 
 /**
+ * Wait until `service` is registered (the reference's wait_for_service, without polling).
+ * @param[in]  reg         the registry
+ * @param[in]  service     the name
+ * @param[in]  timeout_ms  how long to wait (system monotonic clock); 0: check once; < 0: no
+ *                         limit
+ * @param[out] out         receives the handle (may be NULL)
+ * @param[out] err         optional: on timeout FDN_ETIMEDOUT with context namespace, service
+ * @return 0, FDN_ETIMEDOUT, FDN_EINVAL
+ * @thread_safety any (the registry must not be destroyed while a wait is in progress)
+ * @since 0.1.0
+ */
+FDN_API int fdn_registry_wait(fdn_registry_t *reg, const char *service, int64_t timeout_ms,
+                              void **out, fdn_error_t *err);
+
+/**
  * Copy a metadata value of a registered service into buf (lock-free).
  * @param[out] needed  optional: bytes the value needs including the NUL
+ * @param[in] reg the registry
+ * @param[in] service the service name
+ * @param[in] key the metadata key
+ * @param[out] buf output buffer
+ * @param[in] cap capacity of buf in bytes
  * @return 0, FDN_ESERVICE_NOT_FOUND, FDN_ENOENT (no such key), FDN_ENOBUFS (buf too small;
  *         *needed tells the size), FDN_EINVAL
  * @thread_safety any
@@ -159,6 +184,10 @@ FDN_API int fdn_registry_meta_get(fdn_registry_t *reg, const char *service, cons
 /**
  * Acquire an immutable snapshot of a registration (handle, owner, metadata). The snapshot
  * stays valid after the service is unregistered, until fdn_registry_entry_release.
+ * @param[in] reg the registry
+ * @param[in] service the service name
+ * @param[out] out receives the snapshot (NULL on error)
+ * @param[out] err optional error detail (may be NULL)
  * @return 0, FDN_ESERVICE_NOT_FOUND (err filled as for lookup), FDN_EINVAL
  * @thread_safety any  @ownership release *out with fdn_registry_entry_release
  * @since 0.1.0
@@ -166,33 +195,52 @@ FDN_API int fdn_registry_meta_get(fdn_registry_t *reg, const char *service, cons
 FDN_API int fdn_registry_acquire(fdn_registry_t *reg, const char *service,
                                  fdn_registry_entry_t **out, fdn_error_t *err);
 
-/** Release a snapshot (NULL accepted). @thread_safety any  @since 0.1.0 */
+/**
+ * Release a snapshot (NULL accepted).
+ * @param[in] e an entry snapshot
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API void fdn_registry_entry_release(fdn_registry_entry_t *e);
 
-/** Service name of a snapshot (valid until release). @thread_safety any  @since 0.1.0 */
+/**
+ * Service name of a snapshot (valid until release).
+ * @param[in] e an entry snapshot
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API const char *fdn_registry_entry_service(const fdn_registry_entry_t *e);
-/** Handle of a snapshot. @thread_safety any  @since 0.1.0 */
+/** Handle of a snapshot. @param[in] e an entry snapshot @thread_safety any  @since 0.1.0 */
 FDN_API void *fdn_registry_entry_handle(const fdn_registry_entry_t *e);
-/** Owner token of a snapshot. @thread_safety any  @since 0.1.0 */
+/** Owner token of a snapshot. @param[in] e an entry snapshot @thread_safety any  @since 0.1.0 */
 FDN_API uint64_t fdn_registry_entry_owner(const fdn_registry_entry_t *e);
 /** Monotonic time (ns, registry clock) of the registration. @thread_safety any
+ * @param[in] e an entry snapshot
  * @since 0.1.0 */
 FDN_API int64_t fdn_registry_entry_registered_ns(const fdn_registry_entry_t *e);
-/** Number of metadata pairs. @thread_safety any  @since 0.1.0 */
+/** Number of metadata pairs. @param[in] e an entry snapshot @thread_safety any  @since 0.1.0 */
 FDN_API size_t fdn_registry_entry_meta_count(const fdn_registry_entry_t *e);
 /**
  * The i-th metadata pair (sorted by key). Strings valid until release.
+ * @param[in] e an entry snapshot
+ * @param[in] i index, 0-based
+ * @param[out] key receives the key (may be NULL)
+ * @param[out] value receives the value (may be NULL)
  * @return 0 or FDN_ENOENT when i is out of range.
  * @thread_safety any  @since 0.1.0
  */
-FDN_API int fdn_registry_entry_meta_at(const fdn_registry_entry_t *e, size_t i,
-                                       const char **key, const char **value);
+FDN_API int fdn_registry_entry_meta_at(const fdn_registry_entry_t *e, size_t i, const char **key,
+                                       const char **value);
 /** Value of a metadata key, or NULL. Valid until release. @thread_safety any
+ * @param[in] e an entry snapshot
+ * @param[in] key the metadata key
  * @since 0.1.0 */
 FDN_API const char *fdn_registry_entry_meta(const fdn_registry_entry_t *e, const char *key);
 
 /**
  * Remove a registration. Like the reference, removing an unknown name is not an error.
+ * @param[in] reg the registry
+ * @param[in] service the service name
  * @return 0 (removed or absent), FDN_EINVAL, FDN_ENOMEM (nothing changed)
  * @thread_safety any
  * @since 0.1.0
@@ -201,13 +249,20 @@ FDN_API int fdn_registry_unregister(fdn_registry_t *reg, const char *service);
 
 /**
  * Remove every registration whose owner is `owner` (owner 0 matches nothing).
+ * @param[in] reg the registry
+ * @param[in] owner the owner token
  * @return the number removed (≥ 0), or FDN_EINVAL / FDN_ENOMEM (nothing changed)
  * @thread_safety any
  * @since 0.1.0
  */
 FDN_API int fdn_registry_release_owner(fdn_registry_t *reg, uint64_t owner);
 
-/** Number of registrations (a consistent snapshot). @thread_safety any  @since 0.1.0 */
+/**
+ * Number of registrations (a consistent snapshot).
+ * @param[in] reg the registry
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API size_t fdn_registry_count(fdn_registry_t *reg);
 
 /**
@@ -215,6 +270,7 @@ FDN_API size_t fdn_registry_count(fdn_registry_t *reg);
  * @param[out] out_names  array of *out_count strings in ONE allocation (free the array with
  *                        fdn_free; do not free the strings); NULL when the count is 0
  * @param[out] out_count  number of names
+ * @param[in] reg the registry
  * @return 0, FDN_EINVAL, FDN_ENOMEM
  * @thread_safety any  @ownership caller frees *out_names with fdn_free
  * @since 0.1.0

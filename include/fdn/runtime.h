@@ -6,12 +6,13 @@
  *
  * Start order (reference §8.1): registry, config server, event store, telemetry,
  * connection manager, rate limiter, task pool, then the application's services in the order
- * they were added. Shutdown goes in reverse: the task pool drains first, then the supervised
- * services stop from last to first. Built-in services whose module is not part of the build
+ * they were added. Shutdown goes in reverse, from the last service to the first; the task
+ * pool runs its queued tasks when it stops. Built-in services whose module is not part of the build
  * yet are simply absent.
  *
  * Every supervised service is registered in the runtime's registry under its name (handle =
- * its state object) when it enters RUNNING; the entry stays through a restart (the object is
+ * its state object) when it starts (if the name is already taken there, its start fails with
+ * FDN_EEXIST); the entry stays through a restart (the object is
  * stable; calls answer FDN_EUNAVAILABLE meanwhile) and is removed when the service stops for
  * good (shutdown, normal exit, not restarted). The task pool is registered as
  * "task_supervisor".
@@ -38,9 +39,10 @@ FDN_BEGIN_DECLS
 typedef struct fdn_runtime fdn_runtime_t;
 
 /** Flags for fdn_runtime_opts_t.flags. */
-#define FDN_RUNTIME_NO_START    (1u << 0) /**< create without starting: call fdn_runtime_start */
-#define FDN_RUNTIME_NO_BUILTINS (1u << 1) /**< no built-in services (registry and task pool
-                                               still exist): for tests of app services */
+#define FDN_RUNTIME_NO_START (1u << 0) /**< create without starting: call fdn_runtime_start */
+#define FDN_RUNTIME_NO_BUILTINS                                                                    \
+    (1u << 1) /**< no built-in services (registry and task pool                                    \
+                   still exist): for tests of app services */
 
 /**
  * Called once when the runtime escalates (restart intensity exceeded), after every service
@@ -60,29 +62,31 @@ typedef void (*fdn_runtime_restart_fn)(fdn_runtime_t *rt, const char *service, i
 
 /** Runtime options. New fields are only appended. */
 typedef struct fdn_runtime_opts {
-    uint32_t version;              /**< FDN_RUNTIME_OPTS_VERSION */
-    const char *name;              /**< namespace name; NULL: "production". Copied. */
-    const char *config_path;       /**< JSON config file; NULL: defaults + environment */
-    const char *data_dir;          /**< durable data directory; NULL: in-memory storage */
-    fdn_clock_t *clock;            /**< NULL: system clock; must outlive the runtime */
+    uint32_t version;                        /**< FDN_RUNTIME_OPTS_VERSION */
+    const char *name;                        /**< namespace name; NULL: "production". Copied. */
+    const char *config_path;                 /**< JSON config file; NULL: defaults + environment */
+    const char *data_dir;                    /**< durable data directory; NULL: in-memory storage */
+    fdn_clock_t *clock;                      /**< NULL: system clock; must outlive the runtime */
     fdn_runtime_escalation_fn on_escalation; /**< optional */
     fdn_runtime_restart_fn on_restart;       /**< optional */
-    void *user;                    /**< passed to the callbacks */
-    int max_restarts;              /**< restart intensity: N restarts ... (default 3) */
-    int64_t period_ns;             /**< ... within this period (default 5 s) */
-    int64_t backoff_base_ns;       /**< first restart delay (default 10 ms) */
-    int64_t backoff_max_ns;        /**< cap of the doubling delay (default 1 s) */
-    int64_t health_interval_ns;    /**< health poll period of built-in services (default 1 s;
-                                        0: no polling) */
-    unsigned task_workers;         /**< task pool threads (default 2) */
-    size_t task_queue;             /**< task pool queue capacity (default 1024) */
-    uint32_t flags;                /**< FDN_RUNTIME_* flags */
+    void *user;                              /**< passed to the callbacks */
+    int max_restarts;                        /**< restart intensity: N restarts ... (default 3) */
+    int64_t period_ns;                       /**< ... within this period (default 5 s) */
+    int64_t backoff_base_ns;                 /**< first restart delay (default 10 ms) */
+    int64_t backoff_max_ns;                  /**< cap of the doubling delay (default 1 s) */
+    int64_t health_interval_ns; /**< health poll period of built-in services (default 1 s;
+                                     0: no polling) */
+    unsigned task_workers;      /**< task pool threads (default 2) */
+    size_t task_queue;          /**< task pool queue capacity (default 1024) */
+    uint32_t flags;             /**< FDN_RUNTIME_* flags */
 } fdn_runtime_opts_t;
 
 #define FDN_RUNTIME_OPTS_VERSION 1
 #define FDN_RUNTIME_OPTS_INIT                                                                      \
-    {FDN_RUNTIME_OPTS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 3, 5000000000LL,        \
-     10000000LL, 1000000000LL, 1000000000LL, 2, 1024, 0}
+    {                                                                                              \
+        FDN_RUNTIME_OPTS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 3, 5000000000LL,       \
+            10000000LL, 1000000000LL, 1000000000LL, 2, 1024, 0                                     \
+    }
 
 /** Overall status (reference `health().status`, plus failed/stopped). */
 typedef enum fdn_runtime_status {
@@ -129,8 +133,10 @@ FDN_API int fdn_runtime_create(fdn_runtime_t **out, const fdn_runtime_opts_t *op
 FDN_API int fdn_runtime_start(fdn_runtime_t *rt, fdn_error_t *err);
 
 /**
- * Stop the runtime: drain the task pool, then stop the services in reverse start order.
- * Idempotent and thread-safe.
+ * Stop the runtime: stop the services in reverse start order (application services, then
+ * the task pool, which runs its queued tasks first, then the built-ins), then shut the task
+ * pool down for good. Idempotent and thread-safe. Must not be called from a task of the
+ * runtime's own pool or from a service's start/stop/health (it waits for them).
  * @param[in] timeout_ms  bound for each of the two steps (real time); < 0: no limit
  * @return 0, FDN_ETIMEDOUT (still stopping: call again or destroy, which waits)
  * @thread_safety any

@@ -99,18 +99,21 @@ typedef struct fdn_service_ops {
 
 /** Describes a service to add. New fields are only appended. */
 typedef struct fdn_service_spec {
-    uint32_t version;              /**< FDN_SERVICE_SPEC_VERSION */
-    const char *name;              /**< unique within the supervisor, 1..FDN_SERVICE_NAME_MAX
-                                        bytes; copied */
-    const fdn_service_ops_t *ops;  /**< vtable; must outlive the supervisor (usually static) */
-    void *state;                   /**< the service object (owned by the supervisor after a
-                                        successful add if ops->destroy is set) */
-    fdn_restart_t restart;         /**< default permanent */
-    int64_t health_interval_ns;    /**< health poll period; 0: never polled */
+    uint32_t version;             /**< FDN_SERVICE_SPEC_VERSION */
+    const char *name;             /**< unique within the supervisor, 1..FDN_SERVICE_NAME_MAX
+                                       bytes; copied */
+    const fdn_service_ops_t *ops; /**< vtable; must outlive the supervisor (usually static) */
+    void *state;                  /**< the service object (owned by the supervisor after a
+                                       successful add if ops->destroy is set) */
+    fdn_restart_t restart;        /**< default permanent */
+    int64_t health_interval_ns;   /**< health poll period; 0: never polled */
 } fdn_service_spec_t;
 
 #define FDN_SERVICE_SPEC_VERSION 1
-#define FDN_SERVICE_SPEC_INIT    {FDN_SERVICE_SPEC_VERSION, NULL, NULL, NULL, FDN_RESTART_PERMANENT, 0}
+#define FDN_SERVICE_SPEC_INIT                                                                      \
+    {                                                                                              \
+        FDN_SERVICE_SPEC_VERSION, NULL, NULL, NULL, FDN_RESTART_PERMANENT, 0                       \
+    }
 
 /**
  * Called once when the restart intensity is exceeded, after every service was stopped.
@@ -130,8 +133,8 @@ typedef void (*fdn_sup_escalation_fn)(const char *service, int code, void *user)
  * @param reason   the code of the failure that caused the restart
  * @param backoff_ns delay before the restart
  */
-typedef void (*fdn_sup_restart_fn)(const char *service, int attempt, int reason,
-                                   int64_t backoff_ns, void *user);
+typedef void (*fdn_sup_restart_fn)(const char *service, int attempt, int reason, int64_t backoff_ns,
+                                   void *user);
 
 /**
  * Called after every state change of a service, on the thread that made it (the supervisor
@@ -140,21 +143,21 @@ typedef void (*fdn_sup_restart_fn)(const char *service, int attempt, int reason,
  * @param state  the service's state pointer (its stable handle)
  * @param code   failure code for RESTARTING/FAILED, else 0
  */
-typedef void (*fdn_sup_event_fn)(const char *service, void *state, fdn_service_state_t st,
-                                 int code, void *user);
+typedef void (*fdn_sup_event_fn)(const char *service, void *state, fdn_service_state_t st, int code,
+                                 void *user);
 
 /** Supervisor options. New fields are only appended. */
 typedef struct fdn_supervisor_opts {
-    uint32_t version;             /**< FDN_SUPERVISOR_OPTS_VERSION */
-    const char *name;             /**< used in thread names/messages; NULL: "supervisor" */
-    fdn_clock_t *clock;           /**< NULL: system clock; must outlive the supervisor */
-    fdn_sup_strategy_t strategy;  /**< default one_for_one */
-    int max_restarts;             /**< intensity: restarts allowed per period (default 3;
-                                       0: the first restart escalates) */
-    int64_t period_ns;            /**< intensity period (default 5 s) */
-    int64_t backoff_base_ns;      /**< first restart delay (default 10 ms; 0: immediate) */
-    int64_t backoff_max_ns;       /**< cap of the doubling delay (default 1 s) */
-    void *ctx;                    /**< passed to every ops->start */
+    uint32_t version;                    /**< FDN_SUPERVISOR_OPTS_VERSION */
+    const char *name;                    /**< used in thread names/messages; NULL: "supervisor" */
+    fdn_clock_t *clock;                  /**< NULL: system clock; must outlive the supervisor */
+    fdn_sup_strategy_t strategy;         /**< default one_for_one */
+    int max_restarts;                    /**< intensity: restarts allowed per period (default 3;
+                                              0: the first restart escalates) */
+    int64_t period_ns;                   /**< intensity period (default 5 s) */
+    int64_t backoff_base_ns;             /**< first restart delay (default 10 ms; 0: immediate) */
+    int64_t backoff_max_ns;              /**< cap of the doubling delay (default 1 s) */
+    void *ctx;                           /**< passed to every ops->start */
     fdn_sup_escalation_fn on_escalation; /**< optional */
     fdn_sup_restart_fn on_restart;       /**< optional */
     fdn_sup_event_fn on_event;           /**< optional */
@@ -163,8 +166,10 @@ typedef struct fdn_supervisor_opts {
 
 #define FDN_SUPERVISOR_OPTS_VERSION 1
 #define FDN_SUPERVISOR_OPTS_INIT                                                                   \
-    {FDN_SUPERVISOR_OPTS_VERSION, NULL, NULL, FDN_SUP_ONE_FOR_ONE, 3, 5000000000LL, 10000000LL,     \
-     1000000000LL, NULL, NULL, NULL, NULL, NULL}
+    {                                                                                              \
+        FDN_SUPERVISOR_OPTS_VERSION, NULL, NULL, FDN_SUP_ONE_FOR_ONE, 3, 5000000000LL, 10000000LL, \
+            1000000000LL, NULL, NULL, NULL, NULL, NULL                                             \
+    }
 
 /** Status of one service (a copy; see fdn_supervisor_service_status). */
 typedef struct fdn_service_status {

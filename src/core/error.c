@@ -376,8 +376,8 @@ size_t fdn_err_recovery_actions(int code, const char *operation, const char **ou
         "Check configuration format", "Validate against schema", "Review documentation", NULL};
     static const char *const service_unavailable[] = {
         "Check service health", "Verify network connectivity", "Review service logs", NULL};
-    static const char *const resource_exhausted[] = {
-        "Check memory usage", "Review resource limits", "Scale resources if needed", NULL};
+    static const char *const resource_exhausted[] = {"Check memory usage", "Review resource limits",
+                                                     "Scale resources if needed", NULL};
     static const char *const network_error[] = {"Check network connectivity",
                                                 "Retry with exponential backoff", NULL};
     static const char *const timeout[] = {"Increase timeout value", "Check network latency",

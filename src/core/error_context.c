@@ -255,6 +255,12 @@ void fdn_errctx_pop(void)
         t_st.depth--;
 }
 
+void fdn__errctx_truncate(size_t depth)
+{
+    if (t_st.depth > depth)
+        t_st.depth = (uint32_t)depth;
+}
+
 size_t fdn_errctx_depth(void)
 {
     return t_st.depth;
@@ -334,6 +340,20 @@ static void tw_fmt(tw_t *w, const char *fmt, ...)
     tw_put(w, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
+/* Length of the longest prefix of buf[0..len) that does not end inside a multi-byte
+ * UTF-8 character. */
+static size_t utf8_whole(const char *buf, size_t len)
+{
+    size_t i = len;
+    while (i > 0 && ((unsigned char)buf[i - 1] & 0xC0) == 0x80)
+        i--;
+    if (i == 0)
+        return len;
+    unsigned char lead = (unsigned char)buf[i - 1];
+    size_t need = lead < 0x80 ? 1 : (lead >> 5) == 6 ? 2 : (lead >> 4) == 14 ? 3 : 4;
+    return (i - 1) + need <= len ? len : i - 1;
+}
+
 static size_t format_crumbs(const frame_t *f, char *buf, size_t cap)
 {
     tw_t w = {buf, cap, 0};
@@ -352,10 +372,8 @@ static size_t format_crumbs(const frame_t *f, char *buf, size_t cap)
     }
     if (cap > 0) {
         size_t end = w.len < cap ? w.len : cap - 1;
-        /* never leave a cut multi-byte character at the end */
         if (w.len >= cap)
-            while (end > 0 && ((unsigned char)buf[end] & 0xC0) == 0x80)
-                end--;
+            end = utf8_whole(buf, end);
         buf[end] = '\0';
     }
     return w.len;
@@ -454,6 +472,33 @@ void fdn__errctx_fill(fdn_error_t *err)
     err->duration_ns = d > 0 ? d : 1;
 }
 
+/* Add the operation context of frame f to e (see fdn_errctx_enhance). */
+static void enhance(fdn_error_t *e, const frame_t *f)
+{
+    if (e->correlation_id[0] == '\0')
+        memcpy(e->correlation_id, f->corr, sizeof(e->correlation_id));
+    if (e->breadcrumbs[0] == '\0')
+        format_crumbs(f, e->breadcrumbs, sizeof(e->breadcrumbs));
+    fdn_err_add_context(e, "module", "%s", f->module);
+    fdn_err_add_context(e, "function", "%s", f->function);
+    fdn_err_add_context(e, "operation_id", "%llu", (unsigned long long)f->op_id);
+    for (uint32_t i = 0; i < f->meta_count; i++)
+        fdn_err_add_context(e, f->meta[i].key, "%s", f->meta[i].value);
+    int64_t d = mono_now() - f->start_ns;
+    e->duration_ns = d > 0 ? d : 1;
+}
+
+int fdn_errctx_enhance(fdn_error_t *err)
+{
+    frame_t *f = top();
+    if (f == NULL)
+        return FDN_ENOENT;
+    if (err == NULL)
+        return FDN_EINVAL;
+    enhance(err, f);
+    return 0;
+}
+
 static int run_impl(const char *module, const char *function, fdn_errctx_fn fn, void *arg,
                     fdn_error_t *err, fdn_errctx_hook_fn hook, void *hook_user)
 {
@@ -476,26 +521,14 @@ static int run_impl(const char *module, const char *function, fdn_errctx_fn fn, 
     /* failure path: from here on cost does not matter */
     fdn_error_t local;
     fdn_error_t *e = err ? err : &local;
-    bool filled_by_fn = err != NULL && err->code == rc &&
-                        (err->timestamp_ns != saved_ts || saved_code != rc);
-    if (!filled_by_fn) {
+    bool filled_by_fn =
+        err != NULL && err->code == rc && (err->timestamp_ns != saved_ts || saved_code != rc);
+    if (!filled_by_fn)
         fdn_err_set(e, rc, NULL);
-    } else if (f != NULL) {
-        if (e->correlation_id[0] == '\0')
-            memcpy(e->correlation_id, f->corr, sizeof(e->correlation_id));
-        if (e->breadcrumbs[0] == '\0')
-            format_crumbs(f, e->breadcrumbs, sizeof(e->breadcrumbs));
-    }
     fdn_errctx_hook_fn h = hook;
     void *hu = hook_user;
     if (f != NULL) {
-        fdn_err_add_context(e, "module", "%s", f->module);
-        fdn_err_add_context(e, "function", "%s", f->function);
-        fdn_err_add_context(e, "operation_id", "%llu", (unsigned long long)f->op_id);
-        for (uint32_t i = 0; i < f->meta_count; i++)
-            fdn_err_add_context(e, f->meta[i].key, "%s", f->meta[i].value);
-        int64_t d = mono_now() - f->start_ns;
-        e->duration_ns = d > 0 ? d : 1;
+        enhance(e, f);
         if (h == NULL) {
             h = f->hook;
             hu = f->hook_user;
@@ -525,8 +558,8 @@ int fdn_errctx_run(const char *module, const char *function, fdn_errctx_fn fn, v
     return run_impl(module, function, fn, arg, err, NULL, NULL);
 }
 
-int fdn_errctx_run_hooked(const char *module, const char *function, fdn_errctx_fn fn,
-                          void *arg, fdn_error_t *err, fdn_errctx_hook_fn hook, void *hook_user)
+int fdn_errctx_run_hooked(const char *module, const char *function, fdn_errctx_fn fn, void *arg,
+                          fdn_error_t *err, fdn_errctx_hook_fn hook, void *hook_user)
 {
     return run_impl(module, function, fn, arg, err, hook, hook_user);
 }

@@ -19,6 +19,9 @@
  *     while any reader can still see the entry.
  *   - destroy waits for pending callbacks (urcu_bp_barrier) and frees the last table.
  *
+ *   - fdn_registry_wait blocks on `wait_cv` under `wait_mu`; a successful register
+ *     broadcasts it after releasing `wmu`, so no thread ever holds both locks.
+ *
  * Invariants: one store, insert-if-absent under `wmu` (no check-then-insert race); a name
  * appears at most once in a table; table->n ≤ table->cap / 2.
  */
@@ -26,12 +29,13 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <urcu/urcu-bp.h>
-#include <urcu/compiler.h>
 
 #include "core/alloc.h"
 
@@ -93,6 +97,8 @@ typedef struct table {
 struct fdn_registry {
     _Atomic(table_t *) table;
     pthread_mutex_t wmu;
+    pthread_mutex_t wait_mu; /* fdn_registry_wait: taken by writers after wmu is released */
+    pthread_cond_t wait_cv;
     fdn_clock_t *clock;
     fdn_registry_event_fn on_event;
     void *event_user;
@@ -158,7 +164,8 @@ static size_t cap_for(size_t n)
 static void retire_cb(struct rcu_head *head)
 {
     TSAN_ACQUIRE();
-    table_t *t = caa_container_of(head, table_t, rcu);
+    _Static_assert(offsetof(table_t, rcu) == 0, "rcu head first");
+    table_t *t = (table_t *)(void *)head;
     for (size_t i = 0; i < t->ndropped; i++)
         entry_unref(t->dropped[i]);
     fdn__free(t->dropped);
@@ -206,6 +213,12 @@ int fdn_registry_create(fdn_registry_t **out, const fdn_registry_opts_t *opts)
         return FDN_ENOMEM;
     }
     pthread_mutex_init(&reg->wmu, NULL);
+    pthread_mutex_init(&reg->wait_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&reg->wait_cv, &ca);
+    pthread_condattr_destroy(&ca);
     reg->clock = o.clock;
     reg->on_event = o.on_event;
     reg->event_user = o.event_user;
@@ -225,6 +238,8 @@ void fdn_registry_destroy(fdn_registry_t *reg)
         entry_unref(t->slots[i]);
     fdn__free(t);
     pthread_mutex_destroy(&reg->wmu);
+    pthread_cond_destroy(&reg->wait_cv);
+    pthread_mutex_destroy(&reg->wait_mu);
     fdn__free(reg->name);
     fdn__free(reg);
 }
@@ -248,8 +263,7 @@ static int cmp_meta(const void *a, const void *b)
 /* Build an entry in one allocation. Metadata is sorted by key; for duplicate keys the last
  * given wins. */
 static int entry_build(fdn_registry_entry_t **out, const char *service, uint64_t h, void *handle,
-                       uint64_t owner, const fdn_registry_meta_t *meta, size_t nmeta,
-                       int64_t now)
+                       uint64_t owner, const fdn_registry_meta_t *meta, size_t nmeta, int64_t now)
 {
     fdn_registry_meta_t sorted[FDN_REGISTRY_META_MAX];
     size_t k = 0;
@@ -301,23 +315,21 @@ static bool name_ok(const char *service)
            strnlen(service, FDN_REGISTRY_NAME_MAX + 1) <= FDN_REGISTRY_NAME_MAX;
 }
 
-static void emit(fdn_registry_t *reg, fdn_registry_op_t op, const char *service, int rc,
-                 int64_t d)
+static void emit(fdn_registry_t *reg, fdn_registry_op_t op, const char *service, int rc, int64_t d)
 {
     if (reg->on_event != NULL)
         reg->on_event(op, reg->name, service ? service : "", rc, d, reg->event_user);
 }
 
-int fdn_registry_register(fdn_registry_t *reg, const char *service, void *handle,
-                          uint64_t owner, const fdn_registry_meta_t *meta, size_t nmeta,
-                          fdn_error_t *err)
+int fdn_registry_register(fdn_registry_t *reg, const char *service, void *handle, uint64_t owner,
+                          const fdn_registry_meta_t *meta, size_t nmeta, fdn_error_t *err)
 {
     if (reg == NULL)
         return fdn_err_set(err, FDN_EINVAL, "registry is NULL");
     int rc = 0;
     if (!name_ok(service)) {
-        rc = fdn_err_set(err, FDN_EINVAL, "service name must be 1..%d bytes",
-                         FDN_REGISTRY_NAME_MAX);
+        rc =
+            fdn_err_set(err, FDN_EINVAL, "service name must be 1..%d bytes", FDN_REGISTRY_NAME_MAX);
         goto out;
     }
     if (handle == NULL) {
@@ -353,8 +365,8 @@ int fdn_registry_register(fdn_registry_t *reg, const char *service, void *handle
             rc = 0;
         } else {
             rc = fdn_err_set(err, FDN_EEXIST,
-                             "Service %s already registered in namespace %s (handle %p)",
-                             service, reg->name, oh);
+                             "Service %s already registered in namespace %s (handle %p)", service,
+                             reg->name, oh);
             fdn_err_add_context(err, "namespace", "%s", reg->name);
             fdn_err_add_context(err, "service", "%s", service);
             fdn_err_add_context(err, "existing_owner", "%llu", (unsigned long long)oo);
@@ -374,6 +386,9 @@ int fdn_registry_register(fdn_registry_t *reg, const char *service, void *handle
     table_insert(next, e);
     publish(reg, next, NULL, 0);
     pthread_mutex_unlock(&reg->wmu);
+    pthread_mutex_lock(&reg->wait_mu);
+    pthread_cond_broadcast(&reg->wait_cv);
+    pthread_mutex_unlock(&reg->wait_mu);
 out:
     emit(reg, FDN_REGISTRY_OP_REGISTER, service, rc, 0);
     return rc;
@@ -390,11 +405,9 @@ static int not_found(fdn_registry_t *reg, const char *service, fdn_error_t *err)
     return FDN_ESERVICE_NOT_FOUND;
 }
 
-int fdn_registry_lookup(fdn_registry_t *reg, const char *service, void **out, fdn_error_t *err)
+/* The lock-free read path: true when found (handle copied into *out when out != NULL). */
+static bool find_handle(fdn_registry_t *reg, const char *service, void **out)
 {
-    if (reg == NULL || service == NULL)
-        return fdn_err_set(err, FDN_EINVAL, "registry or service is NULL");
-    int64_t t0 = reg->on_event ? now_ns(reg) : 0;
     uint64_t h = hash_name(service);
     void *handle = NULL;
     read_begin();
@@ -403,16 +416,59 @@ int fdn_registry_lookup(fdn_registry_t *reg, const char *service, void **out, fd
     if (e != NULL)
         handle = e->handle;
     read_end();
-    int rc = 0;
-    if (e == NULL)
-        rc = not_found(reg, service, err);
-    else if (out != NULL)
+    if (e != NULL && out != NULL)
         *out = handle;
+    return e != NULL;
+}
+
+int fdn_registry_lookup(fdn_registry_t *reg, const char *service, void **out, fdn_error_t *err)
+{
+    if (reg == NULL || service == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "registry or service is NULL");
+    int64_t t0 = reg->on_event ? now_ns(reg) : 0;
+    int rc = find_handle(reg, service, out) ? 0 : not_found(reg, service, err);
     if (reg->on_event != NULL) {
         int64_t d = now_ns(reg) - t0;
         emit(reg, FDN_REGISTRY_OP_LOOKUP, service, rc, d > 0 ? d : 1);
     }
     return rc;
+}
+
+int fdn_registry_wait(fdn_registry_t *reg, const char *service, int64_t timeout_ms, void **out,
+                      fdn_error_t *err)
+{
+    if (reg == NULL || service == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "registry or service is NULL");
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    if (timeout_ms > 0) {
+        int64_t ns = (int64_t)dl.tv_nsec + (timeout_ms % 1000) * 1000000;
+        dl.tv_sec += (time_t)(timeout_ms / 1000 + ns / 1000000000);
+        dl.tv_nsec = (long)(ns % 1000000000);
+    }
+    int rc;
+    pthread_mutex_lock(&reg->wait_mu);
+    for (;;) {
+        /* checked under wait_mu: a registration published after this lookup broadcasts
+         * only once we wait, so no wake-up is lost */
+        rc = find_handle(reg, service, out) ? 0 : FDN_ETIMEDOUT;
+        if (rc == 0 || timeout_ms == 0)
+            break;
+        int w = timeout_ms < 0 ? pthread_cond_wait(&reg->wait_cv, &reg->wait_mu)
+                               : pthread_cond_timedwait(&reg->wait_cv, &reg->wait_mu, &dl);
+        if (w != 0) {
+            rc = find_handle(reg, service, out) ? 0 : FDN_ETIMEDOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&reg->wait_mu);
+    if (rc == 0)
+        return 0;
+    fdn_err_set(err, FDN_ETIMEDOUT, "Service %s not registered in namespace %s within %lld ms",
+                service, reg->name, (long long)timeout_ms);
+    fdn_err_add_context(err, "namespace", "%s", reg->name);
+    fdn_err_add_context(err, "service", "%s", service);
+    return FDN_ETIMEDOUT;
 }
 
 int fdn_registry_meta_get(fdn_registry_t *reg, const char *service, const char *key, char *buf,

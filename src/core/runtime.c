@@ -10,10 +10,13 @@
  * Threads: the runtime creates none itself; the supervisor owns its thread and the workers,
  * the task pool its workers (docs/threading.md).
  *
- * Locks: `mu` guards started/stopped/started_ns only and is never held across a call into
- * another component. Registry updates happen in the supervisor's on_event callback, which
- * runs on the lifecycle thread with no lock held; `registered` in a wrapper is touched only
- * there (the supervisor serialises lifecycle callbacks). Order: none nested.
+ * Locks: `mu` guards started/stopped/started_ns and the wrapper list `svcs`. A service is
+ * registered by its wrapper's start (after the service's own start succeeded; if the name is
+ * taken or memory runs out, the start fails) and unregistered from the supervisor's on_event
+ * callback when it stops for good; both run on the lifecycle thread with no lock held, so
+ * `registered` needs no lock there. After the supervisor has shut down, a sweep under `mu`
+ * retries removals that failed for lack of memory. Order: mu -> registry.wmu (sweep only);
+ * `mu` is never held across a call into the supervisor or a service.
  *
  * Global state: `g_default` (atomic pointer) is the only process-wide mutable variable.
  */
@@ -26,14 +29,17 @@
 #include "core/alloc.h"
 #include "core/runtime_int.h"
 #include "core/supervisor_int.h"
+#include "core/tasks_int.h"
 
 typedef struct rt_svc {
     fdn_runtime_t *rt;
     uint64_t owner;
-    const fdn_service_ops_t *ops;  /* application service, or NULL */
-    const fdn__rt_builtin_t *bi;   /* built-in service, or NULL */
-    void *obj;                     /* the service object: the registry handle */
-    bool registered;               /* lifecycle thread only */
+    const fdn_service_ops_t *ops; /* application service, or NULL */
+    const fdn__rt_builtin_t *bi;  /* built-in service, or NULL */
+    void *obj;                    /* the service object: the registry handle */
+    bool registered;              /* lifecycle thread, or the shutdown sweep under rt->mu */
+    struct rt_svc *next;          /* runtime's list of wrappers (guarded by rt->mu) */
+    char name[FDN_SERVICE_NAME_MAX + 1];
 } rt_svc_t;
 
 struct fdn_runtime {
@@ -51,6 +57,7 @@ struct fdn_runtime {
     fdn_tasks_t *tasks;
     void *slots[FDN__RT_SLOT_COUNT];
     pthread_mutex_t mu;
+    rt_svc_t *svcs; /* every wrapper added (freed by the supervisor's destroy) */
     bool started;
     bool stopped;
     int64_t started_ns;
@@ -62,18 +69,55 @@ static _Atomic(fdn_runtime_t *) g_default = NULL;
 
 /* ---- service wrapper ---------------------------------------------------------------- */
 
+static void w_stop(void *state);
+
+/* Register a service under its name when it starts (once: the entry stays through restarts).
+ * Lifecycle thread. */
+static int register_svc(rt_svc_t *s, const char *name, fdn_error_t *err)
+{
+    if (s->registered)
+        return 0;
+    fdn_runtime_t *rt = s->rt;
+    const char *kind = s->bi != NULL ? "builtin" : "service";
+    fdn_registry_meta_t meta[] = {{"kind", kind}, {"runtime", rt->name}};
+    void *handle = s->obj != NULL ? s->obj : (void *)s;
+    int rc = fdn_registry_register(rt->reg, name, handle, s->owner, meta, 2, err);
+    if (rc == 0) {
+        s->registered = true;
+        atomic_fetch_add_explicit(&rt->registrations, 1, memory_order_relaxed);
+    }
+    return rc;
+}
+
+/* Remove a service's entry; on failure (ENOMEM) it stays marked and is retried at the next
+ * stop or by the sweep at shutdown. */
+static void unregister_svc(rt_svc_t *s)
+{
+    if (s->registered && fdn_registry_release_owner(s->rt->reg, s->owner) >= 0) {
+        s->registered = false;
+        atomic_fetch_sub_explicit(&s->rt->registrations, 1, memory_order_relaxed);
+    }
+}
+
 static int w_start(void *state, void *ctx, fdn_error_t *err)
 {
     (void)ctx;
     rt_svc_t *s = state;
+    int rc;
     if (s->bi != NULL) {
-        int rc = s->bi->start != NULL ? s->bi->start(s->obj) : 0;
+        rc = s->bi->start != NULL ? s->bi->start(s->obj) : 0;
         if (rc != 0)
-            fdn_err_set(err, rc, "built-in service %s failed to start in runtime %s",
-                        s->bi->name, s->rt->name);
-        return rc;
+            return fdn_err_set(err, rc, "built-in service %s failed to start in runtime %s",
+                               s->bi->name, s->rt->name);
+    } else {
+        rc = s->ops->start(s->obj, s->rt, err);
+        if (rc != 0)
+            return rc;
     }
-    return s->ops->start(s->obj, s->rt, err);
+    rc = register_svc(s, s->name, err);
+    if (rc != 0)
+        w_stop(state);
+    return rc;
 }
 
 static void w_stop(void *state)
@@ -116,33 +160,36 @@ static void w_destroy(void *state)
 static const fdn_service_ops_t W_OPS = {w_start, w_stop, w_health, NULL, w_destroy};
 static const fdn_service_ops_t W_OPS_RUN = {w_start, w_stop, w_health, w_run, w_destroy};
 
-/* The task pool as a supervised child: its threads live from create to shutdown, so start
- * and stop only gate the registration; the runtime drains it at shutdown. */
-static const fdn__rt_builtin_t TASKS_BUILTIN = {"task_supervisor", NULL, NULL, NULL, NULL,
-                                                NULL, FDN_RESTART_PERMANENT};
+/* The task pool as a supervised child (the reference's TaskSupervisor, last built-in):
+ * stop drains and joins its workers, start resumes them. Destroyed by the runtime itself. */
+static int tasks_start(void *obj)
+{
+    return fdn__tasks_service_start(obj);
+}
+
+static void tasks_stop(void *obj)
+{
+    fdn__tasks_service_stop(obj);
+}
+
+static int tasks_health(void *obj)
+{
+    return fdn__tasks_service_health(obj);
+}
+
+static const fdn__rt_builtin_t TASKS_BUILTIN = {
+    "task_supervisor", NULL, NULL, tasks_start, tasks_stop, tasks_health, FDN_RESTART_PERMANENT};
 
 /* ---- supervisor callbacks (lifecycle thread, no lock held) --------------------------- */
 
 static void rt_on_event(const char *service, void *state, fdn_service_state_t st, int code,
                         void *user)
 {
+    (void)service;
     (void)code;
-    fdn_runtime_t *rt = user;
-    rt_svc_t *s = state;
-    if (st == FDN_SERVICE_RUNNING && !s->registered) {
-        const char *kind = s->bi != NULL ? "builtin" : "service";
-        fdn_registry_meta_t meta[] = {{"kind", kind}, {"runtime", rt->name}};
-        void *handle = s->obj != NULL ? s->obj : (void *)s;
-        if (fdn_registry_register(rt->reg, service, handle, s->owner, meta, 2, NULL) == 0) {
-            s->registered = true;
-            atomic_fetch_add_explicit(&rt->registrations, 1, memory_order_relaxed);
-        }
-    } else if ((st == FDN_SERVICE_STOPPED || st == FDN_SERVICE_FAILED) && s->registered) {
-        if (fdn_registry_release_owner(rt->reg, s->owner) >= 0) {
-            s->registered = false;
-            atomic_fetch_sub_explicit(&rt->registrations, 1, memory_order_relaxed);
-        }
-    }
+    (void)user;
+    if (st == FDN_SERVICE_STOPPED || st == FDN_SERVICE_FAILED)
+        unregister_svc(state);
 }
 
 static void rt_on_escalation(const char *service, int code, void *user)
@@ -179,6 +226,11 @@ static int add_wrapped(fdn_runtime_t *rt, const char *name, const fdn__rt_builti
     s->bi = bi;
     s->ops = app != NULL ? app->ops : NULL;
     s->obj = obj;
+    size_t len = strlen(name);
+    if (len > FDN_SERVICE_NAME_MAX)
+        len = FDN_SERVICE_NAME_MAX;
+    memcpy(s->name, name, len);
+    s->name[len] = '\0';
     fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
     spec.name = name;
     spec.state = s;
@@ -191,9 +243,23 @@ static int add_wrapped(fdn_runtime_t *rt, const char *name, const fdn__rt_builti
         spec.restart = bi->restart;
         spec.health_interval_ns = bi->health != NULL ? rt->health_interval : 0;
     }
+    /* link first: an add after start may start (and register) the service at once */
+    pthread_mutex_lock(&rt->mu);
+    s->next = rt->svcs;
+    rt->svcs = s;
+    pthread_mutex_unlock(&rt->mu);
     int rc = fdn_supervisor_add(rt->sup, &spec, err);
-    if (rc != 0)
+    if (rc != 0) {
+        pthread_mutex_lock(&rt->mu);
+        for (rt_svc_t **pp = &rt->svcs; *pp != NULL; pp = &(*pp)->next) {
+            if (*pp == s) {
+                *pp = s->next;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&rt->mu);
         fdn__free(s); /* the caller keeps obj */
+    }
     return rc;
 }
 
@@ -366,16 +432,26 @@ int fdn_runtime_shutdown(fdn_runtime_t *rt, int64_t timeout_ms)
     pthread_mutex_lock(&rt->mu);
     rt->stopped = true;
     pthread_mutex_unlock(&rt->mu);
-    int rc = 0;
-    if (rt->tasks != NULL) {
-        rc = fdn_tasks_shutdown(rt->tasks, timeout_ms);
-        if (rc == FDN_EBUSY) /* called from one of our tasks: let destroy drain */
-            rc = 0;
+    /* The supervisor stops the services in reverse order; the task pool is one of them and
+     * drains when stopped. Then the pool is shut down for good (idempotent). */
+    if (fdn__supervisor_on_thread(rt->sup)) {
+        /* from a supervisor callback (e.g. on_escalation): only request the stop; the
+         * supervisor thread stops the services and destroy completes the rest */
+        return fdn_supervisor_shutdown(rt->sup, timeout_ms);
     }
-    if (rt->sup != NULL) {
-        int src = fdn_supervisor_shutdown(rt->sup, timeout_ms);
-        if (rc == 0)
-            rc = src;
+    int rc = rt->sup != NULL ? fdn_supervisor_shutdown(rt->sup, timeout_ms) : 0;
+    if (rc == 0) {
+        /* every service is stopped and no lifecycle callback runs any more: retry removals
+         * that failed for lack of memory */
+        pthread_mutex_lock(&rt->mu);
+        for (rt_svc_t *s = rt->svcs; s != NULL; s = s->next)
+            unregister_svc(s);
+        pthread_mutex_unlock(&rt->mu);
+    }
+    if (rc == 0 && rt->tasks != NULL) {
+        rc = fdn_tasks_shutdown(rt->tasks, timeout_ms);
+        if (rc == FDN_EBUSY)
+            rc = 0;
     }
     return rc;
 }
@@ -421,8 +497,8 @@ int fdn_runtime_service_status(fdn_runtime_t *rt, const char *service, fdn_servi
     return fdn_supervisor_service_status(rt->sup, service, out);
 }
 
-int fdn_runtime_health(fdn_runtime_t *rt, fdn_runtime_health_t *out,
-                       fdn_service_status_t *services, size_t cap, size_t *n_out)
+int fdn_runtime_health(fdn_runtime_t *rt, fdn_runtime_health_t *out, fdn_service_status_t *services,
+                       size_t cap, size_t *n_out)
 {
     if (rt == NULL || out == NULL || (services == NULL && cap > 0))
         return FDN_EINVAL;

@@ -11,7 +11,6 @@ const fdn__rt_builtin_t fdn__rt_builtins[FDN__RT_SLOT_COUNT] = {
     [FDN__RT_EVENTS] = {"event_store", NULL, NULL, NULL, NULL, NULL, FDN_RESTART_PERMANENT},
     [FDN__RT_TELEMETRY] = {"telemetry_service", NULL, NULL, NULL, NULL, NULL,
                            FDN_RESTART_PERMANENT},
-    [FDN__RT_CONNMGR] = {"connection_manager", NULL, NULL, NULL, NULL, NULL,
-                         FDN_RESTART_PERMANENT},
+    [FDN__RT_CONNMGR] = {"connection_manager", NULL, NULL, NULL, NULL, NULL, FDN_RESTART_PERMANENT},
     [FDN__RT_LIMITER] = {"rate_limiter", NULL, NULL, NULL, NULL, NULL, FDN_RESTART_PERMANENT},
 };

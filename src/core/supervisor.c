@@ -221,8 +221,10 @@ static void *worker_main(void *arg)
     if (rc > 0)
         rc = FDN_EINTERNAL;
     pthread_mutex_lock(&sup->mu);
+    /* STARTING: the worker may end before start_child marks the service RUNNING; the
+     * report is then handled once the lifecycle thread has finished that start. */
     if (!atomic_load_explicit(&ch->ctl.stop, memory_order_acquire) && ch->gen == ch->ctl.gen &&
-        ch->st == FDN_SERVICE_RUNNING && !ch->fail_pending) {
+        (ch->st == FDN_SERVICE_RUNNING || ch->st == FDN_SERVICE_STARTING) && !ch->fail_pending) {
         ch->fail_pending = true;
         ch->fail_code = rc;
         ch->fail_gen = ch->ctl.gen;
@@ -507,8 +509,8 @@ static bool do_one(fdn_supervisor_t *sup, int64_t *deadline)
             continue;
         ch->add_pending = false;
         if (sup->failed) {
-            ch->add_rc = fdn_err_set(ch->add_err, FDN_EESCALATED, "supervisor %s has failed",
-                                     sup->name);
+            ch->add_rc =
+                fdn_err_set(ch->add_err, FDN_EESCALATED, "supervisor %s has failed", sup->name);
         } else {
             pthread_mutex_unlock(&sup->mu);
             int rc = start_child(sup, ch, FDN_SERVICE_STOPPED, ch->add_err);
@@ -722,8 +724,8 @@ int fdn_supervisor_add(fdn_supervisor_t *sup, const fdn_service_spec_t *spec, fd
     pthread_mutex_lock(&sup->mu);
     if (find_locked(sup, ch->name) != NULL) {
         pthread_mutex_unlock(&sup->mu);
-        rc = fdn_err_set(err, FDN_EEXIST, "service %s already exists in supervisor %s",
-                         ch->name, sup->name);
+        rc = fdn_err_set(err, FDN_EEXIST, "service %s already exists in supervisor %s", ch->name,
+                         sup->name);
         fdn__free(ch);
         return rc;
     }
@@ -1004,4 +1006,9 @@ fdn_clock_t *fdn_supervisor_clock(const fdn_supervisor_t *sup)
 size_t fdn__supervisor_live_threads(fdn_supervisor_t *sup)
 {
     return sup != NULL ? atomic_load_explicit(&sup->live_threads, memory_order_relaxed) : 0;
+}
+
+bool fdn__supervisor_on_thread(fdn_supervisor_t *sup)
+{
+    return sup != NULL && on_sup_thread(sup);
 }

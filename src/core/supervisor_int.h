@@ -9,4 +9,7 @@
  * leak check of testing.h. */
 size_t fdn__supervisor_live_threads(fdn_supervisor_t *sup);
 
+/* True when called on the supervisor's own thread (i.e. from one of its callbacks). */
+bool fdn__supervisor_on_thread(fdn_supervisor_t *sup);
+
 #endif

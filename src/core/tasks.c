@@ -17,6 +17,10 @@
  * join (`joining`), joins without the lock, then sets `joined`; other callers wait for
  * `joined`. A caller that times out leaves everything in place and may call again.
  *
+ * Service stop/start (tasks_int.h, for the runtime's supervisor): the same drain and join,
+ * but not `permanent`: submits answer FDN_EUNAVAILABLE and fdn__tasks_service_start resets
+ * the shutdown state and starts new workers. Counters survive a restart.
+ *
  * Invariants: count ≤ cap; completed + running + count == accepted submits; a task is either
  * rejected (fn never called) or run exactly once.
  */
@@ -28,6 +32,8 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "core/errctx.h"
+#include "core/tasks_int.h"
 
 typedef struct task {
     fdn_task_fn fn;
@@ -44,7 +50,8 @@ struct fdn_tasks {
     size_t cap;
     size_t head;
     size_t count;
-    bool stopping;
+    bool stopping;  /* workers told to drain and exit; submits refused */
+    bool permanent; /* fdn_tasks_shutdown was called (vs a restartable service stop) */
     bool joining;
     bool joined;
     unsigned nworkers;
@@ -85,10 +92,11 @@ static void *worker_main(void *arg)
         pthread_cond_signal(&tp->not_full);
         pthread_mutex_unlock(&tp->mu);
 
-        bool adopted = t.ctx != NULL && fdn_errctx_adopt(t.ctx) == 0;
+        size_t depth = fdn_errctx_depth();
+        if (t.ctx != NULL)
+            (void)fdn_errctx_adopt(t.ctx);
         int rc = t.fn(t.arg);
-        if (adopted)
-            fdn_errctx_pop();
+        fdn__errctx_truncate(depth); /* pops the adopted context and anything leaked */
         fdn_errctx_capture_free(t.ctx);
 
         pthread_mutex_lock(&tp->mu);
@@ -113,6 +121,23 @@ static void free_pool(fdn_tasks_t *tp)
     fdn__free(tp->threads);
     fdn__free(tp);
 }
+
+/* Start nworkers threads (called with mu held; workers block on mu until it is released).
+ * On failure the ones started stay counted in `started` so drain_join can join them. */
+static int start_workers(fdn_tasks_t *tp)
+{
+    for (unsigned i = 0; i < tp->nworkers; i++) {
+        if (pthread_create(&tp->threads[i], NULL, worker_main, tp) != 0)
+            return FDN_EAGAIN;
+        char tn[16];
+        snprintf(tn, sizeof(tn), "%.10s-%u", tp->name, i % 1000);
+        pthread_setname_np(tp->threads[i], tn);
+        tp->started++;
+    }
+    return 0;
+}
+
+static int drain_join(fdn_tasks_t *tp, int64_t timeout_ms, bool permanent);
 
 int fdn_tasks_create(fdn_tasks_t **out, const fdn_tasks_opts_t *opts)
 {
@@ -150,22 +175,13 @@ int fdn_tasks_create(fdn_tasks_t **out, const fdn_tasks_opts_t *opts)
     pthread_cond_init(&tp->not_full, &ca);
     pthread_cond_init(&tp->state, &ca);
     pthread_condattr_destroy(&ca);
-    for (unsigned i = 0; i < o.workers; i++) {
-        if (pthread_create(&tp->threads[i], NULL, worker_main, tp) != 0) {
-            /* stop and join the ones already running */
-            pthread_mutex_lock(&tp->mu);
-            tp->stopping = true;
-            pthread_cond_broadcast(&tp->not_empty);
-            pthread_mutex_unlock(&tp->mu);
-            for (unsigned j = 0; j < i; j++)
-                pthread_join(tp->threads[j], NULL);
-            free_pool(tp);
-            return FDN_EAGAIN;
-        }
-        char tn[16];
-        snprintf(tn, sizeof(tn), "%.10s-%u", tp->name, i % 1000);
-        pthread_setname_np(tp->threads[i], tn);
-        tp->started++;
+    pthread_mutex_lock(&tp->mu);
+    int rc = start_workers(tp);
+    pthread_mutex_unlock(&tp->mu);
+    if (rc < 0) {
+        (void)drain_join(tp, -1, true);
+        free_pool(tp);
+        return rc;
     }
     *out = tp;
     return 0;
@@ -190,7 +206,7 @@ static int submit_impl(fdn_tasks_t *tp, fdn_task_fn fn, void *arg, bool wait, in
     rc = 0;
     for (;;) {
         if (tp->stopping) {
-            rc = FDN_ESHUTDOWN;
+            rc = tp->permanent ? FDN_ESHUTDOWN : FDN_EUNAVAILABLE;
             break;
         }
         if (tp->count < tp->cap)
@@ -204,7 +220,7 @@ static int submit_impl(fdn_tasks_t *tp, fdn_task_fn fn, void *arg, bool wait, in
         } else if (pthread_cond_timedwait(&tp->not_full, &tp->mu, &dl) != 0) {
             if (tp->count < tp->cap && !tp->stopping)
                 break;
-            rc = tp->stopping ? FDN_ESHUTDOWN : FDN_ETIMEDOUT;
+            rc = !tp->stopping ? FDN_ETIMEDOUT : tp->permanent ? FDN_ESHUTDOWN : FDN_EUNAVAILABLE;
             break;
         }
     }
@@ -231,16 +247,15 @@ int fdn_tasks_submit_wait(fdn_tasks_t *tp, fdn_task_fn fn, void *arg, int64_t ti
     return submit_impl(tp, fn, arg, true, timeout_ms);
 }
 
-int fdn_tasks_shutdown(fdn_tasks_t *tp, int64_t timeout_ms)
+/* Stop accepting, drain, join (see DESIGN). */
+static int drain_join(fdn_tasks_t *tp, int64_t timeout_ms, bool permanent)
 {
-    if (tp == NULL)
-        return FDN_EINVAL;
-    if (t_pool == tp)
-        return FDN_EBUSY;
     struct timespec dl;
     if (timeout_ms >= 0)
         deadline_after(&dl, timeout_ms);
     pthread_mutex_lock(&tp->mu);
+    if (permanent)
+        tp->permanent = true;
     if (!tp->stopping) {
         tp->stopping = true;
         pthread_cond_broadcast(&tp->not_empty);
@@ -261,12 +276,67 @@ int fdn_tasks_shutdown(fdn_tasks_t *tp, int64_t timeout_ms)
         if (timeout_ms < 0) {
             pthread_cond_wait(&tp->state, &tp->mu);
         } else if (pthread_cond_timedwait(&tp->state, &tp->mu, &dl) != 0) {
-            if (!tp->joined && !(tp->exited == tp->started && !tp->joining))
+            if (!tp->joined && !(tp->exited == tp->started && !tp->joining)) {
                 rc = FDN_ETIMEDOUT;
-            if (rc != 0)
                 break;
+            }
         }
     }
+    pthread_mutex_unlock(&tp->mu);
+    return rc;
+}
+
+int fdn_tasks_shutdown(fdn_tasks_t *tp, int64_t timeout_ms)
+{
+    if (tp == NULL)
+        return FDN_EINVAL;
+    if (t_pool == tp)
+        return FDN_EBUSY;
+    return drain_join(tp, timeout_ms, true);
+}
+
+void fdn__tasks_service_stop(fdn_tasks_t *tp)
+{
+    if (tp == NULL || t_pool == tp)
+        return;
+    (void)drain_join(tp, -1, false);
+}
+
+int fdn__tasks_service_start(fdn_tasks_t *tp)
+{
+    if (tp == NULL)
+        return FDN_EINVAL;
+    pthread_mutex_lock(&tp->mu);
+    if (tp->permanent) {
+        pthread_mutex_unlock(&tp->mu);
+        return FDN_ESHUTDOWN;
+    }
+    if (!tp->stopping) {
+        pthread_mutex_unlock(&tp->mu);
+        return 0; /* already running */
+    }
+    if (!tp->joined) {
+        pthread_mutex_unlock(&tp->mu);
+        return FDN_EBUSY; /* a stop is still in progress */
+    }
+    tp->stopping = false;
+    tp->joining = false;
+    tp->joined = false;
+    tp->exited = 0;
+    tp->started = 0;
+    int rc = start_workers(tp);
+    pthread_mutex_unlock(&tp->mu);
+    if (rc < 0)
+        (void)drain_join(tp, -1, false);
+    return rc;
+}
+
+int fdn__tasks_service_health(fdn_tasks_t *tp)
+{
+    if (tp == NULL)
+        return FDN_EINVAL;
+    pthread_mutex_lock(&tp->mu);
+    int rc = tp->stopping ? FDN_EUNAVAILABLE : tp->exited > 0 ? FDN_EUNHEALTHY : 0;
     pthread_mutex_unlock(&tp->mu);
     return rc;
 }

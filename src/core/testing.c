@@ -51,8 +51,8 @@ int fdn_testing_runtime_destroy(fdn_runtime_t *rt, fdn_error_t *err)
     fdn_clock_t *clock = fdn_runtime_clock(rt);
     int rc = fdn_runtime_shutdown(rt, TEST_WAIT_MS);
     if (rc != 0) {
-        fdn_err_set(err, rc, "test runtime %s did not shut down within %d ms",
-                    fdn_runtime_name(rt), TEST_WAIT_MS);
+        fdn_err_set(err, rc, "test runtime %s did not shut down within %d ms", fdn_runtime_name(rt),
+                    TEST_WAIT_MS);
     } else {
         fdn__rt_live_t live;
         fdn__runtime_live(rt, &live);
@@ -61,8 +61,8 @@ int fdn_testing_runtime_destroy(fdn_runtime_t *rt, fdn_error_t *err)
             rc = fdn_err_set(err, FDN_EINTERNAL,
                              "test runtime %s leaked: %zu threads, %zu running services, "
                              "%zu registrations, %llu busy tasks",
-                             fdn_runtime_name(rt), live.threads, live.running,
-                             live.registrations, (unsigned long long)live.tasks_busy);
+                             fdn_runtime_name(rt), live.threads, live.running, live.registrations,
+                             (unsigned long long)live.tasks_busy);
         }
     }
     fdn_runtime_destroy(rt);

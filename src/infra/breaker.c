@@ -16,12 +16,17 @@
  * Fields written under `mu` and read without it (opened_at, half_open_at, failures) are
  * atomics, stored before the new word is published with release order.
  * The set's `mu` guards its array; it is never held with a breaker's `mu`.
- * No user callback (classify, on_transition) runs while a lock is held.
+ * No user callback (classify, on_transition) and no telemetry call runs while a lock is held.
+ *
+ * Telemetry (opts.telemetry): counters foundation.circuit_breaker.state_change {name, from,
+ * new_state} on every transition and foundation.circuit_breaker.call_rejected {name, reason}
+ * on every rejection. Admitted calls emit nothing (the closed path stays one load).
  *
  * Invariants: failures == ring_len <= failure_threshold; state CLOSED implies probes == 0;
  * probes <= half_open_max_calls.
  */
 #include <fdn/breaker.h>
+#include <fdn/telemetry.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -29,14 +34,14 @@
 
 #include "core/alloc.h"
 
-#define ST_BITS   8u
-#define PR_SHIFT  8u
-#define PR_MASK   0xffffu
-#define GEN_SHIFT 24u
+#define ST_BITS     8u
+#define PR_SHIFT    8u
+#define PR_MASK     0xffffu
+#define GEN_SHIFT   24u
 #define W_STATE(w)  ((fdn_breaker_state_t)((w)&0xffu))
 #define W_PROBES(w) ((uint32_t)(((w) >> PR_SHIFT) & PR_MASK))
 #define W_GEN(w)    ((w) >> GEN_SHIFT)
-#define W_MAKE(gen, probes, st)                                                                 \
+#define W_MAKE(gen, probes, st)                                                                    \
     (((uint64_t)(gen) << GEN_SHIFT) | ((uint64_t)(probes) << PR_SHIFT) | (uint64_t)(st))
 
 #define NS_PER_MS 1000000LL
@@ -98,8 +103,7 @@ const char *fdn_breaker_state_name(fdn_breaker_state_t s)
     return "unknown";
 }
 
-int fdn_breaker_opts_from_tolerance(fdn_breaker_opts_t *opts, int64_t tolerance,
-                                    int64_t refresh_ms)
+int fdn_breaker_opts_from_tolerance(fdn_breaker_opts_t *opts, int64_t tolerance, int64_t refresh_ms)
 {
     if (opts == NULL || tolerance < 0 || tolerance >= UINT32_MAX - 1 || refresh_ms <= 0)
         return FDN_EINVAL;
@@ -254,6 +258,13 @@ static bool transition(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t 
         /* only probe counts change without mu */
     }
     pthread_mutex_unlock(&b->mu);
+    if (b->o.telemetry) {
+        fdn_tm_meta_t meta[3] = {{"name", b->name},
+                                 {"from", fdn_breaker_state_name(from)},
+                                 {"new_state", fdn_breaker_state_name(to)}};
+        fdn_telemetry_emit_counter(b->o.telemetry, "foundation.circuit_breaker.state_change", meta,
+                                   3);
+    }
     if (b->o.on_transition)
         b->o.on_transition(b->name, from, to, b->o.transition_user);
     return true;
@@ -298,11 +309,18 @@ fdn_breaker_state_t fdn_breaker_state(const fdn_breaker_t *b)
 static int reject(fdn_breaker_t *b)
 {
     atomic_fetch_add_explicit(&b->total_rejected, 1, memory_order_relaxed);
+    if (b->o.telemetry) {
+        fdn_tm_meta_t meta[2] = {{"name", b->name}, {"reason", "circuit_open"}};
+        fdn_telemetry_emit_counter(b->o.telemetry, "foundation.circuit_breaker.call_rejected", meta,
+                                   2);
+    }
     return FDN_ECIRCUIT_OPEN;
 }
 
 int fdn_breaker_acquire(fdn_breaker_t *b, fdn_breaker_permit_t *permit)
 {
+    if (FDN_UNLIKELY(b == NULL || permit == NULL))
+        return FDN_EINVAL;
     uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
     if (FDN_LIKELY((w & 0xffu) == FDN_BREAKER_CLOSED)) {
         permit->word = w;
@@ -427,6 +445,8 @@ static bool rate_push_locked(fdn_breaker_t *b, bool fail, bool slow, int64_t now
 
 void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, int rc)
 {
+    if (FDN_UNLIKELY(b == NULL || permit == NULL))
+        return;
     const fdn_breaker_opts_t *o = &b->o;
     uint64_t pw = permit->word;
     fdn_breaker_state_t st = W_STATE(pw);

@@ -17,13 +17,16 @@
  * exactly one chain and in the shard's LRU list (most recent at the head); a cell whose
  * `expires` has passed is equivalent to no cell, so sweeping never changes a decision.
  * `expires` is wall ns for FIXED_WINDOW cells (the only clock a fixed-window check reads)
- * and monotonic ns for the others; each shard keeps a sweep deadline on both clocks. Arithmetic is integer ns; products use 128-bit intermediates and rules are
- * validated so that stored values fit in int64.
+ * and monotonic ns for the others; each shard keeps a sweep deadline on both clocks. Arithmetic is
+ * integer ns; products use 128-bit intermediates and rules are validated so that stored values fit
+ * in int64.
  */
 #include <fdn/limiter.h>
+#include <fdn/telemetry.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -31,13 +34,17 @@
 
 __extension__ typedef __int128 i128;
 
-#define NS_PER_MS   1000000LL
-#define MAX_KEYLEN  4096u
-#define MAX_RULES   64
+#define NS_PER_MS     1000000LL
+#define MAX_KEYLEN    4096u
+#define MAX_RULES     64
 #define RULE_NAME_MAX 64
-#define LIM_MAX     ((int64_t)1 << 31)
-#define PERIOD_MAX  ((int64_t)1 << 33)
-#define SCALED_MAX  ((int64_t)1 << 62)
+#define LIM_MAX       ((int64_t)1 << 31)
+#define PERIOD_MAX    ((int64_t)1 << 33)
+#define SCALED_MAX    ((int64_t)1 << 62)
+
+/* Telemetry (opts.telemetry): counters foundation.rate_limiter.request_allowed and
+ * foundation.rate_limiter.request_denied {algorithm} per consuming check (keys are not put in
+ * metadata: their cardinality is unbounded). Emitted after the shard lock is released. */
 
 /* ------------------------------------------------------------------------------------------
  * rules and algorithms (pure)
@@ -93,8 +100,8 @@ int fdn_limit_rule_validate(const fdn_limit_rule_t *r, fdn_error_t *err)
 }
 
 typedef struct cell {
-    void *raw;                       /* allocation (cells start on a cache line) */
-    struct cell *next;               /* hash chain */
+    void *raw;                        /* allocation (cells start on a cache line) */
+    struct cell *next;                /* hash chain */
     struct cell *lru_prev, *lru_next; /* shard LRU list */
     uint64_t hash;
     int64_t expires; /* wall ns (fixed window) or monotonic ns (others) */
@@ -315,7 +322,7 @@ typedef struct shard {
 
 typedef struct membe {
     void *shards_raw;
-    shard_t *shards; /* cache-line aligned */
+    shard_t *shards;  /* cache-line aligned */
     uint32_t nshards; /* power of two */
     uint32_t cap;     /* per shard */
     _Atomic int64_t interval_ns;
@@ -482,8 +489,8 @@ static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit
             pthread_mutex_unlock(&s->mu);
             return FDN_ENOMEM;
         }
-        cell_t *nc = (cell_t *)(((uintptr_t)raw + FDN_CACHELINE - 1) &
-                                ~(uintptr_t)(FDN_CACHELINE - 1));
+        cell_t *nc =
+            (cell_t *)(((uintptr_t)raw + FDN_CACHELINE - 1) & ~(uintptr_t)(FDN_CACHELINE - 1));
         if (s->count >= m->cap) {
             cell_t *victim = s->lru_tail;
             if (cell_expired(victim, now))
@@ -681,8 +688,8 @@ int fdn_limiter_create(fdn_limiter_t **out, const fdn_limiter_opts_t *opts)
     static const struct {
         const char *name;
         int64_t period_ms, limit;
-    } defaults[] = {{"api_calls", 60000, 100}, {"db_queries", 60000, 500},
-                    {"file_operations", 1000, 10}};
+    } defaults[] = {
+        {"api_calls", 60000, 100}, {"db_queries", 60000, 500}, {"file_operations", 1000, 10}};
     for (size_t i = 0; i < FDN_ARRAY_LEN(defaults); i++) {
         fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, defaults[i].limit, defaults[i].period_ms, 0};
         fdn_limiter_set_rule(l, defaults[i].name, &r);
@@ -745,7 +752,16 @@ static int run_op(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_li
     int rc = l->be->apply(l->be_self, key, keylen, rule, cost, op, &now, res, rsv);
     if (rc)
         return rc;
-    if (op == FDN__LIMIT_CANCEL || res->allowed)
+    if (op != FDN__LIMIT_CHECK)
+        return res->allowed || op == FDN__LIMIT_CANCEL ? 0 : FDN_ERATE_LIMITED;
+    if (l->telemetry) {
+        fdn_tm_meta_t meta[1] = {{"algorithm", fdn_limit_algo_name(rule->algo)}};
+        fdn_telemetry_emit_counter(l->telemetry,
+                                   res->allowed ? "foundation.rate_limiter.request_allowed"
+                                                : "foundation.rate_limiter.request_denied",
+                                   meta, 1);
+    }
+    if (res->allowed)
         return 0;
     if (atomic_load_explicit(&l->shadow, memory_order_relaxed)) {
         res->allowed = true;
@@ -925,6 +941,35 @@ int fdn_limiter_check_named(fdn_limiter_t *l, const char *rule_name, const char 
     key[nl] = ':';
     memcpy(key + nl + 1, identifier, il);
     rc = run_op(l, key, nl + 1 + il, &rule, cost, FDN__LIMIT_CHECK, res, NULL);
+    if (key != buf)
+        fdn__free(key);
+    return rc;
+}
+
+int fdn_limiter_check_entity(fdn_limiter_t *l, const char *entity, const char *operation,
+                             int64_t limit, int64_t window_ms, fdn_limit_result_t *res)
+{
+    if (entity == NULL)
+        entity = "";
+    if (operation == NULL)
+        operation = "";
+    size_t el = strlen(entity), ol = strlen(operation);
+    if (el + ol + 40 > MAX_KEYLEN)
+        return FDN_EINVAL;
+    char buf[256];
+    size_t cap = el + ol + 40;
+    char *key = cap <= sizeof(buf) ? buf : fdn__malloc(cap);
+    if (!key)
+        return FDN_ENOMEM;
+    int n = snprintf(key, cap, "foundation:%zu:", el);
+    size_t kl = (size_t)n;
+    memcpy(key + kl, entity, el);
+    kl += el;
+    key[kl++] = ':';
+    memcpy(key + kl, operation, ol);
+    kl += ol;
+    fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, limit, window_ms, 0};
+    int rc = run_op(l, key, kl, &r, 1, FDN__LIMIT_CHECK, res, NULL);
     if (key != buf)
         fdn__free(key);
     return rc;

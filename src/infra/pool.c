@@ -1,5 +1,5 @@
 /*
- * DESIGN: connection pools and the per-runtime pool manager.
+ * DESIGN: connection pools (the manager of named pools is in pool_manager.c).
  *
  * Threads. Checkout, checkin and maintenance run in the caller's thread. An optional reaper
  * thread per pool (reap_interval_ms > 0) is started by fdn_pool_create and joined by
@@ -8,8 +8,8 @@
  *
  * Locks. One mutex per pool (p->mu) guards every mutable field of the pool and of its
  * workers' bookkeeping (lists, in_use, times, backtrace). The manager has its own mutex
- * (m->mu). Order: m->mu before p->mu; never the reverse. No user callback (create, destroy,
- * validate, reset, on_leak) and no telemetry call runs with either lock held: work that
+ * (m->mu, pool_manager.c). Order: m->mu before p->mu; never the reverse. No user callback (create,
+ * destroy, validate, reset, on_leak) and no telemetry call runs with either lock held: work that
  * needs a callback is decided under the lock (a worker is unlinked, or a slot is reserved by
  * incrementing `live`) and done after unlocking.
  *
@@ -29,8 +29,9 @@
  * refill creations not tied to a lease. available = idle_n.
  *
  * Lifetime. A pool is reference-counted (refs, under p->mu). Dropping the last reference
- * shuts it down; the memory is freed once it is released, and no lease or creation is
- * outstanding (a lease may outlive the pool's references: the final checkin frees it).
+ * shuts it down; the memory is freed once it is released and no lease, creation or
+ * post-unlock work (`busy`) is outstanding: a lease may outlive the pool's references, and
+ * whichever thread brings the last of these counts to zero frees it.
  *
  * Timed maintenance (all on the injected clock) is lazy: the worker being lent is checked
  * for lifetime and idle timeout and validated when idle too long; the worker being returned
@@ -51,15 +52,10 @@
 #include "core/alloc.h"
 #include "infra/pool_int.h"
 
-#if defined(__has_include)
-#if __has_include(<fdn/telemetry.h>)
 #include <fdn/telemetry.h>
-#define FDN_POOL_HAVE_TELEMETRY 1
-#endif
-#endif
 
-#define NS_PER_MS 1000000LL
-#define BT_MAX    24
+#define NS_PER_MS  1000000LL
+#define BT_MAX     24
 #define LEAK_BATCH 16
 
 enum grant { GRANT_NONE = 0, GRANT_WORKER, GRANT_CREATE, GRANT_SHUTDOWN };
@@ -123,6 +119,7 @@ struct fdn_pool {
     int live;
     int in_use;
     int creating;
+    int busy; /* threads still using p after dropping the lock (see give_back) */
     waiter_t *wq_head;
     waiter_t *wq_tail;
     int nwait;
@@ -146,6 +143,19 @@ struct fdn_pool {
 static int64_t now_ns(const fdn_pool_t *p)
 {
     return fdn_clock_mono_ns(p->clock);
+}
+
+/* Timestamp for leases and idle bookkeeping. With the system clock this reads
+ * CLOCK_MONOTONIC_COARSE (same time base as CLOCK_MONOTONIC, a few ms resolution, several
+ * times cheaper), which is ample for lease ages, idle times and lifetimes; deadlines always
+ * use the precise clock. A manual clock is read as is. */
+static int64_t stamp_ns(const fdn_pool_t *p)
+{
+    if (p->manual)
+        return fdn_clock_mono_ns(p->clock);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static int64_t ms_to_ns(int64_t ms)
@@ -175,18 +185,11 @@ static uint64_t next_rand(fdn_pool_t *p)
 
 static void tm_event(fdn_pool_t *p, const char *event, const char *mkey, double mval)
 {
-#ifdef FDN_POOL_HAVE_TELEMETRY
     if (p->tm == NULL)
         return;
     fdn_tm_measure_t m = {mkey, mval};
     fdn_tm_meta_t meta = {"pool_name", p->name};
     (void)fdn_telemetry_execute(p->tm, event, &m, mkey != NULL ? 1 : 0, &meta, 1);
-#else
-    (void)p;
-    (void)event;
-    (void)mkey;
-    (void)mval;
-#endif
 }
 
 /* idle list */
@@ -286,9 +289,16 @@ static bool grant_oldest(fdn_pool_t *p, int grant, fdn_pool_worker_t *w)
     return p->manual;
 }
 
+/* Wake fdn_pool_shutdown when the last lease or creation of a closed pool is done. */
+static void drain_check_locked(fdn_pool_t *p)
+{
+    if (p->closed && p->in_use == 0 && p->creating == 0)
+        pthread_cond_broadcast(&p->drain_cv);
+}
+
 static bool can_free_locked(const fdn_pool_t *p)
 {
-    return p->released && p->in_use == 0 && p->creating == 0 && p->nwait == 0;
+    return p->released && p->in_use == 0 && p->creating == 0 && p->nwait == 0 && p->busy == 0;
 }
 
 static void pool_free(fdn_pool_t *p)
@@ -430,11 +440,16 @@ static void refill(fdn_pool_t *p, int n)
         } else {
             drop = place_new_locked(p, w, now_ns(p), &kick);
         }
-        f = can_free_locked(p);
+        drain_check_locked(p);
+        p->busy++; /* pins p while the clock is kicked and `drop` destroyed */
         pthread_mutex_unlock(&p->mu);
         if (kick)
             fdn_clock_kick(p->clock);
         worker_destroy(p, drop);
+        pthread_mutex_lock(&p->mu);
+        p->busy--;
+        f = can_free_locked(p);
+        pthread_mutex_unlock(&p->mu);
         if (f) {
             pool_free(p);
             return;
@@ -448,7 +463,7 @@ static void refill(fdn_pool_t *p, int n)
 
 static void *reaper_main(void *arg);
 
-static int check_sizes(int size, int max_overflow, fdn_pool_strategy_t s)
+int fdn__pool_check_sizes(int size, int max_overflow, fdn_pool_strategy_t s)
 {
     if (size < 0 || max_overflow < 0 || (size == 0 && max_overflow == 0))
         return FDN_EINVAL;
@@ -472,17 +487,18 @@ int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *
     fdn_pool_strategy_t strat =
         opts->strategy == FDN_POOL_STRATEGY_DEFAULT ? FDN_POOL_LIFO : opts->strategy;
     if (size < 0)
-        return fdn_err_set(err, FDN_EINVAL, "pool %s: size must be a non-negative integer",
-                           name);
+        return fdn_err_set(err, FDN_EINVAL, "pool %s: size must be a non-negative integer", name);
     if (ovf < 0)
+        return fdn_err_set(err, FDN_EINVAL, "pool %s: max_overflow must be a non-negative integer",
+                           name);
+    if (fdn__pool_check_sizes(size, ovf, strat) != 0)
         return fdn_err_set(err, FDN_EINVAL,
-                           "pool %s: max_overflow must be a non-negative integer", name);
-    if (check_sizes(size, ovf, strat) != 0)
-        return fdn_err_set(err, FDN_EINVAL, "pool %s: size + max_overflow must be > 0 and "
-                                            "strategy lifo or fifo", name);
+                           "pool %s: size + max_overflow must be > 0 and "
+                           "strategy lifo or fifo",
+                           name);
     if (opts->checkout_timeout_ms < 0 || opts->max_lifetime_ms < 0 ||
-        opts->lifetime_jitter_ms < 0 || opts->idle_timeout_ms < 0 ||
-        opts->overflow_ttl_ms < 0 || opts->leak_threshold_ms < 0 || opts->reap_interval_ms < 0)
+        opts->lifetime_jitter_ms < 0 || opts->idle_timeout_ms < 0 || opts->overflow_ttl_ms < 0 ||
+        opts->leak_threshold_ms < 0 || opts->reap_interval_ms < 0)
         return fdn_err_set(err, FDN_EINVAL, "pool %s: negative time option", name);
 
     fdn_pool_t *p = fdn__calloc(1, sizeof(*p));
@@ -499,8 +515,8 @@ int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *
     p->reset = opts->reset;
     p->on_leak = opts->on_leak;
     p->user = opts->user;
-    p->validate_after_ns = opts->validate_after_idle_ms < 0 ? -1
-                                                            : ms_to_ns(opts->validate_after_idle_ms);
+    p->validate_after_ns =
+        opts->validate_after_idle_ms < 0 ? -1 : ms_to_ns(opts->validate_after_idle_ms);
     p->max_lifetime_ns = ms_to_ns(opts->max_lifetime_ms);
     p->jitter_ns = ms_to_ns(opts->lifetime_jitter_ms);
     p->idle_timeout_ns = ms_to_ns(opts->idle_timeout_ms);
@@ -563,8 +579,7 @@ static void *reaper_main(void *arg)
     uint64_t seq = fdn_clock_kick_seq(p->clock);
     while (!atomic_load_explicit(&p->reaper_stop, memory_order_acquire)) {
         int64_t deadline = add_sat(now_ns(p), p->reap_interval_ns);
-        while (!atomic_load_explicit(&p->reaper_stop, memory_order_acquire) &&
-               now_ns(p) < deadline)
+        while (!atomic_load_explicit(&p->reaper_stop, memory_order_acquire) && now_ns(p) < deadline)
             (void)fdn_clock_wait_until(p->clock, deadline, &seq);
         if (atomic_load_explicit(&p->reaper_stop, memory_order_acquire))
             break;
@@ -617,8 +632,8 @@ int fdn_pool_shutdown(fdn_pool_t *p, int64_t timeout_ms)
         } else {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
-            int64_t dl = add_sat((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec,
-                                 ms_to_ns(timeout_ms));
+            int64_t dl =
+                add_sat((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, ms_to_ns(timeout_ms));
             struct timespec abs = {.tv_sec = (time_t)(dl / 1000000000),
                                    .tv_nsec = (long)(dl % 1000000000)};
             while ((p->in_use > 0 || p->creating > 0) && rc == 0)
@@ -681,8 +696,7 @@ static bool idle_expired(const fdn_pool_t *p, const fdn_pool_worker_t *w, int64_
 static int timeout_error(fdn_pool_t *p, fdn_error_t *err, int64_t timeout_ns, int in_use,
                          int64_t oldest)
 {
-    tm_event(p, "foundation.connection_pool.timeout", "timeout",
-             (double)(timeout_ns / NS_PER_MS));
+    tm_event(p, "foundation.connection_pool.timeout", "timeout", (double)(timeout_ns / NS_PER_MS));
     if (err == NULL)
         return FDN_ETIMEDOUT;
     fdn_err_set(err, FDN_ETIMEDOUT, "pool %s: checkout timed out after %lld ms", p->name,
@@ -711,6 +725,7 @@ static int fill_slot(fdn_pool_t *p, fdn_pool_worker_t **out, void **bt, int bt_l
             p->in_use++;
             kick = grant_oldest(p, GRANT_CREATE, NULL);
         }
+        drain_check_locked(p);
         pthread_mutex_unlock(&p->mu);
         if (kick)
             fdn_clock_kick(p->clock);
@@ -727,16 +742,16 @@ static int fill_slot(fdn_pool_t *p, fdn_pool_worker_t **out, void **bt, int bt_l
     return 0;
 }
 
-int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms,
-                      fdn_error_t *err)
+int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms, fdn_error_t *err)
 {
     if (p == NULL || out == NULL || timeout_ms < FDN_POOL_TIMEOUT_DEFAULT)
         return fdn_err_set(err, FDN_EINVAL, "pool checkout: bad arguments");
-    int64_t start = now_ns(p);
+    /* Precise start only when telemetry reports the checkout time. */
+    int64_t start = p->tm != NULL ? now_ns(p) : 0;
+    int64_t stamp = stamp_ns(p);
     int64_t timeout_ns = timeout_ms == FDN_POOL_TIMEOUT_DEFAULT ? p->checkout_timeout_ns
-                         : timeout_ms == FDN_POOL_WAIT_FOREVER ? INT64_MAX
+                         : timeout_ms == FDN_POOL_WAIT_FOREVER  ? INT64_MAX
                                                                 : ms_to_ns(timeout_ms);
-    int64_t deadline = add_sat(start, timeout_ns);
     void *bt[BT_MAX];
     int bt_len = 0;
     capture_bt(p, bt, &bt_len);
@@ -753,7 +768,7 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
         if (p->wq_head == NULL && p->idle_head != NULL) {
             fdn_pool_worker_t *w = p->idle_head;
             idle_remove(p, w);
-            int64_t now = start;
+            int64_t now = stamp;
             if (idle_expired(p, w, now)) {
                 all_remove(p, w);
                 p->live--;
@@ -771,19 +786,21 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
             destroy_chain(p, chain);
             chain = NULL;
             if (check && p->validate(w->conn, p->user) != 0) {
-                /* Failed validation: drop it and try again with the same deadline. */
+                /* Failed validation: drop it and fill its slot (still counted in live and
+                 * in_use, so no waiter can take it) with a new worker for this caller. */
                 pthread_mutex_lock(&p->mu);
                 w->in_use = false;
                 all_remove(p, w);
-                p->live--;
-                p->in_use--;
                 p->n_checkouts--;
                 p->n_broken++;
                 p->n_destroyed++;
                 pthread_mutex_unlock(&p->mu);
                 worker_destroy(p, w);
-                pthread_mutex_lock(&p->mu);
-                continue;
+                rc = fill_slot(p, out, bt, bt_len, err);
+                if (rc == 0)
+                    tm_event(p, "foundation.connection_pool.checkout", "checkout_time",
+                             (double)(now_ns(p) - start));
+                return rc;
             }
             *out = w;
             tm_event(p, "foundation.connection_pool.checkout", "checkout_time",
@@ -811,9 +828,10 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
         break;
     }
 
-    /* Wait in line. */
+    /* Wait in line; the deadline counts from here. */
     int64_t now = now_ns(p);
-    if (now >= deadline) {
+    int64_t deadline = add_sat(now, timeout_ns);
+    if (timeout_ns == 0) {
         p->n_timeouts++;
         int in_use = p->in_use;
         int64_t oldest = oldest_lease_age_locked(p, now);
@@ -898,7 +916,7 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *w, bool broken)
         return FDN_EINVAL;
     if (!broken && p->reset != NULL && p->reset(w->conn, p->user) != 0)
         broken = true;
-    int64_t now = p->checkin_needs_now ? now_ns(p) : 0;
+    int64_t now = p->checkin_needs_now ? stamp_ns(p) : 0;
     bool kick = false;
     int refill_n = 0;
     fdn_pool_worker_t *drop = NULL;
@@ -914,13 +932,12 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *w, bool broken)
     if (!broken && !expired && !p->closed && p->wq_head != NULL) {
         /* Hand over to the oldest waiter; the lease continues. */
         if (!p->checkin_needs_now)
-            now = now_ns(p);
+            now = stamp_ns(p);
         w->checkout_ns = now;
         w->leak_reported = false;
         w->bt_len = 0;
         kick = grant_oldest(p, GRANT_WORKER, w);
-    } else if (broken || expired || p->closed ||
-               (p->live > p->size && p->overflow_ttl_ns == 0)) {
+    } else if (broken || expired || p->closed || (p->live > p->size && p->overflow_ttl_ns == 0)) {
         w->in_use = false;
         all_remove(p, w);
         p->live--;
@@ -947,21 +964,32 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *w, bool broken)
         p->in_use--;
         idle_push(p, w);
     }
-    bool drained = p->closed && p->in_use == 0 && p->creating == 0;
-    if (drained)
-        pthread_cond_broadcast(&p->drain_cv);
-    bool f = can_free_locked(p);
+    drain_check_locked(p);
+    /* Work left after unlocking touches p: pin it with `busy` so that a concurrent final
+     * checkin of an orphaned pool cannot free it under us. */
+    bool post = drop != NULL || refill_n > 0 || p->tm != NULL;
+    if (post)
+        p->busy++;
+    bool f = !post && can_free_locked(p);
+    fdn_clock_t *clock = p->clock;
     pthread_mutex_unlock(&p->mu);
     if (kick)
-        fdn_clock_kick(p->clock);
-    tm_event(p, "foundation.connection_pool.checkin", NULL, 0);
-    worker_destroy(p, drop);
-    if (f) {
-        pool_free(p);
+        fdn_clock_kick(clock);
+    if (!post) {
+        if (f)
+            pool_free(p);
         return 0;
     }
+    tm_event(p, "foundation.connection_pool.checkin", NULL, 0);
+    worker_destroy(p, drop);
     if (refill_n > 0)
         refill(p, refill_n);
+    pthread_mutex_lock(&p->mu);
+    p->busy--;
+    f = can_free_locked(p);
+    pthread_mutex_unlock(&p->mu);
+    if (f)
+        pool_free(p);
     return 0;
 }
 
@@ -975,8 +1003,7 @@ int fdn_pool_checkin_broken(fdn_pool_t *p, fdn_pool_worker_t *w)
     return give_back(p, w, true);
 }
 
-int fdn_pool_with(fdn_pool_t *p, fdn_pool_fn fn, void *arg, int64_t timeout_ms,
-                  fdn_error_t *err)
+int fdn_pool_with(fdn_pool_t *p, fdn_pool_fn fn, void *arg, int64_t timeout_ms, fdn_error_t *err)
 {
     if (fn == NULL)
         return fdn_err_set(err, FDN_EINVAL, "pool with: fn required");
@@ -1153,303 +1180,4 @@ const char *fdn_pool_state_name(fdn_pool_state_t s)
     default:
         return "unknown";
     }
-}
-
-/* ------------------------------------------------------------------------------------------
- * The manager
- * ------------------------------------------------------------------------------------------ */
-
-typedef struct pool_entry {
-    char name[FDN_POOL_NAME_MAX];
-    fdn_pool_t *pool; /* NULL while starting */
-} pool_entry_t;
-
-struct fdn_pools {
-    pthread_mutex_t mu;
-    pool_entry_t *v;
-    size_t n;
-    size_t cap;
-    int def_size;
-    int def_overflow;
-    fdn_pool_strategy_t def_strategy;
-    fdn_clock_t *clock;
-    fdn_telemetry_t *tm;
-    _Atomic bool stopped;
-};
-
-int fdn_pools_create(fdn_pools_t **out, const fdn_pools_opts_t *opts)
-{
-    if (out == NULL)
-        return FDN_EINVAL;
-    fdn_pools_opts_t d = FDN_POOLS_OPTS_INIT;
-    if (opts == NULL)
-        opts = &d;
-    int size = opts->default_size == FDN_POOL_DEFAULT ? FDN_POOL_DEFAULT_SIZE : opts->default_size;
-    int ovf = opts->default_max_overflow == FDN_POOL_DEFAULT ? FDN_POOL_DEFAULT_MAX_OVERFLOW
-                                                             : opts->default_max_overflow;
-    fdn_pool_strategy_t s =
-        opts->default_strategy == FDN_POOL_STRATEGY_DEFAULT ? FDN_POOL_LIFO : opts->default_strategy;
-    if (check_sizes(size, ovf, s) != 0)
-        return FDN_EINVAL;
-    fdn_pools_t *m = fdn__calloc(1, sizeof(*m));
-    if (m == NULL)
-        return FDN_ENOMEM;
-    pthread_mutex_init(&m->mu, NULL);
-    m->def_size = size;
-    m->def_overflow = ovf;
-    m->def_strategy = s;
-    m->clock = opts->clock;
-    m->tm = opts->telemetry;
-    atomic_init(&m->stopped, false);
-    *out = m;
-    return 0;
-}
-
-void fdn_pools_destroy(fdn_pools_t *m)
-{
-    if (m == NULL)
-        return;
-    for (size_t i = 0; i < m->n; i++) {
-        if (m->v[i].pool != NULL) {
-            (void)fdn_pool_shutdown(m->v[i].pool, 0);
-            fdn_pool_release(m->v[i].pool);
-        }
-    }
-    fdn__free(m->v);
-    pthread_mutex_destroy(&m->mu);
-    fdn__free(m);
-}
-
-int fdn_pools_set_defaults(fdn_pools_t *m, int size, int max_overflow,
-                           fdn_pool_strategy_t strategy)
-{
-    if (m == NULL || check_sizes(size, max_overflow, strategy) != 0)
-        return FDN_EINVAL;
-    pthread_mutex_lock(&m->mu);
-    m->def_size = size;
-    m->def_overflow = max_overflow;
-    m->def_strategy = strategy;
-    pthread_mutex_unlock(&m->mu);
-    return 0;
-}
-
-static bool stopped(fdn_pools_t *m)
-{
-    return atomic_load_explicit(&m->stopped, memory_order_acquire);
-}
-
-static pool_entry_t *find_locked(fdn_pools_t *m, const char *name)
-{
-    for (size_t i = 0; i < m->n; i++)
-        if (strcmp(m->v[i].name, name) == 0)
-            return &m->v[i];
-    return NULL;
-}
-
-static void remove_entry_locked(fdn_pools_t *m, pool_entry_t *e)
-{
-    size_t i = (size_t)(e - m->v);
-    memmove(&m->v[i], &m->v[i + 1], (m->n - i - 1) * sizeof(m->v[0]));
-    m->n--;
-}
-
-int fdn_pools_start(fdn_pools_t *m, const char *name, const fdn_pool_opts_t *opts,
-                    fdn_pool_t **out, fdn_error_t *err)
-{
-    if (m == NULL || name == NULL || opts == NULL)
-        return fdn_err_set(err, FDN_EINVAL, "start_pool: manager, name and options required");
-    if (stopped(m))
-        return fdn_err_set(err, FDN_EUNAVAILABLE, "connection manager is stopped");
-    size_t len = strlen(name);
-    if (len == 0 || len >= FDN_POOL_NAME_MAX)
-        return fdn_err_set(err, FDN_EINVAL, "start_pool: name must be 1..%d bytes",
-                           FDN_POOL_NAME_MAX - 1);
-    fdn_pool_opts_t o = *opts;
-    o.name = name;
-
-    pthread_mutex_lock(&m->mu);
-    if (find_locked(m, name) != NULL) {
-        pthread_mutex_unlock(&m->mu);
-        return fdn_err_set(err, FDN_EEXIST, "pool %s already exists", name);
-    }
-    if (m->n == m->cap) {
-        size_t nc = m->cap ? m->cap * 2 : 8;
-        pool_entry_t *nv = fdn__realloc(m->v, nc * sizeof(*nv));
-        if (nv == NULL) {
-            pthread_mutex_unlock(&m->mu);
-            return fdn_err_set(err, FDN_ENOMEM, "start_pool %s: out of memory", name);
-        }
-        m->v = nv;
-        m->cap = nc;
-    }
-    pool_entry_t *e = &m->v[m->n++];
-    memcpy(e->name, name, len + 1);
-    e->pool = NULL;
-    if (o.size == FDN_POOL_DEFAULT)
-        o.size = m->def_size;
-    if (o.max_overflow == FDN_POOL_DEFAULT)
-        o.max_overflow = m->def_overflow;
-    if (o.strategy == FDN_POOL_STRATEGY_DEFAULT)
-        o.strategy = m->def_strategy;
-    if (o.clock == NULL)
-        o.clock = m->clock;
-    if (o.telemetry == NULL)
-        o.telemetry = m->tm;
-    pthread_mutex_unlock(&m->mu);
-
-    fdn_pool_t *p = NULL;
-    int rc = fdn_pool_create(&p, &o, err);
-
-    pthread_mutex_lock(&m->mu);
-    e = find_locked(m, name);
-    if (rc != 0)
-        remove_entry_locked(m, e);
-    else
-        e->pool = p;
-    if (rc == 0 && out != NULL)
-        fdn_pool_retain(p);
-    pthread_mutex_unlock(&m->mu);
-    if (rc != 0)
-        return rc;
-    if (out != NULL)
-        *out = p;
-#ifdef FDN_POOL_HAVE_TELEMETRY
-    if (o.telemetry != NULL) {
-        fdn_tm_meta_t meta = {"pool_name", name};
-        (void)fdn_telemetry_execute(o.telemetry, "foundation.connection_pool.pool_started", NULL,
-                                    0, &meta, 1);
-    }
-#endif
-    return 0;
-}
-
-int fdn_pools_stop(fdn_pools_t *m, const char *name)
-{
-    if (m == NULL || name == NULL)
-        return FDN_EINVAL;
-    if (stopped(m))
-        return FDN_EUNAVAILABLE;
-    pthread_mutex_lock(&m->mu);
-    pool_entry_t *e = find_locked(m, name);
-    if (e == NULL || e->pool == NULL) {
-        pthread_mutex_unlock(&m->mu);
-        return FDN_ENOENT;
-    }
-    fdn_pool_t *p = e->pool;
-    remove_entry_locked(m, e);
-    pthread_mutex_unlock(&m->mu);
-#ifdef FDN_POOL_HAVE_TELEMETRY
-    if (p->tm != NULL) {
-        fdn_tm_meta_t meta = {"pool_name", p->name};
-        (void)fdn_telemetry_execute(p->tm, "foundation.connection_pool.pool_stopped", NULL, 0,
-                                    &meta, 1);
-    }
-#endif
-    (void)fdn_pool_shutdown(p, 0);
-    fdn_pool_release(p);
-    return 0;
-}
-
-int fdn_pools_get(fdn_pools_t *m, const char *name, fdn_pool_t **out)
-{
-    if (m == NULL || name == NULL || out == NULL)
-        return FDN_EINVAL;
-    if (stopped(m))
-        return FDN_EUNAVAILABLE;
-    pthread_mutex_lock(&m->mu);
-    pool_entry_t *e = find_locked(m, name);
-    if (e == NULL || e->pool == NULL) {
-        pthread_mutex_unlock(&m->mu);
-        return FDN_ENOENT;
-    }
-    fdn_pool_retain(e->pool);
-    *out = e->pool;
-    pthread_mutex_unlock(&m->mu);
-    return 0;
-}
-
-int fdn_pools_with(fdn_pools_t *m, const char *name, fdn_pool_fn fn, void *arg,
-                   int64_t timeout_ms, fdn_error_t *err)
-{
-    fdn_pool_t *p = NULL;
-    int rc = fdn_pools_get(m, name, &p);
-    if (rc != 0)
-        return fdn_err_set(err, rc, "pool %s: %s", name != NULL ? name : "(null)",
-                           rc == FDN_ENOENT ? "pool_not_found" : fdn_strerror(rc));
-    rc = fdn_pool_with(p, fn, arg, timeout_ms, err);
-    fdn_pool_release(p);
-    return rc;
-}
-
-int fdn_pools_status(fdn_pools_t *m, const char *name, fdn_pool_status_t *out)
-{
-    if (out == NULL)
-        return FDN_EINVAL;
-    fdn_pool_t *p = NULL;
-    int rc = fdn_pools_get(m, name, &p);
-    if (rc != 0)
-        return rc;
-    rc = fdn_pool_status(p, out);
-    fdn_pool_release(p);
-    return rc;
-}
-
-static int cmp_info(const void *a, const void *b)
-{
-    return strcmp(((const fdn_pool_info_t *)a)->name, ((const fdn_pool_info_t *)b)->name);
-}
-
-int fdn_pools_list(fdn_pools_t *m, fdn_pool_info_t **out, size_t *n)
-{
-    if (m == NULL || out == NULL || n == NULL)
-        return FDN_EINVAL;
-    if (stopped(m))
-        return FDN_EUNAVAILABLE;
-    pthread_mutex_lock(&m->mu);
-    size_t cnt = 0;
-    for (size_t i = 0; i < m->n; i++)
-        cnt += m->v[i].pool != NULL;
-    fdn_pool_info_t *v = NULL;
-    if (cnt > 0) {
-        v = fdn__calloc(cnt, sizeof(*v));
-        if (v == NULL) {
-            pthread_mutex_unlock(&m->mu);
-            return FDN_ENOMEM;
-        }
-        size_t j = 0;
-        for (size_t i = 0; i < m->n; i++) {
-            if (m->v[i].pool == NULL)
-                continue;
-            memcpy(v[j].name, m->v[i].name, sizeof(v[j].name));
-            (void)fdn_pool_status(m->v[i].pool, &v[j].status);
-            j++;
-        }
-    }
-    pthread_mutex_unlock(&m->mu);
-    if (cnt > 1)
-        qsort(v, cnt, sizeof(*v), cmp_info);
-    *out = v;
-    *n = cnt;
-    return 0;
-}
-
-int fdn__pools_service_start(fdn_pools_t *m)
-{
-    if (m == NULL)
-        return FDN_EINVAL;
-    atomic_store_explicit(&m->stopped, false, memory_order_release);
-    return 0;
-}
-
-void fdn__pools_service_stop(fdn_pools_t *m)
-{
-    if (m != NULL)
-        atomic_store_explicit(&m->stopped, true, memory_order_release);
-}
-
-int fdn__pools_service_health(fdn_pools_t *m)
-{
-    if (m == NULL)
-        return FDN_EINVAL;
-    return stopped(m) ? FDN_EUNAVAILABLE : 0;
 }

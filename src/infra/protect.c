@@ -16,9 +16,11 @@
  * outcome (the permit is released).
  */
 #include <fdn/protect.h>
+#include <fdn/telemetry.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -169,8 +171,7 @@ int fdn_protect_configure(fdn_protect_t *p, const char *key, const fdn_protect_c
     fdn_breaker_t *b = NULL;
     if (cfg->breaker) {
         if (p->breakers == NULL)
-            return fdn_err_set(err, FDN_EINVAL,
-                               "invalid_circuit_breaker_config: no breaker set");
+            return fdn_err_set(err, FDN_EINVAL, "invalid_circuit_breaker_config: no breaker set");
         if (cfg->breaker_opts) {
             int rc = fdn_breaker_opts_validate(cfg->breaker_opts, err);
             if (rc) {
@@ -180,8 +181,7 @@ int fdn_protect_configure(fdn_protect_t *p, const char *key, const fdn_protect_c
         }
         int rc = fdn_breaker_create_in(p->breakers, cfg->breaker, cfg->breaker_opts, &b);
         if (rc != 0 && rc != FDN_EEXIST)
-            return fdn_err_set(err, rc, "invalid_circuit_breaker_config: %s",
-                               fdn_strerror(rc));
+            return fdn_err_set(err, rc, "invalid_circuit_breaker_config: %s", fdn_strerror(rc));
     }
     if (cfg->limit || cfg->limiter_rule) {
         if (p->limiter == NULL)
@@ -318,9 +318,80 @@ static entry_t *lookup_ref(fdn_protect_t *p, const char *key)
     return e;
 }
 
+static const char *layer_name(fdn_protect_layer_t l)
+{
+    switch (l) {
+    case FDN_PROTECT_LIMITER:
+        return "rate_limit";
+    case FDN_PROTECT_BREAKER:
+        return "circuit_breaker";
+    case FDN_PROTECT_POOL:
+        return "connection_pool";
+    case FDN_PROTECT_NONE:
+        break;
+    }
+    return "none";
+}
+
+/*
+ * Telemetry: foundation.infrastructure.<event> with metadata {protection_key} (+
+ * protection_type for protection_triggered, + result code name for execute_stop and
+ * execute_exception) and, for execute_stop / execute_exception, a duration_ns measurement.
+ * (The reference put the key in measurements and the duration in metadata; §12 item 32.)
+ */
+static void copy_name(char *dst, size_t cap, const char *src)
+{
+    size_t l = strlen(src);
+    if (l >= cap)
+        l = cap - 1;
+    memcpy(dst, src, l);
+    dst[l] = '\0';
+}
+
+int fdn_protect_status(fdn_protect_t *p, const char *key, fdn_protect_status_t *out)
+{
+    if (p == NULL || key == NULL || out == NULL)
+        return FDN_EINVAL;
+    entry_t *e = lookup_ref(p, key);
+    if (e == NULL)
+        return FDN_ENOENT;
+    memset(out, 0, sizeof(*out));
+    if (e->breaker) {
+        out->has_breaker = true;
+        copy_name(out->breaker_name, sizeof(out->breaker_name), fdn_breaker_name(e->breaker));
+        fdn_breaker_status(e->breaker, &out->breaker);
+    }
+    if (e->has_inline) {
+        out->has_limiter = true;
+        out->rule = e->inline_rule;
+    } else if (e->rule_name) {
+        out->has_limiter = true;
+        copy_name(out->rule_name, sizeof(out->rule_name), e->rule_name);
+        fdn_limiter_get_rule(p->limiter, e->rule_name, &out->rule);
+    }
+    if (e->pool) {
+        out->has_pool = true;
+        copy_name(out->pool_name, sizeof(out->pool_name), e->pool);
+        out->pool_found = fdn_pools_status(p->pools, e->pool, &out->pool) == 0;
+        out->pool_timeout_ms = e->timeout_ms;
+    }
+    entry_unref(e);
+    return 0;
+}
+
 static void emit(fdn_protect_t *p, const char *ev, const char *key, fdn_protect_layer_t layer,
                  int rc, int64_t dur)
 {
+    if (p->telemetry) {
+        char name[64];
+        snprintf(name, sizeof(name), "foundation.infrastructure.%s", ev);
+        fdn_tm_meta_t meta[3] = {{"protection_key", key},
+                                 {"protection_type", layer_name(layer)},
+                                 {"result", rc ? fdn_err_name(rc) : "ok"}};
+        fdn_tm_measure_t m[1] = {{"duration_ns", (double)dur}};
+        bool timed = strcmp(ev, "execute_stop") == 0 || strcmp(ev, "execute_exception") == 0;
+        fdn_telemetry_execute(p->telemetry, name, m, timed ? 1 : 0, meta, 3);
+    }
     if (p->on_event)
         p->on_event(ev, key, layer, rc, dur, p->event_user);
 }
@@ -349,6 +420,8 @@ int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_c
 {
     fdn_protect_call_opts_t dopts = FDN_PROTECT_CALL_OPTS_INIT;
     fdn_protect_result_t tmp;
+    /* the duration costs two clock reads: only when someone will see it */
+    const bool timed = result != NULL || p == NULL || p->on_event != NULL || p->telemetry != NULL;
     if (result == NULL)
         result = &tmp;
     memset(result, 0, sizeof(*result));
@@ -356,7 +429,7 @@ int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_c
         return fdn_err_set(err, FDN_EINVAL, "execute_protected: NULL argument");
     if (opts == NULL)
         opts = &dopts;
-    const int64_t t0 = fdn_clock_mono_ns(p->clock);
+    const int64_t t0 = timed ? fdn_clock_mono_ns(p->clock) : 0;
     emit(p, "execute_start", key, FDN_PROTECT_NONE, 0, 0);
 
     int rc = 0;
@@ -465,7 +538,7 @@ release:
     fdn_pool_release(pool);
 done:
     entry_unref(e);
-    result->duration_ns = fdn_clock_mono_ns(p->clock) - t0;
+    result->duration_ns = timed ? fdn_clock_mono_ns(p->clock) - t0 : 0;
     if (!result->ran && result->rejected_by == FDN_PROTECT_NONE && rc != 0)
         emit(p, "execute_exception", key, FDN_PROTECT_NONE, rc, result->duration_ns);
     emit(p, "execute_stop", key, FDN_PROTECT_NONE, rc, result->duration_ns);

@@ -199,6 +199,91 @@ static void breaker_concurrent(void **state)
     fdn_clock_destroy(clk);
 }
 
+/* Mixed outcomes while a ticker moves time through open -> half-open -> closed cycles: every
+ * permit is recorded or released, so no probe slot may leak. */
+typedef struct mctx {
+    fdn_breaker_t *b;
+    fdn_clock_t *clk;
+    pthread_barrier_t bar;
+    _Atomic int done;
+    int n;
+} mctx_t;
+
+static void *mworker(void *arg)
+{
+    mctx_t *c = arg;
+    unsigned seed = (unsigned)(uintptr_t)&seed;
+    pthread_barrier_wait(&c->bar);
+    for (int i = 0; i < c->n; i++) {
+        fdn_breaker_permit_t p;
+        if (fdn_breaker_acquire(c->b, &p) != 0)
+            continue;
+        seed = seed * 1103515245u + 12345u;
+        switch ((seed >> 16) % 4) {
+        case 0:
+            fdn_breaker_record(c->b, &p, -1);
+            break;
+        case 1:
+            fdn_breaker_release(c->b, &p);
+            break;
+        default:
+            fdn_breaker_record(c->b, &p, 0);
+            break;
+        }
+    }
+    atomic_fetch_add_explicit(&c->done, 1, memory_order_release);
+    return NULL;
+}
+
+static void *mticker(void *arg)
+{
+    mctx_t *c = arg;
+    pthread_barrier_wait(&c->bar);
+    while (atomic_load_explicit(&c->done, memory_order_acquire) < NTHREADS)
+        fdn_clock_advance(c->clk, 1 * MS);
+    return NULL;
+}
+
+static void breaker_mixed_no_leaks(void **state)
+{
+    (void)state;
+    mctx_t c;
+    memset(&c, 0, sizeof(c));
+    fdn_clock_manual_create(&c.clk, 0, 0);
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 3;
+    o.recovery_time_ms = 5;
+    o.half_open_max_calls = 2;
+    o.probe_timeout_ms = 1000000; /* only real reports free slots */
+    o.clock = c.clk;
+    assert_int_equal(fdn_breaker_create(&c.b, "mixed", &o), 0);
+    c.n = (int)iters();
+    pthread_barrier_init(&c.bar, NULL, NTHREADS + 1);
+    pthread_t t[NTHREADS + 1];
+    for (int i = 0; i < NTHREADS; i++)
+        pthread_create(&t[i], NULL, mworker, &c);
+    pthread_create(&t[NTHREADS], NULL, mticker, &c);
+    for (int i = 0; i <= NTHREADS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&c.bar);
+    fdn_breaker_status_t s;
+    assert_int_equal(fdn_breaker_status(c.b, &s), 0);
+    assert_int_equal(s.probes_in_flight, 0);
+    assert_true(s.times_opened >= 1);
+    /* it still works: reach half-open and close with a probe */
+    fdn_clock_advance(c.clk, 10 * MS);
+    fdn_breaker_permit_t p;
+    if (fdn_breaker_state(c.b) != FDN_BREAKER_CLOSED) {
+        fdn_breaker_force_open(c.b);
+        fdn_breaker_reset(c.b);
+    }
+    assert_int_equal(fdn_breaker_acquire(c.b, &p), 0);
+    fdn_breaker_record(c.b, &p, 0);
+    assert_int_equal(fdn_breaker_state(c.b), FDN_BREAKER_CLOSED);
+    fdn_breaker_destroy(c.b);
+    fdn_clock_destroy(c.clk);
+}
+
 /* ---- protected execution through a size-1 pool ---------------------------------------- */
 
 typedef struct pctx {
@@ -288,9 +373,8 @@ static void protect_concurrent(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(frozen_clock_exact),
-        cmocka_unit_test(moving_clock_bounded),
-        cmocka_unit_test(breaker_concurrent),
+        cmocka_unit_test(frozen_clock_exact), cmocka_unit_test(moving_clock_bounded),
+        cmocka_unit_test(breaker_concurrent), cmocka_unit_test(breaker_mixed_no_leaks),
         cmocka_unit_test(protect_concurrent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

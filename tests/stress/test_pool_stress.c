@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -157,12 +158,126 @@ static void wide_pool(void **state)
     run(FDN_POOL_LIFO, 4, 4);
 }
 
+/* Waiters are served in the order they queued: rounds of N callers queued one after the
+ * other (each confirmed queued through the status before the next starts), then released by
+ * one checkin; each hands the worker on at once. */
+typedef struct oarg {
+    fdn_pool_t *p;
+    int id;
+    _Atomic int *next_slot;
+    int *slots;
+} oarg_t;
+
+static void *ordered(void *arg)
+{
+    oarg_t *a = arg;
+    fdn_pool_worker_t *w = NULL;
+    assert_int_equal(fdn_pool_checkout(a->p, &w, FDN_POOL_WAIT_FOREVER, NULL), 0);
+    a->slots[atomic_fetch_add(a->next_slot, 1)] = a->id;
+    assert_int_equal(fdn_pool_checkin(a->p, w), 0);
+    return NULL;
+}
+
+static void waiters_in_order_rounds(void **state)
+{
+    (void)state;
+    enum { N = 6, ROUNDS = 40 };
+    fdn_pool_opts_t o = FDN_POOL_OPTS_INIT;
+    o.size = 1;
+    o.max_overflow = 0;
+    o.create = s_create;
+    o.destroy = s_destroy;
+    fdn_pool_t *p = NULL;
+    assert_int_equal(fdn_pool_create(&p, &o, NULL), 0);
+    for (int r = 0; r < ROUNDS; r++) {
+        fdn_pool_worker_t *held = NULL;
+        assert_int_equal(fdn_pool_checkout(p, &held, 0, NULL), 0);
+        pthread_t t[N];
+        oarg_t a[N];
+        _Atomic int next = 0;
+        int slots[N] = {0};
+        for (int i = 0; i < N; i++) {
+            a[i] = (oarg_t){.p = p, .id = i + 1, .next_slot = &next, .slots = slots};
+            assert_int_equal(pthread_create(&t[i], NULL, ordered, &a[i]), 0);
+            for (;;) {
+                fdn_pool_status_t s;
+                assert_int_equal(fdn_pool_status(p, &s), 0);
+                if (s.waiters == i + 1)
+                    break;
+                sched_yield();
+            }
+        }
+        assert_int_equal(fdn_pool_checkin(p, held), 0);
+        for (int i = 0; i < N; i++)
+            pthread_join(t[i], NULL);
+        for (int i = 0; i < N; i++)
+            assert_int_equal(slots[i], i + 1);
+    }
+    fdn_pool_status_t s;
+    assert_int_equal(fdn_pool_status(p, &s), 0);
+    assert_int_equal((long)s.checkouts, (long)ROUNDS * (N + 1));
+    assert_int_equal(s.created, 1);
+    fdn_pool_destroy(p);
+}
+
+/* A pool whose last reference is dropped while leases are out is freed by whichever checkin
+ * comes last, while the others may still be finishing (ASan/TSan catch a use after free). */
+typedef struct orphan_arg {
+    fdn_pool_t *p;
+    fdn_pool_worker_t *w;
+    bool broken;
+    pthread_barrier_t *bar;
+} orphan_arg_t;
+
+static void *orphan_checkin(void *arg)
+{
+    orphan_arg_t *a = arg;
+    pthread_barrier_wait(a->bar);
+    if (a->broken)
+        assert_int_equal(fdn_pool_checkin_broken(a->p, a->w), 0);
+    else
+        assert_int_equal(fdn_pool_checkin(a->p, a->w), 0);
+    return NULL;
+}
+
+static void orphaned_pool_freed_by_last_checkin(void **state)
+{
+    (void)state;
+    enum { N = 4, ROUNDS = 200 };
+    for (int r = 0; r < ROUNDS; r++) {
+        fdn_pool_opts_t o = FDN_POOL_OPTS_INIT;
+        o.size = 2;
+        o.max_overflow = 2;
+        o.create = s_create;
+        o.destroy = s_destroy;
+        fdn_pool_t *p = NULL;
+        assert_int_equal(fdn_pool_create(&p, &o, NULL), 0);
+        orphan_arg_t a[N];
+        pthread_t t[N];
+        pthread_barrier_t bar;
+        pthread_barrier_init(&bar, NULL, N + 1);
+        for (int i = 0; i < N; i++) {
+            a[i] = (orphan_arg_t){.p = p, .broken = (i + r) % 3 == 0, .bar = &bar};
+            assert_int_equal(fdn_pool_checkout(p, &a[i].w, 0, NULL), 0);
+            assert_int_equal(pthread_create(&t[i], NULL, orphan_checkin, &a[i]), 0);
+        }
+        pthread_barrier_wait(&bar);
+        fdn_pool_destroy(p); /* races with the checkins */
+        for (int i = 0; i < N; i++)
+            pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&bar);
+        assert_int_equal(atomic_load(&g_live), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(lifo_contended),
         cmocka_unit_test(fifo_contended),
         cmocka_unit_test(wide_pool),
+        cmocka_unit_test(waiters_in_order_rounds),
+        cmocka_unit_test(orphaned_pool_freed_by_last_checkin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

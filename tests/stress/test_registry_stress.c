@@ -14,9 +14,9 @@
 
 #include <fdn/registry.h>
 
-#define THREADS  4
-#define OWN      8  /* private names per thread */
-#define SHARED   16 /* names every thread competes for */
+#define THREADS 4
+#define OWN     8  /* private names per thread */
+#define SHARED  16 /* names every thread competes for */
 
 typedef struct worker {
     fdn_registry_t *reg;
@@ -29,12 +29,12 @@ typedef struct worker {
     char failure[160];
 } worker_t;
 
-#define CHECK(w, cond, ...)                                                                    \
-    do {                                                                                       \
-        if (!(cond) && (w)->failure[0] == '\0') {                                              \
-            snprintf((w)->failure, sizeof((w)->failure), __VA_ARGS__);                         \
-            return NULL;                                                                       \
-        }                                                                                      \
+#define CHECK(w, cond, ...)                                                                        \
+    do {                                                                                           \
+        if (!(cond) && (w)->failure[0] == '\0') {                                                  \
+            snprintf((w)->failure, sizeof((w)->failure), __VA_ARGS__);                             \
+            return NULL;                                                                           \
+        }                                                                                          \
     } while (0)
 
 static void *worker_main(void *p)

@@ -10,7 +10,7 @@
 #include <fdn/limiter.h>
 #include "infra/limiter_int.h"
 
-#define MS 1000000LL
+#define MS    1000000LL
 #define WALL0 (1700000040000LL * MS) /* a multiple of every window used below */
 
 typedef struct fx {
@@ -111,8 +111,9 @@ static void ref_fixed_window_edges(void **state)
     memset(big, 'x', 1900);
     big[1900] = '\0';
     assert_int_equal(fdn_limiter_check_rate(f->l, big, 1000, 1, &r), 0);
-    assert_int_equal(fdn_limiter_check_rate(f->l, "user@example.com:a/b c:\xc3\xa9\xe2\x9c\x93",
-                                            1000, 1, &r), 0);
+    assert_int_equal(
+        fdn_limiter_check_rate(f->l, "user@example.com:a/b c:\xc3\xa9\xe2\x9c\x93", 1000, 1, &r),
+        0);
     char keys[100][16];
     for (int i = 0; i < 100; i++) {
         snprintf(keys[i], sizeof(keys[i]), "ent%d", i);
@@ -120,6 +121,29 @@ static void ref_fixed_window_edges(void **state)
     }
     for (int i = 0; i < 100; i++)
         assert_int_equal(fdn_limiter_check_rate(f->l, keys[i], 1000, 1, &r), FDN_ERATE_LIMITED);
+}
+
+static void ref_entity_operation(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_result_t r;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(fdn_limiter_check_entity(f->l, "user1", "op1", 5, 60000, &r), 0);
+    assert_int_equal(fdn_limiter_check_entity(f->l, "user1", "op1", 5, 60000, &r),
+                     FDN_ERATE_LIMITED);
+    assert_int_equal(fdn_limiter_check_entity(f->l, "user2", "op1", 5, 60000, &r), 0);
+    assert_int_equal(fdn_limiter_check_entity(f->l, "user1", "op2", 5, 60000, &r), 0);
+    /* no key collisions: ("a:b", "c") vs ("a", "b:c") */
+    assert_int_equal(fdn_limiter_check_entity(f->l, "a:b", "c", 1, 60000, &r), 0);
+    assert_int_equal(fdn_limiter_check_entity(f->l, "a", "b:c", 1, 60000, &r), 0);
+    assert_int_equal(fdn_limiter_check_entity(f->l, NULL, NULL, 1, 60000, &r), 0);
+    assert_int_equal(fdn_limiter_check_entity(f->l, "", "", 1, 60000, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(fdn_limiter_check_entity(f->l, "x", "y", 0, 60000, &r), FDN_EINVAL);
+    char big[1901];
+    memset(big, 'e', 1900);
+    big[1900] = '\0';
+    assert_int_equal(fdn_limiter_check_entity(f->l, big, "op", 1, 1000, &r), 0);
+    assert_int_equal(fdn_limiter_check_entity(f->l, big, "op", 1, 1000, &r), FDN_ERATE_LIMITED);
 }
 
 static void fixed_window_cost(void **state)
@@ -245,8 +269,8 @@ static void peek_does_not_consume(void **state)
         char key[16];
         snprintf(key, sizeof(key), "p%d", a);
         for (int i = 0; i < 5; i++) {
-            assert_int_equal(fdn_limiter_check(f->l, key, strlen(key), &rules[a], 1,
-                                               FDN_LIMIT_PEEK, &r), 0);
+            assert_int_equal(
+                fdn_limiter_check(f->l, key, strlen(key), &rules[a], 1, FDN_LIMIT_PEEK, &r), 0);
             assert_int_equal(r.remaining, 2);
         }
         fdn_limiter_stats_t st;
@@ -254,8 +278,9 @@ static void peek_does_not_consume(void **state)
         assert_int_equal(st.keys, (uint64_t)a); /* peeking an unknown key stores nothing */
         assert_int_equal(chk(f, key, &rules[a], 1, &r), 0);
         assert_int_equal(chk(f, key, &rules[a], 1, &r), 0);
-        assert_int_equal(fdn_limiter_check(f->l, key, strlen(key), &rules[a], 1, FDN_LIMIT_PEEK,
-                                           &r), FDN_ERATE_LIMITED);
+        assert_int_equal(
+            fdn_limiter_check(f->l, key, strlen(key), &rules[a], 1, FDN_LIMIT_PEEK, &r),
+            FDN_ERATE_LIMITED);
         assert_int_equal(r.remaining, 0);
     }
     assert_int_equal(fdn_limiter_check(f->l, "x", 1, &rules[0], 1, 0x80, &r), FDN_EINVAL);
@@ -455,6 +480,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(ref_fixed_window_basic, setup, teardown),
         cmocka_unit_test_setup_teardown(ref_fixed_window_edges, setup, teardown),
+        cmocka_unit_test_setup_teardown(ref_entity_operation, setup, teardown),
         cmocka_unit_test_setup_teardown(fixed_window_cost, setup, teardown),
         cmocka_unit_test_setup_teardown(token_bucket_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(gcra_exact, setup, teardown),

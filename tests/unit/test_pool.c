@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <fdn/pool.h>
+#include <fdn/telemetry.h>
 #include "infra/pool_int.h"
 
 #define MS 1000000LL
@@ -658,9 +659,10 @@ static void reaper_thread_runs_on_manual_clock(void **state)
     while (fdn_clock_waiters(f->clk) < 1)
         sched_yield();
     assert_int_equal(fdn_clock_advance(f->clk, 1000 * MS), 0);
-    while (st(p).workers != 0)
+    /* Destroy callbacks run after the pool lock is dropped: wait for them. */
+    while (atomic_load(&f->ctx.destroyed) != 2)
         sched_yield();
-    assert_int_equal(atomic_load(&f->ctx.destroyed), 2);
+    assert_int_equal(st(p).workers, 0);
     assert_int_equal(fdn_pool_shutdown(p, 0), 0);
     assert_int_equal(fdn_pool_shutdown(p, 0), 0); /* idempotent */
 }
@@ -716,6 +718,63 @@ static void create_failure_is_reported(void **state)
     assert_int_equal(s.in_use, 0);
     assert_int_equal(fdn_pool_checkout(p, &w, 0, &err), 0);
     assert_int_equal(fdn_pool_checkin(p, w), 0);
+}
+
+static void default_timeout_and_bad_arguments(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    o.checkout_timeout_ms = 50;
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *held;
+    assert_int_equal(fdn_pool_checkout(p, &held, FDN_POOL_TIMEOUT_DEFAULT, NULL), 0);
+    assert_int_equal(fdn_pool_checkout(NULL, &held, 0, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_pool_checkout(p, NULL, 0, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_pool_checkout(p, &held, -3, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_pool_checkin(NULL, held), FDN_EINVAL);
+    assert_int_equal(fdn_pool_checkin(p, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_pool_status(NULL, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_pool_reap(NULL), FDN_EINVAL);
+
+    waiter_arg_t a;
+    memset(&a, 0, sizeof(a));
+    a.p = p;
+    a.timeout_ms = FDN_POOL_TIMEOUT_DEFAULT;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, waiter_main, &a), 0);
+    wait_waiters(p, 1);
+    assert_int_equal(fdn_clock_advance(f->clk, 50 * MS), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, FDN_ETIMEDOUT);
+    assert_non_null(strstr(a.err.message, "after 50 ms"));
+    assert_int_equal(fdn_pool_checkin(p, held), 0);
+}
+
+static void validate_every_checkout(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    o.validate = c_validate;
+    o.validate_after_idle_ms = 0;
+    fdn_pool_t *p = mkpool(f, &o);
+    int n = 0;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fdn_pool_with(p, fn_ping, &n, 0, NULL), 0);
+    assert_int_equal(atomic_load(&f->ctx.validations), 3);
+}
+
+static void pool_from_another_pool_is_refused(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_t *q = NULL;
+    assert_int_equal(fdn_pool_create(&q, &o, NULL), 0);
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn_pool_checkout(q, &w, 0, NULL), 0);
+    assert_int_equal(fdn_pool_checkin(p, w), FDN_EINVAL);
+    assert_int_equal(fdn_pool_checkin(q, w), 0);
+    fdn_pool_destroy(q);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -920,6 +979,76 @@ static void manager_concurrent_start_stop(void **state)
     fdn_pools_destroy(m);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Telemetry ("Connection Pool Flow"): checkout, checkin, timeout, pool_started/stopped. */
+
+typedef struct tm_seen {
+    _Atomic int checkout, checkin, timeout, started, stopped, bad_meta, has_checkout_time;
+} tm_seen_t;
+
+static int tm_handler(const char *event, const fdn_tm_measure_t *m, size_t nm,
+                      const fdn_tm_meta_t *meta, size_t nmeta, void *user)
+{
+    tm_seen_t *t = user;
+    if (nmeta < 1 || strcmp(meta[0].key, "pool_name") != 0 || strcmp(meta[0].value, "tp") != 0)
+        atomic_fetch_add(&t->bad_meta, 1);
+    if (strcmp(event, "foundation.connection_pool.checkout") == 0) {
+        atomic_fetch_add(&t->checkout, 1);
+        if (nm == 1 && strcmp(m[0].key, "checkout_time") == 0 && m[0].value >= 0)
+            atomic_fetch_add(&t->has_checkout_time, 1);
+    } else if (strcmp(event, "foundation.connection_pool.checkin") == 0) {
+        atomic_fetch_add(&t->checkin, 1);
+    } else if (strcmp(event, "foundation.connection_pool.timeout") == 0) {
+        atomic_fetch_add(&t->timeout, 1);
+    } else if (strcmp(event, "foundation.connection_pool.pool_started") == 0) {
+        atomic_fetch_add(&t->started, 1);
+    } else if (strcmp(event, "foundation.connection_pool.pool_stopped") == 0) {
+        atomic_fetch_add(&t->stopped, 1);
+    }
+    return 0;
+}
+
+static void telemetry_events(void **state)
+{
+    fixture_t *f = *state;
+    fdn_telemetry_t *tm = NULL;
+    fdn_telemetry_opts_t to = FDN_TELEMETRY_OPTS_INIT;
+    to.clock = f->clk;
+    assert_int_equal(fdn_telemetry_create(&tm, &to), 0);
+    tm_seen_t seen;
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.connection_pool",
+                                          FDN_TM_MATCH_PREFIX, tm_handler, &seen),
+                     0);
+    fdn_pools_t *m = NULL;
+    fdn_pools_opts_t mo = FDN_POOLS_OPTS_INIT;
+    mo.clock = f->clk;
+    mo.telemetry = tm;
+    assert_int_equal(fdn_pools_create(&m, &mo), 0);
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    assert_int_equal(fdn_pools_start(m, "tp", &o, NULL, NULL), 0);
+    assert_int_equal(atomic_load(&seen.started), 1);
+    int n = 0;
+    assert_int_equal(fdn_pools_with(m, "tp", fn_ping, &n, 100, NULL), 0);
+    assert_int_equal(fdn_pools_with(m, "tp", fn_fail, NULL, 100, NULL), FDN_EIO);
+    assert_int_equal(atomic_load(&seen.checkout), 2);
+    assert_int_equal(atomic_load(&seen.has_checkout_time), 2);
+    assert_int_equal(atomic_load(&seen.checkin), 2);
+    fdn_pool_t *p = NULL;
+    assert_int_equal(fdn_pools_get(m, "tp", &p), 0);
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_equal(fdn_pools_with(m, "tp", fn_ping, &n, 0, NULL), FDN_ETIMEDOUT);
+    assert_int_equal(atomic_load(&seen.timeout), 1);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+    fdn_pool_release(p);
+    assert_int_equal(fdn_pools_stop(m, "tp"), 0);
+    assert_int_equal(atomic_load(&seen.stopped), 1);
+    assert_int_equal(atomic_load(&seen.bad_meta), 0);
+    fdn_pools_destroy(m);
+    fdn_telemetry_destroy(tm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -935,12 +1064,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(with_connection_always_checks_in, setup, teardown),
         cmocka_unit_test_setup_teardown(broken_worker_is_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(reset_failure_counts_as_broken, setup, teardown),
-        cmocka_unit_test_setup_teardown(broken_worker_replacement_goes_to_waiter, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(broken_worker_replacement_goes_to_waiter, setup, teardown),
         cmocka_unit_test_setup_teardown(validate_after_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(max_lifetime_with_jitter, setup, teardown),
-        cmocka_unit_test_setup_teardown(max_lifetime_lazy_on_checkout_and_checkin, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(max_lifetime_lazy_on_checkout_and_checkin, setup, teardown),
         cmocka_unit_test_setup_teardown(idle_timeout_shrinks_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(overflow_ttl_keeps_overflow_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(leak_reported_once_with_backtrace, setup, teardown),
@@ -948,9 +1075,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(shutdown_releases_waiters_and_outlives_leases, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(create_failure_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(default_timeout_and_bad_arguments, setup, teardown),
+        cmocka_unit_test_setup_teardown(validate_every_checkout, setup, teardown),
+        cmocka_unit_test_setup_teardown(pool_from_another_pool_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(manager_start_stop_list, setup, teardown),
         cmocka_unit_test_setup_teardown(manager_concurrent_use, setup, teardown),
         cmocka_unit_test_setup_teardown(manager_concurrent_start_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(telemetry_events, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

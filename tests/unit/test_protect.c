@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <fdn/protect.h>
+#include <fdn/telemetry.h>
 
 #define MS 1000000LL
 
@@ -264,8 +265,7 @@ static void all_layers_order(void **state)
     fdn_breaker_t *b;
     fdn_breaker_get(f->brk, "e2e", &b);
     for (int i = 0; i < 10; i++)
-        assert_int_equal(fdn_execute_protected(f->p, "e2e", NULL, fn, &c, &r, NULL),
-                         FDN_ETIMEDOUT);
+        assert_int_equal(fdn_execute_protected(f->p, "e2e", NULL, fn, &c, &r, NULL), FDN_ETIMEDOUT);
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
     fdn_pool_checkin(pool, w);
     fdn_pool_release(pool);
@@ -275,8 +275,7 @@ static void all_layers_order(void **state)
     assert_int_equal(fdn_pools_status(f->pools, "db", &ps), 0);
     uint64_t before = ps.checkouts;
     f->log[0] = '\0';
-    assert_int_equal(fdn_execute_protected(f->p, "e2e", NULL, fn, &c, &r, NULL),
-                     FDN_ECIRCUIT_OPEN);
+    assert_int_equal(fdn_execute_protected(f->p, "e2e", NULL, fn, &c, &r, NULL), FDN_ECIRCUIT_OPEN);
     assert_string_equal(f->log, "execute_start,protection_triggered:2,execute_stop");
     fdn_pools_status(f->pools, "db", &ps);
     assert_int_equal(ps.checkouts, before);
@@ -358,6 +357,19 @@ static void configure_validation_and_list(void **state)
     assert_string_equal(keys[0], "alpha");
     assert_string_equal(keys[1], "zeta");
     fdn_free(keys);
+    fdn_protect_status_t st;
+    assert_int_equal(fdn_protect_status(f->p, "alpha", &st), 0);
+    assert_true(st.has_breaker);
+    assert_string_equal(st.breaker_name, "api");
+    assert_int_equal(st.breaker.state, FDN_BREAKER_CLOSED);
+    assert_true(st.has_limiter);
+    assert_string_equal(st.rule_name, "api_calls");
+    assert_int_equal(st.rule.limit, 100);
+    assert_true(st.has_pool);
+    assert_true(st.pool_found);
+    assert_int_equal(st.pool.size, 1);
+    assert_int_equal(st.pool_timeout_ms, -1);
+    assert_int_equal(fdn_protect_status(f->p, "nope", &st), FDN_ENOENT);
     assert_int_equal(fdn_protect_unconfigure(f->p, "alpha"), 0);
     assert_int_equal(fdn_protect_unconfigure(f->p, "alpha"), FDN_ENOENT);
     assert_int_equal(fdn_protect_has(f->p, "zeta"), 0);
@@ -374,6 +386,84 @@ static void configure_validation_and_list(void **state)
     fdn_protect_destroy(NULL);
 }
 
+static int tm_handler(const char *event, const fdn_tm_measure_t *m, size_t nm,
+                      const fdn_tm_meta_t *meta, size_t nmeta, void *user)
+{
+    char *log = user;
+    (void)m;
+    (void)nm;
+    (void)meta;
+    (void)nmeta;
+    size_t l = strlen(log);
+    snprintf(log + l, 4096 - l, "%s;", event);
+    return 0;
+}
+
+static void telemetry_events(void **state)
+{
+    (void)state;
+    fdn_clock_t *clk;
+    fdn_clock_manual_create(&clk, 1000 * MS, 1700000040000LL * MS);
+    fdn_telemetry_opts_t to = FDN_TELEMETRY_OPTS_INIT;
+    to.clock = clk;
+    to.cleanup_interval_ns = 0;
+    to.emit_vm_gauges = false;
+    fdn_telemetry_t *tm;
+    assert_int_equal(fdn_telemetry_create(&tm, &to), 0);
+    static char log[4096];
+    log[0] = '\0';
+    assert_int_equal(
+        fdn_telemetry_attach(tm, NULL, "foundation", FDN_TM_MATCH_PREFIX, tm_handler, log), 0);
+    fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
+    bo.clock = clk;
+    bo.telemetry = tm;
+    bo.failure_threshold = 1;
+    fdn_breakers_t *brk;
+    assert_int_equal(fdn_breakers_create(&brk, &bo), 0);
+    fdn_limiter_opts_t lo = FDN_LIMITER_OPTS_INIT;
+    lo.clock = clk;
+    lo.telemetry = tm;
+    fdn_limiter_t *lim;
+    assert_int_equal(fdn_limiter_create(&lim, &lo), 0);
+    fdn_protect_opts_t po = FDN_PROTECT_OPTS_INIT;
+    po.breakers = brk;
+    po.limiter = lim;
+    po.clock = clk;
+    po.telemetry = tm;
+    fdn_protect_t *p;
+    assert_int_equal(fdn_protect_create(&p, &po), 0);
+    fdn_limit_rule_t rule = {FDN_LIMIT_FIXED_WINDOW, 1, 1000, 0};
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.breaker = "tmb";
+    cfg.limit = &rule;
+    assert_int_equal(fdn_protect_configure(p, "k", &cfg, NULL), 0);
+    call_t c = {NULL, -1, NULL, 0};
+    assert_int_equal(fdn_execute_protected(p, "k", NULL, fn, &c, NULL, NULL), -1);
+    assert_string_equal(log, "foundation.infrastructure.execute_start;"
+                             "foundation.rate_limiter.request_allowed;"
+                             "foundation.circuit_breaker.state_change;"
+                             "foundation.infrastructure.execute_stop;");
+    log[0] = '\0';
+    assert_int_equal(fdn_execute_protected(p, "k", NULL, fn, &c, NULL, NULL), FDN_ERATE_LIMITED);
+    assert_string_equal(log, "foundation.infrastructure.execute_start;"
+                             "foundation.rate_limiter.request_denied;"
+                             "foundation.infrastructure.protection_triggered;"
+                             "foundation.infrastructure.execute_stop;");
+    fdn_clock_advance(clk, 1000 * MS);
+    log[0] = '\0';
+    assert_int_equal(fdn_execute_protected(p, "k", NULL, fn, &c, NULL, NULL), FDN_ECIRCUIT_OPEN);
+    assert_string_equal(log, "foundation.infrastructure.execute_start;"
+                             "foundation.rate_limiter.request_allowed;"
+                             "foundation.circuit_breaker.call_rejected;"
+                             "foundation.infrastructure.protection_triggered;"
+                             "foundation.infrastructure.execute_stop;");
+    fdn_protect_destroy(p);
+    fdn_limiter_destroy(lim);
+    fdn_breakers_destroy(brk);
+    fdn_telemetry_destroy(tm);
+    fdn_clock_destroy(clk);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -383,6 +473,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(inline_rule_and_cost, setup, teardown),
         cmocka_unit_test_setup_teardown(all_layers_order, setup, teardown),
         cmocka_unit_test_setup_teardown(configure_validation_and_list, setup, teardown),
+        cmocka_unit_test(telemetry_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

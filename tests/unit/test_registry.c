@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -66,8 +67,7 @@ static void duplicate_rules(void **state)
     snprintf(want, sizeof(want), "existing_owner=%llu", (unsigned long long)own);
     assert_non_null(strstr(e.context, want));
     /* same handle, other owner: also a conflict */
-    assert_int_equal(fdn_registry_register(r, "svc", &h1, own + 1000, NULL, 0, NULL),
-                     FDN_EEXIST);
+    assert_int_equal(fdn_registry_register(r, "svc", &h1, own + 1000, NULL, 0, NULL), FDN_EEXIST);
     void *out = NULL;
     assert_int_equal(fdn_registry_lookup(r, "svc", &out, NULL), 0);
     assert_ptr_equal(out, &h1);
@@ -123,8 +123,7 @@ static void miss_error_fields(void **state)
     assert_string_equal(e.category, "system");
     assert_string_equal(e.subcategory, "discovery");
     assert_int_equal(e.severity, FDN_SEV_MEDIUM);
-    assert_string_equal(e.message,
-                        "Service nonexistent_service not found in namespace production");
+    assert_string_equal(e.message, "Service nonexistent_service not found in namespace production");
     assert_string_equal(e.context, "namespace=production service=nonexistent_service");
     assert_int_equal(fdn_registry_lookup(r, "nonexistent_service", NULL, NULL),
                      FDN_ESERVICE_NOT_FOUND);
@@ -153,7 +152,8 @@ static void list_and_count_exact(void **state)
 {
     (void)state;
     fdn_registry_t *r = make("l");
-    char **names = (char **)&h1;
+    static char *sentinel[1];
+    char **names = sentinel;
     size_t n = 99;
     assert_int_equal(fdn_registry_list(r, &names, &n), 0);
     assert_null(names);
@@ -300,6 +300,37 @@ static void namespaces_isolated(void **state)
     fdn_registry_destroy(prod);
 }
 
+static void *late_register(void *p)
+{
+    fdn_registry_t *r = p;
+    return fdn_registry_register(r, "late", &h4, 0, NULL, 0, NULL) == 0 ? NULL : p;
+}
+
+static void wait_for_service(void **state)
+{
+    (void)state;
+    fdn_registry_t *r = make("w");
+    assert_int_equal(fdn_registry_register(r, "present", &h1, 0, NULL, 0, NULL), 0);
+    void *out = NULL;
+    assert_int_equal(fdn_registry_wait(r, "present", 0, &out, NULL), 0);
+    assert_ptr_equal(out, &h1);
+    fdn_error_t e = FDN_ERROR_INIT;
+    assert_int_equal(fdn_registry_wait(r, "never", 0, NULL, &e), FDN_ETIMEDOUT);
+    assert_non_null(strstr(e.context, "service=never"));
+    assert_int_equal(fdn_registry_wait(r, "never", 20, NULL, NULL), FDN_ETIMEDOUT);
+    assert_int_equal(fdn_registry_wait(NULL, "x", 0, NULL, NULL), FDN_EINVAL);
+    /* registered by another thread while we wait without a limit */
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, late_register, r), 0);
+    out = NULL;
+    assert_int_equal(fdn_registry_wait(r, "late", -1, &out, NULL), 0);
+    assert_ptr_equal(out, &h4);
+    void *res;
+    pthread_join(th, &res);
+    assert_null(res);
+    fdn_registry_destroy(r);
+}
+
 typedef struct evrec {
     int reg_ok, reg_err, look_ok, look_err, unreg;
     int64_t min_dur;
@@ -372,6 +403,7 @@ int main(void)
         cmocka_unit_test(snapshot_outlives_registry),
         cmocka_unit_test(namespaces_isolated),
         cmocka_unit_test(event_hook_reports),
+        cmocka_unit_test(wait_for_service),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

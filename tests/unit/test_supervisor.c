@@ -155,8 +155,7 @@ static void on_restart(const char *service, int attempt, int reason, int64_t bac
     pthread_mutex_unlock(&w->mu);
 }
 
-static void on_event(const char *service, void *state, fdn_service_state_t st, int code,
-                     void *user)
+static void on_event(const char *service, void *state, fdn_service_state_t st, int code, void *user)
 {
     (void)service;
     (void)state;
@@ -176,8 +175,7 @@ typedef struct fixture {
     int nsvc;
 } fixture_t;
 
-static fixture_t *fx_new(fdn_sup_strategy_t strategy, int max_restarts, int64_t base,
-                         int64_t max)
+static fixture_t *fx_new(fdn_sup_strategy_t strategy, int max_restarts, int64_t base, int64_t max)
 {
     fixture_t *f = calloc(1, sizeof(*f));
     assert_non_null(f);
@@ -532,6 +530,32 @@ static void worker_failure_restarts(void **state)
     fx_free(f);
 }
 
+/* A worker that fails at once, possibly before its start is complete, is still seen. */
+static void worker_failing_at_once_is_seen(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 10, BACKOFF_NS, SEC);
+    tsvc_t *w = fx_add(f, "w", FDN_RESTART_PERMANENT, true, 0);
+    atomic_store(&w->worker_rc, -EIO);
+    assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
+    wait_state(f, "w", FDN_SERVICE_RESTARTING);
+    idle(f);
+    ASSERT_LOG(&f->w, "+w -w");
+    advance(f, BACKOFF_NS);
+    ASSERT_LOG(&f->w, "+w");
+    /* and again after start, through an add */
+    tsvc_t *v = &f->svc[f->nsvc];
+    atomic_store(&v->worker_rc, -EPIPE);
+    fx_add(f, "v", FDN_RESTART_PERMANENT, true, 0);
+    wait_state(f, "v", FDN_SERVICE_RESTARTING);
+    idle(f);
+    ASSERT_LOG(&f->w, "+v -v");
+    fdn_service_status_t st;
+    assert_int_equal(fdn_supervisor_service_status(f->w.sup, "v", &st), 0);
+    assert_int_equal(st.last_error, -EPIPE);
+    fx_free(f);
+}
+
 static void health_failure_restarts(void **state)
 {
     (void)state;
@@ -634,11 +658,9 @@ static void add_after_start_and_errors(void **state)
     assert_int_equal(fdn_supervisor_add(f->w.sup, &spec, NULL), FDN_EINVAL);
     assert_int_equal(fdn_supervisor_add(f->w.sup, NULL, NULL), FDN_EINVAL);
 
-    assert_int_equal(fdn_supervisor_inject_fault(f->w.sup, "nope", -EIO),
-                     FDN_ESERVICE_NOT_FOUND);
+    assert_int_equal(fdn_supervisor_inject_fault(f->w.sup, "nope", -EIO), FDN_ESERVICE_NOT_FOUND);
     assert_int_equal(fdn_supervisor_inject_fault(f->w.sup, "a", 5), FDN_EINVAL);
-    assert_int_equal(fdn_supervisor_service_status(f->w.sup, "nope", &st),
-                     FDN_ESERVICE_NOT_FOUND);
+    assert_int_equal(fdn_supervisor_service_status(f->w.sup, "nope", &st), FDN_ESERVICE_NOT_FOUND);
     assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), FDN_EBUSY);
     assert_int_equal(fdn_supervisor_shutdown(f->w.sup, WAIT_MS), 0);
     ASSERT_LOG(&f->w, "-d -c -b -a");
@@ -734,6 +756,7 @@ int main(void)
         cmocka_unit_test(intensity_window_slides),
         cmocka_unit_test(backoff_doubles_up_to_max),
         cmocka_unit_test(worker_failure_restarts),
+        cmocka_unit_test(worker_failing_at_once_is_seen),
         cmocka_unit_test(health_failure_restarts),
         cmocka_unit_test(failed_start_rolls_back),
         cmocka_unit_test(failing_restart_counts_toward_intensity),
