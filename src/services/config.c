@@ -33,9 +33,6 @@
  * running, NULL while stopped; revisions increase by one per successful update or reset;
  * a failed update changes nothing and notifies nobody.
  */
-/* No _LGPL_SOURCE: the inlined urcu-bp read lock touches liburcu's reader struct, which
- * liburcu places below its declared 128-byte alignment, and UBSan (non-recoverable in this
- * build) aborts on it; the library calls are not instrumented. */
 #include "services/config_int.h"
 
 #include <jansson.h>
@@ -43,6 +40,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <urcu-bp.h>
 
@@ -136,15 +134,48 @@ static inline void read_unlock(void)
 
 /* ---- JSON text helpers ----------------------------------------------------------------- */
 
+/* Smallest precision in 15..17 at which every real in v reads back exactly, so 0.8 prints
+ * as 0.8 and no value loses bits. */
+static int real_precision(const json_t *v, int p)
+{
+    switch (json_typeof(v)) {
+    case JSON_REAL: {
+        double d = json_real_value(v);
+        char buf[40];
+        for (; p < 17; p++) {
+            snprintf(buf, sizeof(buf), "%.*g", p, d);
+            if (strtod(buf, NULL) == d)
+                break;
+        }
+        return p;
+    }
+    case JSON_ARRAY:
+        for (size_t i = 0; i < json_array_size(v) && p < 17; i++)
+            p = real_precision(json_array_get(v, i), p);
+        return p;
+    case JSON_OBJECT: {
+        void *it = json_object_iter((json_t *)(uintptr_t)v);
+        while (it != NULL && p < 17) {
+            p = real_precision(json_object_iter_value(it), p);
+            it = json_object_iter_next((json_t *)(uintptr_t)v, it);
+        }
+        return p;
+    }
+    default:
+        return p;
+    }
+}
+
 char *fdn__cfg_dump(const json_t *v)
 {
-    size_t need = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+    size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(real_precision(v, 15));
+    size_t need = json_dumpb(v, NULL, 0, flags);
     if (need == 0)
         return NULL;
     char *buf = fdn__malloc(need + 1);
     if (buf == NULL)
         return NULL;
-    json_dumpb(v, buf, need, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+    json_dumpb(v, buf, need, flags);
     buf[need] = '\0';
     return buf;
 }

@@ -4,7 +4,6 @@
  * locks and invariants described in config.c (lock order wmu -> smu; wmu -> fmu; no
  * callback under a lock). The delivery thread is started/joined by config.c.
  */
-#define _LGPL_SOURCE
 #include "services/config_int.h"
 
 #include <jansson.h>
