@@ -7,7 +7,7 @@
  *
  * Naming: families keep their names (validated at registration). An event entry `a.b` with
  * measurement key k becomes: k == "counter" → counter `a_b_total`; k == "gauge" → gauge
- * `a_b`; k == "duration" → summary `a_b_duration_seconds` (ns / 1e9); any other key → summary
+ * `a_b`; k == "histogram" → summary `a_b`; k == "duration" → summary `a_b_duration_seconds` (ns / 1e9); any other key → summary
  * `a_b_<k>`; the emission count → counter `a_b_emissions_total`. Characters outside
  * [a-zA-Z0-9_:] become '_', a leading digit gets a '_' prefix. Each metric family is written
  * once (HELP, TYPE, samples); when two sources map to the same name, the first in sorted
@@ -251,6 +251,9 @@ static void event_record(recs_t *rs, const fdn_tm_sample_t *x)
     } else if (strcmp(x->key, "gauge") == 0) {
         b_event_name(&name, x->name, NULL);
         what = "gauge";
+    } else if (strcmp(x->key, "histogram") == 0) {
+        b_event_name(&name, x->name, NULL);
+        what = "histogram";
     } else if (strcmp(x->key, "duration") == 0) {
         b_event_name(&name, x->name, "_duration_seconds");
         what = "duration (seconds)";
@@ -333,7 +336,6 @@ int fdn_telemetry_write_prometheus(fdn_telemetry_t *tm, fdn_tm_write_fn write, v
             }
         }
     }
-    /* freed only after the loop: iteration i compares with the name of i - 1 */
     for (size_t i = 0; i < rs.n; i++) {
         fdn__free(rs.r[i].name);
         fdn__free(rs.r[i].text);

@@ -181,6 +181,7 @@ static tm_entry_t *entry_new(fdn_telemetry_t *tm, const char *name, size_t len,
         }
     }
     e->last_active = fdn_clock_mono_ns(tm->clock);
+    e->seen_count = 1; /* the emission that creates the entry */
     cds_lfht_node_init(&e->node);
     return e;
 oom:

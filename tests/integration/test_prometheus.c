@@ -1,0 +1,177 @@
+/* Integration test: the Prometheus exposition of a telemetry instance is accepted by
+ * `promtool check metrics` (format and lint), including label escaping, summaries, event
+ * entries with odd characters, the overflow series and name collisions. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fdn/error.h>
+#include <fdn/telemetry.h>
+
+static int file_sink(const char *data, size_t len, void *user)
+{
+    return fwrite(data, 1, len, (FILE *)user) == len ? 0 : FDN_EIO;
+}
+
+typedef struct membuf {
+    char buf[1 << 16];
+    size_t len;
+} membuf_t;
+
+static int mem_sink(const char *data, size_t len, void *user)
+{
+    membuf_t *m = user;
+    if (m->len + len >= sizeof(m->buf))
+        return FDN_ENOBUFS;
+    memcpy(m->buf + m->len, data, len);
+    m->len += len;
+    m->buf[m->len] = '\0';
+    return 0;
+}
+
+static int failing_sink(const char *data, size_t len, void *user)
+{
+    (void)data;
+    (void)len;
+    (void)user;
+    return FDN_EIO;
+}
+
+static fdn_telemetry_t *populate(void)
+{
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    const char *ln[] = {"method", "path"};
+    fdn_tm_family_t *f = NULL;
+    assert_int_equal(fdn_telemetry_family(tm, &f, "http_requests_total", "HTTP requests\nby \\ path",
+                                          FDN_TM_COUNTER, ln, 2, 2), 0);
+    const char *paths[] = {"/a\"quoted\"", "/b\\back\nline", "/c", "/d"};
+    for (size_t i = 0; i < 4; i++) {
+        const char *v[] = {"GET", paths[i]};
+        fdn_counter_t *c = NULL;
+        assert_int_equal(fdn_tm_family_counter(f, &c, v, 2), 0);
+        fdn_counter_add(c, i + 1);
+    }
+    const char *hl[] = {"pool"};
+    assert_int_equal(fdn_telemetry_family(tm, &f, "pool_checkout_seconds", "Checkout latency",
+                                          FDN_TM_HISTOGRAM, hl, 1, 0), 0);
+    fdn_histogram_t *h = NULL;
+    const char *pv[] = {"db"};
+    assert_int_equal(fdn_tm_family_histogram(f, &h, pv, 1), 0);
+    for (int i = 1; i <= 1000; i++)
+        fdn_histogram_observe(h, (double)i / 1000.0);
+    const char *pv2[] = {"empty"};
+    assert_int_equal(fdn_tm_family_histogram(f, &h, pv2, 1), 0);
+    assert_int_equal(fdn_telemetry_family(tm, &f, "queue_depth", "Queue depth", FDN_TM_GAUGE_INT,
+                                          NULL, 0, 0), 0);
+    fdn_gauge_t *g = NULL;
+    assert_int_equal(fdn_tm_family_gauge(f, &g, NULL, 0), 0);
+    fdn_gauge_set(g, -12);
+
+    /* events, reference catalogue style */
+    fdn_tm_meta_t md = {"path", "dev.debug_mode"};
+    fdn_telemetry_emit_counter(tm, "foundation.config_updates", &md, 1);
+    fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_stored", 10, NULL, 0);
+    fdn_telemetry_emit_gauge(tm, "foundation.operations.duration", 12.5, NULL, 0);
+    fdn_telemetry_emit_gauge(tm, "vm.memory", 1, NULL, 0);
+    fdn_tm_measure_t d = {"duration", 1234567};
+    fdn_telemetry_execute(tm, "foundation.foundation.registry.lookup", &d, 1, NULL, 0);
+    fdn_telemetry_emit_histogram(tm, "app.payload-size", 512, NULL, 0);
+    fdn_telemetry_emit_histogram(tm, "9lives.x", -3, NULL, 0);
+    fdn_tm_measure_t odd = {"weird key!", 3};
+    fdn_telemetry_execute(tm, "app.odd", &odd, 1, NULL, 0);
+    /* collision: "x.y" gauge and "x_y" gauge both map to x_y */
+    fdn_telemetry_emit_gauge(tm, "x.y", 1, NULL, 0);
+    fdn_telemetry_emit_gauge(tm, "x_y", 2, NULL, 0);
+    return tm;
+}
+
+static void exposition_passes_promtool(void **state)
+{
+    (void)state;
+    if (system("command -v promtool >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "SKIP: promtool not found (install Debian package 'prometheus', "
+                        "scripts/deps.sh does)\n");
+        skip();
+    }
+    fdn_telemetry_t *tm = populate();
+    char path[] = "/tmp/fdn_prom_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    assert_int_equal(fdn_telemetry_write_prometheus(tm, file_sink, f), 0);
+    assert_int_equal(fclose(f), 0);
+
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "promtool check metrics < %s 2>&1", path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char out[4096];
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+        char show[512];
+        snprintf(show, sizeof(show), "cat %s >&2", path);
+        (void)system(show);
+        fail_msg("promtool rejected the exposition:\n%s", out);
+    }
+    unlink(path);
+    fdn_telemetry_destroy(tm);
+}
+
+static void exposition_content(void **state)
+{
+    (void)state;
+    fdn_telemetry_t *tm = populate();
+    static membuf_t m;
+    m.len = 0;
+    assert_int_equal(fdn_telemetry_write_prometheus(tm, mem_sink, &m), 0);
+    const char *want[] = {
+        "# TYPE http_requests_total counter\n",
+        "http_requests_total{method=\"GET\",path=\"/a\\\"quoted\\\"\"} 1\n",
+        "http_requests_total{method=\"GET\",path=\"/b\\\\back\\nline\"} 2\n",
+        "http_requests_total{method=\"__overflow__\",path=\"__overflow__\"} 7\n",
+        "# HELP http_requests_total HTTP requests\\nby \\\\ path\n",
+        "foundation_telemetry_series_overflows_total{family=\"http_requests_total\"} 2\n",
+        "# TYPE pool_checkout_seconds summary\n",
+        "pool_checkout_seconds_count{pool=\"db\"} 1000\n",
+        "pool_checkout_seconds{pool=\"empty\",quantile=\"0.5\"} NaN\n",
+        "queue_depth -12\n",
+        "foundation_config_updates_total 1\n",
+        "foundation_event_store_events_stored_total 10\n",
+        "foundation_event_store_events_stored_emissions_total 1\n",
+        "foundation_operations_duration 12.5\n",
+        "# TYPE foundation_foundation_registry_lookup_duration_seconds summary\n",
+        "foundation_foundation_registry_lookup_duration_seconds_sum 0.0012345",
+        "app_payload_size_count 1\n",
+        "_9lives_x_sum -3\n",
+        "app_odd_weird_key_",
+        "# skipped duplicate metric name x_y\n",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (strstr(m.buf, want[i]) == NULL)
+            fail_msg("missing %s in:\n%s", want[i], m.buf);
+    assert_int_equal(fdn_telemetry_write_prometheus(tm, failing_sink, NULL), FDN_EIO);
+    assert_int_equal(fdn_telemetry_write_prometheus(tm, NULL, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_telemetry_write_prometheus(NULL, mem_sink, &m), 0);
+    fdn_telemetry_destroy(tm);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(exposition_content),
+        cmocka_unit_test(exposition_passes_promtool),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
