@@ -254,6 +254,18 @@ if wants config; then
     expect 200 PUT /v1/config/interface.max_results '250'
     jcheck '.path == "interface.max_results" and .value == 250 and .revision > 1'
     expect 405 DELETE /v1/config/dev.debug_mode
+    if wants events; then
+        # the config drives the services: interface.max_results caps event queries (applied
+        # by the config delivery thread: poll the observable effect with a deadline)
+        expect 200 PUT /v1/config/interface.max_results '2'
+        deadline=$((SECONDS + 10))
+        while :; do
+            req GET '/v1/events?limit=100'
+            n="$(jq '.events|length' <<<"$BODY")"
+            [[ "$n" == 2 || $SECONDS -ge $deadline ]] && break
+        done
+        [[ "$n" == 2 ]] && pass || fail "interface.max_results=2 not applied to queries ($n events)"
+    fi
     expect 200 POST /v1/config/reset
     jcheck '.reset == true'
     expect 200 GET /v1/config/dev.debug_mode

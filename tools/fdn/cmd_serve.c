@@ -175,6 +175,7 @@ int cmd_serve(int argc, char **argv)
     fdn_pools_t *pools = NULL;
     fdn_telemetry_t *tm = NULL;
     fdn_config_t *cfg = NULL;
+    serve_wiring_t wiring = {NULL, NULL, NULL, 0};
 
     fdn_runtime_opts_t ro = FDN_RUNTIME_OPTS_INIT;
     ro.config_path = o.config;
@@ -215,6 +216,14 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
 
+    wiring.cfg = cfg;
+    wiring.es = es;
+    wiring.pools = pools;
+    if ((rc = serve_wire_config(&wiring)) < 0) {
+        fprintf(stderr, "fdn serve: cannot follow configuration changes: %s\n", fdn_strerror(rc));
+        goto out;
+    }
+
     fdn_admin_opts_t ao = FDN_ADMIN_OPTS_INIT;
     ao.listen = o.listen;
     ao.token = token;
@@ -250,6 +259,8 @@ int cmd_serve(int argc, char **argv)
     exit_code = CLI_OK;
 out:
     fdn_admin_destroy(admin); /* no request runs after this */
+    if (wiring.sub != 0)
+        (void)fdn_config_unsubscribe(cfg, wiring.sub); /* its callback touches es and pools */
     fdn_pools_destroy(pools);
     fdn_limiter_destroy(limiter);
     fdn_breakers_destroy(breakers);
