@@ -109,6 +109,7 @@ start_server
 expect 200 GET /health
 jcheck '.status == "ok" and (.services|type) == "object"'
 if wants runtime; then jcheck '.runtime.status == "healthy" and .runtime.name == "production"'; fi
+if wants config; then jcheck '.services.config.status == "ok"'; fi
 expect 404 GET /no/such/endpoint
 error_is 3401
 expect 405 POST /health

@@ -135,6 +135,11 @@ static int read_token(const char *path, char **out)
     return 0;
 }
 
+static int config_health(void *user)
+{
+    return fdn_config_available(user) ? 0 : FDN_EUNAVAILABLE;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     serve_opts_t o = {NULL, FDN_CLI_DEFAULT_DATA_DIR, FDN_ADMIN_DEFAULT_LISTEN, NULL, 1 << 20};
@@ -230,6 +235,7 @@ int cmd_serve(int argc, char **argv)
     ao.max_body_bytes = (size_t)o.max_body;
     rc = fdn_admin_create(&admin, &ao, &err);
     if (rc == 0 && (rc = fdn_admin_mount_runtime(admin, rt)) == 0 &&
+        (rc = fdn_admin_add_health(admin, "config", config_health, cfg)) == 0 &&
         (rc = fdn_admin_mount_config(admin, cfg)) == 0 &&
         (rc = fdn_admin_mount_events(admin, es)) == 0 &&
         (rc = fdn_admin_mount_breakers(admin, breakers)) == 0 &&
