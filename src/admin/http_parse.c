@@ -321,9 +321,19 @@ json_t *fdn__http_error_json(int code, const fdn_error_t *err)
     const fdn_err_info_t *info = fdn_err_info(code);
     const char *msg = (err != NULL && err->code == code && err->message[0] != '\0') ? err->message
                                                                                     : info->message;
-    json_t *e = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "code", info->ref_code, "type",
+    /* a message can quote client bytes (a method, a name): keep it valid UTF-8 for JSON */
+    json_t *jm = json_string(msg);
+    if (jm == NULL) {
+        char clean[FDN_ERR_MSG_MAX];
+        size_t i = 0;
+        for (; msg[i] != '\0' && i < sizeof clean - 1; i++)
+            clean[i] = ((unsigned char)msg[i] < 0x80) ? msg[i] : '?';
+        clean[i] = '\0';
+        jm = json_string(clean);
+    }
+    json_t *e = json_pack("{s:i, s:s, s:s, s:s, s:o*, s:s}", "code", info->ref_code, "type",
                           info->type, "category", info->category, "severity",
-                          fdn_severity_name(info->severity), "message", msg, "name", info->name);
+                          fdn_severity_name(info->severity), "message", jm, "name", info->name);
     if (e == NULL)
         return NULL;
     return json_pack("{s:o}", "error", e);

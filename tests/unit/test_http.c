@@ -188,6 +188,12 @@ static void error_body(void **state)
     assert_string_equal(json_string_value(json_object_get(e, "message")),
                         "path dev.x is not updatable");
     json_decref(j);
+    fdn_err_set(&err, FDN_ENOTSUP, "method P\xaaT not allowed"); /* client bytes, not UTF-8 */
+    j = fdn__http_error_json(FDN_ENOTSUP, &err);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "message")),
+                        "method P?T not allowed");
+    json_decref(j);
     j = fdn__http_error_json(FDN_ENOENT, &err); /* mismatched err: default message */
     e = json_object_get(j, "error");
     assert_string_equal(json_string_value(json_object_get(e, "message")), fdn_strerror(FDN_ENOENT));
