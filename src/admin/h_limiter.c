@@ -8,6 +8,14 @@
 
 #include <string.h>
 
+/* ceil(ns / unit) without overflow (the limiter reports INT64_MAX for "never") */
+static int64_t ceil_div(int64_t ns, int64_t unit)
+{
+    if (ns <= 0)
+        return 0;
+    return ns / unit + (ns % unit != 0);
+}
+
 static int algo_parse(const char *s, fdn_limit_algo_t *out)
 {
     static const struct {
@@ -89,11 +97,11 @@ static int h_check(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     rc = fdn_limiter_check(l, key_s, json_string_length(key), &rule, cost, 0, &r);
     if (rc < 0 && rc != FDN_ERATE_LIMITED)
         goto out;
-    json_t *j = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I}", "allowed", rc == 0, "count",
-                          (json_int_t)r.count, "limit", (json_int_t)r.limit, "remaining",
-                          (json_int_t)r.remaining, "reset_ms",
-                          (json_int_t)((r.reset_ns + 999999) / 1000000), "retry_after_ms",
-                          (json_int_t)((r.retry_after_ns + 999999) / 1000000));
+    json_t *j =
+        json_pack("{s:b, s:I, s:I, s:I, s:I, s:I}", "allowed", rc == 0, "count",
+                  (json_int_t)r.count, "limit", (json_int_t)r.limit, "remaining",
+                  (json_int_t)r.remaining, "reset_ms", (json_int_t)ceil_div(r.reset_ns, 1000000),
+                  "retry_after_ms", (json_int_t)ceil_div(r.retry_after_ns, 1000000));
     if (j != NULL && rc == FDN_ERATE_LIMITED) {
         fdn_err_set(&resp->err, rc, "rate limit of %lld per %lld ms exceeded for this key",
                     (long long)rule.limit, (long long)rule.period_ms);
@@ -101,7 +109,7 @@ static int h_check(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
         if (e != NULL)
             json_object_update(j, e);
         json_decref(e);
-        resp->retry_after_s = (r.retry_after_ns + 999999999) / 1000000000;
+        resp->retry_after_s = ceil_div(r.retry_after_ns, 1000000000);
         if (resp->retry_after_s < 1)
             resp->retry_after_s = 1;
     }
