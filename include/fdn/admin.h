@@ -135,47 +135,89 @@ FDN_API void fdn_admin_shutdown(fdn_admin_t *a);
  */
 FDN_API void fdn_admin_destroy(fdn_admin_t *a);
 
-/* ---- mounting services: each adds the routes of one service (before start) --------------
- * Every mount returns 0, FDN_EINVAL (NULL, already started), FDN_EEXIST (mounted twice),
- * FDN_ENOMEM. The service must outlive the server (shut the server down first).
- * @thread_safety init  @since 0.1.0 */
+/* ---- mounting services: each adds the routes of one service, before fdn_admin_start ----
+ * The service must outlive the server: shut the server down before destroying it. */
 
 /**
- * `GET /health` reports the runtime (status, uptime, each supervised service) besides the
- * added health checks; `GET /v1/registry` lists the runtime's registry.
+ * `GET /health` also reports the runtime (status, uptime, each supervised service; 503 when
+ * it is not healthy) and `GET /v1/registry` lists the runtime's registry.
+ * @param[in] a  the server (not started)
+ * @param[in] rt the runtime
+ * @return 0, FDN_EINVAL (NULL, already started), FDN_EEXIST (a runtime is already mounted),
+ * FDN_ENOMEM
+ * @thread_safety init
+ * @since 0.1.0
  */
 FDN_API int fdn_admin_mount_runtime(fdn_admin_t *a, fdn_runtime_t *rt);
 
 /**
- * `POST /v1/events`, `POST /v1/events/batch`, `GET /v1/events/{id}`, `GET /v1/events`,
- * `DELETE /v1/events?before=TS`, `GET /v1/events/stats` on an event store.
+ * `POST /v1/events` (`{"type","data","correlation_id"?,"parent_id"?}` → 201 `{"id"}`),
+ * `POST /v1/events/batch`, `GET /v1/events/{id}`,
+ * `GET /v1/events?type=&correlation_id=&since=&until=&after_id=&limit=&order=`,
+ * `DELETE /v1/events?before=TS` → `{"removed"}`, `GET /v1/events/stats`.
+ * @param[in] a  the server (not started)
+ * @param[in] es the event store
+ * @return 0, FDN_EINVAL (NULL, already started), FDN_EEXIST (mounted twice), FDN_ENOMEM
+ * @thread_safety init
+ * @since 0.1.0
  */
 FDN_API int fdn_admin_mount_events(fdn_admin_t *a, fdn_events_t *es);
 
 /**
  * `GET /v1/config` (the whole tree), `GET /v1/config/{dotted.path}` → `{"path","value"}`,
- * `PUT /v1/config/{dotted.path}` with a JSON value as the body → `{"path","value","revision"}`,
- * `POST /v1/config/reset[?to=defaults|startup]`.
+ * `PUT /v1/config/{dotted.path}` with a JSON value as the body →
+ * `{"path","value","revision"}`, `POST /v1/config/reset[?to=defaults|startup]`.
+ * @param[in] a  the server (not started)
+ * @param[in] cfg the config service
+ * @return 0, FDN_EINVAL (NULL, already started), FDN_EEXIST (mounted twice), FDN_ENOMEM
+ * @thread_safety init
+ * @since 0.1.0
  */
 FDN_API int fdn_admin_mount_config(fdn_admin_t *a, fdn_config_t *cfg);
 
-/** `GET /v1/breakers`, `GET /v1/breakers/{name}`, `POST /v1/breakers/{name}/reset`. */
+/**
+ * `GET /v1/breakers`, `GET /v1/breakers/{name}`, `POST /v1/breakers/{name}/reset`.
+ * @param[in] a  the server (not started)
+ * @param[in] set the breaker set
+ * @return 0, FDN_EINVAL (NULL, already started), FDN_EEXIST (mounted twice), FDN_ENOMEM
+ * @thread_safety init
+ * @since 0.1.0
+ */
 FDN_API int fdn_admin_mount_breakers(fdn_admin_t *a, fdn_breakers_t *set);
 
 /**
  * `POST /v1/limiter/check` with `{"key","limit","window_ms","algorithm"?,"cost"?,"burst"?}`
- * → `{"allowed","count","limit","remaining","reset_ms","retry_after_ms"}` (200), or the same
- * plus "error" with 429 and Retry-After when denied.
+ * → 200 `{"allowed","count","limit","remaining","reset_ms","retry_after_ms"}`, or when
+ * denied the same fields plus "error" with 429 and Retry-After. Algorithms: fixed_window
+ * (default), token_bucket, gcra, sliding_window.
+ * @param[in] a  the server (not started)
+ * @param[in] l the rate limiter
+ * @return 0, FDN_EINVAL (NULL, already started), FDN_EEXIST (mounted twice), FDN_ENOMEM
+ * @thread_safety init
+ * @since 0.1.0
  */
 FDN_API int fdn_admin_mount_limiter(fdn_admin_t *a, fdn_limiter_t *l);
 
 /**
- * Telemetry: its Prometheus text joins `GET /metrics`; `GET /v1/telemetry` answers the JSON
+ * Telemetry's Prometheus text joins `GET /metrics`; `GET /v1/telemetry` answers the JSON
  * metrics tree.
+ * @param[in] a  the server (not started)
+ * @param[in] tm the telemetry service
+ * @return 0, FDN_EINVAL (NULL, already started), FDN_EEXIST (mounted twice), FDN_ENOBUFS (too many
+ * metric writers), FDN_ENOMEM
+ * @thread_safety init
+ * @since 0.1.0
  */
 FDN_API int fdn_admin_mount_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm);
 
-/** `GET /v1/pools`: every managed pool with its status. */
+/**
+ * `GET /v1/pools`: every managed pool with its status.
+ * @param[in] a  the server (not started)
+ * @param[in] m the pool manager
+ * @return 0, FDN_EINVAL (NULL, already started), FDN_EEXIST (mounted twice), FDN_ENOMEM
+ * @thread_safety init
+ * @since 0.1.0
+ */
 FDN_API int fdn_admin_mount_pools(fdn_admin_t *a, fdn_pools_t *m);
 
 FDN_END_DECLS

@@ -1,4 +1,4 @@
-/* fdn: argument and file helpers shared by the subcommands. */
+/* DESIGN: fdn argument and file helpers shared by the subcommands. Single-threaded, no state. */
 #include "cli.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* fdn config: `defaults` prints the default tree, `check FILE` validates a file.
+/* DESIGN: fdn config: `defaults` prints the default tree, `check FILE` validates a file.
  * The structural check (readable, JSON, an object) is here; the schema validation (paths,
  * types, ranges, with each problem's path and rule) plugs in from the config service in
  * config_validate() once it is merged. */

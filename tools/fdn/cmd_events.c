@@ -1,4 +1,4 @@
-/* fdn events query: read the event store of a data directory offline.
+/* DESIGN: fdn events query: read the event store of a data directory offline.
  * Opens the SQLite file read-only (safe while a server runs: WAL readers do not block the
  * writer), filters on the indexed columns in SQL (id, ts, type) and on the correlation id
  * after decoding each record with the library codec. */

@@ -1,4 +1,4 @@
-/* fdn serve: run a runtime with its services and the admin HTTP API until SIGINT/SIGTERM.
+/* DESIGN: fdn serve: run a runtime with its services and the admin HTTP API until SIGINT/SIGTERM.
  *
  * Threads: SIGINT/SIGTERM are blocked before any thread exists, so every thread inherits the
  * mask and the main thread alone receives them with sigwait(); shutdown then runs in order on

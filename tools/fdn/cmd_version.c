@@ -1,4 +1,4 @@
-/* fdn version: library and reference versions. */
+/* DESIGN: fdn version: library and reference versions. Single-threaded, no state. */
 #include "cli.h"
 
 #include <string.h>

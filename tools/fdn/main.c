@@ -1,4 +1,5 @@
-/* fdn: the command-line program. One file per subcommand (cmd_*.c). */
+/* DESIGN: fdn, the command-line program: dispatches to one file per subcommand (cmd_*.c).
+ * Single-threaded except `serve` (see cmd_serve.c). Exit codes: 0 ok, 1 failure, 2 usage. */
 #include "cli.h"
 
 #include <string.h>

@@ -1,5 +1,5 @@
-/* fdn serve: the configuration drives the services it started (DESIGN "The config drives the
- * runtime"): storage.hot.* sets event retention, interface.max_results caps event queries,
+/* DESIGN: fdn serve: the configuration drives the services it started (DESIGN "The config drives
+ * the runtime"): storage.hot.* sets event retention, interface.max_results caps event queries,
  * infrastructure.connection_pool.default_config sets pool defaults. Applied once at start and
  * again on every change (the callback runs on the config service's delivery thread and only
  * calls thread-safe setters). The runtime takes this over when it owns these services. */
