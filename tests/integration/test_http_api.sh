@@ -26,6 +26,7 @@ cleanup() {
     rm -rf "$TMP"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT HUP
 
 FAILS=0
 CHECKS=0
