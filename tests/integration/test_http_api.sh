@@ -58,13 +58,13 @@ start_server() {
     [[ "$STATUS" == 200 || "$STATUS" == 401 ]] || { echo "/health gave $STATUS: $BODY" >&2; exit 1; }
 }
 
-stop_server() {
-    kill -TERM "$SRV_PID"
+stop_server() { # [SIGNAL] (default TERM)
+    kill -"${1:-TERM}" "$SRV_PID"
     local rc=0
     wait "$SRV_PID" || rc=$?
     SRV_PID=""
     exec 3<&-
-    [[ $rc -eq 0 ]] || fail "server exited with $rc on SIGTERM: $(cat "$TMP/server.err")"
+    [[ $rc -eq 0 ]] || fail "server exited with $rc on SIG${1:-TERM}: $(cat "$TMP/server.err")"
 }
 
 STATUS=""
@@ -300,8 +300,8 @@ if wants telemetry; then
     jcheck '(.families|type) == "object"'
 fi
 
-# --- restart on the same data directory keeps every stored event
-stop_server
+# --- restart on the same data directory keeps every stored event (stopped with SIGINT)
+stop_server INT
 if wants events; then
     "$FDN" events query --data-dir "$TMP/data" --json --limit 1000 >"$TMP/offline.jsonl"
     n="$(wc -l <"$TMP/offline.jsonl")"
