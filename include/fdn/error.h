@@ -150,9 +150,9 @@ typedef enum fdn_retry {
     X(ERATE_LIMITED, -1501, 6001, "rate_limit_exceeded", "external", "rate_limit", MEDIUM,        \
       FIXED_DELAY, "Rate limit exceeded")                                                         \
     X(ELIMITER, -1502, 6003, "rate_limiter_exception", "external", "rate_limit", CRITICAL,        \
-      NO_RETRY, "Rate limiter backend failure")                                              \
+      NO_RETRY, "Rate limiter backend failure")                                                    \
     X(EPOOL_BROKEN, -1601, 5030, "pool_worker_broken", "external", "connection_pool", MEDIUM,     \
-      IMMEDIATE, "Pooled worker is broken")
+      FIXED_DELAY, "Pooled worker is broken")
 
 /** Every code, POSIX-valued first, then project codes. */
 #define FDN_ERROR_MAP(X) FDN_ERRNO_MAP(X) FDN_PROJECT_MAP(X)
@@ -202,14 +202,40 @@ FDN_API const char *fdn_strerror(int code);
  */
 FDN_API const char *fdn_err_name(int code);
 
-/** Number of rows in the table, and the i-th row (for tests and documentation tools). */
+/**
+ * Number of rows in the code table (every FDN_E* code, FDN_OK excluded), for tests and
+ * documentation tools that walk it with fdn_err_at.
+ * @return the row count, constant for the library's lifetime.
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API size_t fdn_err_count(void);
-/** @return the i-th row, or NULL when i >= fdn_err_count(). @thread_safety any */
+
+/**
+ * The i-th row of the code table, in table order.
+ * @param[in] i  row index, 0 <= i < fdn_err_count()
+ * @return a static row, or NULL when i >= fdn_err_count().
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API const fdn_err_info_t *fdn_err_at(size_t i);
 
-/** "low", "medium", "high", "critical". @thread_safety any */
+/**
+ * Static name of a severity: "low", "medium", "high" or "critical".
+ * @param[in] s  the severity
+ * @return a static string, never NULL ("medium" for a value outside the enum).
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API const char *fdn_severity_name(fdn_severity_t s);
-/** "no_retry", "immediate", "fixed_delay", "exponential_backoff". @thread_safety any */
+/**
+ * Static name of a retry strategy: "no_retry", "immediate", "fixed_delay" or
+ * "exponential_backoff".
+ * @param[in] r  the strategy
+ * @return a static string, never NULL ("fixed_delay" for a value outside the enum).
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API const char *fdn_retry_name(fdn_retry_t r);
 
 /**
@@ -217,7 +243,11 @@ FDN_API const char *fdn_retry_name(fdn_retry_t r);
  * → exponential_backoff; external_service_error → fixed_delay; severity critical → no_retry;
  * severity high → immediate; type invalid_config_value or data_corruption → no_retry;
  * resource_exhausted → immediate; otherwise fixed_delay.
+ * @param[in] type      reference error type, e.g. "timeout" (NULL: no type rule matches)
+ * @param[in] severity  the error's severity
+ * @return the strategy.
  * @thread_safety any
+ * @since 0.1.0
  */
 FDN_API fdn_retry_t fdn_retry_rule(const char *type, fdn_severity_t severity);
 
@@ -228,13 +258,30 @@ FDN_API fdn_retry_t fdn_retry_rule(const char *type, fdn_severity_t severity);
  * Delay before retry number `attempt` (0-based) for a strategy (§7.3):
  * exponential_backoff → min(1000·2^attempt, 30000); fixed_delay → 1000; immediate → 0;
  * no_retry → FDN_RETRY_NEVER. Never negative; a negative attempt counts as 0.
+ * @param[in] strategy  the retry strategy
+ * @param[in] attempt   0 for the first retry, then 1, 2...
+ * @return the delay in milliseconds, or FDN_RETRY_NEVER.
  * @thread_safety any
+ * @since 0.1.0
  */
 FDN_API int64_t fdn_retry_delay_ms(fdn_retry_t strategy, int attempt);
 
-/** True when the code's retry strategy is not no_retry (reference is_retryable). */
+/**
+ * Whether an error with this code may be retried (reference is_retryable).
+ * @param[in] code  an FDN_E* code (unknown codes use the `unknown` row)
+ * @return true when the code's retry strategy is not no_retry.
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API bool fdn_err_retryable(int code);
-/** True when the code's severity is high or critical (reference should_escalate). */
+
+/**
+ * Whether an error with this code should be escalated (reference should_escalate).
+ * @param[in] code  an FDN_E* code (unknown codes use the `unknown` row)
+ * @return true when the code's severity is high or critical.
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API bool fdn_err_should_escalate(int code);
 
 /* ------------------------------------------------------------------------------------------
@@ -282,7 +329,16 @@ typedef struct fdn_error {
  */
 FDN_API int fdn_err_set(fdn_error_t *err, int code, const char *fmt, ...) FDN_PRINTF(3, 4);
 
-/** fdn_err_set with a va_list. */
+/**
+ * fdn_err_set taking a va_list, for functions that wrap it with their own format arguments.
+ * @param[out] err   the error to fill, or NULL
+ * @param[in]  code  an FDN_E* code
+ * @param[in]  fmt   printf format of the message, or NULL for the code's default message
+ * @param[in]  ap    the format's arguments (consumed)
+ * @return code.
+ * @thread_safety any (on distinct err objects)
+ * @since 0.1.0
+ */
 FDN_API int fdn_err_setv(fdn_error_t *err, int code, const char *fmt, va_list ap)
     FDN_PRINTF(3, 0);
 
@@ -290,7 +346,11 @@ FDN_API int fdn_err_setv(fdn_error_t *err, int code, const char *fmt, va_list ap
  * Append "key=value" (value printf-formatted) to err->context, separated by a space;
  * values containing spaces are quoted. Text that does not fit is cut at a character
  * boundary and ends with "...". No-op when err is NULL.
+ * @param[in,out] err  the error, or NULL
+ * @param[in]     key  the key (not quoted; keep it a plain word)
+ * @param[in]     fmt  printf format of the value
  * @thread_safety any (on distinct err objects)
+ * @since 0.1.0
  */
 FDN_API void fdn_err_add_context(fdn_error_t *err, const char *key, const char *fmt, ...)
     FDN_PRINTF(3, 4);
@@ -298,25 +358,36 @@ FDN_API void fdn_err_add_context(fdn_error_t *err, const char *key, const char *
 /**
  * Reference to_string form: "[<ref_code>:<type>] <message>" + " | Context: <context>" when
  * the context is non-empty + " | Severity: <severity>".
+ * @param[in]  err  the error; NULL gives an empty string and returns 0
+ * @param[out] buf  destination, may be NULL when cap is 0
+ * @param[in]  cap  size of buf in bytes
  * @return the length the full text needs (like snprintf); output is always NUL-terminated
  *         when cap > 0.
  * @thread_safety any
+ * @since 0.1.0
  */
 FDN_API size_t fdn_err_format(const fdn_error_t *err, char *buf, size_t cap);
 
 /**
  * JSON object with every field: code, ref_code, name, type, category, subcategory, severity,
  * retry_strategy, message, context, correlation_id, breadcrumbs, timestamp_ns, duration_ns.
+ * Strings are JSON-escaped (quote, backslash, control characters).
+ * @param[in]  err  the error
+ * @param[out] buf  destination, may be NULL when cap is 0
+ * @param[in]  cap  size of buf in bytes
  * @return the length the full text needs (like snprintf); always NUL-terminated when cap > 0.
  * @thread_safety any
+ * @since 0.1.0
  */
 FDN_API size_t fdn_err_to_json(const fdn_error_t *err, char *buf, size_t cap);
 
 /**
  * Write a fresh UUID version 4 (122 bits from getrandom) as 36 lowercase characters plus
  * NUL into out.
+ * @param[out] out  37-byte buffer
  * @return 0, or FDN_EIO when the kernel's random source fails.
  * @thread_safety any
+ * @since 0.1.0
  */
 FDN_API int fdn_uuid4(char out[FDN_UUID_STR_LEN + 1]);
 
