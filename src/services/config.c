@@ -2,15 +2,23 @@
  * DESIGN: config service (reference §1.2-§1.8, "Configuration Update Flow").
  *
  * Snapshots. The configuration lives in an immutable snapshot: one json_t value per schema
- * leaf (shared, reference-counted, never mutated once published) plus a cache of scalar
- * leaves for the resolved-key getters, and a revision number. `live` is an atomic pointer to
- * the published snapshot (NULL while the service is stopped). Readers enter an urcu-bp
+ * leaf (private deep copies: jansson reference counts are never shared between threads),
+ * a cache of scalar leaves, and a revision number. `live` is an atomic pointer to the
+ * published snapshot (NULL while the service is stopped). Readers enter an urcu-bp
  * read-side section, load `live` (acquire), read, and leave: no lock, no shared write, so
  * they never wait for a writer and never see a half-applied update. A writer builds a new
  * snapshot (copy of the leaf array with one leaf replaced), validates the whole tree,
  * publishes it (release store) and hands the old one to call_rcu, which drops the
  * publication reference after a grace period. fdn_config_acquire takes an extra counted
  * reference inside the read section so a caller may keep a snapshot across grace periods.
+ *
+ * Scalar fast path. Resolved-key reads and dotted-path reads of scalar leaves do not enter
+ * RCU: the writer also copies every scalar leaf (kind + 64-bit payload) into a two-copy
+ * latch (seqcount latch: bump seq, rewrite the copy readers just left, bump again, rewrite
+ * the other). A reader loads seq, reads copy seq & 1 with relaxed atomics and retries only
+ * if seq moved meanwhile; it writes nothing shared (so it scales with threads) and a writer
+ * preempted mid-copy never blocks it. One leaf read is atomic; several leaves that must
+ * agree are read from one snapshot (fdn_config_acquire).
  *
  * Threads. Callers (any number) read and update. One delivery thread per service, started
  * by fdn__config_service_start and joined by fdn__config_service_stop/destroy, runs the
@@ -49,6 +57,40 @@
 #include "validation/config_schema.h"
 
 extern char **environ;
+
+/* ThreadSanitizer cannot see liburcu's grace periods (the library is not instrumented), so
+ * under TSan the read side "releases" a process-wide sync token when it leaves a read-side
+ * section and the deferred free "acquires" it: exactly the happens-before edge the grace
+ * period provides. Without this every retired snapshot is a (suppressed, slow) report. */
+#if defined(__SANITIZE_THREAD__)
+#define FDN_CFG_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FDN_CFG_TSAN 1
+#endif
+#endif
+#ifdef FDN_CFG_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+static char tsan_grace;
+void fdn__cfg_tsan_release(void *addr)
+{
+    __tsan_release(addr != NULL ? addr : &tsan_grace);
+}
+void fdn__cfg_tsan_acquire(void *addr)
+{
+    __tsan_acquire(addr != NULL ? addr : &tsan_grace);
+}
+#else
+void fdn__cfg_tsan_release(void *addr)
+{
+    (void)addr;
+}
+void fdn__cfg_tsan_acquire(void *addr)
+{
+    (void)addr;
+}
+#endif
 
 /* ---- snapshots ----------------------------------------------------------------------- */
 
@@ -97,6 +139,8 @@ void fdn__cfg_snap_unref(const snap_t *cs)
 void fdn__cfg_snap_retire_cb(struct rcu_head *h)
 {
     snap_t *s = caa_container_of(h, snap_t, rcu);
+    fdn__cfg_tsan_acquire(NULL);
+    fdn__cfg_tsan_acquire(s);
     fdn__cfg_snap_unref(s);
 }
 
@@ -113,8 +157,16 @@ snap_t *fdn__cfg_snap_new(const fdn__cfg_schema_t *schema, json_t *const *vals, 
     s->leaves = (leaf_t *)(void *)(s + 1);
     s->vals = (json_t **)(void *)(s->leaves + n);
     for (size_t i = 0; i < n; i++) {
-        json_t *v = (long)i == replace ? with : vals[i];
-        s->vals[i] = json_incref(v);
+        /* Each snapshot owns private copies: jansson reference counts are then only
+         * touched by the thread that builds or frees the whole snapshot (jansson's
+         * incref/decref read the count non-atomically before the atomic update). */
+        json_t *v = json_deep_copy((long)i == replace ? with : vals[i]);
+        if (v == NULL) {
+            s->n = i;
+            fdn__cfg_snap_free(s);
+            return NULL;
+        }
+        s->vals[i] = v;
         leaf_fill(&s->leaves[i], v);
     }
     atomic_init(&s->refs, 1);
@@ -129,6 +181,9 @@ static inline snap_t *read_lock(fdn_config_t *cfg)
 
 static inline void read_unlock(void)
 {
+#ifdef FDN_CFG_TSAN
+    fdn__cfg_tsan_release(NULL);
+#endif
     rcu_read_unlock();
 }
 
@@ -348,18 +403,43 @@ bool fdn_config_available(const fdn_config_t *cfg)
         return rc_;                                                                            \
     } while (0)
 
+/* Exact leaf path of a scalar: served from the latch (no RCU section). Returns 1 when the
+ * caller must take the snapshot path instead. */
+static inline int path_key(fdn_config_t *cfg, const char *path, fdn_config_key_t *key)
+{
+    if (FDN_UNLIKELY(cfg == NULL || path == NULL))
+        return FDN_EINVAL;
+    int32_t idx = fdn__cfg_schema_find(cfg->schema, path, strlen(path));
+    if (idx < 0)
+        return 1;
+    *key = idx;
+    return 0;
+}
+
 int fdn_config_get_int(fdn_config_t *cfg, const char *path, int64_t *out)
 {
+    fdn_config_key_t k;
+    int rc = path_key(cfg, path, &k);
+    if (rc <= 0)
+        return rc < 0 ? rc : fdn_config_key_get_int(cfg, k, out);
     READ_WITH_SNAPSHOT(cfg, fdn_config_snapshot_get_int(s_, path, out));
 }
 
 int fdn_config_get_double(fdn_config_t *cfg, const char *path, double *out)
 {
+    fdn_config_key_t k;
+    int rc = path_key(cfg, path, &k);
+    if (rc <= 0)
+        return rc < 0 ? rc : fdn_config_key_get_double(cfg, k, out);
     READ_WITH_SNAPSHOT(cfg, fdn_config_snapshot_get_double(s_, path, out));
 }
 
 int fdn_config_get_bool(fdn_config_t *cfg, const char *path, bool *out)
 {
+    fdn_config_key_t k;
+    int rc = path_key(cfg, path, &k);
+    if (rc <= 0)
+        return rc < 0 ? rc : fdn_config_key_get_bool(cfg, k, out);
     READ_WITH_SNAPSHOT(cfg, fdn_config_snapshot_get_bool(s_, path, out));
 }
 
@@ -438,53 +518,86 @@ int fdn_config_key_resolve(const fdn_config_t *cfg, const char *path, fdn_config
     return 0;
 }
 
-static inline int key_leaf(fdn_config_t *cfg, fdn_config_key_t key, leaf_t *out)
+void fdn__cfg_latch_publish(fdn_config_t *cfg, const snap_t *s)
 {
-    if (FDN_UNLIKELY(cfg == NULL || key < 0 || (size_t)key >= cfg->schema->n))
-        return FDN_EINVAL;
-    snap_t *s = read_lock(cfg);
-    if (FDN_UNLIKELY(s == NULL)) {
-        read_unlock();
-        return FDN_EUNAVAILABLE;
+    uint64_t seq = atomic_load_explicit(&cfg->latch_seq, memory_order_relaxed);
+    for (int pass = 0; pass < 2; pass++) {
+        /* readers move to the other copy, then this one is rewritten */
+        atomic_store_explicit(&cfg->latch_seq, ++seq, memory_order_release);
+        atomic_thread_fence(memory_order_seq_cst);
+        latch_leaf_t *dst = cfg->latch[(seq + 1) & 1];
+        for (size_t i = 0; i < cfg->nleaves; i++) {
+            const leaf_t *l = &s->leaves[i];
+            uint64_t bits;
+            if (l->kind == LK_REAL)
+                memcpy(&bits, &l->d, sizeof(bits));
+            else
+                bits = (uint64_t)l->i;
+            atomic_store_explicit(&dst[i].kind, (uint32_t)l->kind, memory_order_relaxed);
+            atomic_store_explicit(&dst[i].bits, bits, memory_order_relaxed);
+        }
     }
-    *out = s->leaves[key];
-    read_unlock();
-    return 0;
+}
+
+/* Lock-free, write-free read of one scalar leaf. */
+static inline int key_leaf(fdn_config_t *cfg, fdn_config_key_t key, uint32_t *kind,
+                           uint64_t *bits)
+{
+    if (FDN_UNLIKELY(cfg == NULL || key < 0 || (size_t)key >= cfg->nleaves))
+        return FDN_EINVAL;
+    for (;;) {
+        uint64_t seq = atomic_load_explicit(&cfg->latch_seq, memory_order_acquire);
+        if (FDN_UNLIKELY(atomic_load_explicit(&cfg->live, memory_order_relaxed) == NULL))
+            return FDN_EUNAVAILABLE;
+        const latch_leaf_t *l = &cfg->latch[seq & 1][key];
+        *kind = atomic_load_explicit(&l->kind, memory_order_relaxed);
+        *bits = atomic_load_explicit(&l->bits, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (FDN_LIKELY(atomic_load_explicit(&cfg->latch_seq, memory_order_relaxed) == seq))
+            return 0;
+    }
 }
 
 int fdn_config_key_get_int(fdn_config_t *cfg, fdn_config_key_t key, int64_t *out)
 {
-    leaf_t l;
-    int rc = key_leaf(cfg, key, &l);
-    if (rc != 0)
-        return rc;
-    if (l.kind != LK_INT || out == NULL)
-        return out == NULL ? FDN_EINVAL : FDN_ETYPE_MISMATCH;
-    *out = l.i;
+    uint32_t kind;
+    uint64_t bits;
+    int rc = key_leaf(cfg, key, &kind, &bits);
+    if (rc != 0 || out == NULL)
+        return rc != 0 ? rc : FDN_EINVAL;
+    if (kind != LK_INT)
+        return FDN_ETYPE_MISMATCH;
+    *out = (int64_t)bits;
     return 0;
 }
 
 int fdn_config_key_get_double(fdn_config_t *cfg, fdn_config_key_t key, double *out)
 {
-    leaf_t l;
-    int rc = key_leaf(cfg, key, &l);
-    if (rc != 0)
-        return rc;
-    if ((l.kind != LK_INT && l.kind != LK_REAL) || out == NULL)
-        return out == NULL ? FDN_EINVAL : FDN_ETYPE_MISMATCH;
-    *out = l.d;
+    uint32_t kind;
+    uint64_t bits;
+    int rc = key_leaf(cfg, key, &kind, &bits);
+    if (rc != 0 || out == NULL)
+        return rc != 0 ? rc : FDN_EINVAL;
+    if (kind == LK_INT) {
+        *out = (double)(int64_t)bits;
+        return 0;
+    }
+    if (kind != LK_REAL)
+        return FDN_ETYPE_MISMATCH;
+    memcpy(out, &bits, sizeof(*out));
     return 0;
 }
 
 int fdn_config_key_get_bool(fdn_config_t *cfg, fdn_config_key_t key, bool *out)
 {
-    leaf_t l;
-    int rc = key_leaf(cfg, key, &l);
-    if (rc != 0)
-        return rc;
-    if (l.kind != LK_BOOL || out == NULL)
-        return out == NULL ? FDN_EINVAL : FDN_ETYPE_MISMATCH;
-    *out = l.i != 0;
+    uint32_t kind;
+    uint64_t bits;
+    int rc = key_leaf(cfg, key, &kind, &bits);
+    if (rc != 0 || out == NULL)
+        return rc != 0 ? rc : FDN_EINVAL;
+    if (kind != LK_BOOL)
+        return FDN_ETYPE_MISMATCH;
+    *out = bits != 0;
     return 0;
 }
 
@@ -744,11 +857,16 @@ int fdn_config_create(fdn_config_t **out, const fdn_config_opts_t *opts, fdn_err
     if (rc == 0)
         rc = build_startup(cfg, &o, err);
     if (rc == 0) {
+        cfg->nleaves = cfg->schema->n;
         cfg->cur = fdn__cfg_snap_new(cfg->schema, cfg->startup, -1, NULL);
-        if (cfg->cur == NULL)
+        cfg->latch[0] = fdn__calloc(cfg->nleaves, sizeof(latch_leaf_t));
+        cfg->latch[1] = fdn__calloc(cfg->nleaves, sizeof(latch_leaf_t));
+        if (cfg->cur == NULL || cfg->latch[0] == NULL || cfg->latch[1] == NULL) {
             rc = fdn_err_set(err, FDN_ENOMEM, NULL);
-        else
+        } else {
             cfg->cur->revision = 1;
+            fdn__cfg_latch_publish(cfg, cfg->cur);
+        }
     }
     if (rc == 0 && o.on_change != NULL) {
         cfg->hook = fdn__cfg_sub_new("", o.on_change, o.on_change_user,
@@ -789,6 +907,8 @@ void fdn_config_destroy(fdn_config_t *cfg)
     size_t n = cfg->schema != NULL ? cfg->schema->n : 0;
     vals_free(cfg->defaults, n);
     vals_free(cfg->startup, n);
+    fdn__free(cfg->latch[0]);
+    fdn__free(cfg->latch[1]);
     fdn__cfg_fb_destroy(cfg->fb);
     fdn__cfg_schema_destroy(cfg->schema);
     pthread_mutex_destroy(&cfg->wmu);

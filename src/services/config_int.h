@@ -69,9 +69,22 @@ typedef struct sub {
     bool busy, removed, free_when_idle;
 } sub_t;
 
+/* Scalar leaves for resolved-key and dotted-path reads, published through a latch
+ * (two copies; readers use copy seq & 1 and retry only if seq moved while they read, so a
+ * preempted writer never blocks them). kind is an LK_* value; bits holds the int64, the
+ * double's bits, or the bool. */
+typedef struct latch_leaf {
+    _Atomic uint32_t kind;
+    _Atomic uint64_t bits;
+} latch_leaf_t;
+
 struct fdn_config {
+    /* read-mostly line: the published snapshot, the latch sequence and the leaf copies */
     _Atomic(snap_t *) live;
-    char pad_[FDN_CACHELINE - sizeof(void *)];
+    _Atomic uint64_t latch_seq;
+    latch_leaf_t *latch[2];
+    size_t nleaves;
+    char pad_[FDN_CACHELINE - 2 * sizeof(void *) - sizeof(uint64_t) - sizeof(size_t)];
     fdn__cfg_schema_t *schema;
     fdn_clock_t *clock;
 
@@ -107,6 +120,11 @@ void fdn__cfg_snap_free(snap_t *s);
 void fdn__cfg_snap_unref(const snap_t *s);
 void fdn__cfg_snap_retire_cb(struct rcu_head *h);
 void fdn__cfg_retire(snap_t *old);
+/* Copy the scalar leaves of s into the latch (wmu held, or during create). */
+void fdn__cfg_latch_publish(fdn_config_t *cfg, const snap_t *s);
+/* TSan happens-before annotations (no-ops in other builds); NULL = the grace token. */
+void fdn__cfg_tsan_release(void *addr);
+void fdn__cfg_tsan_acquire(void *addr);
 char *fdn__cfg_dump(const json_t *v);
 void fdn__cfg_notify(fdn_config_t *cfg, fdn_config_change_kind_t kind, const char *path,
                      const json_t *oldv, const json_t *newv, uint64_t rev);

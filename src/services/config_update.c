@@ -290,8 +290,10 @@ int fdn__cfg_parse_value(const char *path, const char *value_json, json_t **out,
 
 void fdn__cfg_retire(snap_t *old)
 {
-    if (old != NULL)
+    if (old != NULL) {
+        fdn__cfg_tsan_release(old);
         call_rcu(&old->rcu, fdn__cfg_snap_retire_cb);
+    }
 }
 
 /* Check 4 + publish; wmu held. */
@@ -311,6 +313,7 @@ int fdn__cfg_apply_locked(fdn_config_t *cfg, int32_t idx, json_t *v, snap_t **re
     cfg->cur = ns;
     if (cfg->running)
         atomic_store_explicit(&cfg->live, ns, memory_order_release);
+    fdn__cfg_latch_publish(cfg, ns);
     atomic_fetch_add_explicit(&cfg->updates, 1, memory_order_relaxed);
     atomic_store_explicit(&cfg->last_update, fdn_clock_mono_ns(cfg->clock),
                           memory_order_relaxed);
@@ -440,6 +443,7 @@ static int reset_to(fdn_config_t *cfg, json_t *const *vals, fdn_error_t *err)
             old = cfg->cur;
             cfg->cur = ns;
             atomic_store_explicit(&cfg->live, ns, memory_order_release);
+            fdn__cfg_latch_publish(cfg, ns);
             atomic_fetch_add_explicit(&cfg->resets, 1, memory_order_relaxed);
             bool oom;
             json_t *tree = fdn__cfg_build_tree(cfg->schema, ns->vals, "", &oom);

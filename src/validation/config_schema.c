@@ -524,8 +524,10 @@ static int tree_put(json_t *root, const char *rel, json_t *v)
     const char *p = rel;
     for (;;) {
         const char *dot = strchr(p, '.');
-        if (dot == NULL)
-            return json_object_set(cur, p, v) == 0 ? 0 : FDN_ENOMEM;
+        if (dot == NULL) {
+            json_t *copy = json_deep_copy(v); /* never share a snapshot's values */
+            return copy != NULL && json_object_set_new(cur, p, copy) == 0 ? 0 : FDN_ENOMEM;
+        }
         char key[FDN__CFG_MAX_PATH_LEN + 1];
         size_t kl = (size_t)(dot - p);
         memcpy(key, p, kl);
@@ -547,8 +549,11 @@ json_t *fdn__cfg_build_tree(const fdn__cfg_schema_t *s, json_t *const *vals, con
     size_t plen = strlen(prefix);
     *oom = false;
     int32_t idx = fdn__cfg_schema_find(s, prefix, plen);
-    if (idx >= 0)
-        return json_incref(vals[idx]);
+    if (idx >= 0) {
+        json_t *copy = json_deep_copy(vals[idx]);
+        *oom = copy == NULL;
+        return copy;
+    }
     if (!fdn__cfg_schema_is_section(s, prefix, plen))
         return NULL;
     json_t *root = json_object();

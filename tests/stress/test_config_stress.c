@@ -77,6 +77,10 @@ static void *reader(void *p)
             atomic_fetch_add(&s->bad, 1);
         if (k != 1000)
             last_key = k;
+        /* dotted-path scalar reads go through the latch too */
+        int64_t q2 = -1;
+        if (fdn_config_get_int(s->c, "interface.query_timeout", &q2) != 0 || q2 < 1)
+            atomic_fetch_add(&s->bad, 1);
         atomic_fetch_add_explicit(&s->reads, 1, memory_order_relaxed);
     }
     return NULL;
