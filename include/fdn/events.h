@@ -154,7 +154,7 @@ FDN_API bool fdn_event_equal(const fdn_event_t *a, const fdn_event_t *b);
  * Codecs (docs/event-format.md)
  * ------------------------------------------------------------------------------------------ */
 
-/** Encode flag: compress data with zstd when that makes it smaller (data ≥ 64 bytes). */
+/** Encode flag: compress data with zstd when that makes it smaller (data ≥ 256 bytes). */
 #define FDN_EVENT_ENC_ZSTD 0x1u
 
 /**

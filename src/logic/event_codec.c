@@ -31,7 +31,7 @@
 #define REC_HDR     68u
 #define REC_MIN     (REC_HDR + 4u)
 #define FLAG_ZSTD   0x1u
-#define ZSTD_MIN    64u
+#define ZSTD_MIN    256u
 
 static void put16(uint8_t *p, uint16_t v)
 {

@@ -146,7 +146,7 @@ static void *pruner_main(void *arg)
 {
     fdn_events_t *es = arg;
     uint64_t kick = fdn_clock_kick_seq(es->clock);
-    int64_t last = fdn_clock_mono_ns(es->clock);
+    int64_t last = es->prune_base;
     while (!atomic_load_explicit(&es->pstop, memory_order_acquire)) {
         int64_t iv = atomic_load_explicit(&es->prune_interval_ns, memory_order_relaxed);
         int64_t now = fdn_clock_mono_ns(es->clock);
@@ -493,6 +493,8 @@ static int load_cb(fdn_event_t *ev, void *user)
     fdn_events_t *es = user;
     if (ev->id >= es->next_id) /* keep the stored id (rows are in id order) */
         es->next_id = ev->id;
+    if (atomic_load_explicit(&es->count, memory_order_relaxed) == 0)
+        atomic_store_explicit(&es->first_id, es->next_id, memory_order_release);
     const fdn_event_t *one = ev;
     int rc = fdn__evs_append_locked(es, &one, 1, NULL);
     fdn_event_free(ev);
@@ -535,6 +537,7 @@ static int start_threads(fdn_events_t *es)
     }
     if (!es->pruner_on) {
         atomic_store_explicit(&es->pstop, false, memory_order_relaxed);
+        es->prune_base = fdn_clock_mono_ns(es->clock);
         if (pthread_create(&es->pruner, NULL, pruner_main, es) != 0)
             return FDN_EAGAIN;
         es->pruner_on = true;
@@ -592,9 +595,10 @@ int fdn__events_service_start(fdn_events_t *es)
     }
     if (rc != 0)
         done--;
-    if (done > 0 && es->nbuf > done) /* es->buf may be NULL when nothing was buffered */
+    if (done > 0) {
         memmove(es->buf, es->buf + done, (es->nbuf - done) * sizeof(fdn_event_t *));
-    es->nbuf -= done;
+        es->nbuf -= done;
+    }
     if (rc == 0)
         atomic_store_explicit(&es->running, 1, memory_order_release);
     pthread_mutex_unlock(&es->amu);

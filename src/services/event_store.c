@@ -44,12 +44,21 @@ static char k_tomb;
 
 static uint64_t hash_bytes(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
+    uint64_t h = 0x243F6A8885A308D3ull ^ n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+        h ^= h >> 32;
+        s += 8;
+        n -= 8;
     }
-    return h ^ (h >> 29);
+    uint64_t w = 0;
+    memcpy(&w, s, n);
+    h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ull;
+    return h ^ (h >> 32);
 }
 
 static void account(fdn_events_t *es, int64_t delta)
@@ -152,8 +161,26 @@ static int tab_reserve(fdn_events_t *es, _Atomic(evs_tab_t *) *tp)
     return 0;
 }
 
+static int sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
+                           evs_sym_t **out);
+
 static int sym_intern(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
                       evs_sym_t **out)
+{
+    evs_sym_t **cache = tp == &es->types ? &es->last_type : &es->last_node;
+    evs_sym_t *c = *cache;
+    if (c != NULL && c->len == n && memcmp(c->name, s, n) == 0) {
+        *out = c;
+        return 0;
+    }
+    int rc = sym_intern_slow(es, tp, s, n, out);
+    if (rc == 0)
+        *cache = *out;
+    return rc;
+}
+
+static int sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
+                           evs_sym_t **out)
 {
     uint64_t h = hash_bytes(s, n);
     evs_sym_t *e = tab_find(atomic_load_explicit(tp, memory_order_relaxed), s, n, h,
@@ -185,11 +212,16 @@ static int sym_intern(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s,
 
 static int corr_intern(fdn_events_t *es, const char *s, size_t n, evs_corr_t **out)
 {
+    evs_corr_t *lc = es->last_corr;
+    if (lc != NULL && lc->len == n && memcmp(lc->name, s, n) == 0) {
+        *out = lc;
+        return 0;
+    }
     uint64_t h = hash_bytes(s, n);
     evs_corr_t *e = tab_find(atomic_load_explicit(&es->corrs, memory_order_relaxed), s, n, h,
                              offsetof(evs_corr_t, name));
     if (e != NULL) {
-        *out = e;
+        *out = es->last_corr = e;
         return 0;
     }
     if (tab_reserve(es, &es->corrs) != 0)
@@ -204,7 +236,7 @@ static int corr_intern(fdn_events_t *es, const char *s, size_t n, evs_corr_t **o
     e->name[n] = '\0';
     account(es, (int64_t)(sizeof(*e) + n + 1));
     tab_put(atomic_load_explicit(&es->corrs, memory_order_relaxed), e);
-    *out = e;
+    *out = es->last_corr = e;
     return 0;
 }
 
@@ -263,27 +295,57 @@ static size_t post_lower(const evs_posting_t *p, uint64_t **dir, size_t lo, size
 
 /* ---- segments ---- */
 
-static evs_rec_t *rec_lookup(fdn_events_t *es, uint64_t id)
+/* The segment whose id range contains id (NULL when none). */
+static evs_seg_t *seg_find(fdn_events_t *es, uint64_t id)
 {
     size_t n = atomic_load_explicit(&es->seg_n, memory_order_acquire);
     evs_segdir_t *d = atomic_load_explicit(&es->segdir, memory_order_acquire);
     size_t lo = atomic_load_explicit(&es->seg_head, memory_order_acquire), hi = n;
-    if (lo >= hi || id < atomic_load_explicit(&es->first_id, memory_order_acquire))
+    if (lo >= hi)
         return NULL;
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
-        if (d->segs[mid]->first_id <= id)
+        if (d->segs[mid].first_id <= id)
             lo = mid;
         else
             hi = mid;
     }
-    evs_seg_t *s = d->segs[lo];
-    if (id < s->first_id)
-        return NULL;
+    evs_seg_t *s = d->segs[lo].seg;
+    return id >= s->first_id ? s : NULL;
+}
+
+static evs_rec_t *seg_rec(evs_seg_t *s, uint64_t id)
+{
     uint64_t idx = id - s->first_id;
     if (idx >= atomic_load_explicit(&s->count, memory_order_acquire))
         return NULL;
     return (evs_rec_t *)(void *)(s->arena + s->offs[idx]);
+}
+
+static evs_rec_t *rec_lookup(fdn_events_t *es, uint64_t id)
+{
+    if (id < atomic_load_explicit(&es->first_id, memory_order_acquire))
+        return NULL;
+    evs_seg_t *s = seg_find(es, id);
+    return s ? seg_rec(s, id) : NULL;
+}
+
+/* rec_lookup with a cached segment: consecutive lookups in one segment skip the search. */
+static evs_rec_t *rec_lookup_hint(fdn_events_t *es, uint64_t id, evs_seg_t **hint)
+{
+    if (id < atomic_load_explicit(&es->first_id, memory_order_acquire))
+        return NULL;
+    evs_seg_t *s = *hint;
+    if (s != NULL && id >= s->first_id) {
+        evs_rec_t *r = seg_rec(s, id);
+        if (r != NULL)
+            return r;
+    }
+    s = seg_find(es, id);
+    if (s == NULL)
+        return NULL;
+    *hint = s;
+    return seg_rec(s, id);
 }
 
 static size_t rec_size(size_t data_len)
@@ -317,7 +379,7 @@ static size_t next_arena_size(fdn_events_t *es, size_t need)
     size_t want = ARENA_MIN;
     if (cnt >= 64) {
         uint64_t avg = atomic_load_explicit(&es->bytes, memory_order_relaxed) / cnt;
-        uint64_t w = avg * EVS_SEG_EVENTS + avg * EVS_SEG_EVENTS / 16;
+        uint64_t w = avg * EVS_SEG_EVENTS + avg * EVS_SEG_EVENTS / 64;
         want = (size_t)FDN_MIN(FDN_MAX(w, (uint64_t)ARENA_MIN), (uint64_t)ARENA_MAX);
     }
     return FDN_MAX(want, need);
@@ -329,7 +391,7 @@ static int segdir_push(fdn_events_t *es, evs_seg_t *s)
     size_t n = atomic_load_explicit(&es->seg_n, memory_order_relaxed);
     if (d == NULL || n == d->cap) {
         size_t nc = d ? d->cap * 2 : 16;
-        evs_segdir_t *nd = fdn__malloc(sizeof(*nd) + nc * sizeof(evs_seg_t *));
+        evs_segdir_t *nd = fdn__malloc(sizeof(*nd) + nc * sizeof(evs_segent_t));
         if (nd == NULL)
             return FDN_ENOMEM;
         if (d != NULL && retire(es, d) != 0) {
@@ -338,12 +400,13 @@ static int segdir_push(fdn_events_t *es, evs_seg_t *s)
         }
         nd->cap = nc;
         if (d != NULL)
-            memcpy(nd->segs, d->segs, n * sizeof(evs_seg_t *));
-        account(es, (int64_t)((nc - (d ? d->cap : 0)) * sizeof(evs_seg_t *)));
+            memcpy(nd->segs, d->segs, n * sizeof(evs_segent_t));
+        account(es, (int64_t)((nc - (d ? d->cap : 0)) * sizeof(evs_segent_t)));
         atomic_store_explicit(&es->segdir, nd, memory_order_release);
         d = nd;
     }
-    d->segs[n] = s;
+    d->segs[n].first_id = s->first_id;
+    d->segs[n].seg = s;
     atomic_store_explicit(&es->seg_n, n + 1, memory_order_release);
     return 0;
 }
@@ -396,7 +459,7 @@ void fdn__evs_fini(fdn_events_t *es)
     evs_segdir_t *d = atomic_load_explicit(&es->segdir, memory_order_relaxed);
     size_t n = atomic_load_explicit(&es->seg_n, memory_order_relaxed);
     for (size_t i = atomic_load_explicit(&es->seg_head, memory_order_relaxed); i < n; i++)
-        fdn__free(d->segs[i]);
+        fdn__free(d->segs[i].seg);
     fdn__free(d);
     free_tab(atomic_load_explicit(&es->types, memory_order_relaxed), true);
     free_tab(atomic_load_explicit(&es->nodes, memory_order_relaxed), true);
@@ -442,7 +505,7 @@ int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size
     if (rc == 0) {
         size_t sn = atomic_load_explicit(&es->seg_n, memory_order_relaxed);
         size_t sh = atomic_load_explicit(&es->seg_head, memory_order_relaxed);
-        evs_seg_t *cur = sn > sh ? atomic_load_explicit(&es->segdir, memory_order_relaxed)->segs[sn - 1]
+        evs_seg_t *cur = sn > sh ? atomic_load_explicit(&es->segdir, memory_order_relaxed)->segs[sn - 1].seg
                                  : NULL;
         size_t used = cur ? cur->arena_used : 0, cnt = cur ? atomic_load_explicit(&cur->count, memory_order_relaxed) : 0;
         size_t cap = cur ? cur->arena_cap : 0;
@@ -482,7 +545,7 @@ int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size
             size_t nc = d ? d->cap * 2 : 16;
             while (sn + nnew > nc)
                 nc *= 2;
-            evs_segdir_t *nd = fdn__malloc(sizeof(*nd) + nc * sizeof(evs_seg_t *));
+            evs_segdir_t *nd = fdn__malloc(sizeof(*nd) + nc * sizeof(evs_segent_t));
             if (nd == NULL || (d != NULL && retire(es, d) != 0)) {
                 fdn__free(nd);
                 rc = FDN_ENOMEM;
@@ -490,8 +553,8 @@ int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size
             }
             nd->cap = nc;
             if (d != NULL)
-                memcpy(nd->segs, d->segs, sn * sizeof(evs_seg_t *));
-            account(es, (int64_t)((nc - (d ? d->cap : 0)) * sizeof(evs_seg_t *)));
+                memcpy(nd->segs, d->segs, sn * sizeof(evs_segent_t));
+            account(es, (int64_t)((nc - (d ? d->cap : 0)) * sizeof(evs_segent_t)));
             atomic_store_explicit(&es->segdir, nd, memory_order_release);
             d = nd;
         }
@@ -513,7 +576,7 @@ int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size
         size_t sz = rec_size(ev->data_len);
         size_t sn = atomic_load_explicit(&es->seg_n, memory_order_relaxed);
         size_t sh = atomic_load_explicit(&es->seg_head, memory_order_relaxed);
-        evs_seg_t *cur = sn > sh ? atomic_load_explicit(&es->segdir, memory_order_relaxed)->segs[sn - 1]
+        evs_seg_t *cur = sn > sh ? atomic_load_explicit(&es->segdir, memory_order_relaxed)->segs[sn - 1].seg
                                  : NULL;
         uint32_t cnt = cur ? atomic_load_explicit(&cur->count, memory_order_relaxed) : 0;
         if (cur == NULL || cnt >= EVS_SEG_EVENTS || cur->arena_used + sz > cur->arena_cap ||
@@ -598,6 +661,8 @@ static void post_prune(fdn_events_t *es, evs_posting_t *p, uint64_t cut)
 
 static void corr_remove(fdn_events_t *es, evs_corr_t *c)
 {
+    if (es->last_corr == c)
+        es->last_corr = NULL;
     evs_tab_t *t = atomic_load_explicit(&es->corrs, memory_order_relaxed);
     for (size_t i = c->hash & t->mask;; i = (i + 1) & t->mask) {
         void *e = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
@@ -622,8 +687,9 @@ uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut)
         cut = pub + 1;
     uint64_t removed = 0;
     if (cut > first) {
+        evs_seg_t *hint = NULL;
         for (uint64_t id = first; id < cut; id++) {
-            evs_rec_t *r = rec_lookup(es, id);
+            evs_rec_t *r = rec_lookup_hint(es, id, &hint);
             if (r == NULL)
                 continue;
             size_t bytes = rec_size(r->data_len) + sizeof(uint32_t);
@@ -647,10 +713,10 @@ uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut)
         evs_segdir_t *d = atomic_load_explicit(&es->segdir, memory_order_relaxed);
         size_t h = atomic_load_explicit(&es->seg_head, memory_order_relaxed);
         size_t n = atomic_load_explicit(&es->seg_n, memory_order_relaxed);
-        while (h + 1 < n && d->segs[h + 1]->first_id <= cut)
-            seg_free(es, d->segs[h++]);
+        while (h + 1 < n && d->segs[h + 1].first_id <= cut)
+            seg_free(es, d->segs[h++].seg);
         if (h > 0) {
-            memmove(d->segs, d->segs + h, (n - h) * sizeof(evs_seg_t *));
+            memmove(d->segs, d->segs + h, (n - h) * sizeof(evs_segent_t));
             atomic_store_explicit(&es->seg_n, n - h, memory_order_relaxed);
             atomic_store_explicit(&es->seg_head, 0, memory_order_relaxed);
         }
@@ -807,8 +873,9 @@ static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t li
             return 0;
         uint64_t id = atomic_load_explicit(&c->last_id, memory_order_acquire);
         hits_t all = {0};
+        evs_seg_t *hint = NULL;
         while (id != 0 && id >= lo) {
-            const evs_rec_t *r = rec_lookup(es, id);
+            const evs_rec_t *r = rec_lookup_hint(es, id, &hint);
             if (r == NULL)
                 break;
             if (id <= hi && matches(r, q, type) && (rc = hits_push(&all, id, r)) != 0)
@@ -838,10 +905,11 @@ static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t li
             return 0;
         size_t a = post_lower(p, dir, ph, pn, lo);
         size_t b = post_lower(p, dir, a, pn, hi == UINT64_MAX ? hi : hi + 1);
+        evs_seg_t *hint = NULL;
         for (size_t k = 0; k < b - a && out->n < want && rc == 0; k++) {
             size_t i = q->descending ? b - 1 - k : a + k;
             uint64_t id = post_at(p, dir, i);
-            const evs_rec_t *r = rec_lookup(es, id);
+            const evs_rec_t *r = rec_lookup_hint(es, id, &hint);
             if (r == NULL || !matches(r, q, NULL))
                 continue;
             if (skip > 0) {
@@ -852,9 +920,10 @@ static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t li
         }
         return rc;
     }
+    evs_seg_t *hint = NULL;
     for (uint64_t k = 0; k <= hi - lo && out->n < want && rc == 0; k++) {
         uint64_t id = q->descending ? hi - k : lo + k;
-        const evs_rec_t *r = rec_lookup(es, id);
+        const evs_rec_t *r = rec_lookup_hint(es, id, &hint);
         if (r == NULL || !matches(r, q, NULL))
             continue;
         if (skip > 0) {
@@ -883,9 +952,10 @@ int fdn__evs_copy_range(fdn_events_t *es, uint64_t from, uint64_t to, fdn_event_
 {
     hits_t h = {0};
     int rc = 0;
+    evs_seg_t *hint = NULL;
     pthread_rwlock_rdlock(&es->plock);
     for (uint64_t id = from; id <= to && rc == 0; id++) {
-        const evs_rec_t *r = rec_lookup(es, id);
+        const evs_rec_t *r = rec_lookup_hint(es, id, &hint);
         if (r != NULL)
             rc = hits_push(&h, id, r);
     }

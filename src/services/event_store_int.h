@@ -87,9 +87,14 @@ typedef struct evs_seg {
     uint32_t offs[EVS_SEG_EVENTS];
 } evs_seg_t;
 
+typedef struct evs_segent { /* first ids kept in the directory: the search stays in it */
+    uint64_t first_id;
+    evs_seg_t *seg;
+} evs_segent_t;
+
 typedef struct evs_segdir {
     size_t cap;
-    evs_seg_t *segs[];
+    evs_segent_t segs[];
 } evs_segdir_t;
 
 typedef struct fdn_events_sub evs_sub_t;
@@ -120,6 +125,8 @@ struct fdn_events {
     _Atomic(evs_tab_t *) types;
     _Atomic(evs_tab_t *) nodes;
     _Atomic(evs_tab_t *) corrs;
+    evs_sym_t *last_type, *last_node; /* amu: intern caches */
+    evs_corr_t *last_corr;            /* amu: reset when the entry is freed */
     void **retired; /* amu: freed after the next prune or at destroy */
     size_t nretired, capretired;
     _Atomic uint64_t count, bytes, bytes_alloc, stored_total, pruned_total, ntypes;
@@ -152,6 +159,7 @@ struct fdn_events {
     pthread_mutex_t rmu;
     pthread_cond_t rcv;
     uint64_t prune_runs; /* rmu */
+    int64_t prune_base;  /* first interval starts here (set before the thread starts) */
 
     /* subscriptions */
     pthread_mutex_t smu;

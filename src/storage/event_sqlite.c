@@ -3,7 +3,7 @@
  *
  * Schema: events(id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, type TEXT NOT NULL,
  * rec BLOB NOT NULL) where rec is the binary event record (docs/event-format.md, with zstd
- * for payloads of 64 bytes or more when it helps); meta(key TEXT PRIMARY KEY, value INTEGER)
+ * for payloads of 256 bytes or more when it helps); meta(key TEXT PRIMARY KEY, value INTEGER)
  * holds next_id so that ids are never reused after pruning. Queries are served from memory
  * (the store reloads every row at open), so no secondary index is kept: the insert path
  * stays as cheap as a raw batched insert.
