@@ -178,6 +178,25 @@ FDN_API int fdn_telemetry_emit_gauge(fdn_telemetry_t *tm, const char *event, dou
 FDN_API int fdn_telemetry_emit_histogram(fdn_telemetry_t *tm, const char *event, double value,
                                          const fdn_tm_meta_t *meta, size_t nmeta);
 
+/**
+ * The reference's emit_performance: gauge `foundation.performance.<metric>` = value.
+ * @return 0, FDN_EINVAL (bad metric name or non-finite value)
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_telemetry_emit_performance(fdn_telemetry_t *tm, const char *metric,
+                                           double value, const fdn_tm_meta_t *meta,
+                                           size_t nmeta);
+
+/**
+ * The reference's emit_system_event: counter `foundation.system.<type>` + 1.
+ * @return 0, FDN_EINVAL (bad type name)
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_telemetry_emit_system_event(fdn_telemetry_t *tm, const char *type,
+                                            const fdn_tm_meta_t *meta, size_t nmeta);
+
 /** A measured function: returns >= 0 on success or a negative FDN_E* code. */
 typedef int (*fdn_tm_measured_fn)(void *user);
 

@@ -9,7 +9,7 @@
  * was released, share shards: that costs speed, never correctness, because every shard
  * update is atomic (counters) or done under the shard's spin lock (histograms).
  *
- * Counter: TM_SHARDS cells, each alone on a cache line; add = one relaxed fetch_add on the
+ * Counter: TM_SHARDS cells, each alone on a 128-byte pair of cache lines; add = one relaxed fetch_add on the
  * caller's cell; value = relaxed sum of the cells (a counter read concurrently with adds
  * returns some value between the sums before and after them).
  *
@@ -136,9 +136,13 @@ void fdn__tm_aligned_free(void *p)
 /* ------------------------------------------------------------------------------------ */
 /* Counter                                                                               */
 
+/* Cells are two cache lines apart: x86's adjacent-line prefetcher pulls 128-byte pairs, so
+ * 64-byte spacing would still bounce lines between neighbouring shards. */
+#define TM_CELL_BYTES (2 * FDN_CACHELINE)
+
 typedef struct tm_cell {
     _Atomic uint64_t v;
-    char pad[FDN_CACHELINE - sizeof(uint64_t)];
+    char pad[TM_CELL_BYTES - sizeof(uint64_t)];
 } tm_cell_t;
 
 struct fdn_counter {

@@ -135,12 +135,12 @@ static void entry_free(tm_entry_t *e)
 
 static void entry_free_rcu(struct rcu_head *h)
 {
-    entry_free(caa_container_of(h, tm_entry_t, rcu));
+    entry_free(TM_CONTAINER_OF(h, tm_entry_t, rcu));
 }
 
 static int entry_match(struct cds_lfht_node *node, const void *key)
 {
-    const tm_entry_t *e = caa_container_of(node, tm_entry_t, node);
+    const tm_entry_t *e = TM_CONTAINER_OF(node, tm_entry_t, node);
     return strcmp(e->name, (const char *)key) == 0;
 }
 
@@ -183,6 +183,7 @@ static tm_entry_t *entry_new(fdn_telemetry_t *tm, const char *name, size_t len,
     e->last_active = fdn_clock_mono_ns(tm->clock);
     e->seen_count = 1; /* the emission that creates the entry */
     cds_lfht_node_init(&e->node);
+    atomic_store_explicit(&e->published, 1, memory_order_release);
     return e;
 oom:
     entry_free(e);
@@ -212,13 +213,14 @@ static tm_entry_t *entry_get(fdn_telemetry_t *tm, const char *name, const fdn_tm
     struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
     tm_entry_t *e = NULL;
     if (node != NULL) {
-        e = caa_container_of(node, tm_entry_t, node);
+        e = TM_CONTAINER_OF(node, tm_entry_t, node);
+        (void)atomic_load_explicit(&e->published, memory_order_acquire);
     } else {
         pthread_mutex_lock(&tm->mu);
         cds_lfht_lookup(tm->ht, hash, entry_match, name, &it);
         node = cds_lfht_iter_get_node(&it);
         if (node != NULL) {
-            e = caa_container_of(node, tm_entry_t, node);
+            e = TM_CONTAINER_OF(node, tm_entry_t, node);
         } else if (atomic_load_explicit(&tm->nentries, memory_order_relaxed) >=
                    tm->opts.max_events) {
             pthread_mutex_unlock(&tm->mu);
@@ -311,7 +313,9 @@ static void aggregate(fdn_telemetry_t *tm, tm_entry_t *e, const fdn_tm_measure_t
         }
         switch (s->kind) {
         case FDN_TM_COUNTER:
-            fdn_counter_add(s->u.c, (uint64_t)llround(m[i].value));
+            fdn_counter_add(s->u.c, m[i].value >= 1.8446744073709552e19
+                                        ? UINT64_MAX
+                                        : (uint64_t)(m[i].value + 0.5));
             break;
         case FDN_TM_GAUGE:
             fdn_gauge_set_double(s->u.g, m[i].value);
@@ -361,14 +365,14 @@ static void hset_free(tm_hset_t *s)
 
 static void hset_free_rcu(struct rcu_head *h)
 {
-    hset_free(caa_container_of(h, tm_hset_t, rcu));
+    hset_free(TM_CONTAINER_OF(h, tm_hset_t, rcu));
 }
 
 /* Replace the handler set (tm->mu held). remove: handlers to drop (marked detached). */
 static int hset_publish(fdn_telemetry_t *tm, tm_handler_t *add, tm_handler_t **remove,
                         size_t nremove)
 {
-    tm_hset_t *old = tm->handlers;
+    tm_hset_t *old = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
     size_t oldn = old != NULL ? old->n : 0;
     size_t n = oldn + (add != NULL ? 1 : 0) - nremove;
     tm_hset_t *s = fdn__calloc(1, sizeof(*s) + n * sizeof(tm_handler_t *));
@@ -387,7 +391,7 @@ static int hset_publish(fdn_telemetry_t *tm, tm_handler_t *add, tm_handler_t **r
     s->n = k;
     for (size_t r = 0; r < nremove; r++)
         atomic_store_explicit(&remove[r]->detached, 1, memory_order_release);
-    rcu_assign_pointer(tm->handlers, s);
+    atomic_store_explicit(&tm->handlers, s, memory_order_release);
     if (old != NULL) {
         for (size_t r = 0; r < nremove; r++) {
             remove[r]->next_dead = old->dead;
@@ -444,7 +448,7 @@ int fdn_telemetry_detach(fdn_telemetry_t *tm, uint64_t id)
         return 0;
     int rc = FDN_ENOENT;
     pthread_mutex_lock(&tm->mu);
-    tm_hset_t *s = tm->handlers;
+    tm_hset_t *s = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
     for (size_t i = 0; s != NULL && i < s->n; i++) {
         if (s->h[i]->id == id) {
             tm_handler_t *h = s->h[i];
@@ -464,7 +468,7 @@ int fdn_telemetry_detach_pattern(fdn_telemetry_t *tm, const char *pattern)
     for (;;) {
         uint64_t id = 0;
         pthread_mutex_lock(&tm->mu);
-        tm_hset_t *s = tm->handlers;
+        tm_hset_t *s = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
         for (size_t i = 0; s != NULL && i < s->n; i++)
             if (strcmp(s->h[i]->pattern, pattern) == 0) {
                 id = s->h[i]->id;
@@ -483,7 +487,8 @@ size_t fdn_telemetry_handler_count(fdn_telemetry_t *tm)
     if (tm == NULL)
         return 0;
     pthread_mutex_lock(&tm->mu);
-    size_t n = tm->handlers != NULL ? tm->handlers->n : 0;
+    tm_hset_t *s = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
+    size_t n = s != NULL ? s->n : 0;
     pthread_mutex_unlock(&tm->mu);
     return n;
 }
@@ -518,7 +523,7 @@ static void dispatch(fdn_telemetry_t *tm, tm_entry_t *e, const char *event,
                      const fdn_tm_measure_t *m, size_t nm, const fdn_tm_meta_t *meta,
                      size_t nmeta)
 {
-    tm_hset_t *s = rcu_dereference(tm->handlers);
+    tm_hset_t *s = atomic_load_explicit(&tm->handlers, memory_order_acquire);
     if (s == NULL)
         return;
     for (size_t i = 0; i < s->n; i++) {
@@ -590,6 +595,33 @@ int fdn_telemetry_emit_histogram(fdn_telemetry_t *tm, const char *event, double 
 {
     fdn_tm_measure_t m = {"histogram", value};
     return fdn_telemetry_execute(tm, event, &m, 1, meta, nmeta);
+}
+
+static int emit_prefixed(fdn_telemetry_t *tm, const char *prefix, const char *name,
+                         const char *key, double value, const fdn_tm_meta_t *meta, size_t nmeta)
+{
+    if (tm == NULL)
+        return 0;
+    if (name == NULL)
+        return FDN_EINVAL;
+    char full[FDN_TM_NAME_MAX + 2];
+    int n = snprintf(full, sizeof(full), "%s.%s", prefix, name);
+    if (n < 0 || (size_t)n > FDN_TM_NAME_MAX)
+        return FDN_EINVAL;
+    fdn_tm_measure_t m = {key, value};
+    return fdn_telemetry_execute(tm, full, &m, 1, meta, nmeta);
+}
+
+int fdn_telemetry_emit_performance(fdn_telemetry_t *tm, const char *metric, double value,
+                                   const fdn_tm_meta_t *meta, size_t nmeta)
+{
+    return emit_prefixed(tm, "foundation.performance", metric, "gauge", value, meta, nmeta);
+}
+
+int fdn_telemetry_emit_system_event(fdn_telemetry_t *tm, const char *type,
+                                    const fdn_tm_meta_t *meta, size_t nmeta)
+{
+    return emit_prefixed(tm, "foundation.system", type, "counter", 1.0, meta, nmeta);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -667,7 +699,7 @@ static int sweep(fdn_telemetry_t *tm, bool all)
     cds_lfht_first(tm->ht, &it);
     struct cds_lfht_node *node;
     while ((node = cds_lfht_iter_get_node(&it)) != NULL) {
-        tm_entry_t *e = caa_container_of(node, tm_entry_t, node);
+        tm_entry_t *e = TM_CONTAINER_OF(node, tm_entry_t, node);
         cds_lfht_next(tm->ht, &it);
         fdn__tm_entry_sample_activity(tm, e, now);
         bool drop = all || (tm->opts.retention_ns > 0 &&
@@ -780,8 +812,9 @@ void fdn_telemetry_destroy(fdn_telemetry_t *tm)
         rcu_barrier();
         cds_lfht_destroy(tm->ht, NULL);
     }
-    if (tm->handlers != NULL) {
-        tm_hset_t *s = tm->handlers;
+    tm_hset_t *hs = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
+    if (hs != NULL) {
+        tm_hset_t *s = hs;
         for (size_t i = 0; i < s->n; i++) {
             s->h[i]->next_dead = s->dead;
             s->dead = s->h[i];

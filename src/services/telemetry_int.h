@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 
 #include <urcu-bp.h>
 #include <urcu/rculfhash.h>
@@ -13,6 +14,10 @@
 #include <fdn/telemetry.h>
 
 #include "services/tm_metrics.h"
+
+/* container_of through void * (no -Wcast-align: the member sits inside an aligned struct). */
+#define TM_CONTAINER_OF(ptr, type, member)                                                       \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
 /* Measurement keys one event entry keeps (further keys are dropped and counted). */
 #define TM_MAX_KEYS 16
@@ -47,6 +52,9 @@ typedef struct tm_entry {
     int64_t last_active;
     uint64_t seen_count;
     struct tm_entry *next_dead;
+    /* Release-stored once initialised, acquire-loaded by readers that found the entry in
+     * the hash table: urcu publishes with its own fences, which TSan cannot see. */
+    _Atomic int published;
 } tm_entry_t;
 
 typedef struct tm_handler {
@@ -99,7 +107,7 @@ struct fdn_telemetry {
     pthread_mutex_t mu;     /* writers: entries, slots, families, handler sets */
     struct cds_lfht *ht;
     _Atomic size_t nentries;
-    tm_hset_t *handlers; /* RCU-published */
+    _Atomic(tm_hset_t *) handlers; /* RCU-published (release store, acquire load) */
     uint64_t next_handler_id;
     fdn_tm_family_t **fams;
     size_t nfams, capfams;

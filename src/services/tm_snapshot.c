@@ -210,7 +210,7 @@ int fdn_telemetry_snapshot(fdn_telemetry_t *tm, fdn_tm_snapshot_t **out)
     struct cds_lfht_node *node;
     cds_lfht_first(tm->ht, &it);
     while (!sn->oom && (node = cds_lfht_iter_get_node(&it)) != NULL) {
-        tm_entry_t *e = caa_container_of(node, tm_entry_t, node);
+        tm_entry_t *e = TM_CONTAINER_OF(node, tm_entry_t, node);
         fdn__tm_entry_sample_activity(tm, e, sn->time);
         add_entry(sn, e);
         cds_lfht_next(tm->ht, &it);

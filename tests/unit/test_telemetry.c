@@ -87,13 +87,21 @@ static void aggregation_follows_the_reference(void **state)
     const double hv[] = {10, 0, -4, 999999, 2.5};
     for (size_t i = 0; i < 5; i++)
         assert_int_equal(fdn_telemetry_emit_histogram(tm, "app.size", hv[i], NULL, 0), 0);
+    assert_int_equal(fdn_telemetry_emit_performance(tm, "latency", 7.5, NULL, 0), 0);
+    assert_int_equal(fdn_telemetry_emit_system_event(tm, "boot", NULL, 0), 0);
+    assert_int_equal(fdn_telemetry_emit_system_event(tm, "", NULL, 0), FDN_EINVAL);
+    fdn_tm_measure_t big = {"counter", 1e30};
+    assert_int_equal(fdn_telemetry_execute(tm, "big.counter", &big, 1, NULL, 0), 0);
     fdn_tm_measure_t mix[2] = {{"counter", 2}, {"checkout_time", 7}};
     assert_int_equal(fdn_telemetry_execute(tm, "pool.checkout", mix, 2, NULL, 0), 0);
     assert_int_equal(fdn_telemetry_execute(tm, "pool.checkout", mix, 2, NULL, 0), 0);
-    assert_int_equal(fdn_telemetry_event_count(tm), 4);
+    assert_int_equal(fdn_telemetry_event_count(tm), 7);
 
     fdn_tm_snapshot_t *s = NULL;
     assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
+    assert_true(find(s, "foundation.performance.latency", "gauge")->gauge == 7.5);
+    assert_int_equal(find(s, "foundation.system.boot", "counter")->counter, 1);
+    assert_true(find(s, "big.counter", "counter")->counter == UINT64_MAX);
     const fdn_tm_sample_t *x = find(s, "foundation.event_queries", "counter");
     assert_non_null(x);
     assert_int_equal(x->counter, 8);
