@@ -1,6 +1,7 @@
 /*
  * DESIGN: admin endpoints of telemetry: the Prometheus text of GET /metrics (through the
  * server's metrics-writer hook) and the JSON metrics tree at GET /v1/telemetry.
+ * Each request also emits `foundation.admin.request` {duration: ns} (http.c).
  * Threads: runs on the admin server's threads; telemetry's writers take their own snapshot.
  */
 #include "admin/admin_int.h"
@@ -64,8 +65,10 @@ int fdn_admin_mount_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm)
 {
     if (a == NULL || tm == NULL)
         return FDN_EINVAL;
-    int rc = fdn_admin_add_metrics(a, prometheus, tm);
+    int rc = fdn__admin_set_telemetry(a, tm);
     if (rc < 0)
+        return rc;
+    if ((rc = fdn_admin_add_metrics(a, prometheus, tm)) < 0)
         return rc;
     return fdn__admin_route_add(a, "GET", "/v1/telemetry", h_json, tm);
 }

@@ -19,6 +19,8 @@
 #include "admin/admin_int.h"
 #include "core/alloc.h"
 
+#include <fdn/clock.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -66,6 +68,7 @@ struct fdn_admin {
         void *user;
     } metrics[MAX_METRICS];
     size_t nmetrics;
+    fdn_telemetry_t *tm; /* optional: request telemetry */
     fdn__admin_health_ext_fn health_ext;
     void *health_ext_user;
 
@@ -212,11 +215,41 @@ static void count_status(fdn_admin_t *a, unsigned status)
         atomic_fetch_add_explicit(&a->by_class[c], 1, memory_order_relaxed);
 }
 
+int fdn__admin_set_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm)
+{
+    if (a == NULL || a->started)
+        return FDN_EINVAL;
+    if (a->tm != NULL)
+        return FDN_EEXIST;
+    a->tm = tm;
+    return 0;
+}
+
+/* One `foundation.admin.request` telemetry event per request: {duration: ns} with the route
+ * pattern (a bounded set), the method and the status class as metadata. */
+static void request_telemetry(fdn_admin_t *a, int64_t t0, const char *route, const char *method,
+                              unsigned status)
+{
+    if (a->tm == NULL)
+        return;
+    static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "HEAD"};
+    const char *m = "other";
+    for (size_t i = 0; i < FDN_ARRAY_LEN(methods); i++)
+        if (strcmp(method, methods[i]) == 0)
+            m = methods[i];
+    char cls[4] = {(char)('0' + (status / 100) % 10), 'x', 'x', '\0'};
+    fdn_tm_measure_t dur = {"duration", (double)(fdn_clock_mono_ns(NULL) - t0)};
+    fdn_tm_meta_t meta[3] = {{"route", route ? route : "none"}, {"method", m}, {"status", cls}};
+    (void)fdn_telemetry_execute(a->tm, "foundation.admin.request", &dur, 1, meta, 3);
+}
+
 void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
                          const char *authorization, const char *body, size_t body_len,
                          fdn__http_resp_t *resp)
 {
     int rc;
+    int64_t t0 = a->tm != NULL ? fdn_clock_mono_ns(NULL) : 0;
+    const char *route = NULL;
     fdn__http_target_t *t = NULL;
     if (!auth_ok(a, authorization)) {
         rc = fdn_err_set(&resp->err, FDN_EACCES, "missing or wrong bearer token");
@@ -247,6 +280,7 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
         if (!fdn__http_route_match(r->pattern, t, params, FDN__HTTP_MAX_PARAMS, &np))
             continue;
         if (strcmp(r->method, m) == 0) {
+            route = r->pattern;
             fdn__http_req_t req = {m, t, params, np, body ? body : "", body ? body_len : 0};
             rc = r->fn(&req, resp, r->user);
             goto out;
@@ -271,6 +305,7 @@ out:
     fdn__free(t);
     fdn__http_resp_finish(resp, rc);
     count_status(a, resp->status);
+    request_telemetry(a, t0, route, method, resp->status);
 }
 
 /* ---- built-in endpoints: /health, /metrics ---------------------------------------------- */

@@ -296,6 +296,8 @@ if wants telemetry; then
     expect 200 GET /metrics
     grep -q '^# TYPE foundation_telemetry_dropped_events_total counter' "$TMP/body" && pass ||
         fail "telemetry families missing from /metrics"
+    grep -q '^foundation_admin_request_duration_seconds_count [1-9]' "$TMP/body" && pass ||
+        fail "admin request telemetry missing from /metrics"
     expect 200 GET /v1/telemetry
     jcheck '(.families|type) == "object"'
 fi
