@@ -67,30 +67,57 @@ static void run_update(void *p, int tid, uint64_t iters)
 }
 
 static const bench_case_t get_key_1 = {
-    .name = "config.get.key", .threads = 1, .iters = 10000000,
-    .baseline = "baseline.atomic_private", .goal_kind = BENCH_GOAL_NS_MAX, .goal = 10,
-    .goal_text = "<= 10 ns", .setup = cfg_setup, .run = run_get_key, .teardown = cfg_teardown,
+    .name = "config.get.key",
+    .threads = 1,
+    .iters = 10000000,
+    .baseline = "baseline.atomic_private",
+    .goal_kind = BENCH_GOAL_NS_MAX,
+    .goal = 10,
+    .goal_text = "<= 10 ns",
+    .setup = cfg_setup,
+    .run = run_get_key,
+    .teardown = cfg_teardown,
 };
 BENCH_REGISTER(get_key_1)
 
 static const bench_case_t get_key_2 = {
-    .name = "config.get.key_2t", .threads = 2, .iters = 10000000,
-    .baseline = "config.get.key", .goal_kind = BENCH_GOAL_SPEEDUP_MIN, .goal = 1.6,
-    .goal_text = ">= 1.6x of 1 thread (scales)", .setup = cfg_setup, .run = run_get_key,
+    .name = "config.get.key_2t",
+    .threads = 2,
+    .iters = 10000000,
+    .baseline = "config.get.key",
+    .goal_kind = BENCH_GOAL_SPEEDUP_MIN,
+    .goal = 1.6,
+    .goal_text = ">= 1.6x of 1 thread (scales)",
+    .setup = cfg_setup,
+    .run = run_get_key,
     .teardown = cfg_teardown,
 };
 BENCH_REGISTER(get_key_2)
 
 static const bench_case_t get_path = {
-    .name = "config.get.path", .threads = 1, .iters = 5000000,
-    .baseline = "baseline.hash_lookup_10k", .goal_kind = BENCH_GOAL_NS_MAX, .goal = 60,
-    .goal_text = "<= 60 ns", .setup = cfg_setup, .run = run_get_path, .teardown = cfg_teardown,
+    .name = "config.get.path",
+    .threads = 1,
+    .iters = 5000000,
+    .baseline = "baseline.hash_lookup_10k",
+    .goal_kind = BENCH_GOAL_NS_MAX,
+    .goal = 60,
+    .goal_text = "<= 60 ns",
+    .setup = cfg_setup,
+    .run = run_get_path,
+    .teardown = cfg_teardown,
 };
 BENCH_REGISTER(get_path)
 
 static const bench_case_t update = {
-    .name = "config.update", .threads = 1, .iters = 50000, .baseline = "baseline.malloc64",
-    .goal_kind = BENCH_GOAL_NS_MAX, .goal = 20000, .goal_text = "<= 20 us",
-    .setup = cfg_setup, .run = run_update, .teardown = cfg_teardown,
+    .name = "config.update",
+    .threads = 1,
+    .iters = 50000,
+    .baseline = "baseline.malloc64",
+    .goal_kind = BENCH_GOAL_NS_MAX,
+    .goal = 20000,
+    .goal_text = "<= 20 us",
+    .setup = cfg_setup,
+    .run = run_update,
+    .teardown = cfg_teardown,
 };
 BENCH_REGISTER(update)

@@ -106,8 +106,12 @@ FDN_API int fdn_clock_set_mono(fdn_clock_t *c, int64_t mono_ns);
  * Spurious returns are allowed: callers re-check their condition.
  * @param[in] c          the clock (NULL: system)
  * @param[in] deadline_ns monotonic deadline; INT64_MAX waits for a kick only
- * @param[in,out] kick_seq the caller's last seen kick sequence number (start with 0); the
- *                        wait returns at once when a kick happened after that value.
+ * @param[in,out] kick_seq the caller's last seen kick sequence number: read it with
+ *                        fdn_clock_kick_seq() before checking the condition you wait for
+ *                        (0 returns FDN_ECANCELED at once if the clock was ever kicked, as
+ *                        the shared system clock usually was); the wait returns at once
+ *                        when a kick happened after that value, and stores the new value.
+ *                        NULL: ignore kicks.
  * @return 0 when the deadline was reached, FDN_ECANCELED when kicked.
  * @thread_safety any
  * @since 0.1.0

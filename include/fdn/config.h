@@ -57,16 +57,16 @@ typedef enum fdn_config_rule {
 
 /** Definition of one key, for application sections (fdn_config_opts_t.keys). */
 typedef struct fdn_config_key_def {
-    const char *path;                /**< dotted path, e.g. "myapp.workers" */
-    fdn_config_type_t type;          /**< type */
-    const char *default_json;        /**< default as JSON text; NULL = null */
-    fdn_config_rule_t rule;          /**< rule */
-    double min, max;                 /**< bounds for FDN_CONFIG_RULE_RANGE */
-    const char *const *enum_values;  /**< NULL-terminated list for ENUM type / rule */
-    bool updatable;                  /**< may change at run time */
-    const char *description;         /**< one line */
-    int error_code;                  /**< FDN_E* code on failure; 0 = FDN_ECONFIG_STRUCTURE */
-    const char *error_message;       /**< message on failure; NULL = "Invalid <path>" */
+    const char *path;               /**< dotted path, e.g. "myapp.workers" */
+    fdn_config_type_t type;         /**< type */
+    const char *default_json;       /**< default as JSON text; NULL = null */
+    fdn_config_rule_t rule;         /**< rule */
+    double min, max;                /**< bounds for FDN_CONFIG_RULE_RANGE */
+    const char *const *enum_values; /**< NULL-terminated list for ENUM type / rule */
+    bool updatable;                 /**< may change at run time */
+    const char *description;        /**< one line */
+    int error_code;                 /**< FDN_E* code on failure; 0 = FDN_ECONFIG_STRUCTURE */
+    const char *error_message;      /**< message on failure; NULL = "Invalid <path>" */
 } fdn_config_key_def_t;
 
 /** Kind of a change notification. */
@@ -86,7 +86,9 @@ typedef struct fdn_config_change {
     uint64_t dropped;              /**< OVERFLOW: how many notifications were dropped */
 } fdn_config_change_t;
 
-/** Change callback; runs on the service's delivery thread, never under a lock. */
+/** Change callback; runs on the service's delivery thread, never under a lock. It may read,
+ *  update and unsubscribe, but must not stop or destroy the service (that joins this
+ *  thread), and should return promptly (it delays other subscribers, never updaters). */
 typedef void (*fdn_config_change_cb)(const fdn_config_change_t *change, void *user);
 
 /** Options of fdn_config_create. */
@@ -110,21 +112,24 @@ typedef struct fdn_config_opts {
 } fdn_config_opts_t;
 
 #define FDN_CONFIG_OPTS_VERSION 1
-#define FDN_CONFIG_OPTS_INIT    {FDN_CONFIG_OPTS_VERSION, NULL, NULL, false, NULL, 0, NULL, 0, \
-                              NULL, NULL, 0, 0, 0, 0, false}
+#define FDN_CONFIG_OPTS_INIT                                                                       \
+    {                                                                                              \
+        FDN_CONFIG_OPTS_VERSION, NULL, NULL, false, NULL, 0, NULL, 0, NULL, NULL, 0, 0, 0, 0,      \
+            false                                                                                  \
+    }
 
 /** Service status (reference status()). */
 typedef struct fdn_config_status {
-    bool running;             /**< service started */
-    uint64_t revision;        /**< current revision (1 at start-up) */
-    uint64_t updates_count;   /**< successful updates since create */
-    uint64_t resets_count;    /**< successful resets since create */
-    int64_t last_update_ns;   /**< monotonic ns of the last update, -1 if none */
-    int64_t uptime_ns;        /**< since the last start */
-    size_t subscribers;       /**< current subscribers (the on_change hook excluded) */
-    uint64_t dropped;         /**< notifications dropped by queue overflow */
-    size_t pending;           /**< updates queued while unavailable */
-    uint64_t pending_failed;  /**< queued updates that failed when applied */
+    bool running;            /**< service started */
+    uint64_t revision;       /**< current revision (1 at start-up) */
+    uint64_t updates_count;  /**< successful updates since create */
+    uint64_t resets_count;   /**< successful resets since create */
+    int64_t last_update_ns;  /**< monotonic ns of the last update, -1 if none */
+    int64_t uptime_ns;       /**< since the last start */
+    size_t subscribers;      /**< current subscribers (the on_change hook excluded) */
+    uint64_t dropped;        /**< notifications dropped by queue overflow */
+    size_t pending;          /**< updates queued while unavailable */
+    uint64_t pending_failed; /**< queued updates that failed when applied */
 } fdn_config_status_t;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -142,8 +147,7 @@ typedef struct fdn_config_status {
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int fdn_config_create(fdn_config_t **out, const fdn_config_opts_t *opts,
-                              fdn_error_t *err);
+FDN_API int fdn_config_create(fdn_config_t **out, const fdn_config_opts_t *opts, fdn_error_t *err);
 
 /**
  * Stop the service (joins the delivery thread) and free everything. Accepts NULL.
@@ -193,8 +197,7 @@ FDN_API int fdn_config_is_null(fdn_config_t *cfg, const char *path, bool *out);
  * @return 0, FDN_ECONFIG_PATH_NOT_FOUND, FDN_EPATH_SECURITY, FDN_EUNAVAILABLE, FDN_ENOMEM
  * @thread_safety any @since 0.1.0
  */
-FDN_API int fdn_config_get_json(fdn_config_t *cfg, const char *path, char **out,
-                                fdn_error_t *err);
+FDN_API int fdn_config_get_json(fdn_config_t *cfg, const char *path, char **out, fdn_error_t *err);
 /** Current revision (0 when stopped). @thread_safety any @since 0.1.0 */
 FDN_API uint64_t fdn_config_revision(fdn_config_t *cfg);
 
@@ -208,9 +211,13 @@ FDN_API int fdn_config_key_resolve(const fdn_config_t *cfg, const char *path,
 /** Read a resolved integer key. @return 0, FDN_ETYPE_MISMATCH, FDN_EUNAVAILABLE, FDN_EINVAL
  *  @thread_safety any (lock-free) @since 0.1.0 */
 FDN_API int fdn_config_key_get_int(fdn_config_t *cfg, fdn_config_key_t key, int64_t *out);
-/** Read a resolved number key. @thread_safety any @since 0.1.0 */
+/** Read a resolved number key (integers convert).
+ * @return 0, FDN_ETYPE_MISMATCH, FDN_EUNAVAILABLE, FDN_EINVAL
+ * @thread_safety any (lock-free) @since 0.1.0 */
 FDN_API int fdn_config_key_get_double(fdn_config_t *cfg, fdn_config_key_t key, double *out);
-/** Read a resolved boolean key. @thread_safety any @since 0.1.0 */
+/** Read a resolved boolean key.
+ * @return 0, FDN_ETYPE_MISMATCH, FDN_EUNAVAILABLE, FDN_EINVAL
+ * @thread_safety any (lock-free) @since 0.1.0 */
 FDN_API int fdn_config_key_get_bool(fdn_config_t *cfg, fdn_config_key_t key, bool *out);
 
 /**
@@ -228,8 +235,8 @@ FDN_API uint64_t fdn_config_snapshot_revision(const fdn_config_snapshot_t *snap)
 FDN_API int fdn_config_snapshot_get_int(const fdn_config_snapshot_t *snap, const char *path,
                                         int64_t *out);
 /** fdn_config_get_double on a snapshot. @thread_safety any @since 0.1.0 */
-FDN_API int fdn_config_snapshot_get_double(const fdn_config_snapshot_t *snap,
-                                           const char *path, double *out);
+FDN_API int fdn_config_snapshot_get_double(const fdn_config_snapshot_t *snap, const char *path,
+                                           double *out);
 /** fdn_config_get_bool on a snapshot. @thread_safety any @since 0.1.0 */
 FDN_API int fdn_config_snapshot_get_bool(const fdn_config_snapshot_t *snap, const char *path,
                                          bool *out);
@@ -251,14 +258,12 @@ FDN_API int fdn_config_snapshot_get_json(const fdn_config_snapshot_t *snap, cons
 FDN_API int fdn_config_update_json(fdn_config_t *cfg, const char *path, const char *value_json,
                                    fdn_error_t *err);
 /** fdn_config_update_json with an integer. @thread_safety any @since 0.1.0 */
-FDN_API int fdn_config_update_int(fdn_config_t *cfg, const char *path, int64_t v,
-                                  fdn_error_t *err);
+FDN_API int fdn_config_update_int(fdn_config_t *cfg, const char *path, int64_t v, fdn_error_t *err);
 /** fdn_config_update_json with a double (must be finite). @thread_safety any @since 0.1.0 */
 FDN_API int fdn_config_update_double(fdn_config_t *cfg, const char *path, double v,
                                      fdn_error_t *err);
 /** fdn_config_update_json with a boolean. @thread_safety any @since 0.1.0 */
-FDN_API int fdn_config_update_bool(fdn_config_t *cfg, const char *path, bool v,
-                                   fdn_error_t *err);
+FDN_API int fdn_config_update_bool(fdn_config_t *cfg, const char *path, bool v, fdn_error_t *err);
 /** fdn_config_update_json with a string (NULL = null). @thread_safety any @since 0.1.0 */
 FDN_API int fdn_config_update_string(fdn_config_t *cfg, const char *path, const char *v,
                                      fdn_error_t *err);
@@ -335,8 +340,8 @@ FDN_API int fdn_config_get_with_fallback(fdn_config_t *cfg, const char *path, ch
  * @return 0, the errors of fdn_config_update_json, FDN_ENOSPC (queue full)
  * @thread_safety any @since 0.1.0
  */
-FDN_API int fdn_config_update_or_queue(fdn_config_t *cfg, const char *path,
-                                       const char *value_json, bool *queued, fdn_error_t *err);
+FDN_API int fdn_config_update_or_queue(fdn_config_t *cfg, const char *path, const char *value_json,
+                                       bool *queued, fdn_error_t *err);
 /** Delete every cache entry older than the TTL. @return entries removed. @thread_safety any
  *  @since 0.1.0 */
 FDN_API size_t fdn_config_fallback_cleanup(fdn_config_t *cfg);

@@ -24,6 +24,7 @@
 #include "common.h"
 #include "clock.h"
 #include "error.h"
+#include "telemetry.h"
 
 FDN_BEGIN_DECLS
 
@@ -89,7 +90,7 @@ typedef struct fdn_event_spec {
  * @param[out] err  optional detail (message as the reference's)
  * @return 0; FDN_EVALIDATION (type NULL: "Event type cannot be nil"); FDN_EEVENT_TYPE (type
  *         name breaks the name rules); FDN_ETYPE_MISMATCH (bad correlation id / node, JSON
- *         data that does not parse, negative timestamp); FDN_ETOO_LARGE (data over
+ *         data that does not parse); FDN_ETOO_LARGE (data over
  *         FDN_EVENT_DATA_MAX, context size and max_size); FDN_EINVAL (NULL spec, data NULL
  *         with a length, unknown content type or spec version).
  * @thread_safety any
@@ -249,12 +250,16 @@ typedef struct fdn_events_opts {
     int64_t prune_interval_ns; /**< background prune period; 0 = no background pruning */
     uint32_t max_results;     /**< query limit cap (interface.max_results), default 1000 */
     uint32_t sub_max_backlog; /**< events a subscriber may lag before it skips (default 65536) */
+    /** NULL = off. Counters: foundation.event_store.events_stored (+n per store/batch),
+     *  .events_pruned (+n), .writer_errors (+1 per failed commit), .subscriber_skipped (+n). */
+    fdn_telemetry_t *telemetry;
 } fdn_events_opts_t;
 
-#define FDN_EVENTS_OPTS_INIT {1, NULL, NULL, FDN_EVENTS_DURABLE, 65536, 0, 0, 0, 0, 1000, 65536}
+#define FDN_EVENTS_OPTS_INIT {1, NULL, NULL, FDN_EVENTS_DURABLE, 65536, 0, 0, 0, 0, 1000, 65536, NULL}
 
 /**
- * Create a store; with durable_path, open (or create) the SQLite file in WAL mode, reload
+ * Create a store (running at once; the runtime's supervisor may stop and start it); with
+ * durable_path, open (or create) the SQLite file in WAL mode, reload
  * its events into memory (the next id is max id + 1) and start the writer thread.
  * Also starts the retention thread.
  * @return 0; FDN_EINVAL; FDN_ENOMEM; FDN_ECORRUPT (the file is not a valid store: message
@@ -265,7 +270,8 @@ typedef struct fdn_events_opts {
 FDN_API int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts,
                               fdn_error_t *err);
 
-/** Stop threads, flush the durable queue, close and free (NULL accepted). @thread_safety owner */
+/** Stop threads, flush the durable queue, close and free (NULL accepted). Subscriptions
+ * still open are freed too: do not use them afterwards. @thread_safety owner */
 FDN_API void fdn_events_destroy(fdn_events_t *es);
 
 /**

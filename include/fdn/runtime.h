@@ -136,7 +136,9 @@ FDN_API int fdn_runtime_start(fdn_runtime_t *rt, fdn_error_t *err);
  * Stop the runtime: stop the services in reverse start order (application services, then
  * the task pool, which runs its queued tasks first, then the built-ins), then shut the task
  * pool down for good. Idempotent and thread-safe. Must not be called from a task of the
- * runtime's own pool or from a service's start/stop/health (it waits for them).
+ * runtime's own pool (it waits for the pool to drain). From a service's start/stop/health,
+ * its worker loop or a supervisor callback it only requests the stop and returns 0; destroy
+ * completes it.
  * @param[in] timeout_ms  bound for each of the two steps (real time); < 0: no limit
  * @return 0, FDN_ETIMEDOUT (still stopping: call again or destroy, which waits)
  * @thread_safety any

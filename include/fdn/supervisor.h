@@ -202,7 +202,8 @@ FDN_API int fdn_supervisor_create(fdn_supervisor_t **out, const fdn_supervisor_o
  * @param[in]  spec  the service (name copied)
  * @param[out] err   optional detail (the start callback's error when it fails)
  * @return 0; FDN_EINVAL (bad spec); FDN_EEXIST (name taken); FDN_ENOMEM; the start
- *         callback's code; FDN_ESHUTDOWN (shut down); FDN_EESCALATED (failed supervisor).
+ *         callback's code; FDN_ESHUTDOWN (shut down); FDN_EESCALATED (failed supervisor);
+ *         FDN_ECANCELED (called from a worker loop that the supervisor is stopping).
  *         On error nothing is kept and destroy is not called: the caller keeps the state.
  * @thread_safety any (also from a service callback on the supervisor thread)
  * @since 0.1.0
@@ -223,8 +224,9 @@ FDN_API int fdn_supervisor_start(fdn_supervisor_t *sup, fdn_error_t *err);
 
 /**
  * Stop supervising and stop every service in reverse order (the supervisor thread does it,
- * then exits). Idempotent and thread-safe. Called from a callback on the supervisor thread it
- * only requests the stop and returns 0; destroy completes it.
+ * then exits). Idempotent and thread-safe. Called from a service callback (on the supervisor
+ * thread, or on the caller of fdn_supervisor_start while it starts the services) or from a
+ * service's worker loop it only requests the stop and returns 0; destroy completes it.
  * @param[in] timeout_ms  how long to wait for the services to stop (real time); < 0: forever
  * @return 0, FDN_ETIMEDOUT (still stopping; destroy will wait)
  * @thread_safety any
@@ -298,6 +300,9 @@ FDN_API bool fdn_service_should_stop(const fdn_service_ctl_t *ctl);
 
 /**
  * Wait on the supervisor's clock until deadline_ns, a stop request, or a clock kick.
+ * A kick that happened since the previous wait returned (or since the start, for the first)
+ * makes it return FDN_EAGAIN at once, so work announced by "update state, then
+ * fdn_clock_kick" is never missed by a loop that checks its work and then waits.
  * @param[in] deadline_ns monotonic deadline on the supervisor clock; INT64_MAX: until stop
  * @return 0 (deadline reached), FDN_ECANCELED (stop requested: return from run),
  *         FDN_EAGAIN (woken early: re-check your work and wait again)

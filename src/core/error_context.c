@@ -504,6 +504,7 @@ static int run_impl(const char *module, const char *function, fdn_errctx_fn fn, 
 {
     if (fn == NULL)
         return fdn_err_set(err, FDN_EINVAL, "fdn_errctx_run: fn is NULL");
+    size_t depth0 = t_st.depth; /* restored on return, even if fn left contexts pushed */
     int pushed = push_impl(module, function, false, NULL) == 0;
     frame_t *f = pushed ? top() : NULL;
     if (f != NULL && hook != NULL) {
@@ -514,8 +515,7 @@ static int run_impl(const char *module, const char *function, fdn_errctx_fn fn, 
     int64_t saved_ts = err ? err->timestamp_ns : 0;
     int rc = fn(arg);
     if (FDN_LIKELY(rc >= 0)) {
-        if (pushed)
-            fdn_errctx_pop();
+        fdn__errctx_truncate(depth0);
         return rc;
     }
     /* failure path: from here on cost does not matter */
@@ -533,9 +533,10 @@ static int run_impl(const char *module, const char *function, fdn_errctx_fn fn, 
             h = f->hook;
             hu = f->hook_user;
         }
-        fdn_errctx_pop();
-    } else if (h == NULL) {
-        frame_t *outer = top();
+        fdn__errctx_truncate(depth0);
+    } else {
+        fdn__errctx_truncate(depth0);
+        frame_t *outer = h == NULL ? top() : NULL;
         if (outer != NULL) {
             h = outer->hook;
             hu = outer->hook_user;

@@ -22,6 +22,11 @@
  *   - fdn_registry_wait blocks on `wait_cv` under `wait_mu`; a successful register
  *     broadcasts it after releasing `wmu`, so no thread ever holds both locks.
  *
+ * Fork: liburcu-bp's registry lock and its call_rcu thread do not survive fork(2) by
+ *   themselves (a child's deferred frees never ran and destroy's barrier hung). The first
+ *   create registers, once per process, pthread_atfork handlers that quiesce both before
+ *   fork and restore them in the parent and the child, as liburcu documents.
+ *
  * Invariants: one store, insert-if-absent under `wmu` (no check-then-insert race); a name
  * appears at most once in a table; table->n ≤ table->cap / 2.
  */
@@ -190,8 +195,34 @@ static int64_t now_ns(const fdn_registry_t *reg)
     return fdn_clock_mono_ns(reg->clock);
 }
 
+static void fork_prepare(void)
+{
+    urcu_bp_call_rcu_before_fork();
+    urcu_bp_before_fork();
+}
+
+static void fork_parent(void)
+{
+    urcu_bp_after_fork_parent();
+    urcu_bp_call_rcu_after_fork_parent();
+}
+
+static void fork_child(void)
+{
+    urcu_bp_after_fork_child();
+    urcu_bp_call_rcu_after_fork_child();
+}
+
+static pthread_once_t g_fork_once = PTHREAD_ONCE_INIT;
+
+static void register_fork_handlers(void)
+{
+    (void)pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
 int fdn_registry_create(fdn_registry_t **out, const fdn_registry_opts_t *opts)
 {
+    pthread_once(&g_fork_once, register_fork_handlers);
     if (out == NULL)
         return FDN_EINVAL;
     *out = NULL;

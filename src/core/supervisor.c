@@ -7,7 +7,11 @@
  *    afterwards it is the supervisor thread (sup_main), which also performs the final
  *    stop-all at shutdown. So the callbacks of one supervisor never run concurrently.
  *  - one worker thread per RUNNING service that has ops->run (worker_main). A worker only
- *    reports its return code (fail_pending) and kicks the clock.
+ *    reports its return code (fail_pending) and kicks the clock. The lifecycle thread joins
+ *    workers, so nothing a worker calls may wait for it: shutdown from a worker only requests
+ *    the stop (thread-local t_worker), and an add from a worker is failed (FDN_ECANCELED)
+ *    once that worker's stop was requested, including an add it posted just before.
+ *    Likewise shutdown from a callback run by fdn_supervisor_start (t_starting).
  *  - any thread: add (posts add_pending and waits), inject_fault (posts fail_pending),
  *    status queries, shutdown (sets stop_req, kicks, waits for `finished`, joins).
  *
@@ -49,7 +53,7 @@ struct fdn_service_ctl {
     child_t *ch;
     _Atomic bool stop;
     uint64_t gen;      /* gen of the start this worker belongs to (set before create) */
-    uint64_t kick_seq; /* worker's own kick sequence for fdn_service_wait */
+    uint64_t kick_seq; /* worker's last seen kick (fdn_service_wait); set at each start */
 };
 
 struct child {
@@ -68,6 +72,7 @@ struct child {
     bool add_done;
     int add_rc;
     fdn_error_t *add_err;
+    child_t *add_by; /* the child whose worker loop posted the add, or NULL */
     bool marked; /* member of the set being stopped */
     fdn_service_state_t mark_target;
     uint32_t restarts;
@@ -193,6 +198,12 @@ static int64_t real_deadline(int64_t timeout_ms)
     return now + timeout_ms * 1000000;
 }
 
+/* now + delay without signed overflow (delays come from the options, up to INT64_MAX). */
+static int64_t add_sat(int64_t now, int64_t delay)
+{
+    return now > 0 && delay > INT64_MAX - now ? INT64_MAX : now + delay; /* delay >= 0 */
+}
+
 static child_t *find_locked(fdn_supervisor_t *sup, const char *name)
 {
     for (size_t i = 0; i < sup->n; i++)
@@ -213,10 +224,29 @@ static void set_state(fdn_supervisor_t *sup, child_t *ch, fdn_service_state_t st
 /* ------------------------------------------------------------------------------------ */
 /* Worker threads */
 
+/* The child whose worker loop runs on this thread (NULL elsewhere). */
+static _Thread_local child_t *t_worker;
+
+static bool on_worker_of(fdn_supervisor_t *sup)
+{
+    return t_worker != NULL && t_worker->ctl.sup == sup;
+}
+
+/* The supervisor whose fdn_supervisor_start runs on this thread: until its thread exists,
+ * the caller of start is the lifecycle thread and runs the callbacks. */
+static _Thread_local fdn_supervisor_t *t_starting;
+
+/* True where waiting for the supervisor to stop would wait for the calling thread itself. */
+static bool on_lifecycle_or_worker(fdn_supervisor_t *sup)
+{
+    return t_starting == sup || on_worker_of(sup) || on_sup_thread(sup);
+}
+
 static void *worker_main(void *arg)
 {
     child_t *ch = arg;
     fdn_supervisor_t *sup = ch->ctl.sup;
+    t_worker = ch;
     int rc = ch->ops->run(ch->state, &ch->ctl);
     if (rc > 0)
         rc = FDN_EINTERNAL;
@@ -231,6 +261,7 @@ static void *worker_main(void *arg)
     }
     pthread_mutex_unlock(&sup->mu);
     fdn_clock_kick(sup->clock);
+    t_worker = NULL;
     return NULL;
 }
 
@@ -244,7 +275,8 @@ int fdn_service_wait(fdn_service_ctl_t *ctl, int64_t deadline_ns)
     if (ctl == NULL)
         return FDN_ECANCELED;
     fdn_clock_t *c = ctl->sup->clock;
-    ctl->kick_seq = fdn_clock_kick_seq(c);
+    /* ctl->kick_seq persists from the previous wait (set at start): a kick that came while
+     * the worker was busy or checking its work makes this wait return at once */
     if (fdn_service_should_stop(ctl))
         return FDN_ECANCELED;
     int rc = fdn_clock_wait_until(c, deadline_ns, &ctl->kick_seq);
@@ -275,6 +307,7 @@ static int start_child(fdn_supervisor_t *sup, child_t *ch, fdn_service_state_t f
     ch->gen++;
     ch->fail_pending = false;
     ch->ctl.gen = ch->gen;
+    ch->ctl.kick_seq = fdn_clock_kick_seq(sup->clock); /* before the worker exists */
     atomic_store_explicit(&ch->ctl.stop, false, memory_order_release);
     pthread_mutex_unlock(&sup->mu);
     if (sup->on_event != NULL)
@@ -307,18 +340,46 @@ static int start_child(fdn_supervisor_t *sup, child_t *ch, fdn_service_state_t f
     int64_t now = now_ns(sup);
     pthread_mutex_lock(&sup->mu);
     ch->healthy = true;
-    ch->next_health_ns = ch->health_interval > 0 ? now + ch->health_interval : INT64_MAX;
+    ch->next_health_ns = ch->health_interval > 0 ? add_sat(now, ch->health_interval) : INT64_MAX;
     pthread_mutex_unlock(&sup->mu);
     set_state(sup, ch, FDN_SERVICE_RUNNING, 0);
     return 0;
 }
 
 /* Stop a RUNNING (or STARTING-failed-with-thread) child and move it to `target`. */
+static void remove_child_locked(fdn_supervisor_t *sup, child_t *ch);
+
+/* Fail the adds posted by ch's worker loop (it waits for them; we are about to join it).
+ * Called after ctl.stop is set, so that worker posts no new one (fdn_supervisor_add). */
+static void fail_adds_by(fdn_supervisor_t *sup, child_t *ch)
+{
+    pthread_mutex_lock(&sup->mu);
+    bool any = false;
+    for (size_t i = 0; i < sup->n;) {
+        child_t *k = sup->kids[i];
+        if (k->add_pending && k->add_by == ch) {
+            k->add_pending = false;
+            k->add_rc =
+                fdn_err_set(k->add_err, FDN_ECANCELED,
+                            "service %s, which adds %s, is being stopped", ch->name, k->name);
+            remove_child_locked(sup, k);
+            k->add_done = true;
+            any = true;
+            continue;
+        }
+        i++;
+    }
+    if (any)
+        pthread_cond_broadcast(&sup->cv);
+    pthread_mutex_unlock(&sup->mu);
+}
+
 static void stop_child(fdn_supervisor_t *sup, child_t *ch, fdn_service_state_t target, int code)
 {
     atomic_store_explicit(&ch->ctl.stop, true, memory_order_release);
     fdn_clock_kick(sup->clock);
     if (ch->has_thread) {
+        fail_adds_by(sup, ch);
         pthread_join(ch->thread, NULL);
         ch->has_thread = false;
         atomic_fetch_sub_explicit(&sup->live_threads, 1, memory_order_relaxed);
@@ -453,7 +514,7 @@ static void handle_failure(fdn_supervisor_t *sup, child_t *ch, int code)
                 c->mark_target = FDN_SERVICE_STOPPED;
             } else {
                 c->mark_target = FDN_SERVICE_RESTARTING;
-                c->due_ns = now + backoff;
+                c->due_ns = add_sat(now, backoff);
                 c->restarts++;
             }
         }
@@ -564,7 +625,7 @@ static bool do_one(fdn_supervisor_t *sup, int64_t *deadline)
             next = FDN_MIN(next, ch->next_health_ns);
             continue;
         }
-        ch->next_health_ns = now + ch->health_interval;
+        ch->next_health_ns = add_sat(now, ch->health_interval);
         uint64_t gen = ch->gen;
         pthread_mutex_unlock(&sup->mu);
         int h = ch->ops->health(ch->state);
@@ -721,6 +782,7 @@ int fdn_supervisor_add(fdn_supervisor_t *sup, const fdn_service_spec_t *spec, fd
     atomic_init(&ch->ctl.stop, false);
 
     bool inline_start = on_sup_thread(sup);
+    child_t *by = on_worker_of(sup) ? t_worker : NULL;
     pthread_mutex_lock(&sup->mu);
     if (find_locked(sup, ch->name) != NULL) {
         pthread_mutex_unlock(&sup->mu);
@@ -738,6 +800,13 @@ int fdn_supervisor_add(fdn_supervisor_t *sup, const fdn_service_spec_t *spec, fd
         pthread_mutex_unlock(&sup->mu);
         fdn__free(ch);
         return fdn_err_set(err, FDN_EESCALATED, "supervisor %s has failed", sup->name);
+    }
+    if (by != NULL && atomic_load_explicit(&by->ctl.stop, memory_order_acquire)) {
+        /* the supervisor thread is (about to be) joining this worker: never wait for it */
+        pthread_mutex_unlock(&sup->mu);
+        fdn__free(ch);
+        return fdn_err_set(err, FDN_ECANCELED, "service %s is being stopped; %s not added",
+                           by->name, spec->name);
     }
     if (append_locked(sup, ch) != 0) {
         pthread_mutex_unlock(&sup->mu);
@@ -761,6 +830,7 @@ int fdn_supervisor_add(fdn_supervisor_t *sup, const fdn_service_spec_t *spec, fd
     }
     ch->add_pending = true;
     ch->add_err = err;
+    ch->add_by = by;
     pthread_mutex_unlock(&sup->mu);
     fdn_clock_kick(sup->clock);
     pthread_mutex_lock(&sup->mu);
@@ -784,6 +854,7 @@ int fdn_supervisor_start(fdn_supervisor_t *sup, fdn_error_t *err)
         return fdn_err_set(err, rc, "supervisor %s cannot start now", sup->name);
     }
     sup->phase = PH_STARTING;
+    t_starting = sup; /* cleared before every return below */
     int rc = 0;
     size_t started = 0;
     for (; started < sup->n && !sup->stop_req; started++) {
@@ -816,17 +887,19 @@ int fdn_supervisor_start(fdn_supervisor_t *sup, fdn_error_t *err)
             }
         }
         sup->phase = PH_DONE;
-        sup->finished = true;
         pthread_mutex_unlock(&sup->mu);
         stop_marked(sup, 0);
         pthread_mutex_lock(&sup->mu);
+        sup->finished = true; /* only now: shutdown's 0 means every service is stopped */
         pthread_cond_broadcast(&sup->cv);
         pthread_mutex_unlock(&sup->mu);
+        t_starting = NULL;
         return rc;
     }
     sup->phase = PH_RUNNING;
     pthread_cond_broadcast(&sup->cv);
     pthread_mutex_unlock(&sup->mu);
+    t_starting = NULL;
     return 0;
 }
 
@@ -834,7 +907,8 @@ int fdn_supervisor_shutdown(fdn_supervisor_t *sup, int64_t timeout_ms)
 {
     if (sup == NULL)
         return FDN_EINVAL;
-    bool self = on_sup_thread(sup);
+    /* on the lifecycle thread or a worker it joins while stopping: waiting would deadlock */
+    bool self = on_lifecycle_or_worker(sup);
     pthread_mutex_lock(&sup->mu);
     sup->stop_req = true;
     if (sup->phase == PH_IDLE) {
@@ -1010,5 +1084,5 @@ size_t fdn__supervisor_live_threads(fdn_supervisor_t *sup)
 
 bool fdn__supervisor_on_thread(fdn_supervisor_t *sup)
 {
-    return sup != NULL && on_sup_thread(sup);
+    return sup != NULL && on_lifecycle_or_worker(sup);
 }

@@ -9,7 +9,9 @@
  * leak check of testing.h. */
 size_t fdn__supervisor_live_threads(fdn_supervisor_t *sup);
 
-/* True when called on the supervisor's own thread (i.e. from one of its callbacks). */
+/* True when called on the supervisor's own thread (i.e. from one of its callbacks), inside
+ * its fdn_supervisor_start (a start/stop callback run there) or on one of its worker threads:
+ * a call that waits for the supervisor to stop would deadlock. */
 bool fdn__supervisor_on_thread(fdn_supervisor_t *sup);
 
 #endif

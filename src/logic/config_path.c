@@ -15,9 +15,9 @@
 #include <string.h>
 
 static const char *const forbidden[] = {
-    "Elixir.System", "Elixir.File", "Elixir.Code", "Elixir.Process", "Elixir.Node",
-    "Elixir.Kernel", "__struct__",  "__info__",    "../",            "etc/passwd",
-    "DROP TABLE",    "<script>",    "eval_string",
+    "Elixir.System", "Elixir.File", "Elixir.Code", "Elixir.Process", "Elixir.Node", "Elixir.Kernel",
+    "__struct__",    "__info__",    "../",         "etc/passwd",     "DROP TABLE",  "<script>",
+    "eval_string",
 };
 
 static bool contains_ci(const char *hay, size_t hlen, const char *needle)
@@ -27,8 +27,7 @@ static bool contains_ci(const char *hay, size_t hlen, const char *needle)
         return false;
     for (size_t i = 0; i + nlen <= hlen; i++) {
         size_t k = 0;
-        while (k < nlen &&
-               tolower((unsigned char)hay[i + k]) == tolower((unsigned char)needle[k]))
+        while (k < nlen && tolower((unsigned char)hay[i + k]) == tolower((unsigned char)needle[k]))
             k++;
         if (k == nlen)
             return true;

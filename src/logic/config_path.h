@@ -8,10 +8,10 @@
 #include "fdn/config.h"
 #include "fdn/error.h"
 
-#define FDN__CFG_MAX_COMPONENTS  50
-#define FDN__CFG_MAX_PATH_LEN    4096
-#define FDN__CFG_MAX_STRING      1000000
-#define FDN__CFG_MAX_DEPTH       20
+#define FDN__CFG_MAX_COMPONENTS 50
+#define FDN__CFG_MAX_PATH_LEN   4096
+#define FDN__CFG_MAX_STRING     1000000
+#define FDN__CFG_MAX_DEPTH      20
 
 /* Path security (§1.5.1) on a dotted path: more than 50 components, or a forbidden pattern
  * anywhere in it, gives FDN_EPATH_SECURITY (ref 1000) with the reference's message; a path

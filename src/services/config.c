@@ -138,7 +138,7 @@ void fdn__cfg_snap_unref(const snap_t *cs)
 
 void fdn__cfg_snap_retire_cb(struct rcu_head *h)
 {
-    snap_t *s = caa_container_of(h, snap_t, rcu);
+    snap_t *s = (snap_t *)(void *)h; /* rcu is the first member */
     fdn__cfg_tsan_acquire(NULL);
     fdn__cfg_tsan_acquire(s);
     fdn__cfg_snap_unref(s);
@@ -146,7 +146,7 @@ void fdn__cfg_snap_retire_cb(struct rcu_head *h)
 
 /* New snapshot holding new references to vals[] (vals[replace] replaced by `with`). */
 snap_t *fdn__cfg_snap_new(const fdn__cfg_schema_t *schema, json_t *const *vals, long replace,
-                        json_t *with)
+                          json_t *with)
 {
     size_t n = schema->n;
     snap_t *s = fdn__calloc(1, sizeof(*s) + n * (sizeof(json_t *) + sizeof(leaf_t)));
@@ -330,8 +330,7 @@ int fdn_config_snapshot_get_int(const fdn_config_snapshot_t *s, const char *path
     return rc != 0 ? rc : v_int(v, out);
 }
 
-int fdn_config_snapshot_get_double(const fdn_config_snapshot_t *s, const char *path,
-                                   double *out)
+int fdn_config_snapshot_get_double(const fdn_config_snapshot_t *s, const char *path, double *out)
 {
     const json_t *v;
     if (s == NULL || out == NULL)
@@ -388,19 +387,18 @@ uint64_t fdn_config_snapshot_revision(const fdn_config_snapshot_t *s)
 
 bool fdn_config_available(const fdn_config_t *cfg)
 {
-    return cfg != NULL &&
-           atomic_load_explicit(&((fdn_config_t *)(uintptr_t)cfg)->live, memory_order_acquire) !=
-               NULL;
+    return cfg != NULL && atomic_load_explicit(&((fdn_config_t *)(uintptr_t)cfg)->live,
+                                               memory_order_acquire) != NULL;
 }
 
-#define READ_WITH_SNAPSHOT(cfg, expr)                                                          \
-    do {                                                                                       \
-        if ((cfg) == NULL)                                                                     \
-            return FDN_EINVAL;                                                                 \
-        snap_t *s_ = read_lock(cfg);                                                           \
-        int rc_ = s_ != NULL ? (expr) : FDN_EUNAVAILABLE;                                      \
-        read_unlock();                                                                         \
-        return rc_;                                                                            \
+#define READ_WITH_SNAPSHOT(cfg, expr)                                                              \
+    do {                                                                                           \
+        if ((cfg) == NULL)                                                                         \
+            return FDN_EINVAL;                                                                     \
+        snap_t *s_ = read_lock(cfg);                                                               \
+        int rc_ = s_ != NULL ? (expr) : FDN_EUNAVAILABLE;                                          \
+        read_unlock();                                                                             \
+        return rc_;                                                                                \
     } while (0)
 
 /* Exact leaf path of a scalar: served from the latch (no RCU section). Returns 1 when the
@@ -540,8 +538,7 @@ void fdn__cfg_latch_publish(fdn_config_t *cfg, const snap_t *s)
 }
 
 /* Lock-free, write-free read of one scalar leaf. */
-static inline int key_leaf(fdn_config_t *cfg, fdn_config_key_t key, uint32_t *kind,
-                           uint64_t *bits)
+static inline int key_leaf(fdn_config_t *cfg, fdn_config_key_t key, uint32_t *kind, uint64_t *bits)
 {
     if (FDN_UNLIKELY(cfg == NULL || key < 0 || (size_t)key >= cfg->nleaves))
         return FDN_EINVAL;
@@ -743,8 +740,8 @@ static int apply_env(const fdn__cfg_schema_t *s, json_t **vals, uint8_t *marks,
             if (!fdn__cfg_schema_is_section(s, path, dot != NULL ? (size_t)(dot - path) : 0))
                 continue; /* not one of our sections: someone else's variable */
             fdn_err_set(err, FDN_ECONFIG_STRUCTURE,
-                        "environment variable %.*s: %s: unknown configuration key", (int)nlen,
-                        *e, path);
+                        "environment variable %.*s: %s: unknown configuration key", (int)nlen, *e,
+                        path);
             fdn_err_add_context(err, "path", "%s", path);
             return FDN_ECONFIG_STRUCTURE;
         }
@@ -754,8 +751,8 @@ static int apply_env(const fdn__cfg_schema_t *s, json_t **vals, uint8_t *marks,
             if (rc == FDN_ENOMEM)
                 return fdn_err_set(err, FDN_ENOMEM, NULL);
             fdn_err_set(err, FDN_ECONFIG_INVALID,
-                        "environment variable %.*s: %s: expected %s, got \"%.40s\"", (int)nlen,
-                        *e, path, fdn__cfg_type_name(s->e[idx].type), eq + 1);
+                        "environment variable %.*s: %s: expected %s, got \"%.40s\"", (int)nlen, *e,
+                        path, fdn__cfg_type_name(s->e[idx].type), eq + 1);
             fdn_err_add_context(err, "path", "%s", path);
             fdn_err_add_context(err, "rule", "type %s", fdn__cfg_type_name(s->e[idx].type));
             return FDN_ECONFIG_INVALID;
@@ -784,8 +781,8 @@ static int build_startup(fdn_config_t *cfg, const fdn_config_opts_t *o, fdn_erro
         json_t *root = json_load_file(o->file, JSON_REJECT_DUPLICATES, &jerr);
         if (root == NULL) {
             bool missing = json_error_code(&jerr) == json_error_cannot_open_file;
-            rc = fdn_err_set(err, missing ? FDN_ENOENT : FDN_EPARSE, "%s:%d:%d: %.120s",
-                             o->file, jerr.line, jerr.column, jerr.text);
+            rc = fdn_err_set(err, missing ? FDN_ENOENT : FDN_EPARSE, "%s:%d:%d: %.120s", o->file,
+                             jerr.line, jerr.column, jerr.text);
             fdn_err_add_context(err, "file", "%s", o->file);
             goto out;
         }
@@ -870,7 +867,7 @@ int fdn_config_create(fdn_config_t **out, const fdn_config_opts_t *opts, fdn_err
     }
     if (rc == 0 && o.on_change != NULL) {
         cfg->hook = fdn__cfg_sub_new("", o.on_change, o.on_change_user,
-                            o.on_change_queue != 0 ? o.on_change_queue : 4096);
+                                     o.on_change_queue != 0 ? o.on_change_queue : 4096);
         if (cfg->hook == NULL)
             rc = fdn_err_set(err, FDN_ENOMEM, NULL);
     }

@@ -122,8 +122,7 @@ static void cache_store(fdn__cfg_fb_t *fb, const char *path, const char *json, i
     pthread_mutex_unlock(&fb->mu);
 }
 
-int fdn_config_get_with_fallback(fdn_config_t *cfg, const char *path, char **out,
-                                 fdn_error_t *err)
+int fdn_config_get_with_fallback(fdn_config_t *cfg, const char *path, char **out, fdn_error_t *err)
 {
     if (cfg == NULL || path == NULL || out == NULL)
         return fdn_err_set(err, FDN_EINVAL, NULL);

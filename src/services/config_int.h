@@ -131,8 +131,7 @@ void fdn__cfg_notify(fdn_config_t *cfg, fdn_config_change_kind_t kind, const cha
 sub_t *fdn__cfg_sub_new(const char *prefix, fdn_config_change_cb cb, void *user, size_t cap);
 void fdn__cfg_sub_free(sub_t *s);
 void *fdn__cfg_delivery_main(void *arg);
-int fdn__cfg_parse_value(const char *path, const char *value_json, json_t **out,
-                         fdn_error_t *err);
+int fdn__cfg_parse_value(const char *path, const char *value_json, json_t **out, fdn_error_t *err);
 int fdn__cfg_precheck(fdn_config_t *cfg, const char *path, json_t *v, int32_t *out_idx,
                       fdn_error_t *err);
 int fdn__cfg_apply_locked(fdn_config_t *cfg, int32_t idx, json_t *v, snap_t **retired,

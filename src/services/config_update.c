@@ -57,7 +57,7 @@ static void sub_push(fdn_config_t *cfg, sub_t *s, note_t *n)
 /* Called with wmu held so queues stay in revision order. Allocation failure drops the
  * notification (counted as dropped); the update itself has already succeeded. */
 void fdn__cfg_notify(fdn_config_t *cfg, fdn_config_change_kind_t kind, const char *path,
-                   const json_t *oldv, const json_t *newv, uint64_t rev)
+                     const json_t *oldv, const json_t *newv, uint64_t rev)
 {
     pthread_mutex_lock(&cfg->smu);
     bool any = cfg->hook != NULL || cfg->subs != NULL;
@@ -184,8 +184,8 @@ sub_t *fdn__cfg_sub_new(const char *prefix, fdn_config_change_cb cb, void *user,
     return s;
 }
 
-int fdn_config_subscribe(fdn_config_t *cfg, const char *prefix, fdn_config_change_cb cb,
-                         void *user, uint64_t *out_id)
+int fdn_config_subscribe(fdn_config_t *cfg, const char *prefix, fdn_config_change_cb cb, void *user,
+                         uint64_t *out_id)
 {
     if (cfg == NULL || cb == NULL)
         return FDN_EINVAL;
@@ -259,7 +259,7 @@ static int forbidden(const char *path, fdn_error_t *err)
 
 /* Checks 1-3 (path security, value security, updatable). Takes ownership of v. */
 int fdn__cfg_precheck(fdn_config_t *cfg, const char *path, json_t *v, int32_t *out_idx,
-                    fdn_error_t *err)
+                      fdn_error_t *err)
 {
     int rc = fdn__cfg_path_check(path, err);
     if (rc == 0)
@@ -298,7 +298,7 @@ void fdn__cfg_retire(snap_t *old)
 
 /* Check 4 + publish; wmu held. */
 int fdn__cfg_apply_locked(fdn_config_t *cfg, int32_t idx, json_t *v, snap_t **retired,
-                        fdn_error_t *err)
+                          fdn_error_t *err)
 {
     snap_t *cur = cfg->cur;
     snap_t *ns = fdn__cfg_snap_new(cfg->schema, cur->vals, idx, v);
@@ -315,10 +315,9 @@ int fdn__cfg_apply_locked(fdn_config_t *cfg, int32_t idx, json_t *v, snap_t **re
         atomic_store_explicit(&cfg->live, ns, memory_order_release);
     fdn__cfg_latch_publish(cfg, ns);
     atomic_fetch_add_explicit(&cfg->updates, 1, memory_order_relaxed);
-    atomic_store_explicit(&cfg->last_update, fdn_clock_mono_ns(cfg->clock),
-                          memory_order_relaxed);
+    atomic_store_explicit(&cfg->last_update, fdn_clock_mono_ns(cfg->clock), memory_order_relaxed);
     fdn__cfg_notify(cfg, FDN_CONFIG_CHANGE_UPDATED, cfg->schema->e[idx].path, cur->vals[idx], v,
-           ns->revision);
+                    ns->revision);
     *retired = cur;
     return 0;
 }
@@ -332,8 +331,7 @@ static int update_value(fdn_config_t *cfg, const char *path, json_t *v, fdn_erro
     if (rc == 0) {
         pthread_mutex_lock(&cfg->wmu);
         rc = cfg->running ? fdn__cfg_apply_locked(cfg, idx, v, &old, err)
-                          : fdn_err_set(err, FDN_EUNAVAILABLE,
-                                        "Configuration service not started");
+                          : fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
         pthread_mutex_unlock(&cfg->wmu);
     }
     json_decref(v);
@@ -379,8 +377,7 @@ int fdn_config_update_bool(fdn_config_t *cfg, const char *path, bool v, fdn_erro
     return update_new(cfg, path, json_boolean(v), err);
 }
 
-int fdn_config_update_string(fdn_config_t *cfg, const char *path, const char *v,
-                             fdn_error_t *err)
+int fdn_config_update_string(fdn_config_t *cfg, const char *path, const char *v, fdn_error_t *err)
 {
     json_t *j = v != NULL ? json_string(v) : json_null();
     if (v != NULL && j == NULL)

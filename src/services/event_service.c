@@ -1,6 +1,7 @@
 /*
- * DESIGN: the event store as a service: lifecycle, the durable writer, retention and
- * subscriptions (the memory tier is in event_store.c).
+ * DESIGN: the event store as a service: the public store/query entry points (state checks,
+ * the buffer used while stopped), lifecycle, the durable writer, retention and
+ * subscriptions (the memory tier, its indexes and the query engine are in event_store.c).
  *
  * Threads, all started by create/start and joined by stop/destroy:
  *  - writer (durable_path only): waits on wcv for published > persisted, copies the
@@ -50,6 +51,107 @@ struct fdn_events_sub {
 #define CUR(s)        atomic_load_explicit(&(s)->cursor, memory_order_relaxed)
 #define SET_CUR(s, v) atomic_store_explicit(&(s)->cursor, (v), memory_order_relaxed)
 
+static bool running(fdn_events_t *es)
+{
+    return atomic_load_explicit(&es->running, memory_order_acquire) != 0;
+}
+
+/* ---------------------------------------------------------- public writes ---- */
+
+int fdn_events_store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
+                           uint64_t *out_ids)
+{
+    if (es == NULL || (evs == NULL && n > 0))
+        return FDN_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (evs[i] == NULL)
+            return FDN_EINVAL;
+    if (n == 0)
+        return 0;
+    uint64_t first = 0;
+    uint64_t local[1];
+    uint64_t *ids = out_ids ? out_ids : (n == 1 ? local : NULL);
+    pthread_mutex_lock(&es->amu);
+    int rc;
+    if (!running(es)) {
+        rc = FDN_EUNAVAILABLE;
+        if (es->nbuf + n <= es->buffer_max) {
+            size_t k = 0;
+            rc = 0;
+            for (; k < n && rc == 0; k++)
+                rc = fdn_event_copy(&es->buf[es->nbuf + k], evs[k]);
+            if (rc != 0) {
+                for (size_t j = 0; j + 1 < k; j++)
+                    fdn_event_free(es->buf[es->nbuf + j]);
+            } else {
+                first = es->next_id + es->nbuf;
+                es->nbuf += n;
+                if (out_ids)
+                    for (size_t i = 0; i < n; i++)
+                        out_ids[i] = first + i;
+            }
+        }
+        pthread_mutex_unlock(&es->amu);
+        return rc;
+    }
+    first = es->next_id;
+    rc = fdn__evs_append_locked(es, evs, n, ids);
+    pthread_mutex_unlock(&es->amu);
+    if (rc != 0)
+        return rc;
+    if (es->tm != NULL)
+        fdn_telemetry_emit_counter_n(es->tm, "foundation.event_store.events_stored", n, NULL, 0);
+    return fdn__evs_after_append(es, first + n - 1);
+}
+
+int fdn_events_store(fdn_events_t *es, const fdn_event_t *ev, uint64_t *out_id)
+{
+    return fdn_events_store_batch(es, &ev, 1, out_id);
+}
+
+int fdn_events_query(fdn_events_t *es, const fdn_events_query_t *q, fdn_event_list_t **out)
+{
+    if (es == NULL || q == NULL || out == NULL || q->version != 1 || q->limit <= 0 ||
+        q->offset < 0 || q->time_start > q->time_end)
+        return FDN_EINVAL;
+    if (!running(es))
+        return FDN_EUNAVAILABLE;
+    uint32_t cap = atomic_load_explicit(&es->max_results, memory_order_relaxed);
+    size_t limit = (uint64_t)q->limit > cap ? cap : (size_t)q->limit;
+    uint64_t snap;
+    return fdn__evs_query(es, q, limit, out, &snap);
+}
+
+int fdn_events_get_by_correlation(fdn_events_t *es, const char *cid, fdn_event_list_t **out)
+{
+    if (es == NULL || cid == NULL || out == NULL)
+        return FDN_EINVAL;
+    if (!running(es))
+        return FDN_EUNAVAILABLE;
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.correlation_id = cid;
+    uint64_t snap;
+    return fdn__evs_query(es, &q, 0, out, &snap);
+}
+
+int fdn_events_prune_before(fdn_events_t *es, int64_t ts, uint64_t *out_count)
+{
+    if (es == NULL)
+        return FDN_EINVAL;
+    if (!running(es))
+        return FDN_EUNAVAILABLE;
+    pthread_rwlock_rdlock(&es->plock);
+    uint64_t snap = atomic_load_explicit(&es->published, memory_order_acquire);
+    uint64_t cut = fdn__evs_id_at_time(es, ts, snap);
+    pthread_rwlock_unlock(&es->plock);
+    uint64_t n = fdn__evs_prune_ids(es, cut);
+    if (es->tm != NULL && n > 0)
+        fdn_telemetry_emit_counter_n(es->tm, "foundation.event_store.events_pruned", n, NULL, 0);
+    if (out_count)
+        *out_count = n;
+    return 0;
+}
+
 /* ------------------------------------------------------------------ writer ---- */
 
 static void *writer_main(void *arg)
@@ -79,6 +181,8 @@ static void *writer_main(void *arg)
             rc = fdn__evdb_write(es->db, (const fdn_event_t *const *)(l ? l->items : NULL),
                                  l ? l->n : 0, del, to + 1, &err);
         fdn_event_list_free(l);
+        if (rc != 0 && es->tm != NULL)
+            fdn_telemetry_emit_counter(es->tm, "foundation.event_store.writer_errors", NULL, 0);
         pthread_mutex_lock(&es->wmu);
         if (rc != 0) {
             atomic_store_explicit(&es->io_error, rc == FDN_ENOMEM ? FDN_ENOMEM : FDN_EIO,
@@ -139,7 +243,10 @@ static uint64_t retention_once(fdn_events_t *es)
     pthread_rwlock_unlock(&es->plock);
     if (cut <= first)
         return 0;
-    return fdn__evs_prune_ids(es, cut);
+    uint64_t n = fdn__evs_prune_ids(es, cut);
+    if (es->tm != NULL && n > 0)
+        fdn_telemetry_emit_counter_n(es->tm, "foundation.event_store.events_pruned", n, NULL, 0);
+    return n;
 }
 
 static void *pruner_main(void *arg)
@@ -249,8 +356,12 @@ static int sub_fetch(evs_sub_t *s, size_t max, fdn_event_list_t **out, uint64_t 
         SET_CUR(s, (*out)->items[n - 1]->id);
     else if (snap > cur)
         SET_CUR(s, snap);
-    if (skip)
+    if (skip) {
         atomic_fetch_add_explicit(&s->overflow, skip, memory_order_relaxed);
+        if (es->tm != NULL)
+            fdn_telemetry_emit_counter_n(es->tm, "foundation.event_store.subscriber_skipped", skip,
+                                         NULL, 0);
+    }
     *skipped = skip;
     return 0;
 }
@@ -643,6 +754,7 @@ int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_err
     if (es == NULL)
         return fdn_err_set(err, FDN_ENOMEM, "events: out of memory");
     es->clock = o->clock ? o->clock : fdn_clock_system();
+    es->tm = o->telemetry;
     es->mode = o->mode;
     es->fast_queue_max = o->fast_queue_max ? o->fast_queue_max : 65536;
     es->buffer_max = o->unavailable_buffer;

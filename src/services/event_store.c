@@ -973,55 +973,6 @@ static bool running(fdn_events_t *es)
     return atomic_load_explicit(&es->running, memory_order_acquire) != 0;
 }
 
-int fdn_events_store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
-                           uint64_t *out_ids)
-{
-    if (es == NULL || (evs == NULL && n > 0))
-        return FDN_EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (evs[i] == NULL)
-            return FDN_EINVAL;
-    if (n == 0)
-        return 0;
-    uint64_t first = 0;
-    uint64_t local[1];
-    uint64_t *ids = out_ids ? out_ids : (n == 1 ? local : NULL);
-    pthread_mutex_lock(&es->amu);
-    int rc;
-    if (!running(es)) {
-        rc = FDN_EUNAVAILABLE;
-        if (es->nbuf + n <= es->buffer_max) {
-            size_t k = 0;
-            rc = 0;
-            for (; k < n && rc == 0; k++)
-                rc = fdn_event_copy(&es->buf[es->nbuf + k], evs[k]);
-            if (rc != 0) {
-                for (size_t j = 0; j + 1 < k; j++)
-                    fdn_event_free(es->buf[es->nbuf + j]);
-            } else {
-                first = es->next_id + es->nbuf;
-                es->nbuf += n;
-                if (out_ids)
-                    for (size_t i = 0; i < n; i++)
-                        out_ids[i] = first + i;
-            }
-        }
-        pthread_mutex_unlock(&es->amu);
-        return rc;
-    }
-    first = es->next_id;
-    rc = fdn__evs_append_locked(es, evs, n, ids);
-    pthread_mutex_unlock(&es->amu);
-    if (rc != 0)
-        return rc;
-    return fdn__evs_after_append(es, first + n - 1);
-}
-
-int fdn_events_store(fdn_events_t *es, const fdn_event_t *ev, uint64_t *out_id)
-{
-    return fdn_events_store_batch(es, &ev, 1, out_id);
-}
-
 int fdn_events_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
 {
     if (es == NULL || out == NULL || id == 0)
@@ -1043,47 +994,6 @@ int fdn_events_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
     }
     pthread_rwlock_unlock(&es->plock);
     return rc;
-}
-
-int fdn_events_query(fdn_events_t *es, const fdn_events_query_t *q, fdn_event_list_t **out)
-{
-    if (es == NULL || q == NULL || out == NULL || q->version != 1 || q->limit <= 0 ||
-        q->offset < 0 || q->time_start > q->time_end)
-        return FDN_EINVAL;
-    if (!running(es))
-        return FDN_EUNAVAILABLE;
-    uint32_t cap = atomic_load_explicit(&es->max_results, memory_order_relaxed);
-    size_t limit = (uint64_t)q->limit > cap ? cap : (size_t)q->limit;
-    uint64_t snap;
-    return fdn__evs_query(es, q, limit, out, &snap);
-}
-
-int fdn_events_get_by_correlation(fdn_events_t *es, const char *cid, fdn_event_list_t **out)
-{
-    if (es == NULL || cid == NULL || out == NULL)
-        return FDN_EINVAL;
-    if (!running(es))
-        return FDN_EUNAVAILABLE;
-    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
-    q.correlation_id = cid;
-    uint64_t snap;
-    return fdn__evs_query(es, &q, 0, out, &snap);
-}
-
-int fdn_events_prune_before(fdn_events_t *es, int64_t ts, uint64_t *out_count)
-{
-    if (es == NULL)
-        return FDN_EINVAL;
-    if (!running(es))
-        return FDN_EUNAVAILABLE;
-    pthread_rwlock_rdlock(&es->plock);
-    uint64_t snap = atomic_load_explicit(&es->published, memory_order_acquire);
-    uint64_t cut = fdn__evs_id_at_time(es, ts, snap);
-    pthread_rwlock_unlock(&es->plock);
-    uint64_t n = fdn__evs_prune_ids(es, cut);
-    if (out_count)
-        *out_count = n;
-    return 0;
 }
 
 int fdn_events_stats(fdn_events_t *es, fdn_events_stats_t *o)

@@ -101,6 +101,7 @@ typedef struct fdn_events_sub evs_sub_t;
 
 struct fdn_events {
     fdn_clock_t *clock;
+    fdn_telemetry_t *tm;
     char *durable_path;
     fdn_events_mode_t mode;
     uint32_t fast_queue_max;

@@ -30,15 +30,21 @@ static const char *const overflow[] = {"drop_oldest", "drop_newest", "block", NU
 static const char *const compressions[] = {"none", "gzip", "zstd", NULL};
 static const char *const pool_strategies[] = {"lifo", "fifo", NULL};
 
-#define K(path, type, def, rule, lo, hi, en, upd, desc, code, msg)                               \
-    {{path, FDN_CONFIG_##type, def, FDN_CONFIG_RULE_##rule, lo, hi, en, upd, desc, code, msg},   \
-     NULL, NULL}
-#define KM(path, type, def, rule, lo, hi, en, upd, desc, code, msg, missing)                     \
-    {{path, FDN_CONFIG_##type, def, FDN_CONFIG_RULE_##rule, lo, hi, en, upd, desc, code, msg},   \
-     missing, NULL}
-#define KW(path, type, def, rule, en, desc, code, msg)                                           \
-    {{path, FDN_CONFIG_##type, def, FDN_CONFIG_RULE_##rule, 0, 0, en, false, desc, code, msg},   \
-     "Invalid warm storage configuration", "storage.warm.enable"}
+#define K(path, type, def, rule, lo, hi, en, upd, desc, code, msg)                                 \
+    {                                                                                              \
+        {path, FDN_CONFIG_##type, def, FDN_CONFIG_RULE_##rule, lo, hi, en, upd, desc, code, msg},  \
+            NULL, NULL                                                                             \
+    }
+#define KM(path, type, def, rule, lo, hi, en, upd, desc, code, msg, missing)                       \
+    {                                                                                              \
+        {path, FDN_CONFIG_##type, def, FDN_CONFIG_RULE_##rule, lo, hi, en, upd, desc, code, msg},  \
+            missing, NULL                                                                          \
+    }
+#define KW(path, type, def, rule, en, desc, code, msg)                                             \
+    {                                                                                              \
+        {path, FDN_CONFIG_##type, def, FDN_CONFIG_RULE_##rule, 0, 0, en, false, desc, code, msg},  \
+            "Invalid warm storage configuration", "storage.warm.enable"                            \
+    }
 
 #define S1001 FDN_ECONFIG_STRUCTURE
 #define S1002 FDN_ECONFIG_INVALID
@@ -61,8 +67,7 @@ static const builtin_t builtins[] = {
     KM("ai.provider", ENUM, "\"mock\"", ENUM, 0, 0, providers, false, "AI provider", S1002,
        "Invalid AI provider", "Invalid AI configuration"),
     KM("ai.api_key", STRING_OR_NULL, "null", NONE, 0, 0, NULL, false,
-       "API key of the AI provider (never updatable)", S1001, "Invalid AI configuration",
-       NULL),
+       "API key of the AI provider (never updatable)", S1001, "Invalid AI configuration", NULL),
     KM("ai.model", STRING, "\"gpt-4\"", NONE, 0, 0, NULL, false, "AI model name", S1001,
        "Invalid AI configuration", NULL),
     K("ai.analysis.max_file_size", INT, "1000000", POSITIVE, 0, 0, NULL, false,
@@ -79,8 +84,8 @@ static const builtin_t builtins[] = {
        "Sampling rate must be between 0 and 1", PL),
     KM("ai.planning.default_strategy", ENUM, "\"balanced\"", ENUM, 0, 0, strategies, false,
        "Default planning strategy", S1002, "Invalid planning strategy", PL),
-    K("capture.ring_buffer.size", INT, "1024", POSITIVE, 0, 0, NULL, false,
-      "Ring buffer size", S1001, RB),
+    K("capture.ring_buffer.size", INT, "1024", POSITIVE, 0, 0, NULL, false, "Ring buffer size",
+      S1001, RB),
     K("capture.ring_buffer.max_events", INT, "1000", POSITIVE, 0, 0, NULL, false,
       "Ring buffer event capacity", S1001, RB),
     KM("capture.ring_buffer.overflow_strategy", ENUM, "\"drop_oldest\"", ENUM, 0, 0, overflow,
@@ -95,40 +100,38 @@ static const builtin_t builtins[] = {
       "Processing queue bound", S1001, PR),
     K("capture.vm_tracing.enable_spawn_trace", BOOL, "true", NONE, 0, 0, NULL, false,
       "Trace spawns", S1001, VM),
-    K("capture.vm_tracing.enable_exit_trace", BOOL, "true", NONE, 0, 0, NULL, false,
-      "Trace exits", S1001, VM),
+    K("capture.vm_tracing.enable_exit_trace", BOOL, "true", NONE, 0, 0, NULL, false, "Trace exits",
+      S1001, VM),
     K("capture.vm_tracing.enable_message_trace", BOOL, "false", NONE, 0, 0, NULL, false,
       "Trace messages", S1001, VM),
-    K("capture.vm_tracing.trace_children", BOOL, "true", NONE, 0, 0, NULL, false,
-      "Trace children", S1001, VM),
+    K("capture.vm_tracing.trace_children", BOOL, "true", NONE, 0, 0, NULL, false, "Trace children",
+      S1001, VM),
     K("storage.hot.max_events", INT, "100000", POSITIVE, 0, 0, NULL, false,
       "Event store: most events kept", S1001, HOT),
     K("storage.hot.max_age_seconds", INT, "3600", POSITIVE, 0, 0, NULL, false,
       "Event store: oldest event kept, seconds", S1001, HOT),
     K("storage.hot.prune_interval", INT, "60000", POSITIVE, 0, 0, NULL, false,
       "Event store: prune period, ms", S1001, HOT),
-    K("storage.warm.enable", BOOL, "false", NONE, 0, 0, NULL, false, "Warm storage switch",
-      S1001, WARM),
+    K("storage.warm.enable", BOOL, "false", NONE, 0, 0, NULL, false, "Warm storage switch", S1001,
+      WARM),
     KW("storage.warm.path", STRING, "\"./foundation_data\"", NONE, NULL,
        "Warm storage directory (checked only when enabled)", S1001, WARM),
     KW("storage.warm.max_size_mb", INT, "100", POSITIVE, NULL,
        "Warm storage size bound, MB (checked only when enabled)", S1001, WARM),
     KW("storage.warm.compression", ENUM, "\"zstd\"", ENUM, compressions,
-       "Warm storage compression (checked only when enabled)", S1002,
-       "Invalid compression type"),
+       "Warm storage compression (checked only when enabled)", S1002, "Invalid compression type"),
     K("storage.cold.enable", BOOL, "false", FALSE_ONLY, 0, 0, NULL, false,
       "Cold storage switch (must be false)", S1001, "Invalid cold storage configuration"),
-    K("interface.query_timeout", INT, "10000", POSITIVE, 0, 0, NULL, true,
-      "Query timeout, ms", S1001, IFC),
-    K("interface.max_results", INT, "1000", POSITIVE, 0, 0, NULL, true,
-      "Cap on query results", S1001, IFC),
+    K("interface.query_timeout", INT, "10000", POSITIVE, 0, 0, NULL, true, "Query timeout, ms",
+      S1001, IFC),
+    K("interface.max_results", INT, "1000", POSITIVE, 0, 0, NULL, true, "Cap on query results",
+      S1001, IFC),
     K("interface.enable_streaming", BOOL, "true", NONE, 0, 0, NULL, false, "Streaming switch",
       S1001, IFC),
     K("dev.debug_mode", BOOL, "false", NONE, 0, 0, NULL, true, "Debug mode", S1001, DEV),
-    K("dev.verbose_logging", BOOL, "false", NONE, 0, 0, NULL, true, "Verbose logging", S1001,
-      DEV),
-    K("dev.performance_monitoring", BOOL, "true", NONE, 0, 0, NULL, true,
-      "Performance monitoring", S1001, DEV),
+    K("dev.verbose_logging", BOOL, "false", NONE, 0, 0, NULL, true, "Verbose logging", S1001, DEV),
+    K("dev.performance_monitoring", BOOL, "true", NONE, 0, 0, NULL, true, "Performance monitoring",
+      S1001, DEV),
     K("infrastructure.rate_limiting.default_rules", OBJECT,
       "{\"api_calls\":{\"scale\":60000,\"limit\":100},"
       "\"db_queries\":{\"scale\":60000,\"limit\":500},"
@@ -136,20 +139,20 @@ static const builtin_t builtins[] = {
       RATE_RULES, 0, 0, NULL, false, "Rate-limit rules: name -> {scale ms, limit}", S1001, RL),
     K("infrastructure.rate_limiting.enabled", BOOL, "true", NONE, 0, 0, NULL, true,
       "Rate limiting layer switch", S1001, RL),
-    K("infrastructure.rate_limiting.cleanup_interval", INT, "300000", POSITIVE, 0, 0, NULL,
-      true, "Rate-limit bucket cleanup period, ms", S1001, RL),
-    K("infrastructure.circuit_breaker.default_config.failure_threshold", INT, "5", POSITIVE, 0,
-      0, NULL, false, "Breaker default failure threshold", S1001, CBD),
-    K("infrastructure.circuit_breaker.default_config.recovery_time", INT, "30000", POSITIVE, 0,
-      0, NULL, false, "Breaker default recovery time, ms", S1001, CBD),
-    K("infrastructure.circuit_breaker.default_config.call_timeout", INT, "5000", POSITIVE, 0,
-      0, NULL, false, "Breaker default call timeout, ms", S1001, CBD),
+    K("infrastructure.rate_limiting.cleanup_interval", INT, "300000", POSITIVE, 0, 0, NULL, true,
+      "Rate-limit bucket cleanup period, ms", S1001, RL),
+    K("infrastructure.circuit_breaker.default_config.failure_threshold", INT, "5", POSITIVE, 0, 0,
+      NULL, false, "Breaker default failure threshold", S1001, CBD),
+    K("infrastructure.circuit_breaker.default_config.recovery_time", INT, "30000", POSITIVE, 0, 0,
+      NULL, false, "Breaker default recovery time, ms", S1001, CBD),
+    K("infrastructure.circuit_breaker.default_config.call_timeout", INT, "5000", POSITIVE, 0, 0,
+      NULL, false, "Breaker default call timeout, ms", S1001, CBD),
     K("infrastructure.circuit_breaker.enabled", BOOL, "true", NONE, 0, 0, NULL, true,
       "Circuit breaker layer switch", S1001, CB),
-    K("infrastructure.connection_pool.default_config.size", INT, "10", POSITIVE, 0, 0, NULL,
-      false, "Pool default size", S1001, CPD),
-    K("infrastructure.connection_pool.default_config.max_overflow", INT, "5", NON_NEGATIVE, 0,
-      0, NULL, false, "Pool default overflow", S1001, CPD),
+    K("infrastructure.connection_pool.default_config.size", INT, "10", POSITIVE, 0, 0, NULL, false,
+      "Pool default size", S1001, CPD),
+    K("infrastructure.connection_pool.default_config.max_overflow", INT, "5", NON_NEGATIVE, 0, 0,
+      NULL, false, "Pool default overflow", S1001, CPD),
     K("infrastructure.connection_pool.default_config.strategy", ENUM, "\"lifo\"", ENUM, 0, 0,
       pool_strategies, false, "Pool default checkout order", S1001, CPD),
     K("infrastructure.connection_pool.enabled", BOOL, "true", NONE, 0, 0, NULL, true,
@@ -345,15 +348,15 @@ static int entry_init(fdn__cfg_entry_t *e, const fdn_config_key_def_t *d, const 
         if (e->enums == NULL) {
             oom = true;
         } else {
-            for (size_t i = 0; i < k; i++)
+            /* stop at the first failure: the list stays NULL-terminated for entry_free */
+            for (size_t i = 0; i < k && !oom; i++)
                 e->enums[i] = dup_or_null(d->enum_values[i], &oom);
         }
     }
     if (oom)
         return fdn_err_set(err, FDN_ENOMEM, NULL);
     if ((d->type == FDN_CONFIG_ENUM || d->rule == FDN_CONFIG_RULE_ENUM) && e->enums == NULL)
-        return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Key %s: enum without enum_values",
-                           d->path);
+        return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Key %s: enum without enum_values", d->path);
     json_error_t jerr;
     e->def = d->default_json != NULL
                  ? json_loads(d->default_json, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr)
@@ -415,11 +418,11 @@ int fdn__cfg_schema_create(fdn__cfg_schema_t **out, const fdn_config_key_def_t *
         rc = entry_init(&s->e[i], d, i < nb ? builtins[i].missing : NULL, err);
         s->n = i + 1;
         if (rc == 0 && insert_slot(s, (int32_t)i) != 0)
-            rc = fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Duplicate configuration key: %s",
-                             d->path);
+            rc =
+                fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Duplicate configuration key: %s", d->path);
         if (rc == 0 && i < nb && builtins[i].only_if != NULL)
-            s->e[i].only_if = fdn__cfg_schema_find(s, builtins[i].only_if,
-                                                   strlen(builtins[i].only_if));
+            s->e[i].only_if =
+                fdn__cfg_schema_find(s, builtins[i].only_if, strlen(builtins[i].only_if));
     }
     /* no leaf may be a section of another leaf */
     for (size_t i = 0; i < s->n && rc == 0; i++) {
@@ -474,7 +477,8 @@ static bool rule_ok(const fdn__cfg_entry_t *e, const json_t *v, const char **bad
         break;
     }
     }
-    if (e->type == FDN_CONFIG_ENUM && !(json_is_string(v) && enum_has(e->enums, json_string_value(v))))
+    if (e->type == FDN_CONFIG_ENUM &&
+        !(json_is_string(v) && enum_has(e->enums, json_string_value(v))))
         return false;
     return true;
 }
@@ -566,8 +570,7 @@ json_t *fdn__cfg_build_tree(const fdn__cfg_schema_t *s, json_t *const *vals, con
         const char *rel;
         if (plen == 0)
             rel = e->path;
-        else if (e->path_len > plen && e->path[plen] == '.' &&
-                 memcmp(e->path, prefix, plen) == 0)
+        else if (e->path_len > plen && e->path[plen] == '.' && memcmp(e->path, prefix, plen) == 0)
             rel = e->path + plen + 1;
         else
             continue;
@@ -601,8 +604,8 @@ static int merge_obj(const fdn__cfg_schema_t *s, json_t **vals, const json_t *ob
         if (idx >= 0) {
             const fdn__cfg_entry_t *e = &s->e[idx];
             if (!fdn__cfg_type_ok(e->type, v)) {
-                fdn_err_set(err, FDN_ECONFIG_INVALID, "%s: %s: expected %s, got %s", source,
-                            path, fdn__cfg_type_name(e->type), fdn__cfg_value_type_name(v));
+                fdn_err_set(err, FDN_ECONFIG_INVALID, "%s: %s: expected %s, got %s", source, path,
+                            fdn__cfg_type_name(e->type), fdn__cfg_value_type_name(v));
                 fdn_err_add_context(err, "source", "%s", source);
                 fdn_err_add_context(err, "path", "%s", path);
                 fdn_err_add_context(err, "rule", "type %s", fdn__cfg_type_name(e->type));
@@ -640,8 +643,7 @@ int fdn__cfg_merge_json(const fdn__cfg_schema_t *s, json_t **vals, const json_t 
                         const char *source, uint8_t *marks, uint8_t mark, fdn_error_t *err)
 {
     if (!json_is_object(root))
-        return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s: top level must be an object",
-                           source);
+        return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s: top level must be an object", source);
     char *path = fdn__malloc(FDN__CFG_MAX_PATH_LEN + 2);
     if (path == NULL)
         return fdn_err_set(err, FDN_ENOMEM, NULL);
@@ -715,8 +717,7 @@ static int unknown_walk(const fdn__cfg_schema_t *s, json_t *obj, char *path, siz
         path[nl] = '\0';
         if (fdn__cfg_schema_find(s, path, nl) < 0) {
             if (!fdn__cfg_schema_is_section(s, path, nl) || !json_is_object(v)) {
-                fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Unknown configuration key: %.160s",
-                            path);
+                fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Unknown configuration key: %.160s", path);
                 fdn_err_add_context(err, "path", "%.160s", path);
                 return FDN_ECONFIG_STRUCTURE;
             }

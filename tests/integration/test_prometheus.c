@@ -53,7 +53,7 @@ static fdn_telemetry_t *populate(void)
     fdn_tm_family_t *f = NULL;
     assert_int_equal(fdn_telemetry_family(tm, &f, "http_requests_total", "HTTP requests\nby \\ path",
                                           FDN_TM_COUNTER, ln, 2, 2), 0);
-    const char *paths[] = {"/a\"quoted\"", "/b\\back\nline", "/c", "/d"};
+    const char *paths[] = {"/a\"quoted\"\xff\xc3\xa9", "/b\\back\nline", "/c", "/d"};
     for (size_t i = 0; i < 4; i++) {
         const char *v[] = {"GET", paths[i]};
         fdn_counter_t *c = NULL;
@@ -138,7 +138,8 @@ static void exposition_content(void **state)
     assert_int_equal(fdn_telemetry_write_prometheus(tm, mem_sink, &m), 0);
     const char *want[] = {
         "# TYPE http_requests_total counter\n",
-        "http_requests_total{method=\"GET\",path=\"/a\\\"quoted\\\"\"} 1\n",
+        /* invalid byte replaced by U+FFFD, valid UTF-8 kept */
+        "http_requests_total{method=\"GET\",path=\"/a\\\"quoted\\\"\xef\xbf\xbd\xc3\xa9\"} 1\n",
         "http_requests_total{method=\"GET\",path=\"/b\\\\back\\nline\"} 2\n",
         "http_requests_total{method=\"__overflow__\",path=\"__overflow__\"} 7\n",
         "# HELP http_requests_total HTTP requests\\nby \\\\ path\n",

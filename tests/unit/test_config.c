@@ -63,8 +63,7 @@ static void reads_and_not_found(void **state)
     assert_int_equal(fdn_config_get_int(c, "interface.max_results", &i), 0);
     assert_int_equal(i, 1000);
     assert_int_equal(
-        fdn_config_get_int(c, "infrastructure.rate_limiting.default_rules.api_calls.limit", &i),
-        0);
+        fdn_config_get_int(c, "infrastructure.rate_limiting.default_rules.api_calls.limit", &i), 0);
     assert_int_equal(i, 100);
     /* null is distinct from missing */
     bool isnull = false;
@@ -72,11 +71,11 @@ static void reads_and_not_found(void **state)
     assert_true(isnull);
     assert_int_equal(fdn_config_get_string(c, "ai.api_key", buf, sizeof(buf), NULL),
                      FDN_ETYPE_MISMATCH);
-    assert_int_equal(fdn_config_is_null(c, "ai.nonexistent", &isnull),
-                     FDN_ECONFIG_PATH_NOT_FOUND);
-    static const char *missing[] = {"invalid.path", "nonexistent", "ai.nonexistent",
-                                    "very.deeply.nested.nonexistent.path", "dev.debug_mode.x",
-                                    "", "ai..provider"};
+    assert_int_equal(fdn_config_is_null(c, "ai.nonexistent", &isnull), FDN_ECONFIG_PATH_NOT_FOUND);
+    static const char *missing[] = {"invalid.path",     "nonexistent",
+                                    "ai.nonexistent",   "very.deeply.nested.nonexistent.path",
+                                    "dev.debug_mode.x", "",
+                                    "ai..provider"};
     for (size_t k = 0; k < sizeof(missing) / sizeof(missing[0]); k++) {
         int rc = fdn_config_get_int(c, missing[k], &i);
         if (k == 5)
@@ -205,9 +204,18 @@ static void non_updatable_paths(void **state)
     (void)state;
     fdn_config_t *c = mk();
     static const char *paths[] = {
-        "ai.provider",   "ai.api_key",         "storage.hot.max_events", "storage.encryption_key",
-        "security",      "system.node_name",   "system.env",             "otp.version",
-        "vm.memory",     "process.count",      "security.keys",          "internal.state",
+        "ai.provider",
+        "ai.api_key",
+        "storage.hot.max_events",
+        "storage.encryption_key",
+        "security",
+        "system.node_name",
+        "system.env",
+        "otp.version",
+        "vm.memory",
+        "process.count",
+        "security.keys",
+        "internal.state",
     };
     for (size_t k = 0; k < sizeof(paths) / sizeof(paths[0]); k++) {
         fdn_error_t err = FDN_ERROR_INIT;
@@ -248,8 +256,7 @@ static void check_order(void **state)
                      FDN_ECONFIG_RANGE);
     assert_string_equal(err.message, "Sampling rate must be between 0 and 1");
     assert_int_equal(err.ref_code, 1203);
-    assert_int_equal(fdn_config_update_json(c, "ai.planning.sampling_rate", "{", &err),
-                     FDN_EPARSE);
+    assert_int_equal(fdn_config_update_json(c, "ai.planning.sampling_rate", "{", &err), FDN_EPARSE);
     /* 1 000 000-byte string passes security then fails validation; 10 MB fails security */
     char *big = malloc(10000003);
     big[0] = '"';
@@ -346,10 +353,11 @@ static int create_with(const char *file, const char *const *envp, fdn_error_t *e
 static void file_and_env_layering(void **state)
 {
     (void)state;
-    char *f = write_tmp("{\"interface\":{\"max_results\":50,\"query_timeout\":7},"
-                        "\"dev\":{\"debug_mode\":true},\"ai\":{\"planning\":{\"sampling_rate\":0.3}}}");
+    char *f =
+        write_tmp("{\"interface\":{\"max_results\":50,\"query_timeout\":7},"
+                  "\"dev\":{\"debug_mode\":true},\"ai\":{\"planning\":{\"sampling_rate\":0.3}}}");
     const char *env[] = {"FDN_INTERFACE__MAX_RESULTS=70", "FDN_SOURCE_DIR=/x", "PATH=/bin",
-                         "FDN_AI__API_KEY=secret", "OTHER__X__Y=1", NULL};
+                         "FDN_AI__API_KEY=secret",        "OTHER__X__Y=1",     NULL};
     fdn_config_t *c = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
     assert_int_equal(create_with(f, env, &err, &c), 0);
@@ -448,13 +456,26 @@ static void app_sections(void **state)
     (void)state;
     static const char *const modes[] = {"a", "b", NULL};
     fdn_config_key_def_t keys[] = {
-        {.path = "myapp.workers", .type = FDN_CONFIG_INT, .default_json = "4",
-         .rule = FDN_CONFIG_RULE_POSITIVE, .updatable = true, .description = "workers"},
-        {.path = "myapp.mode", .type = FDN_CONFIG_ENUM, .default_json = "\"a\"",
-         .rule = FDN_CONFIG_RULE_ENUM, .enum_values = modes, .error_code = FDN_ECONFIG_INVALID,
+        {.path = "myapp.workers",
+         .type = FDN_CONFIG_INT,
+         .default_json = "4",
+         .rule = FDN_CONFIG_RULE_POSITIVE,
+         .updatable = true,
+         .description = "workers"},
+        {.path = "myapp.mode",
+         .type = FDN_CONFIG_ENUM,
+         .default_json = "\"a\"",
+         .rule = FDN_CONFIG_RULE_ENUM,
+         .enum_values = modes,
+         .error_code = FDN_ECONFIG_INVALID,
          .error_message = "Invalid mode"},
-        {.path = "myapp.ratio", .type = FDN_CONFIG_NUMBER, .default_json = "0.5",
-         .rule = FDN_CONFIG_RULE_RANGE, .min = 0, .max = 2, .updatable = true,
+        {.path = "myapp.ratio",
+         .type = FDN_CONFIG_NUMBER,
+         .default_json = "0.5",
+         .rule = FDN_CONFIG_RULE_RANGE,
+         .min = 0,
+         .max = 2,
+         .updatable = true,
          .error_code = FDN_ECONFIG_RANGE},
     };
     fdn_config_opts_t o = FDN_CONFIG_OPTS_INIT;
@@ -815,8 +836,7 @@ static void queued_updates_apply_in_order(void **state)
                      FDN_EPATH_SECURITY);
     assert_int_equal(
         fdn_config_update_or_queue(c, "ai.planning.sampling_rate", "0.4", &queued, &err), 0);
-    assert_int_equal(fdn_config_update_or_queue(c, "interface.max_results", "5", &queued, &err),
-                     0);
+    assert_int_equal(fdn_config_update_or_queue(c, "interface.max_results", "5", &queued, &err), 0);
     assert_int_equal(fdn_config_update_or_queue(c, "interface.max_results", "6", &queued, &err),
                      FDN_ENOSPC);
     size_t pending = 0;
@@ -867,10 +887,9 @@ static void *toggler(void *p)
 static void *distinct_updater(void *p)
 {
     tharg_t *a = p;
-    static const char *paths[] = {"interface.max_results", "interface.query_timeout",
-                                  "capture.processing.batch_size",
-                                  "capture.processing.flush_interval",
-                                  "infrastructure.rate_limiting.cleanup_interval"};
+    static const char *paths[] = {
+        "interface.max_results", "interface.query_timeout", "capture.processing.batch_size",
+        "capture.processing.flush_interval", "infrastructure.rate_limiting.cleanup_interval"};
     if (fdn_config_update_int(a->c, paths[a->id], 100 + a->id, NULL) != 0)
         a->fails++;
     return NULL;
@@ -899,8 +918,7 @@ static void concurrent_updates(void **state)
     int64_t i;
     assert_int_equal(fdn_config_get_int(c, "interface.max_results", &i), 0);
     assert_int_equal(i, 100);
-    assert_int_equal(fdn_config_get_int(c, "infrastructure.rate_limiting.cleanup_interval", &i),
-                     0);
+    assert_int_equal(fdn_config_get_int(c, "infrastructure.rate_limiting.cleanup_interval", &i), 0);
     assert_int_equal(i, 104);
     fdn_config_status_t st;
     fdn_config_status(c, &st);
@@ -921,8 +939,8 @@ static void random_update_sequences(void **state)
 {
     (void)state;
     static const char *paths[] = {"ai.planning.sampling_rate", "dev.debug_mode",
-                                  "dev.verbose_logging", "dev.performance_monitoring",
-                                  "interface.query_timeout", "storage.hot.max_events"};
+                                  "dev.verbose_logging",       "dev.performance_monitoring",
+                                  "interface.query_timeout",   "storage.hot.max_events"};
     uint64_t seed = 0x9e3779b97f4a7c15ULL;
     fdn_config_t *c = mk();
     for (int round = 0; round < 40; round++) {
@@ -974,8 +992,9 @@ static void read_paths_twice_identical(void **state)
     (void)state;
     fdn_config_t *c = mk();
     uint64_t seed = 42;
-    static const char *words[] = {"ai", "dev", "x", "planning", "debug_mode", "__struct__",
-                                  "", "Elixir", "System", "sampling_rate", "../", "limit"};
+    static const char *words[] = {"ai",         "dev",           "x",   "planning",
+                                  "debug_mode", "__struct__",    "",    "Elixir",
+                                  "System",     "sampling_rate", "../", "limit"};
     for (int k = 0; k < 300; k++) {
         char path[512] = "";
         int n = 1 + (int)(xs(&seed) % 20);

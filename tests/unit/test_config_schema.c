@@ -108,8 +108,7 @@ static const rule_case_t rules[] = {
      "Sampling rate must be between 0 and 1"},
     {"ai.planning.sampling_rate", "1", "-0.01", FDN_ECONFIG_RANGE, NULL},
     {"ai.planning.sampling_rate", "0.5", "true", FDN_ECONFIG_RANGE, NULL},
-    {"ai.planning.default_strategy", "\"thorough\"", "\"invalid\"", I,
-     "Invalid planning strategy"},
+    {"ai.planning.default_strategy", "\"thorough\"", "\"invalid\"", I, "Invalid planning strategy"},
     {"capture.ring_buffer.size", "1", "-1", S, "Invalid ring buffer configuration"},
     {"capture.ring_buffer.max_events", "10", "0", S, "Invalid ring buffer configuration"},
     {"capture.ring_buffer.overflow_strategy", "\"block\"", "\"error\"", I,
@@ -137,7 +136,8 @@ static const rule_case_t rules[] = {
      "{\"bad\":{\"scale\":0,\"limit\":1}}", S, "Invalid rate limiting rule: bad"},
     {"infrastructure.rate_limiting.default_rules", "{}", "[1]", S,
      "Invalid rate limiting configuration"},
-    {"infrastructure.rate_limiting.enabled", "false", "0", S, "Invalid rate limiting configuration"},
+    {"infrastructure.rate_limiting.enabled", "false", "0", S,
+     "Invalid rate limiting configuration"},
     {"infrastructure.rate_limiting.cleanup_interval", "1", "0", S,
      "Invalid rate limiting configuration"},
     {"infrastructure.circuit_breaker.default_config.failure_threshold", "1", "0", S,
@@ -247,8 +247,7 @@ static void malformed_sections_are_1001(void **state)
     assert_int_equal(validate_with("ai.provider", NULL, &err), FDN_ECONFIG_STRUCTURE);
     assert_int_equal(validate_with("capture.processing", NULL, &err), FDN_ECONFIG_STRUCTURE);
     assert_string_equal(err.message, "Invalid processing configuration");
-    assert_int_equal(validate_with("ai.planning.sampling_rate", NULL, &err),
-                     FDN_ECONFIG_STRUCTURE);
+    assert_int_equal(validate_with("ai.planning.sampling_rate", NULL, &err), FDN_ECONFIG_STRUCTURE);
     assert_string_equal(err.message, "Invalid AI planning configuration");
     assert_int_equal(validate_with("infrastructure", "5", &err), FDN_ECONFIG_STRUCTURE);
     assert_string_equal(err.message, "Invalid infrastructure configuration");
@@ -263,10 +262,9 @@ static void path_security(void **state)
 {
     (void)state;
     static const char *bad[] = {
-        "__struct__",          "ai.__info__",       "Elixir.System",       "ai.Elixir.File.x",
-        "Elixir.Code",         "x.Elixir.Process",  "Elixir.Node",         "Elixir.Kernel",
-        "a.../b",              "etc/passwd.x",      "x.drop table users",  "<SCRIPT>",
-        "eval_string",
+        "__struct__",         "ai.__info__", "Elixir.System", "ai.Elixir.File.x", "Elixir.Code",
+        "x.Elixir.Process",   "Elixir.Node", "Elixir.Kernel", "a.../b",           "etc/passwd.x",
+        "x.drop table users", "<SCRIPT>",    "eval_string",
     };
     fdn_error_t err = FDN_ERROR_INIT;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -394,18 +392,22 @@ static void schema_rejects_bad_app_keys(void **state)
     (void)state;
     fdn__cfg_schema_t *s = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
-    fdn_config_key_def_t dup = {.path = "dev.debug_mode", .type = FDN_CONFIG_BOOL,
-                                .default_json = "false"};
+    fdn_config_key_def_t dup = {
+        .path = "dev.debug_mode", .type = FDN_CONFIG_BOOL, .default_json = "false"};
     assert_int_equal(fdn__cfg_schema_create(&s, &dup, 1, &err), FDN_ECONFIG_STRUCTURE);
     fdn_config_key_def_t sect = {.path = "dev", .type = FDN_CONFIG_BOOL, .default_json = "false"};
     assert_int_equal(fdn__cfg_schema_create(&s, &sect, 1, &err), FDN_ECONFIG_STRUCTURE);
-    fdn_config_key_def_t baddef = {.path = "app.n", .type = FDN_CONFIG_INT,
-                                   .default_json = "0", .rule = FDN_CONFIG_RULE_POSITIVE};
+    fdn_config_key_def_t baddef = {.path = "app.n",
+                                   .type = FDN_CONFIG_INT,
+                                   .default_json = "0",
+                                   .rule = FDN_CONFIG_RULE_POSITIVE};
     assert_int_equal(fdn__cfg_schema_create(&s, &baddef, 1, &err), FDN_ECONFIG_STRUCTURE);
-    fdn_config_key_def_t evil = {.path = "app.__struct__", .type = FDN_CONFIG_INT,
-                                 .default_json = "1"};
+    fdn_config_key_def_t evil = {
+        .path = "app.__struct__", .type = FDN_CONFIG_INT, .default_json = "1"};
     assert_int_equal(fdn__cfg_schema_create(&s, &evil, 1, &err), FDN_ECONFIG_STRUCTURE);
-    fdn_config_key_def_t ok = {.path = "app.n", .type = FDN_CONFIG_INT, .default_json = "3",
+    fdn_config_key_def_t ok = {.path = "app.n",
+                               .type = FDN_CONFIG_INT,
+                               .default_json = "3",
                                .rule = FDN_CONFIG_RULE_POSITIVE};
     assert_int_equal(fdn__cfg_schema_create(&s, &ok, 1, &err), 0);
     assert_true(fdn__cfg_schema_find(s, "app.n", 5) >= 0);

@@ -545,6 +545,31 @@ static int run_fn(void *p)
     return a->ret;
 }
 
+/* A function that leaves contexts pushed (a missing pop on an early return). */
+static int leaky_fn(void *p)
+{
+    int ret = *(int *)p;
+    (void)fdn_errctx_push("Leak", "one");
+    (void)fdn_errctx_push("Leak", "two");
+    return ret;
+}
+
+static void run_restores_outer_context_when_fn_leaks(void **state)
+{
+    (void)state;
+    assert_int_equal(fdn_errctx_push("Outer", "op"), 0);
+    uint64_t outer_op = fdn_errctx_operation_id();
+    for (int i = 0; i < 2; i++) {
+        int ret = i == 0 ? 0 : FDN_EIO;
+        fdn_error_t e = FDN_ERROR_INIT;
+        assert_int_equal(fdn_errctx_run("Mod", "leaky", leaky_fn, &ret, &e), ret);
+        assert_int_equal(fdn_errctx_depth(), 1);
+        assert_int_equal(fdn_errctx_operation_id(), outer_op);
+    }
+    fdn_errctx_pop();
+    assert_int_equal(fdn_errctx_depth(), 0);
+}
+
 static void run_passes_values_and_fills_only_on_failure(void **state)
 {
     (void)state;
@@ -854,6 +879,7 @@ int main(void)
         cmocka_unit_test_teardown(ids_never_shared, clear_ctx),
         cmocka_unit_test_teardown(context_travels_to_thread, clear_ctx),
         cmocka_unit_test_teardown(context_travels_into_task, clear_ctx),
+        cmocka_unit_test_teardown(run_restores_outer_context_when_fn_leaks, clear_ctx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,7 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <stdatomic.h>
+
 #include <fdn/events.h>
+#include <fdn/telemetry.h>
 
 #include "services/event_store_int.h"
 
@@ -1046,6 +1049,56 @@ static void concurrent_stores_exact_count(void **state)
     fdn_events_destroy(es);
 }
 
+typedef struct tm_count {
+    _Atomic uint64_t stored, pruned;
+} tm_count_t;
+
+static int tm_handler(const char *event, const fdn_tm_measure_t *m, size_t nm,
+                      const fdn_tm_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)meta;
+    (void)nmeta;
+    tm_count_t *c = user;
+    double v = 0;
+    for (size_t i = 0; i < nm; i++)
+        if (strcmp(m[i].key, "counter") == 0)
+            v = m[i].value;
+    if (strcmp(event, "foundation.event_store.events_stored") == 0)
+        atomic_fetch_add(&c->stored, (uint64_t)v);
+    if (strcmp(event, "foundation.event_store.events_pruned") == 0)
+        atomic_fetch_add(&c->pruned, (uint64_t)v);
+    return 0;
+}
+
+static void telemetry_counters(void **state)
+{
+    (void)state;
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    tm_count_t c = {0};
+    assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.event_store", FDN_TM_MATCH_PREFIX,
+                                          tm_handler, &c),
+                     0);
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.telemetry = tm;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    put(es, "t", NULL, 10, 0);
+    fdn_event_t *e[3];
+    for (int i = 0; i < 3; i++)
+        e[i] = mkev("t", NULL, 20, 0, "1");
+    assert_int_equal(fdn_events_store_batch(es, (const fdn_event_t *const *)e, 3, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        fdn_event_free(e[i]);
+    uint64_t n;
+    assert_int_equal(fdn_events_prune_before(es, 15, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(atomic_load(&c.stored), 4);
+    assert_int_equal(atomic_load(&c.pruned), 1);
+    fdn_events_destroy(es);
+    fdn_telemetry_destroy(tm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1070,6 +1123,7 @@ int main(void)
         cmocka_unit_test(durable_reopen_keeps_events_and_ids),
         cmocka_unit_test(corrupt_and_truncated_files_rejected),
         cmocka_unit_test(concurrent_stores_exact_count),
+        cmocka_unit_test(telemetry_counters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -597,6 +597,63 @@ static void shutdown_from_escalation_callback(void **state)
     assert_int_equal(fdn_testing_runtime_destroy(rt, &err), 0);
 }
 
+/* An application worker loop that asks its runtime to shut down (a fatal condition it
+ * detected): the call only requests the stop (it would otherwise wait for the supervisor,
+ * which joins this very thread) and the runtime then stops every service. */
+typedef struct shut_app {
+    app_t a;
+    fdn_runtime_t *rt;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int rc;
+} shut_app_t;
+
+static int shut_run(void *s, fdn_service_ctl_t *ctl)
+{
+    shut_app_t *x = s;
+    int rc = fdn_runtime_shutdown(x->rt, 300);
+    pthread_mutex_lock(&x->mu);
+    x->rc = rc;
+    x->done = true;
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+    while (fdn_service_wait(ctl, INT64_MAX) != FDN_ECANCELED)
+        ;
+    return 0;
+}
+
+static const fdn_service_ops_t SHUT_OPS = {app_start, app_stop, NULL, shut_run, app_destroy};
+
+static void shutdown_from_worker_loop(void **state)
+{
+    (void)state;
+    fdn_runtime_t *rt = NULL;
+    assert_int_equal(fdn_testing_runtime_create(&rt, NULL, NULL), 0);
+    shut_app_t x = {.rt = rt, .rc = 12345};
+    pthread_mutex_init(&x.mu, NULL);
+    pthread_cond_init(&x.cv, NULL);
+    fdn_service_spec_t s = app_spec(&x.a, "app", true);
+    s.ops = &SHUT_OPS;
+    s.state = &x;
+    assert_int_equal(fdn_runtime_add_service(rt, &s, NULL), 0);
+    pthread_mutex_lock(&x.mu);
+    while (!x.done)
+        pthread_cond_wait(&x.cv, &x.mu);
+    pthread_mutex_unlock(&x.mu);
+    assert_int_equal(x.rc, 0);
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_runtime_shutdown(rt, 10000), 0);
+    fdn_runtime_health_t h;
+    assert_int_equal(fdn_runtime_health(rt, &h, NULL, 0, NULL), 0);
+    assert_int_equal(h.status, FDN_RUNTIME_STOPPED);
+    assert_int_equal(h.running, 0);
+    ASSERT_LOG("+app -app");
+    assert_int_equal(fdn_testing_runtime_destroy(rt, &err), 0);
+    pthread_mutex_destroy(&x.mu);
+    pthread_cond_destroy(&x.cv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -612,6 +669,7 @@ int main(void)
         cmocka_unit_test(task_pool_is_supervised),
         cmocka_unit_test(taken_name_fails_the_start),
         cmocka_unit_test(shutdown_from_escalation_callback),
+        cmocka_unit_test(shutdown_from_worker_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,6 +38,10 @@ typedef struct world {
     fdn_supervisor_t *sup;
     bool shutdown_in_escalation;
     int esc_shutdown_rc;
+    int probe_shutdown_rc;
+    void (*restart_hook)(struct world *w); /* runs in on_restart (supervisor thread) */
+    atomic_bool go;                        /* tells a test worker loop to act */
+    int step;                              /* lock-step handshake with a worker loop (under mu) */
 } world_t;
 
 typedef struct tsvc {
@@ -127,7 +131,117 @@ static int t_call(tsvc_t *s)
     return atomic_load(&s->running) ? 0 : FDN_EUNAVAILABLE;
 }
 
+/* A stop that asks, while it runs, whether shutdown (from another thread: on the lifecycle
+ * thread it would only request the stop) reports the supervisor as stopped. */
+static void *probe_main(void *p)
+{
+    tsvc_t *s = p;
+    return (void *)(intptr_t)fdn_supervisor_shutdown(s->w->sup, 0);
+}
+
+static void t_stop_probe(void *state)
+{
+    tsvc_t *s = state;
+    pthread_t th;
+    void *res = NULL;
+    int rc = 12345;
+    if (pthread_create(&th, NULL, probe_main, s) == 0 && pthread_join(th, &res) == 0)
+        rc = (int)(intptr_t)res;
+    pthread_mutex_lock(&s->w->mu);
+    s->w->probe_shutdown_rc = rc;
+    pthread_mutex_unlock(&s->w->mu);
+    t_stop(state);
+}
+
+/* A worker loop that decides to shut its own supervisor down, then waits to be stopped. */
+static int t_run_shutdown(void *state, fdn_service_ctl_t *ctl)
+{
+    tsvc_t *s = state;
+    while (!atomic_load(&s->w->go) && fdn_service_wait(ctl, INT64_MAX) != FDN_ECANCELED)
+        ;
+    int rc = fdn_supervisor_shutdown(s->w->sup, 300);
+    pthread_mutex_lock(&s->w->mu);
+    s->w->probe_shutdown_rc = rc;
+    pthread_cond_broadcast(&s->w->cv);
+    pthread_mutex_unlock(&s->w->mu);
+    while (fdn_service_wait(ctl, INT64_MAX) != FDN_ECANCELED)
+        ;
+    return 0;
+}
+
+/* A worker loop that, once told to stop, tries to add another service (cleanup code that
+ * registers a replacement, say). The supervisor is joining it at that moment. */
+static tsvc_t g_late_add_svc;
+static int t_run_add_when_stopped(void *state, fdn_service_ctl_t *ctl)
+{
+    tsvc_t *s = state;
+    while (fdn_service_wait(ctl, INT64_MAX) != FDN_ECANCELED && !atomic_load(&s->w->go))
+        ;
+    fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
+    spec.name = "late";
+    spec.ops = &(const fdn_service_ops_t){t_start, t_stop, NULL, NULL, NULL};
+    g_late_add_svc.w = s->w;
+    snprintf(g_late_add_svc.name, sizeof(g_late_add_svc.name), "late");
+    spec.state = &g_late_add_svc;
+    int rc = fdn_supervisor_add(s->w->sup, &spec, NULL);
+    pthread_mutex_lock(&s->w->mu);
+    s->w->probe_shutdown_rc = rc;
+    pthread_mutex_unlock(&s->w->mu);
+    while (fdn_service_wait(ctl, INT64_MAX) != FDN_ECANCELED)
+        ;
+    return 0;
+}
+
+/* A worker loop waiting for application work announced by a clock kick: it checks `go`,
+ * then (step 1) lets the test set `go` and kick before it calls fdn_service_wait. */
+static int t_run_check_then_wait(void *state, fdn_service_ctl_t *ctl)
+{
+    tsvc_t *s = state;
+    world_t *w = s->w;
+    bool first = true;
+    while (!atomic_load(&w->go)) {
+        if (first) {
+            first = false;
+            pthread_mutex_lock(&w->mu);
+            w->step = 1;
+            pthread_cond_broadcast(&w->cv);
+            while (w->step != 2)
+                pthread_cond_wait(&w->cv, &w->mu);
+            pthread_mutex_unlock(&w->mu);
+        }
+        if (fdn_service_wait(ctl, INT64_MAX) == FDN_ECANCELED)
+            return 0;
+    }
+    pthread_mutex_lock(&w->mu);
+    w->step = 3; /* saw the work */
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    while (fdn_service_wait(ctl, INT64_MAX) != FDN_ECANCELED)
+        ;
+    return 0;
+}
+
+/* A start that shuts its supervisor down (a fatal condition found while starting). */
+static int t_start_shutdown(void *state, void *ctx, fdn_error_t *err)
+{
+    tsvc_t *s = state;
+    int rc = fdn_supervisor_shutdown(s->w->sup, 300);
+    pthread_mutex_lock(&s->w->mu);
+    s->w->probe_shutdown_rc = rc;
+    pthread_mutex_unlock(&s->w->mu);
+    return t_start(state, ctx, err);
+}
+
 static const fdn_service_ops_t OPS = {t_start, t_stop, t_health, NULL, t_destroy};
+static const fdn_service_ops_t OPS_START_SHUTDOWN = {t_start_shutdown, t_stop, NULL, NULL,
+                                                     t_destroy};
+static const fdn_service_ops_t OPS_CHECK_WAIT = {t_start, t_stop, NULL, t_run_check_then_wait,
+                                                 t_destroy};
+static const fdn_service_ops_t OPS_RUN_ADD = {t_start, t_stop, t_health, t_run_add_when_stopped,
+                                              t_destroy};
+static const fdn_service_ops_t OPS_RUN_SHUTDOWN = {t_start, t_stop, t_health, t_run_shutdown,
+                                                   t_destroy};
+static const fdn_service_ops_t OPS_PROBE = {t_start, t_stop_probe, t_health, NULL, t_destroy};
 static const fdn_service_ops_t OPS_WORKER = {t_start, t_stop, t_health, t_run, t_destroy};
 
 static void on_escalation(const char *service, int code, void *user)
@@ -153,6 +267,8 @@ static void on_restart(const char *service, int attempt, int reason, int64_t bac
     w->last_attempt = attempt;
     w->last_backoff = backoff;
     pthread_mutex_unlock(&w->mu);
+    if (w->restart_hook != NULL)
+        w->restart_hook(w);
 }
 
 static void on_event(const char *service, void *state, fdn_service_state_t st, int code, void *user)
@@ -602,6 +718,30 @@ static void failed_start_rolls_back(void **state)
     fx_free(f);
 }
 
+/* While a failed start is still stopping the services it started, shutdown must not report
+ * the supervisor as stopped: a caller would then destroy it under the rollback's feet. */
+static void failed_start_rollback_is_not_reported_finished_early(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 3, BACKOFF_NS, SEC);
+    tsvc_t *a = &f->svc[f->nsvc++];
+    a->w = &f->w;
+    snprintf(a->name, sizeof(a->name), "a");
+    fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
+    spec.name = "a";
+    spec.ops = &OPS_PROBE;
+    spec.state = a;
+    assert_int_equal(fdn_supervisor_add(f->w.sup, &spec, NULL), 0);
+    tsvc_t *b = fx_add(f, "b", FDN_RESTART_PERMANENT, false, 0);
+    atomic_store(&b->start_rc, -EIO);
+    f->w.probe_shutdown_rc = 12345;
+    assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), -EIO);
+    ASSERT_LOG(&f->w, "+a -a");
+    assert_int_equal(f->w.probe_shutdown_rc, FDN_ETIMEDOUT);
+    assert_int_equal(fdn_supervisor_shutdown(f->w.sup, WAIT_MS), 0);
+    fx_free(f);
+}
+
 static void failing_restart_counts_toward_intensity(void **state)
 {
     (void)state;
@@ -698,6 +838,179 @@ static void shutdown_from_escalation_callback(void **state)
     fx_free(f);
 }
 
+/* A worker loop calling shutdown must not wait for the supervisor to join it (it would wait
+ * for itself): like a callback on the supervisor thread, it only requests the stop. */
+static void shutdown_from_worker_loop(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 3, BACKOFF_NS, SEC);
+    tsvc_t *a = &f->svc[f->nsvc++];
+    a->w = &f->w;
+    snprintf(a->name, sizeof(a->name), "a");
+    fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
+    spec.name = "a";
+    spec.ops = &OPS_RUN_SHUTDOWN;
+    spec.state = a;
+    assert_int_equal(fdn_supervisor_add(f->w.sup, &spec, NULL), 0);
+    f->w.probe_shutdown_rc = 12345;
+    assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
+    atomic_store(&f->w.go, true);
+    fdn_clock_kick(f->w.clock);
+    pthread_mutex_lock(&f->w.mu);
+    while (f->w.probe_shutdown_rc == 12345)
+        pthread_cond_wait(&f->w.cv, &f->w.mu);
+    pthread_mutex_unlock(&f->w.mu);
+    assert_int_equal(f->w.probe_shutdown_rc, 0);
+    assert_int_equal(fdn_supervisor_shutdown(f->w.sup, WAIT_MS), 0);
+    ASSERT_LOG(&f->w, "+a -a");
+    fx_free(f);
+}
+
+/* An add from a worker loop that is being stopped must not wait for the supervisor thread,
+ * which is joining that very worker: it fails at once with FDN_ECANCELED. */
+static void add_from_stopping_worker_does_not_deadlock(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 3, BACKOFF_NS, SEC);
+    tsvc_t *a = &f->svc[f->nsvc++];
+    a->w = &f->w;
+    snprintf(a->name, sizeof(a->name), "a");
+    fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
+    spec.name = "a";
+    spec.ops = &OPS_RUN_ADD;
+    spec.state = a;
+    assert_int_equal(fdn_supervisor_add(f->w.sup, &spec, NULL), 0);
+    assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
+    f->w.probe_shutdown_rc = 12345;
+    assert_int_equal(fdn_supervisor_inject_fault(f->w.sup, "a", -EIO), 0);
+    idle(f); /* the supervisor stopped (joined) the worker */
+    assert_int_equal(f->w.probe_shutdown_rc, FDN_ECANCELED);
+    assert_int_equal(fdn_supervisor_count(f->w.sup), 1);
+    assert_int_equal(state_of(f, "a"), FDN_SERVICE_RESTARTING);
+    ASSERT_LOG(&f->w, "+a -a");
+    fx_free(f);
+}
+
+/* Supervisor thread, handling a's failure before stopping it: let a's worker post an add and
+ * return only once it is posted (the count includes it), so the add is pending while the
+ * supervisor joins that worker. */
+static void add_during_restart_hook(world_t *w)
+{
+    w->restart_hook = NULL;
+    atomic_store(&w->go, true);
+    fdn_clock_kick(w->clock);
+    while (fdn_supervisor_count(w->sup) != 2)
+        sched_yield();
+}
+
+/* The same when the add was already posted before the stop: the supervisor fails it instead
+ * of joining a worker that waits for it. */
+static void add_pending_from_worker_fails_when_it_is_stopped(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 3, BACKOFF_NS, SEC);
+    tsvc_t *a = &f->svc[f->nsvc++];
+    a->w = &f->w;
+    snprintf(a->name, sizeof(a->name), "a");
+    fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
+    spec.name = "a";
+    spec.ops = &OPS_RUN_ADD;
+    spec.state = a;
+    assert_int_equal(fdn_supervisor_add(f->w.sup, &spec, NULL), 0);
+    assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
+    f->w.probe_shutdown_rc = 12345;
+    f->w.restart_hook = add_during_restart_hook;
+    assert_int_equal(fdn_supervisor_inject_fault(f->w.sup, "a", -EIO), 0);
+    idle(f);
+    assert_int_equal(f->w.probe_shutdown_rc, FDN_ECANCELED);
+    assert_int_equal(fdn_supervisor_count(f->w.sup), 1);
+    assert_int_equal(state_of(f, "a"), FDN_SERVICE_RESTARTING);
+    ASSERT_LOG(&f->w, "+a -a");
+    fx_free(f);
+}
+
+/* A kick that lands after the worker checked its condition but before it calls
+ * fdn_service_wait must still wake that wait (no lost wake-up). */
+static void service_wait_sees_kick_before_the_call(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 3, BACKOFF_NS, SEC);
+    tsvc_t *a = &f->svc[f->nsvc++];
+    a->w = &f->w;
+    snprintf(a->name, sizeof(a->name), "a");
+    fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
+    spec.name = "a";
+    spec.ops = &OPS_CHECK_WAIT;
+    spec.state = a;
+    assert_int_equal(fdn_supervisor_add(f->w.sup, &spec, NULL), 0);
+    assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
+    pthread_mutex_lock(&f->w.mu);
+    while (f->w.step != 1)
+        pthread_cond_wait(&f->w.cv, &f->w.mu);
+    atomic_store(&f->w.go, true);
+    fdn_clock_kick(f->w.clock);
+    f->w.step = 2;
+    pthread_cond_broadcast(&f->w.cv);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 5;
+    int w = 0;
+    while (f->w.step != 3 && w == 0)
+        w = pthread_cond_timedwait(&f->w.cv, &f->w.mu, &dl);
+    int step = f->w.step;
+    pthread_mutex_unlock(&f->w.mu);
+    assert_int_equal(step, 3);
+    fx_free(f);
+}
+
+/* Huge delays mean "practically never", not a signed overflow (UB; in practice a negative
+ * due time and an immediate restart or health poll). */
+static void huge_backoff_and_health_interval_saturate(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 3, INT64_MAX, INT64_MAX);
+    tsvc_t *a = fx_add(f, "a", FDN_RESTART_PERMANENT, false, INT64_MAX);
+    assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
+    idle(f);
+    advance(f, SEC); /* the health poll is not due */
+    assert_int_equal(atomic_load(&a->starts), 1);
+    assert_int_equal(fdn_supervisor_inject_fault(f->w.sup, "a", -EIO), 0);
+    idle(f);
+    advance(f, SEC);
+    fdn_service_status_t st;
+    assert_int_equal(fdn_supervisor_service_status(f->w.sup, "a", &st), 0);
+    assert_int_equal(st.state, FDN_SERVICE_RESTARTING);
+    assert_int_equal(st.restart_due_ns, INT64_MAX);
+    assert_int_equal(atomic_load(&a->starts), 1);
+    ASSERT_LOG(&f->w, "+a -a");
+    fx_free(f);
+}
+
+/* fdn_supervisor_start runs the start callbacks on the calling thread (the lifecycle thread
+ * until the supervisor thread exists): shutdown from one of them only requests the stop,
+ * as from any callback, instead of waiting for the start that called it. */
+static void shutdown_from_initial_start_callback(void **state)
+{
+    (void)state;
+    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 3, BACKOFF_NS, SEC);
+    fx_add(f, "a", FDN_RESTART_PERMANENT, false, 0);
+    tsvc_t *b = &f->svc[f->nsvc++];
+    b->w = &f->w;
+    snprintf(b->name, sizeof(b->name), "b");
+    fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
+    spec.name = "b";
+    spec.ops = &OPS_START_SHUTDOWN;
+    spec.state = b;
+    assert_int_equal(fdn_supervisor_add(f->w.sup, &spec, NULL), 0);
+    fx_add(f, "c", FDN_RESTART_PERMANENT, false, 0);
+    f->w.probe_shutdown_rc = 12345;
+    assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), FDN_ESHUTDOWN);
+    assert_int_equal(f->w.probe_shutdown_rc, 0);
+    ASSERT_LOG(&f->w, "+a +b -b -a");
+    assert_int_equal(fdn_supervisor_shutdown(f->w.sup, WAIT_MS), 0);
+    fx_free(f);
+}
+
 /* A caller hammering a service while it is restarting always gets an immediate answer. */
 typedef struct caller_arg {
     tsvc_t *s;
@@ -759,9 +1072,16 @@ int main(void)
         cmocka_unit_test(worker_failing_at_once_is_seen),
         cmocka_unit_test(health_failure_restarts),
         cmocka_unit_test(failed_start_rolls_back),
+        cmocka_unit_test(failed_start_rollback_is_not_reported_finished_early),
         cmocka_unit_test(failing_restart_counts_toward_intensity),
         cmocka_unit_test(add_after_start_and_errors),
         cmocka_unit_test(shutdown_from_escalation_callback),
+        cmocka_unit_test(shutdown_from_worker_loop),
+        cmocka_unit_test(shutdown_from_initial_start_callback),
+        cmocka_unit_test(huge_backoff_and_health_interval_saturate),
+        cmocka_unit_test(service_wait_sees_kick_before_the_call),
+        cmocka_unit_test(add_from_stopping_worker_does_not_deadlock),
+        cmocka_unit_test(add_pending_from_worker_fails_when_it_is_stopped),
         cmocka_unit_test(calls_during_restart_are_unavailable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -128,7 +128,7 @@ static void invalid_input_is_rejected_and_not_recorded(void **state)
 {
     (void)state;
     fdn_telemetry_t *tm = new_tm(NULL, NULL);
-    const char *bad[] = {"", ".a", "a.", "a..b", "a\nb"};
+    const char *bad[] = {"", ".a", "a.", "a..b", "a\nb", "a\xe2", "\xc0\xaf", "x.\xed\xa0\x80"};
     for (size_t i = 0; i < FDN_ARRAY_LEN(bad); i++)
         assert_int_equal(fdn_telemetry_emit_counter(tm, bad[i], NULL, 0), FDN_EINVAL);
     char longname[FDN_TM_NAME_MAX + 2];
@@ -766,6 +766,7 @@ static void name_validation(void **state)
     assert_false(fdn_tm_name_valid("quantile", 8, true));
     assert_true(fdn_tm_name_valid("_x", 2, true));
     assert_true(fdn_tm_event_name_valid("a.b.c", 5));
+    assert_true(fdn_tm_event_name_valid("caf\xc3\xa9.\xe2\x82\xac", 9));
     assert_false(fdn_tm_event_name_valid("a.b.", 4));
 }
 

@@ -1,0 +1,2 @@
+# Empty dependencies file for stress_test_events_stress.
+# This may be replaced when dependencies are built.
