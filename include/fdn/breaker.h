@@ -261,6 +261,16 @@ FDN_API int fdn_breakers_set_defaults(fdn_breakers_t *set, const fdn_breaker_opt
 /** Number of breakers in the set. @thread_safety any @since 0.1.0 */
 FDN_API size_t fdn_breakers_count(fdn_breakers_t *set);
 
+/**
+ * The names of the set's breakers, in creation order.
+ * @param[out] out_names  array of *out_count strings in ONE allocation (free the array with
+ *                        fdn_free); NULL when the count is 0
+ * @return 0, FDN_EINVAL, FDN_ENOMEM
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_breakers_list(fdn_breakers_t *set, char ***out_names, size_t *out_count);
+
 FDN_END_DECLS
 
 #endif /* FDN_BREAKER_H */

@@ -637,6 +637,34 @@ size_t fdn_breakers_count(fdn_breakers_t *s)
     return n;
 }
 
+int fdn_breakers_list(fdn_breakers_t *s, char ***out_names, size_t *out_count)
+{
+    if (s == NULL || out_names == NULL || out_count == NULL)
+        return FDN_EINVAL;
+    *out_names = NULL;
+    *out_count = 0;
+    pthread_mutex_lock(&s->mu);
+    size_t n = s->n, bytes = n * sizeof(char *);
+    for (size_t i = 0; i < n; i++)
+        bytes += strlen(s->v[i]->name) + 1;
+    char **names = n ? fdn__malloc(bytes) : NULL;
+    if (n && names == NULL) {
+        pthread_mutex_unlock(&s->mu);
+        return FDN_ENOMEM;
+    }
+    char *p = (char *)(names + n);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(s->v[i]->name) + 1;
+        memcpy(p, s->v[i]->name, l);
+        names[i] = p;
+        p += l;
+    }
+    pthread_mutex_unlock(&s->mu);
+    *out_names = names;
+    *out_count = n;
+    return 0;
+}
+
 /* s->mu held */
 static fdn_breaker_t *find_locked(fdn_breakers_t *s, const char *name)
 {
