@@ -21,6 +21,7 @@
 #include "testing.h"
 #include "config.h"
 #include "events.h"
+#include "admin.h"
 #include "telemetry.h"
 #include "breaker.h"
 #include "limiter.h"
