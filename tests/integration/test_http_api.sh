@@ -5,7 +5,9 @@
 # a restart on the same data directory that keeps every stored event, `fdn events query`
 # offline, and /metrics through `promtool check metrics`.
 # Synchronisation is by blocking reads: the server's stdout is a pipe and the test reads its
-# "listening on" line (bounded by `read -t`); shutdown is awaited with `wait`.
+# "listening on" line (bounded by `read -t`); shutdown is awaited with `wait`. Effects applied
+# asynchronously by the runtime (config changes, the events it records) are polled with a
+# deadline (`poll_until`), never waited for with a sleep.
 set -euo pipefail
 
 FDN="${FDN_BINARY_DIR:?FDN_BINARY_DIR must point at the build directory}/bin/fdn"
@@ -101,6 +103,17 @@ error_is() {
     jcheck ".error.code == $1 and (.error.type|type) == \"string\" and (.error.category|type) == \"string\" and (.error.severity|type) == \"string\" and (.error.message|type) == \"string\""
 }
 
+# poll_until SECONDS METHOD PATH FILTER : repeat the request until the jq filter holds on its
+# body or the deadline passes; returns 1 on timeout (BODY holds the last answer)
+poll_until() {
+    local deadline=$((SECONDS + $1)) filter="$4"
+    while :; do
+        req "$2" "$3"
+        jq -e "$filter" <<<"$BODY" >/dev/null 2>&1 && return 0
+        [[ $SECONDS -lt $deadline ]] || return 1
+    done
+}
+
 header() { grep -i "^$1:" "$TMP/headers" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
 
 # ------------------------------------------------------------------------------------------
@@ -110,7 +123,13 @@ start_server
 expect 200 GET /health
 jcheck '.status == "ok" and (.services|type) == "object"'
 if wants runtime; then jcheck '.runtime.status == "healthy" and .runtime.name == "production"'; fi
-if wants config; then jcheck '.services.config.status == "ok"'; fi
+if wants runtime; then
+    # /health is the runtime's health: every supervised built-in service, running and healthy
+    for svc in config_server event_store telemetry_service connection_manager rate_limiter; do
+        jcheck ".services.\"$svc\".status == \"ok\" and .services.\"$svc\".state == \"running\""
+    done
+    jcheck '.runtime.services == (.services|length) and .runtime.running == .runtime.services'
+fi
 expect 404 GET /no/such/endpoint
 error_is 3401
 expect 405 POST /health
@@ -240,6 +259,14 @@ if wants config; then
     expect 200 PUT /v1/config/dev.debug_mode 'true'
     expect 200 GET /v1/config/dev.debug_mode
     jcheck '.value == true'
+    if wants events; then
+        # the runtime records every config change as a `config_updated` event (stored by the
+        # config delivery thread, so poll with a deadline)
+        if poll_until 10 GET '/v1/events?type=config_updated&order=desc&limit=100' \
+            'any(.events[]; .data.path == "dev.debug_mode" and .data.new_value == true and .data.old_value == false)'; then
+            pass
+        else fail "no config_updated event for dev.debug_mode: $BODY"; fi
+    fi
     expect 403 PUT /v1/config/ai.provider '"openai"'
     error_is 1401
     expect 422 PUT /v1/config/dev.debug_mode '"yes"'
@@ -259,14 +286,19 @@ if wants config; then
     if wants events; then
         # the config drives the services: interface.max_results caps event queries (applied
         # by the config delivery thread: poll the observable effect with a deadline)
+        req GET '/v1/events?limit=100'
+        n="$(jq '.events|length' <<<"$BODY")"
+        [[ "$n" -gt 2 ]] && pass || fail "need more than 2 stored events to test the cap ($n)"
         expect 200 PUT /v1/config/interface.max_results '2'
-        deadline=$((SECONDS + 10))
-        while :; do
-            req GET '/v1/events?limit=100'
-            n="$(jq '.events|length' <<<"$BODY")"
-            [[ "$n" == 2 || $SECONDS -ge $deadline ]] && break
-        done
-        [[ "$n" == 2 ]] && pass || fail "interface.max_results=2 not applied to queries ($n events)"
+        if poll_until 10 GET '/v1/events?limit=100' '(.events|length) == 2'; then pass; else
+            fail "interface.max_results=2 not applied to queries: $BODY"
+        fi
+        expect 200 GET '/v1/events?type=config_updated&limit=100'
+        jcheck '(.events|length) <= 2'
+        expect 200 PUT /v1/config/interface.max_results '3'
+        if poll_until 10 GET '/v1/events?limit=100' '(.events|length) == 3'; then pass; else
+            fail "interface.max_results=3 not applied to queries: $BODY"
+        fi
     fi
     expect 200 POST /v1/config/reset
     jcheck '.reset == true'
@@ -274,6 +306,15 @@ if wants config; then
     jcheck '.value == false'
     expect 200 GET /v1/config/interface.max_results
     jcheck '.value != 250'
+    if wants events; then
+        if poll_until 10 GET '/v1/events?type=config_reset&limit=10' '(.events|length) >= 1'; then
+            pass
+        else fail "no config_reset event after POST /v1/config/reset: $BODY"; fi
+        # the reset restored the default cap: queries are no longer limited to 3
+        if poll_until 10 GET '/v1/events?limit=100' '(.events|length) > 3'; then pass; else
+            fail "reset did not restore interface.max_results: $BODY"
+        fi
+    fi
     expect 422 POST '/v1/config/reset?to=yesterday'
 fi
 
@@ -306,8 +347,10 @@ fi
 stop_server INT
 if wants events; then
     "$FDN" events query --data-dir "$TMP/data" --json --limit 1000 >"$TMP/offline.jsonl"
-    n="$(wc -l <"$TMP/offline.jsonl")"
-    [[ "$n" -eq ${#STORED_IDS[@]} ]] && pass || fail "offline query saw $n events, want ${#STORED_IDS[@]}"
+    # the API's events plus the runtime's own (config_updated, config_reset)
+    n="$(jq -s '[.[] | select(.type | startswith("config_") | not)] | length' "$TMP/offline.jsonl")"
+    [[ "$n" -eq ${#STORED_IDS[@]} ]] && pass || fail "offline query saw $n API events, want ${#STORED_IDS[@]}"
+    TOTAL="$(wc -l <"$TMP/offline.jsonl")"
     "$FDN" events query --data-dir "$TMP/data" --type order.placed >"$TMP/offline.txt"
     [[ "$(grep -c order.placed "$TMP/offline.txt")" -eq 2 ]] && pass || fail "offline table: $(cat "$TMP/offline.txt")"
 fi
@@ -318,7 +361,7 @@ if wants events; then
         jcheck ".id == $id"
     done
     expect 200 GET /v1/events/stats
-    jcheck ".count == ${#STORED_IDS[@]}"
+    jcheck ".count == $TOTAL"
     expect 201 POST /v1/events '{"type":"after.restart","data":{}}'
     last="${STORED_IDS[${#STORED_IDS[@]} - 1]}"
     jcheck ".id > $last"

@@ -7,11 +7,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include <fdn/config.h>
-#include <fdn/events.h>
-#include <fdn/pool.h>
-
-/** Event store file inside a data directory (shared by `serve` and `events query`). */
+/** Event store file inside a data directory: the runtime keeps its durable events there
+ *  (`<data_dir>/events.db`) and `events query` reads it offline. */
 #define FDN_CLI_EVENTS_FILE "events.db"
 /** Default data directory of `fdn serve`. */
 #define FDN_CLI_DEFAULT_DATA_DIR "./foundation_data"
@@ -40,17 +37,5 @@ int cli_read_file(const char *path, size_t max, char **out, size_t *len);
 /* Check a config file: JSON object, and (once the config service is in) the validator.
  * Prints each problem to out prefixed with the file name. Returns 0 when valid. */
 int cli_config_check_file(const char *path, FILE *out);
-
-/* serve_wiring.c: the configuration drives the services `fdn serve` runs. */
-typedef struct serve_wiring {
-    fdn_config_t *cfg;
-    fdn_events_t *es;
-    fdn_pools_t *pools;
-    uint64_t sub; /* config subscription, 0 = none */
-} serve_wiring_t;
-/* Apply the config paths that drive the services. */
-void serve_apply_config(fdn_config_t *cfg, fdn_events_t *es, fdn_pools_t *pools);
-/* Apply now and on every change (w must outlive the subscription). */
-int serve_wire_config(serve_wiring_t *w);
 
 #endif

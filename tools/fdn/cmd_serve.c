@@ -1,9 +1,17 @@
-/* DESIGN: fdn serve: run a runtime with its services and the admin HTTP API until SIGINT/SIGTERM.
+/* DESIGN: fdn serve: run a runtime with its built-in services and the admin HTTP API until
+ * SIGINT/SIGTERM.
+ *
+ * The runtime owns every service (config server, durable event store under
+ * <data_dir>/events.db, telemetry, connection manager, rate limiter, breakers), creates the
+ * data directory and makes the config drive the services; this command only creates the
+ * runtime from --config/--data-dir, mounts the admin handlers on the runtime's services and
+ * waits for a signal.
  *
  * Threads: SIGINT/SIGTERM are blocked before any thread exists, so every thread inherits the
  * mask and the main thread alone receives them with sigwait(); shutdown then runs in order on
- * the main thread: HTTP server (stop taking requests, finish in-flight ones), event store
- * (flush and close the SQLite file), runtime. */
+ * the main thread: HTTP server (stop taking requests, finish in-flight ones, join its
+ * threads), then the runtime (services stopped in reverse start order; the event store
+ * flushes and closes the SQLite file). */
 #include "cli.h"
 
 #include <errno.h>
@@ -14,8 +22,6 @@
 #include <sys/stat.h>
 
 #include <fdn/admin.h>
-#include <fdn/config.h>
-#include <fdn/events.h>
 #include <fdn/runtime.h>
 
 typedef struct serve_opts {
@@ -79,29 +85,6 @@ static int parse(int argc, char **argv, serve_opts_t *o)
     return 0;
 }
 
-/* mkdir -p with mode 0700 for what it creates. */
-static int make_dirs(const char *path)
-{
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf)
-        return -ENAMETOOLONG;
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0')
-            continue;
-        char c = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-            return -errno;
-        buf[i] = c;
-    }
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return -errno;
-    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-}
-
 static int read_token(const char *path, char **out)
 {
     char *buf = NULL;
@@ -135,9 +118,13 @@ static int read_token(const char *path, char **out)
     return 0;
 }
 
-static int config_health(void *user)
+/* Print a runtime/admin error: message, then its context (file, path, rule) when present. */
+static void print_error(const char *what, int rc, const fdn_error_t *err)
 {
-    return fdn_config_available(user) ? 0 : FDN_EUNAVAILABLE;
+    fprintf(stderr, "fdn serve: %s: %s", what, err->message[0] ? err->message : fdn_strerror(rc));
+    if (err->context[0] != '\0')
+        fprintf(stderr, " (%s)", err->context);
+    fputc('\n', stderr);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -147,21 +134,9 @@ int cmd_serve(int argc, char **argv)
     if (pr != 0)
         return pr > 0 ? CLI_OK : CLI_USAGE;
 
-    if (o.config != NULL && cli_config_check_file(o.config, stderr) != 0) {
-        fprintf(stderr, "fdn serve: invalid configuration file %s\n", o.config);
-        return CLI_FAIL;
-    }
     char *token = NULL;
     if (o.token_file != NULL && read_token(o.token_file, &token) != 0)
         return CLI_FAIL;
-    int rc = make_dirs(o.data_dir);
-    if (rc < 0) {
-        fprintf(stderr, "fdn serve: cannot create data directory %s (errno %d)\n", o.data_dir, -rc);
-        free(token);
-        return CLI_FAIL;
-    }
-    char events_path[4200];
-    snprintf(events_path, sizeof events_path, "%s/%s", o.data_dir, FDN_CLI_EVENTS_FILE);
 
     /* every thread created from here on inherits the blocked mask */
     sigset_t sigs;
@@ -173,88 +148,63 @@ int cmd_serve(int argc, char **argv)
     int exit_code = CLI_FAIL;
     fdn_error_t err = FDN_ERROR_INIT;
     fdn_runtime_t *rt = NULL;
-    fdn_events_t *es = NULL;
     fdn_admin_t *admin = NULL;
-    fdn_breakers_t *breakers = NULL;
-    fdn_limiter_t *limiter = NULL;
-    fdn_pools_t *pools = NULL;
-    fdn_telemetry_t *tm = NULL;
-    fdn_config_t *cfg = NULL;
-    serve_wiring_t wiring = {NULL, NULL, NULL, 0};
 
-    fdn_runtime_opts_t ro = FDN_RUNTIME_OPTS_INIT;
-    ro.config_path = o.config;
-    ro.data_dir = o.data_dir;
-    rc = fdn_runtime_create(&rt, &ro, &err);
-    if (rc < 0) {
-        fprintf(stderr, "fdn serve: cannot start the runtime: %s\n",
-                err.message[0] ? err.message : fdn_strerror(rc));
-        goto out;
-    }
-    /* config service (defaults < file < environment): the lead moves it into the runtime */
-    fdn_config_opts_t co = FDN_CONFIG_OPTS_INIT;
-    co.file = o.config;
-    rc = fdn_config_create(&cfg, &co, &err);
-    if (rc < 0) {
-        fprintf(stderr, "fdn serve: invalid configuration%s%s: %s\n", o.config ? " in " : "",
-                o.config ? o.config : "", err.message[0] ? err.message : fdn_strerror(rc));
-        goto out;
-    }
-    fdn_events_opts_t eo = FDN_EVENTS_OPTS_INIT;
-    eo.durable_path = events_path;
-    eo.mode = FDN_EVENTS_DURABLE;
-    rc = fdn_events_create(&es, &eo, &err);
-    if (rc < 0) {
-        fprintf(stderr, "fdn serve: cannot open the event store %s: %s\n", events_path,
-                err.message[0] ? err.message : fdn_strerror(rc));
-        goto out;
-    }
-
-    /* telemetry and protection services: the lead moves these into the runtime's built-ins */
-    fdn_limiter_opts_t lo = FDN_LIMITER_OPTS_INIT;
-    fdn_pools_opts_t po = FDN_POOLS_OPTS_INIT;
-    if ((rc = fdn_telemetry_create(&tm, NULL)) < 0 ||
-        (rc = fdn_breakers_create(&breakers, NULL)) < 0 ||
-        (lo.telemetry = tm, rc = fdn_limiter_create(&limiter, &lo)) < 0 ||
-        (po.telemetry = tm, rc = fdn_pools_create(&pools, &po)) < 0) {
-        fprintf(stderr, "fdn serve: cannot create the protection services: %s\n", fdn_strerror(rc));
-        goto out;
-    }
-
-    wiring.cfg = cfg;
-    wiring.es = es;
-    wiring.pools = pools;
-    if ((rc = serve_wire_config(&wiring)) < 0) {
-        fprintf(stderr, "fdn serve: cannot follow configuration changes: %s\n", fdn_strerror(rc));
-        goto out;
-    }
-
+    /* the server is created first: a bad listen address or a missing token is reported
+     * before anything is written to the data directory */
     fdn_admin_opts_t ao = FDN_ADMIN_OPTS_INIT;
     ao.listen = o.listen;
     ao.token = token;
     ao.max_body_bytes = (size_t)o.max_body;
-    rc = fdn_admin_create(&admin, &ao, &err);
-    if (rc == 0 && (rc = fdn_admin_mount_runtime(admin, rt)) == 0 &&
-        (rc = fdn_admin_add_health(admin, "config", config_health, cfg)) == 0 &&
-        (rc = fdn_admin_mount_config(admin, cfg)) == 0 &&
-        (rc = fdn_admin_mount_events(admin, es)) == 0 &&
-        (rc = fdn_admin_mount_breakers(admin, breakers)) == 0 &&
-        (rc = fdn_admin_mount_limiter(admin, limiter)) == 0 &&
-        (rc = fdn_admin_mount_pools(admin, pools)) == 0 &&
-        (rc = fdn_admin_mount_telemetry(admin, tm)) == 0)
-        rc = fdn_admin_start(admin, &err);
+    int rc = fdn_admin_create(&admin, &ao, &err);
     if (rc < 0) {
-        fprintf(stderr, "fdn serve: cannot serve HTTP on %s: %s\n", o.listen,
-                err.message[0] ? err.message : fdn_strerror(rc));
+        print_error(o.listen, rc, &err);
         goto out;
     }
+
+    /* the runtime creates the data directory, validates the config file (defaults < file <
+     * environment) and starts its services; its error names the file, path and rule */
+    fdn_runtime_opts_t ro = FDN_RUNTIME_OPTS_INIT;
+    ro.config_path = o.config;
+    ro.data_dir = o.data_dir;
+    err = (fdn_error_t)FDN_ERROR_INIT;
+    rc = fdn_runtime_create(&rt, &ro, &err);
+    if (rc < 0) {
+        char what[4200];
+        snprintf(what, sizeof what, "cannot start the runtime%s%s", o.config ? " with " : "",
+                 o.config ? o.config : "");
+        print_error(what, rc, &err);
+        goto out;
+    }
+
+    if ((rc = fdn_admin_mount_runtime(admin, rt)) == 0 &&
+        (rc = fdn_admin_mount_config(admin, fdn_runtime_config(rt))) == 0 &&
+        (rc = fdn_admin_mount_events(admin, fdn_runtime_events(rt))) == 0 &&
+        (rc = fdn_admin_mount_telemetry(admin, fdn_runtime_telemetry(rt))) == 0 &&
+        (rc = fdn_admin_mount_limiter(admin, fdn_runtime_limiter(rt))) == 0 &&
+        (rc = fdn_admin_mount_breakers(admin, fdn_runtime_breakers(rt))) == 0 &&
+        (rc = fdn_admin_mount_pools(admin, fdn_runtime_pools(rt))) == 0) {
+        err = (fdn_error_t)FDN_ERROR_INIT;
+        rc = fdn_admin_start(admin, &err);
+        if (rc < 0) {
+            char what[300];
+            snprintf(what, sizeof what, "cannot serve HTTP on %s", o.listen);
+            print_error(what, rc, &err);
+            goto out;
+        }
+    } else {
+        fprintf(stderr, "fdn serve: cannot mount the HTTP API: %s\n", fdn_strerror(rc));
+        goto out;
+    }
+
     char host[256];
     snprintf(host, sizeof host, "%s", o.listen);
     char *colon = strrchr(host, ':');
     if (colon != NULL)
         *colon = '\0';
     printf("fdn: listening on http://%s:%u\n", host, (unsigned)fdn_admin_port(admin));
-    printf("fdn: data directory %s (events in %s)\n", o.data_dir, events_path);
+    printf("fdn: data directory %s (events in %s/%s)\n", o.data_dir, o.data_dir,
+           FDN_CLI_EVENTS_FILE);
     fflush(stdout);
 
     int sig = 0;
@@ -264,18 +214,8 @@ int cmd_serve(int argc, char **argv)
     fflush(stdout);
     exit_code = CLI_OK;
 out:
-    fdn_admin_destroy(admin); /* no request runs after this */
-    if (wiring.sub != 0)
-        (void)fdn_config_unsubscribe(cfg, wiring.sub); /* its callback touches es and pools */
-    fdn_pools_destroy(pools);
-    fdn_limiter_destroy(limiter);
-    fdn_breakers_destroy(breakers);
-    fdn_telemetry_destroy(tm);
-    fdn_events_destroy(es); /* flushes the durable queue and closes the file */
-    fdn_config_destroy(cfg);
-    if (rt != NULL)
-        (void)fdn_runtime_shutdown(rt, 5000);
-    fdn_runtime_destroy(rt);
+    fdn_admin_destroy(admin); /* HTTP first: no request runs after this */
+    fdn_runtime_destroy(rt);  /* stops the services; the event store flushes and closes */
     free(token);
     if (exit_code == CLI_OK) {
         printf("fdn: stopped\n");
