@@ -547,9 +547,11 @@ static inline int key_leaf(fdn_config_t *cfg, fdn_config_key_t key, uint32_t *ki
         if (FDN_UNLIKELY(atomic_load_explicit(&cfg->live, memory_order_relaxed) == NULL))
             return FDN_EUNAVAILABLE;
         const latch_leaf_t *l = &cfg->latch[seq & 1][key];
-        *kind = atomic_load_explicit(&l->kind, memory_order_relaxed);
-        *bits = atomic_load_explicit(&l->bits, memory_order_relaxed);
-        atomic_thread_fence(memory_order_acquire);
+        /* acquire loads (not a trailing acquire fence, which ThreadSanitizer does not model):
+         * if either reads a value the publisher wrote after its seq_cst fence, that fence
+         * synchronises with the load, so the re-check below sees the publisher's new seq */
+        *kind = atomic_load_explicit(&l->kind, memory_order_acquire);
+        *bits = atomic_load_explicit(&l->bits, memory_order_acquire);
         if (FDN_LIKELY(atomic_load_explicit(&cfg->latch_seq, memory_order_relaxed) == seq))
             return 0;
     }
