@@ -419,8 +419,8 @@ static int build_json(const fdn_tm_snapshot_t *sn, json_t *root)
         if (!x->is_event) {
             json_t *f = json_object_get(fams, x->name);
             if (f == NULL) {
-                f = json_pack("{s:s,s:o,s:[]}", "type", kind_name(x->kind), "help", jstr(x->help),
-                              "series");
+                f = json_pack("{s:s,s:o,s:[]}", "type", kind_name(x->kind), "help",
+                              jstr(x->help), "series");
                 if (f == NULL || jset(fams, x->name, f) != 0)
                     return FDN_ENOMEM;
             }
