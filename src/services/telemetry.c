@@ -75,7 +75,8 @@ static unsigned long name_hash(const char *s, size_t len)
     return (unsigned long)(h ^ (h >> 29));
 }
 
-size_t fdn__tm_utf8_seq(const unsigned char *s, size_t len)
+/* Length of the valid UTF-8 sequence at s[0..len) (1..4), or 0 when invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t len)
 {
     unsigned char c = s[0];
     if (c < 0x80)
@@ -117,7 +118,7 @@ bool fdn_tm_event_name_valid(const char *name, size_t len)
         if (c < 0x20 || c == 0x7f)
             return false;
         if (c >= 0x80) {
-            size_t n = fdn__tm_utf8_seq((const unsigned char *)name + i, len - i);
+            size_t n = utf8_seq((const unsigned char *)name + i, len - i);
             if (n == 0)
                 return false;
             i += n - 1;

@@ -141,10 +141,6 @@ void fdn__tm_families_reset(fdn_telemetry_t *tm);
 /* Resolve a built-in single counter (no labels). NULL on OOM. */
 fdn_counter_t *fdn__tm_builtin_counter(fdn_telemetry_t *tm, const char *name, const char *help);
 
-/* telemetry.c: length of the valid UTF-8 sequence at s[0..len) (1..4), or 0 when invalid
- * (overlong forms, surrogates and code points past U+10FFFF are invalid). len >= 1. */
-size_t fdn__tm_utf8_seq(const unsigned char *s, size_t len);
-
 /* telemetry.c: entry helpers used by tm_snapshot.c (call with tm->mu held) */
 void fdn__tm_entry_sample_activity(fdn_telemetry_t *tm, tm_entry_t *e, int64_t now);
 

@@ -286,62 +286,6 @@ static json_t *value_json(const fdn_tm_sample_t *x)
     }
 }
 
-/* Names, help texts, label and metadata values, and measurement keys are arbitrary bytes,
- * but JSON strings must be UTF-8 (jansson refuses anything else). As in the Prometheus
- * writer, each invalid byte becomes U+FFFD. Returns s when it is valid already, else a copy
- * in *tmp (freed by the caller with fdn__free), or NULL on OOM. */
-static const char *utf8_clean(const char *s, char **tmp)
-{
-    *tmp = NULL;
-    size_t len = strlen(s), bad = 0;
-    for (size_t i = 0; i < len;) {
-        size_t n = fdn__tm_utf8_seq((const unsigned char *)s + i, len - i);
-        bad += n == 0;
-        i += n == 0 ? 1 : n;
-    }
-    if (bad == 0)
-        return s;
-    char *out = fdn__malloc(len + 2 * bad + 1);
-    if (out == NULL)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < len;) {
-        size_t n = fdn__tm_utf8_seq((const unsigned char *)s + i, len - i);
-        if (n == 0) {
-            memcpy(out + o, "\xef\xbf\xbd", 3);
-            o += 3;
-            i++;
-        } else {
-            memcpy(out + o, s + i, n);
-            o += n;
-            i += n;
-        }
-    }
-    out[o] = '\0';
-    *tmp = out;
-    return out;
-}
-
-/* json_string of arbitrary bytes (see utf8_clean); NULL on OOM. */
-static json_t *jstr(const char *s)
-{
-    char *tmp;
-    const char *v = utf8_clean(s, &tmp);
-    json_t *j = v != NULL ? json_string(v) : NULL;
-    fdn__free(tmp);
-    return j;
-}
-
-/* json_object_set_new with an arbitrary-bytes key (see utf8_clean); steals value. */
-static int jset(json_t *obj, const char *key, json_t *value)
-{
-    char *tmp;
-    const char *k = utf8_clean(key, &tmp);
-    int rc = k != NULL ? json_object_set_new(obj, k, value) : (json_decref(value), -1);
-    fdn__free(tmp);
-    return rc;
-}
-
 /* Put value at the dotted path name under root (steals value). Conflicts with a non-object
  * node on the way leave the tree unchanged. */
 static int place(json_t *root, const char *name, json_t *value)
@@ -363,14 +307,14 @@ static int place(json_t *root, const char *name, json_t *value)
                 json_decref(value);
             } else if (child != NULL) {
                 json_decref(value); /* conflict: keep the earlier value */
-            } else if (jset(node, comp, value) != 0) {
+            } else if (json_object_set_new(node, comp, value) != 0) {
                 return FDN_ENOMEM;
             }
             return 0;
         }
         if (child == NULL) {
             child = json_object();
-            if (child == NULL || jset(node, comp, child) != 0) {
+            if (child == NULL || json_object_set_new(node, comp, child) != 0) {
                 json_decref(value);
                 return FDN_ENOMEM;
             }
@@ -419,14 +363,14 @@ static int build_json(const fdn_tm_snapshot_t *sn, json_t *root)
         if (!x->is_event) {
             json_t *f = json_object_get(fams, x->name);
             if (f == NULL) {
-                f = json_pack("{s:s,s:o,s:[]}", "type", kind_name(x->kind), "help",
-                              jstr(x->help), "series");
-                if (f == NULL || jset(fams, x->name, f) != 0)
+                f = json_pack("{s:s,s:s,s:[]}", "type", kind_name(x->kind), "help", x->help,
+                              "series");
+                if (f == NULL || json_object_set_new(fams, x->name, f) != 0)
                     return FDN_ENOMEM;
             }
             json_t *labels = json_object();
             for (size_t k = 0; labels != NULL && k < x->nlabels; k++)
-                jset(labels, x->label_names[k], jstr(x->label_values[k]));
+                json_object_set_new(labels, x->label_names[k], json_string(x->label_values[k]));
             json_t *s = json_pack("{s:o,s:o}", "labels", labels, "value", value_json(x));
             if (s == NULL || json_array_append_new(json_object_get(f, "series"), s) != 0)
                 return FDN_ENOMEM;
@@ -443,7 +387,7 @@ static int build_json(const fdn_tm_snapshot_t *sn, json_t *root)
             if (sn->s[k].key[0] == '\0')
                 count = sn->s[k].counter;
             else
-                jset(meas, sn->s[k].key, value_json(&sn->s[k]));
+                json_object_set_new(meas, sn->s[k].key, value_json(&sn->s[k]));
         }
         const char *sp = special_name(x->name);
         int rc;
@@ -453,7 +397,7 @@ static int build_json(const fdn_tm_snapshot_t *sn, json_t *root)
         } else {
             json_t *md = json_object();
             for (size_t k = 0; md != NULL && k < x->nmeta; k++)
-                jset(md, x->meta[k].key, jstr(x->meta[k].value));
+                json_object_set_new(md, x->meta[k].key, json_string(x->meta[k].value));
             rc = place(root, x->name,
                        json_pack("{s:I,s:o,s:o,s:o}", "timestamp", (json_int_t)x->last_active_ns,
                                  "count", jcount(count), "measurements", meas, "metadata", md));
