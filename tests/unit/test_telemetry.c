@@ -785,43 +785,6 @@ static void create_rejects_bad_options(void **state)
     fdn_telemetry_destroy(tm);
 }
 
-/* Help texts, label and metadata values and measurement keys are arbitrary bytes: invalid
- * UTF-8 becomes U+FFFD in the JSON tree instead of failing the whole snapshot (found by
- * fuzz_metric_name). */
-static void json_survives_invalid_utf8(void **state)
-{
-    (void)state;
-    fdn_telemetry_t *tm = NULL;
-    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
-    fdn_tm_family_t *f = NULL;
-    fdn_gauge_t *g = NULL;
-    const char *ln[] = {"k"};
-    const char *lv[] = {"v\x9b"};
-    assert_int_equal(
-        fdn_telemetry_family(tm, &f, "bytes_gauge", "help \xff", FDN_TM_GAUGE, ln, 1, 4), 0);
-    assert_int_equal(fdn_tm_family_gauge(f, &g, lv, 1), 0);
-    fdn_gauge_set(g, 2);
-    fdn_tm_measure_t m = {"key\xc3", 1.0};
-    fdn_tm_meta_t md = {"who", "\xe2\x82"};
-    assert_int_equal(fdn_telemetry_execute(tm, "bytes.event", &m, 1, &md, 1), 0);
-
-    char *text = NULL;
-    assert_int_equal(fdn_telemetry_metrics_json(tm, &text), 0);
-    json_t *root = json_loads(text, 0, NULL);
-    fdn_free(text);
-    assert_non_null(root);
-    json_t *fam = jpath(root, "families", "bytes_gauge", NULL);
-    assert_string_equal(json_string_value(json_object_get(fam, "help")), "help \xef\xbf\xbd");
-    json_t *series = json_array_get(json_object_get(fam, "series"), 0);
-    assert_string_equal(json_string_value(jpath(series, "labels", "k", NULL)), "v\xef\xbf\xbd");
-    json_t *ev = jpath(root, "bytes", "event", NULL);
-    assert_non_null(jpath(ev, "measurements", "key\xef\xbf\xbd", NULL));
-    assert_string_equal(json_string_value(jpath(ev, "metadata", "who", NULL)),
-                        "\xef\xbf\xbd\xef\xbf\xbd");
-    json_decref(root);
-    fdn_telemetry_destroy(tm);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -837,7 +800,6 @@ int main(void)
         cmocka_unit_test(catch_all_failing_handler_does_not_recurse),
         cmocka_unit_test(handler_may_emit_and_detach_itself),
         cmocka_unit_test(json_is_the_reference_tree),
-        cmocka_unit_test(json_survives_invalid_utf8),
         cmocka_unit_test(retention_uses_the_injected_clock),
         cmocka_unit_test(cleanup_thread_runs_on_clock_and_lifecycle),
         cmocka_unit_test(vm_gauges_on_start),
