@@ -129,7 +129,7 @@ FDN_API void fdn_telemetry_destroy(fdn_telemetry_t *tm);
  * NaN and infinite values are rejected. While the service is stopped the event is dropped and
  * 0 returned (the reference drops silently).
  * @param[in] tm     instance (NULL = no-op returning 0)
- * @param[in] event  dotted name, 1..FDN_TM_NAME_MAX bytes, no empty component
+ * @param[in] event  dotted name, 1..FDN_TM_NAME_MAX bytes of UTF-8, no empty component
  * @param[in] m      measurements (may be NULL when nm == 0); keys non-empty
  * @param[in] nm     number of measurements (at most 16)
  * @param[in] meta   metadata (may be NULL when nmeta == 0); copied on the first emission only
@@ -500,8 +500,8 @@ FDN_API size_t fdn_telemetry_event_count(fdn_telemetry_t *tm);
 FDN_API bool fdn_tm_name_valid(const char *name, size_t len, bool label);
 
 /**
- * Validate a dotted event name of len bytes: 1..FDN_TM_NAME_MAX bytes, components non-empty,
- * no control characters.
+ * Validate a dotted event name of len bytes: 1..FDN_TM_NAME_MAX bytes of valid UTF-8,
+ * components non-empty, no control characters.
  * @return true when valid
  * @thread_safety any
  * @since 0.1.0
