@@ -4,6 +4,7 @@
 #               ThreadSanitizer build running the unit and stress labels; then a Release build
 #               compiling the benchmarks and examples
 #   make bench  Release build, run fdn-bench (pass ARGS="--json --filter counter")
+#   make check-format  clang-format check of the lines changed since the merge base with main
 JOBS ?= $(shell nproc)
 BUILD ?= build
 CMAKE_COMMON = -DFDN_WERROR=ON
@@ -12,7 +13,7 @@ export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1:de
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp
 
-.PHONY: all deps build run test test-asan test-tsan test-release bench install format fuzz clean
+.PHONY: all deps build run test test-asan test-tsan test-release bench install format check-format fuzz clean
 
 all: build
 
@@ -41,8 +42,10 @@ test-tsan:
 	cd $(BUILD)/tsan && ctest $(CTEST_FLAGS) -L "unit|stress"
 
 test-release:
-	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DFDN_BUILD_BENCH=ON $(CMAKE_COMMON)
+	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DFDN_BUILD_BENCH=ON -DFDN_BUILD_TESTS=OFF $(CMAKE_COMMON)
 	cmake --build $(BUILD)/release -j$(JOBS)
+	./$(BUILD)/release/bin/fdn-bench --quick > $(BUILD)/release/bench-smoke.txt
+	@tail -n 1 $(BUILD)/release/bench-smoke.txt
 
 bench: deps
 	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DFDN_BUILD_BENCH=ON
@@ -50,7 +53,7 @@ bench: deps
 	./$(BUILD)/release/bin/fdn-bench $(ARGS)
 
 install: deps
-	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DFDN_BUILD_BENCH=ON
+	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DFDN_BUILD_BENCH=ON -DFDN_BUILD_TESTS=OFF
 	cmake --build $(BUILD)/release -j$(JOBS)
 	cmake --install $(BUILD)/release $(if $(PREFIX),--prefix $(PREFIX),)
 
@@ -67,6 +70,9 @@ fuzz: deps
 
 format:
 	find include src tests tools bench fuzz examples -name '*.[ch]' -print0 | xargs -0 clang-format -i
+
+check-format:
+	@bash scripts/check-format.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -7,7 +7,7 @@
  * `wall` is nanoseconds since the Unix epoch (UTC).
  *
  * A manual clock starts at the values given and moves only when fdn_clock_advance() or
- * fdn_clock_set() is called. Code that must wait for a time (a backoff, a deadline) uses
+ * fdn_clock_set_mono() is called. Code that must wait for a time (a backoff, a deadline) uses
  * fdn_clock_wait_until(), which a manual clock wakes when it is advanced, so tests never
  * sleep.
  *
@@ -22,8 +22,13 @@ FDN_BEGIN_DECLS
 
 typedef struct fdn_clock fdn_clock_t;
 
-/** The process-wide system clock (CLOCK_MONOTONIC and CLOCK_REALTIME). Never destroyed.
- * @thread_safety any */
+/**
+ * The process-wide system clock (CLOCK_MONOTONIC and CLOCK_REALTIME). Passing NULL wherever a
+ * clock is expected means the same clock.
+ * @return a static clock, never NULL; fdn_clock_destroy ignores it.
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API fdn_clock_t *fdn_clock_system(void);
 
 /**
@@ -33,33 +38,64 @@ FDN_API fdn_clock_t *fdn_clock_system(void);
  * @param[in]  wall_ns  initial wall time (ns since the epoch)
  * @return 0 or FDN_ENOMEM
  * @thread_safety any
+ * @since 0.1.0
  */
 FDN_API int fdn_clock_manual_create(fdn_clock_t **out, int64_t mono_ns, int64_t wall_ns);
 
-/** Destroy a manual clock (NULL and the system clock are ignored). @thread_safety owner */
+/**
+ * Destroy a manual clock. No thread may be waiting on it and no component using it may
+ * still exist.
+ * @param[in] c  the clock; NULL and the system clock are ignored
+ * @thread_safety owner
+ * @since 0.1.0
+ */
 FDN_API void fdn_clock_destroy(fdn_clock_t *c);
 
-/** True for a manual clock. @thread_safety any */
+/**
+ * Whether a clock is a manual one.
+ * @param[in] c  the clock (NULL: the system clock)
+ * @return true for a clock made by fdn_clock_manual_create, false otherwise.
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API bool fdn_clock_is_manual(const fdn_clock_t *c);
 
-/** Monotonic nanoseconds. NULL means the system clock. @thread_safety any */
+/**
+ * Current monotonic time.
+ * @param[in] c  the clock (NULL: the system clock)
+ * @return monotonic nanoseconds (arbitrary origin, never decreasing).
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API int64_t fdn_clock_mono_ns(const fdn_clock_t *c);
 
-/** Wall-clock nanoseconds since the epoch. NULL means the system clock. @thread_safety any */
+/**
+ * Current wall-clock time.
+ * @param[in] c  the clock (NULL: the system clock)
+ * @return nanoseconds since the Unix epoch (UTC).
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API int64_t fdn_clock_wall_ns(const fdn_clock_t *c);
 
 /**
  * Move a manual clock forward by delta_ns (both mono and wall) and wake every waiter.
+ * @param[in] c         a manual clock
+ * @param[in] delta_ns  how far to move, >= 0
  * @return 0, or FDN_EINVAL for the system clock or a negative delta.
  * @thread_safety any
+ * @since 0.1.0
  */
 FDN_API int fdn_clock_advance(fdn_clock_t *c, int64_t delta_ns);
 
 /**
  * Set a manual clock's monotonic time (must not go backwards) and wake every waiter.
  * The wall time moves by the same amount.
+ * @param[in] c        a manual clock
+ * @param[in] mono_ns  the new monotonic time, >= the current one
  * @return 0, or FDN_EINVAL for the system clock or a time in the past.
  * @thread_safety any
+ * @since 0.1.0
  */
 FDN_API int fdn_clock_set_mono(fdn_clock_t *c, int64_t mono_ns);
 
@@ -70,27 +106,44 @@ FDN_API int fdn_clock_set_mono(fdn_clock_t *c, int64_t mono_ns);
  * Spurious returns are allowed: callers re-check their condition.
  * @param[in] c          the clock (NULL: system)
  * @param[in] deadline_ns monotonic deadline; INT64_MAX waits for a kick only
- * @param[in,out] kick_seq the caller's last seen kick sequence number (start with 0); the
- *                        wait returns at once when a kick happened after that value.
+ * @param[in,out] kick_seq the caller's last seen kick sequence number: read it with
+ *                        fdn_clock_kick_seq() before checking the condition you wait for
+ *                        (0 returns FDN_ECANCELED at once if the clock was ever kicked, as
+ *                        the shared system clock usually was); the wait returns at once
+ *                        when a kick happened after that value, and stores the new value.
+ *                        NULL: ignore kicks.
  * @return 0 when the deadline was reached, FDN_ECANCELED when kicked.
  * @thread_safety any
+ * @since 0.1.0
  */
 FDN_API int fdn_clock_wait_until(fdn_clock_t *c, int64_t deadline_ns, uint64_t *kick_seq);
 
 /**
  * Wake every thread blocked in fdn_clock_wait_until on this clock (used to deliver
- * shutdown and new work to threads that wait for time). NULL: the system clock.
+ * shutdown and new work to threads that wait for time).
+ * @param[in] c  the clock (NULL: the system clock)
  * @thread_safety any
+ * @since 0.1.0
  */
 FDN_API void fdn_clock_kick(fdn_clock_t *c);
 
-/** The current kick sequence number (pass it to fdn_clock_wait_until). @thread_safety any */
+/**
+ * The current kick sequence number. Read it before checking for work, then pass it to
+ * fdn_clock_wait_until so a kick that comes in between is not lost.
+ * @param[in] c  the clock (NULL: the system clock)
+ * @return the number of fdn_clock_kick calls so far.
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API uint64_t fdn_clock_kick_seq(fdn_clock_t *c);
 
 /**
  * Number of threads currently blocked in fdn_clock_wait_until on this clock. Tests use it
  * to know that a background thread is parked before they advance a manual clock.
+ * @param[in] c  the clock (NULL: the system clock)
+ * @return the number of parked threads (a snapshot).
  * @thread_safety any
+ * @since 0.1.0
  */
 FDN_API int fdn_clock_waiters(fdn_clock_t *c);
 

@@ -150,7 +150,9 @@ typedef enum fdn_retry {
     X(ERATE_LIMITED, -1501, 6001, "rate_limit_exceeded", "external", "rate_limit", MEDIUM,        \
       FIXED_DELAY, "Rate limit exceeded")                                                         \
     X(ELIMITER, -1502, 6003, "rate_limiter_exception", "external", "rate_limit", CRITICAL,        \
-      NO_RETRY, "Rate limiter backend failure")
+      NO_RETRY, "Rate limiter backend failure")                                                    \
+    X(EPOOL_BROKEN, -1601, 5030, "pool_worker_broken", "external", "connection_pool", MEDIUM,     \
+      FIXED_DELAY, "Pooled worker is broken")
 
 /** Every code, POSIX-valued first, then project codes. */
 #define FDN_ERROR_MAP(X) FDN_ERRNO_MAP(X) FDN_PROJECT_MAP(X)
@@ -200,14 +202,40 @@ FDN_API const char *fdn_strerror(int code);
  */
 FDN_API const char *fdn_err_name(int code);
 
-/** Number of rows in the table, and the i-th row (for tests and documentation tools). */
+/**
+ * Number of rows in the code table (every FDN_E* code, FDN_OK excluded), for tests and
+ * documentation tools that walk it with fdn_err_at.
+ * @return the row count, constant for the library's lifetime.
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API size_t fdn_err_count(void);
-/** @return the i-th row, or NULL when i >= fdn_err_count(). @thread_safety any */
+
+/**
+ * The i-th row of the code table, in table order.
+ * @param[in] i  row index, 0 <= i < fdn_err_count()
+ * @return a static row, or NULL when i >= fdn_err_count().
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API const fdn_err_info_t *fdn_err_at(size_t i);
 
-/** "low", "medium", "high", "critical". @thread_safety any */
+/**
+ * Static name of a severity: "low", "medium", "high" or "critical".
+ * @param[in] s  the severity
+ * @return a static string, never NULL ("medium" for a value outside the enum).
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API const char *fdn_severity_name(fdn_severity_t s);
-/** "no_retry", "immediate", "fixed_delay", "exponential_backoff". @thread_safety any */
+/**
+ * Static name of a retry strategy: "no_retry", "immediate", "fixed_delay" or
+ * "exponential_backoff".
+ * @param[in] r  the strategy
+ * @return a static string, never NULL ("fixed_delay" for a value outside the enum).
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API const char *fdn_retry_name(fdn_retry_t r);
 
 /**
@@ -215,7 +243,11 @@ FDN_API const char *fdn_retry_name(fdn_retry_t r);
  * → exponential_backoff; external_service_error → fixed_delay; severity critical → no_retry;
  * severity high → immediate; type invalid_config_value or data_corruption → no_retry;
  * resource_exhausted → immediate; otherwise fixed_delay.
+ * @param[in] type      reference error type, e.g. "timeout" (NULL: no type rule matches)
+ * @param[in] severity  the error's severity
+ * @return the strategy.
  * @thread_safety any
+ * @since 0.1.0
  */
 FDN_API fdn_retry_t fdn_retry_rule(const char *type, fdn_severity_t severity);
 
@@ -226,13 +258,30 @@ FDN_API fdn_retry_t fdn_retry_rule(const char *type, fdn_severity_t severity);
  * Delay before retry number `attempt` (0-based) for a strategy (§7.3):
  * exponential_backoff → min(1000·2^attempt, 30000); fixed_delay → 1000; immediate → 0;
  * no_retry → FDN_RETRY_NEVER. Never negative; a negative attempt counts as 0.
+ * @param[in] strategy  the retry strategy
+ * @param[in] attempt   0 for the first retry, then 1, 2...
+ * @return the delay in milliseconds, or FDN_RETRY_NEVER.
  * @thread_safety any
+ * @since 0.1.0
  */
 FDN_API int64_t fdn_retry_delay_ms(fdn_retry_t strategy, int attempt);
 
-/** True when the code's retry strategy is not no_retry (reference is_retryable). */
+/**
+ * Whether an error with this code may be retried (reference is_retryable).
+ * @param[in] code  an FDN_E* code (unknown codes use the `unknown` row)
+ * @return true when the code's retry strategy is not no_retry.
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API bool fdn_err_retryable(int code);
-/** True when the code's severity is high or critical (reference should_escalate). */
+
+/**
+ * Whether an error with this code should be escalated (reference should_escalate).
+ * @param[in] code  an FDN_E* code (unknown codes use the `unknown` row)
+ * @return true when the code's severity is high or critical.
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API bool fdn_err_should_escalate(int code);
 
 /* ------------------------------------------------------------------------------------------
@@ -280,7 +329,16 @@ typedef struct fdn_error {
  */
 FDN_API int fdn_err_set(fdn_error_t *err, int code, const char *fmt, ...) FDN_PRINTF(3, 4);
 
-/** fdn_err_set with a va_list. */
+/**
+ * fdn_err_set taking a va_list, for functions that wrap it with their own format arguments.
+ * @param[out] err   the error to fill, or NULL
+ * @param[in]  code  an FDN_E* code
+ * @param[in]  fmt   printf format of the message, or NULL for the code's default message
+ * @param[in]  ap    the format's arguments (consumed)
+ * @return code.
+ * @thread_safety any (on distinct err objects)
+ * @since 0.1.0
+ */
 FDN_API int fdn_err_setv(fdn_error_t *err, int code, const char *fmt, va_list ap)
     FDN_PRINTF(3, 0);
 
@@ -288,7 +346,11 @@ FDN_API int fdn_err_setv(fdn_error_t *err, int code, const char *fmt, va_list ap
  * Append "key=value" (value printf-formatted) to err->context, separated by a space;
  * values containing spaces are quoted. Text that does not fit is cut at a character
  * boundary and ends with "...". No-op when err is NULL.
+ * @param[in,out] err  the error, or NULL
+ * @param[in]     key  the key (not quoted; keep it a plain word)
+ * @param[in]     fmt  printf format of the value
  * @thread_safety any (on distinct err objects)
+ * @since 0.1.0
  */
 FDN_API void fdn_err_add_context(fdn_error_t *err, const char *key, const char *fmt, ...)
     FDN_PRINTF(3, 4);
@@ -296,27 +358,309 @@ FDN_API void fdn_err_add_context(fdn_error_t *err, const char *key, const char *
 /**
  * Reference to_string form: "[<ref_code>:<type>] <message>" + " | Context: <context>" when
  * the context is non-empty + " | Severity: <severity>".
+ * @param[in]  err  the error; NULL gives an empty string and returns 0
+ * @param[out] buf  destination, may be NULL when cap is 0
+ * @param[in]  cap  size of buf in bytes
  * @return the length the full text needs (like snprintf); output is always NUL-terminated
  *         when cap > 0.
  * @thread_safety any
+ * @since 0.1.0
  */
 FDN_API size_t fdn_err_format(const fdn_error_t *err, char *buf, size_t cap);
 
 /**
  * JSON object with every field: code, ref_code, name, type, category, subcategory, severity,
  * retry_strategy, message, context, correlation_id, breadcrumbs, timestamp_ns, duration_ns.
+ * Strings are JSON-escaped (quote, backslash, control characters).
+ * @param[in]  err  the error
+ * @param[out] buf  destination, may be NULL when cap is 0
+ * @param[in]  cap  size of buf in bytes
  * @return the length the full text needs (like snprintf); always NUL-terminated when cap > 0.
  * @thread_safety any
+ * @since 0.1.0
  */
 FDN_API size_t fdn_err_to_json(const fdn_error_t *err, char *buf, size_t cap);
 
 /**
  * Write a fresh UUID version 4 (122 bits from getrandom) as 36 lowercase characters plus
  * NUL into out.
+ * @param[out] out  37-byte buffer
  * @return 0, or FDN_EIO when the kernel's random source fails.
  * @thread_safety any
+ * @since 0.1.0
  */
 FDN_API int fdn_uuid4(char out[FDN_UUID_STR_LEN + 1]);
+
+/**
+ * Recovery actions of the reference (§7.3) for a code's error type: up to `cap` static
+ * strings are stored in `out`. config_not_found, invalid_config_value, service_unavailable,
+ * resource_exhausted, network_error, timeout and data_corruption have their own lists; every
+ * other type gets "Check logs for details", "Review error context", "Contact support if
+ * needed". When `operation` is not NULL, "Review <operation> implementation" is appended
+ * (written into `opbuf`, which must stay alive as long as `out` is used).
+ * @param[in]  code      an FDN_E* code
+ * @param[in]  operation the context's `operation` value, or NULL
+ * @param[out] out       array receiving static strings (and opbuf for the last one)
+ * @param[in]  cap       capacity of out
+ * @param[out] opbuf     buffer for the "Review X implementation" text (may be NULL when
+ *                       operation is NULL)
+ * @param[in]  opcap     capacity of opbuf
+ * @return the number of actions available (may exceed cap; only cap are stored).
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API size_t fdn_err_recovery_actions(int code, const char *operation, const char **out,
+                                        size_t cap, char *opbuf, size_t opcap);
+
+/**
+ * The reference's error-count metric name for an error (§7.3 collect_error_metrics):
+ * "foundation.errors.<category>.<subcategory>".
+ * @param[out] err optional error detail (may be NULL)
+ * @param[out] buf output buffer
+ * @param[in] cap capacity of buf in bytes
+ * @return the length the full text needs (like snprintf); NUL-terminated when cap > 0.
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API size_t fdn_err_metric_name(const fdn_error_t *err, char *buf, size_t cap);
+
+/* ------------------------------------------------------------------------------------------
+ * Error context (reference §7.5)
+ *
+ * Each thread has a fixed-size STACK of error contexts. A context has a module and function
+ * name, an operation id (unique 64-bit, never reused within the process), a correlation id
+ * (UUIDv4 text), bounded key=value metadata, a start time (system monotonic clock, ns) and a
+ * bounded ring of breadcrumbs ({module, function, time}). Pushing while a context is current
+ * makes a CHILD: new operation id, same correlation id, the parent's metadata and breadcrumbs
+ * plus one new crumb. Popping restores the outer context exactly (the reference cleared it).
+ * Push and pop never allocate: everything lives in thread-local fixed arrays. fdn_err_set()
+ * copies the current context's correlation id, breadcrumbs and duration into the error.
+ * Strings longer than their field are cut (at a UTF-8 boundary).
+ * ------------------------------------------------------------------------------------------ */
+
+#define FDN_ERRCTX_DEPTH_MAX  16 /**< contexts per thread stack */
+#define FDN_ERRCTX_META_MAX   8  /**< metadata pairs per context */
+#define FDN_ERRCTX_CRUMBS_MAX 16 /**< breadcrumbs kept per context (oldest dropped) */
+#define FDN_ERRCTX_NAME_MAX   32 /**< bytes kept of a module or function name, incl. NUL */
+#define FDN_ERRCTX_KEY_MAX    24 /**< bytes kept of a metadata key, incl. NUL */
+#define FDN_ERRCTX_VALUE_MAX  48 /**< bytes kept of a metadata value, incl. NUL */
+
+/**
+ * Called once for every failure caught by fdn_errctx_run() (the reference's
+ * collect_error_metrics). Telemetry plugs in here: count
+ * `foundation.errors.<category>.<subcategory>` (fdn_err_metric_name) with metadata
+ * error_type = err->type, severity = fdn_severity_name(err->severity), code = err->ref_code.
+ * Runs on the thread that called fdn_errctx_run, with no fdn lock held; must not call
+ * fdn_errctx_run recursively for long chains (it may, but each level counts again).
+ */
+typedef void (*fdn_errctx_hook_fn)(const fdn_error_t *err, void *user);
+
+/**
+ * Push a context for (module, function) on the calling thread. With a current context the
+ * new one is its child (inherits correlation id, metadata, breadcrumbs, hook; adds a crumb);
+ * otherwise it is a root with a fresh correlation id and one crumb.
+ * @param[in] module    module name (e.g. "Config"); NULL is stored as ""
+ * @param[in] function  function name (e.g. "update"); NULL is stored as ""
+ * @return 0; FDN_ENOSPC when the thread already holds FDN_ERRCTX_DEPTH_MAX contexts (nothing
+ *         pushed: do not pop); FDN_EIO when the random source fails for a root.
+ * @thread_safety any (acts on the calling thread only)
+ * @since 0.1.0
+ */
+FDN_API int fdn_errctx_push(const char *module, const char *function);
+
+/**
+ * Push a ROOT context (the reference's ErrorContext.new), even when a context is current:
+ * fresh operation id, empty metadata, one crumb, and the given correlation id (or a fresh
+ * UUIDv4 when NULL). The outer context comes back on pop.
+ * @param[in] correlation_id  text (cut to FDN_UUID_STR_LEN) or NULL for a fresh one
+ * @param[in] module module name (NULL: "")
+ * @param[in] function function name (NULL: "")
+ * @return 0, FDN_ENOSPC (stack full, nothing pushed), FDN_EIO
+ * @thread_safety any (calling thread)
+ * @since 0.1.0
+ */
+FDN_API int fdn_errctx_push_root(const char *module, const char *function,
+                                 const char *correlation_id);
+
+/**
+ * Pop the current context and make the outer one current again. No-op when the stack is
+ * empty.
+ * @thread_safety any (calling thread)
+ * @since 0.1.0
+ */
+FDN_API void fdn_errctx_pop(void);
+
+/** Number of contexts on the calling thread's stack (0 = no current context).
+ * @thread_safety any  @since 0.1.0 */
+FDN_API size_t fdn_errctx_depth(void);
+
+/** Operation id of the current context, 0 when there is none. Ids come from a process-wide
+ * atomic counter and are never 0. @thread_safety any  @since 0.1.0 */
+FDN_API uint64_t fdn_errctx_operation_id(void);
+
+/**
+ * Copy the current correlation id into out.
+ * @return 0, or FDN_ENOENT when there is no current context (out is set to "").
+ * @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_errctx_correlation_id(char out[FDN_UUID_STR_LEN + 1]);
+
+/** Nanoseconds since the current context was pushed (system monotonic clock); 0 when there
+ * is none. @thread_safety any  @since 0.1.0 */
+FDN_API int64_t fdn_errctx_duration_ns(void);
+
+/**
+ * Append a breadcrumb to the current context; when the ring is full the oldest crumb is
+ * dropped and the dropped count grows.
+ * @param[in] module module name (NULL: "")
+ * @param[in] function function name (NULL: "")
+ * @return 0, or FDN_ENOENT when there is no current context.
+ * @thread_safety any (calling thread)  @since 0.1.0
+ */
+FDN_API int fdn_errctx_add_breadcrumb(const char *module, const char *function);
+
+/** Breadcrumbs held by the current context (≤ FDN_ERRCTX_CRUMBS_MAX; 0 without context).
+ * @thread_safety any  @since 0.1.0 */
+FDN_API size_t fdn_errctx_breadcrumb_count(void);
+
+/** Breadcrumbs the current context has dropped from its ring (inherited by children).
+ * @thread_safety any  @since 0.1.0 */
+FDN_API uint64_t fdn_errctx_breadcrumbs_dropped(void);
+
+/**
+ * Format the current context's breadcrumbs, oldest first, as
+ * "Mod.fn (12ms ago) -> Mod2.fn2 (0ms ago)"; the ages are real milliseconds. When crumbs
+ * were dropped the text starts with "... (N dropped) -> ". No context or no crumbs → "".
+ * @param[out] buf output buffer
+ * @param[in] cap capacity of buf in bytes
+ * @return the length the full text needs (like snprintf); NUL-terminated when cap > 0.
+ * @thread_safety any  @since 0.1.0
+ */
+FDN_API size_t fdn_errctx_format_breadcrumbs(char *buf, size_t cap);
+
+/**
+ * Set key=value (value printf-formatted) in the current context's metadata. An existing
+ * key is overwritten (new value wins).
+ * @param[in] key the metadata key
+ * @param[in] fmt printf format of the value (NULL: empty)
+ * @return 0; FDN_ENOENT without a current context; FDN_ENOSPC when FDN_ERRCTX_META_MAX
+ *         distinct keys are already set (nothing changed); FDN_EINVAL for a NULL/empty key.
+ * @thread_safety any (calling thread)  @since 0.1.0
+ */
+FDN_API int fdn_errctx_set_metadata(const char *key, const char *fmt, ...) FDN_PRINTF(2, 3);
+
+/**
+ * Copy the value of a metadata key of the current context into buf.
+ * @param[in] key the metadata key
+ * @param[out] buf output buffer
+ * @param[in] cap capacity of buf in bytes
+ * @return 0; FDN_ENOENT (no context or no such key); FDN_ENOBUFS when cap is too small
+ *         (buf holds the cut value).
+ * @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_errctx_get_metadata(const char *key, char *buf, size_t cap);
+
+/** Number of metadata pairs in the current context. @thread_safety any  @since 0.1.0 */
+FDN_API size_t fdn_errctx_metadata_count(void);
+
+/**
+ * Set the error hook of the current context; children, captures and tasks submitted from
+ * it inherit it. It takes precedence over the process-wide hook.
+ * @param[in] fn the function
+ * @param[in] user passed to fn
+ * @return 0, or FDN_ENOENT without a current context.
+ * @thread_safety any (calling thread)  @since 0.1.0
+ */
+FDN_API int fdn_errctx_set_context_hook(fdn_errctx_hook_fn fn, void *user);
+
+/**
+ * Set the process-wide error hook used when neither the call nor the context has one.
+ * NULL removes it. `user` must stay valid until the hook is replaced and every
+ * fdn_errctx_run in flight has returned.
+ * @param[in] fn the function
+ * @param[in] user passed to fn
+ * @thread_safety any  @since 0.1.0
+ */
+FDN_API void fdn_errctx_set_error_hook(fdn_errctx_hook_fn fn, void *user);
+
+/**
+ * Add the current context to an error (the reference's enhance_error): the correlation id
+ * and breadcrumbs when err has none yet, context "module=<m> function=<f> operation_id=<id>"
+ * plus the context's metadata, and duration_ns. Code, message and existing context are kept.
+ * @param[in,out] err  the error to enhance
+ * @return 0; FDN_ENOENT without a current context (err untouched); FDN_EINVAL for NULL err.
+ * @thread_safety any (calling thread)
+ * @since 0.1.0
+ */
+FDN_API int fdn_errctx_enhance(fdn_error_t *err);
+
+/** A function run inside a context: returns 0/positive on success, negative FDN_E* on
+ * failure. */
+typedef int (*fdn_errctx_fn)(void *arg);
+
+/**
+ * Run fn(arg) inside a context (module, function) pushed on the calling thread (a child of
+ * the current one, if any) and pop it afterwards (the outer context is restored; the
+ * reference's with_context). The return value passes through unchanged.
+ * On a negative return r: if fn itself filled `err` with code r during the call, its message
+ * and context are kept, otherwise err is set to r with the default message; then context
+ * "module=<m> function=<f> operation_id=<id>" plus the context's metadata is appended, and the
+ * correlation id, breadcrumbs and duration_ns (real ns) are filled; finally the error hook is
+ * called once (the hook of this call if set via fdn_errctx_run_hooked, else the context's,
+ * else the process-wide one) with that error, even when err is NULL.
+ * On success err is untouched. When the stack is full fn still runs, without a new context.
+ * @param[in] module module name (NULL: "")
+ * @param[in] function function name (NULL: "")
+ * @param[in] fn the function
+ * @param[in] arg passed to fn
+ * @param[out] err optional error detail (may be NULL)
+ * @return fn's return value.
+ * @thread_safety any (calling thread)  @since 0.1.0
+ */
+FDN_API int fdn_errctx_run(const char *module, const char *function, fdn_errctx_fn fn, void *arg,
+                           fdn_error_t *err);
+
+/**
+ * fdn_errctx_run with a per-call error hook (NULL falls back as in fdn_errctx_run). The
+ * hook also becomes the context hook of the pushed context while fn runs.
+ * @param[in] module module name (NULL: "")
+ * @param[in] function function name (NULL: "")
+ * @param[in] fn the function
+ * @param[in] arg passed to fn
+ * @param[out] err optional error detail (may be NULL)
+ * @param[in] hook per-call error hook (NULL: context or process hook)
+ * @param[in] hook_user passed to hook
+ * @return fn's return value.
+ * @thread_safety any (calling thread)  @since 0.1.0
+ */
+FDN_API int fdn_errctx_run_hooked(const char *module, const char *function, fdn_errctx_fn fn,
+                                  void *arg, fdn_error_t *err, fdn_errctx_hook_fn hook,
+                                  void *hook_user);
+
+/** A copy of a context, to carry it to another thread. */
+typedef struct fdn_errctx_capture fdn_errctx_capture_t;
+
+/**
+ * Copy the calling thread's current context (ids, metadata, breadcrumbs, hook, start time)
+ * into a new capture object (the reference's spawn_with_context, first half).
+ * @param[out] out  the capture, freed with fdn_errctx_capture_free; NULL on error
+ * @return 0; FDN_ENOENT when there is no current context; FDN_ENOMEM.
+ * @thread_safety any  @ownership caller frees *out  @since 0.1.0
+ */
+FDN_API int fdn_errctx_capture(fdn_errctx_capture_t **out);
+
+/**
+ * Push a captured context on the calling thread (any thread): it becomes current with the
+ * same operation id, correlation id, metadata, breadcrumbs, hook and start time. Pop it with
+ * fdn_errctx_pop. The capture stays owned by the caller and may be adopted many times.
+ * @param[in] cap a capture from fdn_errctx_capture
+ * @return 0; FDN_EINVAL when cap is NULL; FDN_ENOSPC when the stack is full (nothing pushed).
+ * @thread_safety any (the capture may be adopted by several threads at once)  @since 0.1.0
+ */
+FDN_API int fdn_errctx_adopt(const fdn_errctx_capture_t *cap);
+
+/** Free a capture (NULL accepted). @param[in] cap the capture @thread_safety owner  @since 0.1.0 */
+FDN_API void fdn_errctx_capture_free(fdn_errctx_capture_t *cap);
 
 FDN_END_DECLS
 

@@ -9,4 +9,8 @@
  * err. No-op when the thread has no current context. Never allocates. */
 void fdn__errctx_fill(fdn_error_t *err);
 
+/* Pop contexts until the calling thread's stack depth is at most `depth` (the task pool uses
+ * it so a task that forgot to pop cannot leak contexts into the next task). */
+void fdn__errctx_truncate(size_t depth);
+
 #endif

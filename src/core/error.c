@@ -366,3 +366,66 @@ int fdn_uuid4(char out[FDN_UUID_STR_LEN + 1])
     out[o] = '\0';
     return 0;
 }
+
+size_t fdn_err_recovery_actions(int code, const char *operation, const char **out, size_t cap,
+                                char *opbuf, size_t opcap)
+{
+    static const char *const config_not_found[] = {"Check configuration file",
+                                                   "Verify configuration path", NULL};
+    static const char *const invalid_config_value[] = {
+        "Check configuration format", "Validate against schema", "Review documentation", NULL};
+    static const char *const service_unavailable[] = {
+        "Check service health", "Verify network connectivity", "Review service logs", NULL};
+    static const char *const resource_exhausted[] = {"Check memory usage", "Review resource limits",
+                                                     "Scale resources if needed", NULL};
+    static const char *const network_error[] = {"Check network connectivity",
+                                                "Retry with exponential backoff", NULL};
+    static const char *const timeout[] = {"Increase timeout value", "Check network latency",
+                                          "Review service performance", NULL};
+    static const char *const data_corruption[] = {"Restore from backup",
+                                                  "Contact system administrator", NULL};
+    static const char *const generic[] = {"Check logs for details", "Review error context",
+                                          "Contact support if needed", NULL};
+    static const struct {
+        const char *type;
+        const char *const *actions;
+    } by_type[] = {
+        {"config_not_found", config_not_found},
+        {"invalid_config_value", invalid_config_value},
+        {"service_unavailable", service_unavailable},
+        {"resource_exhausted", resource_exhausted},
+        {"network_error", network_error},
+        {"timeout", timeout},
+        {"data_corruption", data_corruption},
+    };
+    const char *type = fdn_err_info(code)->type;
+    const char *const *list = generic;
+    for (size_t i = 0; i < FDN_ARRAY_LEN(by_type); i++)
+        if (strcmp(by_type[i].type, type) == 0)
+            list = by_type[i].actions;
+    size_t n = 0;
+    for (; list[n] != NULL; n++)
+        if (out != NULL && n < cap)
+            out[n] = list[n];
+    if (operation != NULL) {
+        if (out != NULL && n < cap && opbuf != NULL && opcap > 0) {
+            snprintf(opbuf, opcap, "Review %s implementation", operation);
+            out[n] = opbuf;
+        }
+        n++;
+    }
+    return n;
+}
+
+size_t fdn_err_metric_name(const fdn_error_t *err, char *buf, size_t cap)
+{
+    if (buf != NULL && cap > 0)
+        buf[0] = '\0';
+    if (err == NULL)
+        return 0;
+    const fdn_err_info_t *info = fdn_err_info(err->code);
+    int n = snprintf(buf, cap, "foundation.errors.%s.%s",
+                     err->category ? err->category : info->category,
+                     err->subcategory ? err->subcategory : info->subcategory);
+    return n < 0 ? 0 : (size_t)n;
+}

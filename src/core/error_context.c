@@ -1,10 +1,598 @@
 /*
- * DESIGN: thread-local error context. (Placeholder until the error-context module lands:
- * there is no current context yet, so nothing is filled.)
+ * DESIGN: the thread-local error context stack (reference §7.5).
+ *
+ * Threads: every function acts on the calling thread's own stack (a fixed thread-local array
+ * of FDN_ERRCTX_DEPTH_MAX frames), so push/pop/metadata/crumb calls need no lock and never
+ * allocate. The only shared state is:
+ *   - g_next_op: the process-wide operation id counter (atomic). Each thread reserves a block
+ *     of OP_BLOCK ids at a time (relaxed fetch_add), so ids stay unique without a shared
+ *     cache line on every push.
+ *   - g_hook_mu guarding the process-wide error hook (fn, user). It is read only on the
+ *     failure path of fdn_errctx_run; the hook is copied out and called with no lock held.
+ * Captures are heap copies of one frame; they are immutable once made, so several threads
+ * may adopt the same capture at once.
+ *
+ * Correlation ids are UUIDv4 from getrandom(2). To keep a root push cheap, each thread keeps
+ * a small buffer of kernel random bytes (refilled by one getrandom call per 32 ids); a
+ * pthread_atfork child handler discards the buffer so a forked child never reuses bytes.
+ *
+ * Invariants: depth ≤ FDN_ERRCTX_DEPTH_MAX; a frame's crumb ring holds crumb_count ≤
+ * FDN_ERRCTX_CRUMBS_MAX crumbs starting at crumb_head; a child copies its parent's metadata
+ * and crumbs (and dropped count) and adds one crumb; pop restores the outer frame untouched
+ * (frames are copies, never shared).
  */
+#include <fdn/error.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "core/alloc.h"
 #include "core/errctx.h"
+
+typedef struct crumb {
+    int64_t ts_ns;
+    char module[FDN_ERRCTX_NAME_MAX];
+    char function[FDN_ERRCTX_NAME_MAX];
+} crumb_t;
+
+typedef struct meta {
+    char key[FDN_ERRCTX_KEY_MAX];
+    char value[FDN_ERRCTX_VALUE_MAX];
+} meta_t;
+
+typedef struct frame {
+    uint64_t op_id;
+    int64_t start_ns;
+    fdn_errctx_hook_fn hook;
+    void *hook_user;
+    uint64_t crumbs_dropped;
+    uint32_t crumb_head;
+    uint32_t crumb_count;
+    uint32_t meta_count;
+    char module[FDN_ERRCTX_NAME_MAX];
+    char function[FDN_ERRCTX_NAME_MAX];
+    char corr[FDN_UUID_STR_LEN + 1];
+    meta_t meta[FDN_ERRCTX_META_MAX];
+    crumb_t crumbs[FDN_ERRCTX_CRUMBS_MAX];
+} frame_t;
+
+struct fdn_errctx_capture {
+    frame_t frame;
+};
+
+typedef struct tstate {
+    uint32_t depth;
+    uint32_t rnd_pos; /* bytes of rnd already used; sizeof(rnd) = empty */
+    uint64_t op_next;
+    uint64_t op_end;
+    unsigned char rnd[512];
+    frame_t stack[FDN_ERRCTX_DEPTH_MAX];
+} tstate_t;
+
+static _Thread_local tstate_t t_st = {.rnd_pos = 512};
+
+#define OP_BLOCK 256
+static _Atomic uint64_t g_next_op = 1;
+
+static pthread_mutex_t g_hook_mu = PTHREAD_MUTEX_INITIALIZER;
+static fdn_errctx_hook_fn g_hook;
+static void *g_hook_user;
+
+static pthread_once_t g_fork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void)
+{
+    t_st.rnd_pos = (uint32_t)sizeof(t_st.rnd);
+}
+
+static void register_fork_handler(void)
+{
+    (void)pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+static int64_t mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static uint64_t next_op_id(void)
+{
+    tstate_t *t = &t_st;
+    if (FDN_UNLIKELY(t->op_next == t->op_end)) {
+        uint64_t base = atomic_fetch_add_explicit(&g_next_op, OP_BLOCK, memory_order_relaxed);
+        t->op_next = base;
+        t->op_end = base + OP_BLOCK;
+    }
+    return t->op_next++;
+}
+
+/* A UUIDv4 from the thread's buffer of kernel random bytes. */
+static int fast_uuid(char out[FDN_UUID_STR_LEN + 1])
+{
+    tstate_t *t = &t_st;
+    if (FDN_UNLIKELY(t->rnd_pos + 16 > sizeof(t->rnd))) {
+        pthread_once(&g_fork_once, register_fork_handler);
+        size_t got = 0;
+        while (got < sizeof(t->rnd)) {
+            ssize_t n = getrandom(t->rnd + got, sizeof(t->rnd) - got, 0);
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                return FDN_EIO;
+            }
+            got += (size_t)n;
+        }
+        t->rnd_pos = 0;
+    }
+    unsigned char b[16];
+    memcpy(b, t->rnd + t->rnd_pos, 16);
+    memset(t->rnd + t->rnd_pos, 0, 16);
+    t->rnd_pos += 16;
+    b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 0x0F];
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* Copy a string into dst[cap], cut at a UTF-8 boundary when too long. */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    if (src == NULL)
+        src = "";
+    size_t n = strnlen(src, cap);
+    if (n >= cap) {
+        n = cap - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static frame_t *top(void)
+{
+    tstate_t *t = &t_st;
+    return t->depth ? &t->stack[t->depth - 1] : NULL;
+}
+
+static void crumb_add(frame_t *f, const char *module, const char *function, int64_t now)
+{
+    uint32_t idx;
+    if (f->crumb_count == FDN_ERRCTX_CRUMBS_MAX) {
+        idx = f->crumb_head;
+        f->crumb_head = (f->crumb_head + 1) % FDN_ERRCTX_CRUMBS_MAX;
+        f->crumbs_dropped++;
+    } else {
+        idx = (f->crumb_head + f->crumb_count) % FDN_ERRCTX_CRUMBS_MAX;
+        f->crumb_count++;
+    }
+    crumb_t *c = &f->crumbs[idx];
+    c->ts_ns = now;
+    copy_str(c->module, sizeof(c->module), module);
+    copy_str(c->function, sizeof(c->function), function);
+}
+
+/* Copy src's metadata and crumbs (normalised to head 0) and inherited fields into dst. */
+static void copy_frame(frame_t *dst, const frame_t *src)
+{
+    dst->op_id = src->op_id;
+    dst->start_ns = src->start_ns;
+    dst->hook = src->hook;
+    dst->hook_user = src->hook_user;
+    dst->crumbs_dropped = src->crumbs_dropped;
+    dst->crumb_head = 0;
+    dst->crumb_count = src->crumb_count;
+    dst->meta_count = src->meta_count;
+    memcpy(dst->module, src->module, sizeof(dst->module));
+    memcpy(dst->function, src->function, sizeof(dst->function));
+    memcpy(dst->corr, src->corr, sizeof(dst->corr));
+    memcpy(dst->meta, src->meta, src->meta_count * sizeof(meta_t));
+    for (uint32_t i = 0; i < src->crumb_count; i++)
+        dst->crumbs[i] = src->crumbs[(src->crumb_head + i) % FDN_ERRCTX_CRUMBS_MAX];
+}
+
+static int push_impl(const char *module, const char *function, bool root, const char *corr)
+{
+    tstate_t *t = &t_st;
+    if (t->depth >= FDN_ERRCTX_DEPTH_MAX)
+        return FDN_ENOSPC;
+    frame_t *f = &t->stack[t->depth];
+    frame_t *parent = t->depth ? &t->stack[t->depth - 1] : NULL;
+    int64_t now = mono_now();
+    if (!root && parent != NULL) {
+        copy_frame(f, parent);
+    } else {
+        f->hook = parent ? parent->hook : NULL;
+        f->hook_user = parent ? parent->hook_user : NULL;
+        f->crumbs_dropped = 0;
+        f->crumb_head = 0;
+        f->crumb_count = 0;
+        f->meta_count = 0;
+        if (corr != NULL) {
+            copy_str(f->corr, sizeof(f->corr), corr);
+        } else {
+            int rc = fast_uuid(f->corr);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    f->op_id = next_op_id();
+    f->start_ns = now;
+    copy_str(f->module, sizeof(f->module), module);
+    copy_str(f->function, sizeof(f->function), function);
+    crumb_add(f, module, function, now);
+    t->depth++;
+    return 0;
+}
+
+int fdn_errctx_push(const char *module, const char *function)
+{
+    return push_impl(module, function, false, NULL);
+}
+
+int fdn_errctx_push_root(const char *module, const char *function, const char *correlation_id)
+{
+    return push_impl(module, function, true, correlation_id);
+}
+
+void fdn_errctx_pop(void)
+{
+    if (t_st.depth > 0)
+        t_st.depth--;
+}
+
+void fdn__errctx_truncate(size_t depth)
+{
+    if (t_st.depth > depth)
+        t_st.depth = (uint32_t)depth;
+}
+
+size_t fdn_errctx_depth(void)
+{
+    return t_st.depth;
+}
+
+uint64_t fdn_errctx_operation_id(void)
+{
+    frame_t *f = top();
+    return f ? f->op_id : 0;
+}
+
+int fdn_errctx_correlation_id(char out[FDN_UUID_STR_LEN + 1])
+{
+    frame_t *f = top();
+    if (f == NULL) {
+        out[0] = '\0';
+        return FDN_ENOENT;
+    }
+    memcpy(out, f->corr, FDN_UUID_STR_LEN + 1);
+    return 0;
+}
+
+int64_t fdn_errctx_duration_ns(void)
+{
+    frame_t *f = top();
+    if (f == NULL)
+        return 0;
+    int64_t d = mono_now() - f->start_ns;
+    return d > 0 ? d : 1;
+}
+
+int fdn_errctx_add_breadcrumb(const char *module, const char *function)
+{
+    frame_t *f = top();
+    if (f == NULL)
+        return FDN_ENOENT;
+    crumb_add(f, module, function, mono_now());
+    return 0;
+}
+
+size_t fdn_errctx_breadcrumb_count(void)
+{
+    frame_t *f = top();
+    return f ? f->crumb_count : 0;
+}
+
+uint64_t fdn_errctx_breadcrumbs_dropped(void)
+{
+    frame_t *f = top();
+    return f ? f->crumbs_dropped : 0;
+}
+
+/* Bounded text writer: counts the full length, writes what fits. */
+typedef struct tw {
+    char *buf;
+    size_t cap;
+    size_t len;
+} tw_t;
+
+static void tw_put(tw_t *w, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++, w->len++)
+        if (w->len + 1 < w->cap)
+            w->buf[w->len] = s[i];
+}
+
+static void tw_fmt(tw_t *w, const char *fmt, ...) FDN_PRINTF(2, 3);
+static void tw_fmt(tw_t *w, const char *fmt, ...)
+{
+    char tmp[160];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    tw_put(w, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+/* Length of the longest prefix of buf[0..len) that does not end inside a multi-byte
+ * UTF-8 character. */
+static size_t utf8_whole(const char *buf, size_t len)
+{
+    size_t i = len;
+    while (i > 0 && ((unsigned char)buf[i - 1] & 0xC0) == 0x80)
+        i--;
+    if (i == 0)
+        return len;
+    unsigned char lead = (unsigned char)buf[i - 1];
+    size_t need = lead < 0x80 ? 1 : (lead >> 5) == 6 ? 2 : (lead >> 4) == 14 ? 3 : 4;
+    return (i - 1) + need <= len ? len : i - 1;
+}
+
+static size_t format_crumbs(const frame_t *f, char *buf, size_t cap)
+{
+    tw_t w = {buf, cap, 0};
+    if (f != NULL && f->crumb_count > 0) {
+        int64_t now = mono_now();
+        if (f->crumbs_dropped > 0)
+            tw_fmt(&w, "... (%llu dropped) -> ", (unsigned long long)f->crumbs_dropped);
+        for (uint32_t i = 0; i < f->crumb_count; i++) {
+            const crumb_t *c = &f->crumbs[(f->crumb_head + i) % FDN_ERRCTX_CRUMBS_MAX];
+            int64_t age = now - c->ts_ns;
+            if (age < 0)
+                age = 0;
+            tw_fmt(&w, "%s%s.%s (%lldms ago)", i ? " -> " : "", c->module, c->function,
+                   (long long)(age / 1000000));
+        }
+    }
+    if (cap > 0) {
+        size_t end = w.len < cap ? w.len : cap - 1;
+        if (w.len >= cap)
+            end = utf8_whole(buf, end);
+        buf[end] = '\0';
+    }
+    return w.len;
+}
+
+size_t fdn_errctx_format_breadcrumbs(char *buf, size_t cap)
+{
+    return format_crumbs(top(), buf, cap);
+}
+
+static meta_t *meta_find(frame_t *f, const char *key)
+{
+    for (uint32_t i = 0; i < f->meta_count; i++)
+        if (strncmp(f->meta[i].key, key, sizeof(f->meta[i].key)) == 0)
+            return &f->meta[i];
+    return NULL;
+}
+
+int fdn_errctx_set_metadata(const char *key, const char *fmt, ...)
+{
+    if (key == NULL || key[0] == '\0')
+        return FDN_EINVAL;
+    frame_t *f = top();
+    if (f == NULL)
+        return FDN_ENOENT;
+    char k[FDN_ERRCTX_KEY_MAX];
+    copy_str(k, sizeof(k), key);
+    meta_t *m = meta_find(f, k);
+    if (m == NULL) {
+        if (f->meta_count >= FDN_ERRCTX_META_MAX)
+            return FDN_ENOSPC;
+        m = &f->meta[f->meta_count++];
+        memcpy(m->key, k, sizeof(k));
+    }
+    char v[FDN_ERRCTX_VALUE_MAX * 2];
+    v[0] = '\0';
+    if (fmt != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(v, sizeof(v), fmt, ap);
+        va_end(ap);
+    }
+    copy_str(m->value, sizeof(m->value), v);
+    return 0;
+}
+
+int fdn_errctx_get_metadata(const char *key, char *buf, size_t cap)
+{
+    frame_t *f = top();
+    if (f == NULL || key == NULL)
+        return FDN_ENOENT;
+    char k[FDN_ERRCTX_KEY_MAX];
+    copy_str(k, sizeof(k), key);
+    meta_t *m = meta_find(f, k);
+    if (m == NULL)
+        return FDN_ENOENT;
+    size_t n = strlen(m->value);
+    if (buf == NULL || cap == 0)
+        return FDN_ENOBUFS;
+    copy_str(buf, cap, m->value);
+    return n < cap ? 0 : FDN_ENOBUFS;
+}
+
+size_t fdn_errctx_metadata_count(void)
+{
+    frame_t *f = top();
+    return f ? f->meta_count : 0;
+}
+
+int fdn_errctx_set_context_hook(fdn_errctx_hook_fn fn, void *user)
+{
+    frame_t *f = top();
+    if (f == NULL)
+        return FDN_ENOENT;
+    f->hook = fn;
+    f->hook_user = user;
+    return 0;
+}
+
+void fdn_errctx_set_error_hook(fdn_errctx_hook_fn fn, void *user)
+{
+    pthread_mutex_lock(&g_hook_mu);
+    g_hook = fn;
+    g_hook_user = user;
+    pthread_mutex_unlock(&g_hook_mu);
+}
 
 void fdn__errctx_fill(fdn_error_t *err)
 {
-    (void)err;
+    frame_t *f = top();
+    if (err == NULL || f == NULL)
+        return;
+    memcpy(err->correlation_id, f->corr, sizeof(err->correlation_id));
+    format_crumbs(f, err->breadcrumbs, sizeof(err->breadcrumbs));
+    int64_t d = mono_now() - f->start_ns;
+    err->duration_ns = d > 0 ? d : 1;
+}
+
+/* Add the operation context of frame f to e (see fdn_errctx_enhance). */
+static void enhance(fdn_error_t *e, const frame_t *f)
+{
+    if (e->correlation_id[0] == '\0')
+        memcpy(e->correlation_id, f->corr, sizeof(e->correlation_id));
+    if (e->breadcrumbs[0] == '\0')
+        format_crumbs(f, e->breadcrumbs, sizeof(e->breadcrumbs));
+    fdn_err_add_context(e, "module", "%s", f->module);
+    fdn_err_add_context(e, "function", "%s", f->function);
+    fdn_err_add_context(e, "operation_id", "%llu", (unsigned long long)f->op_id);
+    for (uint32_t i = 0; i < f->meta_count; i++)
+        fdn_err_add_context(e, f->meta[i].key, "%s", f->meta[i].value);
+    int64_t d = mono_now() - f->start_ns;
+    e->duration_ns = d > 0 ? d : 1;
+}
+
+int fdn_errctx_enhance(fdn_error_t *err)
+{
+    frame_t *f = top();
+    if (f == NULL)
+        return FDN_ENOENT;
+    if (err == NULL)
+        return FDN_EINVAL;
+    enhance(err, f);
+    return 0;
+}
+
+static int run_impl(const char *module, const char *function, fdn_errctx_fn fn, void *arg,
+                    fdn_error_t *err, fdn_errctx_hook_fn hook, void *hook_user)
+{
+    if (fn == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "fdn_errctx_run: fn is NULL");
+    size_t depth0 = t_st.depth; /* restored on return, even if fn left contexts pushed */
+    int pushed = push_impl(module, function, false, NULL) == 0;
+    frame_t *f = pushed ? top() : NULL;
+    if (f != NULL && hook != NULL) {
+        f->hook = hook;
+        f->hook_user = hook_user;
+    }
+    int saved_code = err ? err->code : 0;
+    int64_t saved_ts = err ? err->timestamp_ns : 0;
+    int rc = fn(arg);
+    if (FDN_LIKELY(rc >= 0)) {
+        fdn__errctx_truncate(depth0);
+        return rc;
+    }
+    /* failure path: from here on cost does not matter */
+    fdn_error_t local;
+    fdn_error_t *e = err ? err : &local;
+    bool filled_by_fn =
+        err != NULL && err->code == rc && (err->timestamp_ns != saved_ts || saved_code != rc);
+    if (!filled_by_fn)
+        fdn_err_set(e, rc, NULL);
+    fdn_errctx_hook_fn h = hook;
+    void *hu = hook_user;
+    if (f != NULL) {
+        enhance(e, f);
+        if (h == NULL) {
+            h = f->hook;
+            hu = f->hook_user;
+        }
+        fdn__errctx_truncate(depth0);
+    } else {
+        fdn__errctx_truncate(depth0);
+        frame_t *outer = h == NULL ? top() : NULL;
+        if (outer != NULL) {
+            h = outer->hook;
+            hu = outer->hook_user;
+        }
+    }
+    if (h == NULL) {
+        pthread_mutex_lock(&g_hook_mu);
+        h = g_hook;
+        hu = g_hook_user;
+        pthread_mutex_unlock(&g_hook_mu);
+    }
+    if (h != NULL)
+        h(e, hu);
+    return rc;
+}
+
+int fdn_errctx_run(const char *module, const char *function, fdn_errctx_fn fn, void *arg,
+                   fdn_error_t *err)
+{
+    return run_impl(module, function, fn, arg, err, NULL, NULL);
+}
+
+int fdn_errctx_run_hooked(const char *module, const char *function, fdn_errctx_fn fn, void *arg,
+                          fdn_error_t *err, fdn_errctx_hook_fn hook, void *hook_user)
+{
+    return run_impl(module, function, fn, arg, err, hook, hook_user);
+}
+
+int fdn_errctx_capture(fdn_errctx_capture_t **out)
+{
+    if (out == NULL)
+        return FDN_EINVAL;
+    *out = NULL;
+    if (top() == NULL)
+        return FDN_ENOENT;
+    fdn_errctx_capture_t *c = fdn__malloc(sizeof(*c));
+    if (c == NULL)
+        return FDN_ENOMEM;
+    copy_frame(&c->frame, top());
+    *out = c;
+    return 0;
+}
+
+int fdn_errctx_adopt(const fdn_errctx_capture_t *cap)
+{
+    if (cap == NULL)
+        return FDN_EINVAL;
+    tstate_t *t = &t_st;
+    if (t->depth >= FDN_ERRCTX_DEPTH_MAX)
+        return FDN_ENOSPC;
+    copy_frame(&t->stack[t->depth], &cap->frame);
+    t->depth++;
+    return 0;
+}
+
+void fdn_errctx_capture_free(fdn_errctx_capture_t *cap)
+{
+    fdn__free(cap);
 }

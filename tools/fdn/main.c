@@ -1,29 +1,48 @@
-/* fdn: the command-line program (subcommands grow with the services). */
-#include <stdio.h>
-#include <string.h>
+/* DESIGN: fdn, the command-line program: dispatches to one file per subcommand (cmd_*.c).
+ * Single-threaded except `serve` (see cmd_serve.c). Exit codes: 0 ok, 1 failure, 2 usage. */
+#include "cli.h"
 
-#include <fdn/common.h>
-#include <fdn/version.h>
+#include <string.h>
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: fdn <command> [options]\n\n"
+    fprintf(out, "usage: fdn <command> [options]\n"
+                 "\n"
                  "commands:\n"
-                 "  version    print the library version\n"
-                 "  help       show this help\n");
+                 "  serve            run a runtime with the admin HTTP API (127.0.0.1:9568)\n"
+                 "  config defaults  print the default configuration tree as JSON\n"
+                 "  config check F   validate a configuration file\n"
+                 "  events query     read stored events from a data directory (offline)\n"
+                 "  version          print the version\n"
+                 "  help             show this help\n"
+                 "\n"
+                 "Run 'fdn <command> --help' for the options of a command.\n");
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (cli_is_help(cmd) || strcmp(cmd, "help") == 0) {
         usage(stdout);
-        return argc < 2 ? 2 : 0;
+        return CLI_OK;
     }
-    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
-        printf("fdn %s (reference Foundation %s)\n", fdn_version(), FDN_REFERENCE_VERSION);
-        return 0;
-    }
-    fprintf(stderr, "fdn: unknown command '%s'\n", argv[1]);
+    if (strcmp(cmd, "--version") == 0)
+        return cmd_version(1, argv + 1);
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {{"serve", cmd_serve},
+                {"config", cmd_config},
+                {"events", cmd_events},
+                {"version", cmd_version}};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (strcmp(cmd, cmds[i].name) == 0)
+            return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "fdn: unknown command '%s'\n\n", cmd);
     usage(stderr);
-    return 2;
+    return CLI_USAGE;
 }

@@ -1,0 +1,307 @@
+/*
+ * Baselines measured in the same run as every case, so results read as ratios on any
+ * machine: relaxed atomic add on a private cache line; atomic add on one shared line from
+ * two threads; uncontended mutex lock+unlock; malloc+free of 64 bytes; open-addressing
+ * lookup among 10,000 string keys; raw SQLite WAL inserts (1000 rows per transaction, rows
+ * shaped like stored events, synchronous=FULL like the durable event tier); fdatasync of a
+ * 4 KiB write.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+/* ---- relaxed atomic add on a private cache line ---------------------------------------- */
+typedef struct padded {
+    _Alignas(64) _Atomic uint64_t v;
+    char pad[64 - sizeof(uint64_t)];
+} padded_t;
+
+static void *atomic_setup(int threads)
+{
+    padded_t *p = aligned_alloc(64, sizeof(padded_t) * (size_t)(threads + 1));
+    for (int i = 0; i <= threads; i++)
+        atomic_init(&p[i].v, 0);
+    return p;
+}
+
+static void atomic_private_run(void *state, int tid, uint64_t iters)
+{
+    padded_t *p = state;
+    for (uint64_t i = 0; i < iters; i++)
+        atomic_fetch_add_explicit(&p[tid].v, 1, memory_order_relaxed);
+}
+
+static void atomic_shared_run(void *state, int tid, uint64_t iters)
+{
+    (void)tid;
+    padded_t *p = state;
+    for (uint64_t i = 0; i < iters; i++)
+        atomic_fetch_add_explicit(&p[0].v, 1, memory_order_relaxed);
+}
+
+static const bench_case_t atomic_private = {
+    .name = "baseline.atomic_private", .threads = 1, .iters = 50000000,
+    .setup = atomic_setup, .run = atomic_private_run, .teardown = free};
+BENCH_REGISTER(atomic_private)
+
+static const bench_case_t atomic_shared = {
+    .name = "baseline.atomic_shared_2t", .threads = 2, .iters = 10000000,
+    .setup = atomic_setup, .run = atomic_shared_run, .teardown = free};
+BENCH_REGISTER(atomic_shared)
+
+/* ---- uncontended mutex -------------------------------------------------------------------- */
+static void *mutex_setup(int threads)
+{
+    (void)threads;
+    pthread_mutex_t *m = malloc(sizeof(*m));
+    pthread_mutex_init(m, NULL);
+    return m;
+}
+
+static void mutex_run(void *state, int tid, uint64_t iters)
+{
+    (void)tid;
+    pthread_mutex_t *m = state;
+    for (uint64_t i = 0; i < iters; i++) {
+        pthread_mutex_lock(m);
+        BENCH_CLOBBER();
+        pthread_mutex_unlock(m);
+    }
+}
+
+static void mutex_teardown(void *state)
+{
+    pthread_mutex_destroy(state);
+    free(state);
+}
+
+static const bench_case_t mutex_case = {
+    .name = "baseline.mutex", .threads = 1, .iters = 20000000,
+    .setup = mutex_setup, .run = mutex_run, .teardown = mutex_teardown};
+BENCH_REGISTER(mutex_case)
+
+/* ---- malloc + free of 64 bytes ----------------------------------------------------------- */
+static void malloc_run(void *state, int tid, uint64_t iters)
+{
+    (void)state;
+    (void)tid;
+    for (uint64_t i = 0; i < iters; i++) {
+        void *p = malloc(64);
+        BENCH_USE(p);
+        free(p);
+    }
+}
+
+static const bench_case_t malloc_case = {
+    .name = "baseline.malloc64", .threads = 1, .iters = 20000000, .run = malloc_run};
+BENCH_REGISTER(malloc_case)
+
+/* ---- open addressing among 10,000 string keys ----------------------------------------------- */
+#define HT_KEYS 10000
+#define HT_CAP  16384
+
+typedef struct ht {
+    char *keys[HT_CAP];
+    uint32_t vals[HT_CAP];
+    char *probe[HT_KEYS];
+} ht_t;
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static void *ht_setup(int threads)
+{
+    (void)threads;
+    ht_t *t = calloc(1, sizeof(*t));
+    for (uint32_t i = 0; i < HT_KEYS; i++) {
+        char buf[48];
+        snprintf(buf, sizeof(buf), "service.name.%u.instance", i);
+        char *k = strdup(buf);
+        uint64_t h = fnv1a(k) & (HT_CAP - 1);
+        while (t->keys[h] != NULL)
+            h = (h + 1) & (HT_CAP - 1);
+        t->keys[h] = k;
+        t->vals[h] = i;
+        t->probe[i] = k;
+    }
+    return t;
+}
+
+static void ht_run(void *state, int tid, uint64_t iters)
+{
+    (void)tid;
+    ht_t *t = state;
+    uint64_t sum = 0;
+    for (uint64_t i = 0; i < iters; i++) {
+        const char *k = t->probe[(i * 7919) % HT_KEYS];
+        uint64_t h = fnv1a(k) & (HT_CAP - 1);
+        while (strcmp(t->keys[h], k) != 0)
+            h = (h + 1) & (HT_CAP - 1);
+        sum += t->vals[h];
+    }
+    BENCH_USE(sum);
+}
+
+static void ht_teardown(void *state)
+{
+    ht_t *t = state;
+    for (size_t i = 0; i < HT_CAP; i++)
+        free(t->keys[i]);
+    free(t);
+}
+
+static const bench_case_t ht_case = {
+    .name = "baseline.hash_lookup_10k", .threads = 1, .iters = 5000000,
+    .setup = ht_setup, .run = ht_run, .teardown = ht_teardown};
+BENCH_REGISTER(ht_case)
+
+/* ---- raw SQLite WAL inserts, 1000 rows per transaction -------------------------------------- */
+typedef struct sq {
+    char dir[64];
+    char path[128];
+    sqlite3 *db;
+    sqlite3_stmt *ins;
+} sq_t;
+
+static void *sq_setup(int threads)
+{
+    (void)threads;
+    sq_t *s = calloc(1, sizeof(*s));
+    snprintf(s->dir, sizeof(s->dir), "/tmp/fdn-bench-XXXXXX");
+    if (mkdtemp(s->dir) == NULL) {
+        free(s);
+        return NULL;
+    }
+    snprintf(s->path, sizeof(s->path), "%s/raw.db", s->dir);
+    sqlite3_open(s->path, &s->db);
+    sqlite3_exec(s->db,
+                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                 "CREATE TABLE events(id INTEGER PRIMARY KEY, type TEXT NOT NULL,"
+                 " ts INTEGER NOT NULL, wall INTEGER NOT NULL, correlation_id TEXT,"
+                 " parent_id INTEGER, record BLOB NOT NULL);",
+                 NULL, NULL, NULL);
+    sqlite3_prepare_v2(s->db,
+                       "INSERT INTO events(id,type,ts,wall,correlation_id,parent_id,record)"
+                       " VALUES(?,?,?,?,?,?,?)",
+                       -1, &s->ins, NULL);
+    return s;
+}
+
+static void sq_run(void *state, int tid, uint64_t iters)
+{
+    (void)tid;
+    sq_t *s = state;
+    if (s == NULL)
+        return;
+    unsigned char payload[160];
+    memset(payload, 'x', sizeof(payload));
+    for (uint64_t i = 0; i < iters; i++) {
+        if (i % 1000 == 0)
+            sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
+        sqlite3_bind_int64(s->ins, 1, (sqlite3_int64)i + 1);
+        sqlite3_bind_text(s->ins, 2, "user.signup", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s->ins, 3, (sqlite3_int64)i * 1000);
+        sqlite3_bind_int64(s->ins, 4, (sqlite3_int64)i * 1000);
+        sqlite3_bind_text(s->ins, 5, "0b7e2f6a-1c2d-4e5f-8a9b-0c1d2e3f4a5b", -1, SQLITE_STATIC);
+        sqlite3_bind_null(s->ins, 6);
+        sqlite3_bind_blob(s->ins, 7, payload, (int)sizeof(payload), SQLITE_STATIC);
+        sqlite3_step(s->ins);
+        sqlite3_reset(s->ins);
+        if (i % 1000 == 999 || i + 1 == iters)
+            sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    }
+}
+
+static void rm_dir(const char *dir, const char *path)
+{
+    char p[160];
+    unlink(path);
+    snprintf(p, sizeof(p), "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s-shm", path);
+    unlink(p);
+    rmdir(dir);
+}
+
+static void sq_teardown(void *state)
+{
+    sq_t *s = state;
+    if (s == NULL)
+        return;
+    sqlite3_finalize(s->ins);
+    sqlite3_close(s->db);
+    rm_dir(s->dir, s->path);
+    free(s);
+}
+
+static const bench_case_t sq_case = {
+    .name = "baseline.sqlite_wal_batch1000", .threads = 1, .iters = 200000,
+    .setup = sq_setup, .run = sq_run, .teardown = sq_teardown};
+BENCH_REGISTER(sq_case)
+
+/* ---- fdatasync of 4 KiB -------------------------------------------------------------------- */
+typedef struct fs {
+    char dir[64];
+    char path[128];
+    int fd;
+} fs_t;
+
+static void *fs_setup(int threads)
+{
+    (void)threads;
+    fs_t *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/fdn-bench-XXXXXX");
+    if (mkdtemp(f->dir) == NULL) {
+        free(f);
+        return NULL;
+    }
+    snprintf(f->path, sizeof(f->path), "%s/sync.dat", f->dir);
+    f->fd = open(f->path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    return f;
+}
+
+static void fs_run(void *state, int tid, uint64_t iters)
+{
+    (void)tid;
+    fs_t *f = state;
+    if (f == NULL || f->fd < 0)
+        return;
+    char buf[4096];
+    memset(buf, 'y', sizeof(buf));
+    for (uint64_t i = 0; i < iters; i++) {
+        if (pwrite(f->fd, buf, sizeof(buf), 0) != (ssize_t)sizeof(buf))
+            return;
+        fdatasync(f->fd);
+    }
+}
+
+static void fs_teardown(void *state)
+{
+    fs_t *f = state;
+    if (f == NULL)
+        return;
+    if (f->fd >= 0)
+        close(f->fd);
+    unlink(f->path);
+    rmdir(f->dir);
+    free(f);
+}
+
+static const bench_case_t fs_case = {
+    .name = "baseline.fdatasync_4k", .threads = 1, .iters = 2000,
+    .setup = fs_setup, .run = fs_run, .teardown = fs_teardown};
+BENCH_REGISTER(fs_case)

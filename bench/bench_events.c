@@ -1,0 +1,258 @@
+/*
+ * Benchmarks of the event store.
+ *  events.append.memory      store one 100-byte event (memory only)      goal <= 333 ns/op
+ *  events.append.durable     store_batch of 1000 events, durable mode     goal >= 0.7 x
+ *                            (group commit, synchronous=FULL), per event   baseline.sqlite_wal_batch1000
+ *  events.query.type         type query, limit 100, random cursor, 1 M stored events
+ *  events.query.correlation  get_by_correlation (10 results) over 1 M     goal <= 2 us + 50 ns x 10
+ *  events.memory_per_event   heap bytes per stored 100-byte event (mallinfo2)  goal <= 200
+ * Row shape written by the durable tier (for the baseline): events(id INTEGER PRIMARY KEY,
+ * ts INTEGER NOT NULL, type TEXT NOT NULL, rec BLOB NOT NULL), one row per event, rec about
+ * 190 bytes for a 100-byte payload.
+ */
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <fdn/events.h>
+
+#include "bench.h"
+
+#define PAYLOAD 100
+#define TEMPLATES 1024
+
+typedef struct evbench {
+    fdn_events_t *es;
+    fdn_event_t *tpl[TEMPLATES];
+    char dir[64];
+    uint64_t stored;
+    double value;
+    uint64_t rng;
+} evbench_t;
+
+static fdn_event_t *make(uint64_t i, int group)
+{
+    char type[16], corr[32], data[PAYLOAD + 1];
+    snprintf(type, sizeof(type), "bench.t%u", (unsigned)(i % 8));
+    snprintf(corr, sizeof(corr), "corr-%08llu", (unsigned long long)(i / (uint64_t)group));
+    memset(data, 'x', PAYLOAD);
+    memcpy(data, "{\"v\":\"", 6);
+    memcpy(data + PAYLOAD - 2, "\"}", 2);
+    fdn_event_spec_t s = FDN_EVENT_SPEC_INIT;
+    s.type = type;
+    s.correlation_id = corr;
+    s.data = data;
+    s.data_len = PAYLOAD;
+    s.flags = FDN_EVENT_TRUSTED_JSON;
+    fdn_event_t *ev = NULL;
+    if (fdn_event_new(&ev, &s, NULL) != 0)
+        abort();
+    return ev;
+}
+
+static evbench_t *bench_new(const char *path_prefix, fdn_events_mode_t mode)
+{
+    evbench_t *b = calloc(1, sizeof(*b));
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.max_results = 100000;
+    if (path_prefix != NULL) {
+        snprintf(b->dir, sizeof(b->dir), "/tmp/fdn_bench_ev_XXXXXX");
+        if (mkdtemp(b->dir) == NULL)
+            abort();
+        static char path[128];
+        snprintf(path, sizeof(path), "%s/%s", b->dir, path_prefix);
+        o.durable_path = path;
+        o.mode = mode;
+    }
+    if (fdn_events_create(&b->es, &o, NULL) != 0)
+        abort();
+    for (uint64_t i = 0; i < TEMPLATES; i++)
+        b->tpl[i] = make(i, 8);
+    b->rng = 88172645463325252ull;
+    return b;
+}
+
+static void bench_free(void *p)
+{
+    evbench_t *b = p;
+    fdn_events_destroy(b->es);
+    for (int i = 0; i < TEMPLATES; i++)
+        fdn_event_free(b->tpl[i]);
+    if (b->dir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", b->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "bench: cannot remove %s\n", b->dir);
+    }
+    free(b);
+}
+
+/* ---- append, memory ---- */
+
+static void *mem_setup(int threads)
+{
+    (void)threads;
+    return bench_new(NULL, FDN_EVENTS_DURABLE);
+}
+
+static void mem_run(void *st, int tid, uint64_t iters)
+{
+    evbench_t *b = st;
+    (void)tid;
+    for (uint64_t i = 0; i < iters; i++)
+        fdn_events_store(b->es, b->tpl[i % TEMPLATES], NULL);
+}
+
+static bench_case_t c_mem = {
+    .name = "events.append.memory", .threads = 1, .iters = 500000,
+    .baseline = "baseline.mutex", .goal_kind = BENCH_GOAL_NS_MAX, .goal = 333,
+    .goal_text = "<= 333 ns (3 M events/s)", .setup = mem_setup, .run = mem_run,
+    .teardown = bench_free,
+};
+BENCH_REGISTER(c_mem)
+
+/* ---- append, durable, group commit ---- */
+
+static void *dur_setup(int threads)
+{
+    (void)threads;
+    return bench_new("bench.db", FDN_EVENTS_DURABLE);
+}
+
+static void dur_run(void *st, int tid, uint64_t iters)
+{
+    evbench_t *b = st;
+    (void)tid;
+    for (uint64_t i = 0; i < iters; i += 1000) {
+        size_t n = iters - i < 1000 ? (size_t)(iters - i) : 1000;
+        fdn_events_store_batch(b->es, (const fdn_event_t *const *)b->tpl, n, NULL);
+    }
+}
+
+static bench_case_t c_dur = {
+    .name = "events.append.durable", .threads = 1, .iters = 20000,
+    .baseline = "baseline.sqlite_wal_batch1000", .goal_kind = BENCH_GOAL_SPEEDUP_MIN,
+    .goal = 0.7, .goal_text = ">= 0.7 x raw batched SQLite", .setup = dur_setup,
+    .run = dur_run, .teardown = bench_free,
+};
+BENCH_REGISTER(c_dur)
+
+/* ---- queries over 1 M events ---- */
+
+#define QUERY_EVENTS 1000000u
+
+static void *query_setup(int threads)
+{
+    (void)threads;
+    evbench_t *b = bench_new(NULL, FDN_EVENTS_DURABLE);
+    for (uint64_t i = 0; i < QUERY_EVENTS; i++) {
+        fdn_event_t *ev = make(i, 10);
+        fdn_events_store(b->es, ev, NULL);
+        fdn_event_free(ev);
+    }
+    b->stored = QUERY_EVENTS;
+    return b;
+}
+
+static uint64_t next_rand(evbench_t *b)
+{
+    b->rng ^= b->rng << 13;
+    b->rng ^= b->rng >> 7;
+    b->rng ^= b->rng << 17;
+    return b->rng;
+}
+
+static void qtype_run(void *st, int tid, uint64_t iters)
+{
+    evbench_t *b = st;
+    (void)tid;
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.type = "bench.t3";
+    q.limit = 100;
+    for (uint64_t i = 0; i < iters; i++) {
+        q.after_id = next_rand(b) % (b->stored - 2000);
+        fdn_event_list_t *l = NULL;
+        fdn_events_query(b->es, &q, &l);
+        BENCH_USE(l);
+        fdn_event_list_free(l);
+    }
+}
+
+static bench_case_t c_qtype = {
+    .name = "events.query.type", .threads = 1, .iters = 20000, .baseline = "baseline.mutex",
+    .goal_kind = BENCH_GOAL_NONE, .goal_text = "100 results from a cursor, 1 M events",
+    .setup = query_setup, .run = qtype_run, .teardown = bench_free,
+};
+BENCH_REGISTER(c_qtype)
+
+static void qcorr_run(void *st, int tid, uint64_t iters)
+{
+    evbench_t *b = st;
+    (void)tid;
+    char cid[32];
+    for (uint64_t i = 0; i < iters; i++) {
+        snprintf(cid, sizeof(cid), "corr-%08llu",
+                 (unsigned long long)(next_rand(b) % (b->stored / 10)));
+        fdn_event_list_t *l = NULL;
+        fdn_events_get_by_correlation(b->es, cid, &l);
+        BENCH_USE(l);
+        fdn_event_list_free(l);
+    }
+}
+
+static bench_case_t c_qcorr = {
+    .name = "events.query.correlation", .threads = 1, .iters = 200000,
+    .baseline = "baseline.mutex", .goal_kind = BENCH_GOAL_NS_MAX, .goal = 2500,
+    .goal_text = "<= 2 us + 50 ns x 10 results", .setup = query_setup, .run = qcorr_run,
+    .teardown = bench_free,
+};
+BENCH_REGISTER(c_qcorr)
+
+/* ---- memory per stored event ---- */
+
+static void *memuse_setup(int threads)
+{
+    (void)threads;
+    evbench_t *b = bench_new(NULL, FDN_EVENTS_DURABLE);
+    for (int i = 0; i < TEMPLATES; i++) { /* templates are not the store's memory */
+        fdn_event_free(b->tpl[i]);
+        b->tpl[i] = NULL;
+    }
+    struct mallinfo2 before = mallinfo2();
+    for (uint64_t i = 0; i < QUERY_EVENTS; i++) {
+        fdn_event_t *ev = make(i, 10);
+        fdn_events_store(b->es, ev, NULL);
+        fdn_event_free(ev);
+    }
+    struct mallinfo2 after = mallinfo2();
+    b->value = (double)((after.uordblks + after.hblkhd) - (before.uordblks + before.hblkhd)) /
+               QUERY_EVENTS;
+    b->stored = QUERY_EVENTS;
+    return b;
+}
+
+static void memuse_run(void *st, int tid, uint64_t iters)
+{
+    evbench_t *b = st;
+    (void)tid;
+    for (uint64_t i = 0; i < iters; i++) {
+        fdn_events_stats_t s;
+        fdn_events_stats(b->es, &s);
+        BENCH_USE(s.count);
+    }
+}
+
+static double memuse_value(void *st)
+{
+    return ((evbench_t *)st)->value;
+}
+
+static bench_case_t c_memuse = {
+    .name = "events.memory_per_event", .threads = 1, .iters = 1000,
+    .baseline = "baseline.malloc64", .goal_kind = BENCH_GOAL_VALUE_MAX, .goal = 200,
+    .goal_text = "<= 200 bytes per 100-byte event", .setup = memuse_setup, .run = memuse_run,
+    .teardown = bench_free, .value = memuse_value, .value_unit = "bytes/event",
+};
+BENCH_REGISTER(c_memuse)

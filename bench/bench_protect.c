@@ -1,0 +1,306 @@
+/*
+ * Benchmarks for the protection layer: closed-breaker overhead, limiter checks per algorithm
+ * on an existing key (1 thread, and 2 threads on distinct keys for scaling), a limiter check
+ * spread over 1 M distinct keys, and a protected call through all three layers.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fdn/breaker.h>
+#include <fdn/limiter.h>
+#include <fdn/protect.h>
+
+#include "bench.h"
+
+/* ---- breaker.call.closed -------------------------------------------------------------- */
+
+static int noop(void *arg)
+{
+    BENCH_USE(arg);
+    return 0;
+}
+
+static void *brk_setup(int threads)
+{
+    (void)threads;
+    fdn_breaker_t *b = NULL;
+    if (fdn_breaker_create(&b, "bench", NULL) != 0)
+        return NULL;
+    return b;
+}
+
+static void brk_run(void *state, int tid, uint64_t iters)
+{
+    (void)tid;
+    fdn_breaker_t *b = state;
+    for (uint64_t i = 0; i < iters; i++) {
+        int rc = fdn_breaker_call(b, noop, b, NULL);
+        BENCH_USE(rc);
+    }
+}
+
+static void brk_teardown(void *state)
+{
+    fdn_breaker_destroy(state);
+}
+
+static const bench_case_t brk_closed = {.name = "breaker.call.closed",
+                                        .threads = 1,
+                                        .iters = 20000000,
+                                        .baseline = "baseline.atomic_private",
+                                        .goal_kind = BENCH_GOAL_NS_MAX,
+                                        .goal = 10,
+                                        .goal_text = "<= 10 ns",
+                                        .setup = brk_setup,
+                                        .run = brk_run,
+                                        .teardown = brk_teardown};
+BENCH_REGISTER(brk_closed)
+
+/* ---- limiter.check.<algo> ----------------------------------------------------------- */
+
+typedef struct lim_state {
+    fdn_limiter_t *l;
+    fdn_limit_rule_t rule;
+    char keys[2][32];
+    char **many; /* 1m_keys */
+    size_t nmany;
+} lim_state_t;
+
+static lim_state_t *lim_new(fdn_limit_algo_t algo, uint32_t max_keys)
+{
+    lim_state_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    fdn_limiter_opts_t o = FDN_LIMITER_OPTS_INIT;
+    o.shards = 1024;
+    o.max_keys = max_keys;
+    if (fdn_limiter_create(&s->l, &o) != 0) {
+        free(s);
+        return NULL;
+    }
+    /* a huge limit: every check takes the full admission path and passes */
+    s->rule = (fdn_limit_rule_t){algo, (int64_t)1 << 31, 1000, 0};
+    for (int i = 0; i < 2; i++) {
+        snprintf(s->keys[i], sizeof(s->keys[i]), "bench:user-%d", i * 7919);
+        fdn_limiter_check(s->l, s->keys[i], strlen(s->keys[i]), &s->rule, 1, 0, NULL);
+    }
+    return s;
+}
+
+static void lim_free(void *state)
+{
+    lim_state_t *s = state;
+    if (!s)
+        return;
+    fdn_limiter_destroy(s->l);
+    if (s->many) {
+        for (size_t i = 0; i < s->nmany; i++)
+            free(s->many[i]);
+        free(s->many);
+    }
+    free(s);
+}
+
+static void *fw_setup(int t)
+{
+    (void)t;
+    return lim_new(FDN_LIMIT_FIXED_WINDOW, 1u << 20);
+}
+static void *tb_setup(int t)
+{
+    (void)t;
+    return lim_new(FDN_LIMIT_TOKEN_BUCKET, 1u << 20);
+}
+static void *gcra_setup(int t)
+{
+    (void)t;
+    return lim_new(FDN_LIMIT_GCRA, 1u << 20);
+}
+static void *sw_setup(int t)
+{
+    (void)t;
+    return lim_new(FDN_LIMIT_SLIDING_WINDOW, 1u << 20);
+}
+
+static void lim_run(void *state, int tid, uint64_t iters)
+{
+    lim_state_t *s = state;
+    const char *k = s->keys[tid & 1];
+    size_t kl = strlen(k);
+    for (uint64_t i = 0; i < iters; i++) {
+        int rc = fdn_limiter_check(s->l, k, kl, &s->rule, 1, 0, NULL);
+        BENCH_USE(rc);
+    }
+}
+
+#define LIM_CASES(var, algo, setupfn)                                                              \
+    static const bench_case_t var##_1t = {.name = "limiter.check." algo,                           \
+                                          .threads = 1,                                            \
+                                          .iters = 3000000,                                        \
+                                          .baseline = "baseline.mutex",                            \
+                                          .goal_kind = BENCH_GOAL_NS_MAX,                          \
+                                          .goal = 50,                                              \
+                                          .goal_text = "<= 50 ns",                                 \
+                                          .setup = setupfn,                                        \
+                                          .run = lim_run,                                          \
+                                          .teardown = lim_free};                                   \
+    BENCH_REGISTER(var##_1t)                                                                       \
+    static const bench_case_t var##_2t = {.name = "limiter.check." algo ".2t",                     \
+                                          .threads = 2,                                            \
+                                          .iters = 3000000,                                        \
+                                          .baseline = "limiter.check." algo,                       \
+                                          .goal_kind = BENCH_GOAL_SPEEDUP_MIN,                     \
+                                          .goal = 1.7,                                             \
+                                          .goal_text = ">= 1.7x",                                  \
+                                          .setup = setupfn,                                        \
+                                          .run = lim_run,                                          \
+                                          .teardown = lim_free};                                   \
+    BENCH_REGISTER(var##_2t)
+
+LIM_CASES(fw, "fixed_window", fw_setup)
+LIM_CASES(tb, "token_bucket", tb_setup)
+LIM_CASES(gcra, "gcra", gcra_setup)
+LIM_CASES(sw, "sliding_window", sw_setup)
+
+/* ---- limiter.check.1m_keys ------------------------------------------------------------ */
+
+#define MANY (1u << 20)
+
+static void *many_setup(int t)
+{
+    (void)t;
+    lim_state_t *s = lim_new(FDN_LIMIT_TOKEN_BUCKET, MANY + 1024);
+    if (!s)
+        return NULL;
+    s->many = calloc(MANY, sizeof(char *));
+    if (!s->many) {
+        lim_free(s);
+        return NULL;
+    }
+    for (size_t i = 0; i < MANY; i++) {
+        char buf[32];
+        snprintf(buf, sizeof(buf), "tenant-%zu", i);
+        s->many[i] = strdup(buf);
+        if (!s->many[i])
+            break;
+        s->nmany++;
+    }
+    return s;
+}
+
+static void many_run(void *state, int tid, uint64_t iters)
+{
+    (void)tid;
+    lim_state_t *s = state;
+    size_t j = 0;
+    for (uint64_t i = 0; i < iters; i++) {
+        const char *k = s->many[j];
+        int rc = fdn_limiter_check(s->l, k, strlen(k), &s->rule, 1, 0, NULL);
+        BENCH_USE(rc);
+        j = (j + 7919) & (MANY - 1); /* odd stride: visits every key */
+    }
+}
+
+static const bench_case_t many_keys = {.name = "limiter.check.1m_keys",
+                                       .threads = 1,
+                                       .iters = 2000000,
+                                       .baseline = "baseline.hash_lookup_10k",
+                                       .goal_kind = BENCH_GOAL_NONE,
+                                       .goal_text = "informational",
+                                       .setup = many_setup,
+                                       .run = many_run,
+                                       .teardown = lim_free};
+BENCH_REGISTER(many_keys)
+
+/* ---- protect.call.all_layers ---------------------------------------------------------- */
+
+typedef struct prot_state {
+    fdn_breakers_t *brk;
+    fdn_limiter_t *lim;
+    fdn_pools_t *pools;
+    fdn_protect_t *p;
+} prot_state_t;
+
+static int mkconn(void **conn, void *user)
+{
+    (void)user;
+    *conn = (void *)1;
+    return 0;
+}
+
+static int pfn(void *conn, void *arg)
+{
+    BENCH_USE(conn);
+    BENCH_USE(arg);
+    return 0;
+}
+
+static void prot_teardown(void *state)
+{
+    prot_state_t *s = state;
+    if (!s)
+        return;
+    fdn_protect_destroy(s->p);
+    fdn_pools_destroy(s->pools);
+    fdn_limiter_destroy(s->lim);
+    fdn_breakers_destroy(s->brk);
+    free(s);
+}
+
+static void *prot_setup(int t)
+{
+    (void)t;
+    prot_state_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    if (fdn_breakers_create(&s->brk, NULL) || fdn_limiter_create(&s->lim, NULL) ||
+        fdn_pools_create(&s->pools, NULL)) {
+        prot_teardown(s);
+        return NULL;
+    }
+    fdn_pool_opts_t po = FDN_POOL_OPTS_INIT;
+    po.size = 2;
+    po.max_overflow = 0;
+    po.create = mkconn;
+    fdn_limit_rule_t r = {FDN_LIMIT_TOKEN_BUCKET, (int64_t)1 << 31, 1000, 0};
+    fdn_protect_opts_t o = FDN_PROTECT_OPTS_INIT;
+    o.breakers = s->brk;
+    o.limiter = s->lim;
+    o.pools = s->pools;
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.breaker = "b";
+    cfg.limiter_rule = "bench";
+    cfg.pool = "db";
+    if (fdn_pools_start(s->pools, "db", &po, NULL, NULL) ||
+        fdn_limiter_set_rule(s->lim, "bench", &r) || fdn_protect_create(&s->p, &o) ||
+        fdn_protect_configure(s->p, "k", &cfg, NULL)) {
+        prot_teardown(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void prot_run(void *state, int tid, uint64_t iters)
+{
+    (void)tid;
+    prot_state_t *s = state;
+    fdn_protect_call_opts_t co = FDN_PROTECT_CALL_OPTS_INIT;
+    co.identifier = "user-1";
+    for (uint64_t i = 0; i < iters; i++) {
+        int rc = fdn_execute_protected(s->p, "k", &co, pfn, s, NULL, NULL);
+        BENCH_USE(rc);
+    }
+}
+
+static const bench_case_t prot_all = {.name = "protect.call.all_layers",
+                                      .threads = 1,
+                                      .iters = 1000000,
+                                      .baseline = "baseline.mutex",
+                                      .goal_kind = BENCH_GOAL_NS_MAX,
+                                      .goal = 150,
+                                      .goal_text = "<= 150 ns",
+                                      .setup = prot_setup,
+                                      .run = prot_run,
+                                      .teardown = prot_teardown};
+BENCH_REGISTER(prot_all)

@@ -1,0 +1,85 @@
+/* libFuzzer target: whole requests through the admin router and every service handler,
+ * in-process (no socket). Input: "METHOD URI\n" then the body. The services are real and
+ * in memory (event store without a file, config, limiter, breakers, pools, telemetry),
+ * created once; the event store is bounded so state stays small across runs. Every answer
+ * must be a well-formed response: a status in 200..599 and a JSON or text body. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin/admin_int.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static fdn_admin_t *g_admin;
+static fdn_events_t *g_events;
+static fdn_config_t *g_config;
+static fdn_limiter_t *g_limiter;
+static fdn_breakers_t *g_breakers;
+static fdn_pools_t *g_pools;
+static fdn_telemetry_t *g_tm;
+
+static int setup(void)
+{
+    fdn_admin_opts_t ao = FDN_ADMIN_OPTS_INIT;
+    ao.listen = "127.0.0.1:0";
+    fdn_events_opts_t eo = FDN_EVENTS_OPTS_INIT;
+    eo.max_events = 256;
+    fdn_config_opts_t co = FDN_CONFIG_OPTS_INIT;
+    co.ignore_env = true;
+    fdn_limiter_opts_t lo = FDN_LIMITER_OPTS_INIT;
+    lo.max_keys = 4096;
+    if (fdn_admin_create(&g_admin, &ao, NULL) != 0 ||
+        fdn_events_create(&g_events, &eo, NULL) != 0 ||
+        fdn_config_create(&g_config, &co, NULL) != 0 || fdn_limiter_create(&g_limiter, &lo) != 0 ||
+        fdn_breakers_create(&g_breakers, NULL) != 0 || fdn_pools_create(&g_pools, NULL) != 0 ||
+        fdn_telemetry_create(&g_tm, NULL) != 0)
+        return -1;
+    if (fdn_breaker_create_in(g_breakers, "db", NULL, NULL) != 0)
+        return -1;
+    if (fdn_admin_mount_events(g_admin, g_events) != 0 ||
+        fdn_admin_mount_config(g_admin, g_config) != 0 ||
+        fdn_admin_mount_limiter(g_admin, g_limiter) != 0 ||
+        fdn_admin_mount_breakers(g_admin, g_breakers) != 0 ||
+        fdn_admin_mount_pools(g_admin, g_pools) != 0 ||
+        fdn_admin_mount_telemetry(g_admin, g_tm) != 0)
+        return -1;
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (g_admin == NULL && setup() != 0)
+        abort();
+    const uint8_t *nl = memchr(data, '\n', size);
+    size_t line = nl ? (size_t)(nl - data) : size;
+    const uint8_t *sp = memchr(data, ' ', line);
+    if (sp == NULL || (size_t)(sp - data) >= 8 || line > 5000)
+        return 0;
+    char method[8];
+    memcpy(method, data, (size_t)(sp - data));
+    method[sp - data] = '\0';
+    size_t ulen = line - (size_t)(sp - data) - 1;
+    char *uri = malloc(ulen + 1);
+    size_t blen = nl ? size - line - 1 : 0;
+    char *body = malloc(blen + 1);
+    if (uri == NULL || body == NULL)
+        abort();
+    memcpy(uri, sp + 1, ulen);
+    uri[ulen] = '\0';
+    if (blen)
+        memcpy(body, nl + 1, blen);
+    body[blen] = '\0';
+    fdn__http_resp_t resp;
+    memset(&resp, 0, sizeof resp);
+    fdn__admin_dispatch(g_admin, method, uri, NULL, body, blen, &resp);
+    if (resp.status < 200 || resp.status > 599 || (resp.json == NULL && resp.text == NULL))
+        abort();
+    if (resp.status >= 400 && resp.status != 429 &&
+        !json_is_object(json_object_get(resp.json, "error")))
+        abort(); /* every failure carries the error object */
+    fdn__http_resp_clear(&resp);
+    free(uri);
+    free(body);
+    return 0;
+}

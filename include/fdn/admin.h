@@ -1,0 +1,225 @@
+/**
+ * @file admin.h
+ * @brief The admin HTTP surface: a small JSON/HTTP server (libmicrohttpd) that exposes a
+ *        runtime's services (health, Prometheus metrics, config, events, limiter, breakers,
+ *        pools, registry) to operators and sidecar clients.
+ *
+ * Lifecycle: fdn_admin_create() -> mount services and add health checks / metric writers ->
+ * fdn_admin_start() -> ... -> fdn_admin_shutdown() -> fdn_admin_destroy(). Everything that
+ * configures the server (mounts, health checks, metric writers) happens before start; after
+ * start the server's tables are immutable and requests run concurrently on a fixed pool of
+ * server threads, calling the mounted services' thread-safe public APIs.
+ *
+ * Errors answer `{"error":{"code":<reference code>,"type":...,"category":...,"severity":...,
+ * "message":...,"name":...}}` with a status derived from the FDN_E* code (400 malformed JSON,
+ * 401 missing/wrong token, 403 forbidden/security, 404 unknown, 405 wrong method, 409 exists,
+ * 413 body too large, 422 invalid value, 429 rate limited + Retry-After, 503 unavailable).
+ *
+ * Security: the server binds loopback by default. Binding any other address requires a bearer
+ * token; then every request must carry `Authorization: Bearer <token>` (compared in constant
+ * time) or gets 401.
+ *
+ * @since 0.1.0
+ */
+#ifndef FDN_ADMIN_H
+#define FDN_ADMIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "error.h"
+#include "breaker.h"
+#include "config.h"
+#include "events.h"
+#include "limiter.h"
+#include "pool.h"
+#include "runtime.h"
+#include "telemetry.h"
+
+FDN_BEGIN_DECLS
+
+/** An admin HTTP server. */
+typedef struct fdn_admin fdn_admin_t;
+
+/**
+ * A health check: 0 when healthy, a negative FDN_E* code otherwise.
+ * Runs on a server thread, concurrently with other requests.
+ */
+typedef int (*fdn_admin_health_fn)(void *user);
+
+/**
+ * A Prometheus text writer: stores a buffer allocated with the fdn allocator (freed by the
+ * server with fdn_free()) in *out and its length in *len. Returns 0 or a negative code.
+ * Runs on a server thread, concurrently with other requests.
+ */
+typedef int (*fdn_admin_metrics_fn)(char **out, size_t *len, void *user);
+
+/** Server options. */
+typedef struct fdn_admin_opts {
+    uint32_t version;      /**< FDN_ADMIN_OPTS_VERSION */
+    const char *listen;    /**< "ADDR:PORT" ("[v6]:PORT"); NULL = "127.0.0.1:9568"; port 0 = any */
+    const char *token;     /**< bearer token (copied); NULL = none; required off loopback */
+    size_t max_body_bytes; /**< request body cap; larger bodies get 413 (default 1 MiB) */
+    unsigned threads;      /**< server threads (default 2) */
+    unsigned max_connections; /**< concurrent connections (default 64) */
+    unsigned idle_timeout_s;  /**< idle connection timeout in seconds (default 10) */
+} fdn_admin_opts_t;
+
+#define FDN_ADMIN_OPTS_VERSION   1
+#define FDN_ADMIN_DEFAULT_LISTEN "127.0.0.1:9568"
+#define FDN_ADMIN_OPTS_INIT                                                                        \
+    {                                                                                              \
+        FDN_ADMIN_OPTS_VERSION, NULL, NULL, 1u << 20, 2, 64, 10                                    \
+    }
+
+/**
+ * Create a server (not listening yet). Validates the listen address and the token rule.
+ * @param[out] out  the server
+ * @param[in]  opts options, NULL = defaults
+ * @param[out] err  optional detail
+ * @return 0, FDN_EINVAL (bad listen address, bad option), FDN_EPERM (non-loopback address
+ *         without a token), FDN_ENOMEM
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_admin_create(fdn_admin_t **out, const fdn_admin_opts_t *opts, fdn_error_t *err);
+
+/**
+ * Add a named health check reported by `GET /health` (`{"status":"ok"|"degraded",
+ * "services":{name:{"status":...,"code":...}}}`, 200 when all are healthy, 503 otherwise).
+ * @return 0, FDN_EINVAL (NULL, started, name not a short identifier), FDN_EEXIST, FDN_ENOMEM
+ * @thread_safety init: before fdn_admin_start, serialised by the caller
+ * @since 0.1.0
+ */
+FDN_API int fdn_admin_add_health(fdn_admin_t *a, const char *name, fdn_admin_health_fn fn,
+                                 void *user);
+
+/**
+ * Add a Prometheus text writer to `GET /metrics` (outputs are concatenated, followed by the
+ * server's own `fdn_admin_http_requests_total`).
+ * @return 0, FDN_EINVAL (NULL, started), FDN_ENOBUFS (more than 8 writers)
+ * @thread_safety init: before fdn_admin_start, serialised by the caller
+ * @since 0.1.0
+ */
+FDN_API int fdn_admin_add_metrics(fdn_admin_t *a, fdn_admin_metrics_fn fn, void *user);
+
+/**
+ * Bind the listen address and start the server threads.
+ * @return 0, FDN_EBUSY (address in use), FDN_EACCES (permission denied), FDN_EINVAL
+ *         (already started, address not resolvable), FDN_EIO (other socket or server error)
+ * @thread_safety serial: one start per server
+ * @since 0.1.0
+ */
+FDN_API int fdn_admin_start(fdn_admin_t *a, fdn_error_t *err);
+
+/**
+ * The bound TCP port (the actual one when the listen port was 0), 0 before start.
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API uint16_t fdn_admin_port(const fdn_admin_t *a);
+
+/**
+ * Stop accepting connections, finish in-flight requests and join the server threads.
+ * Idempotent.
+ * @thread_safety any (not from a handler)
+ * @since 0.1.0
+ */
+FDN_API void fdn_admin_shutdown(fdn_admin_t *a);
+
+/**
+ * Shut down (if needed) and free the server. Accepts NULL.
+ * @thread_safety owner
+ * @since 0.1.0
+ */
+FDN_API void fdn_admin_destroy(fdn_admin_t *a);
+
+/* ---- mounting services: each adds the routes of one service, before fdn_admin_start ----
+ * The service must outlive the server: shut the server down before destroying it. */
+
+/**
+ * `GET /health` also reports the runtime (status, uptime, each supervised service; 503 when
+ * it is not healthy) and `GET /v1/registry` lists the runtime's registry.
+ * @param[in] a  the server (not started)
+ * @param[in] rt the runtime
+ * @return 0, FDN_EINVAL (NULL, already started), FDN_EEXIST (a runtime is already mounted),
+ * FDN_ENOMEM
+ * @thread_safety init
+ * @since 0.1.0
+ */
+FDN_API int fdn_admin_mount_runtime(fdn_admin_t *a, fdn_runtime_t *rt);
+
+/**
+ * `POST /v1/events` (`{"type","data","correlation_id"?,"parent_id"?}` → 201 `{"id"}`),
+ * `POST /v1/events/batch`, `GET /v1/events/{id}`,
+ * `GET /v1/events?type=&correlation_id=&since=&until=&after_id=&limit=&order=`,
+ * `DELETE /v1/events?before=TS` → `{"removed"}`, `GET /v1/events/stats`.
+ * @param[in] a  the server (not started)
+ * @param[in] es the event store
+ * @return 0, FDN_EINVAL (NULL, already started), FDN_EEXIST (mounted twice), FDN_ENOMEM
+ * @thread_safety init
+ * @since 0.1.0
+ */
+FDN_API int fdn_admin_mount_events(fdn_admin_t *a, fdn_events_t *es);
+
+/**
+ * `GET /v1/config` (the whole tree), `GET /v1/config/{dotted.path}` → `{"path","value"}`,
+ * `PUT /v1/config/{dotted.path}` with a JSON value as the body →
+ * `{"path","value","revision"}`, `POST /v1/config/reset[?to=defaults|startup]`.
+ * @param[in] a  the server (not started)
+ * @param[in] cfg the config service
+ * @return 0, FDN_EINVAL (NULL, already started), FDN_EEXIST (mounted twice), FDN_ENOMEM
+ * @thread_safety init
+ * @since 0.1.0
+ */
+FDN_API int fdn_admin_mount_config(fdn_admin_t *a, fdn_config_t *cfg);
+
+/**
+ * `GET /v1/breakers`, `GET /v1/breakers/{name}`, `POST /v1/breakers/{name}/reset`.
+ * @param[in] a  the server (not started)
+ * @param[in] set the breaker set
+ * @return 0, FDN_EINVAL (NULL, already started), FDN_EEXIST (mounted twice), FDN_ENOMEM
+ * @thread_safety init
+ * @since 0.1.0
+ */
+FDN_API int fdn_admin_mount_breakers(fdn_admin_t *a, fdn_breakers_t *set);
+
+/**
+ * `POST /v1/limiter/check` with `{"key","limit","window_ms","algorithm"?,"cost"?,"burst"?}`
+ * → 200 `{"allowed","count","limit","remaining","reset_ms","retry_after_ms"}`, or when
+ * denied the same fields plus "error" with 429 and Retry-After. Algorithms: fixed_window
+ * (default), token_bucket, gcra, sliding_window.
+ * @param[in] a  the server (not started)
+ * @param[in] l the rate limiter
+ * @return 0, FDN_EINVAL (NULL, already started), FDN_EEXIST (mounted twice), FDN_ENOMEM
+ * @thread_safety init
+ * @since 0.1.0
+ */
+FDN_API int fdn_admin_mount_limiter(fdn_admin_t *a, fdn_limiter_t *l);
+
+/**
+ * Telemetry's Prometheus text joins `GET /metrics`; `GET /v1/telemetry` answers the JSON
+ * metrics tree.
+ * @param[in] a  the server (not started)
+ * @param[in] tm the telemetry service
+ * @return 0, FDN_EINVAL (NULL, already started), FDN_EEXIST (mounted twice), FDN_ENOBUFS (too many
+ * metric writers), FDN_ENOMEM
+ * @thread_safety init
+ * @since 0.1.0
+ */
+FDN_API int fdn_admin_mount_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm);
+
+/**
+ * `GET /v1/pools`: every managed pool with its status.
+ * @param[in] a  the server (not started)
+ * @param[in] m the pool manager
+ * @return 0, FDN_EINVAL (NULL, already started), FDN_EEXIST (mounted twice), FDN_ENOMEM
+ * @thread_safety init
+ * @since 0.1.0
+ */
+FDN_API int fdn_admin_mount_pools(fdn_admin_t *a, fdn_pools_t *m);
+
+FDN_END_DECLS
+
+#endif /* FDN_ADMIN_H */

@@ -1,0 +1,276 @@
+/**
+ * @file breaker.h
+ * @brief Circuit breakers: named, per runtime, closed / open / half-open.
+ *
+ * State machine (the seed's "Circuit Breaker State Machine"):
+ *
+ *   CLOSED --(failure_threshold failures inside window_ms, or failure/slow rate
+ *             over the sliding window)--> OPEN
+ *   OPEN   --(recovery_time_ms elapsed; checked lazily on the next call)--> HALF_OPEN
+ *   HALF_OPEN: admits at most half_open_max_calls probes at once;
+ *             a probe success --> CLOSED; a probe failure --> OPEN;
+ *             a probe that does not report within probe_timeout_ms counts as a failure
+ *             (--> OPEN), so the breaker never sticks in HALF_OPEN.
+ *   any --reset--> CLOSED;  any --force_open--> FORCED_OPEN (until reset);
+ *   any --disable--> DISABLED (admits everything, records nothing, until reset).
+ *
+ * Threshold vs the reference's tolerance: `failure_threshold` N opens the breaker on the
+ * N-th failure counted inside `window_ms`. The reference (fuse) had `tolerance` T and opened
+ * on the (T+1)-th failure, so threshold = tolerance + 1; fdn_breaker_opts_from_tolerance()
+ * does the conversion and also turns off success resets (fuse let failures only age out).
+ * By default a success while closed resets the failure count (the seed's state machine).
+ *
+ * A closed breaker costs one atomic load before the call and, on success, one relaxed load
+ * of the failure count (no allocation, no lock), unless the rate policy, slow-call detection
+ * or a time window is configured (those read the clock; the rate policy takes a short
+ * mutex per call).
+ */
+#ifndef FDN_BREAKER_H
+#define FDN_BREAKER_H
+
+#include "common.h"
+#include "clock.h"
+#include "error.h"
+
+FDN_BEGIN_DECLS
+
+/** Telemetry handle (see telemetry.h); optional everywhere. */
+typedef struct fdn_telemetry fdn_telemetry_t;
+
+/** One circuit breaker. Opaque. */
+typedef struct fdn_breaker fdn_breaker_t;
+/** A set of named breakers (one per runtime). Opaque. */
+typedef struct fdn_breakers fdn_breakers_t;
+
+/** Breaker states. */
+typedef enum fdn_breaker_state {
+    FDN_BREAKER_CLOSED = 0,      /**< calls run; failures are counted */
+    FDN_BREAKER_OPEN = 1,        /**< calls are rejected until recovery_time elapses */
+    FDN_BREAKER_HALF_OPEN = 2,   /**< a bounded number of probe calls run */
+    FDN_BREAKER_FORCED_OPEN = 3, /**< rejected until fdn_breaker_reset() */
+    FDN_BREAKER_DISABLED = 4,    /**< every call runs, nothing is recorded */
+} fdn_breaker_state_t;
+
+/** What a call's result counts as (returned by the classify callback). */
+typedef enum fdn_breaker_outcome {
+    FDN_BREAKER_SUCCESS = 0, /**< a success */
+    FDN_BREAKER_FAILURE = 1, /**< a failure */
+    FDN_BREAKER_IGNORE = 2,  /**< neither (e.g. a validation error of the caller) */
+} fdn_breaker_outcome_t;
+
+/** Kind of sliding window used by the failure-rate policy. */
+typedef enum fdn_breaker_window_kind {
+    FDN_BREAKER_WINDOW_COUNT = 0, /**< the last `rate_window_size` calls */
+    FDN_BREAKER_WINDOW_TIME = 1,  /**< calls in the last `rate_window_size` seconds */
+} fdn_breaker_window_kind_t;
+
+/**
+ * Classify a call's result. Runs on the calling thread, with no lock held.
+ * @param rc the call's return code; @param duration_ns its duration (0 when not measured)
+ */
+typedef fdn_breaker_outcome_t (*fdn_breaker_classify_fn)(int rc, int64_t duration_ns, void *user);
+
+/**
+ * Transition callback. Runs on the thread that caused the transition, with no lock held.
+ * @param name the breaker's name ("" for an unnamed breaker)
+ */
+typedef void (*fdn_breaker_transition_fn)(const char *name, fdn_breaker_state_t from,
+                                          fdn_breaker_state_t to, void *user);
+
+/** Breaker options. Initialise with FDN_BREAKER_OPTS_INIT. */
+typedef struct fdn_breaker_opts {
+    uint32_t version;             /**< FDN_BREAKER_OPTS_VERSION */
+    uint32_t failure_threshold;   /**< opens on the N-th counted failure (>= 1; default 5) */
+    int64_t window_ms;            /**< failures older than this are not counted (0 = no age
+                                       limit; default 60 000) */
+    int64_t recovery_time_ms;     /**< open -> half-open after this (default 30 000) */
+    uint32_t half_open_max_calls; /**< concurrent probes in half-open (default 1) */
+    int64_t probe_timeout_ms;     /**< a probe not reported within this is a failure
+                                       (default 5 000, the config's call_timeout) */
+    bool success_resets;          /**< a success while closed clears the count (default true) */
+    /* failure-rate policy (off when both rates are 0) */
+    uint32_t failure_rate_pct; /**< open when failures*100/calls >= this (1..100, 0 = off) */
+    uint32_t slow_rate_pct;    /**< open when slow*100/calls >= this (1..100, 0 = off) */
+    fdn_breaker_window_kind_t rate_window_kind; /**< count- or time-based window */
+    uint32_t rate_window_size;        /**< calls (count) or seconds (time), 1..4096; default 100 */
+    uint32_t minimum_calls;           /**< no rate decision below this many calls (default 10) */
+    int64_t slow_call_ms;             /**< calls lasting >= this are slow (0 = off). With
+                                           slow_rate_pct == 0 a slow call counts as a failure. */
+    fdn_breaker_classify_fn classify; /**< NULL: rc < 0 is a failure */
+    void *classify_user;              /**< passed to classify */
+    fdn_breaker_transition_fn on_transition; /**< optional */
+    void *transition_user;                   /**< passed to on_transition */
+    fdn_clock_t *clock;                      /**< NULL = system clock; not owned */
+    fdn_telemetry_t *telemetry;              /**< NULL = off; not owned */
+} fdn_breaker_opts_t;
+
+#define FDN_BREAKER_OPTS_VERSION 1
+/** Default options (the config tree's infrastructure.circuit_breaker.default_config). */
+#define FDN_BREAKER_OPTS_INIT                                                                      \
+    {                                                                                              \
+        FDN_BREAKER_OPTS_VERSION, 5, 60000, 30000, 1, 5000, true, 0, 0, FDN_BREAKER_WINDOW_COUNT,  \
+            100, 10, 0, NULL, NULL, NULL, NULL, NULL, NULL                                         \
+    }
+
+/** A breaker's status (a copy). */
+typedef struct fdn_breaker_status {
+    fdn_breaker_state_t state;  /**< current state (open past its recovery time reads open) */
+    uint32_t failures;          /**< failures currently counted toward the threshold */
+    uint32_t window_calls;      /**< calls in the rate window */
+    uint32_t window_failures;   /**< failures in the rate window */
+    uint32_t window_slow;       /**< slow calls in the rate window */
+    uint32_t probes_in_flight;  /**< half-open probes running */
+    uint64_t total_failures;    /**< failures recorded since creation */
+    uint64_t total_rejected;    /**< calls rejected with FDN_ECIRCUIT_OPEN */
+    uint64_t times_opened;      /**< transitions to OPEN */
+    int64_t ms_until_half_open; /**< OPEN: ms left (>= 0); other states: -1 */
+} fdn_breaker_status_t;
+
+/** Admission ticket from fdn_breaker_acquire(); pass it to fdn_breaker_record(). */
+typedef struct fdn_breaker_permit {
+    uint64_t word;    /**< state word at admission */
+    int64_t start_ns; /**< monotonic start, 0 when not measured */
+} fdn_breaker_permit_t;
+
+/**
+ * Fill opts from the reference's fuse triple: threshold = tolerance + 1, window = recovery =
+ * refresh_ms, success_resets = false, the rest default.
+ * @return 0, FDN_EINVAL (tolerance < 0 or refresh_ms <= 0 or opts NULL)
+ * @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_breaker_opts_from_tolerance(fdn_breaker_opts_t *opts, int64_t tolerance,
+                                            int64_t refresh_ms);
+
+/**
+ * Check options.
+ * @return 0, FDN_EINVAL (with a message in err)
+ * @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_breaker_opts_validate(const fdn_breaker_opts_t *opts, fdn_error_t *err);
+
+/**
+ * Create a standalone breaker.
+ * @param[out] out the breaker; @param[in] name copied (NULL = ""); @param[in] opts NULL =
+ * defaults
+ * @return 0, FDN_EINVAL, FDN_ENOMEM  @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_breaker_create(fdn_breaker_t **out, const char *name,
+                               const fdn_breaker_opts_t *opts);
+
+/** Destroy a standalone breaker (NULL ok; not one owned by a set). @thread_safety owner
+ * @since 0.1.0 */
+FDN_API void fdn_breaker_destroy(fdn_breaker_t *b);
+
+/**
+ * Admit a call or reject it. On 0 the caller must later call fdn_breaker_record() once.
+ * @return 0, FDN_ECIRCUIT_OPEN (open, forced open or half-open with every probe taken),
+ * FDN_EINVAL (NULL argument)
+ * @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_breaker_acquire(fdn_breaker_t *b, fdn_breaker_permit_t *permit);
+
+/**
+ * Record the result of an admitted call (classified by the classify callback).
+ * @param rc the call's result code
+ * @thread_safety any  @since 0.1.0
+ */
+FDN_API void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, int rc);
+
+/**
+ * Release an admitted call without recording anything (e.g. it was rejected further down
+ * for a reason that says nothing about the dependency). Frees a half-open probe slot.
+ * @thread_safety any  @since 0.1.0
+ */
+FDN_API void fdn_breaker_release(fdn_breaker_t *b, const fdn_breaker_permit_t *permit);
+
+/**
+ * Run fn(arg) through the breaker: acquire, call, classify, record.
+ * @param[out] fn_rc fn's return value (may be NULL); untouched when rejected
+ * @return FDN_ECIRCUIT_OPEN without calling fn, else fn's return value
+ * @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_breaker_call(fdn_breaker_t *b, int (*fn)(void *arg), void *arg, int *fn_rc);
+
+/** Current state (an OPEN breaker whose recovery time passed still reads OPEN until the next
+ * call). @thread_safety any  @since 0.1.0 */
+FDN_API fdn_breaker_state_t fdn_breaker_state(const fdn_breaker_t *b);
+
+/** Fill a status copy. @return 0, FDN_EINVAL @thread_safety any @since 0.1.0 */
+FDN_API int fdn_breaker_status(fdn_breaker_t *b, fdn_breaker_status_t *out);
+
+/** Back to CLOSED with all counts cleared (also leaves FORCED_OPEN / DISABLED).
+ * @thread_safety any  @since 0.1.0 */
+FDN_API void fdn_breaker_reset(fdn_breaker_t *b);
+
+/** Reject every call until reset. @thread_safety any  @since 0.1.0 */
+FDN_API void fdn_breaker_force_open(fdn_breaker_t *b);
+
+/** Admit every call and record nothing until reset. @thread_safety any  @since 0.1.0 */
+FDN_API void fdn_breaker_disable(fdn_breaker_t *b);
+
+/** The breaker's name (static for its lifetime). @thread_safety any  @since 0.1.0 */
+FDN_API const char *fdn_breaker_name(const fdn_breaker_t *b);
+
+/** "closed", "open", "half_open", "forced_open", "disabled". @thread_safety any
+ * @since 0.1.0 */
+FDN_API const char *fdn_breaker_state_name(fdn_breaker_state_t s);
+
+/* ---- named sets ------------------------------------------------------------------------ */
+
+/**
+ * Create an empty breaker set.
+ * @param[in] defaults options used by fdn_breaker_get_or_create (NULL = FDN_BREAKER_OPTS_INIT)
+ * @return 0, FDN_ENOMEM, FDN_EINVAL  @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_breakers_create(fdn_breakers_t **out, const fdn_breaker_opts_t *defaults);
+
+/** Destroy the set and every breaker in it (NULL ok). @thread_safety owner @since 0.1.0 */
+FDN_API void fdn_breakers_destroy(fdn_breakers_t *set);
+
+/**
+ * Add a named breaker. Breakers live until the set is destroyed, so *out stays valid.
+ * @param[in] opts NULL = the set's defaults
+ * @return 0, FDN_EEXIST (name taken; *out is the existing one), FDN_EINVAL, FDN_ENOMEM
+ * @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_breaker_create_in(fdn_breakers_t *set, const char *name,
+                                  const fdn_breaker_opts_t *opts, fdn_breaker_t **out);
+
+/**
+ * Look a breaker up by name.
+ * @return 0, FDN_EBREAKER_NOT_FOUND  @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_breaker_get(fdn_breakers_t *set, const char *name, fdn_breaker_t **out);
+
+/**
+ * Re-install: create the breaker, or reset an existing one with new options (the
+ * reference's install semantics: state forced closed, history cleared).
+ * @return 0, FDN_EINVAL, FDN_ENOMEM
+ * @thread_safety serial: re-installing a breaker that has calls in flight races on its
+ * options; install at configuration time. Creating a new name is `any`.
+ * @since 0.1.0
+ */
+FDN_API int fdn_breaker_install(fdn_breakers_t *set, const char *name,
+                                const fdn_breaker_opts_t *opts, fdn_breaker_t **out);
+
+/** Set the defaults used by later creations with NULL opts (runtime feeds
+ * infrastructure.circuit_breaker.default_config).
+ * @return 0, FDN_EINVAL  @thread_safety any  @since 0.1.0 */
+FDN_API int fdn_breakers_set_defaults(fdn_breakers_t *set, const fdn_breaker_opts_t *defaults);
+
+/** Number of breakers in the set. @thread_safety any @since 0.1.0 */
+FDN_API size_t fdn_breakers_count(fdn_breakers_t *set);
+
+/**
+ * The names of the set's breakers, in creation order.
+ * @param[out] out_names  array of *out_count strings in ONE allocation (free the array with
+ *                        fdn_free); NULL when the count is 0
+ * @return 0, FDN_EINVAL, FDN_ENOMEM
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_breakers_list(fdn_breakers_t *set, char ***out_names, size_t *out_count);
+
+FDN_END_DECLS
+
+#endif /* FDN_BREAKER_H */

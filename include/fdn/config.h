@@ -1,0 +1,353 @@
+/**
+ * @file config.h
+ * @brief Validated, typed, live configuration (reference §1, §2.1).
+ *
+ * The configuration is a tree of typed keys addressed by dotted paths
+ * ("ai.planning.sampling_rate"). The built-in schema is the reference's default tree (§1.1);
+ * applications add their own keys through fdn_config_opts_t.keys before the service starts.
+ * Sources are layered: built-in defaults < JSON file < environment (`FDN_A__B__C=value`)
+ * < run-time updates. Reads take no lock: every read sees one immutable snapshot with a
+ * revision number. Updates run four checks in order (path security, value security,
+ * updatable, whole-tree validation), publish a new snapshot and notify subscribers
+ * asynchronously. See docs/config.md.
+ *
+ * @since 0.1.0
+ */
+#ifndef FDN_CONFIG_H
+#define FDN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "common.h"
+#include "clock.h"
+#include "error.h"
+
+FDN_BEGIN_DECLS
+
+/** A configuration service. Opaque. */
+typedef struct fdn_config fdn_config_t;
+/** An immutable snapshot of the whole configuration (fdn_config_acquire). Opaque. */
+typedef struct fdn_config_snapshot fdn_config_snapshot_t;
+/** A resolved key: index of a leaf, valid for the lifetime of its fdn_config_t. */
+typedef int32_t fdn_config_key_t;
+
+/** Type of a key. */
+typedef enum fdn_config_type {
+    FDN_CONFIG_BOOL = 1,       /**< true/false */
+    FDN_CONFIG_INT,            /**< 64-bit integer; floats rejected */
+    FDN_CONFIG_NUMBER,         /**< integer or float */
+    FDN_CONFIG_STRING,         /**< string */
+    FDN_CONFIG_STRING_OR_NULL, /**< string or null */
+    FDN_CONFIG_ENUM,           /**< string from enum_values */
+    FDN_CONFIG_OBJECT,         /**< a JSON object taken as a whole */
+    FDN_CONFIG_ANY,            /**< any JSON value (not validated) */
+} fdn_config_type_t;
+
+/** Validation rule of a key (applied after the type check). */
+typedef enum fdn_config_rule {
+    FDN_CONFIG_RULE_NONE = 0,     /**< type check only */
+    FDN_CONFIG_RULE_POSITIVE,     /**< > 0 */
+    FDN_CONFIG_RULE_NON_NEGATIVE, /**< >= 0 */
+    FDN_CONFIG_RULE_RANGE,        /**< min <= x <= max */
+    FDN_CONFIG_RULE_ENUM,         /**< one of enum_values */
+    FDN_CONFIG_RULE_FALSE_ONLY,   /**< must be exactly false */
+    FDN_CONFIG_RULE_RATE_RULES,   /**< object name -> {scale int > 0, limit int > 0} */
+} fdn_config_rule_t;
+
+/** Definition of one key, for application sections (fdn_config_opts_t.keys). */
+typedef struct fdn_config_key_def {
+    const char *path;               /**< dotted path, e.g. "myapp.workers" */
+    fdn_config_type_t type;         /**< type */
+    const char *default_json;       /**< default as JSON text; NULL = null */
+    fdn_config_rule_t rule;         /**< rule */
+    double min, max;                /**< bounds for FDN_CONFIG_RULE_RANGE */
+    const char *const *enum_values; /**< NULL-terminated list for ENUM type / rule */
+    bool updatable;                 /**< may change at run time */
+    const char *description;        /**< one line */
+    int error_code;                 /**< FDN_E* code on failure; 0 = FDN_ECONFIG_STRUCTURE */
+    const char *error_message;      /**< message on failure; NULL = "Invalid <path>" */
+} fdn_config_key_def_t;
+
+/** Kind of a change notification. */
+typedef enum fdn_config_change_kind {
+    FDN_CONFIG_CHANGE_UPDATED = 1, /**< one path changed */
+    FDN_CONFIG_CHANGE_RESET,       /**< whole config replaced (path ""; new_json = whole tree) */
+    FDN_CONFIG_CHANGE_OVERFLOW,    /**< `dropped` older notifications were dropped */
+} fdn_config_change_kind_t;
+
+/** A change, as delivered to subscribers. All pointers valid during the callback only. */
+typedef struct fdn_config_change {
+    fdn_config_change_kind_t kind; /**< kind */
+    const char *path;              /**< dotted path ("" for reset/overflow) */
+    const char *old_json;          /**< previous value as JSON ("null" for reset/overflow) */
+    const char *new_json;          /**< new value as JSON */
+    uint64_t revision;             /**< revision published by this change */
+    uint64_t dropped;              /**< OVERFLOW: how many notifications were dropped */
+} fdn_config_change_t;
+
+/** Change callback; runs on the service's delivery thread, never under a lock. It may read,
+ *  update and unsubscribe, but must not stop or destroy the service (that joins this
+ *  thread), and should return promptly (it delays other subscribers, never updaters). */
+typedef void (*fdn_config_change_cb)(const fdn_config_change_t *change, void *user);
+
+/** Options of fdn_config_create. */
+typedef struct fdn_config_opts {
+    uint32_t version;                 /**< FDN_CONFIG_OPTS_VERSION */
+    const char *file;                 /**< JSON file layered over defaults; NULL = none */
+    const char *const *envp;          /**< environment ("NAME=value", NULL-terminated);
+                                           NULL = the process environment */
+    bool ignore_env;                  /**< true: no environment overrides at all */
+    const fdn_config_key_def_t *keys; /**< application keys (copied) */
+    size_t nkeys;                     /**< number of application keys */
+    fdn_clock_t *clock;               /**< NULL = system clock */
+    size_t subscriber_queue;          /**< per-subscriber queue capacity; 0 = 1024 */
+    fdn_config_change_cb on_change;   /**< runtime hook (events/telemetry); may be NULL */
+    void *on_change_user;             /**< its user pointer */
+    size_t on_change_queue;           /**< hook queue capacity; 0 = 4096 */
+    int64_t fallback_ttl_ms;          /**< fallback cache TTL; 0 = 300 000 */
+    size_t fallback_max_entries;      /**< fallback cache bound; 0 = 1024 */
+    size_t pending_max;               /**< queued-update bound; 0 = 64 */
+    bool start_stopped;               /**< true: create does not start the service */
+} fdn_config_opts_t;
+
+#define FDN_CONFIG_OPTS_VERSION 1
+#define FDN_CONFIG_OPTS_INIT                                                                       \
+    {                                                                                              \
+        FDN_CONFIG_OPTS_VERSION, NULL, NULL, false, NULL, 0, NULL, 0, NULL, NULL, 0, 0, 0, 0,      \
+            false                                                                                  \
+    }
+
+/** Service status (reference status()). */
+typedef struct fdn_config_status {
+    bool running;            /**< service started */
+    uint64_t revision;       /**< current revision (1 at start-up) */
+    uint64_t updates_count;  /**< successful updates since create */
+    uint64_t resets_count;   /**< successful resets since create */
+    int64_t last_update_ns;  /**< monotonic ns of the last update, -1 if none */
+    int64_t uptime_ns;       /**< since the last start */
+    size_t subscribers;      /**< current subscribers (the on_change hook excluded) */
+    uint64_t dropped;        /**< notifications dropped by queue overflow */
+    size_t pending;          /**< updates queued while unavailable */
+    uint64_t pending_failed; /**< queued updates that failed when applied */
+} fdn_config_status_t;
+
+/* ---------------------------------------------------------------------------------------- */
+
+/**
+ * Create a config service: build the schema (built-in + opts->keys), layer defaults, file
+ * and environment, validate the whole tree and (unless opts->start_stopped) start it.
+ * @param[out] out the service
+ * @param[in] opts options, NULL = defaults
+ * @param[out] err optional detail; names the file or environment variable, the path and the
+ *             rule that failed
+ * @return 0; FDN_ECONFIG_STRUCTURE (unknown key, bad file, bad schema), FDN_ECONFIG_INVALID
+ *         (wrong type), a validator code (FDN_ECONFIG_*), FDN_ENOENT (file missing),
+ *         FDN_EINVAL, FDN_ENOMEM
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_config_create(fdn_config_t **out, const fdn_config_opts_t *opts, fdn_error_t *err);
+
+/**
+ * Stop the service (joins the delivery thread) and free everything. Accepts NULL.
+ * @thread_safety owner
+ * @since 0.1.0
+ */
+FDN_API void fdn_config_destroy(fdn_config_t *cfg);
+
+/**
+ * True while the service is started (reference available()).
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API bool fdn_config_available(const fdn_config_t *cfg);
+
+/* ---- reads --------------------------------------------------------------------------- */
+
+/**
+ * Read an integer leaf.
+ * @return 0; FDN_ECONFIG_PATH_NOT_FOUND; FDN_ETYPE_MISMATCH (not an integer, null, or a
+ *         section); FDN_EPATH_SECURITY; FDN_EUNAVAILABLE (stopped); FDN_EINVAL
+ * @thread_safety any (lock-free)
+ * @since 0.1.0
+ */
+FDN_API int fdn_config_get_int(fdn_config_t *cfg, const char *path, int64_t *out);
+/** As fdn_config_get_int for numbers (integers convert). @thread_safety any @since 0.1.0 */
+FDN_API int fdn_config_get_double(fdn_config_t *cfg, const char *path, double *out);
+/** As fdn_config_get_int for booleans. @thread_safety any @since 0.1.0 */
+FDN_API int fdn_config_get_bool(fdn_config_t *cfg, const char *path, bool *out);
+/**
+ * Copy a string leaf into buf (NUL-terminated).
+ * @param[out] needed optional: bytes needed including the NUL
+ * @return as fdn_config_get_int, plus FDN_ENOBUFS when cap is too small
+ * @thread_safety any @since 0.1.0
+ */
+FDN_API int fdn_config_get_string(fdn_config_t *cfg, const char *path, char *buf, size_t cap,
+                                  size_t *needed);
+/**
+ * Whether the value at path is null (e.g. `ai.api_key` by default). A missing path is
+ * FDN_ECONFIG_PATH_NOT_FOUND, never "null".
+ * @return 0, FDN_ECONFIG_PATH_NOT_FOUND, FDN_EPATH_SECURITY, FDN_EUNAVAILABLE
+ * @thread_safety any @since 0.1.0
+ */
+FDN_API int fdn_config_is_null(fdn_config_t *cfg, const char *path, bool *out);
+/**
+ * The value or subtree at path as compact JSON ("" = whole config), freed with fdn_free.
+ * @return 0, FDN_ECONFIG_PATH_NOT_FOUND, FDN_EPATH_SECURITY, FDN_EUNAVAILABLE, FDN_ENOMEM
+ * @thread_safety any @since 0.1.0
+ */
+FDN_API int fdn_config_get_json(fdn_config_t *cfg, const char *path, char **out, fdn_error_t *err);
+/** Current revision (0 when stopped). @thread_safety any @since 0.1.0 */
+FDN_API uint64_t fdn_config_revision(fdn_config_t *cfg);
+
+/**
+ * Resolve a leaf path once, for fdn_config_key_get_* on hot paths.
+ * @return 0, FDN_ECONFIG_PATH_NOT_FOUND (not a leaf of the schema), FDN_EINVAL
+ * @thread_safety any @since 0.1.0
+ */
+FDN_API int fdn_config_key_resolve(const fdn_config_t *cfg, const char *path,
+                                   fdn_config_key_t *out);
+/** Read a resolved integer key. @return 0, FDN_ETYPE_MISMATCH, FDN_EUNAVAILABLE, FDN_EINVAL
+ *  @thread_safety any (lock-free) @since 0.1.0 */
+FDN_API int fdn_config_key_get_int(fdn_config_t *cfg, fdn_config_key_t key, int64_t *out);
+/** Read a resolved number key (integers convert).
+ * @return 0, FDN_ETYPE_MISMATCH, FDN_EUNAVAILABLE, FDN_EINVAL
+ * @thread_safety any (lock-free) @since 0.1.0 */
+FDN_API int fdn_config_key_get_double(fdn_config_t *cfg, fdn_config_key_t key, double *out);
+/** Read a resolved boolean key.
+ * @return 0, FDN_ETYPE_MISMATCH, FDN_EUNAVAILABLE, FDN_EINVAL
+ * @thread_safety any (lock-free) @since 0.1.0 */
+FDN_API int fdn_config_key_get_bool(fdn_config_t *cfg, fdn_config_key_t key, bool *out);
+
+/**
+ * Take a reference on the current snapshot, for several reads that must agree.
+ * @return 0, FDN_EUNAVAILABLE
+ * @ownership release with fdn_config_release
+ * @thread_safety any @since 0.1.0
+ */
+FDN_API int fdn_config_acquire(fdn_config_t *cfg, const fdn_config_snapshot_t **out);
+/** Drop a snapshot reference. Accepts NULL. @thread_safety any @since 0.1.0 */
+FDN_API void fdn_config_release(const fdn_config_snapshot_t *snap);
+/** Revision of a snapshot. @thread_safety any @since 0.1.0 */
+FDN_API uint64_t fdn_config_snapshot_revision(const fdn_config_snapshot_t *snap);
+/** fdn_config_get_int on a snapshot. @thread_safety any @since 0.1.0 */
+FDN_API int fdn_config_snapshot_get_int(const fdn_config_snapshot_t *snap, const char *path,
+                                        int64_t *out);
+/** fdn_config_get_double on a snapshot. @thread_safety any @since 0.1.0 */
+FDN_API int fdn_config_snapshot_get_double(const fdn_config_snapshot_t *snap, const char *path,
+                                           double *out);
+/** fdn_config_get_bool on a snapshot. @thread_safety any @since 0.1.0 */
+FDN_API int fdn_config_snapshot_get_bool(const fdn_config_snapshot_t *snap, const char *path,
+                                         bool *out);
+/** fdn_config_get_json on a snapshot. @thread_safety any @since 0.1.0 */
+FDN_API int fdn_config_snapshot_get_json(const fdn_config_snapshot_t *snap, const char *path,
+                                         char **out);
+
+/* ---- updates ------------------------------------------------------------------------- */
+
+/**
+ * Update one path with a JSON value. Checks in order: path security (FDN_EPATH_SECURITY,
+ * ref 1000), JSON syntax (FDN_EPARSE), value security (FDN_EVALUE_SECURITY, 1005),
+ * updatable (FDN_ECONFIG_FORBIDDEN, 1401), whole-tree validation (the validator's code).
+ * On success publishes revision+1 and queues notifications; a failure changes nothing.
+ * @return 0 or one of the codes above; FDN_EUNAVAILABLE; FDN_EINVAL; FDN_ENOMEM
+ * @thread_safety any (writers are serialised; readers never wait)
+ * @since 0.1.0
+ */
+FDN_API int fdn_config_update_json(fdn_config_t *cfg, const char *path, const char *value_json,
+                                   fdn_error_t *err);
+/** fdn_config_update_json with an integer. @thread_safety any @since 0.1.0 */
+FDN_API int fdn_config_update_int(fdn_config_t *cfg, const char *path, int64_t v, fdn_error_t *err);
+/** fdn_config_update_json with a double (must be finite). @thread_safety any @since 0.1.0 */
+FDN_API int fdn_config_update_double(fdn_config_t *cfg, const char *path, double v,
+                                     fdn_error_t *err);
+/** fdn_config_update_json with a boolean. @thread_safety any @since 0.1.0 */
+FDN_API int fdn_config_update_bool(fdn_config_t *cfg, const char *path, bool v, fdn_error_t *err);
+/** fdn_config_update_json with a string (NULL = null). @thread_safety any @since 0.1.0 */
+FDN_API int fdn_config_update_string(fdn_config_t *cfg, const char *path, const char *v,
+                                     fdn_error_t *err);
+
+/**
+ * Replace the config with the built-in defaults (reference reset(): not the startup config).
+ * Subscribers get FDN_CONFIG_CHANGE_RESET. updates_count is kept.
+ * @return 0, FDN_EUNAVAILABLE, FDN_ENOMEM
+ * @thread_safety any @since 0.1.0
+ */
+FDN_API int fdn_config_reset(fdn_config_t *cfg, fdn_error_t *err);
+/** Replace the config with the startup config (defaults + file + environment).
+ *  @return 0, FDN_EUNAVAILABLE, FDN_ENOMEM @thread_safety any @since 0.1.0 */
+FDN_API int fdn_config_reset_to_startup(fdn_config_t *cfg, fdn_error_t *err);
+
+/** Whether path is a run-time updatable key of this service. @thread_safety any @since 0.1.0 */
+FDN_API bool fdn_config_is_updatable(const fdn_config_t *cfg, const char *path);
+/** The reference's 13 updatable paths, in the reference's order (static). @thread_safety any
+ *  @since 0.1.0 */
+FDN_API const char *const *fdn_config_updatable_paths(size_t *n);
+
+/**
+ * Validate a whole configuration tree given as JSON against the built-in schema (§1.3):
+ * the first failure in reference order; a missing or malformed section is 1001
+ * (FDN_ECONFIG_STRUCTURE) with the section's message.
+ * @return 0, FDN_EPARSE, FDN_ECONFIG_STRUCTURE/INVALID/CONSTRAINT/RANGE
+ * @thread_safety any (pure) @since 0.1.0
+ */
+FDN_API int fdn_config_validate_json(const char *json, size_t len, fdn_error_t *err);
+
+/* ---- subscriptions ------------------------------------------------------------------- */
+
+/**
+ * Subscribe to changes of paths equal to or below `prefix` ("" = everything; resets go to
+ * every subscriber). Each subscriber has a bounded FIFO (opts.subscriber_queue); one
+ * delivery thread drains them in order. When a queue is full the oldest notification is
+ * dropped and the subscriber later gets one FDN_CONFIG_CHANGE_OVERFLOW with the count, so an
+ * updater never waits for a subscriber. Subscriptions survive a service restart.
+ * @param[out] out_id subscription id for fdn_config_unsubscribe
+ * @return 0, FDN_EUNAVAILABLE, FDN_EINVAL, FDN_ENOMEM
+ * @thread_safety any @since 0.1.0
+ */
+FDN_API int fdn_config_subscribe(fdn_config_t *cfg, const char *prefix, fdn_config_change_cb cb,
+                                 void *user, uint64_t *out_id);
+/**
+ * Remove a subscription. On return its callback is not running and will not run again
+ * (unless called from inside that callback, where it returns at once).
+ * @return 0, FDN_ENOENT
+ * @thread_safety any @since 0.1.0
+ */
+FDN_API int fdn_config_unsubscribe(fdn_config_t *cfg, uint64_t id);
+
+/** Fill a status record. @return 0, FDN_EINVAL @thread_safety any @since 0.1.0 */
+FDN_API int fdn_config_status(fdn_config_t *cfg, fdn_config_status_t *out);
+
+/* ---- graceful degradation (§2.1) ----------------------------------------------------- */
+
+/**
+ * fdn_config_get_json that remembers each value it read. While the service is unavailable
+ * it answers from that cache inside the TTL; past the TTL it deletes the entry and answers
+ * FDN_ECONFIG_UNAVAILABLE ("Configuration cache expired"); with no entry,
+ * FDN_ECONFIG_UNAVAILABLE ("Configuration not available"). Other errors (not found,
+ * security) are returned as they are, never masked by the cache.
+ * @return 0, FDN_ECONFIG_UNAVAILABLE, the errors of fdn_config_get_json
+ * @thread_safety any @since 0.1.0
+ */
+FDN_API int fdn_config_get_with_fallback(fdn_config_t *cfg, const char *path, char **out,
+                                         fdn_error_t *err);
+/**
+ * Update now, or, while the service is unavailable, check the update against the current
+ * config (all four checks) and queue it (bounded) to be applied in order at the next start.
+ * Invalid updates are never queued.
+ * @param[out] queued optional: true when queued rather than applied
+ * @return 0, the errors of fdn_config_update_json, FDN_ENOSPC (queue full)
+ * @thread_safety any @since 0.1.0
+ */
+FDN_API int fdn_config_update_or_queue(fdn_config_t *cfg, const char *path, const char *value_json,
+                                       bool *queued, fdn_error_t *err);
+/** Delete every cache entry older than the TTL. @return entries removed. @thread_safety any
+ *  @since 0.1.0 */
+FDN_API size_t fdn_config_fallback_cleanup(fdn_config_t *cfg);
+/** Number of cached entries and of queued updates. @thread_safety any @since 0.1.0 */
+FDN_API void fdn_config_fallback_stats(fdn_config_t *cfg, size_t *cached, size_t *pending);
+
+FDN_END_DECLS
+
+#endif /* FDN_CONFIG_H */

@@ -1,0 +1,484 @@
+/**
+ * @file events.h
+ * @brief Events: immutable event records, their validation and codecs (binary and JSON),
+ *        and the event store (indexed in memory, optionally durable on SQLite) with queries,
+ *        retention, statistics and live subscriptions.
+ *
+ * Units: every time is int64 nanoseconds. `timestamp_ns` is monotonic (the store's clock),
+ * `wall_ns` is nanoseconds since the Unix epoch (UTC). (The reference mixed ms, µs and ns.)
+ *
+ * An event (`fdn_event_t`) is immutable once built. The store copies events in and hands
+ * out copies (single allocations), never pointers into its own state.
+ *
+ * Ids: the store assigns every stored event a fresh id (u64 > 0), strictly increasing in
+ * store order, unique per store, and never reused after a restart of a durable store.
+ * Time order equals id order inside a store: an event whose timestamp is earlier than the
+ * newest stored one is stored with the newest timestamp (documented clamp), so time-range
+ * queries and pruning are binary searches.
+ *
+ * @since 0.1.0
+ */
+#ifndef FDN_EVENTS_H
+#define FDN_EVENTS_H
+
+#include "common.h"
+#include "clock.h"
+#include "error.h"
+#include "telemetry.h"
+
+FDN_BEGIN_DECLS
+
+/* ------------------------------------------------------------------------------------------
+ * Event records
+ * ------------------------------------------------------------------------------------------ */
+
+typedef struct fdn_event fdn_event_t;
+typedef struct fdn_event_list fdn_event_list_t;
+
+/** Content type of an event's data bytes. */
+typedef enum fdn_event_ctype {
+    FDN_EVENT_CT_JSON = 0, /**< UTF-8 JSON text (default); checked at construction */
+    FDN_EVENT_CT_TEXT = 1, /**< UTF-8 text */
+    FDN_EVENT_CT_BINARY = 2, /**< opaque bytes */
+} fdn_event_ctype_t;
+
+/** Longest event type name (bytes). Names match `[A-Za-z][A-Za-z0-9_.:-]*`. */
+#define FDN_EVENT_TYPE_MAX 64
+/** Longest node name (bytes). */
+#define FDN_EVENT_NODE_MAX 255
+/** Longest correlation id (bytes, printable ASCII). */
+#define FDN_EVENT_CORR_MAX 128
+/** Largest event data (bytes, uncompressed), as the reference (§3.3). */
+#define FDN_EVENT_DATA_MAX 1000000
+
+/** Spec flag: give the event no correlation id (instead of a fresh UUIDv4). */
+#define FDN_EVENT_NO_CORRELATION 0x1u
+/** Spec flag: do not check that JSON data parses (the caller vouches for it). */
+#define FDN_EVENT_TRUSTED_JSON 0x2u
+
+/**
+ * What to build an event from (versioned, transparent). Strings are copied.
+ * Defaults (0/NULL): id 0 (the store assigns ids), timestamp = clock's monotonic now,
+ * wall = clock's wall now, node = host name, pid = getpid(), tid = gettid(),
+ * correlation id = fresh UUIDv4 (unless FDN_EVENT_NO_CORRELATION), parent 0 = none,
+ * content type JSON.
+ */
+typedef struct fdn_event_spec {
+    uint32_t version;           /**< FDN_EVENT_SPEC_INIT sets 1 */
+    const char *type;           /**< required event type name */
+    const void *data;           /**< payload bytes (may be NULL when data_len is 0) */
+    size_t data_len;            /**< payload length (≤ FDN_EVENT_DATA_MAX) */
+    fdn_event_ctype_t content_type; /**< FDN_EVENT_CT_JSON by default */
+    uint64_t id;                /**< optional id (0 = none); stores assign their own */
+    int64_t timestamp_ns;       /**< monotonic ns; 0 = now */
+    int64_t wall_ns;            /**< wall ns since epoch; 0 = now */
+    const char *node;           /**< NULL = host name; "" = none */
+    uint32_t pid;               /**< 0 = getpid() */
+    uint32_t tid;               /**< 0 = calling thread id */
+    const char *correlation_id; /**< NULL = fresh UUIDv4 (see flags) */
+    uint64_t parent_id;         /**< 0 = none */
+    uint32_t flags;             /**< FDN_EVENT_NO_CORRELATION, FDN_EVENT_TRUSTED_JSON */
+    fdn_clock_t *clock;         /**< clock for defaults; NULL = system */
+} fdn_event_spec_t;
+
+#define FDN_EVENT_SPEC_INIT {1, NULL, NULL, 0, FDN_EVENT_CT_JSON, 0, 0, 0, NULL, 0, 0, NULL, 0, 0, NULL}
+
+/**
+ * Validate a spec as the reference's validator (§3.3), first failure wins: required fields
+ * → field types and name rules → data size. Nothing is allocated.
+ * @param[in]  spec the spec
+ * @param[out] err  optional detail (message as the reference's)
+ * @return 0; FDN_EVALIDATION (type NULL: "Event type cannot be nil"); FDN_EEVENT_TYPE (type
+ *         name breaks the name rules); FDN_ETYPE_MISMATCH (bad correlation id / node, JSON
+ *         data that does not parse); FDN_ETOO_LARGE (data over
+ *         FDN_EVENT_DATA_MAX, context size and max_size); FDN_EINVAL (NULL spec, data NULL
+ *         with a length, unknown content type or spec version).
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_event_validate(const fdn_event_spec_t *spec, fdn_error_t *err);
+
+/**
+ * The reference's event-type allow-list check (`validate_event_type`, §3.3): one of the 23
+ * built-in names (function_entry, ..., type_b).
+ * @return 0, FDN_EEVENT_TYPE (not in the list), FDN_ETYPE_MISMATCH (NULL)
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_event_type_allowed(const char *type, fdn_error_t *err);
+
+/**
+ * Build an immutable event (validated with fdn_event_validate).
+ * @param[out] out the event; free with fdn_event_free
+ * @return 0, FDN_ENOMEM, or a validation code as fdn_event_validate
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_event_new(fdn_event_t **out, const fdn_event_spec_t *spec, fdn_error_t *err);
+
+/**
+ * Build a child of `parent`: the spec's fields, with parent_id = parent's id and the
+ * parent's correlation id (unless the spec names one).
+ * @return as fdn_event_new; FDN_EINVAL when parent is NULL or has no id
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_event_new_child(fdn_event_t **out, const fdn_event_t *parent,
+                                const fdn_event_spec_t *spec, fdn_error_t *err);
+
+/** An independent copy of an event. @return 0, FDN_EINVAL, FDN_ENOMEM @thread_safety any */
+FDN_API int fdn_event_copy(fdn_event_t **out, const fdn_event_t *ev);
+
+/** Free an event from fdn_event_new/copy/get/decode (NULL accepted). @thread_safety owner */
+FDN_API void fdn_event_free(fdn_event_t *ev);
+
+/** @name Getters (never fail; strings are NUL-terminated, owned by the event, "" if unset)
+ *  @thread_safety any  @since 0.1.0 */
+/**@{*/
+FDN_API uint64_t fdn_event_id(const fdn_event_t *ev);
+FDN_API const char *fdn_event_type(const fdn_event_t *ev);
+FDN_API int64_t fdn_event_timestamp(const fdn_event_t *ev);
+FDN_API int64_t fdn_event_wall_time(const fdn_event_t *ev);
+FDN_API const char *fdn_event_node(const fdn_event_t *ev);
+FDN_API uint32_t fdn_event_pid(const fdn_event_t *ev);
+FDN_API uint32_t fdn_event_tid(const fdn_event_t *ev);
+FDN_API const char *fdn_event_correlation_id(const fdn_event_t *ev);
+FDN_API uint64_t fdn_event_parent_id(const fdn_event_t *ev);
+FDN_API fdn_event_ctype_t fdn_event_content_type(const fdn_event_t *ev);
+/** Data bytes (a NUL follows them, not counted in *len). */
+FDN_API const void *fdn_event_data(const fdn_event_t *ev, size_t *len);
+/** True when both events have equal fields and data. */
+FDN_API bool fdn_event_equal(const fdn_event_t *a, const fdn_event_t *b);
+/**@}*/
+
+/* ------------------------------------------------------------------------------------------
+ * Codecs (docs/event-format.md)
+ * ------------------------------------------------------------------------------------------ */
+
+/** Encode flag: compress data with zstd when that makes it smaller (data ≥ 256 bytes). */
+#define FDN_EVENT_ENC_ZSTD 0x1u
+
+/**
+ * Encode an event as a versioned binary record (little-endian, length-prefixed, CRC32C).
+ * @param[out] out     the record; free with fdn_free
+ * @param[out] out_len its length
+ * @param[in]  flags   0 or FDN_EVENT_ENC_ZSTD
+ * @return 0, FDN_EINVAL, FDN_ENOMEM, FDN_ESERIALIZE (compression failure)
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_event_encode(const fdn_event_t *ev, unsigned flags, uint8_t **out,
+                             size_t *out_len);
+
+/**
+ * Decode one binary record that fills exactly `len` bytes, then validate the event.
+ * @return 0; FDN_EDESERIALIZE (truncated, bad magic/version/lengths/flags, trailing
+ *         bytes, bad compressed data); FDN_ECORRUPT (CRC32C mismatch); a validation code;
+ *         FDN_ENOMEM
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_event_decode(fdn_event_t **out, const void *buf, size_t len, fdn_error_t *err);
+
+/**
+ * JSON form of an event (one object; see docs/event-format.md).
+ * @param[out] out NUL-terminated text; free with fdn_free
+ * @return 0, FDN_EINVAL, FDN_ENOMEM
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_event_to_json(const fdn_event_t *ev, char **out);
+
+/**
+ * Parse the JSON form.
+ * @return 0; FDN_EDESERIALIZE (not JSON, not an object, missing/unknown keys, wrong
+ *         types, bad base64); a validation code; FDN_ENOMEM
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_event_from_json(fdn_event_t **out, const char *json, size_t len,
+                                fdn_error_t *err);
+
+/* ------------------------------------------------------------------------------------------
+ * Event lists (query results)
+ * ------------------------------------------------------------------------------------------ */
+
+/** Number of events in a list (0 for NULL). @thread_safety any */
+FDN_API size_t fdn_event_list_count(const fdn_event_list_t *l);
+/** The i-th event, valid until the list is freed; NULL when out of range. @thread_safety any */
+FDN_API const fdn_event_t *fdn_event_list_at(const fdn_event_list_t *l, size_t i);
+/** Free a list (NULL accepted). @thread_safety owner */
+FDN_API void fdn_event_list_free(fdn_event_list_t *l);
+
+/**
+ * Correlation chain helper (reference extract_correlation_chain, §3.5): ids of the events of
+ * `evs` whose correlation id equals cid, stable-sorted by timestamp ascending.
+ * @param[out] out_ids array of at least n ids; @param[out] out_n how many were written
+ * @return 0, FDN_EINVAL
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_event_correlation_chain(const fdn_event_t *const *evs, size_t n,
+                                        const char *cid, uint64_t *out_ids, size_t *out_n);
+
+/* ------------------------------------------------------------------------------------------
+ * The event store
+ * ------------------------------------------------------------------------------------------ */
+
+typedef struct fdn_events fdn_events_t;
+
+/** Durability of a store with a durable_path. */
+typedef enum fdn_events_mode {
+    /** store calls return after their batch is committed with synchronous=FULL (fsynced). */
+    FDN_EVENTS_DURABLE = 0,
+    /** store calls return after enqueue; up to `fast_queue_max` acknowledged events (at most
+     * one group commit) can be lost in a crash. */
+    FDN_EVENTS_FAST = 1,
+} fdn_events_mode_t;
+
+/** Options (versioned, transparent). */
+typedef struct fdn_events_opts {
+    uint32_t version;         /**< FDN_EVENTS_OPTS_INIT sets 1 */
+    fdn_clock_t *clock;       /**< NULL = system clock */
+    const char *durable_path; /**< SQLite file; NULL = memory only */
+    fdn_events_mode_t mode;   /**< durable by default */
+    uint32_t fast_queue_max;  /**< fast mode: most events not yet committed (default 65536) */
+    uint32_t unavailable_buffer; /**< 0: stores fail with FDN_EUNAVAILABLE while stopped;
+                                      N: up to N stores are buffered and replayed on start */
+    uint64_t max_events;      /**< retention: 0 = unlimited */
+    int64_t max_age_ns;       /**< retention: 0 = unlimited */
+    int64_t prune_interval_ns; /**< background prune period; 0 = no background pruning */
+    uint32_t max_results;     /**< query limit cap (interface.max_results), default 1000 */
+    uint32_t sub_max_backlog; /**< events a subscriber may lag before it skips (default 65536) */
+    /** NULL = off. Counters: foundation.event_store.events_stored (+n per store/batch),
+     *  .events_pruned (+n), .writer_errors (+1 per failed commit), .subscriber_skipped (+n). */
+    fdn_telemetry_t *telemetry;
+} fdn_events_opts_t;
+
+#define FDN_EVENTS_OPTS_INIT {1, NULL, NULL, FDN_EVENTS_DURABLE, 65536, 0, 0, 0, 0, 1000, 65536, NULL}
+
+/**
+ * Create a store (running at once; the runtime's supervisor may stop and start it); with
+ * durable_path, open (or create) the SQLite file in WAL mode, reload
+ * its events into memory (the next id is max id + 1) and start the writer thread.
+ * Also starts the retention thread.
+ * @return 0; FDN_EINVAL; FDN_ENOMEM; FDN_ECORRUPT (the file is not a valid store: message
+ *         says why); FDN_EIO (cannot open or write the file)
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts,
+                              fdn_error_t *err);
+
+/** Stop threads, flush the durable queue, close and free (NULL accepted). Subscriptions
+ * still open are freed too: do not use them afterwards. @thread_safety owner */
+FDN_API void fdn_events_destroy(fdn_events_t *es);
+
+/**
+ * Store a copy of `ev` under a fresh id (the event's own id is ignored).
+ * @param[out] out_id the id (may be NULL). While stopped with a buffer, the id is assigned
+ *             at once and the event is stored when the store starts again.
+ * @return 0; FDN_EINVAL; FDN_ENOMEM; FDN_EUNAVAILABLE (stopped, no buffer space); FDN_EIO
+ *         (durable mode: the commit failed; the event stays in memory)
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_events_store(fdn_events_t *es, const fdn_event_t *ev, uint64_t *out_id);
+
+/**
+ * Store n events atomically (all or nothing) with consecutive ids, in input order.
+ * @param[out] out_ids n ids (may be NULL)
+ * @return as fdn_events_store; n == 0 is a no-op returning 0
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_events_store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
+                                   uint64_t *out_ids);
+
+/**
+ * A copy of the event with this id.
+ * @return 0, FDN_ENOENT (never stored, or pruned), FDN_EINVAL, FDN_ENOMEM, FDN_EUNAVAILABLE
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_events_get(fdn_events_t *es, uint64_t id, fdn_event_t **out);
+
+/** Query (versioned, transparent). Filters combine with AND. */
+typedef struct fdn_events_query {
+    uint32_t version;           /**< FDN_EVENTS_QUERY_INIT sets 1 */
+    const char *type;           /**< NULL = any */
+    const char *correlation_id; /**< NULL = any (honoured, unlike the reference) */
+    uint64_t parent_id;         /**< 0 = any */
+    int64_t time_start;         /**< inclusive (INT64_MIN = unbounded) */
+    int64_t time_end;           /**< inclusive (INT64_MAX = unbounded) */
+    uint64_t after_id;          /**< cursor: only ids > after_id (0 = none) */
+    uint64_t before_id;         /**< cursor: only ids < before_id (0 = none) */
+    int64_t offset;             /**< skip this many matches first (≥ 0) */
+    int64_t limit;              /**< > 0, clamped to max_results; ≤ 0 → FDN_EINVAL (the
+                                     reference's "unlimited" is not offered) */
+    bool descending;            /**< newest first (id order = time order) */
+} fdn_events_query_t;
+
+#define FDN_EVENTS_QUERY_INIT {1, NULL, NULL, 0, INT64_MIN, INT64_MAX, 0, 0, 0, 100, false}
+
+/**
+ * Run a query. Cost is proportional to the results: a type or correlation query walks that
+ * index only; time bounds and cursors are binary searches. A parent_id filter on its own
+ * scans the id range (bounded by the other filters) until `limit` matches.
+ * @param[out] out the results, in id (= time) order; free with fdn_event_list_free
+ * @return 0; FDN_EINVAL (bad limit/offset/time range/version); FDN_ENOMEM; FDN_EUNAVAILABLE
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_events_query(fdn_events_t *es, const fdn_events_query_t *q,
+                             fdn_event_list_t **out);
+
+/**
+ * Every event with this correlation id, in time order (no limit).
+ * @return 0 (an unknown id gives an empty list), FDN_EINVAL, FDN_ENOMEM, FDN_EUNAVAILABLE
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_events_get_by_correlation(fdn_events_t *es, const char *cid,
+                                          fdn_event_list_t **out);
+
+/**
+ * Remove every event with timestamp < ts (strict), from memory and the durable file.
+ * @param[out] out_count how many were removed (may be NULL)
+ * @return 0, FDN_EUNAVAILABLE
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_events_prune_before(fdn_events_t *es, int64_t ts, uint64_t *out_count);
+
+/** Store statistics (versioned, transparent; filled by fdn_events_stats). */
+typedef struct fdn_events_stats {
+    uint32_t version;          /**< set to 1 by the call */
+    uint64_t count;            /**< events held now */
+    uint64_t bytes;            /**< bytes of those events (records + data) */
+    uint64_t bytes_allocated;  /**< memory the store holds (segments, indexes) */
+    uint64_t oldest_id, newest_id; /**< 0 when empty */
+    int64_t oldest_ts, newest_ts;  /**< 0 when empty */
+    uint64_t next_id;          /**< id the next stored event gets */
+    uint64_t events_stored;    /**< stored since create (batches count each event) */
+    uint64_t events_pruned;    /**< pruned since create */
+    uint64_t types;            /**< distinct types seen */
+    uint64_t durable_pending;  /**< events not yet committed to the file */
+    uint64_t durable_committed_id; /**< highest id committed to the file */
+    int64_t uptime_ns;         /**< time since create */
+} fdn_events_stats_t;
+
+/** @return 0, FDN_EINVAL @thread_safety any @since 0.1.0 */
+FDN_API int fdn_events_stats(fdn_events_t *es, fdn_events_stats_t *out);
+
+/** Per-type statistics. */
+typedef struct fdn_events_type_stat {
+    char type[FDN_EVENT_TYPE_MAX + 1];
+    uint64_t count; /**< events of this type held now */
+    uint64_t bytes; /**< their bytes */
+} fdn_events_type_stat_t;
+
+/**
+ * Per-type statistics for up to cap types.
+ * @param[out] out_n number of types that exist (may exceed cap: then only cap are written)
+ * @return 0, FDN_EINVAL
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_events_type_stats(fdn_events_t *es, fdn_events_type_stat_t *out, size_t cap,
+                                  size_t *out_n);
+
+/** @name Retention and limits (take effect at once; the retention thread is woken)
+ *  max_events/max_age_ns 0 = unlimited; prune_interval_ns 0 = no background pruning.
+ *  @return 0, FDN_EINVAL (negative)  @thread_safety any  @since 0.1.0 */
+/**@{*/
+FDN_API int fdn_events_set_max_events(fdn_events_t *es, uint64_t max_events);
+FDN_API int fdn_events_set_max_age(fdn_events_t *es, int64_t max_age_ns);
+FDN_API int fdn_events_set_prune_interval(fdn_events_t *es, int64_t interval_ns);
+/** Cap on query limits (interface.max_results); must be > 0. */
+FDN_API int fdn_events_set_max_results(fdn_events_t *es, uint32_t max_results);
+/**@}*/
+
+/**
+ * Apply max_events and max_age now (what the retention thread does each interval).
+ * @param[out] out_count events removed (may be NULL)
+ * @return 0, FDN_EUNAVAILABLE
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_events_enforce_retention(fdn_events_t *es, uint64_t *out_count);
+
+/* ------------------------------------------------------------------------------------------
+ * Subscriptions
+ * ------------------------------------------------------------------------------------------ */
+
+typedef struct fdn_events_sub fdn_events_sub_t;
+
+/**
+ * Subscription callback. Runs on the store's delivery thread, never under a store lock.
+ * @param ev      the event (valid during the call only)
+ * @param skipped events this subscriber missed since the last call (backlog overflow or
+ *                pruning before delivery); 0 normally
+ */
+typedef void (*fdn_events_sub_cb)(const fdn_event_t *ev, uint64_t skipped, void *user);
+
+/** Subscription filter and start position (versioned, transparent). */
+typedef struct fdn_events_sub_opts {
+    uint32_t version;           /**< FDN_EVENTS_SUB_OPTS_INIT sets 1 */
+    uint64_t after_id;          /**< deliver ids > after_id; UINT64_MAX = only new events */
+    const char *type;           /**< NULL = any */
+    const char *correlation_id; /**< NULL = any */
+} fdn_events_sub_opts_t;
+
+#define FDN_EVENTS_SUB_OPTS_INIT {1, UINT64_MAX, NULL, NULL}
+
+/**
+ * Subscribe with a callback, delivered in id order on the store's delivery thread.
+ * A subscriber lagging more than sub_max_backlog events skips ahead; the skip is counted
+ * and passed to the next callback. Writers never wait for subscribers.
+ * @return 0, FDN_EINVAL, FDN_ENOMEM, FDN_EUNAVAILABLE
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_events_subscribe(fdn_events_t *es, const fdn_events_sub_opts_t *opts,
+                                 fdn_events_sub_cb cb, void *user, fdn_events_sub_t **out);
+
+/**
+ * Subscribe for polling: fdn_events_sub_fd() becomes readable when matching events may be
+ * waiting; fdn_events_sub_read() returns them.
+ * @return 0, FDN_EINVAL, FDN_ENOMEM, FDN_EUNAVAILABLE, FDN_EIO (eventfd failed)
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API int fdn_events_subscribe_fd(fdn_events_t *es, const fdn_events_sub_opts_t *opts,
+                                    fdn_events_sub_t **out);
+
+/** The readable descriptor of an fd subscription (-1 for callback ones). @thread_safety any */
+FDN_API int fdn_events_sub_fd(const fdn_events_sub_t *sub);
+
+/**
+ * Next matching events of an fd subscription (at most max, ≥ 1), advancing its position
+ * and clearing the descriptor's readiness when nothing more waits. Never blocks.
+ * @param[out] out the events (possibly empty); free with fdn_event_list_free
+ * @param[out] skipped events missed since the last read (may be NULL)
+ * @return 0, FDN_EINVAL, FDN_ENOMEM
+ * @thread_safety serial (one reader per subscription)
+ * @since 0.1.0
+ */
+FDN_API int fdn_events_sub_read(fdn_events_sub_t *sub, size_t max, fdn_event_list_t **out,
+                                uint64_t *skipped);
+
+/** Total events this subscriber skipped. @thread_safety any */
+FDN_API uint64_t fdn_events_sub_overflow(const fdn_events_sub_t *sub);
+
+/**
+ * End a subscription. When it returns, its callback is not running and will not run again
+ * (do not call it from the callback itself). NULL accepted.
+ * @thread_safety owner
+ * @since 0.1.0
+ */
+FDN_API void fdn_events_unsubscribe(fdn_events_sub_t *sub);
+
+FDN_END_DECLS
+
+#endif /* FDN_EVENTS_H */

@@ -1,0 +1,212 @@
+/**
+ * @file limiter.h
+ * @brief Rate limiter: fixed window (Hammer-compatible), token bucket, GCRA, sliding-window
+ * counter; per-key state in a sharded, bounded hash.
+ *
+ * Algorithms and their admission bounds (limit L per period P, cost c per call):
+ *  - FIXED_WINDOW: windows are epoch-aligned on the wall clock in ms (window index =
+ *    floor(wall_ms / P)), as the reference (Hammer). The counter is incremented by c on every
+ *    check, denied ones included (Hammer compatibility), and a call is allowed iff the new
+ *    count <= L. At most L per window; up to 2L across a window boundary.
+ *  - TOKEN_BUCKET: capacity `burst` (default L) tokens, refilled at L per P (monotonic
+ *    clock). At most burst + L*t/P in any interval t. A denied call consumes nothing.
+ *  - GCRA: emission interval T = ceil(P/L) ns (rounded up, so never more than L per P in
+ *    the long run) and burst tolerance (burst-1)*T. Same bound as the token bucket.
+ *  - SLIDING_WINDOW: counter of the current and previous windows (aligned on the monotonic
+ *    clock); estimate = prev*(P-elapsed)/P + cur; allowed iff estimate + c <= L. At most L
+ *    in any window-aligned interval, and about L in any sliding one. A denied call consumes
+ *    nothing.
+ * All arithmetic is integer nanoseconds (128-bit intermediates); no floating point.
+ *
+ * Keys: any byte string. State lives in `shards` hash shards, each with its own mutex (a
+ * check is a lookup plus an update of the key's cell under that shard's lock), bounded by
+ * `max_keys`. Expired cells are swept per shard every `cleanup_interval_ms` (amortised on
+ * the checks that hit the shard, or by fdn_limiter_sweep()); when a shard is full the least
+ * recently used cell is evicted and counted.
+ */
+#ifndef FDN_LIMITER_H
+#define FDN_LIMITER_H
+
+#include "common.h"
+#include "clock.h"
+#include "error.h"
+
+FDN_BEGIN_DECLS
+
+typedef struct fdn_telemetry fdn_telemetry_t;
+
+/** A rate limiter. Opaque. */
+typedef struct fdn_limiter fdn_limiter_t;
+
+/** Algorithms. */
+typedef enum fdn_limit_algo {
+    FDN_LIMIT_FIXED_WINDOW = 0,
+    FDN_LIMIT_TOKEN_BUCKET = 1,
+    FDN_LIMIT_GCRA = 2,
+    FDN_LIMIT_SLIDING_WINDOW = 3,
+} fdn_limit_algo_t;
+
+/** A rule: L per P, plus burst for the bucket algorithms. */
+typedef struct fdn_limit_rule {
+    fdn_limit_algo_t algo; /**< algorithm */
+    int64_t limit;         /**< L, 1..2^31 */
+    int64_t period_ms;     /**< P in ms, 1..2^33 (~100 days) */
+    int64_t burst;         /**< bucket capacity (TOKEN_BUCKET, GCRA); 0 = limit */
+} fdn_limit_rule_t;
+
+/** The result of a check (always filled, also when denied). */
+typedef struct fdn_limit_result {
+    bool allowed;           /**< the call may proceed (true in shadow mode) */
+    bool shadow_denied;     /**< shadow mode: the call would have been denied */
+    int64_t count;          /**< used in the current window (fixed/sliding) or
+                                 limit - remaining (buckets) */
+    int64_t limit;          /**< L (or burst for the buckets) */
+    int64_t remaining;      /**< calls of cost 1 still allowed now */
+    int64_t reset_ns;       /**< ns until the state is fully reset (window end / bucket
+                                 full) */
+    int64_t retry_after_ns; /**< denied: ns until a call of this cost could pass; else 0 */
+} fdn_limit_result_t;
+
+/** What fdn_limiter_reserve() took, for fdn_limiter_cancel(). */
+typedef struct fdn_limit_reservation {
+    int64_t cost;  /**< cost taken */
+    int64_t epoch; /**< window index / state tag at reservation */
+    bool active;   /**< false after cancel or when nothing was taken */
+} fdn_limit_reservation_t;
+
+/** Check flags. */
+#define FDN_LIMIT_PEEK 0x1u /**< evaluate without consuming or creating state */
+
+/** Limiter options. */
+typedef struct fdn_limiter_opts {
+    uint32_t version;            /**< FDN_LIMITER_OPTS_VERSION */
+    uint32_t shards;             /**< hash shards, power of two (default 64) */
+    uint32_t max_keys;           /**< bound on live keys (default 1 048 576) */
+    int64_t cleanup_interval_ms; /**< sweep period per shard (default 300 000, the config's
+                                      infrastructure.rate_limiting.cleanup_interval) */
+    bool shadow;                 /**< dry run: denials are reported, never enforced */
+    fdn_clock_t *clock;          /**< NULL = system clock; not owned */
+    fdn_telemetry_t *telemetry;  /**< NULL = off; not owned */
+} fdn_limiter_opts_t;
+
+#define FDN_LIMITER_OPTS_VERSION 1
+#define FDN_LIMITER_OPTS_INIT                                                                      \
+    {                                                                                              \
+        FDN_LIMITER_OPTS_VERSION, 64, 1048576, 300000, false, NULL, NULL                           \
+    }
+
+/** Counters (a copy). */
+typedef struct fdn_limiter_stats {
+    uint64_t keys;      /**< live cells */
+    uint64_t allowed;   /**< checks allowed */
+    uint64_t denied;    /**< checks denied (incl. shadow denials) */
+    uint64_t evictions; /**< cells evicted because a shard was full */
+    uint64_t expired;   /**< cells removed by sweeping */
+} fdn_limiter_stats_t;
+
+/**
+ * Create a limiter with the default rules api_calls (100 / 60 000 ms), db_queries
+ * (500 / 60 000 ms), file_operations (10 / 1 000 ms), all fixed window.
+ * @return 0, FDN_EINVAL, FDN_ENOMEM  @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_limiter_create(fdn_limiter_t **out, const fdn_limiter_opts_t *opts);
+
+/** Free the limiter (NULL ok). @thread_safety owner  @since 0.1.0 */
+FDN_API void fdn_limiter_destroy(fdn_limiter_t *l);
+
+/**
+ * Check a rule for a key, consuming `cost` when allowed (and, for FIXED_WINDOW, also when
+ * denied, as Hammer does).
+ * @param[in] key bytes, @param keylen length (> 0, <= 4096)
+ * @param flags 0 or FDN_LIMIT_PEEK
+ * @param[out] res may be NULL
+ * @return 0 (allowed, or shadow mode), FDN_ERATE_LIMITED, FDN_EINVAL (bad rule/key/cost),
+ * FDN_ENOMEM (new key could not be stored), FDN_EUNAVAILABLE (service stopped)
+ * @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_limiter_check(fdn_limiter_t *l, const char *key, size_t keylen,
+                              const fdn_limit_rule_t *rule, int64_t cost, unsigned flags,
+                              fdn_limit_result_t *res);
+
+/**
+ * Hammer-compatible fixed window: `limit` hits per `scale_ms`, epoch-aligned, cost 1.
+ * @return as fdn_limiter_check  @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_limiter_check_rate(fdn_limiter_t *l, const char *key, int64_t scale_ms,
+                                   int64_t limit, fdn_limit_result_t *res);
+
+/**
+ * The reference's check_rate(entity, operation, limit, window_ms): Hammer fixed window on
+ * the key "foundation:<len(entity)>:<entity>:<operation>". The length prefix keeps the
+ * reference's collisions away (("a:b", "c") and ("a", "b:c") are distinct keys here).
+ * NULL entity or operation is "".
+ * @return as fdn_limiter_check_rate  @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_limiter_check_entity(fdn_limiter_t *l, const char *entity, const char *operation,
+                                     int64_t limit, int64_t window_ms, fdn_limit_result_t *res);
+
+/**
+ * Check a named rule for an identifier; the key is "<rule>:<identifier>".
+ * @return as fdn_limiter_check, plus FDN_ENOENT (unknown rule)
+ * @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_limiter_check_named(fdn_limiter_t *l, const char *rule_name, const char *identifier,
+                                    int64_t cost, fdn_limit_result_t *res);
+
+/**
+ * Consume `cost` now and remember it so that fdn_limiter_cancel() can give it back.
+ * @return as fdn_limiter_check  @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_limiter_reserve(fdn_limiter_t *l, const char *key, size_t keylen,
+                                const fdn_limit_rule_t *rule, int64_t cost,
+                                fdn_limit_reservation_t *rsv, fdn_limit_result_t *res);
+
+/**
+ * Give back a reservation if its window (fixed/sliding) is still current; buckets get the
+ * tokens back (capped at the burst). Idempotent.
+ * @return 0, FDN_ENOENT (key gone or window over: nothing to give back), FDN_EINVAL
+ * @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_limiter_cancel(fdn_limiter_t *l, const char *key, size_t keylen,
+                               const fdn_limit_rule_t *rule, fdn_limit_reservation_t *rsv);
+
+/** Forget a key's state (unlike the reference's stub reset, this clears it).
+ * @return 0, FDN_ENOENT  @thread_safety any  @since 0.1.0 */
+FDN_API int fdn_limiter_reset(fdn_limiter_t *l, const char *key, size_t keylen);
+
+/** Remove every expired cell now. @return cells removed  @thread_safety any @since 0.1.0 */
+FDN_API size_t fdn_limiter_sweep(fdn_limiter_t *l);
+
+/** Validate a rule. @return 0, FDN_EINVAL  @thread_safety any  @since 0.1.0 */
+FDN_API int fdn_limit_rule_validate(const fdn_limit_rule_t *rule, fdn_error_t *err);
+
+/**
+ * Add or replace a named rule (the runtime loads infrastructure.rate_limiting.default_rules
+ * through this). Name: 1..63 bytes.
+ * @return 0, FDN_EINVAL, FDN_ENOMEM  @thread_safety any  @since 0.1.0
+ */
+FDN_API int fdn_limiter_set_rule(fdn_limiter_t *l, const char *name, const fdn_limit_rule_t *rule);
+
+/** Copy a named rule. @return 0, FDN_ENOENT  @thread_safety any  @since 0.1.0 */
+FDN_API int fdn_limiter_get_rule(fdn_limiter_t *l, const char *name, fdn_limit_rule_t *out);
+
+/** Remove a named rule. @return 0, FDN_ENOENT  @thread_safety any  @since 0.1.0 */
+FDN_API int fdn_limiter_remove_rule(fdn_limiter_t *l, const char *name);
+
+/** Change the sweep period (infrastructure.rate_limiting.cleanup_interval).
+ * @return 0, FDN_EINVAL  @thread_safety any  @since 0.1.0 */
+FDN_API int fdn_limiter_set_cleanup_interval(fdn_limiter_t *l, int64_t ms);
+
+/** Switch shadow (dry-run) mode. @thread_safety any  @since 0.1.0 */
+FDN_API void fdn_limiter_set_shadow(fdn_limiter_t *l, bool shadow);
+
+/** Counters. @return 0, FDN_EINVAL  @thread_safety any  @since 0.1.0 */
+FDN_API int fdn_limiter_stats(fdn_limiter_t *l, fdn_limiter_stats_t *out);
+
+/** "fixed_window", "token_bucket", "gcra", "sliding_window" ("unknown" otherwise).
+ * @thread_safety any  @since 0.1.0 */
+FDN_API const char *fdn_limit_algo_name(fdn_limit_algo_t a);
+
+FDN_END_DECLS
+
+#endif /* FDN_LIMITER_H */

@@ -1,0 +1,184 @@
+/*
+ * Private interface of the admin HTTP surface (src/admin/).
+ *
+ * Three parts:
+ *  - pure request parsing (http_parse.c): request target -> decoded path segments and query
+ *    pairs, route patterns with {param} segments, query value validation, error -> status;
+ *  - the router/server (http.c): route table, dispatch, libmicrohttpd glue;
+ *  - handler files, one per service (h_*.c), which register their routes with
+ *    fdn__admin_route_add() from a public fdn_admin_mount_<service>() function.
+ */
+#ifndef FDN_ADMIN_INT_H
+#define FDN_ADMIN_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include <fdn/admin.h>
+#include <fdn/error.h>
+
+/* ---- limits of a request target --------------------------------------------------------- */
+#define FDN__HTTP_MAX_URI    4096 /**< raw request target bytes */
+#define FDN__HTTP_MAX_SEGS   32   /**< path segments */
+#define FDN__HTTP_MAX_QUERY  32   /**< query pairs */
+#define FDN__HTTP_MAX_PARAMS 8    /**< {param} captures of one route */
+
+/** A decoded key/value pair (query argument or path parameter). */
+typedef struct fdn__http_kv {
+    const char *key;
+    const char *val;
+} fdn__http_kv_t;
+
+/**
+ * A parsed request target. All strings point into buf (NUL-separated, decoded), so the
+ * struct is self-contained and may be copied with memcpy only if pointers are rebased:
+ * treat it as immovable.
+ */
+typedef struct fdn__http_target {
+    char buf[FDN__HTTP_MAX_URI + 8];
+    const char *segs[FDN__HTTP_MAX_SEGS];
+    size_t nsegs;
+    fdn__http_kv_t query[FDN__HTTP_MAX_QUERY];
+    size_t nquery;
+} fdn__http_target_t;
+
+/**
+ * Parse a raw request target ("/v1/events?type=a&limit=10"): split the path on '/', percent-
+ * decode each segment (a decoded '/' is refused), split the query on '&' and '=',
+ * decode '+' and %XX. A trailing '/' is ignored; empty inner segments, "." and "..", bad
+ * escapes, decoded NUL or control bytes, and duplicate query keys are rejected.
+ * @return 0, FDN_EINVAL (malformed), FDN_ETOO_LARGE (too long / too many parts)
+ */
+int fdn__http_target_parse(fdn__http_target_t *t, const char *uri, size_t len);
+
+/** Value of query key, or NULL. */
+const char *fdn__http_query_get(const fdn__http_target_t *t, const char *key);
+
+/**
+ * Check that every query key is one of allowed (NULL-terminated list).
+ * @return 0 or FDN_EINVAL; *bad names the first unknown key.
+ */
+int fdn__http_query_only(const fdn__http_target_t *t, const char *const *allowed, const char **bad);
+
+/**
+ * Match a route pattern ("/v1/config/{path}") against the parsed path. Captures of
+ * "{name}" segments go to params: val points into t, key points at "name}" inside the
+ * pattern (use fdn__http_param to look a capture up). Literal segments compare exactly.
+ * @return true on a match
+ */
+bool fdn__http_route_match(const char *pattern, const fdn__http_target_t *t, fdn__http_kv_t *params,
+                           size_t max_params, size_t *nparams);
+
+/**
+ * Strict decimal integer in [min, max]: optional '-', digits only, no spaces, no '+'.
+ * @return 0 or FDN_EINVAL
+ */
+int fdn__http_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/** Strict unsigned decimal integer in [0, max]. @return 0 or FDN_EINVAL */
+int fdn__http_parse_u64(const char *s, uint64_t max, uint64_t *out);
+
+/** "asc" -> 0, "desc" -> 1. @return 0 or FDN_EINVAL */
+int fdn__http_parse_order(const char *s, int *desc);
+
+/** A non-empty string of at most max bytes without control bytes. @return 0 or FDN_EINVAL */
+int fdn__http_check_string(const char *s, size_t max);
+
+/** HTTP status for an FDN_E* code (0 -> 200). */
+unsigned fdn__http_status_for(int code);
+
+/**
+ * The error body {"error":{"code","type","category","severity","message"}} for an error.
+ * err may carry a message; when err is NULL or its code differs, the default message is used.
+ * @return a new reference, or NULL on OOM
+ */
+json_t *fdn__http_error_json(int code, const fdn_error_t *err);
+
+/** Constant-time equality of two byte strings (time depends only on the lengths). */
+bool fdn__http_ct_equal(const char *a, size_t alen, const char *b, size_t blen);
+
+/**
+ * Parse "host:port" / "[v6]:port" into host (NUL-terminated) and port.
+ * @return 0 or FDN_EINVAL
+ */
+int fdn__http_parse_listen(const char *s, char *host, size_t hostsz, uint16_t *port);
+
+/* ---- handlers ------------------------------------------------------------------------ */
+
+/** A request as a handler sees it. */
+typedef struct fdn__http_req {
+    const char *method;
+    const fdn__http_target_t *target;
+    const fdn__http_kv_t *params;
+    size_t nparams;
+    const char *body; /**< NUL-terminated copy of the body (may be "") */
+    size_t body_len;
+} fdn__http_req_t;
+
+/** A handler's answer. */
+typedef struct fdn__http_resp {
+    unsigned status; /**< 0 = derive from the handler's return code */
+    json_t *json;    /**< owned; serialized as the body */
+    char *text;      /**< owned (fdn__malloc), used when json is NULL */
+    size_t text_len;
+    const char *content_type;
+    int64_t retry_after_s; /**< >= 0 adds Retry-After */
+    char allow[64];        /**< Allow header for 405 */
+    fdn_error_t err;       /**< detail when the handler fails */
+} fdn__http_resp_t;
+
+/** A handler: fill resp and return 0, or return a negative code (optionally with resp->err). */
+typedef int (*fdn__http_handler_fn)(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user);
+
+/** Path parameter by name, or NULL. */
+const char *fdn__http_param(const fdn__http_req_t *req, const char *name);
+
+/**
+ * Parse the body as JSON into *out (new reference).
+ * @return 0 or FDN_EPARSE (resp->err filled with line/column)
+ */
+int fdn__http_body_json(const fdn__http_req_t *req, fdn__http_resp_t *resp, json_t **out);
+
+/** Set a JSON answer (steals json; NULL json -> FDN_ENOMEM). @return 0 or FDN_ENOMEM */
+int fdn__http_reply(fdn__http_resp_t *resp, unsigned status, json_t *json);
+
+/**
+ * Register a route. Only before fdn_admin_start().
+ * @return 0, FDN_EINVAL (bad pattern / already started), FDN_EEXIST, FDN_ENOMEM
+ */
+int fdn__admin_route_add(fdn_admin_t *a, const char *method, const char *pattern,
+                         fdn__http_handler_fn fn, void *user);
+
+/**
+ * Run one request through auth, routing and the handler, without a socket (the server and
+ * the unit tests both use it). resp must be zeroed by the caller and freed with
+ * fdn__http_resp_clear().
+ */
+void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
+                         const char *authorization, const char *body, size_t body_len,
+                         fdn__http_resp_t *resp);
+
+/**
+ * Extra section of GET /health (set by fdn_admin_mount_runtime): adds keys to the body and
+ * returns 0 when healthy or a negative code. Only before start.
+ */
+typedef int (*fdn__admin_health_ext_fn)(json_t *body, json_t *services, void *user);
+int fdn__admin_set_health_ext(fdn_admin_t *a, fdn__admin_health_ext_fn fn, void *user);
+
+/** Emit per-request telemetry to tm (set by fdn_admin_mount_telemetry). Only before start.
+ *  @return 0, FDN_EINVAL, FDN_EEXIST */
+int fdn__admin_set_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm);
+
+/** Free what resp owns and zero it. */
+void fdn__http_resp_clear(fdn__http_resp_t *resp);
+
+/**
+ * Finalize resp for sending: fills an error body when the handler failed.
+ * Sets resp->status.
+ */
+void fdn__http_resp_finish(fdn__http_resp_t *resp, int rc);
+
+#endif /* FDN_ADMIN_INT_H */

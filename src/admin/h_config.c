@@ -1,0 +1,113 @@
+/*
+ * DESIGN: admin endpoints of the config service: GET /v1/config, GET/PUT
+ * /v1/config/{dotted.path}, POST /v1/config/reset.
+ * Threads: runs on the admin server's threads; reads are lock-free snapshot reads of the
+ * config service, updates go through its serialised, validating writer. The body of a PUT is
+ * handed to the service as JSON text, so its check order (path security, JSON syntax, value
+ * security, updatable, whole-tree validation) and codes are the service's own.
+ */
+#include "admin/admin_int.h"
+#include "core/alloc.h"
+
+#include <string.h>
+
+static int value_at(fdn_config_t *cfg, const char *path, fdn__http_resp_t *resp, json_t **out)
+{
+    char *s = NULL;
+    int rc = fdn_config_get_json(cfg, path, &s, &resp->err);
+    if (rc < 0)
+        return rc;
+    json_error_t je;
+    *out = json_loads(s, JSON_DECODE_ANY, &je);
+    fdn_free(s);
+    if (*out == NULL)
+        return fdn_err_set(&resp->err, FDN_EINTERNAL, "config service produced invalid JSON");
+    return 0;
+}
+
+static int path_param(const fdn__http_req_t *req, fdn__http_resp_t *resp, const char **out)
+{
+    const char *p = fdn__http_param(req, "path");
+    if (fdn__http_check_string(p, 255) != 0)
+        return fdn_err_set(&resp->err, FDN_ECONFIG_INVALID_PATH, "bad configuration path");
+    *out = p;
+    return 0;
+}
+
+static int h_all(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    (void)req;
+    json_t *v = NULL;
+    int rc = value_at(user, "", resp, &v);
+    if (rc < 0)
+        return rc;
+    return fdn__http_reply(resp, 200, v);
+}
+
+static int h_get(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    const char *path = NULL;
+    int rc = path_param(req, resp, &path);
+    if (rc < 0)
+        return rc;
+    json_t *v = NULL;
+    if ((rc = value_at(user, path, resp, &v)) < 0)
+        return rc;
+    return fdn__http_reply(resp, 200, json_pack("{s:s, s:o}", "path", path, "value", v));
+}
+
+static int h_put(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    fdn_config_t *cfg = user;
+    const char *path = NULL;
+    int rc = path_param(req, resp, &path);
+    if (rc < 0)
+        return rc;
+    if (req->body_len == 0 || strlen(req->body) != req->body_len)
+        return fdn_err_set(&resp->err, FDN_EPARSE,
+                           "the body must be one JSON value (without NUL bytes)");
+    rc = fdn_config_update_json(cfg, path, req->body, &resp->err);
+    if (rc < 0)
+        return rc;
+    json_t *v = NULL;
+    if ((rc = value_at(cfg, path, resp, &v)) < 0)
+        return rc;
+    return fdn__http_reply(resp, 200,
+                           json_pack("{s:s, s:o, s:I}", "path", path, "value", v, "revision",
+                                     (json_int_t)fdn_config_revision(cfg)));
+}
+
+static int h_reset(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    fdn_config_t *cfg = user;
+    static const char *const allowed[] = {"to", NULL};
+    const char *bad = NULL;
+    if (fdn__http_query_only(req->target, allowed, &bad) != 0)
+        return fdn_err_set(&resp->err, FDN_EINVAL, "unknown query parameter '%s'", bad);
+    const char *to = fdn__http_query_get(req->target, "to");
+    int rc;
+    if (to == NULL || strcmp(to, "defaults") == 0)
+        rc = fdn_config_reset(cfg, &resp->err);
+    else if (strcmp(to, "startup") == 0)
+        rc = fdn_config_reset_to_startup(cfg, &resp->err);
+    else
+        return fdn_err_set(&resp->err, FDN_EINVAL, "'to' must be 'defaults' or 'startup'");
+    if (rc < 0)
+        return rc;
+    return fdn__http_reply(resp, 200,
+                           json_pack("{s:b, s:s, s:I}", "reset", 1, "to", to ? to : "defaults",
+                                     "revision", (json_int_t)fdn_config_revision(cfg)));
+}
+
+int fdn_admin_mount_config(fdn_admin_t *a, fdn_config_t *cfg)
+{
+    if (a == NULL || cfg == NULL)
+        return FDN_EINVAL;
+    int rc;
+    if ((rc = fdn__admin_route_add(a, "GET", "/v1/config", h_all, cfg)) < 0 ||
+        (rc = fdn__admin_route_add(a, "POST", "/v1/config/reset", h_reset, cfg)) < 0 ||
+        (rc = fdn__admin_route_add(a, "GET", "/v1/config/{path}", h_get, cfg)) < 0 ||
+        (rc = fdn__admin_route_add(a, "PUT", "/v1/config/{path}", h_put, cfg)) < 0)
+        return rc;
+    return 0;
+}

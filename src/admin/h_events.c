@@ -1,0 +1,303 @@
+/*
+ * DESIGN: admin endpoints of the event store (POST/GET/DELETE /v1/events...).
+ * Threads: runs on the admin server's threads; calls only the store's thread-safe public API
+ * (stores copy events; queries return owned lists). No locks, no state besides the store
+ * pointer. Every input is checked here before it reaches the store: unknown body keys or
+ * query parameters, wrong JSON types, non-decimal integers and unknown orders are refused
+ * with 422 and change nothing. Times (since/until/before) are in the unit of the events'
+ * "timestamp" field (int64 ns on the store's monotonic clock).
+ */
+#include "admin/admin_int.h"
+#include "core/alloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define BATCH_MAX 1000
+
+/* Build one event from {"type","data","correlation_id"?,"parent_id"?}. */
+static int event_from_body(json_t *o, fdn__http_resp_t *resp, fdn_event_t **out)
+{
+    *out = NULL;
+    if (!json_is_object(o))
+        return fdn_err_set(&resp->err, FDN_EINVAL, "an event must be a JSON object");
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v)
+    {
+        if (strcmp(key, "type") != 0 && strcmp(key, "data") != 0 &&
+            strcmp(key, "correlation_id") != 0 && strcmp(key, "parent_id") != 0)
+            return fdn_err_set(&resp->err, FDN_EINVAL, "unknown event field '%s'", key);
+    }
+    json_t *type = json_object_get(o, "type");
+    json_t *cid = json_object_get(o, "correlation_id");
+    json_t *parent = json_object_get(o, "parent_id");
+    json_t *data = json_object_get(o, "data");
+    if (!json_is_string(type))
+        return fdn_err_set(&resp->err, FDN_EVALIDATION, "field 'type' must be a string");
+    if (cid != NULL && !json_is_string(cid))
+        return fdn_err_set(&resp->err, FDN_EVALIDATION, "field 'correlation_id' must be a string");
+    if (parent != NULL && (!json_is_integer(parent) || json_integer_value(parent) < 0))
+        return fdn_err_set(&resp->err, FDN_EVALIDATION,
+                           "field 'parent_id' must be a non-negative integer");
+    char *dump = json_dumps(data ? data : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    if (dump == NULL)
+        return FDN_ENOMEM;
+    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
+    spec.type = json_string_value(type);
+    spec.data = dump;
+    spec.data_len = strlen(dump);
+    spec.content_type = FDN_EVENT_CT_JSON;
+    spec.flags = FDN_EVENT_TRUSTED_JSON; /* jansson produced it */
+    spec.correlation_id = cid ? json_string_value(cid) : NULL;
+    spec.parent_id = parent ? (uint64_t)json_integer_value(parent) : 0;
+    int rc = fdn_event_new(out, &spec, &resp->err);
+    free(dump);
+    return rc;
+}
+
+static json_t *event_json(const fdn_event_t *ev)
+{
+    char *s = NULL;
+    if (fdn_event_to_json(ev, &s) != 0)
+        return NULL;
+    json_t *j = json_loads(s, JSON_DECODE_ANY, NULL);
+    fdn_free(s);
+    return j;
+}
+
+static int h_post(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    fdn_events_t *es = user;
+    json_t *body = NULL;
+    int rc = fdn__http_body_json(req, resp, &body);
+    if (rc < 0)
+        return rc;
+    fdn_event_t *ev = NULL;
+    rc = event_from_body(body, resp, &ev);
+    json_decref(body);
+    if (rc < 0)
+        return rc;
+    uint64_t id = 0;
+    rc = fdn_events_store(es, ev, &id);
+    fdn_event_free(ev);
+    if (rc < 0)
+        return rc;
+    return fdn__http_reply(resp, 201, json_pack("{s:I}", "id", (json_int_t)id));
+}
+
+static int h_batch(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    fdn_events_t *es = user;
+    json_t *body = NULL;
+    int rc = fdn__http_body_json(req, resp, &body);
+    if (rc < 0)
+        return rc;
+    json_t *arr = json_is_object(body) ? json_object_get(body, "events") : body;
+    if (json_is_object(body) && json_object_size(body) != 1)
+        arr = NULL;
+    if (!json_is_array(arr)) {
+        json_decref(body);
+        return fdn_err_set(&resp->err, FDN_EINVAL,
+                           "body must be {\"events\":[...]} or an array of events");
+    }
+    size_t n = json_array_size(arr);
+    if (n > BATCH_MAX) {
+        json_decref(body);
+        return fdn_err_set(&resp->err, FDN_ETOO_LARGE, "batch of %zu events exceeds %d", n,
+                           BATCH_MAX);
+    }
+    fdn_event_t **evs = fdn__calloc(n ? n : 1, sizeof *evs);
+    uint64_t *ids = fdn__calloc(n ? n : 1, sizeof *ids);
+    if (evs == NULL || ids == NULL) {
+        rc = FDN_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rc = event_from_body(json_array_get(arr, i), resp, &evs[i]);
+        if (rc < 0) {
+            char m[FDN_ERR_MSG_MAX];
+            snprintf(m, sizeof m, "%s", resp->err.message);
+            fdn_err_set(&resp->err, rc, "events[%zu]: %s", i, m);
+            goto out;
+        }
+    }
+    rc = fdn_events_store_batch(es, (const fdn_event_t *const *)evs, n, ids);
+    if (rc < 0)
+        goto out;
+    json_t *jids = json_array();
+    for (size_t i = 0; jids != NULL && i < n; i++)
+        json_array_append_new(jids, json_integer((json_int_t)ids[i]));
+    rc = fdn__http_reply(resp, 201, json_pack("{s:o*, s:I}", "ids", jids, "count", (json_int_t)n));
+out:
+    for (size_t i = 0; evs != NULL && i < n; i++)
+        fdn_event_free(evs[i]);
+    fdn__free(evs);
+    fdn__free(ids);
+    json_decref(body);
+    return rc;
+}
+
+static int h_get(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    fdn_events_t *es = user;
+    uint64_t id;
+    const char *s = fdn__http_param(req, "id");
+    if (fdn__http_parse_u64(s, UINT64_MAX, &id) != 0 || id == 0)
+        return fdn_err_set(&resp->err, FDN_EINVAL, "event id must be a positive integer");
+    fdn_event_t *ev = NULL;
+    int rc = fdn_events_get(es, id, &ev);
+    if (rc == FDN_ENOENT)
+        return fdn_err_set(&resp->err, rc, "no event with id %llu", (unsigned long long)id);
+    if (rc < 0)
+        return rc;
+    json_t *j = event_json(ev);
+    fdn_event_free(ev);
+    return fdn__http_reply(resp, 200, j);
+}
+
+static int q_i64(const fdn__http_req_t *req, fdn__http_resp_t *resp, const char *key, int64_t min,
+                 int64_t max, int64_t *out)
+{
+    const char *v = fdn__http_query_get(req->target, key);
+    if (v == NULL)
+        return 1;
+    if (fdn__http_parse_i64(v, min, max, out) != 0)
+        return fdn_err_set(&resp->err, FDN_EINVAL,
+                           "query parameter '%s' must be an integer in "
+                           "[%lld, %lld]",
+                           key, (long long)min, (long long)max);
+    return 0;
+}
+
+static int h_query(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    fdn_events_t *es = user;
+    static const char *const allowed[] = {"type",     "correlation_id", "since", "until",
+                                          "after_id", "limit",          "order", NULL};
+    const char *bad = NULL;
+    if (fdn__http_query_only(req->target, allowed, &bad) != 0)
+        return fdn_err_set(&resp->err, FDN_EINVAL, "unknown query parameter '%s'", bad);
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    const char *type = fdn__http_query_get(req->target, "type");
+    const char *cid = fdn__http_query_get(req->target, "correlation_id");
+    if (type != NULL && fdn__http_check_string(type, FDN_EVENT_TYPE_MAX) != 0)
+        return fdn_err_set(&resp->err, FDN_EINVAL, "query parameter 'type' is not a type name");
+    if (cid != NULL && fdn__http_check_string(cid, FDN_EVENT_CORR_MAX) != 0)
+        return fdn_err_set(&resp->err, FDN_EINVAL,
+                           "query parameter 'correlation_id' is not a correlation id");
+    q.type = type;
+    q.correlation_id = cid;
+    int64_t v;
+    int rc;
+    if ((rc = q_i64(req, resp, "since", INT64_MIN, INT64_MAX, &v)) < 0)
+        return rc;
+    if (rc == 0)
+        q.time_start = v;
+    if ((rc = q_i64(req, resp, "until", INT64_MIN, INT64_MAX, &v)) < 0)
+        return rc;
+    if (rc == 0)
+        q.time_end = v;
+    if ((rc = q_i64(req, resp, "after_id", 0, INT64_MAX, &v)) < 0)
+        return rc;
+    if (rc == 0)
+        q.after_id = (uint64_t)v;
+    if ((rc = q_i64(req, resp, "limit", 1, 1000000, &v)) < 0)
+        return rc;
+    if (rc == 0)
+        q.limit = v;
+    const char *order = fdn__http_query_get(req->target, "order");
+    if (order != NULL) {
+        int desc;
+        if (fdn__http_parse_order(order, &desc) != 0)
+            return fdn_err_set(&resp->err, FDN_EINVAL,
+                               "query parameter 'order' must be 'asc' or 'desc'");
+        q.descending = desc != 0;
+    }
+    if (q.time_start > q.time_end)
+        return fdn_err_set(&resp->err, FDN_EINVAL, "'since' is after 'until'");
+    fdn_event_list_t *l = NULL;
+    rc = fdn_events_query(es, &q, &l);
+    if (rc < 0)
+        return rc;
+    json_t *arr = json_array();
+    size_t n = fdn_event_list_count(l);
+    for (size_t i = 0; arr != NULL && i < n; i++) {
+        json_t *e = event_json(fdn_event_list_at(l, i));
+        if (e == NULL || json_array_append_new(arr, e) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    fdn_event_list_free(l);
+    if (arr == NULL)
+        return FDN_ENOMEM;
+    return fdn__http_reply(resp, 200,
+                           json_pack("{s:o, s:I}", "events", arr, "count", (json_int_t)n));
+}
+
+static int h_delete(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    fdn_events_t *es = user;
+    static const char *const allowed[] = {"before", NULL};
+    const char *bad = NULL;
+    if (fdn__http_query_only(req->target, allowed, &bad) != 0)
+        return fdn_err_set(&resp->err, FDN_EINVAL, "unknown query parameter '%s'", bad);
+    int64_t ts;
+    int rc = q_i64(req, resp, "before", INT64_MIN, INT64_MAX, &ts);
+    if (rc < 0)
+        return rc;
+    if (rc == 1)
+        return fdn_err_set(&resp->err, FDN_EINVAL, "query parameter 'before' is required");
+    uint64_t removed = 0;
+    rc = fdn_events_prune_before(es, ts, &removed);
+    if (rc < 0)
+        return rc;
+    return fdn__http_reply(resp, 200, json_pack("{s:I}", "removed", (json_int_t)removed));
+}
+
+static int h_stats(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    (void)req;
+    fdn_events_t *es = user;
+    fdn_events_stats_t s;
+    int rc = fdn_events_stats(es, &s);
+    if (rc < 0)
+        return rc;
+    fdn_events_type_stat_t ts[64];
+    size_t nt = 0;
+    rc = fdn_events_type_stats(es, ts, 64, &nt);
+    if (rc < 0)
+        return rc;
+    json_t *types = json_object();
+    for (size_t i = 0; types != NULL && i < nt && i < 64; i++)
+        json_object_set_new(types, ts[i].type,
+                            json_pack("{s:I, s:I}", "count", (json_int_t)ts[i].count, "bytes",
+                                      (json_int_t)ts[i].bytes));
+    json_t *j = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o*}", "count",
+        (json_int_t)s.count, "bytes", (json_int_t)s.bytes, "bytes_allocated",
+        (json_int_t)s.bytes_allocated, "oldest_id", (json_int_t)s.oldest_id, "newest_id",
+        (json_int_t)s.newest_id, "oldest_ts", (json_int_t)s.oldest_ts, "newest_ts",
+        (json_int_t)s.newest_ts, "next_id", (json_int_t)s.next_id, "events_stored",
+        (json_int_t)s.events_stored, "events_pruned", (json_int_t)s.events_pruned, "types_seen",
+        (json_int_t)s.types, "durable_pending", (json_int_t)s.durable_pending,
+        "durable_committed_id", (json_int_t)s.durable_committed_id, "uptime_ms",
+        (json_int_t)(s.uptime_ns / 1000000), "types", types);
+    return fdn__http_reply(resp, 200, j);
+}
+
+int fdn_admin_mount_events(fdn_admin_t *a, fdn_events_t *es)
+{
+    if (a == NULL || es == NULL)
+        return FDN_EINVAL;
+    int rc;
+    if ((rc = fdn__admin_route_add(a, "POST", "/v1/events", h_post, es)) < 0 ||
+        (rc = fdn__admin_route_add(a, "POST", "/v1/events/batch", h_batch, es)) < 0 ||
+        (rc = fdn__admin_route_add(a, "GET", "/v1/events/stats", h_stats, es)) < 0 ||
+        (rc = fdn__admin_route_add(a, "GET", "/v1/events/{id}", h_get, es)) < 0 ||
+        (rc = fdn__admin_route_add(a, "GET", "/v1/events", h_query, es)) < 0 ||
+        (rc = fdn__admin_route_add(a, "DELETE", "/v1/events", h_delete, es)) < 0)
+        return rc;
+    return 0;
+}

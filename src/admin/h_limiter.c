@@ -1,0 +1,127 @@
+/*
+ * DESIGN: admin endpoint of the rate limiter: POST /v1/limiter/check.
+ * Threads: runs on the admin server's threads; calls only fdn_limiter_check (lock-free per
+ * key). A denied check answers 429 with Retry-After (whole seconds, rounded up) and the
+ * same result fields as an allowed one, plus the error object.
+ */
+#include "admin/admin_int.h"
+
+#include <string.h>
+
+/* ceil(ns / unit) without overflow (the limiter reports INT64_MAX for "never") */
+static int64_t ceil_div(int64_t ns, int64_t unit)
+{
+    if (ns <= 0)
+        return 0;
+    return ns / unit + (ns % unit != 0);
+}
+
+static int algo_parse(const char *s, fdn_limit_algo_t *out)
+{
+    static const struct {
+        const char *name;
+        fdn_limit_algo_t algo;
+    } tab[] = {{"fixed_window", FDN_LIMIT_FIXED_WINDOW},
+               {"token_bucket", FDN_LIMIT_TOKEN_BUCKET},
+               {"gcra", FDN_LIMIT_GCRA},
+               {"sliding_window", FDN_LIMIT_SLIDING_WINDOW}};
+    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
+        if (strcmp(s, tab[i].name) == 0) {
+            *out = tab[i].algo;
+            return 0;
+        }
+    return FDN_EINVAL;
+}
+
+static int int_field(json_t *o, const char *key, bool required, int64_t min, int64_t max,
+                     int64_t *out, fdn__http_resp_t *resp)
+{
+    json_t *v = json_object_get(o, key);
+    if (v == NULL) {
+        if (required)
+            return fdn_err_set(&resp->err, FDN_EINVAL, "field '%s' is required", key);
+        return 1;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+        return fdn_err_set(&resp->err, FDN_EINVAL, "field '%s' must be an integer in [%lld, %lld]",
+                           key, (long long)min, (long long)max);
+    *out = (int64_t)json_integer_value(v);
+    return 0;
+}
+
+static int h_check(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    fdn_limiter_t *l = user;
+    json_t *body = NULL;
+    int rc = fdn__http_body_json(req, resp, &body);
+    if (rc < 0)
+        return rc;
+    fdn_limit_rule_t rule = {FDN_LIMIT_FIXED_WINDOW, 0, 0, 0};
+    int64_t cost = 1;
+    const char *key_s = NULL;
+    if (!json_is_object(body)) {
+        rc = fdn_err_set(&resp->err, FDN_EINVAL, "body must be a JSON object");
+        goto out;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v)
+    {
+        if (strcmp(k, "key") != 0 && strcmp(k, "limit") != 0 && strcmp(k, "window_ms") != 0 &&
+            strcmp(k, "algorithm") != 0 && strcmp(k, "cost") != 0 && strcmp(k, "burst") != 0) {
+            rc = fdn_err_set(&resp->err, FDN_EINVAL, "unknown field '%s'", k);
+            goto out;
+        }
+    }
+    json_t *key = json_object_get(body, "key");
+    if (!json_is_string(key) || json_string_length(key) == 0 || json_string_length(key) > 4096) {
+        rc = fdn_err_set(&resp->err, FDN_EINVAL, "field 'key' must be a string of 1..4096 bytes");
+        goto out;
+    }
+    key_s = json_string_value(key);
+    if ((rc = int_field(body, "limit", true, 1, INT32_MAX, &rule.limit, resp)) < 0 ||
+        (rc = int_field(body, "window_ms", true, 1, (int64_t)1 << 33, &rule.period_ms, resp)) < 0 ||
+        (rc = int_field(body, "cost", false, 1, INT32_MAX, &cost, resp)) < 0 ||
+        (rc = int_field(body, "burst", false, 0, INT32_MAX, &rule.burst, resp)) < 0)
+        goto out;
+    json_t *algo = json_object_get(body, "algorithm");
+    if (algo != NULL &&
+        (!json_is_string(algo) || algo_parse(json_string_value(algo), &rule.algo) != 0)) {
+        rc = fdn_err_set(&resp->err, FDN_EINVAL,
+                         "field 'algorithm' must be one of fixed_window, "
+                         "token_bucket, gcra, sliding_window");
+        goto out;
+    }
+    fdn_limit_result_t r;
+    memset(&r, 0, sizeof r);
+    rc = fdn_limiter_check(l, key_s, json_string_length(key), &rule, cost, 0, &r);
+    if (rc < 0 && rc != FDN_ERATE_LIMITED)
+        goto out;
+    json_t *j =
+        json_pack("{s:b, s:I, s:I, s:I, s:I, s:I}", "allowed", rc == 0, "count",
+                  (json_int_t)r.count, "limit", (json_int_t)r.limit, "remaining",
+                  (json_int_t)r.remaining, "reset_ms", (json_int_t)ceil_div(r.reset_ns, 1000000),
+                  "retry_after_ms", (json_int_t)ceil_div(r.retry_after_ns, 1000000));
+    if (j != NULL && rc == FDN_ERATE_LIMITED) {
+        fdn_err_set(&resp->err, rc, "rate limit of %lld per %lld ms exceeded for this key",
+                    (long long)rule.limit, (long long)rule.period_ms);
+        json_t *e = fdn__http_error_json(rc, &resp->err);
+        if (e != NULL)
+            json_object_update(j, e);
+        json_decref(e);
+        resp->retry_after_s = ceil_div(r.retry_after_ns, 1000000000);
+        if (resp->retry_after_s < 1)
+            resp->retry_after_s = 1;
+    }
+    rc = fdn__http_reply(resp, rc == 0 ? 200 : 429, j);
+out:
+    json_decref(body);
+    return rc;
+}
+
+int fdn_admin_mount_limiter(fdn_admin_t *a, fdn_limiter_t *l)
+{
+    if (a == NULL || l == NULL)
+        return FDN_EINVAL;
+    return fdn__admin_route_add(a, "POST", "/v1/limiter/check", h_check, l);
+}

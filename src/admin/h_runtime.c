@@ -1,0 +1,85 @@
+/*
+ * DESIGN: admin endpoints of the runtime: the runtime part of GET /health and
+ * GET /v1/registry.
+ * Threads: runs on the admin server's threads; only calls the runtime's and registry's
+ * thread-safe public API (fdn_runtime_health copies statuses; the registry hands out
+ * immutable snapshots). No locks, no state of its own besides the runtime pointer.
+ */
+#include "admin/admin_int.h"
+#include "core/alloc.h"
+
+#include <string.h>
+
+#define MAX_SVC 64
+
+static int health_ext(json_t *body, json_t *services, void *user)
+{
+    fdn_runtime_t *rt = user;
+    fdn_runtime_health_t h;
+    fdn_service_status_t st[MAX_SVC];
+    size_t n = 0;
+    int rc = fdn_runtime_health(rt, &h, st, MAX_SVC, &n);
+    if (rc < 0)
+        return rc;
+    json_object_set_new(body, "runtime",
+                        json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "name",
+                                  fdn_runtime_name(rt), "status", fdn_runtime_status_name(h.status),
+                                  "uptime_ms", (json_int_t)(h.uptime_ns / 1000000), "services",
+                                  (json_int_t)h.services, "running", (json_int_t)h.running,
+                                  "restarting", (json_int_t)h.restarting, "failed",
+                                  (json_int_t)h.failed));
+    for (size_t i = 0; i < n && i < MAX_SVC; i++) {
+        json_t *s = json_pack("{s:s, s:s, s:b, s:I}", "status", st[i].healthy ? "ok" : "unhealthy",
+                              "state", fdn_service_state_name(st[i].state), "healthy",
+                              (int)st[i].healthy, "restarts", (json_int_t)st[i].restarts);
+        if (s != NULL && st[i].last_error != 0)
+            json_object_set_new(s, "last_error", json_string(fdn_err_name(st[i].last_error)));
+        json_object_set_new(services, st[i].name, s);
+    }
+    return h.status == FDN_RUNTIME_HEALTHY ? 0 : FDN_EUNHEALTHY;
+}
+
+static int h_registry(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    (void)req;
+    fdn_runtime_t *rt = user;
+    fdn_registry_t *reg = fdn_runtime_registry(rt);
+    if (reg == NULL)
+        return FDN_EUNAVAILABLE;
+    char **names = NULL;
+    size_t n = 0;
+    int rc = fdn_registry_list(reg, &names, &n);
+    if (rc < 0)
+        return rc;
+    json_t *arr = json_array();
+    for (size_t i = 0; arr != NULL && i < n; i++) {
+        fdn_registry_entry_t *e = NULL;
+        if (fdn_registry_acquire(reg, names[i], &e, NULL) != 0)
+            continue; /* unregistered since the listing */
+        json_t *meta = json_object();
+        for (size_t k = 0; meta != NULL && k < fdn_registry_entry_meta_count(e); k++) {
+            const char *key, *val;
+            if (fdn_registry_entry_meta_at(e, k, &key, &val) == 0)
+                json_object_set_new(meta, key, json_string(val));
+        }
+        json_array_append_new(
+            arr, json_pack("{s:s, s:I, s:I, s:o*}", "name", fdn_registry_entry_service(e), "owner",
+                           (json_int_t)fdn_registry_entry_owner(e), "registered_ns",
+                           (json_int_t)fdn_registry_entry_registered_ns(e), "meta", meta));
+        fdn_registry_entry_release(e);
+    }
+    fdn_free(names);
+    return fdn__http_reply(resp, 200,
+                           json_pack("{s:s, s:I, s:o*}", "namespace", fdn_registry_name(reg),
+                                     "count", (json_int_t)n, "services", arr));
+}
+
+int fdn_admin_mount_runtime(fdn_admin_t *a, fdn_runtime_t *rt)
+{
+    if (a == NULL || rt == NULL)
+        return FDN_EINVAL;
+    int rc = fdn__admin_set_health_ext(a, health_ext, rt);
+    if (rc < 0)
+        return rc;
+    return fdn__admin_route_add(a, "GET", "/v1/registry", h_registry, rt);
+}

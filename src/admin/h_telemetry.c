@@ -1,0 +1,74 @@
+/*
+ * DESIGN: admin endpoints of telemetry: the Prometheus text of GET /metrics (through the
+ * server's metrics-writer hook) and the JSON metrics tree at GET /v1/telemetry.
+ * Each request also emits `foundation.admin.request` {duration: ns} (http.c).
+ * Threads: runs on the admin server's threads; telemetry's writers take their own snapshot.
+ */
+#include "admin/admin_int.h"
+#include "core/alloc.h"
+
+#include <string.h>
+
+typedef struct sink {
+    char *p;
+    size_t len, cap;
+} sink_t;
+
+static int sink_write(const char *data, size_t len, void *user)
+{
+    sink_t *s = user;
+    if (s->len + len + 1 > s->cap) {
+        size_t nc = s->cap ? s->cap : 8192;
+        while (nc < s->len + len + 1)
+            nc *= 2;
+        char *p = fdn__realloc(s->p, nc);
+        if (p == NULL)
+            return FDN_ENOMEM;
+        s->p = p;
+        s->cap = nc;
+    }
+    memcpy(s->p + s->len, data, len);
+    s->len += len;
+    s->p[s->len] = '\0';
+    return 0;
+}
+
+static int prometheus(char **out, size_t *len, void *user)
+{
+    sink_t s = {NULL, 0, 0};
+    int rc = fdn_telemetry_write_prometheus(user, sink_write, &s);
+    if (rc < 0) {
+        fdn__free(s.p);
+        return rc;
+    }
+    *out = s.p;
+    *len = s.len;
+    return 0;
+}
+
+static int h_json(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    (void)req;
+    char *s = NULL;
+    int rc = fdn_telemetry_metrics_json(user, &s);
+    if (rc < 0)
+        return rc;
+    json_error_t je;
+    json_t *j = json_loads(s, JSON_DECODE_ANY, &je);
+    fdn_free(s);
+    if (j == NULL)
+        return fdn_err_set(&resp->err, FDN_EINTERNAL, "telemetry produced invalid JSON");
+    return fdn__http_reply(resp, 200, j);
+}
+
+int fdn_admin_mount_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm)
+{
+    if (a == NULL || tm == NULL)
+        return FDN_EINVAL;
+    int rc = fdn__admin_set_telemetry(a, tm);
+    if (rc < 0)
+        return rc;
+    if ((rc = fdn_admin_add_metrics(a, prometheus, tm)) < 0)
+        return rc;
+    return fdn__admin_route_add(a, "GET", "/v1/telemetry", h_json, tm);
+}

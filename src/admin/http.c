@@ -1,0 +1,801 @@
+/*
+ * DESIGN: the admin HTTP server (router + libmicrohttpd glue).
+ *
+ * Threads: libmicrohttpd runs `threads` internal polling threads (MHD_OPTION_THREAD_POOL_SIZE,
+ * epoll/poll chosen by MHD_USE_AUTO), each serving many connections; total connections are
+ * capped (MHD_OPTION_CONNECTION_LIMIT) and idle ones time out, so the server's resources are
+ * bounded whatever clients do. Handlers run on those threads and only call the mounted
+ * services' thread-safe public APIs.
+ * Locks: none. The route table, health checks and metric writers are filled before start
+ * (thread_safety init) and read-only afterwards; `started` is written before MHD's threads
+ * exist and the thread creation orders it. The request counters are relaxed atomics.
+ * Per request: the raw target is captured by the URI log callback (before MHD unescapes it)
+ * into a heap context that the completion callback frees; the body is accumulated up to
+ * max_body_bytes; a larger Content-Length is refused with 413 at once, a larger streamed body
+ * is drained and refused with 413 at its end.
+ * The listen socket is opened here (clear EADDRINUSE/EACCES errors, port 0 support, loopback
+ * check) and handed to MHD, which closes it on stop.
+ */
+#include "admin/admin_int.h"
+#include "core/alloc.h"
+
+#include <fdn/clock.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#define MAX_METRICS 8
+#define MAX_HEALTH  32
+
+typedef struct route {
+    char method[8];
+    char *pattern;
+    fdn__http_handler_fn fn;
+    void *user;
+} route_t;
+
+typedef struct health_check {
+    char name[48];
+    fdn_admin_health_fn fn;
+    void *user;
+} health_check_t;
+
+struct fdn_admin {
+    char host[256];
+    uint16_t want_port;
+    char *token;
+    size_t token_len;
+    size_t max_body;
+    unsigned threads, max_conns, timeout_s;
+
+    route_t *routes;
+    size_t nroutes, cap_routes;
+    health_check_t health[MAX_HEALTH];
+    size_t nhealth;
+    struct {
+        fdn_admin_metrics_fn fn;
+        void *user;
+    } metrics[MAX_METRICS];
+    size_t nmetrics;
+    fdn_telemetry_t *tm; /* optional: request telemetry */
+    fdn__admin_health_ext_fn health_ext;
+    void *health_ext_user;
+
+    bool started;
+    _Atomic bool stopped;
+    struct MHD_Daemon *mhd;
+    _Atomic uint16_t port;
+    _Atomic uint64_t by_class[6]; /* index = status / 100 (1..5), 0 unused */
+};
+
+/* ---- responses ----------------------------------------------------------------------- */
+
+void fdn__http_resp_clear(fdn__http_resp_t *resp)
+{
+    if (resp == NULL)
+        return;
+    json_decref(resp->json);
+    fdn__free(resp->text);
+    memset(resp, 0, sizeof *resp);
+}
+
+int fdn__http_reply(fdn__http_resp_t *resp, unsigned status, json_t *json)
+{
+    if (json == NULL)
+        return FDN_ENOMEM;
+    json_decref(resp->json);
+    resp->json = json;
+    resp->status = status;
+    return 0;
+}
+
+void fdn__http_resp_finish(fdn__http_resp_t *resp, int rc)
+{
+    if (rc < 0) {
+        unsigned keep = resp->status >= 400 ? resp->status : 0;
+        json_decref(resp->json);
+        fdn__free(resp->text);
+        resp->text = NULL;
+        resp->text_len = 0;
+        resp->json = fdn__http_error_json(rc, &resp->err);
+        resp->status = keep ? keep : fdn__http_status_for(rc);
+        if (rc == FDN_ERATE_LIMITED && resp->retry_after_s <= 0)
+            resp->retry_after_s = 1;
+        if (rc != FDN_ERATE_LIMITED && resp->status != 503)
+            resp->retry_after_s = 0;
+        return;
+    }
+    if (resp->status == 0)
+        resp->status = 200;
+    if (resp->json == NULL && resp->text == NULL)
+        resp->json = json_object();
+}
+
+const char *fdn__http_param(const fdn__http_req_t *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < req->nparams; i++)
+        if (strncmp(req->params[i].key, name, n) == 0 && req->params[i].key[n] == '}')
+            return req->params[i].val;
+    return NULL;
+}
+
+int fdn__http_body_json(const fdn__http_req_t *req, fdn__http_resp_t *resp, json_t **out)
+{
+    json_error_t je;
+    *out = NULL;
+    if (req->body_len == 0)
+        return fdn_err_set(&resp->err, FDN_EPARSE, "request body must be JSON, got nothing");
+    json_t *j = json_loadb(req->body, req->body_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
+    if (j == NULL)
+        return fdn_err_set(&resp->err, FDN_EPARSE, "malformed JSON at line %d column %d: %s",
+                           je.line, je.column, je.text);
+    *out = j;
+    return 0;
+}
+
+/* ---- route table --------------------------------------------------------------------- */
+
+static bool pattern_valid(const char *p)
+{
+    if (p == NULL || p[0] != '/' || strlen(p) > 200)
+        return false;
+    for (const char *s = p + 1; *s;) {
+        const char *e = strchr(s, '/');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (n == 0)
+            return false;
+        bool open = s[0] == '{', close = s[n - 1] == '}';
+        if (open != close || (open && n < 3))
+            return false;
+        for (size_t i = open ? 1 : 0; i < (open ? n - 1 : n); i++)
+            if (s[i] == '{' || s[i] == '}')
+                return false;
+        s += n;
+        if (*s == '/')
+            s++;
+    }
+    return true;
+}
+
+int fdn__admin_route_add(fdn_admin_t *a, const char *method, const char *pattern,
+                         fdn__http_handler_fn fn, void *user)
+{
+    if (a == NULL || method == NULL || fn == NULL || a->started || strlen(method) >= 8 ||
+        !pattern_valid(pattern))
+        return FDN_EINVAL;
+    for (size_t i = 0; i < a->nroutes; i++)
+        if (strcmp(a->routes[i].method, method) == 0 && strcmp(a->routes[i].pattern, pattern) == 0)
+            return FDN_EEXIST;
+    if (a->nroutes == a->cap_routes) {
+        size_t nc = a->cap_routes ? a->cap_routes * 2 : 16;
+        route_t *r = fdn__realloc(a->routes, nc * sizeof *r);
+        if (r == NULL)
+            return FDN_ENOMEM;
+        a->routes = r;
+        a->cap_routes = nc;
+    }
+    char *pc = fdn__strdup(pattern);
+    if (pc == NULL)
+        return FDN_ENOMEM;
+    route_t *r = &a->routes[a->nroutes++];
+    memset(r, 0, sizeof *r);
+    memcpy(r->method, method, strlen(method) + 1);
+    r->pattern = pc;
+    r->fn = fn;
+    r->user = user;
+    return 0;
+}
+
+static bool auth_ok(const fdn_admin_t *a, const char *authorization)
+{
+    if (a->token == NULL)
+        return true;
+    if (authorization == NULL || strncmp(authorization, "Bearer ", 7) != 0)
+        return false;
+    const char *t = authorization + 7;
+    return fdn__http_ct_equal(t, strlen(t), a->token, a->token_len);
+}
+
+static void count_status(fdn_admin_t *a, unsigned status)
+{
+    unsigned c = status / 100;
+    if (c >= 1 && c <= 5)
+        atomic_fetch_add_explicit(&a->by_class[c], 1, memory_order_relaxed);
+}
+
+int fdn__admin_set_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm)
+{
+    if (a == NULL || a->started)
+        return FDN_EINVAL;
+    if (a->tm != NULL)
+        return FDN_EEXIST;
+    a->tm = tm;
+    return 0;
+}
+
+/* One `foundation.admin.request` telemetry event per request: {duration: ns} with the route
+ * pattern (a bounded set), the method and the status class as metadata. */
+static void request_telemetry(fdn_admin_t *a, int64_t t0, const char *route, const char *method,
+                              unsigned status)
+{
+    if (a->tm == NULL)
+        return;
+    static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "HEAD"};
+    const char *m = "other";
+    for (size_t i = 0; i < FDN_ARRAY_LEN(methods); i++)
+        if (strcmp(method, methods[i]) == 0)
+            m = methods[i];
+    char cls[4] = {(char)('0' + (status / 100) % 10), 'x', 'x', '\0'};
+    fdn_tm_measure_t dur = {"duration", (double)(fdn_clock_mono_ns(NULL) - t0)};
+    fdn_tm_meta_t meta[3] = {{"route", route ? route : "none"}, {"method", m}, {"status", cls}};
+    (void)fdn_telemetry_execute(a->tm, "foundation.admin.request", &dur, 1, meta, 3);
+}
+
+void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
+                         const char *authorization, const char *body, size_t body_len,
+                         fdn__http_resp_t *resp)
+{
+    int rc;
+    int64_t t0 = a->tm != NULL ? fdn_clock_mono_ns(NULL) : 0;
+    const char *route = NULL;
+    fdn__http_target_t *t = NULL;
+    if (!auth_ok(a, authorization)) {
+        rc = fdn_err_set(&resp->err, FDN_EACCES, "missing or wrong bearer token");
+        goto out;
+    }
+    t = fdn__malloc(sizeof *t);
+    if (t == NULL) {
+        rc = FDN_ENOMEM;
+        goto out;
+    }
+    rc = fdn__http_target_parse(t, uri, strlen(uri));
+    if (rc == FDN_ETOO_LARGE) {
+        resp->status = 414;
+        rc = fdn_err_set(&resp->err, FDN_ETOO_LARGE, "request target too long or too complex");
+        goto out;
+    }
+    if (rc < 0) {
+        rc = fdn_err_set(&resp->err, FDN_EPARSE, "malformed request target");
+        goto out;
+    }
+    const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
+    fdn__http_kv_t params[FDN__HTTP_MAX_PARAMS];
+    size_t np = 0;
+    size_t allow_len = 0;
+    bool path_matched = false;
+    for (size_t i = 0; i < a->nroutes; i++) {
+        route_t *r = &a->routes[i];
+        if (!fdn__http_route_match(r->pattern, t, params, FDN__HTTP_MAX_PARAMS, &np))
+            continue;
+        if (strcmp(r->method, m) == 0) {
+            route = r->pattern;
+            fdn__http_req_t req = {m, t, params, np, body ? body : "", body ? body_len : 0};
+            rc = r->fn(&req, resp, r->user);
+            goto out;
+        }
+        path_matched = true;
+        size_t ml = strlen(r->method);
+        if (!strstr(resp->allow, r->method) && allow_len + ml + 2 < sizeof resp->allow) {
+            if (allow_len) {
+                memcpy(resp->allow + allow_len, ", ", 2);
+                allow_len += 2;
+            }
+            memcpy(resp->allow + allow_len, r->method, ml + 1);
+            allow_len += ml;
+        }
+    }
+    if (path_matched)
+        rc = fdn_err_set(&resp->err, FDN_ENOTSUP, "method %s not allowed here (allowed: %s)",
+                         method, resp->allow);
+    else
+        rc = fdn_err_set(&resp->err, FDN_ENOENT, "no such endpoint");
+out:
+    fdn__free(t);
+    fdn__http_resp_finish(resp, rc);
+    count_status(a, resp->status);
+    request_telemetry(a, t0, route, method, resp->status);
+}
+
+/* ---- built-in endpoints: /health, /metrics ---------------------------------------------- */
+
+static int h_health(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    (void)req;
+    fdn_admin_t *a = user;
+    json_t *svcs = json_object();
+    json_t *body = json_object();
+    bool ok = true;
+    if (a->health_ext != NULL && a->health_ext(body, svcs, a->health_ext_user) != 0)
+        ok = false;
+    for (size_t i = 0; i < a->nhealth; i++) {
+        int rc = a->health[i].fn(a->health[i].user);
+        json_t *s = rc == 0 ? json_pack("{s:s}", "status", "ok")
+                            : json_pack("{s:s, s:i, s:s}", "status", "unhealthy", "code",
+                                        fdn_err_info(rc)->ref_code, "error", fdn_err_name(rc));
+        if (rc != 0)
+            ok = false;
+        json_object_set_new(svcs, a->health[i].name, s);
+    }
+    if (body == NULL || svcs == NULL) {
+        json_decref(body);
+        json_decref(svcs);
+        return FDN_ENOMEM;
+    }
+    json_object_set_new(body, "status", json_string(ok ? "ok" : "degraded"));
+    json_object_set_new(body, "services", svcs);
+    return fdn__http_reply(resp, ok ? 200 : 503, body);
+}
+
+int fdn__admin_set_health_ext(fdn_admin_t *a, fdn__admin_health_ext_fn fn, void *user)
+{
+    if (a == NULL || a->started)
+        return FDN_EINVAL;
+    if (a->health_ext != NULL)
+        return FDN_EEXIST;
+    a->health_ext = fn;
+    a->health_ext_user = user;
+    return 0;
+}
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} sbuf_t;
+
+static void sb_add(sbuf_t *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = b->cap ? b->cap : 1024;
+        while (nc < b->len + n + 1)
+            nc *= 2;
+        char *p = fdn__realloc(b->p, nc);
+        if (p == NULL) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static int h_metrics(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    (void)req;
+    fdn_admin_t *a = user;
+    sbuf_t b = {0};
+    for (size_t i = 0; i < a->nmetrics; i++) {
+        char *out = NULL;
+        size_t len = 0;
+        int rc = a->metrics[i].fn(&out, &len, a->metrics[i].user);
+        if (rc < 0) {
+            fdn__free(b.p);
+            return fdn_err_set(&resp->err, rc, "metrics writer failed: %s", fdn_strerror(rc));
+        }
+        if (out != NULL) {
+            sb_add(&b, out, len);
+            if (len > 0 && out[len - 1] != '\n')
+                sb_add(&b, "\n", 1);
+        }
+        fdn_free(out);
+    }
+    static const char hdr[] =
+        "# HELP fdn_admin_http_requests_total HTTP requests answered by the admin server, by "
+        "status class.\n# TYPE fdn_admin_http_requests_total counter\n";
+    sb_add(&b, hdr, sizeof hdr - 1);
+    for (unsigned c = 1; c <= 5; c++) {
+        char line[96];
+        int n = snprintf(
+            line, sizeof line, "fdn_admin_http_requests_total{class=\"%uxx\"} %llu\n", c,
+            (unsigned long long)atomic_load_explicit(&a->by_class[c], memory_order_relaxed));
+        if (n > 0)
+            sb_add(&b, line, (size_t)n);
+    }
+    if (b.oom) {
+        fdn__free(b.p);
+        return FDN_ENOMEM;
+    }
+    resp->text = b.p;
+    resp->text_len = b.len;
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    resp->status = 200;
+    return 0;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------- */
+
+static bool name_ok(const char *s, size_t max)
+{
+    if (s == NULL || *s == '\0' || strlen(s) >= max)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '-' || *s == '.'))
+            return false;
+    return true;
+}
+
+static bool addr_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+            return true;
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+            return in6->sin6_addr.s6_addr[12] == 127;
+    }
+    return false;
+}
+
+static int resolve(const char *host, uint16_t port, struct addrinfo **out, fdn_error_t *err)
+{
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char ps[8];
+    snprintf(ps, sizeof ps, "%u", (unsigned)port);
+    int g = getaddrinfo(host, ps, &hints, out);
+    if (g != 0 || *out == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "cannot resolve listen address '%s': %s", host,
+                           gai_strerror(g));
+    return 0;
+}
+
+int fdn_admin_create(fdn_admin_t **out, const fdn_admin_opts_t *opts, fdn_error_t *err)
+{
+    fdn_admin_opts_t def = FDN_ADMIN_OPTS_INIT;
+    if (out == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "out is NULL");
+    *out = NULL;
+    if (opts == NULL)
+        opts = &def;
+    if (opts->version != FDN_ADMIN_OPTS_VERSION)
+        return fdn_err_set(err, FDN_EINVAL, "unknown admin options version %u",
+                           (unsigned)opts->version);
+    if (opts->threads == 0 || opts->threads > 64 || opts->max_connections == 0 ||
+        opts->max_body_bytes == 0 || opts->max_body_bytes > ((size_t)1 << 30))
+        return fdn_err_set(err, FDN_EINVAL, "admin options out of range");
+    fdn_admin_t *a = fdn__calloc(1, sizeof *a);
+    if (a == NULL)
+        return FDN_ENOMEM;
+    const char *listen = opts->listen ? opts->listen : FDN_ADMIN_DEFAULT_LISTEN;
+    if (fdn__http_parse_listen(listen, a->host, sizeof a->host, &a->want_port) != 0) {
+        fdn__free(a);
+        return fdn_err_set(err, FDN_EINVAL,
+                           "bad listen address '%s' (expected ADDR:PORT or [V6ADDR]:PORT)", listen);
+    }
+    struct addrinfo *ai = NULL;
+    int rc = resolve(a->host, a->want_port, &ai, err);
+    if (rc < 0) {
+        fdn__free(a);
+        return rc;
+    }
+    bool loop = addr_is_loopback(ai->ai_addr);
+    freeaddrinfo(ai);
+    if (opts->token != NULL && opts->token[0] != '\0') {
+        a->token = fdn__strdup(opts->token);
+        if (a->token == NULL) {
+            fdn__free(a);
+            return FDN_ENOMEM;
+        }
+        a->token_len = strlen(a->token);
+    } else if (!loop) {
+        fdn__free(a);
+        return fdn_err_set(err, FDN_EPERM,
+                           "listening on non-loopback address '%s' requires a bearer token "
+                           "(--token-file)",
+                           listen);
+    }
+    a->max_body = opts->max_body_bytes;
+    a->threads = opts->threads;
+    a->max_conns = opts->max_connections;
+    a->timeout_s = opts->idle_timeout_s;
+    if (fdn__admin_route_add(a, "GET", "/health", h_health, a) < 0 ||
+        fdn__admin_route_add(a, "GET", "/metrics", h_metrics, a) < 0) {
+        fdn_admin_destroy(a);
+        return FDN_ENOMEM;
+    }
+    *out = a;
+    return 0;
+}
+
+int fdn_admin_add_health(fdn_admin_t *a, const char *name, fdn_admin_health_fn fn, void *user)
+{
+    if (a == NULL || fn == NULL || a->started || !name_ok(name, sizeof a->health[0].name))
+        return FDN_EINVAL;
+    for (size_t i = 0; i < a->nhealth; i++)
+        if (strcmp(a->health[i].name, name) == 0)
+            return FDN_EEXIST;
+    if (a->nhealth == MAX_HEALTH)
+        return FDN_ENOBUFS;
+    health_check_t *h = &a->health[a->nhealth++];
+    memcpy(h->name, name, strlen(name) + 1);
+    h->fn = fn;
+    h->user = user;
+    return 0;
+}
+
+int fdn_admin_add_metrics(fdn_admin_t *a, fdn_admin_metrics_fn fn, void *user)
+{
+    if (a == NULL || fn == NULL || a->started)
+        return FDN_EINVAL;
+    if (a->nmetrics == MAX_METRICS)
+        return FDN_ENOBUFS;
+    a->metrics[a->nmetrics].fn = fn;
+    a->metrics[a->nmetrics].user = user;
+    a->nmetrics++;
+    return 0;
+}
+
+/* ---- libmicrohttpd glue ------------------------------------------------------------------ */
+
+typedef struct conn_ctx {
+    char *uri;
+    char *body;
+    size_t len, cap;
+    bool seen;
+    bool too_large;
+} conn_ctx_t;
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
+{
+    (void)cls;
+    (void)con;
+    conn_ctx_t *c = fdn__calloc(1, sizeof *c);
+    if (c != NULL) {
+        c->uri = fdn__strdup(uri ? uri : "");
+        if (c->uri == NULL) {
+            fdn__free(c);
+            c = NULL;
+        }
+    }
+    return c;
+}
+
+static void on_done(void *cls, struct MHD_Connection *con, void **req_cls,
+                    enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)con;
+    (void)toe;
+    conn_ctx_t *c = *req_cls;
+    if (c != NULL) {
+        fdn__free(c->uri);
+        fdn__free(c->body);
+        fdn__free(c);
+        *req_cls = NULL;
+    }
+}
+
+static enum MHD_Result send_resp(struct MHD_Connection *con, fdn__http_resp_t *resp)
+{
+    char *dump = NULL;
+    const char *data;
+    size_t len;
+    const char *ctype;
+    if (resp->json != NULL) {
+        dump = json_dumps(resp->json, JSON_COMPACT);
+        if (dump == NULL)
+            return MHD_NO;
+        data = dump;
+        len = strlen(dump);
+        ctype = "application/json";
+    } else {
+        data = resp->text ? resp->text : "";
+        len = resp->text_len;
+        ctype = resp->content_type ? resp->content_type : "text/plain; charset=utf-8";
+    }
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)(uintptr_t)data, MHD_RESPMEM_MUST_COPY);
+    free(dump); /* jansson allocates with malloc unless told otherwise */
+    if (r == NULL)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (resp->retry_after_s > 0) {
+        char ra[24];
+        snprintf(ra, sizeof ra, "%lld", (long long)resp->retry_after_s);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
+    if (resp->status == 405 && resp->allow[0] != '\0')
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp->allow);
+    if (resp->status == 401)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    enum MHD_Result ok = MHD_queue_response(con, resp->status, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+static enum MHD_Result send_error(fdn_admin_t *a, struct MHD_Connection *con, int code,
+                                  const char *msg)
+{
+    fdn__http_resp_t resp;
+    memset(&resp, 0, sizeof resp);
+    fdn_err_set(&resp.err, code, "%s", msg);
+    fdn__http_resp_finish(&resp, code);
+    count_status(a, resp.status);
+    enum MHD_Result ok = send_resp(con, &resp);
+    fdn__http_resp_clear(&resp);
+    return ok;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
+{
+    (void)url;
+    (void)version;
+    fdn_admin_t *a = cls;
+    conn_ctx_t *c = *req_cls;
+    if (c == NULL)
+        return MHD_NO; /* context allocation failed: drop the connection */
+    if (!c->seen) {
+        c->seen = true;
+        const char *cl =
+            MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        uint64_t n;
+        if (cl != NULL && (fdn__http_parse_u64(cl, UINT64_MAX, &n) != 0 || n > a->max_body)) {
+            c->too_large = true;
+            return send_error(a, con, FDN_ETOO_LARGE, "request body exceeds the limit");
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (c->too_large || c->len + n > a->max_body) {
+            c->too_large = true; /* drain, answer 413 at the end */
+            return MHD_YES;
+        }
+        if (c->len + n + 1 > c->cap) {
+            size_t nc = c->cap ? c->cap : 4096;
+            while (nc < c->len + n + 1)
+                nc *= 2;
+            char *p = fdn__realloc(c->body, nc);
+            if (p == NULL)
+                return MHD_NO;
+            c->body = p;
+            c->cap = nc;
+        }
+        memcpy(c->body + c->len, upload_data, n);
+        c->len += n;
+        c->body[c->len] = '\0';
+        return MHD_YES;
+    }
+    if (c->too_large)
+        return send_error(a, con, FDN_ETOO_LARGE, "request body exceeds the limit");
+    const char *auth =
+        MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    fdn__http_resp_t resp;
+    memset(&resp, 0, sizeof resp);
+    fdn__admin_dispatch(a, method, c->uri, auth, c->body ? c->body : "", c->len, &resp);
+    enum MHD_Result ok = send_resp(con, &resp);
+    fdn__http_resp_clear(&resp);
+    return ok;
+}
+
+static int open_listener(fdn_admin_t *a, int *out_fd, fdn_error_t *err)
+{
+    struct addrinfo *ai = NULL;
+    int rc = resolve(a->host, a->want_port, &ai, err);
+    if (rc < 0)
+        return rc;
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0) {
+        int e = errno;
+        freeaddrinfo(ai);
+        return fdn_err_set(err, FDN_EIO, "socket: errno %d", e);
+    }
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 64) != 0) {
+        int e = errno;
+        freeaddrinfo(ai);
+        close(fd);
+        if (e == EADDRINUSE)
+            return fdn_err_set(err, FDN_EBUSY, "address %s:%u is already in use", a->host,
+                               (unsigned)a->want_port);
+        if (e == EACCES)
+            return fdn_err_set(err, FDN_EACCES, "permission denied binding %s:%u", a->host,
+                               (unsigned)a->want_port);
+        if (e == EADDRNOTAVAIL)
+            return fdn_err_set(err, FDN_EINVAL, "address %s is not available on this host",
+                               a->host);
+        return fdn_err_set(err, FDN_EIO, "cannot listen on %s:%u (errno %d)", a->host,
+                           (unsigned)a->want_port, e);
+    }
+    freeaddrinfo(ai);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    uint16_t port = a->want_port;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET)
+            port = ntohs(((struct sockaddr_in *)(void *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+            port = ntohs(((struct sockaddr_in6 *)(void *)&ss)->sin6_port);
+    }
+    atomic_store_explicit(&a->port, port, memory_order_release);
+    *out_fd = fd;
+    return 0;
+}
+
+int fdn_admin_start(fdn_admin_t *a, fdn_error_t *err)
+{
+    if (a == NULL || a->started)
+        return fdn_err_set(err, FDN_EINVAL, "admin server is NULL or already started");
+    int fd = -1;
+    int rc = open_listener(a, &fd, err);
+    if (rc < 0)
+        return rc;
+    a->started = true;
+    a->mhd = MHD_start_daemon(
+        MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, on_request, a, MHD_OPTION_LISTEN_SOCKET,
+        (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)a->threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)a->max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)a->timeout_s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)a,
+        MHD_OPTION_NOTIFY_COMPLETED, on_done, (void *)a, MHD_OPTION_END);
+    if (a->mhd == NULL) {
+        close(fd);
+        a->started = false;
+        atomic_store_explicit(&a->port, 0, memory_order_release);
+        return fdn_err_set(err, FDN_EIO, "the HTTP server (libmicrohttpd) failed to start");
+    }
+    return 0;
+}
+
+uint16_t fdn_admin_port(const fdn_admin_t *a)
+{
+    if (a == NULL)
+        return 0;
+    return atomic_load_explicit(&((fdn_admin_t *)(uintptr_t)a)->port, memory_order_acquire);
+}
+
+void fdn_admin_shutdown(fdn_admin_t *a)
+{
+    if (a == NULL)
+        return;
+    if (atomic_exchange_explicit(&a->stopped, true, memory_order_acq_rel))
+        return;
+    if (a->mhd != NULL)
+        MHD_stop_daemon(a->mhd); /* joins the server threads, closes the listen socket */
+}
+
+void fdn_admin_destroy(fdn_admin_t *a)
+{
+    if (a == NULL)
+        return;
+    fdn_admin_shutdown(a);
+    for (size_t i = 0; i < a->nroutes; i++)
+        fdn__free(a->routes[i].pattern);
+    fdn__free(a->routes);
+    if (a->token != NULL) {
+        volatile char *t = a->token;
+        for (size_t i = 0; i < a->token_len; i++)
+            t[i] = 0;
+    }
+    fdn__free(a->token);
+    fdn__free(a);
+}

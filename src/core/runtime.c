@@ -1,0 +1,681 @@
+/*
+ * DESIGN: the runtime, one isolated namespace (see include/fdn/runtime.h).
+ *
+ * Ownership: the runtime owns its registry, its supervisor, its task pool and, through the
+ * supervisor, one wrapper (rt_svc_t) per supervised service. The wrapper adapts either a
+ * built-in slot (fdn__rt_builtin_t, runtime_builtins.c) or an application's vtable to the
+ * supervisor's vtable, and carries the registry owner token of that service. Built-in
+ * objects are destroyed by their wrapper when the supervisor is destroyed (reverse order).
+ *
+ * Threads: the runtime creates none itself; the supervisor owns its thread and the workers,
+ * the task pool its workers (docs/threading.md).
+ *
+ * Locks: `mu` guards started/stopped/started_ns and the wrapper list `svcs`. A service is
+ * registered by its wrapper's start (after the service's own start succeeded; if the name is
+ * taken or memory runs out, the start fails) and unregistered from the supervisor's on_event
+ * callback when it stops for good; both run on the lifecycle thread with no lock held, so
+ * `registered` needs no lock there. After the supervisor has shut down, a sweep under `mu`
+ * retries removals that failed for lack of memory. Order: mu -> registry.wmu (sweep only);
+ * `mu` is never held across a call into the supervisor or a service.
+ *
+ * Global state: `g_default` (atomic pointer) is the only process-wide mutable variable.
+ */
+#include <fdn/runtime.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/runtime_int.h"
+#include "core/supervisor_int.h"
+#include "core/tasks_int.h"
+
+typedef struct rt_svc {
+    fdn_runtime_t *rt;
+    uint64_t owner;
+    const fdn_service_ops_t *ops; /* application service, or NULL */
+    const fdn__rt_builtin_t *bi;  /* built-in service, or NULL */
+    void *obj;                    /* the service object: the registry handle */
+    bool registered;              /* lifecycle thread, or the shutdown sweep under rt->mu */
+    struct rt_svc *next;          /* runtime's list of wrappers (guarded by rt->mu) */
+    char name[FDN_SERVICE_NAME_MAX + 1];
+} rt_svc_t;
+
+struct fdn_runtime {
+    char *name;
+    char *config_path;
+    char *data_dir;
+    fdn_clock_t *clock;
+    fdn_runtime_escalation_fn on_escalation;
+    fdn_runtime_restart_fn on_restart;
+    void *user;
+    int64_t health_interval;
+    uint32_t flags;
+    fdn_registry_t *reg;
+    fdn_supervisor_t *sup;
+    fdn_tasks_t *tasks;
+    void *slots[FDN__RT_SLOT_COUNT];
+    const fdn__rt_hooks_t *hooks;          /* cross-service wiring, or NULL */
+    void *glue;                            /* its state */
+    const fdn_runtime_opts_t *create_opts; /* during create only */
+    pthread_mutex_t mu;
+    rt_svc_t *svcs; /* every wrapper added (freed by the supervisor's destroy) */
+    bool started;
+    bool stopped;
+    int64_t started_ns;
+    _Atomic bool failed;
+    _Atomic size_t registrations;
+};
+
+static _Atomic(fdn_runtime_t *) g_default = NULL;
+
+/* ---- service wrapper ---------------------------------------------------------------- */
+
+static void w_stop(void *state);
+
+/* Register a service under its name when it starts (once: the entry stays through restarts).
+ * Lifecycle thread. */
+static int register_svc(rt_svc_t *s, const char *name, fdn_error_t *err)
+{
+    if (s->registered)
+        return 0;
+    fdn_runtime_t *rt = s->rt;
+    const char *kind = s->bi != NULL ? "builtin" : "service";
+    fdn_registry_meta_t meta[] = {{"kind", kind}, {"runtime", rt->name}};
+    void *handle = s->obj != NULL ? s->obj : (void *)s;
+    int rc = fdn_registry_register(rt->reg, name, handle, s->owner, meta, 2, err);
+    if (rc == 0) {
+        s->registered = true;
+        atomic_fetch_add_explicit(&rt->registrations, 1, memory_order_relaxed);
+    }
+    return rc;
+}
+
+/* Remove a service's entry; on failure (ENOMEM) it stays marked and is retried at the next
+ * stop or by the sweep at shutdown. */
+static void unregister_svc(rt_svc_t *s)
+{
+    if (s->registered && fdn_registry_release_owner(s->rt->reg, s->owner) >= 0) {
+        s->registered = false;
+        atomic_fetch_sub_explicit(&s->rt->registrations, 1, memory_order_relaxed);
+    }
+}
+
+static int w_start(void *state, void *ctx, fdn_error_t *err)
+{
+    (void)ctx;
+    rt_svc_t *s = state;
+    int rc;
+    if (s->bi != NULL) {
+        rc = s->bi->start != NULL ? s->bi->start(s->obj) : 0;
+        if (rc != 0)
+            return fdn_err_set(err, rc, "built-in service %s failed to start in runtime %s",
+                               s->bi->name, s->rt->name);
+    } else {
+        rc = s->ops->start(s->obj, s->rt, err);
+        if (rc != 0)
+            return rc;
+    }
+    rc = register_svc(s, s->name, err);
+    if (rc != 0)
+        w_stop(state);
+    return rc;
+}
+
+static void w_stop(void *state)
+{
+    rt_svc_t *s = state;
+    if (s->bi != NULL) {
+        if (s->bi->stop != NULL)
+            s->bi->stop(s->obj);
+    } else {
+        s->ops->stop(s->obj);
+    }
+}
+
+static int w_health(void *state)
+{
+    rt_svc_t *s = state;
+    if (s->bi != NULL)
+        return s->bi->health != NULL ? s->bi->health(s->obj) : 0;
+    return s->ops->health != NULL ? s->ops->health(s->obj) : 0;
+}
+
+static int w_run(void *state, fdn_service_ctl_t *ctl)
+{
+    rt_svc_t *s = state;
+    return s->ops->run(s->obj, ctl);
+}
+
+static void w_destroy(void *state)
+{
+    rt_svc_t *s = state;
+    if (s->bi != NULL) {
+        if (s->bi->destroy != NULL)
+            s->bi->destroy(s->obj);
+    } else if (s->ops->destroy != NULL) {
+        s->ops->destroy(s->obj);
+    }
+    fdn__free(s);
+}
+
+static const fdn_service_ops_t W_OPS = {w_start, w_stop, w_health, NULL, w_destroy};
+static const fdn_service_ops_t W_OPS_RUN = {w_start, w_stop, w_health, w_run, w_destroy};
+
+/* The task pool as a supervised child (the reference's TaskSupervisor, last built-in):
+ * stop drains and joins its workers, start resumes them. Destroyed by the runtime itself. */
+static int tasks_start(void *obj)
+{
+    return fdn__tasks_service_start(obj);
+}
+
+static void tasks_stop(void *obj)
+{
+    fdn__tasks_service_stop(obj);
+}
+
+static int tasks_health(void *obj)
+{
+    return fdn__tasks_service_health(obj);
+}
+
+static const fdn__rt_builtin_t TASKS_BUILTIN = {
+    "task_supervisor", NULL, NULL, tasks_start, tasks_stop, tasks_health, FDN_RESTART_PERMANENT};
+
+/* ---- supervisor callbacks (lifecycle thread, no lock held) --------------------------- */
+
+static void rt_on_event(const char *service, void *state, fdn_service_state_t st, int code,
+                        void *user)
+{
+    (void)service;
+    (void)code;
+    (void)user;
+    if (st == FDN_SERVICE_STOPPED || st == FDN_SERVICE_FAILED)
+        unregister_svc(state);
+}
+
+static void rt_on_escalation(const char *service, int code, void *user)
+{
+    fdn_runtime_t *rt = user;
+    atomic_store_explicit(&rt->failed, true, memory_order_release);
+    if (rt->hooks != NULL && rt->hooks->on_escalation != NULL)
+        rt->hooks->on_escalation(rt, rt->glue, service, code);
+    if (rt->on_escalation != NULL)
+        rt->on_escalation(rt, service, code, rt->user);
+}
+
+static void rt_on_restart(const char *service, int attempt, int reason, int64_t backoff_ns,
+                          void *user)
+{
+    (void)backoff_ns;
+    fdn_runtime_t *rt = user;
+    if (rt->hooks != NULL && rt->hooks->on_restart != NULL)
+        rt->hooks->on_restart(rt, rt->glue, service, attempt, reason);
+    if (rt->on_restart != NULL)
+        rt->on_restart(rt, service, attempt, reason, rt->user);
+}
+
+static void rt_on_registry(fdn_registry_op_t op, const char *ns, const char *service,
+                           int result, int64_t duration_ns, void *user)
+{
+    fdn_runtime_t *rt = user;
+    /* glue is published before start (happens-before every registration a caller can make
+     * on a started runtime); the runtime's own registrations during create see NULL */
+    if (rt->glue != NULL)
+        rt->hooks->on_registry(rt, rt->glue, op, ns, service, result, duration_ns);
+}
+
+/* ---- creation ---------------------------------------------------------------------- */
+
+static int add_wrapped(fdn_runtime_t *rt, const char *name, const fdn__rt_builtin_t *bi,
+                       const fdn_service_spec_t *app, void *obj, fdn_error_t *err)
+{
+    rt_svc_t *s = fdn__calloc(1, sizeof(*s));
+    if (s == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "out of memory adding service %s", name);
+    s->rt = rt;
+    s->owner = fdn_registry_owner_new();
+    s->bi = bi;
+    s->ops = app != NULL ? app->ops : NULL;
+    s->obj = obj;
+    size_t len = strlen(name);
+    if (len > FDN_SERVICE_NAME_MAX)
+        len = FDN_SERVICE_NAME_MAX;
+    memcpy(s->name, name, len);
+    s->name[len] = '\0';
+    fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
+    spec.name = name;
+    spec.state = s;
+    if (app != NULL) {
+        spec.ops = app->ops->run != NULL ? &W_OPS_RUN : &W_OPS;
+        spec.restart = app->restart;
+        spec.health_interval_ns = app->ops->health != NULL ? app->health_interval_ns : 0;
+    } else {
+        spec.ops = &W_OPS;
+        spec.restart = bi->restart;
+        spec.health_interval_ns = bi->health != NULL ? rt->health_interval : 0;
+    }
+    /* link first: an add after start may start (and register) the service at once */
+    pthread_mutex_lock(&rt->mu);
+    s->next = rt->svcs;
+    rt->svcs = s;
+    pthread_mutex_unlock(&rt->mu);
+    int rc = fdn_supervisor_add(rt->sup, &spec, err);
+    if (rc != 0) {
+        pthread_mutex_lock(&rt->mu);
+        for (rt_svc_t **pp = &rt->svcs; *pp != NULL; pp = &(*pp)->next) {
+            if (*pp == s) {
+                *pp = s->next;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&rt->mu);
+        fdn__free(s); /* the caller keeps obj */
+    }
+    return rc;
+}
+
+static int check_opts(const fdn_runtime_opts_t *o, fdn_error_t *err)
+{
+    if (o->version != FDN_RUNTIME_OPTS_VERSION)
+        return fdn_err_set(err, FDN_EINVAL, "runtime options of unknown version %u",
+                           (unsigned)o->version);
+    if (o->name != NULL && (o->name[0] == '\0' || strlen(o->name) > FDN_REGISTRY_NAME_MAX))
+        return fdn_err_set(err, FDN_EINVAL, "runtime name must be 1..%d bytes",
+                           FDN_REGISTRY_NAME_MAX);
+    if (o->max_restarts < 0 || o->period_ns <= 0 || o->backoff_base_ns < 0 ||
+        o->backoff_max_ns < 0 || o->health_interval_ns < 0)
+        return fdn_err_set(err, FDN_EINVAL, "runtime %s: negative intensity, period or delay",
+                           o->name != NULL ? o->name : "production");
+    if (o->task_workers == 0 || o->task_workers > 256 || o->task_queue == 0 ||
+        o->task_queue > ((size_t)1 << 20))
+        return fdn_err_set(err, FDN_EINVAL, "runtime task pool: 1..256 workers, 1..2^20 queue");
+    return 0;
+}
+
+static char *dup_opt(const char *s, bool *oom)
+{
+    if (s == NULL)
+        return NULL;
+    char *d = fdn__strdup(s);
+    if (d == NULL)
+        *oom = true;
+    return d;
+}
+
+static int create_impl(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
+                       const fdn__rt_builtin_t *table, const fdn__rt_hooks_t *hooks,
+                       fdn_error_t *err)
+{
+    fdn_runtime_opts_t def = FDN_RUNTIME_OPTS_INIT;
+    if (out == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "runtime: out is NULL");
+    if (opts == NULL)
+        opts = &def;
+    int rc = check_opts(opts, err);
+    if (rc != 0)
+        return rc;
+    fdn_runtime_t *rt = fdn__calloc(1, sizeof(*rt));
+    if (rt == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "out of memory creating a runtime");
+    bool oom = false;
+    rt->name = dup_opt(opts->name != NULL ? opts->name : "production", &oom);
+    rt->config_path = dup_opt(opts->config_path, &oom);
+    rt->data_dir = dup_opt(opts->data_dir, &oom);
+    pthread_mutex_init(&rt->mu, NULL);
+    atomic_init(&rt->failed, false);
+    atomic_init(&rt->registrations, 0);
+    rt->clock = opts->clock;
+    rt->on_escalation = opts->on_escalation;
+    rt->on_restart = opts->on_restart;
+    rt->user = opts->user;
+    rt->health_interval = opts->health_interval_ns;
+    rt->flags = opts->flags;
+    rt->hooks = hooks;
+    rt->create_opts = opts;
+    if (oom) {
+        rc = fdn_err_set(err, FDN_ENOMEM, "out of memory creating a runtime");
+        goto fail;
+    }
+
+    fdn_registry_opts_t ro = FDN_REGISTRY_OPTS_INIT;
+    ro.name = rt->name;
+    ro.clock = rt->clock;
+    if (hooks != NULL && hooks->on_registry != NULL) {
+        ro.on_event = rt_on_registry;
+        ro.event_user = rt;
+    }
+    rc = fdn_registry_create(&rt->reg, &ro);
+    if (rc != 0) {
+        fdn_err_set(err, rc, "runtime %s: cannot create the registry", rt->name);
+        goto fail;
+    }
+
+    fdn_supervisor_opts_t so = FDN_SUPERVISOR_OPTS_INIT;
+    so.name = rt->name;
+    so.clock = rt->clock;
+    so.strategy = FDN_SUP_ONE_FOR_ONE;
+    so.max_restarts = opts->max_restarts;
+    so.period_ns = opts->period_ns;
+    so.backoff_base_ns = opts->backoff_base_ns;
+    so.backoff_max_ns = opts->backoff_max_ns;
+    so.ctx = rt;
+    so.on_escalation = rt_on_escalation;
+    so.on_restart = rt_on_restart;
+    so.on_event = rt_on_event;
+    so.user = rt;
+    rc = fdn_supervisor_create(&rt->sup, &so);
+    if (rc != 0) {
+        fdn_err_set(err, rc, "runtime %s: cannot create the supervisor", rt->name);
+        goto fail;
+    }
+
+    if (!(opts->flags & FDN_RUNTIME_NO_BUILTINS)) {
+        for (int i = 0; i < FDN__RT_SLOT_COUNT; i++) {
+            const fdn__rt_builtin_t *bi = &table[i];
+            if (bi->create == NULL)
+                continue;
+            void *obj = NULL;
+            rc = bi->create(rt, &obj, err);
+            if (rc != 0) {
+                fdn_err_add_context(err, "service", "%s", bi->name);
+                goto fail;
+            }
+            rc = add_wrapped(rt, bi->name, bi, NULL, obj, err);
+            if (rc != 0) {
+                if (bi->destroy != NULL)
+                    bi->destroy(obj);
+                goto fail;
+            }
+            rt->slots[i] = obj;
+        }
+        if (hooks != NULL && hooks->wire != NULL) {
+            rc = hooks->wire(rt, &rt->glue, err);
+            if (rc != 0)
+                goto fail;
+        }
+    }
+    rt->create_opts = NULL;
+
+    fdn_tasks_opts_t to = FDN_TASKS_OPTS_INIT;
+    to.workers = opts->task_workers;
+    to.queue_capacity = opts->task_queue;
+    to.name = "fdn-task";
+    rc = fdn_tasks_create(&rt->tasks, &to);
+    if (rc != 0) {
+        fdn_err_set(err, rc, "runtime %s: cannot create the task pool", rt->name);
+        goto fail;
+    }
+    rc = add_wrapped(rt, TASKS_BUILTIN.name, &TASKS_BUILTIN, NULL, rt->tasks, err);
+    if (rc != 0)
+        goto fail;
+
+    if (!(opts->flags & FDN_RUNTIME_NO_START)) {
+        rc = fdn_runtime_start(rt, err);
+        if (rc != 0)
+            goto fail;
+    }
+    *out = rt;
+    return 0;
+fail:
+    rt->create_opts = NULL;
+    fdn_runtime_destroy(rt);
+    return rc;
+}
+
+int fdn__runtime_create_with(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
+                             const fdn__rt_builtin_t *table, fdn_error_t *err)
+{
+    return create_impl(out, opts, table, NULL, err);
+}
+
+int fdn_runtime_create(fdn_runtime_t **out, const fdn_runtime_opts_t *opts, fdn_error_t *err)
+{
+    return create_impl(out, opts, fdn__rt_builtins, &fdn__rt_hooks, err);
+}
+
+int fdn_runtime_start(fdn_runtime_t *rt, fdn_error_t *err)
+{
+    if (rt == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "runtime is NULL");
+    pthread_mutex_lock(&rt->mu);
+    if (rt->started || rt->stopped) {
+        int rc = rt->stopped ? FDN_ESHUTDOWN : FDN_EBUSY;
+        pthread_mutex_unlock(&rt->mu);
+        return fdn_err_set(err, rc, "runtime %s already started or shut down", rt->name);
+    }
+    rt->started = true;
+    rt->started_ns = fdn_clock_mono_ns(rt->clock);
+    pthread_mutex_unlock(&rt->mu);
+    int rc = fdn_supervisor_start(rt->sup, err);
+    if (rc != 0) {
+        fdn_err_add_context(err, "runtime", "%s", rt->name);
+        pthread_mutex_lock(&rt->mu);
+        rt->stopped = true;
+        pthread_mutex_unlock(&rt->mu);
+    }
+    return rc;
+}
+
+int fdn_runtime_shutdown(fdn_runtime_t *rt, int64_t timeout_ms)
+{
+    if (rt == NULL)
+        return FDN_EINVAL;
+    pthread_mutex_lock(&rt->mu);
+    rt->stopped = true;
+    pthread_mutex_unlock(&rt->mu);
+    /* The supervisor stops the services in reverse order; the task pool is one of them and
+     * drains when stopped. Then the pool is shut down for good (idempotent). */
+    if (fdn__supervisor_on_thread(rt->sup)) {
+        /* from a supervisor callback (e.g. on_escalation): only request the stop; the
+         * supervisor thread stops the services and destroy completes the rest */
+        return fdn_supervisor_shutdown(rt->sup, timeout_ms);
+    }
+    int rc = rt->sup != NULL ? fdn_supervisor_shutdown(rt->sup, timeout_ms) : 0;
+    if (rc == 0) {
+        /* every service is stopped and no lifecycle callback runs any more: retry removals
+         * that failed for lack of memory */
+        pthread_mutex_lock(&rt->mu);
+        for (rt_svc_t *s = rt->svcs; s != NULL; s = s->next)
+            unregister_svc(s);
+        pthread_mutex_unlock(&rt->mu);
+    }
+    if (rc == 0 && rt->tasks != NULL) {
+        rc = fdn_tasks_shutdown(rt->tasks, timeout_ms);
+        if (rc == FDN_EBUSY)
+            rc = 0;
+    }
+    return rc;
+}
+
+void fdn_runtime_destroy(fdn_runtime_t *rt)
+{
+    if (rt == NULL)
+        return;
+    fdn_runtime_t *expect = rt;
+    atomic_compare_exchange_strong_explicit(&g_default, &expect, NULL, memory_order_acq_rel,
+                                            memory_order_acquire);
+    fdn_runtime_shutdown(rt, -1);
+    if (rt->glue != NULL && rt->hooks->unwire != NULL)
+        rt->hooks->unwire(rt, rt->glue);
+    rt->glue = NULL;
+    fdn_supervisor_destroy(rt->sup); /* destroys the wrappers and built-in objects */
+    fdn_tasks_destroy(rt->tasks);
+    fdn_registry_destroy(rt->reg);
+    pthread_mutex_destroy(&rt->mu);
+    fdn__free(rt->name);
+    fdn__free(rt->config_path);
+    fdn__free(rt->data_dir);
+    fdn__free(rt);
+}
+
+int fdn_runtime_add_service(fdn_runtime_t *rt, const fdn_service_spec_t *spec, fdn_error_t *err)
+{
+    if (rt == NULL || spec == NULL || spec->version != FDN_SERVICE_SPEC_VERSION ||
+        spec->ops == NULL || spec->ops->start == NULL || spec->ops->stop == NULL ||
+        spec->name == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "runtime service spec incomplete");
+    return add_wrapped(rt, spec->name, NULL, spec, spec->state, err);
+}
+
+int fdn_runtime_inject_fault(fdn_runtime_t *rt, const char *service, int code)
+{
+    if (rt == NULL)
+        return FDN_EINVAL;
+    return fdn_supervisor_inject_fault(rt->sup, service, code);
+}
+
+int fdn_runtime_service_status(fdn_runtime_t *rt, const char *service, fdn_service_status_t *out)
+{
+    if (rt == NULL)
+        return FDN_EINVAL;
+    return fdn_supervisor_service_status(rt->sup, service, out);
+}
+
+int fdn_runtime_health(fdn_runtime_t *rt, fdn_runtime_health_t *out, fdn_service_status_t *services,
+                       size_t cap, size_t *n_out)
+{
+    if (rt == NULL || out == NULL || (services == NULL && cap > 0))
+        return FDN_EINVAL;
+    memset(out, 0, sizeof(*out));
+    int64_t now = fdn_clock_mono_ns(rt->clock);
+    pthread_mutex_lock(&rt->mu);
+    bool started = rt->started;
+    bool running = started && !rt->stopped;
+    int64_t since = rt->started_ns;
+    pthread_mutex_unlock(&rt->mu);
+    bool degraded = false;
+    size_t n = 0;
+    fdn_service_status_t st;
+    while (fdn_supervisor_status_at(rt->sup, n, &st) == 0) {
+        if (n < cap)
+            services[n] = st;
+        n++;
+        switch (st.state) {
+        case FDN_SERVICE_RUNNING:
+            out->running++;
+            degraded |= !st.healthy;
+            break;
+        case FDN_SERVICE_RESTARTING:
+            out->restarting++;
+            degraded = true;
+            break;
+        case FDN_SERVICE_FAILED:
+            out->failed++;
+            degraded = true;
+            break;
+        case FDN_SERVICE_STARTING:
+            degraded = true;
+            break;
+        case FDN_SERVICE_STOPPED:
+            degraded |= st.restart == FDN_RESTART_PERMANENT;
+            break;
+        }
+    }
+    out->services = n;
+    out->timestamp_ns = now;
+    out->uptime_ns = started ? now - since : 0;
+    if (atomic_load_explicit(&rt->failed, memory_order_acquire))
+        out->status = FDN_RUNTIME_FAILED;
+    else if (!running)
+        out->status = FDN_RUNTIME_STOPPED;
+    else
+        out->status = degraded ? FDN_RUNTIME_DEGRADED : FDN_RUNTIME_HEALTHY;
+    if (n_out != NULL)
+        *n_out = n;
+    return 0;
+}
+
+const char *fdn_runtime_status_name(fdn_runtime_status_t s)
+{
+    switch (s) {
+    case FDN_RUNTIME_HEALTHY:
+        return "healthy";
+    case FDN_RUNTIME_DEGRADED:
+        return "degraded";
+    case FDN_RUNTIME_FAILED:
+        return "failed";
+    case FDN_RUNTIME_STOPPED:
+        return "stopped";
+    }
+    return "unknown";
+}
+
+fdn_registry_t *fdn_runtime_registry(fdn_runtime_t *rt)
+{
+    return rt != NULL ? rt->reg : NULL;
+}
+
+fdn_tasks_t *fdn_runtime_tasks(fdn_runtime_t *rt)
+{
+    return rt != NULL ? rt->tasks : NULL;
+}
+
+fdn_supervisor_t *fdn_runtime_supervisor(fdn_runtime_t *rt)
+{
+    return rt != NULL ? rt->sup : NULL;
+}
+
+fdn_clock_t *fdn_runtime_clock(const fdn_runtime_t *rt)
+{
+    return rt != NULL ? rt->clock : NULL;
+}
+
+const char *fdn_runtime_name(const fdn_runtime_t *rt)
+{
+    return rt != NULL ? rt->name : "";
+}
+
+const char *fdn_runtime_data_dir(const fdn_runtime_t *rt)
+{
+    return rt != NULL ? rt->data_dir : NULL;
+}
+
+const char *fdn_runtime_config_path(const fdn_runtime_t *rt)
+{
+    return rt != NULL ? rt->config_path : NULL;
+}
+
+fdn_runtime_t *fdn_runtime_default(void)
+{
+    return atomic_load_explicit(&g_default, memory_order_acquire);
+}
+
+fdn_runtime_t *fdn_runtime_set_default(fdn_runtime_t *rt)
+{
+    return atomic_exchange_explicit(&g_default, rt, memory_order_acq_rel);
+}
+
+void *fdn__runtime_slot(fdn_runtime_t *rt, fdn__rt_slot_t slot)
+{
+    if (rt == NULL || (unsigned)slot >= FDN__RT_SLOT_COUNT)
+        return NULL;
+    return rt->slots[slot];
+}
+
+void *fdn__runtime_glue(fdn_runtime_t *rt)
+{
+    return rt != NULL ? rt->glue : NULL;
+}
+
+const fdn_runtime_opts_t *fdn__runtime_create_opts(fdn_runtime_t *rt)
+{
+    return rt != NULL ? rt->create_opts : NULL;
+}
+
+void fdn__runtime_live(fdn_runtime_t *rt, fdn__rt_live_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (rt == NULL)
+        return;
+    out->threads = fdn__supervisor_live_threads(rt->sup);
+    fdn_service_status_t st;
+    for (size_t i = 0; fdn_supervisor_status_at(rt->sup, i, &st) == 0; i++)
+        if (st.state != FDN_SERVICE_STOPPED && st.state != FDN_SERVICE_FAILED)
+            out->running++;
+    out->registrations = atomic_load_explicit(&rt->registrations, memory_order_relaxed);
+    fdn_tasks_stats_t ts;
+    if (rt->tasks != NULL && fdn_tasks_stats(rt->tasks, &ts) == 0)
+        out->tasks_busy = ts.queued + ts.running;
+}

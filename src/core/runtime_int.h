@@ -1,0 +1,93 @@
+/* Library-internal interface of the runtime (src/core/runtime.c) and the table of built-in
+ * services (src/core/runtime_builtins.c).
+ *
+ * HOW TO ADD A BUILT-IN SERVICE (lead, when a service branch merges):
+ *   1. In runtime_builtins.c, include the module's private header and fill its slot of
+ *      fdn__rt_builtins[] (the slots are already in the reference's start order):
+ *          [FDN__RT_CONFIG] = {"config_server", cfg_create, cfg_destroy,
+ *                              svc_start_cfg, svc_stop_cfg, svc_health_cfg},
+ *      where `create` builds the component from the runtime (clock = fdn_runtime_clock(rt),
+ *      config path = fdn_runtime_config_path(rt), data dir = fdn_runtime_data_dir(rt), earlier
+ *      slots via fdn__runtime_slot(rt, FDN__RT_...)), and start/stop/health are thin casts to
+ *      fdn__<m>_service_start/stop/health. A slot whose `create` is NULL is absent.
+ *   2. Add a typed public accessor in runtime.h/runtime.c if wanted, e.g.
+ *          fdn_config_t *fdn_runtime_config(fdn_runtime_t *rt)
+ *          { return fdn__runtime_slot(rt, FDN__RT_CONFIG); }
+ * Slots are created in slot order at fdn_runtime_create (so a slot's create may use any
+ * earlier slot), started in slot order by the supervisor, stopped in reverse, destroyed in
+ * reverse by fdn_runtime_destroy.
+ */
+#ifndef FDN_CORE_RUNTIME_INT_H
+#define FDN_CORE_RUNTIME_INT_H
+
+#include <fdn/runtime.h>
+
+/* Built-in service slots, in the reference's start order (§8.1). The registry is created
+ * before every slot and the task pool after them; neither is a slot. */
+typedef enum fdn__rt_slot {
+    FDN__RT_CONFIG = 0, /* "config_server" */
+    FDN__RT_EVENTS,     /* "event_store" */
+    FDN__RT_TELEMETRY,  /* "telemetry_service" */
+    FDN__RT_CONNMGR,    /* "connection_manager" */
+    FDN__RT_LIMITER,    /* "rate_limiter" */
+    FDN__RT_SLOT_COUNT
+} fdn__rt_slot_t;
+
+typedef struct fdn__rt_builtin {
+    const char *name; /* registry / supervisor name */
+    /* Create the component (not started). NULL: the slot is absent. */
+    int (*create)(fdn_runtime_t *rt, void **out, fdn_error_t *err);
+    void (*destroy)(void *obj);
+    int (*start)(void *obj);  /* fdn__<m>_service_start: 0 or negative code */
+    void (*stop)(void *obj);  /* fdn__<m>_service_stop: calls then answer FDN_EUNAVAILABLE */
+    int (*health)(void *obj); /* fdn__<m>_service_health: 0 healthy; NULL: none */
+    fdn_restart_t restart;    /* normally FDN_RESTART_PERMANENT (reference) */
+} fdn__rt_builtin_t;
+
+/* The table (src/services/runtime_services.c). */
+extern const fdn__rt_builtin_t fdn__rt_builtins[FDN__RT_SLOT_COUNT];
+
+/* Cross-service wiring of the built-in services (src/services/runtime_services.c): the core
+ * knows only these function pointers, so dependencies keep pointing down. Every hook is
+ * optional. `glue` is the wiring's own state, kept by the runtime. */
+typedef struct fdn__rt_hooks {
+    /* After every slot is created, before anything starts. */
+    int (*wire)(fdn_runtime_t *rt, void **glue, fdn_error_t *err);
+    /* After the services have stopped for good, before the slots are destroyed. */
+    void (*unwire)(fdn_runtime_t *rt, void *glue);
+    /* Supervisor callbacks (lifecycle thread, no lock held). */
+    void (*on_restart)(fdn_runtime_t *rt, void *glue, const char *service, int attempt,
+                       int reason);
+    void (*on_escalation)(fdn_runtime_t *rt, void *glue, const char *service, int code);
+    /* Registry operations (caller's thread). */
+    void (*on_registry)(fdn_runtime_t *rt, void *glue, fdn_registry_op_t op, const char *ns,
+                        const char *service, int result, int64_t duration_ns);
+} fdn__rt_hooks_t;
+
+/* The wiring used by fdn_runtime_create (tests that pass their own table get none). */
+extern const fdn__rt_hooks_t fdn__rt_hooks;
+
+/* The wiring's state (NULL before wire and for runtimes created without hooks). */
+void *fdn__runtime_glue(fdn_runtime_t *rt);
+
+/* The options fdn_runtime_create was called with; valid only while slots are created and
+ * wired (NULL afterwards). */
+const fdn_runtime_opts_t *fdn__runtime_create_opts(fdn_runtime_t *rt);
+
+/* The object of a built-in slot, or NULL when absent. Stable for the runtime's life. */
+void *fdn__runtime_slot(fdn_runtime_t *rt, fdn__rt_slot_t slot);
+
+/* fdn_runtime_create with another built-in table (unit tests pass their own). */
+int fdn__runtime_create_with(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
+                             const fdn__rt_builtin_t *table, fdn_error_t *err);
+
+/* Leak accounting for testing.h: what the runtime still holds after shutdown. */
+typedef struct fdn__rt_live {
+    size_t threads;       /* supervisor + worker threads not joined */
+    size_t running;       /* services not STOPPED/FAILED */
+    size_t registrations; /* registry entries made by the runtime for its services */
+    uint64_t tasks_busy;  /* task pool: queued + running */
+} fdn__rt_live_t;
+void fdn__runtime_live(fdn_runtime_t *rt, fdn__rt_live_t *out);
+
+#endif

@@ -1,0 +1,369 @@
+/*
+ * DESIGN: the task pool (the reference's TaskSupervisor).
+ *
+ * Threads: `nworkers` worker threads started by fdn_tasks_create and joined by
+ * fdn_tasks_shutdown (or destroy). Each worker pops a task, adopts the error context captured
+ * at submit time (error_context.c, thread-local stack), runs the task with no lock held,
+ * pops the context and frees the capture.
+ *
+ * Locks: one mutex `mu` guards the ring queue, the counters and the shutdown state. Condition
+ * variables (CLOCK_MONOTONIC): `not_empty` (workers wait for work), `not_full` (blocking
+ * submitters wait for room), `state` (shutdown callers wait for every worker to exit and for
+ * the joins to finish). Tasks never run under `mu`.
+ *
+ * Shutdown: sets `stopping` (new submits get FDN_ESHUTDOWN, blocked submitters wake up and
+ * fail), workers keep popping until the queue is empty and then exit, so every task queued
+ * before shutdown runs exactly once. The first caller that sees all workers exited claims the
+ * join (`joining`), joins without the lock, then sets `joined`; other callers wait for
+ * `joined`. A caller that times out leaves everything in place and may call again.
+ *
+ * Service stop/start (tasks_int.h, for the runtime's supervisor): the same drain and join,
+ * but not `permanent`: submits answer FDN_EUNAVAILABLE and fdn__tasks_service_start resets
+ * the shutdown state and starts new workers. Counters survive a restart.
+ *
+ * Invariants: count ≤ cap; completed + running + count == accepted submits; a task is either
+ * rejected (fn never called) or run exactly once.
+ */
+#include <fdn/tasks.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/alloc.h"
+#include "core/errctx.h"
+#include "core/tasks_int.h"
+
+typedef struct task {
+    fdn_task_fn fn;
+    void *arg;
+    fdn_errctx_capture_t *ctx;
+} task_t;
+
+struct fdn_tasks {
+    pthread_mutex_t mu;
+    pthread_cond_t not_empty;
+    pthread_cond_t not_full;
+    pthread_cond_t state;
+    task_t *ring;
+    size_t cap;
+    size_t head;
+    size_t count;
+    bool stopping;  /* workers told to drain and exit; submits refused */
+    bool permanent; /* fdn_tasks_shutdown was called (vs a restartable service stop) */
+    bool joining;
+    bool joined;
+    unsigned nworkers;
+    unsigned started; /* threads successfully created */
+    unsigned exited;
+    uint64_t running;
+    uint64_t completed;
+    uint64_t failed;
+    uint64_t rejected;
+    pthread_t *threads;
+    char name[16];
+};
+
+static _Thread_local fdn_tasks_t *t_pool; /* the pool whose worker this thread is */
+
+static void deadline_after(struct timespec *ts, int64_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    int64_t ns = (int64_t)ts->tv_nsec + (ms % 1000) * 1000000;
+    ts->tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
+    ts->tv_nsec = (long)(ns % 1000000000);
+}
+
+static void *worker_main(void *arg)
+{
+    fdn_tasks_t *tp = arg;
+    t_pool = tp;
+    pthread_mutex_lock(&tp->mu);
+    for (;;) {
+        while (tp->count == 0 && !tp->stopping)
+            pthread_cond_wait(&tp->not_empty, &tp->mu);
+        if (tp->count == 0)
+            break; /* stopping and drained */
+        task_t t = tp->ring[tp->head];
+        tp->head = (tp->head + 1) % tp->cap;
+        tp->count--;
+        tp->running++;
+        pthread_cond_signal(&tp->not_full);
+        pthread_mutex_unlock(&tp->mu);
+
+        size_t depth = fdn_errctx_depth();
+        if (t.ctx != NULL)
+            (void)fdn_errctx_adopt(t.ctx);
+        int rc = t.fn(t.arg);
+        fdn__errctx_truncate(depth); /* pops the adopted context and anything leaked */
+        fdn_errctx_capture_free(t.ctx);
+
+        pthread_mutex_lock(&tp->mu);
+        tp->running--;
+        tp->completed++;
+        if (rc < 0)
+            tp->failed++;
+    }
+    tp->exited++;
+    pthread_cond_broadcast(&tp->state);
+    pthread_mutex_unlock(&tp->mu);
+    return NULL;
+}
+
+static void free_pool(fdn_tasks_t *tp)
+{
+    pthread_cond_destroy(&tp->not_empty);
+    pthread_cond_destroy(&tp->not_full);
+    pthread_cond_destroy(&tp->state);
+    pthread_mutex_destroy(&tp->mu);
+    fdn__free(tp->ring);
+    fdn__free(tp->threads);
+    fdn__free(tp);
+}
+
+/* Start nworkers threads (called with mu held; workers block on mu until it is released).
+ * On failure the ones started stay counted in `started` so drain_join can join them. */
+static int start_workers(fdn_tasks_t *tp)
+{
+    for (unsigned i = 0; i < tp->nworkers; i++) {
+        if (pthread_create(&tp->threads[i], NULL, worker_main, tp) != 0)
+            return FDN_EAGAIN;
+        char tn[16];
+        snprintf(tn, sizeof(tn), "%.10s-%u", tp->name, i % 1000);
+        pthread_setname_np(tp->threads[i], tn);
+        tp->started++;
+    }
+    return 0;
+}
+
+static int drain_join(fdn_tasks_t *tp, int64_t timeout_ms, bool permanent);
+
+int fdn_tasks_create(fdn_tasks_t **out, const fdn_tasks_opts_t *opts)
+{
+    if (out == NULL)
+        return FDN_EINVAL;
+    *out = NULL;
+    fdn_tasks_opts_t o = FDN_TASKS_OPTS_INIT;
+    if (opts != NULL) {
+        if (opts->version == 0 || opts->version > FDN_TASKS_OPTS_VERSION)
+            return FDN_EINVAL;
+        o = *opts;
+    }
+    if (o.workers < 1 || o.workers > 256 || o.queue_capacity < 1 ||
+        o.queue_capacity > ((size_t)1 << 20))
+        return FDN_EINVAL;
+    fdn_tasks_t *tp = fdn__calloc(1, sizeof(*tp));
+    if (tp == NULL)
+        return FDN_ENOMEM;
+    tp->ring = fdn__calloc(o.queue_capacity, sizeof(task_t));
+    tp->threads = fdn__calloc(o.workers, sizeof(pthread_t));
+    if (tp->ring == NULL || tp->threads == NULL) {
+        fdn__free(tp->ring);
+        fdn__free(tp->threads);
+        fdn__free(tp);
+        return FDN_ENOMEM;
+    }
+    tp->cap = o.queue_capacity;
+    tp->nworkers = o.workers;
+    snprintf(tp->name, sizeof(tp->name), "%.10s", o.name ? o.name : "fdn-task");
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&tp->mu, NULL);
+    pthread_cond_init(&tp->not_empty, &ca);
+    pthread_cond_init(&tp->not_full, &ca);
+    pthread_cond_init(&tp->state, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_lock(&tp->mu);
+    int rc = start_workers(tp);
+    pthread_mutex_unlock(&tp->mu);
+    if (rc < 0) {
+        (void)drain_join(tp, -1, true);
+        free_pool(tp);
+        return rc;
+    }
+    *out = tp;
+    return 0;
+}
+
+static int submit_impl(fdn_tasks_t *tp, fdn_task_fn fn, void *arg, bool wait, int64_t timeout_ms)
+{
+    if (tp == NULL || fn == NULL)
+        return FDN_EINVAL;
+    fdn_errctx_capture_t *cap = NULL;
+    int rc = fdn_errctx_capture(&cap);
+    if (rc == FDN_ENOMEM) {
+        pthread_mutex_lock(&tp->mu);
+        tp->rejected++;
+        pthread_mutex_unlock(&tp->mu);
+        return rc;
+    }
+    struct timespec dl;
+    if (wait && timeout_ms >= 0)
+        deadline_after(&dl, timeout_ms);
+    pthread_mutex_lock(&tp->mu);
+    rc = 0;
+    for (;;) {
+        if (tp->stopping) {
+            rc = tp->permanent ? FDN_ESHUTDOWN : FDN_EUNAVAILABLE;
+            break;
+        }
+        if (tp->count < tp->cap)
+            break;
+        if (!wait) {
+            rc = FDN_EAGAIN;
+            break;
+        }
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&tp->not_full, &tp->mu);
+        } else if (pthread_cond_timedwait(&tp->not_full, &tp->mu, &dl) != 0) {
+            if (tp->count < tp->cap && !tp->stopping)
+                break;
+            rc = !tp->stopping ? FDN_ETIMEDOUT : tp->permanent ? FDN_ESHUTDOWN : FDN_EUNAVAILABLE;
+            break;
+        }
+    }
+    if (rc == 0) {
+        tp->ring[(tp->head + tp->count) % tp->cap] = (task_t){fn, arg, cap};
+        tp->count++;
+        pthread_cond_signal(&tp->not_empty);
+    } else {
+        tp->rejected++;
+    }
+    pthread_mutex_unlock(&tp->mu);
+    if (rc != 0)
+        fdn_errctx_capture_free(cap);
+    return rc;
+}
+
+int fdn_tasks_submit(fdn_tasks_t *tp, fdn_task_fn fn, void *arg)
+{
+    return submit_impl(tp, fn, arg, false, 0);
+}
+
+int fdn_tasks_submit_wait(fdn_tasks_t *tp, fdn_task_fn fn, void *arg, int64_t timeout_ms)
+{
+    return submit_impl(tp, fn, arg, true, timeout_ms);
+}
+
+/* Stop accepting, drain, join (see DESIGN). */
+static int drain_join(fdn_tasks_t *tp, int64_t timeout_ms, bool permanent)
+{
+    struct timespec dl;
+    if (timeout_ms >= 0)
+        deadline_after(&dl, timeout_ms);
+    pthread_mutex_lock(&tp->mu);
+    if (permanent)
+        tp->permanent = true;
+    if (!tp->stopping) {
+        tp->stopping = true;
+        pthread_cond_broadcast(&tp->not_empty);
+        pthread_cond_broadcast(&tp->not_full);
+    }
+    int rc = 0;
+    while (!tp->joined) {
+        if (tp->exited == tp->started && !tp->joining) {
+            tp->joining = true;
+            pthread_mutex_unlock(&tp->mu);
+            for (unsigned i = 0; i < tp->started; i++)
+                pthread_join(tp->threads[i], NULL);
+            pthread_mutex_lock(&tp->mu);
+            tp->joined = true;
+            pthread_cond_broadcast(&tp->state);
+            break;
+        }
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&tp->state, &tp->mu);
+        } else if (pthread_cond_timedwait(&tp->state, &tp->mu, &dl) != 0) {
+            if (!tp->joined && !(tp->exited == tp->started && !tp->joining)) {
+                rc = FDN_ETIMEDOUT;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&tp->mu);
+    return rc;
+}
+
+int fdn_tasks_shutdown(fdn_tasks_t *tp, int64_t timeout_ms)
+{
+    if (tp == NULL)
+        return FDN_EINVAL;
+    if (t_pool == tp)
+        return FDN_EBUSY;
+    return drain_join(tp, timeout_ms, true);
+}
+
+void fdn__tasks_service_stop(fdn_tasks_t *tp)
+{
+    if (tp == NULL || t_pool == tp)
+        return;
+    (void)drain_join(tp, -1, false);
+}
+
+int fdn__tasks_service_start(fdn_tasks_t *tp)
+{
+    if (tp == NULL)
+        return FDN_EINVAL;
+    pthread_mutex_lock(&tp->mu);
+    if (tp->permanent) {
+        pthread_mutex_unlock(&tp->mu);
+        return FDN_ESHUTDOWN;
+    }
+    if (!tp->stopping) {
+        pthread_mutex_unlock(&tp->mu);
+        return 0; /* already running */
+    }
+    if (!tp->joined) {
+        pthread_mutex_unlock(&tp->mu);
+        return FDN_EBUSY; /* a stop is still in progress */
+    }
+    tp->stopping = false;
+    tp->joining = false;
+    tp->joined = false;
+    tp->exited = 0;
+    tp->started = 0;
+    int rc = start_workers(tp);
+    pthread_mutex_unlock(&tp->mu);
+    if (rc < 0)
+        (void)drain_join(tp, -1, false);
+    return rc;
+}
+
+int fdn__tasks_service_health(fdn_tasks_t *tp)
+{
+    if (tp == NULL)
+        return FDN_EINVAL;
+    pthread_mutex_lock(&tp->mu);
+    int rc = tp->stopping ? FDN_EUNAVAILABLE : tp->exited > 0 ? FDN_EUNHEALTHY : 0;
+    pthread_mutex_unlock(&tp->mu);
+    return rc;
+}
+
+void fdn_tasks_destroy(fdn_tasks_t *tp)
+{
+    if (tp == NULL)
+        return;
+    (void)fdn_tasks_shutdown(tp, -1);
+    free_pool(tp);
+}
+
+int fdn_tasks_stats(fdn_tasks_t *tp, fdn_tasks_stats_t *out)
+{
+    if (tp == NULL || out == NULL)
+        return FDN_EINVAL;
+    pthread_mutex_lock(&tp->mu);
+    out->queued = tp->count;
+    out->running = tp->running;
+    out->completed = tp->completed;
+    out->failed = tp->failed;
+    out->rejected = tp->rejected;
+    pthread_mutex_unlock(&tp->mu);
+    return 0;
+}
+
+unsigned fdn_tasks_workers(const fdn_tasks_t *tp)
+{
+    return tp ? tp->nworkers : 0;
+}

@@ -1,0 +1,778 @@
+/*
+ * DESIGN: circuit breaker.
+ *
+ * State word. One _Atomic uint64_t holds gen (bits 24..63), probes in flight (bits 8..23)
+ * and the state (bits 0..7). A closed breaker has probes == 0, so the closed fast path is
+ * one acquire load and a compare of the low byte. Every transition bumps gen, so a permit
+ * taken in an earlier phase (it carries the word it saw) can never affect a later phase:
+ * its record is ignored when gen differs.
+ *
+ * Threads: none of its own. Any thread may call acquire/record/status/reset concurrently.
+ *
+ * Locks: `mu` (one per breaker) guards the failure ring (timestamps of counted failures),
+ * the rate window and the non-word transition fields (opened_at, half_open_at). Every
+ * transition runs under `mu` and installs the new word with a CAS loop that only fails when
+ * a probe counter changed; probe slots are taken and returned with CAS outside `mu`.
+ * Fields written under `mu` and read without it (opened_at, half_open_at, failures) are
+ * atomics, stored before the new word is published with release order.
+ * The set's `mu` guards its array; it is never held with a breaker's `mu`.
+ * No user callback (classify, on_transition) and no telemetry call runs while a lock is held.
+ *
+ * Telemetry (opts.telemetry): counters foundation.circuit_breaker.state_change {name, from,
+ * new_state} on every transition and foundation.circuit_breaker.call_rejected {name, reason}
+ * on every rejection. Admitted calls emit nothing (the closed path stays one load).
+ *
+ * Invariants: failures == ring_len <= failure_threshold; state CLOSED implies probes == 0;
+ * probes <= half_open_max_calls.
+ */
+#include <fdn/breaker.h>
+#include <fdn/telemetry.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "core/alloc.h"
+
+#define ST_BITS     8u
+#define PR_SHIFT    8u
+#define PR_MASK     0xffffu
+#define GEN_SHIFT   24u
+#define W_STATE(w)  ((fdn_breaker_state_t)((w)&0xffu))
+#define W_PROBES(w) ((uint32_t)(((w) >> PR_SHIFT) & PR_MASK))
+#define W_GEN(w)    ((w) >> GEN_SHIFT)
+#define W_MAKE(gen, probes, st)                                                                    \
+    (((uint64_t)(gen) << GEN_SHIFT) | ((uint64_t)(probes) << PR_SHIFT) | (uint64_t)(st))
+
+#define NS_PER_MS 1000000LL
+#define NS_PER_S  1000000000LL
+
+typedef struct tbucket {
+    int64_t sec;
+    uint32_t calls, fails, slow;
+} tbucket_t;
+
+struct fdn_breaker {
+    _Alignas(FDN_CACHELINE) _Atomic uint64_t word;
+    char pad0[FDN_CACHELINE - sizeof(uint64_t)];
+    _Atomic uint32_t failures;
+    _Atomic int64_t opened_at;
+    _Atomic int64_t half_open_at;
+    _Atomic uint64_t total_failures;
+    _Atomic uint64_t total_rejected;
+    _Atomic uint64_t times_opened;
+    pthread_mutex_t mu;
+    /* guarded by mu */
+    int64_t *ring; /* failure_threshold timestamps */
+    uint32_t ring_head, ring_len;
+    uint8_t *cwin; /* count window: bit0 failure, bit1 slow */
+    uint32_t cw_pos, cw_len, cw_fail, cw_slow;
+    tbucket_t *twin; /* time window: one bucket per second */
+    fdn_breaker_opts_t o;
+    bool rate_on;
+    bool clock_on_closed; /* the closed path must read the clock */
+    char *name;
+};
+
+struct fdn_breakers {
+    pthread_mutex_t mu;
+    fdn_breaker_t **v;
+    size_t n, cap;
+    fdn_breaker_opts_t defaults;
+};
+
+static int64_t now_ns(const fdn_breaker_t *b)
+{
+    return fdn_clock_mono_ns(b->o.clock);
+}
+
+const char *fdn_breaker_state_name(fdn_breaker_state_t s)
+{
+    switch (s) {
+    case FDN_BREAKER_CLOSED:
+        return "closed";
+    case FDN_BREAKER_OPEN:
+        return "open";
+    case FDN_BREAKER_HALF_OPEN:
+        return "half_open";
+    case FDN_BREAKER_FORCED_OPEN:
+        return "forced_open";
+    case FDN_BREAKER_DISABLED:
+        return "disabled";
+    }
+    return "unknown";
+}
+
+int fdn_breaker_opts_from_tolerance(fdn_breaker_opts_t *opts, int64_t tolerance, int64_t refresh_ms)
+{
+    if (opts == NULL || tolerance < 0 || tolerance >= UINT32_MAX - 1 || refresh_ms <= 0)
+        return FDN_EINVAL;
+    fdn_breaker_opts_t d = FDN_BREAKER_OPTS_INIT;
+    d.failure_threshold = (uint32_t)tolerance + 1u;
+    d.window_ms = refresh_ms;
+    d.recovery_time_ms = refresh_ms;
+    d.success_resets = false;
+    *opts = d;
+    return 0;
+}
+
+int fdn_breaker_opts_validate(const fdn_breaker_opts_t *o, fdn_error_t *err)
+{
+    if (o == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "breaker options are NULL");
+    if (o->version < 1)
+        return fdn_err_set(err, FDN_EINVAL, "breaker options: bad version %u", o->version);
+    if (o->failure_threshold < 1 || o->failure_threshold > 1000000)
+        return fdn_err_set(err, FDN_EINVAL, "failure_threshold must be in 1..1000000");
+    if (o->window_ms < 0)
+        return fdn_err_set(err, FDN_EINVAL, "window_ms must be >= 0");
+    if (o->recovery_time_ms <= 0 || o->recovery_time_ms > INT64_MAX / NS_PER_MS / 4)
+        return fdn_err_set(err, FDN_EINVAL, "recovery_time_ms must be a positive integer (ms)");
+    if (o->half_open_max_calls < 1 || o->half_open_max_calls > PR_MASK)
+        return fdn_err_set(err, FDN_EINVAL, "half_open_max_calls must be in 1..65535");
+    if (o->probe_timeout_ms <= 0 || o->probe_timeout_ms > INT64_MAX / NS_PER_MS / 4)
+        return fdn_err_set(err, FDN_EINVAL, "probe_timeout_ms must be positive");
+    if (o->failure_rate_pct > 100 || o->slow_rate_pct > 100)
+        return fdn_err_set(err, FDN_EINVAL, "rates are percentages (0..100)");
+    if ((o->failure_rate_pct || o->slow_rate_pct) &&
+        (o->rate_window_size < 1 || o->rate_window_size > 4096))
+        return fdn_err_set(err, FDN_EINVAL, "rate_window_size must be in 1..4096");
+    if (o->rate_window_kind != FDN_BREAKER_WINDOW_COUNT &&
+        o->rate_window_kind != FDN_BREAKER_WINDOW_TIME)
+        return fdn_err_set(err, FDN_EINVAL, "unknown rate_window_kind");
+    if (o->slow_call_ms < 0 || o->slow_call_ms > INT64_MAX / NS_PER_MS / 4)
+        return fdn_err_set(err, FDN_EINVAL, "slow_call_ms must be >= 0");
+    if (o->slow_rate_pct && o->slow_call_ms == 0)
+        return fdn_err_set(err, FDN_EINVAL, "slow_rate_pct needs slow_call_ms");
+    return 0;
+}
+
+/* mu held */
+static void clear_counts_locked(fdn_breaker_t *b)
+{
+    b->ring_head = b->ring_len = 0;
+    atomic_store_explicit(&b->failures, 0, memory_order_relaxed);
+    b->cw_pos = b->cw_len = b->cw_fail = b->cw_slow = 0;
+    if (b->twin)
+        memset(b->twin, 0, sizeof(*b->twin) * b->o.rate_window_size);
+}
+
+static int breaker_init(fdn_breaker_t *b, const char *name, const fdn_breaker_opts_t *o)
+{
+    b->o = *o;
+    b->name = fdn__strdup(name ? name : "");
+    b->ring = fdn__calloc(o->failure_threshold, sizeof(int64_t));
+    b->rate_on = o->failure_rate_pct > 0 || o->slow_rate_pct > 0;
+    if (b->rate_on) {
+        if (o->rate_window_kind == FDN_BREAKER_WINDOW_COUNT)
+            b->cwin = fdn__calloc(o->rate_window_size, 1);
+        else
+            b->twin = fdn__calloc(o->rate_window_size, sizeof(tbucket_t));
+    }
+    b->clock_on_closed = b->rate_on || o->slow_call_ms > 0;
+    if (!b->name || !b->ring || (b->rate_on && !b->cwin && !b->twin)) {
+        fdn__free(b->name);
+        fdn__free(b->ring);
+        fdn__free(b->cwin);
+        fdn__free(b->twin);
+        b->name = NULL;
+        b->ring = NULL;
+        b->cwin = NULL;
+        b->twin = NULL;
+        return FDN_ENOMEM;
+    }
+    return 0;
+}
+
+int fdn_breaker_create(fdn_breaker_t **out, const char *name, const fdn_breaker_opts_t *opts)
+{
+    fdn_breaker_opts_t d = FDN_BREAKER_OPTS_INIT;
+    if (out == NULL)
+        return FDN_EINVAL;
+    if (opts == NULL)
+        opts = &d;
+    int rc = fdn_breaker_opts_validate(opts, NULL);
+    if (rc)
+        return rc;
+    fdn_breaker_t *b = fdn__calloc(1, sizeof(*b));
+    if (!b)
+        return FDN_ENOMEM;
+    rc = breaker_init(b, name, opts);
+    if (rc) {
+        fdn__free(b);
+        return rc;
+    }
+    if (pthread_mutex_init(&b->mu, NULL) != 0) {
+        fdn__free(b->name);
+        fdn__free(b->ring);
+        fdn__free(b->cwin);
+        fdn__free(b->twin);
+        fdn__free(b);
+        return FDN_ENOMEM;
+    }
+    atomic_init(&b->word, W_MAKE(1, 0, FDN_BREAKER_CLOSED));
+    *out = b;
+    return 0;
+}
+
+void fdn_breaker_destroy(fdn_breaker_t *b)
+{
+    if (b == NULL)
+        return;
+    pthread_mutex_destroy(&b->mu);
+    fdn__free(b->name);
+    fdn__free(b->ring);
+    fdn__free(b->cwin);
+    fdn__free(b->twin);
+    fdn__free(b);
+}
+
+const char *fdn_breaker_name(const fdn_breaker_t *b)
+{
+    return b ? b->name : "";
+}
+
+/*
+ * Move from the phase `expected` (gen + state must match; probes may differ) to `to`.
+ * Returns true when this call made the transition. Calls on_transition outside mu.
+ */
+static bool transition(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t to, int64_t now)
+{
+    fdn_breaker_state_t from = W_STATE(expected);
+    pthread_mutex_lock(&b->mu);
+    uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
+    if (W_GEN(w) != W_GEN(expected) || W_STATE(w) != from) {
+        pthread_mutex_unlock(&b->mu);
+        return false;
+    }
+    clear_counts_locked(b);
+    if (to == FDN_BREAKER_OPEN) {
+        atomic_store_explicit(&b->opened_at, now, memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->times_opened, 1, memory_order_relaxed);
+    } else if (to == FDN_BREAKER_HALF_OPEN) {
+        atomic_store_explicit(&b->half_open_at, now, memory_order_relaxed);
+    }
+    uint64_t nw = W_MAKE(W_GEN(w) + 1, 0, to);
+    while (!atomic_compare_exchange_weak_explicit(&b->word, &w, nw, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+        /* only probe counts change without mu */
+    }
+    pthread_mutex_unlock(&b->mu);
+    if (b->o.telemetry) {
+        fdn_tm_meta_t meta[3] = {{"name", b->name},
+                                 {"from", fdn_breaker_state_name(from)},
+                                 {"new_state", fdn_breaker_state_name(to)}};
+        fdn_telemetry_emit_counter(b->o.telemetry, "foundation.circuit_breaker.state_change", meta,
+                                   3);
+    }
+    if (b->o.on_transition)
+        b->o.on_transition(b->name, from, to, b->o.transition_user);
+    return true;
+}
+
+/* Unconditional move (reset / force-open / disable). */
+static void set_state(fdn_breaker_t *b, fdn_breaker_state_t to)
+{
+    int64_t now = now_ns(b);
+    for (;;) {
+        uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
+        if (transition(b, w, to, now))
+            return;
+    }
+}
+
+void fdn_breaker_reset(fdn_breaker_t *b)
+{
+    if (b)
+        set_state(b, FDN_BREAKER_CLOSED);
+}
+
+void fdn_breaker_force_open(fdn_breaker_t *b)
+{
+    if (b)
+        set_state(b, FDN_BREAKER_FORCED_OPEN);
+}
+
+void fdn_breaker_disable(fdn_breaker_t *b)
+{
+    if (b)
+        set_state(b, FDN_BREAKER_DISABLED);
+}
+
+fdn_breaker_state_t fdn_breaker_state(const fdn_breaker_t *b)
+{
+    if (b == NULL)
+        return FDN_BREAKER_CLOSED;
+    return W_STATE(atomic_load_explicit(&((fdn_breaker_t *)b)->word, memory_order_acquire));
+}
+
+static int reject(fdn_breaker_t *b)
+{
+    atomic_fetch_add_explicit(&b->total_rejected, 1, memory_order_relaxed);
+    if (b->o.telemetry) {
+        fdn_tm_meta_t meta[2] = {{"name", b->name}, {"reason", "circuit_open"}};
+        fdn_telemetry_emit_counter(b->o.telemetry, "foundation.circuit_breaker.call_rejected", meta,
+                                   2);
+    }
+    return FDN_ECIRCUIT_OPEN;
+}
+
+int fdn_breaker_acquire(fdn_breaker_t *b, fdn_breaker_permit_t *permit)
+{
+    if (FDN_UNLIKELY(b == NULL || permit == NULL))
+        return FDN_EINVAL;
+    uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
+    if (FDN_LIKELY((w & 0xffu) == FDN_BREAKER_CLOSED)) {
+        permit->word = w;
+        permit->start_ns = b->clock_on_closed ? now_ns(b) : 0;
+        return 0;
+    }
+    for (;;) {
+        switch (W_STATE(w)) {
+        case FDN_BREAKER_CLOSED:
+            permit->word = w;
+            permit->start_ns = b->clock_on_closed ? now_ns(b) : 0;
+            return 0;
+        case FDN_BREAKER_DISABLED:
+            permit->word = w;
+            permit->start_ns = 0;
+            return 0;
+        case FDN_BREAKER_FORCED_OPEN:
+            return reject(b);
+        case FDN_BREAKER_OPEN: {
+            int64_t now = now_ns(b);
+            int64_t at = atomic_load_explicit(&b->opened_at, memory_order_relaxed);
+            if (now - at < b->o.recovery_time_ms * NS_PER_MS)
+                return reject(b);
+            transition(b, w, FDN_BREAKER_HALF_OPEN, now);
+            w = atomic_load_explicit(&b->word, memory_order_acquire);
+            continue;
+        }
+        case FDN_BREAKER_HALF_OPEN: {
+            uint32_t p = W_PROBES(w);
+            int64_t now = now_ns(b);
+            if (p >= b->o.half_open_max_calls) {
+                int64_t since = atomic_load_explicit(&b->half_open_at, memory_order_relaxed);
+                if (now - since >= b->o.probe_timeout_ms * NS_PER_MS) {
+                    /* a probe never reported: count it as a failure */
+                    atomic_fetch_add_explicit(&b->total_failures, 1, memory_order_relaxed);
+                    transition(b, w, FDN_BREAKER_OPEN, now);
+                }
+                return reject(b);
+            }
+            uint64_t nw = w + ((uint64_t)1 << PR_SHIFT);
+            if (atomic_compare_exchange_weak_explicit(&b->word, &w, nw, memory_order_acq_rel,
+                                                      memory_order_acquire)) {
+                permit->word = nw;
+                permit->start_ns = now;
+                return 0;
+            }
+            continue; /* w reloaded by the failed CAS */
+        }
+        }
+        return reject(b);
+    }
+}
+
+/* Return a half-open probe slot if the phase is still the permit's. */
+static bool probe_done(fdn_breaker_t *b, uint64_t pw)
+{
+    uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
+    for (;;) {
+        if (W_GEN(w) != W_GEN(pw) || W_STATE(w) != FDN_BREAKER_HALF_OPEN || W_PROBES(w) == 0)
+            return false;
+        if (atomic_compare_exchange_weak_explicit(&b->word, &w, w - ((uint64_t)1 << PR_SHIFT),
+                                                  memory_order_acq_rel, memory_order_acquire))
+            return true;
+    }
+}
+
+void fdn_breaker_release(fdn_breaker_t *b, const fdn_breaker_permit_t *permit)
+{
+    if (b && permit && W_STATE(permit->word) == FDN_BREAKER_HALF_OPEN)
+        probe_done(b, permit->word);
+}
+
+/* Rate window update + decision; mu held. Returns true when the breaker must open. */
+static bool rate_push_locked(fdn_breaker_t *b, bool fail, bool slow, int64_t now)
+{
+    uint32_t calls, fails, slows;
+    const fdn_breaker_opts_t *o = &b->o;
+    if (b->cwin) {
+        uint8_t v = (uint8_t)((fail ? 1u : 0u) | (slow ? 2u : 0u));
+        if (b->cw_len == o->rate_window_size) {
+            uint8_t old = b->cwin[b->cw_pos];
+            b->cw_fail -= old & 1u;
+            b->cw_slow -= (old >> 1) & 1u;
+        } else {
+            b->cw_len++;
+        }
+        b->cwin[b->cw_pos] = v;
+        b->cw_pos = (b->cw_pos + 1) % o->rate_window_size;
+        b->cw_fail += fail;
+        b->cw_slow += slow;
+        calls = b->cw_len;
+        fails = b->cw_fail;
+        slows = b->cw_slow;
+    } else {
+        int64_t sec = now / NS_PER_S;
+        tbucket_t *t = &b->twin[(uint64_t)sec % o->rate_window_size];
+        if (t->sec != sec) {
+            memset(t, 0, sizeof(*t));
+            t->sec = sec;
+        }
+        t->calls++;
+        t->fails += fail;
+        t->slow += slow;
+        calls = fails = slows = 0;
+        for (uint32_t i = 0; i < o->rate_window_size; i++) {
+            const tbucket_t *x = &b->twin[i];
+            if (x->calls && sec - x->sec < (int64_t)o->rate_window_size) {
+                calls += x->calls;
+                fails += x->fails;
+                slows += x->slow;
+            }
+        }
+    }
+    if (calls < o->minimum_calls || calls == 0)
+        return false;
+    if (o->failure_rate_pct && (uint64_t)fails * 100u >= (uint64_t)o->failure_rate_pct * calls)
+        return true;
+    if (o->slow_rate_pct && (uint64_t)slows * 100u >= (uint64_t)o->slow_rate_pct * calls)
+        return true;
+    return false;
+}
+
+void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, int rc)
+{
+    if (FDN_UNLIKELY(b == NULL || permit == NULL))
+        return;
+    const fdn_breaker_opts_t *o = &b->o;
+    uint64_t pw = permit->word;
+    fdn_breaker_state_t st = W_STATE(pw);
+    if (st == FDN_BREAKER_DISABLED)
+        return;
+    int64_t now = 0, dur = 0;
+    if (b->clock_on_closed || st == FDN_BREAKER_HALF_OPEN) {
+        now = now_ns(b);
+        dur = permit->start_ns ? now - permit->start_ns : 0;
+    }
+    fdn_breaker_outcome_t out;
+    if (o->classify)
+        out = o->classify(rc, dur, o->classify_user);
+    else
+        out = rc < 0 ? FDN_BREAKER_FAILURE : FDN_BREAKER_SUCCESS;
+    bool slow = o->slow_call_ms > 0 && permit->start_ns != 0 && dur >= o->slow_call_ms * NS_PER_MS;
+    if (slow && o->slow_rate_pct == 0 && out == FDN_BREAKER_SUCCESS)
+        out = FDN_BREAKER_FAILURE;
+
+    if (st == FDN_BREAKER_HALF_OPEN) {
+        bool mine = probe_done(b, pw);
+        if (!mine || out == FDN_BREAKER_IGNORE)
+            return;
+        if (out == FDN_BREAKER_SUCCESS && dur < o->probe_timeout_ms * NS_PER_MS) {
+            transition(b, pw, FDN_BREAKER_CLOSED, now);
+        } else {
+            atomic_fetch_add_explicit(&b->total_failures, 1, memory_order_relaxed);
+            transition(b, pw, FDN_BREAKER_OPEN, now);
+        }
+        return;
+    }
+    if (st != FDN_BREAKER_CLOSED || out == FDN_BREAKER_IGNORE)
+        return;
+
+    bool fail = out == FDN_BREAKER_FAILURE;
+    if (!fail && !b->rate_on) {
+        if (o->success_resets &&
+            FDN_UNLIKELY(atomic_load_explicit(&b->failures, memory_order_relaxed) != 0)) {
+            pthread_mutex_lock(&b->mu);
+            if (W_GEN(atomic_load_explicit(&b->word, memory_order_acquire)) == W_GEN(pw)) {
+                b->ring_head = b->ring_len = 0;
+                atomic_store_explicit(&b->failures, 0, memory_order_relaxed);
+            }
+            pthread_mutex_unlock(&b->mu);
+        }
+        return;
+    }
+    if (fail) {
+        atomic_fetch_add_explicit(&b->total_failures, 1, memory_order_relaxed);
+        if (now == 0 && o->window_ms > 0)
+            now = now_ns(b);
+    }
+    bool trip = false;
+    pthread_mutex_lock(&b->mu);
+    if (W_GEN(atomic_load_explicit(&b->word, memory_order_acquire)) != W_GEN(pw)) {
+        pthread_mutex_unlock(&b->mu);
+        return; /* the call started in an earlier phase */
+    }
+    if (fail) {
+        uint32_t cap = o->failure_threshold;
+        /* drop failures older than the window (oldest first) */
+        while (o->window_ms > 0 && b->ring_len > 0) {
+            uint32_t oldest = (b->ring_head + cap - b->ring_len) % cap;
+            if (now - b->ring[oldest] < o->window_ms * NS_PER_MS)
+                break;
+            b->ring_len--;
+        }
+        b->ring[b->ring_head] = now;
+        b->ring_head = (b->ring_head + 1) % cap;
+        if (b->ring_len < cap)
+            b->ring_len++;
+        atomic_store_explicit(&b->failures, b->ring_len, memory_order_relaxed);
+        trip = b->ring_len >= cap;
+    } else if (o->success_resets) {
+        b->ring_head = b->ring_len = 0;
+        atomic_store_explicit(&b->failures, 0, memory_order_relaxed);
+    }
+    if (b->rate_on && rate_push_locked(b, fail, slow, now))
+        trip = true;
+    pthread_mutex_unlock(&b->mu);
+    if (trip)
+        transition(b, pw & ~((uint64_t)PR_MASK << PR_SHIFT), FDN_BREAKER_OPEN,
+                   now ? now : now_ns(b));
+}
+
+int fdn_breaker_call(fdn_breaker_t *b, int (*fn)(void *arg), void *arg, int *fn_rc)
+{
+    if (b == NULL || fn == NULL)
+        return FDN_EINVAL;
+    fdn_breaker_permit_t p;
+    int rc = fdn_breaker_acquire(b, &p);
+    if (rc)
+        return rc;
+    rc = fn(arg);
+    if (fn_rc)
+        *fn_rc = rc;
+    fdn_breaker_record(b, &p, rc);
+    return rc;
+}
+
+int fdn_breaker_status(fdn_breaker_t *b, fdn_breaker_status_t *out)
+{
+    if (b == NULL || out == NULL)
+        return FDN_EINVAL;
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&b->mu);
+    uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
+    out->state = W_STATE(w);
+    out->probes_in_flight = W_PROBES(w);
+    out->failures = b->ring_len;
+    if (b->cwin) {
+        out->window_calls = b->cw_len;
+        out->window_failures = b->cw_fail;
+        out->window_slow = b->cw_slow;
+    } else if (b->twin) {
+        int64_t sec = now_ns(b) / NS_PER_S;
+        for (uint32_t i = 0; i < b->o.rate_window_size; i++) {
+            const tbucket_t *x = &b->twin[i];
+            if (x->calls && sec - x->sec < (int64_t)b->o.rate_window_size) {
+                out->window_calls += x->calls;
+                out->window_failures += x->fails;
+                out->window_slow += x->slow;
+            }
+        }
+    }
+    int64_t opened = atomic_load_explicit(&b->opened_at, memory_order_relaxed);
+    pthread_mutex_unlock(&b->mu);
+    out->total_failures = atomic_load_explicit(&b->total_failures, memory_order_relaxed);
+    out->total_rejected = atomic_load_explicit(&b->total_rejected, memory_order_relaxed);
+    out->times_opened = atomic_load_explicit(&b->times_opened, memory_order_relaxed);
+    out->ms_until_half_open = -1;
+    if (out->state == FDN_BREAKER_OPEN) {
+        int64_t left = opened + b->o.recovery_time_ms * NS_PER_MS - now_ns(b);
+        out->ms_until_half_open = left <= 0 ? 0 : (left + NS_PER_MS - 1) / NS_PER_MS;
+    }
+    return 0;
+}
+
+/* ---- sets ------------------------------------------------------------------------------ */
+
+int fdn_breakers_create(fdn_breakers_t **out, const fdn_breaker_opts_t *defaults)
+{
+    fdn_breaker_opts_t d = FDN_BREAKER_OPTS_INIT;
+    if (out == NULL)
+        return FDN_EINVAL;
+    if (defaults && fdn_breaker_opts_validate(defaults, NULL))
+        return FDN_EINVAL;
+    fdn_breakers_t *s = fdn__calloc(1, sizeof(*s));
+    if (!s)
+        return FDN_ENOMEM;
+    if (pthread_mutex_init(&s->mu, NULL) != 0) {
+        fdn__free(s);
+        return FDN_ENOMEM;
+    }
+    s->defaults = defaults ? *defaults : d;
+    *out = s;
+    return 0;
+}
+
+void fdn_breakers_destroy(fdn_breakers_t *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        fdn_breaker_destroy(s->v[i]);
+    fdn__free(s->v);
+    pthread_mutex_destroy(&s->mu);
+    fdn__free(s);
+}
+
+int fdn_breakers_set_defaults(fdn_breakers_t *s, const fdn_breaker_opts_t *d)
+{
+    if (s == NULL || fdn_breaker_opts_validate(d, NULL))
+        return FDN_EINVAL;
+    pthread_mutex_lock(&s->mu);
+    s->defaults = *d;
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+size_t fdn_breakers_count(fdn_breakers_t *s)
+{
+    if (s == NULL)
+        return 0;
+    pthread_mutex_lock(&s->mu);
+    size_t n = s->n;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+int fdn_breakers_list(fdn_breakers_t *s, char ***out_names, size_t *out_count)
+{
+    if (s == NULL || out_names == NULL || out_count == NULL)
+        return FDN_EINVAL;
+    *out_names = NULL;
+    *out_count = 0;
+    pthread_mutex_lock(&s->mu);
+    size_t n = s->n, bytes = n * sizeof(char *);
+    for (size_t i = 0; i < n; i++)
+        bytes += strlen(s->v[i]->name) + 1;
+    char **names = n ? fdn__malloc(bytes) : NULL;
+    if (n && names == NULL) {
+        pthread_mutex_unlock(&s->mu);
+        return FDN_ENOMEM;
+    }
+    char *p = (char *)(names + n);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(s->v[i]->name) + 1;
+        memcpy(p, s->v[i]->name, l);
+        names[i] = p;
+        p += l;
+    }
+    pthread_mutex_unlock(&s->mu);
+    *out_names = names;
+    *out_count = n;
+    return 0;
+}
+
+/* s->mu held */
+static fdn_breaker_t *find_locked(fdn_breakers_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->v[i]->name, name) == 0)
+            return s->v[i];
+    return NULL;
+}
+
+int fdn_breaker_get(fdn_breakers_t *s, const char *name, fdn_breaker_t **out)
+{
+    if (s == NULL || name == NULL || out == NULL)
+        return FDN_EINVAL;
+    pthread_mutex_lock(&s->mu);
+    fdn_breaker_t *b = find_locked(s, name);
+    pthread_mutex_unlock(&s->mu);
+    if (!b)
+        return FDN_EBREAKER_NOT_FOUND;
+    *out = b;
+    return 0;
+}
+
+int fdn_breaker_create_in(fdn_breakers_t *s, const char *name, const fdn_breaker_opts_t *opts,
+                          fdn_breaker_t **out)
+{
+    if (s == NULL || name == NULL || name[0] == '\0')
+        return FDN_EINVAL;
+    fdn_breaker_opts_t o;
+    pthread_mutex_lock(&s->mu);
+    o = opts ? *opts : s->defaults;
+    fdn_breaker_t *old = find_locked(s, name);
+    pthread_mutex_unlock(&s->mu);
+    if (old) {
+        if (out)
+            *out = old;
+        return FDN_EEXIST;
+    }
+    fdn_breaker_t *b;
+    int rc = fdn_breaker_create(&b, name, &o);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&s->mu);
+    old = find_locked(s, name);
+    if (old) {
+        pthread_mutex_unlock(&s->mu);
+        fdn_breaker_destroy(b);
+        if (out)
+            *out = old;
+        return FDN_EEXIST;
+    }
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 8;
+        fdn_breaker_t **nv = fdn__realloc(s->v, nc * sizeof(*nv));
+        if (!nv) {
+            pthread_mutex_unlock(&s->mu);
+            fdn_breaker_destroy(b);
+            return FDN_ENOMEM;
+        }
+        s->v = nv;
+        s->cap = nc;
+    }
+    s->v[s->n++] = b;
+    pthread_mutex_unlock(&s->mu);
+    if (out)
+        *out = b;
+    return 0;
+}
+
+int fdn_breaker_install(fdn_breakers_t *s, const char *name, const fdn_breaker_opts_t *opts,
+                        fdn_breaker_t **out)
+{
+    fdn_breaker_t *b = NULL;
+    int rc = fdn_breaker_create_in(s, name, opts, &b);
+    if (rc != FDN_EEXIST) {
+        if (rc == 0 && out)
+            *out = b;
+        return rc;
+    }
+    fdn_breaker_opts_t o;
+    pthread_mutex_lock(&s->mu);
+    o = opts ? *opts : s->defaults;
+    pthread_mutex_unlock(&s->mu);
+    rc = fdn_breaker_opts_validate(&o, NULL);
+    if (rc)
+        return rc;
+    /* Re-install in place: new buffers, then swap under the breaker's lock. */
+    fdn_breaker_t tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    rc = breaker_init(&tmp, name, &o);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&b->mu);
+    int64_t *r = b->ring;
+    uint8_t *c = b->cwin;
+    tbucket_t *t = b->twin;
+    b->ring = tmp.ring;
+    b->cwin = tmp.cwin;
+    b->twin = tmp.twin;
+    b->o = tmp.o;
+    b->rate_on = tmp.rate_on;
+    b->clock_on_closed = tmp.clock_on_closed;
+    pthread_mutex_unlock(&b->mu);
+    fdn__free(tmp.name);
+    fdn__free(r);
+    fdn__free(c);
+    fdn__free(t);
+    fdn_breaker_reset(b);
+    if (out)
+        *out = b;
+    return 0;
+}

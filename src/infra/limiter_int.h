@@ -1,0 +1,48 @@
+/* Private limiter interface: supervision hooks and the storage backend vtable. */
+#ifndef FDN_INFRA_LIMITER_INT_H
+#define FDN_INFRA_LIMITER_INT_H
+
+#include <fdn/limiter.h>
+
+/* Operations a backend applies to one key atomically. */
+typedef enum fdn__limit_op {
+    FDN__LIMIT_CHECK = 0,  /* consume on success (fixed window: always) */
+    FDN__LIMIT_PEEK = 1,   /* evaluate only */
+    FDN__LIMIT_CANCEL = 2, /* give back rsv->cost if rsv->epoch is still current */
+} fdn__limit_op_t;
+
+/* Time of one operation: monotonic ns (buckets, sliding window) and wall ns (fixed window).
+ * A check reads only the clock its algorithm needs; the other is FDN__NOW_UNSET and a backend
+ * that needs it (sweeping) reads it from `clock`. */
+#define FDN__NOW_UNSET INT64_MIN
+typedef struct fdn__limit_now {
+    int64_t mono_ns;
+    int64_t wall_ns;
+    fdn_clock_t *clock;
+} fdn__limit_now_t;
+
+/*
+ * Storage backend (memory now; a Redis backend would run the same per-key arithmetic in a
+ * server-side script). Every function is thread-safe.
+ *  apply: run op for key under rule; fills res (and rsv->epoch for CHECK); returns 0 or a
+ *         negative code (FDN_ENOMEM, FDN_ENOENT for a CANCEL with nothing to give back).
+ *         The allowed/denied decision is res->allowed, not the return code.
+ *  forget: drop a key (FDN_ENOENT if absent). sweep: drop expired keys, return how many.
+ */
+typedef struct fdn__limiter_backend {
+    int (*apply)(void *self, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
+                 int64_t cost, fdn__limit_op_t op, const fdn__limit_now_t *now,
+                 fdn_limit_result_t *res, fdn_limit_reservation_t *rsv);
+    int (*forget)(void *self, const char *key, size_t keylen);
+    size_t (*sweep)(void *self, const fdn__limit_now_t *now);
+    void (*stats)(void *self, fdn_limiter_stats_t *out);
+    void (*destroy)(void *self);
+} fdn__limiter_backend_t;
+
+/* Supervision hooks (see the helper brief): while stopped every check returns
+ * FDN_EUNAVAILABLE; state survives a stop/start. */
+int fdn__limiter_service_start(fdn_limiter_t *l);
+void fdn__limiter_service_stop(fdn_limiter_t *l);
+int fdn__limiter_service_health(fdn_limiter_t *l);
+
+#endif

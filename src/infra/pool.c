@@ -1,0 +1,1183 @@
+/*
+ * DESIGN: connection pools (the manager of named pools is in pool_manager.c).
+ *
+ * Threads. Checkout, checkin and maintenance run in the caller's thread. An optional reaper
+ * thread per pool (reap_interval_ms > 0) is started by fdn_pool_create and joined by
+ * fdn_pool_shutdown; it waits with fdn_clock_wait_until (kicked to stop) and calls
+ * fdn_pool_reap.
+ *
+ * Locks. One mutex per pool (p->mu) guards every mutable field of the pool and of its
+ * workers' bookkeeping (lists, in_use, times, backtrace). The manager has its own mutex
+ * (m->mu, pool_manager.c). Order: m->mu before p->mu; never the reverse. No user callback (create,
+ * destroy, validate, reset, on_leak) and no telemetry call runs with either lock held: work that
+ * needs a callback is decided under the lock (a worker is unlinked, or a slot is reserved by
+ * incrementing `live`) and done after unlocking.
+ *
+ * Waiters. A checkout that finds no idle worker and no capacity appends a waiter record (on
+ * its own stack) to a FIFO queue. A checkin hands the returned worker directly to the oldest
+ * waiter (grant WORKER); a freed slot (worker destroyed) is granted to the oldest waiter as a
+ * reserved slot it fills by calling create itself (grant CREATE). So the oldest waiter is
+ * always served first and new arrivals never overtake queued ones (invariant: waiters exist
+ * => no idle worker and live == size + max_overflow, except transiently while a reserved
+ * slot is being filled). With the system clock a waiter sleeps on its own condition
+ * variable (CLOCK_MONOTONIC timed wait, signalled under p->mu so the record is still live).
+ * With a manual clock it sleeps in fdn_clock_wait_until; the granter kicks the clock after
+ * unlocking, and advancing the clock past the deadline releases it, so tests never sleep.
+ *
+ * Counters. `live` counts workers that exist plus slots reserved for creation; `in_use`
+ * counts leases (including reserved slots that a checkout is filling); `creating` counts
+ * refill creations not tied to a lease. available = idle_n.
+ *
+ * Lifetime. A pool is reference-counted (refs, under p->mu). Dropping the last reference
+ * shuts it down; the memory is freed once it is released and no lease, creation or
+ * post-unlock work (`busy`) is outstanding: a lease may outlive the pool's references, and
+ * whichever thread brings the last of these counts to zero frees it.
+ *
+ * Timed maintenance (all on the injected clock) is lazy: the worker being lent is checked
+ * for lifetime and idle timeout and validated when idle too long; the worker being returned
+ * is checked for lifetime. fdn_pool_reap (and the reaper thread) sweeps idle workers
+ * (lifetime, idle timeout, overflow TTL), refills slots lost to lifetime expiry, and
+ * reports leases older than the leak threshold with the borrower's backtrace.
+ */
+#include <fdn/pool.h>
+
+#include <execinfo.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/alloc.h"
+#include "infra/pool_int.h"
+
+#include <fdn/telemetry.h>
+
+#define NS_PER_MS  1000000LL
+#define BT_MAX     24
+#define LEAK_BATCH 16
+
+enum grant { GRANT_NONE = 0, GRANT_WORKER, GRANT_CREATE, GRANT_SHUTDOWN };
+
+typedef struct waiter {
+    struct waiter *next;
+    struct waiter *prev;
+    pthread_cond_t cv;
+    bool has_cv;
+    int grant;
+    fdn_pool_worker_t *worker;
+} waiter_t;
+
+struct fdn_pool_worker {
+    void *conn;
+    fdn_pool_t *pool;
+    fdn_pool_worker_t *next; /* idle list */
+    fdn_pool_worker_t *prev;
+    fdn_pool_worker_t *anext; /* all workers */
+    fdn_pool_worker_t *aprev;
+    int64_t created_ns;
+    int64_t expires_ns; /* INT64_MAX: no lifetime */
+    int64_t last_used_ns;
+    int64_t checkout_ns;
+    bool in_use;
+    bool leak_reported;
+    int bt_len;
+    void *bt[BT_MAX];
+};
+
+struct fdn_pool {
+    pthread_mutex_t mu;
+    char name[FDN_POOL_NAME_MAX];
+    int size;
+    int max_overflow;
+    fdn_pool_strategy_t strategy;
+    int64_t checkout_timeout_ns;
+    int (*create)(void **conn, void *user);
+    void (*destroy)(void *conn, void *user);
+    int (*validate)(void *conn, void *user);
+    int (*reset)(void *conn, void *user);
+    void (*on_leak)(const fdn_pool_leak_t *leak, void *user);
+    void *user;
+    int64_t validate_after_ns; /* < 0: never */
+    int64_t max_lifetime_ns;
+    int64_t jitter_ns;
+    int64_t idle_timeout_ns;
+    int64_t overflow_ttl_ns;
+    int64_t leak_threshold_ns;
+    int64_t reap_interval_ns;
+    bool checkin_needs_now;
+    fdn_clock_t *clock;
+    bool manual;
+    fdn_telemetry_t *tm;
+
+    /* state under mu */
+    fdn_pool_worker_t *idle_head;
+    fdn_pool_worker_t *idle_tail;
+    int idle_n;
+    fdn_pool_worker_t *all_head;
+    int live;
+    int in_use;
+    int creating;
+    int busy; /* threads still using p after dropping the lock (see give_back) */
+    waiter_t *wq_head;
+    waiter_t *wq_tail;
+    int nwait;
+    bool closed;
+    bool released;
+    bool reaper_started;
+    bool reaper_joined;
+    int refs;
+    uint64_t rng;
+    uint64_t n_checkouts, n_timeouts, n_created, n_destroyed, n_broken, n_create_fail, n_leaks;
+    pthread_cond_t drain_cv;
+
+    pthread_t reaper;
+    _Atomic bool reaper_stop;
+};
+
+/* ------------------------------------------------------------------------------------------
+ * Small helpers
+ * ------------------------------------------------------------------------------------------ */
+
+static int64_t now_ns(const fdn_pool_t *p)
+{
+    return fdn_clock_mono_ns(p->clock);
+}
+
+/* Timestamp for leases and idle bookkeeping. With the system clock this reads
+ * CLOCK_MONOTONIC_COARSE (same time base as CLOCK_MONOTONIC, a few ms resolution, several
+ * times cheaper), which is ample for lease ages, idle times and lifetimes; deadlines always
+ * use the precise clock. A manual clock is read as is. */
+static int64_t stamp_ns(const fdn_pool_t *p)
+{
+    if (p->manual)
+        return fdn_clock_mono_ns(p->clock);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t ms_to_ns(int64_t ms)
+{
+    if (ms <= 0)
+        return ms;
+    if (ms > INT64_MAX / NS_PER_MS)
+        return INT64_MAX;
+    return ms * NS_PER_MS;
+}
+
+static int64_t add_sat(int64_t a, int64_t b)
+{
+    if (b > 0 && a > INT64_MAX - b)
+        return INT64_MAX;
+    return a + b;
+}
+
+static uint64_t next_rand(fdn_pool_t *p)
+{
+    /* splitmix64 */
+    uint64_t z = (p->rng += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static void tm_event(fdn_pool_t *p, const char *event, const char *mkey, double mval)
+{
+    if (p->tm == NULL)
+        return;
+    fdn_tm_measure_t m = {mkey, mval};
+    fdn_tm_meta_t meta = {"pool_name", p->name};
+    (void)fdn_telemetry_execute(p->tm, event, &m, mkey != NULL ? 1 : 0, &meta, 1);
+}
+
+/* idle list */
+static void idle_remove(fdn_pool_t *p, fdn_pool_worker_t *w)
+{
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        p->idle_head = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    else
+        p->idle_tail = w->prev;
+    w->next = w->prev = NULL;
+    p->idle_n--;
+}
+
+static void idle_push(fdn_pool_t *p, fdn_pool_worker_t *w)
+{
+    if (p->strategy == FDN_POOL_FIFO) {
+        w->next = NULL;
+        w->prev = p->idle_tail;
+        if (p->idle_tail != NULL)
+            p->idle_tail->next = w;
+        else
+            p->idle_head = w;
+        p->idle_tail = w;
+    } else {
+        w->prev = NULL;
+        w->next = p->idle_head;
+        if (p->idle_head != NULL)
+            p->idle_head->prev = w;
+        else
+            p->idle_tail = w;
+        p->idle_head = w;
+    }
+    p->idle_n++;
+}
+
+/* all list */
+static void all_add(fdn_pool_t *p, fdn_pool_worker_t *w)
+{
+    w->aprev = NULL;
+    w->anext = p->all_head;
+    if (p->all_head != NULL)
+        p->all_head->aprev = w;
+    p->all_head = w;
+}
+
+static void all_remove(fdn_pool_t *p, fdn_pool_worker_t *w)
+{
+    if (w->aprev != NULL)
+        w->aprev->anext = w->anext;
+    else
+        p->all_head = w->anext;
+    if (w->anext != NULL)
+        w->anext->aprev = w->aprev;
+    w->anext = w->aprev = NULL;
+}
+
+/* waiter queue */
+static void wq_push(fdn_pool_t *p, waiter_t *wt)
+{
+    wt->next = NULL;
+    wt->prev = p->wq_tail;
+    if (p->wq_tail != NULL)
+        p->wq_tail->next = wt;
+    else
+        p->wq_head = wt;
+    p->wq_tail = wt;
+    p->nwait++;
+}
+
+static void wq_remove(fdn_pool_t *p, waiter_t *wt)
+{
+    if (wt->prev != NULL)
+        wt->prev->next = wt->next;
+    else
+        p->wq_head = wt->next;
+    if (wt->next != NULL)
+        wt->next->prev = wt->prev;
+    else
+        p->wq_tail = wt->prev;
+    wt->next = wt->prev = NULL;
+    p->nwait--;
+}
+
+/* Grant the oldest waiter under p->mu. Returns true when the clock must be kicked. */
+static bool grant_oldest(fdn_pool_t *p, int grant, fdn_pool_worker_t *w)
+{
+    waiter_t *wt = p->wq_head;
+    wq_remove(p, wt);
+    wt->grant = grant;
+    wt->worker = w;
+    if (wt->has_cv)
+        pthread_cond_signal(&wt->cv);
+    return p->manual;
+}
+
+/* Wake fdn_pool_shutdown when the last lease or creation of a closed pool is done. */
+static void drain_check_locked(fdn_pool_t *p)
+{
+    if (p->closed && p->in_use == 0 && p->creating == 0)
+        pthread_cond_broadcast(&p->drain_cv);
+}
+
+static bool can_free_locked(const fdn_pool_t *p)
+{
+    return p->released && p->in_use == 0 && p->creating == 0 && p->nwait == 0 && p->busy == 0;
+}
+
+static void pool_free(fdn_pool_t *p)
+{
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->drain_cv);
+#ifndef NDEBUG
+    memset(p, 0xdd, sizeof(*p));
+#endif
+    fdn__free(p);
+}
+
+/* Worker that is unlinked from every list: destroy its connection and free it. */
+static void worker_destroy(fdn_pool_t *p, fdn_pool_worker_t *w)
+{
+    if (w == NULL)
+        return;
+    if (p->destroy != NULL)
+        p->destroy(w->conn, p->user);
+    fdn__free(w);
+}
+
+/* Destroy a chain of unlinked workers linked through `next`. */
+static void destroy_chain(fdn_pool_t *p, fdn_pool_worker_t *chain)
+{
+    while (chain != NULL) {
+        fdn_pool_worker_t *n = chain->next;
+        worker_destroy(p, chain);
+        chain = n;
+    }
+}
+
+static void worker_init_times_locked(fdn_pool_t *p, fdn_pool_worker_t *w, int64_t now)
+{
+    w->created_ns = now;
+    w->last_used_ns = now;
+    w->checkout_ns = now;
+    if (p->max_lifetime_ns > 0) {
+        int64_t jitter = 0;
+        if (p->jitter_ns > 0)
+            jitter = (int64_t)(next_rand(p) % (uint64_t)(p->jitter_ns + 1));
+        int64_t life = p->max_lifetime_ns - jitter;
+        if (life < 1)
+            life = 1;
+        w->expires_ns = add_sat(now, life);
+    } else {
+        w->expires_ns = INT64_MAX;
+    }
+}
+
+/* Make a worker: allocate the record and call create (no lock held). */
+static int make_worker(fdn_pool_t *p, fdn_pool_worker_t **out)
+{
+    fdn_pool_worker_t *w = fdn__calloc(1, sizeof(*w));
+    if (w == NULL)
+        return FDN_ENOMEM;
+    void *conn = NULL;
+    int rc = p->create(&conn, p->user);
+    if (rc != 0) {
+        fdn__free(w);
+        return rc < 0 ? rc : FDN_EDEPENDENCY;
+    }
+    w->conn = conn;
+    w->pool = p;
+    *out = w;
+    return 0;
+}
+
+static void capture_bt(const fdn_pool_t *p, void **bt, int *n)
+{
+    *n = 0;
+    if (p->leak_threshold_ns > 0)
+        *n = backtrace(bt, BT_MAX);
+}
+
+static void set_lease_locked(fdn_pool_worker_t *w, int64_t now, void *const *bt, int bt_len)
+{
+    w->in_use = true;
+    w->checkout_ns = now;
+    w->leak_reported = false;
+    w->bt_len = bt_len;
+    if (bt_len > 0)
+        memcpy(w->bt, bt, (size_t)bt_len * sizeof(bt[0]));
+}
+
+static int64_t oldest_lease_age_locked(const fdn_pool_t *p, int64_t now)
+{
+    int64_t oldest = INT64_MAX;
+    for (const fdn_pool_worker_t *w = p->all_head; w != NULL; w = w->anext)
+        if (w->in_use && w->checkout_ns < oldest)
+            oldest = w->checkout_ns;
+    return oldest == INT64_MAX ? 0 : FDN_MAX(now - oldest, (int64_t)0);
+}
+
+/* Add a freshly made worker (created for a refill, not for a lease) under p->mu: hand it
+ * to the oldest waiter, or make it idle; when the pool is closed return it to be destroyed.
+ * *kick is set when the clock must be kicked. */
+static fdn_pool_worker_t *place_new_locked(fdn_pool_t *p, fdn_pool_worker_t *w, int64_t now,
+                                           bool *kick)
+{
+    worker_init_times_locked(p, w, now);
+    p->n_created++;
+    if (p->closed) {
+        p->live--;
+        p->n_destroyed++;
+        return w;
+    }
+    all_add(p, w);
+    if (p->wq_head != NULL) {
+        p->in_use++;
+        set_lease_locked(w, now, NULL, 0);
+        *kick |= grant_oldest(p, GRANT_WORKER, w);
+    } else {
+        idle_push(p, w);
+    }
+    return NULL;
+}
+
+/* Create `n` refill workers whose slots are already reserved (live and creating counted). */
+static void refill(fdn_pool_t *p, int n)
+{
+    for (int i = 0; i < n; i++) {
+        fdn_pool_worker_t *w = NULL;
+        int rc = make_worker(p, &w);
+        bool kick = false;
+        bool f;
+        pthread_mutex_lock(&p->mu);
+        p->creating--;
+        fdn_pool_worker_t *drop = NULL;
+        if (rc != 0) {
+            p->live--;
+            p->n_create_fail++;
+            /* The slot is free again: let the oldest waiter try to fill it. */
+            if (p->wq_head != NULL && !p->closed) {
+                p->live++;
+                p->in_use++;
+                kick = grant_oldest(p, GRANT_CREATE, NULL);
+            }
+        } else {
+            drop = place_new_locked(p, w, now_ns(p), &kick);
+        }
+        drain_check_locked(p);
+        p->busy++; /* pins p while the clock is kicked and `drop` destroyed */
+        pthread_mutex_unlock(&p->mu);
+        if (kick)
+            fdn_clock_kick(p->clock);
+        worker_destroy(p, drop);
+        pthread_mutex_lock(&p->mu);
+        p->busy--;
+        f = can_free_locked(p);
+        pthread_mutex_unlock(&p->mu);
+        if (f) {
+            pool_free(p);
+            return;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Create / shutdown / lifetime
+ * ------------------------------------------------------------------------------------------ */
+
+static void *reaper_main(void *arg);
+
+int fdn__pool_check_sizes(int size, int max_overflow, fdn_pool_strategy_t s)
+{
+    if (size < 0 || max_overflow < 0 || (size == 0 && max_overflow == 0))
+        return FDN_EINVAL;
+    if (s != FDN_POOL_LIFO && s != FDN_POOL_FIFO)
+        return FDN_EINVAL;
+    return 0;
+}
+
+int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *err)
+{
+    if (out == NULL || opts == NULL || opts->create == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "pool: options with a create callback required");
+    const char *name = opts->name != NULL ? opts->name : "pool";
+    size_t nlen = strlen(name);
+    if (nlen == 0 || nlen >= FDN_POOL_NAME_MAX)
+        return fdn_err_set(err, FDN_EINVAL, "pool: name must be 1..%d bytes",
+                           FDN_POOL_NAME_MAX - 1);
+    int size = opts->size == FDN_POOL_DEFAULT ? FDN_POOL_DEFAULT_SIZE : opts->size;
+    int ovf =
+        opts->max_overflow == FDN_POOL_DEFAULT ? FDN_POOL_DEFAULT_MAX_OVERFLOW : opts->max_overflow;
+    fdn_pool_strategy_t strat =
+        opts->strategy == FDN_POOL_STRATEGY_DEFAULT ? FDN_POOL_LIFO : opts->strategy;
+    if (size < 0)
+        return fdn_err_set(err, FDN_EINVAL, "pool %s: size must be a non-negative integer", name);
+    if (ovf < 0)
+        return fdn_err_set(err, FDN_EINVAL, "pool %s: max_overflow must be a non-negative integer",
+                           name);
+    if (fdn__pool_check_sizes(size, ovf, strat) != 0)
+        return fdn_err_set(err, FDN_EINVAL,
+                           "pool %s: size + max_overflow must be > 0 and "
+                           "strategy lifo or fifo",
+                           name);
+    if (opts->checkout_timeout_ms < 0 || opts->max_lifetime_ms < 0 ||
+        opts->lifetime_jitter_ms < 0 || opts->idle_timeout_ms < 0 || opts->overflow_ttl_ms < 0 ||
+        opts->leak_threshold_ms < 0 || opts->reap_interval_ms < 0)
+        return fdn_err_set(err, FDN_EINVAL, "pool %s: negative time option", name);
+
+    fdn_pool_t *p = fdn__calloc(1, sizeof(*p));
+    if (p == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "pool %s: out of memory", name);
+    memcpy(p->name, name, nlen + 1);
+    p->size = size;
+    p->max_overflow = ovf;
+    p->strategy = strat;
+    p->checkout_timeout_ns = ms_to_ns(opts->checkout_timeout_ms);
+    p->create = opts->create;
+    p->destroy = opts->destroy;
+    p->validate = opts->validate;
+    p->reset = opts->reset;
+    p->on_leak = opts->on_leak;
+    p->user = opts->user;
+    p->validate_after_ns =
+        opts->validate_after_idle_ms < 0 ? -1 : ms_to_ns(opts->validate_after_idle_ms);
+    p->max_lifetime_ns = ms_to_ns(opts->max_lifetime_ms);
+    p->jitter_ns = ms_to_ns(opts->lifetime_jitter_ms);
+    p->idle_timeout_ns = ms_to_ns(opts->idle_timeout_ms);
+    p->overflow_ttl_ns = ms_to_ns(opts->overflow_ttl_ms);
+    p->leak_threshold_ns = ms_to_ns(opts->leak_threshold_ms);
+    p->reap_interval_ns = ms_to_ns(opts->reap_interval_ms);
+    p->checkin_needs_now = p->max_lifetime_ns > 0 || p->idle_timeout_ns > 0 ||
+                           p->overflow_ttl_ns > 0 ||
+                           (p->validate != NULL && p->validate_after_ns >= 0);
+    p->clock = opts->clock != NULL ? opts->clock : fdn_clock_system();
+    p->manual = fdn_clock_is_manual(p->clock);
+    p->tm = opts->telemetry;
+    p->refs = 1;
+    p->rng = (uint64_t)(uintptr_t)p ^ (uint64_t)fdn_clock_mono_ns(NULL);
+    atomic_init(&p->reaper_stop, false);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->drain_cv, &ca);
+    pthread_condattr_destroy(&ca);
+
+    if (opts->prefill) {
+        int64_t now = now_ns(p);
+        for (int i = 0; i < size; i++) {
+            fdn_pool_worker_t *w = NULL;
+            int rc = make_worker(p, &w);
+            if (rc != 0) {
+                fdn_pool_worker_t *chain = p->idle_head;
+                p->idle_head = NULL;
+                destroy_chain(p, chain);
+                pool_free(p);
+                return fdn_err_set(err, rc, "pool %s: creating worker %d of %d failed: %s", name,
+                                   i + 1, size, fdn_strerror(rc));
+            }
+            worker_init_times_locked(p, w, now);
+            all_add(p, w);
+            idle_push(p, w);
+            p->live++;
+            p->n_created++;
+        }
+    }
+    if (p->reap_interval_ns > 0) {
+        if (pthread_create(&p->reaper, NULL, reaper_main, p) != 0) {
+            fdn_pool_worker_t *chain = p->idle_head;
+            p->idle_head = NULL;
+            destroy_chain(p, chain);
+            pool_free(p);
+            return fdn_err_set(err, FDN_EAGAIN, "pool %s: cannot start the reaper thread", name);
+        }
+        p->reaper_started = true;
+    }
+    *out = p;
+    return 0;
+}
+
+static void *reaper_main(void *arg)
+{
+    fdn_pool_t *p = arg;
+    uint64_t seq = fdn_clock_kick_seq(p->clock);
+    while (!atomic_load_explicit(&p->reaper_stop, memory_order_acquire)) {
+        int64_t deadline = add_sat(now_ns(p), p->reap_interval_ns);
+        while (!atomic_load_explicit(&p->reaper_stop, memory_order_acquire) && now_ns(p) < deadline)
+            (void)fdn_clock_wait_until(p->clock, deadline, &seq);
+        if (atomic_load_explicit(&p->reaper_stop, memory_order_acquire))
+            break;
+        (void)fdn_pool_reap(p);
+    }
+    return NULL;
+}
+
+int fdn_pool_shutdown(fdn_pool_t *p, int64_t timeout_ms)
+{
+    if (p == NULL)
+        return FDN_EINVAL;
+    bool kick = false;
+    bool join = false;
+    pthread_mutex_lock(&p->mu);
+    fdn_pool_worker_t *chain = NULL;
+    if (!p->closed) {
+        p->closed = true;
+        while (p->idle_head != NULL) {
+            fdn_pool_worker_t *w = p->idle_head;
+            idle_remove(p, w);
+            all_remove(p, w);
+            p->live--;
+            p->n_destroyed++;
+            w->next = chain;
+            chain = w;
+        }
+        while (p->wq_head != NULL)
+            kick |= grant_oldest(p, GRANT_SHUTDOWN, NULL);
+    }
+    if (p->reaper_started && !p->reaper_joined) {
+        p->reaper_joined = true;
+        join = true;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (kick)
+        fdn_clock_kick(p->clock);
+    if (join) {
+        atomic_store_explicit(&p->reaper_stop, true, memory_order_release);
+        fdn_clock_kick(p->clock);
+        pthread_join(p->reaper, NULL);
+    }
+    destroy_chain(p, chain);
+
+    int rc = 0;
+    pthread_mutex_lock(&p->mu);
+    if (p->in_use > 0 || p->creating > 0) {
+        if (timeout_ms <= 0) {
+            rc = FDN_ETIMEDOUT;
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            int64_t dl =
+                add_sat((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, ms_to_ns(timeout_ms));
+            struct timespec abs = {.tv_sec = (time_t)(dl / 1000000000),
+                                   .tv_nsec = (long)(dl % 1000000000)};
+            while ((p->in_use > 0 || p->creating > 0) && rc == 0)
+                if (pthread_cond_timedwait(&p->drain_cv, &p->mu, &abs) != 0)
+                    rc = (p->in_use > 0 || p->creating > 0) ? FDN_ETIMEDOUT : 0;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+void fdn_pool_retain(fdn_pool_t *p)
+{
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->refs++;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void fdn_pool_release(fdn_pool_t *p)
+{
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&p->mu);
+    bool last = --p->refs == 0;
+    pthread_mutex_unlock(&p->mu);
+    if (!last)
+        return;
+    (void)fdn_pool_shutdown(p, 0);
+    pthread_mutex_lock(&p->mu);
+    p->released = true;
+    bool f = can_free_locked(p);
+    pthread_mutex_unlock(&p->mu);
+    if (f)
+        pool_free(p);
+}
+
+void fdn_pool_destroy(fdn_pool_t *p)
+{
+    if (p == NULL)
+        return;
+    (void)fdn_pool_shutdown(p, 0);
+    fdn_pool_release(p);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Checkout / checkin
+ * ------------------------------------------------------------------------------------------ */
+
+static bool idle_expired(const fdn_pool_t *p, const fdn_pool_worker_t *w, int64_t now)
+{
+    if (now >= w->expires_ns)
+        return true;
+    if (p->idle_timeout_ns > 0 && now - w->last_used_ns >= p->idle_timeout_ns)
+        return true;
+    return false;
+}
+
+static int timeout_error(fdn_pool_t *p, fdn_error_t *err, int64_t timeout_ns, int in_use,
+                         int64_t oldest)
+{
+    tm_event(p, "foundation.connection_pool.timeout", "timeout", (double)(timeout_ns / NS_PER_MS));
+    if (err == NULL)
+        return FDN_ETIMEDOUT;
+    fdn_err_set(err, FDN_ETIMEDOUT, "pool %s: checkout timed out after %lld ms", p->name,
+                (long long)(timeout_ns / NS_PER_MS));
+    fdn_err_add_context(err, "pool", "%s", p->name);
+    fdn_err_add_context(err, "in_use", "%d", in_use);
+    fdn_err_add_context(err, "oldest_lease_age_ms", "%lld", (long long)(oldest / NS_PER_MS));
+    return FDN_ETIMEDOUT;
+}
+
+/* Fill a reserved slot (live and in_use already counted) for the caller. */
+static int fill_slot(fdn_pool_t *p, fdn_pool_worker_t **out, void **bt, int bt_len,
+                     fdn_error_t *err)
+{
+    fdn_pool_worker_t *w = NULL;
+    int rc = make_worker(p, &w);
+    bool kick = false;
+    pthread_mutex_lock(&p->mu);
+    int64_t now = now_ns(p);
+    if (rc != 0) {
+        p->live--;
+        p->in_use--;
+        p->n_create_fail++;
+        if (p->wq_head != NULL && !p->closed) {
+            p->live++;
+            p->in_use++;
+            kick = grant_oldest(p, GRANT_CREATE, NULL);
+        }
+        drain_check_locked(p);
+        pthread_mutex_unlock(&p->mu);
+        if (kick)
+            fdn_clock_kick(p->clock);
+        return fdn_err_set(err, rc, "pool %s: creating a worker failed: %s", p->name,
+                           fdn_strerror(rc));
+    }
+    worker_init_times_locked(p, w, now);
+    all_add(p, w);
+    set_lease_locked(w, now, bt, bt_len);
+    p->n_created++;
+    p->n_checkouts++;
+    pthread_mutex_unlock(&p->mu);
+    *out = w;
+    return 0;
+}
+
+int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms, fdn_error_t *err)
+{
+    if (p == NULL || out == NULL || timeout_ms < FDN_POOL_TIMEOUT_DEFAULT)
+        return fdn_err_set(err, FDN_EINVAL, "pool checkout: bad arguments");
+    /* Precise start only when telemetry reports the checkout time. */
+    int64_t start = p->tm != NULL ? now_ns(p) : 0;
+    int64_t stamp = stamp_ns(p);
+    int64_t timeout_ns = timeout_ms == FDN_POOL_TIMEOUT_DEFAULT ? p->checkout_timeout_ns
+                         : timeout_ms == FDN_POOL_WAIT_FOREVER  ? INT64_MAX
+                                                                : ms_to_ns(timeout_ms);
+    void *bt[BT_MAX];
+    int bt_len = 0;
+    capture_bt(p, bt, &bt_len);
+
+    fdn_pool_worker_t *chain = NULL; /* expired idle workers to destroy */
+    int rc;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        if (p->closed) {
+            pthread_mutex_unlock(&p->mu);
+            destroy_chain(p, chain);
+            return fdn_err_set(err, FDN_ESHUTDOWN, "pool %s is shut down", p->name);
+        }
+        if (p->wq_head == NULL && p->idle_head != NULL) {
+            fdn_pool_worker_t *w = p->idle_head;
+            idle_remove(p, w);
+            int64_t now = stamp;
+            if (idle_expired(p, w, now)) {
+                all_remove(p, w);
+                p->live--;
+                p->n_destroyed++;
+                w->next = chain;
+                chain = w;
+                continue;
+            }
+            bool check = p->validate != NULL && p->validate_after_ns >= 0 &&
+                         now - w->last_used_ns >= p->validate_after_ns;
+            set_lease_locked(w, now, bt, bt_len);
+            p->in_use++;
+            p->n_checkouts++;
+            pthread_mutex_unlock(&p->mu);
+            destroy_chain(p, chain);
+            chain = NULL;
+            if (check && p->validate(w->conn, p->user) != 0) {
+                /* Failed validation: drop it and fill its slot (still counted in live and
+                 * in_use, so no waiter can take it) with a new worker for this caller. */
+                pthread_mutex_lock(&p->mu);
+                w->in_use = false;
+                all_remove(p, w);
+                p->n_checkouts--;
+                p->n_broken++;
+                p->n_destroyed++;
+                pthread_mutex_unlock(&p->mu);
+                worker_destroy(p, w);
+                rc = fill_slot(p, out, bt, bt_len, err);
+                if (rc == 0)
+                    tm_event(p, "foundation.connection_pool.checkout", "checkout_time",
+                             (double)(now_ns(p) - start));
+                return rc;
+            }
+            *out = w;
+            tm_event(p, "foundation.connection_pool.checkout", "checkout_time",
+                     (double)(now_ns(p) - start));
+            return 0;
+        }
+        if (p->wq_head == NULL && p->live < p->size + p->max_overflow) {
+            p->live++;
+            p->in_use++;
+            pthread_mutex_unlock(&p->mu);
+            destroy_chain(p, chain);
+            rc = fill_slot(p, out, bt, bt_len, err);
+            if (rc == 0)
+                tm_event(p, "foundation.connection_pool.checkout", "checkout_time",
+                         (double)(now_ns(p) - start));
+            return rc;
+        }
+        if (chain != NULL) {
+            pthread_mutex_unlock(&p->mu);
+            destroy_chain(p, chain);
+            chain = NULL;
+            pthread_mutex_lock(&p->mu);
+            continue;
+        }
+        break;
+    }
+
+    /* Wait in line; the deadline counts from here. */
+    int64_t now = now_ns(p);
+    int64_t deadline = add_sat(now, timeout_ns);
+    if (timeout_ns == 0) {
+        p->n_timeouts++;
+        int in_use = p->in_use;
+        int64_t oldest = oldest_lease_age_locked(p, now);
+        pthread_mutex_unlock(&p->mu);
+        return timeout_error(p, err, timeout_ns, in_use, oldest);
+    }
+    waiter_t wt = {0};
+    wt.has_cv = !p->manual;
+    if (wt.has_cv) {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&wt.cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    wq_push(p, &wt);
+    struct timespec abs = {.tv_sec = (time_t)(deadline / 1000000000),
+                           .tv_nsec = (long)(deadline % 1000000000)};
+    while (wt.grant == GRANT_NONE) {
+        if (p->manual) {
+            uint64_t seq = fdn_clock_kick_seq(p->clock);
+            pthread_mutex_unlock(&p->mu);
+            (void)fdn_clock_wait_until(p->clock, deadline, &seq);
+            pthread_mutex_lock(&p->mu);
+        } else if (deadline == INT64_MAX) {
+            pthread_cond_wait(&wt.cv, &p->mu);
+        } else {
+            (void)pthread_cond_timedwait(&wt.cv, &p->mu, &abs);
+        }
+        if (wt.grant != GRANT_NONE)
+            break;
+        if (now_ns(p) >= deadline)
+            break;
+    }
+    if (wt.grant == GRANT_NONE)
+        wq_remove(p, &wt);
+    if (wt.has_cv)
+        pthread_cond_destroy(&wt.cv);
+
+    switch (wt.grant) {
+    case GRANT_WORKER: {
+        fdn_pool_worker_t *w = wt.worker;
+        w->bt_len = bt_len;
+        if (bt_len > 0)
+            memcpy(w->bt, bt, (size_t)bt_len * sizeof(bt[0]));
+        p->n_checkouts++;
+        pthread_mutex_unlock(&p->mu);
+        *out = w;
+        tm_event(p, "foundation.connection_pool.checkout", "checkout_time",
+                 (double)(now_ns(p) - start));
+        return 0;
+    }
+    case GRANT_CREATE:
+        pthread_mutex_unlock(&p->mu);
+        rc = fill_slot(p, out, bt, bt_len, err);
+        if (rc == 0)
+            tm_event(p, "foundation.connection_pool.checkout", "checkout_time",
+                     (double)(now_ns(p) - start));
+        return rc;
+    case GRANT_SHUTDOWN:
+        pthread_mutex_unlock(&p->mu);
+        return fdn_err_set(err, FDN_ESHUTDOWN, "pool %s is shut down", p->name);
+    default: {
+        p->n_timeouts++;
+        now = now_ns(p);
+        int in_use = p->in_use;
+        int64_t oldest = oldest_lease_age_locked(p, now);
+        pthread_mutex_unlock(&p->mu);
+        return timeout_error(p, err, timeout_ns, in_use, oldest);
+    }
+    }
+}
+
+void *fdn_pool_worker_conn(const fdn_pool_worker_t *w)
+{
+    return w != NULL ? w->conn : NULL;
+}
+
+static int give_back(fdn_pool_t *p, fdn_pool_worker_t *w, bool broken)
+{
+    if (p == NULL || w == NULL || w->pool != p)
+        return FDN_EINVAL;
+    if (!broken && p->reset != NULL && p->reset(w->conn, p->user) != 0)
+        broken = true;
+    int64_t now = p->checkin_needs_now ? stamp_ns(p) : 0;
+    bool kick = false;
+    int refill_n = 0;
+    fdn_pool_worker_t *drop = NULL;
+
+    pthread_mutex_lock(&p->mu);
+    if (!w->in_use) {
+        pthread_mutex_unlock(&p->mu);
+        return FDN_EINVAL;
+    }
+    if (!p->checkin_needs_now)
+        now = w->checkout_ns;
+    bool expired = now >= w->expires_ns;
+    if (!broken && !expired && !p->closed && p->wq_head != NULL) {
+        /* Hand over to the oldest waiter; the lease continues. */
+        if (!p->checkin_needs_now)
+            now = stamp_ns(p);
+        w->checkout_ns = now;
+        w->leak_reported = false;
+        w->bt_len = 0;
+        kick = grant_oldest(p, GRANT_WORKER, w);
+    } else if (broken || expired || p->closed || (p->live > p->size && p->overflow_ttl_ns == 0)) {
+        w->in_use = false;
+        all_remove(p, w);
+        p->live--;
+        p->in_use--;
+        p->n_destroyed++;
+        if (broken)
+            p->n_broken++;
+        drop = w;
+        if (!p->closed && (broken || expired)) {
+            if (p->wq_head != NULL) {
+                p->live++;
+                p->in_use++;
+                kick = grant_oldest(p, GRANT_CREATE, NULL);
+            } else if (p->live < p->size) {
+                p->live++;
+                p->creating++;
+                refill_n = 1;
+            }
+        }
+    } else {
+        w->in_use = false;
+        w->last_used_ns = now;
+        w->bt_len = 0;
+        p->in_use--;
+        idle_push(p, w);
+    }
+    drain_check_locked(p);
+    /* Work left after unlocking touches p: pin it with `busy` so that a concurrent final
+     * checkin of an orphaned pool cannot free it under us. */
+    bool post = drop != NULL || refill_n > 0 || p->tm != NULL;
+    if (post)
+        p->busy++;
+    bool f = !post && can_free_locked(p);
+    fdn_clock_t *clock = p->clock;
+    pthread_mutex_unlock(&p->mu);
+    if (kick)
+        fdn_clock_kick(clock);
+    if (!post) {
+        if (f)
+            pool_free(p);
+        return 0;
+    }
+    tm_event(p, "foundation.connection_pool.checkin", NULL, 0);
+    worker_destroy(p, drop);
+    if (refill_n > 0)
+        refill(p, refill_n);
+    pthread_mutex_lock(&p->mu);
+    p->busy--;
+    f = can_free_locked(p);
+    pthread_mutex_unlock(&p->mu);
+    if (f)
+        pool_free(p);
+    return 0;
+}
+
+int fdn_pool_checkin(fdn_pool_t *p, fdn_pool_worker_t *w)
+{
+    return give_back(p, w, false);
+}
+
+int fdn_pool_checkin_broken(fdn_pool_t *p, fdn_pool_worker_t *w)
+{
+    return give_back(p, w, true);
+}
+
+int fdn_pool_with(fdn_pool_t *p, fdn_pool_fn fn, void *arg, int64_t timeout_ms, fdn_error_t *err)
+{
+    if (fn == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "pool with: fn required");
+    fdn_pool_worker_t *w = NULL;
+    int rc = fdn_pool_checkout(p, &w, timeout_ms, err);
+    if (rc != 0)
+        return rc;
+    rc = fn(w->conn, arg);
+    (void)give_back(p, w, rc == FDN_EPOOL_BROKEN);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Maintenance
+ * ------------------------------------------------------------------------------------------ */
+
+typedef struct leak_rec {
+    void *conn;
+    int64_t age;
+    int bt_len;
+    void *bt[BT_MAX];
+} leak_rec_t;
+
+int fdn_pool_reap(fdn_pool_t *p)
+{
+    if (p == NULL)
+        return FDN_EINVAL;
+    leak_rec_t leaks[LEAK_BATCH];
+    int nleaks = 0;
+    int expired_n = 0;
+    int destroyed = 0;
+    fdn_pool_worker_t *chain = NULL;
+    int refill_n = 0;
+
+    pthread_mutex_lock(&p->mu);
+    int64_t now = now_ns(p);
+    fdn_pool_worker_t *w = p->idle_head;
+    while (w != NULL) {
+        fdn_pool_worker_t *n = w->next;
+        bool drop = false;
+        if (now >= w->expires_ns) {
+            drop = true;
+            expired_n++;
+        } else if (p->idle_timeout_ns > 0 && now - w->last_used_ns >= p->idle_timeout_ns) {
+            drop = true;
+        } else if (p->overflow_ttl_ns > 0 && p->live > p->size &&
+                   now - w->last_used_ns >= p->overflow_ttl_ns) {
+            drop = true;
+        }
+        if (drop) {
+            idle_remove(p, w);
+            all_remove(p, w);
+            p->live--;
+            p->n_destroyed++;
+            destroyed++;
+            w->next = chain;
+            chain = w;
+        }
+        w = n;
+    }
+    if (p->leak_threshold_ns > 0) {
+        for (fdn_pool_worker_t *a = p->all_head; a != NULL && nleaks < LEAK_BATCH; a = a->anext) {
+            if (!a->in_use || a->leak_reported || now - a->checkout_ns < p->leak_threshold_ns)
+                continue;
+            a->leak_reported = true;
+            p->n_leaks++;
+            leak_rec_t *r = &leaks[nleaks++];
+            r->conn = a->conn;
+            r->age = now - a->checkout_ns;
+            r->bt_len = a->bt_len;
+            if (a->bt_len > 0)
+                memcpy(r->bt, a->bt, (size_t)a->bt_len * sizeof(a->bt[0]));
+        }
+    }
+    if (!p->closed && expired_n > 0 && p->live < p->size) {
+        refill_n = FDN_MIN(expired_n, p->size - p->live);
+        p->live += refill_n;
+        p->creating += refill_n;
+    }
+    pthread_mutex_unlock(&p->mu);
+
+    destroy_chain(p, chain);
+    for (int i = 0; i < nleaks; i++) {
+        if (p->on_leak == NULL)
+            continue;
+        char **sym = leaks[i].bt_len > 0 ? backtrace_symbols(leaks[i].bt, leaks[i].bt_len) : NULL;
+        fdn_pool_leak_t info = {.pool_name = p->name,
+                                .conn = leaks[i].conn,
+                                .age_ns = leaks[i].age,
+                                .backtrace = sym,
+                                .backtrace_len = sym != NULL ? leaks[i].bt_len : 0};
+        p->on_leak(&info, p->user);
+        free(sym); /* allocated by libc's backtrace_symbols */
+    }
+    if (refill_n > 0)
+        refill(p, refill_n);
+    return destroyed + nleaks;
+}
+
+int fdn_pool_status(fdn_pool_t *p, fdn_pool_status_t *out)
+{
+    if (p == NULL || out == NULL)
+        return FDN_EINVAL;
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&p->mu);
+    int64_t now = now_ns(p);
+    out->size = p->size;
+    out->max_overflow = p->max_overflow;
+    out->available = p->idle_n;
+    out->in_use = p->in_use;
+    out->workers = p->live - p->creating;
+    out->overflow = FDN_MAX(p->live - p->size, 0);
+    out->waiters = p->nwait;
+    out->closed = p->closed;
+    out->oldest_lease_age_ns = oldest_lease_age_locked(p, now);
+    out->checkouts = p->n_checkouts;
+    out->timeouts = p->n_timeouts;
+    out->created = p->n_created;
+    out->destroyed = p->n_destroyed;
+    out->broken = p->n_broken;
+    out->create_failures = p->n_create_fail;
+    out->leaks = p->n_leaks;
+    if (p->idle_n > 0)
+        out->state = FDN_POOL_READY;
+    else if (p->live >= p->size + p->max_overflow)
+        out->state = FDN_POOL_FULL;
+    else
+        out->state = p->live > p->size ? FDN_POOL_OVERFLOW : FDN_POOL_READY;
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+const char *fdn_pool_name(const fdn_pool_t *p)
+{
+    return p != NULL ? p->name : "";
+}
+
+const char *fdn_pool_strategy_name(fdn_pool_strategy_t s)
+{
+    switch (s) {
+    case FDN_POOL_LIFO:
+        return "lifo";
+    case FDN_POOL_FIFO:
+        return "fifo";
+    default:
+        return "default";
+    }
+}
+
+int fdn_pool_strategy_parse(const char *s, size_t len, fdn_pool_strategy_t *out)
+{
+    if (s == NULL || out == NULL)
+        return FDN_EINVAL;
+    if (len == 4 && memcmp(s, "lifo", 4) == 0) {
+        *out = FDN_POOL_LIFO;
+        return 0;
+    }
+    if (len == 4 && memcmp(s, "fifo", 4) == 0) {
+        *out = FDN_POOL_FIFO;
+        return 0;
+    }
+    return FDN_EINVAL;
+}
+
+const char *fdn_pool_state_name(fdn_pool_state_t s)
+{
+    switch (s) {
+    case FDN_POOL_READY:
+        return "ready";
+    case FDN_POOL_OVERFLOW:
+        return "overflow";
+    case FDN_POOL_FULL:
+        return "full";
+    default:
+        return "unknown";
+    }
+}

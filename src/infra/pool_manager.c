@@ -1,0 +1,329 @@
+/*
+ * DESIGN: the per-runtime manager of named pools (the reference's ConnectionManager, §5.3.2,
+ * without its serialisation).
+ *
+ * An unsorted array of (name, pool) entries under one mutex (m->mu); lists are sorted on
+ * output. The manager only finds pools; every pool operation runs on the pool itself in the
+ * caller's thread, so a slow function on one pool never blocks another pool or the manager.
+ *
+ * Locks: m->mu, then (inside fdn_pool_retain/status) the pool's mutex; never the reverse.
+ * No user callback runs under m->mu: fdn_pools_start reserves the name with a placeholder
+ * entry (pool == NULL, invisible to get/list/stop), creates the pool (which calls the
+ * create callback) without the lock, then fills or removes the entry.
+ *
+ * References: fdn_pools_get and fdn_pools_start(&out) hand out a new pool reference; stop
+ * shuts the pool down (without waiting) and drops the manager's reference, so callers still
+ * holding one see FDN_ESHUTDOWN, never freed memory.
+ *
+ * Service state: an atomic `stopped` flag; while set every call returns FDN_EUNAVAILABLE.
+ * Pools survive a stop/start cycle.
+ */
+#include <fdn/pool.h>
+#include <fdn/telemetry.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "infra/pool_int.h"
+
+/* ------------------------------------------------------------------------------------------
+ * The manager
+ * ------------------------------------------------------------------------------------------ */
+
+typedef struct pool_entry {
+    char name[FDN_POOL_NAME_MAX];
+    fdn_pool_t *pool;    /* NULL while starting */
+    fdn_telemetry_t *tm; /* the pool's telemetry sink, for pool_stopped */
+} pool_entry_t;
+
+struct fdn_pools {
+    pthread_mutex_t mu;
+    pool_entry_t *v;
+    size_t n;
+    size_t cap;
+    int def_size;
+    int def_overflow;
+    fdn_pool_strategy_t def_strategy;
+    fdn_clock_t *clock;
+    fdn_telemetry_t *tm;
+    _Atomic bool stopped;
+};
+
+int fdn_pools_create(fdn_pools_t **out, const fdn_pools_opts_t *opts)
+{
+    if (out == NULL)
+        return FDN_EINVAL;
+    fdn_pools_opts_t d = FDN_POOLS_OPTS_INIT;
+    if (opts == NULL)
+        opts = &d;
+    int size = opts->default_size == FDN_POOL_DEFAULT ? FDN_POOL_DEFAULT_SIZE : opts->default_size;
+    int ovf = opts->default_max_overflow == FDN_POOL_DEFAULT ? FDN_POOL_DEFAULT_MAX_OVERFLOW
+                                                             : opts->default_max_overflow;
+    fdn_pool_strategy_t s = opts->default_strategy == FDN_POOL_STRATEGY_DEFAULT
+                                ? FDN_POOL_LIFO
+                                : opts->default_strategy;
+    if (fdn__pool_check_sizes(size, ovf, s) != 0)
+        return FDN_EINVAL;
+    fdn_pools_t *m = fdn__calloc(1, sizeof(*m));
+    if (m == NULL)
+        return FDN_ENOMEM;
+    pthread_mutex_init(&m->mu, NULL);
+    m->def_size = size;
+    m->def_overflow = ovf;
+    m->def_strategy = s;
+    m->clock = opts->clock;
+    m->tm = opts->telemetry;
+    atomic_init(&m->stopped, false);
+    *out = m;
+    return 0;
+}
+
+void fdn_pools_destroy(fdn_pools_t *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < m->n; i++) {
+        if (m->v[i].pool != NULL) {
+            (void)fdn_pool_shutdown(m->v[i].pool, 0);
+            fdn_pool_release(m->v[i].pool);
+        }
+    }
+    fdn__free(m->v);
+    pthread_mutex_destroy(&m->mu);
+    fdn__free(m);
+}
+
+int fdn_pools_set_defaults(fdn_pools_t *m, int size, int max_overflow, fdn_pool_strategy_t strategy)
+{
+    if (m == NULL || fdn__pool_check_sizes(size, max_overflow, strategy) != 0)
+        return FDN_EINVAL;
+    pthread_mutex_lock(&m->mu);
+    m->def_size = size;
+    m->def_overflow = max_overflow;
+    m->def_strategy = strategy;
+    pthread_mutex_unlock(&m->mu);
+    return 0;
+}
+
+static bool stopped(fdn_pools_t *m)
+{
+    return atomic_load_explicit(&m->stopped, memory_order_acquire);
+}
+
+static pool_entry_t *find_locked(fdn_pools_t *m, const char *name)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->v[i].name, name) == 0)
+            return &m->v[i];
+    return NULL;
+}
+
+static void remove_entry_locked(fdn_pools_t *m, pool_entry_t *e)
+{
+    size_t i = (size_t)(e - m->v);
+    memmove(&m->v[i], &m->v[i + 1], (m->n - i - 1) * sizeof(m->v[0]));
+    m->n--;
+}
+
+int fdn_pools_start(fdn_pools_t *m, const char *name, const fdn_pool_opts_t *opts, fdn_pool_t **out,
+                    fdn_error_t *err)
+{
+    if (m == NULL || name == NULL || opts == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "start_pool: manager, name and options required");
+    if (stopped(m))
+        return fdn_err_set(err, FDN_EUNAVAILABLE, "connection manager is stopped");
+    size_t len = strlen(name);
+    if (len == 0 || len >= FDN_POOL_NAME_MAX)
+        return fdn_err_set(err, FDN_EINVAL, "start_pool: name must be 1..%d bytes",
+                           FDN_POOL_NAME_MAX - 1);
+    fdn_pool_opts_t o = *opts;
+    o.name = name;
+
+    pthread_mutex_lock(&m->mu);
+    if (find_locked(m, name) != NULL) {
+        pthread_mutex_unlock(&m->mu);
+        return fdn_err_set(err, FDN_EEXIST, "pool %s already exists", name);
+    }
+    if (m->n == m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 8;
+        pool_entry_t *nv = fdn__realloc(m->v, nc * sizeof(*nv));
+        if (nv == NULL) {
+            pthread_mutex_unlock(&m->mu);
+            return fdn_err_set(err, FDN_ENOMEM, "start_pool %s: out of memory", name);
+        }
+        m->v = nv;
+        m->cap = nc;
+    }
+    pool_entry_t *e = &m->v[m->n++];
+    memcpy(e->name, name, len + 1);
+    e->pool = NULL;
+    if (o.size == FDN_POOL_DEFAULT)
+        o.size = m->def_size;
+    if (o.max_overflow == FDN_POOL_DEFAULT)
+        o.max_overflow = m->def_overflow;
+    if (o.strategy == FDN_POOL_STRATEGY_DEFAULT)
+        o.strategy = m->def_strategy;
+    if (o.clock == NULL)
+        o.clock = m->clock;
+    if (o.telemetry == NULL)
+        o.telemetry = m->tm;
+    pthread_mutex_unlock(&m->mu);
+
+    fdn_pool_t *p = NULL;
+    int rc = fdn_pool_create(&p, &o, err);
+
+    pthread_mutex_lock(&m->mu);
+    e = find_locked(m, name);
+    if (rc != 0) {
+        remove_entry_locked(m, e);
+    } else {
+        e->pool = p;
+        e->tm = o.telemetry;
+    }
+    if (rc == 0 && out != NULL)
+        fdn_pool_retain(p);
+    pthread_mutex_unlock(&m->mu);
+    if (rc != 0)
+        return rc;
+    if (out != NULL)
+        *out = p;
+    if (o.telemetry != NULL) {
+        fdn_tm_meta_t meta = {"pool_name", name};
+        (void)fdn_telemetry_execute(o.telemetry, "foundation.connection_pool.pool_started", NULL, 0,
+                                    &meta, 1);
+    }
+    return 0;
+}
+
+int fdn_pools_stop(fdn_pools_t *m, const char *name)
+{
+    if (m == NULL || name == NULL)
+        return FDN_EINVAL;
+    if (stopped(m))
+        return FDN_EUNAVAILABLE;
+    pthread_mutex_lock(&m->mu);
+    pool_entry_t *e = find_locked(m, name);
+    if (e == NULL || e->pool == NULL) {
+        pthread_mutex_unlock(&m->mu);
+        return FDN_ENOENT;
+    }
+    fdn_pool_t *p = e->pool;
+    fdn_telemetry_t *tm = e->tm;
+    remove_entry_locked(m, e);
+    pthread_mutex_unlock(&m->mu);
+    if (tm != NULL) {
+        fdn_tm_meta_t meta = {"pool_name", fdn_pool_name(p)};
+        (void)fdn_telemetry_execute(tm, "foundation.connection_pool.pool_stopped", NULL, 0, &meta,
+                                    1);
+    }
+    (void)fdn_pool_shutdown(p, 0);
+    fdn_pool_release(p);
+    return 0;
+}
+
+int fdn_pools_get(fdn_pools_t *m, const char *name, fdn_pool_t **out)
+{
+    if (m == NULL || name == NULL || out == NULL)
+        return FDN_EINVAL;
+    if (stopped(m))
+        return FDN_EUNAVAILABLE;
+    pthread_mutex_lock(&m->mu);
+    pool_entry_t *e = find_locked(m, name);
+    if (e == NULL || e->pool == NULL) {
+        pthread_mutex_unlock(&m->mu);
+        return FDN_ENOENT;
+    }
+    fdn_pool_retain(e->pool);
+    *out = e->pool;
+    pthread_mutex_unlock(&m->mu);
+    return 0;
+}
+
+int fdn_pools_with(fdn_pools_t *m, const char *name, fdn_pool_fn fn, void *arg, int64_t timeout_ms,
+                   fdn_error_t *err)
+{
+    fdn_pool_t *p = NULL;
+    int rc = fdn_pools_get(m, name, &p);
+    if (rc != 0)
+        return fdn_err_set(err, rc, "pool %s: %s", name != NULL ? name : "(null)",
+                           rc == FDN_ENOENT ? "pool_not_found" : fdn_strerror(rc));
+    rc = fdn_pool_with(p, fn, arg, timeout_ms, err);
+    fdn_pool_release(p);
+    return rc;
+}
+
+int fdn_pools_status(fdn_pools_t *m, const char *name, fdn_pool_status_t *out)
+{
+    if (out == NULL)
+        return FDN_EINVAL;
+    fdn_pool_t *p = NULL;
+    int rc = fdn_pools_get(m, name, &p);
+    if (rc != 0)
+        return rc;
+    rc = fdn_pool_status(p, out);
+    fdn_pool_release(p);
+    return rc;
+}
+
+static int cmp_info(const void *a, const void *b)
+{
+    return strcmp(((const fdn_pool_info_t *)a)->name, ((const fdn_pool_info_t *)b)->name);
+}
+
+int fdn_pools_list(fdn_pools_t *m, fdn_pool_info_t **out, size_t *n)
+{
+    if (m == NULL || out == NULL || n == NULL)
+        return FDN_EINVAL;
+    if (stopped(m))
+        return FDN_EUNAVAILABLE;
+    pthread_mutex_lock(&m->mu);
+    size_t cnt = 0;
+    for (size_t i = 0; i < m->n; i++)
+        cnt += m->v[i].pool != NULL;
+    fdn_pool_info_t *v = NULL;
+    if (cnt > 0) {
+        v = fdn__calloc(cnt, sizeof(*v));
+        if (v == NULL) {
+            pthread_mutex_unlock(&m->mu);
+            return FDN_ENOMEM;
+        }
+        size_t j = 0;
+        for (size_t i = 0; i < m->n; i++) {
+            if (m->v[i].pool == NULL)
+                continue;
+            memcpy(v[j].name, m->v[i].name, sizeof(v[j].name));
+            (void)fdn_pool_status(m->v[i].pool, &v[j].status);
+            j++;
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+    if (cnt > 1)
+        qsort(v, cnt, sizeof(*v), cmp_info);
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+int fdn__pools_service_start(fdn_pools_t *m)
+{
+    if (m == NULL)
+        return FDN_EINVAL;
+    atomic_store_explicit(&m->stopped, false, memory_order_release);
+    return 0;
+}
+
+void fdn__pools_service_stop(fdn_pools_t *m)
+{
+    if (m != NULL)
+        atomic_store_explicit(&m->stopped, true, memory_order_release);
+}
+
+int fdn__pools_service_health(fdn_pools_t *m)
+{
+    if (m == NULL)
+        return FDN_EINVAL;
+    return stopped(m) ? FDN_EUNAVAILABLE : 0;
+}

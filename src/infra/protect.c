@@ -1,0 +1,546 @@
+/*
+ * DESIGN: protected execution.
+ *
+ * Threads: none of its own; fdn_execute_protected runs entirely on the caller's thread
+ * (the pool checkout waits there too).
+ *
+ * Locks: `mu` (rwlock) guards the sorted array of configuration entries. A call takes the
+ * read lock only to find its entry and take a reference (atomic refcount), then drops the
+ * lock before any layer runs: fn, the event hook and every component call run with no lock
+ * of ours held. configure/unconfigure take the write lock, swap entries and drop the old
+ * entry's reference; the last reference frees it.
+ *
+ * Invariants: entries are sorted by key and unique; an entry is immutable once published;
+ * a breaker pointer in an entry stays valid because breakers live as long as their set,
+ * which outlives this registry. Rejections by the limiter or the pool never record a breaker
+ * outcome (the permit is released).
+ */
+#include <fdn/protect.h>
+#include <fdn/telemetry.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+
+#define NS_PER_MS 1000000LL
+#define KEY_MAX   1024u
+
+typedef struct entry {
+    _Atomic int refs;
+    char *key;
+    fdn_breaker_t *breaker;
+    char *rule_name;
+    bool has_inline;
+    fdn_limit_rule_t inline_rule;
+    char *pool;
+    int64_t timeout_ms;
+} entry_t;
+
+struct fdn_protect {
+    fdn_breakers_t *breakers;
+    fdn_limiter_t *limiter;
+    fdn_pools_t *pools;
+    fdn_clock_t *clock;
+    fdn_telemetry_t *telemetry;
+    fdn_protect_event_fn on_event;
+    void *event_user;
+    _Atomic bool on_limiter, on_breaker, on_pool;
+    _Atomic int64_t default_timeout_ms;
+    pthread_rwlock_t mu;
+    entry_t **v;
+    size_t n, cap;
+};
+
+static void entry_free(entry_t *e)
+{
+    if (!e)
+        return;
+    fdn__free(e->key);
+    fdn__free(e->rule_name);
+    fdn__free(e->pool);
+    fdn__free(e);
+}
+
+static void entry_unref(entry_t *e)
+{
+    if (e && atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
+        entry_free(e);
+}
+
+int fdn_protect_create(fdn_protect_t **out, const fdn_protect_opts_t *opts)
+{
+    fdn_protect_opts_t d = FDN_PROTECT_OPTS_INIT;
+    if (out == NULL)
+        return FDN_EINVAL;
+    if (opts == NULL)
+        opts = &d;
+    if (opts->version < 1)
+        return FDN_EINVAL;
+    fdn_protect_t *p = fdn__calloc(1, sizeof(*p));
+    if (!p)
+        return FDN_ENOMEM;
+    if (pthread_rwlock_init(&p->mu, NULL) != 0) {
+        fdn__free(p);
+        return FDN_ENOMEM;
+    }
+    p->breakers = opts->breakers;
+    p->limiter = opts->limiter;
+    p->pools = opts->pools;
+    p->clock = opts->clock;
+    p->telemetry = opts->telemetry;
+    p->on_event = opts->on_event;
+    p->event_user = opts->event_user;
+    atomic_init(&p->on_limiter, true);
+    atomic_init(&p->on_breaker, true);
+    atomic_init(&p->on_pool, true);
+    atomic_init(&p->default_timeout_ms, (int64_t)FDN_POOL_DEFAULT_TIMEOUT_MS);
+    *out = p;
+    return 0;
+}
+
+void fdn_protect_destroy(fdn_protect_t *p)
+{
+    if (p == NULL)
+        return;
+    for (size_t i = 0; i < p->n; i++)
+        entry_unref(p->v[i]);
+    fdn__free(p->v);
+    pthread_rwlock_destroy(&p->mu);
+    fdn__free(p);
+}
+
+void fdn_protect_set_layer_enabled(fdn_protect_t *p, fdn_protect_layer_t layer, bool enabled)
+{
+    if (p == NULL)
+        return;
+    switch (layer) {
+    case FDN_PROTECT_LIMITER:
+        atomic_store_explicit(&p->on_limiter, enabled, memory_order_relaxed);
+        break;
+    case FDN_PROTECT_BREAKER:
+        atomic_store_explicit(&p->on_breaker, enabled, memory_order_relaxed);
+        break;
+    case FDN_PROTECT_POOL:
+        atomic_store_explicit(&p->on_pool, enabled, memory_order_relaxed);
+        break;
+    case FDN_PROTECT_NONE:
+        break;
+    }
+}
+
+int fdn_protect_set_default_timeout(fdn_protect_t *p, int64_t timeout_ms)
+{
+    if (p == NULL || timeout_ms <= 0)
+        return FDN_EINVAL;
+    atomic_store_explicit(&p->default_timeout_ms, timeout_ms, memory_order_relaxed);
+    return 0;
+}
+
+/* Binary search; rd or wr lock held. Returns the index of key or where it would go. */
+static size_t find_locked(const fdn_protect_t *p, const char *key, bool *found)
+{
+    size_t lo = 0, hi = p->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(p->v[mid]->key, key);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+int fdn_protect_configure(fdn_protect_t *p, const char *key, const fdn_protect_config_t *cfg,
+                          fdn_error_t *err)
+{
+    if (p == NULL || key == NULL || key[0] == '\0' || strlen(key) > KEY_MAX)
+        return fdn_err_set(err, FDN_EINVAL, "invalid protection key");
+    if (cfg == NULL || cfg->version < 1)
+        return fdn_err_set(err, FDN_EINVAL, "invalid_config_format");
+    if (cfg->pool_timeout_ms < -1)
+        return fdn_err_set(err, FDN_EINVAL, "invalid_connection_pool_config: timeout < -1");
+    fdn_breaker_t *b = NULL;
+    if (cfg->breaker) {
+        if (p->breakers == NULL)
+            return fdn_err_set(err, FDN_EINVAL, "invalid_circuit_breaker_config: no breaker set");
+        if (cfg->breaker_opts) {
+            int rc = fdn_breaker_opts_validate(cfg->breaker_opts, err);
+            if (rc) {
+                fdn_err_add_context(err, "layer", "circuit_breaker");
+                return rc;
+            }
+        }
+        int rc = fdn_breaker_create_in(p->breakers, cfg->breaker, cfg->breaker_opts, &b);
+        if (rc != 0 && rc != FDN_EEXIST)
+            return fdn_err_set(err, rc, "invalid_circuit_breaker_config: %s", fdn_strerror(rc));
+    }
+    if (cfg->limit || cfg->limiter_rule) {
+        if (p->limiter == NULL)
+            return fdn_err_set(err, FDN_EINVAL, "invalid_rate_limiter_config: no limiter");
+        if (cfg->limit) {
+            int rc = fdn_limit_rule_validate(cfg->limit, err);
+            if (rc) {
+                fdn_err_add_context(err, "layer", "rate_limiter");
+                return rc;
+            }
+        } else {
+            fdn_limit_rule_t r;
+            if (fdn_limiter_get_rule(p->limiter, cfg->limiter_rule, &r) != 0)
+                return fdn_err_set(err, FDN_EINVAL, "invalid_rate_limiter_config: unknown rule %s",
+                                   cfg->limiter_rule);
+        }
+    }
+    if (cfg->pool && p->pools == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "invalid_connection_pool_config: no pool manager");
+
+    entry_t *e = fdn__calloc(1, sizeof(*e));
+    if (!e)
+        return FDN_ENOMEM;
+    atomic_init(&e->refs, 1);
+    e->key = fdn__strdup(key);
+    e->breaker = b;
+    e->rule_name = cfg->limiter_rule && !cfg->limit ? fdn__strdup(cfg->limiter_rule) : NULL;
+    e->has_inline = cfg->limit != NULL;
+    if (cfg->limit)
+        e->inline_rule = *cfg->limit;
+    e->pool = cfg->pool ? fdn__strdup(cfg->pool) : NULL;
+    e->timeout_ms = cfg->pool_timeout_ms;
+    if (!e->key || (cfg->limiter_rule && !cfg->limit && !e->rule_name) || (cfg->pool && !e->pool)) {
+        entry_free(e);
+        return FDN_ENOMEM;
+    }
+    entry_t *old = NULL;
+    int rc = 0;
+    pthread_rwlock_wrlock(&p->mu);
+    bool found;
+    size_t i = find_locked(p, key, &found);
+    if (found) {
+        old = p->v[i];
+        p->v[i] = e;
+    } else {
+        if (p->n == p->cap) {
+            size_t nc = p->cap ? p->cap * 2 : 8;
+            entry_t **nv = fdn__realloc(p->v, nc * sizeof(*nv));
+            if (!nv) {
+                rc = FDN_ENOMEM;
+                goto out;
+            }
+            p->v = nv;
+            p->cap = nc;
+        }
+        memmove(&p->v[i + 1], &p->v[i], (p->n - i) * sizeof(*p->v));
+        p->v[i] = e;
+        p->n++;
+    }
+out:
+    pthread_rwlock_unlock(&p->mu);
+    if (rc)
+        entry_free(e);
+    entry_unref(old);
+    return rc;
+}
+
+int fdn_protect_unconfigure(fdn_protect_t *p, const char *key)
+{
+    if (p == NULL || key == NULL)
+        return FDN_EINVAL;
+    entry_t *old = NULL;
+    pthread_rwlock_wrlock(&p->mu);
+    bool found;
+    size_t i = find_locked(p, key, &found);
+    if (found) {
+        old = p->v[i];
+        memmove(&p->v[i], &p->v[i + 1], (p->n - i - 1) * sizeof(*p->v));
+        p->n--;
+    }
+    pthread_rwlock_unlock(&p->mu);
+    entry_unref(old);
+    return found ? 0 : FDN_ENOENT;
+}
+
+int fdn_protect_has(fdn_protect_t *p, const char *key)
+{
+    if (p == NULL || key == NULL)
+        return FDN_EINVAL;
+    bool found;
+    pthread_rwlock_rdlock(&p->mu);
+    find_locked(p, key, &found);
+    pthread_rwlock_unlock(&p->mu);
+    return found ? 0 : FDN_ENOENT;
+}
+
+int fdn_protect_list(fdn_protect_t *p, char ***out, size_t *n)
+{
+    if (p == NULL || out == NULL || n == NULL)
+        return FDN_EINVAL;
+    pthread_rwlock_rdlock(&p->mu);
+    size_t cnt = p->n, bytes = cnt * sizeof(char *);
+    for (size_t i = 0; i < cnt; i++)
+        bytes += strlen(p->v[i]->key) + 1;
+    char **arr = cnt ? fdn__malloc(bytes) : NULL;
+    if (cnt && !arr) {
+        pthread_rwlock_unlock(&p->mu);
+        return FDN_ENOMEM;
+    }
+    char *s = (char *)(arr + cnt);
+    for (size_t i = 0; i < cnt; i++) {
+        size_t l = strlen(p->v[i]->key) + 1;
+        memcpy(s, p->v[i]->key, l);
+        arr[i] = s;
+        s += l;
+    }
+    pthread_rwlock_unlock(&p->mu);
+    *out = arr;
+    *n = cnt;
+    return 0;
+}
+
+static entry_t *lookup_ref(fdn_protect_t *p, const char *key)
+{
+    entry_t *e = NULL;
+    bool found;
+    pthread_rwlock_rdlock(&p->mu);
+    size_t i = find_locked(p, key, &found);
+    if (found) {
+        e = p->v[i];
+        atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+    }
+    pthread_rwlock_unlock(&p->mu);
+    return e;
+}
+
+static const char *layer_name(fdn_protect_layer_t l)
+{
+    switch (l) {
+    case FDN_PROTECT_LIMITER:
+        return "rate_limit";
+    case FDN_PROTECT_BREAKER:
+        return "circuit_breaker";
+    case FDN_PROTECT_POOL:
+        return "connection_pool";
+    case FDN_PROTECT_NONE:
+        break;
+    }
+    return "none";
+}
+
+/*
+ * Telemetry: foundation.infrastructure.<event> with metadata {protection_key} (+
+ * protection_type for protection_triggered, + result code name for execute_stop and
+ * execute_exception) and, for execute_stop / execute_exception, a duration_ns measurement.
+ * (The reference put the key in measurements and the duration in metadata; §12 item 32.)
+ */
+static void copy_name(char *dst, size_t cap, const char *src)
+{
+    size_t l = strlen(src);
+    if (l >= cap)
+        l = cap - 1;
+    memcpy(dst, src, l);
+    dst[l] = '\0';
+}
+
+int fdn_protect_status(fdn_protect_t *p, const char *key, fdn_protect_status_t *out)
+{
+    if (p == NULL || key == NULL || out == NULL)
+        return FDN_EINVAL;
+    entry_t *e = lookup_ref(p, key);
+    if (e == NULL)
+        return FDN_ENOENT;
+    memset(out, 0, sizeof(*out));
+    if (e->breaker) {
+        out->has_breaker = true;
+        copy_name(out->breaker_name, sizeof(out->breaker_name), fdn_breaker_name(e->breaker));
+        fdn_breaker_status(e->breaker, &out->breaker);
+    }
+    if (e->has_inline) {
+        out->has_limiter = true;
+        out->rule = e->inline_rule;
+    } else if (e->rule_name) {
+        out->has_limiter = true;
+        copy_name(out->rule_name, sizeof(out->rule_name), e->rule_name);
+        fdn_limiter_get_rule(p->limiter, e->rule_name, &out->rule);
+    }
+    if (e->pool) {
+        out->has_pool = true;
+        copy_name(out->pool_name, sizeof(out->pool_name), e->pool);
+        out->pool_found = fdn_pools_status(p->pools, e->pool, &out->pool) == 0;
+        out->pool_timeout_ms = e->timeout_ms;
+    }
+    entry_unref(e);
+    return 0;
+}
+
+static void emit(fdn_protect_t *p, const char *ev, const char *key, fdn_protect_layer_t layer,
+                 int rc, int64_t dur)
+{
+    if (p->telemetry) {
+        char name[64];
+        snprintf(name, sizeof(name), "foundation.infrastructure.%s", ev);
+        fdn_tm_meta_t meta[3] = {{"protection_key", key},
+                                 {"protection_type", layer_name(layer)},
+                                 {"result", rc ? fdn_err_name(rc) : "ok"}};
+        fdn_tm_measure_t m[1] = {{"duration_ns", (double)dur}};
+        bool timed = strcmp(ev, "execute_stop") == 0 || strcmp(ev, "execute_exception") == 0;
+        fdn_telemetry_execute(p->telemetry, name, m, timed ? 1 : 0, meta, 3);
+    }
+    if (p->on_event)
+        p->on_event(ev, key, layer, rc, dur, p->event_user);
+}
+
+/* Inline-rule limiter check on "<key>:<identifier>". */
+static int check_inline(fdn_protect_t *p, const char *key, const char *id,
+                        const fdn_limit_rule_t *rule, int64_t cost, fdn_limit_result_t *res)
+{
+    size_t kl = strlen(key), il = strlen(id);
+    char buf[256];
+    char *k = kl + 1 + il <= sizeof(buf) ? buf : fdn__malloc(kl + 1 + il);
+    if (!k)
+        return FDN_ENOMEM;
+    memcpy(k, key, kl);
+    k[kl] = ':';
+    memcpy(k + kl + 1, id, il);
+    int rc = fdn_limiter_check(p->limiter, k, kl + 1 + il, rule, cost, 0, res);
+    if (k != buf)
+        fdn__free(k);
+    return rc;
+}
+
+int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_call_opts_t *opts,
+                          fdn_protected_fn fn, void *arg, fdn_protect_result_t *result,
+                          fdn_error_t *err)
+{
+    fdn_protect_call_opts_t dopts = FDN_PROTECT_CALL_OPTS_INIT;
+    fdn_protect_result_t tmp;
+    /* the duration costs two clock reads: only when someone will see it */
+    const bool timed = result != NULL || p == NULL || p->on_event != NULL || p->telemetry != NULL;
+    if (result == NULL)
+        result = &tmp;
+    memset(result, 0, sizeof(*result));
+    if (p == NULL || key == NULL || fn == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "execute_protected: NULL argument");
+    if (opts == NULL)
+        opts = &dopts;
+    const int64_t t0 = timed ? fdn_clock_mono_ns(p->clock) : 0;
+    emit(p, "execute_start", key, FDN_PROTECT_NONE, 0, 0);
+
+    int rc = 0;
+    entry_t *e = lookup_ref(p, key);
+    fdn_breaker_t *b = NULL;
+    fdn_pool_t *pool = NULL;
+    fdn_pool_worker_t *w = NULL;
+    fdn_breaker_permit_t permit;
+    bool have_permit = false;
+
+    /* 1. rate limiter */
+    if (p->limiter && atomic_load_explicit(&p->on_limiter, memory_order_relaxed)) {
+        const char *id = opts->identifier ? opts->identifier : "";
+        int64_t cost = opts->cost > 0 ? opts->cost : 1;
+        fdn_limit_result_t lr;
+        bool limited = false;
+        if (opts->limiter_rule) {
+            rc = fdn_limiter_check_named(p->limiter, opts->limiter_rule, id, cost, &lr);
+            limited = true;
+        } else if (e && e->has_inline) {
+            rc = check_inline(p, key, id, &e->inline_rule, cost, &lr);
+            limited = true;
+        } else if (e && e->rule_name) {
+            rc = fdn_limiter_check_named(p->limiter, e->rule_name, id, cost, &lr);
+            limited = true;
+        }
+        if (limited && rc != 0) {
+            if (rc == FDN_ERATE_LIMITED) {
+                result->rejected_by = FDN_PROTECT_LIMITER;
+                result->retry_after_ns = lr.retry_after_ns;
+                emit(p, "protection_triggered", key, FDN_PROTECT_LIMITER, rc, 0);
+                fdn_err_set(err, rc, "Rate limit exceeded for %s:%s", key, id);
+                fdn_err_add_context(err, "retry_after_ms", "%lld",
+                                    (long long)(lr.retry_after_ns / NS_PER_MS));
+            } else {
+                fdn_err_set(err, rc, "rate limiter error for %s", key);
+            }
+            goto done;
+        }
+        rc = 0;
+    }
+
+    /* 2. circuit breaker */
+    if (atomic_load_explicit(&p->on_breaker, memory_order_relaxed)) {
+        if (opts->breaker) {
+            if (p->breakers == NULL) {
+                rc = fdn_err_set(err, FDN_EBREAKER_NOT_FOUND, "no breaker set");
+                goto done;
+            }
+            rc = fdn_breaker_get(p->breakers, opts->breaker, &b);
+            if (rc) {
+                fdn_err_set(err, rc, "Circuit breaker %s not found", opts->breaker);
+                goto done;
+            }
+        } else if (e) {
+            b = e->breaker;
+        }
+        if (b) {
+            rc = fdn_breaker_acquire(b, &permit);
+            if (rc) {
+                result->rejected_by = FDN_PROTECT_BREAKER;
+                emit(p, "protection_triggered", key, FDN_PROTECT_BREAKER, rc, 0);
+                fdn_err_set(err, rc, "Circuit breaker is open for %s", fdn_breaker_name(b));
+                goto done;
+            }
+            have_permit = true;
+        }
+    }
+
+    /* 3. pool checkout */
+    const char *pool_name = opts->pool ? opts->pool : (e ? e->pool : NULL);
+    if (pool_name && p->pools && atomic_load_explicit(&p->on_pool, memory_order_relaxed)) {
+        rc = fdn_pools_get(p->pools, pool_name, &pool);
+        if (rc) {
+            fdn_err_set(err, rc, "connection pool %s not found", pool_name);
+            goto release;
+        }
+        int64_t to = opts->timeout_ms >= 0 ? opts->timeout_ms : (e ? e->timeout_ms : -1);
+        if (to < 0)
+            to = atomic_load_explicit(&p->default_timeout_ms, memory_order_relaxed);
+        rc = fdn_pool_checkout(pool, &w, to, err);
+        if (rc) {
+            result->rejected_by = FDN_PROTECT_POOL;
+            emit(p, "protection_triggered", key, FDN_PROTECT_POOL, rc, 0);
+            goto release;
+        }
+    }
+
+    /* 4. fn */
+    rc = fn(w ? fdn_pool_worker_conn(w) : NULL, arg);
+    result->ran = true;
+    result->fn_rc = rc;
+    if (w) {
+        if (rc == FDN_EPOOL_BROKEN)
+            fdn_pool_checkin_broken(pool, w);
+        else
+            fdn_pool_checkin(pool, w);
+    }
+    if (have_permit)
+        fdn_breaker_record(b, &permit, rc);
+    have_permit = false;
+
+release:
+    if (have_permit)
+        fdn_breaker_release(b, &permit);
+    fdn_pool_release(pool);
+done:
+    entry_unref(e);
+    result->duration_ns = timed ? fdn_clock_mono_ns(p->clock) - t0 : 0;
+    if (!result->ran && result->rejected_by == FDN_PROTECT_NONE && rc != 0)
+        emit(p, "execute_exception", key, FDN_PROTECT_NONE, rc, result->duration_ns);
+    emit(p, "execute_stop", key, FDN_PROTECT_NONE, rc, result->duration_ns);
+    return rc;
+}

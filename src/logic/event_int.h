@@ -1,0 +1,75 @@
+/* Internal view of an event record, shared by the event logic, validation, codec and the
+ * event store. An fdn_event_t is one block: this header followed by its strings and data
+ * (each NUL-terminated), so copying or freeing an event is one allocation. */
+#ifndef FDN_LOGIC_EVENT_INT_H
+#define FDN_LOGIC_EVENT_INT_H
+
+#include <fdn/events.h>
+
+struct fdn_event {
+    uint64_t id;
+    int64_t ts;
+    int64_t wall;
+    uint64_t parent;
+    uint32_t pid;
+    uint32_t tid;
+    uint32_t data_len;
+    uint16_t type_len;
+    uint16_t corr_len;
+    uint8_t node_len;
+    uint8_t ctype;
+    const char *type;
+    const char *node;
+    const char *corr;
+    const uint8_t *data;
+};
+
+struct fdn_event_list {
+    size_t n;
+    fdn_event_t **items;
+};
+
+/* The fields of an event, borrowed (lengths exclude any NUL). */
+typedef struct fdn__event_fields {
+    uint64_t id;
+    int64_t ts;
+    int64_t wall;
+    uint64_t parent;
+    uint32_t pid;
+    uint32_t tid;
+    uint8_t ctype;
+    const char *type;
+    size_t type_len;
+    const char *node;
+    size_t node_len;
+    const char *corr;
+    size_t corr_len;
+    const void *data;
+    size_t data_len;
+} fdn__event_fields_t;
+
+/* Bytes an event with these fields occupies (multiple of 8). */
+size_t fdn__event_alloc_size(const fdn__event_fields_t *f);
+/* Build the event in mem (8-aligned, fdn__event_alloc_size bytes). */
+fdn_event_t *fdn__event_place(void *mem, const fdn__event_fields_t *f);
+/* Allocate and build. NULL on OOM. */
+fdn_event_t *fdn__event_from_fields(const fdn__event_fields_t *f);
+void fdn__event_to_fields(const fdn_event_t *ev, fdn__event_fields_t *f);
+/* A list with room for n events of `bytes` total alloc size; items filled by the caller
+ * through fdn__event_list_slot. */
+fdn_event_list_t *fdn__event_list_alloc(size_t n, size_t bytes);
+/* Memory for the i-th event of a list being built (after the previous ones). */
+void *fdn__event_list_mem(fdn_event_list_t *l, size_t offset);
+
+/* Checks shared by spec validation and decoders (no allocation). check_json: parse JSON
+ * data with jansson. */
+int fdn__event_check_fields(const fdn__event_fields_t *f, bool check_json, fdn_error_t *err);
+
+/* Encode into a growable buffer (*buf, *cap; fdn__realloc'd); *len receives the size. */
+int fdn__event_encode_into(const fdn_event_t *ev, unsigned flags, uint8_t **buf, size_t *cap,
+                           size_t *len);
+
+/* CRC32C (Castagnoli), slice-by-8. crc starts at 0. */
+uint32_t fdn__crc32c(uint32_t crc, const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,152 @@
+/* Private interface of the config service for the runtime/supervisor. */
+#ifndef FDN_SERVICES_CONFIG_INT_H
+#define FDN_SERVICES_CONFIG_INT_H
+
+#include "fdn/config.h"
+
+/* Start the service: publish the retained snapshot (run-time updates survive a restart),
+ * start the delivery thread, then apply queued updates in order. Idempotent.
+ * Returns 0, FDN_ENOMEM, FDN_EAGAIN (thread creation failed). */
+int fdn__config_service_start(fdn_config_t *cfg);
+
+/* Stop: unpublish the snapshot (public calls answer FDN_EUNAVAILABLE at once) and join the
+ * delivery thread (waits for a callback in progress). Queued notifications are kept and
+ * delivered after the next start. Idempotent. */
+void fdn__config_service_stop(fdn_config_t *cfg);
+
+/* 0 when running, FDN_EUNAVAILABLE otherwise. */
+int fdn__config_service_health(fdn_config_t *cfg);
+
+/* ==== Internal to the config module (config.c, config_update.c, config_fallback.c) ==== */
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <urcu-bp.h>
+#include "core/alloc.h"
+#include "validation/config_schema.h"
+
+typedef struct fdn__cfg_fb fdn__cfg_fb_t;
+
+enum { LK_NULL, LK_BOOL, LK_INT, LK_REAL, LK_OTHER };
+
+typedef struct leaf {
+    int64_t i;
+    double d;
+    int kind;
+} leaf_t;
+
+struct fdn_config_snapshot {
+    struct rcu_head rcu;
+    atomic_long refs;
+    uint64_t revision;
+    const fdn__cfg_schema_t *schema;
+    size_t n;
+    json_t **vals;
+    leaf_t *leaves;
+};
+typedef struct fdn_config_snapshot snap_t;
+
+typedef struct note {
+    atomic_int refs;
+    fdn_config_change_kind_t kind;
+    uint64_t revision;
+    char *path;
+    char *old_json;
+    char *new_json;
+} note_t;
+
+typedef struct sub {
+    struct sub *next;
+    uint64_t id;
+    char *prefix;
+    size_t plen;
+    fdn_config_change_cb cb;
+    void *user;
+    note_t **q;
+    size_t cap, head, count;
+    uint64_t dropped_pending;
+    uint64_t served;
+    bool busy, removed, free_when_idle;
+} sub_t;
+
+/* Scalar leaves for resolved-key and dotted-path reads, published through a latch
+ * (two copies; readers use copy seq & 1 and retry only if seq moved while they read, so a
+ * preempted writer never blocks them). kind is an LK_* value; bits holds the int64, the
+ * double's bits, or the bool. */
+typedef struct latch_leaf {
+    _Atomic uint32_t kind;
+    _Atomic uint64_t bits;
+} latch_leaf_t;
+
+struct fdn_config {
+    /* read-mostly line: the published snapshot, the latch sequence and the leaf copies */
+    _Atomic(snap_t *) live;
+    _Atomic uint64_t latch_seq;
+    latch_leaf_t *latch[2];
+    size_t nleaves;
+    char pad_[FDN_CACHELINE - 2 * sizeof(void *) - sizeof(uint64_t) - sizeof(size_t)];
+    fdn__cfg_schema_t *schema;
+    fdn_clock_t *clock;
+
+    pthread_mutex_t wmu;
+    snap_t *cur;
+    json_t **defaults;
+    json_t **startup;
+    bool running;
+    int64_t started_ns;
+    atomic_uint_least64_t updates, resets;
+    atomic_int_least64_t last_update;
+
+    pthread_mutex_t smu;
+    pthread_cond_t scv;
+    pthread_cond_t idle_cv;
+    sub_t *subs;
+    sub_t *hook;
+    size_t nsubs;
+    uint64_t next_id;
+    uint64_t serve_seq;
+    size_t sub_cap;
+    pthread_t thr;
+    bool thr_running;
+    bool thr_stop;
+    atomic_uint_least64_t dropped;
+
+    fdn__cfg_fb_t *fb;
+};
+
+snap_t *fdn__cfg_snap_new(const fdn__cfg_schema_t *schema, json_t *const *vals, long replace,
+                          json_t *with);
+void fdn__cfg_snap_free(snap_t *s);
+void fdn__cfg_snap_unref(const snap_t *s);
+void fdn__cfg_snap_retire_cb(struct rcu_head *h);
+void fdn__cfg_retire(snap_t *old);
+/* Copy the scalar leaves of s into the latch (wmu held, or during create). */
+void fdn__cfg_latch_publish(fdn_config_t *cfg, const snap_t *s);
+/* TSan happens-before annotations (no-ops in other builds); NULL = the grace token. */
+void fdn__cfg_tsan_release(void *addr);
+void fdn__cfg_tsan_acquire(void *addr);
+char *fdn__cfg_dump(const json_t *v);
+void fdn__cfg_notify(fdn_config_t *cfg, fdn_config_change_kind_t kind, const char *path,
+                     const json_t *oldv, const json_t *newv, uint64_t rev);
+sub_t *fdn__cfg_sub_new(const char *prefix, fdn_config_change_cb cb, void *user, size_t cap);
+void fdn__cfg_sub_free(sub_t *s);
+void *fdn__cfg_delivery_main(void *arg);
+int fdn__cfg_parse_value(const char *path, const char *value_json, json_t **out, fdn_error_t *err);
+int fdn__cfg_precheck(fdn_config_t *cfg, const char *path, json_t *v, int32_t *out_idx,
+                      fdn_error_t *err);
+int fdn__cfg_apply_locked(fdn_config_t *cfg, int32_t idx, json_t *v, snap_t **retired,
+                          fdn_error_t *err);
+int fdn__config_check_and_queue(fdn_config_t *cfg, const char *path, const char *value_json,
+                                int (*queue)(void *ctx, const char *path, const char *json),
+                                void *ctx, fdn_error_t *err);
+
+/* Fallback cache + pending-update queue (config_fallback.c); own mutex fmu, a leaf lock
+ * taken after wmu when both are held. */
+fdn__cfg_fb_t *fdn__cfg_fb_create(int64_t ttl_ms, size_t max_entries, size_t pending_max);
+void fdn__cfg_fb_destroy(fdn__cfg_fb_t *fb);
+/* Pop the oldest pending update (caller frees both strings with fdn__free). */
+bool fdn__cfg_fb_pop_pending(fdn__cfg_fb_t *fb, char **path, char **json);
+void fdn__cfg_fb_count_failed(fdn__cfg_fb_t *fb);
+void fdn__cfg_fb_counts(fdn__cfg_fb_t *fb, size_t *cached, size_t *pending, uint64_t *failed);
+
+#endif

@@ -1,0 +1,465 @@
+/*
+ * DESIGN: config service, write side: notifications and their delivery thread,
+ * subscriptions, updates (the four checks, publish, notify), resets. Shares the state,
+ * locks and invariants described in config.c (lock order wmu -> smu; wmu -> fmu; no
+ * callback under a lock). The delivery thread is started/joined by config.c.
+ */
+#include "services/config_int.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <urcu-bp.h>
+
+#include "core/alloc.h"
+#include "logic/config_path.h"
+#include "validation/config_schema.h"
+
+/* ---- notifications --------------------------------------------------------------------- */
+
+static void note_unref(note_t *n)
+{
+    if (n != NULL && atomic_fetch_sub_explicit(&n->refs, 1, memory_order_acq_rel) == 1) {
+        fdn__free(n->path);
+        fdn__free(n->old_json);
+        fdn__free(n->new_json);
+        fdn__free(n);
+    }
+}
+
+static bool prefix_match(const sub_t *s, const note_t *n)
+{
+    if (s->plen == 0 || n->kind == FDN_CONFIG_CHANGE_RESET)
+        return true;
+    return strncmp(n->path, s->prefix, s->plen) == 0 &&
+           (n->path[s->plen] == '\0' || n->path[s->plen] == '.');
+}
+
+static void sub_push(fdn_config_t *cfg, sub_t *s, note_t *n)
+{
+    if (s->removed || !prefix_match(s, n))
+        return;
+    if (s->count == s->cap) {
+        note_unref(s->q[s->head]);
+        s->head = (s->head + 1) % s->cap;
+        s->count--;
+        s->dropped_pending++;
+        atomic_fetch_add_explicit(&cfg->dropped, 1, memory_order_relaxed);
+    }
+    atomic_fetch_add_explicit(&n->refs, 1, memory_order_relaxed);
+    s->q[(s->head + s->count) % s->cap] = n;
+    s->count++;
+}
+
+/* Called with wmu held so queues stay in revision order. Allocation failure drops the
+ * notification (counted as dropped); the update itself has already succeeded. */
+void fdn__cfg_notify(fdn_config_t *cfg, fdn_config_change_kind_t kind, const char *path,
+                     const json_t *oldv, const json_t *newv, uint64_t rev)
+{
+    pthread_mutex_lock(&cfg->smu);
+    bool any = cfg->hook != NULL || cfg->subs != NULL;
+    pthread_mutex_unlock(&cfg->smu);
+    if (!any)
+        return;
+    note_t *n = fdn__calloc(1, sizeof(*n));
+    if (n != NULL) {
+        atomic_init(&n->refs, 1);
+        n->kind = kind;
+        n->revision = rev;
+        n->path = fdn__strdup(path);
+        n->old_json = oldv != NULL ? fdn__cfg_dump(oldv) : fdn__strdup("null");
+        n->new_json = fdn__cfg_dump(newv);
+        if (n->path == NULL || n->old_json == NULL || n->new_json == NULL) {
+            note_unref(n);
+            n = NULL;
+        }
+    }
+    pthread_mutex_lock(&cfg->smu);
+    if (n == NULL) {
+        atomic_fetch_add_explicit(&cfg->dropped, 1, memory_order_relaxed);
+    } else {
+        if (cfg->hook != NULL)
+            sub_push(cfg, cfg->hook, n);
+        for (sub_t *s = cfg->subs; s != NULL; s = s->next)
+            sub_push(cfg, s, n);
+        pthread_cond_signal(&cfg->scv);
+    }
+    pthread_mutex_unlock(&cfg->smu);
+    note_unref(n);
+}
+
+void fdn__cfg_sub_free(sub_t *s)
+{
+    while (s->count > 0) {
+        note_unref(s->q[s->head]);
+        s->head = (s->head + 1) % s->cap;
+        s->count--;
+    }
+    fdn__free(s->q);
+    fdn__free(s->prefix);
+    fdn__free(s);
+}
+
+static sub_t *pick_sub(fdn_config_t *cfg)
+{
+    sub_t *best = NULL;
+    if (cfg->hook != NULL && (cfg->hook->count > 0 || cfg->hook->dropped_pending > 0))
+        best = cfg->hook;
+    for (sub_t *s = cfg->subs; s != NULL; s = s->next) {
+        if ((s->count > 0 || s->dropped_pending > 0) && (best == NULL || s->served < best->served))
+            best = s;
+    }
+    return best;
+}
+
+void *fdn__cfg_delivery_main(void *arg)
+{
+    fdn_config_t *cfg = arg;
+    pthread_mutex_lock(&cfg->smu);
+    for (;;) {
+        if (cfg->thr_stop)
+            break;
+        sub_t *s = pick_sub(cfg);
+        if (s == NULL) {
+            pthread_cond_wait(&cfg->scv, &cfg->smu);
+            continue;
+        }
+        fdn_config_change_t ch;
+        note_t *n = NULL;
+        memset(&ch, 0, sizeof(ch));
+        if (s->dropped_pending > 0) {
+            ch.kind = FDN_CONFIG_CHANGE_OVERFLOW;
+            ch.path = "";
+            ch.old_json = "null";
+            ch.new_json = "null";
+            ch.dropped = s->dropped_pending;
+            ch.revision = s->count > 0 ? s->q[s->head]->revision - 1 : 0;
+            s->dropped_pending = 0;
+        } else {
+            n = s->q[s->head];
+            s->head = (s->head + 1) % s->cap;
+            s->count--;
+            ch.kind = n->kind;
+            ch.path = n->path;
+            ch.old_json = n->old_json;
+            ch.new_json = n->new_json;
+            ch.revision = n->revision;
+        }
+        s->served = ++cfg->serve_seq;
+        s->busy = true;
+        pthread_mutex_unlock(&cfg->smu);
+        s->cb(&ch, s->user);
+        note_unref(n);
+        pthread_mutex_lock(&cfg->smu);
+        s->busy = false;
+        if (s->free_when_idle)
+            fdn__cfg_sub_free(s);
+        else if (s->removed)
+            pthread_cond_broadcast(&cfg->idle_cv);
+    }
+    pthread_mutex_unlock(&cfg->smu);
+    return NULL;
+}
+
+sub_t *fdn__cfg_sub_new(const char *prefix, fdn_config_change_cb cb, void *user, size_t cap)
+{
+    sub_t *s = fdn__calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->prefix = fdn__strdup(prefix);
+    s->q = fdn__calloc(cap, sizeof(note_t *));
+    if (s->prefix == NULL || s->q == NULL) {
+        fdn__free(s->prefix);
+        fdn__free(s->q);
+        fdn__free(s);
+        return NULL;
+    }
+    s->plen = strlen(prefix);
+    s->cap = cap;
+    s->cb = cb;
+    s->user = user;
+    return s;
+}
+
+int fdn_config_subscribe(fdn_config_t *cfg, const char *prefix, fdn_config_change_cb cb, void *user,
+                         uint64_t *out_id)
+{
+    if (cfg == NULL || cb == NULL)
+        return FDN_EINVAL;
+    if (prefix == NULL)
+        prefix = "";
+    if (prefix[0] != '\0' && fdn__cfg_path_check(prefix, NULL) != 0)
+        return FDN_EINVAL;
+    if (!fdn_config_available(cfg))
+        return FDN_EUNAVAILABLE;
+    sub_t *s = fdn__cfg_sub_new(prefix, cb, user, cfg->sub_cap);
+    if (s == NULL)
+        return FDN_ENOMEM;
+    pthread_mutex_lock(&cfg->smu);
+    s->id = ++cfg->next_id;
+    s->served = cfg->serve_seq;
+    /* append, so equal "served" ties go to the older subscriber first */
+    sub_t **pp = &cfg->subs;
+    while (*pp != NULL)
+        pp = &(*pp)->next;
+    *pp = s;
+    cfg->nsubs++;
+    pthread_mutex_unlock(&cfg->smu);
+    if (out_id != NULL)
+        *out_id = s->id;
+    return 0;
+}
+
+int fdn_config_unsubscribe(fdn_config_t *cfg, uint64_t id)
+{
+    if (cfg == NULL)
+        return FDN_EINVAL;
+    pthread_mutex_lock(&cfg->smu);
+    sub_t **pp = &cfg->subs;
+    while (*pp != NULL && (*pp)->id != id)
+        pp = &(*pp)->next;
+    sub_t *s = *pp;
+    if (s == NULL) {
+        pthread_mutex_unlock(&cfg->smu);
+        return FDN_ENOENT;
+    }
+    *pp = s->next;
+    cfg->nsubs--;
+    s->removed = true;
+    if (s->busy && cfg->thr_running && pthread_equal(pthread_self(), cfg->thr)) {
+        s->free_when_idle = true; /* called from its own callback */
+    } else {
+        while (s->busy)
+            pthread_cond_wait(&cfg->idle_cv, &cfg->smu);
+        fdn__cfg_sub_free(s);
+    }
+    pthread_mutex_unlock(&cfg->smu);
+    return 0;
+}
+
+/* ---- updates --------------------------------------------------------------------------- */
+
+static int forbidden(const char *path, fdn_error_t *err)
+{
+    fdn_err_set(err, FDN_ECONFIG_FORBIDDEN,
+                "Configuration path %.200s cannot be updated at runtime", path);
+    fdn_err_add_context(err, "path", "%.200s", path);
+    char list[512];
+    size_t o = 0;
+    list[0] = '\0';
+    for (size_t i = 0; i < fdn__cfg_updatable_count && o < sizeof(list); i++)
+        o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", i ? "," : "",
+                              fdn__cfg_updatable_paths[i]);
+    fdn_err_add_context(err, "allowed_paths", "%s", list);
+    return FDN_ECONFIG_FORBIDDEN;
+}
+
+/* Checks 1-3 (path security, value security, updatable). Takes ownership of v. */
+int fdn__cfg_precheck(fdn_config_t *cfg, const char *path, json_t *v, int32_t *out_idx,
+                      fdn_error_t *err)
+{
+    int rc = fdn__cfg_path_check(path, err);
+    if (rc == 0)
+        rc = fdn__cfg_value_check(v, err);
+    if (rc != 0)
+        return rc;
+    int32_t idx = fdn__cfg_schema_find(cfg->schema, path, strlen(path));
+    if (idx < 0 || !cfg->schema->e[idx].updatable)
+        return forbidden(path, err);
+    *out_idx = idx;
+    return 0;
+}
+
+int fdn__cfg_parse_value(const char *path, const char *value_json, json_t **out, fdn_error_t *err)
+{
+    int rc = fdn__cfg_path_check(path, err);
+    if (rc != 0)
+        return rc;
+    if (value_json == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "Configuration value is NULL");
+    json_error_t jerr;
+    *out = json_loads(value_json, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    if (*out == NULL)
+        return fdn_err_set(err, FDN_EPARSE, "Configuration value is not valid JSON: %.120s",
+                           jerr.text);
+    return 0;
+}
+
+void fdn__cfg_retire(snap_t *old)
+{
+    if (old != NULL) {
+        fdn__cfg_tsan_release(old);
+        call_rcu(&old->rcu, fdn__cfg_snap_retire_cb);
+    }
+}
+
+/* Check 4 + publish; wmu held. */
+int fdn__cfg_apply_locked(fdn_config_t *cfg, int32_t idx, json_t *v, snap_t **retired,
+                          fdn_error_t *err)
+{
+    snap_t *cur = cfg->cur;
+    snap_t *ns = fdn__cfg_snap_new(cfg->schema, cur->vals, idx, v);
+    if (ns == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, NULL);
+    int rc = fdn__cfg_validate(cfg->schema, ns->vals, NULL, err);
+    if (rc != 0) {
+        fdn__cfg_snap_free(ns);
+        return rc;
+    }
+    ns->revision = cur->revision + 1;
+    cfg->cur = ns;
+    if (cfg->running)
+        atomic_store_explicit(&cfg->live, ns, memory_order_release);
+    fdn__cfg_latch_publish(cfg, ns);
+    atomic_fetch_add_explicit(&cfg->updates, 1, memory_order_relaxed);
+    atomic_store_explicit(&cfg->last_update, fdn_clock_mono_ns(cfg->clock), memory_order_relaxed);
+    fdn__cfg_notify(cfg, FDN_CONFIG_CHANGE_UPDATED, cfg->schema->e[idx].path, cur->vals[idx], v,
+                    ns->revision);
+    *retired = cur;
+    return 0;
+}
+
+/* Takes ownership of v. */
+static int update_value(fdn_config_t *cfg, const char *path, json_t *v, fdn_error_t *err)
+{
+    int32_t idx = -1;
+    snap_t *old = NULL;
+    int rc = fdn__cfg_precheck(cfg, path, v, &idx, err);
+    if (rc == 0) {
+        pthread_mutex_lock(&cfg->wmu);
+        rc = cfg->running ? fdn__cfg_apply_locked(cfg, idx, v, &old, err)
+                          : fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
+        pthread_mutex_unlock(&cfg->wmu);
+    }
+    json_decref(v);
+    fdn__cfg_retire(old);
+    return rc;
+}
+
+int fdn_config_update_json(fdn_config_t *cfg, const char *path, const char *value_json,
+                           fdn_error_t *err)
+{
+    json_t *v = NULL;
+    if (cfg == NULL)
+        return fdn_err_set(err, FDN_EINVAL, NULL);
+    int rc = fdn__cfg_parse_value(path, value_json, &v, err);
+    return rc != 0 ? rc : update_value(cfg, path, v, err);
+}
+
+static int update_new(fdn_config_t *cfg, const char *path, json_t *v, fdn_error_t *err)
+{
+    if (cfg == NULL || path == NULL) {
+        json_decref(v);
+        return fdn_err_set(err, FDN_EINVAL, NULL);
+    }
+    if (v == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, NULL);
+    return update_value(cfg, path, v, err);
+}
+
+int fdn_config_update_int(fdn_config_t *cfg, const char *path, int64_t v, fdn_error_t *err)
+{
+    return update_new(cfg, path, json_integer((json_int_t)v), err);
+}
+
+int fdn_config_update_double(fdn_config_t *cfg, const char *path, double v, fdn_error_t *err)
+{
+    if (!isfinite(v))
+        return fdn_err_set(err, FDN_EINVAL, "Configuration value must be finite");
+    return update_new(cfg, path, json_real(v), err);
+}
+
+int fdn_config_update_bool(fdn_config_t *cfg, const char *path, bool v, fdn_error_t *err)
+{
+    return update_new(cfg, path, json_boolean(v), err);
+}
+
+int fdn_config_update_string(fdn_config_t *cfg, const char *path, const char *v, fdn_error_t *err)
+{
+    json_t *j = v != NULL ? json_string(v) : json_null();
+    if (v != NULL && j == NULL)
+        return fdn_err_set(err, FDN_EVALUE_SECURITY,
+                           "Configuration value contains potentially dangerous content");
+    return update_new(cfg, path, j, err);
+}
+
+/* Used by fdn_config_update_or_queue (config_fallback.c): while stopped, run all four checks
+ * against the current config and hand the update to `queue` under wmu, so queued updates
+ * keep their order with respect to start. Returns 1 when the service is running (caller
+ * updates normally), 0 when queued, < 0 on error. */
+int fdn__config_check_and_queue(fdn_config_t *cfg, const char *path, const char *value_json,
+                                int (*queue)(void *ctx, const char *path, const char *json),
+                                void *ctx, fdn_error_t *err)
+{
+    json_t *v = NULL;
+    int32_t idx = -1;
+    int rc = fdn__cfg_parse_value(path, value_json, &v, err);
+    if (rc != 0)
+        return rc;
+    rc = fdn__cfg_precheck(cfg, path, v, &idx, err);
+    if (rc == 0) {
+        pthread_mutex_lock(&cfg->wmu);
+        if (cfg->running) {
+            rc = 1;
+        } else {
+            snap_t *trial = fdn__cfg_snap_new(cfg->schema, cfg->cur->vals, idx, v);
+            rc = trial == NULL ? fdn_err_set(err, FDN_ENOMEM, NULL)
+                               : fdn__cfg_validate(cfg->schema, trial->vals, NULL, err);
+            if (trial != NULL)
+                fdn__cfg_snap_free(trial);
+            if (rc == 0) {
+                rc = queue(ctx, path, value_json);
+                if (rc != 0)
+                    fdn_err_set(err, rc, "Pending update queue is full");
+            }
+        }
+        pthread_mutex_unlock(&cfg->wmu);
+    }
+    json_decref(v);
+    return rc;
+}
+
+static int reset_to(fdn_config_t *cfg, json_t *const *vals, fdn_error_t *err)
+{
+    if (cfg == NULL)
+        return fdn_err_set(err, FDN_EINVAL, NULL);
+    snap_t *old = NULL;
+    int rc = 0;
+    pthread_mutex_lock(&cfg->wmu);
+    if (!cfg->running) {
+        rc = fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
+    } else {
+        snap_t *ns = fdn__cfg_snap_new(cfg->schema, vals, -1, NULL);
+        if (ns == NULL) {
+            rc = fdn_err_set(err, FDN_ENOMEM, NULL);
+        } else {
+            ns->revision = cfg->cur->revision + 1;
+            old = cfg->cur;
+            cfg->cur = ns;
+            atomic_store_explicit(&cfg->live, ns, memory_order_release);
+            fdn__cfg_latch_publish(cfg, ns);
+            atomic_fetch_add_explicit(&cfg->resets, 1, memory_order_relaxed);
+            bool oom;
+            json_t *tree = fdn__cfg_build_tree(cfg->schema, ns->vals, "", &oom);
+            if (tree != NULL)
+                fdn__cfg_notify(cfg, FDN_CONFIG_CHANGE_RESET, "", NULL, tree, ns->revision);
+            json_decref(tree);
+        }
+    }
+    pthread_mutex_unlock(&cfg->wmu);
+    fdn__cfg_retire(old);
+    return rc;
+}
+
+int fdn_config_reset(fdn_config_t *cfg, fdn_error_t *err)
+{
+    return reset_to(cfg, cfg != NULL ? cfg->defaults : NULL, err);
+}
+
+int fdn_config_reset_to_startup(fdn_config_t *cfg, fdn_error_t *err)
+{
+    return reset_to(cfg, cfg != NULL ? cfg->startup : NULL, err);
+}

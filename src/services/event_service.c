@@ -1,0 +1,849 @@
+/*
+ * DESIGN: the event store as a service: the public store/query entry points (state checks,
+ * the buffer used while stopped), lifecycle, the durable writer, retention and
+ * subscriptions (the memory tier, its indexes and the query engine are in event_store.c).
+ *
+ * Threads, all started by create/start and joined by stop/destroy:
+ *  - writer (durable_path only): waits on wcv for published > persisted, copies the
+ *    unpersisted events out of memory (plock read), writes them in one SQLite transaction
+ *    (group commit) and broadcasts wdone. In durable mode a store call waits on wdone until
+ *    persisted >= its last id; in fast mode it returns at once unless more than
+ *    fast_queue_max events wait (then it waits: bounded queue). Prunes are applied to the
+ *    file in the next transaction. An I/O error is latched in io_error (health reports it,
+ *    waiting callers get FDN_EIO) and the writer stops writing until restarted.
+ *  - retention: waits on the injected clock (fdn_clock_wait_until) for prune_interval and
+ *    applies max_events / max_age; setters kick the clock to re-arm it.
+ *  - delivery (started with the first callback subscription): waits on scv for new events,
+ *    then for each subscriber copies the next matching events out (plock read, no lock held
+ *    afterwards) and runs the callback with no store lock held; fd subscribers get an
+ *    eventfd write instead. Writers only signal scv when subscribers exist.
+ * Lock order: plock -> amu -> wmu; smu, rmu are leaves (never held while taking another,
+ * except that the delivery thread takes plock (read) with no other lock held).
+ * Stop sets running = 0 under amu, so no append starts afterwards; then it joins the
+ * threads (the writer first drains everything published). Stores while stopped either fail
+ * with FDN_EUNAVAILABLE or go to a bounded buffer with pre-assigned ids, replayed on start.
+ */
+#include <fdn/events.h>
+
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "services/event_store_int.h"
+
+struct fdn_events_sub {
+    fdn_events_t *es;
+    evs_sub_t *next;
+    fdn_events_sub_cb cb;
+    void *user;
+    int efd;
+    _Atomic uint64_t cursor; /* last id examined */
+    char *type;
+    char *corr;
+    _Atomic uint64_t overflow;
+    uint64_t pending_skip; /* delivery thread (callback subscriptions) */
+};
+
+/* The cursor is written by one thread (delivery thread or the fd reader) and read by the
+ * delivery thread: relaxed atomics are enough (no data is published through it). */
+#define CUR(s)        atomic_load_explicit(&(s)->cursor, memory_order_relaxed)
+#define SET_CUR(s, v) atomic_store_explicit(&(s)->cursor, (v), memory_order_relaxed)
+
+static bool running(fdn_events_t *es)
+{
+    return atomic_load_explicit(&es->running, memory_order_acquire) != 0;
+}
+
+/* ---------------------------------------------------------- public writes ---- */
+
+int fdn_events_store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
+                           uint64_t *out_ids)
+{
+    if (es == NULL || (evs == NULL && n > 0))
+        return FDN_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (evs[i] == NULL)
+            return FDN_EINVAL;
+    if (n == 0)
+        return 0;
+    uint64_t first = 0;
+    uint64_t local[1];
+    uint64_t *ids = out_ids ? out_ids : (n == 1 ? local : NULL);
+    pthread_mutex_lock(&es->amu);
+    int rc;
+    if (!running(es)) {
+        rc = FDN_EUNAVAILABLE;
+        if (es->nbuf + n <= es->buffer_max) {
+            size_t k = 0;
+            rc = 0;
+            for (; k < n && rc == 0; k++)
+                rc = fdn_event_copy(&es->buf[es->nbuf + k], evs[k]);
+            if (rc != 0) {
+                for (size_t j = 0; j + 1 < k; j++)
+                    fdn_event_free(es->buf[es->nbuf + j]);
+            } else {
+                first = es->next_id + es->nbuf;
+                es->nbuf += n;
+                if (out_ids)
+                    for (size_t i = 0; i < n; i++)
+                        out_ids[i] = first + i;
+            }
+        }
+        pthread_mutex_unlock(&es->amu);
+        return rc;
+    }
+    first = es->next_id;
+    rc = fdn__evs_append_locked(es, evs, n, ids);
+    pthread_mutex_unlock(&es->amu);
+    if (rc != 0)
+        return rc;
+    if (es->tm != NULL)
+        fdn_telemetry_emit_counter_n(es->tm, "foundation.event_store.events_stored", n, NULL, 0);
+    return fdn__evs_after_append(es, first + n - 1);
+}
+
+int fdn_events_store(fdn_events_t *es, const fdn_event_t *ev, uint64_t *out_id)
+{
+    return fdn_events_store_batch(es, &ev, 1, out_id);
+}
+
+int fdn_events_query(fdn_events_t *es, const fdn_events_query_t *q, fdn_event_list_t **out)
+{
+    if (es == NULL || q == NULL || out == NULL || q->version != 1 || q->limit <= 0 ||
+        q->offset < 0 || q->time_start > q->time_end)
+        return FDN_EINVAL;
+    if (!running(es))
+        return FDN_EUNAVAILABLE;
+    uint32_t cap = atomic_load_explicit(&es->max_results, memory_order_relaxed);
+    size_t limit = (uint64_t)q->limit > cap ? cap : (size_t)q->limit;
+    uint64_t snap;
+    return fdn__evs_query(es, q, limit, out, &snap);
+}
+
+int fdn_events_get_by_correlation(fdn_events_t *es, const char *cid, fdn_event_list_t **out)
+{
+    if (es == NULL || cid == NULL || out == NULL)
+        return FDN_EINVAL;
+    if (!running(es))
+        return FDN_EUNAVAILABLE;
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.correlation_id = cid;
+    uint64_t snap;
+    return fdn__evs_query(es, &q, 0, out, &snap);
+}
+
+int fdn_events_prune_before(fdn_events_t *es, int64_t ts, uint64_t *out_count)
+{
+    if (es == NULL)
+        return FDN_EINVAL;
+    if (!running(es))
+        return FDN_EUNAVAILABLE;
+    pthread_rwlock_rdlock(&es->plock);
+    uint64_t snap = atomic_load_explicit(&es->published, memory_order_acquire);
+    uint64_t cut = fdn__evs_id_at_time(es, ts, snap);
+    pthread_rwlock_unlock(&es->plock);
+    uint64_t n = fdn__evs_prune_ids(es, cut);
+    if (es->tm != NULL && n > 0)
+        fdn_telemetry_emit_counter_n(es->tm, "foundation.event_store.events_pruned", n, NULL, 0);
+    if (out_count)
+        *out_count = n;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ writer ---- */
+
+static void *writer_main(void *arg)
+{
+    fdn_events_t *es = arg;
+    fdn_error_t err;
+    pthread_mutex_lock(&es->wmu);
+    for (;;) {
+        uint64_t pub = atomic_load_explicit(&es->published, memory_order_acquire);
+        uint64_t done = atomic_load_explicit(&es->persisted, memory_order_relaxed);
+        bool failed = atomic_load_explicit(&es->io_error, memory_order_relaxed) != 0;
+        if (failed || (pub <= done && es->wdelete == 0)) {
+            if (es->wstop)
+                break;
+            pthread_cond_wait(&es->wcv, &es->wmu);
+            continue;
+        }
+        uint64_t del = es->wdelete;
+        es->wdelete = 0;
+        uint64_t to = pub > done ? FDN_MIN(pub, done + 8192) : done;
+        pthread_mutex_unlock(&es->wmu);
+        fdn_event_list_t *l = NULL;
+        int rc = 0;
+        if (to > done)
+            rc = fdn__evs_copy_range(es, done + 1, to, &l);
+        if (rc == 0)
+            rc = fdn__evdb_write(es->db, (const fdn_event_t *const *)(l ? l->items : NULL),
+                                 l ? l->n : 0, del, to + 1, &err);
+        fdn_event_list_free(l);
+        if (rc != 0 && es->tm != NULL)
+            fdn_telemetry_emit_counter(es->tm, "foundation.event_store.writer_errors", NULL, 0);
+        pthread_mutex_lock(&es->wmu);
+        if (rc != 0) {
+            atomic_store_explicit(&es->io_error, rc == FDN_ENOMEM ? FDN_ENOMEM : FDN_EIO,
+                                  memory_order_release);
+            if (del > es->wdelete)
+                es->wdelete = del;
+        } else {
+            atomic_store_explicit(&es->persisted, to, memory_order_release);
+        }
+        pthread_cond_broadcast(&es->wdone);
+    }
+    pthread_mutex_unlock(&es->wmu);
+    return NULL;
+}
+
+int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id)
+{
+    int rc = 0;
+    if (es->writer_on) {
+        pthread_mutex_lock(&es->wmu);
+        pthread_cond_signal(&es->wcv);
+        if (es->mode == FDN_EVENTS_DURABLE) {
+            while (atomic_load_explicit(&es->persisted, memory_order_acquire) < last_id &&
+                   atomic_load_explicit(&es->io_error, memory_order_acquire) == 0)
+                pthread_cond_wait(&es->wdone, &es->wmu);
+            if (atomic_load_explicit(&es->persisted, memory_order_acquire) < last_id)
+                rc = atomic_load_explicit(&es->io_error, memory_order_acquire);
+        } else {
+            while (last_id > atomic_load_explicit(&es->persisted, memory_order_acquire) +
+                                 es->fast_queue_max &&
+                   atomic_load_explicit(&es->io_error, memory_order_acquire) == 0)
+                pthread_cond_wait(&es->wdone, &es->wmu);
+        }
+        pthread_mutex_unlock(&es->wmu);
+    }
+    if (atomic_load_explicit(&es->nsubs, memory_order_acquire) > 0)
+        fdn__evs_notify_subs(es);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- retention ---- */
+
+static uint64_t retention_once(fdn_events_t *es)
+{
+    uint64_t max_events = atomic_load_explicit(&es->max_events, memory_order_relaxed);
+    int64_t max_age = atomic_load_explicit(&es->max_age_ns, memory_order_relaxed);
+    uint64_t cut = 0;
+    pthread_rwlock_rdlock(&es->plock);
+    uint64_t snap = atomic_load_explicit(&es->published, memory_order_acquire);
+    uint64_t first = atomic_load_explicit(&es->first_id, memory_order_acquire);
+    if (max_events > 0 && snap >= first && snap - first + 1 > max_events)
+        cut = snap - max_events + 1;
+    if (max_age > 0) {
+        int64_t now = fdn_clock_mono_ns(es->clock);
+        uint64_t c = fdn__evs_id_at_time(es, now - max_age, snap);
+        cut = FDN_MAX(cut, c);
+    }
+    pthread_rwlock_unlock(&es->plock);
+    if (cut <= first)
+        return 0;
+    uint64_t n = fdn__evs_prune_ids(es, cut);
+    if (es->tm != NULL && n > 0)
+        fdn_telemetry_emit_counter_n(es->tm, "foundation.event_store.events_pruned", n, NULL, 0);
+    return n;
+}
+
+static void *pruner_main(void *arg)
+{
+    fdn_events_t *es = arg;
+    uint64_t kick = fdn_clock_kick_seq(es->clock);
+    int64_t last = es->prune_base;
+    while (!atomic_load_explicit(&es->pstop, memory_order_acquire)) {
+        int64_t iv = atomic_load_explicit(&es->prune_interval_ns, memory_order_relaxed);
+        int64_t now = fdn_clock_mono_ns(es->clock);
+        int64_t deadline = iv > 0 ? (last > INT64_MAX - iv ? INT64_MAX : last + iv) : INT64_MAX;
+        if (iv > 0 && now >= deadline) {
+            retention_once(es);
+            last = now;
+            pthread_mutex_lock(&es->rmu);
+            es->prune_runs++;
+            pthread_cond_broadcast(&es->rcv);
+            pthread_mutex_unlock(&es->rmu);
+            continue;
+        }
+        fdn_clock_wait_until(es->clock, deadline, &kick);
+    }
+    return NULL;
+}
+
+void fdn__events_wait_prune_runs(fdn_events_t *es, uint64_t n)
+{
+    pthread_mutex_lock(&es->rmu);
+    while (es->prune_runs < n)
+        pthread_cond_wait(&es->rcv, &es->rmu);
+    pthread_mutex_unlock(&es->rmu);
+}
+
+int fdn_events_enforce_retention(fdn_events_t *es, uint64_t *out_count)
+{
+    if (es == NULL)
+        return FDN_EINVAL;
+    if (!atomic_load_explicit(&es->running, memory_order_acquire))
+        return FDN_EUNAVAILABLE;
+    uint64_t n = retention_once(es);
+    if (out_count)
+        *out_count = n;
+    return 0;
+}
+
+int fdn_events_set_max_events(fdn_events_t *es, uint64_t max_events)
+{
+    if (es == NULL)
+        return FDN_EINVAL;
+    atomic_store_explicit(&es->max_events, max_events, memory_order_relaxed);
+    fdn_clock_kick(es->clock);
+    return 0;
+}
+
+int fdn_events_set_max_age(fdn_events_t *es, int64_t max_age_ns)
+{
+    if (es == NULL || max_age_ns < 0)
+        return FDN_EINVAL;
+    atomic_store_explicit(&es->max_age_ns, max_age_ns, memory_order_relaxed);
+    fdn_clock_kick(es->clock);
+    return 0;
+}
+
+int fdn_events_set_prune_interval(fdn_events_t *es, int64_t interval_ns)
+{
+    if (es == NULL || interval_ns < 0)
+        return FDN_EINVAL;
+    atomic_store_explicit(&es->prune_interval_ns, interval_ns, memory_order_relaxed);
+    fdn_clock_kick(es->clock);
+    return 0;
+}
+
+/* ------------------------------------------------------------ subscriptions ---- */
+
+static void sub_filter(const evs_sub_t *s, fdn_events_query_t *q)
+{
+    q->type = s->type;
+    q->correlation_id = s->corr;
+}
+
+/* Fetch the next events of s after its cursor (no lock held by the caller). */
+static int sub_fetch(evs_sub_t *s, size_t max, fdn_event_list_t **out, uint64_t *skipped)
+{
+    fdn_events_t *es = s->es;
+    uint64_t pub = atomic_load_explicit(&es->published, memory_order_acquire);
+    uint64_t first = atomic_load_explicit(&es->first_id, memory_order_acquire);
+    uint64_t skip = 0;
+    uint64_t cur = CUR(s);
+    if (cur + 1 < first) {
+        skip += first - (cur + 1);
+        cur = first - 1;
+    }
+    if (pub > cur && pub - cur > es->sub_max_backlog) {
+        skip += pub - cur - es->sub_max_backlog;
+        cur = pub - es->sub_max_backlog;
+    }
+    SET_CUR(s, cur);
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    sub_filter(s, &q);
+    q.after_id = cur;
+    uint64_t snap = 0;
+    int rc = fdn__evs_query(es, &q, max, out, &snap);
+    if (rc != 0)
+        return rc;
+    size_t n = (*out)->n;
+    if (n == max)
+        SET_CUR(s, (*out)->items[n - 1]->id);
+    else if (snap > cur)
+        SET_CUR(s, snap);
+    if (skip) {
+        atomic_fetch_add_explicit(&s->overflow, skip, memory_order_relaxed);
+        if (es->tm != NULL)
+            fdn_telemetry_emit_counter_n(es->tm, "foundation.event_store.subscriber_skipped", skip,
+                                         NULL, 0);
+    }
+    *skipped = skip;
+    return 0;
+}
+
+static uint64_t efd_poke(int fd)
+{
+    uint64_t one = 1;
+    ssize_t w = write(fd, &one, sizeof(one));
+    return w == (ssize_t)sizeof(one) ? 1 : 0;
+}
+
+static void *deliver_main(void *arg)
+{
+    fdn_events_t *es = arg;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&es->smu);
+    for (;;) {
+        uint64_t pub = atomic_load_explicit(&es->published, memory_order_acquire);
+        bool more = false;
+        for (evs_sub_t *s = es->subs; s != NULL; s = s->next)
+            if (s->cb != NULL && CUR(s) < pub)
+                more = true;
+        if (!more && pub == seen) {
+            if (es->dstop)
+                break;
+            pthread_cond_wait(&es->scv, &es->smu);
+            continue;
+        }
+        if (es->dstop)
+            break;
+        seen = pub;
+        for (evs_sub_t *s = es->subs; s != NULL; s = s->next) {
+            if (s->cb == NULL) {
+                if (CUR(s) < pub)
+                    efd_poke(s->efd);
+                continue;
+            }
+            if (CUR(s) >= pub)
+                continue;
+            es->delivering = s;
+            pthread_mutex_unlock(&es->smu);
+            fdn_event_list_t *l = NULL;
+            uint64_t skipped = 0;
+            if (sub_fetch(s, 256, &l, &skipped) == 0) {
+                s->pending_skip += skipped;
+                for (size_t i = 0; i < l->n; i++) {
+                    s->cb(l->items[i], s->pending_skip, s->user);
+                    s->pending_skip = 0;
+                }
+                fdn_event_list_free(l);
+            }
+            pthread_mutex_lock(&es->smu);
+            es->delivering = NULL;
+            pthread_cond_broadcast(&es->sdone);
+            /* the list may have changed while unlocked: restart the round */
+            break;
+        }
+    }
+    pthread_mutex_unlock(&es->smu);
+    return NULL;
+}
+
+void fdn__evs_notify_subs(fdn_events_t *es)
+{
+    pthread_mutex_lock(&es->smu);
+    pthread_cond_signal(&es->scv);
+    pthread_mutex_unlock(&es->smu);
+}
+
+static int sub_new(fdn_events_t *es, const fdn_events_sub_opts_t *o, evs_sub_t **out)
+{
+    if (o != NULL && o->version != 1)
+        return FDN_EINVAL;
+    if (!atomic_load_explicit(&es->running, memory_order_acquire))
+        return FDN_EUNAVAILABLE;
+    evs_sub_t *s = fdn__calloc(1, sizeof(*s));
+    if (s == NULL)
+        return FDN_ENOMEM;
+    s->es = es;
+    s->efd = -1;
+    atomic_init(&s->overflow, 0);
+    uint64_t after = o ? o->after_id : UINT64_MAX;
+    atomic_init(&s->cursor, after == UINT64_MAX
+                                ? atomic_load_explicit(&es->published, memory_order_acquire)
+                                : after);
+    if (o && o->type && (s->type = fdn__strdup(o->type)) == NULL)
+        goto oom;
+    if (o && o->correlation_id && (s->corr = fdn__strdup(o->correlation_id)) == NULL)
+        goto oom;
+    *out = s;
+    return 0;
+oom:
+    fdn__free(s->type);
+    fdn__free(s);
+    return FDN_ENOMEM;
+}
+
+static void sub_link(fdn_events_t *es, evs_sub_t *s)
+{
+    pthread_mutex_lock(&es->smu);
+    s->next = es->subs;
+    es->subs = s;
+    atomic_fetch_add_explicit(&es->nsubs, 1, memory_order_release);
+    pthread_cond_signal(&es->scv);
+    pthread_mutex_unlock(&es->smu);
+}
+
+static int deliverer_start(fdn_events_t *es)
+{
+    pthread_mutex_lock(&es->smu);
+    int rc = 0;
+    if (!es->deliverer_on) {
+        es->dstop = false;
+        if (pthread_create(&es->deliverer, NULL, deliver_main, es) != 0)
+            rc = FDN_EAGAIN;
+        else
+            es->deliverer_on = true;
+    }
+    pthread_mutex_unlock(&es->smu);
+    return rc;
+}
+
+static void deliverer_stop(fdn_events_t *es)
+{
+    pthread_mutex_lock(&es->smu);
+    bool on = es->deliverer_on;
+    es->dstop = true;
+    pthread_cond_broadcast(&es->scv);
+    pthread_mutex_unlock(&es->smu);
+    if (on)
+        pthread_join(es->deliverer, NULL);
+    pthread_mutex_lock(&es->smu);
+    es->deliverer_on = false;
+    pthread_mutex_unlock(&es->smu);
+}
+
+int fdn_events_subscribe(fdn_events_t *es, const fdn_events_sub_opts_t *opts,
+                         fdn_events_sub_cb cb, void *user, fdn_events_sub_t **out)
+{
+    if (es == NULL || cb == NULL || out == NULL)
+        return FDN_EINVAL;
+    evs_sub_t *s = NULL;
+    int rc = sub_new(es, opts, &s);
+    if (rc != 0)
+        return rc;
+    s->cb = cb;
+    s->user = user;
+    if ((rc = deliverer_start(es)) != 0) {
+        fdn__free(s->type);
+        fdn__free(s->corr);
+        fdn__free(s);
+        return rc;
+    }
+    sub_link(es, s);
+    *out = s;
+    return 0;
+}
+
+int fdn_events_subscribe_fd(fdn_events_t *es, const fdn_events_sub_opts_t *opts,
+                            fdn_events_sub_t **out)
+{
+    if (es == NULL || out == NULL)
+        return FDN_EINVAL;
+    evs_sub_t *s = NULL;
+    int rc = sub_new(es, opts, &s);
+    if (rc != 0)
+        return rc;
+    s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->efd < 0 || (rc = deliverer_start(es)) != 0) {
+        if (s->efd >= 0)
+            close(s->efd);
+        fdn__free(s->type);
+        fdn__free(s->corr);
+        fdn__free(s);
+        return rc ? rc : FDN_EIO;
+    }
+    if (CUR(s) < atomic_load_explicit(&es->published, memory_order_acquire))
+        efd_poke(s->efd);
+    sub_link(es, s);
+    *out = s;
+    return 0;
+}
+
+int fdn_events_sub_fd(const fdn_events_sub_t *sub)
+{
+    return sub ? sub->efd : -1;
+}
+
+int fdn_events_sub_read(fdn_events_sub_t *s, size_t max, fdn_event_list_t **out,
+                        uint64_t *skipped)
+{
+    if (s == NULL || out == NULL || max == 0 || s->efd < 0)
+        return FDN_EINVAL;
+    uint64_t v;
+    ssize_t r = read(s->efd, &v, sizeof(v)); /* clear readiness first: no lost wake-up */
+    (void)r;
+    uint64_t sk = 0;
+    int rc = sub_fetch(s, max, out, &sk);
+    if (rc != 0)
+        return rc;
+    if ((*out)->n == max)
+        efd_poke(s->efd); /* more may wait */
+    if (skipped)
+        *skipped = sk;
+    return 0;
+}
+
+uint64_t fdn_events_sub_overflow(const fdn_events_sub_t *sub)
+{
+    return sub ? atomic_load_explicit(&((fdn_events_sub_t *)sub)->overflow, memory_order_relaxed)
+               : 0;
+}
+
+void fdn_events_unsubscribe(fdn_events_sub_t *s)
+{
+    if (s == NULL)
+        return;
+    fdn_events_t *es = s->es;
+    pthread_mutex_lock(&es->smu);
+    for (evs_sub_t **pp = &es->subs; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    while (es->delivering == s)
+        pthread_cond_wait(&es->sdone, &es->smu);
+    atomic_fetch_sub_explicit(&es->nsubs, 1, memory_order_release);
+    pthread_mutex_unlock(&es->smu);
+    if (s->efd >= 0)
+        close(s->efd);
+    fdn__free(s->type);
+    fdn__free(s->corr);
+    fdn__free(s);
+}
+
+/* ---------------------------------------------------------------- lifecycle ---- */
+
+static int load_cb(fdn_event_t *ev, void *user)
+{
+    fdn_events_t *es = user;
+    if (ev->id >= es->next_id) /* keep the stored id (rows are in id order) */
+        es->next_id = ev->id;
+    if (atomic_load_explicit(&es->count, memory_order_relaxed) == 0)
+        atomic_store_explicit(&es->first_id, es->next_id, memory_order_release);
+    const fdn_event_t *one = ev;
+    int rc = fdn__evs_append_locked(es, &one, 1, NULL);
+    fdn_event_free(ev);
+    return rc;
+}
+
+static int db_open_load(fdn_events_t *es, bool load, fdn_error_t *err)
+{
+    int rc = fdn__evdb_open(&es->db, es->durable_path, es->mode == FDN_EVENTS_DURABLE, err);
+    if (rc != 0 || !load)
+        return rc;
+    uint64_t next = 1;
+    pthread_mutex_lock(&es->amu);
+    rc = fdn__evdb_load(es->db, load_cb, es, &next, err);
+    if (rc == 0) {
+        if (next > es->next_id)
+            es->next_id = next;
+        if (atomic_load_explicit(&es->count, memory_order_relaxed) == 0)
+            atomic_store_explicit(&es->first_id, es->next_id, memory_order_release);
+        atomic_store_explicit(&es->published, es->next_id - 1, memory_order_release);
+        atomic_store_explicit(&es->persisted, es->next_id - 1, memory_order_release);
+        atomic_store_explicit(&es->stored_total, 0, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&es->amu);
+    if (rc != 0) {
+        fdn__evdb_close(es->db);
+        es->db = NULL;
+    }
+    return rc;
+}
+
+static int start_threads(fdn_events_t *es)
+{
+    if (es->db != NULL && !es->writer_on) {
+        es->wstop = false;
+        atomic_store_explicit(&es->io_error, 0, memory_order_relaxed);
+        if (pthread_create(&es->writer, NULL, writer_main, es) != 0)
+            return FDN_EAGAIN;
+        es->writer_on = true;
+    }
+    if (!es->pruner_on) {
+        atomic_store_explicit(&es->pstop, false, memory_order_relaxed);
+        es->prune_base = fdn_clock_mono_ns(es->clock);
+        if (pthread_create(&es->pruner, NULL, pruner_main, es) != 0)
+            return FDN_EAGAIN;
+        es->pruner_on = true;
+    }
+    if (atomic_load_explicit(&es->nsubs, memory_order_acquire) > 0)
+        return deliverer_start(es);
+    return 0;
+}
+
+static void stop_threads(fdn_events_t *es)
+{
+    if (es->pruner_on) {
+        atomic_store_explicit(&es->pstop, true, memory_order_release);
+        fdn_clock_kick(es->clock);
+        pthread_join(es->pruner, NULL);
+        es->pruner_on = false;
+    }
+    if (es->writer_on) {
+        pthread_mutex_lock(&es->wmu);
+        es->wstop = true;
+        pthread_cond_broadcast(&es->wcv);
+        pthread_mutex_unlock(&es->wmu);
+        pthread_join(es->writer, NULL);
+        es->writer_on = false;
+    }
+    deliverer_stop(es);
+    if (es->db != NULL) {
+        fdn__evdb_close(es->db);
+        es->db = NULL;
+    }
+}
+
+int fdn__events_service_start(fdn_events_t *es)
+{
+    if (es == NULL)
+        return FDN_EINVAL;
+    if (atomic_load_explicit(&es->running, memory_order_acquire))
+        return 0;
+    int rc = 0;
+    if (es->durable_path != NULL && es->db == NULL)
+        rc = db_open_load(es, false, NULL);
+    if (rc == 0)
+        rc = start_threads(es);
+    if (rc != 0) {
+        stop_threads(es);
+        return rc;
+    }
+    pthread_mutex_lock(&es->amu);
+    size_t done = 0;
+    for (; done < es->nbuf && rc == 0; done++) {
+        const fdn_event_t *one = es->buf[done];
+        rc = fdn__evs_append_locked(es, &one, 1, NULL);
+        if (rc == 0)
+            fdn_event_free(es->buf[done]);
+    }
+    if (rc != 0)
+        done--;
+    if (done > 0) {
+        memmove(es->buf, es->buf + done, (es->nbuf - done) * sizeof(fdn_event_t *));
+        es->nbuf -= done;
+    }
+    if (rc == 0)
+        atomic_store_explicit(&es->running, 1, memory_order_release);
+    pthread_mutex_unlock(&es->amu);
+    if (rc != 0) {
+        stop_threads(es);
+        return rc;
+    }
+    if (done > 0)
+        rc = fdn__evs_after_append(es, atomic_load_explicit(&es->published, memory_order_acquire));
+    return rc;
+}
+
+void fdn__events_service_stop(fdn_events_t *es)
+{
+    if (es == NULL)
+        return;
+    pthread_mutex_lock(&es->amu);
+    atomic_store_explicit(&es->running, 0, memory_order_release);
+    pthread_mutex_unlock(&es->amu);
+    stop_threads(es);
+}
+
+int fdn__events_service_health(fdn_events_t *es)
+{
+    if (es == NULL)
+        return FDN_EINVAL;
+    if (!atomic_load_explicit(&es->running, memory_order_acquire))
+        return FDN_EUNAVAILABLE;
+    return atomic_load_explicit(&es->io_error, memory_order_acquire);
+}
+
+int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_error_t *err)
+{
+    fdn_events_opts_t def = FDN_EVENTS_OPTS_INIT;
+    if (out == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "events: out is NULL");
+    const fdn_events_opts_t *o = opts ? opts : &def;
+    if (o->version != 1 || (o->mode != FDN_EVENTS_DURABLE && o->mode != FDN_EVENTS_FAST) ||
+        o->max_age_ns < 0 || o->prune_interval_ns < 0)
+        return fdn_err_set(err, FDN_EINVAL, "events: invalid options");
+    fdn_events_t *es = fdn__calloc(1, sizeof(*es));
+    if (es == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "events: out of memory");
+    es->clock = o->clock ? o->clock : fdn_clock_system();
+    es->tm = o->telemetry;
+    es->mode = o->mode;
+    es->fast_queue_max = o->fast_queue_max ? o->fast_queue_max : 65536;
+    es->buffer_max = o->unavailable_buffer;
+    es->sub_max_backlog = o->sub_max_backlog ? o->sub_max_backlog : 65536;
+    es->created_ns = fdn_clock_mono_ns(es->clock);
+    atomic_init(&es->max_results, o->max_results ? o->max_results : 1000);
+    atomic_init(&es->max_events, o->max_events);
+    atomic_init(&es->max_age_ns, o->max_age_ns);
+    atomic_init(&es->prune_interval_ns, o->prune_interval_ns);
+    atomic_init(&es->running, 0);
+    atomic_init(&es->io_error, 0);
+    atomic_init(&es->persisted, 0);
+    atomic_init(&es->nsubs, 0);
+    atomic_init(&es->pstop, false);
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&es->plock, &ra);
+    pthread_rwlockattr_destroy(&ra);
+    pthread_mutex_init(&es->amu, NULL);
+    pthread_mutex_init(&es->wmu, NULL);
+    pthread_cond_init(&es->wcv, NULL);
+    pthread_cond_init(&es->wdone, NULL);
+    pthread_mutex_init(&es->rmu, NULL);
+    pthread_cond_init(&es->rcv, NULL);
+    pthread_mutex_init(&es->smu, NULL);
+    pthread_cond_init(&es->scv, NULL);
+    pthread_cond_init(&es->sdone, NULL);
+    int rc = fdn__evs_init(es);
+    if (rc != 0) {
+        fdn__free(es);
+        return fdn_err_set(err, rc, "events: out of memory");
+    }
+    if (es->buffer_max > 0) {
+        es->buf = fdn__calloc(es->buffer_max, sizeof(fdn_event_t *));
+        if (es->buf == NULL) {
+            fdn_events_destroy(es);
+            return fdn_err_set(err, FDN_ENOMEM, "events: out of memory");
+        }
+    }
+    if (o->durable_path != NULL) {
+        es->durable_path = fdn__strdup(o->durable_path);
+        if (es->durable_path == NULL) {
+            fdn_events_destroy(es);
+            return fdn_err_set(err, FDN_ENOMEM, "events: out of memory");
+        }
+        rc = db_open_load(es, true, err);
+        if (rc != 0) {
+            fdn_events_destroy(es);
+            return rc;
+        }
+    }
+    rc = fdn__events_service_start(es);
+    if (rc != 0) {
+        fdn_events_destroy(es);
+        return fdn_err_set(err, rc, "events: cannot start the store's threads");
+    }
+    *out = es;
+    return 0;
+}
+
+void fdn_events_destroy(fdn_events_t *es)
+{
+    if (es == NULL)
+        return;
+    fdn__events_service_stop(es);
+    while (es->subs != NULL) {
+        evs_sub_t *s = es->subs;
+        es->subs = s->next;
+        if (s->efd >= 0)
+            close(s->efd);
+        fdn__free(s->type);
+        fdn__free(s->corr);
+        fdn__free(s);
+    }
+    for (size_t i = 0; i < es->nbuf; i++)
+        fdn_event_free(es->buf[i]);
+    fdn__free(es->buf);
+    fdn__evs_fini(es);
+    pthread_rwlock_destroy(&es->plock);
+    pthread_mutex_destroy(&es->amu);
+    pthread_mutex_destroy(&es->wmu);
+    pthread_cond_destroy(&es->wcv);
+    pthread_cond_destroy(&es->wdone);
+    pthread_mutex_destroy(&es->rmu);
+    pthread_cond_destroy(&es->rcv);
+    pthread_mutex_destroy(&es->smu);
+    pthread_cond_destroy(&es->scv);
+    pthread_cond_destroy(&es->sdone);
+    fdn__free(es->durable_path);
+    fdn__free(es);
+}

@@ -1,0 +1,197 @@
+/* Private interface of the event store: the data structure shared by event_store.c (memory
+ * tier: append, indexes, queries, prune) and event_service.c (lifecycle, durable writer,
+ * retention, subscriptions), and the supervision hooks used by the runtime. */
+#ifndef FDN_SERVICES_EVENT_STORE_INT_H
+#define FDN_SERVICES_EVENT_STORE_INT_H
+
+#include <fdn/events.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "logic/event_int.h"
+#include "storage/event_sqlite.h"
+
+/* ---- supervision hooks (runtime) ---- */
+
+/* Start: open the durable file again (when configured), start the writer and retention
+ * threads, replay stores buffered while stopped (in order, with the ids they were given),
+ * then accept calls. @return 0, FDN_EIO, FDN_ECORRUPT, FDN_ENOMEM */
+int fdn__events_service_start(fdn_events_t *es);
+/* Stop: refuse new calls (FDN_EUNAVAILABLE, or buffer them), flush and close the durable
+ * file, join the writer, retention and delivery threads. Stored events stay in memory. */
+void fdn__events_service_stop(fdn_events_t *es);
+/* 0 = healthy; FDN_EUNAVAILABLE when stopped; FDN_EIO when the writer met an I/O error. */
+int fdn__events_service_health(fdn_events_t *es);
+/* Test hook: block until the retention thread has completed at least n runs. */
+void fdn__events_wait_prune_runs(fdn_events_t *es, uint64_t n);
+
+/* ---- internal structures ---- */
+
+#define EVS_SEG_EVENTS 4096u
+#define EVS_PCHUNK     1024u
+
+typedef struct evs_posting {
+    _Atomic(uint64_t **) dir; /* chunk pointers; dir[k] holds global chunk base_chunk + k */
+    size_t dir_cap;           /* writer */
+    size_t nchunks;           /* writer: dir entries allocated */
+    size_t base_chunk;        /* changed only under the prune (write) lock */
+    _Atomic size_t head;      /* first live global index */
+    _Atomic size_t n;         /* entries appended (global index of the next one) */
+    size_t resv;              /* writer: entries reserved by the batch being prepared */
+} evs_posting_t;
+
+typedef struct evs_sym { /* interned type or node name */
+    uint64_t hash;
+    uint32_t len;
+    evs_posting_t post; /* types only */
+    _Atomic uint64_t count;
+    _Atomic uint64_t bytes;
+    char name[];
+} evs_sym_t;
+
+typedef struct evs_corr {
+    uint64_t hash;
+    uint32_t len;
+    _Atomic uint64_t last_id; /* newest event with this id (0 = none yet) */
+    char name[];
+} evs_corr_t;
+
+typedef struct evs_tab { /* open addressing, insert-only for readers */
+    size_t mask;
+    size_t used; /* live + tombstones (writer) */
+    _Atomic(void *) slots[];
+} evs_tab_t;
+
+typedef struct evs_rec {
+    int64_t ts;
+    int64_t wall;
+    uint64_t parent;
+    evs_sym_t *type;
+    evs_sym_t *node;
+    evs_corr_t *corr;
+    uint32_t corr_prev; /* id delta to the previous event of the correlation (0 = none) */
+    uint32_t data_len;
+    uint32_t pid;
+    uint32_t tid;
+    uint8_t ctype;
+    uint8_t data[];
+} evs_rec_t;
+
+typedef struct evs_seg {
+    uint64_t first_id;
+    _Atomic uint32_t count;
+    size_t arena_cap;
+    size_t arena_used; /* writer */
+    uint8_t *arena;
+    uint32_t offs[EVS_SEG_EVENTS];
+} evs_seg_t;
+
+typedef struct evs_segent { /* first ids kept in the directory: the search stays in it */
+    uint64_t first_id;
+    evs_seg_t *seg;
+} evs_segent_t;
+
+typedef struct evs_segdir {
+    size_t cap;
+    evs_segent_t segs[];
+} evs_segdir_t;
+
+typedef struct fdn_events_sub evs_sub_t;
+
+struct fdn_events {
+    fdn_clock_t *clock;
+    fdn_telemetry_t *tm;
+    char *durable_path;
+    fdn_events_mode_t mode;
+    uint32_t fast_queue_max;
+    uint32_t buffer_max;
+    uint32_t sub_max_backlog;
+    int64_t created_ns;
+
+    /* lock order: plock (write) -> amu -> wmu; smu and rmu are leaves. Readers take plock
+     * for reading only. */
+    pthread_rwlock_t plock;
+    pthread_mutex_t amu;
+
+    /* memory tier; published = newest fully visible id (release/acquire) */
+    _Atomic uint64_t published;
+    _Atomic uint64_t first_id; /* oldest live id (ids below are pruned) */
+    uint64_t next_id;          /* amu */
+    int64_t last_ts;           /* amu */
+    _Atomic(evs_segdir_t *) segdir;
+    _Atomic size_t seg_head; /* plock write */
+    _Atomic size_t seg_n;
+    size_t next_arena; /* amu */
+    _Atomic(evs_tab_t *) types;
+    _Atomic(evs_tab_t *) nodes;
+    _Atomic(evs_tab_t *) corrs;
+    evs_sym_t *last_type, *last_node; /* amu: intern caches */
+    evs_corr_t *last_corr;            /* amu: reset when the entry is freed */
+    void **retired; /* amu: freed after the next prune or at destroy */
+    size_t nretired, capretired;
+    _Atomic uint64_t count, bytes, bytes_alloc, stored_total, pruned_total, ntypes;
+    _Atomic uint32_t max_results;
+
+    /* lifecycle */
+    _Atomic int running; /* written under amu */
+    fdn_event_t **buf;   /* amu: stores accepted while stopped */
+    size_t nbuf;
+
+    /* durable writer */
+    fdn__evdb_t *db;
+    pthread_mutex_t wmu;
+    pthread_cond_t wcv;   /* writer wakes */
+    pthread_cond_t wdone; /* commits happened */
+    pthread_t writer;
+    bool writer_on;
+    bool wstop;                 /* wmu */
+    uint64_t wtarget;           /* wmu: persist up to this id */
+    _Atomic uint64_t persisted; /* committed up to this id */
+    uint64_t wdelete;           /* wmu: delete ids below this */
+    _Atomic int io_error;
+
+    /* retention */
+    pthread_t pruner;
+    bool pruner_on;
+    _Atomic bool pstop;
+    _Atomic uint64_t max_events;
+    _Atomic int64_t max_age_ns, prune_interval_ns;
+    pthread_mutex_t rmu;
+    pthread_cond_t rcv;
+    uint64_t prune_runs; /* rmu */
+    int64_t prune_base;  /* first interval starts here (set before the thread starts) */
+
+    /* subscriptions */
+    pthread_mutex_t smu;
+    pthread_cond_t scv;   /* delivery thread wakes */
+    pthread_cond_t sdone; /* a delivery round ended */
+    evs_sub_t *subs;      /* smu */
+    evs_sub_t *delivering; /* smu */
+    _Atomic int nsubs;
+    pthread_t deliverer;
+    bool deliverer_on;
+    bool dstop; /* smu */
+};
+
+/* Memory tier (event_store.c). */
+int fdn__evs_init(fdn_events_t *es);
+void fdn__evs_fini(fdn_events_t *es);
+/* Append n events with consecutive ids (all or nothing). Caller holds amu. */
+int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
+                           uint64_t *ids);
+/* Remove ids < cut; returns how many. Takes plock (write) and amu. */
+uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut);
+/* First id with timestamp >= ts (published+1 when none). Caller holds plock (read). */
+uint64_t fdn__evs_id_at_time(fdn_events_t *es, int64_t ts, uint64_t snap);
+/* Copies of ids [from, to] that are still held (readers; takes plock read). */
+int fdn__evs_copy_range(fdn_events_t *es, uint64_t from, uint64_t to, fdn_event_list_t **out);
+/* Query core: *snap receives the published id the query saw. */
+int fdn__evs_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
+                   fdn_event_list_t **out, uint64_t *snap);
+
+/* Service (event_service.c): called after a successful append (outside amu). */
+int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id);
+void fdn__evs_notify_subs(fdn_events_t *es);
+
+#endif

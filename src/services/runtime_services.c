@@ -1,0 +1,631 @@
+/*
+ * DESIGN: the runtime's built-in services and the wiring between them.
+ *
+ * The core runtime (src/core/runtime.c) knows services only through the slot table and the
+ * hooks declared in core/runtime_int.h; this file fills both, so the core never includes a
+ * service header and dependencies keep pointing down.
+ *
+ * Slots, in the reference's start order (§8.1): config_server, event_store,
+ * telemetry_service, connection_manager, rate_limiter. Each is created from the runtime's
+ * options and the config tree (the config is created first and started at once, so later
+ * slots read their settings from it), then started by the supervisor.
+ *
+ * The glue (created by `wire`, after every slot exists) owns what is not a supervised
+ * service: the breaker set and protected execution. It makes the config drive the runtime
+ * (DESIGN "The config drives the runtime"): apply_settings() pushes storage.hot.*,
+ * interface.max_results, infrastructure.*.default_config, *.enabled and
+ * rate_limiting.{cleanup_interval,default_rules} into the services, once at wire time and
+ * again after every change. The config service calls on_config_change on its own hook
+ * thread (never under a config lock; a slow event store delays only that thread, never an
+ * updater), which also records the `config_updated` event and counts the update.
+ *
+ * Threads: none of its own. Callbacks run on the config hook thread (config changes), the
+ * supervisor thread (restarts, escalation), and callers' threads (registry operations,
+ * breaker transitions); all of them only call thread-safe service functions.
+ * Lifetime: the glue is freed by unwire after every service has stopped, before any slot
+ * is destroyed.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <sys/stat.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include <fdn/breaker.h>
+#include <fdn/config.h>
+#include <fdn/events.h>
+#include <fdn/limiter.h>
+#include <fdn/pool.h>
+#include <fdn/protect.h>
+#include <fdn/telemetry.h>
+
+#include "core/alloc.h"
+#include "core/runtime_int.h"
+#include "infra/limiter_int.h"
+#include "infra/pool_int.h"
+#include "services/config_int.h"
+#include "services/event_store_int.h"
+#include "services/telemetry_int.h"
+
+#define EVENTS_FILE "events.db"
+
+typedef struct glue {
+    fdn_runtime_t *rt;
+    fdn_breakers_t *breakers;
+    fdn_protect_t *protect;
+} glue_t;
+
+/* ---- typed slot access ----------------------------------------------------------------- */
+
+fdn_config_t *fdn_runtime_config(fdn_runtime_t *rt)
+{
+    return fdn__runtime_slot(rt, FDN__RT_CONFIG);
+}
+
+fdn_events_t *fdn_runtime_events(fdn_runtime_t *rt)
+{
+    return fdn__runtime_slot(rt, FDN__RT_EVENTS);
+}
+
+fdn_telemetry_t *fdn_runtime_telemetry(fdn_runtime_t *rt)
+{
+    return fdn__runtime_slot(rt, FDN__RT_TELEMETRY);
+}
+
+fdn_pools_t *fdn_runtime_pools(fdn_runtime_t *rt)
+{
+    return fdn__runtime_slot(rt, FDN__RT_CONNMGR);
+}
+
+fdn_limiter_t *fdn_runtime_limiter(fdn_runtime_t *rt)
+{
+    return fdn__runtime_slot(rt, FDN__RT_LIMITER);
+}
+
+fdn_breakers_t *fdn_runtime_breakers(fdn_runtime_t *rt)
+{
+    glue_t *g = fdn__runtime_glue(rt);
+    return g != NULL ? g->breakers : NULL;
+}
+
+fdn_protect_t *fdn_runtime_protect(fdn_runtime_t *rt)
+{
+    glue_t *g = fdn__runtime_glue(rt);
+    return g != NULL ? g->protect : NULL;
+}
+
+/* ---- config reads ------------------------------------------------------------------------ */
+
+static bool cfg_int(fdn_config_t *cfg, const char *path, int64_t min, int64_t *out)
+{
+    return cfg != NULL && fdn_config_get_int(cfg, path, out) == 0 && *out >= min;
+}
+
+static bool cfg_bool(fdn_config_t *cfg, const char *path, bool *out)
+{
+    return cfg != NULL && fdn_config_get_bool(cfg, path, out) == 0;
+}
+
+/* ms or s from the config as ns, saturating. */
+static int64_t to_ns(int64_t v, int64_t unit)
+{
+    return v > INT64_MAX / unit ? INT64_MAX : v * unit;
+}
+
+/* Record an event in the runtime's own store; failures (store stopped, full) are counted,
+ * never propagated: the runtime's bookkeeping must not fail the operation it records. */
+static void record_event(fdn_runtime_t *rt, const char *type, json_t *data)
+{
+    fdn_events_t *es = fdn_runtime_events(rt);
+    char *text = data != NULL ? json_dumps(data, JSON_COMPACT) : NULL;
+    json_decref(data);
+    if (es == NULL || text == NULL) {
+        free(text);
+        return;
+    }
+    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
+    spec.type = type;
+    spec.data = text;
+    spec.data_len = strlen(text);
+    spec.flags = FDN_EVENT_TRUSTED_JSON;
+    spec.clock = fdn_runtime_clock(rt);
+    fdn_event_t *ev = NULL;
+    int rc = fdn_event_new(&ev, &spec, NULL);
+    if (rc == 0)
+        rc = fdn_events_store(es, ev, NULL);
+    fdn_event_free(ev);
+    free(text);
+    if (rc != 0) {
+        fdn_tm_meta_t meta[] = {{"event_type", type}, {"error", fdn_err_name(rc)}};
+        fdn_telemetry_emit_counter(fdn_runtime_telemetry(rt), "foundation.runtime.event_dropped",
+                                   meta, 2);
+    }
+}
+
+/* ---- the config drives the runtime ------------------------------------------------------- */
+
+static void apply_limiter_rules(fdn_config_t *cfg, fdn_limiter_t *lim)
+{
+    char *text = NULL;
+    if (fdn_config_get_json(cfg, "infrastructure.rate_limiting.default_rules", &text, NULL) != 0)
+        return;
+    json_t *rules = json_loads(text, 0, NULL);
+    fdn_free(text);
+    const char *name;
+    json_t *r;
+    json_object_foreach(rules, name, r)
+    {
+        json_t *scale = json_object_get(r, "scale");
+        json_t *limit = json_object_get(r, "limit");
+        if (!json_is_integer(scale) || !json_is_integer(limit))
+            continue;
+        fdn_limit_rule_t rule = {FDN_LIMIT_FIXED_WINDOW, 0, 0, 0};
+        rule.period_ms = json_integer_value(scale);
+        rule.limit = json_integer_value(limit);
+        (void)fdn_limiter_set_rule(lim, name, &rule);
+    }
+    json_decref(rules);
+}
+
+static void apply_settings(fdn_runtime_t *rt, glue_t *g)
+{
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    fdn_events_t *es = fdn_runtime_events(rt);
+    fdn_pools_t *pools = fdn_runtime_pools(rt);
+    fdn_limiter_t *lim = fdn_runtime_limiter(rt);
+    int64_t v, v2;
+    bool b;
+
+    if (es != NULL) {
+        if (cfg_int(cfg, "storage.hot.max_events", 1, &v))
+            (void)fdn_events_set_max_events(es, (uint64_t)v);
+        if (cfg_int(cfg, "storage.hot.max_age_seconds", 1, &v))
+            (void)fdn_events_set_max_age(es, to_ns(v, 1000000000));
+        if (cfg_int(cfg, "storage.hot.prune_interval", 1, &v))
+            (void)fdn_events_set_prune_interval(es, to_ns(v, 1000000));
+        if (cfg_int(cfg, "interface.max_results", 1, &v) && v <= UINT32_MAX)
+            (void)fdn_events_set_max_results(es, (uint32_t)v);
+    }
+    if (pools != NULL) {
+        char strategy[16];
+        fdn_pool_strategy_t st;
+        if (cfg_int(cfg, "infrastructure.connection_pool.default_config.size", 1, &v) &&
+            cfg_int(cfg, "infrastructure.connection_pool.default_config.max_overflow", 0, &v2) &&
+            v <= INT32_MAX && v2 <= INT32_MAX &&
+            fdn_config_get_string(cfg, "infrastructure.connection_pool.default_config.strategy",
+                                  strategy, sizeof(strategy), NULL) == 0 &&
+            fdn_pool_strategy_parse(strategy, strlen(strategy), &st) == 0)
+            (void)fdn_pools_set_defaults(pools, (int)v, (int)v2, st);
+    }
+    if (lim != NULL) {
+        if (cfg_int(cfg, "infrastructure.rate_limiting.cleanup_interval", 1, &v))
+            (void)fdn_limiter_set_cleanup_interval(lim, v);
+        apply_limiter_rules(cfg, lim);
+    }
+    if (g == NULL)
+        return;
+    if (g->breakers != NULL) {
+        fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
+        bo.clock = fdn_runtime_clock(rt);
+        bo.telemetry = fdn_runtime_telemetry(rt);
+        if (cfg_int(cfg, "infrastructure.circuit_breaker.default_config.failure_threshold", 1,
+                    &v) &&
+            v <= UINT32_MAX)
+            bo.failure_threshold = (uint32_t)v;
+        if (cfg_int(cfg, "infrastructure.circuit_breaker.default_config.recovery_time", 1, &v))
+            bo.recovery_time_ms = v;
+        if (cfg_int(cfg, "infrastructure.circuit_breaker.default_config.call_timeout", 1, &v))
+            bo.probe_timeout_ms = v;
+        (void)fdn_breakers_set_defaults(g->breakers, &bo);
+    }
+    if (g->protect != NULL) {
+        if (cfg_bool(cfg, "infrastructure.rate_limiting.enabled", &b))
+            fdn_protect_set_layer_enabled(g->protect, FDN_PROTECT_LIMITER, b);
+        if (cfg_bool(cfg, "infrastructure.circuit_breaker.enabled", &b))
+            fdn_protect_set_layer_enabled(g->protect, FDN_PROTECT_BREAKER, b);
+        if (cfg_bool(cfg, "infrastructure.connection_pool.enabled", &b))
+            fdn_protect_set_layer_enabled(g->protect, FDN_PROTECT_POOL, b);
+    }
+}
+
+/* Config hook thread: record, count, re-apply. */
+static void on_config_change(const fdn_config_change_t *c, void *user)
+{
+    fdn_runtime_t *rt = user;
+    glue_t *g = fdn__runtime_glue(rt);
+    if (g == NULL)
+        return;
+    fdn_telemetry_t *tm = fdn_runtime_telemetry(rt);
+    char rev[24];
+    snprintf(rev, sizeof(rev), "%" PRIu64, c->revision);
+    switch (c->kind) {
+    case FDN_CONFIG_CHANGE_UPDATED: {
+        json_t *d = json_object();
+        json_object_set_new(d, "path", json_string(c->path));
+        json_object_set_new(d, "old_value", json_loads(c->old_json, JSON_DECODE_ANY, NULL));
+        json_object_set_new(d, "new_value", json_loads(c->new_json, JSON_DECODE_ANY, NULL));
+        json_object_set_new(d, "revision", json_integer((json_int_t)c->revision));
+        record_event(rt, "config_updated", d);
+        fdn_tm_meta_t meta[] = {{"path", c->path}, {"revision", rev}};
+        fdn_telemetry_emit_counter(tm, "foundation.config_updates", meta, 2);
+        break;
+    }
+    case FDN_CONFIG_CHANGE_RESET: {
+        json_t *d = json_object();
+        json_object_set_new(d, "revision", json_integer((json_int_t)c->revision));
+        record_event(rt, "config_reset", d);
+        fdn_tm_meta_t meta[] = {{"revision", rev}};
+        fdn_telemetry_emit_counter(tm, "foundation.config_resets", meta, 1);
+        break;
+    }
+    case FDN_CONFIG_CHANGE_OVERFLOW: {
+        fdn_tm_measure_t m[] = {{"dropped", (double)c->dropped}};
+        fdn_telemetry_execute(tm, "foundation.config.notifications_dropped", m, 1, NULL, 0);
+        break;
+    }
+    }
+    apply_settings(rt, g);
+}
+
+/* ---- slots ---------------------------------------------------------------------------------- */
+
+static int cfg_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
+{
+    const fdn_runtime_opts_t *ro = fdn__runtime_create_opts(rt);
+    fdn_config_opts_t co = FDN_CONFIG_OPTS_INIT;
+    co.file = fdn_runtime_config_path(rt);
+    co.clock = fdn_runtime_clock(rt);
+    co.on_change = on_config_change;
+    co.on_change_user = rt;
+    if (ro != NULL) {
+        co.keys = ro->config_keys;
+        co.nkeys = ro->config_nkeys;
+        co.envp = ro->envp;
+        co.ignore_env = ro->ignore_env;
+    }
+    /* started at once (a second start by the supervisor is a no-op) so that the slots
+     * created after it read their settings from the tree */
+    co.start_stopped = false;
+    return fdn_config_create((fdn_config_t **)out, &co, err);
+}
+
+static void cfg_destroy(void *obj)
+{
+    fdn_config_destroy(obj);
+}
+
+static int cfg_start(void *obj)
+{
+    return fdn__config_service_start(obj);
+}
+
+static void cfg_stop(void *obj)
+{
+    fdn__config_service_stop(obj);
+}
+
+static int cfg_health(void *obj)
+{
+    return fdn__config_service_health(obj);
+}
+
+/* mkdir -p (mode 0700 for what it creates). @return 0 or -errno */
+static int make_dirs(const char *path)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(buf))
+        return FDN_EINVAL;
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return -errno;
+        buf[i] = c;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return -errno;
+    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+static int ev_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
+{
+    const fdn_runtime_opts_t *ro = fdn__runtime_create_opts(rt);
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    fdn_events_opts_t eo = FDN_EVENTS_OPTS_INIT;
+    eo.clock = fdn_runtime_clock(rt);
+    eo.mode = ro != NULL && ro->events_fast ? FDN_EVENTS_FAST : FDN_EVENTS_DURABLE;
+    int64_t v;
+    if (cfg_int(cfg, "storage.hot.max_events", 1, &v))
+        eo.max_events = (uint64_t)v;
+    if (cfg_int(cfg, "storage.hot.max_age_seconds", 1, &v))
+        eo.max_age_ns = to_ns(v, 1000000000);
+    if (cfg_int(cfg, "storage.hot.prune_interval", 1, &v))
+        eo.prune_interval_ns = to_ns(v, 1000000);
+    if (cfg_int(cfg, "interface.max_results", 1, &v) && v <= UINT32_MAX)
+        eo.max_results = (uint32_t)v;
+
+    /* durable tier: the runtime's data directory wins; else storage.warm.* */
+    char path[4096];
+    const char *dir = fdn_runtime_data_dir(rt);
+    char warm[4000];
+    bool warm_on = false;
+    if (dir == NULL && cfg_bool(cfg, "storage.warm.enable", &warm_on) && warm_on &&
+        fdn_config_get_string(cfg, "storage.warm.path", warm, sizeof(warm), NULL) == 0)
+        dir = warm;
+    if (dir != NULL) {
+        int mrc = make_dirs(dir);
+        if (mrc != 0)
+            return fdn_err_set(err, mrc == -EACCES ? FDN_EACCES : FDN_EIO,
+                               "cannot create the data directory %s (errno %d)", dir, -mrc);
+        int n = snprintf(path, sizeof(path), "%s/%s", dir, EVENTS_FILE);
+        if (n < 0 || (size_t)n >= sizeof(path))
+            return fdn_err_set(err, FDN_EINVAL, "data directory path too long: %s", dir);
+        eo.durable_path = path;
+    }
+    int rc = fdn_events_create((fdn_events_t **)out, &eo, err);
+    if (rc != 0 && eo.durable_path != NULL)
+        fdn_err_add_context(err, "file", "%s", eo.durable_path);
+    return rc;
+}
+
+static void ev_destroy(void *obj)
+{
+    fdn_events_destroy(obj);
+}
+
+static int ev_start(void *obj)
+{
+    return fdn__events_service_start(obj);
+}
+
+static void ev_stop(void *obj)
+{
+    fdn__events_service_stop(obj);
+}
+
+static int ev_health(void *obj)
+{
+    return fdn__events_service_health(obj);
+}
+
+static int tm_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
+{
+    fdn_telemetry_opts_t to = FDN_TELEMETRY_OPTS_INIT;
+    to.clock = fdn_runtime_clock(rt);
+    int rc = fdn_telemetry_create((fdn_telemetry_t **)out, &to);
+    if (rc != 0)
+        return fdn_err_set(err, rc, "cannot create the telemetry service");
+    return 0;
+}
+
+static void tm_destroy(void *obj)
+{
+    fdn_telemetry_destroy(obj);
+}
+
+static int tm_start(void *obj)
+{
+    return fdn__telemetry_service_start(obj);
+}
+
+static void tm_stop(void *obj)
+{
+    fdn__telemetry_service_stop(obj);
+}
+
+static int tm_health(void *obj)
+{
+    return fdn__telemetry_service_health(obj);
+}
+
+static int pools_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
+{
+    fdn_pools_opts_t po = FDN_POOLS_OPTS_INIT;
+    po.clock = fdn_runtime_clock(rt);
+    po.telemetry = fdn_runtime_telemetry(rt);
+    int rc = fdn_pools_create((fdn_pools_t **)out, &po);
+    if (rc != 0)
+        return fdn_err_set(err, rc, "cannot create the connection manager");
+    return 0;
+}
+
+static void pools_destroy(void *obj)
+{
+    fdn_pools_destroy(obj);
+}
+
+static int pools_start(void *obj)
+{
+    return fdn__pools_service_start(obj);
+}
+
+static void pools_stop(void *obj)
+{
+    fdn__pools_service_stop(obj);
+}
+
+static int pools_health(void *obj)
+{
+    return fdn__pools_service_health(obj);
+}
+
+static int lim_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
+{
+    fdn_limiter_opts_t lo = FDN_LIMITER_OPTS_INIT;
+    lo.clock = fdn_runtime_clock(rt);
+    lo.telemetry = fdn_runtime_telemetry(rt);
+    int64_t v;
+    if (cfg_int(fdn_runtime_config(rt), "infrastructure.rate_limiting.cleanup_interval", 1, &v))
+        lo.cleanup_interval_ms = v;
+    int rc = fdn_limiter_create((fdn_limiter_t **)out, &lo);
+    if (rc != 0)
+        return fdn_err_set(err, rc, "cannot create the rate limiter");
+    return 0;
+}
+
+static void lim_destroy(void *obj)
+{
+    fdn_limiter_destroy(obj);
+}
+
+static int lim_start(void *obj)
+{
+    return fdn__limiter_service_start(obj);
+}
+
+static void lim_stop(void *obj)
+{
+    fdn__limiter_service_stop(obj);
+}
+
+static int lim_health(void *obj)
+{
+    return fdn__limiter_service_health(obj);
+}
+
+const fdn__rt_builtin_t fdn__rt_builtins[FDN__RT_SLOT_COUNT] = {
+    [FDN__RT_CONFIG] = {"config_server", cfg_create, cfg_destroy, cfg_start, cfg_stop,
+                        cfg_health, FDN_RESTART_PERMANENT},
+    [FDN__RT_EVENTS] = {"event_store", ev_create, ev_destroy, ev_start, ev_stop, ev_health,
+                        FDN_RESTART_PERMANENT},
+    [FDN__RT_TELEMETRY] = {"telemetry_service", tm_create, tm_destroy, tm_start, tm_stop,
+                           tm_health, FDN_RESTART_PERMANENT},
+    [FDN__RT_CONNMGR] = {"connection_manager", pools_create, pools_destroy, pools_start,
+                         pools_stop, pools_health, FDN_RESTART_PERMANENT},
+    [FDN__RT_LIMITER] = {"rate_limiter", lim_create, lim_destroy, lim_start, lim_stop,
+                         lim_health, FDN_RESTART_PERMANENT},
+};
+
+/* ---- wiring ---------------------------------------------------------------------------------- */
+
+static void on_breaker_transition(const char *name, fdn_breaker_state_t from,
+                                  fdn_breaker_state_t to, void *user)
+{
+    fdn_runtime_t *rt = user;
+    json_t *d = json_object();
+    json_object_set_new(d, "breaker", json_string(name));
+    json_object_set_new(d, "from", json_string(fdn_breaker_state_name(from)));
+    json_object_set_new(d, "to", json_string(fdn_breaker_state_name(to)));
+    record_event(rt, "circuit_breaker_state_change", d);
+}
+
+static void unwire(fdn_runtime_t *rt, void *glue)
+{
+    (void)rt;
+    glue_t *g = glue;
+    if (g == NULL)
+        return;
+    fdn_protect_destroy(g->protect);
+    fdn_breakers_destroy(g->breakers);
+    fdn__free(g);
+}
+
+static int wire(fdn_runtime_t *rt, void **out, fdn_error_t *err)
+{
+    glue_t *g = fdn__calloc(1, sizeof(*g));
+    if (g == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "out of memory wiring runtime %s",
+                           fdn_runtime_name(rt));
+    g->rt = rt;
+    fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
+    bo.clock = fdn_runtime_clock(rt);
+    bo.telemetry = fdn_runtime_telemetry(rt);
+    bo.on_transition = on_breaker_transition;
+    bo.transition_user = rt;
+    int rc = fdn_breakers_create(&g->breakers, &bo);
+    if (rc == 0) {
+        fdn_protect_opts_t po = FDN_PROTECT_OPTS_INIT;
+        po.breakers = g->breakers;
+        po.limiter = fdn_runtime_limiter(rt);
+        po.pools = fdn_runtime_pools(rt);
+        po.clock = fdn_runtime_clock(rt);
+        po.telemetry = fdn_runtime_telemetry(rt);
+        rc = fdn_protect_create(&g->protect, &po);
+    }
+    if (rc != 0) {
+        unwire(rt, g);
+        return fdn_err_set(err, rc, "cannot create the protection layers of runtime %s",
+                           fdn_runtime_name(rt));
+    }
+    apply_settings(rt, g);
+    *out = g;
+    return 0;
+}
+
+static void on_restart(fdn_runtime_t *rt, void *glue, const char *service, int attempt,
+                       int reason)
+{
+    if (glue == NULL)
+        return;
+    json_t *d = json_object();
+    json_object_set_new(d, "service", json_string(service));
+    json_object_set_new(d, "attempt", json_integer(attempt));
+    json_object_set_new(d, "reason", json_string(fdn_err_name(reason)));
+    record_event(rt, "supervisor_restart", d);
+    fdn_tm_meta_t meta[] = {{"service", service}, {"reason", fdn_err_name(reason)}};
+    fdn_telemetry_emit_counter(fdn_runtime_telemetry(rt), "foundation.supervisor.restarts", meta,
+                               2);
+}
+
+static void on_escalation(fdn_runtime_t *rt, void *glue, const char *service, int code)
+{
+    if (glue == NULL)
+        return;
+    json_t *d = json_object();
+    json_object_set_new(d, "service", json_string(service));
+    json_object_set_new(d, "reason", json_string(fdn_err_name(code)));
+    record_event(rt, "supervisor_escalation", d);
+    fdn_tm_meta_t meta[] = {{"service", service}, {"reason", fdn_err_name(code)}};
+    fdn_telemetry_emit_counter(fdn_runtime_telemetry(rt), "foundation.supervisor.escalations",
+                               meta, 2);
+}
+
+static void on_registry(fdn_runtime_t *rt, void *glue, fdn_registry_op_t op, const char *ns,
+                        const char *service, int result, int64_t duration_ns)
+{
+    (void)glue;
+    fdn_telemetry_t *tm = fdn_runtime_telemetry(rt);
+    fdn_tm_meta_t meta[] = {
+        {"namespace", ns}, {"service", service}, {"result", result == 0 ? "ok" : "error"}};
+    switch (op) {
+    case FDN_REGISTRY_OP_REGISTER: {
+        fdn_tm_measure_t m[] = {{"count", 1}};
+        fdn_telemetry_execute(tm, "foundation.registry.register", m, 1, meta, 3);
+        break;
+    }
+    case FDN_REGISTRY_OP_LOOKUP: {
+        fdn_tm_measure_t m[] = {{"duration", (double)duration_ns}};
+        fdn_telemetry_execute(tm, "foundation.registry.lookup", m, 1, meta, 3);
+        break;
+    }
+    case FDN_REGISTRY_OP_UNREGISTER: {
+        fdn_tm_measure_t m[] = {{"count", 1}};
+        fdn_telemetry_execute(tm, "foundation.registry.unregister", m, 1, meta, 3);
+        break;
+    }
+    }
+}
+
+const fdn__rt_hooks_t fdn__rt_hooks = {wire, unwire, on_restart, on_escalation, on_registry};
+
+void fdn_runtime_error_hook(const fdn_error_t *err, void *user)
+{
+    fdn_runtime_t *rt = user;
+    if (err == NULL || rt == NULL)
+        return;
+    char name[128];
+    fdn_err_metric_name(err, name, sizeof(name));
+    char code[16];
+    snprintf(code, sizeof(code), "%d", err->ref_code);
+    fdn_tm_meta_t meta[] = {{"error_type", err->type != NULL ? err->type : "unknown"},
+                            {"severity", fdn_severity_name(err->severity)},
+                            {"code", code}};
+    fdn_telemetry_emit_counter(fdn_runtime_telemetry(rt), name, meta, 3);
+}

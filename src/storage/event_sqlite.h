@@ -1,0 +1,27 @@
+/* The SQLite adapter of the event store's durable tier (private). One connection, used by
+ * one thread at a time (the store's writer thread, or create/start before it runs). */
+#ifndef FDN_STORAGE_EVENT_SQLITE_H
+#define FDN_STORAGE_EVENT_SQLITE_H
+
+#include <fdn/events.h>
+
+typedef struct fdn__evdb fdn__evdb_t;
+
+/* Open or create the file: WAL mode, synchronous=FULL (durable) or NORMAL (fast), schema
+ * checked. FDN_ECORRUPT when the file is not a valid store, FDN_EIO otherwise. */
+int fdn__evdb_open(fdn__evdb_t **out, const char *path, bool durable, fdn_error_t *err);
+
+/* Decode every stored record in id order and pass it to cb (which takes ownership).
+ * *next_id receives the id the store must assign next. A record that does not decode, or
+ * any SQLite corruption, gives FDN_ECORRUPT. */
+int fdn__evdb_load(fdn__evdb_t *db, int (*cb)(fdn_event_t *ev, void *user), void *user,
+                   uint64_t *next_id, fdn_error_t *err);
+
+/* One transaction: insert the events (their ids are final), then delete ids < delete_before
+ * (0 = none) and remember next_id so ids are never reused. FDN_EIO on failure (rolled back). */
+int fdn__evdb_write(fdn__evdb_t *db, const fdn_event_t *const *evs, size_t n,
+                    uint64_t delete_before, uint64_t next_id, fdn_error_t *err);
+
+void fdn__evdb_close(fdn__evdb_t *db);
+
+#endif

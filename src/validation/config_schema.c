@@ -1,0 +1,786 @@
+/*
+ * DESIGN: config schema and validator (reference §1.1, §1.3).
+ * Pure module: no locks, no I/O, no mutable globals; the built-in key table is constant.
+ * A schema is built once per config service and is immutable afterwards, so any thread may
+ * read it without synchronisation. Values are jansson json_t references held in a flat
+ * array (one per leaf, schema order); the validator walks that array in schema order, which
+ * is the reference's validation order (ai: provider, analysis, planning; capture; storage;
+ * interface; dev; infrastructure), so "first failure" matches the reference.
+ * Invariants: every schema path passes the path-security rule; no leaf path is a prefix
+ * section of another leaf; each default passes its own type check.
+ */
+#include "validation/config_schema.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "logic/config_path.h"
+
+typedef struct builtin {
+    fdn_config_key_def_t d;
+    const char *missing; /* NULL = d.error_message */
+    const char *only_if; /* gating bool key */
+} builtin_t;
+
+static const char *const providers[] = {"mock", "openai", "anthropic", "gemini", NULL};
+static const char *const strategies[] = {"fast", "balanced", "thorough", NULL};
+static const char *const overflow[] = {"drop_oldest", "drop_newest", "block", NULL};
+static const char *const compressions[] = {"none", "gzip", "zstd", NULL};
+static const char *const pool_strategies[] = {"lifo", "fifo", NULL};
+
+#define K(path, type, def, rule, lo, hi, en, upd, desc, code, msg)                                 \
+    {                                                                                              \
+        {path, FDN_CONFIG_##type, def, FDN_CONFIG_RULE_##rule, lo, hi, en, upd, desc, code, msg},  \
+            NULL, NULL                                                                             \
+    }
+#define KM(path, type, def, rule, lo, hi, en, upd, desc, code, msg, missing)                       \
+    {                                                                                              \
+        {path, FDN_CONFIG_##type, def, FDN_CONFIG_RULE_##rule, lo, hi, en, upd, desc, code, msg},  \
+            missing, NULL                                                                          \
+    }
+#define KW(path, type, def, rule, en, desc, code, msg)                                             \
+    {                                                                                              \
+        {path, FDN_CONFIG_##type, def, FDN_CONFIG_RULE_##rule, 0, 0, en, false, desc, code, msg},  \
+            "Invalid warm storage configuration", "storage.warm.enable"                            \
+    }
+
+#define S1001 FDN_ECONFIG_STRUCTURE
+#define S1002 FDN_ECONFIG_INVALID
+#define AN    "Invalid AI analysis configuration"
+#define PL    "Invalid AI planning configuration"
+#define RB    "Invalid ring buffer configuration"
+#define PR    "Invalid processing configuration"
+#define VM    "Invalid VM tracing configuration"
+#define HOT   "Invalid hot storage configuration"
+#define WARM  "Invalid warm storage configuration"
+#define IFC   "Invalid interface configuration"
+#define DEV   "Invalid development configuration"
+#define RL    "Invalid rate limiting configuration"
+#define CB    "Invalid circuit breaker configuration"
+#define CBD   "Invalid circuit breaker default configuration"
+#define CP    "Invalid connection pool configuration"
+#define CPD   "Invalid connection pool default configuration"
+
+static const builtin_t builtins[] = {
+    KM("ai.provider", ENUM, "\"mock\"", ENUM, 0, 0, providers, false, "AI provider", S1002,
+       "Invalid AI provider", "Invalid AI configuration"),
+    KM("ai.api_key", STRING_OR_NULL, "null", NONE, 0, 0, NULL, false,
+       "API key of the AI provider (never updatable)", S1001, "Invalid AI configuration", NULL),
+    KM("ai.model", STRING, "\"gpt-4\"", NONE, 0, 0, NULL, false, "AI model name", S1001,
+       "Invalid AI configuration", NULL),
+    K("ai.analysis.max_file_size", INT, "1000000", POSITIVE, 0, 0, NULL, false,
+      "Largest file analysed, bytes", S1001, AN),
+    K("ai.analysis.timeout", INT, "30000", POSITIVE, 0, 0, NULL, false, "Analysis timeout, ms",
+      S1001, AN),
+    K("ai.analysis.cache_ttl", INT, "3600", POSITIVE, 0, 0, NULL, false,
+      "Analysis cache TTL, seconds", S1001, AN),
+    KM("ai.planning.performance_target", NUMBER, "0.01", NON_NEGATIVE, 0, 0, NULL, true,
+       "Planning performance target", FDN_ECONFIG_CONSTRAINT,
+       "Performance target must be a non-negative number", PL),
+    KM("ai.planning.sampling_rate", NUMBER, "1.0", RANGE, 0, 1, NULL, true,
+       "Fraction of operations sampled, [0, 1]", FDN_ECONFIG_RANGE,
+       "Sampling rate must be between 0 and 1", PL),
+    KM("ai.planning.default_strategy", ENUM, "\"balanced\"", ENUM, 0, 0, strategies, false,
+       "Default planning strategy", S1002, "Invalid planning strategy", PL),
+    K("capture.ring_buffer.size", INT, "1024", POSITIVE, 0, 0, NULL, false, "Ring buffer size",
+      S1001, RB),
+    K("capture.ring_buffer.max_events", INT, "1000", POSITIVE, 0, 0, NULL, false,
+      "Ring buffer event capacity", S1001, RB),
+    KM("capture.ring_buffer.overflow_strategy", ENUM, "\"drop_oldest\"", ENUM, 0, 0, overflow,
+       false, "What a full ring buffer does", S1002, "Invalid overflow strategy", RB),
+    KM("capture.ring_buffer.num_buffers", ANY, "\"schedulers\"", NONE, 0, 0, NULL, false,
+       "Number of buffers: \"schedulers\" or an int (not validated)", S1001, RB, NULL),
+    K("capture.processing.batch_size", INT, "100", POSITIVE, 0, 0, NULL, true,
+      "Events processed per batch", S1001, PR),
+    K("capture.processing.flush_interval", INT, "50", POSITIVE, 0, 0, NULL, true,
+      "Flush interval, ms", S1001, PR),
+    K("capture.processing.max_queue_size", INT, "1000", POSITIVE, 0, 0, NULL, false,
+      "Processing queue bound", S1001, PR),
+    K("capture.vm_tracing.enable_spawn_trace", BOOL, "true", NONE, 0, 0, NULL, false,
+      "Trace spawns", S1001, VM),
+    K("capture.vm_tracing.enable_exit_trace", BOOL, "true", NONE, 0, 0, NULL, false, "Trace exits",
+      S1001, VM),
+    K("capture.vm_tracing.enable_message_trace", BOOL, "false", NONE, 0, 0, NULL, false,
+      "Trace messages", S1001, VM),
+    K("capture.vm_tracing.trace_children", BOOL, "true", NONE, 0, 0, NULL, false, "Trace children",
+      S1001, VM),
+    K("storage.hot.max_events", INT, "100000", POSITIVE, 0, 0, NULL, false,
+      "Event store: most events kept", S1001, HOT),
+    K("storage.hot.max_age_seconds", INT, "3600", POSITIVE, 0, 0, NULL, false,
+      "Event store: oldest event kept, seconds", S1001, HOT),
+    K("storage.hot.prune_interval", INT, "60000", POSITIVE, 0, 0, NULL, false,
+      "Event store: prune period, ms", S1001, HOT),
+    K("storage.warm.enable", BOOL, "false", NONE, 0, 0, NULL, false, "Warm storage switch", S1001,
+      WARM),
+    KW("storage.warm.path", STRING, "\"./foundation_data\"", NONE, NULL,
+       "Warm storage directory (checked only when enabled)", S1001, WARM),
+    KW("storage.warm.max_size_mb", INT, "100", POSITIVE, NULL,
+       "Warm storage size bound, MB (checked only when enabled)", S1001, WARM),
+    KW("storage.warm.compression", ENUM, "\"zstd\"", ENUM, compressions,
+       "Warm storage compression (checked only when enabled)", S1002, "Invalid compression type"),
+    K("storage.cold.enable", BOOL, "false", FALSE_ONLY, 0, 0, NULL, false,
+      "Cold storage switch (must be false)", S1001, "Invalid cold storage configuration"),
+    K("interface.query_timeout", INT, "10000", POSITIVE, 0, 0, NULL, true, "Query timeout, ms",
+      S1001, IFC),
+    K("interface.max_results", INT, "1000", POSITIVE, 0, 0, NULL, true, "Cap on query results",
+      S1001, IFC),
+    K("interface.enable_streaming", BOOL, "true", NONE, 0, 0, NULL, false, "Streaming switch",
+      S1001, IFC),
+    K("dev.debug_mode", BOOL, "false", NONE, 0, 0, NULL, true, "Debug mode", S1001, DEV),
+    K("dev.verbose_logging", BOOL, "false", NONE, 0, 0, NULL, true, "Verbose logging", S1001, DEV),
+    K("dev.performance_monitoring", BOOL, "true", NONE, 0, 0, NULL, true, "Performance monitoring",
+      S1001, DEV),
+    K("infrastructure.rate_limiting.default_rules", OBJECT,
+      "{\"api_calls\":{\"scale\":60000,\"limit\":100},"
+      "\"db_queries\":{\"scale\":60000,\"limit\":500},"
+      "\"file_operations\":{\"scale\":1000,\"limit\":10}}",
+      RATE_RULES, 0, 0, NULL, false, "Rate-limit rules: name -> {scale ms, limit}", S1001, RL),
+    K("infrastructure.rate_limiting.enabled", BOOL, "true", NONE, 0, 0, NULL, true,
+      "Rate limiting layer switch", S1001, RL),
+    K("infrastructure.rate_limiting.cleanup_interval", INT, "300000", POSITIVE, 0, 0, NULL, true,
+      "Rate-limit bucket cleanup period, ms", S1001, RL),
+    K("infrastructure.circuit_breaker.default_config.failure_threshold", INT, "5", POSITIVE, 0, 0,
+      NULL, false, "Breaker default failure threshold", S1001, CBD),
+    K("infrastructure.circuit_breaker.default_config.recovery_time", INT, "30000", POSITIVE, 0, 0,
+      NULL, false, "Breaker default recovery time, ms", S1001, CBD),
+    K("infrastructure.circuit_breaker.default_config.call_timeout", INT, "5000", POSITIVE, 0, 0,
+      NULL, false, "Breaker default call timeout, ms", S1001, CBD),
+    K("infrastructure.circuit_breaker.enabled", BOOL, "true", NONE, 0, 0, NULL, true,
+      "Circuit breaker layer switch", S1001, CB),
+    K("infrastructure.connection_pool.default_config.size", INT, "10", POSITIVE, 0, 0, NULL, false,
+      "Pool default size", S1001, CPD),
+    K("infrastructure.connection_pool.default_config.max_overflow", INT, "5", NON_NEGATIVE, 0, 0,
+      NULL, false, "Pool default overflow", S1001, CPD),
+    K("infrastructure.connection_pool.default_config.strategy", ENUM, "\"lifo\"", ENUM, 0, 0,
+      pool_strategies, false, "Pool default checkout order", S1001, CPD),
+    K("infrastructure.connection_pool.enabled", BOOL, "true", NONE, 0, 0, NULL, true,
+      "Connection pool layer switch", S1001, CP),
+};
+
+const char *const fdn__cfg_updatable_paths[] = {
+    "ai.planning.sampling_rate",
+    "ai.planning.performance_target",
+    "capture.processing.batch_size",
+    "capture.processing.flush_interval",
+    "interface.query_timeout",
+    "interface.max_results",
+    "dev.debug_mode",
+    "dev.verbose_logging",
+    "dev.performance_monitoring",
+    "infrastructure.rate_limiting.enabled",
+    "infrastructure.circuit_breaker.enabled",
+    "infrastructure.connection_pool.enabled",
+    "infrastructure.rate_limiting.cleanup_interval",
+    NULL,
+};
+const size_t fdn__cfg_updatable_count = 13;
+
+static uint32_t hash_path(const char *p, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (uint8_t)p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+int32_t fdn__cfg_schema_find(const fdn__cfg_schema_t *s, const char *path, size_t len)
+{
+    uint32_t h = hash_path(path, len);
+    for (size_t i = h & s->mask;; i = (i + 1) & s->mask) {
+        int32_t idx = s->slots[i];
+        if (idx < 0)
+            return -1;
+        const fdn__cfg_entry_t *e = &s->e[idx];
+        if (e->hash == h && e->path_len == len && memcmp(e->path, path, len) == 0)
+            return idx;
+    }
+}
+
+bool fdn__cfg_schema_is_section(const fdn__cfg_schema_t *s, const char *path, size_t len)
+{
+    if (len == 0)
+        return true;
+    for (size_t i = 0; i < s->n; i++) {
+        const fdn__cfg_entry_t *e = &s->e[i];
+        if (e->path_len > len && e->path[len] == '.' && memcmp(e->path, path, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+const char *fdn__cfg_type_name(fdn_config_type_t t)
+{
+    switch (t) {
+    case FDN_CONFIG_BOOL:
+        return "bool";
+    case FDN_CONFIG_INT:
+        return "int";
+    case FDN_CONFIG_NUMBER:
+        return "number";
+    case FDN_CONFIG_STRING:
+        return "string";
+    case FDN_CONFIG_STRING_OR_NULL:
+        return "string or null";
+    case FDN_CONFIG_ENUM:
+        return "enum";
+    case FDN_CONFIG_OBJECT:
+        return "object";
+    case FDN_CONFIG_ANY:
+        return "any";
+    }
+    return "?";
+}
+
+bool fdn__cfg_type_ok(fdn_config_type_t t, const json_t *v)
+{
+    if (v == NULL)
+        return false;
+    switch (t) {
+    case FDN_CONFIG_BOOL:
+        return json_is_boolean(v);
+    case FDN_CONFIG_INT:
+        return json_is_integer(v);
+    case FDN_CONFIG_NUMBER:
+        return json_is_number(v);
+    case FDN_CONFIG_STRING:
+    case FDN_CONFIG_ENUM:
+        return json_is_string(v);
+    case FDN_CONFIG_STRING_OR_NULL:
+        return json_is_string(v) || json_is_null(v);
+    case FDN_CONFIG_OBJECT:
+        return json_is_object(v);
+    case FDN_CONFIG_ANY:
+        return true;
+    }
+    return false;
+}
+
+static void entry_free(fdn__cfg_entry_t *e)
+{
+    fdn__free(e->path);
+    if (e->enums != NULL) {
+        for (char **p = e->enums; *p != NULL; p++)
+            fdn__free(*p);
+        fdn__free(e->enums);
+    }
+    fdn__free(e->description);
+    fdn__free(e->message);
+    fdn__free(e->missing_message);
+    json_decref(e->def);
+}
+
+void fdn__cfg_schema_destroy(fdn__cfg_schema_t *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        entry_free(&s->e[i]);
+    fdn__free(s->e);
+    fdn__free(s->slots);
+    fdn__free(s);
+}
+
+static char *dup_or_null(const char *p, bool *oom)
+{
+    if (p == NULL)
+        return NULL;
+    char *d = fdn__strdup(p);
+    if (d == NULL)
+        *oom = true;
+    return d;
+}
+
+static bool enum_has(char *const *en, const char *v)
+{
+    if (en == NULL)
+        return false;
+    for (; *en != NULL; en++) {
+        if (strcmp(*en, v) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool rule_ok(const fdn__cfg_entry_t *e, const json_t *v, const char **bad_rule);
+
+static int entry_init(fdn__cfg_entry_t *e, const fdn_config_key_def_t *d, const char *missing,
+                      fdn_error_t *err)
+{
+    bool oom = false;
+    memset(e, 0, sizeof(*e));
+    e->only_if = -1;
+    if (d->path == NULL || d->path[0] == '\0' || d->type < FDN_CONFIG_BOOL ||
+        d->type > FDN_CONFIG_ANY || d->rule > FDN_CONFIG_RULE_RATE_RULES)
+        return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Invalid key definition: %s",
+                           d->path != NULL ? d->path : "(null)");
+    if (fdn__cfg_path_check(d->path, err) != 0)
+        return FDN_ECONFIG_STRUCTURE;
+    size_t len = strlen(d->path);
+    if (d->path[len - 1] == '.' || strstr(d->path, "..") != NULL || d->path[0] == '.')
+        return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Invalid key path: %s", d->path);
+    e->path = dup_or_null(d->path, &oom);
+    e->path_len = len;
+    e->hash = hash_path(d->path, len);
+    e->type = d->type;
+    e->rule = d->rule;
+    e->min = d->min;
+    e->max = d->max;
+    e->updatable = d->updatable;
+    e->description = dup_or_null(d->description != NULL ? d->description : "", &oom);
+    e->code = d->error_code != 0 ? d->error_code : FDN_ECONFIG_STRUCTURE;
+    if (d->error_message != NULL) {
+        e->message = dup_or_null(d->error_message, &oom);
+    } else {
+        char buf[FDN__CFG_MAX_PATH_LEN + 16];
+        snprintf(buf, sizeof(buf), "Invalid %s", d->path);
+        e->message = dup_or_null(buf, &oom);
+    }
+    e->missing_message = dup_or_null(missing != NULL ? missing : e->message, &oom);
+    if (d->enum_values != NULL) {
+        size_t k = 0;
+        while (d->enum_values[k] != NULL)
+            k++;
+        e->enums = fdn__calloc(k + 1, sizeof(char *));
+        if (e->enums == NULL) {
+            oom = true;
+        } else {
+            /* stop at the first failure: the list stays NULL-terminated for entry_free */
+            for (size_t i = 0; i < k && !oom; i++)
+                e->enums[i] = dup_or_null(d->enum_values[i], &oom);
+        }
+    }
+    if (oom)
+        return fdn_err_set(err, FDN_ENOMEM, NULL);
+    if ((d->type == FDN_CONFIG_ENUM || d->rule == FDN_CONFIG_RULE_ENUM) && e->enums == NULL)
+        return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Key %s: enum without enum_values", d->path);
+    json_error_t jerr;
+    e->def = d->default_json != NULL
+                 ? json_loads(d->default_json, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr)
+                 : json_null();
+    if (e->def == NULL)
+        return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Key %s: default is not valid JSON",
+                           d->path);
+    const char *bad = NULL;
+    bool null_ok = json_is_null(e->def) && d->default_json == NULL;
+    if (!null_ok && (!fdn__cfg_type_ok(e->type, e->def) || !rule_ok(e, e->def, &bad)))
+        return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Key %s: default breaks its own rule",
+                           d->path);
+    return 0;
+}
+
+static int insert_slot(fdn__cfg_schema_t *s, int32_t idx)
+{
+    const fdn__cfg_entry_t *e = &s->e[idx];
+    for (size_t i = e->hash & s->mask;; i = (i + 1) & s->mask) {
+        int32_t cur = s->slots[i];
+        if (cur < 0) {
+            s->slots[i] = idx;
+            return 0;
+        }
+        if (s->e[cur].path_len == e->path_len && memcmp(s->e[cur].path, e->path, e->path_len) == 0)
+            return FDN_EEXIST;
+    }
+}
+
+int fdn__cfg_schema_create(fdn__cfg_schema_t **out, const fdn_config_key_def_t *extra,
+                           size_t nextra, fdn_error_t *err)
+{
+    *out = NULL;
+    if (nextra > 0 && extra == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "keys is NULL");
+    size_t nb = sizeof(builtins) / sizeof(builtins[0]);
+    if (nextra > 100000)
+        return fdn_err_set(err, FDN_EINVAL, "too many keys");
+    fdn__cfg_schema_t *s = fdn__calloc(1, sizeof(*s));
+    if (s == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, NULL);
+    size_t total = nb + nextra;
+    s->e = fdn__calloc(total, sizeof(fdn__cfg_entry_t));
+    size_t cap = 16;
+    while (cap < total * 2)
+        cap <<= 1;
+    s->slots = fdn__malloc(cap * sizeof(int32_t));
+    if (s->e == NULL || s->slots == NULL) {
+        fdn__cfg_schema_destroy(s);
+        return fdn_err_set(err, FDN_ENOMEM, NULL);
+    }
+    s->mask = cap - 1;
+    for (size_t i = 0; i < cap; i++)
+        s->slots[i] = -1;
+    s->nbuiltin = nb;
+    int rc = 0;
+    for (size_t i = 0; i < total && rc == 0; i++) {
+        const fdn_config_key_def_t *d = i < nb ? &builtins[i].d : &extra[i - nb];
+        rc = entry_init(&s->e[i], d, i < nb ? builtins[i].missing : NULL, err);
+        s->n = i + 1;
+        if (rc == 0 && insert_slot(s, (int32_t)i) != 0)
+            rc =
+                fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Duplicate configuration key: %s", d->path);
+        if (rc == 0 && i < nb && builtins[i].only_if != NULL)
+            s->e[i].only_if =
+                fdn__cfg_schema_find(s, builtins[i].only_if, strlen(builtins[i].only_if));
+    }
+    /* no leaf may be a section of another leaf */
+    for (size_t i = 0; i < s->n && rc == 0; i++) {
+        if (fdn__cfg_schema_is_section(s, s->e[i].path, s->e[i].path_len))
+            rc = fdn_err_set(err, FDN_ECONFIG_STRUCTURE,
+                             "Configuration key %s is both a value and a section", s->e[i].path);
+    }
+    if (rc != 0) {
+        fdn__cfg_schema_destroy(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+static double num(const json_t *v)
+{
+    return json_is_integer(v) ? (double)json_integer_value(v) : json_real_value(v);
+}
+
+static bool rule_ok(const fdn__cfg_entry_t *e, const json_t *v, const char **bad_rule)
+{
+    switch (e->rule) {
+    case FDN_CONFIG_RULE_NONE:
+        break;
+    case FDN_CONFIG_RULE_POSITIVE:
+        return json_is_number(v) && num(v) > 0;
+    case FDN_CONFIG_RULE_NON_NEGATIVE:
+        return json_is_number(v) && num(v) >= 0;
+    case FDN_CONFIG_RULE_RANGE:
+        return json_is_number(v) && num(v) >= e->min && num(v) <= e->max;
+    case FDN_CONFIG_RULE_ENUM:
+        return json_is_string(v) && enum_has(e->enums, json_string_value(v));
+    case FDN_CONFIG_RULE_FALSE_ONLY:
+        return json_is_false(v);
+    case FDN_CONFIG_RULE_RATE_RULES: {
+        if (!json_is_object(v))
+            return false;
+        const char *name;
+        json_t *r;
+        json_object_foreach((json_t *)(uintptr_t)v, name, r)
+        {
+            json_t *sc = json_object_get(r, "scale");
+            json_t *li = json_object_get(r, "limit");
+            if (name[0] == '\0' || !json_is_object(r) || !json_is_integer(sc) ||
+                !json_is_integer(li) || json_integer_value(sc) <= 0 ||
+                json_integer_value(li) <= 0) {
+                *bad_rule = name;
+                return false;
+            }
+        }
+        break;
+    }
+    }
+    if (e->type == FDN_CONFIG_ENUM &&
+        !(json_is_string(v) && enum_has(e->enums, json_string_value(v))))
+        return false;
+    return true;
+}
+
+static int fail_entry(const fdn__cfg_entry_t *e, const json_t *v, const char *bad_rule,
+                      fdn_error_t *err)
+{
+    if (bad_rule != NULL)
+        fdn_err_set(err, e->code, "Invalid rate limiting rule: %.120s", bad_rule);
+    else
+        fdn_err_set(err, e->code, "%s", e->message);
+    fdn_err_add_context(err, "path", "%s", e->path);
+    if (e->enums != NULL && v != NULL && json_is_string(v)) {
+        char list[200];
+        size_t o = 0;
+        list[0] = '\0';
+        for (char **p = e->enums; *p != NULL && o < sizeof(list); p++)
+            o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", o ? "," : "", *p);
+        fdn_err_add_context(err, "value", "%.60s", json_string_value(v));
+        fdn_err_add_context(err, "valid", "%s", list);
+    }
+    return e->code;
+}
+
+int fdn__cfg_validate(const fdn__cfg_schema_t *s, json_t *const *vals, size_t *bad,
+                      fdn_error_t *err)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        const fdn__cfg_entry_t *e = &s->e[i];
+        if (e->only_if >= 0 && !json_is_true(vals[e->only_if]))
+            continue;
+        const json_t *v = vals[i];
+        const char *bad_rule = NULL;
+        if (!fdn__cfg_type_ok(e->type, v) || !rule_ok(e, v, &bad_rule)) {
+            if (bad != NULL)
+                *bad = i;
+            return fail_entry(e, v, bad_rule, err);
+        }
+    }
+    return 0;
+}
+
+/* set obj[path components] = v, creating sections */
+static int tree_put(json_t *root, const char *rel, json_t *v)
+{
+    json_t *cur = root;
+    const char *p = rel;
+    for (;;) {
+        const char *dot = strchr(p, '.');
+        if (dot == NULL) {
+            json_t *copy = json_deep_copy(v); /* never share a snapshot's values */
+            return copy != NULL && json_object_set_new(cur, p, copy) == 0 ? 0 : FDN_ENOMEM;
+        }
+        char key[FDN__CFG_MAX_PATH_LEN + 1];
+        size_t kl = (size_t)(dot - p);
+        memcpy(key, p, kl);
+        key[kl] = '\0';
+        json_t *next = json_object_get(cur, key);
+        if (next == NULL) {
+            next = json_object();
+            if (next == NULL || json_object_set_new(cur, key, next) != 0)
+                return FDN_ENOMEM;
+        }
+        cur = next;
+        p = dot + 1;
+    }
+}
+
+json_t *fdn__cfg_build_tree(const fdn__cfg_schema_t *s, json_t *const *vals, const char *prefix,
+                            bool *oom)
+{
+    size_t plen = strlen(prefix);
+    *oom = false;
+    int32_t idx = fdn__cfg_schema_find(s, prefix, plen);
+    if (idx >= 0) {
+        json_t *copy = json_deep_copy(vals[idx]);
+        *oom = copy == NULL;
+        return copy;
+    }
+    if (!fdn__cfg_schema_is_section(s, prefix, plen))
+        return NULL;
+    json_t *root = json_object();
+    if (root == NULL) {
+        *oom = true;
+        return NULL;
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        const fdn__cfg_entry_t *e = &s->e[i];
+        const char *rel;
+        if (plen == 0)
+            rel = e->path;
+        else if (e->path_len > plen && e->path[plen] == '.' && memcmp(e->path, prefix, plen) == 0)
+            rel = e->path + plen + 1;
+        else
+            continue;
+        if (tree_put(root, rel, vals[i]) != 0) {
+            json_decref(root);
+            *oom = true;
+            return NULL;
+        }
+    }
+    return root;
+}
+
+static int merge_obj(const fdn__cfg_schema_t *s, json_t **vals, const json_t *obj, char *path,
+                     size_t plen, const char *source, uint8_t *marks, uint8_t mark,
+                     fdn_error_t *err)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)(uintptr_t)obj, key, v)
+    {
+        size_t kl = strlen(key);
+        size_t nl = plen + (plen ? 1 : 0) + kl;
+        if (nl > FDN__CFG_MAX_PATH_LEN)
+            return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s: configuration path too long",
+                               source);
+        if (plen)
+            path[plen] = '.';
+        memcpy(path + plen + (plen ? 1 : 0), key, kl);
+        path[nl] = '\0';
+        int32_t idx = fdn__cfg_schema_find(s, path, nl);
+        if (idx >= 0) {
+            const fdn__cfg_entry_t *e = &s->e[idx];
+            if (!fdn__cfg_type_ok(e->type, v)) {
+                fdn_err_set(err, FDN_ECONFIG_INVALID, "%s: %s: expected %s, got %s", source, path,
+                            fdn__cfg_type_name(e->type), fdn__cfg_value_type_name(v));
+                fdn_err_add_context(err, "source", "%s", source);
+                fdn_err_add_context(err, "path", "%s", path);
+                fdn_err_add_context(err, "rule", "type %s", fdn__cfg_type_name(e->type));
+                return FDN_ECONFIG_INVALID;
+            }
+            json_decref(vals[idx]);
+            vals[idx] = json_incref(v);
+            if (marks != NULL)
+                marks[idx] = mark;
+        } else if (fdn__cfg_schema_is_section(s, path, nl)) {
+            if (!json_is_object(v)) {
+                fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s: %s: expected an object (section)",
+                            source, path);
+                fdn_err_add_context(err, "source", "%s", source);
+                fdn_err_add_context(err, "path", "%s", path);
+                return FDN_ECONFIG_STRUCTURE;
+            }
+            int rc = merge_obj(s, vals, v, path, nl, source, marks, mark, err);
+            if (rc != 0)
+                return rc;
+        } else {
+            fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s: %s: unknown configuration key", source,
+                        path);
+            fdn_err_add_context(err, "source", "%s", source);
+            fdn_err_add_context(err, "path", "%s", path);
+            fdn_err_add_context(err, "rule", "known keys only");
+            return FDN_ECONFIG_STRUCTURE;
+        }
+        path[plen] = '\0';
+    }
+    return 0;
+}
+
+int fdn__cfg_merge_json(const fdn__cfg_schema_t *s, json_t **vals, const json_t *root,
+                        const char *source, uint8_t *marks, uint8_t mark, fdn_error_t *err)
+{
+    if (!json_is_object(root))
+        return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s: top level must be an object", source);
+    char *path = fdn__malloc(FDN__CFG_MAX_PATH_LEN + 2);
+    if (path == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, NULL);
+    path[0] = '\0';
+    int rc = merge_obj(s, vals, root, path, 0, source, marks, mark, err);
+    fdn__free(path);
+    return rc;
+}
+
+/* ---- validation of a whole tree given as JSON (pure, reference validate/1) ------------- */
+
+static const char *section_message(const char *top, size_t len)
+{
+    static const struct {
+        const char *name;
+        const char *msg;
+    } m[] = {
+        {"ai", "Invalid AI configuration"},
+        {"capture", "Invalid capture configuration"},
+        {"storage", "Invalid storage configuration"},
+        {"interface", "Invalid interface configuration"},
+        {"dev", "Invalid development configuration"},
+        {"infrastructure", "Invalid infrastructure configuration"},
+    };
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+        if (strlen(m[i].name) == len && memcmp(m[i].name, top, len) == 0)
+            return m[i].msg;
+    }
+    return "Invalid configuration";
+}
+
+/* Borrowed value at dotted path in root, or NULL; *depth = component index that failed. */
+static json_t *json_at(json_t *root, const char *path, size_t *fail_depth)
+{
+    json_t *cur = root;
+    const char *p = path;
+    size_t depth = 0;
+    for (;;) {
+        const char *dot = strchr(p, '.');
+        size_t kl = dot != NULL ? (size_t)(dot - p) : strlen(p);
+        if (!json_is_object(cur)) {
+            *fail_depth = depth;
+            return NULL;
+        }
+        cur = json_object_getn(cur, p, kl);
+        if (cur == NULL) {
+            *fail_depth = depth + 1;
+            return NULL;
+        }
+        if (dot == NULL)
+            return cur;
+        p = dot + 1;
+        depth++;
+    }
+}
+
+static int unknown_walk(const fdn__cfg_schema_t *s, json_t *obj, char *path, size_t plen,
+                        fdn_error_t *err)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        size_t kl = strlen(key);
+        size_t nl = plen + (plen ? 1 : 0) + kl;
+        if (nl > FDN__CFG_MAX_PATH_LEN)
+            return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Unknown configuration key");
+        if (plen)
+            path[plen] = '.';
+        memcpy(path + plen + (plen ? 1 : 0), key, kl);
+        path[nl] = '\0';
+        if (fdn__cfg_schema_find(s, path, nl) < 0) {
+            if (!fdn__cfg_schema_is_section(s, path, nl) || !json_is_object(v)) {
+                fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Unknown configuration key: %.160s", path);
+                fdn_err_add_context(err, "path", "%.160s", path);
+                return FDN_ECONFIG_STRUCTURE;
+            }
+            int rc = unknown_walk(s, v, path, nl, err);
+            if (rc != 0)
+                return rc;
+        }
+        path[plen] = '\0';
+    }
+    return 0;
+}
+
+int fdn_config_validate_json(const char *json, size_t len, fdn_error_t *err)
+{
+    if (json == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "json is NULL");
+    json_error_t jerr;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        return fdn_err_set(err, FDN_EPARSE, "Invalid JSON at line %d: %.120s", jerr.line,
+                           jerr.text);
+    fdn__cfg_schema_t *s = NULL;
+    int rc = fdn__cfg_schema_create(&s, NULL, 0, err);
+    json_t **vals = NULL;
+    char *path = NULL;
+    if (rc != 0)
+        goto out;
+    if (!json_is_object(root)) {
+        rc = fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Invalid configuration");
+        goto out;
+    }
+    vals = fdn__calloc(s->n, sizeof(json_t *));
+    path = fdn__malloc(FDN__CFG_MAX_PATH_LEN + 2);
+    if (vals == NULL || path == NULL) {
+        rc = fdn_err_set(err, FDN_ENOMEM, NULL);
+        goto out;
+    }
+    for (size_t i = 0; i < s->n && rc == 0; i++) {
+        const fdn__cfg_entry_t *e = &s->e[i];
+        if (e->only_if >= 0 && !json_is_true(vals[e->only_if]))
+            continue;
+        size_t depth = 0;
+        vals[i] = json_at(root, e->path, &depth);
+        if (vals[i] == NULL) {
+            const char *dot = strchr(e->path, '.');
+            size_t toplen = dot != NULL ? (size_t)(dot - e->path) : e->path_len;
+            const char *msg = depth <= 1 ? section_message(e->path, toplen) : e->missing_message;
+            rc = fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s", msg);
+            fdn_err_add_context(err, "path", "%s", e->path);
+            break;
+        }
+        const char *bad_rule = NULL;
+        if (!fdn__cfg_type_ok(e->type, vals[i]) || !rule_ok(e, vals[i], &bad_rule))
+            rc = fail_entry(e, vals[i], bad_rule, err);
+    }
+    if (rc == 0) {
+        path[0] = '\0';
+        rc = unknown_walk(s, root, path, 0, err);
+    }
+out:
+    fdn__free(path);
+    fdn__free(vals);
+    fdn__cfg_schema_destroy(s);
+    json_decref(root);
+    return rc;
+}

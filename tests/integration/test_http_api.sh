@@ -1,0 +1,374 @@
+#!/usr/bin/env bash
+# Integration test of `fdn serve` and its HTTP API: starts the real program on a free
+# loopback port with a temporary data directory and drives every endpoint with curl:
+# valid calls, malformed JSON, oversized bodies, unknown paths, wrong methods, invalid values,
+# a restart on the same data directory that keeps every stored event, `fdn events query`
+# offline, and /metrics through `promtool check metrics`.
+# Synchronisation is by blocking reads: the server's stdout is a pipe and the test reads its
+# "listening on" line (bounded by `read -t`); shutdown is awaited with `wait`.
+set -euo pipefail
+
+FDN="${FDN_BINARY_DIR:?FDN_BINARY_DIR must point at the build directory}/bin/fdn"
+[[ -x "$FDN" ]] || { echo "missing $FDN" >&2; exit 1; }
+command -v curl >/dev/null || { echo "curl is required" >&2; exit 1; }
+command -v jq >/dev/null || { echo "jq is required (scripts/deps.sh installs it)" >&2; exit 1; }
+
+# Services whose endpoints are checked. The lead adds config/telemetry when they are wired.
+REQUIRED="${FDN_HTTP_TEST_SERVICES:-runtime registry config events breakers limiter pools metrics telemetry}"
+
+TMP="$(mktemp -d)"
+SRV_PID=""
+cleanup() {
+    if [[ -n "$SRV_PID" ]] && kill -0 "$SRV_PID" 2>/dev/null; then
+        kill -TERM "$SRV_PID" 2>/dev/null || true
+        wait "$SRV_PID" 2>/dev/null || true
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT HUP
+
+FAILS=0
+CHECKS=0
+fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
+pass() { CHECKS=$((CHECKS + 1)); }
+wants() { [[ " $REQUIRED " == *" $1 "* ]]; }
+
+PORT=""
+# start_server [extra args...]: starts fdn serve, reads its stdout until the listen line.
+start_server() {
+    exec 3< <(exec "$FDN" serve --data-dir "$TMP/data" --listen 127.0.0.1:0 \
+        --max-body 65536 "$@" 2>"$TMP/server.err")
+    SRV_PID=$!
+    local line
+    PORT=""
+    while IFS= read -r -t 30 line <&3; do
+        if [[ "$line" =~ listening\ on\ http://127\.0\.0\.1:([0-9]+) ]]; then
+            PORT="${BASH_REMATCH[1]}"
+            break
+        fi
+    done
+    if [[ -z "$PORT" ]]; then
+        echo "server did not report its port; stderr:" >&2
+        cat "$TMP/server.err" >&2
+        exit 1
+    fi
+    # the port is bound and served before the line is printed: /health must answer now
+    req GET /health
+    [[ "$STATUS" == 200 || "$STATUS" == 401 ]] || { echo "/health gave $STATUS: $BODY" >&2; exit 1; }
+}
+
+stop_server() { # [SIGNAL] (default TERM)
+    kill -"${1:-TERM}" "$SRV_PID"
+    local rc=0
+    wait "$SRV_PID" || rc=$?
+    SRV_PID=""
+    exec 3<&-
+    [[ $rc -eq 0 ]] || fail "server exited with $rc on SIG${1:-TERM}: $(cat "$TMP/server.err")"
+}
+
+STATUS=""
+BODY=""
+# req METHOD PATH [BODY|@file|-] [extra curl args...]   ("-" = no body)
+req() {
+    local method="$1" path="$2"
+    shift 2
+    local args=(-s -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}' -X "$method"
+        --max-time 10 --path-as-is -H 'Content-Type: application/json')
+    if [[ $# -gt 0 ]]; then
+        [[ "$1" == "-" ]] || args+=(--data-binary "$1")
+        shift
+    fi
+    STATUS="$(curl "${args[@]}" "$@" "http://127.0.0.1:$PORT$path")" || STATUS="curl-failed"
+    BODY="$(cat "$TMP/body" 2>/dev/null || true)"
+}
+
+# expect STATUS METHOD PATH [BODY] : request and check the status
+expect() {
+    local want="$1"
+    shift
+    req "$@"
+    if [[ "$STATUS" == "$want" ]]; then pass; else fail "$1 $2 -> $STATUS, want $want: $BODY"; fi
+}
+
+# jcheck FILTER : the jq filter must be true on the last body
+jcheck() {
+    if jq -e "$1" <<<"$BODY" >/dev/null 2>&1; then pass; else fail "jq '$1' on: $BODY"; fi
+}
+
+# error_is REFCODE : the last body is an error object with this reference code
+error_is() {
+    jcheck ".error.code == $1 and (.error.type|type) == \"string\" and (.error.category|type) == \"string\" and (.error.severity|type) == \"string\" and (.error.message|type) == \"string\""
+}
+
+header() { grep -i "^$1:" "$TMP/headers" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
+
+# ------------------------------------------------------------------------------------------
+start_server
+
+# --- generic behaviour
+expect 200 GET /health
+jcheck '.status == "ok" and (.services|type) == "object"'
+if wants runtime; then jcheck '.runtime.status == "healthy" and .runtime.name == "production"'; fi
+if wants config; then jcheck '.services.config.status == "ok"'; fi
+expect 404 GET /no/such/endpoint
+error_is 3401
+expect 405 POST /health
+[[ "$(header Allow)" == "GET" ]] && pass || fail "405 without Allow: GET"
+expect 400 GET '/v1/a//b'
+expect 400 GET '/v1/events/../health'
+
+# --- registry
+if wants registry; then
+    expect 200 GET /v1/registry
+    jcheck '.namespace == "production" and (.services|type) == "array" and .count == (.services|length)'
+fi
+
+# --- events
+declare -a STORED_IDS=()
+if wants events; then
+    expect 201 POST /v1/events '{"type":"user.login","data":{"user":"ada","n":1},"correlation_id":"req-1"}'
+    jcheck '.id >= 1'
+    ID1="$(jq -r .id <<<"$BODY")"; STORED_IDS+=("$ID1")
+    expect 201 POST /v1/events "{\"type\":\"user.logout\",\"data\":[1,2,3],\"correlation_id\":\"req-1\",\"parent_id\":$ID1}"
+    ID2="$(jq -r .id <<<"$BODY")"; STORED_IDS+=("$ID2")
+    expect 201 POST /v1/events/batch '{"events":[{"type":"order.placed","data":{"o":1}},{"type":"order.placed","data":{"o":2}},{"type":"order.paid","data":null}]}'
+    jcheck '.count == 3 and (.ids|length) == 3'
+    while read -r i; do STORED_IDS+=("$i"); done < <(jq -r '.ids[]' <<<"$BODY")
+    expect 201 POST /v1/events/batch '[{"type":"misc","data":"text"}]'
+    STORED_IDS+=("$(jq -r '.ids[0]' <<<"$BODY")")
+
+    expect 200 GET "/v1/events/$ID1"
+    jcheck ".id == $ID1 and .type == \"user.login\" and .data.user == \"ada\" and .correlation_id == \"req-1\""
+    expect 200 GET "/v1/events/$ID2"
+    jcheck ".parent_id == $ID1"
+    expect 404 GET /v1/events/999999
+    error_is 3401
+    expect 422 GET /v1/events/abc
+    expect 422 GET /v1/events/0
+
+    expect 200 GET '/v1/events?type=order.placed'
+    jcheck '(.events|length) == 2 and all(.events[]; .type == "order.placed")'
+    expect 200 GET '/v1/events?correlation_id=req-1'
+    jcheck '(.events|length) == 2'
+    expect 200 GET '/v1/events?limit=2&order=desc'
+    jcheck "(.events|length) == 2 and .events[0].id > .events[1].id"
+    expect 200 GET "/v1/events?after_id=$ID2&order=asc"
+    jcheck "(.events|length) == 4 and all(.events[]; .id > $ID2)"
+    TS1="$(curl -s "http://127.0.0.1:$PORT/v1/events/$ID1" | jq -r .timestamp_ns)"
+    expect 200 GET "/v1/events?since=$TS1&until=$TS1"
+    jcheck "(.events|length) >= 1 and all(.events[]; .timestamp_ns == $TS1)"
+    expect 422 GET '/v1/events?limit=abc'
+    expect 422 GET '/v1/events?limit=0'
+    expect 422 GET '/v1/events?order=sideways'
+    expect 422 GET '/v1/events?since=1x'
+    expect 422 GET '/v1/events?bogus=1'
+    expect 400 GET '/v1/events?type=a&type=b'
+
+    expect 400 POST /v1/events '{"type":'
+    error_is 3202
+    expect 400 POST /v1/events ''
+    expect 422 POST /v1/events '{"data":{}}'
+    expect 422 POST /v1/events '{"type":"x","data":{},"extra":1}'
+    expect 422 POST /v1/events '{"type":"bad type!","data":{}}'
+    expect 422 POST /v1/events '{"type":"x","parent_id":"7"}'
+    expect 422 POST /v1/events '[1,2]'
+    expect 422 POST /v1/events/batch '{"events":[{"type":"ok"},{"nope":1}]}'
+    expect 422 POST /v1/events/batch '{"events":{}}'
+
+    # bodies over the cap (65536 with --max-body): by Content-Length, and streamed chunked
+    head -c 70000 /dev/zero | tr '\0' ' ' >"$TMP/big.json"
+    expect 413 POST /v1/events "@$TMP/big.json"
+    error_is 2003
+    expect 413 POST /v1/events "@$TMP/big.json" -H 'Transfer-Encoding: chunked'
+
+    expect 200 GET /v1/events/stats
+    jcheck ".count == ${#STORED_IDS[@]} and .types[\"order.placed\"].count == 2"
+
+    # nothing of the failed calls was stored
+    expect 200 GET '/v1/events?limit=1000'
+    jcheck "(.events|length) == ${#STORED_IDS[@]}"
+
+    # delete: a timestamp before everything removes nothing
+    expect 200 DELETE "/v1/events?before=$((TS1 - 1))"
+    jcheck '.removed == 0'
+    expect 422 DELETE /v1/events
+    expect 422 DELETE '/v1/events?before=soon'
+fi
+
+# --- limiter
+if wants limiter; then
+    for i in 1 2; do
+        expect 200 POST /v1/limiter/check '{"key":"client-1","limit":2,"window_ms":60000}'
+        jcheck ".allowed == true and .remaining == $((2 - i))"
+    done
+    expect 429 POST /v1/limiter/check '{"key":"client-1","limit":2,"window_ms":60000}'
+    jcheck '.allowed == false and .retry_after_ms > 0 and .error.code == 6001'
+    RA="$(header Retry-After)"
+    [[ "$RA" =~ ^[0-9]+$ && "$RA" -ge 1 ]] && pass || fail "429 without a Retry-After: '$RA'"
+    for algo in token_bucket gcra sliding_window fixed_window; do
+        expect 200 POST /v1/limiter/check "{\"key\":\"k-$algo\",\"limit\":5,\"window_ms\":1000,\"algorithm\":\"$algo\",\"cost\":2}"
+        jcheck '.allowed == true and (.count|type) == "number" and (.reset_ms|type) == "number"'
+    done
+    expect 422 POST /v1/limiter/check '{"key":"k","limit":0,"window_ms":1000}'
+    expect 422 POST /v1/limiter/check '{"key":"k","limit":1,"window_ms":-1}'
+    expect 422 POST /v1/limiter/check '{"key":"k","limit":1,"window_ms":1000,"algorithm":"leaky"}'
+    expect 422 POST /v1/limiter/check '{"limit":1,"window_ms":1000}'
+    expect 400 POST /v1/limiter/check '{"key":'
+fi
+
+# --- breakers and pools (none configured by default)
+if wants breakers; then
+    expect 200 GET /v1/breakers
+    jcheck '(.breakers|type) == "array" and .count == (.breakers|length)'
+    expect 404 GET /v1/breakers/nope
+    error_is 5005
+    expect 404 POST /v1/breakers/nope/reset
+    expect 405 GET /v1/breakers/nope/reset
+fi
+if wants pools; then
+    expect 200 GET /v1/pools
+    jcheck '(.pools|type) == "array" and .count == (.pools|length)'
+fi
+
+# --- config (when the config service is wired)
+if wants config; then
+    expect 200 GET /v1/config
+    jcheck '(.|type) == "object"'
+    expect 200 GET /v1/config/dev.debug_mode
+    jcheck '.path == "dev.debug_mode" and (.value|type) == "boolean"'
+    expect 200 PUT /v1/config/dev.debug_mode 'true'
+    expect 200 GET /v1/config/dev.debug_mode
+    jcheck '.value == true'
+    expect 403 PUT /v1/config/ai.provider '"openai"'
+    error_is 1401
+    expect 422 PUT /v1/config/dev.debug_mode '"yes"'
+    expect 400 PUT /v1/config/dev.debug_mode '{'
+    expect 404 GET /v1/config/no.such.path
+    error_is 1302
+    expect 403 GET '/v1/config/a.DROP%20TABLE'
+    error_is 1000
+    deep='1'; for _ in $(seq 25); do deep="[$deep]"; done
+    expect 403 PUT /v1/config/dev.debug_mode "$deep"
+    error_is 1005
+    expect 422 PUT /v1/config/interface.max_results '-5'
+    expect 400 PUT /v1/config/dev.debug_mode -
+    expect 200 PUT /v1/config/interface.max_results '250'
+    jcheck '.path == "interface.max_results" and .value == 250 and .revision > 1'
+    expect 405 DELETE /v1/config/dev.debug_mode
+    if wants events; then
+        # the config drives the services: interface.max_results caps event queries (applied
+        # by the config delivery thread: poll the observable effect with a deadline)
+        expect 200 PUT /v1/config/interface.max_results '2'
+        deadline=$((SECONDS + 10))
+        while :; do
+            req GET '/v1/events?limit=100'
+            n="$(jq '.events|length' <<<"$BODY")"
+            [[ "$n" == 2 || $SECONDS -ge $deadline ]] && break
+        done
+        [[ "$n" == 2 ]] && pass || fail "interface.max_results=2 not applied to queries ($n events)"
+    fi
+    expect 200 POST /v1/config/reset
+    jcheck '.reset == true'
+    expect 200 GET /v1/config/dev.debug_mode
+    jcheck '.value == false'
+    expect 200 GET /v1/config/interface.max_results
+    jcheck '.value != 250'
+    expect 422 POST '/v1/config/reset?to=yesterday'
+fi
+
+# --- metrics
+if wants metrics; then
+    expect 200 GET /metrics
+    [[ "$(header Content-Type)" == text/plain* ]] && pass || fail "metrics content type"
+    grep -q '^fdn_admin_http_requests_total{class="4xx"} [1-9]' "$TMP/body" && pass ||
+        fail "4xx counter missing: $BODY"
+    if command -v promtool >/dev/null; then
+        if promtool check metrics <"$TMP/body" >"$TMP/promtool.out" 2>&1; then pass; else
+            fail "promtool check metrics: $(cat "$TMP/promtool.out")"
+        fi
+    else
+        echo "note: promtool not installed, exposition format not checked" >&2
+    fi
+fi
+
+if wants telemetry; then
+    expect 200 GET /metrics
+    grep -q '^# TYPE foundation_telemetry_dropped_events_total counter' "$TMP/body" && pass ||
+        fail "telemetry families missing from /metrics"
+    grep -q '^foundation_admin_request_duration_seconds_count [1-9]' "$TMP/body" && pass ||
+        fail "admin request telemetry missing from /metrics"
+    expect 200 GET /v1/telemetry
+    jcheck '(.families|type) == "object"'
+fi
+
+# --- restart on the same data directory keeps every stored event (stopped with SIGINT)
+stop_server INT
+if wants events; then
+    "$FDN" events query --data-dir "$TMP/data" --json --limit 1000 >"$TMP/offline.jsonl"
+    n="$(wc -l <"$TMP/offline.jsonl")"
+    [[ "$n" -eq ${#STORED_IDS[@]} ]] && pass || fail "offline query saw $n events, want ${#STORED_IDS[@]}"
+    "$FDN" events query --data-dir "$TMP/data" --type order.placed >"$TMP/offline.txt"
+    [[ "$(grep -c order.placed "$TMP/offline.txt")" -eq 2 ]] && pass || fail "offline table: $(cat "$TMP/offline.txt")"
+fi
+start_server
+if wants events; then
+    for id in "${STORED_IDS[@]}"; do
+        expect 200 GET "/v1/events/$id"
+        jcheck ".id == $id"
+    done
+    expect 200 GET /v1/events/stats
+    jcheck ".count == ${#STORED_IDS[@]}"
+    expect 201 POST /v1/events '{"type":"after.restart","data":{}}'
+    last="${STORED_IDS[${#STORED_IDS[@]} - 1]}"
+    jcheck ".id > $last"
+fi
+stop_server
+
+# --- CLI errors: busy port, bad config, non-loopback without token
+start_server
+if "$FDN" serve --data-dir "$TMP/data2" --listen "127.0.0.1:$PORT" >"$TMP/o2" 2>"$TMP/e2"; then
+    fail "second server on a busy port started"
+else
+    grep -q "already in use" "$TMP/e2" && pass || fail "busy port message: $(cat "$TMP/e2")"
+fi
+stop_server
+echo '{"dev": ' >"$TMP/bad.json"
+if "$FDN" serve --config "$TMP/bad.json" --data-dir "$TMP/data3" --listen 127.0.0.1:0 \
+    >/dev/null 2>"$TMP/e3"; then fail "bad config accepted"; else
+    grep -q "bad.json" "$TMP/e3" && pass || fail "bad config message: $(cat "$TMP/e3")"
+fi
+if "$FDN" serve --listen 0.0.0.0:0 --data-dir "$TMP/data3" >/dev/null 2>"$TMP/e4"; then
+    fail "non-loopback without a token started"
+else
+    grep -q "token" "$TMP/e4" && pass || fail "token message: $(cat "$TMP/e4")"
+fi
+
+# --- fdn config defaults / check
+if wants config; then
+    "$FDN" config defaults >"$TMP/defaults.json" && jq -e '.dev.debug_mode == false' "$TMP/defaults.json" >/dev/null &&
+        pass || fail "fdn config defaults"
+    echo '{"dev":{"debug_mode":"sometimes"}}' >"$TMP/invalid.json"
+    if "$FDN" config check "$TMP/invalid.json" >"$TMP/check.out"; then fail "invalid config passed check"; else
+        grep -q "dev.debug_mode" "$TMP/check.out" && pass || fail "check does not name the path: $(cat "$TMP/check.out")"
+    fi
+    "$FDN" config check "$TMP/defaults.json" >/dev/null && pass || fail "defaults do not pass check"
+    if "$FDN" serve --config "$TMP/invalid.json" --data-dir "$TMP/data3" --listen 127.0.0.1:0 \
+        >/dev/null 2>"$TMP/e5"; then fail "serve accepted an invalid config"; else
+        grep -q "dev.debug_mode" "$TMP/e5" && pass || fail "serve invalid config message: $(cat "$TMP/e5")"
+    fi
+fi
+
+# --- bearer token
+printf 'integration-test-token-0123456789\n' >"$TMP/token"
+chmod 600 "$TMP/token"
+start_server --token-file "$TMP/token"
+expect 401 GET /v1/registry
+[[ "$(header WWW-Authenticate)" == Bearer* ]] && pass || fail "401 without WWW-Authenticate"
+expect 401 GET /v1/registry - -H 'Authorization: Bearer wrong'
+req GET /health - -H 'Authorization: Bearer integration-test-token-0123456789'
+[[ "$STATUS" == 200 ]] && pass || fail "token accepted: $STATUS"
+stop_server
+
+echo "test_http_api: $CHECKS checks passed, $FAILS failed"
+[[ $FAILS -eq 0 ]]

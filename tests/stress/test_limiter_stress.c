@@ -1,0 +1,381 @@
+/* Limiter and breaker under concurrency: admitted counts never exceed the algorithm's bound;
+ * breaker state is consistent under concurrent calls. Runs under TSan. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <fdn/breaker.h>
+#include <fdn/limiter.h>
+#include <fdn/protect.h>
+
+#define MS       1000000LL
+#define NTHREADS 4
+
+static long iters(void)
+{
+    const char *s = getenv("FDN_STRESS_ITERS");
+    long n = s ? strtol(s, NULL, 10) : 0;
+    return n > 0 ? n : 3000;
+}
+
+typedef struct lctx {
+    fdn_limiter_t *l;
+    fdn_clock_t *clk;
+    fdn_limit_rule_t rule;
+    pthread_barrier_t bar;
+    _Atomic long admitted;
+    _Atomic int done;
+    long n;
+} lctx_t;
+
+static void *hammer(void *arg)
+{
+    lctx_t *c = arg;
+    long ok = 0;
+    pthread_barrier_wait(&c->bar);
+    for (long i = 0; i < c->n; i++)
+        if (fdn_limiter_check(c->l, "hot", 3, &c->rule, 1, 0, NULL) == 0)
+            ok++;
+    atomic_fetch_add_explicit(&c->admitted, ok, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->done, 1, memory_order_release);
+    return NULL;
+}
+
+static void *ticker(void *arg)
+{
+    lctx_t *c = arg;
+    pthread_barrier_wait(&c->bar);
+    while (atomic_load_explicit(&c->done, memory_order_acquire) < NTHREADS)
+        fdn_clock_advance(c->clk, 1 * MS);
+    return NULL;
+}
+
+static long run_hammer(fdn_limit_algo_t algo, bool tick, int64_t *elapsed_ns)
+{
+    lctx_t c;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(fdn_clock_manual_create(&c.clk, 0, 1700000040000LL * MS), 0);
+    fdn_limiter_opts_t o = FDN_LIMITER_OPTS_INIT;
+    o.clock = c.clk;
+    assert_int_equal(fdn_limiter_create(&c.l, &o), 0);
+    c.rule = (fdn_limit_rule_t){algo, 200, 100, 50};
+    c.n = iters();
+    pthread_barrier_init(&c.bar, NULL, NTHREADS + (tick ? 1 : 0));
+    pthread_t t[NTHREADS + 1];
+    for (int i = 0; i < NTHREADS; i++)
+        pthread_create(&t[i], NULL, hammer, &c);
+    if (tick)
+        pthread_create(&t[NTHREADS], NULL, ticker, &c);
+    for (int i = 0; i < NTHREADS + (tick ? 1 : 0); i++)
+        pthread_join(t[i], NULL);
+    *elapsed_ns = fdn_clock_mono_ns(c.clk);
+    long a = atomic_load(&c.admitted);
+    pthread_barrier_destroy(&c.bar);
+    fdn_limiter_destroy(c.l);
+    fdn_clock_destroy(c.clk);
+    return a;
+}
+
+/* Frozen time: exactly the bound is admitted. */
+static void frozen_clock_exact(void **state)
+{
+    (void)state;
+    int64_t el;
+    assert_int_equal(run_hammer(FDN_LIMIT_FIXED_WINDOW, false, &el), 200);
+    assert_int_equal(run_hammer(FDN_LIMIT_TOKEN_BUCKET, false, &el), 50);
+    assert_int_equal(run_hammer(FDN_LIMIT_GCRA, false, &el), 50);
+    assert_int_equal(run_hammer(FDN_LIMIT_SLIDING_WINDOW, false, &el), 200);
+}
+
+/* Moving time: admitted <= the algorithm's bound over the elapsed time. */
+static void moving_clock_bounded(void **state)
+{
+    (void)state;
+    const int64_t P = 100 * MS, L = 200, B = 50;
+    int64_t el;
+    long a = run_hammer(FDN_LIMIT_FIXED_WINDOW, true, &el);
+    long windows = (long)(el / P) + 1; /* wall starts on a window boundary */
+    assert_true(a <= L * windows);
+    a = run_hammer(FDN_LIMIT_TOKEN_BUCKET, true, &el);
+    assert_true(a <= B + (L * el + P - 1) / P);
+    a = run_hammer(FDN_LIMIT_GCRA, true, &el);
+    assert_true(a <= B + (L * el + P - 1) / P);
+    a = run_hammer(FDN_LIMIT_SLIDING_WINDOW, true, &el);
+    assert_true(a <= L * ((long)(el / P) + 1));
+}
+
+/* ---- breaker ------------------------------------------------------------------------- */
+
+typedef struct bctx {
+    fdn_breaker_t *b;
+    pthread_barrier_t bar;
+    int rc_fn;
+    int calls;
+    _Atomic long ran, rejected, other;
+} bctx_t;
+
+static int bfn(void *arg)
+{
+    bctx_t *c = arg;
+    atomic_fetch_add_explicit(&c->ran, 1, memory_order_relaxed);
+    return c->rc_fn;
+}
+
+static void *bworker(void *arg)
+{
+    bctx_t *c = arg;
+    pthread_barrier_wait(&c->bar);
+    for (int i = 0; i < c->calls; i++) {
+        int rc = fdn_breaker_call(c->b, bfn, c, NULL);
+        if (rc == FDN_ECIRCUIT_OPEN)
+            atomic_fetch_add_explicit(&c->rejected, 1, memory_order_relaxed);
+        else if (rc != c->rc_fn)
+            atomic_fetch_add_explicit(&c->other, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+static void run_breaker(bctx_t *c)
+{
+    pthread_t t[NTHREADS];
+    pthread_barrier_init(&c->bar, NULL, NTHREADS);
+    for (int i = 0; i < NTHREADS; i++)
+        pthread_create(&t[i], NULL, bworker, c);
+    for (int i = 0; i < NTHREADS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&c->bar);
+}
+
+static void breaker_concurrent(void **state)
+{
+    (void)state;
+    fdn_clock_t *clk;
+    fdn_clock_manual_create(&clk, 0, 0);
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 6;
+    o.recovery_time_ms = 1000;
+    o.clock = clk;
+    bctx_t c;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(fdn_breaker_create(&c.b, "s", &o), 0);
+    /* concurrent failures: every call errors, the breaker ends open */
+    c.rc_fn = FDN_EIO;
+    c.calls = 10;
+    run_breaker(&c);
+    assert_int_equal(fdn_breaker_state(c.b), FDN_BREAKER_OPEN);
+    assert_int_equal(atomic_load(&c.other), 0);
+    assert_int_equal(atomic_load(&c.ran) + atomic_load(&c.rejected), NTHREADS * 10);
+    assert_true(atomic_load(&c.ran) >= 6);
+    /* half-open under contention: exactly one probe gets in */
+    fdn_clock_advance(clk, 1000 * MS);
+    atomic_store(&c.ran, 0);
+    atomic_store(&c.rejected, 0);
+    c.rc_fn = 0;
+    c.calls = 1;
+    fdn_breaker_permit_t p;
+    assert_int_equal(fdn_breaker_acquire(c.b, &p), 0); /* hold the probe */
+    run_breaker(&c);
+    assert_int_equal(atomic_load(&c.ran), 0);
+    assert_int_equal(atomic_load(&c.rejected), NTHREADS);
+    fdn_breaker_record(c.b, &p, 0);
+    assert_int_equal(fdn_breaker_state(c.b), FDN_BREAKER_CLOSED);
+    /* many successes: stays closed, nothing rejected */
+    atomic_store(&c.ran, 0);
+    atomic_store(&c.rejected, 0);
+    c.calls = (int)iters();
+    run_breaker(&c);
+    assert_int_equal(fdn_breaker_state(c.b), FDN_BREAKER_CLOSED);
+    assert_int_equal(atomic_load(&c.rejected), 0);
+    assert_int_equal(atomic_load(&c.ran), (long)NTHREADS * c.calls);
+    /* mixed outcomes with state changes racing: no probe slot leaks */
+    fdn_breaker_reset(c.b);
+    fdn_breaker_destroy(c.b);
+    fdn_clock_destroy(clk);
+}
+
+/* Mixed outcomes while a ticker moves time through open -> half-open -> closed cycles: every
+ * permit is recorded or released, so no probe slot may leak. */
+typedef struct mctx {
+    fdn_breaker_t *b;
+    fdn_clock_t *clk;
+    pthread_barrier_t bar;
+    _Atomic int done;
+    int n;
+} mctx_t;
+
+static void *mworker(void *arg)
+{
+    mctx_t *c = arg;
+    unsigned seed = (unsigned)(uintptr_t)&seed;
+    pthread_barrier_wait(&c->bar);
+    for (int i = 0; i < c->n; i++) {
+        fdn_breaker_permit_t p;
+        if (fdn_breaker_acquire(c->b, &p) != 0)
+            continue;
+        seed = seed * 1103515245u + 12345u;
+        switch ((seed >> 16) % 4) {
+        case 0:
+            fdn_breaker_record(c->b, &p, -1);
+            break;
+        case 1:
+            fdn_breaker_release(c->b, &p);
+            break;
+        default:
+            fdn_breaker_record(c->b, &p, 0);
+            break;
+        }
+    }
+    atomic_fetch_add_explicit(&c->done, 1, memory_order_release);
+    return NULL;
+}
+
+static void *mticker(void *arg)
+{
+    mctx_t *c = arg;
+    pthread_barrier_wait(&c->bar);
+    while (atomic_load_explicit(&c->done, memory_order_acquire) < NTHREADS)
+        fdn_clock_advance(c->clk, 1 * MS);
+    return NULL;
+}
+
+static void breaker_mixed_no_leaks(void **state)
+{
+    (void)state;
+    mctx_t c;
+    memset(&c, 0, sizeof(c));
+    fdn_clock_manual_create(&c.clk, 0, 0);
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 3;
+    o.recovery_time_ms = 5;
+    o.half_open_max_calls = 2;
+    o.probe_timeout_ms = 1000000; /* only real reports free slots */
+    o.clock = c.clk;
+    assert_int_equal(fdn_breaker_create(&c.b, "mixed", &o), 0);
+    c.n = (int)iters();
+    pthread_barrier_init(&c.bar, NULL, NTHREADS + 1);
+    pthread_t t[NTHREADS + 1];
+    for (int i = 0; i < NTHREADS; i++)
+        pthread_create(&t[i], NULL, mworker, &c);
+    pthread_create(&t[NTHREADS], NULL, mticker, &c);
+    for (int i = 0; i <= NTHREADS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&c.bar);
+    fdn_breaker_status_t s;
+    assert_int_equal(fdn_breaker_status(c.b, &s), 0);
+    assert_int_equal(s.probes_in_flight, 0);
+    assert_true(s.times_opened >= 1);
+    /* it still works: reach half-open and close with a probe */
+    fdn_clock_advance(c.clk, 10 * MS);
+    fdn_breaker_permit_t p;
+    if (fdn_breaker_state(c.b) != FDN_BREAKER_CLOSED) {
+        fdn_breaker_force_open(c.b);
+        fdn_breaker_reset(c.b);
+    }
+    assert_int_equal(fdn_breaker_acquire(c.b, &p), 0);
+    fdn_breaker_record(c.b, &p, 0);
+    assert_int_equal(fdn_breaker_state(c.b), FDN_BREAKER_CLOSED);
+    fdn_breaker_destroy(c.b);
+    fdn_clock_destroy(c.clk);
+}
+
+/* ---- protected execution through a size-1 pool ---------------------------------------- */
+
+typedef struct pctx {
+    fdn_protect_t *p;
+    pthread_barrier_t bar;
+    _Atomic int holders;
+    _Atomic long bad, ok;
+    int n;
+} pctx_t;
+
+static int pfn(void *conn, void *arg)
+{
+    pctx_t *c = arg;
+    (void)conn;
+    if (atomic_fetch_add_explicit(&c->holders, 1, memory_order_acq_rel) != 0)
+        atomic_fetch_add_explicit(&c->bad, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&c->holders, 1, memory_order_acq_rel);
+    return 0;
+}
+
+static void *pworker(void *arg)
+{
+    pctx_t *c = arg;
+    fdn_protect_call_opts_t co = FDN_PROTECT_CALL_OPTS_INIT;
+    co.timeout_ms = 60000;
+    pthread_barrier_wait(&c->bar);
+    for (int i = 0; i < c->n; i++)
+        if (fdn_execute_protected(c->p, "k", &co, pfn, c, NULL, NULL) == 0)
+            atomic_fetch_add_explicit(&c->ok, 1, memory_order_relaxed);
+    return NULL;
+}
+
+static int mkconn(void **conn, void *user)
+{
+    (void)user;
+    *conn = (void *)1;
+    return 0;
+}
+
+static void protect_concurrent(void **state)
+{
+    (void)state;
+    fdn_breakers_t *brk;
+    fdn_limiter_t *lim;
+    fdn_pools_t *pools;
+    assert_int_equal(fdn_breakers_create(&brk, NULL), 0);
+    assert_int_equal(fdn_limiter_create(&lim, NULL), 0);
+    assert_int_equal(fdn_pools_create(&pools, NULL), 0);
+    fdn_pool_opts_t po = FDN_POOL_OPTS_INIT;
+    po.size = 1;
+    po.max_overflow = 0;
+    po.create = mkconn;
+    assert_int_equal(fdn_pools_start(pools, "db", &po, NULL, NULL), 0);
+    fdn_limit_rule_t r = {FDN_LIMIT_TOKEN_BUCKET, 1000000000, 1000, 0};
+    fdn_limiter_set_rule(lim, "big", &r);
+    fdn_protect_opts_t o = FDN_PROTECT_OPTS_INIT;
+    o.breakers = brk;
+    o.limiter = lim;
+    o.pools = pools;
+    pctx_t c;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(fdn_protect_create(&c.p, &o), 0);
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.breaker = "b";
+    cfg.limiter_rule = "big";
+    cfg.pool = "db";
+    assert_int_equal(fdn_protect_configure(c.p, "k", &cfg, NULL), 0);
+    c.n = (int)iters() / 4;
+    pthread_barrier_init(&c.bar, NULL, NTHREADS);
+    pthread_t t[NTHREADS];
+    for (int i = 0; i < NTHREADS; i++)
+        pthread_create(&t[i], NULL, pworker, &c);
+    /* reconfigure while calls run: entries are refcounted */
+    for (int i = 0; i < 50; i++)
+        fdn_protect_configure(c.p, "k", &cfg, NULL);
+    for (int i = 0; i < NTHREADS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&c.bar);
+    assert_int_equal(atomic_load(&c.bad), 0);
+    assert_int_equal(atomic_load(&c.ok), (long)NTHREADS * c.n);
+    fdn_protect_destroy(c.p);
+    fdn_pools_destroy(pools);
+    fdn_limiter_destroy(lim);
+    fdn_breakers_destroy(brk);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(frozen_clock_exact), cmocka_unit_test(moving_clock_bounded),
+        cmocka_unit_test(breaker_concurrent), cmocka_unit_test(breaker_mixed_no_leaks),
+        cmocka_unit_test(protect_concurrent),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,283 @@
+/* Stress: N threads checking workers out and in (some as broken, some with short deadlines).
+ * Invariants: no worker is ever held by two callers (a per-connection atomic owner flag),
+ * every caller is eventually served, and at the end the counts balance. Runs under TSan. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include <fdn/pool.h>
+
+typedef struct sconn {
+    _Atomic int owner;
+    _Atomic long uses;
+} sconn_t;
+
+static _Atomic int g_live;
+
+static int s_create(void **out, void *user)
+{
+    (void)user;
+    sconn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return FDN_ENOMEM;
+    atomic_fetch_add(&g_live, 1);
+    *out = c;
+    return 0;
+}
+
+static void s_destroy(void *conn, void *user)
+{
+    (void)user;
+    sconn_t *c = conn;
+    assert_int_equal(atomic_load(&c->owner), 0);
+    atomic_fetch_sub(&g_live, 1);
+    free(c);
+}
+
+typedef struct targ {
+    fdn_pool_t *p;
+    int tid;
+    long iters;
+    long ok, timeouts, broken, double_owner;
+    pthread_barrier_t *bar;
+} targ_t;
+
+static long iters_from_env(void)
+{
+    const char *s = getenv("FDN_STRESS_ITERS");
+    if (s != NULL) {
+        long v = strtol(s, NULL, 10);
+        if (v > 0)
+            return v;
+    }
+    return 20000;
+}
+
+static void *worker(void *arg)
+{
+    targ_t *a = arg;
+    uint64_t r = (uint64_t)a->tid * 0x9E3779B97F4A7C15ULL + 1;
+    pthread_barrier_wait(a->bar);
+    for (long i = 0; i < a->iters; i++) {
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+        int64_t timeout = (r % 8 == 0) ? 0 : FDN_POOL_WAIT_FOREVER;
+        fdn_pool_worker_t *w = NULL;
+        int rc = fdn_pool_checkout(a->p, &w, timeout, NULL);
+        if (rc == FDN_ETIMEDOUT) {
+            a->timeouts++;
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        sconn_t *c = fdn_pool_worker_conn(w);
+        int expect = 0;
+        if (!atomic_compare_exchange_strong(&c->owner, &expect, a->tid + 1))
+            a->double_owner++;
+        atomic_fetch_add_explicit(&c->uses, 1, memory_order_relaxed);
+        atomic_store(&c->owner, 0);
+        if (r % 97 == 0) {
+            a->broken++;
+            assert_int_equal(fdn_pool_checkin_broken(a->p, w), 0);
+        } else {
+            assert_int_equal(fdn_pool_checkin(a->p, w), 0);
+        }
+        a->ok++;
+    }
+    return NULL;
+}
+
+static void run(fdn_pool_strategy_t strat, int size, int overflow)
+{
+    enum { T = 4 };
+    fdn_pool_opts_t o = FDN_POOL_OPTS_INIT;
+    o.size = size;
+    o.max_overflow = overflow;
+    o.strategy = strat;
+    o.create = s_create;
+    o.destroy = s_destroy;
+    fdn_pool_t *p = NULL;
+    assert_int_equal(fdn_pool_create(&p, &o, NULL), 0);
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, T);
+    pthread_t th[T];
+    targ_t a[T];
+    long iters = iters_from_env();
+    for (int i = 0; i < T; i++) {
+        a[i] = (targ_t){.p = p, .tid = i, .iters = iters, .bar = &bar};
+        assert_int_equal(pthread_create(&th[i], NULL, worker, &a[i]), 0);
+    }
+    long ok = 0, broken = 0, timeouts = 0;
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(a[i].double_owner, 0);
+        ok += a[i].ok;
+        broken += a[i].broken;
+        timeouts += a[i].timeouts;
+    }
+    pthread_barrier_destroy(&bar);
+    fdn_pool_status_t s;
+    assert_int_equal(fdn_pool_status(p, &s), 0);
+    assert_int_equal(s.in_use, 0);
+    assert_int_equal(s.waiters, 0);
+    assert_int_equal((long)s.checkouts, ok);
+    assert_int_equal((long)s.timeouts, timeouts);
+    assert_int_equal((long)s.broken, broken);
+    assert_int_equal(s.available, s.workers);
+    assert_true(s.workers <= size + overflow);
+    assert_true(s.workers >= size); /* broken permanent workers were replaced */
+    assert_int_equal((long)(s.created - s.destroyed), s.workers);
+    assert_int_equal(atomic_load(&g_live), s.workers);
+    assert_int_equal(ok + timeouts, iters * T);
+    fdn_pool_destroy(p);
+    assert_int_equal(atomic_load(&g_live), 0);
+}
+
+static void lifo_contended(void **state)
+{
+    (void)state;
+    run(FDN_POOL_LIFO, 2, 1);
+}
+
+static void fifo_contended(void **state)
+{
+    (void)state;
+    run(FDN_POOL_FIFO, 1, 0);
+}
+
+static void wide_pool(void **state)
+{
+    (void)state;
+    run(FDN_POOL_LIFO, 4, 4);
+}
+
+/* Waiters are served in the order they queued: rounds of N callers queued one after the
+ * other (each confirmed queued through the status before the next starts), then released by
+ * one checkin; each hands the worker on at once. */
+typedef struct oarg {
+    fdn_pool_t *p;
+    int id;
+    _Atomic int *next_slot;
+    int *slots;
+} oarg_t;
+
+static void *ordered(void *arg)
+{
+    oarg_t *a = arg;
+    fdn_pool_worker_t *w = NULL;
+    assert_int_equal(fdn_pool_checkout(a->p, &w, FDN_POOL_WAIT_FOREVER, NULL), 0);
+    a->slots[atomic_fetch_add(a->next_slot, 1)] = a->id;
+    assert_int_equal(fdn_pool_checkin(a->p, w), 0);
+    return NULL;
+}
+
+static void waiters_in_order_rounds(void **state)
+{
+    (void)state;
+    enum { N = 6, ROUNDS = 40 };
+    fdn_pool_opts_t o = FDN_POOL_OPTS_INIT;
+    o.size = 1;
+    o.max_overflow = 0;
+    o.create = s_create;
+    o.destroy = s_destroy;
+    fdn_pool_t *p = NULL;
+    assert_int_equal(fdn_pool_create(&p, &o, NULL), 0);
+    for (int r = 0; r < ROUNDS; r++) {
+        fdn_pool_worker_t *held = NULL;
+        assert_int_equal(fdn_pool_checkout(p, &held, 0, NULL), 0);
+        pthread_t t[N];
+        oarg_t a[N];
+        _Atomic int next = 0;
+        int slots[N] = {0};
+        for (int i = 0; i < N; i++) {
+            a[i] = (oarg_t){.p = p, .id = i + 1, .next_slot = &next, .slots = slots};
+            assert_int_equal(pthread_create(&t[i], NULL, ordered, &a[i]), 0);
+            for (;;) {
+                fdn_pool_status_t s;
+                assert_int_equal(fdn_pool_status(p, &s), 0);
+                if (s.waiters == i + 1)
+                    break;
+                sched_yield();
+            }
+        }
+        assert_int_equal(fdn_pool_checkin(p, held), 0);
+        for (int i = 0; i < N; i++)
+            pthread_join(t[i], NULL);
+        for (int i = 0; i < N; i++)
+            assert_int_equal(slots[i], i + 1);
+    }
+    fdn_pool_status_t s;
+    assert_int_equal(fdn_pool_status(p, &s), 0);
+    assert_int_equal((long)s.checkouts, (long)ROUNDS * (N + 1));
+    assert_int_equal(s.created, 1);
+    fdn_pool_destroy(p);
+}
+
+/* A pool whose last reference is dropped while leases are out is freed by whichever checkin
+ * comes last, while the others may still be finishing (ASan/TSan catch a use after free). */
+typedef struct orphan_arg {
+    fdn_pool_t *p;
+    fdn_pool_worker_t *w;
+    bool broken;
+    pthread_barrier_t *bar;
+} orphan_arg_t;
+
+static void *orphan_checkin(void *arg)
+{
+    orphan_arg_t *a = arg;
+    pthread_barrier_wait(a->bar);
+    if (a->broken)
+        assert_int_equal(fdn_pool_checkin_broken(a->p, a->w), 0);
+    else
+        assert_int_equal(fdn_pool_checkin(a->p, a->w), 0);
+    return NULL;
+}
+
+static void orphaned_pool_freed_by_last_checkin(void **state)
+{
+    (void)state;
+    enum { N = 4, ROUNDS = 200 };
+    for (int r = 0; r < ROUNDS; r++) {
+        fdn_pool_opts_t o = FDN_POOL_OPTS_INIT;
+        o.size = 2;
+        o.max_overflow = 2;
+        o.create = s_create;
+        o.destroy = s_destroy;
+        fdn_pool_t *p = NULL;
+        assert_int_equal(fdn_pool_create(&p, &o, NULL), 0);
+        orphan_arg_t a[N];
+        pthread_t t[N];
+        pthread_barrier_t bar;
+        pthread_barrier_init(&bar, NULL, N + 1);
+        for (int i = 0; i < N; i++) {
+            a[i] = (orphan_arg_t){.p = p, .broken = (i + r) % 3 == 0, .bar = &bar};
+            assert_int_equal(fdn_pool_checkout(p, &a[i].w, 0, NULL), 0);
+            assert_int_equal(pthread_create(&t[i], NULL, orphan_checkin, &a[i]), 0);
+        }
+        pthread_barrier_wait(&bar);
+        fdn_pool_destroy(p); /* races with the checkins */
+        for (int i = 0; i < N; i++)
+            pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&bar);
+        assert_int_equal(atomic_load(&g_live), 0);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(lifo_contended),
+        cmocka_unit_test(fifo_contended),
+        cmocka_unit_test(wide_pool),
+        cmocka_unit_test(waiters_in_order_rounds),
+        cmocka_unit_test(orphaned_pool_freed_by_last_checkin),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

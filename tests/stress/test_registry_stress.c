@@ -1,0 +1,166 @@
+/* Stress: 4 threads registering, looking up, acquiring and unregistering at once, with
+ * invariant checks during the run and at the end. Runs under TSan in CI.
+ * Iterations per thread: FDN_STRESS_ITERS (default 3000). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fdn/registry.h>
+
+#define THREADS 4
+#define OWN     8  /* private names per thread */
+#define SHARED  16 /* names every thread competes for */
+
+typedef struct worker {
+    fdn_registry_t *reg;
+    pthread_barrier_t *bar;
+    int id;
+    long iters;
+    uint64_t owner;
+    int handle; /* its address is this thread's handle */
+    long shared_wins;
+    char failure[160];
+} worker_t;
+
+#define CHECK(w, cond, ...)                                                                        \
+    do {                                                                                           \
+        if (!(cond) && (w)->failure[0] == '\0') {                                                  \
+            snprintf((w)->failure, sizeof((w)->failure), __VA_ARGS__);                             \
+            return NULL;                                                                           \
+        }                                                                                          \
+    } while (0)
+
+static void *worker_main(void *p)
+{
+    worker_t *w = p;
+    char idbuf[8];
+    snprintf(idbuf, sizeof(idbuf), "%d", w->id);
+    fdn_registry_meta_t meta[1] = {{"thread", idbuf}};
+    bool mine[SHARED] = {0};
+    unsigned seed = (unsigned)w->id * 2654435761u + 1;
+    pthread_barrier_wait(w->bar);
+    for (long i = 0; i < w->iters; i++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned r = seed >> 8;
+        char name[32];
+        if (r % 2 == 0) {
+            /* private name: exact expectations */
+            int k = (int)(r / 2 % OWN);
+            snprintf(name, sizeof(name), "t%d_%d", w->id, k);
+            int rc = fdn_registry_register(w->reg, name, &w->handle, w->owner, meta, 1, NULL);
+            CHECK(w, rc == 0, "register %s: %d", name, rc);
+            void *out = NULL;
+            rc = fdn_registry_lookup(w->reg, name, &out, NULL);
+            CHECK(w, rc == 0 && out == &w->handle, "lookup %s: %d", name, rc);
+            rc = fdn_registry_unregister(w->reg, name);
+            CHECK(w, rc == 0, "unregister %s: %d", name, rc);
+            rc = fdn_registry_lookup(w->reg, name, NULL, NULL);
+            CHECK(w, rc == FDN_ESERVICE_NOT_FOUND, "lookup after unregister %s: %d", name, rc);
+        } else if (r % 7 == 1) {
+            /* give back every shared name this thread holds */
+            int n = 0;
+            for (int k = 0; k < SHARED; k++)
+                n += mine[k];
+            int rc = fdn_registry_release_owner(w->reg, w->owner);
+            CHECK(w, rc == n, "release_owner removed %d, held %d", rc, n);
+            memset(mine, 0, sizeof(mine));
+        } else {
+            /* shared name: whoever registers first owns it until it releases */
+            int k = (int)(r / 2 % SHARED);
+            snprintf(name, sizeof(name), "shared_%d", k);
+            int rc = fdn_registry_register(w->reg, name, &w->handle, w->owner, meta, 1, NULL);
+            CHECK(w, rc == 0 || rc == FDN_EEXIST, "register %s: %d", name, rc);
+            if (rc == 0 && !mine[k]) {
+                mine[k] = true;
+                w->shared_wins++;
+            }
+            CHECK(w, !(rc == FDN_EEXIST && mine[k]), "lost own registration %s", name);
+            fdn_registry_entry_t *e = NULL;
+            rc = fdn_registry_acquire(w->reg, name, &e, NULL);
+            if (mine[k]) {
+                CHECK(w, rc == 0, "acquire own %s: %d", name, rc);
+            }
+            if (rc == 0) {
+                /* a snapshot is internally consistent: handle, owner and metadata agree */
+                const char *t = fdn_registry_entry_meta(e, "thread");
+                CHECK(w, t != NULL, "snapshot without metadata");
+                bool is_me = fdn_registry_entry_handle(e) == &w->handle;
+                CHECK(w, is_me == (strcmp(t, idbuf) == 0), "snapshot mixes entries");
+                CHECK(w, is_me == (fdn_registry_entry_owner(e) == w->owner), "owner mismatch");
+                CHECK(w, is_me == mine[k], "ownership belief wrong for %s", name);
+                fdn_registry_entry_release(e);
+            }
+        }
+        if (i % 64 == 0) {
+            size_t c = fdn_registry_count(w->reg);
+            CHECK(w, c <= (size_t)(THREADS * OWN + SHARED), "count %zu too large", c);
+            char **names = NULL;
+            size_t n = 0;
+            CHECK(w, fdn_registry_list(w->reg, &names, &n) == 0, "list failed");
+            for (size_t j = 1; j < n; j++)
+                CHECK(w, strcmp(names[j - 1], names[j]) < 0, "list not sorted/unique");
+            fdn_free(names);
+        }
+    }
+    fdn_registry_release_owner(w->reg, w->owner);
+    return NULL;
+}
+
+static void concurrent_register_lookup_unregister(void **state)
+{
+    (void)state;
+    long iters = 3000;
+    const char *env = getenv("FDN_STRESS_ITERS");
+    if (env != NULL) {
+        long v = strtol(env, NULL, 10);
+        if (v > 0)
+            iters = v;
+    }
+    fdn_registry_opts_t o = FDN_REGISTRY_OPTS_INIT;
+    o.name = "stress";
+    fdn_registry_t *reg = NULL;
+    assert_int_equal(fdn_registry_create(&reg, &o), 0);
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, THREADS);
+    worker_t w[THREADS];
+    pthread_t th[THREADS];
+    memset(w, 0, sizeof(w));
+    for (int i = 0; i < THREADS; i++) {
+        w[i].reg = reg;
+        w[i].bar = &bar;
+        w[i].id = i;
+        w[i].iters = iters;
+        w[i].owner = fdn_registry_owner_new();
+        assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+    }
+    long wins = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        if (w[i].failure[0] != '\0')
+            fail_msg("thread %d: %s", i, w[i].failure);
+        wins += w[i].shared_wins;
+    }
+    assert_true(wins > 0);
+    assert_int_equal(fdn_registry_count(reg), 0);
+    char **names = NULL;
+    size_t n = 1;
+    assert_int_equal(fdn_registry_list(reg, &names, &n), 0);
+    assert_int_equal(n, 0);
+    pthread_barrier_destroy(&bar);
+    fdn_registry_destroy(reg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(concurrent_register_lookup_unregister),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

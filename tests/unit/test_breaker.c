@@ -1,0 +1,550 @@
+/* Circuit breaker: every transition on a manual clock (no sleeps), reference §11.6. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <fdn/breaker.h>
+
+#define MS 1000000LL
+
+typedef struct fx {
+    fdn_clock_t *clk;
+    fdn_breakers_t *set;
+    int transitions;
+    fdn_breaker_state_t last_from, last_to;
+} fx_t;
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    assert_int_equal(fdn_clock_manual_create(&f->clk, 1000 * MS, 1700000000000LL * MS), 0);
+    assert_int_equal(fdn_breakers_create(&f->set, NULL), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    fdn_breakers_destroy(f->set);
+    fdn_clock_destroy(f->clk);
+    free(f);
+    return 0;
+}
+
+static void on_tr(const char *name, fdn_breaker_state_t from, fdn_breaker_state_t to, void *u)
+{
+    fx_t *f = u;
+    (void)name;
+    f->transitions++;
+    f->last_from = from;
+    f->last_to = to;
+}
+
+static fdn_breaker_t *mk(fx_t *f, const char *name, fdn_breaker_opts_t *o)
+{
+    fdn_breaker_t *b = NULL;
+    o->clock = f->clk;
+    o->on_transition = on_tr;
+    o->transition_user = f;
+    assert_int_equal(fdn_breaker_create_in(f->set, name, o, &b), 0);
+    return b;
+}
+
+static int ok_fn(void *arg)
+{
+    int *n = arg;
+    if (n)
+        (*n)++;
+    return 7;
+}
+
+static int fail_fn(void *arg)
+{
+    int *n = arg;
+    if (n)
+        (*n)++;
+    return FDN_EIO;
+}
+
+static void run_fail(fdn_breaker_t *b)
+{
+    fdn_breaker_permit_t p;
+    assert_int_equal(fdn_breaker_acquire(b, &p), 0);
+    fdn_breaker_record(b, &p, -5);
+}
+
+static void run_ok(fdn_breaker_t *b)
+{
+    fdn_breaker_permit_t p;
+    assert_int_equal(fdn_breaker_acquire(b, &p), 0);
+    fdn_breaker_record(b, &p, 0);
+}
+
+static void closed_to_open_on_threshold(void **state)
+{
+    fx_t *f = *state;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 3;
+    fdn_breaker_t *b = mk(f, "db", &o);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    run_fail(b);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    run_fail(b); /* the 3rd failure opens */
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    assert_int_equal(f->transitions, 1);
+    assert_int_equal(f->last_to, FDN_BREAKER_OPEN);
+    int ran = 0, rc = 0;
+    assert_int_equal(fdn_breaker_call(b, ok_fn, &ran, &rc), FDN_ECIRCUIT_OPEN);
+    assert_int_equal(ran, 0);
+    fdn_breaker_status_t s;
+    assert_int_equal(fdn_breaker_status(b, &s), 0);
+    assert_int_equal(s.state, FDN_BREAKER_OPEN);
+    assert_int_equal(s.ms_until_half_open, 30000);
+    assert_int_equal(s.total_rejected, 1);
+    assert_int_equal(s.total_failures, 3);
+    assert_int_equal(s.times_opened, 1);
+    fdn_clock_advance(f->clk, 10000 * MS);
+    assert_int_equal(fdn_breaker_status(b, &s), 0);
+    assert_int_equal(s.ms_until_half_open, 20000);
+}
+
+static void success_resets_consecutive(void **state)
+{
+    fx_t *f = *state;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 3;
+    fdn_breaker_t *b = mk(f, "x", &o);
+    run_fail(b);
+    run_fail(b);
+    run_ok(b);
+    run_fail(b);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    fdn_breaker_status_t s;
+    fdn_breaker_status(b, &s);
+    assert_int_equal(s.failures, 2);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+}
+
+static void failures_age_out_of_window(void **state)
+{
+    fx_t *f = *state;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 3;
+    o.window_ms = 1000;
+    fdn_breaker_t *b = mk(f, "w", &o);
+    run_fail(b);
+    fdn_clock_advance(f->clk, 600 * MS);
+    run_fail(b);
+    fdn_clock_advance(f->clk, 400 * MS); /* first failure is now exactly 1000 ms old */
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+}
+
+static void open_half_open_close(void **state)
+{
+    fx_t *f = *state;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 1;
+    o.recovery_time_ms = 100;
+    fdn_breaker_t *b = mk(f, "h", &o);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    fdn_breaker_permit_t p, p2;
+    fdn_clock_advance(f->clk, 99 * MS);
+    assert_int_equal(fdn_breaker_acquire(b, &p), FDN_ECIRCUIT_OPEN);
+    fdn_clock_advance(f->clk, 1 * MS);
+    assert_int_equal(fdn_breaker_acquire(b, &p), 0); /* the probe */
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_HALF_OPEN);
+    assert_int_equal(fdn_breaker_acquire(b, &p2), FDN_ECIRCUIT_OPEN); /* one probe only */
+    fdn_breaker_status_t s;
+    fdn_breaker_status(b, &s);
+    assert_int_equal(s.probes_in_flight, 1);
+    assert_int_equal(s.ms_until_half_open, -1);
+    fdn_breaker_record(b, &p, 0);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    assert_int_equal(f->last_from, FDN_BREAKER_HALF_OPEN);
+    assert_int_equal(f->last_to, FDN_BREAKER_CLOSED);
+    assert_int_equal(f->transitions, 3);
+}
+
+static void half_open_failure_reopens(void **state)
+{
+    fx_t *f = *state;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 1;
+    o.recovery_time_ms = 100;
+    o.half_open_max_calls = 2;
+    fdn_breaker_t *b = mk(f, "h2", &o);
+    run_fail(b);
+    fdn_clock_advance(f->clk, 100 * MS);
+    fdn_breaker_permit_t p1, p2, p3;
+    assert_int_equal(fdn_breaker_acquire(b, &p1), 0);
+    assert_int_equal(fdn_breaker_acquire(b, &p2), 0);
+    assert_int_equal(fdn_breaker_acquire(b, &p3), FDN_ECIRCUIT_OPEN);
+    fdn_breaker_record(b, &p1, -1);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    /* the late second probe belongs to a finished phase: ignored */
+    fdn_breaker_record(b, &p2, 0);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    fdn_breaker_status_t s;
+    fdn_breaker_status(b, &s);
+    assert_int_equal(s.times_opened, 2);
+    assert_int_equal(s.ms_until_half_open, 100);
+}
+
+static void probe_timeout_never_sticks(void **state)
+{
+    fx_t *f = *state;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 1;
+    o.recovery_time_ms = 100;
+    o.probe_timeout_ms = 50;
+    fdn_breaker_t *b = mk(f, "pt", &o);
+    run_fail(b);
+    fdn_clock_advance(f->clk, 100 * MS);
+    fdn_breaker_permit_t lost, p;
+    assert_int_equal(fdn_breaker_acquire(b, &lost), 0); /* never reported */
+    fdn_clock_advance(f->clk, 49 * MS);
+    assert_int_equal(fdn_breaker_acquire(b, &p), FDN_ECIRCUIT_OPEN);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_HALF_OPEN);
+    fdn_clock_advance(f->clk, 1 * MS);
+    assert_int_equal(fdn_breaker_acquire(b, &p), FDN_ECIRCUIT_OPEN);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN); /* timed-out probe = failure */
+    fdn_clock_advance(f->clk, 100 * MS);
+    assert_int_equal(fdn_breaker_acquire(b, &p), 0);
+    fdn_breaker_record(b, &lost, 0); /* stale: ignored, slot of the new phase untouched */
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_HALF_OPEN);
+    fdn_breaker_record(b, &p, 0);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    /* a probe that succeeds but takes longer than probe_timeout is a failure */
+    run_fail(b);
+    fdn_clock_advance(f->clk, 100 * MS);
+    assert_int_equal(fdn_breaker_acquire(b, &p), 0);
+    fdn_clock_advance(f->clk, 60 * MS);
+    fdn_breaker_record(b, &p, 0);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+}
+
+static void release_frees_probe_slot(void **state)
+{
+    fx_t *f = *state;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 1;
+    o.recovery_time_ms = 10;
+    fdn_breaker_t *b = mk(f, "rel", &o);
+    run_fail(b);
+    fdn_clock_advance(f->clk, 10 * MS);
+    fdn_breaker_permit_t p;
+    assert_int_equal(fdn_breaker_acquire(b, &p), 0);
+    fdn_breaker_release(b, &p);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_HALF_OPEN);
+    assert_int_equal(fdn_breaker_acquire(b, &p), 0);
+    fdn_breaker_record(b, &p, 1);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+}
+
+static fdn_breaker_outcome_t classify_odd(int rc, int64_t dur, void *user)
+{
+    (void)dur;
+    (void)user;
+    if (rc == FDN_EINVAL)
+        return FDN_BREAKER_IGNORE;
+    return (rc & 1) ? FDN_BREAKER_FAILURE : FDN_BREAKER_SUCCESS;
+}
+
+static void classify_callback(void **state)
+{
+    fx_t *f = *state;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 2;
+    o.classify = classify_odd;
+    fdn_breaker_t *b = mk(f, "cl", &o);
+    fdn_breaker_permit_t p;
+    fdn_breaker_acquire(b, &p);
+    fdn_breaker_record(b, &p, 3);
+    fdn_breaker_acquire(b, &p);
+    fdn_breaker_record(b, &p, FDN_EINVAL); /* ignored: does not reset, does not count */
+    fdn_breaker_status_t s;
+    fdn_breaker_status(b, &s);
+    assert_int_equal(s.failures, 1);
+    fdn_breaker_acquire(b, &p);
+    fdn_breaker_record(b, &p, 5);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+}
+
+static void rate_policy_count_window(void **state)
+{
+    fx_t *f = *state;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 1000;
+    o.failure_rate_pct = 50;
+    o.rate_window_size = 10;
+    o.minimum_calls = 4;
+    fdn_breaker_t *b = mk(f, "rate", &o);
+    run_fail(b);
+    run_fail(b);
+    run_ok(b); /* 2/3 = 66% but only 3 calls */
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    run_ok(b); /* 2/4 = 50% -> open */
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    fdn_breaker_reset(b);
+    fdn_breaker_status_t s;
+    fdn_breaker_status(b, &s);
+    assert_int_equal(s.window_calls, 0);
+    for (int i = 0; i < 10; i++)
+        run_ok(b);
+    for (int i = 0; i < 4; i++)
+        run_fail(b); /* window of 10: 4 fail / 10 */
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    fdn_breaker_status(b, &s);
+    assert_int_equal(s.window_calls, 10);
+    assert_int_equal(s.window_failures, 4);
+    run_fail(b); /* 5 / 10 */
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+}
+
+static void rate_policy_time_window(void **state)
+{
+    fx_t *f = *state;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 1000;
+    o.failure_rate_pct = 50;
+    o.rate_window_kind = FDN_BREAKER_WINDOW_TIME;
+    o.rate_window_size = 2; /* seconds */
+    o.minimum_calls = 4;
+    fdn_breaker_t *b = mk(f, "trate", &o);
+    run_fail(b);
+    run_fail(b);
+    run_fail(b);
+    fdn_clock_advance(f->clk, 3000 * MS); /* those age out */
+    run_fail(b);
+    run_ok(b);
+    run_ok(b);
+    run_ok(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    run_fail(b); /* 2/5 */
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    run_fail(b); /* 3/6 */
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+}
+
+static fdn_clock_t *g_clk;
+static int slow_fn(void *arg)
+{
+    (void)arg;
+    fdn_clock_advance(g_clk, 200 * MS);
+    return 0;
+}
+
+static void slow_calls(void **state)
+{
+    fx_t *f = *state;
+    g_clk = f->clk;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 2;
+    o.slow_call_ms = 200;
+    fdn_breaker_t *b = mk(f, "slow", &o);
+    int rc;
+    assert_int_equal(fdn_breaker_call(b, slow_fn, NULL, &rc), 0);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    assert_int_equal(fdn_breaker_call(b, slow_fn, NULL, &rc), 0);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN); /* slow counted as failure */
+
+    fdn_breaker_opts_t o2 = FDN_BREAKER_OPTS_INIT;
+    o2.slow_call_ms = 100;
+    o2.slow_rate_pct = 60;
+    o2.minimum_calls = 3;
+    o2.rate_window_size = 5;
+    fdn_breaker_t *b2 = mk(f, "slow2", &o2);
+    assert_int_equal(fdn_breaker_call(b2, ok_fn, NULL, &rc), 7);
+    assert_int_equal(fdn_breaker_call(b2, slow_fn, NULL, &rc), 0);
+    assert_int_equal(fdn_breaker_state(b2), FDN_BREAKER_CLOSED);
+    assert_int_equal(fdn_breaker_call(b2, slow_fn, NULL, &rc), 0); /* 2/3 = 66% slow */
+    assert_int_equal(fdn_breaker_state(b2), FDN_BREAKER_OPEN);
+    fdn_breaker_status_t s;
+    fdn_breaker_status(b2, &s);
+    assert_int_equal(s.total_failures, 0);
+}
+
+static void force_open_disable_reset(void **state)
+{
+    fx_t *f = *state;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 1;
+    fdn_breaker_t *b = mk(f, "m", &o);
+    int ran = 0, rc;
+    fdn_breaker_force_open(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_FORCED_OPEN);
+    fdn_clock_advance(f->clk, 3600000 * MS);
+    assert_int_equal(fdn_breaker_call(b, ok_fn, &ran, &rc), FDN_ECIRCUIT_OPEN);
+    assert_int_equal(ran, 0);
+    fdn_breaker_disable(b);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(fdn_breaker_call(b, fail_fn, &ran, &rc), FDN_EIO);
+    assert_int_equal(ran, 5);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_DISABLED);
+    fdn_breaker_reset(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    assert_int_equal(fdn_breaker_call(b, fail_fn, &ran, &rc), FDN_EIO);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    fdn_breaker_reset(b);
+    assert_int_equal(fdn_breaker_call(b, ok_fn, &ran, &rc), 7);
+    assert_string_equal(fdn_breaker_state_name(FDN_BREAKER_HALF_OPEN), "half_open");
+}
+
+/* §11.6: default tolerance 5 (threshold 6): 6 failures -> blown; reset -> ok. */
+static void ref_default_tolerance(void **state)
+{
+    fx_t *f = *state;
+    fdn_breaker_opts_t o;
+    assert_int_equal(fdn_breaker_opts_from_tolerance(&o, 5, 60000), 0);
+    assert_int_equal(o.failure_threshold, 6);
+    fdn_breaker_t *b = mk(f, "ref", &o);
+    int ran = 0, rc;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(fdn_breaker_call(b, fail_fn, &ran, &rc), FDN_EIO);
+        assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    }
+    /* with the reference's semantics successes do not reset */
+    assert_int_equal(fdn_breaker_call(b, ok_fn, &ran, &rc), 7);
+    assert_int_equal(fdn_breaker_call(b, fail_fn, &ran, &rc), FDN_EIO);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    ran = 0;
+    assert_int_equal(fdn_breaker_call(b, ok_fn, &ran, &rc), FDN_ECIRCUIT_OPEN);
+    assert_int_equal(ran, 0);
+    fdn_breaker_reset(b);
+    assert_int_equal(fdn_breaker_call(b, ok_fn, &ran, &rc), 7);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    assert_int_equal(fdn_breaker_opts_from_tolerance(&o, -1, 10), FDN_EINVAL);
+}
+
+/* §11.6: T=2, R=100: 2 failures closed, 3rd opens; after 150 ms closed again (via probe). */
+static void ref_exact_options(void **state)
+{
+    fx_t *f = *state;
+    fdn_breaker_opts_t o;
+    fdn_breaker_opts_from_tolerance(&o, 2, 100);
+    fdn_breaker_t *b = mk(f, "t2", &o);
+    run_fail(b);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    fdn_clock_advance(f->clk, 150 * MS);
+    run_ok(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+}
+
+static void ref_many_successes_and_independence(void **state)
+{
+    fx_t *f = *state;
+    fdn_breaker_opts_t o;
+    fdn_breaker_opts_from_tolerance(&o, 2, 60000);
+    fdn_breaker_t *a = mk(f, "a", &o);
+    fdn_breaker_t *c = mk(f, "c", &o);
+    int rc;
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(fdn_breaker_call(a, ok_fn, NULL, &rc), 7);
+    assert_int_equal(fdn_breaker_state(a), FDN_BREAKER_CLOSED);
+    for (int i = 0; i < 10; i++)
+        fdn_breaker_call(c, ok_fn, NULL, &rc);
+    fdn_breaker_call(c, fail_fn, NULL, &rc);
+    fdn_breaker_call(c, fail_fn, NULL, &rc);
+    assert_int_equal(fdn_breaker_state(c), FDN_BREAKER_CLOSED);
+    fdn_breaker_call(c, fail_fn, NULL, &rc);
+    assert_int_equal(fdn_breaker_state(c), FDN_BREAKER_OPEN);
+    assert_int_equal(fdn_breaker_state(a), FDN_BREAKER_CLOSED);
+    assert_int_equal(fdn_breaker_call(a, ok_fn, NULL, &rc), 7);
+}
+
+static void set_lookup_and_install(void **state)
+{
+    fx_t *f = *state;
+    fdn_breaker_t *b = NULL, *b2 = NULL;
+    assert_int_equal(fdn_breaker_get(f->set, "nope", &b), FDN_EBREAKER_NOT_FOUND);
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 1;
+    b = mk(f, "svc", &o);
+    assert_int_equal(fdn_breaker_create_in(f->set, "svc", &o, &b2), FDN_EEXIST);
+    assert_ptr_equal(b, b2);
+    assert_int_equal(fdn_breaker_get(f->set, "svc", &b2), 0);
+    assert_ptr_equal(b, b2);
+    assert_string_equal(fdn_breaker_name(b), "svc");
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    o.failure_threshold = 2;
+    assert_int_equal(fdn_breaker_install(f->set, "svc", &o, &b2), 0); /* reinstall resets */
+    assert_ptr_equal(b, b2);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    assert_int_equal(fdn_breakers_count(f->set), 1);
+    /* validation */
+    o.failure_threshold = 0;
+    fdn_error_t e = FDN_ERROR_INIT;
+    assert_int_equal(fdn_breaker_opts_validate(&o, &e), FDN_EINVAL);
+    assert_non_null(strstr(e.message, "failure_threshold"));
+    assert_int_equal(fdn_breaker_create_in(f->set, "bad", &o, NULL), FDN_EINVAL);
+    o.failure_threshold = 1;
+    o.recovery_time_ms = 0;
+    assert_int_equal(fdn_breaker_create_in(f->set, "bad", &o, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_breaker_create_in(f->set, "", NULL, NULL), FDN_EINVAL);
+    /* defaults */
+    fdn_breaker_opts_t d = FDN_BREAKER_OPTS_INIT;
+    d.failure_threshold = 2;
+    d.clock = f->clk;
+    assert_int_equal(fdn_breakers_set_defaults(f->set, &d), 0);
+    assert_int_equal(fdn_breaker_create_in(f->set, "dflt", NULL, &b), 0);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    fdn_breakers_destroy(NULL);
+    fdn_breaker_destroy(NULL);
+}
+
+static void standalone(void **state)
+{
+    (void)state;
+    fdn_breaker_t *b;
+    assert_int_equal(fdn_breaker_create(&b, NULL, NULL), 0);
+    assert_string_equal(fdn_breaker_name(b), "");
+    int rc;
+    assert_int_equal(fdn_breaker_call(b, ok_fn, NULL, &rc), 7);
+    assert_int_equal(fdn_breaker_call(b, NULL, NULL, &rc), FDN_EINVAL);
+    fdn_breaker_destroy(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(closed_to_open_on_threshold, setup, teardown),
+        cmocka_unit_test_setup_teardown(success_resets_consecutive, setup, teardown),
+        cmocka_unit_test_setup_teardown(failures_age_out_of_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(open_half_open_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(half_open_failure_reopens, setup, teardown),
+        cmocka_unit_test_setup_teardown(probe_timeout_never_sticks, setup, teardown),
+        cmocka_unit_test_setup_teardown(release_frees_probe_slot, setup, teardown),
+        cmocka_unit_test_setup_teardown(classify_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(rate_policy_count_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(rate_policy_time_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(slow_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(force_open_disable_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(ref_default_tolerance, setup, teardown),
+        cmocka_unit_test_setup_teardown(ref_exact_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(ref_many_successes_and_independence, setup, teardown),
+        cmocka_unit_test_setup_teardown(set_lookup_and_install, setup, teardown),
+        cmocka_unit_test(standalone),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

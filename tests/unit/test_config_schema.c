@@ -1,0 +1,446 @@
+/* Unit tests: config schema rules (§1.1/§1.3), path and value security (§1.5.1/§1.5.2),
+ * environment-name mapping. Pure functions, no service threads. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fdn/config.h>
+#include "core/alloc.h"
+#include "logic/config_path.h"
+#include "validation/config_schema.h"
+
+/* The default tree as a jansson object. */
+static json_t *default_tree(void)
+{
+    fdn__cfg_schema_t *s = NULL;
+    assert_int_equal(fdn__cfg_schema_create(&s, NULL, 0, NULL), 0);
+    json_t **vals = calloc(s->n, sizeof(json_t *));
+    for (size_t i = 0; i < s->n; i++)
+        vals[i] = s->e[i].def;
+    bool oom = false;
+    json_t *t = fdn__cfg_build_tree(s, vals, "", &oom);
+    assert_non_null(t);
+    free(vals);
+    fdn__cfg_schema_destroy(s);
+    return t;
+}
+
+static void tree_set(json_t *root, const char *path, json_t *v)
+{
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s", path);
+    json_t *cur = root;
+    char *p = buf;
+    for (;;) {
+        char *dot = strchr(p, '.');
+        if (dot == NULL) {
+            if (v == NULL)
+                json_object_del(cur, p);
+            else
+                json_object_set_new(cur, p, v);
+            return;
+        }
+        *dot = '\0';
+        json_t *next = json_object_get(cur, p);
+        if (next == NULL) {
+            next = json_object();
+            json_object_set_new(cur, p, next);
+        }
+        cur = next;
+        p = dot + 1;
+    }
+}
+
+static int validate_tree(json_t *t, fdn_error_t *err)
+{
+    char *txt = json_dumps(t, JSON_COMPACT);
+    int rc = fdn_config_validate_json(txt, strlen(txt), err);
+    free(txt);
+    return rc;
+}
+
+/* Validate the default tree with one path replaced by value_json. */
+static int validate_with(const char *path, const char *value_json, fdn_error_t *err)
+{
+    json_t *t = default_tree();
+    tree_set(t, path, value_json ? json_loads(value_json, JSON_DECODE_ANY, NULL) : NULL);
+    int rc = validate_tree(t, err);
+    json_decref(t);
+    return rc;
+}
+
+static void defaults_validate(void **state)
+{
+    (void)state;
+    json_t *t = default_tree();
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(validate_tree(t, &err), 0);
+    json_decref(t);
+}
+
+typedef struct rule_case {
+    const char *path;
+    const char *good;
+    const char *bad;
+    int code;
+    const char *msg;
+} rule_case_t;
+
+#define S FDN_ECONFIG_STRUCTURE
+#define I FDN_ECONFIG_INVALID
+static const rule_case_t rules[] = {
+    {"ai.provider", "\"openai\"", "\"invalid_provider\"", I, "Invalid AI provider"},
+    {"ai.provider", "\"gemini\"", "3", I, "Invalid AI provider"},
+    {"ai.api_key", "\"sk-1\"", NULL, 0, NULL},
+    {"ai.analysis.max_file_size", "1", "0", S, "Invalid AI analysis configuration"},
+    {"ai.analysis.timeout", "5000", "-5", S, "Invalid AI analysis configuration"},
+    {"ai.analysis.cache_ttl", "60", "1.5", S, "Invalid AI analysis configuration"},
+    {"ai.planning.performance_target", "0", "-0.1", FDN_ECONFIG_CONSTRAINT,
+     "Performance target must be a non-negative number"},
+    {"ai.planning.performance_target", "0.5", "\"x\"", FDN_ECONFIG_CONSTRAINT, NULL},
+    {"ai.planning.sampling_rate", "0", "1.5", FDN_ECONFIG_RANGE,
+     "Sampling rate must be between 0 and 1"},
+    {"ai.planning.sampling_rate", "1", "-0.01", FDN_ECONFIG_RANGE, NULL},
+    {"ai.planning.sampling_rate", "0.5", "true", FDN_ECONFIG_RANGE, NULL},
+    {"ai.planning.default_strategy", "\"thorough\"", "\"invalid\"", I, "Invalid planning strategy"},
+    {"capture.ring_buffer.size", "1", "-1", S, "Invalid ring buffer configuration"},
+    {"capture.ring_buffer.max_events", "10", "0", S, "Invalid ring buffer configuration"},
+    {"capture.ring_buffer.overflow_strategy", "\"block\"", "\"error\"", I,
+     "Invalid overflow strategy"},
+    {"capture.ring_buffer.num_buffers", "8", NULL, 0, NULL},
+    {"capture.processing.batch_size", "10", "0", S, "Invalid processing configuration"},
+    {"capture.processing.flush_interval", "10", "\"10\"", S, "Invalid processing configuration"},
+    {"capture.processing.max_queue_size", "100", "-1", S, "Invalid processing configuration"},
+    {"capture.vm_tracing.enable_spawn_trace", "false", "1", S, "Invalid VM tracing configuration"},
+    {"capture.vm_tracing.enable_exit_trace", "false", "\"true\"", S, NULL},
+    {"capture.vm_tracing.enable_message_trace", "true", "null", S, NULL},
+    {"capture.vm_tracing.trace_children", "false", "0", S, NULL},
+    {"storage.hot.max_events", "5", "0", S, "Invalid hot storage configuration"},
+    {"storage.hot.max_age_seconds", "5", "-3", S, "Invalid hot storage configuration"},
+    {"storage.hot.prune_interval", "5", "2.5", S, "Invalid hot storage configuration"},
+    {"storage.warm.enable", "false", "\"yes\"", S, "Invalid warm storage configuration"},
+    {"storage.cold.enable", "false", "true", S, "Invalid cold storage configuration"},
+    {"interface.query_timeout", "1", "0", S, "Invalid interface configuration"},
+    {"interface.max_results", "1", "-1", S, "Invalid interface configuration"},
+    {"interface.enable_streaming", "false", "1", S, "Invalid interface configuration"},
+    {"dev.debug_mode", "true", "\"true\"", S, "Invalid development configuration"},
+    {"dev.verbose_logging", "true", "1", S, "Invalid development configuration"},
+    {"dev.performance_monitoring", "false", "null", S, "Invalid development configuration"},
+    {"infrastructure.rate_limiting.default_rules", "{\"x\":{\"scale\":1,\"limit\":1}}",
+     "{\"bad\":{\"scale\":0,\"limit\":1}}", S, "Invalid rate limiting rule: bad"},
+    {"infrastructure.rate_limiting.default_rules", "{}", "[1]", S,
+     "Invalid rate limiting configuration"},
+    {"infrastructure.rate_limiting.enabled", "false", "0", S,
+     "Invalid rate limiting configuration"},
+    {"infrastructure.rate_limiting.cleanup_interval", "1", "0", S,
+     "Invalid rate limiting configuration"},
+    {"infrastructure.circuit_breaker.default_config.failure_threshold", "1", "0", S,
+     "Invalid circuit breaker default configuration"},
+    {"infrastructure.circuit_breaker.default_config.recovery_time", "1", "-1", S, NULL},
+    {"infrastructure.circuit_breaker.default_config.call_timeout", "1", "0.5", S, NULL},
+    {"infrastructure.circuit_breaker.enabled", "false", "\"no\"", S,
+     "Invalid circuit breaker configuration"},
+    {"infrastructure.connection_pool.default_config.size", "1", "0", S,
+     "Invalid connection pool default configuration"},
+    {"infrastructure.connection_pool.default_config.max_overflow", "0", "-1", S,
+     "Invalid connection pool default configuration"},
+    {"infrastructure.connection_pool.default_config.strategy", "\"fifo\"", "\"random\"", S,
+     "Invalid connection pool default configuration"},
+    {"infrastructure.connection_pool.enabled", "false", "2", S,
+     "Invalid connection pool configuration"},
+};
+
+static void every_rule_good_and_bad(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+        const rule_case_t *c = &rules[i];
+        fdn_error_t err = FDN_ERROR_INIT;
+        int rc = validate_with(c->path, c->good, &err);
+        if (rc != 0)
+            fail_msg("%s=%s should pass: %s", c->path, c->good, err.message);
+        if (c->bad == NULL)
+            continue;
+        rc = validate_with(c->path, c->bad, &err);
+        if (rc != c->code)
+            fail_msg("%s=%s: got %d (%s), want %d", c->path, c->bad, rc, err.message, c->code);
+        if (c->msg != NULL)
+            assert_string_equal(err.message, c->msg);
+        assert_string_equal(err.category, "config");
+    }
+}
+
+static void reference_codes(void **state)
+{
+    (void)state;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(validate_with("ai.provider", "\"invalid_provider\"", &err),
+                     FDN_ECONFIG_INVALID);
+    assert_int_equal(err.ref_code, 1201);
+    assert_non_null(strstr(err.context, "valid="));
+    assert_int_equal(validate_with("ai.planning.sampling_rate", "1.5", &err), FDN_ECONFIG_RANGE);
+    assert_int_equal(err.ref_code, 1203);
+    assert_int_equal(validate_with("ai.planning.performance_target", "-1", &err),
+                     FDN_ECONFIG_CONSTRAINT);
+    assert_int_equal(err.ref_code, 1202);
+    assert_int_equal(validate_with("capture.ring_buffer.size", "-1", &err), FDN_ECONFIG_STRUCTURE);
+    assert_int_equal(err.ref_code, 1101);
+}
+
+static void validation_order_first_failure(void **state)
+{
+    (void)state;
+    json_t *t = default_tree();
+    fdn_error_t err = FDN_ERROR_INIT;
+    /* planning: performance_target before sampling_rate before strategy */
+    tree_set(t, "ai.planning.default_strategy", json_string("zzz"));
+    tree_set(t, "ai.planning.sampling_rate", json_real(3.0));
+    tree_set(t, "ai.planning.performance_target", json_integer(-1));
+    assert_int_equal(validate_tree(t, &err), FDN_ECONFIG_CONSTRAINT);
+    tree_set(t, "ai.planning.performance_target", json_integer(1));
+    assert_int_equal(validate_tree(t, &err), FDN_ECONFIG_RANGE);
+    /* ring buffer: size before overflow strategy; ai before capture */
+    tree_set(t, "capture.ring_buffer.overflow_strategy", json_string("x"));
+    tree_set(t, "capture.ring_buffer.size", json_integer(0));
+    assert_int_equal(validate_tree(t, &err), FDN_ECONFIG_RANGE);
+    tree_set(t, "ai.planning.sampling_rate", json_real(0.5));
+    tree_set(t, "ai.planning.default_strategy", json_string("fast"));
+    assert_int_equal(validate_tree(t, &err), FDN_ECONFIG_STRUCTURE);
+    assert_string_equal(err.message, "Invalid ring buffer configuration");
+    tree_set(t, "capture.ring_buffer.size", json_integer(1));
+    assert_int_equal(validate_tree(t, &err), FDN_ECONFIG_INVALID);
+    assert_string_equal(err.message, "Invalid overflow strategy");
+    json_decref(t);
+}
+
+static void warm_rule(void **state)
+{
+    (void)state;
+    json_t *t = default_tree();
+    fdn_error_t err = FDN_ERROR_INIT;
+    tree_set(t, "storage.warm.compression", json_string("lz4"));
+    tree_set(t, "storage.warm.max_size_mb", json_integer(0));
+    assert_int_equal(validate_tree(t, &err), 0); /* disabled: not checked */
+    tree_set(t, "storage.warm.enable", json_true());
+    assert_int_equal(validate_tree(t, &err), FDN_ECONFIG_STRUCTURE);
+    assert_string_equal(err.message, "Invalid warm storage configuration");
+    tree_set(t, "storage.warm.max_size_mb", json_integer(10));
+    assert_int_equal(validate_tree(t, &err), FDN_ECONFIG_INVALID);
+    assert_string_equal(err.message, "Invalid compression type");
+    tree_set(t, "storage.warm.compression", json_string("gzip"));
+    assert_int_equal(validate_tree(t, &err), 0);
+    tree_set(t, "storage.warm.path", NULL);
+    assert_int_equal(validate_tree(t, &err), FDN_ECONFIG_STRUCTURE);
+    json_decref(t);
+}
+
+static void malformed_sections_are_1001(void **state)
+{
+    (void)state;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(validate_with("ai.provider", NULL, &err), FDN_ECONFIG_STRUCTURE);
+    assert_int_equal(validate_with("capture.processing", NULL, &err), FDN_ECONFIG_STRUCTURE);
+    assert_string_equal(err.message, "Invalid processing configuration");
+    assert_int_equal(validate_with("ai.planning.sampling_rate", NULL, &err), FDN_ECONFIG_STRUCTURE);
+    assert_string_equal(err.message, "Invalid AI planning configuration");
+    assert_int_equal(validate_with("infrastructure", "5", &err), FDN_ECONFIG_STRUCTURE);
+    assert_string_equal(err.message, "Invalid infrastructure configuration");
+    assert_int_equal(validate_with("dev.extra_key", "1", &err), FDN_ECONFIG_STRUCTURE);
+    assert_non_null(strstr(err.message, "dev.extra_key"));
+    assert_int_equal(fdn_config_validate_json("[1,2]", 5, &err), FDN_ECONFIG_STRUCTURE);
+    assert_int_equal(fdn_config_validate_json("{", 1, &err), FDN_EPARSE);
+    assert_int_equal(fdn_config_validate_json("{}", 2, &err), FDN_ECONFIG_STRUCTURE);
+}
+
+static void path_security(void **state)
+{
+    (void)state;
+    static const char *bad[] = {
+        "__struct__",         "ai.__info__", "Elixir.System", "ai.Elixir.File.x", "Elixir.Code",
+        "x.Elixir.Process",   "Elixir.Node", "Elixir.Kernel", "a.../b",           "etc/passwd.x",
+        "x.drop table users", "<SCRIPT>",    "eval_string",
+    };
+    fdn_error_t err = FDN_ERROR_INIT;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(fdn__cfg_path_check(bad[i], &err), FDN_EPATH_SECURITY);
+        assert_int_equal(err.ref_code, 1000);
+        assert_non_null(
+            strstr(err.message, "Configuration path contains potentially malicious components"));
+        assert_non_null(strstr(err.context, "reason=malicious_path"));
+    }
+    char path[4096];
+    size_t o = 0;
+    for (int i = 0; i < 50; i++)
+        o += (size_t)snprintf(path + o, sizeof(path) - o, "%sa", i ? "." : "");
+    assert_int_equal(fdn__cfg_path_check(path, &err), 0); /* 50 components */
+    snprintf(path + o, sizeof(path) - o, ".a");
+    assert_int_equal(fdn__cfg_path_check(path, &err), FDN_EPATH_SECURITY);
+    char *huge = malloc(2000);
+    for (int i = 0; i < 1999; i++)
+        huge[i] = (i % 2) ? '.' : 'a';
+    huge[1999] = '\0';
+    assert_int_equal(fdn__cfg_path_check(huge, &err), FDN_EPATH_SECURITY); /* 1000 comps */
+    free(huge);
+    assert_int_equal(fdn__cfg_path_check("", &err), 0);
+    assert_int_equal(fdn__cfg_path_check("ai.planning.sampling_rate", &err), 0);
+    assert_int_equal(fdn__cfg_path_check("a\001b", &err), FDN_ECONFIG_INVALID_PATH);
+}
+
+static json_t *nest(int levels)
+{
+    json_t *v = json_integer(1);
+    for (int i = 0; i < levels; i++) {
+        json_t *o = json_object();
+        json_object_set_new(o, "k", v);
+        v = o;
+    }
+    return v;
+}
+
+static void value_security(void **state)
+{
+    (void)state;
+    fdn_error_t err = FDN_ERROR_INIT;
+    json_t *v = nest(20); /* deepest element at level 20 */
+    assert_int_equal(fdn__cfg_value_check(v, &err), 0);
+    json_decref(v);
+    v = nest(21);
+    assert_int_equal(fdn__cfg_value_check(v, &err), FDN_EVALUE_SECURITY);
+    assert_int_equal(err.ref_code, 1005);
+    assert_string_equal(err.message, "Configuration value contains potentially dangerous content");
+    assert_non_null(strstr(err.context, "value_type=map"));
+    json_decref(v);
+    v = nest(100);
+    assert_int_equal(fdn__cfg_value_check(v, &err), FDN_EVALUE_SECURITY);
+    json_decref(v);
+    char *big = malloc(1000002);
+    memset(big, 'x', 1000001);
+    big[1000001] = '\0';
+    v = json_string(big);
+    assert_int_equal(fdn__cfg_value_check(v, &err), FDN_EVALUE_SECURITY);
+    assert_non_null(strstr(err.context, "value_type=binary"));
+    json_decref(v);
+    big[1000000] = '\0';
+    v = json_string(big);
+    assert_int_equal(fdn__cfg_value_check(v, &err), 0); /* exactly 1 000 000 passes */
+    json_decref(v);
+    free(big);
+}
+
+static void env_names(void **state)
+{
+    (void)state;
+    char out[128];
+    const char *n = "FDN_AI__PLANNING__SAMPLING_RATE";
+    assert_int_equal(fdn__cfg_env_name_to_path(n, strlen(n), out, sizeof(out)), 0);
+    assert_string_equal(out, "ai.planning.sampling_rate");
+    n = "FDN_SOURCE_DIR";
+    assert_int_equal(fdn__cfg_env_name_to_path(n, strlen(n), out, sizeof(out)), FDN_EINVAL);
+    n = "FDN_AI____X";
+    assert_int_equal(fdn__cfg_env_name_to_path(n, strlen(n), out, sizeof(out)), FDN_EINVAL);
+    n = "FDN_AI__";
+    assert_int_equal(fdn__cfg_env_name_to_path(n, strlen(n), out, sizeof(out)), FDN_EINVAL);
+    n = "PATH";
+    assert_int_equal(fdn__cfg_env_name_to_path(n, strlen(n), out, sizeof(out)), FDN_EINVAL);
+    n = "FDN_A__B-C";
+    assert_int_equal(fdn__cfg_env_name_to_path(n, strlen(n), out, sizeof(out)), FDN_EINVAL);
+    n = "FDN_AI__PLANNING__SAMPLING_RATE";
+    assert_int_equal(fdn__cfg_env_name_to_path(n, strlen(n), out, 8), FDN_ENOBUFS);
+}
+
+static void parse_text_by_type(void **state)
+{
+    (void)state;
+    json_t *v = NULL;
+    assert_int_equal(fdn__cfg_parse_text(FDN_CONFIG_BOOL, "TRUE", &v), 0);
+    assert_true(json_is_true(v));
+    json_decref(v);
+    assert_int_equal(fdn__cfg_parse_text(FDN_CONFIG_BOOL, "maybe", &v), FDN_ETYPE_MISMATCH);
+    assert_int_equal(fdn__cfg_parse_text(FDN_CONFIG_INT, "42", &v), 0);
+    assert_int_equal(json_integer_value(v), 42);
+    json_decref(v);
+    assert_int_equal(fdn__cfg_parse_text(FDN_CONFIG_INT, "4.2", &v), FDN_ETYPE_MISMATCH);
+    assert_int_equal(fdn__cfg_parse_text(FDN_CONFIG_INT, "99999999999999999999", &v),
+                     FDN_ETYPE_MISMATCH);
+    assert_int_equal(fdn__cfg_parse_text(FDN_CONFIG_NUMBER, "0.5", &v), 0);
+    assert_true(json_is_real(v));
+    json_decref(v);
+    assert_int_equal(fdn__cfg_parse_text(FDN_CONFIG_NUMBER, "1", &v), 0);
+    assert_true(json_is_integer(v));
+    json_decref(v);
+    assert_int_equal(fdn__cfg_parse_text(FDN_CONFIG_NUMBER, "nan", &v), FDN_ETYPE_MISMATCH);
+    assert_int_equal(fdn__cfg_parse_text(FDN_CONFIG_NUMBER, "", &v), FDN_ETYPE_MISMATCH);
+    assert_int_equal(fdn__cfg_parse_text(FDN_CONFIG_STRING_OR_NULL, "null", &v), 0);
+    assert_true(json_is_null(v));
+    json_decref(v);
+    assert_int_equal(fdn__cfg_parse_text(FDN_CONFIG_OBJECT, "{\"a\":1}", &v), 0);
+    json_decref(v);
+    assert_int_equal(fdn__cfg_parse_text(FDN_CONFIG_OBJECT, "[1]", &v), FDN_ETYPE_MISMATCH);
+    assert_int_equal(fdn__cfg_parse_text(FDN_CONFIG_ANY, "schedulers", &v), 0);
+    assert_true(json_is_string(v));
+    json_decref(v);
+}
+
+static void schema_rejects_bad_app_keys(void **state)
+{
+    (void)state;
+    fdn__cfg_schema_t *s = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    fdn_config_key_def_t dup = {
+        .path = "dev.debug_mode", .type = FDN_CONFIG_BOOL, .default_json = "false"};
+    assert_int_equal(fdn__cfg_schema_create(&s, &dup, 1, &err), FDN_ECONFIG_STRUCTURE);
+    fdn_config_key_def_t sect = {.path = "dev", .type = FDN_CONFIG_BOOL, .default_json = "false"};
+    assert_int_equal(fdn__cfg_schema_create(&s, &sect, 1, &err), FDN_ECONFIG_STRUCTURE);
+    fdn_config_key_def_t baddef = {.path = "app.n",
+                                   .type = FDN_CONFIG_INT,
+                                   .default_json = "0",
+                                   .rule = FDN_CONFIG_RULE_POSITIVE};
+    assert_int_equal(fdn__cfg_schema_create(&s, &baddef, 1, &err), FDN_ECONFIG_STRUCTURE);
+    fdn_config_key_def_t evil = {
+        .path = "app.__struct__", .type = FDN_CONFIG_INT, .default_json = "1"};
+    assert_int_equal(fdn__cfg_schema_create(&s, &evil, 1, &err), FDN_ECONFIG_STRUCTURE);
+    fdn_config_key_def_t ok = {.path = "app.n",
+                               .type = FDN_CONFIG_INT,
+                               .default_json = "3",
+                               .rule = FDN_CONFIG_RULE_POSITIVE};
+    assert_int_equal(fdn__cfg_schema_create(&s, &ok, 1, &err), 0);
+    assert_true(fdn__cfg_schema_find(s, "app.n", 5) >= 0);
+    assert_true(fdn__cfg_schema_is_section(s, "app", 3));
+    fdn__cfg_schema_destroy(s);
+}
+
+static void updatable_list(void **state)
+{
+    (void)state;
+    size_t n = 0;
+    const char *const *p = fdn_config_updatable_paths(&n);
+    assert_int_equal(n, 13);
+    assert_string_equal(p[0], "ai.planning.sampling_rate");
+    assert_string_equal(p[12], "infrastructure.rate_limiting.cleanup_interval");
+    assert_null(p[13]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(defaults_validate),
+        cmocka_unit_test(every_rule_good_and_bad),
+        cmocka_unit_test(reference_codes),
+        cmocka_unit_test(validation_order_first_failure),
+        cmocka_unit_test(warm_rule),
+        cmocka_unit_test(malformed_sections_are_1001),
+        cmocka_unit_test(path_security),
+        cmocka_unit_test(value_security),
+        cmocka_unit_test(env_names),
+        cmocka_unit_test(parse_text_by_type),
+        cmocka_unit_test(schema_rejects_bad_app_keys),
+        cmocka_unit_test(updatable_list),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1129 @@
+/* Unit tests: events (construction, validation, codecs) and the event store (queries,
+ * retention, subscriptions, lifecycle, durable tier). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <stdatomic.h>
+
+#include <fdn/events.h>
+#include <fdn/telemetry.h>
+
+#include "services/event_store_int.h"
+
+/* ---- helpers ---- */
+
+static fdn_event_t *mkev(const char *type, const char *corr, int64_t ts, uint64_t parent,
+                         const char *json)
+{
+    fdn_event_spec_t s = FDN_EVENT_SPEC_INIT;
+    s.type = type;
+    s.correlation_id = corr;
+    if (corr == NULL)
+        s.flags |= FDN_EVENT_NO_CORRELATION;
+    s.timestamp_ns = ts;
+    s.parent_id = parent;
+    s.data = json;
+    s.data_len = json ? strlen(json) : 0;
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &s, NULL), 0);
+    return ev;
+}
+
+static uint64_t put(fdn_events_t *es, const char *type, const char *corr, int64_t ts,
+                    uint64_t parent)
+{
+    fdn_event_t *ev = mkev(type, corr, ts, parent, "{\"k\":1}");
+    uint64_t id = 0;
+    assert_int_equal(fdn_events_store(es, ev, &id), 0);
+    fdn_event_free(ev);
+    return id;
+}
+
+static fdn_events_t *mem_store(fdn_clock_t *clk)
+{
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.clock = clk;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    return es;
+}
+
+static void ids_of(fdn_event_list_t *l, uint64_t *ids, size_t *n)
+{
+    *n = fdn_event_list_count(l);
+    for (size_t i = 0; i < *n; i++)
+        ids[i] = fdn_event_id(fdn_event_list_at(l, i));
+}
+
+static char g_tmp[256];
+
+static void tmpdir_make(void)
+{
+    snprintf(g_tmp, sizeof(g_tmp), "/tmp/fdn_events_XXXXXX");
+    assert_non_null(mkdtemp(g_tmp));
+}
+
+static void tmpdir_clean(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_tmp);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* ---- construction and validation ---- */
+
+static void new_event_sets_all_fields(void **state)
+{
+    (void)state;
+    fdn_event_spec_t s = FDN_EVENT_SPEC_INIT;
+    s.type = "test_event";
+    s.data = "{\"test\":\"data\"}";
+    s.data_len = strlen(s.data);
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &s, NULL), 0);
+    assert_string_equal(fdn_event_type(ev), "test_event");
+    assert_true(fdn_event_timestamp(ev) != 0);
+    assert_true(fdn_event_wall_time(ev) > (int64_t)1600000000 * 1000000000);
+    assert_true(strlen(fdn_event_node(ev)) > 0);
+    assert_int_equal(fdn_event_pid(ev), (uint32_t)getpid());
+    assert_true(fdn_event_tid(ev) != 0);
+    assert_int_equal(strlen(fdn_event_correlation_id(ev)), 36);
+    assert_int_equal(fdn_event_parent_id(ev), 0);
+    assert_int_equal(fdn_event_content_type(ev), FDN_EVENT_CT_JSON);
+    size_t n;
+    assert_memory_equal(fdn_event_data(ev, &n), "{\"test\":\"data\"}", 15);
+    assert_int_equal(n, 15);
+    /* two events get different correlation ids */
+    fdn_event_t *ev2 = NULL;
+    assert_int_equal(fdn_event_new(&ev2, &s, NULL), 0);
+    assert_string_not_equal(fdn_event_correlation_id(ev), fdn_event_correlation_id(ev2));
+    fdn_event_free(ev);
+    fdn_event_free(ev2);
+}
+
+static void options_are_echoed_and_child_inherits(void **state)
+{
+    (void)state;
+    fdn_event_spec_t s = FDN_EVENT_SPEC_INIT;
+    s.type = "test";
+    s.correlation_id = "test-correlation";
+    s.parent_id = 12345;
+    s.id = 999;
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &s, NULL), 0);
+    assert_string_equal(fdn_event_correlation_id(ev), "test-correlation");
+    assert_int_equal(fdn_event_parent_id(ev), 12345);
+    assert_int_equal(fdn_event_id(ev), 999);
+    fdn_event_spec_t c = FDN_EVENT_SPEC_INIT;
+    c.type = "child";
+    fdn_event_t *child = NULL;
+    assert_int_equal(fdn_event_new_child(&child, ev, &c, NULL), 0);
+    assert_int_equal(fdn_event_parent_id(child), 999);
+    assert_string_equal(fdn_event_correlation_id(child), "test-correlation");
+    fdn_event_t *orphan = NULL;
+    assert_int_equal(fdn_event_new_child(&orphan, NULL, &c, NULL), FDN_EINVAL);
+    fdn_event_free(child);
+    fdn_event_free(ev);
+}
+
+static void validation_rules(void **state)
+{
+    (void)state;
+    fdn_event_spec_t s = FDN_EVENT_SPEC_INIT;
+    fdn_error_t err = FDN_ERROR_INIT;
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &s, &err), FDN_EVALIDATION);
+    assert_string_equal(err.message, "Event type cannot be nil");
+    assert_int_equal(err.ref_code, 3203);
+    s.type = "9bad";
+    assert_int_equal(fdn_event_validate(&s, &err), FDN_EEVENT_TYPE);
+    s.type = "has space";
+    assert_int_equal(fdn_event_validate(&s, NULL), FDN_EEVENT_TYPE);
+    char longname[80];
+    memset(longname, 'a', sizeof(longname) - 1);
+    longname[79] = '\0';
+    s.type = longname;
+    assert_int_equal(fdn_event_validate(&s, NULL), FDN_EEVENT_TYPE);
+    s.type = "ok.type:v1-x_y";
+    assert_int_equal(fdn_event_validate(&s, NULL), 0);
+    s.correlation_id = "bad\ncorr";
+    assert_int_equal(fdn_event_validate(&s, NULL), FDN_ETYPE_MISMATCH);
+    s.correlation_id = NULL;
+    s.data = "{not json";
+    s.data_len = 9;
+    assert_int_equal(fdn_event_validate(&s, &err), FDN_ETYPE_MISMATCH);
+    s.content_type = FDN_EVENT_CT_TEXT;
+    assert_int_equal(fdn_event_validate(&s, NULL), 0);
+    s.content_type = (fdn_event_ctype_t)7;
+    assert_int_equal(fdn_event_validate(&s, NULL), FDN_EINVAL);
+    s.content_type = FDN_EVENT_CT_BINARY;
+    s.data = NULL;
+    assert_int_equal(fdn_event_validate(&s, NULL), FDN_EINVAL);
+    char *big = calloc(1, 2000000);
+    s.data = big;
+    s.data_len = 2000000;
+    assert_int_equal(fdn_event_validate(&s, &err), FDN_ETOO_LARGE);
+    assert_string_equal(err.message, "Event data too large");
+    assert_non_null(strstr(err.context, "max_size=1000000"));
+    free(big);
+    /* data forms that are fine: null, {}, [], "string", 42 */
+    const char *ok[] = {"null", "{}", "[]", "\"string\"", "42"};
+    s.content_type = FDN_EVENT_CT_JSON;
+    for (size_t i = 0; i < 5; i++) {
+        s.data = ok[i];
+        s.data_len = strlen(ok[i]);
+        assert_int_equal(fdn_event_validate(&s, NULL), 0);
+    }
+    assert_int_equal(fdn_event_type_allowed("function_entry", NULL), 0);
+    assert_int_equal(fdn_event_type_allowed("type_b", NULL), 0);
+    assert_int_equal(fdn_event_type_allowed("invalid_type", &err), FDN_EEVENT_TYPE);
+    assert_int_equal(err.ref_code, 2004);
+    assert_int_equal(fdn_event_type_allowed(NULL, NULL), FDN_ETYPE_MISMATCH);
+}
+
+static void correlation_chain_helper(void **state)
+{
+    (void)state;
+    fdn_event_spec_t s = FDN_EVENT_SPEC_INIT;
+    s.type = "t";
+    const char *cids[] = {"test-123", "other", "test-123"};
+    int64_t ts[] = {300, 200, 100};
+    fdn_event_t *e[3];
+    for (int i = 0; i < 3; i++) {
+        s.id = (uint64_t)i + 1;
+        s.correlation_id = cids[i];
+        s.timestamp_ns = ts[i];
+        assert_int_equal(fdn_event_new(&e[i], &s, NULL), 0);
+    }
+    uint64_t ids[3];
+    size_t n = 0;
+    assert_int_equal(fdn_event_correlation_chain((const fdn_event_t *const *)e, 3, "test-123", ids,
+                                                 &n),
+                     0);
+    assert_int_equal(n, 2);
+    assert_int_equal(ids[0], 3);
+    assert_int_equal(ids[1], 1);
+    for (int i = 0; i < 3; i++)
+        fdn_event_free(e[i]);
+}
+
+/* ---- codecs ---- */
+
+static fdn_event_t *rich_event(size_t data_len, fdn_event_ctype_t ct)
+{
+    fdn_event_spec_t s = FDN_EVENT_SPEC_INIT;
+    s.type = "codec.test";
+    s.id = 77;
+    s.parent_id = 5;
+    s.correlation_id = "corr-é"; /* non-ASCII is rejected below; use ascii */
+    s.correlation_id = "corr-1";
+    s.node = "node-a";
+    s.timestamp_ns = -42;
+    s.wall_ns = 1700000000123456789;
+    s.content_type = ct;
+    uint8_t *d = malloc(data_len + 1);
+    for (size_t i = 0; i < data_len; i++)
+        d[i] = ct == FDN_EVENT_CT_BINARY ? (uint8_t)(i * 7) : (uint8_t)('a' + i % 3);
+    if (ct == FDN_EVENT_CT_JSON && data_len >= 2) {
+        d[0] = '"';
+        d[data_len - 1] = '"';
+    }
+    s.data = d;
+    s.data_len = data_len;
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &s, NULL), 0);
+    free(d);
+    return ev;
+}
+
+static void binary_round_trip(void **state)
+{
+    (void)state;
+    size_t sizes[] = {0, 10, 100, 5000};
+    fdn_event_ctype_t cts[] = {FDN_EVENT_CT_JSON, FDN_EVENT_CT_TEXT, FDN_EVENT_CT_BINARY};
+    for (size_t i = 0; i < 4; i++) {
+        for (size_t c = 0; c < 3; c++) {
+            fdn_event_t *ev = rich_event(sizes[i], cts[c]);
+            for (unsigned fl = 0; fl < 2; fl++) {
+                uint8_t *buf = NULL;
+                size_t len = 0;
+                assert_int_equal(fdn_event_encode(ev, fl, &buf, &len), 0);
+                fdn_event_t *back = NULL;
+                assert_int_equal(fdn_event_decode(&back, buf, len, NULL), 0);
+                assert_true(fdn_event_equal(ev, back));
+                if (fl && sizes[i] == 5000)
+                    assert_true(len < 1000); /* compressible payload was compressed */
+                fdn_event_free(back);
+                fdn_free(buf);
+            }
+            fdn_event_free(ev);
+        }
+    }
+    /* embedded NUL bytes survive */
+    fdn_event_spec_t s = FDN_EVENT_SPEC_INIT;
+    s.type = "nul";
+    s.content_type = FDN_EVENT_CT_BINARY;
+    s.data = "a\0b\0c";
+    s.data_len = 5;
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &s, NULL), 0);
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(fdn_event_encode(ev, 0, &buf, &len), 0);
+    fdn_event_t *back = NULL;
+    assert_int_equal(fdn_event_decode(&back, buf, len, NULL), 0);
+    assert_true(fdn_event_equal(ev, back));
+    fdn_event_free(back);
+    fdn_free(buf);
+    fdn_event_free(ev);
+}
+
+static void binary_rejects_truncation_and_bit_flips(void **state)
+{
+    (void)state;
+    for (unsigned fl = 0; fl < 2; fl++) {
+        fdn_event_t *ev = rich_event(300, FDN_EVENT_CT_TEXT);
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        assert_int_equal(fdn_event_encode(ev, fl, &buf, &len), 0);
+        fdn_event_t *back = NULL;
+        for (size_t k = 0; k < len; k++) {
+            int rc = fdn_event_decode(&back, buf, k, NULL);
+            assert_int_equal(rc, FDN_EDESERIALIZE);
+        }
+        for (size_t bit = 0; bit < len * 8; bit++) {
+            buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+            int rc = fdn_event_decode(&back, buf, len, NULL);
+            assert_true(rc == FDN_EDESERIALIZE || rc == FDN_ECORRUPT);
+            buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        }
+        fdn_error_t err = FDN_ERROR_INIT;
+        assert_int_equal(fdn_event_decode(&back, "not a valid binary", 18, &err), FDN_EDESERIALIZE);
+        assert_int_equal(err.ref_code, 3102);
+        assert_int_equal(fdn_event_decode(&back, buf, len, NULL), 0);
+        fdn_event_free(back);
+        fdn_free(buf);
+        fdn_event_free(ev);
+    }
+}
+
+static void json_round_trip_and_rejects(void **state)
+{
+    (void)state;
+    fdn_event_ctype_t cts[] = {FDN_EVENT_CT_JSON, FDN_EVENT_CT_TEXT, FDN_EVENT_CT_BINARY};
+    for (size_t c = 0; c < 3; c++) {
+        fdn_event_t *ev = rich_event(50, cts[c]);
+        char *js = NULL;
+        assert_int_equal(fdn_event_to_json(ev, &js), 0);
+        fdn_event_t *back = NULL;
+        assert_int_equal(fdn_event_from_json(&back, js, strlen(js), NULL), 0);
+        assert_true(fdn_event_equal(ev, back));
+        fdn_event_free(back);
+        fdn_free(js);
+        fdn_event_free(ev);
+    }
+    /* compact JSON data is preserved byte for byte */
+    fdn_event_t *ev = mkev("j", "c", 5, 0, "{\"a\":[1,2,{\"b\":null}],\"s\":\"\\u0000x\"}");
+    char *js = NULL;
+    assert_int_equal(fdn_event_to_json(ev, &js), 0);
+    assert_non_null(strstr(js, "\"wall_time\":\""));
+    fdn_event_t *back = NULL;
+    assert_int_equal(fdn_event_from_json(&back, js, strlen(js), NULL), 0);
+    assert_true(fdn_event_equal(ev, back));
+    fdn_event_free(back);
+    fdn_free(js);
+    fdn_event_free(ev);
+    const char *bad[] = {
+        "",
+        "[]",
+        "{\"type\":\"x\"}",                                   /* no timestamp */
+        "{\"type\":\"x\",\"timestamp_ns\":1,\"extra\":1}",    /* unknown key */
+        "{\"type\":1,\"timestamp_ns\":1}",                    /* wrong type */
+        "{\"type\":\"x\",\"timestamp_ns\":1,\"id\":-1}",      /* negative id */
+        "{\"type\":\"x\",\"timestamp_ns\":1,\"content_type\":\"binary\",\"data_base64\":\"@@@@\"}",
+        "{\"type\":\"x\",\"timestamp_ns\":1,\"content_type\":\"binary\",\"data_base64\":\"QQ=\"}",
+        "{\"type\":\"x\",\"timestamp_ns\":1,\"content_type\":\"weird\"}",
+        "{\"type\":\"x\",\"timestamp_ns\":1,\"type\":\"y\"}", /* duplicate */
+        "{\"type\":\"x\",\"timestamp_ns\":1,\"pid\":5000000000}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        fdn_event_t *b = NULL;
+        int rc = fdn_event_from_json(&b, bad[i], strlen(bad[i]), NULL);
+        assert_int_equal(rc, FDN_EDESERIALIZE);
+    }
+    fdn_event_t *b = NULL;
+    assert_int_equal(fdn_event_from_json(&b, "{\"timestamp_ns\":1}", 18, NULL), FDN_EVALIDATION);
+    const char *badtype = "{\"type\":\"1x\",\"timestamp_ns\":1}";
+    assert_int_equal(fdn_event_from_json(&b, badtype, strlen(badtype), NULL), FDN_EEVENT_TYPE);
+}
+
+/* ---- store ---- */
+
+static void store_assigns_increasing_ids_and_get(void **state)
+{
+    (void)state;
+    fdn_events_t *es = mem_store(NULL);
+    uint64_t a = put(es, "type_a", NULL, 0, 0);
+    uint64_t b = put(es, "type_a", NULL, 0, 0);
+    assert_int_equal(a, 1);
+    assert_int_equal(b, 2);
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_events_get(es, 2, &ev), 0);
+    assert_int_equal(fdn_event_id(ev), 2);
+    assert_string_equal(fdn_event_type(ev), "type_a");
+    fdn_event_free(ev);
+    assert_int_equal(fdn_events_get(es, 99999, &ev), FDN_ENOENT);
+    assert_int_equal(fdn_events_get(es, 0, &ev), FDN_EINVAL);
+    assert_int_equal(fdn_events_store(es, NULL, NULL), FDN_EINVAL);
+    fdn_events_destroy(es);
+    fdn_events_destroy(NULL);
+}
+
+static void batch_all_or_nothing(void **state)
+{
+    (void)state;
+    fdn_events_t *es = mem_store(NULL);
+    fdn_event_t *e[100];
+    for (int i = 0; i < 100; i++)
+        e[i] = mkev("batch", "bc", 0, 0, "1");
+    uint64_t ids[100];
+    assert_int_equal(fdn_events_store_batch(es, (const fdn_event_t *const *)e, 3, ids), 0);
+    assert_int_equal(ids[0], 1);
+    assert_int_equal(ids[2], 3);
+    /* a NULL in the middle: nothing stored */
+    const fdn_event_t *bad[3] = {e[0], NULL, e[1]};
+    assert_int_equal(fdn_events_store_batch(es, bad, 3, ids), FDN_EINVAL);
+    fdn_events_stats_t st;
+    fdn_events_stats(es, &st);
+    assert_int_equal(st.count, 3);
+    assert_int_equal(fdn_events_store_batch(es, (const fdn_event_t *const *)e, 100, ids), 0);
+    assert_int_equal(ids[99], 103);
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.type = "batch";
+    q.limit = 150;
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    assert_int_equal(fdn_event_list_count(l), 103);
+    fdn_event_list_free(l);
+    assert_int_equal(fdn_events_store_batch(es, NULL, 0, NULL), 0);
+    for (int i = 0; i < 100; i++)
+        fdn_event_free(e[i]);
+    fdn_events_destroy(es);
+}
+
+static void query_filters(void **state)
+{
+    (void)state;
+    fdn_events_t *es = mem_store(NULL);
+    int64_t base = 1000000;
+    put(es, "a", "c1", base + 100, 0);       /* 1 */
+    put(es, "b", "c2", base + 200, 1);       /* 2 */
+    put(es, "a", "c1", base + 300, 1);       /* 3 */
+    for (int i = 0; i < 7; i++)              /* 4..10 */
+        put(es, "n", NULL, base + 400 + i, 0);
+    fdn_event_list_t *l = NULL;
+    uint64_t ids[32];
+    size_t n;
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.type = "a";
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    ids_of(l, ids, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(ids[0], 1);
+    assert_int_equal(ids[1], 3);
+    fdn_event_list_free(l);
+    /* time range inclusive */
+    q = (fdn_events_query_t)FDN_EVENTS_QUERY_INIT;
+    q.time_start = base + 150;
+    q.time_end = base + 250;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    ids_of(l, ids, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], 2);
+    fdn_event_list_free(l);
+    q.time_start = base + 200;
+    q.time_end = base + 300;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    assert_int_equal(fdn_event_list_count(l), 2);
+    fdn_event_list_free(l);
+    /* limit 3 offset 2 → 3,4,5 */
+    q = (fdn_events_query_t)FDN_EVENTS_QUERY_INIT;
+    q.limit = 3;
+    q.offset = 2;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    ids_of(l, ids, &n);
+    assert_int_equal(n, 3);
+    assert_int_equal(ids[0], 3);
+    assert_int_equal(ids[2], 5);
+    fdn_event_list_free(l);
+    /* descending */
+    q.offset = 0;
+    q.descending = true;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    ids_of(l, ids, &n);
+    assert_int_equal(ids[0], 10);
+    assert_int_equal(ids[2], 8);
+    fdn_event_list_free(l);
+    /* cursor */
+    q = (fdn_events_query_t)FDN_EVENTS_QUERY_INIT;
+    q.after_id = 8;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    ids_of(l, ids, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(ids[0], 9);
+    fdn_event_list_free(l);
+    q = (fdn_events_query_t)FDN_EVENTS_QUERY_INIT;
+    q.before_id = 3;
+    q.descending = true;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    ids_of(l, ids, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(ids[0], 2);
+    fdn_event_list_free(l);
+    /* correlation honoured, with type and order */
+    q = (fdn_events_query_t)FDN_EVENTS_QUERY_INIT;
+    q.correlation_id = "c1";
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    ids_of(l, ids, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(ids[0], 1);
+    assert_int_equal(ids[1], 3);
+    fdn_event_list_free(l);
+    q.descending = true;
+    q.limit = 1;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    ids_of(l, ids, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], 3);
+    fdn_event_list_free(l);
+    /* parent */
+    q = (fdn_events_query_t)FDN_EVENTS_QUERY_INIT;
+    q.parent_id = 1;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    ids_of(l, ids, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(ids[0], 2);
+    assert_int_equal(ids[1], 3);
+    fdn_event_list_free(l);
+    q.type = "b";
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    assert_int_equal(fdn_event_list_count(l), 1);
+    fdn_event_list_free(l);
+    /* unknown type / correlation → empty */
+    q = (fdn_events_query_t)FDN_EVENTS_QUERY_INIT;
+    q.type = "nope";
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    assert_int_equal(fdn_event_list_count(l), 0);
+    fdn_event_list_free(l);
+    /* validation */
+    q = (fdn_events_query_t)FDN_EVENTS_QUERY_INIT;
+    q.limit = 0;
+    assert_int_equal(fdn_events_query(es, &q, &l), FDN_EINVAL);
+    q.limit = -5;
+    assert_int_equal(fdn_events_query(es, &q, &l), FDN_EINVAL);
+    q.limit = 5;
+    q.offset = -1;
+    assert_int_equal(fdn_events_query(es, &q, &l), FDN_EINVAL);
+    q.offset = 0;
+    q.time_start = 10;
+    q.time_end = 5;
+    assert_int_equal(fdn_events_query(es, &q, &l), FDN_EINVAL);
+    q = (fdn_events_query_t)FDN_EVENTS_QUERY_INIT;
+    q.version = 9;
+    assert_int_equal(fdn_events_query(es, &q, &l), FDN_EINVAL);
+    /* max_results cap */
+    assert_int_equal(fdn_events_set_max_results(es, 4), 0);
+    assert_int_equal(fdn_events_set_max_results(es, 0), FDN_EINVAL);
+    q = (fdn_events_query_t)FDN_EVENTS_QUERY_INIT;
+    q.limit = 100;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    assert_int_equal(fdn_event_list_count(l), 4);
+    fdn_event_list_free(l);
+    fdn_events_destroy(es);
+}
+
+static void correlation_and_chains(void **state)
+{
+    (void)state;
+    fdn_events_t *es = mem_store(NULL);
+    uint64_t prev = 0;
+    uint64_t chain[5];
+    for (int i = 0; i < 5; i++) {
+        put(es, "noise", "other", 0, 0);
+        prev = chain[i] = put(es, "step", "chain-1", 0, prev);
+    }
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_get_by_correlation(es, "chain-1", &l), 0);
+    assert_int_equal(fdn_event_list_count(l), 5);
+    int64_t last = INT64_MIN;
+    for (size_t i = 0; i < 5; i++) {
+        const fdn_event_t *e = fdn_event_list_at(l, i);
+        assert_int_equal(fdn_event_id(e), chain[i]);
+        assert_int_equal(fdn_event_parent_id(e), i ? chain[i - 1] : 0);
+        assert_true(fdn_event_timestamp(e) >= last);
+        last = fdn_event_timestamp(e);
+    }
+    fdn_event_list_free(l);
+    assert_int_equal(fdn_events_get_by_correlation(es, "unknown", &l), 0);
+    assert_int_equal(fdn_event_list_count(l), 0);
+    fdn_event_list_free(l);
+    assert_int_equal(fdn_events_get_by_correlation(es, NULL, &l), FDN_EINVAL);
+    fdn_events_destroy(es);
+}
+
+static void timestamps_keep_id_order(void **state)
+{
+    (void)state;
+    fdn_events_t *es = mem_store(NULL);
+    put(es, "t", NULL, 500, 0);
+    uint64_t id = put(es, "t", NULL, 100, 0); /* earlier than the newest: raised to 500 */
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_events_get(es, id, &ev), 0);
+    assert_int_equal(fdn_event_timestamp(ev), 500);
+    fdn_event_free(ev);
+    fdn_events_destroy(es);
+}
+
+static void prune_and_stats(void **state)
+{
+    (void)state;
+    fdn_events_t *es = mem_store(NULL);
+    int64_t base = 10000;
+    put(es, "x", "p", base - 200, 0);
+    put(es, "y", "p", base - 100, 0);
+    put(es, "x", "q", base + 100, 0);
+    uint64_t n = 0;
+    assert_int_equal(fdn_events_prune_before(es, base - 50, &n), 0);
+    assert_int_equal(n, 2);
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_events_get(es, 1, &ev), FDN_ENOENT);
+    assert_int_equal(fdn_events_get(es, 2, &ev), FDN_ENOENT);
+    assert_int_equal(fdn_events_get(es, 3, &ev), 0);
+    fdn_event_free(ev);
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_get_by_correlation(es, "p", &l), 0);
+    assert_int_equal(fdn_event_list_count(l), 0);
+    fdn_event_list_free(l);
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    assert_int_equal(st.count, 1);
+    assert_int_equal(st.events_stored, 3);
+    assert_int_equal(st.events_pruned, 2);
+    assert_int_equal(st.oldest_id, 3);
+    assert_int_equal(st.newest_id, 3);
+    assert_int_equal(st.oldest_ts, base + 100);
+    assert_int_equal(st.next_id, 4);
+    assert_true(st.bytes > 0 && st.bytes_allocated >= st.bytes);
+    fdn_events_type_stat_t ts[8];
+    size_t nt = 0;
+    assert_int_equal(fdn_events_type_stats(es, ts, 8, &nt), 0);
+    assert_int_equal(nt, 2);
+    for (size_t i = 0; i < nt; i++) {
+        if (strcmp(ts[i].type, "x") == 0)
+            assert_int_equal(ts[i].count, 1);
+        else
+            assert_int_equal(ts[i].count, 0);
+    }
+    /* new stores continue after pruning */
+    assert_int_equal(put(es, "x", "p", 0, 0), 4);
+    assert_int_equal(fdn_events_prune_before(es, INT64_MAX, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(put(es, "z", NULL, 0, 0), 5);
+    fdn_events_destroy(es);
+}
+
+static void many_events_across_segments(void **state)
+{
+    (void)state;
+    fdn_events_t *es = mem_store(NULL);
+    fdn_event_t *ev = mkev("bulk", "g", 0, 0, "{\"payload\":\"0123456789012345678901234567890123456789\"}");
+    fdn_event_t *ev2 = mkev("other", "h", 0, 0, "1");
+    for (int i = 0; i < 20000; i++)
+        assert_int_equal(fdn_events_store(es, i % 3 ? ev : ev2, NULL), 0);
+    fdn_event_free(ev);
+    fdn_event_free(ev2);
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.type = "other";
+    q.after_id = 9000;
+    q.limit = 5;
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    assert_int_equal(fdn_event_list_count(l), 5);
+    assert_int_equal(fdn_event_id(fdn_event_list_at(l, 0)), 9001); /* ids 1,4,7.. */
+    fdn_event_list_free(l);
+    uint64_t n;
+    assert_int_equal(fdn_events_enforce_retention(es, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(fdn_events_set_max_events(es, 1000), 0);
+    assert_int_equal(fdn_events_enforce_retention(es, &n), 0);
+    assert_int_equal(n, 19000);
+    fdn_events_stats_t st;
+    fdn_events_stats(es, &st);
+    assert_int_equal(st.count, 1000);
+    assert_int_equal(st.oldest_id, 19001);
+    q.after_id = 0;
+    q.limit = 1000;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    assert_int_equal(fdn_event_id(fdn_event_list_at(l, 0)), 19003);
+    assert_int_equal(fdn_event_list_count(l), 333);
+    fdn_event_list_free(l);
+    fdn_events_destroy(es);
+}
+
+static void retention_thread_with_manual_clock(void **state)
+{
+    (void)state;
+    fdn_clock_t *clk = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clk, 1000000000, 1700000000000000000), 0);
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.clock = clk;
+    o.max_age_ns = 5000000000;      /* 5 s */
+    o.prune_interval_ns = 1000000000; /* 1 s */
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    for (int i = 0; i < 10; i++)
+        put(es, "r", NULL, fdn_clock_mono_ns(clk) + i, 0);
+    fdn_clock_advance(clk, 1000000000);
+    fdn__events_wait_prune_runs(es, 1);
+    fdn_events_stats_t st;
+    fdn_events_stats(es, &st);
+    assert_int_equal(st.count, 10); /* not old enough */
+    fdn_clock_advance(clk, 5000000000);
+    fdn__events_wait_prune_runs(es, 2);
+    fdn_events_stats(es, &st);
+    assert_int_equal(st.count, 0);
+    assert_int_equal(st.events_pruned, 10);
+    /* max_events through the setter */
+    for (int i = 0; i < 10; i++)
+        put(es, "r", NULL, fdn_clock_mono_ns(clk), 0);
+    assert_int_equal(fdn_events_set_max_events(es, 4), 0);
+    assert_int_equal(fdn_events_set_max_age(es, -1), FDN_EINVAL);
+    assert_int_equal(fdn_events_set_prune_interval(es, -1), FDN_EINVAL);
+    fdn_clock_advance(clk, 1000000000);
+    fdn__events_wait_prune_runs(es, 3);
+    fdn_events_stats(es, &st);
+    assert_int_equal(st.count, 4);
+    assert_int_equal(st.oldest_id, 17);
+    fdn_events_destroy(es);
+    fdn_clock_destroy(clk);
+}
+
+/* ---- subscriptions ---- */
+
+typedef struct sink {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t ids[64];
+    size_t n;
+    uint64_t skipped;
+} sink_t;
+
+static void sink_cb(const fdn_event_t *ev, uint64_t skipped, void *user)
+{
+    sink_t *s = user;
+    pthread_mutex_lock(&s->mu);
+    if (s->n < 64)
+        s->ids[s->n++] = fdn_event_id(ev);
+    s->skipped += skipped;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void sink_wait(sink_t *s, size_t n)
+{
+    pthread_mutex_lock(&s->mu);
+    while (s->n < n)
+        pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void subscription_callback(void **state)
+{
+    (void)state;
+    fdn_events_t *es = mem_store(NULL);
+    put(es, "old", NULL, 0, 0); /* 1 */
+    sink_t s = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    sink_t all = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    so.type = "want";
+    fdn_events_sub_t *sub = NULL, *sub2 = NULL;
+    assert_int_equal(fdn_events_subscribe(es, &so, sink_cb, &s, &sub), 0);
+    fdn_events_sub_opts_t from0 = FDN_EVENTS_SUB_OPTS_INIT;
+    from0.after_id = 0;
+    assert_int_equal(fdn_events_subscribe(es, &from0, sink_cb, &all, &sub2), 0);
+    put(es, "want", NULL, 0, 0);  /* 2 */
+    put(es, "other", NULL, 0, 0); /* 3 */
+    put(es, "want", NULL, 0, 0);  /* 4 */
+    sink_wait(&s, 2);
+    sink_wait(&all, 4);
+    assert_int_equal(s.ids[0], 2);
+    assert_int_equal(s.ids[1], 4);
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(all.ids[i], i + 1);
+    fdn_events_unsubscribe(sub);
+    fdn_events_unsubscribe(sub2);
+    put(es, "want", NULL, 0, 0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(fdn_events_subscribe(es, &so, NULL, NULL, &sub), FDN_EINVAL);
+    fdn_events_unsubscribe(NULL);
+    fdn_events_destroy(es);
+}
+
+static void subscription_fd_and_overflow(void **state)
+{
+    (void)state;
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.sub_max_backlog = 8;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    so.correlation_id = "fdc";
+    fdn_events_sub_t *sub = NULL;
+    assert_int_equal(fdn_events_subscribe_fd(es, &so, &sub), 0);
+    int fd = fdn_events_sub_fd(sub);
+    assert_true(fd >= 0);
+    put(es, "x", "fdc", 0, 0);
+    put(es, "x", "nope", 0, 0);
+    put(es, "x", "fdc", 0, 0);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 10000), 1);
+    fdn_event_list_t *l = NULL;
+    uint64_t sk = 99;
+    assert_int_equal(fdn_events_sub_read(sub, 10, &l, &sk), 0);
+    assert_int_equal(fdn_event_list_count(l), 2);
+    assert_int_equal(fdn_event_id(fdn_event_list_at(l, 1)), 3);
+    assert_int_equal(sk, 0);
+    fdn_event_list_free(l);
+    /* a slow reader: 20 more events with backlog 8 → 12 skipped, writers never blocked */
+    for (int i = 0; i < 20; i++)
+        put(es, "x", "fdc", 0, 0);
+    assert_int_equal(fdn_events_sub_read(sub, 100, &l, &sk), 0);
+    assert_int_equal(sk, 12);
+    assert_int_equal(fdn_event_list_count(l), 8);
+    assert_int_equal(fdn_events_sub_overflow(sub), 12);
+    fdn_event_list_free(l);
+    assert_int_equal(fdn_events_sub_read(sub, 0, &l, &sk), FDN_EINVAL);
+    fdn_events_unsubscribe(sub);
+    fdn_events_destroy(es);
+}
+
+/* ---- lifecycle ---- */
+
+static void unavailable_and_buffered(void **state)
+{
+    (void)state;
+    fdn_events_t *es = mem_store(NULL);
+    put(es, "a", NULL, 0, 0);
+    fdn__events_service_stop(es);
+    assert_int_equal(fdn__events_service_health(es), FDN_EUNAVAILABLE);
+    fdn_event_t *ev = mkev("a", NULL, 0, 0, "1");
+    uint64_t id;
+    assert_int_equal(fdn_events_store(es, ev, &id), FDN_EUNAVAILABLE);
+    fdn_event_t *got = NULL;
+    assert_int_equal(fdn_events_get(es, 1, &got), FDN_EUNAVAILABLE);
+    fdn_event_list_t *l = NULL;
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    assert_int_equal(fdn_events_query(es, &q, &l), FDN_EUNAVAILABLE);
+    assert_int_equal(fdn__events_service_start(es), 0);
+    assert_int_equal(fdn__events_service_health(es), 0);
+    assert_int_equal(fdn_events_get(es, 1, &got), 0);
+    fdn_event_free(got);
+    fdn_events_destroy(es);
+
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.unavailable_buffer = 3;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    put(es, "a", NULL, 0, 0);
+    fdn__events_service_stop(es);
+    fdn__events_service_stop(es); /* twice is fine */
+    uint64_t ids[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fdn_events_store(es, ev, &ids[i]), 0);
+    assert_int_equal(ids[0], 2);
+    assert_int_equal(ids[2], 4);
+    assert_int_equal(fdn_events_store(es, ev, &id), FDN_EUNAVAILABLE); /* buffer full */
+    assert_int_equal(fdn__events_service_start(es), 0);
+    assert_int_equal(fdn__events_service_start(es), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fdn_events_get(es, ids[i], &got), 0);
+        fdn_event_free(got);
+    }
+    assert_int_equal(put(es, "a", NULL, 0, 0), 5);
+    fdn_events_destroy(es);
+    fdn_event_free(ev);
+}
+
+static fdn_events_t *durable_store(const char *path, fdn_events_mode_t mode, int *rc_out)
+{
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.durable_path = path;
+    o.mode = mode;
+    fdn_events_t *es = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_events_create(&es, &o, &err);
+    if (rc_out)
+        *rc_out = rc;
+    else
+        assert_int_equal(rc, 0);
+    return es;
+}
+
+static void durable_reopen_keeps_events_and_ids(void **state)
+{
+    (void)state;
+    tmpdir_make();
+    char path[300];
+    snprintf(path, sizeof(path), "%s/ev.db", g_tmp);
+    for (int m = 0; m < 2; m++) {
+        unlink(path);
+        fdn_events_t *es = durable_store(path, m ? FDN_EVENTS_FAST : FDN_EVENTS_DURABLE, NULL);
+        for (int i = 0; i < 50; i++)
+            put(es, i % 2 ? "odd" : "even", "dur", 1000 + i, 0);
+        fdn_event_t *big = NULL;
+        {
+            fdn_event_spec_t s = FDN_EVENT_SPEC_INIT;
+            s.type = "big";
+            s.content_type = FDN_EVENT_CT_TEXT;
+            char *d = malloc(10000);
+            memset(d, 'z', 10000);
+            s.data = d;
+            s.data_len = 10000;
+            s.timestamp_ns = 5000;
+            assert_int_equal(fdn_event_new(&big, &s, NULL), 0);
+            free(d);
+        }
+        uint64_t bid;
+        assert_int_equal(fdn_events_store(es, big, &bid), 0);
+        assert_int_equal(bid, 51);
+        uint64_t n;
+        assert_int_equal(fdn_events_prune_before(es, 1010, &n), 0);
+        assert_int_equal(n, 10);
+        /* service restart keeps everything */
+        fdn__events_service_stop(es);
+        assert_int_equal(fdn__events_service_start(es), 0);
+        assert_int_equal(put(es, "after", NULL, 6000, 0), 52);
+        fdn_events_destroy(es);
+
+        es = durable_store(path, FDN_EVENTS_DURABLE, NULL);
+        fdn_events_stats_t st;
+        fdn_events_stats(es, &st);
+        assert_int_equal(st.count, 42);
+        assert_int_equal(st.oldest_id, 11);
+        assert_int_equal(st.newest_id, 52);
+        fdn_event_t *got = NULL;
+        assert_int_equal(fdn_events_get(es, 51, &got), 0);
+        assert_true(fdn_event_equal(got, big) == false); /* id differs: big has id 0 */
+        size_t dl;
+        fdn_event_data(got, &dl);
+        assert_int_equal(dl, 10000);
+        fdn_event_free(got);
+        fdn_event_free(big);
+        fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+        q.type = "odd";
+        fdn_event_list_t *l = NULL;
+        assert_int_equal(fdn_events_query(es, &q, &l), 0);
+        assert_int_equal(fdn_event_list_count(l), 20);
+        fdn_event_list_free(l);
+        assert_int_equal(fdn_events_get_by_correlation(es, "dur", &l), 0);
+        assert_int_equal(fdn_event_list_count(l), 40);
+        fdn_event_list_free(l);
+        assert_int_equal(put(es, "again", NULL, 0, 0), 53);
+        /* prune everything: ids still never reused */
+        assert_int_equal(fdn_events_prune_before(es, INT64_MAX, &n), 0);
+        fdn_events_destroy(es);
+        es = durable_store(path, FDN_EVENTS_DURABLE, NULL);
+        fdn_events_stats(es, &st);
+        assert_int_equal(st.count, 0);
+        assert_int_equal(put(es, "fresh", NULL, 0, 0), 54);
+        fdn_events_destroy(es);
+    }
+    tmpdir_clean();
+}
+
+static void corrupt_and_truncated_files_rejected(void **state)
+{
+    (void)state;
+    tmpdir_make();
+    char path[300], bad[300];
+    snprintf(path, sizeof(path), "%s/good.db", g_tmp);
+    fdn_events_t *es = durable_store(path, FDN_EVENTS_DURABLE, NULL);
+    for (int i = 0; i < 300; i++)
+        put(es, "c", "cc", 0, 0);
+    fdn_events_destroy(es); /* checkpoint on close: the data is in the main file */
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    size_t size = (size_t)sb.st_size;
+    uint8_t *orig = malloc(size);
+    FILE *f = fopen(path, "rb");
+    assert_int_equal(fread(orig, 1, size, f), size);
+    fclose(f);
+    /* 1. garbage everywhere */
+    snprintf(bad, sizeof(bad), "%s/garbage.db", g_tmp);
+    f = fopen(bad, "wb");
+    for (size_t i = 0; i < size; i++)
+        fputc((int)((i * 131) & 0xff), f);
+    fclose(f);
+    int rc = 0;
+    es = durable_store(bad, FDN_EVENTS_DURABLE, &rc);
+    assert_null(es);
+    assert_int_equal(rc, FDN_ECORRUPT);
+    /* 2. garbage written over the data pages of a copy */
+    int rejected = 0;
+    for (size_t page = 1; page * 4096 < size; page++) {
+        snprintf(bad, sizeof(bad), "%s/copy%zu.db", g_tmp, page);
+        f = fopen(bad, "wb");
+        fwrite(orig, 1, size, f);
+        fseek(f, (long)(page * 4096 + 100), SEEK_SET);
+        for (int i = 0; i < 600; i++)
+            fputc(0xA5 ^ i, f);
+        fclose(f);
+        es = durable_store(bad, FDN_EVENTS_DURABLE, &rc);
+        if (es == NULL) {
+            assert_int_equal(rc, FDN_ECORRUPT);
+            rejected++;
+        }
+        fdn_events_destroy(es);
+    }
+    assert_true(rejected > 0);
+    /* 3. truncated copy */
+    snprintf(bad, sizeof(bad), "%s/trunc.db", g_tmp);
+    f = fopen(bad, "wb");
+    fwrite(orig, 1, size / 2, f);
+    fclose(f);
+    es = durable_store(bad, FDN_EVENTS_DURABLE, &rc);
+    assert_null(es);
+    assert_int_equal(rc, FDN_ECORRUPT);
+    free(orig);
+    tmpdir_clean();
+}
+
+static void concurrent_stores_exact_count(void **state);
+
+typedef struct conc_arg {
+    fdn_events_t *es;
+    uint64_t id;
+} conc_arg_t;
+
+static void *conc_store(void *p)
+{
+    conc_arg_t *a = p;
+    fdn_event_t *ev = mkev("conc", NULL, 0, 0, "1");
+    int rc = fdn_events_store(a->es, ev, &a->id);
+    fdn_event_free(ev);
+    return rc == 0 ? p : NULL;
+}
+
+static void concurrent_stores_exact_count(void **state)
+{
+    (void)state;
+    fdn_events_t *es = mem_store(NULL);
+    pthread_t t[50];
+    conc_arg_t a[50];
+    for (int i = 0; i < 50; i++) {
+        a[i].es = es;
+        assert_int_equal(pthread_create(&t[i], NULL, conc_store, &a[i]), 0);
+    }
+    uint64_t seen[51] = {0};
+    for (int i = 0; i < 50; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        assert_non_null(r);
+        assert_true(a[i].id >= 1 && a[i].id <= 50);
+        assert_int_equal(seen[a[i].id]++, 0);
+    }
+    fdn_events_stats_t st;
+    fdn_events_stats(es, &st);
+    assert_int_equal(st.count, 50);
+    fdn_events_destroy(es);
+}
+
+typedef struct tm_count {
+    _Atomic uint64_t stored, pruned;
+} tm_count_t;
+
+static int tm_handler(const char *event, const fdn_tm_measure_t *m, size_t nm,
+                      const fdn_tm_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)meta;
+    (void)nmeta;
+    tm_count_t *c = user;
+    double v = 0;
+    for (size_t i = 0; i < nm; i++)
+        if (strcmp(m[i].key, "counter") == 0)
+            v = m[i].value;
+    if (strcmp(event, "foundation.event_store.events_stored") == 0)
+        atomic_fetch_add(&c->stored, (uint64_t)v);
+    if (strcmp(event, "foundation.event_store.events_pruned") == 0)
+        atomic_fetch_add(&c->pruned, (uint64_t)v);
+    return 0;
+}
+
+static void telemetry_counters(void **state)
+{
+    (void)state;
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    tm_count_t c = {0};
+    assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.event_store", FDN_TM_MATCH_PREFIX,
+                                          tm_handler, &c),
+                     0);
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.telemetry = tm;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    put(es, "t", NULL, 10, 0);
+    fdn_event_t *e[3];
+    for (int i = 0; i < 3; i++)
+        e[i] = mkev("t", NULL, 20, 0, "1");
+    assert_int_equal(fdn_events_store_batch(es, (const fdn_event_t *const *)e, 3, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        fdn_event_free(e[i]);
+    uint64_t n;
+    assert_int_equal(fdn_events_prune_before(es, 15, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(atomic_load(&c.stored), 4);
+    assert_int_equal(atomic_load(&c.pruned), 1);
+    fdn_events_destroy(es);
+    fdn_telemetry_destroy(tm);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(new_event_sets_all_fields),
+        cmocka_unit_test(options_are_echoed_and_child_inherits),
+        cmocka_unit_test(validation_rules),
+        cmocka_unit_test(correlation_chain_helper),
+        cmocka_unit_test(binary_round_trip),
+        cmocka_unit_test(binary_rejects_truncation_and_bit_flips),
+        cmocka_unit_test(json_round_trip_and_rejects),
+        cmocka_unit_test(store_assigns_increasing_ids_and_get),
+        cmocka_unit_test(batch_all_or_nothing),
+        cmocka_unit_test(query_filters),
+        cmocka_unit_test(correlation_and_chains),
+        cmocka_unit_test(timestamps_keep_id_order),
+        cmocka_unit_test(prune_and_stats),
+        cmocka_unit_test(many_events_across_segments),
+        cmocka_unit_test(retention_thread_with_manual_clock),
+        cmocka_unit_test(subscription_callback),
+        cmocka_unit_test(subscription_fd_and_overflow),
+        cmocka_unit_test(unavailable_and_buffered),
+        cmocka_unit_test(durable_reopen_keeps_events_and_ids),
+        cmocka_unit_test(corrupt_and_truncated_files_rejected),
+        cmocka_unit_test(concurrent_stores_exact_count),
+        cmocka_unit_test(telemetry_counters),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,564 @@
+/* Unit tests of the admin HTTP surface: target/query parsers, route matching, value
+ * validators, status mapping, error bodies, the in-process dispatcher, and a real server on
+ * an ephemeral loopback port driven with libcurl. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+
+#include "admin/admin_int.h"
+#include "core/alloc.h"
+
+/* ---- parsers ------------------------------------------------------------------------- */
+
+static void target_basic(void **state)
+{
+    (void)state;
+    static fdn__http_target_t t;
+    const char *u = "/v1/events?type=user.login&limit=10&order=desc";
+    assert_int_equal(fdn__http_target_parse(&t, u, strlen(u)), 0);
+    assert_int_equal(t.nsegs, 2);
+    assert_string_equal(t.segs[0], "v1");
+    assert_string_equal(t.segs[1], "events");
+    assert_int_equal(t.nquery, 3);
+    assert_string_equal(fdn__http_query_get(&t, "type"), "user.login");
+    assert_string_equal(fdn__http_query_get(&t, "limit"), "10");
+    assert_null(fdn__http_query_get(&t, "since"));
+    const char *allowed[] = {"type", "limit", "order", NULL};
+    const char *bad = NULL;
+    assert_int_equal(fdn__http_query_only(&t, allowed, &bad), 0);
+    const char *allowed2[] = {"type", NULL};
+    assert_int_equal(fdn__http_query_only(&t, allowed2, &bad), FDN_EINVAL);
+    assert_string_equal(bad, "limit");
+}
+
+static void target_decoding(void **state)
+{
+    (void)state;
+    static fdn__http_target_t t;
+    const char *u = "/v1/breakers/a%20b/?q=x+y%26z&empty=&flag";
+    assert_int_equal(fdn__http_target_parse(&t, u, strlen(u)), 0);
+    assert_int_equal(t.nsegs, 3);
+    assert_string_equal(t.segs[2], "a b");
+    assert_string_equal(fdn__http_query_get(&t, "q"), "x y&z");
+    assert_string_equal(fdn__http_query_get(&t, "empty"), "");
+    assert_string_equal(fdn__http_query_get(&t, "flag"), "");
+    /* root */
+    assert_int_equal(fdn__http_target_parse(&t, "/", 1), 0);
+    assert_int_equal(t.nsegs, 0);
+}
+
+static void target_rejects(void **state)
+{
+    (void)state;
+    static fdn__http_target_t t;
+    const char *bad[] = {"",      "x/y",    "/a//b",   "/a/../b",     "/a/./b",   "/a%2Fb",
+                         "/a%zz", "/a%4",   "/a%00",   "/a b",        "/a?x=%0a", "/a?k=1&k=2",
+                         "/a?=v", "/a\x01", "/a#frag", "/caf\xc3\xa9"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = fdn__http_target_parse(&t, bad[i], strlen(bad[i]));
+        if (rc != FDN_EINVAL)
+            fail_msg("'%s' gave %d", bad[i], rc);
+    }
+    char big[FDN__HTTP_MAX_URI + 2];
+    memset(big, 'a', sizeof big);
+    big[0] = '/';
+    assert_int_equal(fdn__http_target_parse(&t, big, sizeof big), FDN_ETOO_LARGE);
+    char segs[200] = {0};
+    size_t n = 0;
+    for (int i = 0; i < FDN__HTTP_MAX_SEGS + 1; i++) {
+        segs[n++] = '/';
+        segs[n++] = 'a';
+    }
+    assert_int_equal(fdn__http_target_parse(&t, segs, n), FDN_ETOO_LARGE);
+}
+
+static void route_matching(void **state)
+{
+    (void)state;
+    static fdn__http_target_t t;
+    fdn__http_kv_t p[FDN__HTTP_MAX_PARAMS];
+    size_t np = 99;
+    const char *u = "/v1/config/dev.debug_mode";
+    assert_int_equal(fdn__http_target_parse(&t, u, strlen(u)), 0);
+    assert_true(fdn__http_route_match("/v1/config/{path}", &t, p, FDN__HTTP_MAX_PARAMS, &np));
+    assert_int_equal(np, 1);
+    assert_string_equal(p[0].val, "dev.debug_mode");
+    fdn__http_req_t req = {"GET", &t, p, np, "", 0};
+    assert_string_equal(fdn__http_param(&req, "path"), "dev.debug_mode");
+    assert_null(fdn__http_param(&req, "pat"));
+    assert_false(fdn__http_route_match("/v1/config", &t, p, FDN__HTTP_MAX_PARAMS, &np));
+    assert_false(fdn__http_route_match("/v1/config/{path}/x", &t, p, FDN__HTTP_MAX_PARAMS, &np));
+    assert_false(fdn__http_route_match("/v1/events/{id}", &t, p, FDN__HTTP_MAX_PARAMS, &np));
+    assert_int_equal(fdn__http_target_parse(&t, "/v1/breakers/db/reset", 21), 0);
+    assert_true(fdn__http_route_match("/v1/breakers/{name}/reset", &t, p, 8, &np));
+    assert_string_equal(p[0].val, "db");
+    assert_false(fdn__http_route_match("/v1/breakers/{name}", &t, p, 8, &np));
+}
+
+static void value_parsers(void **state)
+{
+    (void)state;
+    int64_t v;
+    uint64_t u;
+    int d;
+    assert_int_equal(fdn__http_parse_i64("42", 0, 100, &v), 0);
+    assert_int_equal(v, 42);
+    assert_int_equal(fdn__http_parse_i64("-5", -10, 10, &v), 0);
+    assert_int_equal(v, -5);
+    const char *bad_i[] = {"", "-", "+1", " 1", "1 ", "0x10", "1e3", "101", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad_i / sizeof bad_i[0]; i++)
+        assert_int_equal(fdn__http_parse_i64(bad_i[i], 0, 100, &v), FDN_EINVAL);
+    assert_int_equal(fdn__http_parse_u64("18446744073709551615", UINT64_MAX, &u), 0);
+    assert_true(u == UINT64_MAX);
+    assert_int_equal(fdn__http_parse_u64("18446744073709551616", UINT64_MAX, &u), FDN_EINVAL);
+    assert_int_equal(fdn__http_parse_u64("-1", UINT64_MAX, &u), FDN_EINVAL);
+    assert_int_equal(fdn__http_parse_order("asc", &d), 0);
+    assert_int_equal(d, 0);
+    assert_int_equal(fdn__http_parse_order("desc", &d), 0);
+    assert_int_equal(d, 1);
+    assert_int_equal(fdn__http_parse_order("DESC", &d), FDN_EINVAL);
+    assert_int_equal(fdn__http_check_string("abc", 3), 0);
+    assert_int_equal(fdn__http_check_string("abcd", 3), FDN_EINVAL);
+    assert_int_equal(fdn__http_check_string("", 3), FDN_EINVAL);
+    assert_int_equal(fdn__http_check_string("a\tb", 9), FDN_EINVAL);
+
+    char host[64];
+    uint16_t port;
+    assert_int_equal(fdn__http_parse_listen("127.0.0.1:9568", host, sizeof host, &port), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 9568);
+    assert_int_equal(fdn__http_parse_listen("[::1]:0", host, sizeof host, &port), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 0);
+    const char *bad_l[] = {"127.0.0.1", ":80", "::1:80", "h:65536", "h:x", "[::1]80"};
+    for (size_t i = 0; i < sizeof bad_l / sizeof bad_l[0]; i++)
+        assert_int_equal(fdn__http_parse_listen(bad_l[i], host, sizeof host, &port), FDN_EINVAL);
+}
+
+static void status_mapping(void **state)
+{
+    (void)state;
+    struct {
+        int code;
+        unsigned status;
+    } tab[] = {{0, 200},
+               {FDN_EPARSE, 400},
+               {FDN_EACCES, 401},
+               {FDN_ECONFIG_FORBIDDEN, 403},
+               {FDN_EPATH_SECURITY, 403},
+               {FDN_EVALUE_SECURITY, 403},
+               {FDN_ENOENT, 404},
+               {FDN_ECONFIG_PATH_NOT_FOUND, 404},
+               {FDN_EBREAKER_NOT_FOUND, 404},
+               {FDN_ENOTSUP, 405},
+               {FDN_EEXIST, 409},
+               {FDN_ETOO_LARGE, 413},
+               {FDN_ECONFIG_INVALID, 422},
+               {FDN_ECONFIG_RANGE, 422},
+               {FDN_ECONFIG_CONSTRAINT, 422},
+               {FDN_EVALIDATION, 422},
+               {FDN_EINVAL, 422},
+               {FDN_ERATE_LIMITED, 429},
+               {FDN_EUNAVAILABLE, 503},
+               {FDN_ENOMEM, 500}};
+    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
+        if (fdn__http_status_for(tab[i].code) != tab[i].status)
+            fail_msg("%s -> %u, want %u", fdn_err_name(tab[i].code),
+                     fdn__http_status_for(tab[i].code), tab[i].status);
+}
+
+static void error_body(void **state)
+{
+    (void)state;
+    fdn_error_t err = FDN_ERROR_INIT;
+    fdn_err_set(&err, FDN_ECONFIG_FORBIDDEN, "path dev.x is not updatable");
+    json_t *j = fdn__http_error_json(FDN_ECONFIG_FORBIDDEN, &err);
+    assert_non_null(j);
+    json_t *e = json_object_get(j, "error");
+    assert_int_equal(json_integer_value(json_object_get(e, "code")), 1401);
+    assert_string_equal(json_string_value(json_object_get(e, "type")), "config_update_forbidden");
+    assert_string_equal(json_string_value(json_object_get(e, "category")), "config");
+    assert_string_equal(json_string_value(json_object_get(e, "severity")),
+                        fdn_severity_name(FDN_SEV_MEDIUM));
+    assert_string_equal(json_string_value(json_object_get(e, "message")),
+                        "path dev.x is not updatable");
+    json_decref(j);
+    fdn_err_set(&err, FDN_ENOTSUP, "method P\xaaT not allowed"); /* client bytes, not UTF-8 */
+    j = fdn__http_error_json(FDN_ENOTSUP, &err);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "message")),
+                        "method P?T not allowed");
+    json_decref(j);
+    j = fdn__http_error_json(FDN_ENOENT, &err); /* mismatched err: default message */
+    e = json_object_get(j, "error");
+    assert_string_equal(json_string_value(json_object_get(e, "message")), fdn_strerror(FDN_ENOENT));
+    json_decref(j);
+}
+
+static void ct_equal(void **state)
+{
+    (void)state;
+    assert_true(fdn__http_ct_equal("secret", 6, "secret", 6));
+    assert_false(fdn__http_ct_equal("secret", 6, "secreT", 6));
+    assert_false(fdn__http_ct_equal("secret", 6, "secret2", 7));
+    assert_false(fdn__http_ct_equal("", 0, "x", 1));
+    assert_true(fdn__http_ct_equal("", 0, "", 0));
+}
+
+/* ---- dispatcher ------------------------------------------------------------------------ */
+
+static int h_echo(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    (void)user;
+    json_t *body = NULL;
+    int rc = fdn__http_body_json(req, resp, &body);
+    if (rc < 0)
+        return rc;
+    return fdn__http_reply(
+        resp, 201, json_pack("{s:s, s:o}", "name", fdn__http_param(req, "name"), "body", body));
+}
+
+static int h_fail(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    (void)req;
+    int code = *(int *)user;
+    if (code == FDN_ERATE_LIMITED)
+        resp->retry_after_s = 3;
+    return fdn_err_set(&resp->err, code, "failing on purpose");
+}
+
+static int health_flag;
+static int health_fn(void *user)
+{
+    (void)user;
+    return health_flag;
+}
+
+static int metrics_fn(char **out, size_t *len, void *user)
+{
+    (void)user;
+    const char txt[] = "# TYPE x_total counter\nx_total 7\n";
+    *out = fdn__strdup(txt);
+    if (*out == NULL)
+        return FDN_ENOMEM;
+    *len = sizeof txt - 1;
+    return 0;
+}
+
+static int err_code_of(const fdn__http_resp_t *r)
+{
+    return (int)json_integer_value(json_object_get(json_object_get(r->json, "error"), "code"));
+}
+
+static void dispatch_routes(void **state)
+{
+    (void)state;
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    static int rl = FDN_ERATE_LIMITED, forb = FDN_ECONFIG_FORBIDDEN;
+    assert_int_equal(fdn__admin_route_add(a, "POST", "/x/{name}", h_echo, NULL), 0);
+    assert_int_equal(fdn__admin_route_add(a, "POST", "/x/{name}", h_echo, NULL), FDN_EEXIST);
+    assert_int_equal(fdn__admin_route_add(a, "GET", "bad", h_echo, NULL), FDN_EINVAL);
+    assert_int_equal(fdn__admin_route_add(a, "GET", "/a/{b", h_echo, NULL), FDN_EINVAL);
+    assert_int_equal(fdn__admin_route_add(a, "GET", "/rl", h_fail, &rl), 0);
+    assert_int_equal(fdn__admin_route_add(a, "GET", "/forb", h_fail, &forb), 0);
+    assert_int_equal(fdn_admin_add_health(a, "svc", health_fn, NULL), 0);
+    assert_int_equal(fdn_admin_add_health(a, "svc", health_fn, NULL), FDN_EEXIST);
+    assert_int_equal(fdn_admin_add_health(a, "bad name", health_fn, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_admin_add_metrics(a, metrics_fn, NULL), 0);
+
+    fdn__http_resp_t r;
+    memset(&r, 0, sizeof r);
+    const char *b = "{\"k\":[1,2]}";
+    fdn__admin_dispatch(a, "POST", "/x/abc", NULL, b, strlen(b), &r);
+    assert_int_equal(r.status, 201);
+    assert_string_equal(json_string_value(json_object_get(r.json, "name")), "abc");
+    fdn__http_resp_clear(&r);
+
+    fdn__admin_dispatch(a, "POST", "/x/abc", NULL, "{bad", 4, &r);
+    assert_int_equal(r.status, 400);
+    assert_int_equal(err_code_of(&r), 3202);
+    fdn__http_resp_clear(&r);
+
+    fdn__admin_dispatch(a, "GET", "/x/abc", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 405);
+    assert_string_equal(r.allow, "POST");
+    fdn__http_resp_clear(&r);
+
+    fdn__admin_dispatch(a, "GET", "/nope", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 404);
+    fdn__http_resp_clear(&r);
+
+    fdn__admin_dispatch(a, "GET", "/a//b", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 400);
+    fdn__http_resp_clear(&r);
+
+    fdn__admin_dispatch(a, "GET", "/rl", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 429);
+    assert_int_equal(r.retry_after_s, 3);
+    assert_int_equal(err_code_of(&r), 6001);
+    fdn__http_resp_clear(&r);
+
+    fdn__admin_dispatch(a, "GET", "/forb", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 403);
+    assert_int_equal(err_code_of(&r), 1401);
+    fdn__http_resp_clear(&r);
+
+    health_flag = 0;
+    fdn__admin_dispatch(a, "GET", "/health", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_string_value(json_object_get(r.json, "status")), "ok");
+    fdn__http_resp_clear(&r);
+    health_flag = FDN_EUNAVAILABLE;
+    fdn__admin_dispatch(a, "GET", "/health", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(json_string_value(json_object_get(r.json, "status")), "degraded");
+    fdn__http_resp_clear(&r);
+
+    fdn__admin_dispatch(a, "GET", "/metrics", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(r.text);
+    assert_non_null(strstr(r.text, "x_total 7\n"));
+    assert_non_null(strstr(r.text, "fdn_admin_http_requests_total{class=\"4xx\"}"));
+    fdn__http_resp_clear(&r);
+    fdn_admin_destroy(a);
+    fdn_admin_destroy(NULL);
+}
+
+static void dispatch_token(void **state)
+{
+    (void)state;
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "0.0.0.0:0";
+    fdn_admin_t *a = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_admin_create(&a, &o, &err), FDN_EPERM);
+    assert_non_null(strstr(err.message, "token"));
+    o.token = "s3cret";
+    assert_int_equal(fdn_admin_create(&a, &o, &err), 0);
+    fdn__http_resp_t r;
+    memset(&r, 0, sizeof r);
+    const char *auths[] = {NULL, "s3cret", "Bearer s3cre", "Bearer s3cret2", "Basic s3cret"};
+    for (size_t i = 0; i < sizeof auths / sizeof auths[0]; i++) {
+        fdn__admin_dispatch(a, "GET", "/health", auths[i], NULL, 0, &r);
+        assert_int_equal(r.status, 401);
+        fdn__http_resp_clear(&r);
+    }
+    fdn__admin_dispatch(a, "GET", "/health", "Bearer s3cret", NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    fdn__http_resp_clear(&r);
+    fdn_admin_destroy(a);
+
+    o.token = NULL;
+    o.listen = "nonsense";
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), FDN_EINVAL);
+}
+
+/* ---- service handlers in-process ----------------------------------------------------- */
+
+static int pool_make(void **conn, void *user)
+{
+    (void)user;
+    *conn = fdn__malloc(8);
+    return *conn ? 0 : FDN_ENOMEM;
+}
+
+static void pool_free(void *conn, void *user)
+{
+    (void)user;
+    fdn__free(conn);
+}
+
+static void service_handlers(void **state)
+{
+    (void)state;
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    fdn_breakers_t *set = NULL;
+    fdn_limiter_t *lim = NULL;
+    fdn_pools_t *pools = NULL;
+    assert_int_equal(fdn_breakers_create(&set, NULL), 0);
+    assert_int_equal(fdn_limiter_create(&lim, NULL), 0);
+    assert_int_equal(fdn_pools_create(&pools, NULL), 0);
+    fdn_breaker_t *b = NULL;
+    assert_int_equal(fdn_breaker_create_in(set, "db", NULL, &b), 0);
+    fdn_pool_opts_t po = FDN_POOL_OPTS_INIT;
+    po.size = 2;
+    po.max_overflow = 0;
+    po.create = pool_make;
+    po.destroy = pool_free;
+    assert_int_equal(fdn_pools_start(pools, "main", &po, NULL, NULL), 0);
+    assert_int_equal(fdn_admin_mount_breakers(a, set), 0);
+    assert_int_equal(fdn_admin_mount_breakers(a, set), FDN_EEXIST);
+    assert_int_equal(fdn_admin_mount_limiter(a, lim), 0);
+    assert_int_equal(fdn_admin_mount_pools(a, pools), 0);
+
+    fdn__http_resp_t r;
+    memset(&r, 0, sizeof r);
+    fdn__admin_dispatch(a, "GET", "/v1/breakers", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(json_object_get(r.json, "breakers")), 1);
+    fdn__http_resp_clear(&r);
+
+    fdn_breaker_force_open(b);
+    fdn__admin_dispatch(a, "GET", "/v1/breakers/db", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_string_value(json_object_get(r.json, "state")),
+                        fdn_breaker_state_name(fdn_breaker_state(b)));
+    assert_int_not_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    fdn__http_resp_clear(&r);
+    fdn__admin_dispatch(a, "POST", "/v1/breakers/db/reset", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_string_value(json_object_get(r.json, "state")),
+                        fdn_breaker_state_name(FDN_BREAKER_CLOSED));
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    fdn__http_resp_clear(&r);
+    fdn__admin_dispatch(a, "GET", "/v1/breakers/none", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 404);
+    assert_int_equal(err_code_of(&r), 5005);
+    fdn__http_resp_clear(&r);
+
+    const char *chk = "{\"key\":\"u\",\"limit\":1,\"window_ms\":60000,"
+                      "\"algorithm\":\"token_bucket\"}";
+    fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, chk, strlen(chk), &r);
+    assert_int_equal(r.status, 200);
+    assert_true(json_is_true(json_object_get(r.json, "allowed")));
+    assert_int_equal(json_integer_value(json_object_get(r.json, "remaining")), 0);
+    fdn__http_resp_clear(&r);
+    fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, chk, strlen(chk), &r);
+    assert_int_equal(r.status, 429);
+    assert_true(json_is_false(json_object_get(r.json, "allowed")));
+    assert_true(r.retry_after_s >= 1);
+    assert_int_equal(err_code_of(&r), 6001);
+    assert_true(json_integer_value(json_object_get(r.json, "retry_after_ms")) > 0);
+    fdn__http_resp_clear(&r);
+    const char *bad = "{\"key\":\"u\",\"limit\":1,\"window_ms\":1,\"cost\":\"2\"}";
+    fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, bad, strlen(bad), &r);
+    assert_int_equal(r.status, 422);
+    fdn__http_resp_clear(&r);
+
+    fdn__admin_dispatch(a, "GET", "/v1/pools", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    json_t *p0 = json_array_get(json_object_get(r.json, "pools"), 0);
+    assert_string_equal(json_string_value(json_object_get(p0, "name")), "main");
+    assert_int_equal(json_integer_value(json_object_get(p0, "size")), 2);
+    fdn__http_resp_clear(&r);
+
+    fdn_admin_destroy(a);
+    fdn_pools_destroy(pools);
+    fdn_limiter_destroy(lim);
+    fdn_breakers_destroy(set);
+}
+
+/* ---- real server ------------------------------------------------------------------------ */
+
+typedef struct grow {
+    char buf[4096];
+    size_t len;
+} grow_t;
+
+static size_t on_data(char *p, size_t sz, size_t n, void *user)
+{
+    grow_t *g = user;
+    size_t k = sz * n;
+    size_t room = sizeof g->buf - 1 - g->len;
+    size_t c = k < room ? k : room;
+    memcpy(g->buf + g->len, p, c);
+    g->len += c;
+    g->buf[g->len] = '\0';
+    return k;
+}
+
+static long http(uint16_t port, const char *method, const char *path, const char *body,
+                 size_t body_len, grow_t *out)
+{
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    out->len = 0;
+    out->buf[0] = '\0';
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    if (body != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
+    }
+    CURLcode cc = curl_easy_perform(c);
+    long status = -1;
+    if (cc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+static void server_real(void **state)
+{
+    (void)state;
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    o.max_body_bytes = 1024;
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    assert_int_equal(fdn__admin_route_add(a, "POST", "/x/{name}", h_echo, NULL), 0);
+    assert_int_equal(fdn_admin_start(a, NULL), 0);
+    assert_int_equal(fdn_admin_add_health(a, "late", health_fn, NULL), FDN_EINVAL);
+    uint16_t port = fdn_admin_port(a);
+    assert_true(port != 0);
+
+    grow_t g;
+    assert_int_equal(http(port, "GET", "/health", NULL, 0, &g), 200);
+    assert_non_null(strstr(g.buf, "\"status\":\"ok\""));
+    assert_int_equal(http(port, "POST", "/x/n%20m", "[1]", 3, &g), 201);
+    assert_non_null(strstr(g.buf, "\"name\":\"n m\""));
+    static char big[2048];
+    memset(big, ' ', sizeof big);
+    assert_int_equal(http(port, "POST", "/x/n", big, sizeof big, &g), 413);
+    assert_non_null(strstr(g.buf, "2003"));
+    assert_int_equal(http(port, "GET", "/nowhere", NULL, 0, &g), 404);
+    assert_int_equal(http(port, "POST", "/x/n", "{", 1, &g), 400);
+
+    /* a second server on the same port fails with a clear "in use" error */
+    char listen[32];
+    snprintf(listen, sizeof listen, "127.0.0.1:%u", (unsigned)port);
+    o.listen = listen;
+    fdn_admin_t *b = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_admin_create(&b, &o, NULL), 0);
+    assert_int_equal(fdn_admin_start(b, &err), FDN_EBUSY);
+    assert_non_null(strstr(err.message, "in use"));
+    fdn_admin_destroy(b);
+
+    fdn_admin_shutdown(a);
+    fdn_admin_shutdown(a); /* idempotent */
+    assert_int_equal(http(port, "GET", "/health", NULL, 0, &g), -1);
+    fdn_admin_destroy(a);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(target_basic),     cmocka_unit_test(target_decoding),
+        cmocka_unit_test(target_rejects),   cmocka_unit_test(route_matching),
+        cmocka_unit_test(value_parsers),    cmocka_unit_test(status_mapping),
+        cmocka_unit_test(error_body),       cmocka_unit_test(ct_equal),
+        cmocka_unit_test(dispatch_routes),  cmocka_unit_test(dispatch_token),
+        cmocka_unit_test(service_handlers), cmocka_unit_test(server_real),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,498 @@
+/* Rate limiter: exact admission of every algorithm on a manual clock, reference §11.7. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <fdn/limiter.h>
+#include "infra/limiter_int.h"
+
+#define MS    1000000LL
+#define WALL0 (1700000040000LL * MS) /* a multiple of every window used below */
+
+typedef struct fx {
+    fdn_clock_t *clk;
+    fdn_limiter_t *l;
+} fx_t;
+
+static int setup_opts(void **state, const fdn_limiter_opts_t *o)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    assert_int_equal(fdn_clock_manual_create(&f->clk, 5000 * MS, WALL0), 0);
+    fdn_limiter_opts_t oo = o ? *o : (fdn_limiter_opts_t)FDN_LIMITER_OPTS_INIT;
+    oo.clock = f->clk;
+    assert_int_equal(fdn_limiter_create(&f->l, &oo), 0);
+    *state = f;
+    return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_opts(state, NULL);
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    fdn_limiter_destroy(f->l);
+    fdn_clock_destroy(f->clk);
+    free(f);
+    return 0;
+}
+
+static int chk(fx_t *f, const char *key, const fdn_limit_rule_t *r, int64_t cost,
+               fdn_limit_result_t *res)
+{
+    return fdn_limiter_check(f->l, key, strlen(key), r, cost, 0, res);
+}
+
+static void ref_fixed_window_basic(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_result_t r;
+    for (int i = 1; i <= 5; i++) {
+        assert_int_equal(fdn_limiter_check_rate(f->l, "foundation:u1:op", 60000, 5, &r), 0);
+        assert_true(r.allowed);
+        assert_int_equal(r.count, i);
+        assert_int_equal(r.remaining, 5 - i);
+        assert_int_equal(r.reset_ns, 60000 * MS);
+    }
+    assert_int_equal(fdn_limiter_check_rate(f->l, "foundation:u1:op", 60000, 5, &r),
+                     FDN_ERATE_LIMITED);
+    assert_false(r.allowed);
+    assert_int_equal(r.count, 6);
+    assert_int_equal(r.remaining, 0);
+    assert_int_equal(r.retry_after_ns, 60000 * MS);
+    /* denied hits are counted (Hammer) */
+    fdn_limiter_check_rate(f->l, "foundation:u1:op", 60000, 5, &r);
+    assert_int_equal(r.count, 7);
+    /* other entity / operation unaffected */
+    assert_int_equal(fdn_limiter_check_rate(f->l, "foundation:u2:op", 60000, 5, &r), 0);
+    assert_int_equal(fdn_limiter_check_rate(f->l, "foundation:u1:op2", 60000, 5, &r), 0);
+    /* epoch-aligned: the window ends at the next multiple of 60 s of wall time */
+    fdn_clock_advance(f->clk, 59999 * MS);
+    assert_int_equal(fdn_limiter_check_rate(f->l, "foundation:u1:op", 60000, 5, &r),
+                     FDN_ERATE_LIMITED);
+    assert_int_equal(r.retry_after_ns, 1 * MS);
+    fdn_clock_advance(f->clk, 1 * MS);
+    assert_int_equal(fdn_limiter_check_rate(f->l, "foundation:u1:op", 60000, 5, &r), 0);
+    assert_int_equal(r.count, 1);
+}
+
+static void ref_fixed_window_edges(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_result_t r;
+    for (int i = 0; i < 101; i++)
+        assert_int_equal(fdn_limiter_check_rate(f->l, "big", 60000, 1000000, &r), 0);
+    assert_int_equal(fdn_limiter_check_rate(f->l, "w", 1000, 2, &r), 0);
+    assert_int_equal(fdn_limiter_check_rate(f->l, "w", 1000, 2, &r), 0);
+    assert_int_equal(fdn_limiter_check_rate(f->l, "w", 1000, 2, &r), FDN_ERATE_LIMITED);
+    /* invalid values are an error, never a crash */
+    assert_int_equal(fdn_limiter_check_rate(f->l, "z", 60000, 0, &r), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_check_rate(f->l, "z", 0, 5, &r), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_check_rate(f->l, "z", -5, 5, &r), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_check_rate(f->l, "z", 60000, -1, &r), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_check_rate(f->l, "z", INT64_MAX, INT64_MAX, &r), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_check_rate(f->l, "", 1000, 1, &r), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_check_rate(f->l, NULL, 1000, 1, &r), FDN_EINVAL);
+    /* window 500 ms: 3 allowed, 4th denied; 600 ms later allowed again */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fdn_limiter_check_rate(f->l, "h", 500, 3, &r), 0);
+    assert_int_equal(fdn_limiter_check_rate(f->l, "h", 500, 3, &r), FDN_ERATE_LIMITED);
+    fdn_clock_advance(f->clk, 600 * MS);
+    assert_int_equal(fdn_limiter_check_rate(f->l, "h", 500, 3, &r), 0);
+    /* long and unusual keys */
+    char big[1901];
+    memset(big, 'x', 1900);
+    big[1900] = '\0';
+    assert_int_equal(fdn_limiter_check_rate(f->l, big, 1000, 1, &r), 0);
+    assert_int_equal(
+        fdn_limiter_check_rate(f->l, "user@example.com:a/b c:\xc3\xa9\xe2\x9c\x93", 1000, 1, &r),
+        0);
+    char keys[100][16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "ent%d", i);
+        assert_int_equal(fdn_limiter_check_rate(f->l, keys[i], 1000, 1, &r), 0);
+    }
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(fdn_limiter_check_rate(f->l, keys[i], 1000, 1, &r), FDN_ERATE_LIMITED);
+}
+
+static void ref_entity_operation(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_result_t r;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(fdn_limiter_check_entity(f->l, "user1", "op1", 5, 60000, &r), 0);
+    assert_int_equal(fdn_limiter_check_entity(f->l, "user1", "op1", 5, 60000, &r),
+                     FDN_ERATE_LIMITED);
+    assert_int_equal(fdn_limiter_check_entity(f->l, "user2", "op1", 5, 60000, &r), 0);
+    assert_int_equal(fdn_limiter_check_entity(f->l, "user1", "op2", 5, 60000, &r), 0);
+    /* no key collisions: ("a:b", "c") vs ("a", "b:c") */
+    assert_int_equal(fdn_limiter_check_entity(f->l, "a:b", "c", 1, 60000, &r), 0);
+    assert_int_equal(fdn_limiter_check_entity(f->l, "a", "b:c", 1, 60000, &r), 0);
+    assert_int_equal(fdn_limiter_check_entity(f->l, NULL, NULL, 1, 60000, &r), 0);
+    assert_int_equal(fdn_limiter_check_entity(f->l, "", "", 1, 60000, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(fdn_limiter_check_entity(f->l, "x", "y", 0, 60000, &r), FDN_EINVAL);
+    char big[1901];
+    memset(big, 'e', 1900);
+    big[1900] = '\0';
+    assert_int_equal(fdn_limiter_check_entity(f->l, big, "op", 1, 1000, &r), 0);
+    assert_int_equal(fdn_limiter_check_entity(f->l, big, "op", 1, 1000, &r), FDN_ERATE_LIMITED);
+}
+
+static void fixed_window_cost(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t rule = {FDN_LIMIT_FIXED_WINDOW, 10, 1000, 0};
+    fdn_limit_result_t r;
+    assert_int_equal(chk(f, "c", &rule, 4, &r), 0);
+    assert_int_equal(chk(f, "c", &rule, 4, &r), 0);
+    assert_int_equal(r.remaining, 2);
+    assert_int_equal(chk(f, "c", &rule, 4, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(r.count, 12);
+    assert_int_equal(chk(f, "c", &rule, 0, &r), FDN_EINVAL);
+    assert_int_equal(chk(f, "d", &rule, 11, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(r.retry_after_ns, INT64_MAX);
+}
+
+static void token_bucket_exact(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t rule = {FDN_LIMIT_TOKEN_BUCKET, 10, 1000, 5}; /* 10/s, burst 5 */
+    fdn_limit_result_t r;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(chk(f, "tb", &rule, 1, &r), 0);
+        assert_int_equal(r.remaining, 4 - i);
+    }
+    assert_int_equal(chk(f, "tb", &rule, 1, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(r.retry_after_ns, 100 * MS);
+    assert_int_equal(r.reset_ns, 500 * MS);
+    assert_int_equal(r.limit, 5);
+    fdn_clock_advance(f->clk, 99 * MS);
+    assert_int_equal(chk(f, "tb", &rule, 1, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(r.retry_after_ns, 1 * MS);
+    fdn_clock_advance(f->clk, 1 * MS);
+    assert_int_equal(chk(f, "tb", &rule, 1, &r), 0);
+    assert_int_equal(chk(f, "tb", &rule, 1, &r), FDN_ERATE_LIMITED);
+    /* cost 3 after 250 ms: 2.5 tokens -> denied, retry 50 ms */
+    fdn_clock_advance(f->clk, 250 * MS);
+    assert_int_equal(chk(f, "tb", &rule, 3, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(r.retry_after_ns, 50 * MS);
+    fdn_clock_advance(f->clk, 50 * MS);
+    assert_int_equal(chk(f, "tb", &rule, 3, &r), 0);
+    /* bound: over 10 s of 1-ms checks at most burst + 10*10 pass */
+    int ok = 0;
+    for (int i = 0; i < 10000; i++) {
+        fdn_clock_advance(f->clk, 1 * MS);
+        if (chk(f, "tb2", &rule, 1, NULL) == 0)
+            ok++;
+    }
+    assert_true(ok <= 5 + 100);
+    assert_true(ok >= 100);
+    assert_int_equal(chk(f, "tb3", &rule, 6, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(r.retry_after_ns, INT64_MAX);
+}
+
+static void gcra_exact(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t rule = {FDN_LIMIT_GCRA, 10, 1000, 1}; /* T = 100 ms, no burst */
+    fdn_limit_result_t r;
+    assert_int_equal(chk(f, "g", &rule, 1, &r), 0);
+    assert_int_equal(chk(f, "g", &rule, 1, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(r.retry_after_ns, 100 * MS);
+    fdn_clock_advance(f->clk, 100 * MS);
+    assert_int_equal(chk(f, "g", &rule, 1, &r), 0);
+    rule.burst = 3;
+    assert_int_equal(chk(f, "g3", &rule, 1, &r), 0);
+    assert_int_equal(r.remaining, 2);
+    assert_int_equal(chk(f, "g3", &rule, 1, &r), 0);
+    assert_int_equal(chk(f, "g3", &rule, 1, &r), 0);
+    assert_int_equal(r.remaining, 0);
+    assert_int_equal(chk(f, "g3", &rule, 1, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(r.retry_after_ns, 100 * MS);
+    assert_int_equal(r.reset_ns, 300 * MS);
+    /* T rounds up: 3 per 1000 ms -> T = 333 333 334 ns, never more than 3 per second */
+    fdn_limit_rule_t r3 = {FDN_LIMIT_GCRA, 3, 1000, 1};
+    int ok = 0;
+    for (int i = 0; i < 10000; i++) {
+        if (chk(f, "g4", &r3, 1, NULL) == 0)
+            ok++;
+        fdn_clock_advance(f->clk, 1 * MS);
+    }
+    assert_int_equal(ok, 30);
+}
+
+static void sliding_window_exact(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t rule = {FDN_LIMIT_SLIDING_WINDOW, 10, 1000, 0};
+    fdn_limit_result_t r;
+    /* mono starts at 5000 ms: a window boundary */
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(chk(f, "s", &rule, 1, &r), 0);
+    assert_int_equal(chk(f, "s", &rule, 1, &r), FDN_ERATE_LIMITED);
+    /* next window, elapsed 0: prev weight 100% -> still denied, retry 100 ms */
+    fdn_clock_advance(f->clk, 1000 * MS);
+    assert_int_equal(chk(f, "s", &rule, 1, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(r.retry_after_ns, 100 * MS);
+    fdn_clock_advance(f->clk, 99 * MS);
+    assert_int_equal(chk(f, "s", &rule, 1, &r), FDN_ERATE_LIMITED);
+    fdn_clock_advance(f->clk, 1 * MS);
+    assert_int_equal(chk(f, "s", &rule, 1, &r), 0); /* 10*0.9 + 1 = 10 */
+    assert_int_equal(r.count, 10);
+    assert_int_equal(chk(f, "s", &rule, 1, &r), FDN_ERATE_LIMITED);
+    /* 2 windows later everything is forgotten */
+    fdn_clock_advance(f->clk, 2000 * MS);
+    assert_int_equal(chk(f, "s", &rule, 10, &r), 0);
+    assert_int_equal(chk(f, "s", &rule, 1, &r), FDN_ERATE_LIMITED);
+    /* at 100 ms into the window with cur full: retry reaches into the next window, where
+     * prev = 10 and 10*(1-e)+1 <= 10 needs e >= 100 ms: 900 + 100 ms */
+    assert_int_equal(r.retry_after_ns, 1000 * MS);
+}
+
+static void peek_does_not_consume(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t rules[4] = {{FDN_LIMIT_FIXED_WINDOW, 2, 1000, 0},
+                                 {FDN_LIMIT_TOKEN_BUCKET, 2, 1000, 0},
+                                 {FDN_LIMIT_GCRA, 2, 1000, 0},
+                                 {FDN_LIMIT_SLIDING_WINDOW, 2, 1000, 0}};
+    fdn_limit_result_t r;
+    for (int a = 0; a < 4; a++) {
+        char key[16];
+        snprintf(key, sizeof(key), "p%d", a);
+        for (int i = 0; i < 5; i++) {
+            assert_int_equal(
+                fdn_limiter_check(f->l, key, strlen(key), &rules[a], 1, FDN_LIMIT_PEEK, &r), 0);
+            assert_int_equal(r.remaining, 2);
+        }
+        fdn_limiter_stats_t st;
+        fdn_limiter_stats(f->l, &st);
+        assert_int_equal(st.keys, (uint64_t)a); /* peeking an unknown key stores nothing */
+        assert_int_equal(chk(f, key, &rules[a], 1, &r), 0);
+        assert_int_equal(chk(f, key, &rules[a], 1, &r), 0);
+        assert_int_equal(
+            fdn_limiter_check(f->l, key, strlen(key), &rules[a], 1, FDN_LIMIT_PEEK, &r),
+            FDN_ERATE_LIMITED);
+        assert_int_equal(r.remaining, 0);
+    }
+    assert_int_equal(fdn_limiter_check(f->l, "x", 1, &rules[0], 1, 0x80, &r), FDN_EINVAL);
+}
+
+static void reserve_and_cancel(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t tb = {FDN_LIMIT_TOKEN_BUCKET, 2, 1000, 0};
+    fdn_limit_reservation_t rsv;
+    fdn_limit_result_t r;
+    assert_int_equal(fdn_limiter_reserve(f->l, "r", 1, &tb, 2, &rsv, &r), 0);
+    assert_true(rsv.active);
+    assert_int_equal(chk(f, "r", &tb, 1, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(fdn_limiter_cancel(f->l, "r", 1, &tb, &rsv), 0);
+    assert_false(rsv.active);
+    assert_int_equal(fdn_limiter_cancel(f->l, "r", 1, &tb, &rsv), FDN_ENOENT); /* idempotent */
+    assert_int_equal(chk(f, "r", &tb, 2, &r), 0);
+
+    fdn_limit_rule_t fw = {FDN_LIMIT_FIXED_WINDOW, 3, 1000, 0};
+    assert_int_equal(fdn_limiter_reserve(f->l, "fw", 2, &fw, 3, &rsv, &r), 0);
+    assert_int_equal(chk(f, "fw", &fw, 1, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(fdn_limiter_cancel(f->l, "fw", 2, &fw, &rsv), 0);
+    assert_int_equal(chk(f, "fw", &fw, 1, &r), 0); /* count 1 (3+1-3) + 1 = 2 */
+    assert_int_equal(r.count, 2);
+    assert_int_equal(fdn_limiter_reserve(f->l, "fw", 2, &fw, 1, &rsv, &r), 0);
+    fdn_clock_advance(f->clk, 1000 * MS); /* window over: nothing to give back */
+    assert_int_equal(fdn_limiter_cancel(f->l, "fw", 2, &fw, &rsv), FDN_ENOENT);
+
+    fdn_limit_rule_t g = {FDN_LIMIT_GCRA, 1, 1000, 1};
+    assert_int_equal(fdn_limiter_reserve(f->l, "g", 1, &g, 1, &rsv, &r), 0);
+    assert_int_equal(chk(f, "g", &g, 1, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(fdn_limiter_cancel(f->l, "g", 1, &g, &rsv), 0);
+    assert_int_equal(chk(f, "g", &g, 1, &r), 0);
+
+    fdn_limit_rule_t sw = {FDN_LIMIT_SLIDING_WINDOW, 1, 1000, 0};
+    assert_int_equal(fdn_limiter_reserve(f->l, "sw", 2, &sw, 1, &rsv, &r), 0);
+    assert_int_equal(chk(f, "sw", &sw, 1, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(fdn_limiter_cancel(f->l, "sw", 2, &sw, &rsv), 0);
+    assert_int_equal(chk(f, "sw", &sw, 1, &r), 0);
+    /* a denied bucket reservation takes nothing */
+    assert_int_equal(fdn_limiter_reserve(f->l, "sw", 2, &sw, 1, &rsv, &r), FDN_ERATE_LIMITED);
+    assert_false(rsv.active);
+}
+
+static void shadow_mode(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t rule = {FDN_LIMIT_TOKEN_BUCKET, 1, 1000, 0};
+    fdn_limit_result_t r;
+    fdn_limiter_set_shadow(f->l, true);
+    assert_int_equal(chk(f, "sh", &rule, 1, &r), 0);
+    assert_false(r.shadow_denied);
+    assert_int_equal(chk(f, "sh", &rule, 1, &r), 0);
+    assert_true(r.allowed);
+    assert_true(r.shadow_denied);
+    assert_int_equal(r.retry_after_ns, 1000 * MS);
+    fdn_limiter_stats_t st;
+    fdn_limiter_stats(f->l, &st);
+    assert_int_equal(st.allowed, 1);
+    assert_int_equal(st.denied, 1);
+    fdn_limiter_set_shadow(f->l, false);
+    assert_int_equal(chk(f, "sh", &rule, 1, &r), FDN_ERATE_LIMITED);
+}
+
+static void named_rules(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t r;
+    assert_int_equal(fdn_limiter_get_rule(f->l, "api_calls", &r), 0);
+    assert_int_equal(r.limit, 100);
+    assert_int_equal(r.period_ms, 60000);
+    assert_int_equal(fdn_limiter_get_rule(f->l, "db_queries", &r), 0);
+    assert_int_equal(r.limit, 500);
+    assert_int_equal(fdn_limiter_get_rule(f->l, "file_operations", &r), 0);
+    assert_int_equal(r.limit, 10);
+    assert_int_equal(r.period_ms, 1000);
+    fdn_limit_result_t res;
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(fdn_limiter_check_named(f->l, "file_operations", "u1", 1, &res), 0);
+    assert_int_equal(fdn_limiter_check_named(f->l, "file_operations", "u1", 1, &res),
+                     FDN_ERATE_LIMITED);
+    assert_int_equal(fdn_limiter_check_named(f->l, "file_operations", "u2", 1, &res), 0);
+    assert_int_equal(fdn_limiter_check_named(f->l, "nope", "u1", 1, &res), FDN_ENOENT);
+    fdn_limit_rule_t nr = {FDN_LIMIT_GCRA, 1, 1000, 0};
+    assert_int_equal(fdn_limiter_set_rule(f->l, "file_operations", &nr), 0);
+    assert_int_equal(fdn_limiter_check_named(f->l, "file_operations", "u9", 1, &res), 0);
+    assert_int_equal(fdn_limiter_check_named(f->l, "file_operations", "u9", 1, &res),
+                     FDN_ERATE_LIMITED);
+    nr.limit = 0;
+    assert_int_equal(fdn_limiter_set_rule(f->l, "bad", &nr), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_remove_rule(f->l, "db_queries"), 0);
+    assert_int_equal(fdn_limiter_get_rule(f->l, "db_queries", &r), FDN_ENOENT);
+    fdn_error_t e = FDN_ERROR_INIT;
+    assert_int_equal(fdn_limit_rule_validate(&nr, &e), FDN_EINVAL);
+    assert_non_null(strstr(e.message, "limit"));
+    assert_string_equal(fdn_limit_algo_name(FDN_LIMIT_GCRA), "gcra");
+}
+
+static void reset_clears_and_service_stop(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_result_t r;
+    assert_int_equal(fdn_limiter_check_rate(f->l, "k", 60000, 1, &r), 0);
+    assert_int_equal(fdn_limiter_check_rate(f->l, "k", 60000, 1, &r), FDN_ERATE_LIMITED);
+    fdn__limiter_service_stop(f->l);
+    assert_int_equal(fdn__limiter_service_health(f->l), FDN_EUNAVAILABLE);
+    assert_int_equal(fdn_limiter_check_rate(f->l, "k", 60000, 1, &r), FDN_EUNAVAILABLE);
+    assert_int_equal(fdn__limiter_service_start(f->l), 0);
+    assert_int_equal(fdn__limiter_service_health(f->l), 0);
+    /* state survived the restart */
+    assert_int_equal(fdn_limiter_check_rate(f->l, "k", 60000, 1, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(fdn_limiter_reset(f->l, "k", 1), 0);
+    assert_int_equal(fdn_limiter_reset(f->l, "k", 1), FDN_ENOENT);
+    assert_int_equal(fdn_limiter_check_rate(f->l, "k", 60000, 1, &r), 0);
+}
+
+static int setup_small(void **state)
+{
+    fdn_limiter_opts_t o = FDN_LIMITER_OPTS_INIT;
+    o.shards = 4;
+    o.max_keys = 64;
+    o.cleanup_interval_ms = 1000;
+    return setup_opts(state, &o);
+}
+
+static void eviction_bounds_memory(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t rule = {FDN_LIMIT_TOKEN_BUCKET, 5, 60000, 0};
+    char key[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof(key), "flood-%d", i);
+        assert_int_equal(chk(f, key, &rule, 1, NULL), 0);
+    }
+    fdn_limiter_stats_t st;
+    fdn_limiter_stats(f->l, &st);
+    assert_true(st.keys <= 64);
+    assert_int_equal(st.keys + st.evictions, 5000);
+    /* the most recent key is still there (LRU keeps it) */
+    fdn_limit_result_t r;
+    assert_int_equal(fdn_limiter_check(f->l, key, strlen(key), &rule, 1, FDN_LIMIT_PEEK, &r), 0);
+    assert_int_equal(r.remaining, 4);
+}
+
+static void sweeping(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t rule = {FDN_LIMIT_FIXED_WINDOW, 5, 100, 0};
+    char key[32];
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof(key), "sw-%d", i);
+        assert_int_equal(chk(f, key, &rule, 1, NULL), 0);
+    }
+    fdn_limiter_stats_t st;
+    fdn_limiter_stats(f->l, &st);
+    assert_int_equal(st.keys, 20);
+    assert_int_equal(fdn_limiter_sweep(f->l), 0); /* nothing expired yet */
+    fdn_clock_advance(f->clk, 100 * MS);
+    assert_int_equal(fdn_limiter_sweep(f->l), 20);
+    fdn_limiter_stats(f->l, &st);
+    assert_int_equal(st.keys, 0);
+    assert_int_equal(st.expired, 20);
+    assert_int_equal(st.evictions, 0);
+    /* amortised: a check after cleanup_interval sweeps its shard */
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof(key), "sw-%d", i);
+        chk(f, key, &rule, 1, NULL);
+    }
+    fdn_clock_advance(f->clk, 1000 * MS);
+    chk(f, "other", &rule, 1, NULL);
+    fdn_limiter_stats(f->l, &st);
+    assert_true(st.keys < 21);
+    assert_true(st.expired > 20);
+    assert_int_equal(fdn_limiter_set_cleanup_interval(f->l, 0), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_set_cleanup_interval(f->l, 5000), 0);
+}
+
+static void create_validation(void **state)
+{
+    (void)state;
+    fdn_limiter_t *l;
+    fdn_limiter_opts_t o = FDN_LIMITER_OPTS_INIT;
+    o.shards = 3;
+    assert_int_equal(fdn_limiter_create(&l, &o), FDN_EINVAL);
+    o.shards = 4;
+    o.max_keys = 0;
+    assert_int_equal(fdn_limiter_create(&l, &o), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_create(NULL, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_create(&l, NULL), 0);
+    fdn_limiter_destroy(l);
+    fdn_limiter_destroy(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(ref_fixed_window_basic, setup, teardown),
+        cmocka_unit_test_setup_teardown(ref_fixed_window_edges, setup, teardown),
+        cmocka_unit_test_setup_teardown(ref_entity_operation, setup, teardown),
+        cmocka_unit_test_setup_teardown(fixed_window_cost, setup, teardown),
+        cmocka_unit_test_setup_teardown(token_bucket_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(gcra_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(sliding_window_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(peek_does_not_consume, setup, teardown),
+        cmocka_unit_test_setup_teardown(reserve_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(shadow_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(named_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(reset_clears_and_service_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(eviction_bounds_memory, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(sweeping, setup_small, teardown),
+        cmocka_unit_test(create_validation),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1087 @@
+/* Unit tests: connection pool and pool manager (reference §5.3, §11.8). All timing runs on a
+ * manual clock; threads are synchronised through pool status and fdn_clock_waiters. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fdn/pool.h>
+#include <fdn/telemetry.h>
+#include "infra/pool_int.h"
+
+#define MS 1000000LL
+
+typedef struct conn {
+    int id;
+    bool dead;
+} conn_t;
+
+typedef struct ctx {
+    _Atomic int next_id;
+    _Atomic int live;
+    _Atomic int destroyed;
+    _Atomic int validations;
+    _Atomic int resets;
+    _Atomic int fail_create; /* fail the next N creates */
+    bool validate_fails;
+    bool reset_fails;
+    _Atomic int leaks;
+    int64_t leak_age;
+    int leak_bt;
+} ctx_t;
+
+static int c_create(void **out, void *user)
+{
+    ctx_t *c = user;
+    if (atomic_load(&c->fail_create) > 0) {
+        atomic_fetch_sub(&c->fail_create, 1);
+        return FDN_ECONNREFUSED;
+    }
+    conn_t *k = calloc(1, sizeof(*k));
+    if (k == NULL)
+        return FDN_ENOMEM;
+    k->id = atomic_fetch_add(&c->next_id, 1) + 1;
+    atomic_fetch_add(&c->live, 1);
+    *out = k;
+    return 0;
+}
+
+static void c_destroy(void *conn, void *user)
+{
+    ctx_t *c = user;
+    atomic_fetch_sub(&c->live, 1);
+    atomic_fetch_add(&c->destroyed, 1);
+    free(conn);
+}
+
+static int c_validate(void *conn, void *user)
+{
+    ctx_t *c = user;
+    (void)conn;
+    atomic_fetch_add(&c->validations, 1);
+    return c->validate_fails ? FDN_EIO : 0;
+}
+
+static int c_reset(void *conn, void *user)
+{
+    ctx_t *c = user;
+    atomic_fetch_add(&c->resets, 1);
+    return ((conn_t *)conn)->dead || c->reset_fails ? FDN_EIO : 0;
+}
+
+static void c_leak(const fdn_pool_leak_t *leak, void *user)
+{
+    ctx_t *c = user;
+    atomic_fetch_add(&c->leaks, 1);
+    c->leak_age = leak->age_ns;
+    c->leak_bt = leak->backtrace_len;
+}
+
+typedef struct fixture {
+    ctx_t ctx;
+    fdn_clock_t *clk;
+    fdn_pool_t *pool;
+} fixture_t;
+
+static fdn_pool_opts_t base_opts(fixture_t *f, int size, int overflow)
+{
+    fdn_pool_opts_t o = FDN_POOL_OPTS_INIT;
+    o.name = "test";
+    o.size = size;
+    o.max_overflow = overflow;
+    o.create = c_create;
+    o.destroy = c_destroy;
+    o.user = &f->ctx;
+    o.clock = f->clk;
+    return o;
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    assert_int_equal(fdn_clock_manual_create(&f->clk, 1000 * MS, 0), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_destroy(f->pool);
+    assert_int_equal(atomic_load(&f->ctx.live), 0);
+    fdn_clock_destroy(f->clk);
+    free(f);
+    return 0;
+}
+
+static fdn_pool_t *mkpool(fixture_t *f, const fdn_pool_opts_t *o)
+{
+    assert_int_equal(fdn_pool_create(&f->pool, o, NULL), 0);
+    return f->pool;
+}
+
+static conn_t *cw(fdn_pool_worker_t *w)
+{
+    return fdn_pool_worker_conn(w);
+}
+
+static fdn_pool_status_t st(fdn_pool_t *p)
+{
+    fdn_pool_status_t s;
+    assert_int_equal(fdn_pool_status(p, &s), 0);
+    return s;
+}
+
+/* Spin (yielding) until the pool has n waiters. */
+static void wait_waiters(fdn_pool_t *p, int n)
+{
+    for (;;) {
+        fdn_pool_status_t s = st(p);
+        if (s.waiters == n)
+            return;
+        sched_yield();
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void create_validates_options(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_t *p = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    fdn_pool_opts_t o = base_opts(f, 2, 1);
+    o.create = NULL;
+    assert_int_equal(fdn_pool_create(&p, &o, &err), FDN_EINVAL);
+    o = base_opts(f, -1, 1);
+    assert_int_equal(fdn_pool_create(&p, &o, &err), FDN_EINVAL);
+    assert_non_null(strstr(err.message, "size must be a non-negative integer"));
+    o = base_opts(f, 1, -1);
+    assert_int_equal(fdn_pool_create(&p, &o, &err), FDN_EINVAL);
+    assert_non_null(strstr(err.message, "max_overflow"));
+    o = base_opts(f, 0, 0);
+    assert_int_equal(fdn_pool_create(&p, &o, NULL), FDN_EINVAL);
+    o = base_opts(f, 1, 0);
+    o.strategy = (fdn_pool_strategy_t)7;
+    assert_int_equal(fdn_pool_create(&p, &o, NULL), FDN_EINVAL);
+    o = base_opts(f, 1, 0);
+    o.name = "";
+    assert_int_equal(fdn_pool_create(&p, &o, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_pool_create(NULL, &o, NULL), FDN_EINVAL);
+    assert_int_equal(atomic_load(&f->ctx.live), 0);
+
+    /* Defaults are the config tree's: 10 / 5 / lifo. */
+    o = base_opts(f, FDN_POOL_DEFAULT, FDN_POOL_DEFAULT);
+    p = mkpool(f, &o);
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.size, 10);
+    assert_int_equal(s.max_overflow, 5);
+    assert_int_equal(s.available, 10);
+    assert_int_equal(s.workers, 10);
+    assert_int_equal(atomic_load(&f->ctx.live), 10);
+    assert_string_equal(fdn_pool_name(p), "test");
+    fdn_pool_destroy(NULL);
+}
+
+static void strategy_names(void **state)
+{
+    (void)state;
+    fdn_pool_strategy_t s;
+    assert_int_equal(fdn_pool_strategy_parse("fifo", 4, &s), 0);
+    assert_int_equal(s, FDN_POOL_FIFO);
+    assert_int_equal(fdn_pool_strategy_parse("lifo", 4, &s), 0);
+    assert_int_equal(s, FDN_POOL_LIFO);
+    assert_int_equal(fdn_pool_strategy_parse("lif", 3, &s), FDN_EINVAL);
+    assert_string_equal(fdn_pool_strategy_name(FDN_POOL_FIFO), "fifo");
+    assert_string_equal(fdn_pool_state_name(FDN_POOL_FULL), "full");
+}
+
+static void order_case(fixture_t *f, fdn_pool_strategy_t strat, int expect_first)
+{
+    fdn_pool_opts_t o = base_opts(f, 3, 0);
+    o.strategy = strat;
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *w[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fdn_pool_checkout(p, &w[i], 0, NULL), 0);
+    /* Return in order a, b, c. */
+    int ids[3];
+    for (int i = 0; i < 3; i++) {
+        ids[i] = cw(w[i])->id;
+        assert_int_equal(fdn_pool_checkin(p, w[i]), 0);
+    }
+    fdn_pool_worker_t *x;
+    assert_int_equal(fdn_pool_checkout(p, &x, 0, NULL), 0);
+    assert_int_equal(cw(x)->id, ids[expect_first]);
+    assert_int_equal(fdn_pool_checkin(p, x), 0);
+    /* Double checkin is refused. */
+    assert_int_equal(fdn_pool_checkin(p, x), FDN_EINVAL);
+}
+
+static void lifo_reuses_last_returned(void **state)
+{
+    order_case(*state, FDN_POOL_LIFO, 2);
+}
+
+static void fifo_reuses_first_returned(void **state)
+{
+    order_case(*state, FDN_POOL_FIFO, 0);
+}
+
+static void overflow_created_then_destroyed_on_checkin(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 2);
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *w[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fdn_pool_checkout(p, &w[i], 0, NULL), 0);
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.workers, 3);
+    assert_int_equal(s.overflow, 2);
+    assert_int_equal(s.in_use, 3);
+    assert_int_equal(s.available, 0);
+    assert_int_equal(s.state, FDN_POOL_FULL);
+
+    fdn_pool_worker_t *x = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_pool_checkout(p, &x, 0, &err), FDN_ETIMEDOUT);
+    assert_int_equal(err.code, FDN_ETIMEDOUT);
+    assert_non_null(strstr(err.context, "in_use=3"));
+    assert_int_equal(st(p).timeouts, 1);
+
+    assert_int_equal(fdn_pool_checkin(p, w[2]), 0);
+    assert_int_equal(atomic_load(&f->ctx.destroyed), 1);
+    s = st(p);
+    assert_int_equal(s.overflow, 1);
+    assert_int_equal(s.state, FDN_POOL_OVERFLOW);
+    assert_int_equal(fdn_pool_checkin(p, w[1]), 0);
+    assert_int_equal(fdn_pool_checkin(p, w[0]), 0);
+    s = st(p);
+    assert_int_equal(s.workers, 1);
+    assert_int_equal(s.available, 1);
+    assert_int_equal(s.overflow, 0);
+    assert_int_equal(s.in_use, 0);
+    assert_int_equal(s.state, FDN_POOL_READY);
+    assert_int_equal(atomic_load(&f->ctx.destroyed), 2);
+}
+
+typedef struct waiter_arg {
+    fdn_pool_t *p;
+    int64_t timeout_ms;
+    int id;
+    int rc;
+    fdn_error_t err;
+    _Atomic int done;
+    _Atomic int *order;
+    int *slots;
+    bool checkin;
+} waiter_arg_t;
+
+static void *waiter_main(void *arg)
+{
+    waiter_arg_t *a = arg;
+    fdn_pool_worker_t *w = NULL;
+    a->rc = fdn_pool_checkout(a->p, &w, a->timeout_ms, &a->err);
+    if (a->rc == 0) {
+        if (a->order != NULL)
+            a->slots[atomic_fetch_add(a->order, 1)] = a->id;
+        if (a->checkin)
+            fdn_pool_checkin(a->p, w);
+    }
+    atomic_store(&a->done, 1);
+    return NULL;
+}
+
+static void waiters_served_in_fifo_order(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *held;
+    assert_int_equal(fdn_pool_checkout(p, &held, 0, NULL), 0);
+
+    enum { N = 4 };
+    pthread_t t[N];
+    waiter_arg_t a[N];
+    _Atomic int order = 0;
+    int slots[N] = {0};
+    for (int i = 0; i < N; i++) {
+        memset(&a[i], 0, sizeof(a[i]));
+        a[i].p = p;
+        a[i].timeout_ms = FDN_POOL_WAIT_FOREVER;
+        a[i].id = i + 1;
+        a[i].order = &order;
+        a[i].slots = slots;
+        a[i].checkin = true;
+        assert_int_equal(pthread_create(&t[i], NULL, waiter_main, &a[i]), 0);
+        wait_waiters(p, i + 1); /* queue in a known order */
+    }
+    assert_int_equal(fdn_pool_checkin(p, held), 0);
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(a[i].rc, 0);
+        assert_int_equal(slots[i], i + 1);
+    }
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.waiters, 0);
+    assert_int_equal(s.in_use, 0);
+    assert_int_equal(s.available, 1);
+    assert_int_equal(s.checkouts, N + 1);
+    assert_int_equal(s.created, 1);
+}
+
+static void timeout_is_exact_on_manual_clock(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *held;
+    assert_int_equal(fdn_pool_checkout(p, &held, 0, NULL), 0);
+
+    waiter_arg_t a;
+    memset(&a, 0, sizeof(a));
+    a.p = p;
+    a.timeout_ms = 100;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, waiter_main, &a), 0);
+    wait_waiters(p, 1);
+    assert_int_equal(fdn_clock_advance(f->clk, 99 * MS), 0);
+    /* The waiter re-parks: it is still queued and not done. */
+    while (fdn_clock_waiters(f->clk) < 1)
+        sched_yield();
+    assert_int_equal(st(p).waiters, 1);
+    assert_int_equal(atomic_load(&a.done), 0);
+    assert_int_equal(fdn_clock_advance(f->clk, 1 * MS), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, FDN_ETIMEDOUT);
+    assert_int_equal(a.err.ref_code, 4301);
+    assert_non_null(strstr(a.err.context, "in_use=1"));
+    assert_non_null(strstr(a.err.context, "oldest_lease_age_ms=100"));
+    assert_non_null(strstr(a.err.context, "pool=test"));
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.waiters, 0);
+    assert_int_equal(s.timeouts, 1);
+    assert_int_equal(s.oldest_lease_age_ns, 100 * MS);
+    assert_int_equal(fdn_pool_checkin(p, held), 0);
+}
+
+static void waiter_gets_worker_before_deadline(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *held;
+    assert_int_equal(fdn_pool_checkout(p, &held, 0, NULL), 0);
+    int id = cw(held)->id;
+    waiter_arg_t a;
+    memset(&a, 0, sizeof(a));
+    a.p = p;
+    a.timeout_ms = 100;
+    a.checkin = true;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, waiter_main, &a), 0);
+    wait_waiters(p, 1);
+    assert_int_equal(fdn_clock_advance(f->clk, 50 * MS), 0);
+    assert_int_equal(fdn_pool_checkin(p, held), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(st(p).available, 1);
+    assert_int_equal(atomic_load(&f->ctx.next_id), id);
+}
+
+static int fn_fail(void *conn, void *arg)
+{
+    (void)conn;
+    (void)arg;
+    return FDN_EIO;
+}
+
+static int fn_broken(void *conn, void *arg)
+{
+    *(int *)arg = ((conn_t *)conn)->id;
+    return FDN_EPOOL_BROKEN;
+}
+
+static int fn_ping(void *conn, void *arg)
+{
+    (void)conn;
+    *(int *)arg += 1;
+    return 0;
+}
+
+static void with_connection_always_checks_in(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    fdn_pool_t *p = mkpool(f, &o);
+    int n = 0;
+    /* size 1, overflow 0: four sequential calls all succeed. */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(fdn_pool_with(p, fn_ping, &n, 100, NULL), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(fdn_pool_with(p, fn_fail, NULL, 100, NULL), FDN_EIO);
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.in_use, 0);
+    assert_int_equal(s.available, 1);
+    assert_int_equal(fdn_pool_with(p, fn_ping, &n, 100, NULL), 0);
+    assert_int_equal(fdn_pool_with(p, NULL, NULL, 100, NULL), FDN_EINVAL);
+}
+
+static void broken_worker_is_replaced(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 2, 0);
+    fdn_pool_t *p = mkpool(f, &o);
+    int id = 0;
+    assert_int_equal(fdn_pool_with(p, fn_broken, &id, 100, NULL), FDN_EPOOL_BROKEN);
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.broken, 1);
+    assert_int_equal(s.workers, 2);
+    assert_int_equal(s.available, 2);
+    assert_int_equal(s.created, 3);
+    assert_int_equal(atomic_load(&f->ctx.destroyed), 1);
+
+    /* checkin_broken and a failing reset do the same. */
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_not_equal(cw(w)->id, id);
+    assert_int_equal(fdn_pool_checkin_broken(p, w), 0);
+    assert_int_equal(st(p).broken, 2);
+    assert_int_equal(st(p).workers, 2);
+    assert_int_equal(atomic_load(&f->ctx.live), 2);
+}
+
+static void reset_failure_counts_as_broken(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    o.reset = c_reset;
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    int id = cw(w)->id;
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+    assert_int_equal(atomic_load(&f->ctx.resets), 1);
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_equal(cw(w)->id, id);
+    cw(w)->dead = true;
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+    assert_int_equal(st(p).broken, 1);
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_not_equal(cw(w)->id, id);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+}
+
+static void broken_worker_replacement_goes_to_waiter(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *held;
+    assert_int_equal(fdn_pool_checkout(p, &held, 0, NULL), 0);
+    waiter_arg_t a;
+    memset(&a, 0, sizeof(a));
+    a.p = p;
+    a.timeout_ms = FDN_POOL_WAIT_FOREVER;
+    a.checkin = true;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, waiter_main, &a), 0);
+    wait_waiters(p, 1);
+    assert_int_equal(fdn_pool_checkin_broken(p, held), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, 0);
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.workers, 1);
+    assert_int_equal(s.created, 2);
+    assert_int_equal(s.broken, 1);
+}
+
+static void validate_after_idle(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    o.validate = c_validate;
+    o.validate_after_idle_ms = 1000;
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    int id = cw(w)->id;
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+    assert_int_equal(fdn_clock_advance(f->clk, 999 * MS), 0);
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_equal(atomic_load(&f->ctx.validations), 0);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+    assert_int_equal(fdn_clock_advance(f->clk, 1000 * MS), 0);
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_equal(atomic_load(&f->ctx.validations), 1);
+    assert_int_equal(cw(w)->id, id);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+
+    /* A worker failing validation is dropped and a fresh one lent instead. */
+    f->ctx.validate_fails = true;
+    assert_int_equal(fdn_clock_advance(f->clk, 1000 * MS), 0);
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_not_equal(cw(w)->id, id);
+    assert_int_equal(st(p).broken, 1);
+    assert_int_equal(st(p).workers, 1);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+}
+
+static void max_lifetime_with_jitter(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 4, 0);
+    o.max_lifetime_ms = 1000;
+    o.lifetime_jitter_ms = 500;
+    fdn_pool_t *p = mkpool(f, &o);
+    assert_int_equal(fdn_clock_advance(f->clk, 499 * MS), 0);
+    assert_int_equal(fdn_pool_reap(p), 0);
+    assert_int_equal(atomic_load(&f->ctx.destroyed), 0);
+    assert_int_equal(fdn_clock_advance(f->clk, 501 * MS), 0);
+    assert_int_equal(fdn_pool_reap(p), 4);
+    assert_int_equal(atomic_load(&f->ctx.destroyed), 4);
+    /* Refilled to size. */
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.workers, 4);
+    assert_int_equal(s.available, 4);
+    assert_int_equal(atomic_load(&f->ctx.live), 4);
+}
+
+static void max_lifetime_lazy_on_checkout_and_checkin(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    o.max_lifetime_ms = 1000;
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    int id1 = cw(w)->id;
+    assert_int_equal(fdn_clock_advance(f->clk, 1000 * MS), 0);
+    /* Expired while lent: destroyed at checkin and replaced. */
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+    assert_int_equal(atomic_load(&f->ctx.destroyed), 1);
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    int id2 = cw(w)->id;
+    assert_int_not_equal(id1, id2);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+    /* Expired while idle: dropped at checkout. */
+    assert_int_equal(fdn_clock_advance(f->clk, 1000 * MS), 0);
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_not_equal(cw(w)->id, id2);
+    assert_int_equal(atomic_load(&f->ctx.destroyed), 2);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+}
+
+static void idle_timeout_shrinks_pool(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 3, 0);
+    o.idle_timeout_ms = 1000;
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn_clock_advance(f->clk, 600 * MS), 0);
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+    assert_int_equal(fdn_clock_advance(f->clk, 400 * MS), 0);
+    assert_int_equal(fdn_pool_reap(p), 2); /* the two never used */
+    assert_int_equal(st(p).workers, 1);
+    assert_int_equal(fdn_clock_advance(f->clk, 600 * MS), 0);
+    assert_int_equal(fdn_pool_reap(p), 1);
+    assert_int_equal(st(p).workers, 0);
+    /* Refilled on demand. */
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_equal(st(p).workers, 1);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+}
+
+static void overflow_ttl_keeps_overflow_idle(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 2);
+    o.overflow_ttl_ms = 1000;
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *w[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fdn_pool_checkout(p, &w[i], 0, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fdn_pool_checkin(p, w[i]), 0);
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.workers, 3);
+    assert_int_equal(s.available, 3);
+    assert_int_equal(s.overflow, 2);
+    assert_int_equal(fdn_clock_advance(f->clk, 999 * MS), 0);
+    assert_int_equal(fdn_pool_reap(p), 0);
+    assert_int_equal(fdn_clock_advance(f->clk, 1 * MS), 0);
+    assert_int_equal(fdn_pool_reap(p), 2);
+    s = st(p);
+    assert_int_equal(s.workers, 1);
+    assert_int_equal(s.overflow, 0);
+}
+
+static void leak_reported_once_with_backtrace(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 2, 0);
+    o.leak_threshold_ms = 1000;
+    o.on_leak = c_leak;
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_equal(fdn_clock_advance(f->clk, 999 * MS), 0);
+    assert_int_equal(fdn_pool_reap(p), 0);
+    assert_int_equal(fdn_clock_advance(f->clk, 501 * MS), 0);
+    assert_int_equal(fdn_pool_reap(p), 1);
+    assert_int_equal(atomic_load(&f->ctx.leaks), 1);
+    assert_int_equal(f->ctx.leak_age, 1500 * MS);
+    assert_true(f->ctx.leak_bt > 0);
+    assert_int_equal(fdn_pool_reap(p), 0);
+    assert_int_equal(st(p).leaks, 1);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+}
+
+static void reaper_thread_runs_on_manual_clock(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 2, 0);
+    o.idle_timeout_ms = 500;
+    o.reap_interval_ms = 1000;
+    fdn_pool_t *p = mkpool(f, &o);
+    while (fdn_clock_waiters(f->clk) < 1)
+        sched_yield();
+    assert_int_equal(fdn_clock_advance(f->clk, 1000 * MS), 0);
+    /* Destroy callbacks run after the pool lock is dropped: wait for them. */
+    while (atomic_load(&f->ctx.destroyed) != 2)
+        sched_yield();
+    assert_int_equal(st(p).workers, 0);
+    assert_int_equal(fdn_pool_shutdown(p, 0), 0);
+    assert_int_equal(fdn_pool_shutdown(p, 0), 0); /* idempotent */
+}
+
+static void shutdown_releases_waiters_and_outlives_leases(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *held;
+    assert_int_equal(fdn_pool_checkout(p, &held, 0, NULL), 0);
+    waiter_arg_t a;
+    memset(&a, 0, sizeof(a));
+    a.p = p;
+    a.timeout_ms = FDN_POOL_WAIT_FOREVER;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, waiter_main, &a), 0);
+    wait_waiters(p, 1);
+    assert_int_equal(fdn_pool_shutdown(p, 0), FDN_ETIMEDOUT); /* a lease is still out */
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, FDN_ESHUTDOWN);
+    fdn_pool_worker_t *x;
+    assert_int_equal(fdn_pool_checkout(p, &x, 0, NULL), FDN_ESHUTDOWN);
+    assert_true(st(p).closed);
+    /* Drop the last reference while the lease is out; the checkin frees the pool. */
+    fdn_pool_destroy(p);
+    f->pool = NULL;
+    assert_int_equal(atomic_load(&f->ctx.live), 1);
+    assert_int_equal(fdn_pool_checkin(p, held), 0);
+    assert_int_equal(atomic_load(&f->ctx.live), 0);
+}
+
+static void create_failure_is_reported(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 3, 1);
+    fdn_pool_t *p = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    atomic_store(&f->ctx.fail_create, 1);
+    atomic_store(&f->ctx.next_id, 0);
+    /* Fails on the first worker. */
+    assert_int_equal(fdn_pool_create(&p, &o, &err), FDN_ECONNREFUSED);
+    assert_non_null(strstr(err.message, "creating worker 1 of 3"));
+    assert_int_equal(atomic_load(&f->ctx.live), 0);
+    o.prefill = false;
+    p = mkpool(f, &o);
+    atomic_store(&f->ctx.fail_create, 1);
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, &err), FDN_ECONNREFUSED);
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.create_failures, 1);
+    assert_int_equal(s.workers, 0);
+    assert_int_equal(s.in_use, 0);
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, &err), 0);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+}
+
+static void default_timeout_and_bad_arguments(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    o.checkout_timeout_ms = 50;
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *held;
+    assert_int_equal(fdn_pool_checkout(p, &held, FDN_POOL_TIMEOUT_DEFAULT, NULL), 0);
+    assert_int_equal(fdn_pool_checkout(NULL, &held, 0, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_pool_checkout(p, NULL, 0, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_pool_checkout(p, &held, -3, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_pool_checkin(NULL, held), FDN_EINVAL);
+    assert_int_equal(fdn_pool_checkin(p, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_pool_status(NULL, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_pool_reap(NULL), FDN_EINVAL);
+
+    waiter_arg_t a;
+    memset(&a, 0, sizeof(a));
+    a.p = p;
+    a.timeout_ms = FDN_POOL_TIMEOUT_DEFAULT;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, waiter_main, &a), 0);
+    wait_waiters(p, 1);
+    assert_int_equal(fdn_clock_advance(f->clk, 50 * MS), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, FDN_ETIMEDOUT);
+    assert_non_null(strstr(a.err.message, "after 50 ms"));
+    assert_int_equal(fdn_pool_checkin(p, held), 0);
+}
+
+static void validate_every_checkout(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    o.validate = c_validate;
+    o.validate_after_idle_ms = 0;
+    fdn_pool_t *p = mkpool(f, &o);
+    int n = 0;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fdn_pool_with(p, fn_ping, &n, 0, NULL), 0);
+    assert_int_equal(atomic_load(&f->ctx.validations), 3);
+}
+
+static void pool_from_another_pool_is_refused(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_t *q = NULL;
+    assert_int_equal(fdn_pool_create(&q, &o, NULL), 0);
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn_pool_checkout(q, &w, 0, NULL), 0);
+    assert_int_equal(fdn_pool_checkin(p, w), FDN_EINVAL);
+    assert_int_equal(fdn_pool_checkin(q, w), 0);
+    fdn_pool_destroy(q);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Manager (§11.8) */
+
+static void manager_start_stop_list(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pools_t *m = NULL;
+    fdn_pools_opts_t mo = FDN_POOLS_OPTS_INIT;
+    mo.clock = f->clk;
+    assert_int_equal(fdn_pools_create(&m, &mo), 0);
+    fdn_pool_opts_t o = base_opts(f, 3, 2);
+    fdn_pool_t *h = NULL;
+    assert_int_equal(fdn_pools_start(m, "alpha", &o, &h, NULL), 0);
+    assert_non_null(h);
+    assert_string_equal(fdn_pool_name(h), "alpha");
+    fdn_pool_release(h);
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_pools_start(m, "alpha", &o, NULL, &err), FDN_EEXIST);
+    o.create = NULL;
+    assert_int_equal(fdn_pools_start(m, "nocreate", &o, NULL, NULL), FDN_EINVAL);
+    o = base_opts(f, -1, 0);
+    assert_int_equal(fdn_pools_start(m, "neg", &o, NULL, NULL), FDN_EINVAL);
+    o = base_opts(f, 1, 0);
+    o.strategy = FDN_POOL_FIFO;
+    assert_int_equal(fdn_pools_start(m, "fifo", &o, NULL, NULL), 0);
+    o.strategy = FDN_POOL_LIFO;
+    assert_int_equal(fdn_pools_start(m, "lifo", &o, NULL, NULL), 0);
+    o = base_opts(f, FDN_POOL_DEFAULT, FDN_POOL_DEFAULT);
+    assert_int_equal(fdn_pools_start(m, "defaults", &o, NULL, NULL), 0);
+
+    fdn_pool_status_t s;
+    assert_int_equal(fdn_pools_status(m, "defaults", &s), 0);
+    assert_int_equal(s.size, 10);
+    assert_int_equal(s.available, 10);
+    assert_int_equal(fdn_pools_status(m, "alpha", &s), 0);
+    assert_int_equal(s.size, 3);
+    assert_int_equal(s.available, 3);
+
+    fdn_pool_info_t *list = NULL;
+    size_t n = 0;
+    assert_int_equal(fdn_pools_list(m, &list, &n), 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(list[0].name, "alpha");
+    assert_string_equal(list[1].name, "defaults");
+    assert_string_equal(list[2].name, "fifo");
+    assert_string_equal(list[3].name, "lifo");
+    assert_int_equal(list[0].status.available, 3);
+    fdn_free(list);
+
+    int cnt = 0;
+    assert_int_equal(fdn_pools_with(m, "alpha", fn_ping, &cnt, 100, NULL), 0);
+    assert_int_equal(fdn_pools_with(m, "alpha", fn_fail, NULL, 100, NULL), FDN_EIO);
+    assert_int_equal(fdn_pools_with(m, "alpha", fn_ping, &cnt, 100, NULL), 0);
+    assert_int_equal(cnt, 2);
+    assert_int_equal(fdn_pools_with(m, "missing", fn_ping, &cnt, 100, &err), FDN_ENOENT);
+    assert_non_null(strstr(err.message, "pool_not_found"));
+
+    assert_int_equal(fdn_pools_stop(m, "alpha"), 0);
+    assert_int_equal(fdn_pools_status(m, "alpha", &s), FDN_ENOENT);
+    assert_int_equal(fdn_pools_stop(m, "alpha"), FDN_ENOENT);
+    assert_int_equal(fdn_pools_list(m, &list, &n), 0);
+    assert_int_equal(n, 3);
+    fdn_free(list);
+
+    /* Defaults set by the runtime from the config tree. */
+    assert_int_equal(fdn_pools_set_defaults(m, 2, 1, FDN_POOL_FIFO), 0);
+    assert_int_equal(fdn_pools_set_defaults(m, -1, 1, FDN_POOL_FIFO), FDN_EINVAL);
+    o = base_opts(f, FDN_POOL_DEFAULT, FDN_POOL_DEFAULT);
+    assert_int_equal(fdn_pools_start(m, "d2", &o, NULL, NULL), 0);
+    assert_int_equal(fdn_pools_status(m, "d2", &s), 0);
+    assert_int_equal(s.size, 2);
+    assert_int_equal(s.max_overflow, 1);
+
+    /* Service stop: calls answer unavailable at once; pools survive a restart. */
+    fdn__pools_service_stop(m);
+    assert_int_equal(fdn__pools_service_health(m), FDN_EUNAVAILABLE);
+    assert_int_equal(fdn_pools_status(m, "d2", &s), FDN_EUNAVAILABLE);
+    assert_int_equal(fdn_pools_with(m, "d2", fn_ping, &cnt, 100, NULL), FDN_EUNAVAILABLE);
+    assert_int_equal(fdn_pools_start(m, "x", &o, NULL, NULL), FDN_EUNAVAILABLE);
+    assert_int_equal(fdn__pools_service_start(m), 0);
+    assert_int_equal(fdn__pools_service_health(m), 0);
+    assert_int_equal(fdn_pools_status(m, "d2", &s), 0);
+    assert_int_equal(s.available, 2);
+    fdn_pools_destroy(m);
+    fdn_pools_destroy(NULL);
+}
+
+typedef struct conc_arg {
+    fdn_pools_t *m;
+    int i;
+    int rc;
+    int out;
+    pthread_barrier_t *bar;
+} conc_arg_t;
+
+static int fn_work(void *conn, void *arg)
+{
+    (void)conn;
+    conc_arg_t *a = arg;
+    a->out = a->i;
+    return 0;
+}
+
+static void *conc_with(void *arg)
+{
+    conc_arg_t *a = arg;
+    pthread_barrier_wait(a->bar);
+    a->rc = fdn_pools_with(a->m, "work", fn_work, a, FDN_POOL_WAIT_FOREVER, NULL);
+    return NULL;
+}
+
+static void manager_concurrent_use(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pools_t *m = NULL;
+    assert_int_equal(fdn_pools_create(&m, NULL), 0);
+    fdn_pool_opts_t o = base_opts(f, 5, 3);
+    o.clock = NULL;
+    assert_int_equal(fdn_pools_start(m, "work", &o, NULL, NULL), 0);
+    enum { N = 10 };
+    pthread_t t[N];
+    conc_arg_t a[N];
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, N);
+    for (int i = 0; i < N; i++) {
+        a[i] = (conc_arg_t){.m = m, .i = i, .rc = -1, .out = -1, .bar = &bar};
+        assert_int_equal(pthread_create(&t[i], NULL, conc_with, &a[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(a[i].rc, 0);
+        assert_int_equal(a[i].out, i);
+    }
+    pthread_barrier_destroy(&bar);
+    fdn_pool_status_t s;
+    assert_int_equal(fdn_pools_status(m, "work", &s), 0);
+    assert_int_equal(s.in_use, 0);
+    assert_true(s.workers >= 5 && s.workers <= 8);
+    assert_int_equal(s.overflow, 0); /* overflow destroyed at checkin */
+    fdn_pools_destroy(m);
+}
+
+typedef struct start_arg {
+    fdn_pools_t *m;
+    int i;
+    int rc;
+    ctx_t *ctx;
+    pthread_barrier_t *bar;
+    bool stop;
+} start_arg_t;
+
+static void *start_main(void *arg)
+{
+    start_arg_t *a = arg;
+    char name[16];
+    snprintf(name, sizeof(name), "p%d", a->i);
+    pthread_barrier_wait(a->bar);
+    if (a->stop) {
+        a->rc = fdn_pools_stop(a->m, name);
+        return NULL;
+    }
+    fdn_pool_opts_t o = FDN_POOL_OPTS_INIT;
+    o.size = 2;
+    o.max_overflow = 1;
+    o.create = c_create;
+    o.destroy = c_destroy;
+    o.user = a->ctx;
+    a->rc = fdn_pools_start(a->m, name, &o, NULL, NULL);
+    return NULL;
+}
+
+static void manager_concurrent_start_stop(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pools_t *m = NULL;
+    assert_int_equal(fdn_pools_create(&m, NULL), 0);
+    enum { N = 5 };
+    for (int round = 0; round < 2; round++) {
+        pthread_t t[N];
+        start_arg_t a[N];
+        pthread_barrier_t bar;
+        pthread_barrier_init(&bar, NULL, N);
+        for (int i = 0; i < N; i++) {
+            a[i] = (start_arg_t){
+                .m = m, .i = i, .rc = -1, .ctx = &f->ctx, .bar = &bar, .stop = round == 1};
+            assert_int_equal(pthread_create(&t[i], NULL, start_main, &a[i]), 0);
+        }
+        for (int i = 0; i < N; i++) {
+            pthread_join(t[i], NULL);
+            assert_int_equal(a[i].rc, 0);
+        }
+        pthread_barrier_destroy(&bar);
+        fdn_pool_info_t *list = NULL;
+        size_t n = 0;
+        assert_int_equal(fdn_pools_list(m, &list, &n), 0);
+        assert_int_equal(n, round == 0 ? N : 0);
+        fdn_free(list);
+    }
+    assert_int_equal(atomic_load(&f->ctx.live), 0);
+    fdn_pools_destroy(m);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Telemetry ("Connection Pool Flow"): checkout, checkin, timeout, pool_started/stopped. */
+
+typedef struct tm_seen {
+    _Atomic int checkout, checkin, timeout, started, stopped, bad_meta, has_checkout_time;
+} tm_seen_t;
+
+static int tm_handler(const char *event, const fdn_tm_measure_t *m, size_t nm,
+                      const fdn_tm_meta_t *meta, size_t nmeta, void *user)
+{
+    tm_seen_t *t = user;
+    if (nmeta < 1 || strcmp(meta[0].key, "pool_name") != 0 || strcmp(meta[0].value, "tp") != 0)
+        atomic_fetch_add(&t->bad_meta, 1);
+    if (strcmp(event, "foundation.connection_pool.checkout") == 0) {
+        atomic_fetch_add(&t->checkout, 1);
+        if (nm == 1 && strcmp(m[0].key, "checkout_time") == 0 && m[0].value >= 0)
+            atomic_fetch_add(&t->has_checkout_time, 1);
+    } else if (strcmp(event, "foundation.connection_pool.checkin") == 0) {
+        atomic_fetch_add(&t->checkin, 1);
+    } else if (strcmp(event, "foundation.connection_pool.timeout") == 0) {
+        atomic_fetch_add(&t->timeout, 1);
+    } else if (strcmp(event, "foundation.connection_pool.pool_started") == 0) {
+        atomic_fetch_add(&t->started, 1);
+    } else if (strcmp(event, "foundation.connection_pool.pool_stopped") == 0) {
+        atomic_fetch_add(&t->stopped, 1);
+    }
+    return 0;
+}
+
+static void telemetry_events(void **state)
+{
+    fixture_t *f = *state;
+    fdn_telemetry_t *tm = NULL;
+    fdn_telemetry_opts_t to = FDN_TELEMETRY_OPTS_INIT;
+    to.clock = f->clk;
+    assert_int_equal(fdn_telemetry_create(&tm, &to), 0);
+    tm_seen_t seen;
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.connection_pool",
+                                          FDN_TM_MATCH_PREFIX, tm_handler, &seen),
+                     0);
+    fdn_pools_t *m = NULL;
+    fdn_pools_opts_t mo = FDN_POOLS_OPTS_INIT;
+    mo.clock = f->clk;
+    mo.telemetry = tm;
+    assert_int_equal(fdn_pools_create(&m, &mo), 0);
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    assert_int_equal(fdn_pools_start(m, "tp", &o, NULL, NULL), 0);
+    assert_int_equal(atomic_load(&seen.started), 1);
+    int n = 0;
+    assert_int_equal(fdn_pools_with(m, "tp", fn_ping, &n, 100, NULL), 0);
+    assert_int_equal(fdn_pools_with(m, "tp", fn_fail, NULL, 100, NULL), FDN_EIO);
+    assert_int_equal(atomic_load(&seen.checkout), 2);
+    assert_int_equal(atomic_load(&seen.has_checkout_time), 2);
+    assert_int_equal(atomic_load(&seen.checkin), 2);
+    fdn_pool_t *p = NULL;
+    assert_int_equal(fdn_pools_get(m, "tp", &p), 0);
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_equal(fdn_pools_with(m, "tp", fn_ping, &n, 0, NULL), FDN_ETIMEDOUT);
+    assert_int_equal(atomic_load(&seen.timeout), 1);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+    fdn_pool_release(p);
+    assert_int_equal(fdn_pools_stop(m, "tp"), 0);
+    assert_int_equal(atomic_load(&seen.stopped), 1);
+    assert_int_equal(atomic_load(&seen.bad_meta), 0);
+    fdn_pools_destroy(m);
+    fdn_telemetry_destroy(tm);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(create_validates_options, setup, teardown),
+        cmocka_unit_test(strategy_names),
+        cmocka_unit_test_setup_teardown(lifo_reuses_last_returned, setup, teardown),
+        cmocka_unit_test_setup_teardown(fifo_reuses_first_returned, setup, teardown),
+        cmocka_unit_test_setup_teardown(overflow_created_then_destroyed_on_checkin, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(waiters_served_in_fifo_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(timeout_is_exact_on_manual_clock, setup, teardown),
+        cmocka_unit_test_setup_teardown(waiter_gets_worker_before_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(with_connection_always_checks_in, setup, teardown),
+        cmocka_unit_test_setup_teardown(broken_worker_is_replaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(reset_failure_counts_as_broken, setup, teardown),
+        cmocka_unit_test_setup_teardown(broken_worker_replacement_goes_to_waiter, setup, teardown),
+        cmocka_unit_test_setup_teardown(validate_after_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(max_lifetime_with_jitter, setup, teardown),
+        cmocka_unit_test_setup_teardown(max_lifetime_lazy_on_checkout_and_checkin, setup, teardown),
+        cmocka_unit_test_setup_teardown(idle_timeout_shrinks_pool, setup, teardown),
+        cmocka_unit_test_setup_teardown(overflow_ttl_keeps_overflow_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(leak_reported_once_with_backtrace, setup, teardown),
+        cmocka_unit_test_setup_teardown(reaper_thread_runs_on_manual_clock, setup, teardown),
+        cmocka_unit_test_setup_teardown(shutdown_releases_waiters_and_outlives_leases, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(create_failure_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(default_timeout_and_bad_arguments, setup, teardown),
+        cmocka_unit_test_setup_teardown(validate_every_checkout, setup, teardown),
+        cmocka_unit_test_setup_teardown(pool_from_another_pool_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(manager_start_stop_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(manager_concurrent_use, setup, teardown),
+        cmocka_unit_test_setup_teardown(manager_concurrent_start_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(telemetry_events, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,479 @@
+/* Protected execution: order of layers and each failure path (reference §11.9), with the
+ * real pool manager on a manual clock. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <fdn/protect.h>
+#include <fdn/telemetry.h>
+
+#define MS 1000000LL
+
+typedef struct fx {
+    fdn_clock_t *clk;
+    fdn_breakers_t *brk;
+    fdn_limiter_t *lim;
+    fdn_pools_t *pools;
+    fdn_protect_t *p;
+    char log[2048];
+    int conns;
+} fx_t;
+
+static void logf_(fx_t *f, const char *s)
+{
+    size_t l = strlen(f->log);
+    snprintf(f->log + l, sizeof(f->log) - l, "%s%s", l ? "," : "", s);
+}
+
+static void on_event(const char *ev, const char *key, fdn_protect_layer_t layer, int rc,
+                     int64_t dur, void *user)
+{
+    fx_t *f = user;
+    char buf[64];
+    (void)key;
+    (void)rc;
+    (void)dur;
+    if (layer != FDN_PROTECT_NONE)
+        snprintf(buf, sizeof(buf), "%s:%d", ev, (int)layer);
+    else
+        snprintf(buf, sizeof(buf), "%s", ev);
+    logf_(f, buf);
+}
+
+static int conn_create(void **conn, void *user)
+{
+    fx_t *f = user;
+    f->conns++;
+    *conn = (void *)(intptr_t)f->conns;
+    return 0;
+}
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    assert_int_equal(fdn_clock_manual_create(&f->clk, 1000 * MS, 1700000040000LL * MS), 0);
+    fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
+    bo.clock = f->clk;
+    assert_int_equal(fdn_breakers_create(&f->brk, &bo), 0);
+    fdn_limiter_opts_t lo = FDN_LIMITER_OPTS_INIT;
+    lo.clock = f->clk;
+    assert_int_equal(fdn_limiter_create(&f->lim, &lo), 0);
+    fdn_pools_opts_t po = FDN_POOLS_OPTS_INIT;
+    po.clock = f->clk;
+    assert_int_equal(fdn_pools_create(&f->pools, &po), 0);
+    fdn_pool_opts_t pool = FDN_POOL_OPTS_INIT;
+    pool.size = 1;
+    pool.max_overflow = 0;
+    pool.create = conn_create;
+    pool.user = f;
+    assert_int_equal(fdn_pools_start(f->pools, "db", &pool, NULL, NULL), 0);
+    fdn_protect_opts_t o = FDN_PROTECT_OPTS_INIT;
+    o.breakers = f->brk;
+    o.limiter = f->lim;
+    o.pools = f->pools;
+    o.clock = f->clk;
+    o.on_event = on_event;
+    o.event_user = f;
+    assert_int_equal(fdn_protect_create(&f->p, &o), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    fdn_protect_destroy(f->p);
+    fdn_pools_destroy(f->pools);
+    fdn_limiter_destroy(f->lim);
+    fdn_breakers_destroy(f->brk);
+    fdn_clock_destroy(f->clk);
+    free(f);
+    return 0;
+}
+
+typedef struct call {
+    fx_t *f;
+    int rc;
+    void *conn;
+    int runs;
+} call_t;
+
+static int fn(void *conn, void *arg)
+{
+    call_t *c = arg;
+    c->runs++;
+    c->conn = conn;
+    if (c->f)
+        logf_(c->f, "fn");
+    return c->rc;
+}
+
+static void no_layers(void **state)
+{
+    fx_t *f = *state;
+    call_t c = {f, 42, NULL, 0};
+    fdn_protect_result_t r;
+    assert_int_equal(fdn_execute_protected(f->p, "plain", NULL, fn, &c, &r, NULL), 42);
+    assert_true(r.ran);
+    assert_int_equal(r.fn_rc, 42);
+    assert_null(c.conn);
+    assert_string_equal(f->log, "execute_start,fn,execute_stop");
+    c.rc = FDN_EIO; /* fn's own error comes back as is */
+    assert_int_equal(fdn_execute_protected(f->p, "plain", NULL, fn, &c, &r, NULL), FDN_EIO);
+    assert_true(r.ran);
+    assert_int_equal(fdn_execute_protected(f->p, "plain", NULL, NULL, &c, &r, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_execute_protected(NULL, "plain", NULL, fn, &c, &r, NULL), FDN_EINVAL);
+}
+
+static void breaker_only(void **state)
+{
+    fx_t *f = *state;
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
+    bo.failure_threshold = 2;
+    bo.clock = f->clk;
+    cfg.breaker = "svc";
+    cfg.breaker_opts = &bo;
+    assert_int_equal(fdn_protect_configure(f->p, "k", &cfg, NULL), 0);
+    call_t c = {NULL, 5, NULL, 0};
+    fdn_protect_result_t r;
+    assert_int_equal(fdn_execute_protected(f->p, "k", NULL, fn, &c, &r, NULL), 5);
+    /* fn failures count toward the breaker (unlike the reference) */
+    c.rc = FDN_EIO;
+    fdn_execute_protected(f->p, "k", NULL, fn, &c, &r, NULL);
+    fdn_execute_protected(f->p, "k", NULL, fn, &c, &r, NULL);
+    fdn_breaker_t *b;
+    assert_int_equal(fdn_breaker_get(f->brk, "svc", &b), 0);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    c.runs = 0;
+    fdn_error_t e = FDN_ERROR_INIT;
+    assert_int_equal(fdn_execute_protected(f->p, "k", NULL, fn, &c, &r, &e), FDN_ECIRCUIT_OPEN);
+    assert_int_equal(c.runs, 0);
+    assert_false(r.ran);
+    assert_int_equal(r.rejected_by, FDN_PROTECT_BREAKER);
+    assert_int_equal(e.ref_code, 5004);
+    assert_non_null(strstr(e.message, "svc"));
+    /* unknown breaker named by the call */
+    fdn_protect_call_opts_t co = FDN_PROTECT_CALL_OPTS_INIT;
+    co.breaker = "missing";
+    assert_int_equal(fdn_execute_protected(f->p, "k2", &co, fn, &c, &r, &e),
+                     FDN_EBREAKER_NOT_FOUND);
+    assert_int_equal(e.ref_code, 5005);
+    /* the breaker layer switched off by config */
+    fdn_protect_set_layer_enabled(f->p, FDN_PROTECT_BREAKER, false);
+    c.rc = 1;
+    assert_int_equal(fdn_execute_protected(f->p, "k", NULL, fn, &c, &r, NULL), 1);
+}
+
+static void rate_limited_hard_limit(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t rule = {FDN_LIMIT_FIXED_WINDOW, 100, 60000, 0};
+    assert_int_equal(fdn_limiter_set_rule(f->lim, "limited_op", &rule), 0);
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.limiter_rule = "limited_op";
+    cfg.breaker = "rl_breaker";
+    assert_int_equal(fdn_protect_configure(f->p, "rl", &cfg, NULL), 0);
+    fdn_protect_call_opts_t co = FDN_PROTECT_CALL_OPTS_INIT;
+    co.identifier = "unique_id";
+    call_t c = {NULL, 0, NULL, 0};
+    fdn_protect_result_t r;
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(fdn_execute_protected(f->p, "rl", &co, fn, &c, &r, NULL), 0);
+    f->log[0] = '\0';
+    fdn_error_t e = FDN_ERROR_INIT;
+    assert_int_equal(fdn_execute_protected(f->p, "rl", &co, fn, &c, &r, &e), FDN_ERATE_LIMITED);
+    assert_int_equal(c.runs, 100);
+    assert_int_equal(r.rejected_by, FDN_PROTECT_LIMITER);
+    assert_int_equal(r.retry_after_ns, 60000 * MS);
+    assert_int_equal(e.ref_code, 6001);
+    assert_string_equal(f->log, "execute_start,protection_triggered:1,execute_stop");
+    /* the breaker never saw the rejection */
+    fdn_breaker_t *b;
+    fdn_breaker_get(f->brk, "rl_breaker", &b);
+    fdn_breaker_status_t s;
+    fdn_breaker_status(b, &s);
+    assert_int_equal(s.total_failures, 0);
+    assert_int_equal(s.total_rejected, 0);
+    /* another identity is independent; disabling the layer lets calls through */
+    co.identifier = "other";
+    assert_int_equal(fdn_execute_protected(f->p, "rl", &co, fn, &c, &r, NULL), 0);
+    co.identifier = "unique_id";
+    fdn_protect_set_layer_enabled(f->p, FDN_PROTECT_LIMITER, false);
+    assert_int_equal(fdn_execute_protected(f->p, "rl", &co, fn, &c, &r, NULL), 0);
+    /* rule updates apply at once */
+    fdn_protect_set_layer_enabled(f->p, FDN_PROTECT_LIMITER, true);
+    rule.limit = 1000;
+    fdn_limiter_set_rule(f->lim, "limited_op", &rule);
+    assert_int_equal(fdn_execute_protected(f->p, "rl", &co, fn, &c, &r, NULL), 0);
+}
+
+static void inline_rule_and_cost(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t rule = {FDN_LIMIT_TOKEN_BUCKET, 10, 1000, 10};
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.limit = &rule;
+    assert_int_equal(fdn_protect_configure(f->p, "tb", &cfg, NULL), 0);
+    fdn_protect_call_opts_t co = FDN_PROTECT_CALL_OPTS_INIT;
+    co.cost = 6;
+    call_t c = {NULL, 0, NULL, 0};
+    fdn_protect_result_t r;
+    assert_int_equal(fdn_execute_protected(f->p, "tb", &co, fn, &c, &r, NULL), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "tb", &co, fn, &c, &r, NULL), FDN_ERATE_LIMITED);
+    assert_int_equal(r.retry_after_ns, 200 * MS);
+}
+
+static void all_layers_order(void **state)
+{
+    fx_t *f = *state;
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.breaker = "e2e";
+    cfg.limiter_rule = "api_calls";
+    cfg.pool = "db";
+    cfg.pool_timeout_ms = 0;
+    assert_int_equal(fdn_protect_configure(f->p, "e2e", &cfg, NULL), 0);
+    call_t c = {f, 77, NULL, 0};
+    fdn_protect_result_t r;
+    f->log[0] = '\0';
+    assert_int_equal(fdn_execute_protected(f->p, "e2e", NULL, fn, &c, &r, NULL), 77);
+    assert_non_null(c.conn); /* a pooled connection was lent */
+    assert_string_equal(f->log, "execute_start,fn,execute_stop");
+    fdn_pool_status_t ps;
+    assert_int_equal(fdn_pools_status(f->pools, "db", &ps), 0);
+    assert_int_equal(ps.in_use, 0); /* checked back in */
+    assert_int_equal(ps.checkouts, 1);
+
+    /* pool timeout: the only worker is busy */
+    fdn_pool_t *pool;
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn_pools_get(f->pools, "db", &pool), 0);
+    assert_int_equal(fdn_pool_checkout(pool, &w, 0, NULL), 0);
+    f->log[0] = '\0';
+    c.runs = 0;
+    fdn_error_t e = FDN_ERROR_INIT;
+    assert_int_equal(fdn_execute_protected(f->p, "e2e", NULL, fn, &c, &r, &e), FDN_ETIMEDOUT);
+    assert_int_equal(c.runs, 0);
+    assert_int_equal(r.rejected_by, FDN_PROTECT_POOL);
+    assert_string_equal(f->log, "execute_start,protection_triggered:3,execute_stop");
+    /* pool timeouts are not breaker failures */
+    fdn_breaker_t *b;
+    fdn_breaker_get(f->brk, "e2e", &b);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(fdn_execute_protected(f->p, "e2e", NULL, fn, &c, &r, NULL), FDN_ETIMEDOUT);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    fdn_pool_checkin(pool, w);
+    fdn_pool_release(pool);
+
+    /* breaker open: the pool is never touched */
+    fdn_breaker_force_open(b);
+    assert_int_equal(fdn_pools_status(f->pools, "db", &ps), 0);
+    uint64_t before = ps.checkouts;
+    f->log[0] = '\0';
+    assert_int_equal(fdn_execute_protected(f->p, "e2e", NULL, fn, &c, &r, NULL), FDN_ECIRCUIT_OPEN);
+    assert_string_equal(f->log, "execute_start,protection_triggered:2,execute_stop");
+    fdn_pools_status(f->pools, "db", &ps);
+    assert_int_equal(ps.checkouts, before);
+    fdn_breaker_reset(b);
+
+    /* a broken worker is replaced */
+    c.rc = FDN_EPOOL_BROKEN;
+    assert_int_equal(fdn_execute_protected(f->p, "e2e", NULL, fn, &c, &r, NULL), FDN_EPOOL_BROKEN);
+    fdn_pools_status(f->pools, "db", &ps);
+    assert_int_equal(ps.broken, 1);
+    c.rc = 3;
+    assert_int_equal(fdn_execute_protected(f->p, "e2e", NULL, fn, &c, &r, NULL), 3);
+
+    /* unknown pool named by the call */
+    fdn_protect_call_opts_t co = FDN_PROTECT_CALL_OPTS_INIT;
+    co.pool = "nope";
+    f->log[0] = '\0';
+    assert_int_equal(fdn_execute_protected(f->p, "e2e", &co, fn, &c, &r, NULL), FDN_ENOENT);
+    assert_string_equal(f->log, "execute_start,execute_exception,execute_stop");
+    /* the half-open probe slot is returned when the pool rejects */
+    fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
+    bo.failure_threshold = 1;
+    bo.recovery_time_ms = 10;
+    bo.clock = f->clk;
+    fdn_breaker_install(f->brk, "e2e", &bo, NULL);
+    c.rc = -1;
+    fdn_execute_protected(f->p, "e2e", NULL, fn, &c, &r, NULL);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    fdn_clock_advance(f->clk, 10 * MS);
+    assert_int_equal(fdn_execute_protected(f->p, "e2e", &co, fn, &c, &r, NULL), FDN_ENOENT);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_HALF_OPEN);
+    c.rc = 0;
+    assert_int_equal(fdn_execute_protected(f->p, "e2e", NULL, fn, &c, &r, NULL), 0);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    /* pool layer off: fn gets no connection */
+    fdn_protect_set_layer_enabled(f->p, FDN_PROTECT_POOL, false);
+    c.conn = (void *)1;
+    assert_int_equal(fdn_execute_protected(f->p, "e2e", NULL, fn, &c, &r, NULL), 0);
+    assert_null(c.conn);
+}
+
+static void configure_validation_and_list(void **state)
+{
+    fx_t *f = *state;
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    fdn_error_t e = FDN_ERROR_INIT;
+    fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
+    bo.recovery_time_ms = 0; /* "missing recovery_time" */
+    cfg.breaker = "b1";
+    cfg.breaker_opts = &bo;
+    assert_int_equal(fdn_protect_configure(f->p, "x", &cfg, &e), FDN_EINVAL);
+    assert_non_null(strstr(e.message, "recovery_time"));
+    cfg.breaker_opts = NULL;
+    cfg.limiter_rule = "no_such_rule";
+    assert_int_equal(fdn_protect_configure(f->p, "x", &cfg, &e), FDN_EINVAL);
+    assert_non_null(strstr(e.message, "invalid_rate_limiter_config"));
+    fdn_limit_rule_t bad = {FDN_LIMIT_GCRA, 0, 1000, 0};
+    cfg.limit = &bad;
+    assert_int_equal(fdn_protect_configure(f->p, "x", &cfg, &e), FDN_EINVAL);
+    cfg.limit = NULL;
+    cfg.limiter_rule = NULL;
+    cfg.pool_timeout_ms = -5;
+    assert_int_equal(fdn_protect_configure(f->p, "x", &cfg, &e), FDN_EINVAL);
+    assert_int_equal(fdn_protect_configure(f->p, "", &cfg, &e), FDN_EINVAL);
+    assert_int_equal(fdn_protect_configure(f->p, "x", NULL, &e), FDN_EINVAL);
+    assert_int_equal(fdn_protect_has(f->p, "x"), FDN_ENOENT);
+
+    fdn_protect_config_t ok = FDN_PROTECT_CONFIG_INIT;
+    ok.breaker = "api";
+    ok.limiter_rule = "api_calls";
+    ok.pool = "db";
+    assert_int_equal(fdn_protect_configure(f->p, "zeta", &ok, NULL), 0);
+    assert_int_equal(fdn_protect_configure(f->p, "alpha", &ok, NULL), 0);
+    assert_int_equal(fdn_protect_configure(f->p, "alpha", &ok, NULL), 0); /* overwrite */
+    char **keys;
+    size_t n;
+    assert_int_equal(fdn_protect_list(f->p, &keys, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(keys[0], "alpha");
+    assert_string_equal(keys[1], "zeta");
+    fdn_free(keys);
+    fdn_protect_status_t st;
+    assert_int_equal(fdn_protect_status(f->p, "alpha", &st), 0);
+    assert_true(st.has_breaker);
+    assert_string_equal(st.breaker_name, "api");
+    assert_int_equal(st.breaker.state, FDN_BREAKER_CLOSED);
+    assert_true(st.has_limiter);
+    assert_string_equal(st.rule_name, "api_calls");
+    assert_int_equal(st.rule.limit, 100);
+    assert_true(st.has_pool);
+    assert_true(st.pool_found);
+    assert_int_equal(st.pool.size, 1);
+    assert_int_equal(st.pool_timeout_ms, -1);
+    assert_int_equal(fdn_protect_status(f->p, "nope", &st), FDN_ENOENT);
+    assert_int_equal(fdn_protect_unconfigure(f->p, "alpha"), 0);
+    assert_int_equal(fdn_protect_unconfigure(f->p, "alpha"), FDN_ENOENT);
+    assert_int_equal(fdn_protect_has(f->p, "zeta"), 0);
+    assert_int_equal(fdn_protect_set_default_timeout(f->p, 0), FDN_EINVAL);
+    assert_int_equal(fdn_protect_set_default_timeout(f->p, 100), 0);
+
+    /* a registry without components rejects layers it cannot apply */
+    fdn_protect_t *bare;
+    assert_int_equal(fdn_protect_create(&bare, NULL), 0);
+    assert_int_equal(fdn_protect_configure(bare, "k", &ok, &e), FDN_EINVAL);
+    call_t c = {NULL, 9, NULL, 0};
+    assert_int_equal(fdn_execute_protected(bare, "k", NULL, fn, &c, NULL, NULL), 9);
+    fdn_protect_destroy(bare);
+    fdn_protect_destroy(NULL);
+}
+
+static int tm_handler(const char *event, const fdn_tm_measure_t *m, size_t nm,
+                      const fdn_tm_meta_t *meta, size_t nmeta, void *user)
+{
+    char *log = user;
+    (void)m;
+    (void)nm;
+    (void)meta;
+    (void)nmeta;
+    size_t l = strlen(log);
+    snprintf(log + l, 4096 - l, "%s;", event);
+    return 0;
+}
+
+static void telemetry_events(void **state)
+{
+    (void)state;
+    fdn_clock_t *clk;
+    fdn_clock_manual_create(&clk, 1000 * MS, 1700000040000LL * MS);
+    fdn_telemetry_opts_t to = FDN_TELEMETRY_OPTS_INIT;
+    to.clock = clk;
+    to.cleanup_interval_ns = 0;
+    to.emit_vm_gauges = false;
+    fdn_telemetry_t *tm;
+    assert_int_equal(fdn_telemetry_create(&tm, &to), 0);
+    static char log[4096];
+    log[0] = '\0';
+    assert_int_equal(
+        fdn_telemetry_attach(tm, NULL, "foundation", FDN_TM_MATCH_PREFIX, tm_handler, log), 0);
+    fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
+    bo.clock = clk;
+    bo.telemetry = tm;
+    bo.failure_threshold = 1;
+    fdn_breakers_t *brk;
+    assert_int_equal(fdn_breakers_create(&brk, &bo), 0);
+    fdn_limiter_opts_t lo = FDN_LIMITER_OPTS_INIT;
+    lo.clock = clk;
+    lo.telemetry = tm;
+    fdn_limiter_t *lim;
+    assert_int_equal(fdn_limiter_create(&lim, &lo), 0);
+    fdn_protect_opts_t po = FDN_PROTECT_OPTS_INIT;
+    po.breakers = brk;
+    po.limiter = lim;
+    po.clock = clk;
+    po.telemetry = tm;
+    fdn_protect_t *p;
+    assert_int_equal(fdn_protect_create(&p, &po), 0);
+    fdn_limit_rule_t rule = {FDN_LIMIT_FIXED_WINDOW, 1, 1000, 0};
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.breaker = "tmb";
+    cfg.limit = &rule;
+    assert_int_equal(fdn_protect_configure(p, "k", &cfg, NULL), 0);
+    call_t c = {NULL, -1, NULL, 0};
+    assert_int_equal(fdn_execute_protected(p, "k", NULL, fn, &c, NULL, NULL), -1);
+    assert_string_equal(log, "foundation.infrastructure.execute_start;"
+                             "foundation.rate_limiter.request_allowed;"
+                             "foundation.circuit_breaker.state_change;"
+                             "foundation.infrastructure.execute_stop;");
+    log[0] = '\0';
+    assert_int_equal(fdn_execute_protected(p, "k", NULL, fn, &c, NULL, NULL), FDN_ERATE_LIMITED);
+    assert_string_equal(log, "foundation.infrastructure.execute_start;"
+                             "foundation.rate_limiter.request_denied;"
+                             "foundation.infrastructure.protection_triggered;"
+                             "foundation.infrastructure.execute_stop;");
+    fdn_clock_advance(clk, 1000 * MS);
+    log[0] = '\0';
+    assert_int_equal(fdn_execute_protected(p, "k", NULL, fn, &c, NULL, NULL), FDN_ECIRCUIT_OPEN);
+    assert_string_equal(log, "foundation.infrastructure.execute_start;"
+                             "foundation.rate_limiter.request_allowed;"
+                             "foundation.circuit_breaker.call_rejected;"
+                             "foundation.infrastructure.protection_triggered;"
+                             "foundation.infrastructure.execute_stop;");
+    fdn_protect_destroy(p);
+    fdn_limiter_destroy(lim);
+    fdn_breakers_destroy(brk);
+    fdn_telemetry_destroy(tm);
+    fdn_clock_destroy(clk);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(no_layers, setup, teardown),
+        cmocka_unit_test_setup_teardown(breaker_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(rate_limited_hard_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(inline_rule_and_cost, setup, teardown),
+        cmocka_unit_test_setup_teardown(all_layers_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(configure_validation_and_list, setup, teardown),
+        cmocka_unit_test(telemetry_events),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,84 @@
+/* DESIGN: fdn argument and file helpers shared by the subcommands. Single-threaded, no state. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_opt(int argc, char **argv, int *i, const char *name, const char **value)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return 0;
+    if (a[n] == '=') {
+        *value = a + n + 1;
+        (*i)++;
+        return 1;
+    }
+    if (a[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "fdn: option %s needs a value\n", name);
+        return -1;
+    }
+    *value = argv[*i + 1];
+    *i += 2;
+    return 1;
+}
+
+bool cli_is_help(const char *arg)
+{
+    return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+int cli_int(const char *cmd, const char *name, const char *s, int64_t min, int64_t max,
+            int64_t *out)
+{
+    const char *d = (*s == '-') ? s + 1 : s;
+    bool ok = *d != '\0' && strlen(s) <= 20;
+    for (const char *c = d; ok && *c; c++)
+        ok = *c >= '0' && *c <= '9';
+    long long v = 0;
+    if (ok) {
+        errno = 0;
+        char *end = NULL;
+        v = strtoll(s, &end, 10);
+        ok = errno == 0 && end != NULL && *end == '\0' && v >= min && v <= max;
+    }
+    if (!ok) {
+        fprintf(stderr, "fdn %s: %s: '%s' is not an integer in [%lld, %lld]\n", cmd, name, s,
+                (long long)min, (long long)max);
+        return -1;
+    }
+    *out = (int64_t)v;
+    return 0;
+}
+
+int cli_read_file(const char *path, size_t max, char **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return -errno;
+    char *buf = malloc(max + 1);
+    if (buf == NULL) {
+        fclose(f);
+        return -ENOMEM;
+    }
+    size_t n = fread(buf, 1, max + 1, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return -EIO;
+    }
+    if (n > max) {
+        free(buf);
+        return -EFBIG;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    if (len)
+        *len = n;
+    return 0;
+}

@@ -1,0 +1,192 @@
+/* DESIGN: fdn events query: read the event store of a data directory offline.
+ * Opens the SQLite file read-only (safe while a server runs: WAL readers do not block the
+ * writer), filters on the indexed columns in SQL (id, ts, type) and on the correlation id
+ * after decoding each record with the library codec. */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include <fdn/events.h>
+
+typedef struct query_opts {
+    const char *data_dir;
+    const char *type;
+    const char *cid;
+    int64_t since, until, after_id, limit;
+    bool has_since, has_until, desc, json;
+} query_opts_t;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: fdn events query --data-dir DIR [--type T] [--correlation-id C]\n"
+            "                        [--since TS] [--until TS] [--after-id N] [--limit N]\n"
+            "                        [--order asc|desc] [--json]\n"
+            "\n"
+            "Read events stored by 'fdn serve' in DIR/%s, without a running server.\n"
+            "Times are in the unit of the events' timestamp field. Default limit 100.\n"
+            "Output: a table, or one JSON object per line with --json.\n",
+            FDN_CLI_EVENTS_FILE);
+}
+
+static int parse(int argc, char **argv, query_opts_t *o)
+{
+    for (int i = 1; i < argc;) {
+        const char *v = NULL;
+        int r;
+        if (cli_is_help(argv[i])) {
+            usage(stdout);
+            return 1;
+        }
+        if (strcmp(argv[i], "--json") == 0) {
+            o->json = true;
+            i++;
+            continue;
+        }
+#define STR_OPT(name, field)                                                                       \
+    if ((r = cli_opt(argc, argv, &i, name, &v)) != 0) {                                            \
+        if (r < 0)                                                                                 \
+            return -1;                                                                             \
+        o->field = v;                                                                              \
+        continue;                                                                                  \
+    }
+#define INT_OPT(name, field, min, flag)                                                            \
+    if ((r = cli_opt(argc, argv, &i, name, &v)) != 0) {                                            \
+        if (r < 0 || cli_int("events query", name, v, min, INT64_MAX, &o->field) < 0)              \
+            return -1;                                                                             \
+        flag;                                                                                      \
+        continue;                                                                                  \
+    }
+        STR_OPT("--data-dir", data_dir)
+        STR_OPT("--type", type)
+        STR_OPT("--correlation-id", cid)
+        INT_OPT("--since", since, INT64_MIN, o->has_since = true)
+        INT_OPT("--until", until, INT64_MIN, o->has_until = true)
+        INT_OPT("--after-id", after_id, 0, (void)0)
+        INT_OPT("--limit", limit, 1, (void)0)
+#undef STR_OPT
+#undef INT_OPT
+        if ((r = cli_opt(argc, argv, &i, "--order", &v)) != 0) {
+            if (r < 0)
+                return -1;
+            if (strcmp(v, "asc") != 0 && strcmp(v, "desc") != 0) {
+                fprintf(stderr, "fdn events query: --order must be asc or desc\n");
+                return -1;
+            }
+            o->desc = strcmp(v, "desc") == 0;
+            continue;
+        }
+        fprintf(stderr, "fdn events query: unknown argument '%s' (see --help)\n", argv[i]);
+        return -1;
+    }
+    if (o->data_dir == NULL) {
+        fprintf(stderr, "fdn events query: --data-dir DIR is required\n");
+        return -1;
+    }
+    return 0;
+}
+
+static void print_row(const fdn_event_t *ev)
+{
+    size_t len = 0;
+    const char *data = fdn_event_data(ev, &len);
+    int shown = len > 60 ? 60 : (int)len;
+    const char *cid = fdn_event_correlation_id(ev);
+    printf("%-8llu %-20lld %-24s %-36s %.*s%s\n", (unsigned long long)fdn_event_id(ev),
+           (long long)fdn_event_timestamp(ev), fdn_event_type(ev), cid ? cid : "-", shown,
+           fdn_event_content_type(ev) == FDN_EVENT_CT_BINARY ? "<binary>" : (data ? data : ""),
+           len > 60 ? "..." : "");
+}
+
+static int query(const query_opts_t *o)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", o->data_dir, FDN_CLI_EVENTS_FILE);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        fprintf(stderr, "fdn events query: no event store at %s\n", path);
+        return CLI_FAIL;
+    }
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        fprintf(stderr, "fdn events query: cannot open %s: %s\n", path,
+                db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return CLI_FAIL;
+    }
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT rec FROM events WHERE id > ?1 AND ts >= ?2 AND ts <= ?3 "
+             "AND (?4 IS NULL OR type = ?4) ORDER BY id %s",
+             o->desc ? "DESC" : "ASC");
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        fprintf(stderr, "fdn events query: %s is not an event store: %s\n", path,
+                sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return CLI_FAIL;
+    }
+    sqlite3_bind_int64(stmt, 1, o->after_id);
+    sqlite3_bind_int64(stmt, 2, o->has_since ? o->since : INT64_MIN);
+    sqlite3_bind_int64(stmt, 3, o->has_until ? o->until : INT64_MAX);
+    if (o->type != NULL)
+        sqlite3_bind_text(stmt, 4, o->type, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(stmt, 4);
+    if (!o->json)
+        printf("%-8s %-20s %-24s %-36s %s\n", "ID", "TIMESTAMP", "TYPE", "CORRELATION_ID", "DATA");
+    int64_t shown = 0;
+    int rc, result = CLI_OK;
+    while (shown < o->limit && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const void *rec = sqlite3_column_blob(stmt, 0);
+        int n = sqlite3_column_bytes(stmt, 0);
+        fdn_event_t *ev = NULL;
+        fdn_error_t err = FDN_ERROR_INIT;
+        if (fdn_event_decode(&ev, rec, (size_t)n, &err) != 0) {
+            fprintf(stderr, "fdn events query: corrupt record: %s\n", err.message);
+            result = CLI_FAIL;
+            continue;
+        }
+        const char *cid = fdn_event_correlation_id(ev);
+        if (o->cid == NULL || (cid != NULL && strcmp(cid, o->cid) == 0)) {
+            if (o->json) {
+                char *js = NULL;
+                if (fdn_event_to_json(ev, &js) == 0) {
+                    printf("%s\n", js);
+                    fdn_free(js);
+                }
+            } else {
+                print_row(ev);
+            }
+            shown++;
+        }
+        fdn_event_free(ev);
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return result;
+}
+
+int cmd_events(int argc, char **argv)
+{
+    if (argc < 2 || cli_is_help(argv[1])) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_USAGE : CLI_OK;
+    }
+    if (strcmp(argv[1], "query") != 0) {
+        fprintf(stderr, "fdn events: unknown subcommand '%s'\n", argv[1]);
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    query_opts_t o = {0};
+    o.limit = 100;
+    int pr = parse(argc - 1, argv + 1, &o);
+    if (pr != 0)
+        return pr > 0 ? CLI_OK : CLI_USAGE;
+    return query(&o);
+}
