@@ -20,6 +20,7 @@
 #include <fdn/events.h>
 #include <fdn/telemetry.h>
 
+#include "core/alloc.h"
 #include "services/event_store_int.h"
 
 /* ---- helpers ---- */
@@ -1049,6 +1050,106 @@ static void concurrent_stores_exact_count(void **state)
     fdn_events_destroy(es);
 }
 
+/* Property: random stores, a prune, then random queries agree with a brute-force model. */
+typedef struct model_ev {
+    uint64_t id;
+    int type;
+    int corr; /* -1 = none */
+    uint64_t parent;
+    int64_t ts;
+} model_ev_t;
+
+static uint64_t g_prng = 0x2545F4914F6CDD1Dull;
+
+static uint64_t prng(void)
+{
+    g_prng ^= g_prng << 13;
+    g_prng ^= g_prng >> 7;
+    g_prng ^= g_prng << 17;
+    return g_prng;
+}
+
+static void random_queries_match_model(void **state)
+{
+    (void)state;
+    enum { N = 3000, Q = 600 };
+    static model_ev_t m[N];
+    fdn_events_t *es = mem_store(NULL);
+    int64_t ts = 1000;
+    char type[8], corr[8];
+    for (int i = 0; i < N; i++) {
+        ts += (int64_t)(prng() % 3);
+        m[i].type = (int)(prng() % 4);
+        m[i].corr = prng() % 5 == 0 ? -1 : (int)(prng() % 20);
+        m[i].parent = i > 0 && prng() % 2 ? 1 + prng() % (uint64_t)i : 0;
+        m[i].ts = ts;
+        snprintf(type, sizeof(type), "t%d", m[i].type);
+        snprintf(corr, sizeof(corr), "c%d", m[i].corr);
+        m[i].id = put(es, type, m[i].corr < 0 ? NULL : corr, ts, m[i].parent);
+        assert_int_equal(m[i].id, (uint64_t)i + 1);
+    }
+    uint64_t pruned = 0;
+    int64_t cut_ts = m[N / 10].ts;
+    assert_int_equal(fdn_events_prune_before(es, cut_ts, &pruned), 0);
+    int first = 0;
+    while (m[first].ts < cut_ts)
+        first++;
+    assert_int_equal(pruned, (uint64_t)first);
+    static uint64_t want[N];
+    for (int k = 0; k < Q; k++) {
+        fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+        int qt = prng() % 2 ? (int)(prng() % 5) : -1; /* t4 never exists */
+        int qc = prng() % 3 == 0 ? (int)(prng() % 21) : -1;
+        if (qt >= 0) {
+            snprintf(type, sizeof(type), "t%d", qt);
+            q.type = type;
+        }
+        if (qc >= 0) {
+            snprintf(corr, sizeof(corr), "c%d", qc);
+            q.correlation_id = corr;
+        }
+        if (prng() % 4 == 0)
+            q.parent_id = 1 + prng() % N;
+        if (prng() % 2) {
+            q.time_start = 1000 + (int64_t)(prng() % (uint64_t)(ts - 1000 + 2));
+            q.time_end = q.time_start + (int64_t)(prng() % 800);
+        }
+        if (prng() % 3 == 0)
+            q.after_id = prng() % (N + 5);
+        if (prng() % 3 == 0)
+            q.before_id = prng() % (N + 5);
+        q.offset = prng() % 4 == 0 ? (int64_t)(prng() % 50) : 0;
+        q.limit = 1 + (int64_t)(prng() % 300);
+        q.descending = prng() % 2;
+        size_t nw = 0;
+        for (int i = first; i < N; i++) {
+            const model_ev_t *e = &m[i];
+            if ((qt >= 0 && e->type != qt) || (qc >= 0 && e->corr != qc) ||
+                (q.parent_id && e->parent != q.parent_id) || e->ts < q.time_start ||
+                e->ts > q.time_end || (q.after_id && e->id <= q.after_id) ||
+                (q.before_id && e->id >= q.before_id))
+                continue;
+            want[nw++] = e->id;
+        }
+        if (q.descending)
+            for (size_t i = 0; i < nw / 2; i++) {
+                uint64_t t = want[i];
+                want[i] = want[nw - 1 - i];
+                want[nw - 1 - i] = t;
+            }
+        size_t off = (size_t)q.offset < nw ? (size_t)q.offset : nw;
+        size_t cnt = FDN_MIN(nw - off, (size_t)q.limit);
+        fdn_event_list_t *l = NULL;
+        assert_int_equal(fdn_events_query(es, &q, &l), 0);
+        if (fdn_event_list_count(l) != cnt)
+            fail_msg("query %d: %zu results, expected %zu", k, fdn_event_list_count(l), cnt);
+        for (size_t i = 0; i < cnt; i++)
+            assert_int_equal(fdn_event_id(fdn_event_list_at(l, i)), want[off + i]);
+        fdn_event_list_free(l);
+    }
+    fdn_events_destroy(es);
+}
+
 typedef struct tm_count {
     _Atomic uint64_t stored, pruned;
 } tm_count_t;
@@ -1124,6 +1225,7 @@ int main(void)
         cmocka_unit_test(corrupt_and_truncated_files_rejected),
         cmocka_unit_test(concurrent_stores_exact_count),
         cmocka_unit_test(telemetry_counters),
+        cmocka_unit_test(random_queries_match_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
