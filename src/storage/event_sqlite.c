@@ -93,7 +93,7 @@ int fdn__evdb_open(fdn__evdb_t **out, const char *path, bool durable, fdn_error_
         sqlite3_stmt **st;
         const char *sql;
     } stmts[] = {
-        {&d->ins, "INSERT OR REPLACE INTO events(id, ts, type, rec) VALUES(?1, ?2, ?3, ?4)"},
+        {&d->ins, "INSERT INTO events(id, ts, type, rec) VALUES(?1, ?2, ?3, ?4)"},
         {&d->del, "DELETE FROM events WHERE id < ?1"},
         {&d->meta_put, "INSERT OR REPLACE INTO meta(key, value) VALUES('next_id', ?1)"},
         {&d->begin, "BEGIN IMMEDIATE"},
