@@ -201,7 +201,9 @@ static void *writer_main(void *arg)
 int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id)
 {
     int rc = 0;
-    if (es->writer_on) {
+    /* durable_path is immutable; the writer runs whenever appends can happen (it is started
+     * before running is set and joined after it is cleared, after draining) */
+    if (es->durable_path != NULL) {
         pthread_mutex_lock(&es->wmu);
         pthread_cond_signal(&es->wcv);
         if (es->mode == FDN_EVENTS_DURABLE) {
