@@ -601,9 +601,22 @@ void fdn_events_unsubscribe(fdn_events_sub_t *s)
 
 /* ---------------------------------------------------------------- lifecycle ---- */
 
+typedef struct load_ctx {
+    fdn_events_t *es;
+    bool rebase;     /* the monotonic clock restarted (reboot): map times through wall time */
+    int64_t now_mono, now_wall;
+} load_ctx_t;
+
 static int load_cb(fdn_event_t *ev, void *user)
 {
-    fdn_events_t *es = user;
+    load_ctx_t *lc = user;
+    fdn_events_t *es = lc->es;
+    if (lc->rebase) {
+        /* the event is ours (freshly decoded): give it the monotonic time that is as far
+         * before now as its wall time is before the wall clock now */
+        int64_t age = lc->now_wall - ev->wall;
+        ev->ts = age > 0 ? lc->now_mono - age : lc->now_mono;
+    }
     if (ev->id >= es->next_id) /* keep the stored id (rows are in id order) */
         es->next_id = ev->id;
     if (atomic_load_explicit(&es->count, memory_order_relaxed) == 0)
@@ -620,8 +633,19 @@ static int db_open_load(fdn_events_t *es, bool load, fdn_error_t *err)
     if (rc != 0 || !load)
         return rc;
     uint64_t next = 1;
+    load_ctx_t lc = {.es = es, .now_mono = fdn_clock_mono_ns(es->clock),
+                     .now_wall = fdn_clock_wall_ns(es->clock)};
+    int64_t last_ts = 0;
+    bool found = false;
+    rc = fdn__evdb_last_ts(es->db, &last_ts, &found, err);
+    if (rc != 0) {
+        fdn__evdb_close(es->db);
+        es->db = NULL;
+        return rc;
+    }
+    lc.rebase = found && last_ts > lc.now_mono;
     pthread_mutex_lock(&es->amu);
-    rc = fdn__evdb_load(es->db, load_cb, es, &next, err);
+    rc = fdn__evdb_load(es->db, load_cb, &lc, &next, err);
     if (rc == 0) {
         if (next > es->next_id)
             es->next_id = next;

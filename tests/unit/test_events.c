@@ -972,6 +972,56 @@ static void durable_reopen_keeps_events_and_ids(void **state)
     tmpdir_clean();
 }
 
+/* After a reboot the monotonic clock starts again below the stored timestamps: reloaded
+ * events are mapped onto the new clock through their wall times, so ages stay right. */
+static void reload_after_reboot_rebases_timestamps(void **state)
+{
+    (void)state;
+    tmpdir_make();
+    char path[300];
+    snprintf(path, sizeof(path), "%s/reboot.db", g_tmp);
+    const int64_t s1 = 1000000000;
+    fdn_clock_t *c1 = NULL, *c2 = NULL;
+    assert_int_equal(fdn_clock_manual_create(&c1, 5000 * s1, 1700000000 * s1), 0);
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.durable_path = path;
+    o.clock = c1;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+        sp.type = "boot";
+        sp.clock = c1;
+        fdn_event_t *ev = NULL;
+        assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
+        assert_int_equal(fdn_events_store(es, ev, NULL), 0);
+        fdn_event_free(ev);
+        fdn_clock_advance(c1, 10 * s1);
+    }
+    fdn_events_destroy(es);
+    /* reboot: mono restarts at 2 s, wall moved on by 100 s */
+    assert_int_equal(fdn_clock_manual_create(&c2, 2 * s1, 1700000130 * s1), 0);
+    o.clock = c2;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    fdn_event_list_t *l = NULL;
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    assert_int_equal(fdn_event_list_count(l), 3);
+    /* wall ages 130, 120, 110 s → mono 2 - 130 ... */
+    assert_int_equal(fdn_event_timestamp(fdn_event_list_at(l, 0)), 2 * s1 - 130 * s1);
+    assert_int_equal(fdn_event_timestamp(fdn_event_list_at(l, 2)), 2 * s1 - 110 * s1);
+    fdn_event_list_free(l);
+    /* retention by age works on the new clock: max age 115 s keeps only the newest */
+    assert_int_equal(fdn_events_set_max_age(es, 115 * s1), 0);
+    uint64_t n = 0;
+    assert_int_equal(fdn_events_enforce_retention(es, &n), 0);
+    assert_int_equal(n, 2);
+    fdn_events_destroy(es);
+    fdn_clock_destroy(c1);
+    fdn_clock_destroy(c2);
+    tmpdir_clean();
+}
+
 static void corrupt_and_truncated_files_rejected(void **state)
 {
     (void)state;
@@ -1292,6 +1342,7 @@ int main(void)
         cmocka_unit_test(subscription_fd_and_overflow),
         cmocka_unit_test(unavailable_and_buffered),
         cmocka_unit_test(durable_reopen_keeps_events_and_ids),
+        cmocka_unit_test(reload_after_reboot_rebases_timestamps),
         cmocka_unit_test(corrupt_and_truncated_files_rejected),
         cmocka_unit_test(concurrent_stores_exact_count),
         /* forks: must run before anything leaves a thread behind (liburcu's call_rcu
