@@ -480,8 +480,8 @@ typedef struct prep {
 int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
                            uint64_t *ids)
 {
-    prep_t one[1];
-    prep_t *pr = n == 1 ? one : fdn__malloc(n * sizeof(prep_t));
+    prep_t one[1] = {{NULL, NULL, NULL}};
+    prep_t *pr = n == 1 ? one : fdn__calloc(n, sizeof(prep_t));
     evs_seg_t *spare[8];
     evs_seg_t **newsegs = spare;
     size_t nnew = 0, capnew = 8;
