@@ -44,6 +44,7 @@ struct fdn_events_sub {
     char *corr;
     _Atomic uint64_t overflow;
     uint64_t pending_skip; /* delivery thread (callback subscriptions) */
+    uint64_t round;        /* smu: delivery round this subscriber was last served in */
 };
 
 /* The cursor is written by one thread (delivery thread or the fd reader) and read by the
@@ -381,46 +382,51 @@ static void *deliver_main(void *arg)
     uint64_t seen = 0;
     pthread_mutex_lock(&es->smu);
     for (;;) {
-        uint64_t pub = atomic_load_explicit(&es->published, memory_order_acquire);
-        bool more = false;
-        for (evs_sub_t *s = es->subs; s != NULL; s = s->next)
-            if (s->cb != NULL && CUR(s) < pub)
-                more = true;
-        if (!more && pub == seen) {
-            if (es->dstop)
-                break;
-            pthread_cond_wait(&es->scv, &es->smu);
-            continue;
-        }
         if (es->dstop)
             break;
-        seen = pub;
-        for (evs_sub_t *s = es->subs; s != NULL; s = s->next) {
-            if (s->cb == NULL) {
-                if (CUR(s) < pub)
+        uint64_t pub = atomic_load_explicit(&es->published, memory_order_acquire);
+        if (pub != seen) {
+            for (evs_sub_t *s = es->subs; s != NULL; s = s->next)
+                if (s->cb == NULL && CUR(s) < pub)
                     efd_poke(s->efd);
-                continue;
-            }
-            if (CUR(s) >= pub)
-                continue;
-            es->delivering = s;
-            pthread_mutex_unlock(&es->smu);
-            fdn_event_list_t *l = NULL;
-            uint64_t skipped = 0;
-            if (sub_fetch(s, 256, &l, &skipped) == 0) {
-                s->pending_skip += skipped;
-                for (size_t i = 0; i < l->n; i++) {
-                    s->cb(l->items[i], s->pending_skip, s->user);
-                    s->pending_skip = 0;
-                }
-                fdn_event_list_free(l);
-            }
-            pthread_mutex_lock(&es->smu);
-            es->delivering = NULL;
-            pthread_cond_broadcast(&es->sdone);
-            /* the list may have changed while unlocked: restart the round */
-            break;
+            seen = pub;
         }
+        /* round robin: each subscriber that is behind gets one batch per round, so a busy
+         * subscriber cannot starve the others */
+        evs_sub_t *pick = NULL;
+        bool behind = false;
+        for (evs_sub_t *s = es->subs; s != NULL; s = s->next) {
+            if (s->cb == NULL || CUR(s) >= pub)
+                continue;
+            behind = true;
+            if (s->round != es->dround) {
+                pick = s;
+                break;
+            }
+        }
+        if (pick == NULL) {
+            if (behind)
+                es->dround++;
+            else
+                pthread_cond_wait(&es->scv, &es->smu);
+            continue;
+        }
+        pick->round = es->dround;
+        es->delivering = pick;
+        pthread_mutex_unlock(&es->smu);
+        fdn_event_list_t *l = NULL;
+        uint64_t skipped = 0;
+        if (sub_fetch(pick, 256, &l, &skipped) == 0) {
+            pick->pending_skip += skipped;
+            for (size_t i = 0; i < l->n; i++) {
+                pick->cb(l->items[i], pick->pending_skip, pick->user);
+                pick->pending_skip = 0;
+            }
+            fdn_event_list_free(l);
+        }
+        pthread_mutex_lock(&es->smu);
+        es->delivering = NULL;
+        pthread_cond_broadcast(&es->sdone);
     }
     pthread_mutex_unlock(&es->smu);
     return NULL;

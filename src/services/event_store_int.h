@@ -171,7 +171,8 @@ struct fdn_events {
     _Atomic int nsubs;
     pthread_t deliverer;
     bool deliverer_on;
-    bool dstop; /* smu */
+    bool dstop;      /* smu */
+    uint64_t dround; /* smu: delivery round (round-robin between subscribers) */
 };
 
 /* Memory tier (event_store.c). */

@@ -142,6 +142,28 @@ static void *reader(void *p)
     return NULL;
 }
 
+/* A callback subscriber running alongside: ids strictly increase, and delivered + skipped
+ * accounts for every event. */
+typedef struct subsink {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t last, delivered, skipped;
+    int bad;
+} subsink_t;
+
+static void sub_cb(const fdn_event_t *ev, uint64_t skipped, void *user)
+{
+    subsink_t *k = user;
+    pthread_mutex_lock(&k->mu);
+    if (fdn_event_id(ev) <= k->last)
+        k->bad++;
+    k->last = fdn_event_id(ev);
+    k->delivered++;
+    k->skipped += skipped;
+    pthread_cond_broadcast(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+}
+
 static void writers_and_readers(void **state)
 {
     (void)state;
@@ -150,6 +172,11 @@ static void writers_and_readers(void **state)
     sh.n = iters();
     assert_int_equal(fdn_events_create(&sh.es, NULL, NULL), 0);
     pthread_barrier_init(&sh.start, NULL, WRITERS + READERS);
+    subsink_t sink = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    so.after_id = 0;
+    fdn_events_sub_t *sub = NULL;
+    assert_int_equal(fdn_events_subscribe(sh.es, &so, sub_cb, &sink, &sub), 0);
     pthread_t wt[WRITERS], rt[READERS];
     warg_t wa[WRITERS];
     rarg_t ra[READERS];
@@ -205,6 +232,17 @@ static void writers_and_readers(void **state)
         free(wa[w].ids);
     }
     free(seen);
+    /* the subscriber catches up: every id is delivered or counted as skipped */
+    pthread_mutex_lock(&sink.mu);
+    while (sink.last < total)
+        pthread_cond_wait(&sink.cv, &sink.mu);
+    pthread_mutex_unlock(&sink.mu);
+    uint64_t overflow = fdn_events_sub_overflow(sub);
+    fdn_events_unsubscribe(sub);
+    assert_int_equal(sink.bad, 0);
+    assert_int_equal(sink.skipped, overflow);
+    assert_int_equal(sink.delivered + sink.skipped, total);
+    assert_true(sink.delivered > 0);
     pthread_barrier_destroy(&sh.start);
     fdn_events_destroy(sh.es);
 }
