@@ -506,8 +506,8 @@ static void deliverer_stop(fdn_events_t *es)
     pthread_mutex_unlock(&es->smu);
 }
 
-int fdn_events_subscribe(fdn_events_t *es, const fdn_events_sub_opts_t *opts,
-                         fdn_events_sub_cb cb, void *user, fdn_events_sub_t **out)
+int fdn_events_subscribe(fdn_events_t *es, const fdn_events_sub_opts_t *opts, fdn_events_sub_cb cb,
+                         void *user, fdn_events_sub_t **out)
 {
     if (es == NULL || cb == NULL || out == NULL)
         return FDN_EINVAL;
@@ -558,8 +558,7 @@ int fdn_events_sub_fd(const fdn_events_sub_t *sub)
     return sub ? sub->efd : -1;
 }
 
-int fdn_events_sub_read(fdn_events_sub_t *s, size_t max, fdn_event_list_t **out,
-                        uint64_t *skipped)
+int fdn_events_sub_read(fdn_events_sub_t *s, size_t max, fdn_event_list_t **out, uint64_t *skipped)
 {
     if (s == NULL || out == NULL || max == 0 || s->efd < 0)
         return FDN_EINVAL;
@@ -609,7 +608,7 @@ void fdn_events_unsubscribe(fdn_events_sub_t *s)
 
 typedef struct load_ctx {
     fdn_events_t *es;
-    bool rebase;     /* the monotonic clock restarted (reboot): map times through wall time */
+    bool rebase; /* the monotonic clock restarted (reboot): map times through wall time */
     int64_t now_mono, now_wall;
 } load_ctx_t;
 
@@ -639,7 +638,8 @@ static int db_open_load(fdn_events_t *es, bool load, fdn_error_t *err)
     if (rc != 0 || !load)
         return rc;
     uint64_t next = 1;
-    load_ctx_t lc = {.es = es, .now_mono = fdn_clock_mono_ns(es->clock),
+    load_ctx_t lc = {.es = es,
+                     .now_mono = fdn_clock_mono_ns(es->clock),
                      .now_wall = fdn_clock_wall_ns(es->clock)};
     int64_t last_ts = 0;
     bool found = false;

@@ -78,8 +78,8 @@ static bool scenario(long k)
         fdn_events_stats(es, &before);
         uint64_t ids[40];
         size_t n = round % 3 == 0 ? 40 : 1;
-        rc = fdn_events_store_batch(es, (const fdn_event_t *const *)evs + (round % 3 == 0 ? 0 : round),
-                                    n, ids);
+        rc = fdn_events_store_batch(
+            es, (const fdn_event_t *const *)evs + (round % 3 == 0 ? 0 : round), n, ids);
         fdn_events_stats(es, &after);
         if (rc != 0) {
             assert_int_equal(rc, FDN_ENOMEM);

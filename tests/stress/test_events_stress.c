@@ -47,7 +47,8 @@ static void *writer(void *p)
     snprintf(corr, sizeof(corr), "c%d", a->w);
     pthread_barrier_wait(&a->sh->start);
     for (uint64_t i = 0; i < a->sh->n; i++) {
-        int len = snprintf(data, sizeof(data), "{\"w\":%d,\"i\":%llu}", a->w, (unsigned long long)i);
+        int len =
+            snprintf(data, sizeof(data), "{\"w\":%d,\"i\":%llu}", a->w, (unsigned long long)i);
         fdn_event_spec_t s = FDN_EVENT_SPEC_INIT;
         s.type = type;
         s.correlation_id = corr;

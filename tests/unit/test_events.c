@@ -213,9 +213,8 @@ static void correlation_chain_helper(void **state)
     }
     uint64_t ids[3];
     size_t n = 0;
-    assert_int_equal(fdn_event_correlation_chain((const fdn_event_t *const *)e, 3, "test-123", ids,
-                                                 &n),
-                     0);
+    assert_int_equal(
+        fdn_event_correlation_chain((const fdn_event_t *const *)e, 3, "test-123", ids, &n), 0);
     assert_int_equal(n, 2);
     assert_int_equal(ids[0], 3);
     assert_int_equal(ids[1], 1);
@@ -368,10 +367,10 @@ static void json_round_trip_and_rejects(void **state)
     const char *bad[] = {
         "",
         "[]",
-        "{\"type\":\"x\"}",                                   /* no timestamp */
-        "{\"type\":\"x\",\"timestamp_ns\":1,\"extra\":1}",    /* unknown key */
-        "{\"type\":1,\"timestamp_ns\":1}",                    /* wrong type */
-        "{\"type\":\"x\",\"timestamp_ns\":1,\"id\":-1}",      /* negative id */
+        "{\"type\":\"x\"}",                                /* no timestamp */
+        "{\"type\":\"x\",\"timestamp_ns\":1,\"extra\":1}", /* unknown key */
+        "{\"type\":1,\"timestamp_ns\":1}",                 /* wrong type */
+        "{\"type\":\"x\",\"timestamp_ns\":1,\"id\":-1}",   /* negative id */
         "{\"type\":\"x\",\"timestamp_ns\":1,\"content_type\":\"binary\",\"data_base64\":\"@@@@\"}",
         "{\"type\":\"x\",\"timestamp_ns\":1,\"content_type\":\"binary\",\"data_base64\":\"QQ=\"}",
         "{\"type\":\"x\",\"timestamp_ns\":1,\"content_type\":\"weird\"}",
@@ -448,10 +447,10 @@ static void query_filters(void **state)
     (void)state;
     fdn_events_t *es = mem_store(NULL);
     int64_t base = 1000000;
-    put(es, "a", "c1", base + 100, 0);       /* 1 */
-    put(es, "b", "c2", base + 200, 1);       /* 2 */
-    put(es, "a", "c1", base + 300, 1);       /* 3 */
-    for (int i = 0; i < 7; i++)              /* 4..10 */
+    put(es, "a", "c1", base + 100, 0); /* 1 */
+    put(es, "b", "c2", base + 200, 1); /* 2 */
+    put(es, "a", "c1", base + 300, 1); /* 3 */
+    for (int i = 0; i < 7; i++)        /* 4..10 */
         put(es, "n", NULL, base + 400 + i, 0);
     fdn_event_list_t *l = NULL;
     uint64_t ids[32];
@@ -668,7 +667,8 @@ static void many_events_across_segments(void **state)
 {
     (void)state;
     fdn_events_t *es = mem_store(NULL);
-    fdn_event_t *ev = mkev("bulk", "g", 0, 0, "{\"payload\":\"0123456789012345678901234567890123456789\"}");
+    fdn_event_t *ev =
+        mkev("bulk", "g", 0, 0, "{\"payload\":\"0123456789012345678901234567890123456789\"}");
     fdn_event_t *ev2 = mkev("other", "h", 0, 0, "1");
     for (int i = 0; i < 20000; i++)
         assert_int_equal(fdn_events_store(es, i % 3 ? ev : ev2, NULL), 0);
@@ -709,7 +709,7 @@ static void retention_thread_with_manual_clock(void **state)
     assert_int_equal(fdn_clock_manual_create(&clk, 1000000000, 1700000000000000000), 0);
     fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
     o.clock = clk;
-    o.max_age_ns = 5000000000;      /* 5 s */
+    o.max_age_ns = 5000000000;        /* 5 s */
     o.prune_interval_ns = 1000000000; /* 1 s */
     fdn_events_t *es = NULL;
     assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
