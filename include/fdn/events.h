@@ -399,8 +399,10 @@ typedef struct fdn_events_query {
 /**
  * Run a query. Cost is proportional to the results: a type or correlation query walks that
  * index only; time bounds and cursors are binary searches. A parent_id filter on its own
- * scans the id range (bounded by the other filters) until `limit` matches.
- * @param[out] out the results, in id (= time) order; free with fdn_event_list_free
+ * scans the id range (bounded by the other filters) until `limit` matches; an offset costs
+ * the matches it skips. Descending queries return newest first.
+ * @param[out] out the results, in id (= time) order, reversed when descending; free with
+ *                 fdn_event_list_free
  * @return 0; FDN_EINVAL (bad limit/offset/time range/version); FDN_ENOMEM; FDN_EUNAVAILABLE
  * @thread_safety any
  * @since 0.1.0

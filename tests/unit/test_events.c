@@ -1022,6 +1022,44 @@ static void reload_after_reboot_rebases_timestamps(void **state)
     tmpdir_clean();
 }
 
+/* Stores buffered while a durable store is stopped are replayed on start, written to the
+ * file, and found again after a reopen under the ids they were given. */
+static void buffered_stores_reach_the_file(void **state)
+{
+    (void)state;
+    tmpdir_make();
+    char path[300];
+    snprintf(path, sizeof(path), "%s/buf.db", g_tmp);
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.durable_path = path;
+    o.unavailable_buffer = 2;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    assert_int_equal(put(es, "before", NULL, 0, 0), 1);
+    fdn__events_service_stop(es);
+    fdn_event_t *ev = mkev("during", "bc", 0, 0, "2");
+    uint64_t a = 0, b = 0, c = 0;
+    assert_int_equal(fdn_events_store(es, ev, &a), 0);
+    assert_int_equal(fdn_events_store(es, ev, &b), 0);
+    assert_int_equal(fdn_events_store(es, ev, &c), FDN_EUNAVAILABLE);
+    assert_int_equal(a, 2);
+    assert_int_equal(b, 3);
+    assert_int_equal(fdn__events_service_start(es), 0);
+    assert_int_equal(put(es, "after", NULL, 0, 0), 4);
+    fdn_events_destroy(es);
+    o.unavailable_buffer = 0;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    fdn_event_t *got = NULL;
+    for (uint64_t id = 1; id <= 4; id++) {
+        assert_int_equal(fdn_events_get(es, id, &got), 0);
+        assert_string_equal(fdn_event_type(got), id == 1 ? "before" : id == 4 ? "after" : "during");
+        fdn_event_free(got);
+    }
+    fdn_events_destroy(es);
+    fdn_event_free(ev);
+    tmpdir_clean();
+}
+
 static void corrupt_and_truncated_files_rejected(void **state)
 {
     (void)state;
@@ -1343,6 +1381,7 @@ int main(void)
         cmocka_unit_test(unavailable_and_buffered),
         cmocka_unit_test(durable_reopen_keeps_events_and_ids),
         cmocka_unit_test(reload_after_reboot_rebases_timestamps),
+        cmocka_unit_test(buffered_stores_reach_the_file),
         cmocka_unit_test(corrupt_and_truncated_files_rejected),
         cmocka_unit_test(concurrent_stores_exact_count),
         /* forks: must run before anything leaves a thread behind (liburcu's call_rcu
