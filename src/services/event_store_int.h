@@ -128,7 +128,7 @@ struct fdn_events {
     _Atomic(evs_tab_t *) corrs;
     evs_sym_t *last_type, *last_node; /* amu: intern caches */
     evs_corr_t *last_corr;            /* amu: reset when the entry is freed */
-    void **retired; /* amu: freed after the next prune or at destroy */
+    void **retired;                   /* amu: freed after the next prune or at destroy */
     size_t nretired, capretired;
     _Atomic uint64_t count, bytes, bytes_alloc, stored_total, pruned_total, ntypes;
     _Atomic uint32_t max_results;
@@ -164,14 +164,15 @@ struct fdn_events {
 
     /* subscriptions */
     pthread_mutex_t smu;
-    pthread_cond_t scv;   /* delivery thread wakes */
-    pthread_cond_t sdone; /* a delivery round ended */
-    evs_sub_t *subs;      /* smu */
+    pthread_cond_t scv;    /* delivery thread wakes */
+    pthread_cond_t sdone;  /* a delivery round ended */
+    evs_sub_t *subs;       /* smu */
     evs_sub_t *delivering; /* smu */
     _Atomic int nsubs;
     pthread_t deliverer;
     bool deliverer_on;
-    bool dstop; /* smu */
+    bool dstop;      /* smu */
+    uint64_t dround; /* smu: delivery round (round-robin between subscribers) */
 };
 
 /* Memory tier (event_store.c). */
