@@ -129,10 +129,12 @@ FDN_API int fdn_event_new(fdn_event_t **out, const fdn_event_spec_t *spec, fdn_e
 FDN_API int fdn_event_new_child(fdn_event_t **out, const fdn_event_t *parent,
                                 const fdn_event_spec_t *spec, fdn_error_t *err);
 
-/** An independent copy of an event. @return 0, FDN_EINVAL, FDN_ENOMEM @thread_safety any */
+/** An independent copy of an event. @return 0, FDN_EINVAL, FDN_ENOMEM @thread_safety any
+ * @since 0.1.0 */
 FDN_API int fdn_event_copy(fdn_event_t **out, const fdn_event_t *ev);
 
-/** Free an event from fdn_event_new/copy/get/decode (NULL accepted). @thread_safety owner */
+/** Free an event from fdn_event_new/copy/get/decode (NULL accepted). @thread_safety owner
+ * @since 0.1.0 */
 FDN_API void fdn_event_free(fdn_event_t *ev);
 
 /* Getters: never fail; a NULL event gives 0 / "". Strings are NUL-terminated and owned by
@@ -273,11 +275,12 @@ FDN_API int fdn_event_from_json(fdn_event_t **out, const char *json, size_t len,
  * Event lists (query results)
  * ------------------------------------------------------------------------------------------ */
 
-/** Number of events in a list (0 for NULL). @thread_safety any */
+/** Number of events in a list (0 for NULL). @thread_safety any  @since 0.1.0 */
 FDN_API size_t fdn_event_list_count(const fdn_event_list_t *l);
-/** The i-th event, valid until the list is freed; NULL when out of range. @thread_safety any */
+/** The i-th event, valid until the list is freed; NULL when out of range. @thread_safety any
+ * @since 0.1.0 */
 FDN_API const fdn_event_t *fdn_event_list_at(const fdn_event_list_t *l, size_t i);
-/** Free a list (NULL accepted). @thread_safety owner */
+/** Free a list (NULL accepted). @thread_safety owner  @since 0.1.0 */
 FDN_API void fdn_event_list_free(fdn_event_list_t *l);
 
 /**
@@ -343,7 +346,7 @@ typedef struct fdn_events_opts {
 FDN_API int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_error_t *err);
 
 /** Stop threads, flush the durable queue, close and free (NULL accepted). Subscriptions
- * still open are freed too: do not use them afterwards. @thread_safety owner */
+ * still open are freed too: do not use them afterwards. @thread_safety owner  @since 0.1.0 */
 FDN_API void fdn_events_destroy(fdn_events_t *es);
 
 /**
@@ -556,7 +559,8 @@ FDN_API int fdn_events_subscribe(fdn_events_t *es, const fdn_events_sub_opts_t *
 FDN_API int fdn_events_subscribe_fd(fdn_events_t *es, const fdn_events_sub_opts_t *opts,
                                     fdn_events_sub_t **out);
 
-/** The readable descriptor of an fd subscription (-1 for callback ones). @thread_safety any */
+/** The readable descriptor of an fd subscription (-1 for callback ones). @thread_safety any
+ * @since 0.1.0 */
 FDN_API int fdn_events_sub_fd(const fdn_events_sub_t *sub);
 
 /**
@@ -571,7 +575,7 @@ FDN_API int fdn_events_sub_fd(const fdn_events_sub_t *sub);
 FDN_API int fdn_events_sub_read(fdn_events_sub_t *sub, size_t max, fdn_event_list_t **out,
                                 uint64_t *skipped);
 
-/** Total events this subscriber skipped. @thread_safety any */
+/** Total events this subscriber skipped. @thread_safety any  @since 0.1.0 */
 FDN_API uint64_t fdn_events_sub_overflow(const fdn_events_sub_t *sub);
 
 /**
