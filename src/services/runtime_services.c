@@ -169,6 +169,9 @@ static void apply_limiter_rules(fdn_config_t *cfg, fdn_limiter_t *lim)
     json_decref(rules);
 }
 
+static void on_breaker_transition(const char *name, fdn_breaker_state_t from,
+                                  fdn_breaker_state_t to, void *user);
+
 static void apply_settings(fdn_runtime_t *rt, glue_t *g)
 {
     fdn_config_t *cfg = fdn_runtime_config(rt);
@@ -210,6 +213,9 @@ static void apply_settings(fdn_runtime_t *rt, glue_t *g)
         fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
         bo.clock = fdn_runtime_clock(rt);
         bo.telemetry = fdn_runtime_telemetry(rt);
+        /* the defaults are replaced whole: keep the transition hook wire() installed */
+        bo.on_transition = on_breaker_transition;
+        bo.transition_user = rt;
         if (cfg_int(cfg, "infrastructure.circuit_breaker.default_config.failure_threshold", 1,
                     &v) &&
             v <= UINT32_MAX)
