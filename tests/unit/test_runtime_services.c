@@ -491,6 +491,36 @@ static void enabled_switches_layers(void **state)
     test_runtime_done(rt);
 }
 
+/* ---- an update touches only what its path drives ----------------------------------------- */
+
+/* infrastructure.rate_limiting.default_rules is not updatable; an application that changed a
+ * rule through the limiter keeps it when some unrelated path is updated. */
+static void unrelated_update_keeps_overrides(void **state)
+{
+    (void)state;
+    fdn_runtime_t *rt = test_runtime(NULL);
+    waiter_t w;
+    waiter_attach(&w, rt);
+    fdn_limiter_t *lim = fdn_runtime_limiter(rt);
+    fdn_limit_rule_t mine = {FDN_LIMIT_FIXED_WINDOW, 3, 2000, 0};
+    assert_int_equal(fdn_limiter_set_rule(lim, "api_calls", &mine), 0);
+    assert_int_equal(fdn_config_update_double(fdn_runtime_config(rt), "ai.planning.sampling_rate",
+                                              0.75, NULL),
+                     0);
+    settle_config(rt, &w);
+    fdn_limit_rule_t got;
+    assert_int_equal(fdn_limiter_get_rule(lim, "api_calls", &got), 0);
+    assert_int_equal(got.limit, 3);
+    assert_int_equal(got.period_ms, 2000);
+    /* a reset to the defaults does bring the config's rules back */
+    assert_int_equal(fdn_config_reset(fdn_runtime_config(rt), NULL), 0);
+    settle_config(rt, &w);
+    assert_int_equal(fdn_limiter_get_rule(lim, "api_calls", &got), 0);
+    assert_int_equal(got.limit, 100);
+    waiter_detach(&w, rt);
+    test_runtime_done(rt);
+}
+
 /* ---- 5. the config file reaches the services ------------------------------------------------ */
 
 static void config_file_reaches_services(void **state)
@@ -774,6 +804,7 @@ int main(void)
         cmocka_unit_test(config_update_recorded_and_counted),
         cmocka_unit_test(max_results_caps_queries),
         cmocka_unit_test(enabled_switches_layers),
+        cmocka_unit_test(unrelated_update_keeps_overrides),
         cmocka_unit_test(config_file_reaches_services),
         cmocka_unit_test(event_store_restart_in_memory),
         cmocka_unit_test(event_store_restart_with_data_dir),
