@@ -696,6 +696,60 @@ static void limiter_restart_recorded(void **state)
     test_runtime_done(rt);
 }
 
+/* storage.warm.enable + storage.warm.path from the config file make the store durable when
+ * the runtime has no data directory. */
+static void warm_path_from_config(void **state)
+{
+    (void)state;
+    char dir[256];
+    make_tmpdir(dir, sizeof(dir));
+    char path[320], cfgtext[1024], db[400];
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    snprintf(cfgtext, sizeof(cfgtext),
+             "{\"storage\":{\"warm\":{\"enable\":true,\"path\":\"%s/warm/sub\"}}}", dir);
+    write_file(path, cfgtext);
+    snprintf(db, sizeof(db), "%s/warm/sub/events.db", dir);
+
+    fdn_runtime_t *rt = test_runtime(path);
+    uint64_t id = store_one(fdn_runtime_events(rt), "wiring_test", 0);
+    test_runtime_done(rt);
+    assert_int_equal(access(db, F_OK), 0);
+
+    rt = test_runtime(path);
+    fdn_event_list_t *l = query_type(fdn_runtime_events(rt), "wiring_test", 10);
+    assert_int_equal(fdn_event_list_count(l), 1);
+    assert_int_equal(fdn_event_id(fdn_event_list_at(l, 0)), id);
+    fdn_event_list_free(l);
+    test_runtime_done(rt);
+    rm_tree(dir);
+}
+
+/* An update made while the event store restarts succeeds at once; its event cannot be stored
+ * (the store answers FDN_EUNAVAILABLE) and the drop is counted, never silent. */
+static void update_while_store_restarts(void **state)
+{
+    (void)state;
+    fdn_runtime_t *rt = test_runtime(NULL);
+    waiter_t w;
+    waiter_attach(&w, rt);
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    assert_int_equal(fdn_runtime_inject_fault(rt, "event_store", FDN_EIO), 0);
+    assert_int_equal(fdn_testing_settle(rt), 0);
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 3, NULL), 0);
+    waiter_wait_rev(&w, fdn_config_revision(cfg));
+    assert_int_equal(tm_count(rt, "foundation.config_updates"), 1);
+    assert_int_equal(tm_count(rt, "foundation.runtime.event_dropped"), 1);
+    assert_int_equal(fdn_testing_advance(rt, 10 * MS), 0);
+    settle_config(rt, &w); /* also: the max_results change was applied while it was down */
+    fdn_events_t *es = fdn_runtime_events(rt);
+    assert_int_equal(count_type(es, "config_updated"), 1); /* the barrier's only */
+    for (int i = 0; i < 5; i++)
+        store_one(es, "wiring_test", 0);
+    assert_int_equal(count_type(es, "wiring_test"), 3);
+    waiter_detach(&w, rt);
+    test_runtime_done(rt);
+}
+
 /* ---- 7. config updates survive a config_server restart ------------------------------------- */
 
 static void config_survives_restart(void **state)
@@ -809,6 +863,8 @@ int main(void)
         cmocka_unit_test(event_store_restart_in_memory),
         cmocka_unit_test(event_store_restart_with_data_dir),
         cmocka_unit_test(limiter_restart_recorded),
+        cmocka_unit_test(warm_path_from_config),
+        cmocka_unit_test(update_while_store_restarts),
         cmocka_unit_test(config_survives_restart),
         cmocka_unit_test(registry_lookup_telemetry),
         cmocka_unit_test(events_survive_runtime),
