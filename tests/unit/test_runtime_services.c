@@ -487,6 +487,24 @@ static void enabled_switches_layers(void **state)
     settle_config(rt, &w);
     assert_int_equal(fdn_execute_protected(p, "brk", NULL, fn_ok, NULL, &r, NULL),
                      FDN_ECIRCUIT_OPEN);
+
+    /* pool layer: a key whose pool does not exist fails while the layer is on */
+    fdn_protect_config_t pl = FDN_PROTECT_CONFIG_INIT;
+    pl.pool = "no_such_pool";
+    assert_int_equal(fdn_protect_configure(p, "pl", &pl, NULL), 0);
+    assert_int_not_equal(fdn_execute_protected(p, "pl", NULL, fn_ok, NULL, &r, NULL), 0);
+    assert_false(r.ran);
+    assert_int_equal(fdn_config_update_bool(cfg, "infrastructure.connection_pool.enabled", false,
+                                            NULL),
+                     0);
+    settle_config(rt, &w);
+    assert_int_equal(fdn_execute_protected(p, "pl", NULL, fn_ok, NULL, &r, NULL), 0);
+    assert_true(r.ran);
+    assert_int_equal(fdn_config_update_bool(cfg, "infrastructure.connection_pool.enabled", true,
+                                            NULL),
+                     0);
+    settle_config(rt, &w);
+    assert_int_not_equal(fdn_execute_protected(p, "pl", NULL, fn_ok, NULL, &r, NULL), 0);
     waiter_detach(&w, rt);
     test_runtime_done(rt);
 }
@@ -517,6 +535,11 @@ static void unrelated_update_keeps_overrides(void **state)
     settle_config(rt, &w);
     assert_int_equal(fdn_limiter_get_rule(lim, "api_calls", &got), 0);
     assert_int_equal(got.limit, 100);
+    /* the reset itself is recorded and counted */
+    fdn_event_list_t *l = query_type(fdn_runtime_events(rt), "config_reset", 10);
+    assert_int_equal(fdn_event_list_count(l), 1);
+    fdn_event_list_free(l);
+    assert_int_equal(tm_count(rt, "foundation.config_resets"), 1);
     waiter_detach(&w, rt);
     test_runtime_done(rt);
 }
