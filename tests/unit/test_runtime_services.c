@@ -810,6 +810,24 @@ static void config_survives_restart(void **state)
     test_runtime_done(rt);
 }
 
+/* After a telemetry_service restart the runtime still counts into it (same handle, the
+ * handlers and counts kept). */
+static void telemetry_restart_keeps_counting(void **state)
+{
+    (void)state;
+    fdn_runtime_t *rt = test_runtime(NULL);
+    waiter_t w;
+    waiter_attach(&w, rt);
+    settle_config(rt, &w);
+    assert_int_equal(tm_count(rt, "foundation.config_updates"), 1);
+    restart_service(rt, "telemetry_service", true);
+    settle_config(rt, &w);
+    assert_int_equal(tm_count(rt, "foundation.config_updates"), 2);
+    assert_true(tm_count(rt, "foundation.supervisor.restarts") >= 1);
+    waiter_detach(&w, rt);
+    test_runtime_done(rt);
+}
+
 /* ---- 8. registry lookups are counted -------------------------------------------------------- */
 
 static void registry_lookup_telemetry(void **state)
@@ -889,6 +907,7 @@ int main(void)
         cmocka_unit_test(warm_path_from_config),
         cmocka_unit_test(update_while_store_restarts),
         cmocka_unit_test(config_survives_restart),
+        cmocka_unit_test(telemetry_restart_keeps_counting),
         cmocka_unit_test(registry_lookup_telemetry),
         cmocka_unit_test(events_survive_runtime),
         cmocka_unit_test(error_hook_counts),
