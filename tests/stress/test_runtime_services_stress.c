@@ -110,8 +110,8 @@ static void *switch_updater(void *arg)
     pthread_barrier_wait(&s->go);
     fdn_config_t *cfg = fdn_runtime_config(s->rt);
     for (int i = 0; i < UPDATES; i++) {
-        int rc = fdn_config_update_bool(cfg, "infrastructure.rate_limiting.enabled", (i & 1) != 0,
-                                        NULL);
+        int rc =
+            fdn_config_update_bool(cfg, "infrastructure.rate_limiting.enabled", (i & 1) != 0, NULL);
         if (rc == 0)
             atomic_fetch_add(&s->ok_updates, 1);
         else

@@ -291,7 +291,7 @@ static void accessors_registry_health(void **state)
 
     static const char *const names[] = {"config_server",      "event_store",  "telemetry_service",
                                         "connection_manager", "rate_limiter", "task_supervisor"};
-    void *handles[] = {fdn_runtime_config(rt), fdn_runtime_events(rt), fdn_runtime_telemetry(rt),
+    void *handles[] = {fdn_runtime_config(rt), fdn_runtime_events(rt),  fdn_runtime_telemetry(rt),
                        fdn_runtime_pools(rt),  fdn_runtime_limiter(rt), fdn_runtime_tasks(rt)};
     fdn_registry_t *reg = fdn_runtime_registry(rt);
     assert_int_equal(fdn_registry_count(reg), 6);
@@ -343,8 +343,7 @@ static void config_update_recorded_and_counted(void **state)
     fdn_event_list_t *l = query_type(es, "config_updated", 100);
     assert_int_equal(fdn_event_list_count(l), 1);
     json_t *d = event_json(fdn_event_list_at(l, 0));
-    assert_string_equal(json_string_value(json_object_get(d, "path")),
-                        "ai.planning.sampling_rate");
+    assert_string_equal(json_string_value(json_object_get(d, "path")), "ai.planning.sampling_rate");
     assert_true(json_is_number(json_object_get(d, "old_value")));
     assert_true(json_number_value(json_object_get(d, "old_value")) == 1.0);
     assert_true(json_number_value(json_object_get(d, "new_value")) == 0.5);
@@ -368,8 +367,7 @@ static void config_update_recorded_and_counted(void **state)
     fdn_error_t err = FDN_ERROR_INIT;
     assert_int_equal(fdn_config_update_int(cfg, "storage.hot.max_events", 10, &err),
                      FDN_ECONFIG_FORBIDDEN);
-    assert_int_not_equal(fdn_config_update_double(cfg, "ai.planning.sampling_rate", 7.0, NULL),
-                         0);
+    assert_int_not_equal(fdn_config_update_double(cfg, "ai.planning.sampling_rate", 7.0, NULL), 0);
     assert_int_equal(fdn_config_revision(cfg), rev);
     settle_config(rt, &w); /* one more update: the barrier */
     l = query_type(es, "config_updated", 100);
@@ -398,9 +396,8 @@ static void max_results_caps_queries(void **state)
     assert_int_equal(fdn_event_list_count(l), 12);
     fdn_event_list_free(l);
 
-    assert_int_equal(fdn_config_update_int(fdn_runtime_config(rt), "interface.max_results", 5,
-                                           NULL),
-                     0);
+    assert_int_equal(
+        fdn_config_update_int(fdn_runtime_config(rt), "interface.max_results", 5, NULL), 0);
     settle_config(rt, &w);
     /* a larger limit is clamped to the cap (events.h: "clamped to max_results") */
     l = query_type(es, "wiring_test", 100);
@@ -416,9 +413,8 @@ static void max_results_caps_queries(void **state)
     assert_int_equal(fdn_events_query(es, &q, &none), FDN_EINVAL);
 
     /* raised again: the cap follows */
-    assert_int_equal(fdn_config_update_int(fdn_runtime_config(rt), "interface.max_results",
-                                           1000, NULL),
-                     0);
+    assert_int_equal(
+        fdn_config_update_int(fdn_runtime_config(rt), "interface.max_results", 1000, NULL), 0);
     settle_config(rt, &w);
     l = query_type(es, "wiring_test", 100);
     assert_int_equal(fdn_event_list_count(l), 12);
@@ -449,17 +445,15 @@ static void enabled_switches_layers(void **state)
     assert_int_equal(r.rejected_by, FDN_PROTECT_LIMITER);
     assert_false(r.ran);
 
-    assert_int_equal(fdn_config_update_bool(cfg, "infrastructure.rate_limiting.enabled", false,
-                                            NULL),
-                     0);
+    assert_int_equal(
+        fdn_config_update_bool(cfg, "infrastructure.rate_limiting.enabled", false, NULL), 0);
     settle_config(rt, &w);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(fdn_execute_protected(p, "lim", NULL, fn_ok, NULL, &r, NULL), 0);
         assert_true(r.ran);
     }
-    assert_int_equal(fdn_config_update_bool(cfg, "infrastructure.rate_limiting.enabled", true,
-                                            NULL),
-                     0);
+    assert_int_equal(
+        fdn_config_update_bool(cfg, "infrastructure.rate_limiting.enabled", true, NULL), 0);
     settle_config(rt, &w);
     assert_int_equal(fdn_execute_protected(p, "lim", NULL, fn_ok, NULL, &r, NULL),
                      FDN_ERATE_LIMITED);
@@ -475,15 +469,13 @@ static void enabled_switches_layers(void **state)
     assert_int_equal(fdn_execute_protected(p, "brk", NULL, fn_ok, NULL, &r, NULL),
                      FDN_ECIRCUIT_OPEN);
     assert_int_equal(r.rejected_by, FDN_PROTECT_BREAKER);
-    assert_int_equal(fdn_config_update_bool(cfg, "infrastructure.circuit_breaker.enabled", false,
-                                            NULL),
-                     0);
+    assert_int_equal(
+        fdn_config_update_bool(cfg, "infrastructure.circuit_breaker.enabled", false, NULL), 0);
     settle_config(rt, &w);
     assert_int_equal(fdn_execute_protected(p, "brk", NULL, fn_ok, NULL, &r, NULL), 0);
     assert_true(r.ran);
-    assert_int_equal(fdn_config_update_bool(cfg, "infrastructure.circuit_breaker.enabled", true,
-                                            NULL),
-                     0);
+    assert_int_equal(
+        fdn_config_update_bool(cfg, "infrastructure.circuit_breaker.enabled", true, NULL), 0);
     settle_config(rt, &w);
     assert_int_equal(fdn_execute_protected(p, "brk", NULL, fn_ok, NULL, &r, NULL),
                      FDN_ECIRCUIT_OPEN);
@@ -494,15 +486,13 @@ static void enabled_switches_layers(void **state)
     assert_int_equal(fdn_protect_configure(p, "pl", &pl, NULL), 0);
     assert_int_not_equal(fdn_execute_protected(p, "pl", NULL, fn_ok, NULL, &r, NULL), 0);
     assert_false(r.ran);
-    assert_int_equal(fdn_config_update_bool(cfg, "infrastructure.connection_pool.enabled", false,
-                                            NULL),
-                     0);
+    assert_int_equal(
+        fdn_config_update_bool(cfg, "infrastructure.connection_pool.enabled", false, NULL), 0);
     settle_config(rt, &w);
     assert_int_equal(fdn_execute_protected(p, "pl", NULL, fn_ok, NULL, &r, NULL), 0);
     assert_true(r.ran);
-    assert_int_equal(fdn_config_update_bool(cfg, "infrastructure.connection_pool.enabled", true,
-                                            NULL),
-                     0);
+    assert_int_equal(
+        fdn_config_update_bool(cfg, "infrastructure.connection_pool.enabled", true, NULL), 0);
     settle_config(rt, &w);
     assert_int_not_equal(fdn_execute_protected(p, "pl", NULL, fn_ok, NULL, &r, NULL), 0);
     waiter_detach(&w, rt);
@@ -522,9 +512,9 @@ static void unrelated_update_keeps_overrides(void **state)
     fdn_limiter_t *lim = fdn_runtime_limiter(rt);
     fdn_limit_rule_t mine = {FDN_LIMIT_FIXED_WINDOW, 3, 2000, 0};
     assert_int_equal(fdn_limiter_set_rule(lim, "api_calls", &mine), 0);
-    assert_int_equal(fdn_config_update_double(fdn_runtime_config(rt), "ai.planning.sampling_rate",
-                                              0.75, NULL),
-                     0);
+    assert_int_equal(
+        fdn_config_update_double(fdn_runtime_config(rt), "ai.planning.sampling_rate", 0.75, NULL),
+        0);
     settle_config(rt, &w);
     fdn_limit_rule_t got;
     assert_int_equal(fdn_limiter_get_rule(lim, "api_calls", &got), 0);
@@ -837,8 +827,8 @@ static void registry_lookup_telemetry(void **state)
     uint64_t before = tm_count(rt, "foundation.registry.lookup");
     void *h = NULL;
     assert_int_equal(fdn_registry_lookup(fdn_runtime_registry(rt), "event_store", &h, NULL), 0);
-    assert_int_not_equal(
-        fdn_registry_lookup(fdn_runtime_registry(rt), "no_such_service", &h, NULL), 0);
+    assert_int_not_equal(fdn_registry_lookup(fdn_runtime_registry(rt), "no_such_service", &h, NULL),
+                         0);
     assert_int_equal(tm_count(rt, "foundation.registry.lookup"), before + 2);
     test_runtime_done(rt);
 }
@@ -872,7 +862,7 @@ static void events_survive_runtime(void **state)
     rm_tree(dir);
 }
 
-/* ---- 10. the error hook ------------------------------------------------------------------------ */
+/* ---- 10. the error hook ---------------------------------------------------------------------- */
 
 static void error_hook_counts(void **state)
 {
