@@ -602,6 +602,41 @@ static void config_file_reaches_services(void **state)
     rm_tree(dir);
 }
 
+/* A bad config file or data directory fails fdn_runtime_create cleanly, naming the culprit. */
+static void bad_file_or_dir_fails_create(void **state)
+{
+    (void)state;
+    char dir[256];
+    make_tmpdir(dir, sizeof(dir));
+    char path[320];
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    write_file(path, "{\"storage\":{\"hot\":{\"no_such_key\":1}}}");
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.ignore_env = true;
+    o.config_path = path;
+    fdn_runtime_t *rt = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_runtime_create(&rt, &o, &err), FDN_ECONFIG_STRUCTURE);
+    assert_null(rt);
+    char text[2048];
+    fdn_err_format(&err, text, sizeof(text));
+    assert_non_null(strstr(text, "no_such_key"));
+    assert_non_null(strstr(text, "config.json"));
+
+    /* data directory below a regular file */
+    char bad[400];
+    snprintf(bad, sizeof(bad), "%s/sub", path);
+    fdn_runtime_opts_t o2 = FDN_RUNTIME_OPTS_INIT;
+    o2.ignore_env = true;
+    o2.data_dir = bad;
+    fdn_error_t err2 = FDN_ERROR_INIT;
+    assert_int_equal(fdn_runtime_create(&rt, &o2, &err2), FDN_EIO);
+    assert_null(rt);
+    fdn_err_format(&err2, text, sizeof(text));
+    assert_non_null(strstr(text, bad));
+    rm_tree(dir);
+}
+
 /* ---- 6. event_store restart ----------------------------------------------------------------- */
 
 /* Drive one restart of `service`: inject, check the window, advance past the backoff. */
@@ -891,6 +926,7 @@ int main(void)
         cmocka_unit_test(enabled_switches_layers),
         cmocka_unit_test(unrelated_update_keeps_overrides),
         cmocka_unit_test(config_file_reaches_services),
+        cmocka_unit_test(bad_file_or_dir_fails_create),
         cmocka_unit_test(event_store_restart_in_memory),
         cmocka_unit_test(event_store_restart_with_data_dir),
         cmocka_unit_test(limiter_restart_recorded),
