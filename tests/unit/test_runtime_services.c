@@ -175,10 +175,13 @@ static void make_tmpdir(char *buf, size_t cap)
     assert_non_null(mkdtemp(buf));
 }
 
-static uint64_t store_one(fdn_events_t *es, const char *type, int expect_rc)
+/* Store one event stamped with the runtime's clock (the store keeps the event's own time). */
+static uint64_t store_one(fdn_runtime_t *rt, const char *type, int expect_rc)
 {
+    fdn_events_t *es = fdn_runtime_events(rt);
     fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
     spec.type = type;
+    spec.clock = fdn_runtime_clock(rt);
     spec.data = "{\"n\":1}";
     spec.data_len = 7;
     fdn_event_t *ev = NULL;
@@ -391,7 +394,7 @@ static void max_results_caps_queries(void **state)
     waiter_attach(&w, rt);
     fdn_events_t *es = fdn_runtime_events(rt);
     for (int i = 0; i < 12; i++)
-        store_one(es, "wiring_test", 0);
+        store_one(rt, "wiring_test", 0);
     fdn_event_list_t *l = query_type(es, "wiring_test", 100);
     assert_int_equal(fdn_event_list_count(l), 12);
     fdn_event_list_free(l);
@@ -543,7 +546,7 @@ static void config_file_reaches_services(void **state)
     make_tmpdir(dir, sizeof(dir));
     char path[320];
     snprintf(path, sizeof(path), "%s/config.json", dir);
-    write_file(path, "{\"storage\":{\"hot\":{\"max_events\":5}},"
+    write_file(path, "{\"storage\":{\"hot\":{\"max_events\":5,\"max_age_seconds\":10}},"
                      "\"infrastructure\":{"
                      "\"connection_pool\":{\"default_config\":{\"size\":3}},"
                      "\"rate_limiting\":{\"default_rules\":"
@@ -589,7 +592,7 @@ static void config_file_reaches_services(void **state)
     fdn_events_t *es = fdn_runtime_events(rt);
     uint64_t last = 0;
     for (int i = 0; i < 9; i++)
-        last = store_one(es, "wiring_test", 0);
+        last = store_one(rt, "wiring_test", 0);
     uint64_t removed = 0;
     assert_int_equal(fdn_events_enforce_retention(es, &removed), 0);
     assert_true(removed >= 5);
@@ -597,6 +600,21 @@ static void config_file_reaches_services(void **state)
     assert_int_equal(fdn_events_stats(es, &st), 0);
     assert_int_equal(st.count, 5);
     assert_int_equal(st.newest_id, last);
+
+    /* max_age_seconds: events stamped with the runtime's clock age out after 10 s */
+    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
+    spec.type = "wiring_aged";
+    spec.clock = fdn_runtime_clock(rt);
+    fdn_event_t *aged = NULL;
+    assert_int_equal(fdn_event_new(&aged, &spec, NULL), 0);
+    assert_int_equal(fdn_events_store(es, aged, NULL), 0);
+    fdn_event_free(aged);
+    assert_int_equal(fdn_testing_advance(rt, 5 * SEC), 0);
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    assert_int_equal(count_type(es, "wiring_aged"), 1);
+    assert_int_equal(fdn_testing_advance(rt, 6 * SEC), 0);
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    assert_int_equal(count_type(es, "wiring_aged"), 0);
 
     test_runtime_done(rt);
     rm_tree(dir);
@@ -651,7 +669,7 @@ static void restart_service(fdn_runtime_t *rt, const char *service, bool test_rt
     assert_int_equal(st.last_error, FDN_EIO);
     if (strcmp(service, "event_store") == 0) {
         fdn_events_t *es = fdn_runtime_events(rt);
-        store_one(es, "wiring_test", FDN_EUNAVAILABLE);
+        store_one(rt, "wiring_test", FDN_EUNAVAILABLE);
         fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
         fdn_event_list_t *l = NULL;
         assert_int_equal(fdn_events_query(es, &q, &l), FDN_EUNAVAILABLE);
@@ -674,7 +692,7 @@ static void event_store_restart_body(fdn_runtime_t *rt, bool test_rt)
     fdn_events_t *es = fdn_runtime_events(rt);
     uint64_t ids[3];
     for (int i = 0; i < 3; i++)
-        ids[i] = store_one(es, "wiring_test", 0);
+        ids[i] = store_one(rt, "wiring_test", 0);
     assert_true(ids[0] < ids[1] && ids[1] < ids[2]);
 
     restart_service(rt, "event_store", test_rt);
@@ -698,7 +716,7 @@ static void event_store_restart_body(fdn_runtime_t *rt, bool test_rt)
     json_decref(d);
     fdn_event_list_free(l);
 
-    uint64_t next = store_one(es, "wiring_test", 0);
+    uint64_t next = store_one(rt, "wiring_test", 0);
     assert_true(next > restart_id);
     assert_true(tm_count(rt, "foundation.supervisor.restarts") >= 1);
 }
@@ -759,7 +777,7 @@ static void warm_path_from_config(void **state)
     snprintf(db, sizeof(db), "%s/warm/sub/events.db", dir);
 
     fdn_runtime_t *rt = test_runtime(path);
-    uint64_t id = store_one(fdn_runtime_events(rt), "wiring_test", 0);
+    uint64_t id = store_one(rt, "wiring_test", 0);
     test_runtime_done(rt);
     assert_int_equal(access(db, F_OK), 0);
 
@@ -792,7 +810,7 @@ static void update_while_store_restarts(void **state)
     fdn_events_t *es = fdn_runtime_events(rt);
     assert_int_equal(count_type(es, "config_updated"), 1); /* the barrier's only */
     for (int i = 0; i < 5; i++)
-        store_one(es, "wiring_test", 0);
+        store_one(rt, "wiring_test", 0);
     assert_int_equal(count_type(es, "wiring_test"), 3);
     waiter_detach(&w, rt);
     test_runtime_done(rt);
@@ -827,7 +845,7 @@ static void config_survives_restart(void **state)
     (void)before;
     fdn_events_t *es = fdn_runtime_events(rt);
     for (int i = 0; i < 4; i++)
-        store_one(es, "wiring_test", 0);
+        store_one(rt, "wiring_test", 0);
     fdn_event_list_t *l = query_type(es, "wiring_test", 100);
     assert_int_equal(fdn_event_list_count(l), 2);
     fdn_event_list_free(l);
@@ -880,7 +898,7 @@ static void events_survive_runtime(void **state)
     fdn_runtime_t *rt = dir_runtime(dir, clock);
     uint64_t ids[4];
     for (int i = 0; i < 4; i++)
-        ids[i] = store_one(fdn_runtime_events(rt), "wiring_test", 0);
+        ids[i] = store_one(rt, "wiring_test", 0);
     fdn_runtime_destroy(rt);
 
     rt = dir_runtime(dir, clock);
@@ -890,7 +908,7 @@ static void events_survive_runtime(void **state)
     for (size_t i = 0; i < 4; i++)
         assert_int_equal(fdn_event_id(fdn_event_list_at(l, i)), ids[i]);
     fdn_event_list_free(l);
-    uint64_t next = store_one(es, "wiring_test", 0);
+    uint64_t next = store_one(rt, "wiring_test", 0);
     assert_true(next > ids[3]);
     fdn_runtime_destroy(rt);
     fdn_clock_destroy(clock);
