@@ -545,10 +545,11 @@ static void on_breaker_transition(const char *name, fdn_breaker_state_t from,
 
 static void unwire(fdn_runtime_t *rt, void *glue)
 {
-    (void)rt;
     glue_t *g = glue;
     if (g == NULL)
         return;
+    /* the telemetry slot is destroyed before the event store's */
+    fdn__events_set_telemetry(fdn_runtime_events(rt), NULL);
     fdn_protect_destroy(g->protect);
     fdn_breakers_destroy(g->breakers);
     fdn__free(g);
@@ -561,6 +562,8 @@ static int wire(fdn_runtime_t *rt, void **out, fdn_error_t *err)
         return fdn_err_set(err, FDN_ENOMEM, "out of memory wiring runtime %s",
                            fdn_runtime_name(rt));
     g->rt = rt;
+    /* the event store is created before the telemetry service: connect them now */
+    fdn__events_set_telemetry(fdn_runtime_events(rt), fdn_runtime_telemetry(rt));
     fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
     bo.clock = fdn_runtime_clock(rt);
     bo.telemetry = fdn_runtime_telemetry(rt);

@@ -871,6 +871,25 @@ static void telemetry_restart_keeps_counting(void **state)
     test_runtime_done(rt);
 }
 
+/* The event store reports into the runtime's telemetry (issue 5: event store operations). */
+static void event_store_telemetry(void **state)
+{
+    (void)state;
+    fdn_runtime_t *rt = test_runtime(NULL);
+    uint64_t before = tm_count(rt, "foundation.event_store.events_stored");
+    store_one(rt, "wiring_test", 0);
+    store_one(rt, "wiring_test", 0);
+    assert_int_equal(tm_count(rt, "foundation.event_store.events_stored"), before + 2);
+    /* and the reference's get_metrics shape shows it as foundation.events_stored */
+    char *js = NULL;
+    assert_int_equal(fdn_telemetry_metrics_json(fdn_runtime_telemetry(rt), &js), 0);
+    json_t *m = json_loads(js, 0, NULL);
+    fdn_free(js);
+    assert_non_null(json_object_get(json_object_get(m, "foundation"), "events_stored"));
+    json_decref(m);
+    test_runtime_done(rt);
+}
+
 /* ---- 8. registry lookups are counted -------------------------------------------------------- */
 
 static void registry_lookup_telemetry(void **state)
@@ -952,6 +971,7 @@ int main(void)
         cmocka_unit_test(update_while_store_restarts),
         cmocka_unit_test(config_survives_restart),
         cmocka_unit_test(telemetry_restart_keeps_counting),
+        cmocka_unit_test(event_store_telemetry),
         cmocka_unit_test(registry_lookup_telemetry),
         cmocka_unit_test(events_survive_runtime),
         cmocka_unit_test(error_hook_counts),
