@@ -676,6 +676,10 @@ static void restart_service(fdn_runtime_t *rt, const char *service, bool test_rt
         fdn_event_t *ev = NULL;
         assert_int_equal(fdn_events_get(es, 1, &ev), FDN_EUNAVAILABLE);
     }
+    if (strcmp(service, "config_server") == 0)
+        assert_int_equal(
+            fdn_config_update_int(fdn_runtime_config(rt), "interface.max_results", 7, NULL),
+            FDN_EUNAVAILABLE);
     if (test_rt) {
         assert_int_equal(fdn_testing_advance(rt, 10 * MS), 0);
     } else {
