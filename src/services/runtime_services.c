@@ -11,8 +11,10 @@
  * slots read their settings from it), then started by the supervisor.
  *
  * The glue (created by `wire`, after every slot exists) owns what is not a supervised
- * service: the breaker set and protected execution. It makes the config drive the runtime
- * (DESIGN "The config drives the runtime"): apply_settings() pushes storage.hot.*,
+ * service: the breaker set and protected execution. `wire` also connects the event store to
+ * the telemetry service (the store's slot is created first); `unwire` disconnects them.
+ * The glue makes the config drive the runtime (DESIGN "The config drives the runtime"):
+ * apply_settings() pushes storage.hot.*,
  * interface.max_results, infrastructure.*.default_config, *.enabled and
  * rate_limiting.{cleanup_interval,default_rules} into the services: all of them at wire time
  * and after a reset (or dropped notifications), only those the changed path drives after an
@@ -24,6 +26,9 @@
  * Threads: none of its own. Callbacks run on the config hook thread (config changes), the
  * supervisor thread (restarts, escalation), and callers' threads (registry operations,
  * breaker transitions); all of them only call thread-safe service functions.
+ * Escalation: the supervisor calls on_escalation after every service stopped, so the
+ * `supervisor_escalation` event and counter find the store and telemetry stopped and are
+ * dropped; the runtime's own on_escalation callback is the reliable signal.
  * Lifetime: the glue is freed by unwire after every service has stopped, before any slot
  * is destroyed.
  */
