@@ -100,8 +100,9 @@ int fdn_events_store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size
     pthread_mutex_unlock(&es->amu);
     if (rc != 0)
         return rc;
-    if (es->tm != NULL)
-        fdn_telemetry_emit_counter_n(es->tm, "foundation.event_store.events_stored", n, NULL, 0);
+    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+    if (tm != NULL)
+        fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_stored", n, NULL, 0);
     return fdn__evs_after_append(es, first + n - 1);
 }
 
@@ -146,8 +147,9 @@ int fdn_events_prune_before(fdn_events_t *es, int64_t ts, uint64_t *out_count)
     uint64_t cut = fdn__evs_id_at_time(es, ts, snap);
     pthread_rwlock_unlock(&es->plock);
     uint64_t n = fdn__evs_prune_ids(es, cut);
-    if (es->tm != NULL && n > 0)
-        fdn_telemetry_emit_counter_n(es->tm, "foundation.event_store.events_pruned", n, NULL, 0);
+    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+    if (tm != NULL && n > 0)
+        fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_pruned", n, NULL, 0);
     if (out_count)
         *out_count = n;
     return 0;
@@ -182,8 +184,9 @@ static void *writer_main(void *arg)
             rc = fdn__evdb_write(es->db, (const fdn_event_t *const *)(l ? l->items : NULL),
                                  l ? l->n : 0, del, to + 1, &err);
         fdn_event_list_free(l);
-        if (rc != 0 && es->tm != NULL)
-            fdn_telemetry_emit_counter(es->tm, "foundation.event_store.writer_errors", NULL, 0);
+        fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+        if (rc != 0 && tm != NULL)
+            fdn_telemetry_emit_counter(tm, "foundation.event_store.writer_errors", NULL, 0);
         pthread_mutex_lock(&es->wmu);
         if (rc != 0) {
             atomic_store_explicit(&es->io_error, rc == FDN_ENOMEM ? FDN_ENOMEM : FDN_EIO,
@@ -247,8 +250,9 @@ static uint64_t retention_once(fdn_events_t *es)
     if (cut <= first)
         return 0;
     uint64_t n = fdn__evs_prune_ids(es, cut);
-    if (es->tm != NULL && n > 0)
-        fdn_telemetry_emit_counter_n(es->tm, "foundation.event_store.events_pruned", n, NULL, 0);
+    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+    if (tm != NULL && n > 0)
+        fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_pruned", n, NULL, 0);
     return n;
 }
 
@@ -302,6 +306,12 @@ int fdn_events_set_max_events(fdn_events_t *es, uint64_t max_events)
     atomic_store_explicit(&es->max_events, max_events, memory_order_relaxed);
     fdn_clock_kick(es->clock);
     return 0;
+}
+
+void fdn__events_set_telemetry(fdn_events_t *es, fdn_telemetry_t *tm)
+{
+    if (es != NULL)
+        atomic_store_explicit(&es->tm, tm, memory_order_release);
 }
 
 int fdn_events_set_max_age(fdn_events_t *es, int64_t max_age_ns)
@@ -361,8 +371,9 @@ static int sub_fetch(evs_sub_t *s, size_t max, fdn_event_list_t **out, uint64_t 
         SET_CUR(s, snap);
     if (skip) {
         atomic_fetch_add_explicit(&s->overflow, skip, memory_order_relaxed);
-        if (es->tm != NULL)
-            fdn_telemetry_emit_counter_n(es->tm, "foundation.event_store.subscriber_skipped", skip,
+        fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+        if (tm != NULL)
+            fdn_telemetry_emit_counter_n(tm, "foundation.event_store.subscriber_skipped", skip,
                                          NULL, 0);
     }
     *skipped = skip;
@@ -786,7 +797,7 @@ int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_err
     if (es == NULL)
         return fdn_err_set(err, FDN_ENOMEM, "events: out of memory");
     es->clock = o->clock ? o->clock : fdn_clock_system();
-    es->tm = o->telemetry;
+    atomic_init(&es->tm, o->telemetry);
     es->mode = o->mode;
     es->fast_queue_max = o->fast_queue_max ? o->fast_queue_max : 65536;
     es->buffer_max = o->unavailable_buffer;

@@ -486,10 +486,12 @@ int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size
     int rc = 0;
     if (pr == NULL)
         return FDN_ENOMEM;
+    /* the rollback below reads every entry, also those the loop did not reach */
+    for (size_t i = 0; i < n; i++)
+        pr[i] = (prep_t){NULL, NULL, NULL};
     /* 1. reserve everything the batch needs */
     for (size_t i = 0; i < n && rc == 0; i++) {
         const fdn_event_t *ev = evs[i];
-        pr[i].corr = NULL;
         rc = sym_intern(es, &es->types, ev->type, ev->type_len, &pr[i].type);
         if (rc == 0)
             rc = sym_intern(es, &es->nodes, ev->node, ev->node_len, &pr[i].node);

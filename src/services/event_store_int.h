@@ -23,6 +23,9 @@ int fdn__events_service_start(fdn_events_t *es);
 void fdn__events_service_stop(fdn_events_t *es);
 /* 0 = healthy; FDN_EUNAVAILABLE when stopped; FDN_EIO when the writer met an I/O error. */
 int fdn__events_service_health(fdn_events_t *es);
+/* Set (or clear with NULL) the telemetry the store reports into, at any time: the runtime
+ * creates the event store before its telemetry service and wires them afterwards. */
+void fdn__events_set_telemetry(fdn_events_t *es, fdn_telemetry_t *tm);
 /* Test hook: block until the retention thread has completed at least n runs. */
 void fdn__events_wait_prune_runs(fdn_events_t *es, uint64_t n);
 
@@ -101,7 +104,7 @@ typedef struct fdn_events_sub evs_sub_t;
 
 struct fdn_events {
     fdn_clock_t *clock;
-    fdn_telemetry_t *tm;
+    _Atomic(fdn_telemetry_t *) tm; /* may be set after create (fdn__events_set_telemetry) */
     char *durable_path;
     fdn_events_mode_t mode;
     uint32_t fast_queue_max;
