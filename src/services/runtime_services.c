@@ -26,9 +26,9 @@
  * Threads: none of its own. Callbacks run on the config hook thread (config changes), the
  * supervisor thread (restarts, escalation), and callers' threads (registry operations,
  * breaker transitions); all of them only call thread-safe service functions.
- * Escalation: the supervisor calls on_escalation after every service stopped, so the
- * `supervisor_escalation` event and counter find the store and telemetry stopped and are
- * dropped; the runtime's own on_escalation callback is the reliable signal.
+ * Escalation: recorded (event `supervisor_escalation`, counter
+ * foundation.supervisor.escalations) from the supervisor's on_escalating callback, which runs
+ * before the services are stopped, so the store and telemetry still answer.
  * Lifetime: the glue is freed by unwire after every service has stopped, before any slot
  * is destroyed.
  */

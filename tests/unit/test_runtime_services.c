@@ -938,6 +938,45 @@ static void events_survive_runtime(void **state)
     rm_tree(dir);
 }
 
+/* An escalation is recorded while the store still answers: a runtime whose first restart
+ * escalates (max_restarts 0) stores `supervisor_escalation` before stopping its services;
+ * the event is found after reopening the data directory. */
+static void escalation_recorded(void **state)
+{
+    (void)state;
+    char dir[256];
+    make_tmpdir(dir, sizeof(dir));
+    fdn_clock_t *clock = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clock, SEC, SEC), 0);
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.ignore_env = true;
+    o.name = "escalating";
+    o.data_dir = dir;
+    o.clock = clock;
+    o.max_restarts = 0;
+    fdn_runtime_t *rt = NULL;
+    assert_int_equal(fdn_runtime_create(&rt, &o, NULL), 0);
+    assert_int_equal(fdn_runtime_inject_fault(rt, "rate_limiter", FDN_EIO), 0);
+    assert_int_equal(fdn_supervisor_wait_idle(fdn_runtime_supervisor(rt), 10000), 0);
+    assert_true(fdn_supervisor_failed(fdn_runtime_supervisor(rt)));
+    fdn_runtime_health_t h;
+    assert_int_equal(fdn_runtime_health(rt, &h, NULL, 0, NULL), 0);
+    assert_int_equal(h.status, FDN_RUNTIME_FAILED);
+    fdn_runtime_destroy(rt);
+
+    rt = dir_runtime(dir, clock);
+    fdn_event_list_t *l = query_type(fdn_runtime_events(rt), "supervisor_escalation", 10);
+    assert_int_equal(fdn_event_list_count(l), 1);
+    json_t *d = event_json(fdn_event_list_at(l, 0));
+    assert_string_equal(json_string_value(json_object_get(d, "service")), "rate_limiter");
+    assert_string_equal(json_string_value(json_object_get(d, "reason")), "FDN_EIO");
+    json_decref(d);
+    fdn_event_list_free(l);
+    fdn_runtime_destroy(rt);
+    fdn_clock_destroy(clock);
+    rm_tree(dir);
+}
+
 /* ---- 10. the error hook ---------------------------------------------------------------------- */
 
 static void error_hook_counts(void **state)
@@ -978,6 +1017,7 @@ int main(void)
         cmocka_unit_test(event_store_telemetry),
         cmocka_unit_test(registry_lookup_telemetry),
         cmocka_unit_test(events_survive_runtime),
+        cmocka_unit_test(escalation_recorded),
         cmocka_unit_test(error_hook_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
