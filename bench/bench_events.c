@@ -2,13 +2,13 @@
  * Benchmarks of the event store.
  *  events.append.memory      store one 100-byte event (memory only)      goal <= 333 ns/op
  *  events.append.durable     store_batch of 1000 events, durable mode     goal >= 0.7 x
- *                            (group commit, synchronous=FULL), per event   baseline.sqlite_wal_batch1000
- *  events.query.type         type query, limit 100, random cursor, 1 M stored events
- *  events.query.correlation  get_by_correlation (10 results) over 1 M     goal <= 2 us + 50 ns x 10
- *  events.memory_per_event   heap bytes per stored 100-byte event (mallinfo2)  goal <= 200
- * Row shape written by the durable tier (for the baseline): events(id INTEGER PRIMARY KEY,
- * ts INTEGER NOT NULL, type TEXT NOT NULL, rec BLOB NOT NULL), one row per event, rec about
- * 190 bytes for a 100-byte payload.
+ *                            (group commit, synchronous=FULL), per event
+ * baseline.sqlite_wal_batch1000 events.query.type         type query, limit 100, random cursor, 1 M
+ * stored events events.query.correlation  get_by_correlation (10 results) over 1 M     goal <= 2 us
+ * + 50 ns x 10 events.memory_per_event   heap bytes per stored 100-byte event (mallinfo2)  goal <=
+ * 200 Row shape written by the durable tier (for the baseline): events(id INTEGER PRIMARY KEY, ts
+ * INTEGER NOT NULL, type TEXT NOT NULL, rec BLOB NOT NULL), one row per event, rec about 190 bytes
+ * for a 100-byte payload.
  */
 #include <malloc.h>
 #include <stdio.h>
@@ -20,7 +20,7 @@
 
 #include "bench.h"
 
-#define PAYLOAD 100
+#define PAYLOAD   100
 #define TEMPLATES 1024
 
 typedef struct evbench {
@@ -106,9 +106,15 @@ static void mem_run(void *st, int tid, uint64_t iters)
 }
 
 static bench_case_t c_mem = {
-    .name = "events.append.memory", .threads = 1, .iters = 500000,
-    .baseline = "baseline.mutex", .goal_kind = BENCH_GOAL_NS_MAX, .goal = 333,
-    .goal_text = "<= 333 ns (3 M events/s)", .setup = mem_setup, .run = mem_run,
+    .name = "events.append.memory",
+    .threads = 1,
+    .iters = 500000,
+    .baseline = "baseline.mutex",
+    .goal_kind = BENCH_GOAL_NS_MAX,
+    .goal = 333,
+    .goal_text = "<= 333 ns (3 M events/s)",
+    .setup = mem_setup,
+    .run = mem_run,
     .teardown = bench_free,
 };
 BENCH_REGISTER(c_mem)
@@ -132,10 +138,16 @@ static void dur_run(void *st, int tid, uint64_t iters)
 }
 
 static bench_case_t c_dur = {
-    .name = "events.append.durable", .threads = 1, .iters = 20000,
-    .baseline = "baseline.sqlite_wal_batch1000", .goal_kind = BENCH_GOAL_SPEEDUP_MIN,
-    .goal = 0.7, .goal_text = ">= 0.7 x raw batched SQLite", .setup = dur_setup,
-    .run = dur_run, .teardown = bench_free,
+    .name = "events.append.durable",
+    .threads = 1,
+    .iters = 20000,
+    .baseline = "baseline.sqlite_wal_batch1000",
+    .goal_kind = BENCH_GOAL_SPEEDUP_MIN,
+    .goal = 0.7,
+    .goal_text = ">= 0.7 x raw batched SQLite",
+    .setup = dur_setup,
+    .run = dur_run,
+    .teardown = bench_free,
 };
 BENCH_REGISTER(c_dur)
 
@@ -181,9 +193,15 @@ static void qtype_run(void *st, int tid, uint64_t iters)
 }
 
 static bench_case_t c_qtype = {
-    .name = "events.query.type", .threads = 1, .iters = 20000, .baseline = "baseline.mutex",
-    .goal_kind = BENCH_GOAL_NONE, .goal_text = "100 results from a cursor, 1 M events",
-    .setup = query_setup, .run = qtype_run, .teardown = bench_free,
+    .name = "events.query.type",
+    .threads = 1,
+    .iters = 20000,
+    .baseline = "baseline.mutex",
+    .goal_kind = BENCH_GOAL_NONE,
+    .goal_text = "100 results from a cursor, 1 M events",
+    .setup = query_setup,
+    .run = qtype_run,
+    .teardown = bench_free,
 };
 BENCH_REGISTER(c_qtype)
 
@@ -203,9 +221,15 @@ static void qcorr_run(void *st, int tid, uint64_t iters)
 }
 
 static bench_case_t c_qcorr = {
-    .name = "events.query.correlation", .threads = 1, .iters = 200000,
-    .baseline = "baseline.mutex", .goal_kind = BENCH_GOAL_NS_MAX, .goal = 2500,
-    .goal_text = "<= 2 us + 50 ns x 10 results", .setup = query_setup, .run = qcorr_run,
+    .name = "events.query.correlation",
+    .threads = 1,
+    .iters = 200000,
+    .baseline = "baseline.mutex",
+    .goal_kind = BENCH_GOAL_NS_MAX,
+    .goal = 2500,
+    .goal_text = "<= 2 us + 50 ns x 10 results",
+    .setup = query_setup,
+    .run = qcorr_run,
     .teardown = bench_free,
 };
 BENCH_REGISTER(c_qcorr)
@@ -250,9 +274,17 @@ static double memuse_value(void *st)
 }
 
 static bench_case_t c_memuse = {
-    .name = "events.memory_per_event", .threads = 1, .iters = 1000,
-    .baseline = "baseline.malloc64", .goal_kind = BENCH_GOAL_VALUE_MAX, .goal = 200,
-    .goal_text = "<= 200 bytes per 100-byte event", .setup = memuse_setup, .run = memuse_run,
-    .teardown = bench_free, .value = memuse_value, .value_unit = "bytes/event",
+    .name = "events.memory_per_event",
+    .threads = 1,
+    .iters = 1000,
+    .baseline = "baseline.malloc64",
+    .goal_kind = BENCH_GOAL_VALUE_MAX,
+    .goal = 200,
+    .goal_text = "<= 200 bytes per 100-byte event",
+    .setup = memuse_setup,
+    .run = memuse_run,
+    .teardown = bench_free,
+    .value = memuse_value,
+    .value_unit = "bytes/event",
 };
 BENCH_REGISTER(c_memuse)

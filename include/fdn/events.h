@@ -37,8 +37,8 @@ typedef struct fdn_event_list fdn_event_list_t;
 
 /** Content type of an event's data bytes. */
 typedef enum fdn_event_ctype {
-    FDN_EVENT_CT_JSON = 0, /**< UTF-8 JSON text (default); checked at construction */
-    FDN_EVENT_CT_TEXT = 1, /**< UTF-8 text */
+    FDN_EVENT_CT_JSON = 0,   /**< UTF-8 JSON text (default); checked at construction */
+    FDN_EVENT_CT_TEXT = 1,   /**< UTF-8 text */
     FDN_EVENT_CT_BINARY = 2, /**< opaque bytes */
 } fdn_event_ctype_t;
 
@@ -64,24 +64,27 @@ typedef enum fdn_event_ctype {
  * content type JSON.
  */
 typedef struct fdn_event_spec {
-    uint32_t version;           /**< FDN_EVENT_SPEC_INIT sets 1 */
-    const char *type;           /**< required event type name */
-    const void *data;           /**< payload bytes (may be NULL when data_len is 0) */
-    size_t data_len;            /**< payload length (≤ FDN_EVENT_DATA_MAX) */
+    uint32_t version;               /**< FDN_EVENT_SPEC_INIT sets 1 */
+    const char *type;               /**< required event type name */
+    const void *data;               /**< payload bytes (may be NULL when data_len is 0) */
+    size_t data_len;                /**< payload length (≤ FDN_EVENT_DATA_MAX) */
     fdn_event_ctype_t content_type; /**< FDN_EVENT_CT_JSON by default */
-    uint64_t id;                /**< optional id (0 = none); stores assign their own */
-    int64_t timestamp_ns;       /**< monotonic ns; 0 = now */
-    int64_t wall_ns;            /**< wall ns since epoch; 0 = now */
-    const char *node;           /**< NULL = host name; "" = none */
-    uint32_t pid;               /**< 0 = getpid() */
-    uint32_t tid;               /**< 0 = calling thread id */
-    const char *correlation_id; /**< NULL = fresh UUIDv4 (see flags) */
-    uint64_t parent_id;         /**< 0 = none */
-    uint32_t flags;             /**< FDN_EVENT_NO_CORRELATION, FDN_EVENT_TRUSTED_JSON */
-    fdn_clock_t *clock;         /**< clock for defaults; NULL = system */
+    uint64_t id;                    /**< optional id (0 = none); stores assign their own */
+    int64_t timestamp_ns;           /**< monotonic ns; 0 = now */
+    int64_t wall_ns;                /**< wall ns since epoch; 0 = now */
+    const char *node;               /**< NULL = host name; "" = none */
+    uint32_t pid;                   /**< 0 = getpid() */
+    uint32_t tid;                   /**< 0 = calling thread id */
+    const char *correlation_id;     /**< NULL = fresh UUIDv4 (see flags) */
+    uint64_t parent_id;             /**< 0 = none */
+    uint32_t flags;                 /**< FDN_EVENT_NO_CORRELATION, FDN_EVENT_TRUSTED_JSON */
+    fdn_clock_t *clock;             /**< clock for defaults; NULL = system */
 } fdn_event_spec_t;
 
-#define FDN_EVENT_SPEC_INIT {1, NULL, NULL, 0, FDN_EVENT_CT_JSON, 0, 0, 0, NULL, 0, 0, NULL, 0, 0, NULL}
+#define FDN_EVENT_SPEC_INIT                                                                        \
+    {                                                                                              \
+        1, NULL, NULL, 0, FDN_EVENT_CT_JSON, 0, 0, 0, NULL, 0, 0, NULL, 0, 0, NULL                 \
+    }
 
 /**
  * Validate a spec as the reference's validator (§3.3), first failure wins: required fields
@@ -126,30 +129,101 @@ FDN_API int fdn_event_new(fdn_event_t **out, const fdn_event_spec_t *spec, fdn_e
 FDN_API int fdn_event_new_child(fdn_event_t **out, const fdn_event_t *parent,
                                 const fdn_event_spec_t *spec, fdn_error_t *err);
 
-/** An independent copy of an event. @return 0, FDN_EINVAL, FDN_ENOMEM @thread_safety any */
+/** An independent copy of an event. @return 0, FDN_EINVAL, FDN_ENOMEM @thread_safety any
+ * @since 0.1.0 */
 FDN_API int fdn_event_copy(fdn_event_t **out, const fdn_event_t *ev);
 
-/** Free an event from fdn_event_new/copy/get/decode (NULL accepted). @thread_safety owner */
+/** Free an event from fdn_event_new/copy/get/decode (NULL accepted). @thread_safety owner
+ * @since 0.1.0 */
 FDN_API void fdn_event_free(fdn_event_t *ev);
 
-/** @name Getters (never fail; strings are NUL-terminated, owned by the event, "" if unset)
- *  @thread_safety any  @since 0.1.0 */
-/**@{*/
+/* Getters: never fail; a NULL event gives 0 / "". Strings are NUL-terminated and owned by
+ * the event. */
+/**
+ * The event id (0 before the event is stored, unless the spec gave one).
+ * @param[in] ev the event
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API uint64_t fdn_event_id(const fdn_event_t *ev);
+/**
+ * The event type name.
+ * @param[in] ev the event
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API const char *fdn_event_type(const fdn_event_t *ev);
+/**
+ * The monotonic timestamp, ns.
+ * @param[in] ev the event
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API int64_t fdn_event_timestamp(const fdn_event_t *ev);
+/**
+ * The wall time, ns since the Unix epoch (UTC).
+ * @param[in] ev the event
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API int64_t fdn_event_wall_time(const fdn_event_t *ev);
+/**
+ * The node name ("" if none).
+ * @param[in] ev the event
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API const char *fdn_event_node(const fdn_event_t *ev);
+/**
+ * The creating process id.
+ * @param[in] ev the event
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API uint32_t fdn_event_pid(const fdn_event_t *ev);
+/**
+ * The creating thread id.
+ * @param[in] ev the event
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API uint32_t fdn_event_tid(const fdn_event_t *ev);
+/**
+ * The correlation id ("" if none).
+ * @param[in] ev the event
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API const char *fdn_event_correlation_id(const fdn_event_t *ev);
+/**
+ * The parent event id (0 if none).
+ * @param[in] ev the event
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API uint64_t fdn_event_parent_id(const fdn_event_t *ev);
+/**
+ * The content type of the data.
+ * @param[in] ev the event
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API fdn_event_ctype_t fdn_event_content_type(const fdn_event_t *ev);
-/** Data bytes (a NUL follows them, not counted in *len). */
+/**
+ * The data bytes, followed by a NUL not counted in *len.
+ * @param[out] len the data length (may be NULL)
+ * @param[in] ev the event
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API const void *fdn_event_data(const fdn_event_t *ev, size_t *len);
-/** True when both events have equal fields and data. */
+/**
+ * True when both events have equal fields and data (NULL equals only NULL).
+ * @param[in] a, b the events
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API bool fdn_event_equal(const fdn_event_t *a, const fdn_event_t *b);
-/**@}*/
 
 /* ------------------------------------------------------------------------------------------
  * Codecs (docs/event-format.md)
@@ -167,8 +241,7 @@ FDN_API bool fdn_event_equal(const fdn_event_t *a, const fdn_event_t *b);
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int fdn_event_encode(const fdn_event_t *ev, unsigned flags, uint8_t **out,
-                             size_t *out_len);
+FDN_API int fdn_event_encode(const fdn_event_t *ev, unsigned flags, uint8_t **out, size_t *out_len);
 
 /**
  * Decode one binary record that fills exactly `len` bytes, then validate the event.
@@ -196,18 +269,18 @@ FDN_API int fdn_event_to_json(const fdn_event_t *ev, char **out);
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int fdn_event_from_json(fdn_event_t **out, const char *json, size_t len,
-                                fdn_error_t *err);
+FDN_API int fdn_event_from_json(fdn_event_t **out, const char *json, size_t len, fdn_error_t *err);
 
 /* ------------------------------------------------------------------------------------------
  * Event lists (query results)
  * ------------------------------------------------------------------------------------------ */
 
-/** Number of events in a list (0 for NULL). @thread_safety any */
+/** Number of events in a list (0 for NULL). @thread_safety any  @since 0.1.0 */
 FDN_API size_t fdn_event_list_count(const fdn_event_list_t *l);
-/** The i-th event, valid until the list is freed; NULL when out of range. @thread_safety any */
+/** The i-th event, valid until the list is freed; NULL when out of range. @thread_safety any
+ * @since 0.1.0 */
 FDN_API const fdn_event_t *fdn_event_list_at(const fdn_event_list_t *l, size_t i);
-/** Free a list (NULL accepted). @thread_safety owner */
+/** Free a list (NULL accepted). @thread_safety owner  @since 0.1.0 */
 FDN_API void fdn_event_list_free(fdn_event_list_t *l);
 
 /**
@@ -218,8 +291,8 @@ FDN_API void fdn_event_list_free(fdn_event_list_t *l);
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int fdn_event_correlation_chain(const fdn_event_t *const *evs, size_t n,
-                                        const char *cid, uint64_t *out_ids, size_t *out_n);
+FDN_API int fdn_event_correlation_chain(const fdn_event_t *const *evs, size_t n, const char *cid,
+                                        uint64_t *out_ids, size_t *out_n);
 
 /* ------------------------------------------------------------------------------------------
  * The event store
@@ -238,24 +311,27 @@ typedef enum fdn_events_mode {
 
 /** Options (versioned, transparent). */
 typedef struct fdn_events_opts {
-    uint32_t version;         /**< FDN_EVENTS_OPTS_INIT sets 1 */
-    fdn_clock_t *clock;       /**< NULL = system clock */
-    const char *durable_path; /**< SQLite file; NULL = memory only */
-    fdn_events_mode_t mode;   /**< durable by default */
-    uint32_t fast_queue_max;  /**< fast mode: most events not yet committed (default 65536) */
+    uint32_t version;            /**< FDN_EVENTS_OPTS_INIT sets 1 */
+    fdn_clock_t *clock;          /**< NULL = system clock */
+    const char *durable_path;    /**< SQLite file; NULL = memory only */
+    fdn_events_mode_t mode;      /**< durable by default */
+    uint32_t fast_queue_max;     /**< fast mode: most events not yet committed (default 65536) */
     uint32_t unavailable_buffer; /**< 0: stores fail with FDN_EUNAVAILABLE while stopped;
                                       N: up to N stores are buffered and replayed on start */
-    uint64_t max_events;      /**< retention: 0 = unlimited */
-    int64_t max_age_ns;       /**< retention: 0 = unlimited */
-    int64_t prune_interval_ns; /**< background prune period; 0 = no background pruning */
-    uint32_t max_results;     /**< query limit cap (interface.max_results), default 1000 */
-    uint32_t sub_max_backlog; /**< events a subscriber may lag before it skips (default 65536) */
+    uint64_t max_events;         /**< retention: 0 = unlimited */
+    int64_t max_age_ns;          /**< retention: 0 = unlimited */
+    int64_t prune_interval_ns;   /**< background prune period; 0 = no background pruning */
+    uint32_t max_results;        /**< query limit cap (interface.max_results), default 1000 */
+    uint32_t sub_max_backlog;    /**< events a subscriber may lag before it skips (default 65536) */
     /** NULL = off. Counters: foundation.event_store.events_stored (+n per store/batch),
      *  .events_pruned (+n), .writer_errors (+1 per failed commit), .subscriber_skipped (+n). */
     fdn_telemetry_t *telemetry;
 } fdn_events_opts_t;
 
-#define FDN_EVENTS_OPTS_INIT {1, NULL, NULL, FDN_EVENTS_DURABLE, 65536, 0, 0, 0, 0, 1000, 65536, NULL}
+#define FDN_EVENTS_OPTS_INIT                                                                       \
+    {                                                                                              \
+        1, NULL, NULL, FDN_EVENTS_DURABLE, 65536, 0, 0, 0, 0, 1000, 65536, NULL                    \
+    }
 
 /**
  * Create a store (running at once; the runtime's supervisor may stop and start it); with
@@ -267,11 +343,10 @@ typedef struct fdn_events_opts {
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts,
-                              fdn_error_t *err);
+FDN_API int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_error_t *err);
 
 /** Stop threads, flush the durable queue, close and free (NULL accepted). Subscriptions
- * still open are freed too: do not use them afterwards. @thread_safety owner */
+ * still open are freed too: do not use them afterwards. @thread_safety owner  @since 0.1.0 */
 FDN_API void fdn_events_destroy(fdn_events_t *es);
 
 /**
@@ -319,19 +394,23 @@ typedef struct fdn_events_query {
     bool descending;            /**< newest first (id order = time order) */
 } fdn_events_query_t;
 
-#define FDN_EVENTS_QUERY_INIT {1, NULL, NULL, 0, INT64_MIN, INT64_MAX, 0, 0, 0, 100, false}
+#define FDN_EVENTS_QUERY_INIT                                                                      \
+    {                                                                                              \
+        1, NULL, NULL, 0, INT64_MIN, INT64_MAX, 0, 0, 0, 100, false                                \
+    }
 
 /**
  * Run a query. Cost is proportional to the results: a type or correlation query walks that
  * index only; time bounds and cursors are binary searches. A parent_id filter on its own
- * scans the id range (bounded by the other filters) until `limit` matches.
- * @param[out] out the results, in id (= time) order; free with fdn_event_list_free
+ * scans the id range (bounded by the other filters) until `limit` matches; an offset costs
+ * the matches it skips. Descending queries return newest first.
+ * @param[out] out the results, in id (= time) order, reversed when descending; free with
+ *                 fdn_event_list_free
  * @return 0; FDN_EINVAL (bad limit/offset/time range/version); FDN_ENOMEM; FDN_EUNAVAILABLE
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int fdn_events_query(fdn_events_t *es, const fdn_events_query_t *q,
-                             fdn_event_list_t **out);
+FDN_API int fdn_events_query(fdn_events_t *es, const fdn_events_query_t *q, fdn_event_list_t **out);
 
 /**
  * Every event with this correlation id, in time order (no limit).
@@ -353,19 +432,19 @@ FDN_API int fdn_events_prune_before(fdn_events_t *es, int64_t ts, uint64_t *out_
 
 /** Store statistics (versioned, transparent; filled by fdn_events_stats). */
 typedef struct fdn_events_stats {
-    uint32_t version;          /**< set to 1 by the call */
-    uint64_t count;            /**< events held now */
-    uint64_t bytes;            /**< bytes of those events (records + data) */
-    uint64_t bytes_allocated;  /**< memory the store holds (segments, indexes) */
+    uint32_t version;              /**< set to 1 by the call */
+    uint64_t count;                /**< events held now */
+    uint64_t bytes;                /**< bytes of those events (records + data) */
+    uint64_t bytes_allocated;      /**< memory the store holds (segments, indexes) */
     uint64_t oldest_id, newest_id; /**< 0 when empty */
     int64_t oldest_ts, newest_ts;  /**< 0 when empty */
-    uint64_t next_id;          /**< id the next stored event gets */
-    uint64_t events_stored;    /**< stored since create (batches count each event) */
-    uint64_t events_pruned;    /**< pruned since create */
-    uint64_t types;            /**< distinct types seen */
-    uint64_t durable_pending;  /**< events not yet committed to the file */
+    uint64_t next_id;              /**< id the next stored event gets */
+    uint64_t events_stored;        /**< stored since create (batches count each event) */
+    uint64_t events_pruned;        /**< pruned since create */
+    uint64_t types;                /**< distinct types seen */
+    uint64_t durable_pending;      /**< events not yet committed to the file */
     uint64_t durable_committed_id; /**< highest id committed to the file */
-    int64_t uptime_ns;         /**< time since create */
+    int64_t uptime_ns;             /**< time since create */
 } fdn_events_stats_t;
 
 /** @return 0, FDN_EINVAL @thread_safety any @since 0.1.0 */
@@ -388,16 +467,40 @@ typedef struct fdn_events_type_stat {
 FDN_API int fdn_events_type_stats(fdn_events_t *es, fdn_events_type_stat_t *out, size_t cap,
                                   size_t *out_n);
 
-/** @name Retention and limits (take effect at once; the retention thread is woken)
- *  max_events/max_age_ns 0 = unlimited; prune_interval_ns 0 = no background pruning.
- *  @return 0, FDN_EINVAL (negative)  @thread_safety any  @since 0.1.0 */
-/**@{*/
+/* Retention and limits: each setter takes effect at once and wakes the retention thread. */
+
+/**
+ * Keep at most this many events (storage.hot.max_events); 0 = unlimited.
+ * @param[in] es the store  @param[in] max_events the limit
+ * @return 0, FDN_EINVAL (NULL store)
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API int fdn_events_set_max_events(fdn_events_t *es, uint64_t max_events);
+/**
+ * Prune events older than this (storage.hot.max_age_seconds × 1e9); 0 = unlimited.
+ * @param[in] es the store  @param[in] max_age_ns the age in ns
+ * @return 0, FDN_EINVAL (NULL store or negative)
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API int fdn_events_set_max_age(fdn_events_t *es, int64_t max_age_ns);
+/**
+ * Period of background retention (storage.hot.prune_interval × 1e6); 0 = none.
+ * @param[in] es the store  @param[in] interval_ns the period in ns
+ * @return 0, FDN_EINVAL (NULL store or negative)
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API int fdn_events_set_prune_interval(fdn_events_t *es, int64_t interval_ns);
-/** Cap on query limits (interface.max_results); must be > 0. */
+/**
+ * Cap on query limits (interface.max_results): larger limits are clamped to it.
+ * @param[in] es the store  @param[in] max_results the cap, > 0
+ * @return 0, FDN_EINVAL (NULL store or 0)
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API int fdn_events_set_max_results(fdn_events_t *es, uint32_t max_results);
-/**@}*/
 
 /**
  * Apply max_events and max_age now (what the retention thread does each interval).
@@ -430,7 +533,10 @@ typedef struct fdn_events_sub_opts {
     const char *correlation_id; /**< NULL = any */
 } fdn_events_sub_opts_t;
 
-#define FDN_EVENTS_SUB_OPTS_INIT {1, UINT64_MAX, NULL, NULL}
+#define FDN_EVENTS_SUB_OPTS_INIT                                                                   \
+    {                                                                                              \
+        1, UINT64_MAX, NULL, NULL                                                                  \
+    }
 
 /**
  * Subscribe with a callback, delivered in id order on the store's delivery thread.
@@ -453,7 +559,8 @@ FDN_API int fdn_events_subscribe(fdn_events_t *es, const fdn_events_sub_opts_t *
 FDN_API int fdn_events_subscribe_fd(fdn_events_t *es, const fdn_events_sub_opts_t *opts,
                                     fdn_events_sub_t **out);
 
-/** The readable descriptor of an fd subscription (-1 for callback ones). @thread_safety any */
+/** The readable descriptor of an fd subscription (-1 for callback ones). @thread_safety any
+ * @since 0.1.0 */
 FDN_API int fdn_events_sub_fd(const fdn_events_sub_t *sub);
 
 /**
@@ -468,7 +575,7 @@ FDN_API int fdn_events_sub_fd(const fdn_events_sub_t *sub);
 FDN_API int fdn_events_sub_read(fdn_events_sub_t *sub, size_t max, fdn_event_list_t **out,
                                 uint64_t *skipped);
 
-/** Total events this subscriber skipped. @thread_safety any */
+/** Total events this subscriber skipped. @thread_safety any  @since 0.1.0 */
 FDN_API uint64_t fdn_events_sub_overflow(const fdn_events_sub_t *sub);
 
 /**

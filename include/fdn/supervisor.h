@@ -161,14 +161,18 @@ typedef struct fdn_supervisor_opts {
     fdn_sup_escalation_fn on_escalation; /**< optional */
     fdn_sup_restart_fn on_restart;       /**< optional */
     fdn_sup_event_fn on_event;           /**< optional */
-    void *user;                          /**< passed to the three callbacks */
+    void *user;                          /**< passed to the callbacks */
+    /** optional: called once when the intensity is exceeded, BEFORE the services are
+     *  stopped (they still answer), so the escalation can be recorded in them; then the
+     *  services stop and `on_escalation` runs. Same thread and rules as on_escalation. */
+    fdn_sup_escalation_fn on_escalating;
 } fdn_supervisor_opts_t;
 
 #define FDN_SUPERVISOR_OPTS_VERSION 1
 #define FDN_SUPERVISOR_OPTS_INIT                                                                   \
     {                                                                                              \
         FDN_SUPERVISOR_OPTS_VERSION, NULL, NULL, FDN_SUP_ONE_FOR_ONE, 3, 5000000000LL, 10000000LL, \
-            1000000000LL, NULL, NULL, NULL, NULL, NULL                                             \
+            1000000000LL, NULL, NULL, NULL, NULL, NULL, NULL                                       \
     }
 
 /** Status of one service (a copy; see fdn_supervisor_service_status). */

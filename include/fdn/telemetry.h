@@ -129,7 +129,7 @@ FDN_API void fdn_telemetry_destroy(fdn_telemetry_t *tm);
  * NaN and infinite values are rejected. While the service is stopped the event is dropped and
  * 0 returned (the reference drops silently).
  * @param[in] tm     instance (NULL = no-op returning 0)
- * @param[in] event  dotted name, 1..FDN_TM_NAME_MAX bytes, no empty component
+ * @param[in] event  dotted name, 1..FDN_TM_NAME_MAX bytes of UTF-8, no empty component
  * @param[in] m      measurements (may be NULL when nm == 0); keys non-empty
  * @param[in] nm     number of measurements (at most 16)
  * @param[in] meta   metadata (may be NULL when nmeta == 0); copied on the first emission only
@@ -327,10 +327,24 @@ FDN_API int fdn_telemetry_family(fdn_telemetry_t *tm, fdn_tm_family_t **out, con
  */
 FDN_API int fdn_tm_family_counter(fdn_tm_family_t *fam, fdn_counter_t **out,
                                   const char *const *values, size_t n);
-/** As fdn_tm_family_counter, for gauge families. @since 0.1.0 */
+/**
+ * As fdn_tm_family_counter, for gauge families (FDN_TM_GAUGE or FDN_TM_GAUGE_INT).
+ * @param[out] out     the series handle, valid until fdn_telemetry_destroy
+ * @param[in]  values  label values, n == the family's label count
+ * @return 0, FDN_EINVAL (wrong kind or count), FDN_ENOMEM
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API int fdn_tm_family_gauge(fdn_tm_family_t *fam, fdn_gauge_t **out,
                                 const char *const *values, size_t n);
-/** As fdn_tm_family_counter, for histogram families. @since 0.1.0 */
+/**
+ * As fdn_tm_family_counter, for histogram families.
+ * @param[out] out     the series handle, valid until fdn_telemetry_destroy
+ * @param[in]  values  label values, n == the family's label count
+ * @return 0, FDN_EINVAL (wrong kind or count), FDN_ENOMEM
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API int fdn_tm_family_histogram(fdn_tm_family_t *fam, fdn_histogram_t **out,
                                     const char *const *values, size_t n);
 
@@ -349,13 +363,33 @@ FDN_API void fdn_counter_inc(fdn_counter_t *c);
 /** Sum of every shard (0 for NULL). @thread_safety any @since 0.1.0 */
 FDN_API uint64_t fdn_counter_value(const fdn_counter_t *c);
 
-/** Set an int64 gauge (a double gauge stores the converted value). @since 0.1.0 */
+/**
+ * Set a gauge to v (a double gauge stores (double)v). One relaxed atomic store.
+ * @param[in] g  the gauge (NULL = no-op)
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API void fdn_gauge_set(fdn_gauge_t *g, int64_t v);
-/** Add to a gauge atomically (may be negative). @since 0.1.0 */
+/**
+ * Add delta (may be negative) to a gauge atomically.
+ * @param[in] g  the gauge (NULL = no-op)
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API void fdn_gauge_add(fdn_gauge_t *g, int64_t delta);
-/** Set a double gauge (an int64 gauge stores the value rounded toward zero). @since 0.1.0 */
+/**
+ * Set a gauge to v (an int64 gauge stores v rounded toward zero, saturated). NaN/inf ignored.
+ * @param[in] g  the gauge (NULL = no-op)
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API void fdn_gauge_set_double(fdn_gauge_t *g, double v);
-/** Add to a double gauge atomically (CAS loop). @since 0.1.0 */
+/**
+ * Add delta to a gauge atomically (a CAS loop for double gauges). NaN/inf ignored.
+ * @param[in] g  the gauge (NULL = no-op)
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API void fdn_gauge_add_double(fdn_gauge_t *g, double delta);
 /** Current value as a double (0 for NULL). @thread_safety any @since 0.1.0 */
 FDN_API double fdn_gauge_value(const fdn_gauge_t *g);
@@ -434,7 +468,12 @@ FDN_API int fdn_telemetry_snapshot(fdn_telemetry_t *tm, fdn_tm_snapshot_t **out)
  */
 FDN_API const fdn_tm_sample_t *fdn_tm_snapshot_next(const fdn_tm_snapshot_t *s, size_t *iter);
 
-/** Monotonic time at which the snapshot was taken (ns, the instance's clock). @since 0.1.0 */
+/**
+ * Monotonic time at which the snapshot was taken (ns, the instance's clock).
+ * @return the time, 0 for NULL
+ * @thread_safety any
+ * @since 0.1.0
+ */
 FDN_API int64_t fdn_tm_snapshot_time(const fdn_tm_snapshot_t *s);
 
 /** Free a snapshot (NULL accepted). @thread_safety owner @since 0.1.0 */
@@ -500,8 +539,8 @@ FDN_API size_t fdn_telemetry_event_count(fdn_telemetry_t *tm);
 FDN_API bool fdn_tm_name_valid(const char *name, size_t len, bool label);
 
 /**
- * Validate a dotted event name of len bytes: 1..FDN_TM_NAME_MAX bytes, components non-empty,
- * no control characters.
+ * Validate a dotted event name of len bytes: 1..FDN_TM_NAME_MAX bytes of valid UTF-8,
+ * components non-empty, no control characters.
  * @return true when valid
  * @thread_safety any
  * @since 0.1.0

@@ -199,10 +199,16 @@ static void rt_on_escalation(const char *service, int code, void *user)
 {
     fdn_runtime_t *rt = user;
     atomic_store_explicit(&rt->failed, true, memory_order_release);
-    if (rt->hooks != NULL && rt->hooks->on_escalation != NULL)
-        rt->hooks->on_escalation(rt, rt->glue, service, code);
     if (rt->on_escalation != NULL)
         rt->on_escalation(rt, service, code, rt->user);
+}
+
+/* Before the services stop: record the escalation while the event store still answers. */
+static void rt_on_escalating(const char *service, int code, void *user)
+{
+    fdn_runtime_t *rt = user;
+    if (rt->hooks != NULL && rt->hooks->on_escalation != NULL)
+        rt->hooks->on_escalation(rt, rt->glue, service, code);
 }
 
 static void rt_on_restart(const char *service, int attempt, int reason, int64_t backoff_ns,
@@ -362,6 +368,7 @@ static int create_impl(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
     so.backoff_max_ns = opts->backoff_max_ns;
     so.ctx = rt;
     so.on_escalation = rt_on_escalation;
+    so.on_escalating = rt_on_escalating;
     so.on_restart = rt_on_restart;
     so.on_event = rt_on_event;
     so.user = rt;

@@ -58,6 +58,7 @@ typedef struct fdn__rt_hooks {
     /* Supervisor callbacks (lifecycle thread, no lock held). */
     void (*on_restart)(fdn_runtime_t *rt, void *glue, const char *service, int attempt,
                        int reason);
+    /* Escalation, called before the services are stopped (they still answer). */
     void (*on_escalation)(fdn_runtime_t *rt, void *glue, const char *service, int code);
     /* Registry operations (caller's thread). */
     void (*on_registry)(fdn_runtime_t *rt, void *glue, fdn_registry_op_t op, const char *ns,

@@ -99,6 +99,7 @@ struct fdn_supervisor {
     int64_t backoff_max;
     void *ctx;
     fdn_sup_escalation_fn on_escalation;
+    fdn_sup_escalation_fn on_escalating;
     fdn_sup_restart_fn on_restart;
     fdn_sup_event_fn on_event;
     void *user;
@@ -430,6 +431,8 @@ static void escalate(fdn_supervisor_t *sup, child_t *culprit, int code)
         }
     }
     pthread_mutex_unlock(&sup->mu);
+    if (first && sup->on_escalating != NULL)
+        sup->on_escalating(culprit->name, code, sup->user);
     stop_marked(sup, code);
     if (first && sup->on_escalation != NULL)
         sup->on_escalation(culprit->name, code, sup->user);
@@ -719,6 +722,7 @@ int fdn_supervisor_create(fdn_supervisor_t **out, const fdn_supervisor_opts_t *o
     sup->backoff_max = FDN_MAX(opts->backoff_max_ns, opts->backoff_base_ns);
     sup->ctx = opts->ctx;
     sup->on_escalation = opts->on_escalation;
+    sup->on_escalating = opts->on_escalating;
     sup->on_restart = opts->on_restart;
     sup->on_event = opts->on_event;
     sup->user = opts->user;

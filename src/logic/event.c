@@ -39,8 +39,8 @@ static void host_init(void)
 
 size_t fdn__event_alloc_size(const fdn__event_fields_t *f)
 {
-    return ALIGN8(sizeof(struct fdn_event) + f->type_len + 1 + f->node_len + 1 + f->corr_len +
-                  1 + f->data_len + 1);
+    return ALIGN8(sizeof(struct fdn_event) + f->type_len + 1 + f->node_len + 1 + f->corr_len + 1 +
+                  f->data_len + 1);
 }
 
 fdn_event_t *fdn__event_place(void *mem, const fdn__event_fields_t *f)
@@ -180,8 +180,8 @@ int fdn_event_new(fdn_event_t **out, const fdn_event_spec_t *spec, fdn_error_t *
     return build(out, spec, NULL, err);
 }
 
-int fdn_event_new_child(fdn_event_t **out, const fdn_event_t *parent,
-                        const fdn_event_spec_t *spec, fdn_error_t *err)
+int fdn_event_new_child(fdn_event_t **out, const fdn_event_t *parent, const fdn_event_spec_t *spec,
+                        fdn_error_t *err)
 {
     if (parent == NULL || parent->id == 0)
         return fdn_err_set(err, FDN_EINVAL, "parent event missing or without an id");
@@ -269,12 +269,10 @@ bool fdn_event_equal(const fdn_event_t *a, const fdn_event_t *b)
         return a == b;
     return a->id == b->id && a->ts == b->ts && a->wall == b->wall && a->parent == b->parent &&
            a->pid == b->pid && a->tid == b->tid && a->ctype == b->ctype &&
-           a->type_len == b->type_len && a->node_len == b->node_len &&
-           a->corr_len == b->corr_len && a->data_len == b->data_len &&
-           memcmp(a->type, b->type, a->type_len) == 0 &&
+           a->type_len == b->type_len && a->node_len == b->node_len && a->corr_len == b->corr_len &&
+           a->data_len == b->data_len && memcmp(a->type, b->type, a->type_len) == 0 &&
            memcmp(a->node, b->node, a->node_len) == 0 &&
-           memcmp(a->corr, b->corr, a->corr_len) == 0 &&
-           memcmp(a->data, b->data, a->data_len) == 0;
+           memcmp(a->corr, b->corr, a->corr_len) == 0 && memcmp(a->data, b->data, a->data_len) == 0;
 }
 
 size_t fdn_event_list_count(const fdn_event_list_t *l)

@@ -58,8 +58,7 @@ static uint16_t get16(const uint8_t *p)
 
 static uint32_t get32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 static uint64_t get64(const uint8_t *p)
@@ -157,8 +156,8 @@ int fdn_event_decode(fdn_event_t **out, const void *buf, size_t len, fdn_error_t
         return fdn_err_set(err, FDN_EDESERIALIZE, "unsupported event record version %u", p[4]);
     uint32_t total = get32(p + 8);
     if (total != len)
-        return fdn_err_set(err, FDN_EDESERIALIZE,
-                           "event record length %u does not match %zu bytes", total, len);
+        return fdn_err_set(err, FDN_EDESERIALIZE, "event record length %u does not match %zu bytes",
+                           total, len);
     uint32_t crc = get32(p + len - 4);
     if (fdn__crc32c(0, p, len - 4) != crc)
         return fdn_err_set(err, FDN_ECORRUPT, "event record checksum mismatch (CRC32C)");
@@ -384,8 +383,7 @@ static int get_uint(json_t *o, const char *k, uint64_t max, bool nullable, uint6
         *v = 0;
         return 0;
     }
-    if (!json_is_integer(x) || json_integer_value(x) < 0 ||
-        (uint64_t)json_integer_value(x) > max)
+    if (!json_is_integer(x) || json_integer_value(x) < 0 || (uint64_t)json_integer_value(x) > max)
         return -1;
     *v = (uint64_t)json_integer_value(x);
     return 0;
@@ -408,10 +406,9 @@ static int get_str(json_t *o, const char *k, bool nullable, const char **s, size
 
 int fdn_event_from_json(fdn_event_t **out, const char *json, size_t len, fdn_error_t *err)
 {
-    static const char *const known[] = {"v",   "id",  "type",           "timestamp_ns",
-                                        "wall_time_ns", "wall_time", "node", "pid", "tid",
-                                        "correlation_id", "parent_id", "content_type", "data",
-                                        "data_base64"};
+    static const char *const known[] = {
+        "v",   "id",  "type",           "timestamp_ns", "wall_time_ns", "wall_time", "node",
+        "pid", "tid", "correlation_id", "parent_id",    "content_type", "data",      "data_base64"};
     if (out == NULL || (json == NULL && len > 0))
         return fdn_err_set(err, FDN_EINVAL, "from_json: NULL argument");
     json_error_t jerr;
@@ -426,7 +423,8 @@ int fdn_event_from_json(fdn_event_t **out, const char *json, size_t len, fdn_err
         goto fail;
     const char *key;
     json_t *val;
-    json_object_foreach(o, key, val) {
+    json_object_foreach(o, key, val)
+    {
         bool ok = false;
         for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
             ok |= strcmp(key, known[i]) == 0;

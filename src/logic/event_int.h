@@ -69,7 +69,9 @@ int fdn__event_check_fields(const fdn__event_fields_t *f, bool check_json, fdn_e
 int fdn__event_encode_into(const fdn_event_t *ev, unsigned flags, uint8_t **buf, size_t *cap,
                            size_t *len);
 
-/* CRC32C (Castagnoli), slice-by-8. crc starts at 0. */
+/* CRC32C (Castagnoli). crc starts at 0 and chains (crc32c(crc32c(0,a),b) = crc32c(0,ab)).
+ * fdn__crc32c uses the CPU's CRC32 instruction when present, fdn__crc32c_sw slice-by-8. */
 uint32_t fdn__crc32c(uint32_t crc, const void *buf, size_t len);
+uint32_t fdn__crc32c_sw(uint32_t crc, const void *buf, size_t len);
 
 #endif

@@ -44,6 +44,7 @@ struct fdn_events_sub {
     char *corr;
     _Atomic uint64_t overflow;
     uint64_t pending_skip; /* delivery thread (callback subscriptions) */
+    uint64_t round;        /* smu: delivery round this subscriber was last served in */
 };
 
 /* The cursor is written by one thread (delivery thread or the fd reader) and read by the
@@ -99,8 +100,9 @@ int fdn_events_store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size
     pthread_mutex_unlock(&es->amu);
     if (rc != 0)
         return rc;
-    if (es->tm != NULL)
-        fdn_telemetry_emit_counter_n(es->tm, "foundation.event_store.events_stored", n, NULL, 0);
+    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+    if (tm != NULL)
+        fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_stored", n, NULL, 0);
     return fdn__evs_after_append(es, first + n - 1);
 }
 
@@ -145,8 +147,9 @@ int fdn_events_prune_before(fdn_events_t *es, int64_t ts, uint64_t *out_count)
     uint64_t cut = fdn__evs_id_at_time(es, ts, snap);
     pthread_rwlock_unlock(&es->plock);
     uint64_t n = fdn__evs_prune_ids(es, cut);
-    if (es->tm != NULL && n > 0)
-        fdn_telemetry_emit_counter_n(es->tm, "foundation.event_store.events_pruned", n, NULL, 0);
+    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+    if (tm != NULL && n > 0)
+        fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_pruned", n, NULL, 0);
     if (out_count)
         *out_count = n;
     return 0;
@@ -181,8 +184,9 @@ static void *writer_main(void *arg)
             rc = fdn__evdb_write(es->db, (const fdn_event_t *const *)(l ? l->items : NULL),
                                  l ? l->n : 0, del, to + 1, &err);
         fdn_event_list_free(l);
-        if (rc != 0 && es->tm != NULL)
-            fdn_telemetry_emit_counter(es->tm, "foundation.event_store.writer_errors", NULL, 0);
+        fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+        if (rc != 0 && tm != NULL)
+            fdn_telemetry_emit_counter(tm, "foundation.event_store.writer_errors", NULL, 0);
         pthread_mutex_lock(&es->wmu);
         if (rc != 0) {
             atomic_store_explicit(&es->io_error, rc == FDN_ENOMEM ? FDN_ENOMEM : FDN_EIO,
@@ -201,7 +205,9 @@ static void *writer_main(void *arg)
 int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id)
 {
     int rc = 0;
-    if (es->writer_on) {
+    /* durable_path is immutable; the writer runs whenever appends can happen (it is started
+     * before running is set and joined after it is cleared, after draining) */
+    if (es->durable_path != NULL) {
         pthread_mutex_lock(&es->wmu);
         pthread_cond_signal(&es->wcv);
         if (es->mode == FDN_EVENTS_DURABLE) {
@@ -244,8 +250,9 @@ static uint64_t retention_once(fdn_events_t *es)
     if (cut <= first)
         return 0;
     uint64_t n = fdn__evs_prune_ids(es, cut);
-    if (es->tm != NULL && n > 0)
-        fdn_telemetry_emit_counter_n(es->tm, "foundation.event_store.events_pruned", n, NULL, 0);
+    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+    if (tm != NULL && n > 0)
+        fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_pruned", n, NULL, 0);
     return n;
 }
 
@@ -299,6 +306,12 @@ int fdn_events_set_max_events(fdn_events_t *es, uint64_t max_events)
     atomic_store_explicit(&es->max_events, max_events, memory_order_relaxed);
     fdn_clock_kick(es->clock);
     return 0;
+}
+
+void fdn__events_set_telemetry(fdn_events_t *es, fdn_telemetry_t *tm)
+{
+    if (es != NULL)
+        atomic_store_explicit(&es->tm, tm, memory_order_release);
 }
 
 int fdn_events_set_max_age(fdn_events_t *es, int64_t max_age_ns)
@@ -358,8 +371,9 @@ static int sub_fetch(evs_sub_t *s, size_t max, fdn_event_list_t **out, uint64_t 
         SET_CUR(s, snap);
     if (skip) {
         atomic_fetch_add_explicit(&s->overflow, skip, memory_order_relaxed);
-        if (es->tm != NULL)
-            fdn_telemetry_emit_counter_n(es->tm, "foundation.event_store.subscriber_skipped", skip,
+        fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+        if (tm != NULL)
+            fdn_telemetry_emit_counter_n(tm, "foundation.event_store.subscriber_skipped", skip,
                                          NULL, 0);
     }
     *skipped = skip;
@@ -379,46 +393,51 @@ static void *deliver_main(void *arg)
     uint64_t seen = 0;
     pthread_mutex_lock(&es->smu);
     for (;;) {
-        uint64_t pub = atomic_load_explicit(&es->published, memory_order_acquire);
-        bool more = false;
-        for (evs_sub_t *s = es->subs; s != NULL; s = s->next)
-            if (s->cb != NULL && CUR(s) < pub)
-                more = true;
-        if (!more && pub == seen) {
-            if (es->dstop)
-                break;
-            pthread_cond_wait(&es->scv, &es->smu);
-            continue;
-        }
         if (es->dstop)
             break;
-        seen = pub;
-        for (evs_sub_t *s = es->subs; s != NULL; s = s->next) {
-            if (s->cb == NULL) {
-                if (CUR(s) < pub)
+        uint64_t pub = atomic_load_explicit(&es->published, memory_order_acquire);
+        if (pub != seen) {
+            for (evs_sub_t *s = es->subs; s != NULL; s = s->next)
+                if (s->cb == NULL && CUR(s) < pub)
                     efd_poke(s->efd);
-                continue;
-            }
-            if (CUR(s) >= pub)
-                continue;
-            es->delivering = s;
-            pthread_mutex_unlock(&es->smu);
-            fdn_event_list_t *l = NULL;
-            uint64_t skipped = 0;
-            if (sub_fetch(s, 256, &l, &skipped) == 0) {
-                s->pending_skip += skipped;
-                for (size_t i = 0; i < l->n; i++) {
-                    s->cb(l->items[i], s->pending_skip, s->user);
-                    s->pending_skip = 0;
-                }
-                fdn_event_list_free(l);
-            }
-            pthread_mutex_lock(&es->smu);
-            es->delivering = NULL;
-            pthread_cond_broadcast(&es->sdone);
-            /* the list may have changed while unlocked: restart the round */
-            break;
+            seen = pub;
         }
+        /* round robin: each subscriber that is behind gets one batch per round, so a busy
+         * subscriber cannot starve the others */
+        evs_sub_t *pick = NULL;
+        bool behind = false;
+        for (evs_sub_t *s = es->subs; s != NULL; s = s->next) {
+            if (s->cb == NULL || CUR(s) >= pub)
+                continue;
+            behind = true;
+            if (s->round != es->dround) {
+                pick = s;
+                break;
+            }
+        }
+        if (pick == NULL) {
+            if (behind)
+                es->dround++;
+            else
+                pthread_cond_wait(&es->scv, &es->smu);
+            continue;
+        }
+        pick->round = es->dround;
+        es->delivering = pick;
+        pthread_mutex_unlock(&es->smu);
+        fdn_event_list_t *l = NULL;
+        uint64_t skipped = 0;
+        if (sub_fetch(pick, 256, &l, &skipped) == 0) {
+            pick->pending_skip += skipped;
+            for (size_t i = 0; i < l->n; i++) {
+                pick->cb(l->items[i], pick->pending_skip, pick->user);
+                pick->pending_skip = 0;
+            }
+            fdn_event_list_free(l);
+        }
+        pthread_mutex_lock(&es->smu);
+        es->delivering = NULL;
+        pthread_cond_broadcast(&es->sdone);
     }
     pthread_mutex_unlock(&es->smu);
     return NULL;
@@ -498,8 +517,8 @@ static void deliverer_stop(fdn_events_t *es)
     pthread_mutex_unlock(&es->smu);
 }
 
-int fdn_events_subscribe(fdn_events_t *es, const fdn_events_sub_opts_t *opts,
-                         fdn_events_sub_cb cb, void *user, fdn_events_sub_t **out)
+int fdn_events_subscribe(fdn_events_t *es, const fdn_events_sub_opts_t *opts, fdn_events_sub_cb cb,
+                         void *user, fdn_events_sub_t **out)
 {
     if (es == NULL || cb == NULL || out == NULL)
         return FDN_EINVAL;
@@ -550,8 +569,7 @@ int fdn_events_sub_fd(const fdn_events_sub_t *sub)
     return sub ? sub->efd : -1;
 }
 
-int fdn_events_sub_read(fdn_events_sub_t *s, size_t max, fdn_event_list_t **out,
-                        uint64_t *skipped)
+int fdn_events_sub_read(fdn_events_sub_t *s, size_t max, fdn_event_list_t **out, uint64_t *skipped)
 {
     if (s == NULL || out == NULL || max == 0 || s->efd < 0)
         return FDN_EINVAL;
@@ -599,9 +617,22 @@ void fdn_events_unsubscribe(fdn_events_sub_t *s)
 
 /* ---------------------------------------------------------------- lifecycle ---- */
 
+typedef struct load_ctx {
+    fdn_events_t *es;
+    bool rebase; /* the monotonic clock restarted (reboot): map times through wall time */
+    int64_t now_mono, now_wall;
+} load_ctx_t;
+
 static int load_cb(fdn_event_t *ev, void *user)
 {
-    fdn_events_t *es = user;
+    load_ctx_t *lc = user;
+    fdn_events_t *es = lc->es;
+    if (lc->rebase) {
+        /* the event is ours (freshly decoded): give it the monotonic time that is as far
+         * before now as its wall time is before the wall clock now */
+        int64_t age = lc->now_wall - ev->wall;
+        ev->ts = age > 0 ? lc->now_mono - age : lc->now_mono;
+    }
     if (ev->id >= es->next_id) /* keep the stored id (rows are in id order) */
         es->next_id = ev->id;
     if (atomic_load_explicit(&es->count, memory_order_relaxed) == 0)
@@ -618,8 +649,20 @@ static int db_open_load(fdn_events_t *es, bool load, fdn_error_t *err)
     if (rc != 0 || !load)
         return rc;
     uint64_t next = 1;
+    load_ctx_t lc = {.es = es,
+                     .now_mono = fdn_clock_mono_ns(es->clock),
+                     .now_wall = fdn_clock_wall_ns(es->clock)};
+    int64_t last_ts = 0;
+    bool found = false;
+    rc = fdn__evdb_last_ts(es->db, &last_ts, &found, err);
+    if (rc != 0) {
+        fdn__evdb_close(es->db);
+        es->db = NULL;
+        return rc;
+    }
+    lc.rebase = found && last_ts > lc.now_mono;
     pthread_mutex_lock(&es->amu);
-    rc = fdn__evdb_load(es->db, load_cb, es, &next, err);
+    rc = fdn__evdb_load(es->db, load_cb, &lc, &next, err);
     if (rc == 0) {
         if (next > es->next_id)
             es->next_id = next;
@@ -754,7 +797,7 @@ int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_err
     if (es == NULL)
         return fdn_err_set(err, FDN_ENOMEM, "events: out of memory");
     es->clock = o->clock ? o->clock : fdn_clock_system();
-    es->tm = o->telemetry;
+    atomic_init(&es->tm, o->telemetry);
     es->mode = o->mode;
     es->fast_queue_max = o->fast_queue_max ? o->fast_queue_max : 65536;
     es->buffer_max = o->unavailable_buffer;

@@ -33,11 +33,11 @@
 #include "core/alloc.h"
 #include "services/event_store_int.h"
 
-#define ALIGN8(x)   (((x) + 7u) & ~(size_t)7u)
-#define REC_HDR     offsetof(evs_rec_t, data)
-#define ARENA_MIN   (64u * 1024u)
-#define ARENA_MAX   (4u * 1024u * 1024u)
-#define TAB_INIT    64u
+#define ALIGN8(x) (((x) + 7u) & ~(size_t)7u)
+#define REC_HDR   offsetof(evs_rec_t, data)
+#define ARENA_MIN (64u * 1024u)
+#define ARENA_MAX (4u * 1024u * 1024u)
+#define TAB_INIT  64u
 
 static char k_tomb;
 #define TOMB ((void *)&k_tomb)
@@ -280,8 +280,7 @@ static int post_reserve(fdn_events_t *es, evs_posting_t *p)
 }
 
 /* First global index in [lo, hi) whose id >= id. */
-static size_t post_lower(const evs_posting_t *p, uint64_t **dir, size_t lo, size_t hi,
-                         uint64_t id)
+static size_t post_lower(const evs_posting_t *p, uint64_t **dir, size_t lo, size_t hi, uint64_t id)
 {
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -477,21 +476,22 @@ typedef struct prep {
     evs_corr_t *corr;
 } prep_t;
 
-int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
-                           uint64_t *ids)
+int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids)
 {
-    prep_t one[1];
-    prep_t *pr = n == 1 ? one : fdn__malloc(n * sizeof(prep_t));
+    prep_t one[1] = {{NULL, NULL, NULL}};
+    prep_t *pr = n == 1 ? one : fdn__calloc(n, sizeof(prep_t));
     evs_seg_t *spare[8];
     evs_seg_t **newsegs = spare;
     size_t nnew = 0, capnew = 8;
     int rc = 0;
     if (pr == NULL)
         return FDN_ENOMEM;
+    /* the rollback below reads every entry, also those the loop did not reach */
+    for (size_t i = 0; i < n; i++)
+        pr[i] = (prep_t){NULL, NULL, NULL};
     /* 1. reserve everything the batch needs */
     for (size_t i = 0; i < n && rc == 0; i++) {
         const fdn_event_t *ev = evs[i];
-        pr[i].corr = NULL;
         rc = sym_intern(es, &es->types, ev->type, ev->type_len, &pr[i].type);
         if (rc == 0)
             rc = sym_intern(es, &es->nodes, ev->node, ev->node_len, &pr[i].node);
@@ -505,9 +505,11 @@ int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size
     if (rc == 0) {
         size_t sn = atomic_load_explicit(&es->seg_n, memory_order_relaxed);
         size_t sh = atomic_load_explicit(&es->seg_head, memory_order_relaxed);
-        evs_seg_t *cur = sn > sh ? atomic_load_explicit(&es->segdir, memory_order_relaxed)->segs[sn - 1].seg
-                                 : NULL;
-        size_t used = cur ? cur->arena_used : 0, cnt = cur ? atomic_load_explicit(&cur->count, memory_order_relaxed) : 0;
+        evs_seg_t *cur =
+            sn > sh ? atomic_load_explicit(&es->segdir, memory_order_relaxed)->segs[sn - 1].seg
+                    : NULL;
+        size_t used = cur ? cur->arena_used : 0,
+               cnt = cur ? atomic_load_explicit(&cur->count, memory_order_relaxed) : 0;
         size_t cap = cur ? cur->arena_cap : 0;
         for (size_t i = 0; i < n && rc == 0; i++) {
             size_t sz = rec_size(evs[i]->data_len);
@@ -576,8 +578,9 @@ int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size
         size_t sz = rec_size(ev->data_len);
         size_t sn = atomic_load_explicit(&es->seg_n, memory_order_relaxed);
         size_t sh = atomic_load_explicit(&es->seg_head, memory_order_relaxed);
-        evs_seg_t *cur = sn > sh ? atomic_load_explicit(&es->segdir, memory_order_relaxed)->segs[sn - 1].seg
-                                 : NULL;
+        evs_seg_t *cur =
+            sn > sh ? atomic_load_explicit(&es->segdir, memory_order_relaxed)->segs[sn - 1].seg
+                    : NULL;
         uint32_t cnt = cur ? atomic_load_explicit(&cur->count, memory_order_relaxed) : 0;
         if (cur == NULL || cnt >= EVS_SEG_EVENTS || cur->arena_used + sz > cur->arena_cap ||
             cur->first_id + cnt != id) {
@@ -612,8 +615,8 @@ int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size
         atomic_store_explicit(&cur->count, cnt + 1, memory_order_release);
         evs_posting_t *p = &pr[i].type->post;
         size_t pi = atomic_load_explicit(&p->n, memory_order_relaxed);
-        atomic_load_explicit(&p->dir, memory_order_relaxed)[pi / EVS_PCHUNK - p->base_chunk]
-                                                           [pi % EVS_PCHUNK] = id;
+        atomic_load_explicit(
+            &p->dir, memory_order_relaxed)[pi / EVS_PCHUNK - p->base_chunk][pi % EVS_PCHUNK] = id;
         atomic_store_explicit(&p->n, pi + 1, memory_order_release);
         p->resv = 0;
         if (r->corr != NULL)
@@ -697,7 +700,8 @@ uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut)
             atomic_fetch_sub_explicit(&r->type->bytes, bytes, memory_order_relaxed);
             atomic_fetch_sub_explicit(&es->count, 1, memory_order_relaxed);
             atomic_fetch_sub_explicit(&es->bytes, bytes, memory_order_relaxed);
-            if (r->corr != NULL && atomic_load_explicit(&r->corr->last_id, memory_order_relaxed) == id)
+            if (r->corr != NULL &&
+                atomic_load_explicit(&r->corr->last_id, memory_order_relaxed) == id)
                 corr_remove(es, r->corr);
             removed++;
         }
@@ -830,8 +834,8 @@ static bool matches(const evs_rec_t *r, const fdn_events_query_t *q, const evs_s
 }
 
 /* Caller holds plock (read). limit 0 = no limit. */
-static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
-                        hits_t *out, uint64_t *snap_out)
+static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t limit, hits_t *out,
+                        uint64_t *snap_out)
 {
     uint64_t snap = atomic_load_explicit(&es->published, memory_order_acquire);
     uint64_t lo = atomic_load_explicit(&es->first_id, memory_order_acquire);
@@ -846,7 +850,8 @@ static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t li
     if (q->time_start != INT64_MIN)
         lo = FDN_MAX(lo, fdn__evs_id_at_time(es, q->time_start, snap));
     if (q->time_end != INT64_MAX) {
-        uint64_t e = q->time_end == INT64_MAX ? snap + 1 : fdn__evs_id_at_time(es, q->time_end + 1, snap);
+        uint64_t e =
+            q->time_end == INT64_MAX ? snap + 1 : fdn__evs_id_at_time(es, q->time_end + 1, snap);
         if (e == 0)
             return 0;
         hi = FDN_MIN(hi, e - 1);
@@ -866,9 +871,9 @@ static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t li
     int rc = 0;
     if (q->correlation_id != NULL) {
         size_t n = strlen(q->correlation_id);
-        evs_corr_t *c = tab_find(atomic_load_explicit(&es->corrs, memory_order_acquire),
-                                 q->correlation_id, n, hash_bytes(q->correlation_id, n),
-                                 offsetof(evs_corr_t, name));
+        evs_corr_t *c =
+            tab_find(atomic_load_explicit(&es->corrs, memory_order_acquire), q->correlation_id, n,
+                     hash_bytes(q->correlation_id, n), offsetof(evs_corr_t, name));
         if (c == NULL)
             return 0;
         uint64_t id = atomic_load_explicit(&c->last_id, memory_order_acquire);
@@ -1027,8 +1032,7 @@ int fdn_events_stats(fdn_events_t *es, fdn_events_stats_t *o)
     return 0;
 }
 
-int fdn_events_type_stats(fdn_events_t *es, fdn_events_type_stat_t *out, size_t cap,
-                          size_t *out_n)
+int fdn_events_type_stats(fdn_events_t *es, fdn_events_type_stat_t *out, size_t cap, size_t *out_n)
 {
     if (es == NULL || out_n == NULL || (out == NULL && cap > 0))
         return FDN_EINVAL;

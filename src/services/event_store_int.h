@@ -23,6 +23,9 @@ int fdn__events_service_start(fdn_events_t *es);
 void fdn__events_service_stop(fdn_events_t *es);
 /* 0 = healthy; FDN_EUNAVAILABLE when stopped; FDN_EIO when the writer met an I/O error. */
 int fdn__events_service_health(fdn_events_t *es);
+/* Set (or clear with NULL) the telemetry the store reports into, at any time: the runtime
+ * creates the event store before its telemetry service and wires them afterwards. */
+void fdn__events_set_telemetry(fdn_events_t *es, fdn_telemetry_t *tm);
 /* Test hook: block until the retention thread has completed at least n runs. */
 void fdn__events_wait_prune_runs(fdn_events_t *es, uint64_t n);
 
@@ -101,7 +104,7 @@ typedef struct fdn_events_sub evs_sub_t;
 
 struct fdn_events {
     fdn_clock_t *clock;
-    fdn_telemetry_t *tm;
+    _Atomic(fdn_telemetry_t *) tm; /* may be set after create (fdn__events_set_telemetry) */
     char *durable_path;
     fdn_events_mode_t mode;
     uint32_t fast_queue_max;
@@ -128,7 +131,7 @@ struct fdn_events {
     _Atomic(evs_tab_t *) corrs;
     evs_sym_t *last_type, *last_node; /* amu: intern caches */
     evs_corr_t *last_corr;            /* amu: reset when the entry is freed */
-    void **retired; /* amu: freed after the next prune or at destroy */
+    void **retired;                   /* amu: freed after the next prune or at destroy */
     size_t nretired, capretired;
     _Atomic uint64_t count, bytes, bytes_alloc, stored_total, pruned_total, ntypes;
     _Atomic uint32_t max_results;
@@ -164,14 +167,15 @@ struct fdn_events {
 
     /* subscriptions */
     pthread_mutex_t smu;
-    pthread_cond_t scv;   /* delivery thread wakes */
-    pthread_cond_t sdone; /* a delivery round ended */
-    evs_sub_t *subs;      /* smu */
+    pthread_cond_t scv;    /* delivery thread wakes */
+    pthread_cond_t sdone;  /* a delivery round ended */
+    evs_sub_t *subs;       /* smu */
     evs_sub_t *delivering; /* smu */
     _Atomic int nsubs;
     pthread_t deliverer;
     bool deliverer_on;
-    bool dstop; /* smu */
+    bool dstop;      /* smu */
+    uint64_t dround; /* smu: delivery round (round-robin between subscribers) */
 };
 
 /* Memory tier (event_store.c). */

@@ -11,17 +11,24 @@
  * slots read their settings from it), then started by the supervisor.
  *
  * The glue (created by `wire`, after every slot exists) owns what is not a supervised
- * service: the breaker set and protected execution. It makes the config drive the runtime
- * (DESIGN "The config drives the runtime"): apply_settings() pushes storage.hot.*,
+ * service: the breaker set and protected execution. `wire` also connects the event store to
+ * the telemetry service (the store's slot is created first); `unwire` disconnects them.
+ * The glue makes the config drive the runtime (DESIGN "The config drives the runtime"):
+ * apply_settings() pushes storage.hot.*,
  * interface.max_results, infrastructure.*.default_config, *.enabled and
- * rate_limiting.{cleanup_interval,default_rules} into the services, once at wire time and
- * again after every change. The config service calls on_config_change on its own hook
+ * rate_limiting.{cleanup_interval,default_rules} into the services: all of them at wire time
+ * and after a reset (or dropped notifications), only those the changed path drives after an
+ * update, so a setting the application changed through a service's own API is not reverted
+ * by an unrelated update. The config service calls on_config_change on its own hook
  * thread (never under a config lock; a slow event store delays only that thread, never an
  * updater), which also records the `config_updated` event and counts the update.
  *
  * Threads: none of its own. Callbacks run on the config hook thread (config changes), the
  * supervisor thread (restarts, escalation), and callers' threads (registry operations,
  * breaker transitions); all of them only call thread-safe service functions.
+ * Escalation: recorded (event `supervisor_escalation`, counter
+ * foundation.supervisor.escalations) from the supervisor's on_escalating callback, which runs
+ * before the services are stopped, so the store and telemetry still answer.
  * Lifetime: the glue is freed by unwire after every service has stopped, before any slot
  * is destroyed.
  */
@@ -169,7 +176,23 @@ static void apply_limiter_rules(fdn_config_t *cfg, fdn_limiter_t *lim)
     json_decref(rules);
 }
 
-static void apply_settings(fdn_runtime_t *rt, glue_t *g)
+static void on_breaker_transition(const char *name, fdn_breaker_state_t from,
+                                  fdn_breaker_state_t to, void *user);
+
+/* Whether a change of `changed` (NULL: everything, after a reset or dropped notifications)
+ * touches the settings under `prefix`: changed lies under prefix, or is an ancestor of it. */
+static bool touches(const char *changed, const char *prefix)
+{
+    if (changed == NULL || strncmp(changed, prefix, strlen(prefix)) == 0)
+        return true;
+    size_t n = strlen(changed);
+    return strncmp(prefix, changed, n) == 0 && (prefix[n] == '.' || prefix[n] == '\0');
+}
+
+/* Push the settings the path `changed` drives (NULL: all of them) into the services. Only
+ * those: a service setting the application changed through the service's own API (a limiter
+ * rule, say) is not reverted by an update of some unrelated path. */
+static void apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed)
 {
     fdn_config_t *cfg = fdn_runtime_config(rt);
     fdn_events_t *es = fdn_runtime_events(rt);
@@ -178,17 +201,18 @@ static void apply_settings(fdn_runtime_t *rt, glue_t *g)
     int64_t v, v2;
     bool b;
 
-    if (es != NULL) {
+    if (es != NULL && touches(changed, "storage.hot.")) {
         if (cfg_int(cfg, "storage.hot.max_events", 1, &v))
             (void)fdn_events_set_max_events(es, (uint64_t)v);
         if (cfg_int(cfg, "storage.hot.max_age_seconds", 1, &v))
             (void)fdn_events_set_max_age(es, to_ns(v, 1000000000));
         if (cfg_int(cfg, "storage.hot.prune_interval", 1, &v))
             (void)fdn_events_set_prune_interval(es, to_ns(v, 1000000));
-        if (cfg_int(cfg, "interface.max_results", 1, &v) && v <= UINT32_MAX)
-            (void)fdn_events_set_max_results(es, (uint32_t)v);
     }
-    if (pools != NULL) {
+    if (es != NULL && touches(changed, "interface.max_results") &&
+        cfg_int(cfg, "interface.max_results", 1, &v) && v <= UINT32_MAX)
+        (void)fdn_events_set_max_results(es, (uint32_t)v);
+    if (pools != NULL && touches(changed, "infrastructure.connection_pool.default_config.")) {
         char strategy[16];
         fdn_pool_strategy_t st;
         if (cfg_int(cfg, "infrastructure.connection_pool.default_config.size", 1, &v) &&
@@ -200,16 +224,21 @@ static void apply_settings(fdn_runtime_t *rt, glue_t *g)
             (void)fdn_pools_set_defaults(pools, (int)v, (int)v2, st);
     }
     if (lim != NULL) {
-        if (cfg_int(cfg, "infrastructure.rate_limiting.cleanup_interval", 1, &v))
+        if (touches(changed, "infrastructure.rate_limiting.cleanup_interval") &&
+            cfg_int(cfg, "infrastructure.rate_limiting.cleanup_interval", 1, &v))
             (void)fdn_limiter_set_cleanup_interval(lim, v);
-        apply_limiter_rules(cfg, lim);
+        if (touches(changed, "infrastructure.rate_limiting.default_rules"))
+            apply_limiter_rules(cfg, lim);
     }
     if (g == NULL)
         return;
-    if (g->breakers != NULL) {
+    if (g->breakers != NULL && touches(changed, "infrastructure.circuit_breaker.default_config.")) {
         fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
         bo.clock = fdn_runtime_clock(rt);
         bo.telemetry = fdn_runtime_telemetry(rt);
+        /* the defaults are replaced whole: keep the transition hook wire() installed */
+        bo.on_transition = on_breaker_transition;
+        bo.transition_user = rt;
         if (cfg_int(cfg, "infrastructure.circuit_breaker.default_config.failure_threshold", 1,
                     &v) &&
             v <= UINT32_MAX)
@@ -221,11 +250,14 @@ static void apply_settings(fdn_runtime_t *rt, glue_t *g)
         (void)fdn_breakers_set_defaults(g->breakers, &bo);
     }
     if (g->protect != NULL) {
-        if (cfg_bool(cfg, "infrastructure.rate_limiting.enabled", &b))
+        if (touches(changed, "infrastructure.rate_limiting.enabled") &&
+            cfg_bool(cfg, "infrastructure.rate_limiting.enabled", &b))
             fdn_protect_set_layer_enabled(g->protect, FDN_PROTECT_LIMITER, b);
-        if (cfg_bool(cfg, "infrastructure.circuit_breaker.enabled", &b))
+        if (touches(changed, "infrastructure.circuit_breaker.enabled") &&
+            cfg_bool(cfg, "infrastructure.circuit_breaker.enabled", &b))
             fdn_protect_set_layer_enabled(g->protect, FDN_PROTECT_BREAKER, b);
-        if (cfg_bool(cfg, "infrastructure.connection_pool.enabled", &b))
+        if (touches(changed, "infrastructure.connection_pool.enabled") &&
+            cfg_bool(cfg, "infrastructure.connection_pool.enabled", &b))
             fdn_protect_set_layer_enabled(g->protect, FDN_PROTECT_POOL, b);
     }
 }
@@ -266,7 +298,7 @@ static void on_config_change(const fdn_config_change_t *c, void *user)
         break;
     }
     }
-    apply_settings(rt, g);
+    apply_settings(rt, g, c->kind == FDN_CONFIG_CHANGE_UPDATED ? c->path : NULL);
 }
 
 /* ---- slots ---------------------------------------------------------------------------------- */
@@ -518,10 +550,11 @@ static void on_breaker_transition(const char *name, fdn_breaker_state_t from,
 
 static void unwire(fdn_runtime_t *rt, void *glue)
 {
-    (void)rt;
     glue_t *g = glue;
     if (g == NULL)
         return;
+    /* the telemetry slot is destroyed before the event store's */
+    fdn__events_set_telemetry(fdn_runtime_events(rt), NULL);
     fdn_protect_destroy(g->protect);
     fdn_breakers_destroy(g->breakers);
     fdn__free(g);
@@ -534,6 +567,8 @@ static int wire(fdn_runtime_t *rt, void **out, fdn_error_t *err)
         return fdn_err_set(err, FDN_ENOMEM, "out of memory wiring runtime %s",
                            fdn_runtime_name(rt));
     g->rt = rt;
+    /* the event store is created before the telemetry service: connect them now */
+    fdn__events_set_telemetry(fdn_runtime_events(rt), fdn_runtime_telemetry(rt));
     fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
     bo.clock = fdn_runtime_clock(rt);
     bo.telemetry = fdn_runtime_telemetry(rt);
@@ -554,7 +589,7 @@ static int wire(fdn_runtime_t *rt, void **out, fdn_error_t *err)
         return fdn_err_set(err, rc, "cannot create the protection layers of runtime %s",
                            fdn_runtime_name(rt));
     }
-    apply_settings(rt, g);
+    apply_settings(rt, g, NULL);
     *out = g;
     return 0;
 }

@@ -75,39 +75,6 @@ static unsigned long name_hash(const char *s, size_t len)
     return (unsigned long)(h ^ (h >> 29));
 }
 
-/* Length of the valid UTF-8 sequence at s[0..len) (1..4), or 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t len)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t n;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        cp = c & 0x1fu;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        cp = c & 0x0fu;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        cp = c & 0x07u;
-    } else {
-        return 0;
-    }
-    if (len < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0u) != 0x80u)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3fu);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 bool fdn_tm_event_name_valid(const char *name, size_t len)
 {
     if (name == NULL || len == 0 || len > FDN_TM_NAME_MAX)
@@ -118,7 +85,7 @@ bool fdn_tm_event_name_valid(const char *name, size_t len)
         if (c < 0x20 || c == 0x7f)
             return false;
         if (c >= 0x80) {
-            size_t n = utf8_seq((const unsigned char *)name + i, len - i);
+            size_t n = fdn__tm_utf8_seq((const unsigned char *)name + i, len - i);
             if (n == 0)
                 return false;
             i += n - 1;

@@ -19,6 +19,9 @@
 /* Calling thread's shard (claims a slot on first use). */
 unsigned fdn__tm_shard(void);
 
+/* Length of the valid UTF-8 sequence at s[0..len) (1..4), or 0 when invalid. */
+size_t fdn__tm_utf8_seq(const unsigned char *s, size_t len);
+
 /* Allocation of cache-line-aligned objects (zeroed). NULL on OOM. */
 void *fdn__tm_aligned_calloc(size_t size);
 void fdn__tm_aligned_free(void *p);

@@ -259,6 +259,57 @@ void fdn_tm_snapshot_free(fdn_tm_snapshot_t *s)
 /* ------------------------------------------------------------------------------------ */
 /* JSON                                                                                  */
 
+/* A copy of s with invalid UTF-8 bytes replaced by U+FFFD (jansson accepts only UTF-8);
+ * NULL on OOM. */
+static char *utf8_clean(const char *s)
+{
+    size_t len = strlen(s);
+    char *out = fdn__malloc(len * 3 + 1);
+    if (out == NULL)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = fdn__tm_utf8_seq((const unsigned char *)s + i, len - i);
+        if (n == 0) {
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(out + o, s + i, n);
+            o += n;
+            i += n;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static json_t *jstr(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j != NULL)
+        return j;
+    char *c = utf8_clean(s);
+    if (c == NULL)
+        return NULL;
+    j = json_string(c);
+    fdn__free(c);
+    return j;
+}
+
+/* json_object_set_new with a key that may not be UTF-8 (steals v). */
+static int jset(json_t *obj, const char *key, json_t *v)
+{
+    if (json_object_set_new(obj, key, json_incref(v)) == 0) {
+        json_decref(v);
+        return 0;
+    }
+    char *c = utf8_clean(key);
+    int rc = c != NULL ? json_object_set_new(obj, c, v) : (json_decref(v), -1);
+    fdn__free(c);
+    return rc;
+}
+
 static json_t *jcount(uint64_t v)
 {
     return json_integer(v > (uint64_t)INT64_MAX ? INT64_MAX : (json_int_t)v);
@@ -363,14 +414,14 @@ static int build_json(const fdn_tm_snapshot_t *sn, json_t *root)
         if (!x->is_event) {
             json_t *f = json_object_get(fams, x->name);
             if (f == NULL) {
-                f = json_pack("{s:s,s:s,s:[]}", "type", kind_name(x->kind), "help", x->help,
+                f = json_pack("{s:s,s:o,s:[]}", "type", kind_name(x->kind), "help", jstr(x->help),
                               "series");
                 if (f == NULL || json_object_set_new(fams, x->name, f) != 0)
                     return FDN_ENOMEM;
             }
             json_t *labels = json_object();
             for (size_t k = 0; labels != NULL && k < x->nlabels; k++)
-                json_object_set_new(labels, x->label_names[k], json_string(x->label_values[k]));
+                json_object_set_new(labels, x->label_names[k], jstr(x->label_values[k]));
             json_t *s = json_pack("{s:o,s:o}", "labels", labels, "value", value_json(x));
             if (s == NULL || json_array_append_new(json_object_get(f, "series"), s) != 0)
                 return FDN_ENOMEM;
@@ -387,7 +438,7 @@ static int build_json(const fdn_tm_snapshot_t *sn, json_t *root)
             if (sn->s[k].key[0] == '\0')
                 count = sn->s[k].counter;
             else
-                json_object_set_new(meas, sn->s[k].key, value_json(&sn->s[k]));
+                (void)jset(meas, sn->s[k].key, value_json(&sn->s[k]));
         }
         const char *sp = special_name(x->name);
         int rc;
@@ -397,7 +448,7 @@ static int build_json(const fdn_tm_snapshot_t *sn, json_t *root)
         } else {
             json_t *md = json_object();
             for (size_t k = 0; md != NULL && k < x->nmeta; k++)
-                json_object_set_new(md, x->meta[k].key, json_string(x->meta[k].value));
+                (void)jset(md, x->meta[k].key, jstr(x->meta[k].value));
             rc = place(root, x->name,
                        json_pack("{s:I,s:o,s:o,s:o}", "timestamp", (json_int_t)x->last_active_ns,
                                  "count", jcount(count), "measurements", meas, "metadata", md));

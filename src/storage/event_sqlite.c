@@ -36,8 +36,8 @@ struct fdn__evdb {
 
 static int map_rc(sqlite3 *db, int rc, fdn_error_t *err, const char *what)
 {
-    int code = (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB ? FDN_ECORRUPT
-                                                                            : FDN_EIO;
+    int code =
+        (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB ? FDN_ECORRUPT : FDN_EIO;
     return fdn_err_set(err, code, "event store file: %s: %s", what,
                        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
@@ -70,9 +70,8 @@ int fdn__evdb_open(fdn__evdb_t **out, const char *path, bool durable, fdn_error_
     fdn__evdb_t *d = fdn__calloc(1, sizeof(*d));
     if (d == NULL)
         return fdn_err_set(err, FDN_ENOMEM, "event store file: out of memory");
-    int rc = sqlite3_open_v2(path, &d->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         rc = map_rc(d->db, rc, err, "open");
         goto fail;
@@ -93,7 +92,7 @@ int fdn__evdb_open(fdn__evdb_t **out, const char *path, bool durable, fdn_error_
         sqlite3_stmt **st;
         const char *sql;
     } stmts[] = {
-        {&d->ins, "INSERT OR REPLACE INTO events(id, ts, type, rec) VALUES(?1, ?2, ?3, ?4)"},
+        {&d->ins, "INSERT INTO events(id, ts, type, rec) VALUES(?1, ?2, ?3, ?4)"},
         {&d->del, "DELETE FROM events WHERE id < ?1"},
         {&d->meta_put, "INSERT OR REPLACE INTO meta(key, value) VALUES('next_id', ?1)"},
         {&d->begin, "BEGIN IMMEDIATE"},
@@ -120,8 +119,7 @@ int fdn__evdb_load(fdn__evdb_t *d, int (*cb)(fdn_event_t *ev, void *user), void 
 {
     sqlite3_stmt *st = NULL;
     uint64_t next = 1;
-    int rc = sqlite3_prepare_v2(d->db, "SELECT value FROM meta WHERE key='next_id'", -1, &st,
-                                NULL);
+    int rc = sqlite3_prepare_v2(d->db, "SELECT value FROM meta WHERE key='next_id'", -1, &st, NULL);
     if (rc != SQLITE_OK)
         return map_rc(d->db, rc, err, "read meta");
     rc = sqlite3_step(st);
@@ -172,8 +170,8 @@ static int step_reset(sqlite3_stmt *st)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
-int fdn__evdb_write(fdn__evdb_t *d, const fdn_event_t *const *evs, size_t n,
-                    uint64_t delete_before, uint64_t next_id, fdn_error_t *err)
+int fdn__evdb_write(fdn__evdb_t *d, const fdn_event_t *const *evs, size_t n, uint64_t delete_before,
+                    uint64_t next_id, fdn_error_t *err)
 {
     int rc = step_reset(d->begin);
     if (rc != SQLITE_OK)
@@ -211,4 +209,20 @@ fail:
     rc = map_rc(d->db, rc, err, "write");
     step_reset(d->rollback);
     return rc;
+}
+
+int fdn__evdb_last_ts(fdn__evdb_t *d, int64_t *ts, bool *found, fdn_error_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc =
+        sqlite3_prepare_v2(d->db, "SELECT ts FROM events ORDER BY id DESC LIMIT 1", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return map_rc(d->db, rc, err, "read last timestamp");
+    rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW;
+    *ts = *found ? sqlite3_column_int64(st, 0) : 0;
+    int out =
+        rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map_rc(d->db, rc, err, "read last timestamp");
+    sqlite3_finalize(st);
+    return out;
 }

@@ -15,11 +15,11 @@
 #include "logic/event_int.h"
 
 static const char *const k_allowed[] = {
-    "function_entry", "function_exit",  "state_change", "message_send", "message_receive",
-    "spawn",          "exit",           "link",         "unlink",       "monitor",
-    "demonitor",      "system_event",   "custom_event", "config_updated", "config_reset",
-    "test",           "test1",          "test2",        "test3",        "test_event",
-    "default",        "type_a",         "type_b",
+    "function_entry", "function_exit", "state_change", "message_send",   "message_receive",
+    "spawn",          "exit",          "link",         "unlink",         "monitor",
+    "demonitor",      "system_event",  "custom_event", "config_updated", "config_reset",
+    "test",           "test1",         "test2",        "test3",          "test_event",
+    "default",        "type_a",        "type_b",
 };
 
 static bool name_char(char c, bool first)
@@ -50,8 +50,7 @@ int fdn__event_check_fields(const fdn__event_fields_t *f, bool check_json, fdn_e
     }
     for (size_t i = 0; i < f->type_len; i++) {
         if (!name_char(f->type[i], i == 0)) {
-            fdn_err_set(err, FDN_EEVENT_TYPE,
-                        "Event type must match [A-Za-z][A-Za-z0-9_.:-]*");
+            fdn_err_set(err, FDN_EEVENT_TYPE, "Event type must match [A-Za-z][A-Za-z0-9_.:-]*");
             fdn_err_add_context(err, "position", "%zu", i);
             return FDN_EEVENT_TYPE;
         }

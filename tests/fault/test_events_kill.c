@@ -82,7 +82,7 @@ static void acknowledged_events_survive_sigkill(void **state)
         close(p[1]);
         /* kill after a random number of acknowledgements (0..40) */
         uint64_t want = rnd() % 41;
-        uint64_t (*acked)[2] = calloc(4096, sizeof(*acked));
+        uint64_t(*acked)[2] = calloc(4096, sizeof(*acked));
         size_t na = 0;
         while (na < want) {
             ssize_t r = read(p[0], acked[na], sizeof(acked[na]));
@@ -116,8 +116,7 @@ static void acknowledged_events_survive_sigkill(void **state)
             assert_true(acked[i][0] > prev_max);
             rc = fdn_events_get(es, acked[i][0], &ev);
             if (rc != 0)
-                fail_msg("trial %d: acknowledged id %llu lost", t,
-                         (unsigned long long)acked[i][0]);
+                fail_msg("trial %d: acknowledged id %llu lost", t, (unsigned long long)acked[i][0]);
             char want_data[64];
             int n = snprintf(want_data, sizeof(want_data), "{\"trial\":%d,\"seq\":%llu}", t,
                              (unsigned long long)acked[i][1]);

@@ -31,7 +31,7 @@ done
 soname=$(objdump -p "$libdir/libfdn.so" | awk '$1 == "SONAME" {print $2}')
 [[ "$soname" =~ ^libfdn\.so\.[0-9]+$ ]] || { echo "FAIL: SONAME is '$soname'"; exit 1; }
 # No private header is installed.
-if find "$prefix/include" -name '*_int.h' | grep -q .; then
+if [ -n "$(find "$prefix/include" -name '*_int.h')" ]; then
     echo "FAIL: private headers installed"; exit 1
 fi
 
@@ -45,7 +45,9 @@ echo "== pkg-config, shared"
 # shellcheck disable=SC2046
 "$cc" -std=c11 -Wall -Wextra -Werror -o "$work/consumer_shared" "$src/consumer.c" \
     $(pkg-config --cflags fdn) $(pkg-config --libs fdn) -Wl,-rpath,"$libdir"
-ldd "$work/consumer_shared" | grep -q "$libdir/libfdn.so" ||
+# (ldd's output is captured first: `ldd | grep -q` fails under pipefail when grep exits early)
+deps=$(ldd "$work/consumer_shared")
+grep -q "$libdir/libfdn.so" <<<"$deps" ||
     { echo "FAIL: consumer_shared does not load the installed libfdn.so"; ldd "$work/consumer_shared"; exit 1; }
 "$work/consumer_shared"
 
@@ -54,7 +56,8 @@ static_libs=$(pkg-config --static --libs fdn | sed 's/\(^\| \)-lfdn\( \|$\)/\1-l
 # shellcheck disable=SC2046,SC2086
 "$cc" -std=c11 -Wall -Wextra -Werror -o "$work/consumer_static" "$src/consumer.c" \
     $(pkg-config --cflags fdn) $static_libs
-if ldd "$work/consumer_static" | grep -q 'libfdn\.so'; then
+deps=$(ldd "$work/consumer_static")
+if grep -q 'libfdn\.so' <<<"$deps"; then
     echo "FAIL: consumer_static links libfdn.so"; exit 1
 fi
 "$work/consumer_static"

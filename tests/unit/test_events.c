@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <stdatomic.h>
@@ -20,6 +23,7 @@
 #include <fdn/events.h>
 #include <fdn/telemetry.h>
 
+#include "core/alloc.h"
 #include "services/event_store_int.h"
 
 /* ---- helpers ---- */
@@ -209,9 +213,8 @@ static void correlation_chain_helper(void **state)
     }
     uint64_t ids[3];
     size_t n = 0;
-    assert_int_equal(fdn_event_correlation_chain((const fdn_event_t *const *)e, 3, "test-123", ids,
-                                                 &n),
-                     0);
+    assert_int_equal(
+        fdn_event_correlation_chain((const fdn_event_t *const *)e, 3, "test-123", ids, &n), 0);
     assert_int_equal(n, 2);
     assert_int_equal(ids[0], 3);
     assert_int_equal(ids[1], 1);
@@ -290,6 +293,22 @@ static void binary_round_trip(void **state)
     fdn_event_free(ev);
 }
 
+static void crc32c_known_values(void **state)
+{
+    (void)state;
+    assert_int_equal(fdn__crc32c(0, "123456789", 9), 0xE3069283u);
+    assert_int_equal(fdn__crc32c_sw(0, "123456789", 9), 0xE3069283u);
+    uint8_t buf[1000];
+    for (size_t i = 0; i < sizeof(buf); i++)
+        buf[i] = (uint8_t)(i * 31 + 7);
+    for (size_t n = 0; n < sizeof(buf); n += 37) {
+        assert_int_equal(fdn__crc32c(0, buf, n), fdn__crc32c_sw(0, buf, n));
+        /* chaining */
+        assert_int_equal(fdn__crc32c(fdn__crc32c(0, buf, n / 2), buf + n / 2, n - n / 2),
+                         fdn__crc32c_sw(0, buf, n));
+    }
+}
+
 static void binary_rejects_truncation_and_bit_flips(void **state)
 {
     (void)state;
@@ -348,10 +367,10 @@ static void json_round_trip_and_rejects(void **state)
     const char *bad[] = {
         "",
         "[]",
-        "{\"type\":\"x\"}",                                   /* no timestamp */
-        "{\"type\":\"x\",\"timestamp_ns\":1,\"extra\":1}",    /* unknown key */
-        "{\"type\":1,\"timestamp_ns\":1}",                    /* wrong type */
-        "{\"type\":\"x\",\"timestamp_ns\":1,\"id\":-1}",      /* negative id */
+        "{\"type\":\"x\"}",                                /* no timestamp */
+        "{\"type\":\"x\",\"timestamp_ns\":1,\"extra\":1}", /* unknown key */
+        "{\"type\":1,\"timestamp_ns\":1}",                 /* wrong type */
+        "{\"type\":\"x\",\"timestamp_ns\":1,\"id\":-1}",   /* negative id */
         "{\"type\":\"x\",\"timestamp_ns\":1,\"content_type\":\"binary\",\"data_base64\":\"@@@@\"}",
         "{\"type\":\"x\",\"timestamp_ns\":1,\"content_type\":\"binary\",\"data_base64\":\"QQ=\"}",
         "{\"type\":\"x\",\"timestamp_ns\":1,\"content_type\":\"weird\"}",
@@ -428,10 +447,10 @@ static void query_filters(void **state)
     (void)state;
     fdn_events_t *es = mem_store(NULL);
     int64_t base = 1000000;
-    put(es, "a", "c1", base + 100, 0);       /* 1 */
-    put(es, "b", "c2", base + 200, 1);       /* 2 */
-    put(es, "a", "c1", base + 300, 1);       /* 3 */
-    for (int i = 0; i < 7; i++)              /* 4..10 */
+    put(es, "a", "c1", base + 100, 0); /* 1 */
+    put(es, "b", "c2", base + 200, 1); /* 2 */
+    put(es, "a", "c1", base + 300, 1); /* 3 */
+    for (int i = 0; i < 7; i++)        /* 4..10 */
         put(es, "n", NULL, base + 400 + i, 0);
     fdn_event_list_t *l = NULL;
     uint64_t ids[32];
@@ -648,7 +667,8 @@ static void many_events_across_segments(void **state)
 {
     (void)state;
     fdn_events_t *es = mem_store(NULL);
-    fdn_event_t *ev = mkev("bulk", "g", 0, 0, "{\"payload\":\"0123456789012345678901234567890123456789\"}");
+    fdn_event_t *ev =
+        mkev("bulk", "g", 0, 0, "{\"payload\":\"0123456789012345678901234567890123456789\"}");
     fdn_event_t *ev2 = mkev("other", "h", 0, 0, "1");
     for (int i = 0; i < 20000; i++)
         assert_int_equal(fdn_events_store(es, i % 3 ? ev : ev2, NULL), 0);
@@ -689,7 +709,7 @@ static void retention_thread_with_manual_clock(void **state)
     assert_int_equal(fdn_clock_manual_create(&clk, 1000000000, 1700000000000000000), 0);
     fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
     o.clock = clk;
-    o.max_age_ns = 5000000000;      /* 5 s */
+    o.max_age_ns = 5000000000;        /* 5 s */
     o.prune_interval_ns = 1000000000; /* 1 s */
     fdn_events_t *es = NULL;
     assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
@@ -952,6 +972,94 @@ static void durable_reopen_keeps_events_and_ids(void **state)
     tmpdir_clean();
 }
 
+/* After a reboot the monotonic clock starts again below the stored timestamps: reloaded
+ * events are mapped onto the new clock through their wall times, so ages stay right. */
+static void reload_after_reboot_rebases_timestamps(void **state)
+{
+    (void)state;
+    tmpdir_make();
+    char path[300];
+    snprintf(path, sizeof(path), "%s/reboot.db", g_tmp);
+    const int64_t s1 = 1000000000;
+    fdn_clock_t *c1 = NULL, *c2 = NULL;
+    assert_int_equal(fdn_clock_manual_create(&c1, 5000 * s1, 1700000000 * s1), 0);
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.durable_path = path;
+    o.clock = c1;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+        sp.type = "boot";
+        sp.clock = c1;
+        fdn_event_t *ev = NULL;
+        assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
+        assert_int_equal(fdn_events_store(es, ev, NULL), 0);
+        fdn_event_free(ev);
+        fdn_clock_advance(c1, 10 * s1);
+    }
+    fdn_events_destroy(es);
+    /* reboot: mono restarts at 2 s, wall moved on by 100 s */
+    assert_int_equal(fdn_clock_manual_create(&c2, 2 * s1, 1700000130 * s1), 0);
+    o.clock = c2;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    fdn_event_list_t *l = NULL;
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    assert_int_equal(fdn_event_list_count(l), 3);
+    /* wall ages 130, 120, 110 s → mono 2 - 130 ... */
+    assert_int_equal(fdn_event_timestamp(fdn_event_list_at(l, 0)), 2 * s1 - 130 * s1);
+    assert_int_equal(fdn_event_timestamp(fdn_event_list_at(l, 2)), 2 * s1 - 110 * s1);
+    fdn_event_list_free(l);
+    /* retention by age works on the new clock: max age 115 s keeps only the newest */
+    assert_int_equal(fdn_events_set_max_age(es, 115 * s1), 0);
+    uint64_t n = 0;
+    assert_int_equal(fdn_events_enforce_retention(es, &n), 0);
+    assert_int_equal(n, 2);
+    fdn_events_destroy(es);
+    fdn_clock_destroy(c1);
+    fdn_clock_destroy(c2);
+    tmpdir_clean();
+}
+
+/* Stores buffered while a durable store is stopped are replayed on start, written to the
+ * file, and found again after a reopen under the ids they were given. */
+static void buffered_stores_reach_the_file(void **state)
+{
+    (void)state;
+    tmpdir_make();
+    char path[300];
+    snprintf(path, sizeof(path), "%s/buf.db", g_tmp);
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.durable_path = path;
+    o.unavailable_buffer = 2;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    assert_int_equal(put(es, "before", NULL, 0, 0), 1);
+    fdn__events_service_stop(es);
+    fdn_event_t *ev = mkev("during", "bc", 0, 0, "2");
+    uint64_t a = 0, b = 0, c = 0;
+    assert_int_equal(fdn_events_store(es, ev, &a), 0);
+    assert_int_equal(fdn_events_store(es, ev, &b), 0);
+    assert_int_equal(fdn_events_store(es, ev, &c), FDN_EUNAVAILABLE);
+    assert_int_equal(a, 2);
+    assert_int_equal(b, 3);
+    assert_int_equal(fdn__events_service_start(es), 0);
+    assert_int_equal(put(es, "after", NULL, 0, 0), 4);
+    fdn_events_destroy(es);
+    o.unavailable_buffer = 0;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    fdn_event_t *got = NULL;
+    for (uint64_t id = 1; id <= 4; id++) {
+        assert_int_equal(fdn_events_get(es, id, &got), 0);
+        assert_string_equal(fdn_event_type(got), id == 1 ? "before" : id == 4 ? "after" : "during");
+        fdn_event_free(got);
+    }
+    fdn_events_destroy(es);
+    fdn_event_free(ev);
+    tmpdir_clean();
+}
+
 static void corrupt_and_truncated_files_rejected(void **state)
 {
     (void)state;
@@ -1049,6 +1157,156 @@ static void concurrent_stores_exact_count(void **state)
     fdn_events_destroy(es);
 }
 
+/* Property: random stores, a prune, then random queries agree with a brute-force model. */
+typedef struct model_ev {
+    uint64_t id;
+    int type;
+    int corr; /* -1 = none */
+    uint64_t parent;
+    int64_t ts;
+} model_ev_t;
+
+static uint64_t g_prng = 0x2545F4914F6CDD1Dull;
+
+static uint64_t prng(void)
+{
+    g_prng ^= g_prng << 13;
+    g_prng ^= g_prng >> 7;
+    g_prng ^= g_prng << 17;
+    return g_prng;
+}
+
+static void random_queries_match_model(void **state)
+{
+    (void)state;
+    enum { N = 3000, Q = 600 };
+    static model_ev_t m[N];
+    fdn_events_t *es = mem_store(NULL);
+    int64_t ts = 1000;
+    char type[8], corr[8];
+    for (int i = 0; i < N; i++) {
+        ts += (int64_t)(prng() % 3);
+        m[i].type = (int)(prng() % 4);
+        m[i].corr = prng() % 5 == 0 ? -1 : (int)(prng() % 20);
+        m[i].parent = i > 0 && prng() % 2 ? 1 + prng() % (uint64_t)i : 0;
+        m[i].ts = ts;
+        snprintf(type, sizeof(type), "t%d", m[i].type);
+        snprintf(corr, sizeof(corr), "c%d", m[i].corr);
+        m[i].id = put(es, type, m[i].corr < 0 ? NULL : corr, ts, m[i].parent);
+        assert_int_equal(m[i].id, (uint64_t)i + 1);
+    }
+    uint64_t pruned = 0;
+    int64_t cut_ts = m[N / 10].ts;
+    assert_int_equal(fdn_events_prune_before(es, cut_ts, &pruned), 0);
+    int first = 0;
+    while (m[first].ts < cut_ts)
+        first++;
+    assert_int_equal(pruned, (uint64_t)first);
+    static uint64_t want[N];
+    for (int k = 0; k < Q; k++) {
+        fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+        int qt = prng() % 2 ? (int)(prng() % 5) : -1; /* t4 never exists */
+        int qc = prng() % 3 == 0 ? (int)(prng() % 21) : -1;
+        if (qt >= 0) {
+            snprintf(type, sizeof(type), "t%d", qt);
+            q.type = type;
+        }
+        if (qc >= 0) {
+            snprintf(corr, sizeof(corr), "c%d", qc);
+            q.correlation_id = corr;
+        }
+        if (prng() % 4 == 0)
+            q.parent_id = 1 + prng() % N;
+        if (prng() % 2) {
+            q.time_start = 1000 + (int64_t)(prng() % (uint64_t)(ts - 1000 + 2));
+            q.time_end = q.time_start + (int64_t)(prng() % 800);
+        }
+        if (prng() % 3 == 0)
+            q.after_id = prng() % (N + 5);
+        if (prng() % 3 == 0)
+            q.before_id = prng() % (N + 5);
+        q.offset = prng() % 4 == 0 ? (int64_t)(prng() % 50) : 0;
+        q.limit = 1 + (int64_t)(prng() % 300);
+        q.descending = prng() % 2;
+        size_t nw = 0;
+        for (int i = first; i < N; i++) {
+            const model_ev_t *e = &m[i];
+            if ((qt >= 0 && e->type != qt) || (qc >= 0 && e->corr != qc) ||
+                (q.parent_id && e->parent != q.parent_id) || e->ts < q.time_start ||
+                e->ts > q.time_end || (q.after_id && e->id <= q.after_id) ||
+                (q.before_id && e->id >= q.before_id))
+                continue;
+            want[nw++] = e->id;
+        }
+        if (q.descending)
+            for (size_t i = 0; i < nw / 2; i++) {
+                uint64_t t = want[i];
+                want[i] = want[nw - 1 - i];
+                want[nw - 1 - i] = t;
+            }
+        size_t off = (size_t)q.offset < nw ? (size_t)q.offset : nw;
+        size_t cnt = FDN_MIN(nw - off, (size_t)q.limit);
+        fdn_event_list_t *l = NULL;
+        assert_int_equal(fdn_events_query(es, &q, &l), 0);
+        if (fdn_event_list_count(l) != cnt)
+            fail_msg("query %d: %zu results, expected %zu", k, fdn_event_list_count(l), cnt);
+        for (size_t i = 0; i < cnt; i++)
+            assert_int_equal(fdn_event_id(fdn_event_list_at(l, i)), want[off + i]);
+        fdn_event_list_free(l);
+    }
+    fdn_events_destroy(es);
+}
+
+/* A real I/O failure: the file size limit stops the writer's commits. The store call gets
+ * FDN_EIO and health reports it (so the supervisor restarts the service). Runs in a child
+ * process because the limit is process-wide. */
+static void writer_io_error_is_reported(void **state)
+{
+    (void)state;
+    tmpdir_make();
+    char path[300];
+    snprintf(path, sizeof(path), "%s/io.db", g_tmp);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        fdn_events_t *es = durable_store(path, FDN_EVENTS_DURABLE, NULL);
+        struct rlimit rl = {.rlim_cur = 256 * 1024, .rlim_max = RLIM_INFINITY};
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+            _exit(10);
+        fdn_event_spec_t s = FDN_EVENT_SPEC_INIT;
+        s.type = "io";
+        s.content_type = FDN_EVENT_CT_BINARY;
+        static uint8_t d[20000];
+        for (size_t i = 0; i < sizeof(d); i++)
+            d[i] = (uint8_t)(i * 2654435761u >> 13);
+        s.data = d;
+        s.data_len = sizeof(d);
+        fdn_event_t *ev = NULL;
+        if (fdn_event_new(&ev, &s, NULL) != 0)
+            _exit(11);
+        int rc = 0;
+        for (int i = 0; i < 200 && rc == 0; i++)
+            rc = fdn_events_store(es, ev, NULL);
+        if (rc != FDN_EIO)
+            _exit(12);
+        if (fdn__events_service_health(es) != FDN_EIO)
+            _exit(13);
+        /* a restart clears the latch; the store still answers from memory */
+        fdn__events_service_stop(es);
+        fdn_event_t *got = NULL;
+        if (fdn__events_service_start(es) != 0 || fdn_events_get(es, 1, &got) != 0)
+            _exit(14);
+        fdn_event_free(got);
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    tmpdir_clean();
+}
+
 typedef struct tm_count {
     _Atomic uint64_t stored, pruned;
 } tm_count_t;
@@ -1107,6 +1365,7 @@ int main(void)
         cmocka_unit_test(validation_rules),
         cmocka_unit_test(correlation_chain_helper),
         cmocka_unit_test(binary_round_trip),
+        cmocka_unit_test(crc32c_known_values),
         cmocka_unit_test(binary_rejects_truncation_and_bit_flips),
         cmocka_unit_test(json_round_trip_and_rejects),
         cmocka_unit_test(store_assigns_increasing_ids_and_get),
@@ -1121,8 +1380,14 @@ int main(void)
         cmocka_unit_test(subscription_fd_and_overflow),
         cmocka_unit_test(unavailable_and_buffered),
         cmocka_unit_test(durable_reopen_keeps_events_and_ids),
+        cmocka_unit_test(reload_after_reboot_rebases_timestamps),
+        cmocka_unit_test(buffered_stores_reach_the_file),
         cmocka_unit_test(corrupt_and_truncated_files_rejected),
         cmocka_unit_test(concurrent_stores_exact_count),
+        /* forks: must run before anything leaves a thread behind (liburcu's call_rcu
+         * thread, started by telemetry), or TSan refuses to start threads in the child */
+        cmocka_unit_test(writer_io_error_is_reported),
+        cmocka_unit_test(random_queries_match_model),
         cmocka_unit_test(telemetry_counters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

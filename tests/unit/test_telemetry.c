@@ -499,7 +499,8 @@ static void json_is_the_reference_tree(void **state)
     fdn_telemetry_emit_counter(tm, "foundation.config_updates", NULL, 0);
     for (int i = 0; i < 3; i++)
         fdn_telemetry_emit_counter(tm, "foundation.event_queries", NULL, 0);
-    fdn_telemetry_emit_counter(tm, "workflow.started", NULL, 0);
+    fdn_tm_meta_t bad_utf8 = {"who\xff", "x\xc3"};
+    fdn_telemetry_emit_counter(tm, "workflow.started", &bad_utf8, 1);
     fdn_telemetry_emit_gauge(tm, "top", 3.5, NULL, 0);
     fdn_telemetry_emit_histogram(tm, "top.child", 8, NULL, 0);
     fdn_tm_family_t *f = NULL;
@@ -527,7 +528,11 @@ static void json_is_the_reference_tree(void **state)
     assert_int_equal(json_integer_value(jpath(q, "measurements", "counter", NULL)), 3);
     assert_true(json_is_object(json_object_get(q, "metadata")));
     assert_true(json_is_integer(json_object_get(q, "timestamp")));
-    assert_non_null(jpath(root, "workflow", "started", NULL));
+    json_t *ws = jpath(root, "workflow", "started", NULL);
+    assert_non_null(ws);
+    /* invalid UTF-8 in metadata is replaced by U+FFFD, never breaks the JSON */
+    assert_string_equal(json_string_value(jpath(ws, "metadata", "who\xef\xbf\xbd", NULL)),
+                        "x\xef\xbf\xbd");
     json_t *top = json_object_get(root, "top");
     assert_true(json_real_value(jpath(top, "measurements", "gauge", NULL)) == 3.5);
     json_t *child = json_object_get(top, "child");

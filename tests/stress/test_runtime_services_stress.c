@@ -1,0 +1,275 @@
+/* Stress: the config drives a running runtime while it is in use. Two threads update
+ * interface.max_results and infrastructure.rate_limiting.enabled continuously, two threads
+ * store events, query them and run protected calls, and one thread restarts the rate limiter
+ * and the connection manager through the supervisor. At the end every successful update has
+ * exactly one `config_updated` event and one foundation.config_updates count, every query
+ * respected a cap that was in force, and the final settings are the ones applied. Runs under
+ * ASan and TSan. No sleeps: waiting for the config hook uses a telemetry handler and a
+ * condition variable (bounded real-time deadline as a safety net). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <fdn/config.h>
+#include <fdn/events.h>
+#include <fdn/protect.h>
+#include <fdn/runtime.h>
+#include <fdn/telemetry.h>
+#include <fdn/testing.h>
+
+#define MS      1000000LL
+#define SEC     1000000000LL
+#define UPDATES 300
+#define LOW     5
+#define HIGH    50
+
+typedef struct shared {
+    fdn_runtime_t *rt;
+    atomic_int updaters_left;
+    atomic_uint_fast64_t ok_updates;
+    atomic_uint_fast64_t queries;
+    atomic_uint_fast64_t calls;
+    atomic_int bad; /* a failed invariant (reported by the main thread) */
+    char why[160];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t max_rev;
+    pthread_barrier_t go; /* the five threads start together */
+} shared_t;
+
+static void set_bad(shared_t *s, const char *why)
+{
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&s->bad, &expected, 1))
+        snprintf(s->why, sizeof(s->why), "%s", why);
+}
+
+static int on_counted(const char *event, const fdn_tm_measure_t *m, size_t nm,
+                      const fdn_tm_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)event;
+    (void)m;
+    (void)nm;
+    shared_t *s = user;
+    uint64_t rev = 0;
+    for (size_t i = 0; i < nmeta; i++)
+        if (strcmp(meta[i].key, "revision") == 0)
+            rev = strtoull(meta[i].value, NULL, 10);
+    pthread_mutex_lock(&s->mu);
+    if (rev > s->max_rev)
+        s->max_rev = rev;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+static void wait_rev(shared_t *s, uint64_t rev)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 30;
+    pthread_mutex_lock(&s->mu);
+    int rc = 0;
+    while (s->max_rev < rev && rc == 0)
+        rc = pthread_cond_timedwait(&s->cv, &s->mu, &dl);
+    uint64_t got = s->max_rev;
+    pthread_mutex_unlock(&s->mu);
+    if (got < rev)
+        fail_msg("config hook did not reach revision %" PRIu64 " (at %" PRIu64 ")", rev, got);
+}
+
+static void *max_results_updater(void *arg)
+{
+    shared_t *s = arg;
+    pthread_barrier_wait(&s->go);
+    fdn_config_t *cfg = fdn_runtime_config(s->rt);
+    for (int i = 0; i < UPDATES; i++) {
+        int rc = fdn_config_update_int(cfg, "interface.max_results", (i & 1) ? HIGH : LOW, NULL);
+        if (rc == 0)
+            atomic_fetch_add(&s->ok_updates, 1);
+        else
+            set_bad(s, "max_results update failed");
+    }
+    atomic_fetch_sub(&s->updaters_left, 1);
+    return NULL;
+}
+
+static void *switch_updater(void *arg)
+{
+    shared_t *s = arg;
+    pthread_barrier_wait(&s->go);
+    fdn_config_t *cfg = fdn_runtime_config(s->rt);
+    for (int i = 0; i < UPDATES; i++) {
+        int rc =
+            fdn_config_update_bool(cfg, "infrastructure.rate_limiting.enabled", (i & 1) != 0, NULL);
+        if (rc == 0)
+            atomic_fetch_add(&s->ok_updates, 1);
+        else
+            set_bad(s, "rate_limiting.enabled update failed");
+    }
+    atomic_fetch_sub(&s->updaters_left, 1);
+    return NULL;
+}
+
+static int fn_ok(void *conn, void *arg)
+{
+    (void)conn;
+    (void)arg;
+    return 0;
+}
+
+static void *user_thread(void *arg)
+{
+    shared_t *s = arg;
+    pthread_barrier_wait(&s->go);
+    fdn_events_t *es = fdn_runtime_events(s->rt);
+    fdn_protect_t *p = fdn_runtime_protect(s->rt);
+    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
+    spec.type = "stress_test";
+    spec.data = "{}";
+    spec.data_len = 2;
+    fdn_event_t *ev = NULL;
+    if (fdn_event_new(&ev, &spec, NULL) != 0) {
+        set_bad(s, "event_new");
+        return NULL;
+    }
+    for (int it = 0; it < 100 || atomic_load(&s->updaters_left) > 0; it++) {
+        if (fdn_events_store(es, ev, NULL) != 0)
+            set_bad(s, "store failed");
+        fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+        q.type = "stress_test";
+        q.limit = 1000;
+        fdn_event_list_t *l = NULL;
+        if (fdn_events_query(es, &q, &l) != 0) {
+            set_bad(s, "query failed");
+        } else {
+            size_t n = fdn_event_list_count(l);
+            if (n > HIGH)
+                set_bad(s, "a query returned more than any cap in force");
+            fdn_event_list_free(l);
+            atomic_fetch_add(&s->queries, 1);
+        }
+        int rc = fdn_execute_protected(p, "stress", NULL, fn_ok, NULL, NULL, NULL);
+        if (rc != 0 && rc != FDN_ERATE_LIMITED && rc != FDN_EUNAVAILABLE)
+            set_bad(s, "unexpected protected-call result");
+        atomic_fetch_add(&s->calls, 1);
+    }
+    fdn_event_free(ev);
+    return NULL;
+}
+
+static void *restarter(void *arg)
+{
+    shared_t *s = arg;
+    pthread_barrier_wait(&s->go);
+    static const char *const svcs[] = {"rate_limiter", "connection_manager"};
+    for (int i = 0; i < 6; i++) {
+        if (fdn_runtime_inject_fault(s->rt, svcs[i & 1], FDN_EIO) != 0)
+            set_bad(s, "inject failed");
+        if (fdn_testing_settle(s->rt) != 0)
+            set_bad(s, "settle failed");
+        if (fdn_testing_advance(s->rt, 2 * SEC) != 0)
+            set_bad(s, "advance failed");
+    }
+    return NULL;
+}
+
+static void config_drives_busy_runtime(void **state)
+{
+    (void)state;
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.ignore_env = true;
+    o.max_restarts = 1000;
+    shared_t s;
+    memset(&s, 0, sizeof(s));
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_cond_init(&s.cv, NULL);
+    assert_int_equal(fdn_testing_runtime_create(&s.rt, &o, NULL), 0);
+    fdn_runtime_t *rt = s.rt;
+    uint64_t hid = 0;
+    assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(rt), &hid,
+                                          "foundation.config_updates", FDN_TM_MATCH_EXACT,
+                                          on_counted, &s),
+                     0);
+    fdn_limit_rule_t rule = {FDN_LIMIT_FIXED_WINDOW, 50, 60000, 0};
+    fdn_protect_config_t pc = FDN_PROTECT_CONFIG_INIT;
+    pc.limit = &rule;
+    assert_int_equal(fdn_protect_configure(fdn_runtime_protect(rt), "stress", &pc, NULL), 0);
+    /* the cap starts at HIGH so that no query can legitimately exceed it */
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", HIGH, NULL), 0);
+    wait_rev(&s, fdn_config_revision(cfg));
+    uint64_t base_rev = fdn_config_revision(cfg);
+
+    atomic_store(&s.updaters_left, 2);
+    assert_int_equal(pthread_barrier_init(&s.go, NULL, 5), 0);
+    pthread_t th[5];
+    assert_int_equal(pthread_create(&th[0], NULL, max_results_updater, &s), 0);
+    assert_int_equal(pthread_create(&th[1], NULL, switch_updater, &s), 0);
+    assert_int_equal(pthread_create(&th[2], NULL, user_thread, &s), 0);
+    assert_int_equal(pthread_create(&th[3], NULL, user_thread, &s), 0);
+    assert_int_equal(pthread_create(&th[4], NULL, restarter, &s), 0);
+    for (int i = 0; i < 5; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&s.go);
+    if (atomic_load(&s.bad))
+        fail_msg("%s", s.why);
+    assert_true(atomic_load(&s.queries) >= 200);
+    assert_true(atomic_load(&s.calls) >= 200);
+    assert_int_equal(atomic_load(&s.ok_updates), 2 * UPDATES);
+    assert_int_equal(fdn_config_revision(cfg), base_rev + 2 * UPDATES);
+
+    /* barrier: after it every update was recorded, counted and applied */
+    assert_int_equal(fdn_config_update_bool(cfg, "dev.verbose_logging", true, NULL), 0);
+    wait_rev(&s, fdn_config_revision(cfg));
+
+    fdn_events_type_stat_t ts[16];
+    size_t nt = 0;
+    assert_int_equal(fdn_events_type_stats(fdn_runtime_events(rt), ts, 16, &nt), 0);
+    uint64_t recorded = 0;
+    for (size_t i = 0; i < nt && i < 16; i++)
+        if (strcmp(ts[i].type, "config_updated") == 0)
+            recorded = ts[i].count;
+    /* the initial HIGH update, 2 * UPDATES, the barrier */
+    assert_int_equal(recorded, 2 * UPDATES + 2);
+
+    /* final settings: max_results HIGH (last odd i), limiter layer on (last odd i) */
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.type = "stress_test";
+    q.limit = 1000;
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_query(fdn_runtime_events(rt), &q, &l), 0);
+    assert_int_equal(fdn_event_list_count(l), HIGH);
+    fdn_event_list_free(l);
+    /* the 50-per-minute inline rule is enforced again: at most 50 more calls pass */
+    int passed = 0;
+    for (int i = 0; i < 60; i++)
+        if (fdn_execute_protected(fdn_runtime_protect(rt), "stress", NULL, fn_ok, NULL, NULL,
+                                  NULL) == 0)
+            passed++;
+    assert_true(passed <= 50);
+    assert_true(passed < 60);
+
+    assert_int_equal(fdn_telemetry_detach(fdn_runtime_telemetry(rt), hid), 0);
+    assert_int_equal(fdn_testing_runtime_destroy(rt, NULL), 0);
+    pthread_cond_destroy(&s.cv);
+    pthread_mutex_destroy(&s.mu);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(config_drives_busy_runtime),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1024 @@
+/* Unit tests: the wiring of the runtime's built-in services (src/services/runtime_services.c).
+ * The config drives the services (issue 3), the runtime's own events land in its event store
+ * and survive service and runtime restarts (issue 4), and the runtime reports the reference's
+ * telemetry (issue 5).
+ *
+ * No sleeps. The asynchronous part is the config hook thread (it records `config_updated`,
+ * counts the update, then re-applies the settings). A telemetry handler on
+ * foundation.config_updates tells the test which revision the hook has reached; because the
+ * hook handles changes in revision order, once it has counted revision r+1 it has finished
+ * applying revision r. settle_config() makes such a barrier update (dev.verbose_logging) and
+ * waits for it, with a bounded real-time deadline as a safety net only. Supervisor restarts
+ * are driven by the manual clock and fdn_testing_advance / fdn_supervisor_wait_idle. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include <fdn/breaker.h>
+#include <fdn/config.h>
+#include <fdn/events.h>
+#include <fdn/limiter.h>
+#include <fdn/pool.h>
+#include <fdn/protect.h>
+#include <fdn/runtime.h>
+#include <fdn/telemetry.h>
+#include <fdn/testing.h>
+
+#define MS  1000000LL
+#define SEC 1000000000LL
+
+/* ---- waiting for the config hook ------------------------------------------------------ */
+
+typedef struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t max_rev; /* highest revision counted by foundation.config_updates */
+    uint64_t seen;    /* emissions seen */
+    uint64_t handler;
+} waiter_t;
+
+static int on_update_counted(const char *event, const fdn_tm_measure_t *m, size_t nm,
+                             const fdn_tm_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)event;
+    (void)m;
+    (void)nm;
+    waiter_t *w = user;
+    uint64_t rev = 0;
+    for (size_t i = 0; i < nmeta; i++)
+        if (strcmp(meta[i].key, "revision") == 0)
+            rev = strtoull(meta[i].value, NULL, 10);
+    pthread_mutex_lock(&w->mu);
+    if (rev > w->max_rev)
+        w->max_rev = rev;
+    w->seen++;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+static void waiter_attach(waiter_t *w, fdn_runtime_t *rt)
+{
+    memset(w, 0, sizeof(*w));
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(rt), &w->handler,
+                                          "foundation.config_updates", FDN_TM_MATCH_EXACT,
+                                          on_update_counted, w),
+                     0);
+}
+
+static void waiter_detach(waiter_t *w, fdn_runtime_t *rt)
+{
+    (void)fdn_telemetry_detach(fdn_runtime_telemetry(rt), w->handler);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+}
+
+/* Wait until the hook has counted revision `rev` (10 s real-time safety net). */
+static void waiter_wait_rev(waiter_t *w, uint64_t rev)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 10;
+    pthread_mutex_lock(&w->mu);
+    int rc = 0;
+    while (w->max_rev < rev && rc == 0)
+        rc = pthread_cond_timedwait(&w->cv, &w->mu, &dl);
+    uint64_t got = w->max_rev;
+    pthread_mutex_unlock(&w->mu);
+    if (got < rev)
+        fail_msg("config hook did not count revision %" PRIu64 " (at %" PRIu64 ")", rev, got);
+}
+
+/* Barrier: after it returns, every config change made before has been recorded, counted
+ * and applied to the services. */
+static void settle_config(fdn_runtime_t *rt, waiter_t *w)
+{
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    bool v = false;
+    assert_int_equal(fdn_config_get_bool(cfg, "dev.verbose_logging", &v), 0);
+    assert_int_equal(fdn_config_update_bool(cfg, "dev.verbose_logging", !v, NULL), 0);
+    waiter_wait_rev(w, fdn_config_revision(cfg));
+}
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+
+static fdn_runtime_t *test_runtime(const char *config_path)
+{
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.ignore_env = true;
+    o.config_path = config_path;
+    fdn_runtime_t *rt = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_testing_runtime_create(&rt, &o, &err);
+    if (rc != 0)
+        fail_msg("runtime create: %s %s", fdn_err_name(rc), err.message);
+    return rt;
+}
+
+static void test_runtime_done(fdn_runtime_t *rt)
+{
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_testing_runtime_destroy(rt, &err);
+    if (rc != 0)
+        fail_msg("runtime destroy: %s %s", fdn_err_name(rc), err.message);
+}
+
+/* A runtime on a data directory with its own manual clock. */
+static fdn_runtime_t *dir_runtime(const char *dir, fdn_clock_t *clock)
+{
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.ignore_env = true;
+    o.name = "wiring";
+    o.data_dir = dir;
+    o.clock = clock;
+    fdn_runtime_t *rt = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_runtime_create(&rt, &o, &err);
+    if (rc != 0)
+        fail_msg("runtime create on %s: %s %s", dir, fdn_err_name(rc), err.message);
+    return rt;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void rm_tree(const char *dir)
+{
+    (void)nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static void make_tmpdir(char *buf, size_t cap)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(buf, cap, "%s/fdn-wiring-XXXXXX", base != NULL ? base : "/tmp");
+    assert_non_null(mkdtemp(buf));
+}
+
+/* Store one event stamped with the runtime's clock (the store keeps the event's own time). */
+static uint64_t store_one(fdn_runtime_t *rt, const char *type, int expect_rc)
+{
+    fdn_events_t *es = fdn_runtime_events(rt);
+    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
+    spec.type = type;
+    spec.clock = fdn_runtime_clock(rt);
+    spec.data = "{\"n\":1}";
+    spec.data_len = 7;
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &spec, NULL), 0);
+    uint64_t id = 0;
+    assert_int_equal(fdn_events_store(es, ev, &id), expect_rc);
+    fdn_event_free(ev);
+    return id;
+}
+
+/* Events of a type (NULL: any), up to `limit`. */
+static fdn_event_list_t *query_type(fdn_events_t *es, const char *type, int64_t limit)
+{
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.type = type;
+    q.limit = limit;
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    return l;
+}
+
+static size_t count_type(fdn_events_t *es, const char *type)
+{
+    fdn_event_list_t *l = query_type(es, type, 1000);
+    size_t n = fdn_event_list_count(l);
+    fdn_event_list_free(l);
+    return n;
+}
+
+static json_t *event_json(const fdn_event_t *ev)
+{
+    size_t len = 0;
+    const void *d = fdn_event_data(ev, &len);
+    json_t *j = json_loadb(d, len, 0, NULL);
+    assert_non_null(j);
+    return j;
+}
+
+/* Emission count of a telemetry event (0 when absent). */
+static uint64_t tm_count(fdn_runtime_t *rt, const char *name)
+{
+    fdn_tm_snapshot_t *s = NULL;
+    assert_int_equal(fdn_telemetry_snapshot(fdn_runtime_telemetry(rt), &s), 0);
+    uint64_t n = 0;
+    size_t it = 0;
+    const fdn_tm_sample_t *x;
+    while ((x = fdn_tm_snapshot_next(s, &it)) != NULL)
+        if (x->is_event && strcmp(x->name, name) == 0 && x->key != NULL && x->key[0] == '\0')
+            n = x->counter;
+    fdn_tm_snapshot_free(s);
+    return n;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+static int fn_ok(void *conn, void *arg)
+{
+    (void)conn;
+    (void)arg;
+    return 0;
+}
+
+static int fn_fail(void *conn, void *arg)
+{
+    (void)conn;
+    (void)arg;
+    return FDN_EIO;
+}
+
+static int breaker_fail(void *arg)
+{
+    (void)arg;
+    return FDN_EIO;
+}
+
+static int conn_create(void **conn, void *user)
+{
+    (void)user;
+    *conn = (void *)(uintptr_t)1;
+    return 0;
+}
+
+static void conn_destroy(void *conn, void *user)
+{
+    (void)conn;
+    (void)user;
+}
+
+/* ---- 1. accessors, registry, health --------------------------------------------------------- */
+
+static void accessors_registry_health(void **state)
+{
+    (void)state;
+    fdn_runtime_t *rt = test_runtime(NULL);
+    assert_non_null(fdn_runtime_config(rt));
+    assert_non_null(fdn_runtime_events(rt));
+    assert_non_null(fdn_runtime_telemetry(rt));
+    assert_non_null(fdn_runtime_pools(rt));
+    assert_non_null(fdn_runtime_limiter(rt));
+    assert_non_null(fdn_runtime_breakers(rt));
+    assert_non_null(fdn_runtime_protect(rt));
+    /* stable handles */
+    assert_ptr_equal(fdn_runtime_protect(rt), fdn_runtime_protect(rt));
+
+    static const char *const names[] = {"config_server",      "event_store",  "telemetry_service",
+                                        "connection_manager", "rate_limiter", "task_supervisor"};
+    void *handles[] = {fdn_runtime_config(rt), fdn_runtime_events(rt),  fdn_runtime_telemetry(rt),
+                       fdn_runtime_pools(rt),  fdn_runtime_limiter(rt), fdn_runtime_tasks(rt)};
+    fdn_registry_t *reg = fdn_runtime_registry(rt);
+    assert_int_equal(fdn_registry_count(reg), 6);
+    for (size_t i = 0; i < 6; i++) {
+        void *h = NULL;
+        assert_int_equal(fdn_registry_lookup(reg, names[i], &h, NULL), 0);
+        assert_ptr_equal(h, handles[i]);
+    }
+
+    fdn_runtime_health_t hl;
+    fdn_service_status_t sts[8];
+    size_t n = 0;
+    assert_int_equal(fdn_runtime_health(rt, &hl, sts, 8, &n), 0);
+    assert_int_equal(n, 6);
+    assert_int_equal(hl.status, FDN_RUNTIME_HEALTHY);
+    assert_int_equal(hl.running, 6);
+    for (size_t i = 0; i < 6; i++) {
+        assert_string_equal(sts[i].name, names[i]);
+        assert_int_equal(sts[i].state, FDN_SERVICE_RUNNING);
+    }
+    /* a health poll passes for every built-in */
+    assert_int_equal(fdn_testing_advance(rt, SEC), 0);
+    assert_int_equal(fdn_runtime_health(rt, &hl, sts, 8, &n), 0);
+    assert_int_equal(hl.status, FDN_RUNTIME_HEALTHY);
+    for (size_t i = 0; i < 5; i++)
+        assert_true(sts[i].healthy);
+    test_runtime_done(rt);
+}
+
+/* ---- 2. config_updated event and telemetry ---------------------------------------------- */
+
+static void config_update_recorded_and_counted(void **state)
+{
+    (void)state;
+    fdn_runtime_t *rt = test_runtime(NULL);
+    waiter_t w;
+    waiter_attach(&w, rt);
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    fdn_events_t *es = fdn_runtime_events(rt);
+    assert_int_equal(count_type(es, "config_updated"), 0);
+    assert_int_equal(tm_count(rt, "foundation.config_updates"), 0);
+
+    uint64_t rev0 = fdn_config_revision(cfg);
+    assert_int_equal(fdn_config_update_double(cfg, "ai.planning.sampling_rate", 0.5, NULL), 0);
+    uint64_t rev = fdn_config_revision(cfg);
+    assert_int_equal(rev, rev0 + 1);
+    waiter_wait_rev(&w, rev);
+
+    fdn_event_list_t *l = query_type(es, "config_updated", 100);
+    assert_int_equal(fdn_event_list_count(l), 1);
+    json_t *d = event_json(fdn_event_list_at(l, 0));
+    assert_string_equal(json_string_value(json_object_get(d, "path")), "ai.planning.sampling_rate");
+    assert_true(json_is_number(json_object_get(d, "old_value")));
+    assert_true(json_number_value(json_object_get(d, "old_value")) == 1.0);
+    assert_true(json_number_value(json_object_get(d, "new_value")) == 0.5);
+    assert_int_equal(json_integer_value(json_object_get(d, "revision")), (json_int_t)rev);
+    json_decref(d);
+    fdn_event_list_free(l);
+    assert_int_equal(tm_count(rt, "foundation.config_updates"), 1);
+
+    /* the nested get_metrics tree holds the count too */
+    char *js = NULL;
+    assert_int_equal(fdn_telemetry_metrics_json(fdn_runtime_telemetry(rt), &js), 0);
+    json_t *m = json_loads(js, 0, NULL);
+    fdn_free(js);
+    assert_non_null(m);
+    json_t *cu = json_object_get(json_object_get(m, "foundation"), "config_updates");
+    assert_true(json_is_integer(cu));
+    assert_int_equal(json_integer_value(cu), 1);
+    json_decref(m);
+
+    /* forbidden and invalid updates store nothing and count nothing */
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_config_update_int(cfg, "storage.hot.max_events", 10, &err),
+                     FDN_ECONFIG_FORBIDDEN);
+    assert_int_not_equal(fdn_config_update_double(cfg, "ai.planning.sampling_rate", 7.0, NULL), 0);
+    assert_int_equal(fdn_config_revision(cfg), rev);
+    settle_config(rt, &w); /* one more update: the barrier */
+    l = query_type(es, "config_updated", 100);
+    assert_int_equal(fdn_event_list_count(l), 2);
+    d = event_json(fdn_event_list_at(l, 1));
+    assert_string_equal(json_string_value(json_object_get(d, "path")), "dev.verbose_logging");
+    json_decref(d);
+    fdn_event_list_free(l);
+    assert_int_equal(tm_count(rt, "foundation.config_updates"), 2);
+    waiter_detach(&w, rt);
+    test_runtime_done(rt);
+}
+
+/* ---- 3. interface.max_results caps queries at once ---------------------------------------- */
+
+static void max_results_caps_queries(void **state)
+{
+    (void)state;
+    fdn_runtime_t *rt = test_runtime(NULL);
+    waiter_t w;
+    waiter_attach(&w, rt);
+    fdn_events_t *es = fdn_runtime_events(rt);
+    for (int i = 0; i < 12; i++)
+        store_one(rt, "wiring_test", 0);
+    fdn_event_list_t *l = query_type(es, "wiring_test", 100);
+    assert_int_equal(fdn_event_list_count(l), 12);
+    fdn_event_list_free(l);
+
+    assert_int_equal(
+        fdn_config_update_int(fdn_runtime_config(rt), "interface.max_results", 5, NULL), 0);
+    settle_config(rt, &w);
+    /* a larger limit is clamped to the cap (events.h: "clamped to max_results") */
+    l = query_type(es, "wiring_test", 100);
+    assert_int_equal(fdn_event_list_count(l), 5);
+    fdn_event_list_free(l);
+    l = query_type(es, "wiring_test", 3);
+    assert_int_equal(fdn_event_list_count(l), 3);
+    fdn_event_list_free(l);
+    /* a limit ≤ 0 is still refused */
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.limit = 0;
+    fdn_event_list_t *none = NULL;
+    assert_int_equal(fdn_events_query(es, &q, &none), FDN_EINVAL);
+
+    /* raised again: the cap follows */
+    assert_int_equal(
+        fdn_config_update_int(fdn_runtime_config(rt), "interface.max_results", 1000, NULL), 0);
+    settle_config(rt, &w);
+    l = query_type(es, "wiring_test", 100);
+    assert_int_equal(fdn_event_list_count(l), 12);
+    fdn_event_list_free(l);
+    waiter_detach(&w, rt);
+    test_runtime_done(rt);
+}
+
+/* ---- 4. *.enabled switches the protection layers ------------------------------------------ */
+
+static void enabled_switches_layers(void **state)
+{
+    (void)state;
+    fdn_runtime_t *rt = test_runtime(NULL);
+    waiter_t w;
+    waiter_attach(&w, rt);
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    fdn_protect_t *p = fdn_runtime_protect(rt);
+
+    fdn_limit_rule_t one = {FDN_LIMIT_FIXED_WINDOW, 1, 60000, 0};
+    fdn_protect_config_t pc = FDN_PROTECT_CONFIG_INIT;
+    pc.limit = &one;
+    assert_int_equal(fdn_protect_configure(p, "lim", &pc, NULL), 0);
+    fdn_protect_result_t r;
+    assert_int_equal(fdn_execute_protected(p, "lim", NULL, fn_ok, NULL, &r, NULL), 0);
+    assert_int_equal(fdn_execute_protected(p, "lim", NULL, fn_ok, NULL, &r, NULL),
+                     FDN_ERATE_LIMITED);
+    assert_int_equal(r.rejected_by, FDN_PROTECT_LIMITER);
+    assert_false(r.ran);
+
+    assert_int_equal(
+        fdn_config_update_bool(cfg, "infrastructure.rate_limiting.enabled", false, NULL), 0);
+    settle_config(rt, &w);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fdn_execute_protected(p, "lim", NULL, fn_ok, NULL, &r, NULL), 0);
+        assert_true(r.ran);
+    }
+    assert_int_equal(
+        fdn_config_update_bool(cfg, "infrastructure.rate_limiting.enabled", true, NULL), 0);
+    settle_config(rt, &w);
+    assert_int_equal(fdn_execute_protected(p, "lim", NULL, fn_ok, NULL, &r, NULL),
+                     FDN_ERATE_LIMITED);
+
+    /* breaker layer */
+    fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
+    bo.failure_threshold = 1;
+    fdn_protect_config_t bc = FDN_PROTECT_CONFIG_INIT;
+    bc.breaker = "wiring_breaker";
+    bc.breaker_opts = &bo;
+    assert_int_equal(fdn_protect_configure(p, "brk", &bc, NULL), 0);
+    assert_int_equal(fdn_execute_protected(p, "brk", NULL, fn_fail, NULL, &r, NULL), FDN_EIO);
+    assert_int_equal(fdn_execute_protected(p, "brk", NULL, fn_ok, NULL, &r, NULL),
+                     FDN_ECIRCUIT_OPEN);
+    assert_int_equal(r.rejected_by, FDN_PROTECT_BREAKER);
+    assert_int_equal(
+        fdn_config_update_bool(cfg, "infrastructure.circuit_breaker.enabled", false, NULL), 0);
+    settle_config(rt, &w);
+    assert_int_equal(fdn_execute_protected(p, "brk", NULL, fn_ok, NULL, &r, NULL), 0);
+    assert_true(r.ran);
+    assert_int_equal(
+        fdn_config_update_bool(cfg, "infrastructure.circuit_breaker.enabled", true, NULL), 0);
+    settle_config(rt, &w);
+    assert_int_equal(fdn_execute_protected(p, "brk", NULL, fn_ok, NULL, &r, NULL),
+                     FDN_ECIRCUIT_OPEN);
+
+    /* pool layer: a key whose pool does not exist fails while the layer is on */
+    fdn_protect_config_t pl = FDN_PROTECT_CONFIG_INIT;
+    pl.pool = "no_such_pool";
+    assert_int_equal(fdn_protect_configure(p, "pl", &pl, NULL), 0);
+    assert_int_not_equal(fdn_execute_protected(p, "pl", NULL, fn_ok, NULL, &r, NULL), 0);
+    assert_false(r.ran);
+    assert_int_equal(
+        fdn_config_update_bool(cfg, "infrastructure.connection_pool.enabled", false, NULL), 0);
+    settle_config(rt, &w);
+    assert_int_equal(fdn_execute_protected(p, "pl", NULL, fn_ok, NULL, &r, NULL), 0);
+    assert_true(r.ran);
+    assert_int_equal(
+        fdn_config_update_bool(cfg, "infrastructure.connection_pool.enabled", true, NULL), 0);
+    settle_config(rt, &w);
+    assert_int_not_equal(fdn_execute_protected(p, "pl", NULL, fn_ok, NULL, &r, NULL), 0);
+    waiter_detach(&w, rt);
+    test_runtime_done(rt);
+}
+
+/* ---- an update touches only what its path drives ----------------------------------------- */
+
+/* infrastructure.rate_limiting.default_rules is not updatable; an application that changed a
+ * rule through the limiter keeps it when some unrelated path is updated. */
+static void unrelated_update_keeps_overrides(void **state)
+{
+    (void)state;
+    fdn_runtime_t *rt = test_runtime(NULL);
+    waiter_t w;
+    waiter_attach(&w, rt);
+    fdn_limiter_t *lim = fdn_runtime_limiter(rt);
+    fdn_limit_rule_t mine = {FDN_LIMIT_FIXED_WINDOW, 3, 2000, 0};
+    assert_int_equal(fdn_limiter_set_rule(lim, "api_calls", &mine), 0);
+    assert_int_equal(
+        fdn_config_update_double(fdn_runtime_config(rt), "ai.planning.sampling_rate", 0.75, NULL),
+        0);
+    settle_config(rt, &w);
+    fdn_limit_rule_t got;
+    assert_int_equal(fdn_limiter_get_rule(lim, "api_calls", &got), 0);
+    assert_int_equal(got.limit, 3);
+    assert_int_equal(got.period_ms, 2000);
+    /* a reset to the defaults does bring the config's rules back */
+    assert_int_equal(fdn_config_reset(fdn_runtime_config(rt), NULL), 0);
+    settle_config(rt, &w);
+    assert_int_equal(fdn_limiter_get_rule(lim, "api_calls", &got), 0);
+    assert_int_equal(got.limit, 100);
+    /* the reset itself is recorded and counted */
+    fdn_event_list_t *l = query_type(fdn_runtime_events(rt), "config_reset", 10);
+    assert_int_equal(fdn_event_list_count(l), 1);
+    fdn_event_list_free(l);
+    assert_int_equal(tm_count(rt, "foundation.config_resets"), 1);
+    waiter_detach(&w, rt);
+    test_runtime_done(rt);
+}
+
+/* ---- 5. the config file reaches the services ------------------------------------------------ */
+
+static void config_file_reaches_services(void **state)
+{
+    (void)state;
+    char dir[256];
+    make_tmpdir(dir, sizeof(dir));
+    char path[320];
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    write_file(path, "{\"storage\":{\"hot\":{\"max_events\":5,\"max_age_seconds\":10}},"
+                     "\"infrastructure\":{"
+                     "\"connection_pool\":{\"default_config\":{\"size\":3}},"
+                     "\"rate_limiting\":{\"default_rules\":"
+                     "{\"api_calls\":{\"scale\":1000,\"limit\":7}}},"
+                     "\"circuit_breaker\":{\"default_config\":{\"failure_threshold\":2}}}}");
+    fdn_runtime_t *rt = test_runtime(path);
+
+    /* pool defaults */
+    fdn_pool_opts_t po = FDN_POOL_OPTS_INIT;
+    po.create = conn_create;
+    po.destroy = conn_destroy;
+    fdn_pool_status_t ps;
+    assert_int_equal(fdn_pools_start(fdn_runtime_pools(rt), "wp", &po, NULL, NULL), 0);
+    assert_int_equal(fdn_pools_status(fdn_runtime_pools(rt), "wp", &ps), 0);
+    assert_int_equal(ps.size, 3);
+    assert_int_equal(ps.max_overflow, 5);
+    assert_int_equal(fdn_pools_stop(fdn_runtime_pools(rt), "wp"), 0);
+
+    /* limiter rule */
+    fdn_limit_rule_t rule;
+    assert_int_equal(fdn_limiter_get_rule(fdn_runtime_limiter(rt), "api_calls", &rule), 0);
+    assert_int_equal(rule.limit, 7);
+    assert_int_equal(rule.period_ms, 1000);
+
+    /* breaker defaults: NULL opts open after the file's threshold */
+    fdn_breaker_t *b = NULL;
+    assert_int_equal(fdn_breaker_create_in(fdn_runtime_breakers(rt), "wb", NULL, &b), 0);
+    int frc = 0;
+    (void)fdn_breaker_call(b, breaker_fail, NULL, &frc);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    (void)fdn_breaker_call(b, breaker_fail, NULL, &frc);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    /* and its transitions are recorded in the event store (the set's default hook) */
+    fdn_event_list_t *l = query_type(fdn_runtime_events(rt), "circuit_breaker_state_change", 10);
+    assert_int_equal(fdn_event_list_count(l), 1);
+    json_t *d = event_json(fdn_event_list_at(l, 0));
+    assert_string_equal(json_string_value(json_object_get(d, "breaker")), "wb");
+    assert_string_equal(json_string_value(json_object_get(d, "to")), "open");
+    json_decref(d);
+    fdn_event_list_free(l);
+
+    /* retention */
+    fdn_events_t *es = fdn_runtime_events(rt);
+    uint64_t last = 0;
+    for (int i = 0; i < 9; i++)
+        last = store_one(rt, "wiring_test", 0);
+    uint64_t removed = 0;
+    assert_int_equal(fdn_events_enforce_retention(es, &removed), 0);
+    assert_true(removed >= 5);
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    assert_int_equal(st.count, 5);
+    assert_int_equal(st.newest_id, last);
+
+    /* max_age_seconds: events stamped with the runtime's clock age out after 10 s */
+    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
+    spec.type = "wiring_aged";
+    spec.clock = fdn_runtime_clock(rt);
+    fdn_event_t *aged = NULL;
+    assert_int_equal(fdn_event_new(&aged, &spec, NULL), 0);
+    assert_int_equal(fdn_events_store(es, aged, NULL), 0);
+    fdn_event_free(aged);
+    assert_int_equal(fdn_testing_advance(rt, 5 * SEC), 0);
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    assert_int_equal(count_type(es, "wiring_aged"), 1);
+    assert_int_equal(fdn_testing_advance(rt, 6 * SEC), 0);
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    assert_int_equal(count_type(es, "wiring_aged"), 0);
+
+    test_runtime_done(rt);
+    rm_tree(dir);
+}
+
+/* A bad config file or data directory fails fdn_runtime_create cleanly, naming the culprit. */
+static void bad_file_or_dir_fails_create(void **state)
+{
+    (void)state;
+    char dir[256];
+    make_tmpdir(dir, sizeof(dir));
+    char path[320];
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    write_file(path, "{\"storage\":{\"hot\":{\"no_such_key\":1}}}");
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.ignore_env = true;
+    o.config_path = path;
+    fdn_runtime_t *rt = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_runtime_create(&rt, &o, &err), FDN_ECONFIG_STRUCTURE);
+    assert_null(rt);
+    char text[2048];
+    fdn_err_format(&err, text, sizeof(text));
+    assert_non_null(strstr(text, "no_such_key"));
+    assert_non_null(strstr(text, "config.json"));
+
+    /* data directory below a regular file */
+    char bad[400];
+    snprintf(bad, sizeof(bad), "%s/sub", path);
+    fdn_runtime_opts_t o2 = FDN_RUNTIME_OPTS_INIT;
+    o2.ignore_env = true;
+    o2.data_dir = bad;
+    fdn_error_t err2 = FDN_ERROR_INIT;
+    assert_int_equal(fdn_runtime_create(&rt, &o2, &err2), FDN_EIO);
+    assert_null(rt);
+    fdn_err_format(&err2, text, sizeof(text));
+    assert_non_null(strstr(text, bad));
+    rm_tree(dir);
+}
+
+/* ---- 6. event_store restart ----------------------------------------------------------------- */
+
+/* Drive one restart of `service`: inject, check the window, advance past the backoff. */
+static void restart_service(fdn_runtime_t *rt, const char *service, bool test_rt)
+{
+    fdn_supervisor_t *sup = fdn_runtime_supervisor(rt);
+    assert_int_equal(fdn_runtime_inject_fault(rt, service, FDN_EIO), 0);
+    assert_int_equal(fdn_supervisor_wait_idle(sup, 10000), 0);
+    fdn_service_status_t st;
+    assert_int_equal(fdn_runtime_service_status(rt, service, &st), 0);
+    assert_int_equal(st.state, FDN_SERVICE_RESTARTING);
+    assert_int_equal(st.last_error, FDN_EIO);
+    if (strcmp(service, "event_store") == 0) {
+        fdn_events_t *es = fdn_runtime_events(rt);
+        store_one(rt, "wiring_test", FDN_EUNAVAILABLE);
+        fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+        fdn_event_list_t *l = NULL;
+        assert_int_equal(fdn_events_query(es, &q, &l), FDN_EUNAVAILABLE);
+        fdn_event_t *ev = NULL;
+        assert_int_equal(fdn_events_get(es, 1, &ev), FDN_EUNAVAILABLE);
+    }
+    if (strcmp(service, "config_server") == 0)
+        assert_int_equal(
+            fdn_config_update_int(fdn_runtime_config(rt), "interface.max_results", 7, NULL),
+            FDN_EUNAVAILABLE);
+    if (test_rt) {
+        assert_int_equal(fdn_testing_advance(rt, 10 * MS), 0);
+    } else {
+        assert_int_equal(fdn_clock_advance(fdn_runtime_clock(rt), 10 * MS), 0);
+        assert_int_equal(fdn_supervisor_wait_idle(sup, 10000), 0);
+    }
+    assert_int_equal(fdn_runtime_service_status(rt, service, &st), 0);
+    assert_int_equal(st.state, FDN_SERVICE_RUNNING);
+    assert_int_equal(st.restarts, 1);
+}
+
+static void event_store_restart_body(fdn_runtime_t *rt, bool test_rt)
+{
+    fdn_events_t *es = fdn_runtime_events(rt);
+    uint64_t ids[3];
+    for (int i = 0; i < 3; i++)
+        ids[i] = store_one(rt, "wiring_test", 0);
+    assert_true(ids[0] < ids[1] && ids[1] < ids[2]);
+
+    restart_service(rt, "event_store", test_rt);
+    assert_ptr_equal(fdn_runtime_events(rt), es); /* stable handle */
+
+    fdn_event_list_t *l = query_type(es, "wiring_test", 100);
+    assert_int_equal(fdn_event_list_count(l), 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(fdn_event_id(fdn_event_list_at(l, i)), ids[i]);
+    fdn_event_list_free(l);
+
+    l = query_type(es, "supervisor_restart", 100);
+    assert_int_equal(fdn_event_list_count(l), 1);
+    const fdn_event_t *rev = fdn_event_list_at(l, 0);
+    assert_true(fdn_event_id(rev) > ids[2]);
+    json_t *d = event_json(rev);
+    assert_string_equal(json_string_value(json_object_get(d, "service")), "event_store");
+    assert_int_equal(json_integer_value(json_object_get(d, "attempt")), 1);
+    assert_string_equal(json_string_value(json_object_get(d, "reason")), fdn_err_name(FDN_EIO));
+    uint64_t restart_id = fdn_event_id(rev);
+    json_decref(d);
+    fdn_event_list_free(l);
+
+    uint64_t next = store_one(rt, "wiring_test", 0);
+    assert_true(next > restart_id);
+    assert_true(tm_count(rt, "foundation.supervisor.restarts") >= 1);
+}
+
+static void event_store_restart_in_memory(void **state)
+{
+    (void)state;
+    fdn_runtime_t *rt = test_runtime(NULL);
+    event_store_restart_body(rt, true);
+    test_runtime_done(rt);
+}
+
+static void event_store_restart_with_data_dir(void **state)
+{
+    (void)state;
+    char dir[256];
+    make_tmpdir(dir, sizeof(dir));
+    fdn_clock_t *clock = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clock, SEC, SEC), 0);
+    fdn_runtime_t *rt = dir_runtime(dir, clock);
+    event_store_restart_body(rt, false);
+    fdn_runtime_destroy(rt);
+    fdn_clock_destroy(clock);
+    rm_tree(dir);
+}
+
+/* Another service's restart is recorded too. */
+static void limiter_restart_recorded(void **state)
+{
+    (void)state;
+    fdn_runtime_t *rt = test_runtime(NULL);
+    restart_service(rt, "rate_limiter", true);
+    fdn_event_list_t *l = query_type(fdn_runtime_events(rt), "supervisor_restart", 100);
+    assert_int_equal(fdn_event_list_count(l), 1);
+    json_t *d = event_json(fdn_event_list_at(l, 0));
+    assert_string_equal(json_string_value(json_object_get(d, "service")), "rate_limiter");
+    json_decref(d);
+    fdn_event_list_free(l);
+    /* the default rules are still there after the restart */
+    fdn_limit_rule_t rule;
+    assert_int_equal(fdn_limiter_get_rule(fdn_runtime_limiter(rt), "api_calls", &rule), 0);
+    assert_int_equal(rule.limit, 100);
+    test_runtime_done(rt);
+}
+
+/* storage.warm.enable + storage.warm.path from the config file make the store durable when
+ * the runtime has no data directory. */
+static void warm_path_from_config(void **state)
+{
+    (void)state;
+    char dir[256];
+    make_tmpdir(dir, sizeof(dir));
+    char path[320], cfgtext[1024], db[400];
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    snprintf(cfgtext, sizeof(cfgtext),
+             "{\"storage\":{\"warm\":{\"enable\":true,\"path\":\"%s/warm/sub\"}}}", dir);
+    write_file(path, cfgtext);
+    snprintf(db, sizeof(db), "%s/warm/sub/events.db", dir);
+
+    fdn_runtime_t *rt = test_runtime(path);
+    uint64_t id = store_one(rt, "wiring_test", 0);
+    test_runtime_done(rt);
+    assert_int_equal(access(db, F_OK), 0);
+
+    rt = test_runtime(path);
+    fdn_event_list_t *l = query_type(fdn_runtime_events(rt), "wiring_test", 10);
+    assert_int_equal(fdn_event_list_count(l), 1);
+    assert_int_equal(fdn_event_id(fdn_event_list_at(l, 0)), id);
+    fdn_event_list_free(l);
+    test_runtime_done(rt);
+    rm_tree(dir);
+}
+
+/* An update made while the event store restarts succeeds at once; its event cannot be stored
+ * (the store answers FDN_EUNAVAILABLE) and the drop is counted, never silent. */
+static void update_while_store_restarts(void **state)
+{
+    (void)state;
+    fdn_runtime_t *rt = test_runtime(NULL);
+    waiter_t w;
+    waiter_attach(&w, rt);
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    assert_int_equal(fdn_runtime_inject_fault(rt, "event_store", FDN_EIO), 0);
+    assert_int_equal(fdn_testing_settle(rt), 0);
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 3, NULL), 0);
+    waiter_wait_rev(&w, fdn_config_revision(cfg));
+    assert_int_equal(tm_count(rt, "foundation.config_updates"), 1);
+    assert_int_equal(tm_count(rt, "foundation.runtime.event_dropped"), 1);
+    assert_int_equal(fdn_testing_advance(rt, 10 * MS), 0);
+    settle_config(rt, &w); /* also: the max_results change was applied while it was down */
+    fdn_events_t *es = fdn_runtime_events(rt);
+    assert_int_equal(count_type(es, "config_updated"), 1); /* the barrier's only */
+    for (int i = 0; i < 5; i++)
+        store_one(rt, "wiring_test", 0);
+    assert_int_equal(count_type(es, "wiring_test"), 3);
+    waiter_detach(&w, rt);
+    test_runtime_done(rt);
+}
+
+/* ---- 7. config updates survive a config_server restart ------------------------------------- */
+
+static void config_survives_restart(void **state)
+{
+    (void)state;
+    fdn_runtime_t *rt = test_runtime(NULL);
+    waiter_t w;
+    waiter_attach(&w, rt);
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    assert_int_equal(fdn_config_update_double(cfg, "ai.planning.sampling_rate", 0.25, NULL), 0);
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4, NULL), 0);
+    settle_config(rt, &w);
+
+    restart_service(rt, "config_server", true);
+    double v = 0;
+    assert_int_equal(fdn_config_get_double(cfg, "ai.planning.sampling_rate", &v), 0);
+    assert_true(v == 0.25);
+    int64_t mr = 0;
+    assert_int_equal(fdn_config_get_int(cfg, "interface.max_results", &mr), 0);
+    assert_int_equal(mr, 4);
+
+    /* the hook still runs after the restart: updates are recorded and applied */
+    size_t before = count_type(fdn_runtime_events(rt), "config_updated");
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 2, NULL), 0);
+    settle_config(rt, &w);
+    assert_int_equal(count_type(fdn_runtime_events(rt), "config_updated"), 2);
+    (void)before;
+    fdn_events_t *es = fdn_runtime_events(rt);
+    for (int i = 0; i < 4; i++)
+        store_one(rt, "wiring_test", 0);
+    fdn_event_list_t *l = query_type(es, "wiring_test", 100);
+    assert_int_equal(fdn_event_list_count(l), 2);
+    fdn_event_list_free(l);
+    waiter_detach(&w, rt);
+    test_runtime_done(rt);
+}
+
+/* After a telemetry_service restart the runtime still counts into it (same handle, the
+ * handlers and counts kept). */
+static void telemetry_restart_keeps_counting(void **state)
+{
+    (void)state;
+    fdn_runtime_t *rt = test_runtime(NULL);
+    waiter_t w;
+    waiter_attach(&w, rt);
+    settle_config(rt, &w);
+    assert_int_equal(tm_count(rt, "foundation.config_updates"), 1);
+    restart_service(rt, "telemetry_service", true);
+    settle_config(rt, &w);
+    assert_int_equal(tm_count(rt, "foundation.config_updates"), 2);
+    assert_true(tm_count(rt, "foundation.supervisor.restarts") >= 1);
+    waiter_detach(&w, rt);
+    test_runtime_done(rt);
+}
+
+/* The event store reports into the runtime's telemetry (issue 5: event store operations). */
+static void event_store_telemetry(void **state)
+{
+    (void)state;
+    fdn_runtime_t *rt = test_runtime(NULL);
+    uint64_t before = tm_count(rt, "foundation.event_store.events_stored");
+    store_one(rt, "wiring_test", 0);
+    store_one(rt, "wiring_test", 0);
+    assert_int_equal(tm_count(rt, "foundation.event_store.events_stored"), before + 2);
+    /* and the reference's get_metrics shape shows it as foundation.events_stored */
+    char *js = NULL;
+    assert_int_equal(fdn_telemetry_metrics_json(fdn_runtime_telemetry(rt), &js), 0);
+    json_t *m = json_loads(js, 0, NULL);
+    fdn_free(js);
+    assert_non_null(json_object_get(json_object_get(m, "foundation"), "events_stored"));
+    json_decref(m);
+    test_runtime_done(rt);
+}
+
+/* ---- 8. registry lookups are counted -------------------------------------------------------- */
+
+static void registry_lookup_telemetry(void **state)
+{
+    (void)state;
+    fdn_runtime_t *rt = test_runtime(NULL);
+    uint64_t before = tm_count(rt, "foundation.registry.lookup");
+    void *h = NULL;
+    assert_int_equal(fdn_registry_lookup(fdn_runtime_registry(rt), "event_store", &h, NULL), 0);
+    assert_int_not_equal(fdn_registry_lookup(fdn_runtime_registry(rt), "no_such_service", &h, NULL),
+                         0);
+    assert_int_equal(tm_count(rt, "foundation.registry.lookup"), before + 2);
+    test_runtime_done(rt);
+}
+
+/* ---- 9. durable events survive the runtime --------------------------------------------------- */
+
+static void events_survive_runtime(void **state)
+{
+    (void)state;
+    char dir[256];
+    make_tmpdir(dir, sizeof(dir));
+    fdn_clock_t *clock = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clock, SEC, SEC), 0);
+    fdn_runtime_t *rt = dir_runtime(dir, clock);
+    uint64_t ids[4];
+    for (int i = 0; i < 4; i++)
+        ids[i] = store_one(rt, "wiring_test", 0);
+    fdn_runtime_destroy(rt);
+
+    rt = dir_runtime(dir, clock);
+    fdn_events_t *es = fdn_runtime_events(rt);
+    fdn_event_list_t *l = query_type(es, "wiring_test", 100);
+    assert_int_equal(fdn_event_list_count(l), 4);
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(fdn_event_id(fdn_event_list_at(l, i)), ids[i]);
+    fdn_event_list_free(l);
+    uint64_t next = store_one(rt, "wiring_test", 0);
+    assert_true(next > ids[3]);
+    fdn_runtime_destroy(rt);
+    fdn_clock_destroy(clock);
+    rm_tree(dir);
+}
+
+/* An escalation is recorded while the store still answers: a runtime whose first restart
+ * escalates (max_restarts 0) stores `supervisor_escalation` before stopping its services;
+ * the event is found after reopening the data directory. */
+static void escalation_recorded(void **state)
+{
+    (void)state;
+    char dir[256];
+    make_tmpdir(dir, sizeof(dir));
+    fdn_clock_t *clock = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clock, SEC, SEC), 0);
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.ignore_env = true;
+    o.name = "escalating";
+    o.data_dir = dir;
+    o.clock = clock;
+    o.max_restarts = 0;
+    fdn_runtime_t *rt = NULL;
+    assert_int_equal(fdn_runtime_create(&rt, &o, NULL), 0);
+    assert_int_equal(fdn_runtime_inject_fault(rt, "rate_limiter", FDN_EIO), 0);
+    assert_int_equal(fdn_supervisor_wait_idle(fdn_runtime_supervisor(rt), 10000), 0);
+    assert_true(fdn_supervisor_failed(fdn_runtime_supervisor(rt)));
+    fdn_runtime_health_t h;
+    assert_int_equal(fdn_runtime_health(rt, &h, NULL, 0, NULL), 0);
+    assert_int_equal(h.status, FDN_RUNTIME_FAILED);
+    fdn_runtime_destroy(rt);
+
+    rt = dir_runtime(dir, clock);
+    fdn_event_list_t *l = query_type(fdn_runtime_events(rt), "supervisor_escalation", 10);
+    assert_int_equal(fdn_event_list_count(l), 1);
+    json_t *d = event_json(fdn_event_list_at(l, 0));
+    assert_string_equal(json_string_value(json_object_get(d, "service")), "rate_limiter");
+    assert_string_equal(json_string_value(json_object_get(d, "reason")), "FDN_EIO");
+    json_decref(d);
+    fdn_event_list_free(l);
+    fdn_runtime_destroy(rt);
+    fdn_clock_destroy(clock);
+    rm_tree(dir);
+}
+
+/* ---- 10. the error hook ---------------------------------------------------------------------- */
+
+static void error_hook_counts(void **state)
+{
+    (void)state;
+    fdn_runtime_t *rt = test_runtime(NULL);
+    fdn_error_t e = FDN_ERROR_INIT;
+    fdn_err_set(&e, FDN_ECONFIG_FORBIDDEN, "test");
+    char name[128];
+    assert_true(fdn_err_metric_name(&e, name, sizeof(name)) > 0);
+    assert_true(strncmp(name, "foundation.errors.", 18) == 0);
+    assert_int_equal(tm_count(rt, name), 0);
+    fdn_runtime_error_hook(&e, rt);
+    fdn_runtime_error_hook(&e, rt);
+    fdn_runtime_error_hook(NULL, rt);
+    fdn_runtime_error_hook(&e, NULL);
+    assert_int_equal(tm_count(rt, name), 2);
+    test_runtime_done(rt);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(accessors_registry_health),
+        cmocka_unit_test(config_update_recorded_and_counted),
+        cmocka_unit_test(max_results_caps_queries),
+        cmocka_unit_test(enabled_switches_layers),
+        cmocka_unit_test(unrelated_update_keeps_overrides),
+        cmocka_unit_test(config_file_reaches_services),
+        cmocka_unit_test(bad_file_or_dir_fails_create),
+        cmocka_unit_test(event_store_restart_in_memory),
+        cmocka_unit_test(event_store_restart_with_data_dir),
+        cmocka_unit_test(limiter_restart_recorded),
+        cmocka_unit_test(warm_path_from_config),
+        cmocka_unit_test(update_while_store_restarts),
+        cmocka_unit_test(config_survives_restart),
+        cmocka_unit_test(telemetry_restart_keeps_counting),
+        cmocka_unit_test(event_store_telemetry),
+        cmocka_unit_test(registry_lookup_telemetry),
+        cmocka_unit_test(events_survive_runtime),
+        cmocka_unit_test(escalation_recorded),
+        cmocka_unit_test(error_hook_counts),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
