@@ -381,6 +381,12 @@ if "$FDN" serve --config "$TMP/bad.json" --data-dir "$TMP/data3" --listen 127.0.
     >/dev/null 2>"$TMP/e3"; then fail "bad config accepted"; else
     grep -q "bad.json" "$TMP/e3" && pass || fail "bad config message: $(cat "$TMP/e3")"
 fi
+touch "$TMP/not-a-dir"
+if "$FDN" serve --data-dir "$TMP/not-a-dir" --listen 127.0.0.1:0 >/dev/null 2>"$TMP/e6"; then
+    fail "a regular file accepted as data directory"
+else
+    grep -q "not-a-dir" "$TMP/e6" && pass || fail "bad data dir message: $(cat "$TMP/e6")"
+fi
 if "$FDN" serve --listen 0.0.0.0:0 --data-dir "$TMP/data3" >/dev/null 2>"$TMP/e4"; then
     fail "non-loopback without a token started"
 else
