@@ -237,11 +237,10 @@ static void check_order(void **state)
     (void)state;
     fdn_config_t *c = mk();
     fdn_error_t err = FDN_ERROR_INIT;
-    char deep[200] = "";
-    for (int i = 0; i < 30; i++)
-        strcat(deep, "[");
-    for (int i = 0; i < 30; i++)
-        strcat(deep, "]");
+    char deep[200];
+    memset(deep, '[', 30);
+    memset(deep + 30, ']', 30);
+    deep[60] = '\0';
     /* path security beats everything */
     assert_int_equal(fdn_config_update_json(c, "dev.__struct__", deep, &err), FDN_EPATH_SECURITY);
     assert_int_equal(err.ref_code, 1000);
@@ -997,11 +996,13 @@ static void read_paths_twice_identical(void **state)
                                   "System",     "sampling_rate", "../", "limit"};
     for (int k = 0; k < 300; k++) {
         char path[512] = "";
+        size_t len = 0;
         int n = 1 + (int)(xs(&seed) % 20);
         for (int w = 0; w < n; w++) {
-            if (w)
-                strcat(path, ".");
-            strcat(path, words[xs(&seed) % 12]);
+            int m = snprintf(path + len, sizeof(path) - len, "%s%s", w ? "." : "",
+                             words[xs(&seed) % 12]);
+            assert_true(m >= 0 && (size_t)m < sizeof(path) - len);
+            len += (size_t)m;
         }
         char *a = NULL, *b = NULL;
         int r1 = fdn_config_get_json(c, path, &a, NULL);
