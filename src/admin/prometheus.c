@@ -23,6 +23,7 @@
 #include <fdn/telemetry.h>
 
 #include "core/alloc.h"
+#include "core/utf8.h"
 
 typedef struct buf {
     char *p;
@@ -76,38 +77,6 @@ static void b_fmt_dbl(buf_t *b, double v)
     }
 }
 
-/* Length of the valid UTF-8 sequence at s[0..len) (1..4), or 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t len)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t n;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        cp = c & 0x1fu;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        cp = c & 0x0fu;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        cp = c & 0x07u;
-    } else {
-        return 0;
-    }
-    if (len < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0u) != 0x80u)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3fu);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
 
 /* escape: label values escape \ " and newline; help escapes \ and newline */
 static void b_escaped(buf_t *b, const char *s, bool quote)
@@ -116,7 +85,7 @@ static void b_escaped(buf_t *b, const char *s, bool quote)
     for (const char *end = s + len; *s; s++) {
         if ((unsigned char)*s >= 0x80) {
             /* keep valid UTF-8, replace anything else: the format requires UTF-8 */
-            size_t n = utf8_seq((const unsigned char *)s, (size_t)(end - s));
+            size_t n = fdn__utf8_seq((const unsigned char *)s, (size_t)(end - s));
             if (n == 0) {
                 b_str(b, "\xef\xbf\xbd"); /* U+FFFD */
             } else {

@@ -13,4 +13,7 @@ void fdn__errctx_fill(fdn_error_t *err);
  * it so a task that forgot to pop cannot leak contexts into the next task). */
 void fdn__errctx_truncate(size_t depth);
 
+/* Set the version and variant bits of 16 random bytes and write them as a UUIDv4 string. */
+void fdn__uuid4_format(unsigned char b[16], char out[FDN_UUID_STR_LEN + 1]);
+
 #endif

@@ -340,6 +340,21 @@ size_t fdn_err_to_json(const fdn_error_t *err, char *buf, size_t cap)
     return w.len;
 }
 
+void fdn__uuid4_format(unsigned char b[16], char out[FDN_UUID_STR_LEN + 1])
+{
+    b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 0x0F];
+    }
+    out[o] = '\0';
+}
+
 int fdn_uuid4(char out[FDN_UUID_STR_LEN + 1])
 {
     unsigned char b[16];
@@ -353,17 +368,7 @@ int fdn_uuid4(char out[FDN_UUID_STR_LEN + 1])
         }
         got += (size_t)n;
     }
-    b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[b[i] >> 4];
-        out[o++] = hex[b[i] & 0x0F];
-    }
-    out[o] = '\0';
+    fdn__uuid4_format(b, out);
     return 0;
 }
 

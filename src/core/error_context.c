@@ -134,17 +134,7 @@ static int fast_uuid(char out[FDN_UUID_STR_LEN + 1])
     memcpy(b, t->rnd + t->rnd_pos, 16);
     memset(t->rnd + t->rnd_pos, 0, 16);
     t->rnd_pos += 16;
-    b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[b[i] >> 4];
-        out[o++] = hex[b[i] & 0x0F];
-    }
-    out[o] = '\0';
+    fdn__uuid4_format(b, out);
     return 0;
 }
 

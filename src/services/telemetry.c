@@ -85,7 +85,7 @@ bool fdn_tm_event_name_valid(const char *name, size_t len)
         if (c < 0x20 || c == 0x7f)
             return false;
         if (c >= 0x80) {
-            size_t n = fdn__tm_utf8_seq((const unsigned char *)name + i, len - i);
+            size_t n = fdn__utf8_seq((const unsigned char *)name + i, len - i);
             if (n == 0)
                 return false;
             i += n - 1;

@@ -3,6 +3,7 @@
 #ifndef FDN_SERVICES_TM_METRICS_H
 #define FDN_SERVICES_TM_METRICS_H
 
+#include "core/utf8.h"
 #include <stdatomic.h>
 #include <fdn/telemetry.h>
 
@@ -19,8 +20,6 @@
 /* Calling thread's shard (claims a slot on first use). */
 unsigned fdn__tm_shard(void);
 
-/* Length of the valid UTF-8 sequence at s[0..len) (1..4), or 0 when invalid. */
-size_t fdn__tm_utf8_seq(const unsigned char *s, size_t len);
 
 /* Allocation of cache-line-aligned objects (zeroed). NULL on OOM. */
 void *fdn__tm_aligned_calloc(size_t size);

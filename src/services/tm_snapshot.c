@@ -269,7 +269,7 @@ static char *utf8_clean(const char *s)
         return NULL;
     size_t o = 0;
     for (size_t i = 0; i < len;) {
-        size_t n = fdn__tm_utf8_seq((const unsigned char *)s + i, len - i);
+        size_t n = fdn__utf8_seq((const unsigned char *)s + i, len - i);
         if (n == 0) {
             memcpy(out + o, "\xef\xbf\xbd", 3);
             o += 3;
