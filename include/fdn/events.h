@@ -326,11 +326,14 @@ typedef struct fdn_events_opts {
     /** NULL = off. Counters: foundation.event_store.events_stored (+n per store/batch),
      *  .events_pruned (+n), .writer_errors (+1 per failed commit), .subscriber_skipped (+n). */
     fdn_telemetry_t *telemetry;
+    /** Durable tier: compress payloads of 256 bytes or more with zstd when that makes them
+     *  smaller (default true; the runtime sets it from storage.warm.compression). */
+    bool compress;
 } fdn_events_opts_t;
 
 #define FDN_EVENTS_OPTS_INIT                                                                       \
     {                                                                                              \
-        1, NULL, NULL, FDN_EVENTS_DURABLE, 65536, 0, 0, 0, 0, 1000, 65536, NULL                    \
+        1, NULL, NULL, FDN_EVENTS_DURABLE, 65536, 0, 0, 0, 0, 1000, 65536, NULL, true              \
     }
 
 /**

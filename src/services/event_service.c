@@ -645,7 +645,8 @@ static int load_cb(fdn_event_t *ev, void *user)
 
 static int db_open_load(fdn_events_t *es, bool load, fdn_error_t *err)
 {
-    int rc = fdn__evdb_open(&es->db, es->durable_path, es->mode == FDN_EVENTS_DURABLE, err);
+    int rc = fdn__evdb_open(&es->db, es->durable_path, es->mode == FDN_EVENTS_DURABLE,
+                            es->compress, err);
     if (rc != 0 || !load)
         return rc;
     uint64_t next = 1;
@@ -799,6 +800,7 @@ int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_err
     es->clock = o->clock ? o->clock : fdn_clock_system();
     atomic_init(&es->tm, o->telemetry);
     es->mode = o->mode;
+    es->compress = o->compress;
     es->fast_queue_max = o->fast_queue_max ? o->fast_queue_max : 65536;
     es->buffer_max = o->unavailable_buffer;
     es->sub_max_backlog = o->sub_max_backlog ? o->sub_max_backlog : 65536;

@@ -107,6 +107,7 @@ struct fdn_events {
     _Atomic(fdn_telemetry_t *) tm; /* may be set after create (fdn__events_set_telemetry) */
     char *durable_path;
     fdn_events_mode_t mode;
+    bool compress; /* durable records: zstd payloads (opts.compress) */
     uint32_t fast_queue_max;
     uint32_t buffer_max;
     uint32_t sub_max_backlog;

@@ -401,6 +401,11 @@ static int ev_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
             return fdn_err_set(err, FDN_EINVAL, "data directory path too long: %s", dir);
         eo.durable_path = path;
     }
+    /* storage.warm.compression: none stores payloads as they are; zstd (and gzip, which the
+     * reference's validator accepts, but this library does not link) compress them */
+    char comp[16];
+    if (fdn_config_get_string(cfg, "storage.warm.compression", comp, sizeof(comp), NULL) == 0)
+        eo.compress = strcmp(comp, "none") != 0;
     int rc = fdn_events_create((fdn_events_t **)out, &eo, err);
     if (rc != 0 && eo.durable_path != NULL)
         fdn_err_add_context(err, "file", "%s", eo.durable_path);

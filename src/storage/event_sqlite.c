@@ -32,6 +32,7 @@ struct fdn__evdb {
     sqlite3_stmt *rollback;
     uint8_t *buf;
     size_t cap;
+    unsigned enc_flags; /* FDN_EVENT_ENC_ZSTD or 0 */
 };
 
 static int map_rc(sqlite3 *db, int rc, fdn_error_t *err, const char *what)
@@ -65,11 +66,13 @@ void fdn__evdb_close(fdn__evdb_t *d)
     fdn__free(d);
 }
 
-int fdn__evdb_open(fdn__evdb_t **out, const char *path, bool durable, fdn_error_t *err)
+int fdn__evdb_open(fdn__evdb_t **out, const char *path, bool durable, bool compress,
+                   fdn_error_t *err)
 {
     fdn__evdb_t *d = fdn__calloc(1, sizeof(*d));
     if (d == NULL)
         return fdn_err_set(err, FDN_ENOMEM, "event store file: out of memory");
+    d->enc_flags = compress ? FDN_EVENT_ENC_ZSTD : 0;
     int rc = sqlite3_open_v2(
         path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
@@ -178,7 +181,7 @@ int fdn__evdb_write(fdn__evdb_t *d, const fdn_event_t *const *evs, size_t n, uin
         return map_rc(d->db, rc, err, "begin");
     for (size_t i = 0; i < n; i++) {
         size_t len = 0;
-        int e = fdn__event_encode_into(evs[i], FDN_EVENT_ENC_ZSTD, &d->buf, &d->cap, &len);
+        int e = fdn__event_encode_into(evs[i], d->enc_flags, &d->buf, &d->cap, &len);
         if (e != 0) {
             step_reset(d->rollback);
             return fdn_err_set(err, e, "event store file: encode failed");
