@@ -687,10 +687,61 @@ static void shutdown_from_worker_loop(void **state)
     pthread_cond_destroy(&x.cv);
 }
 
+
+/* Applications register their own config sections through the runtime's options, before the
+ * config service starts; environment overrides reach them through opts.envp. */
+static void app_config_section(void **state)
+{
+    (void)state;
+    static const fdn_config_key_def_t keys[] = {
+        {.path = "myapp.workers",
+         .type = FDN_CONFIG_INT,
+         .default_json = "4",
+         .rule = FDN_CONFIG_RULE_POSITIVE,
+         .updatable = true,
+         .description = "worker threads of the application",
+         .error_code = FDN_ECONFIG_RANGE,
+         .error_message = "myapp.workers must be positive"},
+        {.path = "myapp.name",
+         .type = FDN_CONFIG_STRING,
+         .default_json = "\"demo\"",
+         .updatable = false,
+         .description = "application name"},
+    };
+    static const char *const env[] = {"FDN_MYAPP__WORKERS=8", "PATH=/usr/bin", NULL};
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.name = "app-section";
+    o.config_keys = keys;
+    o.config_nkeys = 2;
+    o.envp = env;
+    fdn_runtime_t *rt = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_runtime_create(&rt, &o, &err), 0);
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    int64_t v = 0;
+    assert_int_equal(fdn_config_get_int(cfg, "myapp.workers", &v), 0);
+    assert_int_equal(v, 8); /* default 4 < environment 8 */
+    assert_int_equal(fdn_config_update_int(cfg, "myapp.workers", 3, NULL), 0);
+    assert_int_equal(fdn_config_get_int(cfg, "myapp.workers", &v), 0);
+    assert_int_equal(v, 3);
+    assert_int_equal(fdn_config_update_int(cfg, "myapp.workers", 0, &err), FDN_ECONFIG_RANGE);
+    assert_string_equal(err.message, "myapp.workers must be positive");
+    assert_int_equal(fdn_config_update_string(cfg, "myapp.name", "x", &err), FDN_ECONFIG_FORBIDDEN);
+    fdn_runtime_destroy(rt);
+
+    /* an environment value of the wrong type fails create, naming the variable */
+    static const char *const bad_env[] = {"FDN_MYAPP__WORKERS=many", NULL};
+    o.envp = bad_env;
+    err = (fdn_error_t)FDN_ERROR_INIT;
+    assert_true(fdn_runtime_create(&rt, &o, &err) < 0);
+    assert_non_null(strstr(err.message, "FDN_MYAPP__WORKERS"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(create_destroy_defaults),
+        cmocka_unit_test(app_config_section),
         cmocka_unit_test(bad_options),
         cmocka_unit_test(start_order_and_reverse_stop),
         cmocka_unit_test(restart_keeps_registration_and_gates_calls),
