@@ -43,29 +43,14 @@
 #include <urcu/urcu-bp.h>
 
 #include "core/alloc.h"
+#include "core/tsan.h"
 
-/* ThreadSanitizer cannot see liburcu's grace-period synchronisation (uninstrumented library,
- * membarrier and fences). Readers "release" a sync object just before leaving the read-side
- * section and the deferred-free callback "acquires" it, which is exactly the ordering the
- * grace period guarantees; writers release before handing a table to call_rcu. Without
- * TSan these compile to nothing. */
-#if defined(__SANITIZE_THREAD__)
-#define FDN_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define FDN_TSAN 1
-#endif
-#endif
-#ifdef FDN_TSAN
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
+/* The grace-period sync object for TSan (core/tsan.h): readers release it when leaving the
+ * read-side section, writers before handing a table to call_rcu; the deferred free acquires
+ * it. */
 static char g_tsan_rcu_sync;
-#define TSAN_RELEASE() __tsan_release(&g_tsan_rcu_sync)
-#define TSAN_ACQUIRE() __tsan_acquire(&g_tsan_rcu_sync)
-#else
-#define TSAN_RELEASE() ((void)0)
-#define TSAN_ACQUIRE() ((void)0)
-#endif
+#define TSAN_RELEASE() fdn__tsan_release(&g_tsan_rcu_sync)
+#define TSAN_ACQUIRE() fdn__tsan_acquire(&g_tsan_rcu_sync)
 
 static void read_begin(void)
 {
