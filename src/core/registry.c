@@ -662,34 +662,24 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Inside a read-side section. */
+static const char *slot_name_at(const void *table, size_t i)
+{
+    const fdn_registry_entry_t *e = ((const table_t *)table)->slots[i];
+    return e != NULL ? e->service : NULL;
+}
+
 int fdn_registry_list(fdn_registry_t *reg, char ***out_names, size_t *out_count)
 {
     if (reg == NULL || out_names == NULL || out_count == NULL)
         return FDN_EINVAL;
     *out_names = NULL;
     *out_count = 0;
-    int rc = 0;
+    char **names = NULL;
+    size_t n = 0;
     read_begin();
     const table_t *t = atomic_load_explicit(&reg->table, memory_order_acquire);
-    size_t n = t->n, bytes = n * sizeof(char *);
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->slots[i] != NULL)
-            bytes += strlen(t->slots[i]->service) + 1;
-    char **names = n ? fdn__malloc(bytes) : NULL;
-    if (n && names == NULL) {
-        rc = FDN_ENOMEM;
-    } else if (n) {
-        char *p = (char *)(names + n);
-        size_t k = 0;
-        for (size_t i = 0; i < t->cap; i++) {
-            if (t->slots[i] == NULL)
-                continue;
-            size_t l = strlen(t->slots[i]->service) + 1;
-            memcpy(p, t->slots[i]->service, l);
-            names[k++] = p;
-            p += l;
-        }
-    }
+    int rc = fdn__strv_pack(t, t->cap, slot_name_at, &names, &n);
     read_end();
     if (rc < 0)
         return rc;
