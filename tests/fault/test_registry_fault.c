@@ -181,7 +181,7 @@ static void readers_never_wait_for_a_writer(void **state)
     fdn_registry_meta_t meta[1] = {{"k", "v"}};
     assert_int_equal(fdn_registry_create(&g_reg, NULL), 0);
     assert_int_equal(fdn_registry_register(g_reg, "old", &h1, 0, meta, 1, NULL), 0);
-    fail_alloc_at(0); /* restart the count */
+    fail_alloc_at(0);             /* restart the count */
     atomic_store(&g_block_at, 2); /* #1: the entry (no lock), #2: the new table (under lock) */
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, writer, NULL), 0);

@@ -10,11 +10,11 @@
 
 #include <fdn/common.h>
 
-static atomic_long g_count;    /* allocations since arming, 1-based */
-static atomic_long g_fail_at;  /* fail exactly this one; 0 = none */
+static atomic_long g_count;     /* allocations since arming, 1-based */
+static atomic_long g_fail_at;   /* fail exactly this one; 0 = none */
 static atomic_long g_fail_from; /* fail this one and later; 0 = none */
-static atomic_long g_failures; /* injected since arming */
-static atomic_long g_total;    /* injected over the whole run (reported at exit) */
+static atomic_long g_failures;  /* injected since arming */
+static atomic_long g_total;     /* injected over the whole run (reported at exit) */
 static atomic_long g_live;
 static void (*_Atomic g_hook)(long n);
 
