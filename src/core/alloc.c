@@ -78,6 +78,35 @@ char *fdn__strndup(const char *s, size_t n)
     return d;
 }
 
+int fdn__strv_pack(const void *ctx, size_t count, const char *(*at)(const void *ctx, size_t i),
+                   char ***out, size_t *n)
+{
+    size_t cnt = 0, bytes = 0;
+    for (size_t i = 0; i < count; i++) {
+        const char *s = at(ctx, i);
+        if (s != NULL) {
+            cnt++;
+            bytes += sizeof(char *) + strlen(s) + 1;
+        }
+    }
+    char **v = cnt ? fdn__malloc(bytes) : NULL;
+    if (cnt && v == NULL)
+        return FDN_ENOMEM;
+    char *p = (char *)(v + cnt);
+    for (size_t i = 0, k = 0; k < cnt; i++) {
+        const char *s = at(ctx, i);
+        if (s == NULL)
+            continue;
+        size_t l = strlen(s) + 1;
+        memcpy(p, s, l);
+        v[k++] = p;
+        p += l;
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
 char *fdn__strdup(const char *s)
 {
     if (s == NULL)

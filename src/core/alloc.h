@@ -15,6 +15,12 @@ void fdn__free(void *p);
 char *fdn__strdup(const char *s);
 /* Copy of the first n bytes of s plus a NUL (NULL on OOM). */
 char *fdn__strndup(const char *s, size_t n);
+/* Packs the strings at(ctx, i) for i in [0, count) that are not NULL into one block (the
+ * array of pointers followed by the strings), so the caller's user releases it with one
+ * fdn_free. Sets *out (NULL when there are none) and *n. Returns 0 or FDN_ENOMEM (*out and
+ * *n untouched). One allocation, none when there are no strings. */
+int fdn__strv_pack(const void *ctx, size_t count, const char *(*at)(const void *ctx, size_t i),
+                   char ***out, size_t *n);
 
 /* Cache line size used for padding shared state. */
 #define FDN_CACHELINE 64

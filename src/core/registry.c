@@ -43,29 +43,14 @@
 #include <urcu/urcu-bp.h>
 
 #include "core/alloc.h"
+#include "core/tsan.h"
 
-/* ThreadSanitizer cannot see liburcu's grace-period synchronisation (uninstrumented library,
- * membarrier and fences). Readers "release" a sync object just before leaving the read-side
- * section and the deferred-free callback "acquires" it, which is exactly the ordering the
- * grace period guarantees; writers release before handing a table to call_rcu. Without
- * TSan these compile to nothing. */
-#if defined(__SANITIZE_THREAD__)
-#define FDN_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define FDN_TSAN 1
-#endif
-#endif
-#ifdef FDN_TSAN
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
+/* The grace-period sync object for TSan (core/tsan.h): readers release it when leaving the
+ * read-side section, writers before handing a table to call_rcu; the deferred free acquires
+ * it. */
 static char g_tsan_rcu_sync;
-#define TSAN_RELEASE() __tsan_release(&g_tsan_rcu_sync)
-#define TSAN_ACQUIRE() __tsan_acquire(&g_tsan_rcu_sync)
-#else
-#define TSAN_RELEASE() ((void)0)
-#define TSAN_ACQUIRE() ((void)0)
-#endif
+#define TSAN_RELEASE() fdn__tsan_release(&g_tsan_rcu_sync)
+#define TSAN_ACQUIRE() fdn__tsan_acquire(&g_tsan_rcu_sync)
 
 static void read_begin(void)
 {
@@ -677,34 +662,24 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Inside a read-side section. */
+static const char *slot_name_at(const void *table, size_t i)
+{
+    const fdn_registry_entry_t *e = ((const table_t *)table)->slots[i];
+    return e != NULL ? e->service : NULL;
+}
+
 int fdn_registry_list(fdn_registry_t *reg, char ***out_names, size_t *out_count)
 {
     if (reg == NULL || out_names == NULL || out_count == NULL)
         return FDN_EINVAL;
     *out_names = NULL;
     *out_count = 0;
-    int rc = 0;
+    char **names = NULL;
+    size_t n = 0;
     read_begin();
     const table_t *t = atomic_load_explicit(&reg->table, memory_order_acquire);
-    size_t n = t->n, bytes = n * sizeof(char *);
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->slots[i] != NULL)
-            bytes += strlen(t->slots[i]->service) + 1;
-    char **names = n ? fdn__malloc(bytes) : NULL;
-    if (n && names == NULL) {
-        rc = FDN_ENOMEM;
-    } else if (n) {
-        char *p = (char *)(names + n);
-        size_t k = 0;
-        for (size_t i = 0; i < t->cap; i++) {
-            if (t->slots[i] == NULL)
-                continue;
-            size_t l = strlen(t->slots[i]->service) + 1;
-            memcpy(p, t->slots[i]->service, l);
-            names[k++] = p;
-            p += l;
-        }
-    }
+    int rc = fdn__strv_pack(t, t->cap, slot_name_at, &names, &n);
     read_end();
     if (rc < 0)
         return rc;

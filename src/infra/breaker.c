@@ -637,6 +637,12 @@ size_t fdn_breakers_count(fdn_breakers_t *s)
     return n;
 }
 
+/* s->mu held */
+static const char *breaker_name_at(const void *set, size_t i)
+{
+    return ((const fdn_breakers_t *)set)->v[i]->name;
+}
+
 int fdn_breakers_list(fdn_breakers_t *s, char ***out_names, size_t *out_count)
 {
     if (s == NULL || out_names == NULL || out_count == NULL)
@@ -644,25 +650,9 @@ int fdn_breakers_list(fdn_breakers_t *s, char ***out_names, size_t *out_count)
     *out_names = NULL;
     *out_count = 0;
     pthread_mutex_lock(&s->mu);
-    size_t n = s->n, bytes = n * sizeof(char *);
-    for (size_t i = 0; i < n; i++)
-        bytes += strlen(s->v[i]->name) + 1;
-    char **names = n ? fdn__malloc(bytes) : NULL;
-    if (n && names == NULL) {
-        pthread_mutex_unlock(&s->mu);
-        return FDN_ENOMEM;
-    }
-    char *p = (char *)(names + n);
-    for (size_t i = 0; i < n; i++) {
-        size_t l = strlen(s->v[i]->name) + 1;
-        memcpy(p, s->v[i]->name, l);
-        names[i] = p;
-        p += l;
-    }
+    int rc = fdn__strv_pack(s, s->n, breaker_name_at, out_names, out_count);
     pthread_mutex_unlock(&s->mu);
-    *out_names = names;
-    *out_count = n;
-    return 0;
+    return rc;
 }
 
 /* s->mu held */

@@ -128,6 +128,34 @@ static void remove_entry_locked(fdn_pools_t *m, pool_entry_t *e)
     m->n--;
 }
 
+/* Checks the arguments, locks m->mu and finds the started pool called name. Returns 0 with
+ * m->mu held and *out set; on any error (FDN_EINVAL, FDN_EUNAVAILABLE, FDN_ENOENT) m->mu is
+ * not held. */
+static int lock_started(fdn_pools_t *m, const char *name, pool_entry_t **out)
+{
+    if (m == NULL || name == NULL)
+        return FDN_EINVAL;
+    if (stopped(m))
+        return FDN_EUNAVAILABLE;
+    pthread_mutex_lock(&m->mu);
+    pool_entry_t *e = find_locked(m, name);
+    if (e == NULL || e->pool == NULL) {
+        pthread_mutex_unlock(&m->mu);
+        return FDN_ENOENT;
+    }
+    *out = e;
+    return 0;
+}
+
+/* foundation.connection_pool.<what> with the pool's name; tm NULL: nothing. */
+static void emit_pool_event(fdn_telemetry_t *tm, const char *event, const char *name)
+{
+    if (tm == NULL)
+        return;
+    fdn_tm_meta_t meta = {"pool_name", name};
+    (void)fdn_telemetry_execute(tm, event, NULL, 0, &meta, 1);
+}
+
 int fdn_pools_start(fdn_pools_t *m, const char *name, const fdn_pool_opts_t *opts, fdn_pool_t **out,
                     fdn_error_t *err)
 {
@@ -190,35 +218,21 @@ int fdn_pools_start(fdn_pools_t *m, const char *name, const fdn_pool_opts_t *opt
         return rc;
     if (out != NULL)
         *out = p;
-    if (o.telemetry != NULL) {
-        fdn_tm_meta_t meta = {"pool_name", name};
-        (void)fdn_telemetry_execute(o.telemetry, "foundation.connection_pool.pool_started", NULL, 0,
-                                    &meta, 1);
-    }
+    emit_pool_event(o.telemetry, "foundation.connection_pool.pool_started", name);
     return 0;
 }
 
 int fdn_pools_stop(fdn_pools_t *m, const char *name)
 {
-    if (m == NULL || name == NULL)
-        return FDN_EINVAL;
-    if (stopped(m))
-        return FDN_EUNAVAILABLE;
-    pthread_mutex_lock(&m->mu);
-    pool_entry_t *e = find_locked(m, name);
-    if (e == NULL || e->pool == NULL) {
-        pthread_mutex_unlock(&m->mu);
-        return FDN_ENOENT;
-    }
+    pool_entry_t *e;
+    int rc = lock_started(m, name, &e);
+    if (rc != 0)
+        return rc;
     fdn_pool_t *p = e->pool;
     fdn_telemetry_t *tm = e->tm;
     remove_entry_locked(m, e);
     pthread_mutex_unlock(&m->mu);
-    if (tm != NULL) {
-        fdn_tm_meta_t meta = {"pool_name", fdn_pool_name(p)};
-        (void)fdn_telemetry_execute(tm, "foundation.connection_pool.pool_stopped", NULL, 0, &meta,
-                                    1);
-    }
+    emit_pool_event(tm, "foundation.connection_pool.pool_stopped", fdn_pool_name(p));
     (void)fdn_pool_shutdown(p, 0);
     fdn_pool_release(p);
     return 0;
@@ -226,16 +240,12 @@ int fdn_pools_stop(fdn_pools_t *m, const char *name)
 
 int fdn_pools_get(fdn_pools_t *m, const char *name, fdn_pool_t **out)
 {
-    if (m == NULL || name == NULL || out == NULL)
+    if (out == NULL)
         return FDN_EINVAL;
-    if (stopped(m))
-        return FDN_EUNAVAILABLE;
-    pthread_mutex_lock(&m->mu);
-    pool_entry_t *e = find_locked(m, name);
-    if (e == NULL || e->pool == NULL) {
-        pthread_mutex_unlock(&m->mu);
-        return FDN_ENOENT;
-    }
+    pool_entry_t *e;
+    int rc = lock_started(m, name, &e);
+    if (rc != 0)
+        return rc;
     fdn_pool_retain(e->pool);
     *out = e->pool;
     pthread_mutex_unlock(&m->mu);

@@ -278,30 +278,20 @@ int fdn_protect_has(fdn_protect_t *p, const char *key)
     return found ? 0 : FDN_ENOENT;
 }
 
+/* p->mu held */
+static const char *key_at(const void *prot, size_t i)
+{
+    return ((const fdn_protect_t *)prot)->v[i]->key;
+}
+
 int fdn_protect_list(fdn_protect_t *p, char ***out, size_t *n)
 {
     if (p == NULL || out == NULL || n == NULL)
         return FDN_EINVAL;
     pthread_rwlock_rdlock(&p->mu);
-    size_t cnt = p->n, bytes = cnt * sizeof(char *);
-    for (size_t i = 0; i < cnt; i++)
-        bytes += strlen(p->v[i]->key) + 1;
-    char **arr = cnt ? fdn__malloc(bytes) : NULL;
-    if (cnt && !arr) {
-        pthread_rwlock_unlock(&p->mu);
-        return FDN_ENOMEM;
-    }
-    char *s = (char *)(arr + cnt);
-    for (size_t i = 0; i < cnt; i++) {
-        size_t l = strlen(p->v[i]->key) + 1;
-        memcpy(s, p->v[i]->key, l);
-        arr[i] = s;
-        s += l;
-    }
+    int rc = fdn__strv_pack(p, p->n, key_at, out, n);
     pthread_rwlock_unlock(&p->mu);
-    *out = arr;
-    *n = cnt;
-    return 0;
+    return rc;
 }
 
 static entry_t *lookup_ref(fdn_protect_t *p, const char *key)

@@ -53,44 +53,16 @@
 #include <urcu-bp.h>
 
 #include "core/alloc.h"
+#include "core/tsan.h"
 #include "logic/config_path.h"
 #include "validation/config_schema.h"
 
 extern char **environ;
 
-/* ThreadSanitizer cannot see liburcu's grace periods (the library is not instrumented), so
- * under TSan the read side "releases" a process-wide sync token when it leaves a read-side
- * section and the deferred free "acquires" it: exactly the happens-before edge the grace
- * period provides. Without this every retired snapshot is a (suppressed, slow) report. */
-#if defined(__SANITIZE_THREAD__)
-#define FDN_CFG_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define FDN_CFG_TSAN 1
-#endif
-#endif
-#ifdef FDN_CFG_TSAN
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
+/* Under TSan the read side "releases" this process-wide token when it leaves a read-side
+ * section and the deferred free "acquires" it (core/tsan.h). Without this every retired
+ * snapshot is a (suppressed, slow) report. */
 static char tsan_grace;
-void fdn__cfg_tsan_release(void *addr)
-{
-    __tsan_release(addr != NULL ? addr : &tsan_grace);
-}
-void fdn__cfg_tsan_acquire(void *addr)
-{
-    __tsan_acquire(addr != NULL ? addr : &tsan_grace);
-}
-#else
-void fdn__cfg_tsan_release(void *addr)
-{
-    (void)addr;
-}
-void fdn__cfg_tsan_acquire(void *addr)
-{
-    (void)addr;
-}
-#endif
 
 /* ---- snapshots ----------------------------------------------------------------------- */
 
@@ -139,8 +111,8 @@ void fdn__cfg_snap_unref(const snap_t *cs)
 void fdn__cfg_snap_retire_cb(struct rcu_head *h)
 {
     snap_t *s = (snap_t *)(void *)h; /* rcu is the first member */
-    fdn__cfg_tsan_acquire(NULL);
-    fdn__cfg_tsan_acquire(s);
+    fdn__tsan_acquire(&tsan_grace);
+    fdn__tsan_acquire(s);
     fdn__cfg_snap_unref(s);
 }
 
@@ -181,9 +153,7 @@ static inline snap_t *read_lock(fdn_config_t *cfg)
 
 static inline void read_unlock(void)
 {
-#ifdef FDN_CFG_TSAN
-    fdn__cfg_tsan_release(NULL);
-#endif
+    fdn__tsan_release(&tsan_grace);
     rcu_read_unlock();
 }
 
@@ -520,20 +490,12 @@ int fdn_config_key_resolve(const fdn_config_t *cfg, const char *path, fdn_config
  * Its builds use the equivalent ordering on the accesses themselves: release stores of the
  * leaves (ordered after the sequence store) and acquire loads (ordered before the sequence
  * re-check). Other builds keep the cheaper fences. */
-#if defined(__SANITIZE_THREAD__)
+#ifdef FDN_TSAN
 #define LATCH_FENCE_W()
 #define LATCH_FENCE_R()
 #define LATCH_ST memory_order_release
 #define LATCH_LD memory_order_acquire
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define LATCH_FENCE_W()
-#define LATCH_FENCE_R()
-#define LATCH_ST memory_order_release
-#define LATCH_LD memory_order_acquire
-#endif
-#endif
-#ifndef LATCH_ST
+#else
 #define LATCH_FENCE_W() atomic_thread_fence(memory_order_seq_cst)
 #define LATCH_FENCE_R() atomic_thread_fence(memory_order_acquire)
 #define LATCH_ST        memory_order_relaxed

@@ -122,9 +122,6 @@ void fdn__cfg_snap_retire_cb(struct rcu_head *h);
 void fdn__cfg_retire(snap_t *old);
 /* Copy the scalar leaves of s into the latch (wmu held, or during create). */
 void fdn__cfg_latch_publish(fdn_config_t *cfg, const snap_t *s);
-/* TSan happens-before annotations (no-ops in other builds); NULL = the grace token. */
-void fdn__cfg_tsan_release(void *addr);
-void fdn__cfg_tsan_acquire(void *addr);
 char *fdn__cfg_dump(const json_t *v);
 void fdn__cfg_notify(fdn_config_t *cfg, fdn_config_change_kind_t kind, const char *path,
                      const json_t *oldv, const json_t *newv, uint64_t rev);

@@ -15,6 +15,7 @@
 #include <urcu-bp.h>
 
 #include "core/alloc.h"
+#include "core/tsan.h"
 #include "logic/config_path.h"
 #include "validation/config_schema.h"
 
@@ -291,7 +292,7 @@ int fdn__cfg_parse_value(const char *path, const char *value_json, json_t **out,
 void fdn__cfg_retire(snap_t *old)
 {
     if (old != NULL) {
-        fdn__cfg_tsan_release(old);
+        fdn__tsan_release(old);
         call_rcu(&old->rcu, fdn__cfg_snap_retire_cb);
     }
 }

@@ -833,6 +833,21 @@ static bool matches(const evs_rec_t *r, const fdn_events_query_t *q, const evs_s
     return true;
 }
 
+/* One candidate of a scan: appends record id to out when it exists and matches q (type
+ * already known to match), unless *skip matches are still to be passed over (q->offset). */
+static int take_hit(fdn_events_t *es, const fdn_events_query_t *q, uint64_t id, evs_seg_t **hint,
+                    size_t *skip, hits_t *out)
+{
+    const evs_rec_t *r = rec_lookup_hint(es, id, hint);
+    if (r == NULL || !matches(r, q, NULL))
+        return 0;
+    if (*skip > 0) {
+        (*skip)--;
+        return 0;
+    }
+    return hits_push(out, id, r);
+}
+
 /* Caller holds plock (read). limit 0 = no limit. */
 static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t limit, hits_t *out,
                         uint64_t *snap_out)
@@ -911,32 +926,14 @@ static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t li
         size_t a = post_lower(p, dir, ph, pn, lo);
         size_t b = post_lower(p, dir, a, pn, hi == UINT64_MAX ? hi : hi + 1);
         evs_seg_t *hint = NULL;
-        for (size_t k = 0; k < b - a && out->n < want && rc == 0; k++) {
-            size_t i = q->descending ? b - 1 - k : a + k;
-            uint64_t id = post_at(p, dir, i);
-            const evs_rec_t *r = rec_lookup_hint(es, id, &hint);
-            if (r == NULL || !matches(r, q, NULL))
-                continue;
-            if (skip > 0) {
-                skip--;
-                continue;
-            }
-            rc = hits_push(out, id, r);
-        }
+        for (size_t k = 0; k < b - a && out->n < want && rc == 0; k++)
+            rc = take_hit(es, q, post_at(p, dir, q->descending ? b - 1 - k : a + k), &hint, &skip,
+                          out);
         return rc;
     }
     evs_seg_t *hint = NULL;
-    for (uint64_t k = 0; k <= hi - lo && out->n < want && rc == 0; k++) {
-        uint64_t id = q->descending ? hi - k : lo + k;
-        const evs_rec_t *r = rec_lookup_hint(es, id, &hint);
-        if (r == NULL || !matches(r, q, NULL))
-            continue;
-        if (skip > 0) {
-            skip--;
-            continue;
-        }
-        rc = hits_push(out, id, r);
-    }
+    for (uint64_t k = 0; k <= hi - lo && out->n < want && rc == 0; k++)
+        rc = take_hit(es, q, q->descending ? hi - k : lo + k, &hint, &skip, out);
     return rc;
 }
 

@@ -8,37 +8,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <stdatomic.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <fdn/config.h>
 
-static atomic_long g_count;
-static atomic_long g_fail_at; /* 0 = never */
-
-static void *f_malloc(size_t n)
-{
-    long c = atomic_fetch_add(&g_count, 1) + 1;
-    long f = atomic_load(&g_fail_at);
-    if (f != 0 && c == f)
-        return NULL;
-    return malloc(n);
-}
-
-static void *f_realloc(void *p, size_t n)
-{
-    long c = atomic_fetch_add(&g_count, 1) + 1;
-    long f = atomic_load(&g_fail_at);
-    if (f != 0 && c == f)
-        return NULL;
-    return realloc(p, n);
-}
-
-static void arm(long k)
-{
-    atomic_store(&g_fail_at, k == 0 ? 0 : atomic_load(&g_count) + k);
-}
+#include "fail_alloc.h"
 
 static const char *const no_env[] = {NULL};
 
@@ -51,9 +25,9 @@ static void create_sweep(void **state)
     int ok = 0;
     for (long k = 1; k < 5000 && !ok; k++) {
         fdn_config_t *c = NULL;
-        arm(k);
+        fail_alloc_at(k);
         int rc = fdn_config_create(&c, &o, NULL);
-        arm(0);
+        fail_alloc_off();
         if (rc == 0) {
             ok = 1;
             fdn_config_destroy(c);
@@ -84,9 +58,9 @@ static void update_and_read_sweep(void **state)
         char *before = NULL;
         assert_int_equal(fdn_config_get_json(c, "", &before, NULL), 0);
         uint64_t rev = fdn_config_revision(c);
-        arm(k);
+        fail_alloc_at(k);
         int rc = fdn_config_update_double(c, "ai.planning.sampling_rate", 0.5, NULL);
-        arm(0);
+        fail_alloc_off();
         if (rc == 0) {
             ok = 1;
         } else {
@@ -102,9 +76,9 @@ static void update_and_read_sweep(void **state)
     assert_true(ok);
     for (long k = 1; k < 50; k++) {
         char *out = NULL;
-        arm(k);
+        fail_alloc_at(k);
         int rc = fdn_config_get_json(c, "ai", &out, NULL);
-        arm(0);
+        fail_alloc_off();
         fdn_free(out);
         if (rc == 0)
             break;
@@ -112,17 +86,17 @@ static void update_and_read_sweep(void **state)
     }
     for (long k = 1; k < 50; k++) {
         uint64_t id = 0;
-        arm(k);
+        fail_alloc_at(k);
         int rc = fdn_config_subscribe(c, "dev", noop_cb, NULL, &id);
-        arm(0);
+        fail_alloc_off();
         if (rc == 0)
             break;
         assert_int_equal(rc, FDN_ENOMEM);
     }
     for (long k = 1; k < 50; k++) {
-        arm(k);
+        fail_alloc_at(k);
         int rc = fdn_config_reset(c, NULL);
-        arm(0);
+        fail_alloc_off();
         if (rc == 0)
             break;
         assert_int_equal(rc, FDN_ENOMEM);
@@ -132,8 +106,7 @@ static void update_and_read_sweep(void **state)
 
 int main(void)
 {
-    static const fdn_allocator_t a = {f_malloc, f_realloc, free};
-    fdn_set_allocator(&a);
+    fail_alloc_install();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(create_sweep),
         cmocka_unit_test(update_and_read_sweep),

@@ -8,39 +8,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <fdn/events.h>
 
-static _Atomic long g_countdown = -1; /* < 0: never fail */
-static _Atomic long g_failures;
-
-static bool should_fail(void)
-{
-    long c = atomic_load(&g_countdown);
-    if (c < 0)
-        return false;
-    if (atomic_fetch_sub(&g_countdown, 1) == 0) {
-        atomic_fetch_add(&g_failures, 1);
-        return true;
-    }
-    return false;
-}
-
-static void *f_malloc(size_t n)
-{
-    return should_fail() ? NULL : malloc(n);
-}
-
-static void *f_realloc(void *p, size_t n)
-{
-    return should_fail() ? NULL : realloc(p, n);
-}
-
-static const fdn_allocator_t k_alloc = {f_malloc, f_realloc, free};
+#include "fail_alloc.h"
 
 static fdn_event_t *mkev(const char *type, const char *corr)
 {
@@ -64,8 +37,7 @@ static bool scenario(long k)
         evs[i] = mkev(type, corr);
         assert_non_null(evs[i]);
     }
-    atomic_store(&g_failures, 0);
-    atomic_store(&g_countdown, k);
+    fail_alloc_at(k + 1); /* k allocations succeed, the next one fails */
     fdn_events_t *es = NULL;
     int rc = fdn_events_create(&es, NULL, NULL);
     if (rc != 0) {
@@ -113,10 +85,10 @@ static bool scenario(long k)
     assert_int_equal(pruned, stored);
     fdn_events_destroy(es);
 out:
-    atomic_store(&g_countdown, -1);
+    fail_alloc_off();
     for (int i = 0; i < 40; i++)
         fdn_event_free(evs[i]);
-    return atomic_load(&g_failures) == 0;
+    return fail_alloc_failures() == 0;
 }
 
 static void allocation_failures_change_nothing(void **state)
@@ -133,7 +105,7 @@ static void allocation_failures_change_nothing(void **state)
 
 int main(void)
 {
-    if (fdn_set_allocator(&k_alloc) != 0)
+    if (fail_alloc_install() != 0)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(allocation_failures_change_nothing),

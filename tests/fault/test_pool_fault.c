@@ -7,42 +7,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <stdatomic.h>
 #include <stdlib.h>
 
 #include <fdn/pool.h>
 
-static _Atomic long g_countdown = -1; /* fail when it reaches 0; -1 = never */
-static _Atomic long g_allocs;
+#include "fail_alloc.h"
 
-static bool should_fail(void)
-{
-    atomic_fetch_add(&g_allocs, 1);
-    long v = atomic_load(&g_countdown);
-    if (v < 0)
-        return false;
-    return atomic_fetch_sub(&g_countdown, 1) == 0;
-}
-
-static void *f_malloc(size_t n)
-{
-    return should_fail() ? NULL : malloc(n);
-}
-
-static void *f_realloc(void *p, size_t n)
-{
-    return should_fail() ? NULL : realloc(p, n);
-}
-
-static void arm(long n)
-{
-    atomic_store(&g_countdown, n);
-}
-
-static void disarm(void)
-{
-    atomic_store(&g_countdown, -1);
-}
+/* The sweeps count k from 0: k allocations succeed and allocation k + 1 fails. */
 
 static int g_live;
 static int g_fail_create_at = -1; /* fail the create call with this index */
@@ -84,9 +55,9 @@ static void create_sweep(void **state)
     fdn_pool_opts_t o = opts(3, 2);
     for (long k = 0;; k++) {
         fdn_pool_t *p = NULL;
-        arm(k);
+        fail_alloc_at(k + 1);
         int rc = fdn_pool_create(&p, &o, NULL);
-        disarm();
+        fail_alloc_off();
         if (rc == 0) {
             fdn_pool_destroy(p);
             assert_int_equal(g_live, 0);
@@ -107,9 +78,9 @@ static void checkout_sweep(void **state)
     assert_int_equal(fdn_pool_create(&p, &o, NULL), 0);
     for (long k = 0;; k++) {
         fdn_pool_worker_t *w = NULL;
-        arm(k);
+        fail_alloc_at(k + 1);
         int rc = fdn_pool_checkout(p, &w, 0, NULL);
-        disarm();
+        fail_alloc_off();
         fdn_pool_status_t s;
         assert_int_equal(fdn_pool_status(p, &s), 0);
         if (rc == 0) {
@@ -133,7 +104,7 @@ static void manager_sweep(void **state)
     fdn_pool_opts_t o = opts(2, 1);
     for (long k = 0;; k++) {
         fdn_pools_t *m = NULL;
-        arm(k);
+        fail_alloc_at(k + 1);
         int rc = fdn_pools_create(&m, NULL);
         bool b_failed = false;
         if (rc == 0) {
@@ -151,7 +122,7 @@ static void manager_sweep(void **state)
                 fdn_free(list);
             }
         }
-        disarm();
+        fail_alloc_off();
         if (m != NULL) {
             /* A failed start leaves no trace. */
             fdn_pool_status_t s;
@@ -219,8 +190,7 @@ static void destroy_null_and_double_shutdown(void **state)
 
 int main(void)
 {
-    fdn_allocator_t a = {f_malloc, f_realloc, free};
-    fdn_set_allocator(&a);
+    fail_alloc_install();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(create_sweep),
         cmocka_unit_test(checkout_sweep),

@@ -6,42 +6,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <fdn/protect.h>
 
-static _Atomic long g_countdown = -1; /* fail when it reaches 0; -1 = never */
+#include "fail_alloc.h"
 
-static bool should_fail(void)
-{
-    long v = atomic_load(&g_countdown);
-    if (v < 0)
-        return false;
-    return atomic_fetch_sub(&g_countdown, 1) == 0;
-}
-
-static void *f_malloc(size_t n)
-{
-    return should_fail() ? NULL : malloc(n);
-}
-
-static void *f_realloc(void *p, size_t n)
-{
-    return should_fail() ? NULL : realloc(p, n);
-}
-
-static void arm(long n)
-{
-    atomic_store(&g_countdown, n);
-}
-
-static void disarm(void)
-{
-    atomic_store(&g_countdown, -1);
-}
+/* The sweeps count k from 0: k allocations succeed and allocation k + 1 fails. */
 
 static void breaker_sweep(void **state)
 {
@@ -50,9 +22,9 @@ static void breaker_sweep(void **state)
     o.failure_rate_pct = 50;
     for (long k = 0;; k++) {
         fdn_breaker_t *b = NULL;
-        arm(k);
+        fail_alloc_at(k + 1);
         int rc = fdn_breaker_create(&b, "x", &o);
-        disarm();
+        fail_alloc_off();
         if (rc == 0) {
             fdn_breaker_destroy(b);
             break;
@@ -66,9 +38,9 @@ static void breaker_sweep(void **state)
         char name[16];
         snprintf(name, sizeof(name), "b%d", i);
         for (long k = 0;; k++) {
-            arm(k);
+            fail_alloc_at(k + 1);
             int rc = fdn_breaker_create_in(set, name, NULL, NULL);
-            disarm();
+            fail_alloc_off();
             if (rc == 0)
                 break;
             assert_int_equal(rc, FDN_ENOMEM);
@@ -88,9 +60,9 @@ static void limiter_sweep(void **state)
     o.shards = 4;
     fdn_limiter_t *l = NULL;
     for (long k = 0;; k++) {
-        arm(k);
+        fail_alloc_at(k + 1);
         int rc = fdn_limiter_create(&l, &o);
-        disarm();
+        fail_alloc_off();
         if (rc == 0)
             break;
         assert_int_equal(rc, FDN_ENOMEM);
@@ -102,9 +74,9 @@ static void limiter_sweep(void **state)
         char key[16];
         snprintf(key, sizeof(key), "k%d", i);
         for (long k = 0;; k++) {
-            arm(k);
+            fail_alloc_at(k + 1);
             int rc = fdn_limiter_check(l, key, strlen(key), &rule, 1, 0, NULL);
-            disarm();
+            fail_alloc_off();
             if (rc == 0)
                 break;
             assert_int_equal(rc, FDN_ENOMEM);
@@ -119,9 +91,9 @@ static void limiter_sweep(void **state)
     char id[600];
     memset(id, 'i', sizeof(id) - 1);
     id[sizeof(id) - 1] = '\0';
-    arm(0);
+    fail_alloc_at(1);
     assert_int_equal(fdn_limiter_check_named(l, "api_calls", id, 1, NULL), FDN_ENOMEM);
-    disarm();
+    fail_alloc_off();
     assert_int_equal(fdn_limiter_check_named(l, "api_calls", id, 1, NULL), 0);
     fdn_limiter_destroy(l);
 }
@@ -138,9 +110,9 @@ static void protect_sweep(void **state)
     o.limiter = lim;
     fdn_protect_t *p = NULL;
     for (long k = 0;; k++) {
-        arm(k);
+        fail_alloc_at(k + 1);
         int rc = fdn_protect_create(&p, &o);
-        disarm();
+        fail_alloc_off();
         if (rc == 0)
             break;
         assert_int_equal(rc, FDN_ENOMEM);
@@ -153,9 +125,9 @@ static void protect_sweep(void **state)
         char key[16];
         snprintf(key, sizeof(key), "key%02d", i);
         for (long k = 0;; k++) {
-            arm(k);
+            fail_alloc_at(k + 1);
             int rc = fdn_protect_configure(p, key, &cfg, NULL);
-            disarm();
+            fail_alloc_off();
             if (rc == 0)
                 break;
             assert_int_equal(rc, FDN_ENOMEM);
@@ -165,9 +137,9 @@ static void protect_sweep(void **state)
     }
     char **keys;
     size_t n;
-    arm(0);
+    fail_alloc_at(1);
     assert_int_equal(fdn_protect_list(p, &keys, &n), FDN_ENOMEM);
-    disarm();
+    fail_alloc_off();
     assert_int_equal(fdn_protect_list(p, &keys, &n), 0);
     assert_int_equal(n, 20);
     fdn_free(keys);
@@ -178,8 +150,7 @@ static void protect_sweep(void **state)
 
 int main(void)
 {
-    fdn_allocator_t a = {f_malloc, f_realloc, free};
-    fdn_set_allocator(&a);
+    fail_alloc_install();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(breaker_sweep),
         cmocka_unit_test(limiter_sweep),

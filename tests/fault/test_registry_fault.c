@@ -8,19 +8,17 @@
 #include <cmocka.h>
 
 #include <stdatomic.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <fdn/registry.h>
 #include <fdn/tasks.h>
 
-static atomic_long g_nalloc;
-static atomic_long g_fail_at; /* 0: never */
-static atomic_int g_failed;
-
 #include <pthread.h>
 
-/* Blocking mode: allocation number g_block_at waits until the gate opens. */
+#include "fail_alloc.h"
+
+/* Blocking mode (an allocation hook): allocation number g_block_at waits until the gate
+ * opens. */
 static atomic_long g_block_at;
 static pthread_mutex_t g_gmu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_gcv = PTHREAD_COND_INITIALIZER;
@@ -38,40 +36,12 @@ static void maybe_block(long n)
     pthread_mutex_unlock(&g_gmu);
 }
 
-static bool should_fail(void)
-{
-    long n = atomic_fetch_add(&g_nalloc, 1) + 1;
-    maybe_block(n);
-    if (n == atomic_load(&g_fail_at)) {
-        atomic_store(&g_failed, 1);
-        return true;
-    }
-    return false;
-}
-
-static void *f_malloc(size_t n)
-{
-    return should_fail() ? NULL : malloc(n);
-}
-
-static void *f_realloc(void *p, size_t n)
-{
-    return should_fail() ? NULL : realloc(p, n);
-}
-
-static void arm(long n)
-{
-    atomic_store(&g_nalloc, 0);
-    atomic_store(&g_failed, 0);
-    atomic_store(&g_fail_at, n);
-}
-
 static int h1, h2, h3;
 
 /* One pass; returns true when the armed failure happened. */
 static bool registry_pass(long n)
 {
-    arm(n);
+    fail_alloc_at(n);
     fdn_registry_t *r = NULL;
     int rc = fdn_registry_create(&r, NULL);
     if (rc != 0) {
@@ -128,7 +98,7 @@ static bool registry_pass(long n)
     }
     fdn_free(names);
     fdn_registry_destroy(r);
-    return atomic_load(&g_failed) != 0;
+    return fail_alloc_failures() != 0;
 }
 
 static void registry_survives_every_allocation_failure(void **state)
@@ -137,7 +107,7 @@ static void registry_survives_every_allocation_failure(void **state)
     long n = 1;
     while (registry_pass(n))
         n++;
-    arm(0);
+    fail_alloc_at(0);
     assert_true(n > 8); /* the sweep really covered allocations */
 }
 
@@ -149,7 +119,7 @@ static int nop_task(void *p)
 
 static bool tasks_pass(long n)
 {
-    arm(n);
+    fail_alloc_at(n);
     fdn_tasks_opts_t o = FDN_TASKS_OPTS_INIT;
     o.workers = 2;
     o.queue_capacity = 4;
@@ -181,7 +151,7 @@ static bool tasks_pass(long n)
         assert_null(cap);
     }
     fdn_errctx_capture_free(cap);
-    return atomic_load(&g_failed) != 0;
+    return fail_alloc_failures() != 0;
 }
 
 static void tasks_and_capture_survive_allocation_failures(void **state)
@@ -190,7 +160,7 @@ static void tasks_and_capture_survive_allocation_failures(void **state)
     long n = 1;
     while (tasks_pass(n))
         n++;
-    arm(0);
+    fail_alloc_at(0);
     assert_true(n > 3);
 }
 
@@ -207,11 +177,11 @@ static void *writer(void *p)
 static void readers_never_wait_for_a_writer(void **state)
 {
     (void)state;
-    arm(0);
+    fail_alloc_at(0);
     fdn_registry_meta_t meta[1] = {{"k", "v"}};
     assert_int_equal(fdn_registry_create(&g_reg, NULL), 0);
     assert_int_equal(fdn_registry_register(g_reg, "old", &h1, 0, meta, 1, NULL), 0);
-    atomic_store(&g_nalloc, 0);
+    fail_alloc_at(0);             /* restart the count */
     atomic_store(&g_block_at, 2); /* #1: the entry (no lock), #2: the new table (under lock) */
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, writer, NULL), 0);
@@ -246,8 +216,8 @@ static void readers_never_wait_for_a_writer(void **state)
 
 int main(void)
 {
-    fdn_allocator_t a = {f_malloc, f_realloc, free};
-    if (fdn_set_allocator(&a) != 0)
+    fail_alloc_set_hook(maybe_block);
+    if (fail_alloc_install() != 0)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(registry_survives_every_allocation_failure),

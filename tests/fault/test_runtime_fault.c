@@ -10,41 +10,11 @@
 
 #include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
 
 #include <fdn/runtime.h>
 #include <fdn/testing.h>
 
-static atomic_long g_nalloc;
-static atomic_long g_fail_at; /* 0: never */
-static atomic_int g_failed;
-
-static bool should_fail(void)
-{
-    long n = atomic_fetch_add(&g_nalloc, 1) + 1;
-    if (n == atomic_load(&g_fail_at)) {
-        atomic_store(&g_failed, 1);
-        return true;
-    }
-    return false;
-}
-
-static void *f_malloc(size_t n)
-{
-    return should_fail() ? NULL : malloc(n);
-}
-
-static void *f_realloc(void *p, size_t n)
-{
-    return should_fail() ? NULL : realloc(p, n);
-}
-
-static void arm(long n)
-{
-    atomic_store(&g_nalloc, 0);
-    atomic_store(&g_failed, 0);
-    atomic_store(&g_fail_at, n);
-}
+#include "fail_alloc.h"
 
 typedef struct svc {
     atomic_bool running;
@@ -106,9 +76,9 @@ static void runtime_survives_every_allocation_failure(void **state)
     long n = 1;
     for (;; n++) {
         svc_t a = {0}, b = {0};
-        arm(n);
+        fail_alloc_at(n);
         int rc = scenario(&a, &b);
-        if (!atomic_load(&g_failed)) {
+        if (fail_alloc_failures() == 0) {
             assert_int_equal(rc, 0);
             break;
         }
@@ -119,14 +89,13 @@ static void runtime_survives_every_allocation_failure(void **state)
         assert_false(atomic_load(&a.running));
         assert_false(atomic_load(&b.running));
     }
-    arm(0);
+    fail_alloc_at(0);
     assert_true(n > 10);
 }
 
 int main(void)
 {
-    fdn_allocator_t al = {f_malloc, f_realloc, free};
-    if (fdn_set_allocator(&al) != 0)
+    if (fail_alloc_install() != 0)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(runtime_survives_every_allocation_failure),

@@ -7,53 +7,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <stdatomic.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <fdn/error.h>
 #include <fdn/telemetry.h>
 
-static _Atomic long live;
-static _Atomic long calls;
-static _Atomic long fail_at; /* 0 = never */
-
-static void *f_malloc(size_t n)
-{
-    long c = atomic_fetch_add(&calls, 1) + 1;
-    if (atomic_load(&fail_at) == c)
-        return NULL;
-    void *p = malloc(n);
-    if (p != NULL)
-        atomic_fetch_add(&live, 1);
-    return p;
-}
-
-static void *f_realloc(void *p, size_t n)
-{
-    long c = atomic_fetch_add(&calls, 1) + 1;
-    if (atomic_load(&fail_at) == c)
-        return NULL;
-    void *q = realloc(p, n);
-    if (q != NULL && p == NULL)
-        atomic_fetch_add(&live, 1);
-    return q;
-}
-
-static void f_free(void *p)
-{
-    if (p != NULL)
-        atomic_fetch_sub(&live, 1);
-    free(p);
-}
-
-static const fdn_allocator_t failing = {f_malloc, f_realloc, f_free};
-
-static void arm(long k)
-{
-    atomic_store(&calls, 0);
-    atomic_store(&fail_at, k);
-}
+#include "fail_alloc.h"
 
 static int null_sink(const char *d, size_t n, void *u)
 {
@@ -66,34 +25,34 @@ static int null_sink(const char *d, size_t n, void *u)
 static void create_sweep(void **state)
 {
     (void)state;
-    assert_int_equal(fdn_set_allocator(&failing), 0);
+    assert_int_equal(fail_alloc_install(), 0);
     for (long k = 1;; k++) {
         fdn_telemetry_t *tm = NULL;
-        arm(k);
+        fail_alloc_at(k);
         int rc = fdn_telemetry_create(&tm, NULL);
-        arm(0);
+        fail_alloc_at(0);
         if (rc == 0) {
             assert_true(k > 5);
             fdn_telemetry_destroy(tm);
-            assert_int_equal(atomic_load(&live), 0);
+            assert_int_equal(fail_alloc_live(), 0);
             break;
         }
         assert_int_equal(rc, FDN_ENOMEM);
         assert_null(tm);
-        assert_int_equal(atomic_load(&live), 0);
+        assert_int_equal(fail_alloc_live(), 0);
     }
-    fdn_set_allocator(NULL);
+    fail_alloc_uninstall();
 }
 
 static void operations_sweep(void **state)
 {
     (void)state;
-    assert_int_equal(fdn_set_allocator(&failing), 0);
+    assert_int_equal(fail_alloc_install(), 0);
     for (long k = 1; k < 400; k++) {
         fdn_telemetry_t *tm = NULL;
-        arm(0);
+        fail_alloc_at(0);
         assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
-        arm(k);
+        fail_alloc_at(k);
         /* family + series */
         const char *ln[] = {"kind"};
         const char *lv[] = {"a"};
@@ -129,14 +88,14 @@ static void operations_sweep(void **state)
         rc = fdn_telemetry_write_prometheus(tm, null_sink, NULL);
         assert_true(rc == 0 || rc == FDN_ENOMEM);
         /* after the fault everything works */
-        arm(0);
+        fail_alloc_at(0);
         assert_int_equal(fdn_telemetry_emit_counter(tm, "first.event", NULL, 0), 0);
         assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
         fdn_tm_snapshot_free(s);
         fdn_telemetry_destroy(tm);
-        assert_int_equal(atomic_load(&live), 0);
+        assert_int_equal(fail_alloc_live(), 0);
     }
-    fdn_set_allocator(NULL);
+    fail_alloc_uninstall();
 }
 
 int main(void)

@@ -27,6 +27,23 @@ int cmd_version(int argc, char **argv);
  * "--opt=VALUE". Returns 1 when argv[*i] is `name` (value stored, *i advanced past it),
  * 0 when it is another argument, -1 after printing an error (missing value). */
 int cli_opt(int argc, char **argv, int *i, const char *name, const char **value);
+/* One option of a subcommand, for cli_parse. Exactly one kind:
+ *  - str != NULL: "--name VALUE", the value is stored in *str;
+ *  - num != NULL: an integer in [min, max] (checked by cli_int), stored in *num;
+ *  - neither: a flag without a value.
+ * seen (optional) is set to true when the option is given. */
+typedef struct cli_optdef {
+    const char *name;
+    const char **str;
+    int64_t *num;
+    int64_t min, max;
+    bool *seen;
+} cli_optdef_t;
+/* Parses argv[1..argc-1] against defs. cmd names the subcommand in messages ("serve").
+ * Returns 0; 1 after printing usage to stdout for -h/--help; -1 after printing an error
+ * (unknown argument, missing or bad value). */
+int cli_parse(int argc, char **argv, const char *cmd, const cli_optdef_t *defs, size_t ndefs,
+              void (*usage)(FILE *out));
 /* True when argv[i] is -h or --help. */
 bool cli_is_help(const char *arg);
 /* Strict integer option value; prints "fdn <cmd>: --name: ..." and returns -1 on error. */

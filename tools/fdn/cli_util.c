@@ -27,6 +27,51 @@ int cli_opt(int argc, char **argv, int *i, const char *name, const char **value)
     return 1;
 }
 
+/* Applies def to argv[*i] when it names it: 1 (applied, *i advanced), 0 (another
+ * argument), -1 (error printed). */
+static int apply_opt(int argc, char **argv, int *i, const char *cmd, const cli_optdef_t *def)
+{
+    const char *v = NULL;
+    if (def->str == NULL && def->num == NULL) {
+        if (strcmp(argv[*i], def->name) != 0)
+            return 0;
+        (*i)++;
+    } else {
+        int r = cli_opt(argc, argv, i, def->name, &v);
+        if (r <= 0)
+            return r;
+        if (def->str != NULL)
+            *def->str = v;
+        else if (cli_int(cmd, def->name, v, def->min, def->max, def->num) < 0)
+            return -1;
+    }
+    if (def->seen != NULL)
+        *def->seen = true;
+    return 1;
+}
+
+int cli_parse(int argc, char **argv, const char *cmd, const cli_optdef_t *defs, size_t ndefs,
+              void (*usage)(FILE *out))
+{
+    for (int i = 1; i < argc;) {
+        if (cli_is_help(argv[i])) {
+            usage(stdout);
+            return 1;
+        }
+        int r = 0;
+        for (size_t d = 0; d < ndefs && r == 0; d++)
+            r = apply_opt(argc, argv, &i, cmd, &defs[d]);
+        if (r < 0)
+            return -1;
+        if (r == 0) {
+            fprintf(stderr, "fdn %s: unknown argument '%s' (see fdn %s --help)\n", cmd, argv[i],
+                    cmd);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 bool cli_is_help(const char *arg)
 {
     return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;

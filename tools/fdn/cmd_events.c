@@ -36,54 +36,34 @@ static void usage(FILE *out)
 
 static int parse(int argc, char **argv, query_opts_t *o)
 {
-    for (int i = 1; i < argc;) {
-        const char *v = NULL;
-        int r;
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            return 1;
-        }
-        if (strcmp(argv[i], "--json") == 0) {
-            o->json = true;
-            i++;
-            continue;
-        }
-#define STR_OPT(name, field)                                                                       \
-    if ((r = cli_opt(argc, argv, &i, name, &v)) != 0) {                                            \
-        if (r < 0)                                                                                 \
-            return -1;                                                                             \
-        o->field = v;                                                                              \
-        continue;                                                                                  \
-    }
-#define INT_OPT(name, field, min, flag)                                                            \
-    if ((r = cli_opt(argc, argv, &i, name, &v)) != 0) {                                            \
-        if (r < 0 || cli_int("events query", name, v, min, INT64_MAX, &o->field) < 0)              \
-            return -1;                                                                             \
-        flag;                                                                                      \
-        continue;                                                                                  \
-    }
-        STR_OPT("--data-dir", data_dir)
-        STR_OPT("--type", type)
-        STR_OPT("--correlation-id", cid)
-        INT_OPT("--since", since, INT64_MIN, o->has_since = true)
-        INT_OPT("--until", until, INT64_MIN, o->has_until = true)
-        INT_OPT("--after-id", after_id, 0, (void)0)
-        INT_OPT("--limit", limit, 1, (void)0)
-#undef STR_OPT
-#undef INT_OPT
-        if ((r = cli_opt(argc, argv, &i, "--order", &v)) != 0) {
-            if (r < 0)
-                return -1;
-            if (strcmp(v, "asc") != 0 && strcmp(v, "desc") != 0) {
-                fprintf(stderr, "fdn events query: --order must be asc or desc\n");
-                return -1;
-            }
-            o->desc = strcmp(v, "desc") == 0;
-            continue;
-        }
-        fprintf(stderr, "fdn events query: unknown argument '%s' (see --help)\n", argv[i]);
+    const char *order = NULL;
+    const cli_optdef_t defs[] = {
+        {.name = "--json", .seen = &o->json},
+        {.name = "--data-dir", .str = &o->data_dir},
+        {.name = "--type", .str = &o->type},
+        {.name = "--correlation-id", .str = &o->cid},
+        {.name = "--since",
+         .num = &o->since,
+         .min = INT64_MIN,
+         .max = INT64_MAX,
+         .seen = &o->has_since},
+        {.name = "--until",
+         .num = &o->until,
+         .min = INT64_MIN,
+         .max = INT64_MAX,
+         .seen = &o->has_until},
+        {.name = "--after-id", .num = &o->after_id, .min = 0, .max = INT64_MAX},
+        {.name = "--limit", .num = &o->limit, .min = 1, .max = INT64_MAX},
+        {.name = "--order", .str = &order},
+    };
+    int rc = cli_parse(argc, argv, "events query", defs, sizeof(defs) / sizeof(defs[0]), usage);
+    if (rc != 0)
+        return rc;
+    if (order != NULL && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0) {
+        fprintf(stderr, "fdn events query: --order must be asc or desc\n");
         return -1;
     }
+    o->desc = order != NULL && strcmp(order, "desc") == 0;
     if (o->data_dir == NULL) {
         fprintf(stderr, "fdn events query: --data-dir DIR is required\n");
         return -1;

@@ -51,38 +51,14 @@ static void usage(FILE *out)
 
 static int parse(int argc, char **argv, serve_opts_t *o)
 {
-    for (int i = 1; i < argc;) {
-        const char *v = NULL;
-        int r;
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            return 1;
-        }
-        if ((r = cli_opt(argc, argv, &i, "--config", &v)) != 0) {
-            if (r < 0)
-                return -1;
-            o->config = v;
-        } else if ((r = cli_opt(argc, argv, &i, "--data-dir", &v)) != 0) {
-            if (r < 0)
-                return -1;
-            o->data_dir = v;
-        } else if ((r = cli_opt(argc, argv, &i, "--listen", &v)) != 0) {
-            if (r < 0)
-                return -1;
-            o->listen = v;
-        } else if ((r = cli_opt(argc, argv, &i, "--token-file", &v)) != 0) {
-            if (r < 0)
-                return -1;
-            o->token_file = v;
-        } else if ((r = cli_opt(argc, argv, &i, "--max-body", &v)) != 0) {
-            if (r < 0 || cli_int("serve", "--max-body", v, 1, 1 << 30, &o->max_body) < 0)
-                return -1;
-        } else {
-            fprintf(stderr, "fdn serve: unknown argument '%s' (see fdn serve --help)\n", argv[i]);
-            return -1;
-        }
-    }
-    return 0;
+    const cli_optdef_t defs[] = {
+        {.name = "--config", .str = &o->config},
+        {.name = "--data-dir", .str = &o->data_dir},
+        {.name = "--listen", .str = &o->listen},
+        {.name = "--token-file", .str = &o->token_file},
+        {.name = "--max-body", .num = &o->max_body, .min = 1, .max = 1 << 30},
+    };
+    return cli_parse(argc, argv, "serve", defs, sizeof(defs) / sizeof(defs[0]), usage);
 }
 
 static int read_token(const char *path, char **out)
