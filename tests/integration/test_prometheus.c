@@ -91,6 +91,11 @@ static fdn_telemetry_t *populate(void)
     /* collision: "x.y" gauge and "x_y" gauge both map to x_y */
     fdn_telemetry_emit_gauge(tm, "x.y", 1, NULL, 0);
     fdn_telemetry_emit_gauge(tm, "x_y", 2, NULL, 0);
+    /* collision through a summary's own series: summary app_latency writes app_latency_count
+     * and app_latency_sum, so gauges named so must be skipped (promtool: "second HELP line") */
+    fdn_telemetry_emit_histogram(tm, "app.latency", 5, NULL, 0);
+    fdn_telemetry_emit_gauge(tm, "app.latency.count", 7, NULL, 0);
+    fdn_telemetry_emit_gauge(tm, "app.latency_sum", 8, NULL, 0);
     return tm;
 }
 
@@ -158,6 +163,9 @@ static void exposition_content(void **state)
         "_9lives_x_sum -3\n",
         "app_odd_weird_key_",
         "# skipped duplicate metric name x_y\n",
+        "app_latency_count 1\n",
+        "# skipped duplicate metric name app_latency_count\n",
+        "# skipped duplicate metric name app_latency_sum\n",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         if (strstr(m.buf, want[i]) == NULL)
