@@ -82,7 +82,7 @@ typedef struct fdn_breaker_opts {
     uint32_t version;             /**< FDN_BREAKER_OPTS_VERSION */
     uint32_t failure_threshold;   /**< opens on the N-th counted failure (>= 1; default 5) */
     int64_t window_ms;            /**< failures older than this are not counted (0 = no age
-                                       limit; default 60 000) */
+                                       limit; default 60 000; at most INT64_MAX/4 ns) */
     int64_t recovery_time_ms;     /**< open -> half-open after this (default 30 000) */
     uint32_t half_open_max_calls; /**< concurrent probes in half-open (default 1) */
     int64_t probe_timeout_ms;     /**< a probe not reported within this is a failure

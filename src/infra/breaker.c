@@ -124,8 +124,8 @@ int fdn_breaker_opts_validate(const fdn_breaker_opts_t *o, fdn_error_t *err)
         return fdn_err_set(err, FDN_EINVAL, "breaker options: bad version %u", o->version);
     if (o->failure_threshold < 1 || o->failure_threshold > 1000000)
         return fdn_err_set(err, FDN_EINVAL, "failure_threshold must be in 1..1000000");
-    if (o->window_ms < 0)
-        return fdn_err_set(err, FDN_EINVAL, "window_ms must be >= 0");
+    if (o->window_ms < 0 || o->window_ms > INT64_MAX / NS_PER_MS / 4)
+        return fdn_err_set(err, FDN_EINVAL, "window_ms must be in 0..2^61 ns (in ms)");
     if (o->recovery_time_ms <= 0 || o->recovery_time_ms > INT64_MAX / NS_PER_MS / 4)
         return fdn_err_set(err, FDN_EINVAL, "recovery_time_ms must be a positive integer (ms)");
     if (o->half_open_max_calls < 1 || o->half_open_max_calls > PR_MASK)

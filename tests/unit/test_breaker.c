@@ -513,6 +513,26 @@ static void set_lookup_and_install(void **state)
     fdn_breaker_destroy(NULL);
 }
 
+/* window_ms is multiplied into ns: a window whose ns value does not fit in int64 must be
+ * rejected, not overflow (UBSan) when the first failure is recorded; the largest accepted
+ * window still counts failures. */
+static void huge_window_no_overflow(void **state)
+{
+    fx_t *f = *state;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 2;
+    o.window_ms = INT64_MAX / 2;
+    o.clock = f->clk;
+    assert_int_equal(fdn_breaker_opts_validate(&o, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_breaker_create_in(f->set, "huge", &o, NULL), FDN_EINVAL);
+    o.window_ms = INT64_MAX / MS / 4;
+    fdn_breaker_t *b = mk(f, "big", &o);
+    run_fail(b);
+    fdn_clock_advance(f->clk, 1000000 * MS);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+}
+
 static void standalone(void **state)
 {
     (void)state;
@@ -544,6 +564,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(ref_exact_options, setup, teardown),
         cmocka_unit_test_setup_teardown(ref_many_successes_and_independence, setup, teardown),
         cmocka_unit_test_setup_teardown(set_lookup_and_install, setup, teardown),
+        cmocka_unit_test_setup_teardown(huge_window_no_overflow, setup, teardown),
         cmocka_unit_test(standalone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
