@@ -630,6 +630,30 @@ static void cleanup_thread_runs_on_clock_and_lifecycle(void **state)
     fdn_clock_destroy(clk);
 }
 
+static void huge_interval(fdn_telemetry_opts_t *o)
+{
+    o->cleanup_interval_ns = INT64_MAX;
+    o->emit_vm_gauges = false;
+}
+
+/* A cleanup interval of INT64_MAX ns (effectively never) must not overflow the thread's
+ * deadline (now + interval was signed-overflow UB); the thread parks and stops cleanly. */
+static void huge_cleanup_interval_no_overflow(void **state)
+{
+    (void)state;
+    fdn_clock_t *clk = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clk, 1000, 0), 0);
+    fdn_telemetry_t *tm = new_tm(clk, huge_interval);
+    assert_int_equal(fdn__telemetry_service_start(tm), 0);
+    while (fdn_clock_waiters(clk) == 0)
+        sched_yield();
+    assert_int_equal(fdn_clock_advance(clk, 1000000), 0);
+    assert_int_equal(fdn__telemetry_service_health(tm), 0);
+    fdn__telemetry_service_stop(tm);
+    fdn_telemetry_destroy(tm);
+    fdn_clock_destroy(clk);
+}
+
 static void vm_gauges_on_start(void **state)
 {
     (void)state;
@@ -807,6 +831,7 @@ int main(void)
         cmocka_unit_test(json_is_the_reference_tree),
         cmocka_unit_test(retention_uses_the_injected_clock),
         cmocka_unit_test(cleanup_thread_runs_on_clock_and_lifecycle),
+        cmocka_unit_test(huge_cleanup_interval_no_overflow),
         cmocka_unit_test(vm_gauges_on_start),
         cmocka_unit_test(measure_emits_start_stop_exception),
         cmocka_unit_test(event_names_are_bounded),
