@@ -237,7 +237,13 @@ static void sample_lines(buf_t *b, const char *name, const fdn_tm_sample_t *x, d
         b_str(b, name);
         labels(b, x, NULL, NULL);
         b_str(b, " ");
-        b_fmt_dbl(b, x->gauge);
+        if (x->kind == FDN_TM_GAUGE_INT) {
+            char t[32];
+            int n = snprintf(t, sizeof(t), "%lld", (long long)x->gauge_int);
+            b_put(b, t, (size_t)n);
+        } else {
+            b_fmt_dbl(b, x->gauge);
+        }
         b_str(b, "\n");
     }
 }

@@ -96,6 +96,8 @@ static void sample_metric(fdn_tm_snapshot_t *sn, fdn_tm_sample_t *x, fdn_tm_kind
         break;
     default:
         x->gauge = fdn_gauge_value(m);
+        if (kind == FDN_TM_GAUGE_INT)
+            x->gauge_int = fdn__gauge_int(m);
         break;
     }
 }
@@ -340,7 +342,7 @@ static json_t *value_json(const fdn_tm_sample_t *x)
     case FDN_TM_HISTOGRAM:
         return hist_json(&x->hist);
     case FDN_TM_GAUGE_INT:
-        return json_integer((json_int_t)x->gauge);
+        return json_integer((json_int_t)x->gauge_int);
     default:
         return jreal(x->gauge);
     }

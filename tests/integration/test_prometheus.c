@@ -75,6 +75,10 @@ static fdn_telemetry_t *populate(void)
     fdn_gauge_t *g = NULL;
     assert_int_equal(fdn_tm_family_gauge(f, &g, NULL, 0), 0);
     fdn_gauge_set(g, -12);
+    assert_int_equal(fdn_telemetry_family(tm, &f, "queue_bytes", "Queue bytes", FDN_TM_GAUGE_INT,
+                                          NULL, 0, 0), 0);
+    assert_int_equal(fdn_tm_family_gauge(f, &g, NULL, 0), 0);
+    fdn_gauge_set(g, INT64_MAX - 1); /* not representable as a double */
 
     /* events, reference catalogue style */
     fdn_tm_meta_t md = {"path", "dev.debug_mode"};
@@ -153,6 +157,7 @@ static void exposition_content(void **state)
         "pool_checkout_seconds_count{pool=\"db\"} 1000\n",
         "pool_checkout_seconds{pool=\"empty\",quantile=\"0.5\"} NaN\n",
         "queue_depth -12\n",
+        "queue_bytes 9223372036854775806\n",
         "foundation_config_updates_total 1\n",
         "foundation_event_store_events_stored_total 10\n",
         "foundation_event_store_events_stored_emissions_total 1\n",

@@ -648,6 +648,10 @@ static void json_survives_infinite_values(void **state)
     assert_int_equal(fdn_tm_family_histogram(f, &h, NULL, 0), 0);
     fdn_histogram_observe(h, 1e308);
     fdn_histogram_observe(h, 1e308);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "extreme_int", "i", FDN_TM_GAUGE_INT, NULL, 0, 0), 0);
+    assert_int_equal(fdn_tm_family_gauge(f, &g, NULL, 0), 0);
+    fdn_gauge_set(g, INT64_MAX);
     fdn_telemetry_emit_histogram(tm, "app.big", 1e308, NULL, 0);
     fdn_telemetry_emit_histogram(tm, "app.big", 1e308, NULL, 0);
     char *text = NULL;
@@ -665,6 +669,11 @@ static void json_survives_infinite_values(void **state)
     assert_int_equal(json_integer_value(json_object_get(hv, "count")), 2);
     assert_true(json_is_null(json_object_get(hv, "sum")));
     json_t *ev = jpath(jpath(root, "app", "big", "measurements"), "histogram", NULL, NULL);
+    /* an int gauge at its extremes is written exactly (it went through a double cast that is
+     * out of range for INT64_MAX) */
+    json_t *is = json_object_get(jpath(root, "families", "extreme_int", NULL), "series");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(is, 0), "value")),
+                     INT64_MAX);
     assert_int_equal(json_integer_value(json_object_get(ev, "count")), 2);
     json_decref(root);
     fdn_telemetry_destroy(tm);
