@@ -9,8 +9,9 @@
  *   OPEN   --(recovery_time_ms elapsed; checked lazily on the next call)--> HALF_OPEN
  *   HALF_OPEN: admits at most half_open_max_calls probes at once;
  *             a probe success --> CLOSED; a probe failure --> OPEN;
- *             a probe that does not report within probe_timeout_ms counts as a failure
- *             (--> OPEN), so the breaker never sticks in HALF_OPEN.
+ *             a probe that does not report within probe_timeout_ms of its own start
+ *             counts as a failure (--> OPEN; seen by the next call that finds every
+ *             probe slot taken), so the breaker never sticks in HALF_OPEN.
  *   any --reset--> CLOSED;  any --force_open--> FORCED_OPEN (until reset);
  *   any --disable--> DISABLED (admits everything, records nothing, until reset).
  *
