@@ -253,7 +253,8 @@ static void header(buf_t *b, const char *name, const char *help, fdn_tm_kind_t k
     b_str(b, "# HELP ");
     b_str(b, name);
     b_str(b, " ");
-    b_escaped(b, help, false);
+    /* promtool's lint rejects an empty HELP ("no help text"): fall back to the name */
+    b_escaped(b, help[0] != '\0' ? help : name, false);
     b_str(b, "\n# TYPE ");
     b_str(b, name);
     b_str(b, " ");
