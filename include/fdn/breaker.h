@@ -9,8 +9,9 @@
  *   OPEN   --(recovery_time_ms elapsed; checked lazily on the next call)--> HALF_OPEN
  *   HALF_OPEN: admits at most half_open_max_calls probes at once;
  *             a probe success --> CLOSED; a probe failure --> OPEN;
- *             a probe that does not report within probe_timeout_ms counts as a failure
- *             (--> OPEN), so the breaker never sticks in HALF_OPEN.
+ *             a probe that does not report within probe_timeout_ms of its own start
+ *             counts as a failure (--> OPEN; seen by the next call that finds every
+ *             probe slot taken), so the breaker never sticks in HALF_OPEN.
  *   any --reset--> CLOSED;  any --force_open--> FORCED_OPEN (until reset);
  *   any --disable--> DISABLED (admits everything, records nothing, until reset).
  *
@@ -82,7 +83,7 @@ typedef struct fdn_breaker_opts {
     uint32_t version;             /**< FDN_BREAKER_OPTS_VERSION */
     uint32_t failure_threshold;   /**< opens on the N-th counted failure (>= 1; default 5) */
     int64_t window_ms;            /**< failures older than this are not counted (0 = no age
-                                       limit; default 60 000) */
+                                       limit; default 60 000; at most INT64_MAX/4 ns) */
     int64_t recovery_time_ms;     /**< open -> half-open after this (default 30 000) */
     uint32_t half_open_max_calls; /**< concurrent probes in half-open (default 1) */
     int64_t probe_timeout_ms;     /**< a probe not reported within this is a failure

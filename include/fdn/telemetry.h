@@ -447,6 +447,8 @@ typedef struct fdn_tm_sample {
     int64_t last_active_ns;      /**< events: last time the entry was seen to change (clock) */
     const fdn_tm_meta_t *meta;   /**< events: metadata of the first emission */
     size_t nmeta;
+    int64_t gauge_int;           /**< FDN_TM_GAUGE_INT value, exact (`gauge` rounds beyond
+                                      2^53) */
 } fdn_tm_sample_t;
 
 /**

@@ -10,9 +10,9 @@
  * `a_b`; k == "histogram" → summary `a_b`; k == "duration" → summary `a_b_duration_seconds` (ns / 1e9); any other key → summary
  * `a_b_<k>`; the emission count → counter `a_b_emissions_total`. Characters outside
  * [a-zA-Z0-9_:] become '_', a leading digit gets a '_' prefix. Each metric family is written
- * once (HELP, TYPE, samples); when two sources map to the same name, the first in sorted
- * order wins and the others are skipped (listed in a comment line), so the output is always
- * valid. Histograms are exposed as summaries (quantiles 0.5, 0.9, 0.99, 0.999, _sum, _count).
+ * once (HELP, TYPE, samples); when two sources map to the same name, or a family is named
+ * like a written summary's own series (<S>_sum, <S>_count), the first in sorted order wins
+ * and the others are skipped (listed in a comment line), so the output is always valid. Histograms are exposed as summaries (quantiles 0.5, 0.9, 0.99, 0.999, _sum, _count).
  */
 #include <math.h>
 #include <stdio.h>
@@ -129,6 +129,8 @@ static void b_event_name(buf_t *b, const char *event, const char *suffix)
 typedef struct rec {
     char *name;
     char *text;
+    bool summary; /* also owns <name>_sum and <name>_count */
+    bool skipped;
 } rec_t;
 
 typedef struct recs {
@@ -137,7 +139,7 @@ typedef struct recs {
     bool oom;
 } recs_t;
 
-static void recs_add(recs_t *rs, buf_t *name, buf_t *text)
+static void recs_add(recs_t *rs, buf_t *name, buf_t *text, bool summary)
 {
     if (name->oom || text->oom || rs->oom) {
         rs->oom = true;
@@ -159,6 +161,8 @@ static void recs_add(recs_t *rs, buf_t *name, buf_t *text)
     }
     rs->r[rs->n].name = name->p;
     rs->r[rs->n].text = text->p;
+    rs->r[rs->n].summary = summary;
+    rs->r[rs->n].skipped = false;
     rs->n++;
 }
 
@@ -233,7 +237,13 @@ static void sample_lines(buf_t *b, const char *name, const fdn_tm_sample_t *x, d
         b_str(b, name);
         labels(b, x, NULL, NULL);
         b_str(b, " ");
-        b_fmt_dbl(b, x->gauge);
+        if (x->kind == FDN_TM_GAUGE_INT) {
+            char t[32];
+            int n = snprintf(t, sizeof(t), "%lld", (long long)x->gauge_int);
+            b_put(b, t, (size_t)n);
+        } else {
+            b_fmt_dbl(b, x->gauge);
+        }
         b_str(b, "\n");
     }
 }
@@ -243,7 +253,8 @@ static void header(buf_t *b, const char *name, const char *help, fdn_tm_kind_t k
     b_str(b, "# HELP ");
     b_str(b, name);
     b_str(b, " ");
-    b_escaped(b, help, false);
+    /* promtool's lint rejects an empty HELP ("no help text"): fall back to the name */
+    b_escaped(b, help[0] != '\0' ? help : name, false);
     b_str(b, "\n# TYPE ");
     b_str(b, name);
     b_str(b, " ");
@@ -294,12 +305,45 @@ static void event_record(recs_t *rs, const fdn_tm_sample_t *x)
     header(&text, name.p, help.p, x->kind);
     sample_lines(&text, name.p, x, scale);
     fdn__free(help.p);
-    recs_add(rs, &name, &text);
+    recs_add(rs, &name, &text, x->kind == FDN_TM_HISTOGRAM);
 }
 
 static int rec_cmp(const void *a, const void *b)
 {
     return strcmp(((const rec_t *)a)->name, ((const rec_t *)b)->name);
+}
+
+/* True when record i (sorted) names a series of an earlier summary that is written: <S>_sum
+ * or <S>_count for a summary S. Such a family would be a second HELP/TYPE for S's series,
+ * which the text format (and promtool) rejects, so it is skipped like an exact duplicate. */
+static bool shadowed_by_summary(const recs_t *rs, size_t i)
+{
+    static const char *const sfx[] = {"_sum", "_count"};
+    const char *n = rs->r[i].name;
+    size_t len = strlen(n);
+    for (size_t k = 0; k < 2; k++) {
+        size_t sl = strlen(sfx[k]);
+        if (len <= sl || memcmp(n + len - sl, sfx[k], sl) != 0)
+            continue;
+        size_t blen = len - sl;
+        /* first record (of those before i) whose name is >= n[0..blen) */
+        size_t lo = 0, hi = i;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            const char *m = rs->r[mid].name;
+            int c = strncmp(m, n, blen);
+            if (c == 0)
+                c = m[blen] == '\0' ? 0 : 1;
+            if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < i && strncmp(rs->r[lo].name, n, blen) == 0 && rs->r[lo].name[blen] == '\0' &&
+            rs->r[lo].summary && !rs->r[lo].skipped)
+            return true;
+    }
+    return false;
 }
 
 int fdn_telemetry_write_prometheus(fdn_telemetry_t *tm, fdn_tm_write_fn write, void *user)
@@ -326,11 +370,12 @@ int fdn_telemetry_write_prometheus(fdn_telemetry_t *tm, fdn_tm_write_fn write, v
         b_str(&name, x->name);
         header(&text, x->name, x->help, x->kind);
         const char *fname = x->name;
+        fdn_tm_kind_t kind = x->kind;
         while (x != NULL && !x->is_event && strcmp(x->name, fname) == 0) {
             sample_lines(&text, fname, x, 1.0);
             x = fdn_tm_snapshot_next(sn, &it);
         }
-        recs_add(&rs, &name, &text);
+        recs_add(&rs, &name, &text, kind == FDN_TM_HISTOGRAM);
     }
     fdn_tm_snapshot_free(sn);
     if (!rs.oom && rs.n > 1)
@@ -338,7 +383,9 @@ int fdn_telemetry_write_prometheus(fdn_telemetry_t *tm, fdn_tm_write_fn write, v
     rc = rs.oom ? FDN_ENOMEM : 0;
     for (size_t i = 0; i < rs.n; i++) {
         if (rc == 0) {
-            if (i > 0 && strcmp(rs.r[i].name, rs.r[i - 1].name) == 0) {
+            if ((i > 0 && strcmp(rs.r[i].name, rs.r[i - 1].name) == 0) ||
+                shadowed_by_summary(&rs, i)) {
+                rs.r[i].skipped = true;
                 buf_t c = {0};
                 b_str(&c, "# skipped duplicate metric name ");
                 b_str(&c, rs.r[i].name);

@@ -10,11 +10,13 @@
  * Threads: none of its own. Any thread may call acquire/record/status/reset concurrently.
  *
  * Locks: `mu` (one per breaker) guards the failure ring (timestamps of counted failures),
- * the rate window and the non-word transition fields (opened_at, half_open_at). Every
+ * the rate window and the non-word transition fields (opened_at, probe_at). Every
  * transition runs under `mu` and installs the new word with a CAS loop that only fails when
  * a probe counter changed; probe slots are taken and returned with CAS outside `mu`.
- * Fields written under `mu` and read without it (opened_at, half_open_at, failures) are
- * atomics, stored before the new word is published with release order.
+ * Fields written under `mu` and read without it (opened_at, probe_at, failures) are
+ * atomics, stored before the new word is published with release order. probe_at (start of
+ * the newest probe) is also stored by acquire before its probe-slot CAS, so whoever sees the
+ * slots full also sees the start of the last probe that filled them.
  * The set's `mu` guards its array; it is never held with a breaker's `mu`.
  * No user callback (classify, on_transition) and no telemetry call runs while a lock is held.
  *
@@ -57,7 +59,7 @@ struct fdn_breaker {
     char pad0[FDN_CACHELINE - sizeof(uint64_t)];
     _Atomic uint32_t failures;
     _Atomic int64_t opened_at;
-    _Atomic int64_t half_open_at;
+    _Atomic int64_t probe_at; /* half-open: start of the newest probe (probe timeout) */
     _Atomic uint64_t total_failures;
     _Atomic uint64_t total_rejected;
     _Atomic uint64_t times_opened;
@@ -124,8 +126,8 @@ int fdn_breaker_opts_validate(const fdn_breaker_opts_t *o, fdn_error_t *err)
         return fdn_err_set(err, FDN_EINVAL, "breaker options: bad version %u", o->version);
     if (o->failure_threshold < 1 || o->failure_threshold > 1000000)
         return fdn_err_set(err, FDN_EINVAL, "failure_threshold must be in 1..1000000");
-    if (o->window_ms < 0)
-        return fdn_err_set(err, FDN_EINVAL, "window_ms must be >= 0");
+    if (o->window_ms < 0 || o->window_ms > INT64_MAX / NS_PER_MS / 4)
+        return fdn_err_set(err, FDN_EINVAL, "window_ms must be in 0..2^61 ns (in ms)");
     if (o->recovery_time_ms <= 0 || o->recovery_time_ms > INT64_MAX / NS_PER_MS / 4)
         return fdn_err_set(err, FDN_EINVAL, "recovery_time_ms must be a positive integer (ms)");
     if (o->half_open_max_calls < 1 || o->half_open_max_calls > PR_MASK)
@@ -250,7 +252,7 @@ static bool transition(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t 
         atomic_store_explicit(&b->opened_at, now, memory_order_relaxed);
         atomic_fetch_add_explicit(&b->times_opened, 1, memory_order_relaxed);
     } else if (to == FDN_BREAKER_HALF_OPEN) {
-        atomic_store_explicit(&b->half_open_at, now, memory_order_relaxed);
+        atomic_store_explicit(&b->probe_at, now, memory_order_relaxed);
     }
     uint64_t nw = W_MAKE(W_GEN(w) + 1, 0, to);
     while (!atomic_compare_exchange_weak_explicit(&b->word, &w, nw, memory_order_acq_rel,
@@ -352,7 +354,11 @@ int fdn_breaker_acquire(fdn_breaker_t *b, fdn_breaker_permit_t *permit)
             uint32_t p = W_PROBES(w);
             int64_t now = now_ns(b);
             if (p >= b->o.half_open_max_calls) {
-                int64_t since = atomic_load_explicit(&b->half_open_at, memory_order_relaxed);
+                /* Every slot is taken and none has reported: if even the newest probe is
+                 * past its timeout, the probes are lost. (Timing from the start of
+                 * half-open would cut short a probe taken after an earlier one was
+                 * released.) */
+                int64_t since = atomic_load_explicit(&b->probe_at, memory_order_relaxed);
                 if (now - since >= b->o.probe_timeout_ms * NS_PER_MS) {
                     /* a probe never reported: count it as a failure */
                     atomic_fetch_add_explicit(&b->total_failures, 1, memory_order_relaxed);
@@ -361,6 +367,9 @@ int fdn_breaker_acquire(fdn_breaker_t *b, fdn_breaker_permit_t *permit)
                 return reject(b);
             }
             uint64_t nw = w + ((uint64_t)1 << PR_SHIFT);
+            /* before the CAS (release): a caller that sees the slots full sees this start;
+             * a failed CAS only makes the timeout later, never earlier */
+            atomic_store_explicit(&b->probe_at, now, memory_order_relaxed);
             if (atomic_compare_exchange_weak_explicit(&b->word, &w, nw, memory_order_acq_rel,
                                                       memory_order_acquire)) {
                 permit->word = nw;

@@ -339,7 +339,7 @@ static void worker_init_times_locked(fdn_pool_t *p, fdn_pool_worker_t *w, int64_
     if (p->max_lifetime_ns > 0) {
         int64_t jitter = 0;
         if (p->jitter_ns > 0)
-            jitter = (int64_t)(next_rand(p) % (uint64_t)(p->jitter_ns + 1));
+            jitter = (int64_t)(next_rand(p) % ((uint64_t)p->jitter_ns + 1u));
         int64_t life = p->max_lifetime_ns - jitter;
         if (life < 1)
             life = 1;

@@ -836,11 +836,17 @@ void fdn_telemetry_destroy(fdn_telemetry_t *tm)
     fdn__free(tm);
 }
 
+/* now + interval, saturated: any interval >= 0 is accepted, INT64_MAX means "never". */
+static int64_t next_cleanup(int64_t now, int64_t interval)
+{
+    return now > INT64_MAX - interval ? INT64_MAX : now + interval;
+}
+
 static void *cleanup_main(void *arg)
 {
     fdn_telemetry_t *tm = arg;
     uint64_t kick = fdn_clock_kick_seq(tm->clock);
-    int64_t next = fdn_clock_mono_ns(tm->clock) + tm->opts.cleanup_interval_ns;
+    int64_t next = next_cleanup(fdn_clock_mono_ns(tm->clock), tm->opts.cleanup_interval_ns);
     while (!atomic_load_explicit(&tm->thread_stop, memory_order_acquire)) {
         (void)fdn_clock_wait_until(tm->clock, next, &kick);
         if (atomic_load_explicit(&tm->thread_stop, memory_order_acquire))
@@ -848,7 +854,7 @@ static void *cleanup_main(void *arg)
         int64_t now = fdn_clock_mono_ns(tm->clock);
         if (now >= next) {
             (void)sweep(tm, false);
-            next = now + tm->opts.cleanup_interval_ns;
+            next = next_cleanup(now, tm->opts.cleanup_interval_ns);
         }
     }
     atomic_store_explicit(&tm->thread_alive, 0, memory_order_release);

@@ -9,6 +9,7 @@
  * copied into its own arena: it stays valid after cleanup frees entries and is immutable.
  * Taking a snapshot also samples each entry's activity for retention.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,6 +96,8 @@ static void sample_metric(fdn_tm_snapshot_t *sn, fdn_tm_sample_t *x, fdn_tm_kind
         break;
     default:
         x->gauge = fdn_gauge_value(m);
+        if (kind == FDN_TM_GAUGE_INT)
+            x->gauge_int = fdn__gauge_int(m);
         break;
     }
 }
@@ -315,12 +318,20 @@ static json_t *jcount(uint64_t v)
     return json_integer(v > (uint64_t)INT64_MAX ? INT64_MAX : (json_int_t)v);
 }
 
+/* JSON has no infinities (a gauge add or a histogram sum can overflow to one): json_real
+ * refuses them, which used to fail the whole document; they are written as null. */
+static json_t *jreal(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
 static json_t *hist_json(const fdn_tm_hist_stats_t *h)
 {
-    return json_pack("{s:o,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "count", jcount(h->count), "sum",
-                     h->sum, "min", h->min, "max", h->max, "mean",
-                     h->count > 0 ? h->sum / (double)h->count : 0.0, "p50", h->p50, "p90",
-                     h->p90, "p99", h->p99, "p999", h->p999);
+    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "count", jcount(h->count), "sum",
+                     jreal(h->sum), "min", jreal(h->min), "max", jreal(h->max), "mean",
+                     jreal(h->count > 0 ? h->sum / (double)h->count : 0.0), "p50",
+                     jreal(h->p50), "p90", jreal(h->p90), "p99", jreal(h->p99), "p999",
+                     jreal(h->p999));
 }
 
 static json_t *value_json(const fdn_tm_sample_t *x)
@@ -331,9 +342,9 @@ static json_t *value_json(const fdn_tm_sample_t *x)
     case FDN_TM_HISTOGRAM:
         return hist_json(&x->hist);
     case FDN_TM_GAUGE_INT:
-        return json_integer((json_int_t)x->gauge);
+        return json_integer((json_int_t)x->gauge_int);
     default:
-        return json_real(x->gauge);
+        return jreal(x->gauge);
     }
 }
 

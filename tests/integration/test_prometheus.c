@@ -75,6 +75,15 @@ static fdn_telemetry_t *populate(void)
     fdn_gauge_t *g = NULL;
     assert_int_equal(fdn_tm_family_gauge(f, &g, NULL, 0), 0);
     fdn_gauge_set(g, -12);
+    assert_int_equal(fdn_telemetry_family(tm, &f, "queue_bytes", "Queue bytes", FDN_TM_GAUGE_INT,
+                                          NULL, 0, 0), 0);
+    assert_int_equal(fdn_tm_family_gauge(f, &g, NULL, 0), 0);
+    fdn_gauge_set(g, INT64_MAX - 1); /* not representable as a double */
+    /* a family registered without help text: promtool's lint fails on "no help text" */
+    assert_int_equal(fdn_telemetry_family(tm, &f, "workers_busy", NULL, FDN_TM_GAUGE_INT, NULL, 0,
+                                          0), 0);
+    assert_int_equal(fdn_tm_family_gauge(f, &g, NULL, 0), 0);
+    fdn_gauge_set(g, 3);
 
     /* events, reference catalogue style */
     fdn_tm_meta_t md = {"path", "dev.debug_mode"};
@@ -91,6 +100,11 @@ static fdn_telemetry_t *populate(void)
     /* collision: "x.y" gauge and "x_y" gauge both map to x_y */
     fdn_telemetry_emit_gauge(tm, "x.y", 1, NULL, 0);
     fdn_telemetry_emit_gauge(tm, "x_y", 2, NULL, 0);
+    /* collision through a summary's own series: summary app_latency writes app_latency_count
+     * and app_latency_sum, so gauges named so must be skipped (promtool: "second HELP line") */
+    fdn_telemetry_emit_histogram(tm, "app.latency", 5, NULL, 0);
+    fdn_telemetry_emit_gauge(tm, "app.latency.count", 7, NULL, 0);
+    fdn_telemetry_emit_gauge(tm, "app.latency_sum", 8, NULL, 0);
     return tm;
 }
 
@@ -148,6 +162,7 @@ static void exposition_content(void **state)
         "pool_checkout_seconds_count{pool=\"db\"} 1000\n",
         "pool_checkout_seconds{pool=\"empty\",quantile=\"0.5\"} NaN\n",
         "queue_depth -12\n",
+        "queue_bytes 9223372036854775806\n",
         "foundation_config_updates_total 1\n",
         "foundation_event_store_events_stored_total 10\n",
         "foundation_event_store_events_stored_emissions_total 1\n",
@@ -158,6 +173,9 @@ static void exposition_content(void **state)
         "_9lives_x_sum -3\n",
         "app_odd_weird_key_",
         "# skipped duplicate metric name x_y\n",
+        "app_latency_count 1\n",
+        "# skipped duplicate metric name app_latency_count\n",
+        "# skipped duplicate metric name app_latency_sum\n",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         if (strstr(m.buf, want[i]) == NULL)

@@ -235,6 +235,38 @@ static void probe_timeout_never_sticks(void **state)
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
 }
 
+/* The probe timeout is per probe: a probe taken after an earlier one was released must get
+ * its own probe_timeout_ms, not what is left of the time since half-open began (it was
+ * timed out early and its success ignored, reopening a healthy dependency). */
+static void probe_timeout_counts_from_the_probe(void **state)
+{
+    fx_t *f = *state;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 1;
+    o.recovery_time_ms = 100;
+    o.probe_timeout_ms = 50;
+    fdn_breaker_t *b = mk(f, "pt2", &o);
+    run_fail(b);
+    fdn_clock_advance(f->clk, 100 * MS);
+    fdn_breaker_permit_t p1, p2, p;
+    assert_int_equal(fdn_breaker_acquire(b, &p1), 0); /* half-open begins, first probe */
+    fdn_clock_advance(f->clk, 40 * MS);
+    fdn_breaker_release(b, &p1); /* e.g. rejected by the pool: slot returned */
+    assert_int_equal(fdn_breaker_acquire(b, &p2), 0); /* second probe at +40 ms */
+    fdn_clock_advance(f->clk, 20 * MS);                /* +60 ms: p2 is 20 ms old */
+    assert_int_equal(fdn_breaker_acquire(b, &p), FDN_ECIRCUIT_OPEN);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_HALF_OPEN);
+    fdn_breaker_record(b, &p2, 0);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    /* and a probe that really exceeds its timeout still reopens on the next call */
+    run_fail(b);
+    fdn_clock_advance(f->clk, 100 * MS);
+    assert_int_equal(fdn_breaker_acquire(b, &p1), 0);
+    fdn_clock_advance(f->clk, 50 * MS);
+    assert_int_equal(fdn_breaker_acquire(b, &p), FDN_ECIRCUIT_OPEN);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+}
+
 static void release_frees_probe_slot(void **state)
 {
     fx_t *f = *state;
@@ -513,6 +545,26 @@ static void set_lookup_and_install(void **state)
     fdn_breaker_destroy(NULL);
 }
 
+/* window_ms is multiplied into ns: a window whose ns value does not fit in int64 must be
+ * rejected, not overflow (UBSan) when the first failure is recorded; the largest accepted
+ * window still counts failures. */
+static void huge_window_no_overflow(void **state)
+{
+    fx_t *f = *state;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 2;
+    o.window_ms = INT64_MAX / 2;
+    o.clock = f->clk;
+    assert_int_equal(fdn_breaker_opts_validate(&o, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_breaker_create_in(f->set, "huge", &o, NULL), FDN_EINVAL);
+    o.window_ms = INT64_MAX / MS / 4;
+    fdn_breaker_t *b = mk(f, "big", &o);
+    run_fail(b);
+    fdn_clock_advance(f->clk, 1000000 * MS);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+}
+
 static void standalone(void **state)
 {
     (void)state;
@@ -534,6 +586,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(open_half_open_close, setup, teardown),
         cmocka_unit_test_setup_teardown(half_open_failure_reopens, setup, teardown),
         cmocka_unit_test_setup_teardown(probe_timeout_never_sticks, setup, teardown),
+        cmocka_unit_test_setup_teardown(probe_timeout_counts_from_the_probe, setup, teardown),
         cmocka_unit_test_setup_teardown(release_frees_probe_slot, setup, teardown),
         cmocka_unit_test_setup_teardown(classify_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(rate_policy_count_window, setup, teardown),
@@ -544,6 +597,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(ref_exact_options, setup, teardown),
         cmocka_unit_test_setup_teardown(ref_many_successes_and_independence, setup, teardown),
         cmocka_unit_test_setup_teardown(set_lookup_and_install, setup, teardown),
+        cmocka_unit_test_setup_teardown(huge_window_no_overflow, setup, teardown),
         cmocka_unit_test(standalone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

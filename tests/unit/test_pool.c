@@ -557,6 +557,37 @@ static void max_lifetime_with_jitter(void **state)
     assert_int_equal(atomic_load(&f->ctx.live), 4);
 }
 
+/* max_lifetime_with_jitter passes with the jitter ignored (every lifetime in [500, 1000] ms
+ * looks the same at 499 and 1000 ms). Here the lifetimes must actually be spread: at 750 ms
+ * each of 64 workers has expired with probability 1/2, so "none" or "all" (the result
+ * without jitter) has probability 2^-63. */
+static void jitter_spreads_lifetimes(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 64, 0);
+    o.max_lifetime_ms = 1000;
+    o.lifetime_jitter_ms = 500;
+    fdn_pool_t *p = mkpool(f, &o);
+    assert_int_equal(fdn_clock_advance(f->clk, 750 * MS), 0);
+    int dropped = fdn_pool_reap(p);
+    assert_true(dropped > 0 && dropped < 64);
+}
+
+/* A jitter too large for ns saturates to INT64_MAX; drawing the jitter must not overflow
+ * (jitter_ns + 1 was signed-overflow UB), and a lifetime never drops below 1 ns. */
+static void huge_jitter_no_overflow(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    o.max_lifetime_ms = 1000;
+    o.lifetime_jitter_ms = INT64_MAX;
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+    assert_int_equal(atomic_load(&f->ctx.live), 1);
+}
+
 static void max_lifetime_lazy_on_checkout_and_checkin(void **state)
 {
     fixture_t *f = *state;
@@ -1067,6 +1098,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(broken_worker_replacement_goes_to_waiter, setup, teardown),
         cmocka_unit_test_setup_teardown(validate_after_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(max_lifetime_with_jitter, setup, teardown),
+        cmocka_unit_test_setup_teardown(huge_jitter_no_overflow, setup, teardown),
+        cmocka_unit_test_setup_teardown(jitter_spreads_lifetimes, setup, teardown),
         cmocka_unit_test_setup_teardown(max_lifetime_lazy_on_checkout_and_checkin, setup, teardown),
         cmocka_unit_test_setup_teardown(idle_timeout_shrinks_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(overflow_ttl_keeps_overflow_idle, setup, teardown),

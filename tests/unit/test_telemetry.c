@@ -630,6 +630,79 @@ static void cleanup_thread_runs_on_clock_and_lifecycle(void **state)
     fdn_clock_destroy(clk);
 }
 
+/* A double that overflowed to infinity (gauge add, histogram sum) has no JSON form; it must
+ * not make the whole get_metrics JSON fail (it returned FDN_ENOMEM) nor drop the series. */
+static void json_survives_infinite_values(void **state)
+{
+    (void)state;
+    fdn_telemetry_t *tm = new_tm(NULL, NULL);
+    fdn_tm_family_t *f = NULL;
+    fdn_gauge_t *g = NULL;
+    fdn_histogram_t *h = NULL;
+    assert_int_equal(fdn_telemetry_family(tm, &f, "big_gauge", "g", FDN_TM_GAUGE, NULL, 0, 0), 0);
+    assert_int_equal(fdn_tm_family_gauge(f, &g, NULL, 0), 0);
+    fdn_gauge_add_double(g, 1e308);
+    fdn_gauge_add_double(g, 1e308);
+    assert_int_equal(fdn_telemetry_family(tm, &f, "big_hist", "h", FDN_TM_HISTOGRAM, NULL, 0, 0),
+                     0);
+    assert_int_equal(fdn_tm_family_histogram(f, &h, NULL, 0), 0);
+    fdn_histogram_observe(h, 1e308);
+    fdn_histogram_observe(h, 1e308);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "extreme_int", "i", FDN_TM_GAUGE_INT, NULL, 0, 0), 0);
+    assert_int_equal(fdn_tm_family_gauge(f, &g, NULL, 0), 0);
+    fdn_gauge_set(g, INT64_MAX);
+    fdn_telemetry_emit_histogram(tm, "app.big", 1e308, NULL, 0);
+    fdn_telemetry_emit_histogram(tm, "app.big", 1e308, NULL, 0);
+    char *text = NULL;
+    assert_int_equal(fdn_telemetry_metrics_json(tm, &text), 0);
+    json_error_t jerr;
+    json_t *root = json_loads(text, 0, &jerr);
+    fdn_free(text);
+    assert_non_null(root);
+    json_t *gs = json_object_get(jpath(root, "families", "big_gauge", NULL), "series");
+    assert_int_equal(json_array_size(gs), 1);
+    assert_true(json_is_null(json_object_get(json_array_get(gs, 0), "value")));
+    json_t *hs = json_object_get(jpath(root, "families", "big_hist", NULL), "series");
+    assert_int_equal(json_array_size(hs), 1);
+    json_t *hv = json_object_get(json_array_get(hs, 0), "value");
+    assert_int_equal(json_integer_value(json_object_get(hv, "count")), 2);
+    assert_true(json_is_null(json_object_get(hv, "sum")));
+    json_t *ev = jpath(jpath(root, "app", "big", "measurements"), "histogram", NULL, NULL);
+    /* an int gauge at its extremes is written exactly (it went through a double cast that is
+     * out of range for INT64_MAX) */
+    json_t *is = json_object_get(jpath(root, "families", "extreme_int", NULL), "series");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(is, 0), "value")),
+                     INT64_MAX);
+    assert_int_equal(json_integer_value(json_object_get(ev, "count")), 2);
+    json_decref(root);
+    fdn_telemetry_destroy(tm);
+}
+
+static void huge_interval(fdn_telemetry_opts_t *o)
+{
+    o->cleanup_interval_ns = INT64_MAX;
+    o->emit_vm_gauges = false;
+}
+
+/* A cleanup interval of INT64_MAX ns (effectively never) must not overflow the thread's
+ * deadline (now + interval was signed-overflow UB); the thread parks and stops cleanly. */
+static void huge_cleanup_interval_no_overflow(void **state)
+{
+    (void)state;
+    fdn_clock_t *clk = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clk, 1000, 0), 0);
+    fdn_telemetry_t *tm = new_tm(clk, huge_interval);
+    assert_int_equal(fdn__telemetry_service_start(tm), 0);
+    while (fdn_clock_waiters(clk) == 0)
+        sched_yield();
+    assert_int_equal(fdn_clock_advance(clk, 1000000), 0);
+    assert_int_equal(fdn__telemetry_service_health(tm), 0);
+    fdn__telemetry_service_stop(tm);
+    fdn_telemetry_destroy(tm);
+    fdn_clock_destroy(clk);
+}
+
 static void vm_gauges_on_start(void **state)
 {
     (void)state;
@@ -807,6 +880,8 @@ int main(void)
         cmocka_unit_test(json_is_the_reference_tree),
         cmocka_unit_test(retention_uses_the_injected_clock),
         cmocka_unit_test(cleanup_thread_runs_on_clock_and_lifecycle),
+        cmocka_unit_test(huge_cleanup_interval_no_overflow),
+        cmocka_unit_test(json_survives_infinite_values),
         cmocka_unit_test(vm_gauges_on_start),
         cmocka_unit_test(measure_emits_start_stop_exception),
         cmocka_unit_test(event_names_are_bounded),
