@@ -77,6 +77,31 @@ static void target_rejects(void **state)
     assert_int_equal(fdn__http_target_parse(&t, segs, n), FDN_ETOO_LARGE);
 }
 
+/* Regression: decoded keys without '=' take two NULs (key + empty value) for one raw
+ * separator, so a maximal target with FDN__HTTP_MAX_QUERY bare keys decoded past buf and
+ * overwrote segs[] (a remote SEGV in route matching). */
+static void target_bare_keys_fit(void **state)
+{
+    (void)state;
+    static fdn__http_target_t t;
+    static char u[FDN__HTTP_MAX_URI + 1];
+    size_t n = (size_t)snprintf(u, sizeof u, "/v1/events?");
+    for (int i = 1; i < FDN__HTTP_MAX_QUERY; i++)
+        n += (size_t)snprintf(u + n, sizeof u - n, "k%02d&", i);
+    while (n < FDN__HTTP_MAX_URI)
+        u[n++] = 'z'; /* the last bare key fills the target up to the limit */
+    u[n] = '\0';
+    int rc = fdn__http_target_parse(&t, u, n);
+    assert_int_equal(rc, 0);
+    assert_int_equal(t.nsegs, 2);
+    assert_string_equal(t.segs[0], "v1");
+    assert_string_equal(t.segs[1], "events");
+    assert_int_equal(t.nquery, FDN__HTTP_MAX_QUERY);
+    assert_string_equal(t.query[0].key, "k01");
+    assert_string_equal(t.query[FDN__HTTP_MAX_QUERY - 1].val, "");
+    assert_int_equal(strlen(t.query[FDN__HTTP_MAX_QUERY - 1].key), FDN__HTTP_MAX_URI - 11 - 4 * 31);
+}
+
 static void route_matching(void **state)
 {
     (void)state;
@@ -552,7 +577,7 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(target_basic),     cmocka_unit_test(target_decoding),
-        cmocka_unit_test(target_rejects),   cmocka_unit_test(route_matching),
+        cmocka_unit_test(target_rejects),   cmocka_unit_test(target_bare_keys_fit),   cmocka_unit_test(route_matching),
         cmocka_unit_test(value_parsers),    cmocka_unit_test(status_mapping),
         cmocka_unit_test(error_body),       cmocka_unit_test(ct_equal),
         cmocka_unit_test(dispatch_routes),  cmocka_unit_test(dispatch_token),
