@@ -136,6 +136,14 @@ expect 405 POST /health
 [[ "$(header Allow)" == "GET" ]] && pass || fail "405 without Allow: GET"
 expect 400 GET '/v1/a//b'
 expect 400 GET '/v1/events/../health'
+# a maximal target (4096 bytes) made of 32 query keys without '=' once decoded past the
+# parser's buffer and killed the server: it must answer (422: unknown parameter) and live on
+LONGQ="/v1/events?"
+for i in $(seq -w 1 31); do LONGQ+="k$i&"; done
+while [[ ${#LONGQ} -lt 4096 ]]; do LONGQ+="z"; done
+expect 422 GET "$LONGQ"
+error_is 3204
+expect 200 GET /health
 
 # --- registry
 if wants registry; then
