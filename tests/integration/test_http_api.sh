@@ -361,6 +361,18 @@ if wants events; then
     TOTAL="$(wc -l <"$TMP/offline.jsonl")"
     "$FDN" events query --data-dir "$TMP/data" --type order.placed >"$TMP/offline.txt"
     [[ "$(grep -c order.placed "$TMP/offline.txt")" -eq 2 ]] && pass || fail "offline table: $(cat "$TMP/offline.txt")"
+    # a store whose table pages are damaged must fail, not print nothing and exit 0
+    mkdir -p "$TMP/corrupt"
+    cp "$TMP/data/events.db" "$TMP/corrupt/events.db"
+    pages=$(($(stat -c %s "$TMP/corrupt/events.db") / 4096))
+    for ((pg = 1; pg < pages; pg++)); do
+        printf '\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff' |
+            dd of="$TMP/corrupt/events.db" bs=1 seek=$((pg * 4096)) conv=notrunc status=none
+    done
+    crc=0
+    "$FDN" events query --data-dir "$TMP/corrupt" --json >/dev/null 2>"$TMP/corrupt.err" || crc=$?
+    [[ $crc -ne 0 ]] && grep -q "$TMP/corrupt/events.db" "$TMP/corrupt.err" && pass ||
+        fail "query of a damaged store exited $crc: $(cat "$TMP/corrupt.err")"
 fi
 start_server
 if wants events; then
