@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -202,7 +203,8 @@ static bool auth_ok(const fdn_admin_t *a, const char *authorization)
 {
     if (a->token == NULL)
         return true;
-    if (authorization == NULL || strncmp(authorization, "Bearer ", 7) != 0)
+    /* the scheme name is case-insensitive (RFC 7235 2.1); the token is not */
+    if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
         return false;
     const char *t = authorization + 7;
     return fdn__http_ct_equal(t, strlen(t), a->token, a->token_len);

@@ -379,6 +379,10 @@ static void dispatch_token(void **state)
     fdn__admin_dispatch(a, "GET", "/health", "Bearer s3cret", NULL, 0, &r);
     assert_int_equal(r.status, 200);
     fdn__http_resp_clear(&r);
+    /* the auth scheme is case-insensitive (RFC 7235 section 2.1, RFC 6750) */
+    fdn__admin_dispatch(a, "GET", "/health", "bearer s3cret", NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    fdn__http_resp_clear(&r);
     fdn_admin_destroy(a);
 
     o.token = NULL;
