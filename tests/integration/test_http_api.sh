@@ -437,6 +437,12 @@ expect 401 GET /v1/registry
 expect 401 GET /v1/registry - -H 'Authorization: Bearer wrong'
 req GET /health - -H 'Authorization: Bearer integration-test-token-0123456789'
 [[ "$STATUS" == 200 ]] && pass || fail "token accepted: $STATUS"
+# without the token a body is refused on its headers: 401 before any of it is read, so
+# unauthenticated clients cannot make the server buffer max_body bytes per connection
+head -c 60000 /dev/zero | tr '\0' ' ' >"$TMP/bigbody"
+up="$(curl -s -o /dev/null -w '%{http_code} %{size_upload}' -X POST -H 'Expect: 100-continue' \
+    --data-binary @"$TMP/bigbody" --max-time 10 "http://127.0.0.1:$PORT/v1/events")" || true
+[[ "$up" == "401 0" ]] && pass || fail "unauthenticated upload (status, bytes sent): $up"
 stop_server
 
 echo "test_http_api: $CHECKS checks passed, $FAILS failed"
