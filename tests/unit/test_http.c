@@ -12,6 +12,11 @@
 
 #include "admin/admin_int.h"
 #include "core/alloc.h"
+#include "infra/limiter_int.h"
+#include "infra/pool_int.h"
+#include "services/config_int.h"
+#include "services/event_store_int.h"
+#include "services/telemetry_int.h"
 
 /* ---- parsers ------------------------------------------------------------------------- */
 
@@ -405,6 +410,75 @@ static void pool_free(void *conn, void *user)
     fdn__free(conn);
 }
 
+/* While a service is stopped (a supervisor restart), every endpoint on it answers at once
+ * with a JSON error body of the agreed shape: 503 for anything that needs the service. */
+static void stopped_services_answer_503(void **state)
+{
+    (void)state;
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    fdn_events_t *es = NULL;
+    fdn_config_t *cfg = NULL;
+    fdn_limiter_t *lim = NULL;
+    fdn_pools_t *pools = NULL;
+    fdn_telemetry_t *tm = NULL;
+    fdn_config_opts_t co = FDN_CONFIG_OPTS_INIT;
+    co.ignore_env = true;
+    assert_int_equal(fdn_events_create(&es, NULL, NULL), 0);
+    assert_int_equal(fdn_config_create(&cfg, &co, NULL), 0);
+    assert_int_equal(fdn_limiter_create(&lim, NULL), 0);
+    assert_int_equal(fdn_pools_create(&pools, NULL), 0);
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    assert_int_equal(fdn_admin_mount_events(a, es), 0);
+    assert_int_equal(fdn_admin_mount_config(a, cfg), 0);
+    assert_int_equal(fdn_admin_mount_limiter(a, lim), 0);
+    assert_int_equal(fdn_admin_mount_pools(a, pools), 0);
+    assert_int_equal(fdn_admin_mount_telemetry(a, tm), 0);
+    fdn__events_service_stop(es);
+    fdn__config_service_stop(cfg);
+    fdn__limiter_service_stop(lim);
+    fdn__pools_service_stop(pools);
+    fdn__telemetry_service_stop(tm);
+    static const struct {
+        const char *method, *uri, *body;
+    } reqs[] = {
+        {"POST", "/v1/events", "{\"type\":\"a.b\",\"data\":1}"},
+        {"POST", "/v1/events/batch", "[{\"type\":\"a.b\",\"data\":1}]"},
+        {"GET", "/v1/events/1", NULL},
+        {"GET", "/v1/events", NULL},
+        {"DELETE", "/v1/events?before=10", NULL},
+        {"PUT", "/v1/config/dev.debug_mode", "true"},
+        {"POST", "/v1/config/reset", NULL},
+        {"POST", "/v1/limiter/check", "{\"key\":\"k\",\"limit\":1,\"window_ms\":10}"},
+        {"GET", "/v1/pools", NULL},
+        {"GET", "/v1/telemetry", NULL},
+        {"GET", "/metrics", NULL},
+    };
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        fdn__http_resp_t r;
+        memset(&r, 0, sizeof r);
+        const char *b = reqs[i].body;
+        fdn__admin_dispatch(a, reqs[i].method, reqs[i].uri, NULL, b, b ? strlen(b) : 0, &r);
+        json_t *e = json_object_get(r.json, "error");
+        if (r.status != 503 || !json_is_integer(json_object_get(e, "code")) ||
+            !json_is_string(json_object_get(e, "type")) ||
+            !json_is_string(json_object_get(e, "category")) ||
+            !json_is_string(json_object_get(e, "severity")) ||
+            !json_is_string(json_object_get(e, "message")))
+            fail_msg("%s %s with its service stopped -> %u", reqs[i].method, reqs[i].uri,
+                     r.status);
+        fdn__http_resp_clear(&r);
+    }
+    fdn_admin_destroy(a);
+    fdn_telemetry_destroy(tm);
+    fdn_pools_destroy(pools);
+    fdn_limiter_destroy(lim);
+    fdn_config_destroy(cfg);
+    fdn_events_destroy(es);
+}
+
 static void service_handlers(void **state)
 {
     (void)state;
@@ -584,7 +658,7 @@ int main(void)
         cmocka_unit_test(target_rejects),   cmocka_unit_test(target_bare_keys_fit),   cmocka_unit_test(route_matching),
         cmocka_unit_test(value_parsers),    cmocka_unit_test(status_mapping),
         cmocka_unit_test(error_body),       cmocka_unit_test(ct_equal),
-        cmocka_unit_test(dispatch_routes),  cmocka_unit_test(dispatch_token),
+        cmocka_unit_test(dispatch_routes),  cmocka_unit_test(dispatch_token), cmocka_unit_test(stopped_services_answer_503),
         cmocka_unit_test(service_handlers), cmocka_unit_test(server_real),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
