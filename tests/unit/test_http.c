@@ -467,8 +467,7 @@ static void stopped_services_answer_503(void **state)
             !json_is_string(json_object_get(e, "category")) ||
             !json_is_string(json_object_get(e, "severity")) ||
             !json_is_string(json_object_get(e, "message")))
-            fail_msg("%s %s with its service stopped -> %u", reqs[i].method, reqs[i].uri,
-                     r.status);
+            fail_msg("%s %s with its service stopped -> %u", reqs[i].method, reqs[i].uri, r.status);
         fdn__http_resp_clear(&r);
     }
     fdn_admin_destroy(a);
@@ -655,10 +654,11 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(target_basic),     cmocka_unit_test(target_decoding),
-        cmocka_unit_test(target_rejects),   cmocka_unit_test(target_bare_keys_fit),   cmocka_unit_test(route_matching),
-        cmocka_unit_test(value_parsers),    cmocka_unit_test(status_mapping),
-        cmocka_unit_test(error_body),       cmocka_unit_test(ct_equal),
-        cmocka_unit_test(dispatch_routes),  cmocka_unit_test(dispatch_token), cmocka_unit_test(stopped_services_answer_503),
+        cmocka_unit_test(target_rejects),   cmocka_unit_test(target_bare_keys_fit),
+        cmocka_unit_test(route_matching),   cmocka_unit_test(value_parsers),
+        cmocka_unit_test(status_mapping),   cmocka_unit_test(error_body),
+        cmocka_unit_test(ct_equal),         cmocka_unit_test(dispatch_routes),
+        cmocka_unit_test(dispatch_token),   cmocka_unit_test(stopped_services_answer_503),
         cmocka_unit_test(service_handlers), cmocka_unit_test(server_real),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
