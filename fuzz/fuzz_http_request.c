@@ -32,6 +32,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static fdn__http_target_t t;
     if (fdn__http_target_parse(&t, (const char *)data, size) == 0) {
+        /* the DESIGN invariant: every decoded part lies inside t.buf (a decoding overrun
+         * stays inside the struct, where ASan cannot see it, and clobbers these pointers) */
+        const char *lo = t.buf, *hi = t.buf + sizeof t.buf;
+        for (size_t i = 0; i < t.nsegs; i++)
+            if (t.segs[i] < lo || t.segs[i] >= hi ||
+                memchr(t.segs[i], '\0', (size_t)(hi - t.segs[i])) == NULL)
+                abort();
+        for (size_t i = 0; i < t.nquery; i++)
+            if (t.query[i].key < lo || t.query[i].key >= hi || t.query[i].val < lo ||
+                t.query[i].val >= hi ||
+                memchr(t.query[i].val, '\0', (size_t)(hi - t.query[i].val)) == NULL)
+                abort();
         for (size_t i = 0; i < t.nquery; i++) {
             int64_t v;
             uint64_t u;

@@ -17,7 +17,7 @@
  *
  * Security: the server binds loopback by default. Binding any other address requires a bearer
  * token; then every request must carry `Authorization: Bearer <token>` (compared in constant
- * time) or gets 401.
+ * time) or gets 401 on its headers, before any of its body is read.
  *
  * @since 0.1.0
  */

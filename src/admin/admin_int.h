@@ -38,7 +38,9 @@ typedef struct fdn__http_kv {
  * treat it as immovable.
  */
 typedef struct fdn__http_target {
-    char buf[FDN__HTTP_MAX_URI + 8];
+    /* decoded parts: a query key without '=' takes two NULs (key, empty value) for one raw
+     * separator, so the worst case is MAX_URI + MAX_QUERY + 1 bytes */
+    char buf[FDN__HTTP_MAX_URI + FDN__HTTP_MAX_QUERY + 8];
     const char *segs[FDN__HTTP_MAX_SEGS];
     size_t nsegs;
     fdn__http_kv_t query[FDN__HTTP_MAX_QUERY];

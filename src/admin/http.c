@@ -12,7 +12,8 @@
  * Per request: the raw target is captured by the URI log callback (before MHD unescapes it)
  * into a heap context that the completion callback frees; the body is accumulated up to
  * max_body_bytes; a larger Content-Length is refused with 413 at once, a larger streamed body
- * is drained and refused with 413 at its end.
+ * is drained and refused with 413 at its end. With a token, a request without it is refused
+ * (401) on its headers, before any body is read.
  * The listen socket is opened here (clear EADDRINUSE/EACCES errors, port 0 support, loopback
  * check) and handed to MHD, which closes it on stop.
  */
@@ -30,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -202,7 +204,8 @@ static bool auth_ok(const fdn_admin_t *a, const char *authorization)
 {
     if (a->token == NULL)
         return true;
-    if (authorization == NULL || strncmp(authorization, "Bearer ", 7) != 0)
+    /* the scheme name is case-insensitive (RFC 7235 2.1); the token is not */
+    if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
         return false;
     const char *t = authorization + 7;
     return fdn__http_ct_equal(t, strlen(t), a->token, a->token_len);
@@ -660,6 +663,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         if (cl != NULL && (fdn__http_parse_u64(cl, UINT64_MAX, &n) != 0 || n > a->max_body)) {
             c->too_large = true;
             return send_error(a, con, FDN_ETOO_LARGE, "request body exceeds the limit");
+        }
+        /* refuse a client without the token on its headers, before its body is read: else
+         * anyone who can connect makes the server buffer max_body bytes per connection */
+        if (!auth_ok(a, MHD_lookup_connection_value(con, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_AUTHORIZATION))) {
+            c->too_large = true; /* any body that still arrives is drained, not kept */
+            return send_error(a, con, FDN_EACCES, "missing or wrong bearer token");
         }
         return MHD_YES;
     }

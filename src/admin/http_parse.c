@@ -77,7 +77,8 @@ int fdn__http_target_parse(fdn__http_target_t *t, const char *uri, size_t len)
 
     const char *q = memchr(uri, '?', len);
     size_t plen = q ? (size_t)(q - uri) : len;
-    /* decoded output never exceeds input + one NUL per part; buf holds MAX_URI + 8 */
+    /* decoded output never exceeds input + one extra NUL per bare query key + 1; buf holds
+     * MAX_URI + MAX_QUERY + 8 */
     size_t out = 0;
 
     /* path: skip the leading '/', ignore one trailing '/' */
@@ -112,7 +113,7 @@ int fdn__http_target_parse(fdn__http_target_t *t, const char *uri, size_t len)
         const char *amp = memchr(s, '&', len - i);
         size_t n = amp ? (size_t)(amp - s) : len - i;
         if (n > 0) {
-            if (t->nquery == FDN__HTTP_MAX_QUERY)
+            if (t->nquery == FDN__HTTP_MAX_QUERY || out + n + 2 > sizeof t->buf)
                 return FDN_ETOO_LARGE;
             const char *eq = memchr(s, '=', n);
             size_t kn = eq ? (size_t)(eq - s) : n;

@@ -136,6 +136,14 @@ expect 405 POST /health
 [[ "$(header Allow)" == "GET" ]] && pass || fail "405 without Allow: GET"
 expect 400 GET '/v1/a//b'
 expect 400 GET '/v1/events/../health'
+# a maximal target (4096 bytes) made of 32 query keys without '=' once decoded past the
+# parser's buffer and killed the server: it must answer (422: unknown parameter) and live on
+LONGQ="/v1/events?"
+for i in $(seq -w 1 31); do LONGQ+="k$i&"; done
+while [[ ${#LONGQ} -lt 4096 ]]; do LONGQ+="z"; done
+expect 422 GET "$LONGQ"
+error_is 3204
+expect 200 GET /health
 
 # --- registry
 if wants registry; then
@@ -353,6 +361,18 @@ if wants events; then
     TOTAL="$(wc -l <"$TMP/offline.jsonl")"
     "$FDN" events query --data-dir "$TMP/data" --type order.placed >"$TMP/offline.txt"
     [[ "$(grep -c order.placed "$TMP/offline.txt")" -eq 2 ]] && pass || fail "offline table: $(cat "$TMP/offline.txt")"
+    # a store whose table pages are damaged must fail, not print nothing and exit 0
+    mkdir -p "$TMP/corrupt"
+    cp "$TMP/data/events.db" "$TMP/corrupt/events.db"
+    pages=$(($(stat -c %s "$TMP/corrupt/events.db") / 4096))
+    for ((pg = 1; pg < pages; pg++)); do
+        printf '\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff' |
+            dd of="$TMP/corrupt/events.db" bs=1 seek=$((pg * 4096)) conv=notrunc status=none
+    done
+    crc=0
+    "$FDN" events query --data-dir "$TMP/corrupt" --json >/dev/null 2>"$TMP/corrupt.err" || crc=$?
+    [[ $crc -ne 0 ]] && grep -q "$TMP/corrupt/events.db" "$TMP/corrupt.err" && pass ||
+        fail "query of a damaged store exited $crc: $(cat "$TMP/corrupt.err")"
 fi
 start_server
 if wants events; then
@@ -417,6 +437,15 @@ expect 401 GET /v1/registry
 expect 401 GET /v1/registry - -H 'Authorization: Bearer wrong'
 req GET /health - -H 'Authorization: Bearer integration-test-token-0123456789'
 [[ "$STATUS" == 200 ]] && pass || fail "token accepted: $STATUS"
+# without the token a body is refused on its headers: 401 before any of it is read, so
+# unauthenticated clients cannot make the server buffer max_body bytes per connection
+head -c 60000 /dev/zero | tr '\0' ' ' >"$TMP/bigbody"
+up="$(curl -s -o /dev/null -w '%{http_code} %{size_upload}' -X POST -H 'Expect: 100-continue' \
+    --data-binary @"$TMP/bigbody" --max-time 10 "http://127.0.0.1:$PORT/v1/events")" || true
+[[ "$up" == "401 0" ]] && pass || fail "unauthenticated upload (status, bytes sent): $up"
+# nobody reads the server's stdout any more (a pipe to `head`, a closed log reader): the
+# shutdown messages must not kill it with SIGPIPE before it has stopped cleanly
+exec 3<&-
 stop_server
 
 echo "test_http_api: $CHECKS checks passed, $FAILS failed"

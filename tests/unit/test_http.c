@@ -12,6 +12,11 @@
 
 #include "admin/admin_int.h"
 #include "core/alloc.h"
+#include "infra/limiter_int.h"
+#include "infra/pool_int.h"
+#include "services/config_int.h"
+#include "services/event_store_int.h"
+#include "services/telemetry_int.h"
 
 /* ---- parsers ------------------------------------------------------------------------- */
 
@@ -75,6 +80,31 @@ static void target_rejects(void **state)
         segs[n++] = 'a';
     }
     assert_int_equal(fdn__http_target_parse(&t, segs, n), FDN_ETOO_LARGE);
+}
+
+/* Regression: decoded keys without '=' take two NULs (key + empty value) for one raw
+ * separator, so a maximal target with FDN__HTTP_MAX_QUERY bare keys decoded past buf and
+ * overwrote segs[] (a remote SEGV in route matching). */
+static void target_bare_keys_fit(void **state)
+{
+    (void)state;
+    static fdn__http_target_t t;
+    static char u[FDN__HTTP_MAX_URI + 1];
+    size_t n = (size_t)snprintf(u, sizeof u, "/v1/events?");
+    for (int i = 1; i < FDN__HTTP_MAX_QUERY; i++)
+        n += (size_t)snprintf(u + n, sizeof u - n, "k%02d&", i);
+    while (n < FDN__HTTP_MAX_URI)
+        u[n++] = 'z'; /* the last bare key fills the target up to the limit */
+    u[n] = '\0';
+    int rc = fdn__http_target_parse(&t, u, n);
+    assert_int_equal(rc, 0);
+    assert_int_equal(t.nsegs, 2);
+    assert_string_equal(t.segs[0], "v1");
+    assert_string_equal(t.segs[1], "events");
+    assert_int_equal(t.nquery, FDN__HTTP_MAX_QUERY);
+    assert_string_equal(t.query[0].key, "k01");
+    assert_string_equal(t.query[FDN__HTTP_MAX_QUERY - 1].val, "");
+    assert_int_equal(strlen(t.query[FDN__HTTP_MAX_QUERY - 1].key), FDN__HTTP_MAX_URI - 11 - 4 * 31);
 }
 
 static void route_matching(void **state)
@@ -354,6 +384,10 @@ static void dispatch_token(void **state)
     fdn__admin_dispatch(a, "GET", "/health", "Bearer s3cret", NULL, 0, &r);
     assert_int_equal(r.status, 200);
     fdn__http_resp_clear(&r);
+    /* the auth scheme is case-insensitive (RFC 7235 section 2.1, RFC 6750) */
+    fdn__admin_dispatch(a, "GET", "/health", "bearer s3cret", NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    fdn__http_resp_clear(&r);
     fdn_admin_destroy(a);
 
     o.token = NULL;
@@ -374,6 +408,74 @@ static void pool_free(void *conn, void *user)
 {
     (void)user;
     fdn__free(conn);
+}
+
+/* While a service is stopped (a supervisor restart), every endpoint on it answers at once
+ * with a JSON error body of the agreed shape: 503 for anything that needs the service. */
+static void stopped_services_answer_503(void **state)
+{
+    (void)state;
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    fdn_events_t *es = NULL;
+    fdn_config_t *cfg = NULL;
+    fdn_limiter_t *lim = NULL;
+    fdn_pools_t *pools = NULL;
+    fdn_telemetry_t *tm = NULL;
+    fdn_config_opts_t co = FDN_CONFIG_OPTS_INIT;
+    co.ignore_env = true;
+    assert_int_equal(fdn_events_create(&es, NULL, NULL), 0);
+    assert_int_equal(fdn_config_create(&cfg, &co, NULL), 0);
+    assert_int_equal(fdn_limiter_create(&lim, NULL), 0);
+    assert_int_equal(fdn_pools_create(&pools, NULL), 0);
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    assert_int_equal(fdn_admin_mount_events(a, es), 0);
+    assert_int_equal(fdn_admin_mount_config(a, cfg), 0);
+    assert_int_equal(fdn_admin_mount_limiter(a, lim), 0);
+    assert_int_equal(fdn_admin_mount_pools(a, pools), 0);
+    assert_int_equal(fdn_admin_mount_telemetry(a, tm), 0);
+    fdn__events_service_stop(es);
+    fdn__config_service_stop(cfg);
+    fdn__limiter_service_stop(lim);
+    fdn__pools_service_stop(pools);
+    fdn__telemetry_service_stop(tm);
+    static const struct {
+        const char *method, *uri, *body;
+    } reqs[] = {
+        {"POST", "/v1/events", "{\"type\":\"a.b\",\"data\":1}"},
+        {"POST", "/v1/events/batch", "[{\"type\":\"a.b\",\"data\":1}]"},
+        {"GET", "/v1/events/1", NULL},
+        {"GET", "/v1/events", NULL},
+        {"DELETE", "/v1/events?before=10", NULL},
+        {"PUT", "/v1/config/dev.debug_mode", "true"},
+        {"POST", "/v1/config/reset", NULL},
+        {"POST", "/v1/limiter/check", "{\"key\":\"k\",\"limit\":1,\"window_ms\":10}"},
+        {"GET", "/v1/pools", NULL},
+        {"GET", "/v1/telemetry", NULL},
+        {"GET", "/metrics", NULL},
+    };
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        fdn__http_resp_t r;
+        memset(&r, 0, sizeof r);
+        const char *b = reqs[i].body;
+        fdn__admin_dispatch(a, reqs[i].method, reqs[i].uri, NULL, b, b ? strlen(b) : 0, &r);
+        json_t *e = json_object_get(r.json, "error");
+        if (r.status != 503 || !json_is_integer(json_object_get(e, "code")) ||
+            !json_is_string(json_object_get(e, "type")) ||
+            !json_is_string(json_object_get(e, "category")) ||
+            !json_is_string(json_object_get(e, "severity")) ||
+            !json_is_string(json_object_get(e, "message")))
+            fail_msg("%s %s with its service stopped -> %u", reqs[i].method, reqs[i].uri, r.status);
+        fdn__http_resp_clear(&r);
+    }
+    fdn_admin_destroy(a);
+    fdn_telemetry_destroy(tm);
+    fdn_pools_destroy(pools);
+    fdn_limiter_destroy(lim);
+    fdn_config_destroy(cfg);
+    fdn_events_destroy(es);
 }
 
 static void service_handlers(void **state)
@@ -552,10 +654,11 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(target_basic),     cmocka_unit_test(target_decoding),
-        cmocka_unit_test(target_rejects),   cmocka_unit_test(route_matching),
-        cmocka_unit_test(value_parsers),    cmocka_unit_test(status_mapping),
-        cmocka_unit_test(error_body),       cmocka_unit_test(ct_equal),
-        cmocka_unit_test(dispatch_routes),  cmocka_unit_test(dispatch_token),
+        cmocka_unit_test(target_rejects),   cmocka_unit_test(target_bare_keys_fit),
+        cmocka_unit_test(route_matching),   cmocka_unit_test(value_parsers),
+        cmocka_unit_test(status_mapping),   cmocka_unit_test(error_body),
+        cmocka_unit_test(ct_equal),         cmocka_unit_test(dispatch_routes),
+        cmocka_unit_test(dispatch_token),   cmocka_unit_test(stopped_services_answer_503),
         cmocka_unit_test(service_handlers), cmocka_unit_test(server_real),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -121,7 +121,7 @@ static int query(const query_opts_t *o)
     if (!o->json)
         printf("%-8s %-20s %-24s %-36s %s\n", "ID", "TIMESTAMP", "TYPE", "CORRELATION_ID", "DATA");
     int64_t shown = 0;
-    int rc, result = CLI_OK;
+    int rc = SQLITE_DONE, result = CLI_OK;
     while (shown < o->limit && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         const void *rec = sqlite3_column_blob(stmt, 0);
         int n = sqlite3_column_bytes(stmt, 0);
@@ -146,6 +146,11 @@ static int query(const query_opts_t *o)
             shown++;
         }
         fdn_event_free(ev);
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        /* a damaged or locked store: say so instead of exiting 0 with partial output */
+        fprintf(stderr, "fdn events query: cannot read %s: %s\n", path, sqlite3_errmsg(db));
+        result = CLI_FAIL;
     }
     sqlite3_finalize(stmt);
     sqlite3_close(db);

@@ -114,6 +114,11 @@ int cmd_serve(int argc, char **argv)
     if (o.token_file != NULL && read_token(o.token_file, &token) != 0)
         return CLI_FAIL;
 
+    /* a server outlives whoever reads its stdout (`| head`, a restarted log reader): a write
+     * to a closed pipe must fail with EPIPE, not kill the process before the event store
+     * has been flushed and closed */
+    signal(SIGPIPE, SIG_IGN);
+
     /* every thread created from here on inherits the blocked mask */
     sigset_t sigs;
     sigemptyset(&sigs);
