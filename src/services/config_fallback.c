@@ -49,7 +49,7 @@ fdn__cfg_fb_t *fdn__cfg_fb_create(int64_t ttl_ms, size_t max_entries, size_t pen
     pthread_mutex_init(&fb->mu, NULL);
     fb->max = max_entries;
     fb->pmax = pending_max;
-    fb->ttl_ns = ttl_ms * 1000000;
+    fb->ttl_ns = ttl_ms > INT64_MAX / 1000000 ? INT64_MAX : ttl_ms * 1000000; /* no overflow */
     return fb;
 }
 

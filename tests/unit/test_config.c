@@ -807,6 +807,51 @@ static void fallback_cache_ttl(void **state)
     fdn_clock_destroy(clk);
 }
 
+/* The typed updaters run the same checks in the same order as fdn_config_update_json:
+ * path security comes first even when the value itself cannot be represented. */
+static void typed_updates_check_path_first(void **state)
+{
+    (void)state;
+    fdn_config_t *c = mk();
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_config_update_string(c, "dev.__struct__", "\xff\xfe", &err),
+                     FDN_EPATH_SECURITY);
+    assert_int_equal(err.ref_code, 1000);
+    assert_int_equal(fdn_config_update_double(c, "../etc/passwd", 0.0 / 0.0, &err),
+                     FDN_EPATH_SECURITY);
+    assert_int_equal(err.ref_code, 1000);
+    /* with a harmless path the value errors stay as documented */
+    assert_int_equal(fdn_config_update_string(c, "ai.model", "\xff\xfe", &err),
+                     FDN_EVALUE_SECURITY);
+    assert_int_equal(fdn_config_update_double(c, "ai.planning.sampling_rate", 0.0 / 0.0, &err),
+                     FDN_EINVAL);
+    assert_int_equal(fdn_config_revision(c), 1);
+    fdn_config_destroy(c);
+}
+
+/* A very long fallback TTL must not overflow when converted to ns (UBSan aborts on it). */
+static void fallback_ttl_huge(void **state)
+{
+    (void)state;
+    fdn_clock_t *clk = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clk, 1000, 1000), 0);
+    fdn_config_opts_t o = FDN_CONFIG_OPTS_INIT;
+    o.clock = clk;
+    o.fallback_ttl_ms = INT64_MAX;
+    fdn_config_t *c = mk_opts(&o);
+    char *v = NULL;
+    assert_int_equal(fdn_config_get_with_fallback(c, "dev.debug_mode", &v, NULL), 0);
+    fdn_free(v);
+    assert_int_equal(fdn_clock_advance(clk, 1000000LL * 1000000000), 0);
+    fdn__config_service_stop(c);
+    assert_int_equal(fdn_config_get_with_fallback(c, "dev.debug_mode", &v, NULL), 0);
+    assert_string_equal(v, "false");
+    fdn_free(v);
+    assert_int_equal(fdn_config_fallback_cleanup(c), 0);
+    fdn_config_destroy(c);
+    fdn_clock_destroy(clk);
+}
+
 static void queued_updates_apply_in_order(void **state)
 {
     (void)state;
@@ -1041,6 +1086,8 @@ int main(void)
         cmocka_unit_test(concurrent_updates),
         cmocka_unit_test(random_update_sequences),
         cmocka_unit_test(read_paths_twice_identical),
+        cmocka_unit_test(typed_updates_check_path_first),
+        cmocka_unit_test(fallback_ttl_huge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
