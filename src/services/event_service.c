@@ -180,6 +180,15 @@ static void *writer_main(void *arg)
         int rc = 0;
         if (to > done)
             rc = fdn__evs_copy_range(es, done + 1, to, &l);
+        /* a prune that finished before the copy made it skip ids: its cut must go into this
+         * transaction too, or the file would hold the pruned prefix next to a hole until the
+         * next commit (a crash there reloads pruned events and a gap that breaks the
+         * time-order binary searches) */
+        pthread_mutex_lock(&es->wmu);
+        if (es->wdelete > del)
+            del = es->wdelete;
+        es->wdelete = 0;
+        pthread_mutex_unlock(&es->wmu);
         if (rc == 0)
             rc = fdn__evdb_write(es->db, (const fdn_event_t *const *)(l ? l->items : NULL),
                                  l ? l->n : 0, del, to + 1, &err);
