@@ -639,8 +639,13 @@ static int load_cb(fdn_event_t *ev, void *user)
     if (lc->rebase) {
         /* the event is ours (freshly decoded): give it the monotonic time that is as far
          * before now as its wall time is before the wall clock now */
-        int64_t age = lc->now_wall - ev->wall;
-        ev->ts = age > 0 ? lc->now_mono - age : lc->now_mono;
+        int64_t age;
+        if (__builtin_sub_overflow(lc->now_wall, ev->wall, &age)) /* caller-chosen wall time */
+            age = ev->wall < 0 ? INT64_MAX : INT64_MIN;
+        if (age <= 0)
+            ev->ts = lc->now_mono;
+        else if (__builtin_sub_overflow(lc->now_mono, age, &ev->ts))
+            ev->ts = INT64_MIN;
     }
     if (ev->id >= es->next_id) /* keep the stored id (rows are in id order) */
         es->next_id = ev->id;

@@ -1022,6 +1022,51 @@ static void reload_after_reboot_rebases_timestamps(void **state)
     tmpdir_clean();
 }
 
+/* Wall times are caller-supplied int64s: a reload that rebases through wall time must not
+ * overflow on extreme ones (UBSan aborts on signed overflow). */
+static void reload_rebase_extreme_wall_times(void **state)
+{
+    (void)state;
+    tmpdir_make();
+    char path[300];
+    snprintf(path, sizeof(path), "%s/wall.db", g_tmp);
+    const int64_t s1 = 1000000000;
+    fdn_clock_t *c1 = NULL, *c2 = NULL;
+    assert_int_equal(fdn_clock_manual_create(&c1, 5000 * s1, 1700000000 * s1), 0);
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.durable_path = path;
+    o.clock = c1;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    const int64_t walls[] = {INT64_MIN + 1, INT64_MAX};
+    for (int i = 0; i < 2; i++) {
+        fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+        sp.type = "wall";
+        sp.clock = c1;
+        sp.wall_ns = walls[i];
+        fdn_event_t *ev = NULL;
+        assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
+        assert_int_equal(fdn_events_store(es, ev, NULL), 0);
+        fdn_event_free(ev);
+    }
+    fdn_events_destroy(es);
+    assert_int_equal(fdn_clock_manual_create(&c2, 2 * s1, 1700000130 * s1), 0);
+    o.clock = c2;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    fdn_event_list_t *l = NULL;
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    assert_int_equal(fdn_event_list_count(l), 2);
+    assert_int_equal(fdn_event_wall_time(fdn_event_list_at(l, 0)), INT64_MIN + 1);
+    assert_true(fdn_event_timestamp(fdn_event_list_at(l, 0)) < 0); /* as old as it gets */
+    assert_int_equal(fdn_event_timestamp(fdn_event_list_at(l, 1)), 2 * s1);
+    fdn_event_list_free(l);
+    fdn_events_destroy(es);
+    fdn_clock_destroy(c1);
+    fdn_clock_destroy(c2);
+    tmpdir_clean();
+}
+
 /* Stores buffered while a durable store is stopped are replayed on start, written to the
  * file, and found again after a reopen under the ids they were given. */
 static void buffered_stores_reach_the_file(void **state)
@@ -1381,6 +1426,7 @@ int main(void)
         cmocka_unit_test(unavailable_and_buffered),
         cmocka_unit_test(durable_reopen_keeps_events_and_ids),
         cmocka_unit_test(reload_after_reboot_rebases_timestamps),
+        cmocka_unit_test(reload_rebase_extreme_wall_times),
         cmocka_unit_test(buffered_stores_reach_the_file),
         cmocka_unit_test(corrupt_and_truncated_files_rejected),
         cmocka_unit_test(concurrent_stores_exact_count),
