@@ -249,8 +249,15 @@ int fdn_config_update_or_queue(fdn_config_t *cfg, const char *path, const char *
     if (cfg == NULL)
         return fdn_err_set(err, FDN_EINVAL, NULL);
     int rc = fdn__config_check_and_queue(cfg, path, value_json, queue_push, cfg->fb, err);
-    if (rc == 1) /* running */
-        return fdn_config_update_json(cfg, path, value_json, err);
+    if (rc == 1) { /* running */
+        rc = fdn_config_update_json(cfg, path, value_json, err);
+        if (rc != FDN_EUNAVAILABLE)
+            return rc;
+        /* stopped between the check and the update: queue it, as the header promises */
+        rc = fdn__config_check_and_queue(cfg, path, value_json, queue_push, cfg->fb, err);
+        if (rc == 1) /* restarted meanwhile */
+            return fdn_config_update_json(cfg, path, value_json, err);
+    }
     if (rc == 0 && queued != NULL)
         *queued = true;
     return rc;
