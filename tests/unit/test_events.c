@@ -24,6 +24,7 @@
 #include <fdn/telemetry.h>
 
 #include "core/alloc.h"
+#include "logic/event_int.h"
 #include "services/event_store_int.h"
 
 /* ---- helpers ---- */
@@ -336,6 +337,47 @@ static void binary_rejects_truncation_and_bit_flips(void **state)
         fdn_free(buf);
         fdn_event_free(ev);
     }
+}
+
+/* Field damage with a valid CRC (a bug in a writer, or a crafted record) reaches the
+ * structural checks: every one must answer FDN_EDESERIALIZE, never another code. */
+static void binary_structure_checked_behind_crc(void **state)
+{
+    (void)state;
+    fdn_event_t *ev = rich_event(300, FDN_EVENT_CT_TEXT);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(fdn_event_encode(ev, 0, &buf, &len), 0);
+    static const struct {
+        size_t off;
+        uint8_t val;
+    } patch[] = {
+        {5, 2},     /* unknown flag */
+        {6, 3},     /* unknown content type */
+        {6, 0xff},  /* unknown content type */
+        {7, 1},     /* reserved */
+        {57, 1},    /* reserved */
+        {52, 0xff}, /* type_len: lengths no longer add up */
+        {56, 0},    /* node_len: lengths no longer add up */
+        {64, 0},    /* raw length differs from stored, uncompressed */
+    };
+    for (size_t k = 0; k < sizeof(patch) / sizeof(patch[0]); k++) {
+        uint8_t *m = malloc(len);
+        memcpy(m, buf, len);
+        m[patch[k].off] = patch[k].val;
+        uint32_t crc = fdn__crc32c(0, m, len - 4);
+        for (int i = 0; i < 4; i++)
+            m[len - 4 + (size_t)i] = (uint8_t)(crc >> (8 * i));
+        fdn_event_t *back = NULL;
+        fdn_error_t err = FDN_ERROR_INIT;
+        int rc = fdn_event_decode(&back, m, len, &err);
+        if (rc != FDN_EDESERIALIZE)
+            fail_msg("patch %zu (byte %zu = %u): %d %s", k, patch[k].off, patch[k].val, rc,
+                     err.message);
+        free(m);
+    }
+    fdn_free(buf);
+    fdn_event_free(ev);
 }
 
 static void json_round_trip_and_rejects(void **state)
@@ -1412,6 +1454,7 @@ int main(void)
         cmocka_unit_test(binary_round_trip),
         cmocka_unit_test(crc32c_known_values),
         cmocka_unit_test(binary_rejects_truncation_and_bit_flips),
+        cmocka_unit_test(binary_structure_checked_behind_crc),
         cmocka_unit_test(json_round_trip_and_rejects),
         cmocka_unit_test(store_assigns_increasing_ids_and_get),
         cmocka_unit_test(batch_all_or_nothing),
