@@ -879,6 +879,22 @@ static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t li
         uint64_t id = atomic_load_explicit(&c->last_id, memory_order_acquire);
         hits_t all = {0};
         evs_seg_t *hint = NULL;
+        if (q->descending) {
+            /* the chain runs newest first: stop once offset + limit matches are found */
+            while (id != 0 && id >= lo && out->n < want && rc == 0) {
+                const evs_rec_t *r = rec_lookup_hint(es, id, &hint);
+                if (r == NULL)
+                    break;
+                if (id <= hi && matches(r, q, type)) {
+                    if (skip > 0)
+                        skip--;
+                    else
+                        rc = hits_push(out, id, r);
+                }
+                id = r->corr_prev ? id - r->corr_prev : 0;
+            }
+            return rc;
+        }
         while (id != 0 && id >= lo) {
             const evs_rec_t *r = rec_lookup_hint(es, id, &hint);
             if (r == NULL)
@@ -889,7 +905,7 @@ static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t li
         }
         /* all is newest first */
         for (size_t k = 0; rc == 0 && k < all.n; k++) {
-            size_t i = q->descending ? k : all.n - 1 - k;
+            size_t i = all.n - 1 - k;
             if (skip > 0) {
                 skip--;
                 continue;
