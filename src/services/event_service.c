@@ -6,7 +6,8 @@
  * Threads, all started by create/start and joined by stop/destroy:
  *  - writer (durable_path only): waits on wcv for published > persisted, copies the
  *    unpersisted events out of memory (plock read), writes them in one SQLite transaction
- *    (group commit) and broadcasts wdone. In durable mode a store call waits on wdone until
+ *    (group commit of about 8192 events, extended to the end of a store_batch so a batch
+ *    is never split between commits) and broadcasts wdone. In durable mode a store call waits on wdone until
  *    persisted >= its last id; in fast mode it returns at once unless more than
  *    fast_queue_max events wait (then it waits: bounded queue). Prunes are applied to the
  *    file in the next transaction. An I/O error is latched in io_error (health reports it,
@@ -176,6 +177,8 @@ static void *writer_main(void *arg)
         es->wdelete = 0;
         uint64_t to = pub > done ? FDN_MIN(pub, done + 8192) : done;
         pthread_mutex_unlock(&es->wmu);
+        if (to > done)
+            to = fdn__evs_batch_end(es, to); /* never split a store_batch across commits */
         fdn_event_list_t *l = NULL;
         int rc = 0;
         if (to > done)

@@ -608,6 +608,7 @@ int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size
         r->pid = ev->pid;
         r->tid = ev->tid;
         r->ctype = ev->ctype;
+        r->more = i + 1 < n;
         if (ev->data_len)
             memcpy(r->data, ev->data, ev->data_len);
         cur->offs[cnt] = (uint32_t)cur->arena_used;
@@ -967,6 +968,17 @@ int fdn__evs_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
     pthread_rwlock_unlock(&es->plock);
     fdn__free(h.v);
     return rc;
+}
+
+uint64_t fdn__evs_batch_end(fdn_events_t *es, uint64_t id)
+{
+    evs_seg_t *hint = NULL;
+    pthread_rwlock_rdlock(&es->plock);
+    for (const evs_rec_t *r = rec_lookup_hint(es, id, &hint); r != NULL && r->more;
+         r = rec_lookup_hint(es, id, &hint))
+        id++;
+    pthread_rwlock_unlock(&es->plock);
+    return id;
 }
 
 int fdn__evs_copy_range(fdn_events_t *es, uint64_t from, uint64_t to, fdn_event_list_t **out)

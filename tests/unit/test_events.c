@@ -1394,6 +1394,81 @@ static void writer_io_error_is_reported(void **state)
     tmpdir_clean();
 }
 
+/* store_batch is all or nothing, also in the file: the writer's group commits (at most
+ * 8192 events each) must not split a batch, or a crash or an I/O error between two commits
+ * leaves part of a batch on disk. A child stores one batch of 12 000 events under a file
+ * size limit that lets one commit of 8192 events through but not the whole batch; the
+ * reopened file must hold none of the batch. */
+static fdn_event_t *batch_ev(void)
+{
+    static uint8_t d[100];
+    for (size_t i = 0; i < sizeof(d); i++)
+        d[i] = (uint8_t)(i * 2654435761u >> 11);
+    fdn_event_spec_t s = FDN_EVENT_SPEC_INIT;
+    s.type = "bat";
+    s.content_type = FDN_EVENT_CT_BINARY;
+    s.data = d;
+    s.data_len = sizeof(d);
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &s, NULL), 0);
+    return ev;
+}
+
+static off_t file_size(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 ? st.st_size : 0;
+}
+
+static void batch_not_split_across_commits(void **state)
+{
+    (void)state;
+    enum { N = 12000, ONE_COMMIT = 8192 };
+    tmpdir_make();
+    char path[300], wal[320];
+    fdn_event_t *ev = batch_ev();
+    const fdn_event_t **evs = malloc(N * sizeof(*evs));
+    for (int i = 0; i < N; i++)
+        evs[i] = ev;
+    /* size of the WAL after one commit of ONE_COMMIT such events */
+    snprintf(path, sizeof(path), "%s/probe.db", g_tmp);
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    fdn_events_t *es = durable_store(path, FDN_EVENTS_DURABLE, NULL);
+    assert_int_equal(fdn_events_store_batch(es, evs, ONE_COMMIT, NULL), 0);
+    off_t one = file_size(wal);
+    assert_true(one > 0);
+    fdn_events_destroy(es);
+
+    snprintf(path, sizeof(path), "%s/batch.db", g_tmp);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        es = durable_store(path, FDN_EVENTS_DURABLE, NULL);
+        /* room for one commit of ONE_COMMIT events, not for N */
+        struct rlimit rl = {.rlim_cur = (rlim_t)(one + one / 5), .rlim_max = RLIM_INFINITY};
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+            _exit(10);
+        if (fdn_events_store_batch(es, evs, N, NULL) != FDN_EIO)
+            _exit(11);
+        _exit(0); /* a crash: no orderly close */
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    es = durable_store(path, FDN_EVENTS_DURABLE, NULL);
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    if (st.count != 0)
+        fail_msg("%llu of the batch's %d events were committed", (unsigned long long)st.count,
+                 N);
+    fdn_events_destroy(es);
+    free(evs);
+    fdn_event_free(ev);
+    tmpdir_clean();
+}
+
 typedef struct tm_count {
     _Atomic uint64_t stored, pruned;
 } tm_count_t;
@@ -1476,6 +1551,7 @@ int main(void)
         /* forks: must run before anything leaves a thread behind (liburcu's call_rcu
          * thread, started by telemetry), or TSan refuses to start threads in the child */
         cmocka_unit_test(writer_io_error_is_reported),
+        cmocka_unit_test(batch_not_split_across_commits),
         cmocka_unit_test(random_queries_match_model),
         cmocka_unit_test(telemetry_counters),
     };
