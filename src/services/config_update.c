@@ -193,6 +193,10 @@ int fdn_config_subscribe(fdn_config_t *cfg, const char *prefix, fdn_config_chang
         prefix = "";
     if (prefix[0] != '\0' && fdn__cfg_path_check(prefix, NULL) != 0)
         return FDN_EINVAL;
+    /* an empty component can match no path: refuse it rather than never notify */
+    size_t plen = strlen(prefix);
+    if (plen > 0 && (prefix[0] == '.' || prefix[plen - 1] == '.' || strstr(prefix, "..")))
+        return FDN_EINVAL;
     if (!fdn_config_available(cfg))
         return FDN_EUNAVAILABLE;
     sub_t *s = fdn__cfg_sub_new(prefix, cb, user, cfg->sub_cap);

@@ -852,6 +852,28 @@ static void fallback_ttl_huge(void **state)
     fdn_clock_destroy(clk);
 }
 
+/* A prefix that can never match a path (empty component, trailing dot) is refused instead
+ * of creating a subscription that silently never fires. */
+static void subscribe_rejects_malformed_prefix(void **state)
+{
+    (void)state;
+    fdn_config_t *c = mk();
+    rec_t r;
+    rec_init(&r);
+    uint64_t id = 0;
+    assert_int_equal(fdn_config_subscribe(c, "dev.", rec_cb, &r, &id), FDN_EINVAL);
+    assert_int_equal(fdn_config_subscribe(c, ".dev", rec_cb, &r, &id), FDN_EINVAL);
+    assert_int_equal(fdn_config_subscribe(c, "dev..debug_mode", rec_cb, &r, &id), FDN_EINVAL);
+    fdn_config_status_t st;
+    assert_int_equal(fdn_config_status(c, &st), 0);
+    assert_int_equal(st.subscribers, 0);
+    assert_int_equal(fdn_config_subscribe(c, "dev", rec_cb, &r, &id), 0);
+    assert_int_equal(fdn_config_update_bool(c, "dev.debug_mode", true, NULL), 0);
+    rec_wait(&r, 1);
+    fdn_config_destroy(c);
+    rec_fini(&r);
+}
+
 static void queued_updates_apply_in_order(void **state)
 {
     (void)state;
@@ -1088,6 +1110,7 @@ int main(void)
         cmocka_unit_test(read_paths_twice_identical),
         cmocka_unit_test(typed_updates_check_path_first),
         cmocka_unit_test(fallback_ttl_huge),
+        cmocka_unit_test(subscribe_rejects_malformed_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
