@@ -303,7 +303,8 @@ FDN_API int fdn_config_validate_json(const char *json, size_t len, fdn_error_t *
  * dropped and the subscriber later gets one FDN_CONFIG_CHANGE_OVERFLOW with the count, so an
  * updater never waits for a subscriber. Subscriptions survive a service restart.
  * @param[out] out_id subscription id for fdn_config_unsubscribe
- * @return 0, FDN_EUNAVAILABLE, FDN_EINVAL, FDN_ENOMEM
+ * @return 0, FDN_EUNAVAILABLE, FDN_ENOMEM, FDN_EINVAL (cb NULL, or a prefix that fails the
+ *         path rules or has an empty component, e.g. "dev.")
  * @thread_safety any @since 0.1.0
  */
 FDN_API int fdn_config_subscribe(fdn_config_t *cfg, const char *prefix, fdn_config_change_cb cb,

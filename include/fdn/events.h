@@ -11,7 +11,8 @@
  * out copies (single allocations), never pointers into its own state.
  *
  * Ids: the store assigns every stored event a fresh id (u64 > 0), strictly increasing in
- * store order, unique per store, and never reused after a restart of a durable store.
+ * store order, unique per store, and never reused after a restart of a durable store
+ * (FDN_EVENTS_FAST: the ids of acknowledged events lost in a crash are assigned again).
  * Time order equals id order inside a store: an event whose timestamp is earlier than the
  * newest stored one is stored with the newest timestamp (documented clamp), so time-range
  * queries and pruning are binary searches.
@@ -302,10 +303,12 @@ typedef struct fdn_events fdn_events_t;
 
 /** Durability of a store with a durable_path. */
 typedef enum fdn_events_mode {
-    /** store calls return after their batch is committed with synchronous=FULL (fsynced). */
+    /** store calls return after their batch is committed with synchronous=FULL (fsynced);
+     * except stores accepted into the `unavailable_buffer` while the store is stopped:
+     * those are acknowledged from memory and committed only after the next start. */
     FDN_EVENTS_DURABLE = 0,
-    /** store calls return after enqueue; up to `fast_queue_max` acknowledged events (at most
-     * one group commit) can be lost in a crash. */
+    /** store calls return after enqueue; up to `fast_queue_max` acknowledged events (several
+     * group commits of at most 8192 events each) can be lost in a crash. */
     FDN_EVENTS_FAST = 1,
 } fdn_events_mode_t;
 

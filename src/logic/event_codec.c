@@ -9,8 +9,8 @@
  *   60 stored data length u32 | 64 raw data length u32 | 68 type, node, corr, data |
  *   last 4 bytes: CRC32C of everything before it.
  * The decoder checks, in this order: length ≥ 72 and = total length, magic, version
- * (FDN_EDESERIALIZE); CRC (FDN_ECORRUPT); reserved bytes, flags, field lengths, compressed
- * data (FDN_EDESERIALIZE); then the event rules (validation codes). It never reads outside
+ * (FDN_EDESERIALIZE); CRC (FDN_ECORRUPT); reserved bytes, flags, content type, field
+ * lengths, compressed data (FDN_EDESERIALIZE); then the event rules (validation codes). It never reads outside
  * the buffer.
  * JSON form: one object (see docs/event-format.md), written and read with jansson.
  */
@@ -164,6 +164,8 @@ int fdn_event_decode(fdn_event_t **out, const void *buf, size_t len, fdn_error_t
     uint8_t fl = p[5];
     if ((fl & ~FLAG_ZSTD) || p[7] || p[57] || p[58] || p[59])
         return fdn_err_set(err, FDN_EDESERIALIZE, "event record has unknown flags");
+    if (p[6] > FDN_EVENT_CT_BINARY) /* a record field, not a caller argument: not EINVAL */
+        return fdn_err_set(err, FDN_EDESERIALIZE, "event record content type %u unknown", p[6]);
     fdn__event_fields_t f;
     memset(&f, 0, sizeof(f));
     f.ctype = p[6];

@@ -49,7 +49,7 @@ fdn__cfg_fb_t *fdn__cfg_fb_create(int64_t ttl_ms, size_t max_entries, size_t pen
     pthread_mutex_init(&fb->mu, NULL);
     fb->max = max_entries;
     fb->pmax = pending_max;
-    fb->ttl_ns = ttl_ms * 1000000;
+    fb->ttl_ns = ttl_ms > INT64_MAX / 1000000 ? INT64_MAX : ttl_ms * 1000000; /* no overflow */
     return fb;
 }
 
@@ -249,8 +249,15 @@ int fdn_config_update_or_queue(fdn_config_t *cfg, const char *path, const char *
     if (cfg == NULL)
         return fdn_err_set(err, FDN_EINVAL, NULL);
     int rc = fdn__config_check_and_queue(cfg, path, value_json, queue_push, cfg->fb, err);
-    if (rc == 1) /* running */
-        return fdn_config_update_json(cfg, path, value_json, err);
+    if (rc == 1) { /* running */
+        rc = fdn_config_update_json(cfg, path, value_json, err);
+        if (rc != FDN_EUNAVAILABLE)
+            return rc;
+        /* stopped between the check and the update: queue it, as the header promises */
+        rc = fdn__config_check_and_queue(cfg, path, value_json, queue_push, cfg->fb, err);
+        if (rc == 1) /* restarted meanwhile */
+            return fdn_config_update_json(cfg, path, value_json, err);
+    }
     if (rc == 0 && queued != NULL)
         *queued = true;
     return rc;

@@ -194,6 +194,10 @@ int fdn_config_subscribe(fdn_config_t *cfg, const char *prefix, fdn_config_chang
         prefix = "";
     if (prefix[0] != '\0' && fdn__cfg_path_check(prefix, NULL) != 0)
         return FDN_EINVAL;
+    /* an empty component can match no path: refuse it rather than never notify */
+    size_t plen = strlen(prefix);
+    if (plen > 0 && (prefix[0] == '.' || prefix[plen - 1] == '.' || strstr(prefix, "..")))
+        return FDN_EINVAL;
     if (!fdn_config_available(cfg))
         return FDN_EUNAVAILABLE;
     sub_t *s = fdn__cfg_sub_new(prefix, cb, user, cfg->sub_cap);
@@ -368,6 +372,10 @@ int fdn_config_update_int(fdn_config_t *cfg, const char *path, int64_t v, fdn_er
 
 int fdn_config_update_double(fdn_config_t *cfg, const char *path, double v, fdn_error_t *err)
 {
+    /* check 1 (path security) comes before anything about the value */
+    int rc = cfg != NULL && path != NULL ? fdn__cfg_path_check(path, err) : 0;
+    if (rc != 0)
+        return rc;
     if (!isfinite(v))
         return fdn_err_set(err, FDN_EINVAL, "Configuration value must be finite");
     return update_new(cfg, path, json_real(v), err);
@@ -380,6 +388,10 @@ int fdn_config_update_bool(fdn_config_t *cfg, const char *path, bool v, fdn_erro
 
 int fdn_config_update_string(fdn_config_t *cfg, const char *path, const char *v, fdn_error_t *err)
 {
+    /* check 1 (path security) before anything about the value's encoding */
+    int rc = cfg != NULL && path != NULL ? fdn__cfg_path_check(path, err) : 0;
+    if (rc != 0)
+        return rc;
     json_t *j = v != NULL ? json_string(v) : json_null();
     if (v != NULL && j == NULL)
         return fdn_err_set(err, FDN_EVALUE_SECURITY,

@@ -6,7 +6,8 @@
  * Threads, all started by create/start and joined by stop/destroy:
  *  - writer (durable_path only): waits on wcv for published > persisted, copies the
  *    unpersisted events out of memory (plock read), writes them in one SQLite transaction
- *    (group commit) and broadcasts wdone. In durable mode a store call waits on wdone until
+ *    (group commit of about 8192 events, extended to the end of a store_batch so a batch
+ *    is never split between commits) and broadcasts wdone. In durable mode a store call waits on wdone until
  *    persisted >= its last id; in fast mode it returns at once unless more than
  *    fast_queue_max events wait (then it waits: bounded queue). Prunes are applied to the
  *    file in the next transaction. An I/O error is latched in io_error (health reports it,
@@ -176,10 +177,21 @@ static void *writer_main(void *arg)
         es->wdelete = 0;
         uint64_t to = pub > done ? FDN_MIN(pub, done + 8192) : done;
         pthread_mutex_unlock(&es->wmu);
+        if (to > done)
+            to = fdn__evs_batch_end(es, to); /* never split a store_batch across commits */
         fdn_event_list_t *l = NULL;
         int rc = 0;
         if (to > done)
             rc = fdn__evs_copy_range(es, done + 1, to, &l);
+        /* a prune that finished before the copy made it skip ids: its cut must go into this
+         * transaction too, or the file would hold the pruned prefix next to a hole until the
+         * next commit (a crash there reloads pruned events and a gap that breaks the
+         * time-order binary searches) */
+        pthread_mutex_lock(&es->wmu);
+        if (es->wdelete > del)
+            del = es->wdelete;
+        es->wdelete = 0;
+        pthread_mutex_unlock(&es->wmu);
         if (rc == 0)
             rc = fdn__evdb_write(es->db, (const fdn_event_t *const *)(l ? l->items : NULL),
                                  l ? l->n : 0, del, to + 1, &err);
@@ -630,8 +642,13 @@ static int load_cb(fdn_event_t *ev, void *user)
     if (lc->rebase) {
         /* the event is ours (freshly decoded): give it the monotonic time that is as far
          * before now as its wall time is before the wall clock now */
-        int64_t age = lc->now_wall - ev->wall;
-        ev->ts = age > 0 ? lc->now_mono - age : lc->now_mono;
+        int64_t age;
+        if (__builtin_sub_overflow(lc->now_wall, ev->wall, &age)) /* caller-chosen wall time */
+            age = ev->wall < 0 ? INT64_MAX : INT64_MIN;
+        if (age <= 0)
+            ev->ts = lc->now_mono;
+        else if (__builtin_sub_overflow(lc->now_mono, age, &ev->ts))
+            ev->ts = INT64_MIN;
     }
     if (ev->id >= es->next_id) /* keep the stored id (rows are in id order) */
         es->next_id = ev->id;

@@ -608,6 +608,7 @@ int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size
         r->pid = ev->pid;
         r->tid = ev->tid;
         r->ctype = ev->ctype;
+        r->more = i + 1 < n;
         if (ev->data_len)
             memcpy(r->data, ev->data, ev->data_len);
         cur->offs[cnt] = (uint32_t)cur->arena_used;
@@ -894,6 +895,22 @@ static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t li
         uint64_t id = atomic_load_explicit(&c->last_id, memory_order_acquire);
         hits_t all = {0};
         evs_seg_t *hint = NULL;
+        if (q->descending) {
+            /* the chain runs newest first: stop once offset + limit matches are found */
+            while (id != 0 && id >= lo && out->n < want && rc == 0) {
+                const evs_rec_t *r = rec_lookup_hint(es, id, &hint);
+                if (r == NULL)
+                    break;
+                if (id <= hi && matches(r, q, type)) {
+                    if (skip > 0)
+                        skip--;
+                    else
+                        rc = hits_push(out, id, r);
+                }
+                id = r->corr_prev ? id - r->corr_prev : 0;
+            }
+            return rc;
+        }
         while (id != 0 && id >= lo) {
             const evs_rec_t *r = rec_lookup_hint(es, id, &hint);
             if (r == NULL)
@@ -904,7 +921,7 @@ static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t li
         }
         /* all is newest first */
         for (size_t k = 0; rc == 0 && k < all.n; k++) {
-            size_t i = q->descending ? k : all.n - 1 - k;
+            size_t i = all.n - 1 - k;
             if (skip > 0) {
                 skip--;
                 continue;
@@ -948,6 +965,17 @@ int fdn__evs_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
     pthread_rwlock_unlock(&es->plock);
     fdn__free(h.v);
     return rc;
+}
+
+uint64_t fdn__evs_batch_end(fdn_events_t *es, uint64_t id)
+{
+    evs_seg_t *hint = NULL;
+    pthread_rwlock_rdlock(&es->plock);
+    for (const evs_rec_t *r = rec_lookup_hint(es, id, &hint); r != NULL && r->more;
+         r = rec_lookup_hint(es, id, &hint))
+        id++;
+    pthread_rwlock_unlock(&es->plock);
+    return id;
 }
 
 int fdn__evs_copy_range(fdn_events_t *es, uint64_t from, uint64_t to, fdn_event_list_t **out)

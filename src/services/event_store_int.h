@@ -78,6 +78,7 @@ typedef struct evs_rec {
     uint32_t pid;
     uint32_t tid;
     uint8_t ctype;
+    uint8_t more; /* 1: not the last event of its store_batch (the writer commits whole batches) */
     uint8_t data[];
 } evs_rec_t;
 
@@ -189,6 +190,10 @@ int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size
 uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut);
 /* First id with timestamp >= ts (published+1 when none). Caller holds plock (read). */
 uint64_t fdn__evs_id_at_time(fdn_events_t *es, int64_t ts, uint64_t snap);
+/* Last id of the store_batch that id belongs to (id itself when it is pruned or the last
+ * of its batch; takes plock read). Batches are published whole, so the result is <= the
+ * published id whenever id is. */
+uint64_t fdn__evs_batch_end(fdn_events_t *es, uint64_t id);
 /* Copies of ids [from, to] that are still held (readers; takes plock read). */
 int fdn__evs_copy_range(fdn_events_t *es, uint64_t from, uint64_t to, fdn_event_list_t **out);
 /* Query core: *snap receives the published id the query saw. */

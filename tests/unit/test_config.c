@@ -807,6 +807,73 @@ static void fallback_cache_ttl(void **state)
     fdn_clock_destroy(clk);
 }
 
+/* The typed updaters run the same checks in the same order as fdn_config_update_json:
+ * path security comes first even when the value itself cannot be represented. */
+static void typed_updates_check_path_first(void **state)
+{
+    (void)state;
+    fdn_config_t *c = mk();
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_config_update_string(c, "dev.__struct__", "\xff\xfe", &err),
+                     FDN_EPATH_SECURITY);
+    assert_int_equal(err.ref_code, 1000);
+    assert_int_equal(fdn_config_update_double(c, "../etc/passwd", 0.0 / 0.0, &err),
+                     FDN_EPATH_SECURITY);
+    assert_int_equal(err.ref_code, 1000);
+    /* with a harmless path the value errors stay as documented */
+    assert_int_equal(fdn_config_update_string(c, "ai.model", "\xff\xfe", &err),
+                     FDN_EVALUE_SECURITY);
+    assert_int_equal(fdn_config_update_double(c, "ai.planning.sampling_rate", 0.0 / 0.0, &err),
+                     FDN_EINVAL);
+    assert_int_equal(fdn_config_revision(c), 1);
+    fdn_config_destroy(c);
+}
+
+/* A very long fallback TTL must not overflow when converted to ns (UBSan aborts on it). */
+static void fallback_ttl_huge(void **state)
+{
+    (void)state;
+    fdn_clock_t *clk = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clk, 1000, 1000), 0);
+    fdn_config_opts_t o = FDN_CONFIG_OPTS_INIT;
+    o.clock = clk;
+    o.fallback_ttl_ms = INT64_MAX;
+    fdn_config_t *c = mk_opts(&o);
+    char *v = NULL;
+    assert_int_equal(fdn_config_get_with_fallback(c, "dev.debug_mode", &v, NULL), 0);
+    fdn_free(v);
+    assert_int_equal(fdn_clock_advance(clk, 1000000LL * 1000000000), 0);
+    fdn__config_service_stop(c);
+    assert_int_equal(fdn_config_get_with_fallback(c, "dev.debug_mode", &v, NULL), 0);
+    assert_string_equal(v, "false");
+    fdn_free(v);
+    assert_int_equal(fdn_config_fallback_cleanup(c), 0);
+    fdn_config_destroy(c);
+    fdn_clock_destroy(clk);
+}
+
+/* A prefix that can never match a path (empty component, trailing dot) is refused instead
+ * of creating a subscription that silently never fires. */
+static void subscribe_rejects_malformed_prefix(void **state)
+{
+    (void)state;
+    fdn_config_t *c = mk();
+    rec_t r;
+    rec_init(&r);
+    uint64_t id = 0;
+    assert_int_equal(fdn_config_subscribe(c, "dev.", rec_cb, &r, &id), FDN_EINVAL);
+    assert_int_equal(fdn_config_subscribe(c, ".dev", rec_cb, &r, &id), FDN_EINVAL);
+    assert_int_equal(fdn_config_subscribe(c, "dev..debug_mode", rec_cb, &r, &id), FDN_EINVAL);
+    fdn_config_status_t st;
+    assert_int_equal(fdn_config_status(c, &st), 0);
+    assert_int_equal(st.subscribers, 0);
+    assert_int_equal(fdn_config_subscribe(c, "dev", rec_cb, &r, &id), 0);
+    assert_int_equal(fdn_config_update_bool(c, "dev.debug_mode", true, NULL), 0);
+    rec_wait(&r, 1);
+    fdn_config_destroy(c);
+    rec_fini(&r);
+}
+
 static void queued_updates_apply_in_order(void **state)
 {
     (void)state;
@@ -1041,6 +1108,9 @@ int main(void)
         cmocka_unit_test(concurrent_updates),
         cmocka_unit_test(random_update_sequences),
         cmocka_unit_test(read_paths_twice_identical),
+        cmocka_unit_test(typed_updates_check_path_first),
+        cmocka_unit_test(fallback_ttl_huge),
+        cmocka_unit_test(subscribe_rejects_malformed_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

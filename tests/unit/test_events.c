@@ -24,6 +24,7 @@
 #include <fdn/telemetry.h>
 
 #include "core/alloc.h"
+#include "logic/event_int.h"
 #include "services/event_store_int.h"
 
 /* ---- helpers ---- */
@@ -336,6 +337,47 @@ static void binary_rejects_truncation_and_bit_flips(void **state)
         fdn_free(buf);
         fdn_event_free(ev);
     }
+}
+
+/* Field damage with a valid CRC (a bug in a writer, or a crafted record) reaches the
+ * structural checks: every one must answer FDN_EDESERIALIZE, never another code. */
+static void binary_structure_checked_behind_crc(void **state)
+{
+    (void)state;
+    fdn_event_t *ev = rich_event(300, FDN_EVENT_CT_TEXT);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(fdn_event_encode(ev, 0, &buf, &len), 0);
+    static const struct {
+        size_t off;
+        uint8_t val;
+    } patch[] = {
+        {5, 2},     /* unknown flag */
+        {6, 3},     /* unknown content type */
+        {6, 0xff},  /* unknown content type */
+        {7, 1},     /* reserved */
+        {57, 1},    /* reserved */
+        {52, 0xff}, /* type_len: lengths no longer add up */
+        {56, 0},    /* node_len: lengths no longer add up */
+        {64, 0},    /* raw length differs from stored, uncompressed */
+    };
+    for (size_t k = 0; k < sizeof(patch) / sizeof(patch[0]); k++) {
+        uint8_t *m = malloc(len);
+        memcpy(m, buf, len);
+        m[patch[k].off] = patch[k].val;
+        uint32_t crc = fdn__crc32c(0, m, len - 4);
+        for (int i = 0; i < 4; i++)
+            m[len - 4 + (size_t)i] = (uint8_t)(crc >> (8 * i));
+        fdn_event_t *back = NULL;
+        fdn_error_t err = FDN_ERROR_INIT;
+        int rc = fdn_event_decode(&back, m, len, &err);
+        if (rc != FDN_EDESERIALIZE)
+            fail_msg("patch %zu (byte %zu = %u): %d %s", k, patch[k].off, patch[k].val, rc,
+                     err.message);
+        free(m);
+    }
+    fdn_free(buf);
+    fdn_event_free(ev);
 }
 
 static void json_round_trip_and_rejects(void **state)
@@ -1022,6 +1064,51 @@ static void reload_after_reboot_rebases_timestamps(void **state)
     tmpdir_clean();
 }
 
+/* Wall times are caller-supplied int64s: a reload that rebases through wall time must not
+ * overflow on extreme ones (UBSan aborts on signed overflow). */
+static void reload_rebase_extreme_wall_times(void **state)
+{
+    (void)state;
+    tmpdir_make();
+    char path[300];
+    snprintf(path, sizeof(path), "%s/wall.db", g_tmp);
+    const int64_t s1 = 1000000000;
+    fdn_clock_t *c1 = NULL, *c2 = NULL;
+    assert_int_equal(fdn_clock_manual_create(&c1, 5000 * s1, 1700000000 * s1), 0);
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.durable_path = path;
+    o.clock = c1;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    const int64_t walls[] = {INT64_MIN + 1, INT64_MAX};
+    for (int i = 0; i < 2; i++) {
+        fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+        sp.type = "wall";
+        sp.clock = c1;
+        sp.wall_ns = walls[i];
+        fdn_event_t *ev = NULL;
+        assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
+        assert_int_equal(fdn_events_store(es, ev, NULL), 0);
+        fdn_event_free(ev);
+    }
+    fdn_events_destroy(es);
+    assert_int_equal(fdn_clock_manual_create(&c2, 2 * s1, 1700000130 * s1), 0);
+    o.clock = c2;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    fdn_event_list_t *l = NULL;
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    assert_int_equal(fdn_event_list_count(l), 2);
+    assert_int_equal(fdn_event_wall_time(fdn_event_list_at(l, 0)), INT64_MIN + 1);
+    assert_true(fdn_event_timestamp(fdn_event_list_at(l, 0)) < 0); /* as old as it gets */
+    assert_int_equal(fdn_event_timestamp(fdn_event_list_at(l, 1)), 2 * s1);
+    fdn_event_list_free(l);
+    fdn_events_destroy(es);
+    fdn_clock_destroy(c1);
+    fdn_clock_destroy(c2);
+    tmpdir_clean();
+}
+
 /* Stores buffered while a durable store is stopped are replayed on start, written to the
  * file, and found again after a reopen under the ids they were given. */
 static void buffered_stores_reach_the_file(void **state)
@@ -1307,6 +1394,81 @@ static void writer_io_error_is_reported(void **state)
     tmpdir_clean();
 }
 
+/* store_batch is all or nothing, also in the file: the writer's group commits (at most
+ * 8192 events each) must not split a batch, or a crash or an I/O error between two commits
+ * leaves part of a batch on disk. A child stores one batch of 12 000 events under a file
+ * size limit that lets one commit of 8192 events through but not the whole batch; the
+ * reopened file must hold none of the batch. */
+static fdn_event_t *batch_ev(void)
+{
+    static uint8_t d[100];
+    for (size_t i = 0; i < sizeof(d); i++)
+        d[i] = (uint8_t)(i * 2654435761u >> 11);
+    fdn_event_spec_t s = FDN_EVENT_SPEC_INIT;
+    s.type = "bat";
+    s.content_type = FDN_EVENT_CT_BINARY;
+    s.data = d;
+    s.data_len = sizeof(d);
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &s, NULL), 0);
+    return ev;
+}
+
+static off_t file_size(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 ? st.st_size : 0;
+}
+
+static void batch_not_split_across_commits(void **state)
+{
+    (void)state;
+    enum { N = 12000, ONE_COMMIT = 8192 };
+    tmpdir_make();
+    char path[300], wal[320];
+    fdn_event_t *ev = batch_ev();
+    const fdn_event_t **evs = malloc(N * sizeof(*evs));
+    for (int i = 0; i < N; i++)
+        evs[i] = ev;
+    /* size of the WAL after one commit of ONE_COMMIT such events */
+    snprintf(path, sizeof(path), "%s/probe.db", g_tmp);
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    fdn_events_t *es = durable_store(path, FDN_EVENTS_DURABLE, NULL);
+    assert_int_equal(fdn_events_store_batch(es, evs, ONE_COMMIT, NULL), 0);
+    off_t one = file_size(wal);
+    assert_true(one > 0);
+    fdn_events_destroy(es);
+
+    snprintf(path, sizeof(path), "%s/batch.db", g_tmp);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        es = durable_store(path, FDN_EVENTS_DURABLE, NULL);
+        /* room for one commit of ONE_COMMIT events, not for N */
+        struct rlimit rl = {.rlim_cur = (rlim_t)(one + one / 5), .rlim_max = RLIM_INFINITY};
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+            _exit(10);
+        if (fdn_events_store_batch(es, evs, N, NULL) != FDN_EIO)
+            _exit(11);
+        _exit(0); /* a crash: no orderly close */
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    es = durable_store(path, FDN_EVENTS_DURABLE, NULL);
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    if (st.count != 0)
+        fail_msg("%llu of the batch's %d events were committed", (unsigned long long)st.count,
+                 N);
+    fdn_events_destroy(es);
+    free(evs);
+    fdn_event_free(ev);
+    tmpdir_clean();
+}
+
 typedef struct tm_count {
     _Atomic uint64_t stored, pruned;
 } tm_count_t;
@@ -1367,6 +1529,7 @@ int main(void)
         cmocka_unit_test(binary_round_trip),
         cmocka_unit_test(crc32c_known_values),
         cmocka_unit_test(binary_rejects_truncation_and_bit_flips),
+        cmocka_unit_test(binary_structure_checked_behind_crc),
         cmocka_unit_test(json_round_trip_and_rejects),
         cmocka_unit_test(store_assigns_increasing_ids_and_get),
         cmocka_unit_test(batch_all_or_nothing),
@@ -1381,12 +1544,14 @@ int main(void)
         cmocka_unit_test(unavailable_and_buffered),
         cmocka_unit_test(durable_reopen_keeps_events_and_ids),
         cmocka_unit_test(reload_after_reboot_rebases_timestamps),
+        cmocka_unit_test(reload_rebase_extreme_wall_times),
         cmocka_unit_test(buffered_stores_reach_the_file),
         cmocka_unit_test(corrupt_and_truncated_files_rejected),
         cmocka_unit_test(concurrent_stores_exact_count),
         /* forks: must run before anything leaves a thread behind (liburcu's call_rcu
          * thread, started by telemetry), or TSan refuses to start threads in the child */
         cmocka_unit_test(writer_io_error_is_reported),
+        cmocka_unit_test(batch_not_split_across_commits),
         cmocka_unit_test(random_queries_match_model),
         cmocka_unit_test(telemetry_counters),
     };
