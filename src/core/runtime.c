@@ -470,8 +470,12 @@ int fdn_runtime_shutdown(fdn_runtime_t *rt, int64_t timeout_ms)
     if (rt == NULL)
         return FDN_EINVAL;
     pthread_mutex_lock(&rt->mu);
+    bool first = !rt->stopped;
     rt->stopped = true;
     pthread_mutex_unlock(&rt->mu);
+    if (first && rt->glue != NULL && rt->hooks->before_shutdown != NULL &&
+        !fdn__supervisor_on_thread(rt->sup))
+        rt->hooks->before_shutdown(rt, rt->glue);
     /* The supervisor stops the services in reverse order; the task pool is one of them and
      * drains when stopped. Then the pool is shut down for good (idempotent). */
     if (fdn__supervisor_on_thread(rt->sup)) {

@@ -53,6 +53,9 @@ extern const fdn__rt_builtin_t fdn__rt_builtins[FDN__RT_SLOT_COUNT];
 typedef struct fdn__rt_hooks {
     /* After every slot is created, before anything starts. */
     int (*wire)(fdn_runtime_t *rt, void **glue, fdn_error_t *err);
+    /* At the start of a shutdown, while every service still runs (not called when the
+     * shutdown is requested from a supervisor callback or worker). */
+    void (*before_shutdown)(fdn_runtime_t *rt, void *glue);
     /* After the services have stopped for good, before the slots are destroyed. */
     void (*unwire)(fdn_runtime_t *rt, void *glue);
     /* Supervisor callbacks (lifecycle thread, no lock held). */

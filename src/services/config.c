@@ -632,6 +632,18 @@ int fdn__config_service_start(fdn_config_t *cfg)
     cfg->thr_stop = false;
     int prc = pthread_create(&cfg->thr, NULL, fdn__cfg_delivery_main, cfg);
     cfg->thr_running = prc == 0;
+    if (prc == 0 && cfg->hook != NULL) {
+        prc = pthread_create(&cfg->hook_thr, NULL, fdn__cfg_hook_main, cfg);
+        cfg->hook_thr_running = prc == 0;
+        if (prc != 0) {
+            cfg->thr_stop = true;
+            pthread_cond_broadcast(&cfg->scv);
+            pthread_mutex_unlock(&cfg->smu);
+            pthread_join(cfg->thr, NULL);
+            pthread_mutex_lock(&cfg->smu);
+            cfg->thr_running = false;
+        }
+    }
     pthread_mutex_unlock(&cfg->smu);
     if (prc != 0) {
         pthread_mutex_unlock(&cfg->wmu);
@@ -672,13 +684,18 @@ void fdn__config_service_stop(fdn_config_t *cfg)
     pthread_mutex_unlock(&cfg->wmu);
     pthread_mutex_lock(&cfg->smu);
     bool join = cfg->thr_running && !cfg->thr_stop;
+    bool join_hook = cfg->hook_thr_running && !cfg->thr_stop;
     cfg->thr_stop = true;
     pthread_cond_broadcast(&cfg->scv);
     pthread_mutex_unlock(&cfg->smu);
-    if (join) {
+    if (join)
         pthread_join(cfg->thr, NULL);
+    if (join_hook)
+        pthread_join(cfg->hook_thr, NULL);
+    if (join || join_hook) {
         pthread_mutex_lock(&cfg->smu);
         cfg->thr_running = false;
+        cfg->hook_thr_running = false;
         pthread_mutex_unlock(&cfg->smu);
     }
 }

@@ -14,6 +14,11 @@ int fdn__config_service_start(fdn_config_t *cfg);
  * delivered after the next start. Idempotent. */
 void fdn__config_service_stop(fdn_config_t *cfg);
 
+/* Wait until the on_change hook has handled every notification queued so far (the runtime
+ * calls it before stopping its services, so the config_updated events of the last updates
+ * are recorded). @return 0, FDN_ETIMEDOUT after timeout_ms (real time), FDN_EINVAL */
+int fdn__config_hook_drain(fdn_config_t *cfg, int64_t timeout_ms);
+
 /* 0 when running, FDN_EUNAVAILABLE otherwise. */
 int fdn__config_service_health(fdn_config_t *cfg);
 
@@ -106,8 +111,11 @@ struct fdn_config {
     uint64_t next_id;
     uint64_t serve_seq;
     size_t sub_cap;
-    pthread_t thr;
+    pthread_t thr;       /* delivery to subscribers */
+    pthread_t hook_thr;  /* delivery to the runtime hook (its own thread: a slow hook, e.g. an
+                            fsync of the event it records, never delays subscribers) */
     bool thr_running;
+    bool hook_thr_running;
     bool thr_stop;
     atomic_uint_least64_t dropped;
 
@@ -128,6 +136,7 @@ void fdn__cfg_notify(fdn_config_t *cfg, fdn_config_change_kind_t kind, const cha
 sub_t *fdn__cfg_sub_new(const char *prefix, fdn_config_change_cb cb, void *user, size_t cap);
 void fdn__cfg_sub_free(sub_t *s);
 void *fdn__cfg_delivery_main(void *arg);
+void *fdn__cfg_hook_main(void *arg);
 int fdn__cfg_parse_value(const char *path, const char *value_json, json_t **out, fdn_error_t *err);
 int fdn__cfg_precheck(fdn_config_t *cfg, const char *path, json_t *v, int32_t *out_idx,
                       fdn_error_t *err);

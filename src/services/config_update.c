@@ -7,11 +7,13 @@
 #include "services/config_int.h"
 
 #include <jansson.h>
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <urcu-bp.h>
 
 #include "core/alloc.h"
@@ -86,7 +88,7 @@ void fdn__cfg_notify(fdn_config_t *cfg, fdn_config_change_kind_t kind, const cha
             sub_push(cfg, cfg->hook, n);
         for (sub_t *s = cfg->subs; s != NULL; s = s->next)
             sub_push(cfg, s, n);
-        pthread_cond_signal(&cfg->scv);
+        pthread_cond_broadcast(&cfg->scv); /* the subscriber and the hook threads */
     }
     pthread_mutex_unlock(&cfg->smu);
     note_unref(n);
@@ -104,16 +106,52 @@ void fdn__cfg_sub_free(sub_t *s)
     fdn__free(s);
 }
 
+static bool has_work(const sub_t *s)
+{
+    return s != NULL && (s->count > 0 || s->dropped_pending > 0);
+}
+
 static sub_t *pick_sub(fdn_config_t *cfg)
 {
     sub_t *best = NULL;
-    if (cfg->hook != NULL && (cfg->hook->count > 0 || cfg->hook->dropped_pending > 0))
-        best = cfg->hook;
     for (sub_t *s = cfg->subs; s != NULL; s = s->next) {
         if ((s->count > 0 || s->dropped_pending > 0) && (best == NULL || s->served < best->served))
             best = s;
     }
     return best;
+}
+
+/* Deliver the next notification of s (smu held; released around the callback). */
+static void deliver_one(fdn_config_t *cfg, sub_t *s)
+{
+    fdn_config_change_t ch;
+    note_t *n = NULL;
+    memset(&ch, 0, sizeof(ch));
+    if (s->dropped_pending > 0) {
+        ch.kind = FDN_CONFIG_CHANGE_OVERFLOW;
+        ch.path = "";
+        ch.old_json = "null";
+        ch.new_json = "null";
+        ch.dropped = s->dropped_pending;
+        ch.revision = s->count > 0 ? s->q[s->head]->revision - 1 : 0;
+        s->dropped_pending = 0;
+    } else {
+        n = s->q[s->head];
+        s->head = (s->head + 1) % s->cap;
+        s->count--;
+        ch.kind = n->kind;
+        ch.path = n->path;
+        ch.old_json = n->old_json;
+        ch.new_json = n->new_json;
+        ch.revision = n->revision;
+    }
+    s->served = ++cfg->serve_seq;
+    s->busy = true;
+    pthread_mutex_unlock(&cfg->smu);
+    s->cb(&ch, s->user);
+    note_unref(n);
+    pthread_mutex_lock(&cfg->smu);
+    s->busy = false;
 }
 
 void *fdn__cfg_delivery_main(void *arg)
@@ -128,34 +166,7 @@ void *fdn__cfg_delivery_main(void *arg)
             pthread_cond_wait(&cfg->scv, &cfg->smu);
             continue;
         }
-        fdn_config_change_t ch;
-        note_t *n = NULL;
-        memset(&ch, 0, sizeof(ch));
-        if (s->dropped_pending > 0) {
-            ch.kind = FDN_CONFIG_CHANGE_OVERFLOW;
-            ch.path = "";
-            ch.old_json = "null";
-            ch.new_json = "null";
-            ch.dropped = s->dropped_pending;
-            ch.revision = s->count > 0 ? s->q[s->head]->revision - 1 : 0;
-            s->dropped_pending = 0;
-        } else {
-            n = s->q[s->head];
-            s->head = (s->head + 1) % s->cap;
-            s->count--;
-            ch.kind = n->kind;
-            ch.path = n->path;
-            ch.old_json = n->old_json;
-            ch.new_json = n->new_json;
-            ch.revision = n->revision;
-        }
-        s->served = ++cfg->serve_seq;
-        s->busy = true;
-        pthread_mutex_unlock(&cfg->smu);
-        s->cb(&ch, s->user);
-        note_unref(n);
-        pthread_mutex_lock(&cfg->smu);
-        s->busy = false;
+        deliver_one(cfg, s);
         if (s->free_when_idle)
             fdn__cfg_sub_free(s);
         else if (s->removed)
@@ -163,6 +174,49 @@ void *fdn__cfg_delivery_main(void *arg)
     }
     pthread_mutex_unlock(&cfg->smu);
     return NULL;
+}
+
+void *fdn__cfg_hook_main(void *arg)
+{
+    fdn_config_t *cfg = arg;
+    pthread_mutex_lock(&cfg->smu);
+    for (;;) {
+        if (cfg->thr_stop)
+            break;
+        if (!has_work(cfg->hook)) {
+            pthread_cond_broadcast(&cfg->idle_cv); /* drained (fdn__config_hook_drain) */
+            pthread_cond_wait(&cfg->scv, &cfg->smu);
+            continue;
+        }
+        deliver_one(cfg, cfg->hook);
+    }
+    pthread_cond_broadcast(&cfg->idle_cv);
+    pthread_mutex_unlock(&cfg->smu);
+    return NULL;
+}
+
+int fdn__config_hook_drain(fdn_config_t *cfg, int64_t timeout_ms)
+{
+    if (cfg == NULL)
+        return FDN_EINVAL;
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += (time_t)(timeout_ms / 1000);
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&cfg->smu);
+    while (cfg->hook_thr_running && !cfg->thr_stop && (has_work(cfg->hook) || cfg->hook->busy)) {
+        if (pthread_cond_timedwait(&cfg->idle_cv, &cfg->smu, &dl) == ETIMEDOUT) {
+            rc = FDN_ETIMEDOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&cfg->smu);
+    return rc;
 }
 
 sub_t *fdn__cfg_sub_new(const char *prefix, fdn_config_change_cb cb, void *user, size_t cap)

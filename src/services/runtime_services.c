@@ -653,7 +653,21 @@ static void on_registry(fdn_runtime_t *rt, void *glue, fdn_registry_op_t op, con
     }
 }
 
-const fdn__rt_hooks_t fdn__rt_hooks = {wire, unwire, on_restart, on_escalation, on_registry};
+/* Record the config changes still queued for the hook while the event store runs. */
+static void before_shutdown(fdn_runtime_t *rt, void *glue)
+{
+    (void)glue;
+    (void)fdn__config_hook_drain(fdn_runtime_config(rt), 5000);
+}
+
+const fdn__rt_hooks_t fdn__rt_hooks = {
+    .wire = wire,
+    .before_shutdown = before_shutdown,
+    .unwire = unwire,
+    .on_restart = on_restart,
+    .on_escalation = on_escalation,
+    .on_registry = on_registry,
+};
 
 void fdn_runtime_error_hook(const fdn_error_t *err, void *user)
 {

@@ -977,6 +977,30 @@ static void escalation_recorded(void **state)
     rm_tree(dir);
 }
 
+
+/* Shutting down right after a burst of updates still records every config_updated event:
+ * the runtime drains the config hook before it stops the event store. */
+static void last_updates_recorded_at_shutdown(void **state)
+{
+    (void)state;
+    char dir[256];
+    make_tmpdir(dir, sizeof(dir));
+    fdn_clock_t *clock = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clock, SEC, SEC), 0);
+    fdn_runtime_t *rt = dir_runtime(dir, clock);
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    /* each recorded event is a durable commit (an fsync): the hook lags far behind */
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 100 + i, NULL), 0);
+    fdn_runtime_destroy(rt); /* no wait for the hook: destroy drains it */
+
+    rt = dir_runtime(dir, clock);
+    assert_int_equal(count_type(fdn_runtime_events(rt), "config_updated"), 200);
+    fdn_runtime_destroy(rt);
+    fdn_clock_destroy(clock);
+    rm_tree(dir);
+}
+
 /* ---- 10. the error hook ---------------------------------------------------------------------- */
 
 static void error_hook_counts(void **state)
@@ -1018,6 +1042,7 @@ int main(void)
         cmocka_unit_test(registry_lookup_telemetry),
         cmocka_unit_test(events_survive_runtime),
         cmocka_unit_test(escalation_recorded),
+        cmocka_unit_test(last_updates_recorded_at_shutdown),
         cmocka_unit_test(error_hook_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
