@@ -548,6 +548,44 @@ static void service_handlers(void **state)
     assert_int_equal(r.status, 422);
     fdn__http_resp_clear(&r);
 
+    /* the key is capped at 256 bytes: 257 is refused with 422, 256 accepted */
+    char lk[400];
+    char longkey[300];
+    memset(longkey, 'k', 257);
+    longkey[257] = '\0';
+    snprintf(lk, sizeof lk, "{\"key\":\"%s\",\"limit\":5,\"window_ms\":1000}", longkey);
+    fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, lk, strlen(lk), &r);
+    assert_int_equal(r.status, 422);
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(r.json, "error"),
+                                                             "message")),
+                           "1..256"));
+    fdn__http_resp_clear(&r);
+    longkey[256] = '\0';
+    snprintf(lk, sizeof lk, "{\"key\":\"%s\",\"limit\":5,\"window_ms\":1000}", longkey);
+    fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, lk, strlen(lk), &r);
+    assert_int_equal(r.status, 200);
+    fdn__http_resp_clear(&r);
+    /* a cost above the limit can never succeed: 422, not 429 with a Retry-After */
+    const char *huge = "{\"key\":\"c\",\"limit\":3,\"window_ms\":1000,\"cost\":4}";
+    fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, huge, strlen(huge), &r);
+    assert_int_equal(r.status, 422);
+    assert_int_equal(r.retry_after_s, 0);
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(r.json, "error"),
+                                                             "message")),
+                           "never succeed"));
+    fdn__http_resp_clear(&r);
+    const char *huge2 = "{\"key\":\"c\",\"limit\":3,\"window_ms\":1000,\"cost\":4,"
+                        "\"algorithm\":\"sliding_window\"}";
+    fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, huge2, strlen(huge2), &r);
+    assert_int_equal(r.status, 422);
+    fdn__http_resp_clear(&r);
+    /* with a bucket larger than the limit, the burst is what counts */
+    const char *burst = "{\"key\":\"c\",\"limit\":3,\"window_ms\":1000,\"cost\":4,"
+                        "\"algorithm\":\"token_bucket\",\"burst\":8}";
+    fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, burst, strlen(burst), &r);
+    assert_int_equal(r.status, 200);
+    fdn__http_resp_clear(&r);
+
     fdn__admin_dispatch(a, "GET", "/v1/pools", NULL, NULL, 0, &r);
     assert_int_equal(r.status, 200);
     json_t *p0 = json_array_get(json_object_get(r.json, "pools"), 0);
@@ -559,6 +597,76 @@ static void service_handlers(void **state)
     fdn_pools_destroy(pools);
     fdn_limiter_destroy(lim);
     fdn_breakers_destroy(set);
+}
+
+/* ---- fdn config check: every problem of a config file ---------------------------------- */
+
+typedef struct problems {
+    int n;
+    char paths[8][64];
+    char msgs[8][256];
+    int codes[8];
+} problems_t;
+
+static void on_problem(const char *path, const char *message, int code, void *user)
+{
+    problems_t *p = user;
+    if (p->n < 8) {
+        snprintf(p->paths[p->n], sizeof p->paths[0], "%s", path);
+        snprintf(p->msgs[p->n], sizeof p->msgs[0], "%s", message);
+        p->codes[p->n] = code;
+    }
+    p->n++;
+}
+
+static int find_problem(const problems_t *p, const char *path)
+{
+    for (int i = 0; i < p->n && i < 8; i++)
+        if (strcmp(p->paths[i], path) == 0)
+            return i;
+    return -1;
+}
+
+static void config_check_all(void **state)
+{
+    (void)state;
+    const char *doc = "{\"ai\":{\"provider\":\"bogus\"},\"dev\":{\"debug_mode\":\"yes\"},"
+                      "\"interface\":{\"max_results\":-1},\"nope\":1}";
+    problems_t p;
+    memset(&p, 0, sizeof p);
+    int rc = fdn_config_check_json(doc, strlen(doc), on_problem, &p);
+    assert_true(rc < 0);
+    assert_int_equal(p.n, 4); /* each problem, not only the first */
+    int i = find_problem(&p, "dev.debug_mode");
+    assert_true(i >= 0);
+    assert_int_equal(p.codes[i], FDN_ECONFIG_INVALID);
+    assert_non_null(strstr(p.msgs[i], "rule: type bool"));
+    i = find_problem(&p, "ai.provider");
+    assert_true(i >= 0);
+    assert_non_null(strstr(p.msgs[i], "rule: one of"));
+    assert_non_null(strstr(p.msgs[i], "openai"));
+    i = find_problem(&p, "interface.max_results");
+    assert_true(i >= 0);
+    assert_non_null(strstr(p.msgs[i], "rule: must be > 0"));
+    i = find_problem(&p, "nope");
+    assert_true(i >= 0);
+    assert_int_equal(p.codes[i], FDN_ECONFIG_STRUCTURE);
+    assert_int_equal(rc, p.codes[0]); /* the first problem's code */
+
+    /* a valid partial file (other keys keep their defaults) has no problem */
+    memset(&p, 0, sizeof p);
+    const char *ok = "{\"interface\":{\"max_results\":10}}";
+    assert_int_equal(fdn_config_check_json(ok, strlen(ok), on_problem, &p), 0);
+    assert_int_equal(p.n, 0);
+    assert_int_equal(fdn_config_check_json("{}", 2, NULL, NULL), 0);
+    /* malformed JSON and a non-object are one problem each */
+    memset(&p, 0, sizeof p);
+    assert_int_equal(fdn_config_check_json("{", 1, on_problem, &p), FDN_EPARSE);
+    assert_int_equal(p.n, 1);
+    memset(&p, 0, sizeof p);
+    assert_int_equal(fdn_config_check_json("[1]", 3, on_problem, &p), FDN_ECONFIG_STRUCTURE);
+    assert_int_equal(p.n, 1);
+    assert_int_equal(fdn_config_check_json(NULL, 0, NULL, NULL), FDN_EINVAL);
 }
 
 /* ---- real server ------------------------------------------------------------------------ */
@@ -660,6 +768,7 @@ int main(void)
         cmocka_unit_test(ct_equal),         cmocka_unit_test(dispatch_routes),
         cmocka_unit_test(dispatch_token),   cmocka_unit_test(stopped_services_answer_503),
         cmocka_unit_test(service_handlers), cmocka_unit_test(server_real),
+        cmocka_unit_test(config_check_all),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
