@@ -18,6 +18,15 @@
 #include "services/event_store_int.h"
 #include "services/telemetry_int.h"
 
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* the end-of-serve logic of the fdn command (tools/fdn), compiled into this test */
+#include "../../tools/fdn/serve_wait.c"
+
 /* ---- parsers ------------------------------------------------------------------------- */
 
 static void target_basic(void **state)
@@ -599,6 +608,25 @@ static void service_handlers(void **state)
     fdn_breakers_destroy(set);
 }
 
+/* how fdn_admin_start tells whether libmicrohttpd closed the duplicate it was given */
+static void same_socket_check(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int d = fcntl(sv[0], F_DUPFD_CLOEXEC, 0);
+    assert_true(d >= 0);
+    assert_true(fdn__admin_fd_same_socket(sv[0], d)); /* still ours: to be closed */
+    close(d);
+    assert_false(fdn__admin_fd_same_socket(sv[0], d)); /* closed */
+    assert_int_equal(dup2(sv[1], d), d);                /* number reused by another socket */
+    assert_false(fdn__admin_fd_same_socket(sv[0], d));  /* left alone */
+    assert_false(fdn__admin_fd_same_socket(sv[0], -1));
+    close(d);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 /* ---- fdn config check: every problem of a config file ---------------------------------- */
 
 typedef struct problems {
@@ -667,6 +695,52 @@ static void config_check_all(void **state)
     assert_int_equal(fdn_config_check_json("[1]", 3, on_problem, &p), FDN_ECONFIG_STRUCTURE);
     assert_int_equal(p.n, 1);
     assert_int_equal(fdn_config_check_json(NULL, 0, NULL, NULL), FDN_EINVAL);
+}
+
+/* ---- fdn serve: stop signal or runtime escalation -------------------------------------- */
+
+static void *escalate_thread(void *arg)
+{
+    serve_watch_escalation(NULL, "event_store", FDN_EIO, arg);
+    return NULL;
+}
+
+static void serve_wait_escalation(void **state)
+{
+    (void)state;
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR2);
+    assert_int_equal(pthread_sigmask(SIG_BLOCK, &set, &old), 0);
+
+    /* the runtime escalates on another thread: the wait ends with the service named */
+    serve_watch_t w;
+    serve_watch_init(&w, SIGUSR2);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, escalate_thread, &w), 0);
+    int sig = 0;
+    assert_int_equal(serve_wait(&w, &set, &sig), SERVE_END_ESCALATION);
+    assert_string_equal(w.service, "event_store");
+    assert_int_equal(w.code, FDN_EIO);
+    pthread_join(t, NULL);
+
+    /* SIGTERM: a normal stop */
+    serve_watch_init(&w, SIGUSR2);
+    assert_int_equal(pthread_kill(pthread_self(), SIGTERM), 0);
+    assert_int_equal(serve_wait(&w, &set, &sig), SERVE_END_SIGNAL);
+    assert_int_equal(sig, SIGTERM);
+
+    /* a stray wake signal without an escalation does not end the wait */
+    serve_watch_init(&w, SIGUSR2);
+    assert_int_equal(pthread_kill(pthread_self(), SIGUSR2), 0);
+    assert_int_equal(pthread_kill(pthread_self(), SIGTERM), 0);
+    sig = 0;
+    assert_int_equal(serve_wait(&w, &set, &sig), SERVE_END_SIGNAL);
+    assert_int_equal(sig, SIGTERM);
+    assert_false(atomic_load(&w.escalated));
+
+    assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
 }
 
 /* ---- real server ------------------------------------------------------------------------ */
@@ -751,10 +825,55 @@ static void server_real(void **state)
     assert_non_null(strstr(err.message, "in use"));
     fdn_admin_destroy(b);
 
+    /* fdn_admin_bind reports the busy port before anything else is created */
+    err = (fdn_error_t)FDN_ERROR_INIT;
+    assert_int_equal(fdn_admin_create(&b, &o, NULL), 0);
+    assert_int_equal(fdn_admin_bind(b, &err), FDN_EBUSY);
+    assert_non_null(strstr(err.message, "in use"));
+    assert_int_equal(fdn_admin_port(b), 0);
+    fdn_admin_destroy(b);
+
     fdn_admin_shutdown(a);
     fdn_admin_shutdown(a); /* idempotent */
     assert_int_equal(http(port, "GET", "/health", NULL, 0, &g), -1);
     fdn_admin_destroy(a);
+}
+
+/* bind before start: the port is known and connections wait in the backlog until start */
+static void bind_then_start(void **state)
+{
+    (void)state;
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    assert_int_equal(fdn_admin_port(a), 0);
+    assert_int_equal(fdn_admin_bind(a, NULL), 0);
+    uint16_t port = fdn_admin_port(a);
+    assert_true(port != 0);
+    assert_int_equal(fdn_admin_bind(a, NULL), 0); /* idempotent */
+    assert_int_equal(fdn_admin_port(a), port);
+    /* the port is taken from now on */
+    char listen[32];
+    snprintf(listen, sizeof listen, "127.0.0.1:%u", (unsigned)port);
+    fdn_admin_opts_t o2 = o;
+    o2.listen = listen;
+    fdn_admin_t *b = NULL;
+    assert_int_equal(fdn_admin_create(&b, &o2, NULL), 0);
+    assert_int_equal(fdn_admin_bind(b, NULL), FDN_EBUSY);
+    fdn_admin_destroy(b);
+    assert_int_equal(fdn_admin_start(a, NULL), 0);
+    assert_int_equal(fdn_admin_port(a), port);
+    grow_t g;
+    assert_int_equal(http(port, "GET", "/health", NULL, 0, &g), 200);
+    fdn_admin_destroy(a);
+    /* destroyed: the port is free again (the socket was closed exactly once) */
+    assert_int_equal(fdn_admin_create(&b, &o2, NULL), 0);
+    assert_int_equal(fdn_admin_bind(b, NULL), 0);
+    fdn_admin_destroy(b); /* bound, never started: destroy closes it */
+    assert_int_equal(fdn_admin_create(&b, &o2, NULL), 0);
+    assert_int_equal(fdn_admin_bind(b, NULL), 0);
+    fdn_admin_destroy(b);
 }
 
 int main(void)
@@ -768,7 +887,8 @@ int main(void)
         cmocka_unit_test(ct_equal),         cmocka_unit_test(dispatch_routes),
         cmocka_unit_test(dispatch_token),   cmocka_unit_test(stopped_services_answer_503),
         cmocka_unit_test(service_handlers), cmocka_unit_test(server_real),
-        cmocka_unit_test(config_check_all),
+        cmocka_unit_test(config_check_all), cmocka_unit_test(serve_wait_escalation),
+        cmocka_unit_test(bind_then_start),  cmocka_unit_test(same_socket_check),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
