@@ -41,6 +41,11 @@
 #include <microhttpd.h>
 
 #define MAX_METRICS 8
+/* per-connection memory of libmicrohttpd (request line + headers + its buffers). Requests
+ * whose line or headers do not fit are answered by libmicrohttpd itself (414/431, HTML):
+ * 64 KiB makes every target up to ~60 KiB reach the router, which answers its own 414 (JSON)
+ * beyond FDN__HTTP_MAX_URI. Worst case max_connections * 64 KiB. */
+#define CONN_MEMORY (64u * 1024u)
 #define MAX_HEALTH  32
 
 typedef struct route {
@@ -793,7 +798,8 @@ int fdn_admin_start(fdn_admin_t *a, fdn_error_t *err)
         MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, on_request, a, MHD_OPTION_LISTEN_SOCKET,
         (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)a->threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)a->max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)a->timeout_s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)a,
+        (unsigned int)a->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)a,
         MHD_OPTION_NOTIFY_COMPLETED, on_done, (void *)a, MHD_OPTION_END);
     if (a->mhd == NULL) {
         if (fdn__admin_fd_same_socket(a->listen_fd, fd))
