@@ -173,9 +173,11 @@ int cmd_serve(int argc, char **argv)
     err = (fdn_error_t)FDN_ERROR_INIT;
     rc = fdn_runtime_create(&rt, &ro, &err);
     if (rc < 0) {
+        /* name the config file once: the runtime's message usually starts with it */
+        bool named = o.config == NULL || strstr(err.message, o.config) != NULL;
         char what[4200];
-        snprintf(what, sizeof what, "cannot start the runtime%s%s", o.config ? " with " : "",
-                 o.config ? o.config : "");
+        snprintf(what, sizeof what, "cannot start the runtime%s%s", named ? "" : " with ",
+                 named ? "" : o.config);
         print_error(what, rc, &err);
         goto out;
     }
