@@ -740,6 +740,25 @@ static void serve_wait_escalation(void **state)
     assert_int_equal(sig, SIGTERM);
     assert_false(atomic_load(&w.escalated));
 
+    /* end to end with a real runtime: its escalation wakes the waiter (the runtime's
+     * threads inherit the blocked mask, as in fdn serve) */
+    serve_watch_init(&w, SIGUSR2);
+    fdn_runtime_opts_t ro = FDN_RUNTIME_OPTS_INIT;
+    ro.ignore_env = true;
+    ro.max_restarts = 0; /* the first failure exceeds the intensity */
+    ro.health_interval_ns = 0;
+    ro.on_escalation = serve_watch_escalation;
+    ro.user = &w;
+    fdn_runtime_t *rt = NULL;
+    assert_int_equal(fdn_runtime_create(&rt, &ro, NULL), 0);
+    assert_int_equal(fdn_runtime_inject_fault(rt, "event_store", FDN_EIO), 0);
+    assert_int_equal(serve_wait(&w, &set, &sig), SERVE_END_ESCALATION);
+    assert_string_equal(w.service, "event_store");
+    fdn_runtime_health_t h;
+    assert_int_equal(fdn_runtime_health(rt, &h, NULL, 0, NULL), 0);
+    assert_int_equal(h.status, FDN_RUNTIME_FAILED);
+    fdn_runtime_destroy(rt);
+
     assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
 }
 
