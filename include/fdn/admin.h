@@ -4,11 +4,11 @@
  *        runtime's services (health, Prometheus metrics, config, events, limiter, breakers,
  *        pools, registry) to operators and sidecar clients.
  *
- * Lifecycle: fdn_admin_create() -> [fdn_admin_bind()] -> mount services and add health checks / metric writers ->
- * fdn_admin_start() -> ... -> fdn_admin_shutdown() -> fdn_admin_destroy(). Everything that
- * configures the server (mounts, health checks, metric writers) happens before start; after
- * start the server's tables are immutable and requests run concurrently on a fixed pool of
- * server threads, calling the mounted services' thread-safe public APIs.
+ * Lifecycle: fdn_admin_create() -> [fdn_admin_bind()] -> mount services and add health checks /
+ * metric writers -> fdn_admin_start() -> ... -> fdn_admin_shutdown() -> fdn_admin_destroy().
+ * Everything that configures the server (mounts, health checks, metric writers) happens before
+ * start; after start the server's tables are immutable and requests run concurrently on a fixed
+ * pool of server threads, calling the mounted services' thread-safe public APIs.
  *
  * Errors answer `{"error":{"code":<reference code>,"type":...,"category":...,"severity":...,
  * "message":...,"name":...}}` with a status derived from the FDN_E* code (400 malformed JSON,

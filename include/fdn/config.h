@@ -302,8 +302,7 @@ FDN_API int fdn_config_validate_json(const char *json, size_t len, fdn_error_t *
  * @param code    the problem's FDN_ECONFIG_* (or FDN_EPARSE) code
  * @param user    the caller's pointer
  */
-typedef void (*fdn_config_problem_fn)(const char *path, const char *message, int code,
-                                      void *user);
+typedef void (*fdn_config_problem_fn)(const char *path, const char *message, int code, void *user);
 
 /**
  * Check a configuration file's content (a JSON object layered over the built-in defaults,

@@ -2,7 +2,9 @@
  * DESIGN: admin endpoint of the rate limiter: POST /v1/limiter/check.
  * Threads: runs on the admin server's threads; calls only fdn_limiter_check (lock-free per
  * key). A denied check answers 429 with Retry-After (whole seconds, rounded up) and the
- * same result fields as an allowed one, plus the error object.
+ * same result fields as an allowed one, plus the error object. Refused with 422 before the
+ * limiter is touched: a key over 256 bytes, and a cost above what the rule ever admits at
+ * once (it could never succeed, so a 429 with a Retry-After would mislead the client).
  */
 #include "admin/admin_int.h"
 
@@ -101,10 +103,10 @@ static int h_check(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     /* a cost above what the rule ever admits at once (the limit; the bucket capacity for the
      * bucket algorithms) can never succeed: that is an invalid request, not a rate limit
      * with a Retry-After that no wait would satisfy */
-    int64_t capacity = (rule.algo == FDN_LIMIT_TOKEN_BUCKET || rule.algo == FDN_LIMIT_GCRA) &&
-                               rule.burst > 0
-                           ? rule.burst
-                           : rule.limit;
+    int64_t capacity =
+        (rule.algo == FDN_LIMIT_TOKEN_BUCKET || rule.algo == FDN_LIMIT_GCRA) && rule.burst > 0
+            ? rule.burst
+            : rule.limit;
     if (cost > capacity) {
         rc = fdn_err_set(&resp->err, FDN_EINVAL,
                          "field 'cost' (%lld) exceeds what the rule ever admits at once (%lld): "

@@ -794,13 +794,13 @@ int fdn_admin_start(fdn_admin_t *a, fdn_error_t *err)
     if (fd < 0)
         return fdn_err_set(err, FDN_EIO, "cannot duplicate the listen socket (errno %d)", errno);
     a->started = true;
-    a->mhd = MHD_start_daemon(
-        MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, on_request, a, MHD_OPTION_LISTEN_SOCKET,
-        (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)a->threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)a->max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)a->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)a,
-        MHD_OPTION_NOTIFY_COMPLETED, on_done, (void *)a, MHD_OPTION_END);
+    a->mhd = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, on_request, a,
+                              MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE,
+                              (unsigned int)a->threads, MHD_OPTION_CONNECTION_LIMIT,
+                              (unsigned int)a->max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
+                              (unsigned int)a->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                              (size_t)CONN_MEMORY, MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)a,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_done, (void *)a, MHD_OPTION_END);
     if (a->mhd == NULL) {
         if (fdn__admin_fd_same_socket(a->listen_fd, fd))
             close(fd);

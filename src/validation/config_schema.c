@@ -922,8 +922,8 @@ int fdn_config_check_json(const char *json, size_t len, fdn_config_problem_fn cb
             char words[160], msg[320];
             rule_words(e, words, sizeof words);
             if (bad_rule != NULL)
-                snprintf(msg, sizeof msg, "Invalid rate limiting rule: %.80s (rule: %s)",
-                         bad_rule, words);
+                snprintf(msg, sizeof msg, "Invalid rate limiting rule: %.80s (rule: %s)", bad_rule,
+                         words);
             else if (words[0] != '\0')
                 snprintf(msg, sizeof msg, "%s (rule: %s)", e->message, words);
             else

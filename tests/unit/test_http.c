@@ -565,9 +565,8 @@ static void service_handlers(void **state)
     snprintf(lk, sizeof lk, "{\"key\":\"%s\",\"limit\":5,\"window_ms\":1000}", longkey);
     fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, lk, strlen(lk), &r);
     assert_int_equal(r.status, 422);
-    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(r.json, "error"),
-                                                             "message")),
-                           "1..256"));
+    assert_non_null(strstr(
+        json_string_value(json_object_get(json_object_get(r.json, "error"), "message")), "1..256"));
     fdn__http_resp_clear(&r);
     longkey[256] = '\0';
     snprintf(lk, sizeof lk, "{\"key\":\"%s\",\"limit\":5,\"window_ms\":1000}", longkey);
@@ -579,9 +578,9 @@ static void service_handlers(void **state)
     fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, huge, strlen(huge), &r);
     assert_int_equal(r.status, 422);
     assert_int_equal(r.retry_after_s, 0);
-    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(r.json, "error"),
-                                                             "message")),
-                           "never succeed"));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_object_get(r.json, "error"), "message")),
+               "never succeed"));
     fdn__http_resp_clear(&r);
     const char *huge2 = "{\"key\":\"c\",\"limit\":3,\"window_ms\":1000,\"cost\":4,"
                         "\"algorithm\":\"sliding_window\"}";
@@ -619,8 +618,8 @@ static void same_socket_check(void **state)
     assert_true(fdn__admin_fd_same_socket(sv[0], d)); /* still ours: to be closed */
     close(d);
     assert_false(fdn__admin_fd_same_socket(sv[0], d)); /* closed */
-    assert_int_equal(dup2(sv[1], d), d);                /* number reused by another socket */
-    assert_false(fdn__admin_fd_same_socket(sv[0], d));  /* left alone */
+    assert_int_equal(dup2(sv[1], d), d);               /* number reused by another socket */
+    assert_false(fdn__admin_fd_same_socket(sv[0], d)); /* left alone */
     assert_false(fdn__admin_fd_same_socket(sv[0], -1));
     close(d);
     close(sv[0]);
