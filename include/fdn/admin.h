@@ -110,6 +110,8 @@ FDN_API int fdn_admin_add_metrics(fdn_admin_t *a, fdn_admin_metrics_fn fn, void 
  * address before it creates anything else (`fdn serve` calls it before creating the
  * runtime). fdn_admin_port() is valid afterwards. Idempotent; optional (fdn_admin_start
  * binds when it was not called). The socket is closed by fdn_admin_destroy.
+ * @param a   the server (created, not started)
+ * @param err optional detail (names the address and the cause)
  * @return 0, FDN_EBUSY (address in use), FDN_EACCES (permission denied), FDN_EINVAL
  *         (NULL, already started, address not available), FDN_EIO (other socket error)
  * @thread_safety serial: before fdn_admin_start, serialised by the caller

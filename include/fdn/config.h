@@ -301,6 +301,7 @@ FDN_API int fdn_config_validate_json(const char *json, size_t len, fdn_error_t *
  *                "Invalid AI provider (rule: one of openai,anthropic,...)")
  * @param code    the problem's FDN_ECONFIG_* (or FDN_EPARSE) code
  * @param user    the caller's pointer
+ * @since 0.1.0
  */
 typedef void (*fdn_config_problem_fn)(const char *path, const char *message, int code, void *user);
 
