@@ -4,11 +4,11 @@
  *        runtime's services (health, Prometheus metrics, config, events, limiter, breakers,
  *        pools, registry) to operators and sidecar clients.
  *
- * Lifecycle: fdn_admin_create() -> mount services and add health checks / metric writers ->
- * fdn_admin_start() -> ... -> fdn_admin_shutdown() -> fdn_admin_destroy(). Everything that
- * configures the server (mounts, health checks, metric writers) happens before start; after
- * start the server's tables are immutable and requests run concurrently on a fixed pool of
- * server threads, calling the mounted services' thread-safe public APIs.
+ * Lifecycle: fdn_admin_create() -> [fdn_admin_bind()] -> mount services and add health checks /
+ * metric writers -> fdn_admin_start() -> ... -> fdn_admin_shutdown() -> fdn_admin_destroy().
+ * Everything that configures the server (mounts, health checks, metric writers) happens before
+ * start; after start the server's tables are immutable and requests run concurrently on a fixed
+ * pool of server threads, calling the mounted services' thread-safe public APIs.
  *
  * Errors answer `{"error":{"code":<reference code>,"type":...,"category":...,"severity":...,
  * "message":...,"name":...}}` with a status derived from the FDN_E* code (400 malformed JSON,
@@ -105,7 +105,23 @@ FDN_API int fdn_admin_add_health(fdn_admin_t *a, const char *name, fdn_admin_hea
 FDN_API int fdn_admin_add_metrics(fdn_admin_t *a, fdn_admin_metrics_fn fn, void *user);
 
 /**
- * Bind the listen address and start the server threads.
+ * Bind and listen on the listen address now, without starting the server threads (requests
+ * wait in the backlog until fdn_admin_start). Lets a program fail on a busy or forbidden
+ * address before it creates anything else (`fdn serve` calls it before creating the
+ * runtime). fdn_admin_port() is valid afterwards. Idempotent; optional (fdn_admin_start
+ * binds when it was not called). The socket is closed by fdn_admin_destroy.
+ * @param a   the server (created, not started)
+ * @param err optional detail (names the address and the cause)
+ * @return 0, FDN_EBUSY (address in use), FDN_EACCES (permission denied), FDN_EINVAL
+ *         (NULL, already started, address not available), FDN_EIO (other socket error)
+ * @thread_safety serial: before fdn_admin_start, serialised by the caller
+ * @since 0.1.0
+ */
+FDN_API int fdn_admin_bind(fdn_admin_t *a, fdn_error_t *err);
+
+/**
+ * Start the server threads on the listen address (bound first if fdn_admin_bind was not
+ * called). After a failure the bound socket is kept and start may be retried.
  * @return 0, FDN_EBUSY (address in use), FDN_EACCES (permission denied), FDN_EINVAL
  *         (already started, address not resolvable), FDN_EIO (other socket or server error)
  * @thread_safety serial: one start per server
@@ -114,7 +130,7 @@ FDN_API int fdn_admin_add_metrics(fdn_admin_t *a, fdn_admin_metrics_fn fn, void 
 FDN_API int fdn_admin_start(fdn_admin_t *a, fdn_error_t *err);
 
 /**
- * The bound TCP port (the actual one when the listen port was 0), 0 before start.
+ * The bound TCP port (the actual one when the listen port was 0), 0 before bind/start.
  * @thread_safety any
  * @since 0.1.0
  */

@@ -294,6 +294,35 @@ FDN_API const char *const *fdn_config_updatable_paths(size_t *n);
  */
 FDN_API int fdn_config_validate_json(const char *json, size_t len, fdn_error_t *err);
 
+/**
+ * One problem found by fdn_config_check_json.
+ * @param path    dotted path of the offending key or section ("" for the document itself)
+ * @param message what is wrong, naming the rule (e.g. "expected bool, got string",
+ *                "Invalid AI provider (rule: one of openai,anthropic,...)")
+ * @param code    the problem's FDN_ECONFIG_* (or FDN_EPARSE) code
+ * @param user    the caller's pointer
+ * @since 0.1.0
+ */
+typedef void (*fdn_config_problem_fn)(const char *path, const char *message, int code, void *user);
+
+/**
+ * Check a configuration file's content (a JSON object layered over the built-in defaults,
+ * as `fdn_config_create` with `file` does, environment ignored) and report EVERY problem,
+ * not only the first: unknown keys, non-object sections, values of the wrong type (in the
+ * document's order), then value rules (range, enum, positive, ...) in schema order. Unlike
+ * fdn_config_validate_json, absent keys keep their defaults and are not problems.
+ * @param json  the document (need not be NUL-terminated)
+ * @param len   its length in bytes
+ * @param cb    called once per problem, in the calling thread; may be NULL (count only)
+ * @param user  passed to cb
+ * @return 0 when valid; else the code of the first problem (FDN_EPARSE for malformed JSON,
+ *         FDN_ECONFIG_STRUCTURE/INVALID/CONSTRAINT/RANGE); FDN_EINVAL (json NULL),
+ *         FDN_ENOMEM
+ * @thread_safety any (pure) @since 0.1.0
+ */
+FDN_API int fdn_config_check_json(const char *json, size_t len, fdn_config_problem_fn cb,
+                                  void *user);
+
 /* ---- subscriptions ------------------------------------------------------------------- */
 
 /**

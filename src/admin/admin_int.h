@@ -170,6 +170,10 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
 typedef int (*fdn__admin_health_ext_fn)(json_t *body, json_t *services, void *user);
 int fdn__admin_set_health_ext(fdn_admin_t *a, fdn__admin_health_ext_fn fn, void *user);
 
+/* True when descriptor `other` is open and refers to the same socket (inode) as `mine`:
+ * how fdn_admin_start tells whether libmicrohttpd closed the duplicate it was given. */
+bool fdn__admin_fd_same_socket(int mine, int other);
+
 /** Emit per-request telemetry to tm (set by fdn_admin_mount_telemetry). Only before start.
  *  @return 0, FDN_EINVAL, FDN_EEXIST */
 int fdn__admin_set_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm);

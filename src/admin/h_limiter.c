@@ -2,11 +2,17 @@
  * DESIGN: admin endpoint of the rate limiter: POST /v1/limiter/check.
  * Threads: runs on the admin server's threads; calls only fdn_limiter_check (lock-free per
  * key). A denied check answers 429 with Retry-After (whole seconds, rounded up) and the
- * same result fields as an allowed one, plus the error object.
+ * same result fields as an allowed one, plus the error object. Refused with 422 before the
+ * limiter is touched: a key over 256 bytes, and a cost above what the rule ever admits at
+ * once (it could never succeed, so a 429 with a Retry-After would mislead the client).
  */
 #include "admin/admin_int.h"
 
 #include <string.h>
+
+/* longest accepted key: every distinct key is state the limiter keeps for a window, so a
+ * client must not be able to make each one arbitrarily large */
+#define LIMITER_KEY_MAX 256
 
 /* ceil(ns / unit) without overflow (the limiter reports INT64_MAX for "never") */
 static int64_t ceil_div(int64_t ns, int64_t unit)
@@ -74,8 +80,10 @@ static int h_check(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
         }
     }
     json_t *key = json_object_get(body, "key");
-    if (!json_is_string(key) || json_string_length(key) == 0 || json_string_length(key) > 4096) {
-        rc = fdn_err_set(&resp->err, FDN_EINVAL, "field 'key' must be a string of 1..4096 bytes");
+    if (!json_is_string(key) || json_string_length(key) == 0 ||
+        json_string_length(key) > LIMITER_KEY_MAX) {
+        rc = fdn_err_set(&resp->err, FDN_EINVAL, "field 'key' must be a string of 1..%d bytes",
+                         LIMITER_KEY_MAX);
         goto out;
     }
     key_s = json_string_value(key);
@@ -90,6 +98,20 @@ static int h_check(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
         rc = fdn_err_set(&resp->err, FDN_EINVAL,
                          "field 'algorithm' must be one of fixed_window, "
                          "token_bucket, gcra, sliding_window");
+        goto out;
+    }
+    /* a cost above what the rule ever admits at once (the limit; the bucket capacity for the
+     * bucket algorithms) can never succeed: that is an invalid request, not a rate limit
+     * with a Retry-After that no wait would satisfy */
+    int64_t capacity =
+        (rule.algo == FDN_LIMIT_TOKEN_BUCKET || rule.algo == FDN_LIMIT_GCRA) && rule.burst > 0
+            ? rule.burst
+            : rule.limit;
+    if (cost > capacity) {
+        rc = fdn_err_set(&resp->err, FDN_EINVAL,
+                         "field 'cost' (%lld) exceeds what the rule ever admits at once (%lld): "
+                         "the check could never succeed",
+                         (long long)cost, (long long)capacity);
         goto out;
     }
     fdn_limit_result_t r;

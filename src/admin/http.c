@@ -14,8 +14,10 @@
  * max_body_bytes; a larger Content-Length is refused with 413 at once, a larger streamed body
  * is drained and refused with 413 at its end. With a token, a request without it is refused
  * (401) on its headers, before any body is read.
- * The listen socket is opened here (clear EADDRINUSE/EACCES errors, port 0 support, loopback
- * check) and handed to MHD, which closes it on stop.
+ * The listen socket is opened here by fdn_admin_bind (clear EADDRINUSE/EACCES errors, port 0
+ * support, loopback check), which `fdn serve` calls before creating the runtime so that a
+ * busy port fails before anything is written; fdn_admin_start binds if that was not done
+ * and hands MHD a duplicate of it (see there for why), which MHD closes on stop.
  */
 #include "admin/admin_int.h"
 #include "core/alloc.h"
@@ -33,11 +35,17 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
 
 #define MAX_METRICS 8
+/* per-connection memory of libmicrohttpd (request line + headers + its buffers). Requests
+ * whose line or headers do not fit are answered by libmicrohttpd itself (414/431, HTML):
+ * 64 KiB makes every target up to ~60 KiB reach the router, which answers its own 414 (JSON)
+ * beyond FDN__HTTP_MAX_URI. Worst case max_connections * 64 KiB. */
+#define CONN_MEMORY (64u * 1024u)
 #define MAX_HEALTH  32
 
 typedef struct route {
@@ -75,6 +83,7 @@ struct fdn_admin {
     void *health_ext_user;
 
     bool started;
+    int listen_fd; /* bound by fdn_admin_bind, owned here until MHD starts; else -1 */
     _Atomic bool stopped;
     struct MHD_Daemon *mhd;
     _Atomic uint16_t port;
@@ -512,6 +521,7 @@ int fdn_admin_create(fdn_admin_t **out, const fdn_admin_opts_t *opts, fdn_error_
                            "(--token-file)",
                            listen);
     }
+    a->listen_fd = -1;
     a->max_body = opts->max_body_bytes;
     a->threads = opts->threads;
     a->max_conns = opts->max_connections;
@@ -752,27 +762,53 @@ static int open_listener(fdn_admin_t *a, int *out_fd, fdn_error_t *err)
     return 0;
 }
 
+int fdn_admin_bind(fdn_admin_t *a, fdn_error_t *err)
+{
+    if (a == NULL || a->started)
+        return fdn_err_set(err, FDN_EINVAL, "admin server is NULL or already started");
+    if (a->listen_fd >= 0)
+        return 0;
+    return open_listener(a, &a->listen_fd, err);
+}
+
+bool fdn__admin_fd_same_socket(int mine, int other)
+{
+    struct stat m, o;
+    return other >= 0 && fstat(mine, &m) == 0 && fstat(other, &o) == 0 && m.st_dev == o.st_dev &&
+           m.st_ino == o.st_ino;
+}
+
 int fdn_admin_start(fdn_admin_t *a, fdn_error_t *err)
 {
     if (a == NULL || a->started)
         return fdn_err_set(err, FDN_EINVAL, "admin server is NULL or already started");
-    int fd = -1;
-    int rc = open_listener(a, &fd, err);
+    int rc = fdn_admin_bind(a, err);
     if (rc < 0)
         return rc;
+    /* libmicrohttpd closes a socket given with MHD_OPTION_LISTEN_SOCKET when it stops, and
+     * on SOME of its start failures (not on those of option parsing): ownership after a
+     * failed start is unknowable. It gets a duplicate; ours keeps the socket alive, so after
+     * a failure the duplicate's number still names this very socket (same inode) only if
+     * MHD did not close it, and a number reused meanwhile by another thread is left alone. */
+    int fd = fcntl(a->listen_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return fdn_err_set(err, FDN_EIO, "cannot duplicate the listen socket (errno %d)", errno);
     a->started = true;
-    a->mhd = MHD_start_daemon(
-        MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, on_request, a, MHD_OPTION_LISTEN_SOCKET,
-        (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)a->threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)a->max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)a->timeout_s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)a,
-        MHD_OPTION_NOTIFY_COMPLETED, on_done, (void *)a, MHD_OPTION_END);
+    a->mhd = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, on_request, a,
+                              MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE,
+                              (unsigned int)a->threads, MHD_OPTION_CONNECTION_LIMIT,
+                              (unsigned int)a->max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
+                              (unsigned int)a->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                              (size_t)CONN_MEMORY, MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)a,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_done, (void *)a, MHD_OPTION_END);
     if (a->mhd == NULL) {
-        close(fd);
-        a->started = false;
-        atomic_store_explicit(&a->port, 0, memory_order_release);
+        if (fdn__admin_fd_same_socket(a->listen_fd, fd))
+            close(fd);
+        a->started = false; /* the bound socket stays ours: start may be retried */
         return fdn_err_set(err, FDN_EIO, "the HTTP server (libmicrohttpd) failed to start");
     }
+    close(a->listen_fd); /* MHD's duplicate keeps the socket open until MHD_stop_daemon */
+    a->listen_fd = -1;
     return 0;
 }
 
@@ -798,6 +834,8 @@ void fdn_admin_destroy(fdn_admin_t *a)
     if (a == NULL)
         return;
     fdn_admin_shutdown(a);
+    if (a->listen_fd >= 0)
+        close(a->listen_fd); /* bound but never handed to a started server */
     for (size_t i = 0; i < a->nroutes; i++)
         fdn__free(a->routes[i].pattern);
     fdn__free(a->routes);

@@ -784,3 +784,157 @@ out:
     json_decref(root);
     return rc;
 }
+
+/* ---- check of a config file's content: every problem, not only the first --------------- */
+
+typedef struct chk {
+    const fdn__cfg_schema_t *s;
+    json_t **vals; /* borrowed: defaults, replaced by the document's well-typed values */
+    fdn_config_problem_fn cb;
+    void *user;
+    int first;
+} chk_t;
+
+static void chk_report(chk_t *c, const char *path, const char *msg, int code)
+{
+    if (c->first == 0)
+        c->first = code;
+    if (c->cb != NULL)
+        c->cb(path, msg, code, c->user);
+}
+
+/* The rule of an entry in words, for the message of a value that breaks it. */
+static void rule_words(const fdn__cfg_entry_t *e, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    switch (e->rule) {
+    case FDN_CONFIG_RULE_NONE:
+    case FDN_CONFIG_RULE_ENUM:
+        break;
+    case FDN_CONFIG_RULE_POSITIVE:
+        snprintf(buf, cap, "must be > 0");
+        return;
+    case FDN_CONFIG_RULE_NON_NEGATIVE:
+        snprintf(buf, cap, "must be >= 0");
+        return;
+    case FDN_CONFIG_RULE_RANGE:
+        snprintf(buf, cap, "must be between %g and %g", e->min, e->max);
+        return;
+    case FDN_CONFIG_RULE_FALSE_ONLY:
+        snprintf(buf, cap, "must be false");
+        return;
+    case FDN_CONFIG_RULE_RATE_RULES:
+        snprintf(buf, cap, "each rule {\"scale\": int > 0, \"limit\": int > 0}");
+        return;
+    }
+    if (e->enums != NULL) {
+        size_t o = (size_t)snprintf(buf, cap, "one of ");
+        for (char **p = e->enums; *p != NULL && o < cap; p++)
+            o += (size_t)snprintf(buf + o, cap - o, "%s%s", p == e->enums ? "" : ",", *p);
+    }
+}
+
+static void chk_walk(chk_t *c, const json_t *obj, char *path, size_t plen)
+{
+    char msg[256];
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)(uintptr_t)obj, key, v)
+    {
+        size_t kl = strlen(key);
+        size_t nl = plen + (plen ? 1 : 0) + kl;
+        if (nl > FDN__CFG_MAX_PATH_LEN) {
+            path[plen] = '\0';
+            snprintf(msg, sizeof msg, "key '%.60s' makes the path too long (max %d bytes)", key,
+                     FDN__CFG_MAX_PATH_LEN);
+            chk_report(c, path, msg, FDN_ECONFIG_STRUCTURE);
+            continue;
+        }
+        if (plen)
+            path[plen] = '.';
+        memcpy(path + plen + (plen ? 1 : 0), key, kl);
+        path[nl] = '\0';
+        int32_t idx = fdn__cfg_schema_find(c->s, path, nl);
+        if (idx >= 0) {
+            const fdn__cfg_entry_t *e = &c->s->e[idx];
+            if (fdn__cfg_type_ok(e->type, v)) {
+                c->vals[idx] = v;
+            } else {
+                snprintf(msg, sizeof msg, "expected %s, got %s (rule: type %s)",
+                         fdn__cfg_type_name(e->type), fdn__cfg_value_type_name(v),
+                         fdn__cfg_type_name(e->type));
+                chk_report(c, path, msg, FDN_ECONFIG_INVALID);
+            }
+        } else if (fdn__cfg_schema_is_section(c->s, path, nl)) {
+            if (json_is_object(v))
+                chk_walk(c, v, path, nl);
+            else
+                chk_report(c, path, "expected an object (rule: section)", FDN_ECONFIG_STRUCTURE);
+        } else {
+            chk_report(c, path, "unknown configuration key (rule: known keys only)",
+                       FDN_ECONFIG_STRUCTURE);
+        }
+        path[plen] = '\0';
+    }
+}
+
+int fdn_config_check_json(const char *json, size_t len, fdn_config_problem_fn cb, void *user)
+{
+    if (json == NULL)
+        return FDN_EINVAL;
+    chk_t c = {NULL, NULL, cb, user, 0};
+    json_error_t jerr;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "malformed JSON at line %d column %d: %.160s", jerr.line,
+                 jerr.column, jerr.text);
+        chk_report(&c, "", msg, FDN_EPARSE);
+        return FDN_EPARSE;
+    }
+    fdn__cfg_schema_t *s = NULL;
+    char *path = NULL;
+    int rc = fdn__cfg_schema_create(&s, NULL, 0, NULL);
+    if (rc != 0)
+        goto out;
+    if (!json_is_object(root)) {
+        chk_report(&c, "", "the configuration must be a JSON object (rule: top level object)",
+                   FDN_ECONFIG_STRUCTURE);
+        goto out;
+    }
+    c.s = s;
+    c.vals = fdn__calloc(s->n, sizeof(json_t *));
+    path = fdn__malloc(FDN__CFG_MAX_PATH_LEN + 2);
+    if (c.vals == NULL || path == NULL) {
+        rc = FDN_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < s->n; i++)
+        c.vals[i] = s->e[i].def;
+    path[0] = '\0';
+    chk_walk(&c, root, path, 0);
+    for (size_t i = 0; i < s->n; i++) {
+        const fdn__cfg_entry_t *e = &s->e[i];
+        if (e->only_if >= 0 && !json_is_true(c.vals[e->only_if]))
+            continue;
+        const char *bad_rule = NULL;
+        if (!fdn__cfg_type_ok(e->type, c.vals[i]) || !rule_ok(e, c.vals[i], &bad_rule)) {
+            char words[160], msg[320];
+            rule_words(e, words, sizeof words);
+            if (bad_rule != NULL)
+                snprintf(msg, sizeof msg, "Invalid rate limiting rule: %.80s (rule: %s)", bad_rule,
+                         words);
+            else if (words[0] != '\0')
+                snprintf(msg, sizeof msg, "%s (rule: %s)", e->message, words);
+            else
+                snprintf(msg, sizeof msg, "%s", e->message);
+            chk_report(&c, e->path, msg, e->code);
+        }
+    }
+out:
+    fdn__free(path);
+    fdn__free(c.vals);
+    fdn__cfg_schema_destroy(s);
+    json_decref(root);
+    return rc != 0 ? rc : c.first;
+}

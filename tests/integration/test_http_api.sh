@@ -144,6 +144,11 @@ while [[ ${#LONGQ} -lt 4096 ]]; do LONGQ+="z"; done
 expect 422 GET "$LONGQ"
 error_is 3204
 expect 200 GET /health
+# a target far past 4096 bytes but within the server's 64 KiB connection memory gets the
+# JSON 414 of the router, not libmicrohttpd's own HTML page (docs/http-api.md lists those)
+expect 414 GET "/$(head -c 40000 /dev/zero | tr '\0' a)"
+error_is 2003
+[[ "$(header Content-Type)" == application/json* ]] && pass || fail "414 not JSON: $(header Content-Type)"
 
 # --- registry
 if wants registry; then
@@ -242,6 +247,15 @@ if wants limiter; then
     expect 422 POST /v1/limiter/check '{"key":"k","limit":1,"window_ms":1000,"algorithm":"leaky"}'
     expect 422 POST /v1/limiter/check '{"limit":1,"window_ms":1000}'
     expect 400 POST /v1/limiter/check '{"key":'
+    # keys are capped at 256 bytes
+    k257="$(head -c 257 /dev/zero | tr '\0' k)"
+    expect 422 POST /v1/limiter/check "{\"key\":\"$k257\",\"limit\":1,\"window_ms\":1000}"
+    jcheck '.error.message | test("1\\.\\.256")'
+    expect 200 POST /v1/limiter/check "{\"key\":\"${k257:1}\",\"limit\":1,\"window_ms\":1000}"
+    # a cost above the limit can never succeed: 422, no Retry-After
+    expect 422 POST /v1/limiter/check '{"key":"big","limit":3,"window_ms":1000,"cost":4}'
+    [[ -z "$(header Retry-After)" ]] && pass || fail "422 with a Retry-After"
+    jcheck '.error.message | test("never succeed")'
 fi
 
 # --- breakers and pools (none configured by default)
@@ -395,6 +409,8 @@ if "$FDN" serve --data-dir "$TMP/data2" --listen "127.0.0.1:$PORT" >"$TMP/o2" 2>
 else
     grep -q "already in use" "$TMP/e2" && pass || fail "busy port message: $(cat "$TMP/e2")"
 fi
+# the port is bound before the runtime exists: a busy port writes nothing
+[[ ! -e "$TMP/data2" ]] && pass || fail "busy port: $TMP/data2 was created: $(ls -la "$TMP/data2")"
 stop_server
 echo '{"dev": ' >"$TMP/bad.json"
 if "$FDN" serve --config "$TMP/bad.json" --data-dir "$TMP/data3" --listen 127.0.0.1:0 \
@@ -422,6 +438,16 @@ if wants config; then
         grep -q "dev.debug_mode" "$TMP/check.out" && pass || fail "check does not name the path: $(cat "$TMP/check.out")"
     fi
     "$FDN" config check "$TMP/defaults.json" >/dev/null && pass || fail "defaults do not pass check"
+    # every problem is named with its path and rule, the file name once per line
+    printf '{"ai":{"provider":"bogus"},"dev":{"debug_mode":"yes"},"interface":{"max_results":-1}}' \
+        >"$TMP/multi.json"
+    if "$FDN" config check "$TMP/multi.json" >"$TMP/check2.out"; then fail "invalid config passed check"; else
+        for p in ai.provider dev.debug_mode interface.max_results; do
+            grep -q "^$TMP/multi.json: $p: .*rule: " "$TMP/check2.out" && pass ||
+                fail "check does not name $p with its rule: $(cat "$TMP/check2.out")"
+        done
+        grep -q "multi.json: .*multi.json" "$TMP/check2.out" && fail "file name repeated: $(cat "$TMP/check2.out")" || pass
+    fi
     if "$FDN" serve --config "$TMP/invalid.json" --data-dir "$TMP/data3" --listen 127.0.0.1:0 \
         >/dev/null 2>"$TMP/e5"; then fail "serve accepted an invalid config"; else
         grep -q "dev.debug_mode" "$TMP/e5" && pass || fail "serve invalid config message: $(cat "$TMP/e5")"

@@ -18,6 +18,15 @@
 #include "services/event_store_int.h"
 #include "services/telemetry_int.h"
 
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* the end-of-serve logic of the fdn command (tools/fdn), compiled into this test */
+#include "../../tools/fdn/serve_wait.c"
+
 /* ---- parsers ------------------------------------------------------------------------- */
 
 static void target_basic(void **state)
@@ -548,6 +557,43 @@ static void service_handlers(void **state)
     assert_int_equal(r.status, 422);
     fdn__http_resp_clear(&r);
 
+    /* the key is capped at 256 bytes: 257 is refused with 422, 256 accepted */
+    char lk[400];
+    char longkey[300];
+    memset(longkey, 'k', 257);
+    longkey[257] = '\0';
+    snprintf(lk, sizeof lk, "{\"key\":\"%s\",\"limit\":5,\"window_ms\":1000}", longkey);
+    fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, lk, strlen(lk), &r);
+    assert_int_equal(r.status, 422);
+    assert_non_null(strstr(
+        json_string_value(json_object_get(json_object_get(r.json, "error"), "message")), "1..256"));
+    fdn__http_resp_clear(&r);
+    longkey[256] = '\0';
+    snprintf(lk, sizeof lk, "{\"key\":\"%s\",\"limit\":5,\"window_ms\":1000}", longkey);
+    fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, lk, strlen(lk), &r);
+    assert_int_equal(r.status, 200);
+    fdn__http_resp_clear(&r);
+    /* a cost above the limit can never succeed: 422, not 429 with a Retry-After */
+    const char *huge = "{\"key\":\"c\",\"limit\":3,\"window_ms\":1000,\"cost\":4}";
+    fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, huge, strlen(huge), &r);
+    assert_int_equal(r.status, 422);
+    assert_int_equal(r.retry_after_s, 0);
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_object_get(r.json, "error"), "message")),
+               "never succeed"));
+    fdn__http_resp_clear(&r);
+    const char *huge2 = "{\"key\":\"c\",\"limit\":3,\"window_ms\":1000,\"cost\":4,"
+                        "\"algorithm\":\"sliding_window\"}";
+    fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, huge2, strlen(huge2), &r);
+    assert_int_equal(r.status, 422);
+    fdn__http_resp_clear(&r);
+    /* with a bucket larger than the limit, the burst is what counts */
+    const char *burst = "{\"key\":\"c\",\"limit\":3,\"window_ms\":1000,\"cost\":4,"
+                        "\"algorithm\":\"token_bucket\",\"burst\":8}";
+    fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, burst, strlen(burst), &r);
+    assert_int_equal(r.status, 200);
+    fdn__http_resp_clear(&r);
+
     fdn__admin_dispatch(a, "GET", "/v1/pools", NULL, NULL, 0, &r);
     assert_int_equal(r.status, 200);
     json_t *p0 = json_array_get(json_object_get(r.json, "pools"), 0);
@@ -559,6 +605,160 @@ static void service_handlers(void **state)
     fdn_pools_destroy(pools);
     fdn_limiter_destroy(lim);
     fdn_breakers_destroy(set);
+}
+
+/* how fdn_admin_start tells whether libmicrohttpd closed the duplicate it was given */
+static void same_socket_check(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int d = fcntl(sv[0], F_DUPFD_CLOEXEC, 0);
+    assert_true(d >= 0);
+    assert_true(fdn__admin_fd_same_socket(sv[0], d)); /* still ours: to be closed */
+    close(d);
+    assert_false(fdn__admin_fd_same_socket(sv[0], d)); /* closed */
+    assert_int_equal(dup2(sv[1], d), d);               /* number reused by another socket */
+    assert_false(fdn__admin_fd_same_socket(sv[0], d)); /* left alone */
+    assert_false(fdn__admin_fd_same_socket(sv[0], -1));
+    close(d);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* ---- fdn config check: every problem of a config file ---------------------------------- */
+
+typedef struct problems {
+    int n;
+    char paths[8][64];
+    char msgs[8][256];
+    int codes[8];
+} problems_t;
+
+static void on_problem(const char *path, const char *message, int code, void *user)
+{
+    problems_t *p = user;
+    if (p->n < 8) {
+        snprintf(p->paths[p->n], sizeof p->paths[0], "%s", path);
+        snprintf(p->msgs[p->n], sizeof p->msgs[0], "%s", message);
+        p->codes[p->n] = code;
+    }
+    p->n++;
+}
+
+static int find_problem(const problems_t *p, const char *path)
+{
+    for (int i = 0; i < p->n && i < 8; i++)
+        if (strcmp(p->paths[i], path) == 0)
+            return i;
+    return -1;
+}
+
+static void config_check_all(void **state)
+{
+    (void)state;
+    const char *doc = "{\"ai\":{\"provider\":\"bogus\"},\"dev\":{\"debug_mode\":\"yes\"},"
+                      "\"interface\":{\"max_results\":-1},\"nope\":1}";
+    problems_t p;
+    memset(&p, 0, sizeof p);
+    int rc = fdn_config_check_json(doc, strlen(doc), on_problem, &p);
+    assert_true(rc < 0);
+    assert_int_equal(p.n, 4); /* each problem, not only the first */
+    int i = find_problem(&p, "dev.debug_mode");
+    assert_true(i >= 0);
+    assert_int_equal(p.codes[i], FDN_ECONFIG_INVALID);
+    assert_non_null(strstr(p.msgs[i], "rule: type bool"));
+    i = find_problem(&p, "ai.provider");
+    assert_true(i >= 0);
+    assert_non_null(strstr(p.msgs[i], "rule: one of"));
+    assert_non_null(strstr(p.msgs[i], "openai"));
+    i = find_problem(&p, "interface.max_results");
+    assert_true(i >= 0);
+    assert_non_null(strstr(p.msgs[i], "rule: must be > 0"));
+    i = find_problem(&p, "nope");
+    assert_true(i >= 0);
+    assert_int_equal(p.codes[i], FDN_ECONFIG_STRUCTURE);
+    assert_int_equal(rc, p.codes[0]); /* the first problem's code */
+
+    /* a valid partial file (other keys keep their defaults) has no problem */
+    memset(&p, 0, sizeof p);
+    const char *ok = "{\"interface\":{\"max_results\":10}}";
+    assert_int_equal(fdn_config_check_json(ok, strlen(ok), on_problem, &p), 0);
+    assert_int_equal(p.n, 0);
+    assert_int_equal(fdn_config_check_json("{}", 2, NULL, NULL), 0);
+    /* malformed JSON and a non-object are one problem each */
+    memset(&p, 0, sizeof p);
+    assert_int_equal(fdn_config_check_json("{", 1, on_problem, &p), FDN_EPARSE);
+    assert_int_equal(p.n, 1);
+    memset(&p, 0, sizeof p);
+    assert_int_equal(fdn_config_check_json("[1]", 3, on_problem, &p), FDN_ECONFIG_STRUCTURE);
+    assert_int_equal(p.n, 1);
+    assert_int_equal(fdn_config_check_json(NULL, 0, NULL, NULL), FDN_EINVAL);
+}
+
+/* ---- fdn serve: stop signal or runtime escalation -------------------------------------- */
+
+static void *escalate_thread(void *arg)
+{
+    serve_watch_escalation(NULL, "event_store", FDN_EIO, arg);
+    return NULL;
+}
+
+static void serve_wait_escalation(void **state)
+{
+    (void)state;
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR2);
+    assert_int_equal(pthread_sigmask(SIG_BLOCK, &set, &old), 0);
+
+    /* the runtime escalates on another thread: the wait ends with the service named */
+    serve_watch_t w;
+    serve_watch_init(&w, SIGUSR2);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, escalate_thread, &w), 0);
+    int sig = 0;
+    assert_int_equal(serve_wait(&w, &set, &sig), SERVE_END_ESCALATION);
+    assert_string_equal(w.service, "event_store");
+    assert_int_equal(w.code, FDN_EIO);
+    pthread_join(t, NULL);
+
+    /* SIGTERM: a normal stop */
+    serve_watch_init(&w, SIGUSR2);
+    assert_int_equal(pthread_kill(pthread_self(), SIGTERM), 0);
+    assert_int_equal(serve_wait(&w, &set, &sig), SERVE_END_SIGNAL);
+    assert_int_equal(sig, SIGTERM);
+
+    /* a stray wake signal without an escalation does not end the wait */
+    serve_watch_init(&w, SIGUSR2);
+    assert_int_equal(pthread_kill(pthread_self(), SIGUSR2), 0);
+    assert_int_equal(pthread_kill(pthread_self(), SIGTERM), 0);
+    sig = 0;
+    assert_int_equal(serve_wait(&w, &set, &sig), SERVE_END_SIGNAL);
+    assert_int_equal(sig, SIGTERM);
+    assert_false(atomic_load(&w.escalated));
+
+    /* end to end with a real runtime: its escalation wakes the waiter (the runtime's
+     * threads inherit the blocked mask, as in fdn serve) */
+    serve_watch_init(&w, SIGUSR2);
+    fdn_runtime_opts_t ro = FDN_RUNTIME_OPTS_INIT;
+    ro.ignore_env = true;
+    ro.max_restarts = 0; /* the first failure exceeds the intensity */
+    ro.health_interval_ns = 0;
+    ro.on_escalation = serve_watch_escalation;
+    ro.user = &w;
+    fdn_runtime_t *rt = NULL;
+    assert_int_equal(fdn_runtime_create(&rt, &ro, NULL), 0);
+    assert_int_equal(fdn_runtime_inject_fault(rt, "event_store", FDN_EIO), 0);
+    assert_int_equal(serve_wait(&w, &set, &sig), SERVE_END_ESCALATION);
+    assert_string_equal(w.service, "event_store");
+    fdn_runtime_health_t h;
+    assert_int_equal(fdn_runtime_health(rt, &h, NULL, 0, NULL), 0);
+    assert_int_equal(h.status, FDN_RUNTIME_FAILED);
+    fdn_runtime_destroy(rt);
+
+    assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
 }
 
 /* ---- real server ------------------------------------------------------------------------ */
@@ -583,8 +783,10 @@ static size_t on_data(char *p, size_t sz, size_t n, void *user)
 static long http(uint16_t port, const char *method, const char *path, const char *body,
                  size_t body_len, grow_t *out)
 {
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
+    size_t ulen = strlen(path) + 64;
+    char *url = malloc(ulen);
+    assert_non_null(url);
+    snprintf(url, ulen, "http://127.0.0.1:%u%s", (unsigned)port, path);
     CURL *c = curl_easy_init();
     assert_non_null(c);
     out->len = 0;
@@ -603,6 +805,7 @@ static long http(uint16_t port, const char *method, const char *path, const char
     if (cc == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(c);
+    free(url);
     return status;
 }
 
@@ -631,6 +834,13 @@ static void server_real(void **state)
     assert_non_null(strstr(g.buf, "2003"));
     assert_int_equal(http(port, "GET", "/nowhere", NULL, 0, &g), 404);
     assert_int_equal(http(port, "POST", "/x/n", "{", 1, &g), 400);
+    /* a target far beyond the router's 4096-byte limit but within the connection memory
+     * still gets the JSON error body, not libmicrohttpd's own HTML page */
+    static char longpath[40001];
+    memset(longpath, 'a', sizeof longpath - 1);
+    longpath[0] = '/';
+    assert_int_equal(http(port, "GET", longpath, NULL, 0, &g), 414);
+    assert_non_null(strstr(g.buf, "{\"error\":{"));
 
     /* a second server on the same port fails with a clear "in use" error */
     char listen[32];
@@ -643,10 +853,55 @@ static void server_real(void **state)
     assert_non_null(strstr(err.message, "in use"));
     fdn_admin_destroy(b);
 
+    /* fdn_admin_bind reports the busy port before anything else is created */
+    err = (fdn_error_t)FDN_ERROR_INIT;
+    assert_int_equal(fdn_admin_create(&b, &o, NULL), 0);
+    assert_int_equal(fdn_admin_bind(b, &err), FDN_EBUSY);
+    assert_non_null(strstr(err.message, "in use"));
+    assert_int_equal(fdn_admin_port(b), 0);
+    fdn_admin_destroy(b);
+
     fdn_admin_shutdown(a);
     fdn_admin_shutdown(a); /* idempotent */
     assert_int_equal(http(port, "GET", "/health", NULL, 0, &g), -1);
     fdn_admin_destroy(a);
+}
+
+/* bind before start: the port is known and connections wait in the backlog until start */
+static void bind_then_start(void **state)
+{
+    (void)state;
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    assert_int_equal(fdn_admin_port(a), 0);
+    assert_int_equal(fdn_admin_bind(a, NULL), 0);
+    uint16_t port = fdn_admin_port(a);
+    assert_true(port != 0);
+    assert_int_equal(fdn_admin_bind(a, NULL), 0); /* idempotent */
+    assert_int_equal(fdn_admin_port(a), port);
+    /* the port is taken from now on */
+    char listen[32];
+    snprintf(listen, sizeof listen, "127.0.0.1:%u", (unsigned)port);
+    fdn_admin_opts_t o2 = o;
+    o2.listen = listen;
+    fdn_admin_t *b = NULL;
+    assert_int_equal(fdn_admin_create(&b, &o2, NULL), 0);
+    assert_int_equal(fdn_admin_bind(b, NULL), FDN_EBUSY);
+    fdn_admin_destroy(b);
+    assert_int_equal(fdn_admin_start(a, NULL), 0);
+    assert_int_equal(fdn_admin_port(a), port);
+    grow_t g;
+    assert_int_equal(http(port, "GET", "/health", NULL, 0, &g), 200);
+    fdn_admin_destroy(a);
+    /* destroyed: the port is free again (the socket was closed exactly once) */
+    assert_int_equal(fdn_admin_create(&b, &o2, NULL), 0);
+    assert_int_equal(fdn_admin_bind(b, NULL), 0);
+    fdn_admin_destroy(b); /* bound, never started: destroy closes it */
+    assert_int_equal(fdn_admin_create(&b, &o2, NULL), 0);
+    assert_int_equal(fdn_admin_bind(b, NULL), 0);
+    fdn_admin_destroy(b);
 }
 
 int main(void)
@@ -660,6 +915,8 @@ int main(void)
         cmocka_unit_test(ct_equal),         cmocka_unit_test(dispatch_routes),
         cmocka_unit_test(dispatch_token),   cmocka_unit_test(stopped_services_answer_503),
         cmocka_unit_test(service_handlers), cmocka_unit_test(server_real),
+        cmocka_unit_test(config_check_all), cmocka_unit_test(serve_wait_escalation),
+        cmocka_unit_test(bind_then_start),  cmocka_unit_test(same_socket_check),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

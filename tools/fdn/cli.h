@@ -51,7 +51,8 @@ int cli_int(const char *cmd, const char *name, const char *s, int64_t min, int64
             int64_t *out);
 /* Read a whole small file (≤ max bytes) into a NUL-terminated malloc'd buffer. */
 int cli_read_file(const char *path, size_t max, char **out, size_t *len);
-/* Check a config file: JSON object, and (once the config service is in) the validator.
+/* Check a config file: readable, a JSON object, then fdn_config_check_json (every problem
+ * printed with its path and rule).
  * Prints each problem to out prefixed with the file name. Returns 0 when valid. */
 int cli_config_check_file(const char *path, FILE *out);
 

@@ -1,7 +1,7 @@
 /* DESIGN: fdn config: `defaults` prints the default tree, `check FILE` validates a file.
  * The structural check (readable, JSON, an object) is here; the schema validation (paths,
- * types, ranges, with each problem's path and rule) plugs in from the config service in
- * config_validate() once it is merged. */
+ * types, ranges, each problem with its path and rule) is fdn_config_check_json of the
+ * config service, which reports every problem, not only the first. */
 #include "cli.h"
 
 #include <errno.h>
@@ -14,26 +14,33 @@
 
 #define CONFIG_FILE_MAX (4u << 20)
 
-/* Schema validation by the config service: the file is layered over the defaults (as
- * `fdn serve --config` does, environment ignored) and the whole tree validated. Prints
- * "<file>: <message naming the path and rule>" and returns the number of problems (the
- * service reports the first failure in reference order). */
-static int config_validate(const char *path, json_t *tree, FILE *out)
+typedef struct check_ctx {
+    const char *file;
+    FILE *out;
+    int problems;
+} check_ctx_t;
+
+static void on_problem(const char *path, const char *message, int code, void *user)
 {
-    (void)tree;
-    fdn_config_opts_t o = FDN_CONFIG_OPTS_INIT;
-    o.file = path;
-    o.ignore_env = true;
-    o.start_stopped = true;
-    fdn_config_t *cfg = NULL;
-    fdn_error_t err = FDN_ERROR_INIT;
-    int rc = fdn_config_create(&cfg, &o, &err);
-    fdn_config_destroy(cfg);
-    if (rc == 0)
-        return 0;
-    fprintf(out, "%s: %s [%s, code %d]\n", path, err.message[0] ? err.message : fdn_strerror(rc),
-            fdn_err_info(rc)->type, fdn_err_info(rc)->ref_code);
-    return 1;
+    check_ctx_t *c = user;
+    c->problems++;
+    fprintf(c->out, "%s: %s%s%s [%s, code %d]\n", c->file, path, path[0] ? ": " : "", message,
+            fdn_err_info(code)->type, fdn_err_info(code)->ref_code);
+}
+
+/* Schema validation by the config service: the file is layered over the defaults (as
+ * `fdn serve --config` does, environment ignored) and every problem is printed as
+ * "<file>: <path>: <message naming the rule> [type, code N]". Returns the number of
+ * problems (-1 on allocation failure). */
+static int config_validate(const char *path, const char *buf, size_t len, FILE *out)
+{
+    check_ctx_t c = {path, out, 0};
+    int rc = fdn_config_check_json(buf, len, on_problem, &c);
+    if (rc == FDN_ENOMEM) {
+        fprintf(out, "%s: out of memory\n", path);
+        return -1;
+    }
+    return c.problems;
 }
 
 int cli_config_check_file(const char *path, FILE *out)
@@ -54,18 +61,22 @@ int cli_config_check_file(const char *path, FILE *out)
     }
     json_error_t je;
     json_t *tree = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-    free(buf);
     if (tree == NULL) {
+        free(buf);
         fprintf(out, "%s:%d:%d: malformed JSON: %s\n", path, je.line, je.column, je.text);
         return -1;
     }
-    if (!json_is_object(tree)) {
+    bool is_obj = json_is_object(tree);
+    json_decref(tree);
+    if (!is_obj) {
+        free(buf);
         fprintf(out, "%s: the configuration must be a JSON object\n", path);
-        json_decref(tree);
         return -1;
     }
-    int problems = config_validate(path, tree, out);
-    json_decref(tree);
+    int problems = config_validate(path, buf, len, out);
+    free(buf);
+    if (problems > 1)
+        fprintf(out, "%s: %d problems\n", path, problems);
     return problems == 0 ? 0 : -1;
 }
 

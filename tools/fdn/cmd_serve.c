@@ -7,12 +7,20 @@
  * runtime from --config/--data-dir, mounts the admin handlers on the runtime's services and
  * waits for a signal.
  *
- * Threads: SIGINT/SIGTERM are blocked before any thread exists, so every thread inherits the
- * mask and the main thread alone receives them with sigwait(); shutdown then runs in order on
+ * Order: the listen socket is bound first (fdn_admin_bind), so a busy port or a bad address
+ * fails before the runtime creates the data directory or the event store.
+ *
+ * Threads: SIGINT/SIGTERM/SIGUSR1 are blocked before any thread exists, so every thread
+ * inherits the mask and the main thread alone receives them with sigwait() (serve_wait.c).
+ * If the runtime escalates (a service failed past its restart intensity, everything
+ * stopped), its on_escalation callback wakes the main thread with SIGUSR1; the command then
+ * shuts down like on SIGTERM but exits 1 naming the service, so that a service manager
+ * restarts it instead of leaving a server that answers 503 forever. Shutdown runs in order on
  * the main thread: HTTP server (stop taking requests, finish in-flight ones, join its
  * threads), then the runtime (services stopped in reverse start order; the event store
  * flushes and closes the SQLite file). */
 #include "cli.h"
+#include "serve_wait.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -124,7 +132,10 @@ int cmd_serve(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    serve_watch_t watch;
+    serve_watch_init(&watch, SIGUSR1);
 
     int exit_code = CLI_FAIL;
     fdn_error_t err = FDN_ERROR_INIT;
@@ -142,18 +153,31 @@ int cmd_serve(int argc, char **argv)
         print_error(o.listen, rc, &err);
         goto out;
     }
+    /* bound and listening before the runtime exists: a busy port leaves no trace */
+    err = (fdn_error_t)FDN_ERROR_INIT;
+    rc = fdn_admin_bind(admin, &err);
+    if (rc < 0) {
+        char what[300];
+        snprintf(what, sizeof what, "cannot listen on %s", o.listen);
+        print_error(what, rc, &err);
+        goto out;
+    }
 
     /* the runtime creates the data directory, validates the config file (defaults < file <
      * environment) and starts its services; its error names the file, path and rule */
     fdn_runtime_opts_t ro = FDN_RUNTIME_OPTS_INIT;
     ro.config_path = o.config;
     ro.data_dir = o.data_dir;
+    ro.on_escalation = serve_watch_escalation;
+    ro.user = &watch;
     err = (fdn_error_t)FDN_ERROR_INIT;
     rc = fdn_runtime_create(&rt, &ro, &err);
     if (rc < 0) {
+        /* name the config file once: the runtime's message usually starts with it */
+        bool named = o.config == NULL || strstr(err.message, o.config) != NULL;
         char what[4200];
-        snprintf(what, sizeof what, "cannot start the runtime%s%s", o.config ? " with " : "",
-                 o.config ? o.config : "");
+        snprintf(what, sizeof what, "cannot start the runtime%s%s", named ? "" : " with ",
+                 named ? "" : o.config);
         print_error(what, rc, &err);
         goto out;
     }
@@ -189,7 +213,13 @@ int cmd_serve(int argc, char **argv)
     fflush(stdout);
 
     int sig = 0;
-    while (sigwait(&sigs, &sig) != 0) {
+    if (serve_wait(&watch, &sigs, &sig) == SERVE_END_ESCALATION) {
+        fprintf(stderr,
+                "fdn serve: service '%s' failed (%s) more often than its restart intensity "
+                "allows; the runtime stopped every service. Exiting with status 1 so that the "
+                "service manager restarts fdn.\n",
+                watch.service, fdn_strerror(watch.code));
+        goto out;
     }
     printf("fdn: %s received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     fflush(stdout);
