@@ -631,15 +631,29 @@ void fdn_events_unsubscribe(fdn_events_sub_t *s)
 
 typedef struct load_ctx {
     fdn_events_t *es;
-    bool rebase; /* the monotonic clock restarted (reboot): map times through wall time */
     int64_t now_mono, now_wall;
+    int64_t epoch; /* the clock's wall time at monotonic 0 (now_wall - now_mono) */
 } load_ctx_t;
+
+/* Was the event stamped by the clock of now? A clock's epoch (wall time at monotonic 0) is
+ * fixed for a boot, moving only with wall-clock adjustments (1 s tolerated). After a reboot,
+ * or under another clock, it differs — also when the new clock has already run longer than
+ * the old one did, which a "timestamp in the future" test would miss. Checked per record,
+ * because a file holds records of several boots. */
+static bool same_clock(const load_ctx_t *lc, const fdn_event_t *ev)
+{
+    int64_t epoch, d;
+    if (__builtin_sub_overflow(ev->wall, ev->ts, &epoch) ||
+        __builtin_sub_overflow(epoch, lc->epoch, &d))
+        return false;
+    return d >= -1000000000 && d <= 1000000000;
+}
 
 static int load_cb(fdn_event_t *ev, void *user)
 {
     load_ctx_t *lc = user;
     fdn_events_t *es = lc->es;
-    if (lc->rebase) {
+    if (!same_clock(lc, ev)) {
         /* the event is ours (freshly decoded): give it the monotonic time that is as far
          * before now as its wall time is before the wall clock now */
         int64_t age;
@@ -670,15 +684,8 @@ static int db_open_load(fdn_events_t *es, bool load, fdn_error_t *err)
     load_ctx_t lc = {.es = es,
                      .now_mono = fdn_clock_mono_ns(es->clock),
                      .now_wall = fdn_clock_wall_ns(es->clock)};
-    int64_t last_ts = 0;
-    bool found = false;
-    rc = fdn__evdb_last_ts(es->db, &last_ts, &found, err);
-    if (rc != 0) {
-        fdn__evdb_close(es->db);
-        es->db = NULL;
-        return rc;
-    }
-    lc.rebase = found && last_ts > lc.now_mono;
+    if (__builtin_sub_overflow(lc.now_wall, lc.now_mono, &lc.epoch))
+        lc.epoch = lc.now_mono < 0 ? INT64_MAX : INT64_MIN;
     pthread_mutex_lock(&es->amu);
     rc = fdn__evdb_load(es->db, load_cb, &lc, &next, err);
     if (rc == 0) {

@@ -214,18 +214,3 @@ fail:
     return rc;
 }
 
-int fdn__evdb_last_ts(fdn__evdb_t *d, int64_t *ts, bool *found, fdn_error_t *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc =
-        sqlite3_prepare_v2(d->db, "SELECT ts FROM events ORDER BY id DESC LIMIT 1", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return map_rc(d->db, rc, err, "read last timestamp");
-    rc = sqlite3_step(st);
-    *found = rc == SQLITE_ROW;
-    *ts = *found ? sqlite3_column_int64(st, 0) : 0;
-    int out =
-        rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map_rc(d->db, rc, err, "read last timestamp");
-    sqlite3_finalize(st);
-    return out;
-}

@@ -23,9 +23,6 @@ int fdn__evdb_load(fdn__evdb_t *db, int (*cb)(fdn_event_t *ev, void *user), void
 int fdn__evdb_write(fdn__evdb_t *db, const fdn_event_t *const *evs, size_t n,
                     uint64_t delete_before, uint64_t next_id, fdn_error_t *err);
 
-/* Timestamp of the newest stored event (0 with *found = false when the file is empty). */
-int fdn__evdb_last_ts(fdn__evdb_t *db, int64_t *ts, bool *found, fdn_error_t *err);
-
 void fdn__evdb_close(fdn__evdb_t *db);
 
 #endif

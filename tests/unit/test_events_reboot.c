@@ -1,0 +1,87 @@
+/* Unit tests: stored monotonic times are mapped onto the clock of a new boot. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <fdn/clock.h>
+#include <fdn/events.h>
+
+#define SEC 1000000000LL
+
+static fdn_events_t *open_store(const char *path, fdn_clock_t *clock)
+{
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.durable_path = path;
+    o.clock = clock;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    return es;
+}
+
+/* The new boot has already been up longer than the old one was: the stored times are not
+ * "in the future", yet they belong to another clock. An event stored 10 s before the restart
+ * must be 10 s old afterwards, not (new uptime - old uptime) old. */
+static void new_boot_with_longer_uptime(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fdn-evboot-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof(path), "%s/events.db", dir);
+    const int64_t wall0 = 1800000000LL * SEC;
+
+    fdn_clock_t *boot1 = NULL;
+    assert_int_equal(fdn_clock_manual_create(&boot1, 1000 * SEC, wall0), 0);
+    fdn_events_t *es = open_store(path, boot1);
+    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
+    spec.type = "boot_test";
+    spec.clock = boot1;
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &spec, NULL), 0);
+    uint64_t id = 0;
+    assert_int_equal(fdn_events_store(es, ev, &id), 0);
+    fdn_event_free(ev);
+    fdn_events_destroy(es);
+
+    /* reboot: 10 s of wall time later, the new monotonic clock reads 5000 s */
+    fdn_clock_t *boot2 = NULL;
+    assert_int_equal(fdn_clock_manual_create(&boot2, 5000 * SEC, wall0 + 10 * SEC), 0);
+    es = open_store(path, boot2);
+    fdn_event_t *back = NULL;
+    assert_int_equal(fdn_events_get(es, id, &back), 0);
+    assert_int_equal(fdn_event_timestamp(back), 5000 * SEC - 10 * SEC);
+    fdn_event_free(back);
+    /* so age-based retention keeps it (60 s) */
+    assert_int_equal(fdn_events_set_max_age(es, 60 * SEC), 0);
+    uint64_t pruned = 99;
+    assert_int_equal(fdn_events_enforce_retention(es, &pruned), 0);
+    assert_int_equal(pruned, 0);
+    fdn_events_destroy(es);
+
+    /* same boot, reopened 5 s later: times are kept as they are */
+    assert_int_equal(fdn_clock_advance(boot2, 5 * SEC), 0);
+    es = open_store(path, boot2);
+    assert_int_equal(fdn_events_get(es, id, &back), 0);
+    assert_int_equal(fdn_event_timestamp(back), 5000 * SEC - 10 * SEC);
+    fdn_event_free(back);
+    fdn_events_destroy(es);
+
+    fdn_clock_destroy(boot1);
+    fdn_clock_destroy(boot2);
+    char cmd[96];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(new_boot_with_longer_uptime),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
