@@ -75,7 +75,9 @@ typedef struct fdn_protect_config {
     const fdn_breaker_opts_t *breaker_opts; /**< NULL = the set's defaults */
     const char *limiter_rule;               /**< named limiter rule, NULL = none; resolved at
                                                  each call so rule updates apply at once */
-    const fdn_limit_rule_t *limit;          /**< or an inline rule for this key (wins) */
+    const fdn_limit_rule_t *limit;          /**< or an inline rule for this key (wins); its
+                                                 limiter key is "\0protect:<len>:<key>:<id>",
+                                                 never shared with a named rule */
     const char *pool;                       /**< pool name, NULL = none; looked up per call */
     int64_t pool_timeout_ms;                /**< checkout timeout ms; 0 = do not wait;
                                                  -1 = the registry default (5 000) */

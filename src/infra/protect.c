@@ -386,19 +386,37 @@ static void emit(fdn_protect_t *p, const char *ev, const char *key, fdn_protect_
         p->on_event(ev, key, layer, rc, dur, p->event_user);
 }
 
-/* Inline-rule limiter check on "<key>:<identifier>". */
+/*
+ * Inline-rule limiter check. The limiter key is "\0protect:<len(key)>:<key>:<identifier>":
+ * named-rule keys ("<rule>:<identifier>", rule names are non-empty C strings) and entity
+ * keys ("foundation:...") never start with a NUL byte, so an inline rule never shares cells
+ * with a named rule even when the protection key equals a rule name, and the length prefix
+ * keeps (key "a:b", id "c") apart from (key "a", id "b:c").
+ */
 static int check_inline(fdn_protect_t *p, const char *key, const char *id,
                         const fdn_limit_rule_t *rule, int64_t cost, fdn_limit_result_t *res)
 {
+    static const char prefix[] = "\0protect:";
+    const size_t pl = sizeof(prefix) - 1;
     size_t kl = strlen(key), il = strlen(id);
+    char num[24];
+    int nn = snprintf(num, sizeof(num), "%zu:", kl);
+    size_t nl = (size_t)nn;
+    size_t total = pl + nl + kl + 1 + il;
     char buf[256];
-    char *k = kl + 1 + il <= sizeof(buf) ? buf : fdn__malloc(kl + 1 + il);
+    char *k = total <= sizeof(buf) ? buf : fdn__malloc(total);
     if (!k)
         return FDN_ENOMEM;
-    memcpy(k, key, kl);
-    k[kl] = ':';
-    memcpy(k + kl + 1, id, il);
-    int rc = fdn_limiter_check(p->limiter, k, kl + 1 + il, rule, cost, 0, res);
+    size_t o = 0;
+    memcpy(k, prefix, pl);
+    o += pl;
+    memcpy(k + o, num, nl);
+    o += nl;
+    memcpy(k + o, key, kl);
+    o += kl;
+    k[o++] = ':';
+    memcpy(k + o, id, il);
+    int rc = fdn_limiter_check(p->limiter, k, total, rule, cost, 0, res);
     if (k != buf)
         fdn__free(k);
     return rc;

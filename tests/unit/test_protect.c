@@ -464,6 +464,42 @@ static void telemetry_events(void **state)
     fdn_clock_destroy(clk);
 }
 
+/* An inline rule of protection key "k" must not share limiter cells with the named rule
+ * "k" (both used to map to "k:<id>"). */
+static void inline_and_named_keys_do_not_collide(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t named = {FDN_LIMIT_FIXED_WINDOW, 2, 60000, 0};
+    fdn_limit_rule_t inl = {FDN_LIMIT_FIXED_WINDOW, 100, 60000, 0};
+    assert_int_equal(fdn_limiter_set_rule(f->lim, "k", &named), 0);
+    fdn_protect_config_t c1 = FDN_PROTECT_CONFIG_INIT;
+    c1.limit = &inl;
+    assert_int_equal(fdn_protect_configure(f->p, "k", &c1, NULL), 0);
+    fdn_protect_config_t c2 = FDN_PROTECT_CONFIG_INIT;
+    c2.limiter_rule = "k";
+    assert_int_equal(fdn_protect_configure(f->p, "other", &c2, NULL), 0);
+    fdn_protect_call_opts_t co = FDN_PROTECT_CALL_OPTS_INIT;
+    co.identifier = "u";
+    call_t c = {f, 0, NULL, 0};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL), 0);
+    /* the named rule "k" for "u" is untouched: 2 calls pass, the third is limited */
+    assert_int_equal(fdn_execute_protected(f->p, "other", &co, fn, &c, NULL, NULL), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "other", &co, fn, &c, NULL, NULL), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "other", &co, fn, &c, NULL, NULL),
+                     FDN_ERATE_LIMITED);
+    /* and the inline rule's count did not move with them */
+    for (int i = 0; i < 97; i++)
+        assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL),
+                     FDN_ERATE_LIMITED);
+    /* a key/identifier split at a different ':' is a different cell too */
+    assert_int_equal(fdn_protect_configure(f->p, "k:u", &c1, NULL), 0);
+    fdn_protect_call_opts_t co2 = FDN_PROTECT_CALL_OPTS_INIT;
+    co2.identifier = "";
+    assert_int_equal(fdn_execute_protected(f->p, "k:u", &co2, fn, &c, NULL, NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -472,6 +508,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(rate_limited_hard_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(inline_rule_and_cost, setup, teardown),
         cmocka_unit_test_setup_teardown(all_layers_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(inline_and_named_keys_do_not_collide, setup, teardown),
         cmocka_unit_test_setup_teardown(configure_validation_and_list, setup, teardown),
         cmocka_unit_test(telemetry_events),
     };
