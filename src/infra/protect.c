@@ -10,9 +10,12 @@
  * of ours held. configure/unconfigure take the write lock, swap entries and drop the old
  * entry's reference; the last reference frees it.
  *
- * Invariants: entries are sorted by key and unique; an entry is immutable once published;
- * a breaker pointer in an entry stays valid because breakers live as long as their set,
- * which outlives this registry. Rejections by the limiter or the pool never record a breaker
+ * Invariants: entries are sorted by key and unique; an entry is immutable once published,
+ * except for `opt_breaker`, an atomic cache of the breaker last resolved for a call option
+ * (opts->breaker) on that key, so a call naming a breaker does not search the set (and take
+ * its mutex) each time; it is checked by name before use. Breaker pointers in an entry stay
+ * valid because breakers live as long as their set, which outlives this registry, and are
+ * never removed from it. Rejections by the limiter or the pool never record a breaker
  * outcome (the permit is released).
  */
 #include <fdn/protect.h>
@@ -32,6 +35,7 @@ typedef struct entry {
     _Atomic int refs;
     char *key;
     fdn_breaker_t *breaker;
+    _Atomic(fdn_breaker_t *) opt_breaker; /* cache for opts->breaker, see DESIGN */
     char *rule_name;
     bool has_inline;
     fdn_limit_rule_t inline_rule;
@@ -206,6 +210,7 @@ int fdn_protect_configure(fdn_protect_t *p, const char *key, const fdn_protect_c
     if (!e)
         return FDN_ENOMEM;
     atomic_init(&e->refs, 1);
+    atomic_init(&e->opt_breaker, NULL);
     e->key = fdn__strdup(key);
     e->breaker = b;
     e->rule_name = cfg->limiter_rule && !cfg->limit ? fdn__strdup(cfg->limiter_rule) : NULL;
@@ -487,10 +492,21 @@ int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_c
                 rc = fdn_err_set(err, FDN_EBREAKER_NOT_FOUND, "no breaker set");
                 goto done;
             }
-            rc = fdn_breaker_get(p->breakers, opts->breaker, &b);
-            if (rc) {
-                fdn_err_set(err, rc, "Circuit breaker %s not found", opts->breaker);
-                goto done;
+            if (e) {
+                b = e->breaker;
+                if (b == NULL || strcmp(fdn_breaker_name(b), opts->breaker) != 0)
+                    b = atomic_load_explicit(&e->opt_breaker, memory_order_acquire);
+                if (b != NULL && strcmp(fdn_breaker_name(b), opts->breaker) != 0)
+                    b = NULL;
+            }
+            if (b == NULL) {
+                rc = fdn_breaker_get(p->breakers, opts->breaker, &b);
+                if (rc) {
+                    fdn_err_set(err, rc, "Circuit breaker %s not found", opts->breaker);
+                    goto done;
+                }
+                if (e)
+                    atomic_store_explicit(&e->opt_breaker, b, memory_order_release);
             }
         } else if (e) {
             b = e->breaker;

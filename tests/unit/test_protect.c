@@ -10,6 +10,7 @@
 
 #include <fdn/protect.h>
 #include <fdn/telemetry.h>
+#include "infra/breaker_int.h"
 
 #define MS 1000000LL
 
@@ -500,6 +501,46 @@ static void inline_and_named_keys_do_not_collide(void **state)
     assert_int_equal(fdn_execute_protected(f->p, "k:u", &co2, fn, &c, NULL, NULL), 0);
 }
 
+/* A call option naming a breaker is resolved once per configured key and cached: later
+ * calls do not search the set (which takes its mutex). The cache follows the name. */
+static void call_option_breaker_is_cached(void **state)
+{
+    fx_t *f = *state;
+    fdn_breaker_t *b1 = NULL, *b2 = NULL;
+    assert_int_equal(fdn_breaker_create_in(f->brk, "b1", NULL, &b1), 0);
+    assert_int_equal(fdn_breaker_create_in(f->brk, "b2", NULL, &b2), 0);
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    assert_int_equal(fdn_protect_configure(f->p, "k", &cfg, NULL), 0);
+    fdn_protect_call_opts_t co = FDN_PROTECT_CALL_OPTS_INIT;
+    co.breaker = "b1";
+    call_t c = {f, 0, NULL, 0};
+    uint64_t l0 = fdn__breakers_lookups(f->brk);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL), 0);
+    assert_true(fdn__breakers_lookups(f->brk) - l0 <= 1);
+    /* the cached breaker really is b1: opening b1 rejects, b2 does not */
+    fdn_breaker_force_open(b1);
+    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL),
+                     FDN_ECIRCUIT_OPEN);
+    co.breaker = "b2";
+    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL), 0);
+    co.breaker = "missing";
+    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL),
+                     FDN_EBREAKER_NOT_FOUND);
+    co.breaker = "b1";
+    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL),
+                     FDN_ECIRCUIT_OPEN);
+    /* the configured breaker of a key is used directly when the option names it */
+    fdn_protect_config_t cfg2 = FDN_PROTECT_CONFIG_INIT;
+    cfg2.breaker = "b2";
+    assert_int_equal(fdn_protect_configure(f->p, "k2", &cfg2, NULL), 0);
+    co.breaker = "b2";
+    l0 = fdn__breakers_lookups(f->brk);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(fdn_execute_protected(f->p, "k2", &co, fn, &c, NULL, NULL), 0);
+    assert_int_equal(fdn__breakers_lookups(f->brk), l0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -509,6 +550,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(inline_rule_and_cost, setup, teardown),
         cmocka_unit_test_setup_teardown(all_layers_order, setup, teardown),
         cmocka_unit_test_setup_teardown(inline_and_named_keys_do_not_collide, setup, teardown),
+        cmocka_unit_test_setup_teardown(call_option_breaker_is_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(configure_validation_and_list, setup, teardown),
         cmocka_unit_test(telemetry_events),
     };
