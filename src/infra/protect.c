@@ -477,6 +477,14 @@ int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_c
                 fdn_err_set(err, rc, "Rate limit exceeded for %s:%s", key, id);
                 fdn_err_add_context(err, "retry_after_ms", "%lld",
                                     (long long)(lr.retry_after_ns / NS_PER_MS));
+            } else if (rc == FDN_ELIMITER) {
+                /* the limiter is full of live keys and refuses new ones (overflow_policy) */
+                result->rejected_by = FDN_PROTECT_LIMITER;
+                result->retry_after_ns = lr.retry_after_ns;
+                emit(p, "protection_triggered", key, FDN_PROTECT_LIMITER, rc, 0);
+                fdn_err_set(err, rc, "rate limiter full: new key refused for %s:%s", key, id);
+                fdn_err_add_context(err, "retry_after_ms", "%lld",
+                                    (long long)(lr.retry_after_ns / NS_PER_MS));
             } else {
                 fdn_err_set(err, rc, "rate limiter error for %s", key);
             }

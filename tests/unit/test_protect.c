@@ -541,6 +541,49 @@ static void call_option_breaker_is_cached(void **state)
     assert_int_equal(fdn__breakers_lookups(f->brk), l0);
 }
 
+/* A limiter full of live keys refuses a new one: the protected call is rejected by the
+ * limiter layer with FDN_ELIMITER, fn does not run, and the breaker records nothing. */
+static void full_limiter_rejects_new_key(void **state)
+{
+    fx_t *f = *state;
+    fdn_limiter_t *lim = NULL;
+    fdn_limiter_opts_t lo = FDN_LIMITER_OPTS_INIT;
+    lo.clock = f->clk;
+    lo.shards = 1;
+    lo.max_keys = 1;
+    assert_int_equal(fdn_limiter_create(&lim, &lo), 0);
+    fdn_protect_t *p = NULL;
+    fdn_protect_opts_t o = FDN_PROTECT_OPTS_INIT;
+    o.limiter = lim;
+    o.breakers = f->brk;
+    o.clock = f->clk;
+    assert_int_equal(fdn_protect_create(&p, &o), 0);
+    fdn_limit_rule_t inl = {FDN_LIMIT_FIXED_WINDOW, 10, 60000, 0};
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.limit = &inl;
+    cfg.breaker = "lb";
+    assert_int_equal(fdn_protect_configure(p, "k", &cfg, NULL), 0);
+    fdn_protect_call_opts_t co = FDN_PROTECT_CALL_OPTS_INIT;
+    call_t c = {f, 0, NULL, 0};
+    fdn_protect_result_t res;
+    co.identifier = "a";
+    assert_int_equal(fdn_execute_protected(p, "k", &co, fn, &c, &res, NULL), 0);
+    co.identifier = "b";
+    fdn_error_t err;
+    assert_int_equal(fdn_execute_protected(p, "k", &co, fn, &c, &res, &err), FDN_ELIMITER);
+    assert_false(res.ran);
+    assert_int_equal(res.rejected_by, FDN_PROTECT_LIMITER);
+    assert_true(res.retry_after_ns > 0 && res.retry_after_ns <= 60000 * MS);
+    assert_int_equal(c.runs, 1);
+    fdn_breaker_t *b = NULL;
+    assert_int_equal(fdn_breaker_get(f->brk, "lb", &b), 0);
+    fdn_breaker_status_t bs;
+    fdn_breaker_status(b, &bs);
+    assert_int_equal(bs.total_failures, 0);
+    fdn_protect_destroy(p);
+    fdn_limiter_destroy(lim);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -551,6 +594,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(all_layers_order, setup, teardown),
         cmocka_unit_test_setup_teardown(inline_and_named_keys_do_not_collide, setup, teardown),
         cmocka_unit_test_setup_teardown(call_option_breaker_is_cached, setup, teardown),
+        cmocka_unit_test_setup_teardown(full_limiter_rejects_new_key, setup, teardown),
         cmocka_unit_test_setup_teardown(configure_validation_and_list, setup, teardown),
         cmocka_unit_test(telemetry_events),
     };
