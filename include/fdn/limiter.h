@@ -91,14 +91,14 @@ typedef enum fdn_limit_overflow {
 
 /** Limiter options. */
 typedef struct fdn_limiter_opts {
-    uint32_t version;            /**< FDN_LIMITER_OPTS_VERSION */
-    uint32_t shards;             /**< hash shards, power of two (default 64) */
-    uint32_t max_keys;           /**< bound on live keys (default 1 048 576) */
-    int64_t cleanup_interval_ms; /**< sweep period per shard (default 300 000, the config's
-                                      infrastructure.rate_limiting.cleanup_interval) */
-    bool shadow;                 /**< dry run: denials are reported, never enforced */
-    fdn_clock_t *clock;          /**< NULL = system clock; not owned */
-    fdn_telemetry_t *telemetry;  /**< NULL = off; not owned */
+    uint32_t version;                     /**< FDN_LIMITER_OPTS_VERSION */
+    uint32_t shards;                      /**< hash shards, power of two (default 64) */
+    uint32_t max_keys;                    /**< bound on live keys (default 1 048 576) */
+    int64_t cleanup_interval_ms;          /**< sweep period per shard (default 300 000, the config's
+                                               infrastructure.rate_limiting.cleanup_interval) */
+    bool shadow;                          /**< dry run: denials are reported, never enforced */
+    fdn_clock_t *clock;                   /**< NULL = system clock; not owned */
+    fdn_telemetry_t *telemetry;           /**< NULL = off; not owned */
     fdn_limit_overflow_t overflow_policy; /**< full shard, new key, nothing expired (version >= 2;
                                                default FDN_LIMIT_OVERFLOW_DENY_NEW) */
 } fdn_limiter_opts_t;
@@ -112,11 +112,11 @@ typedef struct fdn_limiter_opts {
 
 /** Counters (a copy). */
 typedef struct fdn_limiter_stats {
-    uint64_t keys;      /**< live cells */
-    uint64_t allowed;   /**< checks allowed */
-    uint64_t denied;    /**< checks denied (incl. shadow denials) */
-    uint64_t evictions; /**< live cells evicted because a shard was full (EVICT_LRU) */
-    uint64_t expired;   /**< expired cells removed (sweeps, and a full shard making room) */
+    uint64_t keys;            /**< live cells */
+    uint64_t allowed;         /**< checks allowed */
+    uint64_t denied;          /**< checks denied (incl. shadow denials) */
+    uint64_t evictions;       /**< live cells evicted because a shard was full (EVICT_LRU) */
+    uint64_t expired;         /**< expired cells removed (sweeps, and a full shard making room) */
     uint64_t overflow_denied; /**< new keys refused because their shard was full (DENY_NEW) */
 } fdn_limiter_stats_t;
 

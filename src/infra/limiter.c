@@ -733,9 +733,9 @@ int fdn_limiter_create(fdn_limiter_t **out, const fdn_limiter_opts_t *opts)
     l->clock = opts->clock;
     l->telemetry = opts->telemetry;
     membe_t *m;
-    int rc = mem_create(&m, opts->shards, opts->max_keys, policy,
-                        opts->cleanup_interval_ms * NS_PER_MS,
-                        fdn_clock_mono_ns(opts->clock), fdn_clock_wall_ns(opts->clock));
+    int rc =
+        mem_create(&m, opts->shards, opts->max_keys, policy, opts->cleanup_interval_ms * NS_PER_MS,
+                   fdn_clock_mono_ns(opts->clock), fdn_clock_wall_ns(opts->clock));
     if (rc) {
         fdn__free(l);
         return rc;

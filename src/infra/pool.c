@@ -63,10 +63,10 @@
 
 #include <fdn/telemetry.h>
 
-#define NS_PER_MS  1000000LL
-#define BT_MAX     24
+#define NS_PER_MS   1000000LL
+#define BT_MAX      24
 #define LEASE_SLOTS 16u
-#define LEAK_BATCH 16
+#define LEAK_BATCH  16
 
 enum grant { GRANT_NONE = 0, GRANT_WORKER, GRANT_CREATE, GRANT_SHUTDOWN };
 

@@ -492,8 +492,7 @@ static void inline_and_named_keys_do_not_collide(void **state)
     /* and the inline rule's count did not move with them */
     for (int i = 0; i < 97; i++)
         assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL), 0);
-    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL),
-                     FDN_ERATE_LIMITED);
+    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL), FDN_ERATE_LIMITED);
     /* a key/identifier split at a different ':' is a different cell too */
     assert_int_equal(fdn_protect_configure(f->p, "k:u", &c1, NULL), 0);
     fdn_protect_call_opts_t co2 = FDN_PROTECT_CALL_OPTS_INIT;
@@ -520,16 +519,14 @@ static void call_option_breaker_is_cached(void **state)
     assert_true(fdn__breakers_lookups(f->brk) - l0 <= 1);
     /* the cached breaker really is b1: opening b1 rejects, b2 does not */
     fdn_breaker_force_open(b1);
-    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL),
-                     FDN_ECIRCUIT_OPEN);
+    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL), FDN_ECIRCUIT_OPEN);
     co.breaker = "b2";
     assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL), 0);
     co.breaker = "missing";
     assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL),
                      FDN_EBREAKER_NOT_FOUND);
     co.breaker = "b1";
-    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL),
-                     FDN_ECIRCUIT_OPEN);
+    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL), FDN_ECIRCUIT_OPEN);
     /* the configured breaker of a key is used directly when the option names it */
     fdn_protect_config_t cfg2 = FDN_PROTECT_CONFIG_INIT;
     cfg2.breaker = "b2";
