@@ -67,7 +67,8 @@ typedef struct tbucket {
     uint32_t calls, fails, slow;
 } tbucket_t;
 
-/* Immutable once published (see DESIGN: Options). */
+/* Immutable once published (see DESIGN: Options), except retired_next, which only install
+ * and destroy touch, under the breaker's mu, after it was replaced. */
 typedef struct bcfg {
     fdn_breaker_opts_t o;
     bool rate_on;
