@@ -238,7 +238,8 @@ FDN_API int fdn_breaker_create_in(fdn_breakers_t *set, const char *name,
                                   const fdn_breaker_opts_t *opts, fdn_breaker_t **out);
 
 /**
- * Look a breaker up by name.
+ * Look a breaker up by name (a search under the set's mutex: hot paths should keep the
+ * pointer, which stays valid as long as the set).
  * @return 0, FDN_EBREAKER_NOT_FOUND  @thread_safety any  @since 0.1.0
  */
 FDN_API int fdn_breaker_get(fdn_breakers_t *set, const char *name, fdn_breaker_t **out);
@@ -247,8 +248,10 @@ FDN_API int fdn_breaker_get(fdn_breakers_t *set, const char *name, fdn_breaker_t
  * Re-install: create the breaker, or reset an existing one with new options (the
  * reference's install semantics: state forced closed, history cleared).
  * @return 0, FDN_EINVAL, FDN_ENOMEM
- * @thread_safety serial: re-installing a breaker that has calls in flight races on its
- * options; install at configuration time. Creating a new name is `any`.
+ * @thread_safety any: calls in flight keep reading the options they loaded (options are an
+ * immutable block swapped atomically; the old block is kept, ~200 bytes, until the set is
+ * destroyed, so re-install on configuration changes, not per call). Calls admitted before the
+ * re-install are ignored when they report.
  * @since 0.1.0
  */
 FDN_API int fdn_breaker_install(fdn_breakers_t *set, const char *name,

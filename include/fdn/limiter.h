@@ -21,8 +21,13 @@
  * Keys: any byte string. State lives in `shards` hash shards, each with its own mutex (a
  * check is a lookup plus an update of the key's cell under that shard's lock), bounded by
  * `max_keys`. Expired cells are swept per shard every `cleanup_interval_ms` (amortised on
- * the checks that hit the shard, or by fdn_limiter_sweep()); when a shard is full the least
- * recently used cell is evicted and counted.
+ * the checks that hit the shard, or by fdn_limiter_sweep()). When a shard is full and a NEW
+ * key arrives, the shard's expired cells are removed first (counted in `expired`); if none
+ * has expired, `overflow_policy` decides: FDN_LIMIT_OVERFLOW_DENY_NEW (default) refuses the
+ * new key with FDN_ELIMITER (counted in `overflow_denied`) and never touches live state, so
+ * a flood of distinct keys cannot reset another key's count; FDN_LIMIT_OVERFLOW_EVICT_LRU
+ * evicts the least recently used live cell (counted in `evictions`), which restarts that
+ * key's count. Either way memory stays bounded by `max_keys`.
  */
 #ifndef FDN_LIMITER_H
 #define FDN_LIMITER_H
@@ -77,31 +82,42 @@ typedef struct fdn_limit_reservation {
 /** Check flags. */
 #define FDN_LIMIT_PEEK 0x1u /**< evaluate without consuming or creating state */
 
+/** What a full shard does with a new key when none of its cells has expired. */
+typedef enum fdn_limit_overflow {
+    FDN_LIMIT_OVERFLOW_DENY_NEW = 0,  /**< refuse the new key (FDN_ELIMITER); default */
+    FDN_LIMIT_OVERFLOW_EVICT_LRU = 1, /**< evict the least recently used live key (its count
+                                           restarts: a key flood can reset a victim key) */
+} fdn_limit_overflow_t;
+
 /** Limiter options. */
 typedef struct fdn_limiter_opts {
-    uint32_t version;            /**< FDN_LIMITER_OPTS_VERSION */
-    uint32_t shards;             /**< hash shards, power of two (default 64) */
-    uint32_t max_keys;           /**< bound on live keys (default 1 048 576) */
-    int64_t cleanup_interval_ms; /**< sweep period per shard (default 300 000, the config's
-                                      infrastructure.rate_limiting.cleanup_interval) */
-    bool shadow;                 /**< dry run: denials are reported, never enforced */
-    fdn_clock_t *clock;          /**< NULL = system clock; not owned */
-    fdn_telemetry_t *telemetry;  /**< NULL = off; not owned */
+    uint32_t version;                     /**< FDN_LIMITER_OPTS_VERSION */
+    uint32_t shards;                      /**< hash shards, power of two (default 64) */
+    uint32_t max_keys;                    /**< bound on live keys (default 1 048 576) */
+    int64_t cleanup_interval_ms;          /**< sweep period per shard (default 300 000, the config's
+                                               infrastructure.rate_limiting.cleanup_interval) */
+    bool shadow;                          /**< dry run: denials are reported, never enforced */
+    fdn_clock_t *clock;                   /**< NULL = system clock; not owned */
+    fdn_telemetry_t *telemetry;           /**< NULL = off; not owned */
+    fdn_limit_overflow_t overflow_policy; /**< full shard, new key, nothing expired (version >= 2;
+                                               default FDN_LIMIT_OVERFLOW_DENY_NEW) */
 } fdn_limiter_opts_t;
 
-#define FDN_LIMITER_OPTS_VERSION 1
+#define FDN_LIMITER_OPTS_VERSION 2
 #define FDN_LIMITER_OPTS_INIT                                                                      \
     {                                                                                              \
-        FDN_LIMITER_OPTS_VERSION, 64, 1048576, 300000, false, NULL, NULL                           \
+        FDN_LIMITER_OPTS_VERSION, 64, 1048576, 300000, false, NULL, NULL,                          \
+            FDN_LIMIT_OVERFLOW_DENY_NEW                                                            \
     }
 
 /** Counters (a copy). */
 typedef struct fdn_limiter_stats {
-    uint64_t keys;      /**< live cells */
-    uint64_t allowed;   /**< checks allowed */
-    uint64_t denied;    /**< checks denied (incl. shadow denials) */
-    uint64_t evictions; /**< cells evicted because a shard was full */
-    uint64_t expired;   /**< cells removed by sweeping */
+    uint64_t keys;            /**< live cells */
+    uint64_t allowed;         /**< checks allowed */
+    uint64_t denied;          /**< checks denied (incl. shadow denials) */
+    uint64_t evictions;       /**< live cells evicted because a shard was full (EVICT_LRU) */
+    uint64_t expired;         /**< expired cells removed (sweeps, and a full shard making room) */
+    uint64_t overflow_denied; /**< new keys refused because their shard was full (DENY_NEW) */
 } fdn_limiter_stats_t;
 
 /**
@@ -121,7 +137,10 @@ FDN_API void fdn_limiter_destroy(fdn_limiter_t *l);
  * @param flags 0 or FDN_LIMIT_PEEK
  * @param[out] res may be NULL
  * @return 0 (allowed, or shadow mode), FDN_ERATE_LIMITED, FDN_EINVAL (bad rule/key/cost),
- * FDN_ENOMEM (new key could not be stored), FDN_EUNAVAILABLE (service stopped)
+ * FDN_ENOMEM (new key could not be stored), FDN_ELIMITER (new key, its shard is full of live
+ * keys and overflow_policy is DENY_NEW; res->allowed false, retry_after_ns = time until a
+ * cell of that shard expires; in shadow mode the call is allowed with shadow_denied set),
+ * FDN_EUNAVAILABLE (service stopped)
  * @thread_safety any  @since 0.1.0
  */
 FDN_API int fdn_limiter_check(fdn_limiter_t *l, const char *key, size_t keylen,

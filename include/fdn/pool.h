@@ -234,7 +234,9 @@ FDN_API void *fdn_pool_worker_conn(const fdn_pool_worker_t *w);
  * Return a lease. The reset callback runs first (a failure counts as broken). The worker
  * goes to the oldest waiter, else is destroyed (overflow, expired, pool closed) or becomes
  * idle.
- * @return 0, or FDN_EINVAL (NULL, or a worker not checked out from this pool)
+ * @return 0, or FDN_EINVAL (NULL, a worker not checked out from this pool, or a lease that
+ * already ended, e.g. a second checkin after the worker went to a waiter: refused before the
+ * reset callback, nothing changes)
  * @thread_safety any (by the lease holder)
  * @since 0.1.0
  */
@@ -243,7 +245,7 @@ FDN_API int fdn_pool_checkin(fdn_pool_t *p, fdn_pool_worker_t *w);
 /**
  * Return a lease whose connection is broken: it is destroyed and, while the pool has fewer
  * than `size` workers or a caller waits, a replacement is created in this thread.
- * @return 0, or FDN_EINVAL
+ * @return 0, or FDN_EINVAL (as fdn_pool_checkin)
  * @thread_safety any (by the lease holder)
  * @since 0.1.0
  */

@@ -10,6 +10,8 @@
  *
  * Outcomes (the return value; details in fdn_protect_result_t):
  *  - FDN_ERATE_LIMITED: the limiter denied the call (retry_after_ns set); fn not run.
+ *  - FDN_ELIMITER: the limiter is full of live keys and refused this new one (its default
+ *    overflow_policy; rejected_by LIMITER, retry_after_ns set); fn not run.
  *  - FDN_ECIRCUIT_OPEN: the breaker rejected the call; fn not run.
  *  - FDN_ETIMEDOUT (or another checkout error) from the pool; fn not run.
  *  - otherwise fn's own return value (result.ran == true).
@@ -75,7 +77,9 @@ typedef struct fdn_protect_config {
     const fdn_breaker_opts_t *breaker_opts; /**< NULL = the set's defaults */
     const char *limiter_rule;               /**< named limiter rule, NULL = none; resolved at
                                                  each call so rule updates apply at once */
-    const fdn_limit_rule_t *limit;          /**< or an inline rule for this key (wins) */
+    const fdn_limit_rule_t *limit;          /**< or an inline rule for this key (wins); its
+                                                 limiter key is "\0protect:<len>:<key>:<id>",
+                                                 never shared with a named rule */
     const char *pool;                       /**< pool name, NULL = none; looked up per call */
     int64_t pool_timeout_ms;                /**< checkout timeout ms; 0 = do not wait;
                                                  -1 = the registry default (5 000) */
@@ -110,7 +114,7 @@ typedef struct fdn_protect_result {
     bool ran;                        /**< fn ran */
     int fn_rc;                       /**< fn's return value when ran */
     fdn_protect_layer_t rejected_by; /**< layer that stopped the call, or NONE */
-    int64_t retry_after_ns;          /**< FDN_ERATE_LIMITED: from the limiter */
+    int64_t retry_after_ns;          /**< FDN_ERATE_LIMITED / FDN_ELIMITER: from the limiter */
     int64_t duration_ns;             /**< whole call (measured when result or an event hook is
                                           given) */
 } fdn_protect_result_t;
@@ -156,7 +160,8 @@ FDN_API int fdn_protect_has(fdn_protect_t *p, const char *key);
 /**
  * Run fn(conn, arg) under the key's protection layers.
  * @param[in] opts NULL = defaults; @param[out] result may be NULL
- * @return fn's return value, or FDN_ERATE_LIMITED, FDN_ECIRCUIT_OPEN, FDN_ETIMEDOUT /
+ * @return fn's return value, or FDN_ERATE_LIMITED, FDN_ELIMITER (limiter full, new key
+ * refused), FDN_ECIRCUIT_OPEN, FDN_ETIMEDOUT /
  * FDN_ESHUTDOWN (pool), FDN_EBREAKER_NOT_FOUND / FDN_ENOENT (a call option names a missing
  * breaker / rule / pool), FDN_EINVAL; err gets a message when a layer rejected the call.
  * @thread_safety any  @since 0.1.0

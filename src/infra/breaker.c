@@ -24,6 +24,18 @@
  * new_state} on every transition and foundation.circuit_breaker.call_rejected {name, reason}
  * on every rejection. Admitted calls emit nothing (the closed path stays one load).
  *
+ * Options. The options and the flags derived from them live in an immutable `bcfg_t`
+ * published through the atomic pointer `cfg` (same cache line as the state word). Lock-free
+ * readers (acquire, record, status, transitions) load it once per call with acquire order and
+ * use that snapshot; code under `mu` that touches the failure ring or the rate window loads it
+ * under `mu`, where it always matches those buffers (fdn_breaker_install swaps options and
+ * buffers together under `mu`, then resets the breaker, which bumps gen so permits of the old
+ * phase are ignored). A replaced bcfg_t is not freed while the breaker lives: a reader may
+ * still hold it; it goes on the `retired` list (under `mu`), freed by fdn_breaker_destroy. So
+ * each re-install of a breaker keeps one small options block (~200 bytes) until the breaker
+ * is destroyed, and a snapshot loaded by any call stays valid for the breaker's lifetime.
+ * The set also counts fdn_breaker_get searches (`lookups`, breaker_int.h).
+ *
  * Invariants: failures == ring_len <= failure_threshold; state CLOSED implies probes == 0;
  * probes <= half_open_max_calls.
  */
@@ -35,6 +47,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "infra/breaker_int.h"
 
 #define ST_BITS     8u
 #define PR_SHIFT    8u
@@ -54,9 +67,19 @@ typedef struct tbucket {
     uint32_t calls, fails, slow;
 } tbucket_t;
 
+/* Immutable once published (see DESIGN: Options), except retired_next, which only install
+ * and destroy touch, under the breaker's mu, after it was replaced. */
+typedef struct bcfg {
+    fdn_breaker_opts_t o;
+    bool rate_on;
+    bool clock_on_closed; /* the closed path must read the clock */
+    struct bcfg *retired_next;
+} bcfg_t;
+
 struct fdn_breaker {
     _Alignas(FDN_CACHELINE) _Atomic uint64_t word;
-    char pad0[FDN_CACHELINE - sizeof(uint64_t)];
+    _Atomic(bcfg_t *) cfg;
+    char pad0[FDN_CACHELINE - sizeof(uint64_t) - sizeof(void *)];
     _Atomic uint32_t failures;
     _Atomic int64_t opened_at;
     _Atomic int64_t probe_at; /* half-open: start of the newest probe (probe timeout) */
@@ -70,9 +93,7 @@ struct fdn_breaker {
     uint8_t *cwin; /* count window: bit0 failure, bit1 slow */
     uint32_t cw_pos, cw_len, cw_fail, cw_slow;
     tbucket_t *twin; /* time window: one bucket per second */
-    fdn_breaker_opts_t o;
-    bool rate_on;
-    bool clock_on_closed; /* the closed path must read the clock */
+    bcfg_t *retired; /* replaced options, freed at destroy */
     char *name;
 };
 
@@ -81,11 +102,18 @@ struct fdn_breakers {
     fdn_breaker_t **v;
     size_t n, cap;
     fdn_breaker_opts_t defaults;
+    _Atomic uint64_t lookups;
 };
 
-static int64_t now_ns(const fdn_breaker_t *b)
+/* The options in force (a snapshot valid for the breaker's lifetime). */
+static const bcfg_t *cfg_of(const fdn_breaker_t *b)
 {
-    return fdn_clock_mono_ns(b->o.clock);
+    return atomic_load_explicit(&((fdn_breaker_t *)b)->cfg, memory_order_acquire);
+}
+
+static int64_t now_ns(const bcfg_t *c)
+{
+    return fdn_clock_mono_ns(c->o.clock);
 }
 
 const char *fdn_breaker_state_name(fdn_breaker_state_t s)
@@ -156,33 +184,44 @@ static void clear_counts_locked(fdn_breaker_t *b)
     atomic_store_explicit(&b->failures, 0, memory_order_relaxed);
     b->cw_pos = b->cw_len = b->cw_fail = b->cw_slow = 0;
     if (b->twin)
-        memset(b->twin, 0, sizeof(*b->twin) * b->o.rate_window_size);
+        memset(b->twin, 0, sizeof(*b->twin) * cfg_of(b)->o.rate_window_size);
 }
 
-static int breaker_init(fdn_breaker_t *b, const char *name, const fdn_breaker_opts_t *o)
+/* Allocate the options block and the buffers they size into b's fields (b->cfg is set
+ * with a plain init: the caller publishes it). name == NULL: leave b->name alone. */
+static int breaker_init(fdn_breaker_t *b, const char *name, const fdn_breaker_opts_t *o,
+                        bcfg_t **cfg_out)
 {
-    b->o = *o;
-    b->name = fdn__strdup(name ? name : "");
+    bcfg_t *c = fdn__calloc(1, sizeof(*c));
+    if (c) {
+        c->o = *o;
+        c->rate_on = o->failure_rate_pct > 0 || o->slow_rate_pct > 0;
+        c->clock_on_closed = c->rate_on || o->slow_call_ms > 0;
+    }
+    if (name)
+        b->name = fdn__strdup(name);
     b->ring = fdn__calloc(o->failure_threshold, sizeof(int64_t));
-    b->rate_on = o->failure_rate_pct > 0 || o->slow_rate_pct > 0;
-    if (b->rate_on) {
+    if (c && c->rate_on) {
         if (o->rate_window_kind == FDN_BREAKER_WINDOW_COUNT)
             b->cwin = fdn__calloc(o->rate_window_size, 1);
         else
             b->twin = fdn__calloc(o->rate_window_size, sizeof(tbucket_t));
     }
-    b->clock_on_closed = b->rate_on || o->slow_call_ms > 0;
-    if (!b->name || !b->ring || (b->rate_on && !b->cwin && !b->twin)) {
-        fdn__free(b->name);
+    if (!c || (name && !b->name) || !b->ring || (c->rate_on && !b->cwin && !b->twin)) {
+        if (name) {
+            fdn__free(b->name);
+            b->name = NULL;
+        }
+        fdn__free(c);
         fdn__free(b->ring);
         fdn__free(b->cwin);
         fdn__free(b->twin);
-        b->name = NULL;
         b->ring = NULL;
         b->cwin = NULL;
         b->twin = NULL;
         return FDN_ENOMEM;
     }
+    *cfg_out = c;
     return 0;
 }
 
@@ -199,12 +238,15 @@ int fdn_breaker_create(fdn_breaker_t **out, const char *name, const fdn_breaker_
     fdn_breaker_t *b = fdn__calloc(1, sizeof(*b));
     if (!b)
         return FDN_ENOMEM;
-    rc = breaker_init(b, name, opts);
+    bcfg_t *c = NULL;
+    rc = breaker_init(b, name ? name : "", opts, &c);
     if (rc) {
         fdn__free(b);
         return rc;
     }
+    atomic_init(&b->cfg, c);
     if (pthread_mutex_init(&b->mu, NULL) != 0) {
+        fdn__free(c);
         fdn__free(b->name);
         fdn__free(b->ring);
         fdn__free(b->cwin);
@@ -222,6 +264,12 @@ void fdn_breaker_destroy(fdn_breaker_t *b)
     if (b == NULL)
         return;
     pthread_mutex_destroy(&b->mu);
+    fdn__free(atomic_load_explicit(&b->cfg, memory_order_relaxed));
+    for (bcfg_t *c = b->retired; c != NULL;) {
+        bcfg_t *nx = c->retired_next;
+        fdn__free(c);
+        c = nx;
+    }
     fdn__free(b->name);
     fdn__free(b->ring);
     fdn__free(b->cwin);
@@ -259,23 +307,24 @@ static bool transition(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t 
                                                   memory_order_acquire)) {
         /* only probe counts change without mu */
     }
+    const bcfg_t *c = cfg_of(b);
     pthread_mutex_unlock(&b->mu);
-    if (b->o.telemetry) {
+    if (c->o.telemetry) {
         fdn_tm_meta_t meta[3] = {{"name", b->name},
                                  {"from", fdn_breaker_state_name(from)},
                                  {"new_state", fdn_breaker_state_name(to)}};
-        fdn_telemetry_emit_counter(b->o.telemetry, "foundation.circuit_breaker.state_change", meta,
+        fdn_telemetry_emit_counter(c->o.telemetry, "foundation.circuit_breaker.state_change", meta,
                                    3);
     }
-    if (b->o.on_transition)
-        b->o.on_transition(b->name, from, to, b->o.transition_user);
+    if (c->o.on_transition)
+        c->o.on_transition(b->name, from, to, c->o.transition_user);
     return true;
 }
 
 /* Unconditional move (reset / force-open / disable). */
 static void set_state(fdn_breaker_t *b, fdn_breaker_state_t to)
 {
-    int64_t now = now_ns(b);
+    int64_t now = now_ns(cfg_of(b));
     for (;;) {
         uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
         if (transition(b, w, to, now))
@@ -308,12 +357,12 @@ fdn_breaker_state_t fdn_breaker_state(const fdn_breaker_t *b)
     return W_STATE(atomic_load_explicit(&((fdn_breaker_t *)b)->word, memory_order_acquire));
 }
 
-static int reject(fdn_breaker_t *b)
+static int reject(fdn_breaker_t *b, const bcfg_t *c)
 {
     atomic_fetch_add_explicit(&b->total_rejected, 1, memory_order_relaxed);
-    if (b->o.telemetry) {
+    if (c->o.telemetry) {
         fdn_tm_meta_t meta[2] = {{"name", b->name}, {"reason", "circuit_open"}};
-        fdn_telemetry_emit_counter(b->o.telemetry, "foundation.circuit_breaker.call_rejected", meta,
+        fdn_telemetry_emit_counter(c->o.telemetry, "foundation.circuit_breaker.call_rejected", meta,
                                    2);
     }
     return FDN_ECIRCUIT_OPEN;
@@ -324,47 +373,48 @@ int fdn_breaker_acquire(fdn_breaker_t *b, fdn_breaker_permit_t *permit)
     if (FDN_UNLIKELY(b == NULL || permit == NULL))
         return FDN_EINVAL;
     uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
+    const bcfg_t *c = cfg_of(b);
     if (FDN_LIKELY((w & 0xffu) == FDN_BREAKER_CLOSED)) {
         permit->word = w;
-        permit->start_ns = b->clock_on_closed ? now_ns(b) : 0;
+        permit->start_ns = c->clock_on_closed ? now_ns(c) : 0;
         return 0;
     }
     for (;;) {
         switch (W_STATE(w)) {
         case FDN_BREAKER_CLOSED:
             permit->word = w;
-            permit->start_ns = b->clock_on_closed ? now_ns(b) : 0;
+            permit->start_ns = c->clock_on_closed ? now_ns(c) : 0;
             return 0;
         case FDN_BREAKER_DISABLED:
             permit->word = w;
             permit->start_ns = 0;
             return 0;
         case FDN_BREAKER_FORCED_OPEN:
-            return reject(b);
+            return reject(b, c);
         case FDN_BREAKER_OPEN: {
-            int64_t now = now_ns(b);
+            int64_t now = now_ns(c);
             int64_t at = atomic_load_explicit(&b->opened_at, memory_order_relaxed);
-            if (now - at < b->o.recovery_time_ms * NS_PER_MS)
-                return reject(b);
+            if (now - at < c->o.recovery_time_ms * NS_PER_MS)
+                return reject(b, c);
             transition(b, w, FDN_BREAKER_HALF_OPEN, now);
             w = atomic_load_explicit(&b->word, memory_order_acquire);
             continue;
         }
         case FDN_BREAKER_HALF_OPEN: {
             uint32_t p = W_PROBES(w);
-            int64_t now = now_ns(b);
-            if (p >= b->o.half_open_max_calls) {
+            int64_t now = now_ns(c);
+            if (p >= c->o.half_open_max_calls) {
                 /* Every slot is taken and none has reported: if even the newest probe is
                  * past its timeout, the probes are lost. (Timing from the start of
                  * half-open would cut short a probe taken after an earlier one was
                  * released.) */
                 int64_t since = atomic_load_explicit(&b->probe_at, memory_order_relaxed);
-                if (now - since >= b->o.probe_timeout_ms * NS_PER_MS) {
+                if (now - since >= c->o.probe_timeout_ms * NS_PER_MS) {
                     /* a probe never reported: count it as a failure */
                     atomic_fetch_add_explicit(&b->total_failures, 1, memory_order_relaxed);
                     transition(b, w, FDN_BREAKER_OPEN, now);
                 }
-                return reject(b);
+                return reject(b, c);
             }
             uint64_t nw = w + ((uint64_t)1 << PR_SHIFT);
             /* before the CAS (release): a caller that sees the slots full sees this start;
@@ -379,7 +429,7 @@ int fdn_breaker_acquire(fdn_breaker_t *b, fdn_breaker_permit_t *permit)
             continue; /* w reloaded by the failed CAS */
         }
         }
-        return reject(b);
+        return reject(b, c);
     }
 }
 
@@ -406,7 +456,7 @@ void fdn_breaker_release(fdn_breaker_t *b, const fdn_breaker_permit_t *permit)
 static bool rate_push_locked(fdn_breaker_t *b, bool fail, bool slow, int64_t now)
 {
     uint32_t calls, fails, slows;
-    const fdn_breaker_opts_t *o = &b->o;
+    const fdn_breaker_opts_t *o = &cfg_of(b)->o; /* mu held: matches cwin/twin */
     if (b->cwin) {
         uint8_t v = (uint8_t)((fail ? 1u : 0u) | (slow ? 2u : 0u));
         if (b->cw_len == o->rate_window_size) {
@@ -456,14 +506,15 @@ void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, in
 {
     if (FDN_UNLIKELY(b == NULL || permit == NULL))
         return;
-    const fdn_breaker_opts_t *o = &b->o;
+    const bcfg_t *c = cfg_of(b);
+    const fdn_breaker_opts_t *o = &c->o;
     uint64_t pw = permit->word;
     fdn_breaker_state_t st = W_STATE(pw);
     if (st == FDN_BREAKER_DISABLED)
         return;
     int64_t now = 0, dur = 0;
-    if (b->clock_on_closed || st == FDN_BREAKER_HALF_OPEN) {
-        now = now_ns(b);
+    if (c->clock_on_closed || st == FDN_BREAKER_HALF_OPEN) {
+        now = now_ns(c);
         dur = permit->start_ns ? now - permit->start_ns : 0;
     }
     fdn_breaker_outcome_t out;
@@ -491,7 +542,7 @@ void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, in
         return;
 
     bool fail = out == FDN_BREAKER_FAILURE;
-    if (!fail && !b->rate_on) {
+    if (!fail && !c->rate_on) {
         if (o->success_resets &&
             FDN_UNLIKELY(atomic_load_explicit(&b->failures, memory_order_relaxed) != 0)) {
             pthread_mutex_lock(&b->mu);
@@ -506,7 +557,7 @@ void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, in
     if (fail) {
         atomic_fetch_add_explicit(&b->total_failures, 1, memory_order_relaxed);
         if (now == 0 && o->window_ms > 0)
-            now = now_ns(b);
+            now = now_ns(c);
     }
     bool trip = false;
     pthread_mutex_lock(&b->mu);
@@ -514,6 +565,9 @@ void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, in
         pthread_mutex_unlock(&b->mu);
         return; /* the call started in an earlier phase */
     }
+    /* under mu: the options that sized the ring and the rate window */
+    const bcfg_t *lc = cfg_of(b);
+    o = &lc->o;
     if (fail) {
         uint32_t cap = o->failure_threshold;
         /* drop failures older than the window (oldest first) */
@@ -533,12 +587,12 @@ void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, in
         b->ring_head = b->ring_len = 0;
         atomic_store_explicit(&b->failures, 0, memory_order_relaxed);
     }
-    if (b->rate_on && rate_push_locked(b, fail, slow, now))
+    if (lc->rate_on && rate_push_locked(b, fail, slow, now))
         trip = true;
     pthread_mutex_unlock(&b->mu);
     if (trip)
         transition(b, pw & ~((uint64_t)PR_MASK << PR_SHIFT), FDN_BREAKER_OPEN,
-                   now ? now : now_ns(b));
+                   now ? now : now_ns(lc));
 }
 
 int fdn_breaker_call(fdn_breaker_t *b, int (*fn)(void *arg), void *arg, int *fn_rc)
@@ -562,6 +616,7 @@ int fdn_breaker_status(fdn_breaker_t *b, fdn_breaker_status_t *out)
         return FDN_EINVAL;
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&b->mu);
+    const bcfg_t *c = cfg_of(b);
     uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
     out->state = W_STATE(w);
     out->probes_in_flight = W_PROBES(w);
@@ -571,10 +626,10 @@ int fdn_breaker_status(fdn_breaker_t *b, fdn_breaker_status_t *out)
         out->window_failures = b->cw_fail;
         out->window_slow = b->cw_slow;
     } else if (b->twin) {
-        int64_t sec = now_ns(b) / NS_PER_S;
-        for (uint32_t i = 0; i < b->o.rate_window_size; i++) {
+        int64_t sec = now_ns(c) / NS_PER_S;
+        for (uint32_t i = 0; i < c->o.rate_window_size; i++) {
             const tbucket_t *x = &b->twin[i];
-            if (x->calls && sec - x->sec < (int64_t)b->o.rate_window_size) {
+            if (x->calls && sec - x->sec < (int64_t)c->o.rate_window_size) {
                 out->window_calls += x->calls;
                 out->window_failures += x->fails;
                 out->window_slow += x->slow;
@@ -588,7 +643,7 @@ int fdn_breaker_status(fdn_breaker_t *b, fdn_breaker_status_t *out)
     out->times_opened = atomic_load_explicit(&b->times_opened, memory_order_relaxed);
     out->ms_until_half_open = -1;
     if (out->state == FDN_BREAKER_OPEN) {
-        int64_t left = opened + b->o.recovery_time_ms * NS_PER_MS - now_ns(b);
+        int64_t left = opened + c->o.recovery_time_ms * NS_PER_MS - now_ns(c);
         out->ms_until_half_open = left <= 0 ? 0 : (left + NS_PER_MS - 1) / NS_PER_MS;
     }
     return 0;
@@ -677,6 +732,7 @@ int fdn_breaker_get(fdn_breakers_t *s, const char *name, fdn_breaker_t **out)
 {
     if (s == NULL || name == NULL || out == NULL)
         return FDN_EINVAL;
+    atomic_fetch_add_explicit(&s->lookups, 1, memory_order_relaxed);
     pthread_mutex_lock(&s->mu);
     fdn_breaker_t *b = find_locked(s, name);
     pthread_mutex_unlock(&s->mu);
@@ -749,10 +805,13 @@ int fdn_breaker_install(fdn_breakers_t *s, const char *name, const fdn_breaker_o
     rc = fdn_breaker_opts_validate(&o, NULL);
     if (rc)
         return rc;
-    /* Re-install in place: new buffers, then swap under the breaker's lock. */
+    /* Re-install in place: a new options block and buffers, swapped under the breaker's lock
+     * (buffers are only used under it); the options are published atomically and the old
+     * block retired, not freed (lock-free readers may hold it; see DESIGN: Options). */
     fdn_breaker_t tmp;
     memset(&tmp, 0, sizeof(tmp));
-    rc = breaker_init(&tmp, name, &o);
+    bcfg_t *nc = NULL;
+    rc = breaker_init(&tmp, NULL, &o, &nc);
     if (rc)
         return rc;
     pthread_mutex_lock(&b->mu);
@@ -762,11 +821,14 @@ int fdn_breaker_install(fdn_breakers_t *s, const char *name, const fdn_breaker_o
     b->ring = tmp.ring;
     b->cwin = tmp.cwin;
     b->twin = tmp.twin;
-    b->o = tmp.o;
-    b->rate_on = tmp.rate_on;
-    b->clock_on_closed = tmp.clock_on_closed;
+    b->ring_head = b->ring_len = 0;
+    atomic_store_explicit(&b->failures, 0, memory_order_relaxed);
+    b->cw_pos = b->cw_len = b->cw_fail = b->cw_slow = 0;
+    bcfg_t *old = atomic_load_explicit(&b->cfg, memory_order_relaxed);
+    old->retired_next = b->retired;
+    b->retired = old;
+    atomic_store_explicit(&b->cfg, nc, memory_order_release);
     pthread_mutex_unlock(&b->mu);
-    fdn__free(tmp.name);
     fdn__free(r);
     fdn__free(c);
     fdn__free(t);
@@ -774,4 +836,21 @@ int fdn_breaker_install(fdn_breakers_t *s, const char *name, const fdn_breaker_o
     if (out)
         *out = b;
     return 0;
+}
+
+uint64_t fdn__breakers_lookups(fdn_breakers_t *s)
+{
+    return s ? atomic_load_explicit(&s->lookups, memory_order_relaxed) : 0;
+}
+
+size_t fdn__breaker_cfg_count(fdn_breaker_t *b)
+{
+    if (b == NULL)
+        return 0;
+    size_t n = 1;
+    pthread_mutex_lock(&b->mu);
+    for (const bcfg_t *c = b->retired; c != NULL; c = c->retired_next)
+        n++;
+    pthread_mutex_unlock(&b->mu);
+    return n;
 }

@@ -17,7 +17,15 @@
  * exactly one chain and in the shard's LRU list (most recent at the head); a cell whose
  * `expires` has passed is equivalent to no cell, so sweeping never changes a decision.
  * `expires` is wall ns for FIXED_WINDOW cells (the only clock a fixed-window check reads)
- * and monotonic ns for the others; each shard keeps a sweep deadline on both clocks. Arithmetic is
+ * and monotonic ns for the others; each shard keeps a sweep deadline on both clocks, and a
+ * lower bound of its cells' `expires` per clock (min_exp_*: lowered whenever a cell's
+ * expiry is set, made exact by every sweep).
+ *
+ * Overflow: a new key in a full shard first sweeps the shard, but only when min_exp_* says
+ * some cell may have expired (so a flood of new keys into a shard of live keys costs O(1)
+ * per refused key, not a scan); if still full, the policy refuses the new key (DENY_NEW,
+ * default: live state is never dropped, so no key's count can be reset by a flood) or evicts
+ * the LRU tail (EVICT_LRU). Arithmetic is
  * integer ns; products use 128-bit intermediates and rules are validated so that stored values fit
  * in int64.
  */
@@ -317,7 +325,9 @@ typedef struct shard {
     cell_t *lru_head, *lru_tail;
     int64_t next_sweep;      /* monotonic */
     int64_t next_sweep_wall; /* wall */
-    uint64_t allowed, denied, evictions, expired;
+    int64_t min_exp_mono;    /* <= every monotonic-clock cell's expires (INT64_MAX: none) */
+    int64_t min_exp_wall;    /* <= every fixed-window cell's expires */
+    uint64_t allowed, denied, evictions, expired, overflow_denied;
 } shard_t;
 
 typedef struct membe {
@@ -325,6 +335,7 @@ typedef struct membe {
     shard_t *shards;  /* cache-line aligned */
     uint32_t nshards; /* power of two */
     uint32_t cap;     /* per shard */
+    fdn_limit_overflow_t policy;
     _Atomic int64_t interval_ns;
 } membe_t;
 
@@ -401,20 +412,62 @@ static void now_full(const fdn__limit_now_t *in, fdn__limit_now_t *out)
         out->wall_ns = fdn_clock_wall_ns(in->clock);
 }
 
+/* Lower the shard's expiry bound for c's clock (after c->expires was set). */
+static void note_expiry(shard_t *s, const cell_t *c)
+{
+    if (c->algo == FDN_LIMIT_FIXED_WINDOW) {
+        if (c->expires < s->min_exp_wall)
+            s->min_exp_wall = c->expires;
+    } else if (c->expires < s->min_exp_mono) {
+        s->min_exp_mono = c->expires;
+    }
+}
+
+/* now must be full (both clocks). Also makes min_exp_* exact. */
 static size_t shard_sweep(shard_t *s, const fdn__limit_now_t *now)
 {
     size_t n = 0;
     cell_t *c = s->lru_tail;
+    s->min_exp_mono = s->min_exp_wall = INT64_MAX;
     while (c) {
         cell_t *prev = c->lru_prev;
         if (cell_expired(c, now)) {
             cell_remove(s, c);
             n++;
+        } else {
+            note_expiry(s, c);
         }
         c = prev;
     }
     s->expired += n;
     return n;
+}
+
+/* A full shard and a new key: make room or refuse. Returns 0 when a slot is free, or
+ * FDN_ELIMITER with res filled (lock held). */
+static int shard_make_room(membe_t *m, shard_t *s, const fdn__limit_now_t *now,
+                           fdn_limit_result_t *res)
+{
+    fdn__limit_now_t full;
+    now_full(now, &full);
+    if (full.mono_ns >= s->min_exp_mono || full.wall_ns >= s->min_exp_wall)
+        shard_sweep(s, &full);
+    if (s->count < m->cap)
+        return 0;
+    if (m->policy == FDN_LIMIT_OVERFLOW_EVICT_LRU) {
+        s->evictions++;
+        cell_remove(s, s->lru_tail);
+        return 0;
+    }
+    s->overflow_denied++;
+    int64_t wait = INT64_MAX;
+    if (s->min_exp_mono != INT64_MAX)
+        wait = s->min_exp_mono - full.mono_ns;
+    if (s->min_exp_wall != INT64_MAX && s->min_exp_wall - full.wall_ns < wait)
+        wait = s->min_exp_wall - full.wall_ns;
+    memset(res, 0, sizeof(*res));
+    res->retry_after_ns = wait > 0 ? wait : 0;
+    return FDN_ELIMITER;
 }
 
 static void shard_grow(shard_t *s)
@@ -483,6 +536,13 @@ static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit
             pthread_mutex_unlock(&s->mu);
             return 0;
         }
+        if (s->count >= m->cap) {
+            rc = shard_make_room(m, s, now, res);
+            if (rc) {
+                pthread_mutex_unlock(&s->mu);
+                return rc;
+            }
+        }
         /* Each cell starts on its own cache line so that two hot keys never share one. */
         void *raw = fdn__malloc(sizeof(cell_t) + keylen + FDN_CACHELINE - 1);
         if (!raw) {
@@ -491,14 +551,6 @@ static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit
         }
         cell_t *nc =
             (cell_t *)(((uintptr_t)raw + FDN_CACHELINE - 1) & ~(uintptr_t)(FDN_CACHELINE - 1));
-        if (s->count >= m->cap) {
-            cell_t *victim = s->lru_tail;
-            if (cell_expired(victim, now))
-                s->expired++;
-            else
-                s->evictions++;
-            cell_remove(s, victim);
-        }
         memset(nc, 0, sizeof(*nc));
         nc->raw = raw;
         nc->hash = h;
@@ -518,6 +570,7 @@ static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit
         lru_push_front(s, c);
     }
     rc = cell_apply(c, rule, cost, op, now, res, rsv);
+    note_expiry(s, c);
     if (op == FDN__LIMIT_CHECK) {
         if (res->allowed)
             s->allowed++;
@@ -571,6 +624,7 @@ static void mem_stats(void *self, fdn_limiter_stats_t *out)
         out->denied += s->denied;
         out->evictions += s->evictions;
         out->expired += s->expired;
+        out->overflow_denied += s->overflow_denied;
         pthread_mutex_unlock(&s->mu);
     }
 }
@@ -599,8 +653,8 @@ static const fdn__limiter_backend_t mem_backend = {
     mem_apply, mem_forget, mem_sweep, mem_stats, mem_destroy,
 };
 
-static int mem_create(membe_t **out, uint32_t nshards, uint32_t max_keys, int64_t interval_ns,
-                      int64_t now, int64_t wall)
+static int mem_create(membe_t **out, uint32_t nshards, uint32_t max_keys,
+                      fdn_limit_overflow_t policy, int64_t interval_ns, int64_t now, int64_t wall)
 {
     membe_t *m = fdn__calloc(1, sizeof(*m));
     if (!m)
@@ -613,6 +667,7 @@ static int mem_create(membe_t **out, uint32_t nshards, uint32_t max_keys, int64_
     m->shards = (shard_t *)(((uintptr_t)m->shards_raw + FDN_CACHELINE - 1) &
                             ~(uintptr_t)(FDN_CACHELINE - 1));
     m->cap = max_keys / nshards ? max_keys / nshards : 1;
+    m->policy = policy;
     atomic_init(&m->interval_ns, interval_ns);
     for (uint32_t i = 0; i < nshards; i++) {
         shard_t *s = &m->shards[i];
@@ -620,6 +675,7 @@ static int mem_create(membe_t **out, uint32_t nshards, uint32_t max_keys, int64_
         s->buckets = fdn__calloc(s->nbuckets, sizeof(cell_t *));
         s->next_sweep = now + interval_ns;
         s->next_sweep_wall = wall + interval_ns;
+        s->min_exp_mono = s->min_exp_wall = INT64_MAX;
         if (!s->buckets || pthread_mutex_init(&s->mu, NULL) != 0) {
             fdn__free(s->buckets);
             m->nshards = i;
@@ -664,14 +720,22 @@ int fdn_limiter_create(fdn_limiter_t **out, const fdn_limiter_opts_t *opts)
         opts->shards > 65536 || opts->max_keys == 0 || opts->cleanup_interval_ms <= 0 ||
         opts->cleanup_interval_ms > INT64_MAX / NS_PER_MS / 4)
         return FDN_EINVAL;
+    fdn_limit_overflow_t policy = FDN_LIMIT_OVERFLOW_DENY_NEW;
+    if (opts->version >= 2) {
+        if (opts->overflow_policy != FDN_LIMIT_OVERFLOW_DENY_NEW &&
+            opts->overflow_policy != FDN_LIMIT_OVERFLOW_EVICT_LRU)
+            return FDN_EINVAL;
+        policy = opts->overflow_policy;
+    }
     fdn_limiter_t *l = fdn__calloc(1, sizeof(*l));
     if (!l)
         return FDN_ENOMEM;
     l->clock = opts->clock;
     l->telemetry = opts->telemetry;
     membe_t *m;
-    int rc = mem_create(&m, opts->shards, opts->max_keys, opts->cleanup_interval_ms * NS_PER_MS,
-                        fdn_clock_mono_ns(opts->clock), fdn_clock_wall_ns(opts->clock));
+    int rc =
+        mem_create(&m, opts->shards, opts->max_keys, policy, opts->cleanup_interval_ms * NS_PER_MS,
+                   fdn_clock_mono_ns(opts->clock), fdn_clock_wall_ns(opts->clock));
     if (rc) {
         fdn__free(l);
         return rc;
@@ -750,6 +814,13 @@ static int run_op(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_li
     if (res == NULL)
         res = &tmp;
     int rc = l->be->apply(l->be_self, key, keylen, rule, cost, op, &now, res, rsv);
+    if (rc == FDN_ELIMITER && op == FDN__LIMIT_CHECK &&
+        atomic_load_explicit(&l->shadow, memory_order_relaxed)) {
+        /* dry run: the key cannot be stored, but nothing is enforced */
+        res->allowed = true;
+        res->shadow_denied = true;
+        return 0;
+    }
     if (rc)
         return rc;
     if (op != FDN__LIMIT_CHECK)

@@ -25,7 +25,8 @@ typedef struct fdn__limit_now {
  * Storage backend (memory now; a Redis backend would run the same per-key arithmetic in a
  * server-side script). Every function is thread-safe.
  *  apply: run op for key under rule; fills res (and rsv->epoch for CHECK); returns 0 or a
- *         negative code (FDN_ENOMEM, FDN_ENOENT for a CANCEL with nothing to give back).
+ *         negative code (FDN_ENOMEM, FDN_ENOENT for a CANCEL with nothing to give back,
+ *         FDN_ELIMITER for a new key refused by a full store; res is filled then).
  *         The allowed/denied decision is res->allowed, not the return code.
  *  forget: drop a key (FDN_ENOENT if absent). sweep: drop expired keys, return how many.
  */

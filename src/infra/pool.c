@@ -33,6 +33,15 @@
  * post-unlock work (`busy`) is outstanding: a lease may outlive the pool's references, and
  * whichever thread brings the last of these counts to zero frees it.
  *
+ * Leases. The handle a checkout returns (fdn_pool_worker_t * in the API) is not the worker
+ * itself but one of LEASE_SLOTS slots inside it, chosen by the worker's lease generation
+ * (lease_gen, under p->mu), which every new lease and every hand-over to a waiter bumps. A
+ * checkin is accepted only for the current slot of a worker in use, so a second checkin of
+ * a lease that already ended (the worker went idle, to a waiter or to a new borrower) is
+ * refused with FDN_EINVAL and changes nothing. A stale handle is only mistaken for the
+ * current one after a multiple of LEASE_SLOTS further leases of the same worker, and (as
+ * for any use-after-checkin) never after the worker was destroyed.
+ *
  * Timed maintenance (all on the injected clock) is lazy: the worker being lent is checked
  * for lifetime and idle timeout and validated when idle too long; the worker being returned
  * is checked for lifetime. fdn_pool_reap (and the reaper thread) sweeps idle workers
@@ -54,9 +63,10 @@
 
 #include <fdn/telemetry.h>
 
-#define NS_PER_MS  1000000LL
-#define BT_MAX     24
-#define LEAK_BATCH 16
+#define NS_PER_MS   1000000LL
+#define BT_MAX      24
+#define LEASE_SLOTS 16u
+#define LEAK_BATCH  16
 
 enum grant { GRANT_NONE = 0, GRANT_WORKER, GRANT_CREATE, GRANT_SHUTDOWN };
 
@@ -68,6 +78,11 @@ typedef struct waiter {
     int grant;
     fdn_pool_worker_t *worker;
 } waiter_t;
+
+/* A lease handle: points back to its worker (see "Leases" above). */
+typedef struct lease_slot {
+    fdn_pool_worker_t *w;
+} lease_slot_t;
 
 struct fdn_pool_worker {
     void *conn;
@@ -82,9 +97,29 @@ struct fdn_pool_worker {
     int64_t checkout_ns;
     bool in_use;
     bool leak_reported;
+    uint32_t lease_gen; /* p->mu; the current lease's slot is lease_gen % LEASE_SLOTS */
     int bt_len;
     void *bt[BT_MAX];
+    lease_slot_t slots[LEASE_SLOTS];
 };
+
+/* The handle of w's current lease (p->mu held, or the caller holds that lease). */
+static fdn_pool_worker_t *lease_handle(fdn_pool_worker_t *w)
+{
+    return (fdn_pool_worker_t *)(void *)&w->slots[w->lease_gen % LEASE_SLOTS];
+}
+
+/* The worker behind a handle (the handle must come from a checkout of a live worker). */
+static fdn_pool_worker_t *lease_worker(const fdn_pool_worker_t *h)
+{
+    return ((const lease_slot_t *)(const void *)h)->w;
+}
+
+/* Is h the handle of w's current lease? p->mu held. */
+static bool lease_current_locked(const fdn_pool_worker_t *w, const fdn_pool_worker_t *h)
+{
+    return w->in_use && (const void *)h == (const void *)&w->slots[w->lease_gen % LEASE_SLOTS];
+}
 
 struct fdn_pool {
     pthread_mutex_t mu;
@@ -363,6 +398,8 @@ static int make_worker(fdn_pool_t *p, fdn_pool_worker_t **out)
     }
     w->conn = conn;
     w->pool = p;
+    for (unsigned i = 0; i < LEASE_SLOTS; i++)
+        w->slots[i].w = w;
     *out = w;
     return 0;
 }
@@ -377,6 +414,7 @@ static void capture_bt(const fdn_pool_t *p, void **bt, int *n)
 static void set_lease_locked(fdn_pool_worker_t *w, int64_t now, void *const *bt, int bt_len)
 {
     w->in_use = true;
+    w->lease_gen++;
     w->checkout_ns = now;
     w->leak_reported = false;
     w->bt_len = bt_len;
@@ -737,8 +775,8 @@ static int fill_slot(fdn_pool_t *p, fdn_pool_worker_t **out, void **bt, int bt_l
     set_lease_locked(w, now, bt, bt_len);
     p->n_created++;
     p->n_checkouts++;
+    *out = lease_handle(w);
     pthread_mutex_unlock(&p->mu);
-    *out = w;
     return 0;
 }
 
@@ -782,6 +820,7 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
             set_lease_locked(w, now, bt, bt_len);
             p->in_use++;
             p->n_checkouts++;
+            fdn_pool_worker_t *h = lease_handle(w);
             pthread_mutex_unlock(&p->mu);
             destroy_chain(p, chain);
             chain = NULL;
@@ -802,7 +841,7 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
                              (double)(now_ns(p) - start));
                 return rc;
             }
-            *out = w;
+            *out = h;
             tm_event(p, "foundation.connection_pool.checkout", "checkout_time",
                      (double)(now_ns(p) - start));
             return 0;
@@ -878,8 +917,8 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
         if (bt_len > 0)
             memcpy(w->bt, bt, (size_t)bt_len * sizeof(bt[0]));
         p->n_checkouts++;
+        *out = lease_handle(w);
         pthread_mutex_unlock(&p->mu);
-        *out = w;
         tm_event(p, "foundation.connection_pool.checkout", "checkout_time",
                  (double)(now_ns(p) - start));
         return 0;
@@ -905,24 +944,36 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
     }
 }
 
-void *fdn_pool_worker_conn(const fdn_pool_worker_t *w)
+void *fdn_pool_worker_conn(const fdn_pool_worker_t *h)
 {
-    return w != NULL ? w->conn : NULL;
+    return h != NULL ? lease_worker(h)->conn : NULL;
 }
 
-static int give_back(fdn_pool_t *p, fdn_pool_worker_t *w, bool broken)
+static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
 {
-    if (p == NULL || w == NULL || w->pool != p)
+    if (p == NULL || h == NULL)
         return FDN_EINVAL;
-    if (!broken && p->reset != NULL && p->reset(w->conn, p->user) != 0)
-        broken = true;
+    fdn_pool_worker_t *w = lease_worker(h);
+    if (w == NULL || w->pool != p)
+        return FDN_EINVAL;
+    if (!broken && p->reset != NULL) {
+        /* the reset callback must only ever see a connection the caller really holds */
+        pthread_mutex_lock(&p->mu);
+        bool current = lease_current_locked(w, h);
+        pthread_mutex_unlock(&p->mu);
+        if (!current)
+            return FDN_EINVAL;
+        if (p->reset(w->conn, p->user) != 0)
+            broken = true;
+    }
     int64_t now = p->checkin_needs_now ? stamp_ns(p) : 0;
     bool kick = false;
     int refill_n = 0;
     fdn_pool_worker_t *drop = NULL;
 
     pthread_mutex_lock(&p->mu);
-    if (!w->in_use) {
+    if (!lease_current_locked(w, h)) {
+        /* a second checkin of an ended lease: the worker is idle or someone else's now */
         pthread_mutex_unlock(&p->mu);
         return FDN_EINVAL;
     }
@@ -936,6 +987,7 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *w, bool broken)
         w->checkout_ns = now;
         w->leak_reported = false;
         w->bt_len = 0;
+        w->lease_gen++; /* a new lease: the old handle no longer checks in */
         kick = grant_oldest(p, GRANT_WORKER, w);
     } else if (broken || expired || p->closed || (p->live > p->size && p->overflow_ttl_ns == 0)) {
         w->in_use = false;
@@ -1011,7 +1063,7 @@ int fdn_pool_with(fdn_pool_t *p, fdn_pool_fn fn, void *arg, int64_t timeout_ms, 
     int rc = fdn_pool_checkout(p, &w, timeout_ms, err);
     if (rc != 0)
         return rc;
-    rc = fn(w->conn, arg);
+    rc = fn(fdn_pool_worker_conn(w), arg);
     (void)give_back(p, w, rc == FDN_EPOOL_BROKEN);
     return rc;
 }

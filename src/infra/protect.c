@@ -10,9 +10,12 @@
  * of ours held. configure/unconfigure take the write lock, swap entries and drop the old
  * entry's reference; the last reference frees it.
  *
- * Invariants: entries are sorted by key and unique; an entry is immutable once published;
- * a breaker pointer in an entry stays valid because breakers live as long as their set,
- * which outlives this registry. Rejections by the limiter or the pool never record a breaker
+ * Invariants: entries are sorted by key and unique; an entry is immutable once published,
+ * except for `opt_breaker`, an atomic cache of the breaker last resolved for a call option
+ * (opts->breaker) on that key, so a call naming a breaker does not search the set (and take
+ * its mutex) each time; it is checked by name before use. Breaker pointers in an entry stay
+ * valid because breakers live as long as their set, which outlives this registry, and are
+ * never removed from it. Rejections by the limiter or the pool never record a breaker
  * outcome (the permit is released).
  */
 #include <fdn/protect.h>
@@ -32,6 +35,7 @@ typedef struct entry {
     _Atomic int refs;
     char *key;
     fdn_breaker_t *breaker;
+    _Atomic(fdn_breaker_t *) opt_breaker; /* cache for opts->breaker, see DESIGN */
     char *rule_name;
     bool has_inline;
     fdn_limit_rule_t inline_rule;
@@ -206,6 +210,7 @@ int fdn_protect_configure(fdn_protect_t *p, const char *key, const fdn_protect_c
     if (!e)
         return FDN_ENOMEM;
     atomic_init(&e->refs, 1);
+    atomic_init(&e->opt_breaker, NULL);
     e->key = fdn__strdup(key);
     e->breaker = b;
     e->rule_name = cfg->limiter_rule && !cfg->limit ? fdn__strdup(cfg->limiter_rule) : NULL;
@@ -386,19 +391,37 @@ static void emit(fdn_protect_t *p, const char *ev, const char *key, fdn_protect_
         p->on_event(ev, key, layer, rc, dur, p->event_user);
 }
 
-/* Inline-rule limiter check on "<key>:<identifier>". */
+/*
+ * Inline-rule limiter check. The limiter key is "\0protect:<len(key)>:<key>:<identifier>":
+ * named-rule keys ("<rule>:<identifier>", rule names are non-empty C strings) and entity
+ * keys ("foundation:...") never start with a NUL byte, so an inline rule never shares cells
+ * with a named rule even when the protection key equals a rule name, and the length prefix
+ * keeps (key "a:b", id "c") apart from (key "a", id "b:c").
+ */
 static int check_inline(fdn_protect_t *p, const char *key, const char *id,
                         const fdn_limit_rule_t *rule, int64_t cost, fdn_limit_result_t *res)
 {
+    static const char prefix[] = "\0protect:";
+    const size_t pl = sizeof(prefix) - 1;
     size_t kl = strlen(key), il = strlen(id);
+    char num[24];
+    int nn = snprintf(num, sizeof(num), "%zu:", kl);
+    size_t nl = (size_t)nn;
+    size_t total = pl + nl + kl + 1 + il;
     char buf[256];
-    char *k = kl + 1 + il <= sizeof(buf) ? buf : fdn__malloc(kl + 1 + il);
+    char *k = total <= sizeof(buf) ? buf : fdn__malloc(total);
     if (!k)
         return FDN_ENOMEM;
-    memcpy(k, key, kl);
-    k[kl] = ':';
-    memcpy(k + kl + 1, id, il);
-    int rc = fdn_limiter_check(p->limiter, k, kl + 1 + il, rule, cost, 0, res);
+    size_t o = 0;
+    memcpy(k, prefix, pl);
+    o += pl;
+    memcpy(k + o, num, nl);
+    o += nl;
+    memcpy(k + o, key, kl);
+    o += kl;
+    k[o++] = ':';
+    memcpy(k + o, id, il);
+    int rc = fdn_limiter_check(p->limiter, k, total, rule, cost, 0, res);
     if (k != buf)
         fdn__free(k);
     return rc;
@@ -454,6 +477,14 @@ int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_c
                 fdn_err_set(err, rc, "Rate limit exceeded for %s:%s", key, id);
                 fdn_err_add_context(err, "retry_after_ms", "%lld",
                                     (long long)(lr.retry_after_ns / NS_PER_MS));
+            } else if (rc == FDN_ELIMITER) {
+                /* the limiter is full of live keys and refuses new ones (overflow_policy) */
+                result->rejected_by = FDN_PROTECT_LIMITER;
+                result->retry_after_ns = lr.retry_after_ns;
+                emit(p, "protection_triggered", key, FDN_PROTECT_LIMITER, rc, 0);
+                fdn_err_set(err, rc, "rate limiter full: new key refused for %s:%s", key, id);
+                fdn_err_add_context(err, "retry_after_ms", "%lld",
+                                    (long long)(lr.retry_after_ns / NS_PER_MS));
             } else {
                 fdn_err_set(err, rc, "rate limiter error for %s", key);
             }
@@ -469,10 +500,21 @@ int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_c
                 rc = fdn_err_set(err, FDN_EBREAKER_NOT_FOUND, "no breaker set");
                 goto done;
             }
-            rc = fdn_breaker_get(p->breakers, opts->breaker, &b);
-            if (rc) {
-                fdn_err_set(err, rc, "Circuit breaker %s not found", opts->breaker);
-                goto done;
+            if (e) {
+                b = e->breaker;
+                if (b == NULL || strcmp(fdn_breaker_name(b), opts->breaker) != 0)
+                    b = atomic_load_explicit(&e->opt_breaker, memory_order_acquire);
+                if (b != NULL && strcmp(fdn_breaker_name(b), opts->breaker) != 0)
+                    b = NULL;
+            }
+            if (b == NULL) {
+                rc = fdn_breaker_get(p->breakers, opts->breaker, &b);
+                if (rc) {
+                    fdn_err_set(err, rc, "Circuit breaker %s not found", opts->breaker);
+                    goto done;
+                }
+                if (e)
+                    atomic_store_explicit(&e->opt_breaker, b, memory_order_release);
             }
         } else if (e) {
             b = e->breaker;

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -370,12 +371,100 @@ static void protect_concurrent(void **state)
     fdn_breakers_destroy(brk);
 }
 
+/* A flood of distinct keys from several threads while another thread hammers a victim key:
+ * with the default overflow policy the victim never gets more than its limit (its cell is
+ * never evicted), the store never exceeds max_keys, and refusals are counted. */
+typedef struct fctx {
+    fdn_limiter_t *l;
+    pthread_barrier_t bar;
+    _Atomic long victim_ok;
+    _Atomic long refused;
+    _Atomic int flooding;
+    _Atomic long next; /* flood keys issued */
+    long n;
+} fctx_t;
+
+static const fdn_limit_rule_t flood_rule = {FDN_LIMIT_FIXED_WINDOW, 50, 3600000, 0};
+
+static void *flooder(void *arg)
+{
+    fctx_t *c = arg;
+    char key[48];
+    pthread_barrier_wait(&c->bar);
+    while (atomic_load(&c->flooding) > 0) {
+        long k = atomic_fetch_add(&c->next, 1);
+        int len = snprintf(key, sizeof(key), "flood-%ld", k);
+        int rc = fdn_limiter_check(c->l, key, (size_t)len, &flood_rule, 1, 0, NULL);
+        if (rc == FDN_ELIMITER)
+            atomic_fetch_add(&c->refused, 1);
+        else
+            assert_int_equal(rc, 0);
+    }
+    return NULL;
+}
+
+static void *victim(void *arg)
+{
+    fctx_t *c = arg;
+    long last = 0;
+    pthread_barrier_wait(&c->bar);
+    for (long v = 0; v < c->n; v++) {
+        /* let enough new keys arrive between two checks that, with LRU eviction, the
+         * victim's cell would be pushed out of its shard */
+        while (atomic_load(&c->next) < last + 512)
+            sched_yield();
+        last = atomic_load(&c->next);
+        int rc = fdn_limiter_check(c->l, "victim", 6, &flood_rule, 1, 0, NULL);
+        assert_true(rc == 0 || rc == FDN_ERATE_LIMITED);
+        if (rc == 0)
+            atomic_fetch_add(&c->victim_ok, 1);
+    }
+    atomic_store(&c->flooding, 0);
+    return NULL;
+}
+
+static void flood_keeps_victim_limited(void **state)
+{
+    (void)state;
+    fdn_clock_t *clk;
+    assert_int_equal(fdn_clock_manual_create(&clk, 0, 1700000040000LL * MS), 0);
+    fctx_t c;
+    memset(&c, 0, sizeof(c));
+    fdn_limiter_opts_t o = FDN_LIMITER_OPTS_INIT;
+    o.clock = clk;
+    o.shards = 4;
+    o.max_keys = 256;
+    assert_int_equal(fdn_limiter_create(&c.l, &o), 0);
+    /* the victim's cell exists before the flood */
+    assert_int_equal(fdn_limiter_check(c.l, "victim", 6, &flood_rule, 1, 0, NULL), 0);
+    atomic_store(&c.victim_ok, 1);
+    c.n = 2 * flood_rule.limit + 20; /* victim checks, each after >= 512 new flood keys */
+    atomic_store(&c.flooding, 1);
+    pthread_barrier_init(&c.bar, NULL, 3);
+    pthread_t t[3];
+    pthread_create(&t[0], NULL, flooder, &c);
+    pthread_create(&t[1], NULL, flooder, &c);
+    pthread_create(&t[2], NULL, victim, &c);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&c.bar);
+    assert_int_equal(atomic_load(&c.victim_ok), flood_rule.limit);
+    fdn_limiter_stats_t st;
+    assert_int_equal(fdn_limiter_stats(c.l, &st), 0);
+    assert_true(st.keys <= 256);
+    assert_int_equal(st.evictions, 0);
+    assert_int_equal((long)st.overflow_denied, atomic_load(&c.refused));
+    assert_true(st.overflow_denied > 0);
+    fdn_limiter_destroy(c.l);
+    fdn_clock_destroy(clk);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(frozen_clock_exact), cmocka_unit_test(moving_clock_bounded),
         cmocka_unit_test(breaker_concurrent), cmocka_unit_test(breaker_mixed_no_leaks),
-        cmocka_unit_test(protect_concurrent),
+        cmocka_unit_test(protect_concurrent), cmocka_unit_test(flood_keeps_victim_limited),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

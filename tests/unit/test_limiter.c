@@ -407,6 +407,99 @@ static int setup_small(void **state)
     return setup_opts(state, &o);
 }
 
+static int setup_small_lru(void **state)
+{
+    fdn_limiter_opts_t o = FDN_LIMITER_OPTS_INIT;
+    o.shards = 4;
+    o.max_keys = 64;
+    o.cleanup_interval_ms = 1000;
+    o.overflow_policy = FDN_LIMIT_OVERFLOW_EVICT_LRU;
+    return setup_opts(state, &o);
+}
+
+/* Default policy: a flood of distinct keys is refused once a shard is full; the victim key
+ * keeps its count (before, LRU eviction restarted it and let the victim exceed its limit),
+ * and memory stays bounded. */
+static void flood_cannot_reset_victim(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t rule = {FDN_LIMIT_FIXED_WINDOW, 5, 60000, 0};
+    fdn_limit_result_t r;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(chk(f, "victim", &rule, 1, &r), 0);
+    assert_int_equal(chk(f, "victim", &rule, 1, &r), FDN_ERATE_LIMITED);
+    char key[32];
+    long refused = 0;
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof(key), "flood-%d", i);
+        int rc = chk(f, key, &rule, 1, &r);
+        if (rc == FDN_ELIMITER) {
+            refused++;
+            assert_false(r.allowed);
+            assert_true(r.retry_after_ns > 0 && r.retry_after_ns <= 60000 * MS);
+        } else {
+            assert_int_equal(rc, 0);
+        }
+        /* the victim stays limited throughout the flood */
+        if (i % 97 == 0)
+            assert_int_equal(chk(f, "victim", &rule, 1, &r), FDN_ERATE_LIMITED);
+    }
+    assert_int_equal(chk(f, "victim", &rule, 1, &r), FDN_ERATE_LIMITED);
+    fdn_limiter_stats_t st;
+    fdn_limiter_stats(f->l, &st);
+    assert_true(st.keys <= 64);
+    assert_int_equal(st.evictions, 0);
+    assert_int_equal((long)st.overflow_denied, refused);
+    assert_int_equal((long)st.keys - 1 + refused, 5000); /* victim + admitted flood keys */
+    /* shadow mode: a refused new key is reported, not enforced */
+    fdn_limiter_set_shadow(f->l, true);
+    assert_int_equal(chk(f, "flood-4999", &rule, 1, &r), 0);
+    assert_true(r.shadow_denied);
+    fdn_limiter_set_shadow(f->l, false);
+    /* once the window is over, expired cells are removed first and new keys fit again */
+    fdn_clock_advance(f->clk, 60000 * MS);
+    fdn_limiter_stats_t st0;
+    fdn_limiter_stats(f->l, &st0);
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof(key), "late-%d", i);
+        assert_int_equal(chk(f, key, &rule, 1, &r), 0);
+    }
+    fdn_limiter_stats(f->l, &st);
+    assert_int_equal(st.evictions, 0);
+    assert_int_equal(st.overflow_denied, st0.overflow_denied);
+    assert_true(st.expired > st0.expired);
+    assert_true(st.keys <= 64);
+}
+
+/* A full shard with an expired cell removes that cell, never a live LRU one. */
+static void full_shard_prefers_expired(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t shortr = {FDN_LIMIT_FIXED_WINDOW, 5, 100, 0};
+    fdn_limit_rule_t longr = {FDN_LIMIT_FIXED_WINDOW, 5, 60000, 0};
+    fdn_limit_result_t r;
+    /* "keep" is the oldest cell (LRU tail) of its shard; short-window cells fill the rest */
+    assert_int_equal(chk(f, "keep", &longr, 1, &r), 0);
+    char key[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "short-%d", i);
+        chk(f, key, &shortr, 1, &r);
+    }
+    fdn_limiter_stats_t st0, st;
+    fdn_limiter_stats(f->l, &st0);
+    assert_int_equal(st0.keys, 64);
+    fdn_clock_advance(f->clk, 100 * MS); /* short cells expire, "keep" does not */
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof(key), "new-%d", i);
+        assert_int_equal(chk(f, key, &longr, 1, &r), 0);
+    }
+    assert_int_equal(fdn_limiter_check(f->l, "keep", 4, &longr, 1, FDN_LIMIT_PEEK, &r), 0);
+    assert_int_equal(r.count, 1); /* still there: its count did not restart */
+    fdn_limiter_stats(f->l, &st);
+    assert_int_equal(st.evictions, 0);
+    assert_true(st.expired >= st0.expired + 20);
+}
+
 static void eviction_bounds_memory(void **state)
 {
     fx_t *f = *state;
@@ -490,7 +583,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(shadow_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(named_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(reset_clears_and_service_stop, setup, teardown),
-        cmocka_unit_test_setup_teardown(eviction_bounds_memory, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(eviction_bounds_memory, setup_small_lru, teardown),
+        cmocka_unit_test_setup_teardown(flood_cannot_reset_victim, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(full_shard_prefers_expired, setup_small, teardown),
         cmocka_unit_test_setup_teardown(sweeping, setup_small, teardown),
         cmocka_unit_test(create_validation),
     };

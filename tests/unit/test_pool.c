@@ -285,6 +285,7 @@ typedef struct waiter_arg {
     _Atomic int *order;
     int *slots;
     bool checkin;
+    fdn_pool_worker_t *got; /* the lease, when kept (checkin false) */
 } waiter_arg_t;
 
 static void *waiter_main(void *arg)
@@ -297,6 +298,8 @@ static void *waiter_main(void *arg)
             a->slots[atomic_fetch_add(a->order, 1)] = a->id;
         if (a->checkin)
             fdn_pool_checkin(a->p, w);
+        else
+            a->got = w;
     }
     atomic_store(&a->done, 1);
     return NULL;
@@ -373,6 +376,57 @@ static void timeout_is_exact_on_manual_clock(void **state)
     assert_int_equal(s.timeouts, 1);
     assert_int_equal(s.oldest_lease_age_ns, 100 * MS);
     assert_int_equal(fdn_pool_checkin(p, held), 0);
+}
+
+/* A second checkin of a lease that already ended (its worker was handed to a waiter, went
+ * idle, or was lent again) is refused with FDN_EINVAL and changes nothing: the worker is
+ * never held by two callers. */
+static void double_checkin_is_refused(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    o.reset = c_reset;
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *held;
+    assert_int_equal(fdn_pool_checkout(p, &held, 0, NULL), 0);
+    waiter_arg_t a;
+    memset(&a, 0, sizeof(a));
+    a.p = p;
+    a.timeout_ms = 100;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, waiter_main, &a), 0);
+    wait_waiters(p, 1);
+    assert_int_equal(fdn_pool_checkin(p, held), 0); /* handed to the waiter */
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, 0);
+    assert_non_null(a.got);
+    assert_int_equal(atomic_load(&f->ctx.resets), 1);
+
+    /* the old holder checks in again: refused, the waiter keeps it, reset not run */
+    assert_int_equal(fdn_pool_checkin(p, held), FDN_EINVAL);
+    assert_int_equal(fdn_pool_checkin_broken(p, held), FDN_EINVAL);
+    assert_int_equal(atomic_load(&f->ctx.resets), 1);
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.in_use, 1);
+    assert_int_equal(s.available, 0);
+    assert_int_equal(atomic_load(&f->ctx.destroyed), 0);
+    fdn_pool_worker_t *other = NULL;
+    assert_int_equal(fdn_pool_checkout(p, &other, 0, NULL), FDN_ETIMEDOUT);
+    assert_int_equal(fdn_pool_worker_conn(a.got), fdn_pool_worker_conn(held));
+
+    /* the waiter's lease ends normally; then both handles are stale */
+    assert_int_equal(fdn_pool_checkin(p, a.got), 0);
+    assert_int_equal(fdn_pool_checkin(p, a.got), FDN_EINVAL);
+    assert_int_equal(fdn_pool_checkin(p, held), FDN_EINVAL);
+    assert_int_equal(st(p).available, 1);
+    assert_int_equal(fdn_pool_checkout(p, &other, 0, NULL), 0);
+    assert_int_equal(fdn_pool_checkin(p, a.got), FDN_EINVAL);
+    assert_int_equal(fdn_pool_checkin(p, held), FDN_EINVAL);
+    s = st(p);
+    assert_int_equal(s.in_use, 1);
+    assert_int_equal(atomic_load(&f->ctx.resets), 2);
+    assert_int_equal(fdn_pool_checkin(p, other), 0);
+    assert_int_equal(st(p).available, 1);
 }
 
 static void waiter_gets_worker_before_deadline(void **state)
@@ -1086,6 +1140,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(create_validates_options, setup, teardown),
         cmocka_unit_test(strategy_names),
         cmocka_unit_test_setup_teardown(lifo_reuses_last_returned, setup, teardown),
+        cmocka_unit_test_setup_teardown(double_checkin_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(fifo_reuses_first_returned, setup, teardown),
         cmocka_unit_test_setup_teardown(overflow_created_then_destroyed_on_checkin, setup,
                                         teardown),

@@ -10,6 +10,7 @@
 
 #include <fdn/protect.h>
 #include <fdn/telemetry.h>
+#include "infra/breaker_int.h"
 
 #define MS 1000000LL
 
@@ -464,6 +465,122 @@ static void telemetry_events(void **state)
     fdn_clock_destroy(clk);
 }
 
+/* An inline rule of protection key "k" must not share limiter cells with the named rule
+ * "k" (both used to map to "k:<id>"). */
+static void inline_and_named_keys_do_not_collide(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t named = {FDN_LIMIT_FIXED_WINDOW, 2, 60000, 0};
+    fdn_limit_rule_t inl = {FDN_LIMIT_FIXED_WINDOW, 100, 60000, 0};
+    assert_int_equal(fdn_limiter_set_rule(f->lim, "k", &named), 0);
+    fdn_protect_config_t c1 = FDN_PROTECT_CONFIG_INIT;
+    c1.limit = &inl;
+    assert_int_equal(fdn_protect_configure(f->p, "k", &c1, NULL), 0);
+    fdn_protect_config_t c2 = FDN_PROTECT_CONFIG_INIT;
+    c2.limiter_rule = "k";
+    assert_int_equal(fdn_protect_configure(f->p, "other", &c2, NULL), 0);
+    fdn_protect_call_opts_t co = FDN_PROTECT_CALL_OPTS_INIT;
+    co.identifier = "u";
+    call_t c = {f, 0, NULL, 0};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL), 0);
+    /* the named rule "k" for "u" is untouched: 2 calls pass, the third is limited */
+    assert_int_equal(fdn_execute_protected(f->p, "other", &co, fn, &c, NULL, NULL), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "other", &co, fn, &c, NULL, NULL), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "other", &co, fn, &c, NULL, NULL),
+                     FDN_ERATE_LIMITED);
+    /* and the inline rule's count did not move with them */
+    for (int i = 0; i < 97; i++)
+        assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL), FDN_ERATE_LIMITED);
+    /* a key/identifier split at a different ':' is a different cell too */
+    assert_int_equal(fdn_protect_configure(f->p, "k:u", &c1, NULL), 0);
+    fdn_protect_call_opts_t co2 = FDN_PROTECT_CALL_OPTS_INIT;
+    co2.identifier = "";
+    assert_int_equal(fdn_execute_protected(f->p, "k:u", &co2, fn, &c, NULL, NULL), 0);
+}
+
+/* A call option naming a breaker is resolved once per configured key and cached: later
+ * calls do not search the set (which takes its mutex). The cache follows the name. */
+static void call_option_breaker_is_cached(void **state)
+{
+    fx_t *f = *state;
+    fdn_breaker_t *b1 = NULL, *b2 = NULL;
+    assert_int_equal(fdn_breaker_create_in(f->brk, "b1", NULL, &b1), 0);
+    assert_int_equal(fdn_breaker_create_in(f->brk, "b2", NULL, &b2), 0);
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    assert_int_equal(fdn_protect_configure(f->p, "k", &cfg, NULL), 0);
+    fdn_protect_call_opts_t co = FDN_PROTECT_CALL_OPTS_INIT;
+    co.breaker = "b1";
+    call_t c = {f, 0, NULL, 0};
+    uint64_t l0 = fdn__breakers_lookups(f->brk);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL), 0);
+    assert_true(fdn__breakers_lookups(f->brk) - l0 <= 1);
+    /* the cached breaker really is b1: opening b1 rejects, b2 does not */
+    fdn_breaker_force_open(b1);
+    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL), FDN_ECIRCUIT_OPEN);
+    co.breaker = "b2";
+    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL), 0);
+    co.breaker = "missing";
+    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL),
+                     FDN_EBREAKER_NOT_FOUND);
+    co.breaker = "b1";
+    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL), FDN_ECIRCUIT_OPEN);
+    /* the configured breaker of a key is used directly when the option names it */
+    fdn_protect_config_t cfg2 = FDN_PROTECT_CONFIG_INIT;
+    cfg2.breaker = "b2";
+    assert_int_equal(fdn_protect_configure(f->p, "k2", &cfg2, NULL), 0);
+    co.breaker = "b2";
+    l0 = fdn__breakers_lookups(f->brk);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(fdn_execute_protected(f->p, "k2", &co, fn, &c, NULL, NULL), 0);
+    assert_int_equal(fdn__breakers_lookups(f->brk), l0);
+}
+
+/* A limiter full of live keys refuses a new one: the protected call is rejected by the
+ * limiter layer with FDN_ELIMITER, fn does not run, and the breaker records nothing. */
+static void full_limiter_rejects_new_key(void **state)
+{
+    fx_t *f = *state;
+    fdn_limiter_t *lim = NULL;
+    fdn_limiter_opts_t lo = FDN_LIMITER_OPTS_INIT;
+    lo.clock = f->clk;
+    lo.shards = 1;
+    lo.max_keys = 1;
+    assert_int_equal(fdn_limiter_create(&lim, &lo), 0);
+    fdn_protect_t *p = NULL;
+    fdn_protect_opts_t o = FDN_PROTECT_OPTS_INIT;
+    o.limiter = lim;
+    o.breakers = f->brk;
+    o.clock = f->clk;
+    assert_int_equal(fdn_protect_create(&p, &o), 0);
+    fdn_limit_rule_t inl = {FDN_LIMIT_FIXED_WINDOW, 10, 60000, 0};
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.limit = &inl;
+    cfg.breaker = "lb";
+    assert_int_equal(fdn_protect_configure(p, "k", &cfg, NULL), 0);
+    fdn_protect_call_opts_t co = FDN_PROTECT_CALL_OPTS_INIT;
+    call_t c = {f, 0, NULL, 0};
+    fdn_protect_result_t res;
+    co.identifier = "a";
+    assert_int_equal(fdn_execute_protected(p, "k", &co, fn, &c, &res, NULL), 0);
+    co.identifier = "b";
+    fdn_error_t err;
+    assert_int_equal(fdn_execute_protected(p, "k", &co, fn, &c, &res, &err), FDN_ELIMITER);
+    assert_false(res.ran);
+    assert_int_equal(res.rejected_by, FDN_PROTECT_LIMITER);
+    assert_true(res.retry_after_ns > 0 && res.retry_after_ns <= 60000 * MS);
+    assert_int_equal(c.runs, 1);
+    fdn_breaker_t *b = NULL;
+    assert_int_equal(fdn_breaker_get(f->brk, "lb", &b), 0);
+    fdn_breaker_status_t bs;
+    fdn_breaker_status(b, &bs);
+    assert_int_equal(bs.total_failures, 0);
+    fdn_protect_destroy(p);
+    fdn_limiter_destroy(lim);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -472,6 +589,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(rate_limited_hard_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(inline_rule_and_cost, setup, teardown),
         cmocka_unit_test_setup_teardown(all_layers_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(inline_and_named_keys_do_not_collide, setup, teardown),
+        cmocka_unit_test_setup_teardown(call_option_breaker_is_cached, setup, teardown),
+        cmocka_unit_test_setup_teardown(full_limiter_rejects_new_key, setup, teardown),
         cmocka_unit_test_setup_teardown(configure_validation_and_list, setup, teardown),
         cmocka_unit_test(telemetry_events),
     };
