@@ -117,6 +117,16 @@ static int h_check(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     fdn_limit_result_t r;
     memset(&r, 0, sizeof r);
     rc = fdn_limiter_check(l, key_s, json_string_length(key), &rule, cost, 0, &r);
+    if (rc == FDN_ELIMITER) {
+        /* every key cell is live and the limiter refuses new keys (overflow_policy
+         * deny_new): the server is full for now, not this client over its rate */
+        fdn_err_set(&resp->err, rc, "rate limiter full: no room for a new key, retry later");
+        resp->status = 503;
+        resp->retry_after_s = ceil_div(r.retry_after_ns, 1000000000);
+        if (resp->retry_after_s < 1)
+            resp->retry_after_s = 1;
+        goto out;
+    }
     if (rc < 0 && rc != FDN_ERATE_LIMITED)
         goto out;
     json_t *j =

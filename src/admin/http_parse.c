@@ -309,6 +309,7 @@ unsigned fdn__http_status_for(int code)
     case FDN_ECONFIG_UNAVAILABLE:
     case FDN_ECIRCUIT_OPEN:
     case FDN_EUNHEALTHY:
+    case FDN_ELIMITER:
         return 503;
     case FDN_ETIMEDOUT:
         return 504;

@@ -904,6 +904,47 @@ static void bind_then_start(void **state)
     fdn_admin_destroy(b);
 }
 
+
+/* A limiter that refuses new keys when full (overflow_policy deny_new) answers 503 with a
+ * Retry-After and the agreed error body, not 500 and not 429. */
+static void limiter_full_is_503(void **state)
+{
+    (void)state;
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    fdn_limiter_opts_t lo = FDN_LIMITER_OPTS_INIT;
+    lo.shards = 1;
+    lo.max_keys = 2;
+    fdn_limiter_t *lim = NULL;
+    assert_int_equal(fdn_limiter_create(&lim, &lo), 0);
+    assert_int_equal(fdn_admin_mount_limiter(a, lim), 0);
+    static const char *const bodies[] = {
+        "{\"key\":\"k1\",\"limit\":5,\"window_ms\":60000}",
+        "{\"key\":\"k2\",\"limit\":5,\"window_ms\":60000}",
+        "{\"key\":\"k3\",\"limit\":5,\"window_ms\":60000}",
+    };
+    unsigned want[] = {200, 200, 503};
+    for (size_t i = 0; i < 3; i++) {
+        fdn__http_resp_t r;
+        memset(&r, 0, sizeof r);
+        fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, bodies[i], strlen(bodies[i]),
+                            &r);
+        assert_int_equal(r.status, want[i]);
+        if (want[i] == 503) {
+            json_t *e = json_object_get(r.json, "error");
+            assert_int_equal(json_integer_value(json_object_get(e, "code")), 6003);
+            assert_string_equal(json_string_value(json_object_get(e, "type")),
+                                "rate_limiter_exception");
+            assert_true(r.retry_after_s >= 1);
+        }
+        fdn__http_resp_clear(&r);
+    }
+    fdn_admin_destroy(a);
+    fdn_limiter_destroy(lim);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -914,7 +955,8 @@ int main(void)
         cmocka_unit_test(status_mapping),   cmocka_unit_test(error_body),
         cmocka_unit_test(ct_equal),         cmocka_unit_test(dispatch_routes),
         cmocka_unit_test(dispatch_token),   cmocka_unit_test(stopped_services_answer_503),
-        cmocka_unit_test(service_handlers), cmocka_unit_test(server_real),
+        cmocka_unit_test(service_handlers),
+        cmocka_unit_test(limiter_full_is_503), cmocka_unit_test(server_real),
         cmocka_unit_test(config_check_all), cmocka_unit_test(serve_wait_escalation),
         cmocka_unit_test(bind_then_start),  cmocka_unit_test(same_socket_check),
     };
