@@ -36,8 +36,8 @@ typedef struct bench_case {
                              with --quick) */
     const char *baseline; /* name of the baseline case, NULL for baselines themselves */
     bench_goal_kind_t goal_kind;
-    double goal;          /* threshold for goal_kind */
-    const char *goal_text;/* e.g. "<= 10 ns" */
+    double goal;           /* threshold for goal_kind */
+    const char *goal_text; /* e.g. "<= 10 ns" */
     /* Shared state for all threads of one run; may return NULL. Called outside timing. */
     void *(*setup)(int threads);
     /* Run `iters` operations on thread `tid` (0-based). Timed. */
@@ -51,15 +51,15 @@ typedef struct bench_case {
 
 void bench_register(const bench_case_t *c);
 
-#define BENCH_REGISTER(var)                                                                      \
-    static void bench_reg_##var(void) __attribute__((constructor));                              \
-    static void bench_reg_##var(void)                                                            \
-    {                                                                                            \
-        bench_register(&(var));                                                                  \
+#define BENCH_REGISTER(var)                                                                        \
+    static void bench_reg_##var(void) __attribute__((constructor));                                \
+    static void bench_reg_##var(void)                                                              \
+    {                                                                                              \
+        bench_register(&(var));                                                                    \
     }
 
 /* Keep the compiler from optimising a value or a memory write away. */
-#define BENCH_USE(x) __asm__ volatile("" : : "g"(x) : "memory")
+#define BENCH_USE(x)    __asm__ volatile("" : : "g"(x) : "memory")
 #define BENCH_CLOBBER() __asm__ volatile("" : : : "memory")
 
 #endif

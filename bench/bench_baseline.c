@@ -46,14 +46,20 @@ static void atomic_shared_run(void *state, int tid, uint64_t iters)
         atomic_fetch_add_explicit(&p[0].v, 1, memory_order_relaxed);
 }
 
-static const bench_case_t atomic_private = {
-    .name = "baseline.atomic_private", .threads = 1, .iters = 50000000,
-    .setup = atomic_setup, .run = atomic_private_run, .teardown = free};
+static const bench_case_t atomic_private = {.name = "baseline.atomic_private",
+                                            .threads = 1,
+                                            .iters = 50000000,
+                                            .setup = atomic_setup,
+                                            .run = atomic_private_run,
+                                            .teardown = free};
 BENCH_REGISTER(atomic_private)
 
-static const bench_case_t atomic_shared = {
-    .name = "baseline.atomic_shared_2t", .threads = 2, .iters = 10000000,
-    .setup = atomic_setup, .run = atomic_shared_run, .teardown = free};
+static const bench_case_t atomic_shared = {.name = "baseline.atomic_shared_2t",
+                                           .threads = 2,
+                                           .iters = 10000000,
+                                           .setup = atomic_setup,
+                                           .run = atomic_shared_run,
+                                           .teardown = free};
 BENCH_REGISTER(atomic_shared)
 
 /* ---- uncontended mutex -------------------------------------------------------------------- */
@@ -82,9 +88,12 @@ static void mutex_teardown(void *state)
     free(state);
 }
 
-static const bench_case_t mutex_case = {
-    .name = "baseline.mutex", .threads = 1, .iters = 20000000,
-    .setup = mutex_setup, .run = mutex_run, .teardown = mutex_teardown};
+static const bench_case_t mutex_case = {.name = "baseline.mutex",
+                                        .threads = 1,
+                                        .iters = 20000000,
+                                        .setup = mutex_setup,
+                                        .run = mutex_run,
+                                        .teardown = mutex_teardown};
 BENCH_REGISTER(mutex_case)
 
 /* ---- malloc + free of 64 bytes ----------------------------------------------------------- */
@@ -164,9 +173,12 @@ static void ht_teardown(void *state)
     free(t);
 }
 
-static const bench_case_t ht_case = {
-    .name = "baseline.hash_lookup_10k", .threads = 1, .iters = 5000000,
-    .setup = ht_setup, .run = ht_run, .teardown = ht_teardown};
+static const bench_case_t ht_case = {.name = "baseline.hash_lookup_10k",
+                                     .threads = 1,
+                                     .iters = 5000000,
+                                     .setup = ht_setup,
+                                     .run = ht_run,
+                                     .teardown = ht_teardown};
 BENCH_REGISTER(ht_case)
 
 /* ---- raw SQLite WAL inserts, 1000 rows per transaction -------------------------------------- */
@@ -248,9 +260,12 @@ static void sq_teardown(void *state)
     free(s);
 }
 
-static const bench_case_t sq_case = {
-    .name = "baseline.sqlite_wal_batch1000", .threads = 1, .iters = 200000,
-    .setup = sq_setup, .run = sq_run, .teardown = sq_teardown};
+static const bench_case_t sq_case = {.name = "baseline.sqlite_wal_batch1000",
+                                     .threads = 1,
+                                     .iters = 200000,
+                                     .setup = sq_setup,
+                                     .run = sq_run,
+                                     .teardown = sq_teardown};
 BENCH_REGISTER(sq_case)
 
 /* ---- fdatasync of 4 KiB -------------------------------------------------------------------- */
@@ -301,7 +316,10 @@ static void fs_teardown(void *state)
     free(f);
 }
 
-static const bench_case_t fs_case = {
-    .name = "baseline.fdatasync_4k", .threads = 1, .iters = 2000,
-    .setup = fs_setup, .run = fs_run, .teardown = fs_teardown};
+static const bench_case_t fs_case = {.name = "baseline.fdatasync_4k",
+                                     .threads = 1,
+                                     .iters = 2000,
+                                     .setup = fs_setup,
+                                     .run = fs_run,
+                                     .teardown = fs_teardown};
 BENCH_REGISTER(fs_case)

@@ -43,12 +43,11 @@ static void *setup(int threads)
             0 ||
         fdn_tm_family_gauge(f, &s->g, NULL, 0) != 0)
         goto fail;
-    if (fdn_telemetry_family(s->tm, &f, "bench_latency_seconds", "lat", FDN_TM_HISTOGRAM, NULL,
-                             0, 0) != 0 ||
+    if (fdn_telemetry_family(s->tm, &f, "bench_latency_seconds", "lat", FDN_TM_HISTOGRAM, NULL, 0,
+                             0) != 0 ||
         fdn_tm_family_histogram(f, &s->h, NULL, 0) != 0)
         goto fail;
-    if (fdn_telemetry_attach(s->tm, NULL, "bench.event", FDN_TM_MATCH_EXACT, bench_handler, s) !=
-        0)
+    if (fdn_telemetry_attach(s->tm, NULL, "bench.event", FDN_TM_MATCH_EXACT, bench_handler, s) != 0)
         goto fail;
     return s;
 fail:
@@ -114,41 +113,72 @@ static void run_emit_counter(void *state, int tid, uint64_t iters)
     BENCH_CLOBBER();
 }
 
-static const bench_case_t counter_add = {
-    .name = "telemetry.counter.add", .threads = 1, .iters = 20000000,
-    .baseline = "baseline.atomic_private", .goal_kind = BENCH_GOAL_RATIO_MAX, .goal = 2.0,
-    .goal_text = "<= 2x relaxed atomic add", .setup = setup, .run = run_counter,
-    .teardown = teardown};
+static const bench_case_t counter_add = {.name = "telemetry.counter.add",
+                                         .threads = 1,
+                                         .iters = 20000000,
+                                         .baseline = "baseline.atomic_private",
+                                         .goal_kind = BENCH_GOAL_RATIO_MAX,
+                                         .goal = 2.0,
+                                         .goal_text = "<= 2x relaxed atomic add",
+                                         .setup = setup,
+                                         .run = run_counter,
+                                         .teardown = teardown};
 BENCH_REGISTER(counter_add)
 
-static const bench_case_t counter_add_2t = {
-    .name = "telemetry.counter.add_2t", .threads = 2, .iters = 20000000,
-    .baseline = "telemetry.counter.add", .goal_kind = BENCH_GOAL_SPEEDUP_MIN, .goal = 1.8,
-    .goal_text = ">= 1.8x the 1-thread rate", .setup = setup, .run = run_counter,
-    .teardown = teardown};
+static const bench_case_t counter_add_2t = {.name = "telemetry.counter.add_2t",
+                                            .threads = 2,
+                                            .iters = 20000000,
+                                            .baseline = "telemetry.counter.add",
+                                            .goal_kind = BENCH_GOAL_SPEEDUP_MIN,
+                                            .goal = 1.8,
+                                            .goal_text = ">= 1.8x the 1-thread rate",
+                                            .setup = setup,
+                                            .run = run_counter,
+                                            .teardown = teardown};
 BENCH_REGISTER(counter_add_2t)
 
-static const bench_case_t gauge_set = {
-    .name = "telemetry.gauge.set", .threads = 1, .iters = 20000000,
-    .baseline = "baseline.atomic_private", .goal_kind = BENCH_GOAL_NONE,
-    .goal_text = "informational", .setup = setup, .run = run_gauge, .teardown = teardown};
+static const bench_case_t gauge_set = {.name = "telemetry.gauge.set",
+                                       .threads = 1,
+                                       .iters = 20000000,
+                                       .baseline = "baseline.atomic_private",
+                                       .goal_kind = BENCH_GOAL_NONE,
+                                       .goal_text = "informational",
+                                       .setup = setup,
+                                       .run = run_gauge,
+                                       .teardown = teardown};
 BENCH_REGISTER(gauge_set)
 
-static const bench_case_t hist_observe = {
-    .name = "telemetry.histogram.observe", .threads = 1, .iters = 10000000,
-    .baseline = "baseline.atomic_private", .goal_kind = BENCH_GOAL_NS_MAX, .goal = 15.0,
-    .goal_text = "<= 15 ns", .setup = setup, .run = run_hist, .teardown = teardown};
+static const bench_case_t hist_observe = {.name = "telemetry.histogram.observe",
+                                          .threads = 1,
+                                          .iters = 10000000,
+                                          .baseline = "baseline.atomic_private",
+                                          .goal_kind = BENCH_GOAL_NS_MAX,
+                                          .goal = 15.0,
+                                          .goal_text = "<= 15 ns",
+                                          .setup = setup,
+                                          .run = run_hist,
+                                          .teardown = teardown};
 BENCH_REGISTER(hist_observe)
 
-static const bench_case_t execute_one = {
-    .name = "telemetry.execute.one_handler", .threads = 1, .iters = 5000000,
-    .baseline = "baseline.atomic_private", .goal_kind = BENCH_GOAL_NS_MAX, .goal = 50.0,
-    .goal_text = "<= 50 ns", .setup = setup, .run = run_execute, .teardown = teardown};
+static const bench_case_t execute_one = {.name = "telemetry.execute.one_handler",
+                                         .threads = 1,
+                                         .iters = 5000000,
+                                         .baseline = "baseline.atomic_private",
+                                         .goal_kind = BENCH_GOAL_NS_MAX,
+                                         .goal = 50.0,
+                                         .goal_text = "<= 50 ns",
+                                         .setup = setup,
+                                         .run = run_execute,
+                                         .teardown = teardown};
 BENCH_REGISTER(execute_one)
 
-static const bench_case_t emit_counter = {
-    .name = "telemetry.emit_counter.no_handler", .threads = 1, .iters = 5000000,
-    .baseline = "baseline.atomic_private", .goal_kind = BENCH_GOAL_NONE,
-    .goal_text = "informational", .setup = setup, .run = run_emit_counter,
-    .teardown = teardown};
+static const bench_case_t emit_counter = {.name = "telemetry.emit_counter.no_handler",
+                                          .threads = 1,
+                                          .iters = 5000000,
+                                          .baseline = "baseline.atomic_private",
+                                          .goal_kind = BENCH_GOAL_NONE,
+                                          .goal_text = "informational",
+                                          .setup = setup,
+                                          .run = run_emit_counter,
+                                          .teardown = teardown};
 BENCH_REGISTER(emit_counter)

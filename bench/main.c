@@ -229,10 +229,9 @@ static void report(size_t idx, int *met_count, int *goal_count)
         if (c->goal_kind == BENCH_GOAL_VALUE_MAX)
             snprintf(extra, sizeof(extra), " [%.1f %s]", r->value,
                      c->value_unit ? c->value_unit : "");
-        printf("%-34s %2d %14.0f %11.2f  %-26s %7.2f  %-22s %s%s\n", c->name, threads,
-               r->ops_per_s, r->ns_per_op, c->baseline ? c->baseline : "-", ratio,
-               c->goal_text ? c->goal_text : "-", has_goal ? (met ? "met" : "NOT met") : "",
-               extra);
+        printf("%-34s %2d %14.0f %11.2f  %-26s %7.2f  %-22s %s%s\n", c->name, threads, r->ops_per_s,
+               r->ns_per_op, c->baseline ? c->baseline : "-", ratio,
+               c->goal_text ? c->goal_text : "-", has_goal ? (met ? "met" : "NOT met") : "", extra);
     }
     fflush(stdout);
 }

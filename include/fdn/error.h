@@ -44,8 +44,9 @@ typedef enum fdn_retry {
  * (1000/1005 security_violation, 2003 data_too_large, 2004 invalid_event_type,
  * 4001 operation_not_supported, 5001 service_not_found, 5003-5005, 6001, 6003).
  * Types the reference left without any code get new codes: 1302-1304, 2103-2104, 2202,
- * 2402, 5020-5021.
+ * 2402, 5020-5021, 5030.
  */
+/* clang-format off */
 #define FDN_ERRNO_MAP(X)                                                                          \
     X(EINVAL, -EINVAL, 3204, "invalid_input", "data", "validation", LOW, FIXED_DELAY,             \
       "Invalid input provided")                                                                   \
@@ -154,6 +155,8 @@ typedef enum fdn_retry {
     X(EPOOL_BROKEN, -1601, 5030, "pool_worker_broken", "external", "connection_pool", MEDIUM,     \
       FIXED_DELAY, "Pooled worker is broken")
 
+/* clang-format on */
+
 /** Every code, POSIX-valued first, then project codes. */
 #define FDN_ERROR_MAP(X) FDN_ERRNO_MAP(X) FDN_PROJECT_MAP(X)
 
@@ -166,15 +169,15 @@ enum fdn_error_code {
 
 /** A code's row in the reference taxonomy. All strings are static. */
 typedef struct fdn_err_info {
-    int code;                 /**< FDN_E* value */
-    int ref_code;             /**< reference numeric code, e.g. 1401 */
-    const char *name;         /**< "FDN_ECONFIG_FORBIDDEN" */
-    const char *type;         /**< "config_update_forbidden" */
-    const char *category;     /**< "config" */
-    const char *subcategory;  /**< "runtime" */
-    fdn_severity_t severity;  /**< severity */
-    fdn_retry_t retry;        /**< retry strategy */
-    const char *message;      /**< default message */
+    int code;                /**< FDN_E* value */
+    int ref_code;            /**< reference numeric code, e.g. 1401 */
+    const char *name;        /**< "FDN_ECONFIG_FORBIDDEN" */
+    const char *type;        /**< "config_update_forbidden" */
+    const char *category;    /**< "config" */
+    const char *subcategory; /**< "runtime" */
+    fdn_severity_t severity; /**< severity */
+    fdn_retry_t retry;       /**< retry strategy */
+    const char *message;     /**< default message */
 } fdn_err_info_t;
 
 /**
@@ -299,24 +302,27 @@ FDN_API bool fdn_err_should_escalate(int code);
  * NULL. All `const char *` fields point to static strings.
  */
 typedef struct fdn_error {
-    int code;                   /**< FDN_E* code, 0 when unset */
-    int ref_code;               /**< reference numeric code (§7.2), e.g. 1401 */
-    const char *type;           /**< reference error type, e.g. "config_update_forbidden" */
-    const char *category;       /**< e.g. "config" */
-    const char *subcategory;    /**< e.g. "runtime" */
-    fdn_severity_t severity;    /**< severity */
-    fdn_retry_t retry;          /**< retry strategy */
-    int sys_errno;              /**< errno observed at the failure, 0 if none */
-    int64_t timestamp_ns;       /**< wall-clock time of the failure, ns since the epoch */
-    int64_t duration_ns;        /**< duration of the operation in context, 0 if none */
-    char message[FDN_ERR_MSG_MAX];         /**< human-readable message */
-    char context[FDN_ERR_CONTEXT_MAX];     /**< "key=value key2=value2" details */
+    int code;                          /**< FDN_E* code, 0 when unset */
+    int ref_code;                      /**< reference numeric code (§7.2), e.g. 1401 */
+    const char *type;                  /**< reference error type, e.g. "config_update_forbidden" */
+    const char *category;              /**< e.g. "config" */
+    const char *subcategory;           /**< e.g. "runtime" */
+    fdn_severity_t severity;           /**< severity */
+    fdn_retry_t retry;                 /**< retry strategy */
+    int sys_errno;                     /**< errno observed at the failure, 0 if none */
+    int64_t timestamp_ns;              /**< wall-clock time of the failure, ns since the epoch */
+    int64_t duration_ns;               /**< duration of the operation in context, 0 if none */
+    char message[FDN_ERR_MSG_MAX];     /**< human-readable message */
+    char context[FDN_ERR_CONTEXT_MAX]; /**< "key=value key2=value2" details */
     char correlation_id[FDN_UUID_STR_LEN + 1]; /**< from the thread's error context, or "" */
-    char breadcrumbs[FDN_ERR_CRUMBS_MAX];  /**< "mod.fn (3ms ago) -> mod.fn2 (1ms ago)" */
+    char breadcrumbs[FDN_ERR_CRUMBS_MAX];      /**< "mod.fn (3ms ago) -> mod.fn2 (1ms ago)" */
 } fdn_error_t;
 
 /** Static initializer for an empty error. */
-#define FDN_ERROR_INIT {0}
+#define FDN_ERROR_INIT                                                                             \
+    {                                                                                              \
+        0                                                                                          \
+    }
 
 /**
  * Fill `err` for `code` with its taxonomy row, a printf-formatted message (the default
@@ -339,8 +345,7 @@ FDN_API int fdn_err_set(fdn_error_t *err, int code, const char *fmt, ...) FDN_PR
  * @thread_safety any (on distinct err objects)
  * @since 0.1.0
  */
-FDN_API int fdn_err_setv(fdn_error_t *err, int code, const char *fmt, va_list ap)
-    FDN_PRINTF(3, 0);
+FDN_API int fdn_err_setv(fdn_error_t *err, int code, const char *fmt, va_list ap) FDN_PRINTF(3, 0);
 
 /**
  * Append "key=value" (value printf-formatted) to err->context, separated by a space;

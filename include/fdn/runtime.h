@@ -82,11 +82,11 @@ typedef struct fdn_runtime_opts {
     /** Application config sections: keys registered in the config schema before the
      *  config service starts (copied; see config.h). */
     const struct fdn_config_key_def *config_keys;
-    size_t config_nkeys;             /**< number of config_keys */
-    const char *const *envp;         /**< environment for config overrides ("NAME=value",
-                                          NULL-terminated); NULL: the process environment */
-    bool ignore_env;                 /**< true: no environment overrides */
-    bool events_fast;                /**< durable event tier in `fast` mode (default durable) */
+    size_t config_nkeys;     /**< number of config_keys */
+    const char *const *envp; /**< environment for config overrides ("NAME=value",
+                                  NULL-terminated); NULL: the process environment */
+    bool ignore_env;         /**< true: no environment overrides */
+    bool events_fast;        /**< durable event tier in `fast` mode (default durable) */
 } fdn_runtime_opts_t;
 
 #define FDN_RUNTIME_OPTS_VERSION 1

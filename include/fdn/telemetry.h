@@ -68,8 +68,8 @@ typedef struct fdn_tm_meta {
 /** Metric kinds. */
 typedef enum fdn_tm_kind {
     FDN_TM_COUNTER = 1,
-    FDN_TM_GAUGE = 2,       /**< gauge holding a double */
-    FDN_TM_GAUGE_INT = 3,   /**< gauge holding an int64 */
+    FDN_TM_GAUGE = 2,     /**< gauge holding a double */
+    FDN_TM_GAUGE_INT = 3, /**< gauge holding an int64 */
     FDN_TM_HISTOGRAM = 4,
 } fdn_tm_kind_t;
 
@@ -95,9 +95,9 @@ typedef struct fdn_telemetry_opts {
 
 /** Defaults: system clock, 5 min retention, 60 s cleanup, 10 000 events, 1 000 series per
  *  family, detach after 10 consecutive handler failures, vm gauges on. */
-#define FDN_TELEMETRY_OPTS_INIT                                                                  \
-    {                                                                                            \
-        1u, NULL, 300000000000LL, 60000000000LL, 10000u, 1000u, 10u, true                        \
+#define FDN_TELEMETRY_OPTS_INIT                                                                    \
+    {                                                                                              \
+        1u, NULL, 300000000000LL, 60000000000LL, 10000u, 1000u, 10u, true                          \
     }
 
 /**
@@ -138,9 +138,8 @@ FDN_API void fdn_telemetry_destroy(fdn_telemetry_t *tm);
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int fdn_telemetry_execute(fdn_telemetry_t *tm, const char *event,
-                                  const fdn_tm_measure_t *m, size_t nm,
-                                  const fdn_tm_meta_t *meta, size_t nmeta);
+FDN_API int fdn_telemetry_execute(fdn_telemetry_t *tm, const char *event, const fdn_tm_measure_t *m,
+                                  size_t nm, const fdn_tm_meta_t *meta, size_t nmeta);
 
 /**
  * execute(event, {counter: 1}, meta).
@@ -184,9 +183,8 @@ FDN_API int fdn_telemetry_emit_histogram(fdn_telemetry_t *tm, const char *event,
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int fdn_telemetry_emit_performance(fdn_telemetry_t *tm, const char *metric,
-                                           double value, const fdn_tm_meta_t *meta,
-                                           size_t nmeta);
+FDN_API int fdn_telemetry_emit_performance(fdn_telemetry_t *tm, const char *metric, double value,
+                                           const fdn_tm_meta_t *meta, size_t nmeta);
 
 /**
  * The reference's emit_system_event: counter `foundation.system.<type>` + 1.
@@ -209,9 +207,8 @@ typedef int (*fdn_tm_measured_fn)(void *user);
  * @thread_safety any; fn runs on the calling thread.
  * @since 0.1.0
  */
-FDN_API int fdn_telemetry_measure(fdn_telemetry_t *tm, const char *event,
-                                  const fdn_tm_meta_t *meta, size_t nmeta,
-                                  fdn_tm_measured_fn fn, void *user);
+FDN_API int fdn_telemetry_measure(fdn_telemetry_t *tm, const char *event, const fdn_tm_meta_t *meta,
+                                  size_t nmeta, fdn_tm_measured_fn fn, void *user);
 
 /** A started span (a value; no allocation). */
 typedef struct fdn_tm_span {
@@ -227,9 +224,8 @@ typedef struct fdn_tm_span {
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int fdn_telemetry_span_start(fdn_telemetry_t *tm, fdn_tm_span_t *span,
-                                     const char *event, const fdn_tm_meta_t *meta,
-                                     size_t nmeta);
+FDN_API int fdn_telemetry_span_start(fdn_telemetry_t *tm, fdn_tm_span_t *span, const char *event,
+                                     const fdn_tm_meta_t *meta, size_t nmeta);
 
 /**
  * End a span: emits `<event>.stop` ({duration: ns}) when rc >= 0, else `<event>.exception`
@@ -335,8 +331,8 @@ FDN_API int fdn_tm_family_counter(fdn_tm_family_t *fam, fdn_counter_t **out,
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int fdn_tm_family_gauge(fdn_tm_family_t *fam, fdn_gauge_t **out,
-                                const char *const *values, size_t n);
+FDN_API int fdn_tm_family_gauge(fdn_tm_family_t *fam, fdn_gauge_t **out, const char *const *values,
+                                size_t n);
 /**
  * As fdn_tm_family_counter, for histogram families.
  * @param[out] out     the series handle, valid until fdn_telemetry_destroy
@@ -432,23 +428,23 @@ FDN_API double fdn_histogram_quantile(const fdn_histogram_t *h, double q);
 
 /** One series in a snapshot (read-only view; valid until fdn_tm_snapshot_free). */
 typedef struct fdn_tm_sample {
-    const char *name;   /**< family name, or event name for event entries */
-    const char *help;   /**< family help ("" for events) */
-    const char *key;    /**< measurement key for event entries ("counter", "gauge",
-                             "duration", ...; "" for the emission count); NULL for families */
+    const char *name; /**< family name, or event name for event entries */
+    const char *help; /**< family help ("" for events) */
+    const char *key;  /**< measurement key for event entries ("counter", "gauge",
+                           "duration", ...; "" for the emission count); NULL for families */
     fdn_tm_kind_t kind;
-    bool is_event;      /**< an event entry (true) or a family series (false) */
+    bool is_event; /**< an event entry (true) or a family series (false) */
     size_t nlabels;
     const char *const *label_names;
     const char *const *label_values;
-    uint64_t counter;            /**< FDN_TM_COUNTER value (event emission count for key "") */
-    double gauge;                /**< FDN_TM_GAUGE / FDN_TM_GAUGE_INT value */
-    fdn_tm_hist_stats_t hist;    /**< FDN_TM_HISTOGRAM statistics */
-    int64_t last_active_ns;      /**< events: last time the entry was seen to change (clock) */
-    const fdn_tm_meta_t *meta;   /**< events: metadata of the first emission */
+    uint64_t counter;          /**< FDN_TM_COUNTER value (event emission count for key "") */
+    double gauge;              /**< FDN_TM_GAUGE / FDN_TM_GAUGE_INT value */
+    fdn_tm_hist_stats_t hist;  /**< FDN_TM_HISTOGRAM statistics */
+    int64_t last_active_ns;    /**< events: last time the entry was seen to change (clock) */
+    const fdn_tm_meta_t *meta; /**< events: metadata of the first emission */
     size_t nmeta;
-    int64_t gauge_int;           /**< FDN_TM_GAUGE_INT value, exact (`gauge` rounds beyond
-                                      2^53) */
+    int64_t gauge_int; /**< FDN_TM_GAUGE_INT value, exact (`gauge` rounds beyond
+                            2^53) */
 } fdn_tm_sample_t;
 
 /**
@@ -506,8 +502,7 @@ typedef int (*fdn_tm_write_fn)(const char *data, size_t len, void *user);
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int fdn_telemetry_write_prometheus(fdn_telemetry_t *tm, fdn_tm_write_fn write,
-                                           void *user);
+FDN_API int fdn_telemetry_write_prometheus(fdn_telemetry_t *tm, fdn_tm_write_fn write, void *user);
 
 /**
  * Run retention now: drop event entries idle longer than opts.retention_ns (an entry's

@@ -7,12 +7,13 @@
  *
  * Naming: families keep their names (validated at registration). An event entry `a.b` with
  * measurement key k becomes: k == "counter" → counter `a_b_total`; k == "gauge" → gauge
- * `a_b`; k == "histogram" → summary `a_b`; k == "duration" → summary `a_b_duration_seconds` (ns / 1e9); any other key → summary
- * `a_b_<k>`; the emission count → counter `a_b_emissions_total`. Characters outside
- * [a-zA-Z0-9_:] become '_', a leading digit gets a '_' prefix. Each metric family is written
- * once (HELP, TYPE, samples); when two sources map to the same name, or a family is named
- * like a written summary's own series (<S>_sum, <S>_count), the first in sorted order wins
- * and the others are skipped (listed in a comment line), so the output is always valid. Histograms are exposed as summaries (quantiles 0.5, 0.9, 0.99, 0.999, _sum, _count).
+ * `a_b`; k == "histogram" → summary `a_b`; k == "duration" → summary `a_b_duration_seconds` (ns /
+ * 1e9); any other key → summary `a_b_<k>`; the emission count → counter `a_b_emissions_total`.
+ * Characters outside [a-zA-Z0-9_:] become '_', a leading digit gets a '_' prefix. Each metric
+ * family is written once (HELP, TYPE, samples); when two sources map to the same name, or a family
+ * is named like a written summary's own series (<S>_sum, <S>_count), the first in sorted order wins
+ * and the others are skipped (listed in a comment line), so the output is always valid. Histograms
+ * are exposed as summaries (quantiles 0.5, 0.9, 0.99, 0.999, _sum, _count).
  */
 #include <math.h>
 #include <stdio.h>
@@ -77,7 +78,6 @@ static void b_fmt_dbl(buf_t *b, double v)
     }
 }
 
-
 /* escape: label values escape \ " and newline; help escapes \ and newline */
 static void b_escaped(buf_t *b, const char *s, bool quote)
 {
@@ -119,8 +119,8 @@ static void b_event_name(buf_t *b, const char *event, const char *suffix)
     if (suffix != NULL)
         for (const char *s = suffix; *s; s++) {
             char c = *s;
-            bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                      (c >= '0' && c <= '9') || c == '_' || c == ':';
+            bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '_' || c == ':';
             b_put(b, ok ? s : "_", 1);
         }
 }

@@ -20,14 +20,14 @@
 #define RETRY(x) FDN_RETRY_##x
 
 static const fdn_err_info_t g_table[] = {
-#define ROW(name, val, ref, type, cat, sub, sev, retry, msg)                                     \
+#define ROW(name, val, ref, type, cat, sub, sev, retry, msg)                                       \
     {(val), (ref), "FDN_" #name, (type), (cat), (sub), SEV(sev), RETRY(retry), (msg)},
     FDN_ERROR_MAP(ROW)
 #undef ROW
 };
 
-static const fdn_err_info_t g_ok = {0,        0,         "FDN_OK",  "ok", "none", "none",
-                                    FDN_SEV_LOW, FDN_RETRY_NO_RETRY, "Success"};
+static const fdn_err_info_t g_ok = {0,      0,           "FDN_OK",           "ok",     "none",
+                                    "none", FDN_SEV_LOW, FDN_RETRY_NO_RETRY, "Success"};
 
 size_t fdn_err_count(void)
 {

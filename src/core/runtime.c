@@ -222,8 +222,8 @@ static void rt_on_restart(const char *service, int attempt, int reason, int64_t 
         rt->on_restart(rt, service, attempt, reason, rt->user);
 }
 
-static void rt_on_registry(fdn_registry_op_t op, const char *ns, const char *service,
-                           int result, int64_t duration_ns, void *user)
+static void rt_on_registry(fdn_registry_op_t op, const char *ns, const char *service, int result,
+                           int64_t duration_ns, void *user)
 {
     fdn_runtime_t *rt = user;
     /* glue is published before start (happens-before every registration a caller can make

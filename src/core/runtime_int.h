@@ -59,8 +59,7 @@ typedef struct fdn__rt_hooks {
     /* After the services have stopped for good, before the slots are destroyed. */
     void (*unwire)(fdn_runtime_t *rt, void *glue);
     /* Supervisor callbacks (lifecycle thread, no lock held). */
-    void (*on_restart)(fdn_runtime_t *rt, void *glue, const char *service, int attempt,
-                       int reason);
+    void (*on_restart)(fdn_runtime_t *rt, void *glue, const char *service, int attempt, int reason);
     /* Escalation, called before the services are stopped (they still answer). */
     void (*on_escalation)(fdn_runtime_t *rt, void *glue, const char *service, int code);
     /* Registry operations (caller's thread). */

@@ -73,7 +73,7 @@ struct child {
     int add_rc;
     fdn_error_t *add_err;
     child_t *add_by; /* the child whose worker loop posted the add, or NULL */
-    bool marked; /* member of the set being stopped */
+    bool marked;     /* member of the set being stopped */
     fdn_service_state_t mark_target;
     uint32_t restarts;
     int last_error;

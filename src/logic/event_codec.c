@@ -10,9 +10,9 @@
  *   last 4 bytes: CRC32C of everything before it.
  * The decoder checks, in this order: length ≥ 72 and = total length, magic, version
  * (FDN_EDESERIALIZE); CRC (FDN_ECORRUPT); reserved bytes, flags, content type, field
- * lengths, compressed data (FDN_EDESERIALIZE); then the event rules (validation codes). It never reads outside
- * the buffer.
- * JSON form: one object (see docs/event-format.md), written and read with jansson.
+ * lengths, compressed data (FDN_EDESERIALIZE); then the event rules (validation codes). It never
+ * reads outside the buffer. JSON form: one object (see docs/event-format.md), written and read with
+ * jansson.
  */
 #include <fdn/events.h>
 

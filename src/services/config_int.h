@@ -111,9 +111,9 @@ struct fdn_config {
     uint64_t next_id;
     uint64_t serve_seq;
     size_t sub_cap;
-    pthread_t thr;       /* delivery to subscribers */
-    pthread_t hook_thr;  /* delivery to the runtime hook (its own thread: a slow hook, e.g. an
-                            fsync of the event it records, never delays subscribers) */
+    pthread_t thr;      /* delivery to subscribers */
+    pthread_t hook_thr; /* delivery to the runtime hook (its own thread: a slow hook, e.g. an
+                           fsync of the event it records, never delays subscribers) */
     bool thr_running;
     bool hook_thr_running;
     bool thr_stop;

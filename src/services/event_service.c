@@ -7,8 +7,8 @@
  *  - writer (durable_path only): waits on wcv for published > persisted, copies the
  *    unpersisted events out of memory (plock read), writes them in one SQLite transaction
  *    (group commit of about 8192 events, extended to the end of a store_batch so a batch
- *    is never split between commits) and broadcasts wdone. In durable mode a store call waits on wdone until
- *    persisted >= its last id; in fast mode it returns at once unless more than
+ *    is never split between commits) and broadcasts wdone. In durable mode a store call waits on
+ * wdone until persisted >= its last id; in fast mode it returns at once unless more than
  *    fast_queue_max events wait (then it waits: bounded queue). Prunes are applied to the
  *    file in the next transaction. An I/O error is latched in io_error (health reports it,
  *    waiting callers get FDN_EIO) and the writer stops writing until restarted.
@@ -676,8 +676,8 @@ static int load_cb(fdn_event_t *ev, void *user)
 
 static int db_open_load(fdn_events_t *es, bool load, fdn_error_t *err)
 {
-    int rc = fdn__evdb_open(&es->db, es->durable_path, es->mode == FDN_EVENTS_DURABLE,
-                            es->compress, err);
+    int rc = fdn__evdb_open(&es->db, es->durable_path, es->mode == FDN_EVENTS_DURABLE, es->compress,
+                            err);
     if (rc != 0 || !load)
         return rc;
     uint64_t next = 1;

@@ -9,9 +9,9 @@
  * was released, share shards: that costs speed, never correctness, because every shard
  * update is atomic (counters) or done under the shard's spin lock (histograms).
  *
- * Counter: TM_SHARDS cells, each alone on a 128-byte pair of cache lines; add = one relaxed fetch_add on the
- * caller's cell; value = relaxed sum of the cells (a counter read concurrently with adds
- * returns some value between the sums before and after them).
+ * Counter: TM_SHARDS cells, each alone on a 128-byte pair of cache lines; add = one relaxed
+ * fetch_add on the caller's cell; value = relaxed sum of the cells (a counter read concurrently
+ * with adds returns some value between the sums before and after them).
  *
  * Gauge: one atomic int64 on its own line (the int64 or the double's bits); set is a store,
  * add is a fetch_add (int) or a CAS loop (double). Gauges are not sharded: "last writer wins"
@@ -109,8 +109,6 @@ unsigned fdn__tm_shard(void)
     return shard_of_thread();
 }
 
-
-
 /* ------------------------------------------------------------------------------------ */
 /* Aligned allocation                                                                    */
 
@@ -120,8 +118,8 @@ void *fdn__tm_aligned_calloc(size_t size)
     unsigned char *raw = fdn__calloc(1, total);
     if (raw == NULL)
         return NULL;
-    uintptr_t a = ((uintptr_t)raw + sizeof(void *) + FDN_CACHELINE - 1) &
-                  ~(uintptr_t)(FDN_CACHELINE - 1);
+    uintptr_t a =
+        ((uintptr_t)raw + sizeof(void *) + FDN_CACHELINE - 1) & ~(uintptr_t)(FDN_CACHELINE - 1);
     void **slot = (void **)(a - sizeof(void *));
     *slot = raw;
     return (void *)a;
@@ -246,8 +244,7 @@ void fdn_gauge_set(fdn_gauge_t *g, int64_t v)
 {
     if (g == NULL)
         return;
-    atomic_store_explicit(&g->bits, g->is_double ? dbl_bits((double)v) : v,
-                          memory_order_relaxed);
+    atomic_store_explicit(&g->bits, g->is_double ? dbl_bits((double)v) : v, memory_order_relaxed);
 }
 
 void fdn_gauge_set_double(fdn_gauge_t *g, double v)
@@ -267,8 +264,7 @@ void fdn_gauge_add_double(fdn_gauge_t *g, double delta)
         return;
     }
     int64_t old = atomic_load_explicit(&g->bits, memory_order_relaxed);
-    while (!atomic_compare_exchange_weak_explicit(&g->bits, &old,
-                                                  dbl_bits(bits_dbl(old) + delta),
+    while (!atomic_compare_exchange_weak_explicit(&g->bits, &old, dbl_bits(bits_dbl(old) + delta),
                                                   memory_order_relaxed, memory_order_relaxed)) {
     }
 }

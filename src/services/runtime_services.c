@@ -528,16 +528,16 @@ static int lim_health(void *obj)
 }
 
 const fdn__rt_builtin_t fdn__rt_builtins[FDN__RT_SLOT_COUNT] = {
-    [FDN__RT_CONFIG] = {"config_server", cfg_create, cfg_destroy, cfg_start, cfg_stop,
-                        cfg_health, FDN_RESTART_PERMANENT},
+    [FDN__RT_CONFIG] = {"config_server", cfg_create, cfg_destroy, cfg_start, cfg_stop, cfg_health,
+                        FDN_RESTART_PERMANENT},
     [FDN__RT_EVENTS] = {"event_store", ev_create, ev_destroy, ev_start, ev_stop, ev_health,
                         FDN_RESTART_PERMANENT},
-    [FDN__RT_TELEMETRY] = {"telemetry_service", tm_create, tm_destroy, tm_start, tm_stop,
-                           tm_health, FDN_RESTART_PERMANENT},
-    [FDN__RT_CONNMGR] = {"connection_manager", pools_create, pools_destroy, pools_start,
-                         pools_stop, pools_health, FDN_RESTART_PERMANENT},
-    [FDN__RT_LIMITER] = {"rate_limiter", lim_create, lim_destroy, lim_start, lim_stop,
-                         lim_health, FDN_RESTART_PERMANENT},
+    [FDN__RT_TELEMETRY] = {"telemetry_service", tm_create, tm_destroy, tm_start, tm_stop, tm_health,
+                           FDN_RESTART_PERMANENT},
+    [FDN__RT_CONNMGR] = {"connection_manager", pools_create, pools_destroy, pools_start, pools_stop,
+                         pools_health, FDN_RESTART_PERMANENT},
+    [FDN__RT_LIMITER] = {"rate_limiter", lim_create, lim_destroy, lim_start, lim_stop, lim_health,
+                         FDN_RESTART_PERMANENT},
 };
 
 /* ---- wiring ---------------------------------------------------------------------------------- */
@@ -599,8 +599,7 @@ static int wire(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     return 0;
 }
 
-static void on_restart(fdn_runtime_t *rt, void *glue, const char *service, int attempt,
-                       int reason)
+static void on_restart(fdn_runtime_t *rt, void *glue, const char *service, int attempt, int reason)
 {
     if (glue == NULL)
         return;
@@ -623,8 +622,8 @@ static void on_escalation(fdn_runtime_t *rt, void *glue, const char *service, in
     json_object_set_new(d, "reason", json_string(fdn_err_name(code)));
     record_event(rt, "supervisor_escalation", d);
     fdn_tm_meta_t meta[] = {{"service", service}, {"reason", fdn_err_name(code)}};
-    fdn_telemetry_emit_counter(fdn_runtime_telemetry(rt), "foundation.supervisor.escalations",
-                               meta, 2);
+    fdn_telemetry_emit_counter(fdn_runtime_telemetry(rt), "foundation.supervisor.escalations", meta,
+                               2);
 }
 
 static void on_registry(fdn_runtime_t *rt, void *glue, fdn_registry_op_t op, const char *ns,

@@ -152,8 +152,8 @@ static int entry_match(struct cds_lfht_node *node, const void *key)
     return strcmp(e->name, (const char *)key) == 0;
 }
 
-static tm_entry_t *entry_new(fdn_telemetry_t *tm, const char *name, size_t len,
-                             unsigned long hash, const fdn_tm_meta_t *meta, size_t nmeta)
+static tm_entry_t *entry_new(fdn_telemetry_t *tm, const char *name, size_t len, unsigned long hash,
+                             const fdn_tm_meta_t *meta, size_t nmeta)
 {
     tm_entry_t *e = fdn__calloc(1, sizeof(*e));
     if (e == NULL)
@@ -528,8 +528,7 @@ static void handler_failed(fdn_telemetry_t *tm, tm_handler_t *h, const char *eve
 }
 
 static void dispatch(fdn_telemetry_t *tm, tm_entry_t *e, const char *event,
-                     const fdn_tm_measure_t *m, size_t nm, const fdn_tm_meta_t *meta,
-                     size_t nmeta)
+                     const fdn_tm_measure_t *m, size_t nm, const fdn_tm_meta_t *meta, size_t nmeta)
 {
     tm_hset_t *s = atomic_load_explicit(&tm->handlers, memory_order_acquire);
     if (s == NULL)
@@ -605,8 +604,8 @@ int fdn_telemetry_emit_histogram(fdn_telemetry_t *tm, const char *event, double 
     return fdn_telemetry_execute(tm, event, &m, 1, meta, nmeta);
 }
 
-static int emit_prefixed(fdn_telemetry_t *tm, const char *prefix, const char *name,
-                         const char *key, double value, const fdn_tm_meta_t *meta, size_t nmeta)
+static int emit_prefixed(fdn_telemetry_t *tm, const char *prefix, const char *name, const char *key,
+                         double value, const fdn_tm_meta_t *meta, size_t nmeta)
 {
     if (tm == NULL)
         return 0;
@@ -710,8 +709,8 @@ static int sweep(fdn_telemetry_t *tm, bool all)
         tm_entry_t *e = TM_CONTAINER_OF(node, tm_entry_t, node);
         cds_lfht_next(tm->ht, &it);
         fdn__tm_entry_sample_activity(tm, e, now);
-        bool drop = all || (tm->opts.retention_ns > 0 &&
-                            now - e->last_active >= tm->opts.retention_ns);
+        bool drop =
+            all || (tm->opts.retention_ns > 0 && now - e->last_active >= tm->opts.retention_ns);
         if (drop && cds_lfht_del(tm->ht, &e->node) == 0) {
             e->next_dead = dead;
             dead = e;
@@ -786,8 +785,8 @@ int fdn_telemetry_create(fdn_telemetry_t **out, const fdn_telemetry_opts_t *opts
         goto oom;
     static const char *const fam_label[] = {"family"};
     if (fdn__tm_family_create(tm, &tm->f_overflow, "foundation_telemetry_series_overflows_total",
-                              "Label sets refused by a family's cardinality limit",
-                              FDN_TM_COUNTER, fam_label, 1, 0, true) < 0)
+                              "Label sets refused by a family's cardinality limit", FDN_TM_COUNTER,
+                              fam_label, 1, 0, true) < 0)
         goto oom;
     tm->c_dropped_events = fdn__tm_builtin_counter(
         tm, "foundation_telemetry_dropped_events_total",
@@ -797,9 +796,9 @@ int fdn_telemetry_create(fdn_telemetry_t **out, const fdn_telemetry_opts_t *opts
         "Measurements dropped because their event already has the maximum number of keys");
     tm->c_handler_failures = fdn__tm_builtin_counter(
         tm, "foundation_telemetry_handler_failures_total", "Handler calls that returned an error");
-    tm->c_handler_detached = fdn__tm_builtin_counter(
-        tm, "foundation_telemetry_handlers_detached_total",
-        "Handlers detached after too many consecutive failures");
+    tm->c_handler_detached =
+        fdn__tm_builtin_counter(tm, "foundation_telemetry_handlers_detached_total",
+                                "Handlers detached after too many consecutive failures");
     if (tm->c_dropped_events == NULL || tm->c_dropped_keys == NULL ||
         tm->c_handler_failures == NULL || tm->c_handler_detached == NULL)
         goto oom;
@@ -877,8 +876,8 @@ int fdn__telemetry_service_start(fdn_telemetry_t *tm)
             tm->thread_started = true;
         }
     }
-    bool was_running = atomic_exchange_explicit(&tm->running, rc == 0 ? 1 : 0,
-                                                memory_order_acq_rel) != 0;
+    bool was_running =
+        atomic_exchange_explicit(&tm->running, rc == 0 ? 1 : 0, memory_order_acq_rel) != 0;
     (void)was_running;
     pthread_mutex_unlock(&tm->life_mu);
     if (rc == 0 && tm->opts.emit_vm_gauges) {

@@ -16,8 +16,7 @@
 #include "services/tm_metrics.h"
 
 /* container_of through void * (no -Wcast-align: the member sits inside an aligned struct). */
-#define TM_CONTAINER_OF(ptr, type, member)                                                       \
-    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define TM_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* Measurement keys one event entry keeps (further keys are dropped and counted). */
 #define TM_MAX_KEYS 16

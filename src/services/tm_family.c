@@ -265,8 +265,8 @@ fdn_counter_t *fdn__tm_builtin_counter(fdn_telemetry_t *tm, const char *name, co
     return c;
 }
 
-static int resolve(fdn_tm_family_t *f, fdn_tm_kind_t want, void **out,
-                   const char *const *values, size_t n)
+static int resolve(fdn_tm_family_t *f, fdn_tm_kind_t want, void **out, const char *const *values,
+                   size_t n)
 {
     *out = NULL;
     if (f == NULL)
@@ -347,8 +347,8 @@ int fdn_tm_family_gauge(fdn_tm_family_t *fam, fdn_gauge_t **out, const char *con
     return out == NULL ? FDN_EINVAL : rc;
 }
 
-int fdn_tm_family_histogram(fdn_tm_family_t *fam, fdn_histogram_t **out,
-                            const char *const *values, size_t n)
+int fdn_tm_family_histogram(fdn_tm_family_t *fam, fdn_histogram_t **out, const char *const *values,
+                            size_t n)
 {
     void *m = NULL;
     int rc = resolve(fam, FDN_TM_HISTOGRAM, &m, values, n);

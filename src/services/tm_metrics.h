@@ -11,15 +11,14 @@
  * shard, so up to TM_SHARDS live threads never share a cache line. */
 #define TM_SHARDS 16
 /* Histogram layout: per sign TM_HIST_EXPS powers of two × 2^FDN_TM_HIST_SUB_BITS. */
-#define TM_HIST_SUB      (1u << FDN_TM_HIST_SUB_BITS)
-#define TM_HIST_EXP_MIN  (-8)
-#define TM_HIST_EXPS     64u
-#define TM_HIST_HALF     (TM_HIST_EXPS * TM_HIST_SUB)
-#define TM_HIST_BUCKETS  (2u * TM_HIST_HALF + 1u) /* negatives, zero, positives */
+#define TM_HIST_SUB     (1u << FDN_TM_HIST_SUB_BITS)
+#define TM_HIST_EXP_MIN (-8)
+#define TM_HIST_EXPS    64u
+#define TM_HIST_HALF    (TM_HIST_EXPS * TM_HIST_SUB)
+#define TM_HIST_BUCKETS (2u * TM_HIST_HALF + 1u) /* negatives, zero, positives */
 
 /* Calling thread's shard (claims a slot on first use). */
 unsigned fdn__tm_shard(void);
-
 
 /* Allocation of cache-line-aligned objects (zeroed). NULL on OOM. */
 void *fdn__tm_aligned_calloc(size_t size);

@@ -329,9 +329,8 @@ static json_t *hist_json(const fdn_tm_hist_stats_t *h)
 {
     return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "count", jcount(h->count), "sum",
                      jreal(h->sum), "min", jreal(h->min), "max", jreal(h->max), "mean",
-                     jreal(h->count > 0 ? h->sum / (double)h->count : 0.0), "p50",
-                     jreal(h->p50), "p90", jreal(h->p90), "p99", jreal(h->p99), "p999",
-                     jreal(h->p999));
+                     jreal(h->count > 0 ? h->sum / (double)h->count : 0.0), "p50", jreal(h->p50),
+                     "p90", jreal(h->p90), "p99", jreal(h->p99), "p999", jreal(h->p999));
 }
 
 static json_t *value_json(const fdn_tm_sample_t *x)

@@ -213,4 +213,3 @@ fail:
     step_reset(d->rollback);
     return rc;
 }
-

@@ -8,7 +8,8 @@
 typedef struct fdn__evdb fdn__evdb_t;
 
 /* Open or create the file: WAL mode, synchronous=FULL (durable) or NORMAL (fast), schema
- * checked; records are written with zstd payloads when compress is true. FDN_ECORRUPT when the file is not a valid store, FDN_EIO otherwise. */
+ * checked; records are written with zstd payloads when compress is true. FDN_ECORRUPT when the file
+ * is not a valid store, FDN_EIO otherwise. */
 int fdn__evdb_open(fdn__evdb_t **out, const char *path, bool durable, bool compress,
                    fdn_error_t *err);
 

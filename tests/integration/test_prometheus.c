@@ -51,8 +51,9 @@ static fdn_telemetry_t *populate(void)
     assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
     const char *ln[] = {"method", "path"};
     fdn_tm_family_t *f = NULL;
-    assert_int_equal(fdn_telemetry_family(tm, &f, "http_requests_total", "HTTP requests\nby \\ path",
-                                          FDN_TM_COUNTER, ln, 2, 2), 0);
+    assert_int_equal(fdn_telemetry_family(tm, &f, "http_requests_total",
+                                          "HTTP requests\nby \\ path", FDN_TM_COUNTER, ln, 2, 2),
+                     0);
     const char *paths[] = {"/a\"quoted\"\xff\xc3\xa9", "/b\\back\nline", "/c", "/d"};
     for (size_t i = 0; i < 4; i++) {
         const char *v[] = {"GET", paths[i]};
@@ -62,7 +63,8 @@ static fdn_telemetry_t *populate(void)
     }
     const char *hl[] = {"pool"};
     assert_int_equal(fdn_telemetry_family(tm, &f, "pool_checkout_seconds", "Checkout latency",
-                                          FDN_TM_HISTOGRAM, hl, 1, 0), 0);
+                                          FDN_TM_HISTOGRAM, hl, 1, 0),
+                     0);
     fdn_histogram_t *h = NULL;
     const char *pv[] = {"db"};
     assert_int_equal(fdn_tm_family_histogram(f, &h, pv, 1), 0);
@@ -70,18 +72,20 @@ static fdn_telemetry_t *populate(void)
         fdn_histogram_observe(h, (double)i / 1000.0);
     const char *pv2[] = {"empty"};
     assert_int_equal(fdn_tm_family_histogram(f, &h, pv2, 1), 0);
-    assert_int_equal(fdn_telemetry_family(tm, &f, "queue_depth", "Queue depth", FDN_TM_GAUGE_INT,
-                                          NULL, 0, 0), 0);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "queue_depth", "Queue depth", FDN_TM_GAUGE_INT, NULL, 0, 0),
+        0);
     fdn_gauge_t *g = NULL;
     assert_int_equal(fdn_tm_family_gauge(f, &g, NULL, 0), 0);
     fdn_gauge_set(g, -12);
-    assert_int_equal(fdn_telemetry_family(tm, &f, "queue_bytes", "Queue bytes", FDN_TM_GAUGE_INT,
-                                          NULL, 0, 0), 0);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "queue_bytes", "Queue bytes", FDN_TM_GAUGE_INT, NULL, 0, 0),
+        0);
     assert_int_equal(fdn_tm_family_gauge(f, &g, NULL, 0), 0);
     fdn_gauge_set(g, INT64_MAX - 1); /* not representable as a double */
     /* a family registered without help text: promtool's lint fails on "no help text" */
-    assert_int_equal(fdn_telemetry_family(tm, &f, "workers_busy", NULL, FDN_TM_GAUGE_INT, NULL, 0,
-                                          0), 0);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "workers_busy", NULL, FDN_TM_GAUGE_INT, NULL, 0, 0), 0);
     assert_int_equal(fdn_tm_family_gauge(f, &g, NULL, 0), 0);
     fdn_gauge_set(g, 3);
 

@@ -60,8 +60,8 @@ static void counters_sum_exactly(void **state)
     x.n = iters();
     assert_int_equal(fdn_telemetry_create(&x.tm, NULL), 0);
     fdn_tm_family_t *f = NULL;
-    assert_int_equal(fdn_telemetry_family(x.tm, &f, "ops_total", "ops", FDN_TM_COUNTER, NULL, 0,
-                                          0), 0);
+    assert_int_equal(fdn_telemetry_family(x.tm, &f, "ops_total", "ops", FDN_TM_COUNTER, NULL, 0, 0),
+                     0);
     assert_int_equal(fdn_tm_family_counter(f, &x.c, NULL, 0), 0);
     pthread_barrier_init(&x.bar, NULL, THREADS);
     pthread_t t[THREADS];
@@ -105,8 +105,8 @@ static void snapshots_never_tear(void **state)
     x.n = iters();
     assert_int_equal(fdn_telemetry_create(&x.tm, NULL), 0);
     fdn_tm_family_t *f = NULL;
-    assert_int_equal(fdn_telemetry_family(x.tm, &f, "lat_seconds", "l", FDN_TM_HISTOGRAM, NULL,
-                                          0, 0), 0);
+    assert_int_equal(
+        fdn_telemetry_family(x.tm, &f, "lat_seconds", "l", FDN_TM_HISTOGRAM, NULL, 0, 0), 0);
     assert_int_equal(fdn_tm_family_histogram(f, &x.h, NULL, 0), 0);
     atomic_store(&x.writers_left, THREADS - 1);
     pthread_barrier_init(&x.bar, NULL, THREADS);
@@ -192,7 +192,8 @@ static void handlers_and_retention_race_emits(void **state)
     while (atomic_load_explicit(&x.writers_left, memory_order_acquire) > 0) {
         uint64_t id = 0;
         assert_int_equal(fdn_telemetry_attach(&*x.tm, &id, round % 2 ? "churn" : "",
-                                              FDN_TM_MATCH_PREFIX, counting_handler, &x), 0);
+                                              FDN_TM_MATCH_PREFIX, counting_handler, &x),
+                         0);
         (void)fdn_telemetry_cleanup(x.tm);
         if (round % 16 == 0)
             (void)fdn_telemetry_reset_metrics(x.tm);
@@ -220,8 +221,8 @@ static void thread_churn_keeps_sums(void **state)
     ctx_t x = {0};
     assert_int_equal(fdn_telemetry_create(&x.tm, NULL), 0);
     fdn_tm_family_t *f = NULL;
-    assert_int_equal(fdn_telemetry_family(x.tm, &f, "churn_total", "c", FDN_TM_COUNTER, NULL, 0,
-                                          0), 0);
+    assert_int_equal(fdn_telemetry_family(x.tm, &f, "churn_total", "c", FDN_TM_COUNTER, NULL, 0, 0),
+                     0);
     assert_int_equal(fdn_tm_family_counter(f, &x.c, NULL, 0), 0);
     enum { ROUNDS = 50, PAR = 4 };
     for (int r = 0; r < ROUNDS; r++) {

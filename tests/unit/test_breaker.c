@@ -251,9 +251,9 @@ static void probe_timeout_counts_from_the_probe(void **state)
     fdn_breaker_permit_t p1, p2, p;
     assert_int_equal(fdn_breaker_acquire(b, &p1), 0); /* half-open begins, first probe */
     fdn_clock_advance(f->clk, 40 * MS);
-    fdn_breaker_release(b, &p1); /* e.g. rejected by the pool: slot returned */
+    fdn_breaker_release(b, &p1);                      /* e.g. rejected by the pool: slot returned */
     assert_int_equal(fdn_breaker_acquire(b, &p2), 0); /* second probe at +40 ms */
-    fdn_clock_advance(f->clk, 20 * MS);                /* +60 ms: p2 is 20 ms old */
+    fdn_clock_advance(f->clk, 20 * MS);               /* +60 ms: p2 is 20 ms old */
     assert_int_equal(fdn_breaker_acquire(b, &p), FDN_ECIRCUIT_OPEN);
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_HALF_OPEN);
     fdn_breaker_record(b, &p2, 0);

@@ -1461,8 +1461,7 @@ static void batch_not_split_across_commits(void **state)
     fdn_events_stats_t st;
     assert_int_equal(fdn_events_stats(es, &st), 0);
     if (st.count != 0)
-        fail_msg("%llu of the batch's %d events were committed", (unsigned long long)st.count,
-                 N);
+        fail_msg("%llu of the batch's %d events were committed", (unsigned long long)st.count, N);
     fdn_events_destroy(es);
     free(evs);
     fdn_event_free(ev);

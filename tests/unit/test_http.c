@@ -904,7 +904,6 @@ static void bind_then_start(void **state)
     fdn_admin_destroy(b);
 }
 
-
 /* A limiter that refuses new keys when full (overflow_policy deny_new) answers 503 with a
  * Retry-After and the agreed error body, not 500 and not 429. */
 static void limiter_full_is_503(void **state)
@@ -929,8 +928,7 @@ static void limiter_full_is_503(void **state)
     for (size_t i = 0; i < 3; i++) {
         fdn__http_resp_t r;
         memset(&r, 0, sizeof r);
-        fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, bodies[i], strlen(bodies[i]),
-                            &r);
+        fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, bodies[i], strlen(bodies[i]), &r);
         assert_int_equal(r.status, want[i]);
         if (want[i] == 503) {
             json_t *e = json_object_get(r.json, "error");
@@ -949,16 +947,25 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(target_basic),     cmocka_unit_test(target_decoding),
-        cmocka_unit_test(target_rejects),   cmocka_unit_test(target_bare_keys_fit),
-        cmocka_unit_test(route_matching),   cmocka_unit_test(value_parsers),
-        cmocka_unit_test(status_mapping),   cmocka_unit_test(error_body),
-        cmocka_unit_test(ct_equal),         cmocka_unit_test(dispatch_routes),
-        cmocka_unit_test(dispatch_token),   cmocka_unit_test(stopped_services_answer_503),
+        cmocka_unit_test(target_basic),
+        cmocka_unit_test(target_decoding),
+        cmocka_unit_test(target_rejects),
+        cmocka_unit_test(target_bare_keys_fit),
+        cmocka_unit_test(route_matching),
+        cmocka_unit_test(value_parsers),
+        cmocka_unit_test(status_mapping),
+        cmocka_unit_test(error_body),
+        cmocka_unit_test(ct_equal),
+        cmocka_unit_test(dispatch_routes),
+        cmocka_unit_test(dispatch_token),
+        cmocka_unit_test(stopped_services_answer_503),
         cmocka_unit_test(service_handlers),
-        cmocka_unit_test(limiter_full_is_503), cmocka_unit_test(server_real),
-        cmocka_unit_test(config_check_all), cmocka_unit_test(serve_wait_escalation),
-        cmocka_unit_test(bind_then_start),  cmocka_unit_test(same_socket_check),
+        cmocka_unit_test(limiter_full_is_503),
+        cmocka_unit_test(server_real),
+        cmocka_unit_test(config_check_all),
+        cmocka_unit_test(serve_wait_escalation),
+        cmocka_unit_test(bind_then_start),
+        cmocka_unit_test(same_socket_check),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

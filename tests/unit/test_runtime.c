@@ -687,7 +687,6 @@ static void shutdown_from_worker_loop(void **state)
     pthread_cond_destroy(&x.cv);
 }
 
-
 /* Applications register their own config sections through the runtime's options, before the
  * config service starts; environment overrides reach them through opts.envp. */
 static void app_config_section(void **state)

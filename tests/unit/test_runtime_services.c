@@ -977,7 +977,6 @@ static void escalation_recorded(void **state)
     rm_tree(dir);
 }
 
-
 /* Shutting down right after a burst of updates still records every config_updated event:
  * the runtime drains the config hook before it stops the event store. */
 static void last_updates_recorded_at_shutdown(void **state)

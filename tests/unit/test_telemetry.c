@@ -44,7 +44,8 @@ static const fdn_tm_sample_t *find(const fdn_tm_snapshot_t *s, const char *name,
             continue;
         if (x->is_event && key != NULL && strcmp(x->key, key) == 0)
             return x;
-        if (!x->is_event && (key == NULL || (x->nlabels > 0 && strcmp(x->label_values[0], key) == 0)))
+        if (!x->is_event &&
+            (key == NULL || (x->nlabels > 0 && strcmp(x->label_values[0], key) == 0)))
             return x;
     }
     return NULL;
@@ -79,8 +80,8 @@ static void aggregation_follows_the_reference(void **state)
     fdn_telemetry_t *tm = new_tm(NULL, NULL);
     fdn_tm_meta_t m1 = {"path", "first"}, m2 = {"path", "second"};
     for (int i = 0; i < 3; i++)
-        assert_int_equal(fdn_telemetry_emit_counter(tm, "foundation.event_queries",
-                                                    i == 0 ? &m1 : &m2, 1), 0);
+        assert_int_equal(
+            fdn_telemetry_emit_counter(tm, "foundation.event_queries", i == 0 ? &m1 : &m2, 1), 0);
     assert_int_equal(fdn_telemetry_emit_counter_n(tm, "foundation.event_queries", 5, NULL, 0), 0);
     assert_int_equal(fdn_telemetry_emit_gauge(tm, "app.temp", 1.0, NULL, 0), 0);
     assert_int_equal(fdn_telemetry_emit_gauge(tm, "app.temp", 42.5, NULL, 0), 0);
@@ -245,13 +246,15 @@ static void families_labels_and_overflow(void **state)
     fdn_telemetry_t *tm = new_tm(NULL, NULL);
     const char *ln[] = {"method", "code"};
     fdn_tm_family_t *f = NULL, *f2 = NULL;
-    assert_int_equal(fdn_telemetry_family(tm, &f, "http_requests_total", "Requests",
-                                          FDN_TM_COUNTER, ln, 2, 3), 0);
-    assert_int_equal(fdn_telemetry_family(tm, &f2, "http_requests_total", "again",
-                                          FDN_TM_COUNTER, ln, 2, 3), 0);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "http_requests_total", "Requests", FDN_TM_COUNTER, ln, 2, 3),
+        0);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f2, "http_requests_total", "again", FDN_TM_COUNTER, ln, 2, 3), 0);
     assert_ptr_equal(f, f2);
-    assert_int_equal(fdn_telemetry_family(tm, &f2, "http_requests_total", NULL, FDN_TM_GAUGE,
-                                          ln, 2, 0), FDN_EEXIST);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f2, "http_requests_total", NULL, FDN_TM_GAUGE, ln, 2, 0),
+        FDN_EEXIST);
     assert_int_equal(fdn_telemetry_family(tm, &f2, "bad name", NULL, FDN_TM_GAUGE, NULL, 0, 0),
                      FDN_EINVAL);
     const char *badl[] = {"__x"}, *dup[] = {"a", "a"}, *le[] = {"le"};
@@ -259,8 +262,7 @@ static void families_labels_and_overflow(void **state)
                      FDN_EINVAL);
     assert_int_equal(fdn_telemetry_family(tm, &f2, "g1", NULL, FDN_TM_GAUGE, dup, 2, 0),
                      FDN_EINVAL);
-    assert_int_equal(fdn_telemetry_family(tm, &f2, "g1", NULL, FDN_TM_GAUGE, le, 1, 0),
-                     FDN_EINVAL);
+    assert_int_equal(fdn_telemetry_family(tm, &f2, "g1", NULL, FDN_TM_GAUGE, le, 1, 0), FDN_EINVAL);
 
     fdn_counter_t *c[6];
     const char *codes[] = {"200", "201", "404", "500", "503", "200"};
@@ -269,8 +271,8 @@ static void families_labels_and_overflow(void **state)
         assert_int_equal(fdn_tm_family_counter(f, &c[i], v, 2), 0);
         fdn_counter_add(c[i], (uint64_t)i + 1);
     }
-    assert_ptr_equal(c[0], c[5]);      /* same label set, same handle */
-    assert_ptr_equal(c[3], c[4]);      /* both overflowed */
+    assert_ptr_equal(c[0], c[5]); /* same label set, same handle */
+    assert_ptr_equal(c[3], c[4]); /* both overflowed */
     assert_ptr_not_equal(c[2], c[3]);
     assert_int_equal(fdn_tm_family_overflows(f), 2);
     assert_int_equal(fdn_counter_value(c[0]), 1 + 6);
@@ -282,8 +284,8 @@ static void families_labels_and_overflow(void **state)
 
     fdn_tm_snapshot_t *s = NULL;
     assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
-    const fdn_tm_sample_t *x = find(s, "foundation_telemetry_series_overflows_total",
-                                    "http_requests_total");
+    const fdn_tm_sample_t *x =
+        find(s, "foundation_telemetry_series_overflows_total", "http_requests_total");
     assert_non_null(x);
     assert_int_equal(x->counter, 2);
     size_t it = 0, series = 0;
@@ -305,10 +307,10 @@ static void gauges_int_and_double(void **state)
     fdn_telemetry_t *tm = new_tm(NULL, NULL);
     fdn_tm_family_t *fi = NULL, *fd = NULL;
     fdn_gauge_t *gi = NULL, *gd = NULL;
-    assert_int_equal(fdn_telemetry_family(tm, &fi, "queue_depth", "d", FDN_TM_GAUGE_INT, NULL,
-                                          0, 0), 0);
-    assert_int_equal(fdn_telemetry_family(tm, &fd, "temperature_celsius", "t", FDN_TM_GAUGE,
-                                          NULL, 0, 0), 0);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &fi, "queue_depth", "d", FDN_TM_GAUGE_INT, NULL, 0, 0), 0);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &fd, "temperature_celsius", "t", FDN_TM_GAUGE, NULL, 0, 0), 0);
     assert_int_equal(fdn_tm_family_gauge(fi, &gi, NULL, 0), 0);
     assert_int_equal(fdn_tm_family_gauge(fd, &gd, NULL, 0), 0);
     fdn_gauge_set(gi, INT64_C(9007199254740993)); /* 2^53 + 1: exact in an int gauge */
@@ -354,12 +356,12 @@ static void handlers_match_by_name_and_prefix(void **state)
     fdn_telemetry_t *tm = new_tm(NULL, NULL);
     hcount_t ex = {0}, pre = {0}, all = {0};
     uint64_t id_ex = 0, id_pre = 0, id_all = 0;
-    assert_int_equal(fdn_telemetry_attach(tm, &id_ex, "a.b", FDN_TM_MATCH_EXACT, count_handler,
-                                          &ex), 0);
-    assert_int_equal(fdn_telemetry_attach(tm, &id_pre, "a.b", FDN_TM_MATCH_PREFIX,
-                                          count_handler, &pre), 0);
-    assert_int_equal(fdn_telemetry_attach(tm, &id_all, "", FDN_TM_MATCH_PREFIX, count_handler,
-                                          &all), 0);
+    assert_int_equal(
+        fdn_telemetry_attach(tm, &id_ex, "a.b", FDN_TM_MATCH_EXACT, count_handler, &ex), 0);
+    assert_int_equal(
+        fdn_telemetry_attach(tm, &id_pre, "a.b", FDN_TM_MATCH_PREFIX, count_handler, &pre), 0);
+    assert_int_equal(
+        fdn_telemetry_attach(tm, &id_all, "", FDN_TM_MATCH_PREFIX, count_handler, &all), 0);
     assert_int_equal(fdn_telemetry_attach(tm, NULL, "", FDN_TM_MATCH_EXACT, count_handler, &ex),
                      FDN_EINVAL);
     assert_int_equal(fdn_telemetry_handler_count(tm), 3);
@@ -392,10 +394,11 @@ static void failing_handler_is_reported_then_detached(void **state)
     fdn_telemetry_t *tm = new_tm(NULL, max3);
     hcount_t bad = {.fail_from = 0, .fail_to = 1000}, watch = {0};
     uint64_t id = 0;
-    assert_int_equal(fdn_telemetry_attach(tm, &id, "job", FDN_TM_MATCH_PREFIX, count_handler,
-                                          &bad), 0);
+    assert_int_equal(fdn_telemetry_attach(tm, &id, "job", FDN_TM_MATCH_PREFIX, count_handler, &bad),
+                     0);
     assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.telemetry.handler_failure",
-                                          FDN_TM_MATCH_EXACT, count_handler, &watch), 0);
+                                          FDN_TM_MATCH_EXACT, count_handler, &watch),
+                     0);
     for (int i = 0; i < 5; i++)
         assert_int_equal(fdn_telemetry_emit_counter(tm, "job.run", NULL, 0), 0);
     assert_int_equal(bad.calls, 3); /* detached at the third consecutive failure */
@@ -415,8 +418,8 @@ static void failing_handler_is_reported_then_detached(void **state)
 
     /* a success resets the consecutive count: fail, fail, ok, fail, fail stays attached */
     hcount_t flaky = {.fail_from = 0, .fail_to = 2};
-    assert_int_equal(fdn_telemetry_attach(tm, &id, "flaky", FDN_TM_MATCH_EXACT, count_handler,
-                                          &flaky), 0);
+    assert_int_equal(
+        fdn_telemetry_attach(tm, &id, "flaky", FDN_TM_MATCH_EXACT, count_handler, &flaky), 0);
     for (int i = 0; i < 3; i++)
         assert_int_equal(fdn_telemetry_emit_counter(tm, "flaky", NULL, 0), 0);
     flaky.fail_from = 3;
@@ -438,8 +441,8 @@ static void catch_all_failing_handler_does_not_recurse(void **state)
     (void)state;
     fdn_telemetry_t *tm = new_tm(NULL, never0);
     hcount_t bad = {.fail_from = 0, .fail_to = 1 << 30};
-    assert_int_equal(fdn_telemetry_attach(tm, NULL, "", FDN_TM_MATCH_PREFIX, count_handler,
-                                          &bad), 0);
+    assert_int_equal(fdn_telemetry_attach(tm, NULL, "", FDN_TM_MATCH_PREFIX, count_handler, &bad),
+                     0);
     assert_int_equal(fdn_telemetry_emit_counter(tm, "x", NULL, 0), 0);
     /* x fails → handler_failure event → handler fails again (counted, not re-emitted) */
     assert_int_equal(bad.calls, 2);
@@ -468,8 +471,8 @@ static void handler_may_emit_and_detach_itself(void **state)
     (void)state;
     fdn_telemetry_t *tm = new_tm(NULL, NULL);
     hcount_t h = {.tm = tm};
-    assert_int_equal(fdn_telemetry_attach(tm, &h.self_id, "outer", FDN_TM_MATCH_EXACT,
-                                          self_detach, &h), 0);
+    assert_int_equal(
+        fdn_telemetry_attach(tm, &h.self_id, "outer", FDN_TM_MATCH_EXACT, self_detach, &h), 0);
     assert_int_equal(fdn_telemetry_emit_counter(tm, "outer", NULL, 0), 0);
     assert_int_equal(fdn_telemetry_emit_counter(tm, "outer", NULL, 0), 0);
     assert_int_equal(h.calls, 1);
@@ -505,8 +508,8 @@ static void json_is_the_reference_tree(void **state)
     fdn_telemetry_emit_histogram(tm, "top.child", 8, NULL, 0);
     fdn_tm_family_t *f = NULL;
     fdn_counter_t *c = NULL;
-    assert_int_equal(fdn_telemetry_family(tm, &f, "jobs_total", "Jobs", FDN_TM_COUNTER, NULL, 0,
-                                          0), 0);
+    assert_int_equal(fdn_telemetry_family(tm, &f, "jobs_total", "Jobs", FDN_TM_COUNTER, NULL, 0, 0),
+                     0);
     assert_int_equal(fdn_tm_family_counter(f, &c, NULL, 0), 0);
     fdn_counter_add(c, 7);
 
@@ -542,7 +545,8 @@ static void json_is_the_reference_tree(void **state)
     json_t *fam = jpath(root, "families", "jobs_total", NULL);
     assert_string_equal(json_string_value(json_object_get(fam, "type")), "counter");
     assert_int_equal(json_integer_value(json_object_get(
-                         json_array_get(json_object_get(fam, "series"), 0), "value")), 7);
+                         json_array_get(json_object_get(fam, "series"), 0), "value")),
+                     7);
     json_decref(root);
     fdn_telemetry_destroy(tm);
 }
@@ -648,8 +652,8 @@ static void json_survives_infinite_values(void **state)
     assert_int_equal(fdn_tm_family_histogram(f, &h, NULL, 0), 0);
     fdn_histogram_observe(h, 1e308);
     fdn_histogram_observe(h, 1e308);
-    assert_int_equal(
-        fdn_telemetry_family(tm, &f, "extreme_int", "i", FDN_TM_GAUGE_INT, NULL, 0, 0), 0);
+    assert_int_equal(fdn_telemetry_family(tm, &f, "extreme_int", "i", FDN_TM_GAUGE_INT, NULL, 0, 0),
+                     0);
     assert_int_equal(fdn_tm_family_gauge(f, &g, NULL, 0), 0);
     fdn_gauge_set(g, INT64_MAX);
     fdn_telemetry_emit_histogram(tm, "app.big", 1e308, NULL, 0);
@@ -738,8 +742,9 @@ static void measure_emits_start_stop_exception(void **state)
     assert_int_equal(fdn_clock_manual_create(&clk, 1000, 0), 0);
     fdn_telemetry_t *tm = new_tm(clk, NULL);
     hcount_t watch = {0};
-    assert_int_equal(fdn_telemetry_attach(tm, NULL, "job.exception", FDN_TM_MATCH_EXACT,
-                                          count_handler, &watch), 0);
+    assert_int_equal(
+        fdn_telemetry_attach(tm, NULL, "job.exception", FDN_TM_MATCH_EXACT, count_handler, &watch),
+        0);
     mctx_t ok = {clk, 42}, bad = {clk, FDN_ETIMEDOUT};
     fdn_tm_meta_t md = {"module", "m"};
     assert_int_equal(fdn_telemetry_measure(tm, "job", &md, 1, measured, &ok), 42);
@@ -809,8 +814,8 @@ static void reset_keeps_handles_valid(void **state)
     fdn_telemetry_t *tm = new_tm(NULL, NULL);
     fdn_tm_family_t *f = NULL;
     fdn_histogram_t *h = NULL;
-    assert_int_equal(fdn_telemetry_family(tm, &f, "op_seconds", "x", FDN_TM_HISTOGRAM, NULL, 0,
-                                          0), 0);
+    assert_int_equal(fdn_telemetry_family(tm, &f, "op_seconds", "x", FDN_TM_HISTOGRAM, NULL, 0, 0),
+                     0);
     assert_int_equal(fdn_tm_family_histogram(f, &h, NULL, 0), 0);
     fdn_histogram_observe(h, 1.0);
     fdn_telemetry_emit_counter(tm, "e", NULL, 0);
