@@ -189,7 +189,7 @@ FDN_API int fdn_limiter_reserve(fdn_limiter_t *l, const char *key, size_t keylen
 FDN_API int fdn_limiter_cancel(fdn_limiter_t *l, const char *key, size_t keylen,
                                const fdn_limit_rule_t *rule, fdn_limit_reservation_t *rsv);
 
-/** Forget a key's state (unlike the reference's stub reset, this clears it).
+/** Forget a key's state (unlike the reference's reset, which did nothing, this clears it).
  * @return 0, FDN_ENOENT  @thread_safety any  @since 0.1.0 */
 FDN_API int fdn_limiter_reset(fdn_limiter_t *l, const char *key, size_t keylen);
 

@@ -170,7 +170,8 @@ FDN_API int fdn_execute_protected(fdn_protect_t *p, const char *key,
                                   const fdn_protect_call_opts_t *opts, fdn_protected_fn fn,
                                   void *arg, fdn_protect_result_t *result, fdn_error_t *err);
 
-/** A key's layers and their live state (the reference's get_protection_status was a stub). */
+/** A key's layers and their live state (the reference's get_protection_status returned nothing
+ * real). */
 typedef struct fdn_protect_status {
     bool has_breaker;             /**< a breaker layer is configured */
     char breaker_name[64];        /**< its name (truncated) */
