@@ -11,7 +11,9 @@
  * entry's reference; the last reference frees it.
  *
  * Invariants: entries are sorted by key and unique; an entry is immutable once published,
- * except for `opt_breaker`, an atomic cache of the breaker last resolved for a call option
+ * except for `rule_cache` (the limiter's lock-free handle on the named rule, checked against
+ * the limiter's rule-table sequence at every call so rule updates apply at once) and
+ * `opt_breaker`, an atomic cache of the breaker last resolved for a call option
  * (opts->breaker) on that key, so a call naming a breaker does not search the set (and take
  * its mutex) each time; it is checked by name before use. Breaker pointers in an entry stay
  * valid because breakers live as long as their set, which outlives this registry, and are
@@ -27,6 +29,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "infra/limiter_int.h"
 
 #define NS_PER_MS 1000000LL
 #define KEY_MAX   1024u
@@ -37,6 +40,7 @@ typedef struct entry {
     fdn_breaker_t *breaker;
     _Atomic(fdn_breaker_t *) opt_breaker; /* cache for opts->breaker, see DESIGN */
     char *rule_name;
+    fdn__limiter_rule_cache_t rule_cache; /* where rule_name was last found in the limiter */
     bool has_inline;
     fdn_limit_rule_t inline_rule;
     char *pool;
@@ -211,6 +215,7 @@ int fdn_protect_configure(fdn_protect_t *p, const char *key, const fdn_protect_c
         return FDN_ENOMEM;
     atomic_init(&e->refs, 1);
     atomic_init(&e->opt_breaker, NULL);
+    atomic_init(&e->rule_cache, 0);
     e->key = fdn__strdup(key);
     e->breaker = b;
     e->rule_name = cfg->limiter_rule && !cfg->limit ? fdn__strdup(cfg->limiter_rule) : NULL;
@@ -466,7 +471,8 @@ int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_c
             rc = check_inline(p, key, id, &e->inline_rule, cost, &lr);
             limited = true;
         } else if (e && e->rule_name) {
-            rc = fdn_limiter_check_named(p->limiter, e->rule_name, id, cost, &lr);
+            rc = fdn__limiter_check_named_cached(p->limiter, e->rule_name, id, cost, &lr,
+                                                 &e->rule_cache);
             limited = true;
         }
         if (limited && rc != 0) {

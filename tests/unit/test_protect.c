@@ -214,6 +214,51 @@ static void rate_limited_hard_limit(void **state)
     assert_int_equal(fdn_execute_protected(f->p, "rl", &co, fn, &c, &r, NULL), 0);
 }
 
+/* The entry caches where its named rule sits in the limiter; every change of the rule table
+ * (an update, the removal of this or another rule, which moves slots) applies to the next
+ * call. */
+static void cached_named_rule_follows_every_change(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t one = {FDN_LIMIT_FIXED_WINDOW, 1, 60000, 0};
+    fdn_limit_rule_t many = {FDN_LIMIT_FIXED_WINDOW, 1000, 60000, 0};
+    assert_int_equal(fdn_limiter_set_rule(f->lim, "first", &many), 0);
+    assert_int_equal(fdn_limiter_set_rule(f->lim, "cached", &one), 0);
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.limiter_rule = "cached";
+    assert_int_equal(fdn_protect_configure(f->p, "cr", &cfg, NULL), 0);
+    fdn_protect_call_opts_t co = FDN_PROTECT_CALL_OPTS_INIT;
+    call_t c = {NULL, 0, NULL, 0};
+    fdn_protect_result_t r;
+    co.identifier = "a";
+    assert_int_equal(fdn_execute_protected(f->p, "cr", &co, fn, &c, &r, NULL), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "cr", &co, fn, &c, &r, NULL), FDN_ERATE_LIMITED);
+    /* update of this rule */
+    assert_int_equal(fdn_limiter_set_rule(f->lim, "cached", &many), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "cr", &co, fn, &c, &r, NULL), 0);
+    /* removing an earlier rule moves "cached" to another slot; its limit stays */
+    assert_int_equal(fdn_limiter_set_rule(f->lim, "cached", &one), 0);
+    co.identifier = "b";
+    assert_int_equal(fdn_execute_protected(f->p, "cr", &co, fn, &c, &r, NULL), 0);
+    assert_int_equal(fdn_limiter_remove_rule(f->lim, "first"), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "cr", &co, fn, &c, &r, NULL), FDN_ERATE_LIMITED);
+    /* another rule now sits in the old slot; the entry does not pick it up */
+    assert_int_equal(fdn_limiter_set_rule(f->lim, "other", &many), 0);
+    co.identifier = "c";
+    assert_int_equal(fdn_execute_protected(f->p, "cr", &co, fn, &c, &r, NULL), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "cr", &co, fn, &c, &r, NULL), FDN_ERATE_LIMITED);
+    /* removal of this rule: the next call fails as an unknown rule */
+    assert_int_equal(fdn_limiter_remove_rule(f->lim, "cached"), 0);
+    co.identifier = "d";
+    int rc = fdn_execute_protected(f->p, "cr", &co, fn, &c, &r, NULL);
+    assert_int_equal(rc, FDN_ENOENT);
+    assert_false(r.ran);
+    /* and re-adding it applies at once */
+    assert_int_equal(fdn_limiter_set_rule(f->lim, "cached", &one), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "cr", &co, fn, &c, &r, NULL), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "cr", &co, fn, &c, &r, NULL), FDN_ERATE_LIMITED);
+}
+
 static void inline_rule_and_cost(void **state)
 {
     fx_t *f = *state;
@@ -591,6 +636,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(all_layers_order, setup, teardown),
         cmocka_unit_test_setup_teardown(inline_and_named_keys_do_not_collide, setup, teardown),
         cmocka_unit_test_setup_teardown(call_option_breaker_is_cached, setup, teardown),
+        cmocka_unit_test_setup_teardown(cached_named_rule_follows_every_change, setup, teardown),
         cmocka_unit_test_setup_teardown(full_limiter_rejects_new_key, setup, teardown),
         cmocka_unit_test_setup_teardown(configure_validation_and_list, setup, teardown),
         cmocka_unit_test(telemetry_events),
