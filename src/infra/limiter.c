@@ -800,10 +800,12 @@ int fdn__limiter_service_health(fdn_limiter_t *l)
     return atomic_load_explicit(&l->running, memory_order_acquire) ? 0 : FDN_EUNAVAILABLE;
 }
 
-/* rule_ok: the rule comes from the rule table, which only holds validated rules */
+/* rule_ok: the rule comes from the rule table, which only holds validated rules.
+ * mono: the monotonic time of this call already read by the caller on the limiter's own
+ * time source, or FDN__NOW_UNSET. */
 static int run_op_v(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
-                    bool rule_ok, int64_t cost, fdn__limit_op_t op, fdn_limit_result_t *res,
-                    fdn_limit_reservation_t *rsv)
+                    bool rule_ok, int64_t mono, int64_t cost, fdn__limit_op_t op,
+                    fdn_limit_result_t *res, fdn_limit_reservation_t *rsv)
 {
     if (l == NULL || key == NULL || keylen == 0 || keylen > MAX_KEYLEN || cost < 1 ||
         cost > LIM_MAX || (!rule_ok && fdn_limit_rule_validate(rule, NULL) != 0))
@@ -816,7 +818,7 @@ static int run_op_v(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_
         now.wall_ns = fdn_clock_wall_ns(l->clock);
         now.mono_ns = FDN__NOW_UNSET;
     } else {
-        now.mono_ns = fdn_clock_mono_ns(l->clock);
+        now.mono_ns = mono != FDN__NOW_UNSET ? mono : fdn_clock_mono_ns(l->clock);
         now.wall_ns = FDN__NOW_UNSET;
     }
     fdn_limit_result_t tmp;
@@ -855,7 +857,7 @@ static int run_op(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_li
                   int64_t cost, fdn__limit_op_t op, fdn_limit_result_t *res,
                   fdn_limit_reservation_t *rsv)
 {
-    return run_op_v(l, key, keylen, rule, false, cost, op, res, rsv);
+    return run_op_v(l, key, keylen, rule, false, FDN__NOW_UNSET, cost, op, res, rsv);
 }
 
 int fdn_limiter_check(fdn_limiter_t *l, const char *key, size_t keylen,
@@ -1078,7 +1080,8 @@ static int rule_resolve(fdn_limiter_t *l, const char *name, fdn__limiter_rule_ca
 }
 
 static int check_named(fdn_limiter_t *l, const char *rule_name, const char *identifier,
-                       int64_t cost, fdn_limit_result_t *res, fdn__limiter_rule_cache_t *cache)
+                       int64_t cost, fdn_limit_result_t *res, fdn__limiter_rule_cache_t *cache,
+                       int64_t mono)
 {
     if (l == NULL || rule_name == NULL)
         return FDN_EINVAL;
@@ -1098,7 +1101,7 @@ static int check_named(fdn_limiter_t *l, const char *rule_name, const char *iden
     memcpy(key, rule_name, nl);
     key[nl] = ':';
     memcpy(key + nl + 1, identifier, il);
-    rc = run_op_v(l, key, nl + 1 + il, &rule, true, cost, FDN__LIMIT_CHECK, res, NULL);
+    rc = run_op_v(l, key, nl + 1 + il, &rule, true, mono, cost, FDN__LIMIT_CHECK, res, NULL);
     if (key != buf)
         fdn__free(key);
     return rc;
@@ -1107,14 +1110,24 @@ static int check_named(fdn_limiter_t *l, const char *rule_name, const char *iden
 int fdn_limiter_check_named(fdn_limiter_t *l, const char *rule_name, const char *identifier,
                             int64_t cost, fdn_limit_result_t *res)
 {
-    return check_named(l, rule_name, identifier, cost, res, NULL);
+    return check_named(l, rule_name, identifier, cost, res, NULL, FDN__NOW_UNSET);
+}
+
+/* The system clock is the one non-manual clock; a manual clock is its own time source. */
+static bool same_time_source(const fdn_clock_t *a, const fdn_clock_t *b)
+{
+    return a == b || (!fdn_clock_is_manual(a) && !fdn_clock_is_manual(b));
 }
 
 int fdn__limiter_check_named_cached(fdn_limiter_t *l, const char *rule_name,
                                     const char *identifier, int64_t cost,
-                                    fdn_limit_result_t *res, fdn__limiter_rule_cache_t *cache)
+                                    fdn_limit_result_t *res, fdn__limiter_rule_cache_t *cache,
+                                    const fdn_clock_t *clock, int64_t mono_ns)
 {
-    return check_named(l, rule_name, identifier, cost, res, cache);
+    int64_t mono = FDN__NOW_UNSET;
+    if (l != NULL && mono_ns != FDN__NOW_UNSET && same_time_source(clock, l->clock))
+        mono = mono_ns;
+    return check_named(l, rule_name, identifier, cost, res, cache, mono);
 }
 
 int fdn_limiter_check_entity(fdn_limiter_t *l, const char *entity, const char *operation,

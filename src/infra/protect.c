@@ -471,8 +471,10 @@ int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_c
             rc = check_inline(p, key, id, &e->inline_rule, cost, &lr);
             limited = true;
         } else if (e && e->rule_name) {
+            /* the call's start time doubles as the limiter's time when it was read */
             rc = fdn__limiter_check_named_cached(p->limiter, e->rule_name, id, cost, &lr,
-                                                 &e->rule_cache);
+                                                 &e->rule_cache, p->clock,
+                                                 timed ? t0 : FDN__NOW_UNSET);
             limited = true;
         }
         if (limited && rc != 0) {

@@ -483,7 +483,8 @@ static void *rule_reader(void *arg)
     pthread_barrier_wait(&c->bar);
     for (long i = 0; i < c->n; i++) {
         fdn_limit_result_t res;
-        int rc = fdn__limiter_check_named_cached(c->l, "r", "id", 1, &res, &c->cache);
+        int rc = fdn__limiter_check_named_cached(c->l, "r", "id", 1, &res, &c->cache, NULL,
+                                                 FDN__NOW_UNSET);
         if (rc == FDN_ENOENT)
             continue; /* between the writer's remove and set */
         if ((rc != 0 && rc != FDN_ERATE_LIMITED) || (res.limit != 1000000 && res.limit != 7000))
@@ -533,7 +534,8 @@ static void cached_rule_vs_updates(void **state)
     assert_int_equal(fdn_limiter_set_rule(c.l, "r", &RULE_B), 0);
     assert_int_equal(fdn_limiter_get_rule(c.l, "r", &last), 0);
     fdn_limit_result_t res;
-    assert_int_equal(fdn__limiter_check_named_cached(c.l, "r", "q", 1, &res, &c.cache), 0);
+    assert_int_equal(fdn__limiter_check_named_cached(c.l, "r", "q", 1, &res, &c.cache, NULL,
+                                                     FDN__NOW_UNSET), 0);
     assert_int_equal(res.limit, 7000);
     fdn_limiter_destroy(c.l);
 }

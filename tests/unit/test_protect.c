@@ -259,6 +259,42 @@ static void cached_named_rule_follows_every_change(void **state)
     assert_int_equal(fdn_execute_protected(f->p, "cr", &co, fn, &c, &r, NULL), FDN_ERATE_LIMITED);
 }
 
+/* A timed call hands its start time to the limiter only when both read the same clock: a
+ * protection on another manual clock never moves the limiter's time. */
+static void limiter_time_is_its_own_clock(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t tb = {FDN_LIMIT_TOKEN_BUCKET, 1, 1000, 1};
+    assert_int_equal(fdn_limiter_set_rule(f->lim, "tb1", &tb), 0);
+    fdn_clock_t *other;
+    assert_int_equal(fdn_clock_manual_create(&other, 1000 * MS, 1700000040000LL * MS), 0);
+    fdn_protect_opts_t o = FDN_PROTECT_OPTS_INIT;
+    o.limiter = f->lim;
+    o.clock = other;
+    fdn_protect_t *p2;
+    assert_int_equal(fdn_protect_create(&p2, &o), 0);
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.limiter_rule = "tb1";
+    assert_int_equal(fdn_protect_configure(p2, "k", &cfg, NULL), 0);
+    assert_int_equal(fdn_protect_configure(f->p, "k", &cfg, NULL), 0);
+    fdn_protect_call_opts_t co = FDN_PROTECT_CALL_OPTS_INIT;
+    co.identifier = "x";
+    call_t c = {NULL, 0, NULL, 0};
+    fdn_protect_result_t r; /* a result makes the call timed: it reads its clock */
+    assert_int_equal(fdn_execute_protected(p2, "k", &co, fn, &c, &r, NULL), 0);
+    /* the protection's clock moves 10 s, the limiter's does not: still no token */
+    assert_int_equal(fdn_clock_advance(other, 10000 * MS), 0);
+    assert_int_equal(fdn_execute_protected(p2, "k", &co, fn, &c, &r, NULL), FDN_ERATE_LIMITED);
+    assert_int_equal(r.retry_after_ns, 1000 * MS);
+    /* same clock: the start time is the limiter's time */
+    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, &r, NULL), FDN_ERATE_LIMITED);
+    assert_int_equal(fdn_clock_advance(f->clk, 1000 * MS), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, &r, NULL), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, &r, NULL), FDN_ERATE_LIMITED);
+    fdn_protect_destroy(p2);
+    fdn_clock_destroy(other);
+}
+
 static void inline_rule_and_cost(void **state)
 {
     fx_t *f = *state;
@@ -637,6 +673,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(inline_and_named_keys_do_not_collide, setup, teardown),
         cmocka_unit_test_setup_teardown(call_option_breaker_is_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(cached_named_rule_follows_every_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(limiter_time_is_its_own_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(full_limiter_rejects_new_key, setup, teardown),
         cmocka_unit_test_setup_teardown(configure_validation_and_list, setup, teardown),
         cmocka_unit_test(telemetry_events),
