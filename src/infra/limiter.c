@@ -1119,10 +1119,10 @@ static bool same_time_source(const fdn_clock_t *a, const fdn_clock_t *b)
     return a == b || (!fdn_clock_is_manual(a) && !fdn_clock_is_manual(b));
 }
 
-int fdn__limiter_check_named_cached(fdn_limiter_t *l, const char *rule_name,
-                                    const char *identifier, int64_t cost,
-                                    fdn_limit_result_t *res, fdn__limiter_rule_cache_t *cache,
-                                    const fdn_clock_t *clock, int64_t mono_ns)
+int fdn__limiter_check_named_cached(fdn_limiter_t *l, const char *rule_name, const char *identifier,
+                                    int64_t cost, fdn_limit_result_t *res,
+                                    fdn__limiter_rule_cache_t *cache, const fdn_clock_t *clock,
+                                    int64_t mono_ns)
 {
     int64_t mono = FDN__NOW_UNSET;
     if (l != NULL && mono_ns != FDN__NOW_UNSET && same_time_source(clock, l->clock))

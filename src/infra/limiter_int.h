@@ -56,10 +56,10 @@ typedef struct fdn__limiter_backend {
  * callers.
  */
 typedef _Atomic uint64_t fdn__limiter_rule_cache_t;
-int fdn__limiter_check_named_cached(fdn_limiter_t *l, const char *rule_name,
-                                    const char *identifier, int64_t cost,
-                                    fdn_limit_result_t *res, fdn__limiter_rule_cache_t *cache,
-                                    const fdn_clock_t *clock, int64_t mono_ns);
+int fdn__limiter_check_named_cached(fdn_limiter_t *l, const char *rule_name, const char *identifier,
+                                    int64_t cost, fdn_limit_result_t *res,
+                                    fdn__limiter_rule_cache_t *cache, const fdn_clock_t *clock,
+                                    int64_t mono_ns);
 
 /* Supervision hooks (see the helper brief): while stopped every check returns
  * FDN_EUNAVAILABLE; state survives a stop/start. */

@@ -534,8 +534,8 @@ static void cached_rule_vs_updates(void **state)
     assert_int_equal(fdn_limiter_set_rule(c.l, "r", &RULE_B), 0);
     assert_int_equal(fdn_limiter_get_rule(c.l, "r", &last), 0);
     fdn_limit_result_t res;
-    assert_int_equal(fdn__limiter_check_named_cached(c.l, "r", "q", 1, &res, &c.cache, NULL,
-                                                     FDN__NOW_UNSET), 0);
+    assert_int_equal(
+        fdn__limiter_check_named_cached(c.l, "r", "q", 1, &res, &c.cache, NULL, FDN__NOW_UNSET), 0);
     assert_int_equal(res.limit, 7000);
     fdn_limiter_destroy(c.l);
 }
@@ -543,9 +543,9 @@ static void cached_rule_vs_updates(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(frozen_clock_exact), cmocka_unit_test(moving_clock_bounded),
-        cmocka_unit_test(breaker_concurrent), cmocka_unit_test(breaker_mixed_no_leaks),
-        cmocka_unit_test(protect_concurrent), cmocka_unit_test(flood_keeps_victim_limited),
+        cmocka_unit_test(frozen_clock_exact),     cmocka_unit_test(moving_clock_bounded),
+        cmocka_unit_test(breaker_concurrent),     cmocka_unit_test(breaker_mixed_no_leaks),
+        cmocka_unit_test(protect_concurrent),     cmocka_unit_test(flood_keeps_victim_limited),
         cmocka_unit_test(cached_rule_vs_updates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
