@@ -164,6 +164,7 @@ struct fdn_pool {
     bool reaper_started;
     bool reaper_joined;
     _Atomic int refs;
+    _Atomic bool retired; /* removed from its manager (fdn__pool_retire) */
     uint64_t rng;
     uint64_t n_checkouts, n_timeouts, n_created, n_destroyed, n_broken, n_create_fail, n_leaks;
     pthread_cond_t drain_cv;
@@ -577,6 +578,7 @@ int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *
     p->manual = fdn_clock_is_manual(p->clock);
     p->tm = opts->telemetry;
     atomic_init(&p->refs, 1);
+    atomic_init(&p->retired, false);
     p->rng = (uint64_t)(uintptr_t)p ^ (uint64_t)fdn_clock_mono_ns(NULL);
     atomic_init(&p->reaper_stop, false);
     pthread_mutex_init(&p->mu, NULL);
@@ -690,6 +692,16 @@ int fdn_pool_shutdown(fdn_pool_t *p, int64_t timeout_ms)
     }
     pthread_mutex_unlock(&p->mu);
     return rc;
+}
+
+void fdn__pool_retire(fdn_pool_t *p)
+{
+    atomic_store_explicit(&p->retired, true, memory_order_release);
+}
+
+bool fdn__pool_retired(const fdn_pool_t *p)
+{
+    return atomic_load_explicit(&p->retired, memory_order_acquire);
 }
 
 void fdn_pool_retain(fdn_pool_t *p)

@@ -12,7 +12,10 @@
  *
  * Invariants: entries are sorted by key and unique; an entry is immutable once published,
  * except for `rule_cache` (the limiter's lock-free handle on the named rule, checked against
- * the limiter's rule-table sequence at every call so rule updates apply at once) and
+ * the limiter's rule-table sequence at every call so rule updates apply at once),
+ * `pool_cache` (the pool manager's lock-free handle on the named pool, holding a pool
+ * reference released when the entry is freed; used only while that pool is not retired, so
+ * a stopped or restarted pool is looked up again) and
  * `opt_breaker`, an atomic cache of the breaker last resolved for a call option
  * (opts->breaker) on that key, so a call naming a breaker does not search the set (and take
  * its mutex) each time; it is checked by name before use. Breaker pointers in an entry stay
@@ -30,6 +33,7 @@
 
 #include "core/alloc.h"
 #include "infra/limiter_int.h"
+#include "infra/pool_int.h"
 
 #define NS_PER_MS 1000000LL
 #define KEY_MAX   1024u
@@ -44,6 +48,7 @@ typedef struct entry {
     bool has_inline;
     fdn_limit_rule_t inline_rule;
     char *pool;
+    fdn__pool_cache_t pool_cache; /* the pool `pool` names, with a reference of its own */
     int64_t timeout_ms;
 } entry_t;
 
@@ -68,6 +73,7 @@ static void entry_free(entry_t *e)
         return;
     fdn__free(e->key);
     fdn__free(e->rule_name);
+    fdn__pools_cache_drop(&e->pool_cache);
     fdn__free(e->pool);
     fdn__free(e);
 }
@@ -216,6 +222,7 @@ int fdn_protect_configure(fdn_protect_t *p, const char *key, const fdn_protect_c
     atomic_init(&e->refs, 1);
     atomic_init(&e->opt_breaker, NULL);
     atomic_init(&e->rule_cache, 0);
+    atomic_init(&e->pool_cache, NULL);
     e->key = fdn__strdup(key);
     e->breaker = b;
     e->rule_name = cfg->limiter_rule && !cfg->limit ? fdn__strdup(cfg->limiter_rule) : NULL;
@@ -454,6 +461,7 @@ int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_c
     entry_t *e = lookup_ref(p, key);
     fdn_breaker_t *b = NULL;
     fdn_pool_t *pool = NULL;
+    bool pool_owned = false; /* we hold a reference on pool (else the entry's cache does) */
     fdn_pool_worker_t *w = NULL;
     fdn_breaker_permit_t permit;
     bool have_permit = false;
@@ -542,7 +550,12 @@ int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_c
     /* 3. pool checkout */
     const char *pool_name = opts->pool ? opts->pool : (e ? e->pool : NULL);
     if (pool_name && p->pools && atomic_load_explicit(&p->on_pool, memory_order_relaxed)) {
-        rc = fdn_pools_get(p->pools, pool_name, &pool);
+        if (opts->pool == NULL && e != NULL) {
+            rc = fdn__pools_get_cached(p->pools, pool_name, &e->pool_cache, &pool, &pool_owned);
+        } else {
+            rc = fdn_pools_get(p->pools, pool_name, &pool);
+            pool_owned = true;
+        }
         if (rc) {
             fdn_err_set(err, rc, "connection pool %s not found", pool_name);
             goto release;
@@ -575,7 +588,8 @@ int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_c
 release:
     if (have_permit)
         fdn_breaker_release(b, &permit);
-    fdn_pool_release(pool);
+    if (pool_owned)
+        fdn_pool_release(pool);
 done:
     entry_unref(e);
     result->duration_ns = timed ? fdn_clock_mono_ns(p->clock) - t0 : 0;

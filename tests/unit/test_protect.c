@@ -11,6 +11,7 @@
 #include <fdn/protect.h>
 #include <fdn/telemetry.h>
 #include "infra/breaker_int.h"
+#include "infra/pool_int.h"
 
 #define MS 1000000LL
 
@@ -293,6 +294,52 @@ static void limiter_time_is_its_own_clock(void **state)
     assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, &r, NULL), FDN_ERATE_LIMITED);
     fdn_protect_destroy(p2);
     fdn_clock_destroy(other);
+}
+
+/* The entry caches its pool; stopping it, starting another under the same name and stopping
+ * the manager all apply to the next call. */
+static void cached_pool_follows_stop_and_restart(void **state)
+{
+    fx_t *f = *state;
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.pool = "db";
+    assert_int_equal(fdn_protect_configure(f->p, "pc", &cfg, NULL), 0);
+    call_t c = {NULL, 0, NULL, 0};
+    fdn_protect_result_t r;
+    assert_int_equal(fdn_execute_protected(f->p, "pc", NULL, fn, &c, &r, NULL), 0);
+    void *first = c.conn;
+    assert_non_null(first);
+    assert_int_equal(fdn_execute_protected(f->p, "pc", NULL, fn, &c, &r, NULL), 0);
+    assert_ptr_equal(c.conn, first);
+    /* stopped: not found */
+    assert_int_equal(fdn_pools_stop(f->pools, "db"), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "pc", NULL, fn, &c, &r, NULL), FDN_ENOENT);
+    assert_false(r.ran);
+    /* a new pool under the same name serves the next call */
+    fdn_pool_opts_t pool = FDN_POOL_OPTS_INIT;
+    pool.size = 1;
+    pool.max_overflow = 0;
+    pool.create = conn_create;
+    pool.user = f;
+    assert_int_equal(fdn_pools_start(f->pools, "db", &pool, NULL, NULL), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "pc", NULL, fn, &c, &r, NULL), 0);
+    assert_non_null(c.conn);
+    assert_ptr_not_equal(c.conn, first);
+    void *second = c.conn;
+    assert_int_equal(fdn_execute_protected(f->p, "pc", NULL, fn, &c, &r, NULL), 0);
+    assert_ptr_equal(c.conn, second);
+    /* a stopped manager refuses at once */
+    fdn__pools_service_stop(f->pools);
+    assert_int_equal(fdn_execute_protected(f->p, "pc", NULL, fn, &c, &r, NULL), FDN_EUNAVAILABLE);
+    assert_int_equal(fdn__pools_service_start(f->pools), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "pc", NULL, fn, &c, &r, NULL), 0);
+    assert_ptr_equal(c.conn, second);
+    /* a pool shut down directly (still registered) reports shutdown */
+    fdn_pool_t *h;
+    assert_int_equal(fdn_pools_get(f->pools, "db", &h), 0);
+    assert_int_equal(fdn_pool_shutdown(h, 0), 0);
+    fdn_pool_release(h);
+    assert_int_equal(fdn_execute_protected(f->p, "pc", NULL, fn, &c, &r, NULL), FDN_ESHUTDOWN);
 }
 
 static void inline_rule_and_cost(void **state)
@@ -674,6 +721,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(call_option_breaker_is_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(cached_named_rule_follows_every_change, setup, teardown),
         cmocka_unit_test_setup_teardown(limiter_time_is_its_own_clock, setup, teardown),
+        cmocka_unit_test_setup_teardown(cached_pool_follows_stop_and_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(full_limiter_rejects_new_key, setup, teardown),
         cmocka_unit_test_setup_teardown(configure_validation_and_list, setup, teardown),
         cmocka_unit_test(telemetry_events),
