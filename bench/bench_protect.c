@@ -304,3 +304,30 @@ static const bench_case_t prot_all = {.name = "protect.call.all_layers",
                                       .run = prot_run,
                                       .teardown = prot_teardown};
 BENCH_REGISTER(prot_all)
+
+/* ---- protect.call.all_layers_timed: the same call asking for its result (and duration) -- */
+
+static void prot_run_timed(void *state, int tid, uint64_t iters)
+{
+    (void)tid;
+    prot_state_t *s = state;
+    fdn_protect_call_opts_t co = FDN_PROTECT_CALL_OPTS_INIT;
+    co.identifier = "user-1";
+    fdn_protect_result_t r;
+    for (uint64_t i = 0; i < iters; i++) {
+        int rc = fdn_execute_protected(s->p, "k", &co, pfn, s, &r, NULL);
+        BENCH_USE(rc);
+        BENCH_USE(r.duration_ns);
+    }
+}
+
+static const bench_case_t prot_timed = {.name = "protect.call.all_layers_timed",
+                                        .threads = 1,
+                                        .iters = 1000000,
+                                        .baseline = "protect.call.all_layers",
+                                        .goal_kind = BENCH_GOAL_NONE,
+                                        .goal_text = "informational",
+                                        .setup = prot_setup,
+                                        .run = prot_run_timed,
+                                        .teardown = prot_teardown};
+BENCH_REGISTER(prot_timed)

@@ -12,6 +12,11 @@
  * Locks: one mutex per shard (cache-line aligned) guards that shard's chains, LRU list,
  * counters and cells; a check holds exactly one shard lock for a lookup + update. The rule
  * table has its own mutex, never held with a shard lock. No callback runs under any lock.
+ * Every change to the rule table (under its mutex) also runs the sequence counter
+ * `rules_seq` odd then even (a seqlock) and mirrors each slot's rule into atomic fields, so
+ * fdn__limiter_check_named_cached reads a rule it resolved before with no lock: it keeps
+ * (rules_seq, slot) in the caller's cache and uses the slot only while rules_seq is still
+ * that value, so any rule update or removal applies to the very next check.
  *
  * Invariants: per shard, count <= cap (max_keys / shards, at least 1); every cell is in
  * exactly one chain and in the shard's LRU list (most recent at the head); a cell whose
@@ -695,6 +700,8 @@ static int mem_create(membe_t **out, uint32_t nshards, uint32_t max_keys,
 typedef struct named_rule {
     char name[RULE_NAME_MAX];
     fdn_limit_rule_t rule;
+    /* the same rule for lock-free readers (see DESIGN): algo, limit, period_ms, burst */
+    _Atomic int64_t mirror[4];
 } named_rule_t;
 
 struct fdn_limiter {
@@ -707,6 +714,7 @@ struct fdn_limiter {
     pthread_mutex_t rules_mu;
     named_rule_t rules[MAX_RULES];
     size_t nrules;
+    _Atomic uint64_t rules_seq; /* odd while rules_mu's holder changes the table */
 };
 
 int fdn_limiter_create(fdn_limiter_t **out, const fdn_limiter_opts_t *opts)
@@ -792,12 +800,15 @@ int fdn__limiter_service_health(fdn_limiter_t *l)
     return atomic_load_explicit(&l->running, memory_order_acquire) ? 0 : FDN_EUNAVAILABLE;
 }
 
-static int run_op(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
-                  int64_t cost, fdn__limit_op_t op, fdn_limit_result_t *res,
-                  fdn_limit_reservation_t *rsv)
+/* rule_ok: the rule comes from the rule table, which only holds validated rules.
+ * mono: the monotonic time of this call already read by the caller on the limiter's own
+ * time source, or FDN__NOW_UNSET. */
+static int run_op_v(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
+                    bool rule_ok, int64_t mono, int64_t cost, fdn__limit_op_t op,
+                    fdn_limit_result_t *res, fdn_limit_reservation_t *rsv)
 {
     if (l == NULL || key == NULL || keylen == 0 || keylen > MAX_KEYLEN || cost < 1 ||
-        cost > LIM_MAX || fdn_limit_rule_validate(rule, NULL) != 0)
+        cost > LIM_MAX || (!rule_ok && fdn_limit_rule_validate(rule, NULL) != 0))
         return FDN_EINVAL;
     if (FDN_UNLIKELY(!atomic_load_explicit(&l->running, memory_order_acquire)))
         return FDN_EUNAVAILABLE;
@@ -807,7 +818,7 @@ static int run_op(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_li
         now.wall_ns = fdn_clock_wall_ns(l->clock);
         now.mono_ns = FDN__NOW_UNSET;
     } else {
-        now.mono_ns = fdn_clock_mono_ns(l->clock);
+        now.mono_ns = mono != FDN__NOW_UNSET ? mono : fdn_clock_mono_ns(l->clock);
         now.wall_ns = FDN__NOW_UNSET;
     }
     fdn_limit_result_t tmp;
@@ -840,6 +851,13 @@ static int run_op(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_li
         return 0;
     }
     return FDN_ERATE_LIMITED;
+}
+
+static int run_op(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
+                  int64_t cost, fdn__limit_op_t op, fdn_limit_result_t *res,
+                  fdn_limit_reservation_t *rsv)
+{
+    return run_op_v(l, key, keylen, rule, false, FDN__NOW_UNSET, cost, op, res, rsv);
 }
 
 int fdn_limiter_check(fdn_limiter_t *l, const char *key, size_t keylen,
@@ -942,6 +960,30 @@ static named_rule_t *rule_find_locked(fdn_limiter_t *l, const char *name)
     return NULL;
 }
 
+/* rules_mu held: open and close a change of the table (seqlock writer side) */
+static uint64_t rules_write_begin(fdn_limiter_t *l)
+{
+    uint64_t s = atomic_load_explicit(&l->rules_seq, memory_order_relaxed);
+    atomic_store_explicit(&l->rules_seq, s + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    return s;
+}
+
+static void rules_write_end(fdn_limiter_t *l, uint64_t s)
+{
+    atomic_store_explicit(&l->rules_seq, s + 2, memory_order_release);
+}
+
+/* rules_mu held, inside a write: set slot r's rule and its mirror */
+static void rule_store_locked(named_rule_t *r, const fdn_limit_rule_t *rule)
+{
+    r->rule = *rule;
+    atomic_store_explicit(&r->mirror[0], (int64_t)rule->algo, memory_order_relaxed);
+    atomic_store_explicit(&r->mirror[1], rule->limit, memory_order_relaxed);
+    atomic_store_explicit(&r->mirror[2], rule->period_ms, memory_order_relaxed);
+    atomic_store_explicit(&r->mirror[3], rule->burst, memory_order_relaxed);
+}
+
 int fdn_limiter_set_rule(fdn_limiter_t *l, const char *name, const fdn_limit_rule_t *rule)
 {
     if (l == NULL || name == NULL || name[0] == '\0' || strlen(name) >= RULE_NAME_MAX ||
@@ -949,6 +991,7 @@ int fdn_limiter_set_rule(fdn_limiter_t *l, const char *name, const fdn_limit_rul
         return FDN_EINVAL;
     int rc = 0;
     pthread_mutex_lock(&l->rules_mu);
+    uint64_t seq = rules_write_begin(l);
     named_rule_t *r = rule_find_locked(l, name);
     if (r == NULL) {
         if (l->nrules == MAX_RULES) {
@@ -959,7 +1002,8 @@ int fdn_limiter_set_rule(fdn_limiter_t *l, const char *name, const fdn_limit_rul
         }
     }
     if (r)
-        r->rule = *rule;
+        rule_store_locked(r, rule);
+    rules_write_end(l, seq);
     pthread_mutex_unlock(&l->rules_mu);
     return rc;
 }
@@ -981,22 +1025,68 @@ int fdn_limiter_remove_rule(fdn_limiter_t *l, const char *name)
     if (l == NULL || name == NULL)
         return FDN_EINVAL;
     pthread_mutex_lock(&l->rules_mu);
+    uint64_t seq = rules_write_begin(l);
     named_rule_t *r = rule_find_locked(l, name);
     if (r) {
-        *r = l->rules[l->nrules - 1];
+        const named_rule_t *last = &l->rules[l->nrules - 1];
+        if (r != last) {
+            memcpy(r->name, last->name, sizeof(r->name));
+            rule_store_locked(r, &last->rule);
+        }
         l->nrules--;
+    }
+    rules_write_end(l, seq);
+    pthread_mutex_unlock(&l->rules_mu);
+    return r ? 0 : FDN_ENOENT;
+}
+
+/* A rule cache holds (rules_seq << 8) | CACHE_VALID | slot; 0 is empty. */
+#define CACHE_VALID 0x80u
+#define CACHE_SLOT  0x3fu
+_Static_assert(MAX_RULES <= CACHE_SLOT + 1, "slot index fits the cache");
+
+/* Resolve rule_name into *out, through *cache when it is still current (see DESIGN). */
+static int rule_resolve(fdn_limiter_t *l, const char *name, fdn__limiter_rule_cache_t *cache,
+                        fdn_limit_rule_t *out)
+{
+    if (cache != NULL) {
+        uint64_t c = atomic_load_explicit(cache, memory_order_relaxed);
+        uint64_t s1 = atomic_load_explicit(&l->rules_seq, memory_order_acquire);
+        if ((c & CACHE_VALID) != 0 && (c >> 8) == s1) {
+            const named_rule_t *r = &l->rules[c & CACHE_SLOT];
+            int64_t v[4];
+            for (int i = 0; i < 4; i++)
+                v[i] = atomic_load_explicit(&r->mirror[i], memory_order_relaxed);
+            atomic_thread_fence(memory_order_acquire);
+            if (atomic_load_explicit(&l->rules_seq, memory_order_relaxed) == s1) {
+                *out = (fdn_limit_rule_t){(fdn_limit_algo_t)v[0], v[1], v[2], v[3]};
+                return 0;
+            }
+        }
+    }
+    pthread_mutex_lock(&l->rules_mu);
+    named_rule_t *r = rule_find_locked(l, name);
+    if (r) {
+        *out = r->rule;
+        if (cache != NULL) {
+            /* rules_seq is stable (and even) under rules_mu */
+            uint64_t s = atomic_load_explicit(&l->rules_seq, memory_order_relaxed);
+            atomic_store_explicit(cache, (s << 8) | CACHE_VALID | (uint64_t)(r - l->rules),
+                                  memory_order_relaxed);
+        }
     }
     pthread_mutex_unlock(&l->rules_mu);
     return r ? 0 : FDN_ENOENT;
 }
 
-int fdn_limiter_check_named(fdn_limiter_t *l, const char *rule_name, const char *identifier,
-                            int64_t cost, fdn_limit_result_t *res)
+static int check_named(fdn_limiter_t *l, const char *rule_name, const char *identifier,
+                       int64_t cost, fdn_limit_result_t *res, fdn__limiter_rule_cache_t *cache,
+                       int64_t mono)
 {
     if (l == NULL || rule_name == NULL)
         return FDN_EINVAL;
     fdn_limit_rule_t rule;
-    int rc = fdn_limiter_get_rule(l, rule_name, &rule);
+    int rc = rule_resolve(l, rule_name, cache, &rule);
     if (rc)
         return rc;
     if (identifier == NULL)
@@ -1011,10 +1101,33 @@ int fdn_limiter_check_named(fdn_limiter_t *l, const char *rule_name, const char 
     memcpy(key, rule_name, nl);
     key[nl] = ':';
     memcpy(key + nl + 1, identifier, il);
-    rc = run_op(l, key, nl + 1 + il, &rule, cost, FDN__LIMIT_CHECK, res, NULL);
+    rc = run_op_v(l, key, nl + 1 + il, &rule, true, mono, cost, FDN__LIMIT_CHECK, res, NULL);
     if (key != buf)
         fdn__free(key);
     return rc;
+}
+
+int fdn_limiter_check_named(fdn_limiter_t *l, const char *rule_name, const char *identifier,
+                            int64_t cost, fdn_limit_result_t *res)
+{
+    return check_named(l, rule_name, identifier, cost, res, NULL, FDN__NOW_UNSET);
+}
+
+/* The system clock is the one non-manual clock; a manual clock is its own time source. */
+static bool same_time_source(const fdn_clock_t *a, const fdn_clock_t *b)
+{
+    return a == b || (!fdn_clock_is_manual(a) && !fdn_clock_is_manual(b));
+}
+
+int fdn__limiter_check_named_cached(fdn_limiter_t *l, const char *rule_name, const char *identifier,
+                                    int64_t cost, fdn_limit_result_t *res,
+                                    fdn__limiter_rule_cache_t *cache, const fdn_clock_t *clock,
+                                    int64_t mono_ns)
+{
+    int64_t mono = FDN__NOW_UNSET;
+    if (l != NULL && mono_ns != FDN__NOW_UNSET && same_time_source(clock, l->clock))
+        mono = mono_ns;
+    return check_named(l, rule_name, identifier, cost, res, cache, mono);
 }
 
 int fdn_limiter_check_entity(fdn_limiter_t *l, const char *entity, const char *operation,

@@ -4,6 +4,9 @@
 
 #include <fdn/limiter.h>
 
+#include <stdatomic.h>
+#include <stdint.h>
+
 /* Operations a backend applies to one key atomically. */
 typedef enum fdn__limit_op {
     FDN__LIMIT_CHECK = 0,  /* consume on success (fixed window: always) */
@@ -39,6 +42,24 @@ typedef struct fdn__limiter_backend {
     void (*stats)(void *self, fdn_limiter_stats_t *out);
     void (*destroy)(void *self);
 } fdn__limiter_backend_t;
+
+/*
+ * Named-rule check for a caller that checks the same rule name again and again (a protection
+ * entry): *cache (zero-initialised, used only with that one rule name and limiter) remembers
+ * where the rule was found, so later checks read it without the rule-table mutex. The rule is
+ * still resolved at each call: any fdn_limiter_set_rule / fdn_limiter_remove_rule makes the
+ * cache stale and the next check looks the name up again. mono_ns, when not FDN__NOW_UNSET,
+ * is fdn_clock_mono_ns(clock) read by the caller during this call: the limiter uses it instead
+ * of reading the clock again when `clock` is the same time source as its own (the same manual
+ * clock, or both the system clock); a fixed-window rule reads the wall clock as always.
+ * Otherwise as fdn_limiter_check_named. Thread-safe; the cache may be shared by concurrent
+ * callers.
+ */
+typedef _Atomic uint64_t fdn__limiter_rule_cache_t;
+int fdn__limiter_check_named_cached(fdn_limiter_t *l, const char *rule_name, const char *identifier,
+                                    int64_t cost, fdn_limit_result_t *res,
+                                    fdn__limiter_rule_cache_t *cache, const fdn_clock_t *clock,
+                                    int64_t mono_ns);
 
 /* Supervision hooks (see the helper brief): while stopped every check returns
  * FDN_EUNAVAILABLE; state survives a stop/start. */

@@ -28,7 +28,8 @@
  * counts leases (including reserved slots that a checkout is filling); `creating` counts
  * refill creations not tied to a lease. available = idle_n.
  *
- * Lifetime. A pool is reference-counted (refs, under p->mu). Dropping the last reference
+ * Lifetime. A pool is reference-counted (refs, atomic: taking and dropping a reference is on
+ * every protected call, so it takes no lock). Dropping the last reference
  * shuts it down; the memory is freed once it is released and no lease, creation or
  * post-unlock work (`busy`) is outstanding: a lease may outlive the pool's references, and
  * whichever thread brings the last of these counts to zero frees it.
@@ -162,7 +163,8 @@ struct fdn_pool {
     bool released;
     bool reaper_started;
     bool reaper_joined;
-    int refs;
+    _Atomic int refs;
+    _Atomic bool retired; /* removed from its manager (fdn__pool_retire) */
     uint64_t rng;
     uint64_t n_checkouts, n_timeouts, n_created, n_destroyed, n_broken, n_create_fail, n_leaks;
     pthread_cond_t drain_cv;
@@ -228,6 +230,14 @@ static void tm_event(fdn_pool_t *p, const char *event, const char *mkey, double 
 }
 
 /* idle list */
+/* The checkout_time event; the clock is read only when there is a sink to report to. */
+static void tm_checkout(fdn_pool_t *p, int64_t start)
+{
+    if (p->tm != NULL)
+        tm_event(p, "foundation.connection_pool.checkout", "checkout_time",
+                 (double)(now_ns(p) - start));
+}
+
 static void idle_remove(fdn_pool_t *p, fdn_pool_worker_t *w)
 {
     if (w->prev != NULL)
@@ -567,7 +577,8 @@ int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *
     p->clock = opts->clock != NULL ? opts->clock : fdn_clock_system();
     p->manual = fdn_clock_is_manual(p->clock);
     p->tm = opts->telemetry;
-    p->refs = 1;
+    atomic_init(&p->refs, 1);
+    atomic_init(&p->retired, false);
     p->rng = (uint64_t)(uintptr_t)p ^ (uint64_t)fdn_clock_mono_ns(NULL);
     atomic_init(&p->reaper_stop, false);
     pthread_mutex_init(&p->mu, NULL);
@@ -683,23 +694,29 @@ int fdn_pool_shutdown(fdn_pool_t *p, int64_t timeout_ms)
     return rc;
 }
 
+void fdn__pool_retire(fdn_pool_t *p)
+{
+    atomic_store_explicit(&p->retired, true, memory_order_release);
+}
+
+bool fdn__pool_retired(const fdn_pool_t *p)
+{
+    return atomic_load_explicit(&p->retired, memory_order_acquire);
+}
+
 void fdn_pool_retain(fdn_pool_t *p)
 {
     if (p == NULL)
         return;
-    pthread_mutex_lock(&p->mu);
-    p->refs++;
-    pthread_mutex_unlock(&p->mu);
+    atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
 }
 
 void fdn_pool_release(fdn_pool_t *p)
 {
     if (p == NULL)
         return;
-    pthread_mutex_lock(&p->mu);
-    bool last = --p->refs == 0;
-    pthread_mutex_unlock(&p->mu);
-    if (!last)
+    /* acq_rel: the thread that drops the last reference sees every other holder's work */
+    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
         return;
     (void)fdn_pool_shutdown(p, 0);
     pthread_mutex_lock(&p->mu);
@@ -837,13 +854,11 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
                 worker_destroy(p, w);
                 rc = fill_slot(p, out, bt, bt_len, err);
                 if (rc == 0)
-                    tm_event(p, "foundation.connection_pool.checkout", "checkout_time",
-                             (double)(now_ns(p) - start));
+                    tm_checkout(p, start);
                 return rc;
             }
             *out = h;
-            tm_event(p, "foundation.connection_pool.checkout", "checkout_time",
-                     (double)(now_ns(p) - start));
+            tm_checkout(p, start);
             return 0;
         }
         if (p->wq_head == NULL && p->live < p->size + p->max_overflow) {
@@ -853,8 +868,7 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
             destroy_chain(p, chain);
             rc = fill_slot(p, out, bt, bt_len, err);
             if (rc == 0)
-                tm_event(p, "foundation.connection_pool.checkout", "checkout_time",
-                         (double)(now_ns(p) - start));
+                tm_checkout(p, start);
             return rc;
         }
         if (chain != NULL) {
@@ -919,16 +933,14 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
         p->n_checkouts++;
         *out = lease_handle(w);
         pthread_mutex_unlock(&p->mu);
-        tm_event(p, "foundation.connection_pool.checkout", "checkout_time",
-                 (double)(now_ns(p) - start));
+        tm_checkout(p, start);
         return 0;
     }
     case GRANT_CREATE:
         pthread_mutex_unlock(&p->mu);
         rc = fill_slot(p, out, bt, bt_len, err);
         if (rc == 0)
-            tm_event(p, "foundation.connection_pool.checkout", "checkout_time",
-                     (double)(now_ns(p) - start));
+            tm_checkout(p, start);
         return rc;
     case GRANT_SHUTDOWN:
         pthread_mutex_unlock(&p->mu);

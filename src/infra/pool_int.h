@@ -4,12 +4,36 @@
 
 #include <fdn/pool.h>
 
+#include <stdatomic.h>
+#include <stdbool.h>
+
 /* Shared between pool.c and pool_manager.c: 0 when size/max_overflow/strategy form a valid
  * pool (size >= 0, max_overflow >= 0, not both 0, lifo or fifo), else FDN_EINVAL. */
 int fdn__pool_check_sizes(int size, int max_overflow, fdn_pool_strategy_t s);
 
 /* Resume serving calls after fdn__pools_service_stop. Pools and their workers survive a
  * stop/start cycle. Returns 0 (or FDN_EINVAL for NULL). */
+/* A manager marks a pool retired (under its mutex) before it removes it from its table, so
+ * a pool found not retired is still the manager's pool under its name. */
+void fdn__pool_retire(fdn_pool_t *p);
+bool fdn__pool_retired(const fdn_pool_t *p);
+
+/*
+ * fdn_pools_get for a caller that asks for the same name again and again (a protection
+ * entry). *cache (NULL-initialised, used with that one name and manager only) holds a pool
+ * reference of its own: while that pool is not retired it is returned at once, with no lock
+ * and no new reference (*owned = false: do not release it; it stays valid while the cache
+ * does). Otherwise the name is looked up as fdn_pools_get does (*owned = true: release it),
+ * and an empty cache is filled. A cached pool is never replaced (another thread may be using
+ * it), so after a restart under the same name the lookup is simply not cached; the holder
+ * drops the cache's reference with fdn__pools_cache_drop when it is done with the cache.
+ * Returns as fdn_pools_get. Thread-safe.
+ */
+typedef _Atomic(fdn_pool_t *) fdn__pool_cache_t;
+int fdn__pools_get_cached(fdn_pools_t *m, const char *name, fdn__pool_cache_t *cache,
+                          fdn_pool_t **out, bool *owned);
+void fdn__pools_cache_drop(fdn__pool_cache_t *cache);
+
 int fdn__pools_service_start(fdn_pools_t *m);
 /* While stopped every fdn_pools_* call returns FDN_EUNAVAILABLE at once. Pools already held
  * by callers keep working. */

@@ -15,6 +15,10 @@
  * shuts the pool down (without waiting) and drops the manager's reference, so callers still
  * holding one see FDN_ESHUTDOWN, never freed memory.
  *
+ * Retiring: stop and destroy mark a pool retired (fdn__pool_retire) under m->mu before
+ * removing it, so fdn__pools_get_cached can trust a cached pool that is not retired to be
+ * the one registered under its name without taking m->mu.
+ *
  * Service state: an atomic `stopped` flag; while set every call returns FDN_EUNAVAILABLE.
  * Pools survive a stop/start cycle.
  */
@@ -87,6 +91,7 @@ void fdn_pools_destroy(fdn_pools_t *m)
         return;
     for (size_t i = 0; i < m->n; i++) {
         if (m->v[i].pool != NULL) {
+            fdn__pool_retire(m->v[i].pool);
             (void)fdn_pool_shutdown(m->v[i].pool, 0);
             fdn_pool_release(m->v[i].pool);
         }
@@ -230,6 +235,7 @@ int fdn_pools_stop(fdn_pools_t *m, const char *name)
         return rc;
     fdn_pool_t *p = e->pool;
     fdn_telemetry_t *tm = e->tm;
+    fdn__pool_retire(p);
     remove_entry_locked(m, e);
     pthread_mutex_unlock(&m->mu);
     emit_pool_event(tm, "foundation.connection_pool.pool_stopped", fdn_pool_name(p));
@@ -250,6 +256,40 @@ int fdn_pools_get(fdn_pools_t *m, const char *name, fdn_pool_t **out)
     *out = e->pool;
     pthread_mutex_unlock(&m->mu);
     return 0;
+}
+
+int fdn__pools_get_cached(fdn_pools_t *m, const char *name, fdn__pool_cache_t *cache,
+                          fdn_pool_t **out, bool *owned)
+{
+    if (m == NULL || name == NULL || cache == NULL || out == NULL || owned == NULL)
+        return FDN_EINVAL;
+    if (stopped(m))
+        return FDN_EUNAVAILABLE;
+    fdn_pool_t *c = atomic_load_explicit(cache, memory_order_acquire);
+    if (c != NULL && !fdn__pool_retired(c)) {
+        *out = c;
+        *owned = false;
+        return 0;
+    }
+    int rc = fdn_pools_get(m, name, out);
+    if (rc != 0)
+        return rc;
+    *owned = true;
+    if (c == NULL) {
+        fdn_pool_t *expected = NULL;
+        fdn_pool_retain(*out); /* the cache's own reference */
+        if (!atomic_compare_exchange_strong_explicit(cache, &expected, *out, memory_order_acq_rel,
+                                                     memory_order_acquire))
+            fdn_pool_release(*out);
+    }
+    return 0;
+}
+
+void fdn__pools_cache_drop(fdn__pool_cache_t *cache)
+{
+    if (cache == NULL)
+        return;
+    fdn_pool_release(atomic_exchange_explicit(cache, NULL, memory_order_acq_rel));
 }
 
 int fdn_pools_with(fdn_pools_t *m, const char *name, fdn_pool_fn fn, void *arg, int64_t timeout_ms,

@@ -11,7 +11,12 @@
  * entry's reference; the last reference frees it.
  *
  * Invariants: entries are sorted by key and unique; an entry is immutable once published,
- * except for `opt_breaker`, an atomic cache of the breaker last resolved for a call option
+ * except for `rule_cache` (the limiter's lock-free handle on the named rule, checked against
+ * the limiter's rule-table sequence at every call so rule updates apply at once),
+ * `pool_cache` (the pool manager's lock-free handle on the named pool, holding a pool
+ * reference released when the entry is freed; used only while that pool is not retired, so
+ * a stopped or restarted pool is looked up again) and
+ * `opt_breaker`, an atomic cache of the breaker last resolved for a call option
  * (opts->breaker) on that key, so a call naming a breaker does not search the set (and take
  * its mutex) each time; it is checked by name before use. Breaker pointers in an entry stay
  * valid because breakers live as long as their set, which outlives this registry, and are
@@ -27,6 +32,8 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "infra/limiter_int.h"
+#include "infra/pool_int.h"
 
 #define NS_PER_MS 1000000LL
 #define KEY_MAX   1024u
@@ -37,9 +44,11 @@ typedef struct entry {
     fdn_breaker_t *breaker;
     _Atomic(fdn_breaker_t *) opt_breaker; /* cache for opts->breaker, see DESIGN */
     char *rule_name;
+    fdn__limiter_rule_cache_t rule_cache; /* where rule_name was last found in the limiter */
     bool has_inline;
     fdn_limit_rule_t inline_rule;
     char *pool;
+    fdn__pool_cache_t pool_cache; /* the pool `pool` names, with a reference of its own */
     int64_t timeout_ms;
 } entry_t;
 
@@ -64,6 +73,7 @@ static void entry_free(entry_t *e)
         return;
     fdn__free(e->key);
     fdn__free(e->rule_name);
+    fdn__pools_cache_drop(&e->pool_cache);
     fdn__free(e->pool);
     fdn__free(e);
 }
@@ -211,6 +221,8 @@ int fdn_protect_configure(fdn_protect_t *p, const char *key, const fdn_protect_c
         return FDN_ENOMEM;
     atomic_init(&e->refs, 1);
     atomic_init(&e->opt_breaker, NULL);
+    atomic_init(&e->rule_cache, 0);
+    atomic_init(&e->pool_cache, NULL);
     e->key = fdn__strdup(key);
     e->breaker = b;
     e->rule_name = cfg->limiter_rule && !cfg->limit ? fdn__strdup(cfg->limiter_rule) : NULL;
@@ -449,6 +461,7 @@ int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_c
     entry_t *e = lookup_ref(p, key);
     fdn_breaker_t *b = NULL;
     fdn_pool_t *pool = NULL;
+    bool pool_owned = false; /* we hold a reference on pool (else the entry's cache does) */
     fdn_pool_worker_t *w = NULL;
     fdn_breaker_permit_t permit;
     bool have_permit = false;
@@ -466,7 +479,10 @@ int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_c
             rc = check_inline(p, key, id, &e->inline_rule, cost, &lr);
             limited = true;
         } else if (e && e->rule_name) {
-            rc = fdn_limiter_check_named(p->limiter, e->rule_name, id, cost, &lr);
+            /* the call's start time doubles as the limiter's time when it was read */
+            rc = fdn__limiter_check_named_cached(p->limiter, e->rule_name, id, cost, &lr,
+                                                 &e->rule_cache, p->clock,
+                                                 timed ? t0 : FDN__NOW_UNSET);
             limited = true;
         }
         if (limited && rc != 0) {
@@ -534,7 +550,12 @@ int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_c
     /* 3. pool checkout */
     const char *pool_name = opts->pool ? opts->pool : (e ? e->pool : NULL);
     if (pool_name && p->pools && atomic_load_explicit(&p->on_pool, memory_order_relaxed)) {
-        rc = fdn_pools_get(p->pools, pool_name, &pool);
+        if (opts->pool == NULL && e != NULL) {
+            rc = fdn__pools_get_cached(p->pools, pool_name, &e->pool_cache, &pool, &pool_owned);
+        } else {
+            rc = fdn_pools_get(p->pools, pool_name, &pool);
+            pool_owned = true;
+        }
         if (rc) {
             fdn_err_set(err, rc, "connection pool %s not found", pool_name);
             goto release;
@@ -567,7 +588,8 @@ int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_c
 release:
     if (have_permit)
         fdn_breaker_release(b, &permit);
-    fdn_pool_release(pool);
+    if (pool_owned)
+        fdn_pool_release(pool);
 done:
     entry_unref(e);
     result->duration_ns = timed ? fdn_clock_mono_ns(p->clock) - t0 : 0;

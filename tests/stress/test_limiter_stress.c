@@ -15,6 +15,8 @@
 #include <fdn/limiter.h>
 #include <fdn/protect.h>
 
+#include "infra/limiter_int.h"
+
 #define MS       1000000LL
 #define NTHREADS 4
 
@@ -459,12 +461,189 @@ static void flood_keeps_victim_limited(void **state)
     fdn_clock_destroy(clk);
 }
 
+/* ---- cached named-rule reads race with rule updates ------------------------------------ */
+
+/* Two rules the writer swaps in and out of slot "r"; a reader of a torn mix of both would
+ * report a limit neither has (fixed window with limit 5000, or burst 7000 with algo fixed). */
+static const fdn_limit_rule_t RULE_A = {FDN_LIMIT_FIXED_WINDOW, 1000000, 60000, 0};
+static const fdn_limit_rule_t RULE_B = {FDN_LIMIT_TOKEN_BUCKET, 5000, 60000, 7000};
+
+typedef struct rctx {
+    fdn_limiter_t *l;
+    fdn__limiter_rule_cache_t cache;
+    pthread_barrier_t bar;
+    _Atomic int done;
+    _Atomic long bad;
+    long n;
+} rctx_t;
+
+static void *rule_reader(void *arg)
+{
+    rctx_t *c = arg;
+    pthread_barrier_wait(&c->bar);
+    for (long i = 0; i < c->n; i++) {
+        fdn_limit_result_t res;
+        int rc = fdn__limiter_check_named_cached(c->l, "r", "id", 1, &res, &c->cache, NULL,
+                                                 FDN__NOW_UNSET);
+        if (rc == FDN_ENOENT)
+            continue; /* between the writer's remove and set */
+        if ((rc != 0 && rc != FDN_ERATE_LIMITED) || (res.limit != 1000000 && res.limit != 7000))
+            atomic_fetch_add_explicit(&c->bad, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+static void *rule_writer(void *arg)
+{
+    rctx_t *c = arg;
+    pthread_barrier_wait(&c->bar);
+    for (long i = 0; i < c->n; i++) {
+        /* moves "r" between slots too: removing "pad" moves the last rule into its slot */
+        fdn_limiter_set_rule(c->l, "pad", &RULE_A);
+        fdn_limiter_set_rule(c->l, "r", (i & 1) ? &RULE_B : &RULE_A);
+        if (i % 3 == 0)
+            fdn_limiter_remove_rule(c->l, "pad");
+        if (i % 5 == 0) {
+            fdn_limiter_remove_rule(c->l, "r");
+            fdn_limiter_set_rule(c->l, "r", &RULE_A);
+        }
+    }
+    return NULL;
+}
+
+static void cached_rule_vs_updates(void **state)
+{
+    (void)state;
+    rctx_t c;
+    memset(&c, 0, sizeof(c));
+    atomic_init(&c.cache, 0);
+    c.n = iters();
+    assert_int_equal(fdn_limiter_create(&c.l, NULL), 0);
+    assert_int_equal(fdn_limiter_set_rule(c.l, "r", &RULE_A), 0);
+    pthread_barrier_init(&c.bar, NULL, 3);
+    pthread_t t[3];
+    pthread_create(&t[0], NULL, rule_reader, &c);
+    pthread_create(&t[1], NULL, rule_reader, &c);
+    pthread_create(&t[2], NULL, rule_writer, &c);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&c.bar);
+    assert_int_equal(atomic_load(&c.bad), 0);
+    /* quiescent: the cached path sees the final rule */
+    fdn_limit_rule_t last;
+    assert_int_equal(fdn_limiter_set_rule(c.l, "r", &RULE_B), 0);
+    assert_int_equal(fdn_limiter_get_rule(c.l, "r", &last), 0);
+    fdn_limit_result_t res;
+    assert_int_equal(
+        fdn__limiter_check_named_cached(c.l, "r", "q", 1, &res, &c.cache, NULL, FDN__NOW_UNSET), 0);
+    assert_int_equal(res.limit, 7000);
+    fdn_limiter_destroy(c.l);
+}
+
+/* ---- cached pool handles race with pool stop / restart --------------------------------- */
+
+typedef struct pcctx {
+    fdn_pools_t *pools;
+    fdn_protect_t *p;
+    pthread_barrier_t bar;
+    _Atomic long bad;
+    _Atomic long ran;
+    long n;
+} pcctx_t;
+
+static int pc_create(void **conn, void *user)
+{
+    (void)user;
+    *conn = malloc(8); /* a real allocation: ASan sees a use after the pool freed it */
+    return *conn ? 0 : FDN_ENOMEM;
+}
+
+static void pc_destroy(void *conn, void *user)
+{
+    (void)user;
+    free(conn);
+}
+
+static int pc_fn(void *conn, void *arg)
+{
+    (void)arg;
+    *(volatile char *)conn = 1;
+    return 0;
+}
+
+static int pc_start(fdn_pools_t *m)
+{
+    fdn_pool_opts_t po = FDN_POOL_OPTS_INIT;
+    po.size = 4;
+    po.max_overflow = 0;
+    po.create = pc_create;
+    po.destroy = pc_destroy;
+    return fdn_pools_start(m, "db", &po, NULL, NULL);
+}
+
+static void *pc_caller(void *arg)
+{
+    pcctx_t *c = arg;
+    pthread_barrier_wait(&c->bar);
+    for (long i = 0; i < c->n; i++) {
+        int rc = fdn_execute_protected(c->p, "k", NULL, pc_fn, NULL, NULL, NULL);
+        if (rc == 0)
+            atomic_fetch_add_explicit(&c->ran, 1, memory_order_relaxed);
+        else if (rc != FDN_ENOENT && rc != FDN_ESHUTDOWN)
+            atomic_fetch_add_explicit(&c->bad, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+static void *pc_restarter(void *arg)
+{
+    pcctx_t *c = arg;
+    pthread_barrier_wait(&c->bar);
+    for (long i = 0; i < c->n / 8; i++) {
+        fdn_pools_stop(c->pools, "db");
+        if (pc_start(c->pools) != 0)
+            atomic_fetch_add_explicit(&c->bad, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+static void cached_pool_vs_restarts(void **state)
+{
+    (void)state;
+    pcctx_t c;
+    memset(&c, 0, sizeof(c));
+    c.n = iters();
+    assert_int_equal(fdn_pools_create(&c.pools, NULL), 0);
+    assert_int_equal(pc_start(c.pools), 0);
+    fdn_protect_opts_t o = FDN_PROTECT_OPTS_INIT;
+    o.pools = c.pools;
+    assert_int_equal(fdn_protect_create(&c.p, &o), 0);
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.pool = "db";
+    assert_int_equal(fdn_protect_configure(c.p, "k", &cfg, NULL), 0);
+    pthread_barrier_init(&c.bar, NULL, 3);
+    pthread_t t[3];
+    pthread_create(&t[0], NULL, pc_caller, &c);
+    pthread_create(&t[1], NULL, pc_caller, &c);
+    pthread_create(&t[2], NULL, pc_restarter, &c);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&c.bar);
+    assert_int_equal(atomic_load(&c.bad), 0);
+    assert_true(atomic_load(&c.ran) > 0);
+    /* quiescent: the latest pool serves the call */
+    assert_int_equal(fdn_execute_protected(c.p, "k", NULL, pc_fn, NULL, NULL, NULL), 0);
+    fdn_protect_destroy(c.p);
+    fdn_pools_destroy(c.pools);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(frozen_clock_exact), cmocka_unit_test(moving_clock_bounded),
-        cmocka_unit_test(breaker_concurrent), cmocka_unit_test(breaker_mixed_no_leaks),
-        cmocka_unit_test(protect_concurrent), cmocka_unit_test(flood_keeps_victim_limited),
+        cmocka_unit_test(frozen_clock_exact),     cmocka_unit_test(moving_clock_bounded),
+        cmocka_unit_test(breaker_concurrent),     cmocka_unit_test(breaker_mixed_no_leaks),
+        cmocka_unit_test(protect_concurrent),     cmocka_unit_test(flood_keeps_victim_limited),
+        cmocka_unit_test(cached_rule_vs_updates), cmocka_unit_test(cached_pool_vs_restarts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <fdn/protect.h>
 #include <fdn/telemetry.h>
 #include "infra/breaker_int.h"
+#include "infra/pool_int.h"
 
 #define MS 1000000LL
 
@@ -212,6 +213,133 @@ static void rate_limited_hard_limit(void **state)
     rule.limit = 1000;
     fdn_limiter_set_rule(f->lim, "limited_op", &rule);
     assert_int_equal(fdn_execute_protected(f->p, "rl", &co, fn, &c, &r, NULL), 0);
+}
+
+/* The entry caches where its named rule sits in the limiter; every change of the rule table
+ * (an update, the removal of this or another rule, which moves slots) applies to the next
+ * call. */
+static void cached_named_rule_follows_every_change(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t one = {FDN_LIMIT_FIXED_WINDOW, 1, 60000, 0};
+    fdn_limit_rule_t many = {FDN_LIMIT_FIXED_WINDOW, 1000, 60000, 0};
+    assert_int_equal(fdn_limiter_set_rule(f->lim, "first", &many), 0);
+    assert_int_equal(fdn_limiter_set_rule(f->lim, "cached", &one), 0);
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.limiter_rule = "cached";
+    assert_int_equal(fdn_protect_configure(f->p, "cr", &cfg, NULL), 0);
+    fdn_protect_call_opts_t co = FDN_PROTECT_CALL_OPTS_INIT;
+    call_t c = {NULL, 0, NULL, 0};
+    fdn_protect_result_t r;
+    co.identifier = "a";
+    assert_int_equal(fdn_execute_protected(f->p, "cr", &co, fn, &c, &r, NULL), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "cr", &co, fn, &c, &r, NULL), FDN_ERATE_LIMITED);
+    /* update of this rule */
+    assert_int_equal(fdn_limiter_set_rule(f->lim, "cached", &many), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "cr", &co, fn, &c, &r, NULL), 0);
+    /* removing an earlier rule moves "cached" to another slot; its limit stays */
+    assert_int_equal(fdn_limiter_set_rule(f->lim, "cached", &one), 0);
+    co.identifier = "b";
+    assert_int_equal(fdn_execute_protected(f->p, "cr", &co, fn, &c, &r, NULL), 0);
+    assert_int_equal(fdn_limiter_remove_rule(f->lim, "first"), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "cr", &co, fn, &c, &r, NULL), FDN_ERATE_LIMITED);
+    /* another rule now sits in the old slot; the entry does not pick it up */
+    assert_int_equal(fdn_limiter_set_rule(f->lim, "other", &many), 0);
+    co.identifier = "c";
+    assert_int_equal(fdn_execute_protected(f->p, "cr", &co, fn, &c, &r, NULL), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "cr", &co, fn, &c, &r, NULL), FDN_ERATE_LIMITED);
+    /* removal of this rule: the next call fails as an unknown rule */
+    assert_int_equal(fdn_limiter_remove_rule(f->lim, "cached"), 0);
+    co.identifier = "d";
+    int rc = fdn_execute_protected(f->p, "cr", &co, fn, &c, &r, NULL);
+    assert_int_equal(rc, FDN_ENOENT);
+    assert_false(r.ran);
+    /* and re-adding it applies at once */
+    assert_int_equal(fdn_limiter_set_rule(f->lim, "cached", &one), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "cr", &co, fn, &c, &r, NULL), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "cr", &co, fn, &c, &r, NULL), FDN_ERATE_LIMITED);
+}
+
+/* A timed call hands its start time to the limiter only when both read the same clock: a
+ * protection on another manual clock never moves the limiter's time. */
+static void limiter_time_is_its_own_clock(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t tb = {FDN_LIMIT_TOKEN_BUCKET, 1, 1000, 1};
+    assert_int_equal(fdn_limiter_set_rule(f->lim, "tb1", &tb), 0);
+    fdn_clock_t *other;
+    assert_int_equal(fdn_clock_manual_create(&other, 1000 * MS, 1700000040000LL * MS), 0);
+    fdn_protect_opts_t o = FDN_PROTECT_OPTS_INIT;
+    o.limiter = f->lim;
+    o.clock = other;
+    fdn_protect_t *p2;
+    assert_int_equal(fdn_protect_create(&p2, &o), 0);
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.limiter_rule = "tb1";
+    assert_int_equal(fdn_protect_configure(p2, "k", &cfg, NULL), 0);
+    assert_int_equal(fdn_protect_configure(f->p, "k", &cfg, NULL), 0);
+    fdn_protect_call_opts_t co = FDN_PROTECT_CALL_OPTS_INIT;
+    co.identifier = "x";
+    call_t c = {NULL, 0, NULL, 0};
+    fdn_protect_result_t r; /* a result makes the call timed: it reads its clock */
+    assert_int_equal(fdn_execute_protected(p2, "k", &co, fn, &c, &r, NULL), 0);
+    /* the protection's clock moves 10 s, the limiter's does not: still no token */
+    assert_int_equal(fdn_clock_advance(other, 10000 * MS), 0);
+    assert_int_equal(fdn_execute_protected(p2, "k", &co, fn, &c, &r, NULL), FDN_ERATE_LIMITED);
+    assert_int_equal(r.retry_after_ns, 1000 * MS);
+    /* same clock: the start time is the limiter's time */
+    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, &r, NULL), FDN_ERATE_LIMITED);
+    assert_int_equal(fdn_clock_advance(f->clk, 1000 * MS), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, &r, NULL), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, &r, NULL), FDN_ERATE_LIMITED);
+    fdn_protect_destroy(p2);
+    fdn_clock_destroy(other);
+}
+
+/* The entry caches its pool; stopping it, starting another under the same name and stopping
+ * the manager all apply to the next call. */
+static void cached_pool_follows_stop_and_restart(void **state)
+{
+    fx_t *f = *state;
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.pool = "db";
+    assert_int_equal(fdn_protect_configure(f->p, "pc", &cfg, NULL), 0);
+    call_t c = {NULL, 0, NULL, 0};
+    fdn_protect_result_t r;
+    assert_int_equal(fdn_execute_protected(f->p, "pc", NULL, fn, &c, &r, NULL), 0);
+    void *first = c.conn;
+    assert_non_null(first);
+    assert_int_equal(fdn_execute_protected(f->p, "pc", NULL, fn, &c, &r, NULL), 0);
+    assert_ptr_equal(c.conn, first);
+    /* stopped: not found */
+    assert_int_equal(fdn_pools_stop(f->pools, "db"), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "pc", NULL, fn, &c, &r, NULL), FDN_ENOENT);
+    assert_false(r.ran);
+    /* a new pool under the same name serves the next call */
+    fdn_pool_opts_t pool = FDN_POOL_OPTS_INIT;
+    pool.size = 1;
+    pool.max_overflow = 0;
+    pool.create = conn_create;
+    pool.user = f;
+    assert_int_equal(fdn_pools_start(f->pools, "db", &pool, NULL, NULL), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "pc", NULL, fn, &c, &r, NULL), 0);
+    assert_non_null(c.conn);
+    assert_ptr_not_equal(c.conn, first);
+    void *second = c.conn;
+    assert_int_equal(fdn_execute_protected(f->p, "pc", NULL, fn, &c, &r, NULL), 0);
+    assert_ptr_equal(c.conn, second);
+    /* a stopped manager refuses at once */
+    fdn__pools_service_stop(f->pools);
+    assert_int_equal(fdn_execute_protected(f->p, "pc", NULL, fn, &c, &r, NULL), FDN_EUNAVAILABLE);
+    assert_int_equal(fdn__pools_service_start(f->pools), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "pc", NULL, fn, &c, &r, NULL), 0);
+    assert_ptr_equal(c.conn, second);
+    /* a pool shut down directly (still registered) reports shutdown */
+    fdn_pool_t *h;
+    assert_int_equal(fdn_pools_get(f->pools, "db", &h), 0);
+    assert_int_equal(fdn_pool_shutdown(h, 0), 0);
+    fdn_pool_release(h);
+    assert_int_equal(fdn_execute_protected(f->p, "pc", NULL, fn, &c, &r, NULL), FDN_ESHUTDOWN);
 }
 
 static void inline_rule_and_cost(void **state)
@@ -591,6 +719,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(all_layers_order, setup, teardown),
         cmocka_unit_test_setup_teardown(inline_and_named_keys_do_not_collide, setup, teardown),
         cmocka_unit_test_setup_teardown(call_option_breaker_is_cached, setup, teardown),
+        cmocka_unit_test_setup_teardown(cached_named_rule_follows_every_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(limiter_time_is_its_own_clock, setup, teardown),
+        cmocka_unit_test_setup_teardown(cached_pool_follows_stop_and_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(full_limiter_rejects_new_key, setup, teardown),
         cmocka_unit_test_setup_teardown(configure_validation_and_list, setup, teardown),
         cmocka_unit_test(telemetry_events),
