@@ -11,6 +11,8 @@
 #ifndef FDN_CORE_TSAN_H
 #define FDN_CORE_TSAN_H
 
+#include <stdatomic.h>
+
 #if defined(__SANITIZE_THREAD__)
 #define FDN_TSAN 1
 #elif defined(__has_feature)
@@ -22,6 +24,23 @@
 #ifdef FDN_TSAN
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
+#endif
+
+/* Seqlock-style publication (config latch, limiter rule mirror). Writers: bump the sequence,
+ * FDN_SEQ_FENCE(release or seq_cst), then store the data with FDN_SEQ_ST; readers: load the
+ * data with FDN_SEQ_LD, FDN_SEQ_FENCE(acquire), then re-check the sequence. ThreadSanitizer
+ * does not model stand-alone fences (gcc rejects them under -fsanitize=thread), so its builds
+ * put the same ordering on the accesses instead: release stores (ordered after the sequence
+ * bump) and acquire loads (ordered before the re-check). Other builds keep the cheaper fences
+ * and relaxed accesses. */
+#ifdef FDN_TSAN
+#define FDN_SEQ_FENCE(mo) ((void)0)
+#define FDN_SEQ_ST        memory_order_release
+#define FDN_SEQ_LD        memory_order_acquire
+#else
+#define FDN_SEQ_FENCE(mo) atomic_thread_fence(mo)
+#define FDN_SEQ_ST        memory_order_relaxed
+#define FDN_SEQ_LD        memory_order_relaxed
 #endif
 
 static inline void fdn__tsan_release(void *addr)

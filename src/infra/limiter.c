@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/tsan.h"
 #include "infra/limiter_int.h"
 
 __extension__ typedef __int128 i128;
@@ -965,7 +966,7 @@ static uint64_t rules_write_begin(fdn_limiter_t *l)
 {
     uint64_t s = atomic_load_explicit(&l->rules_seq, memory_order_relaxed);
     atomic_store_explicit(&l->rules_seq, s + 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
+    FDN_SEQ_FENCE(memory_order_release);
     return s;
 }
 
@@ -978,10 +979,10 @@ static void rules_write_end(fdn_limiter_t *l, uint64_t s)
 static void rule_store_locked(named_rule_t *r, const fdn_limit_rule_t *rule)
 {
     r->rule = *rule;
-    atomic_store_explicit(&r->mirror[0], (int64_t)rule->algo, memory_order_relaxed);
-    atomic_store_explicit(&r->mirror[1], rule->limit, memory_order_relaxed);
-    atomic_store_explicit(&r->mirror[2], rule->period_ms, memory_order_relaxed);
-    atomic_store_explicit(&r->mirror[3], rule->burst, memory_order_relaxed);
+    atomic_store_explicit(&r->mirror[0], (int64_t)rule->algo, FDN_SEQ_ST);
+    atomic_store_explicit(&r->mirror[1], rule->limit, FDN_SEQ_ST);
+    atomic_store_explicit(&r->mirror[2], rule->period_ms, FDN_SEQ_ST);
+    atomic_store_explicit(&r->mirror[3], rule->burst, FDN_SEQ_ST);
 }
 
 int fdn_limiter_set_rule(fdn_limiter_t *l, const char *name, const fdn_limit_rule_t *rule)
@@ -1056,8 +1057,8 @@ static int rule_resolve(fdn_limiter_t *l, const char *name, fdn__limiter_rule_ca
             const named_rule_t *r = &l->rules[c & CACHE_SLOT];
             int64_t v[4];
             for (int i = 0; i < 4; i++)
-                v[i] = atomic_load_explicit(&r->mirror[i], memory_order_relaxed);
-            atomic_thread_fence(memory_order_acquire);
+                v[i] = atomic_load_explicit(&r->mirror[i], FDN_SEQ_LD);
+            FDN_SEQ_FENCE(memory_order_acquire);
             if (atomic_load_explicit(&l->rules_seq, memory_order_relaxed) == s1) {
                 *out = (fdn_limit_rule_t){(fdn_limit_algo_t)v[0], v[1], v[2], v[3]};
                 return 0;

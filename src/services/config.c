@@ -486,29 +486,13 @@ int fdn_config_key_resolve(const fdn_config_t *cfg, const char *path, fdn_config
     return 0;
 }
 
-/* ThreadSanitizer does not model stand-alone fences (gcc rejects them under -fsanitize=thread).
- * Its builds use the equivalent ordering on the accesses themselves: release stores of the
- * leaves (ordered after the sequence store) and acquire loads (ordered before the sequence
- * re-check). Other builds keep the cheaper fences. */
-#ifdef FDN_TSAN
-#define LATCH_FENCE_W()
-#define LATCH_FENCE_R()
-#define LATCH_ST memory_order_release
-#define LATCH_LD memory_order_acquire
-#else
-#define LATCH_FENCE_W() atomic_thread_fence(memory_order_seq_cst)
-#define LATCH_FENCE_R() atomic_thread_fence(memory_order_acquire)
-#define LATCH_ST        memory_order_relaxed
-#define LATCH_LD        memory_order_relaxed
-#endif
-
 void fdn__cfg_latch_publish(fdn_config_t *cfg, const snap_t *s)
 {
     uint64_t seq = atomic_load_explicit(&cfg->latch_seq, memory_order_relaxed);
     for (int pass = 0; pass < 2; pass++) {
         /* readers move to the other copy, then this one is rewritten */
         atomic_store_explicit(&cfg->latch_seq, ++seq, memory_order_release);
-        LATCH_FENCE_W();
+        FDN_SEQ_FENCE(memory_order_seq_cst);
         latch_leaf_t *dst = cfg->latch[(seq + 1) & 1];
         for (size_t i = 0; i < cfg->nleaves; i++) {
             const leaf_t *l = &s->leaves[i];
@@ -517,8 +501,8 @@ void fdn__cfg_latch_publish(fdn_config_t *cfg, const snap_t *s)
                 memcpy(&bits, &l->d, sizeof(bits));
             else
                 bits = (uint64_t)l->i;
-            atomic_store_explicit(&dst[i].kind, (uint32_t)l->kind, LATCH_ST);
-            atomic_store_explicit(&dst[i].bits, bits, LATCH_ST);
+            atomic_store_explicit(&dst[i].kind, (uint32_t)l->kind, FDN_SEQ_ST);
+            atomic_store_explicit(&dst[i].bits, bits, FDN_SEQ_ST);
         }
     }
 }
@@ -533,9 +517,9 @@ static inline int key_leaf(fdn_config_t *cfg, fdn_config_key_t key, uint32_t *ki
         if (FDN_UNLIKELY(atomic_load_explicit(&cfg->live, memory_order_relaxed) == NULL))
             return FDN_EUNAVAILABLE;
         const latch_leaf_t *l = &cfg->latch[seq & 1][key];
-        *kind = atomic_load_explicit(&l->kind, LATCH_LD);
-        *bits = atomic_load_explicit(&l->bits, LATCH_LD);
-        LATCH_FENCE_R();
+        *kind = atomic_load_explicit(&l->kind, FDN_SEQ_LD);
+        *bits = atomic_load_explicit(&l->bits, FDN_SEQ_LD);
+        FDN_SEQ_FENCE(memory_order_acquire);
         if (FDN_LIKELY(atomic_load_explicit(&cfg->latch_seq, memory_order_relaxed) == seq))
             return 0;
     }
