@@ -200,7 +200,7 @@ int fdn__config_hook_drain(fdn_config_t *cfg, int64_t timeout_ms)
     if (cfg == NULL)
         return FDN_EINVAL;
     struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
+    clock_gettime(CLOCK_MONOTONIC, &dl); /* idle_cv waits on CLOCK_MONOTONIC */
     dl.tv_sec += (time_t)(timeout_ms / 1000);
     dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
     if (dl.tv_nsec >= 1000000000L) {
