@@ -78,10 +78,53 @@ static void new_boot_with_longer_uptime(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The same boot, with the wall clock stepped by half a second (an NTP correction): the record
+ * keeps its stored monotonic time. Rebasing it through wall time would shift it by the step
+ * (99.5 s instead of 100 s), so this tells the same-clock path from the rebase path. */
+static void same_boot_keeps_stored_time(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fdn-evboot-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof(path), "%s/events.db", dir);
+    const int64_t wall0 = 1800000000LL * SEC;
+
+    fdn_clock_t *c1 = NULL;
+    assert_int_equal(fdn_clock_manual_create(&c1, 100 * SEC, wall0), 0);
+    fdn_events_t *es = open_store(path, c1);
+    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
+    spec.type = "boot_test";
+    spec.clock = c1;
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &spec, NULL), 0);
+    uint64_t id = 0;
+    assert_int_equal(fdn_events_store(es, ev, &id), 0);
+    fdn_event_free(ev);
+    fdn_events_destroy(es);
+
+    /* 10 s later in the same boot; the wall clock was stepped forward by 0.5 s meanwhile */
+    fdn_clock_t *c2 = NULL;
+    assert_int_equal(fdn_clock_manual_create(&c2, 110 * SEC, wall0 + 10 * SEC + SEC / 2), 0);
+    es = open_store(path, c2);
+    fdn_event_t *back = NULL;
+    assert_int_equal(fdn_events_get(es, id, &back), 0);
+    assert_int_equal(fdn_event_timestamp(back), 100 * SEC);
+    fdn_event_free(back);
+    fdn_events_destroy(es);
+
+    fdn_clock_destroy(c1);
+    fdn_clock_destroy(c2);
+    char cmd[96];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(new_boot_with_longer_uptime),
+        cmocka_unit_test(same_boot_keeps_stored_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
