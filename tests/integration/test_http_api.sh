@@ -452,6 +452,14 @@ if wants config; then
         >/dev/null 2>"$TMP/e5"; then fail "serve accepted an invalid config"; else
         grep -q "dev.debug_mode" "$TMP/e5" && pass || fail "serve invalid config message: $(cat "$TMP/e5")"
     fi
+    # serve lists every problem of the file, as config check does
+    if "$FDN" serve --config "$TMP/multi.json" --data-dir "$TMP/data3" --listen 127.0.0.1:0 \
+        >/dev/null 2>"$TMP/e6"; then fail "serve accepted an invalid config"; else
+        for p in ai.provider dev.debug_mode interface.max_results; do
+            grep -q "multi.json: $p: .*rule: " "$TMP/e6" && pass ||
+                fail "serve does not list $p: $(cat "$TMP/e6")"
+        done
+    fi
 fi
 
 # --- bearer token

@@ -111,6 +111,22 @@ static void print_error(const char *what, int rc, const fdn_error_t *err)
     fputc('\n', stderr);
 }
 
+/* The runtime stops at the first problem of a config file; list them all (as `fdn config
+ * check` does) when the file has any, so one run shows everything to fix. */
+static void report_config_problems(const char *file)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (mem == NULL)
+        return;
+    int rc = cli_config_check_file(file, mem);
+    fclose(mem);
+    if (rc != 0 && len > 0)
+        fprintf(stderr, "fdn serve: every problem in %s:\n%s", file, text);
+    free(text);
+}
+
 int cmd_serve(int argc, char **argv)
 {
     serve_opts_t o = {NULL, FDN_CLI_DEFAULT_DATA_DIR, FDN_ADMIN_DEFAULT_LISTEN, NULL, 1 << 20};
@@ -179,6 +195,8 @@ int cmd_serve(int argc, char **argv)
         snprintf(what, sizeof what, "cannot start the runtime%s%s", named ? "" : " with ",
                  named ? "" : o.config);
         print_error(what, rc, &err);
+        if (o.config != NULL && err.category != NULL && strcmp(err.category, "config") == 0)
+            report_config_problems(o.config);
         goto out;
     }
 
