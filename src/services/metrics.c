@@ -32,6 +32,7 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 
 #include <fdn/error.h>
@@ -307,13 +308,22 @@ struct fdn_histogram {
     _Atomic(hshard_t *) shards[TM_SHARDS];
 };
 
+/* The lock is held for a few instructions (one bucket update, or a reader's copy), so waiters
+ * spin; but when the holder is preempted (more threads than cores), spinning would burn whole
+ * time slices, so a waiter yields the CPU after a short spin. */
 static void hlock(hshard_t *s)
 {
     while (atomic_exchange_explicit(&s->lock, 1u, memory_order_acquire) != 0u) {
+        unsigned spins = 0;
         while (atomic_load_explicit(&s->lock, memory_order_relaxed) != 0u) {
+            if (++spins < 64) {
 #if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
+                __builtin_ia32_pause();
 #endif
+            } else {
+                sched_yield();
+                spins = 0;
+            }
         }
     }
 }
