@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -542,12 +543,22 @@ static void cached_rule_vs_updates(void **state)
 
 /* ---- cached pool handles race with pool stop / restart --------------------------------- */
 
+/* The restarter and the callers are coupled by counters the test owns, not by timing:
+ * - the restarter stops the pool only after a call has succeeded since its last restart
+ *   (or once every caller is done), so calls run on every generation of the pool whatever
+ *   the scheduler does;
+ * - a caller keeps calling past its n calls until some call succeeded on a restarted pool,
+ *   which must happen: the restarter leaves the pool started after its last round.
+ * Both loops are bounded in work: n calls per caller, n / 8 restarts. */
 typedef struct pcctx {
     fdn_pools_t *pools;
     fdn_protect_t *p;
     pthread_barrier_t bar;
     _Atomic long bad;
-    _Atomic long ran;
+    _Atomic long ran;               /* successful calls */
+    _Atomic long ran_after_restart; /* successful calls begun after a restart */
+    _Atomic long restarts;          /* completed stop + start rounds */
+    _Atomic int callers_done;
     long n;
 } pcctx_t;
 
@@ -585,13 +596,19 @@ static void *pc_caller(void *arg)
 {
     pcctx_t *c = arg;
     pthread_barrier_wait(&c->bar);
-    for (long i = 0; i < c->n; i++) {
+    for (long i = 0;
+         i < c->n || atomic_load_explicit(&c->ran_after_restart, memory_order_acquire) == 0; i++) {
+        bool restarted = atomic_load_explicit(&c->restarts, memory_order_acquire) > 0;
         int rc = fdn_execute_protected(c->p, "k", NULL, pc_fn, NULL, NULL, NULL);
-        if (rc == 0)
-            atomic_fetch_add_explicit(&c->ran, 1, memory_order_relaxed);
-        else if (rc != FDN_ENOENT && rc != FDN_ESHUTDOWN)
+        if (rc == 0) {
+            atomic_fetch_add_explicit(&c->ran, 1, memory_order_release);
+            if (restarted)
+                atomic_fetch_add_explicit(&c->ran_after_restart, 1, memory_order_release);
+        } else if (rc != FDN_ENOENT && rc != FDN_ESHUTDOWN) {
             atomic_fetch_add_explicit(&c->bad, 1, memory_order_relaxed);
+        }
     }
+    atomic_fetch_add_explicit(&c->callers_done, 1, memory_order_release);
     return NULL;
 }
 
@@ -599,10 +616,17 @@ static void *pc_restarter(void *arg)
 {
     pcctx_t *c = arg;
     pthread_barrier_wait(&c->bar);
+    long seen = 0;
     for (long i = 0; i < c->n / 8; i++) {
+        /* Latch: a call has run on this generation of the pool, or nobody calls any more. */
+        while (atomic_load_explicit(&c->ran, memory_order_acquire) == seen &&
+               atomic_load_explicit(&c->callers_done, memory_order_acquire) < 2)
+            sched_yield();
+        seen = atomic_load_explicit(&c->ran, memory_order_acquire);
         fdn_pools_stop(c->pools, "db");
         if (pc_start(c->pools) != 0)
             atomic_fetch_add_explicit(&c->bad, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->restarts, 1, memory_order_release);
     }
     return NULL;
 }
@@ -630,7 +654,10 @@ static void cached_pool_vs_restarts(void **state)
         pthread_join(t[i], NULL);
     pthread_barrier_destroy(&c.bar);
     assert_int_equal(atomic_load(&c.bad), 0);
-    assert_true(atomic_load(&c.ran) > 0);
+    assert_int_equal(atomic_load(&c.restarts), c.n / 8);
+    /* Guaranteed by the latch and the callers' exit condition, not by luck. */
+    assert_true(atomic_load(&c.ran) >= 1);
+    assert_true(atomic_load(&c.ran_after_restart) >= 1);
     /* quiescent: the latest pool serves the call */
     assert_int_equal(fdn_execute_protected(c.p, "k", NULL, pc_fn, NULL, NULL, NULL), 0);
     fdn_protect_destroy(c.p);

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <urcu-bp.h>
+
 #include <fdn/error.h>
 #include <fdn/telemetry.h>
 
@@ -188,8 +190,16 @@ static void handlers_and_retention_race_emits(void **state)
     for (int i = 0; i < THREADS - 1; i++)
         assert_int_equal(pthread_create(&t[i], NULL, emitter, &x), 0);
     pthread_barrier_wait(&x.bar);
+    /* The churn runs until the emitters have done their (bounded) work. Every round retires
+     * memory through call_rcu (a handler set at each attach and detach, every idle entry at
+     * each cleanup); waiting for the pending frees every GRACE_ROUNDS rounds bounds that
+     * backlog, so a slow sanitizer build cannot pile up retired memory faster than its
+     * call_rcu thread frees it (under TSan each free is expensive). */
+    enum { GRACE_ROUNDS = 16 };
     unsigned round = 0;
     while (atomic_load_explicit(&x.writers_left, memory_order_acquire) > 0) {
+        if (round % GRACE_ROUNDS == GRACE_ROUNDS - 1)
+            rcu_barrier();
         uint64_t id = 0;
         assert_int_equal(fdn_telemetry_attach(&*x.tm, &id, round % 2 ? "churn" : "",
                                               FDN_TM_MATCH_PREFIX, counting_handler, &x),
