@@ -141,14 +141,18 @@ static void entry_free(tm_entry_t *e)
     fdn__free(e);
 }
 
+char fdn__tm_tsan_grace;
+
 static void entry_free_rcu(struct rcu_head *h)
 {
+    fdn__tsan_acquire(&fdn__tm_tsan_grace);
     entry_free(TM_CONTAINER_OF(h, tm_entry_t, rcu));
 }
 
 static int entry_match(struct cds_lfht_node *node, const void *key)
 {
-    const tm_entry_t *e = TM_CONTAINER_OF(node, tm_entry_t, node);
+    tm_entry_t *e = TM_CONTAINER_OF(node, tm_entry_t, node);
+    fdn__tsan_acquire(e); /* pairs with the release before cds_lfht_add (uninstrumented) */
     return strcmp(e->name, (const char *)key) == 0;
 }
 
@@ -242,6 +246,7 @@ static tm_entry_t *entry_get(fdn_telemetry_t *tm, const char *name, const fdn_tm
                 *rc = FDN_ENOMEM;
                 return NULL;
             }
+            fdn__tsan_release(e);
             cds_lfht_add(tm->ht, hash, &e->node);
             atomic_fetch_add_explicit(&tm->nentries, 1, memory_order_relaxed);
         }
@@ -373,6 +378,7 @@ static void hset_free(tm_hset_t *s)
 
 static void hset_free_rcu(struct rcu_head *h)
 {
+    fdn__tsan_acquire(&fdn__tm_tsan_grace);
     hset_free(TM_CONTAINER_OF(h, tm_hset_t, rcu));
 }
 
@@ -405,6 +411,7 @@ static int hset_publish(fdn_telemetry_t *tm, tm_handler_t *add, tm_handler_t **r
             remove[r]->next_dead = old->dead;
             old->dead = remove[r];
         }
+        fdn__tsan_release(&fdn__tm_tsan_grace);
         call_rcu(&old->rcu, hset_free_rcu);
     }
     return 0;
@@ -572,7 +579,7 @@ int fdn_telemetry_execute(fdn_telemetry_t *tm, const char *event, const fdn_tm_m
         aggregate(tm, e, m, nm);
         dispatch(tm, e, event, m, nm, meta, nmeta);
     }
-    rcu_read_unlock();
+    tm_read_unlock();
     return rc;
 }
 
@@ -718,10 +725,12 @@ static int sweep(fdn_telemetry_t *tm, bool all)
             atomic_fetch_sub_explicit(&tm->nentries, 1, memory_order_relaxed);
         }
     }
-    rcu_read_unlock();
+    tm_read_unlock();
     if (dead != NULL)
         atomic_store_explicit(&tm->epoch, new_epoch(), memory_order_seq_cst);
     pthread_mutex_unlock(&tm->mu);
+    if (dead != NULL)
+        fdn__tsan_release(&fdn__tm_tsan_grace);
     while (dead != NULL) {
         tm_entry_t *n = dead->next_dead;
         call_rcu(&dead->rcu, entry_free_rcu);

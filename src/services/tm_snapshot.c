@@ -218,7 +218,7 @@ int fdn_telemetry_snapshot(fdn_telemetry_t *tm, fdn_tm_snapshot_t **out)
         add_entry(sn, e);
         cds_lfht_next(tm->ht, &it);
     }
-    rcu_read_unlock();
+    tm_read_unlock();
     pthread_mutex_unlock(&tm->mu);
     fdn__free(sn->scratch);
     sn->scratch = NULL;
