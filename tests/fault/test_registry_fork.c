@@ -39,7 +39,7 @@ static void child_can_use_a_registry_after_fork(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        alarm(10); /* watchdog: SIGALRM kills a child that hangs */
+        alarm(60); /* watchdog: SIGALRM kills a child that hangs (generous: a loaded machine) */
         _exit(churn());
     }
     int status = 0;

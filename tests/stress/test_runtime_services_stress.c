@@ -73,19 +73,14 @@ static int on_counted(const char *event, const fdn_tm_measure_t *m, size_t nm,
     return 0;
 }
 
+/* Waits without a wall-clock deadline: the hook must get there, however loaded the machine;
+ * a hang is caught by the test's ctest TIMEOUT. */
 static void wait_rev(shared_t *s, uint64_t rev)
 {
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += 30;
     pthread_mutex_lock(&s->mu);
-    int rc = 0;
-    while (s->max_rev < rev && rc == 0)
-        rc = pthread_cond_timedwait(&s->cv, &s->mu, &dl);
-    uint64_t got = s->max_rev;
+    while (s->max_rev < rev)
+        pthread_cond_wait(&s->cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
-    if (got < rev)
-        fail_msg("config hook did not reach revision %" PRIu64 " (at %" PRIu64 ")", rev, got);
 }
 
 static void *max_results_updater(void *arg)

@@ -89,20 +89,14 @@ static void waiter_detach(waiter_t *w, fdn_runtime_t *rt)
     pthread_mutex_destroy(&w->mu);
 }
 
-/* Wait until the hook has counted revision `rev` (10 s real-time safety net). */
+/* Wait until the hook has counted revision `rev`. No wall-clock deadline: a loaded machine
+ * may delay the hook thread arbitrarily; a hang is caught by the test's ctest TIMEOUT. */
 static void waiter_wait_rev(waiter_t *w, uint64_t rev)
 {
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += 10;
     pthread_mutex_lock(&w->mu);
-    int rc = 0;
-    while (w->max_rev < rev && rc == 0)
-        rc = pthread_cond_timedwait(&w->cv, &w->mu, &dl);
-    uint64_t got = w->max_rev;
+    while (w->max_rev < rev)
+        pthread_cond_wait(&w->cv, &w->mu);
     pthread_mutex_unlock(&w->mu);
-    if (got < rev)
-        fail_msg("config hook did not count revision %" PRIu64 " (at %" PRIu64 ")", rev, got);
 }
 
 /* Barrier: after it returns, every config change made before has been recorded, counted
