@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 #include <fdn/testing.h>
 
-#include "core/runtime_int.h"
+#include "runtime/runtime_int.h"
 
 #define MS  1000000LL
 #define SEC 1000000000LL

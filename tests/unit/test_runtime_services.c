@@ -1,4 +1,4 @@
-/* Unit tests: the wiring of the runtime's built-in services (src/services/runtime_services.c).
+/* Unit tests: the wiring of the runtime's built-in services (src/runtime/runtime_services.c).
  * The config drives the services (issue 3), the runtime's own events land in its event store
  * and survive service and runtime restarts (issue 4), and the runtime reports the reference's
  * telemetry (issue 5).

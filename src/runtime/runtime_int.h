@@ -1,5 +1,5 @@
-/* Library-internal interface of the runtime (src/core/runtime.c) and the table of built-in
- * services (src/core/runtime_builtins.c).
+/* Library-internal interface of the runtime (src/runtime/runtime.c) and the table of built-in
+ * services (src/runtime/runtime_services.c).
  *
  * HOW TO ADD A BUILT-IN SERVICE (lead, when a service branch merges):
  *   1. In runtime_builtins.c, include the module's private header and fill its slot of
@@ -44,10 +44,10 @@ typedef struct fdn__rt_builtin {
     fdn_restart_t restart;    /* normally FDN_RESTART_PERMANENT (reference) */
 } fdn__rt_builtin_t;
 
-/* The table (src/services/runtime_services.c). */
+/* The table (src/runtime/runtime_services.c). */
 extern const fdn__rt_builtin_t fdn__rt_builtins[FDN__RT_SLOT_COUNT];
 
-/* Cross-service wiring of the built-in services (src/services/runtime_services.c): the core
+/* Cross-service wiring of the built-in services (src/runtime/runtime_services.c): the runtime
  * knows only these function pointers, so dependencies keep pointing down. Every hook is
  * optional. `glue` is the wiring's own state, kept by the runtime. */
 typedef struct fdn__rt_hooks {

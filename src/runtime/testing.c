@@ -9,7 +9,7 @@
 
 #include <string.h>
 
-#include "core/runtime_int.h"
+#include "runtime/runtime_int.h"
 
 #define TEST_WAIT_MS 10000
 

@@ -1,8 +1,8 @@
 /*
  * DESIGN: the runtime's built-in services and the wiring between them.
  *
- * The core runtime (src/core/runtime.c) knows services only through the slot table and the
- * hooks declared in core/runtime_int.h; this file fills both, so the core never includes a
+ * The runtime (src/runtime/runtime.c) knows services only through the slot table and the
+ * hooks declared in runtime/runtime_int.h; this file fills both, so the core never includes a
  * service header and dependencies keep pointing down.
  *
  * Slots, in the reference's start order (§8.1): config_server, event_store,
@@ -49,7 +49,7 @@
 #include <fdn/telemetry.h>
 
 #include "core/alloc.h"
-#include "core/runtime_int.h"
+#include "runtime/runtime_int.h"
 #include "infra/limiter_int.h"
 #include "infra/pool_int.h"
 #include "services/config_int.h"

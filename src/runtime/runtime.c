@@ -27,7 +27,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
-#include "core/runtime_int.h"
+#include "runtime/runtime_int.h"
 #include "core/supervisor_int.h"
 #include "core/tasks_int.h"
 
