@@ -295,15 +295,19 @@ int fdn_tasks_shutdown(fdn_tasks_t *tp, int64_t timeout_ms)
     return drain_join(tp, timeout_ms, true);
 }
 
-void fdn__tasks_service_stop(fdn_tasks_t *tp)
+static void service_stop(void *state)
 {
+    fdn_tasks_t *tp = state;
     if (tp == NULL || t_pool == tp)
         return;
     (void)drain_join(tp, -1, false);
 }
 
-int fdn__tasks_service_start(fdn_tasks_t *tp)
+static int service_start(void *state, void *ctx, fdn_error_t *err)
 {
+    fdn_tasks_t *tp = state;
+    (void)ctx;
+    (void)err;
     if (tp == NULL)
         return FDN_EINVAL;
     pthread_mutex_lock(&tp->mu);
@@ -331,8 +335,9 @@ int fdn__tasks_service_start(fdn_tasks_t *tp)
     return rc;
 }
 
-int fdn__tasks_service_health(fdn_tasks_t *tp)
+static int service_health(void *state)
 {
+    fdn_tasks_t *tp = state;
     if (tp == NULL)
         return FDN_EINVAL;
     pthread_mutex_lock(&tp->mu);
@@ -367,3 +372,7 @@ unsigned fdn_tasks_workers(const fdn_tasks_t *tp)
 {
     return tp ? tp->nworkers : 0;
 }
+
+/* The supervisor's vtable of this service: the runtime (src/runtime/) supervises it through it. */
+const fdn_service_ops_t fdn__tasks_service_ops = {
+    service_start, service_stop, service_health, NULL, NULL};

@@ -780,22 +780,27 @@ void fdn_limiter_destroy(fdn_limiter_t *l)
     fdn__free(l);
 }
 
-int fdn__limiter_service_start(fdn_limiter_t *l)
+static int service_start(void *state, void *ctx, fdn_error_t *err)
 {
+    fdn_limiter_t *l = state;
+    (void)ctx;
+    (void)err;
     if (l == NULL)
         return FDN_EINVAL;
     atomic_store_explicit(&l->running, true, memory_order_release);
     return 0;
 }
 
-void fdn__limiter_service_stop(fdn_limiter_t *l)
+static void service_stop(void *state)
 {
+    fdn_limiter_t *l = state;
     if (l)
         atomic_store_explicit(&l->running, false, memory_order_release);
 }
 
-int fdn__limiter_service_health(fdn_limiter_t *l)
+static int service_health(void *state)
 {
+    fdn_limiter_t *l = state;
     if (l == NULL)
         return FDN_EINVAL;
     return atomic_load_explicit(&l->running, memory_order_acquire) ? 0 : FDN_EUNAVAILABLE;
@@ -1159,3 +1164,12 @@ int fdn_limiter_check_entity(fdn_limiter_t *l, const char *entity, const char *o
         fdn__free(key);
     return rc;
 }
+
+static void service_destroy(void *state)
+{
+    fdn_limiter_destroy(state);
+}
+
+/* The supervisor's vtable of this service: the runtime (src/runtime/) supervises it through it. */
+const fdn_service_ops_t fdn__limiter_service_ops = {
+    service_start, service_stop, service_health, NULL, service_destroy};

@@ -2,6 +2,8 @@
 #ifndef FDN_INFRA_LIMITER_INT_H
 #define FDN_INFRA_LIMITER_INT_H
 
+#include <fdn/supervisor.h>
+
 #include <fdn/limiter.h>
 
 #include <stdatomic.h>
@@ -63,8 +65,21 @@ int fdn__limiter_check_named_cached(fdn_limiter_t *l, const char *rule_name, con
 
 /* Supervision hooks (see the helper brief): while stopped every check returns
  * FDN_EUNAVAILABLE; state survives a stop/start. */
-int fdn__limiter_service_start(fdn_limiter_t *l);
-void fdn__limiter_service_stop(fdn_limiter_t *l);
-int fdn__limiter_service_health(fdn_limiter_t *l);
+/* The service's vtable (start, stop, health, destroy), defined in its module; the typed
+ * wrappers below call it. */
+extern const fdn_service_ops_t fdn__limiter_service_ops;
+
+static inline int fdn__limiter_service_start(fdn_limiter_t *l)
+{
+    return fdn__limiter_service_ops.start(l, NULL, NULL);
+}
+static inline void fdn__limiter_service_stop(fdn_limiter_t *l)
+{
+    fdn__limiter_service_ops.stop(l);
+}
+static inline int fdn__limiter_service_health(fdn_limiter_t *l)
+{
+    return fdn__limiter_service_ops.health(l);
+}
 
 #endif

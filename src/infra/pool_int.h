@@ -2,6 +2,8 @@
 #ifndef FDN_INFRA_POOL_INT_H
 #define FDN_INFRA_POOL_INT_H
 
+#include <fdn/supervisor.h>
+
 #include <fdn/pool.h>
 
 #include <stdatomic.h>
@@ -34,11 +36,24 @@ int fdn__pools_get_cached(fdn_pools_t *m, const char *name, fdn__pool_cache_t *c
                           fdn_pool_t **out, bool *owned);
 void fdn__pools_cache_drop(fdn__pool_cache_t *cache);
 
-int fdn__pools_service_start(fdn_pools_t *m);
+/* The service's vtable (start, stop, health, destroy), defined in its module; the typed
+ * wrappers below call it. */
+extern const fdn_service_ops_t fdn__pools_service_ops;
+
+static inline int fdn__pools_service_start(fdn_pools_t *m)
+{
+    return fdn__pools_service_ops.start(m, NULL, NULL);
+}
 /* While stopped every fdn_pools_* call returns FDN_EUNAVAILABLE at once. Pools already held
  * by callers keep working. */
-void fdn__pools_service_stop(fdn_pools_t *m);
+static inline void fdn__pools_service_stop(fdn_pools_t *m)
+{
+    fdn__pools_service_ops.stop(m);
+}
 /* 0 = healthy (started), FDN_EUNAVAILABLE when stopped. */
-int fdn__pools_service_health(fdn_pools_t *m);
+static inline int fdn__pools_service_health(fdn_pools_t *m)
+{
+    return fdn__pools_service_ops.health(m);
+}
 
 #endif

@@ -357,23 +357,37 @@ int fdn_pools_list(fdn_pools_t *m, fdn_pool_info_t **out, size_t *n)
     return 0;
 }
 
-int fdn__pools_service_start(fdn_pools_t *m)
+static int service_start(void *state, void *ctx, fdn_error_t *err)
 {
+    fdn_pools_t *m = state;
+    (void)ctx;
+    (void)err;
     if (m == NULL)
         return FDN_EINVAL;
     atomic_store_explicit(&m->stopped, false, memory_order_release);
     return 0;
 }
 
-void fdn__pools_service_stop(fdn_pools_t *m)
+static void service_stop(void *state)
 {
+    fdn_pools_t *m = state;
     if (m != NULL)
         atomic_store_explicit(&m->stopped, true, memory_order_release);
 }
 
-int fdn__pools_service_health(fdn_pools_t *m)
+static int service_health(void *state)
 {
+    fdn_pools_t *m = state;
     if (m == NULL)
         return FDN_EINVAL;
     return stopped(m) ? FDN_EUNAVAILABLE : 0;
 }
+
+static void service_destroy(void *state)
+{
+    fdn_pools_destroy(state);
+}
+
+/* The supervisor's vtable of this service: the runtime (src/runtime/) supervises it through it. */
+const fdn_service_ops_t fdn__pools_service_ops = {
+    service_start, service_stop, service_health, NULL, service_destroy};

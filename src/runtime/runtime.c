@@ -2,9 +2,10 @@
  * DESIGN: the runtime, one isolated namespace (see include/fdn/runtime.h).
  *
  * Ownership: the runtime owns its registry, its supervisor, its task pool and, through the
- * supervisor, one wrapper (rt_svc_t) per supervised service. The wrapper adapts either a
- * built-in slot (fdn__rt_builtin_t, runtime_builtins.c) or an application's vtable to the
- * supervisor's vtable, and carries the registry owner token of that service. Built-in
+ * supervisor, one wrapper (rt_svc_t) per supervised service. The wrapper calls the
+ * service's own vtable (a built-in's fdn__<m>_service_ops from its slot, or the
+ * application's ops) and registers the service under its name when it has started; it
+ * carries the registry owner token of that service. Built-in
  * objects are destroyed by their wrapper when the supervisor is destroyed (reverse order).
  *
  * Threads: the runtime creates none itself; the supervisor owns its thread and the workers,
@@ -34,8 +35,8 @@
 typedef struct rt_svc {
     fdn_runtime_t *rt;
     uint64_t owner;
-    const fdn_service_ops_t *ops; /* application service, or NULL */
-    const fdn__rt_builtin_t *bi;  /* built-in service, or NULL */
+    const fdn_service_ops_t *ops; /* the service's vtable */
+    bool builtin;                 /* a built-in slot or the task pool, not the application's */
     void *obj;                    /* the service object: the registry handle */
     bool registered;              /* lifecycle thread, or the shutdown sweep under rt->mu */
     struct rt_svc *next;          /* runtime's list of wrappers (guarded by rt->mu) */
@@ -81,7 +82,7 @@ static int register_svc(rt_svc_t *s, const char *name, fdn_error_t *err)
     if (s->registered)
         return 0;
     fdn_runtime_t *rt = s->rt;
-    const char *kind = s->bi != NULL ? "builtin" : "service";
+    const char *kind = s->builtin ? "builtin" : "service";
     fdn_registry_meta_t meta[] = {{"kind", kind}, {"runtime", rt->name}};
     void *handle = s->obj != NULL ? s->obj : (void *)s;
     int rc = fdn_registry_register(rt->reg, name, handle, s->owner, meta, 2, err);
@@ -106,17 +107,12 @@ static int w_start(void *state, void *ctx, fdn_error_t *err)
 {
     (void)ctx;
     rt_svc_t *s = state;
-    int rc;
-    if (s->bi != NULL) {
-        rc = s->bi->start != NULL ? s->bi->start(s->obj) : 0;
-        if (rc != 0)
-            return fdn_err_set(err, rc, "built-in service %s failed to start in runtime %s",
-                               s->bi->name, s->rt->name);
-    } else {
-        rc = s->ops->start(s->obj, s->rt, err);
-        if (rc != 0)
-            return rc;
-    }
+    int rc = s->ops->start(s->obj, s->rt, err);
+    if (rc != 0 && s->builtin)
+        return fdn_err_set(err, rc, "built-in service %s failed to start in runtime %s",
+                           s->name, s->rt->name);
+    if (rc != 0)
+        return rc;
     rc = register_svc(s, s->name, err);
     if (rc != 0)
         w_stop(state);
@@ -126,19 +122,12 @@ static int w_start(void *state, void *ctx, fdn_error_t *err)
 static void w_stop(void *state)
 {
     rt_svc_t *s = state;
-    if (s->bi != NULL) {
-        if (s->bi->stop != NULL)
-            s->bi->stop(s->obj);
-    } else {
-        s->ops->stop(s->obj);
-    }
+    s->ops->stop(s->obj);
 }
 
 static int w_health(void *state)
 {
     rt_svc_t *s = state;
-    if (s->bi != NULL)
-        return s->bi->health != NULL ? s->bi->health(s->obj) : 0;
     return s->ops->health != NULL ? s->ops->health(s->obj) : 0;
 }
 
@@ -151,37 +140,18 @@ static int w_run(void *state, fdn_service_ctl_t *ctl)
 static void w_destroy(void *state)
 {
     rt_svc_t *s = state;
-    if (s->bi != NULL) {
-        if (s->bi->destroy != NULL)
-            s->bi->destroy(s->obj);
-    } else if (s->ops->destroy != NULL) {
+    if (s->ops->destroy != NULL)
         s->ops->destroy(s->obj);
-    }
     fdn__free(s);
 }
 
 static const fdn_service_ops_t W_OPS = {w_start, w_stop, w_health, NULL, w_destroy};
 static const fdn_service_ops_t W_OPS_RUN = {w_start, w_stop, w_health, w_run, w_destroy};
 
-/* The task pool as a supervised child (the reference's TaskSupervisor, last built-in):
- * stop drains and joins its workers, start resumes them. Destroyed by the runtime itself. */
-static int tasks_start(void *obj)
-{
-    return fdn__tasks_service_start(obj);
-}
-
-static void tasks_stop(void *obj)
-{
-    fdn__tasks_service_stop(obj);
-}
-
-static int tasks_health(void *obj)
-{
-    return fdn__tasks_service_health(obj);
-}
-
-static const fdn__rt_builtin_t TASKS_BUILTIN = {
-    "task_supervisor", NULL, NULL, tasks_start, tasks_stop, tasks_health, FDN_RESTART_PERMANENT};
+/* The task pool is a supervised child too (the reference's TaskSupervisor, last built-in):
+ * stop drains and joins its workers, start resumes them. Its ops have no destroy: the runtime
+ * destroys the pool itself, after the supervisor. */
+static const fdn__rt_slot_def_t TASKS_SLOT = {"task_supervisor", NULL, &fdn__tasks_service_ops};
 
 /* ---- supervisor callbacks (lifecycle thread, no lock held) --------------------------- */
 
@@ -234,7 +204,8 @@ static void rt_on_registry(fdn_registry_op_t op, const char *ns, const char *ser
 
 /* ---- creation ---------------------------------------------------------------------- */
 
-static int add_wrapped(fdn_runtime_t *rt, const char *name, const fdn__rt_builtin_t *bi,
+/* Wrap a built-in (def) or an application service (app) and add it to the supervisor. */
+static int add_wrapped(fdn_runtime_t *rt, const char *name, const fdn__rt_slot_def_t *def,
                        const fdn_service_spec_t *app, void *obj, fdn_error_t *err)
 {
     rt_svc_t *s = fdn__calloc(1, sizeof(*s));
@@ -242,8 +213,8 @@ static int add_wrapped(fdn_runtime_t *rt, const char *name, const fdn__rt_builti
         return fdn_err_set(err, FDN_ENOMEM, "out of memory adding service %s", name);
     s->rt = rt;
     s->owner = fdn_registry_owner_new();
-    s->bi = bi;
-    s->ops = app != NULL ? app->ops : NULL;
+    s->builtin = app == NULL;
+    s->ops = app != NULL ? app->ops : def->ops;
     s->obj = obj;
     size_t len = strlen(name);
     if (len > FDN_SERVICE_NAME_MAX)
@@ -259,8 +230,8 @@ static int add_wrapped(fdn_runtime_t *rt, const char *name, const fdn__rt_builti
         spec.health_interval_ns = app->ops->health != NULL ? app->health_interval_ns : 0;
     } else {
         spec.ops = &W_OPS;
-        spec.restart = bi->restart;
-        spec.health_interval_ns = bi->health != NULL ? rt->health_interval : 0;
+        spec.restart = FDN_RESTART_PERMANENT; /* built-ins always restart (reference) */
+        spec.health_interval_ns = def->ops->health != NULL ? rt->health_interval : 0;
     }
     /* link first: an add after start may start (and register) the service at once */
     pthread_mutex_lock(&rt->mu);
@@ -311,7 +282,7 @@ static char *dup_opt(const char *s, bool *oom)
 }
 
 static int create_impl(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
-                       const fdn__rt_builtin_t *table, const fdn__rt_hooks_t *hooks,
+                       const fdn__rt_slot_def_t *table, const fdn__rt_hooks_t *hooks,
                        fdn_error_t *err)
 {
     fdn_runtime_opts_t def = FDN_RUNTIME_OPTS_INIT;
@@ -380,19 +351,19 @@ static int create_impl(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
 
     if (!(opts->flags & FDN_RUNTIME_NO_BUILTINS)) {
         for (int i = 0; i < FDN__RT_SLOT_COUNT; i++) {
-            const fdn__rt_builtin_t *bi = &table[i];
-            if (bi->create == NULL)
+            const fdn__rt_slot_def_t *slot = &table[i];
+            if (slot->create == NULL)
                 continue;
             void *obj = NULL;
-            rc = bi->create(rt, &obj, err);
+            rc = slot->create(rt, &obj, err);
             if (rc != 0) {
-                fdn_err_add_context(err, "service", "%s", bi->name);
+                fdn_err_add_context(err, "service", "%s", slot->name);
                 goto fail;
             }
-            rc = add_wrapped(rt, bi->name, bi, NULL, obj, err);
+            rc = add_wrapped(rt, slot->name, slot, NULL, obj, err);
             if (rc != 0) {
-                if (bi->destroy != NULL)
-                    bi->destroy(obj);
+                if (slot->ops->destroy != NULL)
+                    slot->ops->destroy(obj);
                 goto fail;
             }
             rt->slots[i] = obj;
@@ -414,7 +385,7 @@ static int create_impl(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
         fdn_err_set(err, rc, "runtime %s: cannot create the task pool", rt->name);
         goto fail;
     }
-    rc = add_wrapped(rt, TASKS_BUILTIN.name, &TASKS_BUILTIN, NULL, rt->tasks, err);
+    rc = add_wrapped(rt, TASKS_SLOT.name, &TASKS_SLOT, NULL, rt->tasks, err);
     if (rc != 0)
         goto fail;
 
@@ -432,7 +403,7 @@ fail:
 }
 
 int fdn__runtime_create_with(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
-                             const fdn__rt_builtin_t *table, fdn_error_t *err)
+                             const fdn__rt_slot_def_t *table, fdn_error_t *err)
 {
     return create_impl(out, opts, table, NULL, err);
 }

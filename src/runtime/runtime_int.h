@@ -1,21 +1,20 @@
 /* Library-internal interface of the runtime (src/runtime/runtime.c) and the table of built-in
  * services (src/runtime/runtime_services.c).
  *
- * HOW TO ADD A BUILT-IN SERVICE (lead, when a service branch merges):
- *   1. In runtime_builtins.c, include the module's private header and fill its slot of
- *      fdn__rt_builtins[] (the slots are already in the reference's start order):
- *          [FDN__RT_CONFIG] = {"config_server", cfg_create, cfg_destroy,
- *                              svc_start_cfg, svc_stop_cfg, svc_health_cfg},
- *      where `create` builds the component from the runtime (clock = fdn_runtime_clock(rt),
- *      config path = fdn_runtime_config_path(rt), data dir = fdn_runtime_data_dir(rt), earlier
- *      slots via fdn__runtime_slot(rt, FDN__RT_...)), and start/stop/health are thin casts to
- *      fdn__<m>_service_start/stop/health. A slot whose `create` is NULL is absent.
- *   2. Add a typed public accessor in runtime.h/runtime.c if wanted, e.g.
- *          fdn_config_t *fdn_runtime_config(fdn_runtime_t *rt)
- *          { return fdn__runtime_slot(rt, FDN__RT_CONFIG); }
+ * A built-in service is a slot: a name, a `create` that builds the component from the
+ * runtime (clock = fdn_runtime_clock(rt), config path = fdn_runtime_config_path(rt), data
+ * dir = fdn_runtime_data_dir(rt), earlier slots via fdn__runtime_slot(rt, FDN__RT_...)), and
+ * the service's own supervisor vtable, which its module exports (fdn__<module>_service_ops:
+ * start, stop, health, destroy). The runtime supervises built-ins and application services
+ * through the same fdn_service_ops_t; nothing adapts one to the other.
  * Slots are created in slot order at fdn_runtime_create (so a slot's create may use any
  * earlier slot), started in slot order by the supervisor, stopped in reverse, destroyed in
- * reverse by fdn_runtime_destroy.
+ * reverse by fdn_runtime_destroy. Built-ins are permanent (always restarted), as in the
+ * reference.
+ *
+ * Adding a built-in: export `const fdn_service_ops_t fdn__<m>_service_ops` from the module,
+ * add a slot below, fill it in fdn__rt_builtins[] with its name, create function and ops,
+ * and add a typed public accessor (fdn_runtime_<m>) if wanted.
  */
 #ifndef FDN_CORE_RUNTIME_INT_H
 #define FDN_CORE_RUNTIME_INT_H
@@ -33,19 +32,16 @@ typedef enum fdn__rt_slot {
     FDN__RT_SLOT_COUNT
 } fdn__rt_slot_t;
 
-typedef struct fdn__rt_builtin {
+typedef struct fdn__rt_slot_def {
     const char *name; /* registry / supervisor name */
     /* Create the component (not started). NULL: the slot is absent. */
     int (*create)(fdn_runtime_t *rt, void **out, fdn_error_t *err);
-    void (*destroy)(void *obj);
-    int (*start)(void *obj);  /* fdn__<m>_service_start: 0 or negative code */
-    void (*stop)(void *obj);  /* fdn__<m>_service_stop: calls then answer FDN_EUNAVAILABLE */
-    int (*health)(void *obj); /* fdn__<m>_service_health: 0 healthy; NULL: none */
-    fdn_restart_t restart;    /* normally FDN_RESTART_PERMANENT (reference) */
-} fdn__rt_builtin_t;
+    /* The service's vtable: start(obj, rt, err), stop, health (optional), destroy. */
+    const fdn_service_ops_t *ops;
+} fdn__rt_slot_def_t;
 
 /* The table (src/runtime/runtime_services.c). */
-extern const fdn__rt_builtin_t fdn__rt_builtins[FDN__RT_SLOT_COUNT];
+extern const fdn__rt_slot_def_t fdn__rt_builtins[FDN__RT_SLOT_COUNT];
 
 /* Cross-service wiring of the built-in services (src/runtime/runtime_services.c): the runtime
  * knows only these function pointers, so dependencies keep pointing down. Every hook is
@@ -82,7 +78,7 @@ void *fdn__runtime_slot(fdn_runtime_t *rt, fdn__rt_slot_t slot);
 
 /* fdn_runtime_create with another built-in table (unit tests pass their own). */
 int fdn__runtime_create_with(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
-                             const fdn__rt_builtin_t *table, fdn_error_t *err);
+                             const fdn__rt_slot_def_t *table, fdn_error_t *err);
 
 /* Leak accounting for testing.h: what the runtime still holds after shutdown. */
 typedef struct fdn__rt_live {

@@ -323,26 +323,6 @@ static int cfg_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     return fdn_config_create((fdn_config_t **)out, &co, err);
 }
 
-static void cfg_destroy(void *obj)
-{
-    fdn_config_destroy(obj);
-}
-
-static int cfg_start(void *obj)
-{
-    return fdn__config_service_start(obj);
-}
-
-static void cfg_stop(void *obj)
-{
-    fdn__config_service_stop(obj);
-}
-
-static int cfg_health(void *obj)
-{
-    return fdn__config_service_health(obj);
-}
-
 /* mkdir -p (mode 0700 for what it creates). @return 0 or -errno */
 static int make_dirs(const char *path)
 {
@@ -412,26 +392,6 @@ static int ev_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     return rc;
 }
 
-static void ev_destroy(void *obj)
-{
-    fdn_events_destroy(obj);
-}
-
-static int ev_start(void *obj)
-{
-    return fdn__events_service_start(obj);
-}
-
-static void ev_stop(void *obj)
-{
-    fdn__events_service_stop(obj);
-}
-
-static int ev_health(void *obj)
-{
-    return fdn__events_service_health(obj);
-}
-
 static int tm_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
 {
     fdn_telemetry_opts_t to = FDN_TELEMETRY_OPTS_INIT;
@@ -440,26 +400,6 @@ static int tm_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     if (rc != 0)
         return fdn_err_set(err, rc, "cannot create the telemetry service");
     return 0;
-}
-
-static void tm_destroy(void *obj)
-{
-    fdn_telemetry_destroy(obj);
-}
-
-static int tm_start(void *obj)
-{
-    return fdn__telemetry_service_start(obj);
-}
-
-static void tm_stop(void *obj)
-{
-    fdn__telemetry_service_stop(obj);
-}
-
-static int tm_health(void *obj)
-{
-    return fdn__telemetry_service_health(obj);
 }
 
 static int pools_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
@@ -471,26 +411,6 @@ static int pools_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     if (rc != 0)
         return fdn_err_set(err, rc, "cannot create the connection manager");
     return 0;
-}
-
-static void pools_destroy(void *obj)
-{
-    fdn_pools_destroy(obj);
-}
-
-static int pools_start(void *obj)
-{
-    return fdn__pools_service_start(obj);
-}
-
-static void pools_stop(void *obj)
-{
-    fdn__pools_service_stop(obj);
-}
-
-static int pools_health(void *obj)
-{
-    return fdn__pools_service_health(obj);
 }
 
 static int lim_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
@@ -507,37 +427,12 @@ static int lim_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     return 0;
 }
 
-static void lim_destroy(void *obj)
-{
-    fdn_limiter_destroy(obj);
-}
-
-static int lim_start(void *obj)
-{
-    return fdn__limiter_service_start(obj);
-}
-
-static void lim_stop(void *obj)
-{
-    fdn__limiter_service_stop(obj);
-}
-
-static int lim_health(void *obj)
-{
-    return fdn__limiter_service_health(obj);
-}
-
-const fdn__rt_builtin_t fdn__rt_builtins[FDN__RT_SLOT_COUNT] = {
-    [FDN__RT_CONFIG] = {"config_server", cfg_create, cfg_destroy, cfg_start, cfg_stop, cfg_health,
-                        FDN_RESTART_PERMANENT},
-    [FDN__RT_EVENTS] = {"event_store", ev_create, ev_destroy, ev_start, ev_stop, ev_health,
-                        FDN_RESTART_PERMANENT},
-    [FDN__RT_TELEMETRY] = {"telemetry_service", tm_create, tm_destroy, tm_start, tm_stop, tm_health,
-                           FDN_RESTART_PERMANENT},
-    [FDN__RT_CONNMGR] = {"connection_manager", pools_create, pools_destroy, pools_start, pools_stop,
-                         pools_health, FDN_RESTART_PERMANENT},
-    [FDN__RT_LIMITER] = {"rate_limiter", lim_create, lim_destroy, lim_start, lim_stop, lim_health,
-                         FDN_RESTART_PERMANENT},
+const fdn__rt_slot_def_t fdn__rt_builtins[FDN__RT_SLOT_COUNT] = {
+    [FDN__RT_CONFIG] = {"config_server", cfg_create, &fdn__config_service_ops},
+    [FDN__RT_EVENTS] = {"event_store", ev_create, &fdn__events_service_ops},
+    [FDN__RT_TELEMETRY] = {"telemetry_service", tm_create, &fdn__telemetry_service_ops},
+    [FDN__RT_CONNMGR] = {"connection_manager", pools_create, &fdn__pools_service_ops},
+    [FDN__RT_LIMITER] = {"rate_limiter", lim_create, &fdn__limiter_service_ops},
 };
 
 /* ---- wiring ---------------------------------------------------------------------------------- */

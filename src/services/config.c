@@ -604,8 +604,11 @@ bool fdn_config_is_updatable(const fdn_config_t *cfg, const char *path)
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
 
-int fdn__config_service_start(fdn_config_t *cfg)
+static int service_start(void *state, void *ctx, fdn_error_t *err)
 {
+    fdn_config_t *cfg = state;
+    (void)ctx;
+    (void)err;
     if (cfg == NULL)
         return FDN_EINVAL;
     pthread_mutex_lock(&cfg->wmu);
@@ -659,8 +662,9 @@ int fdn__config_service_start(fdn_config_t *cfg)
     return 0;
 }
 
-void fdn__config_service_stop(fdn_config_t *cfg)
+static void service_stop(void *state)
 {
+    fdn_config_t *cfg = state;
     if (cfg == NULL)
         return;
     pthread_mutex_lock(&cfg->wmu);
@@ -685,8 +689,9 @@ void fdn__config_service_stop(fdn_config_t *cfg)
     }
 }
 
-int fdn__config_service_health(fdn_config_t *cfg)
+static int service_health(void *state)
 {
+    fdn_config_t *cfg = state;
     return fdn_config_available(cfg) ? 0 : FDN_EUNAVAILABLE;
 }
 
@@ -928,3 +933,12 @@ int fdn_config_status(fdn_config_t *cfg, fdn_config_status_t *out)
     fdn__cfg_fb_counts(cfg->fb, NULL, &out->pending, &out->pending_failed);
     return 0;
 }
+
+static void service_destroy(void *state)
+{
+    fdn_config_destroy(state);
+}
+
+/* The supervisor's vtable of this service: the runtime (src/runtime/) supervises it through it. */
+const fdn_service_ops_t fdn__config_service_ops = {
+    service_start, service_stop, service_health, NULL, service_destroy};

@@ -749,8 +749,11 @@ static void stop_threads(fdn_events_t *es)
     }
 }
 
-int fdn__events_service_start(fdn_events_t *es)
+static int service_start(void *state, void *ctx, fdn_error_t *err)
 {
+    fdn_events_t *es = state;
+    (void)ctx;
+    (void)err;
     if (es == NULL)
         return FDN_EINVAL;
     if (atomic_load_explicit(&es->running, memory_order_acquire))
@@ -790,8 +793,9 @@ int fdn__events_service_start(fdn_events_t *es)
     return rc;
 }
 
-void fdn__events_service_stop(fdn_events_t *es)
+static void service_stop(void *state)
 {
+    fdn_events_t *es = state;
     if (es == NULL)
         return;
     pthread_mutex_lock(&es->amu);
@@ -800,8 +804,9 @@ void fdn__events_service_stop(fdn_events_t *es)
     stop_threads(es);
 }
 
-int fdn__events_service_health(fdn_events_t *es)
+static int service_health(void *state)
 {
+    fdn_events_t *es = state;
     if (es == NULL)
         return FDN_EINVAL;
     if (!atomic_load_explicit(&es->running, memory_order_acquire))
@@ -916,3 +921,12 @@ void fdn_events_destroy(fdn_events_t *es)
     fdn__free(es->durable_path);
     fdn__free(es);
 }
+
+static void service_destroy(void *state)
+{
+    fdn_events_destroy(state);
+}
+
+/* The supervisor's vtable of this service: the runtime (src/runtime/) supervises it through it. */
+const fdn_service_ops_t fdn__events_service_ops = {
+    service_start, service_stop, service_health, NULL, service_destroy};

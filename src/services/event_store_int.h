@@ -4,6 +4,8 @@
 #ifndef FDN_SERVICES_EVENT_STORE_INT_H
 #define FDN_SERVICES_EVENT_STORE_INT_H
 
+#include <fdn/supervisor.h>
+
 #include <fdn/events.h>
 
 #include <pthread.h>
@@ -17,12 +19,25 @@
 /* Start: open the durable file again (when configured), start the writer and retention
  * threads, replay stores buffered while stopped (in order, with the ids they were given),
  * then accept calls. @return 0, FDN_EIO, FDN_ECORRUPT, FDN_ENOMEM */
-int fdn__events_service_start(fdn_events_t *es);
+/* The service's vtable (start, stop, health, destroy), defined in its module; the typed
+ * wrappers below call it. */
+extern const fdn_service_ops_t fdn__events_service_ops;
+
+static inline int fdn__events_service_start(fdn_events_t *es)
+{
+    return fdn__events_service_ops.start(es, NULL, NULL);
+}
 /* Stop: refuse new calls (FDN_EUNAVAILABLE, or buffer them), flush and close the durable
  * file, join the writer, retention and delivery threads. Stored events stay in memory. */
-void fdn__events_service_stop(fdn_events_t *es);
+static inline void fdn__events_service_stop(fdn_events_t *es)
+{
+    fdn__events_service_ops.stop(es);
+}
 /* 0 = healthy; FDN_EUNAVAILABLE when stopped; FDN_EIO when the writer met an I/O error. */
-int fdn__events_service_health(fdn_events_t *es);
+static inline int fdn__events_service_health(fdn_events_t *es)
+{
+    return fdn__events_service_ops.health(es);
+}
 /* Set (or clear with NULL) the telemetry the store reports into, at any time: the runtime
  * creates the event store before its telemetry service and wires them afterwards. */
 void fdn__events_set_telemetry(fdn_events_t *es, fdn_telemetry_t *tm);

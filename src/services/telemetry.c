@@ -869,8 +869,11 @@ static void *cleanup_main(void *arg)
     return NULL;
 }
 
-int fdn__telemetry_service_start(fdn_telemetry_t *tm)
+static int service_start(void *state, void *ctx, fdn_error_t *err)
 {
+    fdn_telemetry_t *tm = state;
+    (void)ctx;
+    (void)err;
     if (tm == NULL)
         return FDN_EINVAL;
     int rc = 0;
@@ -899,8 +902,9 @@ int fdn__telemetry_service_start(fdn_telemetry_t *tm)
     return rc;
 }
 
-void fdn__telemetry_service_stop(fdn_telemetry_t *tm)
+static void service_stop(void *state)
 {
+    fdn_telemetry_t *tm = state;
     if (tm == NULL)
         return;
     pthread_mutex_lock(&tm->life_mu);
@@ -914,8 +918,9 @@ void fdn__telemetry_service_stop(fdn_telemetry_t *tm)
     pthread_mutex_unlock(&tm->life_mu);
 }
 
-int fdn__telemetry_service_health(fdn_telemetry_t *tm)
+static int service_health(void *state)
 {
+    fdn_telemetry_t *tm = state;
     if (tm == NULL)
         return FDN_EINVAL;
     if (!atomic_load_explicit(&tm->running, memory_order_acquire))
@@ -927,3 +932,12 @@ int fdn__telemetry_service_health(fdn_telemetry_t *tm)
     pthread_mutex_unlock(&tm->life_mu);
     return rc;
 }
+
+static void service_destroy(void *state)
+{
+    fdn_telemetry_destroy(state);
+}
+
+/* The supervisor's vtable of this service: the runtime (src/runtime/) supervises it through it. */
+const fdn_service_ops_t fdn__telemetry_service_ops = {
+    service_start, service_stop, service_health, NULL, service_destroy};

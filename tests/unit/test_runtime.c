@@ -98,8 +98,10 @@ static void comp_destroy(void *o)
     free(o);
 }
 
-static int comp_start(void *o)
+static int comp_start(void *o, void *ctx, fdn_error_t *err)
 {
+    (void)ctx;
+    (void)err;
     comp_t *c = o;
     if (c->start_rc != 0)
         return c->start_rc;
@@ -121,13 +123,14 @@ static int comp_health(void *o)
     return atomic_load(&c->health_rc);
 }
 
-static const fdn__rt_builtin_t TABLE[FDN__RT_SLOT_COUNT] = {
-    [FDN__RT_CONFIG] = {"config_server", cfg_create, comp_destroy, comp_start, comp_stop,
-                        comp_health, FDN_RESTART_PERMANENT},
-    [FDN__RT_EVENTS] = {"event_store", ev_create, comp_destroy, comp_start, comp_stop, NULL,
-                        FDN_RESTART_PERMANENT},
-    [FDN__RT_TELEMETRY] = {"telemetry_service", tm_create, comp_destroy, comp_start, comp_stop,
-                           comp_health, FDN_RESTART_PERMANENT},
+static const fdn_service_ops_t COMP_OPS = {comp_start, comp_stop, comp_health, NULL, comp_destroy};
+static const fdn_service_ops_t COMP_OPS_NO_HEALTH = {comp_start, comp_stop, NULL, NULL,
+                                                     comp_destroy};
+
+static const fdn__rt_slot_def_t TABLE[FDN__RT_SLOT_COUNT] = {
+    [FDN__RT_CONFIG] = {"config_server", cfg_create, &COMP_OPS},
+    [FDN__RT_EVENTS] = {"event_store", ev_create, &COMP_OPS_NO_HEALTH},
+    [FDN__RT_TELEMETRY] = {"telemetry_service", tm_create, &COMP_OPS},
 };
 
 /* ---- an application service ---- */
