@@ -374,5 +374,5 @@ unsigned fdn_tasks_workers(const fdn_tasks_t *tp)
 }
 
 /* The supervisor's vtable of this service: the runtime (src/runtime/) supervises it through it. */
-const fdn_service_ops_t fdn__tasks_service_ops = {
-    service_start, service_stop, service_health, NULL, NULL};
+const fdn_service_ops_t fdn__tasks_service_ops = {service_start, service_stop, service_health, NULL,
+                                                  NULL};

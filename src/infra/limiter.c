@@ -1171,5 +1171,5 @@ static void service_destroy(void *state)
 }
 
 /* The supervisor's vtable of this service: the runtime (src/runtime/) supervises it through it. */
-const fdn_service_ops_t fdn__limiter_service_ops = {
-    service_start, service_stop, service_health, NULL, service_destroy};
+const fdn_service_ops_t fdn__limiter_service_ops = {service_start, service_stop, service_health,
+                                                    NULL, service_destroy};

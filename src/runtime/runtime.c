@@ -109,8 +109,8 @@ static int w_start(void *state, void *ctx, fdn_error_t *err)
     rt_svc_t *s = state;
     int rc = s->ops->start(s->obj, s->rt, err);
     if (rc != 0 && s->builtin)
-        return fdn_err_set(err, rc, "built-in service %s failed to start in runtime %s",
-                           s->name, s->rt->name);
+        return fdn_err_set(err, rc, "built-in service %s failed to start in runtime %s", s->name,
+                           s->rt->name);
     if (rc != 0)
         return rc;
     rc = register_svc(s, s->name, err);

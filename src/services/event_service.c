@@ -928,5 +928,5 @@ static void service_destroy(void *state)
 }
 
 /* The supervisor's vtable of this service: the runtime (src/runtime/) supervises it through it. */
-const fdn_service_ops_t fdn__events_service_ops = {
-    service_start, service_stop, service_health, NULL, service_destroy};
+const fdn_service_ops_t fdn__events_service_ops = {service_start, service_stop, service_health,
+                                                   NULL, service_destroy};
