@@ -376,7 +376,9 @@ FDN_API size_t fdn_err_format(const fdn_error_t *err, char *buf, size_t cap);
 /**
  * JSON object with every field: code, ref_code, name, type, category, subcategory, severity,
  * retry_strategy, message, context, correlation_id, breadcrumbs, timestamp_ns, duration_ns.
- * Strings are JSON-escaped (quote, backslash, control characters).
+ * Strings are JSON-escaped (quote, backslash, control characters); bytes that are not valid
+ * UTF-8 (the message and context may hold caller text) are replaced by U+FFFD, so the text is
+ * valid JSON whatever the error holds.
  * @param[in]  err  the error
  * @param[out] buf  destination, may be NULL when cap is 0
  * @param[in]  cap  size of buf in bytes

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "core/utf8.h"
 #include "core/errctx.h"
 
 #define SEV(x)   FDN_SEV_##x
@@ -262,12 +263,18 @@ static void jw_raw(jw_t *w, const char *s, size_t n)
             w->buf[w->len] = s[i];
 }
 
+/* A JSON string. Messages and context carry caller text (file names, HTTP input), which need
+ * not be UTF-8: every byte that does not start a valid UTF-8 sequence (stray continuation
+ * bytes, overlong forms, surrogates, truncated sequences, bytes above U+10FFFF) becomes
+ * U+FFFD, written as the escape \ufffd, so the output is always valid JSON. */
 static void jw_str(jw_t *w, const char *s)
 {
     jw_raw(w, "\"", 1);
-    for (; s != NULL && *s; s++) {
+    size_t left = s != NULL ? strlen(s) : 0;
+    while (left > 0) {
         unsigned char c = (unsigned char)*s;
         char esc[8];
+        size_t step = 1;
         if (c == '"' || c == '\\') {
             esc[0] = '\\';
             esc[1] = (char)c;
@@ -275,9 +282,16 @@ static void jw_str(jw_t *w, const char *s)
         } else if (c < 0x20) {
             int n = snprintf(esc, sizeof(esc), "\\u%04x", c);
             jw_raw(w, esc, (size_t)n);
+        } else if (c < 0x80) {
+            jw_raw(w, s, 1);
+        } else if ((step = fdn__utf8_seq((const unsigned char *)s, left)) > 0) {
+            jw_raw(w, s, step);
         } else {
-            jw_raw(w, (const char *)&c, 1);
+            step = 1;
+            jw_raw(w, "\\ufffd", 6);
         }
+        s += step;
+        left -= step;
     }
     jw_raw(w, "\"", 1);
 }

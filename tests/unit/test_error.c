@@ -167,6 +167,47 @@ static void json_parses_with_every_field(void **state)
     assert_int_equal(strlen(small), 15);
 }
 
+/* Messages and context may hold any bytes (file names, HTTP input): the JSON stays valid and
+ * every invalid byte becomes U+FFFD while valid text is kept as it is. */
+static void json_replaces_invalid_utf8(void **state)
+{
+    (void)state;
+#define R "\xef\xbf\xbd" /* U+FFFD */
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"\xff\xfe", R R},                                  /* bytes never in UTF-8 */
+        {"a\x80z", "a" R "z"},                              /* stray continuation byte */
+        {"\xc0\xaf", R R},                                  /* overlong '/' */
+        {"\xe0\x80\xaf", R R R},                            /* overlong, three bytes */
+        {"\xed\xa0\x80", R R R},                            /* surrogate U+D800 */
+        {"\xf4\x90\x80\x80x", R R R R "x"},                 /* above U+10FFFF */
+        {"end \xe2\x82", "end " R R},                       /* truncated at the end */
+        {"\xe2\x82\xac \xf0\x9f\x98\x80 \xc3\xa9", "\xe2\x82\xac \xf0\x9f\x98\x80 \xc3\xa9"},
+        {"tab\t\x01\"q\\", "tab\t\x01\"q\\"},               /* escapes */
+    };
+#undef R
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fdn_error_t e = FDN_ERROR_INIT;
+        fdn_err_set(&e, FDN_EINVAL, "%s", cases[i].in);
+        fdn_err_add_context(&e, "file", "%s", cases[i].in);
+        char buf[2048];
+        size_t n = fdn_err_to_json(&e, buf, sizeof(buf));
+        assert_true(n < sizeof(buf));
+        json_error_t je;
+        json_t *j = json_loads(buf, 0, &je);
+        if (j == NULL)
+            fail_msg("case %zu: invalid JSON (%s): %s", i, je.text, buf);
+        assert_string_equal(json_string_value(json_object_get(j, "message")), cases[i].want);
+        /* the context quotes values with spaces: file=v or file="v" */
+        const char *ctx = json_string_value(json_object_get(j, "context"));
+        assert_non_null(ctx);
+        assert_true(strncmp(ctx, "file=", 5) == 0);
+        assert_non_null(strstr(ctx, cases[i].want));
+        json_decref(j);
+    }
+}
+
 static bool valid_utf8(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -863,6 +904,7 @@ int main(void)
         cmocka_unit_test_teardown(retry_delays, clear_ctx),
         cmocka_unit_test_teardown(format_reference_to_string, clear_ctx),
         cmocka_unit_test_teardown(json_parses_with_every_field, clear_ctx),
+        cmocka_unit_test_teardown(json_replaces_invalid_utf8, clear_ctx),
         cmocka_unit_test_teardown(message_cut_at_utf8_boundary, clear_ctx),
         cmocka_unit_test_teardown(uuid4_format_unique_unsorted, clear_ctx),
         cmocka_unit_test_teardown(recovery_actions_by_type, clear_ctx),
