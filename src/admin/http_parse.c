@@ -10,6 +10,7 @@
  * Invariant: on success every pointer in fdn__http_target_t points into t->buf.
  */
 #include "admin/admin_int.h"
+#include "core/alloc.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -318,24 +319,36 @@ unsigned fdn__http_status_for(int code)
     }
 }
 
+/* The API's error body is the core serialiser's object (fdn_err_to_json: the one place that
+ * escapes and repairs text, so a message quoting client bytes stays valid JSON) cut to the
+ * documented fields, with the reference's code as "code". */
 json_t *fdn__http_error_json(int code, const fdn_error_t *err)
 {
-    const fdn_err_info_t *info = fdn_err_info(code);
-    const char *msg = (err != NULL && err->code == code && err->message[0] != '\0') ? err->message
-                                                                                    : info->message;
-    /* a message can quote client bytes (a method, a name): keep it valid UTF-8 for JSON */
-    json_t *jm = json_string(msg);
-    if (jm == NULL) {
-        char clean[FDN_ERR_MSG_MAX];
-        size_t i = 0;
-        for (; msg[i] != '\0' && i < sizeof clean - 1; i++)
-            clean[i] = ((unsigned char)msg[i] < 0x80) ? msg[i] : '?';
-        clean[i] = '\0';
-        jm = json_string(clean);
+    fdn_error_t tmp = FDN_ERROR_INIT;
+    if (err == NULL || err->code != code || err->message[0] == '\0') {
+        (void)fdn_err_set(&tmp, code, NULL);
+        err = &tmp;
     }
-    json_t *e = json_pack("{s:i, s:s, s:s, s:s, s:o*, s:s}", "code", info->ref_code, "type",
-                          info->type, "category", info->category, "severity",
-                          fdn_severity_name(info->severity), "message", jm, "name", info->name);
+    char stack[2048];
+    char *text = stack;
+    size_t n = fdn_err_to_json(err, stack, sizeof(stack));
+    if (n >= sizeof(stack)) {
+        text = fdn__malloc(n + 1);
+        if (text == NULL)
+            return NULL;
+        (void)fdn_err_to_json(err, text, n + 1);
+    }
+    json_t *full = json_loadb(text, n, 0, NULL);
+    if (text != stack)
+        fdn__free(text);
+    if (full == NULL)
+        return NULL;
+    json_t *e = json_pack("{s:O, s:O, s:O, s:O, s:O, s:O}", "code",
+                          json_object_get(full, "ref_code"), "type", json_object_get(full, "type"),
+                          "category", json_object_get(full, "category"), "severity",
+                          json_object_get(full, "severity"), "message",
+                          json_object_get(full, "message"), "name", json_object_get(full, "name"));
+    json_decref(full);
     if (e == NULL)
         return NULL;
     return json_pack("{s:o}", "error", e);

@@ -231,7 +231,7 @@ static void error_body(void **state)
     j = fdn__http_error_json(FDN_ENOTSUP, &err);
     assert_non_null(j);
     assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "message")),
-                        "method P?T not allowed");
+                        "method P\xef\xbf\xbdT not allowed"); /* U+FFFD */
     json_decref(j);
     j = fdn__http_error_json(FDN_ENOENT, &err); /* mismatched err: default message */
     e = json_object_get(j, "error");
