@@ -43,6 +43,7 @@
 #include <urcu/urcu-bp.h>
 
 #include "core/alloc.h"
+#include "core/hash.h"
 #include "core/tsan.h"
 
 /* The grace-period sync object for TSan (core/tsan.h): readers release it when leaving the
@@ -96,16 +97,6 @@ struct fdn_registry {
 };
 
 static _Atomic uint64_t g_next_owner = 1;
-
-static uint64_t hash_name(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return h ^ (h >> 29);
-}
 
 static void entry_unref(fdn_registry_entry_t *e)
 {
@@ -362,7 +353,7 @@ int fdn_registry_register(fdn_registry_t *reg, const char *service, void *handle
             goto out;
         }
     }
-    uint64_t h = hash_name(service);
+    uint64_t h = fdn__hash_str(service);
     fdn_registry_entry_t *e = NULL;
     rc = entry_build(&e, service, h, handle, owner, meta, nmeta, now_ns(reg));
     if (rc < 0) {
@@ -424,7 +415,7 @@ static int not_found(fdn_registry_t *reg, const char *service, fdn_error_t *err)
 /* The lock-free read path: true when found (handle copied into *out when out != NULL). */
 static bool find_handle(fdn_registry_t *reg, const char *service, void **out)
 {
-    uint64_t h = hash_name(service);
+    uint64_t h = fdn__hash_str(service);
     void *handle = NULL;
     read_begin();
     const table_t *t = atomic_load_explicit(&reg->table, memory_order_acquire);
@@ -493,7 +484,7 @@ int fdn_registry_meta_get(fdn_registry_t *reg, const char *service, const char *
     if (reg == NULL || service == NULL || key == NULL)
         return FDN_EINVAL;
     int rc = FDN_ESERVICE_NOT_FOUND;
-    uint64_t h = hash_name(service);
+    uint64_t h = fdn__hash_str(service);
     read_begin();
     const table_t *t = atomic_load_explicit(&reg->table, memory_order_acquire);
     const fdn_registry_entry_t *e = table_find(t, service, h);
@@ -526,7 +517,7 @@ int fdn_registry_acquire(fdn_registry_t *reg, const char *service, fdn_registry_
 {
     if (reg == NULL || service == NULL || out == NULL)
         return fdn_err_set(err, FDN_EINVAL, "registry, service or out is NULL");
-    uint64_t h = hash_name(service);
+    uint64_t h = fdn__hash_str(service);
     read_begin();
     const table_t *t = atomic_load_explicit(&reg->table, memory_order_acquire);
     fdn_registry_entry_t *e = table_find(t, service, h);

@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/hash.h"
 #include "core/tsan.h"
 #include "infra/limiter_int.h"
 
@@ -334,6 +335,7 @@ typedef struct shard {
     int64_t min_exp_mono;    /* <= every monotonic-clock cell's expires (INT64_MAX: none) */
     int64_t min_exp_wall;    /* <= every fixed-window cell's expires */
     uint64_t allowed, denied, evictions, expired, overflow_denied;
+    uint64_t lookups, probes; /* shard_find calls and cells compared (fdn__limiter_probes) */
 } shard_t;
 
 typedef struct membe {
@@ -344,27 +346,6 @@ typedef struct membe {
     fdn_limit_overflow_t policy;
     _Atomic int64_t interval_ns;
 } membe_t;
-
-static uint64_t hash_key(const char *k, size_t n)
-{
-    /* FNV-1a, 8 bytes at a time folded with a multiply; then a finaliser (splitmix) */
-    uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)n;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t v;
-        memcpy(&v, k + i, 8);
-        h = (h ^ v) * 0x100000001b3ULL;
-        h ^= h >> 29;
-    }
-    for (; i < n; i++)
-        h = (h ^ (uint8_t)k[i]) * 0x100000001b3ULL;
-    h ^= h >> 31;
-    h *= 0xbf58476d1ce4e5b9ULL;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebULL;
-    h ^= h >> 31;
-    return h;
-}
 
 static void lru_unlink(shard_t *s, cell_t *c)
 {
@@ -500,9 +481,12 @@ static void shard_grow(shard_t *s)
 static cell_t *shard_find(shard_t *s, uint64_t h, const char *key, size_t keylen)
 {
     cell_t *c = s->buckets[(h >> 32) & (s->nbuckets - 1)];
-    for (; c; c = c->next)
+    s->lookups++;
+    for (; c; c = c->next) {
+        s->probes++;
         if (c->hash == h && c->keylen == keylen && memcmp(c->key, key, keylen) == 0)
             return c;
+    }
     return NULL;
 }
 
@@ -511,7 +495,7 @@ static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit
                      fdn_limit_result_t *res, fdn_limit_reservation_t *rsv)
 {
     membe_t *m = self;
-    uint64_t h = hash_key(key, keylen);
+    uint64_t h = fdn__hash(key, keylen);
     shard_t *s = &m->shards[h & (m->nshards - 1)];
     int rc = 0;
     pthread_mutex_lock(&s->mu);
@@ -590,7 +574,7 @@ static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit
 static int mem_forget(void *self, const char *key, size_t keylen)
 {
     membe_t *m = self;
-    uint64_t h = hash_key(key, keylen);
+    uint64_t h = fdn__hash(key, keylen);
     shard_t *s = &m->shards[h & (m->nshards - 1)];
     pthread_mutex_lock(&s->mu);
     cell_t *c = shard_find(s, h, key, keylen);
@@ -717,6 +701,21 @@ struct fdn_limiter {
     size_t nrules;
     _Atomic uint64_t rules_seq; /* odd while rules_mu's holder changes the table */
 };
+
+void fdn__limiter_probes(fdn_limiter_t *l, uint64_t *lookups, uint64_t *probes)
+{
+    *lookups = *probes = 0;
+    if (l == NULL || l->be != &mem_backend)
+        return;
+    membe_t *m = l->be_self;
+    for (uint32_t i = 0; i < m->nshards; i++) {
+        shard_t *s = &m->shards[i];
+        pthread_mutex_lock(&s->mu);
+        *lookups += s->lookups;
+        *probes += s->probes;
+        pthread_mutex_unlock(&s->mu);
+    }
+}
 
 int fdn_limiter_create(fdn_limiter_t **out, const fdn_limiter_opts_t *opts)
 {

@@ -63,6 +63,11 @@ int fdn__limiter_check_named_cached(fdn_limiter_t *l, const char *rule_name, con
                                     fdn__limiter_rule_cache_t *cache, const fdn_clock_t *clock,
                                     int64_t mono_ns);
 
+/* Key lookups in the in-memory store and the cells they compared, summed over the shards
+ * (0, 0 for another backend). A test that floods the store with keys crafted to share a
+ * bucket reads them to check that lookups stay short: counted work, not time. */
+void fdn__limiter_probes(fdn_limiter_t *l, uint64_t *lookups, uint64_t *probes);
+
 /* Supervision hooks (see the helper brief): while stopped every check returns
  * FDN_EUNAVAILABLE; state survives a stop/start. */
 /* The service's vtable (start, stop, health, destroy), defined in its module; the typed

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/hash.h"
 #include "services/event_store_int.h"
 
 #define ALIGN8(x) (((x) + 7u) & ~(size_t)7u)
@@ -41,25 +42,6 @@
 
 static char k_tomb;
 #define TOMB ((void *)&k_tomb)
-
-static uint64_t hash_bytes(const char *s, size_t n)
-{
-    uint64_t h = 0x243F6A8885A308D3ull ^ n;
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0x9E3779B97F4A7C15ull;
-        h ^= h >> 32;
-        s += 8;
-        n -= 8;
-    }
-    uint64_t w = 0;
-    memcpy(&w, s, n);
-    h = (h ^ w) * 0x9E3779B97F4A7C15ull;
-    h ^= h >> 29;
-    h *= 0xBF58476D1CE4E5B9ull;
-    return h ^ (h >> 32);
-}
 
 static void account(fdn_events_t *es, int64_t delta)
 {
@@ -182,7 +164,7 @@ static int sym_intern(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s,
 static int sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
                            evs_sym_t **out)
 {
-    uint64_t h = hash_bytes(s, n);
+    uint64_t h = fdn__hash(s, n);
     evs_sym_t *e = tab_find(atomic_load_explicit(tp, memory_order_relaxed), s, n, h,
                             offsetof(evs_sym_t, name));
     if (e != NULL) {
@@ -217,7 +199,7 @@ static int corr_intern(fdn_events_t *es, const char *s, size_t n, evs_corr_t **o
         *out = lc;
         return 0;
     }
-    uint64_t h = hash_bytes(s, n);
+    uint64_t h = fdn__hash(s, n);
     evs_corr_t *e = tab_find(atomic_load_explicit(&es->corrs, memory_order_relaxed), s, n, h,
                              offsetof(evs_corr_t, name));
     if (e != NULL) {
@@ -878,7 +860,7 @@ static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t li
     if (q->type != NULL) {
         size_t n = strlen(q->type);
         type = tab_find(atomic_load_explicit(&es->types, memory_order_acquire), q->type, n,
-                        hash_bytes(q->type, n), offsetof(evs_sym_t, name));
+                        fdn__hash(q->type, n), offsetof(evs_sym_t, name));
         if (type == NULL)
             return 0;
     }
@@ -889,7 +871,7 @@ static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t li
         size_t n = strlen(q->correlation_id);
         evs_corr_t *c =
             tab_find(atomic_load_explicit(&es->corrs, memory_order_acquire), q->correlation_id, n,
-                     hash_bytes(q->correlation_id, n), offsetof(evs_corr_t, name));
+                     fdn__hash(q->correlation_id, n), offsetof(evs_corr_t, name));
         if (c == NULL)
             return 0;
         uint64_t id = atomic_load_explicit(&c->last_id, memory_order_acquire);

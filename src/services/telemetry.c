@@ -44,6 +44,7 @@
 #include <fdn/error.h>
 
 #include "core/alloc.h"
+#include "core/hash.h"
 #include "services/telemetry_int.h"
 
 #define TM_CACHE_SIZE 32u
@@ -62,17 +63,6 @@ static _Atomic uint64_t g_epoch = 1;
 static uint64_t new_epoch(void)
 {
     return atomic_fetch_add_explicit(&g_epoch, 1, memory_order_relaxed) + 1;
-}
-
-/* FNV-1a, 64 bit. */
-static unsigned long name_hash(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return (unsigned long)(h ^ (h >> 29));
 }
 
 bool fdn_tm_event_name_valid(const char *name, size_t len)
@@ -219,7 +209,7 @@ static tm_entry_t *entry_get(fdn_telemetry_t *tm, const char *name, const fdn_tm
         *rc = FDN_EINVAL;
         return NULL;
     }
-    unsigned long hash = name_hash(name, len);
+    unsigned long hash = (unsigned long)fdn__hash(name, len);
     struct cds_lfht_iter it;
     cds_lfht_lookup(tm->ht, hash, entry_match, name, &it);
     struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
@@ -439,7 +429,7 @@ int fdn_telemetry_attach(fdn_telemetry_t *tm, uint64_t *out_id, const char *patt
         return FDN_ENOMEM;
     }
     h->plen = len;
-    h->hash = name_hash(pattern, len);
+    h->hash = (unsigned long)fdn__hash(pattern, len);
     h->match = match;
     h->fn = fn;
     h->user = user;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/hash.h"
 #include "logic/config_path.h"
 
 typedef struct builtin {
@@ -177,19 +178,9 @@ const char *const fdn__cfg_updatable_paths[] = {
 };
 const size_t fdn__cfg_updatable_count = 13;
 
-static uint32_t hash_path(const char *p, size_t len)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (uint8_t)p[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
 int32_t fdn__cfg_schema_find(const fdn__cfg_schema_t *s, const char *path, size_t len)
 {
-    uint32_t h = hash_path(path, len);
+    uint32_t h = (uint32_t)fdn__hash(path, len);
     for (size_t i = h & s->mask;; i = (i + 1) & s->mask) {
         int32_t idx = s->slots[i];
         if (idx < 0)
@@ -324,7 +315,7 @@ static int entry_init(fdn__cfg_entry_t *e, const fdn_config_key_def_t *d, const 
         return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Invalid key path: %s", d->path);
     e->path = dup_or_null(d->path, &oom);
     e->path_len = len;
-    e->hash = hash_path(d->path, len);
+    e->hash = (uint32_t)fdn__hash(d->path, len);
     e->type = d->type;
     e->rule = d->rule;
     e->min = d->min;

@@ -1,6 +1,7 @@
 /* Rate limiter: exact admission of every algorithm on a manual clock, reference §11.7. */
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -568,6 +569,72 @@ static void create_validation(void **state)
     fdn_limiter_destroy(NULL);
 }
 
+/* The hash the limiter used before it was keyed (FNV-1a folded, splitmix finaliser): fixed and
+ * public, so a client could compute keys that all land in one bucket. */
+static uint64_t old_unkeyed_hash(const char *k, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, k + i, 8);
+        h = (h ^ v) * 0x100000001b3ULL;
+        h ^= h >> 29;
+    }
+    for (; i < n; i++)
+        h = (h ^ (uint8_t)k[i]) * 0x100000001b3ULL;
+    h ^= h >> 31;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return h;
+}
+
+/* A client sends keys crafted to share one bucket under the old hash (same shard, same low 11
+ * bits of the bucket index, so they collide at every table size up to 2048 buckets). Under the
+ * keyed hash they spread: lookups compare about one cell each, not hundreds. Counted work (the
+ * store's probe counter), not time. */
+static void crafted_collisions_stay_cheap(void **state)
+{
+    (void)state;
+    enum { KEYS = 300 };
+    fdn_limiter_opts_t o = FDN_LIMITER_OPTS_INIT;
+    o.shards = 4;
+    o.max_keys = 4 * 4096;
+    fdn_limiter_t *l = NULL;
+    assert_int_equal(fdn_limiter_create(&l, &o), 0);
+    static char keys[KEYS][24];
+    size_t found = 0;
+    for (uint64_t i = 0; found < KEYS; i++) {
+        char k[24];
+        int n = snprintf(k, sizeof(k), "client-%llu", (unsigned long long)i);
+        uint64_t h = old_unkeyed_hash(k, (size_t)n);
+        if ((h & 3) == 0 && ((h >> 32) & 2047) == 0)
+            memcpy(keys[found++], k, (size_t)n + 1);
+    }
+    fdn_limit_rule_t rule = {FDN_LIMIT_FIXED_WINDOW, 100, 60000, 0};
+    fdn_limit_result_t res;
+    for (size_t i = 0; i < KEYS; i++)
+        assert_int_equal(fdn_limiter_check(l, keys[i], strlen(keys[i]), &rule, 1, 0, &res), 0);
+    uint64_t lookups0, probes0;
+    fdn__limiter_probes(l, &lookups0, &probes0);
+    for (int round = 0; round < 4; round++)
+        for (size_t i = 0; i < KEYS; i++)
+            assert_int_equal(fdn_limiter_check(l, keys[i], strlen(keys[i]), &rule, 1, 0, &res),
+                             0);
+    uint64_t lookups, probes;
+    fdn__limiter_probes(l, &lookups, &probes);
+    lookups -= lookups0;
+    probes -= probes0;
+    assert_int_equal(lookups, 4 * KEYS);
+    /* one chain holding every key would cost KEYS / 2 = 150 compares per lookup */
+    if (probes > 4 * lookups)
+        fail_msg("%llu compares for %llu lookups", (unsigned long long)probes,
+                 (unsigned long long)lookups);
+    fdn_limiter_destroy(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -588,6 +655,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(full_shard_prefers_expired, setup_small, teardown),
         cmocka_unit_test_setup_teardown(sweeping, setup_small, teardown),
         cmocka_unit_test(create_validation),
+        cmocka_unit_test(crafted_collisions_stay_cheap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
