@@ -53,6 +53,13 @@ typedef struct fdn_allocator {
 
 /**
  * Replace the library's allocator.
+ *
+ * Every allocation the library makes goes through it, including those of jansson, which
+ * builds the library's JSON (config tree, event data, HTTP bodies): a custom allocator is also
+ * installed as jansson's (json_set_alloc_funcs), and NULL gives jansson back malloc and free.
+ * jansson's allocator is process-wide: if the program uses jansson itself, call this before
+ * the program creates any jansson value, so that every value is freed by the allocator that
+ * made it.
  * @param[in] a  the allocator; NULL restores malloc/realloc/free.
  * @return 0, or FDN_EINVAL if a function pointer is missing.
  * @thread_safety init: call before any other fdn call.

@@ -52,7 +52,7 @@ static int event_from_body(json_t *o, fdn__http_resp_t *resp, fdn_event_t **out)
     spec.correlation_id = cid ? json_string_value(cid) : NULL;
     spec.parent_id = parent ? (uint64_t)json_integer_value(parent) : 0;
     int rc = fdn_event_new(out, &spec, &resp->err);
-    free(dump);
+    fdn__free(dump); /* jansson allocates through the library allocator (core/json.h) */
     return rc;
 }
 

@@ -623,7 +623,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *con, fdn__http_resp_t *r
     }
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)(uintptr_t)data, MHD_RESPMEM_MUST_COPY);
-    free(dump); /* jansson allocates with malloc unless told otherwise */
+    fdn__free(dump); /* jansson allocates through the library allocator (core/json.h) */
     if (r == NULL)
         return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);

@@ -2,9 +2,12 @@
  * DESIGN: the allocator hook. One process-wide table of function pointers, set only before
  * any other fdn call (@thread_safety init), read without synchronisation afterwards.
  * Each wrapper saves and restores errno so callers can report the errno of the operation
- * they were doing, not of an allocator that touched it.
+ * they were doing, not of an allocator that touched it. A custom allocator also becomes
+ * jansson's (core/json.c, process-wide); fdn_set_allocator(NULL) gives jansson back
+ * malloc and free.
  */
 #include "core/alloc.h"
+#include "core/json.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -20,11 +23,16 @@ int fdn_set_allocator(const fdn_allocator_t *a)
         g_alloc.malloc_fn = malloc;
         g_alloc.realloc_fn = realloc;
         g_alloc.free_fn = free;
+        fdn__json_use_library_allocator(false);
         return 0;
     }
     if (a->malloc_fn == NULL || a->realloc_fn == NULL || a->free_fn == NULL)
         return FDN_EINVAL;
     g_alloc = *a;
+    /* The library's JSON (config tree, event data, HTTP bodies) is built by jansson: route it
+     * through the same allocator, so a custom allocator sees, and may fail, every allocation
+     * the library causes. jansson's hook is process-wide (see common.h). */
+    fdn__json_use_library_allocator(true);
     return 0;
 }
 

@@ -371,7 +371,7 @@ int fdn_event_to_json(const fdn_event_t *ev, char **out)
     char *copy = fdn__malloc(n + 1);
     if (copy != NULL)
         memcpy(copy, txt, n + 1);
-    free(txt);
+    fdn__free(txt); /* jansson allocates through the library allocator */
     if (copy == NULL)
         return FDN_ENOMEM;
     *out = copy;
@@ -539,7 +539,7 @@ fail:
         fdn_err_set(err, rc, "event JSON rejected: %s", why);
 out:
     fdn__free(bin);
-    free(dtxt);
+    fdn__free(dtxt); /* jansson allocates through the library allocator */
     json_decref(o);
     return rc;
 }

@@ -129,7 +129,7 @@ static void record_event(fdn_runtime_t *rt, const char *type, json_t *data)
     char *text = data != NULL ? json_dumps(data, JSON_COMPACT) : NULL;
     json_decref(data);
     if (es == NULL || text == NULL) {
-        free(text);
+        fdn__free(text); /* jansson allocates through the library allocator */
         return;
     }
     fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
@@ -143,7 +143,7 @@ static void record_event(fdn_runtime_t *rt, const char *type, json_t *data)
     if (rc == 0)
         rc = fdn_events_store(es, ev, NULL);
     fdn_event_free(ev);
-    free(text);
+    fdn__free(text); /* jansson allocates through the library allocator */
     if (rc != 0) {
         fdn_tm_meta_t meta[] = {{"event_type", type}, {"error", fdn_err_name(rc)}};
         fdn_telemetry_emit_counter(fdn_runtime_telemetry(rt), "foundation.runtime.event_dropped",

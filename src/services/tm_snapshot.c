@@ -494,6 +494,6 @@ int fdn_telemetry_metrics_json(fdn_telemetry_t *tm, char **out)
         else
             memcpy(*out, text, len + 1);
     }
-    free(text);
+    fdn__free(text); /* jansson allocates through the library allocator */
     return rc;
 }

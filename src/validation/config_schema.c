@@ -17,6 +17,7 @@
 
 #include "core/alloc.h"
 #include "core/hash.h"
+#include "core/json.h"
 #include "logic/config_path.h"
 
 typedef struct builtin {
@@ -349,9 +350,12 @@ static int entry_init(fdn__cfg_entry_t *e, const fdn_config_key_def_t *d, const 
     if ((d->type == FDN_CONFIG_ENUM || d->rule == FDN_CONFIG_RULE_ENUM) && e->enums == NULL)
         return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Key %s: enum without enum_values", d->path);
     json_error_t jerr;
+    fdn__json_oom_clear();
     e->def = d->default_json != NULL
                  ? json_loads(d->default_json, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr)
                  : json_null();
+    if (e->def == NULL && fdn__json_oom())
+        return fdn_err_set(err, FDN_ENOMEM, NULL);
     if (e->def == NULL)
         return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Key %s: default is not valid JSON",
                            d->path);

@@ -1,0 +1,30 @@
+/* jansson and the library's allocator.
+ *
+ * A custom allocator (fdn_set_allocator) is installed as jansson's too, through wrappers
+ * that note, per thread, when an allocation failed. jansson does not report that reliably
+ * itself: a parse that runs out of memory fails with "invalid token" or no error code at
+ * all, which callers would turn into a validation error. A caller that must tell the two
+ * apart clears the note, makes its jansson calls on this thread, then asks:
+ *
+ *     fdn__json_oom_clear();
+ *     json_t *v = json_loads(text, flags, &jerr);
+ *     if (v == NULL && fdn__json_oom())
+ *         return FDN_ENOMEM;
+ *
+ * With the default allocator jansson uses malloc directly and the note stays clear.
+ */
+#ifndef FDN_CORE_JSON_H
+#define FDN_CORE_JSON_H
+
+#include <stdbool.h>
+
+/* Install (custom == true) or remove jansson's hook into the library allocator. */
+void fdn__json_use_library_allocator(bool custom);
+
+/* Forget earlier failed jansson allocations of this thread. */
+void fdn__json_oom_clear(void);
+
+/* True when a jansson allocation failed on this thread since fdn__json_oom_clear. */
+bool fdn__json_oom(void);
+
+#endif
