@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#include "core/sync.h"
 #include "core/alloc.h"
 
 struct fdn_clock {
@@ -37,18 +38,9 @@ static fdn_clock_t g_system = {
 };
 static pthread_once_t g_system_once = PTHREAD_ONCE_INIT;
 
-static void init_cond_monotonic(pthread_cond_t *cv)
-{
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(cv, &attr);
-    pthread_condattr_destroy(&attr);
-}
-
 static void system_init(void)
 {
-    init_cond_monotonic(&g_system.cv);
+    (void)fdn__cond_init_mono(&g_system.cv);
 }
 
 fdn_clock_t *fdn_clock_system(void)
@@ -183,15 +175,10 @@ int fdn_clock_wait_until(fdn_clock_t *c, int64_t deadline_ns, uint64_t *kick_seq
         int64_t now = fdn_clock_mono_ns(c);
         if (now >= deadline_ns)
             break;
-        if (c->manual) {
+        if (c->manual)
             pthread_cond_wait(&c->cv, &c->mu);
-        } else if (deadline_ns == INT64_MAX) {
-            pthread_cond_wait(&c->cv, &c->mu);
-        } else {
-            struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000),
-                                  .tv_nsec = (long)(deadline_ns % 1000000000)};
-            pthread_cond_timedwait(&c->cv, &c->mu, &ts);
-        }
+        else
+            (void)fdn__cond_wait_until(&c->cv, &c->mu, deadline_ns);
     }
     atomic_fetch_sub_explicit(&c->waiters, 1, memory_order_acq_rel);
     pthread_mutex_unlock(&c->mu);

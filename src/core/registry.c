@@ -42,6 +42,7 @@
 
 #include <urcu/urcu-bp.h>
 
+#include "core/sync.h"
 #include "core/alloc.h"
 #include "core/hash.h"
 #include "core/tsan.h"
@@ -221,11 +222,7 @@ int fdn_registry_create(fdn_registry_t **out, const fdn_registry_opts_t *opts)
     }
     pthread_mutex_init(&reg->wmu, NULL);
     pthread_mutex_init(&reg->wait_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&reg->wait_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    (void)fdn__cond_init_mono(&reg->wait_cv);
     reg->clock = o.clock;
     reg->on_event = o.on_event;
     reg->event_user = o.event_user;
@@ -446,13 +443,7 @@ int fdn_registry_wait(fdn_registry_t *reg, const char *service, int64_t timeout_
 {
     if (reg == NULL || service == NULL)
         return fdn_err_set(err, FDN_EINVAL, "registry or service is NULL");
-    struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    if (timeout_ms > 0) {
-        int64_t ns = (int64_t)dl.tv_nsec + (timeout_ms % 1000) * 1000000;
-        dl.tv_sec += (time_t)(timeout_ms / 1000 + ns / 1000000000);
-        dl.tv_nsec = (long)(ns % 1000000000);
-    }
+    int64_t dl = fdn__deadline_after_ms(timeout_ms);
     int rc;
     pthread_mutex_lock(&reg->wait_mu);
     for (;;) {
@@ -461,9 +452,7 @@ int fdn_registry_wait(fdn_registry_t *reg, const char *service, int64_t timeout_
         rc = find_handle(reg, service, out) ? 0 : FDN_ETIMEDOUT;
         if (rc == 0 || timeout_ms == 0)
             break;
-        int w = timeout_ms < 0 ? pthread_cond_wait(&reg->wait_cv, &reg->wait_mu)
-                               : pthread_cond_timedwait(&reg->wait_cv, &reg->wait_mu, &dl);
-        if (w != 0) {
+        if (fdn__cond_wait_until(&reg->wait_cv, &reg->wait_mu, dl) != 0) {
             rc = find_handle(reg, service, out) ? 0 : FDN_ETIMEDOUT;
             break;
         }

@@ -41,6 +41,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/sync.h"
 #include "core/alloc.h"
 #include "core/supervisor_int.h"
 
@@ -166,38 +167,12 @@ static bool on_sup_thread(fdn_supervisor_t *sup)
     return r;
 }
 
-static void cond_init_mono(pthread_cond_t *cv)
-{
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(cv, &a);
-    pthread_condattr_destroy(&a);
-}
-
 /* Timed wait on sup->cv; deadline is CLOCK_MONOTONIC real time (INT64_MAX: forever). */
 static int cv_wait(fdn_supervisor_t *sup, int64_t deadline)
 {
-    if (deadline == INT64_MAX) {
-        pthread_cond_wait(&sup->cv, &sup->mu);
-        return 0;
-    }
-    struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000),
-                          .tv_nsec = (long)(deadline % 1000000000)};
-    return pthread_cond_timedwait(&sup->cv, &sup->mu, &ts) == ETIMEDOUT ? FDN_ETIMEDOUT : 0;
+    return fdn__cond_wait_until(&sup->cv, &sup->mu, deadline);
 }
 
-static int64_t real_deadline(int64_t timeout_ms)
-{
-    if (timeout_ms < 0)
-        return INT64_MAX;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-    if (timeout_ms > (INT64_MAX - now) / 1000000)
-        return INT64_MAX;
-    return now + timeout_ms * 1000000;
-}
 
 /* now + delay without signed overflow (delays come from the options, up to INT64_MAX). */
 static int64_t add_sat(int64_t now, int64_t delay)
@@ -728,7 +703,7 @@ int fdn_supervisor_create(fdn_supervisor_t **out, const fdn_supervisor_opts_t *o
     sup->user = opts->user;
     pthread_mutex_init(&sup->mu, NULL);
     pthread_mutex_init(&sup->join_mu, NULL);
-    cond_init_mono(&sup->cv);
+    (void)fdn__cond_init_mono(&sup->cv);
     sup->phase = PH_IDLE;
     atomic_init(&sup->live_threads, 0);
     *out = sup;
@@ -926,7 +901,7 @@ int fdn_supervisor_shutdown(fdn_supervisor_t *sup, int64_t timeout_ms)
         return 0;
     fdn_clock_kick(sup->clock);
 
-    int64_t dl = real_deadline(timeout_ms);
+    int64_t dl = fdn__deadline_after_ms(timeout_ms);
     pthread_mutex_lock(&sup->mu);
     while (!sup->finished) {
         if (cv_wait(sup, dl) == FDN_ETIMEDOUT && !sup->finished) {
@@ -1057,7 +1032,7 @@ int fdn_supervisor_wait_idle(fdn_supervisor_t *sup, int64_t timeout_ms)
 {
     if (sup == NULL)
         return FDN_EINVAL;
-    int64_t dl = real_deadline(timeout_ms);
+    int64_t dl = fdn__deadline_after_ms(timeout_ms);
     pthread_mutex_lock(&sup->mu);
     for (;;) {
         if (sup->phase != PH_RUNNING || sup->finished) {

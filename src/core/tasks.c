@@ -31,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/sync.h"
 #include "core/alloc.h"
 #include "core/errctx.h"
 #include "core/tasks_int.h"
@@ -66,14 +67,6 @@ struct fdn_tasks {
 };
 
 static _Thread_local fdn_tasks_t *t_pool; /* the pool whose worker this thread is */
-
-static void deadline_after(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    int64_t ns = (int64_t)ts->tv_nsec + (ms % 1000) * 1000000;
-    ts->tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
-    ts->tv_nsec = (long)(ns % 1000000000);
-}
 
 static void *worker_main(void *arg)
 {
@@ -167,14 +160,10 @@ int fdn_tasks_create(fdn_tasks_t **out, const fdn_tasks_opts_t *opts)
     tp->cap = o.queue_capacity;
     tp->nworkers = o.workers;
     snprintf(tp->name, sizeof(tp->name), "%.10s", o.name ? o.name : "fdn-task");
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&tp->mu, NULL);
-    pthread_cond_init(&tp->not_empty, &ca);
-    pthread_cond_init(&tp->not_full, &ca);
-    pthread_cond_init(&tp->state, &ca);
-    pthread_condattr_destroy(&ca);
+    (void)fdn__cond_init_mono(&tp->not_empty);
+    (void)fdn__cond_init_mono(&tp->not_full);
+    (void)fdn__cond_init_mono(&tp->state);
     pthread_mutex_lock(&tp->mu);
     int rc = start_workers(tp);
     pthread_mutex_unlock(&tp->mu);
@@ -199,9 +188,7 @@ static int submit_impl(fdn_tasks_t *tp, fdn_task_fn fn, void *arg, bool wait, in
         pthread_mutex_unlock(&tp->mu);
         return rc;
     }
-    struct timespec dl;
-    if (wait && timeout_ms >= 0)
-        deadline_after(&dl, timeout_ms);
+    int64_t dl = wait ? fdn__deadline_after_ms(timeout_ms) : INT64_MAX;
     pthread_mutex_lock(&tp->mu);
     rc = 0;
     for (;;) {
@@ -215,9 +202,7 @@ static int submit_impl(fdn_tasks_t *tp, fdn_task_fn fn, void *arg, bool wait, in
             rc = FDN_EAGAIN;
             break;
         }
-        if (timeout_ms < 0) {
-            pthread_cond_wait(&tp->not_full, &tp->mu);
-        } else if (pthread_cond_timedwait(&tp->not_full, &tp->mu, &dl) != 0) {
+        if (fdn__cond_wait_until(&tp->not_full, &tp->mu, dl) != 0) {
             if (tp->count < tp->cap && !tp->stopping)
                 break;
             rc = !tp->stopping ? FDN_ETIMEDOUT : tp->permanent ? FDN_ESHUTDOWN : FDN_EUNAVAILABLE;
@@ -250,9 +235,7 @@ int fdn_tasks_submit_wait(fdn_tasks_t *tp, fdn_task_fn fn, void *arg, int64_t ti
 /* Stop accepting, drain, join (see DESIGN). */
 static int drain_join(fdn_tasks_t *tp, int64_t timeout_ms, bool permanent)
 {
-    struct timespec dl;
-    if (timeout_ms >= 0)
-        deadline_after(&dl, timeout_ms);
+    int64_t dl = fdn__deadline_after_ms(timeout_ms);
     pthread_mutex_lock(&tp->mu);
     if (permanent)
         tp->permanent = true;
@@ -273,9 +256,7 @@ static int drain_join(fdn_tasks_t *tp, int64_t timeout_ms, bool permanent)
             pthread_cond_broadcast(&tp->state);
             break;
         }
-        if (timeout_ms < 0) {
-            pthread_cond_wait(&tp->state, &tp->mu);
-        } else if (pthread_cond_timedwait(&tp->state, &tp->mu, &dl) != 0) {
+        if (fdn__cond_wait_until(&tp->state, &tp->mu, dl) != 0) {
             if (!tp->joined && !(tp->exited == tp->started && !tp->joining)) {
                 rc = FDN_ETIMEDOUT;
                 break;

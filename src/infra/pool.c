@@ -59,6 +59,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/sync.h"
 #include "core/alloc.h"
 #include "infra/pool_int.h"
 
@@ -582,11 +583,7 @@ int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *
     p->rng = (uint64_t)(uintptr_t)p ^ (uint64_t)fdn_clock_mono_ns(NULL);
     atomic_init(&p->reaper_stop, false);
     pthread_mutex_init(&p->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->drain_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    (void)fdn__cond_init_mono(&p->drain_cv);
 
     if (opts->prefill) {
         int64_t now = now_ns(p);
@@ -679,14 +676,9 @@ int fdn_pool_shutdown(fdn_pool_t *p, int64_t timeout_ms)
         if (timeout_ms <= 0) {
             rc = FDN_ETIMEDOUT;
         } else {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            int64_t dl =
-                add_sat((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, ms_to_ns(timeout_ms));
-            struct timespec abs = {.tv_sec = (time_t)(dl / 1000000000),
-                                   .tv_nsec = (long)(dl % 1000000000)};
+            int64_t dl = fdn__deadline_after_ms(timeout_ms);
             while ((p->in_use > 0 || p->creating > 0) && rc == 0)
-                if (pthread_cond_timedwait(&p->drain_cv, &p->mu, &abs) != 0)
+                if (fdn__cond_wait_until(&p->drain_cv, &p->mu, dl) != 0)
                     rc = (p->in_use > 0 || p->creating > 0) ? FDN_ETIMEDOUT : 0;
         }
     }
@@ -893,26 +885,17 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
     }
     waiter_t wt = {0};
     wt.has_cv = !p->manual;
-    if (wt.has_cv) {
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&wt.cv, &ca);
-        pthread_condattr_destroy(&ca);
-    }
+    if (wt.has_cv)
+        (void)fdn__cond_init_mono(&wt.cv);
     wq_push(p, &wt);
-    struct timespec abs = {.tv_sec = (time_t)(deadline / 1000000000),
-                           .tv_nsec = (long)(deadline % 1000000000)};
     while (wt.grant == GRANT_NONE) {
         if (p->manual) {
             uint64_t seq = fdn_clock_kick_seq(p->clock);
             pthread_mutex_unlock(&p->mu);
             (void)fdn_clock_wait_until(p->clock, deadline, &seq);
             pthread_mutex_lock(&p->mu);
-        } else if (deadline == INT64_MAX) {
-            pthread_cond_wait(&wt.cv, &p->mu);
         } else {
-            (void)pthread_cond_timedwait(&wt.cv, &p->mu, &abs);
+            (void)fdn__cond_wait_until(&wt.cv, &p->mu, deadline);
         }
         if (wt.grant != GRANT_NONE)
             break;

@@ -53,6 +53,7 @@
 #include <time.h>
 #include <urcu-bp.h>
 
+#include "core/sync.h"
 #include "core/alloc.h"
 #include "core/tsan.h"
 #include "logic/config_path.h"
@@ -832,11 +833,7 @@ int fdn_config_create(fdn_config_t **out, const fdn_config_opts_t *opts, fdn_err
     pthread_mutex_init(&cfg->smu, NULL);
     pthread_cond_init(&cfg->scv, NULL);
     /* idle_cv: drain's bounded wait measures real elapsed time, immune to wall-clock steps */
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&cfg->idle_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    (void)fdn__cond_init_mono(&cfg->idle_cv);
     cfg->clock = o.clock;
     cfg->sub_cap = o.subscriber_queue != 0 ? o.subscriber_queue : 1024;
     atomic_init(&cfg->last_update, -1);

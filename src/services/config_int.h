@@ -28,7 +28,8 @@ static inline void fdn__config_service_stop(fdn_config_t *cfg)
 
 /* Wait until the on_change hook has handled every notification queued so far (the runtime
  * calls it before stopping its services, so the config_updated events of the last updates
- * are recorded). @return 0, FDN_ETIMEDOUT after timeout_ms (real time), FDN_EINVAL */
+ * are recorded). timeout_ms < 0 waits without a limit.
+ * @return 0, FDN_ETIMEDOUT after timeout_ms (real time, CLOCK_MONOTONIC), FDN_EINVAL */
 int fdn__config_hook_drain(fdn_config_t *cfg, int64_t timeout_ms);
 
 /* 0 when running, FDN_EUNAVAILABLE otherwise. */

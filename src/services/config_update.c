@@ -16,6 +16,7 @@
 #include <time.h>
 #include <urcu-bp.h>
 
+#include "core/sync.h"
 #include "core/alloc.h"
 #include "core/tsan.h"
 #include "logic/config_path.h"
@@ -199,18 +200,11 @@ int fdn__config_hook_drain(fdn_config_t *cfg, int64_t timeout_ms)
 {
     if (cfg == NULL)
         return FDN_EINVAL;
-    struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl); /* idle_cv waits on CLOCK_MONOTONIC */
-    dl.tv_sec += (time_t)(timeout_ms / 1000);
-    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
+    int64_t dl = fdn__deadline_after_ms(timeout_ms); /* idle_cv waits on CLOCK_MONOTONIC */
     int rc = 0;
     pthread_mutex_lock(&cfg->smu);
     while (cfg->hook_thr_running && !cfg->thr_stop && (has_work(cfg->hook) || cfg->hook->busy)) {
-        if (pthread_cond_timedwait(&cfg->idle_cv, &cfg->smu, &dl) == ETIMEDOUT) {
+        if (fdn__cond_wait_until(&cfg->idle_cv, &cfg->smu, dl) != 0) {
             rc = FDN_ETIMEDOUT;
             break;
         }

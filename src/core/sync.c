@@ -1,0 +1,53 @@
+/*
+ * DESIGN: the monotonic timed-wait helpers (sync.h). Stateless: every function works on the
+ * caller's objects, so any thread may call any of them.
+ */
+#include <errno.h>
+#include <time.h>
+
+#include <fdn/error.h>
+
+#include "core/sync.h"
+
+int fdn__cond_init_mono(pthread_cond_t *cv)
+{
+    pthread_condattr_t attr;
+    int rc = pthread_condattr_init(&attr);
+    if (rc != 0)
+        return rc;
+    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(cv, &attr);
+    pthread_condattr_destroy(&attr);
+    return rc;
+}
+
+int64_t fdn__mono_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t fdn__deadline_after_ms(int64_t timeout_ms)
+{
+    if (timeout_ms < 0)
+        return INT64_MAX;
+    int64_t now = fdn__mono_now_ns();
+    if (timeout_ms > (INT64_MAX - now) / 1000000)
+        return INT64_MAX;
+    return now + timeout_ms * 1000000;
+}
+
+int fdn__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ns)
+{
+    if (deadline_ns == INT64_MAX) {
+        pthread_cond_wait(cv, mu);
+        return 0;
+    }
+    if (deadline_ns <= fdn__mono_now_ns())
+        return FDN_ETIMEDOUT;
+    struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000),
+                          .tv_nsec = (long)(deadline_ns % 1000000000)};
+    return pthread_cond_timedwait(cv, mu, &ts) == ETIMEDOUT ? FDN_ETIMEDOUT : 0;
+}

@@ -1,0 +1,29 @@
+/* Condition variables timed on CLOCK_MONOTONIC, and deadlines on it: the library's one way
+ * to wait with a timeout. A monotonic deadline is immune to wall-clock steps (NTP, an admin's
+ * `date -s`), which would otherwise stretch or cut every timed wait.
+ *
+ * Deadlines are absolute CLOCK_MONOTONIC times in nanoseconds; INT64_MAX means "no deadline".
+ * Threads: any; the functions keep no state.
+ */
+#ifndef FDN_CORE_SYNC_H
+#define FDN_CORE_SYNC_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+/* Initialise cv so that its timed waits measure CLOCK_MONOTONIC. 0 or a pthread error. */
+int fdn__cond_init_mono(pthread_cond_t *cv);
+
+/* The CLOCK_MONOTONIC time now, in nanoseconds. */
+int64_t fdn__mono_now_ns(void);
+
+/* The deadline timeout_ms from now: INT64_MAX when timeout_ms < 0 or when the sum would
+ * overflow; now when timeout_ms is 0. */
+int64_t fdn__deadline_after_ms(int64_t timeout_ms);
+
+/* Wait on cv (mu held by the caller; cv made by fdn__cond_init_mono) until it is signalled or
+ * deadline_ns passes (INT64_MAX: no deadline). Returns 0 when woken (a signal or a spurious
+ * wake-up: callers re-check their condition) and FDN_ETIMEDOUT once the deadline has passed. */
+int fdn__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ns);
+
+#endif
