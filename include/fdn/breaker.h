@@ -2,7 +2,7 @@
  * @file breaker.h
  * @brief Circuit breakers: named, per runtime, closed / open / half-open.
  *
- * State machine (the seed's "Circuit Breaker State Machine"):
+ * State machine (docs/protection.md):
  *
  *   CLOSED --(failure_threshold failures inside window_ms, or failure/slow rate
  *             over the sliding window)--> OPEN
@@ -19,7 +19,7 @@
  * N-th failure counted inside `window_ms`. The reference (fuse) had `tolerance` T and opened
  * on the (T+1)-th failure, so threshold = tolerance + 1; fdn_breaker_opts_from_tolerance()
  * does the conversion and also turns off success resets (fuse let failures only age out).
- * By default a success while closed resets the failure count (the seed's state machine).
+ * By default a success while closed resets the failure count (docs/protection.md).
  *
  * A closed breaker costs one atomic load before the call and, on success, one relaxed load
  * of the failure count (no allocation, no lock), unless the rate policy, slow-call detection

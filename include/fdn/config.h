@@ -1,9 +1,9 @@
 /**
  * @file config.h
- * @brief Validated, typed, live configuration (reference §1, §2.1).
+ * @brief Validated, typed, live configuration (docs/config.md).
  *
  * The configuration is a tree of typed keys addressed by dotted paths
- * ("ai.planning.sampling_rate"). The built-in schema is the reference's default tree (§1.1);
+ * ("ai.planning.sampling_rate"). The built-in schema is the reference's default tree;
  * applications add their own keys through fdn_config_opts_t.keys before the service starts.
  * Sources are layered: built-in defaults < JSON file < environment (`FDN_A__B__C=value`)
  * < run-time updates. Reads take no lock: every read sees one immutable snapshot with a
@@ -286,7 +286,7 @@ FDN_API bool fdn_config_is_updatable(const fdn_config_t *cfg, const char *path);
 FDN_API const char *const *fdn_config_updatable_paths(size_t *n);
 
 /**
- * Validate a whole configuration tree given as JSON against the built-in schema (§1.3):
+ * Validate a whole configuration tree given as JSON against the built-in schema:
  * the first failure in reference order; a missing or malformed section is 1001
  * (FDN_ECONFIG_STRUCTURE) with the section's message.
  * @return 0, FDN_EPARSE, FDN_ECONFIG_STRUCTURE/INVALID/CONSTRAINT/RANGE
@@ -349,7 +349,7 @@ FDN_API int fdn_config_unsubscribe(fdn_config_t *cfg, uint64_t id);
 /** Fill a status record. @return 0, FDN_EINVAL @thread_safety any @since 0.1.0 */
 FDN_API int fdn_config_status(fdn_config_t *cfg, fdn_config_status_t *out);
 
-/* ---- graceful degradation (§2.1) ----------------------------------------------------- */
+/* ---- graceful degradation ------------------------------------------------------------ */
 
 /**
  * fdn_config_get_json that remembers each value it read. While the service is unavailable

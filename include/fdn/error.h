@@ -5,7 +5,7 @@
  *
  * Every fallible function returns 0 (FDN_OK) or a negative FDN_E* code. Where a POSIX
  * meaning exists the code is -errno; project codes are below -1000. Each code maps to one
- * row of the reference's taxonomy (reference-behaviour.md §7.2/§7.4): a positive reference
+ * row of the reference's taxonomy (docs/errors.md): a positive reference
  * numeric code, type name, category, subcategory, severity, retry strategy and default
  * message. Codes are appended, never renumbered.
  *
@@ -20,7 +20,7 @@
 
 FDN_BEGIN_DECLS
 
-/** Severity of an error (reference §7.1). */
+/** Severity of an error (docs/errors.md). */
 typedef enum fdn_severity {
     FDN_SEV_LOW = 0,
     FDN_SEV_MEDIUM,
@@ -28,7 +28,7 @@ typedef enum fdn_severity {
     FDN_SEV_CRITICAL,
 } fdn_severity_t;
 
-/** Retry strategy of an error (reference §7.2/§7.3). */
+/** Retry strategy of an error (docs/errors.md). */
 typedef enum fdn_retry {
     FDN_RETRY_NO_RETRY = 0,
     FDN_RETRY_IMMEDIATE,
@@ -39,8 +39,8 @@ typedef enum fdn_retry {
 /*
  * The one table of codes.
  * X(NAME, value, ref_code, type, category, subcategory, severity, retry, default message)
- * Reference codes from the table-driven definitions (§7.2) are used wherever the type has a
- * row there; the module-specific ad-hoc codes (§7.4) are kept where the type has none
+ * Reference codes from the table-driven definitions are used wherever the type has a
+ * row there; the module-specific ad-hoc codes are kept where the type has none
  * (1000/1005 security_violation, 2003 data_too_large, 2004 invalid_event_type,
  * 4001 operation_not_supported, 5001 service_not_found, 5003-5005, 6001, 6003).
  * Types the reference left without any code get new codes: 1302-1304, 2103-2104, 2202,
@@ -242,7 +242,7 @@ FDN_API const char *fdn_severity_name(fdn_severity_t s);
 FDN_API const char *fdn_retry_name(fdn_retry_t r);
 
 /**
- * The reference's retry-strategy rule (§7.3), first match wins: type timeout or network_error
+ * The reference's retry-strategy rule, first match wins: type timeout or network_error
  * → exponential_backoff; external_service_error → fixed_delay; severity critical → no_retry;
  * severity high → immediate; type invalid_config_value or data_corruption → no_retry;
  * resource_exhausted → immediate; otherwise fixed_delay.
@@ -258,7 +258,7 @@ FDN_API fdn_retry_t fdn_retry_rule(const char *type, fdn_severity_t severity);
 #define FDN_RETRY_NEVER INT64_MAX
 
 /**
- * Delay before retry number `attempt` (0-based) for a strategy (§7.3):
+ * Delay before retry number `attempt` (0-based) for a strategy:
  * exponential_backoff → min(1000·2^attempt, 30000); fixed_delay → 1000; immediate → 0;
  * no_retry → FDN_RETRY_NEVER. Never negative; a negative attempt counts as 0.
  * @param[in] strategy  the retry strategy
@@ -303,7 +303,7 @@ FDN_API bool fdn_err_should_escalate(int code);
  */
 typedef struct fdn_error {
     int code;                          /**< FDN_E* code, 0 when unset */
-    int ref_code;                      /**< reference numeric code (§7.2), e.g. 1401 */
+    int ref_code;                      /**< reference numeric code, e.g. 1401 */
     const char *type;                  /**< reference error type, e.g. "config_update_forbidden" */
     const char *category;              /**< e.g. "config" */
     const char *subcategory;           /**< e.g. "runtime" */
@@ -399,7 +399,7 @@ FDN_API size_t fdn_err_to_json(const fdn_error_t *err, char *buf, size_t cap);
 FDN_API int fdn_uuid4(char out[FDN_UUID_STR_LEN + 1]);
 
 /**
- * Recovery actions of the reference (§7.3) for a code's error type: up to `cap` static
+ * Recovery actions of the reference for a code's error type: up to `cap` static
  * strings are stored in `out`. config_not_found, invalid_config_value, service_unavailable,
  * resource_exhausted, network_error, timeout and data_corruption have their own lists; every
  * other type gets "Check logs for details", "Review error context", "Contact support if
@@ -420,7 +420,7 @@ FDN_API size_t fdn_err_recovery_actions(int code, const char *operation, const c
                                         size_t cap, char *opbuf, size_t opcap);
 
 /**
- * The reference's error-count metric name for an error (§7.3 collect_error_metrics):
+ * The reference's error-count metric name for an error (collect_error_metrics):
  * "foundation.errors.<category>.<subcategory>".
  * @param[out] err optional error detail (may be NULL)
  * @param[out] buf output buffer
@@ -432,7 +432,7 @@ FDN_API size_t fdn_err_recovery_actions(int code, const char *operation, const c
 FDN_API size_t fdn_err_metric_name(const fdn_error_t *err, char *buf, size_t cap);
 
 /* ------------------------------------------------------------------------------------------
- * Error context (reference §7.5)
+ * Error context (docs/errors.md)
  *
  * Each thread has a fixed-size STACK of error contexts. A context has a module and function
  * name, an operation id (unique 64-bit, never reused within the process), a correlation id

@@ -49,7 +49,7 @@ typedef enum fdn_event_ctype {
 #define FDN_EVENT_NODE_MAX 255
 /** Longest correlation id (bytes, printable ASCII). */
 #define FDN_EVENT_CORR_MAX 128
-/** Largest event data (bytes, uncompressed), as the reference (§3.3). */
+/** Largest event data (bytes, uncompressed), as the reference. */
 #define FDN_EVENT_DATA_MAX 1000000
 
 /** Spec flag: give the event no correlation id (instead of a fresh UUIDv4). */
@@ -88,7 +88,7 @@ typedef struct fdn_event_spec {
     }
 
 /**
- * Validate a spec as the reference's validator (§3.3), first failure wins: required fields
+ * Validate a spec as the reference's validator, first failure wins: required fields
  * → field types and name rules → data size. Nothing is allocated.
  * @param[in]  spec the spec
  * @param[out] err  optional detail (message as the reference's)
@@ -103,7 +103,7 @@ typedef struct fdn_event_spec {
 FDN_API int fdn_event_validate(const fdn_event_spec_t *spec, fdn_error_t *err);
 
 /**
- * The reference's event-type allow-list check (`validate_event_type`, §3.3): one of the 23
+ * The reference's event-type allow-list check (`validate_event_type`): one of the 23
  * built-in names (function_entry, ..., type_b).
  * @return 0, FDN_EEVENT_TYPE (not in the list), FDN_ETYPE_MISMATCH (NULL)
  * @thread_safety any
@@ -285,7 +285,7 @@ FDN_API const fdn_event_t *fdn_event_list_at(const fdn_event_list_t *l, size_t i
 FDN_API void fdn_event_list_free(fdn_event_list_t *l);
 
 /**
- * Correlation chain helper (reference extract_correlation_chain, §3.5): ids of the events of
+ * Correlation chain helper (reference extract_correlation_chain): ids of the events of
  * `evs` whose correlation id equals cid, stable-sorted by timestamp ascending.
  * @param[out] out_ids array of at least n ids; @param[out] out_n how many were written
  * @return 0, FDN_EINVAL

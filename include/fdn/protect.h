@@ -1,7 +1,7 @@
 /**
  * @file protect.h
  * @brief Protected execution: rate limiter -> circuit breaker -> pool checkout -> fn ->
- * checkin, each layer optional (the seed's "Protected Operation Flow").
+ * checkin, each layer optional (docs/protection.md).
  *
  * A protection key names a stored configuration (fdn_protect_configure): a breaker, a limiter
  * rule and a pool. Unlike the reference, the stored configuration is what

@@ -1,12 +1,12 @@
 /**
  * @file registry.h
- * @brief The service registry of one runtime (reference §6): a namespaced map from a service
+ * @brief The service registry of one runtime: a namespaced map from a service
  *        name to a handle plus key/value metadata and an owner token.
  *
  * One registry object is one namespace (the reference's `:production` or `{:test, ref}`);
  * each runtime owns one, named after the runtime. There is ONE store: registration is an
  * atomic insert-if-absent, so none of the reference's shadowing or check-then-insert races
- * exist (§12.1 item 7).
+ * exist.
  *
  * Lookups take no lock: the table is an immutable hash published with RCU (liburcu-bp, so
  * threads need no registration); a lookup is a pointer load and a probe. Writers

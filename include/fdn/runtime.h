@@ -2,9 +2,9 @@
  * @file runtime.h
  * @brief The runtime: one isolated namespace (the reference's `:production` or
  *        `{:test, ref}`) owning a registry, the built-in services, a task pool and a
- *        one-for-one supervisor (reference §8.1).
+ *        one-for-one supervisor (docs/threading.md).
  *
- * Start order (reference §8.1): registry, config server, event store, telemetry,
+ * Start order (docs/threading.md): registry, config server, event store, telemetry,
  * connection manager, rate limiter, task pool, then the application's services in the order
  * they were added. Shutdown goes in reverse, from the last service to the first; the task
  * pool runs its queued tasks when it stops. Built-in services whose module is not part of the build

@@ -1,12 +1,13 @@
 /**
  * @file supervisor.h
- * @brief Supervised services (reference §8.1, "Application Supervision Tree"): a service is a
+ * @brief Supervised services (docs/threading.md): a service is a
  *        value with a small vtable; a supervisor starts services in order, restarts failed
  *        ones by strategy within a restart intensity, with exponential backoff, and escalates
  *        when the intensity is exceeded.
  *
  * A service is a stable object (`state`): a restart is `stop(state)` then `start(state)` on
- * the same object, so handles held by callers never dangle (reference §12.1 item 1). While a
+ * the same object, so handles held by callers never dangle (a known defect of the reference,
+ * fixed here). While a
  * service is stopped or waiting to be restarted, its public calls must answer
  * FDN_EUNAVAILABLE at once: each service keeps its own "running" flag, set by `start` and
  * cleared by `stop`, and checks it on entry. The supervisor calls `stop` as soon as it

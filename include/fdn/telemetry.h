@@ -6,11 +6,12 @@
  *        reference's nested tree and a Prometheus text-format 0.0.4 writer.
  *
  * Two ways to record:
- * - **Events** (reference §4.1–4.2): fdn_telemetry_execute(tm, "a.b.c", measurements,
+ * - **Events** (docs/telemetry.md): fdn_telemetry_execute(tm, "a.b.c", measurements,
  *   metadata). One entry per event name aggregates the measurements: key `counter` sums,
  *   key `gauge` is replaced by the newest value, every other numeric key (`histogram`,
  *   `duration`, ...) feeds a histogram (count, sum, min, max, quantiles) instead of the
- *   reference's pairwise average (§12 bug 18). Metadata of the first emission is kept.
+ *   reference's pairwise average (a known bug of the reference). Metadata of the first
+ *   emission is kept.
  *   Attached handlers run synchronously on the caller's thread.
  * - **Families**: named Prometheus-style metrics with optional labels; a family hands out
  *   one child handle per label set, so the hot path does no lookup.
@@ -120,7 +121,7 @@ FDN_API int fdn_telemetry_create(fdn_telemetry_t **out, const fdn_telemetry_opts
 FDN_API void fdn_telemetry_destroy(fdn_telemetry_t *tm);
 
 /* ---------------------------------------------------------------------------------------- */
-/* Events (reference §4.1–4.2)                                                              */
+/* Events (docs/telemetry.md)                                                              */
 
 /**
  * Record an event: aggregate its measurements into the entry named `event` and run the
@@ -478,7 +479,7 @@ FDN_API int64_t fdn_tm_snapshot_time(const fdn_tm_snapshot_t *s);
 FDN_API void fdn_tm_snapshot_free(fdn_tm_snapshot_t *s);
 
 /**
- * get_metrics as JSON text: the reference's nested tree (§4.3). Each event `a.b.c` sits at
+ * get_metrics as JSON text: the reference's nested tree. Each event `a.b.c` sits at
  * path a → b → c as {"timestamp", "count", "measurements", "metadata"}; the special names
  * foundation.event_store.events_stored → foundation.events_stored, and
  * foundation.config_updates / config_resets / config_operations hold only the integer

@@ -1,7 +1,7 @@
 /**
  * @file testing.h
  * @brief Per-test runtimes for users' own test suites (the reference's isolated test
- *        namespaces, §8.3): one call creates an isolated runtime driven by a manual clock,
+ *        namespaces): one call creates an isolated runtime driven by a manual clock,
  *        one call destroys it and checks that nothing it owned leaked.
  *
  * Each test runtime has a unique name ("test-<uuid>"), its own manual clock (start: monotonic
