@@ -21,6 +21,7 @@
  */
 #include "admin/admin_int.h"
 #include "core/alloc.h"
+#include "core/buf.h"
 
 #include <fdn/clock.h>
 
@@ -361,38 +362,11 @@ int fdn__admin_set_health_ext(fdn_admin_t *a, fdn__admin_health_ext_fn fn, void 
     return 0;
 }
 
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} sbuf_t;
-
-static void sb_add(sbuf_t *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 1024;
-        while (nc < b->len + n + 1)
-            nc *= 2;
-        char *p = fdn__realloc(b->p, nc);
-        if (p == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
 static int h_metrics(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
 {
     (void)req;
     fdn_admin_t *a = user;
-    sbuf_t b = {0};
+    fdn__buf_t b = FDN__BUF_INIT;
     for (size_t i = 0; i < a->nmetrics; i++) {
         char *out = NULL;
         size_t len = 0;
@@ -402,23 +376,23 @@ static int h_metrics(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *u
             return fdn_err_set(&resp->err, rc, "metrics writer failed: %s", fdn_strerror(rc));
         }
         if (out != NULL) {
-            sb_add(&b, out, len);
+            fdn__buf_put(&b, out, len);
             if (len > 0 && out[len - 1] != '\n')
-                sb_add(&b, "\n", 1);
+                fdn__buf_put(&b, "\n", 1);
         }
         fdn_free(out);
     }
     static const char hdr[] =
         "# HELP fdn_admin_http_requests_total HTTP requests answered by the admin server, by "
         "status class.\n# TYPE fdn_admin_http_requests_total counter\n";
-    sb_add(&b, hdr, sizeof hdr - 1);
+    fdn__buf_put(&b, hdr, sizeof hdr - 1);
     for (unsigned c = 1; c <= 5; c++) {
         char line[96];
         int n = snprintf(
             line, sizeof line, "fdn_admin_http_requests_total{class=\"%uxx\"} %llu\n", c,
             (unsigned long long)atomic_load_explicit(&a->by_class[c], memory_order_relaxed));
         if (n > 0)
-            sb_add(&b, line, (size_t)n);
+            fdn__buf_put(&b, line, (size_t)n);
     }
     if (b.oom) {
         fdn__free(b.p);

@@ -24,62 +24,32 @@
 #include <fdn/telemetry.h>
 
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "core/utf8.h"
 
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} buf_t;
 
-static void b_put(buf_t *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *np = fdn__realloc(b->p, cap);
-        if (np == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void b_str(buf_t *b, const char *s)
-{
-    b_put(b, s, strlen(s));
-}
-
-static void b_fmt_u64(buf_t *b, uint64_t v)
+static void b_fmt_u64(fdn__buf_t *b, uint64_t v)
 {
     char t[32];
     int n = snprintf(t, sizeof(t), "%llu", (unsigned long long)v);
-    b_put(b, t, (size_t)n);
+    fdn__buf_put(b, t, (size_t)n);
 }
 
-static void b_fmt_dbl(buf_t *b, double v)
+static void b_fmt_dbl(fdn__buf_t *b, double v)
 {
     if (isnan(v)) {
-        b_str(b, "NaN");
+        fdn__buf_puts(b, "NaN");
     } else if (isinf(v)) {
-        b_str(b, v > 0 ? "+Inf" : "-Inf");
+        fdn__buf_puts(b, v > 0 ? "+Inf" : "-Inf");
     } else {
         char t[40];
         int n = snprintf(t, sizeof(t), "%.17g", v);
-        b_put(b, t, (size_t)n);
+        fdn__buf_put(b, t, (size_t)n);
     }
 }
 
 /* escape: label values escape \ " and newline; help escapes \ and newline */
-static void b_escaped(buf_t *b, const char *s, bool quote)
+static void b_escaped(fdn__buf_t *b, const char *s, bool quote)
 {
     size_t len = strlen(s);
     for (const char *end = s + len; *s; s++) {
@@ -87,41 +57,41 @@ static void b_escaped(buf_t *b, const char *s, bool quote)
             /* keep valid UTF-8, replace anything else: the format requires UTF-8 */
             size_t n = fdn__utf8_seq((const unsigned char *)s, (size_t)(end - s));
             if (n == 0) {
-                b_str(b, "\xef\xbf\xbd"); /* U+FFFD */
+                fdn__buf_puts(b, "\xef\xbf\xbd"); /* U+FFFD */
             } else {
-                b_put(b, s, n);
+                fdn__buf_put(b, s, n);
                 s += n - 1;
             }
             continue;
         }
         if (*s == '\\')
-            b_str(b, "\\\\");
+            fdn__buf_puts(b, "\\\\");
         else if (*s == '\n')
-            b_str(b, "\\n");
+            fdn__buf_puts(b, "\\n");
         else if (quote && *s == '"')
-            b_str(b, "\\\"");
+            fdn__buf_puts(b, "\\\"");
         else
-            b_put(b, s, 1);
+            fdn__buf_put(b, s, 1);
     }
 }
 
 /* Sanitised metric name of an event (+ suffix). */
-static void b_event_name(buf_t *b, const char *event, const char *suffix)
+static void b_event_name(fdn__buf_t *b, const char *event, const char *suffix)
 {
     if (event[0] >= '0' && event[0] <= '9')
-        b_str(b, "_");
+        fdn__buf_puts(b, "_");
     for (const char *s = event; *s; s++) {
         char c = *s;
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '_' || c == ':';
-        b_put(b, ok ? s : "_", 1);
+        fdn__buf_put(b, ok ? s : "_", 1);
     }
     if (suffix != NULL)
         for (const char *s = suffix; *s; s++) {
             char c = *s;
             bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                       c == '_' || c == ':';
-            b_put(b, ok ? s : "_", 1);
+            fdn__buf_put(b, ok ? s : "_", 1);
         }
 }
 
@@ -139,7 +109,7 @@ typedef struct recs {
     bool oom;
 } recs_t;
 
-static void recs_add(recs_t *rs, buf_t *name, buf_t *text, bool summary)
+static void recs_add(recs_t *rs, fdn__buf_t *name, fdn__buf_t *text, bool summary)
 {
     if (name->oom || text->oom || rs->oom) {
         rs->oom = true;
@@ -166,28 +136,28 @@ static void recs_add(recs_t *rs, buf_t *name, buf_t *text, bool summary)
     rs->n++;
 }
 
-static void labels(buf_t *b, const fdn_tm_sample_t *x, const char *extra_k, const char *extra_v)
+static void labels(fdn__buf_t *b, const fdn_tm_sample_t *x, const char *extra_k, const char *extra_v)
 {
     if (x->nlabels == 0 && extra_k == NULL)
         return;
-    b_str(b, "{");
+    fdn__buf_puts(b, "{");
     for (size_t i = 0; i < x->nlabels; i++) {
         if (i > 0)
-            b_str(b, ",");
-        b_str(b, x->label_names[i]);
-        b_str(b, "=\"");
+            fdn__buf_puts(b, ",");
+        fdn__buf_puts(b, x->label_names[i]);
+        fdn__buf_puts(b, "=\"");
         b_escaped(b, x->label_values[i], true);
-        b_str(b, "\"");
+        fdn__buf_puts(b, "\"");
     }
     if (extra_k != NULL) {
         if (x->nlabels > 0)
-            b_str(b, ",");
-        b_str(b, extra_k);
-        b_str(b, "=\"");
-        b_str(b, extra_v);
-        b_str(b, "\"");
+            fdn__buf_puts(b, ",");
+        fdn__buf_puts(b, extra_k);
+        fdn__buf_puts(b, "=\"");
+        fdn__buf_puts(b, extra_v);
+        fdn__buf_puts(b, "\"");
     }
-    b_str(b, "}");
+    fdn__buf_puts(b, "}");
 }
 
 static const char *type_name(fdn_tm_kind_t k)
@@ -203,68 +173,68 @@ static const char *type_name(fdn_tm_kind_t k)
 }
 
 /* Write one sample's lines (scale: multiply histogram values, e.g. 1e-9 for ns → s). */
-static void sample_lines(buf_t *b, const char *name, const fdn_tm_sample_t *x, double scale)
+static void sample_lines(fdn__buf_t *b, const char *name, const fdn_tm_sample_t *x, double scale)
 {
     if (x->kind == FDN_TM_COUNTER) {
-        b_str(b, name);
+        fdn__buf_puts(b, name);
         labels(b, x, NULL, NULL);
-        b_str(b, " ");
+        fdn__buf_puts(b, " ");
         b_fmt_u64(b, x->counter);
-        b_str(b, "\n");
+        fdn__buf_puts(b, "\n");
     } else if (x->kind == FDN_TM_HISTOGRAM) {
         static const char *const qs[] = {"0.5", "0.9", "0.99", "0.999"};
         const double qv[] = {x->hist.p50, x->hist.p90, x->hist.p99, x->hist.p999};
         for (size_t i = 0; i < 4; i++) {
-            b_str(b, name);
+            fdn__buf_puts(b, name);
             labels(b, x, "quantile", qs[i]);
-            b_str(b, " ");
+            fdn__buf_puts(b, " ");
             b_fmt_dbl(b, x->hist.count > 0 ? qv[i] * scale : NAN);
-            b_str(b, "\n");
+            fdn__buf_puts(b, "\n");
         }
-        b_str(b, name);
-        b_str(b, "_sum");
+        fdn__buf_puts(b, name);
+        fdn__buf_puts(b, "_sum");
         labels(b, x, NULL, NULL);
-        b_str(b, " ");
+        fdn__buf_puts(b, " ");
         b_fmt_dbl(b, x->hist.sum * scale);
-        b_str(b, "\n");
-        b_str(b, name);
-        b_str(b, "_count");
+        fdn__buf_puts(b, "\n");
+        fdn__buf_puts(b, name);
+        fdn__buf_puts(b, "_count");
         labels(b, x, NULL, NULL);
-        b_str(b, " ");
+        fdn__buf_puts(b, " ");
         b_fmt_u64(b, x->hist.count);
-        b_str(b, "\n");
+        fdn__buf_puts(b, "\n");
     } else {
-        b_str(b, name);
+        fdn__buf_puts(b, name);
         labels(b, x, NULL, NULL);
-        b_str(b, " ");
+        fdn__buf_puts(b, " ");
         if (x->kind == FDN_TM_GAUGE_INT) {
             char t[32];
             int n = snprintf(t, sizeof(t), "%lld", (long long)x->gauge_int);
-            b_put(b, t, (size_t)n);
+            fdn__buf_put(b, t, (size_t)n);
         } else {
             b_fmt_dbl(b, x->gauge);
         }
-        b_str(b, "\n");
+        fdn__buf_puts(b, "\n");
     }
 }
 
-static void header(buf_t *b, const char *name, const char *help, fdn_tm_kind_t kind)
+static void header(fdn__buf_t *b, const char *name, const char *help, fdn_tm_kind_t kind)
 {
-    b_str(b, "# HELP ");
-    b_str(b, name);
-    b_str(b, " ");
+    fdn__buf_puts(b, "# HELP ");
+    fdn__buf_puts(b, name);
+    fdn__buf_puts(b, " ");
     /* promtool's lint rejects an empty HELP ("no help text"): fall back to the name */
     b_escaped(b, help[0] != '\0' ? help : name, false);
-    b_str(b, "\n# TYPE ");
-    b_str(b, name);
-    b_str(b, " ");
-    b_str(b, type_name(kind));
-    b_str(b, "\n");
+    fdn__buf_puts(b, "\n# TYPE ");
+    fdn__buf_puts(b, name);
+    fdn__buf_puts(b, " ");
+    fdn__buf_puts(b, type_name(kind));
+    fdn__buf_puts(b, "\n");
 }
 
 static void event_record(recs_t *rs, const fdn_tm_sample_t *x)
 {
-    buf_t name = {0}, text = {0}, help = {0};
+    fdn__buf_t name = {0}, text = {0}, help = {0};
     double scale = 1.0;
     const char *what;
     if (x->key[0] == '\0') {
@@ -284,17 +254,17 @@ static void event_record(recs_t *rs, const fdn_tm_sample_t *x)
         what = "duration (seconds)";
         scale = 1e-9;
     } else {
-        buf_t suffix = {0};
-        b_str(&suffix, "_");
-        b_str(&suffix, x->key);
+        fdn__buf_t suffix = {0};
+        fdn__buf_puts(&suffix, "_");
+        fdn__buf_puts(&suffix, x->key);
         b_event_name(&name, x->name, suffix.oom ? "" : suffix.p);
         fdn__free(suffix.p);
         what = x->key;
     }
-    b_str(&help, "Telemetry event ");
-    b_str(&help, x->name);
-    b_str(&help, ": ");
-    b_str(&help, what);
+    fdn__buf_puts(&help, "Telemetry event ");
+    fdn__buf_puts(&help, x->name);
+    fdn__buf_puts(&help, ": ");
+    fdn__buf_puts(&help, what);
     if (name.oom || help.oom) {
         fdn__free(help.p);
         fdn__free(text.p);
@@ -366,8 +336,8 @@ int fdn_telemetry_write_prometheus(fdn_telemetry_t *tm, fdn_tm_write_fn write, v
             continue;
         }
         /* a family: its series are contiguous */
-        buf_t name = {0}, text = {0};
-        b_str(&name, x->name);
+        fdn__buf_t name = {0}, text = {0};
+        fdn__buf_puts(&name, x->name);
         header(&text, x->name, x->help, x->kind);
         const char *fname = x->name;
         fdn_tm_kind_t kind = x->kind;
@@ -386,10 +356,10 @@ int fdn_telemetry_write_prometheus(fdn_telemetry_t *tm, fdn_tm_write_fn write, v
             if ((i > 0 && strcmp(rs.r[i].name, rs.r[i - 1].name) == 0) ||
                 shadowed_by_summary(&rs, i)) {
                 rs.r[i].skipped = true;
-                buf_t c = {0};
-                b_str(&c, "# skipped duplicate metric name ");
-                b_str(&c, rs.r[i].name);
-                b_str(&c, "\n");
+                fdn__buf_t c = {0};
+                fdn__buf_puts(&c, "# skipped duplicate metric name ");
+                fdn__buf_puts(&c, rs.r[i].name);
+                fdn__buf_puts(&c, "\n");
                 rc = c.oom ? FDN_ENOMEM : write(c.p, c.len, user);
                 fdn__free(c.p);
             } else {
