@@ -2,6 +2,9 @@
 #ifndef FDN_CORE_SUPERVISOR_INT_H
 #define FDN_CORE_SUPERVISOR_INT_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include <fdn/supervisor.h>
 
 /* Threads the supervisor created and has not joined yet (its own thread and the worker
@@ -13,5 +16,26 @@ size_t fdn__supervisor_live_threads(fdn_supervisor_t *sup);
  * its fdn_supervisor_start (a start/stop callback run there) or on one of its worker threads:
  * a call that waits for the supervisor to stop would deadlock. */
 bool fdn__supervisor_on_thread(fdn_supervisor_t *sup);
+
+/* A module that is a built-in service exports its supervisor vtable,
+ *     extern const fdn_service_ops_t fdn__<m>_service_ops;
+ * and its private header declares typed wrappers for tests and in-module callers with
+ *     FDN__SERVICE_TYPED_OPS(<m>, <type>)
+ * which defines fdn__<m>_service_start(x), fdn__<m>_service_stop(x) and
+ * fdn__<m>_service_health(x), each a call through the vtable. */
+#define FDN__SERVICE_TYPED_OPS(m, type)                                                            \
+    extern const fdn_service_ops_t fdn__##m##_service_ops;                                         \
+    static inline int fdn__##m##_service_start(type *x)                                            \
+    {                                                                                              \
+        return fdn__##m##_service_ops.start(x, NULL, NULL);                                        \
+    }                                                                                              \
+    static inline void fdn__##m##_service_stop(type *x)                                            \
+    {                                                                                              \
+        fdn__##m##_service_ops.stop(x);                                                            \
+    }                                                                                              \
+    static inline int fdn__##m##_service_health(type *x)                                           \
+    {                                                                                              \
+        return fdn__##m##_service_ops.health(x);                                                   \
+    }
 
 #endif

@@ -2,7 +2,7 @@
 #ifndef FDN_INFRA_LIMITER_INT_H
 #define FDN_INFRA_LIMITER_INT_H
 
-#include <fdn/supervisor.h>
+#include "core/supervisor_int.h"
 
 #include <fdn/limiter.h>
 
@@ -68,23 +68,9 @@ int fdn__limiter_check_named_cached(fdn_limiter_t *l, const char *rule_name, con
  * bucket reads them to check that lookups stay short: counted work, not time. */
 void fdn__limiter_probes(fdn_limiter_t *l, uint64_t *lookups, uint64_t *probes);
 
-/* Supervision hooks (see the helper brief): while stopped every check returns
- * FDN_EUNAVAILABLE; state survives a stop/start. */
-/* The service's vtable (start, stop, health, destroy), defined in its module; the typed
- * wrappers below call it. */
-extern const fdn_service_ops_t fdn__limiter_service_ops;
-
-static inline int fdn__limiter_service_start(fdn_limiter_t *l)
-{
-    return fdn__limiter_service_ops.start(l, NULL, NULL);
-}
-static inline void fdn__limiter_service_stop(fdn_limiter_t *l)
-{
-    fdn__limiter_service_ops.stop(l);
-}
-static inline int fdn__limiter_service_health(fdn_limiter_t *l)
-{
-    return fdn__limiter_service_ops.health(l);
-}
+/* The limiter's supervisor vtable, defined in limiter.c, and typed wrappers (see
+ * core/supervisor_int.h): while stopped every check returns FDN_EUNAVAILABLE; state
+ * survives a stop/start. */
+FDN__SERVICE_TYPED_OPS(limiter, fdn_limiter_t)
 
 #endif

@@ -2,7 +2,7 @@
 #ifndef FDN_INFRA_POOL_INT_H
 #define FDN_INFRA_POOL_INT_H
 
-#include <fdn/supervisor.h>
+#include "core/supervisor_int.h"
 
 #include <fdn/pool.h>
 
@@ -13,8 +13,6 @@
  * pool (size >= 0, max_overflow >= 0, not both 0, lifo or fifo), else FDN_EINVAL. */
 int fdn__pool_check_sizes(int size, int max_overflow, fdn_pool_strategy_t s);
 
-/* Resume serving calls after fdn__pools_service_stop. Pools and their workers survive a
- * stop/start cycle. Returns 0 (or FDN_EINVAL for NULL). */
 /* A manager marks a pool retired (under its mutex) before it removes it from its table, so
  * a pool found not retired is still the manager's pool under its name. */
 void fdn__pool_retire(fdn_pool_t *p);
@@ -36,24 +34,11 @@ int fdn__pools_get_cached(fdn_pools_t *m, const char *name, fdn__pool_cache_t *c
                           fdn_pool_t **out, bool *owned);
 void fdn__pools_cache_drop(fdn__pool_cache_t *cache);
 
-/* The service's vtable (start, stop, health, destroy), defined in its module; the typed
- * wrappers below call it. */
-extern const fdn_service_ops_t fdn__pools_service_ops;
-
-static inline int fdn__pools_service_start(fdn_pools_t *m)
-{
-    return fdn__pools_service_ops.start(m, NULL, NULL);
-}
-/* While stopped every fdn_pools_* call returns FDN_EUNAVAILABLE at once. Pools already held
- * by callers keep working. */
-static inline void fdn__pools_service_stop(fdn_pools_t *m)
-{
-    fdn__pools_service_ops.stop(m);
-}
-/* 0 = healthy (started), FDN_EUNAVAILABLE when stopped. */
-static inline int fdn__pools_service_health(fdn_pools_t *m)
-{
-    return fdn__pools_service_ops.health(m);
-}
+/* The pool manager's supervisor vtable, defined in pool_manager.c, and typed wrappers (see
+ * core/supervisor_int.h): start resumes serving calls (pools and their workers survive a
+ * stop); while stopped every fdn_pools_* call returns FDN_EUNAVAILABLE at once, pools
+ * already held by callers keep working; health is 0 when started, FDN_EUNAVAILABLE when
+ * stopped. */
+FDN__SERVICE_TYPED_OPS(pools, fdn_pools_t)
 
 #endif

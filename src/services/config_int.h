@@ -2,41 +2,26 @@
 #ifndef FDN_SERVICES_CONFIG_INT_H
 #define FDN_SERVICES_CONFIG_INT_H
 
-#include <fdn/supervisor.h>
+#include "core/supervisor_int.h"
 
 #include "fdn/config.h"
 
-/* Start the service: publish the retained snapshot (run-time updates survive a restart),
- * start the delivery thread, then apply queued updates in order. Idempotent.
- * Returns 0, FDN_ENOMEM, FDN_EAGAIN (thread creation failed). */
-/* The service's vtable (start, stop, health, destroy), defined in its module; the typed
- * wrappers below call it. */
-extern const fdn_service_ops_t fdn__config_service_ops;
-
-static inline int fdn__config_service_start(fdn_config_t *cfg)
-{
-    return fdn__config_service_ops.start(cfg, NULL, NULL);
-}
-
-/* Stop: unpublish the snapshot (public calls answer FDN_EUNAVAILABLE at once) and join the
- * delivery thread (waits for a callback in progress). Queued notifications are kept and
- * delivered after the next start. Idempotent. */
-static inline void fdn__config_service_stop(fdn_config_t *cfg)
-{
-    fdn__config_service_ops.stop(cfg);
-}
+/* The service's supervisor vtable, defined in config.c, and typed wrappers (see
+ * core/supervisor_int.h):
+ * - start: publish the retained snapshot (run-time updates survive a restart), start the
+ *   delivery thread, then apply queued updates in order. Idempotent. Returns 0, FDN_ENOMEM,
+ *   FDN_EAGAIN (thread creation failed).
+ * - stop: unpublish the snapshot (public calls answer FDN_EUNAVAILABLE at once) and join the
+ *   delivery thread (waits for a callback in progress). Queued notifications are kept and
+ *   delivered after the next start. Idempotent.
+ * - health: 0 when running, FDN_EUNAVAILABLE otherwise. */
+FDN__SERVICE_TYPED_OPS(config, fdn_config_t)
 
 /* Wait until the on_change hook has handled every notification queued so far (the runtime
  * calls it before stopping its services, so the config_updated events of the last updates
  * are recorded). timeout_ms < 0 waits without a limit.
  * @return 0, FDN_ETIMEDOUT after timeout_ms (real time, CLOCK_MONOTONIC), FDN_EINVAL */
 int fdn__config_hook_drain(fdn_config_t *cfg, int64_t timeout_ms);
-
-/* 0 when running, FDN_EUNAVAILABLE otherwise. */
-static inline int fdn__config_service_health(fdn_config_t *cfg)
-{
-    return fdn__config_service_ops.health(cfg);
-}
 
 /* ==== Internal to the config module (config.c, config_update.c, config_fallback.c) ==== */
 #include <jansson.h>

@@ -4,7 +4,7 @@
 #ifndef FDN_SERVICES_EVENT_STORE_INT_H
 #define FDN_SERVICES_EVENT_STORE_INT_H
 
-#include <fdn/supervisor.h>
+#include "core/supervisor_int.h"
 
 #include <fdn/events.h>
 
@@ -16,28 +16,16 @@
 
 /* ---- supervision hooks (runtime) ---- */
 
-/* Start: open the durable file again (when configured), start the writer and retention
- * threads, replay stores buffered while stopped (in order, with the ids they were given),
- * then accept calls. @return 0, FDN_EIO, FDN_ECORRUPT, FDN_ENOMEM */
-/* The service's vtable (start, stop, health, destroy), defined in its module; the typed
- * wrappers below call it. */
-extern const fdn_service_ops_t fdn__events_service_ops;
-
-static inline int fdn__events_service_start(fdn_events_t *es)
-{
-    return fdn__events_service_ops.start(es, NULL, NULL);
-}
-/* Stop: refuse new calls (FDN_EUNAVAILABLE, or buffer them), flush and close the durable
- * file, join the writer, retention and delivery threads. Stored events stay in memory. */
-static inline void fdn__events_service_stop(fdn_events_t *es)
-{
-    fdn__events_service_ops.stop(es);
-}
-/* 0 = healthy; FDN_EUNAVAILABLE when stopped; FDN_EIO when the writer met an I/O error. */
-static inline int fdn__events_service_health(fdn_events_t *es)
-{
-    return fdn__events_service_ops.health(es);
-}
+/* The store's supervisor vtable, defined in event_service.c, and typed wrappers (see
+ * core/supervisor_int.h):
+ * - start: open the durable file again (when configured), start the writer and retention
+ *   threads, replay stores buffered while stopped (in order, with the ids they were given),
+ *   then accept calls. Returns 0, FDN_EIO, FDN_ECORRUPT, FDN_ENOMEM.
+ * - stop: refuse new calls (FDN_EUNAVAILABLE, or buffer them), flush and close the durable
+ *   file, join the writer, retention and delivery threads. Stored events stay in memory.
+ * - health: 0 healthy; FDN_EUNAVAILABLE when stopped; FDN_EIO when the writer met an I/O
+ *   error. */
+FDN__SERVICE_TYPED_OPS(events, fdn_events_t)
 /* Set (or clear with NULL) the telemetry the store reports into, at any time: the runtime
  * creates the event store before its telemetry service and wires them afterwards. */
 void fdn__events_set_telemetry(fdn_events_t *es, fdn_telemetry_t *tm);

@@ -4,7 +4,7 @@
 #ifndef FDN_SERVICES_TELEMETRY_INT_H
 #define FDN_SERVICES_TELEMETRY_INT_H
 
-#include <fdn/supervisor.h>
+#include "core/supervisor_int.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -141,25 +141,11 @@ struct fdn_telemetry {
     _Atomic int thread_alive;
 };
 
-/* Service hooks (the runtime's supervisor): start the cleanup thread and accept events;
- * stop rejects snapshots / handler changes with FDN_EUNAVAILABLE and drops events, keeping
- * every metric; health is 0 when running (and the cleanup thread alive when configured). */
-/* The service's vtable (start, stop, health, destroy), defined in its module; the typed
- * wrappers below call it. */
-extern const fdn_service_ops_t fdn__telemetry_service_ops;
-
-static inline int fdn__telemetry_service_start(fdn_telemetry_t *tm)
-{
-    return fdn__telemetry_service_ops.start(tm, NULL, NULL);
-}
-static inline void fdn__telemetry_service_stop(fdn_telemetry_t *tm)
-{
-    fdn__telemetry_service_ops.stop(tm);
-}
-static inline int fdn__telemetry_service_health(fdn_telemetry_t *tm)
-{
-    return fdn__telemetry_service_ops.health(tm);
-}
+/* The service's supervisor vtable, defined in telemetry.c, and typed wrappers (see
+ * core/supervisor_int.h): start the cleanup thread and accept events; stop rejects
+ * snapshots / handler changes with FDN_EUNAVAILABLE and drops events, keeping every metric;
+ * health is 0 when running (and the cleanup thread alive when configured). */
+FDN__SERVICE_TYPED_OPS(telemetry, fdn_telemetry_t)
 
 /* tm_family.c */
 int fdn__tm_family_create(fdn_telemetry_t *tm, fdn_tm_family_t **out, const char *name,
