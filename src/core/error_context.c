@@ -560,12 +560,13 @@ int fdn_errctx_capture(fdn_errctx_capture_t **out)
     if (out == NULL)
         return FDN_EINVAL;
     *out = NULL;
-    if (top() == NULL)
+    const frame_t *cur = top();
+    if (cur == NULL)
         return FDN_ENOENT;
     fdn_errctx_capture_t *c = fdn__malloc(sizeof(*c));
     if (c == NULL)
         return FDN_ENOMEM;
-    copy_frame(&c->frame, top());
+    copy_frame(&c->frame, cur);
     *out = c;
     return 0;
 }

@@ -35,7 +35,9 @@ static fdn_telemetry_t *new_tm(fdn_clock_t *c, void (*tweak)(fdn_telemetry_opts_
 }
 
 /* The sample (event name, key) or (family name, first label value) of a snapshot. */
-static const fdn_tm_sample_t *find(const fdn_tm_snapshot_t *s, const char *name, const char *key)
+/* The sample named name (and key), or NULL. */
+static const fdn_tm_sample_t *find_opt(const fdn_tm_snapshot_t *s, const char *name,
+                                       const char *key)
 {
     size_t it = 0;
     const fdn_tm_sample_t *x;
@@ -49,6 +51,17 @@ static const fdn_tm_sample_t *find(const fdn_tm_snapshot_t *s, const char *name,
             return x;
     }
     return NULL;
+}
+
+/* The sample named name (and key); the test fails when there is none. */
+static const fdn_tm_sample_t *find(const fdn_tm_snapshot_t *s, const char *name, const char *key)
+{
+    const fdn_tm_sample_t *x = find_opt(s, name, key);
+    if (x == NULL) {
+        fail_msg("no sample %s/%s", name, key != NULL ? key : "(none)");
+        abort(); /* not reached: fail_msg ends the test */
+    }
+    return x;
 }
 
 static void null_instance_is_a_noop(void **state)
@@ -792,7 +805,7 @@ static void event_names_are_bounded(void **state)
     fdn_tm_snapshot_t *s = NULL;
     assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
     assert_int_equal(find(s, "foundation_telemetry_dropped_events_total", NULL)->counter, 1);
-    assert_null(find(s, "c", "counter"));
+    assert_null(find_opt(s, "c", "counter"));
     fdn_tm_snapshot_free(s);
     /* too many measurement keys on one event */
     char keys[TM_MAX_KEYS + 2][8];
