@@ -1,7 +1,9 @@
 /*
- * DESIGN: the growable byte buffer (buf.h). No state beyond the caller's struct.
+ * DESIGN: the text builders (buf.h). No state beyond the caller's structs.
  */
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -36,4 +38,30 @@ void fdn__buf_put(fdn__buf_t *b, const void *s, size_t n)
 void fdn__buf_puts(fdn__buf_t *b, const char *s)
 {
     fdn__buf_put(b, s, strlen(s));
+}
+
+void fdn__tw_put(fdn__tw_t *w, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++, w->len++)
+        if (w->len + 1 < w->cap)
+            w->buf[w->len] = s[i];
+}
+
+void fdn__tw_fmt(fdn__tw_t *w, const char *fmt, ...)
+{
+    char tmp[160];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    fdn__tw_put(w, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+size_t fdn__tw_end(fdn__tw_t *w)
+{
+    if (w->cap > 0)
+        w->buf[w->len < w->cap ? w->len : w->cap - 1] = '\0';
+    return w->len;
 }

@@ -1,5 +1,6 @@
-/* A growable byte buffer: the library's one way to build text of unknown length (HTTP
- * bodies, the Prometheus exposition).
+/* Text builders: a growable byte buffer (fdn__buf_t), the library's one way to build text of
+ * unknown length (HTTP bodies, the Prometheus exposition), and a bounded writer (fdn__tw_t)
+ * for text written into a caller's fixed buffer the way snprintf does (errors, breadcrumbs).
  *
  * Appends never fail loudly: on out-of-memory the buffer remembers it (`oom`) and ignores
  * further appends, so a writer appends freely and checks once at the end. The text is kept
@@ -27,5 +28,28 @@ void fdn__buf_put(fdn__buf_t *b, const void *s, size_t n);
 
 /* Append a NUL-terminated string. */
 void fdn__buf_puts(fdn__buf_t *b, const char *s);
+
+/* A bounded text writer over a caller's buffer of cap bytes: it counts the full length of
+ * everything written and stores what fits, leaving room for the NUL; fdn__tw_end terminates
+ * the text and returns the full length (as snprintf: >= cap means it was cut). */
+typedef struct fdn__tw {
+    char *buf;
+    size_t cap;
+    size_t len;
+} fdn__tw_t;
+
+#define FDN__TW_INIT(buf, cap) {(buf), (cap), 0}
+
+/* Write n bytes. */
+void fdn__tw_put(fdn__tw_t *w, const char *s, size_t n);
+
+/* Write printf-style text (each call at most 159 bytes; longer output is cut). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+void fdn__tw_fmt(fdn__tw_t *w, const char *fmt, ...);
+
+/* NUL-terminate what was stored (when cap > 0) and return the full length. */
+size_t fdn__tw_end(fdn__tw_t *w);
 
 #endif

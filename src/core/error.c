@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "core/utf8.h"
 #include "core/errctx.h"
 
@@ -249,27 +250,14 @@ size_t fdn_err_format(const fdn_error_t *err, char *buf, size_t cap)
     return n < 0 ? 0 : (size_t)n;
 }
 
-/* A bounded JSON writer: counts the full length, writes what fits. */
-typedef struct jw {
-    char *buf;
-    size_t cap;
-    size_t len;
-} jw_t;
-
-static void jw_raw(jw_t *w, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++, w->len++)
-        if (w->len + 1 < w->cap)
-            w->buf[w->len] = s[i];
-}
-
+/* The JSON is written with the bounded text writer (core/buf.h). */
 /* A JSON string. Messages and context carry caller text (file names, HTTP input), which need
  * not be UTF-8: every byte that does not start a valid UTF-8 sequence (stray continuation
  * bytes, overlong forms, surrogates, truncated sequences, bytes above U+10FFFF) becomes
  * U+FFFD, written as the escape \ufffd, so the output is always valid JSON. */
-static void jw_str(jw_t *w, const char *s)
+static void jw_str(fdn__tw_t *w, const char *s)
 {
-    jw_raw(w, "\"", 1);
+    fdn__tw_put(w, "\"", 1);
     size_t left = s != NULL ? strlen(s) : 0;
     while (left > 0) {
         unsigned char c = (unsigned char)*s;
@@ -278,47 +266,47 @@ static void jw_str(jw_t *w, const char *s)
         if (c == '"' || c == '\\') {
             esc[0] = '\\';
             esc[1] = (char)c;
-            jw_raw(w, esc, 2);
+            fdn__tw_put(w, esc, 2);
         } else if (c < 0x20) {
             int n = snprintf(esc, sizeof(esc), "\\u%04x", c);
-            jw_raw(w, esc, (size_t)n);
+            fdn__tw_put(w, esc, (size_t)n);
         } else if (c < 0x80) {
-            jw_raw(w, s, 1);
+            fdn__tw_put(w, s, 1);
         } else if ((step = fdn__utf8_seq((const unsigned char *)s, left)) > 0) {
-            jw_raw(w, s, step);
+            fdn__tw_put(w, s, step);
         } else {
             step = 1;
-            jw_raw(w, "\\ufffd", 6);
+            fdn__tw_put(w, "\\ufffd", 6);
         }
         s += step;
         left -= step;
     }
-    jw_raw(w, "\"", 1);
+    fdn__tw_put(w, "\"", 1);
 }
 
-static void jw_key(jw_t *w, const char *k, bool first)
+static void jw_key(fdn__tw_t *w, const char *k, bool first)
 {
     if (!first)
-        jw_raw(w, ",", 1);
+        fdn__tw_put(w, ",", 1);
     jw_str(w, k);
-    jw_raw(w, ":", 1);
+    fdn__tw_put(w, ":", 1);
 }
 
-static void jw_int(jw_t *w, int64_t v)
+static void jw_int(fdn__tw_t *w, int64_t v)
 {
     char num[32];
     int n = snprintf(num, sizeof(num), "%lld", (long long)v);
-    jw_raw(w, num, (size_t)n);
+    fdn__tw_put(w, num, (size_t)n);
 }
 
 size_t fdn_err_to_json(const fdn_error_t *err, char *buf, size_t cap)
 {
-    jw_t w = {buf, cap, 0};
+    fdn__tw_t w = FDN__TW_INIT(buf, cap);
     if (err == NULL) {
-        jw_raw(&w, "null", 4);
+        fdn__tw_put(&w, "null", 4);
     } else {
         const fdn_err_info_t *info = fdn_err_info(err->code);
-        jw_raw(&w, "{", 1);
+        fdn__tw_put(&w, "{", 1);
         jw_key(&w, "code", true);
         jw_int(&w, err->code);
         jw_key(&w, "ref_code", false);
@@ -347,11 +335,9 @@ size_t fdn_err_to_json(const fdn_error_t *err, char *buf, size_t cap)
         jw_int(&w, err->timestamp_ns);
         jw_key(&w, "duration_ns", false);
         jw_int(&w, err->duration_ns);
-        jw_raw(&w, "}", 1);
+        fdn__tw_put(&w, "}", 1);
     }
-    if (cap > 0)
-        buf[w.len < cap ? w.len : cap - 1] = '\0';
-    return w.len;
+    return fdn__tw_end(&w);
 }
 
 void fdn__uuid4_format(unsigned char b[16], char out[FDN_UUID_STR_LEN + 1])

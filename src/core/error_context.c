@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "core/errctx.h"
 
 typedef struct crumb {
@@ -303,33 +304,6 @@ uint64_t fdn_errctx_breadcrumbs_dropped(void)
     return f ? f->crumbs_dropped : 0;
 }
 
-/* Bounded text writer: counts the full length, writes what fits. */
-typedef struct tw {
-    char *buf;
-    size_t cap;
-    size_t len;
-} tw_t;
-
-static void tw_put(tw_t *w, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++, w->len++)
-        if (w->len + 1 < w->cap)
-            w->buf[w->len] = s[i];
-}
-
-static void tw_fmt(tw_t *w, const char *fmt, ...) FDN_PRINTF(2, 3);
-static void tw_fmt(tw_t *w, const char *fmt, ...)
-{
-    char tmp[160];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    tw_put(w, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
 /* Length of the longest prefix of buf[0..len) that does not end inside a multi-byte
  * UTF-8 character. */
 static size_t utf8_whole(const char *buf, size_t len)
@@ -346,17 +320,17 @@ static size_t utf8_whole(const char *buf, size_t len)
 
 static size_t format_crumbs(const frame_t *f, char *buf, size_t cap)
 {
-    tw_t w = {buf, cap, 0};
+    fdn__tw_t w = FDN__TW_INIT(buf, cap);
     if (f != NULL && f->crumb_count > 0) {
         int64_t now = mono_now();
         if (f->crumbs_dropped > 0)
-            tw_fmt(&w, "... (%llu dropped) -> ", (unsigned long long)f->crumbs_dropped);
+            fdn__tw_fmt(&w, "... (%llu dropped) -> ", (unsigned long long)f->crumbs_dropped);
         for (uint32_t i = 0; i < f->crumb_count; i++) {
             const crumb_t *c = &f->crumbs[(f->crumb_head + i) % FDN_ERRCTX_CRUMBS_MAX];
             int64_t age = now - c->ts_ns;
             if (age < 0)
                 age = 0;
-            tw_fmt(&w, "%s%s.%s (%lldms ago)", i ? " -> " : "", c->module, c->function,
+            fdn__tw_fmt(&w, "%s%s.%s (%lldms ago)", i ? " -> " : "", c->module, c->function,
                    (long long)(age / 1000000));
         }
     }
