@@ -14,8 +14,8 @@ typedef struct tstate {
     uint64_t handled;
 } tstate_t;
 
-static int bench_handler(const char *event, const fdn_tm_measure_t *m, size_t nm,
-                         const fdn_tm_meta_t *meta, size_t nmeta, void *user)
+static int bench_handler(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                         const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
 {
     (void)event;
     (void)m;
@@ -32,22 +32,23 @@ static void *setup(int threads)
     tstate_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
-    fdn_tm_family_t *f = NULL;
+    fdn_telemetry_family_t *f = NULL;
     if (fdn_telemetry_create(&s->tm, NULL) != 0)
         goto fail;
-    if (fdn_telemetry_family(s->tm, &f, "bench_ops_total", "ops", FDN_TM_COUNTER, NULL, 0, 0) !=
-            0 ||
-        fdn_tm_family_counter(f, &s->c, NULL, 0) != 0)
-        goto fail;
-    if (fdn_telemetry_family(s->tm, &f, "bench_level", "level", FDN_TM_GAUGE_INT, NULL, 0, 0) !=
-            0 ||
-        fdn_tm_family_gauge(f, &s->g, NULL, 0) != 0)
-        goto fail;
-    if (fdn_telemetry_family(s->tm, &f, "bench_latency_seconds", "lat", FDN_TM_HISTOGRAM, NULL, 0,
+    if (fdn_telemetry_family(s->tm, &f, "bench_ops_total", "ops", FDN_TELEMETRY_COUNTER, NULL, 0,
                              0) != 0 ||
-        fdn_tm_family_histogram(f, &s->h, NULL, 0) != 0)
+        fdn_telemetry_family_counter(f, &s->c, NULL, 0) != 0)
         goto fail;
-    if (fdn_telemetry_attach(s->tm, NULL, "bench.event", FDN_TM_MATCH_EXACT, bench_handler, s) != 0)
+    if (fdn_telemetry_family(s->tm, &f, "bench_level", "level", FDN_TELEMETRY_GAUGE_INT, NULL, 0,
+                             0) != 0 ||
+        fdn_telemetry_family_gauge(f, &s->g, NULL, 0) != 0)
+        goto fail;
+    if (fdn_telemetry_family(s->tm, &f, "bench_latency_seconds", "lat", FDN_TELEMETRY_HISTOGRAM,
+                             NULL, 0, 0) != 0 ||
+        fdn_telemetry_family_histogram(f, &s->h, NULL, 0) != 0)
+        goto fail;
+    if (fdn_telemetry_attach(s->tm, NULL, "bench.event", FDN_TELEMETRY_MATCH_EXACT, bench_handler,
+                             s) != 0)
         goto fail;
     return s;
 fail:
@@ -96,7 +97,7 @@ static void run_execute(void *state, int tid, uint64_t iters)
 {
     (void)tid;
     tstate_t *s = state;
-    fdn_tm_measure_t m = {"duration", 1000.0};
+    fdn_telemetry_measure_t m = {"duration", 1000.0};
     for (uint64_t i = 0; i < iters; i++) {
         m.value = (double)(i & 1023);
         (void)fdn_telemetry_execute(s->tm, "bench.event", &m, 1, NULL, 0);

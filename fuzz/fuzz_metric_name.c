@@ -57,41 +57,41 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     value[vlen] = '\0';
 
     for (int label = 0; label < 2; label++) {
-        int expect = nlen > 0 && nlen <= FDN_TM_NAME_MAX;
+        int expect = nlen > 0 && nlen <= FDN_TELEMETRY_NAME_MAX;
         for (size_t i = 0; expect && i < nlen; i++)
             expect = is_name_char(name[i], i == 0, label);
         if (label && expect && nlen >= 2 && name[0] == '_' && name[1] == '_')
             expect = 0;
         if (label && expect && (strcmp(name, "le") == 0 || strcmp(name, "quantile") == 0))
             expect = 0;
-        if (fdn_tm_name_valid(name, nlen, label != 0) != (expect != 0))
+        if (fdn_telemetry_name_valid(name, nlen, label != 0) != (expect != 0))
             abort();
     }
-    bool ev_ok = fdn_tm_event_name_valid(name, nlen);
+    bool ev_ok = fdn_telemetry_event_name_valid(name, nlen);
 
     fdn_telemetry_t *tm = NULL;
     if (fdn_telemetry_create(&tm, NULL) != 0)
         abort();
-    if (fdn_tm_name_valid(name, nlen, false)) {
-        fdn_tm_family_t *f = NULL;
+    if (fdn_telemetry_name_valid(name, nlen, false)) {
+        fdn_telemetry_family_t *f = NULL;
         const char *ln[] = {"k"};
-        fdn_tm_kind_t kind = (fdn_tm_kind_t)(1 + mode % 4);
+        fdn_telemetry_kind_t kind = (fdn_telemetry_kind_t)(1 + mode % 4);
         if (fdn_telemetry_family(tm, &f, name, value, kind, ln, 1, 4) != 0)
             abort();
         const char *v[] = {value};
-        if (kind == FDN_TM_COUNTER) {
+        if (kind == FDN_TELEMETRY_COUNTER) {
             fdn_counter_t *c = NULL;
-            if (fdn_tm_family_counter(f, &c, v, 1) != 0)
+            if (fdn_telemetry_family_counter(f, &c, v, 1) != 0)
                 abort();
             fdn_counter_add(c, mode);
-        } else if (kind == FDN_TM_HISTOGRAM) {
+        } else if (kind == FDN_TELEMETRY_HISTOGRAM) {
             fdn_histogram_t *h = NULL;
-            if (fdn_tm_family_histogram(f, &h, v, 1) != 0)
+            if (fdn_telemetry_family_histogram(f, &h, v, 1) != 0)
                 abort();
             fdn_histogram_observe(h, (double)mode - 100.0);
         } else {
             fdn_gauge_t *g = NULL;
-            if (fdn_tm_family_gauge(f, &g, v, 1) != 0)
+            if (fdn_telemetry_family_gauge(f, &g, v, 1) != 0)
                 abort();
             fdn_gauge_set(g, (int64_t)mode);
         }
@@ -100,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if ((rc == 0) != (ev_ok && strlen(name) == nlen))
         abort();
     if (ev_ok) {
-        fdn_tm_measure_t m = {value[0] != '\0' ? value : "k", 1.0};
+        fdn_telemetry_measure_t m = {value[0] != '\0' ? value : "k", 1.0};
         (void)fdn_telemetry_execute(tm, name, &m, 1, NULL, 0);
     }
     lines_t l = {0, 1};

@@ -20,7 +20,7 @@
  * components whose `telemetry` option is NULL can call them unconditionally.
  *
  * Histogram error bound: values are bucketed by their binary exponent and the top
- * FDN_TM_HIST_SUB_BITS (4) mantissa bits; a reported quantile is the midpoint of the bucket
+ * FDN_TELEMETRY_HIST_SUB_BITS (4) mantissa bits; a reported quantile is the midpoint of the bucket
  * holding the exact quantile, clamped to [min, max], so its relative error is at most
  * 2^-(4+1) = 3.125 % for |v| in [2^-8, 2^56). Count, sum, min and max are exact.
  *
@@ -37,7 +37,7 @@ FDN_BEGIN_DECLS
 /** A telemetry instance (one per runtime). */
 typedef struct fdn_telemetry fdn_telemetry_t;
 /** A metric family (name, type, label names). Lives as long as its telemetry instance. */
-typedef struct fdn_tm_family fdn_tm_family_t;
+typedef struct fdn_telemetry_family fdn_telemetry_family_t;
 /** A counter series (u64, monotonic). Valid until the telemetry instance is destroyed. */
 typedef struct fdn_counter fdn_counter_t;
 /** A gauge series (int64 or double). Valid until the telemetry instance is destroyed. */
@@ -45,34 +45,34 @@ typedef struct fdn_gauge fdn_gauge_t;
 /** A histogram series. Valid until the telemetry instance is destroyed. */
 typedef struct fdn_histogram fdn_histogram_t;
 /** An immutable snapshot of every metric (see fdn_telemetry_snapshot). */
-typedef struct fdn_tm_snapshot fdn_tm_snapshot_t;
+typedef struct fdn_telemetry_snapshot fdn_telemetry_snapshot_t;
 
 /** One measurement of an event: a key and a number. */
-typedef struct fdn_tm_measure {
+typedef struct fdn_telemetry_measure {
     const char *key;
     double value;
-} fdn_tm_measure_t;
+} fdn_telemetry_measure_t;
 
 /** One metadata pair of an event. */
-typedef struct fdn_tm_meta {
+typedef struct fdn_telemetry_meta {
     const char *key;
     const char *value;
-} fdn_tm_meta_t;
+} fdn_telemetry_meta_t;
 
 /** Histogram sub-bucket bits: 2^4 sub-buckets per power of two. */
-#define FDN_TM_HIST_SUB_BITS 4
+#define FDN_TELEMETRY_HIST_SUB_BITS 4
 /** Maximum labels per family. */
-#define FDN_TM_MAX_LABELS 8
+#define FDN_TELEMETRY_MAX_LABELS 8
 /** Longest event or metric name accepted (bytes, without the NUL). */
-#define FDN_TM_NAME_MAX 200
+#define FDN_TELEMETRY_NAME_MAX 200
 
 /** Metric kinds. */
-typedef enum fdn_tm_kind {
-    FDN_TM_COUNTER = 1,
-    FDN_TM_GAUGE = 2,     /**< gauge holding a double */
-    FDN_TM_GAUGE_INT = 3, /**< gauge holding an int64 */
-    FDN_TM_HISTOGRAM = 4,
-} fdn_tm_kind_t;
+typedef enum fdn_telemetry_kind {
+    FDN_TELEMETRY_COUNTER = 1,
+    FDN_TELEMETRY_GAUGE = 2,     /**< gauge holding a double */
+    FDN_TELEMETRY_GAUGE_INT = 3, /**< gauge holding an int64 */
+    FDN_TELEMETRY_HISTOGRAM = 4,
+} fdn_telemetry_kind_t;
 
 /** Telemetry options. Initialise with FDN_TELEMETRY_OPTS_INIT. */
 typedef struct fdn_telemetry_opts {
@@ -130,7 +130,7 @@ FDN_API void fdn_telemetry_destroy(fdn_telemetry_t *tm);
  * NaN and infinite values are rejected. While the service is stopped the event is dropped and
  * 0 returned (the reference drops silently).
  * @param[in] tm     instance (NULL = no-op returning 0)
- * @param[in] event  dotted name, 1..FDN_TM_NAME_MAX bytes of UTF-8, no empty component
+ * @param[in] event  dotted name, 1..FDN_TELEMETRY_NAME_MAX bytes of UTF-8, no empty component
  * @param[in] m      measurements (may be NULL when nm == 0); keys non-empty
  * @param[in] nm     number of measurements (at most 16)
  * @param[in] meta   metadata (may be NULL when nmeta == 0); copied on the first emission only
@@ -139,8 +139,9 @@ FDN_API void fdn_telemetry_destroy(fdn_telemetry_t *tm);
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int fdn_telemetry_execute(fdn_telemetry_t *tm, const char *event, const fdn_tm_measure_t *m,
-                                  size_t nm, const fdn_tm_meta_t *meta, size_t nmeta);
+FDN_API int fdn_telemetry_execute(fdn_telemetry_t *tm, const char *event,
+                                  const fdn_telemetry_measure_t *m, size_t nm,
+                                  const fdn_telemetry_meta_t *meta, size_t nmeta);
 
 /**
  * execute(event, {counter: 1}, meta).
@@ -149,7 +150,7 @@ FDN_API int fdn_telemetry_execute(fdn_telemetry_t *tm, const char *event, const 
  * @since 0.1.0
  */
 FDN_API int fdn_telemetry_emit_counter(fdn_telemetry_t *tm, const char *event,
-                                       const fdn_tm_meta_t *meta, size_t nmeta);
+                                       const fdn_telemetry_meta_t *meta, size_t nmeta);
 
 /**
  * execute(event, {counter: n}, meta) (the reference's service-level variant).
@@ -158,7 +159,7 @@ FDN_API int fdn_telemetry_emit_counter(fdn_telemetry_t *tm, const char *event,
  * @since 0.1.0
  */
 FDN_API int fdn_telemetry_emit_counter_n(fdn_telemetry_t *tm, const char *event, uint64_t n,
-                                         const fdn_tm_meta_t *meta, size_t nmeta);
+                                         const fdn_telemetry_meta_t *meta, size_t nmeta);
 
 /**
  * execute(event, {gauge: value}, meta).
@@ -167,7 +168,7 @@ FDN_API int fdn_telemetry_emit_counter_n(fdn_telemetry_t *tm, const char *event,
  * @since 0.1.0
  */
 FDN_API int fdn_telemetry_emit_gauge(fdn_telemetry_t *tm, const char *event, double value,
-                                     const fdn_tm_meta_t *meta, size_t nmeta);
+                                     const fdn_telemetry_meta_t *meta, size_t nmeta);
 
 /**
  * execute(event, {histogram: value}, meta). Any finite value is accepted (0, negatives).
@@ -176,7 +177,7 @@ FDN_API int fdn_telemetry_emit_gauge(fdn_telemetry_t *tm, const char *event, dou
  * @since 0.1.0
  */
 FDN_API int fdn_telemetry_emit_histogram(fdn_telemetry_t *tm, const char *event, double value,
-                                         const fdn_tm_meta_t *meta, size_t nmeta);
+                                         const fdn_telemetry_meta_t *meta, size_t nmeta);
 
 /**
  * The reference's emit_performance: gauge `foundation.performance.<metric>` = value.
@@ -185,7 +186,7 @@ FDN_API int fdn_telemetry_emit_histogram(fdn_telemetry_t *tm, const char *event,
  * @since 0.1.0
  */
 FDN_API int fdn_telemetry_emit_performance(fdn_telemetry_t *tm, const char *metric, double value,
-                                           const fdn_tm_meta_t *meta, size_t nmeta);
+                                           const fdn_telemetry_meta_t *meta, size_t nmeta);
 
 /**
  * The reference's emit_system_event: counter `foundation.system.<type>` + 1.
@@ -194,10 +195,10 @@ FDN_API int fdn_telemetry_emit_performance(fdn_telemetry_t *tm, const char *metr
  * @since 0.1.0
  */
 FDN_API int fdn_telemetry_emit_system_event(fdn_telemetry_t *tm, const char *type,
-                                            const fdn_tm_meta_t *meta, size_t nmeta);
+                                            const fdn_telemetry_meta_t *meta, size_t nmeta);
 
 /** A measured function: returns >= 0 on success or a negative FDN_E* code. */
-typedef int (*fdn_tm_measured_fn)(void *user);
+typedef int (*fdn_telemetry_measured_fn)(void *user);
 
 /**
  * Run fn(user) and time it with the instance's clock. Emits `<event>.start` (no
@@ -208,15 +209,16 @@ typedef int (*fdn_tm_measured_fn)(void *user);
  * @thread_safety any; fn runs on the calling thread.
  * @since 0.1.0
  */
-FDN_API int fdn_telemetry_measure(fdn_telemetry_t *tm, const char *event, const fdn_tm_meta_t *meta,
-                                  size_t nmeta, fdn_tm_measured_fn fn, void *user);
+FDN_API int fdn_telemetry_measure(fdn_telemetry_t *tm, const char *event,
+                                  const fdn_telemetry_meta_t *meta, size_t nmeta,
+                                  fdn_telemetry_measured_fn fn, void *user);
 
 /** A started span (a value; no allocation). */
-typedef struct fdn_tm_span {
+typedef struct fdn_telemetry_span {
     fdn_telemetry_t *tm;
     int64_t start_ns;
-    char event[FDN_TM_NAME_MAX + 1];
-} fdn_tm_span_t;
+    char event[FDN_TELEMETRY_NAME_MAX + 1];
+} fdn_telemetry_span_t;
 
 /**
  * Start a span: emits `<event>.start` and records the start time.
@@ -225,8 +227,9 @@ typedef struct fdn_tm_span {
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int fdn_telemetry_span_start(fdn_telemetry_t *tm, fdn_tm_span_t *span, const char *event,
-                                     const fdn_tm_meta_t *meta, size_t nmeta);
+FDN_API int fdn_telemetry_span_start(fdn_telemetry_t *tm, fdn_telemetry_span_t *span,
+                                     const char *event, const fdn_telemetry_meta_t *meta,
+                                     size_t nmeta);
 
 /**
  * End a span: emits `<event>.stop` ({duration: ns}) when rc >= 0, else `<event>.exception`
@@ -235,8 +238,8 @@ FDN_API int fdn_telemetry_span_start(fdn_telemetry_t *tm, fdn_tm_span_t *span, c
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int fdn_telemetry_span_end(fdn_tm_span_t *span, int rc, const fdn_tm_meta_t *meta,
-                                   size_t nmeta);
+FDN_API int fdn_telemetry_span_end(fdn_telemetry_span_t *span, int rc,
+                                   const fdn_telemetry_meta_t *meta, size_t nmeta);
 
 /**
  * A handler. Runs synchronously on the thread that called execute, never under an internal
@@ -247,15 +250,16 @@ FDN_API int fdn_telemetry_span_end(fdn_tm_span_t *span, int rc, const fdn_tm_met
  * detached (the failure event then carries detached=true). The arrays are valid only during
  * the call.
  */
-typedef int (*fdn_tm_handler_fn)(const char *event, const fdn_tm_measure_t *m, size_t nm,
-                                 const fdn_tm_meta_t *meta, size_t nmeta, void *user);
+typedef int (*fdn_telemetry_handler_fn)(const char *event, const fdn_telemetry_measure_t *m,
+                                        size_t nm, const fdn_telemetry_meta_t *meta, size_t nmeta,
+                                        void *user);
 
 /** How a handler's name matches events. */
-typedef enum fdn_tm_match {
-    FDN_TM_MATCH_EXACT = 0,  /**< the event name equals the pattern */
-    FDN_TM_MATCH_PREFIX = 1, /**< the pattern is a whole-component prefix ("a.b" matches
+typedef enum fdn_telemetry_match {
+    FDN_TELEMETRY_MATCH_EXACT = 0,  /**< the event name equals the pattern */
+    FDN_TELEMETRY_MATCH_PREFIX = 1, /**< the pattern is a whole-component prefix ("a.b" matches
                                   "a.b" and "a.b.c", not "a.bc"); "" matches every event */
-} fdn_tm_match_t;
+} fdn_telemetry_match_t;
 
 /**
  * Attach a handler.
@@ -266,7 +270,8 @@ typedef enum fdn_tm_match {
  * @since 0.1.0
  */
 FDN_API int fdn_telemetry_attach(fdn_telemetry_t *tm, uint64_t *out_id, const char *pattern,
-                                 fdn_tm_match_t match, fdn_tm_handler_fn fn, void *user);
+                                 fdn_telemetry_match_t match, fdn_telemetry_handler_fn fn,
+                                 void *user);
 
 /**
  * Detach a handler. Once this returns the handler is not started again; a call already
@@ -301,14 +306,14 @@ FDN_API size_t fdn_telemetry_handler_count(fdn_telemetry_t *tm);
  * @param[in]  kind         metric kind
  * @param[in]  label_names  label names `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with "__",
  *                          not "le"/"quantile"; may be NULL when nlabels == 0
- * @param[in]  nlabels      0..FDN_TM_MAX_LABELS
+ * @param[in]  nlabels      0..FDN_TELEMETRY_MAX_LABELS
  * @param[in]  max_series   cardinality limit (0 = opts.max_series_per_family)
  * @return 0, FDN_EINVAL, FDN_EEXIST, FDN_ENOMEM
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int fdn_telemetry_family(fdn_telemetry_t *tm, fdn_tm_family_t **out, const char *name,
-                                 const char *help, fdn_tm_kind_t kind,
+FDN_API int fdn_telemetry_family(fdn_telemetry_t *tm, fdn_telemetry_family_t **out,
+                                 const char *name, const char *help, fdn_telemetry_kind_t kind,
                                  const char *const *label_names, size_t nlabels,
                                  uint32_t max_series);
 
@@ -322,31 +327,32 @@ FDN_API int fdn_telemetry_family(fdn_telemetry_t *tm, fdn_tm_family_t **out, con
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int fdn_tm_family_counter(fdn_tm_family_t *fam, fdn_counter_t **out,
-                                  const char *const *values, size_t n);
+FDN_API int fdn_telemetry_family_counter(fdn_telemetry_family_t *fam, fdn_counter_t **out,
+                                         const char *const *values, size_t n);
 /**
- * As fdn_tm_family_counter, for gauge families (FDN_TM_GAUGE or FDN_TM_GAUGE_INT).
+ * As fdn_telemetry_family_counter, for gauge families (FDN_TELEMETRY_GAUGE or
+ * FDN_TELEMETRY_GAUGE_INT).
  * @param[out] out     the series handle, valid until fdn_telemetry_destroy
  * @param[in]  values  label values, n == the family's label count
  * @return 0, FDN_EINVAL (wrong kind or count), FDN_ENOMEM
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int fdn_tm_family_gauge(fdn_tm_family_t *fam, fdn_gauge_t **out, const char *const *values,
-                                size_t n);
+FDN_API int fdn_telemetry_family_gauge(fdn_telemetry_family_t *fam, fdn_gauge_t **out,
+                                       const char *const *values, size_t n);
 /**
- * As fdn_tm_family_counter, for histogram families.
+ * As fdn_telemetry_family_counter, for histogram families.
  * @param[out] out     the series handle, valid until fdn_telemetry_destroy
  * @param[in]  values  label values, n == the family's label count
  * @return 0, FDN_EINVAL (wrong kind or count), FDN_ENOMEM
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int fdn_tm_family_histogram(fdn_tm_family_t *fam, fdn_histogram_t **out,
-                                    const char *const *values, size_t n);
+FDN_API int fdn_telemetry_family_histogram(fdn_telemetry_family_t *fam, fdn_histogram_t **out,
+                                           const char *const *values, size_t n);
 
 /** Number of label sets refused by the cardinality limit. @thread_safety any @since 0.1.0 */
-FDN_API uint64_t fdn_tm_family_overflows(const fdn_tm_family_t *fam);
+FDN_API uint64_t fdn_telemetry_family_overflows(const fdn_telemetry_family_t *fam);
 
 /**
  * Add n to a counter: one relaxed atomic add on the calling thread's cache line.
@@ -400,11 +406,11 @@ FDN_API double fdn_gauge_value(const fdn_gauge_t *g);
 FDN_API void fdn_histogram_observe(fdn_histogram_t *h, double v);
 
 /** Summary statistics of a histogram. */
-typedef struct fdn_tm_hist_stats {
+typedef struct fdn_telemetry_hist_stats {
     uint64_t count;
     double sum, min, max; /**< min/max are 0 when count == 0 */
     double p50, p90, p99, p999;
-} fdn_tm_hist_stats_t;
+} fdn_telemetry_hist_stats_t;
 
 /**
  * Consistent statistics of one histogram (each shard copied under its lock, so count always
@@ -414,7 +420,7 @@ typedef struct fdn_tm_hist_stats {
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API void fdn_histogram_stats(const fdn_histogram_t *h, fdn_tm_hist_stats_t *out);
+FDN_API void fdn_histogram_stats(const fdn_histogram_t *h, fdn_telemetry_hist_stats_t *out);
 
 /**
  * Estimated quantile q in [0, 1] of a histogram (see the error bound in the file comment).
@@ -427,36 +433,36 @@ FDN_API double fdn_histogram_quantile(const fdn_histogram_t *h, double q);
 /* ---------------------------------------------------------------------------------------- */
 /* Snapshots, JSON, Prometheus                                                              */
 
-/** One series in a snapshot (read-only view; valid until fdn_tm_snapshot_free). */
-typedef struct fdn_tm_sample {
+/** One series in a snapshot (read-only view; valid until fdn_telemetry_snapshot_free). */
+typedef struct fdn_telemetry_sample {
     const char *name; /**< family name, or event name for event entries */
     const char *help; /**< family help ("" for events) */
     const char *key;  /**< measurement key for event entries ("counter", "gauge",
                            "duration", ...; "" for the emission count); NULL for families */
-    fdn_tm_kind_t kind;
+    fdn_telemetry_kind_t kind;
     bool is_event; /**< an event entry (true) or a family series (false) */
     size_t nlabels;
     const char *const *label_names;
     const char *const *label_values;
-    uint64_t counter;          /**< FDN_TM_COUNTER value (event emission count for key "") */
-    double gauge;              /**< FDN_TM_GAUGE / FDN_TM_GAUGE_INT value */
-    fdn_tm_hist_stats_t hist;  /**< FDN_TM_HISTOGRAM statistics */
+    uint64_t counter; /**< FDN_TELEMETRY_COUNTER value (event emission count for key "") */
+    double gauge;     /**< FDN_TELEMETRY_GAUGE / FDN_TELEMETRY_GAUGE_INT value */
+    fdn_telemetry_hist_stats_t hist; /**< FDN_TELEMETRY_HISTOGRAM statistics */
     int64_t last_active_ns;    /**< events: last time the entry was seen to change (clock) */
-    const fdn_tm_meta_t *meta; /**< events: metadata of the first emission */
+    const fdn_telemetry_meta_t *meta; /**< events: metadata of the first emission */
     size_t nmeta;
-    int64_t gauge_int; /**< FDN_TM_GAUGE_INT value, exact (`gauge` rounds beyond
+    int64_t gauge_int; /**< FDN_TELEMETRY_GAUGE_INT value, exact (`gauge` rounds beyond
                             2^53) */
-} fdn_tm_sample_t;
+} fdn_telemetry_sample_t;
 
 /**
  * Take a snapshot of every family series and event entry. Returns FDN_EUNAVAILABLE while the
  * service is stopped (reference: "Telemetry service not started").
- * @param[out] out  the snapshot; free with fdn_tm_snapshot_free
+ * @param[out] out  the snapshot; free with fdn_telemetry_snapshot_free
  * @return 0, FDN_ENOMEM, FDN_EUNAVAILABLE, FDN_EINVAL (tm NULL)
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int fdn_telemetry_snapshot(fdn_telemetry_t *tm, fdn_tm_snapshot_t **out);
+FDN_API int fdn_telemetry_snapshot(fdn_telemetry_t *tm, fdn_telemetry_snapshot_t **out);
 
 /**
  * Iterate a snapshot: samples are sorted by (is_event, name, labels, key).
@@ -465,7 +471,8 @@ FDN_API int fdn_telemetry_snapshot(fdn_telemetry_t *tm, fdn_tm_snapshot_t **out)
  * @thread_safety any (the snapshot is immutable)
  * @since 0.1.0
  */
-FDN_API const fdn_tm_sample_t *fdn_tm_snapshot_next(const fdn_tm_snapshot_t *s, size_t *iter);
+FDN_API const fdn_telemetry_sample_t *fdn_telemetry_snapshot_next(const fdn_telemetry_snapshot_t *s,
+                                                                  size_t *iter);
 
 /**
  * Monotonic time at which the snapshot was taken (ns, the instance's clock).
@@ -473,10 +480,10 @@ FDN_API const fdn_tm_sample_t *fdn_tm_snapshot_next(const fdn_tm_snapshot_t *s, 
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int64_t fdn_tm_snapshot_time(const fdn_tm_snapshot_t *s);
+FDN_API int64_t fdn_telemetry_snapshot_time(const fdn_telemetry_snapshot_t *s);
 
 /** Free a snapshot (NULL accepted). @thread_safety owner @since 0.1.0 */
-FDN_API void fdn_tm_snapshot_free(fdn_tm_snapshot_t *s);
+FDN_API void fdn_telemetry_snapshot_free(fdn_telemetry_snapshot_t *s);
 
 /**
  * get_metrics as JSON text: the reference's nested tree. Each event `a.b.c` sits at
@@ -492,7 +499,7 @@ FDN_API void fdn_tm_snapshot_free(fdn_tm_snapshot_t *s);
 FDN_API int fdn_telemetry_metrics_json(fdn_telemetry_t *tm, char **out);
 
 /** Sink for text writers: write len bytes; return 0 or a negative code to stop. */
-typedef int (*fdn_tm_write_fn)(const char *data, size_t len, void *user);
+typedef int (*fdn_telemetry_write_fn)(const char *data, size_t len, void *user);
 
 /**
  * Write every metric in the Prometheus text exposition format 0.0.4. Families keep their
@@ -503,7 +510,8 @@ typedef int (*fdn_tm_write_fn)(const char *data, size_t len, void *user);
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API int fdn_telemetry_write_prometheus(fdn_telemetry_t *tm, fdn_tm_write_fn write, void *user);
+FDN_API int fdn_telemetry_write_prometheus(fdn_telemetry_t *tm, fdn_telemetry_write_fn write,
+                                           void *user);
 
 /**
  * Run retention now: drop event entries idle longer than opts.retention_ns (an entry's
@@ -534,16 +542,16 @@ FDN_API size_t fdn_telemetry_event_count(fdn_telemetry_t *tm);
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API bool fdn_tm_name_valid(const char *name, size_t len, bool label);
+FDN_API bool fdn_telemetry_name_valid(const char *name, size_t len, bool label);
 
 /**
- * Validate a dotted event name of len bytes: 1..FDN_TM_NAME_MAX bytes of valid UTF-8,
+ * Validate a dotted event name of len bytes: 1..FDN_TELEMETRY_NAME_MAX bytes of valid UTF-8,
  * components non-empty, no control characters.
  * @return true when valid
  * @thread_safety any
  * @since 0.1.0
  */
-FDN_API bool fdn_tm_event_name_valid(const char *name, size_t len);
+FDN_API bool fdn_telemetry_event_name_valid(const char *name, size_t len);
 
 FDN_END_DECLS
 

@@ -5,7 +5,7 @@
  *  - pure request parsing (http_parse.c): request target -> decoded path segments and query
  *    pairs, route patterns with {param} segments, query value validation, error -> status;
  *  - the router/server (http.c): route table, dispatch, libmicrohttpd glue;
- *  - handler files, one per service (h_*.c), which register their routes with
+ *  - handler files, one per service (api_*.c), which register their routes with
  *    fdn__admin_route_add() from a public fdn_admin_mount_<service>() function.
  */
 #ifndef FDN_ADMIN_INT_H

@@ -251,8 +251,9 @@ static void request_telemetry(fdn_admin_t *a, int64_t t0, const char *route, con
         if (strcmp(method, methods[i]) == 0)
             m = methods[i];
     char cls[4] = {(char)('0' + (status / 100) % 10), 'x', 'x', '\0'};
-    fdn_tm_measure_t dur = {"duration", (double)(fdn_clock_mono_ns(NULL) - t0)};
-    fdn_tm_meta_t meta[3] = {{"route", route ? route : "none"}, {"method", m}, {"status", cls}};
+    fdn_telemetry_measure_t dur = {"duration", (double)(fdn_clock_mono_ns(NULL) - t0)};
+    fdn_telemetry_meta_t meta[3] = {
+        {"route", route ? route : "none"}, {"method", m}, {"status", cls}};
     (void)fdn_telemetry_execute(a->tm, "foundation.admin.request", &dur, 1, meta, 3);
 }
 

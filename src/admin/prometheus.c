@@ -136,7 +136,8 @@ static void recs_add(recs_t *rs, fdn__buf_t *name, fdn__buf_t *text, bool summar
     rs->n++;
 }
 
-static void labels(fdn__buf_t *b, const fdn_tm_sample_t *x, const char *extra_k, const char *extra_v)
+static void labels(fdn__buf_t *b, const fdn_telemetry_sample_t *x, const char *extra_k,
+                   const char *extra_v)
 {
     if (x->nlabels == 0 && extra_k == NULL)
         return;
@@ -160,12 +161,12 @@ static void labels(fdn__buf_t *b, const fdn_tm_sample_t *x, const char *extra_k,
     fdn__buf_puts(b, "}");
 }
 
-static const char *type_name(fdn_tm_kind_t k)
+static const char *type_name(fdn_telemetry_kind_t k)
 {
     switch (k) {
-    case FDN_TM_COUNTER:
+    case FDN_TELEMETRY_COUNTER:
         return "counter";
-    case FDN_TM_HISTOGRAM:
+    case FDN_TELEMETRY_HISTOGRAM:
         return "summary";
     default:
         return "gauge";
@@ -173,15 +174,16 @@ static const char *type_name(fdn_tm_kind_t k)
 }
 
 /* Write one sample's lines (scale: multiply histogram values, e.g. 1e-9 for ns → s). */
-static void sample_lines(fdn__buf_t *b, const char *name, const fdn_tm_sample_t *x, double scale)
+static void sample_lines(fdn__buf_t *b, const char *name, const fdn_telemetry_sample_t *x,
+                         double scale)
 {
-    if (x->kind == FDN_TM_COUNTER) {
+    if (x->kind == FDN_TELEMETRY_COUNTER) {
         fdn__buf_puts(b, name);
         labels(b, x, NULL, NULL);
         fdn__buf_puts(b, " ");
         b_fmt_u64(b, x->counter);
         fdn__buf_puts(b, "\n");
-    } else if (x->kind == FDN_TM_HISTOGRAM) {
+    } else if (x->kind == FDN_TELEMETRY_HISTOGRAM) {
         static const char *const qs[] = {"0.5", "0.9", "0.99", "0.999"};
         const double qv[] = {x->hist.p50, x->hist.p90, x->hist.p99, x->hist.p999};
         for (size_t i = 0; i < 4; i++) {
@@ -207,7 +209,7 @@ static void sample_lines(fdn__buf_t *b, const char *name, const fdn_tm_sample_t 
         fdn__buf_puts(b, name);
         labels(b, x, NULL, NULL);
         fdn__buf_puts(b, " ");
-        if (x->kind == FDN_TM_GAUGE_INT) {
+        if (x->kind == FDN_TELEMETRY_GAUGE_INT) {
             char t[32];
             int n = snprintf(t, sizeof(t), "%lld", (long long)x->gauge_int);
             fdn__buf_put(b, t, (size_t)n);
@@ -218,7 +220,7 @@ static void sample_lines(fdn__buf_t *b, const char *name, const fdn_tm_sample_t 
     }
 }
 
-static void header(fdn__buf_t *b, const char *name, const char *help, fdn_tm_kind_t kind)
+static void header(fdn__buf_t *b, const char *name, const char *help, fdn_telemetry_kind_t kind)
 {
     fdn__buf_puts(b, "# HELP ");
     fdn__buf_puts(b, name);
@@ -232,7 +234,7 @@ static void header(fdn__buf_t *b, const char *name, const char *help, fdn_tm_kin
     fdn__buf_puts(b, "\n");
 }
 
-static void event_record(recs_t *rs, const fdn_tm_sample_t *x)
+static void event_record(recs_t *rs, const fdn_telemetry_sample_t *x)
 {
     fdn__buf_t name = {0}, text = {0}, help = {0};
     double scale = 1.0;
@@ -275,7 +277,7 @@ static void event_record(recs_t *rs, const fdn_tm_sample_t *x)
     header(&text, name.p, help.p, x->kind);
     sample_lines(&text, name.p, x, scale);
     fdn__free(help.p);
-    recs_add(rs, &name, &text, x->kind == FDN_TM_HISTOGRAM);
+    recs_add(rs, &name, &text, x->kind == FDN_TELEMETRY_HISTOGRAM);
 }
 
 static int rec_cmp(const void *a, const void *b)
@@ -316,23 +318,23 @@ static bool shadowed_by_summary(const recs_t *rs, size_t i)
     return false;
 }
 
-int fdn_telemetry_write_prometheus(fdn_telemetry_t *tm, fdn_tm_write_fn write, void *user)
+int fdn_telemetry_write_prometheus(fdn_telemetry_t *tm, fdn_telemetry_write_fn write, void *user)
 {
     if (write == NULL)
         return FDN_EINVAL;
     if (tm == NULL)
         return 0;
-    fdn_tm_snapshot_t *sn = NULL;
+    fdn_telemetry_snapshot_t *sn = NULL;
     int rc = fdn_telemetry_snapshot(tm, &sn);
     if (rc < 0)
         return rc;
     recs_t rs = {0};
     size_t it = 0;
-    const fdn_tm_sample_t *x = fdn_tm_snapshot_next(sn, &it);
+    const fdn_telemetry_sample_t *x = fdn_telemetry_snapshot_next(sn, &it);
     while (x != NULL && !rs.oom) {
         if (x->is_event) {
             event_record(&rs, x);
-            x = fdn_tm_snapshot_next(sn, &it);
+            x = fdn_telemetry_snapshot_next(sn, &it);
             continue;
         }
         /* a family: its series are contiguous */
@@ -340,14 +342,14 @@ int fdn_telemetry_write_prometheus(fdn_telemetry_t *tm, fdn_tm_write_fn write, v
         fdn__buf_puts(&name, x->name);
         header(&text, x->name, x->help, x->kind);
         const char *fname = x->name;
-        fdn_tm_kind_t kind = x->kind;
+        fdn_telemetry_kind_t kind = x->kind;
         while (x != NULL && !x->is_event && strcmp(x->name, fname) == 0) {
             sample_lines(&text, fname, x, 1.0);
-            x = fdn_tm_snapshot_next(sn, &it);
+            x = fdn_telemetry_snapshot_next(sn, &it);
         }
-        recs_add(&rs, &name, &text, kind == FDN_TM_HISTOGRAM);
+        recs_add(&rs, &name, &text, kind == FDN_TELEMETRY_HISTOGRAM);
     }
-    fdn_tm_snapshot_free(sn);
+    fdn_telemetry_snapshot_free(sn);
     if (!rs.oom && rs.n > 1)
         qsort(rs.r, rs.n, sizeof(*rs.r), rec_cmp);
     rc = rs.oom ? FDN_ENOMEM : 0;

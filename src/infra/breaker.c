@@ -310,9 +310,9 @@ static bool transition(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t 
     const bcfg_t *c = cfg_of(b);
     pthread_mutex_unlock(&b->mu);
     if (c->o.telemetry) {
-        fdn_tm_meta_t meta[3] = {{"name", b->name},
-                                 {"from", fdn_breaker_state_name(from)},
-                                 {"new_state", fdn_breaker_state_name(to)}};
+        fdn_telemetry_meta_t meta[3] = {{"name", b->name},
+                                        {"from", fdn_breaker_state_name(from)},
+                                        {"new_state", fdn_breaker_state_name(to)}};
         fdn_telemetry_emit_counter(c->o.telemetry, "foundation.circuit_breaker.state_change", meta,
                                    3);
     }
@@ -361,7 +361,7 @@ static int reject(fdn_breaker_t *b, const bcfg_t *c)
 {
     atomic_fetch_add_explicit(&b->total_rejected, 1, memory_order_relaxed);
     if (c->o.telemetry) {
-        fdn_tm_meta_t meta[2] = {{"name", b->name}, {"reason", "circuit_open"}};
+        fdn_telemetry_meta_t meta[2] = {{"name", b->name}, {"reason", "circuit_open"}};
         fdn_telemetry_emit_counter(c->o.telemetry, "foundation.circuit_breaker.call_rejected", meta,
                                    2);
     }

@@ -842,7 +842,7 @@ static int run_op_v(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_
     if (op != FDN__LIMIT_CHECK)
         return res->allowed || op == FDN__LIMIT_CANCEL ? 0 : FDN_ERATE_LIMITED;
     if (l->telemetry) {
-        fdn_tm_meta_t meta[1] = {{"algorithm", fdn_limit_algo_name(rule->algo)}};
+        fdn_telemetry_meta_t meta[1] = {{"algorithm", fdn_limit_algo_name(rule->algo)}};
         fdn_telemetry_emit_counter(l->telemetry,
                                    res->allowed ? "foundation.rate_limiter.request_allowed"
                                                 : "foundation.rate_limiter.request_denied",

@@ -225,8 +225,8 @@ static void tm_event(fdn_pool_t *p, const char *event, const char *mkey, double 
 {
     if (p->tm == NULL)
         return;
-    fdn_tm_measure_t m = {mkey, mval};
-    fdn_tm_meta_t meta = {"pool_name", p->name};
+    fdn_telemetry_measure_t m = {mkey, mval};
+    fdn_telemetry_meta_t meta = {"pool_name", p->name};
     (void)fdn_telemetry_execute(p->tm, event, &m, mkey != NULL ? 1 : 0, &meta, 1);
 }
 

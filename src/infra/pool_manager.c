@@ -157,7 +157,7 @@ static void emit_pool_event(fdn_telemetry_t *tm, const char *event, const char *
 {
     if (tm == NULL)
         return;
-    fdn_tm_meta_t meta = {"pool_name", name};
+    fdn_telemetry_meta_t meta = {"pool_name", name};
     (void)fdn_telemetry_execute(tm, event, NULL, 0, &meta, 1);
 }
 

@@ -392,10 +392,10 @@ static void emit(fdn_protect_t *p, const char *ev, const char *key, fdn_protect_
     if (p->telemetry) {
         char name[64];
         snprintf(name, sizeof(name), "foundation.infrastructure.%s", ev);
-        fdn_tm_meta_t meta[3] = {{"protection_key", key},
-                                 {"protection_type", layer_name(layer)},
-                                 {"result", rc ? fdn_err_name(rc) : "ok"}};
-        fdn_tm_measure_t m[1] = {{"duration_ns", (double)dur}};
+        fdn_telemetry_meta_t meta[3] = {{"protection_key", key},
+                                        {"protection_type", layer_name(layer)},
+                                        {"result", rc ? fdn_err_name(rc) : "ok"}};
+        fdn_telemetry_measure_t m[1] = {{"duration_ns", (double)dur}};
         bool timed = strcmp(ev, "execute_stop") == 0 || strcmp(ev, "execute_exception") == 0;
         fdn_telemetry_execute(p->telemetry, name, m, timed ? 1 : 0, meta, 3);
     }

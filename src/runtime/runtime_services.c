@@ -145,7 +145,7 @@ static void record_event(fdn_runtime_t *rt, const char *type, json_t *data)
     fdn_event_free(ev);
     fdn__free(text); /* jansson allocates through the library allocator */
     if (rc != 0) {
-        fdn_tm_meta_t meta[] = {{"event_type", type}, {"error", fdn_err_name(rc)}};
+        fdn_telemetry_meta_t meta[] = {{"event_type", type}, {"error", fdn_err_name(rc)}};
         fdn_telemetry_emit_counter(fdn_runtime_telemetry(rt), "foundation.runtime.event_dropped",
                                    meta, 2);
     }
@@ -280,7 +280,7 @@ static void on_config_change(const fdn_config_change_t *c, void *user)
         json_object_set_new(d, "new_value", json_loads(c->new_json, JSON_DECODE_ANY, NULL));
         json_object_set_new(d, "revision", json_integer((json_int_t)c->revision));
         record_event(rt, "config_updated", d);
-        fdn_tm_meta_t meta[] = {{"path", c->path}, {"revision", rev}};
+        fdn_telemetry_meta_t meta[] = {{"path", c->path}, {"revision", rev}};
         fdn_telemetry_emit_counter(tm, "foundation.config_updates", meta, 2);
         break;
     }
@@ -288,12 +288,12 @@ static void on_config_change(const fdn_config_change_t *c, void *user)
         json_t *d = json_object();
         json_object_set_new(d, "revision", json_integer((json_int_t)c->revision));
         record_event(rt, "config_reset", d);
-        fdn_tm_meta_t meta[] = {{"revision", rev}};
+        fdn_telemetry_meta_t meta[] = {{"revision", rev}};
         fdn_telemetry_emit_counter(tm, "foundation.config_resets", meta, 1);
         break;
     }
     case FDN_CONFIG_CHANGE_OVERFLOW: {
-        fdn_tm_measure_t m[] = {{"dropped", (double)c->dropped}};
+        fdn_telemetry_measure_t m[] = {{"dropped", (double)c->dropped}};
         fdn_telemetry_execute(tm, "foundation.config.notifications_dropped", m, 1, NULL, 0);
         break;
     }
@@ -503,7 +503,7 @@ static void on_restart(fdn_runtime_t *rt, void *glue, const char *service, int a
     json_object_set_new(d, "attempt", json_integer(attempt));
     json_object_set_new(d, "reason", json_string(fdn_err_name(reason)));
     record_event(rt, "supervisor_restart", d);
-    fdn_tm_meta_t meta[] = {{"service", service}, {"reason", fdn_err_name(reason)}};
+    fdn_telemetry_meta_t meta[] = {{"service", service}, {"reason", fdn_err_name(reason)}};
     fdn_telemetry_emit_counter(fdn_runtime_telemetry(rt), "foundation.supervisor.restarts", meta,
                                2);
 }
@@ -516,7 +516,7 @@ static void on_escalation(fdn_runtime_t *rt, void *glue, const char *service, in
     json_object_set_new(d, "service", json_string(service));
     json_object_set_new(d, "reason", json_string(fdn_err_name(code)));
     record_event(rt, "supervisor_escalation", d);
-    fdn_tm_meta_t meta[] = {{"service", service}, {"reason", fdn_err_name(code)}};
+    fdn_telemetry_meta_t meta[] = {{"service", service}, {"reason", fdn_err_name(code)}};
     fdn_telemetry_emit_counter(fdn_runtime_telemetry(rt), "foundation.supervisor.escalations", meta,
                                2);
 }
@@ -526,21 +526,21 @@ static void on_registry(fdn_runtime_t *rt, void *glue, fdn_registry_op_t op, con
 {
     (void)glue;
     fdn_telemetry_t *tm = fdn_runtime_telemetry(rt);
-    fdn_tm_meta_t meta[] = {
+    fdn_telemetry_meta_t meta[] = {
         {"namespace", ns}, {"service", service}, {"result", result == 0 ? "ok" : "error"}};
     switch (op) {
     case FDN_REGISTRY_OP_REGISTER: {
-        fdn_tm_measure_t m[] = {{"count", 1}};
+        fdn_telemetry_measure_t m[] = {{"count", 1}};
         fdn_telemetry_execute(tm, "foundation.registry.register", m, 1, meta, 3);
         break;
     }
     case FDN_REGISTRY_OP_LOOKUP: {
-        fdn_tm_measure_t m[] = {{"duration", (double)duration_ns}};
+        fdn_telemetry_measure_t m[] = {{"duration", (double)duration_ns}};
         fdn_telemetry_execute(tm, "foundation.registry.lookup", m, 1, meta, 3);
         break;
     }
     case FDN_REGISTRY_OP_UNREGISTER: {
-        fdn_tm_measure_t m[] = {{"count", 1}};
+        fdn_telemetry_measure_t m[] = {{"count", 1}};
         fdn_telemetry_execute(tm, "foundation.registry.unregister", m, 1, meta, 3);
         break;
     }
@@ -572,8 +572,8 @@ void fdn_runtime_error_hook(const fdn_error_t *err, void *user)
     fdn_err_metric_name(err, name, sizeof(name));
     char code[16];
     snprintf(code, sizeof(code), "%d", err->ref_code);
-    fdn_tm_meta_t meta[] = {{"error_type", err->type != NULL ? err->type : "unknown"},
-                            {"severity", fdn_severity_name(err->severity)},
-                            {"code", code}};
+    fdn_telemetry_meta_t meta[] = {{"error_type", err->type != NULL ? err->type : "unknown"},
+                                   {"severity", fdn_severity_name(err->severity)},
+                                   {"code", code}};
     fdn_telemetry_emit_counter(fdn_runtime_telemetry(rt), name, meta, 3);
 }

@@ -25,8 +25,8 @@
  * shard lock is held at a time; no callback runs under it.
  *
  * Buckets: a finite value v is mapped by sign, binary exponent e (clamped to
- * [TM_HIST_EXP_MIN, TM_HIST_EXP_MIN + TM_HIST_EXPS)) and the top FDN_TM_HIST_SUB_BITS bits of
- * the mantissa. A bucket spans [2^e (1 + s/16), 2^e (1 + (s+1)/16)); the reported quantile is
+ * [TM_HIST_EXP_MIN, TM_HIST_EXP_MIN + TM_HIST_EXPS)) and the top FDN_TELEMETRY_HIST_SUB_BITS bits
+ * of the mantissa. A bucket spans [2^e (1 + s/16), 2^e (1 + (s+1)/16)); the reported quantile is
  * its midpoint clamped to [min, max], within 2^-5 of the exact value for |v| in
  * [2^-8, 2^56). Zero has its own bucket. Buckets are ordered by value (negatives first).
  */
@@ -38,7 +38,7 @@
 #include <fdn/error.h>
 
 #include "core/alloc.h"
-#include "services/tm_metrics.h"
+#include "services/telemetry_metrics.h"
 
 #define TM_MAX_SLOTS 1024u
 
@@ -338,7 +338,7 @@ static unsigned mag_index(double a)
     uint64_t bits;
     memcpy(&bits, &a, sizeof(bits));
     int e = (int)((bits >> 52) & 0x7ffu) - 1023;
-    unsigned sub = (unsigned)(bits >> (52 - FDN_TM_HIST_SUB_BITS)) & (TM_HIST_SUB - 1u);
+    unsigned sub = (unsigned)(bits >> (52 - FDN_TELEMETRY_HIST_SUB_BITS)) & (TM_HIST_SUB - 1u);
     int ei = e - TM_HIST_EXP_MIN;
     if (ei < 0)
         return 0;
@@ -494,7 +494,7 @@ double fdn__hist_copy_quantile(const tm_hist_copy_t *c, double q)
     return c->max;
 }
 
-void fdn__hist_copy_stats(const tm_hist_copy_t *c, fdn_tm_hist_stats_t *out)
+void fdn__hist_copy_stats(const tm_hist_copy_t *c, fdn_telemetry_hist_stats_t *out)
 {
     out->count = c->count;
     out->sum = c->sum;
@@ -506,7 +506,7 @@ void fdn__hist_copy_stats(const tm_hist_copy_t *c, fdn_tm_hist_stats_t *out)
     out->p999 = fdn__hist_copy_quantile(c, 0.999);
 }
 
-void fdn_histogram_stats(const fdn_histogram_t *h, fdn_tm_hist_stats_t *out)
+void fdn_histogram_stats(const fdn_histogram_t *h, fdn_telemetry_hist_stats_t *out)
 {
     if (out == NULL)
         return;

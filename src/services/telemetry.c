@@ -1,7 +1,7 @@
 /*
  * DESIGN: the telemetry service: event entries, handlers, measure/span, retention, service
- * lifecycle. Families live in tm_family.c, snapshots and JSON in tm_snapshot.c, the metric
- * primitives in metrics.c, the Prometheus writer in src/admin/prometheus.c.
+ * lifecycle. Families live in telemetry_family.c, snapshots and JSON in telemetry_snapshot.c, the
+ * metric primitives in metrics.c, the Prometheus writer in src/admin/prometheus.c.
  *
  * Threads: any thread may call any function; execute runs entirely on the caller's thread
  * (aggregation and handlers), so an emit followed by a snapshot from the same thread always
@@ -65,9 +65,9 @@ static uint64_t new_epoch(void)
     return atomic_fetch_add_explicit(&g_epoch, 1, memory_order_relaxed) + 1;
 }
 
-bool fdn_tm_event_name_valid(const char *name, size_t len)
+bool fdn_telemetry_event_name_valid(const char *name, size_t len)
 {
-    if (name == NULL || len == 0 || len > FDN_TM_NAME_MAX)
+    if (name == NULL || len == 0 || len > FDN_TELEMETRY_NAME_MAX)
         return false;
     bool prev_dot = true;
     for (size_t i = 0; i < len; i++) {
@@ -101,10 +101,10 @@ static void slot_free(tm_slot_t *s)
     if (s == NULL)
         return;
     switch (s->kind) {
-    case FDN_TM_COUNTER:
+    case FDN_TELEMETRY_COUNTER:
         fdn__counter_free(s->u.c);
         break;
-    case FDN_TM_HISTOGRAM:
+    case FDN_TELEMETRY_HISTOGRAM:
         fdn__histogram_free(s->u.h);
         break;
     default:
@@ -147,7 +147,7 @@ static int entry_match(struct cds_lfht_node *node, const void *key)
 }
 
 static tm_entry_t *entry_new(fdn_telemetry_t *tm, const char *name, size_t len, unsigned long hash,
-                             const fdn_tm_meta_t *meta, size_t nmeta)
+                             const fdn_telemetry_meta_t *meta, size_t nmeta)
 {
     tm_entry_t *e = fdn__calloc(1, sizeof(*e));
     if (e == NULL)
@@ -170,7 +170,7 @@ static tm_entry_t *entry_new(fdn_telemetry_t *tm, const char *name, size_t len, 
         for (size_t i = 0; i < nmeta && e->nmeta < nm; i++) {
             if (meta[i].key == NULL || meta[i].value == NULL)
                 continue;
-            char *k = fdn__strndup(meta[i].key, strnlen(meta[i].key, FDN_TM_NAME_MAX));
+            char *k = fdn__strndup(meta[i].key, strnlen(meta[i].key, FDN_TELEMETRY_NAME_MAX));
             char *v = fdn__strndup(meta[i].value, strnlen(meta[i].value, TM_META_VAL_MAX));
             if (k == NULL || v == NULL) {
                 fdn__free(k);
@@ -194,8 +194,8 @@ oom:
 
 /* Called inside a read-side section. Returns the entry for name, creating it; NULL with
  * *rc set when the name is invalid, on OOM, or when max_events is reached (rc 0). */
-static tm_entry_t *entry_get(fdn_telemetry_t *tm, const char *name, const fdn_tm_meta_t *meta,
-                             size_t nmeta, int *rc)
+static tm_entry_t *entry_get(fdn_telemetry_t *tm, const char *name,
+                             const fdn_telemetry_meta_t *meta, size_t nmeta, int *rc)
 {
     uintptr_t p = (uintptr_t)name;
     tm_cache_slot_t *cs = &tcache[((p >> 3) ^ (p >> 9)) & (TM_CACHE_SIZE - 1u)];
@@ -204,8 +204,8 @@ static tm_entry_t *entry_get(fdn_telemetry_t *tm, const char *name, const fdn_tm
         strcmp(cs->e->name, name) == 0)
         return cs->e;
 
-    size_t len = strnlen(name, FDN_TM_NAME_MAX + 1);
-    if (!fdn_tm_event_name_valid(name, len)) {
+    size_t len = strnlen(name, FDN_TELEMETRY_NAME_MAX + 1);
+    if (!fdn_telemetry_event_name_valid(name, len)) {
         *rc = FDN_EINVAL;
         return NULL;
     }
@@ -249,13 +249,13 @@ static tm_entry_t *entry_get(fdn_telemetry_t *tm, const char *name, const fdn_tm
     return e;
 }
 
-static fdn_tm_kind_t kind_for_key(const char *key)
+static fdn_telemetry_kind_t kind_for_key(const char *key)
 {
     if (strcmp(key, "counter") == 0)
-        return FDN_TM_COUNTER;
+        return FDN_TELEMETRY_COUNTER;
     if (strcmp(key, "gauge") == 0)
-        return FDN_TM_GAUGE;
-    return FDN_TM_HISTOGRAM;
+        return FDN_TELEMETRY_GAUGE;
+    return FDN_TELEMETRY_HISTOGRAM;
 }
 
 static tm_slot_t *slot_add(fdn_telemetry_t *tm, tm_entry_t *e, const char *key)
@@ -273,12 +273,12 @@ static tm_slot_t *slot_add(fdn_telemetry_t *tm, tm_entry_t *e, const char *key)
     if (found == NULL && n < TM_MAX_KEYS) {
         tm_slot_t *s = fdn__calloc(1, sizeof(*s));
         if (s != NULL) {
-            s->key = fdn__strndup(key, strnlen(key, FDN_TM_NAME_MAX));
+            s->key = fdn__strndup(key, strnlen(key, FDN_TELEMETRY_NAME_MAX));
             s->kind = kind_for_key(key);
             void *m = NULL;
-            if (s->kind == FDN_TM_COUNTER)
+            if (s->kind == FDN_TELEMETRY_COUNTER)
                 m = s->u.c = fdn__counter_new();
-            else if (s->kind == FDN_TM_GAUGE)
+            else if (s->kind == FDN_TELEMETRY_GAUGE)
                 m = s->u.g = fdn__gauge_new(true);
             else
                 m = s->u.h = fdn__histogram_new();
@@ -297,7 +297,8 @@ static tm_slot_t *slot_add(fdn_telemetry_t *tm, tm_entry_t *e, const char *key)
     return found;
 }
 
-static void aggregate(fdn_telemetry_t *tm, tm_entry_t *e, const fdn_tm_measure_t *m, size_t nm)
+static void aggregate(fdn_telemetry_t *tm, tm_entry_t *e, const fdn_telemetry_measure_t *m,
+                      size_t nm)
 {
     for (size_t i = 0; i < nm; i++) {
         tm_slot_t *s = NULL;
@@ -315,12 +316,12 @@ static void aggregate(fdn_telemetry_t *tm, tm_entry_t *e, const fdn_tm_measure_t
                 continue;
         }
         switch (s->kind) {
-        case FDN_TM_COUNTER:
+        case FDN_TELEMETRY_COUNTER:
             fdn_counter_add(s->u.c, m[i].value >= 1.8446744073709552e19
                                         ? UINT64_MAX
                                         : (uint64_t)(m[i].value + 0.5));
             break;
-        case FDN_TM_GAUGE:
+        case FDN_TELEMETRY_GAUGE:
             fdn_gauge_set_double(s->u.g, m[i].value);
             break;
         default:
@@ -346,7 +347,7 @@ void fdn__tm_entry_sample_activity(fdn_telemetry_t *tm, tm_entry_t *e, int64_t n
 
 static bool handler_matches(const tm_handler_t *h, const tm_entry_t *e)
 {
-    if (h->match == FDN_TM_MATCH_EXACT)
+    if (h->match == FDN_TELEMETRY_MATCH_EXACT)
         return h->hash == e->hash && h->plen == e->len && memcmp(h->pattern, e->name, e->len) == 0;
     if (h->plen == 0)
         return true;
@@ -408,15 +409,16 @@ static int hset_publish(fdn_telemetry_t *tm, tm_handler_t *add, tm_handler_t **r
 }
 
 int fdn_telemetry_attach(fdn_telemetry_t *tm, uint64_t *out_id, const char *pattern,
-                         fdn_tm_match_t match, fdn_tm_handler_fn fn, void *user)
+                         fdn_telemetry_match_t match, fdn_telemetry_handler_fn fn, void *user)
 {
     if (tm == NULL)
         return 0;
     if (pattern == NULL || fn == NULL ||
-        (match != FDN_TM_MATCH_EXACT && match != FDN_TM_MATCH_PREFIX))
+        (match != FDN_TELEMETRY_MATCH_EXACT && match != FDN_TELEMETRY_MATCH_PREFIX))
         return FDN_EINVAL;
-    size_t len = strnlen(pattern, FDN_TM_NAME_MAX + 1);
-    if (!(match == FDN_TM_MATCH_PREFIX && len == 0) && !fdn_tm_event_name_valid(pattern, len))
+    size_t len = strnlen(pattern, FDN_TELEMETRY_NAME_MAX + 1);
+    if (!(match == FDN_TELEMETRY_MATCH_PREFIX && len == 0) &&
+        !fdn_telemetry_event_name_valid(pattern, len))
         return FDN_EINVAL;
     if (!atomic_load_explicit(&tm->running, memory_order_acquire))
         return FDN_EUNAVAILABLE;
@@ -514,18 +516,19 @@ static void handler_failed(fdn_telemetry_t *tm, tm_handler_t *h, const char *eve
     char idbuf[24], errbuf[64];
     snprintf(idbuf, sizeof(idbuf), "%llu", (unsigned long long)h->id);
     snprintf(errbuf, sizeof(errbuf), "%s", fdn_err_name(rc));
-    fdn_tm_meta_t meta[4] = {{"handler_id", idbuf},
-                             {"event", event},
-                             {"error", errbuf},
-                             {"detached", detached ? "true" : "false"}};
-    fdn_tm_measure_t m = {"counter", 1.0};
+    fdn_telemetry_meta_t meta[4] = {{"handler_id", idbuf},
+                                    {"event", event},
+                                    {"error", errbuf},
+                                    {"detached", detached ? "true" : "false"}};
+    fdn_telemetry_measure_t m = {"counter", 1.0};
     tls_in_failure = 1;
     (void)fdn_telemetry_execute(tm, "foundation.telemetry.handler_failure", &m, 1, meta, 4);
     tls_in_failure = 0;
 }
 
 static void dispatch(fdn_telemetry_t *tm, tm_entry_t *e, const char *event,
-                     const fdn_tm_measure_t *m, size_t nm, const fdn_tm_meta_t *meta, size_t nmeta)
+                     const fdn_telemetry_measure_t *m, size_t nm, const fdn_telemetry_meta_t *meta,
+                     size_t nmeta)
 {
     tm_hset_t *s = atomic_load_explicit(&tm->handlers, memory_order_acquire);
     if (s == NULL)
@@ -545,8 +548,8 @@ static void dispatch(fdn_telemetry_t *tm, tm_entry_t *e, const char *event,
 /* ------------------------------------------------------------------------------------ */
 /* Execute and emits                                                                     */
 
-int fdn_telemetry_execute(fdn_telemetry_t *tm, const char *event, const fdn_tm_measure_t *m,
-                          size_t nm, const fdn_tm_meta_t *meta, size_t nmeta)
+int fdn_telemetry_execute(fdn_telemetry_t *tm, const char *event, const fdn_telemetry_measure_t *m,
+                          size_t nm, const fdn_telemetry_meta_t *meta, size_t nmeta)
 {
     if (tm == NULL)
         return 0;
@@ -573,57 +576,57 @@ int fdn_telemetry_execute(fdn_telemetry_t *tm, const char *event, const fdn_tm_m
     return rc;
 }
 
-int fdn_telemetry_emit_counter(fdn_telemetry_t *tm, const char *event, const fdn_tm_meta_t *meta,
-                               size_t nmeta)
+int fdn_telemetry_emit_counter(fdn_telemetry_t *tm, const char *event,
+                               const fdn_telemetry_meta_t *meta, size_t nmeta)
 {
-    fdn_tm_measure_t m = {"counter", 1.0};
+    fdn_telemetry_measure_t m = {"counter", 1.0};
     return fdn_telemetry_execute(tm, event, &m, 1, meta, nmeta);
 }
 
 int fdn_telemetry_emit_counter_n(fdn_telemetry_t *tm, const char *event, uint64_t n,
-                                 const fdn_tm_meta_t *meta, size_t nmeta)
+                                 const fdn_telemetry_meta_t *meta, size_t nmeta)
 {
-    fdn_tm_measure_t m = {"counter", (double)n};
+    fdn_telemetry_measure_t m = {"counter", (double)n};
     return fdn_telemetry_execute(tm, event, &m, 1, meta, nmeta);
 }
 
 int fdn_telemetry_emit_gauge(fdn_telemetry_t *tm, const char *event, double value,
-                             const fdn_tm_meta_t *meta, size_t nmeta)
+                             const fdn_telemetry_meta_t *meta, size_t nmeta)
 {
-    fdn_tm_measure_t m = {"gauge", value};
+    fdn_telemetry_measure_t m = {"gauge", value};
     return fdn_telemetry_execute(tm, event, &m, 1, meta, nmeta);
 }
 
 int fdn_telemetry_emit_histogram(fdn_telemetry_t *tm, const char *event, double value,
-                                 const fdn_tm_meta_t *meta, size_t nmeta)
+                                 const fdn_telemetry_meta_t *meta, size_t nmeta)
 {
-    fdn_tm_measure_t m = {"histogram", value};
+    fdn_telemetry_measure_t m = {"histogram", value};
     return fdn_telemetry_execute(tm, event, &m, 1, meta, nmeta);
 }
 
 static int emit_prefixed(fdn_telemetry_t *tm, const char *prefix, const char *name, const char *key,
-                         double value, const fdn_tm_meta_t *meta, size_t nmeta)
+                         double value, const fdn_telemetry_meta_t *meta, size_t nmeta)
 {
     if (tm == NULL)
         return 0;
     if (name == NULL)
         return FDN_EINVAL;
-    char full[FDN_TM_NAME_MAX + 2];
+    char full[FDN_TELEMETRY_NAME_MAX + 2];
     int n = snprintf(full, sizeof(full), "%s.%s", prefix, name);
-    if (n < 0 || (size_t)n > FDN_TM_NAME_MAX)
+    if (n < 0 || (size_t)n > FDN_TELEMETRY_NAME_MAX)
         return FDN_EINVAL;
-    fdn_tm_measure_t m = {key, value};
+    fdn_telemetry_measure_t m = {key, value};
     return fdn_telemetry_execute(tm, full, &m, 1, meta, nmeta);
 }
 
 int fdn_telemetry_emit_performance(fdn_telemetry_t *tm, const char *metric, double value,
-                                   const fdn_tm_meta_t *meta, size_t nmeta)
+                                   const fdn_telemetry_meta_t *meta, size_t nmeta)
 {
     return emit_prefixed(tm, "foundation.performance", metric, "gauge", value, meta, nmeta);
 }
 
 int fdn_telemetry_emit_system_event(fdn_telemetry_t *tm, const char *type,
-                                    const fdn_tm_meta_t *meta, size_t nmeta)
+                                    const fdn_telemetry_meta_t *meta, size_t nmeta)
 {
     return emit_prefixed(tm, "foundation.system", type, "counter", 1.0, meta, nmeta);
 }
@@ -633,23 +636,24 @@ int fdn_telemetry_emit_system_event(fdn_telemetry_t *tm, const char *type,
 
 #define TM_SUFFIX_MAX 10 /* strlen(".exception") */
 
-int fdn_telemetry_span_start(fdn_telemetry_t *tm, fdn_tm_span_t *span, const char *event,
-                             const fdn_tm_meta_t *meta, size_t nmeta)
+int fdn_telemetry_span_start(fdn_telemetry_t *tm, fdn_telemetry_span_t *span, const char *event,
+                             const fdn_telemetry_meta_t *meta, size_t nmeta)
 {
     if (span == NULL || event == NULL)
         return FDN_EINVAL;
-    size_t len = strnlen(event, FDN_TM_NAME_MAX + 1);
-    if (len + TM_SUFFIX_MAX > FDN_TM_NAME_MAX || !fdn_tm_event_name_valid(event, len))
+    size_t len = strnlen(event, FDN_TELEMETRY_NAME_MAX + 1);
+    if (len + TM_SUFFIX_MAX > FDN_TELEMETRY_NAME_MAX || !fdn_telemetry_event_name_valid(event, len))
         return FDN_EINVAL;
     span->tm = tm;
     memcpy(span->event, event, len + 1);
-    char name[FDN_TM_NAME_MAX + 16];
+    char name[FDN_TELEMETRY_NAME_MAX + 16];
     snprintf(name, sizeof(name), "%s.start", event);
     span->start_ns = fdn_clock_mono_ns(tm != NULL ? tm->clock : NULL);
     return fdn_telemetry_execute(tm, name, NULL, 0, meta, nmeta);
 }
 
-int fdn_telemetry_span_end(fdn_tm_span_t *span, int rc, const fdn_tm_meta_t *meta, size_t nmeta)
+int fdn_telemetry_span_end(fdn_telemetry_span_t *span, int rc, const fdn_telemetry_meta_t *meta,
+                           size_t nmeta)
 {
     if (span == NULL)
         return FDN_EINVAL;
@@ -657,14 +661,14 @@ int fdn_telemetry_span_end(fdn_tm_span_t *span, int rc, const fdn_tm_meta_t *met
     if (tm == NULL)
         return 0;
     int64_t dur = fdn_clock_mono_ns(tm->clock) - span->start_ns;
-    fdn_tm_measure_t m = {"duration", (double)(dur > 0 ? dur : 0)};
-    char name[FDN_TM_NAME_MAX + 16];
+    fdn_telemetry_measure_t m = {"duration", (double)(dur > 0 ? dur : 0)};
+    char name[FDN_TELEMETRY_NAME_MAX + 16];
     if (rc >= 0) {
         snprintf(name, sizeof(name), "%s.stop", span->event);
         return fdn_telemetry_execute(tm, name, &m, 1, meta, nmeta);
     }
     snprintf(name, sizeof(name), "%s.exception", span->event);
-    fdn_tm_meta_t md[TM_MAX_META + 1];
+    fdn_telemetry_meta_t md[TM_MAX_META + 1];
     size_t n = 0;
     for (size_t i = 0; meta != NULL && i < nmeta && n < TM_MAX_META; i++)
         md[n++] = meta[i];
@@ -674,12 +678,12 @@ int fdn_telemetry_span_end(fdn_tm_span_t *span, int rc, const fdn_tm_meta_t *met
     return fdn_telemetry_execute(tm, name, &m, 1, md, n);
 }
 
-int fdn_telemetry_measure(fdn_telemetry_t *tm, const char *event, const fdn_tm_meta_t *meta,
-                          size_t nmeta, fdn_tm_measured_fn fn, void *user)
+int fdn_telemetry_measure(fdn_telemetry_t *tm, const char *event, const fdn_telemetry_meta_t *meta,
+                          size_t nmeta, fdn_telemetry_measured_fn fn, void *user)
 {
     if (fn == NULL)
         return FDN_EINVAL;
-    fdn_tm_span_t span;
+    fdn_telemetry_span_t span;
     int rc = fdn_telemetry_span_start(tm, &span, event, meta, nmeta);
     if (rc == FDN_EINVAL)
         return rc;
@@ -784,8 +788,8 @@ int fdn_telemetry_create(fdn_telemetry_t **out, const fdn_telemetry_opts_t *opts
         goto oom;
     static const char *const fam_label[] = {"family"};
     if (fdn__tm_family_create(tm, &tm->f_overflow, "foundation_telemetry_series_overflows_total",
-                              "Label sets refused by a family's cardinality limit", FDN_TM_COUNTER,
-                              fam_label, 1, 0, true) < 0)
+                              "Label sets refused by a family's cardinality limit",
+                              FDN_TELEMETRY_COUNTER, fam_label, 1, 0, true) < 0)
         goto oom;
     tm->c_dropped_events = fdn__tm_builtin_counter(
         tm, "foundation_telemetry_dropped_events_total",
@@ -885,7 +889,7 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
     if (rc == 0 && tm->opts.emit_vm_gauges) {
         static const char *const vm[] = {"vm.memory", "vm.total_run_queue_lengths",
                                          "vm.system_counts"};
-        fdn_tm_meta_t meta = {"source", "vm"};
+        fdn_telemetry_meta_t meta = {"source", "vm"};
         for (size_t i = 0; i < FDN_ARRAY_LEN(vm); i++)
             (void)fdn_telemetry_emit_gauge(tm, vm[i], 1.0, &meta, 1);
     }

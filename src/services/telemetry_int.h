@@ -1,6 +1,6 @@
 /* Private: the telemetry instance layout shared by telemetry.c (events, handlers, service,
- * retention), tm_family.c (families) and tm_snapshot.c (snapshots, JSON), plus the service
- * hooks the runtime's supervisor calls. */
+ * retention), telemetry_family.c (families) and telemetry_snapshot.c (snapshots, JSON), plus the
+ * service hooks the runtime's supervisor calls. */
 #ifndef FDN_SERVICES_TELEMETRY_INT_H
 #define FDN_SERVICES_TELEMETRY_INT_H
 
@@ -16,7 +16,7 @@
 #include <fdn/telemetry.h>
 
 #include "core/tsan.h"
-#include "services/tm_metrics.h"
+#include "services/telemetry_metrics.h"
 
 /* ThreadSanitizer cannot see liburcu's grace periods (core/tsan.h). Readers release this
  * token as they leave a read-side section (tm_read_unlock), writers release it before they
@@ -45,7 +45,8 @@ static inline void tm_read_unlock(void)
 
 typedef struct tm_slot {
     char *key;
-    fdn_tm_kind_t kind; /* FDN_TM_COUNTER, FDN_TM_GAUGE or FDN_TM_HISTOGRAM */
+    fdn_telemetry_kind_t
+        kind; /* FDN_TELEMETRY_COUNTER, FDN_TELEMETRY_GAUGE or FDN_TELEMETRY_HISTOGRAM */
     union {
         fdn_counter_t *c;
         fdn_gauge_t *g;
@@ -62,7 +63,7 @@ typedef struct tm_entry {
     fdn_counter_t *count; /* emissions */
     _Atomic(tm_slot_t *) slots[TM_MAX_KEYS];
     _Atomic unsigned nslots;
-    fdn_tm_meta_t *meta; /* immutable after creation */
+    fdn_telemetry_meta_t *meta; /* immutable after creation */
     size_t nmeta;
     /* under tm->mu: activity sampling for retention */
     int64_t last_active;
@@ -78,8 +79,8 @@ typedef struct tm_handler {
     char *pattern;
     size_t plen;
     unsigned long hash;
-    fdn_tm_match_t match;
-    fdn_tm_handler_fn fn;
+    fdn_telemetry_match_t match;
+    fdn_telemetry_handler_fn fn;
     void *user;
     _Atomic int detached;
     _Atomic uint32_t consecutive;
@@ -99,13 +100,13 @@ typedef struct tm_series {
     void *metric; /* fdn_counter_t / fdn_gauge_t / fdn_histogram_t */
 } tm_series_t;
 
-struct fdn_tm_family {
+struct fdn_telemetry_family {
     fdn_telemetry_t *tm;
     char *name;
     char *help;
-    fdn_tm_kind_t kind;
+    fdn_telemetry_kind_t kind;
     size_t nlabels;
-    char *labels[FDN_TM_MAX_LABELS];
+    char *labels[FDN_TELEMETRY_MAX_LABELS];
     uint32_t max_series;
     _Atomic uint64_t overflows;
     fdn_counter_t *overflow_counter; /* child of the built-in overflow family, or NULL */
@@ -125,10 +126,10 @@ struct fdn_telemetry {
     _Atomic size_t nentries;
     _Atomic(tm_hset_t *) handlers; /* RCU-published (release store, acquire load) */
     uint64_t next_handler_id;
-    fdn_tm_family_t **fams;
+    fdn_telemetry_family_t **fams;
     size_t nfams, capfams;
     /* built-in metrics */
-    fdn_tm_family_t *f_overflow;
+    fdn_telemetry_family_t *f_overflow;
     fdn_counter_t *c_dropped_events;
     fdn_counter_t *c_dropped_keys;
     fdn_counter_t *c_handler_failures;
@@ -147,16 +148,16 @@ struct fdn_telemetry {
  * health is 0 when running (and the cleanup thread alive when configured). */
 FDN__SERVICE_TYPED_OPS(telemetry, fdn_telemetry_t)
 
-/* tm_family.c */
-int fdn__tm_family_create(fdn_telemetry_t *tm, fdn_tm_family_t **out, const char *name,
-                          const char *help, fdn_tm_kind_t kind, const char *const *labels,
+/* telemetry_family.c */
+int fdn__tm_family_create(fdn_telemetry_t *tm, fdn_telemetry_family_t **out, const char *name,
+                          const char *help, fdn_telemetry_kind_t kind, const char *const *labels,
                           size_t nlabels, uint32_t max_series, bool builtin);
 void fdn__tm_families_free(fdn_telemetry_t *tm);
 void fdn__tm_families_reset(fdn_telemetry_t *tm);
 /* Resolve a built-in single counter (no labels). NULL on OOM. */
 fdn_counter_t *fdn__tm_builtin_counter(fdn_telemetry_t *tm, const char *name, const char *help);
 
-/* telemetry.c: entry helpers used by tm_snapshot.c (call with tm->mu held) */
+/* telemetry.c: entry helpers used by telemetry_snapshot.c (call with tm->mu held) */
 void fdn__tm_entry_sample_activity(fdn_telemetry_t *tm, tm_entry_t *e, int64_t now);
 
 #endif

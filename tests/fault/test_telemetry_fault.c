@@ -56,31 +56,31 @@ static void operations_sweep(void **state)
         /* family + series */
         const char *ln[] = {"kind"};
         const char *lv[] = {"a"};
-        fdn_tm_family_t *f = NULL;
+        fdn_telemetry_family_t *f = NULL;
         fdn_counter_t *c = NULL;
-        int rc = fdn_telemetry_family(tm, &f, "ops_total", "ops", FDN_TM_COUNTER, ln, 1, 0);
+        int rc = fdn_telemetry_family(tm, &f, "ops_total", "ops", FDN_TELEMETRY_COUNTER, ln, 1, 0);
         assert_true(rc == 0 || rc == FDN_ENOMEM);
         if (rc == 0) {
-            rc = fdn_tm_family_counter(f, &c, lv, 1);
+            rc = fdn_telemetry_family_counter(f, &c, lv, 1);
             assert_true(rc == 0 || rc == FDN_ENOMEM);
             fdn_counter_inc(c); /* NULL after ENOMEM: a no-op */
         }
         /* first emission creates the entry */
         size_t before = fdn_telemetry_event_count(tm);
-        fdn_tm_meta_t md = {"k", "v"};
+        fdn_telemetry_meta_t md = {"k", "v"};
         rc = fdn_telemetry_emit_counter(tm, "first.event", &md, 1);
         assert_true(rc == 0 || rc == FDN_ENOMEM);
         if (rc == FDN_ENOMEM)
             assert_int_equal(fdn_telemetry_event_count(tm), before);
         (void)fdn_telemetry_emit_histogram(tm, "first.event", 3.0, NULL, 0);
         uint64_t id = 0;
-        rc = fdn_telemetry_attach(tm, &id, "first", FDN_TM_MATCH_PREFIX, NULL, NULL);
+        rc = fdn_telemetry_attach(tm, &id, "first", FDN_TELEMETRY_MATCH_PREFIX, NULL, NULL);
         assert_int_equal(rc, FDN_EINVAL);
         /* readers */
-        fdn_tm_snapshot_t *s = NULL;
+        fdn_telemetry_snapshot_t *s = NULL;
         rc = fdn_telemetry_snapshot(tm, &s);
         assert_true(rc == 0 || rc == FDN_ENOMEM);
-        fdn_tm_snapshot_free(s);
+        fdn_telemetry_snapshot_free(s);
         char *json = NULL;
         rc = fdn_telemetry_metrics_json(tm, &json);
         assert_true(rc == 0 || rc == FDN_ENOMEM);
@@ -91,7 +91,7 @@ static void operations_sweep(void **state)
         fail_alloc_at(0);
         assert_int_equal(fdn_telemetry_emit_counter(tm, "first.event", NULL, 0), 0);
         assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
-        fdn_tm_snapshot_free(s);
+        fdn_telemetry_snapshot_free(s);
         fdn_telemetry_destroy(tm);
         assert_int_equal(fail_alloc_live(), 0);
     }

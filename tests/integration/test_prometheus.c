@@ -50,56 +50,57 @@ static fdn_telemetry_t *populate(void)
     fdn_telemetry_t *tm = NULL;
     assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
     const char *ln[] = {"method", "path"};
-    fdn_tm_family_t *f = NULL;
+    fdn_telemetry_family_t *f = NULL;
     assert_int_equal(fdn_telemetry_family(tm, &f, "http_requests_total",
-                                          "HTTP requests\nby \\ path", FDN_TM_COUNTER, ln, 2, 2),
+                                          "HTTP requests\nby \\ path", FDN_TELEMETRY_COUNTER, ln, 2,
+                                          2),
                      0);
     const char *paths[] = {"/a\"quoted\"\xff\xc3\xa9", "/b\\back\nline", "/c", "/d"};
     for (size_t i = 0; i < 4; i++) {
         const char *v[] = {"GET", paths[i]};
         fdn_counter_t *c = NULL;
-        assert_int_equal(fdn_tm_family_counter(f, &c, v, 2), 0);
+        assert_int_equal(fdn_telemetry_family_counter(f, &c, v, 2), 0);
         fdn_counter_add(c, i + 1);
     }
     const char *hl[] = {"pool"};
     assert_int_equal(fdn_telemetry_family(tm, &f, "pool_checkout_seconds", "Checkout latency",
-                                          FDN_TM_HISTOGRAM, hl, 1, 0),
+                                          FDN_TELEMETRY_HISTOGRAM, hl, 1, 0),
                      0);
     fdn_histogram_t *h = NULL;
     const char *pv[] = {"db"};
-    assert_int_equal(fdn_tm_family_histogram(f, &h, pv, 1), 0);
+    assert_int_equal(fdn_telemetry_family_histogram(f, &h, pv, 1), 0);
     for (int i = 1; i <= 1000; i++)
         fdn_histogram_observe(h, (double)i / 1000.0);
     const char *pv2[] = {"empty"};
-    assert_int_equal(fdn_tm_family_histogram(f, &h, pv2, 1), 0);
-    assert_int_equal(
-        fdn_telemetry_family(tm, &f, "queue_depth", "Queue depth", FDN_TM_GAUGE_INT, NULL, 0, 0),
-        0);
+    assert_int_equal(fdn_telemetry_family_histogram(f, &h, pv2, 1), 0);
+    assert_int_equal(fdn_telemetry_family(tm, &f, "queue_depth", "Queue depth",
+                                          FDN_TELEMETRY_GAUGE_INT, NULL, 0, 0),
+                     0);
     fdn_gauge_t *g = NULL;
-    assert_int_equal(fdn_tm_family_gauge(f, &g, NULL, 0), 0);
+    assert_int_equal(fdn_telemetry_family_gauge(f, &g, NULL, 0), 0);
     fdn_gauge_set(g, -12);
-    assert_int_equal(
-        fdn_telemetry_family(tm, &f, "queue_bytes", "Queue bytes", FDN_TM_GAUGE_INT, NULL, 0, 0),
-        0);
-    assert_int_equal(fdn_tm_family_gauge(f, &g, NULL, 0), 0);
+    assert_int_equal(fdn_telemetry_family(tm, &f, "queue_bytes", "Queue bytes",
+                                          FDN_TELEMETRY_GAUGE_INT, NULL, 0, 0),
+                     0);
+    assert_int_equal(fdn_telemetry_family_gauge(f, &g, NULL, 0), 0);
     fdn_gauge_set(g, INT64_MAX - 1); /* not representable as a double */
     /* a family registered without help text: promtool's lint fails on "no help text" */
     assert_int_equal(
-        fdn_telemetry_family(tm, &f, "workers_busy", NULL, FDN_TM_GAUGE_INT, NULL, 0, 0), 0);
-    assert_int_equal(fdn_tm_family_gauge(f, &g, NULL, 0), 0);
+        fdn_telemetry_family(tm, &f, "workers_busy", NULL, FDN_TELEMETRY_GAUGE_INT, NULL, 0, 0), 0);
+    assert_int_equal(fdn_telemetry_family_gauge(f, &g, NULL, 0), 0);
     fdn_gauge_set(g, 3);
 
     /* events, reference catalogue style */
-    fdn_tm_meta_t md = {"path", "dev.debug_mode"};
+    fdn_telemetry_meta_t md = {"path", "dev.debug_mode"};
     fdn_telemetry_emit_counter(tm, "foundation.config_updates", &md, 1);
     fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_stored", 10, NULL, 0);
     fdn_telemetry_emit_gauge(tm, "foundation.operations.duration", 12.5, NULL, 0);
     fdn_telemetry_emit_gauge(tm, "vm.memory", 1, NULL, 0);
-    fdn_tm_measure_t d = {"duration", 1234567};
+    fdn_telemetry_measure_t d = {"duration", 1234567};
     fdn_telemetry_execute(tm, "foundation.foundation.registry.lookup", &d, 1, NULL, 0);
     fdn_telemetry_emit_histogram(tm, "app.payload-size", 512, NULL, 0);
     fdn_telemetry_emit_histogram(tm, "9lives.x", -3, NULL, 0);
-    fdn_tm_measure_t odd = {"weird key!", 3};
+    fdn_telemetry_measure_t odd = {"weird key!", 3};
     fdn_telemetry_execute(tm, "app.odd", &odd, 1, NULL, 0);
     /* collision: "x.y" gauge and "x_y" gauge both map to x_y */
     fdn_telemetry_emit_gauge(tm, "x.y", 1, NULL, 0);

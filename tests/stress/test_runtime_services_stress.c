@@ -54,8 +54,8 @@ static void set_bad(shared_t *s, const char *why)
         snprintf(s->why, sizeof(s->why), "%s", why);
 }
 
-static int on_counted(const char *event, const fdn_tm_measure_t *m, size_t nm,
-                      const fdn_tm_meta_t *meta, size_t nmeta, void *user)
+static int on_counted(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                      const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
 {
     (void)event;
     (void)m;
@@ -193,7 +193,7 @@ static void config_drives_busy_runtime(void **state)
     fdn_runtime_t *rt = s.rt;
     uint64_t hid = 0;
     assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(rt), &hid,
-                                          "foundation.config_updates", FDN_TM_MATCH_EXACT,
+                                          "foundation.config_updates", FDN_TELEMETRY_MATCH_EXACT,
                                           on_counted, &s),
                      0);
     fdn_limit_rule_t rule = {FDN_LIMIT_FIXED_WINDOW, 50, 60000, 0};

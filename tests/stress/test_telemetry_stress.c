@@ -17,7 +17,7 @@
 #include <fdn/error.h>
 #include <fdn/telemetry.h>
 
-#include "services/tm_metrics.h"
+#include "services/telemetry_metrics.h"
 
 #define THREADS 4
 
@@ -61,10 +61,10 @@ static void counters_sum_exactly(void **state)
     ctx_t x = {0};
     x.n = iters();
     assert_int_equal(fdn_telemetry_create(&x.tm, NULL), 0);
-    fdn_tm_family_t *f = NULL;
-    assert_int_equal(fdn_telemetry_family(x.tm, &f, "ops_total", "ops", FDN_TM_COUNTER, NULL, 0, 0),
-                     0);
-    assert_int_equal(fdn_tm_family_counter(f, &x.c, NULL, 0), 0);
+    fdn_telemetry_family_t *f = NULL;
+    assert_int_equal(
+        fdn_telemetry_family(x.tm, &f, "ops_total", "ops", FDN_TELEMETRY_COUNTER, NULL, 0, 0), 0);
+    assert_int_equal(fdn_telemetry_family_counter(f, &x.c, NULL, 0), 0);
     pthread_barrier_init(&x.bar, NULL, THREADS);
     pthread_t t[THREADS];
     for (int i = 0; i < THREADS; i++)
@@ -73,17 +73,17 @@ static void counters_sum_exactly(void **state)
         pthread_join(t[i], NULL);
     pthread_barrier_destroy(&x.bar);
     assert_int_equal(fdn_counter_value(x.c), THREADS * x.n);
-    fdn_tm_snapshot_t *s = NULL;
+    fdn_telemetry_snapshot_t *s = NULL;
     assert_int_equal(fdn_telemetry_snapshot(x.tm, &s), 0);
     size_t it = 0;
-    const fdn_tm_sample_t *sm;
+    const fdn_telemetry_sample_t *sm;
     uint64_t ev = 0;
-    while ((sm = fdn_tm_snapshot_next(s, &it)) != NULL)
+    while ((sm = fdn_telemetry_snapshot_next(s, &it)) != NULL)
         if (sm->is_event && strcmp(sm->name, "stress.events") == 0 &&
             strcmp(sm->key, "counter") == 0)
             ev = sm->counter;
     assert_int_equal(ev, THREADS * ((x.n + 7) / 8));
-    fdn_tm_snapshot_free(s);
+    fdn_telemetry_snapshot_free(s);
     fdn_telemetry_destroy(x.tm);
 }
 
@@ -106,10 +106,10 @@ static void snapshots_never_tear(void **state)
     ctx_t x = {0};
     x.n = iters();
     assert_int_equal(fdn_telemetry_create(&x.tm, NULL), 0);
-    fdn_tm_family_t *f = NULL;
+    fdn_telemetry_family_t *f = NULL;
     assert_int_equal(
-        fdn_telemetry_family(x.tm, &f, "lat_seconds", "l", FDN_TM_HISTOGRAM, NULL, 0, 0), 0);
-    assert_int_equal(fdn_tm_family_histogram(f, &x.h, NULL, 0), 0);
+        fdn_telemetry_family(x.tm, &f, "lat_seconds", "l", FDN_TELEMETRY_HISTOGRAM, NULL, 0, 0), 0);
+    assert_int_equal(fdn_telemetry_family_histogram(f, &x.h, NULL, 0), 0);
     atomic_store(&x.writers_left, THREADS - 1);
     pthread_barrier_init(&x.bar, NULL, THREADS);
     pthread_t t[THREADS - 1];
@@ -129,14 +129,14 @@ static void snapshots_never_tear(void **state)
         assert_true(c->count == 0 || (c->min >= -100.0 && c->max <= 899.0));
         last = c->count;
         if (rounds++ % 8 == 0) {
-            fdn_tm_snapshot_t *s = NULL;
+            fdn_telemetry_snapshot_t *s = NULL;
             assert_int_equal(fdn_telemetry_snapshot(x.tm, &s), 0);
             size_t it = 0;
-            const fdn_tm_sample_t *sm;
-            while ((sm = fdn_tm_snapshot_next(s, &it)) != NULL)
-                if (sm->kind == FDN_TM_HISTOGRAM && sm->hist.count > 0)
+            const fdn_telemetry_sample_t *sm;
+            while ((sm = fdn_telemetry_snapshot_next(s, &it)) != NULL)
+                if (sm->kind == FDN_TELEMETRY_HISTOGRAM && sm->hist.count > 0)
                     assert_true(sm->hist.min <= sm->hist.p50 && sm->hist.p50 <= sm->hist.max);
-            fdn_tm_snapshot_free(s);
+            fdn_telemetry_snapshot_free(s);
         }
     } while (atomic_load_explicit(&x.writers_left, memory_order_acquire) > 0);
     for (int i = 0; i < THREADS - 1; i++)
@@ -148,8 +148,8 @@ static void snapshots_never_tear(void **state)
     fdn_telemetry_destroy(x.tm);
 }
 
-static int counting_handler(const char *event, const fdn_tm_measure_t *m, size_t nm,
-                            const fdn_tm_meta_t *meta, size_t nmeta, void *user)
+static int counting_handler(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                            const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
 {
     (void)event;
     (void)m;
@@ -202,7 +202,7 @@ static void handlers_and_retention_race_emits(void **state)
             rcu_barrier();
         uint64_t id = 0;
         assert_int_equal(fdn_telemetry_attach(&*x.tm, &id, round % 2 ? "churn" : "",
-                                              FDN_TM_MATCH_PREFIX, counting_handler, &x),
+                                              FDN_TELEMETRY_MATCH_PREFIX, counting_handler, &x),
                          0);
         (void)fdn_telemetry_cleanup(x.tm);
         if (round % 16 == 0)
@@ -230,10 +230,10 @@ static void thread_churn_keeps_sums(void **state)
     (void)state;
     ctx_t x = {0};
     assert_int_equal(fdn_telemetry_create(&x.tm, NULL), 0);
-    fdn_tm_family_t *f = NULL;
-    assert_int_equal(fdn_telemetry_family(x.tm, &f, "churn_total", "c", FDN_TM_COUNTER, NULL, 0, 0),
-                     0);
-    assert_int_equal(fdn_tm_family_counter(f, &x.c, NULL, 0), 0);
+    fdn_telemetry_family_t *f = NULL;
+    assert_int_equal(
+        fdn_telemetry_family(x.tm, &f, "churn_total", "c", FDN_TELEMETRY_COUNTER, NULL, 0, 0), 0);
+    assert_int_equal(fdn_telemetry_family_counter(f, &x.c, NULL, 0), 0);
     enum { ROUNDS = 50, PAR = 4 };
     for (int r = 0; r < ROUNDS; r++) {
         pthread_t t[PAR];

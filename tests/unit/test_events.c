@@ -1472,8 +1472,8 @@ typedef struct tm_count {
     _Atomic uint64_t stored, pruned;
 } tm_count_t;
 
-static int tm_handler(const char *event, const fdn_tm_measure_t *m, size_t nm,
-                      const fdn_tm_meta_t *meta, size_t nmeta, void *user)
+static int tm_handler(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                      const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
 {
     (void)meta;
     (void)nmeta;
@@ -1495,8 +1495,8 @@ static void telemetry_counters(void **state)
     fdn_telemetry_t *tm = NULL;
     assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
     tm_count_t c = {0};
-    assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.event_store", FDN_TM_MATCH_PREFIX,
-                                          tm_handler, &c),
+    assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.event_store",
+                                          FDN_TELEMETRY_MATCH_PREFIX, tm_handler, &c),
                      0);
     fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
     o.telemetry = tm;

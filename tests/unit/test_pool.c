@@ -1071,8 +1071,8 @@ typedef struct tm_seen {
     _Atomic int checkout, checkin, timeout, started, stopped, bad_meta, has_checkout_time;
 } tm_seen_t;
 
-static int tm_handler(const char *event, const fdn_tm_measure_t *m, size_t nm,
-                      const fdn_tm_meta_t *meta, size_t nmeta, void *user)
+static int tm_handler(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                      const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
 {
     tm_seen_t *t = user;
     if (nmeta < 1 || strcmp(meta[0].key, "pool_name") != 0 || strcmp(meta[0].value, "tp") != 0)
@@ -1103,7 +1103,7 @@ static void telemetry_events(void **state)
     tm_seen_t seen;
     memset(&seen, 0, sizeof(seen));
     assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.connection_pool",
-                                          FDN_TM_MATCH_PREFIX, tm_handler, &seen),
+                                          FDN_TELEMETRY_MATCH_PREFIX, tm_handler, &seen),
                      0);
     fdn_pools_t *m = NULL;
     fdn_pools_opts_t mo = FDN_POOLS_OPTS_INIT;

@@ -515,8 +515,8 @@ static void configure_validation_and_list(void **state)
     fdn_protect_destroy(NULL);
 }
 
-static int tm_handler(const char *event, const fdn_tm_measure_t *m, size_t nm,
-                      const fdn_tm_meta_t *meta, size_t nmeta, void *user)
+static int tm_handler(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                      const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
 {
     char *log = user;
     (void)m;
@@ -542,7 +542,8 @@ static void telemetry_events(void **state)
     static char log[4096];
     log[0] = '\0';
     assert_int_equal(
-        fdn_telemetry_attach(tm, NULL, "foundation", FDN_TM_MATCH_PREFIX, tm_handler, log), 0);
+        fdn_telemetry_attach(tm, NULL, "foundation", FDN_TELEMETRY_MATCH_PREFIX, tm_handler, log),
+        0);
     fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
     bo.clock = clk;
     bo.telemetry = tm;

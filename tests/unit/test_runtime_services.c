@@ -51,8 +51,8 @@ typedef struct waiter {
     uint64_t handler;
 } waiter_t;
 
-static int on_update_counted(const char *event, const fdn_tm_measure_t *m, size_t nm,
-                             const fdn_tm_meta_t *meta, size_t nmeta, void *user)
+static int on_update_counted(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                             const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
 {
     (void)event;
     (void)m;
@@ -77,7 +77,7 @@ static void waiter_attach(waiter_t *w, fdn_runtime_t *rt)
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(rt), &w->handler,
-                                          "foundation.config_updates", FDN_TM_MATCH_EXACT,
+                                          "foundation.config_updates", FDN_TELEMETRY_MATCH_EXACT,
                                           on_update_counted, w),
                      0);
 }
@@ -217,15 +217,15 @@ static json_t *event_json(const fdn_event_t *ev)
 /* Emission count of a telemetry event (0 when absent). */
 static uint64_t tm_count(fdn_runtime_t *rt, const char *name)
 {
-    fdn_tm_snapshot_t *s = NULL;
+    fdn_telemetry_snapshot_t *s = NULL;
     assert_int_equal(fdn_telemetry_snapshot(fdn_runtime_telemetry(rt), &s), 0);
     uint64_t n = 0;
     size_t it = 0;
-    const fdn_tm_sample_t *x;
-    while ((x = fdn_tm_snapshot_next(s, &it)) != NULL)
+    const fdn_telemetry_sample_t *x;
+    while ((x = fdn_telemetry_snapshot_next(s, &it)) != NULL)
         if (x->is_event && strcmp(x->name, name) == 0 && x->key != NULL && x->key[0] == '\0')
             n = x->counter;
-    fdn_tm_snapshot_free(s);
+    fdn_telemetry_snapshot_free(s);
     return n;
 }
 

@@ -18,7 +18,7 @@
 
 #include "core/alloc.h"
 #include "services/telemetry_int.h"
-#include "services/tm_metrics.h"
+#include "services/telemetry_metrics.h"
 
 #define MIN_NS ((int64_t)60 * 1000000000)
 
@@ -36,12 +36,12 @@ static fdn_telemetry_t *new_tm(fdn_clock_t *c, void (*tweak)(fdn_telemetry_opts_
 
 /* The sample (event name, key) or (family name, first label value) of a snapshot. */
 /* The sample named name (and key), or NULL. */
-static const fdn_tm_sample_t *find_opt(const fdn_tm_snapshot_t *s, const char *name,
-                                       const char *key)
+static const fdn_telemetry_sample_t *find_opt(const fdn_telemetry_snapshot_t *s, const char *name,
+                                              const char *key)
 {
     size_t it = 0;
-    const fdn_tm_sample_t *x;
-    while ((x = fdn_tm_snapshot_next(s, &it)) != NULL) {
+    const fdn_telemetry_sample_t *x;
+    while ((x = fdn_telemetry_snapshot_next(s, &it)) != NULL) {
         if (strcmp(x->name, name) != 0)
             continue;
         if (x->is_event && key != NULL && strcmp(x->key, key) == 0)
@@ -54,9 +54,10 @@ static const fdn_tm_sample_t *find_opt(const fdn_tm_snapshot_t *s, const char *n
 }
 
 /* The sample named name (and key); the test fails when there is none. */
-static const fdn_tm_sample_t *find(const fdn_tm_snapshot_t *s, const char *name, const char *key)
+static const fdn_telemetry_sample_t *find(const fdn_telemetry_snapshot_t *s, const char *name,
+                                          const char *key)
 {
-    const fdn_tm_sample_t *x = find_opt(s, name, key);
+    const fdn_telemetry_sample_t *x = find_opt(s, name, key);
     if (x == NULL) {
         fail_msg("no sample %s/%s", name, key != NULL ? key : "(none)");
         abort(); /* not reached: fail_msg ends the test */
@@ -67,22 +68,24 @@ static const fdn_tm_sample_t *find(const fdn_tm_snapshot_t *s, const char *name,
 static void null_instance_is_a_noop(void **state)
 {
     (void)state;
-    fdn_tm_measure_t m = {"counter", 1};
+    fdn_telemetry_measure_t m = {"counter", 1};
     assert_int_equal(fdn_telemetry_execute(NULL, "a.b", &m, 1, NULL, 0), 0);
     assert_int_equal(fdn_telemetry_emit_counter(NULL, "a", NULL, 0), 0);
     assert_int_equal(fdn_telemetry_emit_gauge(NULL, "a", 1.0, NULL, 0), 0);
     assert_int_equal(fdn_telemetry_emit_histogram(NULL, "a", 1.0, NULL, 0), 0);
-    assert_int_equal(fdn_telemetry_attach(NULL, NULL, "a", FDN_TM_MATCH_EXACT, NULL, NULL), 0);
+    assert_int_equal(fdn_telemetry_attach(NULL, NULL, "a", FDN_TELEMETRY_MATCH_EXACT, NULL, NULL),
+                     0);
     assert_int_equal(fdn_telemetry_cleanup(NULL), 0);
     fdn_counter_inc(NULL);
     fdn_gauge_set(NULL, 1);
     fdn_histogram_observe(NULL, 1.0);
     assert_int_equal(fdn_counter_value(NULL), 0);
-    fdn_tm_family_t *f = (fdn_tm_family_t *)&m;
-    assert_int_equal(fdn_telemetry_family(NULL, &f, "x", NULL, FDN_TM_COUNTER, NULL, 0, 0), 0);
+    fdn_telemetry_family_t *f = (fdn_telemetry_family_t *)&m;
+    assert_int_equal(fdn_telemetry_family(NULL, &f, "x", NULL, FDN_TELEMETRY_COUNTER, NULL, 0, 0),
+                     0);
     assert_null(f);
     fdn_counter_t *c = (fdn_counter_t *)&m;
-    assert_int_equal(fdn_tm_family_counter(NULL, &c, NULL, 0), 0);
+    assert_int_equal(fdn_telemetry_family_counter(NULL, &c, NULL, 0), 0);
     assert_null(c);
     fdn_telemetry_destroy(NULL);
 }
@@ -91,7 +94,7 @@ static void aggregation_follows_the_reference(void **state)
 {
     (void)state;
     fdn_telemetry_t *tm = new_tm(NULL, NULL);
-    fdn_tm_meta_t m1 = {"path", "first"}, m2 = {"path", "second"};
+    fdn_telemetry_meta_t m1 = {"path", "first"}, m2 = {"path", "second"};
     for (int i = 0; i < 3; i++)
         assert_int_equal(
             fdn_telemetry_emit_counter(tm, "foundation.event_queries", i == 0 ? &m1 : &m2, 1), 0);
@@ -104,19 +107,19 @@ static void aggregation_follows_the_reference(void **state)
     assert_int_equal(fdn_telemetry_emit_performance(tm, "latency", 7.5, NULL, 0), 0);
     assert_int_equal(fdn_telemetry_emit_system_event(tm, "boot", NULL, 0), 0);
     assert_int_equal(fdn_telemetry_emit_system_event(tm, "", NULL, 0), FDN_EINVAL);
-    fdn_tm_measure_t big = {"counter", 1e30};
+    fdn_telemetry_measure_t big = {"counter", 1e30};
     assert_int_equal(fdn_telemetry_execute(tm, "big.counter", &big, 1, NULL, 0), 0);
-    fdn_tm_measure_t mix[2] = {{"counter", 2}, {"checkout_time", 7}};
+    fdn_telemetry_measure_t mix[2] = {{"counter", 2}, {"checkout_time", 7}};
     assert_int_equal(fdn_telemetry_execute(tm, "pool.checkout", mix, 2, NULL, 0), 0);
     assert_int_equal(fdn_telemetry_execute(tm, "pool.checkout", mix, 2, NULL, 0), 0);
     assert_int_equal(fdn_telemetry_event_count(tm), 7);
 
-    fdn_tm_snapshot_t *s = NULL;
+    fdn_telemetry_snapshot_t *s = NULL;
     assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
     assert_true(find(s, "foundation.performance.latency", "gauge")->gauge == 7.5);
     assert_int_equal(find(s, "foundation.system.boot", "counter")->counter, 1);
     assert_true(find(s, "big.counter", "counter")->counter == UINT64_MAX);
-    const fdn_tm_sample_t *x = find(s, "foundation.event_queries", "counter");
+    const fdn_telemetry_sample_t *x = find(s, "foundation.event_queries", "counter");
     assert_non_null(x);
     assert_int_equal(x->counter, 8);
     assert_int_equal(x->nmeta, 1);
@@ -126,7 +129,7 @@ static void aggregation_follows_the_reference(void **state)
     x = find(s, "app.temp", "gauge");
     assert_true(x->gauge == 42.5);
     x = find(s, "app.size", "histogram");
-    assert_int_equal(x->kind, FDN_TM_HISTOGRAM);
+    assert_int_equal(x->kind, FDN_TELEMETRY_HISTOGRAM);
     assert_int_equal(x->hist.count, 5);
     assert_true(x->hist.sum == 10 + 0 - 4 + 999999 + 2.5);
     assert_true(x->hist.min == -4);
@@ -134,7 +137,7 @@ static void aggregation_follows_the_reference(void **state)
     x = find(s, "pool.checkout", "checkout_time");
     assert_int_equal(x->hist.count, 2);
     assert_int_equal(find(s, "pool.checkout", "counter")->counter, 4);
-    fdn_tm_snapshot_free(s);
+    fdn_telemetry_snapshot_free(s);
     fdn_telemetry_destroy(tm);
 }
 
@@ -145,7 +148,7 @@ static void invalid_input_is_rejected_and_not_recorded(void **state)
     const char *bad[] = {"", ".a", "a.", "a..b", "a\nb", "a\xe2", "\xc0\xaf", "x.\xed\xa0\x80"};
     for (size_t i = 0; i < FDN_ARRAY_LEN(bad); i++)
         assert_int_equal(fdn_telemetry_emit_counter(tm, bad[i], NULL, 0), FDN_EINVAL);
-    char longname[FDN_TM_NAME_MAX + 2];
+    char longname[FDN_TELEMETRY_NAME_MAX + 2];
     memset(longname, 'a', sizeof(longname) - 1);
     longname[sizeof(longname) - 1] = '\0';
     assert_int_equal(fdn_telemetry_emit_counter(tm, longname, NULL, 0), FDN_EINVAL);
@@ -153,7 +156,7 @@ static void invalid_input_is_rejected_and_not_recorded(void **state)
     assert_int_equal(fdn_telemetry_emit_histogram(tm, "a", NAN, NULL, 0), FDN_EINVAL);
     assert_int_equal(fdn_telemetry_emit_gauge(tm, "a", INFINITY, NULL, 0), FDN_EINVAL);
     assert_int_equal(fdn_telemetry_emit_counter_n(tm, "a", 1, NULL, 1), FDN_EINVAL);
-    fdn_tm_measure_t neg = {"counter", -1}, nokey = {NULL, 1}, empty = {"", 1};
+    fdn_telemetry_measure_t neg = {"counter", -1}, nokey = {NULL, 1}, empty = {"", 1};
     assert_int_equal(fdn_telemetry_execute(tm, "a", &neg, 1, NULL, 0), FDN_EINVAL);
     assert_int_equal(fdn_telemetry_execute(tm, "a", &nokey, 1, NULL, 0), FDN_EINVAL);
     assert_int_equal(fdn_telemetry_execute(tm, "a", &empty, 1, NULL, 0), FDN_EINVAL);
@@ -184,11 +187,12 @@ static int dbl_cmp(const void *a, const void *b)
 static void check_quantiles(const double *vals, size_t n)
 {
     fdn_telemetry_t *tm = new_tm(NULL, NULL);
-    fdn_tm_family_t *f = NULL;
+    fdn_telemetry_family_t *f = NULL;
     fdn_histogram_t *h = NULL;
     assert_int_equal(
-        fdn_telemetry_family(tm, &f, "latency_seconds", "x", FDN_TM_HISTOGRAM, NULL, 0, 0), 0);
-    assert_int_equal(fdn_tm_family_histogram(f, &h, NULL, 0), 0);
+        fdn_telemetry_family(tm, &f, "latency_seconds", "x", FDN_TELEMETRY_HISTOGRAM, NULL, 0, 0),
+        0);
+    assert_int_equal(fdn_telemetry_family_histogram(f, &h, NULL, 0), 0);
     double *sorted = malloc(n * sizeof(double));
     assert_non_null(sorted);
     for (size_t i = 0; i < n; i++) {
@@ -206,7 +210,7 @@ static void check_quantiles(const double *vals, size_t n)
         if (fabs(est - exact) > bound)
             fail_msg("q=%g exact=%.17g est=%.17g", qs[i], exact, est);
     }
-    fdn_tm_hist_stats_t st;
+    fdn_telemetry_hist_stats_t st;
     fdn_histogram_stats(h, &st);
     assert_int_equal(st.count, n);
     assert_true(st.min == sorted[0]);
@@ -258,59 +262,62 @@ static void families_labels_and_overflow(void **state)
     (void)state;
     fdn_telemetry_t *tm = new_tm(NULL, NULL);
     const char *ln[] = {"method", "code"};
-    fdn_tm_family_t *f = NULL, *f2 = NULL;
-    assert_int_equal(
-        fdn_telemetry_family(tm, &f, "http_requests_total", "Requests", FDN_TM_COUNTER, ln, 2, 3),
-        0);
-    assert_int_equal(
-        fdn_telemetry_family(tm, &f2, "http_requests_total", "again", FDN_TM_COUNTER, ln, 2, 3), 0);
+    fdn_telemetry_family_t *f = NULL, *f2 = NULL;
+    assert_int_equal(fdn_telemetry_family(tm, &f, "http_requests_total", "Requests",
+                                          FDN_TELEMETRY_COUNTER, ln, 2, 3),
+                     0);
+    assert_int_equal(fdn_telemetry_family(tm, &f2, "http_requests_total", "again",
+                                          FDN_TELEMETRY_COUNTER, ln, 2, 3),
+                     0);
     assert_ptr_equal(f, f2);
     assert_int_equal(
-        fdn_telemetry_family(tm, &f2, "http_requests_total", NULL, FDN_TM_GAUGE, ln, 2, 0),
+        fdn_telemetry_family(tm, &f2, "http_requests_total", NULL, FDN_TELEMETRY_GAUGE, ln, 2, 0),
         FDN_EEXIST);
-    assert_int_equal(fdn_telemetry_family(tm, &f2, "bad name", NULL, FDN_TM_GAUGE, NULL, 0, 0),
-                     FDN_EINVAL);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f2, "bad name", NULL, FDN_TELEMETRY_GAUGE, NULL, 0, 0),
+        FDN_EINVAL);
     const char *badl[] = {"__x"}, *dup[] = {"a", "a"}, *le[] = {"le"};
-    assert_int_equal(fdn_telemetry_family(tm, &f2, "g1", NULL, FDN_TM_GAUGE, badl, 1, 0),
+    assert_int_equal(fdn_telemetry_family(tm, &f2, "g1", NULL, FDN_TELEMETRY_GAUGE, badl, 1, 0),
                      FDN_EINVAL);
-    assert_int_equal(fdn_telemetry_family(tm, &f2, "g1", NULL, FDN_TM_GAUGE, dup, 2, 0),
+    assert_int_equal(fdn_telemetry_family(tm, &f2, "g1", NULL, FDN_TELEMETRY_GAUGE, dup, 2, 0),
                      FDN_EINVAL);
-    assert_int_equal(fdn_telemetry_family(tm, &f2, "g1", NULL, FDN_TM_GAUGE, le, 1, 0), FDN_EINVAL);
+    assert_int_equal(fdn_telemetry_family(tm, &f2, "g1", NULL, FDN_TELEMETRY_GAUGE, le, 1, 0),
+                     FDN_EINVAL);
 
     fdn_counter_t *c[6];
     const char *codes[] = {"200", "201", "404", "500", "503", "200"};
     for (int i = 0; i < 6; i++) {
         const char *v[] = {"GET", codes[i]};
-        assert_int_equal(fdn_tm_family_counter(f, &c[i], v, 2), 0);
+        assert_int_equal(fdn_telemetry_family_counter(f, &c[i], v, 2), 0);
         fdn_counter_add(c[i], (uint64_t)i + 1);
     }
     assert_ptr_equal(c[0], c[5]); /* same label set, same handle */
     assert_ptr_equal(c[3], c[4]); /* both overflowed */
     assert_ptr_not_equal(c[2], c[3]);
-    assert_int_equal(fdn_tm_family_overflows(f), 2);
+    assert_int_equal(fdn_telemetry_family_overflows(f), 2);
     assert_int_equal(fdn_counter_value(c[0]), 1 + 6);
     assert_int_equal(fdn_counter_value(c[3]), 4 + 5);
     const char *one[] = {"GET"};
     fdn_gauge_t *g = NULL;
-    assert_int_equal(fdn_tm_family_counter(f, &c[0], one, 1), FDN_EINVAL);
-    assert_int_equal(fdn_tm_family_gauge(f, &g, NULL, 0), FDN_EINVAL);
+    assert_int_equal(fdn_telemetry_family_counter(f, &c[0], one, 1), FDN_EINVAL);
+    assert_int_equal(fdn_telemetry_family_gauge(f, &g, NULL, 0), FDN_EINVAL);
 
-    fdn_tm_snapshot_t *s = NULL;
+    fdn_telemetry_snapshot_t *s = NULL;
     assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
-    const fdn_tm_sample_t *x =
+    const fdn_telemetry_sample_t *x =
         find(s, "foundation_telemetry_series_overflows_total", "http_requests_total");
     assert_non_null(x);
     assert_int_equal(x->counter, 2);
     size_t it = 0, series = 0;
     bool saw_overflow = false;
-    while ((x = fdn_tm_snapshot_next(s, &it)) != NULL)
+    while ((x = fdn_telemetry_snapshot_next(s, &it)) != NULL)
         if (strcmp(x->name, "http_requests_total") == 0) {
             series++;
             saw_overflow = saw_overflow || strcmp(x->label_values[1], "__overflow__") == 0;
         }
     assert_int_equal(series, 4);
     assert_true(saw_overflow);
-    fdn_tm_snapshot_free(s);
+    fdn_telemetry_snapshot_free(s);
     fdn_telemetry_destroy(tm);
 }
 
@@ -318,14 +325,15 @@ static void gauges_int_and_double(void **state)
 {
     (void)state;
     fdn_telemetry_t *tm = new_tm(NULL, NULL);
-    fdn_tm_family_t *fi = NULL, *fd = NULL;
+    fdn_telemetry_family_t *fi = NULL, *fd = NULL;
     fdn_gauge_t *gi = NULL, *gd = NULL;
     assert_int_equal(
-        fdn_telemetry_family(tm, &fi, "queue_depth", "d", FDN_TM_GAUGE_INT, NULL, 0, 0), 0);
+        fdn_telemetry_family(tm, &fi, "queue_depth", "d", FDN_TELEMETRY_GAUGE_INT, NULL, 0, 0), 0);
     assert_int_equal(
-        fdn_telemetry_family(tm, &fd, "temperature_celsius", "t", FDN_TM_GAUGE, NULL, 0, 0), 0);
-    assert_int_equal(fdn_tm_family_gauge(fi, &gi, NULL, 0), 0);
-    assert_int_equal(fdn_tm_family_gauge(fd, &gd, NULL, 0), 0);
+        fdn_telemetry_family(tm, &fd, "temperature_celsius", "t", FDN_TELEMETRY_GAUGE, NULL, 0, 0),
+        0);
+    assert_int_equal(fdn_telemetry_family_gauge(fi, &gi, NULL, 0), 0);
+    assert_int_equal(fdn_telemetry_family_gauge(fd, &gd, NULL, 0), 0);
     fdn_gauge_set(gi, INT64_C(9007199254740993)); /* 2^53 + 1: exact in an int gauge */
     assert_int_equal(fdn__gauge_int(gi), INT64_C(9007199254740993));
     fdn_gauge_add(gi, -3);
@@ -342,14 +350,14 @@ static void gauges_int_and_double(void **state)
 typedef struct hcount {
     int calls;
     int fail_from, fail_to; /* fail calls in [fail_from, fail_to) */
-    char last[FDN_TM_NAME_MAX + 1];
+    char last[FDN_TELEMETRY_NAME_MAX + 1];
     char last_meta[4][64];
     fdn_telemetry_t *tm;
     uint64_t self_id;
 } hcount_t;
 
-static int count_handler(const char *event, const fdn_tm_measure_t *m, size_t nm,
-                         const fdn_tm_meta_t *meta, size_t nmeta, void *user)
+static int count_handler(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                         const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
 {
     (void)m;
     (void)nm;
@@ -370,13 +378,15 @@ static void handlers_match_by_name_and_prefix(void **state)
     hcount_t ex = {0}, pre = {0}, all = {0};
     uint64_t id_ex = 0, id_pre = 0, id_all = 0;
     assert_int_equal(
-        fdn_telemetry_attach(tm, &id_ex, "a.b", FDN_TM_MATCH_EXACT, count_handler, &ex), 0);
+        fdn_telemetry_attach(tm, &id_ex, "a.b", FDN_TELEMETRY_MATCH_EXACT, count_handler, &ex), 0);
     assert_int_equal(
-        fdn_telemetry_attach(tm, &id_pre, "a.b", FDN_TM_MATCH_PREFIX, count_handler, &pre), 0);
+        fdn_telemetry_attach(tm, &id_pre, "a.b", FDN_TELEMETRY_MATCH_PREFIX, count_handler, &pre),
+        0);
     assert_int_equal(
-        fdn_telemetry_attach(tm, &id_all, "", FDN_TM_MATCH_PREFIX, count_handler, &all), 0);
-    assert_int_equal(fdn_telemetry_attach(tm, NULL, "", FDN_TM_MATCH_EXACT, count_handler, &ex),
-                     FDN_EINVAL);
+        fdn_telemetry_attach(tm, &id_all, "", FDN_TELEMETRY_MATCH_PREFIX, count_handler, &all), 0);
+    assert_int_equal(
+        fdn_telemetry_attach(tm, NULL, "", FDN_TELEMETRY_MATCH_EXACT, count_handler, &ex),
+        FDN_EINVAL);
     assert_int_equal(fdn_telemetry_handler_count(tm), 3);
     const char *events[] = {"a.b", "a.bc", "a.b.c", "x", "a"};
     for (size_t i = 0; i < FDN_ARRAY_LEN(events); i++)
@@ -407,10 +417,10 @@ static void failing_handler_is_reported_then_detached(void **state)
     fdn_telemetry_t *tm = new_tm(NULL, max3);
     hcount_t bad = {.fail_from = 0, .fail_to = 1000}, watch = {0};
     uint64_t id = 0;
-    assert_int_equal(fdn_telemetry_attach(tm, &id, "job", FDN_TM_MATCH_PREFIX, count_handler, &bad),
-                     0);
+    assert_int_equal(
+        fdn_telemetry_attach(tm, &id, "job", FDN_TELEMETRY_MATCH_PREFIX, count_handler, &bad), 0);
     assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.telemetry.handler_failure",
-                                          FDN_TM_MATCH_EXACT, count_handler, &watch),
+                                          FDN_TELEMETRY_MATCH_EXACT, count_handler, &watch),
                      0);
     for (int i = 0; i < 5; i++)
         assert_int_equal(fdn_telemetry_emit_counter(tm, "job.run", NULL, 0), 0);
@@ -422,17 +432,18 @@ static void failing_handler_is_reported_then_detached(void **state)
     assert_int_equal(fdn_telemetry_detach(tm, id), FDN_ENOENT);
     assert_int_equal(fdn_telemetry_handler_count(tm), 1);
 
-    fdn_tm_snapshot_t *s = NULL;
+    fdn_telemetry_snapshot_t *s = NULL;
     assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
     assert_int_equal(find(s, "foundation_telemetry_handler_failures_total", NULL)->counter, 3);
     assert_int_equal(find(s, "foundation_telemetry_handlers_detached_total", NULL)->counter, 1);
     assert_int_equal(find(s, "foundation.telemetry.handler_failure", "counter")->counter, 3);
-    fdn_tm_snapshot_free(s);
+    fdn_telemetry_snapshot_free(s);
 
     /* a success resets the consecutive count: fail, fail, ok, fail, fail stays attached */
     hcount_t flaky = {.fail_from = 0, .fail_to = 2};
     assert_int_equal(
-        fdn_telemetry_attach(tm, &id, "flaky", FDN_TM_MATCH_EXACT, count_handler, &flaky), 0);
+        fdn_telemetry_attach(tm, &id, "flaky", FDN_TELEMETRY_MATCH_EXACT, count_handler, &flaky),
+        0);
     for (int i = 0; i < 3; i++)
         assert_int_equal(fdn_telemetry_emit_counter(tm, "flaky", NULL, 0), 0);
     flaky.fail_from = 3;
@@ -454,8 +465,8 @@ static void catch_all_failing_handler_does_not_recurse(void **state)
     (void)state;
     fdn_telemetry_t *tm = new_tm(NULL, never0);
     hcount_t bad = {.fail_from = 0, .fail_to = 1 << 30};
-    assert_int_equal(fdn_telemetry_attach(tm, NULL, "", FDN_TM_MATCH_PREFIX, count_handler, &bad),
-                     0);
+    assert_int_equal(
+        fdn_telemetry_attach(tm, NULL, "", FDN_TELEMETRY_MATCH_PREFIX, count_handler, &bad), 0);
     assert_int_equal(fdn_telemetry_emit_counter(tm, "x", NULL, 0), 0);
     /* x fails → handler_failure event → handler fails again (counted, not re-emitted) */
     assert_int_equal(bad.calls, 2);
@@ -463,8 +474,8 @@ static void catch_all_failing_handler_does_not_recurse(void **state)
     fdn_telemetry_destroy(tm);
 }
 
-static int self_detach(const char *event, const fdn_tm_measure_t *m, size_t nm,
-                       const fdn_tm_meta_t *meta, size_t nmeta, void *user)
+static int self_detach(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                       const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
 {
     (void)event;
     (void)m;
@@ -485,7 +496,8 @@ static void handler_may_emit_and_detach_itself(void **state)
     fdn_telemetry_t *tm = new_tm(NULL, NULL);
     hcount_t h = {.tm = tm};
     assert_int_equal(
-        fdn_telemetry_attach(tm, &h.self_id, "outer", FDN_TM_MATCH_EXACT, self_detach, &h), 0);
+        fdn_telemetry_attach(tm, &h.self_id, "outer", FDN_TELEMETRY_MATCH_EXACT, self_detach, &h),
+        0);
     assert_int_equal(fdn_telemetry_emit_counter(tm, "outer", NULL, 0), 0);
     assert_int_equal(fdn_telemetry_emit_counter(tm, "outer", NULL, 0), 0);
     assert_int_equal(h.calls, 1);
@@ -508,22 +520,22 @@ static void json_is_the_reference_tree(void **state)
 {
     (void)state;
     fdn_telemetry_t *tm = new_tm(NULL, NULL);
-    fdn_tm_meta_t md = {"event_type", "user_created"};
+    fdn_telemetry_meta_t md = {"event_type", "user_created"};
     for (int i = 0; i < 4; i++)
         fdn_telemetry_emit_counter(tm, "foundation.event_store.events_stored", &md, 1);
     fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_stored", 10, NULL, 0);
     fdn_telemetry_emit_counter(tm, "foundation.config_updates", NULL, 0);
     for (int i = 0; i < 3; i++)
         fdn_telemetry_emit_counter(tm, "foundation.event_queries", NULL, 0);
-    fdn_tm_meta_t bad_utf8 = {"who\xff", "x\xc3"};
+    fdn_telemetry_meta_t bad_utf8 = {"who\xff", "x\xc3"};
     fdn_telemetry_emit_counter(tm, "workflow.started", &bad_utf8, 1);
     fdn_telemetry_emit_gauge(tm, "top", 3.5, NULL, 0);
     fdn_telemetry_emit_histogram(tm, "top.child", 8, NULL, 0);
-    fdn_tm_family_t *f = NULL;
+    fdn_telemetry_family_t *f = NULL;
     fdn_counter_t *c = NULL;
-    assert_int_equal(fdn_telemetry_family(tm, &f, "jobs_total", "Jobs", FDN_TM_COUNTER, NULL, 0, 0),
-                     0);
-    assert_int_equal(fdn_tm_family_counter(f, &c, NULL, 0), 0);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "jobs_total", "Jobs", FDN_TELEMETRY_COUNTER, NULL, 0, 0), 0);
+    assert_int_equal(fdn_telemetry_family_counter(f, &c, NULL, 0), 0);
     fdn_counter_add(c, 7);
 
     char *text = NULL;
@@ -587,10 +599,10 @@ static void retention_uses_the_injected_clock(void **state)
     assert_int_equal(fdn_telemetry_event_count(tm), 0);
     /* an expired name comes back fresh */
     assert_int_equal(fdn_telemetry_emit_counter(tm, "old.event", NULL, 0), 0);
-    fdn_tm_snapshot_t *s = NULL;
+    fdn_telemetry_snapshot_t *s = NULL;
     assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
     assert_int_equal(find(s, "old.event", "counter")->counter, 1);
-    fdn_tm_snapshot_free(s);
+    fdn_telemetry_snapshot_free(s);
     fdn_telemetry_destroy(tm);
     fdn_clock_destroy(clk);
 }
@@ -619,30 +631,31 @@ static void cleanup_thread_runs_on_clock_and_lifecycle(void **state)
         sched_yield();
 
     /* stop: events dropped silently, reads unavailable, metrics kept */
-    fdn_tm_family_t *f = NULL;
+    fdn_telemetry_family_t *f = NULL;
     fdn_counter_t *c = NULL;
-    assert_int_equal(fdn_telemetry_family(tm, &f, "kept_total", "k", FDN_TM_COUNTER, NULL, 0, 0),
-                     0);
-    assert_int_equal(fdn_tm_family_counter(f, &c, NULL, 0), 0);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "kept_total", "k", FDN_TELEMETRY_COUNTER, NULL, 0, 0), 0);
+    assert_int_equal(fdn_telemetry_family_counter(f, &c, NULL, 0), 0);
     fdn_counter_add(c, 3);
     assert_int_equal(fdn_telemetry_emit_counter(tm, "workflow.started", NULL, 0), 0);
     fdn__telemetry_service_stop(tm);
     fdn__telemetry_service_stop(tm);
     assert_int_equal(fdn__telemetry_service_health(tm), FDN_EUNAVAILABLE);
     assert_int_equal(fdn_telemetry_emit_counter(tm, "workflow.started", NULL, 0), 0);
-    fdn_tm_snapshot_t *s = NULL;
+    fdn_telemetry_snapshot_t *s = NULL;
     assert_int_equal(fdn_telemetry_snapshot(tm, &s), FDN_EUNAVAILABLE);
     char *json = NULL;
     assert_int_equal(fdn_telemetry_metrics_json(tm, &json), FDN_EUNAVAILABLE);
     hcount_t h = {0};
-    assert_int_equal(fdn_telemetry_attach(tm, NULL, "x", FDN_TM_MATCH_EXACT, count_handler, &h),
-                     FDN_EUNAVAILABLE);
+    assert_int_equal(
+        fdn_telemetry_attach(tm, NULL, "x", FDN_TELEMETRY_MATCH_EXACT, count_handler, &h),
+        FDN_EUNAVAILABLE);
     assert_int_equal(fdn__telemetry_service_start(tm), 0);
     assert_int_equal(fdn_telemetry_emit_counter(tm, "workflow.started", NULL, 0), 0);
     assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
     assert_int_equal(find(s, "workflow.started", "counter")->counter, 2);
     assert_int_equal(find(s, "kept_total", NULL)->counter, 3);
-    fdn_tm_snapshot_free(s);
+    fdn_telemetry_snapshot_free(s);
     fdn_telemetry_destroy(tm); /* joins the thread */
     fdn_clock_destroy(clk);
 }
@@ -653,21 +666,22 @@ static void json_survives_infinite_values(void **state)
 {
     (void)state;
     fdn_telemetry_t *tm = new_tm(NULL, NULL);
-    fdn_tm_family_t *f = NULL;
+    fdn_telemetry_family_t *f = NULL;
     fdn_gauge_t *g = NULL;
     fdn_histogram_t *h = NULL;
-    assert_int_equal(fdn_telemetry_family(tm, &f, "big_gauge", "g", FDN_TM_GAUGE, NULL, 0, 0), 0);
-    assert_int_equal(fdn_tm_family_gauge(f, &g, NULL, 0), 0);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "big_gauge", "g", FDN_TELEMETRY_GAUGE, NULL, 0, 0), 0);
+    assert_int_equal(fdn_telemetry_family_gauge(f, &g, NULL, 0), 0);
     fdn_gauge_add_double(g, 1e308);
     fdn_gauge_add_double(g, 1e308);
-    assert_int_equal(fdn_telemetry_family(tm, &f, "big_hist", "h", FDN_TM_HISTOGRAM, NULL, 0, 0),
-                     0);
-    assert_int_equal(fdn_tm_family_histogram(f, &h, NULL, 0), 0);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "big_hist", "h", FDN_TELEMETRY_HISTOGRAM, NULL, 0, 0), 0);
+    assert_int_equal(fdn_telemetry_family_histogram(f, &h, NULL, 0), 0);
     fdn_histogram_observe(h, 1e308);
     fdn_histogram_observe(h, 1e308);
-    assert_int_equal(fdn_telemetry_family(tm, &f, "extreme_int", "i", FDN_TM_GAUGE_INT, NULL, 0, 0),
-                     0);
-    assert_int_equal(fdn_tm_family_gauge(f, &g, NULL, 0), 0);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "extreme_int", "i", FDN_TELEMETRY_GAUGE_INT, NULL, 0, 0), 0);
+    assert_int_equal(fdn_telemetry_family_gauge(f, &g, NULL, 0), 0);
     fdn_gauge_set(g, INT64_MAX);
     fdn_telemetry_emit_histogram(tm, "app.big", 1e308, NULL, 0);
     fdn_telemetry_emit_histogram(tm, "app.big", 1e308, NULL, 0);
@@ -725,14 +739,14 @@ static void vm_gauges_on_start(void **state)
     (void)state;
     fdn_telemetry_t *tm = new_tm(NULL, NULL);
     assert_int_equal(fdn__telemetry_service_start(tm), 0);
-    fdn_tm_snapshot_t *s = NULL;
+    fdn_telemetry_snapshot_t *s = NULL;
     assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
-    const fdn_tm_sample_t *x = find(s, "vm.memory", "gauge");
+    const fdn_telemetry_sample_t *x = find(s, "vm.memory", "gauge");
     assert_non_null(x);
     assert_true(x->gauge == 1.0);
     assert_string_equal(x->meta[0].value, "vm");
     assert_non_null(find(s, "vm.system_counts", "gauge"));
-    fdn_tm_snapshot_free(s);
+    fdn_telemetry_snapshot_free(s);
     fdn_telemetry_destroy(tm);
 }
 
@@ -755,11 +769,11 @@ static void measure_emits_start_stop_exception(void **state)
     assert_int_equal(fdn_clock_manual_create(&clk, 1000, 0), 0);
     fdn_telemetry_t *tm = new_tm(clk, NULL);
     hcount_t watch = {0};
-    assert_int_equal(
-        fdn_telemetry_attach(tm, NULL, "job.exception", FDN_TM_MATCH_EXACT, count_handler, &watch),
-        0);
+    assert_int_equal(fdn_telemetry_attach(tm, NULL, "job.exception", FDN_TELEMETRY_MATCH_EXACT,
+                                          count_handler, &watch),
+                     0);
     mctx_t ok = {clk, 42}, bad = {clk, FDN_ETIMEDOUT};
-    fdn_tm_meta_t md = {"module", "m"};
+    fdn_telemetry_meta_t md = {"module", "m"};
     assert_int_equal(fdn_telemetry_measure(tm, "job", &md, 1, measured, &ok), 42);
     assert_int_equal(fdn_telemetry_measure(tm, "job", &md, 1, measured, &bad), FDN_ETIMEDOUT);
     assert_int_equal(fdn_telemetry_measure(NULL, "job", NULL, 0, measured, &ok), 42);
@@ -768,22 +782,22 @@ static void measure_emits_start_stop_exception(void **state)
     assert_int_equal(watch.calls, 1);
     assert_string_equal(watch.last_meta[0], "module=m");
     assert_string_equal(watch.last_meta[1], "error=FDN_ETIMEDOUT");
-    fdn_tm_snapshot_t *s = NULL;
+    fdn_telemetry_snapshot_t *s = NULL;
     assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
     assert_int_equal(find(s, "job.start", "")->counter, 2);
-    const fdn_tm_sample_t *x = find(s, "job.stop", "duration");
+    const fdn_telemetry_sample_t *x = find(s, "job.stop", "duration");
     assert_int_equal(x->hist.count, 1);
     assert_true(x->hist.sum == 1500.0);
     assert_int_equal(find(s, "job.exception", "duration")->hist.count, 1);
-    fdn_tm_snapshot_free(s);
+    fdn_telemetry_snapshot_free(s);
 
-    fdn_tm_span_t sp;
+    fdn_telemetry_span_t sp;
     assert_int_equal(fdn_telemetry_span_start(tm, &sp, "span", NULL, 0), 0);
     fdn_clock_advance(clk, 10);
     assert_int_equal(fdn_telemetry_span_end(&sp, 0, NULL, 0), 0);
     assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
     assert_true(find(s, "span.stop", "duration")->hist.max == 10.0);
-    fdn_tm_snapshot_free(s);
+    fdn_telemetry_snapshot_free(s);
     fdn_telemetry_destroy(tm);
     fdn_clock_destroy(clk);
 }
@@ -802,22 +816,22 @@ static void event_names_are_bounded(void **state)
     assert_int_equal(fdn_telemetry_emit_counter(tm, "c", NULL, 0), 0);
     assert_int_equal(fdn_telemetry_emit_counter(tm, "a", NULL, 0), 0);
     assert_int_equal(fdn_telemetry_event_count(tm), 2);
-    fdn_tm_snapshot_t *s = NULL;
+    fdn_telemetry_snapshot_t *s = NULL;
     assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
     assert_int_equal(find(s, "foundation_telemetry_dropped_events_total", NULL)->counter, 1);
     assert_null(find_opt(s, "c", "counter"));
-    fdn_tm_snapshot_free(s);
+    fdn_telemetry_snapshot_free(s);
     /* too many measurement keys on one event */
     char keys[TM_MAX_KEYS + 2][8];
     for (int i = 0; i < TM_MAX_KEYS + 2; i++) {
         snprintf(keys[i], sizeof(keys[i]), "k%d", i);
-        fdn_tm_measure_t m = {keys[i], 1};
+        fdn_telemetry_measure_t m = {keys[i], 1};
         assert_int_equal(fdn_telemetry_execute(tm, "a", &m, 1, NULL, 0), 0);
     }
     assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
     assert_int_equal(find(s, "foundation_telemetry_dropped_measurements_total", NULL)->counter,
                      3); /* "counter" took one of the 16 slots */
-    fdn_tm_snapshot_free(s);
+    fdn_telemetry_snapshot_free(s);
     fdn_telemetry_destroy(tm);
 }
 
@@ -825,21 +839,21 @@ static void reset_keeps_handles_valid(void **state)
 {
     (void)state;
     fdn_telemetry_t *tm = new_tm(NULL, NULL);
-    fdn_tm_family_t *f = NULL;
+    fdn_telemetry_family_t *f = NULL;
     fdn_histogram_t *h = NULL;
-    assert_int_equal(fdn_telemetry_family(tm, &f, "op_seconds", "x", FDN_TM_HISTOGRAM, NULL, 0, 0),
-                     0);
-    assert_int_equal(fdn_tm_family_histogram(f, &h, NULL, 0), 0);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "op_seconds", "x", FDN_TELEMETRY_HISTOGRAM, NULL, 0, 0), 0);
+    assert_int_equal(fdn_telemetry_family_histogram(f, &h, NULL, 0), 0);
     fdn_histogram_observe(h, 1.0);
     fdn_telemetry_emit_counter(tm, "e", NULL, 0);
     /* a snapshot outlives the entries it copied */
-    fdn_tm_snapshot_t *s = NULL;
+    fdn_telemetry_snapshot_t *s = NULL;
     assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
     assert_int_equal(fdn_telemetry_reset_metrics(tm), 0);
     assert_int_equal(fdn_telemetry_event_count(tm), 0);
     assert_string_equal(find(s, "e", "counter")->name, "e");
-    fdn_tm_snapshot_free(s);
-    fdn_tm_hist_stats_t st;
+    fdn_telemetry_snapshot_free(s);
+    fdn_telemetry_hist_stats_t st;
     fdn_histogram_stats(h, &st);
     assert_int_equal(st.count, 0);
     fdn_histogram_observe(h, 2.0);
@@ -854,16 +868,16 @@ static void reset_keeps_handles_valid(void **state)
 static void name_validation(void **state)
 {
     (void)state;
-    assert_true(fdn_tm_name_valid("a_b:c9", 6, false));
-    assert_false(fdn_tm_name_valid("a_b:c9", 6, true));
-    assert_false(fdn_tm_name_valid("9a", 2, false));
-    assert_false(fdn_tm_name_valid("a-b", 3, false));
-    assert_false(fdn_tm_name_valid("", 0, false));
-    assert_false(fdn_tm_name_valid("quantile", 8, true));
-    assert_true(fdn_tm_name_valid("_x", 2, true));
-    assert_true(fdn_tm_event_name_valid("a.b.c", 5));
-    assert_true(fdn_tm_event_name_valid("caf\xc3\xa9.\xe2\x82\xac", 9));
-    assert_false(fdn_tm_event_name_valid("a.b.", 4));
+    assert_true(fdn_telemetry_name_valid("a_b:c9", 6, false));
+    assert_false(fdn_telemetry_name_valid("a_b:c9", 6, true));
+    assert_false(fdn_telemetry_name_valid("9a", 2, false));
+    assert_false(fdn_telemetry_name_valid("a-b", 3, false));
+    assert_false(fdn_telemetry_name_valid("", 0, false));
+    assert_false(fdn_telemetry_name_valid("quantile", 8, true));
+    assert_true(fdn_telemetry_name_valid("_x", 2, true));
+    assert_true(fdn_telemetry_event_name_valid("a.b.c", 5));
+    assert_true(fdn_telemetry_event_name_valid("caf\xc3\xa9.\xe2\x82\xac", 9));
+    assert_false(fdn_telemetry_event_name_valid("a.b.", 4));
 }
 
 static void create_rejects_bad_options(void **state)

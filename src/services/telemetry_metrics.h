@@ -1,7 +1,7 @@
 /* Private: sharded metric primitives shared by telemetry.c and the unit/stress tests.
  * See the DESIGN comment of metrics.c. */
-#ifndef FDN_SERVICES_TM_METRICS_H
-#define FDN_SERVICES_TM_METRICS_H
+#ifndef FDN_SERVICES_TELEMETRY_METRICS_H
+#define FDN_SERVICES_TELEMETRY_METRICS_H
 
 #include "core/utf8.h"
 #include <stdatomic.h>
@@ -10,8 +10,8 @@
 /* Shards per metric (power of two). A live thread owns one slot; slot % TM_SHARDS is its
  * shard, so up to TM_SHARDS live threads never share a cache line. */
 #define TM_SHARDS 16
-/* Histogram layout: per sign TM_HIST_EXPS powers of two × 2^FDN_TM_HIST_SUB_BITS. */
-#define TM_HIST_SUB     (1u << FDN_TM_HIST_SUB_BITS)
+/* Histogram layout: per sign TM_HIST_EXPS powers of two × 2^FDN_TELEMETRY_HIST_SUB_BITS. */
+#define TM_HIST_SUB     (1u << FDN_TELEMETRY_HIST_SUB_BITS)
 #define TM_HIST_EXP_MIN (-8)
 #define TM_HIST_EXPS    64u
 #define TM_HIST_HALF    (TM_HIST_EXPS * TM_HIST_SUB)
@@ -44,7 +44,7 @@ typedef struct tm_hist_copy {
     uint64_t buckets[TM_HIST_BUCKETS];
 } tm_hist_copy_t;
 void fdn__histogram_copy(const fdn_histogram_t *h, tm_hist_copy_t *out);
-void fdn__hist_copy_stats(const tm_hist_copy_t *c, fdn_tm_hist_stats_t *out);
+void fdn__hist_copy_stats(const tm_hist_copy_t *c, fdn_telemetry_hist_stats_t *out);
 double fdn__hist_copy_quantile(const tm_hist_copy_t *c, double q);
 /* Bucket index of v (finite) and the bucket's midpoint. */
 unsigned fdn__hist_bucket(double v);

@@ -26,8 +26,8 @@ typedef struct arena_blk {
     _Alignas(16) unsigned char data[];
 } arena_blk_t;
 
-struct fdn_tm_snapshot {
-    fdn_tm_sample_t *s;
+struct fdn_telemetry_snapshot {
+    fdn_telemetry_sample_t *s;
     size_t n, cap;
     arena_blk_t *arena;
     int64_t time;
@@ -35,7 +35,7 @@ struct fdn_tm_snapshot {
     tm_hist_copy_t *scratch;
 };
 
-static void *arena_alloc(fdn_tm_snapshot_t *sn, size_t size)
+static void *arena_alloc(fdn_telemetry_snapshot_t *sn, size_t size)
 {
     size = (size + 15u) & ~(size_t)15u;
     arena_blk_t *b = sn->arena;
@@ -56,7 +56,7 @@ static void *arena_alloc(fdn_tm_snapshot_t *sn, size_t size)
     return p;
 }
 
-static const char *arena_str(fdn_tm_snapshot_t *sn, const char *s)
+static const char *arena_str(fdn_telemetry_snapshot_t *sn, const char *s)
 {
     size_t len = strlen(s);
     char *p = arena_alloc(sn, len + 1);
@@ -65,11 +65,11 @@ static const char *arena_str(fdn_tm_snapshot_t *sn, const char *s)
     return p != NULL ? p : "";
 }
 
-static fdn_tm_sample_t *sample_add(fdn_tm_snapshot_t *sn)
+static fdn_telemetry_sample_t *sample_add(fdn_telemetry_snapshot_t *sn)
 {
     if (sn->n == sn->cap) {
         size_t cap = sn->cap ? sn->cap * 2 : 64;
-        fdn_tm_sample_t *ns = fdn__realloc(sn->s, cap * sizeof(*ns));
+        fdn_telemetry_sample_t *ns = fdn__realloc(sn->s, cap * sizeof(*ns));
         if (ns == NULL) {
             sn->oom = true;
             return NULL;
@@ -77,32 +77,32 @@ static fdn_tm_sample_t *sample_add(fdn_tm_snapshot_t *sn)
         sn->s = ns;
         sn->cap = cap;
     }
-    fdn_tm_sample_t *x = &sn->s[sn->n++];
+    fdn_telemetry_sample_t *x = &sn->s[sn->n++];
     memset(x, 0, sizeof(*x));
     return x;
 }
 
-static void sample_metric(fdn_tm_snapshot_t *sn, fdn_tm_sample_t *x, fdn_tm_kind_t kind,
-                          const void *m)
+static void sample_metric(fdn_telemetry_snapshot_t *sn, fdn_telemetry_sample_t *x,
+                          fdn_telemetry_kind_t kind, const void *m)
 {
     x->kind = kind;
     switch (kind) {
-    case FDN_TM_COUNTER:
+    case FDN_TELEMETRY_COUNTER:
         x->counter = fdn_counter_value(m);
         break;
-    case FDN_TM_HISTOGRAM:
+    case FDN_TELEMETRY_HISTOGRAM:
         fdn__histogram_copy(m, sn->scratch);
         fdn__hist_copy_stats(sn->scratch, &x->hist);
         break;
     default:
         x->gauge = fdn_gauge_value(m);
-        if (kind == FDN_TM_GAUGE_INT)
+        if (kind == FDN_TELEMETRY_GAUGE_INT)
             x->gauge_int = fdn__gauge_int(m);
         break;
     }
 }
 
-static void add_family(fdn_tm_snapshot_t *sn, const fdn_tm_family_t *f)
+static void add_family(fdn_telemetry_snapshot_t *sn, const fdn_telemetry_family_t *f)
 {
     const char *name = arena_str(sn, f->name), *help = arena_str(sn, f->help);
     const char **lnames = NULL;
@@ -117,7 +117,7 @@ static void add_family(fdn_tm_snapshot_t *sn, const fdn_tm_family_t *f)
         const tm_series_t *s = i < f->nseries ? f->series[i] : f->overflow;
         if (s == NULL)
             continue;
-        fdn_tm_sample_t *x = sample_add(sn);
+        fdn_telemetry_sample_t *x = sample_add(sn);
         if (x == NULL)
             return;
         x->name = name;
@@ -136,10 +136,10 @@ static void add_family(fdn_tm_snapshot_t *sn, const fdn_tm_family_t *f)
     }
 }
 
-static void add_entry(fdn_tm_snapshot_t *sn, tm_entry_t *e)
+static void add_entry(fdn_telemetry_snapshot_t *sn, tm_entry_t *e)
 {
     const char *name = arena_str(sn, e->name);
-    fdn_tm_meta_t *meta = NULL;
+    fdn_telemetry_meta_t *meta = NULL;
     if (e->nmeta > 0) {
         meta = arena_alloc(sn, e->nmeta * sizeof(*meta));
         if (meta == NULL)
@@ -151,7 +151,7 @@ static void add_entry(fdn_tm_snapshot_t *sn, tm_entry_t *e)
     }
     unsigned n = atomic_load_explicit(&e->nslots, memory_order_acquire);
     for (unsigned i = 0; i <= n; i++) {
-        fdn_tm_sample_t *x = sample_add(sn);
+        fdn_telemetry_sample_t *x = sample_add(sn);
         if (x == NULL)
             return;
         x->name = name;
@@ -162,7 +162,7 @@ static void add_entry(fdn_tm_snapshot_t *sn, tm_entry_t *e)
         x->nmeta = e->nmeta;
         if (i == n) {
             x->key = "";
-            x->kind = FDN_TM_COUNTER;
+            x->kind = FDN_TELEMETRY_COUNTER;
             x->counter = fdn_counter_value(e->count);
         } else {
             tm_slot_t *s = atomic_load_explicit(&e->slots[i], memory_order_acquire);
@@ -174,7 +174,7 @@ static void add_entry(fdn_tm_snapshot_t *sn, tm_entry_t *e)
 
 static int sample_cmp(const void *pa, const void *pb)
 {
-    const fdn_tm_sample_t *a = pa, *b = pb;
+    const fdn_telemetry_sample_t *a = pa, *b = pb;
     if (a->is_event != b->is_event)
         return a->is_event ? 1 : -1;
     int c = strcmp(a->name, b->name);
@@ -189,14 +189,14 @@ static int sample_cmp(const void *pa, const void *pb)
     return strcmp(ka, kb);
 }
 
-int fdn_telemetry_snapshot(fdn_telemetry_t *tm, fdn_tm_snapshot_t **out)
+int fdn_telemetry_snapshot(fdn_telemetry_t *tm, fdn_telemetry_snapshot_t **out)
 {
     if (out == NULL || tm == NULL)
         return FDN_EINVAL;
     *out = NULL;
     if (!atomic_load_explicit(&tm->running, memory_order_acquire))
         return FDN_EUNAVAILABLE;
-    fdn_tm_snapshot_t *sn = fdn__calloc(1, sizeof(*sn));
+    fdn_telemetry_snapshot_t *sn = fdn__calloc(1, sizeof(*sn));
     if (sn == NULL)
         return FDN_ENOMEM;
     sn->scratch = fdn__malloc(sizeof(*sn->scratch));
@@ -223,7 +223,7 @@ int fdn_telemetry_snapshot(fdn_telemetry_t *tm, fdn_tm_snapshot_t **out)
     fdn__free(sn->scratch);
     sn->scratch = NULL;
     if (sn->oom) {
-        fdn_tm_snapshot_free(sn);
+        fdn_telemetry_snapshot_free(sn);
         return FDN_ENOMEM;
     }
     if (sn->n > 1)
@@ -232,19 +232,20 @@ int fdn_telemetry_snapshot(fdn_telemetry_t *tm, fdn_tm_snapshot_t **out)
     return 0;
 }
 
-const fdn_tm_sample_t *fdn_tm_snapshot_next(const fdn_tm_snapshot_t *s, size_t *iter)
+const fdn_telemetry_sample_t *fdn_telemetry_snapshot_next(const fdn_telemetry_snapshot_t *s,
+                                                          size_t *iter)
 {
     if (s == NULL || iter == NULL || *iter >= s->n)
         return NULL;
     return &s->s[(*iter)++];
 }
 
-int64_t fdn_tm_snapshot_time(const fdn_tm_snapshot_t *s)
+int64_t fdn_telemetry_snapshot_time(const fdn_telemetry_snapshot_t *s)
 {
     return s != NULL ? s->time : 0;
 }
 
-void fdn_tm_snapshot_free(fdn_tm_snapshot_t *s)
+void fdn_telemetry_snapshot_free(fdn_telemetry_snapshot_t *s)
 {
     if (s == NULL)
         return;
@@ -325,7 +326,7 @@ static json_t *jreal(double v)
     return isfinite(v) ? json_real(v) : json_null();
 }
 
-static json_t *hist_json(const fdn_tm_hist_stats_t *h)
+static json_t *hist_json(const fdn_telemetry_hist_stats_t *h)
 {
     return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "count", jcount(h->count), "sum",
                      jreal(h->sum), "min", jreal(h->min), "max", jreal(h->max), "mean",
@@ -333,14 +334,14 @@ static json_t *hist_json(const fdn_tm_hist_stats_t *h)
                      "p90", jreal(h->p90), "p99", jreal(h->p99), "p999", jreal(h->p999));
 }
 
-static json_t *value_json(const fdn_tm_sample_t *x)
+static json_t *value_json(const fdn_telemetry_sample_t *x)
 {
     switch (x->kind) {
-    case FDN_TM_COUNTER:
+    case FDN_TELEMETRY_COUNTER:
         return jcount(x->counter);
-    case FDN_TM_HISTOGRAM:
+    case FDN_TELEMETRY_HISTOGRAM:
         return hist_json(&x->hist);
-    case FDN_TM_GAUGE_INT:
+    case FDN_TELEMETRY_GAUGE_INT:
         return json_integer((json_int_t)x->gauge_int);
     default:
         return jreal(x->gauge);
@@ -355,7 +356,7 @@ static int place(json_t *root, const char *name, json_t *value)
         return FDN_ENOMEM;
     json_t *node = root;
     const char *p = name;
-    char comp[FDN_TM_NAME_MAX + 1];
+    char comp[FDN_TELEMETRY_NAME_MAX + 1];
     for (;;) {
         const char *dot = strchr(p, '.');
         size_t len = dot != NULL ? (size_t)(dot - p) : strlen(p);
@@ -399,19 +400,19 @@ static const char *special_name(const char *name)
     return NULL;
 }
 
-static const char *kind_name(fdn_tm_kind_t k)
+static const char *kind_name(fdn_telemetry_kind_t k)
 {
     switch (k) {
-    case FDN_TM_COUNTER:
+    case FDN_TELEMETRY_COUNTER:
         return "counter";
-    case FDN_TM_HISTOGRAM:
+    case FDN_TELEMETRY_HISTOGRAM:
         return "histogram";
     default:
         return "gauge";
     }
 }
 
-static int build_json(const fdn_tm_snapshot_t *sn, json_t *root)
+static int build_json(const fdn_telemetry_snapshot_t *sn, json_t *root)
 {
     json_t *fams = json_object();
     if (fams == NULL || json_object_set_new(root, "families", fams) != 0)
@@ -420,7 +421,7 @@ static int build_json(const fdn_tm_snapshot_t *sn, json_t *root)
         return FDN_ENOMEM;
     size_t i = 0;
     while (i < sn->n) {
-        const fdn_tm_sample_t *x = &sn->s[i];
+        const fdn_telemetry_sample_t *x = &sn->s[i];
         if (!x->is_event) {
             json_t *f = json_object_get(fams, x->name);
             if (f == NULL) {
@@ -475,13 +476,13 @@ int fdn_telemetry_metrics_json(fdn_telemetry_t *tm, char **out)
     if (out == NULL || tm == NULL)
         return FDN_EINVAL;
     *out = NULL;
-    fdn_tm_snapshot_t *sn = NULL;
+    fdn_telemetry_snapshot_t *sn = NULL;
     int rc = fdn_telemetry_snapshot(tm, &sn);
     if (rc < 0)
         return rc;
     json_t *root = json_object();
     rc = root != NULL ? build_json(sn, root) : FDN_ENOMEM;
-    fdn_tm_snapshot_free(sn);
+    fdn_telemetry_snapshot_free(sn);
     char *text = rc == 0 ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(root);
     if (rc == 0 && text == NULL)

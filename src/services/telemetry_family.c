@@ -21,9 +21,9 @@
 
 #define TM_OVERFLOW_VALUE "__overflow__"
 
-bool fdn_tm_name_valid(const char *name, size_t len, bool label)
+bool fdn_telemetry_name_valid(const char *name, size_t len, bool label)
 {
-    if (name == NULL || len == 0 || len > FDN_TM_NAME_MAX)
+    if (name == NULL || len == 0 || len > FDN_TELEMETRY_NAME_MAX)
         return false;
     for (size_t i = 0; i < len; i++) {
         char c = name[i];
@@ -43,27 +43,27 @@ bool fdn_tm_name_valid(const char *name, size_t len, bool label)
     return true;
 }
 
-static void *metric_new(fdn_tm_kind_t kind)
+static void *metric_new(fdn_telemetry_kind_t kind)
 {
     switch (kind) {
-    case FDN_TM_COUNTER:
+    case FDN_TELEMETRY_COUNTER:
         return fdn__counter_new();
-    case FDN_TM_GAUGE:
+    case FDN_TELEMETRY_GAUGE:
         return fdn__gauge_new(true);
-    case FDN_TM_GAUGE_INT:
+    case FDN_TELEMETRY_GAUGE_INT:
         return fdn__gauge_new(false);
     default:
         return fdn__histogram_new();
     }
 }
 
-static void metric_free(fdn_tm_kind_t kind, void *m)
+static void metric_free(fdn_telemetry_kind_t kind, void *m)
 {
     switch (kind) {
-    case FDN_TM_COUNTER:
+    case FDN_TELEMETRY_COUNTER:
         fdn__counter_free(m);
         break;
-    case FDN_TM_HISTOGRAM:
+    case FDN_TELEMETRY_HISTOGRAM:
         fdn__histogram_free(m);
         break;
     default:
@@ -72,13 +72,13 @@ static void metric_free(fdn_tm_kind_t kind, void *m)
     }
 }
 
-static void metric_reset(fdn_tm_kind_t kind, void *m)
+static void metric_reset(fdn_telemetry_kind_t kind, void *m)
 {
     switch (kind) {
-    case FDN_TM_COUNTER:
+    case FDN_TELEMETRY_COUNTER:
         fdn__counter_reset(m);
         break;
-    case FDN_TM_HISTOGRAM:
+    case FDN_TELEMETRY_HISTOGRAM:
         fdn__histogram_reset(m);
         break;
     default:
@@ -87,7 +87,7 @@ static void metric_reset(fdn_tm_kind_t kind, void *m)
     }
 }
 
-static void series_free(const fdn_tm_family_t *f, tm_series_t *s)
+static void series_free(const fdn_telemetry_family_t *f, tm_series_t *s)
 {
     if (s == NULL)
         return;
@@ -99,7 +99,7 @@ static void series_free(const fdn_tm_family_t *f, tm_series_t *s)
     fdn__free(s);
 }
 
-static void family_free(fdn_tm_family_t *f)
+static void family_free(fdn_telemetry_family_t *f)
 {
     if (f == NULL)
         return;
@@ -127,7 +127,7 @@ void fdn__tm_families_reset(fdn_telemetry_t *tm)
 {
     pthread_mutex_lock(&tm->mu);
     for (size_t i = 0; i < tm->nfams; i++) {
-        fdn_tm_family_t *f = tm->fams[i];
+        fdn_telemetry_family_t *f = tm->fams[i];
         for (size_t k = 0; k < f->nseries; k++)
             metric_reset(f->kind, f->series[k]->metric);
         if (f->overflow != NULL)
@@ -137,8 +137,8 @@ void fdn__tm_families_reset(fdn_telemetry_t *tm)
     pthread_mutex_unlock(&tm->mu);
 }
 
-static bool same_shape(const fdn_tm_family_t *f, fdn_tm_kind_t kind, const char *const *labels,
-                       size_t nlabels)
+static bool same_shape(const fdn_telemetry_family_t *f, fdn_telemetry_kind_t kind,
+                       const char *const *labels, size_t nlabels)
 {
     if (f->kind != kind || f->nlabels != nlabels)
         return false;
@@ -148,7 +148,7 @@ static bool same_shape(const fdn_tm_family_t *f, fdn_tm_kind_t kind, const char 
     return true;
 }
 
-static tm_series_t *series_new(const fdn_tm_family_t *f, const char *const *values)
+static tm_series_t *series_new(const fdn_telemetry_family_t *f, const char *const *values)
 {
     tm_series_t *s = fdn__calloc(1, sizeof(*s));
     if (s == NULL)
@@ -172,16 +172,16 @@ oom:
     return NULL;
 }
 
-int fdn__tm_family_create(fdn_telemetry_t *tm, fdn_tm_family_t **out, const char *name,
-                          const char *help, fdn_tm_kind_t kind, const char *const *labels,
+int fdn__tm_family_create(fdn_telemetry_t *tm, fdn_telemetry_family_t **out, const char *name,
+                          const char *help, fdn_telemetry_kind_t kind, const char *const *labels,
                           size_t nlabels, uint32_t max_series, bool builtin)
 {
-    if (out == NULL || name == NULL || !fdn_tm_name_valid(name, strlen(name), false) ||
-        kind < FDN_TM_COUNTER || kind > FDN_TM_HISTOGRAM || nlabels > FDN_TM_MAX_LABELS ||
-        (nlabels > 0 && labels == NULL))
+    if (out == NULL || name == NULL || !fdn_telemetry_name_valid(name, strlen(name), false) ||
+        kind < FDN_TELEMETRY_COUNTER || kind > FDN_TELEMETRY_HISTOGRAM ||
+        nlabels > FDN_TELEMETRY_MAX_LABELS || (nlabels > 0 && labels == NULL))
         return FDN_EINVAL;
     for (size_t i = 0; i < nlabels; i++) {
-        if (labels[i] == NULL || !fdn_tm_name_valid(labels[i], strlen(labels[i]), true))
+        if (labels[i] == NULL || !fdn_telemetry_name_valid(labels[i], strlen(labels[i]), true))
             return FDN_EINVAL;
         for (size_t k = 0; k < i; k++)
             if (strcmp(labels[i], labels[k]) == 0)
@@ -201,10 +201,10 @@ int fdn__tm_family_create(fdn_telemetry_t *tm, fdn_tm_family_t **out, const char
             return rc;
         }
     }
-    fdn_tm_family_t *f = NULL;
+    fdn_telemetry_family_t *f = NULL;
     if (tm->nfams == tm->capfams) {
         size_t cap = tm->capfams ? tm->capfams * 2 : 16;
-        fdn_tm_family_t **n = fdn__realloc(tm->fams, cap * sizeof(*n));
+        fdn_telemetry_family_t **n = fdn__realloc(tm->fams, cap * sizeof(*n));
         if (n == NULL)
             goto oom;
         tm->fams = n;
@@ -232,7 +232,7 @@ int fdn__tm_family_create(fdn_telemetry_t *tm, fdn_tm_family_t **out, const char
     pthread_mutex_unlock(&tm->mu);
     if (nlabels > 0 && tm->f_overflow != NULL && f != tm->f_overflow) {
         const char *v[1] = {name};
-        (void)fdn_tm_family_counter(tm->f_overflow, &f->overflow_counter, v, 1);
+        (void)fdn_telemetry_family_counter(tm->f_overflow, &f->overflow_counter, v, 1);
     }
     *out = f;
     return 0;
@@ -242,9 +242,9 @@ oom:
     return FDN_ENOMEM;
 }
 
-int fdn_telemetry_family(fdn_telemetry_t *tm, fdn_tm_family_t **out, const char *name,
-                         const char *help, fdn_tm_kind_t kind, const char *const *label_names,
-                         size_t nlabels, uint32_t max_series)
+int fdn_telemetry_family(fdn_telemetry_t *tm, fdn_telemetry_family_t **out, const char *name,
+                         const char *help, fdn_telemetry_kind_t kind,
+                         const char *const *label_names, size_t nlabels, uint32_t max_series)
 {
     if (tm == NULL) {
         if (out != NULL)
@@ -257,21 +257,22 @@ int fdn_telemetry_family(fdn_telemetry_t *tm, fdn_tm_family_t **out, const char 
 
 fdn_counter_t *fdn__tm_builtin_counter(fdn_telemetry_t *tm, const char *name, const char *help)
 {
-    fdn_tm_family_t *f = NULL;
+    fdn_telemetry_family_t *f = NULL;
     fdn_counter_t *c = NULL;
-    if (fdn__tm_family_create(tm, &f, name, help, FDN_TM_COUNTER, NULL, 0, 1, true) < 0 ||
-        fdn_tm_family_counter(f, &c, NULL, 0) < 0)
+    if (fdn__tm_family_create(tm, &f, name, help, FDN_TELEMETRY_COUNTER, NULL, 0, 1, true) < 0 ||
+        fdn_telemetry_family_counter(f, &c, NULL, 0) < 0)
         return NULL;
     return c;
 }
 
-static int resolve(fdn_tm_family_t *f, fdn_tm_kind_t want, void **out, const char *const *values,
-                   size_t n)
+static int resolve(fdn_telemetry_family_t *f, fdn_telemetry_kind_t want, void **out,
+                   const char *const *values, size_t n)
 {
     *out = NULL;
     if (f == NULL)
         return 0;
-    bool kind_ok = f->kind == want || (want == FDN_TM_GAUGE && f->kind == FDN_TM_GAUGE_INT);
+    bool kind_ok =
+        f->kind == want || (want == FDN_TELEMETRY_GAUGE && f->kind == FDN_TELEMETRY_GAUGE_INT);
     if (!kind_ok || n != f->nlabels || (n > 0 && values == NULL))
         return FDN_EINVAL;
     for (size_t i = 0; i < n; i++)
@@ -327,39 +328,39 @@ done:
     return rc;
 }
 
-int fdn_tm_family_counter(fdn_tm_family_t *fam, fdn_counter_t **out, const char *const *values,
-                          size_t n)
+int fdn_telemetry_family_counter(fdn_telemetry_family_t *fam, fdn_counter_t **out,
+                                 const char *const *values, size_t n)
 {
     void *m = NULL;
-    int rc = resolve(fam, FDN_TM_COUNTER, &m, values, n);
+    int rc = resolve(fam, FDN_TELEMETRY_COUNTER, &m, values, n);
     if (out != NULL)
         *out = m;
     return out == NULL ? FDN_EINVAL : rc;
 }
 
-int fdn_tm_family_gauge(fdn_tm_family_t *fam, fdn_gauge_t **out, const char *const *values,
-                        size_t n)
+int fdn_telemetry_family_gauge(fdn_telemetry_family_t *fam, fdn_gauge_t **out,
+                               const char *const *values, size_t n)
 {
     void *m = NULL;
-    int rc = resolve(fam, FDN_TM_GAUGE, &m, values, n);
+    int rc = resolve(fam, FDN_TELEMETRY_GAUGE, &m, values, n);
     if (out != NULL)
         *out = m;
     return out == NULL ? FDN_EINVAL : rc;
 }
 
-int fdn_tm_family_histogram(fdn_tm_family_t *fam, fdn_histogram_t **out, const char *const *values,
-                            size_t n)
+int fdn_telemetry_family_histogram(fdn_telemetry_family_t *fam, fdn_histogram_t **out,
+                                   const char *const *values, size_t n)
 {
     void *m = NULL;
-    int rc = resolve(fam, FDN_TM_HISTOGRAM, &m, values, n);
+    int rc = resolve(fam, FDN_TELEMETRY_HISTOGRAM, &m, values, n);
     if (out != NULL)
         *out = m;
     return out == NULL ? FDN_EINVAL : rc;
 }
 
-uint64_t fdn_tm_family_overflows(const fdn_tm_family_t *fam)
+uint64_t fdn_telemetry_family_overflows(const fdn_telemetry_family_t *fam)
 {
     if (fam == NULL)
         return 0;
-    return atomic_load_explicit(&((fdn_tm_family_t *)fam)->overflows, memory_order_relaxed);
+    return atomic_load_explicit(&((fdn_telemetry_family_t *)fam)->overflows, memory_order_relaxed);
 }
