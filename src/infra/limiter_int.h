@@ -1,4 +1,7 @@
-/* Private limiter interface: supervision hooks and the storage backend vtable. */
+/* Private limiter interface: the storage backend vtable and the in-memory store
+ * (limiter_store.c), the cached named-rule check used by protected execution, the probe
+ * counter tests read, and the supervision hooks. The per-key arithmetic itself is pure and
+ * lives in logic/limit_algo.h. */
 #ifndef FDN_INFRA_LIMITER_INT_H
 #define FDN_INFRA_LIMITER_INT_H
 
@@ -9,12 +12,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-/* Operations a backend applies to one key atomically. */
-typedef enum fdn__limit_op {
-    FDN__LIMIT_CHECK = 0,  /* consume on success (fixed window: always) */
-    FDN__LIMIT_PEEK = 1,   /* evaluate only */
-    FDN__LIMIT_CANCEL = 2, /* give back rsv->cost if rsv->epoch is still current */
-} fdn__limit_op_t;
+#include "logic/limit_algo.h"
 
 /* Time of one operation: monotonic ns (buckets, sliding window) and wall ns (fixed window).
  * A check reads only the clock its algorithm needs; the other is FDN__NOW_UNSET and a backend
@@ -27,13 +25,15 @@ typedef struct fdn__limit_now {
 } fdn__limit_now_t;
 
 /*
- * Storage backend (memory now; a Redis backend would run the same per-key arithmetic in a
- * server-side script). Every function is thread-safe.
+ * Storage backend (memory now; a Redis backend would run the same per-key arithmetic,
+ * logic/limit_algo.h, in a server-side script). Every function is thread-safe.
  *  apply: run op for key under rule; fills res (and rsv->epoch for CHECK); returns 0 or a
  *         negative code (FDN_ENOMEM, FDN_ENOENT for a CANCEL with nothing to give back,
  *         FDN_ELIMITER for a new key refused by a full store; res is filled then).
  *         The allowed/denied decision is res->allowed, not the return code.
  *  forget: drop a key (FDN_ENOENT if absent). sweep: drop expired keys, return how many.
+ *  set_interval: how often apply sweeps on its own (ns; a backend whose keys expire by
+ *         themselves ignores it).
  */
 typedef struct fdn__limiter_backend {
     int (*apply)(void *self, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
@@ -42,8 +42,19 @@ typedef struct fdn__limiter_backend {
     int (*forget)(void *self, const char *key, size_t keylen);
     size_t (*sweep)(void *self, const fdn__limit_now_t *now);
     void (*stats)(void *self, fdn_limiter_stats_t *out);
+    void (*set_interval)(void *self, int64_t interval_ns);
     void (*destroy)(void *self);
 } fdn__limiter_backend_t;
+
+/* The in-memory store (limiter_store.c): `nshards` (a power of two) shards of at most
+ * max(max_keys / nshards, 1) keys each, `policy` when a shard is full, a sweep every
+ * interval_ns from (mono_ns, wall_ns). Returns 0 or FDN_ENOMEM. */
+extern const fdn__limiter_backend_t fdn__limiter_mem_backend;
+int fdn__limiter_mem_create(void **out, uint32_t nshards, uint32_t max_keys,
+                            fdn_limit_overflow_t policy, int64_t interval_ns, int64_t mono_ns,
+                            int64_t wall_ns);
+/* Lookups and compared cells so far, summed over the shards (fdn__limiter_probes). */
+void fdn__limiter_mem_probes(void *self, uint64_t *lookups, uint64_t *probes);
 
 /*
  * Named-rule check for a caller that checks the same rule name again and again (a protection

@@ -1,0 +1,428 @@
+/*
+ * DESIGN: the rate limiter's in-memory key store, one backend behind fdn__limiter_backend_t
+ * (limiter_int.h): a sharded hash table of keys -> cells, each cell holding one key's
+ * algorithm state (logic/limit_algo.h), which this file applies under the shard lock.
+ *
+ * Threads: none of its own. Sweeping is amortised: an operation that finds its shard's
+ * next_sweep in the past sweeps that shard (O(cells in shard)) before its own update;
+ * the backend's sweep (fdn_limiter_sweep) sweeps all shards.
+ *
+ * Locks: one mutex per shard (cache-line aligned) guards that shard's chains, LRU list,
+ * counters and cells; an operation holds exactly one shard lock for a lookup + update, and
+ * takes no other lock. No callback runs under it.
+ *
+ * Hashing: fdn__hash (core/hash.h, keyed with a per-process random secret), so a client that
+ * chooses its keys (they come from HTTP requests) cannot aim them at one shard or bucket. The
+ * low bits pick the shard, bits 32.. the bucket. Each shard counts lookups and compared cells
+ * (fdn__limiter_mem_probes) so a test can check that chains stay short by counted work.
+ *
+ * Invariants: per shard, count <= cap (max_keys / shards, at least 1); every cell is in
+ * exactly one chain and in the shard's LRU list (urcu/list.h, most recent first); a cell whose
+ * state has expired is equivalent to no cell, so sweeping never changes a decision.
+ * `expires` is wall ns for FIXED_WINDOW cells (the only clock a fixed-window check reads)
+ * and monotonic ns for the others; each shard keeps a sweep deadline on both clocks, and a
+ * lower bound of its cells' `expires` per clock (min_exp_*: lowered whenever a cell's
+ * expiry is set, made exact by every sweep).
+ *
+ * Overflow: a new key in a full shard first sweeps the shard, but only when min_exp_* says
+ * some cell may have expired (so a flood of new keys into a shard of live keys costs O(1)
+ * per refused key, not a scan); if still full, the policy refuses the new key (DENY_NEW,
+ * default: live state is never dropped, so no key's count can be reset by a flood) or evicts
+ * the LRU tail (EVICT_LRU).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <urcu/list.h>
+
+#include "core/alloc.h"
+#include "core/hash.h"
+#include "infra/limiter_int.h"
+#include "logic/limit_algo.h"
+
+typedef struct cell {
+    void *raw;                /* allocation (cells start on a cache line) */
+    struct cell *next;        /* hash chain */
+    struct cds_list_head lru; /* shard LRU list */
+    uint64_t hash;
+    fdn__limit_state_t st; /* st.expires: wall ns (fixed window) or monotonic ns (others) */
+    uint32_t keylen;
+    uint8_t algo;
+    char key[];
+} cell_t;
+
+typedef struct shard {
+    _Alignas(FDN_CACHELINE) pthread_mutex_t mu;
+    cell_t **buckets;
+    uint32_t nbuckets; /* power of two */
+    uint32_t count;
+    struct cds_list_head lru; /* most recently used first */
+    int64_t next_sweep;       /* monotonic */
+    int64_t next_sweep_wall;  /* wall */
+    int64_t min_exp_mono;     /* <= every monotonic-clock cell's expires (INT64_MAX: none) */
+    int64_t min_exp_wall;     /* <= every fixed-window cell's expires */
+    uint64_t allowed, denied, evictions, expired, overflow_denied;
+    uint64_t lookups, probes; /* shard_find calls and cells compared (fdn__limiter_mem_probes) */
+} shard_t;
+
+typedef struct membe {
+    void *shards_raw;
+    shard_t *shards;  /* cache-line aligned */
+    uint32_t nshards; /* power of two */
+    uint32_t cap;     /* per shard */
+    fdn_limit_overflow_t policy;
+    _Atomic int64_t interval_ns;
+} membe_t;
+
+static cell_t *lru_cell(struct cds_list_head *h)
+{
+    return (cell_t *)(void *)((char *)h - offsetof(cell_t, lru));
+}
+
+/* The time of op on rule r's clock. */
+static int64_t algo_now(fdn_limit_algo_t algo, const fdn__limit_now_t *now)
+{
+    return fdn__limit_wall_clock(algo) ? now->wall_ns : now->mono_ns;
+}
+
+static void cell_init(cell_t *c, const fdn_limit_rule_t *r, const fdn__limit_now_t *now)
+{
+    c->algo = (uint8_t)r->algo;
+    fdn__limit_init(&c->st, r, algo_now(r->algo, now));
+}
+
+/* Remove c from its chain and the LRU list and free it. */
+static void cell_remove(shard_t *s, cell_t *c)
+{
+    cell_t **pp = &s->buckets[(c->hash >> 32) & (s->nbuckets - 1)];
+    while (*pp != c)
+        pp = &(*pp)->next;
+    *pp = c->next;
+    cds_list_del(&c->lru);
+    s->count--;
+    fdn__free(c->raw);
+}
+
+static bool cell_expired(const cell_t *c, const fdn__limit_now_t *now)
+{
+    int64_t t = algo_now((fdn_limit_algo_t)c->algo, now);
+    return t != FDN__NOW_UNSET && c->st.expires <= t;
+}
+
+/* Fill both times (sweeping compares cells of both kinds). */
+static void now_full(const fdn__limit_now_t *in, fdn__limit_now_t *out)
+{
+    *out = *in;
+    if (out->mono_ns == FDN__NOW_UNSET)
+        out->mono_ns = fdn_clock_mono_ns(in->clock);
+    if (out->wall_ns == FDN__NOW_UNSET)
+        out->wall_ns = fdn_clock_wall_ns(in->clock);
+}
+
+/* Lower the shard's expiry bound for c's clock (after c's expiry was set). */
+static void note_expiry(shard_t *s, const cell_t *c)
+{
+    if (fdn__limit_wall_clock((fdn_limit_algo_t)c->algo)) {
+        if (c->st.expires < s->min_exp_wall)
+            s->min_exp_wall = c->st.expires;
+    } else if (c->st.expires < s->min_exp_mono) {
+        s->min_exp_mono = c->st.expires;
+    }
+}
+
+/* now must be full (both clocks). Also makes min_exp_* exact. */
+static size_t shard_sweep(shard_t *s, const fdn__limit_now_t *now)
+{
+    size_t n = 0;
+    struct cds_list_head *pos, *prev;
+    s->min_exp_mono = s->min_exp_wall = INT64_MAX;
+    cds_list_for_each_prev_safe(pos, prev, &s->lru)
+    {
+        cell_t *c = lru_cell(pos);
+        if (cell_expired(c, now)) {
+            cell_remove(s, c);
+            n++;
+        } else {
+            note_expiry(s, c);
+        }
+    }
+    s->expired += n;
+    return n;
+}
+
+/* A full shard and a new key: make room or refuse. Returns 0 when a slot is free, or
+ * FDN_ELIMITER with res filled (lock held). */
+static int shard_make_room(membe_t *m, shard_t *s, const fdn__limit_now_t *now,
+                           fdn_limit_result_t *res)
+{
+    fdn__limit_now_t full;
+    now_full(now, &full);
+    if (full.mono_ns >= s->min_exp_mono || full.wall_ns >= s->min_exp_wall)
+        shard_sweep(s, &full);
+    if (s->count < m->cap)
+        return 0;
+    if (m->policy == FDN_LIMIT_OVERFLOW_EVICT_LRU) {
+        s->evictions++;
+        cell_remove(s, lru_cell(s->lru.prev));
+        return 0;
+    }
+    s->overflow_denied++;
+    int64_t wait = INT64_MAX;
+    if (s->min_exp_mono != INT64_MAX)
+        wait = s->min_exp_mono - full.mono_ns;
+    if (s->min_exp_wall != INT64_MAX && s->min_exp_wall - full.wall_ns < wait)
+        wait = s->min_exp_wall - full.wall_ns;
+    memset(res, 0, sizeof(*res));
+    res->retry_after_ns = wait > 0 ? wait : 0;
+    return FDN_ELIMITER;
+}
+
+static void shard_grow(shard_t *s)
+{
+    uint32_t nb = s->nbuckets * 2;
+    cell_t **b = fdn__calloc(nb, sizeof(*b));
+    if (!b)
+        return; /* keep the longer chains */
+    for (uint32_t i = 0; i < s->nbuckets; i++) {
+        cell_t *c = s->buckets[i];
+        while (c) {
+            cell_t *nx = c->next;
+            uint32_t j = (uint32_t)((c->hash >> 32) & (nb - 1));
+            c->next = b[j];
+            b[j] = c;
+            c = nx;
+        }
+    }
+    fdn__free(s->buckets);
+    s->buckets = b;
+    s->nbuckets = nb;
+}
+
+static cell_t *shard_find(shard_t *s, uint64_t h, const char *key, size_t keylen)
+{
+    cell_t *c = s->buckets[(h >> 32) & (s->nbuckets - 1)];
+    s->lookups++;
+    for (; c; c = c->next) {
+        s->probes++;
+        if (c->hash == h && c->keylen == keylen && memcmp(c->key, key, keylen) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+/* A new cell for key at the head of its chain and of the LRU list (the shard has room). */
+static cell_t *cell_insert(shard_t *s, uint64_t h, const char *key, size_t keylen)
+{
+    /* Each cell starts on its own cache line so that two hot keys never share one. */
+    void *raw = fdn__malloc(sizeof(cell_t) + keylen + FDN_CACHELINE - 1);
+    if (!raw)
+        return NULL;
+    cell_t *c = (cell_t *)(((uintptr_t)raw + FDN_CACHELINE - 1) & ~(uintptr_t)(FDN_CACHELINE - 1));
+    memset(c, 0, sizeof(*c));
+    c->raw = raw;
+    c->hash = h;
+    c->keylen = (uint32_t)keylen;
+    memcpy(c->key, key, keylen);
+    uint32_t bi = (uint32_t)((h >> 32) & (s->nbuckets - 1));
+    c->next = s->buckets[bi];
+    s->buckets[bi] = c;
+    cds_list_add(&c->lru, &s->lru);
+    s->count++;
+    if (s->count > s->nbuckets && s->nbuckets < (1u << 24))
+        shard_grow(s);
+    return c;
+}
+
+static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
+                     int64_t cost, fdn__limit_op_t op, const fdn__limit_now_t *now,
+                     fdn_limit_result_t *res, fdn_limit_reservation_t *rsv)
+{
+    membe_t *m = self;
+    uint64_t h = fdn__hash(key, keylen);
+    shard_t *s = &m->shards[h & (m->nshards - 1)];
+    const int64_t t = algo_now(rule->algo, now);
+    int64_t *epoch = rsv ? &rsv->epoch : NULL;
+    int rc = 0;
+    pthread_mutex_lock(&s->mu);
+    bool due = fdn__limit_wall_clock(rule->algo) ? t >= s->next_sweep_wall : t >= s->next_sweep;
+    if (FDN_UNLIKELY(due)) {
+        fdn__limit_now_t full;
+        now_full(now, &full);
+        shard_sweep(s, &full);
+        int64_t iv = atomic_load_explicit(&m->interval_ns, memory_order_relaxed);
+        s->next_sweep = full.mono_ns + iv;
+        s->next_sweep_wall = full.wall_ns + iv;
+    }
+    cell_t *c = shard_find(s, h, key, keylen);
+    if (c && (cell_expired(c, now) || c->algo != (uint8_t)rule->algo))
+        cell_init(c, rule, now); /* expired state == fresh state */
+    fdn__limit_state_t tmp;
+    fdn__limit_state_t *st;
+    if (c != NULL) {
+        if (s->lru.next != &c->lru)
+            cds_list_move(&c->lru, &s->lru);
+        st = &c->st;
+    } else if (op == FDN__LIMIT_CANCEL) {
+        pthread_mutex_unlock(&s->mu);
+        return FDN_ENOENT;
+    } else if (op == FDN__LIMIT_PEEK) {
+        /* evaluate on a fresh state without storing it */
+        fdn__limit_init(&tmp, rule, t);
+        st = &tmp;
+    } else {
+        if (s->count >= m->cap) {
+            rc = shard_make_room(m, s, now, res);
+            if (rc) {
+                pthread_mutex_unlock(&s->mu);
+                return rc;
+            }
+        }
+        c = cell_insert(s, h, key, keylen);
+        if (!c) {
+            pthread_mutex_unlock(&s->mu);
+            return FDN_ENOMEM;
+        }
+        cell_init(c, rule, now);
+        st = &c->st;
+    }
+    rc = fdn__limit_apply(st, rule, cost, op, t, epoch, res);
+    if (c != NULL)
+        note_expiry(s, c);
+    if (op == FDN__LIMIT_CHECK) {
+        if (res->allowed)
+            s->allowed++;
+        else
+            s->denied++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static int mem_forget(void *self, const char *key, size_t keylen)
+{
+    membe_t *m = self;
+    uint64_t h = fdn__hash(key, keylen);
+    shard_t *s = &m->shards[h & (m->nshards - 1)];
+    pthread_mutex_lock(&s->mu);
+    cell_t *c = shard_find(s, h, key, keylen);
+    if (c)
+        cell_remove(s, c);
+    pthread_mutex_unlock(&s->mu);
+    return c ? 0 : FDN_ENOENT;
+}
+
+static size_t mem_sweep(void *self, const fdn__limit_now_t *now)
+{
+    membe_t *m = self;
+    size_t n = 0;
+    fdn__limit_now_t full;
+    now_full(now, &full);
+    for (uint32_t i = 0; i < m->nshards; i++) {
+        shard_t *s = &m->shards[i];
+        int64_t iv = atomic_load_explicit(&m->interval_ns, memory_order_relaxed);
+        pthread_mutex_lock(&s->mu);
+        n += shard_sweep(s, &full);
+        s->next_sweep = full.mono_ns + iv;
+        s->next_sweep_wall = full.wall_ns + iv;
+        pthread_mutex_unlock(&s->mu);
+    }
+    return n;
+}
+
+static void mem_stats(void *self, fdn_limiter_stats_t *out)
+{
+    membe_t *m = self;
+    memset(out, 0, sizeof(*out));
+    for (uint32_t i = 0; i < m->nshards; i++) {
+        shard_t *s = &m->shards[i];
+        pthread_mutex_lock(&s->mu);
+        out->keys += s->count;
+        out->allowed += s->allowed;
+        out->denied += s->denied;
+        out->evictions += s->evictions;
+        out->expired += s->expired;
+        out->overflow_denied += s->overflow_denied;
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+static void mem_set_interval(void *self, int64_t interval_ns)
+{
+    membe_t *m = self;
+    atomic_store_explicit(&m->interval_ns, interval_ns, memory_order_relaxed);
+}
+
+static void mem_destroy(void *self)
+{
+    membe_t *m = self;
+    if (!m)
+        return;
+    for (uint32_t i = 0; i < m->nshards; i++) {
+        shard_t *s = &m->shards[i];
+        struct cds_list_head *pos, *nx;
+        cds_list_for_each_safe(pos, nx, &s->lru)
+        {
+            fdn__free(lru_cell(pos)->raw);
+        }
+        fdn__free(s->buckets);
+        pthread_mutex_destroy(&s->mu);
+    }
+    fdn__free(m->shards_raw);
+    fdn__free(m);
+}
+
+const fdn__limiter_backend_t fdn__limiter_mem_backend = {
+    mem_apply, mem_forget, mem_sweep, mem_stats, mem_set_interval, mem_destroy,
+};
+
+void fdn__limiter_mem_probes(void *self, uint64_t *lookups, uint64_t *probes)
+{
+    membe_t *m = self;
+    *lookups = *probes = 0;
+    for (uint32_t i = 0; i < m->nshards; i++) {
+        shard_t *s = &m->shards[i];
+        pthread_mutex_lock(&s->mu);
+        *lookups += s->lookups;
+        *probes += s->probes;
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+int fdn__limiter_mem_create(void **out, uint32_t nshards, uint32_t max_keys,
+                            fdn_limit_overflow_t policy, int64_t interval_ns, int64_t mono_ns,
+                            int64_t wall_ns)
+{
+    membe_t *m = fdn__calloc(1, sizeof(*m));
+    if (!m)
+        return FDN_ENOMEM;
+    m->shards_raw = fdn__calloc(1, (size_t)nshards * sizeof(shard_t) + FDN_CACHELINE - 1);
+    if (!m->shards_raw) {
+        fdn__free(m);
+        return FDN_ENOMEM;
+    }
+    m->shards = (shard_t *)(((uintptr_t)m->shards_raw + FDN_CACHELINE - 1) &
+                            ~(uintptr_t)(FDN_CACHELINE - 1));
+    m->cap = max_keys / nshards ? max_keys / nshards : 1;
+    m->policy = policy;
+    atomic_init(&m->interval_ns, interval_ns);
+    for (uint32_t i = 0; i < nshards; i++) {
+        shard_t *s = &m->shards[i];
+        s->nbuckets = 16;
+        s->buckets = fdn__calloc(s->nbuckets, sizeof(cell_t *));
+        CDS_INIT_LIST_HEAD(&s->lru);
+        s->next_sweep = mono_ns + interval_ns;
+        s->next_sweep_wall = wall_ns + interval_ns;
+        s->min_exp_mono = s->min_exp_wall = INT64_MAX;
+        if (!s->buckets || pthread_mutex_init(&s->mu, NULL) != 0) {
+            fdn__free(s->buckets);
+            m->nshards = i;
+            mem_destroy(m);
+            return FDN_ENOMEM;
+        }
+        m->nshards = i + 1;
+    }
+    *out = m;
+    return 0;
+}
