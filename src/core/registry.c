@@ -24,8 +24,7 @@
  *
  * Fork: liburcu-bp's registry lock and its call_rcu thread do not survive fork(2) by
  *   themselves (a child's deferred frees never ran and destroy's barrier hung). The first
- *   create registers, once per process, pthread_atfork handlers that quiesce both before
- *   fork and restore them in the parent and the child, as liburcu documents.
+ *   create registers, once per process, the fork handlers of core/rcu.c.
  *
  * Invariants: one store, insert-if-absent under `wmu` (no check-then-insert race); a name
  * appears at most once in a table; table->n ≤ table->cap / 2.
@@ -40,30 +39,10 @@
 #include <string.h>
 #include <time.h>
 
-#include <urcu/urcu-bp.h>
-
 #include "core/sync.h"
 #include "core/alloc.h"
 #include "core/hash.h"
-#include "core/tsan.h"
-
-/* The grace-period sync object for TSan (core/tsan.h): readers release it when leaving the
- * read-side section, writers before handing a table to call_rcu; the deferred free acquires
- * it. */
-static char g_tsan_rcu_sync;
-#define TSAN_RELEASE() fdn__tsan_release(&g_tsan_rcu_sync)
-#define TSAN_ACQUIRE() fdn__tsan_acquire(&g_tsan_rcu_sync)
-
-static void read_begin(void)
-{
-    urcu_bp_read_lock();
-}
-
-static void read_end(void)
-{
-    TSAN_RELEASE();
-    urcu_bp_read_unlock();
-}
+#include "core/rcu.h"
 
 struct fdn_registry_entry {
     _Atomic uint64_t refs;
@@ -145,7 +124,7 @@ static size_t cap_for(size_t n)
 
 static void retire_cb(struct rcu_head *head)
 {
-    TSAN_ACQUIRE();
+    fdn__rcu_retired();
     _Static_assert(offsetof(table_t, rcu) == 0, "rcu head first");
     table_t *t = (table_t *)(void *)head;
     for (size_t i = 0; i < t->ndropped; i++)
@@ -163,8 +142,7 @@ static void publish(fdn_registry_t *reg, table_t *next, fdn_registry_entry_t **d
     atomic_store_explicit(&reg->table, next, memory_order_release);
     old->dropped = dropped;
     old->ndropped = ndropped;
-    TSAN_RELEASE();
-    urcu_bp_call_rcu(&old->rcu, retire_cb);
+    fdn__rcu_retire(&old->rcu, retire_cb);
 }
 
 static int64_t now_ns(const fdn_registry_t *reg)
@@ -172,34 +150,9 @@ static int64_t now_ns(const fdn_registry_t *reg)
     return fdn_clock_mono_ns(reg->clock);
 }
 
-static void fork_prepare(void)
-{
-    urcu_bp_call_rcu_before_fork();
-    urcu_bp_before_fork();
-}
-
-static void fork_parent(void)
-{
-    urcu_bp_after_fork_parent();
-    urcu_bp_call_rcu_after_fork_parent();
-}
-
-static void fork_child(void)
-{
-    urcu_bp_after_fork_child();
-    urcu_bp_call_rcu_after_fork_child();
-}
-
-static pthread_once_t g_fork_once = PTHREAD_ONCE_INIT;
-
-static void register_fork_handlers(void)
-{
-    (void)pthread_atfork(fork_prepare, fork_parent, fork_child);
-}
-
 int fdn_registry_create(fdn_registry_t **out, const fdn_registry_opts_t *opts)
 {
-    pthread_once(&g_fork_once, register_fork_handlers);
+    fdn__rcu_setup();
     if (out == NULL)
         return FDN_EINVAL;
     *out = NULL;
@@ -236,7 +189,7 @@ void fdn_registry_destroy(fdn_registry_t *reg)
     if (reg == NULL)
         return;
     /* every retired table of this registry is freed once pending callbacks ran */
-    urcu_bp_barrier();
+    fdn__rcu_barrier();
     table_t *t = atomic_load_explicit(&reg->table, memory_order_acquire);
     for (size_t i = 0; i < t->cap; i++)
         entry_unref(t->slots[i]);
@@ -414,12 +367,12 @@ static bool find_handle(fdn_registry_t *reg, const char *service, void **out)
 {
     uint64_t h = fdn__hash_str(service);
     void *handle = NULL;
-    read_begin();
+    fdn__rcu_read_begin();
     const table_t *t = atomic_load_explicit(&reg->table, memory_order_acquire);
     const fdn_registry_entry_t *e = table_find(t, service, h);
     if (e != NULL)
         handle = e->handle;
-    read_end();
+    fdn__rcu_read_end();
     if (e != NULL && out != NULL)
         *out = handle;
     return e != NULL;
@@ -474,7 +427,7 @@ int fdn_registry_meta_get(fdn_registry_t *reg, const char *service, const char *
         return FDN_EINVAL;
     int rc = FDN_ESERVICE_NOT_FOUND;
     uint64_t h = fdn__hash_str(service);
-    read_begin();
+    fdn__rcu_read_begin();
     const table_t *t = atomic_load_explicit(&reg->table, memory_order_acquire);
     const fdn_registry_entry_t *e = table_find(t, service, h);
     if (e != NULL) {
@@ -497,7 +450,7 @@ int fdn_registry_meta_get(fdn_registry_t *reg, const char *service, const char *
             break;
         }
     }
-    read_end();
+    fdn__rcu_read_end();
     return rc;
 }
 
@@ -507,12 +460,12 @@ int fdn_registry_acquire(fdn_registry_t *reg, const char *service, fdn_registry_
     if (reg == NULL || service == NULL || out == NULL)
         return fdn_err_set(err, FDN_EINVAL, "registry, service or out is NULL");
     uint64_t h = fdn__hash_str(service);
-    read_begin();
+    fdn__rcu_read_begin();
     const table_t *t = atomic_load_explicit(&reg->table, memory_order_acquire);
     fdn_registry_entry_t *e = table_find(t, service, h);
     if (e != NULL)
         atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
-    read_end();
+    fdn__rcu_read_end();
     *out = e;
     return e ? 0 : not_found(reg, service, err);
 }
@@ -631,9 +584,9 @@ size_t fdn_registry_count(fdn_registry_t *reg)
 {
     if (reg == NULL)
         return 0;
-    read_begin();
+    fdn__rcu_read_begin();
     size_t n = atomic_load_explicit(&reg->table, memory_order_acquire)->n;
-    read_end();
+    fdn__rcu_read_end();
     return n;
 }
 
@@ -657,10 +610,10 @@ int fdn_registry_list(fdn_registry_t *reg, char ***out_names, size_t *out_count)
     *out_count = 0;
     char **names = NULL;
     size_t n = 0;
-    read_begin();
+    fdn__rcu_read_begin();
     const table_t *t = atomic_load_explicit(&reg->table, memory_order_acquire);
     int rc = fdn__strv_pack(t, t->cap, slot_name_at, &names, &n);
-    read_end();
+    fdn__rcu_read_end();
     if (rc < 0)
         return rc;
     if (n > 1)

@@ -26,7 +26,7 @@ void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
 #endif
 
-/* Seqlock-style publication (config latch, limiter rule mirror). Writers: bump the sequence,
+/* Seqlock-style publication (the config latch). Writers: bump the sequence,
  * FDN_SEQ_FENCE(release or seq_cst), then store the data with FDN_SEQ_ST; readers: load the
  * data with FDN_SEQ_LD, FDN_SEQ_FENCE(acquire), then re-check the sequence. ThreadSanitizer
  * does not model stand-alone fences (gcc rejects them under -fsanitize=thread), so its builds

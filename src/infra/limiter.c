@@ -8,13 +8,18 @@
  * needs), validates, picks the backend operation and turns its result into a return code,
  * shadow mode and telemetry.
  *
- * Threads: none of its own. Locks: the rule table has its own mutex, never held with a
- * backend lock; no callback runs under any lock.
- * Every change to the rule table (under its mutex) also runs the sequence counter
- * `rules_seq` odd then even (a seqlock) and mirrors each slot's rule into atomic fields, so
- * fdn__limiter_check_named_cached reads a rule it resolved before with no lock: it keeps
- * (rules_seq, slot) in the caller's cache and uses the slot only while rules_seq is still
- * that value, so any rule update or removal applies to the very next check.
+ * Threads: none of its own. Locks: `rules_mu` serialises the writers of the rule table and is
+ * never held with a backend lock; no callback runs under any lock.
+ *
+ * Rule table: an immutable array published with RCU (core/rcu.h), as the registry's table
+ * is. A change (set, remove; rare) copies the current table under `rules_mu` with a
+ * generation one higher, publishes the copy with a release store and retires the old one
+ * after a grace period. Readers (every named check, fdn_limiter_get_rule) take no lock: one
+ * read-side section, one acquire load, a search by name. fdn__limiter_check_named_cached
+ * keeps (generation, slot) in the caller's cache and skips the search while the published
+ * table still has that generation, so any rule update or removal applies to the very next
+ * check. Generations are unique per limiter (they only grow), so a cached slot never points
+ * into another table.
  */
 #include <fdn/limiter.h>
 #include <fdn/telemetry.h>
@@ -25,7 +30,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
-#include "core/tsan.h"
+#include "core/rcu.h"
 #include "infra/limiter_int.h"
 
 #define NS_PER_MS     1000000LL
@@ -40,9 +45,15 @@
 typedef struct named_rule {
     char name[RULE_NAME_MAX];
     fdn_limit_rule_t rule;
-    /* the same rule for lock-free readers (see DESIGN): algo, limit, period_ms, burst */
-    _Atomic int64_t mirror[4];
 } named_rule_t;
+
+/* An immutable rule table (see DESIGN). */
+typedef struct rule_table {
+    struct rcu_head rcu; /* first: the retire callback casts back */
+    uint64_t gen;        /* 1 for the first table of a limiter, +1 per change */
+    size_t n;
+    named_rule_t rules[];
+} rule_table_t;
 
 struct fdn_limiter {
     const fdn__limiter_backend_t *be;
@@ -51,11 +62,13 @@ struct fdn_limiter {
     fdn_telemetry_t *telemetry;
     _Atomic bool shadow;
     _Atomic bool running;
-    pthread_mutex_t rules_mu;
-    named_rule_t rules[MAX_RULES];
-    size_t nrules;
-    _Atomic uint64_t rules_seq; /* odd while rules_mu's holder changes the table */
+    pthread_mutex_t rules_mu;      /* serialises rule-table writers */
+    _Atomic(rule_table_t *) rules; /* the published table, never NULL */
+    bool rules_retired;            /* under rules_mu: some table went to fdn__rcu_retire */
 };
+
+static int rules_change_locked(fdn_limiter_t *l, const char *name, const fdn_limit_rule_t *rule,
+                               bool shared);
 
 void fdn__limiter_probes(fdn_limiter_t *l, uint64_t *lookups, uint64_t *probes)
 {
@@ -88,18 +101,23 @@ int fdn_limiter_create(fdn_limiter_t **out, const fdn_limiter_opts_t *opts)
     l->clock = opts->clock;
     l->telemetry = opts->telemetry;
     void *m;
-    int rc = fdn__limiter_mem_create(&m, opts->shards, opts->max_keys, policy,
-                                     opts->cleanup_interval_ms * NS_PER_MS,
-                                     fdn_clock_mono_ns(opts->clock), fdn_clock_wall_ns(opts->clock));
+    int rc = fdn__limiter_mem_create(
+        &m, opts->shards, opts->max_keys, policy, opts->cleanup_interval_ms * NS_PER_MS,
+        fdn_clock_mono_ns(opts->clock), fdn_clock_wall_ns(opts->clock));
     if (rc) {
         fdn__free(l);
         return rc;
     }
-    if (pthread_mutex_init(&l->rules_mu, NULL) != 0) {
+    rule_table_t *t = fdn__calloc(1, sizeof(*t));
+    if (t == NULL || pthread_mutex_init(&l->rules_mu, NULL) != 0) {
+        fdn__free(t);
         fdn__limiter_mem_backend.destroy(m);
         fdn__free(l);
         return FDN_ENOMEM;
     }
+    fdn__rcu_setup();
+    t->gen = 1;
+    atomic_init(&l->rules, t);
     l->be = &fdn__limiter_mem_backend;
     l->be_self = m;
     atomic_init(&l->shadow, opts->shadow);
@@ -111,7 +129,11 @@ int fdn_limiter_create(fdn_limiter_t **out, const fdn_limiter_opts_t *opts)
         {"api_calls", 60000, 100}, {"db_queries", 60000, 500}, {"file_operations", 1000, 10}};
     for (size_t i = 0; i < FDN_ARRAY_LEN(defaults); i++) {
         fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, defaults[i].limit, defaults[i].period_ms, 0};
-        fdn_limiter_set_rule(l, defaults[i].name, &r);
+        /* l is not shared yet: each replaced table is freed at once */
+        if (rules_change_locked(l, defaults[i].name, &r, false) != 0) {
+            fdn_limiter_destroy(l);
+            return FDN_ENOMEM;
+        }
     }
     *out = l;
     return 0;
@@ -122,6 +144,9 @@ void fdn_limiter_destroy(fdn_limiter_t *l)
     if (l == NULL)
         return;
     l->be->destroy(l->be_self);
+    if (l->rules_retired)
+        fdn__rcu_barrier(); /* the retired tables are freed before l goes */
+    fdn__free(atomic_load_explicit(&l->rules, memory_order_relaxed));
     pthread_mutex_destroy(&l->rules_mu);
     fdn__free(l);
 }
@@ -303,36 +328,62 @@ int fdn_limiter_stats(fdn_limiter_t *l, fdn_limiter_stats_t *out)
 
 /* ---- named rules ------------------------------------------------------------------------ */
 
-static named_rule_t *rule_find_locked(fdn_limiter_t *l, const char *name)
+/* The slot of name in t, or t->n. */
+static size_t rule_index(const rule_table_t *t, const char *name)
 {
-    for (size_t i = 0; i < l->nrules; i++)
-        if (strcmp(l->rules[i].name, name) == 0)
-            return &l->rules[i];
-    return NULL;
+    size_t i = 0;
+    while (i < t->n && strcmp(t->rules[i].name, name) != 0)
+        i++;
+    return i;
 }
 
-/* rules_mu held: open and close a change of the table (seqlock writer side) */
-static uint64_t rules_write_begin(fdn_limiter_t *l)
+static void rule_table_free_cb(struct rcu_head *head)
 {
-    uint64_t s = atomic_load_explicit(&l->rules_seq, memory_order_relaxed);
-    atomic_store_explicit(&l->rules_seq, s + 1, memory_order_relaxed);
-    FDN_SEQ_FENCE(memory_order_release);
-    return s;
+    fdn__rcu_retired();
+    fdn__free((rule_table_t *)(void *)head);
 }
 
-static void rules_write_end(fdn_limiter_t *l, uint64_t s)
+/*
+ * rules_mu held (or l not shared yet): publish a copy of the table with name set to *rule, or
+ * removed when rule is NULL. The old table is retired after a grace period when `shared`,
+ * freed at once otherwise. Returns 0, FDN_ENOENT (remove of an absent name) or FDN_ENOMEM
+ * (no memory, or MAX_RULES names already); the table is unchanged on error.
+ */
+static int rules_change_locked(fdn_limiter_t *l, const char *name, const fdn_limit_rule_t *rule,
+                               bool shared)
 {
-    atomic_store_explicit(&l->rules_seq, s + 2, memory_order_release);
-}
-
-/* rules_mu held, inside a write: set slot r's rule and its mirror */
-static void rule_store_locked(named_rule_t *r, const fdn_limit_rule_t *rule)
-{
-    r->rule = *rule;
-    atomic_store_explicit(&r->mirror[0], (int64_t)rule->algo, FDN_SEQ_ST);
-    atomic_store_explicit(&r->mirror[1], rule->limit, FDN_SEQ_ST);
-    atomic_store_explicit(&r->mirror[2], rule->period_ms, FDN_SEQ_ST);
-    atomic_store_explicit(&r->mirror[3], rule->burst, FDN_SEQ_ST);
+    rule_table_t *old = atomic_load_explicit(&l->rules, memory_order_relaxed);
+    size_t at = rule_index(old, name);
+    bool found = at < old->n;
+    if (rule == NULL && !found)
+        return FDN_ENOENT;
+    if (rule != NULL && !found && old->n == MAX_RULES)
+        return FDN_ENOMEM;
+    size_t n = rule == NULL ? old->n - 1 : (found ? old->n : old->n + 1);
+    rule_table_t *t = fdn__malloc(sizeof(*t) + n * sizeof(t->rules[0]));
+    if (t == NULL)
+        return FDN_ENOMEM;
+    memset(&t->rcu, 0, sizeof(t->rcu));
+    t->gen = old->gen + 1;
+    t->n = 0;
+    for (size_t i = 0; i < old->n; i++)
+        if (i != at || rule != NULL)
+            t->rules[t->n++] = old->rules[i];
+    if (rule != NULL) {
+        if (!found) {
+            at = t->n++;
+            memcpy(t->rules[at].name, name, strlen(name) + 1);
+        }
+        t->rules[at].rule = *rule;
+    }
+    atomic_store_explicit(&l->rules, t, memory_order_release);
+    if (shared) {
+        l->rules_retired = true;
+        fdn__rcu_retire(&old->rcu, rule_table_free_cb);
+    } else {
+        fdn__free(old);
+    }
+    return 0;
 }
 
 int fdn_limiter_set_rule(fdn_limiter_t *l, const char *name, const fdn_limit_rule_t *rule)
@@ -340,35 +391,10 @@ int fdn_limiter_set_rule(fdn_limiter_t *l, const char *name, const fdn_limit_rul
     if (l == NULL || name == NULL || name[0] == '\0' || strlen(name) >= RULE_NAME_MAX ||
         fdn_limit_rule_validate(rule, NULL) != 0)
         return FDN_EINVAL;
-    int rc = 0;
     pthread_mutex_lock(&l->rules_mu);
-    uint64_t seq = rules_write_begin(l);
-    named_rule_t *r = rule_find_locked(l, name);
-    if (r == NULL) {
-        if (l->nrules == MAX_RULES) {
-            rc = FDN_ENOMEM;
-        } else {
-            r = &l->rules[l->nrules++];
-            memcpy(r->name, name, strlen(name) + 1);
-        }
-    }
-    if (r)
-        rule_store_locked(r, rule);
-    rules_write_end(l, seq);
+    int rc = rules_change_locked(l, name, rule, true);
     pthread_mutex_unlock(&l->rules_mu);
     return rc;
-}
-
-int fdn_limiter_get_rule(fdn_limiter_t *l, const char *name, fdn_limit_rule_t *out)
-{
-    if (l == NULL || name == NULL || out == NULL)
-        return FDN_EINVAL;
-    pthread_mutex_lock(&l->rules_mu);
-    named_rule_t *r = rule_find_locked(l, name);
-    if (r)
-        *out = r->rule;
-    pthread_mutex_unlock(&l->rules_mu);
-    return r ? 0 : FDN_ENOENT;
 }
 
 int fdn_limiter_remove_rule(fdn_limiter_t *l, const char *name)
@@ -376,58 +402,46 @@ int fdn_limiter_remove_rule(fdn_limiter_t *l, const char *name)
     if (l == NULL || name == NULL)
         return FDN_EINVAL;
     pthread_mutex_lock(&l->rules_mu);
-    uint64_t seq = rules_write_begin(l);
-    named_rule_t *r = rule_find_locked(l, name);
-    if (r) {
-        const named_rule_t *last = &l->rules[l->nrules - 1];
-        if (r != last) {
-            memcpy(r->name, last->name, sizeof(r->name));
-            rule_store_locked(r, &last->rule);
-        }
-        l->nrules--;
-    }
-    rules_write_end(l, seq);
+    int rc = rules_change_locked(l, name, NULL, true);
     pthread_mutex_unlock(&l->rules_mu);
-    return r ? 0 : FDN_ENOENT;
+    return rc;
 }
 
-/* A rule cache holds (rules_seq << 8) | CACHE_VALID | slot; 0 is empty. */
+/* A rule cache holds (generation << 8) | CACHE_VALID | slot; 0 is empty. */
 #define CACHE_VALID 0x80u
 #define CACHE_SLOT  0x3fu
 _Static_assert(MAX_RULES <= CACHE_SLOT + 1, "slot index fits the cache");
 
-/* Resolve rule_name into *out, through *cache when it is still current (see DESIGN). */
+/* Resolve name into *out, through *cache (may be NULL) when it is still current (DESIGN). */
 static int rule_resolve(fdn_limiter_t *l, const char *name, fdn__limiter_rule_cache_t *cache,
                         fdn_limit_rule_t *out)
 {
-    if (cache != NULL) {
-        uint64_t c = atomic_load_explicit(cache, memory_order_relaxed);
-        uint64_t s1 = atomic_load_explicit(&l->rules_seq, memory_order_acquire);
-        if ((c & CACHE_VALID) != 0 && (c >> 8) == s1) {
-            const named_rule_t *r = &l->rules[c & CACHE_SLOT];
-            int64_t v[4];
-            for (int i = 0; i < 4; i++)
-                v[i] = atomic_load_explicit(&r->mirror[i], FDN_SEQ_LD);
-            FDN_SEQ_FENCE(memory_order_acquire);
-            if (atomic_load_explicit(&l->rules_seq, memory_order_relaxed) == s1) {
-                *out = (fdn_limit_rule_t){(fdn_limit_algo_t)v[0], v[1], v[2], v[3]};
-                return 0;
-            }
-        }
-    }
-    pthread_mutex_lock(&l->rules_mu);
-    named_rule_t *r = rule_find_locked(l, name);
-    if (r) {
-        *out = r->rule;
-        if (cache != NULL) {
-            /* rules_seq is stable (and even) under rules_mu */
-            uint64_t s = atomic_load_explicit(&l->rules_seq, memory_order_relaxed);
-            atomic_store_explicit(cache, (s << 8) | CACHE_VALID | (uint64_t)(r - l->rules),
+    int rc = FDN_ENOENT;
+    fdn__rcu_read_begin();
+    const rule_table_t *t = atomic_load_explicit(&l->rules, memory_order_acquire);
+    uint64_t c = cache != NULL ? atomic_load_explicit(cache, memory_order_relaxed) : 0;
+    size_t i;
+    if ((c & CACHE_VALID) != 0 && (c >> 8) == t->gen) {
+        i = c & CACHE_SLOT;
+    } else {
+        i = rule_index(t, name);
+        if (i < t->n && cache != NULL)
+            atomic_store_explicit(cache, (t->gen << 8) | CACHE_VALID | (uint64_t)i,
                                   memory_order_relaxed);
-        }
     }
-    pthread_mutex_unlock(&l->rules_mu);
-    return r ? 0 : FDN_ENOENT;
+    if (i < t->n) {
+        *out = t->rules[i].rule;
+        rc = 0;
+    }
+    fdn__rcu_read_end();
+    return rc;
+}
+
+int fdn_limiter_get_rule(fdn_limiter_t *l, const char *name, fdn_limit_rule_t *out)
+{
+    if (l == NULL || name == NULL || out == NULL)
+        return FDN_EINVAL;
+    return rule_resolve(l, name, NULL, out);
 }
 
 static int check_named(fdn_limiter_t *l, const char *rule_name, const char *identifier,
