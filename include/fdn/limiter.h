@@ -18,6 +18,9 @@
  *    nothing.
  * All arithmetic is integer nanoseconds (128-bit intermediates); no floating point.
  *
+ * Backends: the in-memory store below (default), or Redis (fdn_limiter_redis_opts_t) so that
+ * many processes share one limit.
+ *
  * Keys: any byte string. State lives in `shards` hash shards, each with its own mutex (a
  * check is a lookup plus an update of the key's cell under that shard's lock), bounded by
  * `max_keys`. Expired cells are swept per shard every `cleanup_interval_ms` (amortised on
@@ -89,6 +92,57 @@ typedef enum fdn_limit_overflow {
                                            restarts: a key flood can reset a victim key) */
 } fdn_limit_overflow_t;
 
+/** Where a limiter keeps its keys' state. */
+typedef enum fdn_limiter_backend_kind {
+    FDN_LIMITER_BACKEND_MEMORY = 0, /**< this process's sharded in-memory store (default) */
+    FDN_LIMITER_BACKEND_REDIS = 1,  /**< a Redis server shared by every process (see below) */
+} fdn_limiter_backend_kind_t;
+
+/** What a Redis-backed check answers while Redis is slow, down, or its breaker is open. */
+typedef enum fdn_limit_failure_policy {
+    FDN_LIMIT_FAIL_LOCAL = 0,  /**< check this process's in-memory store with the rule's limit
+                                    (and burst) divided by fleet_size, rounded up (default) */
+    FDN_LIMIT_FAIL_OPEN = 1,   /**< allow the call */
+    FDN_LIMIT_FAIL_CLOSED = 2, /**< deny the call; retry_after_ns = time until Redis is tried
+                                    again */
+} fdn_limit_failure_policy_t;
+
+/**
+ * Redis backend options (used when backend is FDN_LIMITER_BACKEND_REDIS).
+ *
+ * Every check runs one Lua script on the server (loaded once, called with EVALSHA; on NOSCRIPT
+ * it is loaded and called once more), atomically, with the time read from Redis (TIME): hosts
+ * whose clocks disagree share one window edge, and the limiter's own clock is not used for
+ * these checks. One key per (key, algorithm), "<key_prefix>{<key>}:<algorithm digit>", expiring
+ * with its window. Arithmetic on the server is in microseconds with Lua numbers (doubles); the
+ * admission bounds of the header's top comment hold to within a microsecond.
+ *
+ * A check is never sent twice: a command that failed or timed out is not resent (a resent
+ * increment would count twice); the connection is dropped and the failure policy answers.
+ * Nothing is queued while Redis is away. A circuit breaker around Redis opens after
+ * 3 failures within 10 s and tries Redis again after 500 ms, so with the breaker open a check
+ * costs what a local check costs and Redis is used again within about a second of returning.
+ * While a key is known to be over its limit (a denial with a finite retry time) further checks
+ * of that key are denied locally until the retry time, without a round trip.
+ */
+typedef struct fdn_limiter_redis_opts {
+    const char *url;            /**< redis://[[user]:password@]host[:port][/db] (default port
+                                     6379, db 0); required; copied */
+    uint32_t pool_size;         /**< connections, 1..1024 (default 4) */
+    int64_t connect_timeout_ms; /**< 1..60 000 (default 1 000); a connection made on demand
+                                     during a check waits at most command_timeout_ms */
+    int64_t command_timeout_ms; /**< 1..60 000 (default 250): bound on a check's wait for a
+                                     connection and for its reply */
+    const char *key_prefix;     /**< prepended to every key (default "fdn:rl:"); copied */
+    fdn_limit_failure_policy_t failure_policy; /**< default FDN_LIMIT_FAIL_LOCAL */
+    uint32_t fleet_size; /**< processes sharing the limits, for FDN_LIMIT_FAIL_LOCAL (default 1) */
+} fdn_limiter_redis_opts_t;
+
+#define FDN_LIMITER_REDIS_OPTS_INIT                                                                \
+    {                                                                                              \
+        NULL, 4, 1000, 250, "fdn:rl:", FDN_LIMIT_FAIL_LOCAL, 1                                     \
+    }
+
 /** Limiter options. */
 typedef struct fdn_limiter_opts {
     uint32_t version;                     /**< FDN_LIMITER_OPTS_VERSION */
@@ -101,13 +155,17 @@ typedef struct fdn_limiter_opts {
     fdn_telemetry_t *telemetry;           /**< NULL = off; not owned */
     fdn_limit_overflow_t overflow_policy; /**< full shard, new key, nothing expired (version >= 2;
                                                default FDN_LIMIT_OVERFLOW_DENY_NEW) */
+    fdn_limiter_backend_kind_t backend;   /**< version >= 3; default memory. With Redis, the
+                                               in-memory store (shards, max_keys, ...) serves
+                                               FDN_LIMIT_FAIL_LOCAL and the deny cache */
+    fdn_limiter_redis_opts_t redis;       /**< version >= 3; used by the Redis backend */
 } fdn_limiter_opts_t;
 
-#define FDN_LIMITER_OPTS_VERSION 2
+#define FDN_LIMITER_OPTS_VERSION 3
 #define FDN_LIMITER_OPTS_INIT                                                                      \
     {                                                                                              \
         FDN_LIMITER_OPTS_VERSION, 64, 1048576, 300000, false, NULL, NULL,                          \
-            FDN_LIMIT_OVERFLOW_DENY_NEW                                                            \
+            FDN_LIMIT_OVERFLOW_DENY_NEW, FDN_LIMITER_BACKEND_MEMORY, FDN_LIMITER_REDIS_OPTS_INIT   \
     }
 
 /** Counters (a copy). */
@@ -120,12 +178,39 @@ typedef struct fdn_limiter_stats {
     uint64_t overflow_denied; /**< new keys refused because their shard was full (DENY_NEW) */
 } fdn_limiter_stats_t;
 
+/** The backend's state (a copy), for health checks and metrics. */
+typedef struct fdn_limiter_backend_status {
+    fdn_limiter_backend_kind_t backend;
+    bool connected;          /**< memory: true; Redis: the last command got a reply */
+    int breaker_state;       /**< Redis: an fdn_breaker_state_t; memory: 0 (closed) */
+    uint64_t commands;       /**< Redis: scripts sent */
+    uint64_t errors;         /**< Redis: commands that failed (I/O, timeout, bad reply) */
+    uint64_t fallbacks;      /**< checks the failure policy answered */
+    uint64_t local_denials;  /**< checks the deny cache answered without a round trip */
+    uint64_t script_loads;   /**< SCRIPT LOAD sent (first use, NOSCRIPT after a restart) */
+    uint64_t latency_le_us[8]; /**< Redis round trips taking <= 100, 250, 500, 1000, 2500,
+                                    10 000, 100 000 us, and all (cumulative) */
+    uint64_t latency_sum_us;   /**< sum of round-trip times */
+} fdn_limiter_backend_status_t;
+
+/** Round-trip bucket bounds of fdn_limiter_backend_status_t.latency_le_us (the last is +Inf). */
+#define FDN_LIMITER_LATENCY_BOUNDS_US {100, 250, 500, 1000, 2500, 10000, 100000}
+
 /**
  * Create a limiter with the default rules api_calls (100 / 60 000 ms), db_queries
  * (500 / 60 000 ms), file_operations (10 / 1 000 ms), all fixed window.
  * @return 0, FDN_EINVAL, FDN_ENOMEM  @thread_safety any  @since 0.1.0
  */
 FDN_API int fdn_limiter_create(fdn_limiter_t **out, const fdn_limiter_opts_t *opts);
+
+/**
+ * As fdn_limiter_create, with a message in err saying which option is wrong (a Redis URL that
+ * does not parse, a timeout out of range, ...). No connection is made: an unreachable Redis
+ * is answered by the failure policy at check time.
+ * @return 0, FDN_EINVAL, FDN_ENOMEM  @thread_safety any  @since 0.2.0
+ */
+FDN_API int fdn_limiter_open(fdn_limiter_t **out, const fdn_limiter_opts_t *opts,
+                             fdn_error_t *err);
 
 /** Free the limiter (NULL ok). @thread_safety owner  @since 0.1.0 */
 FDN_API void fdn_limiter_destroy(fdn_limiter_t *l);
@@ -221,6 +306,18 @@ FDN_API void fdn_limiter_set_shadow(fdn_limiter_t *l, bool shadow);
 
 /** Counters. @return 0, FDN_EINVAL  @thread_safety any  @since 0.1.0 */
 FDN_API int fdn_limiter_stats(fdn_limiter_t *l, fdn_limiter_stats_t *out);
+
+/** The backend's state. @return 0, FDN_EINVAL  @thread_safety any  @since 0.2.0 */
+FDN_API int fdn_limiter_backend_status(fdn_limiter_t *l, fdn_limiter_backend_status_t *out);
+
+/** "memory", "redis" ("unknown" otherwise). @thread_safety any  @since 0.2.0 */
+FDN_API const char *fdn_limiter_backend_name(fdn_limiter_backend_kind_t b);
+
+/** "local", "fail_open", "fail_closed" ("unknown" otherwise). @thread_safety any @since 0.2.0 */
+FDN_API const char *fdn_limit_failure_policy_name(fdn_limit_failure_policy_t p);
+
+/** Parse a failure policy name. @return 0, FDN_EINVAL  @thread_safety any  @since 0.2.0 */
+FDN_API int fdn_limit_failure_policy_parse(const char *s, fdn_limit_failure_policy_t *out);
 
 /** "fixed_window", "token_bucket", "gcra", "sliding_window" ("unknown" otherwise).
  * @thread_safety any  @since 0.1.0 */

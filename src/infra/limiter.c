@@ -77,48 +77,71 @@ void fdn__limiter_probes(fdn_limiter_t *l, uint64_t *lookups, uint64_t *probes)
         fdn__limiter_mem_probes(l->be_self, lookups, probes);
 }
 
-int fdn_limiter_create(fdn_limiter_t **out, const fdn_limiter_opts_t *opts)
+int fdn_limiter_open(fdn_limiter_t **out, const fdn_limiter_opts_t *opts, fdn_error_t *err)
 {
     fdn_limiter_opts_t d = FDN_LIMITER_OPTS_INIT;
     if (out == NULL)
-        return FDN_EINVAL;
+        return fdn_err_set(err, FDN_EINVAL, "limiter: out is NULL");
     if (opts == NULL)
         opts = &d;
-    if (opts->version < 1 || opts->shards == 0 || (opts->shards & (opts->shards - 1)) != 0 ||
-        opts->shards > 65536 || opts->max_keys == 0 || opts->cleanup_interval_ms <= 0 ||
-        opts->cleanup_interval_ms > INT64_MAX / NS_PER_MS / 4)
-        return FDN_EINVAL;
+    if (opts->version < 1 || opts->version > FDN_LIMITER_OPTS_VERSION)
+        return fdn_err_set(err, FDN_EINVAL, "limiter options: version %u not in 1..%u",
+                           opts->version, FDN_LIMITER_OPTS_VERSION);
+    if (opts->shards == 0 || (opts->shards & (opts->shards - 1)) != 0 || opts->shards > 65536)
+        return fdn_err_set(err, FDN_EINVAL, "limiter shards must be a power of two <= 65536");
+    if (opts->max_keys == 0)
+        return fdn_err_set(err, FDN_EINVAL, "limiter max_keys must be >= 1");
+    if (opts->cleanup_interval_ms <= 0 || opts->cleanup_interval_ms > INT64_MAX / NS_PER_MS / 4)
+        return fdn_err_set(err, FDN_EINVAL, "limiter cleanup_interval_ms out of range");
     fdn_limit_overflow_t policy = FDN_LIMIT_OVERFLOW_DENY_NEW;
     if (opts->version >= 2) {
         if (opts->overflow_policy != FDN_LIMIT_OVERFLOW_DENY_NEW &&
             opts->overflow_policy != FDN_LIMIT_OVERFLOW_EVICT_LRU)
-            return FDN_EINVAL;
+            return fdn_err_set(err, FDN_EINVAL, "unknown limiter overflow policy %d",
+                               (int)opts->overflow_policy);
         policy = opts->overflow_policy;
+    }
+    fdn_limiter_backend_kind_t kind = FDN_LIMITER_BACKEND_MEMORY;
+    if (opts->version >= 3) {
+        kind = opts->backend;
+        if (kind != FDN_LIMITER_BACKEND_MEMORY && kind != FDN_LIMITER_BACKEND_REDIS)
+            return fdn_err_set(err, FDN_EINVAL, "unknown limiter backend %d", (int)kind);
     }
     fdn_limiter_t *l = fdn__calloc(1, sizeof(*l));
     if (!l)
-        return FDN_ENOMEM;
+        return fdn_err_set(err, FDN_ENOMEM, "out of memory");
     l->clock = opts->clock;
     l->telemetry = opts->telemetry;
     void *m;
     int rc = fdn__limiter_mem_create(
         &m, opts->shards, opts->max_keys, policy, opts->cleanup_interval_ms * NS_PER_MS,
         fdn_clock_mono_ns(opts->clock), fdn_clock_wall_ns(opts->clock));
+    const fdn__limiter_backend_t *be = &fdn__limiter_mem_backend;
+    if (rc == 0 && kind == FDN_LIMITER_BACKEND_REDIS) {
+        void *r;
+        rc = fdn__limiter_redis_create(&r, &opts->redis, m, opts->clock, err);
+        if (rc)
+            fdn__limiter_mem_backend.destroy(m);
+        else {
+            m = r;
+            be = &fdn__limiter_redis_backend;
+        }
+    }
     if (rc) {
         fdn__free(l);
-        return rc;
+        return rc == FDN_ENOMEM ? fdn_err_set(err, rc, "out of memory") : rc;
     }
     rule_table_t *t = fdn__calloc(1, sizeof(*t));
     if (t == NULL || pthread_mutex_init(&l->rules_mu, NULL) != 0) {
         fdn__free(t);
-        fdn__limiter_mem_backend.destroy(m);
+        be->destroy(m);
         fdn__free(l);
-        return FDN_ENOMEM;
+        return fdn_err_set(err, FDN_ENOMEM, "out of memory");
     }
     fdn__rcu_setup();
     t->gen = 1;
     atomic_init(&l->rules, t);
-    l->be = &fdn__limiter_mem_backend;
+    l->be = be;
     l->be_self = m;
     atomic_init(&l->shadow, opts->shadow);
     atomic_init(&l->running, true);
@@ -132,11 +155,54 @@ int fdn_limiter_create(fdn_limiter_t **out, const fdn_limiter_opts_t *opts)
         /* l is not shared yet: each replaced table is freed at once */
         if (rules_change_locked(l, defaults[i].name, &r, false) != 0) {
             fdn_limiter_destroy(l);
-            return FDN_ENOMEM;
+            return fdn_err_set(err, FDN_ENOMEM, "out of memory");
         }
     }
     *out = l;
     return 0;
+}
+
+int fdn_limiter_create(fdn_limiter_t **out, const fdn_limiter_opts_t *opts)
+{
+    return fdn_limiter_open(out, opts, NULL);
+}
+
+int fdn_limiter_backend_status(fdn_limiter_t *l, fdn_limiter_backend_status_t *out)
+{
+    if (l == NULL || out == NULL)
+        return FDN_EINVAL;
+    l->be->status(l->be_self, out);
+    return 0;
+}
+
+const char *fdn_limiter_backend_name(fdn_limiter_backend_kind_t b)
+{
+    switch (b) {
+    case FDN_LIMITER_BACKEND_MEMORY:
+        return "memory";
+    case FDN_LIMITER_BACKEND_REDIS:
+        return "redis";
+    }
+    return "unknown";
+}
+
+static const char *const POLICY_NAMES[] = {"local", "fail_open", "fail_closed"};
+
+const char *fdn_limit_failure_policy_name(fdn_limit_failure_policy_t p)
+{
+    return (unsigned)p < FDN_ARRAY_LEN(POLICY_NAMES) ? POLICY_NAMES[p] : "unknown";
+}
+
+int fdn_limit_failure_policy_parse(const char *s, fdn_limit_failure_policy_t *out)
+{
+    if (s == NULL || out == NULL)
+        return FDN_EINVAL;
+    for (size_t i = 0; i < FDN_ARRAY_LEN(POLICY_NAMES); i++)
+        if (strcmp(s, POLICY_NAMES[i]) == 0) {
+            *out = (fdn_limit_failure_policy_t)i;
+            return 0;
+        }
+    return FDN_EINVAL;
 }
 
 void fdn_limiter_destroy(fdn_limiter_t *l)

@@ -33,9 +33,11 @@ typedef struct fdn__limit_now {
  *         The allowed/denied decision is res->allowed, not the return code.
  *  forget: drop a key (FDN_ENOENT if absent). sweep: drop expired keys, return how many.
  *  set_interval: how often apply sweeps on its own (ns; a backend whose keys expire by
- *         themselves ignores it).
+ *         themselves ignores it). status: the backend's state for health and metrics.
  */
+#define FDN__LIMITER_BACKEND_VERSION 1
 typedef struct fdn__limiter_backend {
+    uint32_t version; /* FDN__LIMITER_BACKEND_VERSION: functions are only appended */
     int (*apply)(void *self, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
                  int64_t cost, fdn__limit_op_t op, const fdn__limit_now_t *now,
                  fdn_limit_result_t *res, fdn_limit_reservation_t *rsv);
@@ -43,6 +45,7 @@ typedef struct fdn__limiter_backend {
     size_t (*sweep)(void *self, const fdn__limit_now_t *now);
     void (*stats)(void *self, fdn_limiter_stats_t *out);
     void (*set_interval)(void *self, int64_t interval_ns);
+    void (*status)(void *self, fdn_limiter_backend_status_t *out);
     void (*destroy)(void *self);
 } fdn__limiter_backend_t;
 
@@ -53,6 +56,15 @@ extern const fdn__limiter_backend_t fdn__limiter_mem_backend;
 int fdn__limiter_mem_create(void **out, uint32_t nshards, uint32_t max_keys,
                             fdn_limit_overflow_t policy, int64_t interval_ns, int64_t mono_ns,
                             int64_t wall_ns);
+/* The Redis backend (limiter_redis.c). `local` is an in-memory store (fdn__limiter_mem_create)
+ * it takes over on success (the failure policy LOCAL checks it); clock: the limiter's (the
+ * breaker around Redis and the deny cache run on it). Returns 0, FDN_EINVAL (bad options or
+ * URL, with a message in err) or FDN_ENOMEM. No connection is made here: the first check
+ * connects, and an unreachable Redis is answered by the failure policy. */
+extern const fdn__limiter_backend_t fdn__limiter_redis_backend;
+int fdn__limiter_redis_create(void **out, const fdn_limiter_redis_opts_t *opts, void *local,
+                              fdn_clock_t *clock, fdn_error_t *err);
+
 /* Lookups and compared cells so far, summed over the shards (fdn__limiter_probes). */
 void fdn__limiter_mem_probes(void *self, uint64_t *lookups, uint64_t *probes);
 

@@ -354,6 +354,14 @@ static void mem_set_interval(void *self, int64_t interval_ns)
     atomic_store_explicit(&m->interval_ns, interval_ns, memory_order_relaxed);
 }
 
+static void mem_status(void *self, fdn_limiter_backend_status_t *out)
+{
+    (void)self;
+    memset(out, 0, sizeof(*out));
+    out->backend = FDN_LIMITER_BACKEND_MEMORY;
+    out->connected = true;
+}
+
 static void mem_destroy(void *self)
 {
     membe_t *m = self;
@@ -374,7 +382,8 @@ static void mem_destroy(void *self)
 }
 
 const fdn__limiter_backend_t fdn__limiter_mem_backend = {
-    mem_apply, mem_forget, mem_sweep, mem_stats, mem_set_interval, mem_destroy,
+    FDN__LIMITER_BACKEND_VERSION, mem_apply, mem_forget, mem_sweep, mem_stats, mem_set_interval,
+    mem_status, mem_destroy,
 };
 
 void fdn__limiter_mem_probes(void *self, uint64_t *lookups, uint64_t *probes)

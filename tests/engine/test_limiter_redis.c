@@ -1,0 +1,660 @@
+/* The rate limiter on a real Redis (scripts/redis-server.sh, started by the ctest fixture
+ * "redis"; its URL is in $FDN_TEST_REDIS_DIR/url): one limit shared by many processes,
+ * window edges from the server's clock, the failure policies when Redis is away or answers
+ * garbage, and bad options refused with a message. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fdn/breaker.h>
+#include <fdn/clock.h>
+#include <fdn/limiter.h>
+
+static char g_url[128];
+static unsigned g_run; /* makes keys unique per run: the fixture's Redis outlives a test */
+
+static void read_url(void)
+{
+    const char *dir = getenv("FDN_TEST_REDIS_DIR");
+    assert_non_null(dir);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/url", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(g_url, sizeof(g_url), f));
+    fclose(f);
+    g_url[strcspn(g_url, "\n")] = '\0';
+    g_run = (unsigned)getpid() ^ (unsigned)fdn_clock_wall_ns(NULL);
+}
+
+static fdn_limiter_opts_t redis_opts(const char *url, fdn_limit_failure_policy_t policy)
+{
+    fdn_limiter_opts_t o = FDN_LIMITER_OPTS_INIT;
+    o.backend = FDN_LIMITER_BACKEND_REDIS;
+    o.redis.url = url;
+    o.redis.failure_policy = policy;
+    o.redis.command_timeout_ms = 2000; /* a loaded test machine; chaos tests lower it */
+    o.redis.connect_timeout_ms = 2000;
+    return o;
+}
+
+static fdn_limiter_t *open_limiter(const fdn_limiter_opts_t *o)
+{
+    fdn_limiter_t *l = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_limiter_open(&l, o, &err);
+    if (rc != 0)
+        fprintf(stderr, "fdn_limiter_open: %s\n", err.message);
+    assert_int_equal(rc, 0);
+    return l;
+}
+
+static void unique_key(char *buf, size_t cap, const char *what)
+{
+    static atomic_uint seq;
+    snprintf(buf, cap, "%s-%u-%u", what, g_run, atomic_fetch_add(&seq, 1));
+}
+
+/* ---- bad options ------------------------------------------------------------------------- */
+
+static void bad_urls_are_refused_with_a_message(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *url, *says;
+    } cases[] = {
+        {"http://127.0.0.1:6379", "redis://"},
+        {"rediss://127.0.0.1:6379", "TLS"},
+        {"redis://127.0.0.1:0", "port"},
+        {"redis://127.0.0.1:65536", "port"},
+        {"redis://127.0.0.1:63x9", "port"},
+        {"redis://", "no host"},
+        {"redis://host name", "host"},
+        {"redis://[::1", "]"},
+        {"redis://h/db1", "database"},
+        {"redis://u:p%zz@h", "escape"},
+        {NULL, "missing"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fdn_limiter_opts_t o = redis_opts(cases[i].url, FDN_LIMIT_FAIL_LOCAL);
+        fdn_limiter_t *l = NULL;
+        fdn_error_t err = FDN_ERROR_INIT;
+        assert_int_equal(fdn_limiter_open(&l, &o, &err), FDN_EINVAL);
+        assert_null(l);
+        assert_int_equal(err.code, FDN_EINVAL);
+        if (strstr(err.message, cases[i].says) == NULL)
+            fail_msg("url %s: message \"%s\" does not say \"%s\"", cases[i].url, err.message,
+                     cases[i].says);
+    }
+    fdn_limiter_opts_t o = redis_opts("redis://127.0.0.1", FDN_LIMIT_FAIL_LOCAL);
+    o.redis.pool_size = 0;
+    fdn_limiter_t *l = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_limiter_open(&l, &o, &err), FDN_EINVAL);
+    assert_non_null(strstr(err.message, "pool_size"));
+}
+
+/* ---- one process ------------------------------------------------------------------------- */
+
+static void check_peek_reserve_cancel_reset(void **state)
+{
+    (void)state;
+    fdn_limiter_opts_t o = redis_opts(g_url, FDN_LIMIT_FAIL_CLOSED);
+    fdn_limiter_t *l = open_limiter(&o);
+    char key[64];
+    unique_key(key, sizeof(key), "basic");
+    fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, 3, 3600000, 0};
+    fdn_limit_result_t res;
+    fdn_limit_reservation_t rsv;
+    assert_int_equal(fdn_limiter_reserve(l, key, strlen(key), &r, 1, &rsv, &res), 0);
+    assert_true(rsv.active);
+    assert_int_equal(res.count, 1);
+    assert_int_equal(res.remaining, 2);
+    assert_int_equal(fdn_limiter_check(l, key, strlen(key), &r, 1, FDN_LIMIT_PEEK, &res), 0);
+    assert_int_equal(res.count, 1); /* a peek takes nothing */
+    assert_int_equal(fdn_limiter_cancel(l, key, strlen(key), &r, &rsv), 0);
+    assert_int_equal(fdn_limiter_check(l, key, strlen(key), &r, 1, 0, &res), 0);
+    assert_int_equal(res.count, 1); /* the cancel gave the reservation back */
+    assert_int_equal(fdn_limiter_check(l, key, strlen(key), &r, 2, 0, &res), 0);
+    assert_int_equal(fdn_limiter_check(l, key, strlen(key), &r, 1, 0, &res), FDN_ERATE_LIMITED);
+    assert_false(res.allowed);
+    assert_true(res.retry_after_ns > 0);
+    /* denied again: answered by the deny cache, not by Redis */
+    fdn_limiter_backend_status_t st0, st1;
+    assert_int_equal(fdn_limiter_backend_status(l, &st0), 0);
+    assert_int_equal(fdn_limiter_check(l, key, strlen(key), &r, 1, 0, &res), FDN_ERATE_LIMITED);
+    assert_int_equal(fdn_limiter_backend_status(l, &st1), 0);
+    assert_int_equal(st1.commands, st0.commands);
+    assert_int_equal(st1.local_denials, st0.local_denials + 1);
+    assert_true(st1.connected);
+    assert_int_equal(st1.backend, FDN_LIMITER_BACKEND_REDIS);
+    assert_int_equal(st1.fallbacks, 0);
+    assert_true(st1.script_loads >= 1);
+    assert_true(st1.latency_le_us[7] >= 4);
+    /* reset clears the key on the server and the deny cache */
+    assert_int_equal(fdn_limiter_reset(l, key, strlen(key)), 0);
+    assert_int_equal(fdn_limiter_check(l, key, strlen(key), &r, 1, 0, &res), 0);
+    assert_int_equal(res.count, 1);
+    assert_int_equal(fdn_limiter_reset(l, key, strlen(key)), 0);
+    assert_int_equal(fdn_limiter_reset(l, key, strlen(key)), FDN_ENOENT);
+    /* a named rule runs there too */
+    assert_int_equal(fdn_limiter_set_rule(l, "tiny", &r), 0);
+    assert_int_equal(fdn_limiter_check_named(l, "tiny", key, 1, &res), 0);
+    fdn_limiter_destroy(l);
+}
+
+static void script_is_reloaded_after_a_flush(void **state)
+{
+    (void)state;
+    fdn_limiter_opts_t o = redis_opts(g_url, FDN_LIMIT_FAIL_CLOSED);
+    o.redis.pool_size = 1;
+    fdn_limiter_t *l = open_limiter(&o);
+    char key[64];
+    unique_key(key, sizeof(key), "flush");
+    fdn_limit_rule_t r = {FDN_LIMIT_GCRA, 10, 3600000, 5};
+    fdn_limit_result_t res;
+    assert_int_equal(fdn_limiter_check(l, key, strlen(key), &r, 1, 0, &res), 0);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "redis-cli -u %s SCRIPT FLUSH >/dev/null", g_url);
+    assert_int_equal(system(cmd), 0);
+    fdn_limiter_backend_status_t st0, st1;
+    fdn_limiter_backend_status(l, &st0);
+    assert_int_equal(fdn_limiter_check(l, key, strlen(key), &r, 1, 0, &res), 0);
+    fdn_limiter_backend_status(l, &st1);
+    assert_int_equal(st1.script_loads, st0.script_loads + 1);
+    assert_int_equal(st1.fallbacks, 0);
+    assert_int_equal(res.remaining, 3); /* burst 5, two taken: the retried call ran once */
+    fdn_limiter_destroy(l);
+}
+
+/* ---- many processes ---------------------------------------------------------------------- */
+
+#define MAX_EPOCHS 4
+typedef struct tally {
+    int64_t epoch[MAX_EPOCHS];
+    int64_t allowed[MAX_EPOCHS];
+    int64_t denied_by_redis[MAX_EPOCHS];
+    int n;
+    int64_t fallbacks;
+    int64_t allowed_total;
+} tally_t;
+
+static void tally_add(tally_t *t, int64_t epoch, bool allowed, bool from_redis)
+{
+    int i = 0;
+    while (i < t->n && t->epoch[i] != epoch)
+        i++;
+    if (i == t->n) {
+        if (t->n == MAX_EPOCHS)
+            abort();
+        t->epoch[t->n] = epoch;
+        t->allowed[t->n] = t->denied_by_redis[t->n] = 0;
+        t->n++;
+    }
+    if (allowed)
+        t->allowed[i]++;
+    else if (from_redis)
+        t->denied_by_redis[i]++;
+}
+
+/* Child: its own limiter and connections; `checks` reservations of cost 1; writes its tally. */
+static void child_run(int fd, const char *key, const fdn_limit_rule_t *r, int checks)
+{
+    fdn_limiter_opts_t o = redis_opts(g_url, FDN_LIMIT_FAIL_CLOSED);
+    o.redis.pool_size = 1;
+    fdn_limiter_t *l = NULL;
+    if (fdn_limiter_open(&l, &o, NULL) != 0)
+        _exit(3);
+    tally_t t = {0};
+    for (int i = 0; i < checks; i++) {
+        fdn_limit_reservation_t rsv;
+        fdn_limit_result_t res;
+        int rc = fdn_limiter_reserve(l, key, strlen(key), r, 1, &rsv, &res);
+        if (rc != 0 && rc != FDN_ERATE_LIMITED)
+            _exit(4);
+        if (res.allowed)
+            t.allowed_total++;
+        /* a denial from the deny cache carries no window (epoch 0 is never a real window) */
+        if (res.allowed || rsv.epoch != 0)
+            tally_add(&t, rsv.epoch, res.allowed, !res.allowed);
+    }
+    fdn_limiter_backend_status_t st;
+    fdn_limiter_backend_status(l, &st);
+    t.fallbacks = (int64_t)st.fallbacks;
+    fdn_limiter_destroy(l);
+    ssize_t w = write(fd, &t, sizeof(t));
+    _exit(w == (ssize_t)sizeof(t) ? 0 : 5);
+}
+
+/* Fork nproc children sharing key under r, each making `checks` checks; merge their tallies. */
+static void run_fleet(int nproc, const char *key, const fdn_limit_rule_t *r, int checks,
+                      tally_t *sum)
+{
+    memset(sum, 0, sizeof(*sum));
+    int fds[64][2];
+    pid_t pids[64];
+    assert_true(nproc <= 64);
+    for (int p = 0; p < nproc; p++) {
+        assert_int_equal(pipe(fds[p]), 0);
+        pids[p] = fork();
+        assert_true(pids[p] >= 0);
+        if (pids[p] == 0) {
+            close(fds[p][0]);
+            child_run(fds[p][1], key, r, checks);
+        }
+        close(fds[p][1]);
+    }
+    for (int p = 0; p < nproc; p++) {
+        tally_t t;
+        ssize_t got = read(fds[p][0], &t, sizeof(t));
+        close(fds[p][0]);
+        int status = 0;
+        assert_int_equal(waitpid(pids[p], &status, 0), pids[p]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        assert_int_equal(got, (ssize_t)sizeof(t));
+        for (int i = 0; i < t.n; i++) {
+            for (int64_t a = 0; a < t.allowed[i]; a++)
+                tally_add(sum, t.epoch[i], true, false);
+            for (int64_t d = 0; d < t.denied_by_redis[i]; d++)
+                tally_add(sum, t.epoch[i], false, true);
+        }
+        sum->fallbacks += t.fallbacks;
+        sum->allowed_total += t.allowed_total;
+    }
+}
+
+static void fleet_shares_one_fixed_window(int nproc)
+{
+    enum { L = 60 };
+    char key[64];
+    unique_key(key, sizeof(key), "fleet");
+    /* a long window: a run crosses at most one edge, and every window in which Redis denied
+     * a call admitted exactly L (the counter counts every call, so a denial means L passed) */
+    fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, L, 600000, 0};
+    int checks = (3 * L + nproc - 1) / nproc + 1;
+    tally_t sum;
+    run_fleet(nproc, key, &r, checks, &sum);
+    assert_int_equal(sum.fallbacks, 0);
+    int complete = 0;
+    for (int i = 0; i < sum.n; i++) {
+        assert_true(sum.allowed[i] <= L);
+        if (sum.denied_by_redis[i] > 0) {
+            assert_int_equal(sum.allowed[i], L);
+            complete++;
+        }
+    }
+    assert_true(complete >= 1);
+}
+
+static void fleet_of_1_fixed_window(void **state)
+{
+    (void)state;
+    fleet_shares_one_fixed_window(1);
+}
+
+static void fleet_of_8_fixed_window(void **state)
+{
+    (void)state;
+    fleet_shares_one_fixed_window(8);
+}
+
+static void fleet_of_50_fixed_window(void **state)
+{
+    (void)state;
+    fleet_shares_one_fixed_window(50);
+}
+
+/* Buckets and the sliding window over a period of an hour: during a run of seconds the bound
+ * burst + L*t/P (GCRA, token bucket) or L (sliding window) is below burst + 1, and the fleet
+ * asks for three times as much, so exactly burst (or L) calls pass. */
+static void fleet_admits_the_bound(fdn_limit_algo_t algo, int64_t limit, int64_t burst)
+{
+    char key[64];
+    unique_key(key, sizeof(key), fdn_limit_algo_name(algo));
+    fdn_limit_rule_t r = {algo, limit, 3600000, burst};
+    int64_t expect = algo == FDN_LIMIT_SLIDING_WINDOW ? limit : (burst > 0 ? burst : limit);
+    tally_t sum;
+    run_fleet(8, key, &r, (int)(3 * expect / 8 + 2), &sum);
+    assert_int_equal(sum.fallbacks, 0);
+    assert_int_equal(sum.allowed_total, expect);
+}
+
+static void fleet_gcra(void **state)
+{
+    (void)state;
+    fleet_admits_the_bound(FDN_LIMIT_GCRA, 100, 20);
+}
+
+static void fleet_token_bucket(void **state)
+{
+    (void)state;
+    fleet_admits_the_bound(FDN_LIMIT_TOKEN_BUCKET, 100, 30);
+}
+
+static void fleet_sliding_window(void **state)
+{
+    (void)state;
+    fleet_admits_the_bound(FDN_LIMIT_SLIDING_WINDOW, 40, 0);
+}
+
+/* ---- skewed clocks ----------------------------------------------------------------------- */
+
+static void skewed_hosts_share_window_edges(void **state)
+{
+    (void)state;
+    fdn_clock_t *c1, *c2;
+    int64_t wall = fdn_clock_wall_ns(NULL);
+    assert_int_equal(fdn_clock_manual_create(&c1, 1000, wall), 0);
+    assert_int_equal(fdn_clock_manual_create(&c2, 1000, wall + 30LL * 1000000000), 0);
+    fdn_limiter_opts_t o = redis_opts(g_url, FDN_LIMIT_FAIL_CLOSED);
+    o.clock = c1;
+    fdn_limiter_t *a = open_limiter(&o);
+    o.clock = c2;
+    fdn_limiter_t *b = open_limiter(&o);
+    fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, 10, 60000, 0};
+    /* at most three tries: a run that crosses a real window edge is retried on a new key */
+    bool agreed = false;
+    for (int attempt = 0; attempt < 3 && !agreed; attempt++) {
+        char key[64];
+        unique_key(key, sizeof(key), "skew");
+        int64_t epoch = -1;
+        int allowed = 0;
+        bool same = true;
+        for (int i = 0; i < 12; i++) {
+            fdn_limit_reservation_t rsv;
+            fdn_limit_result_t res;
+            int rc = fdn_limiter_reserve(i % 2 ? b : a, key, strlen(key), &r, 1, &rsv, &res);
+            assert_true(rc == 0 || rc == FDN_ERATE_LIMITED);
+            if (rsv.epoch == 0)
+                continue; /* a deny-cache answer */
+            if (epoch == -1)
+                epoch = rsv.epoch;
+            same = same && rsv.epoch == epoch;
+            allowed += res.allowed;
+        }
+        if (same) {
+            assert_int_equal(allowed, 10); /* both limiters counted in one window */
+            agreed = true;
+        }
+    }
+    assert_true(agreed);
+    fdn_limiter_destroy(a);
+    fdn_limiter_destroy(b);
+    fdn_clock_destroy(c1);
+    fdn_clock_destroy(c2);
+}
+
+/* ---- Redis away -------------------------------------------------------------------------- */
+
+/* A loopback port nothing listens on (bound, then closed). */
+static int closed_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+    socklen_t len = sizeof(a);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+static void refused_connection_follows_each_policy(void **state)
+{
+    (void)state;
+    char url[64];
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", closed_port());
+    fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, 4, 600000, 0};
+    fdn_limit_result_t res;
+
+    fdn_limiter_opts_t o = redis_opts(url, FDN_LIMIT_FAIL_OPEN);
+    fdn_limiter_t *l = open_limiter(&o);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(fdn_limiter_check(l, "k", 1, &r, 1, 0, &res), 0);
+    fdn_limiter_backend_status_t st;
+    fdn_limiter_backend_status(l, &st);
+    assert_false(st.connected);
+    assert_int_equal(st.fallbacks, 10);
+    assert_int_equal(st.breaker_state, FDN_BREAKER_OPEN); /* 3 failures opened it */
+    fdn_limiter_destroy(l);
+
+    o = redis_opts(url, FDN_LIMIT_FAIL_CLOSED);
+    l = open_limiter(&o);
+    assert_int_equal(fdn_limiter_check(l, "k", 1, &r, 1, 0, &res), FDN_ERATE_LIMITED);
+    assert_true(res.retry_after_ns > 0);
+    fdn_limit_reservation_t rsv = {.cost = 1, .epoch = 1, .active = true};
+    assert_int_equal(fdn_limiter_cancel(l, "k", 1, &r, &rsv), FDN_EUNAVAILABLE);
+    assert_int_equal(fdn_limiter_reset(l, "k", 1), FDN_EUNAVAILABLE);
+    fdn_limiter_destroy(l);
+
+    /* local: limit 4 over a fleet of 2 is 2 per process */
+    o = redis_opts(url, FDN_LIMIT_FAIL_LOCAL);
+    o.redis.fleet_size = 2;
+    l = open_limiter(&o);
+    int allowed = 0;
+    for (int i = 0; i < 6; i++)
+        allowed += fdn_limiter_check(l, "k", 1, &r, 1, 0, &res) == 0;
+    assert_int_equal(allowed, 2);
+    fdn_limiter_destroy(l);
+}
+
+/* A server that speaks something else: `reply` to every read. */
+typedef struct fake {
+    int lfd;
+    const char *reply;
+    pthread_t th;
+} fake_t;
+
+static void *fake_main(void *arg)
+{
+    fake_t *f = arg;
+    for (;;) {
+        int c = accept(f->lfd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        char buf[4096];
+        while (read(c, buf, sizeof(buf)) > 0)
+            if (write(c, f->reply, strlen(f->reply)) < 0)
+                break;
+        close(c);
+    }
+}
+
+static int fake_start(fake_t *f, const char *reply)
+{
+    f->reply = reply;
+    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(f->lfd, 16), 0);
+    socklen_t len = sizeof(a);
+    assert_int_equal(getsockname(f->lfd, (struct sockaddr *)&a, &len), 0);
+    assert_int_equal(pthread_create(&f->th, NULL, fake_main, f), 0);
+    return ntohs(a.sin_port);
+}
+
+static void fake_stop(fake_t *f)
+{
+    shutdown(f->lfd, SHUT_RDWR);
+    close(f->lfd);
+    pthread_join(f->th, NULL);
+}
+
+static void garbage_replies_fall_back(void **state)
+{
+    (void)state;
+    static const char *const replies[] = {
+        "this is not RESP\r\n",                       /* protocol error */
+        ":42\r\n",                                    /* valid RESP, not what the script returns */
+        "*7\r\n:1\r\n:1\r\n:1\r\n:1\r\n:1\r\n:1\r\n", /* an array cut short */
+        "$40\r\n0123456789012345678901234567890123456789\r\n", /* a "SHA", then the same */
+        "-ERR unknown command\r\n",
+    };
+    for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
+        fake_t f;
+        int port = fake_start(&f, replies[i]);
+        char url[64];
+        snprintf(url, sizeof(url), "redis://127.0.0.1:%d", port);
+        fdn_limiter_opts_t o = redis_opts(url, FDN_LIMIT_FAIL_LOCAL);
+        o.redis.command_timeout_ms = 200; /* the cut-short array never completes */
+        fdn_limiter_t *l = open_limiter(&o);
+        fdn_limit_rule_t r = {FDN_LIMIT_TOKEN_BUCKET, 3, 600000, 0};
+        fdn_limit_result_t res;
+        int allowed = 0;
+        for (int k = 0; k < 5; k++) {
+            int rc = fdn_limiter_check(l, "g", 1, &r, 1, 0, &res);
+            assert_true(rc == 0 || rc == FDN_ERATE_LIMITED);
+            allowed += rc == 0;
+        }
+        assert_int_equal(allowed, 3); /* the local store answered every check */
+        fdn_limiter_backend_status_t st;
+        fdn_limiter_backend_status(l, &st);
+        assert_int_equal(st.fallbacks, 5);
+        fdn_limiter_destroy(l);
+        fake_stop(&f);
+    }
+}
+
+/* ---- chaos: Redis killed under load and restarted ---------------------------------------- */
+
+typedef struct load {
+    fdn_limiter_t *l;
+    atomic_long progress;
+    atomic_int stop;
+    atomic_int bad_rc;
+    atomic_int finished;
+} load_t;
+
+static void *load_main(void *arg)
+{
+    load_t *ld = arg;
+    fdn_limit_rule_t r = {FDN_LIMIT_SLIDING_WINDOW, 1000000, 600000, 0};
+    char key[32];
+    snprintf(key, sizeof(key), "load-%u", g_run);
+    for (long i = 0; i < 200000 && !atomic_load(&ld->stop); i++) {
+        fdn_limit_result_t res;
+        int rc = fdn_limiter_check(ld->l, key, strlen(key), &r, 1, 0, &res);
+        if (rc != 0 && rc != FDN_ERATE_LIMITED)
+            atomic_fetch_add(&ld->bad_rc, 1);
+        atomic_fetch_add(&ld->progress, 1);
+    }
+    atomic_fetch_add(&ld->finished, 1);
+    return NULL;
+}
+
+/* Wait until the load made `more` further checks (or every thread ran out of work). */
+static void await_progress(load_t *ld, long more, int nthreads)
+{
+    long target = atomic_load(&ld->progress) + more;
+    while (atomic_load(&ld->progress) < target && atomic_load(&ld->finished) < nthreads)
+        sched_yield();
+}
+
+static void server_cmd(const char *cmd, const char *dir)
+{
+    char line[1024];
+    snprintf(line, sizeof(line), "bash %s/scripts/redis-server.sh %s %s >/dev/null",
+             getenv("FDN_SOURCE_DIR"), cmd, dir);
+    assert_int_equal(system(line), 0);
+}
+
+static void killed_and_restarted_under_load(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fdn-redis-chaos-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    server_cmd("start", dir);
+    char url[128], path[256];
+    snprintf(path, sizeof(path), "%s/url", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(url, sizeof(url), f));
+    fclose(f);
+    url[strcspn(url, "\n")] = '\0';
+
+    fdn_clock_t *clk;
+    assert_int_equal(fdn_clock_manual_create(&clk, 1000, fdn_clock_wall_ns(NULL)), 0);
+    fdn_limiter_opts_t o = redis_opts(url, FDN_LIMIT_FAIL_LOCAL);
+    o.clock = clk; /* the breaker's recovery time passes when the test says so */
+    o.redis.command_timeout_ms = 300;
+    load_t ld = {.l = open_limiter(&o)};
+    enum { N = 4 };
+    pthread_t th[N];
+    for (int i = 0; i < N; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, load_main, &ld), 0);
+
+    await_progress(&ld, 200, N);
+    server_cmd("kill", dir);
+    await_progress(&ld, 200, N);
+    fdn_limiter_backend_status_t st;
+    fdn_limiter_backend_status(ld.l, &st);
+    assert_int_equal(st.breaker_state, FDN_BREAKER_OPEN);
+    assert_true(st.fallbacks > 0);
+    server_cmd("restart", dir);
+    fdn_clock_advance(clk, 2LL * 1000000000); /* past the breaker's 500 ms recovery */
+    uint64_t before = st.commands;
+    /* Redis answers again: wait (bounded by the threads' work) until a script went through */
+    for (;;) {
+        fdn_limiter_backend_status(ld.l, &st);
+        if ((st.commands > before && st.connected && st.breaker_state == FDN_BREAKER_CLOSED) ||
+            atomic_load(&ld.finished) == N)
+            break;
+        await_progress(&ld, 50, N);
+    }
+    atomic_store(&ld.stop, 1);
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(atomic_load(&ld.bad_rc), 0);
+    assert_true(st.connected);
+    assert_int_equal(st.breaker_state, FDN_BREAKER_CLOSED);
+
+    /* no double counting after recovery: a fresh key counts exactly the checks made */
+    fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, 100, 600000, 0};
+    char key[64];
+    unique_key(key, sizeof(key), "after");
+    fdn_limit_result_t res;
+    for (int i = 1; i <= 5; i++) {
+        assert_int_equal(fdn_limiter_check(ld.l, key, strlen(key), &r, 1, 0, &res), 0);
+        assert_int_equal(res.count, i);
+    }
+    fdn_limiter_destroy(ld.l);
+    fdn_clock_destroy(clk);
+    server_cmd("stop", dir);
+}
+
+int main(void)
+{
+    read_url();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(bad_urls_are_refused_with_a_message),
+        cmocka_unit_test(check_peek_reserve_cancel_reset),
+        cmocka_unit_test(script_is_reloaded_after_a_flush),
+        cmocka_unit_test(fleet_of_1_fixed_window),
+        cmocka_unit_test(fleet_of_8_fixed_window),
+        cmocka_unit_test(fleet_of_50_fixed_window),
+        cmocka_unit_test(fleet_gcra),
+        cmocka_unit_test(fleet_token_bucket),
+        cmocka_unit_test(fleet_sliding_window),
+        cmocka_unit_test(skewed_hosts_share_window_edges),
+        cmocka_unit_test(refused_connection_follows_each_policy),
+        cmocka_unit_test(garbage_replies_fall_back),
+        cmocka_unit_test(killed_and_restarted_under_load),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
