@@ -47,6 +47,9 @@ typedef struct bench_case {
     /* For BENCH_GOAL_VALUE_MAX: the measured value (called after a run, before teardown). */
     double (*value)(void *state);
     const char *value_unit; /* e.g. "bytes/event" */
+    /* Optional: NULL when the case can run here, else why not (e.g. no redis-server); the
+     * case (and every case whose baseline it is) is then reported as skipped. */
+    const char *(*unavailable)(void);
 } bench_case_t;
 
 void bench_register(const bench_case_t *c);

@@ -21,6 +21,7 @@
 
 typedef struct result {
     bool done;
+    const char *skipped; /* why the case did not run, or NULL */
     double ns_per_op;
     double ops_per_s;
     double value;
@@ -135,6 +136,15 @@ static void measure(size_t idx)
     const bench_case_t *c = g_cases[idx];
     if (g_results[idx].done)
         return;
+    const char *why = c->unavailable ? c->unavailable() : NULL;
+    int b = c->baseline ? find_case(c->baseline) : -1;
+    if (why == NULL && b >= 0 && g_results[b].skipped != NULL)
+        why = g_results[b].skipped;
+    if (why != NULL) {
+        g_results[idx].skipped = why;
+        g_results[idx].done = true;
+        return;
+    }
     double value = 0;
     run_once(c, NULL); /* warm-up */
     int runs = g_opt.runs < 5 && !g_opt.quick ? 5 : g_opt.runs;
@@ -178,6 +188,19 @@ static void report(size_t idx, int *met_count, int *goal_count)
 {
     const bench_case_t *c = g_cases[idx];
     result_t *r = &g_results[idx];
+    if (r->skipped != NULL) {
+        if (g_opt.json) {
+            printf("{\"case\":");
+            json_str(c->name);
+            printf(",\"skipped\":");
+            json_str(r->skipped);
+            printf("}\n");
+        } else {
+            printf("%-34s skipped: %s\n", c->name, r->skipped);
+        }
+        fflush(stdout);
+        return;
+    }
     int b = c->baseline ? find_case(c->baseline) : -1;
     double ratio = 0;
     bool has_goal = c->goal_kind != BENCH_GOAL_NONE;

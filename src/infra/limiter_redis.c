@@ -176,6 +176,12 @@ static const char SCRIPT[] =
     "end\n"
     "return {ok, count, lim, rem, math.ceil(reset), retry, ep}\n";
 
+const char *fdn__limiter_redis_script(size_t *len)
+{
+    *len = sizeof(SCRIPT) - 1;
+    return SCRIPT;
+}
+
 typedef struct deny_slot {
     uint64_t tag;     /* 0: empty */
     int64_t until;    /* monotonic ns of the limiter's clock */

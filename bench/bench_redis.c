@@ -1,0 +1,196 @@
+/*
+ * Benchmarks of the limiter's Redis backend against a Redis the bench starts itself
+ * (scripts/redis-server.sh on a free loopback port, stopped at exit; the cases are skipped,
+ * saying why, when it cannot start).
+ *
+ *   baseline.redis.evalsha[.8t]  the same Lua script called with raw hiredis EVALSHA, one
+ *                                connection per thread: what the network and Redis cost
+ *   limiter.redis.check[.8t]     fdn_limiter_check on the Redis backend (pool of one
+ *                                connection per thread), distinct keys per thread, a token
+ *                                bucket that always allows (no deny-cache answers)
+ * Goal (the Redis issue): >= 0.8x the raw EVALSHA rate at the same concurrency.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include <fdn/limiter.h>
+
+#include "bench.h"
+#include "infra/limiter_int.h"
+
+#ifndef FDN_SOURCE_DIR
+#define FDN_SOURCE_DIR "."
+#endif
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static char g_dir[64];
+static char g_url[128];
+static int g_port;
+static const char *g_why = "not started";
+static char g_sha[41];
+
+static void stop_server(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "bash %s/scripts/redis-server.sh stop %s >/dev/null 2>&1",
+             FDN_SOURCE_DIR, g_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "fdn-bench: could not stop the Redis in %s\n", g_dir);
+}
+
+static void start_server(void)
+{
+    snprintf(g_dir, sizeof(g_dir), "/tmp/fdn-bench-redis-XXXXXX");
+    if (mkdtemp(g_dir) == NULL) {
+        g_why = "mkdtemp failed";
+        return;
+    }
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "bash %s/scripts/redis-server.sh start %s 2>/dev/null",
+             FDN_SOURCE_DIR, g_dir);
+    FILE *p = popen(cmd, "r");
+    if (p == NULL || fgets(g_url, sizeof(g_url), p) == NULL) {
+        if (p)
+            pclose(p);
+        g_why = "redis-server could not be started (scripts/deps.sh installs it)";
+        return;
+    }
+    if (pclose(p) != 0) {
+        g_why = "redis-server could not be started";
+        return;
+    }
+    atexit(stop_server);
+    g_url[strcspn(g_url, "\n")] = '\0';
+    const char *colon = strrchr(g_url, ':');
+    g_port = colon ? atoi(colon + 1) : 0; /* our own script's output */
+    redisContext *c = redisConnect("127.0.0.1", g_port);
+    size_t len;
+    const char *script = fdn__limiter_redis_script(&len);
+    redisReply *r = c && !c->err ? redisCommand(c, "SCRIPT LOAD %b", script, len) : NULL;
+    if (r != NULL && r->type == REDIS_REPLY_STRING && r->len == 40) {
+        memcpy(g_sha, r->str, 40);
+        g_why = NULL;
+    } else {
+        g_why = "SCRIPT LOAD failed";
+    }
+    if (r)
+        freeReplyObject(r);
+    if (c)
+        redisFree(c);
+}
+
+static const char *unavailable(void)
+{
+    pthread_once(&g_once, start_server);
+    return g_why;
+}
+
+/* ---- raw EVALSHA ------------------------------------------------------------------------- */
+
+typedef struct raw {
+    redisContext *c[16];
+} raw_t;
+
+static void *raw_setup(int threads)
+{
+    raw_t *s = calloc(1, sizeof(*s));
+    for (int i = 0; s && i < threads; i++)
+        s->c[i] = redisConnect("127.0.0.1", g_port);
+    return s;
+}
+
+static void raw_run(void *state, int tid, uint64_t iters)
+{
+    raw_t *s = state;
+    char key[48];
+    snprintf(key, sizeof(key), "fdn:bench:{raw-%d}:1", tid);
+    for (uint64_t i = 0; i < iters; i++) {
+        redisReply *r =
+            redisCommand(s->c[tid], "EVALSHA %s 1 %s 1 0 1 1000000000 1000 0 0", g_sha, key);
+        BENCH_USE(r);
+        if (r)
+            freeReplyObject(r);
+    }
+}
+
+static void raw_teardown(void *state)
+{
+    raw_t *s = state;
+    for (int i = 0; s && i < 16; i++)
+        if (s->c[i])
+            redisFree(s->c[i]);
+    free(s);
+}
+
+/* ---- the limiter ------------------------------------------------------------------------- */
+
+typedef struct lim {
+    fdn_limiter_t *l;
+} lim_t;
+
+static void *lim_setup(int threads)
+{
+    lim_t *s = calloc(1, sizeof(*s));
+    fdn_limiter_opts_t o = FDN_LIMITER_OPTS_INIT;
+    o.backend = FDN_LIMITER_BACKEND_REDIS;
+    o.redis.url = g_url;
+    o.redis.pool_size = (uint32_t)threads;
+    o.redis.command_timeout_ms = 5000;
+    o.redis.key_prefix = "fdn:bench:";
+    if (s && fdn_limiter_create(&s->l, &o) != 0) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void lim_run(void *state, int tid, uint64_t iters)
+{
+    lim_t *s = state;
+    if (s == NULL)
+        return;
+    static const fdn_limit_rule_t rule = {FDN_LIMIT_TOKEN_BUCKET, 1000000000, 1000, 0};
+    char key[32];
+    int kl = snprintf(key, sizeof(key), "lim-%d", tid);
+    for (uint64_t i = 0; i < iters; i++) {
+        int rc = fdn_limiter_check(s->l, key, (size_t)kl, &rule, 1, 0, NULL);
+        BENCH_USE(rc);
+    }
+}
+
+static void lim_teardown(void *state)
+{
+    lim_t *s = state;
+    if (s)
+        fdn_limiter_destroy(s->l);
+    free(s);
+}
+
+#define REDIS_CASES(var, suffix, nthreads, iters_)                                                 \
+    static const bench_case_t var##_raw = {.name = "baseline.redis.evalsha" suffix,                \
+                                           .threads = nthreads,                                    \
+                                           .iters = iters_,                                        \
+                                           .setup = raw_setup,                                     \
+                                           .run = raw_run,                                         \
+                                           .teardown = raw_teardown,                               \
+                                           .unavailable = unavailable};                            \
+    BENCH_REGISTER(var##_raw)                                                                      \
+    static const bench_case_t var##_lim = {.name = "limiter.redis.check" suffix,                   \
+                                           .threads = nthreads,                                    \
+                                           .iters = iters_,                                        \
+                                           .baseline = "baseline.redis.evalsha" suffix,            \
+                                           .goal_kind = BENCH_GOAL_SPEEDUP_MIN,                    \
+                                           .goal = 0.8,                                            \
+                                           .goal_text = ">= 0.8x",                                 \
+                                           .setup = lim_setup,                                     \
+                                           .run = lim_run,                                         \
+                                           .teardown = lim_teardown,                               \
+                                           .unavailable = unavailable};                            \
+    BENCH_REGISTER(var##_lim)
+
+REDIS_CASES(redis1, "", 1, 20000)
+REDIS_CASES(redis8, ".8t", 8, 5000)
