@@ -115,6 +115,11 @@ static bool cfg_bool(fdn_config_t *cfg, const char *path, bool *out)
     return cfg != NULL && fdn_config_get_bool(cfg, path, out) == 0;
 }
 
+static bool cfg_str(fdn_config_t *cfg, const char *path, char *buf, size_t cap)
+{
+    return cfg != NULL && fdn_config_get_string(cfg, path, buf, cap, NULL) == 0;
+}
+
 /* ms or s from the config as ns, saturating. */
 static int64_t to_ns(int64_t v, int64_t unit)
 {
@@ -415,15 +420,41 @@ static int pools_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
 
 static int lim_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
 {
+    fdn_config_t *cfg = fdn_runtime_config(rt);
     fdn_limiter_opts_t lo = FDN_LIMITER_OPTS_INIT;
     lo.clock = fdn_runtime_clock(rt);
     lo.telemetry = fdn_runtime_telemetry(rt);
     int64_t v;
-    if (cfg_int(fdn_runtime_config(rt), "infrastructure.rate_limiting.cleanup_interval", 1, &v))
+    if (cfg_int(cfg, "infrastructure.rate_limiting.cleanup_interval", 1, &v))
         lo.cleanup_interval_ms = v;
-    int rc = fdn_limiter_create((fdn_limiter_t **)out, &lo);
+    /* infrastructure.rate_limiting.backend and .redis.* (the schema checked types and ranges) */
+    char backend[16] = "memory", url[1024] = "", prefix[257] = "fdn:rl:", policy[16] = "local";
+    (void)cfg_str(cfg, "infrastructure.rate_limiting.backend", backend, sizeof(backend));
+    if (strcmp(backend, "redis") == 0) {
+        lo.backend = FDN_LIMITER_BACKEND_REDIS;
+        if (!cfg_str(cfg, "infrastructure.rate_limiting.redis.url", url, sizeof(url)))
+            return fdn_err_set(err, FDN_EINVAL,
+                               "infrastructure.rate_limiting.redis.url: missing "
+                               "or longer than 1023 bytes");
+        lo.redis.url = url;
+        (void)cfg_str(cfg, "infrastructure.rate_limiting.redis.key_prefix", prefix, sizeof(prefix));
+        lo.redis.key_prefix = prefix;
+        (void)cfg_str(cfg, "infrastructure.rate_limiting.redis.failure_policy", policy,
+                      sizeof(policy));
+        (void)fdn_limit_failure_policy_parse(policy, &lo.redis.failure_policy);
+        if (cfg_int(cfg, "infrastructure.rate_limiting.redis.pool_size", 1, &v) && v <= 1024)
+            lo.redis.pool_size = (uint32_t)v;
+        if (cfg_int(cfg, "infrastructure.rate_limiting.redis.connect_timeout_ms", 1, &v))
+            lo.redis.connect_timeout_ms = v;
+        if (cfg_int(cfg, "infrastructure.rate_limiting.redis.command_timeout_ms", 1, &v))
+            lo.redis.command_timeout_ms = v;
+        if (cfg_int(cfg, "infrastructure.rate_limiting.redis.fleet_size", 1, &v) && v <= UINT32_MAX)
+            lo.redis.fleet_size = (uint32_t)v;
+    }
+    fdn_error_t why = FDN_ERROR_INIT;
+    int rc = fdn_limiter_open((fdn_limiter_t **)out, &lo, &why);
     if (rc != 0)
-        return fdn_err_set(err, rc, "cannot create the rate limiter");
+        return fdn_err_set(err, rc, "cannot create the rate limiter: %s", why.message);
     return 0;
 }
 

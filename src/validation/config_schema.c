@@ -31,6 +31,8 @@ static const char *const strategies[] = {"fast", "balanced", "thorough", NULL};
 static const char *const overflow[] = {"drop_oldest", "drop_newest", "block", NULL};
 static const char *const compressions[] = {"none", "gzip", "zstd", NULL};
 static const char *const pool_strategies[] = {"lifo", "fifo", NULL};
+static const char *const limiter_backends[] = {"memory", "redis", NULL};
+static const char *const limiter_policies[] = {"local", "fail_open", "fail_closed", NULL};
 
 #define K(path, type, def, rule, lo, hi, en, upd, desc, code, msg)                                 \
     {                                                                                              \
@@ -143,6 +145,24 @@ static const builtin_t builtins[] = {
       "Rate limiting layer switch", S1001, RL),
     K("infrastructure.rate_limiting.cleanup_interval", INT, "300000", POSITIVE, 0, 0, NULL, true,
       "Rate-limit bucket cleanup period, ms", S1001, RL),
+    K("infrastructure.rate_limiting.backend", ENUM, "\"memory\"", ENUM, 0, 0, limiter_backends,
+      false, "Where limiter state lives: memory (this process) or redis (shared)", S1002, RL),
+    K("infrastructure.rate_limiting.redis.url", STRING, "\"redis://127.0.0.1:6379\"", NONE, 0, 0,
+      NULL, false, "Redis server of the redis backend: redis://[[user]:password@]host[:port][/db]",
+      S1001, RL),
+    K("infrastructure.rate_limiting.redis.pool_size", INT, "4", RANGE, 1, 1024, NULL, false,
+      "Connections to Redis, 1..1024", S1001, RL),
+    K("infrastructure.rate_limiting.redis.connect_timeout_ms", INT, "1000", RANGE, 1, 60000, NULL,
+      false, "Redis connect timeout, ms", S1001, RL),
+    K("infrastructure.rate_limiting.redis.command_timeout_ms", INT, "250", RANGE, 1, 60000, NULL,
+      false, "Bound on a check's wait for Redis, ms", S1001, RL),
+    K("infrastructure.rate_limiting.redis.key_prefix", STRING, "\"fdn:rl:\"", NONE, 0, 0, NULL,
+      false, "Prefix of every limiter key in Redis", S1001, RL),
+    K("infrastructure.rate_limiting.redis.failure_policy", ENUM, "\"local\"", ENUM, 0, 0,
+      limiter_policies, false, "Answer while Redis is away: local, fail_open or fail_closed",
+      S1002, RL),
+    K("infrastructure.rate_limiting.redis.fleet_size", INT, "1", POSITIVE, 0, 0, NULL, false,
+      "Processes sharing the limits (the local policy divides limits by it)", S1001, RL),
     K("infrastructure.circuit_breaker.default_config.failure_threshold", INT, "5", POSITIVE, 0, 0,
       NULL, false, "Breaker default failure threshold", S1001, CBD),
     K("infrastructure.circuit_breaker.default_config.recovery_time", INT, "30000", POSITIVE, 0, 0,

@@ -37,6 +37,7 @@ typedef struct serve_opts {
     const char *data_dir;
     const char *listen;
     const char *token_file;
+    const char *redis;
     int64_t max_body;
 } serve_opts_t;
 
@@ -44,7 +45,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: fdn serve [--config FILE] [--data-dir DIR] [--listen ADDR:PORT]\n"
-            "                 [--token-file FILE] [--max-body BYTES]\n"
+            "                 [--token-file FILE] [--max-body BYTES] [--redis URL]\n"
             "\n"
             "Run a Foundation runtime with the admin HTTP API until SIGINT or SIGTERM.\n"
             "\n"
@@ -53,7 +54,10 @@ static void usage(FILE *out)
             "  --listen ADDR:PORT HTTP address (default %s; port 0 = any free port)\n"
             "  --token-file FILE  bearer token required on every request; mandatory when\n"
             "                     ADDR is not a loopback address\n"
-            "  --max-body BYTES   request body limit (default 1048576)\n",
+            "  --max-body BYTES   request body limit (default 1048576)\n"
+            "  --redis URL        share rate limits through Redis (redis://host[:port][/db]);\n"
+            "                     the same as infrastructure.rate_limiting.backend \"redis\" and\n"
+            "                     .redis.url URL, over the config file and the environment\n",
             FDN_CLI_DEFAULT_DATA_DIR, FDN_ADMIN_DEFAULT_LISTEN);
 }
 
@@ -65,6 +69,7 @@ static int parse(int argc, char **argv, serve_opts_t *o)
         {.name = "--listen", .str = &o->listen},
         {.name = "--token-file", .str = &o->token_file},
         {.name = "--max-body", .num = &o->max_body, .min = 1, .max = 1 << 30},
+        {.name = "--redis", .str = &o->redis},
     };
     return cli_parse(argc, argv, "serve", defs, sizeof(defs) / sizeof(defs[0]), usage);
 }
@@ -129,7 +134,7 @@ static void report_config_problems(const char *file)
 
 int cmd_serve(int argc, char **argv)
 {
-    serve_opts_t o = {NULL, FDN_CLI_DEFAULT_DATA_DIR, FDN_ADMIN_DEFAULT_LISTEN, NULL, 1 << 20};
+    serve_opts_t o = {NULL, FDN_CLI_DEFAULT_DATA_DIR, FDN_ADMIN_DEFAULT_LISTEN, NULL, NULL, 1 << 20};
     int pr = parse(argc, argv, &o);
     if (pr != 0)
         return pr > 0 ? CLI_OK : CLI_USAGE;
@@ -184,10 +189,42 @@ int cmd_serve(int argc, char **argv)
     fdn_runtime_opts_t ro = FDN_RUNTIME_OPTS_INIT;
     ro.config_path = o.config;
     ro.data_dir = o.data_dir;
+    /* --redis: two config overrides placed in a copy of the environment (which the config
+     * service reads last), replacing any variables of the same names */
+    static const char BACKEND_VAR[] = "FDN_INFRASTRUCTURE__RATE_LIMITING__BACKEND=";
+    static const char URL_VAR[] = "FDN_INFRASTRUCTURE__RATE_LIMITING__REDIS__URL=";
+    extern char **environ;
+    const char **envp = NULL;
+    char *url_entry = NULL;
+    if (o.redis != NULL) {
+        size_t n = 0;
+        while (environ[n] != NULL)
+            n++;
+        envp = calloc(n + 3, sizeof(*envp));
+        url_entry = malloc(sizeof(URL_VAR) + strlen(o.redis));
+        if (envp == NULL || url_entry == NULL) {
+            fprintf(stderr, "fdn serve: out of memory\n");
+            free(envp);
+            free(url_entry);
+            goto out;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (strncmp(environ[i], BACKEND_VAR, sizeof(BACKEND_VAR) - 1) != 0 &&
+                strncmp(environ[i], URL_VAR, sizeof(URL_VAR) - 1) != 0)
+                envp[k++] = environ[i];
+        memcpy(url_entry, URL_VAR, sizeof(URL_VAR) - 1);
+        memcpy(url_entry + sizeof(URL_VAR) - 1, o.redis, strlen(o.redis) + 1);
+        envp[k++] = "FDN_INFRASTRUCTURE__RATE_LIMITING__BACKEND=redis";
+        envp[k++] = url_entry;
+        ro.envp = envp;
+    }
     ro.on_escalation = serve_watch_escalation;
     ro.user = &watch;
     err = (fdn_error_t)FDN_ERROR_INIT;
     rc = fdn_runtime_create(&rt, &ro, &err);
+    free(envp); /* the config service copied what it read */
+    free(url_entry);
     if (rc < 0) {
         /* name the config file once: the runtime's message usually starts with it */
         bool named = o.config == NULL || strstr(err.message, o.config) != NULL;
