@@ -207,6 +207,7 @@ typedef struct redisbe {
     pthread_mutex_t deny_mu[DENY_LOCKS];
     deny_slot_t deny[DENY_SLOTS];
     _Atomic bool connected;
+    _Atomic uint64_t conn_gen; /* bumped when a connection breaks: older ones are not reused */
     _Atomic uint64_t allowed, denied, commands, errors, fallbacks, local_denials, script_loads;
     _Atomic uint64_t lat_le[8], lat_sum_us;
 } redisbe_t;
@@ -233,6 +234,14 @@ static int simple_command(redisContext *c, int argc, const char **argv, const si
         freeReplyObject(r);
     return rc;
 }
+
+/* A pooled connection: made in generation `gen`; once a connection of the pool broke (Redis
+ * restarted, the network dropped), every connection of an older generation is dropped at its
+ * next checkout instead of failing one check each. */
+typedef struct rconn {
+    redisContext *c;
+    uint64_t gen;
+} rconn_t;
 
 static int conn_create(void **out, void *user)
 {
@@ -263,18 +272,49 @@ static int conn_create(void **out, void *user)
         int n = snprintf(db, sizeof(db), "%d", b->url.db);
         rc = simple_command(c, 2, (const char *[]){"SELECT", db}, (size_t[]){6, (size_t)n});
     }
-    if (rc) {
+    rconn_t *conn = rc == 0 ? fdn__malloc(sizeof(*conn)) : NULL;
+    if (conn == NULL) {
         redisFree(c);
-        return rc;
+        return rc ? rc : FDN_ENOMEM;
     }
-    *out = c;
+    conn->c = c;
+    conn->gen = atomic_load_explicit(&b->conn_gen, memory_order_relaxed);
+    *out = conn;
     return 0;
 }
 
 static void conn_destroy(void *conn, void *user)
 {
     (void)user;
-    redisFree(conn);
+    rconn_t *rc = conn;
+    redisFree(rc->c);
+    fdn__free(rc);
+}
+
+/* Checkout-time check (validate_after_idle_ms 0): a connection older than the last break is
+ * replaced. */
+static int conn_validate(void *conn, void *user)
+{
+    const rconn_t *rc = conn;
+    const redisbe_t *b = user;
+    return rc->gen == atomic_load_explicit(&b->conn_gen, memory_order_relaxed) ? 0
+                                                                                : FDN_EUNAVAILABLE;
+}
+
+static redisContext *lease_ctx(const fdn_pool_worker_t *w)
+{
+    return ((rconn_t *)fdn_pool_worker_conn(w))->c;
+}
+
+/* Give a lease back; a broken one starts a new connection generation. */
+static void lease_end(redisbe_t *b, fdn_pool_worker_t *w, bool broken)
+{
+    if (broken) {
+        atomic_fetch_add_explicit(&b->conn_gen, 1, memory_order_relaxed);
+        (void)fdn_pool_checkin_broken(b->pool, w);
+    } else {
+        (void)fdn_pool_checkin(b->pool, w);
+    }
 }
 
 /* ---- the script ---------------------------------------------------------------------------- */
@@ -542,13 +582,10 @@ static int redis_apply(void *self, const char *key, size_t keylen, const fdn_lim
     bool broken = false;
     int64_t epoch = 0;
     int64_t t0 = real_mono_us();
-    rc = run_script(b, fdn_pool_worker_conn(w), rkey, rkeylen, rule, cost, op, rsv ? rsv->epoch : 0,
+    rc = run_script(b, lease_ctx(w), rkey, rkeylen, rule, cost, op, rsv ? rsv->epoch : 0,
                     res, &epoch, &broken);
     record_latency(b, real_mono_us() - t0);
-    if (broken)
-        (void)fdn_pool_checkin_broken(b->pool, w);
-    else
-        (void)fdn_pool_checkin(b->pool, w);
+    lease_end(b, w, broken);
     fdn_breaker_record(b->breaker, &permit, rc == FDN_ENOENT ? 0 : rc);
     atomic_store_explicit(&b->connected, rc != FDN_EUNAVAILABLE || !broken, memory_order_relaxed);
     if (rc == FDN_EUNAVAILABLE) {
@@ -593,14 +630,11 @@ static int redis_forget(void *self, const char *key, size_t keylen)
         return FDN_EUNAVAILABLE;
     }
     count(&b->commands);
-    redisReply *r = redisCommandArgv(fdn_pool_worker_conn(w), 5, argv, lens);
+    redisReply *r = redisCommandArgv(lease_ctx(w), 5, argv, lens);
     int rc = r == NULL || r->type != REDIS_REPLY_INTEGER ? FDN_EUNAVAILABLE
              : r->integer > 0                            ? 0
                                                          : FDN_ENOENT;
-    if (r == NULL)
-        (void)fdn_pool_checkin_broken(b->pool, w);
-    else
-        (void)fdn_pool_checkin(b->pool, w);
+    lease_end(b, w, r == NULL);
     if (r)
         freeReplyObject(r);
     fdn_breaker_record(b->breaker, &permit, rc == FDN_EUNAVAILABLE ? rc : 0);
@@ -736,6 +770,8 @@ int fdn__limiter_redis_create(void **out, const fdn_limiter_redis_opts_t *o, voi
         po.prefill = false;
         po.create = conn_create;
         po.destroy = conn_destroy;
+        po.validate = conn_validate;
+        po.validate_after_idle_ms = 0;
         po.user = b;
         rc = fdn_pool_create(&b->pool, &po, err);
     }
