@@ -1,11 +1,13 @@
 /*
  * DESIGN: config schema and validator (reference §1.1, §1.3).
- * Pure module: no locks, no I/O, no mutable globals; the built-in key table is constant.
- * A schema is built once per config service and is immutable afterwards, so any thread may
- * read it without synchronisation. Values are jansson json_t references held in a flat
- * array (one per leaf, schema order); the validator walks that array in schema order, which
- * is the reference's validation order (ai: provider, analysis, planning; capture; storage;
- * interface; dev; infrastructure), so "first failure" matches the reference.
+ * Pure module: no locks, no I/O, no mutable globals. The built-in keys are constant data in
+ * config_keys.c; this file builds a schema from them plus the application's keys and checks
+ * values against it. A schema is built once per config service and is immutable afterwards,
+ * so any thread may read it without synchronisation. Values are jansson json_t references
+ * held in a flat array (one per leaf, schema order); the validator walks that array in
+ * schema order, which is the key table's order and the reference's validation order (ai:
+ * provider, analysis, planning; capture; storage; interface; dev; infrastructure), so
+ * "first failure" matches the reference.
  * Invariants: every schema path passes the path-security rule; no leaf path is a prefix
  * section of another leaf; each default passes its own type check.
  */
@@ -19,165 +21,6 @@
 #include "core/hash.h"
 #include "core/json.h"
 #include "logic/config_path.h"
-
-typedef struct builtin {
-    fdn_config_key_def_t d;
-    const char *missing; /* NULL = d.error_message */
-    const char *only_if; /* gating bool key */
-} builtin_t;
-
-static const char *const providers[] = {"mock", "openai", "anthropic", "gemini", NULL};
-static const char *const strategies[] = {"fast", "balanced", "thorough", NULL};
-static const char *const overflow[] = {"drop_oldest", "drop_newest", "block", NULL};
-static const char *const compressions[] = {"none", "gzip", "zstd", NULL};
-static const char *const pool_strategies[] = {"lifo", "fifo", NULL};
-
-#define K(path, type, def, rule, lo, hi, en, upd, desc, code, msg)                                 \
-    {                                                                                              \
-        {path, FDN_CONFIG_##type, def, FDN_CONFIG_RULE_##rule, lo, hi, en, upd, desc, code, msg},  \
-            NULL, NULL                                                                             \
-    }
-#define KM(path, type, def, rule, lo, hi, en, upd, desc, code, msg, missing)                       \
-    {                                                                                              \
-        {path, FDN_CONFIG_##type, def, FDN_CONFIG_RULE_##rule, lo, hi, en, upd, desc, code, msg},  \
-            missing, NULL                                                                          \
-    }
-#define KW(path, type, def, rule, en, desc, code, msg)                                             \
-    {                                                                                              \
-        {path, FDN_CONFIG_##type, def, FDN_CONFIG_RULE_##rule, 0, 0, en, false, desc, code, msg},  \
-            "Invalid warm storage configuration", "storage.warm.enable"                            \
-    }
-
-#define S1001 FDN_ECONFIG_STRUCTURE
-#define S1002 FDN_ECONFIG_INVALID
-#define AN    "Invalid AI analysis configuration"
-#define PL    "Invalid AI planning configuration"
-#define RB    "Invalid ring buffer configuration"
-#define PR    "Invalid processing configuration"
-#define VM    "Invalid VM tracing configuration"
-#define HOT   "Invalid hot storage configuration"
-#define WARM  "Invalid warm storage configuration"
-#define IFC   "Invalid interface configuration"
-#define DEV   "Invalid development configuration"
-#define RL    "Invalid rate limiting configuration"
-#define CB    "Invalid circuit breaker configuration"
-#define CBD   "Invalid circuit breaker default configuration"
-#define CP    "Invalid connection pool configuration"
-#define CPD   "Invalid connection pool default configuration"
-
-static const builtin_t builtins[] = {
-    KM("ai.provider", ENUM, "\"mock\"", ENUM, 0, 0, providers, false, "AI provider", S1002,
-       "Invalid AI provider", "Invalid AI configuration"),
-    KM("ai.api_key", STRING_OR_NULL, "null", NONE, 0, 0, NULL, false,
-       "API key of the AI provider (never updatable)", S1001, "Invalid AI configuration", NULL),
-    KM("ai.model", STRING, "\"gpt-4\"", NONE, 0, 0, NULL, false, "AI model name", S1001,
-       "Invalid AI configuration", NULL),
-    K("ai.analysis.max_file_size", INT, "1000000", POSITIVE, 0, 0, NULL, false,
-      "Largest file analysed, bytes", S1001, AN),
-    K("ai.analysis.timeout", INT, "30000", POSITIVE, 0, 0, NULL, false, "Analysis timeout, ms",
-      S1001, AN),
-    K("ai.analysis.cache_ttl", INT, "3600", POSITIVE, 0, 0, NULL, false,
-      "Analysis cache TTL, seconds", S1001, AN),
-    KM("ai.planning.performance_target", NUMBER, "0.01", NON_NEGATIVE, 0, 0, NULL, true,
-       "Planning performance target", FDN_ECONFIG_CONSTRAINT,
-       "Performance target must be a non-negative number", PL),
-    KM("ai.planning.sampling_rate", NUMBER, "1.0", RANGE, 0, 1, NULL, true,
-       "Fraction of operations sampled, [0, 1]", FDN_ECONFIG_RANGE,
-       "Sampling rate must be between 0 and 1", PL),
-    KM("ai.planning.default_strategy", ENUM, "\"balanced\"", ENUM, 0, 0, strategies, false,
-       "Default planning strategy", S1002, "Invalid planning strategy", PL),
-    K("capture.ring_buffer.size", INT, "1024", POSITIVE, 0, 0, NULL, false, "Ring buffer size",
-      S1001, RB),
-    K("capture.ring_buffer.max_events", INT, "1000", POSITIVE, 0, 0, NULL, false,
-      "Ring buffer event capacity", S1001, RB),
-    KM("capture.ring_buffer.overflow_strategy", ENUM, "\"drop_oldest\"", ENUM, 0, 0, overflow,
-       false, "What a full ring buffer does", S1002, "Invalid overflow strategy", RB),
-    KM("capture.ring_buffer.num_buffers", ANY, "\"schedulers\"", NONE, 0, 0, NULL, false,
-       "Number of buffers: \"schedulers\" or an int (not validated)", S1001, RB, NULL),
-    K("capture.processing.batch_size", INT, "100", POSITIVE, 0, 0, NULL, true,
-      "Events processed per batch", S1001, PR),
-    K("capture.processing.flush_interval", INT, "50", POSITIVE, 0, 0, NULL, true,
-      "Flush interval, ms", S1001, PR),
-    K("capture.processing.max_queue_size", INT, "1000", POSITIVE, 0, 0, NULL, false,
-      "Processing queue bound", S1001, PR),
-    K("capture.vm_tracing.enable_spawn_trace", BOOL, "true", NONE, 0, 0, NULL, false,
-      "Trace spawns", S1001, VM),
-    K("capture.vm_tracing.enable_exit_trace", BOOL, "true", NONE, 0, 0, NULL, false, "Trace exits",
-      S1001, VM),
-    K("capture.vm_tracing.enable_message_trace", BOOL, "false", NONE, 0, 0, NULL, false,
-      "Trace messages", S1001, VM),
-    K("capture.vm_tracing.trace_children", BOOL, "true", NONE, 0, 0, NULL, false, "Trace children",
-      S1001, VM),
-    K("storage.hot.max_events", INT, "100000", POSITIVE, 0, 0, NULL, false,
-      "Event store: most events kept", S1001, HOT),
-    K("storage.hot.max_age_seconds", INT, "3600", POSITIVE, 0, 0, NULL, false,
-      "Event store: oldest event kept, seconds", S1001, HOT),
-    K("storage.hot.prune_interval", INT, "60000", POSITIVE, 0, 0, NULL, false,
-      "Event store: prune period, ms", S1001, HOT),
-    K("storage.warm.enable", BOOL, "false", NONE, 0, 0, NULL, false, "Warm storage switch", S1001,
-      WARM),
-    KW("storage.warm.path", STRING, "\"./foundation_data\"", NONE, NULL,
-       "Warm storage directory (checked only when enabled)", S1001, WARM),
-    KW("storage.warm.max_size_mb", INT, "100", POSITIVE, NULL,
-       "Warm storage size bound, MB (checked only when enabled)", S1001, WARM),
-    KW("storage.warm.compression", ENUM, "\"zstd\"", ENUM, compressions,
-       "Warm storage compression (checked only when enabled)", S1002, "Invalid compression type"),
-    K("storage.cold.enable", BOOL, "false", FALSE_ONLY, 0, 0, NULL, false,
-      "Cold storage switch (must be false)", S1001, "Invalid cold storage configuration"),
-    K("interface.query_timeout", INT, "10000", POSITIVE, 0, 0, NULL, true, "Query timeout, ms",
-      S1001, IFC),
-    K("interface.max_results", INT, "1000", POSITIVE, 0, 0, NULL, true, "Cap on query results",
-      S1001, IFC),
-    K("interface.enable_streaming", BOOL, "true", NONE, 0, 0, NULL, false, "Streaming switch",
-      S1001, IFC),
-    K("dev.debug_mode", BOOL, "false", NONE, 0, 0, NULL, true, "Debug mode", S1001, DEV),
-    K("dev.verbose_logging", BOOL, "false", NONE, 0, 0, NULL, true, "Verbose logging", S1001, DEV),
-    K("dev.performance_monitoring", BOOL, "true", NONE, 0, 0, NULL, true, "Performance monitoring",
-      S1001, DEV),
-    K("infrastructure.rate_limiting.default_rules", OBJECT,
-      "{\"api_calls\":{\"scale\":60000,\"limit\":100},"
-      "\"db_queries\":{\"scale\":60000,\"limit\":500},"
-      "\"file_operations\":{\"scale\":1000,\"limit\":10}}",
-      RATE_RULES, 0, 0, NULL, false, "Rate-limit rules: name -> {scale ms, limit}", S1001, RL),
-    K("infrastructure.rate_limiting.enabled", BOOL, "true", NONE, 0, 0, NULL, true,
-      "Rate limiting layer switch", S1001, RL),
-    K("infrastructure.rate_limiting.cleanup_interval", INT, "300000", POSITIVE, 0, 0, NULL, true,
-      "Rate-limit bucket cleanup period, ms", S1001, RL),
-    K("infrastructure.circuit_breaker.default_config.failure_threshold", INT, "5", POSITIVE, 0, 0,
-      NULL, false, "Breaker default failure threshold", S1001, CBD),
-    K("infrastructure.circuit_breaker.default_config.recovery_time", INT, "30000", POSITIVE, 0, 0,
-      NULL, false, "Breaker default recovery time, ms", S1001, CBD),
-    K("infrastructure.circuit_breaker.default_config.call_timeout", INT, "5000", POSITIVE, 0, 0,
-      NULL, false, "Breaker default call timeout, ms", S1001, CBD),
-    K("infrastructure.circuit_breaker.enabled", BOOL, "true", NONE, 0, 0, NULL, true,
-      "Circuit breaker layer switch", S1001, CB),
-    K("infrastructure.connection_pool.default_config.size", INT, "10", POSITIVE, 0, 0, NULL, false,
-      "Pool default size", S1001, CPD),
-    K("infrastructure.connection_pool.default_config.max_overflow", INT, "5", NON_NEGATIVE, 0, 0,
-      NULL, false, "Pool default overflow", S1001, CPD),
-    K("infrastructure.connection_pool.default_config.strategy", ENUM, "\"lifo\"", ENUM, 0, 0,
-      pool_strategies, false, "Pool default checkout order", S1001, CPD),
-    K("infrastructure.connection_pool.enabled", BOOL, "true", NONE, 0, 0, NULL, true,
-      "Connection pool layer switch", S1001, CP),
-};
-
-const char *const fdn__cfg_updatable_paths[] = {
-    "ai.planning.sampling_rate",
-    "ai.planning.performance_target",
-    "capture.processing.batch_size",
-    "capture.processing.flush_interval",
-    "interface.query_timeout",
-    "interface.max_results",
-    "dev.debug_mode",
-    "dev.verbose_logging",
-    "dev.performance_monitoring",
-    "infrastructure.rate_limiting.enabled",
-    "infrastructure.circuit_breaker.enabled",
-    "infrastructure.connection_pool.enabled",
-    "infrastructure.rate_limiting.cleanup_interval",
-    NULL,
-};
-const size_t fdn__cfg_updatable_count = 13;
 
 int32_t fdn__cfg_schema_find(const fdn__cfg_schema_t *s, const char *path, size_t len)
 {
@@ -387,7 +230,7 @@ int fdn__cfg_schema_create(fdn__cfg_schema_t **out, const fdn_config_key_def_t *
     *out = NULL;
     if (nextra > 0 && extra == NULL)
         return fdn_err_set(err, FDN_EINVAL, "keys is NULL");
-    size_t nb = sizeof(builtins) / sizeof(builtins[0]);
+    size_t nb = fdn__cfg_builtin_count;
     if (nextra > 100000)
         return fdn_err_set(err, FDN_EINVAL, "too many keys");
     fdn__cfg_schema_t *s = fdn__calloc(1, sizeof(*s));
@@ -409,15 +252,15 @@ int fdn__cfg_schema_create(fdn__cfg_schema_t **out, const fdn_config_key_def_t *
     s->nbuiltin = nb;
     int rc = 0;
     for (size_t i = 0; i < total && rc == 0; i++) {
-        const fdn_config_key_def_t *d = i < nb ? &builtins[i].d : &extra[i - nb];
-        rc = entry_init(&s->e[i], d, i < nb ? builtins[i].missing : NULL, err);
+        const fdn__cfg_builtin_t *b = i < nb ? &fdn__cfg_builtins[i] : NULL;
+        const fdn_config_key_def_t *d = b != NULL ? &b->d : &extra[i - nb];
+        rc = entry_init(&s->e[i], d, b != NULL ? b->missing : NULL, err);
         s->n = i + 1;
         if (rc == 0 && insert_slot(s, (int32_t)i) != 0)
             rc =
                 fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Duplicate configuration key: %s", d->path);
-        if (rc == 0 && i < nb && builtins[i].only_if != NULL)
-            s->e[i].only_if =
-                fdn__cfg_schema_find(s, builtins[i].only_if, strlen(builtins[i].only_if));
+        if (rc == 0 && b != NULL && b->only_if != NULL)
+            s->e[i].only_if = fdn__cfg_schema_find(s, b->only_if, strlen(b->only_if));
     }
     /* no leaf may be a section of another leaf */
     for (size_t i = 0; i < s->n && rc == 0; i++) {
@@ -650,26 +493,6 @@ int fdn__cfg_merge_json(const fdn__cfg_schema_t *s, json_t **vals, const json_t 
 
 /* ---- validation of a whole tree given as JSON (pure, reference validate/1) ------------- */
 
-static const char *section_message(const char *top, size_t len)
-{
-    static const struct {
-        const char *name;
-        const char *msg;
-    } m[] = {
-        {"ai", "Invalid AI configuration"},
-        {"capture", "Invalid capture configuration"},
-        {"storage", "Invalid storage configuration"},
-        {"interface", "Invalid interface configuration"},
-        {"dev", "Invalid development configuration"},
-        {"infrastructure", "Invalid infrastructure configuration"},
-    };
-    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
-        if (strlen(m[i].name) == len && memcmp(m[i].name, top, len) == 0)
-            return m[i].msg;
-    }
-    return "Invalid configuration";
-}
-
 /* Borrowed value at dotted path in root, or NULL; *depth = component index that failed. */
 static json_t *json_at(json_t *root, const char *path, size_t *fail_depth)
 {
@@ -759,7 +582,8 @@ int fdn_config_validate_json(const char *json, size_t len, fdn_error_t *err)
         if (vals[i] == NULL) {
             const char *dot = strchr(e->path, '.');
             size_t toplen = dot != NULL ? (size_t)(dot - e->path) : e->path_len;
-            const char *msg = depth <= 1 ? section_message(e->path, toplen) : e->missing_message;
+            const char *msg =
+                depth <= 1 ? fdn__cfg_section_message(e->path, toplen) : e->missing_message;
             rc = fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s", msg);
             fdn_err_add_context(err, "path", "%s", e->path);
             break;

@@ -426,6 +426,24 @@ static void updatable_list(void **state)
     assert_null(p[13]);
 }
 
+/* The reference's updatable list names exactly the key table's rows flagged updatable. */
+static void updatable_list_matches_key_table(void **state)
+{
+    (void)state;
+    size_t flagged = 0;
+    for (size_t i = 0; i < fdn__cfg_builtin_count; i++) {
+        const fdn_config_key_def_t *d = &fdn__cfg_builtins[i].d;
+        bool listed = false;
+        for (size_t k = 0; k < fdn__cfg_updatable_count; k++)
+            listed = listed || strcmp(fdn__cfg_updatable_paths[k], d->path) == 0;
+        if (listed != d->updatable)
+            fail_msg("%s: flagged updatable %d, listed %d", d->path, d->updatable, listed);
+        flagged += d->updatable ? 1 : 0;
+    }
+    assert_int_equal(flagged, fdn__cfg_updatable_count);
+    assert_null(fdn__cfg_updatable_paths[fdn__cfg_updatable_count]);
+}
+
 /* ---- the walks over a JSON document: merge (first problem), validate's unknown-key pass,
  * check (every problem). These pin each walk's codes, messages, context and order. ---- */
 
@@ -794,6 +812,7 @@ int main(void)
         cmocka_unit_test(parse_text_by_type),
         cmocka_unit_test(schema_rejects_bad_app_keys),
         cmocka_unit_test(updatable_list),
+        cmocka_unit_test(updatable_list_matches_key_table),
         cmocka_unit_test(merge_sets_leaves_at_any_depth),
         cmocka_unit_test(merge_errors_name_source_path_rule),
         cmocka_unit_test(validate_rejects_unknown_keys_after_values),
