@@ -8,6 +8,13 @@
  * schema order, which is the key table's order and the reference's validation order (ai:
  * provider, analysis, planning; capture; storage; interface; dev; infrastructure), so
  * "first failure" matches the reference.
+ * A JSON document is gone through by one walk (walk_tree): depth first in document order, it
+ * classifies each key against the schema (leaf, unknown, section that is not an object, path
+ * too long) and hands it to a visitor, going down itself into sections that are objects.
+ * Three visitors use it: merging a file into leaf values (first problem stops),
+ * validate_json's unknown-key pass after the value rules (first problem stops), and
+ * check_json (every problem reported). The rule pass over the leaf values runs in schema
+ * order, not document order.
  * Invariants: every schema path passes the path-security rule; no leaf path is a prefix
  * section of another leaf; each default passes its own type check.
  */
@@ -421,59 +428,135 @@ json_t *fdn__cfg_build_tree(const fdn__cfg_schema_t *s, json_t *const *vals, con
     return root;
 }
 
-static int merge_obj(const fdn__cfg_schema_t *s, json_t **vals, const json_t *obj, char *path,
-                     size_t plen, const char *source, uint8_t *marks, uint8_t mark,
-                     fdn_error_t *err)
+/* ---- the one walk over a JSON document against the schema ------------------------------ */
+
+/* What the walk found at one key of the document. A key that names a section and holds an
+ * object is not visited: the walk goes down into it. */
+typedef enum walk_kind {
+    WALK_LEAF,       /* the key's path is a schema leaf: idx is its entry */
+    WALK_NOT_OBJECT, /* the path is a section but the value is not an object */
+    WALK_UNKNOWN,    /* the path is neither a leaf nor a section */
+    WALK_TOO_LONG,   /* the key would make the path longer than FDN__CFG_MAX_PATH_LEN; path
+                      * holds the parent's path */
+} walk_kind_t;
+
+/* Visit of one key: path is the key's dotted path (NUL-terminated, valid during the call),
+ * key its last component, v its value. Returns 0 to go on, anything else to stop the walk,
+ * which then returns that value. */
+typedef int (*walk_visit_fn)(void *ctx, walk_kind_t kind, const char *path, const char *key,
+                             int32_t idx, json_t *v);
+
+typedef struct walk {
+    const fdn__cfg_schema_t *s;
+    char *path; /* FDN__CFG_MAX_PATH_LEN + 2 bytes, owned by the caller */
+    walk_visit_fn visit;
+    void *ctx;
+} walk_t;
+
+/* Visit obj's keys in document order, depth first; path[0..plen) is obj's own path. */
+static int walk_obj(const walk_t *w, const json_t *obj, size_t plen)
 {
+    char *path = w->path;
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)(uintptr_t)obj, key, v)
     {
         size_t kl = strlen(key);
         size_t nl = plen + (plen ? 1 : 0) + kl;
-        if (nl > FDN__CFG_MAX_PATH_LEN)
-            return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s: configuration path too long",
-                               source);
-        if (plen)
-            path[plen] = '.';
-        memcpy(path + plen + (plen ? 1 : 0), key, kl);
-        path[nl] = '\0';
-        int32_t idx = fdn__cfg_schema_find(s, path, nl);
-        if (idx >= 0) {
-            const fdn__cfg_entry_t *e = &s->e[idx];
-            if (!fdn__cfg_type_ok(e->type, v)) {
-                fdn_err_set(err, FDN_ECONFIG_INVALID, "%s: %s: expected %s, got %s", source, path,
-                            fdn__cfg_type_name(e->type), fdn__cfg_value_type_name(v));
-                fdn_err_add_context(err, "source", "%s", source);
-                fdn_err_add_context(err, "path", "%s", path);
-                fdn_err_add_context(err, "rule", "type %s", fdn__cfg_type_name(e->type));
-                return FDN_ECONFIG_INVALID;
-            }
-            json_decref(vals[idx]);
-            vals[idx] = json_incref(v);
-            if (marks != NULL)
-                marks[idx] = mark;
-        } else if (fdn__cfg_schema_is_section(s, path, nl)) {
-            if (!json_is_object(v)) {
-                fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s: %s: expected an object (section)",
-                            source, path);
-                fdn_err_add_context(err, "source", "%s", source);
-                fdn_err_add_context(err, "path", "%s", path);
-                return FDN_ECONFIG_STRUCTURE;
-            }
-            int rc = merge_obj(s, vals, v, path, nl, source, marks, mark, err);
-            if (rc != 0)
-                return rc;
+        int rc;
+        if (nl > FDN__CFG_MAX_PATH_LEN) {
+            path[plen] = '\0';
+            rc = w->visit(w->ctx, WALK_TOO_LONG, path, key, -1, v);
         } else {
-            fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s: %s: unknown configuration key", source,
-                        path);
-            fdn_err_add_context(err, "source", "%s", source);
-            fdn_err_add_context(err, "path", "%s", path);
-            fdn_err_add_context(err, "rule", "known keys only");
-            return FDN_ECONFIG_STRUCTURE;
+            if (plen)
+                path[plen] = '.';
+            memcpy(path + plen + (plen ? 1 : 0), key, kl);
+            path[nl] = '\0';
+            int32_t idx = fdn__cfg_schema_find(w->s, path, nl);
+            if (idx >= 0)
+                rc = w->visit(w->ctx, WALK_LEAF, path, key, idx, v);
+            else if (!fdn__cfg_schema_is_section(w->s, path, nl))
+                rc = w->visit(w->ctx, WALK_UNKNOWN, path, key, -1, v);
+            else if (!json_is_object(v))
+                rc = w->visit(w->ctx, WALK_NOT_OBJECT, path, key, -1, v);
+            else
+                rc = walk_obj(w, v, nl);
         }
+        if (rc != 0)
+            return rc;
         path[plen] = '\0';
     }
+    return 0;
+}
+
+/* Walk the object root against schema s, calling visit for every key that is not a section
+ * holding an object. path: a caller's buffer of FDN__CFG_MAX_PATH_LEN + 2 bytes. */
+static int walk_tree(const fdn__cfg_schema_t *s, const json_t *root, char *path,
+                     walk_visit_fn visit, void *ctx)
+{
+    const walk_t w = {s, path, visit, ctx};
+    path[0] = '\0';
+    return walk_obj(&w, root, 0);
+}
+
+/* ---- merge of a document into leaf values: the first problem stops it ------------------ */
+
+typedef struct merge {
+    const fdn__cfg_schema_t *s;
+    json_t **vals;
+    const char *source;
+    uint8_t *marks;
+    uint8_t mark;
+    fdn_error_t *err;
+} merge_t;
+
+/* The merge's error for a key it does not take: a leaf of the wrong type, an unknown key, a
+ * section that is not an object, a path too long. */
+static int merge_fail(const merge_t *m, walk_kind_t kind, const char *path, int32_t idx,
+                      const json_t *v)
+{
+    fdn_error_t *err = m->err;
+    switch (kind) {
+    case WALK_TOO_LONG:
+        return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s: configuration path too long",
+                           m->source);
+    case WALK_LEAF: {
+        fdn_config_type_t t = m->s->e[idx].type;
+        fdn_err_set(err, FDN_ECONFIG_INVALID, "%s: %s: expected %s, got %s", m->source, path,
+                    fdn__cfg_type_name(t), fdn__cfg_value_type_name(v));
+        fdn_err_add_context(err, "source", "%s", m->source);
+        fdn_err_add_context(err, "path", "%s", path);
+        fdn_err_add_context(err, "rule", "type %s", fdn__cfg_type_name(t));
+        return FDN_ECONFIG_INVALID;
+    }
+    case WALK_NOT_OBJECT:
+        fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s: %s: expected an object (section)", m->source,
+                    path);
+        fdn_err_add_context(err, "source", "%s", m->source);
+        fdn_err_add_context(err, "path", "%s", path);
+        return FDN_ECONFIG_STRUCTURE;
+    case WALK_UNKNOWN:
+        break;
+    }
+    fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s: %s: unknown configuration key", m->source, path);
+    fdn_err_add_context(err, "source", "%s", m->source);
+    fdn_err_add_context(err, "path", "%s", path);
+    fdn_err_add_context(err, "rule", "known keys only");
+    return FDN_ECONFIG_STRUCTURE;
+}
+
+/* A well-typed leaf replaces its value and is marked; anything else is the merge's error. */
+static int merge_visit(void *ctx, walk_kind_t kind, const char *path, const char *key, int32_t idx,
+                       json_t *v)
+{
+    merge_t *m = ctx;
+    (void)key;
+    if (kind != WALK_LEAF || !fdn__cfg_type_ok(m->s->e[idx].type, v))
+        return merge_fail(m, kind, path, idx, v);
+    json_decref(m->vals[idx]);
+    m->vals[idx] = json_incref(v);
+    if (m->marks != NULL)
+        m->marks[idx] = m->mark;
     return 0;
 }
 
@@ -485,8 +568,8 @@ int fdn__cfg_merge_json(const fdn__cfg_schema_t *s, json_t **vals, const json_t 
     char *path = fdn__malloc(FDN__CFG_MAX_PATH_LEN + 2);
     if (path == NULL)
         return fdn_err_set(err, FDN_ENOMEM, NULL);
-    path[0] = '\0';
-    int rc = merge_obj(s, vals, root, path, 0, source, marks, mark, err);
+    merge_t m = {s, vals, source, marks, mark, err};
+    int rc = walk_tree(s, root, path, merge_visit, &m);
     fdn__free(path);
     return rc;
 }
@@ -518,34 +601,27 @@ static json_t *json_at(json_t *root, const char *path, size_t *fail_depth)
     }
 }
 
-static int unknown_walk(const fdn__cfg_schema_t *s, json_t *obj, char *path, size_t plen,
-                        fdn_error_t *err)
+/* After every value passed its rules: the first key that is no leaf and no section (or a
+ * section that is not an object) is unknown. Leaves are not looked at again. */
+static int unknown_visit(void *ctx, walk_kind_t kind, const char *path, const char *key,
+                         int32_t idx, json_t *v)
 {
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v)
-    {
-        size_t kl = strlen(key);
-        size_t nl = plen + (plen ? 1 : 0) + kl;
-        if (nl > FDN__CFG_MAX_PATH_LEN)
-            return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Unknown configuration key");
-        if (plen)
-            path[plen] = '.';
-        memcpy(path + plen + (plen ? 1 : 0), key, kl);
-        path[nl] = '\0';
-        if (fdn__cfg_schema_find(s, path, nl) < 0) {
-            if (!fdn__cfg_schema_is_section(s, path, nl) || !json_is_object(v)) {
-                fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Unknown configuration key: %.160s", path);
-                fdn_err_add_context(err, "path", "%.160s", path);
-                return FDN_ECONFIG_STRUCTURE;
-            }
-            int rc = unknown_walk(s, v, path, nl, err);
-            if (rc != 0)
-                return rc;
-        }
-        path[plen] = '\0';
+    fdn_error_t *err = ctx;
+    (void)key;
+    (void)idx;
+    (void)v;
+    switch (kind) {
+    case WALK_LEAF:
+        return 0;
+    case WALK_TOO_LONG:
+        return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Unknown configuration key");
+    case WALK_NOT_OBJECT:
+    case WALK_UNKNOWN:
+        break;
     }
-    return 0;
+    fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Unknown configuration key: %.160s", path);
+    fdn_err_add_context(err, "path", "%.160s", path);
+    return FDN_ECONFIG_STRUCTURE;
 }
 
 int fdn_config_validate_json(const char *json, size_t len, fdn_error_t *err)
@@ -592,10 +668,8 @@ int fdn_config_validate_json(const char *json, size_t len, fdn_error_t *err)
         if (!fdn__cfg_type_ok(e->type, vals[i]) || !rule_ok(e, vals[i], &bad_rule))
             rc = fail_entry(e, vals[i], bad_rule, err);
     }
-    if (rc == 0) {
-        path[0] = '\0';
-        rc = unknown_walk(s, root, path, 0, err);
-    }
+    if (rc == 0)
+        rc = walk_tree(s, root, path, unknown_visit, err);
 out:
     fdn__free(path);
     fdn__free(vals);
@@ -653,48 +727,39 @@ static void rule_words(const fdn__cfg_entry_t *e, char *buf, size_t cap)
     }
 }
 
-static void chk_walk(chk_t *c, const json_t *obj, char *path, size_t plen)
+/* Every problem of the document's keys; well-typed leaf values replace the defaults. */
+static int chk_visit(void *ctx, walk_kind_t kind, const char *path, const char *key, int32_t idx,
+                     json_t *v)
 {
+    chk_t *c = ctx;
     char msg[256];
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)(uintptr_t)obj, key, v)
-    {
-        size_t kl = strlen(key);
-        size_t nl = plen + (plen ? 1 : 0) + kl;
-        if (nl > FDN__CFG_MAX_PATH_LEN) {
-            path[plen] = '\0';
-            snprintf(msg, sizeof msg, "key '%.60s' makes the path too long (max %d bytes)", key,
-                     FDN__CFG_MAX_PATH_LEN);
-            chk_report(c, path, msg, FDN_ECONFIG_STRUCTURE);
-            continue;
-        }
-        if (plen)
-            path[plen] = '.';
-        memcpy(path + plen + (plen ? 1 : 0), key, kl);
-        path[nl] = '\0';
-        int32_t idx = fdn__cfg_schema_find(c->s, path, nl);
-        if (idx >= 0) {
-            const fdn__cfg_entry_t *e = &c->s->e[idx];
-            if (fdn__cfg_type_ok(e->type, v)) {
-                c->vals[idx] = v;
-            } else {
-                snprintf(msg, sizeof msg, "expected %s, got %s (rule: type %s)",
-                         fdn__cfg_type_name(e->type), fdn__cfg_value_type_name(v),
-                         fdn__cfg_type_name(e->type));
-                chk_report(c, path, msg, FDN_ECONFIG_INVALID);
-            }
-        } else if (fdn__cfg_schema_is_section(c->s, path, nl)) {
-            if (json_is_object(v))
-                chk_walk(c, v, path, nl);
-            else
-                chk_report(c, path, "expected an object (rule: section)", FDN_ECONFIG_STRUCTURE);
+    switch (kind) {
+    case WALK_TOO_LONG:
+        snprintf(msg, sizeof msg, "key '%.60s' makes the path too long (max %d bytes)", key,
+                 FDN__CFG_MAX_PATH_LEN);
+        chk_report(c, path, msg, FDN_ECONFIG_STRUCTURE);
+        break;
+    case WALK_LEAF: {
+        const fdn__cfg_entry_t *e = &c->s->e[idx];
+        if (fdn__cfg_type_ok(e->type, v)) {
+            c->vals[idx] = v;
         } else {
-            chk_report(c, path, "unknown configuration key (rule: known keys only)",
-                       FDN_ECONFIG_STRUCTURE);
+            snprintf(msg, sizeof msg, "expected %s, got %s (rule: type %s)",
+                     fdn__cfg_type_name(e->type), fdn__cfg_value_type_name(v),
+                     fdn__cfg_type_name(e->type));
+            chk_report(c, path, msg, FDN_ECONFIG_INVALID);
         }
-        path[plen] = '\0';
+        break;
     }
+    case WALK_NOT_OBJECT:
+        chk_report(c, path, "expected an object (rule: section)", FDN_ECONFIG_STRUCTURE);
+        break;
+    case WALK_UNKNOWN:
+        chk_report(c, path, "unknown configuration key (rule: known keys only)",
+                   FDN_ECONFIG_STRUCTURE);
+        break;
+    }
+    return 0; /* never stop: every problem is reported */
 }
 
 int fdn_config_check_json(const char *json, size_t len, fdn_config_problem_fn cb, void *user)
@@ -730,8 +795,7 @@ int fdn_config_check_json(const char *json, size_t len, fdn_config_problem_fn cb
     }
     for (size_t i = 0; i < s->n; i++)
         c.vals[i] = s->e[i].def;
-    path[0] = '\0';
-    chk_walk(&c, root, path, 0);
+    (void)walk_tree(s, root, path, chk_visit, &c);
     for (size_t i = 0; i < s->n; i++) {
         const fdn__cfg_entry_t *e = &s->e[i];
         if (e->only_if >= 0 && !json_is_true(c.vals[e->only_if]))
