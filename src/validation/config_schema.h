@@ -1,6 +1,6 @@
 /* Config schema: the typed key table (built-in §1.1 tree + application keys), the validator
- * of §1.3 over a flat array of leaf values, and the JSON loader/merger. Pure: no locks,
- * no globals except the constant built-in table. */
+ * of §1.3 over a flat array of leaf values, and the JSON loader/merger. Pure: no locks, no
+ * globals; the built-in keys are constant data in config_keys.c. */
 #ifndef FDN_VALIDATION_CONFIG_SCHEMA_H
 #define FDN_VALIDATION_CONFIG_SCHEMA_H
 
