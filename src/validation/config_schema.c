@@ -1,11 +1,20 @@
 /*
  * DESIGN: config schema and validator (reference §1.1, §1.3).
- * Pure module: no locks, no I/O, no mutable globals; the built-in key table is constant.
- * A schema is built once per config service and is immutable afterwards, so any thread may
- * read it without synchronisation. Values are jansson json_t references held in a flat
- * array (one per leaf, schema order); the validator walks that array in schema order, which
- * is the reference's validation order (ai: provider, analysis, planning; capture; storage;
- * interface; dev; infrastructure), so "first failure" matches the reference.
+ * Pure module: no locks, no I/O, no mutable globals. The built-in keys are constant data in
+ * config_keys.c; this file builds a schema from them plus the application's keys and checks
+ * values against it. A schema is built once per config service and is immutable afterwards,
+ * so any thread may read it without synchronisation. Values are jansson json_t references
+ * held in a flat array (one per leaf, schema order); the validator walks that array in
+ * schema order, which is the key table's order and the reference's validation order (ai:
+ * provider, analysis, planning; capture; storage; interface; dev; infrastructure), so
+ * "first failure" matches the reference.
+ * A JSON document is gone through by one walk (walk_tree): depth first in document order, it
+ * classifies each key against the schema (leaf, unknown, section that is not an object, path
+ * too long) and hands it to a visitor, going down itself into sections that are objects.
+ * Three visitors use it: merging a file into leaf values (first problem stops),
+ * validate_json's unknown-key pass after the value rules (first problem stops), and
+ * check_json (every problem reported). The rule pass over the leaf values runs in schema
+ * order, not document order.
  * Invariants: every schema path passes the path-security rule; no leaf path is a prefix
  * section of another leaf; each default passes its own type check.
  */
@@ -19,185 +28,6 @@
 #include "core/hash.h"
 #include "core/json.h"
 #include "logic/config_path.h"
-
-typedef struct builtin {
-    fdn_config_key_def_t d;
-    const char *missing; /* NULL = d.error_message */
-    const char *only_if; /* gating bool key */
-} builtin_t;
-
-static const char *const providers[] = {"mock", "openai", "anthropic", "gemini", NULL};
-static const char *const strategies[] = {"fast", "balanced", "thorough", NULL};
-static const char *const overflow[] = {"drop_oldest", "drop_newest", "block", NULL};
-static const char *const compressions[] = {"none", "gzip", "zstd", NULL};
-static const char *const pool_strategies[] = {"lifo", "fifo", NULL};
-static const char *const limiter_backends[] = {"memory", "redis", NULL};
-static const char *const limiter_policies[] = {"local", "fail_open", "fail_closed", NULL};
-
-#define K(path, type, def, rule, lo, hi, en, upd, desc, code, msg)                                 \
-    {                                                                                              \
-        {path, FDN_CONFIG_##type, def, FDN_CONFIG_RULE_##rule, lo, hi, en, upd, desc, code, msg},  \
-            NULL, NULL                                                                             \
-    }
-#define KM(path, type, def, rule, lo, hi, en, upd, desc, code, msg, missing)                       \
-    {                                                                                              \
-        {path, FDN_CONFIG_##type, def, FDN_CONFIG_RULE_##rule, lo, hi, en, upd, desc, code, msg},  \
-            missing, NULL                                                                          \
-    }
-#define KW(path, type, def, rule, en, desc, code, msg)                                             \
-    {                                                                                              \
-        {path, FDN_CONFIG_##type, def, FDN_CONFIG_RULE_##rule, 0, 0, en, false, desc, code, msg},  \
-            "Invalid warm storage configuration", "storage.warm.enable"                            \
-    }
-
-#define S1001 FDN_ECONFIG_STRUCTURE
-#define S1002 FDN_ECONFIG_INVALID
-#define AN    "Invalid AI analysis configuration"
-#define PL    "Invalid AI planning configuration"
-#define RB    "Invalid ring buffer configuration"
-#define PR    "Invalid processing configuration"
-#define VM    "Invalid VM tracing configuration"
-#define HOT   "Invalid hot storage configuration"
-#define WARM  "Invalid warm storage configuration"
-#define IFC   "Invalid interface configuration"
-#define DEV   "Invalid development configuration"
-#define RL    "Invalid rate limiting configuration"
-#define CB    "Invalid circuit breaker configuration"
-#define CBD   "Invalid circuit breaker default configuration"
-#define CP    "Invalid connection pool configuration"
-#define CPD   "Invalid connection pool default configuration"
-
-static const builtin_t builtins[] = {
-    KM("ai.provider", ENUM, "\"mock\"", ENUM, 0, 0, providers, false, "AI provider", S1002,
-       "Invalid AI provider", "Invalid AI configuration"),
-    KM("ai.api_key", STRING_OR_NULL, "null", NONE, 0, 0, NULL, false,
-       "API key of the AI provider (never updatable)", S1001, "Invalid AI configuration", NULL),
-    KM("ai.model", STRING, "\"gpt-4\"", NONE, 0, 0, NULL, false, "AI model name", S1001,
-       "Invalid AI configuration", NULL),
-    K("ai.analysis.max_file_size", INT, "1000000", POSITIVE, 0, 0, NULL, false,
-      "Largest file analysed, bytes", S1001, AN),
-    K("ai.analysis.timeout", INT, "30000", POSITIVE, 0, 0, NULL, false, "Analysis timeout, ms",
-      S1001, AN),
-    K("ai.analysis.cache_ttl", INT, "3600", POSITIVE, 0, 0, NULL, false,
-      "Analysis cache TTL, seconds", S1001, AN),
-    KM("ai.planning.performance_target", NUMBER, "0.01", NON_NEGATIVE, 0, 0, NULL, true,
-       "Planning performance target", FDN_ECONFIG_CONSTRAINT,
-       "Performance target must be a non-negative number", PL),
-    KM("ai.planning.sampling_rate", NUMBER, "1.0", RANGE, 0, 1, NULL, true,
-       "Fraction of operations sampled, [0, 1]", FDN_ECONFIG_RANGE,
-       "Sampling rate must be between 0 and 1", PL),
-    KM("ai.planning.default_strategy", ENUM, "\"balanced\"", ENUM, 0, 0, strategies, false,
-       "Default planning strategy", S1002, "Invalid planning strategy", PL),
-    K("capture.ring_buffer.size", INT, "1024", POSITIVE, 0, 0, NULL, false, "Ring buffer size",
-      S1001, RB),
-    K("capture.ring_buffer.max_events", INT, "1000", POSITIVE, 0, 0, NULL, false,
-      "Ring buffer event capacity", S1001, RB),
-    KM("capture.ring_buffer.overflow_strategy", ENUM, "\"drop_oldest\"", ENUM, 0, 0, overflow,
-       false, "What a full ring buffer does", S1002, "Invalid overflow strategy", RB),
-    KM("capture.ring_buffer.num_buffers", ANY, "\"schedulers\"", NONE, 0, 0, NULL, false,
-       "Number of buffers: \"schedulers\" or an int (not validated)", S1001, RB, NULL),
-    K("capture.processing.batch_size", INT, "100", POSITIVE, 0, 0, NULL, true,
-      "Events processed per batch", S1001, PR),
-    K("capture.processing.flush_interval", INT, "50", POSITIVE, 0, 0, NULL, true,
-      "Flush interval, ms", S1001, PR),
-    K("capture.processing.max_queue_size", INT, "1000", POSITIVE, 0, 0, NULL, false,
-      "Processing queue bound", S1001, PR),
-    K("capture.vm_tracing.enable_spawn_trace", BOOL, "true", NONE, 0, 0, NULL, false,
-      "Trace spawns", S1001, VM),
-    K("capture.vm_tracing.enable_exit_trace", BOOL, "true", NONE, 0, 0, NULL, false, "Trace exits",
-      S1001, VM),
-    K("capture.vm_tracing.enable_message_trace", BOOL, "false", NONE, 0, 0, NULL, false,
-      "Trace messages", S1001, VM),
-    K("capture.vm_tracing.trace_children", BOOL, "true", NONE, 0, 0, NULL, false, "Trace children",
-      S1001, VM),
-    K("storage.hot.max_events", INT, "100000", POSITIVE, 0, 0, NULL, false,
-      "Event store: most events kept", S1001, HOT),
-    K("storage.hot.max_age_seconds", INT, "3600", POSITIVE, 0, 0, NULL, false,
-      "Event store: oldest event kept, seconds", S1001, HOT),
-    K("storage.hot.prune_interval", INT, "60000", POSITIVE, 0, 0, NULL, false,
-      "Event store: prune period, ms", S1001, HOT),
-    K("storage.warm.enable", BOOL, "false", NONE, 0, 0, NULL, false, "Warm storage switch", S1001,
-      WARM),
-    KW("storage.warm.path", STRING, "\"./foundation_data\"", NONE, NULL,
-       "Warm storage directory (checked only when enabled)", S1001, WARM),
-    KW("storage.warm.max_size_mb", INT, "100", POSITIVE, NULL,
-       "Warm storage size bound, MB (checked only when enabled)", S1001, WARM),
-    KW("storage.warm.compression", ENUM, "\"zstd\"", ENUM, compressions,
-       "Warm storage compression (checked only when enabled)", S1002, "Invalid compression type"),
-    K("storage.cold.enable", BOOL, "false", FALSE_ONLY, 0, 0, NULL, false,
-      "Cold storage switch (must be false)", S1001, "Invalid cold storage configuration"),
-    K("interface.query_timeout", INT, "10000", POSITIVE, 0, 0, NULL, true, "Query timeout, ms",
-      S1001, IFC),
-    K("interface.max_results", INT, "1000", POSITIVE, 0, 0, NULL, true, "Cap on query results",
-      S1001, IFC),
-    K("interface.enable_streaming", BOOL, "true", NONE, 0, 0, NULL, false, "Streaming switch",
-      S1001, IFC),
-    K("dev.debug_mode", BOOL, "false", NONE, 0, 0, NULL, true, "Debug mode", S1001, DEV),
-    K("dev.verbose_logging", BOOL, "false", NONE, 0, 0, NULL, true, "Verbose logging", S1001, DEV),
-    K("dev.performance_monitoring", BOOL, "true", NONE, 0, 0, NULL, true, "Performance monitoring",
-      S1001, DEV),
-    K("infrastructure.rate_limiting.default_rules", OBJECT,
-      "{\"api_calls\":{\"scale\":60000,\"limit\":100},"
-      "\"db_queries\":{\"scale\":60000,\"limit\":500},"
-      "\"file_operations\":{\"scale\":1000,\"limit\":10}}",
-      RATE_RULES, 0, 0, NULL, false, "Rate-limit rules: name -> {scale ms, limit}", S1001, RL),
-    K("infrastructure.rate_limiting.enabled", BOOL, "true", NONE, 0, 0, NULL, true,
-      "Rate limiting layer switch", S1001, RL),
-    K("infrastructure.rate_limiting.cleanup_interval", INT, "300000", POSITIVE, 0, 0, NULL, true,
-      "Rate-limit bucket cleanup period, ms", S1001, RL),
-    K("infrastructure.rate_limiting.backend", ENUM, "\"memory\"", ENUM, 0, 0, limiter_backends,
-      false, "Where limiter state lives: memory (this process) or redis (shared)", S1002, RL),
-    K("infrastructure.rate_limiting.redis.url", STRING, "\"redis://127.0.0.1:6379\"", NONE, 0, 0,
-      NULL, false, "Redis server of the redis backend: redis://[[user]:password@]host[:port][/db]",
-      S1001, RL),
-    K("infrastructure.rate_limiting.redis.pool_size", INT, "4", RANGE, 1, 1024, NULL, false,
-      "Connections to Redis, 1..1024", S1001, RL),
-    K("infrastructure.rate_limiting.redis.connect_timeout_ms", INT, "1000", RANGE, 1, 60000, NULL,
-      false, "Redis connect timeout, ms", S1001, RL),
-    K("infrastructure.rate_limiting.redis.command_timeout_ms", INT, "250", RANGE, 1, 60000, NULL,
-      false, "Bound on a check's wait for Redis, ms", S1001, RL),
-    K("infrastructure.rate_limiting.redis.key_prefix", STRING, "\"fdn:rl:\"", NONE, 0, 0, NULL,
-      false, "Prefix of every limiter key in Redis", S1001, RL),
-    K("infrastructure.rate_limiting.redis.failure_policy", ENUM, "\"local\"", ENUM, 0, 0,
-      limiter_policies, false, "Answer while Redis is away: local, fail_open or fail_closed",
-      S1002, RL),
-    K("infrastructure.rate_limiting.redis.fleet_size", INT, "1", POSITIVE, 0, 0, NULL, false,
-      "Processes sharing the limits (the local policy divides limits by it)", S1001, RL),
-    K("infrastructure.circuit_breaker.default_config.failure_threshold", INT, "5", POSITIVE, 0, 0,
-      NULL, false, "Breaker default failure threshold", S1001, CBD),
-    K("infrastructure.circuit_breaker.default_config.recovery_time", INT, "30000", POSITIVE, 0, 0,
-      NULL, false, "Breaker default recovery time, ms", S1001, CBD),
-    K("infrastructure.circuit_breaker.default_config.call_timeout", INT, "5000", POSITIVE, 0, 0,
-      NULL, false, "Breaker default call timeout, ms", S1001, CBD),
-    K("infrastructure.circuit_breaker.enabled", BOOL, "true", NONE, 0, 0, NULL, true,
-      "Circuit breaker layer switch", S1001, CB),
-    K("infrastructure.connection_pool.default_config.size", INT, "10", POSITIVE, 0, 0, NULL, false,
-      "Pool default size", S1001, CPD),
-    K("infrastructure.connection_pool.default_config.max_overflow", INT, "5", NON_NEGATIVE, 0, 0,
-      NULL, false, "Pool default overflow", S1001, CPD),
-    K("infrastructure.connection_pool.default_config.strategy", ENUM, "\"lifo\"", ENUM, 0, 0,
-      pool_strategies, false, "Pool default checkout order", S1001, CPD),
-    K("infrastructure.connection_pool.enabled", BOOL, "true", NONE, 0, 0, NULL, true,
-      "Connection pool layer switch", S1001, CP),
-};
-
-const char *const fdn__cfg_updatable_paths[] = {
-    "ai.planning.sampling_rate",
-    "ai.planning.performance_target",
-    "capture.processing.batch_size",
-    "capture.processing.flush_interval",
-    "interface.query_timeout",
-    "interface.max_results",
-    "dev.debug_mode",
-    "dev.verbose_logging",
-    "dev.performance_monitoring",
-    "infrastructure.rate_limiting.enabled",
-    "infrastructure.circuit_breaker.enabled",
-    "infrastructure.connection_pool.enabled",
-    "infrastructure.rate_limiting.cleanup_interval",
-    NULL,
-};
-const size_t fdn__cfg_updatable_count = 13;
 
 int32_t fdn__cfg_schema_find(const fdn__cfg_schema_t *s, const char *path, size_t len)
 {
@@ -407,7 +237,7 @@ int fdn__cfg_schema_create(fdn__cfg_schema_t **out, const fdn_config_key_def_t *
     *out = NULL;
     if (nextra > 0 && extra == NULL)
         return fdn_err_set(err, FDN_EINVAL, "keys is NULL");
-    size_t nb = sizeof(builtins) / sizeof(builtins[0]);
+    size_t nb = fdn__cfg_builtin_count;
     if (nextra > 100000)
         return fdn_err_set(err, FDN_EINVAL, "too many keys");
     fdn__cfg_schema_t *s = fdn__calloc(1, sizeof(*s));
@@ -429,15 +259,15 @@ int fdn__cfg_schema_create(fdn__cfg_schema_t **out, const fdn_config_key_def_t *
     s->nbuiltin = nb;
     int rc = 0;
     for (size_t i = 0; i < total && rc == 0; i++) {
-        const fdn_config_key_def_t *d = i < nb ? &builtins[i].d : &extra[i - nb];
-        rc = entry_init(&s->e[i], d, i < nb ? builtins[i].missing : NULL, err);
+        const fdn__cfg_builtin_t *b = i < nb ? &fdn__cfg_builtins[i] : NULL;
+        const fdn_config_key_def_t *d = b != NULL ? &b->d : &extra[i - nb];
+        rc = entry_init(&s->e[i], d, b != NULL ? b->missing : NULL, err);
         s->n = i + 1;
         if (rc == 0 && insert_slot(s, (int32_t)i) != 0)
             rc =
                 fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Duplicate configuration key: %s", d->path);
-        if (rc == 0 && i < nb && builtins[i].only_if != NULL)
-            s->e[i].only_if =
-                fdn__cfg_schema_find(s, builtins[i].only_if, strlen(builtins[i].only_if));
+        if (rc == 0 && b != NULL && b->only_if != NULL)
+            s->e[i].only_if = fdn__cfg_schema_find(s, b->only_if, strlen(b->only_if));
     }
     /* no leaf may be a section of another leaf */
     for (size_t i = 0; i < s->n && rc == 0; i++) {
@@ -598,59 +428,135 @@ json_t *fdn__cfg_build_tree(const fdn__cfg_schema_t *s, json_t *const *vals, con
     return root;
 }
 
-static int merge_obj(const fdn__cfg_schema_t *s, json_t **vals, const json_t *obj, char *path,
-                     size_t plen, const char *source, uint8_t *marks, uint8_t mark,
-                     fdn_error_t *err)
+/* ---- the one walk over a JSON document against the schema ------------------------------ */
+
+/* What the walk found at one key of the document. A key that names a section and holds an
+ * object is not visited: the walk goes down into it. */
+typedef enum walk_kind {
+    WALK_LEAF,       /* the key's path is a schema leaf: idx is its entry */
+    WALK_NOT_OBJECT, /* the path is a section but the value is not an object */
+    WALK_UNKNOWN,    /* the path is neither a leaf nor a section */
+    WALK_TOO_LONG,   /* the key would make the path longer than FDN__CFG_MAX_PATH_LEN; path
+                      * holds the parent's path */
+} walk_kind_t;
+
+/* Visit of one key: path is the key's dotted path (NUL-terminated, valid during the call),
+ * key its last component, v its value. Returns 0 to go on, anything else to stop the walk,
+ * which then returns that value. */
+typedef int (*walk_visit_fn)(void *ctx, walk_kind_t kind, const char *path, const char *key,
+                             int32_t idx, json_t *v);
+
+typedef struct walk {
+    const fdn__cfg_schema_t *s;
+    char *path; /* FDN__CFG_MAX_PATH_LEN + 2 bytes, owned by the caller */
+    walk_visit_fn visit;
+    void *ctx;
+} walk_t;
+
+/* Visit obj's keys in document order, depth first; path[0..plen) is obj's own path. */
+static int walk_obj(const walk_t *w, const json_t *obj, size_t plen)
 {
+    char *path = w->path;
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)(uintptr_t)obj, key, v)
     {
         size_t kl = strlen(key);
         size_t nl = plen + (plen ? 1 : 0) + kl;
-        if (nl > FDN__CFG_MAX_PATH_LEN)
-            return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s: configuration path too long",
-                               source);
-        if (plen)
-            path[plen] = '.';
-        memcpy(path + plen + (plen ? 1 : 0), key, kl);
-        path[nl] = '\0';
-        int32_t idx = fdn__cfg_schema_find(s, path, nl);
-        if (idx >= 0) {
-            const fdn__cfg_entry_t *e = &s->e[idx];
-            if (!fdn__cfg_type_ok(e->type, v)) {
-                fdn_err_set(err, FDN_ECONFIG_INVALID, "%s: %s: expected %s, got %s", source, path,
-                            fdn__cfg_type_name(e->type), fdn__cfg_value_type_name(v));
-                fdn_err_add_context(err, "source", "%s", source);
-                fdn_err_add_context(err, "path", "%s", path);
-                fdn_err_add_context(err, "rule", "type %s", fdn__cfg_type_name(e->type));
-                return FDN_ECONFIG_INVALID;
-            }
-            json_decref(vals[idx]);
-            vals[idx] = json_incref(v);
-            if (marks != NULL)
-                marks[idx] = mark;
-        } else if (fdn__cfg_schema_is_section(s, path, nl)) {
-            if (!json_is_object(v)) {
-                fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s: %s: expected an object (section)",
-                            source, path);
-                fdn_err_add_context(err, "source", "%s", source);
-                fdn_err_add_context(err, "path", "%s", path);
-                return FDN_ECONFIG_STRUCTURE;
-            }
-            int rc = merge_obj(s, vals, v, path, nl, source, marks, mark, err);
-            if (rc != 0)
-                return rc;
+        int rc;
+        if (nl > FDN__CFG_MAX_PATH_LEN) {
+            path[plen] = '\0';
+            rc = w->visit(w->ctx, WALK_TOO_LONG, path, key, -1, v);
         } else {
-            fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s: %s: unknown configuration key", source,
-                        path);
-            fdn_err_add_context(err, "source", "%s", source);
-            fdn_err_add_context(err, "path", "%s", path);
-            fdn_err_add_context(err, "rule", "known keys only");
-            return FDN_ECONFIG_STRUCTURE;
+            if (plen)
+                path[plen] = '.';
+            memcpy(path + plen + (plen ? 1 : 0), key, kl);
+            path[nl] = '\0';
+            int32_t idx = fdn__cfg_schema_find(w->s, path, nl);
+            if (idx >= 0)
+                rc = w->visit(w->ctx, WALK_LEAF, path, key, idx, v);
+            else if (!fdn__cfg_schema_is_section(w->s, path, nl))
+                rc = w->visit(w->ctx, WALK_UNKNOWN, path, key, -1, v);
+            else if (!json_is_object(v))
+                rc = w->visit(w->ctx, WALK_NOT_OBJECT, path, key, -1, v);
+            else
+                rc = walk_obj(w, v, nl);
         }
+        if (rc != 0)
+            return rc;
         path[plen] = '\0';
     }
+    return 0;
+}
+
+/* Walk the object root against schema s, calling visit for every key that is not a section
+ * holding an object. path: a caller's buffer of FDN__CFG_MAX_PATH_LEN + 2 bytes. */
+static int walk_tree(const fdn__cfg_schema_t *s, const json_t *root, char *path,
+                     walk_visit_fn visit, void *ctx)
+{
+    const walk_t w = {s, path, visit, ctx};
+    path[0] = '\0';
+    return walk_obj(&w, root, 0);
+}
+
+/* ---- merge of a document into leaf values: the first problem stops it ------------------ */
+
+typedef struct merge {
+    const fdn__cfg_schema_t *s;
+    json_t **vals;
+    const char *source;
+    uint8_t *marks;
+    uint8_t mark;
+    fdn_error_t *err;
+} merge_t;
+
+/* The merge's error for a key it does not take: a leaf of the wrong type, an unknown key, a
+ * section that is not an object, a path too long. */
+static int merge_fail(const merge_t *m, walk_kind_t kind, const char *path, int32_t idx,
+                      const json_t *v)
+{
+    fdn_error_t *err = m->err;
+    switch (kind) {
+    case WALK_TOO_LONG:
+        return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s: configuration path too long",
+                           m->source);
+    case WALK_LEAF: {
+        fdn_config_type_t t = m->s->e[idx].type;
+        fdn_err_set(err, FDN_ECONFIG_INVALID, "%s: %s: expected %s, got %s", m->source, path,
+                    fdn__cfg_type_name(t), fdn__cfg_value_type_name(v));
+        fdn_err_add_context(err, "source", "%s", m->source);
+        fdn_err_add_context(err, "path", "%s", path);
+        fdn_err_add_context(err, "rule", "type %s", fdn__cfg_type_name(t));
+        return FDN_ECONFIG_INVALID;
+    }
+    case WALK_NOT_OBJECT:
+        fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s: %s: expected an object (section)", m->source,
+                    path);
+        fdn_err_add_context(err, "source", "%s", m->source);
+        fdn_err_add_context(err, "path", "%s", path);
+        return FDN_ECONFIG_STRUCTURE;
+    case WALK_UNKNOWN:
+        break;
+    }
+    fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s: %s: unknown configuration key", m->source, path);
+    fdn_err_add_context(err, "source", "%s", m->source);
+    fdn_err_add_context(err, "path", "%s", path);
+    fdn_err_add_context(err, "rule", "known keys only");
+    return FDN_ECONFIG_STRUCTURE;
+}
+
+/* A well-typed leaf replaces its value and is marked; anything else is the merge's error. */
+static int merge_visit(void *ctx, walk_kind_t kind, const char *path, const char *key, int32_t idx,
+                       json_t *v)
+{
+    merge_t *m = ctx;
+    (void)key;
+    if (kind != WALK_LEAF || !fdn__cfg_type_ok(m->s->e[idx].type, v))
+        return merge_fail(m, kind, path, idx, v);
+    json_decref(m->vals[idx]);
+    m->vals[idx] = json_incref(v);
+    if (m->marks != NULL)
+        m->marks[idx] = m->mark;
     return 0;
 }
 
@@ -662,33 +568,13 @@ int fdn__cfg_merge_json(const fdn__cfg_schema_t *s, json_t **vals, const json_t 
     char *path = fdn__malloc(FDN__CFG_MAX_PATH_LEN + 2);
     if (path == NULL)
         return fdn_err_set(err, FDN_ENOMEM, NULL);
-    path[0] = '\0';
-    int rc = merge_obj(s, vals, root, path, 0, source, marks, mark, err);
+    merge_t m = {s, vals, source, marks, mark, err};
+    int rc = walk_tree(s, root, path, merge_visit, &m);
     fdn__free(path);
     return rc;
 }
 
 /* ---- validation of a whole tree given as JSON (pure, reference validate/1) ------------- */
-
-static const char *section_message(const char *top, size_t len)
-{
-    static const struct {
-        const char *name;
-        const char *msg;
-    } m[] = {
-        {"ai", "Invalid AI configuration"},
-        {"capture", "Invalid capture configuration"},
-        {"storage", "Invalid storage configuration"},
-        {"interface", "Invalid interface configuration"},
-        {"dev", "Invalid development configuration"},
-        {"infrastructure", "Invalid infrastructure configuration"},
-    };
-    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
-        if (strlen(m[i].name) == len && memcmp(m[i].name, top, len) == 0)
-            return m[i].msg;
-    }
-    return "Invalid configuration";
-}
 
 /* Borrowed value at dotted path in root, or NULL; *depth = component index that failed. */
 static json_t *json_at(json_t *root, const char *path, size_t *fail_depth)
@@ -715,34 +601,27 @@ static json_t *json_at(json_t *root, const char *path, size_t *fail_depth)
     }
 }
 
-static int unknown_walk(const fdn__cfg_schema_t *s, json_t *obj, char *path, size_t plen,
-                        fdn_error_t *err)
+/* After every value passed its rules: the first key that is no leaf and no section (or a
+ * section that is not an object) is unknown. Leaves are not looked at again. */
+static int unknown_visit(void *ctx, walk_kind_t kind, const char *path, const char *key,
+                         int32_t idx, json_t *v)
 {
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v)
-    {
-        size_t kl = strlen(key);
-        size_t nl = plen + (plen ? 1 : 0) + kl;
-        if (nl > FDN__CFG_MAX_PATH_LEN)
-            return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Unknown configuration key");
-        if (plen)
-            path[plen] = '.';
-        memcpy(path + plen + (plen ? 1 : 0), key, kl);
-        path[nl] = '\0';
-        if (fdn__cfg_schema_find(s, path, nl) < 0) {
-            if (!fdn__cfg_schema_is_section(s, path, nl) || !json_is_object(v)) {
-                fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Unknown configuration key: %.160s", path);
-                fdn_err_add_context(err, "path", "%.160s", path);
-                return FDN_ECONFIG_STRUCTURE;
-            }
-            int rc = unknown_walk(s, v, path, nl, err);
-            if (rc != 0)
-                return rc;
-        }
-        path[plen] = '\0';
+    fdn_error_t *err = ctx;
+    (void)key;
+    (void)idx;
+    (void)v;
+    switch (kind) {
+    case WALK_LEAF:
+        return 0;
+    case WALK_TOO_LONG:
+        return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Unknown configuration key");
+    case WALK_NOT_OBJECT:
+    case WALK_UNKNOWN:
+        break;
     }
-    return 0;
+    fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Unknown configuration key: %.160s", path);
+    fdn_err_add_context(err, "path", "%.160s", path);
+    return FDN_ECONFIG_STRUCTURE;
 }
 
 int fdn_config_validate_json(const char *json, size_t len, fdn_error_t *err)
@@ -779,7 +658,8 @@ int fdn_config_validate_json(const char *json, size_t len, fdn_error_t *err)
         if (vals[i] == NULL) {
             const char *dot = strchr(e->path, '.');
             size_t toplen = dot != NULL ? (size_t)(dot - e->path) : e->path_len;
-            const char *msg = depth <= 1 ? section_message(e->path, toplen) : e->missing_message;
+            const char *msg =
+                depth <= 1 ? fdn__cfg_section_message(e->path, toplen) : e->missing_message;
             rc = fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s", msg);
             fdn_err_add_context(err, "path", "%s", e->path);
             break;
@@ -788,10 +668,8 @@ int fdn_config_validate_json(const char *json, size_t len, fdn_error_t *err)
         if (!fdn__cfg_type_ok(e->type, vals[i]) || !rule_ok(e, vals[i], &bad_rule))
             rc = fail_entry(e, vals[i], bad_rule, err);
     }
-    if (rc == 0) {
-        path[0] = '\0';
-        rc = unknown_walk(s, root, path, 0, err);
-    }
+    if (rc == 0)
+        rc = walk_tree(s, root, path, unknown_visit, err);
 out:
     fdn__free(path);
     fdn__free(vals);
@@ -849,48 +727,39 @@ static void rule_words(const fdn__cfg_entry_t *e, char *buf, size_t cap)
     }
 }
 
-static void chk_walk(chk_t *c, const json_t *obj, char *path, size_t plen)
+/* Every problem of the document's keys; well-typed leaf values replace the defaults. */
+static int chk_visit(void *ctx, walk_kind_t kind, const char *path, const char *key, int32_t idx,
+                     json_t *v)
 {
+    chk_t *c = ctx;
     char msg[256];
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)(uintptr_t)obj, key, v)
-    {
-        size_t kl = strlen(key);
-        size_t nl = plen + (plen ? 1 : 0) + kl;
-        if (nl > FDN__CFG_MAX_PATH_LEN) {
-            path[plen] = '\0';
-            snprintf(msg, sizeof msg, "key '%.60s' makes the path too long (max %d bytes)", key,
-                     FDN__CFG_MAX_PATH_LEN);
-            chk_report(c, path, msg, FDN_ECONFIG_STRUCTURE);
-            continue;
-        }
-        if (plen)
-            path[plen] = '.';
-        memcpy(path + plen + (plen ? 1 : 0), key, kl);
-        path[nl] = '\0';
-        int32_t idx = fdn__cfg_schema_find(c->s, path, nl);
-        if (idx >= 0) {
-            const fdn__cfg_entry_t *e = &c->s->e[idx];
-            if (fdn__cfg_type_ok(e->type, v)) {
-                c->vals[idx] = v;
-            } else {
-                snprintf(msg, sizeof msg, "expected %s, got %s (rule: type %s)",
-                         fdn__cfg_type_name(e->type), fdn__cfg_value_type_name(v),
-                         fdn__cfg_type_name(e->type));
-                chk_report(c, path, msg, FDN_ECONFIG_INVALID);
-            }
-        } else if (fdn__cfg_schema_is_section(c->s, path, nl)) {
-            if (json_is_object(v))
-                chk_walk(c, v, path, nl);
-            else
-                chk_report(c, path, "expected an object (rule: section)", FDN_ECONFIG_STRUCTURE);
+    switch (kind) {
+    case WALK_TOO_LONG:
+        snprintf(msg, sizeof msg, "key '%.60s' makes the path too long (max %d bytes)", key,
+                 FDN__CFG_MAX_PATH_LEN);
+        chk_report(c, path, msg, FDN_ECONFIG_STRUCTURE);
+        break;
+    case WALK_LEAF: {
+        const fdn__cfg_entry_t *e = &c->s->e[idx];
+        if (fdn__cfg_type_ok(e->type, v)) {
+            c->vals[idx] = v;
         } else {
-            chk_report(c, path, "unknown configuration key (rule: known keys only)",
-                       FDN_ECONFIG_STRUCTURE);
+            snprintf(msg, sizeof msg, "expected %s, got %s (rule: type %s)",
+                     fdn__cfg_type_name(e->type), fdn__cfg_value_type_name(v),
+                     fdn__cfg_type_name(e->type));
+            chk_report(c, path, msg, FDN_ECONFIG_INVALID);
         }
-        path[plen] = '\0';
+        break;
     }
+    case WALK_NOT_OBJECT:
+        chk_report(c, path, "expected an object (rule: section)", FDN_ECONFIG_STRUCTURE);
+        break;
+    case WALK_UNKNOWN:
+        chk_report(c, path, "unknown configuration key (rule: known keys only)",
+                   FDN_ECONFIG_STRUCTURE);
+        break;
+    }
+    return 0; /* never stop: every problem is reported */
 }
 
 int fdn_config_check_json(const char *json, size_t len, fdn_config_problem_fn cb, void *user)
@@ -926,8 +795,7 @@ int fdn_config_check_json(const char *json, size_t len, fdn_config_problem_fn cb
     }
     for (size_t i = 0; i < s->n; i++)
         c.vals[i] = s->e[i].def;
-    path[0] = '\0';
-    chk_walk(&c, root, path, 0);
+    (void)walk_tree(s, root, path, chk_visit, &c);
     for (size_t i = 0; i < s->n; i++) {
         const fdn__cfg_entry_t *e = &s->e[i];
         if (e->only_if >= 0 && !json_is_true(c.vals[e->only_if]))

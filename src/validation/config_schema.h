@@ -1,6 +1,6 @@
 /* Config schema: the typed key table (built-in §1.1 tree + application keys), the validator
- * of §1.3 over a flat array of leaf values, and the JSON loader/merger. Pure: no locks,
- * no globals except the constant built-in table. */
+ * of §1.3 over a flat array of leaf values, and the JSON loader/merger. Pure: no locks, no
+ * globals; the built-in keys are constant data in config_keys.c. */
 #ifndef FDN_VALIDATION_CONFIG_SCHEMA_H
 #define FDN_VALIDATION_CONFIG_SCHEMA_H
 
@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include "fdn/config.h"
 #include "fdn/error.h"
+#include "validation/config_keys.h" /* the built-in key table, the updatable paths */
 
 typedef struct fdn__cfg_entry {
     char *path;
@@ -66,9 +67,5 @@ json_t *fdn__cfg_build_tree(const fdn__cfg_schema_t *s, json_t *const *vals, con
  * partially merged on error (callers work on a copy). */
 int fdn__cfg_merge_json(const fdn__cfg_schema_t *s, json_t **vals, const json_t *root,
                         const char *source, uint8_t *marks, uint8_t mark, fdn_error_t *err);
-
-/* The 13 reference updatable paths. */
-extern const char *const fdn__cfg_updatable_paths[];
-extern const size_t fdn__cfg_updatable_count;
 
 #endif

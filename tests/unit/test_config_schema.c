@@ -426,6 +426,377 @@ static void updatable_list(void **state)
     assert_null(p[13]);
 }
 
+/* The reference's updatable list names exactly the key table's rows flagged updatable. */
+static void updatable_list_matches_key_table(void **state)
+{
+    (void)state;
+    size_t flagged = 0;
+    for (size_t i = 0; i < fdn__cfg_builtin_count; i++) {
+        const fdn_config_key_def_t *d = &fdn__cfg_builtins[i].d;
+        bool listed = false;
+        for (size_t k = 0; k < fdn__cfg_updatable_count; k++)
+            listed = listed || strcmp(fdn__cfg_updatable_paths[k], d->path) == 0;
+        if (listed != d->updatable)
+            fail_msg("%s: flagged updatable %d, listed %d", d->path, d->updatable, listed);
+        flagged += d->updatable ? 1 : 0;
+    }
+    assert_int_equal(flagged, fdn__cfg_updatable_count);
+    assert_null(fdn__cfg_updatable_paths[fdn__cfg_updatable_count]);
+}
+
+/* ---- the walks over a JSON document: merge (first problem), validate's unknown-key pass,
+ * check (every problem). These pin each walk's codes, messages, context and order. ---- */
+
+typedef struct merged {
+    fdn__cfg_schema_t *s;
+    json_t **vals;
+    uint8_t *marks;
+} merged_t;
+
+/* Built-in schema plus one application key five levels deep; vals hold the defaults. */
+static void merge_setup(merged_t *m)
+{
+    fdn_config_key_def_t app = {.path = "app.deep.er.est.n",
+                                .type = FDN_CONFIG_INT,
+                                .default_json = "3",
+                                .rule = FDN_CONFIG_RULE_POSITIVE};
+    m->s = NULL;
+    assert_int_equal(fdn__cfg_schema_create(&m->s, &app, 1, NULL), 0);
+    m->vals = calloc(m->s->n, sizeof(json_t *));
+    m->marks = calloc(m->s->n, 1);
+    assert_non_null(m->vals);
+    assert_non_null(m->marks);
+    for (size_t i = 0; i < m->s->n; i++)
+        m->vals[i] = json_incref(m->s->e[i].def);
+}
+
+static void merge_teardown(merged_t *m)
+{
+    for (size_t i = 0; i < m->s->n; i++)
+        json_decref(m->vals[i]);
+    free(m->vals);
+    free(m->marks);
+    fdn__cfg_schema_destroy(m->s);
+}
+
+static int merge_text(merged_t *m, const char *doc, fdn_error_t *err)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(doc, JSON_DECODE_ANY, &jerr);
+    if (root == NULL)
+        fail_msg("test document does not parse: %s", jerr.text);
+    int rc = fdn__cfg_merge_json(m->s, m->vals, root, "f.json", m->marks, 7, err);
+    json_decref(root);
+    return rc;
+}
+
+static size_t at(const fdn__cfg_schema_t *s, const char *path)
+{
+    int32_t i = fdn__cfg_schema_find(s, path, strlen(path));
+    assert_true(i >= 0);
+    return (size_t)i;
+}
+
+/* n copies of c, NUL-terminated (caller frees). */
+static char *repeat(char c, size_t n)
+{
+    char *p = malloc(n + 1);
+    assert_non_null(p);
+    memset(p, c, n);
+    p[n] = '\0';
+    return p;
+}
+
+static void merge_sets_leaves_at_any_depth(void **state)
+{
+    (void)state;
+    merged_t m;
+    merge_setup(&m);
+    fdn_error_t err = FDN_ERROR_INIT;
+    const char *doc =
+        "{\"infrastructure\":{\"circuit_breaker\":{\"default_config\":{\"failure_threshold\":9}},"
+        "\"rate_limiting\":{\"default_rules\":{\"x\":{\"scale\":1,\"limit\":2}}}},"
+        "\"app\":{\"deep\":{\"er\":{\"est\":{\"n\":4}}}},"
+        "\"capture\":{\"ring_buffer\":{\"num_buffers\":{\"any\":\"thing\"}}},"
+        "\"ai\":{\"planning\":{\"sampling_rate\":5}}}";
+    assert_int_equal(merge_text(&m, doc, &err), 0);
+    size_t ft = at(m.s, "infrastructure.circuit_breaker.default_config.failure_threshold");
+    size_t rr = at(m.s, "infrastructure.rate_limiting.default_rules");
+    size_t n = at(m.s, "app.deep.er.est.n");
+    size_t nb = at(m.s, "capture.ring_buffer.num_buffers");
+    size_t sr = at(m.s, "ai.planning.sampling_rate");
+    assert_int_equal(json_integer_value(m.vals[ft]), 9);
+    assert_int_equal(json_integer_value(m.vals[n]), 4);
+    /* an object-typed leaf and an "any" leaf take the object whole: no walk below them */
+    assert_non_null(json_object_get(m.vals[rr], "x"));
+    assert_int_equal(json_object_size(m.vals[rr]), 1);
+    assert_string_equal(json_string_value(json_object_get(m.vals[nb], "any")), "thing");
+    /* merge checks types only: a well-typed value that breaks its rule merges */
+    assert_int_equal(json_integer_value(m.vals[sr]), 5);
+    for (size_t i = 0; i < m.s->n; i++) {
+        bool set = i == ft || i == rr || i == n || i == nb || i == sr;
+        assert_int_equal(m.marks[i], set ? 7 : 0);
+        if (!set && !json_equal(m.vals[i], m.s->e[i].def))
+            fail_msg("%s changed", m.s->e[i].path);
+    }
+    /* a NULL marks array is allowed */
+    json_t *root = json_loads("{\"dev\":{\"debug_mode\":true}}", 0, NULL);
+    assert_int_equal(fdn__cfg_merge_json(m.s, m.vals, root, "f.json", NULL, 1, &err), 0);
+    json_decref(root);
+    assert_true(json_is_true(m.vals[at(m.s, "dev.debug_mode")]));
+    assert_int_equal(m.marks[at(m.s, "dev.debug_mode")], 0);
+    merge_teardown(&m);
+}
+
+static void merge_errors_name_source_path_rule(void **state)
+{
+    (void)state;
+    merged_t m;
+    merge_setup(&m);
+    fdn_error_t err = FDN_ERROR_INIT;
+
+    assert_int_equal(merge_text(&m, "{\"app\":{\"deep\":{\"er\":{\"est\":{\"n\":\"x\"}}}}}", &err),
+                     FDN_ECONFIG_INVALID);
+    assert_string_equal(err.message, "f.json: app.deep.er.est.n: expected int, got binary");
+    assert_non_null(strstr(err.context, "source=f.json"));
+    assert_non_null(strstr(err.context, "path=app.deep.er.est.n"));
+    assert_non_null(strstr(err.context, "rule=\"type int\""));
+
+    assert_int_equal(
+        merge_text(
+            &m, "{\"infrastructure\":{\"connection_pool\":{\"default_config\":{\"strategy\":1}}}}",
+            &err),
+        FDN_ECONFIG_INVALID);
+    assert_string_equal(err.message, "f.json: infrastructure.connection_pool.default_config."
+                                     "strategy: expected enum, got number");
+
+    assert_int_equal(
+        merge_text(&m,
+                   "{\"infrastructure\":{\"connection_pool\":{\"default_config\":{\"nope\":1}}}}",
+                   &err),
+        FDN_ECONFIG_STRUCTURE);
+    assert_string_equal(
+        err.message,
+        "f.json: infrastructure.connection_pool.default_config.nope: unknown configuration key");
+    assert_non_null(strstr(err.context, "source=f.json"));
+    assert_non_null(strstr(err.context, "path=infrastructure.connection_pool.default_config.nope"));
+    assert_non_null(strstr(err.context, "rule=\"known keys only\""));
+
+    /* an unknown key is named by its first unknown component */
+    assert_int_equal(merge_text(&m, "{\"dev\":{\"extra\":{\"deeper\":1}}}", &err),
+                     FDN_ECONFIG_STRUCTURE);
+    assert_string_equal(err.message, "f.json: dev.extra: unknown configuration key");
+
+    assert_int_equal(merge_text(&m, "{\"capture\":{\"ring_buffer\":[1]}}", &err),
+                     FDN_ECONFIG_STRUCTURE);
+    assert_string_equal(err.message, "f.json: capture.ring_buffer: expected an object (section)");
+    assert_non_null(strstr(err.context, "path=capture.ring_buffer"));
+    assert_null(strstr(err.context, "rule="));
+
+    assert_int_equal(merge_text(&m, "[1]", &err), FDN_ECONFIG_STRUCTURE);
+    assert_string_equal(err.message, "f.json: top level must be an object");
+
+    /* a key that makes the path longer than FDN__CFG_MAX_PATH_LEN; one byte shorter is only
+     * unknown */
+    char *k = repeat('k', FDN__CFG_MAX_PATH_LEN - 3);
+    json_t *root = json_pack("{s:{s:i}}", "dev", k, 1);
+    assert_int_equal(fdn__cfg_merge_json(m.s, m.vals, root, "f.json", m.marks, 7, &err),
+                     FDN_ECONFIG_STRUCTURE);
+    assert_string_equal(err.message, "f.json: configuration path too long");
+    json_decref(root);
+    k[FDN__CFG_MAX_PATH_LEN - 4] = '\0';
+    root = json_pack("{s:{s:i}}", "dev", k, 1);
+    assert_int_equal(fdn__cfg_merge_json(m.s, m.vals, root, "f.json", m.marks, 7, &err),
+                     FDN_ECONFIG_STRUCTURE);
+    assert_null(strstr(err.message, "too long"));
+    assert_non_null(strstr(err.message, "f.json: dev.kkkk"));
+    json_decref(root);
+    free(k);
+
+    /* the first problem in document order stops the merge; leaves before it are merged */
+    for (size_t i = 0; i < m.s->n; i++)
+        m.marks[i] = 0;
+    assert_int_equal(
+        merge_text(&m,
+                   "{\"dev\":{\"debug_mode\":true,\"verbose_logging\":\"x\",\"nope\":1},"
+                   "\"interface\":{\"max_results\":5}}",
+                   &err),
+        FDN_ECONFIG_INVALID);
+    assert_string_equal(err.message, "f.json: dev.verbose_logging: expected bool, got binary");
+    assert_true(json_is_true(m.vals[at(m.s, "dev.debug_mode")]));
+    assert_int_equal(m.marks[at(m.s, "dev.debug_mode")], 7);
+    assert_int_equal(m.marks[at(m.s, "dev.verbose_logging")], 0);
+    assert_int_equal(m.marks[at(m.s, "interface.max_results")], 0);
+    assert_int_equal(json_integer_value(m.vals[at(m.s, "interface.max_results")]), 1000);
+    merge_teardown(&m);
+}
+
+static void validate_rejects_unknown_keys_after_values(void **state)
+{
+    (void)state;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(validate_with("infrastructure.connection_pool.default_config.nope", "1", &err),
+                     FDN_ECONFIG_STRUCTURE);
+    assert_string_equal(err.message, "Unknown configuration key: "
+                                     "infrastructure.connection_pool.default_config.nope");
+    assert_non_null(strstr(err.context, "path=infrastructure.connection_pool.default_config.nope"));
+    /* named by the first unknown component; an unknown section is not walked */
+    assert_int_equal(validate_with("dev.extra.deeper", "1", &err), FDN_ECONFIG_STRUCTURE);
+    assert_string_equal(err.message, "Unknown configuration key: dev.extra");
+    assert_int_equal(validate_with("nope", "{}", &err), FDN_ECONFIG_STRUCTURE);
+    assert_string_equal(err.message, "Unknown configuration key: nope");
+    /* object-typed and "any" leaves are values, not sections: nothing below them is a key */
+    assert_int_equal(validate_with("capture.ring_buffer.num_buffers", "{\"a\":{\"b\":1}}", &err),
+                     0);
+    assert_int_equal(validate_with("infrastructure.rate_limiting.default_rules",
+                                   "{\"zz\":{\"scale\":1,\"limit\":1}}", &err),
+                     0);
+
+    json_t *t = default_tree();
+    /* every value rule runs before the unknown-key walk */
+    tree_set(t, "dev.nope", json_integer(1));
+    tree_set(t, "capture.ring_buffer.size", json_integer(0));
+    assert_int_equal(validate_tree(t, &err), FDN_ECONFIG_STRUCTURE);
+    assert_string_equal(err.message, "Invalid ring buffer configuration");
+    tree_set(t, "capture.ring_buffer.size", json_integer(1));
+    /* unknown keys: the first in document order */
+    tree_set(t, "zzz", json_integer(1));
+    assert_int_equal(validate_tree(t, &err), FDN_ECONFIG_STRUCTURE);
+    assert_string_equal(err.message, "Unknown configuration key: dev.nope");
+    tree_set(t, "dev.nope", NULL);
+    assert_int_equal(validate_tree(t, &err), FDN_ECONFIG_STRUCTURE);
+    assert_string_equal(err.message, "Unknown configuration key: zzz");
+    tree_set(t, "zzz", NULL);
+    /* keys of a gated section are not required, its unknown keys still are unknown */
+    tree_set(t, "storage.warm.path", NULL);
+    assert_int_equal(validate_tree(t, &err), 0);
+    tree_set(t, "storage.warm.bogus", json_integer(1));
+    assert_int_equal(validate_tree(t, &err), FDN_ECONFIG_STRUCTURE);
+    assert_string_equal(err.message, "Unknown configuration key: storage.warm.bogus");
+    tree_set(t, "storage.warm.bogus", NULL);
+    /* a key too long for a path */
+    char *k = repeat('k', FDN__CFG_MAX_PATH_LEN + 1);
+    json_object_set_new(t, k, json_integer(1));
+    assert_int_equal(validate_tree(t, &err), FDN_ECONFIG_STRUCTURE);
+    assert_string_equal(err.message, "Unknown configuration key");
+    free(k);
+    json_decref(t);
+}
+
+typedef struct problem_log {
+    int n;
+    char paths[16][FDN__CFG_MAX_PATH_LEN + 1];
+    char msgs[16][512];
+    int codes[16];
+} problem_log_t;
+
+static void log_problem(const char *path, const char *message, int code, void *user)
+{
+    problem_log_t *p = user;
+    if (p->n < 16) {
+        snprintf(p->paths[p->n], sizeof p->paths[0], "%s", path);
+        snprintf(p->msgs[p->n], sizeof p->msgs[0], "%s", message);
+        p->codes[p->n] = code;
+    }
+    p->n++;
+}
+
+static void expect_problem(const problem_log_t *p, int i, const char *path, const char *msg,
+                           int code)
+{
+    assert_true(i < p->n);
+    assert_string_equal(p->paths[i], path);
+    assert_string_equal(p->msgs[i], msg);
+    assert_int_equal(p->codes[i], code);
+}
+
+static int check_text(const char *doc, problem_log_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    return fdn_config_check_json(doc, strlen(doc), log_problem, p);
+}
+
+static void check_reports_every_problem_in_order(void **state)
+{
+    (void)state;
+    problem_log_t *p = calloc(1, sizeof(*p));
+    assert_non_null(p);
+    /* walk problems in document order, then rule problems in schema order over the defaults
+     * with the document's well-typed values */
+    const char *doc =
+        "{\"nope\":1,"
+        "\"infrastructure\":{\"connection_pool\":{\"default_config\":{\"size\":\"ten\","
+        "\"extra\":{}}}},"
+        "\"capture\":{\"ring_buffer\":5},"
+        "\"storage\":{\"warm\":{\"enable\":true,\"compression\":\"lz4\"}},"
+        "\"ai\":{\"planning\":{\"sampling_rate\":5}},"
+        "\"dev\":{\"debug_mode\":\"yes\"}}";
+    assert_int_equal(check_text(doc, p), FDN_ECONFIG_STRUCTURE);
+    assert_int_equal(p->n, 7);
+    int S_ = FDN_ECONFIG_STRUCTURE;
+    expect_problem(p, 0, "nope", "unknown configuration key (rule: known keys only)", S_);
+    expect_problem(p, 1, "infrastructure.connection_pool.default_config.size",
+                   "expected int, got binary (rule: type int)", FDN_ECONFIG_INVALID);
+    expect_problem(p, 2, "infrastructure.connection_pool.default_config.extra",
+                   "unknown configuration key (rule: known keys only)", S_);
+    expect_problem(p, 3, "capture.ring_buffer", "expected an object (rule: section)", S_);
+    expect_problem(p, 4, "dev.debug_mode", "expected bool, got binary (rule: type bool)",
+                   FDN_ECONFIG_INVALID);
+    expect_problem(p, 5, "ai.planning.sampling_rate",
+                   "Sampling rate must be between 0 and 1 (rule: must be between 0 and 1)",
+                   FDN_ECONFIG_RANGE);
+    expect_problem(p, 6, "storage.warm.compression",
+                   "Invalid compression type (rule: one of none,gzip,zstd)", FDN_ECONFIG_INVALID);
+
+    /* the return value is the first problem's code */
+    assert_int_equal(check_text("{\"ai\":{\"planning\":{\"sampling_rate\":5}},\"x\":1}", p),
+                     FDN_ECONFIG_STRUCTURE);
+    assert_int_equal(p->n, 2);
+    expect_problem(p, 0, "x", "unknown configuration key (rule: known keys only)", S_);
+    assert_int_equal(check_text("{\"ai\":{\"planning\":{\"sampling_rate\":5}}}", p),
+                     FDN_ECONFIG_RANGE);
+
+    /* gated keys are checked only when their switch is on, in the document or by default */
+    assert_int_equal(check_text("{\"storage\":{\"warm\":{\"compression\":\"lz4\"}}}", p), 0);
+    assert_int_equal(p->n, 0);
+
+    assert_int_equal(check_text("{\"infrastructure\":{\"rate_limiting\":{\"default_rules\":"
+                                "{\"ok\":{\"scale\":1,\"limit\":1},\"bad\":{\"scale\":0,"
+                                "\"limit\":1}}}}}",
+                                p),
+                     FDN_ECONFIG_STRUCTURE);
+    assert_int_equal(p->n, 1);
+    expect_problem(p, 0, "infrastructure.rate_limiting.default_rules",
+                   "Invalid rate limiting rule: bad (rule: each rule {\"scale\": int > 0, "
+                   "\"limit\": int > 0})",
+                   S_);
+    assert_int_equal(check_text("{\"storage\":{\"cold\":{\"enable\":true}},"
+                                "\"app\":{\"deep\":1}}",
+                                p),
+                     FDN_ECONFIG_STRUCTURE);
+    assert_int_equal(p->n, 2);
+    expect_problem(p, 0, "app", "unknown configuration key (rule: known keys only)", S_);
+    expect_problem(p, 1, "storage.cold.enable",
+                   "Invalid cold storage configuration (rule: must be false)", S_);
+
+    /* a key too long for a path is reported at its parent and the walk goes on */
+    char *k = repeat('k', FDN__CFG_MAX_PATH_LEN - 3);
+    json_t *root = json_pack("{s:{s:i,s:i}}", "dev", k, 1, "nope", 2);
+    char *txt = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    assert_non_null(txt);
+    assert_int_equal(check_text(txt, p), FDN_ECONFIG_STRUCTURE);
+    free(txt);
+    assert_int_equal(p->n, 2);
+    char want[256];
+    snprintf(want, sizeof want, "key '%.60s' makes the path too long (max %d bytes)", k,
+             FDN__CFG_MAX_PATH_LEN);
+    expect_problem(p, 0, "dev", want, S_);
+    expect_problem(p, 1, "dev.nope", "unknown configuration key (rule: known keys only)", S_);
+    free(k);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -441,6 +812,11 @@ int main(void)
         cmocka_unit_test(parse_text_by_type),
         cmocka_unit_test(schema_rejects_bad_app_keys),
         cmocka_unit_test(updatable_list),
+        cmocka_unit_test(updatable_list_matches_key_table),
+        cmocka_unit_test(merge_sets_leaves_at_any_depth),
+        cmocka_unit_test(merge_errors_name_source_path_rule),
+        cmocka_unit_test(validate_rejects_unknown_keys_after_values),
+        cmocka_unit_test(check_reports_every_problem_in_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
