@@ -47,6 +47,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/lock.h"
 #include "infra/breaker_int.h"
 
 #define ST_BITS     8u
@@ -86,7 +87,7 @@ struct fdn_breaker {
     _Atomic uint64_t total_failures;
     _Atomic uint64_t total_rejected;
     _Atomic uint64_t times_opened;
-    pthread_mutex_t mu;
+    fdn__mutex_t mu;
     /* guarded by mu */
     int64_t *ring; /* failure_threshold timestamps */
     uint32_t ring_head, ring_len;
@@ -98,7 +99,7 @@ struct fdn_breaker {
 };
 
 struct fdn_breakers {
-    pthread_mutex_t mu;
+    fdn__mutex_t mu;
     fdn_breaker_t **v;
     size_t n, cap;
     fdn_breaker_opts_t defaults;
@@ -289,10 +290,10 @@ const char *fdn_breaker_name(const fdn_breaker_t *b)
 static bool transition(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t to, int64_t now)
 {
     fdn_breaker_state_t from = W_STATE(expected);
-    pthread_mutex_lock(&b->mu);
+    fdn__mutex_lock(&b->mu);
     uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
     if (W_GEN(w) != W_GEN(expected) || W_STATE(w) != from) {
-        pthread_mutex_unlock(&b->mu);
+        fdn__mutex_unlock(&b->mu);
         return false;
     }
     clear_counts_locked(b);
@@ -308,7 +309,7 @@ static bool transition(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t 
         /* only probe counts change without mu */
     }
     const bcfg_t *c = cfg_of(b);
-    pthread_mutex_unlock(&b->mu);
+    fdn__mutex_unlock(&b->mu);
     if (c->o.telemetry) {
         fdn_telemetry_meta_t meta[3] = {{"name", b->name},
                                         {"from", fdn_breaker_state_name(from)},
@@ -545,12 +546,12 @@ void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, in
     if (!fail && !c->rate_on) {
         if (o->success_resets &&
             FDN_UNLIKELY(atomic_load_explicit(&b->failures, memory_order_relaxed) != 0)) {
-            pthread_mutex_lock(&b->mu);
+            fdn__mutex_lock(&b->mu);
             if (W_GEN(atomic_load_explicit(&b->word, memory_order_acquire)) == W_GEN(pw)) {
                 b->ring_head = b->ring_len = 0;
                 atomic_store_explicit(&b->failures, 0, memory_order_relaxed);
             }
-            pthread_mutex_unlock(&b->mu);
+            fdn__mutex_unlock(&b->mu);
         }
         return;
     }
@@ -560,9 +561,9 @@ void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, in
             now = now_ns(c);
     }
     bool trip = false;
-    pthread_mutex_lock(&b->mu);
+    fdn__mutex_lock(&b->mu);
     if (W_GEN(atomic_load_explicit(&b->word, memory_order_acquire)) != W_GEN(pw)) {
-        pthread_mutex_unlock(&b->mu);
+        fdn__mutex_unlock(&b->mu);
         return; /* the call started in an earlier phase */
     }
     /* under mu: the options that sized the ring and the rate window */
@@ -589,7 +590,7 @@ void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, in
     }
     if (lc->rate_on && rate_push_locked(b, fail, slow, now))
         trip = true;
-    pthread_mutex_unlock(&b->mu);
+    fdn__mutex_unlock(&b->mu);
     if (trip)
         transition(b, pw & ~((uint64_t)PR_MASK << PR_SHIFT), FDN_BREAKER_OPEN,
                    now ? now : now_ns(lc));
@@ -615,7 +616,7 @@ int fdn_breaker_status(fdn_breaker_t *b, fdn_breaker_status_t *out)
     if (b == NULL || out == NULL)
         return FDN_EINVAL;
     memset(out, 0, sizeof(*out));
-    pthread_mutex_lock(&b->mu);
+    fdn__mutex_lock(&b->mu);
     const bcfg_t *c = cfg_of(b);
     uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
     out->state = W_STATE(w);
@@ -637,7 +638,7 @@ int fdn_breaker_status(fdn_breaker_t *b, fdn_breaker_status_t *out)
         }
     }
     int64_t opened = atomic_load_explicit(&b->opened_at, memory_order_relaxed);
-    pthread_mutex_unlock(&b->mu);
+    fdn__mutex_unlock(&b->mu);
     out->total_failures = atomic_load_explicit(&b->total_failures, memory_order_relaxed);
     out->total_rejected = atomic_load_explicit(&b->total_rejected, memory_order_relaxed);
     out->times_opened = atomic_load_explicit(&b->times_opened, memory_order_relaxed);
@@ -685,9 +686,9 @@ int fdn_breakers_set_defaults(fdn_breakers_t *s, const fdn_breaker_opts_t *d)
 {
     if (s == NULL || fdn_breaker_opts_validate(d, NULL))
         return FDN_EINVAL;
-    pthread_mutex_lock(&s->mu);
+    fdn__mutex_lock(&s->mu);
     s->defaults = *d;
-    pthread_mutex_unlock(&s->mu);
+    fdn__mutex_unlock(&s->mu);
     return 0;
 }
 
@@ -695,9 +696,9 @@ size_t fdn_breakers_count(fdn_breakers_t *s)
 {
     if (s == NULL)
         return 0;
-    pthread_mutex_lock(&s->mu);
+    fdn__mutex_lock(&s->mu);
     size_t n = s->n;
-    pthread_mutex_unlock(&s->mu);
+    fdn__mutex_unlock(&s->mu);
     return n;
 }
 
@@ -713,9 +714,9 @@ int fdn_breakers_list(fdn_breakers_t *s, char ***out_names, size_t *out_count)
         return FDN_EINVAL;
     *out_names = NULL;
     *out_count = 0;
-    pthread_mutex_lock(&s->mu);
+    fdn__mutex_lock(&s->mu);
     int rc = fdn__strv_pack(s, s->n, breaker_name_at, out_names, out_count);
-    pthread_mutex_unlock(&s->mu);
+    fdn__mutex_unlock(&s->mu);
     return rc;
 }
 
@@ -733,9 +734,9 @@ int fdn_breaker_get(fdn_breakers_t *s, const char *name, fdn_breaker_t **out)
     if (s == NULL || name == NULL || out == NULL)
         return FDN_EINVAL;
     atomic_fetch_add_explicit(&s->lookups, 1, memory_order_relaxed);
-    pthread_mutex_lock(&s->mu);
+    fdn__mutex_lock(&s->mu);
     fdn_breaker_t *b = find_locked(s, name);
-    pthread_mutex_unlock(&s->mu);
+    fdn__mutex_unlock(&s->mu);
     if (!b)
         return FDN_EBREAKER_NOT_FOUND;
     *out = b;
@@ -748,10 +749,10 @@ int fdn_breaker_create_in(fdn_breakers_t *s, const char *name, const fdn_breaker
     if (s == NULL || name == NULL || name[0] == '\0')
         return FDN_EINVAL;
     fdn_breaker_opts_t o;
-    pthread_mutex_lock(&s->mu);
+    fdn__mutex_lock(&s->mu);
     o = opts ? *opts : s->defaults;
     fdn_breaker_t *old = find_locked(s, name);
-    pthread_mutex_unlock(&s->mu);
+    fdn__mutex_unlock(&s->mu);
     if (old) {
         if (out)
             *out = old;
@@ -761,10 +762,10 @@ int fdn_breaker_create_in(fdn_breakers_t *s, const char *name, const fdn_breaker
     int rc = fdn_breaker_create(&b, name, &o);
     if (rc)
         return rc;
-    pthread_mutex_lock(&s->mu);
+    fdn__mutex_lock(&s->mu);
     old = find_locked(s, name);
     if (old) {
-        pthread_mutex_unlock(&s->mu);
+        fdn__mutex_unlock(&s->mu);
         fdn_breaker_destroy(b);
         if (out)
             *out = old;
@@ -774,7 +775,7 @@ int fdn_breaker_create_in(fdn_breakers_t *s, const char *name, const fdn_breaker
         size_t nc = s->cap ? s->cap * 2 : 8;
         fdn_breaker_t **nv = fdn__realloc(s->v, nc * sizeof(*nv));
         if (!nv) {
-            pthread_mutex_unlock(&s->mu);
+            fdn__mutex_unlock(&s->mu);
             fdn_breaker_destroy(b);
             return FDN_ENOMEM;
         }
@@ -782,7 +783,7 @@ int fdn_breaker_create_in(fdn_breakers_t *s, const char *name, const fdn_breaker
         s->cap = nc;
     }
     s->v[s->n++] = b;
-    pthread_mutex_unlock(&s->mu);
+    fdn__mutex_unlock(&s->mu);
     if (out)
         *out = b;
     return 0;
@@ -799,9 +800,9 @@ int fdn_breaker_install(fdn_breakers_t *s, const char *name, const fdn_breaker_o
         return rc;
     }
     fdn_breaker_opts_t o;
-    pthread_mutex_lock(&s->mu);
+    fdn__mutex_lock(&s->mu);
     o = opts ? *opts : s->defaults;
-    pthread_mutex_unlock(&s->mu);
+    fdn__mutex_unlock(&s->mu);
     rc = fdn_breaker_opts_validate(&o, NULL);
     if (rc)
         return rc;
@@ -814,7 +815,7 @@ int fdn_breaker_install(fdn_breakers_t *s, const char *name, const fdn_breaker_o
     rc = breaker_init(&tmp, NULL, &o, &nc);
     if (rc)
         return rc;
-    pthread_mutex_lock(&b->mu);
+    fdn__mutex_lock(&b->mu);
     int64_t *r = b->ring;
     uint8_t *c = b->cwin;
     tbucket_t *t = b->twin;
@@ -828,7 +829,7 @@ int fdn_breaker_install(fdn_breakers_t *s, const char *name, const fdn_breaker_o
     old->retired_next = b->retired;
     b->retired = old;
     atomic_store_explicit(&b->cfg, nc, memory_order_release);
-    pthread_mutex_unlock(&b->mu);
+    fdn__mutex_unlock(&b->mu);
     fdn__free(r);
     fdn__free(c);
     fdn__free(t);
@@ -848,9 +849,9 @@ size_t fdn__breaker_cfg_count(fdn_breaker_t *b)
     if (b == NULL)
         return 0;
     size_t n = 1;
-    pthread_mutex_lock(&b->mu);
+    fdn__mutex_lock(&b->mu);
     for (const bcfg_t *c = b->retired; c != NULL; c = c->retired_next)
         n++;
-    pthread_mutex_unlock(&b->mu);
+    fdn__mutex_unlock(&b->mu);
     return n;
 }

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/lock.h"
 #include "infra/limiter_int.h"
 #include "infra/pool_int.h"
 

@@ -218,21 +218,21 @@ static tm_entry_t *entry_get(fdn_telemetry_t *tm, const char *name,
         e = TM_CONTAINER_OF(node, tm_entry_t, node);
         (void)atomic_load_explicit(&e->published, memory_order_acquire);
     } else {
-        pthread_mutex_lock(&tm->mu);
+        fdn__mutex_lock(&tm->mu);
         cds_lfht_lookup(tm->ht, hash, entry_match, name, &it);
         node = cds_lfht_iter_get_node(&it);
         if (node != NULL) {
             e = TM_CONTAINER_OF(node, tm_entry_t, node);
         } else if (atomic_load_explicit(&tm->nentries, memory_order_relaxed) >=
                    tm->opts.max_events) {
-            pthread_mutex_unlock(&tm->mu);
+            fdn__mutex_unlock(&tm->mu);
             fdn_counter_inc(tm->c_dropped_events);
             *rc = 0;
             return NULL;
         } else {
             e = entry_new(tm, name, len, hash, meta, nmeta);
             if (e == NULL) {
-                pthread_mutex_unlock(&tm->mu);
+                fdn__mutex_unlock(&tm->mu);
                 *rc = FDN_ENOMEM;
                 return NULL;
             }
@@ -240,7 +240,7 @@ static tm_entry_t *entry_get(fdn_telemetry_t *tm, const char *name,
             cds_lfht_add(tm->ht, hash, &e->node);
             atomic_fetch_add_explicit(&tm->nentries, 1, memory_order_relaxed);
         }
-        pthread_mutex_unlock(&tm->mu);
+        fdn__mutex_unlock(&tm->mu);
     }
     cs->tm = tm;
     cs->ptr = name;
@@ -261,7 +261,7 @@ static fdn_telemetry_kind_t kind_for_key(const char *key)
 static tm_slot_t *slot_add(fdn_telemetry_t *tm, tm_entry_t *e, const char *key)
 {
     tm_slot_t *found = NULL;
-    pthread_mutex_lock(&tm->mu);
+    fdn__mutex_lock(&tm->mu);
     unsigned n = atomic_load_explicit(&e->nslots, memory_order_acquire);
     for (unsigned i = 0; i < n; i++) {
         tm_slot_t *s = atomic_load_explicit(&e->slots[i], memory_order_acquire);
@@ -291,7 +291,7 @@ static tm_slot_t *slot_add(fdn_telemetry_t *tm, tm_entry_t *e, const char *key)
             }
         }
     }
-    pthread_mutex_unlock(&tm->mu);
+    fdn__mutex_unlock(&tm->mu);
     if (found == NULL)
         fdn_counter_inc(tm->c_dropped_keys);
     return found;
@@ -435,10 +435,10 @@ int fdn_telemetry_attach(fdn_telemetry_t *tm, uint64_t *out_id, const char *patt
     h->match = match;
     h->fn = fn;
     h->user = user;
-    pthread_mutex_lock(&tm->mu);
+    fdn__mutex_lock(&tm->mu);
     h->id = ++tm->next_handler_id;
     int rc = hset_publish(tm, h, NULL, 0);
-    pthread_mutex_unlock(&tm->mu);
+    fdn__mutex_unlock(&tm->mu);
     if (rc < 0) {
         fdn__free(h->pattern);
         fdn__free(h);
@@ -454,7 +454,7 @@ int fdn_telemetry_detach(fdn_telemetry_t *tm, uint64_t id)
     if (tm == NULL)
         return 0;
     int rc = FDN_ENOENT;
-    pthread_mutex_lock(&tm->mu);
+    fdn__mutex_lock(&tm->mu);
     tm_hset_t *s = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
     for (size_t i = 0; s != NULL && i < s->n; i++) {
         if (s->h[i]->id == id) {
@@ -463,7 +463,7 @@ int fdn_telemetry_detach(fdn_telemetry_t *tm, uint64_t id)
             break;
         }
     }
-    pthread_mutex_unlock(&tm->mu);
+    fdn__mutex_unlock(&tm->mu);
     return rc;
 }
 
@@ -474,14 +474,14 @@ int fdn_telemetry_detach_pattern(fdn_telemetry_t *tm, const char *pattern)
     int count = 0;
     for (;;) {
         uint64_t id = 0;
-        pthread_mutex_lock(&tm->mu);
+        fdn__mutex_lock(&tm->mu);
         tm_hset_t *s = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
         for (size_t i = 0; s != NULL && i < s->n; i++)
             if (strcmp(s->h[i]->pattern, pattern) == 0) {
                 id = s->h[i]->id;
                 break;
             }
-        pthread_mutex_unlock(&tm->mu);
+        fdn__mutex_unlock(&tm->mu);
         if (id == 0 || fdn_telemetry_detach(tm, id) != 0)
             break;
         count++;
@@ -493,10 +493,10 @@ size_t fdn_telemetry_handler_count(fdn_telemetry_t *tm)
 {
     if (tm == NULL)
         return 0;
-    pthread_mutex_lock(&tm->mu);
+    fdn__mutex_lock(&tm->mu);
     tm_hset_t *s = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
     size_t n = s != NULL ? s->n : 0;
-    pthread_mutex_unlock(&tm->mu);
+    fdn__mutex_unlock(&tm->mu);
     return n;
 }
 
@@ -700,7 +700,7 @@ static int sweep(fdn_telemetry_t *tm, bool all)
 {
     int dropped = 0;
     tm_entry_t *dead = NULL;
-    pthread_mutex_lock(&tm->mu);
+    fdn__mutex_lock(&tm->mu);
     int64_t now = fdn_clock_mono_ns(tm->clock);
     rcu_read_lock();
     struct cds_lfht_iter it;
@@ -722,7 +722,7 @@ static int sweep(fdn_telemetry_t *tm, bool all)
     tm_read_unlock();
     if (dead != NULL)
         atomic_store_explicit(&tm->epoch, new_epoch(), memory_order_seq_cst);
-    pthread_mutex_unlock(&tm->mu);
+    fdn__mutex_unlock(&tm->mu);
     if (dead != NULL)
         fdn__tsan_release(&fdn__tm_tsan_grace);
     while (dead != NULL) {
@@ -871,7 +871,7 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
     if (tm == NULL)
         return FDN_EINVAL;
     int rc = 0;
-    pthread_mutex_lock(&tm->life_mu);
+    fdn__mutex_lock(&tm->life_mu);
     if (!tm->thread_started && tm->opts.cleanup_interval_ns > 0) {
         atomic_store_explicit(&tm->thread_stop, 0, memory_order_relaxed);
         atomic_store_explicit(&tm->thread_alive, 1, memory_order_relaxed);
@@ -885,7 +885,7 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
     bool was_running =
         atomic_exchange_explicit(&tm->running, rc == 0 ? 1 : 0, memory_order_acq_rel) != 0;
     (void)was_running;
-    pthread_mutex_unlock(&tm->life_mu);
+    fdn__mutex_unlock(&tm->life_mu);
     if (rc == 0 && tm->opts.emit_vm_gauges) {
         static const char *const vm[] = {"vm.memory", "vm.total_run_queue_lengths",
                                          "vm.system_counts"};
@@ -901,7 +901,7 @@ static void service_stop(void *state)
     fdn_telemetry_t *tm = state;
     if (tm == NULL)
         return;
-    pthread_mutex_lock(&tm->life_mu);
+    fdn__mutex_lock(&tm->life_mu);
     atomic_store_explicit(&tm->running, 0, memory_order_release);
     if (tm->thread_started) {
         atomic_store_explicit(&tm->thread_stop, 1, memory_order_release);
@@ -909,7 +909,7 @@ static void service_stop(void *state)
         pthread_join(tm->thread, NULL);
         tm->thread_started = false;
     }
-    pthread_mutex_unlock(&tm->life_mu);
+    fdn__mutex_unlock(&tm->life_mu);
 }
 
 static int service_health(void *state)
@@ -919,11 +919,11 @@ static int service_health(void *state)
         return FDN_EINVAL;
     if (!atomic_load_explicit(&tm->running, memory_order_acquire))
         return FDN_EUNAVAILABLE;
-    pthread_mutex_lock(&tm->life_mu);
+    fdn__mutex_lock(&tm->life_mu);
     int rc = 0;
     if (tm->thread_started && !atomic_load_explicit(&tm->thread_alive, memory_order_acquire))
         rc = FDN_EUNAVAILABLE;
-    pthread_mutex_unlock(&tm->life_mu);
+    fdn__mutex_unlock(&tm->life_mu);
     return rc;
 }
 
