@@ -47,6 +47,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/assert.h"
 #include "core/lock.h"
 #include "infra/breaker_int.h"
 
@@ -179,7 +180,7 @@ int fdn_breaker_opts_validate(const fdn_breaker_opts_t *o, fdn_error_t *err)
 }
 
 /* mu held */
-static void clear_counts_locked(fdn_breaker_t *b)
+static void clear_counts_locked(fdn_breaker_t *b) FDN_REQUIRES(b->mu)
 {
     b->ring_head = b->ring_len = 0;
     atomic_store_explicit(&b->failures, 0, memory_order_relaxed);
@@ -288,6 +289,7 @@ const char *fdn_breaker_name(const fdn_breaker_t *b)
  * Returns true when this call made the transition. Calls on_transition outside mu.
  */
 static bool transition(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t to, int64_t now)
+    FDN_EXCLUDES(b->mu)
 {
     fdn_breaker_state_t from = W_STATE(expected);
     fdn__mutex_lock(&b->mu);
@@ -307,6 +309,7 @@ static bool transition(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t 
     while (!atomic_compare_exchange_weak_explicit(&b->word, &w, nw, memory_order_acq_rel,
                                                   memory_order_acquire)) {
         /* only probe counts change without mu */
+        FDN_ASSERT(W_GEN(w) == W_GEN(expected) && W_STATE(w) == from);
     }
     const bcfg_t *c = cfg_of(b);
     fdn__mutex_unlock(&b->mu);
@@ -376,6 +379,7 @@ int fdn_breaker_acquire(fdn_breaker_t *b, fdn_breaker_permit_t *permit)
     uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
     const bcfg_t *c = cfg_of(b);
     if (FDN_LIKELY((w & 0xffu) == FDN_BREAKER_CLOSED)) {
+        FDN_ASSERT(W_PROBES(w) == 0); /* CLOSED implies no probes */
         permit->word = w;
         permit->start_ns = c->clock_on_closed ? now_ns(c) : 0;
         return 0;
@@ -423,6 +427,7 @@ int fdn_breaker_acquire(fdn_breaker_t *b, fdn_breaker_permit_t *permit)
             atomic_store_explicit(&b->probe_at, now, memory_order_relaxed);
             if (atomic_compare_exchange_weak_explicit(&b->word, &w, nw, memory_order_acq_rel,
                                                       memory_order_acquire)) {
+                FDN_ASSERT(W_PROBES(nw) <= c->o.half_open_max_calls);
                 permit->word = nw;
                 permit->start_ns = now;
                 return 0;
@@ -455,6 +460,7 @@ void fdn_breaker_release(fdn_breaker_t *b, const fdn_breaker_permit_t *permit)
 
 /* Rate window update + decision; mu held. Returns true when the breaker must open. */
 static bool rate_push_locked(fdn_breaker_t *b, bool fail, bool slow, int64_t now)
+    FDN_REQUIRES(b->mu)
 {
     uint32_t calls, fails, slows;
     const fdn_breaker_opts_t *o = &cfg_of(b)->o; /* mu held: matches cwin/twin */
@@ -471,6 +477,8 @@ static bool rate_push_locked(fdn_breaker_t *b, bool fail, bool slow, int64_t now
         b->cw_pos = (b->cw_pos + 1) % o->rate_window_size;
         b->cw_fail += fail;
         b->cw_slow += slow;
+        FDN_ASSERT(b->cw_fail <= b->cw_len && b->cw_slow <= b->cw_len &&
+                   b->cw_len <= o->rate_window_size);
         calls = b->cw_len;
         fails = b->cw_fail;
         slows = b->cw_slow;
@@ -582,6 +590,7 @@ void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, in
         b->ring_head = (b->ring_head + 1) % cap;
         if (b->ring_len < cap)
             b->ring_len++;
+        FDN_ASSERT(b->ring_len <= cap); /* failures == ring_len <= failure_threshold */
         atomic_store_explicit(&b->failures, b->ring_len, memory_order_relaxed);
         trip = b->ring_len >= cap;
     } else if (o->success_resets) {
@@ -721,7 +730,7 @@ int fdn_breakers_list(fdn_breakers_t *s, char ***out_names, size_t *out_count)
 }
 
 /* s->mu held */
-static fdn_breaker_t *find_locked(fdn_breakers_t *s, const char *name)
+static fdn_breaker_t *find_locked(fdn_breakers_t *s, const char *name) FDN_REQUIRES(s->mu)
 {
     for (size_t i = 0; i < s->n; i++)
         if (strcmp(s->v[i]->name, name) == 0)
@@ -782,6 +791,7 @@ int fdn_breaker_create_in(fdn_breakers_t *s, const char *name, const fdn_breaker
         s->v = nv;
         s->cap = nc;
     }
+    FDN_ASSERT(s->n < s->cap);
     s->v[s->n++] = b;
     fdn__mutex_unlock(&s->mu);
     if (out)

@@ -44,6 +44,7 @@
 #include <fdn/error.h>
 
 #include "core/alloc.h"
+#include "core/assert.h"
 #include "core/hash.h"
 #include "services/telemetry_int.h"
 
@@ -147,7 +148,7 @@ static int entry_match(struct cds_lfht_node *node, const void *key)
 }
 
 static tm_entry_t *entry_new(fdn_telemetry_t *tm, const char *name, size_t len, unsigned long hash,
-                             const fdn_telemetry_meta_t *meta, size_t nmeta)
+                             const fdn_telemetry_meta_t *meta, size_t nmeta) FDN_REQUIRES(tm->mu)
 {
     tm_entry_t *e = fdn__calloc(1, sizeof(*e));
     if (e == NULL)
@@ -238,7 +239,8 @@ static tm_entry_t *entry_get(fdn_telemetry_t *tm, const char *name,
             }
             fdn__tsan_release(e);
             cds_lfht_add(tm->ht, hash, &e->node);
-            atomic_fetch_add_explicit(&tm->nentries, 1, memory_order_relaxed);
+            size_t was = atomic_fetch_add_explicit(&tm->nentries, 1, memory_order_relaxed);
+            FDN_ASSERT(was < tm->opts.max_events); /* bounded by max_events, under mu */
         }
         fdn__mutex_unlock(&tm->mu);
     }
@@ -333,6 +335,7 @@ static void aggregate(fdn_telemetry_t *tm, tm_entry_t *e, const fdn_telemetry_me
 }
 
 void fdn__tm_entry_sample_activity(fdn_telemetry_t *tm, tm_entry_t *e, int64_t now)
+    FDN_REQUIRES(tm->mu)
 {
     (void)tm;
     uint64_t c = fdn_counter_value(e->count);
@@ -375,7 +378,7 @@ static void hset_free_rcu(struct rcu_head *h)
 
 /* Replace the handler set (tm->mu held). remove: handlers to drop (marked detached). */
 static int hset_publish(fdn_telemetry_t *tm, tm_handler_t *add, tm_handler_t **remove,
-                        size_t nremove)
+                        size_t nremove) FDN_REQUIRES(tm->mu)
 {
     tm_hset_t *old = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
     size_t oldn = old != NULL ? old->n : 0;
@@ -393,6 +396,7 @@ static int hset_publish(fdn_telemetry_t *tm, tm_handler_t *add, tm_handler_t **r
     }
     if (add != NULL)
         s->h[k++] = add;
+    FDN_ASSERT(k == n); /* every handler removed was in the set */
     s->n = k;
     for (size_t r = 0; r < nremove; r++)
         atomic_store_explicit(&remove[r]->detached, 1, memory_order_release);
@@ -501,6 +505,7 @@ size_t fdn_telemetry_handler_count(fdn_telemetry_t *tm)
 }
 
 static void handler_failed(fdn_telemetry_t *tm, tm_handler_t *h, const char *event, int rc)
+    FDN_EXCLUDES(tm->mu)
 {
     fdn_counter_inc(tm->c_handler_failures);
     atomic_fetch_add_explicit(&h->failures, 1, memory_order_relaxed);
@@ -528,7 +533,7 @@ static void handler_failed(fdn_telemetry_t *tm, tm_handler_t *h, const char *eve
 
 static void dispatch(fdn_telemetry_t *tm, tm_entry_t *e, const char *event,
                      const fdn_telemetry_measure_t *m, size_t nm, const fdn_telemetry_meta_t *meta,
-                     size_t nmeta)
+                     size_t nmeta) FDN_EXCLUDES(tm->mu)
 {
     tm_hset_t *s = atomic_load_explicit(&tm->handlers, memory_order_acquire);
     if (s == NULL)

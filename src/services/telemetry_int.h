@@ -159,6 +159,7 @@ void fdn__tm_families_reset(fdn_telemetry_t *tm);
 fdn_counter_t *fdn__tm_builtin_counter(fdn_telemetry_t *tm, const char *name, const char *help);
 
 /* telemetry.c: entry helpers used by telemetry_snapshot.c (call with tm->mu held) */
-void fdn__tm_entry_sample_activity(fdn_telemetry_t *tm, tm_entry_t *e, int64_t now);
+void fdn__tm_entry_sample_activity(fdn_telemetry_t *tm, tm_entry_t *e, int64_t now)
+    FDN_REQUIRES(tm->mu);
 
 #endif
