@@ -110,19 +110,20 @@ struct fdn_supervisor {
     fdn__mutex_t mu;
     pthread_cond_t cv;
     fdn__mutex_t join_mu;
-    child_t **kids;
+    child_t **kids FDN_MEMBER_GUARDED_BY(mu);
     size_t n, cap;
-    enum phase phase;
-    bool stop_req;
-    bool failed;
-    bool idle;
-    int64_t next_deadline;
-    int64_t *rs_times; /* restart times within the period, oldest first */
-    size_t rs_n;
+    enum phase phase FDN_MEMBER_GUARDED_BY(mu);
+    bool stop_req FDN_MEMBER_GUARDED_BY(mu);
+    bool failed FDN_MEMBER_GUARDED_BY(mu);
+    bool idle FDN_MEMBER_GUARDED_BY(mu);
+    int64_t next_deadline FDN_MEMBER_GUARDED_BY(mu);
+    int64_t *rs_times FDN_MEMBER_GUARDED_BY(mu); /* restart times within the period, oldest first */
+    size_t rs_n FDN_MEMBER_GUARDED_BY(mu);
     pthread_t thread;
-    bool thread_started;
-    bool finished; /* supervisor thread has stopped everything and is exiting */
-    bool joined;
+    bool thread_started; /* set by start before the thread exists; read under mu */
+    /* the supervisor thread has stopped everything and is exiting */
+    bool finished FDN_MEMBER_GUARDED_BY(mu);
+    bool joined FDN_MEMBER_GUARDED_BY(join_mu);
     _Atomic size_t live_threads; /* supervisor thread + workers not yet joined */
 };
 
@@ -670,6 +671,8 @@ static void *sup_main(void *arg)
     stop_marked(sup, 0);
     fdn__mutex_lock(&sup->mu);
     sup->finished = true;
+    /* phases only move forward: IDLE -> STARTING -> RUNNING -> STOPPING -> DONE */
+    FDN_ASSERT(sup->phase == PH_RUNNING || sup->phase == PH_STOPPING);
     sup->phase = PH_DONE;
     pthread_cond_broadcast(&sup->cv);
     fdn__mutex_unlock(&sup->mu);
@@ -876,6 +879,7 @@ int fdn_supervisor_start(fdn_supervisor_t *sup, fdn_error_t *err)
                 ch->mark_target = FDN_SERVICE_STOPPED;
             }
         }
+        FDN_ASSERT(sup->phase == PH_STARTING);
         sup->phase = PH_DONE;
         fdn__mutex_unlock(&sup->mu);
         stop_marked(sup, 0);
@@ -886,6 +890,7 @@ int fdn_supervisor_start(fdn_supervisor_t *sup, fdn_error_t *err)
         t_starting = NULL;
         return rc;
     }
+    FDN_ASSERT(sup->phase == PH_STARTING);
     sup->phase = PH_RUNNING;
     pthread_cond_broadcast(&sup->cv);
     fdn__mutex_unlock(&sup->mu);

@@ -49,21 +49,22 @@ struct fdn_tasks {
     pthread_cond_t not_empty;
     pthread_cond_t not_full;
     pthread_cond_t state;
-    task_t *ring;
+    task_t *ring FDN_MEMBER_GUARDED_BY(mu);
     size_t cap;
-    size_t head;
-    size_t count;
-    bool stopping;  /* workers told to drain and exit; submits refused */
-    bool permanent; /* fdn_tasks_shutdown was called (vs a restartable service stop) */
-    bool joining;
-    bool joined;
+    size_t head FDN_MEMBER_GUARDED_BY(mu);
+    size_t count FDN_MEMBER_GUARDED_BY(mu);
+    bool stopping FDN_MEMBER_GUARDED_BY(mu); /* workers told to drain and exit; submits refused */
+    /* fdn_tasks_shutdown was called (vs a restartable service stop) */
+    bool permanent FDN_MEMBER_GUARDED_BY(mu);
+    bool joining FDN_MEMBER_GUARDED_BY(mu);
+    bool joined FDN_MEMBER_GUARDED_BY(mu);
     unsigned nworkers;
-    unsigned started; /* threads successfully created */
-    unsigned exited;
-    uint64_t running;
-    uint64_t completed;
-    uint64_t failed;
-    uint64_t rejected;
+    unsigned started FDN_MEMBER_GUARDED_BY(mu); /* threads successfully created */
+    unsigned exited FDN_MEMBER_GUARDED_BY(mu);
+    uint64_t running FDN_MEMBER_GUARDED_BY(mu);
+    uint64_t completed FDN_MEMBER_GUARDED_BY(mu);
+    uint64_t failed FDN_MEMBER_GUARDED_BY(mu);
+    uint64_t rejected FDN_MEMBER_GUARDED_BY(mu);
     pthread_t *threads;
     char name[16];
 };

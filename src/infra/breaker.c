@@ -90,20 +90,20 @@ struct fdn_breaker {
     _Atomic uint64_t times_opened;
     fdn__mutex_t mu;
     /* guarded by mu */
-    int64_t *ring; /* failure_threshold timestamps */
+    int64_t *ring FDN_MEMBER_GUARDED_BY(mu); /* failure_threshold timestamps */
     uint32_t ring_head, ring_len;
-    uint8_t *cwin; /* count window: bit0 failure, bit1 slow */
+    uint8_t *cwin FDN_MEMBER_GUARDED_BY(mu); /* count window: bit0 failure, bit1 slow */
     uint32_t cw_pos, cw_len, cw_fail, cw_slow;
-    tbucket_t *twin; /* time window: one bucket per second */
-    bcfg_t *retired; /* replaced options, freed at destroy */
+    tbucket_t *twin FDN_MEMBER_GUARDED_BY(mu); /* time window: one bucket per second */
+    bcfg_t *retired FDN_MEMBER_GUARDED_BY(mu); /* replaced options, freed at destroy */
     char *name;
 };
 
 struct fdn_breakers {
     fdn__mutex_t mu;
-    fdn_breaker_t **v;
+    fdn_breaker_t **v FDN_MEMBER_GUARDED_BY(mu);
     size_t n, cap;
-    fdn_breaker_opts_t defaults;
+    fdn_breaker_opts_t defaults FDN_MEMBER_GUARDED_BY(mu);
     _Atomic uint64_t lookups;
 };
 

@@ -47,12 +47,12 @@ typedef struct pool_entry {
 
 struct fdn_pools {
     fdn__mutex_t mu;
-    pool_entry_t *v;
-    size_t n;
-    size_t cap;
-    int def_size;
-    int def_overflow;
-    fdn_pool_strategy_t def_strategy;
+    pool_entry_t *v FDN_MEMBER_GUARDED_BY(mu);
+    size_t n FDN_MEMBER_GUARDED_BY(mu);
+    size_t cap FDN_MEMBER_GUARDED_BY(mu);
+    int def_size FDN_MEMBER_GUARDED_BY(mu);
+    int def_overflow FDN_MEMBER_GUARDED_BY(mu);
+    fdn_pool_strategy_t def_strategy FDN_MEMBER_GUARDED_BY(mu);
     fdn_clock_t *clock;
     fdn_telemetry_t *tm;
     _Atomic bool stopped;

@@ -65,7 +65,7 @@ struct fdn_protect {
     _Atomic bool on_limiter, on_breaker, on_pool;
     _Atomic int64_t default_timeout_ms;
     fdn__rwlock_t mu;
-    entry_t **v;
+    entry_t **v FDN_MEMBER_GUARDED_BY(mu);
     size_t n, cap;
 };
 

@@ -55,6 +55,7 @@
 
 #include "core/sync.h"
 #include "core/alloc.h"
+#include "core/assert.h"
 #include "core/tsan.h"
 #include "logic/config_path.h"
 #include "validation/config_schema.h"
@@ -669,6 +670,7 @@ static void service_stop(void *state)
     if (cfg == NULL)
         return;
     fdn__mutex_lock(&cfg->wmu);
+    FDN_ASSERT(!cfg->running || atomic_load_explicit(&cfg->live, memory_order_relaxed) == cfg->cur);
     cfg->running = false;
     atomic_store_explicit(&cfg->live, NULL, memory_order_release);
     fdn__mutex_unlock(&cfg->wmu);

@@ -26,12 +26,12 @@ typedef struct pending {
 
 struct fdn__cfg_fb {
     fdn__mutex_t mu;
-    cache_ent_t *cache;
+    cache_ent_t *cache FDN_MEMBER_GUARDED_BY(mu);
     size_t ncache, max;
     int64_t ttl_ns;
-    pending_t *pending; /* ring */
+    pending_t *pending FDN_MEMBER_GUARDED_BY(mu); /* ring */
     size_t phead, npending, pmax;
-    uint64_t failed;
+    uint64_t failed FDN_MEMBER_GUARDED_BY(mu);
 };
 
 fdn__cfg_fb_t *fdn__cfg_fb_create(int64_t ttl_ms, size_t max_entries, size_t pending_max)

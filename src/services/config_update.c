@@ -357,6 +357,9 @@ void fdn__cfg_retire(snap_t *old)
 int fdn__cfg_apply_locked(fdn_config_t *cfg, int32_t idx, json_t *v, snap_t **retired,
                           fdn_error_t *err) FDN_REQUIRES(cfg->wmu)
 {
+    FDN_ASSERT(cfg->running && idx >= 0);
+    /* live == cur while running */
+    FDN_ASSERT(atomic_load_explicit(&cfg->live, memory_order_relaxed) == cfg->cur);
     snap_t *cur = cfg->cur;
     snap_t *ns = fdn__cfg_snap_new(cfg->schema, cur->vals, idx, v);
     if (ns == NULL)
@@ -497,6 +500,7 @@ static int reset_to(fdn_config_t *cfg, json_t *const *vals, fdn_error_t *err)
     if (!cfg->running) {
         rc = fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
     } else {
+        FDN_ASSERT(atomic_load_explicit(&cfg->live, memory_order_relaxed) == cfg->cur);
         snap_t *ns = fdn__cfg_snap_new(cfg->schema, vals, -1, NULL);
         if (ns == NULL) {
             rc = fdn_err_set(err, FDN_ENOMEM, NULL);
