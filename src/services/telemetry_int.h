@@ -122,7 +122,7 @@ struct fdn_telemetry {
     fdn_clock_t *clock;
     _Atomic int running;
     _Atomic uint64_t epoch; /* changes whenever an entry is unlinked (cache validation) */
-    fdn__mutex_t mu;     /* writers: entries, slots, families, handler sets */
+    fdn__mutex_t mu;        /* writers: entries, slots, families, handler sets */
     struct cds_lfht *ht;
     _Atomic size_t nentries;
     _Atomic(tm_hset_t *) handlers; /* RCU-published (release store, acquire load) */
