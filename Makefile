@@ -2,7 +2,8 @@
 #   make run    install what is missing, build, start `fdn serve` on embedded defaults
 #   make test   install what is missing; ASan+UBSan build running all of ctest; then a
 #               ThreadSanitizer build running the unit and stress labels; then a Release build
-#               compiling the benchmarks and examples
+#               compiling the benchmarks and examples; then a clang build with -Wthread-safety
+#               -Werror (test-tsa: compiled, not run)
 #   make bench  Release build, run fdn-bench (pass ARGS="--json --filter counter")
 #   make check-format  clang-format check of the lines changed since the merge base with main
 JOBS ?= $(shell nproc)
@@ -13,7 +14,7 @@ export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1:de
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp
 
-.PHONY: all deps build run test test-asan test-tsan test-release bench install format check-format fuzz clean
+.PHONY: all deps build run test test-asan test-tsan test-release test-tsa bench install format check-format fuzz clean
 
 all: build
 
@@ -29,7 +30,7 @@ run: deps
 	cmake --build $(BUILD)/release -j$(JOBS) --target fdn_cli
 	./$(BUILD)/release/bin/fdn serve $(ARGS)
 
-test: deps test-asan test-tsan test-release
+test: deps test-asan test-tsan test-release test-tsa
 
 test-asan:
 	cmake -S . -B $(BUILD)/asan -DCMAKE_BUILD_TYPE=Debug -DFDN_SANITIZE="address;undefined" $(CMAKE_COMMON)
@@ -46,6 +47,12 @@ test-release:
 	cmake --build $(BUILD)/release -j$(JOBS)
 	./$(BUILD)/release/bin/fdn-bench --quick > $(BUILD)/release/bench-smoke.txt
 	@tail -n 1 $(BUILD)/release/bench-smoke.txt
+
+# Clang's thread-safety analysis over the library, the program and the tests (src/core/lock.h):
+# a warning fails the build. Compile only: the other stages run the code.
+test-tsa:
+	cmake -S . -B $(BUILD)/tsa -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DFDN_THREAD_SAFETY=ON -DFDN_BUILD_EXAMPLES=OFF $(CMAKE_COMMON)
+	cmake --build $(BUILD)/tsa -j$(JOBS)
 
 bench: deps
 	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DFDN_BUILD_BENCH=ON

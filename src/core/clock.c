@@ -21,6 +21,8 @@
 
 #include "core/sync.h"
 #include "core/alloc.h"
+#include "core/assert.h"
+#include "core/lock.h"
 
 struct fdn_clock {
     bool manual;
@@ -28,7 +30,7 @@ struct fdn_clock {
     _Atomic int64_t wall;
     _Atomic uint64_t kick_seq;
     _Atomic int waiters;
-    pthread_mutex_t mu;
+    fdn__mutex_t mu;
     pthread_cond_t cv;
 };
 
@@ -111,11 +113,11 @@ int fdn_clock_advance(fdn_clock_t *c, int64_t delta_ns)
 {
     if (c == NULL || !c->manual || delta_ns < 0)
         return FDN_EINVAL;
-    pthread_mutex_lock(&c->mu);
+    fdn__mutex_lock(&c->mu);
     atomic_fetch_add_explicit(&c->mono, delta_ns, memory_order_acq_rel);
     atomic_fetch_add_explicit(&c->wall, delta_ns, memory_order_acq_rel);
     pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
+    fdn__mutex_unlock(&c->mu);
     return 0;
 }
 
@@ -123,26 +125,26 @@ int fdn_clock_set_mono(fdn_clock_t *c, int64_t mono_ns)
 {
     if (c == NULL || !c->manual)
         return FDN_EINVAL;
-    pthread_mutex_lock(&c->mu);
+    fdn__mutex_lock(&c->mu);
     int64_t now = atomic_load_explicit(&c->mono, memory_order_relaxed);
     if (mono_ns < now) {
-        pthread_mutex_unlock(&c->mu);
+        fdn__mutex_unlock(&c->mu);
         return FDN_EINVAL;
     }
     atomic_store_explicit(&c->mono, mono_ns, memory_order_release);
     atomic_fetch_add_explicit(&c->wall, mono_ns - now, memory_order_acq_rel);
     pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
+    fdn__mutex_unlock(&c->mu);
     return 0;
 }
 
 void fdn_clock_kick(fdn_clock_t *c)
 {
     c = resolve(c);
-    pthread_mutex_lock(&c->mu);
+    fdn__mutex_lock(&c->mu);
     atomic_fetch_add_explicit(&c->kick_seq, 1, memory_order_acq_rel);
     pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
+    fdn__mutex_unlock(&c->mu);
 }
 
 uint64_t fdn_clock_kick_seq(fdn_clock_t *c)
@@ -163,7 +165,7 @@ int fdn_clock_wait_until(fdn_clock_t *c, int64_t deadline_ns, uint64_t *kick_seq
     uint64_t seen = kick_seq != NULL ? *kick_seq : 0;
     int rc = 0;
 
-    pthread_mutex_lock(&c->mu);
+    fdn__mutex_lock(&c->mu);
     atomic_fetch_add_explicit(&c->waiters, 1, memory_order_acq_rel);
     for (;;) {
         uint64_t seq = atomic_load_explicit(&c->kick_seq, memory_order_acquire);
@@ -180,7 +182,8 @@ int fdn_clock_wait_until(fdn_clock_t *c, int64_t deadline_ns, uint64_t *kick_seq
         else
             (void)fdn__cond_wait_until(&c->cv, &c->mu, deadline_ns);
     }
-    atomic_fetch_sub_explicit(&c->waiters, 1, memory_order_acq_rel);
-    pthread_mutex_unlock(&c->mu);
+    int was = atomic_fetch_sub_explicit(&c->waiters, 1, memory_order_acq_rel);
+    FDN_ASSERT(was > 0); /* every waiter counted itself in */
+    fdn__mutex_unlock(&c->mu);
     return rc;
 }

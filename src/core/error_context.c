@@ -31,8 +31,10 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "core/assert.h"
 #include "core/buf.h"
 #include "core/errctx.h"
+#include "core/lock.h"
 
 typedef struct crumb {
     int64_t ts_ns;
@@ -79,9 +81,9 @@ static _Thread_local tstate_t t_st = {.rnd_pos = 512};
 #define OP_BLOCK 256
 static _Atomic uint64_t g_next_op = 1;
 
-static pthread_mutex_t g_hook_mu = PTHREAD_MUTEX_INITIALIZER;
-static fdn_errctx_hook_fn g_hook;
-static void *g_hook_user;
+static fdn__mutex_t g_hook_mu = PTHREAD_MUTEX_INITIALIZER;
+static fdn_errctx_hook_fn g_hook FDN_GUARDED_BY(g_hook_mu);
+static void *g_hook_user FDN_GUARDED_BY(g_hook_mu);
 
 static pthread_once_t g_fork_once = PTHREAD_ONCE_INIT;
 
@@ -171,6 +173,7 @@ static void crumb_add(frame_t *f, const char *module, const char *function, int6
         idx = (f->crumb_head + f->crumb_count) % FDN_ERRCTX_CRUMBS_MAX;
         f->crumb_count++;
     }
+    FDN_ASSERT(f->crumb_count <= FDN_ERRCTX_CRUMBS_MAX && f->crumb_head < FDN_ERRCTX_CRUMBS_MAX);
     crumb_t *c = &f->crumbs[idx];
     c->ts_ns = now;
     copy_str(c->module, sizeof(c->module), module);
@@ -227,6 +230,7 @@ static int push_impl(const char *module, const char *function, bool root, const 
     copy_str(f->function, sizeof(f->function), function);
     crumb_add(f, module, function, now);
     t->depth++;
+    FDN_ASSERT(t->depth <= FDN_ERRCTX_DEPTH_MAX);
     return 0;
 }
 
@@ -419,10 +423,10 @@ int fdn_errctx_set_context_hook(fdn_errctx_hook_fn fn, void *user)
 
 void fdn_errctx_set_error_hook(fdn_errctx_hook_fn fn, void *user)
 {
-    pthread_mutex_lock(&g_hook_mu);
+    fdn__mutex_lock(&g_hook_mu);
     g_hook = fn;
     g_hook_user = user;
-    pthread_mutex_unlock(&g_hook_mu);
+    fdn__mutex_unlock(&g_hook_mu);
 }
 
 void fdn__errctx_fill(fdn_error_t *err)
@@ -507,10 +511,10 @@ static int run_impl(const char *module, const char *function, fdn_errctx_fn fn, 
         }
     }
     if (h == NULL) {
-        pthread_mutex_lock(&g_hook_mu);
+        fdn__mutex_lock(&g_hook_mu);
         h = g_hook;
         hu = g_hook_user;
-        pthread_mutex_unlock(&g_hook_mu);
+        fdn__mutex_unlock(&g_hook_mu);
     }
     if (h != NULL)
         h(e, hu);

@@ -41,6 +41,8 @@
 
 #include "core/sync.h"
 #include "core/alloc.h"
+#include "core/assert.h"
+#include "core/lock.h"
 #include "core/hash.h"
 #include "core/rcu.h"
 
@@ -67,8 +69,8 @@ typedef struct table {
 
 struct fdn_registry {
     _Atomic(table_t *) table;
-    pthread_mutex_t wmu;
-    pthread_mutex_t wait_mu; /* fdn_registry_wait: taken by writers after wmu is released */
+    fdn__mutex_t wmu;
+    fdn__mutex_t wait_mu; /* fdn_registry_wait: taken by writers after wmu is released */
     pthread_cond_t wait_cv;
     fdn_clock_t *clock;
     fdn_registry_event_fn on_event;
@@ -80,7 +82,11 @@ static _Atomic uint64_t g_next_owner = 1;
 
 static void entry_unref(fdn_registry_entry_t *e)
 {
-    if (e != NULL && atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
+    if (e == NULL)
+        return;
+    uint64_t prev = atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel);
+    FDN_ASSERT(prev >= 1); /* a count never goes below zero */
+    if (prev == 1)
         fdn__free(e);
 }
 
@@ -100,6 +106,7 @@ static void table_insert(table_t *t, fdn_registry_entry_t *e)
         i = (i + 1) & mask;
     t->slots[i] = e;
     t->n++;
+    FDN_ASSERT(t->n <= t->cap / 2); /* cap_for sized it: at most half full */
 }
 
 static fdn_registry_entry_t *table_find(const table_t *t, const char *name, uint64_t h)
@@ -136,7 +143,7 @@ static void retire_cb(struct rcu_head *head)
 /* Publish next (writer, under wmu) and retire the old table with the entries it dropped
  * (the array `dropped` is taken over). */
 static void publish(fdn_registry_t *reg, table_t *next, fdn_registry_entry_t **dropped,
-                    size_t ndropped)
+                    size_t ndropped) FDN_REQUIRES(reg->wmu)
 {
     table_t *old = atomic_load_explicit(&reg->table, memory_order_relaxed);
     atomic_store_explicit(&reg->table, next, memory_order_release);
@@ -273,6 +280,7 @@ static bool name_ok(const char *service)
 }
 
 static void emit(fdn_registry_t *reg, fdn_registry_op_t op, const char *service, int rc, int64_t d)
+    FDN_EXCLUDES(reg->wmu)
 {
     if (reg->on_event != NULL)
         reg->on_event(op, reg->name, service ? service : "", rc, d, reg->event_user);
@@ -310,13 +318,13 @@ int fdn_registry_register(fdn_registry_t *reg, const char *service, void *handle
         fdn_err_set(err, rc, "registering service %s", service);
         goto out;
     }
-    pthread_mutex_lock(&reg->wmu);
+    fdn__mutex_lock(&reg->wmu);
     table_t *cur = atomic_load_explicit(&reg->table, memory_order_relaxed);
     fdn_registry_entry_t *old = table_find(cur, service, h);
     if (old != NULL) {
         void *oh = old->handle;
         uint64_t oo = old->owner;
-        pthread_mutex_unlock(&reg->wmu);
+        fdn__mutex_unlock(&reg->wmu);
         fdn__free(e);
         if (oh == handle && oo == owner) {
             rc = 0;
@@ -332,7 +340,7 @@ int fdn_registry_register(fdn_registry_t *reg, const char *service, void *handle
     }
     table_t *next = table_new(cap_for(cur->n + 1));
     if (next == NULL) {
-        pthread_mutex_unlock(&reg->wmu);
+        fdn__mutex_unlock(&reg->wmu);
         fdn__free(e);
         rc = fdn_err_set(err, FDN_ENOMEM, "registering service %s", service);
         goto out;
@@ -340,12 +348,13 @@ int fdn_registry_register(fdn_registry_t *reg, const char *service, void *handle
     for (size_t i = 0; i < cur->cap; i++)
         if (cur->slots[i] != NULL)
             table_insert(next, cur->slots[i]);
+    FDN_ASSERT(table_find(next, service, h) == NULL); /* a name appears at most once */
     table_insert(next, e);
     publish(reg, next, NULL, 0);
-    pthread_mutex_unlock(&reg->wmu);
-    pthread_mutex_lock(&reg->wait_mu);
+    fdn__mutex_unlock(&reg->wmu);
+    fdn__mutex_lock(&reg->wait_mu);
     pthread_cond_broadcast(&reg->wait_cv);
-    pthread_mutex_unlock(&reg->wait_mu);
+    fdn__mutex_unlock(&reg->wait_mu);
 out:
     emit(reg, FDN_REGISTRY_OP_REGISTER, service, rc, 0);
     return rc;
@@ -398,7 +407,7 @@ int fdn_registry_wait(fdn_registry_t *reg, const char *service, int64_t timeout_
         return fdn_err_set(err, FDN_EINVAL, "registry or service is NULL");
     int64_t dl = fdn__deadline_after_ms(timeout_ms);
     int rc;
-    pthread_mutex_lock(&reg->wait_mu);
+    fdn__mutex_lock(&reg->wait_mu);
     for (;;) {
         /* checked under wait_mu: a registration published after this lookup broadcasts
          * only once we wait, so no wake-up is lost */
@@ -410,7 +419,7 @@ int fdn_registry_wait(fdn_registry_t *reg, const char *service, int64_t timeout_
             break;
         }
     }
-    pthread_mutex_unlock(&reg->wait_mu);
+    fdn__mutex_unlock(&reg->wait_mu);
     if (rc == 0)
         return 0;
     fdn_err_set(err, FDN_ETIMEDOUT, "Service %s not registered in namespace %s within %lld ms",
@@ -526,7 +535,7 @@ const char *fdn_registry_entry_meta(const fdn_registry_entry_t *e, const char *k
  * number removed or FDN_ENOMEM. */
 static int remove_where(fdn_registry_t *reg, const char *service, uint64_t owner)
 {
-    pthread_mutex_lock(&reg->wmu);
+    fdn__mutex_lock(&reg->wmu);
     table_t *cur = atomic_load_explicit(&reg->table, memory_order_relaxed);
     size_t nrm = 0;
     for (size_t i = 0; i < cur->cap; i++) {
@@ -535,13 +544,13 @@ static int remove_where(fdn_registry_t *reg, const char *service, uint64_t owner
             nrm++;
     }
     if (nrm == 0) {
-        pthread_mutex_unlock(&reg->wmu);
+        fdn__mutex_unlock(&reg->wmu);
         return 0;
     }
     table_t *next = table_new(cap_for(cur->n - nrm));
     fdn_registry_entry_t **dropped = fdn__malloc(nrm * sizeof(*dropped));
     if (next == NULL || dropped == NULL) {
-        pthread_mutex_unlock(&reg->wmu);
+        fdn__mutex_unlock(&reg->wmu);
         fdn__free(next);
         fdn__free(dropped);
         return FDN_ENOMEM;
@@ -556,8 +565,9 @@ static int remove_where(fdn_registry_t *reg, const char *service, uint64_t owner
         else
             table_insert(next, e);
     }
+    FDN_ASSERT(k == nrm && next->n == cur->n - nrm);
     publish(reg, next, dropped, k);
-    pthread_mutex_unlock(&reg->wmu);
+    fdn__mutex_unlock(&reg->wmu);
     return (int)k;
 }
 

@@ -43,6 +43,8 @@
 
 #include "core/sync.h"
 #include "core/alloc.h"
+#include "core/assert.h"
+#include "core/lock.h"
 #include "core/supervisor_int.h"
 
 enum phase { PH_IDLE = 0, PH_STARTING, PH_RUNNING, PH_STOPPING, PH_DONE };
@@ -105,22 +107,23 @@ struct fdn_supervisor {
     fdn_sup_event_fn on_event;
     void *user;
 
-    pthread_mutex_t mu;
+    fdn__mutex_t mu;
     pthread_cond_t cv;
-    pthread_mutex_t join_mu;
-    child_t **kids;
+    fdn__mutex_t join_mu;
+    child_t **kids FDN_MEMBER_GUARDED_BY(mu);
     size_t n, cap;
-    enum phase phase;
-    bool stop_req;
-    bool failed;
-    bool idle;
-    int64_t next_deadline;
-    int64_t *rs_times; /* restart times within the period, oldest first */
-    size_t rs_n;
+    enum phase phase FDN_MEMBER_GUARDED_BY(mu);
+    bool stop_req FDN_MEMBER_GUARDED_BY(mu);
+    bool failed FDN_MEMBER_GUARDED_BY(mu);
+    bool idle FDN_MEMBER_GUARDED_BY(mu);
+    int64_t next_deadline FDN_MEMBER_GUARDED_BY(mu);
+    int64_t *rs_times FDN_MEMBER_GUARDED_BY(mu); /* restart times within the period, oldest first */
+    size_t rs_n FDN_MEMBER_GUARDED_BY(mu);
     pthread_t thread;
-    bool thread_started;
-    bool finished; /* supervisor thread has stopped everything and is exiting */
-    bool joined;
+    bool thread_started; /* set by start before the thread exists; read under mu */
+    /* the supervisor thread has stopped everything and is exiting */
+    bool finished FDN_MEMBER_GUARDED_BY(mu);
+    bool joined FDN_MEMBER_GUARDED_BY(join_mu);
     _Atomic size_t live_threads; /* supervisor thread + workers not yet joined */
 };
 
@@ -161,14 +164,14 @@ static bool on_sup_thread(fdn_supervisor_t *sup)
 {
     /* thread_started/thread are written before any code runs on that thread and only read
      * here; a caller racing with start sees false, which is the correct answer for it. */
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
     bool r = sup->thread_started && pthread_equal(sup->thread, pthread_self());
-    pthread_mutex_unlock(&sup->mu);
+    fdn__mutex_unlock(&sup->mu);
     return r;
 }
 
 /* Timed wait on sup->cv; deadline is CLOCK_MONOTONIC real time (INT64_MAX: forever). */
-static int cv_wait(fdn_supervisor_t *sup, int64_t deadline)
+static int cv_wait(fdn_supervisor_t *sup, int64_t deadline) FDN_REQUIRES(sup->mu)
 {
     return fdn__cond_wait_until(&sup->cv, &sup->mu, deadline);
 }
@@ -180,7 +183,7 @@ static int64_t add_sat(int64_t now, int64_t delay)
     return now > 0 && delay > INT64_MAX - now ? INT64_MAX : now + delay; /* delay >= 0 */
 }
 
-static child_t *find_locked(fdn_supervisor_t *sup, const char *name)
+static child_t *find_locked(fdn_supervisor_t *sup, const char *name) FDN_REQUIRES(sup->mu)
 {
     for (size_t i = 0; i < sup->n; i++)
         if (strcmp(sup->kids[i]->name, name) == 0)
@@ -189,10 +192,12 @@ static child_t *find_locked(fdn_supervisor_t *sup, const char *name)
 }
 
 static void set_state(fdn_supervisor_t *sup, child_t *ch, fdn_service_state_t st, int code)
+    FDN_EXCLUDES(sup->mu)
 {
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
+    FDN_ASSERT(st != FDN_SERVICE_RUNNING || ch->st == FDN_SERVICE_STARTING);
     ch->st = st;
-    pthread_mutex_unlock(&sup->mu);
+    fdn__mutex_unlock(&sup->mu);
     if (sup->on_event != NULL)
         sup->on_event(ch->name, ch->state, st, code, sup->user);
 }
@@ -226,7 +231,7 @@ static void *worker_main(void *arg)
     int rc = ch->ops->run(ch->state, &ch->ctl);
     if (rc > 0)
         rc = FDN_EINTERNAL;
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
     /* STARTING: the worker may end before start_child marks the service RUNNING; the
      * report is then handled once the lifecycle thread has finished that start. */
     if (!atomic_load_explicit(&ch->ctl.stop, memory_order_acquire) && ch->gen == ch->ctl.gen &&
@@ -235,7 +240,7 @@ static void *worker_main(void *arg)
         ch->fail_code = rc;
         ch->fail_gen = ch->ctl.gen;
     }
-    pthread_mutex_unlock(&sup->mu);
+    fdn__mutex_unlock(&sup->mu);
     fdn_clock_kick(sup->clock);
     t_worker = NULL;
     return NULL;
@@ -276,16 +281,17 @@ const char *fdn_service_name(const fdn_service_ctl_t *ctl)
 
 /* Start ch. On success it is RUNNING; on failure its state is left as `fail_state`. */
 static int start_child(fdn_supervisor_t *sup, child_t *ch, fdn_service_state_t fail_state,
-                       fdn_error_t *err)
+                       fdn_error_t *err) FDN_EXCLUDES(sup->mu)
 {
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
+    FDN_ASSERT(ch->st != FDN_SERVICE_STARTING && ch->st != FDN_SERVICE_RUNNING);
     ch->st = FDN_SERVICE_STARTING;
     ch->gen++;
     ch->fail_pending = false;
     ch->ctl.gen = ch->gen;
     ch->ctl.kick_seq = fdn_clock_kick_seq(sup->clock); /* before the worker exists */
     atomic_store_explicit(&ch->ctl.stop, false, memory_order_release);
-    pthread_mutex_unlock(&sup->mu);
+    fdn__mutex_unlock(&sup->mu);
     if (sup->on_event != NULL)
         sup->on_event(ch->name, ch->state, FDN_SERVICE_STARTING, 0, sup->user);
 
@@ -306,30 +312,30 @@ static int start_child(fdn_supervisor_t *sup, child_t *ch, fdn_service_state_t f
     if (rc != 0) {
         fdn_err_add_context(err, "service", "%s", ch->name);
         int64_t now = now_ns(sup);
-        pthread_mutex_lock(&sup->mu);
+        fdn__mutex_lock(&sup->mu);
         ch->last_error = rc;
         ch->last_error_ns = now;
-        pthread_mutex_unlock(&sup->mu);
+        fdn__mutex_unlock(&sup->mu);
         set_state(sup, ch, fail_state, rc);
         return rc;
     }
     int64_t now = now_ns(sup);
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
     ch->healthy = true;
     ch->next_health_ns = ch->health_interval > 0 ? add_sat(now, ch->health_interval) : INT64_MAX;
-    pthread_mutex_unlock(&sup->mu);
+    fdn__mutex_unlock(&sup->mu);
     set_state(sup, ch, FDN_SERVICE_RUNNING, 0);
     return 0;
 }
 
 /* Stop a RUNNING (or STARTING-failed-with-thread) child and move it to `target`. */
-static void remove_child_locked(fdn_supervisor_t *sup, child_t *ch);
+static void remove_child_locked(fdn_supervisor_t *sup, child_t *ch) FDN_REQUIRES(sup->mu);
 
 /* Fail the adds posted by ch's worker loop (it waits for them; we are about to join it).
  * Called after ctl.stop is set, so that worker posts no new one (fdn_supervisor_add). */
-static void fail_adds_by(fdn_supervisor_t *sup, child_t *ch)
+static void fail_adds_by(fdn_supervisor_t *sup, child_t *ch) FDN_EXCLUDES(sup->mu)
 {
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
     bool any = false;
     for (size_t i = 0; i < sup->n;) {
         child_t *k = sup->kids[i];
@@ -347,10 +353,11 @@ static void fail_adds_by(fdn_supervisor_t *sup, child_t *ch)
     }
     if (any)
         pthread_cond_broadcast(&sup->cv);
-    pthread_mutex_unlock(&sup->mu);
+    fdn__mutex_unlock(&sup->mu);
 }
 
 static void stop_child(fdn_supervisor_t *sup, child_t *ch, fdn_service_state_t target, int code)
+    FDN_EXCLUDES(sup->mu)
 {
     atomic_store_explicit(&ch->ctl.stop, true, memory_order_release);
     fdn_clock_kick(sup->clock);
@@ -358,23 +365,24 @@ static void stop_child(fdn_supervisor_t *sup, child_t *ch, fdn_service_state_t t
         fail_adds_by(sup, ch);
         pthread_join(ch->thread, NULL);
         ch->has_thread = false;
-        atomic_fetch_sub_explicit(&sup->live_threads, 1, memory_order_relaxed);
+        size_t live = atomic_fetch_sub_explicit(&sup->live_threads, 1, memory_order_relaxed);
+        FDN_ASSERT(live > 0);
     }
     ch->ops->stop(ch->state);
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
     ch->healthy = false;
     ch->fail_pending = false;
-    pthread_mutex_unlock(&sup->mu);
+    fdn__mutex_unlock(&sup->mu);
     set_state(sup, ch, target, code);
 }
 
 /* Stop every marked child, highest index first, moving each to its mark_target. Children
  * that are not running just take the target state. */
-static void stop_marked(fdn_supervisor_t *sup, int code)
+static void stop_marked(fdn_supervisor_t *sup, int code) FDN_EXCLUDES(sup->mu)
 {
     for (;;) {
         child_t *ch = NULL;
-        pthread_mutex_lock(&sup->mu);
+        fdn__mutex_lock(&sup->mu);
         for (size_t i = sup->n; i-- > 0;) {
             if (sup->kids[i]->marked) {
                 ch = sup->kids[i];
@@ -383,7 +391,7 @@ static void stop_marked(fdn_supervisor_t *sup, int code)
             }
         }
         bool running = ch != NULL && ch->st == FDN_SERVICE_RUNNING;
-        pthread_mutex_unlock(&sup->mu);
+        fdn__mutex_unlock(&sup->mu);
         if (ch == NULL)
             return;
         if (running)
@@ -393,9 +401,9 @@ static void stop_marked(fdn_supervisor_t *sup, int code)
     }
 }
 
-static void escalate(fdn_supervisor_t *sup, child_t *culprit, int code)
+static void escalate(fdn_supervisor_t *sup, child_t *culprit, int code) FDN_EXCLUDES(sup->mu)
 {
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
     bool first = !sup->failed;
     sup->failed = true;
     for (size_t i = 0; i < sup->n; i++) {
@@ -405,7 +413,7 @@ static void escalate(fdn_supervisor_t *sup, child_t *culprit, int code)
             c->mark_target = c == culprit ? FDN_SERVICE_FAILED : FDN_SERVICE_STOPPED;
         }
     }
-    pthread_mutex_unlock(&sup->mu);
+    fdn__mutex_unlock(&sup->mu);
     if (first && sup->on_escalating != NULL)
         sup->on_escalating(culprit->name, code, sup->user);
     stop_marked(sup, code);
@@ -428,16 +436,16 @@ static bool wants_restart(fdn_restart_t r, int code)
 
 /* Handle a failure (code < 0) or normal exit (code == 0) of ch, which is RUNNING or whose
  * restart just failed (RESTARTING). */
-static void handle_failure(fdn_supervisor_t *sup, child_t *ch, int code)
+static void handle_failure(fdn_supervisor_t *sup, child_t *ch, int code) FDN_EXCLUDES(sup->mu)
 {
     int64_t now = now_ns(sup);
     bool escalating = false;
     int attempt = 0;
     int64_t backoff = 0;
 
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
     if (sup->failed || sup->stop_req) {
-        pthread_mutex_unlock(&sup->mu);
+        fdn__mutex_unlock(&sup->mu);
         return;
     }
     if (code != 0) {
@@ -468,7 +476,7 @@ static void handle_failure(fdn_supervisor_t *sup, child_t *ch, int code)
         }
     }
     if (escalating) {
-        pthread_mutex_unlock(&sup->mu);
+        fdn__mutex_unlock(&sup->mu);
         escalate(sup, ch, code);
         return;
     }
@@ -477,8 +485,10 @@ static void handle_failure(fdn_supervisor_t *sup, child_t *ch, int code)
         ch->mark_target = code < 0 ? FDN_SERVICE_FAILED : FDN_SERVICE_STOPPED;
     } else {
         size_t idx = 0;
-        while (sup->kids[idx] != ch)
+        while (sup->kids[idx] != ch) {
             idx++;
+            FDN_ASSERT(idx < sup->n); /* a failing child is in kids: only failed adds leave */
+        }
         for (size_t i = 0; i < sup->n; i++) {
             child_t *c = sup->kids[i];
             bool in_set = c == ch || (sup->strategy == FDN_SUP_ONE_FOR_ALL) ||
@@ -497,15 +507,15 @@ static void handle_failure(fdn_supervisor_t *sup, child_t *ch, int code)
             }
         }
     }
-    pthread_mutex_unlock(&sup->mu);
+    fdn__mutex_unlock(&sup->mu);
 
     if (restart && sup->on_restart != NULL) {
         /* one callback per service being restarted, in start order */
         for (size_t i = 0;; i++) {
-            pthread_mutex_lock(&sup->mu);
+            fdn__mutex_lock(&sup->mu);
             child_t *c = i < sup->n ? sup->kids[i] : NULL;
             bool hit = c != NULL && c->marked && c->mark_target == FDN_SERVICE_RESTARTING;
-            pthread_mutex_unlock(&sup->mu);
+            fdn__mutex_unlock(&sup->mu);
             if (c == NULL)
                 break;
             if (hit)
@@ -518,7 +528,7 @@ static void handle_failure(fdn_supervisor_t *sup, child_t *ch, int code)
 /* ------------------------------------------------------------------------------------ */
 /* The supervisor thread */
 
-static bool has_pending_locked(fdn_supervisor_t *sup)
+static bool has_pending_locked(fdn_supervisor_t *sup) FDN_REQUIRES(sup->mu)
 {
     for (size_t i = 0; i < sup->n; i++)
         if (sup->kids[i]->fail_pending || sup->kids[i]->add_pending)
@@ -526,19 +536,20 @@ static bool has_pending_locked(fdn_supervisor_t *sup)
     return false;
 }
 
-static void remove_child_locked(fdn_supervisor_t *sup, child_t *ch)
+static void remove_child_locked(fdn_supervisor_t *sup, child_t *ch) FDN_REQUIRES(sup->mu)
 {
-    for (size_t i = 0; i < sup->n; i++) {
-        if (sup->kids[i] == ch) {
-            memmove(&sup->kids[i], &sup->kids[i + 1], (sup->n - i - 1) * sizeof(*sup->kids));
-            sup->n--;
-            return;
-        }
-    }
+    size_t i = 0;
+    while (i < sup->n && sup->kids[i] != ch)
+        i++;
+    FDN_ASSERT(i < sup->n); /* only a child in kids is removed */
+    if (i == sup->n)
+        return;
+    memmove(&sup->kids[i], &sup->kids[i + 1], (sup->n - i - 1) * sizeof(*sup->kids));
+    sup->n--;
 }
 
 /* One unit of work; returns false when there was nothing to do (then *deadline is set). */
-static bool do_one(fdn_supervisor_t *sup, int64_t *deadline)
+static bool do_one(fdn_supervisor_t *sup, int64_t *deadline) FDN_REQUIRES(sup->mu)
 {
     int64_t now = now_ns(sup);
     /* 1. adds posted after start */
@@ -551,9 +562,9 @@ static bool do_one(fdn_supervisor_t *sup, int64_t *deadline)
             ch->add_rc =
                 fdn_err_set(ch->add_err, FDN_EESCALATED, "supervisor %s has failed", sup->name);
         } else {
-            pthread_mutex_unlock(&sup->mu);
+            fdn__mutex_unlock(&sup->mu);
             int rc = start_child(sup, ch, FDN_SERVICE_STOPPED, ch->add_err);
-            pthread_mutex_lock(&sup->mu);
+            fdn__mutex_lock(&sup->mu);
             ch->add_rc = rc;
         }
         if (ch->add_rc != 0)
@@ -571,9 +582,9 @@ static bool do_one(fdn_supervisor_t *sup, int64_t *deadline)
         if (ch->fail_gen != ch->gen || ch->st != FDN_SERVICE_RUNNING)
             return true;
         int code = ch->fail_code;
-        pthread_mutex_unlock(&sup->mu);
+        fdn__mutex_unlock(&sup->mu);
         handle_failure(sup, ch, code);
-        pthread_mutex_lock(&sup->mu);
+        fdn__mutex_lock(&sup->mu);
         return true;
     }
     /* 3. due restarts, lowest index first */
@@ -586,12 +597,12 @@ static bool do_one(fdn_supervisor_t *sup, int64_t *deadline)
             next = FDN_MIN(next, ch->due_ns);
             continue;
         }
-        pthread_mutex_unlock(&sup->mu);
+        fdn__mutex_unlock(&sup->mu);
         fdn_error_t err = FDN_ERROR_INIT;
         int rc = start_child(sup, ch, FDN_SERVICE_RESTARTING, &err);
         if (rc != 0)
             handle_failure(sup, ch, rc);
-        pthread_mutex_lock(&sup->mu);
+        fdn__mutex_lock(&sup->mu);
         return true;
     }
     /* 4. health polls */
@@ -605,9 +616,9 @@ static bool do_one(fdn_supervisor_t *sup, int64_t *deadline)
         }
         ch->next_health_ns = add_sat(now, ch->health_interval);
         uint64_t gen = ch->gen;
-        pthread_mutex_unlock(&sup->mu);
+        fdn__mutex_unlock(&sup->mu);
         int h = ch->ops->health(ch->state);
-        pthread_mutex_lock(&sup->mu);
+        fdn__mutex_lock(&sup->mu);
         if (ch->gen == gen && ch->st == FDN_SERVICE_RUNNING) {
             ch->healthy = h == 0;
             if (h != 0 && !ch->fail_pending) {
@@ -625,7 +636,7 @@ static bool do_one(fdn_supervisor_t *sup, int64_t *deadline)
 static void *sup_main(void *arg)
 {
     fdn_supervisor_t *sup = arg;
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
     while (!sup->stop_req) {
         uint64_t seq = fdn_clock_kick_seq(sup->clock);
         int64_t deadline = INT64_MAX;
@@ -634,9 +645,9 @@ static void *sup_main(void *arg)
         sup->idle = true;
         sup->next_deadline = deadline;
         pthread_cond_broadcast(&sup->cv);
-        pthread_mutex_unlock(&sup->mu);
+        fdn__mutex_unlock(&sup->mu);
         fdn_clock_wait_until(sup->clock, deadline, &seq);
-        pthread_mutex_lock(&sup->mu);
+        fdn__mutex_lock(&sup->mu);
         sup->idle = false;
     }
     /* shutdown: fail pending adds, then stop everything in reverse order */
@@ -656,13 +667,15 @@ static void *sup_main(void *arg)
         }
         i++;
     }
-    pthread_mutex_unlock(&sup->mu);
+    fdn__mutex_unlock(&sup->mu);
     stop_marked(sup, 0);
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
     sup->finished = true;
+    /* phases only move forward: IDLE -> STARTING -> RUNNING -> STOPPING -> DONE */
+    FDN_ASSERT(sup->phase == PH_RUNNING || sup->phase == PH_STOPPING);
     sup->phase = PH_DONE;
     pthread_cond_broadcast(&sup->cv);
-    pthread_mutex_unlock(&sup->mu);
+    fdn__mutex_unlock(&sup->mu);
     return NULL;
 }
 
@@ -726,7 +739,7 @@ static int check_spec(const fdn_service_spec_t *spec, fdn_error_t *err)
     return 0;
 }
 
-static int append_locked(fdn_supervisor_t *sup, child_t *ch)
+static int append_locked(fdn_supervisor_t *sup, child_t *ch) FDN_REQUIRES(sup->mu)
 {
     if (sup->n == sup->cap) {
         size_t cap = sup->cap ? sup->cap * 2 : 8;
@@ -736,6 +749,7 @@ static int append_locked(fdn_supervisor_t *sup, child_t *ch)
         sup->kids = k;
         sup->cap = cap;
     }
+    FDN_ASSERT(sup->n < sup->cap);
     sup->kids[sup->n++] = ch;
     return 0;
 }
@@ -762,47 +776,47 @@ int fdn_supervisor_add(fdn_supervisor_t *sup, const fdn_service_spec_t *spec, fd
 
     bool inline_start = on_sup_thread(sup);
     child_t *by = on_worker_of(sup) ? t_worker : NULL;
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
     if (find_locked(sup, ch->name) != NULL) {
-        pthread_mutex_unlock(&sup->mu);
+        fdn__mutex_unlock(&sup->mu);
         rc = fdn_err_set(err, FDN_EEXIST, "service %s already exists in supervisor %s", ch->name,
                          sup->name);
         fdn__free(ch);
         return rc;
     }
     if (sup->stop_req || sup->phase >= PH_STOPPING) {
-        pthread_mutex_unlock(&sup->mu);
+        fdn__mutex_unlock(&sup->mu);
         fdn__free(ch);
         return fdn_err_set(err, FDN_ESHUTDOWN, "supervisor %s is shut down", sup->name);
     }
     if (sup->failed) {
-        pthread_mutex_unlock(&sup->mu);
+        fdn__mutex_unlock(&sup->mu);
         fdn__free(ch);
         return fdn_err_set(err, FDN_EESCALATED, "supervisor %s has failed", sup->name);
     }
     if (by != NULL && atomic_load_explicit(&by->ctl.stop, memory_order_acquire)) {
         /* the supervisor thread is (about to be) joining this worker: never wait for it */
-        pthread_mutex_unlock(&sup->mu);
+        fdn__mutex_unlock(&sup->mu);
         fdn__free(ch);
         return fdn_err_set(err, FDN_ECANCELED, "service %s is being stopped; %s not added",
                            by->name, spec->name);
     }
     if (append_locked(sup, ch) != 0) {
-        pthread_mutex_unlock(&sup->mu);
+        fdn__mutex_unlock(&sup->mu);
         fdn__free(ch);
         return fdn_err_set(err, FDN_ENOMEM, "out of memory adding service %s", spec->name);
     }
     if (sup->phase == PH_IDLE || sup->phase == PH_STARTING) {
-        pthread_mutex_unlock(&sup->mu);
+        fdn__mutex_unlock(&sup->mu);
         return 0;
     }
     if (inline_start) {
-        pthread_mutex_unlock(&sup->mu);
+        fdn__mutex_unlock(&sup->mu);
         rc = start_child(sup, ch, FDN_SERVICE_STOPPED, err);
         if (rc != 0) {
-            pthread_mutex_lock(&sup->mu);
+            fdn__mutex_lock(&sup->mu);
             remove_child_locked(sup, ch);
-            pthread_mutex_unlock(&sup->mu);
+            fdn__mutex_unlock(&sup->mu);
             fdn__free(ch);
         }
         return rc;
@@ -810,13 +824,13 @@ int fdn_supervisor_add(fdn_supervisor_t *sup, const fdn_service_spec_t *spec, fd
     ch->add_pending = true;
     ch->add_err = err;
     ch->add_by = by;
-    pthread_mutex_unlock(&sup->mu);
+    fdn__mutex_unlock(&sup->mu);
     fdn_clock_kick(sup->clock);
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
     while (!ch->add_done)
         cv_wait(sup, INT64_MAX);
     rc = ch->add_rc;
-    pthread_mutex_unlock(&sup->mu);
+    fdn__mutex_unlock(&sup->mu);
     if (rc != 0)
         fdn__free(ch); /* already removed by the supervisor thread */
     return rc;
@@ -826,10 +840,10 @@ int fdn_supervisor_start(fdn_supervisor_t *sup, fdn_error_t *err)
 {
     if (sup == NULL)
         return FDN_EINVAL;
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
     if (sup->phase != PH_IDLE || sup->stop_req) {
         int rc = sup->phase == PH_IDLE || sup->phase >= PH_STOPPING ? FDN_ESHUTDOWN : FDN_EBUSY;
-        pthread_mutex_unlock(&sup->mu);
+        fdn__mutex_unlock(&sup->mu);
         return fdn_err_set(err, rc, "supervisor %s cannot start now", sup->name);
     }
     sup->phase = PH_STARTING;
@@ -838,9 +852,9 @@ int fdn_supervisor_start(fdn_supervisor_t *sup, fdn_error_t *err)
     size_t started = 0;
     for (; started < sup->n && !sup->stop_req; started++) {
         child_t *ch = sup->kids[started];
-        pthread_mutex_unlock(&sup->mu);
+        fdn__mutex_unlock(&sup->mu);
         rc = start_child(sup, ch, FDN_SERVICE_FAILED, err);
-        pthread_mutex_lock(&sup->mu);
+        fdn__mutex_lock(&sup->mu);
         if (rc != 0)
             break;
     }
@@ -865,19 +879,21 @@ int fdn_supervisor_start(fdn_supervisor_t *sup, fdn_error_t *err)
                 ch->mark_target = FDN_SERVICE_STOPPED;
             }
         }
+        FDN_ASSERT(sup->phase == PH_STARTING);
         sup->phase = PH_DONE;
-        pthread_mutex_unlock(&sup->mu);
+        fdn__mutex_unlock(&sup->mu);
         stop_marked(sup, 0);
-        pthread_mutex_lock(&sup->mu);
+        fdn__mutex_lock(&sup->mu);
         sup->finished = true; /* only now: shutdown's 0 means every service is stopped */
         pthread_cond_broadcast(&sup->cv);
-        pthread_mutex_unlock(&sup->mu);
+        fdn__mutex_unlock(&sup->mu);
         t_starting = NULL;
         return rc;
     }
+    FDN_ASSERT(sup->phase == PH_STARTING);
     sup->phase = PH_RUNNING;
     pthread_cond_broadcast(&sup->cv);
-    pthread_mutex_unlock(&sup->mu);
+    fdn__mutex_unlock(&sup->mu);
     t_starting = NULL;
     return 0;
 }
@@ -888,7 +904,7 @@ int fdn_supervisor_shutdown(fdn_supervisor_t *sup, int64_t timeout_ms)
         return FDN_EINVAL;
     /* on the lifecycle thread or a worker it joins while stopping: waiting would deadlock */
     bool self = on_lifecycle_or_worker(sup);
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
     sup->stop_req = true;
     if (sup->phase == PH_IDLE) {
         sup->phase = PH_DONE;
@@ -896,29 +912,29 @@ int fdn_supervisor_shutdown(fdn_supervisor_t *sup, int64_t timeout_ms)
     } else if (sup->phase == PH_RUNNING) {
         sup->phase = PH_STOPPING;
     }
-    pthread_mutex_unlock(&sup->mu);
+    fdn__mutex_unlock(&sup->mu);
     if (self)
         return 0;
     fdn_clock_kick(sup->clock);
 
     int64_t dl = fdn__deadline_after_ms(timeout_ms);
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
     while (!sup->finished) {
         if (cv_wait(sup, dl) == FDN_ETIMEDOUT && !sup->finished) {
-            pthread_mutex_unlock(&sup->mu);
+            fdn__mutex_unlock(&sup->mu);
             return FDN_ETIMEDOUT;
         }
     }
     bool need_join = sup->thread_started;
-    pthread_mutex_unlock(&sup->mu);
+    fdn__mutex_unlock(&sup->mu);
     if (need_join) {
-        pthread_mutex_lock(&sup->join_mu);
+        fdn__mutex_lock(&sup->join_mu);
         if (!sup->joined) {
             pthread_join(sup->thread, NULL);
             sup->joined = true;
             atomic_fetch_sub_explicit(&sup->live_threads, 1, memory_order_relaxed);
         }
-        pthread_mutex_unlock(&sup->join_mu);
+        fdn__mutex_unlock(&sup->join_mu);
     }
     return 0;
 }
@@ -946,9 +962,9 @@ int fdn_supervisor_inject_fault(fdn_supervisor_t *sup, const char *service, int 
 {
     if (sup == NULL || service == NULL || code > 0)
         return FDN_EINVAL;
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
     if (sup->phase != PH_RUNNING || sup->stop_req) {
-        pthread_mutex_unlock(&sup->mu);
+        fdn__mutex_unlock(&sup->mu);
         return FDN_ESHUTDOWN;
     }
     child_t *ch = find_locked(sup, service);
@@ -962,7 +978,7 @@ int fdn_supervisor_inject_fault(fdn_supervisor_t *sup, const char *service, int 
         ch->fail_code = code;
         ch->fail_gen = ch->gen;
     }
-    pthread_mutex_unlock(&sup->mu);
+    fdn__mutex_unlock(&sup->mu);
     if (rc == 0)
         fdn_clock_kick(sup->clock);
     return rc;
@@ -986,11 +1002,11 @@ int fdn_supervisor_service_status(fdn_supervisor_t *sup, const char *service,
 {
     if (sup == NULL || service == NULL || out == NULL)
         return FDN_EINVAL;
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
     child_t *ch = find_locked(sup, service);
     if (ch != NULL)
         fill_status(ch, out);
-    pthread_mutex_unlock(&sup->mu);
+    fdn__mutex_unlock(&sup->mu);
     return ch != NULL ? 0 : FDN_ESERVICE_NOT_FOUND;
 }
 
@@ -998,9 +1014,9 @@ size_t fdn_supervisor_count(fdn_supervisor_t *sup)
 {
     if (sup == NULL)
         return 0;
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
     size_t n = sup->n;
-    pthread_mutex_unlock(&sup->mu);
+    fdn__mutex_unlock(&sup->mu);
     return n;
 }
 
@@ -1008,13 +1024,13 @@ int fdn_supervisor_status_at(fdn_supervisor_t *sup, size_t i, fdn_service_status
 {
     if (sup == NULL || out == NULL)
         return FDN_EINVAL;
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
     int rc = FDN_ENOENT;
     if (i < sup->n) {
         fill_status(sup->kids[i], out);
         rc = 0;
     }
-    pthread_mutex_unlock(&sup->mu);
+    fdn__mutex_unlock(&sup->mu);
     return rc;
 }
 
@@ -1022,9 +1038,9 @@ bool fdn_supervisor_failed(fdn_supervisor_t *sup)
 {
     if (sup == NULL)
         return false;
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
     bool f = sup->failed;
-    pthread_mutex_unlock(&sup->mu);
+    fdn__mutex_unlock(&sup->mu);
     return f;
 }
 
@@ -1033,19 +1049,19 @@ int fdn_supervisor_wait_idle(fdn_supervisor_t *sup, int64_t timeout_ms)
     if (sup == NULL)
         return FDN_EINVAL;
     int64_t dl = fdn__deadline_after_ms(timeout_ms);
-    pthread_mutex_lock(&sup->mu);
+    fdn__mutex_lock(&sup->mu);
     for (;;) {
         if (sup->phase != PH_RUNNING || sup->finished) {
-            pthread_mutex_unlock(&sup->mu);
+            fdn__mutex_unlock(&sup->mu);
             return FDN_ESHUTDOWN;
         }
         if (sup->idle && !has_pending_locked(sup) && now_ns(sup) < sup->next_deadline) {
-            pthread_mutex_unlock(&sup->mu);
+            fdn__mutex_unlock(&sup->mu);
             return 0;
         }
         if (cv_wait(sup, dl) == FDN_ETIMEDOUT) {
             bool ok = sup->idle && !has_pending_locked(sup) && now_ns(sup) < sup->next_deadline;
-            pthread_mutex_unlock(&sup->mu);
+            fdn__mutex_unlock(&sup->mu);
             return ok ? 0 : FDN_ETIMEDOUT;
         }
     }

@@ -33,6 +33,8 @@
 
 #include "core/sync.h"
 #include "core/alloc.h"
+#include "core/assert.h"
+#include "core/lock.h"
 #include "core/errctx.h"
 #include "core/tasks_int.h"
 
@@ -43,25 +45,26 @@ typedef struct task {
 } task_t;
 
 struct fdn_tasks {
-    pthread_mutex_t mu;
+    fdn__mutex_t mu;
     pthread_cond_t not_empty;
     pthread_cond_t not_full;
     pthread_cond_t state;
-    task_t *ring;
+    task_t *ring FDN_MEMBER_GUARDED_BY(mu);
     size_t cap;
-    size_t head;
-    size_t count;
-    bool stopping;  /* workers told to drain and exit; submits refused */
-    bool permanent; /* fdn_tasks_shutdown was called (vs a restartable service stop) */
-    bool joining;
-    bool joined;
+    size_t head FDN_MEMBER_GUARDED_BY(mu);
+    size_t count FDN_MEMBER_GUARDED_BY(mu);
+    bool stopping FDN_MEMBER_GUARDED_BY(mu); /* workers told to drain and exit; submits refused */
+    /* fdn_tasks_shutdown was called (vs a restartable service stop) */
+    bool permanent FDN_MEMBER_GUARDED_BY(mu);
+    bool joining FDN_MEMBER_GUARDED_BY(mu);
+    bool joined FDN_MEMBER_GUARDED_BY(mu);
     unsigned nworkers;
-    unsigned started; /* threads successfully created */
-    unsigned exited;
-    uint64_t running;
-    uint64_t completed;
-    uint64_t failed;
-    uint64_t rejected;
+    unsigned started FDN_MEMBER_GUARDED_BY(mu); /* threads successfully created */
+    unsigned exited FDN_MEMBER_GUARDED_BY(mu);
+    uint64_t running FDN_MEMBER_GUARDED_BY(mu);
+    uint64_t completed FDN_MEMBER_GUARDED_BY(mu);
+    uint64_t failed FDN_MEMBER_GUARDED_BY(mu);
+    uint64_t rejected FDN_MEMBER_GUARDED_BY(mu);
     pthread_t *threads;
     char name[16];
 };
@@ -72,7 +75,7 @@ static void *worker_main(void *arg)
 {
     fdn_tasks_t *tp = arg;
     t_pool = tp;
-    pthread_mutex_lock(&tp->mu);
+    fdn__mutex_lock(&tp->mu);
     for (;;) {
         while (tp->count == 0 && !tp->stopping)
             pthread_cond_wait(&tp->not_empty, &tp->mu);
@@ -83,7 +86,7 @@ static void *worker_main(void *arg)
         tp->count--;
         tp->running++;
         pthread_cond_signal(&tp->not_full);
-        pthread_mutex_unlock(&tp->mu);
+        fdn__mutex_unlock(&tp->mu);
 
         size_t depth = fdn_errctx_depth();
         if (t.ctx != NULL)
@@ -92,15 +95,17 @@ static void *worker_main(void *arg)
         fdn__errctx_truncate(depth); /* pops the adopted context and anything leaked */
         fdn_errctx_capture_free(t.ctx);
 
-        pthread_mutex_lock(&tp->mu);
+        fdn__mutex_lock(&tp->mu);
+        FDN_ASSERT(tp->running > 0);
         tp->running--;
         tp->completed++;
         if (rc < 0)
             tp->failed++;
     }
     tp->exited++;
+    FDN_ASSERT(tp->exited <= tp->started);
     pthread_cond_broadcast(&tp->state);
-    pthread_mutex_unlock(&tp->mu);
+    fdn__mutex_unlock(&tp->mu);
     return NULL;
 }
 
@@ -117,7 +122,7 @@ static void free_pool(fdn_tasks_t *tp)
 
 /* Start nworkers threads (called with mu held; workers block on mu until it is released).
  * On failure the ones started stay counted in `started` so drain_join can join them. */
-static int start_workers(fdn_tasks_t *tp)
+static int start_workers(fdn_tasks_t *tp) FDN_REQUIRES(tp->mu)
 {
     for (unsigned i = 0; i < tp->nworkers; i++) {
         if (pthread_create(&tp->threads[i], NULL, worker_main, tp) != 0)
@@ -130,7 +135,7 @@ static int start_workers(fdn_tasks_t *tp)
     return 0;
 }
 
-static int drain_join(fdn_tasks_t *tp, int64_t timeout_ms, bool permanent);
+static int drain_join(fdn_tasks_t *tp, int64_t timeout_ms, bool permanent) FDN_EXCLUDES(tp->mu);
 
 int fdn_tasks_create(fdn_tasks_t **out, const fdn_tasks_opts_t *opts)
 {
@@ -164,9 +169,9 @@ int fdn_tasks_create(fdn_tasks_t **out, const fdn_tasks_opts_t *opts)
     (void)fdn__cond_init_mono(&tp->not_empty);
     (void)fdn__cond_init_mono(&tp->not_full);
     (void)fdn__cond_init_mono(&tp->state);
-    pthread_mutex_lock(&tp->mu);
+    fdn__mutex_lock(&tp->mu);
     int rc = start_workers(tp);
-    pthread_mutex_unlock(&tp->mu);
+    fdn__mutex_unlock(&tp->mu);
     if (rc < 0) {
         (void)drain_join(tp, -1, true);
         free_pool(tp);
@@ -183,13 +188,13 @@ static int submit_impl(fdn_tasks_t *tp, fdn_task_fn fn, void *arg, bool wait, in
     fdn_errctx_capture_t *cap = NULL;
     int rc = fdn_errctx_capture(&cap);
     if (rc == FDN_ENOMEM) {
-        pthread_mutex_lock(&tp->mu);
+        fdn__mutex_lock(&tp->mu);
         tp->rejected++;
-        pthread_mutex_unlock(&tp->mu);
+        fdn__mutex_unlock(&tp->mu);
         return rc;
     }
     int64_t dl = wait ? fdn__deadline_after_ms(timeout_ms) : INT64_MAX;
-    pthread_mutex_lock(&tp->mu);
+    fdn__mutex_lock(&tp->mu);
     rc = 0;
     for (;;) {
         if (tp->stopping) {
@@ -212,11 +217,12 @@ static int submit_impl(fdn_tasks_t *tp, fdn_task_fn fn, void *arg, bool wait, in
     if (rc == 0) {
         tp->ring[(tp->head + tp->count) % tp->cap] = (task_t){fn, arg, cap};
         tp->count++;
+        FDN_ASSERT(tp->count <= tp->cap);
         pthread_cond_signal(&tp->not_empty);
     } else {
         tp->rejected++;
     }
-    pthread_mutex_unlock(&tp->mu);
+    fdn__mutex_unlock(&tp->mu);
     if (rc != 0)
         fdn_errctx_capture_free(cap);
     return rc;
@@ -233,10 +239,10 @@ int fdn_tasks_submit_wait(fdn_tasks_t *tp, fdn_task_fn fn, void *arg, int64_t ti
 }
 
 /* Stop accepting, drain, join (see DESIGN). */
-static int drain_join(fdn_tasks_t *tp, int64_t timeout_ms, bool permanent)
+static int drain_join(fdn_tasks_t *tp, int64_t timeout_ms, bool permanent) FDN_EXCLUDES(tp->mu)
 {
     int64_t dl = fdn__deadline_after_ms(timeout_ms);
-    pthread_mutex_lock(&tp->mu);
+    fdn__mutex_lock(&tp->mu);
     if (permanent)
         tp->permanent = true;
     if (!tp->stopping) {
@@ -248,10 +254,10 @@ static int drain_join(fdn_tasks_t *tp, int64_t timeout_ms, bool permanent)
     while (!tp->joined) {
         if (tp->exited == tp->started && !tp->joining) {
             tp->joining = true;
-            pthread_mutex_unlock(&tp->mu);
+            fdn__mutex_unlock(&tp->mu);
             for (unsigned i = 0; i < tp->started; i++)
                 pthread_join(tp->threads[i], NULL);
-            pthread_mutex_lock(&tp->mu);
+            fdn__mutex_lock(&tp->mu);
             tp->joined = true;
             pthread_cond_broadcast(&tp->state);
             break;
@@ -263,7 +269,7 @@ static int drain_join(fdn_tasks_t *tp, int64_t timeout_ms, bool permanent)
             }
         }
     }
-    pthread_mutex_unlock(&tp->mu);
+    fdn__mutex_unlock(&tp->mu);
     return rc;
 }
 
@@ -291,17 +297,17 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
     (void)err;
     if (tp == NULL)
         return FDN_EINVAL;
-    pthread_mutex_lock(&tp->mu);
+    fdn__mutex_lock(&tp->mu);
     if (tp->permanent) {
-        pthread_mutex_unlock(&tp->mu);
+        fdn__mutex_unlock(&tp->mu);
         return FDN_ESHUTDOWN;
     }
     if (!tp->stopping) {
-        pthread_mutex_unlock(&tp->mu);
+        fdn__mutex_unlock(&tp->mu);
         return 0; /* already running */
     }
     if (!tp->joined) {
-        pthread_mutex_unlock(&tp->mu);
+        fdn__mutex_unlock(&tp->mu);
         return FDN_EBUSY; /* a stop is still in progress */
     }
     tp->stopping = false;
@@ -310,7 +316,7 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
     tp->exited = 0;
     tp->started = 0;
     int rc = start_workers(tp);
-    pthread_mutex_unlock(&tp->mu);
+    fdn__mutex_unlock(&tp->mu);
     if (rc < 0)
         (void)drain_join(tp, -1, false);
     return rc;
@@ -321,9 +327,9 @@ static int service_health(void *state)
     fdn_tasks_t *tp = state;
     if (tp == NULL)
         return FDN_EINVAL;
-    pthread_mutex_lock(&tp->mu);
+    fdn__mutex_lock(&tp->mu);
     int rc = tp->stopping ? FDN_EUNAVAILABLE : tp->exited > 0 ? FDN_EUNHEALTHY : 0;
-    pthread_mutex_unlock(&tp->mu);
+    fdn__mutex_unlock(&tp->mu);
     return rc;
 }
 
@@ -339,13 +345,13 @@ int fdn_tasks_stats(fdn_tasks_t *tp, fdn_tasks_stats_t *out)
 {
     if (tp == NULL || out == NULL)
         return FDN_EINVAL;
-    pthread_mutex_lock(&tp->mu);
+    fdn__mutex_lock(&tp->mu);
     out->queued = tp->count;
     out->running = tp->running;
     out->completed = tp->completed;
     out->failed = tp->failed;
     out->rejected = tp->rejected;
-    pthread_mutex_unlock(&tp->mu);
+    fdn__mutex_unlock(&tp->mu);
     return 0;
 }
 

@@ -47,6 +47,8 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/assert.h"
+#include "core/lock.h"
 #include "infra/breaker_int.h"
 
 #define ST_BITS     8u
@@ -86,22 +88,22 @@ struct fdn_breaker {
     _Atomic uint64_t total_failures;
     _Atomic uint64_t total_rejected;
     _Atomic uint64_t times_opened;
-    pthread_mutex_t mu;
+    fdn__mutex_t mu;
     /* guarded by mu */
-    int64_t *ring; /* failure_threshold timestamps */
+    int64_t *ring FDN_MEMBER_GUARDED_BY(mu); /* failure_threshold timestamps */
     uint32_t ring_head, ring_len;
-    uint8_t *cwin; /* count window: bit0 failure, bit1 slow */
+    uint8_t *cwin FDN_MEMBER_GUARDED_BY(mu); /* count window: bit0 failure, bit1 slow */
     uint32_t cw_pos, cw_len, cw_fail, cw_slow;
-    tbucket_t *twin; /* time window: one bucket per second */
-    bcfg_t *retired; /* replaced options, freed at destroy */
+    tbucket_t *twin FDN_MEMBER_GUARDED_BY(mu); /* time window: one bucket per second */
+    bcfg_t *retired FDN_MEMBER_GUARDED_BY(mu); /* replaced options, freed at destroy */
     char *name;
 };
 
 struct fdn_breakers {
-    pthread_mutex_t mu;
-    fdn_breaker_t **v;
+    fdn__mutex_t mu;
+    fdn_breaker_t **v FDN_MEMBER_GUARDED_BY(mu);
     size_t n, cap;
-    fdn_breaker_opts_t defaults;
+    fdn_breaker_opts_t defaults FDN_MEMBER_GUARDED_BY(mu);
     _Atomic uint64_t lookups;
 };
 
@@ -178,7 +180,7 @@ int fdn_breaker_opts_validate(const fdn_breaker_opts_t *o, fdn_error_t *err)
 }
 
 /* mu held */
-static void clear_counts_locked(fdn_breaker_t *b)
+static void clear_counts_locked(fdn_breaker_t *b) FDN_REQUIRES(b->mu)
 {
     b->ring_head = b->ring_len = 0;
     atomic_store_explicit(&b->failures, 0, memory_order_relaxed);
@@ -287,12 +289,13 @@ const char *fdn_breaker_name(const fdn_breaker_t *b)
  * Returns true when this call made the transition. Calls on_transition outside mu.
  */
 static bool transition(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t to, int64_t now)
+    FDN_EXCLUDES(b->mu)
 {
     fdn_breaker_state_t from = W_STATE(expected);
-    pthread_mutex_lock(&b->mu);
+    fdn__mutex_lock(&b->mu);
     uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
     if (W_GEN(w) != W_GEN(expected) || W_STATE(w) != from) {
-        pthread_mutex_unlock(&b->mu);
+        fdn__mutex_unlock(&b->mu);
         return false;
     }
     clear_counts_locked(b);
@@ -306,9 +309,10 @@ static bool transition(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t 
     while (!atomic_compare_exchange_weak_explicit(&b->word, &w, nw, memory_order_acq_rel,
                                                   memory_order_acquire)) {
         /* only probe counts change without mu */
+        FDN_ASSERT(W_GEN(w) == W_GEN(expected) && W_STATE(w) == from);
     }
     const bcfg_t *c = cfg_of(b);
-    pthread_mutex_unlock(&b->mu);
+    fdn__mutex_unlock(&b->mu);
     if (c->o.telemetry) {
         fdn_telemetry_meta_t meta[3] = {{"name", b->name},
                                         {"from", fdn_breaker_state_name(from)},
@@ -375,6 +379,7 @@ int fdn_breaker_acquire(fdn_breaker_t *b, fdn_breaker_permit_t *permit)
     uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
     const bcfg_t *c = cfg_of(b);
     if (FDN_LIKELY((w & 0xffu) == FDN_BREAKER_CLOSED)) {
+        FDN_ASSERT(W_PROBES(w) == 0); /* CLOSED implies no probes */
         permit->word = w;
         permit->start_ns = c->clock_on_closed ? now_ns(c) : 0;
         return 0;
@@ -422,6 +427,7 @@ int fdn_breaker_acquire(fdn_breaker_t *b, fdn_breaker_permit_t *permit)
             atomic_store_explicit(&b->probe_at, now, memory_order_relaxed);
             if (atomic_compare_exchange_weak_explicit(&b->word, &w, nw, memory_order_acq_rel,
                                                       memory_order_acquire)) {
+                FDN_ASSERT(W_PROBES(nw) <= c->o.half_open_max_calls);
                 permit->word = nw;
                 permit->start_ns = now;
                 return 0;
@@ -454,6 +460,7 @@ void fdn_breaker_release(fdn_breaker_t *b, const fdn_breaker_permit_t *permit)
 
 /* Rate window update + decision; mu held. Returns true when the breaker must open. */
 static bool rate_push_locked(fdn_breaker_t *b, bool fail, bool slow, int64_t now)
+    FDN_REQUIRES(b->mu)
 {
     uint32_t calls, fails, slows;
     const fdn_breaker_opts_t *o = &cfg_of(b)->o; /* mu held: matches cwin/twin */
@@ -470,6 +477,8 @@ static bool rate_push_locked(fdn_breaker_t *b, bool fail, bool slow, int64_t now
         b->cw_pos = (b->cw_pos + 1) % o->rate_window_size;
         b->cw_fail += fail;
         b->cw_slow += slow;
+        FDN_ASSERT(b->cw_fail <= b->cw_len && b->cw_slow <= b->cw_len &&
+                   b->cw_len <= o->rate_window_size);
         calls = b->cw_len;
         fails = b->cw_fail;
         slows = b->cw_slow;
@@ -545,12 +554,12 @@ void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, in
     if (!fail && !c->rate_on) {
         if (o->success_resets &&
             FDN_UNLIKELY(atomic_load_explicit(&b->failures, memory_order_relaxed) != 0)) {
-            pthread_mutex_lock(&b->mu);
+            fdn__mutex_lock(&b->mu);
             if (W_GEN(atomic_load_explicit(&b->word, memory_order_acquire)) == W_GEN(pw)) {
                 b->ring_head = b->ring_len = 0;
                 atomic_store_explicit(&b->failures, 0, memory_order_relaxed);
             }
-            pthread_mutex_unlock(&b->mu);
+            fdn__mutex_unlock(&b->mu);
         }
         return;
     }
@@ -560,9 +569,9 @@ void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, in
             now = now_ns(c);
     }
     bool trip = false;
-    pthread_mutex_lock(&b->mu);
+    fdn__mutex_lock(&b->mu);
     if (W_GEN(atomic_load_explicit(&b->word, memory_order_acquire)) != W_GEN(pw)) {
-        pthread_mutex_unlock(&b->mu);
+        fdn__mutex_unlock(&b->mu);
         return; /* the call started in an earlier phase */
     }
     /* under mu: the options that sized the ring and the rate window */
@@ -581,6 +590,7 @@ void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, in
         b->ring_head = (b->ring_head + 1) % cap;
         if (b->ring_len < cap)
             b->ring_len++;
+        FDN_ASSERT(b->ring_len <= cap); /* failures == ring_len <= failure_threshold */
         atomic_store_explicit(&b->failures, b->ring_len, memory_order_relaxed);
         trip = b->ring_len >= cap;
     } else if (o->success_resets) {
@@ -589,7 +599,7 @@ void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, in
     }
     if (lc->rate_on && rate_push_locked(b, fail, slow, now))
         trip = true;
-    pthread_mutex_unlock(&b->mu);
+    fdn__mutex_unlock(&b->mu);
     if (trip)
         transition(b, pw & ~((uint64_t)PR_MASK << PR_SHIFT), FDN_BREAKER_OPEN,
                    now ? now : now_ns(lc));
@@ -615,7 +625,7 @@ int fdn_breaker_status(fdn_breaker_t *b, fdn_breaker_status_t *out)
     if (b == NULL || out == NULL)
         return FDN_EINVAL;
     memset(out, 0, sizeof(*out));
-    pthread_mutex_lock(&b->mu);
+    fdn__mutex_lock(&b->mu);
     const bcfg_t *c = cfg_of(b);
     uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
     out->state = W_STATE(w);
@@ -637,7 +647,7 @@ int fdn_breaker_status(fdn_breaker_t *b, fdn_breaker_status_t *out)
         }
     }
     int64_t opened = atomic_load_explicit(&b->opened_at, memory_order_relaxed);
-    pthread_mutex_unlock(&b->mu);
+    fdn__mutex_unlock(&b->mu);
     out->total_failures = atomic_load_explicit(&b->total_failures, memory_order_relaxed);
     out->total_rejected = atomic_load_explicit(&b->total_rejected, memory_order_relaxed);
     out->times_opened = atomic_load_explicit(&b->times_opened, memory_order_relaxed);
@@ -685,9 +695,9 @@ int fdn_breakers_set_defaults(fdn_breakers_t *s, const fdn_breaker_opts_t *d)
 {
     if (s == NULL || fdn_breaker_opts_validate(d, NULL))
         return FDN_EINVAL;
-    pthread_mutex_lock(&s->mu);
+    fdn__mutex_lock(&s->mu);
     s->defaults = *d;
-    pthread_mutex_unlock(&s->mu);
+    fdn__mutex_unlock(&s->mu);
     return 0;
 }
 
@@ -695,9 +705,9 @@ size_t fdn_breakers_count(fdn_breakers_t *s)
 {
     if (s == NULL)
         return 0;
-    pthread_mutex_lock(&s->mu);
+    fdn__mutex_lock(&s->mu);
     size_t n = s->n;
-    pthread_mutex_unlock(&s->mu);
+    fdn__mutex_unlock(&s->mu);
     return n;
 }
 
@@ -713,14 +723,14 @@ int fdn_breakers_list(fdn_breakers_t *s, char ***out_names, size_t *out_count)
         return FDN_EINVAL;
     *out_names = NULL;
     *out_count = 0;
-    pthread_mutex_lock(&s->mu);
+    fdn__mutex_lock(&s->mu);
     int rc = fdn__strv_pack(s, s->n, breaker_name_at, out_names, out_count);
-    pthread_mutex_unlock(&s->mu);
+    fdn__mutex_unlock(&s->mu);
     return rc;
 }
 
 /* s->mu held */
-static fdn_breaker_t *find_locked(fdn_breakers_t *s, const char *name)
+static fdn_breaker_t *find_locked(fdn_breakers_t *s, const char *name) FDN_REQUIRES(s->mu)
 {
     for (size_t i = 0; i < s->n; i++)
         if (strcmp(s->v[i]->name, name) == 0)
@@ -733,9 +743,9 @@ int fdn_breaker_get(fdn_breakers_t *s, const char *name, fdn_breaker_t **out)
     if (s == NULL || name == NULL || out == NULL)
         return FDN_EINVAL;
     atomic_fetch_add_explicit(&s->lookups, 1, memory_order_relaxed);
-    pthread_mutex_lock(&s->mu);
+    fdn__mutex_lock(&s->mu);
     fdn_breaker_t *b = find_locked(s, name);
-    pthread_mutex_unlock(&s->mu);
+    fdn__mutex_unlock(&s->mu);
     if (!b)
         return FDN_EBREAKER_NOT_FOUND;
     *out = b;
@@ -748,10 +758,10 @@ int fdn_breaker_create_in(fdn_breakers_t *s, const char *name, const fdn_breaker
     if (s == NULL || name == NULL || name[0] == '\0')
         return FDN_EINVAL;
     fdn_breaker_opts_t o;
-    pthread_mutex_lock(&s->mu);
+    fdn__mutex_lock(&s->mu);
     o = opts ? *opts : s->defaults;
     fdn_breaker_t *old = find_locked(s, name);
-    pthread_mutex_unlock(&s->mu);
+    fdn__mutex_unlock(&s->mu);
     if (old) {
         if (out)
             *out = old;
@@ -761,10 +771,10 @@ int fdn_breaker_create_in(fdn_breakers_t *s, const char *name, const fdn_breaker
     int rc = fdn_breaker_create(&b, name, &o);
     if (rc)
         return rc;
-    pthread_mutex_lock(&s->mu);
+    fdn__mutex_lock(&s->mu);
     old = find_locked(s, name);
     if (old) {
-        pthread_mutex_unlock(&s->mu);
+        fdn__mutex_unlock(&s->mu);
         fdn_breaker_destroy(b);
         if (out)
             *out = old;
@@ -774,15 +784,16 @@ int fdn_breaker_create_in(fdn_breakers_t *s, const char *name, const fdn_breaker
         size_t nc = s->cap ? s->cap * 2 : 8;
         fdn_breaker_t **nv = fdn__realloc(s->v, nc * sizeof(*nv));
         if (!nv) {
-            pthread_mutex_unlock(&s->mu);
+            fdn__mutex_unlock(&s->mu);
             fdn_breaker_destroy(b);
             return FDN_ENOMEM;
         }
         s->v = nv;
         s->cap = nc;
     }
+    FDN_ASSERT(s->n < s->cap);
     s->v[s->n++] = b;
-    pthread_mutex_unlock(&s->mu);
+    fdn__mutex_unlock(&s->mu);
     if (out)
         *out = b;
     return 0;
@@ -799,9 +810,9 @@ int fdn_breaker_install(fdn_breakers_t *s, const char *name, const fdn_breaker_o
         return rc;
     }
     fdn_breaker_opts_t o;
-    pthread_mutex_lock(&s->mu);
+    fdn__mutex_lock(&s->mu);
     o = opts ? *opts : s->defaults;
-    pthread_mutex_unlock(&s->mu);
+    fdn__mutex_unlock(&s->mu);
     rc = fdn_breaker_opts_validate(&o, NULL);
     if (rc)
         return rc;
@@ -814,7 +825,7 @@ int fdn_breaker_install(fdn_breakers_t *s, const char *name, const fdn_breaker_o
     rc = breaker_init(&tmp, NULL, &o, &nc);
     if (rc)
         return rc;
-    pthread_mutex_lock(&b->mu);
+    fdn__mutex_lock(&b->mu);
     int64_t *r = b->ring;
     uint8_t *c = b->cwin;
     tbucket_t *t = b->twin;
@@ -828,7 +839,7 @@ int fdn_breaker_install(fdn_breakers_t *s, const char *name, const fdn_breaker_o
     old->retired_next = b->retired;
     b->retired = old;
     atomic_store_explicit(&b->cfg, nc, memory_order_release);
-    pthread_mutex_unlock(&b->mu);
+    fdn__mutex_unlock(&b->mu);
     fdn__free(r);
     fdn__free(c);
     fdn__free(t);
@@ -848,9 +859,9 @@ size_t fdn__breaker_cfg_count(fdn_breaker_t *b)
     if (b == NULL)
         return 0;
     size_t n = 1;
-    pthread_mutex_lock(&b->mu);
+    fdn__mutex_lock(&b->mu);
     for (const bcfg_t *c = b->retired; c != NULL; c = c->retired_next)
         n++;
-    pthread_mutex_unlock(&b->mu);
+    fdn__mutex_unlock(&b->mu);
     return n;
 }

@@ -31,6 +31,8 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/assert.h"
+#include "core/lock.h"
 #include "infra/pool_int.h"
 
 /* ------------------------------------------------------------------------------------------
@@ -44,13 +46,13 @@ typedef struct pool_entry {
 } pool_entry_t;
 
 struct fdn_pools {
-    pthread_mutex_t mu;
-    pool_entry_t *v;
-    size_t n;
-    size_t cap;
-    int def_size;
-    int def_overflow;
-    fdn_pool_strategy_t def_strategy;
+    fdn__mutex_t mu;
+    pool_entry_t *v FDN_MEMBER_GUARDED_BY(mu);
+    size_t n FDN_MEMBER_GUARDED_BY(mu);
+    size_t cap FDN_MEMBER_GUARDED_BY(mu);
+    int def_size FDN_MEMBER_GUARDED_BY(mu);
+    int def_overflow FDN_MEMBER_GUARDED_BY(mu);
+    fdn_pool_strategy_t def_strategy FDN_MEMBER_GUARDED_BY(mu);
     fdn_clock_t *clock;
     fdn_telemetry_t *tm;
     _Atomic bool stopped;
@@ -105,11 +107,11 @@ int fdn_pools_set_defaults(fdn_pools_t *m, int size, int max_overflow, fdn_pool_
 {
     if (m == NULL || fdn__pool_check_sizes(size, max_overflow, strategy) != 0)
         return FDN_EINVAL;
-    pthread_mutex_lock(&m->mu);
+    fdn__mutex_lock(&m->mu);
     m->def_size = size;
     m->def_overflow = max_overflow;
     m->def_strategy = strategy;
-    pthread_mutex_unlock(&m->mu);
+    fdn__mutex_unlock(&m->mu);
     return 0;
 }
 
@@ -118,7 +120,7 @@ static bool stopped(fdn_pools_t *m)
     return atomic_load_explicit(&m->stopped, memory_order_acquire);
 }
 
-static pool_entry_t *find_locked(fdn_pools_t *m, const char *name)
+static pool_entry_t *find_locked(fdn_pools_t *m, const char *name) FDN_REQUIRES(m->mu)
 {
     for (size_t i = 0; i < m->n; i++)
         if (strcmp(m->v[i].name, name) == 0)
@@ -126,8 +128,9 @@ static pool_entry_t *find_locked(fdn_pools_t *m, const char *name)
     return NULL;
 }
 
-static void remove_entry_locked(fdn_pools_t *m, pool_entry_t *e)
+static void remove_entry_locked(fdn_pools_t *m, pool_entry_t *e) FDN_REQUIRES(m->mu)
 {
+    FDN_ASSERT(e >= m->v && e < m->v + m->n); /* an entry of this manager */
     size_t i = (size_t)(e - m->v);
     memmove(&m->v[i], &m->v[i + 1], (m->n - i - 1) * sizeof(m->v[0]));
     m->n--;
@@ -137,15 +140,16 @@ static void remove_entry_locked(fdn_pools_t *m, pool_entry_t *e)
  * m->mu held and *out set; on any error (FDN_EINVAL, FDN_EUNAVAILABLE, FDN_ENOENT) m->mu is
  * not held. */
 static int lock_started(fdn_pools_t *m, const char *name, pool_entry_t **out)
+    FDN_TRY_ACQUIRE(0, m->mu)
 {
     if (m == NULL || name == NULL)
         return FDN_EINVAL;
     if (stopped(m))
         return FDN_EUNAVAILABLE;
-    pthread_mutex_lock(&m->mu);
+    fdn__mutex_lock(&m->mu);
     pool_entry_t *e = find_locked(m, name);
     if (e == NULL || e->pool == NULL) {
-        pthread_mutex_unlock(&m->mu);
+        fdn__mutex_unlock(&m->mu);
         return FDN_ENOENT;
     }
     *out = e;
@@ -175,16 +179,16 @@ int fdn_pools_start(fdn_pools_t *m, const char *name, const fdn_pool_opts_t *opt
     fdn_pool_opts_t o = *opts;
     o.name = name;
 
-    pthread_mutex_lock(&m->mu);
+    fdn__mutex_lock(&m->mu);
     if (find_locked(m, name) != NULL) {
-        pthread_mutex_unlock(&m->mu);
+        fdn__mutex_unlock(&m->mu);
         return fdn_err_set(err, FDN_EEXIST, "pool %s already exists", name);
     }
     if (m->n == m->cap) {
         size_t nc = m->cap ? m->cap * 2 : 8;
         pool_entry_t *nv = fdn__realloc(m->v, nc * sizeof(*nv));
         if (nv == NULL) {
-            pthread_mutex_unlock(&m->mu);
+            fdn__mutex_unlock(&m->mu);
             return fdn_err_set(err, FDN_ENOMEM, "start_pool %s: out of memory", name);
         }
         m->v = nv;
@@ -203,12 +207,12 @@ int fdn_pools_start(fdn_pools_t *m, const char *name, const fdn_pool_opts_t *opt
         o.clock = m->clock;
     if (o.telemetry == NULL)
         o.telemetry = m->tm;
-    pthread_mutex_unlock(&m->mu);
+    fdn__mutex_unlock(&m->mu);
 
     fdn_pool_t *p = NULL;
     int rc = fdn_pool_create(&p, &o, err);
 
-    pthread_mutex_lock(&m->mu);
+    fdn__mutex_lock(&m->mu);
     e = find_locked(m, name);
     if (rc != 0) {
         remove_entry_locked(m, e);
@@ -218,7 +222,7 @@ int fdn_pools_start(fdn_pools_t *m, const char *name, const fdn_pool_opts_t *opt
     }
     if (rc == 0 && out != NULL)
         fdn_pool_retain(p);
-    pthread_mutex_unlock(&m->mu);
+    fdn__mutex_unlock(&m->mu);
     if (rc != 0)
         return rc;
     if (out != NULL)
@@ -237,7 +241,7 @@ int fdn_pools_stop(fdn_pools_t *m, const char *name)
     fdn_telemetry_t *tm = e->tm;
     fdn__pool_retire(p);
     remove_entry_locked(m, e);
-    pthread_mutex_unlock(&m->mu);
+    fdn__mutex_unlock(&m->mu);
     emit_pool_event(tm, "foundation.connection_pool.pool_stopped", fdn_pool_name(p));
     (void)fdn_pool_shutdown(p, 0);
     fdn_pool_release(p);
@@ -254,7 +258,7 @@ int fdn_pools_get(fdn_pools_t *m, const char *name, fdn_pool_t **out)
         return rc;
     fdn_pool_retain(e->pool);
     *out = e->pool;
-    pthread_mutex_unlock(&m->mu);
+    fdn__mutex_unlock(&m->mu);
     return 0;
 }
 
@@ -329,7 +333,7 @@ int fdn_pools_list(fdn_pools_t *m, fdn_pool_info_t **out, size_t *n)
         return FDN_EINVAL;
     if (stopped(m))
         return FDN_EUNAVAILABLE;
-    pthread_mutex_lock(&m->mu);
+    fdn__mutex_lock(&m->mu);
     size_t cnt = 0;
     for (size_t i = 0; i < m->n; i++)
         cnt += m->v[i].pool != NULL;
@@ -337,7 +341,7 @@ int fdn_pools_list(fdn_pools_t *m, fdn_pool_info_t **out, size_t *n)
     if (cnt > 0) {
         v = fdn__calloc(cnt, sizeof(*v));
         if (v == NULL) {
-            pthread_mutex_unlock(&m->mu);
+            fdn__mutex_unlock(&m->mu);
             return FDN_ENOMEM;
         }
         size_t j = 0;
@@ -349,7 +353,7 @@ int fdn_pools_list(fdn_pools_t *m, fdn_pool_info_t **out, size_t *n)
             j++;
         }
     }
-    pthread_mutex_unlock(&m->mu);
+    fdn__mutex_unlock(&m->mu);
     if (cnt > 1)
         qsort(v, cnt, sizeof(*v), cmp_info);
     *out = v;

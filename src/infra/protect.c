@@ -32,6 +32,8 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/assert.h"
+#include "core/lock.h"
 #include "infra/limiter_int.h"
 #include "infra/pool_int.h"
 
@@ -62,8 +64,8 @@ struct fdn_protect {
     void *event_user;
     _Atomic bool on_limiter, on_breaker, on_pool;
     _Atomic int64_t default_timeout_ms;
-    pthread_rwlock_t mu;
-    entry_t **v;
+    fdn__rwlock_t mu;
+    entry_t **v FDN_MEMBER_GUARDED_BY(mu);
     size_t n, cap;
 };
 
@@ -80,7 +82,11 @@ static void entry_free(entry_t *e)
 
 static void entry_unref(entry_t *e)
 {
-    if (e && atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
+    if (e == NULL)
+        return;
+    int prev = atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel);
+    FDN_ASSERT(prev >= 1); /* a count never goes below zero */
+    if (prev == 1)
         entry_free(e);
 }
 
@@ -155,6 +161,7 @@ int fdn_protect_set_default_timeout(fdn_protect_t *p, int64_t timeout_ms)
 
 /* Binary search; rd or wr lock held. Returns the index of key or where it would go. */
 static size_t find_locked(const fdn_protect_t *p, const char *key, bool *found)
+    FDN_REQUIRES_SHARED(p->mu)
 {
     size_t lo = 0, hi = p->n;
     while (lo < hi) {
@@ -237,7 +244,7 @@ int fdn_protect_configure(fdn_protect_t *p, const char *key, const fdn_protect_c
     }
     entry_t *old = NULL;
     int rc = 0;
-    pthread_rwlock_wrlock(&p->mu);
+    fdn__rwlock_wrlock(&p->mu);
     bool found;
     size_t i = find_locked(p, key, &found);
     if (found) {
@@ -258,8 +265,11 @@ int fdn_protect_configure(fdn_protect_t *p, const char *key, const fdn_protect_c
         p->v[i] = e;
         p->n++;
     }
+    /* entries stay sorted by key and unique */
+    FDN_ASSERT(i == 0 || strcmp(p->v[i - 1]->key, key) < 0);
+    FDN_ASSERT(i + 1 >= p->n || strcmp(key, p->v[i + 1]->key) < 0);
 out:
-    pthread_rwlock_unlock(&p->mu);
+    fdn__rwlock_wrunlock(&p->mu);
     if (rc)
         entry_free(e);
     entry_unref(old);
@@ -271,7 +281,7 @@ int fdn_protect_unconfigure(fdn_protect_t *p, const char *key)
     if (p == NULL || key == NULL)
         return FDN_EINVAL;
     entry_t *old = NULL;
-    pthread_rwlock_wrlock(&p->mu);
+    fdn__rwlock_wrlock(&p->mu);
     bool found;
     size_t i = find_locked(p, key, &found);
     if (found) {
@@ -279,7 +289,7 @@ int fdn_protect_unconfigure(fdn_protect_t *p, const char *key)
         memmove(&p->v[i], &p->v[i + 1], (p->n - i - 1) * sizeof(*p->v));
         p->n--;
     }
-    pthread_rwlock_unlock(&p->mu);
+    fdn__rwlock_wrunlock(&p->mu);
     entry_unref(old);
     return found ? 0 : FDN_ENOENT;
 }
@@ -289,9 +299,9 @@ int fdn_protect_has(fdn_protect_t *p, const char *key)
     if (p == NULL || key == NULL)
         return FDN_EINVAL;
     bool found;
-    pthread_rwlock_rdlock(&p->mu);
+    fdn__rwlock_rdlock(&p->mu);
     find_locked(p, key, &found);
-    pthread_rwlock_unlock(&p->mu);
+    fdn__rwlock_rdunlock(&p->mu);
     return found ? 0 : FDN_ENOENT;
 }
 
@@ -305,9 +315,9 @@ int fdn_protect_list(fdn_protect_t *p, char ***out, size_t *n)
 {
     if (p == NULL || out == NULL || n == NULL)
         return FDN_EINVAL;
-    pthread_rwlock_rdlock(&p->mu);
+    fdn__rwlock_rdlock(&p->mu);
     int rc = fdn__strv_pack(p, p->n, key_at, out, n);
-    pthread_rwlock_unlock(&p->mu);
+    fdn__rwlock_rdunlock(&p->mu);
     return rc;
 }
 
@@ -315,13 +325,13 @@ static entry_t *lookup_ref(fdn_protect_t *p, const char *key)
 {
     entry_t *e = NULL;
     bool found;
-    pthread_rwlock_rdlock(&p->mu);
+    fdn__rwlock_rdlock(&p->mu);
     size_t i = find_locked(p, key, &found);
     if (found) {
         e = p->v[i];
         atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
     }
-    pthread_rwlock_unlock(&p->mu);
+    fdn__rwlock_rdunlock(&p->mu);
     return e;
 }
 

@@ -55,6 +55,7 @@
 
 #include "core/sync.h"
 #include "core/alloc.h"
+#include "core/assert.h"
 #include "core/tsan.h"
 #include "logic/config_path.h"
 #include "validation/config_schema.h"
@@ -612,12 +613,12 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
     (void)err;
     if (cfg == NULL)
         return FDN_EINVAL;
-    pthread_mutex_lock(&cfg->wmu);
+    fdn__mutex_lock(&cfg->wmu);
     if (cfg->running) {
-        pthread_mutex_unlock(&cfg->wmu);
+        fdn__mutex_unlock(&cfg->wmu);
         return 0;
     }
-    pthread_mutex_lock(&cfg->smu);
+    fdn__mutex_lock(&cfg->smu);
     cfg->thr_stop = false;
     int prc = pthread_create(&cfg->thr, NULL, fdn__cfg_delivery_main, cfg);
     cfg->thr_running = prc == 0;
@@ -627,15 +628,15 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
         if (prc != 0) {
             cfg->thr_stop = true;
             pthread_cond_broadcast(&cfg->scv);
-            pthread_mutex_unlock(&cfg->smu);
+            fdn__mutex_unlock(&cfg->smu);
             pthread_join(cfg->thr, NULL);
-            pthread_mutex_lock(&cfg->smu);
+            fdn__mutex_lock(&cfg->smu);
             cfg->thr_running = false;
         }
     }
-    pthread_mutex_unlock(&cfg->smu);
+    fdn__mutex_unlock(&cfg->smu);
     if (prc != 0) {
-        pthread_mutex_unlock(&cfg->wmu);
+        fdn__mutex_unlock(&cfg->wmu);
         return FDN_EAGAIN;
     }
     cfg->running = true;
@@ -659,7 +660,7 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
         fdn__free(path);
         fdn__free(json);
     }
-    pthread_mutex_unlock(&cfg->wmu);
+    fdn__mutex_unlock(&cfg->wmu);
     return 0;
 }
 
@@ -668,25 +669,26 @@ static void service_stop(void *state)
     fdn_config_t *cfg = state;
     if (cfg == NULL)
         return;
-    pthread_mutex_lock(&cfg->wmu);
+    fdn__mutex_lock(&cfg->wmu);
+    FDN_ASSERT(!cfg->running || atomic_load_explicit(&cfg->live, memory_order_relaxed) == cfg->cur);
     cfg->running = false;
     atomic_store_explicit(&cfg->live, NULL, memory_order_release);
-    pthread_mutex_unlock(&cfg->wmu);
-    pthread_mutex_lock(&cfg->smu);
+    fdn__mutex_unlock(&cfg->wmu);
+    fdn__mutex_lock(&cfg->smu);
     bool join = cfg->thr_running && !cfg->thr_stop;
     bool join_hook = cfg->hook_thr_running && !cfg->thr_stop;
     cfg->thr_stop = true;
     pthread_cond_broadcast(&cfg->scv);
-    pthread_mutex_unlock(&cfg->smu);
+    fdn__mutex_unlock(&cfg->smu);
     if (join)
         pthread_join(cfg->thr, NULL);
     if (join_hook)
         pthread_join(cfg->hook_thr, NULL);
     if (join || join_hook) {
-        pthread_mutex_lock(&cfg->smu);
+        fdn__mutex_lock(&cfg->smu);
         cfg->thr_running = false;
         cfg->hook_thr_running = false;
-        pthread_mutex_unlock(&cfg->smu);
+        fdn__mutex_unlock(&cfg->smu);
     }
 }
 
@@ -884,7 +886,7 @@ void fdn_config_destroy(fdn_config_t *cfg)
     if (cfg == NULL)
         return;
     fdn__config_service_stop(cfg);
-    pthread_mutex_lock(&cfg->smu);
+    fdn__mutex_lock(&cfg->smu);
     while (cfg->subs != NULL) {
         sub_t *s = cfg->subs;
         cfg->subs = s->next;
@@ -892,7 +894,7 @@ void fdn_config_destroy(fdn_config_t *cfg)
     }
     if (cfg->hook != NULL)
         fdn__cfg_sub_free(cfg->hook);
-    pthread_mutex_unlock(&cfg->smu);
+    fdn__mutex_unlock(&cfg->smu);
     rcu_barrier(); /* run every pending snapshot retirement */
     if (cfg->cur != NULL)
         fdn__cfg_snap_unref(cfg->cur);
@@ -915,18 +917,18 @@ int fdn_config_status(fdn_config_t *cfg, fdn_config_status_t *out)
     if (cfg == NULL || out == NULL)
         return FDN_EINVAL;
     memset(out, 0, sizeof(*out));
-    pthread_mutex_lock(&cfg->wmu);
+    fdn__mutex_lock(&cfg->wmu);
     out->running = cfg->running;
     out->revision = cfg->cur->revision;
     out->uptime_ns = cfg->running ? fdn_clock_mono_ns(cfg->clock) - cfg->started_ns : 0;
-    pthread_mutex_unlock(&cfg->wmu);
+    fdn__mutex_unlock(&cfg->wmu);
     out->updates_count = atomic_load_explicit(&cfg->updates, memory_order_relaxed);
     out->resets_count = atomic_load_explicit(&cfg->resets, memory_order_relaxed);
     out->last_update_ns = atomic_load_explicit(&cfg->last_update, memory_order_relaxed);
     out->dropped = atomic_load_explicit(&cfg->dropped, memory_order_relaxed);
-    pthread_mutex_lock(&cfg->smu);
+    fdn__mutex_lock(&cfg->smu);
     out->subscribers = cfg->nsubs;
-    pthread_mutex_unlock(&cfg->smu);
+    fdn__mutex_unlock(&cfg->smu);
     fdn__cfg_fb_counts(cfg->fb, NULL, &out->pending, &out->pending_failed);
     return 0;
 }

@@ -9,6 +9,7 @@
  * Lock: fb->mu, a leaf lock (taken after the service's wmu, never with smu). No callbacks.
  */
 #include "services/config_int.h"
+#include "core/assert.h"
 
 #include <string.h>
 
@@ -24,13 +25,13 @@ typedef struct pending {
 } pending_t;
 
 struct fdn__cfg_fb {
-    pthread_mutex_t mu;
-    cache_ent_t *cache;
+    fdn__mutex_t mu;
+    cache_ent_t *cache FDN_MEMBER_GUARDED_BY(mu);
     size_t ncache, max;
     int64_t ttl_ns;
-    pending_t *pending; /* ring */
+    pending_t *pending FDN_MEMBER_GUARDED_BY(mu); /* ring */
     size_t phead, npending, pmax;
-    uint64_t failed;
+    uint64_t failed FDN_MEMBER_GUARDED_BY(mu);
 };
 
 fdn__cfg_fb_t *fdn__cfg_fb_create(int64_t ttl_ms, size_t max_entries, size_t pending_max)
@@ -76,14 +77,15 @@ void fdn__cfg_fb_destroy(fdn__cfg_fb_t *fb)
     fdn__free(fb);
 }
 
-static void remove_at(fdn__cfg_fb_t *fb, size_t i)
+static void remove_at(fdn__cfg_fb_t *fb, size_t i) FDN_REQUIRES(fb->mu)
 {
+    FDN_ASSERT(i < fb->ncache);
     ent_free(&fb->cache[i]);
     fb->cache[i] = fb->cache[fb->ncache - 1];
     fb->ncache--;
 }
 
-static long find(const fdn__cfg_fb_t *fb, const char *path)
+static long find(const fdn__cfg_fb_t *fb, const char *path) FDN_REQUIRES(fb->mu)
 {
     for (size_t i = 0; i < fb->ncache; i++) {
         if (strcmp(fb->cache[i].path, path) == 0)
@@ -97,7 +99,7 @@ static void cache_store(fdn__cfg_fb_t *fb, const char *path, const char *json, i
     char *j = fdn__strdup(json);
     if (j == NULL)
         return; /* caching is best effort */
-    pthread_mutex_lock(&fb->mu);
+    fdn__mutex_lock(&fb->mu);
     long i = find(fb, path);
     if (i >= 0) {
         fdn__free(fb->cache[i].json);
@@ -116,10 +118,11 @@ static void cache_store(fdn__cfg_fb_t *fb, const char *path, const char *json, i
                 }
                 remove_at(fb, old);
             }
+            FDN_ASSERT(fb->ncache < fb->max);
             fb->cache[fb->ncache++] = (cache_ent_t){p, j, now};
         }
     }
-    pthread_mutex_unlock(&fb->mu);
+    fdn__mutex_unlock(&fb->mu);
 }
 
 int fdn_config_get_with_fallback(fdn_config_t *cfg, const char *path, char **out, fdn_error_t *err)
@@ -135,7 +138,7 @@ int fdn_config_get_with_fallback(fdn_config_t *cfg, const char *path, char **out
     }
     if (rc != FDN_EUNAVAILABLE)
         return rc;
-    pthread_mutex_lock(&fb->mu);
+    fdn__mutex_lock(&fb->mu);
     long i = find(fb, path);
     if (i < 0) {
         rc = fdn_err_set(err, FDN_ECONFIG_UNAVAILABLE, "Configuration not available");
@@ -146,7 +149,7 @@ int fdn_config_get_with_fallback(fdn_config_t *cfg, const char *path, char **out
         *out = fdn__strdup(fb->cache[i].json);
         rc = *out != NULL ? 0 : fdn_err_set(err, FDN_ENOMEM, NULL);
     }
-    pthread_mutex_unlock(&fb->mu);
+    fdn__mutex_unlock(&fb->mu);
     if (rc == FDN_ECONFIG_UNAVAILABLE)
         fdn_err_add_context(err, "path", "%.200s", path);
     return rc;
@@ -159,7 +162,7 @@ size_t fdn_config_fallback_cleanup(fdn_config_t *cfg)
     fdn__cfg_fb_t *fb = cfg->fb;
     int64_t now = fdn_clock_mono_ns(cfg->clock);
     size_t removed = 0;
-    pthread_mutex_lock(&fb->mu);
+    fdn__mutex_lock(&fb->mu);
     for (size_t i = 0; i < fb->ncache;) {
         if (now - fb->cache[i].at > fb->ttl_ns) {
             remove_at(fb, i);
@@ -168,7 +171,7 @@ size_t fdn_config_fallback_cleanup(fdn_config_t *cfg)
             i++;
         }
     }
-    pthread_mutex_unlock(&fb->mu);
+    fdn__mutex_unlock(&fb->mu);
     return removed;
 }
 
@@ -176,7 +179,7 @@ static int queue_push(void *ctx, const char *path, const char *json)
 {
     fdn__cfg_fb_t *fb = ctx;
     int rc = 0;
-    pthread_mutex_lock(&fb->mu);
+    fdn__mutex_lock(&fb->mu);
     if (fb->npending == fb->pmax) {
         rc = FDN_ENOSPC;
     } else {
@@ -191,14 +194,14 @@ static int queue_push(void *ctx, const char *path, const char *json)
             fb->npending++;
         }
     }
-    pthread_mutex_unlock(&fb->mu);
+    fdn__mutex_unlock(&fb->mu);
     return rc;
 }
 
 bool fdn__cfg_fb_pop_pending(fdn__cfg_fb_t *fb, char **path, char **json)
 {
     bool got = false;
-    pthread_mutex_lock(&fb->mu);
+    fdn__mutex_lock(&fb->mu);
     if (fb->npending > 0) {
         *path = fb->pending[fb->phead].path;
         *json = fb->pending[fb->phead].json;
@@ -206,27 +209,27 @@ bool fdn__cfg_fb_pop_pending(fdn__cfg_fb_t *fb, char **path, char **json)
         fb->npending--;
         got = true;
     }
-    pthread_mutex_unlock(&fb->mu);
+    fdn__mutex_unlock(&fb->mu);
     return got;
 }
 
 void fdn__cfg_fb_count_failed(fdn__cfg_fb_t *fb)
 {
-    pthread_mutex_lock(&fb->mu);
+    fdn__mutex_lock(&fb->mu);
     fb->failed++;
-    pthread_mutex_unlock(&fb->mu);
+    fdn__mutex_unlock(&fb->mu);
 }
 
 void fdn__cfg_fb_counts(fdn__cfg_fb_t *fb, size_t *cached, size_t *pending, uint64_t *failed)
 {
-    pthread_mutex_lock(&fb->mu);
+    fdn__mutex_lock(&fb->mu);
     if (cached != NULL)
         *cached = fb->ncache;
     if (pending != NULL)
         *pending = fb->npending;
     if (failed != NULL)
         *failed = fb->failed;
-    pthread_mutex_unlock(&fb->mu);
+    fdn__mutex_unlock(&fb->mu);
 }
 
 void fdn_config_fallback_stats(fdn_config_t *cfg, size_t *cached, size_t *pending)

@@ -29,6 +29,7 @@ int fdn__config_hook_drain(fdn_config_t *cfg, int64_t timeout_ms);
 #include <stdatomic.h>
 #include <urcu-bp.h>
 #include "core/alloc.h"
+#include "core/lock.h"
 #include "validation/config_schema.h"
 
 typedef struct fdn__cfg_fb fdn__cfg_fb_t;
@@ -94,7 +95,7 @@ struct fdn_config {
     fdn__cfg_schema_t *schema;
     fdn_clock_t *clock;
 
-    pthread_mutex_t wmu;
+    fdn__mutex_t wmu;
     snap_t *cur;
     json_t **defaults;
     json_t **startup;
@@ -103,7 +104,7 @@ struct fdn_config {
     atomic_uint_least64_t updates, resets;
     atomic_int_least64_t last_update;
 
-    pthread_mutex_t smu;
+    fdn__mutex_t smu;
     pthread_cond_t scv;
     pthread_cond_t idle_cv;
     sub_t *subs;
@@ -132,8 +133,10 @@ void fdn__cfg_retire(snap_t *old);
 /* Copy the scalar leaves of s into the latch (wmu held, or during create). */
 void fdn__cfg_latch_publish(fdn_config_t *cfg, const snap_t *s);
 char *fdn__cfg_dump(const json_t *v);
+/* wmu held (so queues stay in revision order); takes smu. */
 void fdn__cfg_notify(fdn_config_t *cfg, fdn_config_change_kind_t kind, const char *path,
-                     const json_t *oldv, const json_t *newv, uint64_t rev);
+                     const json_t *oldv, const json_t *newv, uint64_t rev) FDN_REQUIRES(cfg->wmu)
+    FDN_EXCLUDES(cfg->smu);
 sub_t *fdn__cfg_sub_new(const char *prefix, fdn_config_change_cb cb, void *user, size_t cap);
 void fdn__cfg_sub_free(sub_t *s);
 void *fdn__cfg_delivery_main(void *arg);
@@ -142,7 +145,7 @@ int fdn__cfg_parse_value(const char *path, const char *value_json, json_t **out,
 int fdn__cfg_precheck(fdn_config_t *cfg, const char *path, json_t *v, int32_t *out_idx,
                       fdn_error_t *err);
 int fdn__cfg_apply_locked(fdn_config_t *cfg, int32_t idx, json_t *v, snap_t **retired,
-                          fdn_error_t *err);
+                          fdn_error_t *err) FDN_REQUIRES(cfg->wmu);
 int fdn__config_check_and_queue(fdn_config_t *cfg, const char *path, const char *value_json,
                                 int (*queue)(void *ctx, const char *path, const char *json),
                                 void *ctx, fdn_error_t *err);

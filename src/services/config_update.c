@@ -18,6 +18,7 @@
 
 #include "core/sync.h"
 #include "core/alloc.h"
+#include "core/assert.h"
 #include "core/tsan.h"
 #include "logic/config_path.h"
 #include "validation/config_schema.h"
@@ -42,7 +43,7 @@ static bool prefix_match(const sub_t *s, const note_t *n)
            (n->path[s->plen] == '\0' || n->path[s->plen] == '.');
 }
 
-static void sub_push(fdn_config_t *cfg, sub_t *s, note_t *n)
+static void sub_push(fdn_config_t *cfg, sub_t *s, note_t *n) FDN_REQUIRES(cfg->smu)
 {
     if (s->removed || !prefix_match(s, n))
         return;
@@ -56,16 +57,18 @@ static void sub_push(fdn_config_t *cfg, sub_t *s, note_t *n)
     atomic_fetch_add_explicit(&n->refs, 1, memory_order_relaxed);
     s->q[(s->head + s->count) % s->cap] = n;
     s->count++;
+    FDN_ASSERT(s->count <= s->cap); /* the ring drops its oldest entry rather than grow */
 }
 
 /* Called with wmu held so queues stay in revision order. Allocation failure drops the
  * notification (counted as dropped); the update itself has already succeeded. */
 void fdn__cfg_notify(fdn_config_t *cfg, fdn_config_change_kind_t kind, const char *path,
-                     const json_t *oldv, const json_t *newv, uint64_t rev)
+                     const json_t *oldv, const json_t *newv, uint64_t rev) FDN_REQUIRES(cfg->wmu)
+    FDN_EXCLUDES(cfg->smu)
 {
-    pthread_mutex_lock(&cfg->smu);
+    fdn__mutex_lock(&cfg->smu);
     bool any = cfg->hook != NULL || cfg->subs != NULL;
-    pthread_mutex_unlock(&cfg->smu);
+    fdn__mutex_unlock(&cfg->smu);
     if (!any)
         return;
     note_t *n = fdn__calloc(1, sizeof(*n));
@@ -81,7 +84,7 @@ void fdn__cfg_notify(fdn_config_t *cfg, fdn_config_change_kind_t kind, const cha
             n = NULL;
         }
     }
-    pthread_mutex_lock(&cfg->smu);
+    fdn__mutex_lock(&cfg->smu);
     if (n == NULL) {
         atomic_fetch_add_explicit(&cfg->dropped, 1, memory_order_relaxed);
     } else {
@@ -91,7 +94,7 @@ void fdn__cfg_notify(fdn_config_t *cfg, fdn_config_change_kind_t kind, const cha
             sub_push(cfg, s, n);
         pthread_cond_broadcast(&cfg->scv); /* the subscriber and the hook threads */
     }
-    pthread_mutex_unlock(&cfg->smu);
+    fdn__mutex_unlock(&cfg->smu);
     note_unref(n);
 }
 
@@ -112,7 +115,7 @@ static bool has_work(const sub_t *s)
     return s != NULL && (s->count > 0 || s->dropped_pending > 0);
 }
 
-static sub_t *pick_sub(fdn_config_t *cfg)
+static sub_t *pick_sub(fdn_config_t *cfg) FDN_REQUIRES(cfg->smu)
 {
     sub_t *best = NULL;
     for (sub_t *s = cfg->subs; s != NULL; s = s->next) {
@@ -123,8 +126,9 @@ static sub_t *pick_sub(fdn_config_t *cfg)
 }
 
 /* Deliver the next notification of s (smu held; released around the callback). */
-static void deliver_one(fdn_config_t *cfg, sub_t *s)
+static void deliver_one(fdn_config_t *cfg, sub_t *s) FDN_REQUIRES(cfg->smu)
 {
+    FDN_ASSERT(s->count > 0 || s->dropped_pending > 0); /* chosen because it has work */
     fdn_config_change_t ch;
     note_t *n = NULL;
     memset(&ch, 0, sizeof(ch));
@@ -148,17 +152,17 @@ static void deliver_one(fdn_config_t *cfg, sub_t *s)
     }
     s->served = ++cfg->serve_seq;
     s->busy = true;
-    pthread_mutex_unlock(&cfg->smu);
+    fdn__mutex_unlock(&cfg->smu);
     s->cb(&ch, s->user);
     note_unref(n);
-    pthread_mutex_lock(&cfg->smu);
+    fdn__mutex_lock(&cfg->smu);
     s->busy = false;
 }
 
 void *fdn__cfg_delivery_main(void *arg)
 {
     fdn_config_t *cfg = arg;
-    pthread_mutex_lock(&cfg->smu);
+    fdn__mutex_lock(&cfg->smu);
     for (;;) {
         if (cfg->thr_stop)
             break;
@@ -173,14 +177,14 @@ void *fdn__cfg_delivery_main(void *arg)
         else if (s->removed)
             pthread_cond_broadcast(&cfg->idle_cv);
     }
-    pthread_mutex_unlock(&cfg->smu);
+    fdn__mutex_unlock(&cfg->smu);
     return NULL;
 }
 
 void *fdn__cfg_hook_main(void *arg)
 {
     fdn_config_t *cfg = arg;
-    pthread_mutex_lock(&cfg->smu);
+    fdn__mutex_lock(&cfg->smu);
     for (;;) {
         if (cfg->thr_stop)
             break;
@@ -192,7 +196,7 @@ void *fdn__cfg_hook_main(void *arg)
         deliver_one(cfg, cfg->hook);
     }
     pthread_cond_broadcast(&cfg->idle_cv);
-    pthread_mutex_unlock(&cfg->smu);
+    fdn__mutex_unlock(&cfg->smu);
     return NULL;
 }
 
@@ -202,14 +206,14 @@ int fdn__config_hook_drain(fdn_config_t *cfg, int64_t timeout_ms)
         return FDN_EINVAL;
     int64_t dl = fdn__deadline_after_ms(timeout_ms); /* idle_cv waits on CLOCK_MONOTONIC */
     int rc = 0;
-    pthread_mutex_lock(&cfg->smu);
+    fdn__mutex_lock(&cfg->smu);
     while (cfg->hook_thr_running && !cfg->thr_stop && (has_work(cfg->hook) || cfg->hook->busy)) {
         if (fdn__cond_wait_until(&cfg->idle_cv, &cfg->smu, dl) != 0) {
             rc = FDN_ETIMEDOUT;
             break;
         }
     }
-    pthread_mutex_unlock(&cfg->smu);
+    fdn__mutex_unlock(&cfg->smu);
     return rc;
 }
 
@@ -251,7 +255,7 @@ int fdn_config_subscribe(fdn_config_t *cfg, const char *prefix, fdn_config_chang
     sub_t *s = fdn__cfg_sub_new(prefix, cb, user, cfg->sub_cap);
     if (s == NULL)
         return FDN_ENOMEM;
-    pthread_mutex_lock(&cfg->smu);
+    fdn__mutex_lock(&cfg->smu);
     s->id = ++cfg->next_id;
     s->served = cfg->serve_seq;
     /* append, so equal "served" ties go to the older subscriber first */
@@ -260,7 +264,7 @@ int fdn_config_subscribe(fdn_config_t *cfg, const char *prefix, fdn_config_chang
         pp = &(*pp)->next;
     *pp = s;
     cfg->nsubs++;
-    pthread_mutex_unlock(&cfg->smu);
+    fdn__mutex_unlock(&cfg->smu);
     if (out_id != NULL)
         *out_id = s->id;
     return 0;
@@ -270,13 +274,13 @@ int fdn_config_unsubscribe(fdn_config_t *cfg, uint64_t id)
 {
     if (cfg == NULL)
         return FDN_EINVAL;
-    pthread_mutex_lock(&cfg->smu);
+    fdn__mutex_lock(&cfg->smu);
     sub_t **pp = &cfg->subs;
     while (*pp != NULL && (*pp)->id != id)
         pp = &(*pp)->next;
     sub_t *s = *pp;
     if (s == NULL) {
-        pthread_mutex_unlock(&cfg->smu);
+        fdn__mutex_unlock(&cfg->smu);
         return FDN_ENOENT;
     }
     *pp = s->next;
@@ -289,7 +293,7 @@ int fdn_config_unsubscribe(fdn_config_t *cfg, uint64_t id)
             pthread_cond_wait(&cfg->idle_cv, &cfg->smu);
         fdn__cfg_sub_free(s);
     }
-    pthread_mutex_unlock(&cfg->smu);
+    fdn__mutex_unlock(&cfg->smu);
     return 0;
 }
 
@@ -351,8 +355,11 @@ void fdn__cfg_retire(snap_t *old)
 
 /* Check 4 + publish; wmu held. */
 int fdn__cfg_apply_locked(fdn_config_t *cfg, int32_t idx, json_t *v, snap_t **retired,
-                          fdn_error_t *err)
+                          fdn_error_t *err) FDN_REQUIRES(cfg->wmu)
 {
+    FDN_ASSERT(cfg->running && idx >= 0);
+    /* live == cur while running */
+    FDN_ASSERT(atomic_load_explicit(&cfg->live, memory_order_relaxed) == cfg->cur);
     snap_t *cur = cfg->cur;
     snap_t *ns = fdn__cfg_snap_new(cfg->schema, cur->vals, idx, v);
     if (ns == NULL)
@@ -382,10 +389,10 @@ static int update_value(fdn_config_t *cfg, const char *path, json_t *v, fdn_erro
     snap_t *old = NULL;
     int rc = fdn__cfg_precheck(cfg, path, v, &idx, err);
     if (rc == 0) {
-        pthread_mutex_lock(&cfg->wmu);
+        fdn__mutex_lock(&cfg->wmu);
         rc = cfg->running ? fdn__cfg_apply_locked(cfg, idx, v, &old, err)
                           : fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
-        pthread_mutex_unlock(&cfg->wmu);
+        fdn__mutex_unlock(&cfg->wmu);
     }
     json_decref(v);
     fdn__cfg_retire(old);
@@ -462,7 +469,7 @@ int fdn__config_check_and_queue(fdn_config_t *cfg, const char *path, const char 
         return rc;
     rc = fdn__cfg_precheck(cfg, path, v, &idx, err);
     if (rc == 0) {
-        pthread_mutex_lock(&cfg->wmu);
+        fdn__mutex_lock(&cfg->wmu);
         if (cfg->running) {
             rc = 1;
         } else {
@@ -477,7 +484,7 @@ int fdn__config_check_and_queue(fdn_config_t *cfg, const char *path, const char 
                     fdn_err_set(err, rc, "Pending update queue is full");
             }
         }
-        pthread_mutex_unlock(&cfg->wmu);
+        fdn__mutex_unlock(&cfg->wmu);
     }
     json_decref(v);
     return rc;
@@ -489,10 +496,11 @@ static int reset_to(fdn_config_t *cfg, json_t *const *vals, fdn_error_t *err)
         return fdn_err_set(err, FDN_EINVAL, NULL);
     snap_t *old = NULL;
     int rc = 0;
-    pthread_mutex_lock(&cfg->wmu);
+    fdn__mutex_lock(&cfg->wmu);
     if (!cfg->running) {
         rc = fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
     } else {
+        FDN_ASSERT(atomic_load_explicit(&cfg->live, memory_order_relaxed) == cfg->cur);
         snap_t *ns = fdn__cfg_snap_new(cfg->schema, vals, -1, NULL);
         if (ns == NULL) {
             rc = fdn_err_set(err, FDN_ENOMEM, NULL);
@@ -510,7 +518,7 @@ static int reset_to(fdn_config_t *cfg, json_t *const *vals, fdn_error_t *err)
             json_decref(tree);
         }
     }
-    pthread_mutex_unlock(&cfg->wmu);
+    fdn__mutex_unlock(&cfg->wmu);
     fdn__cfg_retire(old);
     return rc;
 }

@@ -44,6 +44,7 @@
 #include <fdn/error.h>
 
 #include "core/alloc.h"
+#include "core/assert.h"
 #include "core/hash.h"
 #include "services/telemetry_int.h"
 
@@ -147,7 +148,7 @@ static int entry_match(struct cds_lfht_node *node, const void *key)
 }
 
 static tm_entry_t *entry_new(fdn_telemetry_t *tm, const char *name, size_t len, unsigned long hash,
-                             const fdn_telemetry_meta_t *meta, size_t nmeta)
+                             const fdn_telemetry_meta_t *meta, size_t nmeta) FDN_REQUIRES(tm->mu)
 {
     tm_entry_t *e = fdn__calloc(1, sizeof(*e));
     if (e == NULL)
@@ -218,29 +219,30 @@ static tm_entry_t *entry_get(fdn_telemetry_t *tm, const char *name,
         e = TM_CONTAINER_OF(node, tm_entry_t, node);
         (void)atomic_load_explicit(&e->published, memory_order_acquire);
     } else {
-        pthread_mutex_lock(&tm->mu);
+        fdn__mutex_lock(&tm->mu);
         cds_lfht_lookup(tm->ht, hash, entry_match, name, &it);
         node = cds_lfht_iter_get_node(&it);
         if (node != NULL) {
             e = TM_CONTAINER_OF(node, tm_entry_t, node);
         } else if (atomic_load_explicit(&tm->nentries, memory_order_relaxed) >=
                    tm->opts.max_events) {
-            pthread_mutex_unlock(&tm->mu);
+            fdn__mutex_unlock(&tm->mu);
             fdn_counter_inc(tm->c_dropped_events);
             *rc = 0;
             return NULL;
         } else {
             e = entry_new(tm, name, len, hash, meta, nmeta);
             if (e == NULL) {
-                pthread_mutex_unlock(&tm->mu);
+                fdn__mutex_unlock(&tm->mu);
                 *rc = FDN_ENOMEM;
                 return NULL;
             }
             fdn__tsan_release(e);
             cds_lfht_add(tm->ht, hash, &e->node);
-            atomic_fetch_add_explicit(&tm->nentries, 1, memory_order_relaxed);
+            size_t was = atomic_fetch_add_explicit(&tm->nentries, 1, memory_order_relaxed);
+            FDN_ASSERT(was < tm->opts.max_events); /* bounded by max_events, under mu */
         }
-        pthread_mutex_unlock(&tm->mu);
+        fdn__mutex_unlock(&tm->mu);
     }
     cs->tm = tm;
     cs->ptr = name;
@@ -261,7 +263,7 @@ static fdn_telemetry_kind_t kind_for_key(const char *key)
 static tm_slot_t *slot_add(fdn_telemetry_t *tm, tm_entry_t *e, const char *key)
 {
     tm_slot_t *found = NULL;
-    pthread_mutex_lock(&tm->mu);
+    fdn__mutex_lock(&tm->mu);
     unsigned n = atomic_load_explicit(&e->nslots, memory_order_acquire);
     for (unsigned i = 0; i < n; i++) {
         tm_slot_t *s = atomic_load_explicit(&e->slots[i], memory_order_acquire);
@@ -291,7 +293,7 @@ static tm_slot_t *slot_add(fdn_telemetry_t *tm, tm_entry_t *e, const char *key)
             }
         }
     }
-    pthread_mutex_unlock(&tm->mu);
+    fdn__mutex_unlock(&tm->mu);
     if (found == NULL)
         fdn_counter_inc(tm->c_dropped_keys);
     return found;
@@ -333,6 +335,7 @@ static void aggregate(fdn_telemetry_t *tm, tm_entry_t *e, const fdn_telemetry_me
 }
 
 void fdn__tm_entry_sample_activity(fdn_telemetry_t *tm, tm_entry_t *e, int64_t now)
+    FDN_REQUIRES(tm->mu)
 {
     (void)tm;
     uint64_t c = fdn_counter_value(e->count);
@@ -375,7 +378,7 @@ static void hset_free_rcu(struct rcu_head *h)
 
 /* Replace the handler set (tm->mu held). remove: handlers to drop (marked detached). */
 static int hset_publish(fdn_telemetry_t *tm, tm_handler_t *add, tm_handler_t **remove,
-                        size_t nremove)
+                        size_t nremove) FDN_REQUIRES(tm->mu)
 {
     tm_hset_t *old = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
     size_t oldn = old != NULL ? old->n : 0;
@@ -393,6 +396,7 @@ static int hset_publish(fdn_telemetry_t *tm, tm_handler_t *add, tm_handler_t **r
     }
     if (add != NULL)
         s->h[k++] = add;
+    FDN_ASSERT(k == n); /* every handler removed was in the set */
     s->n = k;
     for (size_t r = 0; r < nremove; r++)
         atomic_store_explicit(&remove[r]->detached, 1, memory_order_release);
@@ -435,10 +439,10 @@ int fdn_telemetry_attach(fdn_telemetry_t *tm, uint64_t *out_id, const char *patt
     h->match = match;
     h->fn = fn;
     h->user = user;
-    pthread_mutex_lock(&tm->mu);
+    fdn__mutex_lock(&tm->mu);
     h->id = ++tm->next_handler_id;
     int rc = hset_publish(tm, h, NULL, 0);
-    pthread_mutex_unlock(&tm->mu);
+    fdn__mutex_unlock(&tm->mu);
     if (rc < 0) {
         fdn__free(h->pattern);
         fdn__free(h);
@@ -454,7 +458,7 @@ int fdn_telemetry_detach(fdn_telemetry_t *tm, uint64_t id)
     if (tm == NULL)
         return 0;
     int rc = FDN_ENOENT;
-    pthread_mutex_lock(&tm->mu);
+    fdn__mutex_lock(&tm->mu);
     tm_hset_t *s = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
     for (size_t i = 0; s != NULL && i < s->n; i++) {
         if (s->h[i]->id == id) {
@@ -463,7 +467,7 @@ int fdn_telemetry_detach(fdn_telemetry_t *tm, uint64_t id)
             break;
         }
     }
-    pthread_mutex_unlock(&tm->mu);
+    fdn__mutex_unlock(&tm->mu);
     return rc;
 }
 
@@ -474,14 +478,14 @@ int fdn_telemetry_detach_pattern(fdn_telemetry_t *tm, const char *pattern)
     int count = 0;
     for (;;) {
         uint64_t id = 0;
-        pthread_mutex_lock(&tm->mu);
+        fdn__mutex_lock(&tm->mu);
         tm_hset_t *s = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
         for (size_t i = 0; s != NULL && i < s->n; i++)
             if (strcmp(s->h[i]->pattern, pattern) == 0) {
                 id = s->h[i]->id;
                 break;
             }
-        pthread_mutex_unlock(&tm->mu);
+        fdn__mutex_unlock(&tm->mu);
         if (id == 0 || fdn_telemetry_detach(tm, id) != 0)
             break;
         count++;
@@ -493,14 +497,15 @@ size_t fdn_telemetry_handler_count(fdn_telemetry_t *tm)
 {
     if (tm == NULL)
         return 0;
-    pthread_mutex_lock(&tm->mu);
+    fdn__mutex_lock(&tm->mu);
     tm_hset_t *s = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
     size_t n = s != NULL ? s->n : 0;
-    pthread_mutex_unlock(&tm->mu);
+    fdn__mutex_unlock(&tm->mu);
     return n;
 }
 
 static void handler_failed(fdn_telemetry_t *tm, tm_handler_t *h, const char *event, int rc)
+    FDN_EXCLUDES(tm->mu)
 {
     fdn_counter_inc(tm->c_handler_failures);
     atomic_fetch_add_explicit(&h->failures, 1, memory_order_relaxed);
@@ -528,7 +533,7 @@ static void handler_failed(fdn_telemetry_t *tm, tm_handler_t *h, const char *eve
 
 static void dispatch(fdn_telemetry_t *tm, tm_entry_t *e, const char *event,
                      const fdn_telemetry_measure_t *m, size_t nm, const fdn_telemetry_meta_t *meta,
-                     size_t nmeta)
+                     size_t nmeta) FDN_EXCLUDES(tm->mu)
 {
     tm_hset_t *s = atomic_load_explicit(&tm->handlers, memory_order_acquire);
     if (s == NULL)
@@ -700,7 +705,7 @@ static int sweep(fdn_telemetry_t *tm, bool all)
 {
     int dropped = 0;
     tm_entry_t *dead = NULL;
-    pthread_mutex_lock(&tm->mu);
+    fdn__mutex_lock(&tm->mu);
     int64_t now = fdn_clock_mono_ns(tm->clock);
     rcu_read_lock();
     struct cds_lfht_iter it;
@@ -722,7 +727,7 @@ static int sweep(fdn_telemetry_t *tm, bool all)
     tm_read_unlock();
     if (dead != NULL)
         atomic_store_explicit(&tm->epoch, new_epoch(), memory_order_seq_cst);
-    pthread_mutex_unlock(&tm->mu);
+    fdn__mutex_unlock(&tm->mu);
     if (dead != NULL)
         fdn__tsan_release(&fdn__tm_tsan_grace);
     while (dead != NULL) {
@@ -871,7 +876,7 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
     if (tm == NULL)
         return FDN_EINVAL;
     int rc = 0;
-    pthread_mutex_lock(&tm->life_mu);
+    fdn__mutex_lock(&tm->life_mu);
     if (!tm->thread_started && tm->opts.cleanup_interval_ns > 0) {
         atomic_store_explicit(&tm->thread_stop, 0, memory_order_relaxed);
         atomic_store_explicit(&tm->thread_alive, 1, memory_order_relaxed);
@@ -885,7 +890,7 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
     bool was_running =
         atomic_exchange_explicit(&tm->running, rc == 0 ? 1 : 0, memory_order_acq_rel) != 0;
     (void)was_running;
-    pthread_mutex_unlock(&tm->life_mu);
+    fdn__mutex_unlock(&tm->life_mu);
     if (rc == 0 && tm->opts.emit_vm_gauges) {
         static const char *const vm[] = {"vm.memory", "vm.total_run_queue_lengths",
                                          "vm.system_counts"};
@@ -901,7 +906,7 @@ static void service_stop(void *state)
     fdn_telemetry_t *tm = state;
     if (tm == NULL)
         return;
-    pthread_mutex_lock(&tm->life_mu);
+    fdn__mutex_lock(&tm->life_mu);
     atomic_store_explicit(&tm->running, 0, memory_order_release);
     if (tm->thread_started) {
         atomic_store_explicit(&tm->thread_stop, 1, memory_order_release);
@@ -909,7 +914,7 @@ static void service_stop(void *state)
         pthread_join(tm->thread, NULL);
         tm->thread_started = false;
     }
-    pthread_mutex_unlock(&tm->life_mu);
+    fdn__mutex_unlock(&tm->life_mu);
 }
 
 static int service_health(void *state)
@@ -919,11 +924,11 @@ static int service_health(void *state)
         return FDN_EINVAL;
     if (!atomic_load_explicit(&tm->running, memory_order_acquire))
         return FDN_EUNAVAILABLE;
-    pthread_mutex_lock(&tm->life_mu);
+    fdn__mutex_lock(&tm->life_mu);
     int rc = 0;
     if (tm->thread_started && !atomic_load_explicit(&tm->thread_alive, memory_order_acquire))
         rc = FDN_EUNAVAILABLE;
-    pthread_mutex_unlock(&tm->life_mu);
+    fdn__mutex_unlock(&tm->life_mu);
     return rc;
 }
 

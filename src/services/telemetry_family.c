@@ -125,7 +125,7 @@ void fdn__tm_families_free(fdn_telemetry_t *tm)
 
 void fdn__tm_families_reset(fdn_telemetry_t *tm)
 {
-    pthread_mutex_lock(&tm->mu);
+    fdn__mutex_lock(&tm->mu);
     for (size_t i = 0; i < tm->nfams; i++) {
         fdn_telemetry_family_t *f = tm->fams[i];
         for (size_t k = 0; k < f->nseries; k++)
@@ -134,7 +134,7 @@ void fdn__tm_families_reset(fdn_telemetry_t *tm)
             metric_reset(f->kind, f->overflow->metric);
         atomic_store_explicit(&f->overflows, 0, memory_order_relaxed);
     }
-    pthread_mutex_unlock(&tm->mu);
+    fdn__mutex_unlock(&tm->mu);
 }
 
 static bool same_shape(const fdn_telemetry_family_t *f, fdn_telemetry_kind_t kind,
@@ -190,14 +190,14 @@ int fdn__tm_family_create(fdn_telemetry_t *tm, fdn_telemetry_family_t **out, con
     if (!builtin && !atomic_load_explicit(&tm->running, memory_order_acquire))
         return FDN_EUNAVAILABLE;
     int rc = 0;
-    pthread_mutex_lock(&tm->mu);
+    fdn__mutex_lock(&tm->mu);
     for (size_t i = 0; i < tm->nfams; i++) {
         if (strcmp(tm->fams[i]->name, name) == 0) {
             if (same_shape(tm->fams[i], kind, labels, nlabels))
                 *out = tm->fams[i];
             else
                 rc = FDN_EEXIST;
-            pthread_mutex_unlock(&tm->mu);
+            fdn__mutex_unlock(&tm->mu);
             return rc;
         }
     }
@@ -229,7 +229,7 @@ int fdn__tm_family_create(fdn_telemetry_t *tm, fdn_telemetry_family_t **out, con
     f->max_series = max_series > 0 ? max_series : tm->opts.max_series_per_family;
     atomic_init(&f->overflows, 0);
     tm->fams[tm->nfams++] = f;
-    pthread_mutex_unlock(&tm->mu);
+    fdn__mutex_unlock(&tm->mu);
     if (nlabels > 0 && tm->f_overflow != NULL && f != tm->f_overflow) {
         const char *v[1] = {name};
         (void)fdn_telemetry_family_counter(tm->f_overflow, &f->overflow_counter, v, 1);
@@ -238,7 +238,7 @@ int fdn__tm_family_create(fdn_telemetry_t *tm, fdn_telemetry_family_t **out, con
     return 0;
 oom:
     family_free(f);
-    pthread_mutex_unlock(&tm->mu);
+    fdn__mutex_unlock(&tm->mu);
     return FDN_ENOMEM;
 }
 
@@ -281,7 +281,7 @@ static int resolve(fdn_telemetry_family_t *f, fdn_telemetry_kind_t want, void **
     fdn_telemetry_t *tm = f->tm;
     int rc = 0;
     bool overflowed = false;
-    pthread_mutex_lock(&tm->mu);
+    fdn__mutex_lock(&tm->mu);
     for (size_t i = 0; i < f->nseries; i++) {
         tm_series_t *s = f->series[i];
         size_t k = 0;
@@ -322,7 +322,7 @@ static int resolve(fdn_telemetry_family_t *f, fdn_telemetry_kind_t want, void **
     f->series[f->nseries++] = s;
     *out = s->metric;
 done:
-    pthread_mutex_unlock(&tm->mu);
+    fdn__mutex_unlock(&tm->mu);
     if (overflowed)
         fdn_counter_inc(f->overflow_counter);
     return rc;

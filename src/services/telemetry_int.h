@@ -15,6 +15,7 @@
 
 #include <fdn/telemetry.h>
 
+#include "core/lock.h"
 #include "core/tsan.h"
 #include "services/telemetry_metrics.h"
 
@@ -121,7 +122,7 @@ struct fdn_telemetry {
     fdn_clock_t *clock;
     _Atomic int running;
     _Atomic uint64_t epoch; /* changes whenever an entry is unlinked (cache validation) */
-    pthread_mutex_t mu;     /* writers: entries, slots, families, handler sets */
+    fdn__mutex_t mu;        /* writers: entries, slots, families, handler sets */
     struct cds_lfht *ht;
     _Atomic size_t nentries;
     _Atomic(tm_hset_t *) handlers; /* RCU-published (release store, acquire load) */
@@ -135,7 +136,7 @@ struct fdn_telemetry {
     fdn_counter_t *c_handler_failures;
     fdn_counter_t *c_handler_detached;
     /* cleanup thread */
-    pthread_mutex_t life_mu; /* serialises start/stop */
+    fdn__mutex_t life_mu; /* serialises start/stop */
     pthread_t thread;
     bool thread_started;
     _Atomic int thread_stop;
@@ -158,6 +159,7 @@ void fdn__tm_families_reset(fdn_telemetry_t *tm);
 fdn_counter_t *fdn__tm_builtin_counter(fdn_telemetry_t *tm, const char *name, const char *help);
 
 /* telemetry.c: entry helpers used by telemetry_snapshot.c (call with tm->mu held) */
-void fdn__tm_entry_sample_activity(fdn_telemetry_t *tm, tm_entry_t *e, int64_t now);
+void fdn__tm_entry_sample_activity(fdn_telemetry_t *tm, tm_entry_t *e, int64_t now)
+    FDN_REQUIRES(tm->mu);
 
 #endif

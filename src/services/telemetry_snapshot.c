@@ -204,7 +204,7 @@ int fdn_telemetry_snapshot(fdn_telemetry_t *tm, fdn_telemetry_snapshot_t **out)
         fdn__free(sn);
         return FDN_ENOMEM;
     }
-    pthread_mutex_lock(&tm->mu);
+    fdn__mutex_lock(&tm->mu);
     sn->time = fdn_clock_mono_ns(tm->clock);
     for (size_t i = 0; i < tm->nfams && !sn->oom; i++)
         add_family(sn, tm->fams[i]);
@@ -219,7 +219,7 @@ int fdn_telemetry_snapshot(fdn_telemetry_t *tm, fdn_telemetry_snapshot_t **out)
         cds_lfht_next(tm->ht, &it);
     }
     tm_read_unlock();
-    pthread_mutex_unlock(&tm->mu);
+    fdn__mutex_unlock(&tm->mu);
     fdn__free(sn->scratch);
     sn->scratch = NULL;
     if (sn->oom) {
