@@ -49,8 +49,9 @@ typedef struct fdn_admin fdn_admin_t;
 typedef int (*fdn_admin_health_fn)(void *user);
 
 /**
- * A Prometheus text writer: stores a buffer allocated with the fdn allocator (freed by the
- * server with fdn_free()) in *out and its length in *len. Returns 0 or a negative code.
+ * A Prometheus text writer: stores a buffer allocated with fdn_malloc(), fdn_calloc() or
+ * fdn_realloc() (freed by the server with fdn_free()) in *out and its length in *len. Returns
+ * 0 or a negative code.
  * Runs on a server thread, concurrently with other requests.
  */
 typedef int (*fdn_admin_metrics_fn)(char **out, size_t *len, void *user);
