@@ -4,6 +4,10 @@
  *        runtime's services (health, Prometheus metrics, config, events, limiter, breakers,
  *        pools, registry) to operators and sidecar clients.
  *
+ * This header is the optional fdn_admin library's (libfdn_admin, pkg-config `fdn-admin`,
+ * CMake `find_package(fdn COMPONENTS admin)` + `fdn::fdn_admin`), built on libfdn's public API;
+ * libfdn itself does not link libmicrohttpd. Not included by <fdn/fdn.h>.
+ *
  * Lifecycle: fdn_admin_create() -> [fdn_admin_bind()] -> mount services and add health checks /
  * metric writers -> fdn_admin_start() -> ... -> fdn_admin_shutdown() -> fdn_admin_destroy().
  * Everything that configures the server (mounts, health checks, metric writers) happens before
