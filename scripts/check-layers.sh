@@ -3,30 +3,35 @@
 # higher layer defines, so the layering of docs/architecture.md holds at link time and not
 # only in the include lines.
 #
-#   scripts/check-layers.sh OBJECT...   the library's object files (ctest passes exactly the
-#                                       current ones: $<TARGET_OBJECTS:fdn_obj>), each under a
+#   scripts/check-layers.sh OBJECT...   the libraries' object files (ctest passes exactly the
+#                                       current ones: $<TARGET_OBJECTS:fdn_obj> and, when
+#                                       built, $<TARGET_OBJECTS:fdn_admin_obj>), each under a
 #                                       .../src/<layer>/ directory
-#   scripts/check-layers.sh OBJDIR      every .o under OBJDIR/src/<layer>/ (e.g.
-#                                       build/asan/CMakeFiles/fdn_obj.dir; may hold stale
+#   scripts/check-layers.sh OBJDIR...   every .o under OBJDIR/src/<layer>/ (e.g.
+#                                       build/asan/CMakeFiles/fdn_obj.dir and
+#                                       build/asan/CMakeFiles/fdn_admin_obj.dir; may hold stale
 #                                       objects of files moved since that build)
 #
 # Layers, lowest first (a layer may use its own symbols and those of every layer below):
 #   core < logic < validation < storage < services < infra < runtime
-# admin sits on top and may use only the public API (fdn_*, any layer) and the core helpers
-# (fdn__* defined in src/core) besides its own symbols.
+# admin is the separate fdn_admin library on top: besides its own symbols it may use only the
+# public API (fdn_*, of any layer), never an fdn__ internal, because libfdn.so exports nothing
+# else for libfdn_admin.so to link against.
 # Each violation prints as `src/<layer>/<file>.o -> <symbol> (defined in src/<layer>/<file>.o)`.
 # Exit status: 0 clean, 1 violations, 2 usage or missing objects.
 set -euo pipefail
 
 declare -A rank=([core]=0 [logic]=1 [validation]=2 [storage]=3 [services]=4 [infra]=5 [runtime]=6 [admin]=7)
 
-(($#)) || { echo "usage: $0 OBJECT... | OBJDIR" >&2; exit 2; }
+(($#)) || { echo "usage: $0 OBJECT... | OBJDIR..." >&2; exit 2; }
 objs=()
-if (($# == 1)) && [[ -d "$1" ]]; then
-    while IFS= read -r o; do objs+=("$o"); done < <(find "$1/src" -name '*.o' | sort)
-else
-    objs=("$@")
-fi
+for a in "$@"; do
+    if [[ -d "$a" ]]; then
+        while IFS= read -r o; do objs+=("$o"); done < <(find "$a/src" -name '*.o' | sort)
+    else
+        objs+=("$a")
+    fi
+done
 ((${#objs[@]})) || { echo "check-layers: no object files" >&2; exit 2; }
 for o in "${objs[@]}"; do
     [[ -f "$o" ]] || { echo "check-layers: $o: no such object" >&2; exit 2; }
@@ -61,7 +66,7 @@ violations=$(awk -v ranks="$ranks" '
             if (from == to) continue
             bad = 0
             if (from == "admin")
-                bad = (s ~ /^fdn__/ && to != "core")
+                bad = (s ~ /^fdn__/)
             else
                 bad = (rk[to] > rk[from])
             if (bad) printf "%s -> %s (defined in %s)\n", short(by[i]), s, short(def[s])
@@ -71,7 +76,7 @@ violations=$(awk -v ranks="$ranks" '
 if [[ -n "$violations" ]]; then
     echo "check-layers: references from a lower layer to a higher one:"
     echo "$violations" | sed 's/^/  /'
-    echo "check-layers: layers, lowest first: core < logic < validation < storage < services < infra < runtime; admin: public API and core only"
+    echo "check-layers: layers, lowest first: core < logic < validation < storage < services < infra < runtime; admin: public API only"
     exit 1
 fi
 echo "check-layers: OK (${#objs[@]} objects; core < logic < validation < storage < services < infra < runtime < admin)"

@@ -4,6 +4,10 @@
  *        runtime's services (health, Prometheus metrics, config, events, limiter, breakers,
  *        pools, registry) to operators and sidecar clients.
  *
+ * This header is the optional fdn_admin library's (libfdn_admin, pkg-config `fdn-admin`,
+ * CMake `find_package(fdn COMPONENTS admin)` + `fdn::fdn_admin`), built on libfdn's public API;
+ * libfdn itself does not link libmicrohttpd. Not included by <fdn/fdn.h>.
+ *
  * Lifecycle: fdn_admin_create() -> [fdn_admin_bind()] -> mount services and add health checks /
  * metric writers -> fdn_admin_start() -> ... -> fdn_admin_shutdown() -> fdn_admin_destroy().
  * Everything that configures the server (mounts, health checks, metric writers) happens before
@@ -49,8 +53,9 @@ typedef struct fdn_admin fdn_admin_t;
 typedef int (*fdn_admin_health_fn)(void *user);
 
 /**
- * A Prometheus text writer: stores a buffer allocated with the fdn allocator (freed by the
- * server with fdn_free()) in *out and its length in *len. Returns 0 or a negative code.
+ * A Prometheus text writer: stores a buffer allocated with fdn_malloc(), fdn_calloc() or
+ * fdn_realloc() (freed by the server with fdn_free()) in *out and its length in *len. Returns
+ * 0 or a negative code.
  * Runs on a server thread, concurrently with other requests.
  */
 typedef int (*fdn_admin_metrics_fn)(char **out, size_t *len, void *user);

@@ -77,6 +77,39 @@ FDN_API int fdn_set_allocator(const fdn_allocator_t *a);
 FDN_API void fdn_free(void *p);
 
 /**
+ * Allocate size bytes with the library's allocator (fdn_set_allocator), for memory that the
+ * library will release with fdn_free, such as an fdn_admin_metrics_fn's buffer. Code built on
+ * the public API only (the fdn_admin library) allocates through these three as well.
+ * Saves and restores errno.
+ * @param[in] size  bytes; 0 is treated as 1.
+ * @return the memory, or NULL when out of memory.
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API void *fdn_malloc(size_t size);
+
+/**
+ * Allocate n * size zeroed bytes with the library's allocator; release with fdn_free.
+ * @param[in] n     element count
+ * @param[in] size  element size
+ * @return the memory, or NULL when out of memory or when n * size overflows.
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API void *fdn_calloc(size_t n, size_t size);
+
+/**
+ * Resize memory from fdn_malloc, fdn_calloc or fdn_realloc (or NULL: allocate) with the
+ * library's allocator; release with fdn_free.
+ * @param[in] p     the memory, or NULL
+ * @param[in] size  new size in bytes; 0 is treated as 1.
+ * @return the memory (possibly moved), or NULL when out of memory (p is then untouched).
+ * @thread_safety any
+ * @since 0.1.0
+ */
+FDN_API void *fdn_realloc(void *p, size_t size);
+
+/**
  * The library's version as "MAJOR.MINOR.PATCH" (a static string).
  * Compare with FDN_VERSION_STRING from version.h to detect header/library mismatches.
  * @thread_safety any

@@ -1,9 +1,11 @@
 /**
  * @file fdn.h
- * @brief Umbrella header: includes every public Foundation header.
+ * @brief Umbrella header: includes every public header of libfdn.
  *
  * Applications may include this one header, or only the module headers they use
  * (`<fdn/runtime.h>`, `<fdn/registry.h>`...). Each header is self-contained.
+ * `<fdn/admin.h>` is not included: it belongs to the optional fdn_admin library (link
+ * fdn_admin, pkg-config fdn-admin) and is installed only with it; include it yourself.
  *
  * @since 0.1.0
  */
@@ -21,7 +23,6 @@
 #include "testing.h"
 #include "config.h"
 #include "events.h"
-#include "admin.h"
 #include "telemetry.h"
 #include "breaker.h"
 #include "limiter.h"

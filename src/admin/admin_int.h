@@ -124,7 +124,7 @@ typedef struct fdn__http_req {
 typedef struct fdn__http_resp {
     unsigned status; /**< 0 = derive from the handler's return code */
     json_t *json;    /**< owned; serialized as the body */
-    char *text;      /**< owned (fdn__malloc), used when json is NULL */
+    char *text;      /**< owned (fdn_malloc), used when json is NULL */
     size_t text_len;
     const char *content_type;
     int64_t retry_after_s; /**< >= 0 adds Retry-After */
@@ -177,6 +177,21 @@ bool fdn__admin_fd_same_socket(int mine, int other);
 /** Emit per-request telemetry to tm (set by fdn_admin_mount_telemetry). Only before start.
  *  @return 0, FDN_EINVAL, FDN_EEXIST */
 int fdn__admin_set_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm);
+
+/**
+ * The admin's growable text buffer (request bodies, the telemetry's Prometheus text, the body
+ * of GET /metrics). The admin library is built on libfdn's public API only
+ * (docs/architecture.md), so it has this one buffer of its own instead of core's fdn__buf:
+ * memory comes from fdn_realloc, the owner frees p with fdn_free. Zero-initialise it; the
+ * text stays NUL-terminated after every append.
+ */
+typedef struct fdn__admin_text {
+    char *p;
+    size_t len, cap;
+} fdn__admin_text_t;
+
+/** Append n bytes (capacity doubles from 8 KiB). @return 0 or FDN_ENOMEM (text unchanged) */
+int fdn__admin_text_put(fdn__admin_text_t *t, const char *s, size_t n);
 
 /** Free what resp owns and zero it. */
 void fdn__http_resp_clear(fdn__http_resp_t *resp);

@@ -5,7 +5,6 @@
  * Breakers are never removed from a set, so a handle from fdn_breaker_get stays valid.
  */
 #include "admin/admin_int.h"
-#include "core/alloc.h"
 
 #include <string.h>
 

@@ -7,7 +7,6 @@
  * security, updatable, whole-tree validation) and codes are the service's own.
  */
 #include "admin/admin_int.h"
-#include "core/alloc.h"
 
 #include <string.h>
 

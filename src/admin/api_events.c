@@ -8,7 +8,6 @@
  * "timestamp" field (int64 ns on the store's monotonic clock).
  */
 #include "admin/admin_int.h"
-#include "core/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +51,7 @@ static int event_from_body(json_t *o, fdn__http_resp_t *resp, fdn_event_t **out)
     spec.correlation_id = cid ? json_string_value(cid) : NULL;
     spec.parent_id = parent ? (uint64_t)json_integer_value(parent) : 0;
     int rc = fdn_event_new(out, &spec, &resp->err);
-    fdn__free(dump); /* jansson allocates through the library allocator (core/json.h) */
+    fdn_free(dump); /* jansson allocates through the library allocator (core/json.h) */
     return rc;
 }
 
@@ -107,8 +106,8 @@ static int h_batch(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
         return fdn_err_set(&resp->err, FDN_ETOO_LARGE, "batch of %zu events exceeds %d", n,
                            BATCH_MAX);
     }
-    fdn_event_t **evs = fdn__calloc(n ? n : 1, sizeof *evs);
-    uint64_t *ids = fdn__calloc(n ? n : 1, sizeof *ids);
+    fdn_event_t **evs = fdn_calloc(n ? n : 1, sizeof *evs);
+    uint64_t *ids = fdn_calloc(n ? n : 1, sizeof *ids);
     if (evs == NULL || ids == NULL) {
         rc = FDN_ENOMEM;
         goto out;
@@ -132,8 +131,8 @@ static int h_batch(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
 out:
     for (size_t i = 0; evs != NULL && i < n; i++)
         fdn_event_free(evs[i]);
-    fdn__free(evs);
-    fdn__free(ids);
+    fdn_free(evs);
+    fdn_free(ids);
     json_decref(body);
     return rc;
 }

@@ -6,7 +6,6 @@
  * immutable snapshots). No locks, no state of its own besides the runtime pointer.
  */
 #include "admin/admin_int.h"
-#include "core/alloc.h"
 
 #include <string.h>
 

@@ -5,40 +5,20 @@
  * Threads: runs on the admin server's threads; telemetry's writers take their own snapshot.
  */
 #include "admin/admin_int.h"
-#include "core/alloc.h"
 
 #include <string.h>
 
-typedef struct sink {
-    char *p;
-    size_t len, cap;
-} sink_t;
-
 static int sink_write(const char *data, size_t len, void *user)
 {
-    sink_t *s = user;
-    if (s->len + len + 1 > s->cap) {
-        size_t nc = s->cap ? s->cap : 8192;
-        while (nc < s->len + len + 1)
-            nc *= 2;
-        char *p = fdn__realloc(s->p, nc);
-        if (p == NULL)
-            return FDN_ENOMEM;
-        s->p = p;
-        s->cap = nc;
-    }
-    memcpy(s->p + s->len, data, len);
-    s->len += len;
-    s->p[s->len] = '\0';
-    return 0;
+    return fdn__admin_text_put(user, data, len);
 }
 
 static int prometheus(char **out, size_t *len, void *user)
 {
-    sink_t s = {NULL, 0, 0};
+    fdn__admin_text_t s = {NULL, 0, 0};
     int rc = fdn_telemetry_write_prometheus(user, sink_write, &s);
     if (rc < 0) {
-        fdn__free(s.p);
+        fdn_free(s.p);
         return rc;
     }
     *out = s.p;

@@ -20,8 +20,6 @@
  * and hands MHD a duplicate of it (see there for why), which MHD closes on stop.
  */
 #include "admin/admin_int.h"
-#include "core/alloc.h"
-#include "core/buf.h"
 
 #include <fdn/clock.h>
 
@@ -98,7 +96,7 @@ void fdn__http_resp_clear(fdn__http_resp_t *resp)
     if (resp == NULL)
         return;
     json_decref(resp->json);
-    fdn__free(resp->text);
+    fdn_free(resp->text);
     memset(resp, 0, sizeof *resp);
 }
 
@@ -117,7 +115,7 @@ void fdn__http_resp_finish(fdn__http_resp_t *resp, int rc)
     if (rc < 0) {
         unsigned keep = resp->status >= 400 ? resp->status : 0;
         json_decref(resp->json);
-        fdn__free(resp->text);
+        fdn_free(resp->text);
         resp->text = NULL;
         resp->text_len = 0;
         resp->json = fdn__http_error_json(rc, &resp->err);
@@ -181,6 +179,38 @@ static bool pattern_valid(const char *p)
     return true;
 }
 
+/* ---- allocation helpers (public API only: fdn_malloc and fdn_realloc) ------------------- */
+
+static char *admin_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = fdn_malloc(n);
+    if (d != NULL)
+        memcpy(d, s, n);
+    return d;
+}
+
+int fdn__admin_text_put(fdn__admin_text_t *t, const char *s, size_t n)
+{
+    if (n > SIZE_MAX - t->len - 1)
+        return FDN_ENOMEM;
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap : 8192;
+        while (cap < t->len + n + 1)
+            cap = cap > SIZE_MAX / 2 ? t->len + n + 1 : cap * 2;
+        char *p = fdn_realloc(t->p, cap);
+        if (p == NULL)
+            return FDN_ENOMEM;
+        t->p = p;
+        t->cap = cap;
+    }
+    if (n > 0)
+        memcpy(t->p + t->len, s, n);
+    t->len += n;
+    t->p[t->len] = '\0';
+    return 0;
+}
+
 int fdn__admin_route_add(fdn_admin_t *a, const char *method, const char *pattern,
                          fdn__http_handler_fn fn, void *user)
 {
@@ -192,13 +222,13 @@ int fdn__admin_route_add(fdn_admin_t *a, const char *method, const char *pattern
             return FDN_EEXIST;
     if (a->nroutes == a->cap_routes) {
         size_t nc = a->cap_routes ? a->cap_routes * 2 : 16;
-        route_t *r = fdn__realloc(a->routes, nc * sizeof *r);
+        route_t *r = fdn_realloc(a->routes, nc * sizeof *r);
         if (r == NULL)
             return FDN_ENOMEM;
         a->routes = r;
         a->cap_routes = nc;
     }
-    char *pc = fdn__strdup(pattern);
+    char *pc = admin_strdup(pattern);
     if (pc == NULL)
         return FDN_ENOMEM;
     route_t *r = &a->routes[a->nroutes++];
@@ -247,7 +277,7 @@ static void request_telemetry(fdn_admin_t *a, int64_t t0, const char *route, con
         return;
     static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "HEAD"};
     const char *m = "other";
-    for (size_t i = 0; i < FDN_ARRAY_LEN(methods); i++)
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
         if (strcmp(method, methods[i]) == 0)
             m = methods[i];
     char cls[4] = {(char)('0' + (status / 100) % 10), 'x', 'x', '\0'};
@@ -269,7 +299,7 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
         rc = fdn_err_set(&resp->err, FDN_EACCES, "missing or wrong bearer token");
         goto out;
     }
-    t = fdn__malloc(sizeof *t);
+    t = fdn_malloc(sizeof *t);
     if (t == NULL) {
         rc = FDN_ENOMEM;
         goto out;
@@ -316,7 +346,7 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
     else
         rc = fdn_err_set(&resp->err, FDN_ENOENT, "no such endpoint");
 out:
-    fdn__free(t);
+    fdn_free(t);
     fdn__http_resp_finish(resp, rc);
     count_status(a, resp->status);
     request_telemetry(a, t0, route, method, resp->status);
@@ -367,37 +397,39 @@ static int h_metrics(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *u
 {
     (void)req;
     fdn_admin_t *a = user;
-    fdn__buf_t b = FDN__BUF_INIT;
-    for (size_t i = 0; i < a->nmetrics; i++) {
+    fdn__admin_text_t b = {NULL, 0, 0};
+    int rc = 0;
+    for (size_t i = 0; i < a->nmetrics && rc == 0; i++) {
         char *out = NULL;
         size_t len = 0;
-        int rc = a->metrics[i].fn(&out, &len, a->metrics[i].user);
-        if (rc < 0) {
-            fdn__free(b.p);
-            return fdn_err_set(&resp->err, rc, "metrics writer failed: %s", fdn_strerror(rc));
+        int wrc = a->metrics[i].fn(&out, &len, a->metrics[i].user);
+        if (wrc < 0) {
+            fdn_free(b.p);
+            return fdn_err_set(&resp->err, wrc, "metrics writer failed: %s", fdn_strerror(wrc));
         }
         if (out != NULL) {
-            fdn__buf_put(&b, out, len);
-            if (len > 0 && out[len - 1] != '\n')
-                fdn__buf_put(&b, "\n", 1);
+            rc = fdn__admin_text_put(&b, out, len);
+            if (rc == 0 && len > 0 && out[len - 1] != '\n')
+                rc = fdn__admin_text_put(&b, "\n", 1);
         }
         fdn_free(out);
     }
     static const char hdr[] =
         "# HELP fdn_admin_http_requests_total HTTP requests answered by the admin server, by "
         "status class.\n# TYPE fdn_admin_http_requests_total counter\n";
-    fdn__buf_put(&b, hdr, sizeof hdr - 1);
-    for (unsigned c = 1; c <= 5; c++) {
+    if (rc == 0)
+        rc = fdn__admin_text_put(&b, hdr, sizeof hdr - 1);
+    for (unsigned c = 1; c <= 5 && rc == 0; c++) {
         char line[96];
         int n = snprintf(
             line, sizeof line, "fdn_admin_http_requests_total{class=\"%uxx\"} %llu\n", c,
             (unsigned long long)atomic_load_explicit(&a->by_class[c], memory_order_relaxed));
         if (n > 0)
-            fdn__buf_put(&b, line, (size_t)n);
+            rc = fdn__admin_text_put(&b, line, (size_t)n);
     }
-    if (b.oom) {
-        fdn__free(b.p);
-        return FDN_ENOMEM;
+    if (rc < 0) {
+        fdn_free(b.p);
+        return rc;
     }
     resp->text = b.p;
     resp->text_len = b.len;
@@ -465,32 +497,32 @@ int fdn_admin_create(fdn_admin_t **out, const fdn_admin_opts_t *opts, fdn_error_
     if (opts->threads == 0 || opts->threads > 64 || opts->max_connections == 0 ||
         opts->max_body_bytes == 0 || opts->max_body_bytes > ((size_t)1 << 30))
         return fdn_err_set(err, FDN_EINVAL, "admin options out of range");
-    fdn_admin_t *a = fdn__calloc(1, sizeof *a);
+    fdn_admin_t *a = fdn_calloc(1, sizeof *a);
     if (a == NULL)
         return FDN_ENOMEM;
     const char *listen = opts->listen ? opts->listen : FDN_ADMIN_DEFAULT_LISTEN;
     if (fdn__http_parse_listen(listen, a->host, sizeof a->host, &a->want_port) != 0) {
-        fdn__free(a);
+        fdn_free(a);
         return fdn_err_set(err, FDN_EINVAL,
                            "bad listen address '%s' (expected ADDR:PORT or [V6ADDR]:PORT)", listen);
     }
     struct addrinfo *ai = NULL;
     int rc = resolve(a->host, a->want_port, &ai, err);
     if (rc < 0) {
-        fdn__free(a);
+        fdn_free(a);
         return rc;
     }
     bool loop = addr_is_loopback(ai->ai_addr);
     freeaddrinfo(ai);
     if (opts->token != NULL && opts->token[0] != '\0') {
-        a->token = fdn__strdup(opts->token);
+        a->token = admin_strdup(opts->token);
         if (a->token == NULL) {
-            fdn__free(a);
+            fdn_free(a);
             return FDN_ENOMEM;
         }
         a->token_len = strlen(a->token);
     } else if (!loop) {
-        fdn__free(a);
+        fdn_free(a);
         return fdn_err_set(err, FDN_EPERM,
                            "listening on non-loopback address '%s' requires a bearer token "
                            "(--token-file)",
@@ -542,8 +574,7 @@ int fdn_admin_add_metrics(fdn_admin_t *a, fdn_admin_metrics_fn fn, void *user)
 
 typedef struct conn_ctx {
     char *uri;
-    char *body;
-    size_t len, cap;
+    fdn__admin_text_t body; /* the request body so far */
     bool seen;
     bool too_large;
 } conn_ctx_t;
@@ -552,11 +583,11 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
 {
     (void)cls;
     (void)con;
-    conn_ctx_t *c = fdn__calloc(1, sizeof *c);
+    conn_ctx_t *c = fdn_calloc(1, sizeof *c);
     if (c != NULL) {
-        c->uri = fdn__strdup(uri ? uri : "");
+        c->uri = admin_strdup(uri ? uri : "");
         if (c->uri == NULL) {
-            fdn__free(c);
+            fdn_free(c);
             c = NULL;
         }
     }
@@ -571,9 +602,9 @@ static void on_done(void *cls, struct MHD_Connection *con, void **req_cls,
     (void)toe;
     conn_ctx_t *c = *req_cls;
     if (c != NULL) {
-        fdn__free(c->uri);
-        fdn__free(c->body);
-        fdn__free(c);
+        fdn_free(c->uri);
+        fdn_free(c->body.p);
+        fdn_free(c);
         *req_cls = NULL;
     }
 }
@@ -598,7 +629,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *con, fdn__http_resp_t *r
     }
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)(uintptr_t)data, MHD_RESPMEM_MUST_COPY);
-    fdn__free(dump); /* jansson allocates through the library allocator (core/json.h) */
+    fdn_free(dump); /* jansson allocates through the library allocator (core/json.h) */
     if (r == NULL)
         return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
@@ -661,24 +692,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (c->too_large || c->len + n > a->max_body) {
+        if (c->too_large || c->body.len + n > a->max_body) {
             c->too_large = true; /* drain, answer 413 at the end */
             return MHD_YES;
         }
-        if (c->len + n + 1 > c->cap) {
-            size_t nc = c->cap ? c->cap : 4096;
-            while (nc < c->len + n + 1)
-                nc *= 2;
-            char *p = fdn__realloc(c->body, nc);
-            if (p == NULL)
-                return MHD_NO;
-            c->body = p;
-            c->cap = nc;
-        }
-        memcpy(c->body + c->len, upload_data, n);
-        c->len += n;
-        c->body[c->len] = '\0';
-        return MHD_YES;
+        return fdn__admin_text_put(&c->body, upload_data, n) == 0 ? MHD_YES : MHD_NO;
     }
     if (c->too_large)
         return send_error(a, con, FDN_ETOO_LARGE, "request body exceeds the limit");
@@ -686,7 +704,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     fdn__http_resp_t resp;
     memset(&resp, 0, sizeof resp);
-    fdn__admin_dispatch(a, method, c->uri, auth, c->body ? c->body : "", c->len, &resp);
+    fdn__admin_dispatch(a, method, c->uri, auth, c->body.p ? c->body.p : "", c->body.len, &resp);
     enum MHD_Result ok = send_resp(con, &resp);
     fdn__http_resp_clear(&resp);
     return ok;
@@ -812,13 +830,13 @@ void fdn_admin_destroy(fdn_admin_t *a)
     if (a->listen_fd >= 0)
         close(a->listen_fd); /* bound but never handed to a started server */
     for (size_t i = 0; i < a->nroutes; i++)
-        fdn__free(a->routes[i].pattern);
-    fdn__free(a->routes);
+        fdn_free(a->routes[i].pattern);
+    fdn_free(a->routes);
     if (a->token != NULL) {
         volatile char *t = a->token;
         for (size_t i = 0; i < a->token_len; i++)
             t[i] = 0;
     }
-    fdn__free(a->token);
-    fdn__free(a);
+    fdn_free(a->token);
+    fdn_free(a);
 }

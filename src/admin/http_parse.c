@@ -10,7 +10,6 @@
  * Invariant: on success every pointer in fdn__http_target_t points into t->buf.
  */
 #include "admin/admin_int.h"
-#include "core/alloc.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -333,14 +332,14 @@ json_t *fdn__http_error_json(int code, const fdn_error_t *err)
     char *text = stack;
     size_t n = fdn_err_to_json(err, stack, sizeof(stack));
     if (n >= sizeof(stack)) {
-        text = fdn__malloc(n + 1);
+        text = fdn_malloc(n + 1);
         if (text == NULL)
             return NULL;
         (void)fdn_err_to_json(err, text, n + 1);
     }
     json_t *full = json_loadb(text, n, 0, NULL);
     if (text != stack)
-        fdn__free(text);
+        fdn_free(text);
     if (full == NULL)
         return NULL;
     json_t *e = json_pack("{s:O, s:O, s:O, s:O, s:O, s:O}", "code",

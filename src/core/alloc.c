@@ -76,6 +76,21 @@ void fdn_free(void *p)
     fdn__free(p);
 }
 
+void *fdn_malloc(size_t size)
+{
+    return fdn__malloc(size);
+}
+
+void *fdn_calloc(size_t n, size_t size)
+{
+    return fdn__calloc(n, size);
+}
+
+void *fdn_realloc(void *p, size_t size)
+{
+    return fdn__realloc(p, size);
+}
+
 char *fdn__strndup(const char *s, size_t n)
 {
     char *d = fdn__malloc(n + 1);

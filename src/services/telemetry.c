@@ -1,7 +1,7 @@
 /*
  * DESIGN: the telemetry service: event entries, handlers, measure/span, retention, service
  * lifecycle. Families live in telemetry_family.c, snapshots and JSON in telemetry_snapshot.c, the
- * metric primitives in metrics.c, the Prometheus writer in src/admin/prometheus.c.
+ * metric primitives in metrics.c, the Prometheus writer in telemetry_prometheus.c.
  *
  * Threads: any thread may call any function; execute runs entirely on the caller's thread
  * (aggregation and handlers), so an emit followed by a snapshot from the same thread always

@@ -12,6 +12,7 @@
 
 #include "admin/admin_int.h"
 #include "core/alloc.h"
+#include "fail_alloc.h"
 #include "infra/limiter_int.h"
 #include "infra/pool_int.h"
 #include "services/config_int.h"
@@ -247,6 +248,43 @@ static void ct_equal(void **state)
     assert_false(fdn__http_ct_equal("secret", 6, "secret2", 7));
     assert_false(fdn__http_ct_equal("", 0, "x", 1));
     assert_true(fdn__http_ct_equal("", 0, "", 0));
+}
+
+/* The admin's text buffer: grows past its first 8 KiB keeping what it holds, stays
+ * NUL-terminated, and on out-of-memory reports FDN_ENOMEM with the text unchanged. */
+static void admin_text(void **state)
+{
+    (void)state;
+    fdn__admin_text_t t = {NULL, 0, 0};
+    assert_int_equal(fdn__admin_text_put(&t, "", 0), 0);
+    assert_non_null(t.p);
+    assert_string_equal(t.p, "");
+    static char chunk[3000];
+    for (size_t i = 0; i < sizeof chunk; i++)
+        chunk[i] = (char)('a' + i % 26);
+    for (int i = 0; i < 5; i++) /* 15000 bytes: past the first capacity */
+        assert_int_equal(fdn__admin_text_put(&t, chunk, sizeof chunk), 0);
+    assert_int_equal(t.len, 5 * sizeof chunk);
+    assert_true(t.cap > t.len);
+    assert_int_equal(strlen(t.p), t.len);
+    for (size_t i = 0; i < t.len; i++)
+        assert_int_equal(t.p[i], chunk[i % sizeof chunk]);
+
+    assert_int_equal(fail_alloc_install(), 0);
+    fail_alloc_at(1);
+    size_t len = t.len, cap = t.cap;
+    char *p = t.p;
+    static char big[1 << 15];
+    memset(big, 'z', sizeof big);
+    assert_int_equal(fdn__admin_text_put(&t, big, sizeof big), FDN_ENOMEM);
+    assert_int_equal(fail_alloc_failures(), 1);
+    assert_ptr_equal(t.p, p);
+    assert_int_equal(t.len, len);
+    assert_int_equal(t.cap, cap);
+    assert_int_equal(t.p[t.len], '\0');
+    fail_alloc_off();
+    fail_alloc_uninstall();
+    fdn_free(t.p); /* allocated before the failing allocator: freed by the default one */
 }
 
 /* ---- dispatcher ------------------------------------------------------------------------ */
@@ -956,6 +994,7 @@ int main(void)
         cmocka_unit_test(status_mapping),
         cmocka_unit_test(error_body),
         cmocka_unit_test(ct_equal),
+        cmocka_unit_test(admin_text),
         cmocka_unit_test(dispatch_routes),
         cmocka_unit_test(dispatch_token),
         cmocka_unit_test(stopped_services_answer_503),

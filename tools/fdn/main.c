@@ -1,5 +1,7 @@
 /* DESIGN: fdn, the command-line program: dispatches to one file per subcommand (cmd_*.c).
- * Single-threaded except `serve` (see cmd_serve.c). Exit codes: 0 ok, 1 failure, 2 usage. */
+ * Single-threaded except `serve` (see cmd_serve.c). Exit codes: 0 ok, 1 failure, 2 usage.
+ * `serve` exists only when the build has the fdn_admin library (FDN_CLI_SERVE, CMake option
+ * FDN_BUILD_ADMIN); the other commands are offline and need libfdn alone. */
 #include "cli.h"
 
 #include <string.h>
@@ -9,7 +11,9 @@ static void usage(FILE *out)
     fprintf(out, "usage: fdn <command> [options]\n"
                  "\n"
                  "commands:\n"
+#ifdef FDN_CLI_SERVE
                  "  serve            run a runtime with the admin HTTP API (127.0.0.1:9568)\n"
+#endif
                  "  config defaults  print the default configuration tree as JSON\n"
                  "  config check F   validate a configuration file\n"
                  "  events query     read stored events from a data directory (offline)\n"
@@ -35,10 +39,13 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"serve", cmd_serve},
-                {"config", cmd_config},
-                {"events", cmd_events},
-                {"version", cmd_version}};
+    } cmds[] = {
+#ifdef FDN_CLI_SERVE
+        {"serve", cmd_serve},
+#endif
+        {"config", cmd_config},
+        {"events", cmd_events},
+        {"version", cmd_version}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(cmd, cmds[i].name) == 0)
             return cmds[i].fn(argc - 1, argv + 1);

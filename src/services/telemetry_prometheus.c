@@ -1,9 +1,11 @@
 /*
  * DESIGN: the Prometheus text exposition format 0.0.4 writer for a telemetry instance.
  *
- * Built only on the public snapshot iterator (admin layer: public API only). Threads: any;
- * the writer owns its snapshot and buffers, takes no lock of its own and calls the sink on
- * the calling thread with no telemetry lock held (the snapshot is taken and released first).
+ * Part of libfdn (not of the optional fdn_admin library), so a program that does not serve
+ * HTTP can still write the exposition, e.g. to a file. Built only on the public snapshot
+ * iterator and core's text buffer. Threads: any; the writer owns its snapshot and buffers,
+ * takes no lock of its own and calls the sink on the calling thread with no telemetry lock
+ * held (the snapshot is taken and released first).
  *
  * Naming: families keep their names (validated at registration). An event entry `a.b` with
  * measurement key k becomes: k == "counter" → counter `a_b_total`; k == "gauge" → gauge
@@ -26,7 +28,6 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/utf8.h"
-
 
 static void b_fmt_u64(fdn__buf_t *b, uint64_t v)
 {
