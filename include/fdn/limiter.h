@@ -181,7 +181,8 @@ typedef struct fdn_limiter_stats {
 /** The backend's state (a copy), for health checks and metrics. */
 typedef struct fdn_limiter_backend_status {
     fdn_limiter_backend_kind_t backend;
-    bool connected;          /**< memory: true; Redis: the last command got a reply */
+    bool connected;          /**< memory: true; Redis: the last command got a reply (true
+                                  before the first command) */
     int breaker_state;       /**< Redis: an fdn_breaker_state_t; memory: 0 (closed) */
     uint64_t commands;       /**< Redis: scripts sent */
     uint64_t errors;         /**< Redis: commands that failed (I/O, timeout, bad reply) */

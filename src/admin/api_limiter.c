@@ -1,5 +1,7 @@
 /*
- * DESIGN: admin endpoint of the rate limiter: POST /v1/limiter/check.
+ * DESIGN: admin endpoint of the rate limiter: POST /v1/limiter/check; and the limiter's
+ * backend in GET /health ("rate_limiter_backend") and GET /metrics
+ * (foundation_rate_limiter_backend_*, Redis backend only).
  * Threads: runs on the admin server's threads; calls only fdn_limiter_check (lock-free per
  * key). A denied check answers 429 with Retry-After (whole seconds, rounded up) and the
  * same result fields as an allowed one, plus the error object. Refused with 422 before the
@@ -8,7 +10,11 @@
  */
 #include "admin/admin_int.h"
 
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
+
+#include <fdn/breaker.h>
 
 /* longest accepted key: every distinct key is state the limiter keeps for a window, so a
  * client must not be able to make each one arbitrarily large */
@@ -151,9 +157,97 @@ out:
     return rc;
 }
 
+/* GET /health: "rate_limiter_backend" is unhealthy while a Redis backend cannot reach Redis
+ * (its failure policy answers the checks meanwhile). */
+static int backend_health(void *user)
+{
+    fdn_limiter_backend_status_t st;
+    int rc = fdn_limiter_backend_status(user, &st);
+    if (rc != 0)
+        return rc;
+    return st.connected && st.breaker_state == FDN_BREAKER_CLOSED ? 0 : FDN_EUNAVAILABLE;
+}
+
+/* GET /metrics: the Redis backend's state (nothing for the in-memory store). */
+static int backend_metrics(char **out, size_t *len, void *user)
+{
+    fdn_limiter_backend_status_t st;
+    int rc = fdn_limiter_backend_status(user, &st);
+    *out = NULL;
+    *len = 0;
+    if (rc != 0 || st.backend != FDN_LIMITER_BACKEND_REDIS)
+        return rc;
+    fdn__admin_text_t t = {NULL, 0, 0};
+    char line[256];
+    int n;
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        n = snprintf(line, sizeof line, __VA_ARGS__);                                              \
+        if (rc == 0 && n > 0)                                                                      \
+            rc = fdn__admin_text_put(&t, line, (size_t)n);                                         \
+    } while (0)
+    PUT("# HELP foundation_rate_limiter_backend_up 1 while the Redis backend's last command got "
+        "a reply and its breaker is closed.\n# TYPE foundation_rate_limiter_backend_up gauge\n");
+    PUT("foundation_rate_limiter_backend_up{backend=\"redis\"} %d\n",
+        st.connected && st.breaker_state == FDN_BREAKER_CLOSED);
+    PUT("# HELP foundation_rate_limiter_backend_breaker_state The breaker around Redis: 0 closed, "
+        "1 open, 2 half-open.\n# TYPE foundation_rate_limiter_backend_breaker_state gauge\n");
+    PUT("foundation_rate_limiter_backend_breaker_state{backend=\"redis\"} %d\n", st.breaker_state);
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } counters[] = {
+        {"commands", "Scripts sent to Redis.", offsetof(fdn_limiter_backend_status_t, commands)},
+        {"errors", "Redis commands that failed (I/O, timeout, bad reply).",
+         offsetof(fdn_limiter_backend_status_t, errors)},
+        {"fallbacks", "Checks the failure policy answered.",
+         offsetof(fdn_limiter_backend_status_t, fallbacks)},
+        {"local_denials", "Checks the deny cache answered without a round trip.",
+         offsetof(fdn_limiter_backend_status_t, local_denials)},
+        {"script_loads", "SCRIPT LOAD commands sent.",
+         offsetof(fdn_limiter_backend_status_t, script_loads)},
+    };
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)&st + counters[i].off, sizeof v);
+        PUT("# HELP foundation_rate_limiter_backend_%s_total %s\n"
+            "# TYPE foundation_rate_limiter_backend_%s_total counter\n",
+            counters[i].name, counters[i].help, counters[i].name);
+        PUT("foundation_rate_limiter_backend_%s_total{backend=\"redis\"} %llu\n", counters[i].name,
+            (unsigned long long)v);
+    }
+    static const int64_t bounds[7] = FDN_LIMITER_LATENCY_BOUNDS_US;
+    PUT("# HELP foundation_rate_limiter_backend_roundtrip_seconds Round trips to Redis.\n"
+        "# TYPE foundation_rate_limiter_backend_roundtrip_seconds histogram\n");
+    for (int i = 0; i < 7; i++)
+        PUT("foundation_rate_limiter_backend_roundtrip_seconds_bucket{backend=\"redis\",le=\"%g\"} "
+            "%llu\n",
+            (double)bounds[i] / 1e6, (unsigned long long)st.latency_le_us[i]);
+    PUT("foundation_rate_limiter_backend_roundtrip_seconds_bucket{backend=\"redis\",le=\"+Inf\"} "
+        "%llu\n",
+        (unsigned long long)st.latency_le_us[7]);
+    PUT("foundation_rate_limiter_backend_roundtrip_seconds_sum{backend=\"redis\"} %.6f\n",
+        (double)st.latency_sum_us / 1e6);
+    PUT("foundation_rate_limiter_backend_roundtrip_seconds_count{backend=\"redis\"} %llu\n",
+        (unsigned long long)st.latency_le_us[7]);
+#undef PUT
+    if (rc != 0) {
+        fdn_free(t.p);
+        return rc;
+    }
+    *out = t.p;
+    *len = t.len;
+    return 0;
+}
+
 int fdn_admin_mount_limiter(fdn_admin_t *a, fdn_limiter_t *l)
 {
     if (a == NULL || l == NULL)
         return FDN_EINVAL;
-    return fdn__admin_route_add(a, "POST", "/v1/limiter/check", h_check, l);
+    int rc = fdn__admin_route_add(a, "POST", "/v1/limiter/check", h_check, l);
+    if (rc == 0)
+        rc = fdn_admin_add_health(a, "rate_limiter_backend", backend_health, l);
+    if (rc == 0)
+        rc = fdn_admin_add_metrics(a, backend_metrics, l);
+    return rc;
 }

@@ -751,6 +751,7 @@ int fdn__limiter_redis_create(void **out, const fdn_limiter_redis_opts_t *o, voi
     b->policy = o->failure_policy;
     b->fleet = o->fleet_size;
     b->clock = clock;
+    atomic_init(&b->connected, true); /* no command has failed yet */
     pthread_mutex_init(&b->sha_mu, NULL);
     for (uint32_t i = 0; i < DENY_LOCKS; i++)
         pthread_mutex_init(&b->deny_mu[i], NULL);

@@ -50,6 +50,36 @@ for i in $(seq 1 8); do
 done
 [[ $allowed -eq 5 && $denied -eq 3 ]] || { echo "allowed $allowed denied $denied, want 5 and 3" >&2; exit 1; }
 
+# the backend's state in /health and /metrics
+health=$(curl -s --max-time 60 "http://127.0.0.1:${PORTS[0]}/health")
+[[ "$(jq -r '.services.rate_limiter_backend.status' <<<"$health")" == ok ]] || { echo "health: $health" >&2; exit 1; }
+metrics=$(curl -s --max-time 60 "http://127.0.0.1:${PORTS[0]}/metrics")
+grep -q '^foundation_rate_limiter_backend_up{backend="redis"} 1$' <<<"$metrics" || { echo "no backend_up 1 in /metrics" >&2; exit 1; }
+grep -q '^foundation_rate_limiter_backend_commands_total{backend="redis"} [1-9]' <<<"$metrics" || { echo "no commands in /metrics" >&2; exit 1; }
+grep -q '^foundation_rate_limiter_backend_roundtrip_seconds_count{backend="redis"} [1-9]' <<<"$metrics" || { echo "no round trips in /metrics" >&2; exit 1; }
+if command -v promtool >/dev/null; then
+    promtool check metrics <<<"$metrics" >/dev/null 2>"$TMP/promtool.err" || { echo "promtool: $(cat "$TMP/promtool.err")" >&2; exit 1; }
+fi
+
+# Redis away: a server pointed at a closed port answers checks by its policy (local) and says
+# so in /health (503, degraded) and /metrics (backend_up 0, fallbacks counted)
+closed=""
+for _ in $(seq 1 50); do # a loopback port nothing listens on
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then closed=$p; break; fi
+done
+[[ -n "$closed" ]] || { echo "no closed port found" >&2; exit 1; }
+URL="redis://127.0.0.1:$closed"
+start d
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 -X POST -H 'Content-Type: application/json' \
+    "http://127.0.0.1:${PORTS[2]}/v1/limiter/check" -d '{"key":"k","limit":5,"window_ms":60000}')
+[[ "$code" == 200 ]] || { echo "local fallback answered $code" >&2; exit 1; }
+code=$(curl -s -o "$TMP/h" -w '%{http_code}' --max-time 60 "http://127.0.0.1:${PORTS[2]}/health")
+[[ "$code" == 503 && "$(jq -r '.services.rate_limiter_backend.status' "$TMP/h")" == unhealthy ]] || { echo "health with Redis away: $code $(cat "$TMP/h")" >&2; exit 1; }
+metrics=$(curl -s --max-time 60 "http://127.0.0.1:${PORTS[2]}/metrics")
+grep -q '^foundation_rate_limiter_backend_up{backend="redis"} 0$' <<<"$metrics" || { echo "backend_up not 0" >&2; exit 1; }
+grep -q '^foundation_rate_limiter_backend_fallbacks_total{backend="redis"} 1$' <<<"$metrics" || { echo "fallback not counted" >&2; exit 1; }
+
 # a URL that does not parse: a clear error at start, exit status 1
 set +e
 "$FDN" serve --data-dir "$TMP/c" --listen 127.0.0.1:0 --redis "http://nope" >/dev/null 2>"$TMP/c.err"
@@ -57,4 +87,4 @@ rc=$?
 set -e
 [[ $rc -eq 1 ]] || { echo "bad --redis: exit $rc" >&2; exit 1; }
 grep -q 'redis url: must start with redis://' "$TMP/c.err" || { echo "bad --redis: $(cat "$TMP/c.err")" >&2; exit 1; }
-echo "ok: 5 of 8 admitted across two servers; a bad URL refused at start"
+echo "ok: 5 of 8 admitted across two servers; backend state in /health and /metrics; a bad URL refused at start"

@@ -128,7 +128,9 @@ if wants runtime; then
     for svc in config_server event_store telemetry_service connection_manager rate_limiter; do
         jcheck ".services.\"$svc\".status == \"ok\" and .services.\"$svc\".state == \"running\""
     done
-    jcheck '.runtime.services == (.services|length) and .runtime.running == .runtime.services'
+    # supervised services carry a "state"; plain health checks (the limiter's backend) do not
+    jcheck '.runtime.services == ([.services[] | select(has("state"))] | length) and .runtime.running == .runtime.services'
+    jcheck '.services.rate_limiter_backend.status == "ok"'
 fi
 expect 404 GET /no/such/endpoint
 error_is 3401
