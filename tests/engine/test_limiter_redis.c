@@ -25,6 +25,7 @@
 #include <fdn/breaker.h>
 #include <fdn/clock.h>
 #include <fdn/limiter.h>
+#include <fdn/protect.h>
 
 static char g_url[128];
 static unsigned g_run; /* makes keys unique per run: the fixture's Redis outlives a test */
@@ -181,6 +182,57 @@ static void script_is_reloaded_after_a_flush(void **state)
     assert_int_equal(st1.fallbacks, 0);
     assert_int_equal(res.remaining, 3); /* burst 5, two taken: the retried call ran once */
     fdn_limiter_destroy(l);
+}
+
+/* ---- protected execution on the Redis backend ------------------------------------------- */
+
+static int count_run(void *conn, void *arg)
+{
+    (void)conn;
+    ++*(int *)arg;
+    return 0;
+}
+
+static void protected_calls_use_the_shared_limit(void **state)
+{
+    (void)state;
+    fdn_limiter_opts_t o = redis_opts(g_url, FDN_LIMIT_FAIL_CLOSED);
+    fdn_limiter_t *a = open_limiter(&o), *b = open_limiter(&o);
+    fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, 3, 3600000, 0};
+    char rule[64];
+    unique_key(rule, sizeof(rule), "prot");
+    rule[40] = '\0'; /* rule names are short */
+    assert_int_equal(fdn_limiter_set_rule(a, rule, &r), 0);
+    assert_int_equal(fdn_limiter_set_rule(b, rule, &r), 0);
+    fdn_protect_t *pa, *pb;
+    fdn_protect_opts_t po = FDN_PROTECT_OPTS_INIT;
+    po.limiter = a;
+    assert_int_equal(fdn_protect_create(&pa, &po), 0);
+    po.limiter = b;
+    assert_int_equal(fdn_protect_create(&pb, &po), 0);
+    fdn_protect_config_t pc = FDN_PROTECT_CONFIG_INIT;
+    pc.limiter_rule = rule;
+    assert_int_equal(fdn_protect_configure(pa, "svc", &pc, NULL), 0);
+    assert_int_equal(fdn_protect_configure(pb, "svc", &pc, NULL), 0);
+    fdn_protect_call_opts_t co = FDN_PROTECT_CALL_OPTS_INIT;
+    co.identifier = "user-1";
+    int ran = 0, limited = 0;
+    for (int i = 0; i < 6; i++) {
+        fdn_protect_result_t res;
+        int rc = fdn_execute_protected(i % 2 ? pb : pa, "svc", &co, count_run, &ran, &res, NULL);
+        if (rc == FDN_ERATE_LIMITED) {
+            assert_int_equal(res.rejected_by, FDN_PROTECT_LIMITER);
+            limited++;
+        } else {
+            assert_int_equal(rc, 0);
+        }
+    }
+    assert_int_equal(ran, 3); /* two processes' worth of limiters, one limit */
+    assert_int_equal(limited, 3);
+    fdn_protect_destroy(pa);
+    fdn_protect_destroy(pb);
+    fdn_limiter_destroy(a);
+    fdn_limiter_destroy(b);
 }
 
 /* ---- many processes ---------------------------------------------------------------------- */
@@ -653,6 +705,7 @@ int main(void)
         cmocka_unit_test(bad_urls_are_refused_with_a_message),
         cmocka_unit_test(check_peek_reserve_cancel_reset),
         cmocka_unit_test(script_is_reloaded_after_a_flush),
+        cmocka_unit_test(protected_calls_use_the_shared_limit),
         cmocka_unit_test(fleet_of_1_fixed_window),
         cmocka_unit_test(fleet_of_8_fixed_window),
         cmocka_unit_test(fleet_of_50_fixed_window),
