@@ -292,6 +292,18 @@ FDN_API int fdn_limit_rule_validate(const fdn_limit_rule_t *rule, fdn_error_t *e
  */
 FDN_API int fdn_limiter_set_rule(fdn_limiter_t *l, const char *name, const fdn_limit_rule_t *rule);
 
+/** Named-rule flag: keep this rule's state in this process even when the limiter's backend
+ * is Redis (a per-process limit, at local cost; the memory backend ignores it). */
+#define FDN_LIMIT_RULE_LOCAL 0x1u
+
+/**
+ * fdn_limiter_set_rule with flags (0 or FDN_LIMIT_RULE_LOCAL): with the Redis backend, a rule
+ * may choose to stay local (config: "backend": "memory" in its default_rules entry).
+ * @return 0, FDN_EINVAL (also unknown flags), FDN_ENOMEM  @thread_safety any  @since 0.2.0
+ */
+FDN_API int fdn_limiter_set_rule_flags(fdn_limiter_t *l, const char *name,
+                                       const fdn_limit_rule_t *rule, unsigned flags);
+
 /** Copy a named rule. @return 0, FDN_ENOENT  @thread_safety any  @since 0.1.0 */
 FDN_API int fdn_limiter_get_rule(fdn_limiter_t *l, const char *name, fdn_limit_rule_t *out);
 

@@ -45,6 +45,7 @@
 typedef struct named_rule {
     char name[RULE_NAME_MAX];
     fdn_limit_rule_t rule;
+    unsigned flags; /* FDN_LIMIT_RULE_* */
 } named_rule_t;
 
 /* An immutable rule table (see DESIGN). */
@@ -68,7 +69,7 @@ struct fdn_limiter {
 };
 
 static int rules_change_locked(fdn_limiter_t *l, const char *name, const fdn_limit_rule_t *rule,
-                               bool shared);
+                               unsigned flags, bool shared);
 
 void fdn__limiter_probes(fdn_limiter_t *l, uint64_t *lookups, uint64_t *probes)
 {
@@ -153,7 +154,7 @@ int fdn_limiter_open(fdn_limiter_t **out, const fdn_limiter_opts_t *opts, fdn_er
     for (size_t i = 0; i < FDN_ARRAY_LEN(defaults); i++) {
         fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, defaults[i].limit, defaults[i].period_ms, 0};
         /* l is not shared yet: each replaced table is freed at once */
-        if (rules_change_locked(l, defaults[i].name, &r, false) != 0) {
+        if (rules_change_locked(l, defaults[i].name, &r, 0, false) != 0) {
             fdn_limiter_destroy(l);
             return fdn_err_set(err, FDN_ENOMEM, "out of memory");
         }
@@ -247,8 +248,8 @@ static int service_health(void *state)
  * mono: the monotonic time of this call already read by the caller on the limiter's own
  * time source, or FDN__NOW_UNSET. */
 static int run_op_v(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
-                    bool rule_ok, int64_t mono, int64_t cost, fdn__limit_op_t op,
-                    fdn_limit_result_t *res, fdn_limit_reservation_t *rsv)
+                    unsigned rule_flags, bool rule_ok, int64_t mono, int64_t cost,
+                    fdn__limit_op_t op, fdn_limit_result_t *res, fdn_limit_reservation_t *rsv)
 {
     if (l == NULL || key == NULL || keylen == 0 || keylen > MAX_KEYLEN || cost < 1 ||
         cost > FDN__LIMIT_MAX || (!rule_ok && fdn_limit_rule_validate(rule, NULL) != 0))
@@ -267,7 +268,7 @@ static int run_op_v(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_
     fdn_limit_result_t tmp;
     if (res == NULL)
         res = &tmp;
-    int rc = l->be->apply(l->be_self, key, keylen, rule, cost, op, &now, res, rsv);
+    int rc = l->be->apply(l->be_self, key, keylen, rule, rule_flags, cost, op, &now, res, rsv);
     if (rc == FDN_ELIMITER && op == FDN__LIMIT_CHECK &&
         atomic_load_explicit(&l->shadow, memory_order_relaxed)) {
         /* dry run: the key cannot be stored, but nothing is enforced */
@@ -300,7 +301,7 @@ static int run_op(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_li
                   int64_t cost, fdn__limit_op_t op, fdn_limit_result_t *res,
                   fdn_limit_reservation_t *rsv)
 {
-    return run_op_v(l, key, keylen, rule, false, FDN__NOW_UNSET, cost, op, res, rsv);
+    return run_op_v(l, key, keylen, rule, 0, false, FDN__NOW_UNSET, cost, op, res, rsv);
 }
 
 int fdn_limiter_check(fdn_limiter_t *l, const char *key, size_t keylen,
@@ -416,7 +417,7 @@ static void rule_table_free_cb(struct rcu_head *head)
  * (no memory, or MAX_RULES names already); the table is unchanged on error.
  */
 static int rules_change_locked(fdn_limiter_t *l, const char *name, const fdn_limit_rule_t *rule,
-                               bool shared)
+                               unsigned flags, bool shared)
 {
     rule_table_t *old = atomic_load_explicit(&l->rules, memory_order_relaxed);
     size_t at = rule_index(old, name);
@@ -441,6 +442,7 @@ static int rules_change_locked(fdn_limiter_t *l, const char *name, const fdn_lim
             memcpy(t->rules[at].name, name, strlen(name) + 1);
         }
         t->rules[at].rule = *rule;
+        t->rules[at].flags = flags;
     }
     atomic_store_explicit(&l->rules, t, memory_order_release);
     if (shared) {
@@ -454,11 +456,17 @@ static int rules_change_locked(fdn_limiter_t *l, const char *name, const fdn_lim
 
 int fdn_limiter_set_rule(fdn_limiter_t *l, const char *name, const fdn_limit_rule_t *rule)
 {
+    return fdn_limiter_set_rule_flags(l, name, rule, 0);
+}
+
+int fdn_limiter_set_rule_flags(fdn_limiter_t *l, const char *name, const fdn_limit_rule_t *rule,
+                               unsigned flags)
+{
     if (l == NULL || name == NULL || name[0] == '\0' || strlen(name) >= RULE_NAME_MAX ||
-        fdn_limit_rule_validate(rule, NULL) != 0)
+        fdn_limit_rule_validate(rule, NULL) != 0 || (flags & ~FDN_LIMIT_RULE_LOCAL) != 0)
         return FDN_EINVAL;
     pthread_mutex_lock(&l->rules_mu);
-    int rc = rules_change_locked(l, name, rule, true);
+    int rc = rules_change_locked(l, name, rule, flags, true);
     pthread_mutex_unlock(&l->rules_mu);
     return rc;
 }
@@ -468,7 +476,7 @@ int fdn_limiter_remove_rule(fdn_limiter_t *l, const char *name)
     if (l == NULL || name == NULL)
         return FDN_EINVAL;
     pthread_mutex_lock(&l->rules_mu);
-    int rc = rules_change_locked(l, name, NULL, true);
+    int rc = rules_change_locked(l, name, NULL, 0, true);
     pthread_mutex_unlock(&l->rules_mu);
     return rc;
 }
@@ -480,7 +488,7 @@ _Static_assert(MAX_RULES <= CACHE_SLOT + 1, "slot index fits the cache");
 
 /* Resolve name into *out, through *cache (may be NULL) when it is still current (DESIGN). */
 static int rule_resolve(fdn_limiter_t *l, const char *name, fdn__limiter_rule_cache_t *cache,
-                        fdn_limit_rule_t *out)
+                        fdn_limit_rule_t *out, unsigned *flags)
 {
     int rc = FDN_ENOENT;
     fdn__rcu_read_begin();
@@ -497,6 +505,8 @@ static int rule_resolve(fdn_limiter_t *l, const char *name, fdn__limiter_rule_ca
     }
     if (i < t->n) {
         *out = t->rules[i].rule;
+        if (flags != NULL)
+            *flags = t->rules[i].flags;
         rc = 0;
     }
     fdn__rcu_read_end();
@@ -507,7 +517,7 @@ int fdn_limiter_get_rule(fdn_limiter_t *l, const char *name, fdn_limit_rule_t *o
 {
     if (l == NULL || name == NULL || out == NULL)
         return FDN_EINVAL;
-    return rule_resolve(l, name, NULL, out);
+    return rule_resolve(l, name, NULL, out, NULL);
 }
 
 static int check_named(fdn_limiter_t *l, const char *rule_name, const char *identifier,
@@ -517,7 +527,8 @@ static int check_named(fdn_limiter_t *l, const char *rule_name, const char *iden
     if (l == NULL || rule_name == NULL)
         return FDN_EINVAL;
     fdn_limit_rule_t rule;
-    int rc = rule_resolve(l, rule_name, cache, &rule);
+    unsigned flags = 0;
+    int rc = rule_resolve(l, rule_name, cache, &rule, &flags);
     if (rc)
         return rc;
     if (identifier == NULL)
@@ -532,7 +543,7 @@ static int check_named(fdn_limiter_t *l, const char *rule_name, const char *iden
     memcpy(key, rule_name, nl);
     key[nl] = ':';
     memcpy(key + nl + 1, identifier, il);
-    rc = run_op_v(l, key, nl + 1 + il, &rule, true, mono, cost, FDN__LIMIT_CHECK, res, NULL);
+    rc = run_op_v(l, key, nl + 1 + il, &rule, flags, true, mono, cost, FDN__LIMIT_CHECK, res, NULL);
     if (key != buf)
         fdn__free(key);
     return rc;

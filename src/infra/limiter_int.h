@@ -27,7 +27,8 @@ typedef struct fdn__limit_now {
 /*
  * Storage backend (memory now; a Redis backend would run the same per-key arithmetic,
  * logic/limit_algo.h, in a server-side script). Every function is thread-safe.
- *  apply: run op for key under rule; fills res (and rsv->epoch for CHECK); returns 0 or a
+ *  apply: run op for key under rule (rule_flags: FDN_LIMIT_RULE_* of a named rule, 0
+ *         otherwise; FDN_LIMIT_RULE_LOCAL keeps the key in this process); fills res (and rsv->epoch for CHECK); returns 0 or a
  *         negative code (FDN_ENOMEM, FDN_ENOENT for a CANCEL with nothing to give back,
  *         FDN_ELIMITER for a new key refused by a full store; res is filled then).
  *         The allowed/denied decision is res->allowed, not the return code.
@@ -39,8 +40,9 @@ typedef struct fdn__limit_now {
 typedef struct fdn__limiter_backend {
     uint32_t version; /* FDN__LIMITER_BACKEND_VERSION: functions are only appended */
     int (*apply)(void *self, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
-                 int64_t cost, fdn__limit_op_t op, const fdn__limit_now_t *now,
-                 fdn_limit_result_t *res, fdn_limit_reservation_t *rsv);
+                 unsigned rule_flags, int64_t cost, fdn__limit_op_t op,
+                 const fdn__limit_now_t *now, fdn_limit_result_t *res,
+                 fdn_limit_reservation_t *rsv);
     int (*forget)(void *self, const char *key, size_t keylen);
     size_t (*sweep)(void *self, const fdn__limit_now_t *now);
     void (*stats)(void *self, fdn_limiter_stats_t *out);

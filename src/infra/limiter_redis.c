@@ -298,7 +298,7 @@ static int conn_validate(void *conn, void *user)
     const rconn_t *rc = conn;
     const redisbe_t *b = user;
     return rc->gen == atomic_load_explicit(&b->conn_gen, memory_order_relaxed) ? 0
-                                                                                : FDN_EUNAVAILABLE;
+                                                                               : FDN_EUNAVAILABLE;
 }
 
 static redisContext *lease_ctx(const fdn_pool_worker_t *w)
@@ -501,7 +501,8 @@ static int fallback(redisbe_t *b, const char *key, size_t keylen, const fdn_limi
         r.limit = ceil_div(r.limit, b->fleet);
         if (r.burst > 0)
             r.burst = ceil_div(r.burst, b->fleet);
-        return fdn__limiter_mem_backend.apply(b->local, key, keylen, &r, cost, op, now, res, rsv);
+        return fdn__limiter_mem_backend.apply(b->local, key, keylen, &r, 0, cost, op, now, res,
+                                              rsv);
     }
     bool open = b->policy == FDN_LIMIT_FAIL_OPEN;
     int64_t lim = rule->algo == FDN_LIMIT_TOKEN_BUCKET || rule->algo == FDN_LIMIT_GCRA
@@ -555,10 +556,14 @@ static int64_t real_mono_us(void)
 }
 
 static int redis_apply(void *self, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
-                       int64_t cost, fdn__limit_op_t op, const fdn__limit_now_t *now,
-                       fdn_limit_result_t *res, fdn_limit_reservation_t *rsv)
+                       unsigned rule_flags, int64_t cost, fdn__limit_op_t op,
+                       const fdn__limit_now_t *now, fdn_limit_result_t *res,
+                       fdn_limit_reservation_t *rsv)
 {
     redisbe_t *b = self;
+    if (rule_flags & FDN_LIMIT_RULE_LOCAL) /* this rule's limit is per process, by choice */
+        return fdn__limiter_mem_backend.apply(b->local, key, keylen, rule, 0, cost, op, now, res,
+                                              rsv);
     if (b->prefixlen + keylen + 4 > MAX_REDISKEY)
         return FDN_EINVAL;
     deny_ref_t ref = deny_ref(key, keylen, rule);
@@ -582,8 +587,8 @@ static int redis_apply(void *self, const char *key, size_t keylen, const fdn_lim
     bool broken = false;
     int64_t epoch = 0;
     int64_t t0 = real_mono_us();
-    rc = run_script(b, lease_ctx(w), rkey, rkeylen, rule, cost, op, rsv ? rsv->epoch : 0,
-                    res, &epoch, &broken);
+    rc = run_script(b, lease_ctx(w), rkey, rkeylen, rule, cost, op, rsv ? rsv->epoch : 0, res,
+                    &epoch, &broken);
     record_latency(b, real_mono_us() - t0);
     lease_end(b, w, broken);
     fdn_breaker_record(b->breaker, &permit, rc == FDN_ENOENT ? 0 : rc);

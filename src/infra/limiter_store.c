@@ -236,9 +236,11 @@ static cell_t *cell_insert(shard_t *s, uint64_t h, const char *key, size_t keyle
 }
 
 static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
-                     int64_t cost, fdn__limit_op_t op, const fdn__limit_now_t *now,
-                     fdn_limit_result_t *res, fdn_limit_reservation_t *rsv)
+                     unsigned rule_flags, int64_t cost, fdn__limit_op_t op,
+                     const fdn__limit_now_t *now, fdn_limit_result_t *res,
+                     fdn_limit_reservation_t *rsv)
 {
+    (void)rule_flags; /* every key of this store is local */
     membe_t *m = self;
     uint64_t h = fdn__hash(key, keylen);
     shard_t *s = &m->shards[h & (m->nshards - 1)];
@@ -382,8 +384,14 @@ static void mem_destroy(void *self)
 }
 
 const fdn__limiter_backend_t fdn__limiter_mem_backend = {
-    FDN__LIMITER_BACKEND_VERSION, mem_apply, mem_forget, mem_sweep, mem_stats, mem_set_interval,
-    mem_status, mem_destroy,
+    FDN__LIMITER_BACKEND_VERSION,
+    mem_apply,
+    mem_forget,
+    mem_sweep,
+    mem_stats,
+    mem_set_interval,
+    mem_status,
+    mem_destroy,
 };
 
 void fdn__limiter_mem_probes(void *self, uint64_t *lookups, uint64_t *probes)

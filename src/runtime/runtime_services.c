@@ -176,7 +176,12 @@ static void apply_limiter_rules(fdn_config_t *cfg, fdn_limiter_t *lim)
         fdn_limit_rule_t rule = {FDN_LIMIT_FIXED_WINDOW, 0, 0, 0};
         rule.period_ms = json_integer_value(scale);
         rule.limit = json_integer_value(limit);
-        (void)fdn_limiter_set_rule(lim, name, &rule);
+        /* "backend": "memory" keeps the rule in this process even on a Redis limiter */
+        json_t *be = json_object_get(r, "backend");
+        unsigned flags = json_is_string(be) && strcmp(json_string_value(be), "memory") == 0
+                             ? FDN_LIMIT_RULE_LOCAL
+                             : 0;
+        (void)fdn_limiter_set_rule_flags(lim, name, &rule, flags);
     }
     json_decref(rules);
 }

@@ -312,9 +312,13 @@ static bool rule_ok(const fdn__cfg_entry_t *e, const json_t *v, const char **bad
         {
             json_t *sc = json_object_get(r, "scale");
             json_t *li = json_object_get(r, "limit");
+            json_t *be = json_object_get(r, "backend"); /* optional: memory keeps it local */
             if (name[0] == '\0' || !json_is_object(r) || !json_is_integer(sc) ||
                 !json_is_integer(li) || json_integer_value(sc) <= 0 ||
-                json_integer_value(li) <= 0) {
+                json_integer_value(li) <= 0 ||
+                (be != NULL &&
+                 !(json_is_string(be) && (strcmp(json_string_value(be), "memory") == 0 ||
+                                          strcmp(json_string_value(be), "redis") == 0)))) {
                 *bad_rule = name;
                 return false;
             }
@@ -717,7 +721,9 @@ static void rule_words(const fdn__cfg_entry_t *e, char *buf, size_t cap)
         snprintf(buf, cap, "must be false");
         return;
     case FDN_CONFIG_RULE_RATE_RULES:
-        snprintf(buf, cap, "each rule {\"scale\": int > 0, \"limit\": int > 0}");
+        snprintf(buf, cap,
+                 "each rule {\"scale\": int > 0, \"limit\": int > 0, optional "
+                 "\"backend\": \"memory\" | \"redis\"}");
         return;
     }
     if (e->enums != NULL) {

@@ -184,6 +184,36 @@ static void script_is_reloaded_after_a_flush(void **state)
     fdn_limiter_destroy(l);
 }
 
+static void a_named_rule_may_stay_local(void **state)
+{
+    (void)state;
+    fdn_limiter_opts_t o = redis_opts(g_url, FDN_LIMIT_FAIL_CLOSED);
+    fdn_limiter_t *a = open_limiter(&o), *b = open_limiter(&o);
+    fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, 2, 3600000, 0};
+    assert_int_equal(fdn_limiter_set_rule_flags(a, "per_process", &r, 7), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_set_rule_flags(a, "per_process", &r, FDN_LIMIT_RULE_LOCAL), 0);
+    assert_int_equal(fdn_limiter_set_rule_flags(b, "per_process", &r, FDN_LIMIT_RULE_LOCAL), 0);
+    assert_int_equal(fdn_limiter_set_rule(a, "fleet", &r), 0);
+    assert_int_equal(fdn_limiter_set_rule(b, "fleet", &r), 0);
+    char id[64];
+    unique_key(id, sizeof(id), "who");
+    fdn_limiter_backend_status_t st0, st1;
+    fdn_limiter_backend_status(a, &st0);
+    int local_ok = 0, fleet_ok = 0;
+    for (int i = 0; i < 3; i++) {
+        local_ok += fdn_limiter_check_named(a, "per_process", id, 1, NULL) == 0;
+        local_ok += fdn_limiter_check_named(b, "per_process", id, 1, NULL) == 0;
+        fleet_ok += fdn_limiter_check_named(a, "fleet", id, 1, NULL) == 0;
+        fleet_ok += fdn_limiter_check_named(b, "fleet", id, 1, NULL) == 0;
+    }
+    assert_int_equal(local_ok, 4); /* 2 in each process */
+    assert_int_equal(fleet_ok, 2); /* 2 for both */
+    fdn_limiter_backend_status(a, &st1);
+    assert_int_equal(st1.fallbacks, st0.fallbacks);
+    fdn_limiter_destroy(a);
+    fdn_limiter_destroy(b);
+}
+
 /* ---- protected execution on the Redis backend ------------------------------------------- */
 
 static int count_run(void *conn, void *arg)
@@ -706,6 +736,7 @@ int main(void)
         cmocka_unit_test(check_peek_reserve_cancel_reset),
         cmocka_unit_test(script_is_reloaded_after_a_flush),
         cmocka_unit_test(protected_calls_use_the_shared_limit),
+        cmocka_unit_test(a_named_rule_may_stay_local),
         cmocka_unit_test(fleet_of_1_fixed_window),
         cmocka_unit_test(fleet_of_8_fixed_window),
         cmocka_unit_test(fleet_of_50_fixed_window),

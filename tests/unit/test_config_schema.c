@@ -768,8 +768,22 @@ static void check_reports_every_problem_in_order(void **state)
     assert_int_equal(p->n, 1);
     expect_problem(p, 0, "infrastructure.rate_limiting.default_rules",
                    "Invalid rate limiting rule: bad (rule: each rule {\"scale\": int > 0, "
-                   "\"limit\": int > 0})",
+                   "\"limit\": int > 0, optional \"backend\": \"memory\" | \"redis\"})",
                    S_);
+    /* a rule may choose its backend: memory or redis, nothing else */
+    assert_int_equal(check_text("{\"infrastructure\":{\"rate_limiting\":{\"default_rules\":"
+                                "{\"a\":{\"scale\":1,\"limit\":1,\"backend\":\"memory\"},"
+                                "\"b\":{\"scale\":1,\"limit\":1,\"backend\":\"redis\"}}}}}",
+                                p),
+                     0);
+    assert_int_equal(check_text("{\"infrastructure\":{\"rate_limiting\":{\"default_rules\":"
+                                "{\"c\":{\"scale\":1,\"limit\":1,\"backend\":\"disk\"}}}}}",
+                                p),
+                     FDN_ECONFIG_STRUCTURE);
+    assert_int_equal(check_text("{\"infrastructure\":{\"rate_limiting\":{\"default_rules\":"
+                                "{\"d\":{\"scale\":1,\"limit\":1,\"backend\":7}}}}}",
+                                p),
+                     FDN_ECONFIG_STRUCTURE);
     assert_int_equal(check_text("{\"storage\":{\"cold\":{\"enable\":true}},"
                                 "\"app\":{\"deep\":1}}",
                                 p),
