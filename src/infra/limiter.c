@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/lock.h"
 #include "core/rcu.h"
 #include "infra/limiter_int.h"
 
@@ -63,13 +64,13 @@ struct fdn_limiter {
     fdn_telemetry_t *telemetry;
     _Atomic bool shadow;
     _Atomic bool running;
-    pthread_mutex_t rules_mu;      /* serialises rule-table writers */
+    fdn__mutex_t rules_mu;         /* serialises rule-table writers */
     _Atomic(rule_table_t *) rules; /* the published table, never NULL */
     bool rules_retired;            /* under rules_mu: some table went to fdn__rcu_retire */
 };
 
 static int rules_change_locked(fdn_limiter_t *l, const char *name, const fdn_limit_rule_t *rule,
-                               unsigned flags, bool shared);
+                               unsigned flags, bool shared) FDN_REQUIRES(l->rules_mu);
 
 void fdn__limiter_probes(fdn_limiter_t *l, uint64_t *lookups, uint64_t *probes)
 {
@@ -151,14 +152,17 @@ int fdn_limiter_open(fdn_limiter_t **out, const fdn_limiter_opts_t *opts, fdn_er
         int64_t period_ms, limit;
     } defaults[] = {
         {"api_calls", 60000, 100}, {"db_queries", 60000, 500}, {"file_operations", 1000, 10}};
+    fdn__mutex_lock(&l->rules_mu); /* l is not shared yet, but the writers' rule holds */
     for (size_t i = 0; i < FDN_ARRAY_LEN(defaults); i++) {
         fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, defaults[i].limit, defaults[i].period_ms, 0};
         /* l is not shared yet: each replaced table is freed at once */
         if (rules_change_locked(l, defaults[i].name, &r, 0, false) != 0) {
+            fdn__mutex_unlock(&l->rules_mu);
             fdn_limiter_destroy(l);
             return fdn_err_set(err, FDN_ENOMEM, "out of memory");
         }
     }
+    fdn__mutex_unlock(&l->rules_mu);
     *out = l;
     return 0;
 }
@@ -417,7 +421,7 @@ static void rule_table_free_cb(struct rcu_head *head)
  * (no memory, or MAX_RULES names already); the table is unchanged on error.
  */
 static int rules_change_locked(fdn_limiter_t *l, const char *name, const fdn_limit_rule_t *rule,
-                               unsigned flags, bool shared)
+                               unsigned flags, bool shared) FDN_REQUIRES(l->rules_mu)
 {
     rule_table_t *old = atomic_load_explicit(&l->rules, memory_order_relaxed);
     size_t at = rule_index(old, name);
@@ -465,9 +469,9 @@ int fdn_limiter_set_rule_flags(fdn_limiter_t *l, const char *name, const fdn_lim
     if (l == NULL || name == NULL || name[0] == '\0' || strlen(name) >= RULE_NAME_MAX ||
         fdn_limit_rule_validate(rule, NULL) != 0 || (flags & ~FDN_LIMIT_RULE_LOCAL) != 0)
         return FDN_EINVAL;
-    pthread_mutex_lock(&l->rules_mu);
+    fdn__mutex_lock(&l->rules_mu);
     int rc = rules_change_locked(l, name, rule, flags, true);
-    pthread_mutex_unlock(&l->rules_mu);
+    fdn__mutex_unlock(&l->rules_mu);
     return rc;
 }
 
@@ -475,9 +479,9 @@ int fdn_limiter_remove_rule(fdn_limiter_t *l, const char *name)
 {
     if (l == NULL || name == NULL)
         return FDN_EINVAL;
-    pthread_mutex_lock(&l->rules_mu);
+    fdn__mutex_lock(&l->rules_mu);
     int rc = rules_change_locked(l, name, NULL, 0, true);
-    pthread_mutex_unlock(&l->rules_mu);
+    fdn__mutex_unlock(&l->rules_mu);
     return rc;
 }
 

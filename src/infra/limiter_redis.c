@@ -49,6 +49,7 @@
 
 #include "core/alloc.h"
 #include "core/hash.h"
+#include "core/lock.h"
 #include "infra/limiter_int.h"
 #include "logic/redis_url.h"
 
@@ -201,10 +202,10 @@ typedef struct redisbe {
     fdn_pool_t *pool;
     fdn_breaker_t *breaker;
     void *local; /* the in-memory store: fallback (LOCAL) */
-    pthread_mutex_t sha_mu;
+    fdn__mutex_t sha_mu;
     _Atomic bool sha_ready;
     char sha[41];
-    pthread_mutex_t deny_mu[DENY_LOCKS];
+    fdn__mutex_t deny_mu[DENY_LOCKS];
     deny_slot_t deny[DENY_SLOTS];
     _Atomic bool connected;
     _Atomic uint64_t conn_gen; /* bumped when a connection breaks: older ones are not reused */
@@ -330,11 +331,11 @@ static int script_load(redisbe_t *b, redisContext *c, bool *broken)
     }
     int rc = FDN_EUNAVAILABLE;
     if (r->type == REDIS_REPLY_STRING && r->len == 40) {
-        pthread_mutex_lock(&b->sha_mu);
+        fdn__mutex_lock(&b->sha_mu);
         memcpy(b->sha, r->str, 40);
         b->sha[40] = '\0';
         atomic_store_explicit(&b->sha_ready, true, memory_order_release);
-        pthread_mutex_unlock(&b->sha_mu);
+        fdn__mutex_unlock(&b->sha_mu);
         rc = 0;
     } else {
         *broken = r->type != REDIS_REPLY_ERROR; /* not a Redis answer: drop the connection */
@@ -389,9 +390,9 @@ static int run_script(redisbe_t *b, redisContext *c, const char *rkey, size_t rk
     size_t eplen = (size_t)snprintf(ep, sizeof(ep), "%lld", (long long)epoch_in);
     for (int attempt = 0; attempt < 2; attempt++) {
         if (!atomic_load_explicit(&b->sha_ready, memory_order_acquire)) {
-            pthread_mutex_lock(&b->sha_mu);
+            fdn__mutex_lock(&b->sha_mu);
             bool ready = atomic_load_explicit(&b->sha_ready, memory_order_relaxed);
-            pthread_mutex_unlock(&b->sha_mu);
+            fdn__mutex_unlock(&b->sha_mu);
             if (!ready && script_load(b, c, broken) != 0)
                 return FDN_EUNAVAILABLE;
         }
@@ -437,7 +438,7 @@ static deny_ref_t deny_ref(const char *key, size_t keylen, const fdn_limit_rule_
     return (deny_ref_t){h, t ? t : 1};
 }
 
-static deny_slot_t *deny_slot(redisbe_t *b, uint64_t keyhash, pthread_mutex_t **mu)
+static deny_slot_t *deny_slot(redisbe_t *b, uint64_t keyhash, fdn__mutex_t **mu)
 {
     uint32_t i = (uint32_t)(keyhash >> 20) & (DENY_SLOTS - 1);
     *mu = &b->deny_mu[i & (DENY_LOCKS - 1)];
@@ -447,11 +448,11 @@ static deny_slot_t *deny_slot(redisbe_t *b, uint64_t keyhash, pthread_mutex_t **
 static bool deny_hit(redisbe_t *b, deny_ref_t ref, int64_t cost, int64_t now,
                      fdn_limit_result_t *res)
 {
-    pthread_mutex_t *mu;
+    fdn__mutex_t *mu;
     deny_slot_t *slot = deny_slot(b, ref.keyhash, &mu);
-    pthread_mutex_lock(mu);
+    fdn__mutex_lock(mu);
     deny_slot_t s = *slot;
-    pthread_mutex_unlock(mu);
+    fdn__mutex_unlock(mu);
     if (s.tag != ref.tag || now >= s.until || cost < s.min_cost)
         return false;
     res->allowed = false;
@@ -465,21 +466,21 @@ static bool deny_hit(redisbe_t *b, deny_ref_t ref, int64_t cost, int64_t now,
 
 static void deny_put(redisbe_t *b, deny_ref_t ref, int64_t cost, int64_t until, int64_t limit)
 {
-    pthread_mutex_t *mu;
+    fdn__mutex_t *mu;
     deny_slot_t *slot = deny_slot(b, ref.keyhash, &mu);
-    pthread_mutex_lock(mu);
+    fdn__mutex_lock(mu);
     *slot = (deny_slot_t){ref.tag, until, cost, limit};
-    pthread_mutex_unlock(mu);
+    fdn__mutex_unlock(mu);
 }
 
 /* Forget what the cache holds for the key's slot (whatever the rule). */
 static void deny_drop(redisbe_t *b, uint64_t keyhash)
 {
-    pthread_mutex_t *mu;
+    fdn__mutex_t *mu;
     deny_slot_t *slot = deny_slot(b, keyhash, &mu);
-    pthread_mutex_lock(mu);
+    fdn__mutex_lock(mu);
     slot->tag = 0;
-    pthread_mutex_unlock(mu);
+    fdn__mutex_unlock(mu);
 }
 
 /* ---- the backend --------------------------------------------------------------------------- */

@@ -39,6 +39,7 @@
 
 #include "core/alloc.h"
 #include "core/hash.h"
+#include "core/lock.h"
 #include "infra/limiter_int.h"
 #include "logic/limit_algo.h"
 
@@ -54,7 +55,7 @@ typedef struct cell {
 } cell_t;
 
 typedef struct shard {
-    _Alignas(FDN_CACHELINE) pthread_mutex_t mu;
+    _Alignas(FDN_CACHELINE) fdn__mutex_t mu;
     cell_t **buckets;
     uint32_t nbuckets; /* power of two */
     uint32_t count;
@@ -94,7 +95,7 @@ static void cell_init(cell_t *c, const fdn_limit_rule_t *r, const fdn__limit_now
 }
 
 /* Remove c from its chain and the LRU list and free it. */
-static void cell_remove(shard_t *s, cell_t *c)
+static void cell_remove(shard_t *s, cell_t *c) FDN_REQUIRES(s->mu)
 {
     cell_t **pp = &s->buckets[(c->hash >> 32) & (s->nbuckets - 1)];
     while (*pp != c)
@@ -122,7 +123,7 @@ static void now_full(const fdn__limit_now_t *in, fdn__limit_now_t *out)
 }
 
 /* Lower the shard's expiry bound for c's clock (after c's expiry was set). */
-static void note_expiry(shard_t *s, const cell_t *c)
+static void note_expiry(shard_t *s, const cell_t *c) FDN_REQUIRES(s->mu)
 {
     if (fdn__limit_wall_clock((fdn_limit_algo_t)c->algo)) {
         if (c->st.expires < s->min_exp_wall)
@@ -133,7 +134,7 @@ static void note_expiry(shard_t *s, const cell_t *c)
 }
 
 /* now must be full (both clocks). Also makes min_exp_* exact. */
-static size_t shard_sweep(shard_t *s, const fdn__limit_now_t *now)
+static size_t shard_sweep(shard_t *s, const fdn__limit_now_t *now) FDN_REQUIRES(s->mu)
 {
     size_t n = 0;
     struct cds_list_head *pos, *prev;
@@ -155,7 +156,7 @@ static size_t shard_sweep(shard_t *s, const fdn__limit_now_t *now)
 /* A full shard and a new key: make room or refuse. Returns 0 when a slot is free, or
  * FDN_ELIMITER with res filled (lock held). */
 static int shard_make_room(membe_t *m, shard_t *s, const fdn__limit_now_t *now,
-                           fdn_limit_result_t *res)
+                           fdn_limit_result_t *res) FDN_REQUIRES(s->mu)
 {
     fdn__limit_now_t full;
     now_full(now, &full);
@@ -179,7 +180,7 @@ static int shard_make_room(membe_t *m, shard_t *s, const fdn__limit_now_t *now,
     return FDN_ELIMITER;
 }
 
-static void shard_grow(shard_t *s)
+static void shard_grow(shard_t *s) FDN_REQUIRES(s->mu)
 {
     uint32_t nb = s->nbuckets * 2;
     cell_t **b = fdn__calloc(nb, sizeof(*b));
@@ -201,6 +202,7 @@ static void shard_grow(shard_t *s)
 }
 
 static cell_t *shard_find(shard_t *s, uint64_t h, const char *key, size_t keylen)
+    FDN_REQUIRES(s->mu)
 {
     cell_t *c = s->buckets[(h >> 32) & (s->nbuckets - 1)];
     s->lookups++;
@@ -214,6 +216,7 @@ static cell_t *shard_find(shard_t *s, uint64_t h, const char *key, size_t keylen
 
 /* A new cell for key at the head of its chain and of the LRU list (the shard has room). */
 static cell_t *cell_insert(shard_t *s, uint64_t h, const char *key, size_t keylen)
+    FDN_REQUIRES(s->mu)
 {
     /* Each cell starts on its own cache line so that two hot keys never share one. */
     void *raw = fdn__malloc(sizeof(cell_t) + keylen + FDN_CACHELINE - 1);
@@ -247,7 +250,7 @@ static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit
     const int64_t t = algo_now(rule->algo, now);
     int64_t *epoch = rsv ? &rsv->epoch : NULL;
     int rc = 0;
-    pthread_mutex_lock(&s->mu);
+    fdn__mutex_lock(&s->mu);
     bool due = fdn__limit_wall_clock(rule->algo) ? t >= s->next_sweep_wall : t >= s->next_sweep;
     if (FDN_UNLIKELY(due)) {
         fdn__limit_now_t full;
@@ -267,7 +270,7 @@ static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit
             cds_list_move(&c->lru, &s->lru);
         st = &c->st;
     } else if (op == FDN__LIMIT_CANCEL) {
-        pthread_mutex_unlock(&s->mu);
+        fdn__mutex_unlock(&s->mu);
         return FDN_ENOENT;
     } else if (op == FDN__LIMIT_PEEK) {
         /* evaluate on a fresh state without storing it */
@@ -277,13 +280,13 @@ static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit
         if (s->count >= m->cap) {
             rc = shard_make_room(m, s, now, res);
             if (rc) {
-                pthread_mutex_unlock(&s->mu);
+                fdn__mutex_unlock(&s->mu);
                 return rc;
             }
         }
         c = cell_insert(s, h, key, keylen);
         if (!c) {
-            pthread_mutex_unlock(&s->mu);
+            fdn__mutex_unlock(&s->mu);
             return FDN_ENOMEM;
         }
         cell_init(c, rule, now);
@@ -298,7 +301,7 @@ static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit
         else
             s->denied++;
     }
-    pthread_mutex_unlock(&s->mu);
+    fdn__mutex_unlock(&s->mu);
     return rc;
 }
 
@@ -307,11 +310,11 @@ static int mem_forget(void *self, const char *key, size_t keylen)
     membe_t *m = self;
     uint64_t h = fdn__hash(key, keylen);
     shard_t *s = &m->shards[h & (m->nshards - 1)];
-    pthread_mutex_lock(&s->mu);
+    fdn__mutex_lock(&s->mu);
     cell_t *c = shard_find(s, h, key, keylen);
     if (c)
         cell_remove(s, c);
-    pthread_mutex_unlock(&s->mu);
+    fdn__mutex_unlock(&s->mu);
     return c ? 0 : FDN_ENOENT;
 }
 
@@ -324,11 +327,11 @@ static size_t mem_sweep(void *self, const fdn__limit_now_t *now)
     for (uint32_t i = 0; i < m->nshards; i++) {
         shard_t *s = &m->shards[i];
         int64_t iv = atomic_load_explicit(&m->interval_ns, memory_order_relaxed);
-        pthread_mutex_lock(&s->mu);
+        fdn__mutex_lock(&s->mu);
         n += shard_sweep(s, &full);
         s->next_sweep = full.mono_ns + iv;
         s->next_sweep_wall = full.wall_ns + iv;
-        pthread_mutex_unlock(&s->mu);
+        fdn__mutex_unlock(&s->mu);
     }
     return n;
 }
@@ -339,14 +342,14 @@ static void mem_stats(void *self, fdn_limiter_stats_t *out)
     memset(out, 0, sizeof(*out));
     for (uint32_t i = 0; i < m->nshards; i++) {
         shard_t *s = &m->shards[i];
-        pthread_mutex_lock(&s->mu);
+        fdn__mutex_lock(&s->mu);
         out->keys += s->count;
         out->allowed += s->allowed;
         out->denied += s->denied;
         out->evictions += s->evictions;
         out->expired += s->expired;
         out->overflow_denied += s->overflow_denied;
-        pthread_mutex_unlock(&s->mu);
+        fdn__mutex_unlock(&s->mu);
     }
 }
 
@@ -400,10 +403,10 @@ void fdn__limiter_mem_probes(void *self, uint64_t *lookups, uint64_t *probes)
     *lookups = *probes = 0;
     for (uint32_t i = 0; i < m->nshards; i++) {
         shard_t *s = &m->shards[i];
-        pthread_mutex_lock(&s->mu);
+        fdn__mutex_lock(&s->mu);
         *lookups += s->lookups;
         *probes += s->probes;
-        pthread_mutex_unlock(&s->mu);
+        fdn__mutex_unlock(&s->mu);
     }
 }
 

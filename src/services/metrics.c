@@ -38,6 +38,7 @@
 #include <fdn/error.h>
 
 #include "core/alloc.h"
+#include "core/lock.h"
 #include "services/telemetry_metrics.h"
 
 #define TM_MAX_SLOTS 1024u
@@ -51,8 +52,8 @@
 /* ------------------------------------------------------------------------------------ */
 /* Thread slots                                                                          */
 
-static pthread_mutex_t slot_mu = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t slot_bits[TM_MAX_SLOTS / 64];
+static fdn__mutex_t slot_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t slot_bits[TM_MAX_SLOTS / 64] FDN_GUARDED_BY(slot_mu);
 static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
 static pthread_key_t slot_key;
 static int slot_key_ok;
@@ -61,10 +62,10 @@ static _Thread_local unsigned tls_slot TM_TLS_IE; /* slot + 1; 0 = none yet */
 static void slot_release(void *p)
 {
     unsigned s = (unsigned)(uintptr_t)p - 1u;
-    pthread_mutex_lock(&slot_mu);
+    fdn__mutex_lock(&slot_mu);
     if (s < TM_MAX_SLOTS)
         slot_bits[s / 64] &= ~((uint64_t)1 << (s % 64));
-    pthread_mutex_unlock(&slot_mu);
+    fdn__mutex_unlock(&slot_mu);
 }
 
 static void slot_key_init(void)
@@ -76,7 +77,7 @@ static unsigned slot_claim(void)
 {
     pthread_once(&slot_once, slot_key_init);
     unsigned slot = TM_MAX_SLOTS;
-    pthread_mutex_lock(&slot_mu);
+    fdn__mutex_lock(&slot_mu);
     for (unsigned w = 0; w < TM_MAX_SLOTS / 64 && slot == TM_MAX_SLOTS; w++) {
         if (slot_bits[w] != UINT64_MAX) {
             unsigned b = (unsigned)__builtin_ctzll(~slot_bits[w]);
@@ -84,7 +85,7 @@ static unsigned slot_claim(void)
             slot = w * 64 + b;
         }
     }
-    pthread_mutex_unlock(&slot_mu);
+    fdn__mutex_unlock(&slot_mu);
     if (slot < TM_MAX_SLOTS) {
         if (!slot_key_ok || pthread_setspecific(slot_key, (void *)(uintptr_t)(slot + 1)) != 0) {
             /* Cannot learn about the thread's exit: keep the slot (never recycled). */
