@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/lock.h"
 #include "runtime/runtime_int.h"
 #include "core/supervisor_int.h"
 #include "core/tasks_int.h"
@@ -60,10 +61,11 @@ struct fdn_runtime {
     const fdn__rt_hooks_t *hooks;          /* cross-service wiring, or NULL */
     void *glue;                            /* its state */
     const fdn_runtime_opts_t *create_opts; /* during create only */
-    pthread_mutex_t mu;
-    rt_svc_t *svcs; /* every wrapper added (freed by the supervisor's destroy) */
-    bool started;
-    bool stopped;
+    fdn__mutex_t mu;
+    rt_svc_t *svcs FDN_MEMBER_GUARDED_BY(mu); /* every wrapper added (freed by the supervisor's
+                                                 destroy) */
+    bool started FDN_MEMBER_GUARDED_BY(mu);
+    bool stopped FDN_MEMBER_GUARDED_BY(mu);
     int64_t started_ns;
     _Atomic bool failed;
     _Atomic size_t registrations;
@@ -234,20 +236,20 @@ static int add_wrapped(fdn_runtime_t *rt, const char *name, const fdn__rt_slot_d
         spec.health_interval_ns = def->ops->health != NULL ? rt->health_interval : 0;
     }
     /* link first: an add after start may start (and register) the service at once */
-    pthread_mutex_lock(&rt->mu);
+    fdn__mutex_lock(&rt->mu);
     s->next = rt->svcs;
     rt->svcs = s;
-    pthread_mutex_unlock(&rt->mu);
+    fdn__mutex_unlock(&rt->mu);
     int rc = fdn_supervisor_add(rt->sup, &spec, err);
     if (rc != 0) {
-        pthread_mutex_lock(&rt->mu);
+        fdn__mutex_lock(&rt->mu);
         for (rt_svc_t **pp = &rt->svcs; *pp != NULL; pp = &(*pp)->next) {
             if (*pp == s) {
                 *pp = s->next;
                 break;
             }
         }
-        pthread_mutex_unlock(&rt->mu);
+        fdn__mutex_unlock(&rt->mu);
         fdn__free(s); /* the caller keeps obj */
     }
     return rc;
@@ -417,21 +419,21 @@ int fdn_runtime_start(fdn_runtime_t *rt, fdn_error_t *err)
 {
     if (rt == NULL)
         return fdn_err_set(err, FDN_EINVAL, "runtime is NULL");
-    pthread_mutex_lock(&rt->mu);
+    fdn__mutex_lock(&rt->mu);
     if (rt->started || rt->stopped) {
         int rc = rt->stopped ? FDN_ESHUTDOWN : FDN_EBUSY;
-        pthread_mutex_unlock(&rt->mu);
+        fdn__mutex_unlock(&rt->mu);
         return fdn_err_set(err, rc, "runtime %s already started or shut down", rt->name);
     }
     rt->started = true;
     rt->started_ns = fdn_clock_mono_ns(rt->clock);
-    pthread_mutex_unlock(&rt->mu);
+    fdn__mutex_unlock(&rt->mu);
     int rc = fdn_supervisor_start(rt->sup, err);
     if (rc != 0) {
         fdn_err_add_context(err, "runtime", "%s", rt->name);
-        pthread_mutex_lock(&rt->mu);
+        fdn__mutex_lock(&rt->mu);
         rt->stopped = true;
-        pthread_mutex_unlock(&rt->mu);
+        fdn__mutex_unlock(&rt->mu);
     }
     return rc;
 }
@@ -440,10 +442,10 @@ int fdn_runtime_shutdown(fdn_runtime_t *rt, int64_t timeout_ms)
 {
     if (rt == NULL)
         return FDN_EINVAL;
-    pthread_mutex_lock(&rt->mu);
+    fdn__mutex_lock(&rt->mu);
     bool first = !rt->stopped;
     rt->stopped = true;
-    pthread_mutex_unlock(&rt->mu);
+    fdn__mutex_unlock(&rt->mu);
     if (first && rt->glue != NULL && rt->hooks->before_shutdown != NULL &&
         !fdn__supervisor_on_thread(rt->sup))
         rt->hooks->before_shutdown(rt, rt->glue);
@@ -458,10 +460,10 @@ int fdn_runtime_shutdown(fdn_runtime_t *rt, int64_t timeout_ms)
     if (rc == 0) {
         /* every service is stopped and no lifecycle callback runs any more: retry removals
          * that failed for lack of memory */
-        pthread_mutex_lock(&rt->mu);
+        fdn__mutex_lock(&rt->mu);
         for (rt_svc_t *s = rt->svcs; s != NULL; s = s->next)
             unregister_svc(s);
-        pthread_mutex_unlock(&rt->mu);
+        fdn__mutex_unlock(&rt->mu);
     }
     if (rc == 0 && rt->tasks != NULL) {
         rc = fdn_tasks_shutdown(rt->tasks, timeout_ms);
@@ -522,11 +524,11 @@ int fdn_runtime_health(fdn_runtime_t *rt, fdn_runtime_health_t *out, fdn_service
         return FDN_EINVAL;
     memset(out, 0, sizeof(*out));
     int64_t now = fdn_clock_mono_ns(rt->clock);
-    pthread_mutex_lock(&rt->mu);
+    fdn__mutex_lock(&rt->mu);
     bool started = rt->started;
     bool running = started && !rt->stopped;
     int64_t since = rt->started_ns;
-    pthread_mutex_unlock(&rt->mu);
+    fdn__mutex_unlock(&rt->mu);
     bool degraded = false;
     size_t n = 0;
     fdn_service_status_t st;
