@@ -192,6 +192,10 @@ typedef struct fdn_limiter_backend_status {
     uint64_t latency_le_us[8]; /**< Redis round trips taking <= 100, 250, 500, 1000, 2500,
                                     10 000, 100 000 us, and all (cumulative) */
     uint64_t latency_sum_us;   /**< sum of round-trip times */
+    uint64_t keys;             /**< live keys in this process's store */
+    uint64_t key_capacity;     /**< its bound (max_keys rounded to whole shards) */
+    uint64_t new_keys_refused; /**< new keys refused because their shard was full */
+    int64_t since_refusal_ns;  /**< ns since the last refusal (limiter clock); -1: never */
 } fdn_limiter_backend_status_t;
 
 /** Round-trip bucket bounds of fdn_limiter_backend_status_t.latency_le_us (the last is +Inf). */
@@ -316,6 +320,18 @@ FDN_API int fdn_limiter_set_cleanup_interval(fdn_limiter_t *l, int64_t ms);
 
 /** Switch shadow (dry-run) mode. @thread_safety any  @since 0.1.0 */
 FDN_API void fdn_limiter_set_shadow(fdn_limiter_t *l, bool shadow);
+
+/**
+ * Switch enforcement on or off (config `infrastructure.rate_limiting.enabled`). While off,
+ * every check, reservation and named check is allowed without touching any state or backend
+ * (res: allowed, count 0, remaining = limit, nothing to reset or retry), and cancel finds
+ * nothing to give back; on again, keys continue from the state they had.
+ * @thread_safety any  @since 0.2.0
+ */
+FDN_API void fdn_limiter_set_enabled(fdn_limiter_t *l, bool enabled);
+
+/** Whether enforcement is on (default true). @thread_safety any  @since 0.2.0 */
+FDN_API bool fdn_limiter_enabled(const fdn_limiter_t *l);
 
 /** Counters. @return 0, FDN_EINVAL  @thread_safety any  @since 0.1.0 */
 FDN_API int fdn_limiter_stats(fdn_limiter_t *l, fdn_limiter_stats_t *out);

@@ -19,6 +19,9 @@
 /* longest accepted key: every distinct key is state the limiter keeps for a window, so a
  * client must not be able to make each one arbitrarily large */
 #define LIMITER_KEY_MAX 256
+/* longest window: a key's state lives up to two windows, so a client's window bounds how
+ * long its keys occupy the table (the library accepts up to 2^33 ms, ~99 days) */
+#define LIMITER_WINDOW_MAX_MS 86400000
 
 /* ceil(ns / unit) without overflow (the limiter reports INT64_MAX for "never") */
 static int64_t ceil_div(int64_t ns, int64_t unit)
@@ -94,7 +97,8 @@ static int h_check(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     }
     key_s = json_string_value(key);
     if ((rc = int_field(body, "limit", true, 1, INT32_MAX, &rule.limit, resp)) < 0 ||
-        (rc = int_field(body, "window_ms", true, 1, (int64_t)1 << 33, &rule.period_ms, resp)) < 0 ||
+        (rc = int_field(body, "window_ms", true, 1, LIMITER_WINDOW_MAX_MS, &rule.period_ms, resp)) <
+            0 ||
         (rc = int_field(body, "cost", false, 1, INT32_MAX, &cost, resp)) < 0 ||
         (rc = int_field(body, "burst", false, 0, INT32_MAX, &rule.burst, resp)) < 0)
         goto out;
@@ -104,6 +108,12 @@ static int h_check(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
         rc = fdn_err_set(&resp->err, FDN_EINVAL,
                          "field 'algorithm' must be one of fixed_window, "
                          "token_bucket, gcra, sliding_window");
+        goto out;
+    }
+    if (json_object_get(body, "burst") != NULL && rule.algo != FDN_LIMIT_TOKEN_BUCKET &&
+        rule.algo != FDN_LIMIT_GCRA) {
+        rc = fdn_err_set(&resp->err, FDN_EINVAL,
+                         "field 'burst' applies only to the token_bucket and gcra algorithms");
         goto out;
     }
     /* a cost above what the rule ever admits at once (the limit; the bucket capacity for the
@@ -157,6 +167,19 @@ out:
     return rc;
 }
 
+/* GET /health: "rate_limiter_keys" is unhealthy for a minute after a new key was refused
+ * because the key table (its shard) was full: clients are being turned away with 503. */
+#define REFUSAL_DEGRADED_NS (60LL * 1000000000)
+
+static int keys_health(void *user)
+{
+    fdn_limiter_backend_status_t st;
+    int rc = fdn_limiter_backend_status(user, &st);
+    if (rc != 0)
+        return rc;
+    return st.since_refusal_ns < 0 || st.since_refusal_ns >= REFUSAL_DEGRADED_NS ? 0 : FDN_ELIMITER;
+}
+
 /* GET /health: "rate_limiter_backend" is unhealthy while a Redis backend cannot reach Redis
  * (its failure policy answers the checks meanwhile). */
 static int backend_health(void *user)
@@ -168,14 +191,14 @@ static int backend_health(void *user)
     return st.connected && st.breaker_state == FDN_BREAKER_CLOSED ? 0 : FDN_EUNAVAILABLE;
 }
 
-/* GET /metrics: the Redis backend's state (nothing for the in-memory store). */
+/* GET /metrics: the store's keys, capacity and refusals; the Redis backend's state. */
 static int backend_metrics(char **out, size_t *len, void *user)
 {
     fdn_limiter_backend_status_t st;
     int rc = fdn_limiter_backend_status(user, &st);
     *out = NULL;
     *len = 0;
-    if (rc != 0 || st.backend != FDN_LIMITER_BACKEND_REDIS)
+    if (rc != 0)
         return rc;
     fdn__admin_text_t t = {NULL, 0, 0};
     char line[256];
@@ -186,6 +209,20 @@ static int backend_metrics(char **out, size_t *len, void *user)
         if (rc == 0 && n > 0)                                                                      \
             rc = fdn__admin_text_put(&t, line, (size_t)n);                                         \
     } while (0)
+    PUT("# HELP foundation_rate_limiter_keys Live keys in this process's limiter store.\n"
+        "# TYPE foundation_rate_limiter_keys gauge\nfoundation_rate_limiter_keys %llu\n",
+        (unsigned long long)st.keys);
+    PUT("# HELP foundation_rate_limiter_keys_capacity Bound on those keys.\n"
+        "# TYPE foundation_rate_limiter_keys_capacity gauge\n"
+        "foundation_rate_limiter_keys_capacity %llu\n",
+        (unsigned long long)st.key_capacity);
+    PUT("# HELP foundation_rate_limiter_new_keys_refused_total New keys refused because the "
+        "store (their shard) was full of live keys.\n"
+        "# TYPE foundation_rate_limiter_new_keys_refused_total counter\n"
+        "foundation_rate_limiter_new_keys_refused_total %llu\n",
+        (unsigned long long)st.new_keys_refused);
+    if (st.backend != FDN_LIMITER_BACKEND_REDIS)
+        goto done;
     PUT("# HELP foundation_rate_limiter_backend_up 1 while the Redis backend's last command got "
         "a reply and its breaker is closed.\n# TYPE foundation_rate_limiter_backend_up gauge\n");
     PUT("foundation_rate_limiter_backend_up{backend=\"redis\"} %d\n",
@@ -230,6 +267,7 @@ static int backend_metrics(char **out, size_t *len, void *user)
         (double)st.latency_sum_us / 1e6);
     PUT("foundation_rate_limiter_backend_roundtrip_seconds_count{backend=\"redis\"} %llu\n",
         (unsigned long long)st.latency_le_us[7]);
+done:
 #undef PUT
     if (rc != 0) {
         fdn_free(t.p);
@@ -247,6 +285,8 @@ int fdn_admin_mount_limiter(fdn_admin_t *a, fdn_limiter_t *l)
     int rc = fdn__admin_route_add(a, "POST", "/v1/limiter/check", h_check, l);
     if (rc == 0)
         rc = fdn_admin_add_health(a, "rate_limiter_backend", backend_health, l);
+    if (rc == 0)
+        rc = fdn_admin_add_health(a, "rate_limiter_keys", keys_health, l);
     if (rc == 0)
         rc = fdn_admin_add_metrics(a, backend_metrics, l);
     return rc;

@@ -64,6 +64,7 @@ struct fdn_limiter {
     fdn_telemetry_t *telemetry;
     _Atomic bool shadow;
     _Atomic bool running;
+    _Atomic bool enabled;          /* fdn_limiter_set_enabled */
     fdn__mutex_t rules_mu;         /* serialises rule-table writers */
     _Atomic(rule_table_t *) rules; /* the published table, never NULL */
     bool rules_retired;            /* under rules_mu: some table went to fdn__rcu_retire */
@@ -147,6 +148,7 @@ int fdn_limiter_open(fdn_limiter_t **out, const fdn_limiter_opts_t *opts, fdn_er
     l->be_self = m;
     atomic_init(&l->shadow, opts->shadow);
     atomic_init(&l->running, true);
+    atomic_init(&l->enabled, true);
     static const struct {
         const char *name;
         int64_t period_ms, limit;
@@ -172,11 +174,26 @@ int fdn_limiter_create(fdn_limiter_t **out, const fdn_limiter_opts_t *opts)
     return fdn_limiter_open(out, opts, NULL);
 }
 
+void fdn_limiter_set_enabled(fdn_limiter_t *l, bool enabled)
+{
+    if (l)
+        atomic_store_explicit(&l->enabled, enabled, memory_order_relaxed);
+}
+
+bool fdn_limiter_enabled(const fdn_limiter_t *l)
+{
+    return l == NULL || atomic_load_explicit(&l->enabled, memory_order_relaxed);
+}
+
 int fdn_limiter_backend_status(fdn_limiter_t *l, fdn_limiter_backend_status_t *out)
 {
     if (l == NULL || out == NULL)
         return FDN_EINVAL;
     l->be->status(l->be_self, out);
+    int64_t at = out->since_refusal_ns; /* see limiter_int.h */
+    out->since_refusal_ns = at == 0 ? -1 : fdn_clock_mono_ns(l->clock) - at;
+    if (out->since_refusal_ns < -1)
+        out->since_refusal_ns = 0;
     return 0;
 }
 
@@ -260,6 +277,17 @@ static int run_op_v(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_
         return FDN_EINVAL;
     if (FDN_UNLIKELY(!atomic_load_explicit(&l->running, memory_order_acquire)))
         return FDN_EUNAVAILABLE;
+    if (FDN_UNLIKELY(!atomic_load_explicit(&l->enabled, memory_order_relaxed))) {
+        /* enforcement off: allowed, nothing counted or stored */
+        if (res != NULL) {
+            int64_t cap = (rule->algo == FDN_LIMIT_TOKEN_BUCKET || rule->algo == FDN_LIMIT_GCRA) &&
+                                  rule->burst > 0
+                              ? rule->burst
+                              : rule->limit;
+            *res = (fdn_limit_result_t){.allowed = true, .limit = cap, .remaining = cap};
+        }
+        return op == FDN__LIMIT_CANCEL ? FDN_ENOENT : 0;
+    }
     fdn__limit_now_t now;
     now.clock = l->clock;
     if (rule->algo == FDN_LIMIT_FIXED_WINDOW) {
@@ -337,9 +365,10 @@ int fdn_limiter_reserve(fdn_limiter_t *l, const char *key, size_t keylen,
     fdn_limit_result_t tmp;
     if (res == NULL)
         res = &tmp;
+    bool enforced = fdn_limiter_enabled(l); /* off: nothing is taken, so nothing to cancel */
     int rc = run_op(l, key, keylen, rule, cost, FDN__LIMIT_CHECK, res, rsv);
     /* something was taken when allowed, and for a fixed window also when denied */
-    if ((rc == 0 || rc == FDN_ERATE_LIMITED) &&
+    if (enforced && (rc == 0 || rc == FDN_ERATE_LIMITED) &&
         (res->allowed || rule->algo == FDN_LIMIT_FIXED_WINDOW) && !res->shadow_denied) {
         rsv->cost = cost;
         rsv->active = true;

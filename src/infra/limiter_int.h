@@ -34,7 +34,9 @@ typedef struct fdn__limit_now {
  *         The allowed/denied decision is res->allowed, not the return code.
  *  forget: drop a key (FDN_ENOENT if absent). sweep: drop expired keys, return how many.
  *  set_interval: how often apply sweeps on its own (ns; a backend whose keys expire by
- *         themselves ignores it). status: the backend's state for health and metrics.
+ *         themselves ignores it). status: the backend's state for health and metrics, with
+ *         since_refusal_ns holding the monotonic time of the last refusal (0: never), which
+ *         fdn_limiter_backend_status turns into an age on the limiter's clock.
  */
 #define FDN__LIMITER_BACKEND_VERSION 1
 typedef struct fdn__limiter_backend {

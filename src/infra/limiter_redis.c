@@ -667,7 +667,7 @@ static void redis_stats(void *self, fdn_limiter_stats_t *out)
 static void redis_status(void *self, fdn_limiter_backend_status_t *out)
 {
     redisbe_t *b = self;
-    memset(out, 0, sizeof(*out));
+    fdn__limiter_mem_backend.status(b->local, out); /* the in-process store's keys */
     out->backend = FDN_LIMITER_BACKEND_REDIS;
     out->connected = atomic_load_explicit(&b->connected, memory_order_relaxed);
     out->breaker_state = (int)fdn_breaker_state(b->breaker);

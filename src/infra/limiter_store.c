@@ -75,6 +75,7 @@ typedef struct membe {
     uint32_t cap;     /* per shard */
     fdn_limit_overflow_t policy;
     _Atomic int64_t interval_ns;
+    _Atomic int64_t last_refusal_mono; /* monotonic ns of the last new key refused, 0: never */
 } membe_t;
 
 static cell_t *lru_cell(struct cds_list_head *h)
@@ -170,6 +171,8 @@ static int shard_make_room(membe_t *m, shard_t *s, const fdn__limit_now_t *now,
         return 0;
     }
     s->overflow_denied++;
+    atomic_store_explicit(&m->last_refusal_mono, full.mono_ns > 0 ? full.mono_ns : 1,
+                          memory_order_relaxed);
     int64_t wait = INT64_MAX;
     if (s->min_exp_mono != INT64_MAX)
         wait = s->min_exp_mono - full.mono_ns;
@@ -361,10 +364,17 @@ static void mem_set_interval(void *self, int64_t interval_ns)
 
 static void mem_status(void *self, fdn_limiter_backend_status_t *out)
 {
-    (void)self;
+    membe_t *m = self;
+    fdn_limiter_stats_t st;
+    mem_stats(self, &st);
     memset(out, 0, sizeof(*out));
     out->backend = FDN_LIMITER_BACKEND_MEMORY;
     out->connected = true;
+    out->keys = st.keys;
+    out->key_capacity = (uint64_t)m->cap * m->nshards;
+    out->new_keys_refused = st.overflow_denied;
+    /* a monotonic time here; fdn_limiter_backend_status turns it into an age (limiter_int.h) */
+    out->since_refusal_ns = atomic_load_explicit(&m->last_refusal_mono, memory_order_relaxed);
 }
 
 static void mem_destroy(void *self)

@@ -259,6 +259,11 @@ static void apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed)
             bo.probe_timeout_ms = v;
         (void)fdn_breakers_set_defaults(g->breakers, &bo);
     }
+    /* infrastructure.rate_limiting.enabled governs the limiter itself (so POST
+     * /v1/limiter/check and fdn_limiter_check follow it) and the protection layer */
+    if (lim != NULL && touches(changed, "infrastructure.rate_limiting.enabled") &&
+        cfg_bool(cfg, "infrastructure.rate_limiting.enabled", &b))
+        fdn_limiter_set_enabled(lim, b);
     if (g->protect != NULL) {
         if (touches(changed, "infrastructure.rate_limiting.enabled") &&
             cfg_bool(cfg, "infrastructure.rate_limiting.enabled", &b))

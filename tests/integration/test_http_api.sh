@@ -248,6 +248,26 @@ if wants limiter; then
     expect 422 POST /v1/limiter/check '{"key":"k","limit":1,"window_ms":-1}'
     expect 422 POST /v1/limiter/check '{"key":"k","limit":1,"window_ms":1000,"algorithm":"leaky"}'
     expect 422 POST /v1/limiter/check '{"limit":1,"window_ms":1000}'
+    # burst only with the bucket algorithms; windows up to 24 h
+    expect 422 POST /v1/limiter/check '{"key":"k","limit":1,"window_ms":1000,"burst":3}'
+    expect 422 POST /v1/limiter/check '{"key":"k","limit":1,"window_ms":86400001}'
+    # infrastructure.rate_limiting.enabled governs the check itself (applied asynchronously by
+    # the runtime: polled with a deadline)
+    SW='{"key":"switch-1","limit":1,"window_ms":3600000,"algorithm":"sliding_window"}'
+    expect 200 POST /v1/limiter/check "$SW"
+    expect 429 POST /v1/limiter/check "$SW"
+    lim_poll() { # STATUS: repeat the check until it answers STATUS (60 s bound)
+        local deadline=$((SECONDS + 60))
+        while :; do
+            req POST /v1/limiter/check "$SW"
+            [[ "$STATUS" == "$1" ]] && return 0
+            [[ $SECONDS -lt $deadline ]] || return 1
+        done
+    }
+    expect 200 PUT /v1/config/infrastructure.rate_limiting.enabled 'false'
+    if lim_poll 200; then pass; else fail "limiter still enforcing after enabled=false"; fi
+    expect 200 PUT /v1/config/infrastructure.rate_limiting.enabled 'true'
+    if lim_poll 429; then pass; else fail "limiter not enforcing after enabled=true"; fi
     expect 400 POST /v1/limiter/check '{"key":'
     # keys are capped at 256 bytes
     k257="$(head -c 257 /dev/zero | tr '\0' k)"

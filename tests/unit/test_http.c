@@ -525,6 +525,107 @@ static void stopped_services_answer_503(void **state)
     fdn_events_destroy(es);
 }
 
+/* POST /v1/limiter/check against a small store: a full store says so in /health and
+ * /metrics; the enable switch; the window cap; burst only where it means something. */
+static unsigned lim_post(fdn_admin_t *a, const char *body, fdn__http_resp_t *r)
+{
+    memset(r, 0, sizeof *r);
+    fdn__admin_dispatch(a, "POST", "/v1/limiter/check", NULL, body, strlen(body), r);
+    return r->status;
+}
+
+static void limiter_capacity_switch_and_validation(void **state)
+{
+    (void)state;
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    fdn_clock_t *clk;
+    assert_int_equal(fdn_clock_manual_create(&clk, 1000, 1700000000000000000LL), 0);
+    fdn_limiter_opts_t lo = FDN_LIMITER_OPTS_INIT;
+    lo.shards = 1;
+    lo.max_keys = 2;
+    lo.clock = clk;
+    fdn_limiter_t *lim = NULL;
+    assert_int_equal(fdn_limiter_create(&lim, &lo), 0);
+    assert_int_equal(fdn_admin_mount_limiter(a, lim), 0);
+    fdn__http_resp_t r;
+
+    /* full: the third key is refused, and /health and /metrics say so */
+    static const char *const keys[] = {
+        "{\"key\":\"a\",\"limit\":1,\"window_ms\":3600000}",
+        "{\"key\":\"b\",\"limit\":1,\"window_ms\":3600000}",
+        "{\"key\":\"c\",\"limit\":1,\"window_ms\":3600000}",
+    };
+    assert_int_equal(lim_post(a, keys[0], &r), 200);
+    fdn__http_resp_clear(&r);
+    memset(&r, 0, sizeof r);
+    fdn__admin_dispatch(a, "GET", "/health", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    fdn__http_resp_clear(&r);
+    assert_int_equal(lim_post(a, keys[1], &r), 200);
+    fdn__http_resp_clear(&r);
+    assert_int_equal(lim_post(a, keys[2], &r), 503);
+    fdn__http_resp_clear(&r);
+    memset(&r, 0, sizeof r);
+    fdn__admin_dispatch(a, "GET", "/health", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 503);
+    json_t *svc = json_object_get(json_object_get(r.json, "services"), "rate_limiter_keys");
+    assert_string_equal(json_string_value(json_object_get(svc, "status")), "unhealthy");
+    fdn__http_resp_clear(&r);
+    memset(&r, 0, sizeof r);
+    fdn__admin_dispatch(a, "GET", "/metrics", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(r.text);
+    assert_non_null(strstr(r.text, "\nfoundation_rate_limiter_new_keys_refused_total 1\n"));
+    assert_non_null(strstr(r.text, "\nfoundation_rate_limiter_keys 2\n"));
+    assert_non_null(strstr(r.text, "\nfoundation_rate_limiter_keys_capacity 2\n"));
+    fdn__http_resp_clear(&r);
+    /* a minute without refusals: healthy again */
+    fdn_clock_advance(clk, 61LL * 1000000000);
+    memset(&r, 0, sizeof r);
+    fdn__admin_dispatch(a, "GET", "/health", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    fdn__http_resp_clear(&r);
+
+    /* the switch: off, a key over its limit is allowed and nothing is counted; on again, the
+     * key continues from where it was */
+    assert_int_equal(lim_post(a, keys[0], &r), 429);
+    fdn__http_resp_clear(&r);
+    fdn_limiter_set_enabled(lim, false);
+    assert_false(fdn_limiter_enabled(lim));
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(lim_post(a, keys[0], &r), 200);
+        assert_true(json_is_true(json_object_get(r.json, "allowed")));
+        fdn__http_resp_clear(&r);
+    }
+    fdn_limiter_set_enabled(lim, true);
+    assert_int_equal(lim_post(a, keys[0], &r), 429);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "count")), 3); /* 1 + 2 denied */
+    fdn__http_resp_clear(&r);
+
+    /* validation: the window cap, burst only for the bucket algorithms */
+    assert_int_equal(lim_post(a, "{\"key\":\"w\",\"limit\":1,\"window_ms\":86400001}", &r), 422);
+    fdn__http_resp_clear(&r);
+    assert_int_equal(lim_post(a, "{\"key\":\"b\",\"limit\":1,\"window_ms\":86400000}", &r), 200);
+    fdn__http_resp_clear(&r);
+    assert_int_equal(lim_post(a, "{\"key\":\"b\",\"limit\":5,\"window_ms\":1000,\"burst\":2}", &r),
+                     422);
+    assert_non_null(strstr(
+        json_string_value(json_object_get(json_object_get(r.json, "error"), "message")), "burst"));
+    fdn__http_resp_clear(&r);
+    assert_int_equal(lim_post(a,
+                              "{\"key\":\"b\",\"limit\":5,\"window_ms\":1000,\"burst\":2,"
+                              "\"algorithm\":\"sliding_window\"}",
+                              &r),
+                     422);
+    fdn__http_resp_clear(&r);
+    fdn_admin_destroy(a);
+    fdn_limiter_destroy(lim);
+    fdn_clock_destroy(clk);
+}
+
 static void service_handlers(void **state)
 {
     (void)state;
@@ -999,6 +1100,7 @@ int main(void)
         cmocka_unit_test(dispatch_token),
         cmocka_unit_test(stopped_services_answer_503),
         cmocka_unit_test(service_handlers),
+        cmocka_unit_test(limiter_capacity_switch_and_validation),
         cmocka_unit_test(limiter_full_is_503),
         cmocka_unit_test(server_real),
         cmocka_unit_test(config_check_all),
