@@ -153,6 +153,11 @@ int fdn__http_reply(fdn__http_resp_t *resp, unsigned status, json_t *json);
  */
 int fdn__admin_route_add(fdn_admin_t *a, const char *method, const char *pattern,
                          fdn__http_handler_fn fn, void *user);
+/* As fdn__admin_route_add, for an endpoint that takes query parameters: `params` (a static
+ * NULL-terminated list) names them. The dispatcher refuses any other parameter with 422 before
+ * the handler runs; a route added without a list takes none. */
+int fdn__admin_route_add_q(fdn_admin_t *a, const char *method, const char *pattern,
+                           fdn__http_handler_fn fn, void *user, const char *const *params);
 
 /**
  * Run one request through auth, routing and the handler, without a socket (the server and

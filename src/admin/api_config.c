@@ -76,13 +76,11 @@ static int h_put(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
                                      (json_int_t)fdn_config_revision(cfg)));
 }
 
+static const char *const RESET_PARAMS[] = {"to", NULL}; /* POST /v1/config/reset?to= */
+
 static int h_reset(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
 {
     fdn_config_t *cfg = user;
-    static const char *const allowed[] = {"to", NULL};
-    const char *bad = NULL;
-    if (fdn__http_query_only(req->target, allowed, &bad) != 0)
-        return fdn_err_set(&resp->err, FDN_EINVAL, "unknown query parameter '%s'", bad);
     const char *to = fdn__http_query_get(req->target, "to");
     int rc;
     if (to == NULL || strcmp(to, "defaults") == 0)
@@ -104,7 +102,8 @@ int fdn_admin_mount_config(fdn_admin_t *a, fdn_config_t *cfg)
         return FDN_EINVAL;
     int rc;
     if ((rc = fdn__admin_route_add(a, "GET", "/v1/config", h_all, cfg)) < 0 ||
-        (rc = fdn__admin_route_add(a, "POST", "/v1/config/reset", h_reset, cfg)) < 0 ||
+        (rc = fdn__admin_route_add_q(a, "POST", "/v1/config/reset", h_reset, cfg, RESET_PARAMS)) <
+            0 ||
         (rc = fdn__admin_route_add(a, "GET", "/v1/config/{path}", h_get, cfg)) < 0 ||
         (rc = fdn__admin_route_add(a, "PUT", "/v1/config/{path}", h_put, cfg)) < 0)
         return rc;

@@ -169,14 +169,14 @@ static int q_i64(const fdn__http_req_t *req, fdn__http_resp_t *resp, const char 
     return 0;
 }
 
+/* the query parameters of GET and DELETE /v1/events (others: 422, by the dispatcher) */
+static const char *const QUERY_PARAMS[] = {"type",     "correlation_id", "since", "until",
+                                           "after_id", "limit",          "order", NULL};
+static const char *const DELETE_PARAMS[] = {"before", NULL};
+
 static int h_query(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
 {
     fdn_events_t *es = user;
-    static const char *const allowed[] = {"type",     "correlation_id", "since", "until",
-                                          "after_id", "limit",          "order", NULL};
-    const char *bad = NULL;
-    if (fdn__http_query_only(req->target, allowed, &bad) != 0)
-        return fdn_err_set(&resp->err, FDN_EINVAL, "unknown query parameter '%s'", bad);
     fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
     const char *type = fdn__http_query_get(req->target, "type");
     const char *cid = fdn__http_query_get(req->target, "correlation_id");
@@ -238,10 +238,6 @@ static int h_query(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
 static int h_delete(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
 {
     fdn_events_t *es = user;
-    static const char *const allowed[] = {"before", NULL};
-    const char *bad = NULL;
-    if (fdn__http_query_only(req->target, allowed, &bad) != 0)
-        return fdn_err_set(&resp->err, FDN_EINVAL, "unknown query parameter '%s'", bad);
     int64_t ts;
     int rc = q_i64(req, resp, "before", INT64_MIN, INT64_MAX, &ts);
     if (rc < 0)
@@ -295,8 +291,8 @@ int fdn_admin_mount_events(fdn_admin_t *a, fdn_events_t *es)
         (rc = fdn__admin_route_add(a, "POST", "/v1/events/batch", h_batch, es)) < 0 ||
         (rc = fdn__admin_route_add(a, "GET", "/v1/events/stats", h_stats, es)) < 0 ||
         (rc = fdn__admin_route_add(a, "GET", "/v1/events/{id}", h_get, es)) < 0 ||
-        (rc = fdn__admin_route_add(a, "GET", "/v1/events", h_query, es)) < 0 ||
-        (rc = fdn__admin_route_add(a, "DELETE", "/v1/events", h_delete, es)) < 0)
+        (rc = fdn__admin_route_add_q(a, "GET", "/v1/events", h_query, es, QUERY_PARAMS)) < 0 ||
+        (rc = fdn__admin_route_add_q(a, "DELETE", "/v1/events", h_delete, es, DELETE_PARAMS)) < 0)
         return rc;
     return 0;
 }

@@ -52,6 +52,7 @@ typedef struct route {
     char *pattern;
     fdn__http_handler_fn fn;
     void *user;
+    const char *const *params; /* query parameters it takes (NULL-terminated), or NULL: none */
 } route_t;
 
 typedef struct health_check {
@@ -214,6 +215,12 @@ int fdn__admin_text_put(fdn__admin_text_t *t, const char *s, size_t n)
 int fdn__admin_route_add(fdn_admin_t *a, const char *method, const char *pattern,
                          fdn__http_handler_fn fn, void *user)
 {
+    return fdn__admin_route_add_q(a, method, pattern, fn, user, NULL);
+}
+
+int fdn__admin_route_add_q(fdn_admin_t *a, const char *method, const char *pattern,
+                           fdn__http_handler_fn fn, void *user, const char *const *params)
+{
     if (a == NULL || method == NULL || fn == NULL || a->started || strlen(method) >= 8 ||
         !pattern_valid(pattern))
         return FDN_EINVAL;
@@ -237,6 +244,7 @@ int fdn__admin_route_add(fdn_admin_t *a, const char *method, const char *pattern
     r->pattern = pc;
     r->fn = fn;
     r->user = user;
+    r->params = params;
     return 0;
 }
 
@@ -319,12 +327,23 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
     size_t np = 0;
     size_t allow_len = 0;
     bool path_matched = false;
-    for (size_t i = 0; i < a->nroutes; i++) {
-        route_t *r = &a->routes[i];
-        if (!fdn__http_route_match(r->pattern, t, params, FDN__HTTP_MAX_PARAMS, &np))
+    /* literal patterns first: a path that names an endpoint ("/v1/config/reset") is that
+     * endpoint for every method (a wrong method gets 405), never a {param} of another route */
+    for (size_t k = 0; k < 2 * a->nroutes && !(k == a->nroutes && path_matched); k++) {
+        route_t *r = &a->routes[k % a->nroutes];
+        bool literal = strchr(r->pattern, '{') == NULL;
+        if (literal != (k < a->nroutes) ||
+            !fdn__http_route_match(r->pattern, t, params, FDN__HTTP_MAX_PARAMS, &np))
             continue;
         if (strcmp(r->method, m) == 0) {
             route = r->pattern;
+            /* every endpoint refuses query parameters it does not take */
+            static const char *const none[] = {NULL};
+            const char *bad = NULL;
+            if (fdn__http_query_only(t, r->params != NULL ? r->params : none, &bad) != 0) {
+                rc = fdn_err_set(&resp->err, FDN_EINVAL, "unknown query parameter '%s'", bad);
+                goto out;
+            }
             fdn__http_req_t req = {m, t, params, np, body ? body : "", body ? body_len : 0};
             rc = r->fn(&req, resp, r->user);
             goto out;

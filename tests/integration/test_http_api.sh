@@ -136,6 +136,22 @@ expect 404 GET /no/such/endpoint
 error_is 3401
 expect 405 POST /health
 [[ "$(header Allow)" == "GET" ]] && pass || fail "405 without Allow: GET"
+# every endpoint refuses query parameters it does not take
+for path in /health /metrics; do
+    expect 422 GET "$path?verbose=1"
+    error_is 3204
+done
+if wants pools; then expect 422 GET '/v1/pools?x=1'; fi
+if wants registry; then expect 422 GET '/v1/registry?x=1'; fi
+# a literal endpoint is not a {param} of another route: 405 with its own methods
+if wants config; then
+    expect 405 GET /v1/config/reset
+    [[ "$(header Allow)" == "POST" ]] && pass || fail "GET /v1/config/reset: Allow '$(header Allow)'"
+fi
+if wants events; then
+    expect 405 GET /v1/events/batch
+    [[ "$(header Allow)" == "POST" ]] && pass || fail "GET /v1/events/batch: Allow '$(header Allow)'"
+fi
 expect 400 GET '/v1/a//b'
 expect 400 GET '/v1/events/../health'
 # a maximal target (4096 bytes) made of 32 query keys without '=' once decoded past the
