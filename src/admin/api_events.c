@@ -34,11 +34,17 @@ static int event_from_body(json_t *o, fdn__http_resp_t *resp, fdn_event_t **out)
     json_t *data = json_object_get(o, "data");
     if (!json_is_string(type))
         return fdn_err_set(&resp->err, FDN_EVALIDATION, "field 'type' must be a string");
+    /* null means absent, as GET /v1/events/{id} writes an event without them */
+    if (json_is_null(cid))
+        cid = NULL;
+    if (json_is_null(parent))
+        parent = NULL;
     if (cid != NULL && !json_is_string(cid))
-        return fdn_err_set(&resp->err, FDN_EVALIDATION, "field 'correlation_id' must be a string");
+        return fdn_err_set(&resp->err, FDN_EVALIDATION,
+                           "field 'correlation_id' must be a string or null");
     if (parent != NULL && (!json_is_integer(parent) || json_integer_value(parent) < 0))
         return fdn_err_set(&resp->err, FDN_EVALIDATION,
-                           "field 'parent_id' must be a non-negative integer");
+                           "field 'parent_id' must be a non-negative integer or null");
     char *dump = json_dumps(data ? data : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
     if (dump == NULL)
         return FDN_ENOMEM;
@@ -101,6 +107,11 @@ static int h_batch(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
                            "body must be {\"events\":[...]} or an array of events");
     }
     size_t n = json_array_size(arr);
+    if (n == 0) {
+        json_decref(body);
+        return fdn_err_set(&resp->err, FDN_EINVAL, "a batch holds 1..%d events (got none)",
+                           BATCH_MAX);
+    }
     if (n > BATCH_MAX) {
         json_decref(body);
         return fdn_err_set(&resp->err, FDN_ETOO_LARGE, "batch of %zu events exceeds %d", n,

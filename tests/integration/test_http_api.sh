@@ -185,7 +185,8 @@ if wants events; then
     expect 201 POST /v1/events/batch '{"events":[{"type":"order.placed","data":{"o":1}},{"type":"order.placed","data":{"o":2}},{"type":"order.paid","data":null}]}'
     jcheck '.count == 3 and (.ids|length) == 3'
     while read -r i; do STORED_IDS+=("$i"); done < <(jq -r '.ids[]' <<<"$BODY")
-    expect 201 POST /v1/events/batch '[{"type":"misc","data":"text"}]'
+    # (null correlation_id / parent_id mean none: what GET writes can be posted back)
+    expect 201 POST /v1/events/batch '[{"type":"misc","data":"text","correlation_id":null,"parent_id":null}]'
     STORED_IDS+=("$(jq -r '.ids[0]' <<<"$BODY")")
 
     expect 200 GET "/v1/events/$ID1"
@@ -225,6 +226,8 @@ if wants events; then
     expect 422 POST /v1/events '[1,2]'
     expect 422 POST /v1/events/batch '{"events":[{"type":"ok"},{"nope":1}]}'
     expect 422 POST /v1/events/batch '{"events":{}}'
+    expect 422 POST /v1/events/batch '{"events":[]}'
+    expect 422 POST /v1/events/batch '[]'
 
     # bodies over the cap (65536 with --max-body): by Content-Length, and streamed chunked
     head -c 70000 /dev/zero | tr '\0' ' ' >"$TMP/big.json"
