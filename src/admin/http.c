@@ -680,6 +680,27 @@ static enum MHD_Result send_error(fdn_admin_t *a, struct MHD_Connection *con, in
     return ok;
 }
 
+/* Counts the Content-Length headers of a request and whether their values differ. */
+typedef struct cl_count {
+    unsigned n;
+    bool differ;
+    const char *first;
+} cl_count_t;
+
+static enum MHD_Result count_content_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                            const char *value)
+{
+    (void)kind;
+    cl_count_t *c = cls;
+    if (key == NULL || strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+        return MHD_YES;
+    if (c->n++ == 0)
+        c->first = value;
+    else if (value == NULL || c->first == NULL || strcmp(value, c->first) != 0)
+        c->differ = true;
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -692,6 +713,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         return MHD_NO; /* context allocation failed: drop the connection */
     if (!c->seen) {
         c->seen = true;
+        /* two Content-Length headers that disagree make the body's end ambiguous (request
+         * smuggling behind a proxy that picks the other one): refuse the request */
+        cl_count_t clc = {0, false, NULL};
+        (void)MHD_get_connection_values(con, MHD_HEADER_KIND, count_content_length, &clc);
+        if (clc.differ) {
+            c->too_large = true; /* whatever body arrives is drained, not kept */
+            return send_error(a, con, FDN_EPARSE, "conflicting Content-Length headers");
+        }
         const char *cl =
             MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         uint64_t n;

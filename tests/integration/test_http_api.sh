@@ -143,6 +143,13 @@ for path in /health /metrics; do
 done
 if wants pools; then expect 422 GET '/v1/pools?x=1'; fi
 if wants registry; then expect 422 GET '/v1/registry?x=1'; fi
+# two Content-Length headers that disagree: 400 (the body's end would be ambiguous)
+if wants limiter; then
+    raw=$(printf 'POST /v1/limiter/check HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 38\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{"key":"a","limit":1,"window_ms":1000}' |
+        timeout 60 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT; cat >&3; cat <&3" || true)
+    if [[ "$raw" == "HTTP/1.1 400"* && "$raw" == *"conflicting Content-Length"* ]]; then pass; else
+        fail "conflicting Content-Length: $(head -1 <<<"$raw")"; fi
+fi
 # a literal endpoint is not a {param} of another route: 405 with its own methods
 if wants config; then
     expect 405 GET /v1/config/reset
