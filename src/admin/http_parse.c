@@ -321,6 +321,47 @@ unsigned fdn__http_status_for(int code)
 /* The API's error body is the core serialiser's object (fdn_err_to_json: the one place that
  * escapes and repairs text, so a message quoting client bytes stays valid JSON) cut to the
  * documented fields, with the reference's code as "code". */
+/* An error's context text ("key=value key2=\"a value\"", fdn_err_add_context) as a JSON
+ * object of strings, for the error body: e.g. a config error's path, rule and value_type.
+ * A value that is cut short or not valid UTF-8 is left out. */
+static json_t *context_object(const char *s)
+{
+    json_t *o = json_object();
+    while (o != NULL && *s != '\0') {
+        while (*s == ' ')
+            s++;
+        const char *eq = strchr(s, '=');
+        size_t kl = eq != NULL ? (size_t)(eq - s) : 0;
+        char key[64];
+        if (kl == 0 || kl >= sizeof key || memchr(s, ' ', kl) != NULL)
+            break;
+        memcpy(key, s, kl);
+        key[kl] = '\0';
+        const char *v = eq + 1, *end, *next;
+        if (*v == '"') {
+            v++;
+            const char *q = strstr(v, "\" ");
+            if (q != NULL) {
+                end = q;
+                next = q + 2;
+            } else {
+                next = v + strlen(v);
+                end = next > v && next[-1] == '"' ? next - 1 : next;
+            }
+        } else {
+            end = strchr(v, ' ');
+            if (end == NULL)
+                end = v + strlen(v);
+            next = end;
+        }
+        json_t *val = json_stringn(v, (size_t)(end - v));
+        if (val != NULL)
+            json_object_set_new(o, key, val);
+        s = next;
+    }
+    return o;
+}
+
 json_t *fdn__http_error_json(int code, const fdn_error_t *err)
 {
     fdn_error_t tmp = FDN_ERROR_INIT;
@@ -350,6 +391,13 @@ json_t *fdn__http_error_json(int code, const fdn_error_t *err)
     json_decref(full);
     if (e == NULL)
         return NULL;
+    if (err->context[0] != '\0') {
+        json_t *ctx = context_object(err->context);
+        if (ctx != NULL && json_object_size(ctx) > 0)
+            json_object_set_new(e, "context", ctx);
+        else
+            json_decref(ctx);
+    }
     return json_pack("{s:o}", "error", e);
 }
 

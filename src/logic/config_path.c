@@ -70,6 +70,28 @@ int fdn__cfg_path_check(const char *path, fdn_error_t *err)
     return 0;
 }
 
+const char *fdn__cfg_json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+        return "integer";
+    case JSON_REAL:
+        return "number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "unknown";
+}
+
 const char *fdn__cfg_value_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {

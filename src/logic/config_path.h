@@ -37,4 +37,9 @@ int fdn__cfg_parse_text(fdn_config_type_t type, const char *text, json_t **out);
 /* Reference name of a JSON value's type for error context: map, list, binary, atom, number. */
 const char *fdn__cfg_value_type_name(const json_t *v);
 
+/* The JSON type of v for messages to users: object, array, string, integer, number (a real),
+ * boolean, null. (fdn__cfg_value_type_name gives the reference's Elixir names, kept where
+ * the reference's error context is reproduced.) */
+const char *fdn__cfg_json_type_name(const json_t *v);
+
 #endif

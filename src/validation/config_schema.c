@@ -332,6 +332,11 @@ static bool rule_ok(const fdn__cfg_entry_t *e, const json_t *v, const char **bad
     return true;
 }
 
+static void rule_words(const fdn__cfg_entry_t *e, char *buf, size_t cap);
+
+/* The reference's message for e; the context names the path, the rule that failed (the
+ * expected type, or the value rule in words) and the value's JSON type (the HTTP API shows
+ * the context with the message). */
 static int fail_entry(const fdn__cfg_entry_t *e, const json_t *v, const char *bad_rule,
                       fdn_error_t *err)
 {
@@ -340,6 +345,16 @@ static int fail_entry(const fdn__cfg_entry_t *e, const json_t *v, const char *ba
     else
         fdn_err_set(err, e->code, "%s", e->message);
     fdn_err_add_context(err, "path", "%s", e->path);
+    if (v != NULL && !fdn__cfg_type_ok(e->type, v)) {
+        fdn_err_add_context(err, "rule", "type %s", fdn__cfg_type_name(e->type));
+    } else {
+        char words[160];
+        rule_words(e, words, sizeof words);
+        if (words[0] != '\0')
+            fdn_err_add_context(err, "rule", "%s", words);
+    }
+    if (v != NULL)
+        fdn_err_add_context(err, "value_type", "%s", fdn__cfg_json_type_name(v));
     if (e->enums != NULL && v != NULL && json_is_string(v)) {
         char list[200];
         size_t o = 0;
@@ -527,7 +542,7 @@ static int merge_fail(const merge_t *m, walk_kind_t kind, const char *path, int3
     case WALK_LEAF: {
         fdn_config_type_t t = m->s->e[idx].type;
         fdn_err_set(err, FDN_ECONFIG_INVALID, "%s: %s: expected %s, got %s", m->source, path,
-                    fdn__cfg_type_name(t), fdn__cfg_value_type_name(v));
+                    fdn__cfg_type_name(t), fdn__cfg_json_type_name(v));
         fdn_err_add_context(err, "source", "%s", m->source);
         fdn_err_add_context(err, "path", "%s", path);
         fdn_err_add_context(err, "rule", "type %s", fdn__cfg_type_name(t));
@@ -751,7 +766,7 @@ static int chk_visit(void *ctx, walk_kind_t kind, const char *path, const char *
             c->vals[idx] = v;
         } else {
             snprintf(msg, sizeof msg, "expected %s, got %s (rule: type %s)",
-                     fdn__cfg_type_name(e->type), fdn__cfg_value_type_name(v),
+                     fdn__cfg_type_name(e->type), fdn__cfg_json_type_name(v),
                      fdn__cfg_type_name(e->type));
             chk_report(c, path, msg, FDN_ECONFIG_INVALID);
         }

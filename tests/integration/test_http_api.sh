@@ -340,6 +340,10 @@ if wants config; then
     expect 403 PUT /v1/config/ai.provider '"openai"'
     error_is 1401
     expect 422 PUT /v1/config/dev.debug_mode '"yes"'
+    # the error names the path, the rule and the value's JSON type
+    jcheck '.error.context.path == "dev.debug_mode" and .error.context.rule == "type bool" and .error.context.value_type == "string"'
+    expect 422 PUT /v1/config/ai.planning.sampling_rate '5'
+    jcheck '.error.code == 1203 and .error.context.rule == "must be between 0 and 1" and .error.context.value_type == "integer"'
     expect 400 PUT /v1/config/dev.debug_mode '{'
     expect 404 GET /v1/config/no.such.path
     error_is 1302

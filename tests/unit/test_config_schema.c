@@ -557,7 +557,7 @@ static void merge_errors_name_source_path_rule(void **state)
 
     assert_int_equal(merge_text(&m, "{\"app\":{\"deep\":{\"er\":{\"est\":{\"n\":\"x\"}}}}}", &err),
                      FDN_ECONFIG_INVALID);
-    assert_string_equal(err.message, "f.json: app.deep.er.est.n: expected int, got binary");
+    assert_string_equal(err.message, "f.json: app.deep.er.est.n: expected int, got string");
     assert_non_null(strstr(err.context, "source=f.json"));
     assert_non_null(strstr(err.context, "path=app.deep.er.est.n"));
     assert_non_null(strstr(err.context, "rule=\"type int\""));
@@ -568,7 +568,7 @@ static void merge_errors_name_source_path_rule(void **state)
             &err),
         FDN_ECONFIG_INVALID);
     assert_string_equal(err.message, "f.json: infrastructure.connection_pool.default_config."
-                                     "strategy: expected enum, got number");
+                                     "strategy: expected enum, got integer");
 
     assert_int_equal(
         merge_text(&m,
@@ -622,7 +622,7 @@ static void merge_errors_name_source_path_rule(void **state)
                    "\"interface\":{\"max_results\":5}}",
                    &err),
         FDN_ECONFIG_INVALID);
-    assert_string_equal(err.message, "f.json: dev.verbose_logging: expected bool, got binary");
+    assert_string_equal(err.message, "f.json: dev.verbose_logging: expected bool, got string");
     assert_true(json_is_true(m.vals[at(m.s, "dev.debug_mode")]));
     assert_int_equal(m.marks[at(m.s, "dev.debug_mode")], 7);
     assert_int_equal(m.marks[at(m.s, "dev.verbose_logging")], 0);
@@ -736,11 +736,11 @@ static void check_reports_every_problem_in_order(void **state)
     int S_ = FDN_ECONFIG_STRUCTURE;
     expect_problem(p, 0, "nope", "unknown configuration key (rule: known keys only)", S_);
     expect_problem(p, 1, "infrastructure.connection_pool.default_config.size",
-                   "expected int, got binary (rule: type int)", FDN_ECONFIG_INVALID);
+                   "expected int, got string (rule: type int)", FDN_ECONFIG_INVALID);
     expect_problem(p, 2, "infrastructure.connection_pool.default_config.extra",
                    "unknown configuration key (rule: known keys only)", S_);
     expect_problem(p, 3, "capture.ring_buffer", "expected an object (rule: section)", S_);
-    expect_problem(p, 4, "dev.debug_mode", "expected bool, got binary (rule: type bool)",
+    expect_problem(p, 4, "dev.debug_mode", "expected bool, got string (rule: type bool)",
                    FDN_ECONFIG_INVALID);
     expect_problem(p, 5, "ai.planning.sampling_rate",
                    "Sampling rate must be between 0 and 1 (rule: must be between 0 and 1)",
