@@ -1,7 +1,8 @@
 /*
- * DESIGN: the event store as a service: the public store/query entry points (state checks,
- * the buffer used while stopped), lifecycle, the durable writer, retention and
- * subscriptions (the memory tier, its indexes and the query engine are in event_store.c).
+ * DESIGN: the event store as a service: lifecycle, the durable writer, retention and
+ * subscriptions, and the replay of the stores buffered while stopped (the memory tier and
+ * the public store entry points are in event_store.c, the intern tables in event_intern.c,
+ * the query engine in event_query.c).
  *
  * Threads, all started by create/start and joined by stop/destroy:
  *  - writer (durable_path only): waits on wcv for published > persisted, copies the
@@ -53,95 +54,13 @@ struct fdn_events_sub {
 #define CUR(s)        atomic_load_explicit(&(s)->cursor, memory_order_relaxed)
 #define SET_CUR(s, v) atomic_store_explicit(&(s)->cursor, (v), memory_order_relaxed)
 
-static bool running(fdn_events_t *es)
-{
-    return atomic_load_explicit(&es->running, memory_order_acquire) != 0;
-}
-
-/* ---------------------------------------------------------- public writes ---- */
-
-int fdn_events_store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
-                           uint64_t *out_ids)
-{
-    if (es == NULL || (evs == NULL && n > 0))
-        return FDN_EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (evs[i] == NULL)
-            return FDN_EINVAL;
-    if (n == 0)
-        return 0;
-    uint64_t first = 0;
-    uint64_t local[1];
-    uint64_t *ids = out_ids ? out_ids : (n == 1 ? local : NULL);
-    pthread_mutex_lock(&es->amu);
-    int rc;
-    if (!running(es)) {
-        rc = FDN_EUNAVAILABLE;
-        if (es->nbuf + n <= es->buffer_max) {
-            size_t k = 0;
-            rc = 0;
-            for (; k < n && rc == 0; k++)
-                rc = fdn_event_copy(&es->buf[es->nbuf + k], evs[k]);
-            if (rc != 0) {
-                for (size_t j = 0; j + 1 < k; j++)
-                    fdn_event_free(es->buf[es->nbuf + j]);
-            } else {
-                first = es->next_id + es->nbuf;
-                es->nbuf += n;
-                if (out_ids)
-                    for (size_t i = 0; i < n; i++)
-                        out_ids[i] = first + i;
-            }
-        }
-        pthread_mutex_unlock(&es->amu);
-        return rc;
-    }
-    first = es->next_id;
-    rc = fdn__evs_append_locked(es, evs, n, ids);
-    pthread_mutex_unlock(&es->amu);
-    if (rc != 0)
-        return rc;
-    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
-    if (tm != NULL)
-        fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_stored", n, NULL, 0);
-    return fdn__evs_after_append(es, first + n - 1);
-}
-
-int fdn_events_store(fdn_events_t *es, const fdn_event_t *ev, uint64_t *out_id)
-{
-    return fdn_events_store_batch(es, &ev, 1, out_id);
-}
-
-int fdn_events_query(fdn_events_t *es, const fdn_events_query_t *q, fdn_event_list_t **out)
-{
-    if (es == NULL || q == NULL || out == NULL || q->version != 1 || q->limit <= 0 ||
-        q->offset < 0 || q->time_start > q->time_end)
-        return FDN_EINVAL;
-    if (!running(es))
-        return FDN_EUNAVAILABLE;
-    uint32_t cap = atomic_load_explicit(&es->max_results, memory_order_relaxed);
-    size_t limit = (uint64_t)q->limit > cap ? cap : (size_t)q->limit;
-    uint64_t snap;
-    return fdn__evs_query(es, q, limit, out, &snap);
-}
-
-int fdn_events_get_by_correlation(fdn_events_t *es, const char *cid, fdn_event_list_t **out)
-{
-    if (es == NULL || cid == NULL || out == NULL)
-        return FDN_EINVAL;
-    if (!running(es))
-        return FDN_EUNAVAILABLE;
-    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
-    q.correlation_id = cid;
-    uint64_t snap;
-    return fdn__evs_query(es, &q, 0, out, &snap);
-}
+/* ------------------------------------------------------------------- prune ---- */
 
 int fdn_events_prune_before(fdn_events_t *es, int64_t ts, uint64_t *out_count)
 {
     if (es == NULL)
         return FDN_EINVAL;
-    if (!running(es))
+    if (!fdn__evs_running(es))
         return FDN_EUNAVAILABLE;
     pthread_rwlock_rdlock(&es->plock);
     uint64_t snap = atomic_load_explicit(&es->published, memory_order_acquire);

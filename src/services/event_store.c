@@ -1,5 +1,8 @@
 /*
- * DESIGN: the event store's memory tier: append, indexes, queries, prune, statistics.
+ * DESIGN: the event store's memory tier: append (fdn_events_store, fdn_events_store_batch),
+ * segments and records, posting lists, prune, statistics. The intern tables are in
+ * event_intern.c, the query engine in event_query.c, lifecycle, the durable writer,
+ * retention and subscriptions in event_service.c; event_store_int.h holds what they share.
  *
  * Layout. Events live in segments: each segment holds up to 4096 consecutive ids, their
  * records packed in one arena (record = fixed header + data) and a table of arena offsets,
@@ -9,7 +12,7 @@
  * search over ids. Indexes: per type a posting list of ids (chunked array, binary search
  * for cursors and time bounds); per correlation id an entry holding its newest id, each
  * record linking to the previous id of its correlation (walked newest first); names (types,
- * nodes, correlation ids) are interned in open-addressing tables.
+ * nodes, correlation ids) are interned in open-addressing tables (event_intern.c).
  *
  * Threads and locks (order: plock -> amu -> wmu):
  *  - Writers serialise on `amu` (a short critical section: intern, copy the record, append
@@ -31,25 +34,15 @@
 #include <string.h>
 
 #include "core/alloc.h"
-#include "core/hash.h"
 #include "services/event_store_int.h"
 
 #define ALIGN8(x) (((x) + 7u) & ~(size_t)7u)
 #define REC_HDR   offsetof(evs_rec_t, data)
 #define ARENA_MIN (64u * 1024u)
 #define ARENA_MAX (4u * 1024u * 1024u)
-#define TAB_INIT  64u
-
-static char k_tomb;
-#define TOMB ((void *)&k_tomb)
-
-static void account(fdn_events_t *es, int64_t delta)
-{
-    atomic_fetch_add_explicit(&es->bytes_alloc, (uint64_t)delta, memory_order_relaxed);
-}
 
 /* Remember p to free once no reader can hold it. Caller holds amu. */
-static int retire(fdn_events_t *es, void *p)
+int fdn__evs_retire(fdn_events_t *es, void *p)
 {
     if (es->nretired == es->capretired) {
         size_t nc = es->capretired ? es->capretired * 2 : 16;
@@ -63,171 +56,7 @@ static int retire(fdn_events_t *es, void *p)
     return 0;
 }
 
-/* ---- interning tables ---- */
-
-typedef struct hkey {
-    uint64_t hash;
-    uint32_t len;
-} hkey_t;
-
-static evs_tab_t *tab_new(size_t size)
-{
-    evs_tab_t *t = fdn__calloc(1, sizeof(evs_tab_t) + size * sizeof(void *));
-    if (t == NULL)
-        return NULL;
-    t->mask = size - 1;
-    for (size_t i = 0; i < size; i++)
-        atomic_init(&t->slots[i], NULL);
-    return t;
-}
-
-/* Reader-safe lookup. name_off: offset of the name in the entry type. */
-static void *tab_find(evs_tab_t *t, const char *s, size_t n, uint64_t h, size_t name_off)
-{
-    for (size_t i = h & t->mask, probes = 0; probes <= t->mask; i = (i + 1) & t->mask, probes++) {
-        void *e = atomic_load_explicit(&t->slots[i], memory_order_acquire);
-        if (e == NULL)
-            return NULL;
-        if (e == TOMB)
-            continue;
-        const hkey_t *k = e;
-        if (k->hash == h && k->len == n && memcmp((char *)e + name_off, s, n) == 0)
-            return e;
-    }
-    return NULL;
-}
-
-static void tab_put(evs_tab_t *t, void *e)
-{
-    const hkey_t *k = e;
-    size_t i = k->hash & t->mask;
-    for (;;) {
-        void *cur = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
-        if (cur == NULL) {
-            atomic_store_explicit(&t->slots[i], e, memory_order_release);
-            t->used++;
-            return;
-        }
-        i = (i + 1) & t->mask;
-    }
-}
-
-/* Make room for one insert (writer, under amu). */
-static int tab_reserve(fdn_events_t *es, _Atomic(evs_tab_t *) *tp)
-{
-    evs_tab_t *t = atomic_load_explicit(tp, memory_order_relaxed);
-    if ((t->used + 1) * 2 <= t->mask + 1)
-        return 0;
-    size_t live = 0;
-    for (size_t i = 0; i <= t->mask; i++) {
-        void *e = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
-        live += e != NULL && e != TOMB;
-    }
-    size_t size = t->mask + 1;
-    while ((live + 1) * 4 > size)
-        size *= 2;
-    evs_tab_t *nt = tab_new(size);
-    if (nt == NULL)
-        return FDN_ENOMEM;
-    if (retire(es, t) != 0) {
-        fdn__free(nt);
-        return FDN_ENOMEM;
-    }
-    for (size_t i = 0; i <= t->mask; i++) {
-        void *e = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
-        if (e != NULL && e != TOMB)
-            tab_put(nt, e);
-    }
-    account(es, (int64_t)(size * sizeof(void *)) - (int64_t)((t->mask + 1) * sizeof(void *)));
-    atomic_store_explicit(tp, nt, memory_order_release);
-    return 0;
-}
-
-static int sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
-                           evs_sym_t **out);
-
-static int sym_intern(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
-                      evs_sym_t **out)
-{
-    evs_sym_t **cache = tp == &es->types ? &es->last_type : &es->last_node;
-    evs_sym_t *c = *cache;
-    if (c != NULL && c->len == n && memcmp(c->name, s, n) == 0) {
-        *out = c;
-        return 0;
-    }
-    int rc = sym_intern_slow(es, tp, s, n, out);
-    if (rc == 0)
-        *cache = *out;
-    return rc;
-}
-
-static int sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
-                           evs_sym_t **out)
-{
-    uint64_t h = fdn__hash(s, n);
-    evs_sym_t *e = tab_find(atomic_load_explicit(tp, memory_order_relaxed), s, n, h,
-                            offsetof(evs_sym_t, name));
-    if (e != NULL) {
-        *out = e;
-        return 0;
-    }
-    if (tab_reserve(es, tp) != 0)
-        return FDN_ENOMEM;
-    e = fdn__calloc(1, sizeof(*e) + n + 1);
-    if (e == NULL)
-        return FDN_ENOMEM;
-    e->hash = h;
-    e->len = (uint32_t)n;
-    memcpy(e->name, s, n);
-    atomic_init(&e->post.dir, NULL);
-    atomic_init(&e->post.head, 0);
-    atomic_init(&e->post.n, 0);
-    atomic_init(&e->count, 0);
-    atomic_init(&e->bytes, 0);
-    account(es, (int64_t)(sizeof(*e) + n + 1));
-    if (tp == &es->types)
-        atomic_fetch_add_explicit(&es->ntypes, 1, memory_order_relaxed);
-    tab_put(atomic_load_explicit(tp, memory_order_relaxed), e);
-    *out = e;
-    return 0;
-}
-
-static int corr_intern(fdn_events_t *es, const char *s, size_t n, evs_corr_t **out)
-{
-    evs_corr_t *lc = es->last_corr;
-    if (lc != NULL && lc->len == n && memcmp(lc->name, s, n) == 0) {
-        *out = lc;
-        return 0;
-    }
-    uint64_t h = fdn__hash(s, n);
-    evs_corr_t *e = tab_find(atomic_load_explicit(&es->corrs, memory_order_relaxed), s, n, h,
-                             offsetof(evs_corr_t, name));
-    if (e != NULL) {
-        *out = es->last_corr = e;
-        return 0;
-    }
-    if (tab_reserve(es, &es->corrs) != 0)
-        return FDN_ENOMEM;
-    e = fdn__malloc(sizeof(*e) + n + 1);
-    if (e == NULL)
-        return FDN_ENOMEM;
-    e->hash = h;
-    e->len = (uint32_t)n;
-    atomic_init(&e->last_id, 0);
-    memcpy(e->name, s, n);
-    e->name[n] = '\0';
-    account(es, (int64_t)(sizeof(*e) + n + 1));
-    tab_put(atomic_load_explicit(&es->corrs, memory_order_relaxed), e);
-    *out = es->last_corr = e;
-    return 0;
-}
-
 /* ---- posting lists ---- */
-
-static uint64_t post_at(const evs_posting_t *p, uint64_t **dir, size_t i)
-{
-    return dir[i / EVS_PCHUNK - p->base_chunk][i % EVS_PCHUNK];
-}
 
 /* Ensure room for n + resv entries (writer). */
 static int post_reserve(fdn_events_t *es, evs_posting_t *p)
@@ -241,13 +70,13 @@ static int post_reserve(fdn_events_t *es, evs_posting_t *p)
             uint64_t **nd = fdn__calloc(nc, sizeof(uint64_t *));
             if (nd == NULL)
                 return FDN_ENOMEM;
-            if (dir != NULL && retire(es, dir) != 0) {
+            if (dir != NULL && fdn__evs_retire(es, dir) != 0) {
                 fdn__free(nd);
                 return FDN_ENOMEM;
             }
             if (dir != NULL)
                 memcpy(nd, dir, p->nchunks * sizeof(uint64_t *));
-            account(es, (int64_t)((nc - p->dir_cap) * sizeof(uint64_t *)));
+            fdn__evs_account(es, (int64_t)((nc - p->dir_cap) * sizeof(uint64_t *)));
             p->dir_cap = nc;
             atomic_store_explicit(&p->dir, nd, memory_order_release);
             dir = nd;
@@ -255,79 +84,13 @@ static int post_reserve(fdn_events_t *es, evs_posting_t *p)
         uint64_t *c = fdn__malloc(EVS_PCHUNK * sizeof(uint64_t));
         if (c == NULL)
             return FDN_ENOMEM;
-        account(es, EVS_PCHUNK * sizeof(uint64_t));
+        fdn__evs_account(es, EVS_PCHUNK * sizeof(uint64_t));
         dir[p->nchunks++] = c;
     }
     return 0;
 }
 
-/* First global index in [lo, hi) whose id >= id. */
-static size_t post_lower(const evs_posting_t *p, uint64_t **dir, size_t lo, size_t hi, uint64_t id)
-{
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (post_at(p, dir, mid) < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 /* ---- segments ---- */
-
-/* The segment whose id range contains id (NULL when none). */
-static evs_seg_t *seg_find(fdn_events_t *es, uint64_t id)
-{
-    size_t n = atomic_load_explicit(&es->seg_n, memory_order_acquire);
-    evs_segdir_t *d = atomic_load_explicit(&es->segdir, memory_order_acquire);
-    size_t lo = atomic_load_explicit(&es->seg_head, memory_order_acquire), hi = n;
-    if (lo >= hi)
-        return NULL;
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (d->segs[mid].first_id <= id)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    evs_seg_t *s = d->segs[lo].seg;
-    return id >= s->first_id ? s : NULL;
-}
-
-static evs_rec_t *seg_rec(evs_seg_t *s, uint64_t id)
-{
-    uint64_t idx = id - s->first_id;
-    if (idx >= atomic_load_explicit(&s->count, memory_order_acquire))
-        return NULL;
-    return (evs_rec_t *)(void *)(s->arena + s->offs[idx]);
-}
-
-static evs_rec_t *rec_lookup(fdn_events_t *es, uint64_t id)
-{
-    if (id < atomic_load_explicit(&es->first_id, memory_order_acquire))
-        return NULL;
-    evs_seg_t *s = seg_find(es, id);
-    return s ? seg_rec(s, id) : NULL;
-}
-
-/* rec_lookup with a cached segment: consecutive lookups in one segment skip the search. */
-static evs_rec_t *rec_lookup_hint(fdn_events_t *es, uint64_t id, evs_seg_t **hint)
-{
-    if (id < atomic_load_explicit(&es->first_id, memory_order_acquire))
-        return NULL;
-    evs_seg_t *s = *hint;
-    if (s != NULL && id >= s->first_id) {
-        evs_rec_t *r = seg_rec(s, id);
-        if (r != NULL)
-            return r;
-    }
-    s = seg_find(es, id);
-    if (s == NULL)
-        return NULL;
-    *hint = s;
-    return seg_rec(s, id);
-}
 
 static size_t rec_size(size_t data_len)
 {
@@ -344,13 +107,13 @@ static evs_seg_t *seg_new(fdn_events_t *es, size_t arena)
     s->arena_cap = arena;
     s->arena_used = 0;
     s->arena = (uint8_t *)(s + 1);
-    account(es, (int64_t)(sizeof(*s) + arena));
+    fdn__evs_account(es, (int64_t)(sizeof(*s) + arena));
     return s;
 }
 
 static void seg_free(fdn_events_t *es, evs_seg_t *s)
 {
-    account(es, -(int64_t)(sizeof(*s) + s->arena_cap));
+    fdn__evs_account(es, -(int64_t)(sizeof(*s) + s->arena_cap));
     fdn__free(s);
 }
 
@@ -375,14 +138,14 @@ static int segdir_push(fdn_events_t *es, evs_seg_t *s)
         evs_segdir_t *nd = fdn__malloc(sizeof(*nd) + nc * sizeof(evs_segent_t));
         if (nd == NULL)
             return FDN_ENOMEM;
-        if (d != NULL && retire(es, d) != 0) {
+        if (d != NULL && fdn__evs_retire(es, d) != 0) {
             fdn__free(nd);
             return FDN_ENOMEM;
         }
         nd->cap = nc;
         if (d != NULL)
             memcpy(nd->segs, d->segs, n * sizeof(evs_segent_t));
-        account(es, (int64_t)((nc - (d ? d->cap : 0)) * sizeof(evs_segent_t)));
+        fdn__evs_account(es, (int64_t)((nc - (d ? d->cap : 0)) * sizeof(evs_segent_t)));
         atomic_store_explicit(&es->segdir, nd, memory_order_release);
         d = nd;
     }
@@ -396,16 +159,9 @@ static int segdir_push(fdn_events_t *es, evs_seg_t *s)
 
 int fdn__evs_init(fdn_events_t *es)
 {
-    evs_tab_t *a = tab_new(TAB_INIT), *b = tab_new(TAB_INIT), *c = tab_new(TAB_INIT);
-    if (a == NULL || b == NULL || c == NULL) {
-        fdn__free(a);
-        fdn__free(b);
-        fdn__free(c);
-        return FDN_ENOMEM;
-    }
-    atomic_init(&es->types, a);
-    atomic_init(&es->nodes, b);
-    atomic_init(&es->corrs, c);
+    int rc = fdn__evs_intern_init(es);
+    if (rc != 0)
+        return rc;
     atomic_init(&es->segdir, NULL);
     atomic_init(&es->seg_head, 0);
     atomic_init(&es->seg_n, 0);
@@ -413,26 +169,7 @@ int fdn__evs_init(fdn_events_t *es)
     atomic_init(&es->first_id, 1);
     es->next_id = 1;
     es->last_ts = INT64_MIN;
-    account(es, 3 * TAB_INIT * sizeof(void *));
     return 0;
-}
-
-static void free_tab(evs_tab_t *t, bool syms)
-{
-    for (size_t i = 0; i <= t->mask; i++) {
-        void *e = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
-        if (e == NULL || e == TOMB)
-            continue;
-        if (syms) {
-            evs_sym_t *s = e;
-            uint64_t **dir = atomic_load_explicit(&s->post.dir, memory_order_relaxed);
-            for (size_t k = 0; k < s->post.nchunks; k++)
-                fdn__free(dir[k]);
-            fdn__free(dir);
-        }
-        fdn__free(e);
-    }
-    fdn__free(t);
 }
 
 void fdn__evs_fini(fdn_events_t *es)
@@ -442,9 +179,7 @@ void fdn__evs_fini(fdn_events_t *es)
     for (size_t i = atomic_load_explicit(&es->seg_head, memory_order_relaxed); i < n; i++)
         fdn__free(d->segs[i].seg);
     fdn__free(d);
-    free_tab(atomic_load_explicit(&es->types, memory_order_relaxed), true);
-    free_tab(atomic_load_explicit(&es->nodes, memory_order_relaxed), true);
-    free_tab(atomic_load_explicit(&es->corrs, memory_order_relaxed), false);
+    fdn__evs_intern_fini(es);
     for (size_t i = 0; i < es->nretired; i++)
         fdn__free(es->retired[i]);
     fdn__free(es->retired);
@@ -474,11 +209,11 @@ int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size
     /* 1. reserve everything the batch needs */
     for (size_t i = 0; i < n && rc == 0; i++) {
         const fdn_event_t *ev = evs[i];
-        rc = sym_intern(es, &es->types, ev->type, ev->type_len, &pr[i].type);
+        rc = fdn__evs_sym_intern(es, &es->types, ev->type, ev->type_len, &pr[i].type);
         if (rc == 0)
-            rc = sym_intern(es, &es->nodes, ev->node, ev->node_len, &pr[i].node);
+            rc = fdn__evs_sym_intern(es, &es->nodes, ev->node, ev->node_len, &pr[i].node);
         if (rc == 0 && ev->corr_len > 0)
-            rc = corr_intern(es, ev->corr, ev->corr_len, &pr[i].corr);
+            rc = fdn__evs_corr_intern(es, ev->corr, ev->corr_len, &pr[i].corr);
         if (rc == 0) {
             pr[i].type->post.resv++;
             rc = post_reserve(es, &pr[i].type->post);
@@ -530,7 +265,7 @@ int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size
             while (sn + nnew > nc)
                 nc *= 2;
             evs_segdir_t *nd = fdn__malloc(sizeof(*nd) + nc * sizeof(evs_segent_t));
-            if (nd == NULL || (d != NULL && retire(es, d) != 0)) {
+            if (nd == NULL || (d != NULL && fdn__evs_retire(es, d) != 0)) {
                 fdn__free(nd);
                 rc = FDN_ENOMEM;
                 break;
@@ -538,7 +273,7 @@ int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size
             nd->cap = nc;
             if (d != NULL)
                 memcpy(nd->segs, d->segs, sn * sizeof(evs_segent_t));
-            account(es, (int64_t)((nc - (d ? d->cap : 0)) * sizeof(evs_segent_t)));
+            fdn__evs_account(es, (int64_t)((nc - (d ? d->cap : 0)) * sizeof(evs_segent_t)));
             atomic_store_explicit(&es->segdir, nd, memory_order_release);
             d = nd;
         }
@@ -632,7 +367,7 @@ static void post_prune(fdn_events_t *es, evs_posting_t *p, uint64_t cut)
     size_t head = atomic_load_explicit(&p->head, memory_order_relaxed);
     if (dir == NULL)
         return;
-    head = post_lower(p, dir, head, n, cut);
+    head = fdn__evs_post_lower(p, dir, head, n, cut);
     atomic_store_explicit(&p->head, head, memory_order_relaxed);
     size_t dead = head / EVS_PCHUNK - p->base_chunk;
     if (dead == 0)
@@ -642,25 +377,7 @@ static void post_prune(fdn_events_t *es, evs_posting_t *p, uint64_t cut)
     memmove(dir, dir + dead, (p->nchunks - dead) * sizeof(uint64_t *));
     p->nchunks -= dead;
     p->base_chunk += dead;
-    account(es, -(int64_t)(dead * EVS_PCHUNK * sizeof(uint64_t)));
-}
-
-static void corr_remove(fdn_events_t *es, evs_corr_t *c)
-{
-    if (es->last_corr == c)
-        es->last_corr = NULL;
-    evs_tab_t *t = atomic_load_explicit(&es->corrs, memory_order_relaxed);
-    for (size_t i = c->hash & t->mask;; i = (i + 1) & t->mask) {
-        void *e = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
-        if (e == NULL)
-            break;
-        if (e == c) {
-            atomic_store_explicit(&t->slots[i], TOMB, memory_order_relaxed);
-            break;
-        }
-    }
-    account(es, -(int64_t)(sizeof(*c) + c->len + 1));
-    fdn__free(c);
+    fdn__evs_account(es, -(int64_t)(dead * EVS_PCHUNK * sizeof(uint64_t)));
 }
 
 uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut)
@@ -675,7 +392,7 @@ uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut)
     if (cut > first) {
         evs_seg_t *hint = NULL;
         for (uint64_t id = first; id < cut; id++) {
-            evs_rec_t *r = rec_lookup_hint(es, id, &hint);
+            evs_rec_t *r = fdn__evs_rec_lookup_hint(es, id, &hint);
             if (r == NULL)
                 continue;
             size_t bytes = rec_size(r->data_len) + sizeof(uint32_t);
@@ -685,7 +402,7 @@ uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut)
             atomic_fetch_sub_explicit(&es->bytes, bytes, memory_order_relaxed);
             if (r->corr != NULL &&
                 atomic_load_explicit(&r->corr->last_id, memory_order_relaxed) == id)
-                corr_remove(es, r->corr);
+                fdn__evs_corr_remove(es, r->corr);
             removed++;
         }
         atomic_store_explicit(&es->first_id, cut, memory_order_release);
@@ -693,7 +410,7 @@ uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut)
         evs_tab_t *t = atomic_load_explicit(&es->types, memory_order_relaxed);
         for (size_t i = 0; i <= t->mask; i++) {
             evs_sym_t *s = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
-            if (s != NULL && (void *)s != TOMB)
+            if (s != NULL && (void *)s != EVS_TOMB)
                 post_prune(es, &s->post, cut);
         }
         /* whole dead segments (keep the current one) */
@@ -730,7 +447,7 @@ uint64_t fdn__evs_id_at_time(fdn_events_t *es, int64_t ts, uint64_t snap)
     uint64_t lo = atomic_load_explicit(&es->first_id, memory_order_acquire), hi = snap + 1;
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2;
-        evs_rec_t *r = rec_lookup(es, mid);
+        evs_rec_t *r = fdn__evs_rec_lookup(es, mid);
         if (r == NULL || r->ts < ts)
             lo = mid + 1;
         else
@@ -739,273 +456,69 @@ uint64_t fdn__evs_id_at_time(fdn_events_t *es, int64_t ts, uint64_t snap)
     return lo;
 }
 
-/* ---- reading ---- */
-
-static void rec_fields(const evs_rec_t *r, uint64_t id, fdn__event_fields_t *f)
-{
-    f->id = id;
-    f->ts = r->ts;
-    f->wall = r->wall;
-    f->parent = r->parent;
-    f->pid = r->pid;
-    f->tid = r->tid;
-    f->ctype = r->ctype;
-    f->type = r->type->name;
-    f->type_len = r->type->len;
-    f->node = r->node->name;
-    f->node_len = r->node->len;
-    f->corr = r->corr ? r->corr->name : "";
-    f->corr_len = r->corr ? r->corr->len : 0;
-    f->data = r->data;
-    f->data_len = r->data_len;
-}
-
-typedef struct hit {
-    uint64_t id;
-    const evs_rec_t *rec;
-} hit_t;
-
-static int build_list(const hit_t *h, size_t n, fdn_event_list_t **out)
-{
-    size_t bytes = 0;
-    fdn__event_fields_t f;
-    for (size_t i = 0; i < n; i++) {
-        rec_fields(h[i].rec, h[i].id, &f);
-        bytes += fdn__event_alloc_size(&f);
-    }
-    fdn_event_list_t *l = fdn__event_list_alloc(n, bytes);
-    if (l == NULL)
-        return FDN_ENOMEM;
-    size_t off = 0;
-    for (size_t i = 0; i < n; i++) {
-        rec_fields(h[i].rec, h[i].id, &f);
-        l->items[i] = fdn__event_place(fdn__event_list_mem(l, off), &f);
-        off += fdn__event_alloc_size(&f);
-    }
-    *out = l;
-    return 0;
-}
-
-typedef struct hits {
-    hit_t *v;
-    size_t n, cap;
-} hits_t;
-
-static int hits_push(hits_t *h, uint64_t id, const evs_rec_t *r)
-{
-    if (h->n == h->cap) {
-        size_t nc = h->cap ? h->cap * 2 : 64;
-        hit_t *nv = fdn__realloc(h->v, nc * sizeof(hit_t));
-        if (nv == NULL)
-            return FDN_ENOMEM;
-        h->v = nv;
-        h->cap = nc;
-    }
-    h->v[h->n].id = id;
-    h->v[h->n].rec = r;
-    h->n++;
-    return 0;
-}
-
-static bool matches(const evs_rec_t *r, const fdn_events_query_t *q, const evs_sym_t *type)
-{
-    if (type != NULL && r->type != type)
-        return false;
-    if (q->parent_id != 0 && r->parent != q->parent_id)
-        return false;
-    return true;
-}
-
-/* One candidate of a scan: appends record id to out when it exists and matches q (type
- * already known to match), unless *skip matches are still to be passed over (q->offset). */
-static int take_hit(fdn_events_t *es, const fdn_events_query_t *q, uint64_t id, evs_seg_t **hint,
-                    size_t *skip, hits_t *out)
-{
-    const evs_rec_t *r = rec_lookup_hint(es, id, hint);
-    if (r == NULL || !matches(r, q, NULL))
-        return 0;
-    if (*skip > 0) {
-        (*skip)--;
-        return 0;
-    }
-    return hits_push(out, id, r);
-}
-
-/* Caller holds plock (read). limit 0 = no limit. */
-static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t limit, hits_t *out,
-                        uint64_t *snap_out)
-{
-    uint64_t snap = atomic_load_explicit(&es->published, memory_order_acquire);
-    uint64_t lo = atomic_load_explicit(&es->first_id, memory_order_acquire);
-    uint64_t hi = snap;
-    *snap_out = snap;
-    if (q->after_id >= lo)
-        lo = q->after_id == UINT64_MAX ? UINT64_MAX : q->after_id + 1;
-    if (q->before_id != 0 && q->before_id - 1 < hi)
-        hi = q->before_id - 1;
-    if (lo > hi)
-        return 0;
-    if (q->time_start != INT64_MIN)
-        lo = FDN_MAX(lo, fdn__evs_id_at_time(es, q->time_start, snap));
-    if (q->time_end != INT64_MAX) {
-        uint64_t e =
-            q->time_end == INT64_MAX ? snap + 1 : fdn__evs_id_at_time(es, q->time_end + 1, snap);
-        if (e == 0)
-            return 0;
-        hi = FDN_MIN(hi, e - 1);
-    }
-    if (lo > hi)
-        return 0;
-    evs_sym_t *type = NULL;
-    if (q->type != NULL) {
-        size_t n = strlen(q->type);
-        type = tab_find(atomic_load_explicit(&es->types, memory_order_acquire), q->type, n,
-                        fdn__hash(q->type, n), offsetof(evs_sym_t, name));
-        if (type == NULL)
-            return 0;
-    }
-    size_t skip = (size_t)q->offset;
-    size_t want = limit ? limit : SIZE_MAX;
-    int rc = 0;
-    if (q->correlation_id != NULL) {
-        size_t n = strlen(q->correlation_id);
-        evs_corr_t *c =
-            tab_find(atomic_load_explicit(&es->corrs, memory_order_acquire), q->correlation_id, n,
-                     fdn__hash(q->correlation_id, n), offsetof(evs_corr_t, name));
-        if (c == NULL)
-            return 0;
-        uint64_t id = atomic_load_explicit(&c->last_id, memory_order_acquire);
-        hits_t all = {0};
-        evs_seg_t *hint = NULL;
-        if (q->descending) {
-            /* the chain runs newest first: stop once offset + limit matches are found */
-            while (id != 0 && id >= lo && out->n < want && rc == 0) {
-                const evs_rec_t *r = rec_lookup_hint(es, id, &hint);
-                if (r == NULL)
-                    break;
-                if (id <= hi && matches(r, q, type)) {
-                    if (skip > 0)
-                        skip--;
-                    else
-                        rc = hits_push(out, id, r);
-                }
-                id = r->corr_prev ? id - r->corr_prev : 0;
-            }
-            return rc;
-        }
-        while (id != 0 && id >= lo) {
-            const evs_rec_t *r = rec_lookup_hint(es, id, &hint);
-            if (r == NULL)
-                break;
-            if (id <= hi && matches(r, q, type) && (rc = hits_push(&all, id, r)) != 0)
-                break;
-            id = r->corr_prev ? id - r->corr_prev : 0;
-        }
-        /* all is newest first */
-        for (size_t k = 0; rc == 0 && k < all.n; k++) {
-            size_t i = all.n - 1 - k;
-            if (skip > 0) {
-                skip--;
-                continue;
-            }
-            if (out->n >= want)
-                break;
-            rc = hits_push(out, all.v[i].id, all.v[i].rec);
-        }
-        fdn__free(all.v);
-        return rc;
-    }
-    if (type != NULL) {
-        evs_posting_t *p = &type->post;
-        size_t pn = atomic_load_explicit(&p->n, memory_order_acquire);
-        uint64_t **dir = atomic_load_explicit(&p->dir, memory_order_acquire);
-        size_t ph = atomic_load_explicit(&p->head, memory_order_acquire);
-        if (dir == NULL)
-            return 0;
-        size_t a = post_lower(p, dir, ph, pn, lo);
-        size_t b = post_lower(p, dir, a, pn, hi == UINT64_MAX ? hi : hi + 1);
-        evs_seg_t *hint = NULL;
-        for (size_t k = 0; k < b - a && out->n < want && rc == 0; k++)
-            rc = take_hit(es, q, post_at(p, dir, q->descending ? b - 1 - k : a + k), &hint, &skip,
-                          out);
-        return rc;
-    }
-    evs_seg_t *hint = NULL;
-    for (uint64_t k = 0; k <= hi - lo && out->n < want && rc == 0; k++)
-        rc = take_hit(es, q, q->descending ? hi - k : lo + k, &hint, &skip, out);
-    return rc;
-}
-
-int fdn__evs_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
-                   fdn_event_list_t **out, uint64_t *snap)
-{
-    hits_t h = {0};
-    pthread_rwlock_rdlock(&es->plock);
-    int rc = query_locked(es, q, limit, &h, snap);
-    if (rc == 0)
-        rc = build_list(h.v, h.n, out);
-    pthread_rwlock_unlock(&es->plock);
-    fdn__free(h.v);
-    return rc;
-}
-
 uint64_t fdn__evs_batch_end(fdn_events_t *es, uint64_t id)
 {
     evs_seg_t *hint = NULL;
     pthread_rwlock_rdlock(&es->plock);
-    for (const evs_rec_t *r = rec_lookup_hint(es, id, &hint); r != NULL && r->more;
-         r = rec_lookup_hint(es, id, &hint))
+    for (const evs_rec_t *r = fdn__evs_rec_lookup_hint(es, id, &hint); r != NULL && r->more;
+         r = fdn__evs_rec_lookup_hint(es, id, &hint))
         id++;
     pthread_rwlock_unlock(&es->plock);
     return id;
 }
 
-int fdn__evs_copy_range(fdn_events_t *es, uint64_t from, uint64_t to, fdn_event_list_t **out)
-{
-    hits_t h = {0};
-    int rc = 0;
-    evs_seg_t *hint = NULL;
-    pthread_rwlock_rdlock(&es->plock);
-    for (uint64_t id = from; id <= to && rc == 0; id++) {
-        const evs_rec_t *r = rec_lookup_hint(es, id, &hint);
-        if (r != NULL)
-            rc = hits_push(&h, id, r);
-    }
-    if (rc == 0)
-        rc = build_list(h.v, h.n, out);
-    pthread_rwlock_unlock(&es->plock);
-    fdn__free(h.v);
-    return rc;
-}
-
 /* ---- public API ---- */
 
-static bool running(fdn_events_t *es)
+int fdn_events_store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
+                           uint64_t *out_ids)
 {
-    return atomic_load_explicit(&es->running, memory_order_acquire) != 0;
+    if (es == NULL || (evs == NULL && n > 0))
+        return FDN_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (evs[i] == NULL)
+            return FDN_EINVAL;
+    if (n == 0)
+        return 0;
+    uint64_t first = 0;
+    uint64_t local[1];
+    uint64_t *ids = out_ids ? out_ids : (n == 1 ? local : NULL);
+    pthread_mutex_lock(&es->amu);
+    int rc;
+    if (!fdn__evs_running(es)) {
+        rc = FDN_EUNAVAILABLE;
+        if (es->nbuf + n <= es->buffer_max) {
+            size_t k = 0;
+            rc = 0;
+            for (; k < n && rc == 0; k++)
+                rc = fdn_event_copy(&es->buf[es->nbuf + k], evs[k]);
+            if (rc != 0) {
+                for (size_t j = 0; j + 1 < k; j++)
+                    fdn_event_free(es->buf[es->nbuf + j]);
+            } else {
+                first = es->next_id + es->nbuf;
+                es->nbuf += n;
+                if (out_ids)
+                    for (size_t i = 0; i < n; i++)
+                        out_ids[i] = first + i;
+            }
+        }
+        pthread_mutex_unlock(&es->amu);
+        return rc;
+    }
+    first = es->next_id;
+    rc = fdn__evs_append_locked(es, evs, n, ids);
+    pthread_mutex_unlock(&es->amu);
+    if (rc != 0)
+        return rc;
+    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+    if (tm != NULL)
+        fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_stored", n, NULL, 0);
+    return fdn__evs_after_append(es, first + n - 1);
 }
 
-int fdn_events_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
+int fdn_events_store(fdn_events_t *es, const fdn_event_t *ev, uint64_t *out_id)
 {
-    if (es == NULL || out == NULL || id == 0)
-        return FDN_EINVAL;
-    if (!running(es))
-        return FDN_EUNAVAILABLE;
-    int rc = FDN_ENOENT;
-    pthread_rwlock_rdlock(&es->plock);
-    if (id <= atomic_load_explicit(&es->published, memory_order_acquire)) {
-        const evs_rec_t *r = rec_lookup(es, id);
-        if (r != NULL) {
-            fdn__event_fields_t f;
-            rec_fields(r, id, &f);
-            fdn_event_t *ev = fdn__event_from_fields(&f);
-            rc = ev ? 0 : FDN_ENOMEM;
-            if (ev)
-                *out = ev;
-        }
-    }
-    pthread_rwlock_unlock(&es->plock);
-    return rc;
+    return fdn_events_store_batch(es, &ev, 1, out_id);
 }
 
 int fdn_events_stats(fdn_events_t *es, fdn_events_stats_t *o)
@@ -1021,7 +534,7 @@ int fdn_events_stats(fdn_events_t *es, fdn_events_stats_t *o)
     o->bytes = atomic_load_explicit(&es->bytes, memory_order_relaxed);
     o->bytes_allocated = atomic_load_explicit(&es->bytes_alloc, memory_order_relaxed);
     if (first <= snap) {
-        const evs_rec_t *a = rec_lookup(es, first), *b = rec_lookup(es, snap);
+        const evs_rec_t *a = fdn__evs_rec_lookup(es, first), *b = fdn__evs_rec_lookup(es, snap);
         o->oldest_id = first;
         o->newest_id = snap;
         o->oldest_ts = a ? a->ts : 0;
@@ -1048,7 +561,7 @@ int fdn_events_type_stats(fdn_events_t *es, fdn_events_type_stat_t *out, size_t 
     evs_tab_t *t = atomic_load_explicit(&es->types, memory_order_acquire);
     for (size_t i = 0; i <= t->mask; i++) {
         evs_sym_t *s = atomic_load_explicit(&t->slots[i], memory_order_acquire);
-        if (s == NULL || (void *)s == TOMB)
+        if (s == NULL || (void *)s == EVS_TOMB)
             continue;
         if (k < cap) {
             memcpy(out[k].type, s->name, s->len + 1);
@@ -1059,13 +572,5 @@ int fdn_events_type_stats(fdn_events_t *es, fdn_events_type_stat_t *out, size_t 
     }
     pthread_rwlock_unlock(&es->plock);
     *out_n = k;
-    return 0;
-}
-
-int fdn_events_set_max_results(fdn_events_t *es, uint32_t max_results)
-{
-    if (es == NULL || max_results == 0)
-        return FDN_EINVAL;
-    atomic_store_explicit(&es->max_results, max_results, memory_order_relaxed);
     return 0;
 }

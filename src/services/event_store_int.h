@@ -1,6 +1,11 @@
-/* Private interface of the event store: the data structure shared by event_store.c (memory
- * tier: append, indexes, queries, prune) and event_service.c (lifecycle, durable writer,
- * retention, subscriptions), and the supervision hooks used by the runtime. */
+/* Private interface of the event store, shared by its four files:
+ *  - event_store.c: the memory tier's core: segments and records, posting lists, append
+ *    (fdn_events_store, fdn_events_store_batch), prune, statistics;
+ *  - event_intern.c: the intern tables (type and node names, correlation ids);
+ *  - event_query.c: the query engine: every read that copies events out (queries,
+ *    correlation lookups, get by id, the range copies of the writer);
+ *  - event_service.c: lifecycle, durable writer, retention, subscriptions;
+ * and the supervision hooks used by the runtime. */
 #ifndef FDN_SERVICES_EVENT_STORE_INT_H
 #define FDN_SERVICES_EVENT_STORE_INT_H
 
@@ -183,12 +188,110 @@ struct fdn_events {
     uint64_t dround; /* smu: delivery round (round-robin between subscribers) */
 };
 
-/* Memory tier (event_store.c). */
+/* An intern table slot whose entry was removed (correlation ids only): readers skip it. */
+extern char fdn__evs_tomb;
+#define EVS_TOMB ((void *)&fdn__evs_tomb)
+
+/* Whether the store accepts calls (written under amu by start and stop). */
+static inline bool fdn__evs_running(fdn_events_t *es)
+{
+    return atomic_load_explicit(&es->running, memory_order_acquire) != 0;
+}
+
+/* Heap bytes held by the memory tier (stats.bytes_allocated). */
+static inline void fdn__evs_account(fdn_events_t *es, int64_t delta)
+{
+    atomic_fetch_add_explicit(&es->bytes_alloc, (uint64_t)delta, memory_order_relaxed);
+}
+
+/* ---- record and posting lookups (readers under plock read, or the writer) ----
+ * Inline: they are the inner loop of every query scan. */
+
+/* The segment whose id range contains id (NULL when none). */
+static inline evs_seg_t *fdn__evs_seg_find(fdn_events_t *es, uint64_t id)
+{
+    size_t n = atomic_load_explicit(&es->seg_n, memory_order_acquire);
+    evs_segdir_t *d = atomic_load_explicit(&es->segdir, memory_order_acquire);
+    size_t lo = atomic_load_explicit(&es->seg_head, memory_order_acquire), hi = n;
+    if (lo >= hi)
+        return NULL;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (d->segs[mid].first_id <= id)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    evs_seg_t *s = d->segs[lo].seg;
+    return id >= s->first_id ? s : NULL;
+}
+
+static inline evs_rec_t *fdn__evs_seg_rec(evs_seg_t *s, uint64_t id)
+{
+    uint64_t idx = id - s->first_id;
+    if (idx >= atomic_load_explicit(&s->count, memory_order_acquire))
+        return NULL;
+    return (evs_rec_t *)(void *)(s->arena + s->offs[idx]);
+}
+
+/* The record of id (NULL when pruned or not yet written). */
+static inline evs_rec_t *fdn__evs_rec_lookup(fdn_events_t *es, uint64_t id)
+{
+    if (id < atomic_load_explicit(&es->first_id, memory_order_acquire))
+        return NULL;
+    evs_seg_t *s = fdn__evs_seg_find(es, id);
+    return s ? fdn__evs_seg_rec(s, id) : NULL;
+}
+
+/* fdn__evs_rec_lookup with a cached segment: consecutive lookups in one segment skip the
+ * search. */
+static inline evs_rec_t *fdn__evs_rec_lookup_hint(fdn_events_t *es, uint64_t id, evs_seg_t **hint)
+{
+    if (id < atomic_load_explicit(&es->first_id, memory_order_acquire))
+        return NULL;
+    evs_seg_t *s = *hint;
+    if (s != NULL && id >= s->first_id) {
+        evs_rec_t *r = fdn__evs_seg_rec(s, id);
+        if (r != NULL)
+            return r;
+    }
+    s = fdn__evs_seg_find(es, id);
+    if (s == NULL)
+        return NULL;
+    *hint = s;
+    return fdn__evs_seg_rec(s, id);
+}
+
+/* Entry i (global index) of a posting list whose directory is dir. */
+static inline uint64_t fdn__evs_post_at(const evs_posting_t *p, uint64_t **dir, size_t i)
+{
+    return dir[i / EVS_PCHUNK - p->base_chunk][i % EVS_PCHUNK];
+}
+
+/* First global index in [lo, hi) whose id >= id. */
+static inline size_t fdn__evs_post_lower(const evs_posting_t *p, uint64_t **dir, size_t lo,
+                                         size_t hi, uint64_t id)
+{
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (fdn__evs_post_at(p, dir, mid) < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* ---- memory tier core (event_store.c) ---- */
+
 int fdn__evs_init(fdn_events_t *es);
 void fdn__evs_fini(fdn_events_t *es);
 /* Append n events with consecutive ids (all or nothing). Caller holds amu. */
 int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
                            uint64_t *ids);
+/* Remember p (a replaced directory or table) to free once no reader can hold it: after the
+ * next prune or at destroy. Caller holds amu. Returns 0 or FDN_ENOMEM. */
+int fdn__evs_retire(fdn_events_t *es, void *p);
 /* Remove ids < cut; returns how many. Takes plock (write) and amu. */
 uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut);
 /* First id with timestamp >= ts (published+1 when none). Caller holds plock (read). */
@@ -197,13 +300,38 @@ uint64_t fdn__evs_id_at_time(fdn_events_t *es, int64_t ts, uint64_t snap);
  * of its batch; takes plock read). Batches are published whole, so the result is <= the
  * published id whenever id is. */
 uint64_t fdn__evs_batch_end(fdn_events_t *es, uint64_t id);
+
+/* ---- intern tables (event_intern.c) ---- */
+
+/* Create the three tables (types, nodes, correlation ids). Returns 0 or FDN_ENOMEM. */
+int fdn__evs_intern_init(fdn_events_t *es);
+/* Free the tables, their entries and the posting chunks of the type entries. */
+void fdn__evs_intern_fini(fdn_events_t *es);
+/* Reader-safe lookup of the entry named (s, n) with hash h; name_off is the offset of the
+ * name in the entry type (evs_sym_t or evs_corr_t). NULL when absent. */
+void *fdn__evs_tab_find(evs_tab_t *t, const char *s, size_t n, uint64_t h, size_t name_off);
+/* The entry of a type (tp == &es->types) or node name (tp == &es->nodes), added when new.
+ * Caller holds amu. Returns 0 or FDN_ENOMEM (nothing added). */
+int fdn__evs_sym_intern(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
+                        evs_sym_t **out);
+/* The entry of a correlation id, added when new. Caller holds amu. Returns 0 or
+ * FDN_ENOMEM. */
+int fdn__evs_corr_intern(fdn_events_t *es, const char *s, size_t n, evs_corr_t **out);
+/* Remove and free a correlation entry whose events are all pruned. Caller holds plock
+ * (write) and amu. */
+void fdn__evs_corr_remove(fdn_events_t *es, evs_corr_t *c);
+
+/* ---- query engine (event_query.c) ---- */
+
 /* Copies of ids [from, to] that are still held (readers; takes plock read). */
 int fdn__evs_copy_range(fdn_events_t *es, uint64_t from, uint64_t to, fdn_event_list_t **out);
 /* Query core: *snap receives the published id the query saw. */
 int fdn__evs_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
                    fdn_event_list_t **out, uint64_t *snap);
 
-/* Service (event_service.c): called after a successful append (outside amu). */
+/* ---- service (event_service.c) ---- */
+
+/* Called after a successful append (outside amu). */
 int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id);
 void fdn__evs_notify_subs(fdn_events_t *es);
 

@@ -1,0 +1,254 @@
+/*
+ * DESIGN: the event store's intern tables: type names, node names and correlation ids are
+ * stored once each, and records point at their entry (evs_sym_t for types and nodes, which
+ * also carries the type's posting list and counters; evs_corr_t for correlation ids, which
+ * carries the newest id of its chain). Split out of event_store.c, which appends and prunes
+ * through the functions here; the query engine (event_query.c) looks names up with
+ * fdn__evs_tab_find.
+ *
+ * Tables are open-addressing arrays of entry pointers with linear probing, kept at most half
+ * full (used counts tombstones) and rebuilt at least four times larger than the live entries
+ * when an insert would pass that. Every entry starts with its hash and name length (hkey_t),
+ * so one probe loop serves both entry types. Type and node entries are never removed;
+ * correlation entries are removed by the prune when their last event goes, leaving a
+ * tombstone (EVS_TOMB) so probe chains stay intact.
+ *
+ * Threads and locks: inserts, rebuilds and removals run under amu (the one writer);
+ * removals also under plock (write). Readers (plock read, never amu) probe without locks:
+ * a slot is published with a release store after its entry is fully written, and a rebuilt
+ * table is published with a release store of the table pointer while the old table is
+ * retired (fdn__evs_retire) and freed only at the next prune, when no reader can hold it.
+ * The writer keeps a one-entry cache per table (last_type, last_node, last_corr) because
+ * consecutive events usually repeat their names; corr_remove clears last_corr.
+ * Invariants: a table's slot count is a power of two and used * 2 <= slots after every
+ * insert; an entry is in exactly one slot of the current table.
+ */
+#include <fdn/events.h>
+
+#include <stddef.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/hash.h"
+#include "services/event_store_int.h"
+
+#define TAB_INIT 64u
+
+char fdn__evs_tomb;
+
+typedef struct hkey {
+    uint64_t hash;
+    uint32_t len;
+} hkey_t;
+
+static evs_tab_t *tab_new(size_t size)
+{
+    evs_tab_t *t = fdn__calloc(1, sizeof(evs_tab_t) + size * sizeof(void *));
+    if (t == NULL)
+        return NULL;
+    t->mask = size - 1;
+    for (size_t i = 0; i < size; i++)
+        atomic_init(&t->slots[i], NULL);
+    return t;
+}
+
+/* Reader-safe lookup. name_off: offset of the name in the entry type. */
+void *fdn__evs_tab_find(evs_tab_t *t, const char *s, size_t n, uint64_t h, size_t name_off)
+{
+    for (size_t i = h & t->mask, probes = 0; probes <= t->mask; i = (i + 1) & t->mask, probes++) {
+        void *e = atomic_load_explicit(&t->slots[i], memory_order_acquire);
+        if (e == NULL)
+            return NULL;
+        if (e == EVS_TOMB)
+            continue;
+        const hkey_t *k = e;
+        if (k->hash == h && k->len == n && memcmp((char *)e + name_off, s, n) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+static void tab_put(evs_tab_t *t, void *e)
+{
+    const hkey_t *k = e;
+    size_t i = k->hash & t->mask;
+    for (;;) {
+        void *cur = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+        if (cur == NULL) {
+            atomic_store_explicit(&t->slots[i], e, memory_order_release);
+            t->used++;
+            return;
+        }
+        i = (i + 1) & t->mask;
+    }
+}
+
+/* Make room for one insert (writer, under amu). */
+static int tab_reserve(fdn_events_t *es, _Atomic(evs_tab_t *) *tp)
+{
+    evs_tab_t *t = atomic_load_explicit(tp, memory_order_relaxed);
+    if ((t->used + 1) * 2 <= t->mask + 1)
+        return 0;
+    size_t live = 0;
+    for (size_t i = 0; i <= t->mask; i++) {
+        void *e = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+        live += e != NULL && e != EVS_TOMB;
+    }
+    size_t size = t->mask + 1;
+    while ((live + 1) * 4 > size)
+        size *= 2;
+    evs_tab_t *nt = tab_new(size);
+    if (nt == NULL)
+        return FDN_ENOMEM;
+    if (fdn__evs_retire(es, t) != 0) {
+        fdn__free(nt);
+        return FDN_ENOMEM;
+    }
+    for (size_t i = 0; i <= t->mask; i++) {
+        void *e = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+        if (e != NULL && e != EVS_TOMB)
+            tab_put(nt, e);
+    }
+    fdn__evs_account(es,
+                     (int64_t)(size * sizeof(void *)) - (int64_t)((t->mask + 1) * sizeof(void *)));
+    atomic_store_explicit(tp, nt, memory_order_release);
+    return 0;
+}
+
+static int sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
+                           evs_sym_t **out);
+
+int fdn__evs_sym_intern(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
+                        evs_sym_t **out)
+{
+    evs_sym_t **cache = tp == &es->types ? &es->last_type : &es->last_node;
+    evs_sym_t *c = *cache;
+    if (c != NULL && c->len == n && memcmp(c->name, s, n) == 0) {
+        *out = c;
+        return 0;
+    }
+    int rc = sym_intern_slow(es, tp, s, n, out);
+    if (rc == 0)
+        *cache = *out;
+    return rc;
+}
+
+static int sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
+                           evs_sym_t **out)
+{
+    uint64_t h = fdn__hash(s, n);
+    evs_sym_t *e = fdn__evs_tab_find(atomic_load_explicit(tp, memory_order_relaxed), s, n, h,
+                                     offsetof(evs_sym_t, name));
+    if (e != NULL) {
+        *out = e;
+        return 0;
+    }
+    if (tab_reserve(es, tp) != 0)
+        return FDN_ENOMEM;
+    e = fdn__calloc(1, sizeof(*e) + n + 1);
+    if (e == NULL)
+        return FDN_ENOMEM;
+    e->hash = h;
+    e->len = (uint32_t)n;
+    memcpy(e->name, s, n);
+    atomic_init(&e->post.dir, NULL);
+    atomic_init(&e->post.head, 0);
+    atomic_init(&e->post.n, 0);
+    atomic_init(&e->count, 0);
+    atomic_init(&e->bytes, 0);
+    fdn__evs_account(es, (int64_t)(sizeof(*e) + n + 1));
+    if (tp == &es->types)
+        atomic_fetch_add_explicit(&es->ntypes, 1, memory_order_relaxed);
+    tab_put(atomic_load_explicit(tp, memory_order_relaxed), e);
+    *out = e;
+    return 0;
+}
+
+int fdn__evs_corr_intern(fdn_events_t *es, const char *s, size_t n, evs_corr_t **out)
+{
+    evs_corr_t *lc = es->last_corr;
+    if (lc != NULL && lc->len == n && memcmp(lc->name, s, n) == 0) {
+        *out = lc;
+        return 0;
+    }
+    uint64_t h = fdn__hash(s, n);
+    evs_corr_t *e = fdn__evs_tab_find(atomic_load_explicit(&es->corrs, memory_order_relaxed), s, n,
+                                      h, offsetof(evs_corr_t, name));
+    if (e != NULL) {
+        *out = es->last_corr = e;
+        return 0;
+    }
+    if (tab_reserve(es, &es->corrs) != 0)
+        return FDN_ENOMEM;
+    e = fdn__malloc(sizeof(*e) + n + 1);
+    if (e == NULL)
+        return FDN_ENOMEM;
+    e->hash = h;
+    e->len = (uint32_t)n;
+    atomic_init(&e->last_id, 0);
+    memcpy(e->name, s, n);
+    e->name[n] = '\0';
+    fdn__evs_account(es, (int64_t)(sizeof(*e) + n + 1));
+    tab_put(atomic_load_explicit(&es->corrs, memory_order_relaxed), e);
+    *out = es->last_corr = e;
+    return 0;
+}
+
+void fdn__evs_corr_remove(fdn_events_t *es, evs_corr_t *c)
+{
+    if (es->last_corr == c)
+        es->last_corr = NULL;
+    evs_tab_t *t = atomic_load_explicit(&es->corrs, memory_order_relaxed);
+    for (size_t i = c->hash & t->mask;; i = (i + 1) & t->mask) {
+        void *e = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+        if (e == NULL)
+            break;
+        if (e == c) {
+            atomic_store_explicit(&t->slots[i], EVS_TOMB, memory_order_relaxed);
+            break;
+        }
+    }
+    fdn__evs_account(es, -(int64_t)(sizeof(*c) + c->len + 1));
+    fdn__free(c);
+}
+
+static void free_tab(evs_tab_t *t, bool syms)
+{
+    for (size_t i = 0; i <= t->mask; i++) {
+        void *e = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+        if (e == NULL || e == EVS_TOMB)
+            continue;
+        if (syms) {
+            evs_sym_t *s = e;
+            uint64_t **dir = atomic_load_explicit(&s->post.dir, memory_order_relaxed);
+            for (size_t k = 0; k < s->post.nchunks; k++)
+                fdn__free(dir[k]);
+            fdn__free(dir);
+        }
+        fdn__free(e);
+    }
+    fdn__free(t);
+}
+
+int fdn__evs_intern_init(fdn_events_t *es)
+{
+    evs_tab_t *a = tab_new(TAB_INIT), *b = tab_new(TAB_INIT), *c = tab_new(TAB_INIT);
+    if (a == NULL || b == NULL || c == NULL) {
+        fdn__free(a);
+        fdn__free(b);
+        fdn__free(c);
+        return FDN_ENOMEM;
+    }
+    atomic_init(&es->types, a);
+    atomic_init(&es->nodes, b);
+    atomic_init(&es->corrs, c);
+    fdn__evs_account(es, 3 * TAB_INIT * sizeof(void *));
+    return 0;
+}
+
+void fdn__evs_intern_fini(fdn_events_t *es)
+{
+    free_tab(atomic_load_explicit(&es->types, memory_order_relaxed), true);
+    free_tab(atomic_load_explicit(&es->nodes, memory_order_relaxed), true);
+    free_tab(atomic_load_explicit(&es->corrs, memory_order_relaxed), false);
+}

@@ -1,0 +1,317 @@
+/*
+ * DESIGN: the event store's query engine: every read that copies events out of the memory
+ * tier. fdn_events_query and fdn_events_get_by_correlation (public), fdn__evs_query (also
+ * used by subscriptions), fdn_events_get, and fdn__evs_copy_range (the durable writer's
+ * copies). Split out of event_store.c, which owns the records and indexes read here.
+ *
+ * Evaluation. A query is first narrowed to an id range [lo, hi]: the live range, cut by
+ * after_id / before_id, then by the time bounds (time order is id order, so each bound is
+ * a binary search over ids, fdn__evs_id_at_time). Then one of three scans runs, in order
+ * of selectivity: a correlation id walks that correlation's chain (newest first, each
+ * record linking to its predecessor; ascending results are collected and reversed); else
+ * a type walks that type's posting list between two binary-searched bounds; else every id
+ * of the range is visited. Each candidate is checked against the remaining filters (type,
+ * parent_id); offset matches are skipped, and the scan stops after limit matches. The hits
+ * (id + record pointer) are then copied into one fdn_event_list_t allocation.
+ *
+ * Threads and locks: readers take plock for reading only, for the whole scan and copy, so
+ * no prune can free a record they point at; they never take amu. Each query loads
+ * `published` once (acquire) and ignores ids above it, so it sees a consistent prefix even
+ * while writers append; the snapshot id is returned to the caller (subscriptions advance
+ * their cursor to it). Names are looked up in the intern tables without locks
+ * (fdn__evs_tab_find); an unknown type or correlation id matches nothing.
+ * Invariants: results are in id order (descending when asked); every returned id is in
+ * [first_id, snapshot] and its record matched every filter of the query.
+ */
+#include <fdn/events.h>
+
+#include <stddef.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/hash.h"
+#include "services/event_store_int.h"
+
+static void rec_fields(const evs_rec_t *r, uint64_t id, fdn__event_fields_t *f)
+{
+    f->id = id;
+    f->ts = r->ts;
+    f->wall = r->wall;
+    f->parent = r->parent;
+    f->pid = r->pid;
+    f->tid = r->tid;
+    f->ctype = r->ctype;
+    f->type = r->type->name;
+    f->type_len = r->type->len;
+    f->node = r->node->name;
+    f->node_len = r->node->len;
+    f->corr = r->corr ? r->corr->name : "";
+    f->corr_len = r->corr ? r->corr->len : 0;
+    f->data = r->data;
+    f->data_len = r->data_len;
+}
+
+typedef struct hit {
+    uint64_t id;
+    const evs_rec_t *rec;
+} hit_t;
+
+static int build_list(const hit_t *h, size_t n, fdn_event_list_t **out)
+{
+    size_t bytes = 0;
+    fdn__event_fields_t f;
+    for (size_t i = 0; i < n; i++) {
+        rec_fields(h[i].rec, h[i].id, &f);
+        bytes += fdn__event_alloc_size(&f);
+    }
+    fdn_event_list_t *l = fdn__event_list_alloc(n, bytes);
+    if (l == NULL)
+        return FDN_ENOMEM;
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        rec_fields(h[i].rec, h[i].id, &f);
+        l->items[i] = fdn__event_place(fdn__event_list_mem(l, off), &f);
+        off += fdn__event_alloc_size(&f);
+    }
+    *out = l;
+    return 0;
+}
+
+typedef struct hits {
+    hit_t *v;
+    size_t n, cap;
+} hits_t;
+
+static int hits_push(hits_t *h, uint64_t id, const evs_rec_t *r)
+{
+    if (h->n == h->cap) {
+        size_t nc = h->cap ? h->cap * 2 : 64;
+        hit_t *nv = fdn__realloc(h->v, nc * sizeof(hit_t));
+        if (nv == NULL)
+            return FDN_ENOMEM;
+        h->v = nv;
+        h->cap = nc;
+    }
+    h->v[h->n].id = id;
+    h->v[h->n].rec = r;
+    h->n++;
+    return 0;
+}
+
+static bool matches(const evs_rec_t *r, const fdn_events_query_t *q, const evs_sym_t *type)
+{
+    if (type != NULL && r->type != type)
+        return false;
+    if (q->parent_id != 0 && r->parent != q->parent_id)
+        return false;
+    return true;
+}
+
+/* One candidate of a scan: appends record id to out when it exists and matches q (type
+ * already known to match), unless *skip matches are still to be passed over (q->offset). */
+static int take_hit(fdn_events_t *es, const fdn_events_query_t *q, uint64_t id, evs_seg_t **hint,
+                    size_t *skip, hits_t *out)
+{
+    const evs_rec_t *r = fdn__evs_rec_lookup_hint(es, id, hint);
+    if (r == NULL || !matches(r, q, NULL))
+        return 0;
+    if (*skip > 0) {
+        (*skip)--;
+        return 0;
+    }
+    return hits_push(out, id, r);
+}
+
+/* Caller holds plock (read). limit 0 = no limit. */
+static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t limit, hits_t *out,
+                        uint64_t *snap_out)
+{
+    uint64_t snap = atomic_load_explicit(&es->published, memory_order_acquire);
+    uint64_t lo = atomic_load_explicit(&es->first_id, memory_order_acquire);
+    uint64_t hi = snap;
+    *snap_out = snap;
+    if (q->after_id >= lo)
+        lo = q->after_id == UINT64_MAX ? UINT64_MAX : q->after_id + 1;
+    if (q->before_id != 0 && q->before_id - 1 < hi)
+        hi = q->before_id - 1;
+    if (lo > hi)
+        return 0;
+    if (q->time_start != INT64_MIN)
+        lo = FDN_MAX(lo, fdn__evs_id_at_time(es, q->time_start, snap));
+    if (q->time_end != INT64_MAX) {
+        uint64_t e =
+            q->time_end == INT64_MAX ? snap + 1 : fdn__evs_id_at_time(es, q->time_end + 1, snap);
+        if (e == 0)
+            return 0;
+        hi = FDN_MIN(hi, e - 1);
+    }
+    if (lo > hi)
+        return 0;
+    evs_sym_t *type = NULL;
+    if (q->type != NULL) {
+        size_t n = strlen(q->type);
+        type = fdn__evs_tab_find(atomic_load_explicit(&es->types, memory_order_acquire), q->type, n,
+                                 fdn__hash(q->type, n), offsetof(evs_sym_t, name));
+        if (type == NULL)
+            return 0;
+    }
+    size_t skip = (size_t)q->offset;
+    size_t want = limit ? limit : SIZE_MAX;
+    int rc = 0;
+    if (q->correlation_id != NULL) {
+        size_t n = strlen(q->correlation_id);
+        evs_corr_t *c = fdn__evs_tab_find(atomic_load_explicit(&es->corrs, memory_order_acquire),
+                                          q->correlation_id, n, fdn__hash(q->correlation_id, n),
+                                          offsetof(evs_corr_t, name));
+        if (c == NULL)
+            return 0;
+        uint64_t id = atomic_load_explicit(&c->last_id, memory_order_acquire);
+        hits_t all = {0};
+        evs_seg_t *hint = NULL;
+        if (q->descending) {
+            /* the chain runs newest first: stop once offset + limit matches are found */
+            while (id != 0 && id >= lo && out->n < want && rc == 0) {
+                const evs_rec_t *r = fdn__evs_rec_lookup_hint(es, id, &hint);
+                if (r == NULL)
+                    break;
+                if (id <= hi && matches(r, q, type)) {
+                    if (skip > 0)
+                        skip--;
+                    else
+                        rc = hits_push(out, id, r);
+                }
+                id = r->corr_prev ? id - r->corr_prev : 0;
+            }
+            return rc;
+        }
+        while (id != 0 && id >= lo) {
+            const evs_rec_t *r = fdn__evs_rec_lookup_hint(es, id, &hint);
+            if (r == NULL)
+                break;
+            if (id <= hi && matches(r, q, type) && (rc = hits_push(&all, id, r)) != 0)
+                break;
+            id = r->corr_prev ? id - r->corr_prev : 0;
+        }
+        /* all is newest first */
+        for (size_t k = 0; rc == 0 && k < all.n; k++) {
+            size_t i = all.n - 1 - k;
+            if (skip > 0) {
+                skip--;
+                continue;
+            }
+            if (out->n >= want)
+                break;
+            rc = hits_push(out, all.v[i].id, all.v[i].rec);
+        }
+        fdn__free(all.v);
+        return rc;
+    }
+    if (type != NULL) {
+        evs_posting_t *p = &type->post;
+        size_t pn = atomic_load_explicit(&p->n, memory_order_acquire);
+        uint64_t **dir = atomic_load_explicit(&p->dir, memory_order_acquire);
+        size_t ph = atomic_load_explicit(&p->head, memory_order_acquire);
+        if (dir == NULL)
+            return 0;
+        size_t a = fdn__evs_post_lower(p, dir, ph, pn, lo);
+        size_t b = fdn__evs_post_lower(p, dir, a, pn, hi == UINT64_MAX ? hi : hi + 1);
+        evs_seg_t *hint = NULL;
+        for (size_t k = 0; k < b - a && out->n < want && rc == 0; k++)
+            rc = take_hit(es, q, fdn__evs_post_at(p, dir, q->descending ? b - 1 - k : a + k), &hint,
+                          &skip, out);
+        return rc;
+    }
+    evs_seg_t *hint = NULL;
+    for (uint64_t k = 0; k <= hi - lo && out->n < want && rc == 0; k++)
+        rc = take_hit(es, q, q->descending ? hi - k : lo + k, &hint, &skip, out);
+    return rc;
+}
+
+int fdn__evs_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
+                   fdn_event_list_t **out, uint64_t *snap)
+{
+    hits_t h = {0};
+    pthread_rwlock_rdlock(&es->plock);
+    int rc = query_locked(es, q, limit, &h, snap);
+    if (rc == 0)
+        rc = build_list(h.v, h.n, out);
+    pthread_rwlock_unlock(&es->plock);
+    fdn__free(h.v);
+    return rc;
+}
+
+int fdn__evs_copy_range(fdn_events_t *es, uint64_t from, uint64_t to, fdn_event_list_t **out)
+{
+    hits_t h = {0};
+    int rc = 0;
+    evs_seg_t *hint = NULL;
+    pthread_rwlock_rdlock(&es->plock);
+    for (uint64_t id = from; id <= to && rc == 0; id++) {
+        const evs_rec_t *r = fdn__evs_rec_lookup_hint(es, id, &hint);
+        if (r != NULL)
+            rc = hits_push(&h, id, r);
+    }
+    if (rc == 0)
+        rc = build_list(h.v, h.n, out);
+    pthread_rwlock_unlock(&es->plock);
+    fdn__free(h.v);
+    return rc;
+}
+
+/* ---- public API ---- */
+
+int fdn_events_query(fdn_events_t *es, const fdn_events_query_t *q, fdn_event_list_t **out)
+{
+    if (es == NULL || q == NULL || out == NULL || q->version != 1 || q->limit <= 0 ||
+        q->offset < 0 || q->time_start > q->time_end)
+        return FDN_EINVAL;
+    if (!fdn__evs_running(es))
+        return FDN_EUNAVAILABLE;
+    uint32_t cap = atomic_load_explicit(&es->max_results, memory_order_relaxed);
+    size_t limit = (uint64_t)q->limit > cap ? cap : (size_t)q->limit;
+    uint64_t snap;
+    return fdn__evs_query(es, q, limit, out, &snap);
+}
+
+int fdn_events_get_by_correlation(fdn_events_t *es, const char *cid, fdn_event_list_t **out)
+{
+    if (es == NULL || cid == NULL || out == NULL)
+        return FDN_EINVAL;
+    if (!fdn__evs_running(es))
+        return FDN_EUNAVAILABLE;
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.correlation_id = cid;
+    uint64_t snap;
+    return fdn__evs_query(es, &q, 0, out, &snap);
+}
+
+int fdn_events_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
+{
+    if (es == NULL || out == NULL || id == 0)
+        return FDN_EINVAL;
+    if (!fdn__evs_running(es))
+        return FDN_EUNAVAILABLE;
+    int rc = FDN_ENOENT;
+    pthread_rwlock_rdlock(&es->plock);
+    if (id <= atomic_load_explicit(&es->published, memory_order_acquire)) {
+        const evs_rec_t *r = fdn__evs_rec_lookup(es, id);
+        if (r != NULL) {
+            fdn__event_fields_t f;
+            rec_fields(r, id, &f);
+            fdn_event_t *ev = fdn__event_from_fields(&f);
+            rc = ev ? 0 : FDN_ENOMEM;
+            if (ev)
+                *out = ev;
+        }
+    }
+    pthread_rwlock_unlock(&es->plock);
+    return rc;
+}
+
+int fdn_events_set_max_results(fdn_events_t *es, uint32_t max_results)
+{
+    if (es == NULL || max_results == 0)
+        return FDN_EINVAL;
+    atomic_store_explicit(&es->max_results, max_results, memory_order_relaxed);
+    return 0;
+}
