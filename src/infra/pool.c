@@ -1173,12 +1173,14 @@ int fdn_pool_status(fdn_pool_t *p, fdn_pool_status_t *out)
     out->broken = p->n_broken;
     out->create_failures = p->n_create_fail;
     out->leaks = p->n_leaks;
-    if (p->idle_n > 0)
-        out->state = FDN_POOL_READY;
-    else if (p->live >= p->size + p->max_overflow)
+    /* Poolboy's state, from the leases out alone (fdn_pool_state_t): idle workers or
+     * workers still to be created do not change it. */
+    if (p->in_use >= p->size + p->max_overflow)
         out->state = FDN_POOL_FULL;
+    else if (p->in_use >= p->size)
+        out->state = FDN_POOL_OVERFLOW;
     else
-        out->state = p->live > p->size ? FDN_POOL_OVERFLOW : FDN_POOL_READY;
+        out->state = FDN_POOL_READY;
     pthread_mutex_unlock(&p->mu);
     return 0;
 }
