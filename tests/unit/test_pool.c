@@ -667,6 +667,28 @@ static void max_lifetime_lazy_on_checkout_and_checkin(void **state)
     assert_int_equal(fdn_pool_checkin(p, w), 0);
 }
 
+/* A checkout that finds several expired idle workers drops them all (collected under the
+ * lock, destroyed after it) before it creates one: the destroy chain holds more than one. */
+static void checkout_drops_every_expired_idle_worker(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 3, 0);
+    o.max_lifetime_ms = 1000;
+    fdn_pool_t *p = mkpool(f, &o);
+    assert_int_equal(fdn_clock_advance(f->clk, 1000 * MS), 0);
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_equal(cw(w)->id, 4);
+    assert_int_equal(atomic_load(&f->ctx.destroyed), 3);
+    assert_int_equal(atomic_load(&f->ctx.live), 1);
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.destroyed, 3);
+    assert_int_equal(s.workers, 1);
+    assert_int_equal(s.available, 0);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+    assert_int_equal(st(p).available, 1);
+}
+
 static void idle_timeout_shrinks_pool(void **state)
 {
     fixture_t *f = *state;
@@ -1156,6 +1178,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(huge_jitter_no_overflow, setup, teardown),
         cmocka_unit_test_setup_teardown(jitter_spreads_lifetimes, setup, teardown),
         cmocka_unit_test_setup_teardown(max_lifetime_lazy_on_checkout_and_checkin, setup, teardown),
+        cmocka_unit_test_setup_teardown(checkout_drops_every_expired_idle_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(idle_timeout_shrinks_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(overflow_ttl_keeps_overflow_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(leak_reported_once_with_backtrace, setup, teardown),
