@@ -49,8 +49,17 @@ typedef enum fdn_pool_strategy {
     FDN_POOL_STRATEGY_DEFAULT = -1, /**< inherit the default (lifo, or the manager's) */
 } fdn_pool_strategy_t;
 
-/** Poolboy's state: ready (idle workers), overflow (overflow workers exist and some capacity
- * remains), full (no idle worker and no capacity left). */
+/**
+ * Poolboy's state, a function of `in_use` (leases out, counting a checkout whose worker is
+ * still being created) alone:
+ * - FDN_POOL_FULL when in_use == size + max_overflow: a checkout waits (or times out);
+ * - FDN_POOL_OVERFLOW when size <= in_use < size + max_overflow: every permanent slot is lent
+ *   and a checkout is served by overflow (an idle overflow worker kept by `overflow_ttl_ms`, or
+ *   a new one). With size 0 a pool is never READY: nothing lent is already OVERFLOW;
+ * - FDN_POOL_READY when in_use < size.
+ * Idle workers do not change it: with size > 0 a prefilled pool and one not yet filled are
+ * both READY.
+ */
 typedef enum fdn_pool_state {
     FDN_POOL_READY = 0,
     FDN_POOL_OVERFLOW = 1,
@@ -153,7 +162,7 @@ typedef struct fdn_pool_status {
     int in_use;                  /**< workers checked out */
     int overflow;                /**< workers beyond size: max(0, workers - size) */
     int waiters;                 /**< callers waiting for a worker */
-    fdn_pool_state_t state;      /**< poolboy state */
+    fdn_pool_state_t state;      /**< poolboy state from in_use (see fdn_pool_state_t) */
     bool closed;                 /**< shut down */
     int64_t oldest_lease_age_ns; /**< age of the oldest checkout, 0 when none */
     uint64_t checkouts;          /**< successful checkouts */

@@ -24,6 +24,14 @@
  * With a manual clock it sleeps in fdn_clock_wait_until; the granter kicks the clock after
  * unlocking, and advancing the clock past the deadline releases it, so tests never sleep.
  *
+ * Lists. Three plain (non-RCU) doubly linked lists from liburcu's urcu/list.h, all under
+ * p->mu: p->idle holds the idle workers through their `link` (lent next from the front; LIFO
+ * adds returned workers at the front, FIFO at the back); p->all holds every worker that exists
+ * through `all_link` (leak sweep, oldest lease); p->waiters is the FIFO queue of waiter records
+ * (their `link`). Workers unlinked under p->mu to be destroyed after unlocking (checkout,
+ * shutdown, reap) go on a chain local to the caller through their own field `drop_next`, so
+ * no list link is used for two things.
+ *
  * Counters. `live` counts workers that exist plus slots reserved for creation; `in_use`
  * counts leases (including reserved slots that a checkout is filling); `creating` counts
  * refill creations not tied to a lease. available = idle_n.
@@ -64,6 +72,7 @@
 #include "infra/pool_int.h"
 
 #include <fdn/telemetry.h>
+#include <urcu/list.h>
 
 #define NS_PER_MS   1000000LL
 #define BT_MAX      24
@@ -73,8 +82,7 @@
 enum grant { GRANT_NONE = 0, GRANT_WORKER, GRANT_CREATE, GRANT_SHUTDOWN };
 
 typedef struct waiter {
-    struct waiter *next;
-    struct waiter *prev;
+    struct cds_list_head link; /* in p->waiters while queued */
     pthread_cond_t cv;
     bool has_cv;
     int grant;
@@ -89,10 +97,9 @@ typedef struct lease_slot {
 struct fdn_pool_worker {
     void *conn;
     fdn_pool_t *pool;
-    fdn_pool_worker_t *next; /* idle list */
-    fdn_pool_worker_t *prev;
-    fdn_pool_worker_t *anext; /* all workers */
-    fdn_pool_worker_t *aprev;
+    struct cds_list_head link;     /* p->idle while idle */
+    struct cds_list_head all_link; /* p->all while the worker exists */
+    fdn_pool_worker_t *drop_next;  /* a caller's local chain of unlinked workers to destroy */
     int64_t created_ns;
     int64_t expires_ns; /* INT64_MAX: no lifetime */
     int64_t last_used_ns;
@@ -149,16 +156,14 @@ struct fdn_pool {
     fdn_telemetry_t *tm;
 
     /* state under mu */
-    fdn_pool_worker_t *idle_head;
-    fdn_pool_worker_t *idle_tail;
+    struct cds_list_head idle; /* idle workers (link), lent from the front */
     int idle_n;
-    fdn_pool_worker_t *all_head;
+    struct cds_list_head all; /* every worker (all_link) */
     int live;
     int in_use;
     int creating;
     int busy; /* threads still using p after dropping the lock (see give_back) */
-    waiter_t *wq_head;
-    waiter_t *wq_tail;
+    struct cds_list_head waiters; /* waiter records (link), oldest first */
     int nwait;
     bool closed;
     bool released;
@@ -241,92 +246,63 @@ static void tm_checkout(fdn_pool_t *p, int64_t start)
 
 static void idle_remove(fdn_pool_t *p, fdn_pool_worker_t *w)
 {
-    if (w->prev != NULL)
-        w->prev->next = w->next;
-    else
-        p->idle_head = w->next;
-    if (w->next != NULL)
-        w->next->prev = w->prev;
-    else
-        p->idle_tail = w->prev;
-    w->next = w->prev = NULL;
+    cds_list_del(&w->link);
     p->idle_n--;
 }
 
 static void idle_push(fdn_pool_t *p, fdn_pool_worker_t *w)
 {
-    if (p->strategy == FDN_POOL_FIFO) {
-        w->next = NULL;
-        w->prev = p->idle_tail;
-        if (p->idle_tail != NULL)
-            p->idle_tail->next = w;
-        else
-            p->idle_head = w;
-        p->idle_tail = w;
-    } else {
-        w->prev = NULL;
-        w->next = p->idle_head;
-        if (p->idle_head != NULL)
-            p->idle_head->prev = w;
-        else
-            p->idle_tail = w;
-        p->idle_head = w;
-    }
+    if (p->strategy == FDN_POOL_FIFO)
+        cds_list_add_tail(&w->link, &p->idle);
+    else
+        cds_list_add(&w->link, &p->idle);
     p->idle_n++;
+}
+
+static bool idle_any_locked(fdn_pool_t *p)
+{
+    return !cds_list_empty(&p->idle);
+}
+
+/* The idle worker lent next (p->idle not empty). */
+static fdn_pool_worker_t *idle_first_locked(fdn_pool_t *p)
+{
+    return cds_list_first_entry(&p->idle, fdn_pool_worker_t, link);
 }
 
 /* all list */
 static void all_add(fdn_pool_t *p, fdn_pool_worker_t *w)
 {
-    w->aprev = NULL;
-    w->anext = p->all_head;
-    if (p->all_head != NULL)
-        p->all_head->aprev = w;
-    p->all_head = w;
+    cds_list_add(&w->all_link, &p->all);
 }
 
-static void all_remove(fdn_pool_t *p, fdn_pool_worker_t *w)
+static void all_remove(fdn_pool_worker_t *w)
 {
-    if (w->aprev != NULL)
-        w->aprev->anext = w->anext;
-    else
-        p->all_head = w->anext;
-    if (w->anext != NULL)
-        w->anext->aprev = w->aprev;
-    w->anext = w->aprev = NULL;
+    cds_list_del(&w->all_link);
 }
 
 /* waiter queue */
 static void wq_push(fdn_pool_t *p, waiter_t *wt)
 {
-    wt->next = NULL;
-    wt->prev = p->wq_tail;
-    if (p->wq_tail != NULL)
-        p->wq_tail->next = wt;
-    else
-        p->wq_head = wt;
-    p->wq_tail = wt;
+    cds_list_add_tail(&wt->link, &p->waiters);
     p->nwait++;
 }
 
 static void wq_remove(fdn_pool_t *p, waiter_t *wt)
 {
-    if (wt->prev != NULL)
-        wt->prev->next = wt->next;
-    else
-        p->wq_head = wt->next;
-    if (wt->next != NULL)
-        wt->next->prev = wt->prev;
-    else
-        p->wq_tail = wt->prev;
-    wt->next = wt->prev = NULL;
+    cds_list_del(&wt->link);
     p->nwait--;
+}
+
+static bool waiting_locked(fdn_pool_t *p)
+{
+    return !cds_list_empty(&p->waiters);
 }
 
 /* Grant the oldest waiter under p->mu. Returns true when the clock must be kicked. */
 static bool grant_oldest(fdn_pool_t *p, int grant, fdn_pool_worker_t *w)
 {
-    waiter_t *wt = p->wq_head;
+    waiter_t *wt = cds_list_first_entry(&p->waiters, waiter_t, link);
     wq_remove(p, wt);
     wt->grant = grant;
     wt->worker = w;
@@ -367,14 +343,33 @@ static void worker_destroy(fdn_pool_t *p, fdn_pool_worker_t *w)
     fdn__free(w);
 }
 
-/* Destroy a chain of unlinked workers linked through `next`. */
+/* Unlink the idle worker w from the idle and all lists under p->mu and push it on the
+ * caller's local chain *drop (destroyed newest first by destroy_chain after unlocking). */
+static void idle_drop_locked(fdn_pool_t *p, fdn_pool_worker_t *w, fdn_pool_worker_t **drop)
+{
+    idle_remove(p, w);
+    all_remove(w);
+    w->drop_next = *drop;
+    *drop = w;
+}
+
+/* Destroy a local chain of unlinked workers (linked through drop_next); no lock held. */
 static void destroy_chain(fdn_pool_t *p, fdn_pool_worker_t *chain)
 {
     while (chain != NULL) {
-        fdn_pool_worker_t *n = chain->next;
+        fdn_pool_worker_t *n = chain->drop_next;
         worker_destroy(p, chain);
         chain = n;
     }
+}
+
+/* A pool that failed to be created (never published, so no lock): destroy its idle workers. */
+static void destroy_unpublished_idle(fdn_pool_t *p)
+{
+    fdn_pool_worker_t *w, *n;
+    cds_list_for_each_entry_safe (w, n, &p->idle, link)
+        worker_destroy(p, w);
+    CDS_INIT_LIST_HEAD(&p->idle);
 }
 
 static void worker_init_times_locked(fdn_pool_t *p, fdn_pool_worker_t *w, int64_t now)
@@ -436,7 +431,8 @@ static void set_lease_locked(fdn_pool_worker_t *w, int64_t now, void *const *bt,
 static int64_t oldest_lease_age_locked(const fdn_pool_t *p, int64_t now)
 {
     int64_t oldest = INT64_MAX;
-    for (const fdn_pool_worker_t *w = p->all_head; w != NULL; w = w->anext)
+    const fdn_pool_worker_t *w;
+    cds_list_for_each_entry (w, &p->all, all_link)
         if (w->in_use && w->checkout_ns < oldest)
             oldest = w->checkout_ns;
     return oldest == INT64_MAX ? 0 : FDN_MAX(now - oldest, (int64_t)0);
@@ -456,7 +452,7 @@ static fdn_pool_worker_t *place_new_locked(fdn_pool_t *p, fdn_pool_worker_t *w, 
         return w;
     }
     all_add(p, w);
-    if (p->wq_head != NULL) {
+    if (waiting_locked(p)) {
         p->in_use++;
         set_lease_locked(w, now, NULL, 0);
         *kick |= grant_oldest(p, GRANT_WORKER, w);
@@ -481,7 +477,7 @@ static void refill(fdn_pool_t *p, int n)
             p->live--;
             p->n_create_fail++;
             /* The slot is free again: let the oldest waiter try to fill it. */
-            if (p->wq_head != NULL && !p->closed) {
+            if (waiting_locked(p) && !p->closed) {
                 p->live++;
                 p->in_use++;
                 kick = grant_oldest(p, GRANT_CREATE, NULL);
@@ -582,6 +578,9 @@ int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *
     atomic_init(&p->retired, false);
     p->rng = (uint64_t)(uintptr_t)p ^ (uint64_t)fdn_clock_mono_ns(NULL);
     atomic_init(&p->reaper_stop, false);
+    CDS_INIT_LIST_HEAD(&p->idle);
+    CDS_INIT_LIST_HEAD(&p->all);
+    CDS_INIT_LIST_HEAD(&p->waiters);
     pthread_mutex_init(&p->mu, NULL);
     (void)fdn__cond_init_mono(&p->drain_cv);
 
@@ -591,9 +590,7 @@ int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *
             fdn_pool_worker_t *w = NULL;
             int rc = make_worker(p, &w);
             if (rc != 0) {
-                fdn_pool_worker_t *chain = p->idle_head;
-                p->idle_head = NULL;
-                destroy_chain(p, chain);
+                destroy_unpublished_idle(p);
                 pool_free(p);
                 return fdn_err_set(err, rc, "pool %s: creating worker %d of %d failed: %s", name,
                                    i + 1, size, fdn_strerror(rc));
@@ -607,9 +604,7 @@ int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *
     }
     if (p->reap_interval_ns > 0) {
         if (pthread_create(&p->reaper, NULL, reaper_main, p) != 0) {
-            fdn_pool_worker_t *chain = p->idle_head;
-            p->idle_head = NULL;
-            destroy_chain(p, chain);
+            destroy_unpublished_idle(p);
             pool_free(p);
             return fdn_err_set(err, FDN_EAGAIN, "pool %s: cannot start the reaper thread", name);
         }
@@ -641,19 +636,15 @@ int fdn_pool_shutdown(fdn_pool_t *p, int64_t timeout_ms)
     bool kick = false;
     bool join = false;
     pthread_mutex_lock(&p->mu);
-    fdn_pool_worker_t *chain = NULL;
+    fdn_pool_worker_t *drop = NULL;
     if (!p->closed) {
         p->closed = true;
-        while (p->idle_head != NULL) {
-            fdn_pool_worker_t *w = p->idle_head;
-            idle_remove(p, w);
-            all_remove(p, w);
+        while (idle_any_locked(p)) {
+            idle_drop_locked(p, idle_first_locked(p), &drop);
             p->live--;
             p->n_destroyed++;
-            w->next = chain;
-            chain = w;
         }
-        while (p->wq_head != NULL)
+        while (waiting_locked(p))
             kick |= grant_oldest(p, GRANT_SHUTDOWN, NULL);
     }
     if (p->reaper_started && !p->reaper_joined) {
@@ -668,7 +659,7 @@ int fdn_pool_shutdown(fdn_pool_t *p, int64_t timeout_ms)
         fdn_clock_kick(p->clock);
         pthread_join(p->reaper, NULL);
     }
-    destroy_chain(p, chain);
+    destroy_chain(p, drop);
 
     int rc = 0;
     pthread_mutex_lock(&p->mu);
@@ -767,7 +758,7 @@ static int fill_slot(fdn_pool_t *p, fdn_pool_worker_t **out, void **bt, int bt_l
         p->live--;
         p->in_use--;
         p->n_create_fail++;
-        if (p->wq_head != NULL && !p->closed) {
+        if (waiting_locked(p) && !p->closed) {
             p->live++;
             p->in_use++;
             kick = grant_oldest(p, GRANT_CREATE, NULL);
@@ -803,27 +794,25 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
     int bt_len = 0;
     capture_bt(p, bt, &bt_len);
 
-    fdn_pool_worker_t *chain = NULL; /* expired idle workers to destroy */
+    fdn_pool_worker_t *drop = NULL; /* expired idle workers to destroy */
     int rc;
     pthread_mutex_lock(&p->mu);
     for (;;) {
         if (p->closed) {
             pthread_mutex_unlock(&p->mu);
-            destroy_chain(p, chain);
+            destroy_chain(p, drop);
             return fdn_err_set(err, FDN_ESHUTDOWN, "pool %s is shut down", p->name);
         }
-        if (p->wq_head == NULL && p->idle_head != NULL) {
-            fdn_pool_worker_t *w = p->idle_head;
-            idle_remove(p, w);
+        if (!waiting_locked(p) && idle_any_locked(p)) {
+            fdn_pool_worker_t *w = idle_first_locked(p);
             int64_t now = stamp;
             if (idle_expired(p, w, now)) {
-                all_remove(p, w);
+                idle_drop_locked(p, w, &drop);
                 p->live--;
                 p->n_destroyed++;
-                w->next = chain;
-                chain = w;
                 continue;
             }
+            idle_remove(p, w);
             bool check = p->validate != NULL && p->validate_after_ns >= 0 &&
                          now - w->last_used_ns >= p->validate_after_ns;
             set_lease_locked(w, now, bt, bt_len);
@@ -831,14 +820,14 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
             p->n_checkouts++;
             fdn_pool_worker_t *h = lease_handle(w);
             pthread_mutex_unlock(&p->mu);
-            destroy_chain(p, chain);
-            chain = NULL;
+            destroy_chain(p, drop);
+            drop = NULL;
             if (check && p->validate(w->conn, p->user) != 0) {
                 /* Failed validation: drop it and fill its slot (still counted in live and
                  * in_use, so no waiter can take it) with a new worker for this caller. */
                 pthread_mutex_lock(&p->mu);
                 w->in_use = false;
-                all_remove(p, w);
+                all_remove(w);
                 p->n_checkouts--;
                 p->n_broken++;
                 p->n_destroyed++;
@@ -853,20 +842,20 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
             tm_checkout(p, start);
             return 0;
         }
-        if (p->wq_head == NULL && p->live < p->size + p->max_overflow) {
+        if (!waiting_locked(p) && p->live < p->size + p->max_overflow) {
             p->live++;
             p->in_use++;
             pthread_mutex_unlock(&p->mu);
-            destroy_chain(p, chain);
+            destroy_chain(p, drop);
             rc = fill_slot(p, out, bt, bt_len, err);
             if (rc == 0)
                 tm_checkout(p, start);
             return rc;
         }
-        if (chain != NULL) {
+        if (drop != NULL) {
             pthread_mutex_unlock(&p->mu);
-            destroy_chain(p, chain);
-            chain = NULL;
+            destroy_chain(p, drop);
+            drop = NULL;
             pthread_mutex_lock(&p->mu);
             continue;
         }
@@ -975,7 +964,7 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
     if (!p->checkin_needs_now)
         now = w->checkout_ns;
     bool expired = now >= w->expires_ns;
-    if (!broken && !expired && !p->closed && p->wq_head != NULL) {
+    if (!broken && !expired && !p->closed && waiting_locked(p)) {
         /* Hand over to the oldest waiter; the lease continues. */
         if (!p->checkin_needs_now)
             now = stamp_ns(p);
@@ -986,7 +975,7 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
         kick = grant_oldest(p, GRANT_WORKER, w);
     } else if (broken || expired || p->closed || (p->live > p->size && p->overflow_ttl_ns == 0)) {
         w->in_use = false;
-        all_remove(p, w);
+        all_remove(w);
         p->live--;
         p->in_use--;
         p->n_destroyed++;
@@ -994,7 +983,7 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
             p->n_broken++;
         drop = w;
         if (!p->closed && (broken || expired)) {
-            if (p->wq_head != NULL) {
+            if (waiting_locked(p)) {
                 p->live++;
                 p->in_use++;
                 kick = grant_oldest(p, GRANT_CREATE, NULL);
@@ -1082,14 +1071,13 @@ int fdn_pool_reap(fdn_pool_t *p)
     int nleaks = 0;
     int expired_n = 0;
     int destroyed = 0;
-    fdn_pool_worker_t *chain = NULL;
+    fdn_pool_worker_t *dropped = NULL;
     int refill_n = 0;
 
     pthread_mutex_lock(&p->mu);
     int64_t now = now_ns(p);
-    fdn_pool_worker_t *w = p->idle_head;
-    while (w != NULL) {
-        fdn_pool_worker_t *n = w->next;
+    fdn_pool_worker_t *w, *n;
+    cds_list_for_each_entry_safe (w, n, &p->idle, link) {
         bool drop = false;
         if (now >= w->expires_ns) {
             drop = true;
@@ -1101,18 +1089,17 @@ int fdn_pool_reap(fdn_pool_t *p)
             drop = true;
         }
         if (drop) {
-            idle_remove(p, w);
-            all_remove(p, w);
+            idle_drop_locked(p, w, &dropped);
             p->live--;
             p->n_destroyed++;
             destroyed++;
-            w->next = chain;
-            chain = w;
         }
-        w = n;
     }
     if (p->leak_threshold_ns > 0) {
-        for (fdn_pool_worker_t *a = p->all_head; a != NULL && nleaks < LEAK_BATCH; a = a->anext) {
+        fdn_pool_worker_t *a;
+        cds_list_for_each_entry (a, &p->all, all_link) {
+            if (nleaks == LEAK_BATCH)
+                break;
             if (!a->in_use || a->leak_reported || now - a->checkout_ns < p->leak_threshold_ns)
                 continue;
             a->leak_reported = true;
@@ -1132,7 +1119,7 @@ int fdn_pool_reap(fdn_pool_t *p)
     }
     pthread_mutex_unlock(&p->mu);
 
-    destroy_chain(p, chain);
+    destroy_chain(p, dropped);
     for (int i = 0; i < nleaks; i++) {
         if (p->on_leak == NULL)
             continue;
@@ -1173,12 +1160,14 @@ int fdn_pool_status(fdn_pool_t *p, fdn_pool_status_t *out)
     out->broken = p->n_broken;
     out->create_failures = p->n_create_fail;
     out->leaks = p->n_leaks;
-    if (p->idle_n > 0)
-        out->state = FDN_POOL_READY;
-    else if (p->live >= p->size + p->max_overflow)
+    /* Poolboy's state, from the leases out alone (fdn_pool_state_t): idle workers or
+     * workers still to be created do not change it. */
+    if (p->in_use >= p->size + p->max_overflow)
         out->state = FDN_POOL_FULL;
+    else if (p->in_use >= p->size)
+        out->state = FDN_POOL_OVERFLOW;
     else
-        out->state = p->live > p->size ? FDN_POOL_OVERFLOW : FDN_POOL_READY;
+        out->state = FDN_POOL_READY;
     pthread_mutex_unlock(&p->mu);
     return 0;
 }

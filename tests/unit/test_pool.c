@@ -88,7 +88,9 @@ static void c_leak(const fdn_pool_leak_t *leak, void *user)
 typedef struct fixture {
     ctx_t ctx;
     fdn_clock_t *clk;
-    fdn_pool_t *pool;
+    fdn_pool_t *pool;        /* destroyed by teardown */
+    fdn_pool_worker_t *held; /* setup_one_held: the pool's only worker, lent */
+    fdn_pools_t *pools;      /* setup_manager: destroyed by teardown */
 } fixture_t;
 
 static fdn_pool_opts_t base_opts(fixture_t *f, int size, int overflow)
@@ -116,6 +118,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
+    fdn_pools_destroy(f->pools);
     fdn_pool_destroy(f->pool);
     assert_int_equal(atomic_load(&f->ctx.live), 0);
     fdn_clock_destroy(f->clk);
@@ -127,6 +130,35 @@ static fdn_pool_t *mkpool(fixture_t *f, const fdn_pool_opts_t *o)
 {
     assert_int_equal(fdn_pool_create(&f->pool, o, NULL), 0);
     return f->pool;
+}
+
+/* The fixture with f->pool a size-1 pool (no overflow, default options). */
+static int setup_one(void **state)
+{
+    (void)setup(state);
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    (void)mkpool(f, &o);
+    return 0;
+}
+
+/* setup_one with the only worker lent (f->held): the next checkout waits in line. The test
+ * checks f->held in (or hands it on) before teardown. */
+static int setup_one_held(void **state)
+{
+    (void)setup_one(state);
+    fixture_t *f = *state;
+    assert_int_equal(fdn_pool_checkout(f->pool, &f->held, 0, NULL), 0);
+    return 0;
+}
+
+/* The fixture with f->pools a pool manager on the system clock. */
+static int setup_manager(void **state)
+{
+    (void)setup(state);
+    fixture_t *f = *state;
+    assert_int_equal(fdn_pools_create(&f->pools, NULL), 0);
+    return 0;
 }
 
 static conn_t *cw(fdn_pool_worker_t *w)
@@ -305,13 +337,25 @@ static void *waiter_main(void *arg)
     return NULL;
 }
 
+/* Start a thread checking out of p with timeout_ms (and checking the worker in again when
+ * `checkin`, else keeping it in a->got); return once it waits in line. */
+static pthread_t start_waiter(waiter_arg_t *a, fdn_pool_t *p, int64_t timeout_ms, bool checkin)
+{
+    memset(a, 0, sizeof(*a));
+    a->p = p;
+    a->timeout_ms = timeout_ms;
+    a->checkin = checkin;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, waiter_main, a), 0);
+    wait_waiters(p, 1);
+    return t;
+}
+
 static void waiters_served_in_fifo_order(void **state)
 {
     fixture_t *f = *state;
-    fdn_pool_opts_t o = base_opts(f, 1, 0);
-    fdn_pool_t *p = mkpool(f, &o);
-    fdn_pool_worker_t *held;
-    assert_int_equal(fdn_pool_checkout(p, &held, 0, NULL), 0);
+    fdn_pool_t *p = f->pool;
+    fdn_pool_worker_t *held = f->held;
 
     enum { N = 4 };
     pthread_t t[N];
@@ -346,18 +390,11 @@ static void waiters_served_in_fifo_order(void **state)
 static void timeout_is_exact_on_manual_clock(void **state)
 {
     fixture_t *f = *state;
-    fdn_pool_opts_t o = base_opts(f, 1, 0);
-    fdn_pool_t *p = mkpool(f, &o);
-    fdn_pool_worker_t *held;
-    assert_int_equal(fdn_pool_checkout(p, &held, 0, NULL), 0);
+    fdn_pool_t *p = f->pool;
+    fdn_pool_worker_t *held = f->held;
 
     waiter_arg_t a;
-    memset(&a, 0, sizeof(a));
-    a.p = p;
-    a.timeout_ms = 100;
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, waiter_main, &a), 0);
-    wait_waiters(p, 1);
+    pthread_t t = start_waiter(&a, p, 100, false);
     assert_int_equal(fdn_clock_advance(f->clk, 99 * MS), 0);
     /* The waiter re-parks: it is still queued and not done. */
     while (fdn_clock_waiters(f->clk) < 1)
@@ -390,12 +427,7 @@ static void double_checkin_is_refused(void **state)
     fdn_pool_worker_t *held;
     assert_int_equal(fdn_pool_checkout(p, &held, 0, NULL), 0);
     waiter_arg_t a;
-    memset(&a, 0, sizeof(a));
-    a.p = p;
-    a.timeout_ms = 100;
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, waiter_main, &a), 0);
-    wait_waiters(p, 1);
+    pthread_t t = start_waiter(&a, p, 100, false);
     assert_int_equal(fdn_pool_checkin(p, held), 0); /* handed to the waiter */
     pthread_join(t, NULL);
     assert_int_equal(a.rc, 0);
@@ -432,19 +464,11 @@ static void double_checkin_is_refused(void **state)
 static void waiter_gets_worker_before_deadline(void **state)
 {
     fixture_t *f = *state;
-    fdn_pool_opts_t o = base_opts(f, 1, 0);
-    fdn_pool_t *p = mkpool(f, &o);
-    fdn_pool_worker_t *held;
-    assert_int_equal(fdn_pool_checkout(p, &held, 0, NULL), 0);
+    fdn_pool_t *p = f->pool;
+    fdn_pool_worker_t *held = f->held;
     int id = cw(held)->id;
     waiter_arg_t a;
-    memset(&a, 0, sizeof(a));
-    a.p = p;
-    a.timeout_ms = 100;
-    a.checkin = true;
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, waiter_main, &a), 0);
-    wait_waiters(p, 1);
+    pthread_t t = start_waiter(&a, p, 100, true);
     assert_int_equal(fdn_clock_advance(f->clk, 50 * MS), 0);
     assert_int_equal(fdn_pool_checkin(p, held), 0);
     pthread_join(t, NULL);
@@ -476,8 +500,7 @@ static int fn_ping(void *conn, void *arg)
 static void with_connection_always_checks_in(void **state)
 {
     fixture_t *f = *state;
-    fdn_pool_opts_t o = base_opts(f, 1, 0);
-    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_t *p = f->pool;
     int n = 0;
     /* size 1, overflow 0: four sequential calls all succeed. */
     for (int i = 0; i < 4; i++)
@@ -539,18 +562,10 @@ static void reset_failure_counts_as_broken(void **state)
 static void broken_worker_replacement_goes_to_waiter(void **state)
 {
     fixture_t *f = *state;
-    fdn_pool_opts_t o = base_opts(f, 1, 0);
-    fdn_pool_t *p = mkpool(f, &o);
-    fdn_pool_worker_t *held;
-    assert_int_equal(fdn_pool_checkout(p, &held, 0, NULL), 0);
+    fdn_pool_t *p = f->pool;
+    fdn_pool_worker_t *held = f->held;
     waiter_arg_t a;
-    memset(&a, 0, sizeof(a));
-    a.p = p;
-    a.timeout_ms = FDN_POOL_WAIT_FOREVER;
-    a.checkin = true;
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, waiter_main, &a), 0);
-    wait_waiters(p, 1);
+    pthread_t t = start_waiter(&a, p, FDN_POOL_WAIT_FOREVER, true);
     assert_int_equal(fdn_pool_checkin_broken(p, held), 0);
     pthread_join(t, NULL);
     assert_int_equal(a.rc, 0);
@@ -667,6 +682,28 @@ static void max_lifetime_lazy_on_checkout_and_checkin(void **state)
     assert_int_equal(fdn_pool_checkin(p, w), 0);
 }
 
+/* A checkout that finds several expired idle workers drops them all (collected under the
+ * lock, destroyed after it) before it creates one: the destroy chain holds more than one. */
+static void checkout_drops_every_expired_idle_worker(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 3, 0);
+    o.max_lifetime_ms = 1000;
+    fdn_pool_t *p = mkpool(f, &o);
+    assert_int_equal(fdn_clock_advance(f->clk, 1000 * MS), 0);
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_equal(cw(w)->id, 4);
+    assert_int_equal(atomic_load(&f->ctx.destroyed), 3);
+    assert_int_equal(atomic_load(&f->ctx.live), 1);
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.destroyed, 3);
+    assert_int_equal(s.workers, 1);
+    assert_int_equal(s.available, 0);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+    assert_int_equal(st(p).available, 1);
+}
+
 static void idle_timeout_shrinks_pool(void **state)
 {
     fixture_t *f = *state;
@@ -755,17 +792,10 @@ static void reaper_thread_runs_on_manual_clock(void **state)
 static void shutdown_releases_waiters_and_outlives_leases(void **state)
 {
     fixture_t *f = *state;
-    fdn_pool_opts_t o = base_opts(f, 1, 0);
-    fdn_pool_t *p = mkpool(f, &o);
-    fdn_pool_worker_t *held;
-    assert_int_equal(fdn_pool_checkout(p, &held, 0, NULL), 0);
+    fdn_pool_t *p = f->pool;
+    fdn_pool_worker_t *held = f->held;
     waiter_arg_t a;
-    memset(&a, 0, sizeof(a));
-    a.p = p;
-    a.timeout_ms = FDN_POOL_WAIT_FOREVER;
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, waiter_main, &a), 0);
-    wait_waiters(p, 1);
+    pthread_t t = start_waiter(&a, p, FDN_POOL_WAIT_FOREVER, false);
     assert_int_equal(fdn_pool_shutdown(p, 0), FDN_ETIMEDOUT); /* a lease is still out */
     pthread_join(t, NULL);
     assert_int_equal(a.rc, FDN_ESHUTDOWN);
@@ -822,12 +852,7 @@ static void default_timeout_and_bad_arguments(void **state)
     assert_int_equal(fdn_pool_reap(NULL), FDN_EINVAL);
 
     waiter_arg_t a;
-    memset(&a, 0, sizeof(a));
-    a.p = p;
-    a.timeout_ms = FDN_POOL_TIMEOUT_DEFAULT;
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, waiter_main, &a), 0);
-    wait_waiters(p, 1);
+    pthread_t t = start_waiter(&a, p, FDN_POOL_TIMEOUT_DEFAULT, false);
     assert_int_equal(fdn_clock_advance(f->clk, 50 * MS), 0);
     pthread_join(t, NULL);
     assert_int_equal(a.rc, FDN_ETIMEDOUT);
@@ -851,8 +876,8 @@ static void validate_every_checkout(void **state)
 static void pool_from_another_pool_is_refused(void **state)
 {
     fixture_t *f = *state;
+    fdn_pool_t *p = f->pool;
     fdn_pool_opts_t o = base_opts(f, 1, 0);
-    fdn_pool_t *p = mkpool(f, &o);
     fdn_pool_t *q = NULL;
     assert_int_equal(fdn_pool_create(&q, &o, NULL), 0);
     fdn_pool_worker_t *w;
@@ -976,8 +1001,7 @@ static void *conc_with(void *arg)
 static void manager_concurrent_use(void **state)
 {
     fixture_t *f = *state;
-    fdn_pools_t *m = NULL;
-    assert_int_equal(fdn_pools_create(&m, NULL), 0);
+    fdn_pools_t *m = f->pools;
     fdn_pool_opts_t o = base_opts(f, 5, 3);
     o.clock = NULL;
     assert_int_equal(fdn_pools_start(m, "work", &o, NULL, NULL), 0);
@@ -1001,7 +1025,6 @@ static void manager_concurrent_use(void **state)
     assert_int_equal(s.in_use, 0);
     assert_true(s.workers >= 5 && s.workers <= 8);
     assert_int_equal(s.overflow, 0); /* overflow destroyed at checkin */
-    fdn_pools_destroy(m);
 }
 
 typedef struct start_arg {
@@ -1036,8 +1059,7 @@ static void *start_main(void *arg)
 static void manager_concurrent_start_stop(void **state)
 {
     fixture_t *f = *state;
-    fdn_pools_t *m = NULL;
-    assert_int_equal(fdn_pools_create(&m, NULL), 0);
+    fdn_pools_t *m = f->pools;
     enum { N = 5 };
     for (int round = 0; round < 2; round++) {
         pthread_t t[N];
@@ -1061,7 +1083,6 @@ static void manager_concurrent_start_stop(void **state)
         fdn_free(list);
     }
     assert_int_equal(atomic_load(&f->ctx.live), 0);
-    fdn_pools_destroy(m);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1144,31 +1165,34 @@ int main(void)
         cmocka_unit_test_setup_teardown(fifo_reuses_first_returned, setup, teardown),
         cmocka_unit_test_setup_teardown(overflow_created_then_destroyed_on_checkin, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(waiters_served_in_fifo_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(timeout_is_exact_on_manual_clock, setup, teardown),
-        cmocka_unit_test_setup_teardown(waiter_gets_worker_before_deadline, setup, teardown),
-        cmocka_unit_test_setup_teardown(with_connection_always_checks_in, setup, teardown),
+        cmocka_unit_test_setup_teardown(waiters_served_in_fifo_order, setup_one_held, teardown),
+        cmocka_unit_test_setup_teardown(timeout_is_exact_on_manual_clock, setup_one_held, teardown),
+        cmocka_unit_test_setup_teardown(waiter_gets_worker_before_deadline, setup_one_held,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(with_connection_always_checks_in, setup_one, teardown),
         cmocka_unit_test_setup_teardown(broken_worker_is_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(reset_failure_counts_as_broken, setup, teardown),
-        cmocka_unit_test_setup_teardown(broken_worker_replacement_goes_to_waiter, setup, teardown),
+        cmocka_unit_test_setup_teardown(broken_worker_replacement_goes_to_waiter, setup_one_held,
+                                        teardown),
         cmocka_unit_test_setup_teardown(validate_after_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(max_lifetime_with_jitter, setup, teardown),
         cmocka_unit_test_setup_teardown(huge_jitter_no_overflow, setup, teardown),
         cmocka_unit_test_setup_teardown(jitter_spreads_lifetimes, setup, teardown),
         cmocka_unit_test_setup_teardown(max_lifetime_lazy_on_checkout_and_checkin, setup, teardown),
+        cmocka_unit_test_setup_teardown(checkout_drops_every_expired_idle_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(idle_timeout_shrinks_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(overflow_ttl_keeps_overflow_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(leak_reported_once_with_backtrace, setup, teardown),
         cmocka_unit_test_setup_teardown(reaper_thread_runs_on_manual_clock, setup, teardown),
-        cmocka_unit_test_setup_teardown(shutdown_releases_waiters_and_outlives_leases, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(shutdown_releases_waiters_and_outlives_leases,
+                                        setup_one_held, teardown),
         cmocka_unit_test_setup_teardown(create_failure_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(default_timeout_and_bad_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(validate_every_checkout, setup, teardown),
-        cmocka_unit_test_setup_teardown(pool_from_another_pool_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(pool_from_another_pool_is_refused, setup_one, teardown),
         cmocka_unit_test_setup_teardown(manager_start_stop_list, setup, teardown),
-        cmocka_unit_test_setup_teardown(manager_concurrent_use, setup, teardown),
-        cmocka_unit_test_setup_teardown(manager_concurrent_start_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(manager_concurrent_use, setup_manager, teardown),
+        cmocka_unit_test_setup_teardown(manager_concurrent_start_stop, setup_manager, teardown),
         cmocka_unit_test_setup_teardown(telemetry_events, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
