@@ -35,10 +35,9 @@
 #include <stddef.h>
 #include <string.h>
 
-#include <urcu/list.h>
-
 #include "core/alloc.h"
 #include "core/hash.h"
+#include "core/list.h"
 #include "core/lock.h"
 #include "infra/limiter_int.h"
 #include "logic/limit_algo.h"
@@ -77,11 +76,6 @@ typedef struct membe {
     _Atomic int64_t interval_ns;
     _Atomic int64_t last_refusal_mono; /* monotonic ns of the last new key refused, 0: never */
 } membe_t;
-
-static cell_t *lru_cell(struct cds_list_head *h)
-{
-    return (cell_t *)(void *)((char *)h - offsetof(cell_t, lru));
-}
 
 /* The time of op on rule r's clock. */
 static int64_t algo_now(fdn_limit_algo_t algo, const fdn__limit_now_t *now)
@@ -142,7 +136,7 @@ static size_t shard_sweep(shard_t *s, const fdn__limit_now_t *now) FDN_REQUIRES(
     s->min_exp_mono = s->min_exp_wall = INT64_MAX;
     cds_list_for_each_prev_safe(pos, prev, &s->lru)
     {
-        cell_t *c = lru_cell(pos);
+        cell_t *c = fdn__list_entry(pos, cell_t, lru);
         if (cell_expired(c, now)) {
             cell_remove(s, c);
             n++;
@@ -167,7 +161,7 @@ static int shard_make_room(membe_t *m, shard_t *s, const fdn__limit_now_t *now,
         return 0;
     if (m->policy == FDN_LIMIT_OVERFLOW_EVICT_LRU) {
         s->evictions++;
-        cell_remove(s, lru_cell(s->lru.prev));
+        cell_remove(s, fdn__list_entry(s->lru.prev, cell_t, lru));
         return 0;
     }
     s->overflow_denied++;
@@ -387,7 +381,7 @@ static void mem_destroy(void *self)
         struct cds_list_head *pos, *nx;
         cds_list_for_each_safe(pos, nx, &s->lru)
         {
-            fdn__free(lru_cell(pos)->raw);
+            fdn__free(fdn__list_entry(pos, cell_t, lru)->raw);
         }
         fdn__free(s->buckets);
         pthread_mutex_destroy(&s->mu);

@@ -24,7 +24,7 @@
  * With a manual clock it sleeps in fdn_clock_wait_until; the granter kicks the clock after
  * unlocking, and advancing the clock past the deadline releases it, so tests never sleep.
  *
- * Lists. Three plain (non-RCU) doubly linked lists from liburcu's urcu/list.h, all under
+ * Lists. Three plain (non-RCU) doubly linked lists (core/list.h: liburcu's urcu/list.h), all under
  * p->mu: p->idle holds the idle workers through their `link` (lent next from the front; LIFO
  * adds returned workers at the front, FIFO at the back); p->all holds every worker that exists
  * through `all_link` (leak sweep, oldest lease); p->waiters is the FIFO queue of waiter records
@@ -69,10 +69,11 @@
 
 #include "core/sync.h"
 #include "core/alloc.h"
+#include "core/list.h"
+#include "core/lock.h"
 #include "infra/pool_int.h"
 
 #include <fdn/telemetry.h>
-#include <urcu/list.h>
 
 #define NS_PER_MS   1000000LL
 #define BT_MAX      24
@@ -131,7 +132,7 @@ static bool lease_current_locked(const fdn_pool_worker_t *w, const fdn_pool_work
 }
 
 struct fdn_pool {
-    pthread_mutex_t mu;
+    fdn__mutex_t mu;
     char name[FDN_POOL_NAME_MAX];
     int size;
     int max_overflow;
@@ -259,15 +260,15 @@ static void idle_push(fdn_pool_t *p, fdn_pool_worker_t *w)
     p->idle_n++;
 }
 
-static bool idle_any_locked(fdn_pool_t *p)
+static bool idle_any_locked(fdn_pool_t *p) FDN_REQUIRES(p->mu)
 {
     return !cds_list_empty(&p->idle);
 }
 
 /* The idle worker lent next (p->idle not empty). */
-static fdn_pool_worker_t *idle_first_locked(fdn_pool_t *p)
+static fdn_pool_worker_t *idle_first_locked(fdn_pool_t *p) FDN_REQUIRES(p->mu)
 {
-    return cds_list_first_entry(&p->idle, fdn_pool_worker_t, link);
+    return fdn__list_first_entry(&p->idle, fdn_pool_worker_t, link);
 }
 
 /* all list */
@@ -294,7 +295,7 @@ static void wq_remove(fdn_pool_t *p, waiter_t *wt)
     p->nwait--;
 }
 
-static bool waiting_locked(fdn_pool_t *p)
+static bool waiting_locked(fdn_pool_t *p) FDN_REQUIRES(p->mu)
 {
     return !cds_list_empty(&p->waiters);
 }
@@ -302,7 +303,7 @@ static bool waiting_locked(fdn_pool_t *p)
 /* Grant the oldest waiter under p->mu. Returns true when the clock must be kicked. */
 static bool grant_oldest(fdn_pool_t *p, int grant, fdn_pool_worker_t *w)
 {
-    waiter_t *wt = cds_list_first_entry(&p->waiters, waiter_t, link);
+    waiter_t *wt = fdn__list_first_entry(&p->waiters, waiter_t, link);
     wq_remove(p, wt);
     wt->grant = grant;
     wt->worker = w;
@@ -312,13 +313,13 @@ static bool grant_oldest(fdn_pool_t *p, int grant, fdn_pool_worker_t *w)
 }
 
 /* Wake fdn_pool_shutdown when the last lease or creation of a closed pool is done. */
-static void drain_check_locked(fdn_pool_t *p)
+static void drain_check_locked(fdn_pool_t *p) FDN_REQUIRES(p->mu)
 {
     if (p->closed && p->in_use == 0 && p->creating == 0)
         pthread_cond_broadcast(&p->drain_cv);
 }
 
-static bool can_free_locked(const fdn_pool_t *p)
+static bool can_free_locked(const fdn_pool_t *p) FDN_REQUIRES(p->mu)
 {
     return p->released && p->in_use == 0 && p->creating == 0 && p->nwait == 0 && p->busy == 0;
 }
@@ -346,6 +347,7 @@ static void worker_destroy(fdn_pool_t *p, fdn_pool_worker_t *w)
 /* Unlink the idle worker w from the idle and all lists under p->mu and push it on the
  * caller's local chain *drop (destroyed newest first by destroy_chain after unlocking). */
 static void idle_drop_locked(fdn_pool_t *p, fdn_pool_worker_t *w, fdn_pool_worker_t **drop)
+    FDN_REQUIRES(p->mu)
 {
     idle_remove(p, w);
     all_remove(w);
@@ -367,12 +369,12 @@ static void destroy_chain(fdn_pool_t *p, fdn_pool_worker_t *chain)
 static void destroy_unpublished_idle(fdn_pool_t *p)
 {
     fdn_pool_worker_t *w, *n;
-    cds_list_for_each_entry_safe (w, n, &p->idle, link)
-        worker_destroy(p, w);
+    fdn__list_for_each_entry_safe(w, n, &p->idle, link) worker_destroy(p, w);
     CDS_INIT_LIST_HEAD(&p->idle);
 }
 
 static void worker_init_times_locked(fdn_pool_t *p, fdn_pool_worker_t *w, int64_t now)
+    FDN_REQUIRES(p->mu)
 {
     w->created_ns = now;
     w->last_used_ns = now;
@@ -428,13 +430,12 @@ static void set_lease_locked(fdn_pool_worker_t *w, int64_t now, void *const *bt,
         memcpy(w->bt, bt, (size_t)bt_len * sizeof(bt[0]));
 }
 
-static int64_t oldest_lease_age_locked(const fdn_pool_t *p, int64_t now)
+static int64_t oldest_lease_age_locked(const fdn_pool_t *p, int64_t now) FDN_REQUIRES(p->mu)
 {
     int64_t oldest = INT64_MAX;
     const fdn_pool_worker_t *w;
-    cds_list_for_each_entry (w, &p->all, all_link)
-        if (w->in_use && w->checkout_ns < oldest)
-            oldest = w->checkout_ns;
+    fdn__list_for_each_entry(w, &p->all, all_link) if (w->in_use && w->checkout_ns < oldest)
+        oldest = w->checkout_ns;
     return oldest == INT64_MAX ? 0 : FDN_MAX(now - oldest, (int64_t)0);
 }
 
@@ -442,7 +443,7 @@ static int64_t oldest_lease_age_locked(const fdn_pool_t *p, int64_t now)
  * to the oldest waiter, or make it idle; when the pool is closed return it to be destroyed.
  * *kick is set when the clock must be kicked. */
 static fdn_pool_worker_t *place_new_locked(fdn_pool_t *p, fdn_pool_worker_t *w, int64_t now,
-                                           bool *kick)
+                                           bool *kick) FDN_REQUIRES(p->mu)
 {
     worker_init_times_locked(p, w, now);
     p->n_created++;
@@ -470,7 +471,7 @@ static void refill(fdn_pool_t *p, int n)
         int rc = make_worker(p, &w);
         bool kick = false;
         bool f;
-        pthread_mutex_lock(&p->mu);
+        fdn__mutex_lock(&p->mu);
         p->creating--;
         fdn_pool_worker_t *drop = NULL;
         if (rc != 0) {
@@ -487,14 +488,14 @@ static void refill(fdn_pool_t *p, int n)
         }
         drain_check_locked(p);
         p->busy++; /* pins p while the clock is kicked and `drop` destroyed */
-        pthread_mutex_unlock(&p->mu);
+        fdn__mutex_unlock(&p->mu);
         if (kick)
             fdn_clock_kick(p->clock);
         worker_destroy(p, drop);
-        pthread_mutex_lock(&p->mu);
+        fdn__mutex_lock(&p->mu);
         p->busy--;
         f = can_free_locked(p);
-        pthread_mutex_unlock(&p->mu);
+        fdn__mutex_unlock(&p->mu);
         if (f) {
             pool_free(p);
             return;
@@ -595,11 +596,14 @@ int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *
                 return fdn_err_set(err, rc, "pool %s: creating worker %d of %d failed: %s", name,
                                    i + 1, size, fdn_strerror(rc));
             }
+            /* p is not published yet; the lock only keeps the rule that p->mu guards them */
+            fdn__mutex_lock(&p->mu);
             worker_init_times_locked(p, w, now);
             all_add(p, w);
             idle_push(p, w);
             p->live++;
             p->n_created++;
+            fdn__mutex_unlock(&p->mu);
         }
     }
     if (p->reap_interval_ns > 0) {
@@ -635,7 +639,7 @@ int fdn_pool_shutdown(fdn_pool_t *p, int64_t timeout_ms)
         return FDN_EINVAL;
     bool kick = false;
     bool join = false;
-    pthread_mutex_lock(&p->mu);
+    fdn__mutex_lock(&p->mu);
     fdn_pool_worker_t *drop = NULL;
     if (!p->closed) {
         p->closed = true;
@@ -651,7 +655,7 @@ int fdn_pool_shutdown(fdn_pool_t *p, int64_t timeout_ms)
         p->reaper_joined = true;
         join = true;
     }
-    pthread_mutex_unlock(&p->mu);
+    fdn__mutex_unlock(&p->mu);
     if (kick)
         fdn_clock_kick(p->clock);
     if (join) {
@@ -662,7 +666,7 @@ int fdn_pool_shutdown(fdn_pool_t *p, int64_t timeout_ms)
     destroy_chain(p, drop);
 
     int rc = 0;
-    pthread_mutex_lock(&p->mu);
+    fdn__mutex_lock(&p->mu);
     if (p->in_use > 0 || p->creating > 0) {
         if (timeout_ms <= 0) {
             rc = FDN_ETIMEDOUT;
@@ -673,7 +677,7 @@ int fdn_pool_shutdown(fdn_pool_t *p, int64_t timeout_ms)
                     rc = (p->in_use > 0 || p->creating > 0) ? FDN_ETIMEDOUT : 0;
         }
     }
-    pthread_mutex_unlock(&p->mu);
+    fdn__mutex_unlock(&p->mu);
     return rc;
 }
 
@@ -702,10 +706,10 @@ void fdn_pool_release(fdn_pool_t *p)
     if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
         return;
     (void)fdn_pool_shutdown(p, 0);
-    pthread_mutex_lock(&p->mu);
+    fdn__mutex_lock(&p->mu);
     p->released = true;
     bool f = can_free_locked(p);
-    pthread_mutex_unlock(&p->mu);
+    fdn__mutex_unlock(&p->mu);
     if (f)
         pool_free(p);
 }
@@ -752,7 +756,7 @@ static int fill_slot(fdn_pool_t *p, fdn_pool_worker_t **out, void **bt, int bt_l
     fdn_pool_worker_t *w = NULL;
     int rc = make_worker(p, &w);
     bool kick = false;
-    pthread_mutex_lock(&p->mu);
+    fdn__mutex_lock(&p->mu);
     int64_t now = now_ns(p);
     if (rc != 0) {
         p->live--;
@@ -764,7 +768,7 @@ static int fill_slot(fdn_pool_t *p, fdn_pool_worker_t **out, void **bt, int bt_l
             kick = grant_oldest(p, GRANT_CREATE, NULL);
         }
         drain_check_locked(p);
-        pthread_mutex_unlock(&p->mu);
+        fdn__mutex_unlock(&p->mu);
         if (kick)
             fdn_clock_kick(p->clock);
         return fdn_err_set(err, rc, "pool %s: creating a worker failed: %s", p->name,
@@ -776,7 +780,7 @@ static int fill_slot(fdn_pool_t *p, fdn_pool_worker_t **out, void **bt, int bt_l
     p->n_created++;
     p->n_checkouts++;
     *out = lease_handle(w);
-    pthread_mutex_unlock(&p->mu);
+    fdn__mutex_unlock(&p->mu);
     return 0;
 }
 
@@ -796,10 +800,10 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
 
     fdn_pool_worker_t *drop = NULL; /* expired idle workers to destroy */
     int rc;
-    pthread_mutex_lock(&p->mu);
+    fdn__mutex_lock(&p->mu);
     for (;;) {
         if (p->closed) {
-            pthread_mutex_unlock(&p->mu);
+            fdn__mutex_unlock(&p->mu);
             destroy_chain(p, drop);
             return fdn_err_set(err, FDN_ESHUTDOWN, "pool %s is shut down", p->name);
         }
@@ -819,19 +823,19 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
             p->in_use++;
             p->n_checkouts++;
             fdn_pool_worker_t *h = lease_handle(w);
-            pthread_mutex_unlock(&p->mu);
+            fdn__mutex_unlock(&p->mu);
             destroy_chain(p, drop);
             drop = NULL;
             if (check && p->validate(w->conn, p->user) != 0) {
                 /* Failed validation: drop it and fill its slot (still counted in live and
                  * in_use, so no waiter can take it) with a new worker for this caller. */
-                pthread_mutex_lock(&p->mu);
+                fdn__mutex_lock(&p->mu);
                 w->in_use = false;
                 all_remove(w);
                 p->n_checkouts--;
                 p->n_broken++;
                 p->n_destroyed++;
-                pthread_mutex_unlock(&p->mu);
+                fdn__mutex_unlock(&p->mu);
                 worker_destroy(p, w);
                 rc = fill_slot(p, out, bt, bt_len, err);
                 if (rc == 0)
@@ -845,7 +849,7 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
         if (!waiting_locked(p) && p->live < p->size + p->max_overflow) {
             p->live++;
             p->in_use++;
-            pthread_mutex_unlock(&p->mu);
+            fdn__mutex_unlock(&p->mu);
             destroy_chain(p, drop);
             rc = fill_slot(p, out, bt, bt_len, err);
             if (rc == 0)
@@ -853,10 +857,10 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
             return rc;
         }
         if (drop != NULL) {
-            pthread_mutex_unlock(&p->mu);
+            fdn__mutex_unlock(&p->mu);
             destroy_chain(p, drop);
             drop = NULL;
-            pthread_mutex_lock(&p->mu);
+            fdn__mutex_lock(&p->mu);
             continue;
         }
         break;
@@ -869,7 +873,7 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
         p->n_timeouts++;
         int in_use = p->in_use;
         int64_t oldest = oldest_lease_age_locked(p, now);
-        pthread_mutex_unlock(&p->mu);
+        fdn__mutex_unlock(&p->mu);
         return timeout_error(p, err, timeout_ns, in_use, oldest);
     }
     waiter_t wt = {0};
@@ -880,9 +884,9 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
     while (wt.grant == GRANT_NONE) {
         if (p->manual) {
             uint64_t seq = fdn_clock_kick_seq(p->clock);
-            pthread_mutex_unlock(&p->mu);
+            fdn__mutex_unlock(&p->mu);
             (void)fdn_clock_wait_until(p->clock, deadline, &seq);
-            pthread_mutex_lock(&p->mu);
+            fdn__mutex_lock(&p->mu);
         } else {
             (void)fdn__cond_wait_until(&wt.cv, &p->mu, deadline);
         }
@@ -904,25 +908,25 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
             memcpy(w->bt, bt, (size_t)bt_len * sizeof(bt[0]));
         p->n_checkouts++;
         *out = lease_handle(w);
-        pthread_mutex_unlock(&p->mu);
+        fdn__mutex_unlock(&p->mu);
         tm_checkout(p, start);
         return 0;
     }
     case GRANT_CREATE:
-        pthread_mutex_unlock(&p->mu);
+        fdn__mutex_unlock(&p->mu);
         rc = fill_slot(p, out, bt, bt_len, err);
         if (rc == 0)
             tm_checkout(p, start);
         return rc;
     case GRANT_SHUTDOWN:
-        pthread_mutex_unlock(&p->mu);
+        fdn__mutex_unlock(&p->mu);
         return fdn_err_set(err, FDN_ESHUTDOWN, "pool %s is shut down", p->name);
     default: {
         p->n_timeouts++;
         now = now_ns(p);
         int in_use = p->in_use;
         int64_t oldest = oldest_lease_age_locked(p, now);
-        pthread_mutex_unlock(&p->mu);
+        fdn__mutex_unlock(&p->mu);
         return timeout_error(p, err, timeout_ns, in_use, oldest);
     }
     }
@@ -942,9 +946,9 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
         return FDN_EINVAL;
     if (!broken && p->reset != NULL) {
         /* the reset callback must only ever see a connection the caller really holds */
-        pthread_mutex_lock(&p->mu);
+        fdn__mutex_lock(&p->mu);
         bool current = lease_current_locked(w, h);
-        pthread_mutex_unlock(&p->mu);
+        fdn__mutex_unlock(&p->mu);
         if (!current)
             return FDN_EINVAL;
         if (p->reset(w->conn, p->user) != 0)
@@ -955,10 +959,10 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
     int refill_n = 0;
     fdn_pool_worker_t *drop = NULL;
 
-    pthread_mutex_lock(&p->mu);
+    fdn__mutex_lock(&p->mu);
     if (!lease_current_locked(w, h)) {
         /* a second checkin of an ended lease: the worker is idle or someone else's now */
-        pthread_mutex_unlock(&p->mu);
+        fdn__mutex_unlock(&p->mu);
         return FDN_EINVAL;
     }
     if (!p->checkin_needs_now)
@@ -1008,7 +1012,7 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
         p->busy++;
     bool f = !post && can_free_locked(p);
     fdn_clock_t *clock = p->clock;
-    pthread_mutex_unlock(&p->mu);
+    fdn__mutex_unlock(&p->mu);
     if (kick)
         fdn_clock_kick(clock);
     if (!post) {
@@ -1020,10 +1024,10 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
     worker_destroy(p, drop);
     if (refill_n > 0)
         refill(p, refill_n);
-    pthread_mutex_lock(&p->mu);
+    fdn__mutex_lock(&p->mu);
     p->busy--;
     f = can_free_locked(p);
-    pthread_mutex_unlock(&p->mu);
+    fdn__mutex_unlock(&p->mu);
     if (f)
         pool_free(p);
     return 0;
@@ -1074,10 +1078,11 @@ int fdn_pool_reap(fdn_pool_t *p)
     fdn_pool_worker_t *dropped = NULL;
     int refill_n = 0;
 
-    pthread_mutex_lock(&p->mu);
+    fdn__mutex_lock(&p->mu);
     int64_t now = now_ns(p);
     fdn_pool_worker_t *w, *n;
-    cds_list_for_each_entry_safe (w, n, &p->idle, link) {
+    fdn__list_for_each_entry_safe(w, n, &p->idle, link)
+    {
         bool drop = false;
         if (now >= w->expires_ns) {
             drop = true;
@@ -1097,7 +1102,8 @@ int fdn_pool_reap(fdn_pool_t *p)
     }
     if (p->leak_threshold_ns > 0) {
         fdn_pool_worker_t *a;
-        cds_list_for_each_entry (a, &p->all, all_link) {
+        fdn__list_for_each_entry(a, &p->all, all_link)
+        {
             if (nleaks == LEAK_BATCH)
                 break;
             if (!a->in_use || a->leak_reported || now - a->checkout_ns < p->leak_threshold_ns)
@@ -1117,7 +1123,7 @@ int fdn_pool_reap(fdn_pool_t *p)
         p->live += refill_n;
         p->creating += refill_n;
     }
-    pthread_mutex_unlock(&p->mu);
+    fdn__mutex_unlock(&p->mu);
 
     destroy_chain(p, dropped);
     for (int i = 0; i < nleaks; i++) {
@@ -1142,7 +1148,7 @@ int fdn_pool_status(fdn_pool_t *p, fdn_pool_status_t *out)
     if (p == NULL || out == NULL)
         return FDN_EINVAL;
     memset(out, 0, sizeof(*out));
-    pthread_mutex_lock(&p->mu);
+    fdn__mutex_lock(&p->mu);
     int64_t now = now_ns(p);
     out->size = p->size;
     out->max_overflow = p->max_overflow;
@@ -1168,7 +1174,7 @@ int fdn_pool_status(fdn_pool_t *p, fdn_pool_status_t *out)
         out->state = FDN_POOL_OVERFLOW;
     else
         out->state = FDN_POOL_READY;
-    pthread_mutex_unlock(&p->mu);
+    fdn__mutex_unlock(&p->mu);
     return 0;
 }
 
