@@ -84,7 +84,7 @@ static void tab_put(evs_tab_t *t, void *e)
 }
 
 /* Make room for one insert (writer, under amu). */
-static int tab_reserve(fdn_events_t *es, _Atomic(evs_tab_t *) *tp)
+static int tab_reserve(fdn_events_t *es, _Atomic(evs_tab_t *) *tp) FDN_REQUIRES(es->amu)
 {
     evs_tab_t *t = atomic_load_explicit(tp, memory_order_relaxed);
     if ((t->used + 1) * 2 <= t->mask + 1)
@@ -116,10 +116,10 @@ static int tab_reserve(fdn_events_t *es, _Atomic(evs_tab_t *) *tp)
 }
 
 static int sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
-                           evs_sym_t **out);
+                           evs_sym_t **out) FDN_REQUIRES(es->amu);
 
 int fdn__evs_sym_intern(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
-                        evs_sym_t **out)
+                        evs_sym_t **out) FDN_REQUIRES(es->amu)
 {
     evs_sym_t **cache = tp == &es->types ? &es->last_type : &es->last_node;
     evs_sym_t *c = *cache;
@@ -134,7 +134,7 @@ int fdn__evs_sym_intern(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *
 }
 
 static int sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
-                           evs_sym_t **out)
+                           evs_sym_t **out) FDN_REQUIRES(es->amu)
 {
     uint64_t h = fdn__hash(s, n);
     evs_sym_t *e = fdn__evs_tab_find(atomic_load_explicit(tp, memory_order_relaxed), s, n, h,
@@ -165,6 +165,7 @@ static int sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const cha
 }
 
 int fdn__evs_corr_intern(fdn_events_t *es, const char *s, size_t n, evs_corr_t **out)
+    FDN_REQUIRES(es->amu)
 {
     evs_corr_t *lc = es->last_corr;
     if (lc != NULL && lc->len == n && memcmp(lc->name, s, n) == 0) {
@@ -194,7 +195,7 @@ int fdn__evs_corr_intern(fdn_events_t *es, const char *s, size_t n, evs_corr_t *
     return 0;
 }
 
-void fdn__evs_corr_remove(fdn_events_t *es, evs_corr_t *c)
+void fdn__evs_corr_remove(fdn_events_t *es, evs_corr_t *c) FDN_REQUIRES(es->amu)
 {
     if (es->last_corr == c)
         es->last_corr = NULL;

@@ -124,7 +124,7 @@ static int take_hit(fdn_events_t *es, const fdn_events_query_t *q, uint64_t id, 
 
 /* Caller holds plock (read). limit 0 = no limit. */
 static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t limit, hits_t *out,
-                        uint64_t *snap_out)
+                        uint64_t *snap_out) FDN_REQUIRES_SHARED(es->plock)
 {
     uint64_t snap = atomic_load_explicit(&es->published, memory_order_acquire);
     uint64_t lo = atomic_load_explicit(&es->first_id, memory_order_acquire);
@@ -231,11 +231,11 @@ int fdn__evs_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
                    fdn_event_list_t **out, uint64_t *snap)
 {
     hits_t h = {0};
-    pthread_rwlock_rdlock(&es->plock);
+    fdn__rwlock_rdlock(&es->plock);
     int rc = query_locked(es, q, limit, &h, snap);
     if (rc == 0)
         rc = build_list(h.v, h.n, out);
-    pthread_rwlock_unlock(&es->plock);
+    fdn__rwlock_rdunlock(&es->plock);
     fdn__free(h.v);
     return rc;
 }
@@ -245,7 +245,7 @@ int fdn__evs_copy_range(fdn_events_t *es, uint64_t from, uint64_t to, fdn_event_
     hits_t h = {0};
     int rc = 0;
     evs_seg_t *hint = NULL;
-    pthread_rwlock_rdlock(&es->plock);
+    fdn__rwlock_rdlock(&es->plock);
     for (uint64_t id = from; id <= to && rc == 0; id++) {
         const evs_rec_t *r = fdn__evs_rec_lookup_hint(es, id, &hint);
         if (r != NULL)
@@ -253,7 +253,7 @@ int fdn__evs_copy_range(fdn_events_t *es, uint64_t from, uint64_t to, fdn_event_
     }
     if (rc == 0)
         rc = build_list(h.v, h.n, out);
-    pthread_rwlock_unlock(&es->plock);
+    fdn__rwlock_rdunlock(&es->plock);
     fdn__free(h.v);
     return rc;
 }
@@ -292,7 +292,7 @@ int fdn_events_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
     if (!fdn__evs_running(es))
         return FDN_EUNAVAILABLE;
     int rc = FDN_ENOENT;
-    pthread_rwlock_rdlock(&es->plock);
+    fdn__rwlock_rdlock(&es->plock);
     if (id <= atomic_load_explicit(&es->published, memory_order_acquire)) {
         const evs_rec_t *r = fdn__evs_rec_lookup(es, id);
         if (r != NULL) {
@@ -304,7 +304,7 @@ int fdn_events_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
                 *out = ev;
         }
     }
-    pthread_rwlock_unlock(&es->plock);
+    fdn__rwlock_rdunlock(&es->plock);
     return rc;
 }
 

@@ -62,10 +62,10 @@ int fdn_events_prune_before(fdn_events_t *es, int64_t ts, uint64_t *out_count)
         return FDN_EINVAL;
     if (!fdn__evs_running(es))
         return FDN_EUNAVAILABLE;
-    pthread_rwlock_rdlock(&es->plock);
+    fdn__rwlock_rdlock(&es->plock);
     uint64_t snap = atomic_load_explicit(&es->published, memory_order_acquire);
     uint64_t cut = fdn__evs_id_at_time(es, ts, snap);
-    pthread_rwlock_unlock(&es->plock);
+    fdn__rwlock_rdunlock(&es->plock);
     uint64_t n = fdn__evs_prune_ids(es, cut);
     fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
     if (tm != NULL && n > 0)
@@ -81,7 +81,7 @@ static void *writer_main(void *arg)
 {
     fdn_events_t *es = arg;
     fdn_error_t err;
-    pthread_mutex_lock(&es->wmu);
+    fdn__mutex_lock(&es->wmu);
     for (;;) {
         uint64_t pub = atomic_load_explicit(&es->published, memory_order_acquire);
         uint64_t done = atomic_load_explicit(&es->persisted, memory_order_relaxed);
@@ -95,7 +95,7 @@ static void *writer_main(void *arg)
         uint64_t del = es->wdelete;
         es->wdelete = 0;
         uint64_t to = pub > done ? FDN_MIN(pub, done + 8192) : done;
-        pthread_mutex_unlock(&es->wmu);
+        fdn__mutex_unlock(&es->wmu);
         if (to > done)
             to = fdn__evs_batch_end(es, to); /* never split a store_batch across commits */
         fdn_event_list_t *l = NULL;
@@ -106,11 +106,11 @@ static void *writer_main(void *arg)
          * transaction too, or the file would hold the pruned prefix next to a hole until the
          * next commit (a crash there reloads pruned events and a gap that breaks the
          * time-order binary searches) */
-        pthread_mutex_lock(&es->wmu);
+        fdn__mutex_lock(&es->wmu);
         if (es->wdelete > del)
             del = es->wdelete;
         es->wdelete = 0;
-        pthread_mutex_unlock(&es->wmu);
+        fdn__mutex_unlock(&es->wmu);
         if (rc == 0)
             rc = fdn__evdb_write(es->db, (const fdn_event_t *const *)(l ? l->items : NULL),
                                  l ? l->n : 0, del, to + 1, &err);
@@ -118,7 +118,7 @@ static void *writer_main(void *arg)
         fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
         if (rc != 0 && tm != NULL)
             fdn_telemetry_emit_counter(tm, "foundation.event_store.writer_errors", NULL, 0);
-        pthread_mutex_lock(&es->wmu);
+        fdn__mutex_lock(&es->wmu);
         if (rc != 0) {
             atomic_store_explicit(&es->io_error, rc == FDN_ENOMEM ? FDN_ENOMEM : FDN_EIO,
                                   memory_order_release);
@@ -129,7 +129,7 @@ static void *writer_main(void *arg)
         }
         pthread_cond_broadcast(&es->wdone);
     }
-    pthread_mutex_unlock(&es->wmu);
+    fdn__mutex_unlock(&es->wmu);
     return NULL;
 }
 
@@ -139,7 +139,7 @@ int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id)
     /* durable_path is immutable; the writer runs whenever appends can happen (it is started
      * before running is set and joined after it is cleared, after draining) */
     if (es->durable_path != NULL) {
-        pthread_mutex_lock(&es->wmu);
+        fdn__mutex_lock(&es->wmu);
         pthread_cond_signal(&es->wcv);
         if (es->mode == FDN_EVENTS_DURABLE) {
             while (atomic_load_explicit(&es->persisted, memory_order_acquire) < last_id &&
@@ -153,7 +153,7 @@ int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id)
                    atomic_load_explicit(&es->io_error, memory_order_acquire) == 0)
                 pthread_cond_wait(&es->wdone, &es->wmu);
         }
-        pthread_mutex_unlock(&es->wmu);
+        fdn__mutex_unlock(&es->wmu);
     }
     if (atomic_load_explicit(&es->nsubs, memory_order_acquire) > 0)
         fdn__evs_notify_subs(es);
@@ -167,7 +167,7 @@ static uint64_t retention_once(fdn_events_t *es)
     uint64_t max_events = atomic_load_explicit(&es->max_events, memory_order_relaxed);
     int64_t max_age = atomic_load_explicit(&es->max_age_ns, memory_order_relaxed);
     uint64_t cut = 0;
-    pthread_rwlock_rdlock(&es->plock);
+    fdn__rwlock_rdlock(&es->plock);
     uint64_t snap = atomic_load_explicit(&es->published, memory_order_acquire);
     uint64_t first = atomic_load_explicit(&es->first_id, memory_order_acquire);
     if (max_events > 0 && snap >= first && snap - first + 1 > max_events)
@@ -177,7 +177,7 @@ static uint64_t retention_once(fdn_events_t *es)
         uint64_t c = fdn__evs_id_at_time(es, now - max_age, snap);
         cut = FDN_MAX(cut, c);
     }
-    pthread_rwlock_unlock(&es->plock);
+    fdn__rwlock_rdunlock(&es->plock);
     if (cut <= first)
         return 0;
     uint64_t n = fdn__evs_prune_ids(es, cut);
@@ -199,10 +199,10 @@ static void *pruner_main(void *arg)
         if (iv > 0 && now >= deadline) {
             retention_once(es);
             last = now;
-            pthread_mutex_lock(&es->rmu);
+            fdn__mutex_lock(&es->rmu);
             es->prune_runs++;
             pthread_cond_broadcast(&es->rcv);
-            pthread_mutex_unlock(&es->rmu);
+            fdn__mutex_unlock(&es->rmu);
             continue;
         }
         fdn_clock_wait_until(es->clock, deadline, &kick);
@@ -212,10 +212,10 @@ static void *pruner_main(void *arg)
 
 void fdn__events_wait_prune_runs(fdn_events_t *es, uint64_t n)
 {
-    pthread_mutex_lock(&es->rmu);
+    fdn__mutex_lock(&es->rmu);
     while (es->prune_runs < n)
         pthread_cond_wait(&es->rcv, &es->rmu);
-    pthread_mutex_unlock(&es->rmu);
+    fdn__mutex_unlock(&es->rmu);
 }
 
 int fdn_events_enforce_retention(fdn_events_t *es, uint64_t *out_count)
@@ -322,7 +322,7 @@ static void *deliver_main(void *arg)
 {
     fdn_events_t *es = arg;
     uint64_t seen = 0;
-    pthread_mutex_lock(&es->smu);
+    fdn__mutex_lock(&es->smu);
     for (;;) {
         if (es->dstop)
             break;
@@ -355,7 +355,7 @@ static void *deliver_main(void *arg)
         }
         pick->round = es->dround;
         es->delivering = pick;
-        pthread_mutex_unlock(&es->smu);
+        fdn__mutex_unlock(&es->smu);
         fdn_event_list_t *l = NULL;
         uint64_t skipped = 0;
         if (sub_fetch(pick, 256, &l, &skipped) == 0) {
@@ -366,19 +366,19 @@ static void *deliver_main(void *arg)
             }
             fdn_event_list_free(l);
         }
-        pthread_mutex_lock(&es->smu);
+        fdn__mutex_lock(&es->smu);
         es->delivering = NULL;
         pthread_cond_broadcast(&es->sdone);
     }
-    pthread_mutex_unlock(&es->smu);
+    fdn__mutex_unlock(&es->smu);
     return NULL;
 }
 
 void fdn__evs_notify_subs(fdn_events_t *es)
 {
-    pthread_mutex_lock(&es->smu);
+    fdn__mutex_lock(&es->smu);
     pthread_cond_signal(&es->scv);
-    pthread_mutex_unlock(&es->smu);
+    fdn__mutex_unlock(&es->smu);
 }
 
 static int sub_new(fdn_events_t *es, const fdn_events_sub_opts_t *o, evs_sub_t **out)
@@ -411,17 +411,17 @@ oom:
 
 static void sub_link(fdn_events_t *es, evs_sub_t *s)
 {
-    pthread_mutex_lock(&es->smu);
+    fdn__mutex_lock(&es->smu);
     s->next = es->subs;
     es->subs = s;
     atomic_fetch_add_explicit(&es->nsubs, 1, memory_order_release);
     pthread_cond_signal(&es->scv);
-    pthread_mutex_unlock(&es->smu);
+    fdn__mutex_unlock(&es->smu);
 }
 
 static int deliverer_start(fdn_events_t *es)
 {
-    pthread_mutex_lock(&es->smu);
+    fdn__mutex_lock(&es->smu);
     int rc = 0;
     if (!es->deliverer_on) {
         es->dstop = false;
@@ -430,22 +430,22 @@ static int deliverer_start(fdn_events_t *es)
         else
             es->deliverer_on = true;
     }
-    pthread_mutex_unlock(&es->smu);
+    fdn__mutex_unlock(&es->smu);
     return rc;
 }
 
 static void deliverer_stop(fdn_events_t *es)
 {
-    pthread_mutex_lock(&es->smu);
+    fdn__mutex_lock(&es->smu);
     bool on = es->deliverer_on;
     es->dstop = true;
     pthread_cond_broadcast(&es->scv);
-    pthread_mutex_unlock(&es->smu);
+    fdn__mutex_unlock(&es->smu);
     if (on)
         pthread_join(es->deliverer, NULL);
-    pthread_mutex_lock(&es->smu);
+    fdn__mutex_lock(&es->smu);
     es->deliverer_on = false;
-    pthread_mutex_unlock(&es->smu);
+    fdn__mutex_unlock(&es->smu);
 }
 
 int fdn_events_subscribe(fdn_events_t *es, const fdn_events_sub_opts_t *opts, fdn_events_sub_cb cb,
@@ -529,7 +529,7 @@ void fdn_events_unsubscribe(fdn_events_sub_t *s)
     if (s == NULL)
         return;
     fdn_events_t *es = s->es;
-    pthread_mutex_lock(&es->smu);
+    fdn__mutex_lock(&es->smu);
     for (evs_sub_t **pp = &es->subs; *pp != NULL; pp = &(*pp)->next)
         if (*pp == s) {
             *pp = s->next;
@@ -538,7 +538,7 @@ void fdn_events_unsubscribe(fdn_events_sub_t *s)
     while (es->delivering == s)
         pthread_cond_wait(&es->sdone, &es->smu);
     atomic_fetch_sub_explicit(&es->nsubs, 1, memory_order_release);
-    pthread_mutex_unlock(&es->smu);
+    fdn__mutex_unlock(&es->smu);
     if (s->efd >= 0)
         close(s->efd);
     fdn__free(s->type);
@@ -568,7 +568,9 @@ static bool same_clock(const load_ctx_t *lc, const fdn_event_t *ev)
     return d >= -1000000000 && d <= 1000000000;
 }
 
-static int load_cb(fdn_event_t *ev, void *user)
+/* Runs while the store is created, before any other thread can see it: it appends without
+ * amu, which the analysis cannot know from a callback. */
+static int load_cb(fdn_event_t *ev, void *user) FDN_NO_THREAD_SAFETY_ANALYSIS
 {
     load_ctx_t *lc = user;
     fdn_events_t *es = lc->es;
@@ -605,7 +607,7 @@ static int db_open_load(fdn_events_t *es, bool load, fdn_error_t *err)
                      .now_wall = fdn_clock_wall_ns(es->clock)};
     if (__builtin_sub_overflow(lc.now_wall, lc.now_mono, &lc.epoch))
         lc.epoch = lc.now_mono < 0 ? INT64_MAX : INT64_MIN;
-    pthread_mutex_lock(&es->amu);
+    fdn__mutex_lock(&es->amu);
     rc = fdn__evdb_load(es->db, load_cb, &lc, &next, err);
     if (rc == 0) {
         if (next > es->next_id)
@@ -616,7 +618,7 @@ static int db_open_load(fdn_events_t *es, bool load, fdn_error_t *err)
         atomic_store_explicit(&es->persisted, es->next_id - 1, memory_order_release);
         atomic_store_explicit(&es->stored_total, 0, memory_order_relaxed);
     }
-    pthread_mutex_unlock(&es->amu);
+    fdn__mutex_unlock(&es->amu);
     if (rc != 0) {
         fdn__evdb_close(es->db);
         es->db = NULL;
@@ -654,10 +656,10 @@ static void stop_threads(fdn_events_t *es)
         es->pruner_on = false;
     }
     if (es->writer_on) {
-        pthread_mutex_lock(&es->wmu);
+        fdn__mutex_lock(&es->wmu);
         es->wstop = true;
         pthread_cond_broadcast(&es->wcv);
-        pthread_mutex_unlock(&es->wmu);
+        fdn__mutex_unlock(&es->wmu);
         pthread_join(es->writer, NULL);
         es->writer_on = false;
     }
@@ -686,7 +688,7 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
         stop_threads(es);
         return rc;
     }
-    pthread_mutex_lock(&es->amu);
+    fdn__mutex_lock(&es->amu);
     size_t done = 0;
     for (; done < es->nbuf && rc == 0; done++) {
         const fdn_event_t *one = es->buf[done];
@@ -702,7 +704,7 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
     }
     if (rc == 0)
         atomic_store_explicit(&es->running, 1, memory_order_release);
-    pthread_mutex_unlock(&es->amu);
+    fdn__mutex_unlock(&es->amu);
     if (rc != 0) {
         stop_threads(es);
         return rc;
@@ -717,9 +719,9 @@ static void service_stop(void *state)
     fdn_events_t *es = state;
     if (es == NULL)
         return;
-    pthread_mutex_lock(&es->amu);
+    fdn__mutex_lock(&es->amu);
     atomic_store_explicit(&es->running, 0, memory_order_release);
-    pthread_mutex_unlock(&es->amu);
+    fdn__mutex_unlock(&es->amu);
     stop_threads(es);
 }
 

@@ -59,7 +59,7 @@ int fdn__evs_retire(fdn_events_t *es, void *p)
 /* ---- posting lists ---- */
 
 /* Ensure room for n + resv entries (writer). */
-static int post_reserve(fdn_events_t *es, evs_posting_t *p)
+static int post_reserve(fdn_events_t *es, evs_posting_t *p) FDN_REQUIRES(es->amu)
 {
     size_t need = atomic_load_explicit(&p->n, memory_order_relaxed) + p->resv;
     size_t chunks = (need + EVS_PCHUNK - 1) / EVS_PCHUNK - p->base_chunk;
@@ -129,7 +129,7 @@ static size_t next_arena_size(fdn_events_t *es, size_t need)
     return FDN_MAX(want, need);
 }
 
-static int segdir_push(fdn_events_t *es, evs_seg_t *s)
+static int segdir_push(fdn_events_t *es, evs_seg_t *s) FDN_REQUIRES(es->amu)
 {
     evs_segdir_t *d = atomic_load_explicit(&es->segdir, memory_order_relaxed);
     size_t n = atomic_load_explicit(&es->seg_n, memory_order_relaxed);
@@ -194,6 +194,7 @@ typedef struct prep {
 } prep_t;
 
 int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids)
+    FDN_REQUIRES(es->amu)
 {
     prep_t one[1] = {{NULL, NULL, NULL}};
     prep_t *pr = n == 1 ? one : fdn__calloc(n, sizeof(prep_t));
@@ -382,8 +383,8 @@ static void post_prune(fdn_events_t *es, evs_posting_t *p, uint64_t cut)
 
 uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut)
 {
-    pthread_rwlock_wrlock(&es->plock);
-    pthread_mutex_lock(&es->amu);
+    fdn__rwlock_wrlock(&es->plock);
+    fdn__mutex_lock(&es->amu);
     uint64_t first = atomic_load_explicit(&es->first_id, memory_order_relaxed);
     uint64_t pub = atomic_load_explicit(&es->published, memory_order_relaxed);
     if (cut > pub + 1)
@@ -431,14 +432,14 @@ uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut)
     es->nretired = 0;
     if (removed > 0 && es->durable_path != NULL) {
         /* the writer deletes them from the file in its next transaction */
-        pthread_mutex_lock(&es->wmu);
+        fdn__mutex_lock(&es->wmu);
         if (cut > es->wdelete)
             es->wdelete = cut;
         pthread_cond_signal(&es->wcv);
-        pthread_mutex_unlock(&es->wmu);
+        fdn__mutex_unlock(&es->wmu);
     }
-    pthread_mutex_unlock(&es->amu);
-    pthread_rwlock_unlock(&es->plock);
+    fdn__mutex_unlock(&es->amu);
+    fdn__rwlock_wrunlock(&es->plock);
     return removed;
 }
 
@@ -459,11 +460,11 @@ uint64_t fdn__evs_id_at_time(fdn_events_t *es, int64_t ts, uint64_t snap)
 uint64_t fdn__evs_batch_end(fdn_events_t *es, uint64_t id)
 {
     evs_seg_t *hint = NULL;
-    pthread_rwlock_rdlock(&es->plock);
+    fdn__rwlock_rdlock(&es->plock);
     for (const evs_rec_t *r = fdn__evs_rec_lookup_hint(es, id, &hint); r != NULL && r->more;
          r = fdn__evs_rec_lookup_hint(es, id, &hint))
         id++;
-    pthread_rwlock_unlock(&es->plock);
+    fdn__rwlock_rdunlock(&es->plock);
     return id;
 }
 
@@ -482,7 +483,7 @@ int fdn_events_store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size
     uint64_t first = 0;
     uint64_t local[1];
     uint64_t *ids = out_ids ? out_ids : (n == 1 ? local : NULL);
-    pthread_mutex_lock(&es->amu);
+    fdn__mutex_lock(&es->amu);
     int rc;
     if (!fdn__evs_running(es)) {
         rc = FDN_EUNAVAILABLE;
@@ -502,12 +503,12 @@ int fdn_events_store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size
                         out_ids[i] = first + i;
             }
         }
-        pthread_mutex_unlock(&es->amu);
+        fdn__mutex_unlock(&es->amu);
         return rc;
     }
     first = es->next_id;
     rc = fdn__evs_append_locked(es, evs, n, ids);
-    pthread_mutex_unlock(&es->amu);
+    fdn__mutex_unlock(&es->amu);
     if (rc != 0)
         return rc;
     fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
@@ -527,7 +528,7 @@ int fdn_events_stats(fdn_events_t *es, fdn_events_stats_t *o)
         return FDN_EINVAL;
     memset(o, 0, sizeof(*o));
     o->version = 1;
-    pthread_rwlock_rdlock(&es->plock);
+    fdn__rwlock_rdlock(&es->plock);
     uint64_t snap = atomic_load_explicit(&es->published, memory_order_acquire);
     uint64_t first = atomic_load_explicit(&es->first_id, memory_order_acquire);
     o->count = atomic_load_explicit(&es->count, memory_order_relaxed);
@@ -540,7 +541,7 @@ int fdn_events_stats(fdn_events_t *es, fdn_events_stats_t *o)
         o->oldest_ts = a ? a->ts : 0;
         o->newest_ts = b ? b->ts : 0;
     }
-    pthread_rwlock_unlock(&es->plock);
+    fdn__rwlock_rdunlock(&es->plock);
     o->next_id = snap + 1;
     o->events_stored = atomic_load_explicit(&es->stored_total, memory_order_relaxed);
     o->events_pruned = atomic_load_explicit(&es->pruned_total, memory_order_relaxed);
@@ -557,7 +558,7 @@ int fdn_events_type_stats(fdn_events_t *es, fdn_events_type_stat_t *out, size_t 
     if (es == NULL || out_n == NULL || (out == NULL && cap > 0))
         return FDN_EINVAL;
     size_t k = 0;
-    pthread_rwlock_rdlock(&es->plock);
+    fdn__rwlock_rdlock(&es->plock);
     evs_tab_t *t = atomic_load_explicit(&es->types, memory_order_acquire);
     for (size_t i = 0; i <= t->mask; i++) {
         evs_sym_t *s = atomic_load_explicit(&t->slots[i], memory_order_acquire);
@@ -570,7 +571,7 @@ int fdn_events_type_stats(fdn_events_t *es, fdn_events_type_stat_t *out, size_t 
         }
         k++;
     }
-    pthread_rwlock_unlock(&es->plock);
+    fdn__rwlock_rdunlock(&es->plock);
     *out_n = k;
     return 0;
 }

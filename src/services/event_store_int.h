@@ -9,6 +9,7 @@
 #ifndef FDN_SERVICES_EVENT_STORE_INT_H
 #define FDN_SERVICES_EVENT_STORE_INT_H
 
+#include "core/lock.h"
 #include "core/supervisor_int.h"
 
 #include <fdn/events.h>
@@ -124,8 +125,8 @@ struct fdn_events {
 
     /* lock order: plock (write) -> amu -> wmu; smu and rmu are leaves. Readers take plock
      * for reading only. */
-    pthread_rwlock_t plock;
-    pthread_mutex_t amu;
+    fdn__rwlock_t plock;
+    fdn__mutex_t amu;
 
     /* memory tier; published = newest fully visible id (release/acquire) */
     _Atomic uint64_t published;
@@ -153,7 +154,7 @@ struct fdn_events {
 
     /* durable writer */
     fdn__evdb_t *db;
-    pthread_mutex_t wmu;
+    fdn__mutex_t wmu;
     pthread_cond_t wcv;   /* writer wakes */
     pthread_cond_t wdone; /* commits happened */
     pthread_t writer;
@@ -170,13 +171,13 @@ struct fdn_events {
     _Atomic bool pstop;
     _Atomic uint64_t max_events;
     _Atomic int64_t max_age_ns, prune_interval_ns;
-    pthread_mutex_t rmu;
+    fdn__mutex_t rmu;
     pthread_cond_t rcv;
     uint64_t prune_runs; /* rmu */
     int64_t prune_base;  /* first interval starts here (set before the thread starts) */
 
     /* subscriptions */
-    pthread_mutex_t smu;
+    fdn__mutex_t smu;
     pthread_cond_t scv;    /* delivery thread wakes */
     pthread_cond_t sdone;  /* a delivery round ended */
     evs_sub_t *subs;       /* smu */
@@ -287,11 +288,11 @@ static inline size_t fdn__evs_post_lower(const evs_posting_t *p, uint64_t **dir,
 int fdn__evs_init(fdn_events_t *es);
 void fdn__evs_fini(fdn_events_t *es);
 /* Append n events with consecutive ids (all or nothing). Caller holds amu. */
-int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
-                           uint64_t *ids);
+int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids)
+    FDN_REQUIRES(es->amu);
 /* Remember p (a replaced directory or table) to free once no reader can hold it: after the
  * next prune or at destroy. Caller holds amu. Returns 0 or FDN_ENOMEM. */
-int fdn__evs_retire(fdn_events_t *es, void *p);
+int fdn__evs_retire(fdn_events_t *es, void *p) FDN_REQUIRES(es->amu);
 /* Remove ids < cut; returns how many. Takes plock (write) and amu. */
 uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut);
 /* First id with timestamp >= ts (published+1 when none). Caller holds plock (read). */
@@ -313,13 +314,14 @@ void *fdn__evs_tab_find(evs_tab_t *t, const char *s, size_t n, uint64_t h, size_
 /* The entry of a type (tp == &es->types) or node name (tp == &es->nodes), added when new.
  * Caller holds amu. Returns 0 or FDN_ENOMEM (nothing added). */
 int fdn__evs_sym_intern(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
-                        evs_sym_t **out);
+                        evs_sym_t **out) FDN_REQUIRES(es->amu);
 /* The entry of a correlation id, added when new. Caller holds amu. Returns 0 or
  * FDN_ENOMEM. */
-int fdn__evs_corr_intern(fdn_events_t *es, const char *s, size_t n, evs_corr_t **out);
+int fdn__evs_corr_intern(fdn_events_t *es, const char *s, size_t n, evs_corr_t **out)
+    FDN_REQUIRES(es->amu);
 /* Remove and free a correlation entry whose events are all pruned. Caller holds plock
  * (write) and amu. */
-void fdn__evs_corr_remove(fdn_events_t *es, evs_corr_t *c);
+void fdn__evs_corr_remove(fdn_events_t *es, evs_corr_t *c) FDN_REQUIRES(es->amu);
 
 /* ---- query engine (event_query.c) ---- */
 
