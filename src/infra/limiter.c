@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/assert.h"
 #include "core/lock.h"
 #include "core/rcu.h"
 #include "infra/limiter_int.h"
@@ -477,6 +478,7 @@ static int rules_change_locked(fdn_limiter_t *l, const char *name, const fdn_lim
         t->rules[at].rule = *rule;
         t->rules[at].flags = flags;
     }
+    FDN_ASSERT(t->n <= MAX_RULES && t->gen > old->gen);
     atomic_store_explicit(&l->rules, t, memory_order_release);
     if (shared) {
         l->rules_retired = true;

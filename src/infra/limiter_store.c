@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/assert.h"
 #include "core/hash.h"
 #include "core/list.h"
 #include "core/lock.h"
@@ -97,6 +98,7 @@ static void cell_remove(shard_t *s, cell_t *c) FDN_REQUIRES(s->mu)
         pp = &(*pp)->next;
     *pp = c->next;
     cds_list_del(&c->lru);
+    FDN_ASSERT(s->count > 0);
     s->count--;
     fdn__free(c->raw);
 }
@@ -282,6 +284,7 @@ static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit
             }
         }
         c = cell_insert(s, h, key, keylen);
+        FDN_ASSERT(c == NULL || s->count <= m->cap); /* room was made (or refused) first */
         if (!c) {
             fdn__mutex_unlock(&s->mu);
             return FDN_ENOMEM;

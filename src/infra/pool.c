@@ -69,6 +69,7 @@
 
 #include "core/sync.h"
 #include "core/alloc.h"
+#include "core/assert.h"
 #include "core/list.h"
 #include "core/lock.h"
 #include "infra/pool_int.h"
@@ -1149,6 +1150,7 @@ int fdn_pool_status(fdn_pool_t *p, fdn_pool_status_t *out)
         return FDN_EINVAL;
     memset(out, 0, sizeof(*out));
     fdn__mutex_lock(&p->mu);
+    FDN_ASSERT(p->in_use >= 0 && p->in_use <= p->live && p->idle_n <= p->live);
     int64_t now = now_ns(p);
     out->size = p->size;
     out->max_overflow = p->max_overflow;
