@@ -79,7 +79,9 @@ typedef struct fdn_telemetry_opts {
     uint32_t version;
     /** Clock for timestamps, durations and retention (NULL = system clock). Not owned. */
     fdn_clock_t *clock;
-    /** Event entries idle longer than this are dropped by cleanup (ns; 0 = never). */
+    /** Event entries idle longer than this are dropped by cleanup (ns; 0 = never, the
+     *  default: a counter series never disappears while the process lives, and memory is
+     *  bounded by max_events instead). */
     int64_t retention_ns;
     /** Period of the background cleanup while the service runs (ns; 0 = no thread). */
     int64_t cleanup_interval_ns;
@@ -94,11 +96,12 @@ typedef struct fdn_telemetry_opts {
     bool emit_vm_gauges;
 } fdn_telemetry_opts_t;
 
-/** Defaults: system clock, 5 min retention, 60 s cleanup, 10 000 events, 1 000 series per
+/** Defaults: system clock, no retention (entries kept; the reference dropped them after 5 min
+ *  idle, which made scraped series vanish), 60 s cleanup, 10 000 events, 1 000 series per
  *  family, detach after 10 consecutive handler failures, vm gauges on. */
 #define FDN_TELEMETRY_OPTS_INIT                                                                    \
     {                                                                                              \
-        1u, NULL, 300000000000LL, 60000000000LL, 10000u, 1000u, 10u, true                          \
+        1u, NULL, 0, 60000000000LL, 10000u, 1000u, 10u, true                                       \
     }
 
 /**

@@ -576,12 +576,37 @@ static void json_is_the_reference_tree(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+static void five_min_retention(fdn_telemetry_opts_t *o)
+{
+    o->retention_ns = 5 * MIN_NS;
+}
+
+/* By default nothing is dropped: a counter series lives as long as the process. */
+static void default_keeps_idle_series(void **state)
+{
+    (void)state;
+    fdn_clock_t *clk = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clk, 1000, 0), 0);
+    fdn_telemetry_t *tm = new_tm(clk, NULL);
+    assert_int_equal(fdn_telemetry_emit_counter(tm, "registry.register", NULL, 0), 0);
+    for (int i = 0; i < 24; i++) { /* a day of hourly cleanups */
+        assert_int_equal(fdn_clock_advance(clk, 60 * MIN_NS), 0);
+        assert_int_equal(fdn_telemetry_cleanup(tm), 0);
+    }
+    fdn_telemetry_snapshot_t *s = NULL;
+    assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
+    assert_int_equal(find(s, "registry.register", "counter")->counter, 1);
+    fdn_telemetry_snapshot_free(s);
+    fdn_telemetry_destroy(tm);
+    fdn_clock_destroy(clk);
+}
+
 static void retention_uses_the_injected_clock(void **state)
 {
     (void)state;
     fdn_clock_t *clk = NULL;
     assert_int_equal(fdn_clock_manual_create(&clk, 1000, 0), 0);
-    fdn_telemetry_t *tm = new_tm(clk, NULL); /* retention 5 min */
+    fdn_telemetry_t *tm = new_tm(clk, five_min_retention);
     assert_int_equal(fdn_telemetry_emit_counter(tm, "old.event", NULL, 0), 0);
     assert_int_equal(fdn_clock_advance(clk, 4 * MIN_NS), 0);
     assert_int_equal(fdn_telemetry_emit_counter(tm, "new.event", NULL, 0), 0);
@@ -610,6 +635,7 @@ static void retention_uses_the_injected_clock(void **state)
 static void with_thread(fdn_telemetry_opts_t *o)
 {
     o->cleanup_interval_ns = MIN_NS;
+    o->retention_ns = 5 * MIN_NS;
     o->emit_vm_gauges = false;
 }
 
@@ -911,6 +937,7 @@ int main(void)
         cmocka_unit_test(handler_may_emit_and_detach_itself),
         cmocka_unit_test(json_is_the_reference_tree),
         cmocka_unit_test(retention_uses_the_injected_clock),
+        cmocka_unit_test(default_keeps_idle_series),
         cmocka_unit_test(cleanup_thread_runs_on_clock_and_lifecycle),
         cmocka_unit_test(huge_cleanup_interval_no_overflow),
         cmocka_unit_test(json_survives_infinite_values),
