@@ -33,10 +33,12 @@
  * is destroyed.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -62,7 +64,10 @@ typedef struct glue {
     fdn_runtime_t *rt;
     fdn_breakers_t *breakers;
     fdn_protect_t *protect;
+    char *overrides_path; /* <data_dir>/config_overrides.json, or NULL (no data directory) */
 } glue_t;
+
+#define OVERRIDES_FILE "config_overrides.json"
 
 /* ---- typed slot access ----------------------------------------------------------------- */
 
@@ -277,6 +282,86 @@ static void apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed)
     }
 }
 
+/* ---- run-time config overrides survive a restart ------------------------------------------
+ * Every update, reset or dropped notification rewrites <data_dir>/config_overrides.json with
+ * the updatable keys whose live value differs from the startup value (file and environment),
+ * atomically (a temporary file, fsync, rename); none left: the file is removed. At start the
+ * runtime reapplies them as updates, above the file and the environment, as run-time updates
+ * always are. Runs on the config hook thread (one at a time) and at wire time. */
+
+static void save_overrides(fdn_runtime_t *rt, glue_t *g)
+{
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    if (g->overrides_path == NULL || cfg == NULL)
+        return;
+    json_t *ov = NULL;
+    if (fdn__config_overrides(cfg, &ov) != 0)
+        return;
+    int rc = 0;
+    if (json_object_size(ov) == 0) {
+        if (unlink(g->overrides_path) != 0 && errno != ENOENT)
+            rc = -errno;
+    } else {
+        char tmp[4200];
+        snprintf(tmp, sizeof tmp, "%s.tmp", g->overrides_path);
+        char *text = json_dumps(ov, JSON_INDENT(2) | JSON_SORT_KEYS);
+        int fd = text != NULL ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+        size_t len = text != NULL ? strlen(text) : 0, off = 0;
+        while (fd >= 0 && off < len) {
+            ssize_t w = write(fd, text + off, len - off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+        if (fd < 0 || off != len || fsync(fd) != 0 || rename(tmp, g->overrides_path) != 0)
+            rc = fd < 0 && text == NULL ? FDN_ENOMEM : -(errno ? errno : EIO);
+        if (fd >= 0)
+            close(fd);
+        if (rc != 0)
+            (void)unlink(tmp);
+        fdn__free(text); /* jansson allocates through the library allocator */
+    }
+    json_decref(ov);
+    if (rc != 0) {
+        fdn_telemetry_meta_t meta[] = {{"error", fdn_err_name(rc)}};
+        fdn_telemetry_emit_counter(fdn_runtime_telemetry(rt),
+                                   "foundation.config.overrides_write_failed", meta, 1);
+    }
+}
+
+static void load_overrides(fdn_runtime_t *rt, glue_t *g)
+{
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    if (g->overrides_path == NULL || cfg == NULL)
+        return;
+    json_error_t jerr;
+    json_t *ov = json_load_file(g->overrides_path, JSON_REJECT_DUPLICATES, &jerr);
+    if (ov == NULL) {
+        if (access(g->overrides_path, F_OK) == 0) { /* there, but not JSON: say so, keep it */
+            json_t *d = json_pack("{s:s, s:s}", "file", g->overrides_path, "error", jerr.text);
+            record_event(rt, "config_overrides_unreadable", d);
+        }
+        return;
+    }
+    const char *path;
+    json_t *v;
+    json_object_foreach(ov, path, v)
+    {
+        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        fdn_error_t err = FDN_ERROR_INIT;
+        int rc = text != NULL ? fdn_config_update_json(cfg, path, text, &err) : FDN_ENOMEM;
+        fdn__free(text);
+        if (rc != 0) /* e.g. a key no longer updatable: the override is dropped, visibly */
+            record_event(rt, "config_override_skipped",
+                         json_pack("{s:s, s:i, s:s}", "path", path, "code",
+                                   fdn_err_info(rc)->ref_code, "message",
+                                   err.message[0] ? err.message : fdn_strerror(rc)));
+    }
+    json_decref(ov);
+}
+
 /* Config hook thread: record, count, re-apply. */
 static void on_config_change(const fdn_config_change_t *c, void *user)
 {
@@ -285,6 +370,7 @@ static void on_config_change(const fdn_config_change_t *c, void *user)
     if (g == NULL)
         return;
     fdn_telemetry_t *tm = fdn_runtime_telemetry(rt);
+    save_overrides(rt, g);
     char rev[24];
     snprintf(rev, sizeof(rev), "%" PRIu64, c->revision);
     switch (c->kind) {
@@ -498,6 +584,7 @@ static void unwire(fdn_runtime_t *rt, void *glue)
     fdn__events_set_telemetry(fdn_runtime_events(rt), NULL);
     fdn_protect_destroy(g->protect);
     fdn_breakers_destroy(g->breakers);
+    fdn__free(g->overrides_path);
     fdn__free(g);
 }
 
@@ -530,6 +617,20 @@ static int wire(fdn_runtime_t *rt, void **out, fdn_error_t *err)
         return fdn_err_set(err, rc, "cannot create the protection layers of runtime %s",
                            fdn_runtime_name(rt));
     }
+    const char *dir = fdn_runtime_data_dir(rt);
+    if (dir != NULL) {
+        size_t n = strlen(dir) + sizeof(OVERRIDES_FILE) + 1;
+        g->overrides_path = fdn__malloc(n);
+        if (g->overrides_path == NULL) {
+            unwire(rt, g);
+            return fdn_err_set(err, FDN_ENOMEM, "out of memory wiring runtime %s",
+                               fdn_runtime_name(rt));
+        }
+        snprintf(g->overrides_path, n, "%s/%s", dir, OVERRIDES_FILE);
+    }
+    /* the overrides are updates of the tree; g is not published until wire returns, so the
+     * hook thread may skip their notifications: apply_settings reads the whole tree after */
+    load_overrides(rt, g);
     apply_settings(rt, g, NULL);
     *out = g;
     return 0;

@@ -23,6 +23,8 @@ FDN__SERVICE_TYPED_OPS(config, fdn_config_t)
  * @return 0, FDN_ETIMEDOUT after timeout_ms (real time, CLOCK_MONOTONIC), FDN_EINVAL */
 int fdn__config_hook_drain(fdn_config_t *cfg, int64_t timeout_ms);
 
+
+
 /* ==== Internal to the config module (config.c, config_update.c, config_fallback.c) ==== */
 #include <jansson.h>
 #include <pthread.h>
@@ -141,6 +143,10 @@ sub_t *fdn__cfg_sub_new(const char *prefix, fdn_config_change_cb cb, void *user,
 void fdn__cfg_sub_free(sub_t *s);
 void *fdn__cfg_delivery_main(void *arg);
 void *fdn__cfg_hook_main(void *arg);
+/* The run-time overrides: an object of every updatable key whose live value differs from its
+ * startup value (defaults < file < environment), path -> value (copies). The runtime keeps
+ * them in its data directory so that they survive a restart. Returns 0 or FDN_ENOMEM. */
+int fdn__config_overrides(fdn_config_t *cfg, json_t **out);
 int fdn__cfg_parse_value(const char *path, const char *value_json, json_t **out, fdn_error_t *err);
 int fdn__cfg_precheck(fdn_config_t *cfg, const char *path, json_t *v, int32_t *out_idx,
                       fdn_error_t *err);

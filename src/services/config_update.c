@@ -532,3 +532,27 @@ int fdn_config_reset_to_startup(fdn_config_t *cfg, fdn_error_t *err)
 {
     return reset_to(cfg, cfg != NULL ? cfg->startup : NULL, err);
 }
+
+int fdn__config_overrides(fdn_config_t *cfg, json_t **out)
+{
+    *out = json_object();
+    if (*out == NULL)
+        return FDN_ENOMEM;
+    int rc = 0;
+    fdn__mutex_lock(&cfg->wmu);
+    for (size_t i = 0; i < cfg->schema->n && rc == 0; i++) {
+        const fdn__cfg_entry_t *e = &cfg->schema->e[i];
+        json_t *v = cfg->cur->vals[i];
+        if (!e->updatable || v == NULL || json_equal(v, cfg->startup[i]))
+            continue;
+        json_t *copy = json_deep_copy(v);
+        if (copy == NULL || json_object_set_new(*out, e->path, copy) != 0)
+            rc = FDN_ENOMEM;
+    }
+    fdn__mutex_unlock(&cfg->wmu);
+    if (rc != 0) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}

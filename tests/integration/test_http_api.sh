@@ -417,8 +417,18 @@ if wants telemetry; then
     jcheck '(.families|type) == "object"'
 fi
 
+# --- run-time config updates survive a restart (<data_dir>/config_overrides.json)
+if wants config; then
+    expect 200 PUT /v1/config/interface.max_results '7'
+fi
 # --- restart on the same data directory keeps every stored event (stopped with SIGINT)
 stop_server INT
+if wants config; then
+    # written by the config hook thread, which shutdown drains
+    if jq -e '."interface.max_results" == 7 and length == 1' "$TMP/data/config_overrides.json" >/dev/null 2>&1; then
+        pass
+    else fail "overrides file after shutdown: $(cat "$TMP/data/config_overrides.json" 2>&1)"; fi
+fi
 if wants events; then
     "$FDN" events query --data-dir "$TMP/data" --json --limit 1000 >"$TMP/offline.jsonl"
     # the API's events plus the runtime's own (config_updated, config_reset)
@@ -452,7 +462,16 @@ if wants events; then
     last="${STORED_IDS[${#STORED_IDS[@]} - 1]}"
     jcheck ".id > $last"
 fi
+if wants config; then
+    expect 200 GET /v1/config/interface.max_results
+    jcheck '.value == 7'
+    expect 200 POST /v1/config/reset # back to the defaults: nothing left to persist
+fi
 stop_server
+if wants config; then
+    [[ ! -e "$TMP/data/config_overrides.json" ]] && pass ||
+        fail "overrides file left after a reset: $(cat "$TMP/data/config_overrides.json")"
+fi
 
 # --- CLI errors: busy port, bad config, non-loopback without token
 start_server
