@@ -20,7 +20,7 @@
 #include <fdn/limiter.h>
 
 #include "bench.h"
-#include "infra/limiter_int.h"
+#include "storage/redis_limit.h"
 
 #ifndef FDN_SOURCE_DIR
 #define FDN_SOURCE_DIR "."
@@ -69,7 +69,7 @@ static void start_server(void)
     g_port = colon ? atoi(colon + 1) : 0; /* our own script's output */
     redisContext *c = redisConnect("127.0.0.1", g_port);
     size_t len;
-    const char *script = fdn__limiter_redis_script(&len);
+    const char *script = fdn__rl_script_text(&len);
     redisReply *r = c && !c->err ? redisCommand(c, "SCRIPT LOAD %b", script, len) : NULL;
     if (r != NULL && r->type == REDIS_REPLY_STRING && r->len == 40) {
         memcpy(g_sha, r->str, 40);

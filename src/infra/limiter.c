@@ -122,6 +122,7 @@ int fdn_limiter_open(fdn_limiter_t **out, const fdn_limiter_opts_t *opts, fdn_er
         fdn_clock_mono_ns(opts->clock), fdn_clock_wall_ns(opts->clock));
     const fdn__limiter_backend_t *be = &fdn__limiter_mem_backend;
     if (rc == 0 && kind == FDN_LIMITER_BACKEND_REDIS) {
+#ifdef FDN_HAVE_REDIS
         void *r;
         rc = fdn__limiter_redis_create(&r, &opts->redis, m, opts->clock, err);
         if (rc)
@@ -130,6 +131,11 @@ int fdn_limiter_open(fdn_limiter_t **out, const fdn_limiter_opts_t *opts, fdn_er
             m = r;
             be = &fdn__limiter_redis_backend;
         }
+#else
+        fdn__limiter_mem_backend.destroy(m);
+        rc = fdn_err_set(err, FDN_ENOTSUP,
+                         "this libfdn was built without the Redis backend (FDN_WITH_REDIS=OFF)");
+#endif
     }
     if (rc) {
         fdn__free(l);

@@ -68,8 +68,6 @@ int fdn__limiter_mem_create(void **out, uint32_t nshards, uint32_t max_keys,
 extern const fdn__limiter_backend_t fdn__limiter_redis_backend;
 int fdn__limiter_redis_create(void **out, const fdn_limiter_redis_opts_t *opts, void *local,
                               fdn_clock_t *clock, fdn_error_t *err);
-/* The Lua script the Redis backend runs (for the benchmark's raw-EVALSHA baseline). */
-const char *fdn__limiter_redis_script(size_t *len);
 
 /* Lookups and compared cells so far, summed over the shards (fdn__limiter_probes). */
 void fdn__limiter_mem_probes(void *self, uint64_t *lookups, uint64_t *probes);

@@ -2,21 +2,19 @@
  * DESIGN: the rate limiter's Redis backend, behind fdn__limiter_backend_t (limiter_int.h), so
  * that every process of a fleet shares one limit per key.
  *
- * Server side: one Lua script holds the four algorithms (the arithmetic of logic/limit_algo.h
- * in microseconds, with Redis's TIME as the clock, so hosts with skewed clocks agree on
- * window edges). It is loaded once (SCRIPT LOAD; the SHA1 it returns is kept) and run with
- * EVALSHA; a NOSCRIPT error (Redis restarted, SCRIPT FLUSH) means the script did not run, so
- * it is loaded again and the call made once more. One hash per (key, algorithm) holds the
+ * Server side (the engine client is storage/redis_limit.c): one Lua script holds the four
+ * algorithms on Redis's clock, so hosts with skewed clocks agree on window edges; it is
+ * loaded once and run with EVALSHA (again after NOSCRIPT). One hash per (key, algorithm) holds the
  * state: "<prefix>{<key>}:<digit>"; the braces are a Redis Cluster hash tag (a key and its
  * algorithm variants live in one slot, so a reset can delete them in one command), and each
  * write sets the hash to expire when the state would be fresh again.
  *
- * Client side: connections (hiredis, blocking, with connect and command timeouts) are the
- * workers of an fdn_pool, created on demand; a check waits for one at most
- * command_timeout_ms. A circuit breaker (fdn_breaker, the limiter's clock) wraps every round
- * trip. A command is sent once: on an I/O error, a timeout or a reply that is not what the
- * script returns, the connection is dropped (checkin_broken), the breaker records a
- * failure, and the failure policy answers that check. Nothing is queued or resent.
+ * This file is the policy around that client: connections are the workers of an fdn_pool, created
+ * on demand; a check waits for one at most command_timeout_ms. A circuit breaker (fdn_breaker, the
+ * limiter's clock) wraps every round trip. A command is sent once: on an I/O error, a timeout or a
+ * reply that is not what the script returns, the connection is dropped (checkin_broken), the
+ * breaker records a failure, and the failure policy answers that check. Nothing is queued or
+ * resent.
  *
  * Failure policy: LOCAL checks the in-memory store (limiter_store.c) with the rule's limit and
  * burst divided by fleet_size (rounded up); OPEN allows; CLOSED denies until the breaker
@@ -32,17 +30,13 @@
  * answers are not counted on the server (Hammer counts denied calls too); admission is the
  * same since that window stays over its limit.
  *
- * Threads and locks: none of its own. `sha_mu` serialises the first SCRIPT LOAD; each deny
- * cache slot group has its own small mutex; counters are relaxed atomics. No lock is held
- * during a round trip except sha_mu during the first load.
+ * Threads and locks: none of its own. Each deny cache slot group has its own small mutex;
+ * counters are relaxed atomics. No lock is held during a round trip.
  */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/time.h>
-
-#include <hiredis/hiredis.h>
 
 #include <fdn/breaker.h>
 #include <fdn/pool.h>
@@ -52,136 +46,12 @@
 #include "core/lock.h"
 #include "infra/limiter_int.h"
 #include "logic/redis_url.h"
+#include "storage/redis_limit.h"
 
 #define DENY_SLOTS   4096u /* power of two */
 #define DENY_LOCKS   64u   /* power of two, divides DENY_SLOTS */
 #define MAX_REDISKEY 4400u /* prefix (<= 256) + braces + key (<= 4096) + ":d" */
 #define NS_PER_US    1000LL
-
-/* The script: KEYS[1] the state hash; ARGV algo (0 fixed, 1 token bucket, 2 gcra, 3 sliding),
- * op (0 check, 1 peek, 2 cancel), cost, limit, period_ms, burst, epoch. Returns {-1} for a
- * cancel with nothing to give back, else {allowed, count, limit, remaining, reset_us,
- * retry_us (-1: never), epoch}. Numbers are written with %.17g: Redis would format a Lua
- * number with 14 significant digits, too few for microsecond timestamps. */
-static const char SCRIPT[] =
-    "local k = KEYS[1]\n"
-    "local algo, op, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
-    "local L, P = tonumber(ARGV[4]), tonumber(ARGV[5]) * 1000\n"
-    "local B = tonumber(ARGV[6])\n"
-    "if B <= 0 then B = L end\n"
-    "local epoch = tonumber(ARGV[7])\n"
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local ok, count, lim, rem, reset, retry, ep = 0, 0, L, 0, 0, 0, 0\n"
-    "local function f(x) return string.format('%.17g', x) end\n"
-    "local function save(ttl, ...)\n"
-    "  redis.call('HSET', k, ...)\n"
-    "  redis.call('PEXPIRE', k, math.max(1, math.ceil(ttl / 1000)))\n"
-    "end\n"
-    "if algo == 0 then\n"
-    "  local s = redis.call('HMGET', k, 'w', 'c')\n"
-    "  local win = math.floor(now / P)\n"
-    "  local c = 0\n"
-    "  if tonumber(s[1]) == win then c = tonumber(s[2]) or 0 end\n"
-    "  reset = (win + 1) * P - now\n"
-    "  if op == 2 then\n"
-    "    if epoch ~= win or c <= 0 then return {-1} end\n"
-    "    c = math.max(c - cost, 0)\n"
-    "    ok = 1\n"
-    "    save(reset, 'w', f(win), 'c', f(c))\n"
-    "  elseif op == 1 then\n"
-    "    if c + cost <= L then ok = 1 end\n"
-    "  else\n"
-    "    c = c + cost\n"
-    "    if c <= L then ok = 1 end\n"
-    "    ep = win\n"
-    "    save(reset, 'w', f(win), 'c', f(c))\n"
-    "  end\n"
-    "  count = c\n"
-    "  rem = math.max(L - c, 0)\n"
-    "  if ok == 0 then if cost > L then retry = -1 else retry = reset end end\n"
-    "elseif algo == 1 then\n"
-    "  local s = redis.call('HMGET', k, 't', 'tk')\n"
-    "  local last, tk = tonumber(s[1]), tonumber(s[2])\n"
-    "  if last == nil or tk == nil then last = now; tk = B end\n"
-    "  if now > last then tk = math.min(B, tk + (now - last) * L / P); last = now end\n"
-    "  if op == 2 then\n"
-    "    tk = math.min(B, tk + cost)\n"
-    "    ok = 1\n"
-    "  else\n"
-    "    if tk >= cost then ok = 1 end\n"
-    "    if ok == 1 and op == 0 then tk = tk - cost end\n"
-    "    if ok == 0 then\n"
-    "      if cost > B then retry = -1 else retry = math.ceil((cost - tk) * P / L) end\n"
-    "    end\n"
-    "  end\n"
-    "  lim = B\n"
-    "  rem = math.floor(tk)\n"
-    "  count = B - rem\n"
-    "  reset = math.ceil((B - tk) * P / L)\n"
-    "  if op ~= 1 then save(reset, 't', f(last), 'tk', f(tk)) end\n"
-    "elseif algo == 2 then\n"
-    "  local T = P / L\n"
-    "  local bt = B * T\n"
-    "  local stored = tonumber(redis.call('HGET', k, 'tat')) or now\n"
-    "  local tat = math.max(stored, now)\n"
-    "  if op == 2 then\n"
-    "    stored = math.max(stored - cost * T, now)\n"
-    "    ok = 1\n"
-    "  else\n"
-    "    local new_tat = tat + cost * T\n"
-    "    local allow_at = new_tat - bt\n"
-    "    if now >= allow_at then ok = 1 end\n"
-    "    if ok == 1 and op == 0 then stored = new_tat end\n"
-    "    if ok == 0 then\n"
-    "      if cost > B then retry = -1 else retry = math.ceil(allow_at - now) end\n"
-    "    end\n"
-    "  end\n"
-    "  local t_end = math.max(stored, now)\n"
-    "  lim = B\n"
-    "  rem = math.max(math.floor((now + bt - t_end) / T), 0)\n"
-    "  count = B - rem\n"
-    "  reset = t_end - now\n"
-    "  if op ~= 1 then save(reset, 'tat', f(stored)) end\n"
-    "else\n"
-    "  local s = redis.call('HMGET', k, 'w', 'c', 'p')\n"
-    "  local win = math.floor(now / P)\n"
-    "  local w, c, pv = tonumber(s[1]), tonumber(s[2]) or 0, tonumber(s[3]) or 0\n"
-    "  if w ~= win then\n"
-    "    if w == win - 1 then pv = c else pv = 0 end\n"
-    "    c = 0\n"
-    "  end\n"
-    "  local e = now - win * P\n"
-    "  if op == 2 then\n"
-    "    if epoch ~= win or c <= 0 then return {-1} end\n"
-    "    c = math.max(c - cost, 0)\n"
-    "    ok = 1\n"
-    "  else\n"
-    "    if pv * (P - e) / P + c + cost <= L then ok = 1 end\n"
-    "    if ok == 1 and op == 0 then c = c + cost end\n"
-    "    if op == 0 then ep = win end\n"
-    "    if ok == 0 then\n"
-    "      if cost > L then retry = -1\n"
-    "      elseif c + cost <= L then retry = math.ceil(P - (L - c - cost) * P / pv - e)\n"
-    "      else\n"
-    "        local e2 = 0\n"
-    "        if c > 0 then e2 = math.max(P - (L - cost) * P / c, 0) end\n"
-    "        retry = math.ceil((P - e) + e2)\n"
-    "      end\n"
-    "    end\n"
-    "  end\n"
-    "  count = math.floor(pv * (P - e) / P) + c\n"
-    "  rem = math.max(L - count, 0)\n"
-    "  reset = (win + 2) * P - now\n"
-    "  if op ~= 1 then save(reset, 'w', f(win), 'c', f(c), 'p', f(pv)) end\n"
-    "end\n"
-    "return {ok, count, lim, rem, math.ceil(reset), retry, ep}\n";
-
-const char *fdn__limiter_redis_script(size_t *len)
-{
-    *len = sizeof(SCRIPT) - 1;
-    return SCRIPT;
-}
 
 typedef struct deny_slot {
     uint64_t tag;     /* 0: empty */
@@ -192,7 +62,7 @@ typedef struct deny_slot {
 
 typedef struct redisbe {
     fdn__redis_url_t url;
-    struct timeval connect_tv, command_tv;
+    int64_t connect_ms;
     int64_t command_ms;
     char *prefix;
     size_t prefixlen;
@@ -202,9 +72,7 @@ typedef struct redisbe {
     fdn_pool_t *pool;
     fdn_breaker_t *breaker;
     void *local; /* the in-memory store: fallback (LOCAL) */
-    fdn__mutex_t sha_mu;
-    _Atomic bool sha_ready;
-    char sha[41];
+    fdn__rl_script_t script;
     fdn__mutex_t deny_mu[DENY_LOCKS];
     deny_slot_t deny[DENY_SLOTS];
     _Atomic bool connected;
@@ -218,29 +86,19 @@ static void count(_Atomic uint64_t *c)
     atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
+static void count_sent(redisbe_t *b, const fdn__rl_sent_t *sent)
+{
+    atomic_fetch_add_explicit(&b->commands, sent->commands, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->script_loads, sent->loads, memory_order_relaxed);
+}
+
 /* ---- connections (pool workers) ------------------------------------------------------------ */
-
-static bool reply_is(const redisReply *r, int type)
-{
-    return r != NULL && r->type == type;
-}
-
-/* Run one command expecting a status or string reply; 0 or FDN_EUNAVAILABLE. */
-static int simple_command(redisContext *c, int argc, const char **argv, const size_t *lens)
-{
-    redisReply *r = redisCommandArgv(c, argc, argv, lens);
-    int rc =
-        (reply_is(r, REDIS_REPLY_STATUS) || reply_is(r, REDIS_REPLY_STRING)) ? 0 : FDN_EUNAVAILABLE;
-    if (r)
-        freeReplyObject(r);
-    return rc;
-}
 
 /* A pooled connection: made in generation `gen`; once a connection of the pool broke (Redis
  * restarted, the network dropped), every connection of an older generation is dropped at its
  * next checkout instead of failing one check each. */
 typedef struct rconn {
-    redisContext *c;
+    struct redisContext *c;
     uint64_t gen;
 } rconn_t;
 
@@ -248,37 +106,16 @@ static int conn_create(void **out, void *user)
 {
     redisbe_t *b = user;
     /* a connection made during a check must not outlast the check's bound */
-    struct timeval tv = b->connect_tv;
-    if (b->command_tv.tv_sec < tv.tv_sec ||
-        (b->command_tv.tv_sec == tv.tv_sec && b->command_tv.tv_usec < tv.tv_usec))
-        tv = b->command_tv;
-    redisContext *c = redisConnectWithTimeout(b->url.host, b->url.port, tv);
-    if (c == NULL)
+    int64_t connect_ms = b->connect_ms < b->command_ms ? b->connect_ms : b->command_ms;
+    rconn_t *conn = fdn__malloc(sizeof(*conn));
+    if (conn == NULL)
         return FDN_ENOMEM;
-    if (c->err || redisSetTimeout(c, b->command_tv) != REDIS_OK) {
-        redisFree(c);
+    int rc = fdn__rl_connect(&conn->c, &b->url, connect_ms, b->command_ms);
+    if (rc != 0) {
+        fdn__free(conn);
         atomic_store_explicit(&b->connected, false, memory_order_relaxed);
-        return FDN_ECONNREFUSED;
+        return rc;
     }
-    int rc = 0;
-    if (b->url.has_password) {
-        const char *argv[3] = {"AUTH", b->url.user, b->url.password};
-        size_t lens[3] = {4, strlen(b->url.user), strlen(b->url.password)};
-        rc = b->url.user[0] ? simple_command(c, 3, argv, lens)
-                            : simple_command(c, 2, (const char *[]){"AUTH", b->url.password},
-                                             (size_t[]){4, lens[2]});
-    }
-    if (rc == 0 && b->url.db != 0) {
-        char db[16];
-        int n = snprintf(db, sizeof(db), "%d", b->url.db);
-        rc = simple_command(c, 2, (const char *[]){"SELECT", db}, (size_t[]){6, (size_t)n});
-    }
-    rconn_t *conn = rc == 0 ? fdn__malloc(sizeof(*conn)) : NULL;
-    if (conn == NULL) {
-        redisFree(c);
-        return rc ? rc : FDN_ENOMEM;
-    }
-    conn->c = c;
     conn->gen = atomic_load_explicit(&b->conn_gen, memory_order_relaxed);
     *out = conn;
     return 0;
@@ -288,7 +125,7 @@ static void conn_destroy(void *conn, void *user)
 {
     (void)user;
     rconn_t *rc = conn;
-    redisFree(rc->c);
+    fdn__rl_close(rc->c);
     fdn__free(rc);
 }
 
@@ -302,7 +139,7 @@ static int conn_validate(void *conn, void *user)
                                                                                : FDN_EUNAVAILABLE;
 }
 
-static redisContext *lease_ctx(const fdn_pool_worker_t *w)
+static struct redisContext *lease_ctx(const fdn_pool_worker_t *w)
 {
     return ((rconn_t *)fdn_pool_worker_conn(w))->c;
 }
@@ -316,110 +153,6 @@ static void lease_end(redisbe_t *b, fdn_pool_worker_t *w, bool broken)
     } else {
         (void)fdn_pool_checkin(b->pool, w);
     }
-}
-
-/* ---- the script ---------------------------------------------------------------------------- */
-
-/* SCRIPT LOAD on c; keeps the SHA1. 0 or FDN_EUNAVAILABLE (c is then broken or Redis refused). */
-static int script_load(redisbe_t *b, redisContext *c, bool *broken)
-{
-    count(&b->script_loads);
-    redisReply *r = redisCommand(c, "SCRIPT LOAD %b", SCRIPT, sizeof(SCRIPT) - 1);
-    if (r == NULL) {
-        *broken = true;
-        return FDN_EUNAVAILABLE;
-    }
-    int rc = FDN_EUNAVAILABLE;
-    if (r->type == REDIS_REPLY_STRING && r->len == 40) {
-        fdn__mutex_lock(&b->sha_mu);
-        memcpy(b->sha, r->str, 40);
-        b->sha[40] = '\0';
-        atomic_store_explicit(&b->sha_ready, true, memory_order_release);
-        fdn__mutex_unlock(&b->sha_mu);
-        rc = 0;
-    } else {
-        *broken = r->type != REDIS_REPLY_ERROR; /* not a Redis answer: drop the connection */
-    }
-    freeReplyObject(r);
-    return rc;
-}
-
-/* The reply of the script: 7 integers, or {-1}. */
-static int parse_reply(const redisReply *r, fdn_limit_result_t *res, int64_t *epoch)
-{
-    if (!reply_is(r, REDIS_REPLY_ARRAY))
-        return FDN_EUNAVAILABLE;
-    for (size_t i = 0; i < r->elements; i++)
-        if (!reply_is(r->element[i], REDIS_REPLY_INTEGER))
-            return FDN_EUNAVAILABLE;
-    if (r->elements == 1 && r->element[0]->integer == -1)
-        return FDN_ENOENT;
-    if (r->elements != 7)
-        return FDN_EUNAVAILABLE;
-    long long v[7];
-    for (size_t i = 0; i < 7; i++)
-        v[i] = r->element[i]->integer;
-    if ((v[0] != 0 && v[0] != 1) || v[1] < 0 || v[2] < 1 || v[3] < 0 || v[4] < 0 || v[5] < -1 ||
-        v[4] > INT64_MAX / NS_PER_US || v[5] > INT64_MAX / NS_PER_US)
-        return FDN_EUNAVAILABLE;
-    res->allowed = v[0] == 1;
-    res->shadow_denied = false;
-    res->count = v[1];
-    res->limit = v[2];
-    res->remaining = v[3];
-    res->reset_ns = v[4] * NS_PER_US;
-    res->retry_after_ns = v[5] < 0 ? INT64_MAX : v[5] * NS_PER_US;
-    *epoch = v[6];
-    return 0;
-}
-
-/* Run the script once (and once more after NOSCRIPT). *broken: the connection must go.
- * Returns 0, FDN_ENOENT (a cancel with nothing to give back) or FDN_EUNAVAILABLE. */
-static int run_script(redisbe_t *b, redisContext *c, const char *rkey, size_t rkeylen,
-                      const fdn_limit_rule_t *rule, int64_t cost, fdn__limit_op_t op,
-                      int64_t epoch_in, fdn_limit_result_t *res, int64_t *epoch_out, bool *broken)
-{
-    char num[6][24];
-    size_t nlen[6];
-    const long long vals[6] = {
-        (long long)rule->algo,      (long long)op,         (long long)cost, (long long)rule->limit,
-        (long long)rule->period_ms, (long long)rule->burst};
-    for (int i = 0; i < 6; i++)
-        nlen[i] = (size_t)snprintf(num[i], sizeof(num[i]), "%lld", vals[i]);
-    char ep[24];
-    size_t eplen = (size_t)snprintf(ep, sizeof(ep), "%lld", (long long)epoch_in);
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (!atomic_load_explicit(&b->sha_ready, memory_order_acquire)) {
-            fdn__mutex_lock(&b->sha_mu);
-            bool ready = atomic_load_explicit(&b->sha_ready, memory_order_relaxed);
-            fdn__mutex_unlock(&b->sha_mu);
-            if (!ready && script_load(b, c, broken) != 0)
-                return FDN_EUNAVAILABLE;
-        }
-        const char *argv[11] = {"EVALSHA", b->sha, "1",    rkey,   num[0], num[1],
-                                num[2],    num[3], num[4], num[5], ep};
-        size_t lens[11] = {7,       40,      1,       rkeylen, nlen[0], nlen[1],
-                           nlen[2], nlen[3], nlen[4], nlen[5], eplen};
-        count(&b->commands);
-        redisReply *r = redisCommandArgv(c, 11, argv, lens);
-        if (r == NULL) {
-            *broken = true; /* I/O error or timeout: the command is not resent */
-            return FDN_EUNAVAILABLE;
-        }
-        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && attempt == 0) {
-            freeReplyObject(r); /* the script did not run: load it and call once more */
-            atomic_store_explicit(&b->sha_ready, false, memory_order_relaxed);
-            if (script_load(b, c, broken) != 0)
-                return FDN_EUNAVAILABLE;
-            continue;
-        }
-        int rc = parse_reply(r, res, epoch_out);
-        if (rc == FDN_EUNAVAILABLE && r->type != REDIS_REPLY_ERROR)
-            *broken = true; /* a reply the script cannot give: do not trust this peer */
-        freeReplyObject(r);
-        return rc;
-    }
-    return FDN_EUNAVAILABLE;
 }
 
 /* ---- deny cache ----------------------------------------------------------------------------
@@ -588,9 +321,11 @@ static int redis_apply(void *self, const char *key, size_t keylen, const fdn_lim
     bool broken = false;
     int64_t epoch = 0;
     int64_t t0 = real_mono_us();
-    rc = run_script(b, lease_ctx(w), rkey, rkeylen, rule, cost, op, rsv ? rsv->epoch : 0, res,
-                    &epoch, &broken);
+    fdn__rl_sent_t sent = {0, 0};
+    rc = fdn__rl_eval(lease_ctx(w), &b->script, rkey, rkeylen, rule, cost, op, rsv ? rsv->epoch : 0,
+                      res, &epoch, &broken, &sent);
     record_latency(b, real_mono_us() - t0);
+    count_sent(b, &sent);
     lease_end(b, w, broken);
     fdn_breaker_record(b->breaker, &permit, rc == FDN_ENOENT ? 0 : rc);
     atomic_store_explicit(&b->connected, rc != FDN_EUNAVAILABLE || !broken, memory_order_relaxed);
@@ -621,11 +356,11 @@ static int redis_forget(void *self, const char *key, size_t keylen)
         return FDN_EINVAL;
     deny_drop(b, fdn__hash(key, keylen));
     char rkeys[4][MAX_REDISKEY];
-    const char *argv[5] = {"DEL"};
-    size_t lens[5] = {3};
+    const char *keys[4];
+    size_t lens[4];
     for (int a = 0; a < 4; a++) {
-        lens[a + 1] = redis_key(b, key, keylen, a, rkeys[a]);
-        argv[a + 1] = rkeys[a];
+        lens[a] = redis_key(b, key, keylen, a, rkeys[a]);
+        keys[a] = rkeys[a];
     }
     fdn_breaker_permit_t permit;
     if (fdn_breaker_acquire(b->breaker, &permit) != 0)
@@ -635,14 +370,12 @@ static int redis_forget(void *self, const char *key, size_t keylen)
         fdn_breaker_record(b->breaker, &permit, FDN_EUNAVAILABLE);
         return FDN_EUNAVAILABLE;
     }
-    count(&b->commands);
-    redisReply *r = redisCommandArgv(lease_ctx(w), 5, argv, lens);
-    int rc = r == NULL || r->type != REDIS_REPLY_INTEGER ? FDN_EUNAVAILABLE
-             : r->integer > 0                            ? 0
-                                                         : FDN_ENOENT;
-    lease_end(b, w, r == NULL);
-    if (r)
-        freeReplyObject(r);
+    bool broken = false;
+    fdn__rl_sent_t sent = {0, 0};
+    int64_t n = fdn__rl_del(lease_ctx(w), keys, lens, 4, &broken, &sent);
+    count_sent(b, &sent);
+    int rc = n < 0 ? FDN_EUNAVAILABLE : n > 0 ? 0 : FDN_ENOENT;
+    lease_end(b, w, broken);
     fdn_breaker_record(b->breaker, &permit, rc == FDN_EUNAVAILABLE ? rc : 0);
     if (rc == FDN_EUNAVAILABLE)
         count(&b->errors);
@@ -701,7 +434,7 @@ static void redis_destroy(void *self)
         fdn__limiter_mem_backend.destroy(b->local);
     for (uint32_t i = 0; i < DENY_LOCKS; i++)
         pthread_mutex_destroy(&b->deny_mu[i]);
-    pthread_mutex_destroy(&b->sha_mu);
+    fdn__rl_script_fini(&b->script);
     fdn__free(b->prefix);
     fdn__free(b);
 }
@@ -710,12 +443,6 @@ const fdn__limiter_backend_t fdn__limiter_redis_backend = {
     FDN__LIMITER_BACKEND_VERSION, redis_apply,  redis_forget,  redis_sweep, redis_stats,
     redis_set_interval,           redis_status, redis_destroy,
 };
-
-static struct timeval ms_tv(int64_t ms)
-{
-    return (struct timeval){.tv_sec = (time_t)(ms / 1000),
-                            .tv_usec = (suseconds_t)(ms % 1000) * 1000};
-}
 
 int fdn__limiter_redis_create(void **out, const fdn_limiter_redis_opts_t *o, void *local,
                               fdn_clock_t *clock, fdn_error_t *err)
@@ -751,14 +478,13 @@ int fdn__limiter_redis_create(void **out, const fdn_limiter_redis_opts_t *o, voi
     }
     memcpy(b->prefix, prefix, plen + 1);
     b->prefixlen = plen;
-    b->connect_tv = ms_tv(o->connect_timeout_ms);
-    b->command_tv = ms_tv(o->command_timeout_ms);
+    b->connect_ms = o->connect_timeout_ms;
     b->command_ms = o->command_timeout_ms;
     b->policy = o->failure_policy;
     b->fleet = o->fleet_size;
     b->clock = clock;
     atomic_init(&b->connected, true); /* no command has failed yet */
-    pthread_mutex_init(&b->sha_mu, NULL);
+    fdn__rl_script_init(&b->script);
     for (uint32_t i = 0; i < DENY_LOCKS; i++)
         pthread_mutex_init(&b->deny_mu[i], NULL);
 

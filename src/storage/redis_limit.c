@@ -1,0 +1,349 @@
+/*
+ * DESIGN: the rate limiter's Redis client (storage/redis_limit.h), over hiredis's blocking API.
+ *
+ * The script holds the four algorithms of logic/limit_algo.h in microseconds on Redis's clock
+ * (TIME), so every host shares one window edge; the limiter runs it with EVALSHA. Its SHA1 is
+ * what SCRIPT LOAD answered (shared through fdn__rl_script_t, copied under its mutex for each
+ * call); NOSCRIPT (Redis restarted, SCRIPT FLUSH) means the script did not run, so it is
+ * loaded and the call made once more. Every other failure is returned, never retried: a
+ * resent increment would count twice.
+ *
+ * Replies are checked strictly: anything but the script's 7 integers (or {-1}) within their
+ * ranges is a failure, and a reply that is not a Redis error also marks the connection
+ * broken, because the peer does not speak the protocol the script promises.
+ *
+ * Threads: none of its own; a connection belongs to its caller while in use.
+ */
+#include "storage/redis_limit.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <hiredis/hiredis.h>
+
+#define NS_PER_US 1000LL
+
+/* The script: KEYS[1] the state hash; ARGV algo (0 fixed, 1 token bucket, 2 gcra, 3 sliding),
+ * op (0 check, 1 peek, 2 cancel), cost, limit, period_ms, burst, epoch. Returns {-1} for a
+ * cancel with nothing to give back, else {allowed, count, limit, remaining, reset_us,
+ * retry_us (-1: never), epoch}. Numbers are written with %.17g: Redis would format a Lua
+ * number with 14 significant digits, too few for microsecond timestamps. */
+static const char SCRIPT[] =
+    "local k = KEYS[1]\n"
+    "local algo, op, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local L, P = tonumber(ARGV[4]), tonumber(ARGV[5]) * 1000\n"
+    "local B = tonumber(ARGV[6])\n"
+    "if B <= 0 then B = L end\n"
+    "local epoch = tonumber(ARGV[7])\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local ok, count, lim, rem, reset, retry, ep = 0, 0, L, 0, 0, 0, 0\n"
+    "local function f(x) return string.format('%.17g', x) end\n"
+    "local function save(ttl, ...)\n"
+    "  redis.call('HSET', k, ...)\n"
+    "  redis.call('PEXPIRE', k, math.max(1, math.ceil(ttl / 1000)))\n"
+    "end\n"
+    "if algo == 0 then\n"
+    "  local s = redis.call('HMGET', k, 'w', 'c')\n"
+    "  local win = math.floor(now / P)\n"
+    "  local c = 0\n"
+    "  if tonumber(s[1]) == win then c = tonumber(s[2]) or 0 end\n"
+    "  reset = (win + 1) * P - now\n"
+    "  if op == 2 then\n"
+    "    if epoch ~= win or c <= 0 then return {-1} end\n"
+    "    c = math.max(c - cost, 0)\n"
+    "    ok = 1\n"
+    "    save(reset, 'w', f(win), 'c', f(c))\n"
+    "  elseif op == 1 then\n"
+    "    if c + cost <= L then ok = 1 end\n"
+    "  else\n"
+    "    c = c + cost\n"
+    "    if c <= L then ok = 1 end\n"
+    "    ep = win\n"
+    "    save(reset, 'w', f(win), 'c', f(c))\n"
+    "  end\n"
+    "  count = c\n"
+    "  rem = math.max(L - c, 0)\n"
+    "  if ok == 0 then if cost > L then retry = -1 else retry = reset end end\n"
+    "elseif algo == 1 then\n"
+    "  local s = redis.call('HMGET', k, 't', 'tk')\n"
+    "  local last, tk = tonumber(s[1]), tonumber(s[2])\n"
+    "  if last == nil or tk == nil then last = now; tk = B end\n"
+    "  if now > last then tk = math.min(B, tk + (now - last) * L / P); last = now end\n"
+    "  if op == 2 then\n"
+    "    tk = math.min(B, tk + cost)\n"
+    "    ok = 1\n"
+    "  else\n"
+    "    if tk >= cost then ok = 1 end\n"
+    "    if ok == 1 and op == 0 then tk = tk - cost end\n"
+    "    if ok == 0 then\n"
+    "      if cost > B then retry = -1 else retry = math.ceil((cost - tk) * P / L) end\n"
+    "    end\n"
+    "  end\n"
+    "  lim = B\n"
+    "  rem = math.floor(tk)\n"
+    "  count = B - rem\n"
+    "  reset = math.ceil((B - tk) * P / L)\n"
+    "  if op ~= 1 then save(reset, 't', f(last), 'tk', f(tk)) end\n"
+    "elseif algo == 2 then\n"
+    "  local T = P / L\n"
+    "  local bt = B * T\n"
+    "  local stored = tonumber(redis.call('HGET', k, 'tat')) or now\n"
+    "  local tat = math.max(stored, now)\n"
+    "  if op == 2 then\n"
+    "    stored = math.max(stored - cost * T, now)\n"
+    "    ok = 1\n"
+    "  else\n"
+    "    local new_tat = tat + cost * T\n"
+    "    local allow_at = new_tat - bt\n"
+    "    if now >= allow_at then ok = 1 end\n"
+    "    if ok == 1 and op == 0 then stored = new_tat end\n"
+    "    if ok == 0 then\n"
+    "      if cost > B then retry = -1 else retry = math.ceil(allow_at - now) end\n"
+    "    end\n"
+    "  end\n"
+    "  local t_end = math.max(stored, now)\n"
+    "  lim = B\n"
+    "  rem = math.max(math.floor((now + bt - t_end) / T), 0)\n"
+    "  count = B - rem\n"
+    "  reset = t_end - now\n"
+    "  if op ~= 1 then save(reset, 'tat', f(stored)) end\n"
+    "else\n"
+    "  local s = redis.call('HMGET', k, 'w', 'c', 'p')\n"
+    "  local win = math.floor(now / P)\n"
+    "  local w, c, pv = tonumber(s[1]), tonumber(s[2]) or 0, tonumber(s[3]) or 0\n"
+    "  if w ~= win then\n"
+    "    if w == win - 1 then pv = c else pv = 0 end\n"
+    "    c = 0\n"
+    "  end\n"
+    "  local e = now - win * P\n"
+    "  if op == 2 then\n"
+    "    if epoch ~= win or c <= 0 then return {-1} end\n"
+    "    c = math.max(c - cost, 0)\n"
+    "    ok = 1\n"
+    "  else\n"
+    "    if pv * (P - e) / P + c + cost <= L then ok = 1 end\n"
+    "    if ok == 1 and op == 0 then c = c + cost end\n"
+    "    if op == 0 then ep = win end\n"
+    "    if ok == 0 then\n"
+    "      if cost > L then retry = -1\n"
+    "      elseif c + cost <= L then retry = math.ceil(P - (L - c - cost) * P / pv - e)\n"
+    "      else\n"
+    "        local e2 = 0\n"
+    "        if c > 0 then e2 = math.max(P - (L - cost) * P / c, 0) end\n"
+    "        retry = math.ceil((P - e) + e2)\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  count = math.floor(pv * (P - e) / P) + c\n"
+    "  rem = math.max(L - count, 0)\n"
+    "  reset = (win + 2) * P - now\n"
+    "  if op ~= 1 then save(reset, 'w', f(win), 'c', f(c), 'p', f(pv)) end\n"
+    "end\n"
+    "return {ok, count, lim, rem, math.ceil(reset), retry, ep}\n";
+
+const char *fdn__rl_script_text(size_t *len)
+{
+    *len = sizeof(SCRIPT) - 1;
+    return SCRIPT;
+}
+
+void fdn__rl_script_init(fdn__rl_script_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    pthread_mutex_init(&s->mu, NULL);
+}
+
+void fdn__rl_script_fini(fdn__rl_script_t *s)
+{
+    pthread_mutex_destroy(&s->mu);
+}
+
+static bool reply_is(const redisReply *r, int type)
+{
+    return r != NULL && r->type == type;
+}
+
+/* Run one command expecting a status or string reply; 0 or FDN_EUNAVAILABLE. */
+static int simple_command(redisContext *c, int argc, const char **argv, const size_t *lens)
+{
+    redisReply *r = redisCommandArgv(c, argc, argv, lens);
+    int rc =
+        (reply_is(r, REDIS_REPLY_STATUS) || reply_is(r, REDIS_REPLY_STRING)) ? 0 : FDN_EUNAVAILABLE;
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
+static struct timeval ms_tv(int64_t ms)
+{
+    return (struct timeval){.tv_sec = (time_t)(ms / 1000),
+                            .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+}
+
+int fdn__rl_connect(redisContext **out, const fdn__redis_url_t *url, int64_t connect_ms,
+                    int64_t command_ms)
+{
+    redisContext *c = redisConnectWithTimeout(url->host, url->port, ms_tv(connect_ms));
+    if (c == NULL)
+        return FDN_ENOMEM;
+    if (c->err || redisSetTimeout(c, ms_tv(command_ms)) != REDIS_OK) {
+        redisFree(c);
+        return FDN_ECONNREFUSED;
+    }
+    int rc = 0;
+    if (url->has_password) {
+        size_t ul = strlen(url->user), pl = strlen(url->password);
+        rc = ul > 0
+                 ? simple_command(c, 3, (const char *[]){"AUTH", url->user, url->password},
+                                  (size_t[]){4, ul, pl})
+                 : simple_command(c, 2, (const char *[]){"AUTH", url->password}, (size_t[]){4, pl});
+    }
+    if (rc == 0 && url->db != 0) {
+        char db[16];
+        int n = snprintf(db, sizeof(db), "%d", url->db);
+        rc = simple_command(c, 2, (const char *[]){"SELECT", db}, (size_t[]){6, (size_t)n});
+    }
+    if (rc != 0) {
+        redisFree(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void fdn__rl_close(redisContext *c)
+{
+    if (c != NULL)
+        redisFree(c);
+}
+
+/* SCRIPT LOAD on c; keeps the SHA1 in s and in sha. 0 or FDN_EUNAVAILABLE. */
+static int script_load(redisContext *c, fdn__rl_script_t *s, char sha[41], bool *broken,
+                       fdn__rl_sent_t *sent)
+{
+    sent->loads++;
+    redisReply *r = redisCommand(c, "SCRIPT LOAD %b", SCRIPT, sizeof(SCRIPT) - 1);
+    if (r == NULL) {
+        *broken = true;
+        return FDN_EUNAVAILABLE;
+    }
+    int rc = FDN_EUNAVAILABLE;
+    if (r->type == REDIS_REPLY_STRING && r->len == 40) {
+        memcpy(sha, r->str, 40);
+        sha[40] = '\0';
+        fdn__mutex_lock(&s->mu);
+        memcpy(s->sha, sha, 41);
+        s->ready = true;
+        fdn__mutex_unlock(&s->mu);
+        rc = 0;
+    } else {
+        *broken = r->type != REDIS_REPLY_ERROR; /* not a Redis answer: drop the connection */
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* The reply of the script: 7 integers, or {-1}. */
+static int parse_reply(const redisReply *r, fdn_limit_result_t *res, int64_t *epoch)
+{
+    if (!reply_is(r, REDIS_REPLY_ARRAY))
+        return FDN_EUNAVAILABLE;
+    for (size_t i = 0; i < r->elements; i++)
+        if (!reply_is(r->element[i], REDIS_REPLY_INTEGER))
+            return FDN_EUNAVAILABLE;
+    if (r->elements == 1 && r->element[0]->integer == -1)
+        return FDN_ENOENT;
+    if (r->elements != 7)
+        return FDN_EUNAVAILABLE;
+    long long v[7];
+    for (size_t i = 0; i < 7; i++)
+        v[i] = r->element[i]->integer;
+    if ((v[0] != 0 && v[0] != 1) || v[1] < 0 || v[2] < 1 || v[3] < 0 || v[4] < 0 || v[5] < -1 ||
+        v[4] > INT64_MAX / NS_PER_US || v[5] > INT64_MAX / NS_PER_US)
+        return FDN_EUNAVAILABLE;
+    res->allowed = v[0] == 1;
+    res->shadow_denied = false;
+    res->count = v[1];
+    res->limit = v[2];
+    res->remaining = v[3];
+    res->reset_ns = v[4] * NS_PER_US;
+    res->retry_after_ns = v[5] < 0 ? INT64_MAX : v[5] * NS_PER_US;
+    *epoch = v[6];
+    return 0;
+}
+
+int fdn__rl_eval(redisContext *c, fdn__rl_script_t *s, const char *rkey, size_t rkeylen,
+                 const fdn_limit_rule_t *rule, int64_t cost, fdn__limit_op_t op, int64_t epoch_in,
+                 fdn_limit_result_t *res, int64_t *epoch_out, bool *broken, fdn__rl_sent_t *sent)
+{
+    char num[7][24];
+    size_t nlen[7];
+    const long long vals[7] = {(long long)rule->algo,
+                               (long long)op,
+                               (long long)cost,
+                               (long long)rule->limit,
+                               (long long)rule->period_ms,
+                               (long long)rule->burst,
+                               (long long)epoch_in};
+    for (int i = 0; i < 7; i++)
+        nlen[i] = (size_t)snprintf(num[i], sizeof(num[i]), "%lld", vals[i]);
+    char sha[41];
+    fdn__mutex_lock(&s->mu);
+    bool ready = s->ready;
+    memcpy(sha, s->sha, sizeof(sha));
+    fdn__mutex_unlock(&s->mu);
+    if (!ready && script_load(c, s, sha, broken, sent) != 0)
+        return FDN_EUNAVAILABLE;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        const char *argv[11] = {"EVALSHA", sha,    "1",    rkey,   num[0], num[1],
+                                num[2],    num[3], num[4], num[5], num[6]};
+        size_t lens[11] = {7,       40,      1,       rkeylen, nlen[0], nlen[1],
+                           nlen[2], nlen[3], nlen[4], nlen[5], nlen[6]};
+        sent->commands++;
+        redisReply *r = redisCommandArgv(c, 11, argv, lens);
+        if (r == NULL) {
+            *broken = true; /* I/O error or timeout: the command is not resent */
+            return FDN_EUNAVAILABLE;
+        }
+        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && attempt == 0) {
+            freeReplyObject(r); /* the script did not run: load it and call once more */
+            if (script_load(c, s, sha, broken, sent) != 0)
+                return FDN_EUNAVAILABLE;
+            continue;
+        }
+        int rc = parse_reply(r, res, epoch_out);
+        if (rc == FDN_EUNAVAILABLE && r->type != REDIS_REPLY_ERROR)
+            *broken = true; /* a reply the script cannot give: do not trust this peer */
+        freeReplyObject(r);
+        return rc;
+    }
+    return FDN_EUNAVAILABLE;
+}
+
+int64_t fdn__rl_del(redisContext *c, const char *const *keys, const size_t *lens, int n,
+                    bool *broken, fdn__rl_sent_t *sent)
+{
+    const char *argv[9];
+    size_t alen[9];
+    if (n < 1 || n > 8)
+        return FDN_EINVAL;
+    argv[0] = "DEL";
+    alen[0] = 3;
+    for (int i = 0; i < n; i++) {
+        argv[i + 1] = keys[i];
+        alen[i + 1] = lens[i];
+    }
+    sent->commands++;
+    redisReply *r = redisCommandArgv(c, n + 1, argv, alen);
+    if (r == NULL) {
+        *broken = true;
+        return FDN_EUNAVAILABLE;
+    }
+    int64_t rc = r->type == REDIS_REPLY_INTEGER ? (int64_t)r->integer : FDN_EUNAVAILABLE;
+    if (r->type != REDIS_REPLY_INTEGER && r->type != REDIS_REPLY_ERROR)
+        *broken = true;
+    freeReplyObject(r);
+    return rc;
+}

@@ -1,0 +1,65 @@
+/* The rate limiter's Redis client (storage layer): connect to a Redis named by a parsed URL,
+ * run the limiter's Lua script for one key, delete keys. It speaks to one connection at a
+ * time and keeps no policy: pooling, the circuit breaker, the failure policy and the deny
+ * cache are the limiter's (infra/limiter_redis.c).
+ *
+ * Threads: a connection is used by one thread at a time (its caller holds it); the script
+ * state may be shared by every connection and thread. */
+#ifndef FDN_STORAGE_REDIS_LIMIT_H
+#define FDN_STORAGE_REDIS_LIMIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <fdn/limiter.h>
+
+#include "core/lock.h"
+#include "logic/limit_algo.h"
+#include "logic/redis_url.h"
+
+struct redisContext;
+
+/* The script's SHA1 as Redis reported it after SCRIPT LOAD (shared by connections). */
+typedef struct fdn__rl_script {
+    fdn__mutex_t mu;
+    bool ready FDN_MEMBER_GUARDED_BY(mu);
+    char sha[41] FDN_MEMBER_GUARDED_BY(mu);
+} fdn__rl_script_t;
+
+void fdn__rl_script_init(fdn__rl_script_t *s);
+void fdn__rl_script_fini(fdn__rl_script_t *s);
+
+/* The Lua text (for the benchmark's raw EVALSHA baseline). */
+const char *fdn__rl_script_text(size_t *len);
+
+/* Connect (connect_ms bounds the connect; command_ms every later command), then AUTH and
+ * SELECT as the URL says. Returns 0, FDN_ECONNREFUSED (no connection), FDN_EUNAVAILABLE
+ * (AUTH or SELECT refused) or FDN_ENOMEM. */
+int fdn__rl_connect(struct redisContext **out, const fdn__redis_url_t *url, int64_t connect_ms,
+                    int64_t command_ms);
+void fdn__rl_close(struct redisContext *c);
+
+/* What one call sent, for the caller's counters. */
+typedef struct fdn__rl_sent {
+    unsigned commands; /* EVALSHA / DEL sent */
+    unsigned loads;    /* SCRIPT LOAD sent */
+} fdn__rl_sent_t;
+
+/*
+ * Run op for the state hash `rkey` under rule with the script (loading it first when needed;
+ * on NOSCRIPT it is loaded and the call made once more: the script did not run). A command is
+ * never resent after an I/O error or a timeout. *broken is set when the connection must not
+ * be used again (I/O error, timeout, a reply the script cannot give).
+ * Returns 0 (res and *epoch_out filled), FDN_ENOENT (a cancel with nothing to give back) or
+ * FDN_EUNAVAILABLE.
+ */
+int fdn__rl_eval(struct redisContext *c, fdn__rl_script_t *s, const char *rkey, size_t rkeylen,
+                 const fdn_limit_rule_t *rule, int64_t cost, fdn__limit_op_t op, int64_t epoch_in,
+                 fdn_limit_result_t *res, int64_t *epoch_out, bool *broken, fdn__rl_sent_t *sent);
+
+/* DEL keys[0..n). Returns how many existed (>= 0) or FDN_EUNAVAILABLE (*broken as above). */
+int64_t fdn__rl_del(struct redisContext *c, const char *const *keys, const size_t *lens, int n,
+                    bool *broken, fdn__rl_sent_t *sent);
+
+#endif
