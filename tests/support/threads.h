@@ -14,6 +14,11 @@
 
 #define TEST_THREADS_MAX 32
 
+/* Real-time bound for the library calls that take one (fdn_supervisor_wait_idle, shutdowns,
+ * submit_wait) when the test means "wait until it happens": a safety net that only catches a
+ * hang, so it matches fdn_testing_settle's 100 s and stays under ctest's TIMEOUT. */
+#define TEST_WAIT_MS 100000
+
 typedef struct test_threads {
     pthread_t th[TEST_THREADS_MAX];
     void *ret[TEST_THREADS_MAX]; /* each thread's return value, after test_threads_join */
