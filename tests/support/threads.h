@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TEST_THREADS_MAX 32
+#define TEST_THREADS_MAX 64
 
 /* Real-time bound for the library calls that take one (fdn_supervisor_wait_idle, shutdowns,
  * submit_wait) when the test means "wait until it happens": a safety net that only catches a

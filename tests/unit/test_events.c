@@ -26,6 +26,7 @@
 #include "core/alloc.h"
 #include "logic/event_int.h"
 #include "services/event_store_int.h"
+#include "threads.h"
 
 /* ---- helpers ---- */
 
@@ -1228,17 +1229,16 @@ static void concurrent_stores_exact_count(void **state)
 {
     (void)state;
     fdn_events_t *es = mem_store(NULL);
-    pthread_t t[50];
+    test_threads_t t;
     conc_arg_t a[50];
-    for (int i = 0; i < 50; i++) {
+    for (int i = 0; i < 50; i++)
         a[i].es = es;
-        assert_int_equal(pthread_create(&t[i], NULL, conc_store, &a[i]), 0);
-    }
+    test_threads_init(&t, 0);
+    test_threads_start_n(&t, 50, conc_store, a, sizeof(a[0]));
+    test_threads_join(&t);
     uint64_t seen[51] = {0};
     for (int i = 0; i < 50; i++) {
-        void *r;
-        pthread_join(t[i], &r);
-        assert_non_null(r);
+        assert_non_null(t.ret[i]);
         assert_true(a[i].id >= 1 && a[i].id <= 50);
         assert_int_equal(seen[a[i].id]++, 0);
     }
