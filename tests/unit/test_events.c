@@ -119,17 +119,6 @@ static int durable_teardown(void **state)
     return 0;
 }
 
-/* A durable store on path driven by clk. */
-static fdn_events_t *open_durable(const char *path, fdn_clock_t *clk)
-{
-    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
-    o.durable_path = path;
-    o.clock = clk;
-    fdn_events_t *es = NULL;
-    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
-    return es;
-}
-
 /* Stores one event of `type` stamped by clk (wall time: the clock's, or wall_ns if not 0). */
 static void store_stamped(fdn_events_t *es, const char *type, fdn_clock_t *clk, int64_t wall_ns)
 {
@@ -983,11 +972,14 @@ static void unavailable_and_buffered(void **state)
     fdn_event_free(ev);
 }
 
-static fdn_events_t *durable_store(const char *path, fdn_events_mode_t mode, int *rc_out)
+/* A durable store on path driven by clk (NULL: the system clock). rc_out NULL: it must open. */
+static fdn_events_t *durable_store_on(const char *path, fdn_events_mode_t mode, fdn_clock_t *clk,
+                                      int *rc_out)
 {
     fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
     o.durable_path = path;
     o.mode = mode;
+    o.clock = clk;
     fdn_events_t *es = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
     int rc = fdn_events_create(&es, &o, &err);
@@ -996,6 +988,11 @@ static fdn_events_t *durable_store(const char *path, fdn_events_mode_t mode, int
     else
         assert_int_equal(rc, 0);
     return es;
+}
+
+static fdn_events_t *durable_store(const char *path, fdn_events_mode_t mode, int *rc_out)
+{
+    return durable_store_on(path, mode, NULL, rc_out);
 }
 
 static void durable_reopen_keeps_events_and_ids(void **state)
@@ -1073,14 +1070,14 @@ static void durable_reopen_keeps_events_and_ids(void **state)
 static void reload_after_reboot_rebases_timestamps(void **state)
 {
     durable_fx_t *f = *state;
-    fdn_events_t *es = open_durable(f->path, f->before);
+    fdn_events_t *es = durable_store_on(f->path, FDN_EVENTS_DURABLE, f->before, NULL);
     for (int i = 0; i < 3; i++) {
         store_stamped(es, "boot", f->before, 0);
         fdn_clock_advance(f->before, 10 * S1);
     }
     fdn_events_destroy(es);
     /* reboot: mono restarts at 2 s, wall moved on by 100 s */
-    es = open_durable(f->path, f->after);
+    es = durable_store_on(f->path, FDN_EVENTS_DURABLE, f->after, NULL);
     fdn_event_list_t *l = NULL;
     fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
     assert_int_equal(fdn_events_query(es, &q, &l), 0);
@@ -1102,11 +1099,11 @@ static void reload_after_reboot_rebases_timestamps(void **state)
 static void reload_rebase_extreme_wall_times(void **state)
 {
     durable_fx_t *f = *state;
-    fdn_events_t *es = open_durable(f->path, f->before);
+    fdn_events_t *es = durable_store_on(f->path, FDN_EVENTS_DURABLE, f->before, NULL);
     store_stamped(es, "wall", f->before, INT64_MIN + 1);
     store_stamped(es, "wall", f->before, INT64_MAX);
     fdn_events_destroy(es);
-    es = open_durable(f->path, f->after);
+    es = durable_store_on(f->path, FDN_EVENTS_DURABLE, f->after, NULL);
     fdn_event_list_t *l = NULL;
     fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
     assert_int_equal(fdn_events_query(es, &q, &l), 0);
