@@ -41,7 +41,7 @@ FDN_API int fdn_testing_runtime_create(fdn_runtime_t **out, const fdn_runtime_op
  * thread unjoined, no service still running, no registry entry made for a service, no task
  * queued or running), then destroy it and its manual clock. Only for runtimes made by
  * fdn_testing_runtime_create. NULL accepted (returns 0).
- * @return 0 when clean; FDN_ETIMEDOUT when the shutdown took longer than 10 s; FDN_EINTERNAL
+ * @return 0 when clean; FDN_ETIMEDOUT when the shutdown took longer than 100 s; FDN_EINTERNAL
  *         when something leaked (err says what). The runtime is destroyed in every case.
  * @thread_safety owner
  * @since 0.1.0
@@ -52,7 +52,7 @@ FDN_API int fdn_testing_runtime_destroy(fdn_runtime_t *rt, fdn_error_t *err);
  * Advance the test runtime's manual clock by delta_ns, then wait until its supervisor has
  * handled everything due (restarts, health polls) and is idle again.
  * @return 0, FDN_EINVAL (negative delta, not a test runtime), FDN_ETIMEDOUT (not idle within
- *         10 s of real time), FDN_ESHUTDOWN (runtime not running: the clock still moved)
+ *         100 s of real time), FDN_ESHUTDOWN (runtime not running: the clock still moved)
  * @thread_safety any
  * @since 0.1.0
  */
@@ -60,7 +60,7 @@ FDN_API int fdn_testing_advance(fdn_runtime_t *rt, int64_t delta_ns);
 
 /**
  * Wait until the test runtime's supervisor is idle (after a fault injection, for instance).
- * @return 0, FDN_ETIMEDOUT (10 s), FDN_ESHUTDOWN
+ * @return 0, FDN_ETIMEDOUT (100 s of real time), FDN_ESHUTDOWN
  * @thread_safety any
  * @since 0.1.0
  */

@@ -1,7 +1,8 @@
 /* Fault test: a child process appends in durable mode and reports each acknowledged id
  * through a pipe; the parent kills it with SIGKILL at a random moment (25 trials on the
  * same file), reopens the store and checks that every acknowledged event is there, intact,
- * and that ids keep increasing across crashes. */
+ * and that ids keep increasing across crashes. The kill points come from a seeded generator:
+ * the seed is printed, and FDN_TEST_SEED=<seed> replays the same kill points. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,8 @@
 #include <unistd.h>
 
 #include <fdn/events.h>
+
+#include "stress.h"
 
 #define TRIALS 25
 
@@ -67,7 +70,7 @@ static void acknowledged_events_survive_sigkill(void **state)
     assert_non_null(mkdtemp(dir));
     char path[128];
     snprintf(path, sizeof(path), "%s/kill.db", dir);
-    g_rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ull;
+    g_rng = test_seed("events_kill");
     uint64_t prev_max = 0;
     uint64_t total_acked = 0;
     for (int t = 0; t < TRIALS; t++) {

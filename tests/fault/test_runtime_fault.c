@@ -1,7 +1,12 @@
 /* Fault tests: a failing-allocator sweep over runtime creation (registry, supervisor, task
  * pool, wrappers), adding services before and after start, and the supervisor API. Every
  * allocation 1..N fails in turn: the call returns FDN_ENOMEM, leaves nothing behind (ASan's
- * leak check) and the next attempt with a working allocator succeeds. */
+ * leak check) and the next attempt with a working allocator succeeds.
+ *
+ * Two sweeps, so that "allocation n" names the same allocation in every run however the
+ * threads are scheduled: first the allocations of the test's own thread (the calls it
+ * makes), then those of the runtime's threads (supervisor, workers) while the test thread's
+ * pass untouched. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -70,13 +75,14 @@ static int scenario(svc_t *a, svc_t *b)
     return rc != 0 ? rc : drc;
 }
 
-static void runtime_survives_every_allocation_failure(void **state)
+/* Fails allocation n = 1, 2, ... (as arm(n) counts them) until a run has no failure; returns
+ * the number of allocations swept. */
+static long sweep(void (*arm)(long n))
 {
-    (void)state;
     long n = 1;
     for (;; n++) {
         svc_t a = {0}, b = {0};
-        fail_alloc_at(n);
+        arm(n);
         int rc = scenario(&a, &b);
         if (fail_alloc_failures() == 0) {
             assert_int_equal(rc, 0);
@@ -90,7 +96,19 @@ static void runtime_survives_every_allocation_failure(void **state)
         assert_false(atomic_load(&b.running));
     }
     fail_alloc_at(0);
-    assert_true(n > 10);
+    return n - 1;
+}
+
+static void runtime_survives_every_allocation_failure(void **state)
+{
+    (void)state;
+    assert_true(sweep(fail_alloc_at_this_thread) > 10);
+}
+
+static void runtime_survives_allocation_failures_in_its_threads(void **state)
+{
+    (void)state;
+    assert_true(sweep(fail_alloc_at_other_threads) > 0);
 }
 
 int main(void)
@@ -99,6 +117,7 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(runtime_survives_every_allocation_failure),
+        cmocka_unit_test(runtime_survives_allocation_failures_in_its_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

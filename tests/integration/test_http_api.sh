@@ -76,7 +76,7 @@ req() {
     local method="$1" path="$2"
     shift 2
     local args=(-s -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}' -X "$method"
-        --max-time 10 --path-as-is -H 'Content-Type: application/json')
+        --max-time 60 --path-as-is -H 'Content-Type: application/json')
     if [[ $# -gt 0 ]]; then
         [[ "$1" == "-" ]] || args+=(--data-binary "$1")
         shift
@@ -258,14 +258,39 @@ fi
 
 # --- limiter
 if wants limiter; then
-    for i in 1 2; do
-        expect 200 POST /v1/limiter/check '{"key":"client-1","limit":2,"window_ms":60000}'
-        jcheck ".allowed == true and .remaining == $((2 - i))"
+    # The default algorithm is a fixed window aligned to the clock, so three calls that
+    # straddle a window boundary see the count start again. An attempt is judged only when
+    # all three answers came back inside the first call's window (elapsed time below its
+    # reset_ms); otherwise it is repeated on a fresh key. Three attempts cannot all straddle a
+    # boundary of a 60 s window unless the calls take minutes. A first call that did not
+    # succeed is judged at once (it has no reset_ms to go by).
+    judged=""
+    for attempt in 1 2 3; do
+        key="client-$attempt"
+        t0=$(date +%s%3N)
+        req POST /v1/limiter/check "{\"key\":\"$key\",\"limit\":2,\"window_ms\":60000}"
+        s1="$STATUS" b1="$BODY"
+        req POST /v1/limiter/check "{\"key\":\"$key\",\"limit\":2,\"window_ms\":60000}"
+        s2="$STATUS" b2="$BODY"
+        req POST /v1/limiter/check "{\"key\":\"$key\",\"limit\":2,\"window_ms\":60000}"
+        t1=$(date +%s%3N)
+        reset1="$(jq -r '.reset_ms // 0' <<<"$b1" 2>/dev/null || echo 0)"
+        [[ "$reset1" =~ ^[0-9]+$ ]] || reset1=0
+        if [[ "$s1" != 200 ]] || ((t1 - t0 + 1 < reset1)); then judged=1 && break; fi
+        echo "limiter: attempt $attempt straddled a window boundary, repeating" >&2
     done
-    expect 429 POST /v1/limiter/check '{"key":"client-1","limit":2,"window_ms":60000}'
-    jcheck '.allowed == false and .retry_after_ms > 0 and .error.code == 6001'
-    RA="$(header Retry-After)"
-    [[ "$RA" =~ ^[0-9]+$ && "$RA" -ge 1 ]] && pass || fail "429 without a Retry-After: '$RA'"
+    if [[ -n "$judged" ]]; then
+        [[ "$s1" == 200 ]] && pass || fail "limiter call 1 -> $s1: $b1"
+        jq -e '.allowed == true and .remaining == 1' <<<"$b1" >/dev/null && pass || fail "call 1: $b1"
+        [[ "$s2" == 200 ]] && pass || fail "limiter call 2 -> $s2: $b2"
+        jq -e '.allowed == true and .remaining == 0' <<<"$b2" >/dev/null && pass || fail "call 2: $b2"
+        [[ "$STATUS" == 429 ]] && pass || fail "limiter call 3 -> $STATUS, want 429: $BODY"
+        jcheck '.allowed == false and .retry_after_ms > 0 and .error.code == 6001'
+        RA="$(header Retry-After)"
+        [[ "$RA" =~ ^[0-9]+$ && "$RA" -ge 1 ]] && pass || fail "429 without a Retry-After: '$RA'"
+    else
+        fail "limiter: three attempts in a row straddled a window boundary (reset_ms $reset1)"
+    fi
     for algo in token_bucket gcra sliding_window fixed_window; do
         expect 200 POST /v1/limiter/check "{\"key\":\"k-$algo\",\"limit\":5,\"window_ms\":1000,\"algorithm\":\"$algo\",\"cost\":2}"
         jcheck '.allowed == true and (.count|type) == "number" and (.reset_ms|type) == "number"'
@@ -332,7 +357,7 @@ if wants config; then
     if wants events; then
         # the runtime records every config change as a `config_updated` event (stored by the
         # config delivery thread, so poll with a deadline)
-        if poll_until 10 GET '/v1/events?type=config_updated&order=desc&limit=100' \
+        if poll_until 60 GET '/v1/events?type=config_updated&order=desc&limit=100' \
             'any(.events[]; .data.path == "dev.debug_mode" and .data.new_value == true and .data.old_value == false)'; then
             pass
         else fail "no config_updated event for dev.debug_mode: $BODY"; fi
@@ -364,13 +389,13 @@ if wants config; then
         n="$(jq '.events|length' <<<"$BODY")"
         [[ "$n" -gt 2 ]] && pass || fail "need more than 2 stored events to test the cap ($n)"
         expect 200 PUT /v1/config/interface.max_results '2'
-        if poll_until 10 GET '/v1/events?limit=100' '(.events|length) == 2'; then pass; else
+        if poll_until 60 GET '/v1/events?limit=100' '(.events|length) == 2'; then pass; else
             fail "interface.max_results=2 not applied to queries: $BODY"
         fi
         expect 200 GET '/v1/events?type=config_updated&limit=100'
         jcheck '(.events|length) <= 2'
         expect 200 PUT /v1/config/interface.max_results '3'
-        if poll_until 10 GET '/v1/events?limit=100' '(.events|length) == 3'; then pass; else
+        if poll_until 60 GET '/v1/events?limit=100' '(.events|length) == 3'; then pass; else
             fail "interface.max_results=3 not applied to queries: $BODY"
         fi
     fi
@@ -381,11 +406,11 @@ if wants config; then
     expect 200 GET /v1/config/interface.max_results
     jcheck '.value != 250'
     if wants events; then
-        if poll_until 10 GET '/v1/events?type=config_reset&limit=10' '(.events|length) >= 1'; then
+        if poll_until 60 GET '/v1/events?type=config_reset&limit=10' '(.events|length) >= 1'; then
             pass
         else fail "no config_reset event after POST /v1/config/reset: $BODY"; fi
         # the reset restored the default cap: queries are no longer limited to 3
-        if poll_until 10 GET '/v1/events?limit=100' '(.events|length) > 3'; then pass; else
+        if poll_until 60 GET '/v1/events?limit=100' '(.events|length) > 3'; then pass; else
             fail "reset did not restore interface.max_results: $BODY"
         fi
     fi
@@ -546,7 +571,7 @@ req GET /health - -H 'Authorization: Bearer integration-test-token-0123456789'
 # unauthenticated clients cannot make the server buffer max_body bytes per connection
 head -c 60000 /dev/zero | tr '\0' ' ' >"$TMP/bigbody"
 up="$(curl -s -o /dev/null -w '%{http_code} %{size_upload}' -X POST -H 'Expect: 100-continue' \
-    --data-binary @"$TMP/bigbody" --max-time 10 "http://127.0.0.1:$PORT/v1/events")" || true
+    --data-binary @"$TMP/bigbody" --max-time 60 "http://127.0.0.1:$PORT/v1/events")" || true
 [[ "$up" == "401 0" ]] && pass || fail "unauthenticated upload (status, bytes sent): $up"
 # nobody reads the server's stdout any more (a pipe to `head`, a closed log reader): the
 # shutdown messages must not kill it with SIGPIPE before it has stopped cleanly

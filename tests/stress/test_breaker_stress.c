@@ -1,7 +1,9 @@
 /* Stress: calls through a breaker while another thread re-installs it with different options
  * (fdn_breaker_install). The options are published as an immutable snapshot, so under TSan
  * this runs race-free; afterwards the breaker is consistent and keeps one options block per
- * re-install. */
+ * re-install. The number of installs is fixed in advance and paced by the callers' progress
+ * (one install per few chunks of calls), so they interleave with the calls however the
+ * threads are scheduled, and the retained options blocks stay bounded on a loaded machine. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,26 +18,24 @@
 
 #include <fdn/breaker.h>
 #include "infra/breaker_int.h"
+#include "stress.h"
+#include "threads.h"
 
 #define MS       1000000LL
 #define NCALLERS 2
+#define CHUNK    64 /* calls per progress step */
 
-static long iters(void)
-{
-    const char *s = getenv("FDN_STRESS_ITERS");
-    long n = s ? strtol(s, NULL, 10) : 0;
-    return n > 0 ? n : 20000;
-}
 
 typedef struct sctx {
     fdn_breakers_t *set;
     fdn_breaker_t *b;
     fdn_clock_t *clk;
     long n;
-    int installs;
-    _Atomic int running;
+    long chunks;   /* progress steps the callers make in all */
+    long installs; /* re-installs the installer makes, paced by the progress */
     _Atomic long transitions;
-    pthread_barrier_t bar;
+    test_waiter_t progress; /* chunks of calls done by all callers */
+    test_threads_t threads;
 } sctx_t;
 
 static fdn_breaker_outcome_t classify(int rc, int64_t dur, void *user)
@@ -100,7 +100,7 @@ static int work(void *arg)
 static void *caller(void *arg)
 {
     sctx_t *c = arg;
-    pthread_barrier_wait(&c->bar);
+    test_threads_gate(&c->threads);
     for (long i = 0; i < c->n; i++) {
         int fn_rc = 0;
         int rc = fdn_breaker_call(c->b, work, &i, &fn_rc);
@@ -109,25 +109,25 @@ static void *caller(void *arg)
             fdn_breaker_status_t st;
             assert_int_equal(fdn_breaker_status(c->b, &st), 0);
         }
+        if (i % CHUNK == CHUNK - 1)
+            test_waiter_add(&c->progress, 1);
     }
-    atomic_fetch_sub(&c->running, 1);
     return NULL;
 }
 
 static void *installer(void *arg)
 {
     sctx_t *c = arg;
-    pthread_barrier_wait(&c->bar);
-    int i = 0;
-    while (atomic_load(&c->running) > 0 || i < 4) {
-        fdn_breaker_opts_t o = opts_variant(c, i);
+    test_threads_gate(&c->threads);
+    for (long i = 0; i < c->installs; i++) {
+        /* install i once the callers are i/installs of the way through (always reached) */
+        test_waiter_wait(&c->progress, i * c->chunks / c->installs);
+        fdn_breaker_opts_t o = opts_variant(c, (int)(i % 1024));
         fdn_breaker_t *got = NULL;
         assert_int_equal(fdn_breaker_install(c->set, "svc", &o, &got), 0);
         assert_ptr_equal(got, c->b);
-        i++;
         fdn_clock_advance(c->clk, 1 * MS);
     }
-    c->installs = i;
     return NULL;
 }
 
@@ -140,16 +140,16 @@ static void install_races_with_calls(void **state)
     assert_int_equal(fdn_breakers_create(&c.set, NULL), 0);
     fdn_breaker_opts_t o = opts_variant(&c, 0);
     assert_int_equal(fdn_breaker_create_in(c.set, "svc", &o, &c.b), 0);
-    c.n = iters();
-    atomic_store(&c.running, NCALLERS);
-    pthread_barrier_init(&c.bar, NULL, NCALLERS + 1);
-    pthread_t t[NCALLERS + 1];
-    for (int i = 0; i < NCALLERS; i++)
-        assert_int_equal(pthread_create(&t[i], NULL, caller, &c), 0);
-    assert_int_equal(pthread_create(&t[NCALLERS], NULL, installer, &c), 0);
-    for (int i = 0; i <= NCALLERS; i++)
-        pthread_join(t[i], NULL);
-    pthread_barrier_destroy(&c.bar);
+    c.n = test_stress_iters(20000, 0);
+    c.chunks = NCALLERS * (c.n / CHUNK);
+    c.installs = 4 + c.chunks / 2;
+    test_waiter_init(&c.progress);
+    test_threads_init(&c.threads, NCALLERS + 1);
+    test_threads_start_n(&c.threads, NCALLERS, caller, &c, 0);
+    test_threads_start(&c.threads, installer, &c);
+    test_threads_join(&c.threads);
+    assert_int_equal(test_waiter_value(&c.progress), c.chunks);
+    test_waiter_destroy(&c.progress);
 
     /* each re-install retired exactly one options block, all kept until destroy */
     assert_int_equal(fdn__breaker_cfg_count(c.b), (size_t)c.installs + 1);

@@ -18,14 +18,10 @@
 
 #include <fdn/config.h>
 
-static const char *const no_env[] = {NULL};
+#include "stress.h"
+#include "threads.h"
 
-static long iters(void)
-{
-    const char *e = getenv("FDN_STRESS_ITERS");
-    long n = e != NULL ? strtol(e, NULL, 10) : 0;
-    return n > 0 ? n : 3000;
-}
+static const char *const no_env[] = {NULL};
 
 typedef struct shared {
     fdn_config_t *c;
@@ -33,12 +29,10 @@ typedef struct shared {
     atomic_long bad;
     atomic_long reads;
     fdn_config_key_t kmax;
-    /* subscriber bookkeeping (written by the delivery thread under mu) */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
+    /* subscriber bookkeeping (written by the delivery thread only) */
     uint64_t last_rev;
-    long notes;
     long out_of_order;
+    test_waiter_t notes; /* changes delivered */
 } shared_t;
 
 static void expect(uint64_t rev, int64_t *max, int64_t *qt)
@@ -93,23 +87,19 @@ static void *reader(void *p)
 static void on_change(const fdn_config_change_t *ch, void *user)
 {
     shared_t *s = user;
-    pthread_mutex_lock(&s->mu);
     if (ch->kind != FDN_CONFIG_CHANGE_UPDATED || ch->revision != s->last_rev + 1)
         s->out_of_order++;
     s->last_rev = ch->revision;
-    s->notes++;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+    test_waiter_add(&s->notes, 1);
 }
 
 static void readers_never_see_torn_config(void **state)
 {
     (void)state;
-    long n = iters();
+    long n = test_stress_iters(3000, 0);
     shared_t s;
     memset(&s, 0, sizeof(s));
-    pthread_mutex_init(&s.mu, NULL);
-    pthread_cond_init(&s.cv, NULL);
+    test_waiter_init(&s.notes);
     s.last_rev = 1;
     fdn_config_opts_t o = FDN_CONFIG_OPTS_INIT;
     o.envp = no_env;
@@ -117,9 +107,9 @@ static void readers_never_see_torn_config(void **state)
     assert_int_equal(fdn_config_create(&s.c, &o, NULL), 0);
     assert_int_equal(fdn_config_key_resolve(s.c, "interface.max_results", &s.kmax), 0);
     assert_int_equal(fdn_config_subscribe(s.c, "interface", on_change, &s, NULL), 0);
-    pthread_t r[3];
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(pthread_create(&r[i], NULL, reader, &s), 0);
+    test_threads_t readers;
+    test_threads_init(&readers, 0);
+    test_threads_start_n(&readers, 3, reader, &s, 0);
     for (long u = 1; u <= n; u++) {
         int rc = (u % 2) ? fdn_config_update_int(s.c, "interface.max_results", (u + 1) / 2, NULL)
                          : fdn_config_update_int(s.c, "interface.query_timeout", u / 2, NULL);
@@ -129,8 +119,7 @@ static void readers_never_see_torn_config(void **state)
                          FDN_ECONFIG_STRUCTURE);
     }
     atomic_store_explicit(&s.done, true, memory_order_release);
-    for (int i = 0; i < 3; i++)
-        pthread_join(r[i], NULL);
+    test_threads_join(&readers);
     assert_int_equal(atomic_load(&s.bad), 0);
     assert_true(atomic_load(&s.reads) >= 3);
     assert_int_equal(fdn_config_revision(s.c), (uint64_t)n + 1);
@@ -139,37 +128,23 @@ static void readers_never_see_torn_config(void **state)
     assert_int_equal(st.dropped, 0);
     /* every successful update reaches the subscriber exactly once, in order (the queue is
      * large enough that nothing may be dropped) */
-    pthread_mutex_lock(&s.mu);
-    while (s.notes < n)
-        pthread_cond_wait(&s.cv, &s.mu);
-    pthread_mutex_unlock(&s.mu);
+    test_waiter_wait(&s.notes, n);
     fdn_config_destroy(s.c);
     assert_int_equal(s.out_of_order, 0);
-    assert_int_equal(s.notes, n);
-    pthread_mutex_destroy(&s.mu);
-    pthread_cond_destroy(&s.cv);
+    assert_int_equal(test_waiter_value(&s.notes), n);
+    test_waiter_destroy(&s.notes);
 }
-
-typedef struct counter {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    long n;
-} counter_t;
 
 static void count_cb(const fdn_config_change_t *ch, void *user)
 {
     (void)ch;
-    counter_t *c = user;
-    pthread_mutex_lock(&c->mu);
-    c->n++;
-    pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
+    test_waiter_add(user, 1);
 }
 
 static void *churner(void *p)
 {
     fdn_config_t *c = p;
-    counter_t dummy = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    test_waiter_t dummy = TEST_WAITER_INIT;
     for (int k = 0; k < 200; k++) {
         uint64_t id = 0;
         if (fdn_config_subscribe(c, "dev", count_cb, &dummy, &id) == 0)
@@ -186,24 +161,20 @@ static void subscribe_storm_then_exactly_one(void **state)
     fdn_config_opts_t o = FDN_CONFIG_OPTS_INIT;
     o.envp = no_env;
     assert_int_equal(fdn_config_create(&c, &o, NULL), 0);
-    pthread_t t[4];
-    for (int i = 0; i < 4; i++)
-        pthread_create(&t[i], NULL, churner, c);
-    for (int i = 0; i < 4; i++)
-        pthread_join(t[i], NULL);
+    test_threads_t t;
+    test_threads_init(&t, 0);
+    test_threads_start_n(&t, 4, churner, c, 0);
+    test_threads_join(&t);
     fdn_config_status_t st;
     fdn_config_status(c, &st);
     assert_int_equal(st.subscribers, 0);
-    counter_t cnt = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    test_waiter_t cnt = TEST_WAITER_INIT;
     uint64_t id;
     assert_int_equal(fdn_config_subscribe(c, "dev.debug_mode", count_cb, &cnt, &id), 0);
     assert_int_equal(fdn_config_update_bool(c, "dev.debug_mode", true, NULL), 0);
-    pthread_mutex_lock(&cnt.mu);
-    while (cnt.n < 1)
-        pthread_cond_wait(&cnt.cv, &cnt.mu);
-    pthread_mutex_unlock(&cnt.mu);
+    test_waiter_wait(&cnt, 1);
     assert_int_equal(fdn_config_unsubscribe(c, id), 0);
-    assert_int_equal(cnt.n, 1);
+    assert_int_equal(test_waiter_value(&cnt), 1);
     fdn_config_destroy(c);
 }
 

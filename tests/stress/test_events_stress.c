@@ -15,19 +15,15 @@
 
 #include <fdn/events.h>
 
+#include "stress.h"
+#include "threads.h"
+
 #define WRITERS 4
 #define READERS 2
 
-static uint64_t iters(void)
-{
-    const char *e = getenv("FDN_STRESS_ITERS");
-    long v = e ? strtol(e, NULL, 10) : 0;
-    return v > 0 ? (uint64_t)v : 20000;
-}
-
 typedef struct shared {
     fdn_events_t *es;
-    pthread_barrier_t start;
+    test_threads_t threads; /* writers and readers start together */
     _Atomic int writers_done;
     uint64_t n;
 } shared_t;
@@ -45,7 +41,7 @@ static void *writer(void *p)
     char type[16], corr[16], data[64];
     snprintf(type, sizeof(type), "w%d", a->w);
     snprintf(corr, sizeof(corr), "c%d", a->w);
-    pthread_barrier_wait(&a->sh->start);
+    test_threads_gate(&a->sh->threads);
     for (uint64_t i = 0; i < a->sh->n; i++) {
         int len =
             snprintf(data, sizeof(data), "{\"w\":%d,\"i\":%llu}", a->w, (unsigned long long)i);
@@ -86,7 +82,7 @@ typedef struct rarg {
 static void *reader(void *p)
 {
     rarg_t *a = p;
-    pthread_barrier_wait(&a->sh->start);
+    test_threads_gate(&a->sh->threads);
     uint64_t last_newest = 0;
     while (atomic_load_explicit(&a->sh->writers_done, memory_order_acquire) < WRITERS ||
            a->checks < 3) {
@@ -162,23 +158,35 @@ static void *reader(void *p)
 /* A callback subscriber running alongside: ids strictly increase, and delivered + skipped
  * accounts for every event. */
 typedef struct subsink {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    uint64_t last, delivered, skipped;
+    uint64_t prev, delivered, skipped; /* delivery thread only */
     int bad;
+    test_waiter_t last; /* the newest id delivered (raised after the fields above) */
 } subsink_t;
 
 static void sub_cb(const fdn_event_t *ev, uint64_t skipped, void *user)
 {
     subsink_t *k = user;
-    pthread_mutex_lock(&k->mu);
-    if (fdn_event_id(ev) <= k->last)
+    if (fdn_event_id(ev) <= k->prev)
         k->bad++;
-    k->last = fdn_event_id(ev);
+    k->prev = fdn_event_id(ev);
     k->delivered++;
     k->skipped += skipped;
-    pthread_cond_broadcast(&k->cv);
-    pthread_mutex_unlock(&k->mu);
+    test_waiter_raise(&k->last, (int64_t)fdn_event_id(ev));
+}
+
+/* Starts the writers and the readers (wa, ra filled in here) behind one start gate. */
+static void start_writers_readers(shared_t *sh, warg_t *wa, rarg_t *ra)
+{
+    test_threads_init(&sh->threads, WRITERS + READERS);
+    for (int i = 0; i < WRITERS; i++) {
+        wa[i] = (warg_t){.sh = sh, .w = i};
+        wa[i].ids = calloc(sh->n + sh->n / 100 + 1, sizeof(uint64_t));
+        assert_non_null(wa[i].ids);
+    }
+    for (int i = 0; i < READERS; i++)
+        ra[i] = (rarg_t){.sh = sh, .r = i};
+    test_threads_start_n(&sh->threads, WRITERS, writer, wa, sizeof(wa[0]));
+    test_threads_start_n(&sh->threads, READERS, reader, ra, sizeof(ra[0]));
 }
 
 static void writers_and_readers(void **state)
@@ -186,30 +194,18 @@ static void writers_and_readers(void **state)
     (void)state;
     shared_t sh;
     memset(&sh, 0, sizeof(sh));
-    sh.n = iters();
+    sh.n = (uint64_t)test_stress_iters(20000, 0);
     assert_int_equal(fdn_events_create(&sh.es, NULL, NULL), 0);
-    pthread_barrier_init(&sh.start, NULL, WRITERS + READERS);
-    subsink_t sink = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    subsink_t sink = {0};
+    test_waiter_init(&sink.last);
     fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
     so.after_id = 0;
     fdn_events_sub_t *sub = NULL;
     assert_int_equal(fdn_events_subscribe(sh.es, &so, sub_cb, &sink, &sub), 0);
-    pthread_t wt[WRITERS], rt[READERS];
     warg_t wa[WRITERS];
     rarg_t ra[READERS];
-    for (int i = 0; i < WRITERS; i++) {
-        wa[i] = (warg_t){.sh = &sh, .w = i};
-        wa[i].ids = calloc(sh.n + sh.n / 100 + 1, sizeof(uint64_t));
-        assert_int_equal(pthread_create(&wt[i], NULL, writer, &wa[i]), 0);
-    }
-    for (int i = 0; i < READERS; i++) {
-        ra[i] = (rarg_t){.sh = &sh, .r = i};
-        assert_int_equal(pthread_create(&rt[i], NULL, reader, &ra[i]), 0);
-    }
-    for (int i = 0; i < WRITERS; i++)
-        pthread_join(wt[i], NULL);
-    for (int i = 0; i < READERS; i++)
-        pthread_join(rt[i], NULL);
+    start_writers_readers(&sh, wa, ra);
+    test_threads_join(&sh.threads);
     uint64_t extra = 0;
     for (uint64_t i = 0; i < sh.n; i++)
         extra += i % 100 == 7;
@@ -250,17 +246,14 @@ static void writers_and_readers(void **state)
     }
     free(seen);
     /* the subscriber catches up: every id is delivered or counted as skipped */
-    pthread_mutex_lock(&sink.mu);
-    while (sink.last < total)
-        pthread_cond_wait(&sink.cv, &sink.mu);
-    pthread_mutex_unlock(&sink.mu);
+    test_waiter_wait(&sink.last, (int64_t)total);
     uint64_t overflow = fdn_events_sub_overflow(sub);
     fdn_events_unsubscribe(sub);
     assert_int_equal(sink.bad, 0);
     assert_int_equal(sink.skipped, overflow);
     assert_int_equal(sink.delivered + sink.skipped, total);
     assert_true(sink.delivered > 0);
-    pthread_barrier_destroy(&sh.start);
+    test_waiter_destroy(&sink.last);
     fdn_events_destroy(sh.es);
 }
 
@@ -283,31 +276,16 @@ static void writers_readers_and_pruner(void **state)
     (void)state;
     shared_t sh;
     memset(&sh, 0, sizeof(sh));
-    sh.n = iters();
+    sh.n = (uint64_t)test_stress_iters(20000, 0);
     fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
     o.max_events = 5000;
     assert_int_equal(fdn_events_create(&sh.es, &o, NULL), 0);
-    pthread_barrier_init(&sh.start, NULL, WRITERS + READERS);
-    pthread_t wt[WRITERS], rt[READERS], pt;
     warg_t wa[WRITERS];
     rarg_t ra[READERS];
-    for (int i = 0; i < WRITERS; i++) {
-        wa[i] = (warg_t){.sh = &sh, .w = i};
-        wa[i].ids = calloc(sh.n + sh.n / 100 + 1, sizeof(uint64_t));
-        assert_int_equal(pthread_create(&wt[i], NULL, writer, &wa[i]), 0);
-    }
-    for (int i = 0; i < READERS; i++) {
-        ra[i] = (rarg_t){.sh = &sh, .r = i};
-        assert_int_equal(pthread_create(&rt[i], NULL, reader, &ra[i]), 0);
-    }
-    assert_int_equal(pthread_create(&pt, NULL, pruner, &sh), 0);
-    for (int i = 0; i < WRITERS; i++)
-        pthread_join(wt[i], NULL);
-    for (int i = 0; i < READERS; i++)
-        pthread_join(rt[i], NULL);
-    void *pr;
-    pthread_join(pt, &pr);
-    assert_null(pr);
+    start_writers_readers(&sh, wa, ra);
+    test_threads_start(&sh.threads, pruner, &sh);
+    test_threads_join(&sh.threads);
+    assert_null(sh.threads.ret[WRITERS + READERS]); /* the pruner */
     uint64_t n;
     assert_int_equal(fdn_events_enforce_retention(sh.es, &n), 0);
     fdn_events_stats_t st;
@@ -322,7 +300,6 @@ static void writers_readers_and_pruner(void **state)
     }
     for (int i = 0; i < READERS; i++)
         assert_int_equal(ra[i].failures, 0);
-    pthread_barrier_destroy(&sh.start);
     fdn_events_destroy(sh.es);
 }
 

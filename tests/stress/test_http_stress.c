@@ -16,18 +16,12 @@
 #include <pthread.h>
 
 #include "admin/admin_int.h"
+#include "stress.h"
+#include "threads.h"
 
 #define THREADS 4
 
-static int iters(void)
-{
-    const char *e = getenv("FDN_STRESS_ITERS");
-    long v = e ? strtol(e, NULL, 10) : 0;
-    return v > 0 && v < 100000 ? (int)v : 100;
-}
-
 typedef struct client {
-    pthread_t th;
     uint16_t port;
     int n;
     uint64_t *ids;
@@ -105,7 +99,7 @@ static int cmp_u64(const void *a, const void *b)
 static void concurrent_clients(void **state)
 {
     (void)state;
-    int n = iters();
+    int n = (int)test_stress_iters(100, 99999);
     fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
     o.listen = "127.0.0.1:0";
     o.threads = 2;
@@ -121,6 +115,8 @@ static void concurrent_clients(void **state)
     assert_int_equal(fdn_admin_start(a, NULL), 0);
 
     client_t cl[THREADS];
+    test_threads_t threads;
+    test_threads_init(&threads, 0);
     uint64_t *all = calloc((size_t)(THREADS * n), sizeof *all);
     assert_non_null(all);
     for (int t = 0; t < THREADS; t++) {
@@ -128,11 +124,11 @@ static void concurrent_clients(void **state)
         cl[t].port = fdn_admin_port(a);
         cl[t].n = n;
         cl[t].ids = all + (size_t)t * (size_t)n;
-        assert_int_equal(pthread_create(&cl[t].th, NULL, client_main, &cl[t]), 0);
     }
+    test_threads_start_n(&threads, THREADS, client_main, cl, sizeof(cl[0]));
+    test_threads_join(&threads);
     int created = 0, allowed = 0, limited = 0, other = 0;
     for (int t = 0; t < THREADS; t++) {
-        pthread_join(cl[t].th, NULL);
         created += cl[t].created;
         allowed += cl[t].allowed;
         limited += cl[t].limited;

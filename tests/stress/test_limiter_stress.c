@@ -17,22 +17,22 @@
 #include <fdn/protect.h>
 
 #include "infra/limiter_int.h"
+#include "stress.h"
+#include "threads.h"
 
 #define MS       1000000LL
 #define NTHREADS 4
 
 static long iters(void)
 {
-    const char *s = getenv("FDN_STRESS_ITERS");
-    long n = s ? strtol(s, NULL, 10) : 0;
-    return n > 0 ? n : 3000;
+    return test_stress_iters(3000, 0);
 }
 
 typedef struct lctx {
     fdn_limiter_t *l;
     fdn_clock_t *clk;
     fdn_limit_rule_t rule;
-    pthread_barrier_t bar;
+    test_threads_t threads;
     _Atomic long admitted;
     _Atomic int done;
     long n;
@@ -42,7 +42,7 @@ static void *hammer(void *arg)
 {
     lctx_t *c = arg;
     long ok = 0;
-    pthread_barrier_wait(&c->bar);
+    test_threads_gate(&c->threads);
     for (long i = 0; i < c->n; i++)
         if (fdn_limiter_check(c->l, "hot", 3, &c->rule, 1, 0, NULL) == 0)
             ok++;
@@ -54,7 +54,7 @@ static void *hammer(void *arg)
 static void *ticker(void *arg)
 {
     lctx_t *c = arg;
-    pthread_barrier_wait(&c->bar);
+    test_threads_gate(&c->threads);
     while (atomic_load_explicit(&c->done, memory_order_acquire) < NTHREADS)
         fdn_clock_advance(c->clk, 1 * MS);
     return NULL;
@@ -70,17 +70,13 @@ static long run_hammer(fdn_limit_algo_t algo, bool tick, int64_t *elapsed_ns)
     assert_int_equal(fdn_limiter_create(&c.l, &o), 0);
     c.rule = (fdn_limit_rule_t){algo, 200, 100, 50};
     c.n = iters();
-    pthread_barrier_init(&c.bar, NULL, NTHREADS + (tick ? 1 : 0));
-    pthread_t t[NTHREADS + 1];
-    for (int i = 0; i < NTHREADS; i++)
-        pthread_create(&t[i], NULL, hammer, &c);
+    test_threads_init(&c.threads, NTHREADS + (tick ? 1 : 0));
+    test_threads_start_n(&c.threads, NTHREADS, hammer, &c, 0);
     if (tick)
-        pthread_create(&t[NTHREADS], NULL, ticker, &c);
-    for (int i = 0; i < NTHREADS + (tick ? 1 : 0); i++)
-        pthread_join(t[i], NULL);
+        test_threads_start(&c.threads, ticker, &c);
+    test_threads_join(&c.threads);
     *elapsed_ns = fdn_clock_mono_ns(c.clk);
     long a = atomic_load(&c.admitted);
-    pthread_barrier_destroy(&c.bar);
     fdn_limiter_destroy(c.l);
     fdn_clock_destroy(c.clk);
     return a;
@@ -118,7 +114,7 @@ static void moving_clock_bounded(void **state)
 
 typedef struct bctx {
     fdn_breaker_t *b;
-    pthread_barrier_t bar;
+    test_threads_t threads;
     int rc_fn;
     int calls;
     _Atomic long ran, rejected, other;
@@ -134,7 +130,7 @@ static int bfn(void *arg)
 static void *bworker(void *arg)
 {
     bctx_t *c = arg;
-    pthread_barrier_wait(&c->bar);
+    test_threads_gate(&c->threads);
     for (int i = 0; i < c->calls; i++) {
         int rc = fdn_breaker_call(c->b, bfn, c, NULL);
         if (rc == FDN_ECIRCUIT_OPEN)
@@ -147,13 +143,9 @@ static void *bworker(void *arg)
 
 static void run_breaker(bctx_t *c)
 {
-    pthread_t t[NTHREADS];
-    pthread_barrier_init(&c->bar, NULL, NTHREADS);
-    for (int i = 0; i < NTHREADS; i++)
-        pthread_create(&t[i], NULL, bworker, c);
-    for (int i = 0; i < NTHREADS; i++)
-        pthread_join(t[i], NULL);
-    pthread_barrier_destroy(&c->bar);
+    test_threads_init(&c->threads, NTHREADS);
+    test_threads_start_n(&c->threads, NTHREADS, bworker, c, 0);
+    test_threads_join(&c->threads);
 }
 
 static void breaker_concurrent(void **state)
@@ -208,7 +200,7 @@ static void breaker_concurrent(void **state)
 typedef struct mctx {
     fdn_breaker_t *b;
     fdn_clock_t *clk;
-    pthread_barrier_t bar;
+    test_threads_t threads;
     _Atomic int done;
     int n;
 } mctx_t;
@@ -217,7 +209,7 @@ static void *mworker(void *arg)
 {
     mctx_t *c = arg;
     unsigned seed = (unsigned)(uintptr_t)&seed;
-    pthread_barrier_wait(&c->bar);
+    test_threads_gate(&c->threads);
     for (int i = 0; i < c->n; i++) {
         fdn_breaker_permit_t p;
         if (fdn_breaker_acquire(c->b, &p) != 0)
@@ -242,7 +234,7 @@ static void *mworker(void *arg)
 static void *mticker(void *arg)
 {
     mctx_t *c = arg;
-    pthread_barrier_wait(&c->bar);
+    test_threads_gate(&c->threads);
     while (atomic_load_explicit(&c->done, memory_order_acquire) < NTHREADS)
         fdn_clock_advance(c->clk, 1 * MS);
     return NULL;
@@ -262,14 +254,10 @@ static void breaker_mixed_no_leaks(void **state)
     o.clock = c.clk;
     assert_int_equal(fdn_breaker_create(&c.b, "mixed", &o), 0);
     c.n = (int)iters();
-    pthread_barrier_init(&c.bar, NULL, NTHREADS + 1);
-    pthread_t t[NTHREADS + 1];
-    for (int i = 0; i < NTHREADS; i++)
-        pthread_create(&t[i], NULL, mworker, &c);
-    pthread_create(&t[NTHREADS], NULL, mticker, &c);
-    for (int i = 0; i <= NTHREADS; i++)
-        pthread_join(t[i], NULL);
-    pthread_barrier_destroy(&c.bar);
+    test_threads_init(&c.threads, NTHREADS + 1);
+    test_threads_start_n(&c.threads, NTHREADS, mworker, &c, 0);
+    test_threads_start(&c.threads, mticker, &c);
+    test_threads_join(&c.threads);
     fdn_breaker_status_t s;
     assert_int_equal(fdn_breaker_status(c.b, &s), 0);
     assert_int_equal(s.probes_in_flight, 0);
@@ -292,7 +280,7 @@ static void breaker_mixed_no_leaks(void **state)
 
 typedef struct pctx {
     fdn_protect_t *p;
-    pthread_barrier_t bar;
+    test_threads_t threads;
     _Atomic int holders;
     _Atomic long bad, ok;
     int n;
@@ -313,7 +301,7 @@ static void *pworker(void *arg)
     pctx_t *c = arg;
     fdn_protect_call_opts_t co = FDN_PROTECT_CALL_OPTS_INIT;
     co.timeout_ms = 60000;
-    pthread_barrier_wait(&c->bar);
+    test_threads_gate(&c->threads);
     for (int i = 0; i < c->n; i++)
         if (fdn_execute_protected(c->p, "k", &co, pfn, c, NULL, NULL) == 0)
             atomic_fetch_add_explicit(&c->ok, 1, memory_order_relaxed);
@@ -356,16 +344,12 @@ static void protect_concurrent(void **state)
     cfg.pool = "db";
     assert_int_equal(fdn_protect_configure(c.p, "k", &cfg, NULL), 0);
     c.n = (int)iters() / 4;
-    pthread_barrier_init(&c.bar, NULL, NTHREADS);
-    pthread_t t[NTHREADS];
-    for (int i = 0; i < NTHREADS; i++)
-        pthread_create(&t[i], NULL, pworker, &c);
+    test_threads_init(&c.threads, NTHREADS);
+    test_threads_start_n(&c.threads, NTHREADS, pworker, &c, 0);
     /* reconfigure while calls run: entries are refcounted */
     for (int i = 0; i < 50; i++)
         fdn_protect_configure(c.p, "k", &cfg, NULL);
-    for (int i = 0; i < NTHREADS; i++)
-        pthread_join(t[i], NULL);
-    pthread_barrier_destroy(&c.bar);
+    test_threads_join(&c.threads);
     assert_int_equal(atomic_load(&c.bad), 0);
     assert_int_equal(atomic_load(&c.ok), (long)NTHREADS * c.n);
     fdn_protect_destroy(c.p);
@@ -379,7 +363,7 @@ static void protect_concurrent(void **state)
  * never evicted), the store never exceeds max_keys, and refusals are counted. */
 typedef struct fctx {
     fdn_limiter_t *l;
-    pthread_barrier_t bar;
+    test_threads_t threads;
     _Atomic long victim_ok;
     _Atomic long refused;
     _Atomic int flooding;
@@ -393,7 +377,7 @@ static void *flooder(void *arg)
 {
     fctx_t *c = arg;
     char key[48];
-    pthread_barrier_wait(&c->bar);
+    test_threads_gate(&c->threads);
     while (atomic_load(&c->flooding) > 0) {
         long k = atomic_fetch_add(&c->next, 1);
         int len = snprintf(key, sizeof(key), "flood-%ld", k);
@@ -410,7 +394,7 @@ static void *victim(void *arg)
 {
     fctx_t *c = arg;
     long last = 0;
-    pthread_barrier_wait(&c->bar);
+    test_threads_gate(&c->threads);
     for (long v = 0; v < c->n; v++) {
         /* let enough new keys arrive between two checks that, with LRU eviction, the
          * victim's cell would be pushed out of its shard */
@@ -443,14 +427,10 @@ static void flood_keeps_victim_limited(void **state)
     atomic_store(&c.victim_ok, 1);
     c.n = 2 * flood_rule.limit + 20; /* victim checks, each after >= 512 new flood keys */
     atomic_store(&c.flooding, 1);
-    pthread_barrier_init(&c.bar, NULL, 3);
-    pthread_t t[3];
-    pthread_create(&t[0], NULL, flooder, &c);
-    pthread_create(&t[1], NULL, flooder, &c);
-    pthread_create(&t[2], NULL, victim, &c);
-    for (int i = 0; i < 3; i++)
-        pthread_join(t[i], NULL);
-    pthread_barrier_destroy(&c.bar);
+    test_threads_init(&c.threads, 3);
+    test_threads_start_n(&c.threads, 2, flooder, &c, 0);
+    test_threads_start(&c.threads, victim, &c);
+    test_threads_join(&c.threads);
     assert_int_equal(atomic_load(&c.victim_ok), flood_rule.limit);
     fdn_limiter_stats_t st;
     assert_int_equal(fdn_limiter_stats(c.l, &st), 0);
@@ -472,7 +452,7 @@ static const fdn_limit_rule_t RULE_B = {FDN_LIMIT_TOKEN_BUCKET, 5000, 60000, 700
 typedef struct rctx {
     fdn_limiter_t *l;
     fdn__limiter_rule_cache_t cache;
-    pthread_barrier_t bar;
+    test_threads_t threads;
     _Atomic int done;
     _Atomic long bad;
     long n;
@@ -481,7 +461,7 @@ typedef struct rctx {
 static void *rule_reader(void *arg)
 {
     rctx_t *c = arg;
-    pthread_barrier_wait(&c->bar);
+    test_threads_gate(&c->threads);
     for (long i = 0; i < c->n; i++) {
         fdn_limit_result_t res;
         int rc = fdn__limiter_check_named_cached(c->l, "r", "id", 1, &res, &c->cache, NULL,
@@ -497,7 +477,7 @@ static void *rule_reader(void *arg)
 static void *rule_writer(void *arg)
 {
     rctx_t *c = arg;
-    pthread_barrier_wait(&c->bar);
+    test_threads_gate(&c->threads);
     for (long i = 0; i < c->n; i++) {
         /* moves "r" between slots too: removing "pad" moves the last rule into its slot */
         fdn_limiter_set_rule(c->l, "pad", &RULE_A);
@@ -521,14 +501,10 @@ static void cached_rule_vs_updates(void **state)
     c.n = iters();
     assert_int_equal(fdn_limiter_create(&c.l, NULL), 0);
     assert_int_equal(fdn_limiter_set_rule(c.l, "r", &RULE_A), 0);
-    pthread_barrier_init(&c.bar, NULL, 3);
-    pthread_t t[3];
-    pthread_create(&t[0], NULL, rule_reader, &c);
-    pthread_create(&t[1], NULL, rule_reader, &c);
-    pthread_create(&t[2], NULL, rule_writer, &c);
-    for (int i = 0; i < 3; i++)
-        pthread_join(t[i], NULL);
-    pthread_barrier_destroy(&c.bar);
+    test_threads_init(&c.threads, 3);
+    test_threads_start_n(&c.threads, 2, rule_reader, &c, 0);
+    test_threads_start(&c.threads, rule_writer, &c);
+    test_threads_join(&c.threads);
     assert_int_equal(atomic_load(&c.bad), 0);
     /* quiescent: the cached path sees the final rule */
     fdn_limit_rule_t last;
@@ -553,7 +529,7 @@ static void cached_rule_vs_updates(void **state)
 typedef struct pcctx {
     fdn_pools_t *pools;
     fdn_protect_t *p;
-    pthread_barrier_t bar;
+    test_threads_t threads;
     _Atomic long bad;
     _Atomic long ran;               /* successful calls */
     _Atomic long ran_after_restart; /* successful calls begun after a restart */
@@ -595,7 +571,7 @@ static int pc_start(fdn_pools_t *m)
 static void *pc_caller(void *arg)
 {
     pcctx_t *c = arg;
-    pthread_barrier_wait(&c->bar);
+    test_threads_gate(&c->threads);
     for (long i = 0;
          i < c->n || atomic_load_explicit(&c->ran_after_restart, memory_order_acquire) == 0; i++) {
         bool restarted = atomic_load_explicit(&c->restarts, memory_order_acquire) > 0;
@@ -615,7 +591,7 @@ static void *pc_caller(void *arg)
 static void *pc_restarter(void *arg)
 {
     pcctx_t *c = arg;
-    pthread_barrier_wait(&c->bar);
+    test_threads_gate(&c->threads);
     long seen = 0;
     for (long i = 0; i < c->n / 8; i++) {
         /* Latch: a call has run on this generation of the pool, or nobody calls any more. */
@@ -645,14 +621,10 @@ static void cached_pool_vs_restarts(void **state)
     fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
     cfg.pool = "db";
     assert_int_equal(fdn_protect_configure(c.p, "k", &cfg, NULL), 0);
-    pthread_barrier_init(&c.bar, NULL, 3);
-    pthread_t t[3];
-    pthread_create(&t[0], NULL, pc_caller, &c);
-    pthread_create(&t[1], NULL, pc_caller, &c);
-    pthread_create(&t[2], NULL, pc_restarter, &c);
-    for (int i = 0; i < 3; i++)
-        pthread_join(t[i], NULL);
-    pthread_barrier_destroy(&c.bar);
+    test_threads_init(&c.threads, 3);
+    test_threads_start_n(&c.threads, 2, pc_caller, &c, 0);
+    test_threads_start(&c.threads, pc_restarter, &c);
+    test_threads_join(&c.threads);
     assert_int_equal(atomic_load(&c.bad), 0);
     assert_int_equal(atomic_load(&c.restarts), c.n / 8);
     /* Guaranteed by the latch and the callers' exit condition, not by luck. */

@@ -1,6 +1,6 @@
 /* Stress: 4 threads registering, looking up, acquiring and unregistering at once, with
  * invariant checks during the run and at the end. Runs under TSan in CI.
- * Iterations per thread: FDN_STRESS_ITERS (default 3000). */
+ * Iterations per thread: test_stress_iters(3000) (tests/support/stress.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,13 +14,16 @@
 
 #include <fdn/registry.h>
 
+#include "stress.h"
+#include "threads.h"
+
 #define THREADS 4
 #define OWN     8  /* private names per thread */
 #define SHARED  16 /* names every thread competes for */
 
 typedef struct worker {
     fdn_registry_t *reg;
-    pthread_barrier_t *bar;
+    test_threads_t *threads;
     int id;
     long iters;
     uint64_t owner;
@@ -45,7 +48,7 @@ static void *worker_main(void *p)
     fdn_registry_meta_t meta[1] = {{"thread", idbuf}};
     bool mine[SHARED] = {0};
     unsigned seed = (unsigned)w->id * 2654435761u + 1;
-    pthread_barrier_wait(w->bar);
+    test_threads_gate(w->threads);
     for (long i = 0; i < w->iters; i++) {
         seed = seed * 1103515245u + 12345u;
         unsigned r = seed >> 8;
@@ -116,33 +119,26 @@ static void *worker_main(void *p)
 static void concurrent_register_lookup_unregister(void **state)
 {
     (void)state;
-    long iters = 3000;
-    const char *env = getenv("FDN_STRESS_ITERS");
-    if (env != NULL) {
-        long v = strtol(env, NULL, 10);
-        if (v > 0)
-            iters = v;
-    }
+    long iters = test_stress_iters(3000, 0);
     fdn_registry_opts_t o = FDN_REGISTRY_OPTS_INIT;
     o.name = "stress";
     fdn_registry_t *reg = NULL;
     assert_int_equal(fdn_registry_create(&reg, &o), 0);
-    pthread_barrier_t bar;
-    pthread_barrier_init(&bar, NULL, THREADS);
+    test_threads_t threads;
+    test_threads_init(&threads, THREADS);
     worker_t w[THREADS];
-    pthread_t th[THREADS];
     memset(w, 0, sizeof(w));
     for (int i = 0; i < THREADS; i++) {
         w[i].reg = reg;
-        w[i].bar = &bar;
+        w[i].threads = &threads;
         w[i].id = i;
         w[i].iters = iters;
         w[i].owner = fdn_registry_owner_new();
-        assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
     }
+    test_threads_start_n(&threads, THREADS, worker_main, w, sizeof(w[0]));
+    test_threads_join(&threads);
     long wins = 0;
     for (int i = 0; i < THREADS; i++) {
-        pthread_join(th[i], NULL);
         if (w[i].failure[0] != '\0')
             fail_msg("thread %d: %s", i, w[i].failure);
         wins += w[i].shared_wins;
@@ -153,7 +149,6 @@ static void concurrent_register_lookup_unregister(void **state)
     size_t n = 1;
     assert_int_equal(fdn_registry_list(reg, &names, &n), 0);
     assert_int_equal(n, 0);
-    pthread_barrier_destroy(&bar);
     fdn_registry_destroy(reg);
 }
 

@@ -4,8 +4,10 @@
  * and the connection manager through the supervisor. At the end every successful update has
  * exactly one `config_updated` event and one foundation.config_updates count, every query
  * respected a cap that was in force, and the final settings are the ones applied. Runs under
- * ASan and TSan. No sleeps: waiting for the config hook uses a telemetry handler and a
- * condition variable (bounded real-time deadline as a safety net). */
+ * ASan and TSan. No sleeps: waiting for the config hook uses the runtime fixture's config
+ * watcher (tests/support/rt_fixture.h). The work is bounded: each user thread makes USER_ROUNDS
+ * rounds, paced by the updaters' progress so that they overlap the updates however the
+ * threads are scheduled. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,24 +29,25 @@
 #include <fdn/telemetry.h>
 #include <fdn/testing.h>
 
+#include "rt_fixture.h"
+#include "threads.h"
+
 #define MS      1000000LL
 #define SEC     1000000000LL
 #define UPDATES 300
 #define LOW     5
 #define HIGH    50
+#define USER_ROUNDS 150
 
 typedef struct shared {
     fdn_runtime_t *rt;
-    atomic_int updaters_left;
+    test_waiter_t updates_done; /* updates attempted by both updaters */
     atomic_uint_fast64_t ok_updates;
     atomic_uint_fast64_t queries;
     atomic_uint_fast64_t calls;
     atomic_int bad; /* a failed invariant (reported by the main thread) */
     char why[160];
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    uint64_t max_rev;
-    pthread_barrier_t go; /* the five threads start together */
+    test_threads_t threads; /* the five threads start together */
 } shared_t;
 
 static void set_bad(shared_t *s, const char *why)
@@ -54,39 +57,10 @@ static void set_bad(shared_t *s, const char *why)
         snprintf(s->why, sizeof(s->why), "%s", why);
 }
 
-static int on_counted(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
-                      const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
-{
-    (void)event;
-    (void)m;
-    (void)nm;
-    shared_t *s = user;
-    uint64_t rev = 0;
-    for (size_t i = 0; i < nmeta; i++)
-        if (strcmp(meta[i].key, "revision") == 0)
-            rev = strtoull(meta[i].value, NULL, 10);
-    pthread_mutex_lock(&s->mu);
-    if (rev > s->max_rev)
-        s->max_rev = rev;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-    return 0;
-}
-
-/* Waits without a wall-clock deadline: the hook must get there, however loaded the machine;
- * a hang is caught by the test's ctest TIMEOUT. */
-static void wait_rev(shared_t *s, uint64_t rev)
-{
-    pthread_mutex_lock(&s->mu);
-    while (s->max_rev < rev)
-        pthread_cond_wait(&s->cv, &s->mu);
-    pthread_mutex_unlock(&s->mu);
-}
-
 static void *max_results_updater(void *arg)
 {
     shared_t *s = arg;
-    pthread_barrier_wait(&s->go);
+    test_threads_gate(&s->threads);
     fdn_config_t *cfg = fdn_runtime_config(s->rt);
     for (int i = 0; i < UPDATES; i++) {
         int rc = fdn_config_update_int(cfg, "interface.max_results", (i & 1) ? HIGH : LOW, NULL);
@@ -94,15 +68,15 @@ static void *max_results_updater(void *arg)
             atomic_fetch_add(&s->ok_updates, 1);
         else
             set_bad(s, "max_results update failed");
+        test_waiter_add(&s->updates_done, 1);
     }
-    atomic_fetch_sub(&s->updaters_left, 1);
     return NULL;
 }
 
 static void *switch_updater(void *arg)
 {
     shared_t *s = arg;
-    pthread_barrier_wait(&s->go);
+    test_threads_gate(&s->threads);
     fdn_config_t *cfg = fdn_runtime_config(s->rt);
     for (int i = 0; i < UPDATES; i++) {
         int rc =
@@ -111,8 +85,8 @@ static void *switch_updater(void *arg)
             atomic_fetch_add(&s->ok_updates, 1);
         else
             set_bad(s, "rate_limiting.enabled update failed");
+        test_waiter_add(&s->updates_done, 1);
     }
-    atomic_fetch_sub(&s->updaters_left, 1);
     return NULL;
 }
 
@@ -126,7 +100,7 @@ static int fn_ok(void *conn, void *arg)
 static void *user_thread(void *arg)
 {
     shared_t *s = arg;
-    pthread_barrier_wait(&s->go);
+    test_threads_gate(&s->threads);
     fdn_events_t *es = fdn_runtime_events(s->rt);
     fdn_protect_t *p = fdn_runtime_protect(s->rt);
     fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
@@ -138,7 +112,9 @@ static void *user_thread(void *arg)
         set_bad(s, "event_new");
         return NULL;
     }
-    for (int it = 0; it < 100 || atomic_load(&s->updaters_left) > 0; it++) {
+    for (int it = 0; it < USER_ROUNDS; it++) {
+        /* round it starts once the updaters are it/USER_ROUNDS of the way (always reached) */
+        test_waiter_wait(&s->updates_done, (int64_t)it * 2 * UPDATES / USER_ROUNDS);
         if (fdn_events_store(es, ev, NULL) != 0)
             set_bad(s, "store failed");
         fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
@@ -166,7 +142,7 @@ static void *user_thread(void *arg)
 static void *restarter(void *arg)
 {
     shared_t *s = arg;
-    pthread_barrier_wait(&s->go);
+    test_threads_gate(&s->threads);
     static const char *const svcs[] = {"rate_limiter", "connection_manager"};
     for (int i = 0; i < 6; i++) {
         if (fdn_runtime_inject_fault(s->rt, svcs[i & 1], FDN_EIO) != 0)
@@ -187,15 +163,10 @@ static void config_drives_busy_runtime(void **state)
     o.max_restarts = 1000;
     shared_t s;
     memset(&s, 0, sizeof(s));
-    pthread_mutex_init(&s.mu, NULL);
-    pthread_cond_init(&s.cv, NULL);
-    assert_int_equal(fdn_testing_runtime_create(&s.rt, &o, NULL), 0);
-    fdn_runtime_t *rt = s.rt;
-    uint64_t hid = 0;
-    assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(rt), &hid,
-                                          "foundation.config_updates", FDN_TELEMETRY_MATCH_EXACT,
-                                          on_counted, &s),
-                     0);
+    test_waiter_init(&s.updates_done);
+    test_rt_t *f = test_rt_new(&o, true);
+    fdn_runtime_t *rt = f->rt;
+    s.rt = rt;
     fdn_limit_rule_t rule = {FDN_LIMIT_FIXED_WINDOW, 50, 60000, 0};
     fdn_protect_config_t pc = FDN_PROTECT_CONFIG_INIT;
     pc.limit = &rule;
@@ -203,30 +174,25 @@ static void config_drives_busy_runtime(void **state)
     /* the cap starts at HIGH so that no query can legitimately exceed it */
     fdn_config_t *cfg = fdn_runtime_config(rt);
     assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", HIGH, NULL), 0);
-    wait_rev(&s, fdn_config_revision(cfg));
+    test_rt_wait_config(f, fdn_config_revision(cfg));
     uint64_t base_rev = fdn_config_revision(cfg);
 
-    atomic_store(&s.updaters_left, 2);
-    assert_int_equal(pthread_barrier_init(&s.go, NULL, 5), 0);
-    pthread_t th[5];
-    assert_int_equal(pthread_create(&th[0], NULL, max_results_updater, &s), 0);
-    assert_int_equal(pthread_create(&th[1], NULL, switch_updater, &s), 0);
-    assert_int_equal(pthread_create(&th[2], NULL, user_thread, &s), 0);
-    assert_int_equal(pthread_create(&th[3], NULL, user_thread, &s), 0);
-    assert_int_equal(pthread_create(&th[4], NULL, restarter, &s), 0);
-    for (int i = 0; i < 5; i++)
-        pthread_join(th[i], NULL);
-    pthread_barrier_destroy(&s.go);
+    test_threads_init(&s.threads, 5);
+    test_threads_start(&s.threads, max_results_updater, &s);
+    test_threads_start(&s.threads, switch_updater, &s);
+    test_threads_start_n(&s.threads, 2, user_thread, &s, 0);
+    test_threads_start(&s.threads, restarter, &s);
+    test_threads_join(&s.threads);
     if (atomic_load(&s.bad))
         fail_msg("%s", s.why);
-    assert_true(atomic_load(&s.queries) >= 200);
-    assert_true(atomic_load(&s.calls) >= 200);
+    assert_int_equal(atomic_load(&s.queries), 2 * USER_ROUNDS);
+    assert_int_equal(atomic_load(&s.calls), 2 * USER_ROUNDS);
     assert_int_equal(atomic_load(&s.ok_updates), 2 * UPDATES);
     assert_int_equal(fdn_config_revision(cfg), base_rev + 2 * UPDATES);
 
     /* barrier: after it every update was recorded, counted and applied */
     assert_int_equal(fdn_config_update_bool(cfg, "dev.verbose_logging", true, NULL), 0);
-    wait_rev(&s, fdn_config_revision(cfg));
+    test_rt_wait_config(f, fdn_config_revision(cfg));
 
     fdn_events_type_stat_t ts[16];
     size_t nt = 0;
@@ -255,10 +221,8 @@ static void config_drives_busy_runtime(void **state)
     assert_true(passed <= 50);
     assert_true(passed < 60);
 
-    assert_int_equal(fdn_telemetry_detach(fdn_runtime_telemetry(rt), hid), 0);
-    assert_int_equal(fdn_testing_runtime_destroy(rt, NULL), 0);
-    pthread_cond_destroy(&s.cv);
-    pthread_mutex_destroy(&s.mu);
+    test_rt_free(f);
+    test_waiter_destroy(&s.updates_done);
 }
 
 int main(void)

@@ -2,7 +2,7 @@
  * gets a supervised worker service and a registration; every thread then checks that each of
  * the 32 registrations is visible only in its own runtime, drives restarts on its runtimes
  * with their manual clocks, and destroys them with the leak check. Runs under ASan and TSan.
- * FDN_STRESS_ITERS (default 2) repeats the whole round. */
+ * The whole round repeats test_stress_iters(2, 100) times (tests/support/stress.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +18,9 @@
 
 #include <fdn/runtime.h>
 #include <fdn/testing.h>
+
+#include "stress.h"
+#include "threads.h"
 
 #define THREADS  4
 #define PER      8
@@ -56,7 +59,7 @@ static int s_run(void *st, fdn_service_ctl_t *ctl)
 static const fdn_service_ops_t OPS = {s_start, s_stop, NULL, s_run, NULL};
 
 typedef struct shared {
-    pthread_barrier_t bar;
+    test_threads_t threads;
     fdn_runtime_t *rts[RUNTIMES];
     svc_t svcs[RUNTIMES];
     atomic_int task_runs[RUNTIMES];
@@ -107,7 +110,7 @@ static void *worker(void *p)
         CHECK(fdn_registry_register(fdn_runtime_registry(sh->rts[i]), name, &sh->svcs[i], 0, NULL,
                                     0, NULL) == 0);
     }
-    pthread_barrier_wait(&sh->bar);
+    test_threads_gate(&sh->threads);
     /* phase 2: isolation, seen from every thread at once */
     for (int j = 0; j < RUNTIMES; j++) {
         char name[32];
@@ -134,10 +137,10 @@ static void *worker(void *p)
         CHECK(fdn_testing_advance(rt, 10 * MS) == 0);
         CHECK(atomic_load(&sh->svcs[i].running));
         CHECK(atomic_load(&sh->svcs[i].starts) == 2);
-        CHECK(fdn_tasks_submit_wait(fdn_runtime_tasks(rt), task_inc, &sh->task_runs[i], 10000) ==
-              0);
+        CHECK(fdn_tasks_submit_wait(fdn_runtime_tasks(rt), task_inc, &sh->task_runs[i],
+                                    TEST_WAIT_MS) == 0);
     }
-    pthread_barrier_wait(&sh->bar);
+    test_threads_gate(&sh->threads);
     /* phase 3: destroy concurrently, with the leak check */
     for (int i = lo; i < lo + PER; i++) {
         fdn_error_t err = FDN_ERROR_INIT;
@@ -153,28 +156,19 @@ static void *worker(void *p)
 static void many_runtimes_concurrently(void **state)
 {
     (void)state;
-    int iters = 2;
-    const char *e = getenv("FDN_STRESS_ITERS");
-    if (e != NULL) {
-        long v = strtol(e, NULL, 10);
-        if (v > 0 && v < 1000)
-            iters = (int)v;
-    }
-    for (int it = 0; it < iters; it++) {
+    long iters = test_stress_iters(2, 100);
+    for (long it = 0; it < iters; it++) {
         shared_t *sh = calloc(1, sizeof(*sh));
         assert_non_null(sh);
-        pthread_barrier_init(&sh->bar, NULL, THREADS);
-        pthread_t th[THREADS];
+        test_threads_init(&sh->threads, THREADS);
         targ_t args[THREADS];
         for (int t = 0; t < THREADS; t++) {
             args[t].sh = sh;
             args[t].id = t;
-            assert_int_equal(pthread_create(&th[t], NULL, worker, &args[t]), 0);
         }
-        for (int t = 0; t < THREADS; t++)
-            pthread_join(th[t], NULL);
+        test_threads_start_n(&sh->threads, THREADS, worker, args, sizeof(args[0]));
+        test_threads_join(&sh->threads);
         assert_int_equal(atomic_load(&sh->errors), 0);
-        pthread_barrier_destroy(&sh->bar);
         free(sh);
     }
 }

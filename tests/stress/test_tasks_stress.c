@@ -1,6 +1,7 @@
 /* Stress: 4 submitters push tasks (half of them inside an error context) through a small
  * queue to 3 workers; every accepted task runs exactly once, in its submitter's context.
- * Iterations per submitter: FDN_STRESS_ITERS (default 3000). Runs under TSan in CI. */
+ * Iterations per submitter: test_stress_iters(3000) (tests/support/stress.h). Runs under TSan
+ * in CI. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,9 @@
 
 #include <fdn/tasks.h>
 
+#include "stress.h"
+#include "threads.h"
+
 #define SUBMITTERS 4
 
 typedef struct sub sub_t;
@@ -26,7 +30,7 @@ typedef struct job {
 
 struct sub {
     fdn_tasks_t *tp;
-    pthread_barrier_t *bar;
+    test_threads_t *threads;
     long iters;
     long accepted;
     long eagain;
@@ -69,7 +73,7 @@ static void *submitter(void *p)
     } else {
         result = p;
     }
-    pthread_barrier_wait(s->bar); /* always reached, so the test never hangs */
+    test_threads_gate(s->threads); /* always reached, so the test never hangs */
     for (long i = 0; result == NULL && i < s->iters; i++) {
         int rc;
         if (i % 2 == 0) {
@@ -87,41 +91,36 @@ static void *submitter(void *p)
         else
             result = p;
     }
-    pthread_barrier_wait(s->bar);
+    test_threads_gate(s->threads);
     return result;
 }
 
 static void many_submitters_exact_counts(void **state)
 {
     (void)state;
-    long iters = 3000;
-    const char *env = getenv("FDN_STRESS_ITERS");
-    if (env != NULL && strtol(env, NULL, 10) > 0)
-        iters = strtol(env, NULL, 10);
+    long iters = test_stress_iters(3000, 0);
     fdn_tasks_opts_t o = FDN_TASKS_OPTS_INIT;
     o.workers = 3;
     o.queue_capacity = 8;
     fdn_tasks_t *tp = NULL;
     assert_int_equal(fdn_tasks_create(&tp, &o), 0);
-    pthread_barrier_t bar;
-    pthread_barrier_init(&bar, NULL, SUBMITTERS + 1);
+    test_threads_t threads;
+    test_threads_init(&threads, SUBMITTERS + 1);
     static sub_t subs[SUBMITTERS];
-    pthread_t th[SUBMITTERS];
     for (int i = 0; i < SUBMITTERS; i++) {
         memset(&subs[i], 0, sizeof(subs[i]));
         subs[i].tp = tp;
-        subs[i].bar = &bar;
+        subs[i].threads = &threads;
         subs[i].iters = iters;
-        assert_int_equal(pthread_create(&th[i], NULL, submitter, &subs[i]), 0);
     }
-    pthread_barrier_wait(&bar); /* start */
-    pthread_barrier_wait(&bar); /* all submitted */
+    test_threads_start_n(&threads, SUBMITTERS, submitter, subs, sizeof(subs[0]));
+    test_threads_gate(&threads); /* start */
+    test_threads_gate(&threads); /* all submitted */
     assert_int_equal(fdn_tasks_shutdown(tp, -1), 0);
+    test_threads_join(&threads);
     long accepted = 0, eagain = 0;
     for (int i = 0; i < SUBMITTERS; i++) {
-        void *r;
-        pthread_join(th[i], &r);
-        assert_null(r);
+        assert_null(threads.ret[i]);
         accepted += subs[i].accepted;
         eagain += subs[i].eagain;
         assert_int_equal(atomic_load(&subs[i].ran), subs[i].accepted);
@@ -136,7 +135,6 @@ static void many_submitters_exact_counts(void **state)
     assert_int_equal(st.running, 0);
     assert_int_equal(accepted + eagain, SUBMITTERS * iters);
     fdn_tasks_destroy(tp);
-    pthread_barrier_destroy(&bar);
 }
 
 int main(void)

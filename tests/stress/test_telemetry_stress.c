@@ -18,25 +18,21 @@
 #include <fdn/telemetry.h>
 
 #include "services/telemetry_metrics.h"
+#include "stress.h"
+#include "threads.h"
 
 #define THREADS 4
 
 static uint64_t iters(void)
 {
-    const char *e = getenv("FDN_STRESS_ITERS");
-    if (e != NULL) {
-        long v = strtol(e, NULL, 10);
-        if (v > 0)
-            return (uint64_t)v;
-    }
-    return 200000;
+    return (uint64_t)test_stress_iters(200000, 0);
 }
 
 typedef struct ctx {
     fdn_telemetry_t *tm;
     fdn_counter_t *c;
     fdn_histogram_t *h;
-    pthread_barrier_t bar;
+    test_threads_t threads;
     uint64_t n;
     _Atomic int writers_left;
     _Atomic uint64_t handler_calls;
@@ -46,7 +42,7 @@ typedef struct ctx {
 static void *adder(void *arg)
 {
     ctx_t *x = arg;
-    pthread_barrier_wait(&x->bar);
+    test_threads_gate(&x->threads);
     for (uint64_t i = 0; i < x->n; i++) {
         fdn_counter_inc(x->c);
         if (i % 8 == 0)
@@ -65,13 +61,9 @@ static void counters_sum_exactly(void **state)
     assert_int_equal(
         fdn_telemetry_family(x.tm, &f, "ops_total", "ops", FDN_TELEMETRY_COUNTER, NULL, 0, 0), 0);
     assert_int_equal(fdn_telemetry_family_counter(f, &x.c, NULL, 0), 0);
-    pthread_barrier_init(&x.bar, NULL, THREADS);
-    pthread_t t[THREADS];
-    for (int i = 0; i < THREADS; i++)
-        assert_int_equal(pthread_create(&t[i], NULL, adder, &x), 0);
-    for (int i = 0; i < THREADS; i++)
-        pthread_join(t[i], NULL);
-    pthread_barrier_destroy(&x.bar);
+    test_threads_init(&x.threads, THREADS);
+    test_threads_start_n(&x.threads, THREADS, adder, &x, 0);
+    test_threads_join(&x.threads);
     assert_int_equal(fdn_counter_value(x.c), THREADS * x.n);
     fdn_telemetry_snapshot_t *s = NULL;
     assert_int_equal(fdn_telemetry_snapshot(x.tm, &s), 0);
@@ -90,7 +82,7 @@ static void counters_sum_exactly(void **state)
 static void *observer(void *arg)
 {
     ctx_t *x = arg;
-    pthread_barrier_wait(&x->bar);
+    test_threads_gate(&x->threads);
     for (uint64_t i = 0; i < x->n; i++) {
         fdn_histogram_observe(x->h, (double)(i % 1000) - 100.0);
         if (i % 16 == 0)
@@ -111,13 +103,11 @@ static void snapshots_never_tear(void **state)
         fdn_telemetry_family(x.tm, &f, "lat_seconds", "l", FDN_TELEMETRY_HISTOGRAM, NULL, 0, 0), 0);
     assert_int_equal(fdn_telemetry_family_histogram(f, &x.h, NULL, 0), 0);
     atomic_store(&x.writers_left, THREADS - 1);
-    pthread_barrier_init(&x.bar, NULL, THREADS);
-    pthread_t t[THREADS - 1];
-    for (int i = 0; i < THREADS - 1; i++)
-        assert_int_equal(pthread_create(&t[i], NULL, observer, &x), 0);
+    test_threads_init(&x.threads, THREADS);
+    test_threads_start_n(&x.threads, THREADS - 1, observer, &x, 0);
     tm_hist_copy_t *c = malloc(sizeof(*c));
     assert_non_null(c);
-    pthread_barrier_wait(&x.bar);
+    test_threads_gate(&x.threads);
     uint64_t last = 0, rounds = 0;
     do {
         fdn__histogram_copy(x.h, c);
@@ -139,12 +129,10 @@ static void snapshots_never_tear(void **state)
             fdn_telemetry_snapshot_free(s);
         }
     } while (atomic_load_explicit(&x.writers_left, memory_order_acquire) > 0);
-    for (int i = 0; i < THREADS - 1; i++)
-        pthread_join(t[i], NULL);
+    test_threads_join(&x.threads);
     fdn__histogram_copy(x.h, c);
     assert_int_equal(c->count, (THREADS - 1) * x.n);
     free(c);
-    pthread_barrier_destroy(&x.bar);
     fdn_telemetry_destroy(x.tm);
 }
 
@@ -165,7 +153,7 @@ static void *emitter(void *arg)
 {
     ctx_t *x = arg;
     char name[32];
-    pthread_barrier_wait(&x->bar);
+    test_threads_gate(&x->threads);
     for (uint64_t i = 0; i < x->n / 4; i++) {
         snprintf(name, sizeof(name), "churn.e%u", (unsigned)(i % 64));
         (void)fdn_telemetry_emit_counter(x->tm, name, NULL, 0);
@@ -185,11 +173,9 @@ static void handlers_and_retention_race_emits(void **state)
     o.handler_max_failures = 0;
     assert_int_equal(fdn_telemetry_create(&x.tm, &o), 0);
     atomic_store(&x.writers_left, THREADS - 1);
-    pthread_barrier_init(&x.bar, NULL, THREADS);
-    pthread_t t[THREADS - 1];
-    for (int i = 0; i < THREADS - 1; i++)
-        assert_int_equal(pthread_create(&t[i], NULL, emitter, &x), 0);
-    pthread_barrier_wait(&x.bar);
+    test_threads_init(&x.threads, THREADS);
+    test_threads_start_n(&x.threads, THREADS - 1, emitter, &x, 0);
+    test_threads_gate(&x.threads);
     /* The churn runs until the emitters have done their (bounded) work. Every round retires
      * memory through call_rcu (a handler set at each attach and detach, every idle entry at
      * each cleanup); waiting for the pending frees every GRACE_ROUNDS rounds bounds that
@@ -210,9 +196,7 @@ static void handlers_and_retention_race_emits(void **state)
         assert_int_equal(fdn_telemetry_detach(x.tm, id), 0);
         round++;
     }
-    for (int i = 0; i < THREADS - 1; i++)
-        pthread_join(t[i], NULL);
-    pthread_barrier_destroy(&x.bar);
+    test_threads_join(&x.threads);
     assert_int_equal(fdn_telemetry_handler_count(x.tm), 0);
     fdn_telemetry_destroy(x.tm);
 }
@@ -236,11 +220,10 @@ static void thread_churn_keeps_sums(void **state)
     assert_int_equal(fdn_telemetry_family_counter(f, &x.c, NULL, 0), 0);
     enum { ROUNDS = 50, PAR = 4 };
     for (int r = 0; r < ROUNDS; r++) {
-        pthread_t t[PAR];
-        for (int i = 0; i < PAR; i++)
-            assert_int_equal(pthread_create(&t[i], NULL, short_lived, &x), 0);
-        for (int i = 0; i < PAR; i++)
-            pthread_join(t[i], NULL);
+        test_threads_t t;
+        test_threads_init(&t, 0);
+        test_threads_start_n(&t, PAR, short_lived, &x, 0);
+        test_threads_join(&t);
     }
     assert_int_equal(fdn_counter_value(x.c), ROUNDS * PAR * 100);
     fdn_telemetry_destroy(x.tm);

@@ -1,7 +1,10 @@
 /* DESIGN: one failing allocator shared by the fault tests (see fail_alloc.h). Threads: any
  * thread may allocate; every counter is a C11 atomic, no locks. The decision for allocation
  * n is taken from g_fail_at/g_fail_from as loaded at that moment, so arming between test
- * steps (while the library is idle) is exact. */
+ * steps (while the library is idle) is exact. Per-thread arming stores the arming thread's
+ * token (the address of a thread-local, unique among live threads) in g_owner; allocations
+ * of any other thread then skip the counting and never fail (g_except inverts that: only
+ * the other threads count). */
 #include "fail_alloc.h"
 
 #include <stdatomic.h>
@@ -17,9 +20,21 @@ static atomic_long g_failures;  /* injected since arming */
 static atomic_long g_total;     /* injected over the whole run (reported at exit) */
 static atomic_long g_live;
 static void (*_Atomic g_hook)(long n);
+static atomic_uintptr_t g_owner; /* 0: every thread counts; else the arming thread's token */
+static atomic_bool g_except;     /* with g_owner: count every thread but that one */
+static _Thread_local char t_token;
+
+static uintptr_t my_token(void)
+{
+    return (uintptr_t)&t_token;
+}
 
 static bool should_fail(void)
 {
+    uintptr_t owner = atomic_load_explicit(&g_owner, memory_order_acquire);
+    if (owner != 0 &&
+        (owner == my_token()) == atomic_load_explicit(&g_except, memory_order_acquire))
+        return false;
     long n = atomic_fetch_add_explicit(&g_count, 1, memory_order_acq_rel) + 1;
     void (*hook)(long) = atomic_load_explicit(&g_hook, memory_order_acquire);
     if (hook != NULL)
@@ -82,24 +97,41 @@ void fail_alloc_uninstall(void)
     fdn_set_allocator(NULL);
 }
 
-static void arm(long at, long from)
+static void arm(long at, long from, uintptr_t owner, bool except)
 {
     atomic_store_explicit(&g_fail_at, 0, memory_order_release);
     atomic_store_explicit(&g_fail_from, 0, memory_order_release);
     atomic_store_explicit(&g_count, 0, memory_order_release);
     atomic_store_explicit(&g_failures, 0, memory_order_release);
+    atomic_store_explicit(&g_except, except, memory_order_release);
+    atomic_store_explicit(&g_owner, owner, memory_order_release);
     atomic_store_explicit(&g_fail_at, at > 0 ? at : 0, memory_order_release);
     atomic_store_explicit(&g_fail_from, from > 0 ? from : 0, memory_order_release);
 }
 
 void fail_alloc_at(long n)
 {
-    arm(n, 0);
+    arm(n, 0, 0, false);
 }
 
 void fail_alloc_from(long n)
 {
-    arm(0, n);
+    arm(0, n, 0, false);
+}
+
+void fail_alloc_at_this_thread(long n)
+{
+    arm(n, 0, my_token(), false);
+}
+
+void fail_alloc_from_this_thread(long n)
+{
+    arm(0, n, my_token(), false);
+}
+
+void fail_alloc_at_other_threads(long n)
+{
+    arm(n, 0, my_token(), true);
 }
 
 void fail_alloc_off(void)

@@ -3,7 +3,13 @@
  * NULL, so a test can sweep k = 1, 2, ... and fail each allocation point in turn.
  *
  * Counting is 1-based and restarts at every fail_alloc_at / fail_alloc_from call. All state
- * is atomic, so allocations from library threads are counted and failed too. */
+ * is atomic, so allocations from library threads are counted and failed too.
+ *
+ * fail_alloc_at / fail_alloc_from count the allocations of every thread: with library threads
+ * running (workers, a supervisor, a hook thread) "allocation n" then depends on scheduling.
+ * A test that means "the n-th allocation made by this call" arms with the _this_thread
+ * variants: only the arming thread's allocations are counted (and can fail); every other
+ * thread's pass untouched and uncounted until the next arming. */
 #ifndef FDN_TEST_FAIL_ALLOC_H
 #define FDN_TEST_FAIL_ALLOC_H
 
@@ -22,6 +28,15 @@ void fail_alloc_at(long n);
 
 /* Restarts counting and the failure count; allocation number n and every later one fail. */
 void fail_alloc_from(long n);
+
+/* As fail_alloc_at / fail_alloc_from, counting and failing only the calling thread's
+ * allocations (fail_alloc_count, fail_alloc_failures and the hook see only those). */
+void fail_alloc_at_this_thread(long n);
+void fail_alloc_from_this_thread(long n);
+
+/* The complement: counts and fails only the allocations of threads other than the caller
+ * (the library's own threads while the caller drives it). */
+void fail_alloc_at_other_threads(long n);
 
 /* Nothing fails from now on; counts are kept (fail_alloc_failures still reports the run). */
 void fail_alloc_off(void);

@@ -55,6 +55,19 @@ static fdn_breaker_t *mk(fx_t *f, const char *name, fdn_breaker_opts_t *o)
     return b;
 }
 
+/* A breaker with default options but these three (0: keep the default). */
+static fdn_breaker_t *mk_basic(fx_t *f, const char *name, uint32_t failure_threshold,
+                               int64_t recovery_time_ms, int64_t probe_timeout_ms)
+{
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = failure_threshold;
+    if (recovery_time_ms > 0)
+        o.recovery_time_ms = recovery_time_ms;
+    if (probe_timeout_ms > 0)
+        o.probe_timeout_ms = probe_timeout_ms;
+    return mk(f, name, &o);
+}
+
 static int ok_fn(void *arg)
 {
     int *n = arg;
@@ -88,9 +101,7 @@ static void run_ok(fdn_breaker_t *b)
 static void closed_to_open_on_threshold(void **state)
 {
     fx_t *f = *state;
-    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
-    o.failure_threshold = 3;
-    fdn_breaker_t *b = mk(f, "db", &o);
+    fdn_breaker_t *b = mk_basic(f, "db", 3, 0, 0);
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
     run_fail(b);
     run_fail(b);
@@ -117,9 +128,7 @@ static void closed_to_open_on_threshold(void **state)
 static void success_resets_consecutive(void **state)
 {
     fx_t *f = *state;
-    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
-    o.failure_threshold = 3;
-    fdn_breaker_t *b = mk(f, "x", &o);
+    fdn_breaker_t *b = mk_basic(f, "x", 3, 0, 0);
     run_fail(b);
     run_fail(b);
     run_ok(b);
@@ -153,10 +162,7 @@ static void failures_age_out_of_window(void **state)
 static void open_half_open_close(void **state)
 {
     fx_t *f = *state;
-    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
-    o.failure_threshold = 1;
-    o.recovery_time_ms = 100;
-    fdn_breaker_t *b = mk(f, "h", &o);
+    fdn_breaker_t *b = mk_basic(f, "h", 1, 100, 0);
     run_fail(b);
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
     fdn_breaker_permit_t p, p2;
@@ -205,11 +211,7 @@ static void half_open_failure_reopens(void **state)
 static void probe_timeout_never_sticks(void **state)
 {
     fx_t *f = *state;
-    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
-    o.failure_threshold = 1;
-    o.recovery_time_ms = 100;
-    o.probe_timeout_ms = 50;
-    fdn_breaker_t *b = mk(f, "pt", &o);
+    fdn_breaker_t *b = mk_basic(f, "pt", 1, 100, 50);
     run_fail(b);
     fdn_clock_advance(f->clk, 100 * MS);
     fdn_breaker_permit_t lost, p;
@@ -241,11 +243,7 @@ static void probe_timeout_never_sticks(void **state)
 static void probe_timeout_counts_from_the_probe(void **state)
 {
     fx_t *f = *state;
-    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
-    o.failure_threshold = 1;
-    o.recovery_time_ms = 100;
-    o.probe_timeout_ms = 50;
-    fdn_breaker_t *b = mk(f, "pt2", &o);
+    fdn_breaker_t *b = mk_basic(f, "pt2", 1, 100, 50);
     run_fail(b);
     fdn_clock_advance(f->clk, 100 * MS);
     fdn_breaker_permit_t p1, p2, p;
@@ -270,10 +268,7 @@ static void probe_timeout_counts_from_the_probe(void **state)
 static void release_frees_probe_slot(void **state)
 {
     fx_t *f = *state;
-    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
-    o.failure_threshold = 1;
-    o.recovery_time_ms = 10;
-    fdn_breaker_t *b = mk(f, "rel", &o);
+    fdn_breaker_t *b = mk_basic(f, "rel", 1, 10, 0);
     run_fail(b);
     fdn_clock_advance(f->clk, 10 * MS);
     fdn_breaker_permit_t p;
@@ -411,9 +406,7 @@ static void slow_calls(void **state)
 static void force_open_disable_reset(void **state)
 {
     fx_t *f = *state;
-    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
-    o.failure_threshold = 1;
-    fdn_breaker_t *b = mk(f, "m", &o);
+    fdn_breaker_t *b = mk_basic(f, "m", 1, 0, 0);
     int ran = 0, rc;
     fdn_breaker_force_open(b);
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_FORCED_OPEN);

@@ -14,6 +14,7 @@
 
 #include <fdn/config.h>
 #include "services/config_int.h"
+#include "threads.h"
 
 static const char *const no_env[] = {NULL};
 
@@ -965,22 +966,20 @@ static void concurrent_updates(void **state)
 {
     (void)state;
     fdn_config_t *c = mk();
-    pthread_t t[5];
+    test_threads_t t;
     tharg_t a[5];
-    for (int k = 0; k < 5; k++) {
-        a[k] = (tharg_t){c, k, 0};
-        pthread_create(&t[k], NULL, toggler, &a[k]);
-    }
-    for (int k = 0; k < 5; k++) {
-        pthread_join(t[k], NULL);
-        assert_int_equal(a[k].fails, 0);
-    }
-    for (int k = 0; k < 5; k++) {
-        a[k] = (tharg_t){c, k, 0};
-        pthread_create(&t[k], NULL, distinct_updater, &a[k]);
-    }
     for (int k = 0; k < 5; k++)
-        pthread_join(t[k], NULL);
+        a[k] = (tharg_t){c, k, 0};
+    test_threads_init(&t, 0);
+    test_threads_start_n(&t, 5, toggler, a, sizeof(a[0]));
+    test_threads_join(&t);
+    for (int k = 0; k < 5; k++)
+        assert_int_equal(a[k].fails, 0);
+    for (int k = 0; k < 5; k++)
+        a[k] = (tharg_t){c, k, 0};
+    test_threads_init(&t, 0);
+    test_threads_start_n(&t, 5, distinct_updater, a, sizeof(a[0]));
+    test_threads_join(&t);
     int64_t i;
     assert_int_equal(fdn_config_get_int(c, "interface.max_results", &i), 0);
     assert_int_equal(i, 100);

@@ -11,15 +11,14 @@
 #include <fdn/config.h>
 
 #include "services/config_int.h"
+#include "threads.h"
 
 static const char *const no_env[] = {NULL};
 
 typedef struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool open;
-    int hook_calls;
-    int sub_calls;
+    test_waiter_t open; /* 1 once open */
+    test_waiter_t hook_calls;
+    test_waiter_t sub_calls;
 } gate_t;
 
 /* The hook blocks until the gate opens (a slow hook, e.g. an fsync per recorded event). */
@@ -27,28 +26,21 @@ static void slow_hook(const fdn_config_change_t *c, void *user)
 {
     (void)c;
     gate_t *g = user;
-    pthread_mutex_lock(&g->mu);
-    while (!g->open)
-        pthread_cond_wait(&g->cv, &g->mu);
-    g->hook_calls++;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
+    test_waiter_wait(&g->open, 1);
+    test_waiter_add(&g->hook_calls, 1);
 }
 
 static void subscriber(const fdn_config_change_t *c, void *user)
 {
     (void)c;
     gate_t *g = user;
-    pthread_mutex_lock(&g->mu);
-    g->sub_calls++;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
+    test_waiter_add(&g->sub_calls, 1);
 }
 
 static void slow_hook_does_not_delay_subscribers_and_drains(void **state)
 {
     (void)state;
-    gate_t g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, 0};
+    gate_t g = {TEST_WAITER_INIT, TEST_WAITER_INIT, TEST_WAITER_INIT};
     fdn_config_opts_t o = FDN_CONFIG_OPTS_INIT;
     o.envp = no_env;
     o.on_change = slow_hook;
@@ -61,22 +53,15 @@ static void slow_hook_does_not_delay_subscribers_and_drains(void **state)
     for (int i = 0; i < 5; i++)
         assert_int_equal(fdn_config_update_bool(cfg, "dev.debug_mode", i % 2 == 0, NULL), 0);
     /* the subscriber gets all five while the hook is still blocked on its first */
-    pthread_mutex_lock(&g.mu);
-    while (g.sub_calls < 5)
-        pthread_cond_wait(&g.cv, &g.mu);
-    assert_int_equal(g.hook_calls, 0);
-    pthread_mutex_unlock(&g.mu);
+    test_waiter_wait(&g.sub_calls, 5);
+    assert_int_equal(test_waiter_value(&g.hook_calls), 0);
 
     /* drain waits for the hook: a bounded wait times out while it is blocked */
     assert_int_equal(fdn__config_hook_drain(cfg, 20), FDN_ETIMEDOUT);
-    pthread_mutex_lock(&g.mu);
-    g.open = true;
-    pthread_cond_broadcast(&g.cv);
-    pthread_mutex_unlock(&g.mu);
-    assert_int_equal(fdn__config_hook_drain(cfg, 10000), 0);
-    pthread_mutex_lock(&g.mu);
-    assert_int_equal(g.hook_calls, 5); /* drained means every queued notification handled */
-    pthread_mutex_unlock(&g.mu);
+    test_waiter_raise(&g.open, 1);
+    assert_int_equal(fdn__config_hook_drain(cfg, TEST_WAIT_MS), 0);
+    /* drained means every queued notification handled */
+    assert_int_equal(test_waiter_value(&g.hook_calls), 5);
 
     assert_int_equal(fdn_config_unsubscribe(cfg, sub), 0);
     fdn_config_destroy(cfg);

@@ -17,6 +17,8 @@
 #include <fdn/error.h>
 #include <fdn/tasks.h>
 
+#include "threads.h"
+
 /* ---------------------------------------------------------------- table */
 
 static void every_code_has_name_message_and_row(void **state)
@@ -719,14 +721,12 @@ static void ids_never_shared(void **state)
 {
     (void)state;
     static ids_t ids[ID_THREADS];
-    pthread_t th[ID_THREADS];
+    test_threads_t th;
+    test_threads_init(&th, 0);
+    test_threads_start_n(&th, ID_THREADS, ids_thread, ids, sizeof(ids[0]));
+    test_threads_join(&th);
     for (int i = 0; i < ID_THREADS; i++)
-        assert_int_equal(pthread_create(&th[i], NULL, ids_thread, &ids[i]), 0);
-    for (int i = 0; i < ID_THREADS; i++) {
-        void *r;
-        pthread_join(th[i], &r);
-        assert_null(r);
-    }
+        assert_null(th.ret[i]);
     static uint64_t ops[ID_THREADS * ID_PER];
     static char corrs[ID_THREADS * ID_PER][37];
     for (int t = 0; t < ID_THREADS; t++)
@@ -792,14 +792,13 @@ static void context_travels_to_thread(void **state)
 
     seen_t s1 = {0}, s2 = {0};
     void *a1[2] = {cap, &s1}, *a2[2] = {cap, &s2};
-    pthread_t t1, t2;
-    assert_int_equal(pthread_create(&t1, NULL, adopt_thread, a1), 0);
-    assert_int_equal(pthread_create(&t2, NULL, adopt_thread, a2), 0);
-    void *r1, *r2;
-    pthread_join(t1, &r1);
-    pthread_join(t2, &r2);
-    assert_null(r1);
-    assert_null(r2);
+    test_threads_t th;
+    test_threads_init(&th, 0);
+    test_threads_start(&th, adopt_thread, a1);
+    test_threads_start(&th, adopt_thread, a2);
+    test_threads_join(&th);
+    assert_null(th.ret[0]);
+    assert_null(th.ret[1]);
     seen_t *ss[2] = {&s1, &s2};
     for (int i = 0; i < 2; i++) {
         assert_int_equal(ss[i]->depth, 1);

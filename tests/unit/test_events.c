@@ -26,6 +26,7 @@
 #include "core/alloc.h"
 #include "logic/event_int.h"
 #include "services/event_store_int.h"
+#include "threads.h"
 
 /* ---- helpers ---- */
 
@@ -85,6 +86,50 @@ static void tmpdir_clean(void)
     char cmd[512];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_tmp);
     assert_int_equal(system(cmd), 0);
+}
+
+/* The durable fixture (cmocka setup/teardown): a fresh g_tmp directory, removed afterwards,
+ * and two manual clocks for a simulated reboot: `before` (monotonic 5000 s, wall
+ * 1700000000 s) and `after` (monotonic restarted at 2 s, wall 130 s later). */
+#define S1 1000000000LL
+typedef struct durable_fx {
+    char path[300]; /* g_tmp/store.db */
+    fdn_clock_t *before, *after;
+} durable_fx_t;
+
+static int durable_setup(void **state)
+{
+    durable_fx_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    tmpdir_make();
+    snprintf(f->path, sizeof(f->path), "%s/store.db", g_tmp);
+    assert_int_equal(fdn_clock_manual_create(&f->before, 5000 * S1, 1700000000 * S1), 0);
+    assert_int_equal(fdn_clock_manual_create(&f->after, 2 * S1, 1700000130 * S1), 0);
+    *state = f;
+    return 0;
+}
+
+static int durable_teardown(void **state)
+{
+    durable_fx_t *f = *state;
+    fdn_clock_destroy(f->before);
+    fdn_clock_destroy(f->after);
+    tmpdir_clean();
+    free(f);
+    return 0;
+}
+
+/* Stores one event of `type` stamped by clk (wall time: the clock's, or wall_ns if not 0). */
+static void store_stamped(fdn_events_t *es, const char *type, fdn_clock_t *clk, int64_t wall_ns)
+{
+    fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+    sp.type = type;
+    sp.clock = clk;
+    sp.wall_ns = wall_ns;
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
+    assert_int_equal(fdn_events_store(es, ev, NULL), 0);
+    fdn_event_free(ev);
 }
 
 /* ---- construction and validation ---- */
@@ -927,11 +972,14 @@ static void unavailable_and_buffered(void **state)
     fdn_event_free(ev);
 }
 
-static fdn_events_t *durable_store(const char *path, fdn_events_mode_t mode, int *rc_out)
+/* A durable store on path driven by clk (NULL: the system clock). rc_out NULL: it must open. */
+static fdn_events_t *durable_store_on(const char *path, fdn_events_mode_t mode, fdn_clock_t *clk,
+                                      int *rc_out)
 {
     fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
     o.durable_path = path;
     o.mode = mode;
+    o.clock = clk;
     fdn_events_t *es = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
     int rc = fdn_events_create(&es, &o, &err);
@@ -942,10 +990,14 @@ static fdn_events_t *durable_store(const char *path, fdn_events_mode_t mode, int
     return es;
 }
 
+static fdn_events_t *durable_store(const char *path, fdn_events_mode_t mode, int *rc_out)
+{
+    return durable_store_on(path, mode, NULL, rc_out);
+}
+
 static void durable_reopen_keeps_events_and_ids(void **state)
 {
     (void)state;
-    tmpdir_make();
     char path[300];
     snprintf(path, sizeof(path), "%s/ev.db", g_tmp);
     for (int m = 0; m < 2; m++) {
@@ -1011,102 +1063,56 @@ static void durable_reopen_keeps_events_and_ids(void **state)
         assert_int_equal(put(es, "fresh", NULL, 0, 0), 54);
         fdn_events_destroy(es);
     }
-    tmpdir_clean();
 }
 
 /* After a reboot the monotonic clock starts again below the stored timestamps: reloaded
  * events are mapped onto the new clock through their wall times, so ages stay right. */
 static void reload_after_reboot_rebases_timestamps(void **state)
 {
-    (void)state;
-    tmpdir_make();
-    char path[300];
-    snprintf(path, sizeof(path), "%s/reboot.db", g_tmp);
-    const int64_t s1 = 1000000000;
-    fdn_clock_t *c1 = NULL, *c2 = NULL;
-    assert_int_equal(fdn_clock_manual_create(&c1, 5000 * s1, 1700000000 * s1), 0);
-    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
-    o.durable_path = path;
-    o.clock = c1;
-    fdn_events_t *es = NULL;
-    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    durable_fx_t *f = *state;
+    fdn_events_t *es = durable_store_on(f->path, FDN_EVENTS_DURABLE, f->before, NULL);
     for (int i = 0; i < 3; i++) {
-        fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
-        sp.type = "boot";
-        sp.clock = c1;
-        fdn_event_t *ev = NULL;
-        assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
-        assert_int_equal(fdn_events_store(es, ev, NULL), 0);
-        fdn_event_free(ev);
-        fdn_clock_advance(c1, 10 * s1);
+        store_stamped(es, "boot", f->before, 0);
+        fdn_clock_advance(f->before, 10 * S1);
     }
     fdn_events_destroy(es);
     /* reboot: mono restarts at 2 s, wall moved on by 100 s */
-    assert_int_equal(fdn_clock_manual_create(&c2, 2 * s1, 1700000130 * s1), 0);
-    o.clock = c2;
-    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    es = durable_store_on(f->path, FDN_EVENTS_DURABLE, f->after, NULL);
     fdn_event_list_t *l = NULL;
     fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
     assert_int_equal(fdn_events_query(es, &q, &l), 0);
     assert_int_equal(fdn_event_list_count(l), 3);
     /* wall ages 130, 120, 110 s → mono 2 - 130 ... */
-    assert_int_equal(fdn_event_timestamp(fdn_event_list_at(l, 0)), 2 * s1 - 130 * s1);
-    assert_int_equal(fdn_event_timestamp(fdn_event_list_at(l, 2)), 2 * s1 - 110 * s1);
+    assert_int_equal(fdn_event_timestamp(fdn_event_list_at(l, 0)), 2 * S1 - 130 * S1);
+    assert_int_equal(fdn_event_timestamp(fdn_event_list_at(l, 2)), 2 * S1 - 110 * S1);
     fdn_event_list_free(l);
     /* retention by age works on the new clock: max age 115 s keeps only the newest */
-    assert_int_equal(fdn_events_set_max_age(es, 115 * s1), 0);
+    assert_int_equal(fdn_events_set_max_age(es, 115 * S1), 0);
     uint64_t n = 0;
     assert_int_equal(fdn_events_enforce_retention(es, &n), 0);
     assert_int_equal(n, 2);
     fdn_events_destroy(es);
-    fdn_clock_destroy(c1);
-    fdn_clock_destroy(c2);
-    tmpdir_clean();
 }
 
 /* Wall times are caller-supplied int64s: a reload that rebases through wall time must not
  * overflow on extreme ones (UBSan aborts on signed overflow). */
 static void reload_rebase_extreme_wall_times(void **state)
 {
-    (void)state;
-    tmpdir_make();
-    char path[300];
-    snprintf(path, sizeof(path), "%s/wall.db", g_tmp);
-    const int64_t s1 = 1000000000;
-    fdn_clock_t *c1 = NULL, *c2 = NULL;
-    assert_int_equal(fdn_clock_manual_create(&c1, 5000 * s1, 1700000000 * s1), 0);
-    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
-    o.durable_path = path;
-    o.clock = c1;
-    fdn_events_t *es = NULL;
-    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
-    const int64_t walls[] = {INT64_MIN + 1, INT64_MAX};
-    for (int i = 0; i < 2; i++) {
-        fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
-        sp.type = "wall";
-        sp.clock = c1;
-        sp.wall_ns = walls[i];
-        fdn_event_t *ev = NULL;
-        assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
-        assert_int_equal(fdn_events_store(es, ev, NULL), 0);
-        fdn_event_free(ev);
-    }
+    durable_fx_t *f = *state;
+    fdn_events_t *es = durable_store_on(f->path, FDN_EVENTS_DURABLE, f->before, NULL);
+    store_stamped(es, "wall", f->before, INT64_MIN + 1);
+    store_stamped(es, "wall", f->before, INT64_MAX);
     fdn_events_destroy(es);
-    assert_int_equal(fdn_clock_manual_create(&c2, 2 * s1, 1700000130 * s1), 0);
-    o.clock = c2;
-    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    es = durable_store_on(f->path, FDN_EVENTS_DURABLE, f->after, NULL);
     fdn_event_list_t *l = NULL;
     fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
     assert_int_equal(fdn_events_query(es, &q, &l), 0);
     assert_int_equal(fdn_event_list_count(l), 2);
     assert_int_equal(fdn_event_wall_time(fdn_event_list_at(l, 0)), INT64_MIN + 1);
     assert_true(fdn_event_timestamp(fdn_event_list_at(l, 0)) < 0); /* as old as it gets */
-    assert_int_equal(fdn_event_timestamp(fdn_event_list_at(l, 1)), 2 * s1);
+    assert_int_equal(fdn_event_timestamp(fdn_event_list_at(l, 1)), 2 * S1);
     fdn_event_list_free(l);
     fdn_events_destroy(es);
-    fdn_clock_destroy(c1);
-    fdn_clock_destroy(c2);
-    tmpdir_clean();
 }
 
 /* Stores buffered while a durable store is stopped are replayed on start, written to the
@@ -1114,7 +1120,6 @@ static void reload_rebase_extreme_wall_times(void **state)
 static void buffered_stores_reach_the_file(void **state)
 {
     (void)state;
-    tmpdir_make();
     char path[300];
     snprintf(path, sizeof(path), "%s/buf.db", g_tmp);
     fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
@@ -1144,13 +1149,11 @@ static void buffered_stores_reach_the_file(void **state)
     }
     fdn_events_destroy(es);
     fdn_event_free(ev);
-    tmpdir_clean();
 }
 
 static void corrupt_and_truncated_files_rejected(void **state)
 {
     (void)state;
-    tmpdir_make();
     char path[300], bad[300];
     snprintf(path, sizeof(path), "%s/good.db", g_tmp);
     fdn_events_t *es = durable_store(path, FDN_EVENTS_DURABLE, NULL);
@@ -1201,7 +1204,6 @@ static void corrupt_and_truncated_files_rejected(void **state)
     assert_null(es);
     assert_int_equal(rc, FDN_ECORRUPT);
     free(orig);
-    tmpdir_clean();
 }
 
 static void concurrent_stores_exact_count(void **state);
@@ -1224,17 +1226,16 @@ static void concurrent_stores_exact_count(void **state)
 {
     (void)state;
     fdn_events_t *es = mem_store(NULL);
-    pthread_t t[50];
+    test_threads_t t;
     conc_arg_t a[50];
-    for (int i = 0; i < 50; i++) {
+    for (int i = 0; i < 50; i++)
         a[i].es = es;
-        assert_int_equal(pthread_create(&t[i], NULL, conc_store, &a[i]), 0);
-    }
+    test_threads_init(&t, 0);
+    test_threads_start_n(&t, 50, conc_store, a, sizeof(a[0]));
+    test_threads_join(&t);
     uint64_t seen[51] = {0};
     for (int i = 0; i < 50; i++) {
-        void *r;
-        pthread_join(t[i], &r);
-        assert_non_null(r);
+        assert_non_null(t.ret[i]);
         assert_true(a[i].id >= 1 && a[i].id <= 50);
         assert_int_equal(seen[a[i].id]++, 0);
     }
@@ -1350,7 +1351,6 @@ static void random_queries_match_model(void **state)
 static void writer_io_error_is_reported(void **state)
 {
     (void)state;
-    tmpdir_make();
     char path[300];
     snprintf(path, sizeof(path), "%s/io.db", g_tmp);
     pid_t pid = fork();
@@ -1391,7 +1391,6 @@ static void writer_io_error_is_reported(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
-    tmpdir_clean();
 }
 
 /* store_batch is all or nothing, also in the file: the writer's group commits (at most
@@ -1424,7 +1423,6 @@ static void batch_not_split_across_commits(void **state)
 {
     (void)state;
     enum { N = 12000, ONE_COMMIT = 8192 };
-    tmpdir_make();
     char path[300], wal[320];
     fdn_event_t *ev = batch_ev();
     const fdn_event_t **evs = malloc(N * sizeof(*evs));
@@ -1465,7 +1463,6 @@ static void batch_not_split_across_commits(void **state)
     fdn_events_destroy(es);
     free(evs);
     fdn_event_free(ev);
-    tmpdir_clean();
 }
 
 typedef struct tm_count {
@@ -1518,6 +1515,8 @@ static void telemetry_counters(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+#define DURABLE_TEST(fn) cmocka_unit_test_setup_teardown(fn, durable_setup, durable_teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1541,16 +1540,16 @@ int main(void)
         cmocka_unit_test(subscription_callback),
         cmocka_unit_test(subscription_fd_and_overflow),
         cmocka_unit_test(unavailable_and_buffered),
-        cmocka_unit_test(durable_reopen_keeps_events_and_ids),
-        cmocka_unit_test(reload_after_reboot_rebases_timestamps),
-        cmocka_unit_test(reload_rebase_extreme_wall_times),
-        cmocka_unit_test(buffered_stores_reach_the_file),
-        cmocka_unit_test(corrupt_and_truncated_files_rejected),
+        DURABLE_TEST(durable_reopen_keeps_events_and_ids),
+        DURABLE_TEST(reload_after_reboot_rebases_timestamps),
+        DURABLE_TEST(reload_rebase_extreme_wall_times),
+        DURABLE_TEST(buffered_stores_reach_the_file),
+        DURABLE_TEST(corrupt_and_truncated_files_rejected),
         cmocka_unit_test(concurrent_stores_exact_count),
         /* forks: must run before anything leaves a thread behind (liburcu's call_rcu
          * thread, started by telemetry), or TSan refuses to start threads in the child */
-        cmocka_unit_test(writer_io_error_is_reported),
-        cmocka_unit_test(batch_not_split_across_commits),
+        DURABLE_TEST(writer_io_error_is_reported),
+        DURABLE_TEST(batch_not_split_across_commits),
         cmocka_unit_test(random_queries_match_model),
         cmocka_unit_test(telemetry_counters),
     };

@@ -7,9 +7,13 @@
  * counts the update, then re-applies the settings). A telemetry handler on
  * foundation.config_updates tells the test which revision the hook has reached; because the
  * hook handles changes in revision order, once it has counted revision r+1 it has finished
- * applying revision r. settle_config() makes such a barrier update (dev.verbose_logging) and
- * waits for it, with a bounded real-time deadline as a safety net only. Supervisor restarts
- * are driven by the manual clock and fdn_testing_advance / fdn_supervisor_wait_idle. */
+ * applying revision r. test_rt_settle_config() makes such a barrier update (dev.verbose_logging)
+ * and waits for it (tests/support/rt_fixture.h). Supervisor restarts are driven by the manual
+ * clock and fdn_testing_advance / fdn_supervisor_wait_idle.
+ *
+ * Fixtures (cmocka setup/teardown): test_rt_setup (a test runtime), test_rt_setup_watched (one
+ * with the config watcher), dir_setup (a temporary directory and a manual clock, for tests that
+ * build their own runtimes on a data directory or a config file). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,99 +42,27 @@
 #include <fdn/telemetry.h>
 #include <fdn/testing.h>
 
+#include "rt_fixture.h"
+
 #define MS  1000000LL
 #define SEC 1000000000LL
 
-/* ---- waiting for the config hook ------------------------------------------------------ */
-
-typedef struct waiter {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    uint64_t max_rev; /* highest revision counted by foundation.config_updates */
-    uint64_t seen;    /* emissions seen */
-    uint64_t handler;
-} waiter_t;
-
-static int on_update_counted(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
-                             const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
-{
-    (void)event;
-    (void)m;
-    (void)nm;
-    waiter_t *w = user;
-    uint64_t rev = 0;
-    for (size_t i = 0; i < nmeta; i++)
-        if (strcmp(meta[i].key, "revision") == 0)
-            rev = strtoull(meta[i].value, NULL, 10);
-    pthread_mutex_lock(&w->mu);
-    if (rev > w->max_rev)
-        w->max_rev = rev;
-    w->seen++;
-    pthread_cond_broadcast(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-    return 0;
-}
-
-static void waiter_attach(waiter_t *w, fdn_runtime_t *rt)
-{
-    memset(w, 0, sizeof(*w));
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
-    assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(rt), &w->handler,
-                                          "foundation.config_updates", FDN_TELEMETRY_MATCH_EXACT,
-                                          on_update_counted, w),
-                     0);
-}
-
-static void waiter_detach(waiter_t *w, fdn_runtime_t *rt)
-{
-    (void)fdn_telemetry_detach(fdn_runtime_telemetry(rt), w->handler);
-    pthread_cond_destroy(&w->cv);
-    pthread_mutex_destroy(&w->mu);
-}
-
-/* Wait until the hook has counted revision `rev`. No wall-clock deadline: a loaded machine
- * may delay the hook thread arbitrarily; a hang is caught by the test's ctest TIMEOUT. */
-static void waiter_wait_rev(waiter_t *w, uint64_t rev)
-{
-    pthread_mutex_lock(&w->mu);
-    while (w->max_rev < rev)
-        pthread_cond_wait(&w->cv, &w->mu);
-    pthread_mutex_unlock(&w->mu);
-}
-
-/* Barrier: after it returns, every config change made before has been recorded, counted
- * and applied to the services. */
-static void settle_config(fdn_runtime_t *rt, waiter_t *w)
-{
-    fdn_config_t *cfg = fdn_runtime_config(rt);
-    bool v = false;
-    assert_int_equal(fdn_config_get_bool(cfg, "dev.verbose_logging", &v), 0);
-    assert_int_equal(fdn_config_update_bool(cfg, "dev.verbose_logging", !v, NULL), 0);
-    waiter_wait_rev(w, fdn_config_revision(cfg));
-}
-
 /* ---- helpers ----------------------------------------------------------------------------- */
 
-static fdn_runtime_t *test_runtime(const char *config_path)
+/* A test runtime (tests/support/rt_fixture.h) reading a config file. */
+static test_rt_t *config_runtime(const char *config_path)
 {
     fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
     o.ignore_env = true;
     o.config_path = config_path;
-    fdn_runtime_t *rt = NULL;
-    fdn_error_t err = FDN_ERROR_INIT;
-    int rc = fdn_testing_runtime_create(&rt, &o, &err);
-    if (rc != 0)
-        fail_msg("runtime create: %s %s", fdn_err_name(rc), err.message);
-    return rt;
+    return test_rt_new(&o, false);
 }
 
-static void test_runtime_done(fdn_runtime_t *rt)
+/* Sets a boolean setting and waits until the services have applied it. */
+static void set_bool_settled(test_rt_t *f, const char *key, bool value)
 {
-    fdn_error_t err = FDN_ERROR_INIT;
-    int rc = fdn_testing_runtime_destroy(rt, &err);
-    if (rc != 0)
-        fail_msg("runtime destroy: %s %s", fdn_err_name(rc), err.message);
+    assert_int_equal(fdn_config_update_bool(fdn_runtime_config(f->rt), key, value, NULL), 0);
+    test_rt_settle_config(f);
 }
 
 /* A runtime on a data directory with its own manual clock. */
@@ -162,11 +94,32 @@ static void rm_tree(const char *dir)
     (void)nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
-static void make_tmpdir(char *buf, size_t cap)
+/* The dir fixture: a fresh temporary directory (removed with its contents at teardown) and
+ * a manual clock for the runtimes a test builds on it. */
+typedef struct dirfx {
+    char dir[256];
+    fdn_clock_t *clock;
+} dirfx_t;
+
+static int dir_setup(void **state)
 {
+    dirfx_t *d = calloc(1, sizeof(*d));
+    assert_non_null(d);
     const char *base = getenv("TMPDIR");
-    snprintf(buf, cap, "%s/fdn-wiring-XXXXXX", base != NULL ? base : "/tmp");
-    assert_non_null(mkdtemp(buf));
+    snprintf(d->dir, sizeof(d->dir), "%s/fdn-wiring-XXXXXX", base != NULL ? base : "/tmp");
+    assert_non_null(mkdtemp(d->dir));
+    assert_int_equal(fdn_clock_manual_create(&d->clock, SEC, SEC), 0);
+    *state = d;
+    return 0;
+}
+
+static int dir_teardown(void **state)
+{
+    dirfx_t *d = *state;
+    fdn_clock_destroy(d->clock);
+    rm_tree(d->dir);
+    free(d);
+    return 0;
 }
 
 /* Store one event stamped with the runtime's clock (the store keeps the event's own time). */
@@ -274,8 +227,7 @@ static void conn_destroy(void *conn, void *user)
 
 static void accessors_registry_health(void **state)
 {
-    (void)state;
-    fdn_runtime_t *rt = test_runtime(NULL);
+    fdn_runtime_t *rt = ((test_rt_t *)*state)->rt;
     assert_non_null(fdn_runtime_config(rt));
     assert_non_null(fdn_runtime_events(rt));
     assert_non_null(fdn_runtime_telemetry(rt));
@@ -315,17 +267,14 @@ static void accessors_registry_health(void **state)
     assert_int_equal(hl.status, FDN_RUNTIME_HEALTHY);
     for (size_t i = 0; i < 5; i++)
         assert_true(sts[i].healthy);
-    test_runtime_done(rt);
 }
 
 /* ---- 2. config_updated event and telemetry ---------------------------------------------- */
 
 static void config_update_recorded_and_counted(void **state)
 {
-    (void)state;
-    fdn_runtime_t *rt = test_runtime(NULL);
-    waiter_t w;
-    waiter_attach(&w, rt);
+    test_rt_t *f = *state;
+    fdn_runtime_t *rt = f->rt;
     fdn_config_t *cfg = fdn_runtime_config(rt);
     fdn_events_t *es = fdn_runtime_events(rt);
     assert_int_equal(count_type(es, "config_updated"), 0);
@@ -335,7 +284,7 @@ static void config_update_recorded_and_counted(void **state)
     assert_int_equal(fdn_config_update_double(cfg, "ai.planning.sampling_rate", 0.5, NULL), 0);
     uint64_t rev = fdn_config_revision(cfg);
     assert_int_equal(rev, rev0 + 1);
-    waiter_wait_rev(&w, rev);
+    test_rt_wait_config(f, rev);
 
     fdn_event_list_t *l = query_type(es, "config_updated", 100);
     assert_int_equal(fdn_event_list_count(l), 1);
@@ -366,7 +315,7 @@ static void config_update_recorded_and_counted(void **state)
                      FDN_ECONFIG_FORBIDDEN);
     assert_int_not_equal(fdn_config_update_double(cfg, "ai.planning.sampling_rate", 7.0, NULL), 0);
     assert_int_equal(fdn_config_revision(cfg), rev);
-    settle_config(rt, &w); /* one more update: the barrier */
+    test_rt_settle_config(f); /* one more update: the barrier */
     l = query_type(es, "config_updated", 100);
     assert_int_equal(fdn_event_list_count(l), 2);
     d = event_json(fdn_event_list_at(l, 1));
@@ -374,18 +323,14 @@ static void config_update_recorded_and_counted(void **state)
     json_decref(d);
     fdn_event_list_free(l);
     assert_int_equal(tm_count(rt, "foundation.config_updates"), 2);
-    waiter_detach(&w, rt);
-    test_runtime_done(rt);
 }
 
 /* ---- 3. interface.max_results caps queries at once ---------------------------------------- */
 
 static void max_results_caps_queries(void **state)
 {
-    (void)state;
-    fdn_runtime_t *rt = test_runtime(NULL);
-    waiter_t w;
-    waiter_attach(&w, rt);
+    test_rt_t *f = *state;
+    fdn_runtime_t *rt = f->rt;
     fdn_events_t *es = fdn_runtime_events(rt);
     for (int i = 0; i < 12; i++)
         store_one(rt, "wiring_test", 0);
@@ -395,7 +340,7 @@ static void max_results_caps_queries(void **state)
 
     assert_int_equal(
         fdn_config_update_int(fdn_runtime_config(rt), "interface.max_results", 5, NULL), 0);
-    settle_config(rt, &w);
+    test_rt_settle_config(f);
     /* a larger limit is clamped to the cap (events.h: "clamped to max_results") */
     l = query_type(es, "wiring_test", 100);
     assert_int_equal(fdn_event_list_count(l), 5);
@@ -412,24 +357,18 @@ static void max_results_caps_queries(void **state)
     /* raised again: the cap follows */
     assert_int_equal(
         fdn_config_update_int(fdn_runtime_config(rt), "interface.max_results", 1000, NULL), 0);
-    settle_config(rt, &w);
+    test_rt_settle_config(f);
     l = query_type(es, "wiring_test", 100);
     assert_int_equal(fdn_event_list_count(l), 12);
     fdn_event_list_free(l);
-    waiter_detach(&w, rt);
-    test_runtime_done(rt);
 }
 
 /* ---- 4. *.enabled switches the protection layers ------------------------------------------ */
 
 static void enabled_switches_layers(void **state)
 {
-    (void)state;
-    fdn_runtime_t *rt = test_runtime(NULL);
-    waiter_t w;
-    waiter_attach(&w, rt);
-    fdn_config_t *cfg = fdn_runtime_config(rt);
-    fdn_protect_t *p = fdn_runtime_protect(rt);
+    test_rt_t *f = *state;
+    fdn_protect_t *p = fdn_runtime_protect(f->rt);
 
     fdn_limit_rule_t one = {FDN_LIMIT_FIXED_WINDOW, 1, 60000, 0};
     fdn_protect_config_t pc = FDN_PROTECT_CONFIG_INIT;
@@ -442,16 +381,12 @@ static void enabled_switches_layers(void **state)
     assert_int_equal(r.rejected_by, FDN_PROTECT_LIMITER);
     assert_false(r.ran);
 
-    assert_int_equal(
-        fdn_config_update_bool(cfg, "infrastructure.rate_limiting.enabled", false, NULL), 0);
-    settle_config(rt, &w);
+    set_bool_settled(f, "infrastructure.rate_limiting.enabled", false);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(fdn_execute_protected(p, "lim", NULL, fn_ok, NULL, &r, NULL), 0);
         assert_true(r.ran);
     }
-    assert_int_equal(
-        fdn_config_update_bool(cfg, "infrastructure.rate_limiting.enabled", true, NULL), 0);
-    settle_config(rt, &w);
+    set_bool_settled(f, "infrastructure.rate_limiting.enabled", true);
     assert_int_equal(fdn_execute_protected(p, "lim", NULL, fn_ok, NULL, &r, NULL),
                      FDN_ERATE_LIMITED);
 
@@ -466,14 +401,10 @@ static void enabled_switches_layers(void **state)
     assert_int_equal(fdn_execute_protected(p, "brk", NULL, fn_ok, NULL, &r, NULL),
                      FDN_ECIRCUIT_OPEN);
     assert_int_equal(r.rejected_by, FDN_PROTECT_BREAKER);
-    assert_int_equal(
-        fdn_config_update_bool(cfg, "infrastructure.circuit_breaker.enabled", false, NULL), 0);
-    settle_config(rt, &w);
+    set_bool_settled(f, "infrastructure.circuit_breaker.enabled", false);
     assert_int_equal(fdn_execute_protected(p, "brk", NULL, fn_ok, NULL, &r, NULL), 0);
     assert_true(r.ran);
-    assert_int_equal(
-        fdn_config_update_bool(cfg, "infrastructure.circuit_breaker.enabled", true, NULL), 0);
-    settle_config(rt, &w);
+    set_bool_settled(f, "infrastructure.circuit_breaker.enabled", true);
     assert_int_equal(fdn_execute_protected(p, "brk", NULL, fn_ok, NULL, &r, NULL),
                      FDN_ECIRCUIT_OPEN);
 
@@ -483,17 +414,11 @@ static void enabled_switches_layers(void **state)
     assert_int_equal(fdn_protect_configure(p, "pl", &pl, NULL), 0);
     assert_int_not_equal(fdn_execute_protected(p, "pl", NULL, fn_ok, NULL, &r, NULL), 0);
     assert_false(r.ran);
-    assert_int_equal(
-        fdn_config_update_bool(cfg, "infrastructure.connection_pool.enabled", false, NULL), 0);
-    settle_config(rt, &w);
+    set_bool_settled(f, "infrastructure.connection_pool.enabled", false);
     assert_int_equal(fdn_execute_protected(p, "pl", NULL, fn_ok, NULL, &r, NULL), 0);
     assert_true(r.ran);
-    assert_int_equal(
-        fdn_config_update_bool(cfg, "infrastructure.connection_pool.enabled", true, NULL), 0);
-    settle_config(rt, &w);
+    set_bool_settled(f, "infrastructure.connection_pool.enabled", true);
     assert_int_not_equal(fdn_execute_protected(p, "pl", NULL, fn_ok, NULL, &r, NULL), 0);
-    waiter_detach(&w, rt);
-    test_runtime_done(rt);
 }
 
 /* ---- an update touches only what its path drives ----------------------------------------- */
@@ -502,24 +427,22 @@ static void enabled_switches_layers(void **state)
  * rule through the limiter keeps it when some unrelated path is updated. */
 static void unrelated_update_keeps_overrides(void **state)
 {
-    (void)state;
-    fdn_runtime_t *rt = test_runtime(NULL);
-    waiter_t w;
-    waiter_attach(&w, rt);
+    test_rt_t *f = *state;
+    fdn_runtime_t *rt = f->rt;
     fdn_limiter_t *lim = fdn_runtime_limiter(rt);
     fdn_limit_rule_t mine = {FDN_LIMIT_FIXED_WINDOW, 3, 2000, 0};
     assert_int_equal(fdn_limiter_set_rule(lim, "api_calls", &mine), 0);
     assert_int_equal(
         fdn_config_update_double(fdn_runtime_config(rt), "ai.planning.sampling_rate", 0.75, NULL),
         0);
-    settle_config(rt, &w);
+    test_rt_settle_config(f);
     fdn_limit_rule_t got;
     assert_int_equal(fdn_limiter_get_rule(lim, "api_calls", &got), 0);
     assert_int_equal(got.limit, 3);
     assert_int_equal(got.period_ms, 2000);
     /* a reset to the defaults does bring the config's rules back */
     assert_int_equal(fdn_config_reset(fdn_runtime_config(rt), NULL), 0);
-    settle_config(rt, &w);
+    test_rt_settle_config(f);
     assert_int_equal(fdn_limiter_get_rule(lim, "api_calls", &got), 0);
     assert_int_equal(got.limit, 100);
     /* the reset itself is recorded and counted */
@@ -527,17 +450,13 @@ static void unrelated_update_keeps_overrides(void **state)
     assert_int_equal(fdn_event_list_count(l), 1);
     fdn_event_list_free(l);
     assert_int_equal(tm_count(rt, "foundation.config_resets"), 1);
-    waiter_detach(&w, rt);
-    test_runtime_done(rt);
 }
 
 /* ---- 5. the config file reaches the services ------------------------------------------------ */
 
 static void config_file_reaches_services(void **state)
 {
-    (void)state;
-    char dir[256];
-    make_tmpdir(dir, sizeof(dir));
+    const char *dir = ((dirfx_t *)*state)->dir;
     char path[320];
     snprintf(path, sizeof(path), "%s/config.json", dir);
     write_file(path, "{\"storage\":{\"hot\":{\"max_events\":5,\"max_age_seconds\":10}},"
@@ -546,7 +465,8 @@ static void config_file_reaches_services(void **state)
                      "\"rate_limiting\":{\"default_rules\":"
                      "{\"api_calls\":{\"scale\":1000,\"limit\":7}}},"
                      "\"circuit_breaker\":{\"default_config\":{\"failure_threshold\":2}}}}");
-    fdn_runtime_t *rt = test_runtime(path);
+    test_rt_t *f = config_runtime(path);
+    fdn_runtime_t *rt = f->rt;
 
     /* pool defaults */
     fdn_pool_opts_t po = FDN_POOL_OPTS_INIT;
@@ -610,16 +530,13 @@ static void config_file_reaches_services(void **state)
     assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
     assert_int_equal(count_type(es, "wiring_aged"), 0);
 
-    test_runtime_done(rt);
-    rm_tree(dir);
+    test_rt_free(f);
 }
 
 /* A bad config file or data directory fails fdn_runtime_create cleanly, naming the culprit. */
 static void bad_file_or_dir_fails_create(void **state)
 {
-    (void)state;
-    char dir[256];
-    make_tmpdir(dir, sizeof(dir));
+    const char *dir = ((dirfx_t *)*state)->dir;
     char path[320];
     snprintf(path, sizeof(path), "%s/config.json", dir);
     write_file(path, "{\"storage\":{\"hot\":{\"no_such_key\":1}}}");
@@ -646,7 +563,6 @@ static void bad_file_or_dir_fails_create(void **state)
     assert_null(rt);
     fdn_err_format(&err2, text, sizeof(text));
     assert_non_null(strstr(text, bad));
-    rm_tree(dir);
 }
 
 /* ---- 6. event_store restart ----------------------------------------------------------------- */
@@ -656,7 +572,7 @@ static void restart_service(fdn_runtime_t *rt, const char *service, bool test_rt
 {
     fdn_supervisor_t *sup = fdn_runtime_supervisor(rt);
     assert_int_equal(fdn_runtime_inject_fault(rt, service, FDN_EIO), 0);
-    assert_int_equal(fdn_supervisor_wait_idle(sup, 10000), 0);
+    assert_int_equal(fdn_supervisor_wait_idle(sup, TEST_WAIT_MS), 0);
     fdn_service_status_t st;
     assert_int_equal(fdn_runtime_service_status(rt, service, &st), 0);
     assert_int_equal(st.state, FDN_SERVICE_RESTARTING);
@@ -678,7 +594,7 @@ static void restart_service(fdn_runtime_t *rt, const char *service, bool test_rt
         assert_int_equal(fdn_testing_advance(rt, 10 * MS), 0);
     } else {
         assert_int_equal(fdn_clock_advance(fdn_runtime_clock(rt), 10 * MS), 0);
-        assert_int_equal(fdn_supervisor_wait_idle(sup, 10000), 0);
+        assert_int_equal(fdn_supervisor_wait_idle(sup, TEST_WAIT_MS), 0);
     }
     assert_int_equal(fdn_runtime_service_status(rt, service, &st), 0);
     assert_int_equal(st.state, FDN_SERVICE_RUNNING);
@@ -721,31 +637,24 @@ static void event_store_restart_body(fdn_runtime_t *rt, bool test_rt)
 
 static void event_store_restart_in_memory(void **state)
 {
-    (void)state;
-    fdn_runtime_t *rt = test_runtime(NULL);
+    fdn_runtime_t *rt = ((test_rt_t *)*state)->rt;
     event_store_restart_body(rt, true);
-    test_runtime_done(rt);
 }
 
 static void event_store_restart_with_data_dir(void **state)
 {
-    (void)state;
-    char dir[256];
-    make_tmpdir(dir, sizeof(dir));
-    fdn_clock_t *clock = NULL;
-    assert_int_equal(fdn_clock_manual_create(&clock, SEC, SEC), 0);
+    dirfx_t *fx = *state;
+    const char *dir = fx->dir;
+    fdn_clock_t *clock = fx->clock;
     fdn_runtime_t *rt = dir_runtime(dir, clock);
     event_store_restart_body(rt, false);
     fdn_runtime_destroy(rt);
-    fdn_clock_destroy(clock);
-    rm_tree(dir);
 }
 
 /* Another service's restart is recorded too. */
 static void limiter_restart_recorded(void **state)
 {
-    (void)state;
-    fdn_runtime_t *rt = test_runtime(NULL);
+    fdn_runtime_t *rt = ((test_rt_t *)*state)->rt;
     restart_service(rt, "rate_limiter", true);
     fdn_event_list_t *l = query_type(fdn_runtime_events(rt), "supervisor_restart", 100);
     assert_int_equal(fdn_event_list_count(l), 1);
@@ -757,16 +666,13 @@ static void limiter_restart_recorded(void **state)
     fdn_limit_rule_t rule;
     assert_int_equal(fdn_limiter_get_rule(fdn_runtime_limiter(rt), "api_calls", &rule), 0);
     assert_int_equal(rule.limit, 100);
-    test_runtime_done(rt);
 }
 
 /* storage.warm.enable + storage.warm.path from the config file make the store durable when
  * the runtime has no data directory. */
 static void warm_path_from_config(void **state)
 {
-    (void)state;
-    char dir[256];
-    make_tmpdir(dir, sizeof(dir));
+    const char *dir = ((dirfx_t *)*state)->dir;
     char path[320], cfgtext[1024], db[400];
     snprintf(path, sizeof(path), "%s/config.json", dir);
     snprintf(cfgtext, sizeof(cfgtext),
@@ -774,58 +680,53 @@ static void warm_path_from_config(void **state)
     write_file(path, cfgtext);
     snprintf(db, sizeof(db), "%s/warm/sub/events.db", dir);
 
-    fdn_runtime_t *rt = test_runtime(path);
+    test_rt_t *f = config_runtime(path);
+    fdn_runtime_t *rt = f->rt;
     uint64_t id = store_one(rt, "wiring_test", 0);
-    test_runtime_done(rt);
+    test_rt_free(f);
     assert_int_equal(access(db, F_OK), 0);
 
-    rt = test_runtime(path);
+    f = config_runtime(path);
+    rt = f->rt;
     fdn_event_list_t *l = query_type(fdn_runtime_events(rt), "wiring_test", 10);
     assert_int_equal(fdn_event_list_count(l), 1);
     assert_int_equal(fdn_event_id(fdn_event_list_at(l, 0)), id);
     fdn_event_list_free(l);
-    test_runtime_done(rt);
-    rm_tree(dir);
+    test_rt_free(f);
 }
 
 /* An update made while the event store restarts succeeds at once; its event cannot be stored
  * (the store answers FDN_EUNAVAILABLE) and the drop is counted, never silent. */
 static void update_while_store_restarts(void **state)
 {
-    (void)state;
-    fdn_runtime_t *rt = test_runtime(NULL);
-    waiter_t w;
-    waiter_attach(&w, rt);
+    test_rt_t *f = *state;
+    fdn_runtime_t *rt = f->rt;
     fdn_config_t *cfg = fdn_runtime_config(rt);
     assert_int_equal(fdn_runtime_inject_fault(rt, "event_store", FDN_EIO), 0);
     assert_int_equal(fdn_testing_settle(rt), 0);
     assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 3, NULL), 0);
-    waiter_wait_rev(&w, fdn_config_revision(cfg));
+    test_rt_wait_config(f, fdn_config_revision(cfg));
     assert_int_equal(tm_count(rt, "foundation.config_updates"), 1);
     assert_int_equal(tm_count(rt, "foundation.runtime.event_dropped"), 1);
     assert_int_equal(fdn_testing_advance(rt, 10 * MS), 0);
-    settle_config(rt, &w); /* also: the max_results change was applied while it was down */
+    test_rt_settle_config(f); /* also: the max_results change was applied while it was down */
     fdn_events_t *es = fdn_runtime_events(rt);
     assert_int_equal(count_type(es, "config_updated"), 1); /* the barrier's only */
     for (int i = 0; i < 5; i++)
         store_one(rt, "wiring_test", 0);
     assert_int_equal(count_type(es, "wiring_test"), 3);
-    waiter_detach(&w, rt);
-    test_runtime_done(rt);
 }
 
 /* ---- 7. config updates survive a config_server restart ------------------------------------- */
 
 static void config_survives_restart(void **state)
 {
-    (void)state;
-    fdn_runtime_t *rt = test_runtime(NULL);
-    waiter_t w;
-    waiter_attach(&w, rt);
+    test_rt_t *f = *state;
+    fdn_runtime_t *rt = f->rt;
     fdn_config_t *cfg = fdn_runtime_config(rt);
     assert_int_equal(fdn_config_update_double(cfg, "ai.planning.sampling_rate", 0.25, NULL), 0);
     assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4, NULL), 0);
-    settle_config(rt, &w);
+    test_rt_settle_config(f);
 
     restart_service(rt, "config_server", true);
     double v = 0;
@@ -838,7 +739,7 @@ static void config_survives_restart(void **state)
     /* the hook still runs after the restart: updates are recorded and applied */
     size_t before = count_type(fdn_runtime_events(rt), "config_updated");
     assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 2, NULL), 0);
-    settle_config(rt, &w);
+    test_rt_settle_config(f);
     assert_int_equal(count_type(fdn_runtime_events(rt), "config_updated"), 2);
     (void)before;
     fdn_events_t *es = fdn_runtime_events(rt);
@@ -847,33 +748,26 @@ static void config_survives_restart(void **state)
     fdn_event_list_t *l = query_type(es, "wiring_test", 100);
     assert_int_equal(fdn_event_list_count(l), 2);
     fdn_event_list_free(l);
-    waiter_detach(&w, rt);
-    test_runtime_done(rt);
 }
 
 /* After a telemetry_service restart the runtime still counts into it (same handle, the
  * handlers and counts kept). */
 static void telemetry_restart_keeps_counting(void **state)
 {
-    (void)state;
-    fdn_runtime_t *rt = test_runtime(NULL);
-    waiter_t w;
-    waiter_attach(&w, rt);
-    settle_config(rt, &w);
+    test_rt_t *f = *state;
+    fdn_runtime_t *rt = f->rt;
+    test_rt_settle_config(f);
     assert_int_equal(tm_count(rt, "foundation.config_updates"), 1);
     restart_service(rt, "telemetry_service", true);
-    settle_config(rt, &w);
+    test_rt_settle_config(f);
     assert_int_equal(tm_count(rt, "foundation.config_updates"), 2);
     assert_true(tm_count(rt, "foundation.supervisor.restarts") >= 1);
-    waiter_detach(&w, rt);
-    test_runtime_done(rt);
 }
 
 /* The event store reports into the runtime's telemetry (issue 5: event store operations). */
 static void event_store_telemetry(void **state)
 {
-    (void)state;
-    fdn_runtime_t *rt = test_runtime(NULL);
+    fdn_runtime_t *rt = ((test_rt_t *)*state)->rt;
     uint64_t before = tm_count(rt, "foundation.event_store.events_stored");
     store_one(rt, "wiring_test", 0);
     store_one(rt, "wiring_test", 0);
@@ -885,33 +779,28 @@ static void event_store_telemetry(void **state)
     fdn_free(js);
     assert_non_null(json_object_get(json_object_get(m, "foundation"), "events_stored"));
     json_decref(m);
-    test_runtime_done(rt);
 }
 
 /* ---- 8. registry lookups are counted -------------------------------------------------------- */
 
 static void registry_lookup_telemetry(void **state)
 {
-    (void)state;
-    fdn_runtime_t *rt = test_runtime(NULL);
+    fdn_runtime_t *rt = ((test_rt_t *)*state)->rt;
     uint64_t before = tm_count(rt, "foundation.registry.lookup");
     void *h = NULL;
     assert_int_equal(fdn_registry_lookup(fdn_runtime_registry(rt), "event_store", &h, NULL), 0);
     assert_int_not_equal(fdn_registry_lookup(fdn_runtime_registry(rt), "no_such_service", &h, NULL),
                          0);
     assert_int_equal(tm_count(rt, "foundation.registry.lookup"), before + 2);
-    test_runtime_done(rt);
 }
 
 /* ---- 9. durable events survive the runtime --------------------------------------------------- */
 
 static void events_survive_runtime(void **state)
 {
-    (void)state;
-    char dir[256];
-    make_tmpdir(dir, sizeof(dir));
-    fdn_clock_t *clock = NULL;
-    assert_int_equal(fdn_clock_manual_create(&clock, SEC, SEC), 0);
+    dirfx_t *fx = *state;
+    const char *dir = fx->dir;
+    fdn_clock_t *clock = fx->clock;
     fdn_runtime_t *rt = dir_runtime(dir, clock);
     uint64_t ids[4];
     for (int i = 0; i < 4; i++)
@@ -928,8 +817,6 @@ static void events_survive_runtime(void **state)
     uint64_t next = store_one(rt, "wiring_test", 0);
     assert_true(next > ids[3]);
     fdn_runtime_destroy(rt);
-    fdn_clock_destroy(clock);
-    rm_tree(dir);
 }
 
 /* An escalation is recorded while the store still answers: a runtime whose first restart
@@ -937,11 +824,9 @@ static void events_survive_runtime(void **state)
  * the event is found after reopening the data directory. */
 static void escalation_recorded(void **state)
 {
-    (void)state;
-    char dir[256];
-    make_tmpdir(dir, sizeof(dir));
-    fdn_clock_t *clock = NULL;
-    assert_int_equal(fdn_clock_manual_create(&clock, SEC, SEC), 0);
+    dirfx_t *fx = *state;
+    const char *dir = fx->dir;
+    fdn_clock_t *clock = fx->clock;
     fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
     o.ignore_env = true;
     o.name = "escalating";
@@ -951,7 +836,7 @@ static void escalation_recorded(void **state)
     fdn_runtime_t *rt = NULL;
     assert_int_equal(fdn_runtime_create(&rt, &o, NULL), 0);
     assert_int_equal(fdn_runtime_inject_fault(rt, "rate_limiter", FDN_EIO), 0);
-    assert_int_equal(fdn_supervisor_wait_idle(fdn_runtime_supervisor(rt), 10000), 0);
+    assert_int_equal(fdn_supervisor_wait_idle(fdn_runtime_supervisor(rt), TEST_WAIT_MS), 0);
     assert_true(fdn_supervisor_failed(fdn_runtime_supervisor(rt)));
     fdn_runtime_health_t h;
     assert_int_equal(fdn_runtime_health(rt, &h, NULL, 0, NULL), 0);
@@ -967,8 +852,6 @@ static void escalation_recorded(void **state)
     json_decref(d);
     fdn_event_list_free(l);
     fdn_runtime_destroy(rt);
-    fdn_clock_destroy(clock);
-    rm_tree(dir);
 }
 
 /* Shutting down right after a burst of updates still records every config_updated event:
@@ -977,11 +860,9 @@ static void escalation_recorded(void **state)
  * drain itself is checked deterministically (a blocked hook) in test_config_hook.c. */
 static void last_updates_recorded_at_shutdown(void **state)
 {
-    (void)state;
-    char dir[256];
-    make_tmpdir(dir, sizeof(dir));
-    fdn_clock_t *clock = NULL;
-    assert_int_equal(fdn_clock_manual_create(&clock, SEC, SEC), 0);
+    dirfx_t *fx = *state;
+    const char *dir = fx->dir;
+    fdn_clock_t *clock = fx->clock;
     fdn_runtime_t *rt = dir_runtime(dir, clock);
     fdn_config_t *cfg = fdn_runtime_config(rt);
     /* each recorded event is a durable commit (an fsync): the hook lags far behind */
@@ -992,16 +873,13 @@ static void last_updates_recorded_at_shutdown(void **state)
     rt = dir_runtime(dir, clock);
     assert_int_equal(count_type(fdn_runtime_events(rt), "config_updated"), 200);
     fdn_runtime_destroy(rt);
-    fdn_clock_destroy(clock);
-    rm_tree(dir);
 }
 
 /* ---- 10. the error hook ---------------------------------------------------------------------- */
 
 static void error_hook_counts(void **state)
 {
-    (void)state;
-    fdn_runtime_t *rt = test_runtime(NULL);
+    fdn_runtime_t *rt = ((test_rt_t *)*state)->rt;
     fdn_error_t e = FDN_ERROR_INIT;
     fdn_err_set(&e, FDN_ECONFIG_FORBIDDEN, "test");
     char name[128];
@@ -1013,32 +891,36 @@ static void error_hook_counts(void **state)
     fdn_runtime_error_hook(NULL, rt);
     fdn_runtime_error_hook(&e, NULL);
     assert_int_equal(tm_count(rt, name), 2);
-    test_runtime_done(rt);
 }
+
+#define RT_TEST(fn) cmocka_unit_test_setup_teardown(fn, test_rt_setup, test_rt_teardown)
+#define WATCHED_TEST(fn)                                                                           \
+    cmocka_unit_test_setup_teardown(fn, test_rt_setup_watched, test_rt_teardown)
+#define DIR_TEST(fn) cmocka_unit_test_setup_teardown(fn, dir_setup, dir_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(accessors_registry_health),
-        cmocka_unit_test(config_update_recorded_and_counted),
-        cmocka_unit_test(max_results_caps_queries),
-        cmocka_unit_test(enabled_switches_layers),
-        cmocka_unit_test(unrelated_update_keeps_overrides),
-        cmocka_unit_test(config_file_reaches_services),
-        cmocka_unit_test(bad_file_or_dir_fails_create),
-        cmocka_unit_test(event_store_restart_in_memory),
-        cmocka_unit_test(event_store_restart_with_data_dir),
-        cmocka_unit_test(limiter_restart_recorded),
-        cmocka_unit_test(warm_path_from_config),
-        cmocka_unit_test(update_while_store_restarts),
-        cmocka_unit_test(config_survives_restart),
-        cmocka_unit_test(telemetry_restart_keeps_counting),
-        cmocka_unit_test(event_store_telemetry),
-        cmocka_unit_test(registry_lookup_telemetry),
-        cmocka_unit_test(events_survive_runtime),
-        cmocka_unit_test(escalation_recorded),
-        cmocka_unit_test(last_updates_recorded_at_shutdown),
-        cmocka_unit_test(error_hook_counts),
+        RT_TEST(accessors_registry_health),
+        WATCHED_TEST(config_update_recorded_and_counted),
+        WATCHED_TEST(max_results_caps_queries),
+        WATCHED_TEST(enabled_switches_layers),
+        WATCHED_TEST(unrelated_update_keeps_overrides),
+        DIR_TEST(config_file_reaches_services),
+        DIR_TEST(bad_file_or_dir_fails_create),
+        RT_TEST(event_store_restart_in_memory),
+        DIR_TEST(event_store_restart_with_data_dir),
+        RT_TEST(limiter_restart_recorded),
+        DIR_TEST(warm_path_from_config),
+        WATCHED_TEST(update_while_store_restarts),
+        WATCHED_TEST(config_survives_restart),
+        WATCHED_TEST(telemetry_restart_keeps_counting),
+        RT_TEST(event_store_telemetry),
+        RT_TEST(registry_lookup_telemetry),
+        DIR_TEST(events_survive_runtime),
+        DIR_TEST(escalation_recorded),
+        DIR_TEST(last_updates_recorded_at_shutdown),
+        RT_TEST(error_hook_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,9 @@
 /* Unit tests: the supervisor. Deterministic: a manual clock drives backoff and health polls;
- * fdn_supervisor_wait_idle and condition waits synchronise with the supervisor thread. */
+ * fdn_supervisor_wait_idle and condition waits synchronise with the supervisor thread.
+ *
+ * Every test runs on a fixture made by fx_setup and freed by fx_teardown (cmocka
+ * setup/teardown); the supervisor's options come from the fx_params_t given as the test's
+ * initial state (SUP_TEST below), and the ABC variants also add and start services a, b, c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,9 +20,11 @@
 
 #include <fdn/supervisor.h>
 
+#include "threads.h"
+
 #define MS         1000000LL
 #define SEC        1000000000LL
-#define WAIT_MS    10000
+#define WAIT_MS    TEST_WAIT_MS
 #define BACKOFF_NS (10 * MS)
 
 /* ---- a recording test service ---- */
@@ -313,20 +319,35 @@ static fixture_t *fx_new(fdn_sup_strategy_t strategy, int max_restarts, int64_t 
     return f;
 }
 
-static tsvc_t *fx_add(fixture_t *f, const char *name, fdn_restart_t restart, bool worker,
-                      int64_t health_interval)
+/* Adds a recording service named `name` described by spec (name and state filled in here). */
+static tsvc_t *fx_add_spec(fixture_t *f, const char *name, fdn_service_spec_t *spec)
 {
+    assert_true(f->nsvc < MAXSVC);
     tsvc_t *s = &f->svc[f->nsvc++];
     s->w = &f->w;
     snprintf(s->name, sizeof(s->name), "%s", name);
+    spec->name = name;
+    spec->state = s;
+    assert_int_equal(fdn_supervisor_add(f->w.sup, spec, NULL), 0);
+    return s;
+}
+
+static tsvc_t *fx_add(fixture_t *f, const char *name, fdn_restart_t restart, bool worker,
+                      int64_t health_interval)
+{
     fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
-    spec.name = name;
     spec.ops = worker ? &OPS_WORKER : &OPS;
-    spec.state = s;
     spec.restart = restart;
     spec.health_interval_ns = health_interval;
-    assert_int_equal(fdn_supervisor_add(f->w.sup, &spec, NULL), 0);
-    return s;
+    return fx_add_spec(f, name, &spec);
+}
+
+/* Adds a recording service with other callbacks (spec defaults otherwise). */
+static tsvc_t *fx_add_ops(fixture_t *f, const char *name, const fdn_service_ops_t *ops)
+{
+    fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
+    spec.ops = ops;
+    return fx_add_spec(f, name, &spec);
 }
 
 static void fx_free(fixture_t *f)
@@ -369,24 +390,60 @@ static void wait_state(fixture_t *f, const char *name, fdn_service_state_t want)
     pthread_mutex_unlock(&f->w.mu);
 }
 
-static fixture_t *fx_abc(fdn_sup_strategy_t strategy)
+/* The fixture's parameters: the supervisor's options, and whether to add and start the
+ * permanent services a, b, c. */
+typedef struct fx_params {
+    fdn_sup_strategy_t strategy;
+    int max_restarts;
+    int64_t backoff_base_ns, backoff_max_ns;
+    bool abc;
+} fx_params_t;
+
+static int fx_setup(void **state)
 {
-    fixture_t *f = fx_new(strategy, 10, BACKOFF_NS, SEC);
-    fx_add(f, "a", FDN_RESTART_PERMANENT, false, 0);
-    fx_add(f, "b", FDN_RESTART_PERMANENT, false, 0);
-    fx_add(f, "c", FDN_RESTART_PERMANENT, false, 0);
-    assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
-    ASSERT_LOG(&f->w, "+a +b +c");
-    idle(f);
-    return f;
+    const fx_params_t *p = *state;
+    fixture_t *f = fx_new(p->strategy, p->max_restarts, p->backoff_base_ns, p->backoff_max_ns);
+    if (p->abc) {
+        fx_add(f, "a", FDN_RESTART_PERMANENT, false, 0);
+        fx_add(f, "b", FDN_RESTART_PERMANENT, false, 0);
+        fx_add(f, "c", FDN_RESTART_PERMANENT, false, 0);
+        assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
+        ASSERT_LOG(&f->w, "+a +b +c");
+        idle(f);
+    }
+    *state = f;
+    return 0;
 }
+
+/* Destroys the supervisor (shutting down whatever still runs, in reverse order) and checks
+ * that every service's state was destroyed exactly once. */
+static int fx_teardown(void **state)
+{
+    fx_free(*state);
+    return 0;
+}
+
+/* one_for_one, 10 restarts in 5 s, backoff 10 ms doubling up to 1 s, unless named otherwise */
+static const fx_params_t P_DEFAULT = {FDN_SUP_ONE_FOR_ONE, 10, BACKOFF_NS, SEC, false};
+static const fx_params_t P_FEW = {FDN_SUP_ONE_FOR_ONE, 3, BACKOFF_NS, SEC, false};
+static const fx_params_t P_ALL = {FDN_SUP_ONE_FOR_ALL, 10, BACKOFF_NS, SEC, false};
+static const fx_params_t P_ABC_ONE = {FDN_SUP_ONE_FOR_ONE, 10, BACKOFF_NS, SEC, true};
+static const fx_params_t P_ABC_ALL = {FDN_SUP_ONE_FOR_ALL, 10, BACKOFF_NS, SEC, true};
+static const fx_params_t P_ABC_REST = {FDN_SUP_REST_FOR_ONE, 10, BACKOFF_NS, SEC, true};
+static const fx_params_t P_WINDOW = {FDN_SUP_ONE_FOR_ONE, 2, 0, 0, false}; /* immediate */
+static const fx_params_t P_BACKOFF = {FDN_SUP_ONE_FOR_ONE, 100, 10 * MS, 40 * MS, false};
+static const fx_params_t P_ESCALATE = {FDN_SUP_ONE_FOR_ONE, 0, 0, 0, false}; /* 1st escalates */
+static const fx_params_t P_HUGE = {FDN_SUP_ONE_FOR_ONE, 3, INT64_MAX, INT64_MAX, false};
+static const fx_params_t P_SLOW = {FDN_SUP_ONE_FOR_ONE, 10, 100 * MS, SEC, false};
+
+#define SUP_TEST(fn, params)                                                                       \
+    cmocka_unit_test_prestate_setup_teardown(fn, fx_setup, fx_teardown, (void *)&(params))
 
 /* ---- tests ---- */
 
 static void one_for_one_restarts_only_the_failed(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_abc(FDN_SUP_ONE_FOR_ONE);
+    fixture_t *f = *state;
     int64_t t0 = fdn_clock_mono_ns(f->w.clock);
     assert_int_equal(fdn_supervisor_inject_fault(f->w.sup, "b", -EIO), 0);
     idle(f);
@@ -414,13 +471,11 @@ static void one_for_one_restarts_only_the_failed(void **state)
     ASSERT_LOG(&f->w, "-c -b -a");
     assert_int_equal(fdn_supervisor_shutdown(f->w.sup, WAIT_MS), 0); /* idempotent */
     ASSERT_LOG(&f->w, "");
-    fx_free(f);
 }
 
 static void one_for_all_restarts_everything_in_order(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_abc(FDN_SUP_ONE_FOR_ALL);
+    fixture_t *f = *state;
     assert_int_equal(fdn_supervisor_inject_fault(f->w.sup, "b", -EIO), 0);
     idle(f);
     ASSERT_LOG(&f->w, "-c -b -a");
@@ -430,14 +485,11 @@ static void one_for_all_restarts_everything_in_order(void **state)
     advance(f, BACKOFF_NS);
     ASSERT_LOG(&f->w, "+a +b +c");
     assert_int_equal(f->w.restarts_cb, 3);
-    fx_free(f);
-    /* destroy shut down in reverse order */
 }
 
 static void rest_for_one_restarts_the_rest(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_abc(FDN_SUP_REST_FOR_ONE);
+    fixture_t *f = *state;
     assert_int_equal(fdn_supervisor_inject_fault(f->w.sup, "b", -EIO), 0);
     idle(f);
     ASSERT_LOG(&f->w, "-c -b");
@@ -450,13 +502,11 @@ static void rest_for_one_restarts_the_rest(void **state)
     ASSERT_LOG(&f->w, "-c");
     advance(f, BACKOFF_NS);
     ASSERT_LOG(&f->w, "+c");
-    fx_free(f);
 }
 
 static void restart_types(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 10, BACKOFF_NS, SEC);
+    fixture_t *f = *state;
     fx_add(f, "perm", FDN_RESTART_PERMANENT, false, 0);
     fx_add(f, "trans", FDN_RESTART_TRANSIENT, false, 0);
     fx_add(f, "temp", FDN_RESTART_TEMPORARY, false, 0);
@@ -496,13 +546,11 @@ static void restart_types(void **state)
     ASSERT_LOG(&f->w, "");
     assert_int_equal(fdn_supervisor_inject_fault(f->w.sup, "temp", -EIO), FDN_EUNAVAILABLE);
     assert_int_equal(f->w.escalations, 0);
-    fx_free(f);
 }
 
 static void temporary_sibling_not_restarted_by_one_for_all(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ALL, 10, BACKOFF_NS, SEC);
+    fixture_t *f = *state;
     fx_add(f, "a", FDN_RESTART_PERMANENT, false, 0);
     fx_add(f, "t", FDN_RESTART_TEMPORARY, false, 0);
     assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
@@ -513,13 +561,11 @@ static void temporary_sibling_not_restarted_by_one_for_all(void **state)
     advance(f, BACKOFF_NS);
     ASSERT_LOG(&f->w, "+a");
     assert_int_equal(state_of(f, "t"), FDN_SERVICE_STOPPED);
-    fx_free(f);
 }
 
 static void intensity_exceeded_escalates_once(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 3, BACKOFF_NS, SEC); /* 3 in 5 s */
+    fixture_t *f = *state; /* 3 in 5 s */
     fx_add(f, "a", FDN_RESTART_PERMANENT, false, 0);
     fx_add(f, "b", FDN_RESTART_PERMANENT, false, 0);
     fx_add(f, "c", FDN_RESTART_PERMANENT, false, 0);
@@ -554,13 +600,11 @@ static void intensity_exceeded_escalates_once(void **state)
     spec.ops = &OPS;
     spec.state = &extra;
     assert_int_equal(fdn_supervisor_add(f->w.sup, &spec, NULL), FDN_EESCALATED);
-    fx_free(f);
 }
 
 static void intensity_window_slides(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 2, 0, 0); /* 2 in 5 s, immediate restarts */
+    fixture_t *f = *state; /* 2 in 5 s, immediate restarts */
     fx_add(f, "a", FDN_RESTART_PERMANENT, false, 0);
     assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
     ASSERT_LOG(&f->w, "+a");
@@ -577,13 +621,11 @@ static void intensity_window_slides(void **state)
     idle(f);
     assert_true(fdn_supervisor_failed(f->w.sup));
     ASSERT_LOG(&f->w, "-a +a -a");
-    fx_free(f);
 }
 
 static void backoff_doubles_up_to_max(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 100, 10 * MS, 40 * MS);
+    fixture_t *f = *state;
     fx_add(f, "a", FDN_RESTART_PERMANENT, false, 0);
     assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
     const int64_t expect[] = {10 * MS, 20 * MS, 40 * MS, 40 * MS};
@@ -610,13 +652,11 @@ static void backoff_doubles_up_to_max(void **state)
     idle(f);
     assert_int_equal(f->w.last_backoff, 10 * MS);
     assert_int_equal(f->w.last_attempt, 1);
-    fx_free(f);
 }
 
 static void worker_failure_restarts(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 10, BACKOFF_NS, SEC);
+    fixture_t *f = *state;
     tsvc_t *w = fx_add(f, "w", FDN_RESTART_PERMANENT, true, 0);
     tsvc_t *t = fx_add(f, "t", FDN_RESTART_TRANSIENT, true, 0);
     assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
@@ -638,14 +678,12 @@ static void worker_failure_restarts(void **state)
     wait_state(f, "t", FDN_SERVICE_STOPPED);
     idle(f);
     ASSERT_LOG(&f->w, "-t");
-    fx_free(f);
 }
 
 /* A worker that fails at once, possibly before its start is complete, is still seen. */
 static void worker_failing_at_once_is_seen(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 10, BACKOFF_NS, SEC);
+    fixture_t *f = *state;
     tsvc_t *w = fx_add(f, "w", FDN_RESTART_PERMANENT, true, 0);
     atomic_store(&w->worker_rc, -EIO);
     assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
@@ -664,13 +702,11 @@ static void worker_failing_at_once_is_seen(void **state)
     fdn_service_status_t st;
     assert_int_equal(fdn_supervisor_service_status(f->w.sup, "v", &st), 0);
     assert_int_equal(st.last_error, -EPIPE);
-    fx_free(f);
 }
 
 static void health_failure_restarts(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 10, BACKOFF_NS, SEC);
+    fixture_t *f = *state;
     tsvc_t *h = fx_add(f, "h", FDN_RESTART_PERMANENT, false, SEC);
     assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
     ASSERT_LOG(&f->w, "+h");
@@ -691,13 +727,11 @@ static void health_failure_restarts(void **state)
     atomic_store(&h->health_rc, 0);
     advance(f, BACKOFF_NS);
     ASSERT_LOG(&f->w, "+h");
-    fx_free(f);
 }
 
 static void failed_start_rolls_back(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 3, BACKOFF_NS, SEC);
+    fixture_t *f = *state;
     fx_add(f, "a", FDN_RESTART_PERMANENT, false, 0);
     tsvc_t *b = fx_add(f, "b", FDN_RESTART_PERMANENT, false, 0);
     fx_add(f, "c", FDN_RESTART_PERMANENT, false, 0);
@@ -710,23 +744,14 @@ static void failed_start_rolls_back(void **state)
     assert_int_equal(state_of(f, "c"), FDN_SERVICE_STOPPED);
     assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), FDN_ESHUTDOWN);
     assert_int_equal(fdn_supervisor_wait_idle(f->w.sup, 10), FDN_ESHUTDOWN);
-    fx_free(f);
 }
 
 /* While a failed start is still stopping the services it started, shutdown must not report
  * the supervisor as stopped: a caller would then destroy it under the rollback's feet. */
 static void failed_start_rollback_is_not_reported_finished_early(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 3, BACKOFF_NS, SEC);
-    tsvc_t *a = &f->svc[f->nsvc++];
-    a->w = &f->w;
-    snprintf(a->name, sizeof(a->name), "a");
-    fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
-    spec.name = "a";
-    spec.ops = &OPS_PROBE;
-    spec.state = a;
-    assert_int_equal(fdn_supervisor_add(f->w.sup, &spec, NULL), 0);
+    fixture_t *f = *state;
+    fx_add_ops(f, "a", &OPS_PROBE);
     tsvc_t *b = fx_add(f, "b", FDN_RESTART_PERMANENT, false, 0);
     atomic_store(&b->start_rc, -EIO);
     f->w.probe_shutdown_rc = 12345;
@@ -734,13 +759,11 @@ static void failed_start_rollback_is_not_reported_finished_early(void **state)
     ASSERT_LOG(&f->w, "+a -a");
     assert_int_equal(f->w.probe_shutdown_rc, FDN_ETIMEDOUT);
     assert_int_equal(fdn_supervisor_shutdown(f->w.sup, WAIT_MS), 0);
-    fx_free(f);
 }
 
 static void failing_restart_counts_toward_intensity(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 3, BACKOFF_NS, SEC);
+    fixture_t *f = *state;
     tsvc_t *a = fx_add(f, "a", FDN_RESTART_PERMANENT, false, 0);
     assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
     ASSERT_LOG(&f->w, "+a");
@@ -757,13 +780,11 @@ static void failing_restart_counts_toward_intensity(void **state)
     assert_int_equal(state_of(f, "a"), FDN_SERVICE_FAILED);
     assert_int_equal(f->w.escalations, 1);
     ASSERT_LOG(&f->w, "");
-    fx_free(f);
 }
 
 static void add_after_start_and_errors(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_abc(FDN_SUP_ONE_FOR_ONE);
+    fixture_t *f = *state;
     fx_add(f, "d", FDN_RESTART_PERMANENT, true, 0);
     ASSERT_LOG(&f->w, "+d");
     assert_int_equal(state_of(f, "d"), FDN_SERVICE_RUNNING);
@@ -803,7 +824,6 @@ static void add_after_start_and_errors(void **state)
     spec.ops = &OPS;
     assert_int_equal(fdn_supervisor_add(f->w.sup, &spec, NULL), FDN_ESHUTDOWN);
     assert_int_equal(fdn_supervisor_inject_fault(f->w.sup, "a", -EIO), FDN_ESHUTDOWN);
-    fx_free(f);
     fdn_supervisor_destroy(NULL);
     fdn_supervisor_opts_t bad = FDN_SUPERVISOR_OPTS_INIT;
     fdn_supervisor_t *s = NULL;
@@ -816,8 +836,7 @@ static void add_after_start_and_errors(void **state)
 
 static void shutdown_from_escalation_callback(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 0, 0, 0); /* first failure escalates */
+    fixture_t *f = *state; /* first failure escalates */
     f->w.shutdown_in_escalation = true;
     fx_add(f, "a", FDN_RESTART_PERMANENT, true, 0);
     assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
@@ -830,23 +849,14 @@ static void shutdown_from_escalation_callback(void **state)
     assert_int_equal(f->w.escalations, 1);
     assert_int_equal(f->w.esc_shutdown_rc, 0);
     ASSERT_LOG(&f->w, "+a -a");
-    fx_free(f);
 }
 
 /* A worker loop calling shutdown must not wait for the supervisor to join it (it would wait
  * for itself): like a callback on the supervisor thread, it only requests the stop. */
 static void shutdown_from_worker_loop(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 3, BACKOFF_NS, SEC);
-    tsvc_t *a = &f->svc[f->nsvc++];
-    a->w = &f->w;
-    snprintf(a->name, sizeof(a->name), "a");
-    fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
-    spec.name = "a";
-    spec.ops = &OPS_RUN_SHUTDOWN;
-    spec.state = a;
-    assert_int_equal(fdn_supervisor_add(f->w.sup, &spec, NULL), 0);
+    fixture_t *f = *state;
+    fx_add_ops(f, "a", &OPS_RUN_SHUTDOWN);
     f->w.probe_shutdown_rc = 12345;
     assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
     atomic_store(&f->w.go, true);
@@ -858,23 +868,14 @@ static void shutdown_from_worker_loop(void **state)
     assert_int_equal(f->w.probe_shutdown_rc, 0);
     assert_int_equal(fdn_supervisor_shutdown(f->w.sup, WAIT_MS), 0);
     ASSERT_LOG(&f->w, "+a -a");
-    fx_free(f);
 }
 
 /* An add from a worker loop that is being stopped must not wait for the supervisor thread,
  * which is joining that very worker: it fails at once with FDN_ECANCELED. */
 static void add_from_stopping_worker_does_not_deadlock(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 3, BACKOFF_NS, SEC);
-    tsvc_t *a = &f->svc[f->nsvc++];
-    a->w = &f->w;
-    snprintf(a->name, sizeof(a->name), "a");
-    fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
-    spec.name = "a";
-    spec.ops = &OPS_RUN_ADD;
-    spec.state = a;
-    assert_int_equal(fdn_supervisor_add(f->w.sup, &spec, NULL), 0);
+    fixture_t *f = *state;
+    fx_add_ops(f, "a", &OPS_RUN_ADD);
     assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
     f->w.probe_shutdown_rc = 12345;
     assert_int_equal(fdn_supervisor_inject_fault(f->w.sup, "a", -EIO), 0);
@@ -883,7 +884,6 @@ static void add_from_stopping_worker_does_not_deadlock(void **state)
     assert_int_equal(fdn_supervisor_count(f->w.sup), 1);
     assert_int_equal(state_of(f, "a"), FDN_SERVICE_RESTARTING);
     ASSERT_LOG(&f->w, "+a -a");
-    fx_free(f);
 }
 
 /* Supervisor thread, handling a's failure before stopping it: let a's worker post an add and
@@ -902,16 +902,8 @@ static void add_during_restart_hook(world_t *w)
  * of joining a worker that waits for it. */
 static void add_pending_from_worker_fails_when_it_is_stopped(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 3, BACKOFF_NS, SEC);
-    tsvc_t *a = &f->svc[f->nsvc++];
-    a->w = &f->w;
-    snprintf(a->name, sizeof(a->name), "a");
-    fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
-    spec.name = "a";
-    spec.ops = &OPS_RUN_ADD;
-    spec.state = a;
-    assert_int_equal(fdn_supervisor_add(f->w.sup, &spec, NULL), 0);
+    fixture_t *f = *state;
+    fx_add_ops(f, "a", &OPS_RUN_ADD);
     assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
     f->w.probe_shutdown_rc = 12345;
     f->w.restart_hook = add_during_restart_hook;
@@ -921,23 +913,14 @@ static void add_pending_from_worker_fails_when_it_is_stopped(void **state)
     assert_int_equal(fdn_supervisor_count(f->w.sup), 1);
     assert_int_equal(state_of(f, "a"), FDN_SERVICE_RESTARTING);
     ASSERT_LOG(&f->w, "+a -a");
-    fx_free(f);
 }
 
 /* A kick that lands after the worker checked its condition but before it calls
  * fdn_service_wait must still wake that wait (no lost wake-up). */
 static void service_wait_sees_kick_before_the_call(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 3, BACKOFF_NS, SEC);
-    tsvc_t *a = &f->svc[f->nsvc++];
-    a->w = &f->w;
-    snprintf(a->name, sizeof(a->name), "a");
-    fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
-    spec.name = "a";
-    spec.ops = &OPS_CHECK_WAIT;
-    spec.state = a;
-    assert_int_equal(fdn_supervisor_add(f->w.sup, &spec, NULL), 0);
+    fixture_t *f = *state;
+    fx_add_ops(f, "a", &OPS_CHECK_WAIT);
     assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
     pthread_mutex_lock(&f->w.mu);
     while (f->w.step != 1)
@@ -951,15 +934,13 @@ static void service_wait_sees_kick_before_the_call(void **state)
     int step = f->w.step;
     pthread_mutex_unlock(&f->w.mu);
     assert_int_equal(step, 3);
-    fx_free(f);
 }
 
 /* Huge delays mean "practically never", not a signed overflow (UB; in practice a negative
  * due time and an immediate restart or health poll). */
 static void huge_backoff_and_health_interval_saturate(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 3, INT64_MAX, INT64_MAX);
+    fixture_t *f = *state;
     tsvc_t *a = fx_add(f, "a", FDN_RESTART_PERMANENT, false, INT64_MAX);
     assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
     idle(f);
@@ -974,7 +955,6 @@ static void huge_backoff_and_health_interval_saturate(void **state)
     assert_int_equal(st.restart_due_ns, INT64_MAX);
     assert_int_equal(atomic_load(&a->starts), 1);
     ASSERT_LOG(&f->w, "+a -a");
-    fx_free(f);
 }
 
 /* fdn_supervisor_start runs the start callbacks on the calling thread (the lifecycle thread
@@ -982,24 +962,15 @@ static void huge_backoff_and_health_interval_saturate(void **state)
  * as from any callback, instead of waiting for the start that called it. */
 static void shutdown_from_initial_start_callback(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 3, BACKOFF_NS, SEC);
+    fixture_t *f = *state;
     fx_add(f, "a", FDN_RESTART_PERMANENT, false, 0);
-    tsvc_t *b = &f->svc[f->nsvc++];
-    b->w = &f->w;
-    snprintf(b->name, sizeof(b->name), "b");
-    fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
-    spec.name = "b";
-    spec.ops = &OPS_START_SHUTDOWN;
-    spec.state = b;
-    assert_int_equal(fdn_supervisor_add(f->w.sup, &spec, NULL), 0);
+    fx_add_ops(f, "b", &OPS_START_SHUTDOWN);
     fx_add(f, "c", FDN_RESTART_PERMANENT, false, 0);
     f->w.probe_shutdown_rc = 12345;
     assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), FDN_ESHUTDOWN);
     assert_int_equal(f->w.probe_shutdown_rc, 0);
     ASSERT_LOG(&f->w, "+a +b -b -a");
     assert_int_equal(fdn_supervisor_shutdown(f->w.sup, WAIT_MS), 0);
-    fx_free(f);
 }
 
 /* A caller hammering a service while it is restarting always gets an immediate answer. */
@@ -1025,8 +996,7 @@ static void *caller_main(void *p)
 
 static void calls_during_restart_are_unavailable(void **state)
 {
-    (void)state;
-    fixture_t *f = fx_new(FDN_SUP_ONE_FOR_ONE, 10, 100 * MS, SEC);
+    fixture_t *f = *state;
     tsvc_t *a = fx_add(f, "a", FDN_RESTART_PERMANENT, true, 0);
     assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
     caller_arg_t ca = {.s = a};
@@ -1045,35 +1015,34 @@ static void calls_during_restart_are_unavailable(void **state)
         ;
     atomic_store(&ca.stop, true);
     pthread_join(th, NULL);
-    fx_free(f);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(one_for_one_restarts_only_the_failed),
-        cmocka_unit_test(one_for_all_restarts_everything_in_order),
-        cmocka_unit_test(rest_for_one_restarts_the_rest),
-        cmocka_unit_test(restart_types),
-        cmocka_unit_test(temporary_sibling_not_restarted_by_one_for_all),
-        cmocka_unit_test(intensity_exceeded_escalates_once),
-        cmocka_unit_test(intensity_window_slides),
-        cmocka_unit_test(backoff_doubles_up_to_max),
-        cmocka_unit_test(worker_failure_restarts),
-        cmocka_unit_test(worker_failing_at_once_is_seen),
-        cmocka_unit_test(health_failure_restarts),
-        cmocka_unit_test(failed_start_rolls_back),
-        cmocka_unit_test(failed_start_rollback_is_not_reported_finished_early),
-        cmocka_unit_test(failing_restart_counts_toward_intensity),
-        cmocka_unit_test(add_after_start_and_errors),
-        cmocka_unit_test(shutdown_from_escalation_callback),
-        cmocka_unit_test(shutdown_from_worker_loop),
-        cmocka_unit_test(shutdown_from_initial_start_callback),
-        cmocka_unit_test(huge_backoff_and_health_interval_saturate),
-        cmocka_unit_test(service_wait_sees_kick_before_the_call),
-        cmocka_unit_test(add_from_stopping_worker_does_not_deadlock),
-        cmocka_unit_test(add_pending_from_worker_fails_when_it_is_stopped),
-        cmocka_unit_test(calls_during_restart_are_unavailable),
+        SUP_TEST(one_for_one_restarts_only_the_failed, P_ABC_ONE),
+        SUP_TEST(one_for_all_restarts_everything_in_order, P_ABC_ALL),
+        SUP_TEST(rest_for_one_restarts_the_rest, P_ABC_REST),
+        SUP_TEST(restart_types, P_DEFAULT),
+        SUP_TEST(temporary_sibling_not_restarted_by_one_for_all, P_ALL),
+        SUP_TEST(intensity_exceeded_escalates_once, P_FEW),
+        SUP_TEST(intensity_window_slides, P_WINDOW),
+        SUP_TEST(backoff_doubles_up_to_max, P_BACKOFF),
+        SUP_TEST(worker_failure_restarts, P_DEFAULT),
+        SUP_TEST(worker_failing_at_once_is_seen, P_DEFAULT),
+        SUP_TEST(health_failure_restarts, P_DEFAULT),
+        SUP_TEST(failed_start_rolls_back, P_FEW),
+        SUP_TEST(failed_start_rollback_is_not_reported_finished_early, P_FEW),
+        SUP_TEST(failing_restart_counts_toward_intensity, P_FEW),
+        SUP_TEST(add_after_start_and_errors, P_ABC_ONE),
+        SUP_TEST(shutdown_from_escalation_callback, P_ESCALATE),
+        SUP_TEST(shutdown_from_worker_loop, P_FEW),
+        SUP_TEST(shutdown_from_initial_start_callback, P_FEW),
+        SUP_TEST(huge_backoff_and_health_interval_saturate, P_HUGE),
+        SUP_TEST(service_wait_sees_kick_before_the_call, P_FEW),
+        SUP_TEST(add_from_stopping_worker_does_not_deadlock, P_FEW),
+        SUP_TEST(add_pending_from_worker_fails_when_it_is_stopped, P_FEW),
+        SUP_TEST(calls_during_restart_are_unavailable, P_SLOW),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,7 @@
 /* Unit tests: the task pool (bounded queue, drain on shutdown, blocking submit, stats).
- * Synchronisation uses a gate (mutex + condition variable), never sleeps. */
+ * Synchronisation uses a gate (two waiters from tests/support/threads.h), never sleeps.
+ * Most tests run on a pool made by pool_setup from the pool_params_t given as their initial
+ * state and destroyed by pool_teardown (POOL_TEST below). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,51 +10,92 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <fdn/tasks.h>
 
+#include "threads.h"
+
 #include "core/tasks_int.h"
 
 typedef struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool open;
-    int entered; /* blockers that reached the gate */
+    test_waiter_t entered; /* blockers that reached the gate */
+    test_waiter_t open;    /* 1 once opened */
 } gate_t;
 
 #define GATE_INIT                                                                                  \
     {                                                                                              \
-        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0                              \
+        TEST_WAITER_INIT, TEST_WAITER_INIT                                                         \
     }
 
 static int blocker(void *p)
 {
     gate_t *g = p;
-    pthread_mutex_lock(&g->mu);
-    g->entered++;
-    pthread_cond_broadcast(&g->cv);
-    while (!g->open)
-        pthread_cond_wait(&g->cv, &g->mu);
-    pthread_mutex_unlock(&g->mu);
+    test_waiter_add(&g->entered, 1);
+    test_waiter_wait(&g->open, 1);
     return 0;
 }
 
 static void gate_wait_entered(gate_t *g, int n)
 {
-    pthread_mutex_lock(&g->mu);
-    while (g->entered < n)
-        pthread_cond_wait(&g->cv, &g->mu);
-    pthread_mutex_unlock(&g->mu);
+    test_waiter_wait(&g->entered, n);
 }
 
 static void gate_open(gate_t *g)
 {
-    pthread_mutex_lock(&g->mu);
-    g->open = true;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
+    test_waiter_raise(&g->open, 1);
 }
+
+/* ---- the pool fixture ---- */
+
+typedef struct pool_params {
+    int workers;
+    size_t queue_capacity; /* 0: the default */
+} pool_params_t;
+
+static fdn_tasks_t *new_pool(const pool_params_t *p)
+{
+    fdn_tasks_opts_t o = FDN_TASKS_OPTS_INIT;
+    o.workers = p->workers;
+    if (p->queue_capacity > 0)
+        o.queue_capacity = p->queue_capacity;
+    fdn_tasks_t *tp = NULL;
+    assert_int_equal(fdn_tasks_create(&tp, &o), 0);
+    return tp;
+}
+
+typedef struct pool_fx {
+    const pool_params_t *params;
+    fdn_tasks_t *tp; /* destroyed at teardown (a test may replace it) */
+} pool_fx_t;
+
+static int pool_setup(void **state)
+{
+    pool_fx_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    f->params = *state;
+    f->tp = new_pool(f->params);
+    *state = f;
+    return 0;
+}
+
+static int pool_teardown(void **state)
+{
+    pool_fx_t *f = *state;
+    fdn_tasks_destroy(f->tp);
+    free(f);
+    return 0;
+}
+
+static const pool_params_t P_1x2 = {1, 2};
+static const pool_params_t P_1x1 = {1, 1};
+static const pool_params_t P_2x100 = {2, 100};
+static const pool_params_t P_1 = {1, 0};
+static const pool_params_t P_2 = {2, 0};
+
+#define POOL_TEST(fn, params)                                                                      \
+    cmocka_unit_test_prestate_setup_teardown(fn, pool_setup, pool_teardown, (void *)&(params))
 
 static atomic_int g_counter;
 
@@ -108,12 +151,8 @@ static void create_options_and_lifecycle(void **state)
 
 static void full_queue_rejects(void **state)
 {
-    (void)state;
-    fdn_tasks_opts_t o = FDN_TASKS_OPTS_INIT;
-    o.workers = 1;
-    o.queue_capacity = 2;
-    fdn_tasks_t *tp = NULL;
-    assert_int_equal(fdn_tasks_create(&tp, &o), 0);
+    pool_fx_t *f = *state;
+    fdn_tasks_t *tp = f->tp;
     gate_t g = GATE_INIT;
     assert_int_equal(fdn_tasks_submit(tp, blocker, &g), 0);
     gate_wait_entered(&g, 1); /* the only worker is busy */
@@ -138,17 +177,12 @@ static void full_queue_rejects(void **state)
     assert_int_equal(st.failed, 0);
     assert_int_equal(st.rejected, 2);
     assert_int_equal(atomic_load(&g_counter), 2);
-    fdn_tasks_destroy(tp);
 }
 
 static void shutdown_drains_queue(void **state)
 {
-    (void)state;
-    fdn_tasks_opts_t o = FDN_TASKS_OPTS_INIT;
-    o.workers = 2;
-    o.queue_capacity = 100;
-    fdn_tasks_t *tp = NULL;
-    assert_int_equal(fdn_tasks_create(&tp, &o), 0);
+    pool_fx_t *f = *state;
+    fdn_tasks_t *tp = f->tp;
     gate_t g = GATE_INIT;
     assert_int_equal(fdn_tasks_submit(tp, blocker, &g), 0);
     assert_int_equal(fdn_tasks_submit(tp, blocker, &g), 0);
@@ -173,7 +207,6 @@ static void shutdown_drains_queue(void **state)
     assert_int_equal(st.queued, 0);
     assert_int_equal(st.running, 0);
     assert_int_equal(st.rejected, 2);
-    fdn_tasks_destroy(tp);
 }
 
 typedef struct waiter_arg {
@@ -190,12 +223,8 @@ static void *blocking_submitter(void *p)
 
 static void blocking_submit_waits_for_room(void **state)
 {
-    (void)state;
-    fdn_tasks_opts_t o = FDN_TASKS_OPTS_INIT;
-    o.workers = 1;
-    o.queue_capacity = 1;
-    fdn_tasks_t *tp = NULL;
-    assert_int_equal(fdn_tasks_create(&tp, &o), 0);
+    pool_fx_t *f = *state;
+    fdn_tasks_t *tp = f->tp;
     gate_t g = GATE_INIT;
     assert_int_equal(fdn_tasks_submit(tp, blocker, &g), 0);
     gate_wait_entered(&g, 1);
@@ -210,9 +239,10 @@ static void blocking_submit_waits_for_room(void **state)
     assert_int_equal(fdn_tasks_shutdown(tp, -1), 0);
     assert_int_equal(atomic_load(&g_counter), 2);
     fdn_tasks_destroy(tp);
+    f->tp = NULL;
 
-    /* shutdown wakes a blocked submitter with FDN_ESHUTDOWN */
-    assert_int_equal(fdn_tasks_create(&tp, &o), 0);
+    /* shutdown wakes a blocked submitter with FDN_ESHUTDOWN (on a fresh pool) */
+    f->tp = tp = new_pool(f->params);
     gate_t g2 = GATE_INIT;
     assert_int_equal(fdn_tasks_submit(tp, blocker, &g2), 0);
     gate_wait_entered(&g2, 1);
@@ -224,7 +254,6 @@ static void blocking_submit_waits_for_room(void **state)
     assert_int_equal(b.rc, FDN_ESHUTDOWN);
     gate_open(&g2);
     assert_int_equal(fdn_tasks_shutdown(tp, -1), 0);
-    fdn_tasks_destroy(tp);
 }
 
 typedef struct self_arg {
@@ -247,27 +276,21 @@ static void *shutdown_caller(void *p)
 
 static void shutdown_from_task_and_concurrently(void **state)
 {
-    (void)state;
-    fdn_tasks_opts_t o = FDN_TASKS_OPTS_INIT;
-    o.workers = 2;
-    fdn_tasks_t *tp = NULL;
-    assert_int_equal(fdn_tasks_create(&tp, &o), 0);
+    pool_fx_t *f = *state;
+    fdn_tasks_t *tp = f->tp;
     self_arg_t a = {tp, 1};
     assert_int_equal(fdn_tasks_submit(tp, shutdown_from_task, &a), 0);
     atomic_store(&g_counter, 0);
     for (int i = 0; i < 20; i++)
         assert_int_equal(fdn_tasks_submit(tp, count_task, NULL), 0);
-    pthread_t th[3];
+    test_threads_t th;
+    test_threads_init(&th, 0);
+    test_threads_start_n(&th, 3, shutdown_caller, tp, 0);
+    test_threads_join(&th);
     for (int i = 0; i < 3; i++)
-        assert_int_equal(pthread_create(&th[i], NULL, shutdown_caller, tp), 0);
-    for (int i = 0; i < 3; i++) {
-        void *r;
-        pthread_join(th[i], &r);
-        assert_null(r);
-    }
+        assert_null(th.ret[i]);
     assert_int_equal(atomic_load(&a.rc), FDN_EBUSY);
     assert_int_equal(atomic_load(&g_counter), 20);
-    fdn_tasks_destroy(tp);
 }
 
 static int leaky_task(void *p)
@@ -287,26 +310,19 @@ static int depth_probe(void *p)
 
 static void leaked_contexts_do_not_reach_next_task(void **state)
 {
-    (void)state;
-    fdn_tasks_opts_t o = FDN_TASKS_OPTS_INIT;
-    o.workers = 1;
-    fdn_tasks_t *tp = NULL;
-    assert_int_equal(fdn_tasks_create(&tp, &o), 0);
+    pool_fx_t *f = *state;
+    fdn_tasks_t *tp = f->tp;
     atomic_int d = 99;
     assert_int_equal(fdn_tasks_submit(tp, leaky_task, NULL), 0);
     assert_int_equal(fdn_tasks_submit(tp, depth_probe, &d), 0);
     assert_int_equal(fdn_tasks_shutdown(tp, -1), 0);
     assert_int_equal(atomic_load(&d), 0);
-    fdn_tasks_destroy(tp);
 }
 
 static void service_stop_and_restart(void **state)
 {
-    (void)state;
-    fdn_tasks_opts_t o = FDN_TASKS_OPTS_INIT;
-    o.workers = 2;
-    fdn_tasks_t *tp = NULL;
-    assert_int_equal(fdn_tasks_create(&tp, &o), 0);
+    pool_fx_t *f = *state;
+    fdn_tasks_t *tp = f->tp;
     assert_int_equal(fdn__tasks_service_health(tp), 0);
     assert_int_equal(fdn__tasks_service_start(tp), 0); /* already running */
     atomic_store(&g_counter, 0);
@@ -330,19 +346,18 @@ static void service_stop_and_restart(void **state)
     assert_int_equal(st.rejected, 2);
     assert_int_equal(fdn__tasks_service_start(tp), FDN_ESHUTDOWN);
     assert_int_equal(fdn_tasks_submit(tp, count_task, NULL), FDN_ESHUTDOWN);
-    fdn_tasks_destroy(tp);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(create_options_and_lifecycle),
-        cmocka_unit_test(full_queue_rejects),
-        cmocka_unit_test(shutdown_drains_queue),
-        cmocka_unit_test(blocking_submit_waits_for_room),
-        cmocka_unit_test(shutdown_from_task_and_concurrently),
-        cmocka_unit_test(service_stop_and_restart),
-        cmocka_unit_test(leaked_contexts_do_not_reach_next_task),
+        POOL_TEST(full_queue_rejects, P_1x2),
+        POOL_TEST(shutdown_drains_queue, P_2x100),
+        POOL_TEST(blocking_submit_waits_for_room, P_1x1),
+        POOL_TEST(shutdown_from_task_and_concurrently, P_2),
+        POOL_TEST(service_stop_and_restart, P_2),
+        POOL_TEST(leaked_contexts_do_not_reach_next_task, P_1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
