@@ -30,17 +30,23 @@
 static char g_url[128];
 static unsigned g_run; /* makes keys unique per run: the fixture's Redis outlives a test */
 
-static void read_url(void)
+/* The URL scripts/redis-server.sh wrote in dir/url. */
+static void url_of(const char *dir, char *url, size_t cap)
 {
-    const char *dir = getenv("FDN_TEST_REDIS_DIR");
-    assert_non_null(dir);
     char path[512];
     snprintf(path, sizeof(path), "%s/url", dir);
     FILE *f = fopen(path, "r");
     assert_non_null(f);
-    assert_non_null(fgets(g_url, sizeof(g_url), f));
+    assert_non_null(fgets(url, (int)cap, f));
     fclose(f);
-    g_url[strcspn(g_url, "\n")] = '\0';
+    url[strcspn(url, "\n")] = '\0';
+}
+
+static void read_url(void)
+{
+    const char *dir = getenv("FDN_TEST_REDIS_DIR");
+    assert_non_null(dir);
+    url_of(dir, g_url, sizeof(g_url));
     g_run = (unsigned)getpid() ^ (unsigned)fdn_clock_wall_ns(NULL);
 }
 
@@ -662,13 +668,8 @@ static void killed_and_restarted_under_load(void **state)
     char dir[] = "/tmp/fdn-redis-chaos-XXXXXX";
     assert_non_null(mkdtemp(dir));
     server_cmd("start", dir);
-    char url[128], path[256];
-    snprintf(path, sizeof(path), "%s/url", dir);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    assert_non_null(fgets(url, sizeof(url), f));
-    fclose(f);
-    url[strcspn(url, "\n")] = '\0';
+    char url[128];
+    url_of(dir, url, sizeof(url));
 
     fdn_clock_t *clk;
     assert_int_equal(fdn_clock_manual_create(&clk, 1000, fdn_clock_wall_ns(NULL)), 0);
