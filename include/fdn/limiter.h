@@ -181,14 +181,14 @@ typedef struct fdn_limiter_stats {
 /** The backend's state (a copy), for health checks and metrics. */
 typedef struct fdn_limiter_backend_status {
     fdn_limiter_backend_kind_t backend;
-    bool connected;          /**< memory: true; Redis: the last command got a reply (true
-                                  before the first command) */
-    int breaker_state;       /**< Redis: an fdn_breaker_state_t; memory: 0 (closed) */
-    uint64_t commands;       /**< Redis: scripts sent */
-    uint64_t errors;         /**< Redis: commands that failed (I/O, timeout, bad reply) */
-    uint64_t fallbacks;      /**< checks the failure policy answered */
-    uint64_t local_denials;  /**< checks the deny cache answered without a round trip */
-    uint64_t script_loads;   /**< SCRIPT LOAD sent (first use, NOSCRIPT after a restart) */
+    bool connected;            /**< memory: true; Redis: the last command got a reply (true
+                                    before the first command) */
+    int breaker_state;         /**< Redis: an fdn_breaker_state_t; memory: 0 (closed) */
+    uint64_t commands;         /**< Redis: scripts sent */
+    uint64_t errors;           /**< Redis: commands that failed (I/O, timeout, bad reply) */
+    uint64_t fallbacks;        /**< checks the failure policy answered */
+    uint64_t local_denials;    /**< checks the deny cache answered without a round trip */
+    uint64_t script_loads;     /**< SCRIPT LOAD sent (first use, NOSCRIPT after a restart) */
     uint64_t latency_le_us[8]; /**< Redis round trips taking <= 100, 250, 500, 1000, 2500,
                                     10 000, 100 000 us, and all (cumulative) */
     uint64_t latency_sum_us;   /**< sum of round-trip times */
@@ -199,7 +199,10 @@ typedef struct fdn_limiter_backend_status {
 } fdn_limiter_backend_status_t;
 
 /** Round-trip bucket bounds of fdn_limiter_backend_status_t.latency_le_us (the last is +Inf). */
-#define FDN_LIMITER_LATENCY_BOUNDS_US {100, 250, 500, 1000, 2500, 10000, 100000}
+#define FDN_LIMITER_LATENCY_BOUNDS_US                                                              \
+    {                                                                                              \
+        100, 250, 500, 1000, 2500, 10000, 100000                                                   \
+    }
 
 /**
  * Create a limiter with the default rules api_calls (100 / 60 000 ms), db_queries
@@ -214,8 +217,7 @@ FDN_API int fdn_limiter_create(fdn_limiter_t **out, const fdn_limiter_opts_t *op
  * is answered by the failure policy at check time.
  * @return 0, FDN_EINVAL, FDN_ENOMEM  @thread_safety any  @since 0.2.0
  */
-FDN_API int fdn_limiter_open(fdn_limiter_t **out, const fdn_limiter_opts_t *opts,
-                             fdn_error_t *err);
+FDN_API int fdn_limiter_open(fdn_limiter_t **out, const fdn_limiter_opts_t *opts, fdn_error_t *err);
 
 /** Free the limiter (NULL ok). @thread_safety owner  @since 0.1.0 */
 FDN_API void fdn_limiter_destroy(fdn_limiter_t *l);
@@ -299,11 +301,18 @@ FDN_API int fdn_limiter_set_rule(fdn_limiter_t *l, const char *name, const fdn_l
 /** Named-rule flag: keep this rule's state in this process even when the limiter's backend
  * is Redis (a per-process limit, at local cost; the memory backend ignores it). */
 #define FDN_LIMIT_RULE_LOCAL 0x1u
+/** Named-rule flags: this rule's failure policy while Redis is away, instead of the limiter's
+ * (at most one; config: "failure_policy" in its default_rules entry). */
+#define FDN_LIMIT_RULE_FAIL_LOCAL  0x2u
+#define FDN_LIMIT_RULE_FAIL_OPEN   0x4u
+#define FDN_LIMIT_RULE_FAIL_CLOSED 0x8u
 
 /**
- * fdn_limiter_set_rule with flags (0 or FDN_LIMIT_RULE_LOCAL): with the Redis backend, a rule
- * may choose to stay local (config: "backend": "memory" in its default_rules entry).
- * @return 0, FDN_EINVAL (also unknown flags), FDN_ENOMEM  @thread_safety any  @since 0.2.0
+ * fdn_limiter_set_rule with flags: FDN_LIMIT_RULE_LOCAL (with the Redis backend, the rule stays
+ * local; config "backend": "memory" in its default_rules entry) and at most one
+ * FDN_LIMIT_RULE_FAIL_* (the rule's own failure policy).
+ * @return 0, FDN_EINVAL (also unknown or conflicting flags), FDN_ENOMEM
+ * @thread_safety any  @since 0.2.0
  */
 FDN_API int fdn_limiter_set_rule_flags(fdn_limiter_t *l, const char *name,
                                        const fdn_limit_rule_t *rule, unsigned flags);

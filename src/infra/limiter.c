@@ -39,6 +39,9 @@
 #define MAX_KEYLEN    4096u
 #define MAX_RULES     64
 #define RULE_NAME_MAX 64
+#define RULE_FAIL_FLAGS                                                                            \
+    (FDN_LIMIT_RULE_FAIL_LOCAL | FDN_LIMIT_RULE_FAIL_OPEN | FDN_LIMIT_RULE_FAIL_CLOSED)
+#define RULE_FLAGS (FDN_LIMIT_RULE_LOCAL | RULE_FAIL_FLAGS)
 
 /* Telemetry (opts.telemetry): counters foundation.rate_limiter.request_allowed and
  * foundation.rate_limiter.request_denied {algorithm} per consuming check (keys are not put in
@@ -504,7 +507,10 @@ int fdn_limiter_set_rule_flags(fdn_limiter_t *l, const char *name, const fdn_lim
                                unsigned flags)
 {
     if (l == NULL || name == NULL || name[0] == '\0' || strlen(name) >= RULE_NAME_MAX ||
-        fdn_limit_rule_validate(rule, NULL) != 0 || (flags & ~FDN_LIMIT_RULE_LOCAL) != 0)
+        fdn_limit_rule_validate(rule, NULL) != 0 || (flags & ~RULE_FLAGS) != 0)
+        return FDN_EINVAL;
+    unsigned fail = flags & RULE_FAIL_FLAGS;
+    if ((fail & (fail - 1)) != 0) /* two failure policies */
         return FDN_EINVAL;
     fdn__mutex_lock(&l->rules_mu);
     int rc = rules_change_locked(l, name, rule, flags, true);

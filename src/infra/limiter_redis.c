@@ -100,6 +100,7 @@ static void count_sent(redisbe_t *b, const fdn__rl_sent_t *sent)
 typedef struct rconn {
     struct redisContext *c;
     uint64_t gen;
+    int64_t timeout_ms; /* the command timeout set on c now */
 } rconn_t;
 
 static int conn_create(void **out, void *user)
@@ -117,6 +118,7 @@ static int conn_create(void **out, void *user)
         return rc;
     }
     conn->gen = atomic_load_explicit(&b->conn_gen, memory_order_relaxed);
+    conn->timeout_ms = b->command_ms;
     *out = conn;
     return 0;
 }
@@ -142,6 +144,19 @@ static int conn_validate(void *conn, void *user)
 static struct redisContext *lease_ctx(const fdn_pool_worker_t *w)
 {
     return ((rconn_t *)fdn_pool_worker_conn(w))->c;
+}
+
+/* Bound the lease's next command by ms (what is left of the call's command_timeout_ms); a
+ * syscall only when the bound changes. 0 or FDN_EUNAVAILABLE. */
+static int lease_timeout(const fdn_pool_worker_t *w, int64_t ms)
+{
+    rconn_t *rc = fdn_pool_worker_conn(w);
+    if (rc->timeout_ms == ms)
+        return 0;
+    if (fdn__rl_set_timeout(rc->c, ms) != 0)
+        return FDN_EUNAVAILABLE;
+    rc->timeout_ms = ms;
+    return 0;
 }
 
 /* Give a lease back; a broken one starts a new connection generation. */
@@ -223,14 +238,28 @@ static int64_t ceil_div(int64_t a, int64_t b)
     return a / b + (a % b != 0);
 }
 
+/* The failure policy for a rule: its own (FDN_LIMIT_RULE_FAIL_*) or the limiter's. */
+static fdn_limit_failure_policy_t policy_of(const redisbe_t *b, unsigned rule_flags)
+{
+    if (rule_flags & FDN_LIMIT_RULE_FAIL_LOCAL)
+        return FDN_LIMIT_FAIL_LOCAL;
+    if (rule_flags & FDN_LIMIT_RULE_FAIL_OPEN)
+        return FDN_LIMIT_FAIL_OPEN;
+    if (rule_flags & FDN_LIMIT_RULE_FAIL_CLOSED)
+        return FDN_LIMIT_FAIL_CLOSED;
+    return b->policy;
+}
+
 static int fallback(redisbe_t *b, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
-                    int64_t cost, fdn__limit_op_t op, const fdn__limit_now_t *now,
-                    fdn_limit_result_t *res, fdn_limit_reservation_t *rsv)
+                    unsigned rule_flags, int64_t cost, fdn__limit_op_t op,
+                    const fdn__limit_now_t *now, fdn_limit_result_t *res,
+                    fdn_limit_reservation_t *rsv)
 {
     count(&b->fallbacks);
     if (op == FDN__LIMIT_CANCEL)
         return FDN_EUNAVAILABLE;
-    if (b->policy == FDN_LIMIT_FAIL_LOCAL) {
+    fdn_limit_failure_policy_t policy = policy_of(b, rule_flags);
+    if (policy == FDN_LIMIT_FAIL_LOCAL) {
         fdn_limit_rule_t r = *rule;
         r.limit = ceil_div(r.limit, b->fleet);
         if (r.burst > 0)
@@ -238,7 +267,7 @@ static int fallback(redisbe_t *b, const char *key, size_t keylen, const fdn_limi
         return fdn__limiter_mem_backend.apply(b->local, key, keylen, &r, 0, cost, op, now, res,
                                               rsv);
     }
-    bool open = b->policy == FDN_LIMIT_FAIL_OPEN;
+    bool open = policy == FDN_LIMIT_FAIL_OPEN;
     int64_t lim = rule->algo == FDN_LIMIT_TOKEN_BUCKET || rule->algo == FDN_LIMIT_GCRA
                       ? (rule->burst > 0 ? rule->burst : rule->limit)
                       : rule->limit;
@@ -309,12 +338,20 @@ static int redis_apply(void *self, const char *key, size_t keylen, const fdn_lim
     }
     fdn_breaker_permit_t permit;
     if (fdn_breaker_acquire(b->breaker, &permit) != 0)
-        return fallback(b, key, keylen, rule, cost, op, now, res, rsv);
+        return fallback(b, key, keylen, rule, rule_flags, cost, op, now, res, rsv);
+    /* one bound for the whole call: waiting for a connection (or making one) and the round
+     * trip share command_timeout_ms */
+    int64_t start = real_mono_us();
     fdn_pool_worker_t *w;
     int rc = fdn_pool_checkout(b->pool, &w, b->command_ms, NULL);
+    int64_t left_ms = b->command_ms - (real_mono_us() - start) / 1000;
+    if (rc == 0 && (left_ms < 1 || lease_timeout(w, left_ms) != 0)) {
+        lease_end(b, w, left_ms >= 1); /* a connection that refused its timeout is dropped */
+        rc = FDN_ETIMEDOUT;
+    }
     if (rc != 0) {
         fdn_breaker_record(b->breaker, &permit, FDN_EUNAVAILABLE);
-        return fallback(b, key, keylen, rule, cost, op, now, res, rsv);
+        return fallback(b, key, keylen, rule, rule_flags, cost, op, now, res, rsv);
     }
     char rkey[MAX_REDISKEY];
     size_t rkeylen = redis_key(b, key, keylen, (int)rule->algo, rkey);
@@ -331,7 +368,7 @@ static int redis_apply(void *self, const char *key, size_t keylen, const fdn_lim
     atomic_store_explicit(&b->connected, rc != FDN_EUNAVAILABLE || !broken, memory_order_relaxed);
     if (rc == FDN_EUNAVAILABLE) {
         count(&b->errors);
-        return fallback(b, key, keylen, rule, cost, op, now, res, rsv);
+        return fallback(b, key, keylen, rule, rule_flags, cost, op, now, res, rsv);
     }
     if (rc != 0)
         return rc;

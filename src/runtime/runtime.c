@@ -59,7 +59,8 @@ struct fdn_runtime {
     fdn_tasks_t *tasks;
     void *slots[FDN__RT_SLOT_COUNT];
     const fdn__rt_hooks_t *hooks;          /* cross-service wiring, or NULL */
-    void *glue;                            /* its state */
+    _Atomic(void *) glue;                  /* its state; published (release) after wire, read
+                                              by the config hook thread while create runs */
     const fdn_runtime_opts_t *create_opts; /* during create only */
     fdn__mutex_t mu;
     rt_svc_t *svcs FDN_MEMBER_GUARDED_BY(mu); /* every wrapper added (freed by the supervisor's
@@ -180,7 +181,7 @@ static void rt_on_escalating(const char *service, int code, void *user)
 {
     fdn_runtime_t *rt = user;
     if (rt->hooks != NULL && rt->hooks->on_escalation != NULL)
-        rt->hooks->on_escalation(rt, rt->glue, service, code);
+        rt->hooks->on_escalation(rt, fdn__runtime_glue(rt), service, code);
 }
 
 static void rt_on_restart(const char *service, int attempt, int reason, int64_t backoff_ns,
@@ -189,7 +190,7 @@ static void rt_on_restart(const char *service, int attempt, int reason, int64_t 
     (void)backoff_ns;
     fdn_runtime_t *rt = user;
     if (rt->hooks != NULL && rt->hooks->on_restart != NULL)
-        rt->hooks->on_restart(rt, rt->glue, service, attempt, reason);
+        rt->hooks->on_restart(rt, fdn__runtime_glue(rt), service, attempt, reason);
     if (rt->on_restart != NULL)
         rt->on_restart(rt, service, attempt, reason, rt->user);
 }
@@ -200,8 +201,9 @@ static void rt_on_registry(fdn_registry_op_t op, const char *ns, const char *ser
     fdn_runtime_t *rt = user;
     /* glue is published before start (happens-before every registration a caller can make
      * on a started runtime); the runtime's own registrations during create see NULL */
-    if (rt->glue != NULL)
-        rt->hooks->on_registry(rt, rt->glue, op, ns, service, result, duration_ns);
+    void *glue = fdn__runtime_glue(rt);
+    if (glue != NULL)
+        rt->hooks->on_registry(rt, glue, op, ns, service, result, duration_ns);
 }
 
 /* ---- creation ---------------------------------------------------------------------- */
@@ -371,7 +373,9 @@ static int create_impl(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
             rt->slots[i] = obj;
         }
         if (hooks != NULL && hooks->wire != NULL) {
-            rc = hooks->wire(rt, &rt->glue, err);
+            void *glue = NULL;
+            rc = hooks->wire(rt, &glue, err);
+            atomic_store_explicit(&rt->glue, glue, memory_order_release);
             if (rc != 0)
                 goto fail;
         }
@@ -446,9 +450,9 @@ int fdn_runtime_shutdown(fdn_runtime_t *rt, int64_t timeout_ms)
     bool first = !rt->stopped;
     rt->stopped = true;
     fdn__mutex_unlock(&rt->mu);
-    if (first && rt->glue != NULL && rt->hooks->before_shutdown != NULL &&
+    if (first && fdn__runtime_glue(rt) != NULL && rt->hooks->before_shutdown != NULL &&
         !fdn__supervisor_on_thread(rt->sup))
-        rt->hooks->before_shutdown(rt, rt->glue);
+        rt->hooks->before_shutdown(rt, fdn__runtime_glue(rt));
     /* The supervisor stops the services in reverse order; the task pool is one of them and
      * drains when stopped. Then the pool is shut down for good (idempotent). */
     if (fdn__supervisor_on_thread(rt->sup)) {
@@ -481,9 +485,10 @@ void fdn_runtime_destroy(fdn_runtime_t *rt)
     atomic_compare_exchange_strong_explicit(&g_default, &expect, NULL, memory_order_acq_rel,
                                             memory_order_acquire);
     fdn_runtime_shutdown(rt, -1);
-    if (rt->glue != NULL && rt->hooks->unwire != NULL)
-        rt->hooks->unwire(rt, rt->glue);
-    rt->glue = NULL;
+    void *glue = fdn__runtime_glue(rt);
+    if (glue != NULL && rt->hooks->unwire != NULL)
+        rt->hooks->unwire(rt, glue);
+    atomic_store_explicit(&rt->glue, NULL, memory_order_release);
     fdn_supervisor_destroy(rt->sup); /* destroys the wrappers and built-in objects */
     fdn_tasks_destroy(rt->tasks);
     fdn_registry_destroy(rt->reg);
@@ -640,7 +645,7 @@ void *fdn__runtime_slot(fdn_runtime_t *rt, fdn__rt_slot_t slot)
 
 void *fdn__runtime_glue(fdn_runtime_t *rt)
 {
-    return rt != NULL ? rt->glue : NULL;
+    return rt != NULL ? atomic_load_explicit(&rt->glue, memory_order_acquire) : NULL;
 }
 
 const fdn_runtime_opts_t *fdn__runtime_create_opts(fdn_runtime_t *rt)

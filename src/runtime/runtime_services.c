@@ -186,6 +186,13 @@ static void apply_limiter_rules(fdn_config_t *cfg, fdn_limiter_t *lim)
         unsigned flags = json_is_string(be) && strcmp(json_string_value(be), "memory") == 0
                              ? FDN_LIMIT_RULE_LOCAL
                              : 0;
+        /* "failure_policy": this rule's answer while Redis is away */
+        fdn_limit_failure_policy_t fp;
+        json_t *fpj = json_object_get(r, "failure_policy");
+        if (json_is_string(fpj) && fdn_limit_failure_policy_parse(json_string_value(fpj), &fp) == 0)
+            flags |= fp == FDN_LIMIT_FAIL_OPEN     ? FDN_LIMIT_RULE_FAIL_OPEN
+                     : fp == FDN_LIMIT_FAIL_CLOSED ? FDN_LIMIT_RULE_FAIL_CLOSED
+                                                   : FDN_LIMIT_RULE_FAIL_LOCAL;
         (void)fdn_limiter_set_rule_flags(lim, name, &rule, flags);
     }
     json_decref(rules);

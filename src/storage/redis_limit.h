@@ -40,6 +40,9 @@ int fdn__rl_connect(struct redisContext **out, const fdn__redis_url_t *url, int6
                     int64_t command_ms);
 void fdn__rl_close(struct redisContext *c);
 
+/* Set the bound on c's later commands (ms >= 1). 0 or FDN_EUNAVAILABLE. */
+int fdn__rl_set_timeout(struct redisContext *c, int64_t ms);
+
 /* What one call sent, for the caller's counters. */
 typedef struct fdn__rl_sent {
     unsigned commands; /* EVALSHA / DEL sent */

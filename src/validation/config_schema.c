@@ -312,13 +312,17 @@ static bool rule_ok(const fdn__cfg_entry_t *e, const json_t *v, const char **bad
         {
             json_t *sc = json_object_get(r, "scale");
             json_t *li = json_object_get(r, "limit");
-            json_t *be = json_object_get(r, "backend"); /* optional: memory keeps it local */
+            json_t *be = json_object_get(r, "backend");        /* optional: memory keeps it local */
+            json_t *fp = json_object_get(r, "failure_policy"); /* optional, Redis only */
+            static const char *const policies[] = {"local", "fail_open", "fail_closed", NULL};
             if (name[0] == '\0' || !json_is_object(r) || !json_is_integer(sc) ||
                 !json_is_integer(li) || json_integer_value(sc) <= 0 ||
                 json_integer_value(li) <= 0 ||
                 (be != NULL &&
                  !(json_is_string(be) && (strcmp(json_string_value(be), "memory") == 0 ||
-                                          strcmp(json_string_value(be), "redis") == 0)))) {
+                                          strcmp(json_string_value(be), "redis") == 0))) ||
+                (fp != NULL && !(json_is_string(fp) && enum_has((char *const *)(uintptr_t)policies,
+                                                                json_string_value(fp))))) {
                 *bad_rule = name;
                 return false;
             }
@@ -348,7 +352,7 @@ static int fail_entry(const fdn__cfg_entry_t *e, const json_t *v, const char *ba
     if (v != NULL && !fdn__cfg_type_ok(e->type, v)) {
         fdn_err_add_context(err, "rule", "type %s", fdn__cfg_type_name(e->type));
     } else {
-        char words[160];
+        char words[256];
         rule_words(e, words, sizeof words);
         if (words[0] != '\0')
             fdn_err_add_context(err, "rule", "%s", words);
@@ -738,7 +742,8 @@ static void rule_words(const fdn__cfg_entry_t *e, char *buf, size_t cap)
     case FDN_CONFIG_RULE_RATE_RULES:
         snprintf(buf, cap,
                  "each rule {\"scale\": int > 0, \"limit\": int > 0, optional "
-                 "\"backend\": \"memory\" | \"redis\"}");
+                 "\"backend\": \"memory\" | \"redis\", optional \"failure_policy\": "
+                 "\"local\" | \"fail_open\" | \"fail_closed\"}");
         return;
     }
     if (e->enums != NULL) {
@@ -823,7 +828,7 @@ int fdn_config_check_json(const char *json, size_t len, fdn_config_problem_fn cb
             continue;
         const char *bad_rule = NULL;
         if (!fdn__cfg_type_ok(e->type, c.vals[i]) || !rule_ok(e, c.vals[i], &bad_rule)) {
-            char words[160], msg[320];
+            char words[256], msg[400];
             rule_words(e, words, sizeof words);
             if (bad_rule != NULL)
                 snprintf(msg, sizeof msg, "Invalid rate limiting rule: %.80s (rule: %s)", bad_rule,

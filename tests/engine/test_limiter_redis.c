@@ -531,6 +531,21 @@ static void refused_connection_follows_each_policy(void **state)
     assert_int_equal(fdn_limiter_reset(l, "k", 1), FDN_EUNAVAILABLE);
     fdn_limiter_destroy(l);
 
+    /* a rule's own policy wins over the limiter's (closed here) */
+    o = redis_opts(url, FDN_LIMIT_FAIL_CLOSED);
+    l = open_limiter(&o);
+    assert_int_equal(fdn_limiter_set_rule_flags(l, "open_rule", &r, FDN_LIMIT_RULE_FAIL_OPEN), 0);
+    assert_int_equal(fdn_limiter_set_rule(l, "closed_rule", &r), 0);
+    assert_int_equal(fdn_limiter_set_rule_flags(
+                         l, "two", &r, FDN_LIMIT_RULE_FAIL_OPEN | FDN_LIMIT_RULE_FAIL_CLOSED),
+                     FDN_EINVAL);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(fdn_limiter_check_named(l, "open_rule", "u", 1, &res), 0);
+        assert_int_equal(fdn_limiter_check_named(l, "closed_rule", "u", 1, &res),
+                         FDN_ERATE_LIMITED);
+    }
+    fdn_limiter_destroy(l);
+
     /* local: limit 4 over a fleet of 2 is 2 per process */
     o = redis_opts(url, FDN_LIMIT_FAIL_LOCAL);
     o.redis.fleet_size = 2;

@@ -768,7 +768,8 @@ static void check_reports_every_problem_in_order(void **state)
     assert_int_equal(p->n, 1);
     expect_problem(p, 0, "infrastructure.rate_limiting.default_rules",
                    "Invalid rate limiting rule: bad (rule: each rule {\"scale\": int > 0, "
-                   "\"limit\": int > 0, optional \"backend\": \"memory\" | \"redis\"})",
+                   "\"limit\": int > 0, optional \"backend\": \"memory\" | \"redis\", optional "
+                   "\"failure_policy\": \"local\" | \"fail_open\" | \"fail_closed\"})",
                    S_);
     /* a rule may choose its backend: memory or redis, nothing else */
     assert_int_equal(check_text("{\"infrastructure\":{\"rate_limiting\":{\"default_rules\":"
@@ -782,6 +783,17 @@ static void check_reports_every_problem_in_order(void **state)
                      FDN_ECONFIG_STRUCTURE);
     assert_int_equal(check_text("{\"infrastructure\":{\"rate_limiting\":{\"default_rules\":"
                                 "{\"d\":{\"scale\":1,\"limit\":1,\"backend\":7}}}}}",
+                                p),
+                     FDN_ECONFIG_STRUCTURE);
+    /* and its failure policy while Redis is away */
+    assert_int_equal(check_text("{\"infrastructure\":{\"rate_limiting\":{\"default_rules\":"
+                                "{\"e\":{\"scale\":1,\"limit\":1,\"failure_policy\":"
+                                "\"fail_open\"}}}}}",
+                                p),
+                     0);
+    assert_int_equal(check_text("{\"infrastructure\":{\"rate_limiting\":{\"default_rules\":"
+                                "{\"f\":{\"scale\":1,\"limit\":1,\"failure_policy\":"
+                                "\"maybe\"}}}}}",
                                 p),
                      FDN_ECONFIG_STRUCTURE);
     assert_int_equal(check_text("{\"storage\":{\"cold\":{\"enable\":true}},"
