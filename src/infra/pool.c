@@ -126,12 +126,6 @@ static fdn_pool_worker_t *lease_worker(const fdn_pool_worker_t *h)
     return ((const lease_slot_t *)(const void *)h)->w;
 }
 
-/* Is h the handle of w's current lease? p->mu held. */
-static bool lease_current_locked(const fdn_pool_worker_t *w, const fdn_pool_worker_t *h)
-{
-    return w->in_use && (const void *)h == (const void *)&w->slots[w->lease_gen % LEASE_SLOTS];
-}
-
 struct fdn_pool {
     fdn__mutex_t mu;
     char name[FDN_POOL_NAME_MAX];
@@ -420,8 +414,18 @@ static void capture_bt(const fdn_pool_t *p, void **bt, int *n)
         *n = backtrace(bt, BT_MAX);
 }
 
-static void set_lease_locked(fdn_pool_worker_t *w, int64_t now, void *const *bt, int bt_len)
+/* Is h the handle of w's current lease? */
+static bool lease_current_locked(const fdn_pool_t *p, const fdn_pool_worker_t *w,
+                                 const fdn_pool_worker_t *h) FDN_REQUIRES(p->mu)
 {
+    FDN_ASSERT(w->pool == p);
+    return w->in_use && (const void *)h == (const void *)&w->slots[w->lease_gen % LEASE_SLOTS];
+}
+
+static void set_lease_locked(fdn_pool_t *p, fdn_pool_worker_t *w, int64_t now, void *const *bt,
+                             int bt_len) FDN_REQUIRES(p->mu)
+{
+    FDN_ASSERT(w->pool == p);
     w->in_use = true;
     w->lease_gen++;
     w->checkout_ns = now;
@@ -456,7 +460,7 @@ static fdn_pool_worker_t *place_new_locked(fdn_pool_t *p, fdn_pool_worker_t *w, 
     all_add(p, w);
     if (waiting_locked(p)) {
         p->in_use++;
-        set_lease_locked(w, now, NULL, 0);
+        set_lease_locked(p, w, now, NULL, 0);
         *kick |= grant_oldest(p, GRANT_WORKER, w);
     } else {
         idle_push(p, w);
@@ -777,7 +781,7 @@ static int fill_slot(fdn_pool_t *p, fdn_pool_worker_t **out, void **bt, int bt_l
     }
     worker_init_times_locked(p, w, now);
     all_add(p, w);
-    set_lease_locked(w, now, bt, bt_len);
+    set_lease_locked(p, w, now, bt, bt_len);
     p->n_created++;
     p->n_checkouts++;
     *out = lease_handle(w);
@@ -820,7 +824,7 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
             idle_remove(p, w);
             bool check = p->validate != NULL && p->validate_after_ns >= 0 &&
                          now - w->last_used_ns >= p->validate_after_ns;
-            set_lease_locked(w, now, bt, bt_len);
+            set_lease_locked(p, w, now, bt, bt_len);
             p->in_use++;
             p->n_checkouts++;
             fdn_pool_worker_t *h = lease_handle(w);
@@ -948,7 +952,7 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
     if (!broken && p->reset != NULL) {
         /* the reset callback must only ever see a connection the caller really holds */
         fdn__mutex_lock(&p->mu);
-        bool current = lease_current_locked(w, h);
+        bool current = lease_current_locked(p, w, h);
         fdn__mutex_unlock(&p->mu);
         if (!current)
             return FDN_EINVAL;
@@ -961,7 +965,7 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
     fdn_pool_worker_t *drop = NULL;
 
     fdn__mutex_lock(&p->mu);
-    if (!lease_current_locked(w, h)) {
+    if (!lease_current_locked(p, w, h)) {
         /* a second checkin of an ended lease: the worker is idle or someone else's now */
         fdn__mutex_unlock(&p->mu);
         return FDN_EINVAL;
