@@ -64,7 +64,8 @@ typedef struct glue {
     fdn_runtime_t *rt;
     fdn_breakers_t *breakers;
     fdn_protect_t *protect;
-    char *overrides_path; /* <data_dir>/config_overrides.json, or NULL (no data directory) */
+    char *overrides_path;  /* <data_dir>/config_overrides.json, or NULL (no data directory) */
+    uint64_t restored_rev; /* config revision once the persisted overrides were reapplied */
 } glue_t;
 
 #define OVERRIDES_FILE "config_overrides.json"
@@ -377,11 +378,21 @@ static void on_config_change(const fdn_config_change_t *c, void *user)
     if (g == NULL)
         return;
     fdn_telemetry_t *tm = fdn_runtime_telemetry(rt);
-    save_overrides(rt, g);
+    /* the overrides file follows the live tree, so only the newest notification needs to
+     * write it: a burst of updates costs one write, not one fsync each (the hook thread also
+     * records every update, and shutdown waits for it within a bound) */
+    if (c->kind == FDN_CONFIG_CHANGE_OVERFLOW ||
+        fdn_config_revision(fdn_runtime_config(rt)) <= c->revision)
+        save_overrides(rt, g);
     char rev[24];
     snprintf(rev, sizeof(rev), "%" PRIu64, c->revision);
     switch (c->kind) {
     case FDN_CONFIG_CHANGE_UPDATED: {
+        /* a persisted override reapplied at start is not a new update: its history is
+         * already in the store (and whether its notification arrives before or after the
+         * wiring is published must not change what is recorded) */
+        if (c->revision <= g->restored_rev)
+            break;
         json_t *d = json_object();
         json_object_set_new(d, "path", json_string(c->path));
         json_object_set_new(d, "old_value", json_loads(c->old_json, JSON_DECODE_ANY, NULL));
@@ -638,6 +649,7 @@ static int wire(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     /* the overrides are updates of the tree; g is not published until wire returns, so the
      * hook thread may skip their notifications: apply_settings reads the whole tree after */
     load_overrides(rt, g);
+    g->restored_rev = fdn_config_revision(fdn_runtime_config(rt));
     apply_settings(rt, g, NULL);
     *out = g;
     return 0;

@@ -113,6 +113,8 @@ static void updates_survive_a_restart_and_a_reset_clears_them(void **state)
     bool b = false;
     assert_int_equal(fdn_config_get_int(fdn_runtime_config(rt), "interface.max_results", &v), 0);
     assert_int_equal(v, 9);
+    /* reapplying is not a new update: the history holds the one update made above */
+    assert_int_equal(events_with(rt, "config_updated", "interface.max_results"), 1);
     assert_int_equal(fdn_config_get_bool(fdn_runtime_config(rt), "dev.debug_mode", &b), 0);
     assert_true(b);
     /* back to the startup value: no longer an override */
