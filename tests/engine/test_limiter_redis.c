@@ -677,12 +677,28 @@ static void server_cmd(const char *cmd, const char *dir)
     assert_int_equal(system(line), 0);
 }
 
+/* The chaos test's own Redis: started in setup, stopped in teardown, so a failed assertion
+ * does not leave a daemon behind. */
+static int chaos_setup(void **state)
+{
+    static char dir[64];
+    snprintf(dir, sizeof(dir), "/tmp/fdn-redis-chaos-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    server_cmd("start", dir);
+    *state = dir;
+    return 0;
+}
+
+static int chaos_teardown(void **state)
+{
+    server_cmd("stop", *state); /* stops it (whatever state the test left it in), removes dir */
+    return 0;
+}
+
 static void killed_and_restarted_under_load(void **state)
 {
-    (void)state;
-    char dir[] = "/tmp/fdn-redis-chaos-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    server_cmd("start", dir);
+    const char *dir = *state;
     char url[128];
     url_of(dir, url, sizeof(url));
 
@@ -738,7 +754,6 @@ static void killed_and_restarted_under_load(void **state)
     }
     fdn_limiter_destroy(ld.l);
     fdn_clock_destroy(clk);
-    server_cmd("stop", dir);
 }
 
 int main(void)
@@ -762,7 +777,8 @@ int main(void)
         cmocka_unit_test(skewed_hosts_share_window_edges),
         cmocka_unit_test(refused_connection_follows_each_policy),
         cmocka_unit_test(garbage_replies_fall_back),
-        cmocka_unit_test(killed_and_restarted_under_load),
+        cmocka_unit_test_setup_teardown(killed_and_restarted_under_load, chaos_setup,
+                                        chaos_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
