@@ -66,7 +66,12 @@ static void start_server(void)
     atexit(stop_server);
     g_url[strcspn(g_url, "\n")] = '\0';
     const char *colon = strrchr(g_url, ':');
-    g_port = colon ? atoi(colon + 1) : 0; /* our own script's output */
+    long port = colon ? strtol(colon + 1, NULL, 10) : 0; /* our own script's output */
+    g_port = port > 0 && port < 65536 ? (int)port : 0;
+    if (g_port == 0) {
+        g_why = "scripts/redis-server.sh printed no port";
+        return;
+    }
     redisContext *c = redisConnect("127.0.0.1", g_port);
     size_t len;
     const char *script = fdn__rl_script_text(&len);
