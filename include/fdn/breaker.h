@@ -171,6 +171,15 @@ FDN_API void fdn_breaker_destroy(fdn_breaker_t *b);
 FDN_API int fdn_breaker_acquire(fdn_breaker_t *b, fdn_breaker_permit_t *permit);
 
 /**
+ * Would a call be admitted now? The answer fdn_breaker_acquire would give, including the
+ * time-based move from OPEN to HALF_OPEN, without its effects: no state change, no probe slot
+ * taken, nothing counted (fuse's `ask`). The answer may be stale by the time the caller acts.
+ * @return 0 (would be admitted), FDN_ECIRCUIT_OPEN, FDN_EINVAL (NULL)
+ * @thread_safety any  @since 0.2.0
+ */
+FDN_API int fdn_breaker_ask(fdn_breaker_t *b);
+
+/**
  * Record the result of an admitted call (classified by the classify callback).
  * @param rc the call's result code
  * @thread_safety any  @since 0.1.0

@@ -13,14 +13,16 @@ static json_t *breaker_json(fdn_breaker_t *b)
     fdn_breaker_status_t s;
     if (fdn_breaker_status(b, &s) != 0)
         return NULL;
-    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name",
-                     fdn_breaker_name(b), "state", fdn_breaker_state_name(s.state), "failures",
-                     (json_int_t)s.failures, "window_calls", (json_int_t)s.window_calls,
-                     "window_failures", (json_int_t)s.window_failures, "window_slow",
-                     (json_int_t)s.window_slow, "probes_in_flight", (json_int_t)s.probes_in_flight,
-                     "total_failures", (json_int_t)s.total_failures, "total_rejected",
-                     (json_int_t)s.total_rejected, "times_opened", (json_int_t)s.times_opened,
-                     "ms_until_half_open", (json_int_t)s.ms_until_half_open);
+    return json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name",
+                     fdn_breaker_name(b), "state", fdn_breaker_state_name(s.state),
+                     /* what acquire would answer now, asked without its effects */
+                     "admits", fdn_breaker_ask(b) == 0, "failures", (json_int_t)s.failures,
+                     "window_calls", (json_int_t)s.window_calls, "window_failures",
+                     (json_int_t)s.window_failures, "window_slow", (json_int_t)s.window_slow,
+                     "probes_in_flight", (json_int_t)s.probes_in_flight, "total_failures",
+                     (json_int_t)s.total_failures, "total_rejected", (json_int_t)s.total_rejected,
+                     "times_opened", (json_int_t)s.times_opened, "ms_until_half_open",
+                     (json_int_t)s.ms_until_half_open);
 }
 
 static int find(const fdn__http_req_t *req, fdn__http_resp_t *resp, fdn_breakers_t *set,

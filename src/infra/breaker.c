@@ -372,6 +372,30 @@ static int reject(fdn_breaker_t *b, const bcfg_t *c)
     return FDN_ECIRCUIT_OPEN;
 }
 
+int fdn_breaker_ask(fdn_breaker_t *b)
+{
+    if (b == NULL)
+        return FDN_EINVAL;
+    uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
+    const bcfg_t *c = cfg_of(b);
+    switch (W_STATE(w)) {
+    case FDN_BREAKER_CLOSED:
+    case FDN_BREAKER_DISABLED:
+        return 0;
+    case FDN_BREAKER_OPEN: {
+        /* admitted once the recovery time passed: acquire would move to half-open and take
+         * a probe slot (a half-open breaker with no slot admits nothing) */
+        int64_t at = atomic_load_explicit(&b->opened_at, memory_order_relaxed);
+        bool recovered = now_ns(c) - at >= c->o.recovery_time_ms * NS_PER_MS;
+        return recovered && c->o.half_open_max_calls > 0 ? 0 : FDN_ECIRCUIT_OPEN;
+    }
+    case FDN_BREAKER_HALF_OPEN:
+        return W_PROBES(w) < c->o.half_open_max_calls ? 0 : FDN_ECIRCUIT_OPEN;
+    default: /* FORCED_OPEN */
+        return FDN_ECIRCUIT_OPEN;
+    }
+}
+
 int fdn_breaker_acquire(fdn_breaker_t *b, fdn_breaker_permit_t *permit)
 {
     if (FDN_UNLIKELY(b == NULL || permit == NULL))

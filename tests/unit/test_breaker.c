@@ -570,10 +570,51 @@ static void standalone(void **state)
     fdn_breaker_destroy(b);
 }
 
+/* fdn_breaker_ask answers what acquire would, with none of its effects (fuse's ask). */
+static void ask_has_no_side_effects(void **state)
+{
+    fx_t *f = *state;
+    fdn_breaker_t *b = mk_basic(f, "asked", 2, 1000, 0);
+    assert_int_equal(fdn_breaker_ask(NULL), FDN_EINVAL);
+    assert_int_equal(fdn_breaker_ask(b), 0);
+    for (int i = 0; i < 2; i++) {
+        fdn_breaker_permit_t pm;
+        assert_int_equal(fdn_breaker_acquire(b, &pm), 0);
+        fdn_breaker_record(b, &pm, FDN_EIO);
+    }
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    fdn_breaker_status_t st0, st1;
+    assert_int_equal(fdn_breaker_status(b, &st0), 0);
+    assert_int_equal(fdn_breaker_ask(b), FDN_ECIRCUIT_OPEN);
+    assert_int_equal(fdn_breaker_status(b, &st1), 0);
+    assert_int_equal(st1.total_rejected, st0.total_rejected); /* asking is not a rejection */
+    /* past the recovery time: acquire would admit a probe; ask says so and moves nothing */
+    assert_int_equal(fdn_clock_advance(f->clk, 1001 * MS), 0);
+    int before = f->transitions;
+    assert_int_equal(fdn_breaker_ask(b), 0);
+    assert_int_equal(fdn_breaker_ask(b), 0);
+    assert_int_equal(f->transitions, before);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    /* the probe is taken by acquire; with its one slot taken, ask says no */
+    fdn_breaker_permit_t probe;
+    assert_int_equal(fdn_breaker_acquire(b, &probe), 0);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_HALF_OPEN);
+    assert_int_equal(fdn_breaker_ask(b), FDN_ECIRCUIT_OPEN);
+    assert_int_equal(fdn_breaker_status(b, &st1), 0);
+    assert_int_equal(st1.probes_in_flight, 1);
+    fdn_breaker_record(b, &probe, 0);
+    assert_int_equal(fdn_breaker_ask(b), 0); /* closed again */
+    fdn_breaker_force_open(b);
+    assert_int_equal(fdn_breaker_ask(b), FDN_ECIRCUIT_OPEN);
+    fdn_breaker_disable(b);
+    assert_int_equal(fdn_breaker_ask(b), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(closed_to_open_on_threshold, setup, teardown),
+        cmocka_unit_test_setup_teardown(ask_has_no_side_effects, setup, teardown),
         cmocka_unit_test_setup_teardown(success_resets_consecutive, setup, teardown),
         cmocka_unit_test_setup_teardown(failures_age_out_of_window, setup, teardown),
         cmocka_unit_test_setup_teardown(open_half_open_close, setup, teardown),

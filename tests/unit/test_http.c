@@ -665,11 +665,13 @@ static void service_handlers(void **state)
     assert_string_equal(json_string_value(json_object_get(r.json, "state")),
                         fdn_breaker_state_name(fdn_breaker_state(b)));
     assert_int_not_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    assert_true(json_is_false(json_object_get(r.json, "admits")));
     fdn__http_resp_clear(&r);
     fdn__admin_dispatch(a, "POST", "/v1/breakers/db/reset", NULL, NULL, 0, &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.json, "state")),
                         fdn_breaker_state_name(FDN_BREAKER_CLOSED));
+    assert_true(json_is_true(json_object_get(r.json, "admits")));
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
     fdn__http_resp_clear(&r);
     fdn__admin_dispatch(a, "GET", "/v1/breakers/none", NULL, NULL, 0, &r);
