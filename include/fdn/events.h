@@ -377,6 +377,19 @@ FDN_API int fdn_events_store_batch(fdn_events_t *es, const fdn_event_t *const *e
                                    uint64_t *out_ids);
 
 /**
+ * Build n events from specs and store them as one batch (all or nothing, consecutive ids).
+ * Every spec is validated first; the first bad one refuses the whole batch before anything is
+ * stored, with its index in the message ("events[3]: ...") and in the context (index=3).
+ * @param[out] out_ids n ids (may be NULL)
+ * @return 0, the first bad spec's validation code, or as fdn_events_store_batch; n == 0 is a
+ *         no-op returning 0
+ * @thread_safety any
+ * @since 0.2.0
+ */
+FDN_API int fdn_events_store_specs(fdn_events_t *es, const fdn_event_spec_t *specs, size_t n,
+                                   uint64_t *out_ids, fdn_error_t *err);
+
+/**
  * A copy of the event with this id.
  * @return 0, FDN_ENOENT (never stored, or pruned), FDN_EINVAL, FDN_ENOMEM, FDN_EUNAVAILABLE
  * @thread_safety any

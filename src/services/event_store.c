@@ -522,6 +522,40 @@ int fdn_events_store(fdn_events_t *es, const fdn_event_t *ev, uint64_t *out_id)
     return fdn_events_store_batch(es, &ev, 1, out_id);
 }
 
+int fdn_events_store_specs(fdn_events_t *es, const fdn_event_spec_t *specs, size_t n,
+                           uint64_t *out_ids, fdn_error_t *err)
+{
+    if (es == NULL || (specs == NULL && n > 0))
+        return fdn_err_set(err, FDN_EINVAL, "events: NULL store or specs");
+    if (n == 0)
+        return 0;
+    fdn_event_t **evs = fdn__calloc(n, sizeof(*evs));
+    if (evs == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "events: out of memory for a batch of %zu", n);
+    int rc = 0;
+    size_t built = 0;
+    for (; built < n; built++) {
+        fdn_error_t one = FDN_ERROR_INIT;
+        rc = fdn_event_new(&evs[built], &specs[built], &one);
+        if (rc != 0) { /* the first bad spec: nothing is stored */
+            fdn_err_set(err, rc, "events[%zu]: %s", built,
+                        one.message[0] ? one.message : fdn_strerror(rc));
+            fdn_err_add_context(err, "index", "%zu", built);
+            break;
+        }
+    }
+    if (rc == 0) {
+        rc = fdn_events_store_batch(es, (const fdn_event_t *const *)evs, n, out_ids);
+        if (rc != 0)
+            fdn_err_set(err, rc, "events: the batch of %zu was not stored: %s", n,
+                        fdn_strerror(rc));
+    }
+    for (size_t i = 0; i < built && i < n; i++)
+        fdn_event_free(evs[i]);
+    fdn__free(evs);
+    return rc;
+}
+
 int fdn_events_stats(fdn_events_t *es, fdn_events_stats_t *o)
 {
     if (es == NULL || o == NULL)

@@ -1517,12 +1517,49 @@ static void telemetry_counters(void **state)
 
 #define DURABLE_TEST(fn) cmocka_unit_test_setup_teardown(fn, durable_setup, durable_teardown)
 
+/* A batch built from specs is validated whole first: the first bad spec names its index
+ * and nothing is stored. */
+static void batch_of_specs_all_or_nothing(void **state)
+{
+    (void)state;
+    fdn_events_t *es = mem_store(NULL);
+    fdn_event_spec_t specs[3];
+    for (int i = 0; i < 3; i++) {
+        specs[i] = (fdn_event_spec_t)FDN_EVENT_SPEC_INIT;
+        specs[i].type = "order.placed";
+        specs[i].data = "{\"n\":1}";
+        specs[i].data_len = 7;
+    }
+    specs[1].data = "{not json";
+    specs[1].data_len = 9;
+    uint64_t ids[3] = {0, 0, 0};
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_events_store_specs(es, specs, 3, ids, &err);
+    assert_true(rc < 0);
+    assert_true(strncmp(err.message, "events[1]: ", 11) == 0);
+    assert_non_null(strstr(err.context, "index=1"));
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    assert_int_equal(st.count, 0); /* the good specs before it were not stored either */
+    specs[1].data = "{\"n\":2}";
+    specs[1].data_len = 7;
+    assert_int_equal(fdn_events_store_specs(es, specs, 3, ids, &err), 0);
+    assert_int_equal(ids[1], ids[0] + 1);
+    assert_int_equal(ids[2], ids[0] + 2);
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    assert_int_equal(st.count, 3);
+    assert_int_equal(fdn_events_store_specs(es, specs, 0, NULL, NULL), 0);
+    assert_int_equal(fdn_events_store_specs(es, NULL, 2, NULL, NULL), FDN_EINVAL);
+    fdn_events_destroy(es);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(new_event_sets_all_fields),
         cmocka_unit_test(options_are_echoed_and_child_inherits),
         cmocka_unit_test(validation_rules),
+        cmocka_unit_test(batch_of_specs_all_or_nothing),
         cmocka_unit_test(correlation_chain_helper),
         cmocka_unit_test(binary_round_trip),
         cmocka_unit_test(crc32c_known_values),
