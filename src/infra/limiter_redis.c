@@ -44,6 +44,7 @@
 #include "core/alloc.h"
 #include "core/hash.h"
 #include "core/lock.h"
+#include "core/sync.h"
 #include "infra/limiter_int.h"
 #include "logic/redis_url.h"
 #include "storage/redis_limit.h"
@@ -51,7 +52,6 @@
 #define DENY_SLOTS   4096u /* power of two */
 #define DENY_LOCKS   64u   /* power of two, divides DENY_SLOTS */
 #define MAX_REDISKEY 4400u /* prefix (<= 256) + braces + key (<= 4096) + ":d" */
-#define NS_PER_US    1000LL
 
 typedef struct deny_slot {
     uint64_t tag;     /* 0: empty */
@@ -233,11 +233,6 @@ static void deny_drop(redisbe_t *b, uint64_t keyhash)
 
 /* ---- the backend --------------------------------------------------------------------------- */
 
-static int64_t ceil_div(int64_t a, int64_t b)
-{
-    return a / b + (a % b != 0);
-}
-
 /* The failure policy for a rule: its own (FDN_LIMIT_RULE_FAIL_*) or the limiter's. */
 static fdn_limit_failure_policy_t policy_of(const redisbe_t *b, unsigned rule_flags)
 {
@@ -261,9 +256,9 @@ static int fallback(redisbe_t *b, const char *key, size_t keylen, const fdn_limi
     fdn_limit_failure_policy_t policy = policy_of(b, rule_flags);
     if (policy == FDN_LIMIT_FAIL_LOCAL) {
         fdn_limit_rule_t r = *rule;
-        r.limit = ceil_div(r.limit, b->fleet);
+        r.limit = fdn__limit_ceil_div(r.limit, b->fleet);
         if (r.burst > 0)
-            r.burst = ceil_div(r.burst, b->fleet);
+            r.burst = fdn__limit_ceil_div(r.burst, b->fleet);
         return fdn__limiter_mem_backend.apply(b->local, key, keylen, &r, 0, cost, op, now, res,
                                               rsv);
     }
@@ -311,11 +306,10 @@ static void record_latency(redisbe_t *b, int64_t us)
     atomic_fetch_add_explicit(&b->lat_sum_us, (uint64_t)(us > 0 ? us : 0), memory_order_relaxed);
 }
 
+/* Real time for the round-trip bound and histogram (the limiter's clock may be manual). */
 static int64_t real_mono_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return fdn__mono_now_ns() / 1000;
 }
 
 static int redis_apply(void *self, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
