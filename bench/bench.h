@@ -21,6 +21,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The most threads a case may ask for (a 50-connection case runs 50). */
+#define BENCH_MAX_THREADS 64
+
 typedef enum bench_goal_kind {
     BENCH_GOAL_NONE = 0,
     BENCH_GOAL_NS_MAX,
@@ -31,7 +34,7 @@ typedef enum bench_goal_kind {
 
 typedef struct bench_case {
     const char *name;     /* "config.get.key"; unique; --filter matches substrings */
-    int threads;          /* threads running `run` at once (1 or 2) */
+    int threads;          /* threads running `run` at once, 1..BENCH_MAX_THREADS */
     uint64_t iters;       /* operations per thread per run (the harness may scale down
                              with --quick) */
     const char *baseline; /* name of the baseline case, NULL for baselines themselves */

@@ -3,17 +3,28 @@
  * (scripts/redis-server.sh on a free loopback port, stopped at exit; the cases are skipped,
  * saying why, when it cannot start).
  *
- *   baseline.redis.evalsha[.8t]  the same Lua script called with raw hiredis EVALSHA, one
- *                                connection per thread: what the network and Redis cost
- *   limiter.redis.check[.8t]     fdn_limiter_check on the Redis backend (pool of one
- *                                connection per thread), distinct keys per thread, a token
- *                                bucket that always allows (no deny-cache answers)
- * Goal (the Redis issue): >= 0.8x the raw EVALSHA rate at the same concurrency.
+ *   baseline.redis.evalsha[.8t|.50c]  the same Lua script called with raw hiredis EVALSHA,
+ *                                one connection per thread (50c: 50 threads, 50 connections):
+ *                                what the network and Redis cost
+ *   limiter.redis.check[.8t|.50c]  fdn_limiter_check on the Redis backend with a pool of one
+ *                                connection per thread, distinct keys per thread, a token
+ *                                bucket that always allows (no deny-cache answers). With as
+ *                                many connections as threads a check never queues, so this is
+ *                                the per-check cost of the backend.
+ *   limiter.redis.check.8t.pool2, .50c.pool8  the same load on fewer connections than
+ *                                threads: checks queue while every connection is busy and go
+ *                                to Redis as pipelines (pipeline_max 32)
+ *   limiter.redis.check.p50      one thread alternating a raw EVALSHA and a limiter check on
+ *                                their own connections; the value is the limiter's median
+ *                                latency minus the raw median (us added to a check's p50)
+ * Goals (the Redis issue): >= 0.8x the raw EVALSHA rate at the same concurrency; <= 20 us
+ * added to a check's p50.
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <hiredis/hiredis.h>
 
@@ -97,7 +108,7 @@ static const char *unavailable(void)
 /* ---- raw EVALSHA ------------------------------------------------------------------------- */
 
 typedef struct raw {
-    redisContext *c[16];
+    redisContext *c[BENCH_MAX_THREADS];
 } raw_t;
 
 static void *raw_setup(int threads)
@@ -125,7 +136,7 @@ static void raw_run(void *state, int tid, uint64_t iters)
 static void raw_teardown(void *state)
 {
     raw_t *s = state;
-    for (int i = 0; s && i < 16; i++)
+    for (int i = 0; s && i < BENCH_MAX_THREADS; i++)
         if (s->c[i])
             redisFree(s->c[i]);
     free(s);
@@ -137,13 +148,13 @@ typedef struct lim {
     fdn_limiter_t *l;
 } lim_t;
 
-static void *lim_setup(int threads)
+static lim_t *lim_open(uint32_t pool_size)
 {
     lim_t *s = calloc(1, sizeof(*s));
     fdn_limiter_opts_t o = FDN_LIMITER_OPTS_INIT;
     o.backend = FDN_LIMITER_BACKEND_REDIS;
     o.redis.url = g_url;
-    o.redis.pool_size = (uint32_t)threads;
+    o.redis.pool_size = pool_size;
     o.redis.command_timeout_ms = 5000;
     o.redis.key_prefix = "fdn:bench:";
     if (s && fdn_limiter_create(&s->l, &o) != 0) {
@@ -151,6 +162,23 @@ static void *lim_setup(int threads)
         return NULL;
     }
     return s;
+}
+
+static void *lim_setup(int threads)
+{
+    return lim_open((uint32_t)threads);
+}
+
+static void *lim_setup_pool2(int threads)
+{
+    (void)threads;
+    return lim_open(2);
+}
+
+static void *lim_setup_pool8(int threads)
+{
+    (void)threads;
+    return lim_open(8);
 }
 
 static void lim_run(void *state, int tid, uint64_t iters)
@@ -199,3 +227,125 @@ static void lim_teardown(void *state)
 
 REDIS_CASES(redis1, "", 1, 20000)
 REDIS_CASES(redis8, ".8t", 8, 5000)
+REDIS_CASES(redis50, ".50c", 50, 1000)
+
+#define PIPELINED_CASE(var, name_, nthreads, iters_, base, setup_)                                 \
+    static const bench_case_t var = {.name = name_,                                                \
+                                     .threads = nthreads,                                          \
+                                     .iters = iters_,                                              \
+                                     .baseline = base,                                             \
+                                     .goal_kind = BENCH_GOAL_SPEEDUP_MIN,                          \
+                                     .goal = 0.8,                                                  \
+                                     .goal_text = ">= 0.8x",                                       \
+                                     .setup = setup_,                                              \
+                                     .run = lim_run,                                               \
+                                     .teardown = lim_teardown,                                     \
+                                     .unavailable = unavailable};                                  \
+    BENCH_REGISTER(var)
+
+PIPELINED_CASE(redis8_pool2, "limiter.redis.check.8t.pool2", 8, 5000, "baseline.redis.evalsha.8t",
+               lim_setup_pool2)
+PIPELINED_CASE(redis50_pool8, "limiter.redis.check.50c.pool8", 50, 1000,
+               "baseline.redis.evalsha.50c", lim_setup_pool8)
+
+/* ---- added latency ------------------------------------------------------------------------ */
+
+#define P50_ITERS 20000u
+
+typedef struct p50 {
+    raw_t *raw;
+    lim_t *lim;
+    uint32_t n;
+    int64_t *raw_ns, *lim_ns;
+} p50_t;
+
+static void p50_teardown(void *state);
+
+static void *p50_setup(int threads)
+{
+    (void)threads;
+    p50_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->raw = raw_setup(1);
+    s->lim = lim_open(1);
+    s->raw_ns = calloc(P50_ITERS, sizeof(int64_t));
+    s->lim_ns = calloc(P50_ITERS, sizeof(int64_t));
+    if (!s->raw || !s->lim || !s->raw_ns || !s->lim_ns) {
+        p50_teardown(s);
+        return NULL;
+    }
+    return s;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void p50_run(void *state, int tid, uint64_t iters)
+{
+    p50_t *s = state;
+    if (s == NULL)
+        return;
+    (void)tid;
+    static const fdn_limit_rule_t rule = {FDN_LIMIT_TOKEN_BUCKET, 1000000000, 1000, 0};
+    for (uint64_t i = 0; i < iters && s->n < P50_ITERS; i++, s->n++) {
+        int64_t t0 = now_ns();
+        raw_run(s->raw, 0, 1);
+        int64_t t1 = now_ns();
+        int rc = fdn_limiter_check(s->lim->l, "p50", 3, &rule, 1, 0, NULL);
+        BENCH_USE(rc);
+        int64_t t2 = now_ns();
+        s->raw_ns[s->n] = t1 - t0;
+        s->lim_ns[s->n] = t2 - t1;
+    }
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* us added to the median: the limiter's median check minus the raw median EVALSHA */
+static double p50_value(void *state)
+{
+    p50_t *s = state;
+    if (s == NULL || s->n == 0)
+        return 0.0;
+    qsort(s->raw_ns, s->n, sizeof(int64_t), cmp_i64);
+    qsort(s->lim_ns, s->n, sizeof(int64_t), cmp_i64);
+    return (double)(s->lim_ns[s->n / 2] - s->raw_ns[s->n / 2]) / 1000.0;
+}
+
+static void p50_teardown(void *state)
+{
+    p50_t *s = state;
+    if (s == NULL)
+        return;
+    if (s->raw)
+        raw_teardown(s->raw);
+    if (s->lim)
+        lim_teardown(s->lim);
+    free(s->raw_ns);
+    free(s->lim_ns);
+    free(s);
+}
+
+static const bench_case_t redis_p50 = {.name = "limiter.redis.check.p50",
+                                       .threads = 1,
+                                       .iters = 5000,
+                                       .baseline = "baseline.redis.evalsha",
+                                       .goal_kind = BENCH_GOAL_VALUE_MAX,
+                                       .goal = 20.0,
+                                       .goal_text = "<= 20 us added to p50",
+                                       .setup = p50_setup,
+                                       .run = p50_run,
+                                       .teardown = p50_teardown,
+                                       .value = p50_value,
+                                       .value_unit = "us added to p50",
+                                       .unavailable = unavailable};
+BENCH_REGISTER(redis_p50)

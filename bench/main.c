@@ -82,17 +82,21 @@ static uint64_t case_iters(const bench_case_t *c)
     return n;
 }
 
+/* The threads a case runs on: its own count, within 1..BENCH_MAX_THREADS. */
+static int case_threads(const bench_case_t *c)
+{
+    return c->threads < 1 ? 1 : c->threads > BENCH_MAX_THREADS ? BENCH_MAX_THREADS : c->threads;
+}
+
 /* One timed run; returns elapsed ns and fills *value. */
 static int64_t run_once(const bench_case_t *c, double *value)
 {
-    int threads = c->threads > 0 ? c->threads : 1;
+    int threads = case_threads(c);
     void *state = c->setup ? c->setup(threads) : NULL;
     pthread_barrier_t barrier;
     pthread_barrier_init(&barrier, NULL, (unsigned)threads);
-    worker_t w[16];
-    pthread_t th[16];
-    if (threads > 16)
-        threads = 16;
+    worker_t w[BENCH_MAX_THREADS];
+    pthread_t th[BENCH_MAX_THREADS];
     uint64_t iters = case_iters(c);
     for (int i = 0; i < threads; i++) {
         w[i] = (worker_t){c, state, i, iters, &barrier, 0, 0};
@@ -153,7 +157,7 @@ static void measure(size_t idx)
     double ns[64], vals[64];
     if (runs > 64)
         runs = 64;
-    int threads = c->threads > 0 ? c->threads : 1;
+    int threads = case_threads(c);
     uint64_t iters = case_iters(c);
     for (int r = 0; r < runs; r++) {
         int64_t el = run_once(c, &value);
@@ -233,7 +237,7 @@ static void report(size_t idx, int *met_count, int *goal_count)
         if (met)
             (*met_count)++;
     }
-    int threads = c->threads > 0 ? c->threads : 1;
+    int threads = case_threads(c);
     if (g_opt.json) {
         printf("{\"case\":");
         json_str(c->name);
@@ -300,8 +304,7 @@ int main(int argc, char **argv)
     }
     if (g_opt.list) {
         for (size_t i = 0; i < g_ncases; i++)
-            printf("%s (threads %d)%s%s\n", g_cases[i]->name,
-                   g_cases[i]->threads > 0 ? g_cases[i]->threads : 1,
+            printf("%s (threads %d)%s%s\n", g_cases[i]->name, case_threads(g_cases[i]),
                    g_cases[i]->goal_text ? "  goal " : "",
                    g_cases[i]->goal_text ? g_cases[i]->goal_text : "");
         return 0;

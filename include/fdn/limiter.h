@@ -136,11 +136,19 @@ typedef struct fdn_limiter_redis_opts {
     const char *key_prefix;     /**< prepended to every key (default "fdn:rl:"); copied */
     fdn_limit_failure_policy_t failure_policy; /**< default FDN_LIMIT_FAIL_LOCAL */
     uint32_t fleet_size; /**< processes sharing the limits, for FDN_LIMIT_FAIL_LOCAL (default 1) */
+    uint32_t pipeline_max; /**< (options version >= 4) most checks sent together on one
+                                connection, 1..256 (default 32; 1 = one check per round trip).
+                                While every connection is busy, checks wait in a queue, and the
+                                next check to get a connection sends its own and the waiting
+                                ones as one pipeline (each still bounded by command_timeout_ms) */
 } fdn_limiter_redis_opts_t;
+
+/** The default of fdn_limiter_redis_opts_t.pipeline_max. */
+#define FDN_LIMITER_REDIS_PIPELINE_DEFAULT 32
 
 #define FDN_LIMITER_REDIS_OPTS_INIT                                                                \
     {                                                                                              \
-        NULL, 4, 1000, 250, "fdn:rl:", FDN_LIMIT_FAIL_LOCAL, 1                                     \
+        NULL, 4, 1000, 250, "fdn:rl:", FDN_LIMIT_FAIL_LOCAL, 1, FDN_LIMITER_REDIS_PIPELINE_DEFAULT \
     }
 
 /** Limiter options. */
@@ -161,7 +169,7 @@ typedef struct fdn_limiter_opts {
     fdn_limiter_redis_opts_t redis;       /**< version >= 3; used by the Redis backend */
 } fdn_limiter_opts_t;
 
-#define FDN_LIMITER_OPTS_VERSION 3
+#define FDN_LIMITER_OPTS_VERSION 4
 #define FDN_LIMITER_OPTS_INIT                                                                      \
     {                                                                                              \
         FDN_LIMITER_OPTS_VERSION, 64, 1048576, 300000, false, NULL, NULL,                          \
@@ -189,9 +197,10 @@ typedef struct fdn_limiter_backend_status {
     uint64_t fallbacks;        /**< checks the failure policy answered */
     uint64_t local_denials;    /**< checks the deny cache answered without a round trip */
     uint64_t script_loads;     /**< SCRIPT LOAD sent (first use, NOSCRIPT after a restart) */
-    uint64_t latency_le_us[8]; /**< Redis round trips taking <= 100, 250, 500, 1000, 2500,
-                                    10 000, 100 000 us, and all (cumulative) */
-    uint64_t latency_sum_us;   /**< sum of round-trip times */
+    uint64_t latency_le_us[8]; /**< checks sent to Redis taking <= 100, 250, 500, 1000, 2500,
+                                    10 000, 100 000 us, and all (cumulative); a check's time
+                                    includes its wait for a connection or a pipeline */
+    uint64_t latency_sum_us;   /**< sum of those times */
     uint64_t keys;             /**< live keys in this process's store */
     uint64_t key_capacity;     /**< its bound (max_keys rounded to whole shards) */
     uint64_t new_keys_refused; /**< new keys refused because their shard was full */

@@ -84,6 +84,15 @@ void fdn__limiter_probes(fdn_limiter_t *l, uint64_t *lookups, uint64_t *probes)
         fdn__limiter_mem_probes(l->be_self, lookups, probes);
 }
 
+void fdn__limiter_redis_pipeline_stats(const fdn_limiter_t *l, fdn__redis_pipe_stats_t *out)
+{
+    *out = (fdn__redis_pipe_stats_t){0, 0, 0, 0, 0};
+#ifdef FDN_HAVE_REDIS
+    if (l != NULL && l->be == &fdn__limiter_redis_backend)
+        fdn__limiter_redis_pipeline_counts(l->be_self, out);
+#endif
+}
+
 int fdn_limiter_open(fdn_limiter_t **out, const fdn_limiter_opts_t *opts, fdn_error_t *err)
 {
     fdn_limiter_opts_t d = FDN_LIMITER_OPTS_INIT;
@@ -127,7 +136,10 @@ int fdn_limiter_open(fdn_limiter_t **out, const fdn_limiter_opts_t *opts, fdn_er
     if (rc == 0 && kind == FDN_LIMITER_BACKEND_REDIS) {
 #ifdef FDN_HAVE_REDIS
         void *r;
-        rc = fdn__limiter_redis_create(&r, &opts->redis, m, opts->clock, err);
+        /* a version-3 caller's struct ends before pipeline_max */
+        uint32_t pipeline_max =
+            opts->version >= 4 ? opts->redis.pipeline_max : FDN_LIMITER_REDIS_PIPELINE_DEFAULT;
+        rc = fdn__limiter_redis_create(&r, &opts->redis, pipeline_max, m, opts->clock, err);
         if (rc)
             fdn__limiter_mem_backend.destroy(m);
         else {

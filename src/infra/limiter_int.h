@@ -64,10 +64,22 @@ int fdn__limiter_mem_create(void **out, uint32_t nshards, uint32_t max_keys,
  * it takes over on success (the failure policy LOCAL checks it); clock: the limiter's (the
  * breaker around Redis and the deny cache run on it). Returns 0, FDN_EINVAL (bad options or
  * URL, with a message in err) or FDN_ENOMEM. No connection is made here: the first check
- * connects, and an unreachable Redis is answered by the failure policy. */
+ * connects, and an unreachable Redis is answered by the failure policy. pipeline_max is the
+ * options' (read by the caller, as the options' version says). */
 extern const fdn__limiter_backend_t fdn__limiter_redis_backend;
-int fdn__limiter_redis_create(void **out, const fdn_limiter_redis_opts_t *opts, void *local,
-                              fdn_clock_t *clock, fdn_error_t *err);
+int fdn__limiter_redis_create(void **out, const fdn_limiter_redis_opts_t *opts,
+                              uint32_t pipeline_max, void *local, fdn_clock_t *clock,
+                              fdn_error_t *err);
+
+/* The Redis backend's pipelines (tests, benchmarks): pipelines sent so far, the checks they
+ * carried, the most in one; checks leading (sending) and waiting in the queue now. */
+typedef struct fdn__redis_pipe_stats {
+    uint64_t batches, calls, max_batch;
+    uint32_t leaders, queued;
+} fdn__redis_pipe_stats_t;
+/* Of the Redis backend `self`, or of the limiter l (all 0 when its backend is not Redis). */
+void fdn__limiter_redis_pipeline_counts(void *self, fdn__redis_pipe_stats_t *out);
+void fdn__limiter_redis_pipeline_stats(const fdn_limiter_t *l, fdn__redis_pipe_stats_t *out);
 
 /* Lookups and compared cells so far, summed over the shards (fdn__limiter_probes). */
 void fdn__limiter_mem_probes(void *self, uint64_t *lookups, uint64_t *probes);

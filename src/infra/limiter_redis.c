@@ -10,12 +10,23 @@
  * write sets the hash to expire when the state would be fresh again.
  *
  * This file is the policy around that client: connections are the workers of an fdn_pool, created
- * on demand; a check waits for one at most command_timeout_ms. A circuit breaker (fdn_breaker, the
- * limiter's clock) wraps every round trip. A command is sent once: on an I/O error, a timeout or a
- * reply that is not what the script returns, the connection is dropped (checkin_broken), the
- * breaker records a failure, and the failure policy answers that check. Nothing is queued or
- * resent.
+ * on demand. A circuit breaker (fdn_breaker, the limiter's clock) wraps every check that goes to
+ * Redis. A command is sent once: on an I/O error, a timeout or a reply that is not what the
+ * script returns, the connection is dropped (checkin_broken), the breaker records a failure for
+ * each check it carried, and the failure policy answers them. Nothing is queued or resent while
+ * Redis is away: the queue below only holds checks while a connection is on its way back.
  *
+ * Pipelining: at most pool_size checks "lead" at once, each with its own connection. A check
+ * arriving while every leader slot is taken waits in a FIFO queue; a leader sends its own call
+ * and up to pipeline_max - 1 waiting ones in one write and reads their replies in order
+ * (storage/redis_limit.c, fdn__rl_eval_many), then passes its slot to the oldest waiter. So a
+ * lone check costs one round trip with no queueing, and under load one round trip (and one
+ * read and one write on each side) carries many checks: what raises Redis's throughput. Every
+ * check keeps its own bound: it waits in the queue at most until its deadline
+ * (command_timeout_ms from its start) and then falls back unsent; a leader drops from its
+ * pipeline the checks with less than 1 ms left and bounds the round trip by the earliest
+ * deadline of the rest.
+
  * Failure policy: LOCAL checks the in-memory store (limiter_store.c) with the rule's limit and
  * burst divided by fleet_size (rounded up); OPEN allows; CLOSED denies until the breaker
  * lets a call through again. A cancel or a reset that cannot reach Redis returns
@@ -30,8 +41,9 @@
  * answers are not counted on the server (Hammer counts denied calls too); admission is the
  * same since that window stays over its limit.
  *
- * Threads and locks: none of its own. Each deny cache slot group has its own small mutex;
- * counters are relaxed atomics. No lock is held during a round trip.
+ * Threads and locks: none of its own. pmu guards the queue and the leader count (held for a few
+ * list operations, never during a round trip); each deny cache slot group has its own small
+ * mutex; counters are relaxed atomics.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -43,6 +55,7 @@
 
 #include "core/alloc.h"
 #include "core/hash.h"
+#include "core/list.h"
 #include "core/lock.h"
 #include "core/sync.h"
 #include "infra/limiter_int.h"
@@ -75,6 +88,13 @@ typedef struct redisbe {
     fdn__rl_script_t script;
     fdn__mutex_t deny_mu[DENY_LOCKS];
     deny_slot_t deny[DENY_SLOTS];
+    /* the pipeline: pmu guards queue and leaders */
+    fdn__mutex_t pmu;
+    struct cds_list_head queue; /* preq_t waiting for a leader */
+    uint32_t leaders;           /* checks sending a pipeline now, <= pool_size */
+    uint32_t pool_size;
+    uint32_t pipeline_max;
+    _Atomic uint64_t batches, batched_calls, max_batch;
     _Atomic bool connected;
     _Atomic uint64_t conn_gen; /* bumped when a connection breaks: older ones are not reused */
     _Atomic uint64_t allowed, denied, commands, errors, fallbacks, local_denials, script_loads;
@@ -231,6 +251,136 @@ static void deny_drop(redisbe_t *b, uint64_t keyhash)
     fdn__mutex_unlock(mu);
 }
 
+/* ---- the pipeline ---------------------------------------------------------------------------
+ * At most pool_size checks lead at a time; each leader sends its own call and every call
+ * waiting in the queue (up to pipeline_max) as one pipeline on one connection, then hands its
+ * slot to the oldest waiter left. A check waits in the queue only while every connection is
+ * busy, so a lone check costs one round trip, and under load each round trip carries many. */
+
+typedef enum pq_state {
+    PQ_QUEUED, /* in b->queue */
+    PQ_LEAD,   /* holds a leader slot */
+    PQ_TAKEN,  /* in a leader's pipeline */
+    PQ_DONE,
+} pq_state_t;
+
+typedef struct preq {
+    struct cds_list_head node; /* in b->queue while PQ_QUEUED */
+    fdn__rl_call_t call;       /* call.rc: also FDN_ETIMEDOUT when it was never sent */
+    int64_t deadline_ns;       /* real monotonic */
+    pq_state_t state;          /* pmu */
+    bool cv_ready;
+    pthread_cond_t cv; /* made when the check waits */
+} preq_t;
+
+static void counter_max(_Atomic uint64_t *c, uint64_t v)
+{
+    uint64_t old = atomic_load_explicit(c, memory_order_relaxed);
+    while (old < v && !atomic_compare_exchange_weak_explicit(c, &old, v, memory_order_relaxed,
+                                                             memory_order_relaxed)) {
+    }
+}
+
+/* Send batch[0..n) (leader: batch[0]) as one pipeline; each call's rc says how it went. */
+static void pipe_send(redisbe_t *b, preq_t **batch, size_t n)
+{
+    fdn__rl_call_t *calls[FDN__RL_PIPELINE_MAX];
+    int64_t now = fdn__mono_now_ns();
+    int64_t deadline = INT64_MAX;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (batch[i]->deadline_ns - now < 1000000) { /* less than 1 ms left: do not send */
+            batch[i]->call.rc = FDN_ETIMEDOUT;
+            continue;
+        }
+        if (batch[i]->deadline_ns < deadline)
+            deadline = batch[i]->deadline_ns;
+        calls[k++] = &batch[i]->call;
+    }
+    if (k == 0)
+        return;
+    fdn_pool_worker_t *w;
+    int rc = fdn_pool_checkout(b->pool, &w, (deadline - now) / 1000000, NULL);
+    int64_t left_ms = (deadline - fdn__mono_now_ns()) / 1000000;
+    if (rc == 0 && (left_ms < 1 || lease_timeout(w, left_ms) != 0)) {
+        lease_end(b, w, left_ms >= 1); /* a connection that refused its timeout is dropped */
+        rc = FDN_ETIMEDOUT;
+    }
+    if (rc != 0) {
+        for (size_t i = 0; i < k; i++)
+            calls[i]->rc = FDN_ETIMEDOUT;
+        return;
+    }
+    bool broken = false;
+    fdn__rl_sent_t sent = {0, 0};
+    rc = fdn__rl_eval_many(lease_ctx(w), &b->script, calls, k, &broken, &sent);
+    count_sent(b, &sent);
+    lease_end(b, w, broken);
+    atomic_store_explicit(&b->connected, rc == 0 || !broken, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->batches, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->batched_calls, k, memory_order_relaxed);
+    counter_max(&b->max_batch, k);
+}
+
+/* Run q's call through the pipeline: lead one, or wait to be taken into one. */
+static void pipe_run(redisbe_t *b, preq_t *q)
+{
+    fdn__mutex_lock(&b->pmu);
+    if (b->leaders < b->pool_size) {
+        b->leaders++;
+        q->state = PQ_LEAD;
+    } else {
+        q->state = PQ_QUEUED;
+        q->cv_ready = fdn__cond_init_mono(&q->cv) == 0;
+        if (!q->cv_ready) {
+            fdn__mutex_unlock(&b->pmu);
+            q->call.rc = FDN_ETIMEDOUT; /* cannot wait: not sent */
+            return;
+        }
+        cds_list_add_tail(&q->node, &b->queue);
+        while (q->state == PQ_QUEUED || q->state == PQ_TAKEN) {
+            /* once taken, the leader's own bound (the batch's earliest deadline) ends the wait */
+            int64_t until = q->state == PQ_QUEUED ? q->deadline_ns : INT64_MAX;
+            if (fdn__cond_wait_until(&q->cv, &b->pmu, until) == FDN_ETIMEDOUT &&
+                q->state == PQ_QUEUED) {
+                cds_list_del(&q->node);
+                q->call.rc = FDN_ETIMEDOUT;
+                q->state = PQ_DONE;
+            }
+        }
+    }
+    if (q->state == PQ_LEAD) {
+        preq_t *batch[FDN__RL_PIPELINE_MAX];
+        size_t n = 0;
+        batch[n++] = q;
+        while (n < b->pipeline_max && !cds_list_empty(&b->queue)) {
+            preq_t *p = fdn__list_first_entry(&b->queue, preq_t, node);
+            cds_list_del(&p->node);
+            p->state = PQ_TAKEN;
+            batch[n++] = p;
+        }
+        fdn__mutex_unlock(&b->pmu);
+        pipe_send(b, batch, n);
+        fdn__mutex_lock(&b->pmu);
+        q->state = PQ_DONE;
+        for (size_t i = 1; i < n; i++) {
+            batch[i]->state = PQ_DONE;
+            pthread_cond_signal(&batch[i]->cv);
+        }
+        if (!cds_list_empty(&b->queue)) { /* the slot goes to the oldest waiter */
+            preq_t *p = fdn__list_first_entry(&b->queue, preq_t, node);
+            cds_list_del(&p->node);
+            p->state = PQ_LEAD;
+            pthread_cond_signal(&p->cv);
+        } else {
+            b->leaders--;
+        }
+    }
+    fdn__mutex_unlock(&b->pmu);
+    if (q->cv_ready)
+        pthread_cond_destroy(&q->cv);
+}
+
 /* ---- the backend --------------------------------------------------------------------------- */
 
 /* The failure policy for a rule: its own (FDN_LIMIT_RULE_FAIL_*) or the limiter's. */
@@ -306,12 +456,6 @@ static void record_latency(redisbe_t *b, int64_t us)
     atomic_fetch_add_explicit(&b->lat_sum_us, (uint64_t)(us > 0 ? us : 0), memory_order_relaxed);
 }
 
-/* Real time for the round-trip bound and histogram (the limiter's clock may be manual). */
-static int64_t real_mono_us(void)
-{
-    return fdn__mono_now_ns() / 1000;
-}
-
 static int redis_apply(void *self, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
                        unsigned rule_flags, int64_t cost, fdn__limit_op_t op,
                        const fdn__limit_now_t *now, fdn_limit_result_t *res,
@@ -333,37 +477,27 @@ static int redis_apply(void *self, const char *key, size_t keylen, const fdn_lim
     fdn_breaker_permit_t permit;
     if (fdn_breaker_acquire(b->breaker, &permit) != 0)
         return fallback(b, key, keylen, rule, rule_flags, cost, op, now, res, rsv);
-    /* one bound for the whole call: waiting for a connection (or making one) and the round
-     * trip share command_timeout_ms */
-    int64_t start = real_mono_us();
-    fdn_pool_worker_t *w;
-    int rc = fdn_pool_checkout(b->pool, &w, b->command_ms, NULL);
-    int64_t left_ms = b->command_ms - (real_mono_us() - start) / 1000;
-    if (rc == 0 && (left_ms < 1 || lease_timeout(w, left_ms) != 0)) {
-        lease_end(b, w, left_ms >= 1); /* a connection that refused its timeout is dropped */
-        rc = FDN_ETIMEDOUT;
-    }
-    if (rc != 0) {
-        fdn_breaker_record(b->breaker, &permit, FDN_EUNAVAILABLE);
-        return fallback(b, key, keylen, rule, rule_flags, cost, op, now, res, rsv);
-    }
+    /* one bound for the whole call: waiting for a pipeline or a connection (or making one) and
+     * the round trip share command_timeout_ms, on the real clock (the limiter's may be manual) */
     char rkey[MAX_REDISKEY];
-    size_t rkeylen = redis_key(b, key, keylen, (int)rule->algo, rkey);
-    bool broken = false;
-    int64_t epoch = 0;
-    int64_t t0 = real_mono_us();
-    fdn__rl_sent_t sent = {0, 0};
-    rc = fdn__rl_eval(lease_ctx(w), &b->script, rkey, rkeylen, rule, cost, op, rsv ? rsv->epoch : 0,
-                      res, &epoch, &broken, &sent);
-    record_latency(b, real_mono_us() - t0);
-    count_sent(b, &sent);
-    lease_end(b, w, broken);
+    int64_t start = fdn__mono_now_ns();
+    preq_t q = {.call = {.rkey = rkey,
+                         .rkeylen = redis_key(b, key, keylen, (int)rule->algo, rkey),
+                         .rule = rule,
+                         .cost = cost,
+                         .op = op,
+                         .epoch_in = rsv ? rsv->epoch : 0,
+                         .res = res},
+                .deadline_ns = start + b->command_ms * 1000000};
+    pipe_run(b, &q);
+    int rc = q.call.rc;
+    if (rc != FDN_ETIMEDOUT) /* it was sent */
+        record_latency(b, (fdn__mono_now_ns() - start) / 1000);
     fdn_breaker_record(b->breaker, &permit, rc == FDN_ENOENT ? 0 : rc);
-    atomic_store_explicit(&b->connected, rc != FDN_EUNAVAILABLE || !broken, memory_order_relaxed);
-    if (rc == FDN_EUNAVAILABLE) {
+    if (rc == FDN_EUNAVAILABLE)
         count(&b->errors);
+    if (rc == FDN_EUNAVAILABLE || rc == FDN_ETIMEDOUT)
         return fallback(b, key, keylen, rule, rule_flags, cost, op, now, res, rsv);
-    }
     if (rc != 0)
         return rc;
     if (op == FDN__LIMIT_CANCEL) {
@@ -372,7 +506,7 @@ static int redis_apply(void *self, const char *key, size_t keylen, const fdn_lim
     }
     if (op == FDN__LIMIT_CHECK) {
         if (rsv)
-            rsv->epoch = epoch;
+            rsv->epoch = q.call.epoch_out;
         count(res->allowed ? &b->allowed : &b->denied);
         if (!res->allowed && res->retry_after_ns > 0 && res->retry_after_ns != INT64_MAX)
             deny_put(b, ref, cost, mono + res->retry_after_ns, res->limit);
@@ -445,6 +579,20 @@ static void redis_status(void *self, fdn_limiter_backend_status_t *out)
     out->latency_sum_us = atomic_load_explicit(&b->lat_sum_us, memory_order_relaxed);
 }
 
+void fdn__limiter_redis_pipeline_counts(void *self, fdn__redis_pipe_stats_t *out)
+{
+    redisbe_t *b = self;
+    out->batches = atomic_load_explicit(&b->batches, memory_order_relaxed);
+    out->calls = atomic_load_explicit(&b->batched_calls, memory_order_relaxed);
+    out->max_batch = atomic_load_explicit(&b->max_batch, memory_order_relaxed);
+    fdn__mutex_lock(&b->pmu);
+    out->leaders = b->leaders;
+    out->queued = 0;
+    struct cds_list_head *pos;
+    cds_list_for_each(pos, &b->queue) out->queued++;
+    fdn__mutex_unlock(&b->pmu);
+}
+
 static void redis_set_interval(void *self, int64_t interval_ns)
 {
     redisbe_t *b = self;
@@ -465,6 +613,7 @@ static void redis_destroy(void *self)
         fdn__limiter_mem_backend.destroy(b->local);
     for (uint32_t i = 0; i < DENY_LOCKS; i++)
         pthread_mutex_destroy(&b->deny_mu[i]);
+    pthread_mutex_destroy(&b->pmu);
     fdn__rl_script_fini(&b->script);
     fdn__free(b->prefix);
     fdn__free(b);
@@ -475,9 +624,12 @@ const fdn__limiter_backend_t fdn__limiter_redis_backend = {
     redis_set_interval,           redis_status, redis_destroy,
 };
 
-int fdn__limiter_redis_create(void **out, const fdn_limiter_redis_opts_t *o, void *local,
-                              fdn_clock_t *clock, fdn_error_t *err)
+int fdn__limiter_redis_create(void **out, const fdn_limiter_redis_opts_t *o, uint32_t pipeline_max,
+                              void *local, fdn_clock_t *clock, fdn_error_t *err)
 {
+    if (pipeline_max < 1 || pipeline_max > FDN__RL_PIPELINE_MAX)
+        return fdn_err_set(err, FDN_EINVAL, "redis pipeline_max must be 1..%d (got %u)",
+                           FDN__RL_PIPELINE_MAX, pipeline_max);
     if (o->pool_size < 1 || o->pool_size > 1024)
         return fdn_err_set(err, FDN_EINVAL, "redis pool_size must be 1..1024 (got %u)",
                            o->pool_size);
@@ -515,6 +667,10 @@ int fdn__limiter_redis_create(void **out, const fdn_limiter_redis_opts_t *o, voi
     b->fleet = o->fleet_size;
     b->clock = clock;
     atomic_init(&b->connected, true); /* no command has failed yet */
+    b->pool_size = o->pool_size;
+    b->pipeline_max = pipeline_max;
+    pthread_mutex_init(&b->pmu, NULL);
+    CDS_INIT_LIST_HEAD(&b->queue);
     fdn__rl_script_init(&b->script);
     for (uint32_t i = 0; i < DENY_LOCKS; i++)
         pthread_mutex_init(&b->deny_mu[i], NULL);

@@ -564,6 +564,8 @@ static int lim_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
             lo.redis.command_timeout_ms = v;
         if (cfg_int(cfg, "infrastructure.rate_limiting.redis.fleet_size", 1, &v) && v <= UINT32_MAX)
             lo.redis.fleet_size = (uint32_t)v;
+        if (cfg_int(cfg, "infrastructure.rate_limiting.redis.pipeline_max", 1, &v) && v <= 256)
+            lo.redis.pipeline_max = (uint32_t)v;
     }
     fdn_error_t why = FDN_ERROR_INIT;
     int rc = fdn_limiter_open((fdn_limiter_t **)out, &lo, &why);

@@ -22,6 +22,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include "core/alloc.h"
+
 #define NS_PER_US 1000LL
 
 /* The script: KEYS[1] the state hash; ARGV algo (0 fixed, 1 token bucket, 2 gcra, 3 sliding),
@@ -279,52 +281,129 @@ static int parse_reply(const redisReply *r, fdn_limit_result_t *res, int64_t *ep
     return 0;
 }
 
-int fdn__rl_eval(redisContext *c, fdn__rl_script_t *s, const char *rkey, size_t rkeylen,
-                 const fdn_limit_rule_t *rule, int64_t cost, fdn__limit_op_t op, int64_t epoch_in,
-                 fdn_limit_result_t *res, int64_t *epoch_out, bool *broken, fdn__rl_sent_t *sent)
-{
+/* The script's arguments for one call, as text. */
+typedef struct call_args {
     char num[7][24];
     size_t nlen[7];
-    const long long vals[7] = {(long long)rule->algo,
-                               (long long)op,
-                               (long long)cost,
-                               (long long)rule->limit,
-                               (long long)rule->period_ms,
-                               (long long)rule->burst,
-                               (long long)epoch_in};
+} call_args_t;
+
+static void call_args(const fdn__rl_call_t *k, call_args_t *a)
+{
+    const long long vals[7] = {(long long)k->rule->algo,
+                               (long long)k->op,
+                               (long long)k->cost,
+                               (long long)k->rule->limit,
+                               (long long)k->rule->period_ms,
+                               (long long)k->rule->burst,
+                               (long long)k->epoch_in};
     for (int i = 0; i < 7; i++)
-        nlen[i] = (size_t)snprintf(num[i], sizeof(num[i]), "%lld", vals[i]);
+        a->nlen[i] = (size_t)snprintf(a->num[i], sizeof(a->num[i]), "%lld", vals[i]);
+}
+
+/* Append EVALSHA for calls[i] with todo[i] set to c's output buffer. Returns how many, or -1
+ * when hiredis could not buffer one (out of memory: nothing was sent). */
+static long append_calls(redisContext *c, const char sha[41], fdn__rl_call_t *const *calls,
+                         size_t n, const bool *todo)
+{
+    long sent = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!todo[i])
+            continue;
+        call_args_t a;
+        call_args(calls[i], &a);
+        const char *argv[11] = {"EVALSHA", sha,      "1",      calls[i]->rkey, a.num[0], a.num[1],
+                                a.num[2],  a.num[3], a.num[4], a.num[5],       a.num[6]};
+        size_t lens[11] = {7,         40,        1,         calls[i]->rkeylen, a.nlen[0], a.nlen[1],
+                           a.nlen[2], a.nlen[3], a.nlen[4], a.nlen[5],         a.nlen[6]};
+        if (redisAppendCommandArgv(c, 11, argv, lens) != REDIS_OK)
+            return -1;
+        sent++;
+    }
+    return sent;
+}
+
+/* Read the replies of the calls with todo[i] set, in order. A NOSCRIPT answer sets retry[i]
+ * (when retry is not NULL); any other answer is the call's. After an I/O error or a timeout the
+ * remaining calls get FDN_EUNAVAILABLE and *broken is set. */
+static void read_replies(redisContext *c, fdn__rl_call_t *const *calls, size_t n, const bool *todo,
+                         bool *retry, bool *broken)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!todo[i])
+            continue;
+        if (*broken) {
+            calls[i]->rc = FDN_EUNAVAILABLE; /* written or not, it is never resent */
+            continue;
+        }
+        void *reply = NULL;
+        if (redisGetReply(c, &reply) != REDIS_OK || reply == NULL) {
+            *broken = true; /* I/O error or timeout */
+            calls[i]->rc = FDN_EUNAVAILABLE;
+            continue;
+        }
+        redisReply *r = reply;
+        if (retry != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+            retry[i] = true; /* the script did not run */
+        } else {
+            calls[i]->rc = parse_reply(r, calls[i]->res, &calls[i]->epoch_out);
+            if (calls[i]->rc == FDN_EUNAVAILABLE && r->type != REDIS_REPLY_ERROR)
+                *broken = true; /* a reply the script cannot give: do not trust this peer */
+        }
+        freeReplyObject(r);
+    }
+}
+
+int fdn__rl_eval_many(redisContext *c, fdn__rl_script_t *s, fdn__rl_call_t *const *calls, size_t n,
+                      bool *broken, fdn__rl_sent_t *sent)
+{
+    bool stack_flags[2 * 64];
+    bool *flags = n <= 64 ? stack_flags : fdn__calloc(2 * n, sizeof(bool));
+    for (size_t i = 0; i < n; i++)
+        calls[i]->rc = FDN_EUNAVAILABLE;
+    if (flags == NULL)
+        return FDN_EUNAVAILABLE;
+    bool *todo = flags, *retry = flags + n;
+    for (size_t i = 0; i < n; i++) {
+        todo[i] = true;
+        retry[i] = false;
+    }
     char sha[41];
     fdn__mutex_lock(&s->mu);
     bool ready = s->ready;
     memcpy(sha, s->sha, sizeof(sha));
     fdn__mutex_unlock(&s->mu);
+    int rc = FDN_EUNAVAILABLE;
     if (!ready && script_load(c, s, sha, broken, sent) != 0)
-        return FDN_EUNAVAILABLE;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        const char *argv[11] = {"EVALSHA", sha,    "1",    rkey,   num[0], num[1],
-                                num[2],    num[3], num[4], num[5], num[6]};
-        size_t lens[11] = {7,       40,      1,       rkeylen, nlen[0], nlen[1],
-                           nlen[2], nlen[3], nlen[4], nlen[5], nlen[6]};
-        sent->commands++;
-        redisReply *r = redisCommandArgv(c, 11, argv, lens);
-        if (r == NULL) {
-            *broken = true; /* I/O error or timeout: the command is not resent */
-            return FDN_EUNAVAILABLE;
-        }
-        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && attempt == 0) {
-            freeReplyObject(r); /* the script did not run: load it and call once more */
-            if (script_load(c, s, sha, broken, sent) != 0)
-                return FDN_EUNAVAILABLE;
-            continue;
-        }
-        int rc = parse_reply(r, res, epoch_out);
-        if (rc == FDN_EUNAVAILABLE && r->type != REDIS_REPLY_ERROR)
-            *broken = true; /* a reply the script cannot give: do not trust this peer */
-        freeReplyObject(r);
-        return rc;
+        goto out;
+    long k = append_calls(c, sha, calls, n, todo);
+    if (k < 0) {
+        *broken = true; /* part of the pipeline may sit in the output buffer: never send it */
+        goto out;
     }
-    return FDN_EUNAVAILABLE;
+    sent->commands += (unsigned)k;
+    read_replies(c, calls, n, todo, retry, broken);
+    size_t again = 0;
+    for (size_t i = 0; i < n; i++)
+        again += retry[i];
+    if (again > 0 && !*broken) { /* the server lost its scripts (a restart): load, once more */
+        if (script_load(c, s, sha, broken, sent) != 0)
+            goto out;
+        k = append_calls(c, sha, calls, n, retry);
+        if (k < 0) {
+            *broken = true;
+            goto out;
+        }
+        sent->commands += (unsigned)k;
+        read_replies(c, calls, n, retry, NULL, broken);
+    }
+    rc = 0;
+    for (size_t i = 0; i < n; i++)
+        if (calls[i]->rc == FDN_EUNAVAILABLE)
+            rc = FDN_EUNAVAILABLE;
+out:
+    if (flags != stack_flags)
+        fdn__free(flags);
+    return rc;
 }
 
 int64_t fdn__rl_del(redisContext *c, const char *const *keys, const size_t *lens, int n,

@@ -49,17 +49,34 @@ typedef struct fdn__rl_sent {
     unsigned loads;    /* SCRIPT LOAD sent */
 } fdn__rl_sent_t;
 
+/* The most calls sent in one pipeline. */
+#define FDN__RL_PIPELINE_MAX 256
+
+/* One script call: its arguments, and what came back. */
+typedef struct fdn__rl_call {
+    const char *rkey; /* the state hash */
+    size_t rkeylen;
+    const fdn_limit_rule_t *rule;
+    int64_t cost;
+    fdn__limit_op_t op;
+    int64_t epoch_in;
+    fdn_limit_result_t *res; /* filled when rc is 0 */
+    int64_t epoch_out;       /* filled when rc is 0 */
+    int rc;                  /* 0, FDN_ENOENT (a cancel with nothing to give back) or
+                                FDN_EUNAVAILABLE */
+} fdn__rl_call_t;
+
 /*
- * Run op for the state hash `rkey` under rule with the script (loading it first when needed;
- * on NOSCRIPT it is loaded and the call made once more: the script did not run). A command is
- * never resent after an I/O error or a timeout. *broken is set when the connection must not
- * be used again (I/O error, timeout, a reply the script cannot give).
- * Returns 0 (res and *epoch_out filled), FDN_ENOENT (a cancel with nothing to give back) or
- * FDN_EUNAVAILABLE.
+ * Run *calls[0..n) with the script on c as one pipeline: every EVALSHA is written before the
+ * first reply is read, so n calls cost one round trip. The script is loaded first when needed;
+ * calls answered NOSCRIPT (the script did not run) are sent once more, together, after loading
+ * it. A command is never resent after an I/O error or a timeout: the calls without a reply get
+ * FDN_EUNAVAILABLE. *broken is set when the connection must not be used again (I/O error,
+ * timeout, a reply the script cannot give). Each call's rc says how it went; the return value
+ * is 0 when every call got a reply the script gives, FDN_EUNAVAILABLE otherwise.
  */
-int fdn__rl_eval(struct redisContext *c, fdn__rl_script_t *s, const char *rkey, size_t rkeylen,
-                 const fdn_limit_rule_t *rule, int64_t cost, fdn__limit_op_t op, int64_t epoch_in,
-                 fdn_limit_result_t *res, int64_t *epoch_out, bool *broken, fdn__rl_sent_t *sent);
+int fdn__rl_eval_many(struct redisContext *c, fdn__rl_script_t *s, fdn__rl_call_t *const *calls,
+                      size_t n, bool *broken, fdn__rl_sent_t *sent);
 
 /* DEL keys[0..n). Returns how many existed (>= 0) or FDN_EUNAVAILABLE (*broken as above). */
 int64_t fdn__rl_del(struct redisContext *c, const char *const *keys, const size_t *lens, int n,

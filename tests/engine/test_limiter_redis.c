@@ -20,12 +20,19 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fdn/breaker.h>
 #include <fdn/clock.h>
 #include <fdn/limiter.h>
 #include <fdn/protect.h>
+
+#include <hiredis/hiredis.h>
+
+#include "infra/limiter_int.h"
+#include "logic/redis_url.h"
+#include "storage/redis_limit.h"
 
 static char g_url[128];
 static unsigned g_run; /* makes keys unique per run: the fixture's Redis outlives a test */
@@ -77,6 +84,196 @@ static void unique_key(char *buf, size_t cap, const char *what)
     static atomic_uint seq;
     snprintf(buf, cap, "%s-%u-%u", what, g_run, atomic_fetch_add(&seq, 1));
 }
+
+/* ---- pipelining ----------------------------------------------------------------------------
+ * These tests pause the clients of their own Redis (CLIENT PAUSE ... WRITE holds every script
+ * call; CLIENT UNPAUSE still runs), so a leader's round trip stays in flight while the other
+ * checks queue behind it: the batches are then known exactly, whatever the scheduler does. */
+
+static void redis_cli(const char *url, const char *args)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "redis-cli -u %s %s >/dev/null", url, args);
+    assert_int_equal(system(cmd), 0);
+}
+
+typedef struct pipe_load {
+    fdn_limiter_t *l;
+    const char *key;
+    fdn_limit_rule_t rule;
+    atomic_int allowed, denied, other;
+} pipe_load_t;
+
+static void *pipe_main(void *arg)
+{
+    pipe_load_t *p = arg;
+    fdn_limit_result_t res;
+    int rc = fdn_limiter_check(p->l, p->key, strlen(p->key), &p->rule, 1, 0, &res);
+    atomic_fetch_add(rc == 0 ? &p->allowed : rc == FDN_ERATE_LIMITED ? &p->denied : &p->other, 1);
+    return NULL;
+}
+
+/* Poll (1 ms apart, at most 60 s) until `leaders` checks lead and `queued` wait. */
+static void await_pipeline(fdn_limiter_t *l, uint32_t leaders, uint32_t queued)
+{
+    for (int i = 0; i < 60000; i++) {
+        fdn__redis_pipe_stats_t st;
+        fdn__limiter_redis_pipeline_stats(l, &st);
+        if (st.leaders == leaders && st.queued == queued)
+            return;
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    fail_msg("the pipeline never reached %u leading, %u queued", leaders, queued);
+}
+
+/* 8 checks on one connection while Redis holds the first: 1 round trip for it, then 1 for the
+ * 7 that queued; each check counted once. */
+static void pipeline_shares_one_round_trip(uint32_t pipeline_max, const char *dir)
+{
+    char url[128];
+    url_of(dir, url, sizeof(url));
+    fdn_limiter_opts_t o = redis_opts(url, FDN_LIMIT_FAIL_CLOSED);
+    o.redis.pool_size = 1;
+    o.redis.pipeline_max = pipeline_max;
+    o.redis.command_timeout_ms = 30000;
+    pipe_load_t p = {
+        .l = open_limiter(&o), .key = "pipe", .rule = {FDN_LIMIT_TOKEN_BUCKET, 5, 3600000, 5}};
+    fdn_limit_result_t res; /* loads the script, takes 1 of the 5 tokens */
+    assert_int_equal(fdn_limiter_check(p.l, p.key, strlen(p.key), &p.rule, 1, 0, &res), 0);
+
+    redis_cli(url, "CLIENT PAUSE 60000 WRITE");
+    enum { N = 8 };
+    pthread_t th[N];
+    for (int i = 0; i < N; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, pipe_main, &p), 0);
+    await_pipeline(p.l, 1, N - 1);
+    redis_cli(url, "CLIENT UNPAUSE");
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+
+    assert_int_equal(atomic_load(&p.allowed), 4);
+    assert_int_equal(atomic_load(&p.denied), N - 4);
+    assert_int_equal(atomic_load(&p.other), 0);
+    fdn__redis_pipe_stats_t ps;
+    fdn__limiter_redis_pipeline_stats(p.l, &ps);
+    fdn_limiter_backend_status_t st;
+    fdn_limiter_backend_status(p.l, &st);
+    assert_int_equal(st.fallbacks, 0);
+    assert_int_equal(st.commands, 1 + N); /* every check sent exactly once */
+    assert_int_equal(st.script_loads, 1);
+    assert_int_equal(ps.calls, 1 + N);
+    assert_int_equal(ps.leaders, 0);
+    assert_int_equal(ps.queued, 0);
+    if (pipeline_max >= N - 1) {
+        assert_int_equal(ps.batches, 3); /* the first check, the held one, the 7 behind it */
+        assert_int_equal(ps.max_batch, N - 1);
+    } else {
+        assert_int_equal(ps.batches, 1 + N);
+        assert_int_equal(ps.max_batch, 1);
+    }
+    fdn_limiter_destroy(p.l);
+}
+
+static void pipeline_carries_the_queued_checks(void **state)
+{
+    pipeline_shares_one_round_trip(FDN_LIMITER_REDIS_PIPELINE_DEFAULT, *state);
+}
+
+static void pipeline_max_1_sends_one_check_per_round_trip(void **state)
+{
+    pipeline_shares_one_round_trip(1, *state);
+}
+
+/* Checks queued behind a round trip that Redis never answers: each returns by its own
+ * deadline, answered by the failure policy; none is sent twice. */
+static void pipeline_queued_checks_keep_their_timeout(void **state)
+{
+    char url[128];
+    url_of(*state, url, sizeof(url));
+    fdn_limiter_opts_t o = redis_opts(url, FDN_LIMIT_FAIL_CLOSED);
+    o.redis.pool_size = 1;
+    o.redis.command_timeout_ms = 300;
+    pipe_load_t p = {
+        .l = open_limiter(&o), .key = "held", .rule = {FDN_LIMIT_TOKEN_BUCKET, 100, 3600000, 100}};
+    fdn_limit_result_t res;
+    assert_int_equal(fdn_limiter_check(p.l, p.key, strlen(p.key), &p.rule, 1, 0, &res), 0);
+    redis_cli(url, "CLIENT PAUSE 60000 WRITE");
+    enum { N = 8 };
+    pthread_t th[N];
+    for (int i = 0; i < N; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, pipe_main, &p), 0);
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    fdn_limiter_backend_status_t st;
+    fdn_limiter_backend_status(p.l, &st);
+    redis_cli(url, "CLIENT UNPAUSE");
+    assert_int_equal(atomic_load(&p.denied), N); /* fail_closed answered every one */
+    assert_int_equal(st.fallbacks, N);
+    assert_true(st.errors >= 1); /* the held round trip timed out */
+    fdn__redis_pipe_stats_t ps;
+    fdn__limiter_redis_pipeline_stats(p.l, &ps);
+    assert_int_equal(ps.leaders, 0);
+    assert_int_equal(ps.queued, 0);
+    /* once let go, the server runs at most what was sent (a command whose connection closed
+     * while held may never run): never more than one token per check sent */
+    uint64_t sent_after = st.commands - 1;
+    fdn_limiter_t *l2 = open_limiter(&o);
+    assert_int_equal(fdn_limiter_check(l2, p.key, strlen(p.key), &p.rule, 1, FDN_LIMIT_PEEK, &res),
+                     0);
+    assert_true(res.remaining >= 100 - 1 - (int64_t)sent_after);
+    assert_true(res.remaining <= 99);
+    fdn_limiter_destroy(l2);
+    fdn_limiter_destroy(p.l);
+}
+
+/* The storage layer alone: a pipeline whose calls all meet NOSCRIPT loads the script once and
+ * sends each call once more; the calls of one key see each other in order. */
+static void pipeline_retries_noscript_once_for_the_batch(void **state)
+{
+    (void)state;
+    fdn__redis_url_t u;
+    assert_int_equal(fdn__redis_url_parse(g_url, &u, NULL), 0);
+    struct redisContext *c;
+    assert_int_equal(fdn__rl_connect(&c, &u, 2000, 2000), 0);
+    fdn__rl_script_t s;
+    fdn__rl_script_init(&s);
+    char key[64];
+    unique_key(key, sizeof(key), "fdn:test:{noscript}");
+    const fdn_limit_rule_t r = {FDN_LIMIT_TOKEN_BUCKET, 10, 3600000, 10};
+    enum { N = 5 };
+    fdn_limit_result_t res[2 * N];
+    fdn__rl_call_t calls[2 * N];
+    fdn__rl_call_t *ptrs[2 * N];
+    for (int i = 0; i < 2 * N; i++) {
+        calls[i] = (fdn__rl_call_t){.rkey = key,
+                                    .rkeylen = strlen(key),
+                                    .rule = &r,
+                                    .cost = 1,
+                                    .op = FDN__LIMIT_CHECK,
+                                    .res = &res[i]};
+        ptrs[i] = &calls[i];
+    }
+    bool broken = false;
+    fdn__rl_sent_t sent = {0, 0};
+    assert_int_equal(fdn__rl_eval_many(c, &s, ptrs, N, &broken, &sent), 0);
+    assert_int_equal(sent.loads, 1); /* first use */
+    assert_int_equal(sent.commands, N);
+    redis_cli(g_url, "SCRIPT FLUSH");
+    sent = (fdn__rl_sent_t){0, 0};
+    assert_int_equal(fdn__rl_eval_many(c, &s, ptrs + N, N, &broken, &sent), 0);
+    assert_false(broken);
+    assert_int_equal(sent.loads, 1);        /* once for the whole pipeline */
+    assert_int_equal(sent.commands, 2 * N); /* N answered NOSCRIPT, N run */
+    for (int i = 0; i < 2 * N; i++) {
+        assert_int_equal(calls[i].rc, 0);
+        assert_true(res[i].allowed);
+        assert_int_equal(res[i].remaining, 10 - 1 - i); /* each ran exactly once, in order */
+    }
+    fdn__rl_close(c);
+    fdn__rl_script_fini(&s);
+}
+
+static void server_cmd(const char *cmd, const char *dir);
 
 /* ---- bad options ------------------------------------------------------------------------- */
 
@@ -778,6 +975,13 @@ int main(void)
         cmocka_unit_test(refused_connection_follows_each_policy),
         cmocka_unit_test(garbage_replies_fall_back),
         cmocka_unit_test_setup_teardown(killed_and_restarted_under_load, chaos_setup,
+                                        chaos_teardown),
+        cmocka_unit_test(pipeline_retries_noscript_once_for_the_batch),
+        cmocka_unit_test_setup_teardown(pipeline_carries_the_queued_checks, chaos_setup,
+                                        chaos_teardown),
+        cmocka_unit_test_setup_teardown(pipeline_max_1_sends_one_check_per_round_trip, chaos_setup,
+                                        chaos_teardown),
+        cmocka_unit_test_setup_teardown(pipeline_queued_checks_keep_their_timeout, chaos_setup,
                                         chaos_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
