@@ -248,6 +248,36 @@ FDN_API int fdn_limiter_check(fdn_limiter_t *l, const char *key, size_t keylen,
                               const fdn_limit_rule_t *rule, int64_t cost, unsigned flags,
                               fdn_limit_result_t *res);
 
+/** One check of fdn_limiter_check_many: what to check, and (out) what came of it. */
+typedef struct fdn_limit_request {
+    const char *key;              /**< bytes */
+    size_t keylen;                /**< 1..4096 */
+    const fdn_limit_rule_t *rule; /**< not NULL */
+    int64_t cost;                 /**< >= 1 */
+    unsigned flags;               /**< 0 or FDN_LIMIT_PEEK */
+    int rc;                       /**< out: what fdn_limiter_check returns for this request */
+    fdn_limit_result_t res;       /**< out: as fdn_limiter_check's res */
+} fdn_limit_request_t;
+
+/** The most requests of one fdn_limiter_check_many call. */
+#define FDN_LIMIT_MANY_MAX 256
+
+/**
+ * Several checks in one call, each exactly as fdn_limiter_check would make it, in array order
+ * (for example a per-user and a per-address limit of one request). On the Redis backend their
+ * scripts travel as one pipeline, so n checks cost one round trip and share one
+ * command_timeout_ms; on the memory backend they run one after the other. Each request is
+ * decided on its own: a denied one does not undo the others (for all or nothing, check with
+ * FDN_LIMIT_PEEK first, or reserve each and cancel on a denial).
+ * @return 0 when every request was allowed; FDN_ERATE_LIMITED when at least one was denied
+ * and none failed; otherwise the first failure's code (each request's rc tells which).
+ * FDN_EINVAL, with nothing checked or counted, when l or reqs is NULL, n is 0 or above
+ * FDN_LIMIT_MANY_MAX, or any request is invalid (that request's rc is FDN_EINVAL, the
+ * others' 0). FDN_ENOMEM (nothing checked) when the scratch space for n > 8 cannot be made.
+ * @thread_safety any  @since 0.2.0
+ */
+FDN_API int fdn_limiter_check_many(fdn_limiter_t *l, fdn_limit_request_t *reqs, size_t n);
+
 /**
  * Hammer-compatible fixed window: `limit` hits per `scale_ms`, epoch-aligned, cost 1.
  * @return as fdn_limiter_check  @thread_safety any  @since 0.1.0

@@ -290,39 +290,30 @@ static int service_health(void *state)
 /* rule_ok: the rule comes from the rule table, which only holds validated rules.
  * mono: the monotonic time of this call already read by the caller on the limiter's own
  * time source, or FDN__NOW_UNSET. */
-static int run_op_v(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
-                    unsigned rule_flags, bool rule_ok, int64_t mono, int64_t cost,
-                    fdn__limit_op_t op, fdn_limit_result_t *res, fdn_limit_reservation_t *rsv)
+static bool op_valid(const char *key, size_t keylen, const fdn_limit_rule_t *rule, bool rule_ok,
+                     int64_t cost)
 {
-    if (l == NULL || key == NULL || keylen == 0 || keylen > MAX_KEYLEN || cost < 1 ||
-        cost > FDN__LIMIT_MAX || (!rule_ok && fdn_limit_rule_validate(rule, NULL) != 0))
-        return FDN_EINVAL;
-    if (FDN_UNLIKELY(!atomic_load_explicit(&l->running, memory_order_acquire)))
-        return FDN_EUNAVAILABLE;
-    if (FDN_UNLIKELY(!atomic_load_explicit(&l->enabled, memory_order_relaxed))) {
-        /* enforcement off: allowed, nothing counted or stored */
-        if (res != NULL) {
-            int64_t cap = (rule->algo == FDN_LIMIT_TOKEN_BUCKET || rule->algo == FDN_LIMIT_GCRA) &&
-                                  rule->burst > 0
-                              ? rule->burst
-                              : rule->limit;
-            *res = (fdn_limit_result_t){.allowed = true, .limit = cap, .remaining = cap};
-        }
-        return op == FDN__LIMIT_CANCEL ? FDN_ENOENT : 0;
+    return key != NULL && keylen > 0 && keylen <= MAX_KEYLEN && cost >= 1 &&
+           cost <= FDN__LIMIT_MAX && (rule_ok || fdn_limit_rule_validate(rule, NULL) == 0);
+}
+
+/* Enforcement off: allowed, nothing counted or stored. */
+static int op_disabled(const fdn_limit_rule_t *rule, fdn__limit_op_t op, fdn_limit_result_t *res)
+{
+    if (res != NULL) {
+        int64_t cap = (rule->algo == FDN_LIMIT_TOKEN_BUCKET || rule->algo == FDN_LIMIT_GCRA) &&
+                              rule->burst > 0
+                          ? rule->burst
+                          : rule->limit;
+        *res = (fdn_limit_result_t){.allowed = true, .limit = cap, .remaining = cap};
     }
-    fdn__limit_now_t now;
-    now.clock = l->clock;
-    if (rule->algo == FDN_LIMIT_FIXED_WINDOW) {
-        now.wall_ns = fdn_clock_wall_ns(l->clock);
-        now.mono_ns = FDN__NOW_UNSET;
-    } else {
-        now.mono_ns = mono != FDN__NOW_UNSET ? mono : fdn_clock_mono_ns(l->clock);
-        now.wall_ns = FDN__NOW_UNSET;
-    }
-    fdn_limit_result_t tmp;
-    if (res == NULL)
-        res = &tmp;
-    int rc = l->be->apply(l->be_self, key, keylen, rule, rule_flags, cost, op, &now, res, rsv);
+    return op == FDN__LIMIT_CANCEL ? FDN_ENOENT : 0;
+}
+
+/* The caller's answer from the backend's: shadow mode, telemetry, FDN_ERATE_LIMITED. */
+static int op_finish(fdn_limiter_t *l, const fdn_limit_rule_t *rule, fdn__limit_op_t op, int rc,
+                     fdn_limit_result_t *res)
+{
     if (rc == FDN_ELIMITER && op == FDN__LIMIT_CHECK &&
         atomic_load_explicit(&l->shadow, memory_order_relaxed)) {
         /* dry run: the key cannot be stored, but nothing is enforced */
@@ -351,6 +342,32 @@ static int run_op_v(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_
     return FDN_ERATE_LIMITED;
 }
 
+static int run_op_v(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
+                    unsigned rule_flags, bool rule_ok, int64_t mono, int64_t cost,
+                    fdn__limit_op_t op, fdn_limit_result_t *res, fdn_limit_reservation_t *rsv)
+{
+    if (l == NULL || !op_valid(key, keylen, rule, rule_ok, cost))
+        return FDN_EINVAL;
+    if (FDN_UNLIKELY(!atomic_load_explicit(&l->running, memory_order_acquire)))
+        return FDN_EUNAVAILABLE;
+    if (FDN_UNLIKELY(!atomic_load_explicit(&l->enabled, memory_order_relaxed)))
+        return op_disabled(rule, op, res);
+    fdn__limit_now_t now;
+    now.clock = l->clock;
+    if (rule->algo == FDN_LIMIT_FIXED_WINDOW) {
+        now.wall_ns = fdn_clock_wall_ns(l->clock);
+        now.mono_ns = FDN__NOW_UNSET;
+    } else {
+        now.mono_ns = mono != FDN__NOW_UNSET ? mono : fdn_clock_mono_ns(l->clock);
+        now.wall_ns = FDN__NOW_UNSET;
+    }
+    fdn_limit_result_t tmp;
+    if (res == NULL)
+        res = &tmp;
+    int rc = l->be->apply(l->be_self, key, keylen, rule, rule_flags, cost, op, &now, res, rsv);
+    return op_finish(l, rule, op, rc, res);
+}
+
 static int run_op(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
                   int64_t cost, fdn__limit_op_t op, fdn_limit_result_t *res,
                   fdn_limit_reservation_t *rsv)
@@ -366,6 +383,64 @@ int fdn_limiter_check(fdn_limiter_t *l, const char *key, size_t keylen,
         return FDN_EINVAL;
     return run_op(l, key, keylen, rule, cost,
                   (flags & FDN_LIMIT_PEEK) ? FDN__LIMIT_PEEK : FDN__LIMIT_CHECK, res, NULL);
+}
+
+int fdn_limiter_check_many(fdn_limiter_t *l, fdn_limit_request_t *reqs, size_t n)
+{
+    if (l == NULL || reqs == NULL || n == 0 || n > FDN_LIMIT_MANY_MAX)
+        return FDN_EINVAL;
+    bool bad = false; /* every request is checked before any is run: bad input changes nothing */
+    for (size_t i = 0; i < n; i++) {
+        const fdn_limit_request_t *q = &reqs[i];
+        reqs[i].rc = (q->flags & ~FDN_LIMIT_PEEK) || q->rule == NULL ||
+                             !op_valid(q->key, q->keylen, q->rule, false, q->cost)
+                         ? FDN_EINVAL
+                         : 0;
+        bad |= reqs[i].rc != 0;
+    }
+    if (bad)
+        return FDN_EINVAL;
+    int stopped = !atomic_load_explicit(&l->running, memory_order_acquire);
+    bool off = !atomic_load_explicit(&l->enabled, memory_order_relaxed);
+    fdn__limit_item_t stack[8];
+    fdn__limit_item_t *it = n <= 8 ? stack : fdn__malloc(n * sizeof(*it));
+    if (!stopped && !off && it == NULL)
+        return FDN_ENOMEM;
+    if (!stopped && !off) {
+        fdn__limit_now_t now = {fdn_clock_mono_ns(l->clock), fdn_clock_wall_ns(l->clock), l->clock};
+        for (size_t i = 0; i < n; i++) {
+            fdn_limit_request_t *q = &reqs[i];
+            it[i] = (fdn__limit_item_t){
+                q->key,  q->keylen,
+                q->rule, 0,
+                q->cost, (q->flags & FDN_LIMIT_PEEK) ? FDN__LIMIT_PEEK : FDN__LIMIT_CHECK,
+                &q->res, NULL,
+                0};
+        }
+        if (l->be->apply_many != NULL) {
+            l->be->apply_many(l->be_self, it, n, &now);
+        } else {
+            for (size_t i = 0; i < n; i++)
+                it[i].rc = l->be->apply(l->be_self, it[i].key, it[i].keylen, it[i].rule, 0,
+                                        it[i].cost, it[i].op, &now, it[i].res, NULL);
+        }
+    }
+    int out = 0;
+    for (size_t i = 0; i < n; i++) {
+        fdn_limit_request_t *q = &reqs[i];
+        fdn__limit_op_t op = (q->flags & FDN_LIMIT_PEEK) ? FDN__LIMIT_PEEK : FDN__LIMIT_CHECK;
+        if (stopped)
+            q->rc = FDN_EUNAVAILABLE;
+        else if (off)
+            q->rc = op_disabled(q->rule, op, &q->res);
+        else
+            q->rc = op_finish(l, q->rule, op, it[i].rc, &q->res);
+        if (q->rc != 0 && (out == 0 || (out == FDN_ERATE_LIMITED && q->rc != FDN_ERATE_LIMITED)))
+            out = q->rc;
+    }
+    if (it != stack)
+        fdn__free(it);
+    return out;
 }
 
 int fdn_limiter_check_rate(fdn_limiter_t *l, const char *key, int64_t scale_ms, int64_t limit,

@@ -28,17 +28,33 @@ typedef struct fdn__limit_now {
  * Storage backend (memory now; a Redis backend would run the same per-key arithmetic,
  * logic/limit_algo.h, in a server-side script). Every function is thread-safe.
  *  apply: run op for key under rule (rule_flags: FDN_LIMIT_RULE_* of a named rule, 0
- *         otherwise; FDN_LIMIT_RULE_LOCAL keeps the key in this process); fills res (and rsv->epoch for CHECK); returns 0 or a
- *         negative code (FDN_ENOMEM, FDN_ENOENT for a CANCEL with nothing to give back,
- *         FDN_ELIMITER for a new key refused by a full store; res is filled then).
- *         The allowed/denied decision is res->allowed, not the return code.
- *  forget: drop a key (FDN_ENOENT if absent). sweep: drop expired keys, return how many.
- *  set_interval: how often apply sweeps on its own (ns; a backend whose keys expire by
- *         themselves ignores it). status: the backend's state for health and metrics, with
- *         since_refusal_ns holding the monotonic time of the last refusal (0: never), which
- *         fdn_limiter_backend_status turns into an age on the limiter's clock.
+ *         otherwise; FDN_LIMIT_RULE_LOCAL keeps the key in this process); fills res (and rsv->epoch
+ * for CHECK); returns 0 or a negative code (FDN_ENOMEM, FDN_ENOENT for a CANCEL with nothing to
+ * give back, FDN_ELIMITER for a new key refused by a full store; res is filled then). The
+ * allowed/denied decision is res->allowed, not the return code. forget: drop a key (FDN_ENOENT if
+ * absent). sweep: drop expired keys, return how many. set_interval: how often apply sweeps on its
+ * own (ns; a backend whose keys expire by themselves ignores it). status: the backend's state for
+ * health and metrics, with since_refusal_ns holding the monotonic time of the last refusal (0:
+ * never), which fdn_limiter_backend_status turns into an age on the limiter's clock. apply_many
+ * (version >= 2; may be NULL: the limiter runs apply for each item): run items[0..n) in order, each
+ * as apply would, its return code in items[i].rc; a backend with round trips sends them together
+ * (Redis: one pipeline).
  */
-#define FDN__LIMITER_BACKEND_VERSION 1
+#define FDN__LIMITER_BACKEND_VERSION 2
+
+/* One operation of apply_many. */
+typedef struct fdn__limit_item {
+    const char *key;
+    size_t keylen;
+    const fdn_limit_rule_t *rule;
+    unsigned rule_flags;
+    int64_t cost;
+    fdn__limit_op_t op;
+    fdn_limit_result_t *res;      /* never NULL */
+    fdn_limit_reservation_t *rsv; /* may be NULL */
+    int rc;                       /* out: what apply would return */
+} fdn__limit_item_t;
+
 typedef struct fdn__limiter_backend {
     uint32_t version; /* FDN__LIMITER_BACKEND_VERSION: functions are only appended */
     int (*apply)(void *self, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
@@ -51,6 +67,7 @@ typedef struct fdn__limiter_backend {
     void (*set_interval)(void *self, int64_t interval_ns);
     void (*status)(void *self, fdn_limiter_backend_status_t *out);
     void (*destroy)(void *self);
+    void (*apply_many)(void *self, fdn__limit_item_t *items, size_t n, const fdn__limit_now_t *now);
 } fdn__limiter_backend_t;
 
 /* The in-memory store (limiter_store.c): `nshards` (a power of two) shards of at most

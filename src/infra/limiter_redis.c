@@ -264,9 +264,10 @@ typedef enum pq_state {
     PQ_DONE,
 } pq_state_t;
 
-typedef struct preq {
+typedef struct preq {          /* one caller's calls: a check, or a check_many */
     struct cds_list_head node; /* in b->queue while PQ_QUEUED */
-    fdn__rl_call_t call;       /* call.rc: also FDN_ETIMEDOUT when it was never sent */
+    fdn__rl_call_t **calls;    /* rc: also FDN_ETIMEDOUT when the call was never sent */
+    size_t ncalls;             /* 1..FDN__RL_PIPELINE_MAX */
     int64_t deadline_ns;       /* real monotonic */
     pq_state_t state;          /* pmu */
     bool cv_ready;
@@ -281,7 +282,14 @@ static void counter_max(_Atomic uint64_t *c, uint64_t v)
     }
 }
 
-/* Send batch[0..n) (leader: batch[0]) as one pipeline; each call's rc says how it went. */
+static void preq_fail(preq_t *q)
+{
+    for (size_t j = 0; j < q->ncalls; j++)
+        q->calls[j]->rc = FDN_ETIMEDOUT;
+}
+
+/* Send the calls of batch[0..n) (leader: batch[0]; FDN__RL_PIPELINE_MAX calls at most) as one
+ * pipeline; each call's rc says how it went. */
 static void pipe_send(redisbe_t *b, preq_t **batch, size_t n)
 {
     fdn__rl_call_t *calls[FDN__RL_PIPELINE_MAX];
@@ -290,12 +298,13 @@ static void pipe_send(redisbe_t *b, preq_t **batch, size_t n)
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (batch[i]->deadline_ns - now < 1000000) { /* less than 1 ms left: do not send */
-            batch[i]->call.rc = FDN_ETIMEDOUT;
+            preq_fail(batch[i]);
             continue;
         }
         if (batch[i]->deadline_ns < deadline)
             deadline = batch[i]->deadline_ns;
-        calls[k++] = &batch[i]->call;
+        for (size_t j = 0; j < batch[i]->ncalls; j++)
+            calls[k++] = batch[i]->calls[j];
     }
     if (k == 0)
         return;
@@ -322,7 +331,7 @@ static void pipe_send(redisbe_t *b, preq_t **batch, size_t n)
     counter_max(&b->max_batch, k);
 }
 
-/* Run q's call through the pipeline: lead one, or wait to be taken into one. */
+/* Run q's calls through the pipeline: lead one, or wait to be taken into one. */
 static void pipe_run(redisbe_t *b, preq_t *q)
 {
     fdn__mutex_lock(&b->pmu);
@@ -334,7 +343,7 @@ static void pipe_run(redisbe_t *b, preq_t *q)
         q->cv_ready = fdn__cond_init_mono(&q->cv) == 0;
         if (!q->cv_ready) {
             fdn__mutex_unlock(&b->pmu);
-            q->call.rc = FDN_ETIMEDOUT; /* cannot wait: not sent */
+            preq_fail(q); /* cannot wait: not sent */
             return;
         }
         cds_list_add_tail(&q->node, &b->queue);
@@ -344,17 +353,20 @@ static void pipe_run(redisbe_t *b, preq_t *q)
             if (fdn__cond_wait_until(&q->cv, &b->pmu, until) == FDN_ETIMEDOUT &&
                 q->state == PQ_QUEUED) {
                 cds_list_del(&q->node);
-                q->call.rc = FDN_ETIMEDOUT;
+                preq_fail(q);
                 q->state = PQ_DONE;
             }
         }
     }
     if (q->state == PQ_LEAD) {
         preq_t *batch[FDN__RL_PIPELINE_MAX];
-        size_t n = 0;
+        size_t n = 0, total = q->ncalls;
         batch[n++] = q;
-        while (n < b->pipeline_max && !cds_list_empty(&b->queue)) {
+        while (!cds_list_empty(&b->queue)) {
             preq_t *p = fdn__list_first_entry(&b->queue, preq_t, node);
+            if (total + p->ncalls > b->pipeline_max)
+                break;
+            total += p->ncalls;
             cds_list_del(&p->node);
             p->state = PQ_TAKEN;
             batch[n++] = p;
@@ -456,62 +468,133 @@ static void record_latency(redisbe_t *b, int64_t us)
     atomic_fetch_add_explicit(&b->lat_sum_us, (uint64_t)(us > 0 ? us : 0), memory_order_relaxed);
 }
 
+/* Per item scratch of run_items. */
+typedef struct item_slot {
+    fdn__rl_call_t call;
+    deny_ref_t ref;
+    int64_t mono;
+    fdn_breaker_permit_t permit;
+    bool sending;
+} item_slot_t;
+
+/* Run it[0..n) (n <= FDN__RL_PIPELINE_MAX), each call's outcome in it[i].rc: the ones the deny
+ * cache, the breaker or the rule's LOCAL flag answer here, the rest as one pipeline sharing one
+ * bound. slots[n], ptrs[n] and rkeys (room for every Redis key) are the caller's. */
+static void run_items(redisbe_t *b, fdn__limit_item_t *it, size_t n, const fdn__limit_now_t *now,
+                      item_slot_t *slots, fdn__rl_call_t **ptrs, char *rkeys)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        fdn__limit_item_t *x = &it[i];
+        item_slot_t *sl = &slots[i];
+        sl->sending = false;
+        if (x->rule_flags & FDN_LIMIT_RULE_LOCAL) { /* this rule's limit is per process */
+            x->rc = fdn__limiter_mem_backend.apply(b->local, x->key, x->keylen, x->rule, 0, x->cost,
+                                                   x->op, now, x->res, x->rsv);
+            continue;
+        }
+        if (b->prefixlen + x->keylen + 4 > MAX_REDISKEY) {
+            x->rc = FDN_EINVAL;
+            continue;
+        }
+        sl->ref = deny_ref(x->key, x->keylen, x->rule);
+        sl->mono = fdn_clock_mono_ns(b->clock);
+        if (x->op != FDN__LIMIT_CANCEL && deny_hit(b, sl->ref, x->cost, sl->mono, x->res)) {
+            count(&b->local_denials);
+            count(&b->denied);
+            x->rc = 0;
+            continue;
+        }
+        if (fdn_breaker_acquire(b->breaker, &sl->permit) != 0) {
+            x->rc = fallback(b, x->key, x->keylen, x->rule, x->rule_flags, x->cost, x->op, now,
+                             x->res, x->rsv);
+            continue;
+        }
+        size_t len = redis_key(b, x->key, x->keylen, (int)x->rule->algo, rkeys);
+        sl->call = (fdn__rl_call_t){.rkey = rkeys,
+                                    .rkeylen = len,
+                                    .rule = x->rule,
+                                    .cost = x->cost,
+                                    .op = x->op,
+                                    .epoch_in = x->rsv ? x->rsv->epoch : 0,
+                                    .res = x->res};
+        rkeys += len;
+        sl->sending = true;
+        ptrs[k++] = &sl->call;
+    }
+    if (k == 0)
+        return;
+    /* one bound for the whole call: waiting for a pipeline or a connection (or making one) and
+     * the round trip share command_timeout_ms, on the real clock (the limiter's may be manual) */
+    int64_t start = fdn__mono_now_ns();
+    preq_t q = {.calls = ptrs, .ncalls = k, .deadline_ns = start + b->command_ms * 1000000};
+    pipe_run(b, &q);
+    int64_t took_us = (fdn__mono_now_ns() - start) / 1000;
+    for (size_t i = 0; i < n; i++) {
+        fdn__limit_item_t *x = &it[i];
+        item_slot_t *sl = &slots[i];
+        if (!sl->sending)
+            continue;
+        int rc = sl->call.rc;
+        if (rc != FDN_ETIMEDOUT) /* it was sent */
+            record_latency(b, took_us);
+        fdn_breaker_record(b->breaker, &sl->permit, rc == FDN_ENOENT ? 0 : rc);
+        if (rc == FDN_EUNAVAILABLE)
+            count(&b->errors);
+        if (rc == FDN_EUNAVAILABLE || rc == FDN_ETIMEDOUT) {
+            x->rc = fallback(b, x->key, x->keylen, x->rule, x->rule_flags, x->cost, x->op, now,
+                             x->res, x->rsv);
+            continue;
+        }
+        x->rc = rc;
+        if (rc != 0)
+            continue;
+        if (x->op == FDN__LIMIT_CANCEL) {
+            deny_drop(b, sl->ref.keyhash);
+        } else if (x->op == FDN__LIMIT_CHECK) {
+            if (x->rsv)
+                x->rsv->epoch = sl->call.epoch_out;
+            count(x->res->allowed ? &b->allowed : &b->denied);
+            if (!x->res->allowed && x->res->retry_after_ns > 0 &&
+                x->res->retry_after_ns != INT64_MAX)
+                deny_put(b, sl->ref, x->cost, sl->mono + x->res->retry_after_ns, x->res->limit);
+        }
+    }
+}
+
 static int redis_apply(void *self, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
                        unsigned rule_flags, int64_t cost, fdn__limit_op_t op,
                        const fdn__limit_now_t *now, fdn_limit_result_t *res,
                        fdn_limit_reservation_t *rsv)
 {
-    redisbe_t *b = self;
-    if (rule_flags & FDN_LIMIT_RULE_LOCAL) /* this rule's limit is per process, by choice */
-        return fdn__limiter_mem_backend.apply(b->local, key, keylen, rule, 0, cost, op, now, res,
-                                              rsv);
-    if (b->prefixlen + keylen + 4 > MAX_REDISKEY)
-        return FDN_EINVAL;
-    deny_ref_t ref = deny_ref(key, keylen, rule);
-    int64_t mono = fdn_clock_mono_ns(b->clock);
-    if (op != FDN__LIMIT_CANCEL && deny_hit(b, ref, cost, mono, res)) {
-        count(&b->local_denials);
-        count(&b->denied);
-        return 0;
-    }
-    fdn_breaker_permit_t permit;
-    if (fdn_breaker_acquire(b->breaker, &permit) != 0)
-        return fallback(b, key, keylen, rule, rule_flags, cost, op, now, res, rsv);
-    /* one bound for the whole call: waiting for a pipeline or a connection (or making one) and
-     * the round trip share command_timeout_ms, on the real clock (the limiter's may be manual) */
+    fdn__limit_item_t it = {key, keylen, rule, rule_flags, cost, op, res, rsv, 0};
+    item_slot_t slot;
+    fdn__rl_call_t *ptr;
     char rkey[MAX_REDISKEY];
-    int64_t start = fdn__mono_now_ns();
-    preq_t q = {.call = {.rkey = rkey,
-                         .rkeylen = redis_key(b, key, keylen, (int)rule->algo, rkey),
-                         .rule = rule,
-                         .cost = cost,
-                         .op = op,
-                         .epoch_in = rsv ? rsv->epoch : 0,
-                         .res = res},
-                .deadline_ns = start + b->command_ms * 1000000};
-    pipe_run(b, &q);
-    int rc = q.call.rc;
-    if (rc != FDN_ETIMEDOUT) /* it was sent */
-        record_latency(b, (fdn__mono_now_ns() - start) / 1000);
-    fdn_breaker_record(b->breaker, &permit, rc == FDN_ENOENT ? 0 : rc);
-    if (rc == FDN_EUNAVAILABLE)
-        count(&b->errors);
-    if (rc == FDN_EUNAVAILABLE || rc == FDN_ETIMEDOUT)
-        return fallback(b, key, keylen, rule, rule_flags, cost, op, now, res, rsv);
-    if (rc != 0)
-        return rc;
-    if (op == FDN__LIMIT_CANCEL) {
-        deny_drop(b, ref.keyhash);
-        return 0;
+    run_items(self, &it, 1, now, &slot, &ptr, rkey);
+    return it.rc;
+}
+
+/* Several items: their Redis calls go as one pipeline (one round trip). */
+static void redis_apply_many(void *self, fdn__limit_item_t *it, size_t n,
+                             const fdn__limit_now_t *now)
+{
+    redisbe_t *b = self;
+    size_t keys = 0;
+    for (size_t i = 0; i < n; i++)
+        keys += b->prefixlen + it[i].keylen + 4;
+    /* one block: slots, call pointers, then the keys */
+    size_t head = n * (sizeof(item_slot_t) + sizeof(fdn__rl_call_t *));
+    void *mem = n <= FDN__RL_PIPELINE_MAX ? fdn__malloc(head + keys) : NULL;
+    if (mem == NULL) {
+        for (size_t i = 0; i < n; i++)
+            it[i].rc = n <= FDN__RL_PIPELINE_MAX ? FDN_ENOMEM : FDN_EINVAL;
+        return;
     }
-    if (op == FDN__LIMIT_CHECK) {
-        if (rsv)
-            rsv->epoch = q.call.epoch_out;
-        count(res->allowed ? &b->allowed : &b->denied);
-        if (!res->allowed && res->retry_after_ns > 0 && res->retry_after_ns != INT64_MAX)
-            deny_put(b, ref, cost, mono + res->retry_after_ns, res->limit);
-    }
-    return 0;
+    item_slot_t *slots = mem;
+    fdn__rl_call_t **ptrs = (fdn__rl_call_t **)(void *)(slots + n);
+    run_items(b, it, n, now, slots, ptrs, (char *)(ptrs + n));
+    fdn__free(mem);
 }
 
 static int redis_forget(void *self, const char *key, size_t keylen)
@@ -620,8 +703,8 @@ static void redis_destroy(void *self)
 }
 
 const fdn__limiter_backend_t fdn__limiter_redis_backend = {
-    FDN__LIMITER_BACKEND_VERSION, redis_apply,  redis_forget,  redis_sweep, redis_stats,
-    redis_set_interval,           redis_status, redis_destroy,
+    FDN__LIMITER_BACKEND_VERSION, redis_apply,  redis_forget,  redis_sweep,      redis_stats,
+    redis_set_interval,           redis_status, redis_destroy, redis_apply_many,
 };
 
 int fdn__limiter_redis_create(void **out, const fdn_limiter_redis_opts_t *o, uint32_t pipeline_max,

@@ -402,6 +402,7 @@ const fdn__limiter_backend_t fdn__limiter_mem_backend = {
     mem_set_interval,
     mem_status,
     mem_destroy,
+    NULL, /* apply_many: no round trips to save; the limiter runs apply for each item */
 };
 
 void fdn__limiter_mem_probes(void *self, uint64_t *lookups, uint64_t *probes)

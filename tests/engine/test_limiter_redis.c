@@ -273,6 +273,48 @@ static void pipeline_retries_noscript_once_for_the_batch(void **state)
     fdn__rl_script_fini(&s);
 }
 
+/* check_many on Redis: its scripts travel as one pipeline, run in order on the server. */
+static void check_many_is_one_pipeline(void **state)
+{
+    (void)state;
+    fdn_limiter_opts_t o = redis_opts(g_url, FDN_LIMIT_FAIL_CLOSED);
+    o.redis.pool_size = 1;
+    fdn_limiter_t *l = open_limiter(&o);
+    char user[64], addr[64];
+    unique_key(user, sizeof(user), "many-user");
+    unique_key(addr, sizeof(addr), "many-addr");
+    const fdn_limit_rule_t two = {FDN_LIMIT_TOKEN_BUCKET, 2, 3600000, 2};
+    const fdn_limit_rule_t ten = {FDN_LIMIT_FIXED_WINDOW, 10, 3600000, 0};
+    fdn_limit_request_t q[4] = {
+        {.key = user, .keylen = strlen(user), .rule = &two, .cost = 1},
+        {.key = user, .keylen = strlen(user), .rule = &two, .cost = 1},
+        {.key = user, .keylen = strlen(user), .rule = &two, .cost = 1},
+        {.key = addr, .keylen = strlen(addr), .rule = &ten, .cost = 4},
+    };
+    fdn__redis_pipe_stats_t p0, p1;
+    fdn__limiter_redis_pipeline_stats(l, &p0);
+    assert_int_equal(fdn_limiter_check_many(l, q, 4), FDN_ERATE_LIMITED);
+    fdn__limiter_redis_pipeline_stats(l, &p1);
+    assert_int_equal(p1.batches, p0.batches + 1); /* one round trip for the four */
+    assert_int_equal(p1.calls, p0.calls + 4);
+    assert_int_equal(q[0].rc, 0);
+    assert_int_equal(q[1].rc, 0);
+    assert_int_equal(q[2].rc, FDN_ERATE_LIMITED); /* in order: the third of two */
+    assert_int_equal(q[3].rc, 0);
+    assert_int_equal(q[3].res.count, 4);
+    /* the denial is now in the deny cache: "user" is answered here, only "addr" is sent */
+    fdn_limiter_backend_status_t st0, st1;
+    fdn_limiter_backend_status(l, &st0);
+    fdn_limit_request_t again[2] = {q[0], q[3]};
+    assert_int_equal(fdn_limiter_check_many(l, again, 2), FDN_ERATE_LIMITED);
+    fdn_limiter_backend_status(l, &st1);
+    assert_int_equal(st1.local_denials, st0.local_denials + 1);
+    assert_int_equal(st1.commands, st0.commands + 1);
+    assert_int_equal(again[1].res.count, 8);
+    assert_int_equal(st1.fallbacks, 0);
+    fdn_limiter_destroy(l);
+}
+
 static void server_cmd(const char *cmd, const char *dir);
 
 /* ---- bad options ------------------------------------------------------------------------- */
@@ -726,6 +768,16 @@ static void refused_connection_follows_each_policy(void **state)
     fdn_limit_reservation_t rsv = {.cost = 1, .epoch = 1, .active = true};
     assert_int_equal(fdn_limiter_cancel(l, "k", 1, &r, &rsv), FDN_EUNAVAILABLE);
     assert_int_equal(fdn_limiter_reset(l, "k", 1), FDN_EUNAVAILABLE);
+    fdn_limit_request_t many[3] = {{.key = "a", .keylen = 1, .rule = &r, .cost = 1},
+                                   {.key = "b", .keylen = 1, .rule = &r, .cost = 1},
+                                   {.key = "c", .keylen = 1, .rule = &r, .cost = 1}};
+    fdn_limiter_backend_status(l, &st);
+    uint64_t fb = st.fallbacks;
+    assert_int_equal(fdn_limiter_check_many(l, many, 3), FDN_ERATE_LIMITED);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(many[i].rc, FDN_ERATE_LIMITED); /* fail_closed answered each */
+    fdn_limiter_backend_status(l, &st);
+    assert_int_equal(st.fallbacks, fb + 3);
     fdn_limiter_destroy(l);
 
     /* a rule's own policy wins over the limiter's (closed here) */
@@ -977,6 +1029,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(killed_and_restarted_under_load, chaos_setup,
                                         chaos_teardown),
         cmocka_unit_test(pipeline_retries_noscript_once_for_the_batch),
+        cmocka_unit_test(check_many_is_one_pipeline),
         cmocka_unit_test_setup_teardown(pipeline_carries_the_queued_checks, chaos_setup,
                                         chaos_teardown),
         cmocka_unit_test_setup_teardown(pipeline_max_1_sends_one_check_per_round_trip, chaos_setup,

@@ -347,6 +347,106 @@ static void shadow_mode(void **state)
     assert_int_equal(chk(f, "sh", &rule, 1, &r), FDN_ERATE_LIMITED);
 }
 
+static fdn_limit_request_t req(const char *key, const fdn_limit_rule_t *r, int64_t cost,
+                               unsigned flags)
+{
+    return (fdn_limit_request_t){
+        .key = key, .keylen = strlen(key), .rule = r, .cost = cost, .flags = flags};
+}
+
+/* check_many: each request as fdn_limiter_check would decide it, in order; the worst outcome
+ * is returned. */
+static void check_many_decides_each_in_order(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t two = {FDN_LIMIT_TOKEN_BUCKET, 2, 1000, 0};
+    fdn_limit_rule_t fw = {FDN_LIMIT_FIXED_WINDOW, 5, 1000, 0};
+    fdn_limit_request_t q[5] = {req("user", &two, 1, 0), req("addr", &fw, 3, 0),
+                                req("user", &two, 1, 0), req("user", &two, 1, 0),
+                                req("addr", &fw, 1, FDN_LIMIT_PEEK)};
+    assert_int_equal(fdn_limiter_check_many(f->l, q, 5), FDN_ERATE_LIMITED);
+    assert_int_equal(q[0].rc, 0);
+    assert_int_equal(q[0].res.remaining, 1);
+    assert_int_equal(q[1].rc, 0);
+    assert_int_equal(q[1].res.count, 3);
+    assert_int_equal(q[2].rc, 0);
+    assert_int_equal(q[2].res.remaining, 0);
+    assert_int_equal(q[3].rc, FDN_ERATE_LIMITED); /* the third "user" in a row */
+    assert_false(q[3].res.allowed);
+    assert_int_equal(q[3].res.retry_after_ns, 500 * MS);
+    assert_int_equal(q[4].rc, 0); /* a peek: 3 of 5 taken */
+    assert_int_equal(q[4].res.remaining, 2);
+    fdn_limiter_stats_t st;
+    fdn_limiter_stats(f->l, &st);
+    assert_int_equal(st.allowed, 3);
+    assert_int_equal(st.denied, 1);
+    /* all allowed: 0 */
+    fdn_clock_advance(f->clk, 1000 * MS);
+    fdn_limit_request_t ok[2] = {req("user", &two, 1, 0), req("addr", &fw, 1, 0)};
+    assert_int_equal(fdn_limiter_check_many(f->l, ok, 2), 0);
+    assert_int_equal(ok[0].rc, 0);
+    assert_int_equal(ok[1].rc, 0);
+    assert_int_equal(ok[1].res.count, 1); /* a new window */
+    /* more than 8 requests (scratch from the heap) */
+    fdn_limit_request_t many[FDN_LIMIT_MANY_MAX];
+    for (int i = 0; i < FDN_LIMIT_MANY_MAX; i++)
+        many[i] = req("many", &fw, 1, 0);
+    assert_int_equal(fdn_limiter_check_many(f->l, many, FDN_LIMIT_MANY_MAX), FDN_ERATE_LIMITED);
+    for (int i = 0; i < FDN_LIMIT_MANY_MAX; i++)
+        assert_int_equal(many[i].rc, i < 5 ? 0 : FDN_ERATE_LIMITED);
+}
+
+/* Bad input: a clear code, and nothing checked or counted. */
+static void check_many_refuses_bad_input_whole(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t one = {FDN_LIMIT_TOKEN_BUCKET, 1, 1000, 0};
+    fdn_limit_rule_t bad_rule = {FDN_LIMIT_TOKEN_BUCKET, 0, 1000, 0};
+    fdn_limit_request_t q[3] = {req("a", &one, 1, 0), req("b", &one, 0, 0), req("c", &one, 1, 0)};
+    assert_int_equal(fdn_limiter_check_many(f->l, q, 3), FDN_EINVAL);
+    assert_int_equal(q[0].rc, 0);
+    assert_int_equal(q[1].rc, FDN_EINVAL); /* cost 0 */
+    assert_int_equal(q[2].rc, 0);
+    fdn_limit_request_t r2[2] = {req("a", &bad_rule, 1, 0), req("a", &one, 1, 0x80)};
+    assert_int_equal(fdn_limiter_check_many(f->l, r2, 2), FDN_EINVAL);
+    assert_int_equal(r2[0].rc, FDN_EINVAL);
+    assert_int_equal(r2[1].rc, FDN_EINVAL); /* unknown flag */
+    fdn_limit_request_t r3[1] = {{.key = "a", .keylen = 1, .rule = NULL, .cost = 1}};
+    assert_int_equal(fdn_limiter_check_many(f->l, r3, 1), FDN_EINVAL);
+    fdn_limit_request_t r4[1] = {{.key = NULL, .keylen = 1, .rule = &one, .cost = 1}};
+    assert_int_equal(fdn_limiter_check_many(f->l, r4, 1), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_check_many(f->l, q, 0), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_check_many(f->l, NULL, 1), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_check_many(NULL, q, 1), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_check_many(f->l, q, FDN_LIMIT_MANY_MAX + 1), FDN_EINVAL);
+    fdn_limiter_stats_t st;
+    fdn_limiter_stats(f->l, &st);
+    assert_int_equal(st.keys, 0);
+    assert_int_equal(st.allowed + st.denied, 0);
+}
+
+/* Shadow mode and the enable switch apply to each request as to a single check. */
+static void check_many_follows_shadow_and_enabled(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t one = {FDN_LIMIT_TOKEN_BUCKET, 1, 1000, 0};
+    fdn_limit_request_t q[2] = {req("s", &one, 1, 0), req("s", &one, 1, 0)};
+    fdn_limiter_set_shadow(f->l, true);
+    assert_int_equal(fdn_limiter_check_many(f->l, q, 2), 0);
+    assert_false(q[0].res.shadow_denied);
+    assert_true(q[1].res.allowed);
+    assert_true(q[1].res.shadow_denied);
+    fdn_limiter_set_shadow(f->l, false);
+    fdn_limiter_set_enabled(f->l, false);
+    fdn_limit_request_t d[2] = {req("s", &one, 1, 0), req("s", &one, 1, 0)};
+    assert_int_equal(fdn_limiter_check_many(f->l, d, 2), 0);
+    assert_true(d[1].res.allowed);
+    assert_int_equal(d[1].res.remaining, 1);
+    fdn_limiter_set_enabled(f->l, true);
+    fdn_limit_request_t e[1] = {req("s", &one, 1, 0)};
+    assert_int_equal(fdn_limiter_check_many(f->l, e, 1), FDN_ERATE_LIMITED);
+}
+
 static void named_rules(void **state)
 {
     fx_t *f = *state;
@@ -643,6 +743,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(ref_fixed_window_basic, setup, teardown),
+        cmocka_unit_test_setup_teardown(check_many_decides_each_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(check_many_refuses_bad_input_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(check_many_follows_shadow_and_enabled, setup, teardown),
         cmocka_unit_test_setup_teardown(ref_fixed_window_edges, setup, teardown),
         cmocka_unit_test_setup_teardown(ref_entity_operation, setup, teardown),
         cmocka_unit_test_setup_teardown(fixed_window_cost, setup, teardown),
