@@ -57,6 +57,9 @@ typedef enum fdn_breaker_outcome {
     FDN_BREAKER_SUCCESS = 0, /**< a success */
     FDN_BREAKER_FAILURE = 1, /**< a failure */
     FDN_BREAKER_IGNORE = 2,  /**< neither (e.g. a validation error of the caller) */
+    FDN_BREAKER_SLOW = 3,    /**< a success that took too long: counted as slow by the rate
+                                  policy, and as a failure when slow_rate_pct is 0 (as a call
+                                  lasting slow_call_ms or more is) */
 } fdn_breaker_outcome_t;
 
 /** Kind of sliding window used by the failure-rate policy. */
@@ -201,6 +204,56 @@ FDN_API void fdn_breaker_release(fdn_breaker_t *b, const fdn_breaker_permit_t *p
  */
 FDN_API int fdn_breaker_call(fdn_breaker_t *b, int (*fn)(void *arg), void *arg, int *fn_rc);
 
+/* ---- tickets: permits held by the breaker, for callers outside the process --------------- */
+
+/** The most tickets outstanding (taken, neither reported nor expired) per breaker. */
+#define FDN_BREAKER_TICKETS_MAX 1024
+
+/**
+ * Admit a call as fdn_breaker_acquire does, but keep the permit in the breaker under a
+ * 64-bit ticket: for callers that cannot hold a permit between two calls, such as programs
+ * using the breaker over HTTP. Report the call with fdn_breaker_report_ticket. A ticket not
+ * reported within the breaker's probe_timeout_ms counts as a failure, so a client that dies
+ * cannot hold the breaker half-open or hide its failures; expired tickets are settled by the
+ * next ticket call on the breaker (or fdn_breaker_tickets_settle), in the order taken.
+ * Tickets are not reused: the ids of one breaker increase (from a random start).
+ * @return 0 (*ticket set), FDN_ECIRCUIT_OPEN, FDN_EBUSY (FDN_BREAKER_TICKETS_MAX outstanding:
+ * nothing taken), FDN_ENOMEM, FDN_EINVAL
+ * @thread_safety any  @since 0.2.0
+ */
+FDN_API int fdn_breaker_acquire_ticket(fdn_breaker_t *b, uint64_t *ticket);
+
+/**
+ * Report the call a ticket admitted.
+ * @param outcome FDN_BREAKER_SUCCESS, _FAILURE, _SLOW or _IGNORE (releases the ticket and
+ *                records nothing, as fdn_breaker_release)
+ * @param duration_ns the call's duration; < 0: the time since the ticket was taken, on the
+ *                breaker's clock. Used for slow_call_ms and for a half-open probe's timeout.
+ * @return 0; FDN_ENOENT when the ticket is unknown, already reported, or expired (it was
+ * then counted as a failure); FDN_EINVAL (bad outcome, NULL)
+ * @thread_safety any  @since 0.2.0
+ */
+FDN_API int fdn_breaker_report_ticket(fdn_breaker_t *b, uint64_t ticket,
+                                      fdn_breaker_outcome_t outcome, int64_t duration_ns);
+
+/** Count the expired tickets as failures now; returns the tickets still outstanding.
+ * @thread_safety any  @since 0.2.0 */
+FDN_API size_t fdn_breaker_tickets_settle(fdn_breaker_t *b);
+
+/**
+ * Options from JSON text: an object whose members override the fields of *opts (fill it with
+ * defaults first). Members: failure_threshold, window_ms, recovery_time_ms,
+ * half_open_max_calls, probe_timeout_ms, success_resets (bool), failure_rate_pct,
+ * slow_rate_pct, rate_window ("count" or "time"), rate_window_size, minimum_calls,
+ * slow_call_ms. The result is validated as fdn_breaker_opts_validate does. On error *opts is
+ * unchanged and err names the member.
+ * @return 0, FDN_EINVAL (not JSON, not an object, an unknown member, a wrong type, a value
+ * out of range)
+ * @thread_safety any  @since 0.2.0
+ */
+FDN_API int fdn_breaker_opts_parse(const char *json, size_t len, fdn_breaker_opts_t *opts,
+                                   fdn_error_t *err);
+
 /** Current state (an OPEN breaker whose recovery time passed still reads OPEN until the next
  * call). @thread_safety any  @since 0.1.0 */
 FDN_API fdn_breaker_state_t fdn_breaker_state(const fdn_breaker_t *b);
@@ -238,7 +291,8 @@ FDN_API int fdn_breakers_create(fdn_breakers_t **out, const fdn_breaker_opts_t *
 FDN_API void fdn_breakers_destroy(fdn_breakers_t *set);
 
 /**
- * Add a named breaker. Breakers live until the set is destroyed, so *out stays valid.
+ * Add a named breaker. Breakers live until the set is destroyed (fdn_breaker_remove only
+ * unlists them), so *out stays valid.
  * @param[in] opts NULL = the set's defaults
  * @return 0, FDN_EEXIST (name taken; *out is the existing one), FDN_EINVAL, FDN_ENOMEM
  * @thread_safety any  @since 0.1.0
@@ -252,6 +306,16 @@ FDN_API int fdn_breaker_create_in(fdn_breakers_t *set, const char *name,
  * @return 0, FDN_EBREAKER_NOT_FOUND  @thread_safety any  @since 0.1.0
  */
 FDN_API int fdn_breaker_get(fdn_breakers_t *set, const char *name, fdn_breaker_t **out);
+
+/**
+ * Remove a breaker from the set: it is no longer listed nor found by name, and a later
+ * create or install of the name starts it afresh (closed, counts cleared, the new options).
+ * Its memory is kept until the set is destroyed (and reused if the name comes back), so a
+ * handle obtained earlier stays valid: calls through it keep working on a breaker nobody
+ * lists. Memory kept is bounded by the number of distinct names ever created.
+ * @return 0, FDN_EBREAKER_NOT_FOUND, FDN_EINVAL  @thread_safety any  @since 0.2.0
+ */
+FDN_API int fdn_breaker_remove(fdn_breakers_t *set, const char *name);
 
 /**
  * Re-install: create the breaker, or reset an existing one with new options (the
@@ -270,6 +334,10 @@ FDN_API int fdn_breaker_install(fdn_breakers_t *set, const char *name,
  * infrastructure.circuit_breaker.default_config).
  * @return 0, FDN_EINVAL  @thread_safety any  @since 0.1.0 */
 FDN_API int fdn_breakers_set_defaults(fdn_breakers_t *set, const fdn_breaker_opts_t *defaults);
+
+/** Copy the set's defaults (what a creation with NULL opts uses) into *out.
+ * @return 0, FDN_EINVAL  @thread_safety any  @since 0.2.0 */
+FDN_API int fdn_breakers_get_defaults(fdn_breakers_t *set, fdn_breaker_opts_t *out);
 
 /** Number of breakers in the set. @thread_safety any @since 0.1.0 */
 FDN_API size_t fdn_breakers_count(fdn_breakers_t *set);

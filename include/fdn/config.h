@@ -53,6 +53,8 @@ typedef enum fdn_config_rule {
     FDN_CONFIG_RULE_ENUM,         /**< one of enum_values */
     FDN_CONFIG_RULE_FALSE_ONLY,   /**< must be exactly false */
     FDN_CONFIG_RULE_RATE_RULES,   /**< object name -> {scale int > 0, limit int > 0} */
+    FDN_CONFIG_RULE_BREAKERS,     /**< object name -> breaker options: an object that
+                                       fdn_breaker_opts_parse accepts (since 0.2.0) */
 } fdn_config_rule_t;
 
 /** Definition of one key, for application sections (fdn_config_opts_t.keys). */

@@ -308,6 +308,7 @@ unsigned fdn__http_status_for(int code)
     case FDN_ESHUTDOWN:
     case FDN_ECONFIG_UNAVAILABLE:
     case FDN_ECIRCUIT_OPEN:
+    case FDN_EBUSY:
     case FDN_EUNHEALTHY:
     case FDN_ELIMITER:
         return 503;

@@ -61,6 +61,9 @@
 #define W_MAKE(gen, probes, st)                                                                    \
     (((uint64_t)(gen) << GEN_SHIFT) | ((uint64_t)(probes) << PR_SHIFT) | (uint64_t)(st))
 
+/* logic/breaker_opts.c bounds half_open_max_calls by the probe counter's width */
+_Static_assert(PR_MASK == 0xffffu, "half_open_max_calls <= 65535");
+
 #define NS_PER_MS 1000000LL
 #define NS_PER_S  1000000000LL
 
@@ -97,12 +100,15 @@ struct fdn_breaker {
     tbucket_t *twin FDN_MEMBER_GUARDED_BY(mu); /* time window: one bucket per second */
     bcfg_t *retired FDN_MEMBER_GUARDED_BY(mu); /* replaced options, freed at destroy */
     char *name;
+    _Atomic(void *) tickets; /* breaker_ticket.c's table, made on first use */
 };
 
 struct fdn_breakers {
     fdn__mutex_t mu;
     fdn_breaker_t **v FDN_MEMBER_GUARDED_BY(mu);
     size_t n, cap;
+    fdn_breaker_t **gone FDN_MEMBER_GUARDED_BY(mu); /* removed: kept for held handles */
+    size_t ngone, capgone;
     fdn_breaker_opts_t defaults FDN_MEMBER_GUARDED_BY(mu);
     _Atomic uint64_t lookups;
 };
@@ -148,38 +154,6 @@ int fdn_breaker_opts_from_tolerance(fdn_breaker_opts_t *opts, int64_t tolerance,
     return 0;
 }
 
-int fdn_breaker_opts_validate(const fdn_breaker_opts_t *o, fdn_error_t *err)
-{
-    if (o == NULL)
-        return fdn_err_set(err, FDN_EINVAL, "breaker options are NULL");
-    if (o->version < 1)
-        return fdn_err_set(err, FDN_EINVAL, "breaker options: bad version %u", o->version);
-    if (o->failure_threshold < 1 || o->failure_threshold > 1000000)
-        return fdn_err_set(err, FDN_EINVAL, "failure_threshold must be in 1..1000000");
-    if (o->window_ms < 0 || o->window_ms > INT64_MAX / NS_PER_MS / 4)
-        return fdn_err_set(err, FDN_EINVAL, "window_ms must be in 0..2^61 ns (in ms)");
-    if (o->recovery_time_ms <= 0 || o->recovery_time_ms > INT64_MAX / NS_PER_MS / 4)
-        return fdn_err_set(err, FDN_EINVAL, "recovery_time_ms must be a positive integer (ms)");
-    if (o->half_open_max_calls < 1 || o->half_open_max_calls > PR_MASK)
-        return fdn_err_set(err, FDN_EINVAL, "half_open_max_calls must be in 1..65535");
-    if (o->probe_timeout_ms <= 0 || o->probe_timeout_ms > INT64_MAX / NS_PER_MS / 4)
-        return fdn_err_set(err, FDN_EINVAL, "probe_timeout_ms must be positive");
-    if (o->failure_rate_pct > 100 || o->slow_rate_pct > 100)
-        return fdn_err_set(err, FDN_EINVAL, "rates are percentages (0..100)");
-    if ((o->failure_rate_pct || o->slow_rate_pct) &&
-        (o->rate_window_size < 1 || o->rate_window_size > 4096))
-        return fdn_err_set(err, FDN_EINVAL, "rate_window_size must be in 1..4096");
-    if (o->rate_window_kind != FDN_BREAKER_WINDOW_COUNT &&
-        o->rate_window_kind != FDN_BREAKER_WINDOW_TIME)
-        return fdn_err_set(err, FDN_EINVAL, "unknown rate_window_kind");
-    if (o->slow_call_ms < 0 || o->slow_call_ms > INT64_MAX / NS_PER_MS / 4)
-        return fdn_err_set(err, FDN_EINVAL, "slow_call_ms must be >= 0");
-    if (o->slow_rate_pct && o->slow_call_ms == 0)
-        return fdn_err_set(err, FDN_EINVAL, "slow_rate_pct needs slow_call_ms");
-    return 0;
-}
-
-/* mu held */
 static void clear_counts_locked(fdn_breaker_t *b) FDN_REQUIRES(b->mu)
 {
     b->ring_head = b->ring_len = 0;
@@ -272,6 +246,7 @@ void fdn_breaker_destroy(fdn_breaker_t *b)
         fdn__free(c);
         c = nx;
     }
+    fdn__tickets_free(atomic_load_explicit(&b->tickets, memory_order_acquire));
     fdn__free(b->name);
     fdn__free(b->ring);
     fdn__free(b->cwin);
@@ -535,10 +510,11 @@ static bool rate_push_locked(fdn_breaker_t *b, bool fail, bool slow, int64_t now
     return false;
 }
 
-void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, int rc)
+/* Record a call admitted with permit: its outcome given (given: outcome and dur_ns >= 0, or
+ * dur_ns < 0 for "measure from the permit"), or classified from rc. */
+static void record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, int rc, bool given,
+                   fdn_breaker_outcome_t outcome, int64_t dur_ns)
 {
-    if (FDN_UNLIKELY(b == NULL || permit == NULL))
-        return;
     const bcfg_t *c = cfg_of(b);
     const fdn_breaker_opts_t *o = &c->o;
     uint64_t pw = permit->word;
@@ -546,16 +522,26 @@ void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, in
     if (st == FDN_BREAKER_DISABLED)
         return;
     int64_t now = 0, dur = 0;
+    bool measured = permit->start_ns != 0;
     if (c->clock_on_closed || st == FDN_BREAKER_HALF_OPEN) {
         now = now_ns(c);
         dur = permit->start_ns ? now - permit->start_ns : 0;
     }
+    if (given && dur_ns >= 0) {
+        dur = dur_ns;
+        measured = true;
+    }
     fdn_breaker_outcome_t out;
-    if (o->classify)
+    if (given)
+        out = outcome;
+    else if (o->classify)
         out = o->classify(rc, dur, o->classify_user);
     else
         out = rc < 0 ? FDN_BREAKER_FAILURE : FDN_BREAKER_SUCCESS;
-    bool slow = o->slow_call_ms > 0 && permit->start_ns != 0 && dur >= o->slow_call_ms * NS_PER_MS;
+    bool slow = out == FDN_BREAKER_SLOW ||
+                (o->slow_call_ms > 0 && measured && dur >= o->slow_call_ms * NS_PER_MS);
+    if (out == FDN_BREAKER_SLOW)
+        out = FDN_BREAKER_SUCCESS;
     if (slow && o->slow_rate_pct == 0 && out == FDN_BREAKER_SUCCESS)
         out = FDN_BREAKER_FAILURE;
 
@@ -627,6 +613,37 @@ void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, in
     if (trip)
         transition(b, pw & ~((uint64_t)PR_MASK << PR_SHIFT), FDN_BREAKER_OPEN,
                    now ? now : now_ns(lc));
+}
+
+void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, int rc)
+{
+    if (FDN_UNLIKELY(b == NULL || permit == NULL))
+        return;
+    record(b, permit, rc, false, FDN_BREAKER_SUCCESS, 0);
+}
+
+void fdn__breaker_record_outcome(fdn_breaker_t *b, const fdn_breaker_permit_t *permit,
+                                 fdn_breaker_outcome_t outcome, int64_t dur_ns)
+{
+    if (outcome == FDN_BREAKER_IGNORE)
+        fdn_breaker_release(b, permit);
+    else
+        record(b, permit, 0, true, outcome, dur_ns);
+}
+
+int64_t fdn__breaker_now_ns(const fdn_breaker_t *b)
+{
+    return now_ns(cfg_of(b));
+}
+
+int64_t fdn__breaker_probe_timeout_ns(const fdn_breaker_t *b)
+{
+    return cfg_of(b)->o.probe_timeout_ms * NS_PER_MS;
+}
+
+_Atomic(void *) *fdn__breaker_ticket_anchor(fdn_breaker_t *b)
+{
+    return &b->tickets;
 }
 
 int fdn_breaker_call(fdn_breaker_t *b, int (*fn)(void *arg), void *arg, int *fn_rc)
@@ -710,7 +727,10 @@ void fdn_breakers_destroy(fdn_breakers_t *s)
         return;
     for (size_t i = 0; i < s->n; i++)
         fdn_breaker_destroy(s->v[i]);
+    for (size_t i = 0; i < s->ngone; i++)
+        fdn_breaker_destroy(s->gone[i]);
     fdn__free(s->v);
+    fdn__free(s->gone);
     pthread_mutex_destroy(&s->mu);
     fdn__free(s);
 }
@@ -721,6 +741,16 @@ int fdn_breakers_set_defaults(fdn_breakers_t *s, const fdn_breaker_opts_t *d)
         return FDN_EINVAL;
     fdn__mutex_lock(&s->mu);
     s->defaults = *d;
+    fdn__mutex_unlock(&s->mu);
+    return 0;
+}
+
+int fdn_breakers_get_defaults(fdn_breakers_t *s, fdn_breaker_opts_t *out)
+{
+    if (s == NULL || out == NULL)
+        return FDN_EINVAL;
+    fdn__mutex_lock(&s->mu);
+    *out = s->defaults;
     fdn__mutex_unlock(&s->mu);
     return 0;
 }
@@ -776,6 +806,60 @@ int fdn_breaker_get(fdn_breakers_t *s, const char *name, fdn_breaker_t **out)
     return 0;
 }
 
+/* Append b to *v (n, cap). 0 or FDN_ENOMEM. */
+static int push(fdn_breaker_t ***v, size_t *n, size_t *cap, fdn_breaker_t *b)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        fdn_breaker_t **nv = fdn__realloc(*v, nc * sizeof(*nv));
+        if (!nv)
+            return FDN_ENOMEM;
+        *v = nv;
+        *cap = nc;
+    }
+    FDN_ASSERT(*n < *cap);
+    (*v)[(*n)++] = b;
+    return 0;
+}
+
+/* The removed breaker named `name`, taken off the removed list and listed again, or NULL. */
+static fdn_breaker_t *revive_locked(fdn_breakers_t *s, const char *name) FDN_REQUIRES(s->mu)
+{
+    for (size_t i = 0; i < s->ngone; i++) {
+        fdn_breaker_t *b = s->gone[i];
+        if (strcmp(b->name, name) != 0)
+            continue;
+        if (push(&s->v, &s->n, &s->cap, b) != 0)
+            return NULL;
+        s->gone[i] = s->gone[--s->ngone];
+        return b;
+    }
+    return NULL;
+}
+
+int fdn_breaker_remove(fdn_breakers_t *s, const char *name)
+{
+    if (s == NULL || name == NULL)
+        return FDN_EINVAL;
+    int rc = FDN_EBREAKER_NOT_FOUND;
+    fdn__mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n; i++) {
+        fdn_breaker_t *b = s->v[i];
+        if (strcmp(b->name, name) != 0)
+            continue;
+        rc = push(&s->gone, &s->ngone, &s->capgone, b);
+        if (rc == 0) { /* keep creation order for the rest */
+            memmove(&s->v[i], &s->v[i + 1], (s->n - i - 1) * sizeof(*s->v));
+            s->n--;
+        }
+        break;
+    }
+    fdn__mutex_unlock(&s->mu);
+    return rc;
+}
+
+static int reinstall(fdn_breaker_t *b, const fdn_breaker_opts_t *o);
+
 int fdn_breaker_create_in(fdn_breakers_t *s, const char *name, const fdn_breaker_opts_t *opts,
                           fdn_breaker_t **out)
 {
@@ -804,20 +888,21 @@ int fdn_breaker_create_in(fdn_breakers_t *s, const char *name, const fdn_breaker
             *out = old;
         return FDN_EEXIST;
     }
-    if (s->n == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 8;
-        fdn_breaker_t **nv = fdn__realloc(s->v, nc * sizeof(*nv));
-        if (!nv) {
-            fdn__mutex_unlock(&s->mu);
-            fdn_breaker_destroy(b);
-            return FDN_ENOMEM;
-        }
-        s->v = nv;
-        s->cap = nc;
+    fdn_breaker_t *back = revive_locked(s, name);
+    if (back != NULL) { /* a removed name comes back: its memory, afresh */
+        fdn__mutex_unlock(&s->mu);
+        fdn_breaker_destroy(b);
+        rc = reinstall(back, &o);
+        if (rc == 0 && out)
+            *out = back;
+        return rc;
     }
-    FDN_ASSERT(s->n < s->cap);
-    s->v[s->n++] = b;
+    rc = push(&s->v, &s->n, &s->cap, b);
     fdn__mutex_unlock(&s->mu);
+    if (rc != 0) {
+        fdn_breaker_destroy(b);
+        return rc;
+    }
     if (out)
         *out = b;
     return 0;
@@ -837,7 +922,17 @@ int fdn_breaker_install(fdn_breakers_t *s, const char *name, const fdn_breaker_o
     fdn__mutex_lock(&s->mu);
     o = opts ? *opts : s->defaults;
     fdn__mutex_unlock(&s->mu);
-    rc = fdn_breaker_opts_validate(&o, NULL);
+    rc = reinstall(b, &o);
+    if (rc == 0 && out)
+        *out = b;
+    return rc;
+}
+
+/* New options for b in place, then a reset. 0, FDN_EINVAL, FDN_ENOMEM. */
+static int reinstall(fdn_breaker_t *b, const fdn_breaker_opts_t *opts)
+{
+    fdn_breaker_opts_t o = *opts;
+    int rc = fdn_breaker_opts_validate(&o, NULL);
     if (rc)
         return rc;
     /* Re-install in place: a new options block and buffers, swapped under the breaker's lock
@@ -868,8 +963,6 @@ int fdn_breaker_install(fdn_breakers_t *s, const char *name, const fdn_breaker_o
     fdn__free(c);
     fdn__free(t);
     fdn_breaker_reset(b);
-    if (out)
-        *out = b;
     return 0;
 }
 

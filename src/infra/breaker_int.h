@@ -4,11 +4,26 @@
 
 #include <fdn/breaker.h>
 
+#include <stdatomic.h>
+#include <stdint.h>
+
 /* How many times fdn_breaker_get searched the set (each search takes the set's mutex). Lets
  * tests check that hot paths resolve breakers from their caches. */
 uint64_t fdn__breakers_lookups(fdn_breakers_t *s);
 
 /* How many option sets a breaker keeps alive (1 + re-installs; see fdn_breaker_install). */
 size_t fdn__breaker_cfg_count(fdn_breaker_t *b);
+
+/* Record the call of `permit` with a known outcome (FDN_BREAKER_IGNORE releases it) and
+ * duration (dur_ns < 0: measured from the permit). For tickets (breaker_ticket.c). */
+void fdn__breaker_record_outcome(fdn_breaker_t *b, const fdn_breaker_permit_t *permit,
+                                 fdn_breaker_outcome_t outcome, int64_t dur_ns);
+/* The breaker's clock now (monotonic ns) and its probe timeout (ns). */
+int64_t fdn__breaker_now_ns(const fdn_breaker_t *b);
+int64_t fdn__breaker_probe_timeout_ns(const fdn_breaker_t *b);
+/* Where the breaker keeps its ticket table (NULL until the first ticket); freed with
+ * fdn__tickets_free when the breaker is destroyed. */
+_Atomic(void *) *fdn__breaker_ticket_anchor(fdn_breaker_t *b);
+void fdn__tickets_free(void *tickets);
 
 #endif

@@ -202,6 +202,32 @@ static void apply_limiter_rules(fdn_config_t *cfg, fdn_limiter_t *lim)
 static void on_breaker_transition(const char *name, fdn_breaker_state_t from,
                                   fdn_breaker_state_t to, void *user);
 
+/* The breakers declared in infrastructure.circuit_breaker.breakers, created over the set's
+ * defaults (its clock, telemetry and transition hook, and default_config). One that exists
+ * already (made by the program or over HTTP, or at an earlier pass) is left as it is, so a
+ * config reset does not reset breaker state. The schema has checked every entry; one that
+ * still fails is skipped. */
+static void apply_breakers(fdn_config_t *cfg, fdn_breakers_t *set)
+{
+    char *text = NULL;
+    if (fdn_config_get_json(cfg, "infrastructure.circuit_breaker.breakers", &text, NULL) != 0)
+        return;
+    json_t *all = json_loads(text, 0, NULL);
+    fdn_free(text);
+    const char *name;
+    json_t *spec;
+    json_object_foreach(all, name, spec)
+    {
+        fdn_breaker_opts_t o;
+        char *one = json_dumps(spec, JSON_COMPACT);
+        if (one != NULL && fdn_breakers_get_defaults(set, &o) == 0 &&
+            fdn_breaker_opts_parse(one, strlen(one), &o, NULL) == 0)
+            (void)fdn_breaker_create_in(set, name, &o, NULL);
+        fdn__free(one); /* jansson allocates through the library allocator */
+    }
+    json_decref(all);
+}
+
 /* Whether a change of `changed` (NULL: everything, after a reset or dropped notifications)
  * touches the settings under `prefix`: changed lies under prefix, or is an ancestor of it. */
 static bool touches(const char *changed, const char *prefix)
@@ -272,6 +298,9 @@ static void apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed)
             bo.probe_timeout_ms = v;
         (void)fdn_breakers_set_defaults(g->breakers, &bo);
     }
+    if (g->breakers != NULL && (touches(changed, "infrastructure.circuit_breaker.breakers") ||
+                                touches(changed, "infrastructure.circuit_breaker.default_config.")))
+        apply_breakers(cfg, g->breakers);
     /* infrastructure.rate_limiting.enabled governs the limiter itself (so POST
      * /v1/limiter/check and fdn_limiter_check follow it) and the protection layer */
     if (lim != NULL && touches(changed, "infrastructure.rate_limiting.enabled") &&

@@ -164,6 +164,8 @@ const fdn__cfg_builtin_t fdn__cfg_builtins[] = {
       NULL, false, "Breaker default recovery time, ms", S1001, CBD),
     K("infrastructure.circuit_breaker.default_config.call_timeout", INT, "5000", POSITIVE, 0, 0,
       NULL, false, "Breaker default call timeout, ms", S1001, CBD),
+    K("infrastructure.circuit_breaker.breakers", OBJECT, "{}", BREAKERS, 0, 0, NULL, false,
+      "Named breakers made at start: name -> options (fdn_breaker_opts_parse)", S1001, CB),
     K("infrastructure.circuit_breaker.enabled", BOOL, "true", NONE, 0, 0, NULL, true,
       "Circuit breaker layer switch", S1001, CB),
     K("infrastructure.connection_pool.default_config.size", INT, "10", POSITIVE, 0, 0, NULL, false,

@@ -20,6 +20,8 @@
  */
 #include "validation/config_schema.h"
 
+#include <fdn/breaker.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -156,7 +158,7 @@ static int entry_init(fdn__cfg_entry_t *e, const fdn_config_key_def_t *d, const 
     memset(e, 0, sizeof(*e));
     e->only_if = -1;
     if (d->path == NULL || d->path[0] == '\0' || d->type < FDN_CONFIG_BOOL ||
-        d->type > FDN_CONFIG_ANY || d->rule > FDN_CONFIG_RULE_RATE_RULES)
+        d->type > FDN_CONFIG_ANY || d->rule > FDN_CONFIG_RULE_BREAKERS)
         return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Invalid key definition: %s",
                            d->path != NULL ? d->path : "(null)");
     if (fdn__cfg_path_check(d->path, err) != 0)
@@ -329,6 +331,24 @@ static bool rule_ok(const fdn__cfg_entry_t *e, const json_t *v, const char **bad
         }
         break;
     }
+    case FDN_CONFIG_RULE_BREAKERS: {
+        if (!json_is_object(v))
+            return false;
+        const char *name;
+        json_t *b;
+        json_object_foreach((json_t *)(uintptr_t)v, name, b)
+        {
+            fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+            char *text = json_is_object(b) ? json_dumps(b, JSON_COMPACT) : NULL;
+            int rc = text ? fdn_breaker_opts_parse(text, strlen(text), &o, NULL) : FDN_EINVAL;
+            fdn__free(text); /* jansson allocates through the library allocator */
+            if (name[0] == '\0' || strlen(name) > 255 || rc != 0) {
+                *bad_rule = name;
+                return false;
+            }
+        }
+        break;
+    }
     }
     if (e->type == FDN_CONFIG_ENUM &&
         !(json_is_string(v) && enum_has(e->enums, json_string_value(v))))
@@ -341,11 +361,18 @@ static void rule_words(const fdn__cfg_entry_t *e, char *buf, size_t cap);
 /* The reference's message for e; the context names the path, the rule that failed (the
  * expected type, or the value rule in words) and the value's JSON type (the HTTP API shows
  * the context with the message). */
+/* What a bad member of an object-of-specs key is called in messages. */
+static const char *member_words(const fdn__cfg_entry_t *e)
+{
+    return e->rule == FDN_CONFIG_RULE_BREAKERS ? "Invalid circuit breaker"
+                                               : "Invalid rate limiting rule";
+}
+
 static int fail_entry(const fdn__cfg_entry_t *e, const json_t *v, const char *bad_rule,
                       fdn_error_t *err)
 {
     if (bad_rule != NULL)
-        fdn_err_set(err, e->code, "Invalid rate limiting rule: %.120s", bad_rule);
+        fdn_err_set(err, e->code, "%s: %.120s", member_words(e), bad_rule);
     else
         fdn_err_set(err, e->code, "%s", e->message);
     fdn_err_add_context(err, "path", "%s", e->path);
@@ -739,6 +766,13 @@ static void rule_words(const fdn__cfg_entry_t *e, char *buf, size_t cap)
     case FDN_CONFIG_RULE_FALSE_ONLY:
         snprintf(buf, cap, "must be false");
         return;
+    case FDN_CONFIG_RULE_BREAKERS:
+        snprintf(buf, cap,
+                 "each breaker an object of options (failure_threshold, window_ms, "
+                 "recovery_time_ms, half_open_max_calls, probe_timeout_ms, success_resets, "
+                 "failure_rate_pct, slow_rate_pct, rate_window, rate_window_size, "
+                 "minimum_calls, slow_call_ms) with valid values");
+        return;
     case FDN_CONFIG_RULE_RATE_RULES:
         snprintf(buf, cap,
                  "each rule {\"scale\": int > 0, \"limit\": int > 0, optional "
@@ -831,8 +865,7 @@ int fdn_config_check_json(const char *json, size_t len, fdn_config_problem_fn cb
             char words[256], msg[400];
             rule_words(e, words, sizeof words);
             if (bad_rule != NULL)
-                snprintf(msg, sizeof msg, "Invalid rate limiting rule: %.80s (rule: %s)", bad_rule,
-                         words);
+                snprintf(msg, sizeof msg, "%s: %.80s (rule: %s)", member_words(e), bad_rule, words);
             else if (words[0] != '\0')
                 snprintf(msg, sizeof msg, "%s (rule: %s)", e->message, words);
             else

@@ -339,6 +339,42 @@ if wants breakers; then
     error_is 5005
     expect 404 POST /v1/breakers/nope/reset
     expect 405 GET /v1/breakers/nope/reset
+
+    # breakers as a service, driven with curl alone: created over HTTP, tickets acquired and
+    # reported, a ticket never reported counted as a failure after probe_timeout_ms
+    SVC='{"failure_threshold":2,"recovery_time_ms":600000,"probe_timeout_ms":300}'
+    expect 201 PUT /v1/breakers/svc "$SVC"
+    jcheck '.name == "svc" and .state == "closed" and .tickets_outstanding == 0'
+    expect 200 PUT /v1/breakers/svc "$SVC"
+    expect 422 PUT /v1/breakers/svc '{"failure_treshold":2}'
+    jcheck '.error.message | test("failure_treshold")'
+    expect 422 PUT /v1/breakers/svc '{"failure_threshold":0}'
+    expect 400 PUT /v1/breakers/svc '{"failure_threshold":'
+    expect 200 POST /v1/breakers/svc/acquire
+    jcheck '(.ticket|type) == "string" and .state == "closed"'
+    T1="$(jq -r .ticket <<<"$BODY")"
+    expect 200 GET /v1/breakers/svc
+    jcheck '.tickets_outstanding == 1'
+    expect 200 POST /v1/breakers/svc/report "{\"ticket\":\"$T1\",\"outcome\":\"success\",\"duration_ms\":5}"
+    jcheck '.state == "closed" and .tickets_outstanding == 0'
+    expect 404 POST /v1/breakers/svc/report "{\"ticket\":\"$T1\",\"outcome\":\"success\"}"
+    expect 422 POST /v1/breakers/svc/report '{"ticket":"1","outcome":"maybe"}'
+    expect 422 POST /v1/breakers/svc/report '{"ticket":1,"outcome":"success"}'
+    expect 422 POST /v1/breakers/svc/report '{"ticket":"1","outcome":"success","extra":1}'
+    expect 200 POST /v1/breakers/svc/acquire
+    expect 200 POST /v1/breakers/svc/report "{\"ticket\":\"$(jq -r .ticket <<<"$BODY")\",\"outcome\":\"failure\"}"
+    jcheck '.state == "closed" and .failures == 1'
+    expect 200 POST /v1/breakers/svc/acquire # this client never reports
+    if poll_until 30 GET /v1/breakers/svc '.state == "open"'; then pass; else
+        fail "an unreported ticket did not open the breaker: $BODY"; fi
+    expect 503 POST /v1/breakers/svc/acquire
+    error_is "$(jq .error.code <<<"$BODY")"
+    retry="$(header Retry-After)"
+    [[ "$retry" =~ ^[0-9]+$ && "$retry" -ge 1 ]] && pass || fail "503 without Retry-After: '$retry'"
+    expect 200 POST /v1/breakers/svc/reset
+    expect 200 DELETE /v1/breakers/svc
+    expect 404 GET /v1/breakers/svc
+    expect 404 DELETE /v1/breakers/svc
 fi
 if wants pools; then
     expect 200 GET /v1/pools
@@ -456,8 +492,9 @@ if wants config; then
 fi
 if wants events; then
     "$FDN" events query --data-dir "$TMP/data" --json --limit 1000 >"$TMP/offline.jsonl"
-    # the API's events plus the runtime's own (config_updated, config_reset)
-    n="$(jq -s '[.[] | select(.type | startswith("config_") | not)] | length' "$TMP/offline.jsonl")"
+    # the API's events plus the runtime's own (config_updated, config_reset, and the state
+    # changes of the breaker driven over HTTP above)
+    n="$(jq -s '[.[] | select((.type | startswith("config_")) or .type == "circuit_breaker_state_change" | not)] | length' "$TMP/offline.jsonl")"
     [[ "$n" -eq ${#STORED_IDS[@]} ]] && pass || fail "offline query saw $n API events, want ${#STORED_IDS[@]}"
     TOTAL="$(wc -l <"$TMP/offline.jsonl")"
     "$FDN" events query --data-dir "$TMP/data" --type order.placed >"$TMP/offline.txt"

@@ -464,7 +464,9 @@ static void config_file_reaches_services(void **state)
                      "\"connection_pool\":{\"default_config\":{\"size\":3}},"
                      "\"rate_limiting\":{\"default_rules\":"
                      "{\"api_calls\":{\"scale\":1000,\"limit\":7}}},"
-                     "\"circuit_breaker\":{\"default_config\":{\"failure_threshold\":2}}}}");
+                     "\"circuit_breaker\":{\"default_config\":{\"failure_threshold\":2},"
+                     "\"breakers\":{\"declared\":{\"failure_threshold\":1,"
+                     "\"recovery_time_ms\":60000}}}}}");
     test_rt_t *f = config_runtime(path);
     fdn_runtime_t *rt = f->rt;
 
@@ -493,13 +495,29 @@ static void config_file_reaches_services(void **state)
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
     (void)fdn_breaker_call(b, breaker_fail, NULL, &frc);
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    /* a breaker declared in the file exists, with its own options over the defaults */
+    fdn_breaker_t *declared = NULL;
+    assert_int_equal(fdn_breaker_get(fdn_runtime_breakers(rt), "declared", &declared), 0);
+    (void)fdn_breaker_call(declared, breaker_fail, NULL, &frc);
+    assert_int_equal(fdn_breaker_state(declared), FDN_BREAKER_OPEN); /* threshold 1 */
+    fdn_breaker_status_t bst;
+    assert_int_equal(fdn_breaker_status(declared, &bst), 0);
+    assert_int_equal(bst.ms_until_half_open, 60000); /* the runtime's (manual) clock */
+    fdn_breaker_reset(declared);
     /* and its transitions are recorded in the event store (the set's default hook) */
     fdn_event_list_t *l = query_type(fdn_runtime_events(rt), "circuit_breaker_state_change", 10);
-    assert_int_equal(fdn_event_list_count(l), 1);
-    json_t *d = event_json(fdn_event_list_at(l, 0));
-    assert_string_equal(json_string_value(json_object_get(d, "breaker")), "wb");
-    assert_string_equal(json_string_value(json_object_get(d, "to")), "open");
-    json_decref(d);
+    assert_int_equal(fdn_event_list_count(l), 3); /* declared: open, closed; wb: open */
+    int wb_open = 0, declared_events = 0;
+    for (size_t i = 0; i < 3; i++) {
+        json_t *d = event_json(fdn_event_list_at(l, i));
+        const char *who = json_string_value(json_object_get(d, "breaker"));
+        const char *to = json_string_value(json_object_get(d, "to"));
+        wb_open += strcmp(who, "wb") == 0 && strcmp(to, "open") == 0;
+        declared_events += strcmp(who, "declared") == 0;
+        json_decref(d);
+    }
+    assert_int_equal(wb_open, 1);
+    assert_int_equal(declared_events, 2);
     fdn_event_list_free(l);
 
     /* retention */

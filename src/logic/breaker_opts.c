@@ -1,0 +1,161 @@
+/*
+ * DESIGN: breaker options, pure: their validation (fdn_breaker_opts_validate) and their JSON
+ * form (fdn_breaker_opts_parse), for breakers declared in the config file
+ * (infrastructure.circuit_breaker.breakers, checked by the config schema) and created over
+ * HTTP (PUT /v1/breakers/{name}). In the logic layer so that the config schema may use them.
+ * One table of members: name, kind, and where the value goes; a member not in it, a wrong
+ * type or a value out of range is refused with the member's name, and the caller's options
+ * change only when the whole object is valid.
+ * Threads: none; the functions keep no state.
+ */
+#include <fdn/breaker.h>
+
+#include <jansson.h>
+#include <stddef.h>
+#include <string.h>
+
+#define NS_PER_MS  1000000LL
+#define MAX_PROBES 0xffffu /* the breaker's probe counter is 16 bits */
+
+int fdn_breaker_opts_validate(const fdn_breaker_opts_t *o, fdn_error_t *err)
+{
+    if (o == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "breaker options are NULL");
+    if (o->version < 1)
+        return fdn_err_set(err, FDN_EINVAL, "breaker options: bad version %u", o->version);
+    if (o->failure_threshold < 1 || o->failure_threshold > 1000000)
+        return fdn_err_set(err, FDN_EINVAL, "failure_threshold must be in 1..1000000");
+    if (o->window_ms < 0 || o->window_ms > INT64_MAX / NS_PER_MS / 4)
+        return fdn_err_set(err, FDN_EINVAL, "window_ms must be in 0..2^61 ns (in ms)");
+    if (o->recovery_time_ms <= 0 || o->recovery_time_ms > INT64_MAX / NS_PER_MS / 4)
+        return fdn_err_set(err, FDN_EINVAL, "recovery_time_ms must be a positive integer (ms)");
+    if (o->half_open_max_calls < 1 || o->half_open_max_calls > MAX_PROBES)
+        return fdn_err_set(err, FDN_EINVAL, "half_open_max_calls must be in 1..65535");
+    if (o->probe_timeout_ms <= 0 || o->probe_timeout_ms > INT64_MAX / NS_PER_MS / 4)
+        return fdn_err_set(err, FDN_EINVAL, "probe_timeout_ms must be positive");
+    if (o->failure_rate_pct > 100)
+        return fdn_err_set(err, FDN_EINVAL, "failure_rate_pct is a percentage (0..100)");
+    if (o->slow_rate_pct > 100)
+        return fdn_err_set(err, FDN_EINVAL, "slow_rate_pct is a percentage (0..100)");
+    if ((o->failure_rate_pct || o->slow_rate_pct) &&
+        (o->rate_window_size < 1 || o->rate_window_size > 4096))
+        return fdn_err_set(err, FDN_EINVAL, "rate_window_size must be in 1..4096");
+    if (o->rate_window_kind != FDN_BREAKER_WINDOW_COUNT &&
+        o->rate_window_kind != FDN_BREAKER_WINDOW_TIME)
+        return fdn_err_set(err, FDN_EINVAL, "unknown rate_window_kind");
+    if (o->slow_call_ms < 0 || o->slow_call_ms > INT64_MAX / NS_PER_MS / 4)
+        return fdn_err_set(err, FDN_EINVAL, "slow_call_ms must be >= 0");
+    if (o->slow_rate_pct && o->slow_call_ms == 0)
+        return fdn_err_set(err, FDN_EINVAL, "slow_rate_pct needs slow_call_ms");
+    return 0;
+}
+
+/* mu held */
+typedef enum { M_U32, M_I64, M_BOOL, M_WINDOW } mkind_t;
+
+typedef struct member {
+    const char *name;
+    mkind_t kind;
+    size_t off;
+} member_t;
+
+#define M(field, kind)                                                                             \
+    {                                                                                              \
+#field, kind, offsetof(fdn_breaker_opts_t, field)                                          \
+    }
+
+static const member_t members[] = {
+    M(failure_threshold, M_U32),
+    M(window_ms, M_I64),
+    M(recovery_time_ms, M_I64),
+    M(half_open_max_calls, M_U32),
+    M(probe_timeout_ms, M_I64),
+    M(success_resets, M_BOOL),
+    M(failure_rate_pct, M_U32),
+    M(slow_rate_pct, M_U32),
+    {"rate_window", M_WINDOW, offsetof(fdn_breaker_opts_t, rate_window_kind)},
+    M(rate_window_size, M_U32),
+    M(minimum_calls, M_U32),
+    M(slow_call_ms, M_I64),
+};
+
+static int set_member(const member_t *m, json_t *v, fdn_breaker_opts_t *o, fdn_error_t *err)
+{
+    char *field = (char *)o + m->off;
+    switch (m->kind) {
+    case M_U32:
+    case M_I64: {
+        if (!json_is_integer(v))
+            return fdn_err_set(err, FDN_EINVAL, "breaker option %s: expected an integer", m->name);
+        json_int_t x = json_integer_value(v);
+        if (x < 0 || (m->kind == M_U32 && x > (json_int_t)UINT32_MAX))
+            return fdn_err_set(err, FDN_EINVAL, "breaker option %s: %lld is out of range", m->name,
+                               (long long)x);
+        if (m->kind == M_U32) {
+            uint32_t u = (uint32_t)x;
+            memcpy(field, &u, sizeof(u));
+        } else {
+            int64_t i = (int64_t)x;
+            memcpy(field, &i, sizeof(i));
+        }
+        return 0;
+    }
+    case M_BOOL: {
+        if (!json_is_boolean(v))
+            return fdn_err_set(err, FDN_EINVAL, "breaker option %s: expected true or false",
+                               m->name);
+        bool b = json_is_true(v);
+        memcpy(field, &b, sizeof(b));
+        return 0;
+    }
+    case M_WINDOW: {
+        const char *s = json_string_value(v);
+        fdn_breaker_window_kind_t k;
+        if (s != NULL && strcmp(s, "count") == 0)
+            k = FDN_BREAKER_WINDOW_COUNT;
+        else if (s != NULL && strcmp(s, "time") == 0)
+            k = FDN_BREAKER_WINDOW_TIME;
+        else
+            return fdn_err_set(err, FDN_EINVAL, "breaker option %s: expected \"count\" or \"time\"",
+                               m->name);
+        memcpy(field, &k, sizeof(k));
+        return 0;
+    }
+    }
+    return FDN_EINVAL;
+}
+
+int fdn_breaker_opts_parse(const char *json, size_t len, fdn_breaker_opts_t *opts, fdn_error_t *err)
+{
+    if (json == NULL || opts == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "breaker options: NULL argument");
+    json_error_t jerr;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "breaker options: not JSON (%s)", jerr.text);
+    fdn_breaker_opts_t o = *opts;
+    int rc = 0;
+    if (!json_is_object(root)) {
+        rc = fdn_err_set(err, FDN_EINVAL, "breaker options: expected a JSON object");
+    } else {
+        const char *key;
+        json_t *v;
+        json_object_foreach(root, key, v)
+        {
+            const member_t *m = NULL;
+            for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++)
+                if (strcmp(members[i].name, key) == 0)
+                    m = &members[i];
+            rc = m ? set_member(m, v, &o, err)
+                   : fdn_err_set(err, FDN_EINVAL, "breaker options: unknown member '%.64s'", key);
+            if (rc != 0)
+                break;
+        }
+    }
+    json_decref(root);
+    if (rc == 0)
+        rc = fdn_breaker_opts_validate(&o, err);
+    if (rc == 0)
+        *opts = o;
+    return rc;
+}
