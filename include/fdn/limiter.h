@@ -248,6 +248,42 @@ FDN_API int fdn_limiter_check(fdn_limiter_t *l, const char *key, size_t keylen,
                               const fdn_limit_rule_t *rule, int64_t cost, unsigned flags,
                               fdn_limit_result_t *res);
 
+/**
+ * Count without deciding (Hammer's `inc`): add cost to the key's count as a check would, but
+ * whether or not it fits. Fixed and sliding windows count past the limit; a token bucket goes
+ * into debt (at most one full bucket: tokens refill before anything is admitted again); GCRA
+ * moves its theoretical arrival time past the burst (at most 2^62 ns ahead). No telemetry, no
+ * shadow mode (nothing is enforced); with the limiter disabled nothing is counted.
+ * @param[out] res the state after (may be NULL); res->allowed says whether a check of this
+ * cost would have been allowed
+ * @return 0, FDN_EINVAL (bad key, rule or cost: 1..2^31), FDN_ENOMEM, FDN_ELIMITER (new key,
+ * full store), FDN_EUNAVAILABLE (stopped; Redis backend: Redis away, nothing counted)
+ * @thread_safety any  @since 0.2.0
+ */
+FDN_API int fdn_limiter_inc(fdn_limiter_t *l, const char *key, size_t keylen,
+                            const fdn_limit_rule_t *rule, int64_t cost, fdn_limit_result_t *res);
+
+/**
+ * Set the key's count (Hammer's `set`), 0..2^31: the current window's count (fixed and
+ * sliding window; a sliding window keeps its previous window), `burst - count` tokens (token
+ * bucket; a debt past the burst, at most one bucket), `count` emission intervals ahead of now
+ * (GCRA). Set 0 to give a key its full allowance back in the current window.
+ * @param[out] res the state after (may be NULL); res->allowed: count within the limit
+ * @return as fdn_limiter_inc
+ * @thread_safety any  @since 0.2.0
+ */
+FDN_API int fdn_limiter_set(fdn_limiter_t *l, const char *key, size_t keylen,
+                            const fdn_limit_rule_t *rule, int64_t count, fdn_limit_result_t *res);
+
+/**
+ * Read the key's count without consuming or storing anything (Hammer's `get`): res->count,
+ * remaining, reset_ns; res->allowed: whether a check of cost 1 would be allowed now.
+ * @return 0 (whatever the count), FDN_EINVAL (bad key or rule, res NULL), FDN_EUNAVAILABLE
+ * @thread_safety any  @since 0.2.0
+ */
+FDN_API int fdn_limiter_get(fdn_limiter_t *l, const char *key, size_t keylen,
+                            const fdn_limit_rule_t *rule, fdn_limit_result_t *res);
+
 /** One check of fdn_limiter_check_many: what to check, and (out) what came of it. */
 typedef struct fdn_limit_request {
     const char *key;              /**< bytes */

@@ -1,5 +1,6 @@
 /*
- * DESIGN: admin endpoint of the rate limiter: POST /v1/limiter/check; and the limiter's
+ * DESIGN: admin endpoints of the rate limiter: POST /v1/limiter/check, and Hammer's inc, set
+ * and get as POST /v1/limiter/{inc,set,get} (no decision, always 200); and the limiter's
  * backend in GET /health ("rate_limiter_backend") and GET /metrics
  * (foundation_rate_limiter_backend_*, Redis backend only).
  * Threads: runs on the admin server's threads; calls only fdn_limiter_check (lock-free per
@@ -64,65 +65,96 @@ static int int_field(json_t *o, const char *key, bool required, int64_t min, int
     return 0;
 }
 
+/* What a limiter request names: a key and a rule (and the endpoint's own integer field). */
+typedef struct lreq {
+    json_t *body;
+    const char *key;
+    size_t keylen;
+    fdn_limit_rule_t rule;
+} lreq_t;
+
+/* Parse the body: key, limit, window_ms, algorithm, burst, and the one field `extra` (NULL:
+ * none) the endpoint takes besides. 0, or a negative code with resp->err set. */
+static int parse_lreq(const fdn__http_req_t *req, fdn__http_resp_t *resp, const char *extra,
+                      lreq_t *q)
+{
+    memset(q, 0, sizeof(*q));
+    q->rule = (fdn_limit_rule_t){FDN_LIMIT_FIXED_WINDOW, 0, 0, 0};
+    int rc = fdn__http_body_json(req, resp, &q->body);
+    if (rc < 0)
+        return rc;
+    if (!json_is_object(q->body))
+        return fdn_err_set(&resp->err, FDN_EINVAL, "body must be a JSON object");
+    const char *k;
+    json_t *v;
+    json_object_foreach(q->body, k, v)
+    {
+        if (strcmp(k, "key") != 0 && strcmp(k, "limit") != 0 && strcmp(k, "window_ms") != 0 &&
+            strcmp(k, "algorithm") != 0 && strcmp(k, "burst") != 0 &&
+            (extra == NULL || strcmp(k, extra) != 0))
+            return fdn_err_set(&resp->err, FDN_EINVAL, "unknown field '%s'", k);
+    }
+    json_t *key = json_object_get(q->body, "key");
+    if (!json_is_string(key) || json_string_length(key) == 0 ||
+        json_string_length(key) > LIMITER_KEY_MAX)
+        return fdn_err_set(&resp->err, FDN_EINVAL, "field 'key' must be a string of 1..%d bytes",
+                           LIMITER_KEY_MAX);
+    q->key = json_string_value(key);
+    q->keylen = json_string_length(key);
+    if ((rc = int_field(q->body, "limit", true, 1, INT32_MAX, &q->rule.limit, resp)) < 0 ||
+        (rc = int_field(q->body, "window_ms", true, 1, LIMITER_WINDOW_MAX_MS, &q->rule.period_ms,
+                        resp)) < 0 ||
+        (rc = int_field(q->body, "burst", false, 0, INT32_MAX, &q->rule.burst, resp)) < 0)
+        return rc;
+    json_t *algo = json_object_get(q->body, "algorithm");
+    if (algo != NULL &&
+        (!json_is_string(algo) || algo_parse(json_string_value(algo), &q->rule.algo) != 0))
+        return fdn_err_set(&resp->err, FDN_EINVAL,
+                           "field 'algorithm' must be one of fixed_window, "
+                           "token_bucket, gcra, sliding_window");
+    if (json_object_get(q->body, "burst") != NULL && q->rule.algo != FDN_LIMIT_TOKEN_BUCKET &&
+        q->rule.algo != FDN_LIMIT_GCRA)
+        return fdn_err_set(&resp->err, FDN_EINVAL,
+                           "field 'burst' applies only to the token_bucket and gcra algorithms");
+    return 0;
+}
+
+static json_t *result_json(bool allowed, const fdn_limit_result_t *r)
+{
+    return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I}", "allowed", allowed, "count",
+                     (json_int_t)r->count, "limit", (json_int_t)r->limit, "remaining",
+                     (json_int_t)r->remaining, "reset_ms",
+                     (json_int_t)ceil_div(r->reset_ns, 1000000), "retry_after_ms",
+                     (json_int_t)ceil_div(r->retry_after_ns, 1000000));
+}
+
+/* A new key refused because the table is full: the server is full for now (503). */
+static int full_reply(fdn__http_resp_t *resp, const fdn_limit_result_t *r)
+{
+    int rc = fdn_err_set(&resp->err, FDN_ELIMITER,
+                         "rate limiter full: no room for a new key, retry later");
+    resp->status = 503;
+    resp->retry_after_s = ceil_div(r->retry_after_ns, 1000000000);
+    if (resp->retry_after_s < 1)
+        resp->retry_after_s = 1;
+    return rc;
+}
+
 static int h_check(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
 {
     fdn_limiter_t *l = user;
-    json_t *body = NULL;
-    int rc = fdn__http_body_json(req, resp, &body);
-    if (rc < 0)
-        return rc;
-    fdn_limit_rule_t rule = {FDN_LIMIT_FIXED_WINDOW, 0, 0, 0};
+    lreq_t q;
     int64_t cost = 1;
-    const char *key_s = NULL;
-    if (!json_is_object(body)) {
-        rc = fdn_err_set(&resp->err, FDN_EINVAL, "body must be a JSON object");
+    int rc = parse_lreq(req, resp, "cost", &q);
+    if (rc < 0 || (rc = int_field(q.body, "cost", false, 1, INT32_MAX, &cost, resp)) < 0)
         goto out;
-    }
-    const char *k;
-    json_t *v;
-    json_object_foreach(body, k, v)
-    {
-        if (strcmp(k, "key") != 0 && strcmp(k, "limit") != 0 && strcmp(k, "window_ms") != 0 &&
-            strcmp(k, "algorithm") != 0 && strcmp(k, "cost") != 0 && strcmp(k, "burst") != 0) {
-            rc = fdn_err_set(&resp->err, FDN_EINVAL, "unknown field '%s'", k);
-            goto out;
-        }
-    }
-    json_t *key = json_object_get(body, "key");
-    if (!json_is_string(key) || json_string_length(key) == 0 ||
-        json_string_length(key) > LIMITER_KEY_MAX) {
-        rc = fdn_err_set(&resp->err, FDN_EINVAL, "field 'key' must be a string of 1..%d bytes",
-                         LIMITER_KEY_MAX);
-        goto out;
-    }
-    key_s = json_string_value(key);
-    if ((rc = int_field(body, "limit", true, 1, INT32_MAX, &rule.limit, resp)) < 0 ||
-        (rc = int_field(body, "window_ms", true, 1, LIMITER_WINDOW_MAX_MS, &rule.period_ms, resp)) <
-            0 ||
-        (rc = int_field(body, "cost", false, 1, INT32_MAX, &cost, resp)) < 0 ||
-        (rc = int_field(body, "burst", false, 0, INT32_MAX, &rule.burst, resp)) < 0)
-        goto out;
-    json_t *algo = json_object_get(body, "algorithm");
-    if (algo != NULL &&
-        (!json_is_string(algo) || algo_parse(json_string_value(algo), &rule.algo) != 0)) {
-        rc = fdn_err_set(&resp->err, FDN_EINVAL,
-                         "field 'algorithm' must be one of fixed_window, "
-                         "token_bucket, gcra, sliding_window");
-        goto out;
-    }
-    if (json_object_get(body, "burst") != NULL && rule.algo != FDN_LIMIT_TOKEN_BUCKET &&
-        rule.algo != FDN_LIMIT_GCRA) {
-        rc = fdn_err_set(&resp->err, FDN_EINVAL,
-                         "field 'burst' applies only to the token_bucket and gcra algorithms");
-        goto out;
-    }
     /* a cost above what the rule ever admits at once (the limit; the bucket capacity for the
      * bucket algorithms) can never succeed: that is an invalid request, not a rate limit
      * with a Retry-After that no wait would satisfy */
     int64_t capacity =
-        (rule.algo == FDN_LIMIT_TOKEN_BUCKET || rule.algo == FDN_LIMIT_GCRA) && rule.burst > 0
-            ? rule.burst
-            : rule.limit;
+        (q.rule.algo == FDN_LIMIT_TOKEN_BUCKET || q.rule.algo == FDN_LIMIT_GCRA) && q.rule.burst > 0
+            ? q.rule.burst
+            : q.rule.limit;
     if (cost > capacity) {
         rc = fdn_err_set(&resp->err, FDN_EINVAL,
                          "field 'cost' (%lld) exceeds what the rule ever admits at once (%lld): "
@@ -132,27 +164,17 @@ static int h_check(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     }
     fdn_limit_result_t r;
     memset(&r, 0, sizeof r);
-    rc = fdn_limiter_check(l, key_s, json_string_length(key), &rule, cost, 0, &r);
+    rc = fdn_limiter_check(l, q.key, q.keylen, &q.rule, cost, 0, &r);
     if (rc == FDN_ELIMITER) {
-        /* every key cell is live and the limiter refuses new keys (overflow_policy
-         * deny_new): the server is full for now, not this client over its rate */
-        fdn_err_set(&resp->err, rc, "rate limiter full: no room for a new key, retry later");
-        resp->status = 503;
-        resp->retry_after_s = ceil_div(r.retry_after_ns, 1000000000);
-        if (resp->retry_after_s < 1)
-            resp->retry_after_s = 1;
+        rc = full_reply(resp, &r);
         goto out;
     }
     if (rc < 0 && rc != FDN_ERATE_LIMITED)
         goto out;
-    json_t *j =
-        json_pack("{s:b, s:I, s:I, s:I, s:I, s:I}", "allowed", rc == 0, "count",
-                  (json_int_t)r.count, "limit", (json_int_t)r.limit, "remaining",
-                  (json_int_t)r.remaining, "reset_ms", (json_int_t)ceil_div(r.reset_ns, 1000000),
-                  "retry_after_ms", (json_int_t)ceil_div(r.retry_after_ns, 1000000));
+    json_t *j = result_json(rc == 0, &r);
     if (j != NULL && rc == FDN_ERATE_LIMITED) {
         fdn_err_set(&resp->err, rc, "rate limit of %lld per %lld ms exceeded for this key",
-                    (long long)rule.limit, (long long)rule.period_ms);
+                    (long long)q.rule.limit, (long long)q.rule.period_ms);
         json_t *e = fdn__http_error_json(rc, &resp->err);
         if (e != NULL)
             json_object_update(j, e);
@@ -163,8 +185,58 @@ static int h_check(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     }
     rc = fdn__http_reply(resp, rc == 0 ? 200 : 429, j);
 out:
-    json_decref(body);
+    json_decref(q.body);
     return rc;
+}
+
+/* POST /v1/limiter/inc {.., "cost"?}, /set {.., "count"}, /get {..}: Hammer's inc, set and
+ * get. No decision: 200 with the state after ("allowed": for inc, whether a check of that
+ * cost would have been allowed; for set and get, whether the key is within its limit). */
+typedef enum { L_INC, L_SET, L_GET } lop_t;
+
+static int count_request(const fdn__http_req_t *req, fdn__http_resp_t *resp, fdn_limiter_t *l,
+                         lop_t op)
+{
+    static const char *const extra[] = {"cost", "count", NULL};
+    lreq_t q;
+    int64_t v = op == L_INC ? 1 : 0;
+    int rc = parse_lreq(req, resp, extra[op], &q);
+    if (rc == 0 && op == L_INC)
+        rc = int_field(q.body, "cost", false, 1, INT32_MAX, &v, resp);
+    if (rc == 0 && op == L_SET)
+        rc = int_field(q.body, "count", true, 0, INT32_MAX, &v, resp);
+    if (rc < 0)
+        goto out;
+    fdn_limit_result_t r;
+    memset(&r, 0, sizeof r);
+    rc = op == L_INC   ? fdn_limiter_inc(l, q.key, q.keylen, &q.rule, v, &r)
+         : op == L_SET ? fdn_limiter_set(l, q.key, q.keylen, &q.rule, v, &r)
+                       : fdn_limiter_get(l, q.key, q.keylen, &q.rule, &r);
+    if (rc == FDN_ELIMITER) {
+        rc = full_reply(resp, &r);
+        goto out;
+    }
+    if (rc < 0)
+        goto out;
+    rc = fdn__http_reply(resp, 200, result_json(r.allowed, &r));
+out:
+    json_decref(q.body);
+    return rc;
+}
+
+static int h_inc(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    return count_request(req, resp, user, L_INC);
+}
+
+static int h_set(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    return count_request(req, resp, user, L_SET);
+}
+
+static int h_get(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    return count_request(req, resp, user, L_GET);
 }
 
 /* GET /health: "rate_limiter_keys" is unhealthy for a minute after a new key was refused
@@ -283,6 +355,12 @@ int fdn_admin_mount_limiter(fdn_admin_t *a, fdn_limiter_t *l)
     if (a == NULL || l == NULL)
         return FDN_EINVAL;
     int rc = fdn__admin_route_add(a, "POST", "/v1/limiter/check", h_check, l);
+    if (rc == 0)
+        rc = fdn__admin_route_add(a, "POST", "/v1/limiter/inc", h_inc, l);
+    if (rc == 0)
+        rc = fdn__admin_route_add(a, "POST", "/v1/limiter/set", h_set, l);
+    if (rc == 0)
+        rc = fdn__admin_route_add(a, "POST", "/v1/limiter/get", h_get, l);
     if (rc == 0)
         rc = fdn_admin_add_health(a, "rate_limiter_backend", backend_health, l);
     if (rc == 0)

@@ -443,6 +443,50 @@ int fdn_limiter_check_many(fdn_limiter_t *l, fdn_limit_request_t *reqs, size_t n
     return out;
 }
 
+/* inc and set: no decision, no telemetry, no shadow (nothing is enforced). */
+static int count_op(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
+                    int64_t value, fdn__limit_op_t op, fdn_limit_result_t *res)
+{
+    bool ok_value = op == FDN__LIMIT_SET ? value >= 0 && value <= FDN__LIMIT_MAX
+                                         : value >= 1 && value <= FDN__LIMIT_MAX;
+    if (l == NULL || rule == NULL || !ok_value || !op_valid(key, keylen, rule, false, 1))
+        return FDN_EINVAL;
+    if (FDN_UNLIKELY(!atomic_load_explicit(&l->running, memory_order_acquire)))
+        return FDN_EUNAVAILABLE;
+    if (FDN_UNLIKELY(!atomic_load_explicit(&l->enabled, memory_order_relaxed)))
+        return op_disabled(rule, op, res);
+    fdn__limit_now_t now = {FDN__NOW_UNSET, FDN__NOW_UNSET, l->clock};
+    if (rule->algo == FDN_LIMIT_FIXED_WINDOW)
+        now.wall_ns = fdn_clock_wall_ns(l->clock);
+    else
+        now.mono_ns = fdn_clock_mono_ns(l->clock);
+    fdn_limit_result_t tmp;
+    int rc =
+        l->be->apply(l->be_self, key, keylen, rule, 0, value, op, &now, res ? res : &tmp, NULL);
+    return rc == FDN_ENOENT ? 0 : rc;
+}
+
+int fdn_limiter_inc(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
+                    int64_t cost, fdn_limit_result_t *res)
+{
+    return count_op(l, key, keylen, rule, cost, FDN__LIMIT_INC, res);
+}
+
+int fdn_limiter_set(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
+                    int64_t count, fdn_limit_result_t *res)
+{
+    return count_op(l, key, keylen, rule, count, FDN__LIMIT_SET, res);
+}
+
+int fdn_limiter_get(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
+                    fdn_limit_result_t *res)
+{
+    if (res == NULL)
+        return FDN_EINVAL;
+    int rc = fdn_limiter_check(l, key, keylen, rule, 1, FDN_LIMIT_PEEK, res);
+    return rc == FDN_ERATE_LIMITED ? 0 : rc; /* a read: the count is the answer */
+}
+
 int fdn_limiter_check_rate(fdn_limiter_t *l, const char *key, int64_t scale_ms, int64_t limit,
                            fdn_limit_result_t *res)
 {

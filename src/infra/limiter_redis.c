@@ -29,8 +29,8 @@
 
  * Failure policy: LOCAL checks the in-memory store (limiter_store.c) with the rule's limit and
  * burst divided by fleet_size (rounded up); OPEN allows; CLOSED denies until the breaker
- * lets a call through again. A cancel or a reset that cannot reach Redis returns
- * FDN_EUNAVAILABLE (nothing was given back).
+ * lets a call through again. A cancel, an inc, a set or a reset that cannot reach Redis
+ * returns FDN_EUNAVAILABLE (the shared count was not changed).
  *
  * Deny cache: a direct-mapped table of DENY_SLOTS entries (tag = hash of key, algorithm,
  * limit, period, burst) remembering "denied for cost >= c until t" (monotonic time of the
@@ -413,8 +413,8 @@ static int fallback(redisbe_t *b, const char *key, size_t keylen, const fdn_limi
                     fdn_limit_reservation_t *rsv)
 {
     count(&b->fallbacks);
-    if (op == FDN__LIMIT_CANCEL)
-        return FDN_EUNAVAILABLE;
+    if (op == FDN__LIMIT_CANCEL || op == FDN__LIMIT_INC || op == FDN__LIMIT_SET)
+        return FDN_EUNAVAILABLE; /* the shared count could not be changed */
     fdn_limit_failure_policy_t policy = policy_of(b, rule_flags);
     if (policy == FDN_LIMIT_FAIL_LOCAL) {
         fdn_limit_rule_t r = *rule;
@@ -499,7 +499,8 @@ static void run_items(redisbe_t *b, fdn__limit_item_t *it, size_t n, const fdn__
         }
         sl->ref = deny_ref(x->key, x->keylen, x->rule);
         sl->mono = fdn_clock_mono_ns(b->clock);
-        if (x->op != FDN__LIMIT_CANCEL && deny_hit(b, sl->ref, x->cost, sl->mono, x->res)) {
+        if ((x->op == FDN__LIMIT_CHECK || x->op == FDN__LIMIT_PEEK) &&
+            deny_hit(b, sl->ref, x->cost, sl->mono, x->res)) {
             count(&b->local_denials);
             count(&b->denied);
             x->rc = 0;
@@ -549,8 +550,8 @@ static void run_items(redisbe_t *b, fdn__limit_item_t *it, size_t n, const fdn__
         x->rc = rc;
         if (rc != 0)
             continue;
-        if (x->op == FDN__LIMIT_CANCEL) {
-            deny_drop(b, sl->ref.keyhash);
+        if (x->op == FDN__LIMIT_CANCEL || x->op == FDN__LIMIT_SET) {
+            deny_drop(b, sl->ref.keyhash); /* the count went down, or may have */
         } else if (x->op == FDN__LIMIT_CHECK) {
             if (x->rsv)
                 x->rsv->epoch = sl->call.epoch_out;

@@ -44,6 +44,8 @@ typedef enum fdn__limit_op {
     FDN__LIMIT_CHECK = 0,  /* consume on success (fixed window: always) */
     FDN__LIMIT_PEEK = 1,   /* evaluate only */
     FDN__LIMIT_CANCEL = 2, /* give back `cost` if *epoch is still current */
+    FDN__LIMIT_INC = 3,    /* count `cost` whether or not it fits (Hammer's inc) */
+    FDN__LIMIT_SET = 4,    /* make the count `cost` (0..FDN__LIMIT_MAX; Hammer's set) */
 } fdn__limit_op_t;
 
 typedef struct fdn__limit_state {
@@ -70,6 +72,12 @@ inline void fdn__limit_init(fdn__limit_state_t *st, const fdn_limit_rule_t *r, i
  * epoch: CHECK writes the window index it counted in (fixed and sliding window; 0 for the
  * buckets) when epoch is not NULL; CANCEL reads it (must not be NULL) and gives cost back only
  * in that same window. PEEK ignores it.
+ * INC counts cost whatever the state (a check that is never denied), SET makes the count cost
+ * (0 allowed here). Both may take a key past its limit: the windows count on, the token bucket
+ * goes into debt (negative tokens, at most one full bucket, refilled before anything is
+ * admitted again) and GCRA's TAT
+ * moves past the burst; reported remaining never goes below 0. For INC, res->allowed says
+ * whether a CHECK of that cost would have been allowed; for SET, whether count <= limit.
  * Returns 0, or FDN_ENOENT for a CANCEL that has nothing to give back (*res is not filled).
  * The decision is res->allowed, not the return code.
  *
@@ -159,7 +167,8 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
             count = s[1];
             ok = count + cost <= L;
         } else {
-            s[1] += cost; /* Hammer counts denied hits too */
+            /* CHECK and INC: Hammer counts denied hits too; SET: the count given */
+            s[1] = op == FDN__LIMIT_SET ? cost : s[1] + cost;
             count = s[1];
             ok = count <= L;
             if (epoch)
@@ -186,20 +195,26 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
             fdn__i128 t = (fdn__i128)s[1] + need;
             s[1] = t > cap ? cap : (int64_t)t;
             ok = true;
+        } else if (op == FDN__LIMIT_SET) { /* count c: burst - c tokens (a debt past burst) */
+            fdn__i128 t = ((fdn__i128)burst - cost) * p;
+            s[1] = t < -cap ? -cap : (int64_t)t; /* a debt of at most one full bucket */
+            ok = cost <= burst;
         } else {
             ok = s[1] >= need;
             if (ok && op == FDN__LIMIT_CHECK)
                 s[1] -= need;
+            if (op == FDN__LIMIT_INC) /* taken whether or not it fits, down to a bounded debt */
+                s[1] = (fdn__i128)s[1] - need < -cap ? -cap : s[1] - need;
             if (!ok)
                 retry = cost > burst ? INT64_MAX : fdn__limit_ceil_div((fdn__i128)need - s[1], L);
         }
-        if (epoch && op == FDN__LIMIT_CHECK)
+        if (epoch && (op == FDN__LIMIT_CHECK || op == FDN__LIMIT_INC || op == FDN__LIMIT_SET))
             *epoch = 0;
         lim = burst;
-        remaining = s[1] / p;
+        remaining = s[1] > 0 ? s[1] / p : 0;
         count = burst - remaining;
         reset = fdn__limit_ceil_div((fdn__i128)cap - s[1], L);
-        st->expires = now + reset;
+        st->expires = reset > INT64_MAX - now ? INT64_MAX : now + reset;
         break;
     }
     case FDN_LIMIT_GCRA: {
@@ -211,16 +226,23 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
             fdn__i128 nt = (fdn__i128)s[0] - (fdn__i128)cost * T;
             s[0] = nt < now ? now : (int64_t)nt;
             ok = true;
+        } else if (op == FDN__LIMIT_SET) { /* count c: c emissions ahead of now */
+            fdn__i128 nt = (fdn__i128)now + (fdn__i128)cost * T;
+            s[0] = nt > (fdn__i128)now + FDN__LIMIT_SCALED_MAX ? now + FDN__LIMIT_SCALED_MAX
+                                                               : (int64_t)nt;
+            ok = cost <= burst;
         } else {
             fdn__i128 new_tat = (fdn__i128)tat + (fdn__i128)cost * T;
             fdn__i128 allow_at = new_tat - bt;
             ok = now >= allow_at;
-            if (ok && op == FDN__LIMIT_CHECK)
-                s[0] = (int64_t)new_tat;
+            if ((ok && op == FDN__LIMIT_CHECK) || op == FDN__LIMIT_INC) /* INC: bounded debt */
+                s[0] = new_tat > (fdn__i128)now + FDN__LIMIT_SCALED_MAX
+                           ? now + FDN__LIMIT_SCALED_MAX
+                           : (int64_t)new_tat;
             if (!ok)
                 retry = cost > burst ? INT64_MAX : (int64_t)(allow_at - now);
         }
-        if (epoch && op == FDN__LIMIT_CHECK)
+        if (epoch && (op == FDN__LIMIT_CHECK || op == FDN__LIMIT_INC || op == FDN__LIMIT_SET))
             *epoch = 0;
         int64_t t_end = s[0] > now ? s[0] : now;
         lim = burst;
@@ -248,13 +270,18 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
             ok = true;
         } else {
             /* the previous window weighs (P - e) / P: estimate = prev * (P - e) / P + cur */
-            fdn__i128 est = (fdn__i128)prev * (p - e) + (fdn__i128)(s[1] + cost) * p;
+            int64_t base = op == FDN__LIMIT_SET ? 0 : s[1]; /* SET: cost is the new count */
+            fdn__i128 est = (fdn__i128)prev * (p - e) + (fdn__i128)(base + cost) * p;
             ok = est <= (fdn__i128)L * p;
-            if (ok && op == FDN__LIMIT_CHECK)
+            if ((ok && op == FDN__LIMIT_CHECK) || op == FDN__LIMIT_INC)
                 s[1] += cost;
-            if (epoch && op == FDN__LIMIT_CHECK)
+            else if (op == FDN__LIMIT_SET)
+                s[1] = cost;
+            if (epoch && (op == FDN__LIMIT_CHECK || op == FDN__LIMIT_INC || op == FDN__LIMIT_SET))
                 *epoch = win;
-            if (!ok) {
+            if (!ok && (op == FDN__LIMIT_INC || op == FDN__LIMIT_SET)) {
+                retry = p - e; /* over the limit now: at least until the next window */
+            } else if (!ok) {
                 if (cost > L) {
                     retry = INT64_MAX;
                 } else if (s[1] + cost <= L) {

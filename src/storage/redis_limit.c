@@ -23,14 +23,17 @@
 #include <hiredis/hiredis.h>
 
 #include "core/alloc.h"
+#include "core/sigpipe.h"
 
 #define NS_PER_US 1000LL
 
 /* The script: KEYS[1] the state hash; ARGV algo (0 fixed, 1 token bucket, 2 gcra, 3 sliding),
- * op (0 check, 1 peek, 2 cancel), cost, limit, period_ms, burst, epoch. Returns {-1} for a
+ * op (0 check, 1 peek, 2 cancel, 3 inc, 4 set: logic/limit_algo.h's ops), cost (for set: the
+ * count), limit, period_ms, burst, epoch. Returns {-1} for a
  * cancel with nothing to give back, else {allowed, count, limit, remaining, reset_us,
  * retry_us (-1: never), epoch}. Numbers are written with %.17g: Redis would format a Lua
- * number with 14 significant digits, too few for microsecond timestamps. */
+ * number with 14 significant digits, too few for microsecond timestamps. Indented by one
+ * space per level: the text stays under the 4095 bytes a C string literal may portably hold. */
 static const char SCRIPT[] =
     "local k = KEYS[1]\n"
     "local algo, op, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
@@ -43,105 +46,122 @@ static const char SCRIPT[] =
     "local ok, count, lim, rem, reset, retry, ep = 0, 0, L, 0, 0, 0, 0\n"
     "local function f(x) return string.format('%.17g', x) end\n"
     "local function save(ttl, ...)\n"
-    "  redis.call('HSET', k, ...)\n"
-    "  redis.call('PEXPIRE', k, math.max(1, math.ceil(ttl / 1000)))\n"
+    " redis.call('HSET', k, ...)\n"
+    " redis.call('PEXPIRE', k, math.max(1, math.ceil(ttl / 1000)))\n"
     "end\n"
     "if algo == 0 then\n"
-    "  local s = redis.call('HMGET', k, 'w', 'c')\n"
-    "  local win = math.floor(now / P)\n"
-    "  local c = 0\n"
-    "  if tonumber(s[1]) == win then c = tonumber(s[2]) or 0 end\n"
-    "  reset = (win + 1) * P - now\n"
-    "  if op == 2 then\n"
-    "    if epoch ~= win or c <= 0 then return {-1} end\n"
-    "    c = math.max(c - cost, 0)\n"
-    "    ok = 1\n"
-    "    save(reset, 'w', f(win), 'c', f(c))\n"
-    "  elseif op == 1 then\n"
-    "    if c + cost <= L then ok = 1 end\n"
-    "  else\n"
-    "    c = c + cost\n"
-    "    if c <= L then ok = 1 end\n"
-    "    ep = win\n"
-    "    save(reset, 'w', f(win), 'c', f(c))\n"
-    "  end\n"
-    "  count = c\n"
-    "  rem = math.max(L - c, 0)\n"
-    "  if ok == 0 then if cost > L then retry = -1 else retry = reset end end\n"
+    " local s = redis.call('HMGET', k, 'w', 'c')\n"
+    " local win = math.floor(now / P)\n"
+    " local c = 0\n"
+    " if tonumber(s[1]) == win then c = tonumber(s[2]) or 0 end\n"
+    " reset = (win + 1) * P - now\n"
+    " if op == 2 then\n"
+    "  if epoch ~= win or c <= 0 then return {-1} end\n"
+    "  c = math.max(c - cost, 0)\n"
+    "  ok = 1\n"
+    "  save(reset, 'w', f(win), 'c', f(c))\n"
+    " elseif op == 1 then\n"
+    "  if c + cost <= L then ok = 1 end\n"
+    " else\n"
+    "  if op == 4 then c = cost else c = c + cost end\n"
+    "  if c <= L then ok = 1 end\n"
+    "  ep = win\n"
+    "  save(reset, 'w', f(win), 'c', f(c))\n"
+    " end\n"
+    " count = c\n"
+    " rem = math.max(L - c, 0)\n"
+    " if ok == 0 then if cost > L then retry = -1 else retry = reset end end\n"
     "elseif algo == 1 then\n"
-    "  local s = redis.call('HMGET', k, 't', 'tk')\n"
-    "  local last, tk = tonumber(s[1]), tonumber(s[2])\n"
-    "  if last == nil or tk == nil then last = now; tk = B end\n"
-    "  if now > last then tk = math.min(B, tk + (now - last) * L / P); last = now end\n"
-    "  if op == 2 then\n"
-    "    tk = math.min(B, tk + cost)\n"
-    "    ok = 1\n"
-    "  else\n"
-    "    if tk >= cost then ok = 1 end\n"
-    "    if ok == 1 and op == 0 then tk = tk - cost end\n"
-    "    if ok == 0 then\n"
-    "      if cost > B then retry = -1 else retry = math.ceil((cost - tk) * P / L) end\n"
-    "    end\n"
+    " local s = redis.call('HMGET', k, 't', 'tk')\n"
+    " local last, tk = tonumber(s[1]), tonumber(s[2])\n"
+    " if last == nil or tk == nil then last = now; tk = B end\n"
+    " if now > last then tk = math.min(B, tk + (now - last) * L / P); last = now end\n"
+    " if op == 2 then\n"
+    "  tk = math.min(B, tk + cost)\n"
+    "  ok = 1\n"
+    " elseif op == 4 then\n"
+    "  tk = math.max(B - cost, -B)\n"
+    "  if cost <= B then ok = 1 end\n"
+    " else\n"
+    "  if tk >= cost then ok = 1 end\n"
+    "  if ok == 1 and op == 0 then tk = tk - cost end\n"
+    "  if op == 3 then tk = math.max(tk - cost, -B) end\n"
+    "  if ok == 0 then\n"
+    "   if cost > B then retry = -1 else retry = math.ceil((cost - tk) * P / L) end\n"
     "  end\n"
-    "  lim = B\n"
-    "  rem = math.floor(tk)\n"
-    "  count = B - rem\n"
-    "  reset = math.ceil((B - tk) * P / L)\n"
-    "  if op ~= 1 then save(reset, 't', f(last), 'tk', f(tk)) end\n"
+    " end\n"
+    " lim = B\n"
+    " rem = math.max(math.floor(tk), 0)\n"
+    " count = B - rem\n"
+    " reset = math.ceil((B - tk) * P / L)\n"
+    " if op ~= 1 then save(reset, 't', f(last), 'tk', f(tk)) end\n"
     "elseif algo == 2 then\n"
-    "  local T = P / L\n"
-    "  local bt = B * T\n"
-    "  local stored = tonumber(redis.call('HGET', k, 'tat')) or now\n"
-    "  local tat = math.max(stored, now)\n"
-    "  if op == 2 then\n"
-    "    stored = math.max(stored - cost * T, now)\n"
-    "    ok = 1\n"
-    "  else\n"
-    "    local new_tat = tat + cost * T\n"
-    "    local allow_at = new_tat - bt\n"
-    "    if now >= allow_at then ok = 1 end\n"
-    "    if ok == 1 and op == 0 then stored = new_tat end\n"
-    "    if ok == 0 then\n"
-    "      if cost > B then retry = -1 else retry = math.ceil(allow_at - now) end\n"
-    "    end\n"
+    " local T = P / L\n"
+    " local bt = B * T\n"
+    " local stored = tonumber(redis.call('HGET', k, 'tat')) or now\n"
+    " local tat = math.max(stored, now)\n"
+    " if op == 2 then\n"
+    "  stored = math.max(stored - cost * T, now)\n"
+    "  ok = 1\n"
+    " elseif op == 4 then\n"
+    "  stored = now + cost * T\n"
+    "  if cost <= B then ok = 1 end\n"
+    " else\n"
+    "  local new_tat = tat + cost * T\n"
+    "  local allow_at = new_tat - bt\n"
+    "  if now >= allow_at then ok = 1 end\n"
+    "  if (ok == 1 and op == 0) or op == 3 then stored = new_tat end\n"
+    "  if ok == 0 then\n"
+    "   if cost > B then retry = -1 else retry = math.ceil(allow_at - now) end\n"
     "  end\n"
-    "  local t_end = math.max(stored, now)\n"
-    "  lim = B\n"
-    "  rem = math.max(math.floor((now + bt - t_end) / T), 0)\n"
-    "  count = B - rem\n"
-    "  reset = t_end - now\n"
-    "  if op ~= 1 then save(reset, 'tat', f(stored)) end\n"
+    " end\n"
+    " local t_end = math.max(stored, now)\n"
+    " lim = B\n"
+    " rem = math.max(math.floor((now + bt - t_end) / T), 0)\n"
+    " count = B - rem\n"
+    " reset = t_end - now\n"
+    " if op ~= 1 then save(reset, 'tat', f(stored)) end\n"
     "else\n"
-    "  local s = redis.call('HMGET', k, 'w', 'c', 'p')\n"
-    "  local win = math.floor(now / P)\n"
-    "  local w, c, pv = tonumber(s[1]), tonumber(s[2]) or 0, tonumber(s[3]) or 0\n"
-    "  if w ~= win then\n"
-    "    if w == win - 1 then pv = c else pv = 0 end\n"
-    "    c = 0\n"
+    " local s = redis.call('HMGET', k, 'w', 'c', 'p')\n"
+    " local win = math.floor(now / P)\n"
+    " local w, c, pv = tonumber(s[1]), tonumber(s[2]) or 0, tonumber(s[3]) or 0\n"
+    " if w ~= win then\n"
+    "  if w == win - 1 then pv = c else pv = 0 end\n"
+    "  c = 0\n"
+    " end\n"
+    " local e = now - win * P\n"
+    " if op == 2 then\n"
+    "  if epoch ~= win or c <= 0 then return {-1} end\n"
+    "  c = math.max(c - cost, 0)\n"
+    "  ok = 1\n"
+    " elseif op == 4 then\n"
+    "  c = cost\n"
+    "  if pv * (P - e) / P + c <= L then ok = 1 end\n"
+    "  ep = win\n"
+    "  if ok == 0 then retry = math.ceil(P - e) end\n"
+    " elseif op == 3 then\n"
+    "  if pv * (P - e) / P + c + cost <= L then ok = 1 end\n"
+    "  c = c + cost\n"
+    "  ep = win\n"
+    "  if ok == 0 then retry = math.ceil(P - e) end\n"
+    " else\n"
+    "  if pv * (P - e) / P + c + cost <= L then ok = 1 end\n"
+    "  if ok == 1 and op == 0 then c = c + cost end\n"
+    "  if op == 0 then ep = win end\n"
+    "  if ok == 0 then\n"
+    "   if cost > L then retry = -1\n"
+    "   elseif c + cost <= L then retry = math.ceil(P - (L - c - cost) * P / pv - e)\n"
+    "   else\n"
+    "    local e2 = 0\n"
+    "    if c > 0 then e2 = math.max(P - (L - cost) * P / c, 0) end\n"
+    "    retry = math.ceil((P - e) + e2)\n"
+    "   end\n"
     "  end\n"
-    "  local e = now - win * P\n"
-    "  if op == 2 then\n"
-    "    if epoch ~= win or c <= 0 then return {-1} end\n"
-    "    c = math.max(c - cost, 0)\n"
-    "    ok = 1\n"
-    "  else\n"
-    "    if pv * (P - e) / P + c + cost <= L then ok = 1 end\n"
-    "    if ok == 1 and op == 0 then c = c + cost end\n"
-    "    if op == 0 then ep = win end\n"
-    "    if ok == 0 then\n"
-    "      if cost > L then retry = -1\n"
-    "      elseif c + cost <= L then retry = math.ceil(P - (L - c - cost) * P / pv - e)\n"
-    "      else\n"
-    "        local e2 = 0\n"
-    "        if c > 0 then e2 = math.max(P - (L - cost) * P / c, 0) end\n"
-    "        retry = math.ceil((P - e) + e2)\n"
-    "      end\n"
-    "    end\n"
-    "  end\n"
-    "  count = math.floor(pv * (P - e) / P) + c\n"
-    "  rem = math.max(L - count, 0)\n"
-    "  reset = (win + 2) * P - now\n"
-    "  if op ~= 1 then save(reset, 'w', f(win), 'c', f(c), 'p', f(pv)) end\n"
+    " end\n"
+    " count = math.floor(pv * (P - e) / P) + c\n"
+    " rem = math.max(L - count, 0)\n"
+    " reset = (win + 2) * P - now\n"
+    " if op ~= 1 then save(reset, 'w', f(win), 'c', f(c), 'p', f(pv)) end\n"
     "end\n"
     "return {ok, count, lim, rem, math.ceil(reset), retry, ep}\n";
 
@@ -184,8 +204,8 @@ static struct timeval ms_tv(int64_t ms)
                             .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 }
 
-int fdn__rl_connect(redisContext **out, const fdn__redis_url_t *url, int64_t connect_ms,
-                    int64_t command_ms)
+static int connect_unguarded(redisContext **out, const fdn__redis_url_t *url, int64_t connect_ms,
+                             int64_t command_ms)
 {
     redisContext *c = redisConnectWithTimeout(url->host, url->port, ms_tv(connect_ms));
     if (c == NULL)
@@ -213,6 +233,16 @@ int fdn__rl_connect(redisContext **out, const fdn__redis_url_t *url, int64_t con
     }
     *out = c;
     return 0;
+}
+
+int fdn__rl_connect(redisContext **out, const fdn__redis_url_t *url, int64_t connect_ms,
+                    int64_t command_ms)
+{
+    fdn__sigpipe_guard_t g; /* AUTH and SELECT write to the socket */
+    fdn__sigpipe_block(&g);
+    int rc = connect_unguarded(out, url, connect_ms, command_ms);
+    fdn__sigpipe_restore(&g);
+    return rc;
 }
 
 int fdn__rl_set_timeout(redisContext *c, int64_t ms)
@@ -353,8 +383,8 @@ static void read_replies(redisContext *c, fdn__rl_call_t *const *calls, size_t n
     }
 }
 
-int fdn__rl_eval_many(redisContext *c, fdn__rl_script_t *s, fdn__rl_call_t *const *calls, size_t n,
-                      bool *broken, fdn__rl_sent_t *sent)
+static int eval_many_unguarded(redisContext *c, fdn__rl_script_t *s, fdn__rl_call_t *const *calls,
+                               size_t n, bool *broken, fdn__rl_sent_t *sent)
 {
     bool stack_flags[2 * 64];
     bool *flags = n <= 64 ? stack_flags : fdn__calloc(2 * n, sizeof(bool));
@@ -406,8 +436,33 @@ out:
     return rc;
 }
 
+/* hiredis 0.14 writes with write(): a peer gone between two writes of one pipeline would
+ * raise SIGPIPE (core/sigpipe.h). */
+int fdn__rl_eval_many(redisContext *c, fdn__rl_script_t *s, fdn__rl_call_t *const *calls, size_t n,
+                      bool *broken, fdn__rl_sent_t *sent)
+{
+    fdn__sigpipe_guard_t g;
+    fdn__sigpipe_block(&g);
+    int rc = eval_many_unguarded(c, s, calls, n, broken, sent);
+    fdn__sigpipe_restore(&g);
+    return rc;
+}
+
+static int64_t del_unguarded(redisContext *c, const char *const *keys, const size_t *lens, int n,
+                             bool *broken, fdn__rl_sent_t *sent);
+
 int64_t fdn__rl_del(redisContext *c, const char *const *keys, const size_t *lens, int n,
                     bool *broken, fdn__rl_sent_t *sent)
+{
+    fdn__sigpipe_guard_t g;
+    fdn__sigpipe_block(&g);
+    int64_t rc = del_unguarded(c, keys, lens, n, broken, sent);
+    fdn__sigpipe_restore(&g);
+    return rc;
+}
+
+static int64_t del_unguarded(redisContext *c, const char *const *keys, const size_t *lens, int n,
+                             bool *broken, fdn__rl_sent_t *sent)
 {
     const char *argv[9];
     size_t alen[9];

@@ -329,6 +329,25 @@ if wants limiter; then
     expect 422 POST /v1/limiter/check '{"key":"big","limit":3,"window_ms":1000,"cost":4}'
     [[ -z "$(header Retry-After)" ]] && pass || fail "422 with a Retry-After"
     jcheck '.error.message | test("never succeed")'
+    # Hammer's inc / set / get: no decision, always 200 (an hour-long bucket: no refill here)
+    H='"key":"hammer","limit":3,"window_ms":3600000,"algorithm":"token_bucket"'
+    expect 200 POST /v1/limiter/get "{$H}"
+    jcheck '.count == 0 and .remaining == 3 and .allowed == true'
+    expect 200 POST /v1/limiter/inc "{$H,\"cost\":2}"
+    jcheck '.count == 2 and .remaining == 1 and .allowed == true'
+    expect 200 POST /v1/limiter/inc "{$H,\"cost\":2}"
+    jcheck '.remaining == 0 and .allowed == false'
+    expect 429 POST /v1/limiter/check "{$H}"
+    expect 200 POST /v1/limiter/set "{$H,\"count\":0}"
+    jcheck '.remaining == 3 and .count == 0'
+    expect 200 POST /v1/limiter/check "{$H}"
+    expect 200 POST /v1/limiter/get "{$H}"
+    jcheck '.count == 1'
+    expect 422 POST /v1/limiter/set "{$H}"
+    jcheck '.error.message | test("count")'
+    expect 422 POST /v1/limiter/set "{$H,\"count\":-1}"
+    expect 422 POST /v1/limiter/get "{$H,\"cost\":1}"
+    expect 422 POST /v1/limiter/inc "{$H,\"count\":1}"
 fi
 
 # --- breakers and pools (none configured by default)

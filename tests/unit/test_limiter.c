@@ -447,6 +447,98 @@ static void check_many_follows_shadow_and_enabled(void **state)
     assert_int_equal(fdn_limiter_check_many(f->l, e, 1), FDN_ERATE_LIMITED);
 }
 
+/* Hammer's inc / set / get on every algorithm: inc counts past the limit without deciding,
+ * set makes the count, get reads it without storing anything. */
+static void inc_set_get(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_result_t r;
+    /* fixed window, limit 3 */
+    fdn_limit_rule_t fw = {FDN_LIMIT_FIXED_WINDOW, 3, 1000, 0};
+    assert_int_equal(fdn_limiter_get(f->l, "fw", 2, &fw, &r), 0);
+    assert_int_equal(r.count, 0);
+    fdn_limiter_stats_t st;
+    fdn_limiter_stats(f->l, &st);
+    assert_int_equal(st.keys, 0); /* get stores nothing */
+    assert_int_equal(fdn_limiter_inc(f->l, "fw", 2, &fw, 2, &r), 0);
+    assert_int_equal(r.count, 2);
+    assert_true(r.allowed);
+    assert_int_equal(fdn_limiter_inc(f->l, "fw", 2, &fw, 5, &r), 0); /* past the limit */
+    assert_int_equal(r.count, 7);
+    assert_false(r.allowed);
+    assert_int_equal(r.remaining, 0);
+    assert_int_equal(chk(f, "fw", &fw, 1, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(fdn_limiter_set(f->l, "fw", 2, &fw, 0, &r), 0);
+    assert_int_equal(r.count, 0);
+    assert_int_equal(chk(f, "fw", &fw, 1, &r), 0);
+    assert_int_equal(fdn_limiter_get(f->l, "fw", 2, &fw, &r), 0);
+    assert_int_equal(r.count, 1);
+    fdn_limiter_stats(f->l, &st);
+    assert_int_equal(st.allowed, 1); /* inc and set are not decisions */
+    assert_int_equal(st.denied, 1);
+
+    /* token bucket, burst 4, 4 per second: inc takes tokens into a debt */
+    fdn_limit_rule_t tb = {FDN_LIMIT_TOKEN_BUCKET, 4, 1000, 0};
+    assert_int_equal(fdn_limiter_inc(f->l, "tb", 2, &tb, 6, &r), 0);
+    assert_false(r.allowed); /* a check of 6 would have been denied */
+    assert_int_equal(r.remaining, 0);
+    assert_int_equal(r.count, 4);
+    fdn_clock_advance(f->clk, 250 * MS); /* one token refilled: still 1 in debt */
+    assert_int_equal(chk(f, "tb", &tb, 1, &r), FDN_ERATE_LIMITED);
+    fdn_clock_advance(f->clk, 250 * MS); /* two refilled: 0 left */
+    assert_int_equal(chk(f, "tb", &tb, 1, &r), FDN_ERATE_LIMITED);
+    fdn_clock_advance(f->clk, 250 * MS);
+    assert_int_equal(chk(f, "tb", &tb, 1, &r), 0);
+    assert_int_equal(fdn_limiter_set(f->l, "tb", 2, &tb, 1, &r), 0); /* 3 tokens left */
+    assert_int_equal(r.remaining, 3);
+    assert_true(r.allowed);
+    assert_int_equal(fdn_limiter_set(f->l, "tb", 2, &tb, 100, &r), 0); /* debt: one bucket */
+    assert_false(r.allowed);
+    fdn_clock_advance(f->clk, 1249 * MS); /* -4 tokens: 1 s to 0, 1.25 s to one token */
+    assert_int_equal(chk(f, "tb", &tb, 1, &r), FDN_ERATE_LIMITED);
+    fdn_clock_advance(f->clk, 1 * MS);
+    assert_int_equal(chk(f, "tb", &tb, 1, &r), 0);
+
+    /* GCRA, 2 per second, burst 2: set 2 = the burst used up */
+    fdn_limit_rule_t g = {FDN_LIMIT_GCRA, 2, 1000, 2};
+    assert_int_equal(fdn_limiter_set(f->l, "g", 1, &g, 2, &r), 0);
+    assert_int_equal(r.remaining, 0);
+    assert_true(r.allowed);
+    assert_int_equal(chk(f, "g", &g, 1, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(r.retry_after_ns, 500 * MS);
+    assert_int_equal(fdn_limiter_inc(f->l, "g", 1, &g, 1, &r), 0); /* one more interval */
+    assert_false(r.allowed);
+    fdn_clock_advance(f->clk, 500 * MS);
+    assert_int_equal(chk(f, "g", &g, 1, &r), FDN_ERATE_LIMITED);
+    fdn_clock_advance(f->clk, 500 * MS);
+    assert_int_equal(chk(f, "g", &g, 1, &r), 0);
+
+    /* sliding window, limit 4: set keeps the previous window */
+    fdn_limit_rule_t sw = {FDN_LIMIT_SLIDING_WINDOW, 4, 1000, 0};
+    assert_int_equal(fdn_limiter_inc(f->l, "sw", 2, &sw, 3, &r), 0);
+    assert_int_equal(r.count, 3);
+    assert_int_equal(fdn_limiter_set(f->l, "sw", 2, &sw, 5, &r), 0);
+    assert_false(r.allowed);
+    assert_int_equal(r.count, 5);
+    assert_int_equal(fdn_limiter_get(f->l, "sw", 2, &sw, &r), 0);
+    assert_int_equal(r.count, 5);
+    assert_false(r.allowed);
+
+    /* bad input */
+    assert_int_equal(fdn_limiter_inc(f->l, "x", 1, &fw, 0, &r), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_set(f->l, "x", 1, &fw, -1, &r), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_set(f->l, "x", 1, &fw, ((int64_t)1 << 31) + 1, &r), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_inc(f->l, "x", 1, NULL, 1, &r), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_get(f->l, "x", 1, &fw, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_inc(f->l, "", 0, &fw, 1, &r), FDN_EINVAL);
+    /* disabled: nothing counted */
+    fdn_limiter_set_enabled(f->l, false);
+    assert_int_equal(fdn_limiter_inc(f->l, "off", 3, &fw, 1, &r), 0);
+    fdn_limiter_set_enabled(f->l, true);
+    assert_int_equal(fdn_limiter_get(f->l, "off", 3, &fw, &r), 0);
+    assert_int_equal(r.count, 0);
+}
+
 static void named_rules(void **state)
 {
     fx_t *f = *state;
@@ -744,6 +836,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(ref_fixed_window_basic, setup, teardown),
         cmocka_unit_test_setup_teardown(check_many_decides_each_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(inc_set_get, setup, teardown),
         cmocka_unit_test_setup_teardown(check_many_refuses_bad_input_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(check_many_follows_shadow_and_enabled, setup, teardown),
         cmocka_unit_test_setup_teardown(ref_fixed_window_edges, setup, teardown),
