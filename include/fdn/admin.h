@@ -67,16 +67,25 @@ typedef struct fdn_admin_opts {
     const char *token;     /**< bearer token (copied); NULL = none; required off loopback */
     size_t max_body_bytes; /**< request body cap; larger bodies get 413 (default 1 MiB) */
     unsigned threads;      /**< server threads (default 2) */
-    unsigned max_connections; /**< concurrent connections (default 64) */
+    unsigned max_connections; /**< concurrent connections; 0 = as many as the process's
+                                   open-file limit allows (RLIMIT_NOFILE, less 256 kept for
+                                   the rest of the process, at most 65 536; the default) */
     unsigned idle_timeout_s;  /**< idle connection timeout in seconds (default 10) */
+    unsigned max_connections_per_ip; /**< (version >= 2) concurrent connections from one
+                                          address; 0 = no such limit (the default: a loopback
+                                          sidecar's clients all share 127.0.0.1) */
 } fdn_admin_opts_t;
 
-#define FDN_ADMIN_OPTS_VERSION   1
+#define FDN_ADMIN_OPTS_VERSION   2
 #define FDN_ADMIN_DEFAULT_LISTEN "127.0.0.1:9568"
 #define FDN_ADMIN_OPTS_INIT                                                                        \
     {                                                                                              \
-        FDN_ADMIN_OPTS_VERSION, NULL, NULL, 1u << 20, 2, 64, 10                                    \
+        FDN_ADMIN_OPTS_VERSION, NULL, NULL, 1u << 20, 2, 0, 10, 0                                  \
     }
+
+/** The connection limit in force (max_connections, or the one derived from the open-file
+ * limit when it was 0). @thread_safety any  @since 0.2.0 */
+FDN_API unsigned fdn_admin_max_connections(const fdn_admin_t *a);
 
 /**
  * Create a server (not listening yet). Validates the listen address and the token rule.

@@ -3,21 +3,21 @@
  *
  * Threads: libmicrohttpd runs `threads` internal polling threads (MHD_OPTION_THREAD_POOL_SIZE,
  * epoll/poll chosen by MHD_USE_AUTO), each serving many connections; total connections are
- * capped (MHD_OPTION_CONNECTION_LIMIT) and idle ones time out, so the server's resources are
- * bounded whatever clients do. Handlers run on those threads and only call the mounted
- * services' thread-safe public APIs.
- * Locks: none. The route table, health checks and metric writers are filled before start
- * (thread_safety init) and read-only afterwards; `started` is written before MHD's threads
- * exist and the thread creation orders it. The request counters are relaxed atomics.
- * Per request: the raw target is captured by the URI log callback (before MHD unescapes it)
- * into a heap context that the completion callback frees; the body is accumulated up to
- * max_body_bytes; a larger Content-Length is refused with 413 at once, a larger streamed body
- * is drained and refused with 413 at its end. With a token, a request without it is refused
- * (401) on its headers, before any body is read.
- * The listen socket is opened here by fdn_admin_bind (clear EADDRINUSE/EACCES errors, port 0
- * support, loopback check), which `fdn serve` calls before creating the runtime so that a
- * busy port fails before anything is written; fdn_admin_start binds if that was not done
- * and hands MHD a duplicate of it (see there for why), which MHD closes on stop.
+ * capped (MHD_OPTION_CONNECTION_LIMIT: by default from the open-file limit, so thousands of
+ * idle keep-alive clients do not shut new ones out), optionally per client address, and idle
+ * ones time out, so the server's resources are bounded whatever clients do. Handlers run on those
+ * threads and only call the mounted services' thread-safe public APIs. Locks: none. The route
+ * table, health checks and metric writers are filled before start (thread_safety init) and
+ * read-only afterwards; `started` is written before MHD's threads exist and the thread creation
+ * orders it. The request counters are relaxed atomics. Per request: the raw target is captured by
+ * the URI log callback (before MHD unescapes it) into a heap context that the completion callback
+ * frees; the body is accumulated up to max_body_bytes; a larger Content-Length is refused with 413
+ * at once, a larger streamed body is drained and refused with 413 at its end. With a token, a
+ * request without it is refused (401) on its headers, before any body is read. The listen socket is
+ * opened here by fdn_admin_bind (clear EADDRINUSE/EACCES errors, port 0 support, loopback check),
+ * which `fdn serve` calls before creating the runtime so that a busy port fails before anything is
+ * written; fdn_admin_start binds if that was not done and hands MHD a duplicate of it (see there
+ * for why), which MHD closes on stop.
  */
 #include "admin/admin_int.h"
 
@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,7 +68,7 @@ struct fdn_admin {
     char *token;
     size_t token_len;
     size_t max_body;
-    unsigned threads, max_conns, timeout_s;
+    unsigned threads, max_conns, timeout_s, per_ip;
 
     route_t *routes;
     size_t nroutes, cap_routes;
@@ -502,6 +503,24 @@ static int resolve(const char *host, uint16_t port, struct addrinfo **out, fdn_e
     return 0;
 }
 
+/* The connection limit when none is given: the open-file limit, less what the rest of the
+ * process needs (its database, logs, engine connections), at most 65 536, at least 16. Idle
+ * keep-alive clients then cannot shut new ones out long before the process runs out of file
+ * descriptors (with a fixed 64, sixty-four idle clients did). */
+static unsigned connections_from_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 65536;
+    rlim_t n = rl.rlim_cur > 256 + 16 ? rl.rlim_cur - 256 : 16;
+    return n > 65536 ? 65536u : (unsigned)n;
+}
+
+unsigned fdn_admin_max_connections(const fdn_admin_t *a)
+{
+    return a ? a->max_conns : 0;
+}
+
 int fdn_admin_create(fdn_admin_t **out, const fdn_admin_opts_t *opts, fdn_error_t *err)
 {
     fdn_admin_opts_t def = FDN_ADMIN_OPTS_INIT;
@@ -510,10 +529,10 @@ int fdn_admin_create(fdn_admin_t **out, const fdn_admin_opts_t *opts, fdn_error_
     *out = NULL;
     if (opts == NULL)
         opts = &def;
-    if (opts->version != FDN_ADMIN_OPTS_VERSION)
+    if (opts->version < 1 || opts->version > FDN_ADMIN_OPTS_VERSION)
         return fdn_err_set(err, FDN_EINVAL, "unknown admin options version %u",
                            (unsigned)opts->version);
-    if (opts->threads == 0 || opts->threads > 64 || opts->max_connections == 0 ||
+    if (opts->threads == 0 || opts->threads > 64 || opts->max_connections > 1000000 ||
         opts->max_body_bytes == 0 || opts->max_body_bytes > ((size_t)1 << 30))
         return fdn_err_set(err, FDN_EINVAL, "admin options out of range");
     fdn_admin_t *a = fdn_calloc(1, sizeof *a);
@@ -550,8 +569,9 @@ int fdn_admin_create(fdn_admin_t **out, const fdn_admin_opts_t *opts, fdn_error_
     a->listen_fd = -1;
     a->max_body = opts->max_body_bytes;
     a->threads = opts->threads;
-    a->max_conns = opts->max_connections;
+    a->max_conns = opts->max_connections ? opts->max_connections : connections_from_fd_limit();
     a->timeout_s = opts->idle_timeout_s;
+    a->per_ip = opts->version >= 2 ? opts->max_connections_per_ip : 0;
     if (fdn__admin_route_add(a, "GET", "/health", h_health, a) < 0 ||
         fdn__admin_route_add(a, "GET", "/metrics", h_metrics, a) < 0) {
         fdn_admin_destroy(a);
@@ -835,13 +855,13 @@ int fdn_admin_start(fdn_admin_t *a, fdn_error_t *err)
     if (fd < 0)
         return fdn_err_set(err, FDN_EIO, "cannot duplicate the listen socket (errno %d)", errno);
     a->started = true;
-    a->mhd = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, on_request, a,
-                              MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE,
-                              (unsigned int)a->threads, MHD_OPTION_CONNECTION_LIMIT,
-                              (unsigned int)a->max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
-                              (unsigned int)a->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                              (size_t)CONN_MEMORY, MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)a,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_done, (void *)a, MHD_OPTION_END);
+    a->mhd = MHD_start_daemon(
+        MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, on_request, a, MHD_OPTION_LISTEN_SOCKET,
+        (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)a->threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)a->max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)a->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)a->per_ip, MHD_OPTION_URI_LOG_CALLBACK,
+        on_uri, (void *)a, MHD_OPTION_NOTIFY_COMPLETED, on_done, (void *)a, MHD_OPTION_END);
     if (a->mhd == NULL) {
         if (fdn__admin_fd_same_socket(a->listen_fd, fd))
             close(fd);

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -162,6 +163,14 @@ int cmd_serve(int argc, char **argv)
     fdn_error_t err = FDN_ERROR_INIT;
     fdn_runtime_t *rt = NULL;
     fdn_admin_t *admin = NULL;
+
+    /* a server of many clients: the open-file limit up to the hard limit, as daemons do; the
+     * HTTP server sizes its connection limit from it */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &nofile);
+    }
 
     /* the server is created first: a bad listen address or a missing token is reported
      * before anything is written to the data directory */
