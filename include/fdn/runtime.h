@@ -65,7 +65,10 @@ typedef struct fdn_runtime_opts {
     uint32_t version;                        /**< FDN_RUNTIME_OPTS_VERSION */
     const char *name;                        /**< namespace name; NULL: "production". Copied. */
     const char *config_path;                 /**< JSON config file; NULL: defaults + environment */
-    const char *data_dir;                    /**< durable data directory; NULL: in-memory storage */
+    const char *data_dir; /**< durable data directory; NULL: in-memory storage. Created if
+                               missing and locked for the runtime's lifetime (an exclusive
+                               flock on data_dir/lock): a second runtime on it, in any process,
+                               fails with FDN_EBUSY naming the owner's pid */
     fdn_clock_t *clock;                      /**< NULL: system clock; must outlive the runtime */
     fdn_runtime_escalation_fn on_escalation; /**< optional */
     fdn_runtime_restart_fn on_restart;       /**< optional */
@@ -121,9 +124,10 @@ typedef struct fdn_runtime_health {
  * @param[out] out   the runtime
  * @param[in]  opts  options (copied), NULL for defaults
  * @param[out] err   optional detail
- * @return 0, FDN_EINVAL (bad options), FDN_ENOMEM, FDN_EAGAIN (threads), or the code of a
- *         built-in service that failed to create or start (e.g. FDN_ECONFIG_*); on error
- *         nothing is left behind.
+ * @return 0, FDN_EINVAL (bad options), FDN_ENOMEM, FDN_EAGAIN (threads), FDN_EBUSY (the
+ *         data directory is another runtime's), FDN_EACCES / FDN_EIO (the data directory
+ *         cannot be made or locked), or the code of a built-in service that failed to create
+ *         or start (e.g. FDN_ECONFIG_*); on error nothing is left behind.
  * @thread_safety any
  * @since 0.1.0
  */

@@ -23,9 +23,15 @@
  */
 #include <fdn/runtime.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/lock.h"
@@ -48,6 +54,7 @@ struct fdn_runtime {
     char *name;
     char *config_path;
     char *data_dir;
+    int lock_fd; /* <data_dir>/lock, flock'ed for the runtime's lifetime; -1 = none */
     fdn_clock_t *clock;
     fdn_runtime_escalation_fn on_escalation;
     fdn_runtime_restart_fn on_restart;
@@ -285,6 +292,68 @@ static char *dup_opt(const char *s, bool *oom)
     return d;
 }
 
+int fdn__rt_make_dirs(const char *path)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(buf))
+        return -EINVAL;
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return -errno;
+        buf[i] = c;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return -errno;
+    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+/* One runtime per data directory: an exclusive flock on <dir>/lock, held until the runtime is
+ * destroyed (the kernel drops it when the process dies, kill -9 included, so it is never
+ * stale). The file holds the owner's pid, for the message another process gets. */
+static int lock_data_dir(const char *dir, int *out_fd, fdn_error_t *err)
+{
+    int mrc = fdn__rt_make_dirs(dir);
+    if (mrc != 0)
+        return fdn_err_set(err, mrc == -EACCES ? FDN_EACCES : FDN_EIO,
+                           "cannot create the data directory %s (errno %d)", dir, -mrc);
+    char path[4200];
+    int n = snprintf(path, sizeof(path), "%s/lock", dir);
+    if (n < 0 || (size_t)n >= sizeof(path))
+        return fdn_err_set(err, FDN_EINVAL, "data directory path too long: %s", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return fdn_err_set(err, errno == EACCES ? FDN_EACCES : FDN_EIO, "cannot open %s (errno %d)",
+                           path, errno);
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[24] = "";
+        ssize_t r = pread(fd, pid, sizeof(pid) - 1, 0);
+        pid[r > 0 ? r : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return fdn_err_set(err, FDN_EBUSY,
+                               "data directory %s is in use by another runtime (pid %s): one "
+                               "process per data directory",
+                               dir, pid[0] ? pid : "unknown");
+        return fdn_err_set(err, FDN_EIO, "cannot lock %s (errno %d)", path, e);
+    }
+    char pid[24];
+    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+        /* the lock holds without the pid; only the other process's message loses it */
+    }
+    *out_fd = fd;
+    return 0;
+}
+
 static int create_impl(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
                        const fdn__rt_slot_def_t *table, const fdn__rt_hooks_t *hooks,
                        fdn_error_t *err)
@@ -304,6 +373,7 @@ static int create_impl(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
     rt->name = dup_opt(opts->name != NULL ? opts->name : "production", &oom);
     rt->config_path = dup_opt(opts->config_path, &oom);
     rt->data_dir = dup_opt(opts->data_dir, &oom);
+    rt->lock_fd = -1;
     pthread_mutex_init(&rt->mu, NULL);
     atomic_init(&rt->failed, false);
     atomic_init(&rt->registrations, 0);
@@ -319,6 +389,9 @@ static int create_impl(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
         rc = fdn_err_set(err, FDN_ENOMEM, "out of memory creating a runtime");
         goto fail;
     }
+    /* before anything is written to the data directory */
+    if (rt->data_dir != NULL && (rc = lock_data_dir(rt->data_dir, &rt->lock_fd, err)) != 0)
+        goto fail;
 
     fdn_registry_opts_t ro = FDN_REGISTRY_OPTS_INIT;
     ro.name = rt->name;
@@ -495,6 +568,8 @@ void fdn_runtime_destroy(fdn_runtime_t *rt)
     pthread_mutex_destroy(&rt->mu);
     fdn__free(rt->name);
     fdn__free(rt->config_path);
+    if (rt->lock_fd >= 0)
+        close(rt->lock_fd); /* releases the data directory */
     fdn__free(rt->data_dir);
     fdn__free(rt);
 }

@@ -73,6 +73,9 @@ void *fdn__runtime_glue(fdn_runtime_t *rt);
  * wired (NULL afterwards). */
 const fdn_runtime_opts_t *fdn__runtime_create_opts(fdn_runtime_t *rt);
 
+/* mkdir -p (mode 0700 for what it creates). 0 or -errno. */
+int fdn__rt_make_dirs(const char *path);
+
 /* The object of a built-in slot, or NULL when absent. Stable for the runtime's life. */
 void *fdn__runtime_slot(fdn_runtime_t *rt, fdn__rt_slot_t slot);
 

@@ -471,29 +471,6 @@ static int cfg_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     return fdn_config_create((fdn_config_t **)out, &co, err);
 }
 
-/* mkdir -p (mode 0700 for what it creates). @return 0 or -errno */
-static int make_dirs(const char *path)
-{
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof(buf))
-        return FDN_EINVAL;
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0')
-            continue;
-        char c = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-            return -errno;
-        buf[i] = c;
-    }
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return -errno;
-    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-}
-
 static int ev_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
 {
     const fdn_runtime_opts_t *ro = fdn__runtime_create_opts(rt);
@@ -520,7 +497,7 @@ static int ev_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
         fdn_config_get_string(cfg, "storage.warm.path", warm, sizeof(warm), NULL) == 0)
         dir = warm;
     if (dir != NULL) {
-        int mrc = make_dirs(dir);
+        int mrc = fdn__rt_make_dirs(dir);
         if (mrc != 0)
             return fdn_err_set(err, mrc == -EACCES ? FDN_EACCES : FDN_EIO,
                                "cannot create the data directory %s (errno %d)", dir, -mrc);

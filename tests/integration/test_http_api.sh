@@ -119,6 +119,14 @@ header() { grep -i "^$1:" "$TMP/headers" | head -1 | cut -d' ' -f2- | tr -d '\r'
 # ------------------------------------------------------------------------------------------
 start_server
 
+# --- one process per data directory: a second `fdn serve` on it stops at start, saying why
+rc=0
+timeout 60 "$FDN" serve --data-dir "$TMP/data" --listen 127.0.0.1:0 </dev/null \
+    >"$TMP/second.out" 2>"$TMP/second.err" || rc=$?
+if [[ $rc -ne 0 && $rc -ne 124 ]] && grep -q "in use by another runtime (pid $SRV_PID)" "$TMP/second.err"; then
+    pass
+else fail "second fdn serve on one data directory: exit $rc, stderr: $(cat "$TMP/second.err")"; fi
+
 # --- generic behaviour
 expect 200 GET /health
 jcheck '.status == "ok" and (.services|type) == "object"'
