@@ -17,7 +17,9 @@
  * (fdn__limiter_mem_probes) so a test can check that chains stay short by counted work.
  *
  * Invariants: per shard, count <= cap (max_keys / shards, at least 1); every cell is in
- * exactly one chain and in the shard's LRU list (urcu/list.h, most recent first); a cell whose
+ * exactly one chain and in the shard's LRU list (urcu/list.h; most recently used first under
+ * EVICT_LRU, the only policy that reads the order; newest first otherwise, so a check does not
+ * write its list neighbours' cache lines); a cell whose
  * state has expired is equivalent to no cell, so sweeping never changes a decision.
  * `expires` is wall ns for FIXED_WINDOW cells (the only clock a fixed-window check reads)
  * and monotonic ns for the others; each shard keeps a sweep deadline on both clocks, and a
@@ -265,7 +267,8 @@ static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit
     fdn__limit_state_t tmp;
     fdn__limit_state_t *st;
     if (c != NULL) {
-        if (s->lru.next != &c->lru)
+        /* recency only matters to EVICT_LRU; moving a cell touches its neighbours' lines */
+        if (m->policy == FDN_LIMIT_OVERFLOW_EVICT_LRU && s->lru.next != &c->lru)
             cds_list_move(&c->lru, &s->lru);
         st = &c->st;
     } else if (op == FDN__LIMIT_CANCEL) {
