@@ -16,6 +16,12 @@
  * a small buffer of kernel random bytes (refilled by one getrandom call per 32 ids); a
  * pthread_atfork child handler discards the buffer so a forked child never reuses bytes.
  *
+ * Lazy frames: fdn_errctx_run pushes a frame holding only its start time, operation id and
+ * the caller's module and function pointers (valid for the run); the copy of the parent, the
+ * correlation id, the names and the first crumb are made by materialize() when something reads
+ * the frame (every reader goes through top(); a push over it or a failure of the run
+ * materializes it first). A run that succeeds untouched costs a clock read and a few stores.
+ *
  * Invariants: depth ≤ FDN_ERRCTX_DEPTH_MAX; a frame's crumb ring holds crumb_count ≤
  * FDN_ERRCTX_CRUMBS_MAX crumbs starting at crumb_head; a child copies its parent's metadata
  * and crumbs (and dropped count) and adds one crumb; pop restores the outer frame untouched
@@ -50,6 +56,11 @@ typedef struct meta {
 typedef struct frame {
     uint64_t op_id;
     int64_t start_ns;
+    /* a frame pushed by fdn_errctx_run is lazy: only op_id, start_ns and these two caller
+     * pointers (valid for the run) are set until something reads the frame (materialize) */
+    bool lazy;
+    const char *lazy_module;
+    const char *lazy_function;
     fdn_errctx_hook_fn hook;
     void *hook_user;
     uint64_t crumbs_dropped;
@@ -156,10 +167,18 @@ static void copy_str(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
+static void materialize(tstate_t *t, uint32_t i);
+
+/* The innermost frame, made whole if it was pushed lazily. */
 static frame_t *top(void)
 {
     tstate_t *t = &t_st;
-    return t->depth ? &t->stack[t->depth - 1] : NULL;
+    if (t->depth == 0)
+        return NULL;
+    frame_t *f = &t->stack[t->depth - 1];
+    if (FDN_UNLIKELY(f->lazy))
+        materialize(t, t->depth - 1);
+    return f;
 }
 
 static void crumb_add(frame_t *f, const char *module, const char *function, int64_t now)
@@ -183,6 +202,7 @@ static void crumb_add(frame_t *f, const char *module, const char *function, int6
 /* Copy src's metadata and crumbs (normalised to head 0) and inherited fields into dst. */
 static void copy_frame(frame_t *dst, const frame_t *src)
 {
+    dst->lazy = false;
     dst->op_id = src->op_id;
     dst->start_ns = src->start_ns;
     dst->hook = src->hook;
@@ -206,7 +226,10 @@ static int push_impl(const char *module, const char *function, bool root, const 
         return FDN_ENOSPC;
     frame_t *f = &t->stack[t->depth];
     frame_t *parent = t->depth ? &t->stack[t->depth - 1] : NULL;
+    if (parent != NULL && parent->lazy)
+        materialize(t, t->depth - 1);
     int64_t now = mono_now();
+    f->lazy = false;
     if (!root && parent != NULL) {
         copy_frame(f, parent);
     } else {
@@ -231,6 +254,54 @@ static int push_impl(const char *module, const char *function, bool root, const 
     crumb_add(f, module, function, now);
     t->depth++;
     FDN_ASSERT(t->depth <= FDN_ERRCTX_DEPTH_MAX);
+    return 0;
+}
+
+/* Make stack[i] what push_impl(module, function, false, NULL) would have made at its
+ * start_ns (its op_id and start_ns are kept). Its parents first, if they are lazy too. */
+static void materialize(tstate_t *t, uint32_t i)
+{
+    frame_t *f = &t->stack[i];
+    frame_t *parent = i > 0 ? &t->stack[i - 1] : NULL;
+    if (parent != NULL && parent->lazy)
+        materialize(t, i - 1);
+    uint64_t op = f->op_id;
+    int64_t start = f->start_ns;
+    const char *module = f->lazy_module, *function = f->lazy_function;
+    if (parent != NULL) {
+        copy_frame(f, parent);
+    } else {
+        f->hook = NULL;
+        f->hook_user = NULL;
+        f->crumbs_dropped = 0;
+        f->crumb_head = 0;
+        f->crumb_count = 0;
+        f->meta_count = 0;
+        if (fast_uuid(f->corr) != 0)
+            f->corr[0] = '\0'; /* no kernel randomness: an operation without an id */
+    }
+    f->lazy = false;
+    f->op_id = op;
+    f->start_ns = start;
+    copy_str(f->module, sizeof(f->module), module);
+    copy_str(f->function, sizeof(f->function), function);
+    crumb_add(f, module, function, start);
+}
+
+/* fdn_errctx_run's push: the time and an operation id now, the rest when the frame is read
+ * (most runs succeed without anyone reading it). */
+static int push_lazy(const char *module, const char *function)
+{
+    tstate_t *t = &t_st;
+    if (t->depth >= FDN_ERRCTX_DEPTH_MAX)
+        return FDN_ENOSPC;
+    frame_t *f = &t->stack[t->depth];
+    f->lazy = true;
+    f->lazy_module = module;
+    f->lazy_function = function;
+    f->start_ns = mono_now();
+    f->op_id = next_op_id();
+    t->depth++;
     return 0;
 }
 
@@ -473,9 +544,10 @@ static int run_impl(const char *module, const char *function, fdn_errctx_fn fn, 
     if (fn == NULL)
         return fdn_err_set(err, FDN_EINVAL, "fdn_errctx_run: fn is NULL");
     size_t depth0 = t_st.depth; /* restored on return, even if fn left contexts pushed */
-    int pushed = push_impl(module, function, false, NULL) == 0;
-    frame_t *f = pushed ? top() : NULL;
+    int pushed = push_lazy(module, function) == 0;
+    frame_t *f = pushed ? &t_st.stack[depth0] : NULL;
     if (f != NULL && hook != NULL) {
+        materialize(&t_st, (uint32_t)depth0); /* the hook goes over what it inherits */
         f->hook = hook;
         f->hook_user = hook_user;
     }
@@ -496,6 +568,8 @@ static int run_impl(const char *module, const char *function, fdn_errctx_fn fn, 
     fdn_errctx_hook_fn h = hook;
     void *hu = hook_user;
     if (f != NULL) {
+        if (f->lazy) /* module and function still point at the caller's strings */
+            materialize(&t_st, (uint32_t)depth0);
         enhance(e, f);
         if (h == NULL) {
             h = f->hook;

@@ -685,6 +685,58 @@ static void run_passes_values_and_fills_only_on_failure(void **state)
     assert_int_equal(fdn_errctx_run("Mod", "z", NULL, NULL, &e), FDN_EINVAL);
 }
 
+/* fdn_errctx_run makes its frame only when read: what the run's function reads is what an
+ * eager push would have given (names, crumbs, a correlation id that stays put, the parent's
+ * metadata), at every depth of nested runs. */
+typedef struct lazy_seen {
+    char corr[2][37];
+    size_t crumbs_outer, crumbs_inner;
+    char meta[32];
+    char trail[512];
+} lazy_seen_t;
+
+static int lazy_inner(void *p)
+{
+    lazy_seen_t *s = p;
+    s->crumbs_inner = fdn_errctx_breadcrumb_count();
+    (void)fdn_errctx_get_metadata("tenant", s->meta, sizeof(s->meta));
+    fdn_errctx_format_breadcrumbs(s->trail, sizeof(s->trail));
+    return fdn_errctx_correlation_id(s->corr[1]);
+}
+
+static int lazy_outer(void *p)
+{
+    lazy_seen_t *s = p;
+    /* nothing read yet: a nested run and an explicit push over the lazy frame */
+    assert_int_equal(fdn_errctx_push("Explicit", "push"), 0);
+    fdn_errctx_pop();
+    assert_int_equal(fdn_errctx_set_metadata("tenant", "t%d", 7), 0);
+    s->crumbs_outer = fdn_errctx_breadcrumb_count();
+    assert_int_equal(fdn_errctx_correlation_id(s->corr[0]), 0);
+    return fdn_errctx_run("Inner", "step", lazy_inner, s, NULL);
+}
+
+static void lazy_frames_read_as_eager_ones(void **state)
+{
+    (void)state;
+    lazy_seen_t s;
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(fdn_errctx_run("Outer", "job", lazy_outer, &s, NULL), 0);
+    assert_int_equal(fdn_errctx_depth(), 0);
+    assert_int_equal(strlen(s.corr[0]), 36);
+    assert_string_equal(s.corr[0], s.corr[1]); /* one operation, one id */
+    assert_int_equal(s.crumbs_outer, 1);
+    assert_int_equal(s.crumbs_inner, 2);
+    assert_string_equal(s.meta, "t7"); /* inherited from the outer frame */
+    assert_non_null(strstr(s.trail, "Outer.job ("));
+    assert_non_null(strstr(s.trail, " -> Inner.step ("));
+    /* the next root run is another operation */
+    lazy_seen_t t;
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(fdn_errctx_run("Outer", "job", lazy_outer, &t, NULL), 0);
+    assert_string_not_equal(t.corr[0], s.corr[0]);
+}
+
 /* Two contexts, even in different threads, never share operation or correlation ids. */
 #define ID_THREADS 4
 #define ID_PER     200
@@ -921,6 +973,7 @@ int main(void)
         cmocka_unit_test_teardown(context_travels_to_thread, clear_ctx),
         cmocka_unit_test_teardown(context_travels_into_task, clear_ctx),
         cmocka_unit_test_teardown(run_restores_outer_context_when_fn_leaks, clear_ctx),
+        cmocka_unit_test_teardown(lazy_frames_read_as_eager_ones, clear_ctx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
