@@ -59,7 +59,10 @@ configure_off FDN_WITH_ETCD
 if grep -Eq 'etcd' <<<"$TESTS"; then
     echo "FAIL: etcd tests registered without the backend:"; grep -E 'etcd' <<<"$TESTS"; fail=1
 fi
-if grep -q 'etcd' "$work/FDN_WITH_ETCD/CMakeFiles/fdn_obj.dir/build.make"; then
+if grep -q 'curl' "$work/FDN_WITH_ETCD/CMakeFiles/fdn.dir/link.txt"; then
+    echo "FAIL: libfdn links libcurl without FDN_WITH_ETCD"; fail=1
+fi
+if grep -q 'etcd_codec\|etcd_client\|registry_etcd' "$work/FDN_WITH_ETCD/CMakeFiles/fdn_obj.dir/build.make"; then
     echo "FAIL: the etcd backend is compiled into libfdn without FDN_WITH_ETCD"; fail=1
 fi
 
