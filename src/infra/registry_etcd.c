@@ -5,9 +5,10 @@
  * Keys: `<prefix>/<namespace>/<service>/<instance>`; values: {"endpoint", "owner", "meta"}
  * JSON. This process's entries carry its one lease.
  *
- * Cache: an immutable array of entry snapshots sorted by (service, instance), published with
- * RCU (`table`); a lookup is a read-side section, a binary search and a reference count
- * increment: no lock, no network. Each table holds one reference on each of its entries and
+ * Cache: an immutable array of entry snapshots sorted by (service, instance) with a hash
+ * index on the pair, published with RCU (`table`); a lookup is a read-side section, a probe
+ * (a binary search when no instance is named) and a reference count increment: no lock, no
+ * network. Each table holds one reference on each of its entries and
  * drops them when it is retired after a grace period. Only the watch thread (and create,
  * before it starts) publishes tables.
  *
@@ -68,7 +69,9 @@
 typedef struct table {
     struct rcu_head rcu;
     size_t n;
-    fdn_registry_instance_t *v[]; /* sorted by (service, instance) */
+    size_t mask;                  /* index slots - 1 (a power of two >= 2 * capacity) */
+    uint32_t *slots;              /* open-addressing index: 0 empty, else position + 1 */
+    fdn_registry_instance_t *v[]; /* sorted by (service, instance); slots follow */
 } table_t;
 
 /* An entry this process registered. */
@@ -198,6 +201,7 @@ int fdn__registry_instance_from_kv(const char *prefix, size_t prefixlen, const f
     i->lease = kv->lease;
     i->create_revision = kv->create_revision;
     i->mod_revision = kv->mod_revision;
+    i->hash = fdn__registry_instance_hash(name, slen, slash + 1, ilen);
     i->nmeta = np;
     i->meta = (const char **)(void *)(i + 1);
     char *p = (char *)(i->meta + 2 * np);
@@ -273,10 +277,43 @@ static size_t lower_bound(fdn_registry_instance_t *const *v, size_t n, const cha
 
 static table_t *table_alloc(size_t cap)
 {
-    table_t *t = fdn__malloc(sizeof(*t) + cap * sizeof(t->v[0]));
-    if (t != NULL)
+    size_t nslots = 8;
+    while (nslots < 2 * cap + 2)
+        nslots *= 2;
+    table_t *t = fdn__malloc(sizeof(*t) + cap * sizeof(t->v[0]) + nslots * sizeof(uint32_t));
+    if (t != NULL) {
         t->n = 0;
+        t->mask = nslots - 1;
+        t->slots = (uint32_t *)(void *)(t->v + cap);
+    }
     return t;
+}
+
+/* Fill the index of t (its entries are final). */
+static void table_index(table_t *t)
+{
+    memset(t->slots, 0, (t->mask + 1) * sizeof(uint32_t));
+    for (size_t i = 0; i < t->n; i++) {
+        size_t at = (size_t)t->v[i]->hash & t->mask;
+        while (t->slots[at] != 0)
+            at = (at + 1) & t->mask;
+        t->slots[at] = (uint32_t)i + 1;
+    }
+}
+
+/* The entry (service, instance) of t, or NULL. */
+static fdn_registry_instance_t *table_find(const table_t *t, const char *service,
+                                           const char *instance)
+{
+    uint64_t h = fdn__registry_instance_hash(service, strlen(service), instance, strlen(instance));
+    for (size_t at = (size_t)h & t->mask;; at = (at + 1) & t->mask) {
+        uint32_t s = t->slots[at];
+        if (s == 0)
+            return NULL;
+        fdn_registry_instance_t *e = t->v[s - 1];
+        if (e->hash == h && strcmp(e->service, service) == 0 && strcmp(e->instance, instance) == 0)
+            return e;
+    }
 }
 
 static void table_free_now(table_t *t)
@@ -348,6 +385,7 @@ static int relist(fdn__regetcd_t *r, fdn_error_t *err)
     fdn__etcd_range_clear(&rg);
     if (t->n > 1) /* etcd returns keys sorted by bytes; sort by (service, instance) anyway */
         qsort(t->v, t->n, sizeof(t->v[0]), cmp_inst);
+    table_index(t);
     publish(r, t, rev);
     count(&r->relists);
     return 0;
@@ -409,6 +447,7 @@ static int apply_events(fdn__regetcd_t *r, const fdn__etcd_watch_msg_t *m)
             t->n--;
         }
     }
+    table_index(t);
     publish(r, t, m->revision);
     return 0;
 }
@@ -749,6 +788,7 @@ int fdn__regetcd_create(fdn__regetcd_t **out, const char *ns, const fdn_registry
         rc = fdn_err_set(err, FDN_ENOMEM, "etcd registry");
         goto fail;
     }
+    table_index(empty);
     atomic_init(&r->table, empty);
     rc = relist(r, err);
     if (rc < 0)
@@ -935,12 +975,15 @@ int fdn__regetcd_lookup(fdn__regetcd_t *r, const char *service, const char *inst
     fdn_registry_instance_t *found = NULL;
     fdn__rcu_read_begin();
     const table_t *t = atomic_load_explicit(&r->table, memory_order_acquire);
-    size_t at = lower_bound(t->v, t->n, service, instance ? instance : "");
-    if (at < t->n && strcmp(t->v[at]->service, service) == 0 &&
-        (instance == NULL || strcmp(t->v[at]->instance, instance) == 0)) {
-        found = t->v[at];
-        fdn__registry_instance_ref(found);
+    if (instance != NULL) {
+        found = table_find(t, service, instance);
+    } else {
+        size_t at = lower_bound(t->v, t->n, service, "");
+        if (at < t->n && strcmp(t->v[at]->service, service) == 0)
+            found = t->v[at];
     }
+    if (found != NULL)
+        fdn__registry_instance_ref(found);
     fdn__rcu_read_end();
     *out = found;
     return found ? 0 : FDN_ESERVICE_NOT_FOUND;

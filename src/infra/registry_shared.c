@@ -17,8 +17,15 @@
 
 #include "core/alloc.h"
 #include "core/assert.h"
+#include "core/hash.h"
 #include "core/registry_int.h"
 #include "infra/registry_shared.h"
+
+uint64_t fdn__registry_instance_hash(const char *service, size_t slen, const char *instance,
+                                     size_t ilen)
+{
+    return fdn__hash(service, slen) ^ (fdn__hash(instance, ilen) * 0x9E3779B97F4A7C15ull);
+}
 
 void fdn__registry_instance_ref(fdn_registry_instance_t *i)
 {

@@ -23,11 +23,16 @@ struct fdn_registry_instance {
     int64_t lease;
     int64_t create_revision;
     int64_t mod_revision;
+    uint64_t hash; /* fdn__registry_instance_hash(service, instance) */
     size_t nmeta;
     const char **meta; /* 2 * nmeta pointers: key, value, sorted by key */
 };
 
 void fdn__registry_instance_ref(fdn_registry_instance_t *i);
+
+/* The hash of a (service, instance) pair, for the caches' indexes. */
+uint64_t fdn__registry_instance_hash(const char *service, size_t slen, const char *instance,
+                                     size_t ilen);
 void fdn__registry_instance_unref(fdn_registry_instance_t *i);
 
 /* Build a snapshot from an etcd record under prefix (prefix[0..prefixlen) is stripped; the
