@@ -1,8 +1,8 @@
 /* The shared registry on a real etcd (scripts/etcd-server.sh, started by the ctest fixture
- * "etcd"; its URL is in $FDN_TEST_ETCD_DIR/url): registration and lookup across registries,
- * liveness of a process killed with SIGKILL, two processes racing for one name, a watcher
- * whose revision is compacted away, etcd stopped and restarted, a lost lease, bad input.
- * Every wait polls the cache against a bounded deadline. */
+ * "etcd"; its URL is in $FDN_TEST_ETCD_DIR/url; the restart test starts one of its own):
+ * registration and lookup across registries, liveness of a process killed with SIGKILL, two
+ * processes racing for one name, a watcher whose revision is compacted away, etcd stopped and
+ * restarted, a lost lease, bad input. Every wait polls the cache against a bounded deadline. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,14 +31,12 @@
 #include "storage/etcd_client.h"
 
 static char g_url[128];
-static char g_dir[512];
 static unsigned g_run; /* namespaces unique per run: the fixture's etcd outlives a test */
 
 static void read_url(void)
 {
     const char *dir = getenv("FDN_TEST_ETCD_DIR");
     assert_non_null(dir);
-    snprintf(g_dir, sizeof(g_dir), "%s", dir);
     char path[600];
     snprintf(path, sizeof(path), "%s/url", dir);
     FILE *f = fopen(path, "r");
@@ -66,12 +64,13 @@ static void pause_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static fdn_registry_t *open_reg(const char *ns, int64_t ttl_ms, const char *owner)
+static fdn_registry_t *open_reg_at(const char *url, const char *ns, int64_t ttl_ms,
+                                   const char *owner)
 {
     fdn_registry_opts_t ro = FDN_REGISTRY_OPTS_INIT;
     ro.name = ns;
     fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
-    eo.url = g_url;
+    eo.url = url;
     eo.lease_ttl_ms = ttl_ms;
     eo.owner = owner;
     eo.request_timeout_ms = 2000;
@@ -86,6 +85,11 @@ static fdn_registry_t *open_reg(const char *ns, int64_t ttl_ms, const char *owne
 }
 
 /* Is service/instance in r's cache (with endpoint ep when ep != NULL)? */
+static fdn_registry_t *open_reg(const char *ns, int64_t ttl_ms, const char *owner)
+{
+    return open_reg_at(g_url, ns, ttl_ms, owner);
+}
+
 static bool has(fdn_registry_t *r, const char *service, const char *instance, const char *ep)
 {
     fdn_registry_instance_t *i = NULL;
@@ -145,14 +149,47 @@ static void raw_put(fdn__etcd_t *c, const char *key, const char *value, int64_t 
     assert_int_equal(rc, 0);
 }
 
-static void script(const char *cmd)
+/* scripts/etcd-server.sh CMD DIR */
+static void script(const char *cmd, const char *dir)
 {
     const char *src = getenv("FDN_SOURCE_DIR");
     assert_non_null(src);
     char line[1400];
-    snprintf(line, sizeof(line), "bash %s/scripts/etcd-server.sh %s %s >/dev/null", src, cmd,
-             g_dir);
+    snprintf(line, sizeof(line), "bash %s/scripts/etcd-server.sh %s %s >/dev/null", src, cmd, dir);
     assert_int_equal(system(line), 0);
+}
+
+/* An etcd of the test's own (the restart test kills it; the fixture's serves other tests that
+ * ctest may run at the same time). */
+typedef struct own_etcd {
+    char dir[64];
+    char url[128];
+} own_etcd_t;
+
+static int own_etcd_up(void **state)
+{
+    own_etcd_t *e = calloc(1, sizeof(*e));
+    assert_non_null(e);
+    snprintf(e->dir, sizeof(e->dir), "/tmp/fdn-test-etcd-XXXXXX");
+    assert_non_null(mkdtemp(e->dir));
+    script("start", e->dir);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/url", e->dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(e->url, (int)sizeof(e->url), f));
+    fclose(f);
+    e->url[strcspn(e->url, "\n")] = '\0';
+    *state = e;
+    return 0;
+}
+
+static int own_etcd_down(void **state)
+{
+    own_etcd_t *e = *state;
+    script("stop", e->dir); /* also after a failed assertion: no daemon is left behind */
+    free(e);
+    return 0;
 }
 
 /* ---- tests ------------------------------------------------------------------------------- */
@@ -413,16 +450,16 @@ static void compacted_watcher_resyncs_without_missing_a_delete(void **state)
 
 static void etcd_restart_stale_then_fresh(void **state)
 {
-    (void)state;
+    own_etcd_t *e = *state;
     char ns[64];
     unique_ns(ns, sizeof(ns), "restart");
-    fdn_registry_t *a = open_reg(ns, 5000, "proc-a");
-    fdn_registry_t *b = open_reg(ns, 5000, "proc-b");
+    fdn_registry_t *a = open_reg_at(e->url, ns, 5000, "proc-a");
+    fdn_registry_t *b = open_reg_at(e->url, ns, 5000, "proc-b");
     assert_int_equal(fdn_registry_register_shared(a, "api", "a1", "http://a", NULL, 0, NULL), 0);
     assert_true(wait_has(b, "api", "a1", true, 5000) >= 0);
     assert_false(fdn_registry_shared_stale(a));
 
-    script("kill");
+    script("kill", e->dir);
     assert_true(wait_stale(a, true, 5000));
     assert_true(wait_stale(b, true, 5000));
     /* the cache keeps answering */
@@ -433,7 +470,7 @@ static void etcd_restart_stale_then_fresh(void **state)
     assert_true(rc == FDN_ECONNREFUSED || rc == FDN_ETIMEDOUT || rc == FDN_ENETWORK);
     assert_true(err.message[0] != '\0');
 
-    script("restart");
+    script("restart", e->dir);
     assert_true(wait_stale(a, false, 10000));
     assert_true(wait_stale(b, false, 10000));
     assert_true(has(b, "api", "a1", "http://a"));
@@ -620,7 +657,7 @@ int main(void)
         cmocka_unit_test(compacted_watcher_resyncs_without_missing_a_delete),
         cmocka_unit_test(lost_lease_is_granted_again_and_entries_come_back),
         cmocka_unit_test(bad_input),
-        cmocka_unit_test(etcd_restart_stale_then_fresh),
+        cmocka_unit_test_setup_teardown(etcd_restart_stale_then_fresh, own_etcd_up, own_etcd_down),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
