@@ -2,7 +2,8 @@
 # Two `fdn serve --etcd URL` processes (the fixture's etcd) register themselves (service fdn,
 # their admin endpoint, their pid) and each lists both in GET /v1/registry ("shared"); /health
 # shows the shared registry's state; a server stopped with SIGTERM leaves the other's list at
-# once (its lease is revoked); a bad --etcd URL stops `fdn serve` at start with a message.
+# once (its lease is revoked); a bad --etcd URL stops `fdn serve` at start with a message;
+# `fdn registry list --etcd URL` prints the same entries.
 set -euo pipefail
 
 FDN="${FDN_BINARY_DIR:?}/bin/fdn"
@@ -58,6 +59,19 @@ entry=$(jq -c ".shared.entries[] | select(.instance == \"127.0.0.1:${PORTS[1]}\"
 [[ "$(jq -r .shared.stale <<<"$reg")" == false ]] || { echo "stale: $reg" >&2; exit 1; }
 health=$(curl -s --max-time 10 "http://127.0.0.1:${PORTS[0]}/health")
 [[ "$(jq -r .registry.backend <<<"$health")" == etcd && "$(jq -r .registry.stale <<<"$health")" == false ]] || { echo "health: $health" >&2; exit 1; }
+
+# the same from the command line
+out=$("$FDN" registry list --etcd "$URL" --service fdn --json)
+[[ "$(jq .count <<<"$out")" == 2 ]] || { echo "registry list: $out" >&2; exit 1; }
+jq -e ".entries[] | select(.endpoint == \"http://127.0.0.1:${PORTS[0]}\" and .meta.pid == \"${PIDS[0]}\")" \
+    <<<"$out" >/dev/null || { echo "registry list lacks server a: $out" >&2; exit 1; }
+"$FDN" registry list --etcd "$URL" | grep -q "^fdn/127.0.0.1:${PORTS[1]}	http://127.0.0.1:${PORTS[1]}	" ||
+    { echo "registry list (text): $("$FDN" registry list --etcd "$URL")" >&2; exit 1; }
+set +e
+"$FDN" registry list --etcd "http://127.0.0.1:1" >/dev/null 2>"$TMP/l.err"
+rc=$?
+set -e
+[[ $rc -eq 1 ]] && grep -q 'refused' "$TMP/l.err" || { echo "registry list, no etcd: $rc $(cat "$TMP/l.err")" >&2; exit 1; }
 
 # b stops: its lease is revoked, a's list shrinks at once
 kill -TERM "${PIDS[1]}"
