@@ -232,6 +232,7 @@ int fdn__registry_value_json(const char *endpoint, const char *owner,
                              const fdn_registry_meta_t *meta, size_t nmeta, char **out, size_t *len)
 {
     *out = NULL;
+    fdn__json_oom_clear(); /* json_string answers NULL for text that is not UTF-8 and on OOM */
     json_t *o = json_object(), *m = json_object();
     if (o == NULL || m == NULL) {
         json_decref(o);
@@ -246,7 +247,7 @@ int fdn__registry_value_json(const char *endpoint, const char *owner,
     char *s = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);
     if (s == NULL)
-        return bad ? FDN_EINVAL : FDN_ENOMEM; /* (not UTF-8: json_string refuses it) */
+        return bad && !fdn__json_oom() ? FDN_EINVAL : FDN_ENOMEM;
     *out = s;
     *len = strlen(s);
     return 0;

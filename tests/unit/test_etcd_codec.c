@@ -200,6 +200,9 @@ static void entry_values(void **state)
     assert_int_equal(fdn__registry_value_json("http://h:1", "me:1", meta, 3, &v, &vl), 0);
     assert_string_equal(v, "{\"endpoint\":\"http://h:1\",\"meta\":{\"pid\":\"42\",\"zone\":\"c\"},"
                            "\"owner\":\"me:1\"}");
+    char *nv = NULL;
+    assert_int_equal(fdn__registry_value_json("\xff\xfe", "me", NULL, 0, &nv, &vl), FDN_EINVAL);
+    assert_null(nv);
     char key[] = "/p/ns/svc/i-1";
     fdn__etcd_kv_t kv = kv_of(key, v);
     fdn_registry_instance_t *i = NULL;
