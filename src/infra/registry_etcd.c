@@ -64,7 +64,7 @@
 #define RETRY_MS           200
 #define BACKOFF_MIN_MS     100
 #define BACKOFF_MAX_MS     1000
-#define NS_PER_MS          1000000LL
+#define MAX_WATCH_MESSAGE  (64u << 20) /* a catch-up message may carry many revisions */
 
 typedef struct table {
     struct rcu_head rcu;
@@ -552,9 +552,9 @@ static void *watch_main(void *arg)
         }
         wctx_t w = {r, atomic_load_explicit(&r->revision, memory_order_acquire) + 1, false, false,
                     false};
-        int rc = fdn__etcd_watch_run(r->watch, r->cli, r->key_prefix, r->key_prefixlen,
-                                     r->range_end, r->range_endlen, w.from,
-                                     4 * r->max_value + 65536, on_watch, &w, NULL);
+        int rc =
+            fdn__etcd_watch_run(r->watch, r->cli, r->key_prefix, r->key_prefixlen, r->range_end,
+                                r->range_endlen, w.from, MAX_WATCH_MESSAGE, on_watch, &w, NULL);
         if (w.created)
             backoff = BACKOFF_MIN_MS;
         if (rc == FDN_ECANCELED)
@@ -567,6 +567,10 @@ static void *watch_main(void *arg)
         }
         count(&r->watch_errors);
         atomic_store_explicit(&r->stale, true, memory_order_relaxed);
+        /* a message that cannot be read would end every watch from this revision: a range
+         * moves the cache past it */
+        if (rc == FDN_EPARSE || rc == FDN_ETOO_LARGE || rc == FDN_EEXTERNAL)
+            need_list = true;
         if (nap(r, backoff))
             break;
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
@@ -941,7 +945,7 @@ int fdn__regetcd_register(fdn__regetcd_t *r, const char *service, const char *in
     }
     fdn__mutex_unlock(&r->own_mu);
     fdn__etcd_kv_clear(&ex);
-    if (rc == 0 && rev > 0)
+    if (rc == 0 && rev > 0 && !atomic_load_explicit(&r->stale, memory_order_relaxed))
         wait_revision(r, rev); /* this process's lookups see its own registration */
 out:
     fdn__free(value);
