@@ -88,8 +88,9 @@ typedef struct fdn_runtime_opts {
     bool ignore_env;         /**< true: no environment overrides */
     bool events_fast;        /**< durable event tier in `fast` mode (default durable) */
     /** version >= 2: when not NULL, the runtime's registry is made by fdn_registry_open with
-     *  these options (a shared part on etcd, namespace = the runtime's name); etcd must answer
-     *  at create. NULL: an in-process registry only. Copied during create. */
+     *  these options (a shared part on etcd, namespace = the runtime's name), and its config
+     *  service follows the same etcd (fdn_config_follow_etcd, same namespace); etcd must
+     *  answer at create. NULL: in-process only. Read during create only. */
     const fdn_registry_etcd_opts_t *registry_etcd;
 } fdn_runtime_opts_t;
 

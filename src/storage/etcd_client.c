@@ -374,11 +374,14 @@ static json_t *txn_body(json_t *cmp, json_t *success, json_t *failure)
     return body;
 }
 
-int fdn__etcd_put_if_absent(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
-                            size_t valuelen, int64_t lease, bool *created, fdn__etcd_kv_t *existing,
-                            int64_t *revision, fdn_error_t *err)
+/* Put key = value if the key's `target` ("CREATE" or "MOD") revision equals cmp; when it does
+ * not, *existing (may be NULL) gets the key's record (key NULL when it does not exist). */
+static int put_if_cmp(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
+                      size_t valuelen, int64_t lease, const char *target, const char *field,
+                      int64_t cmp, bool *done, fdn__etcd_kv_t *existing, int64_t *revision,
+                      fdn_error_t *err)
 {
-    *created = false;
+    *done = false;
     if (existing != NULL)
         memset(existing, 0, sizeof(*existing));
     json_t *put = json_object(), *rp = json_object();
@@ -399,7 +402,7 @@ int fdn__etcd_put_if_absent(fdn__etcd_t *c, const char *key, size_t keylen, cons
         json_object_set_new(get, "request_range", rr);
     else
         json_decref(rr);
-    json_t *body = txn_body(compare(key, keylen, "CREATE", "create_revision", 0), put, get);
+    json_t *body = txn_body(compare(key, keylen, target, field, cmp), put, get);
     json_t *ans = NULL;
     int rc = call(c, "kv/txn", body, &ans, err);
     if (rc < 0)
@@ -412,7 +415,7 @@ int fdn__etcd_put_if_absent(fdn__etcd_t *c, const char *key, size_t keylen, cons
         const json_t *r0 = json_array_get(json_object_get(ans, "responses"), 0);
         const json_t *rr0 = json_object_get(r0, "response_range");
         const json_t *kv0 = json_array_get(json_object_get(rr0, "kvs"), 0);
-        /* (absent when the key was deleted between the compare and the range: none) */
+        /* (absent when the key does not exist) */
         if (kv0 != NULL)
             rc = fdn__etcd_kv_from_json(kv0, existing);
     }
@@ -421,10 +424,26 @@ int fdn__etcd_put_if_absent(fdn__etcd_t *c, const char *key, size_t keylen, cons
         return fdn_err_set(err, rc, "etcd txn");
     if (rc < 0 || rev <= 0)
         return fdn_err_set(err, FDN_EPARSE, "etcd txn: malformed answer");
-    *created = ok;
+    *done = ok;
     if (revision != NULL)
         *revision = rev;
     return 0;
+}
+
+int fdn__etcd_put_if_absent(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
+                            size_t valuelen, int64_t lease, bool *created, fdn__etcd_kv_t *existing,
+                            int64_t *revision, fdn_error_t *err)
+{
+    return put_if_cmp(c, key, keylen, value, valuelen, lease, "CREATE", "create_revision", 0,
+                      created, existing, revision, err);
+}
+
+int fdn__etcd_put_if_mod(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
+                         size_t valuelen, int64_t mod_revision, bool *done,
+                         fdn__etcd_kv_t *existing, int64_t *revision, fdn_error_t *err)
+{
+    return put_if_cmp(c, key, keylen, value, valuelen, 0, "MOD", "mod_revision", mod_revision, done,
+                      existing, revision, err);
 }
 
 int fdn__etcd_delete_if_created(fdn__etcd_t *c, const char *key, size_t keylen, int64_t create_rev,

@@ -47,6 +47,13 @@ int fdn__etcd_put_if_absent(fdn__etcd_t *c, const char *key, size_t keylen, cons
                             size_t valuelen, int64_t lease, bool *created, fdn__etcd_kv_t *existing,
                             int64_t *revision, fdn_error_t *err);
 
+/* Put key = value only if the key's mod_revision is mod_revision (0: the key does not exist):
+ * a compare-and-swap. *done tells whether it was written; when not, *existing (may be NULL)
+ * gets the key's current record (key NULL when the key does not exist). */
+int fdn__etcd_put_if_mod(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
+                         size_t valuelen, int64_t mod_revision, bool *done,
+                         fdn__etcd_kv_t *existing, int64_t *revision, fdn_error_t *err);
+
 /* Delete key only if its create_revision is still create_rev (so that an entry someone else
  * made since is left alone). *deleted tells whether it was. */
 int fdn__etcd_delete_if_created(fdn__etcd_t *c, const char *key, size_t keylen, int64_t create_rev,

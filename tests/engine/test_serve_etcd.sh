@@ -3,7 +3,8 @@
 # their admin endpoint, their pid) and each lists both in GET /v1/registry ("shared"); /health
 # shows the shared registry's state; a server stopped with SIGTERM leaves the other's list at
 # once (its lease is revoked); a bad --etcd URL stops `fdn serve` at start with a message;
-# `fdn registry list --etcd URL` prints the same entries.
+# `fdn registry list --etcd URL` prints the same entries; their config follows etcd (a PUT on
+# one server is applied by the other).
 set -euo pipefail
 
 FDN="${FDN_BINARY_DIR:?}/bin/fdn"
@@ -59,6 +60,19 @@ entry=$(jq -c ".shared.entries[] | select(.instance == \"127.0.0.1:${PORTS[1]}\"
 [[ "$(jq -r .shared.stale <<<"$reg")" == false ]] || { echo "stale: $reg" >&2; exit 1; }
 health=$(curl -s --max-time 10 "http://127.0.0.1:${PORTS[0]}/health")
 [[ "$(jq -r .registry.backend <<<"$health")" == etcd && "$(jq -r .registry.stale <<<"$health")" == false ]] || { echo "health: $health" >&2; exit 1; }
+
+# the config follows etcd too: a PUT on a reaches b
+put=$(curl -s --max-time 10 -X PUT "http://127.0.0.1:${PORTS[0]}/v1/config/interface.max_results" -d '321')
+[[ "$(jq -r .value <<<"$put")" == 321 ]] || { echo "PUT on a: $put" >&2; exit 1; }
+got=""
+for _ in $(seq 1 200); do
+    got=$(curl -s --max-time 10 "http://127.0.0.1:${PORTS[1]}/v1/config/interface.max_results" | jq -r .value)
+    [[ "$got" == 321 ]] && break
+    sleep 0.05
+done
+[[ "$got" == 321 ]] || { echo "b did not follow the update: $got" >&2; exit 1; }
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X PUT "http://127.0.0.1:${PORTS[1]}/v1/config/ai.provider" -d '"openai"')
+[[ "$code" == 403 ]] || { echo "a forbidden path answered $code" >&2; exit 1; }
 
 # the same from the command line
 out=$("$FDN" registry list --etcd "$URL" --service fdn --json)
