@@ -380,6 +380,70 @@ FDN_API size_t fdn_config_fallback_cleanup(fdn_config_t *cfg);
 /** Number of cached entries and of queued updates. @thread_safety any @since 0.1.0 */
 FDN_API void fdn_config_fallback_stats(fdn_config_t *cfg, size_t *cached, size_t *pending);
 
+/* ---- following etcd (scale-out) --------------------------------------------------------- */
+
+/** Options of fdn_config_follow_etcd. New fields are only appended. */
+typedef struct fdn_config_etcd_opts {
+    uint32_t version;           /**< FDN_CONFIG_ETCD_OPTS_VERSION */
+    const char *url;            /**< etcd client URL, http://host:port (required) */
+    const char *prefix;         /**< key prefix; NULL: "/fdn/config" */
+    const char *ns;             /**< namespace (the runtime's name); NULL: "default"; no '/' */
+    int64_t request_timeout_ms; /**< bound on every etcd call; 0: 2000 */
+} fdn_config_etcd_opts_t;
+
+#define FDN_CONFIG_ETCD_OPTS_VERSION 1
+#define FDN_CONFIG_ETCD_OPTS_INIT                                                                  \
+    {                                                                                              \
+        FDN_CONFIG_ETCD_OPTS_VERSION, NULL, NULL, NULL, 0                                          \
+    }
+
+/**
+ * Make the config follow etcd: each updatable path is the key `<prefix>/<ns>/<path>` holding
+ * its JSON value. From this call on, fdn_config_update_* of this service checks the update as
+ * always (all four checks), then writes it to etcd with a compare-and-swap on the key's
+ * mod_revision as this process last saw it (retried, after catching up, while other processes
+ * win), and returns once the change is applied here. Every process applies every change in
+ * etcd's order, from its watch, so all follow the same sequence of revisions; subscribers
+ * fire once per change; fdn_config_revision() reports the etcd revision of the last change
+ * applied. A value written to etcd by another tool is checked like a local update: an invalid
+ * one is refused here, counted and never applied (fdn_config_etcd_stats). A deleted key puts
+ * the path back to its start-up value. Before returning, the keys present in etcd are
+ * applied in their order. Resets (fdn_config_reset*) stay local. etcd away: reads keep the
+ * last applied values; updates fail with the network error.
+ * @param[in] cfg  a running config service (not following already)
+ * @param[in] o    options (url required)
+ * @param[out] err optional detail
+ * @return 0, FDN_EINVAL, FDN_EBUSY (already following), FDN_EUNAVAILABLE (not running),
+ *         FDN_ECONNREFUSED / FDN_ETIMEDOUT / FDN_ENETWORK / FDN_EPARSE / FDN_EEXTERNAL (etcd),
+ *         FDN_ENOMEM, FDN_ENOTSUP (built without FDN_WITH_ETCD)
+ * @thread_safety any
+ * @since 0.3.0
+ */
+FDN_API int fdn_config_follow_etcd(fdn_config_t *cfg, const fdn_config_etcd_opts_t *o,
+                                   fdn_error_t *err);
+
+/** State and counters of a config that follows etcd (fdn_config_etcd_stats). */
+typedef struct fdn_config_etcd_stats {
+    uint32_t version;       /**< FDN_CONFIG_ETCD_STATS_VERSION (set by the caller) */
+    bool stale;             /**< the watch is not following etcd now */
+    int64_t revision;       /**< the etcd revision the config reflects */
+    uint64_t applied;       /**< changes applied from etcd */
+    uint64_t refused;       /**< values in etcd refused here (invalid, forbidden path) */
+    uint64_t cas_conflicts; /**< local updates that lost a compare-and-swap and retried */
+    uint64_t relists;       /**< ranges that (re)filled the config, the first included */
+    char last_refused[256]; /**< why the last refused value was refused ("" if none) */
+} fdn_config_etcd_stats_t;
+
+#define FDN_CONFIG_ETCD_STATS_VERSION 1
+
+/**
+ * Read the etcd follower's counters.
+ * @param[in] cfg the config service  @param[out] out filled (out->version set by the caller)
+ * @return 0, FDN_EINVAL, FDN_ENOTSUP (not following etcd)
+ * @thread_safety any @since 0.3.0
+ */
+FDN_API int fdn_config_etcd_stats(fdn_config_t *cfg, fdn_config_etcd_stats_t *out);
+
 FDN_END_DECLS
 
 #endif /* FDN_CONFIG_H */

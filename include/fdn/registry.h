@@ -277,6 +277,225 @@ FDN_API size_t fdn_registry_count(fdn_registry_t *reg);
  */
 FDN_API int fdn_registry_list(fdn_registry_t *reg, char ***out_names, size_t *out_count);
 
+/* ---- The shared registry (etcd) ---------------------------------------------------------
+ *
+ * A registry opened with fdn_registry_open also holds a fleet-wide part on etcd (its v3 JSON
+ * gateway): endpoints that every process of the fleet can look up. In-process handles
+ * (`void *`, fdn_registry_register) stay local; the shared part holds endpoints and metadata.
+ *
+ * The process holds one etcd lease (TTL lease_ttl_ms, refreshed every TTL/3 by a thread of the
+ * registry). fdn_registry_register_shared writes `<prefix>/<namespace>/<service>/<instance>`
+ * with that lease, if absent (a txn on create_revision == 0): of two processes registering one
+ * name, exactly one wins. When the process dies its lease expires and etcd deletes its entries.
+ *
+ * Lookups read a local cache and never touch the network: a second thread fills it with a
+ * range of `<prefix>/<namespace>/` at revision R, then follows a watch from R + 1, and ranges
+ * again when the watch ends (etcd away, or R compacted away). While etcd is unreachable the
+ * cache keeps answering and is marked stale (fdn_registry_shared_stale); when etcd is back the
+ * cache is re-listed, and if the lease was lost it is granted again and this process's entries
+ * are registered again.
+ *
+ * The value stored in etcd is JSON: {"endpoint": "...", "owner": "...", "meta": {"k": "v"}}.
+ * A value under the prefix that is not such JSON (written by another tool), too large, or
+ * under a key that is not <service>/<instance>, is left out of the cache and counted
+ * (fdn_registry_shared_stats_t.bad_values).
+ */
+
+/** An immutable, ref-counted snapshot of one shared entry (see fdn_registry_lookup_shared). */
+typedef struct fdn_registry_instance fdn_registry_instance_t;
+
+/** Options of the shared part (fdn_registry_open). New fields are only appended. */
+typedef struct fdn_registry_etcd_opts {
+    uint32_t version;           /**< FDN_REGISTRY_ETCD_OPTS_VERSION */
+    const char *url;            /**< etcd client URL, http://host:port (required) */
+    const char *prefix;         /**< key prefix; NULL: "/fdn/registry" */
+    int64_t lease_ttl_ms;       /**< lease TTL, rounded up to whole seconds (etcd's unit);
+                                     0: 10000; at least 1000 */
+    int64_t request_timeout_ms; /**< bound on every etcd call, connect included; 0: 2000 */
+    const char *owner;          /**< owner written into this process's entries; NULL:
+                                     "<hostname>:<pid>" */
+    size_t max_value_bytes;     /**< largest entry value written or accepted; 0: 65536 */
+} fdn_registry_etcd_opts_t;
+
+#define FDN_REGISTRY_ETCD_OPTS_VERSION 1
+#define FDN_REGISTRY_ETCD_OPTS_INIT                                                                \
+    {                                                                                              \
+        FDN_REGISTRY_ETCD_OPTS_VERSION, NULL, NULL, 0, 0, NULL, 0                                  \
+    }
+
+/**
+ * Create a registry (as fdn_registry_create) with a shared part on etcd. The namespace is
+ * opts->name ("default" when NULL); it must not contain '/'. Before returning it grants the
+ * lease and fills the cache, so etcd must answer now; afterwards an outage is survived (see
+ * above). fdn_registry_destroy revokes the lease (this process's entries disappear at once),
+ * stops the two threads and frees everything.
+ * @param[out] out   the registry
+ * @param[in]  opts  registry options (NULL: defaults)
+ * @param[in]  etcd  the shared part's options (url required)
+ * @param[out] err   optional detail
+ * @return 0, FDN_EINVAL (bad URL, bad options), FDN_ECONNREFUSED / FDN_ETIMEDOUT /
+ *         FDN_ENETWORK (etcd does not answer), FDN_EPARSE (the URL's server is not an etcd
+ *         gateway), FDN_EEXTERNAL (etcd refused), FDN_ENOMEM, FDN_ENOTSUP (this libfdn was built
+ *         without the etcd backend, FDN_WITH_ETCD=OFF)
+ * @thread_safety any
+ * @since 0.3.0
+ */
+FDN_API int fdn_registry_open(fdn_registry_t **out, const fdn_registry_opts_t *opts,
+                              const fdn_registry_etcd_opts_t *etcd, fdn_error_t *err);
+
+/**
+ * Register `service`/`instance` → endpoint in the shared registry, if absent, under this
+ * process's lease. Registering again a name this process holds (same lease) succeeds and
+ * changes nothing. The entry is re-registered by the registry if the lease is lost and
+ * granted again.
+ * @param[in] reg       a registry made by fdn_registry_open
+ * @param[in] service   1..FDN_REGISTRY_NAME_MAX bytes, no '/'
+ * @param[in] instance  1..FDN_REGISTRY_NAME_MAX bytes, no '/'
+ * @param[in] endpoint  where to reach it (any text, e.g. "http://10.0.0.5:8080")
+ * @param[in] meta      metadata pairs (copied), NULL when nmeta == 0
+ * @param[in] nmeta     ≤ FDN_REGISTRY_META_MAX
+ * @param[out] err      optional: for FDN_EEXIST the message names the holder
+ * @return 0, FDN_EEXIST (another process holds the name), FDN_EINVAL, FDN_ETOO_LARGE (the
+ *         value passes max_value_bytes), FDN_ENOTSUP (no shared part), FDN_EUNAVAILABLE (no
+ *         lease yet: etcd away), FDN_ECONNREFUSED / FDN_ETIMEDOUT / FDN_ENETWORK /
+ *         FDN_EEXTERNAL (etcd; after a timeout the entry may exist: register again), FDN_ENOMEM
+ * @thread_safety any (calls are serialised with the lease's re-registration)
+ * @since 0.3.0
+ */
+FDN_API int fdn_registry_register_shared(fdn_registry_t *reg, const char *service,
+                                         const char *instance, const char *endpoint,
+                                         const fdn_registry_meta_t *meta, size_t nmeta,
+                                         fdn_error_t *err);
+
+/**
+ * Remove an entry this process registered (an entry of another process is left alone).
+ * @param[in] reg the registry
+ * @param[in] service the service name
+ * @param[in] instance the instance name
+ * @param[out] err optional detail
+ * @return 0 (removed, or not this process's), FDN_EINVAL, FDN_ENOTSUP, or an etcd error as
+ *         for register (the entry is then still this process's)
+ * @thread_safety any
+ * @since 0.3.0
+ */
+FDN_API int fdn_registry_unregister_shared(fdn_registry_t *reg, const char *service,
+                                           const char *instance, fdn_error_t *err);
+
+/**
+ * Look an entry up in the local cache (no network; no lock).
+ * @param[in]  reg       the registry
+ * @param[in]  service   the service name
+ * @param[in]  instance  the instance, or NULL for the first instance of the service (by name)
+ * @param[out] out       the entry snapshot; release with fdn_registry_instance_release
+ * @param[out] err       optional: on a miss FDN_ESERVICE_NOT_FOUND with context namespace,
+ *                       service
+ * @return 0, FDN_ESERVICE_NOT_FOUND, FDN_EINVAL, FDN_ENOTSUP (no shared part)
+ * @thread_safety any
+ * @since 0.3.0
+ */
+FDN_API int fdn_registry_lookup_shared(fdn_registry_t *reg, const char *service,
+                                       const char *instance, fdn_registry_instance_t **out,
+                                       fdn_error_t *err);
+
+/**
+ * List cached entries, sorted by service then instance, from one consistent snapshot.
+ * @param[in]  reg        the registry
+ * @param[in]  service    only this service's instances, or NULL for every entry
+ * @param[out] out        array of *out_count snapshots (NULL when 0); free with
+ *                        fdn_registry_instances_free
+ * @param[out] out_count  how many
+ * @return 0, FDN_EINVAL, FDN_ENOTSUP, FDN_ENOMEM
+ * @thread_safety any
+ * @since 0.3.0
+ */
+FDN_API int fdn_registry_list_shared(fdn_registry_t *reg, const char *service,
+                                     fdn_registry_instance_t ***out, size_t *out_count);
+
+/** Release every snapshot of a list and the array (NULL accepted).
+ * @param[in] v the array from fdn_registry_list_shared  @param[in] n its count
+ * @thread_safety any  @since 0.3.0 */
+FDN_API void fdn_registry_instances_free(fdn_registry_instance_t **v, size_t n);
+
+/** Release a snapshot (NULL accepted). @param[in] i a snapshot @thread_safety any
+ * @since 0.3.0 */
+FDN_API void fdn_registry_instance_release(fdn_registry_instance_t *i);
+/** Service name. @param[in] i a snapshot @thread_safety any  @since 0.3.0 */
+FDN_API const char *fdn_registry_instance_service(const fdn_registry_instance_t *i);
+/** Instance name. @param[in] i a snapshot @thread_safety any  @since 0.3.0 */
+FDN_API const char *fdn_registry_instance_name(const fdn_registry_instance_t *i);
+/** Endpoint. @param[in] i a snapshot @thread_safety any  @since 0.3.0 */
+FDN_API const char *fdn_registry_instance_endpoint(const fdn_registry_instance_t *i);
+/** Owner (who registered it: opts owner or "<hostname>:<pid>"). @param[in] i a snapshot
+ * @thread_safety any  @since 0.3.0 */
+FDN_API const char *fdn_registry_instance_owner(const fdn_registry_instance_t *i);
+/** The etcd lease holding the entry (0: none). @param[in] i a snapshot @thread_safety any
+ * @since 0.3.0 */
+FDN_API int64_t fdn_registry_instance_lease(const fdn_registry_instance_t *i);
+/** The etcd revision of the entry's last write. @param[in] i a snapshot @thread_safety any
+ * @since 0.3.0 */
+FDN_API int64_t fdn_registry_instance_mod_revision(const fdn_registry_instance_t *i);
+/** Number of metadata pairs. @param[in] i a snapshot @thread_safety any  @since 0.3.0 */
+FDN_API size_t fdn_registry_instance_meta_count(const fdn_registry_instance_t *i);
+/**
+ * The k-th metadata pair (sorted by key). Strings valid until release.
+ * @param[in] i a snapshot  @param[in] k index  @param[out] key may be NULL
+ * @param[out] value may be NULL
+ * @return 0 or FDN_ENOENT  @thread_safety any  @since 0.3.0
+ */
+FDN_API int fdn_registry_instance_meta_at(const fdn_registry_instance_t *i, size_t k,
+                                          const char **key, const char **value);
+/** Value of a metadata key, or NULL. @param[in] i a snapshot @param[in] key the key
+ * @thread_safety any  @since 0.3.0 */
+FDN_API const char *fdn_registry_instance_meta(const fdn_registry_instance_t *i, const char *key);
+
+/** Counters and state of the shared part (fdn_registry_shared_stats). */
+typedef struct fdn_registry_shared_stats {
+    uint32_t version;          /**< FDN_REGISTRY_SHARED_STATS_VERSION (set by the caller) */
+    bool stale;                /**< the cache is not following etcd now */
+    bool lease_ok;             /**< the last keepalive (or grant) succeeded */
+    int64_t lease_id;          /**< the current lease (0: none) */
+    int64_t lease_ttl_s;       /**< its TTL in seconds */
+    int64_t revision;          /**< the etcd revision the cache reflects */
+    size_t entries;            /**< entries in the cache */
+    size_t owned;              /**< entries this process registered */
+    uint64_t bad_values;       /**< values left out of the cache (not JSON, too large, bad key) */
+    uint64_t relists;          /**< ranges that (re)filled the cache, the first included */
+    uint64_t compactions;      /**< watches ended because their revision was compacted */
+    uint64_t watch_errors;     /**< watches that ended otherwise (etcd away, bad message) */
+    uint64_t lease_grants;     /**< leases granted, the first included */
+    uint64_t reregistrations;  /**< entries registered again under a new lease */
+    uint64_t lost;             /**< entries not re-registered: another process took the name */
+    uint64_t keepalive_errors; /**< keepalives that failed */
+} fdn_registry_shared_stats_t;
+
+#define FDN_REGISTRY_SHARED_STATS_VERSION 1
+
+/**
+ * Read the shared part's counters.
+ * @param[in]  reg  the registry
+ * @param[out] out  filled (out->version must be FDN_REGISTRY_SHARED_STATS_VERSION)
+ * @return 0, FDN_EINVAL, FDN_ENOTSUP (no shared part)
+ * @thread_safety any
+ * @since 0.3.0
+ */
+FDN_API int fdn_registry_shared_stats(fdn_registry_t *reg, fdn_registry_shared_stats_t *out);
+
+/**
+ * Is the shared cache stale (not following etcd now)? False without a shared part.
+ * @param[in] reg the registry
+ * @thread_safety any
+ * @since 0.3.0
+ */
+FDN_API bool fdn_registry_shared_stale(fdn_registry_t *reg);
+
+/**
+ * Does this registry have a shared part (made by fdn_registry_open)?
+ * @param[in] reg the registry
+ * @thread_safety any
+ * @since 0.3.0
+ */
+FDN_API bool fdn_registry_is_shared(const fdn_registry_t *reg);
+
 FDN_END_DECLS
 
 #endif /* FDN_REGISTRY_H */

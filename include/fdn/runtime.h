@@ -90,13 +90,19 @@ typedef struct fdn_runtime_opts {
                                   NULL-terminated); NULL: the process environment */
     bool ignore_env;         /**< true: no environment overrides */
     bool events_fast;        /**< durable event tier in `fast` mode (default durable) */
+    /** version >= 2: when not NULL, the runtime's registry is made by fdn_registry_open with
+     *  these options (a shared part on etcd, namespace = the runtime's name), and its config
+     *  service follows the same etcd (fdn_config_follow_etcd, same namespace); etcd must
+     *  answer at create. NULL: in-process only. Read during create only. */
+    const fdn_registry_etcd_opts_t *registry_etcd;
 } fdn_runtime_opts_t;
 
-#define FDN_RUNTIME_OPTS_VERSION 1
+/* 2: registry_etcd (0.3.0); version 1 structures are still accepted */
+#define FDN_RUNTIME_OPTS_VERSION 2
 #define FDN_RUNTIME_OPTS_INIT                                                                      \
     {                                                                                              \
         FDN_RUNTIME_OPTS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 3, 5000000000LL,       \
-            10000000LL, 1000000000LL, 1000000000LL, 2, 1024, 0, NULL, 0, NULL, false, false        \
+            10000000LL, 1000000000LL, 1000000000LL, 2, 1024, 0, NULL, 0, NULL, false, false, NULL  \
     }
 
 /** Overall status (reference `health().status`, plus failed/stopped). */

@@ -1,6 +1,8 @@
 /*
  * DESIGN: admin endpoints of the runtime: the runtime part of GET /health and
- * GET /v1/registry.
+ * GET /v1/registry. When the runtime's registry has a shared part (etcd), /v1/registry adds the
+ * fleet's entries from its local cache ("shared") and /health its state ("registry": stale,
+ * lease); neither touches the network.
  * Threads: runs on the admin server's threads; only calls the runtime's and registry's
  * thread-safe public API (fdn_runtime_health copies statuses; the registry hands out
  * immutable snapshots). No locks, no state of its own besides the runtime pointer.
@@ -27,6 +29,18 @@ static int health_ext(json_t *body, json_t *services, void *user)
                                   (json_int_t)h.services, "running", (json_int_t)h.running,
                                   "restarting", (json_int_t)h.restarting, "failed",
                                   (json_int_t)h.failed));
+    fdn_registry_t *reg = fdn_runtime_registry(rt);
+    if (fdn_registry_is_shared(reg)) {
+        fdn_registry_shared_stats_t ss;
+        memset(&ss, 0, sizeof(ss));
+        ss.version = FDN_REGISTRY_SHARED_STATS_VERSION;
+        if (fdn_registry_shared_stats(reg, &ss) == 0)
+            json_object_set_new(body, "registry",
+                                json_pack("{s:s, s:b, s:b, s:I, s:I, s:I}", "backend", "etcd",
+                                          "stale", (int)ss.stale, "lease_ok", (int)ss.lease_ok,
+                                          "revision", (json_int_t)ss.revision, "entries",
+                                          (json_int_t)ss.entries, "owned", (json_int_t)ss.owned));
+    }
     for (size_t i = 0; i < n && i < MAX_SVC; i++) {
         json_t *s = json_pack("{s:s, s:s, s:b, s:I}", "status", st[i].healthy ? "ok" : "unhealthy",
                               "state", fdn_service_state_name(st[i].state), "healthy",
@@ -36,6 +50,40 @@ static int health_ext(json_t *body, json_t *services, void *user)
         json_object_set_new(services, st[i].name, s);
     }
     return h.status == FDN_RUNTIME_HEALTHY ? 0 : FDN_EUNHEALTHY;
+}
+
+/* The shared part: {"stale", "revision", "lease_id", "count", "entries": [...]} from the cache. */
+static json_t *shared_json(fdn_registry_t *reg)
+{
+    fdn_registry_shared_stats_t ss;
+    memset(&ss, 0, sizeof(ss));
+    ss.version = FDN_REGISTRY_SHARED_STATS_VERSION;
+    fdn_registry_instance_t **v = NULL;
+    size_t n = 0;
+    if (fdn_registry_shared_stats(reg, &ss) != 0 ||
+        fdn_registry_list_shared(reg, NULL, &v, &n) != 0)
+        return NULL;
+    json_t *arr = json_array();
+    for (size_t i = 0; arr != NULL && i < n; i++) {
+        json_t *meta = json_object();
+        for (size_t k = 0; meta != NULL && k < fdn_registry_instance_meta_count(v[i]); k++) {
+            const char *key, *val;
+            if (fdn_registry_instance_meta_at(v[i], k, &key, &val) == 0)
+                json_object_set_new(meta, key, json_string(val));
+        }
+        json_array_append_new(
+            arr, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o*}", "service",
+                           fdn_registry_instance_service(v[i]), "instance",
+                           fdn_registry_instance_name(v[i]), "endpoint",
+                           fdn_registry_instance_endpoint(v[i]), "owner",
+                           fdn_registry_instance_owner(v[i]), "lease",
+                           (json_int_t)fdn_registry_instance_lease(v[i]), "mod_revision",
+                           (json_int_t)fdn_registry_instance_mod_revision(v[i]), "meta", meta));
+    }
+    fdn_registry_instances_free(v, n);
+    return json_pack("{s:s, s:b, s:I, s:I, s:I, s:o*}", "backend", "etcd", "stale", (int)ss.stale,
+                     "revision", (json_int_t)ss.revision, "lease_id", (json_int_t)ss.lease_id,
+                     "count", (json_int_t)n, "entries", arr);
 }
 
 static int h_registry(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
@@ -68,9 +116,11 @@ static int h_registry(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *
         fdn_registry_entry_release(e);
     }
     fdn_free(names);
-    return fdn__http_reply(resp, 200,
-                           json_pack("{s:s, s:I, s:o*}", "namespace", fdn_registry_name(reg),
-                                     "count", (json_int_t)n, "services", arr));
+    json_t *body = json_pack("{s:s, s:I, s:o*}", "namespace", fdn_registry_name(reg), "count",
+                             (json_int_t)n, "services", arr);
+    if (body != NULL && fdn_registry_is_shared(reg))
+        json_object_set_new(body, "shared", shared_json(reg));
+    return fdn__http_reply(resp, 200, body);
 }
 
 int fdn_admin_mount_runtime(fdn_admin_t *a, fdn_runtime_t *rt)

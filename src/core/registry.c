@@ -26,6 +26,10 @@
  *   themselves (a child's deferred frees never ran and destroy's barrier hung). The first
  *   create registers, once per process, the fork handlers of core/rcu.c.
  *
+ * Shared part (fdn_registry_open, infra/registry_shared.c): an opaque state and its destroy
+ *   function, set once right after create; destroy calls it first (it stops its threads).
+ *   The core never looks inside.
+ *
  * Invariants: one store, insert-if-absent under `wmu` (no check-then-insert race); a name
  * appears at most once in a table; table->n ≤ table->cap / 2.
  */
@@ -45,6 +49,7 @@
 #include "core/lock.h"
 #include "core/hash.h"
 #include "core/rcu.h"
+#include "core/registry_int.h"
 
 struct fdn_registry_entry {
     _Atomic uint64_t refs;
@@ -76,6 +81,8 @@ struct fdn_registry {
     fdn_registry_event_fn on_event;
     void *event_user;
     char *name;
+    void *shared;                        /* the shared part's state, or NULL */
+    void (*shared_destroy)(void *state); /* stops and frees it */
 };
 
 static _Atomic uint64_t g_next_owner = 1;
@@ -195,6 +202,8 @@ void fdn_registry_destroy(fdn_registry_t *reg)
 {
     if (reg == NULL)
         return;
+    if (reg->shared != NULL)
+        reg->shared_destroy(reg->shared);
     /* every retired table of this registry is freed once pending callbacks ran */
     fdn__rcu_barrier();
     table_t *t = atomic_load_explicit(&reg->table, memory_order_acquire);
@@ -206,6 +215,23 @@ void fdn_registry_destroy(fdn_registry_t *reg)
     pthread_mutex_destroy(&reg->wait_mu);
     fdn__free(reg->name);
     fdn__free(reg);
+}
+
+void fdn__registry_set_shared(fdn_registry_t *reg, void *state, void (*destroy)(void *state))
+{
+    FDN_ASSERT(reg->shared == NULL && state != NULL && destroy != NULL);
+    reg->shared = state;
+    reg->shared_destroy = destroy;
+}
+
+void *fdn__registry_shared(const fdn_registry_t *reg)
+{
+    return reg != NULL ? reg->shared : NULL;
+}
+
+bool fdn_registry_is_shared(const fdn_registry_t *reg)
+{
+    return fdn__registry_shared(reg) != NULL;
 }
 
 const char *fdn_registry_name(const fdn_registry_t *reg)

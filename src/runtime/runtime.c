@@ -266,7 +266,7 @@ static int add_wrapped(fdn_runtime_t *rt, const char *name, const fdn__rt_slot_d
 
 static int check_opts(const fdn_runtime_opts_t *o, fdn_error_t *err)
 {
-    if (o->version != FDN_RUNTIME_OPTS_VERSION)
+    if (o->version < 1 || o->version > FDN_RUNTIME_OPTS_VERSION)
         return fdn_err_set(err, FDN_EINVAL, "runtime options of unknown version %u",
                            (unsigned)o->version);
     if (o->name != NULL && (o->name[0] == '\0' || strlen(o->name) > FDN_REGISTRY_NAME_MAX))
@@ -400,10 +400,17 @@ static int create_impl(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
         ro.on_event = rt_on_registry;
         ro.event_user = rt;
     }
-    rc = fdn_registry_create(&rt->reg, &ro);
-    if (rc != 0) {
-        fdn_err_set(err, rc, "runtime %s: cannot create the registry", rt->name);
-        goto fail;
+    if (opts->version >= 2 && opts->registry_etcd != NULL) {
+        /* a registry with a shared part on etcd (its error names etcd and the URL) */
+        rc = fdn_registry_open(&rt->reg, &ro, opts->registry_etcd, err);
+        if (rc != 0)
+            goto fail;
+    } else {
+        rc = fdn_registry_create(&rt->reg, &ro);
+        if (rc != 0) {
+            fdn_err_set(err, rc, "runtime %s: cannot create the registry", rt->name);
+            goto fail;
+        }
     }
 
     fdn_supervisor_opts_t so = FDN_SUPERVISOR_OPTS_INIT;

@@ -468,7 +468,20 @@ static int cfg_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     /* started at once (a second start by the supervisor is a no-op) so that the slots
      * created after it read their settings from the tree */
     co.start_stopped = false;
-    return fdn_config_create((fdn_config_t **)out, &co, err);
+    int rc = fdn_config_create((fdn_config_t **)out, &co, err);
+    if (rc == 0 && ro != NULL && ro->version >= 2 && ro->registry_etcd != NULL) {
+        /* the config follows the same etcd as the registry, in the runtime's namespace */
+        fdn_config_etcd_opts_t eo = FDN_CONFIG_ETCD_OPTS_INIT;
+        eo.url = ro->registry_etcd->url;
+        eo.ns = fdn_runtime_name(rt);
+        eo.request_timeout_ms = ro->registry_etcd->request_timeout_ms;
+        rc = fdn_config_follow_etcd(*out, &eo, err);
+        if (rc != 0) {
+            fdn_config_destroy(*out);
+            *out = NULL;
+        }
+    }
+    return rc;
 }
 
 static int ev_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)

@@ -56,6 +56,7 @@
 #include "core/sync.h"
 #include "core/alloc.h"
 #include "core/assert.h"
+#include "core/rcu.h"
 #include "core/tsan.h"
 #include "logic/config_path.h"
 #include "validation/config_schema.h"
@@ -817,6 +818,9 @@ out:
 
 int fdn_config_create(fdn_config_t **out, const fdn_config_opts_t *opts, fdn_error_t *err)
 {
+    /* snapshots are retired with call_rcu: liburcu-bp's fork handlers let a forked child
+     * keep using (and destroying) a config service */
+    fdn__rcu_setup();
     fdn_config_opts_t o = FDN_CONFIG_OPTS_INIT;
     if (out == NULL)
         return fdn_err_set(err, FDN_EINVAL, "out is NULL");
@@ -885,6 +889,9 @@ void fdn_config_destroy(fdn_config_t *cfg)
 {
     if (cfg == NULL)
         return;
+    void *remote = atomic_load_explicit(&cfg->remote, memory_order_acquire);
+    if (remote != NULL) /* the follower first: it applies changes to a running service */
+        cfg->remote_ops->destroy(remote);
     fdn__config_service_stop(cfg);
     fdn__mutex_lock(&cfg->smu);
     while (cfg->subs != NULL) {

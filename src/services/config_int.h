@@ -36,6 +36,14 @@ int fdn__config_hook_drain(fdn_config_t *cfg, int64_t timeout_ms);
 
 typedef struct fdn__cfg_fb fdn__cfg_fb_t;
 
+/* A remote store the config follows (services/config_etcd.c): update writes a checked value
+ * there and returns once it is applied here; destroy stops the follower (before the service
+ * stops). */
+typedef struct fdn__cfg_remote_ops {
+    int (*update)(void *remote, const char *path, const json_t *v, fdn_error_t *err);
+    void (*destroy)(void *remote);
+} fdn__cfg_remote_ops_t;
+
 enum { LK_NULL, LK_BOOL, LK_INT, LK_REAL, LK_OTHER };
 
 typedef struct leaf {
@@ -124,6 +132,10 @@ struct fdn_config {
     atomic_uint_least64_t dropped;
 
     fdn__cfg_fb_t *fb;
+
+    /* fdn_config_follow_etcd: set once under wmu, read by updaters (acquire) */
+    _Atomic(void *) remote;
+    const fdn__cfg_remote_ops_t *remote_ops;
 };
 
 snap_t *fdn__cfg_snap_new(const fdn__cfg_schema_t *schema, json_t *const *vals, long replace,
@@ -152,6 +164,18 @@ int fdn__cfg_precheck(fdn_config_t *cfg, const char *path, json_t *v, int32_t *o
                       fdn_error_t *err);
 int fdn__cfg_apply_locked(fdn_config_t *cfg, int32_t idx, json_t *v, snap_t **retired,
                           fdn_error_t *err) FDN_REQUIRES(cfg->wmu);
+/* As fdn__cfg_apply_locked, with the new snapshot's revision given (> the current one). */
+int fdn__cfg_apply_at_locked(fdn_config_t *cfg, int32_t idx, json_t *v, uint64_t revision,
+                             snap_t **retired, fdn_error_t *err) FDN_REQUIRES(cfg->wmu);
+/* Apply a change read from the remote store at `revision`: the path, value and
+ * updatable-path checks, then validation and publish as a local update (the new snapshot's
+ * revision is `revision`, or the next local one if that is not above it). v NULL: back to the
+ * start-up value. Takes no ownership of v. Returns 0 or the refusal (err filled). */
+int fdn__cfg_apply_remote(fdn_config_t *cfg, const char *path, const json_t *v, uint64_t revision,
+                          fdn_error_t *err);
+/* Attach the remote store (once). 0 or FDN_EBUSY. */
+int fdn__cfg_set_remote(fdn_config_t *cfg, void *remote, const fdn__cfg_remote_ops_t *ops);
+void *fdn__cfg_remote(fdn_config_t *cfg);
 int fdn__config_check_and_queue(fdn_config_t *cfg, const char *path, const char *value_json,
                                 int (*queue)(void *ctx, const char *path, const char *json),
                                 void *ctx, fdn_error_t *err);

@@ -357,7 +357,14 @@ void fdn__cfg_retire(snap_t *old)
 int fdn__cfg_apply_locked(fdn_config_t *cfg, int32_t idx, json_t *v, snap_t **retired,
                           fdn_error_t *err) FDN_REQUIRES(cfg->wmu)
 {
+    return fdn__cfg_apply_at_locked(cfg, idx, v, cfg->cur->revision + 1, retired, err);
+}
+
+int fdn__cfg_apply_at_locked(fdn_config_t *cfg, int32_t idx, json_t *v, uint64_t revision,
+                             snap_t **retired, fdn_error_t *err) FDN_REQUIRES(cfg->wmu)
+{
     FDN_ASSERT(cfg->running && idx >= 0);
+    FDN_ASSERT(revision > cfg->cur->revision); /* revisions only grow */
     /* live == cur while running */
     FDN_ASSERT(atomic_load_explicit(&cfg->live, memory_order_relaxed) == cfg->cur);
     snap_t *cur = cfg->cur;
@@ -369,7 +376,7 @@ int fdn__cfg_apply_locked(fdn_config_t *cfg, int32_t idx, json_t *v, snap_t **re
         fdn__cfg_snap_free(ns);
         return rc;
     }
-    ns->revision = cur->revision + 1;
+    ns->revision = revision;
     cfg->cur = ns;
     if (cfg->running)
         atomic_store_explicit(&cfg->live, ns, memory_order_release);
@@ -382,12 +389,37 @@ int fdn__cfg_apply_locked(fdn_config_t *cfg, int32_t idx, json_t *v, snap_t **re
     return 0;
 }
 
+/* Check 4 on a candidate snapshot without publishing it; wmu held. */
+static int validate_candidate(fdn_config_t *cfg, int32_t idx, json_t *v, fdn_error_t *err)
+    FDN_REQUIRES(cfg->wmu)
+{
+    snap_t *ns = fdn__cfg_snap_new(cfg->schema, cfg->cur->vals, idx, v);
+    if (ns == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, NULL);
+    int rc = fdn__cfg_validate(cfg->schema, ns->vals, NULL, err);
+    fdn__cfg_snap_free(ns);
+    return rc;
+}
+
 /* Takes ownership of v. */
 static int update_value(fdn_config_t *cfg, const char *path, json_t *v, fdn_error_t *err)
 {
     int32_t idx = -1;
     snap_t *old = NULL;
     int rc = fdn__cfg_precheck(cfg, path, v, &idx, err);
+    void *remote = atomic_load_explicit(&cfg->remote, memory_order_acquire);
+    if (rc == 0 && remote != NULL) {
+        /* following etcd: the four checks here, then the remote store orders the change and
+         * every process (this one included) applies it from its watch */
+        fdn__mutex_lock(&cfg->wmu);
+        rc = cfg->running ? validate_candidate(cfg, idx, v, err)
+                          : fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
+        fdn__mutex_unlock(&cfg->wmu);
+        if (rc == 0)
+            rc = cfg->remote_ops->update(remote, cfg->schema->e[idx].path, v, err);
+        json_decref(v);
+        return rc;
+    }
     if (rc == 0) {
         fdn__mutex_lock(&cfg->wmu);
         rc = cfg->running ? fdn__cfg_apply_locked(cfg, idx, v, &old, err)
@@ -397,6 +429,53 @@ static int update_value(fdn_config_t *cfg, const char *path, json_t *v, fdn_erro
     json_decref(v);
     fdn__cfg_retire(old);
     return rc;
+}
+
+int fdn__cfg_apply_remote(fdn_config_t *cfg, const char *path, const json_t *v, uint64_t revision,
+                          fdn_error_t *err)
+{
+    int rc = fdn__cfg_path_check(path, err);
+    if (rc != 0)
+        return rc;
+    int32_t idx = fdn__cfg_schema_find(cfg->schema, path, strlen(path));
+    if (idx < 0 || !cfg->schema->e[idx].updatable)
+        return forbidden(path, err);
+    rc = v != NULL ? fdn__cfg_value_check(v, err) : 0;
+    if (rc != 0)
+        return rc;
+    snap_t *old = NULL;
+    fdn__mutex_lock(&cfg->wmu);
+    if (!cfg->running) {
+        rc = fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
+    } else {
+        /* the remote revision when it is ahead of this service's (the usual case), else the
+         * next one: a change is never skipped */
+        uint64_t rev = revision > cfg->cur->revision ? revision : cfg->cur->revision + 1;
+        json_t *nv = v != NULL ? (json_t *)v : cfg->startup[idx];
+        rc = fdn__cfg_apply_at_locked(cfg, idx, nv, rev, &old, err);
+    }
+    fdn__mutex_unlock(&cfg->wmu);
+    fdn__cfg_retire(old);
+    return rc;
+}
+
+int fdn__cfg_set_remote(fdn_config_t *cfg, void *remote, const fdn__cfg_remote_ops_t *ops)
+{
+    int rc = 0;
+    fdn__mutex_lock(&cfg->wmu);
+    if (atomic_load_explicit(&cfg->remote, memory_order_relaxed) != NULL) {
+        rc = FDN_EBUSY;
+    } else {
+        cfg->remote_ops = ops;
+        atomic_store_explicit(&cfg->remote, remote, memory_order_release);
+    }
+    fdn__mutex_unlock(&cfg->wmu);
+    return rc;
+}
+
+void *fdn__cfg_remote(fdn_config_t *cfg)
+{
+    return atomic_load_explicit(&cfg->remote, memory_order_acquire);
 }
 
 int fdn_config_update_json(fdn_config_t *cfg, const char *path, const char *value_json,

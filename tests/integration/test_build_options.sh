@@ -3,7 +3,8 @@
 # (tests, examples and benchmarks on) configures with each option OFF, without looking for the
 # part's library, and registers none of its targets or tests; the layer check stays.
 #   FDN_BUILD_ADMIN=OFF  no libmicrohttpd, no fdn_admin target, no HTTP/admin test
-#   FDN_WITH_REDIS=OFF   no hiredis, no Redis backend in libfdn, no engine test or fixture
+#   FDN_WITH_REDIS=OFF   no hiredis, no Redis backend in libfdn, no Redis engine test or fixture
+#   FDN_WITH_ETCD=OFF    no etcd backend in libfdn, no etcd engine test, fixture or fuzz target
 # (Configure only, to stay cheap; a full OFF build is a manual check, see README.)
 set -euo pipefail
 : "${FDN_SOURCE_DIR:?}" "${FDN_BINARY_DIR:?}"
@@ -46,13 +47,24 @@ configure_off FDN_WITH_REDIS
 if grep -q '^HIREDIS_' "$work/FDN_WITH_REDIS/CMakeCache.txt"; then
     echo "FAIL: a build without the Redis backend looked for hiredis"; fail=1
 fi
-if grep -Eq '^engine_|^redis_' <<<"$TESTS"; then
-    echo "FAIL: Redis tests registered without the backend:"; grep -E '^engine_|^redis_' <<<"$TESTS"
+if grep -Eq '^engine_.*redis|^redis_' <<<"$TESTS"; then
+    echo "FAIL: Redis tests registered without the backend:"; grep -E '^engine_.*redis|^redis_' <<<"$TESTS"
     fail=1
 fi
 if grep -q 'limiter_redis\|redis_limit' "$work/FDN_WITH_REDIS/CMakeFiles/fdn_obj.dir/build.make"; then
     echo "FAIL: the Redis backend is compiled into libfdn without FDN_WITH_REDIS"; fail=1
 fi
 
+configure_off FDN_WITH_ETCD
+if grep -Eq 'etcd' <<<"$TESTS"; then
+    echo "FAIL: etcd tests registered without the backend:"; grep -E 'etcd' <<<"$TESTS"; fail=1
+fi
+if grep -q 'curl' "$work/FDN_WITH_ETCD/CMakeFiles/fdn.dir/link.txt"; then
+    echo "FAIL: libfdn links libcurl without FDN_WITH_ETCD"; fail=1
+fi
+if grep -q 'etcd_codec\|etcd_client\|registry_etcd' "$work/FDN_WITH_ETCD/CMakeFiles/fdn_obj.dir/build.make"; then
+    echo "FAIL: the etcd backend is compiled into libfdn without FDN_WITH_ETCD"; fail=1
+fi
+
 [ "$fail" = 0 ] || exit 1
-echo "PASS: FDN_BUILD_ADMIN=OFF and FDN_WITH_REDIS=OFF configure without their libraries, targets and tests"
+echo "PASS: FDN_BUILD_ADMIN=OFF, FDN_WITH_REDIS=OFF and FDN_WITH_ETCD=OFF configure without their libraries, targets and tests"

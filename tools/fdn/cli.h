@@ -21,6 +21,7 @@
 int cmd_serve(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_events(int argc, char **argv);
+int cmd_registry(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 
 /* Argument helpers. argv[*i] is the current argument; options take "--opt VALUE" or

@@ -18,7 +18,12 @@
  * restarts it instead of leaving a server that answers 503 forever. Shutdown runs in order on
  * the main thread: HTTP server (stop taking requests, finish in-flight ones, join its
  * threads), then the runtime (services stopped in reverse start order; the event store
- * flushes and closes the SQLite file). */
+ * flushes and closes the SQLite file).
+ *
+ * --etcd URL: the runtime's registry gets a shared part on etcd (fdn_registry_open, namespace =
+ * the runtime's name), and once HTTP is served the process registers itself there: service
+ * "fdn", instance "<host>:<port>", endpoint its admin URL, metadata pid and host. Every fdn
+ * serve of the fleet on the same etcd then lists the others in GET /v1/registry ("shared"). */
 #include "cli.h"
 #include "serve_wait.h"
 
@@ -29,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fdn/admin.h>
 #include <fdn/runtime.h>
@@ -40,6 +46,7 @@ typedef struct serve_opts {
     const char *token_file;
     const char *redis;
     int64_t max_body;
+    const char *etcd;
 } serve_opts_t;
 
 static void usage(FILE *out)
@@ -47,6 +54,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: fdn serve [--config FILE] [--data-dir DIR] [--listen ADDR:PORT]\n"
             "                 [--token-file FILE] [--max-body BYTES] [--redis URL]\n"
+            "                 [--etcd URL]\n"
             "\n"
             "Run a Foundation runtime with the admin HTTP API until SIGINT or SIGTERM.\n"
             "\n"
@@ -58,7 +66,10 @@ static void usage(FILE *out)
             "  --max-body BYTES   request body limit (default 1048576)\n"
             "  --redis URL        share rate limits through Redis (redis://host[:port][/db]);\n"
             "                     the same as infrastructure.rate_limiting.backend \"redis\" and\n"
-            "                     .redis.url URL, over the config file and the environment\n",
+            "                     .redis.url URL, over the config file and the environment\n"
+            "  --etcd URL         a fleet-wide registry on etcd (http://host:port): this process\n"
+            "                     registers itself (service fdn) and GET /v1/registry lists the\n"
+            "                     fleet\n",
             FDN_CLI_DEFAULT_DATA_DIR, FDN_ADMIN_DEFAULT_LISTEN);
 }
 
@@ -71,6 +82,7 @@ static int parse(int argc, char **argv, serve_opts_t *o)
         {.name = "--token-file", .str = &o->token_file},
         {.name = "--max-body", .num = &o->max_body, .min = 1, .max = 1 << 30},
         {.name = "--redis", .str = &o->redis},
+        {.name = "--etcd", .str = &o->etcd},
     };
     return cli_parse(argc, argv, "serve", defs, sizeof(defs) / sizeof(defs[0]), usage);
 }
@@ -133,9 +145,37 @@ static void report_config_problems(const char *file)
     free(text);
 }
 
+/* --etcd: register this process in the shared registry (service "fdn"). */
+static int register_self(fdn_runtime_t *rt, const char *listen_host, unsigned port)
+{
+    char hostname[256] = "localhost";
+    if (gethostname(hostname, sizeof hostname - 1) != 0)
+        snprintf(hostname, sizeof hostname, "localhost");
+    hostname[sizeof hostname - 1] = '\0';
+    /* a wildcard address is reached through the host's name */
+    bool wildcard = listen_host[0] == '\0' || strcmp(listen_host, "0.0.0.0") == 0 ||
+                    strcmp(listen_host, "[::]") == 0 || strcmp(listen_host, "::") == 0;
+    const char *host = wildcard ? hostname : listen_host;
+    char instance[300], endpoint[300], pid[24];
+    snprintf(instance, sizeof instance, "%s:%u", host, port);
+    snprintf(endpoint, sizeof endpoint, "http://%s:%u", host, port);
+    snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    fdn_registry_meta_t meta[] = {{"pid", pid}, {"host", hostname}};
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_registry_register_shared(fdn_runtime_registry(rt), "fdn", instance, endpoint, meta,
+                                          2, &err);
+    if (rc < 0) {
+        print_error("cannot register in the etcd registry", rc, &err);
+        return rc;
+    }
+    printf("fdn: registered as fdn/%s in the etcd registry\n", instance);
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv)
 {
-    serve_opts_t o = {NULL, FDN_CLI_DEFAULT_DATA_DIR, FDN_ADMIN_DEFAULT_LISTEN, NULL, NULL, 1 << 20};
+    serve_opts_t o = {NULL, FDN_CLI_DEFAULT_DATA_DIR, FDN_ADMIN_DEFAULT_LISTEN, NULL, NULL, 1 << 20,
+                      NULL};
     int pr = parse(argc, argv, &o);
     if (pr != 0)
         return pr > 0 ? CLI_OK : CLI_USAGE;
@@ -228,6 +268,11 @@ int cmd_serve(int argc, char **argv)
         envp[k++] = url_entry;
         ro.envp = envp;
     }
+    fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
+    if (o.etcd != NULL) {
+        eo.url = o.etcd;
+        ro.registry_etcd = &eo;
+    }
     ro.on_escalation = serve_watch_escalation;
     ro.user = &watch;
     err = (fdn_error_t)FDN_ERROR_INIT;
@@ -272,6 +317,8 @@ int cmd_serve(int argc, char **argv)
     if (colon != NULL)
         *colon = '\0';
     printf("fdn: listening on http://%s:%u\n", host, (unsigned)fdn_admin_port(admin));
+    if (o.etcd != NULL && register_self(rt, host, fdn_admin_port(admin)) != 0)
+        goto out;
     printf("fdn: data directory %s (events in %s/%s)\n", o.data_dir, o.data_dir,
            FDN_CLI_EVENTS_FILE);
     fflush(stdout);

@@ -17,6 +17,7 @@ static void usage(FILE *out)
                  "  config defaults  print the default configuration tree as JSON\n"
                  "  config check F   validate a configuration file\n"
                  "  events query     read stored events from a data directory (offline)\n"
+                 "  registry list    list the fleet-wide registry on etcd (--etcd URL)\n"
                  "  version          print the version\n"
                  "  help             show this help\n"
                  "\n"
@@ -45,6 +46,7 @@ int main(int argc, char **argv)
 #endif
         {"config", cmd_config},
         {"events", cmd_events},
+        {"registry", cmd_registry},
         {"version", cmd_version}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(cmd, cmds[i].name) == 0)

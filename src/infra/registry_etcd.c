@@ -1,0 +1,1051 @@
+/*
+ * DESIGN: the shared registry's etcd backend (include/fdn/registry.h, "The shared registry"),
+ * over the gateway client of storage/etcd_client.c.
+ *
+ * Keys: `<prefix>/<namespace>/<service>/<instance>`; values: {"endpoint", "owner", "meta"}
+ * JSON. This process's entries carry its one lease.
+ *
+ * Cache: an immutable array of entry snapshots sorted by (service, instance) with a hash
+ * index on the pair, published with RCU (`table`); a lookup is a read-side section, a probe
+ * (a binary search when no instance is named) and a reference count increment: no lock, no
+ * network. Each table holds one reference on each of its entries and
+ * drops them when it is retired after a grace period. Only the watch thread (and create,
+ * before it starts) publishes tables.
+ *
+ * Threads:
+ *   - the watch thread: range the namespace at revision R (a fresh table), then watch from
+ *     R + 1 and apply each message's events to a copy of the table. A watch cancelled by
+ *     compaction (R + 1 is gone from etcd's history) is followed by a new range at once, which
+ *     replaces the whole table, so no delete is missed. A watch that ended otherwise (etcd
+ *     away) marks the cache stale and is made again from the cache's revision + 1 after a
+ *     backoff (100 ms doubling to 1 s); stale is cleared when etcd confirms a watch. When etcd
+ *     answers a watch with a revision below the cache's (it lost its data), the namespace is
+ *     ranged again.
+ *   - the lease thread: keepalive every TTL/3; on a failure it retries every RETRY_MS. When
+ *     etcd says the lease is gone (expired during an outage, revoked) it grants a new one and
+ *     registers this process's entries again (create-if-absent: a name another process took in
+ *     the meantime is given up and counted in `lost`).
+ *
+ * Locks, in order: own_mu -> mu. `own_mu` guards the lease id and the list of this process's
+ * entries; it is held across the network calls of register, unregister and the lease
+ * thread's keepalive and re-registration, so a registration never lands on a lease that is
+ * being replaced (calls are bounded by the request timeout). `mu` guards `stopping` and the
+ * condition variable that the threads sleep on and that register waits on for its own write
+ * to reach the cache (`revision`). No lock is held while the watch thread parses or publishes,
+ * and no user callback exists.
+ *
+ * Shutdown (fdn__regetcd_destroy): set stopping, wake both threads (the watch through
+ * fdn__etcd_watch_stop), join them, revoke the lease (bounded by the timeout; its entries
+ * disappear at once), free everything.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "core/alloc.h"
+#include "core/assert.h"
+#include "core/json.h"
+#include "core/lock.h"
+#include "core/rcu.h"
+#include "core/sync.h"
+#include "infra/registry_shared.h"
+#include "logic/etcd_codec.h"
+#include "storage/etcd_client.h"
+
+#define DEFAULT_PREFIX     "/fdn/registry"
+#define DEFAULT_TTL_MS     10000
+#define DEFAULT_TIMEOUT_MS 2000
+#define DEFAULT_MAX_VALUE  65536
+#define RETRY_MS           200
+#define BACKOFF_MIN_MS     100
+#define BACKOFF_MAX_MS     1000
+#define MAX_WATCH_MESSAGE  (64u << 20) /* a catch-up message may carry many revisions */
+
+typedef struct table {
+    struct rcu_head rcu;
+    size_t n;
+    size_t mask;                  /* index slots - 1 (a power of two >= 2 * capacity) */
+    uint32_t *slots;              /* open-addressing index: 0 empty, else position + 1 */
+    fdn_registry_instance_t *v[]; /* sorted by (service, instance); slots follow */
+} table_t;
+
+/* An entry this process registered. */
+typedef struct owned {
+    char *service;
+    char *instance;
+    char *value; /* the JSON written */
+    size_t valuelen;
+    int64_t create_revision;
+} owned_t;
+
+struct fdn__regetcd {
+    fdn__etcd_t *cli;
+    fdn__etcd_watch_t *watch;
+    char *key_prefix; /* "<prefix>/<ns>/" */
+    size_t key_prefixlen;
+    char *range_end;
+    size_t range_endlen;
+    char owner[300];
+    int64_t ttl_s;
+    int64_t timeout_ms;
+    size_t max_value;
+
+    _Atomic(table_t *) table;
+    _Atomic int64_t revision;
+    _Atomic bool stale;
+
+    fdn__mutex_t own_mu;
+    int64_t lease_id FDN_MEMBER_GUARDED_BY(own_mu);
+    bool rereg_pending FDN_MEMBER_GUARDED_BY(own_mu);
+    owned_t *owned FDN_MEMBER_GUARDED_BY(own_mu);
+    size_t nowned FDN_MEMBER_GUARDED_BY(own_mu);
+    size_t capowned FDN_MEMBER_GUARDED_BY(own_mu);
+    _Atomic int64_t lease_pub; /* lease_id, for lock-free stats */
+    _Atomic bool lease_ok;
+    _Atomic size_t nowned_pub;
+
+    fdn__mutex_t mu;
+    pthread_cond_t cv;
+    bool stopping FDN_MEMBER_GUARDED_BY(mu);
+    bool paused FDN_MEMBER_GUARDED_BY(mu);     /* fdn__regetcd_pause_watch */
+    bool watch_idle FDN_MEMBER_GUARDED_BY(mu); /* the watch thread waits while paused */
+
+    pthread_t lease_thr, watch_thr;
+    bool lease_started, watch_started;
+
+    _Atomic uint64_t bad_values, relists, compactions, watch_errors, lease_grants, reregistrations,
+        lost, keepalive_errors;
+};
+
+static void count(_Atomic uint64_t *c)
+{
+    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+/* ---- entries ---------------------------------------------------------------------------- */
+
+static int cmp_pair(const void *a, const void *b)
+{
+    const char *const *x = a, *const *y = b;
+    return strcmp(x[0], y[0]);
+}
+
+int fdn__registry_instance_from_kv(const char *prefix, size_t prefixlen, const fdn__etcd_kv_t *kv,
+                                   size_t max_value, fdn_registry_instance_t **out)
+{
+    *out = NULL;
+    if (kv->keylen <= prefixlen || memcmp(kv->key, prefix, prefixlen) != 0 ||
+        kv->valuelen > max_value)
+        return FDN_EPARSE;
+    const char *name = kv->key + prefixlen;
+    size_t namelen = kv->keylen - prefixlen;
+    if (memchr(name, '\0', namelen) != NULL)
+        return FDN_EPARSE;
+    const char *slash = memchr(name, '/', namelen);
+    if (slash == NULL || slash == name || (size_t)(slash - name) + 1 == namelen)
+        return FDN_EPARSE;
+    size_t slen = (size_t)(slash - name), ilen = namelen - slen - 1;
+    if (slen > FDN_REGISTRY_NAME_MAX || ilen > FDN_REGISTRY_NAME_MAX ||
+        memchr(slash + 1, '/', ilen) != NULL)
+        return FDN_EPARSE;
+    json_error_t jerr;
+    fdn__json_oom_clear();
+    json_t *root = json_loadb(kv->value, kv->valuelen, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        return fdn__json_oom() ? FDN_ENOMEM : FDN_EPARSE;
+    int rc = FDN_EPARSE;
+    const json_t *ep = json_object_get(root, "endpoint");
+    const json_t *ow = json_object_get(root, "owner");
+    const json_t *meta = json_object_get(root, "meta");
+    const char *pairs[2 * FDN_REGISTRY_META_MAX];
+    size_t np = 0;
+    if (!json_is_object(root) || !json_is_string(ep) || (ow != NULL && !json_is_string(ow)) ||
+        (meta != NULL && !json_is_object(meta)) ||
+        (meta != NULL && json_object_size(meta) > FDN_REGISTRY_META_MAX))
+        goto out;
+    size_t size = sizeof(fdn_registry_instance_t) + slen + 1 + ilen + 1;
+    size += json_string_length(ep) + 1 + (ow ? json_string_length(ow) : 0) + 1;
+    if (meta != NULL) {
+        const char *k;
+        const json_t *v;
+        json_object_foreach((json_t *)meta, k, v)
+        {
+            if (!json_is_string(v) || k[0] == '\0')
+                goto out;
+            pairs[2 * np] = k;
+            pairs[2 * np + 1] = json_string_value(v);
+            size += strlen(k) + 1 + json_string_length(v) + 1;
+            np++;
+        }
+    }
+    /* strings with an embedded NUL would be cut: refuse them */
+    if (strlen(json_string_value(ep)) != json_string_length(ep) ||
+        (ow && strlen(json_string_value(ow)) != json_string_length(ow)))
+        goto out;
+    for (size_t k = 0; k < np; k++)
+        if (strlen(pairs[2 * k + 1]) != json_string_length(json_object_get(meta, pairs[2 * k])))
+            goto out;
+    qsort(pairs, np, 2 * sizeof(pairs[0]), cmp_pair);
+    size += 2 * np * sizeof(char *);
+    fdn_registry_instance_t *i = fdn__malloc(size);
+    if (i == NULL) {
+        rc = FDN_ENOMEM;
+        goto out;
+    }
+    atomic_init(&i->refs, 1);
+    i->lease = kv->lease;
+    i->create_revision = kv->create_revision;
+    i->mod_revision = kv->mod_revision;
+    i->hash = fdn__registry_instance_hash(name, slen, slash + 1, ilen);
+    i->nmeta = np;
+    i->meta = (const char **)(void *)(i + 1);
+    char *p = (char *)(i->meta + 2 * np);
+#define PUT(dst, s, n)                                                                             \
+    do {                                                                                           \
+        memcpy(p, (s), (n));                                                                       \
+        p[(n)] = '\0';                                                                             \
+        (dst) = p;                                                                                 \
+        p += (n) + 1;                                                                              \
+    } while (0)
+    PUT(i->service, name, slen);
+    PUT(i->instance, slash + 1, ilen);
+    PUT(i->endpoint, json_string_value(ep), json_string_length(ep));
+    PUT(i->owner, ow ? json_string_value(ow) : "", ow ? json_string_length(ow) : 0);
+    for (size_t k = 0; k < np; k++) {
+        PUT(i->meta[2 * k], pairs[2 * k], strlen(pairs[2 * k]));
+        PUT(i->meta[2 * k + 1], pairs[2 * k + 1], strlen(pairs[2 * k + 1]));
+    }
+#undef PUT
+    *out = i;
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+int fdn__registry_value_json(const char *endpoint, const char *owner,
+                             const fdn_registry_meta_t *meta, size_t nmeta, char **out, size_t *len)
+{
+    *out = NULL;
+    fdn__json_oom_clear(); /* json_string answers NULL for text that is not UTF-8 and on OOM */
+    json_t *o = json_object(), *m = json_object();
+    if (o == NULL || m == NULL) {
+        json_decref(o);
+        json_decref(m);
+        return FDN_ENOMEM;
+    }
+    int bad = json_object_set_new(o, "endpoint", json_string(endpoint));
+    bad |= json_object_set_new(o, "owner", json_string(owner));
+    for (size_t i = 0; i < nmeta; i++) /* a later duplicate key wins */
+        bad |= json_object_set_new(m, meta[i].key, json_string(meta[i].value));
+    bad |= json_object_set_new(o, "meta", m);
+    char *s = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    if (s == NULL)
+        return bad && !fdn__json_oom() ? FDN_EINVAL : FDN_ENOMEM;
+    *out = s;
+    *len = strlen(s);
+    return 0;
+}
+
+/* ---- the cache ---------------------------------------------------------------------------- */
+
+static int cmp_names(const char *s1, const char *i1, const char *s2, const char *i2)
+{
+    int c = strcmp(s1, s2);
+    return c != 0 ? c : strcmp(i1, i2);
+}
+
+/* First index whose entry is >= (service, instance). */
+static size_t lower_bound(fdn_registry_instance_t *const *v, size_t n, const char *service,
+                          const char *instance)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cmp_names(v[mid]->service, v[mid]->instance, service, instance) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static table_t *table_alloc(size_t cap)
+{
+    size_t nslots = 8;
+    while (nslots < 2 * cap + 2)
+        nslots *= 2;
+    table_t *t = fdn__malloc(sizeof(*t) + cap * sizeof(t->v[0]) + nslots * sizeof(uint32_t));
+    if (t != NULL) {
+        t->n = 0;
+        t->mask = nslots - 1;
+        t->slots = (uint32_t *)(void *)(t->v + cap);
+    }
+    return t;
+}
+
+/* Fill the index of t (its entries are final). */
+static void table_index(table_t *t)
+{
+    memset(t->slots, 0, (t->mask + 1) * sizeof(uint32_t));
+    for (size_t i = 0; i < t->n; i++) {
+        size_t at = (size_t)t->v[i]->hash & t->mask;
+        while (t->slots[at] != 0)
+            at = (at + 1) & t->mask;
+        t->slots[at] = (uint32_t)i + 1;
+    }
+}
+
+/* The entry (service, instance) of t, or NULL. */
+static fdn_registry_instance_t *table_find(const table_t *t, const char *service,
+                                           const char *instance)
+{
+    uint64_t h = fdn__registry_instance_hash(service, strlen(service), instance, strlen(instance));
+    for (size_t at = (size_t)h & t->mask;; at = (at + 1) & t->mask) {
+        uint32_t s = t->slots[at];
+        if (s == 0)
+            return NULL;
+        fdn_registry_instance_t *e = t->v[s - 1];
+        if (e->hash == h && strcmp(e->service, service) == 0 && strcmp(e->instance, instance) == 0)
+            return e;
+    }
+}
+
+static void table_free_now(table_t *t)
+{
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < t->n; i++)
+        fdn__registry_instance_unref(t->v[i]);
+    fdn__free(t);
+}
+
+static void table_retire_cb(struct rcu_head *head)
+{
+    fdn__rcu_retired();
+    _Static_assert(offsetof(table_t, rcu) == 0, "rcu head first");
+    table_free_now((table_t *)(void *)head);
+}
+
+/* Publish t (watch thread or create) at revision rev and wake waiters on `revision`. */
+static void publish(fdn__regetcd_t *r, table_t *t, int64_t rev)
+{
+    table_t *old = atomic_exchange_explicit(&r->table, t, memory_order_acq_rel);
+    if (old != NULL)
+        fdn__rcu_retire(&old->rcu, table_retire_cb);
+    if (rev > 0) {
+        atomic_store_explicit(&r->revision, rev, memory_order_release);
+        fdn__mutex_lock(&r->mu);
+        pthread_cond_broadcast(&r->cv);
+        fdn__mutex_unlock(&r->mu);
+    }
+}
+
+static int cmp_inst(const void *a, const void *b)
+{
+    const fdn_registry_instance_t *x = *(fdn_registry_instance_t *const *)a;
+    const fdn_registry_instance_t *y = *(fdn_registry_instance_t *const *)b;
+    return cmp_names(x->service, x->instance, y->service, y->instance);
+}
+
+/* Range the namespace and publish a fresh table. */
+static int relist(fdn__regetcd_t *r, fdn_error_t *err)
+{
+    fdn__etcd_range_t rg;
+    int rc = fdn__etcd_range(r->cli, r->key_prefix, r->key_prefixlen, r->range_end, r->range_endlen,
+                             &rg, err);
+    if (rc < 0)
+        return rc;
+    table_t *t = table_alloc(rg.n);
+    if (t == NULL) {
+        fdn__etcd_range_clear(&rg);
+        return fdn_err_set(err, FDN_ENOMEM, "registry cache");
+    }
+    for (size_t i = 0; i < rg.n; i++) {
+        fdn_registry_instance_t *inst = NULL;
+        rc = fdn__registry_instance_from_kv(r->key_prefix, r->key_prefixlen, &rg.kvs[i],
+                                            r->max_value, &inst);
+        if (rc == FDN_ENOMEM) {
+            table_free_now(t);
+            fdn__etcd_range_clear(&rg);
+            return fdn_err_set(err, FDN_ENOMEM, "registry cache");
+        }
+        if (rc < 0) {
+            count(&r->bad_values);
+            continue;
+        }
+        t->v[t->n++] = inst;
+    }
+    int64_t rev = rg.revision;
+    fdn__etcd_range_clear(&rg);
+    if (t->n > 1) /* etcd returns keys sorted by bytes; sort by (service, instance) anyway */
+        qsort(t->v, t->n, sizeof(t->v[0]), cmp_inst);
+    table_index(t);
+    publish(r, t, rev);
+    count(&r->relists);
+    return 0;
+}
+
+/* Apply one watch message's events to a copy of the table. */
+static int apply_events(fdn__regetcd_t *r, const fdn__etcd_watch_msg_t *m)
+{
+    table_t *cur = atomic_load_explicit(&r->table, memory_order_acquire);
+    table_t *t = table_alloc(cur->n + m->nevents);
+    if (t == NULL)
+        return FDN_ENOMEM;
+    memcpy(t->v, cur->v, cur->n * sizeof(t->v[0]));
+    t->n = cur->n;
+    for (size_t i = 0; i < t->n; i++)
+        fdn__registry_instance_ref(t->v[i]);
+    for (size_t e = 0; e < m->nevents; e++) {
+        const fdn__etcd_kv_t *kv = &m->events[e].kv;
+        fdn_registry_instance_t *inst = NULL;
+        int rc = FDN_EPARSE;
+        if (m->events[e].type == FDN__ETCD_PUT) {
+            rc = fdn__registry_instance_from_kv(r->key_prefix, r->key_prefixlen, kv, r->max_value,
+                                                &inst);
+            if (rc == FDN_ENOMEM) {
+                table_free_now(t);
+                return rc;
+            }
+            if (rc < 0)
+                count(&r->bad_values);
+        }
+        /* the key's names, to find what it replaces or deletes */
+        const char *name = kv->key + r->key_prefixlen;
+        size_t namelen = kv->keylen > r->key_prefixlen ? kv->keylen - r->key_prefixlen : 0;
+        const char *slash = namelen ? memchr(name, '/', namelen) : NULL;
+        if (slash == NULL)
+            continue; /* not an entry's key: nothing of it is in the cache */
+        char svc[FDN_REGISTRY_NAME_MAX + 1], ins[FDN_REGISTRY_NAME_MAX + 1];
+        size_t slen = (size_t)(slash - name), ilen = namelen - slen - 1;
+        if (slen > FDN_REGISTRY_NAME_MAX || ilen > FDN_REGISTRY_NAME_MAX) {
+            fdn__registry_instance_unref(inst);
+            continue;
+        }
+        memcpy(svc, name, slen);
+        svc[slen] = '\0';
+        memcpy(ins, slash + 1, ilen);
+        ins[ilen] = '\0';
+        size_t at = lower_bound(t->v, t->n, svc, ins);
+        bool found = at < t->n && cmp_names(t->v[at]->service, t->v[at]->instance, svc, ins) == 0;
+        if (inst != NULL && found) {
+            fdn__registry_instance_unref(t->v[at]);
+            t->v[at] = inst;
+        } else if (inst != NULL) {
+            memmove(&t->v[at + 1], &t->v[at], (t->n - at) * sizeof(t->v[0]));
+            t->v[at] = inst;
+            t->n++;
+        } else if (found) { /* a delete, or a put of a value that is no entry */
+            fdn__registry_instance_unref(t->v[at]);
+            memmove(&t->v[at], &t->v[at + 1], (t->n - at - 1) * sizeof(t->v[0]));
+            t->n--;
+        }
+    }
+    table_index(t);
+    publish(r, t, m->revision);
+    return 0;
+}
+
+/* ---- the watch thread ---------------------------------------------------------------------- */
+
+/* Sleep ms unless stopping. Returns true when stopping. */
+static bool nap(fdn__regetcd_t *r, int64_t ms)
+{
+    int64_t dl = fdn__deadline_after_ms(ms);
+    fdn__mutex_lock(&r->mu);
+    while (!r->stopping) {
+        if (fdn__cond_wait_until(&r->cv, &r->mu, dl) != 0)
+            break;
+    }
+    bool s = r->stopping;
+    fdn__mutex_unlock(&r->mu);
+    return s;
+}
+
+typedef struct wctx {
+    fdn__regetcd_t *r;
+    int64_t from;   /* the watch's start revision */
+    bool created;   /* etcd confirmed the watch */
+    bool compacted; /* cancelled: `from` was compacted away */
+    bool relist;    /* the cache cannot follow by events: range again */
+} wctx_t;
+
+static int on_watch(const fdn__etcd_watch_msg_t *m, void *user)
+{
+    wctx_t *w = user;
+    if (m->canceled) {
+        w->compacted = m->compact_revision > 0;
+        w->relist = true;
+        return 1;
+    }
+    if (m->created) {
+        if (m->revision > 0 && m->revision < w->from - 1) {
+            /* the store is behind the cache (etcd lost its data): events cannot fix that */
+            w->relist = true;
+            return 1;
+        }
+        w->created = true;
+        atomic_store_explicit(&w->r->stale, false, memory_order_relaxed);
+    }
+    if (m->nevents > 0 && apply_events(w->r, m) < 0) {
+        w->relist = true; /* out of memory: this message is lost to the cache */
+        return 1;
+    }
+    return 0;
+}
+
+/* Wait while paused (tests). Returns true when stopping. */
+static bool hold_point(fdn__regetcd_t *r)
+{
+    fdn__mutex_lock(&r->mu);
+    while (r->paused && !r->stopping) {
+        r->watch_idle = true;
+        pthread_cond_broadcast(&r->cv);
+        pthread_cond_wait(&r->cv, &r->mu);
+    }
+    r->watch_idle = false;
+    bool s = r->stopping;
+    fdn__mutex_unlock(&r->mu);
+    return s;
+}
+
+void fdn__regetcd_pause_watch(fdn__regetcd_t *r, bool pause)
+{
+    fdn__mutex_lock(&r->mu);
+    r->paused = pause;
+    pthread_cond_broadcast(&r->cv);
+    fdn__mutex_unlock(&r->mu);
+    if (!pause)
+        return;
+    fdn__etcd_watch_interrupt(r->watch);
+    fdn__mutex_lock(&r->mu);
+    while (!r->watch_idle && !r->stopping)
+        pthread_cond_wait(&r->cv, &r->mu);
+    fdn__mutex_unlock(&r->mu);
+}
+
+/* Range when the cache cannot follow by events (first start, compaction, etcd lost its data),
+ * else watch from the cache's revision + 1; after a watch that failed (etcd away) wait a
+ * backoff and watch again from the same revision. */
+static void *watch_main(void *arg)
+{
+    fdn__regetcd_t *r = arg;
+    bool need_list = false;
+    int64_t backoff = BACKOFF_MIN_MS;
+    while (!hold_point(r)) {
+        if (need_list) {
+            if (relist(r, NULL) < 0) {
+                atomic_store_explicit(&r->stale, true, memory_order_relaxed);
+                if (nap(r, backoff))
+                    break;
+                backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+                continue;
+            }
+            need_list = false;
+        }
+        wctx_t w = {r, atomic_load_explicit(&r->revision, memory_order_acquire) + 1, false, false,
+                    false};
+        int rc =
+            fdn__etcd_watch_run(r->watch, r->cli, r->key_prefix, r->key_prefixlen, r->range_end,
+                                r->range_endlen, w.from, MAX_WATCH_MESSAGE, on_watch, &w, NULL);
+        if (w.created)
+            backoff = BACKOFF_MIN_MS;
+        if (rc == FDN_ECANCELED)
+            continue; /* stopping or paused: hold_point decides */
+        if (rc == 0 && w.relist) {
+            if (w.compacted)
+                count(&r->compactions);
+            need_list = true;
+            continue;
+        }
+        count(&r->watch_errors);
+        atomic_store_explicit(&r->stale, true, memory_order_relaxed);
+        /* a message that cannot be read would end every watch from this revision: a range
+         * moves the cache past it */
+        if (rc == FDN_EPARSE || rc == FDN_ETOO_LARGE || rc == FDN_EEXTERNAL)
+            need_list = true;
+        if (nap(r, backoff))
+            break;
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+    return NULL;
+}
+
+/* ---- the lease thread ---------------------------------------------------------------------- */
+
+static char *key_of(const fdn__regetcd_t *r, const char *service, const char *instance, size_t *len)
+{
+    size_t sl = strlen(service), il = strlen(instance);
+    size_t n = r->key_prefixlen + sl + 1 + il;
+    char *k = fdn__malloc(n + 1);
+    if (k == NULL)
+        return NULL;
+    memcpy(k, r->key_prefix, r->key_prefixlen);
+    memcpy(k + r->key_prefixlen, service, sl);
+    k[r->key_prefixlen + sl] = '/';
+    memcpy(k + r->key_prefixlen + sl + 1, instance, il);
+    k[n] = '\0';
+    *len = n;
+    return k;
+}
+
+static void owned_clear(owned_t *o)
+{
+    fdn__free(o->service);
+    fdn__free(o->instance);
+    fdn__free(o->value);
+}
+
+static void owned_remove(fdn__regetcd_t *r, size_t i) FDN_REQUIRES(r->own_mu)
+{
+    owned_clear(&r->owned[i]);
+    r->owned[i] = r->owned[--r->nowned];
+    atomic_store_explicit(&r->nowned_pub, r->nowned, memory_order_relaxed);
+}
+
+/* Register every owned entry again under the current lease. Returns 0 or the first etcd
+ * error (the rest stay pending). */
+static int reregister_all(fdn__regetcd_t *r) FDN_REQUIRES(r->own_mu)
+{
+    for (size_t i = 0; i < r->nowned;) {
+        owned_t *o = &r->owned[i];
+        size_t klen;
+        char *key = key_of(r, o->service, o->instance, &klen);
+        if (key == NULL)
+            return FDN_ENOMEM;
+        bool created = false;
+        fdn__etcd_kv_t ex;
+        int64_t rev = 0;
+        int rc = fdn__etcd_put_if_absent(r->cli, key, klen, o->value, o->valuelen, r->lease_id,
+                                         &created, &ex, &rev, NULL);
+        fdn__free(key);
+        if (rc < 0)
+            return rc;
+        if (created) {
+            o->create_revision = rev;
+            count(&r->reregistrations);
+            i++;
+        } else if (ex.lease == r->lease_id && ex.key != NULL) {
+            o->create_revision = ex.create_revision;
+            i++;
+        } else {
+            count(&r->lost);
+            owned_remove(r, i);
+        }
+        fdn__etcd_kv_clear(&ex);
+    }
+    return 0;
+}
+
+/* One round of the lease thread; returns when to run the next one (ms). */
+static int64_t lease_round(fdn__regetcd_t *r) FDN_REQUIRES(r->own_mu)
+{
+    int64_t period = r->ttl_s * 1000 / 3;
+    if (r->lease_id != 0) {
+        int64_t ttl = 0;
+        int rc = fdn__etcd_lease_keepalive(r->cli, r->lease_id, &ttl, NULL);
+        if (rc < 0) {
+            count(&r->keepalive_errors);
+            atomic_store_explicit(&r->lease_ok, false, memory_order_relaxed);
+            return RETRY_MS;
+        }
+        if (ttl == 0) { /* gone: expired while etcd was away, or revoked */
+            r->lease_id = 0;
+            atomic_store_explicit(&r->lease_pub, 0, memory_order_relaxed);
+            atomic_store_explicit(&r->lease_ok, false, memory_order_relaxed);
+        } else {
+            atomic_store_explicit(&r->lease_ok, true, memory_order_relaxed);
+        }
+    }
+    if (r->lease_id == 0) {
+        int64_t id = 0;
+        if (fdn__etcd_lease_grant(r->cli, r->ttl_s, &id, NULL, NULL) < 0)
+            return RETRY_MS;
+        r->lease_id = id;
+        atomic_store_explicit(&r->lease_pub, id, memory_order_relaxed);
+        atomic_store_explicit(&r->lease_ok, true, memory_order_relaxed);
+        count(&r->lease_grants);
+        r->rereg_pending = r->nowned > 0;
+    }
+    if (r->rereg_pending) {
+        if (reregister_all(r) < 0)
+            return RETRY_MS;
+        r->rereg_pending = false;
+    }
+    return period;
+}
+
+static void *lease_main(void *arg)
+{
+    fdn__regetcd_t *r = arg;
+    int64_t next_ms = r->ttl_s * 1000 / 3;
+    while (!nap(r, next_ms)) {
+        fdn__mutex_lock(&r->own_mu);
+        next_ms = lease_round(r);
+        fdn__mutex_unlock(&r->own_mu);
+    }
+    return NULL;
+}
+
+/* ---- create / destroy ------------------------------------------------------------------ */
+
+void fdn__regetcd_destroy(void *state)
+{
+    fdn__regetcd_t *r = state;
+    if (r == NULL)
+        return;
+    fdn__mutex_lock(&r->mu);
+    r->stopping = true;
+    pthread_cond_broadcast(&r->cv);
+    fdn__mutex_unlock(&r->mu);
+    fdn__etcd_watch_stop(r->watch);
+    if (r->watch_started)
+        pthread_join(r->watch_thr, NULL);
+    if (r->lease_started)
+        pthread_join(r->lease_thr, NULL);
+    fdn__mutex_lock(&r->own_mu);
+    if (r->lease_id != 0 && r->cli != NULL)
+        (void)fdn__etcd_lease_revoke(r->cli, r->lease_id, NULL);
+    for (size_t i = 0; i < r->nowned; i++)
+        owned_clear(&r->owned[i]);
+    fdn__free(r->owned);
+    r->owned = NULL;
+    r->nowned = 0;
+    fdn__mutex_unlock(&r->own_mu);
+    /* no reader can hold the table now (the registry is being destroyed) */
+    table_free_now(atomic_load_explicit(&r->table, memory_order_acquire));
+    fdn__etcd_watch_destroy(r->watch);
+    fdn__etcd_destroy(r->cli);
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->own_mu);
+    fdn__free(r->key_prefix);
+    fdn__free(r->range_end);
+    fdn__free(r);
+}
+
+int fdn__regetcd_create(fdn__regetcd_t **out, const char *ns, const fdn_registry_etcd_opts_t *o,
+                        fdn_error_t *err)
+{
+    *out = NULL;
+    int64_t ttl_ms = o->lease_ttl_ms ? o->lease_ttl_ms : DEFAULT_TTL_MS;
+    int64_t timeout = o->request_timeout_ms ? o->request_timeout_ms : DEFAULT_TIMEOUT_MS;
+    if (ttl_ms < 1000 || ttl_ms > 86400000LL)
+        return fdn_err_set(err, FDN_EINVAL, "lease_ttl_ms must be 1000..86400000 (got %lld)",
+                           (long long)ttl_ms);
+    if (timeout < 1 || timeout > 600000)
+        return fdn_err_set(err, FDN_EINVAL, "request_timeout_ms must be 1..600000 (got %lld)",
+                           (long long)timeout);
+    const char *prefix = o->prefix ? o->prefix : DEFAULT_PREFIX;
+    size_t plen = strlen(prefix);
+    while (plen > 0 && prefix[plen - 1] == '/')
+        plen--;
+    if (plen > 1024)
+        return fdn_err_set(err, FDN_EINVAL, "etcd key prefix is longer than 1024 bytes");
+    fdn__regetcd_t *r = fdn__calloc(1, sizeof(*r));
+    if (r == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "etcd registry");
+    pthread_mutex_init(&r->own_mu, NULL);
+    pthread_mutex_init(&r->mu, NULL);
+    (void)fdn__cond_init_mono(&r->cv);
+    r->ttl_s = (ttl_ms + 999) / 1000;
+    r->timeout_ms = timeout;
+    r->max_value = o->max_value_bytes ? o->max_value_bytes : DEFAULT_MAX_VALUE;
+    if (o->owner != NULL) {
+        snprintf(r->owner, sizeof(r->owner), "%s", o->owner);
+    } else {
+        char host[256] = "";
+        if (gethostname(host, sizeof(host) - 1) != 0)
+            snprintf(host, sizeof(host), "unknown");
+        host[sizeof(host) - 1] = '\0';
+        snprintf(r->owner, sizeof(r->owner), "%s:%ld", host, (long)getpid());
+    }
+    size_t nslen = strlen(ns);
+    r->key_prefixlen = plen + 1 + nslen + 1;
+    r->key_prefix = fdn__malloc(r->key_prefixlen + 1);
+    r->range_end = fdn__malloc(r->key_prefixlen + 1);
+    int rc = 0;
+    if (r->key_prefix == NULL || r->range_end == NULL) {
+        rc = fdn_err_set(err, FDN_ENOMEM, "etcd registry");
+        goto fail;
+    }
+    snprintf(r->key_prefix, r->key_prefixlen + 1, "%.*s/%s/", (int)plen, prefix, ns);
+    r->range_endlen =
+        fdn__etcd_prefix_end(r->range_end, r->key_prefixlen, r->key_prefix, r->key_prefixlen);
+    FDN_ASSERT(r->range_endlen > 0); /* the prefix ends in '/' */
+    rc = fdn__etcd_create(&r->cli, o->url, timeout, err);
+    if (rc < 0)
+        goto fail;
+    rc = fdn__etcd_watch_create(&r->watch);
+    if (rc < 0) {
+        fdn_err_set(err, rc, "etcd watch");
+        goto fail;
+    }
+    table_t *empty = table_alloc(0);
+    if (empty == NULL) {
+        rc = fdn_err_set(err, FDN_ENOMEM, "etcd registry");
+        goto fail;
+    }
+    table_index(empty);
+    atomic_init(&r->table, empty);
+    rc = relist(r, err);
+    if (rc < 0)
+        goto fail;
+    int64_t id = 0;
+    rc = fdn__etcd_lease_grant(r->cli, r->ttl_s, &id, NULL, err);
+    if (rc < 0)
+        goto fail;
+    count(&r->lease_grants);
+    fdn__mutex_lock(&r->own_mu);
+    r->lease_id = id;
+    fdn__mutex_unlock(&r->own_mu);
+    atomic_store_explicit(&r->lease_pub, id, memory_order_relaxed);
+    atomic_store_explicit(&r->lease_ok, true, memory_order_relaxed);
+    if (pthread_create(&r->watch_thr, NULL, watch_main, r) != 0) {
+        rc = fdn_err_set(err, FDN_EAGAIN, "etcd registry: cannot start the watch thread");
+        goto fail;
+    }
+    r->watch_started = true;
+    pthread_setname_np(r->watch_thr, "fdn-reg-watch");
+    if (pthread_create(&r->lease_thr, NULL, lease_main, r) != 0) {
+        rc = fdn_err_set(err, FDN_EAGAIN, "etcd registry: cannot start the lease thread");
+        goto fail;
+    }
+    r->lease_started = true;
+    pthread_setname_np(r->lease_thr, "fdn-reg-lease");
+    *out = r;
+    return 0;
+fail:
+    fdn__regetcd_destroy(r);
+    return rc;
+}
+
+/* ---- operations ------------------------------------------------------------------------------ */
+
+/* Wait (bounded by the request timeout) until the cache reflects revision rev. */
+static void wait_revision(fdn__regetcd_t *r, int64_t rev)
+{
+    int64_t dl = fdn__deadline_after_ms(r->timeout_ms);
+    fdn__mutex_lock(&r->mu);
+    while (!r->stopping && atomic_load_explicit(&r->revision, memory_order_acquire) < rev) {
+        if (fdn__cond_wait_until(&r->cv, &r->mu, dl) != 0)
+            break;
+    }
+    fdn__mutex_unlock(&r->mu);
+}
+
+static ssize_t owned_find(const fdn__regetcd_t *r, const char *service, const char *instance)
+    FDN_REQUIRES(r->own_mu)
+{
+    for (size_t i = 0; i < r->nowned; i++)
+        if (strcmp(r->owned[i].service, service) == 0 &&
+            strcmp(r->owned[i].instance, instance) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+int fdn__regetcd_register(fdn__regetcd_t *r, const char *service, const char *instance,
+                          const char *endpoint, const fdn_registry_meta_t *meta, size_t nmeta,
+                          fdn_error_t *err)
+{
+    char *value = NULL;
+    size_t vlen = 0;
+    int rc = fdn__registry_value_json(endpoint, r->owner, meta, nmeta, &value, &vlen);
+    if (rc == FDN_EINVAL)
+        return fdn_err_set(err, rc, "endpoint or metadata of %s/%s is not UTF-8", service,
+                           instance);
+    if (rc < 0)
+        return fdn_err_set(err, rc, "registering %s/%s", service, instance);
+    if (vlen > r->max_value) {
+        fdn__free(value);
+        return fdn_err_set(err, FDN_ETOO_LARGE,
+                           "entry %s/%s is %zu bytes, more than max_value_bytes (%zu)", service,
+                           instance, vlen, r->max_value);
+    }
+    size_t klen = 0;
+    char *key = key_of(r, service, instance, &klen);
+    if (key == NULL) {
+        fdn__free(value);
+        return fdn_err_set(err, FDN_ENOMEM, "registering %s/%s", service, instance);
+    }
+    int64_t rev = 0;
+    fdn__mutex_lock(&r->own_mu);
+    ssize_t mine = owned_find(r, service, instance);
+    if (mine >= 0) {
+        bool same =
+            r->owned[mine].valuelen == vlen && memcmp(r->owned[mine].value, value, vlen) == 0;
+        fdn__mutex_unlock(&r->own_mu);
+        rc = same ? 0
+                  : fdn_err_set(err, FDN_EEXIST,
+                                "%s/%s is already registered by this process with another "
+                                "endpoint or metadata (unregister it first)",
+                                service, instance);
+        goto out;
+    }
+    if (r->lease_id == 0) {
+        fdn__mutex_unlock(&r->own_mu);
+        rc = fdn_err_set(err, FDN_EUNAVAILABLE,
+                         "registering %s/%s: no etcd lease now (etcd unreachable)", service,
+                         instance);
+        goto out;
+    }
+    if (r->nowned == r->capowned) {
+        size_t cap = r->capowned ? 2 * r->capowned : 8;
+        owned_t *n = fdn__realloc(r->owned, cap * sizeof(*n));
+        if (n == NULL) {
+            fdn__mutex_unlock(&r->own_mu);
+            rc = fdn_err_set(err, FDN_ENOMEM, "registering %s/%s", service, instance);
+            goto out;
+        }
+        r->owned = n;
+        r->capowned = cap;
+    }
+    bool created = false;
+    fdn__etcd_kv_t ex;
+    rc = fdn__etcd_put_if_absent(r->cli, key, klen, value, vlen, r->lease_id, &created, &ex, &rev,
+                                 err);
+    if (rc == 0 && (created || (ex.key != NULL && ex.lease == r->lease_id))) {
+        owned_t *o = &r->owned[r->nowned];
+        o->service = fdn__strdup(service);
+        o->instance = fdn__strdup(instance);
+        o->value = value;
+        o->valuelen = vlen;
+        o->create_revision = created ? rev : ex.create_revision;
+        if (o->service == NULL || o->instance == NULL) {
+            /* registered in etcd but not remembered: it would not come back after a lease
+             * loss. Give it up rather than keep an entry this process cannot restore. */
+            (void)fdn__etcd_delete_if_created(r->cli, key, klen, o->create_revision, &created,
+                                              NULL);
+            fdn__free(o->service);
+            fdn__free(o->instance);
+            rc = fdn_err_set(err, FDN_ENOMEM, "registering %s/%s", service, instance);
+        } else {
+            value = NULL; /* owned now */
+            r->nowned++;
+            atomic_store_explicit(&r->nowned_pub, r->nowned, memory_order_relaxed);
+        }
+    } else if (rc == 0) {
+        fdn_registry_instance_t *holder = NULL;
+        const char *who = "another process";
+        if (ex.key != NULL && fdn__registry_instance_from_kv(r->key_prefix, r->key_prefixlen, &ex,
+                                                             SIZE_MAX, &holder) == 0)
+            who = holder->owner;
+        rc = fdn_err_set(err, FDN_EEXIST, "%s/%s is already registered by %s (lease %lld)", service,
+                         instance, who, (long long)ex.lease);
+        fdn_err_add_context(err, "service", "%s", service);
+        fdn_err_add_context(err, "instance", "%s", instance);
+        fdn__registry_instance_unref(holder);
+    }
+    fdn__mutex_unlock(&r->own_mu);
+    fdn__etcd_kv_clear(&ex);
+    if (rc == 0 && rev > 0 && !atomic_load_explicit(&r->stale, memory_order_relaxed))
+        wait_revision(r, rev); /* this process's lookups see its own registration */
+out:
+    fdn__free(value);
+    fdn__free(key);
+    return rc;
+}
+
+int fdn__regetcd_unregister(fdn__regetcd_t *r, const char *service, const char *instance,
+                            fdn_error_t *err)
+{
+    int rc = 0;
+    fdn__mutex_lock(&r->own_mu);
+    ssize_t i = owned_find(r, service, instance);
+    if (i >= 0) {
+        size_t klen;
+        char *key = key_of(r, service, instance, &klen);
+        bool deleted = false;
+        rc = key ? fdn__etcd_delete_if_created(r->cli, key, klen, r->owned[i].create_revision,
+                                               &deleted, err)
+                 : fdn_err_set(err, FDN_ENOMEM, "unregistering %s/%s", service, instance);
+        fdn__free(key);
+        if (rc == 0)
+            owned_remove(r, (size_t)i);
+    }
+    fdn__mutex_unlock(&r->own_mu);
+    return rc;
+}
+
+int fdn__regetcd_lookup(fdn__regetcd_t *r, const char *service, const char *instance,
+                        fdn_registry_instance_t **out)
+{
+    fdn_registry_instance_t *found = NULL;
+    fdn__rcu_read_begin();
+    const table_t *t = atomic_load_explicit(&r->table, memory_order_acquire);
+    if (instance != NULL) {
+        found = table_find(t, service, instance);
+    } else {
+        size_t at = lower_bound(t->v, t->n, service, "");
+        if (at < t->n && strcmp(t->v[at]->service, service) == 0)
+            found = t->v[at];
+    }
+    if (found != NULL)
+        fdn__registry_instance_ref(found);
+    fdn__rcu_read_end();
+    *out = found;
+    return found ? 0 : FDN_ESERVICE_NOT_FOUND;
+}
+
+int fdn__regetcd_list(fdn__regetcd_t *r, const char *service, fdn_registry_instance_t ***out,
+                      size_t *n)
+{
+    fdn__rcu_read_begin();
+    const table_t *t = atomic_load_explicit(&r->table, memory_order_acquire);
+    size_t lo = 0, hi = t->n;
+    if (service != NULL) {
+        lo = lower_bound(t->v, t->n, service, "");
+        hi = lo;
+        while (hi < t->n && strcmp(t->v[hi]->service, service) == 0)
+            hi++;
+    }
+    fdn_registry_instance_t **v = NULL;
+    if (hi > lo) {
+        v = fdn__malloc((hi - lo) * sizeof(*v));
+        if (v == NULL) {
+            fdn__rcu_read_end();
+            return FDN_ENOMEM;
+        }
+        for (size_t i = lo; i < hi; i++) {
+            v[i - lo] = t->v[i];
+            fdn__registry_instance_ref(t->v[i]);
+        }
+    }
+    fdn__rcu_read_end();
+    *out = v;
+    *n = hi - lo;
+    return 0;
+}
+
+void fdn__regetcd_stats(fdn__regetcd_t *r, fdn_registry_shared_stats_t *s)
+{
+    s->stale = atomic_load_explicit(&r->stale, memory_order_relaxed);
+    s->lease_ok = atomic_load_explicit(&r->lease_ok, memory_order_relaxed);
+    s->lease_id = atomic_load_explicit(&r->lease_pub, memory_order_relaxed);
+    s->lease_ttl_s = r->ttl_s;
+    s->revision = atomic_load_explicit(&r->revision, memory_order_acquire);
+    fdn__rcu_read_begin();
+    s->entries = atomic_load_explicit(&r->table, memory_order_acquire)->n;
+    fdn__rcu_read_end();
+    s->owned = atomic_load_explicit(&r->nowned_pub, memory_order_relaxed);
+    s->bad_values = atomic_load_explicit(&r->bad_values, memory_order_relaxed);
+    s->relists = atomic_load_explicit(&r->relists, memory_order_relaxed);
+    s->compactions = atomic_load_explicit(&r->compactions, memory_order_relaxed);
+    s->watch_errors = atomic_load_explicit(&r->watch_errors, memory_order_relaxed);
+    s->lease_grants = atomic_load_explicit(&r->lease_grants, memory_order_relaxed);
+    s->reregistrations = atomic_load_explicit(&r->reregistrations, memory_order_relaxed);
+    s->lost = atomic_load_explicit(&r->lost, memory_order_relaxed);
+    s->keepalive_errors = atomic_load_explicit(&r->keepalive_errors, memory_order_relaxed);
+}
+
+bool fdn__regetcd_stale(fdn__regetcd_t *r)
+{
+    return atomic_load_explicit(&r->stale, memory_order_relaxed);
+}

@@ -1,0 +1,511 @@
+/*
+ * DESIGN: the config service following etcd (include/fdn/config.h, fdn_config_follow_etcd),
+ * over the gateway client of storage/etcd_client.c.
+ *
+ * Keys: `<prefix>/<ns>/<path>`, value: the path's JSON value. One thread (the watch thread)
+ * applies changes to the config service in etcd's order: first a range of the namespace (its
+ * records applied by mod_revision), then a watch from the range's revision + 1; a watch
+ * cancelled by compaction ranges again; a watch that broke (etcd away) is made again from the
+ * last revision seen after a backoff (100 ms doubling to 1 s), the config marked stale
+ * meanwhile. Each change goes through fdn__cfg_apply_remote, i.e. the same checks as a local
+ * update (allow-list, path and value security, schema validation): a refused value is counted
+ * (and its reason kept), never applied. A record is applied once: `mods` remembers, per path,
+ * the mod_revision applied (or refused) last, and a range skips records not newer.
+ *
+ * While the config service is stopped (a supervisor restart) a change cannot be applied: it is
+ * not counted as refused, and the namespace is ranged again (after a backoff) until it runs.
+ *
+ * A local update (update_remote, on the updater's thread): a compare-and-swap txn on the key's
+ * mod_revision as `mods` has it; when another process won, wait until the watch has brought
+ * `mods` up to the winner's revision and try again (at most MAX_CAS times); after a success,
+ * wait until the watch has applied the change here, so the caller reads its own write.
+ *
+ * Locks: `mu` guards mods, the revision seen, stopping and last_refused; no lock is held
+ * during a network call or while the config service applies a change (which takes its own
+ * wmu and may notify subscribers through its delivery thread: no callback runs here).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/alloc.h"
+#include "core/json.h"
+#include "core/lock.h"
+#include "core/sync.h"
+#include "logic/etcd_codec.h"
+#include "services/config_etcd.h"
+#include "services/config_int.h"
+#include "storage/etcd_client.h"
+
+#define DEFAULT_PREFIX     "/fdn/config"
+#define DEFAULT_TIMEOUT_MS 2000
+#define BACKOFF_MIN_MS     100
+#define BACKOFF_MAX_MS     1000
+#define MAX_CAS            1000
+#define MAX_WATCH_MESSAGE  (64u << 20)
+
+typedef struct mod {
+    char *path;
+    int64_t rev; /* revision of the record applied or refused last (a delete's too) */
+    int64_t cas; /* the key's mod_revision for a compare-and-swap: 0 when it does not exist */
+} mod_t;
+
+typedef struct cfgetcd {
+    fdn_config_t *cfg;
+    fdn__etcd_t *cli;
+    fdn__etcd_watch_t *watch;
+    char *key_prefix;
+    size_t key_prefixlen;
+    char *range_end;
+    size_t range_endlen;
+    int64_t timeout_ms;
+
+    fdn__mutex_t mu;
+    pthread_cond_t cv;
+    bool stopping FDN_MEMBER_GUARDED_BY(mu);
+    int64_t seen FDN_MEMBER_GUARDED_BY(mu); /* the etcd revision applied up to */
+    mod_t *mods FDN_MEMBER_GUARDED_BY(mu);
+    size_t nmods FDN_MEMBER_GUARDED_BY(mu);
+    size_t capmods FDN_MEMBER_GUARDED_BY(mu);
+    char last_refused[256] FDN_MEMBER_GUARDED_BY(mu);
+
+    pthread_t thr;
+    bool started;
+    _Atomic bool stale;
+    _Atomic bool missed; /* a change found the service stopped: range again once it runs */
+    _Atomic uint64_t applied, refused, cas_conflicts, relists;
+} cfgetcd_t;
+
+static void count(_Atomic uint64_t *c)
+{
+    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+static mod_t *mod_find(cfgetcd_t *r, const char *path) FDN_REQUIRES(r->mu)
+{
+    for (size_t i = 0; i < r->nmods; i++)
+        if (strcmp(r->mods[i].path, path) == 0)
+            return &r->mods[i];
+    return NULL;
+}
+
+/* Remember rev (and the key's mod_revision cas) for path (NULL on out of memory). */
+static mod_t *mod_set(cfgetcd_t *r, const char *path, int64_t rev, int64_t cas) FDN_REQUIRES(r->mu)
+{
+    mod_t *m = mod_find(r, path);
+    if (m == NULL) {
+        if (r->nmods == r->capmods) {
+            size_t cap = r->capmods ? 2 * r->capmods : 16;
+            mod_t *n = fdn__realloc(r->mods, cap * sizeof(*n));
+            if (n == NULL)
+                return NULL;
+            r->mods = n;
+            r->capmods = cap;
+        }
+        char *p = fdn__strdup(path);
+        if (p == NULL)
+            return NULL;
+        m = &r->mods[r->nmods++];
+        m->path = p;
+    }
+    m->rev = rev;
+    m->cas = cas;
+    return m;
+}
+
+static int64_t mod_get(cfgetcd_t *r, const char *path)
+{
+    fdn__mutex_lock(&r->mu);
+    mod_t *m = mod_find(r, path);
+    int64_t cas = m ? m->cas : 0;
+    fdn__mutex_unlock(&r->mu);
+    return cas;
+}
+
+/* Apply one record (a put, or a delete when del) unless already applied. */
+static void apply_kv(cfgetcd_t *r, const fdn__etcd_kv_t *kv, bool del)
+{
+    if (kv->keylen <= r->key_prefixlen || memchr(kv->key, '\0', kv->keylen) != NULL)
+        return;
+    const char *path = kv->key + r->key_prefixlen;
+    fdn__mutex_lock(&r->mu);
+    mod_t *m = mod_find(r, path);
+    bool done = m != NULL && m->rev >= kv->mod_revision;
+    fdn__mutex_unlock(&r->mu);
+    if (done)
+        return;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = 0;
+    json_t *v = NULL;
+    if (!del) {
+        json_error_t jerr;
+        fdn__json_oom_clear();
+        v = json_loadb(kv->value, kv->valuelen, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+        if (v == NULL)
+            rc = fdn_err_set(&err, fdn__json_oom() ? FDN_ENOMEM : FDN_EPARSE,
+                             "value of %.120s in etcd is not JSON: %.100s", path, jerr.text);
+    }
+    if (rc == 0)
+        rc = fdn__cfg_apply_remote(r->cfg, path, v, (uint64_t)kv->mod_revision, &err);
+    json_decref(v);
+    if (rc == FDN_EUNAVAILABLE) { /* stopped (a restart): not refused, applied later */
+        atomic_store_explicit(&r->missed, true, memory_order_relaxed);
+        return;
+    }
+    fdn__mutex_lock(&r->mu);
+    /* applied or refused: never again */
+    (void)mod_set(r, path, kv->mod_revision, del ? 0 : kv->mod_revision);
+    if (rc < 0)
+        snprintf(r->last_refused, sizeof(r->last_refused), "%.60s at revision %lld: %.150s", path,
+                 (long long)kv->mod_revision, err.message[0] ? err.message : fdn_strerror(rc));
+    fdn__mutex_unlock(&r->mu);
+    count(rc < 0 ? &r->refused : &r->applied);
+}
+
+/* The watch has applied everything up to rev. */
+static void seen_up_to(cfgetcd_t *r, int64_t rev)
+{
+    fdn__mutex_lock(&r->mu);
+    if (rev > r->seen)
+        r->seen = rev;
+    pthread_cond_broadcast(&r->cv);
+    fdn__mutex_unlock(&r->mu);
+}
+
+static int cmp_mod(const void *a, const void *b)
+{
+    const fdn__etcd_kv_t *x = a, *y = b;
+    return x->mod_revision < y->mod_revision ? -1 : x->mod_revision > y->mod_revision;
+}
+
+static int relist(cfgetcd_t *r, fdn_error_t *err)
+{
+    atomic_store_explicit(&r->missed, false, memory_order_relaxed);
+    fdn__etcd_range_t rg;
+    int rc = fdn__etcd_range(r->cli, r->key_prefix, r->key_prefixlen, r->range_end, r->range_endlen,
+                             &rg, err);
+    if (rc < 0)
+        return rc;
+    if (rg.n > 1)
+        qsort(rg.kvs, rg.n, sizeof(rg.kvs[0]), cmp_mod);
+    for (size_t i = 0; i < rg.n; i++)
+        apply_kv(r, &rg.kvs[i], false);
+    /* a path whose key is gone since goes back to its start-up value */
+    fdn__mutex_lock(&r->mu);
+    size_t nm = r->nmods;
+    char **gone = nm ? fdn__calloc(nm, sizeof(char *)) : NULL;
+    size_t ng = 0;
+    for (size_t i = 0; gone != NULL && i < nm; i++) {
+        bool present = false;
+        for (size_t k = 0; k < rg.n && !present; k++)
+            present = strcmp(rg.kvs[k].key + r->key_prefixlen, r->mods[i].path) == 0;
+        if (!present && r->mods[i].cas > 0)
+            gone[ng++] = fdn__strdup(r->mods[i].path);
+    }
+    fdn__mutex_unlock(&r->mu);
+    for (size_t i = 0; i < ng; i++) {
+        if (gone[i] == NULL)
+            continue;
+        size_t pl = strlen(gone[i]);
+        char *key = fdn__malloc(r->key_prefixlen + pl + 1);
+        if (key != NULL) {
+            memcpy(key, r->key_prefix, r->key_prefixlen);
+            memcpy(key + r->key_prefixlen, gone[i], pl + 1);
+            fdn__etcd_kv_t kv = {key, r->key_prefixlen + pl, NULL, 0, 0, rg.revision, 0, 0};
+            apply_kv(r, &kv, true);
+            fdn__free(key);
+        }
+        fdn__free(gone[i]);
+    }
+    fdn__free(gone);
+    int64_t rev = rg.revision;
+    fdn__etcd_range_clear(&rg);
+    count(&r->relists);
+    if (atomic_load_explicit(&r->missed, memory_order_relaxed))
+        return fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
+    seen_up_to(r, rev);
+    return 0;
+}
+
+/* ---- the watch thread -------------------------------------------------------------------- */
+
+static bool nap(cfgetcd_t *r, int64_t ms)
+{
+    int64_t dl = fdn__deadline_after_ms(ms);
+    fdn__mutex_lock(&r->mu);
+    while (!r->stopping) {
+        if (fdn__cond_wait_until(&r->cv, &r->mu, dl) != 0)
+            break;
+    }
+    bool s = r->stopping;
+    fdn__mutex_unlock(&r->mu);
+    return s;
+}
+
+static bool stopping(cfgetcd_t *r)
+{
+    fdn__mutex_lock(&r->mu);
+    bool s = r->stopping;
+    fdn__mutex_unlock(&r->mu);
+    return s;
+}
+
+typedef struct wctx {
+    cfgetcd_t *r;
+    int64_t from;
+    bool created, relist;
+} wctx_t;
+
+static int on_watch(const fdn__etcd_watch_msg_t *m, void *user)
+{
+    wctx_t *w = user;
+    if (m->canceled) {
+        w->relist = true;
+        return 1;
+    }
+    if (m->created) {
+        if (m->revision > 0 && m->revision < w->from - 1) {
+            w->relist = true; /* etcd lost its data */
+            return 1;
+        }
+        w->created = true;
+        atomic_store_explicit(&w->r->stale, false, memory_order_relaxed);
+    }
+    for (size_t i = 0; i < m->nevents; i++)
+        apply_kv(w->r, &m->events[i].kv, m->events[i].type == FDN__ETCD_DELETE);
+    if (atomic_load_explicit(&w->r->missed, memory_order_relaxed)) {
+        w->relist = true; /* the service was stopped: range again once it runs */
+        return 1;
+    }
+    if (m->revision > 0 && !m->created)
+        seen_up_to(w->r, m->revision);
+    return 0;
+}
+
+static void *watch_main(void *arg)
+{
+    cfgetcd_t *r = arg;
+    bool need_list = false;
+    int64_t backoff = BACKOFF_MIN_MS;
+    while (!stopping(r)) {
+        if (need_list) {
+            if (relist(r, NULL) < 0) {
+                atomic_store_explicit(&r->stale, true, memory_order_relaxed);
+                if (nap(r, backoff))
+                    break;
+                backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+                continue;
+            }
+            need_list = false;
+        }
+        fdn__mutex_lock(&r->mu);
+        wctx_t w = {r, r->seen + 1, false, false};
+        fdn__mutex_unlock(&r->mu);
+        int rc =
+            fdn__etcd_watch_run(r->watch, r->cli, r->key_prefix, r->key_prefixlen, r->range_end,
+                                r->range_endlen, w.from, MAX_WATCH_MESSAGE, on_watch, &w, NULL);
+        if (w.created)
+            backoff = BACKOFF_MIN_MS;
+        if (rc == FDN_ECANCELED)
+            break;
+        if (rc == 0 && w.relist) {
+            need_list = true;
+            if (atomic_load_explicit(&r->missed, memory_order_relaxed) && nap(r, backoff))
+                break;
+            continue;
+        }
+        atomic_store_explicit(&r->stale, true, memory_order_relaxed);
+        if (rc == FDN_EPARSE || rc == FDN_ETOO_LARGE || rc == FDN_EEXTERNAL)
+            need_list = true;
+        if (nap(r, backoff))
+            break;
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+    return NULL;
+}
+
+/* ---- updates ---------------------------------------------------------------------------- */
+
+/* Wait (bounded) until pred holds: the watch applied up to rev (path NULL), or path's
+ * mod_revision reached rev. */
+static bool wait_for(cfgetcd_t *r, const char *path, int64_t rev)
+{
+    int64_t dl = fdn__deadline_after_ms(r->timeout_ms);
+    bool ok = false;
+    fdn__mutex_lock(&r->mu);
+    for (;;) {
+        const mod_t *m = path ? mod_find(r, path) : NULL;
+        ok = path ? (m != NULL && m->rev >= rev) : r->seen >= rev;
+        if (ok || r->stopping)
+            break;
+        if (fdn__cond_wait_until(&r->cv, &r->mu, dl) != 0) {
+            m = path ? mod_find(r, path) : NULL;
+            ok = path ? (m != NULL && m->rev >= rev) : r->seen >= rev;
+            break;
+        }
+    }
+    fdn__mutex_unlock(&r->mu);
+    return ok;
+}
+
+static int update_remote(void *remote, const char *path, const json_t *v, fdn_error_t *err)
+{
+    cfgetcd_t *r = remote;
+    char *value = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    size_t pl = strlen(path);
+    char *key = fdn__malloc(r->key_prefixlen + pl + 1);
+    if (value == NULL || key == NULL) {
+        fdn__free(value);
+        fdn__free(key);
+        return fdn_err_set(err, FDN_ENOMEM, "updating %s in etcd", path);
+    }
+    memcpy(key, r->key_prefix, r->key_prefixlen);
+    memcpy(key + r->key_prefixlen, path, pl + 1);
+    size_t klen = r->key_prefixlen + pl;
+    int rc = FDN_EBUSY;
+    for (int attempt = 0; attempt < MAX_CAS; attempt++) {
+        int64_t known = mod_get(r, path);
+        bool done = false;
+        fdn__etcd_kv_t ex;
+        int64_t rev = 0;
+        rc = fdn__etcd_put_if_mod(r->cli, key, klen, value, strlen(value), known, &done, &ex, &rev,
+                                  err);
+        if (rc < 0)
+            break;
+        if (done) {
+            fdn__etcd_kv_clear(&ex);
+            if (!wait_for(r, NULL, rev))
+                rc = fdn_err_set(err, FDN_ETIMEDOUT,
+                                 "%s was written to etcd (revision %lld) but not applied here "
+                                 "within %lld ms",
+                                 path, (long long)rev, (long long)r->timeout_ms);
+            break;
+        }
+        /* another process wrote the key since this one saw it: catch up, then try again */
+        count(&r->cas_conflicts);
+        bool exists = ex.key != NULL;
+        int64_t winner = exists ? ex.mod_revision : rev;
+        fdn__etcd_kv_clear(&ex);
+        (void)wait_for(r, exists ? path : NULL, winner);
+        rc = fdn_err_set(err, FDN_EBUSY, "%s: compare-and-swap lost %d times", path, attempt + 1);
+    }
+    fdn__free(key);
+    fdn__free(value);
+    return rc;
+}
+
+/* ---- create / destroy ---------------------------------------------------------------- */
+
+static void destroy(void *remote)
+{
+    cfgetcd_t *r = remote;
+    if (r == NULL)
+        return;
+    fdn__mutex_lock(&r->mu);
+    r->stopping = true;
+    pthread_cond_broadcast(&r->cv);
+    fdn__mutex_unlock(&r->mu);
+    fdn__etcd_watch_stop(r->watch);
+    if (r->started)
+        pthread_join(r->thr, NULL);
+    fdn__mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->nmods; i++)
+        fdn__free(r->mods[i].path);
+    fdn__free(r->mods);
+    r->mods = NULL;
+    r->nmods = 0;
+    fdn__mutex_unlock(&r->mu);
+    fdn__etcd_watch_destroy(r->watch);
+    fdn__etcd_destroy(r->cli);
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+    fdn__free(r->key_prefix);
+    fdn__free(r->range_end);
+    fdn__free(r);
+}
+
+static const fdn__cfg_remote_ops_t OPS = {update_remote, destroy};
+
+int fdn__config_etcd_follow(fdn_config_t *cfg, const fdn_config_etcd_opts_t *o, fdn_error_t *err)
+{
+    const char *ns = o->ns ? o->ns : "default";
+    if (ns[0] == '\0' || strchr(ns, '/') != NULL)
+        return fdn_err_set(err, FDN_EINVAL, "config namespace \"%s\" must be non-empty without '/'",
+                           ns);
+    int64_t timeout = o->request_timeout_ms ? o->request_timeout_ms : DEFAULT_TIMEOUT_MS;
+    if (timeout < 1 || timeout > 600000)
+        return fdn_err_set(err, FDN_EINVAL, "request_timeout_ms must be 1..600000");
+    const char *prefix = o->prefix ? o->prefix : DEFAULT_PREFIX;
+    size_t plen = strlen(prefix);
+    while (plen > 0 && prefix[plen - 1] == '/')
+        plen--;
+    if (plen > 1024 || strlen(ns) > 255)
+        return fdn_err_set(err, FDN_EINVAL, "etcd key prefix or namespace too long");
+    if (fdn__cfg_remote(cfg) != NULL)
+        return fdn_err_set(err, FDN_EBUSY, "this config already follows etcd");
+    cfgetcd_t *r = fdn__calloc(1, sizeof(*r));
+    if (r == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "config on etcd");
+    pthread_mutex_init(&r->mu, NULL);
+    (void)fdn__cond_init_mono(&r->cv);
+    r->cfg = cfg;
+    r->timeout_ms = timeout;
+    r->key_prefixlen = plen + 1 + strlen(ns) + 1;
+    r->key_prefix = fdn__malloc(r->key_prefixlen + 1);
+    r->range_end = fdn__malloc(r->key_prefixlen + 1);
+    int rc;
+    if (r->key_prefix == NULL || r->range_end == NULL) {
+        rc = fdn_err_set(err, FDN_ENOMEM, "config on etcd");
+        goto fail;
+    }
+    snprintf(r->key_prefix, r->key_prefixlen + 1, "%.*s/%s/", (int)plen, prefix, ns);
+    r->range_endlen =
+        fdn__etcd_prefix_end(r->range_end, r->key_prefixlen, r->key_prefix, r->key_prefixlen);
+    rc = fdn__etcd_create(&r->cli, o->url, timeout, err);
+    if (rc < 0)
+        goto fail;
+    rc = fdn__etcd_watch_create(&r->watch);
+    if (rc < 0) {
+        fdn_err_set(err, rc, "etcd watch");
+        goto fail;
+    }
+    rc = relist(r, err);
+    if (rc < 0)
+        goto fail;
+    if (pthread_create(&r->thr, NULL, watch_main, r) != 0) {
+        rc = fdn_err_set(err, FDN_EAGAIN, "config on etcd: cannot start the watch thread");
+        goto fail;
+    }
+    r->started = true;
+    pthread_setname_np(r->thr, "fdn-cfg-watch");
+    rc = fdn__cfg_set_remote(cfg, r, &OPS);
+    if (rc < 0) {
+        fdn_err_set(err, rc, "this config already follows etcd");
+        goto fail;
+    }
+    return 0;
+fail:
+    destroy(r);
+    return rc;
+}
+
+int fdn__config_etcd_stats(fdn_config_t *cfg, fdn_config_etcd_stats_t *out)
+{
+    cfgetcd_t *r = fdn__cfg_remote(cfg);
+    if (r == NULL)
+        return FDN_ENOTSUP;
+    out->stale = atomic_load_explicit(&r->stale, memory_order_relaxed);
+    out->applied = atomic_load_explicit(&r->applied, memory_order_relaxed);
+    out->refused = atomic_load_explicit(&r->refused, memory_order_relaxed);
+    out->cas_conflicts = atomic_load_explicit(&r->cas_conflicts, memory_order_relaxed);
+    out->relists = atomic_load_explicit(&r->relists, memory_order_relaxed);
+    fdn__mutex_lock(&r->mu);
+    out->revision = r->seen;
+    snprintf(out->last_refused, sizeof(out->last_refused), "%s", r->last_refused);
+    fdn__mutex_unlock(&r->mu);
+    return 0;
+}

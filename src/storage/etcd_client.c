@@ -1,0 +1,757 @@
+/*
+ * DESIGN: the etcd client (storage/etcd_client.h) over libcurl's easy API (calls) and multi API
+ * (the watch stream, so that a stop from another thread wakes it at once: curl_multi_wakeup).
+ *
+ * A call: build the JSON body with jansson (keys and values base64, 64-bit numbers as
+ * strings, logic/etcd_codec.c), POST it to /v3/<path> with CURLOPT_TIMEOUT_MS = the client's
+ * timeout (connect included), read the answer into a buffer capped at MAX_ANSWER, and check
+ * it: a transport failure, an HTTP status other than 200, an answer that is not JSON or an
+ * {"error": ...} answer each become one FDN_E* code with a message. Nothing is ever resent:
+ * a put that timed out may or may not have been applied, and the caller decides.
+ *
+ * Handles: idle curl easy handles (each keeps its connection to etcd alive) wait on a small
+ * stack under `mu`; a call pops one (or makes one), uses it without the lock and pushes it
+ * back. Locks: `mu` only, never held during I/O.
+ *
+ * The watch: one POST /v3/watch whose answer never ends; the write callback appends to a
+ * line buffer and hands every complete line to the pure parser, then to the caller's
+ * function, on the thread running fdn__etcd_watch_run.
+ *
+ * curl_global_init runs once per process (pthread_once) before the first handle.
+ */
+#include "storage/etcd_client.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "core/json.h"
+#include "core/lock.h"
+
+#define MAX_ANSWER (64u << 20) /* 64 MiB: a range of a big prefix */
+#define IDLE_MAX   8
+
+struct fdn__etcd {
+    char url[512];
+    int64_t timeout_ms;
+    fdn__mutex_t mu;
+    CURL *idle[IDLE_MAX] FDN_MEMBER_GUARDED_BY(mu);
+    int nidle FDN_MEMBER_GUARDED_BY(mu);
+    struct curl_slist *headers; /* immutable after create */
+};
+
+struct fdn__etcd_watch {
+    CURLM *multi;
+    _Atomic bool stop;      /* sticky: every run returns FDN_ECANCELED */
+    _Atomic bool interrupt; /* one-shot: the current (or next) run returns FDN_ECANCELED */
+};
+
+static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
+static CURLcode g_curl_init_rc = CURLE_OK;
+
+static void curl_init_once(void)
+{
+    g_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static int curl_ready(fdn_error_t *err)
+{
+    pthread_once(&g_curl_once, curl_init_once);
+    if (g_curl_init_rc != CURLE_OK)
+        return fdn_err_set(err, FDN_EINIT, "libcurl: %s", curl_easy_strerror(g_curl_init_rc));
+    return 0;
+}
+
+int fdn__etcd_create(fdn__etcd_t **out, const char *url, int64_t timeout_ms, fdn_error_t *err)
+{
+    if (out == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "out is NULL");
+    *out = NULL;
+    if (timeout_ms < 1)
+        return fdn_err_set(err, FDN_EINVAL, "etcd timeout must be >= 1 ms");
+    int rc = curl_ready(err);
+    if (rc < 0)
+        return rc;
+    fdn__etcd_t *c = fdn__calloc(1, sizeof(*c));
+    if (c == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "etcd client");
+    rc = fdn__etcd_url_check(url, c->url, sizeof(c->url), err);
+    if (rc < 0) {
+        fdn__free(c);
+        return rc;
+    }
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    struct curl_slist *h2 = h ? curl_slist_append(h, "Expect:") : NULL;
+    if (h2 == NULL) {
+        curl_slist_free_all(h);
+        fdn__free(c);
+        return fdn_err_set(err, FDN_ENOMEM, "etcd client");
+    }
+    c->headers = h2;
+    c->timeout_ms = timeout_ms;
+    pthread_mutex_init(&c->mu, NULL);
+    *out = c;
+    return 0;
+}
+
+void fdn__etcd_destroy(fdn__etcd_t *c)
+{
+    if (c == NULL)
+        return;
+    fdn__mutex_lock(&c->mu);
+    for (int i = 0; i < c->nidle; i++)
+        curl_easy_cleanup(c->idle[i]);
+    c->nidle = 0;
+    fdn__mutex_unlock(&c->mu);
+    curl_slist_free_all(c->headers);
+    pthread_mutex_destroy(&c->mu);
+    fdn__free(c);
+}
+
+const char *fdn__etcd_url(const fdn__etcd_t *c)
+{
+    return c->url;
+}
+
+static CURL *handle_get(fdn__etcd_t *c)
+{
+    CURL *h = NULL;
+    fdn__mutex_lock(&c->mu);
+    if (c->nidle > 0)
+        h = c->idle[--c->nidle];
+    fdn__mutex_unlock(&c->mu);
+    return h ? h : curl_easy_init();
+}
+
+static void handle_put(fdn__etcd_t *c, CURL *h, bool reuse)
+{
+    if (reuse) {
+        fdn__mutex_lock(&c->mu);
+        if (c->nidle < IDLE_MAX) {
+            c->idle[c->nidle++] = h;
+            h = NULL;
+        }
+        fdn__mutex_unlock(&c->mu);
+    }
+    if (h != NULL)
+        curl_easy_cleanup(h);
+}
+
+typedef struct answer {
+    fdn__buf_t b;
+    bool too_large;
+} answer_t;
+
+static size_t on_answer(char *data, size_t size, size_t nmemb, void *user)
+{
+    answer_t *a = user;
+    size_t n = size * nmemb;
+    if (a->b.len + n > MAX_ANSWER) {
+        a->too_large = true;
+        return 0;
+    }
+    fdn__buf_put(&a->b, data, n);
+    return a->b.oom ? 0 : n;
+}
+
+/* A libcurl failure as a code and message. */
+static int transport_error(fdn_error_t *err, CURLcode cc, const char *url, const char *ebuf)
+{
+    const char *detail = ebuf[0] ? ebuf : curl_easy_strerror(cc);
+    switch (cc) {
+    case CURLE_COULDNT_CONNECT:
+        return fdn_err_set(err, FDN_ECONNREFUSED, "etcd at %s: connection refused (%s)", url,
+                           detail);
+    case CURLE_OPERATION_TIMEDOUT:
+        return fdn_err_set(err, FDN_ETIMEDOUT, "etcd at %s: timed out (%s)", url, detail);
+    case CURLE_OUT_OF_MEMORY:
+        return fdn_err_set(err, FDN_ENOMEM, "etcd at %s: out of memory", url);
+    default:
+        return fdn_err_set(err, FDN_ENETWORK, "etcd at %s: %s", url, detail);
+    }
+}
+
+/* A JSON string of a 64-bit number, as the gateway expects. */
+static json_t *num(int64_t v)
+{
+    char s[24];
+    snprintf(s, sizeof(s), "%lld", (long long)v);
+    return json_string(s);
+}
+
+/* A JSON string of the base64 of b[0..n). */
+static json_t *b64(const char *b, size_t n)
+{
+    size_t cap = fdn__b64_encoded_len(n) + 1;
+    char stackbuf[512];
+    char *s = cap <= sizeof(stackbuf) ? stackbuf : fdn__malloc(cap);
+    if (s == NULL)
+        return NULL;
+    size_t len = fdn__b64_encode(s, cap, b, n);
+    json_t *j = json_stringn(s, len);
+    if (s != stackbuf)
+        fdn__free(s);
+    return j;
+}
+
+/* Does the message say the request was too large? */
+static bool says_too_large(const char *msg)
+{
+    return strstr(msg, "too large") != NULL || strstr(msg, "larger than max") != NULL ||
+           strstr(msg, "exceeds") != NULL;
+}
+
+/* POST body (consumed, may be NULL after an OOM) to /v3/<path>; *out gets the answer object. */
+static int call(fdn__etcd_t *c, const char *path, json_t *body, json_t **out, fdn_error_t *err)
+{
+    *out = NULL;
+    if (body == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "etcd %s: building the request", path);
+    fdn__json_oom_clear();
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (text == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "etcd %s: building the request", path);
+    char url[600];
+    snprintf(url, sizeof(url), "%s/v3/%s", c->url, path);
+    CURL *h = handle_get(c);
+    if (h == NULL) {
+        fdn__free(text);
+        return fdn_err_set(err, FDN_ENOMEM, "etcd %s: no curl handle", path);
+    }
+    char ebuf[CURL_ERROR_SIZE];
+    ebuf[0] = '\0';
+    answer_t a = {FDN__BUF_INIT, false};
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(text));
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_answer);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &a);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    CURLcode cc = curl_easy_perform(h);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
+    handle_put(c, h, cc == CURLE_OK);
+    fdn__free(text);
+    int rc = 0;
+    if (a.too_large) {
+        rc = fdn_err_set(err, FDN_ETOO_LARGE, "etcd %s: answer larger than %u bytes", path,
+                         MAX_ANSWER);
+    } else if (a.b.oom) {
+        rc = fdn_err_set(err, FDN_ENOMEM, "etcd %s: reading the answer", path);
+    } else if (cc != CURLE_OK) {
+        rc = transport_error(err, cc, c->url, ebuf);
+    } else {
+        json_error_t jerr;
+        json_t *root = a.b.len ? json_loadb(a.b.p, a.b.len, 0, &jerr) : NULL;
+        const json_t *m = root ? json_object_get(root, "message") : NULL;
+        const json_t *e = root ? json_object_get(root, "error") : NULL;
+        if (root == NULL && fdn__json_oom()) {
+            rc = fdn_err_set(err, FDN_ENOMEM, "etcd %s: parsing the answer", path);
+        } else if (root == NULL || !json_is_object(root)) {
+            rc = fdn_err_set(err, status == 200 ? FDN_EPARSE : FDN_EEXTERNAL,
+                             "etcd %s at %s: HTTP %ld, the answer is not a JSON object: %.80s",
+                             path, c->url, status, a.b.p ? a.b.p : "(empty)");
+        } else if (status != 200 || e != NULL) {
+            const char *msg = json_is_string(m)   ? json_string_value(m)
+                              : json_is_string(e) ? json_string_value(e)
+                                                  : "(no message)";
+            rc = fdn_err_set(err, says_too_large(msg) ? FDN_ETOO_LARGE : FDN_EEXTERNAL,
+                             "etcd %s: HTTP %ld: %.180s", path, status, msg);
+        }
+        if (rc == 0)
+            *out = root;
+        else
+            json_decref(root);
+    }
+    fdn__free(a.b.p);
+    return rc;
+}
+
+int fdn__etcd_range(fdn__etcd_t *c, const char *key, size_t keylen, const char *range_end,
+                    size_t relen, fdn__etcd_range_t *out, fdn_error_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    json_t *body = json_object();
+    if (body != NULL) {
+        json_object_set_new(body, "key", b64(key, keylen));
+        if (range_end != NULL)
+            json_object_set_new(body, "range_end", b64(range_end, relen));
+    }
+    json_t *ans = NULL;
+    int rc = call(c, "kv/range", body, &ans, err);
+    if (rc < 0)
+        return rc;
+    /* reuse the pure parser (the one the fuzzer covers) on the answer's text */
+    char *text = json_dumps(ans, JSON_COMPACT);
+    json_decref(ans);
+    if (text == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "etcd range");
+    rc = fdn__etcd_range_parse(text, strlen(text), out, err);
+    fdn__free(text);
+    return rc;
+}
+
+static int answer_revision(const json_t *ans, int64_t *rev)
+{
+    const json_t *h = json_object_get(ans, "header");
+    return fdn__etcd_json_i64(json_is_object(h) ? json_object_get(h, "revision") : NULL, rev);
+}
+
+int fdn__etcd_put(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
+                  size_t valuelen, int64_t lease, int64_t *revision, fdn_error_t *err)
+{
+    json_t *body = json_object();
+    if (body != NULL) {
+        json_object_set_new(body, "key", b64(key, keylen));
+        json_object_set_new(body, "value", b64(value, valuelen));
+        if (lease != 0)
+            json_object_set_new(body, "lease", num(lease));
+    }
+    json_t *ans = NULL;
+    int rc = call(c, "kv/put", body, &ans, err);
+    if (rc < 0)
+        return rc;
+    int64_t rev = 0;
+    rc = answer_revision(ans, &rev);
+    json_decref(ans);
+    if (rc < 0 || rev <= 0)
+        return fdn_err_set(err, FDN_EPARSE, "etcd put: no revision in the answer");
+    if (revision != NULL)
+        *revision = rev;
+    return 0;
+}
+
+/* {"key": k, "target": target, field: value} */
+static json_t *compare(const char *key, size_t keylen, const char *target, const char *field,
+                       int64_t v)
+{
+    json_t *cmp = json_object();
+    if (cmp == NULL)
+        return NULL;
+    json_object_set_new(cmp, "key", b64(key, keylen));
+    json_object_set_new(cmp, "target", json_string(target));
+    json_object_set_new(cmp, "result", json_string("EQUAL"));
+    json_object_set_new(cmp, field, num(v));
+    return cmp;
+}
+
+static json_t *txn_body(json_t *cmp, json_t *success, json_t *failure)
+{
+    json_t *body = json_object();
+    json_t *c = json_array(), *s = json_array(), *f = json_array();
+    if (body == NULL || c == NULL || s == NULL || f == NULL || cmp == NULL || success == NULL) {
+        json_decref(body);
+        json_decref(c);
+        json_decref(s);
+        json_decref(f);
+        json_decref(cmp);
+        json_decref(success);
+        json_decref(failure);
+        return NULL;
+    }
+    json_array_append_new(c, cmp);
+    json_array_append_new(s, success);
+    if (failure != NULL)
+        json_array_append_new(f, failure);
+    json_object_set_new(body, "compare", c);
+    json_object_set_new(body, "success", s);
+    json_object_set_new(body, "failure", f);
+    return body;
+}
+
+/* Put key = value if the key's `target` ("CREATE" or "MOD") revision equals cmp; when it does
+ * not, *existing (may be NULL) gets the key's record (key NULL when it does not exist). */
+static int put_if_cmp(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
+                      size_t valuelen, int64_t lease, const char *target, const char *field,
+                      int64_t cmp, bool *done, fdn__etcd_kv_t *existing, int64_t *revision,
+                      fdn_error_t *err)
+{
+    *done = false;
+    if (existing != NULL)
+        memset(existing, 0, sizeof(*existing));
+    json_t *put = json_object(), *rp = json_object();
+    json_t *get = json_object(), *rr = json_object();
+    if (rp != NULL) {
+        json_object_set_new(rp, "key", b64(key, keylen));
+        json_object_set_new(rp, "value", b64(value, valuelen));
+        if (lease != 0)
+            json_object_set_new(rp, "lease", num(lease));
+    }
+    if (rr != NULL)
+        json_object_set_new(rr, "key", b64(key, keylen));
+    if (put != NULL && rp != NULL)
+        json_object_set_new(put, "request_put", rp);
+    else
+        json_decref(rp);
+    if (get != NULL && rr != NULL)
+        json_object_set_new(get, "request_range", rr);
+    else
+        json_decref(rr);
+    json_t *body = txn_body(compare(key, keylen, target, field, cmp), put, get);
+    json_t *ans = NULL;
+    int rc = call(c, "kv/txn", body, &ans, err);
+    if (rc < 0)
+        return rc;
+    int64_t rev = 0;
+    rc = answer_revision(ans, &rev);
+    bool ok = json_is_true(json_object_get(ans, "succeeded"));
+    if (rc == 0 && !ok && existing != NULL) {
+        /* responses[0].response_range.kvs[0] */
+        const json_t *r0 = json_array_get(json_object_get(ans, "responses"), 0);
+        const json_t *rr0 = json_object_get(r0, "response_range");
+        const json_t *kv0 = json_array_get(json_object_get(rr0, "kvs"), 0);
+        /* (absent when the key does not exist) */
+        if (kv0 != NULL)
+            rc = fdn__etcd_kv_from_json(kv0, existing);
+    }
+    json_decref(ans);
+    if (rc == FDN_ENOMEM)
+        return fdn_err_set(err, rc, "etcd txn");
+    if (rc < 0 || rev <= 0)
+        return fdn_err_set(err, FDN_EPARSE, "etcd txn: malformed answer");
+    *done = ok;
+    if (revision != NULL)
+        *revision = rev;
+    return 0;
+}
+
+int fdn__etcd_put_if_absent(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
+                            size_t valuelen, int64_t lease, bool *created, fdn__etcd_kv_t *existing,
+                            int64_t *revision, fdn_error_t *err)
+{
+    return put_if_cmp(c, key, keylen, value, valuelen, lease, "CREATE", "create_revision", 0,
+                      created, existing, revision, err);
+}
+
+int fdn__etcd_put_if_mod(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
+                         size_t valuelen, int64_t mod_revision, bool *done,
+                         fdn__etcd_kv_t *existing, int64_t *revision, fdn_error_t *err)
+{
+    return put_if_cmp(c, key, keylen, value, valuelen, 0, "MOD", "mod_revision", mod_revision, done,
+                      existing, revision, err);
+}
+
+int fdn__etcd_delete_if_created(fdn__etcd_t *c, const char *key, size_t keylen, int64_t create_rev,
+                                bool *deleted, fdn_error_t *err)
+{
+    *deleted = false;
+    json_t *del = json_object(), *rd = json_object();
+    if (rd != NULL)
+        json_object_set_new(rd, "key", b64(key, keylen));
+    if (del != NULL && rd != NULL)
+        json_object_set_new(del, "request_delete_range", rd);
+    else
+        json_decref(rd);
+    json_t *body =
+        txn_body(compare(key, keylen, "CREATE", "create_revision", create_rev), del, NULL);
+    json_t *ans = NULL;
+    int rc = call(c, "kv/txn", body, &ans, err);
+    if (rc < 0)
+        return rc;
+    *deleted = json_is_true(json_object_get(ans, "succeeded"));
+    json_decref(ans);
+    return 0;
+}
+
+int fdn__etcd_delete(fdn__etcd_t *c, const char *key, size_t keylen, const char *range_end,
+                     size_t relen, int64_t *deleted, fdn_error_t *err)
+{
+    json_t *body = json_object();
+    if (body != NULL) {
+        json_object_set_new(body, "key", b64(key, keylen));
+        if (range_end != NULL)
+            json_object_set_new(body, "range_end", b64(range_end, relen));
+    }
+    json_t *ans = NULL;
+    int rc = call(c, "kv/deleterange", body, &ans, err);
+    if (rc < 0)
+        return rc;
+    int64_t n = 0;
+    rc = fdn__etcd_json_i64(json_object_get(ans, "deleted"), &n);
+    json_decref(ans);
+    if (rc < 0)
+        return fdn_err_set(err, FDN_EPARSE, "etcd deleterange: malformed answer");
+    if (deleted != NULL)
+        *deleted = n;
+    return 0;
+}
+
+int fdn__etcd_compact(fdn__etcd_t *c, int64_t revision, fdn_error_t *err)
+{
+    json_t *body = json_object();
+    if (body != NULL) {
+        json_object_set_new(body, "revision", num(revision));
+        json_object_set_new(body, "physical", json_true());
+    }
+    json_t *ans = NULL;
+    int rc = call(c, "kv/compaction", body, &ans, err);
+    json_decref(ans);
+    return rc;
+}
+
+int fdn__etcd_lease_grant(fdn__etcd_t *c, int64_t ttl_s, int64_t *id, int64_t *ttl_granted,
+                          fdn_error_t *err)
+{
+    json_t *body = json_object();
+    if (body != NULL)
+        json_object_set_new(body, "TTL", num(ttl_s));
+    json_t *ans = NULL;
+    int rc = call(c, "lease/grant", body, &ans, err);
+    if (rc < 0)
+        return rc;
+    int64_t lid = 0, ttl = 0;
+    rc = fdn__etcd_json_i64(json_object_get(ans, "ID"), &lid);
+    if (rc == 0)
+        rc = fdn__etcd_json_i64(json_object_get(ans, "TTL"), &ttl);
+    const json_t *e = json_object_get(ans, "error");
+    json_decref(ans);
+    if (rc < 0 || lid == 0 || ttl <= 0 || e != NULL)
+        return fdn_err_set(err, FDN_EPARSE, "etcd lease grant: no lease in the answer");
+    *id = lid;
+    if (ttl_granted != NULL)
+        *ttl_granted = ttl;
+    return 0;
+}
+
+int fdn__etcd_lease_keepalive(fdn__etcd_t *c, int64_t id, int64_t *ttl, fdn_error_t *err)
+{
+    json_t *body = json_object();
+    if (body != NULL)
+        json_object_set_new(body, "ID", num(id));
+    json_t *ans = NULL;
+    int rc = call(c, "lease/keepalive", body, &ans, err);
+    if (rc < 0)
+        return rc;
+    /* a stream endpoint: one {"result": {...}} for our one request */
+    const json_t *r = json_object_get(ans, "result");
+    int64_t t = 0;
+    rc = json_is_object(r) ? fdn__etcd_json_i64(json_object_get(r, "TTL"), &t) : FDN_EPARSE;
+    json_decref(ans);
+    if (rc < 0)
+        return fdn_err_set(err, FDN_EPARSE, "etcd lease keepalive: malformed answer");
+    *ttl = t > 0 ? t : 0;
+    return 0;
+}
+
+int fdn__etcd_lease_revoke(fdn__etcd_t *c, int64_t id, fdn_error_t *err)
+{
+    json_t *body = json_object();
+    if (body != NULL)
+        json_object_set_new(body, "ID", num(id));
+    json_t *ans = NULL;
+    int rc = call(c, "lease/revoke", body, &ans, err);
+    json_decref(ans);
+    return rc;
+}
+
+/* ---- watch -------------------------------------------------------------------------------- */
+
+int fdn__etcd_watch_create(fdn__etcd_watch_t **out)
+{
+    int rc = curl_ready(NULL);
+    if (rc < 0)
+        return rc;
+    fdn__etcd_watch_t *w = fdn__calloc(1, sizeof(*w));
+    if (w == NULL)
+        return FDN_ENOMEM;
+    w->multi = curl_multi_init();
+    if (w->multi == NULL) {
+        fdn__free(w);
+        return FDN_ENOMEM;
+    }
+    atomic_init(&w->stop, false);
+    atomic_init(&w->interrupt, false);
+    *out = w;
+    return 0;
+}
+
+void fdn__etcd_watch_destroy(fdn__etcd_watch_t *w)
+{
+    if (w == NULL)
+        return;
+    curl_multi_cleanup(w->multi);
+    fdn__free(w);
+}
+
+void fdn__etcd_watch_stop(fdn__etcd_watch_t *w)
+{
+    if (w == NULL)
+        return;
+    atomic_store_explicit(&w->stop, true, memory_order_release);
+    curl_multi_wakeup(w->multi);
+}
+
+void fdn__etcd_watch_interrupt(fdn__etcd_watch_t *w)
+{
+    atomic_store_explicit(&w->interrupt, true, memory_order_release);
+    curl_multi_wakeup(w->multi);
+}
+
+/* Stop or interrupt asked for? (An interrupt is consumed.) */
+static bool cancelled(fdn__etcd_watch_t *w)
+{
+    return atomic_load_explicit(&w->stop, memory_order_acquire) ||
+           atomic_exchange_explicit(&w->interrupt, false, memory_order_acq_rel);
+}
+
+typedef struct wstate {
+    fdn__buf_t line;
+    size_t max_line;
+    fdn__etcd_watch_fn fn;
+    void *user;
+    int rc;     /* why the write callback ended the transfer (0: fn asked) */
+    bool ended; /* the write callback ended it */
+    fdn_error_t *err;
+} wstate_t;
+
+static size_t on_stream(char *data, size_t size, size_t nmemb, void *user)
+{
+    wstate_t *s = user;
+    size_t n = size * nmemb;
+    fdn__buf_put(&s->line, data, n);
+    if (s->line.oom) {
+        s->rc = fdn_err_set(s->err, FDN_ENOMEM, "etcd watch: line buffer");
+        s->ended = true;
+        return 0;
+    }
+    size_t off = 0, l;
+    while ((l = fdn__etcd_line_len(s->line.p + off, s->line.len - off)) > 0) {
+        fdn__etcd_watch_msg_t m;
+        int rc = fdn__etcd_watch_msg_parse(s->line.p + off, l, &m, s->err);
+        off += l;
+        if (rc < 0) {
+            s->rc = rc;
+            s->ended = true;
+            return 0;
+        }
+        int stop = s->fn(&m, s->user);
+        fdn__etcd_watch_msg_clear(&m);
+        if (stop) {
+            s->rc = 0;
+            s->ended = true;
+            return 0;
+        }
+    }
+    if (off > 0) {
+        memmove(s->line.p, s->line.p + off, s->line.len - off);
+        s->line.len -= off;
+        s->line.p[s->line.len] = '\0';
+    }
+    if (s->line.len > s->max_line) {
+        s->rc = fdn_err_set(s->err, FDN_ETOO_LARGE, "etcd watch: a message passed %zu bytes",
+                            s->max_line);
+        s->ended = true;
+        return 0;
+    }
+    return n;
+}
+
+int fdn__etcd_watch_run(fdn__etcd_watch_t *w, fdn__etcd_t *c, const char *key, size_t keylen,
+                        const char *range_end, size_t relen, int64_t start_revision,
+                        size_t max_line, fdn__etcd_watch_fn fn, void *user, fdn_error_t *err)
+{
+    if (cancelled(w))
+        return fdn_err_set(err, FDN_ECANCELED, "etcd watch stopped");
+    json_t *body = json_object(), *cr = json_object();
+    if (body == NULL || cr == NULL) {
+        json_decref(body);
+        json_decref(cr);
+        return fdn_err_set(err, FDN_ENOMEM, "etcd watch");
+    }
+    json_object_set_new(cr, "key", b64(key, keylen));
+    if (range_end != NULL)
+        json_object_set_new(cr, "range_end", b64(range_end, relen));
+    if (start_revision > 0)
+        json_object_set_new(cr, "start_revision", num(start_revision));
+    json_object_set_new(body, "create_request", cr);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    CURL *h = curl_easy_init();
+    if (text == NULL || h == NULL) {
+        fdn__free(text);
+        if (h != NULL)
+            curl_easy_cleanup(h);
+        return fdn_err_set(err, FDN_ENOMEM, "etcd watch");
+    }
+    char url[600];
+    snprintf(url, sizeof(url), "%s/v3/watch", c->url);
+    char ebuf[CURL_ERROR_SIZE];
+    ebuf[0] = '\0';
+    wstate_t s = {FDN__BUF_INIT, max_line, fn, user, 0, false, err};
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(text));
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_stream);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    int rc = 0;
+    if (curl_multi_add_handle(w->multi, h) != CURLM_OK) {
+        rc = fdn_err_set(err, FDN_ENOMEM, "etcd watch: curl_multi_add_handle");
+        goto out;
+    }
+    for (;;) {
+        if (cancelled(w)) {
+            rc = fdn_err_set(err, FDN_ECANCELED, "etcd watch stopped");
+            break;
+        }
+        int running = 0;
+        CURLMcode mc = curl_multi_perform(w->multi, &running);
+        if (mc != CURLM_OK) {
+            rc = fdn_err_set(err, FDN_ENETWORK, "etcd watch: %s", curl_multi_strerror(mc));
+            break;
+        }
+        CURLMsg *msg;
+        int left;
+        bool done = false;
+        while ((msg = curl_multi_info_read(w->multi, &left)) != NULL) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            done = true;
+            CURLcode cc = msg->data.result;
+            long status = 0;
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+            if (s.ended)
+                rc = s.rc;
+            else if (cc != CURLE_OK)
+                rc = transport_error(err, cc, c->url, ebuf);
+            else if (status != 200)
+                rc = fdn_err_set(err, FDN_EEXTERNAL, "etcd watch: HTTP %ld", status);
+            else
+                rc = fdn_err_set(err, FDN_ENETWORK, "etcd watch: the stream ended");
+        }
+        if (done)
+            break;
+        mc = curl_multi_poll(w->multi, NULL, 0, 1000, NULL);
+        if (mc != CURLM_OK) {
+            rc = fdn_err_set(err, FDN_ENETWORK, "etcd watch: %s", curl_multi_strerror(mc));
+            break;
+        }
+    }
+    curl_multi_remove_handle(w->multi, h);
+out:
+    curl_easy_cleanup(h);
+    fdn__free(text);
+    fdn__free(s.line.p);
+    return rc;
+}

@@ -1,0 +1,109 @@
+/* The etcd client (storage layer): the v3 JSON gateway of etcd 3.4 over libcurl. Range, put,
+ * create-if-absent, delete, compaction, leases, and a watch stream. It keeps no policy:
+ * caching, re-registration and staleness belong to the backends above it
+ * (infra/registry_etcd.c).
+ *
+ * Every call is bounded by the client's timeout (connect included) and answers a clear code:
+ * FDN_ECONNREFUSED (nothing listens), FDN_ETIMEDOUT, FDN_ENETWORK (another transport failure),
+ * FDN_EPARSE (the answer is not what the gateway writes), FDN_EEXTERNAL (etcd refused the
+ * request; its message in err), FDN_ETOO_LARGE (etcd: request too large), FDN_ENOMEM.
+ *
+ * Threads: a client may be used by any number of threads at once (each call takes an idle
+ * curl handle from a small stack, or makes one). A watch runs on the thread that calls
+ * fdn__etcd_watch_run; fdn__etcd_watch_stop may be called from any thread. */
+#ifndef FDN_STORAGE_ETCD_CLIENT_H
+#define FDN_STORAGE_ETCD_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <fdn/error.h>
+
+#include "logic/etcd_codec.h"
+
+typedef struct fdn__etcd fdn__etcd_t;
+
+/* Create a client for url (http://host:port, checked by fdn__etcd_url_check); timeout_ms
+ * bounds every call (>= 1). No connection is made here. 0, FDN_EINVAL, FDN_ENOMEM. */
+int fdn__etcd_create(fdn__etcd_t **out, const char *url, int64_t timeout_ms, fdn_error_t *err);
+void fdn__etcd_destroy(fdn__etcd_t *c);
+
+/* The client's base URL (no trailing '/'). */
+const char *fdn__etcd_url(const fdn__etcd_t *c);
+
+/* Range [key, range_end) (range_end NULL: the key alone; "" with relen 0 is not allowed). */
+int fdn__etcd_range(fdn__etcd_t *c, const char *key, size_t keylen, const char *range_end,
+                    size_t relen, fdn__etcd_range_t *out, fdn_error_t *err);
+
+/* Put key = value (lease 0: none). *revision (may be NULL) gets the store's new revision. */
+int fdn__etcd_put(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
+                  size_t valuelen, int64_t lease, int64_t *revision, fdn_error_t *err);
+
+/* Put key = value only if the key does not exist (a txn on create_revision == 0). On success
+ * *created tells which; when it existed, *existing (may be NULL) gets its record (clear it
+ * with fdn__etcd_kv_clear). */
+int fdn__etcd_put_if_absent(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
+                            size_t valuelen, int64_t lease, bool *created, fdn__etcd_kv_t *existing,
+                            int64_t *revision, fdn_error_t *err);
+
+/* Put key = value only if the key's mod_revision is mod_revision (0: the key does not exist):
+ * a compare-and-swap. *done tells whether it was written; when not, *existing (may be NULL)
+ * gets the key's current record (key NULL when the key does not exist). */
+int fdn__etcd_put_if_mod(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
+                         size_t valuelen, int64_t mod_revision, bool *done,
+                         fdn__etcd_kv_t *existing, int64_t *revision, fdn_error_t *err);
+
+/* Delete key only if its create_revision is still create_rev (so that an entry someone else
+ * made since is left alone). *deleted tells whether it was. */
+int fdn__etcd_delete_if_created(fdn__etcd_t *c, const char *key, size_t keylen, int64_t create_rev,
+                                bool *deleted, fdn_error_t *err);
+
+/* Delete [key, range_end) (range_end NULL: the key alone). *deleted (may be NULL): how many. */
+int fdn__etcd_delete(fdn__etcd_t *c, const char *key, size_t keylen, const char *range_end,
+                     size_t relen, int64_t *deleted, fdn_error_t *err);
+
+/* Compact the key history up to revision (tests and tools). */
+int fdn__etcd_compact(fdn__etcd_t *c, int64_t revision, fdn_error_t *err);
+
+/* Grant a lease of ttl_s seconds: *id and *ttl_granted (may be NULL). */
+int fdn__etcd_lease_grant(fdn__etcd_t *c, int64_t ttl_s, int64_t *id, int64_t *ttl_granted,
+                          fdn_error_t *err);
+
+/* Refresh lease id once. *ttl gets its remaining TTL in seconds; 0 means the lease is gone
+ * (expired or revoked): the call itself succeeded. */
+int fdn__etcd_lease_keepalive(fdn__etcd_t *c, int64_t id, int64_t *ttl, fdn_error_t *err);
+
+/* Revoke lease id (its keys are deleted). An unknown lease is FDN_EEXTERNAL. */
+int fdn__etcd_lease_revoke(fdn__etcd_t *c, int64_t id, fdn_error_t *err);
+
+/* ---- watch stream -------------------------------------------------------------------------- */
+
+typedef struct fdn__etcd_watch fdn__etcd_watch_t;
+
+/* Called on the watch's thread for every message; return non-zero to end the watch. */
+typedef int (*fdn__etcd_watch_fn)(const fdn__etcd_watch_msg_t *m, void *user);
+
+int fdn__etcd_watch_create(fdn__etcd_watch_t **out);
+void fdn__etcd_watch_destroy(fdn__etcd_watch_t *w);
+
+/*
+ * Watch [key, range_end) from start_revision on the calling thread, until the stream ends
+ * (etcd went away: FDN_ENETWORK / FDN_ECONNREFUSED), a message cannot be parsed (FDN_EPARSE),
+ * a line passes max_line bytes (FDN_ETOO_LARGE), fn returns non-zero (returns 0) or
+ * fdn__etcd_watch_stop was called (FDN_ECANCELED). The connect is bounded by the client's
+ * timeout; the stream itself has no time limit. One run at a time per watch object.
+ */
+int fdn__etcd_watch_run(fdn__etcd_watch_t *w, fdn__etcd_t *c, const char *key, size_t keylen,
+                        const char *range_end, size_t relen, int64_t start_revision,
+                        size_t max_line, fdn__etcd_watch_fn fn, void *user, fdn_error_t *err);
+
+/* Make the current and every later fdn__etcd_watch_run of w return FDN_ECANCELED promptly.
+ * Any thread. */
+void fdn__etcd_watch_stop(fdn__etcd_watch_t *w);
+
+/* Make the current run (or, when none runs, the next one) return FDN_ECANCELED once. Any
+ * thread. */
+void fdn__etcd_watch_interrupt(fdn__etcd_watch_t *w);
+
+#endif

@@ -1,0 +1,429 @@
+/* The config service following a real etcd (fixture "etcd", URL in $FDN_TEST_ETCD_DIR/url):
+ * an update made in one process is applied by the others with the same revision; the four
+ * checks apply to local updates and to values another tool writes into etcd (refused,
+ * counted, never applied); a deleted key puts the start-up value back; four processes making
+ * 100 concurrent compare-and-swap updates end with 100 distinct revisions, the same value and
+ * the same sequence everywhere. Every wait polls against a bounded deadline. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fdn/clock.h>
+#include <fdn/config.h>
+
+#include "storage/etcd_client.h"
+
+#define NPROC   4
+#define PERPROC 25
+
+static char g_url[128];
+static unsigned g_run;
+static const char *const no_env[] = {NULL};
+
+static void read_url(void)
+{
+    const char *dir = getenv("FDN_TEST_ETCD_DIR");
+    assert_non_null(dir);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/url", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(g_url, (int)sizeof(g_url), f));
+    fclose(f);
+    g_url[strcspn(g_url, "\n")] = '\0';
+    g_run = (unsigned)getpid() ^ (unsigned)fdn_clock_wall_ns(NULL);
+}
+
+static void unique_ns(char *buf, size_t cap, const char *what)
+{
+    static atomic_uint seq;
+    snprintf(buf, cap, "%s-%u-%u", what, g_run, atomic_fetch_add(&seq, 1));
+}
+
+static int64_t now_ms(void)
+{
+    return fdn_clock_mono_ns(NULL) / 1000000;
+}
+
+static void pause_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A config service following etcd in namespace ns (NULL when follow fails in a child). */
+static fdn_config_t *follow(const char *ns, bool must)
+{
+    fdn_config_opts_t o = FDN_CONFIG_OPTS_INIT;
+    o.envp = no_env;
+    o.ignore_env = true;
+    fdn_config_t *c = NULL;
+    if (fdn_config_create(&c, &o, NULL) != 0) {
+        assert_false(must);
+        return NULL;
+    }
+    fdn_config_etcd_opts_t eo = FDN_CONFIG_ETCD_OPTS_INIT;
+    eo.url = g_url;
+    eo.ns = ns;
+    eo.request_timeout_ms = 5000;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_config_follow_etcd(c, &eo, &err);
+    if (rc != 0) {
+        fprintf(stderr, "fdn_config_follow_etcd: %s\n", err.message);
+        assert_false(must);
+        fdn_config_destroy(c);
+        return NULL;
+    }
+    return c;
+}
+
+static fdn_config_etcd_stats_t stats(fdn_config_t *c)
+{
+    fdn_config_etcd_stats_t s;
+    memset(&s, 0, sizeof(s));
+    s.version = FDN_CONFIG_ETCD_STATS_VERSION;
+    assert_int_equal(fdn_config_etcd_stats(c, &s), 0);
+    return s;
+}
+
+static bool get_bool(fdn_config_t *c, const char *path)
+{
+    bool b = false;
+    assert_int_equal(fdn_config_get_bool(c, path, &b), 0);
+    return b;
+}
+
+static int64_t get_int(fdn_config_t *c, const char *path)
+{
+    int64_t v = 0;
+    assert_int_equal(fdn_config_get_int(c, path, &v), 0);
+    return v;
+}
+
+static bool wait_bool(fdn_config_t *c, const char *path, bool want)
+{
+    int64_t t0 = now_ms();
+    while (get_bool(c, path) != want) {
+        if (now_ms() - t0 > 5000)
+            return false;
+        pause_ms(5);
+    }
+    return true;
+}
+
+static bool wait_refused(fdn_config_t *c, uint64_t n)
+{
+    int64_t t0 = now_ms();
+    while (stats(c).refused < n) {
+        if (now_ms() - t0 > 5000)
+            return false;
+        pause_ms(5);
+    }
+    return true;
+}
+
+typedef struct seen {
+    pthread_mutex_t mu;
+    size_t n;
+    uint64_t rev[NPROC * PERPROC + 8];
+    int64_t val[NPROC * PERPROC + 8];
+} seen_t;
+
+static void on_change(const fdn_config_change_t *ch, void *user)
+{
+    seen_t *s = user;
+    if (ch->kind != FDN_CONFIG_CHANGE_UPDATED)
+        return;
+    pthread_mutex_lock(&s->mu);
+    if (s->n < sizeof(s->rev) / sizeof(s->rev[0])) {
+        s->rev[s->n] = ch->revision;
+        s->val[s->n] = strtoll(ch->new_json, NULL, 10);
+        s->n++;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static size_t seen_count(seen_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t n = s->n;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* ---- tests ------------------------------------------------------------------------------- */
+
+static void update_reaches_every_process(void **state)
+{
+    (void)state;
+    char ns[64];
+    unique_ns(ns, sizeof(ns), "cfg");
+    /* the history before now compacted away: the followers must start from the range's
+     * revision, not replay from the beginning */
+    fdn__etcd_t *raw = NULL;
+    assert_int_equal(fdn__etcd_create(&raw, g_url, 2000, NULL), 0);
+    int64_t now_rev = 0;
+    assert_int_equal(fdn__etcd_put(raw, "/fdn/test/tick", 14, "1", 1, 0, &now_rev, NULL), 0);
+    assert_int_equal(fdn__etcd_compact(raw, now_rev, NULL), 0);
+    fdn_config_t *a = follow(ns, true);
+    fdn_config_t *b = follow(ns, true);
+    assert_true(stats(a).revision >= now_rev); /* the range's revision, before any event */
+    seen_t sb = {PTHREAD_MUTEX_INITIALIZER, 0, {0}, {0}};
+    uint64_t id = 0;
+    assert_int_equal(fdn_config_subscribe(b, "dev", on_change, &sb, &id), 0);
+    uint64_t r0 = fdn_config_revision(a);
+
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_config_update_bool(a, "dev.debug_mode", true, &err), 0);
+    assert_true(get_bool(a, "dev.debug_mode")); /* read your own write */
+    assert_true(wait_bool(b, "dev.debug_mode", true));
+    uint64_t ra = fdn_config_revision(a);
+    assert_true(ra > r0);
+    assert_int_equal(fdn_config_revision(b), ra); /* the etcd revision, the same everywhere */
+    assert_int_equal(stats(a).revision, (int64_t)ra);
+    int64_t t0 = now_ms();
+    while (seen_count(&sb) < 1 && now_ms() - t0 < 5000)
+        pause_ms(5);
+    assert_int_equal(seen_count(&sb), 1); /* once per change */
+    assert_int_equal(sb.rev[0], ra);
+
+    /* the local checks refuse before anything reaches etcd, with the codes of a local
+     * config */
+    fdn_config_opts_t lo = FDN_CONFIG_OPTS_INIT;
+    lo.envp = no_env;
+    lo.ignore_env = true;
+    fdn_config_t *local = NULL;
+    assert_int_equal(fdn_config_create(&local, &lo, NULL), 0);
+    int want = fdn_config_update_int(local, "interface.max_results", -1, NULL);
+    assert_true(want < 0);
+    assert_int_equal(fdn_config_update_int(a, "interface.max_results", -1, &err), want);
+    assert_int_equal(fdn_config_update_int(a, "storage.hot.max_events", 5, &err),
+                     FDN_ECONFIG_FORBIDDEN);
+    fdn_config_destroy(local);
+    assert_int_equal(fdn_config_revision(a), ra);
+
+    /* another tool writes values this service refuses: counted, never applied */
+    char key[200];
+    snprintf(key, sizeof(key), "/fdn/config/%s/interface.max_results", ns);
+    assert_int_equal(fdn__etcd_put(raw, key, strlen(key), "-5", 2, 0, NULL, NULL), 0);
+    assert_true(wait_refused(a, 1));
+    assert_true(wait_refused(b, 1));
+    assert_int_equal(get_int(a, "interface.max_results"), 1000);
+    assert_non_null(strstr(stats(a).last_refused, "interface.max_results"));
+    assert_int_equal(fdn__etcd_put(raw, key, strlen(key), "not json", 8, 0, NULL, NULL), 0);
+    assert_true(wait_refused(b, 2));
+    snprintf(key, sizeof(key), "/fdn/config/%s/storage.hot.max_events", ns);
+    assert_int_equal(fdn__etcd_put(raw, key, strlen(key), "5", 1, 0, NULL, NULL), 0);
+    assert_true(wait_refused(b, 3));
+    assert_int_equal(fdn_config_revision(b), ra);
+    /* a valid value after refused ones: applied (the compare-and-swap base is etcd's) */
+    assert_int_equal(fdn_config_update_int(b, "interface.max_results", 77, &err), 0);
+    assert_int_equal(get_int(b, "interface.max_results"), 77);
+    t0 = now_ms();
+    while (get_int(a, "interface.max_results") != 77 && now_ms() - t0 < 5000)
+        pause_ms(5);
+    assert_int_equal(get_int(a, "interface.max_results"), 77);
+
+    /* a deleted key: back to the start-up value */
+    snprintf(key, sizeof(key), "/fdn/config/%s/dev.debug_mode", ns);
+    int64_t deleted = 0;
+    assert_int_equal(fdn__etcd_delete(raw, key, strlen(key), NULL, 0, &deleted, NULL), 0);
+    assert_int_equal(deleted, 1);
+    assert_true(wait_bool(a, "dev.debug_mode", false));
+    assert_true(wait_bool(b, "dev.debug_mode", false));
+    /* and updatable again from there (compare-and-swap on a missing key) */
+    assert_int_equal(fdn_config_update_bool(b, "dev.debug_mode", true, &err), 0);
+    assert_true(wait_bool(a, "dev.debug_mode", true));
+
+    /* a late follower starts from etcd's state */
+    fdn_config_t *c = follow(ns, true);
+    assert_true(get_bool(c, "dev.debug_mode"));
+    assert_int_equal(get_int(c, "interface.max_results"), 77);
+    assert_true(stats(c).refused >= 1); /* storage.hot.max_events is still there */
+    fdn_config_destroy(c);
+    fdn__etcd_destroy(raw);
+    assert_int_equal(fdn_config_unsubscribe(b, id), 0);
+    fdn_config_destroy(b);
+    fdn_config_destroy(a);
+}
+
+/* A child: follow, subscribe, make PERPROC updates when told, wait for all NPROC * PERPROC
+ * changes, write "revision value" lines to file. */
+static int child_updates(const char *ns, int k, int ready, int go, const char *file)
+{
+    fdn_config_t *c = follow(ns, false);
+    if (c == NULL)
+        return 2;
+    seen_t *s = calloc(1, sizeof(*s));
+    pthread_mutex_init(&s->mu, NULL);
+    if (fdn_config_subscribe(c, "interface.max_results", on_change, s, NULL) != 0)
+        return 3;
+    char b = 'r';
+    if (write(ready, &b, 1) != 1 || read(go, &b, 1) != 1)
+        return 4;
+    for (int i = 0; i < PERPROC; i++) {
+        fdn_error_t err = FDN_ERROR_INIT;
+        int rc = fdn_config_update_int(c, "interface.max_results", 1 + k * 1000 + i, &err);
+        if (rc != 0) {
+            fprintf(stderr, "child %d update %d: %s\n", k, i, err.message);
+            return 5;
+        }
+    }
+    int64_t t0 = now_ms();
+    while (seen_count(s) < NPROC * PERPROC && now_ms() - t0 < 30000)
+        pause_ms(5);
+    FILE *f = fopen(file, "w");
+    if (f == NULL)
+        return 6;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n; i++)
+        fprintf(f, "%llu %lld\n", (unsigned long long)s->rev[i], (long long)s->val[i]);
+    pthread_mutex_unlock(&s->mu);
+    fprintf(f, "final %llu %lld\n", (unsigned long long)fdn_config_revision(c),
+            (long long)get_int(c, "interface.max_results"));
+    fclose(f);
+    fprintf(stderr, "process %d: %llu compare-and-swap conflicts\n", k,
+            (unsigned long long)stats(c).cas_conflicts);
+    fdn_config_destroy(c);
+    return 0;
+}
+
+static char *slurp(const char *file)
+{
+    FILE *f = fopen(file, "r");
+    assert_non_null(f);
+    static char buf[NPROC][8192];
+    static int next;
+    char *b = buf[next++ % NPROC];
+    size_t n = fread(b, 1, sizeof(buf[0]) - 1, f);
+    b[n] = '\0';
+    fclose(f);
+    return b;
+}
+
+static void concurrent_cas_updates_one_order(void **state)
+{
+    (void)state;
+    char ns[64];
+    unique_ns(ns, sizeof(ns), "cas");
+    int ready[2], go[2];
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(go), 0);
+    char files[NPROC][64];
+    pid_t pids[NPROC];
+    for (int k = 0; k < NPROC; k++) {
+        snprintf(files[k], sizeof(files[k]), "/tmp/fdn-cas-%u-%d", g_run, k);
+        pids[k] = fork();
+        assert_true(pids[k] >= 0);
+        if (pids[k] == 0) {
+            close(ready[0]);
+            close(go[1]);
+            _exit(child_updates(ns, k, ready[1], go[0], files[k]));
+        }
+    }
+    close(ready[1]);
+    close(go[0]);
+    char b;
+    for (int k = 0; k < NPROC; k++)
+        assert_int_equal(read(ready[0], &b, 1), 1);
+    char all[NPROC];
+    memset(all, 'g', sizeof(all));
+    assert_int_equal(write(go[1], all, NPROC), NPROC); /* all start at once */
+    for (int k = 0; k < NPROC; k++) {
+        int st = 0;
+        assert_int_equal(waitpid(pids[k], &st, 0), pids[k]);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    close(ready[0]);
+    close(go[1]);
+    /* every process saw the same 100 changes in the same order, with 100 distinct growing
+     * revisions, and ends with the same value and revision */
+    char *first = slurp(files[0]);
+    for (int k = 1; k < NPROC; k++)
+        assert_string_equal(slurp(files[k]), first);
+    unsigned long long prev = 0, rev;
+    long long val;
+    bool got[NPROC * PERPROC] = {false};
+    const char *p = first;
+    int lines = 0;
+    while (sscanf(p, "%llu %lld", &rev, &val) == 2) {
+        assert_true(rev > prev);
+        prev = rev;
+        long long k = (val - 1) / 1000, i = (val - 1) % 1000;
+        assert_true(k >= 0 && k < NPROC && i >= 0 && i < PERPROC);
+        assert_false(got[k * PERPROC + i]);
+        got[k * PERPROC + i] = true;
+        lines++;
+        p = strchr(p, '\n') + 1;
+    }
+    assert_int_equal(lines, NPROC * PERPROC);
+    unsigned long long frev;
+    long long fval;
+    assert_int_equal(sscanf(p, "final %llu %lld", &frev, &fval), 2);
+    assert_int_equal(frev, prev);
+    assert_int_equal(fval, val);
+    for (int k = 0; k < NPROC; k++)
+        unlink(files[k]);
+}
+
+static void bad_input(void **state)
+{
+    (void)state;
+    fdn_config_opts_t o = FDN_CONFIG_OPTS_INIT;
+    o.envp = no_env;
+    o.ignore_env = true;
+    fdn_config_t *c = NULL;
+    assert_int_equal(fdn_config_create(&c, &o, NULL), 0);
+    fdn_config_etcd_opts_t eo = FDN_CONFIG_ETCD_OPTS_INIT;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_config_follow_etcd(c, &eo, &err), FDN_EINVAL); /* no url */
+    eo.url = "etcd:2379";
+    assert_int_equal(fdn_config_follow_etcd(c, &eo, &err), FDN_EINVAL);
+    eo.url = "http://127.0.0.1:1";
+    assert_int_equal(fdn_config_follow_etcd(c, &eo, &err), FDN_ECONNREFUSED);
+    eo.url = g_url;
+    eo.ns = "a/b";
+    assert_int_equal(fdn_config_follow_etcd(c, &eo, &err), FDN_EINVAL);
+    fdn_config_etcd_stats_t s;
+    memset(&s, 0, sizeof(s));
+    s.version = FDN_CONFIG_ETCD_STATS_VERSION;
+    assert_int_equal(fdn_config_etcd_stats(c, &s), FDN_ENOTSUP);
+    /* local updates still work, locally */
+    assert_int_equal(fdn_config_update_bool(c, "dev.debug_mode", true, NULL), 0);
+    char ns[64];
+    unique_ns(ns, sizeof(ns), "twice");
+    eo.ns = ns;
+    assert_int_equal(fdn_config_follow_etcd(c, &eo, &err), 0);
+    assert_int_equal(fdn_config_follow_etcd(c, &eo, &err), FDN_EBUSY);
+    fdn_config_destroy(c);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    read_url();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(update_reaches_every_process),
+        cmocka_unit_test(concurrent_cas_updates_one_order),
+        cmocka_unit_test(bad_input),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}

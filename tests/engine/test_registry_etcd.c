@@ -1,0 +1,663 @@
+/* The shared registry on a real etcd (scripts/etcd-server.sh, started by the ctest fixture
+ * "etcd"; its URL is in $FDN_TEST_ETCD_DIR/url; the restart test starts one of its own):
+ * registration and lookup across registries, liveness of a process killed with SIGKILL, two
+ * processes racing for one name, a watcher whose revision is compacted away, etcd stopped and
+ * restarted, a lost lease, bad input. Every wait polls the cache against a bounded deadline. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fdn/clock.h>
+#include <fdn/registry.h>
+
+#include "core/registry_int.h"
+#include "infra/registry_shared.h"
+#include "storage/etcd_client.h"
+
+static char g_url[128];
+static unsigned g_run; /* namespaces unique per run: the fixture's etcd outlives a test */
+
+static void read_url(void)
+{
+    const char *dir = getenv("FDN_TEST_ETCD_DIR");
+    assert_non_null(dir);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/url", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(g_url, (int)sizeof(g_url), f));
+    fclose(f);
+    g_url[strcspn(g_url, "\n")] = '\0';
+    g_run = (unsigned)getpid() ^ (unsigned)fdn_clock_wall_ns(NULL);
+}
+
+static void unique_ns(char *buf, size_t cap, const char *what)
+{
+    static atomic_uint seq;
+    snprintf(buf, cap, "%s-%u-%u", what, g_run, atomic_fetch_add(&seq, 1));
+}
+
+static int64_t now_ms(void)
+{
+    return fdn_clock_mono_ns(NULL) / 1000000;
+}
+
+static void pause_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static fdn_registry_t *open_reg_at(const char *url, const char *ns, int64_t ttl_ms,
+                                   const char *owner)
+{
+    fdn_registry_opts_t ro = FDN_REGISTRY_OPTS_INIT;
+    ro.name = ns;
+    fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
+    eo.url = url;
+    eo.lease_ttl_ms = ttl_ms;
+    eo.owner = owner;
+    eo.request_timeout_ms = 2000;
+    fdn_registry_t *r = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_registry_open(&r, &ro, &eo, &err);
+    if (rc != 0)
+        fprintf(stderr, "fdn_registry_open: %s\n", err.message);
+    assert_int_equal(rc, 0);
+    assert_true(fdn_registry_is_shared(r));
+    return r;
+}
+
+/* Is service/instance in r's cache (with endpoint ep when ep != NULL)? */
+static fdn_registry_t *open_reg(const char *ns, int64_t ttl_ms, const char *owner)
+{
+    return open_reg_at(g_url, ns, ttl_ms, owner);
+}
+
+static bool has(fdn_registry_t *r, const char *service, const char *instance, const char *ep)
+{
+    fdn_registry_instance_t *i = NULL;
+    int rc = fdn_registry_lookup_shared(r, service, instance, &i, NULL);
+    bool yes = rc == 0 && (ep == NULL || strcmp(fdn_registry_instance_endpoint(i), ep) == 0);
+    fdn_registry_instance_release(i);
+    return yes;
+}
+
+/* Poll until has() == want or the deadline passes; returns the elapsed ms or -1. */
+static int64_t wait_has(fdn_registry_t *r, const char *service, const char *instance, bool want,
+                        int64_t deadline_ms)
+{
+    int64_t t0 = now_ms();
+    while (has(r, service, instance, NULL) != want) {
+        if (now_ms() - t0 > deadline_ms)
+            return -1;
+        pause_ms(10);
+    }
+    return now_ms() - t0;
+}
+
+static fdn_registry_shared_stats_t stats(fdn_registry_t *r)
+{
+    fdn_registry_shared_stats_t s;
+    memset(&s, 0, sizeof(s));
+    s.version = FDN_REGISTRY_SHARED_STATS_VERSION;
+    assert_int_equal(fdn_registry_shared_stats(r, &s), 0);
+    return s;
+}
+
+static bool wait_stale(fdn_registry_t *r, bool want, int64_t deadline_ms)
+{
+    int64_t t0 = now_ms();
+    while (fdn_registry_shared_stale(r) != want) {
+        if (now_ms() - t0 > deadline_ms)
+            return false;
+        pause_ms(10);
+    }
+    return true;
+}
+
+/* A raw client on the fixture, for what another tool would do. */
+static fdn__etcd_t *raw(void)
+{
+    fdn__etcd_t *c = NULL;
+    assert_int_equal(fdn__etcd_create(&c, g_url, 2000, NULL), 0);
+    return c;
+}
+
+static void raw_put(fdn__etcd_t *c, const char *key, const char *value, int64_t *rev)
+{
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn__etcd_put(c, key, strlen(key), value, strlen(value), 0, rev, &err);
+    if (rc != 0)
+        fprintf(stderr, "put: %s\n", err.message);
+    assert_int_equal(rc, 0);
+}
+
+/* scripts/etcd-server.sh CMD DIR */
+static void script(const char *cmd, const char *dir)
+{
+    const char *src = getenv("FDN_SOURCE_DIR");
+    assert_non_null(src);
+    char line[1400];
+    snprintf(line, sizeof(line), "bash %s/scripts/etcd-server.sh %s %s >/dev/null", src, cmd, dir);
+    assert_int_equal(system(line), 0);
+}
+
+/* An etcd of the test's own (the restart test kills it; the fixture's serves other tests that
+ * ctest may run at the same time). */
+typedef struct own_etcd {
+    char dir[64];
+    char url[128];
+} own_etcd_t;
+
+static int own_etcd_up(void **state)
+{
+    own_etcd_t *e = calloc(1, sizeof(*e));
+    assert_non_null(e);
+    snprintf(e->dir, sizeof(e->dir), "/tmp/fdn-test-etcd-XXXXXX");
+    assert_non_null(mkdtemp(e->dir));
+    script("start", e->dir);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/url", e->dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(e->url, (int)sizeof(e->url), f));
+    fclose(f);
+    e->url[strcspn(e->url, "\n")] = '\0';
+    *state = e;
+    return 0;
+}
+
+static int own_etcd_down(void **state)
+{
+    own_etcd_t *e = *state;
+    script("stop", e->dir); /* also after a failed assertion: no daemon is left behind */
+    free(e);
+    return 0;
+}
+
+/* ---- tests ------------------------------------------------------------------------------- */
+
+static void register_lookup_list_unregister(void **state)
+{
+    (void)state;
+    char ns[64];
+    unique_ns(ns, sizeof(ns), "basic");
+    fdn_registry_t *a = open_reg(ns, 5000, "proc-a");
+    fdn_registry_t *b = open_reg(ns, 5000, "proc-b");
+    fdn_registry_meta_t meta[] = {{"zone", "eu-1"}, {"pid", "1234"}};
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(
+        fdn_registry_register_shared(a, "api", "a1", "http://10.0.0.1:80", meta, 2, &err), 0);
+    /* the registering process sees its own write when the call returns */
+    fdn_registry_instance_t *i = NULL;
+    assert_int_equal(fdn_registry_lookup_shared(a, "api", "a1", &i, NULL), 0);
+    assert_string_equal(fdn_registry_instance_endpoint(i), "http://10.0.0.1:80");
+    assert_string_equal(fdn_registry_instance_owner(i), "proc-a");
+    assert_string_equal(fdn_registry_instance_meta(i, "zone"), "eu-1");
+    assert_int_equal(fdn_registry_instance_lease(i), stats(a).lease_id);
+    assert_true(fdn_registry_instance_mod_revision(i) > 0);
+    fdn_registry_instance_release(i);
+    /* idempotent for the same process and value; EEXIST with another value */
+    assert_int_equal(
+        fdn_registry_register_shared(a, "api", "a1", "http://10.0.0.1:80", meta, 2, NULL), 0);
+    assert_int_equal(fdn_registry_register_shared(a, "api", "a1", "http://other", NULL, 0, NULL),
+                     FDN_EEXIST);
+    /* another process: EEXIST naming the holder */
+    assert_int_equal(fdn_registry_register_shared(b, "api", "a1", "http://x", NULL, 0, &err),
+                     FDN_EEXIST);
+    assert_non_null(strstr(err.message, "proc-a"));
+    assert_int_equal(
+        fdn_registry_register_shared(b, "api", "b1", "http://10.0.0.2:80", NULL, 0, NULL), 0);
+    assert_int_equal(
+        fdn_registry_register_shared(b, "db", "b1", "tcp://10.0.0.3:5432", NULL, 0, NULL), 0);
+    assert_true(wait_has(a, "db", "b1", true, 5000) >= 0);
+    assert_true(wait_has(a, "api", "b1", true, 5000) >= 0);
+    assert_true(wait_has(b, "api", "a1", true, 5000) >= 0);
+
+    /* any instance of a service: the first by name */
+    assert_int_equal(fdn_registry_lookup_shared(b, "api", NULL, &i, NULL), 0);
+    assert_string_equal(fdn_registry_instance_name(i), "a1");
+    fdn_registry_instance_release(i);
+    assert_int_equal(fdn_registry_lookup_shared(b, "nope", NULL, &i, &err), FDN_ESERVICE_NOT_FOUND);
+    assert_null(i);
+    assert_non_null(strstr(err.message, "nope"));
+
+    fdn_registry_instance_t **v = NULL;
+    size_t n = 0;
+    assert_int_equal(fdn_registry_list_shared(b, "api", &v, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(fdn_registry_instance_name(v[0]), "a1");
+    assert_string_equal(fdn_registry_instance_name(v[1]), "b1");
+    fdn_registry_instances_free(v, n);
+    assert_int_equal(fdn_registry_list_shared(b, NULL, &v, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(fdn_registry_instance_service(v[2]), "db");
+    fdn_registry_instances_free(v, n);
+    fdn_registry_shared_stats_t sa = stats(a);
+    assert_int_equal(sa.owned, 1);
+    assert_int_equal(sa.entries, 3);
+    assert_false(sa.stale);
+    assert_true(sa.lease_ok);
+
+    /* unregister: only the holder removes it */
+    assert_int_equal(fdn_registry_unregister_shared(b, "api", "a1", NULL), 0);
+    assert_true(has(b, "api", "a1", NULL));
+    assert_int_equal(fdn_registry_unregister_shared(a, "api", "a1", NULL), 0);
+    assert_true(wait_has(b, "api", "a1", false, 5000) >= 0);
+    assert_int_equal(stats(a).owned, 0);
+
+    /* destroy revokes the lease: b's entries leave a's cache at once */
+    fdn_registry_destroy(b);
+    assert_true(wait_has(a, "db", "b1", false, 3000) >= 0);
+    assert_false(has(a, "api", "b1", NULL));
+    fdn_registry_destroy(a);
+}
+
+/* A child that registers service/instance with a 2 s lease, says so on `ready` and waits to
+ * be killed. */
+static void child_register_and_wait(const char *ns, const char *instance, int ready)
+{
+    fdn_registry_opts_t ro = FDN_REGISTRY_OPTS_INIT;
+    ro.name = ns;
+    fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
+    eo.url = g_url;
+    eo.lease_ttl_ms = 2000;
+    fdn_registry_t *r = NULL;
+    if (fdn_registry_open(&r, &ro, &eo, NULL) != 0)
+        _exit(2);
+    if (fdn_registry_register_shared(r, "worker", instance, "http://child", NULL, 0, NULL) != 0)
+        _exit(3);
+    char c = 'r';
+    if (write(ready, &c, 1) != 1)
+        _exit(4);
+    for (;;)
+        pause();
+}
+
+static void killed_process_disappears_within_ttl(void **state)
+{
+    (void)state;
+    char ns[64];
+    unique_ns(ns, sizeof(ns), "live");
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        child_register_and_wait(ns, "w1", p[1]);
+    }
+    close(p[1]);
+    char c = 0;
+    assert_int_equal(read(p[0], &c, 1), 1);
+    close(p[0]);
+    fdn_registry_t *obs = open_reg(ns, 5000, "observer");
+    assert_true(wait_has(obs, "worker", "w1", true, 5000) >= 0);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st));
+    /* TTL 2 s + 1 s */
+    int64_t took = wait_has(obs, "worker", "w1", false, 3000);
+    fprintf(stderr, "killed worker left the cache after %lld ms\n", (long long)took);
+    assert_true(took >= 0);
+    fdn_registry_destroy(obs);
+}
+
+static void two_processes_race_one_wins(void **state)
+{
+    (void)state;
+    char ns[64];
+    unique_ns(ns, sizeof(ns), "race");
+    int ready[2], go[2], result[2], done[2];
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(go), 0);
+    assert_int_equal(pipe(result), 0);
+    assert_int_equal(pipe(done), 0);
+    pid_t pids[2];
+    for (int k = 0; k < 2; k++) {
+        pids[k] = fork();
+        assert_true(pids[k] >= 0);
+        if (pids[k] == 0) {
+            close(ready[0]);
+            close(go[1]);
+            close(result[0]);
+            close(done[1]);
+            char owner[32];
+            snprintf(owner, sizeof(owner), "racer-%d", k);
+            fdn_registry_opts_t ro = FDN_REGISTRY_OPTS_INIT;
+            ro.name = ns;
+            fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
+            eo.url = g_url;
+            eo.owner = owner;
+            eo.lease_ttl_ms = 5000;
+            fdn_registry_t *r = NULL;
+            if (fdn_registry_open(&r, &ro, &eo, NULL) != 0)
+                _exit(2);
+            char c = 'r';
+            if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+                _exit(3);
+            int rc = fdn_registry_register_shared(r, "leader", "the-one", owner, NULL, 0, NULL);
+            char out[2] = {(char)k, (char)(rc == 0 ? 'W' : rc == FDN_EEXIST ? 'L' : 'E')};
+            if (write(result[1], out, 2) != 2)
+                _exit(4);
+            (void)read(done[0], &c, 1); /* until the parent closes it */
+            fdn_registry_destroy(r);
+            _exit(0);
+        }
+    }
+    close(ready[1]);
+    close(go[0]);
+    close(result[1]);
+    close(done[0]);
+    char c;
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(read(ready[0], &c, 1), 1);
+    assert_int_equal(write(go[1], "gg", 2), 2); /* both start at once */
+    int winners = 0, losers = 0, winner = -1;
+    for (int k = 0; k < 2; k++) {
+        char out[2];
+        assert_int_equal(read(result[0], out, 2), 2);
+        if (out[1] == 'W') {
+            winners++;
+            winner = out[0];
+        } else if (out[1] == 'L') {
+            losers++;
+        }
+    }
+    assert_int_equal(winners, 1);
+    assert_int_equal(losers, 1);
+    /* the stored entry is the winner's */
+    fdn_registry_t *obs = open_reg(ns, 5000, "observer");
+    fdn_registry_instance_t *i = NULL;
+    assert_int_equal(fdn_registry_lookup_shared(obs, "leader", "the-one", &i, NULL), 0);
+    char want[32];
+    snprintf(want, sizeof(want), "racer-%d", winner);
+    assert_string_equal(fdn_registry_instance_owner(i), want);
+    assert_string_equal(fdn_registry_instance_endpoint(i), want);
+    fdn_registry_instance_release(i);
+    close(done[1]);
+    for (int k = 0; k < 2; k++) {
+        int st = 0;
+        assert_int_equal(waitpid(pids[k], &st, 0), pids[k]);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    close(ready[0]);
+    close(go[1]);
+    close(result[0]);
+    fdn_registry_destroy(obs);
+}
+
+static void compacted_watcher_resyncs_without_missing_a_delete(void **state)
+{
+    (void)state;
+    char ns[64], k1[160], k2[160], k3[160];
+    unique_ns(ns, sizeof(ns), "compact");
+    snprintf(k1, sizeof(k1), "/fdn/registry/%s/svc/e1", ns);
+    snprintf(k2, sizeof(k2), "/fdn/registry/%s/svc/e2", ns);
+    snprintf(k3, sizeof(k3), "/fdn/registry/%s/svc/e3", ns);
+    fdn_registry_t *w = open_reg(ns, 5000, "watcher");
+    fdn__etcd_t *c = raw();
+    raw_put(c, k1, "{\"endpoint\":\"e1\"}", NULL);
+    raw_put(c, k2, "{\"endpoint\":\"e2\"}", NULL);
+    assert_true(wait_has(w, "svc", "e1", true, 5000) >= 0);
+    assert_true(wait_has(w, "svc", "e2", true, 5000) >= 0);
+    int64_t compactions = (int64_t)stats(w).compactions;
+    int64_t relists = (int64_t)stats(w).relists;
+
+    /* the watcher is away while e1 is deleted and the history compacted past it */
+    fdn__regetcd_pause_watch(fdn__registry_shared(w), true);
+    int64_t deleted = 0, rev = 0;
+    assert_int_equal(fdn__etcd_delete(c, k1, strlen(k1), NULL, 0, &deleted, NULL), 0);
+    assert_int_equal(deleted, 1);
+    raw_put(c, k3, "{\"endpoint\":\"e3\"}", &rev);
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn__etcd_compact(c, rev, &err);
+    if (rc != 0)
+        fprintf(stderr, "compact: %s\n", err.message);
+    assert_int_equal(rc, 0);
+    assert_true(has(w, "svc", "e1", NULL)); /* the paused cache still has it */
+    fdn__regetcd_pause_watch(fdn__registry_shared(w), false);
+
+    assert_true(wait_has(w, "svc", "e3", true, 5000) >= 0);
+    assert_false(has(w, "svc", "e1", NULL));
+    assert_true(has(w, "svc", "e2", NULL));
+    fdn_registry_shared_stats_t s = stats(w);
+    assert_true((int64_t)s.compactions > compactions);
+    assert_true((int64_t)s.relists > relists);
+    assert_true(s.revision >= rev);
+    fdn__etcd_destroy(c);
+    fdn_registry_destroy(w);
+}
+
+static void etcd_restart_stale_then_fresh(void **state)
+{
+    own_etcd_t *e = *state;
+    char ns[64];
+    unique_ns(ns, sizeof(ns), "restart");
+    fdn_registry_t *a = open_reg_at(e->url, ns, 5000, "proc-a");
+    fdn_registry_t *b = open_reg_at(e->url, ns, 5000, "proc-b");
+    assert_int_equal(fdn_registry_register_shared(a, "api", "a1", "http://a", NULL, 0, NULL), 0);
+    assert_true(wait_has(b, "api", "a1", true, 5000) >= 0);
+    assert_false(fdn_registry_shared_stale(a));
+
+    script("kill", e->dir);
+    assert_true(wait_stale(a, true, 5000));
+    assert_true(wait_stale(b, true, 5000));
+    /* the cache keeps answering */
+    assert_true(has(b, "api", "a1", "http://a"));
+    assert_true(has(a, "api", "a1", "http://a"));
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_registry_register_shared(b, "api", "b1", "http://b", NULL, 0, &err);
+    assert_true(rc == FDN_ECONNREFUSED || rc == FDN_ETIMEDOUT || rc == FDN_ENETWORK);
+    assert_true(err.message[0] != '\0');
+
+    script("restart", e->dir);
+    assert_true(wait_stale(a, false, 10000));
+    assert_true(wait_stale(b, false, 10000));
+    assert_true(has(b, "api", "a1", "http://a"));
+    /* the lease survived (etcd restores leases on restart): keepalives succeed again */
+    int64_t t0 = now_ms();
+    while (!stats(a).lease_ok && now_ms() - t0 < 5000)
+        pause_ms(10);
+    assert_true(stats(a).lease_ok);
+    assert_int_equal(fdn_registry_register_shared(b, "api", "b1", "http://b", NULL, 0, NULL), 0);
+    assert_true(wait_has(a, "api", "b1", true, 5000) >= 0);
+    assert_true(stats(a).watch_errors >= 1);
+    fdn_registry_destroy(b);
+    fdn_registry_destroy(a);
+}
+
+static void lost_lease_is_granted_again_and_entries_come_back(void **state)
+{
+    (void)state;
+    char ns[64];
+    unique_ns(ns, sizeof(ns), "lease");
+    fdn_registry_t *a = open_reg(ns, 3000, "proc-a");
+    fdn_registry_t *obs = open_reg(ns, 5000, "observer");
+    assert_int_equal(fdn_registry_register_shared(a, "api", "a1", "http://a", NULL, 0, NULL), 0);
+    assert_int_equal(fdn_registry_register_shared(a, "api", "a2", "http://a2", NULL, 0, NULL), 0);
+    assert_true(wait_has(obs, "api", "a1", true, 5000) >= 0);
+    fdn_registry_shared_stats_t before = stats(a);
+    assert_int_equal(before.lease_grants, 1);
+
+    /* another tool revokes a's lease: its entries go, then come back under a new lease */
+    fdn__etcd_t *c = raw();
+    assert_int_equal(fdn__etcd_lease_revoke(c, before.lease_id, NULL), 0);
+    fdn__etcd_destroy(c);
+    assert_true(wait_has(obs, "api", "a1", false, 5000) >= 0);
+    assert_true(wait_has(obs, "api", "a1", true, 5000) >= 0); /* within a keepalive period */
+    assert_true(wait_has(obs, "api", "a2", true, 5000) >= 0);
+    fdn_registry_shared_stats_t after = stats(a);
+    assert_int_equal(after.lease_grants, 2);
+    assert_true(after.lease_id != before.lease_id);
+    assert_int_equal(after.reregistrations, 2);
+    assert_int_equal(after.owned, 2);
+    fdn_registry_instance_t *i = NULL;
+    assert_int_equal(fdn_registry_lookup_shared(obs, "api", "a1", &i, NULL), 0);
+    assert_int_equal(fdn_registry_instance_lease(i), after.lease_id);
+    fdn_registry_instance_release(i);
+    fdn_registry_destroy(obs);
+    fdn_registry_destroy(a);
+}
+
+/* A one-shot HTTP server that answers anything with a body that is not JSON. */
+static void *not_etcd(void *arg)
+{
+    int fd = *(int *)arg;
+    int cfd = accept(fd, NULL, NULL);
+    if (cfd >= 0) {
+        char buf[2048];
+        (void)read(cfd, buf, sizeof(buf));
+        const char *ans = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 13\r\n"
+                          "Connection: close\r\n\r\n<html></html>";
+        (void)write(cfd, ans, strlen(ans));
+        close(cfd);
+    }
+    return NULL;
+}
+
+static void bad_input(void **state)
+{
+    (void)state;
+    char ns[64];
+    unique_ns(ns, sizeof(ns), "bad");
+    fdn_registry_opts_t ro = FDN_REGISTRY_OPTS_INIT;
+    ro.name = ns;
+    fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
+    fdn_registry_t *r = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+
+    /* bad URLs */
+    eo.url = "etcd:2379";
+    assert_int_equal(fdn_registry_open(&r, &ro, &eo, &err), FDN_EINVAL);
+    assert_non_null(strstr(err.message, "http://"));
+    eo.url = "http://127.0.0.1:1"; /* nothing listens */
+    assert_int_equal(fdn_registry_open(&r, &ro, &eo, &err), FDN_ECONNREFUSED);
+    assert_non_null(strstr(err.message, "refused"));
+    assert_null(r);
+    /* a server that is not etcd */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, 1), 0);
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(sa.sin_port));
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, not_etcd, &fd), 0);
+    eo.url = url;
+    assert_int_equal(fdn_registry_open(&r, &ro, &eo, &err), FDN_EPARSE);
+    assert_non_null(strstr(err.message, "not a JSON"));
+    pthread_join(th, NULL);
+    close(fd);
+    eo.url = g_url;
+    eo.lease_ttl_ms = 10;
+    assert_int_equal(fdn_registry_open(&r, &ro, &eo, &err), FDN_EINVAL);
+
+    /* values under the prefix that are no entries: ignored and counted */
+    eo.lease_ttl_ms = 5000;
+    eo.max_value_bytes = 4096;
+    r = open_reg(ns, 5000, "proc"); /* default max_value: 64 KiB */
+    fdn_registry_t *small = NULL;
+    assert_int_equal(fdn_registry_open(&small, &ro, &eo, &err), 0);
+    uint64_t bad0 = stats(r).bad_values;
+    fdn__etcd_t *c = raw();
+    char key[200];
+    snprintf(key, sizeof(key), "/fdn/registry/%s/svc/garbage", ns);
+    raw_put(c, key, "not json at all", NULL);
+    snprintf(key, sizeof(key), "/fdn/registry/%s/no-instance", ns);
+    raw_put(c, key, "{\"endpoint\":\"x\"}", NULL);
+    char *big = malloc(8192);
+    assert_non_null(big);
+    memset(big, 'a', 8191);
+    big[8191] = '\0';
+    memcpy(big, "{\"endpoint\":\"", 13);
+    memcpy(big + 8189, "\"}", 2);
+    snprintf(key, sizeof(key), "/fdn/registry/%s/svc/big", ns);
+    raw_put(c, key, big, NULL);
+    snprintf(key, sizeof(key), "/fdn/registry/%s/svc/good", ns);
+    raw_put(c, key, "{\"endpoint\":\"g\"}", NULL);
+    assert_true(wait_has(r, "svc", "good", true, 5000) >= 0);
+    assert_true(wait_has(small, "svc", "good", true, 5000) >= 0);
+    assert_false(has(r, "svc", "garbage", NULL));
+    assert_true(has(r, "svc", "big", NULL)); /* 8 KiB is within r's 64 KiB */
+    assert_false(has(small, "svc", "big", NULL));
+    assert_int_equal(stats(r).bad_values - bad0, 2);
+    assert_true(stats(small).bad_values >= 3);
+    /* a value turned into garbage leaves the cache */
+    raw_put(c, key, "{broken", NULL);
+    assert_true(wait_has(r, "svc", "good", false, 5000) >= 0);
+
+    /* an oversized registration is refused before etcd */
+    assert_int_equal(fdn_registry_register_shared(small, "svc", "huge", big, NULL, 0, &err),
+                     FDN_ETOO_LARGE);
+    assert_non_null(strstr(err.message, "max_value_bytes"));
+    assert_int_equal(stats(small).owned, 0);
+    /* bigger than etcd takes (1.5 MiB by default): etcd's refusal is reported */
+    fdn_registry_destroy(small);
+    eo.max_value_bytes = 4u << 20;
+    assert_int_equal(fdn_registry_open(&small, &ro, &eo, &err), 0);
+    char *huge = malloc(2u << 20);
+    assert_non_null(huge);
+    memset(huge, 'h', (2u << 20) - 1);
+    huge[(2u << 20) - 1] = '\0';
+    {
+        int rc = fdn_registry_register_shared(small, "svc", "huge", huge, NULL, 0, &err);
+        assert_true(rc == FDN_ETOO_LARGE || rc == FDN_EEXTERNAL);
+        assert_true(err.message[0] != '\0');
+    }
+    assert_false(has(small, "svc", "huge", NULL));
+    free(huge);
+    free(big);
+    /* names with '/' and bad metadata */
+    assert_int_equal(fdn_registry_register_shared(r, "a/b", "i", "e", NULL, 0, NULL), FDN_EINVAL);
+    fdn_registry_meta_t m = {"", "v"};
+    assert_int_equal(fdn_registry_register_shared(r, "a", "i", "e", &m, 1, NULL), FDN_EINVAL);
+    fdn__etcd_destroy(c);
+    fdn_registry_destroy(small);
+    fdn_registry_destroy(r);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    read_url();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(register_lookup_list_unregister),
+        cmocka_unit_test(killed_process_disappears_within_ttl),
+        cmocka_unit_test(two_processes_race_one_wins),
+        cmocka_unit_test(compacted_watcher_resyncs_without_missing_a_delete),
+        cmocka_unit_test(lost_lease_is_granted_again_and_entries_come_back),
+        cmocka_unit_test(bad_input),
+        cmocka_unit_test_setup_teardown(etcd_restart_stale_then_fresh, own_etcd_up, own_etcd_down),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
