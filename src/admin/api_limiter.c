@@ -301,6 +301,12 @@ static int backend_metrics(char **out, size_t *len, void *user)
         "its breaker is closed.\n# TYPE fdn_rate_limiter_backend_up gauge\n");
     PUT("fdn_rate_limiter_backend_up{backend=\"redis\"} %d\n",
         st.connected && st.breaker_state == FDN_BREAKER_CLOSED);
+    PUT("# HELP fdn_rate_limiter_backend_breaker_state The breaker around the engine backend: 1 "
+        "for its current state, 0 for the others.\n"
+        "# TYPE fdn_rate_limiter_backend_breaker_state gauge\n");
+    for (int k = FDN_BREAKER_CLOSED; k <= FDN_BREAKER_HALF_OPEN; k++)
+        PUT("fdn_rate_limiter_backend_breaker_state{backend=\"redis\",state=\"%s\"} %d\n",
+            fdn_breaker_state_name((fdn_breaker_state_t)k), st.breaker_state == k);
     static const struct {
         const char *name;
         size_t off;

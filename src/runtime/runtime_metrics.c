@@ -51,7 +51,7 @@ struct fdn__rt_metrics {
     /* events */
     fdn_telemetry_family_t *ev_held, *ev_held_type, *ev_appended, *ev_pruned, *ev_backlog;
     /* limiter */
-    fdn_telemetry_family_t *lm_keys, *lm_capacity, *lm_evictions, *lm_refused, *lm_up,
+    fdn_telemetry_family_t *lm_keys, *lm_capacity, *lm_evictions, *lm_refused, *lm_up, *lm_breaker,
         *lm_backend_calls, *lm_latency;
     /* hooks */
     fdn_telemetry_family_t *sv_restarts, *cf_updates;
@@ -170,6 +170,10 @@ static void collect_limiter(fdn__rt_metrics_t *m)
         return;
     const char *b[] = {"redis"};
     set_gauge(m->lm_up, b, 1, bs.connected && bs.breaker_state == FDN_BREAKER_CLOSED ? 1 : 0);
+    for (int k = FDN_BREAKER_CLOSED; k <= FDN_BREAKER_HALF_OPEN; k++) {
+        const char *sv[] = {"redis", fdn_breaker_state_name((fdn_breaker_state_t)k)};
+        set_gauge(m->lm_breaker, sv, 2, bs.breaker_state == k ? 1 : 0);
+    }
     static const struct {
         const char *what;
         size_t off;
@@ -268,6 +272,10 @@ fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt)
     m->lm_up = fam(m, "fdn_rate_limiter_backend_up",
                    "1 while the limiter's engine backend answers and its breaker is closed.", G,
                    "backend", NULL, NULL, 8);
+    m->lm_breaker = fam(m, "fdn_rate_limiter_backend_breaker_state",
+                        "The breaker around the engine backend: 1 for its current state, 0 for "
+                        "the others.",
+                        G, "backend", "state", NULL, 24);
     m->lm_backend_calls = fam(m, "fdn_rate_limiter_backend_operations_total",
                               "Limiter backend operations by kind: command (sent), error, "
                               "fallback (answered by the failure policy), local_denial (deny "

@@ -317,8 +317,8 @@ typedef struct hshard {
     _Atomic unsigned lock;
     uint64_t count;
     double sum, min, max;
-    uint64_t b[TM_HIST_BUCKETS];
     uint64_t le[TM_LE_MAX + 1]; /* per `le` bound; [nle] = above every bound */
+    uint64_t b[TM_HIST_BUCKETS];
 } hshard_t;
 
 struct fdn_histogram {
@@ -326,6 +326,11 @@ struct fdn_histogram {
     unsigned nle; /* immutable after creation */
     double le_div;
     double le[TM_LE_MAX];
+    /* le_from[b]: the `le` index of the lowest value of log-linear bucket b; a value in b has
+     * its index there or a little above (a sub-bucket is 1/16 of an octave wide, so with
+     * bounds farther apart than that, at most one step): observe() starts from it instead
+     * of searching every bound */
+    uint8_t le_from[TM_HIST_BUCKETS];
 };
 
 /* The lock is held for a few instructions (one bucket update, or a reader's copy), so waiters
@@ -406,6 +411,26 @@ bool fdn__le_bounds_valid(const double *bounds, size_t n)
     return true;
 }
 
+/* A value <= every value of log-linear bucket b (for the clamped end buckets: 0 or -inf). */
+static double bucket_floor(unsigned b)
+{
+    if (b == TM_HIST_HALF)
+        return 0.0;
+    if (b > TM_HIST_HALF) {
+        unsigned m = b - TM_HIST_HALF - 1u;
+        if (m == 0)
+            return 0.0; /* holds every positive value below the range too */
+        return ldexp(1.0 + (double)(m % TM_HIST_SUB) / (double)TM_HIST_SUB,
+                     (int)(m / TM_HIST_SUB) + TM_HIST_EXP_MIN);
+    }
+    unsigned m = TM_HIST_HALF - 1u - b; /* values in (-upper(m), -lower(m)] */
+    if (m + 1u >= TM_HIST_HALF)
+        return -INFINITY;
+    unsigned u = m + 1u;
+    return -ldexp(1.0 + (double)(u % TM_HIST_SUB) / (double)TM_HIST_SUB,
+                  (int)(u / TM_HIST_SUB) + TM_HIST_EXP_MIN);
+}
+
 fdn_histogram_t *fdn__histogram_new_le(const double *bounds, unsigned n, double div)
 {
     fdn_histogram_t *h = fdn__histogram_new();
@@ -413,6 +438,8 @@ fdn_histogram_t *fdn__histogram_new_le(const double *bounds, unsigned n, double 
         memcpy(h->le, bounds, n * sizeof(double));
         h->nle = n;
         h->le_div = div > 0.0 ? div : 1.0;
+        for (unsigned b = 0; b < TM_HIST_BUCKETS; b++)
+            h->le_from[b] = (uint8_t)fdn__le_index(bounds, n, bucket_floor(b));
     }
     return h;
 }
@@ -463,7 +490,9 @@ void fdn_histogram_observe(fdn_histogram_t *h, double v)
     if (FDN_UNLIKELY(s == NULL))
         return; /* OOM on the first observation of this shard: the value is dropped */
     unsigned b = fdn__hist_bucket(v);
-    unsigned le = h->nle > 0 ? fdn__le_index(h->le, h->nle, v) : 0;
+    unsigned le = h->le_from[b];
+    while (le < h->nle && v > h->le[le])
+        le++;
     hlock(s);
     if (s->count == 0) {
         s->min = v;

@@ -127,6 +127,51 @@ static void cumulative_counts_exact(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+/* observe() starts its search from a per-bucket table: its counts must equal an exact count
+ * for any values and bounds, including bounds closer together than a log-linear sub-bucket,
+ * negatives, zero, and values beyond the log-linear range. */
+static void le_counts_match_exact_count(void **state)
+{
+    (void)state;
+    const double bounds[] = {-1e30,   -2.0, -1.0, -1e-9, 0.0,   1e-12, 0.001, 0.00101,
+                             0.00102, 0.5,  1.0,  1.01,  1.011, 3.0,   1e10,  1e30};
+    const size_t nb = sizeof bounds / sizeof bounds[0];
+    const double vals[] = {-1e300,  -1e30,  -5.0,  -2.0, -1.5,   -1.0,      -1e-9,   -1e-300,
+                           0.0,     1e-300, 1e-12, 5e-4, 0.001,  0.0010099, 0.00101, 0.001015,
+                           0.00102, 0.3,    0.5,   0.75, 1.0,    1.005,     1.01,    1.0105,
+                           1.011,   1.02,   2.9,   3.0,  3.0001, 1e10,      1e20,    1e300};
+    const size_t nv = sizeof vals / sizeof vals[0];
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    fdn_telemetry_family_t *f = NULL;
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "v_things", "v", FDN_TELEMETRY_HISTOGRAM, NULL, 0, 0), 0);
+    assert_int_equal(fdn_telemetry_family_buckets(f, bounds, nb), 0);
+    fdn_histogram_t *h = NULL;
+    assert_int_equal(fdn_telemetry_family_histogram(f, &h, NULL, 0), 0);
+    for (size_t i = 0; i < nv; i++)
+        fdn_histogram_observe(h, vals[i]);
+    fdn_telemetry_snapshot_t *s = NULL;
+    assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
+    size_t it = 0;
+    const fdn_telemetry_sample_t *x;
+    while ((x = fdn_telemetry_snapshot_next(s, &it)) != NULL && strcmp(x->name, "v_things") != 0)
+        ;
+    assert_non_null(x);
+    assert_int_equal(x->nbuckets, nb);
+    for (size_t k = 0; k < nb; k++) {
+        uint64_t exact = 0;
+        for (size_t i = 0; i < nv; i++)
+            exact += vals[i] <= bounds[k];
+        if (x->bucket_le_count[k] != exact)
+            fail_msg("le=%g: %llu, exact %llu", bounds[k],
+                     (unsigned long long)x->bucket_le_count[k], (unsigned long long)exact);
+    }
+    assert_int_equal(x->hist.count, nv);
+    fdn_telemetry_snapshot_free(s);
+    fdn_telemetry_destroy(tm);
+}
+
 static void event_durations_in_seconds(void **state)
 {
     (void)state;
@@ -309,6 +354,7 @@ int main(void)
         cmocka_unit_test(le_index_edges),
         cmocka_unit_test(le_bounds_validation),
         cmocka_unit_test(cumulative_counts_exact),
+        cmocka_unit_test(le_counts_match_exact_count),
         cmocka_unit_test(event_durations_in_seconds),
         cmocka_unit_test(histogram_load_mirrors),
         cmocka_unit_test(label_cap_counts_dropped),
