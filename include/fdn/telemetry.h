@@ -577,6 +577,16 @@ FDN_API int fdn_telemetry_write_prometheus(fdn_telemetry_t *tm, fdn_telemetry_wr
 FDN_API int fdn_telemetry_write_openmetrics(fdn_telemetry_t *tm, fdn_telemetry_write_fn write,
                                             void *user);
 
+/**
+ * Keep the event entries named `prefix` or below it (whole components: "a.b" covers "a.b" and
+ * "a.b.c") out of the Prometheus / OpenMetrics exposition; they stay in snapshots and the JSON
+ * API. For events a labelled family already measures (at most 16 prefixes).
+ * @return 0, FDN_EINVAL, FDN_ENOBUFS, FDN_ENOMEM
+ * @thread_safety any
+ * @since 0.2.0
+ */
+FDN_API int fdn_telemetry_unexport_event(fdn_telemetry_t *tm, const char *prefix);
+
 /** A collector: runs at the start of every snapshot (scrape, JSON, iterator), on the
  *  snapshotting thread with no telemetry lock held, to refresh families from state kept
  *  elsewhere (gauges of pools, breaker states). It may resolve series and set values. */

@@ -12,6 +12,10 @@
  * - the runtime's hooks (supervisor restarts, breaker transitions, config updates) count into
  *   labelled counters; those are rare events, so each resolves its series (a short search
  *   under the telemetry mutex).
+ * - two telemetry handlers turn events that carry a duration and a name into labelled
+ *   histograms: protected calls by key and outcome, pool checkout waits by pool (a series
+ *   resolution per call: microseconds next to an external call or a pool wait); their events
+ *   are then kept out of the exposition (fdn_telemetry_unexport_event).
  * Names use the one prefix `fdn_`; a family named like the mapping of an event entry
  * (fdn_supervisor_restarts_total for `foundation.supervisor.restarts`) supersedes that
  * entry in the exposition (the entry stays in the JSON API).
@@ -39,6 +43,7 @@
 #define MAX_TYPES    100
 #define MAX_PATHS    256
 #define MAX_SERVICES 64
+#define MAX_KEYS     512
 
 struct fdn__rt_metrics {
     fdn_runtime_t *rt;
@@ -55,6 +60,9 @@ struct fdn__rt_metrics {
         *lm_backend_calls, *lm_latency;
     /* hooks */
     fdn_telemetry_family_t *sv_restarts, *cf_updates;
+    /* latency histograms fed by event handlers */
+    fdn_telemetry_family_t *pr_dur, *pl_wait;
+    uint64_t h_prot, h_pool; /* handler ids (0: not attached) */
 };
 
 static fdn_telemetry_family_t *fam(fdn__rt_metrics_t *m, const char *name, const char *help,
@@ -195,6 +203,56 @@ static void collect_limiter(fdn__rt_metrics_t *m)
         fdn_histogram_load(h, bs.latency_le_us, 8, (double)bs.latency_sum_us / 1e6);
 }
 
+static const char *meta_get(const fdn_telemetry_meta_t *meta, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(meta[i].key, key) == 0)
+            return meta[i].value;
+    return NULL;
+}
+
+static double measure_get(const fdn_telemetry_measure_t *ms, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ms[i].key, key) == 0)
+            return ms[i].value;
+    return -1;
+}
+
+/* foundation.infrastructure.execute_stop {duration_ns} {protection_key, result}: a protected
+ * call, observed into fdn_protected_call_duration_seconds{key,outcome}. */
+static int on_protected(const char *event, const fdn_telemetry_measure_t *ms, size_t nm,
+                        const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)event;
+    fdn__rt_metrics_t *m = user;
+    const char *key = meta_get(meta, nmeta, "protection_key");
+    const char *res = meta_get(meta, nmeta, "result");
+    double ns = measure_get(ms, nm, "duration_ns");
+    fdn_histogram_t *h = NULL;
+    const char *v[] = {key, res};
+    if (key != NULL && res != NULL && ns >= 0 &&
+        fdn_telemetry_family_histogram(m->pr_dur, &h, v, 2) == 0)
+        fdn_histogram_observe(h, ns / 1e9);
+    return 0;
+}
+
+/* foundation.connection_pool.checkout {checkout_time: ns} {pool_name}: the wait for a worker,
+ * observed into fdn_pool_checkout_wait_seconds{pool}. */
+static int on_checkout(const char *event, const fdn_telemetry_measure_t *ms, size_t nm,
+                       const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)event;
+    fdn__rt_metrics_t *m = user;
+    const char *pool = meta_get(meta, nmeta, "pool_name");
+    double ns = measure_get(ms, nm, "checkout_time");
+    fdn_histogram_t *h = NULL;
+    const char *v[] = {pool};
+    if (pool != NULL && ns >= 0 && fdn_telemetry_family_histogram(m->pl_wait, &h, v, 1) == 0)
+        fdn_histogram_observe(h, ns / 1e9);
+    return 0;
+}
+
 static void collect(fdn_telemetry_t *tm, void *user)
 {
     (void)tm;
@@ -293,10 +351,27 @@ fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt)
     m->cf_updates =
         fam(m, "fdn_config_updates_total", "Configuration updates applied, by path and outcome.", C,
             "path", "outcome", NULL, MAX_PATHS);
+    m->pr_dur = fam(m, "fdn_protected_call_duration_seconds",
+                    "Protected calls (fdn_protect_execute): duration of the call, by protection "
+                    "key and outcome (ok or the error name).",
+                    FDN_TELEMETRY_HISTOGRAM, "key", "outcome", NULL, MAX_KEYS);
+    m->pl_wait =
+        fam(m, "fdn_pool_checkout_wait_seconds", "Time a checkout waited for a worker of a pool.",
+            FDN_TELEMETRY_HISTOGRAM, "pool", NULL, NULL, MAX_POOLS);
     if (fdn_telemetry_add_collector(tm, collect, m) != 0) {
         fdn__free(m);
         return NULL;
     }
+    /* the labelled histograms measure what these events measure: keep the events (JSON)
+     * out of the exposition, one family per measured thing */
+    if (fdn_telemetry_attach(tm, &m->h_prot, "foundation.infrastructure.execute_stop",
+                             FDN_TELEMETRY_MATCH_EXACT, on_protected, m) == 0) {
+        (void)fdn_telemetry_unexport_event(tm, "foundation.infrastructure.execute_stop");
+        (void)fdn_telemetry_unexport_event(tm, "foundation.infrastructure.execute_exception");
+    }
+    if (fdn_telemetry_attach(tm, &m->h_pool, "foundation.connection_pool.checkout",
+                             FDN_TELEMETRY_MATCH_EXACT, on_checkout, m) == 0)
+        (void)fdn_telemetry_unexport_event(tm, "foundation.connection_pool.checkout");
     return m;
 }
 
@@ -305,6 +380,11 @@ void fdn__rt_metrics_detach(fdn__rt_metrics_t *m)
     if (m == NULL)
         return;
     (void)fdn_telemetry_remove_collector(m->tm, collect, m);
+    /* the services have stopped (unwire): no protected call or checkout is in flight */
+    if (m->h_prot != 0)
+        (void)fdn_telemetry_detach(m->tm, m->h_prot);
+    if (m->h_pool != 0)
+        (void)fdn_telemetry_detach(m->tm, m->h_pool);
     fdn__free(m);
 }
 

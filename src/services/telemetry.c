@@ -840,6 +840,7 @@ void fdn_telemetry_destroy(fdn_telemetry_t *tm)
     }
     rcu_barrier(); /* handler sets and entries freed by call_rcu from other calls */
     fdn__tm_families_free(tm);
+    fdn__tm_unexported_free(tm);
     pthread_mutex_destroy(&tm->life_mu);
     pthread_mutex_destroy(&tm->mu);
     pthread_rwlock_destroy(&tm->coll_lock);

@@ -466,3 +466,50 @@ void fdn__tm_run_collectors(fdn_telemetry_t *tm)
         tm->coll[i].fn(tm, tm->coll[i].user);
     pthread_rwlock_unlock(&tm->coll_lock);
 }
+
+/* ------------------------------------------------------------------------------------ */
+/* Events kept out of the exposition                                                     */
+
+int fdn_telemetry_unexport_event(fdn_telemetry_t *tm, const char *prefix)
+{
+    if (tm == NULL)
+        return 0;
+    if (prefix == NULL || !fdn_telemetry_event_name_valid(prefix, strlen(prefix)))
+        return FDN_EINVAL;
+    char *c = fdn__strdup(prefix);
+    if (c == NULL)
+        return FDN_ENOMEM;
+    int rc = 0;
+    fdn__mutex_lock(&tm->mu);
+    for (size_t i = 0; i < tm->nunexported && rc == 0; i++)
+        if (strcmp(tm->unexported[i], prefix) == 0)
+            rc = 1; /* already there */
+    if (rc == 0 && tm->nunexported == TM_MAX_COLLECTORS)
+        rc = FDN_ENOBUFS;
+    if (rc == 0)
+        tm->unexported[tm->nunexported++] = c;
+    fdn__mutex_unlock(&tm->mu);
+    if (rc != 0)
+        fdn__free(c);
+    return rc < 0 ? rc : 0;
+}
+
+bool fdn__tm_event_exported(fdn_telemetry_t *tm, const char *event)
+{
+    bool ok = true;
+    fdn__mutex_lock(&tm->mu);
+    for (size_t i = 0; i < tm->nunexported && ok; i++) {
+        size_t n = strlen(tm->unexported[i]);
+        if (strncmp(event, tm->unexported[i], n) == 0 && (event[n] == '\0' || event[n] == '.'))
+            ok = false;
+    }
+    fdn__mutex_unlock(&tm->mu);
+    return ok;
+}
+
+void fdn__tm_unexported_free(fdn_telemetry_t *tm)
+{
+    for (size_t i = 0; i < tm->nunexported; i++)
+        fdn__free(tm->unexported[i]);
+    tm->nunexported = 0;
+}

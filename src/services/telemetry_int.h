@@ -140,6 +140,9 @@ struct fdn_telemetry {
         void *user;
     } coll[TM_MAX_COLLECTORS];
     size_t ncoll;
+    /* event prefixes kept out of the exposition (under mu) */
+    char *unexported[TM_MAX_COLLECTORS];
+    size_t nunexported;
     /* built-in metrics */
     fdn_telemetry_family_t *f_overflow;
     fdn_counter_t *c_dropped_events;
@@ -166,6 +169,10 @@ int fdn__tm_family_create(fdn_telemetry_t *tm, fdn_telemetry_family_t **out, con
                           size_t nlabels, uint32_t max_series, bool builtin);
 void fdn__tm_families_free(fdn_telemetry_t *tm);
 void fdn__tm_families_reset(fdn_telemetry_t *tm);
+/* False when the event is kept out of the exposition (fdn_telemetry_unexport_event). */
+bool fdn__tm_event_exported(fdn_telemetry_t *tm, const char *event);
+/* Free the unexported prefixes (destroy). */
+void fdn__tm_unexported_free(fdn_telemetry_t *tm);
 /* Run every collector (no lock held by the caller). */
 void fdn__tm_run_collectors(fdn_telemetry_t *tm);
 /* The histogram of an event measurement key: `le` bounds in ns for time keys (`duration`,

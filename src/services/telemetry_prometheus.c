@@ -12,7 +12,8 @@
  * metrics. Families keep their names (validated at registration). Event entries are exported
  * once each, by their measurement keys; an event `foundation.x.y` (the reference's names, also
  * `foundation.foundation.x`) becomes base `fdn_x_y`, any other event keeps its sanitised name,
- * and `vm.*` events (the reference's Erlang poller) stay in the JSON API only:
+ * and `vm.*` events (the reference's Erlang poller) stay in the JSON API only, as do events
+ * under a prefix given to fdn_telemetry_unexport_event (a labelled family measures them):
  *   counter key → counter `<base>_total`; gauge key → gauge `<base>`; the `histogram` key
  *   → histogram `<base>` (decade buckets);
  *   a time key (`duration`, `*_ns`, `*_time`: ns) → histogram `<base>_<key>_seconds`
@@ -42,6 +43,7 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/utf8.h"
+#include "services/telemetry_int.h"
 #include "services/telemetry_process.h"
 
 static void b_fmt_u64(fdn__buf_t *b, uint64_t v)
@@ -502,6 +504,11 @@ static int write_exposition(fdn_telemetry_t *tm, bool om, fdn_telemetry_write_fn
             const char *ev = x->name;
             const fdn_telemetry_sample_t *emissions = NULL;
             bool keyed = false;
+            if (!fdn__tm_event_exported(tm, ev)) {
+                while (x != NULL && x->is_event && strcmp(x->name, ev) == 0)
+                    x = fdn_telemetry_snapshot_next(sn, &it);
+                continue;
+            }
             while (x != NULL && x->is_event && strcmp(x->name, ev) == 0) {
                 if (x->key[0] == '\0') {
                     emissions = x;
