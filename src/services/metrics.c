@@ -522,6 +522,10 @@ void fdn_histogram_load(fdn_histogram_t *h, const uint64_t *cum, size_t n, doubl
     if (s == NULL)
         return;
     hlock(s);
+    /* zeroed again under the lock: two loaders at once must not add up */
+    memset(s->b, 0, sizeof(s->b));
+    memset(s->le, 0, sizeof(s->le));
+    s->min = s->max = 0.0;
     s->count = cum[n - 1];
     s->sum = sum;
     uint64_t prev = 0;
