@@ -98,6 +98,12 @@ wait_for 30 'histogram_quantile(0.9, sum by (le) (fdn_http_request_duration_seco
 echo "ok: histogram_quantile on fdn_http_request_duration_seconds = $(jq -r '.[0].value[1]' <<<"$RESULT")"
 wait_for 30 'histogram_quantile(0.5, sum by (le, route) (fdn_http_request_duration_seconds_bucket))' \
     'length >= 3'
+# ... and over the event store's append and durable commit latencies
+for h in fdn_event_store_append_duration_seconds fdn_event_store_commit_duration_seconds; do
+    wait_for 30 "histogram_quantile(0.99, ${h}_bucket)" \
+        'length == 1 and (.[0].value[1] | test("^[0-9.e+-]+$"))'
+    echo "ok: histogram_quantile on $h = $(jq -r '.[0].value[1]' <<<"$RESULT")"
+done
 
 # labelled families with the expected label values (route templates, not raw paths)
 wait_for 30 'fdn_http_requests_total{route="/v1/breakers/{name}",method="GET",status_class="2xx"}' 'length == 1'

@@ -17,6 +17,7 @@
 
 #include <fdn/breaker.h>
 #include <fdn/error.h>
+#include <fdn/events.h>
 #include <fdn/pool.h>
 #include <fdn/protect.h>
 #include <fdn/runtime.h>
@@ -77,14 +78,18 @@ static void expose(fdn_runtime_t *rt, membuf_t *m)
 
 static void want(const membuf_t *m, const char *s)
 {
-    if (strstr(m->buf, s) == NULL)
-        fail_msg("missing %s in:\n%s", s, m->buf);
+    if (strstr(m->buf, s) == NULL) {
+        fputs(m->buf, stderr); /* fail_msg cuts long messages */
+        fail_msg("missing %s in the exposition above", s);
+    }
 }
 
 static void unwanted(const membuf_t *m, const char *s)
 {
-    if (strstr(m->buf, s) != NULL)
-        fail_msg("unexpected %s in:\n%s", s, m->buf);
+    if (strstr(m->buf, s) != NULL) {
+        fputs(m->buf, stderr);
+        fail_msg("unexpected %s in the exposition above", s);
+    }
 }
 
 static void runtime_families(void **state)
@@ -161,6 +166,29 @@ static void runtime_families(void **state)
             seen = true;
     fdn_telemetry_snapshot_free(sn);
     assert_true(seen);
+
+    /* event store appends and queries are timed */
+    fdn_event_spec_t es = FDN_EVENT_SPEC_INIT;
+    es.type = "order.created";
+    es.data = "{}";
+    es.data_len = 2;
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &es, &err), 0);
+    assert_int_equal(fdn_events_store(fdn_runtime_events(rt), ev, NULL), 0);
+    assert_int_equal(fdn_events_store(fdn_runtime_events(rt), ev, NULL), 0);
+    fdn_event_free(ev);
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_query(fdn_runtime_events(rt), &q, &l), 0);
+    fdn_event_list_free(l);
+    expose(rt, &m);
+    want(&m, "# TYPE fdn_event_store_append_duration_seconds histogram\n");
+    /* 3: the runtime recorded the breaker's transition as an event too */
+    want(&m, "fdn_event_store_append_duration_seconds_count 3\n");
+    want(&m, "fdn_event_store_query_duration_seconds_count 1\n");
+    want(&m, "fdn_events_held_by_type{type=\"order.created\"} 2\n");
+    want(&m, "fdn_events_held_by_type{type=\"circuit_breaker_state_change\"} 1\n");
+    want(&m, "fdn_events_appended_total 3\n");
 
     if (system("command -v promtool >/dev/null 2>&1") == 0) {
         char path[] = "/tmp/fdn_rtm_XXXXXX";
