@@ -372,6 +372,15 @@ fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt)
     if (fdn_telemetry_attach(tm, &m->h_pool, "foundation.connection_pool.checkout",
                              FDN_TELEMETRY_MATCH_EXACT, on_checkout, m) == 0)
         (void)fdn_telemetry_unexport_event(tm, "foundation.connection_pool.checkout");
+    /* and the events the collector's families count already */
+    static const char *const counted[] = {
+        "foundation.connection_pool.timeout",       /* fdn_pool_checkout_timeouts_total */
+        "foundation.circuit_breaker.call_rejected", /* fdn_circuit_breaker_calls_total */
+        "foundation.event_store.events_stored",     /* fdn_events_appended_total */
+        "foundation.event_store.events_pruned",     /* fdn_events_pruned_total */
+    };
+    for (size_t i = 0; i < sizeof counted / sizeof counted[0]; i++)
+        (void)fdn_telemetry_unexport_event(tm, counted[i]);
     return m;
 }
 
