@@ -3,7 +3,7 @@
  * @brief Telemetry: the reference's event model (execute / emit / measure / handlers /
  *        get_metrics) over sharded metrics (counters, gauges, log-linear histograms),
  *        labelled metric families with resolved child handles, a JSON snapshot shaped as the
- *        reference's nested tree and a Prometheus text-format 0.0.4 writer.
+ *        reference's nested tree and Prometheus text-format 0.0.4 / OpenMetrics writers.
  *
  * Two ways to record:
  * - **Events** (docs/telemetry.md): fdn_telemetry_execute(tm, "a.b.c", measurements,
@@ -555,10 +555,14 @@ FDN_API int fdn_telemetry_metrics_json(fdn_telemetry_t *tm, char **out);
 typedef int (*fdn_telemetry_write_fn)(const char *data, size_t len, void *user);
 
 /**
- * Write every metric in the Prometheus text exposition format 0.0.4. Families keep their
- * names; event entries become `<event with '.'→'_'>_total` (counter key),
- * `<event>` (gauge key), `<event>_<key>` summaries (other keys; `duration` is exported as
- * `<event>_duration_seconds`) and `<event>_emissions_total`.
+ * Write every metric in the Prometheus text exposition format 0.0.4 (docs/telemetry.md):
+ * families keep their names, histograms as cumulative `le` buckets + `_sum` + `_count`; each
+ * event entry once, `foundation.x` → `fdn_x`: counter key → `<base>_total`, gauge key →
+ * `<base>`, `histogram` key → histogram `<base>`, a time key (`duration`, `*_ns`, `*_time`;
+ * ns) → histogram `<base>_<key>_seconds`, another key → histogram `<base>_<key>`, the
+ * emission count → `<base>_total` only for an event without measurements; `vm.*` and
+ * unexported events are left out. Then the process collector (`process_*`) and
+ * `fdn_build_info`.
  * @return 0, a negative code returned by the sink, FDN_ENOMEM, FDN_EUNAVAILABLE
  * @thread_safety any
  * @since 0.1.0
