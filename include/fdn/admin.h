@@ -110,8 +110,10 @@ FDN_API int fdn_admin_add_health(fdn_admin_t *a, const char *name, fdn_admin_hea
                                  void *user);
 
 /**
- * Add a Prometheus text writer to `GET /metrics` (outputs are concatenated, followed by the
- * server's own `fdn_admin_http_requests_total`).
+ * Add a Prometheus text writer to `GET /metrics` (outputs are concatenated; without telemetry
+ * mounted they are followed by the server's own `fdn_http_requests_total{status_class}`).
+ * With telemetry mounted and no other writer, a scraper asking for OpenMetrics (`Accept:
+ * application/openmetrics-text`) gets fdn_telemetry_write_openmetrics's text.
  * @return 0, FDN_EINVAL (NULL, started), FDN_ENOBUFS (more than 8 writers)
  * @thread_safety init: before fdn_admin_start, serialised by the caller
  * @since 0.1.0

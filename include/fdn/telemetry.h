@@ -3,7 +3,7 @@
  * @brief Telemetry: the reference's event model (execute / emit / measure / handlers /
  *        get_metrics) over sharded metrics (counters, gauges, log-linear histograms),
  *        labelled metric families with resolved child handles, a JSON snapshot shaped as the
- *        reference's nested tree and a Prometheus text-format 0.0.4 writer.
+ *        reference's nested tree and Prometheus text-format 0.0.4 / OpenMetrics writers.
  *
  * Two ways to record:
  * - **Events** (docs/telemetry.md): fdn_telemetry_execute(tm, "a.b.c", measurements,
@@ -65,6 +65,17 @@ typedef struct fdn_telemetry_meta {
 #define FDN_TELEMETRY_MAX_LABELS 8
 /** Longest event or metric name accepted (bytes, without the NUL). */
 #define FDN_TELEMETRY_NAME_MAX 200
+/** Most `le` bounds a histogram family carries (the +Inf bucket not counted). @since 0.2.0 */
+#define FDN_TELEMETRY_MAX_BUCKETS 32
+/** Default `le` bounds of histogram families, in seconds: 10 us to 10 s, 1-2.5-5 steps
+ *  (19 bounds). @since 0.2.0 */
+#define FDN_TELEMETRY_DEFAULT_BUCKETS                                                              \
+    {                                                                                              \
+        1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25,  \
+            0.5, 1.0, 2.5, 5.0, 10.0                                                               \
+    }
+/** Number of FDN_TELEMETRY_DEFAULT_BUCKETS. @since 0.2.0 */
+#define FDN_TELEMETRY_DEFAULT_NBUCKETS 19
 
 /** Metric kinds. */
 typedef enum fdn_telemetry_kind {
@@ -354,6 +365,19 @@ FDN_API int fdn_telemetry_family_gauge(fdn_telemetry_family_t *fam, fdn_gauge_t 
 FDN_API int fdn_telemetry_family_histogram(fdn_telemetry_family_t *fam, fdn_histogram_t **out,
                                            const char *const *values, size_t n);
 
+/**
+ * Set the `le` bucket bounds of a histogram family (default FDN_TELEMETRY_DEFAULT_BUCKETS, in
+ * the family's unit: seconds for `*_seconds`). Call it after fdn_telemetry_family and before
+ * the first series is resolved; the bounds are copied.
+ * @param[in] bounds  finite, strictly increasing; +Inf is implicit
+ * @param[in] n       1..FDN_TELEMETRY_MAX_BUCKETS
+ * @return 0, FDN_EINVAL (not a histogram family, bad bounds), FDN_EBUSY (a series exists)
+ * @thread_safety any
+ * @since 0.2.0
+ */
+FDN_API int fdn_telemetry_family_buckets(fdn_telemetry_family_t *fam, const double *bounds,
+                                         size_t n);
+
 /** Number of label sets refused by the cardinality limit. @thread_safety any @since 0.1.0 */
 FDN_API uint64_t fdn_telemetry_family_overflows(const fdn_telemetry_family_t *fam);
 
@@ -364,6 +388,14 @@ FDN_API uint64_t fdn_telemetry_family_overflows(const fdn_telemetry_family_t *fa
  * @since 0.1.0
  */
 FDN_API void fdn_counter_add(fdn_counter_t *c, uint64_t n);
+/**
+ * Set a counter to v: for collectors that mirror a monotonic count kept elsewhere (a pool's
+ * timeouts, a breaker's rejections) into a family. Not atomic with a concurrent add.
+ * @param[in] c  the counter (NULL = no-op)
+ * @thread_safety any (one setter at a time)
+ * @since 0.2.0
+ */
+FDN_API void fdn_counter_set(fdn_counter_t *c, uint64_t v);
 /** fdn_counter_add(c, 1). @thread_safety any @since 0.1.0 */
 FDN_API void fdn_counter_inc(fdn_counter_t *c);
 /** Sum of every shard (0 for NULL). @thread_safety any @since 0.1.0 */
@@ -407,6 +439,18 @@ FDN_API double fdn_gauge_value(const fdn_gauge_t *g);
  * @since 0.1.0
  */
 FDN_API void fdn_histogram_observe(fdn_histogram_t *h, double v);
+
+/**
+ * Replace a histogram's contents with counts kept elsewhere (for collectors mirroring a
+ * histogram another component keeps, e.g. the Redis limiter backend's round trips).
+ * @param[in] h        a histogram of a family with `le` bounds (NULL = no-op)
+ * @param[in] cum      cumulative counts per bound, then the +Inf count (the total)
+ * @param[in] n        the family's bound count + 1; anything else is ignored
+ * @param[in] sum      sum of the observations, in the family's unit
+ * @thread_safety any (one loader at a time; not mixed with fdn_histogram_observe)
+ * @since 0.2.0
+ */
+FDN_API void fdn_histogram_load(fdn_histogram_t *h, const uint64_t *cum, size_t n, double sum);
 
 /** Summary statistics of a histogram. */
 typedef struct fdn_telemetry_hist_stats {
@@ -455,6 +499,12 @@ typedef struct fdn_telemetry_sample {
     size_t nmeta;
     int64_t gauge_int; /**< FDN_TELEMETRY_GAUGE_INT value, exact (`gauge` rounds beyond
                             2^53) */
+    size_t nbuckets;   /**< histograms with `le` bounds: their number (0: none) */
+    const double *bucket_le;         /**< the bounds, in the exported unit (+Inf not included) */
+    const uint64_t *bucket_le_count; /**< cumulative: observations <= bucket_le[i] (exact);
+                                          the +Inf bucket is hist.count */
+    double hist_div; /**< divisor from observed values (hist) to the exported unit (1, or 1e9
+                          for event durations observed in ns) */
 } fdn_telemetry_sample_t;
 
 /**
@@ -505,15 +555,64 @@ FDN_API int fdn_telemetry_metrics_json(fdn_telemetry_t *tm, char **out);
 typedef int (*fdn_telemetry_write_fn)(const char *data, size_t len, void *user);
 
 /**
- * Write every metric in the Prometheus text exposition format 0.0.4. Families keep their
- * names; event entries become `<event with '.'→'_'>_total` (counter key),
- * `<event>` (gauge key), `<event>_<key>` summaries (other keys; `duration` is exported as
- * `<event>_duration_seconds`) and `<event>_emissions_total`.
+ * Write every metric in the Prometheus text exposition format 0.0.4 (docs/telemetry.md):
+ * families keep their names, histograms as cumulative `le` buckets + `_sum` + `_count`; each
+ * event entry once, `foundation.x` → `fdn_x`: counter key → `<base>_total`, gauge key →
+ * `<base>`, `histogram` key → histogram `<base>`, a time key (`duration`, `*_ns`, `*_time`;
+ * ns) → histogram `<base>_<key>_seconds`, another key → histogram `<base>_<key>`, the
+ * emission count → `<base>_total` only for an event without measurements; `vm.*` and
+ * unexported events are left out. Then the process collector (`process_*`) and
+ * `fdn_build_info`.
  * @return 0, a negative code returned by the sink, FDN_ENOMEM, FDN_EUNAVAILABLE
  * @thread_safety any
  * @since 0.1.0
  */
 FDN_API int fdn_telemetry_write_prometheus(fdn_telemetry_t *tm, fdn_telemetry_write_fn write,
+                                           void *user);
+
+/**
+ * Write every metric in the OpenMetrics 1.0 text format (`application/openmetrics-text;
+ * version=1.0.0`): as fdn_telemetry_write_prometheus, with counter families typed by their
+ * name without `_total`, and a final `# EOF`.
+ * @return 0, a negative code returned by the sink, FDN_ENOMEM, FDN_EUNAVAILABLE
+ * @thread_safety any
+ * @since 0.2.0
+ */
+FDN_API int fdn_telemetry_write_openmetrics(fdn_telemetry_t *tm, fdn_telemetry_write_fn write,
+                                            void *user);
+
+/**
+ * Keep the event entries named `prefix` or below it (whole components: "a.b" covers "a.b" and
+ * "a.b.c") out of the Prometheus / OpenMetrics exposition; they stay in snapshots and the JSON
+ * API. For events a labelled family already measures (at most 16 prefixes).
+ * @return 0, FDN_EINVAL, FDN_ENOBUFS, FDN_ENOMEM
+ * @thread_safety any
+ * @since 0.2.0
+ */
+FDN_API int fdn_telemetry_unexport_event(fdn_telemetry_t *tm, const char *prefix);
+
+/** A collector: runs at the start of every snapshot (scrape, JSON, iterator), on the
+ *  snapshotting thread with no telemetry lock held, to refresh families from state kept
+ *  elsewhere (gauges of pools, breaker states). It may resolve series and set values. */
+typedef void (*fdn_telemetry_collector_fn)(fdn_telemetry_t *tm, void *user);
+
+/**
+ * Register a collector (at most 16).
+ * @return 0, FDN_EINVAL, FDN_ENOBUFS, FDN_EEXIST (same fn and user)
+ * @thread_safety any
+ * @since 0.2.0
+ */
+FDN_API int fdn_telemetry_add_collector(fdn_telemetry_t *tm, fdn_telemetry_collector_fn fn,
+                                        void *user);
+
+/**
+ * Remove a collector; once this returns it is not started again (a run already under way on
+ * another thread finishes first: this waits for it).
+ * @return 0, FDN_ENOENT
+ * @thread_safety any (not from inside a collector)
+ * @since 0.2.0
+ */
+FDN_API int fdn_telemetry_remove_collector(fdn_telemetry_t *tm, fdn_telemetry_collector_fn fn,
                                            void *user);
 
 /**

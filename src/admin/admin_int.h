@@ -130,6 +130,7 @@ typedef struct fdn__http_resp {
     int64_t retry_after_s; /**< >= 0 adds Retry-After */
     char allow[64];        /**< Allow header for 405 */
     fdn_error_t err;       /**< detail when the handler fails */
+    bool want_openmetrics; /**< in: the request's Accept names application/openmetrics-text */
 } fdn__http_resp_t;
 
 /** A handler: fill resp and return 0, or return a negative code (optionally with resp->err). */
@@ -178,6 +179,11 @@ int fdn__admin_set_health_ext(fdn_admin_t *a, fdn__admin_health_ext_fn fn, void 
 /* True when descriptor `other` is open and refers to the same socket (inode) as `mine`:
  * how fdn_admin_start tells whether libmicrohttpd closed the duplicate it was given. */
 bool fdn__admin_fd_same_socket(int mine, int other);
+
+/** As fdn_admin_add_metrics, for a writer whose figures telemetry also exports when it is
+ * mounted (the runtime's collector): GET /metrics calls it only while the server has no
+ * telemetry, so no family is written twice. */
+int fdn__admin_add_metrics_fallback(fdn_admin_t *a, fdn_admin_metrics_fn fn, void *user);
 
 /** Emit per-request telemetry to tm (set by fdn_admin_mount_telemetry). Only before start.
  *  @return 0, FDN_EINVAL, FDN_EEXIST */

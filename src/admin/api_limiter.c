@@ -1,8 +1,10 @@
 /*
  * DESIGN: admin endpoints of the rate limiter: POST /v1/limiter/check, and Hammer's inc, set
  * and get as POST /v1/limiter/{inc,set,get} (no decision, always 200); and the limiter's
- * backend in GET /health ("rate_limiter_backend") and GET /metrics
- * (foundation_rate_limiter_backend_*, Redis backend only).
+ * backend in GET /health ("rate_limiter_backend") and GET /metrics (fdn_rate_limiter_*; the
+ * backend_* ones for Redis only). With telemetry mounted on the server, the runtime's
+ * collector (src/runtime/runtime_metrics.c) exports the same families through telemetry
+ * (also in OpenMetrics), and this writer is not called (fdn__admin_add_metrics_fallback).
  * Threads: runs on the admin server's threads; calls only fdn_limiter_check (lock-free per
  * key). A denied check answers 429 with Retry-After (whole seconds, rounded up) and the
  * same result fields as an allowed one, plus the error object. Refused with 422 before the
@@ -281,63 +283,63 @@ static int backend_metrics(char **out, size_t *len, void *user)
         if (rc == 0 && n > 0)                                                                      \
             rc = fdn__admin_text_put(&t, line, (size_t)n);                                         \
     } while (0)
-    PUT("# HELP foundation_rate_limiter_keys Live keys in this process's limiter store.\n"
-        "# TYPE foundation_rate_limiter_keys gauge\nfoundation_rate_limiter_keys %llu\n",
+    PUT("# HELP fdn_rate_limiter_keys Live keys in this process's limiter store.\n"
+        "# TYPE fdn_rate_limiter_keys gauge\nfdn_rate_limiter_keys %llu\n",
         (unsigned long long)st.keys);
-    PUT("# HELP foundation_rate_limiter_keys_capacity Bound on those keys.\n"
-        "# TYPE foundation_rate_limiter_keys_capacity gauge\n"
-        "foundation_rate_limiter_keys_capacity %llu\n",
+    PUT("# HELP fdn_rate_limiter_keys_capacity Bound on the live keys of this process's limiter "
+        "store.\n# TYPE fdn_rate_limiter_keys_capacity gauge\n"
+        "fdn_rate_limiter_keys_capacity %llu\n",
         (unsigned long long)st.key_capacity);
-    PUT("# HELP foundation_rate_limiter_new_keys_refused_total New keys refused because the "
-        "store (their shard) was full of live keys.\n"
-        "# TYPE foundation_rate_limiter_new_keys_refused_total counter\n"
-        "foundation_rate_limiter_new_keys_refused_total %llu\n",
+    PUT("# HELP fdn_rate_limiter_new_keys_refused_total New limiter keys refused because their "
+        "shard was full of live keys.\n"
+        "# TYPE fdn_rate_limiter_new_keys_refused_total counter\n"
+        "fdn_rate_limiter_new_keys_refused_total %llu\n",
         (unsigned long long)st.new_keys_refused);
     if (st.backend != FDN_LIMITER_BACKEND_REDIS)
         goto done;
-    PUT("# HELP foundation_rate_limiter_backend_up 1 while the Redis backend's last command got "
-        "a reply and its breaker is closed.\n# TYPE foundation_rate_limiter_backend_up gauge\n");
-    PUT("foundation_rate_limiter_backend_up{backend=\"redis\"} %d\n",
+    PUT("# HELP fdn_rate_limiter_backend_up 1 while the limiter's engine backend answers and "
+        "its breaker is closed.\n# TYPE fdn_rate_limiter_backend_up gauge\n");
+    PUT("fdn_rate_limiter_backend_up{backend=\"redis\"} %d\n",
         st.connected && st.breaker_state == FDN_BREAKER_CLOSED);
-    PUT("# HELP foundation_rate_limiter_backend_breaker_state The breaker around Redis: 0 closed, "
-        "1 open, 2 half-open.\n# TYPE foundation_rate_limiter_backend_breaker_state gauge\n");
-    PUT("foundation_rate_limiter_backend_breaker_state{backend=\"redis\"} %d\n", st.breaker_state);
+    PUT("# HELP fdn_rate_limiter_backend_breaker_state The breaker around the engine backend: 1 "
+        "for its current state, 0 for the others.\n"
+        "# TYPE fdn_rate_limiter_backend_breaker_state gauge\n");
+    for (int k = FDN_BREAKER_CLOSED; k <= FDN_BREAKER_HALF_OPEN; k++)
+        PUT("fdn_rate_limiter_backend_breaker_state{backend=\"redis\",state=\"%s\"} %d\n",
+            fdn_breaker_state_name((fdn_breaker_state_t)k), st.breaker_state == k);
     static const struct {
-        const char *name, *help;
+        const char *name;
         size_t off;
-    } counters[] = {
-        {"commands", "Scripts sent to Redis.", offsetof(fdn_limiter_backend_status_t, commands)},
-        {"errors", "Redis commands that failed (I/O, timeout, bad reply).",
-         offsetof(fdn_limiter_backend_status_t, errors)},
-        {"fallbacks", "Checks the failure policy answered.",
-         offsetof(fdn_limiter_backend_status_t, fallbacks)},
-        {"local_denials", "Checks the deny cache answered without a round trip.",
-         offsetof(fdn_limiter_backend_status_t, local_denials)},
-        {"script_loads", "SCRIPT LOAD commands sent.",
-         offsetof(fdn_limiter_backend_status_t, script_loads)},
+    } ops[] = {
+        {"command", offsetof(fdn_limiter_backend_status_t, commands)},
+        {"error", offsetof(fdn_limiter_backend_status_t, errors)},
+        {"fallback", offsetof(fdn_limiter_backend_status_t, fallbacks)},
+        {"local_denial", offsetof(fdn_limiter_backend_status_t, local_denials)},
+        {"script_load", offsetof(fdn_limiter_backend_status_t, script_loads)},
     };
-    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+    PUT("# HELP fdn_rate_limiter_backend_operations_total Limiter backend operations by kind: "
+        "command (sent), error, fallback (answered by the failure policy), local_denial (deny "
+        "cache), script_load.\n# TYPE fdn_rate_limiter_backend_operations_total counter\n");
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
         uint64_t v;
-        memcpy(&v, (const char *)&st + counters[i].off, sizeof v);
-        PUT("# HELP foundation_rate_limiter_backend_%s_total %s\n"
-            "# TYPE foundation_rate_limiter_backend_%s_total counter\n",
-            counters[i].name, counters[i].help, counters[i].name);
-        PUT("foundation_rate_limiter_backend_%s_total{backend=\"redis\"} %llu\n", counters[i].name,
-            (unsigned long long)v);
+        memcpy(&v, (const char *)&st + ops[i].off, sizeof v);
+        PUT("fdn_rate_limiter_backend_operations_total{backend=\"redis\",operation=\"%s\"} %llu\n",
+            ops[i].name, (unsigned long long)v);
     }
     static const int64_t bounds[7] = FDN_LIMITER_LATENCY_BOUNDS_US;
-    PUT("# HELP foundation_rate_limiter_backend_roundtrip_seconds Round trips to Redis.\n"
-        "# TYPE foundation_rate_limiter_backend_roundtrip_seconds histogram\n");
+    PUT("# HELP fdn_rate_limiter_backend_request_duration_seconds Limiter checks sent to the "
+        "engine backend: time including the wait for a connection or pipeline.\n"
+        "# TYPE fdn_rate_limiter_backend_request_duration_seconds histogram\n");
     for (int i = 0; i < 7; i++)
-        PUT("foundation_rate_limiter_backend_roundtrip_seconds_bucket{backend=\"redis\",le=\"%g\"} "
+        PUT("fdn_rate_limiter_backend_request_duration_seconds_bucket{backend=\"redis\",le=\"%g\"} "
             "%llu\n",
             (double)bounds[i] / 1e6, (unsigned long long)st.latency_le_us[i]);
-    PUT("foundation_rate_limiter_backend_roundtrip_seconds_bucket{backend=\"redis\",le=\"+Inf\"} "
+    PUT("fdn_rate_limiter_backend_request_duration_seconds_bucket{backend=\"redis\",le=\"+Inf\"} "
         "%llu\n",
         (unsigned long long)st.latency_le_us[7]);
-    PUT("foundation_rate_limiter_backend_roundtrip_seconds_sum{backend=\"redis\"} %.6f\n",
+    PUT("fdn_rate_limiter_backend_request_duration_seconds_sum{backend=\"redis\"} %.6f\n",
         (double)st.latency_sum_us / 1e6);
-    PUT("foundation_rate_limiter_backend_roundtrip_seconds_count{backend=\"redis\"} %llu\n",
+    PUT("fdn_rate_limiter_backend_request_duration_seconds_count{backend=\"redis\"} %llu\n",
         (unsigned long long)st.latency_le_us[7]);
 done:
 #undef PUT
@@ -366,6 +368,6 @@ int fdn_admin_mount_limiter(fdn_admin_t *a, fdn_limiter_t *l)
     if (rc == 0)
         rc = fdn_admin_add_health(a, "rate_limiter_keys", keys_health, l);
     if (rc == 0)
-        rc = fdn_admin_add_metrics(a, backend_metrics, l);
+        rc = fdn__admin_add_metrics_fallback(a, backend_metrics, l);
     return rc;
 }

@@ -54,6 +54,10 @@ typedef struct route {
     fdn__http_handler_fn fn;
     void *user;
     const char *const *params; /* query parameters it takes (NULL-terminated), or NULL: none */
+    /* request telemetry of this route (resolved on its first request; resolving twice gives
+     * the same handle, so a race only repeats the lookup) */
+    _Atomic(fdn_histogram_t *) h_dur;
+    _Atomic(fdn_counter_t *) c_class[6];
 } route_t;
 
 typedef struct health_check {
@@ -77,9 +81,11 @@ struct fdn_admin {
     struct {
         fdn_admin_metrics_fn fn;
         void *user;
+        bool fallback; /* only without telemetry (fdn__admin_add_metrics_fallback) */
     } metrics[MAX_METRICS];
     size_t nmetrics;
     fdn_telemetry_t *tm; /* optional: request telemetry */
+    fdn_telemetry_family_t *f_dur, *f_req; /* fdn_http_request_duration_seconds, _requests_total */
     fdn__admin_health_ext_fn health_ext;
     void *health_ext_user;
 
@@ -273,27 +279,67 @@ int fdn__admin_set_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm)
         return FDN_EINVAL;
     if (a->tm != NULL)
         return FDN_EEXIST;
+    static const char *const dl[] = {"method", "route"};
+    static const char *const rl[] = {"method", "route", "status_class"};
+    /* routes are a fixed set; unmatched requests share route="unmatched": bounded, the caps
+     * only guard against a program adding routes by the hundred */
+    if (fdn_telemetry_family(tm, &a->f_dur, "fdn_http_request_duration_seconds",
+                             "Admin HTTP requests: time from routing to the handler's answer, by "
+                             "route template and method.",
+                             FDN_TELEMETRY_HISTOGRAM, dl, 2, 256) < 0 ||
+        fdn_telemetry_family(tm, &a->f_req, "fdn_http_requests_total",
+                             "Admin HTTP requests answered, by route template, method and status "
+                             "class (2xx, 4xx, ...).",
+                             FDN_TELEMETRY_COUNTER, rl, 3, 1024) < 0) {
+        a->f_dur = a->f_req = NULL;
+    }
     a->tm = tm;
     return 0;
 }
 
-/* One `foundation.admin.request` telemetry event per request: {duration: ns} with the route
- * pattern (a bounded set), the method and the status class as metadata. */
-static void request_telemetry(fdn_admin_t *a, int64_t t0, const char *route, const char *method,
+/* Request telemetry: fdn_http_request_duration_seconds{method,route} (route = the matched
+ * pattern, e.g. /v1/breakers/{name}, never the raw path) and
+ * fdn_http_requests_total{method,route,status_class}. A matched route keeps its handles; an
+ * unmatched request (404, 405, 401, 414) resolves route="unmatched" each time. */
+static void request_telemetry(fdn_admin_t *a, int64_t t0, route_t *r, const char *method,
                               unsigned status)
 {
-    if (a->tm == NULL)
+    if (a->tm == NULL || a->f_dur == NULL)
         return;
-    static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "HEAD"};
+    double secs = (double)(fdn_clock_mono_ns(NULL) - t0) / 1e9;
+    unsigned c = status / 100;
+    if (c < 1 || c > 5)
+        c = 5;
+    char cls[4] = {(char)('0' + c), 'x', 'x', '\0'};
+    if (r != NULL) {
+        fdn_histogram_t *h = atomic_load_explicit(&r->h_dur, memory_order_acquire);
+        if (h == NULL) {
+            const char *v[] = {r->method, r->pattern};
+            (void)fdn_telemetry_family_histogram(a->f_dur, &h, v, 2);
+            atomic_store_explicit(&r->h_dur, h, memory_order_release);
+        }
+        fdn_counter_t *k = atomic_load_explicit(&r->c_class[c], memory_order_acquire);
+        if (k == NULL) {
+            const char *v[] = {r->method, r->pattern, cls};
+            (void)fdn_telemetry_family_counter(a->f_req, &k, v, 3);
+            atomic_store_explicit(&r->c_class[c], k, memory_order_release);
+        }
+        fdn_histogram_observe(h, secs);
+        fdn_counter_inc(k);
+        return;
+    }
+    static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"};
     const char *m = "other";
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
         if (strcmp(method, methods[i]) == 0)
             m = methods[i];
-    char cls[4] = {(char)('0' + (status / 100) % 10), 'x', 'x', '\0'};
-    fdn_telemetry_measure_t dur = {"duration", (double)(fdn_clock_mono_ns(NULL) - t0)};
-    fdn_telemetry_meta_t meta[3] = {
-        {"route", route ? route : "none"}, {"method", m}, {"status", cls}};
-    (void)fdn_telemetry_execute(a->tm, "foundation.admin.request", &dur, 1, meta, 3);
+    fdn_histogram_t *h = NULL;
+    fdn_counter_t *k = NULL;
+    const char *dv[] = {m, "unmatched"}, *rv[] = {m, "unmatched", cls};
+    (void)fdn_telemetry_family_histogram(a->f_dur, &h, dv, 2);
+    (void)fdn_telemetry_family_counter(a->f_req, &k, rv, 3);
+    fdn_histogram_observe(h, secs);
+    fdn_counter_inc(k);
 }
 
 void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
@@ -302,7 +348,7 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
 {
     int rc;
     int64_t t0 = a->tm != NULL ? fdn_clock_mono_ns(NULL) : 0;
-    const char *route = NULL;
+    route_t *route = NULL;
     fdn__http_target_t *t = NULL;
     if (!auth_ok(a, authorization)) {
         rc = fdn_err_set(&resp->err, FDN_EACCES, "missing or wrong bearer token");
@@ -337,7 +383,7 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
             !fdn__http_route_match(r->pattern, t, params, FDN__HTTP_MAX_PARAMS, &np))
             continue;
         if (strcmp(r->method, m) == 0) {
-            route = r->pattern;
+            route = r;
             /* every endpoint refuses query parameters it does not take */
             static const char *const none[] = {NULL};
             const char *bad = NULL;
@@ -413,13 +459,38 @@ int fdn__admin_set_health_ext(fdn_admin_t *a, fdn__admin_health_ext_fn fn, void 
     return 0;
 }
 
+static int om_sink(const char *data, size_t len, void *user)
+{
+    return fdn__admin_text_put(user, data, len);
+}
+
 static int h_metrics(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
 {
     (void)req;
     fdn_admin_t *a = user;
     fdn__admin_text_t b = {NULL, 0, 0};
     int rc = 0;
+    /* OpenMetrics when asked for and telemetry's writer is the only one called (other
+     * writers produce the 0.0.4 text, which is not valid OpenMetrics) */
+    size_t others = 0;
+    for (size_t i = 0; i < a->nmetrics; i++)
+        if (a->metrics[i].user != (void *)a->tm && !(a->tm != NULL && a->metrics[i].fallback))
+            others++;
+    if (resp->want_openmetrics && a->tm != NULL && others == 0) {
+        rc = fdn_telemetry_write_openmetrics(a->tm, om_sink, &b);
+        if (rc < 0) {
+            fdn_free(b.p);
+            return fdn_err_set(&resp->err, rc, "metrics writer failed: %s", fdn_strerror(rc));
+        }
+        resp->text = b.p;
+        resp->text_len = b.len;
+        resp->content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+        resp->status = 200;
+        return 0;
+    }
     for (size_t i = 0; i < a->nmetrics && rc == 0; i++) {
+        if (a->metrics[i].fallback && a->tm != NULL)
+            continue;
         char *out = NULL;
         size_t len = 0;
         int wrc = a->metrics[i].fn(&out, &len, a->metrics[i].user);
@@ -434,15 +505,18 @@ static int h_metrics(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *u
         }
         fdn_free(out);
     }
+    /* without telemetry (whose fdn_http_requests_total has route and method too), the
+     * server's own count by status class */
     static const char hdr[] =
-        "# HELP fdn_admin_http_requests_total HTTP requests answered by the admin server, by "
-        "status class.\n# TYPE fdn_admin_http_requests_total counter\n";
-    if (rc == 0)
+        "# HELP fdn_http_requests_total Admin HTTP requests answered, by status class.\n"
+        "# TYPE fdn_http_requests_total counter\n";
+    bool own = a->f_req == NULL;
+    if (rc == 0 && own)
         rc = fdn__admin_text_put(&b, hdr, sizeof hdr - 1);
-    for (unsigned c = 1; c <= 5 && rc == 0; c++) {
+    for (unsigned c = 1; c <= 5 && rc == 0 && own; c++) {
         char line[96];
         int n = snprintf(
-            line, sizeof line, "fdn_admin_http_requests_total{class=\"%uxx\"} %llu\n", c,
+            line, sizeof line, "fdn_http_requests_total{status_class=\"%uxx\"} %llu\n", c,
             (unsigned long long)atomic_load_explicit(&a->by_class[c], memory_order_relaxed));
         if (n > 0)
             rc = fdn__admin_text_put(&b, line, (size_t)n);
@@ -605,8 +679,17 @@ int fdn_admin_add_metrics(fdn_admin_t *a, fdn_admin_metrics_fn fn, void *user)
         return FDN_ENOBUFS;
     a->metrics[a->nmetrics].fn = fn;
     a->metrics[a->nmetrics].user = user;
+    a->metrics[a->nmetrics].fallback = false;
     a->nmetrics++;
     return 0;
+}
+
+int fdn__admin_add_metrics_fallback(fdn_admin_t *a, fdn_admin_metrics_fn fn, void *user)
+{
+    int rc = fdn_admin_add_metrics(a, fn, user);
+    if (rc == 0)
+        a->metrics[a->nmetrics - 1].fallback = true;
+    return rc;
 }
 
 /* ---- libmicrohttpd glue ------------------------------------------------------------------ */
@@ -772,6 +855,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     fdn__http_resp_t resp;
     memset(&resp, 0, sizeof resp);
+    const char *accept = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    resp.want_openmetrics =
+        accept != NULL && strstr(accept, "application/openmetrics-text") != NULL;
     fdn__admin_dispatch(a, method, c->uri, auth, c->body.p ? c->body.p : "", c->body.len, &resp);
     enum MHD_Result ok = send_resp(con, &resp);
     fdn__http_resp_clear(&resp);

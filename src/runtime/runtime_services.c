@@ -51,6 +51,7 @@
 #include <fdn/telemetry.h>
 
 #include "core/alloc.h"
+#include "runtime/runtime_metrics.h"
 #include "runtime/runtime_int.h"
 #include "infra/limiter_int.h"
 #include "infra/pool_int.h"
@@ -66,6 +67,7 @@ typedef struct glue {
     fdn_protect_t *protect;
     char *overrides_path;  /* <data_dir>/config_overrides.json, or NULL (no data directory) */
     uint64_t restored_rev; /* config revision once the persisted overrides were reapplied */
+    fdn__rt_metrics_t *metrics; /* labelled metric families (runtime_metrics.c), or NULL */
 } glue_t;
 
 #define OVERRIDES_FILE "config_overrides.json"
@@ -430,6 +432,7 @@ static void on_config_change(const fdn_config_change_t *c, void *user)
         record_event(rt, "config_updated", d);
         fdn_telemetry_meta_t meta[] = {{"path", c->path}, {"revision", rev}};
         fdn_telemetry_emit_counter(tm, "foundation.config_updates", meta, 2);
+        fdn__rt_metrics_config_update(g->metrics, c->path, "applied");
         break;
     }
     case FDN_CONFIG_CHANGE_RESET: {
@@ -612,6 +615,10 @@ static void on_breaker_transition(const char *name, fdn_breaker_state_t from,
     json_object_set_new(d, "from", json_string(fdn_breaker_state_name(from)));
     json_object_set_new(d, "to", json_string(fdn_breaker_state_name(to)));
     record_event(rt, "circuit_breaker_state_change", d);
+    glue_t *g = fdn__runtime_glue(rt);
+    if (g != NULL)
+        fdn__rt_metrics_transition(g->metrics, name, fdn_breaker_state_name(from),
+                                   fdn_breaker_state_name(to));
 }
 
 static void unwire(fdn_runtime_t *rt, void *glue)
@@ -619,6 +626,8 @@ static void unwire(fdn_runtime_t *rt, void *glue)
     glue_t *g = glue;
     if (g == NULL)
         return;
+    fdn__rt_metrics_detach(g->metrics); /* its collector reads the breakers freed below */
+    g->metrics = NULL;
     /* the telemetry slot is destroyed before the event store's */
     fdn__events_set_telemetry(fdn_runtime_events(rt), NULL);
     fdn_protect_destroy(g->protect);
@@ -671,6 +680,7 @@ static int wire(fdn_runtime_t *rt, void **out, fdn_error_t *err)
      * hook thread may skip their notifications: apply_settings reads the whole tree after */
     load_overrides(rt, g);
     g->restored_rev = fdn_config_revision(fdn_runtime_config(rt));
+    g->metrics = fdn__rt_metrics_attach(rt);
     apply_settings(rt, g, NULL);
     *out = g;
     return 0;
@@ -688,6 +698,7 @@ static void on_restart(fdn_runtime_t *rt, void *glue, const char *service, int a
     fdn_telemetry_meta_t meta[] = {{"service", service}, {"reason", fdn_err_name(reason)}};
     fdn_telemetry_emit_counter(fdn_runtime_telemetry(rt), "foundation.supervisor.restarts", meta,
                                2);
+    fdn__rt_metrics_restart(((glue_t *)glue)->metrics, service);
 }
 
 static void on_escalation(fdn_runtime_t *rt, void *glue, const char *service, int code)
@@ -712,8 +723,7 @@ static void on_registry(fdn_runtime_t *rt, void *glue, fdn_registry_op_t op, con
         {"namespace", ns}, {"service", service}, {"result", result == 0 ? "ok" : "error"}};
     switch (op) {
     case FDN_REGISTRY_OP_REGISTER: {
-        fdn_telemetry_measure_t m[] = {{"count", 1}};
-        fdn_telemetry_execute(tm, "foundation.registry.register", m, 1, meta, 3);
+        fdn_telemetry_emit_counter(tm, "foundation.registry.register", meta, 3);
         break;
     }
     case FDN_REGISTRY_OP_LOOKUP: {
@@ -722,8 +732,7 @@ static void on_registry(fdn_runtime_t *rt, void *glue, fdn_registry_op_t op, con
         break;
     }
     case FDN_REGISTRY_OP_UNREGISTER: {
-        fdn_telemetry_measure_t m[] = {{"count", 1}};
-        fdn_telemetry_execute(tm, "foundation.registry.unregister", m, 1, meta, 3);
+        fdn_telemetry_emit_counter(tm, "foundation.registry.unregister", meta, 3);
         break;
     }
     }

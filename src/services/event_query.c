@@ -270,7 +270,16 @@ int fdn_events_query(fdn_events_t *es, const fdn_events_query_t *q, fdn_event_li
     uint32_t cap = atomic_load_explicit(&es->max_results, memory_order_relaxed);
     size_t limit = (uint64_t)q->limit > cap ? cap : (size_t)q->limit;
     uint64_t snap;
-    return fdn__evs_query(es, q, limit, out, &snap);
+    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+    if (tm == NULL)
+        return fdn__evs_query(es, q, limit, out, &snap);
+    /* timed as `foundation.event_store.query` {duration: ns}, exported as the histogram
+     * fdn_event_store_query_duration_seconds */
+    int64_t t0 = fdn_clock_mono_ns(NULL);
+    int rc = fdn__evs_query(es, q, limit, out, &snap);
+    fdn_telemetry_measure_t m = {"duration", (double)(fdn_clock_mono_ns(NULL) - t0)};
+    (void)fdn_telemetry_execute(tm, "foundation.event_store.query", &m, 1, NULL, 0);
+    return rc;
 }
 
 int fdn_events_get_by_correlation(fdn_events_t *es, const char *cid, fdn_event_list_t **out)

@@ -111,11 +111,18 @@ static void *writer_main(void *arg)
             del = es->wdelete;
         es->wdelete = 0;
         fdn__mutex_unlock(&es->wmu);
+        int64_t t0 = fdn_clock_mono_ns(NULL);
         if (rc == 0)
             rc = fdn__evdb_write(es->db, (const fdn_event_t *const *)(l ? l->items : NULL),
                                  l ? l->n : 0, del, to + 1, &err);
         fdn_event_list_free(l);
         fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+        if (rc == 0 && tm != NULL) {
+            /* the durable commit (one transaction, fsynced), timed: exported as the
+             * histogram fdn_event_store_commit_duration_seconds */
+            fdn_telemetry_measure_t m = {"duration", (double)(fdn_clock_mono_ns(NULL) - t0)};
+            (void)fdn_telemetry_execute(tm, "foundation.event_store.commit", &m, 1, NULL, 0);
+        }
         if (rc != 0 && tm != NULL)
             fdn_telemetry_emit_counter(tm, "foundation.event_store.writer_errors", NULL, 0);
         fdn__mutex_lock(&es->wmu);

@@ -29,6 +29,12 @@
  * of the mantissa. A bucket spans [2^e (1 + s/16), 2^e (1 + (s+1)/16)); the reported quantile is
  * its midpoint clamped to [min, max], within 2^-5 of the exact value for |v| in
  * [2^-8, 2^56). Zero has its own bucket. Buckets are ordered by value (negatives first).
+ *
+ * `le` buckets (Prometheus histograms): a histogram may also carry up to TM_LE_MAX explicit
+ * upper bounds, fixed at creation; observe() finds v's bound by binary search (outside the
+ * lock) and counts it in the shard next to the log-linear bucket, under the same lock, so a
+ * copy is consistent for both (count == the sum of the `le` counts + the +Inf overflow). The
+ * exported cumulative counts are exact (v <= bound), unlike quantiles.
  */
 #include <math.h>
 #include <pthread.h>
@@ -174,6 +180,15 @@ void fdn_counter_add(fdn_counter_t *c, uint64_t n)
     atomic_fetch_add_explicit(&c->cells[shard_of_thread()].v, n, memory_order_relaxed);
 }
 
+void fdn_counter_set(fdn_counter_t *c, uint64_t v)
+{
+    if (c == NULL)
+        return;
+    for (unsigned i = 1; i < TM_SHARDS; i++)
+        atomic_store_explicit(&c->cells[i].v, 0, memory_order_relaxed);
+    atomic_store_explicit(&c->cells[0].v, v, memory_order_relaxed);
+}
+
 void fdn_counter_inc(fdn_counter_t *c)
 {
     fdn_counter_add(c, 1);
@@ -302,11 +317,20 @@ typedef struct hshard {
     _Atomic unsigned lock;
     uint64_t count;
     double sum, min, max;
+    uint64_t le[TM_LE_MAX + 1]; /* per `le` bound; [nle] = above every bound */
     uint64_t b[TM_HIST_BUCKETS];
 } hshard_t;
 
 struct fdn_histogram {
     _Atomic(hshard_t *) shards[TM_SHARDS];
+    unsigned nle; /* immutable after creation */
+    double le_div;
+    double le[TM_LE_MAX];
+    /* le_from[b]: the `le` index of the lowest value of log-linear bucket b; a value in b has
+     * its index there or a little above (a sub-bucket is 1/16 of an octave wide, so with
+     * bounds farther apart than that, at most one step): observe() starts from it instead
+     * of searching every bound */
+    uint8_t le_from[TM_HIST_BUCKETS];
 };
 
 /* The lock is held for a few instructions (one bucket update, or a reader's copy), so waiters
@@ -377,6 +401,62 @@ fdn_histogram_t *fdn__histogram_new(void)
     return fdn__tm_aligned_calloc(sizeof(fdn_histogram_t));
 }
 
+bool fdn__le_bounds_valid(const double *bounds, size_t n)
+{
+    if (bounds == NULL || n == 0 || n > TM_LE_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(bounds[i]) || (i > 0 && !(bounds[i] > bounds[i - 1])))
+            return false;
+    return true;
+}
+
+/* A value <= every value of log-linear bucket b (for the clamped end buckets: 0 or -inf). */
+static double bucket_floor(unsigned b)
+{
+    if (b == TM_HIST_HALF)
+        return 0.0;
+    if (b > TM_HIST_HALF) {
+        unsigned m = b - TM_HIST_HALF - 1u;
+        if (m == 0)
+            return 0.0; /* holds every positive value below the range too */
+        return ldexp(1.0 + (double)(m % TM_HIST_SUB) / (double)TM_HIST_SUB,
+                     (int)(m / TM_HIST_SUB) + TM_HIST_EXP_MIN);
+    }
+    unsigned m = TM_HIST_HALF - 1u - b; /* values in (-upper(m), -lower(m)] */
+    if (m + 1u >= TM_HIST_HALF)
+        return -INFINITY;
+    unsigned u = m + 1u;
+    return -ldexp(1.0 + (double)(u % TM_HIST_SUB) / (double)TM_HIST_SUB,
+                  (int)(u / TM_HIST_SUB) + TM_HIST_EXP_MIN);
+}
+
+fdn_histogram_t *fdn__histogram_new_le(const double *bounds, unsigned n, double div)
+{
+    fdn_histogram_t *h = fdn__histogram_new();
+    if (h != NULL && n > 0 && fdn__le_bounds_valid(bounds, n)) {
+        memcpy(h->le, bounds, n * sizeof(double));
+        h->nle = n;
+        h->le_div = div > 0.0 ? div : 1.0;
+        for (unsigned b = 0; b < TM_HIST_BUCKETS; b++)
+            h->le_from[b] = (uint8_t)fdn__le_index(bounds, n, bucket_floor(b));
+    }
+    return h;
+}
+
+unsigned fdn__le_index(const double *bounds, unsigned n, double v)
+{
+    unsigned lo = 0, hi = n;
+    while (lo < hi) {
+        unsigned mid = (lo + hi) / 2;
+        if (v <= bounds[mid])
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
 void fdn__histogram_free(fdn_histogram_t *h)
 {
     if (h == NULL)
@@ -410,6 +490,9 @@ void fdn_histogram_observe(fdn_histogram_t *h, double v)
     if (FDN_UNLIKELY(s == NULL))
         return; /* OOM on the first observation of this shard: the value is dropped */
     unsigned b = fdn__hist_bucket(v);
+    unsigned le = h->le_from[b];
+    while (le < h->nle && v > h->le[le])
+        le++;
     hlock(s);
     if (s->count == 0) {
         s->min = v;
@@ -423,6 +506,42 @@ void fdn_histogram_observe(fdn_histogram_t *h, double v)
     s->count++;
     s->sum += v;
     s->b[b]++;
+    s->le[le]++;
+    hunlock(s);
+}
+
+void fdn_histogram_load(fdn_histogram_t *h, const uint64_t *cum, size_t n, double sum)
+{
+    if (h == NULL || cum == NULL || h->nle == 0 || n != h->nle + 1u)
+        return;
+    for (size_t i = 1; i < n; i++)
+        if (cum[i] < cum[i - 1])
+            return; /* not cumulative */
+    fdn__histogram_reset(h);
+    hshard_t *s = shard_get(h, 0);
+    if (s == NULL)
+        return;
+    hlock(s);
+    /* zeroed again under the lock: two loaders at once must not add up */
+    memset(s->b, 0, sizeof(s->b));
+    memset(s->le, 0, sizeof(s->le));
+    s->min = s->max = 0.0;
+    s->count = cum[n - 1];
+    s->sum = sum;
+    uint64_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k = cum[i] - prev;
+        prev = cum[i];
+        s->le[i] = k;
+        /* the log-linear buckets (JSON quantiles) get each bucket's upper bound */
+        double at = i < h->nle ? h->le[i] : h->le[h->nle - 1];
+        s->b[fdn__hist_bucket(at)] += k;
+        if (k > 0) {
+            if (s->min == 0.0 && s->max == 0.0)
+                s->min = at;
+            s->max = at;
+        }
+    }
     hunlock(s);
 }
 
@@ -436,6 +555,7 @@ void fdn__histogram_reset(fdn_histogram_t *h)
         s->count = 0;
         s->sum = s->min = s->max = 0.0;
         memset(s->b, 0, sizeof(s->b));
+        memset(s->le, 0, sizeof(s->le));
         hunlock(s);
     }
 }
@@ -445,6 +565,9 @@ void fdn__histogram_copy(const fdn_histogram_t *h, tm_hist_copy_t *out)
     memset(out, 0, sizeof(*out));
     if (h == NULL)
         return;
+    out->nle = h->nle;
+    out->le_div = h->le_div;
+    memcpy(out->le, h->le, sizeof(out->le));
     for (unsigned i = 0; i < TM_SHARDS; i++) {
         hshard_t *s =
             atomic_load_explicit(&((fdn_histogram_t *)h)->shards[i], memory_order_acquire);
@@ -463,6 +586,8 @@ void fdn__histogram_copy(const fdn_histogram_t *h, tm_hist_copy_t *out)
             out->sum += s->sum;
             for (unsigned b = 0; b < TM_HIST_BUCKETS; b++)
                 out->buckets[b] += s->b[b];
+            for (unsigned b = 0; b < h->nle; b++)
+                out->le_n[b] += s->le[b];
         }
         hunlock(s);
     }

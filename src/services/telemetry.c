@@ -25,11 +25,11 @@
  * readers (all frees go through call_rcu, so a handler may attach, detach or run cleanup).
  *
  * Handler failure policy: a handler returning < 0 increments
- * foundation_telemetry_handler_failures_total and its consecutive-failure count and emits
+ * fdn_telemetry_handler_failures_total and its consecutive-failure count and emits
  * `foundation.telemetry.handler_failure` (not re-emitted for failures while dispatching that
  * event on the same thread, so a failing catch-all handler cannot recurse). At
  * opts.handler_max_failures consecutive failures the handler is detached (reported with
- * detached=true and counted in foundation_telemetry_handlers_detached_total). A success
+ * detached=true and counted in fdn_telemetry_handlers_detached_total). A success
  * resets the consecutive count.
  *
  * Retention: an entry's activity is sampled (emission count compared with the last seen
@@ -283,7 +283,7 @@ static tm_slot_t *slot_add(fdn_telemetry_t *tm, tm_entry_t *e, const char *key)
             else if (s->kind == FDN_TELEMETRY_GAUGE)
                 m = s->u.g = fdn__gauge_new(true);
             else
-                m = s->u.h = fdn__histogram_new();
+                m = s->u.h = fdn__tm_event_histogram_new(key);
             if (s->key == NULL || m == NULL) {
                 slot_free(s);
             } else {
@@ -788,24 +788,26 @@ int fdn_telemetry_create(fdn_telemetry_t **out, const fdn_telemetry_opts_t *opts
     atomic_init(&tm->nentries, 0);
     pthread_mutex_init(&tm->mu, NULL);
     pthread_mutex_init(&tm->life_mu, NULL);
+    pthread_rwlock_init(&tm->coll_lock, NULL);
     tm->ht = cds_lfht_new(64, 64, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
     if (tm->ht == NULL)
         goto oom;
     static const char *const fam_label[] = {"family"};
-    if (fdn__tm_family_create(tm, &tm->f_overflow, "foundation_telemetry_series_overflows_total",
-                              "Label sets refused by a family's cardinality limit",
+    if (fdn__tm_family_create(tm, &tm->f_overflow, "fdn_telemetry_series_dropped_total",
+                              "New label sets a family's cardinality cap refused (counted in its "
+                              "__overflow__ series)",
                               FDN_TELEMETRY_COUNTER, fam_label, 1, 0, true) < 0)
         goto oom;
     tm->c_dropped_events = fdn__tm_builtin_counter(
-        tm, "foundation_telemetry_dropped_events_total",
+        tm, "fdn_telemetry_dropped_events_total",
         "Events dropped because max_events distinct names are already kept");
     tm->c_dropped_keys = fdn__tm_builtin_counter(
-        tm, "foundation_telemetry_dropped_measurements_total",
+        tm, "fdn_telemetry_dropped_measurements_total",
         "Measurements dropped because their event already has the maximum number of keys");
-    tm->c_handler_failures = fdn__tm_builtin_counter(
-        tm, "foundation_telemetry_handler_failures_total", "Handler calls that returned an error");
+    tm->c_handler_failures = fdn__tm_builtin_counter(tm, "fdn_telemetry_handler_failures_total",
+                                                     "Handler calls that returned an error");
     tm->c_handler_detached =
-        fdn__tm_builtin_counter(tm, "foundation_telemetry_handlers_detached_total",
+        fdn__tm_builtin_counter(tm, "fdn_telemetry_handlers_detached_total",
                                 "Handlers detached after too many consecutive failures");
     if (tm->c_dropped_events == NULL || tm->c_dropped_keys == NULL ||
         tm->c_handler_failures == NULL || tm->c_handler_detached == NULL)
@@ -838,8 +840,10 @@ void fdn_telemetry_destroy(fdn_telemetry_t *tm)
     }
     rcu_barrier(); /* handler sets and entries freed by call_rcu from other calls */
     fdn__tm_families_free(tm);
+    fdn__tm_unexported_free(tm);
     pthread_mutex_destroy(&tm->life_mu);
     pthread_mutex_destroy(&tm->mu);
+    pthread_rwlock_destroy(&tm->coll_lock);
     fdn__free(tm);
 }
 

@@ -10,8 +10,14 @@
  *
  * Cardinality: a family holds at most max_series label sets; a further new label set gets
  * the overflow series (every label value "__overflow__"), the family's overflow count and
- * foundation_telemetry_series_overflows_total{family=...} are incremented.
+ * fdn_telemetry_series_dropped_total{family=...} are incremented.
+ *
+ * Histogram families carry `le` bounds (default FDN_TELEMETRY_DEFAULT_BUCKETS), fixed once
+ * their first series exists. Collectors (scrape-time refreshers) are kept in a small array
+ * under coll_lock: a snapshot holds it for reading while it runs them (no other lock held),
+ * add/remove hold it for writing, so a removed collector is never running afterwards.
  */
+#include <math.h>
 #include <string.h>
 
 #include <fdn/error.h>
@@ -43,9 +49,31 @@ bool fdn_telemetry_name_valid(const char *name, size_t len, bool label)
     return true;
 }
 
-static void *metric_new(fdn_telemetry_kind_t kind)
+static const double default_le[FDN_TELEMETRY_DEFAULT_NBUCKETS] = FDN_TELEMETRY_DEFAULT_BUCKETS;
+
+bool fdn__tm_key_is_ns(const char *key)
 {
-    switch (kind) {
+    size_t n = strlen(key);
+    return strcmp(key, "duration") == 0 || (n > 3 && strcmp(key + n - 3, "_ns") == 0) ||
+           (n > 5 && strcmp(key + n - 5, "_time") == 0);
+}
+
+fdn_histogram_t *fdn__tm_event_histogram_new(const char *key)
+{
+    if (fdn__tm_key_is_ns(key)) {
+        double ns[FDN_TELEMETRY_DEFAULT_NBUCKETS];
+        for (unsigned i = 0; i < FDN_TELEMETRY_DEFAULT_NBUCKETS; i++)
+            ns[i] = nearbyint(default_le[i] * 1e9);
+        return fdn__histogram_new_le(ns, FDN_TELEMETRY_DEFAULT_NBUCKETS, 1e9);
+    }
+    static const double decades[] = {1e-3, 1e-2, 0.1, 1,   10,  100, 1e3,
+                                     1e4,  1e5,  1e6, 1e7, 1e8, 1e9};
+    return fdn__histogram_new_le(decades, sizeof decades / sizeof decades[0], 1.0);
+}
+
+static void *metric_new(const fdn_telemetry_family_t *f)
+{
+    switch (f->kind) {
     case FDN_TELEMETRY_COUNTER:
         return fdn__counter_new();
     case FDN_TELEMETRY_GAUGE:
@@ -53,7 +81,7 @@ static void *metric_new(fdn_telemetry_kind_t kind)
     case FDN_TELEMETRY_GAUGE_INT:
         return fdn__gauge_new(false);
     default:
-        return fdn__histogram_new();
+        return fdn__histogram_new_le(f->le, f->nle, 1.0);
     }
 }
 
@@ -163,7 +191,7 @@ static tm_series_t *series_new(const fdn_telemetry_family_t *f, const char *cons
                 goto oom;
         }
     }
-    s->metric = metric_new(f->kind);
+    s->metric = metric_new(f);
     if (s->metric == NULL)
         goto oom;
     return s;
@@ -227,6 +255,10 @@ int fdn__tm_family_create(fdn_telemetry_t *tm, fdn_telemetry_family_t **out, con
     }
     f->nlabels = nlabels;
     f->max_series = max_series > 0 ? max_series : tm->opts.max_series_per_family;
+    if (kind == FDN_TELEMETRY_HISTOGRAM) {
+        memcpy(f->le, default_le, sizeof default_le);
+        f->nle = FDN_TELEMETRY_DEFAULT_NBUCKETS;
+    }
     atomic_init(&f->overflows, 0);
     tm->fams[tm->nfams++] = f;
     fdn__mutex_unlock(&tm->mu);
@@ -363,4 +395,121 @@ uint64_t fdn_telemetry_family_overflows(const fdn_telemetry_family_t *fam)
     if (fam == NULL)
         return 0;
     return atomic_load_explicit(&((fdn_telemetry_family_t *)fam)->overflows, memory_order_relaxed);
+}
+
+int fdn_telemetry_family_buckets(fdn_telemetry_family_t *fam, const double *bounds, size_t n)
+{
+    if (fam == NULL)
+        return 0;
+    if (fam->kind != FDN_TELEMETRY_HISTOGRAM || !fdn__le_bounds_valid(bounds, n))
+        return FDN_EINVAL;
+    fdn_telemetry_t *tm = fam->tm;
+    int rc = 0;
+    fdn__mutex_lock(&tm->mu);
+    if (fam->nseries > 0 || fam->overflow != NULL) {
+        rc = FDN_EBUSY;
+    } else {
+        memcpy(fam->le, bounds, n * sizeof(double));
+        fam->nle = (unsigned)n;
+    }
+    fdn__mutex_unlock(&tm->mu);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Collectors                                                                            */
+
+int fdn_telemetry_add_collector(fdn_telemetry_t *tm, fdn_telemetry_collector_fn fn, void *user)
+{
+    if (tm == NULL)
+        return 0;
+    if (fn == NULL)
+        return FDN_EINVAL;
+    int rc = 0;
+    pthread_rwlock_wrlock(&tm->coll_lock);
+    for (size_t i = 0; i < tm->ncoll && rc == 0; i++)
+        if (tm->coll[i].fn == fn && tm->coll[i].user == user)
+            rc = FDN_EEXIST;
+    if (rc == 0 && tm->ncoll == TM_MAX_COLLECTORS)
+        rc = FDN_ENOBUFS;
+    if (rc == 0) {
+        tm->coll[tm->ncoll].fn = fn;
+        tm->coll[tm->ncoll].user = user;
+        tm->ncoll++;
+    }
+    pthread_rwlock_unlock(&tm->coll_lock);
+    return rc;
+}
+
+int fdn_telemetry_remove_collector(fdn_telemetry_t *tm, fdn_telemetry_collector_fn fn, void *user)
+{
+    if (tm == NULL)
+        return 0;
+    int rc = FDN_ENOENT;
+    pthread_rwlock_wrlock(&tm->coll_lock);
+    for (size_t i = 0; i < tm->ncoll; i++) {
+        if (tm->coll[i].fn == fn && tm->coll[i].user == user) {
+            memmove(&tm->coll[i], &tm->coll[i + 1], (tm->ncoll - i - 1) * sizeof(tm->coll[0]));
+            tm->ncoll--;
+            rc = 0;
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&tm->coll_lock);
+    return rc;
+}
+
+void fdn__tm_run_collectors(fdn_telemetry_t *tm)
+{
+    pthread_rwlock_rdlock(&tm->coll_lock);
+    for (size_t i = 0; i < tm->ncoll; i++)
+        tm->coll[i].fn(tm, tm->coll[i].user);
+    pthread_rwlock_unlock(&tm->coll_lock);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Events kept out of the exposition                                                     */
+
+int fdn_telemetry_unexport_event(fdn_telemetry_t *tm, const char *prefix)
+{
+    if (tm == NULL)
+        return 0;
+    if (prefix == NULL || !fdn_telemetry_event_name_valid(prefix, strlen(prefix)))
+        return FDN_EINVAL;
+    char *c = fdn__strdup(prefix);
+    if (c == NULL)
+        return FDN_ENOMEM;
+    int rc = 0;
+    fdn__mutex_lock(&tm->mu);
+    for (size_t i = 0; i < tm->nunexported && rc == 0; i++)
+        if (strcmp(tm->unexported[i], prefix) == 0)
+            rc = 1; /* already there */
+    if (rc == 0 && tm->nunexported == TM_MAX_COLLECTORS)
+        rc = FDN_ENOBUFS;
+    if (rc == 0)
+        tm->unexported[tm->nunexported++] = c;
+    fdn__mutex_unlock(&tm->mu);
+    if (rc != 0)
+        fdn__free(c);
+    return rc < 0 ? rc : 0;
+}
+
+bool fdn__tm_event_exported(fdn_telemetry_t *tm, const char *event)
+{
+    bool ok = true;
+    fdn__mutex_lock(&tm->mu);
+    for (size_t i = 0; i < tm->nunexported && ok; i++) {
+        size_t n = strlen(tm->unexported[i]);
+        if (strncmp(event, tm->unexported[i], n) == 0 && (event[n] == '\0' || event[n] == '.'))
+            ok = false;
+    }
+    fdn__mutex_unlock(&tm->mu);
+    return ok;
+}
+
+void fdn__tm_unexported_free(fdn_telemetry_t *tm)
+{
+    for (size_t i = 0; i < tm->nunexported; i++)
+        fdn__free(tm->unexported[i]);
+    tm->nunexported = 0;
 }

@@ -43,6 +43,8 @@ static inline void tm_read_unlock(void)
 /* Metadata pairs kept from the first emission, and the longest value kept. */
 #define TM_MAX_META     16
 #define TM_META_VAL_MAX 256
+/* Collectors per instance. */
+#define TM_MAX_COLLECTORS 16
 
 typedef struct tm_slot {
     char *key;
@@ -109,6 +111,8 @@ struct fdn_telemetry_family {
     size_t nlabels;
     char *labels[FDN_TELEMETRY_MAX_LABELS];
     uint32_t max_series;
+    unsigned nle; /* histogram families: `le` bounds (under tm->mu until a series exists) */
+    double le[FDN_TELEMETRY_MAX_BUCKETS];
     _Atomic uint64_t overflows;
     fdn_counter_t *overflow_counter; /* child of the built-in overflow family, or NULL */
     /* under tm->mu */
@@ -129,6 +133,16 @@ struct fdn_telemetry {
     uint64_t next_handler_id;
     fdn_telemetry_family_t **fams;
     size_t nfams, capfams;
+    /* collectors: the list under coll_lock (write to change it, read while running them) */
+    pthread_rwlock_t coll_lock;
+    struct {
+        fdn_telemetry_collector_fn fn;
+        void *user;
+    } coll[TM_MAX_COLLECTORS];
+    size_t ncoll;
+    /* event prefixes kept out of the exposition (under mu) */
+    char *unexported[TM_MAX_COLLECTORS];
+    size_t nunexported;
     /* built-in metrics */
     fdn_telemetry_family_t *f_overflow;
     fdn_counter_t *c_dropped_events;
@@ -155,6 +169,18 @@ int fdn__tm_family_create(fdn_telemetry_t *tm, fdn_telemetry_family_t **out, con
                           size_t nlabels, uint32_t max_series, bool builtin);
 void fdn__tm_families_free(fdn_telemetry_t *tm);
 void fdn__tm_families_reset(fdn_telemetry_t *tm);
+/* False when the event is kept out of the exposition (fdn_telemetry_unexport_event). */
+bool fdn__tm_event_exported(fdn_telemetry_t *tm, const char *event);
+/* Free the unexported prefixes (destroy). */
+void fdn__tm_unexported_free(fdn_telemetry_t *tm);
+/* Run every collector (no lock held by the caller). */
+void fdn__tm_run_collectors(fdn_telemetry_t *tm);
+/* The histogram of an event measurement key: `le` bounds in ns for time keys (`duration`,
+ * `*_ns`, `*_time`: FDN_TELEMETRY_DEFAULT_BUCKETS x 1e9, exported in seconds), decades
+ * 0.001 .. 1e9 for others. NULL on OOM. */
+fdn_histogram_t *fdn__tm_event_histogram_new(const char *key);
+/* True when an event measurement key holds a duration in ns. */
+bool fdn__tm_key_is_ns(const char *key);
 /* Resolve a built-in single counter (no labels). NULL on OOM. */
 fdn_counter_t *fdn__tm_builtin_counter(fdn_telemetry_t *tm, const char *name, const char *help);
 

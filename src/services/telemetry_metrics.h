@@ -33,7 +33,18 @@ void fdn__gauge_free(fdn_gauge_t *g);
 void fdn__gauge_reset(fdn_gauge_t *g);
 int64_t fdn__gauge_int(const fdn_gauge_t *g);
 
+/* Most `le` bounds of a histogram (FDN_TELEMETRY_MAX_BUCKETS). */
+#define TM_LE_MAX FDN_TELEMETRY_MAX_BUCKETS
+
 fdn_histogram_t *fdn__histogram_new(void);
+/* A histogram that also counts observations per `le` bound: bounds strictly increasing and
+ * finite, 0 < n <= TM_LE_MAX (n == 0 gives a histogram without bounds). div divides the
+ * bounds and the sum when they are written (1e9: observed in ns, exported in seconds). */
+fdn_histogram_t *fdn__histogram_new_le(const double *bounds, unsigned n, double div);
+/* True when bounds[0..n) are finite, strictly increasing, 0 < n <= TM_LE_MAX. */
+bool fdn__le_bounds_valid(const double *bounds, size_t n);
+/* Index of the first bound >= v (n when v exceeds every bound): v's `le` bucket. */
+unsigned fdn__le_index(const double *bounds, unsigned n, double v);
 void fdn__histogram_free(fdn_histogram_t *h);
 void fdn__histogram_reset(fdn_histogram_t *h);
 
@@ -42,6 +53,10 @@ typedef struct tm_hist_copy {
     uint64_t count;
     double sum, min, max;
     uint64_t buckets[TM_HIST_BUCKETS];
+    unsigned nle;             /* `le` bounds (0: none) */
+    double le_div;            /* export divisor of the bounds and sum */
+    double le[TM_LE_MAX];     /* the bounds */
+    uint64_t le_n[TM_LE_MAX]; /* observations in (le[i-1], le[i]] (not cumulative) */
 } tm_hist_copy_t;
 void fdn__histogram_copy(const fdn_histogram_t *h, tm_hist_copy_t *out);
 void fdn__hist_copy_stats(const tm_hist_copy_t *c, fdn_telemetry_hist_stats_t *out);

@@ -1,5 +1,6 @@
 /*
- * DESIGN: the Prometheus text exposition format 0.0.4 writer for a telemetry instance.
+ * DESIGN: the Prometheus text exposition format 0.0.4 and OpenMetrics 1.0 writers of a
+ * telemetry instance.
  *
  * Part of libfdn (not of the optional fdn_admin library), so a program that does not serve
  * HTTP can still write the exposition, e.g. to a file. Built only on the public snapshot
@@ -7,17 +8,31 @@
  * takes no lock of its own and calls the sink on the calling thread with no telemetry lock
  * held (the snapshot is taken and released first).
  *
- * Naming: families keep their names (validated at registration). An event entry `a.b` with
- * measurement key k becomes: k == "counter" → counter `a_b_total`; k == "gauge" → gauge
- * `a_b`; k == "histogram" → summary `a_b`; k == "duration" → summary `a_b_duration_seconds` (ns /
- * 1e9); any other key → summary `a_b_<k>`; the emission count → counter `a_b_emissions_total`.
+ * Naming (docs/telemetry.md has the catalogue): one prefix, `fdn_`, for the library's own
+ * metrics. Families keep their names (validated at registration). Event entries are exported
+ * once each, by their measurement keys; an event `foundation.x.y` (the reference's names, also
+ * `foundation.foundation.x`) becomes base `fdn_x_y`, any other event keeps its sanitised name,
+ * and `vm.*` events (the reference's Erlang poller) stay in the JSON API only, as do events
+ * under a prefix given to fdn_telemetry_unexport_event (a labelled family measures them):
+ *   counter key → counter `<base>_total`; gauge key → gauge `<base>`; the `histogram` key
+ *   → histogram `<base>` (decade buckets);
+ *   a time key (`duration`, `*_ns`, `*_time`: ns) → histogram `<base>_<key>_seconds`
+ *   (`duration` → `<base>_duration_seconds`), `le` from 10 us to 10 s;
+ *   any other key → histogram `<base>_<key>` (decade buckets);
+ *   the emission count → counter `<base>_total`, only for an entry with no measurement key
+ *   (otherwise it would export the same events twice).
  * Characters outside [a-zA-Z0-9_:] become '_', a leading digit gets a '_' prefix. Each metric
- * family is written once (HELP, TYPE, samples); when two sources map to the same name, or a family
- * is named like a written summary's own series (<S>_sum, <S>_count), the first in sorted order wins
- * and the others are skipped (listed in a comment line), so the output is always valid. Histograms
- * are exposed as summaries (quantiles 0.5, 0.9, 0.99, 0.999, _sum, _count).
+ * family is written once (HELP, TYPE, samples); when two sources map to the same name, or a
+ * family is named like a written histogram's own series (<H>_bucket, <H>_sum, <H>_count), the
+ * first in sorted order wins and the others are skipped (listed in a comment line), so the
+ * output is always valid. Histograms are real Prometheus histograms: cumulative `le` buckets
+ * (exact counts of observations <= bound), `+Inf`, `_sum`, `_count`.
+ * The process collector (process_*, telemetry_process.c) and `fdn_build_info` are appended.
+ * OpenMetrics differs in: a counter family's TYPE/HELP name has no `_total` (its samples keep
+ * it), and the text ends with `# EOF`.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +43,8 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/utf8.h"
+#include "services/telemetry_int.h"
+#include "services/telemetry_process.h"
 
 static void b_fmt_u64(fdn__buf_t *b, uint64_t v)
 {
@@ -76,31 +93,26 @@ static void b_escaped(fdn__buf_t *b, const char *s, bool quote)
     }
 }
 
-/* Sanitised metric name of an event (+ suffix). */
-static void b_event_name(fdn__buf_t *b, const char *event, const char *suffix)
+/* s with characters outside [a-zA-Z0-9_:] replaced by '_' (and, with lead, a '_' before a
+ * leading digit). */
+static void b_sanitized(fdn__buf_t *b, const char *s, bool lead)
 {
-    if (event[0] >= '0' && event[0] <= '9')
+    if (lead && s[0] >= '0' && s[0] <= '9')
         fdn__buf_puts(b, "_");
-    for (const char *s = event; *s; s++) {
+    for (; *s; s++) {
         char c = *s;
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '_' || c == ':';
         fdn__buf_put(b, ok ? s : "_", 1);
     }
-    if (suffix != NULL)
-        for (const char *s = suffix; *s; s++) {
-            char c = *s;
-            bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == '_' || c == ':';
-            fdn__buf_put(b, ok ? s : "_", 1);
-        }
 }
 
 /* One metric family's text, keyed by its name for sorting and de-duplication. */
 typedef struct rec {
     char *name;
     char *text;
-    bool summary; /* also owns <name>_sum and <name>_count */
+    bool histogram; /* also owns <name>_bucket, <name>_sum and <name>_count */
+    bool family;    /* a family (wins over an event entry of the same name) */
     bool skipped;
 } rec_t;
 
@@ -108,9 +120,11 @@ typedef struct recs {
     rec_t *r;
     size_t n, cap;
     bool oom;
+    bool om;            /* OpenMetrics */
+    bool adding_family; /* the records being added are families */
 } recs_t;
 
-static void recs_add(recs_t *rs, fdn__buf_t *name, fdn__buf_t *text, bool summary)
+static void recs_add(recs_t *rs, fdn__buf_t *name, fdn__buf_t *text, bool histogram)
 {
     if (name->oom || text->oom || rs->oom) {
         rs->oom = true;
@@ -132,9 +146,32 @@ static void recs_add(recs_t *rs, fdn__buf_t *name, fdn__buf_t *text, bool summar
     }
     rs->r[rs->n].name = name->p;
     rs->r[rs->n].text = text->p;
-    rs->r[rs->n].summary = summary;
+    rs->r[rs->n].histogram = histogram;
+    rs->r[rs->n].family = rs->adding_family;
     rs->r[rs->n].skipped = false;
     rs->n++;
+}
+
+/* A bound or value in the shortest form that reads back as the same double. */
+static void b_fmt_short(fdn__buf_t *b, double v)
+{
+    if (!isfinite(v)) {
+        b_fmt_dbl(b, v);
+        return;
+    }
+    char t[40];
+    if (v == nearbyint(v) && fabs(v) < 1e15) { /* whole numbers without an exponent: 10 */
+        int n = snprintf(t, sizeof(t), "%.0f", v);
+        fdn__buf_put(b, t, (size_t)n);
+        return;
+    }
+    for (int prec = 1; prec <= 17; prec++) {
+        int n = snprintf(t, sizeof(t), "%.*g", prec, v);
+        if (strtod(t, NULL) == v || prec == 17) {
+            fdn__buf_put(b, t, (size_t)n);
+            return;
+        }
+    }
 }
 
 static void labels(fdn__buf_t *b, const fdn_telemetry_sample_t *x, const char *extra_k,
@@ -168,15 +205,20 @@ static const char *type_name(fdn_telemetry_kind_t k)
     case FDN_TELEMETRY_COUNTER:
         return "counter";
     case FDN_TELEMETRY_HISTOGRAM:
-        return "summary";
+        return "histogram";
     default:
         return "gauge";
     }
 }
 
-/* Write one sample's lines (scale: multiply histogram values, e.g. 1e-9 for ns → s). */
-static void sample_lines(fdn__buf_t *b, const char *name, const fdn_telemetry_sample_t *x,
-                         double scale)
+static bool ends_with(const char *s, const char *sfx)
+{
+    size_t n = strlen(s), k = strlen(sfx);
+    return n > k && memcmp(s + n - k, sfx, k) == 0;
+}
+
+/* Write one sample's lines. name: the sample name (for OpenMetrics counters, with _total). */
+static void sample_lines(fdn__buf_t *b, const char *name, const fdn_telemetry_sample_t *x)
 {
     if (x->kind == FDN_TELEMETRY_COUNTER) {
         fdn__buf_puts(b, name);
@@ -185,20 +227,29 @@ static void sample_lines(fdn__buf_t *b, const char *name, const fdn_telemetry_sa
         b_fmt_u64(b, x->counter);
         fdn__buf_puts(b, "\n");
     } else if (x->kind == FDN_TELEMETRY_HISTOGRAM) {
-        static const char *const qs[] = {"0.5", "0.9", "0.99", "0.999"};
-        const double qv[] = {x->hist.p50, x->hist.p90, x->hist.p99, x->hist.p999};
-        for (size_t i = 0; i < 4; i++) {
+        double div = x->hist_div > 0.0 ? x->hist_div : 1.0;
+        for (size_t i = 0; i < x->nbuckets; i++) {
+            fdn__buf_t le = {0};
+            b_fmt_short(&le, x->bucket_le[i]);
             fdn__buf_puts(b, name);
-            labels(b, x, "quantile", qs[i]);
+            fdn__buf_puts(b, "_bucket");
+            labels(b, x, "le", le.oom ? "0" : le.p);
+            fdn__free(le.p);
             fdn__buf_puts(b, " ");
-            b_fmt_dbl(b, x->hist.count > 0 ? qv[i] * scale : NAN);
+            b_fmt_u64(b, x->bucket_le_count[i]);
             fdn__buf_puts(b, "\n");
         }
+        fdn__buf_puts(b, name);
+        fdn__buf_puts(b, "_bucket");
+        labels(b, x, "le", "+Inf");
+        fdn__buf_puts(b, " ");
+        b_fmt_u64(b, x->hist.count);
+        fdn__buf_puts(b, "\n");
         fdn__buf_puts(b, name);
         fdn__buf_puts(b, "_sum");
         labels(b, x, NULL, NULL);
         fdn__buf_puts(b, " ");
-        b_fmt_dbl(b, x->hist.sum * scale);
+        b_fmt_short(b, div == 1.0 ? x->hist.sum : x->hist.sum / div);
         fdn__buf_puts(b, "\n");
         fdn__buf_puts(b, name);
         fdn__buf_puts(b, "_count");
@@ -215,7 +266,7 @@ static void sample_lines(fdn__buf_t *b, const char *name, const fdn_telemetry_sa
             int n = snprintf(t, sizeof(t), "%lld", (long long)x->gauge_int);
             fdn__buf_put(b, t, (size_t)n);
         } else {
-            b_fmt_dbl(b, x->gauge);
+            b_fmt_short(b, x->gauge);
         }
         fdn__buf_puts(b, "\n");
     }
@@ -235,33 +286,94 @@ static void header(fdn__buf_t *b, const char *name, const char *help, fdn_teleme
     fdn__buf_puts(b, "\n");
 }
 
-static void event_record(recs_t *rs, const fdn_telemetry_sample_t *x)
+/* Family name (for HELP/TYPE) and sample name of a metric called `name` (its full sample
+ * name for counters, e.g. x_total): OpenMetrics types counter x with samples x_total. */
+static void names_for(const recs_t *rs, const char *name, fdn_telemetry_kind_t kind,
+                      fdn__buf_t *fam, fdn__buf_t *sample)
 {
-    fdn__buf_t name = {0}, text = {0}, help = {0};
-    double scale = 1.0;
+    if (rs->om && kind == FDN_TELEMETRY_COUNTER) {
+        if (ends_with(name, "_total")) {
+            fdn__buf_put(fam, name, strlen(name) - 6);
+            fdn__buf_puts(sample, name);
+        } else {
+            fdn__buf_puts(fam, name);
+            fdn__buf_puts(sample, name);
+            fdn__buf_puts(sample, "_total");
+        }
+        return;
+    }
+    fdn__buf_puts(fam, name);
+    fdn__buf_puts(sample, name);
+}
+
+/* One record from a metric named `name` with these samples (contiguous, same kind). */
+static void add_metric(recs_t *rs, const char *name, const char *help,
+                       const fdn_telemetry_sample_t *const *xs, size_t n)
+{
+    fdn__buf_t fam = {0}, sample = {0}, text = {0};
+    fdn_telemetry_kind_t kind = xs[0]->kind;
+    names_for(rs, name, kind, &fam, &sample);
+    if (fam.oom || sample.oom) {
+        rs->oom = true;
+        fdn__free(fam.p);
+        fdn__free(sample.p);
+        return;
+    }
+    header(&text, fam.p, help, kind);
+    for (size_t i = 0; i < n; i++)
+        sample_lines(&text, sample.p, xs[i]);
+    fdn__free(sample.p);
+    recs_add(rs, &fam, &text, kind == FDN_TELEMETRY_HISTOGRAM);
+}
+
+/* Base name of an event (see the DESIGN comment); false: not exported (vm.*). */
+static bool event_base(fdn__buf_t *b, const char *event)
+{
+    if (strncmp(event, "vm.", 3) == 0)
+        return false;
+    const char *e = event;
+    bool lib = false;
+    while (strncmp(e, "foundation.", 11) == 0) {
+        e += 11;
+        lib = true;
+    }
+    if (lib)
+        fdn__buf_puts(b, "fdn_");
+    b_sanitized(b, e, !lib);
+    return true;
+}
+
+static void event_metric(recs_t *rs, const fdn_telemetry_sample_t *x)
+{
+    fdn__buf_t name = {0}, help = {0};
     const char *what;
+    if (!event_base(&name, x->name))
+        return;
     if (x->key[0] == '\0') {
-        b_event_name(&name, x->name, "_emissions_total");
-        what = "emissions";
+        fdn__buf_puts(&name, "_total");
+        what = "events";
     } else if (strcmp(x->key, "counter") == 0) {
-        b_event_name(&name, x->name, "_total");
+        fdn__buf_puts(&name, "_total");
         what = "counter sum";
     } else if (strcmp(x->key, "gauge") == 0) {
-        b_event_name(&name, x->name, NULL);
         what = "gauge";
     } else if (strcmp(x->key, "histogram") == 0) {
-        b_event_name(&name, x->name, NULL);
         what = "histogram";
-    } else if (strcmp(x->key, "duration") == 0) {
-        b_event_name(&name, x->name, "_duration_seconds");
+    } else if (x->kind == FDN_TELEMETRY_HISTOGRAM && x->hist_div != 1.0) {
+        /* a time key: observed in ns, exported in seconds */
+        size_t kl = strlen(x->key);
+        if (ends_with(x->key, "_ns"))
+            kl -= 3;
+        fdn__buf_puts(&name, "_");
+        fdn__buf_t k = {0};
+        fdn__buf_put(&k, x->key, kl);
+        b_sanitized(&name, k.oom ? "" : k.p, false);
+        fdn__free(k.p);
+        fdn__buf_puts(&name, "_seconds");
         what = "duration (seconds)";
-        scale = 1e-9;
     } else {
-        fdn__buf_t suffix = {0};
-        fdn__buf_puts(&suffix, "_");
-        fdn__buf_puts(&suffix, x->key);
-        b_event_name(&name, x->name, suffix.oom ? "" : suffix.p);
-        fdn__free(suffix.p);
+        fdn__buf_puts(&name, "_");
+        b_sanitized(&name, x->key, false);
         what = x->key;
     }
     fdn__buf_puts(&help, "Telemetry event ");
@@ -269,32 +381,34 @@ static void event_record(recs_t *rs, const fdn_telemetry_sample_t *x)
     fdn__buf_puts(&help, ": ");
     fdn__buf_puts(&help, what);
     if (name.oom || help.oom) {
-        fdn__free(help.p);
-        fdn__free(text.p);
         rs->oom = true;
-        fdn__free(name.p);
-        return;
+    } else {
+        const fdn_telemetry_sample_t *xs[1] = {x};
+        add_metric(rs, name.p, help.p, xs, 1);
     }
-    header(&text, name.p, help.p, x->kind);
-    sample_lines(&text, name.p, x, scale);
     fdn__free(help.p);
-    recs_add(rs, &name, &text, x->kind == FDN_TELEMETRY_HISTOGRAM);
+    fdn__free(name.p);
 }
 
-static int rec_cmp(const void *a, const void *b)
+static int rec_cmp(const void *pa, const void *pb)
 {
-    return strcmp(((const rec_t *)a)->name, ((const rec_t *)b)->name);
+    const rec_t *a = pa, *b = pb;
+    int c = strcmp(a->name, b->name);
+    if (c != 0)
+        return c;
+    return (int)b->family - (int)a->family; /* families first */
 }
 
-/* True when record i (sorted) names a series of an earlier summary that is written: <S>_sum
- * or <S>_count for a summary S. Such a family would be a second HELP/TYPE for S's series,
- * which the text format (and promtool) rejects, so it is skipped like an exact duplicate. */
-static bool shadowed_by_summary(const recs_t *rs, size_t i)
+/* True when record i (sorted) names a series of an earlier histogram that is written:
+ * <H>_bucket, <H>_sum or <H>_count. Such a family would be a second HELP/TYPE for H's
+ * series, which the text format (and promtool) rejects, so it is skipped like an exact
+ * duplicate. */
+static bool shadowed_by_histogram(const recs_t *rs, size_t i)
 {
-    static const char *const sfx[] = {"_sum", "_count"};
+    static const char *const sfx[] = {"_bucket", "_sum", "_count"};
     const char *n = rs->r[i].name;
     size_t len = strlen(n);
-    for (size_t k = 0; k < 2; k++) {
+    for (size_t k = 0; k < 3; k++) {
         size_t sl = strlen(sfx[k]);
         if (len <= sl || memcmp(n + len - sl, sfx[k], sl) != 0)
             continue;
@@ -313,13 +427,63 @@ static bool shadowed_by_summary(const recs_t *rs, size_t i)
                 hi = mid;
         }
         if (lo < i && strncmp(rs->r[lo].name, n, blen) == 0 && rs->r[lo].name[blen] == '\0' &&
-            rs->r[lo].summary && !rs->r[lo].skipped)
+            rs->r[lo].histogram && !rs->r[lo].skipped)
             return true;
     }
     return false;
 }
 
-int fdn_telemetry_write_prometheus(fdn_telemetry_t *tm, fdn_telemetry_write_fn write, void *user)
+/* The process collector's and build info's records. */
+static void process_records(recs_t *rs)
+{
+    fdn__tm_process_t p;
+    fdn__tm_process_read(&p);
+    static const struct {
+        const char *name, *help;
+        fdn_telemetry_kind_t kind;
+        size_t off;
+    } m[] = {
+        {"process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+         FDN_TELEMETRY_COUNTER, offsetof(fdn__tm_process_t, cpu_seconds)},
+        {"process_resident_memory_bytes", "Resident memory size in bytes.", FDN_TELEMETRY_GAUGE,
+         offsetof(fdn__tm_process_t, resident_bytes)},
+        {"process_virtual_memory_bytes", "Virtual memory size in bytes.", FDN_TELEMETRY_GAUGE,
+         offsetof(fdn__tm_process_t, virtual_bytes)},
+        {"process_open_fds", "Number of open file descriptors.", FDN_TELEMETRY_GAUGE,
+         offsetof(fdn__tm_process_t, open_fds)},
+        {"process_max_fds", "Maximum number of open file descriptors.", FDN_TELEMETRY_GAUGE,
+         offsetof(fdn__tm_process_t, max_fds)},
+        {"process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+         FDN_TELEMETRY_GAUGE, offsetof(fdn__tm_process_t, start_time_seconds)},
+        {"process_threads", "Number of OS threads in the process.", FDN_TELEMETRY_GAUGE,
+         offsetof(fdn__tm_process_t, threads)},
+    };
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+        double v;
+        memcpy(&v, (const char *)&p + m[i].off, sizeof v);
+        if (v < 0)
+            continue; /* not available on this system */
+        fdn__buf_t fam = {0}, sample = {0}, text = {0};
+        names_for(rs, m[i].name, m[i].kind, &fam, &sample);
+        header(&text, fam.oom ? "" : fam.p, m[i].help, m[i].kind);
+        fdn__buf_puts(&text, sample.oom ? "" : sample.p);
+        fdn__buf_puts(&text, " ");
+        b_fmt_short(&text, v);
+        fdn__buf_puts(&text, "\n");
+        fdn__free(sample.p);
+        recs_add(rs, &fam, &text, false);
+    }
+    fdn__buf_t fam = {0}, text = {0};
+    fdn__buf_puts(&fam, "fdn_build_info");
+    header(&text, "fdn_build_info", "Foundation for C library build: version label, value 1.",
+           FDN_TELEMETRY_GAUGE);
+    fdn__buf_puts(&text, "fdn_build_info{version=\"");
+    b_escaped(&text, fdn_version(), true);
+    fdn__buf_puts(&text, "\"} 1\n");
+    recs_add(rs, &fam, &text, false);
+}
+
+static int write_exposition(fdn_telemetry_t *tm, bool om, fdn_telemetry_write_fn write, void *user)
 {
     if (write == NULL)
         return FDN_EINVAL;
@@ -330,50 +494,100 @@ int fdn_telemetry_write_prometheus(fdn_telemetry_t *tm, fdn_telemetry_write_fn w
     if (rc < 0)
         return rc;
     recs_t rs = {0};
-    size_t it = 0;
+    rs.om = om;
+    size_t it = 0, nxs = 0, capxs = 0;
+    const fdn_telemetry_sample_t **xs = NULL;
     const fdn_telemetry_sample_t *x = fdn_telemetry_snapshot_next(sn, &it);
     while (x != NULL && !rs.oom) {
         if (x->is_event) {
-            event_record(&rs, x);
-            x = fdn_telemetry_snapshot_next(sn, &it);
+            /* an event's samples are contiguous, its emission count (key "") first */
+            const char *ev = x->name;
+            const fdn_telemetry_sample_t *emissions = NULL;
+            bool keyed = false;
+            if (!fdn__tm_event_exported(tm, ev)) {
+                while (x != NULL && x->is_event && strcmp(x->name, ev) == 0)
+                    x = fdn_telemetry_snapshot_next(sn, &it);
+                continue;
+            }
+            while (x != NULL && x->is_event && strcmp(x->name, ev) == 0) {
+                if (x->key[0] == '\0') {
+                    emissions = x;
+                } else {
+                    keyed = true;
+                    event_metric(&rs, x);
+                }
+                x = fdn_telemetry_snapshot_next(sn, &it);
+            }
+            if (!keyed && emissions != NULL)
+                event_metric(&rs, emissions);
             continue;
         }
         /* a family: its series are contiguous */
-        fdn__buf_t name = {0}, text = {0};
-        fdn__buf_puts(&name, x->name);
-        header(&text, x->name, x->help, x->kind);
-        const char *fname = x->name;
-        fdn_telemetry_kind_t kind = x->kind;
+        const char *fname = x->name, *fhelp = x->help;
+        nxs = 0;
         while (x != NULL && !x->is_event && strcmp(x->name, fname) == 0) {
-            sample_lines(&text, fname, x, 1.0);
+            if (nxs == capxs) {
+                size_t cap = capxs ? capxs * 2 : 16;
+                const fdn_telemetry_sample_t **n = fdn__realloc(xs, cap * sizeof(*n));
+                if (n == NULL) {
+                    rs.oom = true;
+                    break;
+                }
+                xs = n;
+                capxs = cap;
+            }
+            xs[nxs++] = x;
             x = fdn_telemetry_snapshot_next(sn, &it);
         }
-        recs_add(&rs, &name, &text, kind == FDN_TELEMETRY_HISTOGRAM);
+        rs.adding_family = true;
+        if (!rs.oom && nxs > 0)
+            add_metric(&rs, fname, fhelp, xs, nxs);
+        rs.adding_family = false;
     }
-    fdn_telemetry_snapshot_free(sn);
+    fdn__free(xs);
+    if (!rs.oom)
+        process_records(&rs);
     if (!rs.oom && rs.n > 1)
         qsort(rs.r, rs.n, sizeof(*rs.r), rec_cmp);
     rc = rs.oom ? FDN_ENOMEM : 0;
     for (size_t i = 0; i < rs.n; i++) {
         if (rc == 0) {
-            if ((i > 0 && strcmp(rs.r[i].name, rs.r[i - 1].name) == 0) ||
-                shadowed_by_summary(&rs, i)) {
+            bool dup = i > 0 && strcmp(rs.r[i].name, rs.r[i - 1].name) == 0;
+            if (dup && rs.r[i - 1].family && !rs.r[i].family) {
+                /* a family supersedes the event entry of the same name (e.g. the runtime's
+                 * fdn_supervisor_restarts_total{service}): not a conflict, nothing to say */
+                rs.r[i].skipped = true;
+            } else if (dup || shadowed_by_histogram(&rs, i)) {
                 rs.r[i].skipped = true;
                 fdn__buf_t c = {0};
                 fdn__buf_puts(&c, "# skipped duplicate metric name ");
                 fdn__buf_puts(&c, rs.r[i].name);
                 fdn__buf_puts(&c, "\n");
-                rc = c.oom ? FDN_ENOMEM : write(c.p, c.len, user);
+                /* OpenMetrics allows no comment but HELP/TYPE/UNIT/EOF: say nothing there */
+                rc = c.oom ? FDN_ENOMEM : om ? 0 : write(c.p, c.len, user);
                 fdn__free(c.p);
             } else {
                 rc = write(rs.r[i].text, strlen(rs.r[i].text), user);
             }
         }
     }
+    if (rc == 0 && om)
+        rc = write("# EOF\n", 6, user);
     for (size_t i = 0; i < rs.n; i++) {
         fdn__free(rs.r[i].name);
         fdn__free(rs.r[i].text);
     }
     fdn__free(rs.r);
+    fdn_telemetry_snapshot_free(sn);
     return rc;
+}
+
+int fdn_telemetry_write_prometheus(fdn_telemetry_t *tm, fdn_telemetry_write_fn write, void *user)
+{
+    return write_exposition(tm, false, write, user);
+}
+
+int fdn_telemetry_write_openmetrics(fdn_telemetry_t *tm, fdn_telemetry_write_fn write, void *user)
+{
+    return write_exposition(tm, true, write, user);
 }

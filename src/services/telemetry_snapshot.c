@@ -90,10 +90,30 @@ static void sample_metric(fdn_telemetry_snapshot_t *sn, fdn_telemetry_sample_t *
     case FDN_TELEMETRY_COUNTER:
         x->counter = fdn_counter_value(m);
         break;
-    case FDN_TELEMETRY_HISTOGRAM:
+    case FDN_TELEMETRY_HISTOGRAM: {
+        const tm_hist_copy_t *c = sn->scratch;
         fdn__histogram_copy(m, sn->scratch);
-        fdn__hist_copy_stats(sn->scratch, &x->hist);
+        fdn__hist_copy_stats(c, &x->hist);
+        x->hist_div = c->nle > 0 && c->le_div > 0.0 ? c->le_div : 1.0;
+        if (c->nle == 0)
+            break;
+        double *le = arena_alloc(sn, c->nle * sizeof(double));
+        uint64_t *cum = arena_alloc(sn, c->nle * sizeof(uint64_t));
+        if (le == NULL || cum == NULL)
+            break;
+        uint64_t acc = 0;
+        for (unsigned i = 0; i < c->nle; i++) {
+            /* bounds of ns histograms are whole ns: dividing gives the same double as the
+             * seconds literal (1e4 / 1e9 == 1e-5), where multiplying by 1e-9 would not */
+            le[i] = c->le[i] / x->hist_div;
+            acc += c->le_n[i];
+            cum[i] = acc;
+        }
+        x->nbuckets = c->nle;
+        x->bucket_le = le;
+        x->bucket_le_count = cum;
         break;
+    }
     default:
         x->gauge = fdn_gauge_value(m);
         if (kind == FDN_TELEMETRY_GAUGE_INT)
@@ -204,6 +224,7 @@ int fdn_telemetry_snapshot(fdn_telemetry_t *tm, fdn_telemetry_snapshot_t **out)
         fdn__free(sn);
         return FDN_ENOMEM;
     }
+    fdn__tm_run_collectors(tm);
     fdn__mutex_lock(&tm->mu);
     sn->time = fdn_clock_mono_ns(tm->clock);
     for (size_t i = 0; i < tm->nfams && !sn->oom; i++)

@@ -54,9 +54,9 @@ done
 health=$(curl -s --max-time 60 "http://127.0.0.1:${PORTS[0]}/health")
 [[ "$(jq -r '.services.rate_limiter_backend.status' <<<"$health")" == ok ]] || { echo "health: $health" >&2; exit 1; }
 metrics=$(curl -s --max-time 60 "http://127.0.0.1:${PORTS[0]}/metrics")
-grep -q '^foundation_rate_limiter_backend_up{backend="redis"} 1$' <<<"$metrics" || { echo "no backend_up 1 in /metrics" >&2; exit 1; }
-grep -q '^foundation_rate_limiter_backend_commands_total{backend="redis"} [1-9]' <<<"$metrics" || { echo "no commands in /metrics" >&2; exit 1; }
-grep -q '^foundation_rate_limiter_backend_roundtrip_seconds_count{backend="redis"} [1-9]' <<<"$metrics" || { echo "no round trips in /metrics" >&2; exit 1; }
+grep -q '^fdn_rate_limiter_backend_up{backend="redis"} 1$' <<<"$metrics" || { echo "no backend_up 1 in /metrics" >&2; exit 1; }
+grep -q '^fdn_rate_limiter_backend_operations_total{backend="redis",operation="command"} [1-9]' <<<"$metrics" || { echo "no commands in /metrics" >&2; exit 1; }
+grep -q '^fdn_rate_limiter_backend_request_duration_seconds_count{backend="redis"} [1-9]' <<<"$metrics" || { echo "no round trips in /metrics" >&2; exit 1; }
 if command -v promtool >/dev/null; then
     promtool check metrics <<<"$metrics" >/dev/null 2>"$TMP/promtool.err" || { echo "promtool: $(cat "$TMP/promtool.err")" >&2; exit 1; }
 fi
@@ -77,8 +77,8 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 -X POST -H 'Content-
 code=$(curl -s -o "$TMP/h" -w '%{http_code}' --max-time 60 "http://127.0.0.1:${PORTS[2]}/health")
 [[ "$code" == 503 && "$(jq -r '.services.rate_limiter_backend.status' "$TMP/h")" == unhealthy ]] || { echo "health with Redis away: $code $(cat "$TMP/h")" >&2; exit 1; }
 metrics=$(curl -s --max-time 60 "http://127.0.0.1:${PORTS[2]}/metrics")
-grep -q '^foundation_rate_limiter_backend_up{backend="redis"} 0$' <<<"$metrics" || { echo "backend_up not 0" >&2; exit 1; }
-grep -q '^foundation_rate_limiter_backend_fallbacks_total{backend="redis"} 1$' <<<"$metrics" || { echo "fallback not counted" >&2; exit 1; }
+grep -q '^fdn_rate_limiter_backend_up{backend="redis"} 0$' <<<"$metrics" || { echo "backend_up not 0" >&2; exit 1; }
+grep -q '^fdn_rate_limiter_backend_operations_total{backend="redis",operation="fallback"} 1$' <<<"$metrics" || { echo "fallback not counted" >&2; exit 1; }
 
 # a URL that does not parse: a clear error at start, exit status 1
 set +e

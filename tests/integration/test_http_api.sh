@@ -484,7 +484,7 @@ fi
 if wants metrics; then
     expect 200 GET /metrics
     [[ "$(header Content-Type)" == text/plain* ]] && pass || fail "metrics content type"
-    grep -q '^fdn_admin_http_requests_total{class="4xx"} [1-9]' "$TMP/body" && pass ||
+    grep -q '^fdn_http_requests_total{.*status_class="4xx"} [1-9]' "$TMP/body" && pass ||
         fail "4xx counter missing: $BODY"
     if command -v promtool >/dev/null; then
         if promtool check metrics <"$TMP/body" >"$TMP/promtool.out" 2>&1; then pass; else
@@ -497,10 +497,29 @@ fi
 
 if wants telemetry; then
     expect 200 GET /metrics
-    grep -q '^# TYPE foundation_telemetry_dropped_events_total counter' "$TMP/body" && pass ||
+    grep -q '^# TYPE fdn_telemetry_dropped_events_total counter' "$TMP/body" && pass ||
         fail "telemetry families missing from /metrics"
-    grep -q '^foundation_admin_request_duration_seconds_count [1-9]' "$TMP/body" && pass ||
-        fail "admin request telemetry missing from /metrics"
+    # request latency by route template and method, as a histogram
+    grep -q '^fdn_http_request_duration_seconds_count{method="GET",route="/health"} [1-9]' \
+        "$TMP/body" && pass || fail "admin request telemetry missing from /metrics"
+    grep -q '^fdn_http_request_duration_seconds_bucket{method="GET",route="/health",le="+Inf"} [1-9]' \
+        "$TMP/body" && pass || fail "request duration histogram has no +Inf bucket"
+    # the process collector and the build info
+    for m in process_cpu_seconds_total process_resident_memory_bytes process_open_fds \
+        process_max_fds process_start_time_seconds process_threads process_virtual_memory_bytes; do
+        grep -q "^$m [0-9]" "$TMP/body" && pass || fail "$m missing from /metrics"
+    done
+    grep -q '^fdn_build_info{version="[0-9.]*"} 1$' "$TMP/body" && pass || fail "no fdn_build_info"
+    # nothing of the reference's Erlang poller, no summaries, one prefix
+    ! grep -Eq '^vm_|quantile=|^foundation_' "$TMP/body" && pass ||
+        fail "vm_*, quantile or foundation_* lines in /metrics"
+    # OpenMetrics on request
+    expect 200 GET /metrics - -H 'Accept: application/openmetrics-text; version=1.0.0'
+    [[ "$(header Content-Type)" == application/openmetrics-text* ]] && pass ||
+        fail "openmetrics content type: $(header Content-Type)"
+    [[ "$(tail -n 1 "$TMP/body")" == "# EOF" ]] && pass || fail "openmetrics text without # EOF"
+    grep -q '^# TYPE fdn_telemetry_dropped_events counter$' "$TMP/body" && pass ||
+        fail "openmetrics counter family named with _total"
     expect 200 GET /v1/telemetry
     jcheck '(.families|type) == "object"'
 fi

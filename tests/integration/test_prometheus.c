@@ -1,6 +1,7 @@
 /* Integration test: the Prometheus exposition of a telemetry instance is accepted by
- * `promtool check metrics` (format and lint), including label escaping, summaries, event
- * entries with odd characters, the overflow series and name collisions. */
+ * `promtool check metrics` (format and lint), including label escaping, histograms with `le`
+ * buckets, event entries with odd characters, the overflow series, name collisions, the
+ * process collector; one of each metric type pinned byte for byte; OpenMetrics. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -96,6 +97,9 @@ static fdn_telemetry_t *populate(void)
     fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_stored", 10, NULL, 0);
     fdn_telemetry_emit_gauge(tm, "foundation.operations.duration", 12.5, NULL, 0);
     fdn_telemetry_emit_gauge(tm, "vm.memory", 1, NULL, 0);
+    fdn_telemetry_meta_t pm = {"pool_name", "db"};
+    fdn_telemetry_execute(tm, "foundation.foundation.pool.started", NULL, 0, &pm, 1);
+    fdn_telemetry_execute(tm, "foundation.foundation.pool.started", NULL, 0, &pm, 1);
     fdn_telemetry_measure_t d = {"duration", 1234567};
     fdn_telemetry_execute(tm, "foundation.foundation.registry.lookup", &d, 1, NULL, 0);
     fdn_telemetry_emit_histogram(tm, "app.payload-size", 512, NULL, 0);
@@ -162,18 +166,28 @@ static void exposition_content(void **state)
         "http_requests_total{method=\"GET\",path=\"/b\\\\back\\nline\"} 2\n",
         "http_requests_total{method=\"__overflow__\",path=\"__overflow__\"} 7\n",
         "# HELP http_requests_total HTTP requests\\nby \\\\ path\n",
-        "foundation_telemetry_series_overflows_total{family=\"http_requests_total\"} 2\n",
-        "# TYPE pool_checkout_seconds summary\n",
+        "fdn_telemetry_series_dropped_total{family=\"http_requests_total\"} 2\n",
+        "# TYPE pool_checkout_seconds histogram\n",
         "pool_checkout_seconds_count{pool=\"db\"} 1000\n",
-        "pool_checkout_seconds{pool=\"empty\",quantile=\"0.5\"} NaN\n",
+        /* cumulative and exact: 1..1000 ms, so 10 of them <= 0.01 s, 500 <= 0.5 s */
+        "pool_checkout_seconds_bucket{pool=\"db\",le=\"0.01\"} 10\n",
+        "pool_checkout_seconds_bucket{pool=\"db\",le=\"0.5\"} 500\n",
+        "pool_checkout_seconds_bucket{pool=\"db\",le=\"1\"} 1000\n",
+        "pool_checkout_seconds_bucket{pool=\"db\",le=\"+Inf\"} 1000\n",
+        "pool_checkout_seconds_bucket{pool=\"empty\",le=\"+Inf\"} 0\n",
         "queue_depth -12\n",
         "queue_bytes 9223372036854775806\n",
-        "foundation_config_updates_total 1\n",
-        "foundation_event_store_events_stored_total 10\n",
-        "foundation_event_store_events_stored_emissions_total 1\n",
-        "foundation_operations_duration 12.5\n",
-        "# TYPE foundation_foundation_registry_lookup_duration_seconds summary\n",
-        "foundation_foundation_registry_lookup_duration_seconds_sum 0.0012345",
+        "fdn_config_updates_total 1\n",
+        "fdn_event_store_events_stored_total 10\n",
+        "fdn_operations_duration 12.5\n",
+        "# TYPE fdn_registry_lookup_duration_seconds histogram\n",
+        "fdn_registry_lookup_duration_seconds_sum 0.001234567\n",
+        "fdn_registry_lookup_duration_seconds_bucket{le=\"0.0025\"} 1\n",
+        /* an event without measurements is exported by its emission count */
+        "fdn_pool_started_total 2\n",
+        "process_open_fds ",
+        "process_resident_memory_bytes ",
+        "fdn_build_info{version=\"",
         "app_payload_size_count 1\n",
         "_9lives_x_sum -3\n",
         "app_odd_weird_key_",
@@ -185,15 +199,99 @@ static void exposition_content(void **state)
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         if (strstr(m.buf, want[i]) == NULL)
             fail_msg("missing %s in:\n%s", want[i], m.buf);
+    /* one family per measured thing: no emission count next to a counter, no summaries, no
+     * vm.* names, one prefix for the library's own */
+    const char *unwanted[] = {
+        "fdn_event_store_events_stored_emissions_total", "_emissions_total", "quantile=",
+        "# TYPE pool_checkout_seconds summary",          "vm_memory",        "\nfoundation_",
+    };
+    for (size_t i = 0; i < sizeof(unwanted) / sizeof(unwanted[0]); i++)
+        if (strstr(m.buf, unwanted[i]) != NULL)
+            fail_msg("unexpected %s in:\n%s", unwanted[i], m.buf);
     assert_int_equal(fdn_telemetry_write_prometheus(tm, failing_sink, NULL), FDN_EIO);
     assert_int_equal(fdn_telemetry_write_prometheus(tm, NULL, NULL), FDN_EINVAL);
     assert_int_equal(fdn_telemetry_write_prometheus(NULL, mem_sink, &m), 0);
     fdn_telemetry_destroy(tm);
 }
 
+/* One of each metric type, pinned byte for byte. The families are named "a_*" so they sort
+ * before the built-in fdn_* and process_* records, whose values vary. */
+static fdn_telemetry_t *one_of_each(void)
+{
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    fdn_telemetry_family_t *f = NULL;
+    const char *ln[] = {"route"};
+    assert_int_equal(fdn_telemetry_family(tm, &f, "a_requests_total", "Requests.",
+                                          FDN_TELEMETRY_COUNTER, ln, 1, 0),
+                     0);
+    fdn_counter_t *c = NULL;
+    const char *rv[] = {"/x/{id}"};
+    assert_int_equal(fdn_telemetry_family_counter(f, &c, rv, 1), 0);
+    fdn_counter_add(c, 3);
+    assert_int_equal(fdn_telemetry_family(tm, &f, "a_temperature_celsius", "Temperature.",
+                                          FDN_TELEMETRY_GAUGE, NULL, 0, 0),
+                     0);
+    fdn_gauge_t *g = NULL;
+    assert_int_equal(fdn_telemetry_family_gauge(f, &g, NULL, 0), 0);
+    fdn_gauge_set_double(g, 21.5);
+    assert_int_equal(fdn_telemetry_family(tm, &f, "a_wait_seconds", "Wait.",
+                                          FDN_TELEMETRY_HISTOGRAM, NULL, 0, 0),
+                     0);
+    const double le[] = {0.001, 0.01, 0.1};
+    assert_int_equal(fdn_telemetry_family_buckets(f, le, 3), 0);
+    fdn_histogram_t *h = NULL;
+    assert_int_equal(fdn_telemetry_family_histogram(f, &h, NULL, 0), 0);
+    fdn_histogram_observe(h, 0.0005);
+    fdn_histogram_observe(h, 0.01); /* on a bound: counted in that bucket (le is <=) */
+    fdn_histogram_observe(h, 0.5);  /* above every bound: only +Inf */
+    return tm;
+}
+
+static void exposition_exact(void **state)
+{
+    (void)state;
+    fdn_telemetry_t *tm = one_of_each();
+    static membuf_t m;
+    m.len = 0;
+    assert_int_equal(fdn_telemetry_write_prometheus(tm, mem_sink, &m), 0);
+    static const char want[] = "# HELP a_requests_total Requests.\n"
+                               "# TYPE a_requests_total counter\n"
+                               "a_requests_total{route=\"/x/{id}\"} 3\n"
+                               "# HELP a_temperature_celsius Temperature.\n"
+                               "# TYPE a_temperature_celsius gauge\n"
+                               "a_temperature_celsius 21.5\n"
+                               "# HELP a_wait_seconds Wait.\n"
+                               "# TYPE a_wait_seconds histogram\n"
+                               "a_wait_seconds_bucket{le=\"0.001\"} 1\n"
+                               "a_wait_seconds_bucket{le=\"0.01\"} 2\n"
+                               "a_wait_seconds_bucket{le=\"0.1\"} 2\n"
+                               "a_wait_seconds_bucket{le=\"+Inf\"} 3\n"
+                               "a_wait_seconds_sum 0.5105\n"
+                               "a_wait_seconds_count 3\n"
+                               "# HELP fdn_build_info ";
+    if (strncmp(m.buf, want, sizeof want - 1) != 0)
+        fail_msg("exposition differs; got:\n%s", m.buf);
+
+    /* OpenMetrics: the counter family is typed without _total, its samples keep it; the
+     * text ends with # EOF */
+    m.len = 0;
+    assert_int_equal(fdn_telemetry_write_openmetrics(tm, mem_sink, &m), 0);
+    static const char want_om[] = "# HELP a_requests Requests.\n"
+                                  "# TYPE a_requests counter\n"
+                                  "a_requests_total{route=\"/x/{id}\"} 3\n"
+                                  "# HELP a_temperature_celsius Temperature.\n";
+    if (strncmp(m.buf, want_om, sizeof want_om - 1) != 0)
+        fail_msg("openmetrics differs; got:\n%s", m.buf);
+    assert_true(m.len > 6 && strcmp(m.buf + m.len - 6, "# EOF\n") == 0);
+    assert_int_equal(fdn_telemetry_write_openmetrics(tm, failing_sink, NULL), FDN_EIO);
+    fdn_telemetry_destroy(tm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(exposition_exact),
         cmocka_unit_test(exposition_content),
         cmocka_unit_test(exposition_passes_promtool),
     };

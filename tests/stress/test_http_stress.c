@@ -151,7 +151,7 @@ static void concurrent_clients(void **state)
     fdn__admin_dispatch(a, "GET", "/metrics", NULL, NULL, 0, &r);
     assert_int_equal(r.status, 200);
     char want[96];
-    snprintf(want, sizeof want, "fdn_admin_http_requests_total{class=\"4xx\"} %d\n", limited);
+    snprintf(want, sizeof want, "fdn_http_requests_total{status_class=\"4xx\"} %d\n", limited);
     assert_non_null(strstr(r.text, want));
     fdn__http_resp_clear(&r);
 

@@ -403,7 +403,7 @@ static void dispatch_routes(void **state)
     assert_int_equal(r.status, 200);
     assert_non_null(r.text);
     assert_non_null(strstr(r.text, "x_total 7\n"));
-    assert_non_null(strstr(r.text, "fdn_admin_http_requests_total{class=\"4xx\"}"));
+    assert_non_null(strstr(r.text, "fdn_http_requests_total{status_class=\"4xx\"}"));
     fdn__http_resp_clear(&r);
     fdn_admin_destroy(a);
     fdn_admin_destroy(NULL);
@@ -578,9 +578,9 @@ static void limiter_capacity_switch_and_validation(void **state)
     fdn__admin_dispatch(a, "GET", "/metrics", NULL, NULL, 0, &r);
     assert_int_equal(r.status, 200);
     assert_non_null(r.text);
-    assert_non_null(strstr(r.text, "\nfoundation_rate_limiter_new_keys_refused_total 1\n"));
-    assert_non_null(strstr(r.text, "\nfoundation_rate_limiter_keys 2\n"));
-    assert_non_null(strstr(r.text, "\nfoundation_rate_limiter_keys_capacity 2\n"));
+    assert_non_null(strstr(r.text, "\nfdn_rate_limiter_new_keys_refused_total 1\n"));
+    assert_non_null(strstr(r.text, "\nfdn_rate_limiter_keys 2\n"));
+    assert_non_null(strstr(r.text, "\nfdn_rate_limiter_keys_capacity 2\n"));
     fdn__http_resp_clear(&r);
     /* a minute without refusals: healthy again */
     fdn_clock_advance(clk, 61LL * 1000000000);

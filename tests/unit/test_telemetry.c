@@ -305,7 +305,7 @@ static void families_labels_and_overflow(void **state)
     fdn_telemetry_snapshot_t *s = NULL;
     assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
     const fdn_telemetry_sample_t *x =
-        find(s, "foundation_telemetry_series_overflows_total", "http_requests_total");
+        find(s, "fdn_telemetry_series_dropped_total", "http_requests_total");
     assert_non_null(x);
     assert_int_equal(x->counter, 2);
     size_t it = 0, series = 0;
@@ -434,8 +434,8 @@ static void failing_handler_is_reported_then_detached(void **state)
 
     fdn_telemetry_snapshot_t *s = NULL;
     assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
-    assert_int_equal(find(s, "foundation_telemetry_handler_failures_total", NULL)->counter, 3);
-    assert_int_equal(find(s, "foundation_telemetry_handlers_detached_total", NULL)->counter, 1);
+    assert_int_equal(find(s, "fdn_telemetry_handler_failures_total", NULL)->counter, 3);
+    assert_int_equal(find(s, "fdn_telemetry_handlers_detached_total", NULL)->counter, 1);
     assert_int_equal(find(s, "foundation.telemetry.handler_failure", "counter")->counter, 3);
     fdn_telemetry_snapshot_free(s);
 
@@ -844,7 +844,7 @@ static void event_names_are_bounded(void **state)
     assert_int_equal(fdn_telemetry_event_count(tm), 2);
     fdn_telemetry_snapshot_t *s = NULL;
     assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
-    assert_int_equal(find(s, "foundation_telemetry_dropped_events_total", NULL)->counter, 1);
+    assert_int_equal(find(s, "fdn_telemetry_dropped_events_total", NULL)->counter, 1);
     assert_null(find_opt(s, "c", "counter"));
     fdn_telemetry_snapshot_free(s);
     /* too many measurement keys on one event */
@@ -855,7 +855,7 @@ static void event_names_are_bounded(void **state)
         assert_int_equal(fdn_telemetry_execute(tm, "a", &m, 1, NULL, 0), 0);
     }
     assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
-    assert_int_equal(find(s, "foundation_telemetry_dropped_measurements_total", NULL)->counter,
+    assert_int_equal(find(s, "fdn_telemetry_dropped_measurements_total", NULL)->counter,
                      3); /* "counter" took one of the 16 slots */
     fdn_telemetry_snapshot_free(s);
     fdn_telemetry_destroy(tm);

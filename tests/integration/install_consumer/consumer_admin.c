@@ -76,7 +76,7 @@ int main(void)
     fdn_admin_destroy(a);
     if (n <= 0 || strncmp(buf, "HTTP/1.", 7) != 0 || strstr(buf, " 200 ") == NULL ||
         strstr(buf, "\nconsumer_metric 42\n") == NULL ||
-        strstr(buf, "fdn_admin_http_requests_total") == NULL) {
+        strstr(buf, "fdn_http_requests_total") == NULL) {
         fprintf(stderr, "unexpected answer to GET /metrics (%ld bytes):\n%s\n", n, buf);
         return 1;
     }

@@ -1,0 +1,423 @@
+/*
+ * DESIGN: the runtime's labelled metric families (docs/telemetry.md, "Catalogue"): what an
+ * operator builds dashboards and alerts on, per breaker, per pool, per service, per path.
+ *
+ * Two kinds of source:
+ * - a telemetry collector (run at the start of every scrape or snapshot, on the scraping
+ *   thread, no lock held) copies state the components keep anyway into gauges and counters:
+ *   breaker states and counts (fdn_breakers_list + fdn_breaker_status), pool gauges and
+ *   counts (fdn_pools_list), the event store (fdn_events_stats, fdn_events_type_stats), the
+ *   limiter's store and backend (fdn_limiter_stats, fdn_limiter_backend_status, whose fixed
+ *   round-trip histogram is loaded into a real histogram family). No hot path pays for it.
+ * - the runtime's hooks (supervisor restarts, breaker transitions, config updates) count into
+ *   labelled counters; those are rare events, so each resolves its series (a short search
+ *   under the telemetry mutex).
+ * - two telemetry handlers turn events that carry a duration and a name into labelled
+ *   histograms: protected calls by key and outcome, pool checkout waits by pool (a series
+ *   resolution per call: microseconds next to an external call or a pool wait); their events
+ *   are then kept out of the exposition (fdn_telemetry_unexport_event).
+ * Names use the one prefix `fdn_`; a family named like the mapping of an event entry
+ * (fdn_supervisor_restarts_total for `foundation.supervisor.restarts`) supersedes that
+ * entry in the exposition (the entry stays in the JSON API).
+ * Cardinality: every labelled family has a cap (MAX_*); label sets beyond it are counted in
+ * fdn_telemetry_series_dropped_total{family} and land in the family's __overflow__ series.
+ * Threads: the collector may run on several scraping threads at once; every write is an
+ * atomic set of a whole value, so concurrent runs write the same figures.
+ * Lifetime: attached in wire() after the breakers exist, detached first thing in unwire()
+ * (fdn_telemetry_remove_collector waits for a run under way), freed there.
+ */
+#include "runtime/runtime_metrics.h"
+
+#include <string.h>
+
+#include <fdn/breaker.h>
+#include <fdn/events.h>
+#include <fdn/limiter.h>
+#include <fdn/pool.h>
+#include <fdn/telemetry.h>
+
+#include "core/alloc.h"
+
+#define MAX_BREAKERS 256
+#define MAX_POOLS    256
+#define MAX_TYPES    100
+#define MAX_PATHS    256
+#define MAX_SERVICES 64
+#define MAX_KEYS     512
+
+struct fdn__rt_metrics {
+    fdn_runtime_t *rt;
+    fdn_telemetry_t *tm;
+    /* breakers */
+    fdn_telemetry_family_t *br_state, *br_calls, *br_opened, *br_transitions;
+    /* pools */
+    fdn_telemetry_family_t *pl_size, *pl_max_overflow, *pl_in_use, *pl_idle, *pl_waiters,
+        *pl_overflow, *pl_checkouts, *pl_timeouts;
+    /* events */
+    fdn_telemetry_family_t *ev_held, *ev_held_type, *ev_appended, *ev_pruned, *ev_backlog;
+    /* limiter */
+    fdn_telemetry_family_t *lm_keys, *lm_capacity, *lm_evictions, *lm_refused, *lm_up, *lm_breaker,
+        *lm_backend_calls, *lm_latency;
+    /* hooks */
+    fdn_telemetry_family_t *sv_restarts, *cf_updates;
+    /* latency histograms fed by event handlers */
+    fdn_telemetry_family_t *pr_dur, *pl_wait;
+    uint64_t h_prot, h_pool; /* handler ids (0: not attached) */
+};
+
+static fdn_telemetry_family_t *fam(fdn__rt_metrics_t *m, const char *name, const char *help,
+                                   fdn_telemetry_kind_t kind, const char *l1, const char *l2,
+                                   const char *l3, uint32_t cap)
+{
+    const char *ls[3] = {l1, l2, l3};
+    size_t n = l3 != NULL ? 3 : l2 != NULL ? 2 : l1 != NULL ? 1 : 0;
+    fdn_telemetry_family_t *f = NULL;
+    (void)fdn_telemetry_family(m->tm, &f, name, help, kind, ls, n, cap);
+    return f; /* NULL: that family is not exported (every setter accepts NULL) */
+}
+
+static void set_gauge(fdn_telemetry_family_t *f, const char *const *v, size_t n, double x)
+{
+    fdn_gauge_t *g = NULL;
+    if (fdn_telemetry_family_gauge(f, &g, v, n) == 0)
+        fdn_gauge_set_double(g, x);
+}
+
+static void set_counter(fdn_telemetry_family_t *f, const char *const *v, size_t n, uint64_t x)
+{
+    fdn_counter_t *c = NULL;
+    if (fdn_telemetry_family_counter(f, &c, v, n) == 0)
+        fdn_counter_set(c, x);
+}
+
+static void collect_breakers(fdn__rt_metrics_t *m)
+{
+    fdn_breakers_t *set = fdn_runtime_breakers(m->rt);
+    char **names = NULL;
+    size_t n = 0;
+    if (set == NULL || fdn_breakers_list(set, &names, &n) != 0)
+        return;
+    static const fdn_breaker_state_t states[] = {FDN_BREAKER_CLOSED, FDN_BREAKER_OPEN,
+                                                 FDN_BREAKER_HALF_OPEN};
+    for (size_t i = 0; i < n; i++) {
+        fdn_breaker_t *b = NULL;
+        fdn_breaker_status_t st;
+        if (fdn_breaker_get(set, names[i], &b) != 0 || fdn_breaker_status(b, &st) != 0)
+            continue;
+        for (size_t k = 0; k < 3; k++) {
+            const char *v[] = {names[i], fdn_breaker_state_name(states[k])};
+            set_gauge(m->br_state, v, 2, st.state == states[k] ? 1.0 : 0.0);
+        }
+        const char *rej[] = {names[i], "rejected"}, *fail[] = {names[i], "failure"};
+        set_counter(m->br_calls, rej, 2, st.total_rejected);
+        set_counter(m->br_calls, fail, 2, st.total_failures);
+        const char *one[] = {names[i]};
+        set_counter(m->br_opened, one, 1, st.times_opened);
+    }
+    fdn_free(names);
+}
+
+static void collect_pools(fdn__rt_metrics_t *m)
+{
+    fdn_pools_t *pools = fdn_runtime_pools(m->rt);
+    fdn_pool_info_t *info = NULL;
+    size_t n = 0;
+    if (pools == NULL || fdn_pools_list(pools, &info, &n) != 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const char *v[] = {info[i].name};
+        const fdn_pool_status_t *s = &info[i].status;
+        set_gauge(m->pl_size, v, 1, s->size);
+        set_gauge(m->pl_max_overflow, v, 1, s->max_overflow);
+        set_gauge(m->pl_in_use, v, 1, s->in_use);
+        set_gauge(m->pl_idle, v, 1, s->available);
+        set_gauge(m->pl_waiters, v, 1, s->waiters);
+        set_gauge(m->pl_overflow, v, 1, s->overflow);
+        set_counter(m->pl_checkouts, v, 1, s->checkouts);
+        set_counter(m->pl_timeouts, v, 1, s->timeouts);
+    }
+    fdn_free(info);
+}
+
+static void collect_events(fdn__rt_metrics_t *m)
+{
+    fdn_events_t *es = fdn_runtime_events(m->rt);
+    fdn_events_stats_t st;
+    if (es == NULL || fdn_events_stats(es, &st) != 0)
+        return;
+    set_gauge(m->ev_held, NULL, 0, (double)st.count);
+    set_counter(m->ev_appended, NULL, 0, st.events_stored);
+    set_counter(m->ev_pruned, NULL, 0, st.events_pruned);
+    set_gauge(m->ev_backlog, NULL, 0, (double)st.durable_pending);
+    fdn_events_type_stat_t *ts = fdn__malloc(MAX_TYPES * sizeof(*ts));
+    size_t nt = 0;
+    if (ts != NULL && fdn_events_type_stats(es, ts, MAX_TYPES, &nt) == 0) {
+        for (size_t i = 0; i < nt && i < MAX_TYPES; i++) {
+            const char *v[] = {ts[i].type};
+            set_gauge(m->ev_held_type, v, 1, (double)ts[i].count);
+        }
+    }
+    fdn__free(ts);
+}
+
+static void collect_limiter(fdn__rt_metrics_t *m)
+{
+    fdn_limiter_t *l = fdn_runtime_limiter(m->rt);
+    fdn_limiter_stats_t ls;
+    fdn_limiter_backend_status_t bs;
+    if (l == NULL)
+        return;
+    if (fdn_limiter_stats(l, &ls) == 0)
+        set_counter(m->lm_evictions, NULL, 0, ls.evictions);
+    if (fdn_limiter_backend_status(l, &bs) != 0)
+        return;
+    set_gauge(m->lm_keys, NULL, 0, (double)bs.keys);
+    set_gauge(m->lm_capacity, NULL, 0, (double)bs.key_capacity);
+    set_counter(m->lm_refused, NULL, 0, bs.new_keys_refused);
+    if (bs.backend != FDN_LIMITER_BACKEND_REDIS)
+        return;
+    const char *b[] = {"redis"};
+    set_gauge(m->lm_up, b, 1, bs.connected && bs.breaker_state == FDN_BREAKER_CLOSED ? 1 : 0);
+    for (int k = FDN_BREAKER_CLOSED; k <= FDN_BREAKER_HALF_OPEN; k++) {
+        const char *sv[] = {"redis", fdn_breaker_state_name((fdn_breaker_state_t)k)};
+        set_gauge(m->lm_breaker, sv, 2, bs.breaker_state == k ? 1 : 0);
+    }
+    static const struct {
+        const char *what;
+        size_t off;
+    } calls[] = {
+        {"command", offsetof(fdn_limiter_backend_status_t, commands)},
+        {"error", offsetof(fdn_limiter_backend_status_t, errors)},
+        {"fallback", offsetof(fdn_limiter_backend_status_t, fallbacks)},
+        {"local_denial", offsetof(fdn_limiter_backend_status_t, local_denials)},
+        {"script_load", offsetof(fdn_limiter_backend_status_t, script_loads)},
+    };
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)&bs + calls[i].off, sizeof v);
+        const char *lv[] = {"redis", calls[i].what};
+        set_counter(m->lm_backend_calls, lv, 2, v);
+    }
+    fdn_histogram_t *h = NULL;
+    if (fdn_telemetry_family_histogram(m->lm_latency, &h, b, 1) == 0)
+        fdn_histogram_load(h, bs.latency_le_us, 8, (double)bs.latency_sum_us / 1e6);
+}
+
+static const char *meta_get(const fdn_telemetry_meta_t *meta, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(meta[i].key, key) == 0)
+            return meta[i].value;
+    return NULL;
+}
+
+static double measure_get(const fdn_telemetry_measure_t *ms, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ms[i].key, key) == 0)
+            return ms[i].value;
+    return -1;
+}
+
+/* foundation.infrastructure.execute_stop {duration_ns} {protection_key, result}: a protected
+ * call, observed into fdn_protected_call_duration_seconds{key,outcome}. */
+static int on_protected(const char *event, const fdn_telemetry_measure_t *ms, size_t nm,
+                        const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)event;
+    fdn__rt_metrics_t *m = user;
+    const char *key = meta_get(meta, nmeta, "protection_key");
+    const char *res = meta_get(meta, nmeta, "result");
+    double ns = measure_get(ms, nm, "duration_ns");
+    fdn_histogram_t *h = NULL;
+    const char *v[] = {key, res};
+    if (key != NULL && res != NULL && ns >= 0 &&
+        fdn_telemetry_family_histogram(m->pr_dur, &h, v, 2) == 0)
+        fdn_histogram_observe(h, ns / 1e9);
+    return 0;
+}
+
+/* foundation.connection_pool.checkout {checkout_time: ns} {pool_name}: the wait for a worker,
+ * observed into fdn_pool_checkout_wait_seconds{pool}. */
+static int on_checkout(const char *event, const fdn_telemetry_measure_t *ms, size_t nm,
+                       const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)event;
+    fdn__rt_metrics_t *m = user;
+    const char *pool = meta_get(meta, nmeta, "pool_name");
+    double ns = measure_get(ms, nm, "checkout_time");
+    fdn_histogram_t *h = NULL;
+    const char *v[] = {pool};
+    if (pool != NULL && ns >= 0 && fdn_telemetry_family_histogram(m->pl_wait, &h, v, 1) == 0)
+        fdn_histogram_observe(h, ns / 1e9);
+    return 0;
+}
+
+static void collect(fdn_telemetry_t *tm, void *user)
+{
+    (void)tm;
+    fdn__rt_metrics_t *m = user;
+    collect_breakers(m);
+    collect_pools(m);
+    collect_events(m);
+    collect_limiter(m);
+}
+
+fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt)
+{
+    fdn_telemetry_t *tm = fdn_runtime_telemetry(rt);
+    if (tm == NULL)
+        return NULL;
+    fdn__rt_metrics_t *m = fdn__calloc(1, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    m->rt = rt;
+    m->tm = tm;
+    const fdn_telemetry_kind_t G = FDN_TELEMETRY_GAUGE, C = FDN_TELEMETRY_COUNTER;
+    m->br_state = fam(m, "fdn_circuit_breaker_state",
+                      "Circuit breaker state: 1 for the breaker's current state, 0 for the others.",
+                      G, "breaker", "state", NULL, 3 * MAX_BREAKERS);
+    m->br_calls = fam(m, "fdn_circuit_breaker_calls_total",
+                      "Calls a breaker recorded as failures or rejected while open, by outcome.", C,
+                      "breaker", "outcome", NULL, 2 * MAX_BREAKERS);
+    m->br_opened = fam(m, "fdn_circuit_breaker_opened_total", "Times a breaker opened.", C,
+                       "breaker", NULL, NULL, MAX_BREAKERS);
+    m->br_transitions = fam(m, "fdn_circuit_breaker_state_change_total",
+                            "Breaker state transitions, by breaker, from and to state.", C,
+                            "breaker", "from", "to", 6 * MAX_BREAKERS);
+    m->pl_size = fam(m, "fdn_pool_size", "Configured permanent workers of a pool.", G, "pool", NULL,
+                     NULL, MAX_POOLS);
+    m->pl_max_overflow =
+        fam(m, "fdn_pool_max_overflow", "Configured limit of overflow workers of a pool.", G,
+            "pool", NULL, NULL, MAX_POOLS);
+    m->pl_in_use = fam(m, "fdn_pool_in_use", "Workers checked out of a pool.", G, "pool", NULL,
+                       NULL, MAX_POOLS);
+    m->pl_idle = fam(m, "fdn_pool_idle", "Idle workers of a pool ready for checkout.", G, "pool",
+                     NULL, NULL, MAX_POOLS);
+    m->pl_waiters = fam(m, "fdn_pool_waiters", "Callers waiting for a worker of a pool.", G, "pool",
+                        NULL, NULL, MAX_POOLS);
+    m->pl_overflow = fam(m, "fdn_pool_overflow", "Workers of a pool beyond its size.", G, "pool",
+                         NULL, NULL, MAX_POOLS);
+    m->pl_checkouts = fam(m, "fdn_pool_checkouts_total", "Successful checkouts from a pool.", C,
+                          "pool", NULL, NULL, MAX_POOLS);
+    m->pl_timeouts = fam(m, "fdn_pool_checkout_timeouts_total",
+                         "Checkouts from a pool that timed out waiting for a worker.", C, "pool",
+                         NULL, NULL, MAX_POOLS);
+    m->ev_held =
+        fam(m, "fdn_events_held", "Events the event store holds now.", G, NULL, NULL, NULL, 0);
+    m->ev_held_type = fam(m, "fdn_events_held_by_type",
+                          "Events the event store holds now, by event type (at most 100 types).", G,
+                          "type", NULL, NULL, MAX_TYPES);
+    m->ev_appended = fam(m, "fdn_events_appended_total",
+                         "Events appended to the event store (a batch counts each event).", C, NULL,
+                         NULL, NULL, 0);
+    m->ev_pruned = fam(m, "fdn_events_pruned_total", "Events pruned from the event store.", C, NULL,
+                       NULL, NULL, 0);
+    m->ev_backlog =
+        fam(m, "fdn_events_durable_backlog",
+            "Events appended but not yet committed to the durable file.", G, NULL, NULL, NULL, 0);
+    m->lm_keys = fam(m, "fdn_rate_limiter_keys", "Live keys in this process's limiter store.", G,
+                     NULL, NULL, NULL, 0);
+    m->lm_capacity =
+        fam(m, "fdn_rate_limiter_keys_capacity",
+            "Bound on the live keys of this process's limiter store.", G, NULL, NULL, NULL, 0);
+    m->lm_evictions =
+        fam(m, "fdn_rate_limiter_evictions_total",
+            "Live limiter keys evicted because their shard was full.", C, NULL, NULL, NULL, 0);
+    m->lm_refused = fam(m, "fdn_rate_limiter_new_keys_refused_total",
+                        "New limiter keys refused because their shard was full of live keys.", C,
+                        NULL, NULL, NULL, 0);
+    m->lm_up = fam(m, "fdn_rate_limiter_backend_up",
+                   "1 while the limiter's engine backend answers and its breaker is closed.", G,
+                   "backend", NULL, NULL, 8);
+    m->lm_breaker = fam(m, "fdn_rate_limiter_backend_breaker_state",
+                        "The breaker around the engine backend: 1 for its current state, 0 for "
+                        "the others.",
+                        G, "backend", "state", NULL, 24);
+    m->lm_backend_calls = fam(m, "fdn_rate_limiter_backend_operations_total",
+                              "Limiter backend operations by kind: command (sent), error, "
+                              "fallback (answered by the failure policy), local_denial (deny "
+                              "cache), script_load.",
+                              C, "backend", "operation", NULL, 64);
+    m->lm_latency = fam(m, "fdn_rate_limiter_backend_request_duration_seconds",
+                        "Limiter checks sent to the engine backend: time including the wait for "
+                        "a connection or pipeline.",
+                        FDN_TELEMETRY_HISTOGRAM, "backend", NULL, NULL, 8);
+    static const double lat_le[7] = {1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2, 0.1};
+    (void)fdn_telemetry_family_buckets(m->lm_latency, lat_le, 7);
+    m->sv_restarts = fam(m, "fdn_supervisor_restarts_total",
+                         "Service restarts by the runtime's supervisor, by service.", C, "service",
+                         NULL, NULL, MAX_SERVICES);
+    m->cf_updates =
+        fam(m, "fdn_config_updates_total", "Configuration updates applied, by path and outcome.", C,
+            "path", "outcome", NULL, MAX_PATHS);
+    m->pr_dur = fam(m, "fdn_protected_call_duration_seconds",
+                    "Protected calls (fdn_protect_execute): duration of the call, by protection "
+                    "key and outcome (ok or the error name).",
+                    FDN_TELEMETRY_HISTOGRAM, "key", "outcome", NULL, MAX_KEYS);
+    m->pl_wait =
+        fam(m, "fdn_pool_checkout_wait_seconds", "Time a checkout waited for a worker of a pool.",
+            FDN_TELEMETRY_HISTOGRAM, "pool", NULL, NULL, MAX_POOLS);
+    if (fdn_telemetry_add_collector(tm, collect, m) != 0) {
+        fdn__free(m);
+        return NULL;
+    }
+    /* the labelled histograms measure what these events measure: keep the events (JSON)
+     * out of the exposition, one family per measured thing */
+    if (fdn_telemetry_attach(tm, &m->h_prot, "foundation.infrastructure.execute_stop",
+                             FDN_TELEMETRY_MATCH_EXACT, on_protected, m) == 0) {
+        (void)fdn_telemetry_unexport_event(tm, "foundation.infrastructure.execute_stop");
+        (void)fdn_telemetry_unexport_event(tm, "foundation.infrastructure.execute_exception");
+    }
+    if (fdn_telemetry_attach(tm, &m->h_pool, "foundation.connection_pool.checkout",
+                             FDN_TELEMETRY_MATCH_EXACT, on_checkout, m) == 0)
+        (void)fdn_telemetry_unexport_event(tm, "foundation.connection_pool.checkout");
+    /* and the events the collector's families count already */
+    static const char *const counted[] = {
+        "foundation.connection_pool.timeout",       /* fdn_pool_checkout_timeouts_total */
+        "foundation.circuit_breaker.call_rejected", /* fdn_circuit_breaker_calls_total */
+        "foundation.event_store.events_stored",     /* fdn_events_appended_total */
+        "foundation.event_store.events_pruned",     /* fdn_events_pruned_total */
+    };
+    for (size_t i = 0; i < sizeof counted / sizeof counted[0]; i++)
+        (void)fdn_telemetry_unexport_event(tm, counted[i]);
+    return m;
+}
+
+void fdn__rt_metrics_detach(fdn__rt_metrics_t *m)
+{
+    if (m == NULL)
+        return;
+    (void)fdn_telemetry_remove_collector(m->tm, collect, m);
+    /* the services have stopped (unwire): no protected call or checkout is in flight */
+    if (m->h_prot != 0)
+        (void)fdn_telemetry_detach(m->tm, m->h_prot);
+    if (m->h_pool != 0)
+        (void)fdn_telemetry_detach(m->tm, m->h_pool);
+    fdn__free(m);
+}
+
+void fdn__rt_metrics_restart(fdn__rt_metrics_t *m, const char *service)
+{
+    fdn_counter_t *c = NULL;
+    const char *v[] = {service};
+    if (m != NULL && fdn_telemetry_family_counter(m->sv_restarts, &c, v, 1) == 0)
+        fdn_counter_inc(c);
+}
+
+void fdn__rt_metrics_transition(fdn__rt_metrics_t *m, const char *breaker, const char *from,
+                                const char *to)
+{
+    fdn_counter_t *c = NULL;
+    const char *v[] = {breaker, from, to};
+    if (m != NULL && fdn_telemetry_family_counter(m->br_transitions, &c, v, 3) == 0)
+        fdn_counter_inc(c);
+}
+
+void fdn__rt_metrics_config_update(fdn__rt_metrics_t *m, const char *path, const char *outcome)
+{
+    fdn_counter_t *c = NULL;
+    const char *v[] = {path, outcome};
+    if (m != NULL && fdn_telemetry_family_counter(m->cf_updates, &c, v, 2) == 0)
+        fdn_counter_inc(c);
+}

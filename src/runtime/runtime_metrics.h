@@ -1,0 +1,20 @@
+/* Private: the runtime's labelled metric families (runtime_metrics.c), driven by the wiring in
+ * runtime_services.c. Every function accepts m == NULL (no telemetry) as a no-op. */
+#ifndef FDN_RUNTIME_METRICS_H
+#define FDN_RUNTIME_METRICS_H
+
+#include <fdn/runtime.h>
+
+typedef struct fdn__rt_metrics fdn__rt_metrics_t;
+
+/* Register the families and the scrape-time collector; NULL without telemetry or on OOM. */
+fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt);
+/* Remove the collector (waits for a run under way) and free m. */
+void fdn__rt_metrics_detach(fdn__rt_metrics_t *m);
+/* Hooks: a supervisor restart, a breaker transition, a config update. */
+void fdn__rt_metrics_restart(fdn__rt_metrics_t *m, const char *service);
+void fdn__rt_metrics_transition(fdn__rt_metrics_t *m, const char *breaker, const char *from,
+                                const char *to);
+void fdn__rt_metrics_config_update(fdn__rt_metrics_t *m, const char *path, const char *outcome);
+
+#endif

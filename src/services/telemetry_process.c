@@ -1,0 +1,113 @@
+/*
+ * DESIGN: the process collector of the Prometheus / OpenMetrics writers: the metrics every
+ * Prometheus client library exports (process_cpu_seconds_total, process_resident_memory_bytes,
+ * process_virtual_memory_bytes, process_open_fds, process_max_fds,
+ * process_start_time_seconds, process_threads), read at scrape time.
+ *
+ * Sources (Linux): getrusage(RUSAGE_SELF) for CPU time; /proc/self/stat for the thread count,
+ * the virtual size, the resident pages and the start time (clock ticks after boot, plus
+ * `btime` from /proc/stat); /proc/self/fd for open descriptors; getrlimit(RLIMIT_NOFILE).
+ * A source that cannot be read leaves its field at -1 and the writer omits that metric.
+ * Threads: any; no shared state (the boot time is re-read each call: scrapes are rare).
+ */
+#include "services/telemetry_process.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+/* /proc/stat's btime (seconds since the epoch), -1 when unknown. */
+static double boot_time(void)
+{
+    FILE *f = fopen("/proc/stat", "re");
+    if (f == NULL)
+        return -1;
+    char line[256];
+    double bt = -1;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, "btime ", 6) == 0) {
+            char *end = NULL;
+            unsigned long long v = strtoull(line + 6, &end, 10);
+            if (end != line + 6)
+                bt = (double)v;
+            break;
+        }
+    }
+    fclose(f);
+    return bt;
+}
+
+/* Fields 20 (num_threads), 22 (starttime), 23 (vsize), 24 (rss) of /proc/self/stat. */
+static void read_stat(fdn__tm_process_t *out)
+{
+    FILE *f = fopen("/proc/self/stat", "re");
+    if (f == NULL)
+        return;
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* the command name (field 2) may hold spaces and parentheses: skip to its last ')' */
+    char *p = strrchr(buf, ')');
+    if (p == NULL)
+        return;
+    p++;
+    unsigned long long v[25] = {0};
+    int field = 2;
+    while (*p != '\0' && field < 24) {
+        while (*p == ' ')
+            p++;
+        field++;
+        char *end = NULL;
+        unsigned long long x = strtoull(p, &end, 10);
+        if (end == p) { /* the state letter (field 3) */
+            while (*p != '\0' && *p != ' ')
+                p++;
+            continue;
+        }
+        v[field] = x;
+        p = end;
+    }
+    if (field < 24)
+        return;
+    long page = sysconf(_SC_PAGESIZE), tck = sysconf(_SC_CLK_TCK);
+    out->threads = (double)v[20];
+    out->virtual_bytes = (double)v[23];
+    if (page > 0)
+        out->resident_bytes = (double)v[24] * (double)page;
+    double bt = boot_time();
+    if (tck > 0 && bt >= 0)
+        out->start_time_seconds = bt + (double)v[22] / (double)tck;
+}
+
+static double open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -1;
+    double n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* not the descriptor of the listing itself */
+}
+
+void fdn__tm_process_read(fdn__tm_process_t *out)
+{
+    out->cpu_seconds = out->resident_bytes = out->virtual_bytes = -1;
+    out->open_fds = out->max_fds = out->start_time_seconds = out->threads = -1;
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        out->cpu_seconds = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        out->max_fds = rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur;
+    out->open_fds = open_fds();
+    read_stat(out);
+}

@@ -1,0 +1,19 @@
+/* Private: the process collector of the Prometheus writers (telemetry_process.c). */
+#ifndef FDN_SERVICES_TELEMETRY_PROCESS_H
+#define FDN_SERVICES_TELEMETRY_PROCESS_H
+
+/* The standard process metrics of Prometheus clients; a field < 0 is not available. */
+typedef struct fdn__tm_process {
+    double cpu_seconds;        /* user + system CPU time */
+    double resident_bytes;     /* RSS */
+    double virtual_bytes;      /* virtual memory size */
+    double open_fds;           /* entries of /proc/self/fd */
+    double max_fds;            /* RLIMIT_NOFILE soft limit */
+    double start_time_seconds; /* since the Unix epoch */
+    double threads;            /* OS threads */
+} fdn__tm_process_t;
+
+/* Read them now (from /proc/self and getrusage/getrlimit). */
+void fdn__tm_process_read(fdn__tm_process_t *out);
+
+#endif
