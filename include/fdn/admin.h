@@ -94,8 +94,11 @@ typedef struct fdn_admin_opts {
     void *request_user;              /**< (version >= 3) passed to on_request */
 } fdn_admin_opts_t;
 
+/** Current version of fdn_admin_opts_t, set by the matching _INIT initialiser. */
 #define FDN_ADMIN_OPTS_VERSION   3
+/** Default listen address of the admin server. */
 #define FDN_ADMIN_DEFAULT_LISTEN "127.0.0.1:9568"
+/** Initialiser of fdn_admin_opts_t with every default. */
 #define FDN_ADMIN_OPTS_INIT                                                                        \
     {                                                                                              \
         FDN_ADMIN_OPTS_VERSION, NULL, NULL, 1u << 20, 2, 0, 10, 0, NULL, NULL                      \
