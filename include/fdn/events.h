@@ -35,7 +35,7 @@ FDN_BEGIN_DECLS
 
 /** Opaque handle: an event (immutable once built), used through the fdn_event_* functions. */
 typedef struct fdn_event fdn_event_t;
-/** Opaque handle: a list of events (a query result), used through the fdn_event_list_* functions. */
+/** Opaque handle: a list of events (a query result); see fdn_event_list_count. */
 typedef struct fdn_event_list fdn_event_list_t;
 
 /** Content type of an event's data bytes. */
