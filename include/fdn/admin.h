@@ -95,7 +95,7 @@ typedef struct fdn_admin_opts {
 } fdn_admin_opts_t;
 
 /** Current version of fdn_admin_opts_t, set by the matching _INIT initialiser. */
-#define FDN_ADMIN_OPTS_VERSION   3
+#define FDN_ADMIN_OPTS_VERSION 3
 /** Default listen address of the admin server. */
 #define FDN_ADMIN_DEFAULT_LISTEN "127.0.0.1:9568"
 /** Initialiser of fdn_admin_opts_t with every default. */
