@@ -76,6 +76,13 @@ install: deps
 	cmake --build $(BUILD)/release -j$(JOBS)
 	cmake --install $(BUILD)/release $(if $(PREFIX),--prefix $(PREFIX),)
 
+# Debian packages libfdn, libfdn-dev, fdn (cmake/package.cmake) in $(BUILD)/package/package
+package: deps
+	cmake -S . -B $(BUILD)/package -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr -DFDN_BUILD_TESTS=OFF -DFDN_BUILD_EXAMPLES=OFF $(CMAKE_COMMON)
+	cmake --build $(BUILD)/package -j$(JOBS)
+	cd $(BUILD)/package && cpack -G DEB
+	@ls $(BUILD)/package/package/*.deb
+
 # libFuzzer runs (clang): make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 30
 fuzz: deps
