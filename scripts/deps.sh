@@ -8,7 +8,7 @@ PKGS=(
     build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
     libjansson-dev libsqlite3-dev sqlite3 liburcu-dev libmicrohttpd-dev libcmocka-dev
     libzstd-dev libxxhash-dev libcurl4-openssl-dev curl prometheus jq
-    libhiredis-dev redis-server etcd-server etcd-client
+    libhiredis-dev redis-server etcd-server etcd-client libsystemd-dev doxygen
 )
 
 missing=()

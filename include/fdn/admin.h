@@ -60,6 +60,22 @@ typedef int (*fdn_admin_health_fn)(void *user);
  */
 typedef int (*fdn_admin_metrics_fn)(char **out, size_t *len, void *user);
 
+/** One finished request, as passed to fdn_admin_opts_t.on_request. Pointers are valid
+ * during the call only. */
+typedef struct fdn_admin_request_info {
+    const char *method;  /**< as received ("GET", ...) */
+    const char *target;  /**< request target: path and query string */
+    const char *route;   /**< matched route pattern ("/v1/events/{id}"), or NULL */
+    unsigned status;     /**< HTTP status sent */
+    int64_t duration_ns; /**< from dispatch to the response being ready (monotonic) */
+} fdn_admin_request_info_t;
+
+/**
+ * Request hook: runs on the server thread that handled the request, after the response was
+ * composed, concurrently with other requests; it should return promptly (an access log).
+ */
+typedef void (*fdn_admin_request_fn)(const fdn_admin_request_info_t *info, void *user);
+
 /** Server options. */
 typedef struct fdn_admin_opts {
     uint32_t version;      /**< FDN_ADMIN_OPTS_VERSION */
@@ -74,13 +90,18 @@ typedef struct fdn_admin_opts {
     unsigned max_connections_per_ip; /**< (version >= 2) concurrent connections from one
                                           address; 0 = no such limit (the default: a loopback
                                           sidecar's clients all share 127.0.0.1) */
+    fdn_admin_request_fn on_request; /**< (version >= 3) optional, called once per request */
+    void *request_user;              /**< (version >= 3) passed to on_request */
 } fdn_admin_opts_t;
 
-#define FDN_ADMIN_OPTS_VERSION   2
+/** Current version of fdn_admin_opts_t, set by the matching _INIT initialiser. */
+#define FDN_ADMIN_OPTS_VERSION 3
+/** Default listen address of the admin server. */
 #define FDN_ADMIN_DEFAULT_LISTEN "127.0.0.1:9568"
+/** Initialiser of fdn_admin_opts_t with every default. */
 #define FDN_ADMIN_OPTS_INIT                                                                        \
     {                                                                                              \
-        FDN_ADMIN_OPTS_VERSION, NULL, NULL, 1u << 20, 2, 0, 10, 0                                  \
+        FDN_ADMIN_OPTS_VERSION, NULL, NULL, 1u << 20, 2, 0, 10, 0, NULL, NULL                      \
     }
 
 /** The connection limit in force (max_connections, or the one derived from the open-file

@@ -108,6 +108,7 @@ typedef struct fdn_breaker_opts {
     fdn_telemetry_t *telemetry;              /**< NULL = off; not owned */
 } fdn_breaker_opts_t;
 
+/** Current version of fdn_breaker_opts_t, set by the matching _INIT initialiser. */
 #define FDN_BREAKER_OPTS_VERSION 1
 /** Default options (the config tree's infrastructure.circuit_breaker.default_config). */
 #define FDN_BREAKER_OPTS_INIT                                                                      \

@@ -20,6 +20,7 @@
 
 FDN_BEGIN_DECLS
 
+/** Opaque handle: a clock object, used through the fdn_clock_* functions. */
 typedef struct fdn_clock fdn_clock_t;
 
 /**

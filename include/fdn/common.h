@@ -17,6 +17,7 @@
 #elif defined(__GNUC__)
 #define FDN_API __attribute__((visibility("default")))
 #else
+/** Marks a symbol of the public API (exported from the shared library). */
 #define FDN_API
 #endif
 
@@ -24,7 +25,9 @@
 #define FDN_BEGIN_DECLS extern "C" {
 #define FDN_END_DECLS   }
 #else
+/** Opens the C linkage block of a header (extern "C" in C++). */
 #define FDN_BEGIN_DECLS
+/** Closes the block opened by FDN_BEGIN_DECLS. */
 #define FDN_END_DECLS
 #endif
 
@@ -32,7 +35,9 @@
 #define FDN_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #define FDN_NODISCARD         __attribute__((warn_unused_result))
 #else
+/** printf-style format checking of the arguments (GCC, Clang). */
 #define FDN_PRINTF(fmt, args)
+/** Warn when the result of the function is ignored (GCC, Clang). */
 #define FDN_NODISCARD
 #endif
 
@@ -46,9 +51,9 @@ FDN_BEGIN_DECLS
  * All three must be thread-safe. `free_fn` accepts NULL.
  */
 typedef struct fdn_allocator {
-    void *(*malloc_fn)(size_t size);
-    void *(*realloc_fn)(void *ptr, size_t size);
-    void (*free_fn)(void *ptr);
+    void *(*malloc_fn)(size_t size);             /**< like malloc */
+    void *(*realloc_fn)(void *ptr, size_t size); /**< like realloc */
+    void (*free_fn)(void *ptr);                  /**< like free */
 } fdn_allocator_t;
 
 /**

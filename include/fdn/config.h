@@ -63,7 +63,8 @@ typedef struct fdn_config_key_def {
     fdn_config_type_t type;         /**< type */
     const char *default_json;       /**< default as JSON text; NULL = null */
     fdn_config_rule_t rule;         /**< rule */
-    double min, max;                /**< bounds for FDN_CONFIG_RULE_RANGE */
+    double min;                     /**< lower bound for FDN_CONFIG_RULE_RANGE */
+    double max;                     /**< upper bound for FDN_CONFIG_RULE_RANGE */
     const char *const *enum_values; /**< NULL-terminated list for ENUM type / rule */
     bool updatable;                 /**< may change at run time */
     const char *description;        /**< one line */
@@ -113,7 +114,9 @@ typedef struct fdn_config_opts {
     bool start_stopped;               /**< true: create does not start the service */
 } fdn_config_opts_t;
 
+/** Current version of fdn_config_opts_t, set by the matching _INIT initialiser. */
 #define FDN_CONFIG_OPTS_VERSION 1
+/** Initialiser of fdn_config_opts_t with every default. */
 #define FDN_CONFIG_OPTS_INIT                                                                       \
     {                                                                                              \
         FDN_CONFIG_OPTS_VERSION, NULL, NULL, false, NULL, 0, NULL, 0, NULL, NULL, 0, 0, 0, 0,      \
@@ -391,7 +394,9 @@ typedef struct fdn_config_etcd_opts {
     int64_t request_timeout_ms; /**< bound on every etcd call; 0: 2000 */
 } fdn_config_etcd_opts_t;
 
+/** Current version of fdn_config_etcd_opts_t, set by FDN_CONFIG_ETCD_OPTS_INIT. */
 #define FDN_CONFIG_ETCD_OPTS_VERSION 1
+/** Initialiser of fdn_config_etcd_opts_t with every default. */
 #define FDN_CONFIG_ETCD_OPTS_INIT                                                                  \
     {                                                                                              \
         FDN_CONFIG_ETCD_OPTS_VERSION, NULL, NULL, NULL, 0                                          \
@@ -434,6 +439,7 @@ typedef struct fdn_config_etcd_stats {
     char last_refused[256]; /**< why the last refused value was refused ("" if none) */
 } fdn_config_etcd_stats_t;
 
+/** Current version of fdn_config_etcd_stats_t (the caller sets it before asking). */
 #define FDN_CONFIG_ETCD_STATS_VERSION 1
 
 /**

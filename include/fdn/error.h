@@ -47,6 +47,7 @@ typedef enum fdn_retry {
  * 2402, 5020-5021, 5030.
  */
 /* clang-format off */
+/** X-macro table of the error codes that mirror errno values: X(name, value, reference code, type, category, subcategory, severity, retry strategy, message). */
 #define FDN_ERRNO_MAP(X)                                                                          \
     X(EINVAL, -EINVAL, 3204, "invalid_input", "data", "validation", LOW, FIXED_DELAY,             \
       "Invalid input provided")                                                                   \
@@ -79,6 +80,7 @@ typedef enum fdn_retry {
     X(ECONNREFUSED, -ECONNREFUSED, 4101, "network_error", "external", "network", MEDIUM,          \
       EXPONENTIAL_BACKOFF, "Network communication error")
 
+/** X-macro table of the project's own error codes, same columns as FDN_ERRNO_MAP. */
 #define FDN_PROJECT_MAP(X)                                                                        \
     X(EUNKNOWN, -1001, 9999, "unknown", "unknown", "unknown", MEDIUM, FIXED_DELAY,                \
       "Unknown error")                                                                            \
@@ -291,9 +293,13 @@ FDN_API bool fdn_err_should_escalate(int code);
  * Caller-owned error detail
  * ------------------------------------------------------------------------------------------ */
 
+/** Capacity of fdn_error_t.message, NUL included. */
 #define FDN_ERR_MSG_MAX     256
+/** Capacity of fdn_error_t.context, NUL included. */
 #define FDN_ERR_CONTEXT_MAX 512
+/** Capacity of the breadcrumb text of an error context, NUL included. */
 #define FDN_ERR_CRUMBS_MAX  512
+/** Length of a UUID in text form (8-4-4-4-12), without the NUL. */
 #define FDN_UUID_STR_LEN    36
 
 /**

@@ -33,7 +33,9 @@ FDN_BEGIN_DECLS
  * Event records
  * ------------------------------------------------------------------------------------------ */
 
+/** Opaque handle: an event (immutable once built), used through the fdn_event_* functions. */
 typedef struct fdn_event fdn_event_t;
+/** Opaque handle: a list of events (a query result); see fdn_event_list_count. */
 typedef struct fdn_event_list fdn_event_list_t;
 
 /** Content type of an event's data bytes. */
@@ -82,6 +84,7 @@ typedef struct fdn_event_spec {
     fdn_clock_t *clock;             /**< clock for defaults; NULL = system */
 } fdn_event_spec_t;
 
+/** Initialiser of fdn_event_spec_t with every default. */
 #define FDN_EVENT_SPEC_INIT                                                                        \
     {                                                                                              \
         1, NULL, NULL, 0, FDN_EVENT_CT_JSON, 0, 0, 0, NULL, 0, 0, NULL, 0, 0, NULL                 \
@@ -299,6 +302,7 @@ FDN_API int fdn_event_correlation_chain(const fdn_event_t *const *evs, size_t n,
  * The event store
  * ------------------------------------------------------------------------------------------ */
 
+/** Opaque handle: an event store, used through the fdn_events_* functions. */
 typedef struct fdn_events fdn_events_t;
 
 /** Durability of a store with a durable_path. */
@@ -334,6 +338,7 @@ typedef struct fdn_events_opts {
     bool compress;
 } fdn_events_opts_t;
 
+/** Initialiser of fdn_events_opts_t with every default. */
 #define FDN_EVENTS_OPTS_INIT                                                                       \
     {                                                                                              \
         1, NULL, NULL, FDN_EVENTS_DURABLE, 65536, 0, 0, 0, 0, 1000, 65536, NULL, true              \
@@ -413,6 +418,7 @@ typedef struct fdn_events_query {
     bool descending;            /**< newest first (id order = time order) */
 } fdn_events_query_t;
 
+/** Initialiser of fdn_events_query_t with every default. */
 #define FDN_EVENTS_QUERY_INIT                                                                      \
     {                                                                                              \
         1, NULL, NULL, 0, INT64_MIN, INT64_MAX, 0, 0, 0, 100, false                                \
@@ -455,8 +461,10 @@ typedef struct fdn_events_stats {
     uint64_t count;                /**< events held now */
     uint64_t bytes;                /**< bytes of those events (records + data) */
     uint64_t bytes_allocated;      /**< memory the store holds (segments, indexes) */
-    uint64_t oldest_id, newest_id; /**< 0 when empty */
-    int64_t oldest_ts, newest_ts;  /**< 0 when empty */
+    uint64_t oldest_id;            /**< id of the oldest event held; 0 when empty */
+    uint64_t newest_id;            /**< id of the newest event held; 0 when empty */
+    int64_t oldest_ts;             /**< timestamp of the oldest event; 0 when empty */
+    int64_t newest_ts;             /**< timestamp of the newest event; 0 when empty */
     uint64_t next_id;              /**< id the next stored event gets */
     uint64_t events_stored;        /**< stored since create (batches count each event) */
     uint64_t events_pruned;        /**< pruned since create */
@@ -471,7 +479,7 @@ FDN_API int fdn_events_stats(fdn_events_t *es, fdn_events_stats_t *out);
 
 /** Per-type statistics. */
 typedef struct fdn_events_type_stat {
-    char type[FDN_EVENT_TYPE_MAX + 1];
+    char type[FDN_EVENT_TYPE_MAX + 1]; /**< the event type */
     uint64_t count; /**< events of this type held now */
     uint64_t bytes; /**< their bytes */
 } fdn_events_type_stat_t;
@@ -534,6 +542,7 @@ FDN_API int fdn_events_enforce_retention(fdn_events_t *es, uint64_t *out_count);
  * Subscriptions
  * ------------------------------------------------------------------------------------------ */
 
+/** Opaque handle: a events sub object, used through the fdn_events_sub_* functions. */
 typedef struct fdn_events_sub fdn_events_sub_t;
 
 /**
@@ -552,6 +561,7 @@ typedef struct fdn_events_sub_opts {
     const char *correlation_id; /**< NULL = any */
 } fdn_events_sub_opts_t;
 
+/** Initialiser of fdn_events_sub_opts_t with every default. */
 #define FDN_EVENTS_SUB_OPTS_INIT                                                                   \
     {                                                                                              \
         1, UINT64_MAX, NULL, NULL                                                                  \

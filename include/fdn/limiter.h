@@ -41,6 +41,7 @@
 
 FDN_BEGIN_DECLS
 
+/** Opaque handle: a telemetry object, used through the fdn_telemetry_* functions. */
 typedef struct fdn_telemetry fdn_telemetry_t;
 
 /** A rate limiter. Opaque. */
@@ -146,6 +147,7 @@ typedef struct fdn_limiter_redis_opts {
 /** The default of fdn_limiter_redis_opts_t.pipeline_max. */
 #define FDN_LIMITER_REDIS_PIPELINE_DEFAULT 32
 
+/** Initialiser of fdn_limiter_redis_opts_t with every default. */
 #define FDN_LIMITER_REDIS_OPTS_INIT                                                                \
     {                                                                                              \
         NULL, 4, 1000, 250, "fdn:rl:", FDN_LIMIT_FAIL_LOCAL, 1, FDN_LIMITER_REDIS_PIPELINE_DEFAULT \
@@ -169,7 +171,9 @@ typedef struct fdn_limiter_opts {
     fdn_limiter_redis_opts_t redis;       /**< version >= 3; used by the Redis backend */
 } fdn_limiter_opts_t;
 
+/** Current version of fdn_limiter_opts_t, set by the matching _INIT initialiser. */
 #define FDN_LIMITER_OPTS_VERSION 4
+/** Initialiser of fdn_limiter_opts_t with every default. */
 #define FDN_LIMITER_OPTS_INIT                                                                      \
     {                                                                                              \
         FDN_LIMITER_OPTS_VERSION, 64, 1048576, 300000, false, NULL, NULL,                          \
@@ -188,7 +192,7 @@ typedef struct fdn_limiter_stats {
 
 /** The backend's state (a copy), for health checks and metrics. */
 typedef struct fdn_limiter_backend_status {
-    fdn_limiter_backend_kind_t backend;
+    fdn_limiter_backend_kind_t backend; /**< memory or Redis */
     bool connected;            /**< memory: true; Redis: the last command got a reply (true
                                     before the first command) */
     int breaker_state;         /**< Redis: an fdn_breaker_state_t; memory: 0 (closed) */
@@ -379,7 +383,9 @@ FDN_API int fdn_limiter_set_rule(fdn_limiter_t *l, const char *name, const fdn_l
 /** Named-rule flags: this rule's failure policy while Redis is away, instead of the limiter's
  * (at most one; config: "failure_policy" in its default_rules entry). */
 #define FDN_LIMIT_RULE_FAIL_LOCAL  0x2u
+/** Failure policy of a rule: allow the request when the backend fails. */
 #define FDN_LIMIT_RULE_FAIL_OPEN   0x4u
+/** Failure policy of a rule: deny the request when the backend fails. */
 #define FDN_LIMIT_RULE_FAIL_CLOSED 0x8u
 
 /**

@@ -75,8 +75,11 @@ typedef enum fdn_pool_state {
 
 /** Built-in defaults (the config tree's infrastructure.connection_pool.default_config). */
 #define FDN_POOL_DEFAULT_SIZE         10
+/** Default max_overflow: connections allowed past size under load. */
 #define FDN_POOL_DEFAULT_MAX_OVERFLOW 5
+/** Default checkout timeout in milliseconds. */
 #define FDN_POOL_DEFAULT_TIMEOUT_MS   5000
+/** Capacity of a pool name, NUL included. */
 #define FDN_POOL_NAME_MAX             64
 
 /** What a leak report carries (valid only during the callback). */
@@ -141,7 +144,9 @@ typedef struct fdn_pool_opts {
     fdn_telemetry_t *telemetry;
 } fdn_pool_opts_t;
 
+/** Current version of fdn_pool_opts_t, set by the matching _INIT initialiser. */
 #define FDN_POOL_OPTS_VERSION 1
+/** Initialiser of fdn_pool_opts_t with every default. */
 #define FDN_POOL_OPTS_INIT                                                                         \
     {                                                                                              \
         .version = FDN_POOL_OPTS_VERSION, .name = NULL, .size = FDN_POOL_DEFAULT,                  \
@@ -313,7 +318,9 @@ typedef struct fdn_pools_opts {
     fdn_pool_strategy_t default_strategy; /**< FDN_POOL_STRATEGY_DEFAULT = lifo */
 } fdn_pools_opts_t;
 
+/** Current version of fdn_pools_opts_t, set by the matching _INIT initialiser. */
 #define FDN_POOLS_OPTS_VERSION 1
+/** Initialiser of fdn_pools_opts_t with every default. */
 #define FDN_POOLS_OPTS_INIT                                                                        \
     {                                                                                              \
         .version = FDN_POOLS_OPTS_VERSION, .clock = NULL, .telemetry = NULL,                       \
@@ -323,8 +330,8 @@ typedef struct fdn_pools_opts {
 
 /** One entry of fdn_pools_list. */
 typedef struct fdn_pool_info {
-    char name[FDN_POOL_NAME_MAX];
-    fdn_pool_status_t status;
+    char name[FDN_POOL_NAME_MAX]; /**< the pool's name */
+    fdn_pool_status_t status;     /**< its status */
 } fdn_pool_info_t;
 
 /** Create a manager. @return 0, FDN_EINVAL, FDN_ENOMEM @thread_safety any @since 0.1.0 */

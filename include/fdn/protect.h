@@ -63,7 +63,9 @@ typedef struct fdn_protect_opts {
     void *event_user;              /**< passed to on_event */
 } fdn_protect_opts_t;
 
+/** Current version of fdn_protect_opts_t, set by the matching _INIT initialiser. */
 #define FDN_PROTECT_OPTS_VERSION 1
+/** Initialiser of fdn_protect_opts_t with every default. */
 #define FDN_PROTECT_OPTS_INIT                                                                      \
     {                                                                                              \
         FDN_PROTECT_OPTS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL                         \
@@ -85,7 +87,9 @@ typedef struct fdn_protect_config {
                                                  -1 = the registry default (5 000) */
 } fdn_protect_config_t;
 
+/** Current version of fdn_protect_config_t, set by the matching _INIT initialiser. */
 #define FDN_PROTECT_CONFIG_VERSION 1
+/** Initialiser of fdn_protect_config_t with every default. */
 #define FDN_PROTECT_CONFIG_INIT                                                                    \
     {                                                                                              \
         FDN_PROTECT_CONFIG_VERSION, NULL, NULL, NULL, NULL, NULL, -1                               \
@@ -103,7 +107,9 @@ typedef struct fdn_protect_call_opts {
     const char *pool;         /**< override / add a pool layer */
 } fdn_protect_call_opts_t;
 
+/** Current version of fdn_protect_call_opts_t, set by the matching _INIT initialiser. */
 #define FDN_PROTECT_CALL_OPTS_VERSION 1
+/** Initialiser of fdn_protect_call_opts_t with every default. */
 #define FDN_PROTECT_CALL_OPTS_INIT                                                                 \
     {                                                                                              \
         FDN_PROTECT_CALL_OPTS_VERSION, NULL, 0, -1, NULL, NULL, NULL                               \

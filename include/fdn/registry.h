@@ -26,6 +26,7 @@
 
 FDN_BEGIN_DECLS
 
+/** Opaque handle: a registry object, used through the fdn_registry_* functions. */
 typedef struct fdn_registry fdn_registry_t;
 /** An immutable snapshot of one registration (see fdn_registry_acquire). */
 typedef struct fdn_registry_entry fdn_registry_entry_t;
@@ -37,8 +38,8 @@ typedef struct fdn_registry_entry fdn_registry_entry_t;
 
 /** A metadata pair given to fdn_registry_register (both strings are copied). */
 typedef struct fdn_registry_meta {
-    const char *key;
-    const char *value;
+    const char *key;   /**< metadata key */
+    const char *value; /**< its value */
 } fdn_registry_meta_t;
 
 /** Registry operations reported to the event hook. */
@@ -73,7 +74,9 @@ typedef struct fdn_registry_opts {
     void *event_user;               /**< passed to on_event */
 } fdn_registry_opts_t;
 
+/** Current version of fdn_registry_opts_t, set by the matching _INIT initialiser. */
 #define FDN_REGISTRY_OPTS_VERSION 1
+/** Initialiser of fdn_registry_opts_t with every default. */
 #define FDN_REGISTRY_OPTS_INIT                                                                     \
     {                                                                                              \
         FDN_REGISTRY_OPTS_VERSION, NULL, NULL, NULL, NULL                                          \
@@ -116,8 +119,8 @@ FDN_API uint64_t fdn_registry_owner_new(void);
  * Register `service` → handle, atomically if absent.
  * If the name is already registered with the same handle and owner the call succeeds and
  * changes nothing (idempotent, as the reference); any other existing entry gives FDN_EEXIST
- * and err names the existing entry (message "Service <svc> already registered in namespace
- * <ns>", context namespace, service, existing_owner).
+ * and err names the existing entry (message "Service \<svc\> already registered in namespace
+ * \<ns\>", context namespace, service, existing_owner).
  * @param[in] reg      the registry
  * @param[in] service  name, 1..FDN_REGISTRY_NAME_MAX bytes, copied
  * @param[in] handle   the service handle (not NULL); the registry never dereferences it
@@ -141,8 +144,8 @@ FDN_API int fdn_registry_register(fdn_registry_t *reg, const char *service, void
  * @param[in]  service  the name
  * @param[out] out      receives the handle (NULL allowed: existence check)
  * @param[out] err      optional: on a miss, code FDN_ESERVICE_NOT_FOUND (ref 5001,
- *                      service_not_found, system/discovery, medium), message "Service <svc>
- *                      not found in namespace <ns>", context namespace=<ns> service=<svc>
+ *                      service_not_found, system/discovery, medium), message "Service \<svc\>
+ *                      not found in namespace \<ns\>", context namespace=\<ns\> service=\<svc\>
  * @return 0, FDN_ESERVICE_NOT_FOUND, FDN_EINVAL (NULL reg/service)
  * @thread_safety any (lock-free, wait-free for readers)
  * @since 0.1.0
@@ -317,7 +320,9 @@ typedef struct fdn_registry_etcd_opts {
     size_t max_value_bytes;     /**< largest entry value written or accepted; 0: 65536 */
 } fdn_registry_etcd_opts_t;
 
+/** Current version of fdn_registry_etcd_opts_t, set by FDN_REGISTRY_ETCD_OPTS_INIT. */
 #define FDN_REGISTRY_ETCD_OPTS_VERSION 1
+/** Initialiser of fdn_registry_etcd_opts_t with every default. */
 #define FDN_REGISTRY_ETCD_OPTS_INIT                                                                \
     {                                                                                              \
         FDN_REGISTRY_ETCD_OPTS_VERSION, NULL, NULL, 0, 0, NULL, 0                                  \
@@ -468,6 +473,7 @@ typedef struct fdn_registry_shared_stats {
     uint64_t keepalive_errors; /**< keepalives that failed */
 } fdn_registry_shared_stats_t;
 
+/** Current version of fdn_registry_shared_stats_t (the caller sets it before asking). */
 #define FDN_REGISTRY_SHARED_STATS_VERSION 1
 
 /**

@@ -36,6 +36,7 @@
 
 FDN_BEGIN_DECLS
 
+/** Opaque handle: a runtime object, used through the fdn_runtime_* functions. */
 typedef struct fdn_runtime fdn_runtime_t;
 
 /** Flags for fdn_runtime_opts_t.flags. */
@@ -97,8 +98,10 @@ typedef struct fdn_runtime_opts {
     const fdn_registry_etcd_opts_t *registry_etcd;
 } fdn_runtime_opts_t;
 
-/* 2: registry_etcd (0.3.0); version 1 structures are still accepted */
+/** Current version of fdn_runtime_opts_t, set by the matching _INIT initialiser. 2:
+ * registry_etcd (0.3.0); version 1 structures are still accepted. */
 #define FDN_RUNTIME_OPTS_VERSION 2
+/** Initialiser of fdn_runtime_opts_t with every default. */
 #define FDN_RUNTIME_OPTS_INIT                                                                      \
     {                                                                                              \
         FDN_RUNTIME_OPTS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 3, 5000000000LL,       \
@@ -228,12 +231,19 @@ FDN_API fdn_tasks_t *fdn_runtime_tasks(fdn_runtime_t *rt);
 /* Built-in services. Each accessor returns a handle that is stable for the runtime's life
  * (a supervisor restart stops and starts the same object; while it is stopped its calls
  * answer FDN_EUNAVAILABLE), or NULL for a runtime created without built-ins. */
+/** Opaque handle: a config service, used through the fdn_config_* functions. */
 typedef struct fdn_config fdn_config_t;
+/** Opaque handle: an event store, used through the fdn_events_* functions. */
 typedef struct fdn_events fdn_events_t;
+/** Opaque handle: a telemetry object, used through the fdn_telemetry_* functions. */
 typedef struct fdn_telemetry fdn_telemetry_t;
+/** Opaque handle: the connection manager (named pools), used through the fdn_pools_* functions. */
 typedef struct fdn_pools fdn_pools_t;
+/** Opaque handle: a limiter object, used through the fdn_limiter_* functions. */
 typedef struct fdn_limiter fdn_limiter_t;
+/** Opaque handle: a set of named circuit breakers, used through the fdn_breakers_* functions. */
 typedef struct fdn_breakers fdn_breakers_t;
+/** Opaque handle: a protected-execution object, used through the fdn_protect_* functions. */
 typedef struct fdn_protect fdn_protect_t;
 
 /** The config service ("config_server"). @thread_safety any  @since 0.1.0 */

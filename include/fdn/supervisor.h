@@ -42,6 +42,7 @@
 
 FDN_BEGIN_DECLS
 
+/** Opaque handle: a supervisor object, used through the fdn_supervisor_* functions. */
 typedef struct fdn_supervisor fdn_supervisor_t;
 /** Control block handed to a service's worker loop. Valid while the loop runs. */
 typedef struct fdn_service_ctl fdn_service_ctl_t;
@@ -110,7 +111,9 @@ typedef struct fdn_service_spec {
     int64_t health_interval_ns;   /**< health poll period; 0: never polled */
 } fdn_service_spec_t;
 
+/** Current version of fdn_service_spec_t, set by the matching _INIT initialiser. */
 #define FDN_SERVICE_SPEC_VERSION 1
+/** Initialiser of fdn_service_spec_t with every default. */
 #define FDN_SERVICE_SPEC_INIT                                                                      \
     {                                                                                              \
         FDN_SERVICE_SPEC_VERSION, NULL, NULL, NULL, FDN_RESTART_PERMANENT, 0                       \
@@ -169,7 +172,9 @@ typedef struct fdn_supervisor_opts {
     fdn_sup_escalation_fn on_escalating;
 } fdn_supervisor_opts_t;
 
+/** Current version of fdn_supervisor_opts_t, set by the matching _INIT initialiser. */
 #define FDN_SUPERVISOR_OPTS_VERSION 1
+/** Initialiser of fdn_supervisor_opts_t with every default. */
 #define FDN_SUPERVISOR_OPTS_INIT                                                                   \
     {                                                                                              \
         FDN_SUPERVISOR_OPTS_VERSION, NULL, NULL, FDN_SUP_ONE_FOR_ONE, 3, 5000000000LL, 10000000LL, \
@@ -220,7 +225,7 @@ FDN_API int fdn_supervisor_add(fdn_supervisor_t *sup, const fdn_service_spec_t *
  * Start every added service in order on the calling thread, then the supervisor thread.
  * If a start fails, the services already started are stopped in reverse order and the
  * error is returned (like an application whose child fails to start).
- * @return 0, the failing start's code (err filled, with context service=<name>),
+ * @return 0, the failing start's code (err filled, with context service=\<name\>),
  *         FDN_EBUSY (already started), FDN_ESHUTDOWN, FDN_ENOMEM/FDN_EAGAIN (thread)
  * @thread_safety any
  * @since 0.1.0

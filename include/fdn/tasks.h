@@ -18,6 +18,7 @@
 
 FDN_BEGIN_DECLS
 
+/** Opaque handle: a task pool, used through the fdn_tasks_* functions. */
 typedef struct fdn_tasks fdn_tasks_t;
 
 /** A task: returns ≥ 0 on success, a negative FDN_E* code on failure. Runs on a worker. */
@@ -31,7 +32,9 @@ typedef struct fdn_tasks_opts {
     const char *name;      /**< thread name prefix (≤ 10 chars used); NULL: "fdn-task" */
 } fdn_tasks_opts_t;
 
+/** Current version of fdn_tasks_opts_t, set by the matching _INIT initialiser. */
 #define FDN_TASKS_OPTS_VERSION 1
+/** Initialiser of fdn_tasks_opts_t with every default. */
 #define FDN_TASKS_OPTS_INIT                                                                        \
     {                                                                                              \
         FDN_TASKS_OPTS_VERSION, 4, 1024, NULL                                                      \

@@ -49,14 +49,14 @@ typedef struct fdn_telemetry_snapshot fdn_telemetry_snapshot_t;
 
 /** One measurement of an event: a key and a number. */
 typedef struct fdn_telemetry_measure {
-    const char *key;
-    double value;
+    const char *key; /**< measurement name ("duration", "count", ...) */
+    double value;    /**< its value */
 } fdn_telemetry_measure_t;
 
 /** One metadata pair of an event. */
 typedef struct fdn_telemetry_meta {
-    const char *key;
-    const char *value;
+    const char *key;   /**< metadata key */
+    const char *value; /**< its value */
 } fdn_telemetry_meta_t;
 
 /** Histogram sub-bucket bits: 2^4 sub-buckets per power of two. */
@@ -87,7 +87,7 @@ typedef enum fdn_telemetry_kind {
 
 /** Telemetry options. Initialise with FDN_TELEMETRY_OPTS_INIT. */
 typedef struct fdn_telemetry_opts {
-    uint32_t version;
+    uint32_t version; /**< set by FDN_TELEMETRY_OPTS_INIT */
     /** Clock for timestamps, durations and retention (NULL = system clock). Not owned. */
     fdn_clock_t *clock;
     /** Event entries idle longer than this are dropped by cleanup (ns; 0 = never, the
@@ -229,9 +229,9 @@ FDN_API int fdn_telemetry_measure(fdn_telemetry_t *tm, const char *event,
 
 /** A started span (a value; no allocation). */
 typedef struct fdn_telemetry_span {
-    fdn_telemetry_t *tm;
-    int64_t start_ns;
-    char event[FDN_TELEMETRY_NAME_MAX + 1];
+    fdn_telemetry_t *tm;                    /**< the instance that emits */
+    int64_t start_ns;                       /**< start time on its clock */
+    char event[FDN_TELEMETRY_NAME_MAX + 1]; /**< event name prefix */
 } fdn_telemetry_span_t;
 
 /**
@@ -454,9 +454,14 @@ FDN_API void fdn_histogram_load(fdn_histogram_t *h, const uint64_t *cum, size_t 
 
 /** Summary statistics of a histogram. */
 typedef struct fdn_telemetry_hist_stats {
-    uint64_t count;
-    double sum, min, max; /**< min/max are 0 when count == 0 */
-    double p50, p90, p99, p999;
+    uint64_t count; /**< observations */
+    double sum;     /**< their sum */
+    double min;     /**< smallest; 0 when count == 0 */
+    double max;     /**< largest; 0 when count == 0 */
+    double p50;     /**< median estimate */
+    double p90;     /**< 90th percentile estimate */
+    double p99;     /**< 99th percentile estimate */
+    double p999;    /**< 99.9th percentile estimate */
 } fdn_telemetry_hist_stats_t;
 
 /**
@@ -486,17 +491,17 @@ typedef struct fdn_telemetry_sample {
     const char *help; /**< family help ("" for events) */
     const char *key;  /**< measurement key for event entries ("counter", "gauge",
                            "duration", ...; "" for the emission count); NULL for families */
-    fdn_telemetry_kind_t kind;
+    fdn_telemetry_kind_t kind; /**< counter, gauge or histogram */
     bool is_event; /**< an event entry (true) or a family series (false) */
-    size_t nlabels;
-    const char *const *label_names;
-    const char *const *label_values;
+    size_t nlabels;                  /**< labels of a family series */
+    const char *const *label_names;  /**< their names */
+    const char *const *label_values; /**< their values */
     uint64_t counter; /**< FDN_TELEMETRY_COUNTER value (event emission count for key "") */
     double gauge;     /**< FDN_TELEMETRY_GAUGE / FDN_TELEMETRY_GAUGE_INT value */
     fdn_telemetry_hist_stats_t hist; /**< FDN_TELEMETRY_HISTOGRAM statistics */
     int64_t last_active_ns;    /**< events: last time the entry was seen to change (clock) */
     const fdn_telemetry_meta_t *meta; /**< events: metadata of the first emission */
-    size_t nmeta;
+    size_t nmeta;                     /**< entries in meta */
     int64_t gauge_int; /**< FDN_TELEMETRY_GAUGE_INT value, exact (`gauge` rounds beyond
                             2^53) */
     size_t nbuckets;   /**< histograms with `le` bounds: their number (0: none) */

@@ -86,6 +86,8 @@ struct fdn_admin {
     size_t nmetrics;
     fdn_telemetry_t *tm; /* optional: request telemetry */
     fdn_telemetry_family_t *f_dur, *f_req; /* fdn_http_request_duration_seconds, _requests_total */
+    fdn_admin_request_fn on_request;       /* optional: request hook (opts version >= 3) */
+    void *request_user;
     fdn__admin_health_ext_fn health_ext;
     void *health_ext_user;
 
@@ -347,7 +349,7 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
                          fdn__http_resp_t *resp)
 {
     int rc;
-    int64_t t0 = a->tm != NULL ? fdn_clock_mono_ns(NULL) : 0;
+    int64_t t0 = a->tm != NULL || a->on_request != NULL ? fdn_clock_mono_ns(NULL) : 0;
     route_t *route = NULL;
     fdn__http_target_t *t = NULL;
     if (!auth_ok(a, authorization)) {
@@ -416,6 +418,11 @@ out:
     fdn__http_resp_finish(resp, rc);
     count_status(a, resp->status);
     request_telemetry(a, t0, route, method, resp->status);
+    if (a->on_request != NULL) {
+        fdn_admin_request_info_t info = {method, uri, route != NULL ? route->pattern : NULL,
+                                         resp->status, fdn_clock_mono_ns(NULL) - t0};
+        a->on_request(&info, a->request_user);
+    }
 }
 
 /* ---- built-in endpoints: /health, /metrics ---------------------------------------------- */
@@ -646,6 +653,10 @@ int fdn_admin_create(fdn_admin_t **out, const fdn_admin_opts_t *opts, fdn_error_
     a->max_conns = opts->max_connections ? opts->max_connections : connections_from_fd_limit();
     a->timeout_s = opts->idle_timeout_s;
     a->per_ip = opts->version >= 2 ? opts->max_connections_per_ip : 0;
+    if (opts->version >= 3) {
+        a->on_request = opts->on_request;
+        a->request_user = opts->request_user;
+    }
     if (fdn__admin_route_add(a, "GET", "/health", h_health, a) < 0 ||
         fdn__admin_route_add(a, "GET", "/metrics", h_metrics, a) < 0) {
         fdn_admin_destroy(a);

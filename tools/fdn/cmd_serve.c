@@ -23,8 +23,17 @@
  * --etcd URL: the runtime's registry gets a shared part on etcd (fdn_registry_open, namespace =
  * the runtime's name), and once HTTP is served the process registers itself there: service
  * "fdn", instance "<host>:<port>", endpoint its admin URL, metadata pid and host. Every fdn
- * serve of the fleet on the same etcd then lists the others in GET /v1/registry ("shared"). */
+ * serve of the fleet on the same etcd then lists the others in GET /v1/registry ("shared").
+ *
+ * Operating it (serve_notify.c, serve_log.c): under systemd (Type=notify) READY=1 is sent only
+ * once every supervised service runs and the HTTP API answers, after the "listening on" line;
+ * STATUS= follows restarts; STOPPING=1 when a stop begins. Notable events go to stderr as
+ * structured lines: start and stop, restarts and escalation (the runtime's callbacks), config
+ * changes and breaker transitions (an event store subscription to the runtime's own events),
+ * slow requests and, with --access-log, every request (the admin server's request hook). */
 #include "cli.h"
+#include "serve_log.h"
+#include "serve_notify.h"
 #include "serve_wait.h"
 
 #include <errno.h>
@@ -34,7 +43,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include <fdn/admin.h>
 #include <fdn/runtime.h>
@@ -47,7 +59,19 @@ typedef struct serve_opts {
     const char *redis;
     int64_t max_body;
     const char *etcd;
+    const char *log_format;
+    const char *log_level;
+    bool access_log;
+    int64_t slow_ms;
 } serve_opts_t;
+
+/* What the runtime's and the server's callbacks need. */
+typedef struct serve_ctx {
+    serve_watch_t watch;
+    serve_notify_t notify;
+    bool access_log;
+    int64_t slow_ns;
+} serve_ctx_t;
 
 static void usage(FILE *out)
 {
@@ -55,6 +79,8 @@ static void usage(FILE *out)
             "usage: fdn serve [--config FILE] [--data-dir DIR] [--listen ADDR:PORT]\n"
             "                 [--token-file FILE] [--max-body BYTES] [--redis URL]\n"
             "                 [--etcd URL]\n"
+            "                 [--log-format text|json] [--log-level LEVEL] [--access-log]\n"
+            "                 [--slow-request-ms MS]\n"
             "\n"
             "Run a Foundation runtime with the admin HTTP API until SIGINT or SIGTERM.\n"
             "\n"
@@ -69,7 +95,16 @@ static void usage(FILE *out)
             "                     .redis.url URL, over the config file and the environment\n"
             "  --etcd URL         a fleet-wide registry on etcd (http://host:port): this process\n"
             "                     registers itself (service fdn) and GET /v1/registry lists the\n"
-            "                     fleet\n",
+            "                     fleet\n"
+            "  --log-format FMT   stderr log lines: text (key=value, the default) or json\n"
+            "  --log-level LEVEL  least severe level logged: debug, info (default), warn, error\n"
+            "  --access-log       log every HTTP request (whatever the level)\n"
+            "  --slow-request-ms MS  log a warning for requests slower than MS (default 1000;\n"
+            "                     0: never)\n"
+            "\n"
+            "Under systemd (Type=notify, NOTIFY_SOCKET) it sends READY=1 once every service\n"
+            "runs and the API answers, STATUS= as services restart, STOPPING=1 on shutdown and\n"
+            "WATCHDOG=1 while the supervisor answers, when WatchdogSec= is set.\n",
             FDN_CLI_DEFAULT_DATA_DIR, FDN_ADMIN_DEFAULT_LISTEN);
 }
 
@@ -83,6 +118,10 @@ static int parse(int argc, char **argv, serve_opts_t *o)
         {.name = "--max-body", .num = &o->max_body, .min = 1, .max = 1 << 30},
         {.name = "--redis", .str = &o->redis},
         {.name = "--etcd", .str = &o->etcd},
+        {.name = "--log-format", .str = &o->log_format},
+        {.name = "--log-level", .str = &o->log_level},
+        {.name = "--access-log", .seen = &o->access_log},
+        {.name = "--slow-request-ms", .num = &o->slow_ms, .min = 0, .max = 86400000},
     };
     return cli_parse(argc, argv, "serve", defs, sizeof(defs) / sizeof(defs[0]), usage);
 }
@@ -123,6 +162,14 @@ static int read_token(const char *path, char **out)
 /* Print a runtime/admin error: message, then its context (file, path, rule) when present. */
 static void print_error(const char *what, int rc, const fdn_error_t *err)
 {
+    if (serve_log_json()) {
+        char msg[4600];
+        snprintf(msg, sizeof msg, "%s: %s", what,
+                 err->message[0] ? err->message : fdn_strerror(rc));
+        serve_log_always(SERVE_LOG_ERROR, "start_failed", msg, "error", fdn_err_name(rc), "context",
+                         err->context, (const char *)NULL);
+        return;
+    }
     fprintf(stderr, "fdn serve: %s: %s", what, err->message[0] ? err->message : fdn_strerror(rc));
     if (err->context[0] != '\0')
         fprintf(stderr, " (%s)", err->context);
@@ -172,13 +219,144 @@ static int register_self(fdn_runtime_t *rt, const char *listen_host, unsigned po
     return 0;
 }
 
+/* ---- callbacks: the runtime (supervisor thread), the event store, the HTTP server --------- */
+
+static void on_restart(fdn_runtime_t *rt, const char *service, int attempt, int reason, void *user)
+{
+    (void)rt;
+    serve_ctx_t *c = user;
+    char att[16], msg[320];
+    snprintf(att, sizeof att, "%d", attempt);
+    snprintf(msg, sizeof msg, "service %s failed (%s); restarting it (attempt %d)", service,
+             fdn_err_name(reason), attempt);
+    serve_log(SERVE_LOG_WARN, "service_restart", msg, "service", service, "attempt", att, "reason",
+              fdn_err_name(reason), (const char *)NULL);
+    serve_notify_status(&c->notify, msg);
+}
+
+static void on_escalation(fdn_runtime_t *rt, const char *service, int code, void *user)
+{
+    serve_ctx_t *c = user;
+    char msg[320];
+    snprintf(msg, sizeof msg, "failed: service %s (%s) past its restart intensity", service,
+             fdn_err_name(code));
+    serve_notify_status(&c->notify, msg);
+    serve_watch_escalation(rt, service, code, &c->watch); /* logged by the main thread */
+}
+
+/* A JSON value as a log value: strings bare, anything else as compact JSON. malloc'd. */
+static char *log_value(const json_t *v)
+{
+    if (v == NULL)
+        return NULL;
+    if (json_is_string(v))
+        return strdup(json_string_value(v));
+    char *d = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *out = d != NULL ? strdup(d) : NULL;
+    json_free_t fr = NULL;
+    json_get_alloc_funcs(NULL, &fr);
+    if (d != NULL)
+        fr(d);
+    return out;
+}
+
+/* The runtime records config changes and breaker transitions in its event store: log them. */
+static void on_event(const fdn_event_t *ev, uint64_t skipped, void *user)
+{
+    (void)skipped;
+    (void)user;
+    const char *type = fdn_event_type(ev);
+    bool config = strcmp(type, "config_updated") == 0;
+    bool reset = strcmp(type, "config_reset") == 0;
+    bool breaker = strcmp(type, "circuit_breaker_state_change") == 0;
+    if (!config && !reset && !breaker)
+        return;
+    size_t len = 0;
+    const void *data = fdn_event_data(ev, &len);
+    json_t *d = data != NULL ? json_loadb(data, len, 0, NULL) : NULL;
+    if (d == NULL)
+        return;
+    char msg[600];
+    if (breaker) {
+        char *name = log_value(json_object_get(d, "breaker"));
+        char *from = log_value(json_object_get(d, "from"));
+        char *to = log_value(json_object_get(d, "to"));
+        snprintf(msg, sizeof msg, "breaker %s: %s -> %s", name ? name : "?", from ? from : "?",
+                 to ? to : "?");
+        serve_log(to != NULL && strcmp(to, "open") == 0 ? SERVE_LOG_WARN : SERVE_LOG_INFO,
+                  "breaker_transition", msg, "breaker", name, "from", from, "to", to,
+                  (const char *)NULL);
+        free(name);
+        free(from);
+        free(to);
+    } else {
+        char *path = log_value(json_object_get(d, "path"));
+        char *oldv = log_value(json_object_get(d, "old_value"));
+        char *newv = log_value(json_object_get(d, "new_value"));
+        char *rev = log_value(json_object_get(d, "revision"));
+        if (config) {
+            snprintf(msg, sizeof msg, "config %s changed", path ? path : "?");
+            serve_log(SERVE_LOG_INFO, "config_change", msg, "path", path, "old_value", oldv,
+                      "new_value", newv, "revision", rev, (const char *)NULL);
+        } else {
+            serve_log(SERVE_LOG_INFO, "config_reset", "config reset to the file and defaults",
+                      "revision", rev, (const char *)NULL);
+        }
+        free(path);
+        free(oldv);
+        free(newv);
+        free(rev);
+    }
+    json_decref(d);
+}
+
+static void on_request(const fdn_admin_request_info_t *r, void *user)
+{
+    serve_ctx_t *c = user;
+    bool slow = c->slow_ns > 0 && r->duration_ns >= c->slow_ns;
+    if (!c->access_log && !slow)
+        return;
+    char st[12], ms[32];
+    snprintf(st, sizeof st, "%u", r->status);
+    snprintf(ms, sizeof ms, "%.3f", (double)r->duration_ns / 1e6);
+    const char *route = r->route != NULL ? r->route : "";
+    if (c->access_log)
+        serve_log_always(SERVE_LOG_INFO, "request", "request", "method", r->method, "target",
+                         r->target, "route", route, "status", st, "duration_ms", ms,
+                         (const char *)NULL);
+    if (slow) {
+        char msg[80];
+        snprintf(msg, sizeof msg, "request slower than %lld ms", (long long)(c->slow_ns / 1000000));
+        serve_log(SERVE_LOG_WARN, "slow_request", msg, "method", r->method, "target", r->target,
+                  "route", route, "status", st, "duration_ms", ms, (const char *)NULL);
+    }
+}
+
 int cmd_serve(int argc, char **argv)
 {
-    serve_opts_t o = {NULL, FDN_CLI_DEFAULT_DATA_DIR, FDN_ADMIN_DEFAULT_LISTEN, NULL, NULL, 1 << 20,
-                      NULL};
+    serve_opts_t o = {NULL,
+                      FDN_CLI_DEFAULT_DATA_DIR,
+                      FDN_ADMIN_DEFAULT_LISTEN,
+                      NULL,
+                      NULL,
+                      1 << 20,
+                      NULL,
+                      "text",
+                      "info",
+                      false,
+                      1000};
     int pr = parse(argc, argv, &o);
     if (pr != 0)
         return pr > 0 ? CLI_OK : CLI_USAGE;
+    if (serve_log_set_format(o.log_format) != 0) {
+        fprintf(stderr, "fdn serve: --log-format: '%s' is not text or json\n", o.log_format);
+        return CLI_USAGE;
+    }
+    if (serve_log_set_level(o.log_level) != 0) {
+        fprintf(stderr, "fdn serve: --log-level: '%s' is not debug, info, warn or error\n",
+                o.log_level);
+        return CLI_USAGE;
+    }
 
     char *token = NULL;
     if (o.token_file != NULL && read_token(o.token_file, &token) != 0)
@@ -196,8 +374,13 @@ int cmd_serve(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    serve_watch_t watch;
-    serve_watch_init(&watch, SIGUSR1);
+    serve_ctx_t ctx;
+    memset(&ctx, 0, sizeof ctx);
+    serve_watch_init(&ctx.watch, SIGUSR1);
+    serve_notify_init(&ctx.notify);
+    ctx.access_log = o.access_log;
+    ctx.slow_ns = o.slow_ms * 1000000;
+    fdn_events_sub_t *sub = NULL;
 
     int exit_code = CLI_FAIL;
     fdn_error_t err = FDN_ERROR_INIT;
@@ -218,6 +401,8 @@ int cmd_serve(int argc, char **argv)
     ao.listen = o.listen;
     ao.token = token;
     ao.max_body_bytes = (size_t)o.max_body;
+    ao.on_request = on_request;
+    ao.request_user = &ctx;
     int rc = fdn_admin_create(&admin, &ao, &err);
     if (rc < 0) {
         print_error(o.listen, rc, &err);
@@ -273,8 +458,9 @@ int cmd_serve(int argc, char **argv)
         eo.url = o.etcd;
         ro.registry_etcd = &eo;
     }
-    ro.on_escalation = serve_watch_escalation;
-    ro.user = &watch;
+    ro.on_escalation = on_escalation;
+    ro.on_restart = on_restart;
+    ro.user = &ctx;
     err = (fdn_error_t)FDN_ERROR_INIT;
     rc = fdn_runtime_create(&rt, &ro, &err);
     free(envp); /* the config service copied what it read */
@@ -311,6 +497,20 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
 
+    /* config changes and breaker transitions, as the runtime records them (a log line is
+     * best effort: no subscription, no such lines) */
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    (void)fdn_events_subscribe(fdn_runtime_events(rt), &so, on_event, NULL, &sub);
+
+    /* ready only when every supervised service runs (a service restarting at start delays
+     * it; an escalation ends the wait below at once) */
+    fdn_runtime_health_t h;
+    while (fdn_runtime_health(rt, &h, NULL, 0, NULL) == 0 && h.running < h.services &&
+           !atomic_load_explicit(&ctx.watch.escalated, memory_order_acquire)) {
+        struct timespec pause = {0, 10 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+
     char host[256];
     snprintf(host, sizeof host, "%s", o.listen);
     char *colon = strrchr(host, ':');
@@ -322,26 +522,61 @@ int cmd_serve(int argc, char **argv)
     printf("fdn: data directory %s (events in %s/%s)\n", o.data_dir, o.data_dir,
            FDN_CLI_EVENTS_FILE);
     fflush(stdout);
+    {
+        char port[8], pid[16], services[16];
+        snprintf(port, sizeof port, "%u", (unsigned)fdn_admin_port(admin));
+        snprintf(pid, sizeof pid, "%ld", (long)getpid());
+        snprintf(services, sizeof services, "%zu", h.services);
+        serve_log(SERVE_LOG_INFO, "start", "fdn serve started", "listen", o.listen, "port", port,
+                  "data_dir", o.data_dir, "config", o.config != NULL ? o.config : "", "services",
+                  services, "version", fdn_version(), "pid", pid, (const char *)NULL);
+    }
+    /* the listen line is out and the API answers: tell the service manager */
+    serve_notify_send(&ctx.notify, "READY=1");
+    {
+        char status[256];
+        serve_notify_status_text(&h, status, sizeof status);
+        serve_notify_status(&ctx.notify, status);
+    }
+    if (serve_notify_thread_start(&ctx.notify, rt) != 0)
+        serve_log(SERVE_LOG_WARN, "notify_thread", "cannot start the watchdog thread",
+                  (const char *)NULL);
 
     int sig = 0;
-    if (serve_wait(&watch, &sigs, &sig) == SERVE_END_ESCALATION) {
-        fprintf(stderr,
-                "fdn serve: service '%s' failed (%s) more often than its restart intensity "
-                "allows; the runtime stopped every service. Exiting with status 1 so that the "
-                "service manager restarts fdn.\n",
-                watch.service, fdn_strerror(watch.code));
+    serve_end_t end = serve_wait(&ctx.watch, &sigs, &sig);
+    serve_notify_stop(&ctx.notify); /* nothing but STOPPING=1 after this */
+    serve_notify_send(&ctx.notify, "STOPPING=1");
+    if (end == SERVE_END_ESCALATION) {
+        char msg[400];
+        snprintf(msg, sizeof msg,
+                 "service '%s' failed (%s) more often than its restart intensity allows; the "
+                 "runtime stopped every service. Exiting with status 1 so that the service "
+                 "manager restarts fdn.",
+                 ctx.watch.service, fdn_strerror(ctx.watch.code));
+        serve_log(SERVE_LOG_ERROR, "escalation", msg, "service", ctx.watch.service, "reason",
+                  fdn_err_name(ctx.watch.code), (const char *)NULL);
         goto out;
     }
     printf("fdn: %s received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     fflush(stdout);
+    serve_log(SERVE_LOG_INFO, "stopping", "shutting down", "signal",
+              sig == SIGINT ? "SIGINT" : "SIGTERM", (const char *)NULL);
     exit_code = CLI_OK;
 out:
-    fdn_admin_destroy(admin); /* HTTP first: no request runs after this */
-    fdn_runtime_destroy(rt);  /* stops the services; the event store flushes and closes */
+    fdn_admin_destroy(admin);    /* HTTP first: no request runs after this */
+    fdn_events_unsubscribe(sub); /* before the store goes */
+    fdn_runtime_destroy(rt);     /* stops the services; the event store flushes and closes */
+    serve_notify_fini(&ctx.notify);
     free(token);
     if (exit_code == CLI_OK) {
         printf("fdn: stopped\n");
         fflush(stdout);
+    }
+    if (rt != NULL) {
+        char code[8];
+        snprintf(code, sizeof code, "%d", exit_code);
+        serve_log(exit_code == CLI_OK ? SERVE_LOG_INFO : SERVE_LOG_ERROR, "stop",
+                  "fdn serve stopped", "exit_code", code, (const char *)NULL);
     }
     return exit_code;
 }

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The log of `fdn serve` (tools/fdn/serve_log.c): with --log-format json every stderr line is
+# one JSON object with ts, level, event and msg; start, request (--access-log), config_change,
+# breaker_transition, stopping and stop are logged with their fields; the "listening on" line
+# stays on stdout. With the text format and --log-level warn, info lines are left out and the
+# access log still appears. Bad --log-format/--log-level values are usage errors (exit 2).
+# Lines written asynchronously (event delivery thread) are awaited with a deadline.
+set -euo pipefail
+
+FDN="${FDN_BINARY_DIR:?FDN_BINARY_DIR must point at the build directory}/bin/fdn"
+[[ -x "$FDN" ]] || { echo "missing $FDN" >&2; exit 1; }
+command -v jq >/dev/null || { echo "jq is required" >&2; exit 1; }
+command -v curl >/dev/null || { echo "curl is required" >&2; exit 1; }
+
+TMP="$(mktemp -d)"
+SRV_PID=""
+cleanup() {
+    if [[ -n "$SRV_PID" ]] && kill -0 "$SRV_PID" 2>/dev/null; then
+        kill -TERM "$SRV_PID" 2>/dev/null || true
+        wait "$SRV_PID" 2>/dev/null || true
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+FAILS=0
+fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
+
+PORT=""
+start_server() { # data-dir, then fdn serve options
+    local dir="$1"
+    shift
+    exec 3< <(exec "$FDN" serve --data-dir "$TMP/$dir" --listen 127.0.0.1:0 "$@" 2>"$TMP/$dir.err")
+    SRV_PID=$!
+    local line
+    PORT=""
+    while IFS= read -r -t 30 line <&3; do
+        if [[ "$line" =~ listening\ on\ http://127\.0\.0\.1:([0-9]+) ]]; then
+            PORT="${BASH_REMATCH[1]}"
+            break
+        fi
+    done
+    [[ -n "$PORT" ]] || { echo "no listen line on stdout; stderr:" >&2; cat "$TMP/$dir.err" >&2; exit 1; }
+}
+stop_server() {
+    kill -TERM "$SRV_PID"
+    local rc=0
+    wait "$SRV_PID" || rc=$?
+    SRV_PID=""
+    exec 3<&-
+    [[ $rc -eq 0 ]] || fail "server exited with $rc"
+}
+call() { curl -s -o /dev/null -w '%{http_code}' --max-time 30 -X "$1" -H 'Content-Type: application/json' \
+    "http://127.0.0.1:$PORT$2" ${3:+--data-binary "$3"}; }
+# has_line FILE JQ-FILTER: some line of FILE satisfies the filter
+has_line() { [[ $(jq -c "select($2)" "$1" 2>/dev/null | wc -l) -gt 0 ]]; }
+# wait_line FILE JQ-FILTER: the same, within 30 s (lines of the event delivery thread)
+wait_line() {
+    local deadline=$((SECONDS + 30))
+    while :; do
+        has_line "$1" "$2" && return 0
+        [[ $SECONDS -lt $deadline ]] || return 1
+    done
+}
+
+# --- json
+start_server json --log-format json --access-log
+[[ $(call GET /health) == 200 ]] || fail "/health"
+[[ $(call PUT /v1/config/interface.max_results 250) == 200 ]] || fail "config PUT"
+[[ $(call PUT /v1/breakers/logsvc '{"failure_threshold":1,"recovery_time_ms":600000}') == 201 ]] ||
+    fail "breaker PUT"
+T=$(curl -s -X POST "http://127.0.0.1:$PORT/v1/breakers/logsvc/acquire" | jq -r .ticket)
+[[ $(call POST /v1/breakers/logsvc/report "{\"ticket\":\"$T\",\"outcome\":\"failure\"}") == 200 ]] ||
+    fail "breaker report"
+wait_line "$TMP/json.err" '.event == "config_change" and .path == "interface.max_results" and .new_value == 250 and .level == "info"' ||
+    fail "no config_change line: $(cat "$TMP/json.err")"
+wait_line "$TMP/json.err" '.event == "breaker_transition" and .breaker == "logsvc" and .from == "closed" and .to == "open" and .level == "warn"' ||
+    fail "no breaker_transition line: $(cat "$TMP/json.err")"
+stop_server
+E="$TMP/json.err"
+# every line is a JSON object with the four common keys
+bad=$(jq -Rc 'fromjson? // "unparsable" | select(type != "object" or (has("ts") and has("level") and has("event") and has("msg") | not))' "$E")
+[[ -z "$bad" && -s "$E" ]] || fail "lines that are not log objects: $bad"
+has_line "$E" '.event == "start" and .port == '"$PORT"' and (.pid | type) == "number" and .services > 0' ||
+    fail "start line: $(cat "$E")"
+has_line "$E" '.event == "request" and .target == "/health" and .method == "GET" and .status == 200 and .route == "/health" and (.duration_ms | type) == "number"' ||
+    fail "access log line for /health: $(cat "$E")"
+has_line "$E" '.event == "stopping" and .signal == "SIGTERM"' || fail "stopping line: $(cat "$E")"
+[[ $(tail -n 1 "$E" | jq -r '.event + " " + (.exit_code|tostring)') == "stop 0" ]] || fail "last line is not stop: $(tail -n 1 "$E")"
+grep -q "listening on" "$E" && fail "the listen line went to stderr" || true
+
+# --- text, warn: no info lines, the access log still there
+start_server text --log-level warn --access-log
+[[ $(call GET /health) == 200 ]] || fail "/health"
+stop_server
+E="$TMP/text.err"
+grep -q 'event=start' "$E" && fail "info line at --log-level warn: $(cat "$E")"
+grep -qE '^ts=[0-9T:.-]+Z level=info event=request msg=request method=GET target=/health route=/health status=200 duration_ms=[0-9.]+$' "$E" ||
+    fail "text access line: $(cat "$E")"
+
+# --- usage errors
+rc=0
+"$FDN" serve --log-format xml --data-dir "$TMP/u" >/dev/null 2>"$TMP/u.err" || rc=$?
+[[ $rc -eq 2 ]] && grep -q "log-format" "$TMP/u.err" || fail "--log-format xml: exit $rc, $(cat "$TMP/u.err")"
+rc=0
+"$FDN" serve --log-level loud --data-dir "$TMP/u" >/dev/null 2>"$TMP/u.err" || rc=$?
+[[ $rc -eq 2 ]] && grep -q "log-level" "$TMP/u.err" || fail "--log-level loud: exit $rc, $(cat "$TMP/u.err")"
+[[ ! -e "$TMP/u" ]] || fail "a usage error created the data directory"
+
+[[ $FAILS -eq 0 ]] || exit 1
+echo "serve log: ok"
