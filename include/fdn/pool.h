@@ -177,6 +177,8 @@ typedef struct fdn_pool_status {
     uint64_t broken;             /**< workers reported broken or failing reset/validate */
     uint64_t create_failures;    /**< failed create callbacks */
     uint64_t leaks;              /**< leases reported as leaked */
+    uint64_t full;               /**< checkouts that could not wait (timeout 0) refused with
+                                      FDN_EBUSY because the pool was full (since 0.2.0) */
 } fdn_pool_status_t;
 
 /* ------------------------------------------------------------------------------------------
@@ -231,10 +233,12 @@ FDN_API void fdn_pool_release(fdn_pool_t *p);
  *                        fdn_pool_checkin_broken exactly once
  * @param[in]  timeout_ms ms to wait (0: do not wait), FDN_POOL_WAIT_FOREVER or
  *                        FDN_POOL_TIMEOUT_DEFAULT
- * @param[out] err        optional; on a timeout its context holds pool, in_use and
- *                        oldest_lease_age_ms
- * @return 0, FDN_ETIMEDOUT, FDN_ESHUTDOWN, FDN_EINVAL, FDN_ENOMEM, or the create callback's
- *         error when a new worker could not be made
+ * @param[out] err        optional; on FDN_ETIMEDOUT or FDN_EBUSY its context holds pool,
+ *                        in_use and oldest_lease_age_ms
+ * @return 0; FDN_EBUSY when timeout_ms is 0 and the pool is full (no idle worker, no room for
+ *         another, or callers already waiting: poolboy's `full`, counted in status.full);
+ *         FDN_ETIMEDOUT when a wait ran out; FDN_ESHUTDOWN, FDN_EINVAL, FDN_ENOMEM, or the
+ *         create callback's error when a new worker could not be made
  * @thread_safety any
  * @since 0.1.0
  */

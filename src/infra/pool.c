@@ -168,7 +168,8 @@ struct fdn_pool {
     _Atomic int refs;
     _Atomic bool retired; /* removed from its manager (fdn__pool_retire) */
     uint64_t rng;
-    uint64_t n_checkouts, n_timeouts, n_created, n_destroyed, n_broken, n_create_fail, n_leaks;
+    uint64_t n_checkouts, n_timeouts, n_full, n_created, n_destroyed, n_broken, n_create_fail,
+        n_leaks;
     pthread_cond_t drain_cv;
 
     pthread_t reaper;
@@ -754,6 +755,19 @@ static int timeout_error(fdn_pool_t *p, fdn_error_t *err, int64_t timeout_ns, in
     return FDN_ETIMEDOUT;
 }
 
+/* A checkout that may not wait found every worker lent (or callers already waiting). */
+static int full_error(fdn_pool_t *p, fdn_error_t *err, int in_use, int cap, int64_t oldest)
+{
+    tm_event(p, "foundation.connection_pool.full", "in_use", (double)in_use);
+    if (err == NULL)
+        return FDN_EBUSY;
+    fdn_err_set(err, FDN_EBUSY, "pool %s is full: %d of %d workers lent", p->name, in_use, cap);
+    fdn_err_add_context(err, "pool", "%s", p->name);
+    fdn_err_add_context(err, "in_use", "%d", in_use);
+    fdn_err_add_context(err, "oldest_lease_age_ms", "%lld", (long long)(oldest / NS_PER_MS));
+    return FDN_EBUSY;
+}
+
 /* Fill a reserved slot (live and in_use already counted) for the caller. */
 static int fill_slot(fdn_pool_t *p, fdn_pool_worker_t **out, void **bt, int bt_len,
                      fdn_error_t *err)
@@ -874,12 +888,12 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
     /* Wait in line; the deadline counts from here. */
     int64_t now = now_ns(p);
     int64_t deadline = add_sat(now, timeout_ns);
-    if (timeout_ns == 0) {
-        p->n_timeouts++;
-        int in_use = p->in_use;
+    if (timeout_ns == 0) { /* a checkout that does not wait: poolboy's `full` */
+        p->n_full++;
+        int in_use = p->in_use, cap = p->size + p->max_overflow;
         int64_t oldest = oldest_lease_age_locked(p, now);
         fdn__mutex_unlock(&p->mu);
-        return timeout_error(p, err, timeout_ns, in_use, oldest);
+        return full_error(p, err, in_use, cap, oldest);
     }
     waiter_t wt = {0};
     wt.has_cv = !p->manual;
@@ -1167,6 +1181,7 @@ int fdn_pool_status(fdn_pool_t *p, fdn_pool_status_t *out)
     out->oldest_lease_age_ns = oldest_lease_age_locked(p, now);
     out->checkouts = p->n_checkouts;
     out->timeouts = p->n_timeouts;
+    out->full = p->n_full;
     out->created = p->n_created;
     out->destroyed = p->n_destroyed;
     out->broken = p->n_broken;

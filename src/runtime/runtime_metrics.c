@@ -52,7 +52,7 @@ struct fdn__rt_metrics {
     fdn_telemetry_family_t *br_state, *br_calls, *br_opened, *br_transitions;
     /* pools */
     fdn_telemetry_family_t *pl_size, *pl_max_overflow, *pl_in_use, *pl_idle, *pl_waiters,
-        *pl_overflow, *pl_checkouts, *pl_timeouts;
+        *pl_overflow, *pl_checkouts, *pl_timeouts, *pl_full;
     /* events */
     fdn_telemetry_family_t *ev_held, *ev_held_type, *ev_appended, *ev_pruned, *ev_backlog;
     /* limiter */
@@ -135,6 +135,7 @@ static void collect_pools(fdn__rt_metrics_t *m)
         set_gauge(m->pl_overflow, v, 1, s->overflow);
         set_counter(m->pl_checkouts, v, 1, s->checkouts);
         set_counter(m->pl_timeouts, v, 1, s->timeouts);
+        set_counter(m->pl_full, v, 1, s->full);
     }
     fdn_free(info);
 }
@@ -303,6 +304,9 @@ fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt)
     m->pl_timeouts = fam(m, "fdn_pool_checkout_timeouts_total",
                          "Checkouts from a pool that timed out waiting for a worker.", C, "pool",
                          NULL, NULL, MAX_POOLS);
+    m->pl_full = fam(m, "fdn_pool_checkout_full_total",
+                     "Checkouts that could not wait refused because the pool was full.", C, "pool",
+                     NULL, NULL, MAX_POOLS);
     m->ev_held =
         fam(m, "fdn_events_held", "Events the event store holds now.", G, NULL, NULL, NULL, 0);
     m->ev_held_type = fam(m, "fdn_events_held_by_type",
@@ -375,6 +379,7 @@ fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt)
     /* and the events the collector's families count already */
     static const char *const counted[] = {
         "foundation.connection_pool.timeout",       /* fdn_pool_checkout_timeouts_total */
+        "foundation.connection_pool.full",          /* fdn_pool_checkout_full_total */
         "foundation.circuit_breaker.call_rejected", /* fdn_circuit_breaker_calls_total */
         "foundation.event_store.events_stored",     /* fdn_events_appended_total */
         "foundation.event_store.events_pruned",     /* fdn_events_pruned_total */

@@ -286,10 +286,13 @@ static void overflow_created_then_destroyed_on_checkin(void **state)
 
     fdn_pool_worker_t *x = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
-    assert_int_equal(fdn_pool_checkout(p, &x, 0, &err), FDN_ETIMEDOUT);
-    assert_int_equal(err.code, FDN_ETIMEDOUT);
+    /* not waiting on a full pool: poolboy's `full`, not a timeout */
+    assert_int_equal(fdn_pool_checkout(p, &x, 0, &err), FDN_EBUSY);
+    assert_int_equal(err.code, FDN_EBUSY);
+    assert_non_null(strstr(err.message, "full: 3 of 3"));
     assert_non_null(strstr(err.context, "in_use=3"));
-    assert_int_equal(st(p).timeouts, 1);
+    assert_int_equal(st(p).full, 1);
+    assert_int_equal(st(p).timeouts, 0);
 
     assert_int_equal(fdn_pool_checkin(p, w[2]), 0);
     assert_int_equal(atomic_load(&f->ctx.destroyed), 1);
@@ -443,7 +446,7 @@ static void double_checkin_is_refused(void **state)
     assert_int_equal(s.available, 0);
     assert_int_equal(atomic_load(&f->ctx.destroyed), 0);
     fdn_pool_worker_t *other = NULL;
-    assert_int_equal(fdn_pool_checkout(p, &other, 0, NULL), FDN_ETIMEDOUT);
+    assert_int_equal(fdn_pool_checkout(p, &other, 0, NULL), FDN_EBUSY);
     assert_int_equal(fdn_pool_worker_conn(a.got), fdn_pool_worker_conn(held));
 
     /* the waiter's lease ends normally; then both handles are stale */
@@ -1089,7 +1092,7 @@ static void manager_concurrent_start_stop(void **state)
 /* Telemetry ("Connection Pool Flow"): checkout, checkin, timeout, pool_started/stopped. */
 
 typedef struct tm_seen {
-    _Atomic int checkout, checkin, timeout, started, stopped, bad_meta, has_checkout_time;
+    _Atomic int checkout, checkin, timeout, full, started, stopped, bad_meta, has_checkout_time;
 } tm_seen_t;
 
 static int tm_handler(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
@@ -1106,6 +1109,8 @@ static int tm_handler(const char *event, const fdn_telemetry_measure_t *m, size_
         atomic_fetch_add(&t->checkin, 1);
     } else if (strcmp(event, "foundation.connection_pool.timeout") == 0) {
         atomic_fetch_add(&t->timeout, 1);
+    } else if (strcmp(event, "foundation.connection_pool.full") == 0) {
+        atomic_fetch_add(&t->full, 1);
     } else if (strcmp(event, "foundation.connection_pool.pool_started") == 0) {
         atomic_fetch_add(&t->started, 1);
     } else if (strcmp(event, "foundation.connection_pool.pool_stopped") == 0) {
@@ -1144,8 +1149,9 @@ static void telemetry_events(void **state)
     assert_int_equal(fdn_pools_get(m, "tp", &p), 0);
     fdn_pool_worker_t *w;
     assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
-    assert_int_equal(fdn_pools_with(m, "tp", fn_ping, &n, 0, NULL), FDN_ETIMEDOUT);
-    assert_int_equal(atomic_load(&seen.timeout), 1);
+    assert_int_equal(fdn_pools_with(m, "tp", fn_ping, &n, 0, NULL), FDN_EBUSY); /* full */
+    assert_int_equal(atomic_load(&seen.full), 1);
+    assert_int_equal(atomic_load(&seen.timeout), 0); /* a refusal, not a wait that ran out */
     assert_int_equal(fdn_pool_checkin(p, w), 0);
     fdn_pool_release(p);
     assert_int_equal(fdn_pools_stop(m, "tp"), 0);
