@@ -108,6 +108,7 @@ struct fdn_pool_worker {
     int64_t checkout_ns;
     bool in_use;
     bool leak_reported;
+    uint64_t owner; /* p->mu; the current lease's owner token (fdn_pool_checkout_owned), 0: none */
     uint32_t lease_gen; /* p->mu; the current lease's slot is lease_gen % LEASE_SLOTS */
     int bt_len;
     void *bt[BT_MAX];
@@ -429,6 +430,7 @@ static void set_lease_locked(fdn_pool_t *p, fdn_pool_worker_t *w, int64_t now, v
     FDN_ASSERT(w->pool == p);
     w->in_use = true;
     w->lease_gen++;
+    w->owner = 0;
     w->checkout_ns = now;
     w->leak_reported = false;
     w->bt_len = bt_len;
@@ -1050,6 +1052,42 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
     if (f)
         pool_free(p);
     return 0;
+}
+
+int fdn_pool_checkout_owned(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms,
+                            uint64_t owner, fdn_error_t *err)
+{
+    int rc = fdn_pool_checkout(p, out, timeout_ms, err);
+    if (rc == 0 && owner != 0) {
+        fdn__mutex_lock(&p->mu);
+        lease_worker(*out)->owner = owner;
+        fdn__mutex_unlock(&p->mu);
+    }
+    return rc;
+}
+
+int fdn_pool_release_owner(fdn_pool_t *p, uint64_t owner, bool broken)
+{
+    if (p == NULL || owner == 0)
+        return FDN_EINVAL;
+    int n = 0;
+    for (;;) { /* one lease at a time: give_back takes the lock itself */
+        fdn_pool_worker_t *h = NULL, *w;
+        fdn__mutex_lock(&p->mu);
+        fdn__list_for_each_entry(w, &p->all, all_link)
+        {
+            if (w->in_use && w->owner == owner) {
+                w->owner = 0; /* a concurrent release_owner does not take it too */
+                h = lease_handle(w);
+                break;
+            }
+        }
+        fdn__mutex_unlock(&p->mu);
+        if (h == NULL)
+            return n;
+        if (give_back(p, h, broken) == 0)
+            n++;
+    }
 }
 
 int fdn_pool_checkin(fdn_pool_t *p, fdn_pool_worker_t *w)

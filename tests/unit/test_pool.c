@@ -1088,6 +1088,83 @@ static void manager_concurrent_start_stop(void **state)
     assert_int_equal(atomic_load(&f->ctx.live), 0);
 }
 
+/* Owner tokens: every lease of an owner given back at once (a request that failed half-way),
+ * the others untouched; broken ones replaced. */
+static void release_owner_gives_back_its_leases(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 4, 1);
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *a1, *a2, *b1, *free1, *gone;
+    assert_int_equal(fdn_pool_checkout_owned(p, &a1, 0, 0xA, NULL), 0);
+    assert_int_equal(fdn_pool_checkout_owned(p, &a2, 0, 0xA, NULL), 0);
+    assert_int_equal(fdn_pool_checkout_owned(p, &b1, 0, 0xB, NULL), 0);
+    assert_int_equal(fdn_pool_checkout(p, &free1, 0, NULL), 0);
+    assert_int_equal(fdn_pool_checkout_owned(p, &gone, 0, 0xA, NULL), 0); /* the overflow one */
+    assert_int_equal(fdn_pool_checkin(p, gone), 0); /* given back by its holder: not counted */
+    assert_int_equal(st(p).in_use, 4);
+    assert_int_equal(fdn_pool_release_owner(p, 0xA, false), 2);
+    assert_int_equal(st(p).in_use, 2);
+    assert_int_equal(fdn_pool_release_owner(p, 0xA, false), 0); /* nothing left */
+    int destroyed = atomic_load(&f->ctx.destroyed);
+    uint64_t broken = st(p).broken;
+    assert_int_equal(fdn_pool_release_owner(p, 0xB, true), 1);
+    assert_int_equal(st(p).broken, broken + 1);
+    assert_int_equal(atomic_load(&f->ctx.destroyed), destroyed + 1);
+    assert_int_equal(st(p).in_use, 1);
+    assert_int_equal(fdn_pool_release_owner(p, 0, false), FDN_EINVAL);
+    assert_int_equal(fdn_pool_release_owner(NULL, 1, false), FDN_EINVAL);
+    /* the unowned lease was never touched, and a token does not outlive its lease */
+    assert_int_equal(fdn_pool_checkin(p, free1), 0);
+    fdn_pool_worker_t *again;
+    assert_int_equal(fdn_pool_checkout(p, &again, 0, NULL), 0);
+    assert_int_equal(fdn_pool_release_owner(p, 0xA, false), 0);
+    assert_int_equal(fdn_pool_checkin(p, again), 0);
+    assert_int_equal(st(p).in_use, 0);
+}
+
+/* Owners on several threads take and release concurrently: each gets back exactly its own. */
+typedef struct owner_arg {
+    fdn_pool_t *p;
+    uint64_t owner;
+    int bad;
+} owner_arg_t;
+
+static void *owner_main(void *arg)
+{
+    owner_arg_t *a = arg;
+    for (int i = 0; i < 300; i++) {
+        fdn_pool_worker_t *w1, *w2;
+        if (fdn_pool_checkout_owned(a->p, &w1, FDN_POOL_WAIT_FOREVER, a->owner, NULL) != 0 ||
+            fdn_pool_checkout_owned(a->p, &w2, FDN_POOL_WAIT_FOREVER, a->owner, NULL) != 0) {
+            a->bad++;
+            return NULL;
+        }
+        if (fdn_pool_release_owner(a->p, a->owner, i % 7 == 0) != 2)
+            a->bad++;
+    }
+    return NULL;
+}
+
+static void release_owner_from_many_threads(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 8, 0);
+    fdn_pool_t *p = mkpool(f, &o);
+    enum { T = 4 };
+    pthread_t th[T];
+    owner_arg_t a[T];
+    for (int i = 0; i < T; i++) {
+        a[i] = (owner_arg_t){p, (uint64_t)i + 1, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, owner_main, &a[i]), 0);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(a[i].bad, 0);
+    }
+    assert_int_equal(st(p).in_use, 0);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Telemetry ("Connection Pool Flow"): checkout, checkin, timeout, pool_started/stopped. */
 
@@ -1165,6 +1242,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(create_validates_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(release_owner_gives_back_its_leases, setup, teardown),
+        cmocka_unit_test_setup_teardown(release_owner_from_many_threads, setup, teardown),
         cmocka_unit_test(strategy_names),
         cmocka_unit_test_setup_teardown(lifo_reuses_last_returned, setup, teardown),
         cmocka_unit_test_setup_teardown(double_checkin_is_refused, setup, teardown),
