@@ -3,7 +3,8 @@
 # (tests, examples and benchmarks on) configures with each option OFF, without looking for the
 # part's library, and registers none of its targets or tests; the layer check stays.
 #   FDN_BUILD_ADMIN=OFF  no libmicrohttpd, no fdn_admin target, no HTTP/admin test
-#   FDN_WITH_REDIS=OFF   no hiredis, no Redis backend in libfdn, no engine test or fixture
+#   FDN_WITH_REDIS=OFF   no hiredis, no Redis backend in libfdn, no Redis engine test or fixture
+#   FDN_WITH_POSTGRES=OFF  no libpq, no PostgreSQL backend in libfdn, no *_pg test or fixture
 # (Configure only, to stay cheap; a full OFF build is a manual check, see README.)
 set -euo pipefail
 : "${FDN_SOURCE_DIR:?}" "${FDN_BINARY_DIR:?}"
@@ -46,13 +47,27 @@ configure_off FDN_WITH_REDIS
 if grep -q '^HIREDIS_' "$work/FDN_WITH_REDIS/CMakeCache.txt"; then
     echo "FAIL: a build without the Redis backend looked for hiredis"; fail=1
 fi
-if grep -Eq '^engine_|^redis_' <<<"$TESTS"; then
-    echo "FAIL: Redis tests registered without the backend:"; grep -E '^engine_|^redis_' <<<"$TESTS"
+# (engine tests of the other engines stay: PostgreSQL's are named *_pg)
+if grep -E '^engine_|^redis_' <<<"$TESTS" | grep -Evq '_pg$'; then
+    echo "FAIL: Redis tests registered without the backend:"
+    grep -E '^engine_|^redis_' <<<"$TESTS" | grep -Ev '_pg$'
     fail=1
 fi
 if grep -q 'limiter_redis\|redis_limit' "$work/FDN_WITH_REDIS/CMakeFiles/fdn_obj.dir/build.make"; then
     echo "FAIL: the Redis backend is compiled into libfdn without FDN_WITH_REDIS"; fail=1
 fi
 
+configure_off FDN_WITH_POSTGRES
+if grep -q '^LIBPQ_' "$work/FDN_WITH_POSTGRES/CMakeCache.txt"; then
+    echo "FAIL: a build without the PostgreSQL backend looked for libpq"; fail=1
+fi
+if grep -Eq '_pg$|^postgres_' <<<"$TESTS"; then
+    echo "FAIL: PostgreSQL tests registered without the backend:"; grep -E '_pg$|^postgres_' <<<"$TESTS"
+    fail=1
+fi
+if grep -q 'event_pg' "$work/FDN_WITH_POSTGRES/CMakeFiles/fdn_obj.dir/build.make"; then
+    echo "FAIL: the PostgreSQL backend is compiled into libfdn without FDN_WITH_POSTGRES"; fail=1
+fi
+
 [ "$fail" = 0 ] || exit 1
-echo "PASS: FDN_BUILD_ADMIN=OFF and FDN_WITH_REDIS=OFF configure without their libraries, targets and tests"
+echo "PASS: FDN_BUILD_ADMIN=OFF, FDN_WITH_REDIS=OFF and FDN_WITH_POSTGRES=OFF configure without their libraries, targets and tests"
