@@ -264,7 +264,7 @@ static int migrate_locked(fdn__pg_t *c, fdn_error_t *err)
         return rc;
     snprintf(sql, sizeof(sql), "SELECT coalesce(max(version), 0)::bigint FROM %s.schema_version",
              c->schema);
-    PGresult *r;
+    PGresult *r = NULL;
     rc = run(c, sql, 0, NULL, PGRES_TUPLES_OK, &r, err, "schema version");
     if (rc != 0)
         return rc;
@@ -520,7 +520,7 @@ static int commit(fdn__pg_t *c, fdn_error_t *err)
     }
     bool ok = false;
     char buf[256] = "";
-    PGresult *r;
+    PGresult *r = NULL;
     while ((r = PQgetResult(c->conn)) != NULL) {
         if (PQresultStatus(r) == PGRES_COMMAND_OK)
             ok = true;
@@ -551,7 +551,7 @@ static int append_retry(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__
                         size_t n, uint64_t *pos, fdn_error_t *err)
 {
     char sql[512];
-    PGresult *r;
+    PGresult *r = NULL;
     snprintf(sql, sizeof(sql), "SELECT position FROM %s.head WHERE id = 1 FOR UPDATE", c->schema);
     int rc = run(c, sql, 0, NULL, PGRES_TUPLES_OK, &r, err, "lock head");
     if (rc != 0)
@@ -655,7 +655,7 @@ int fdn__pg_append(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg_uu
                  " RETURNING position, pg_notify('%s', position::text)",
                  c->schema, c->channel);
         const char *vals[1] = {num};
-        PGresult *r;
+        PGresult *r = NULL;
         rc = run(c, sql, 1, vals, PGRES_TUPLES_OK, &r, err, "take positions");
         if (rc == 0) {
             uint64_t last = get_int(r, 0, 0);
@@ -737,7 +737,7 @@ int fdn__pg_get(fdn__pg_t *c, uint64_t pos, fdn_event_t **out, fdn_error_t *err)
              c->schema);
     snprintf(num, sizeof(num), "%" PRIu64, pos);
     const char *vals[1] = {num};
-    PGresult *r;
+    PGresult *r = NULL;
     int rc = run(c, sql, 1, vals, PGRES_TUPLES_OK, &r, err, "get");
     if (rc != 0)
         return rc;
@@ -804,7 +804,7 @@ int fdn__pg_query(fdn__pg_t *c, const fdn__pg_query_t *q, fdn_event_list_t **out
     char sql[768], num[8][24];
     const char *vals[8];
     int n = build_query(c, q, sql, sizeof(sql), vals, num);
-    PGresult *r;
+    PGresult *r = NULL;
     int rc = run(c, sql, n, vals, PGRES_TUPLES_OK, &r, err, "query");
     if (rc != 0)
         return rc;
@@ -821,7 +821,7 @@ int fdn__pg_explain(fdn__pg_t *c, const fdn__pg_query_t *q, char **out, fdn_erro
     const char *vals[8];
     memcpy(sql, "EXPLAIN ", 8);
     int n = build_query(c, q, sql + 8, sizeof(sql) - 8, vals, num);
-    PGresult *r;
+    PGresult *r = NULL;
     /* text results: EXPLAIN's lines */
     if (!fdn__pg_connected(c))
         return fdn_err_set(err, FDN_EUNAVAILABLE, "postgres: explain: not connected");
@@ -853,7 +853,7 @@ int fdn__pg_head(fdn__pg_t *c, uint64_t *out, fdn_error_t *err)
 {
     char sql[128];
     snprintf(sql, sizeof(sql), "SELECT position FROM %s.head WHERE id = 1", c->schema);
-    PGresult *r;
+    PGresult *r = NULL;
     int rc = run(c, sql, 0, NULL, PGRES_TUPLES_OK, &r, err, "head");
     if (rc != 0)
         return rc;
@@ -868,7 +868,7 @@ int fdn__pg_prune_below(fdn__pg_t *c, uint64_t below, uint64_t *count, fdn_error
     snprintf(sql, sizeof(sql), "DELETE FROM %s.events WHERE position < $1::bigint", c->schema);
     snprintf(num, sizeof(num), "%" PRIu64, below);
     const char *vals[1] = {num};
-    PGresult *r;
+    PGresult *r = NULL;
     int rc = run(c, sql, 1, vals, PGRES_COMMAND_OK, &r, err, "prune");
     if (rc != 0)
         return rc;
@@ -886,7 +886,7 @@ int fdn__pg_stats(fdn__pg_t *c, uint64_t *count, uint64_t *oldest, uint64_t *new
              "SELECT count(*), coalesce(min(position), 0), coalesce(max(position), 0)"
              " FROM %s.events",
              c->schema);
-    PGresult *r;
+    PGresult *r = NULL;
     int rc = run(c, sql, 0, NULL, PGRES_TUPLES_OK, &r, err, "stats");
     if (rc != 0)
         return rc;
