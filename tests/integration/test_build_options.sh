@@ -5,6 +5,7 @@
 #   FDN_BUILD_ADMIN=OFF  no libmicrohttpd, no fdn_admin target, no HTTP/admin test
 #   FDN_WITH_REDIS=OFF   no hiredis, no Redis backend in libfdn, no Redis engine test or fixture
 #   FDN_WITH_ETCD=OFF    no etcd backend in libfdn, no etcd engine test, fixture or fuzz target
+#   FDN_WITH_POSTGRES=OFF  no libpq, no PostgreSQL backend in libfdn, no *_pg test or fixture
 # (Configure only, to stay cheap; a full OFF build is a manual check, see README.)
 set -euo pipefail
 : "${FDN_SOURCE_DIR:?}" "${FDN_BINARY_DIR:?}"
@@ -66,5 +67,18 @@ if grep -q 'etcd_codec\|etcd_client\|registry_etcd' "$work/FDN_WITH_ETCD/CMakeFi
     echo "FAIL: the etcd backend is compiled into libfdn without FDN_WITH_ETCD"; fail=1
 fi
 
+
+configure_off FDN_WITH_POSTGRES
+if grep -q '^LIBPQ_' "$work/FDN_WITH_POSTGRES/CMakeCache.txt"; then
+    echo "FAIL: a build without the PostgreSQL backend looked for libpq"; fail=1
+fi
+if grep -Eq '_pg$|^postgres_' <<<"$TESTS"; then
+    echo "FAIL: PostgreSQL tests registered without the backend:"; grep -E '_pg$|^postgres_' <<<"$TESTS"
+    fail=1
+fi
+if grep -q 'event_pg' "$work/FDN_WITH_POSTGRES/CMakeFiles/fdn_obj.dir/build.make"; then
+    echo "FAIL: the PostgreSQL backend is compiled into libfdn without FDN_WITH_POSTGRES"; fail=1
+fi
+
 [ "$fail" = 0 ] || exit 1
-echo "PASS: FDN_BUILD_ADMIN=OFF, FDN_WITH_REDIS=OFF and FDN_WITH_ETCD=OFF configure without their libraries, targets and tests"
+echo "PASS: FDN_BUILD_ADMIN=OFF, FDN_WITH_REDIS=OFF, FDN_WITH_ETCD=OFF and FDN_WITH_POSTGRES=OFF configure without their libraries, targets and tests"
