@@ -16,18 +16,7 @@
 
 #include <fdn/error.h>
 
-/* ---- base64 (RFC 4648, standard alphabet, padded) ------------------------------------- */
-
-/* Bytes fdn__b64_encode writes for n input bytes, without the NUL. */
-size_t fdn__b64_encoded_len(size_t n);
-
-/* Encode src[0..n) into dst (cap >= fdn__b64_encoded_len(n) + 1, NUL-terminated). Returns the
- * length written (without the NUL). */
-size_t fdn__b64_encode(char *dst, size_t cap, const void *src, size_t n);
-
-/* Decode src[0..n) (strict: alphabet, '=' padding to a multiple of 4, zero trailing bits)
- * into dst (cap >= n / 4 * 3). Returns the decoded length (>= 0) or FDN_EPARSE. */
-int64_t fdn__b64_decode(void *dst, size_t cap, const char *src, size_t n);
+#include "logic/base64.h"
 
 /* ---- the gateway's URL -------------------------------------------------------------------- */
 

@@ -24,6 +24,7 @@
 #include <zstd.h>
 
 #include "core/alloc.h"
+#include "logic/base64.h"
 #include "logic/event_int.h"
 
 #define REC_MAGIC   "FDNE"
@@ -222,82 +223,33 @@ int fdn_event_decode(fdn_event_t **out, const void *buf, size_t len, fdn_error_t
     return rc;
 }
 
-/* ---- base64 ---- */
-
-static const char k_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/* ---- base64 (logic/base64.h: one strict codec for the library) ---- */
 
 static char *b64_encode(const uint8_t *in, size_t n)
 {
-    size_t outn = 4 * ((n + 2) / 3);
-    char *o = fdn__malloc(outn + 1);
-    if (o == NULL)
-        return NULL;
-    size_t j = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= in[i + 2];
-        o[j++] = k_b64[(v >> 18) & 63];
-        o[j++] = k_b64[(v >> 12) & 63];
-        o[j++] = i + 1 < n ? k_b64[(v >> 6) & 63] : '=';
-        o[j++] = i + 2 < n ? k_b64[v & 63] : '=';
-    }
-    o[j] = '\0';
+    size_t len = fdn__b64_encoded_len(n);
+    char *o = fdn__malloc(len + 1);
+    if (o != NULL)
+        (void)fdn__b64_encode(o, len + 1, in, n);
     return o;
 }
 
-static int b64_val(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Strict decode: length multiple of 4, '=' only as final padding. */
+/* Strict decode: length multiple of 4, '=' only as final padding, zero trailing bits. */
 static int b64_decode(const char *s, size_t n, uint8_t **out, size_t *out_len)
 {
     if (n % 4 != 0)
         return FDN_EDESERIALIZE;
-    uint8_t *o = fdn__malloc(n / 4 * 3 + 1);
+    size_t cap = n / 4 * 3 + 1;
+    uint8_t *o = fdn__malloc(cap);
     if (o == NULL)
         return FDN_ENOMEM;
-    size_t j = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        int v[4];
-        int pad = 0;
-        for (int k = 0; k < 4; k++) {
-            char c = s[i + (size_t)k];
-            if (c == '=' && i + 4 == n && k >= 2) {
-                v[k] = 0;
-                pad++;
-                continue;
-            }
-            v[k] = pad ? -1 : b64_val(c);
-            if (v[k] < 0) {
-                fdn__free(o);
-                return FDN_EDESERIALIZE;
-            }
-        }
-        uint32_t w = ((uint32_t)v[0] << 18) | ((uint32_t)v[1] << 12) | ((uint32_t)v[2] << 6) |
-                     (uint32_t)v[3];
-        o[j++] = (uint8_t)(w >> 16);
-        if (pad < 2)
-            o[j++] = (uint8_t)(w >> 8);
-        if (pad < 1)
-            o[j++] = (uint8_t)w;
+    int64_t got = fdn__b64_decode(o, cap, s, n);
+    if (got < 0) {
+        fdn__free(o);
+        return FDN_EDESERIALIZE;
     }
     *out = o;
-    *out_len = j;
+    *out_len = (size_t)got;
     return 0;
 }
 

@@ -369,7 +369,9 @@ if wants breakers; then
 
     # breakers as a service, driven with curl alone: created over HTTP, tickets acquired and
     # reported, a ticket never reported counted as a failure after probe_timeout_ms
-    SVC='{"failure_threshold":2,"recovery_time_ms":600000,"probe_timeout_ms":300}'
+    # (a long probe timeout while tickets are reported: a loaded machine may take seconds
+    # between two requests; the expiry is checked below with a short one, by polling)
+    SVC='{"failure_threshold":2,"recovery_time_ms":600000,"probe_timeout_ms":600000}'
     expect 201 PUT /v1/breakers/svc "$SVC"
     jcheck '.name == "svc" and .state == "closed" and .tickets_outstanding == 0'
     expect 200 PUT /v1/breakers/svc "$SVC"
@@ -391,6 +393,8 @@ if wants breakers; then
     expect 200 POST /v1/breakers/svc/acquire
     expect 200 POST /v1/breakers/svc/report "{\"ticket\":\"$(jq -r .ticket <<<"$BODY")\",\"outcome\":\"failure\"}"
     jcheck '.state == "closed" and .failures == 1'
+    expect 200 PUT /v1/breakers/svc '{"failure_threshold":1,"recovery_time_ms":600000,"probe_timeout_ms":200}'
+    jcheck '.state == "closed" and .failures == 0' # re-installed: reset
     expect 200 POST /v1/breakers/svc/acquire # this client never reports
     if poll_until 30 GET /v1/breakers/svc '.state == "open"'; then pass; else
         fail "an unreported ticket did not open the breaker: $BODY"; fi
