@@ -142,10 +142,18 @@ typedef struct fdn_pool_opts {
     fdn_clock_t *clock;
     /** Telemetry sink (NULL: none): checkout, checkin, timeout events. */
     fdn_telemetry_t *telemetry;
+    /** Reclaim a lease held longer than this (0 = off; version >= 2): maintenance
+     * (fdn_pool_reap, the reaper thread) takes its slot back for a new worker, so a borrower
+     * that never returns cannot shrink the pool for good. The connection itself is never
+     * touched while its holder may use it: it is destroyed (not reused) when the holder
+     * finally checks it in, and the pool's memory is freed only after that. Counted in
+     * status.reclaimed and status.reclaimed_out. @since 0.2.0 */
+    int64_t reclaim_after_ms;
 } fdn_pool_opts_t;
 
-/** Current version of fdn_pool_opts_t, set by the matching _INIT initialiser. */
-#define FDN_POOL_OPTS_VERSION 1
+/** Current version of fdn_pool_opts_t, set by the matching _INIT initialiser. Version 2
+ * adds reclaim_after_ms. */
+#define FDN_POOL_OPTS_VERSION 2
 /** Initialiser of fdn_pool_opts_t with every default. */
 #define FDN_POOL_OPTS_INIT                                                                         \
     {                                                                                              \
@@ -155,7 +163,7 @@ typedef struct fdn_pool_opts {
         .validate = NULL, .reset = NULL, .user = NULL, .validate_after_idle_ms = -1,               \
         .max_lifetime_ms = 0, .lifetime_jitter_ms = 0, .idle_timeout_ms = 0, .overflow_ttl_ms = 0, \
         .leak_threshold_ms = 0, .on_leak = NULL, .reap_interval_ms = 0, .prefill = true,           \
-        .clock = NULL, .telemetry = NULL                                                           \
+        .clock = NULL, .telemetry = NULL, .reclaim_after_ms = 0                                    \
     }
 
 /** A pool's status. Fields are only appended. */
@@ -179,6 +187,9 @@ typedef struct fdn_pool_status {
     uint64_t leaks;              /**< leases reported as leaked */
     uint64_t full;               /**< checkouts that could not wait (timeout 0) refused with
                                       FDN_EBUSY because the pool was full (since 0.2.0) */
+    uint64_t reclaimed;          /**< leases reclaimed after reclaim_after_ms (since 0.2.0) */
+    int reclaimed_out;           /**< reclaimed leases whose holder has not checked them in
+                                      yet; not counted in in_use or workers (since 0.2.0) */
 } fdn_pool_status_t;
 
 /* ------------------------------------------------------------------------------------------
@@ -271,7 +282,8 @@ FDN_API int fdn_pool_release_owner(fdn_pool_t *p, uint64_t owner, bool broken);
 /**
  * Return a lease. The reset callback runs first (a failure counts as broken). The worker
  * goes to the oldest waiter, else is destroyed (overflow, expired, pool closed) or becomes
- * idle.
+ * idle. A lease that was reclaimed (reclaim_after_ms) is accepted too: its worker is destroyed
+ * without the reset callback.
  * @return 0, or FDN_EINVAL (NULL, a worker not checked out from this pool, or a lease that
  * already ended, e.g. a second checkin after the worker went to a waiter: refused before the
  * reset callback, nothing changes)
@@ -305,9 +317,10 @@ FDN_API int fdn_pool_with(fdn_pool_t *p, fdn_pool_fn fn, void *arg, int64_t time
 
 /**
  * Run maintenance now: destroy idle workers past their lifetime or idle timeout and idle
- * overflow workers past the overflow TTL, refill to `size` after expiries, and report leases
- * older than the leak threshold.
- * @return the number of workers destroyed plus leaks reported (>= 0), or FDN_EINVAL
+ * overflow workers past the overflow TTL, refill to `size` after expiries, report leases
+ * older than the leak threshold, and reclaim leases held reclaim_after_ms or longer.
+ * @return the number of workers destroyed plus leaks reported plus leases reclaimed (>= 0), or
+ *         FDN_EINVAL
  * @thread_safety any
  * @since 0.1.0
  */

@@ -56,6 +56,15 @@
  * is checked for lifetime. fdn_pool_reap (and the reaper thread) sweeps idle workers
  * (lifetime, idle timeout, overflow TTL), refills slots lost to lifetime expiry, and
  * reports leases older than the leak threshold with the borrower's backtrace.
+ *
+ * Reclaim. A lease held longer than reclaim_after (opts v2) is reclaimed by fdn_pool_reap:
+ * its worker moves from p->all to p->reclaimed (same all_link) and leaves the counts (`live`,
+ * `in_use`), so its slot is granted to the oldest waiter or refilled as after a broken
+ * checkin. The worker itself stays as it is (lease_gen unchanged, in_use still true): its
+ * holder may be using the connection, so only the holder's own checkin (or
+ * fdn_pool_release_owner) ends the lease, and that checkin destroys the worker instead of
+ * reusing it. `reclaimed_out` counts such leases; the pool's memory is not freed while any is
+ * out, since that checkin still takes p->mu. Shutdown does not wait for them.
  */
 #include <fdn/pool.h>
 
@@ -108,6 +117,7 @@ struct fdn_pool_worker {
     int64_t checkout_ns;
     bool in_use;
     bool leak_reported;
+    bool reclaimed; /* p->mu; the lease was reclaimed: the worker is on p->reclaimed */
     uint64_t owner; /* p->mu; the current lease's owner token (fdn_pool_checkout_owned), 0: none */
     uint32_t lease_gen; /* p->mu; the current lease's slot is lease_gen % LEASE_SLOTS */
     int bt_len;
@@ -147,6 +157,7 @@ struct fdn_pool {
     int64_t overflow_ttl_ns;
     int64_t leak_threshold_ns;
     int64_t reap_interval_ns;
+    int64_t reclaim_after_ns; /* 0: off */
     bool checkin_needs_now;
     fdn_clock_t *clock;
     bool manual;
@@ -156,6 +167,8 @@ struct fdn_pool {
     struct cds_list_head idle; /* idle workers (link), lent from the front */
     int idle_n;
     struct cds_list_head all; /* every worker (all_link) */
+    struct cds_list_head reclaimed; /* workers of reclaimed leases still out (all_link) */
+    int reclaimed_out;
     int live;
     int in_use;
     int creating;
@@ -170,7 +183,7 @@ struct fdn_pool {
     _Atomic bool retired; /* removed from its manager (fdn__pool_retire) */
     uint64_t rng;
     uint64_t n_checkouts, n_timeouts, n_full, n_created, n_destroyed, n_broken, n_create_fail,
-        n_leaks;
+        n_leaks, n_reclaimed;
     pthread_cond_t drain_cv;
 
     pthread_t reaper;
@@ -318,7 +331,8 @@ static void drain_check_locked(fdn_pool_t *p) FDN_REQUIRES(p->mu)
 
 static bool can_free_locked(const fdn_pool_t *p) FDN_REQUIRES(p->mu)
 {
-    return p->released && p->in_use == 0 && p->creating == 0 && p->nwait == 0 && p->busy == 0;
+    return p->released && p->in_use == 0 && p->creating == 0 && p->nwait == 0 && p->busy == 0 &&
+           p->reclaimed_out == 0;
 }
 
 static void pool_free(fdn_pool_t *p)
@@ -530,6 +544,10 @@ int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *
 {
     if (out == NULL || opts == NULL || opts->create == NULL)
         return fdn_err_set(err, FDN_EINVAL, "pool: options with a create callback required");
+    if (opts->version < 1 || opts->version > FDN_POOL_OPTS_VERSION)
+        return fdn_err_set(err, FDN_EINVAL, "pool: options version %u unknown (1..%d)",
+                           (unsigned)opts->version, FDN_POOL_OPTS_VERSION);
+    int64_t reclaim_ms = opts->version >= 2 ? opts->reclaim_after_ms : 0;
     const char *name = opts->name != NULL ? opts->name : "pool";
     size_t nlen = strlen(name);
     if (nlen == 0 || nlen >= FDN_POOL_NAME_MAX)
@@ -552,7 +570,7 @@ int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *
                            name);
     if (opts->checkout_timeout_ms < 0 || opts->max_lifetime_ms < 0 ||
         opts->lifetime_jitter_ms < 0 || opts->idle_timeout_ms < 0 || opts->overflow_ttl_ms < 0 ||
-        opts->leak_threshold_ms < 0 || opts->reap_interval_ms < 0)
+        opts->leak_threshold_ms < 0 || opts->reap_interval_ms < 0 || reclaim_ms < 0)
         return fdn_err_set(err, FDN_EINVAL, "pool %s: negative time option", name);
 
     fdn_pool_t *p = fdn__calloc(1, sizeof(*p));
@@ -577,6 +595,7 @@ int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *
     p->overflow_ttl_ns = ms_to_ns(opts->overflow_ttl_ms);
     p->leak_threshold_ns = ms_to_ns(opts->leak_threshold_ms);
     p->reap_interval_ns = ms_to_ns(opts->reap_interval_ms);
+    p->reclaim_after_ns = ms_to_ns(reclaim_ms);
     p->checkin_needs_now = p->max_lifetime_ns > 0 || p->idle_timeout_ns > 0 ||
                            p->overflow_ttl_ns > 0 ||
                            (p->validate != NULL && p->validate_after_ns >= 0);
@@ -589,6 +608,7 @@ int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *
     atomic_init(&p->reaper_stop, false);
     CDS_INIT_LIST_HEAD(&p->idle);
     CDS_INIT_LIST_HEAD(&p->all);
+    CDS_INIT_LIST_HEAD(&p->reclaimed);
     CDS_INIT_LIST_HEAD(&p->waiters);
     pthread_mutex_init(&p->mu, NULL);
     (void)fdn__cond_init_mono(&p->drain_cv);
@@ -969,10 +989,11 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
         /* the reset callback must only ever see a connection the caller really holds */
         fdn__mutex_lock(&p->mu);
         bool current = lease_current_locked(p, w, h);
+        bool reclaimed = w->reclaimed;
         fdn__mutex_unlock(&p->mu);
         if (!current)
             return FDN_EINVAL;
-        if (p->reset(w->conn, p->user) != 0)
+        if (!reclaimed && p->reset(w->conn, p->user) != 0)
             broken = true;
     }
     int64_t now = p->checkin_needs_now ? stamp_ns(p) : 0;
@@ -989,7 +1010,16 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
     if (!p->checkin_needs_now)
         now = w->checkout_ns;
     bool expired = now >= w->expires_ns;
-    if (!broken && !expired && !p->closed && waiting_locked(p)) {
+    if (w->reclaimed) {
+        /* Its slot was given away when it was reclaimed: only the worker is left to destroy. */
+        w->in_use = false;
+        all_remove(w);
+        p->reclaimed_out--;
+        p->n_destroyed++;
+        if (broken)
+            p->n_broken++;
+        drop = w;
+    } else if (!broken && !expired && !p->closed && waiting_locked(p)) {
         /* Hand over to the oldest waiter; the lease continues. */
         if (!p->checkin_needs_now)
             now = stamp_ns(p);
@@ -1074,12 +1104,15 @@ int fdn_pool_release_owner(fdn_pool_t *p, uint64_t owner, bool broken)
     for (;;) { /* one lease at a time: give_back takes the lock itself */
         fdn_pool_worker_t *h = NULL, *w;
         fdn__mutex_lock(&p->mu);
-        fdn__list_for_each_entry(w, &p->all, all_link)
-        {
-            if (w->in_use && w->owner == owner) {
-                w->owner = 0; /* a concurrent release_owner does not take it too */
-                h = lease_handle(w);
-                break;
+        struct cds_list_head *lists[] = {&p->all, &p->reclaimed};
+        for (size_t i = 0; i < 2 && h == NULL; i++) {
+            fdn__list_for_each_entry(w, lists[i], all_link)
+            {
+                if (w->in_use && w->owner == owner) {
+                    w->owner = 0; /* a concurrent release_owner does not take it too */
+                    h = lease_handle(w);
+                    break;
+                }
             }
         }
         fdn__mutex_unlock(&p->mu);
@@ -1124,6 +1157,43 @@ typedef struct leak_rec {
     void *bt[BT_MAX];
 } leak_rec_t;
 
+/* Reclaim the leases held reclaim_after or longer (see "Reclaim" above); their slots go to
+ * the oldest waiters, and refill creations are reserved for the rest up to `size`. Returns
+ * how many were reclaimed; *kick is set when the clock must be kicked. */
+static int reclaim_locked(fdn_pool_t *p, int64_t now, bool *kick, int *refill_n)
+    FDN_REQUIRES(p->mu)
+{
+    int n = 0;
+    fdn_pool_worker_t *w, *next;
+    fdn__list_for_each_entry_safe(w, next, &p->all, all_link)
+    {
+        if (!w->in_use || now - w->checkout_ns < p->reclaim_after_ns)
+            continue;
+        all_remove(w);
+        cds_list_add(&w->all_link, &p->reclaimed);
+        w->reclaimed = true;
+        p->live--;
+        p->in_use--;
+        p->reclaimed_out++;
+        p->n_reclaimed++;
+        n++;
+        if (p->closed)
+            continue;
+        if (waiting_locked(p)) {
+            p->live++;
+            p->in_use++;
+            *kick |= grant_oldest(p, GRANT_CREATE, NULL);
+        } else if (p->live < p->size) {
+            /* reserved here, made by the caller after unlocking */
+            p->live++;
+            p->creating++;
+            (*refill_n)++;
+        }
+    }
+    drain_check_locked(p);
+    return n;
+}
+
 int fdn_pool_reap(fdn_pool_t *p)
 {
     if (p == NULL)
@@ -1134,6 +1204,8 @@ int fdn_pool_reap(fdn_pool_t *p)
     int destroyed = 0;
     fdn_pool_worker_t *dropped = NULL;
     int refill_n = 0;
+    int reclaimed = 0;
+    bool kick = false;
 
     fdn__mutex_lock(&p->mu);
     int64_t now = now_ns(p);
@@ -1175,13 +1247,20 @@ int fdn_pool_reap(fdn_pool_t *p)
                 memcpy(r->bt, a->bt, (size_t)a->bt_len * sizeof(a->bt[0]));
         }
     }
+    if (p->reclaim_after_ns > 0)
+        reclaimed = reclaim_locked(p, now, &kick, &refill_n);
     if (!p->closed && expired_n > 0 && p->live < p->size) {
-        refill_n = FDN_MIN(expired_n, p->size - p->live);
-        p->live += refill_n;
-        p->creating += refill_n;
+        int more = FDN_MIN(expired_n, p->size - p->live);
+        p->live += more;
+        p->creating += more;
+        refill_n += more;
     }
     fdn__mutex_unlock(&p->mu);
 
+    if (kick)
+        fdn_clock_kick(p->clock);
+    for (int i = 0; i < reclaimed; i++)
+        tm_event(p, "foundation.connection_pool.reclaimed", NULL, 0);
     destroy_chain(p, dropped);
     for (int i = 0; i < nleaks; i++) {
         if (p->on_leak == NULL)
@@ -1197,7 +1276,7 @@ int fdn_pool_reap(fdn_pool_t *p)
     }
     if (refill_n > 0)
         refill(p, refill_n);
-    return destroyed + nleaks;
+    return destroyed + nleaks + reclaimed;
 }
 
 int fdn_pool_status(fdn_pool_t *p, fdn_pool_status_t *out)
@@ -1225,6 +1304,8 @@ int fdn_pool_status(fdn_pool_t *p, fdn_pool_status_t *out)
     out->broken = p->n_broken;
     out->create_failures = p->n_create_fail;
     out->leaks = p->n_leaks;
+    out->reclaimed = p->n_reclaimed;
+    out->reclaimed_out = p->reclaimed_out;
     /* Poolboy's state, from the leases out alone (fdn_pool_state_t): idle workers or
      * workers still to be created do not change it. */
     if (p->in_use >= p->size + p->max_overflow)

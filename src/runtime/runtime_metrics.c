@@ -52,7 +52,7 @@ struct fdn__rt_metrics {
     fdn_telemetry_family_t *br_state, *br_calls, *br_opened, *br_transitions;
     /* pools */
     fdn_telemetry_family_t *pl_size, *pl_max_overflow, *pl_in_use, *pl_idle, *pl_waiters,
-        *pl_overflow, *pl_checkouts, *pl_timeouts, *pl_full;
+        *pl_overflow, *pl_checkouts, *pl_timeouts, *pl_full, *pl_leaks, *pl_reclaimed;
     /* events */
     fdn_telemetry_family_t *ev_held, *ev_held_type, *ev_appended, *ev_pruned, *ev_backlog;
     /* limiter */
@@ -136,6 +136,8 @@ static void collect_pools(fdn__rt_metrics_t *m)
         set_counter(m->pl_checkouts, v, 1, s->checkouts);
         set_counter(m->pl_timeouts, v, 1, s->timeouts);
         set_counter(m->pl_full, v, 1, s->full);
+        set_counter(m->pl_leaks, v, 1, s->leaks);
+        set_counter(m->pl_reclaimed, v, 1, s->reclaimed);
     }
     fdn_free(info);
 }
@@ -307,6 +309,12 @@ fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt)
     m->pl_full = fam(m, "fdn_pool_checkout_full_total",
                      "Checkouts that could not wait refused because the pool was full.", C, "pool",
                      NULL, NULL, MAX_POOLS);
+    m->pl_leaks = fam(m, "fdn_pool_leases_leaked_total",
+                      "Leases of a pool reported held longer than its leak threshold.", C, "pool",
+                      NULL, NULL, MAX_POOLS);
+    m->pl_reclaimed = fam(m, "fdn_pool_leases_reclaimed_total",
+                          "Leases of a pool reclaimed after its maximum hold time.", C, "pool",
+                          NULL, NULL, MAX_POOLS);
     m->ev_held =
         fam(m, "fdn_events_held", "Events the event store holds now.", G, NULL, NULL, NULL, 0);
     m->ev_held_type = fam(m, "fdn_events_held_by_type",
@@ -380,6 +388,7 @@ fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt)
     static const char *const counted[] = {
         "foundation.connection_pool.timeout",       /* fdn_pool_checkout_timeouts_total */
         "foundation.connection_pool.full",          /* fdn_pool_checkout_full_total */
+        "foundation.connection_pool.reclaimed",     /* fdn_pool_leases_reclaimed_total */
         "foundation.circuit_breaker.call_rejected", /* fdn_circuit_breaker_calls_total */
         "foundation.event_store.events_stored",     /* fdn_events_appended_total */
         "foundation.event_store.events_pruned",     /* fdn_events_pruned_total */

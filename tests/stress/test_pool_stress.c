@@ -1,6 +1,8 @@
-/* Stress: N threads checking workers out and in (some as broken, some with short deadlines).
- * Invariants: no worker is ever held by two callers (a per-connection atomic owner flag),
- * every caller is eventually served, and at the end the counts balance. Runs under TSan. */
+/* Stress: N threads checking workers out and in (some as broken, some with short deadlines),
+ * and in one case a thread reclaiming leases past a 1 ms hold time on a manual clock it keeps
+ * advancing. Invariants: no worker is ever held by two callers (a per-connection atomic owner
+ * flag), every caller is eventually served, and at the end the counts balance. Runs under
+ * TSan. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +12,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include <fdn/pool.h>
@@ -47,6 +50,7 @@ typedef struct targ {
     long iters;
     long ok, timeouts, broken, double_owner;
     pthread_barrier_t *bar;
+    _Atomic int *done; /* incremented when the thread ends */
 } targ_t;
 
 static long iters_from_env(void)
@@ -91,10 +95,32 @@ static void *worker(void *arg)
         }
         a->ok++;
     }
+    if (a->done != NULL)
+        atomic_fetch_add(a->done, 1);
     return NULL;
 }
 
-static void run(fdn_pool_strategy_t strat, int size, int overflow)
+/* The reclaiming thread of run(): advance the clock 1 ms and reap until the workers are done
+ * (a bounded loop: each round is one reap). */
+typedef struct rarg {
+    fdn_pool_t *p;
+    fdn_clock_t *clk;
+    _Atomic int *done;
+    int workers;
+} rarg_t;
+
+static void *reclaimer(void *arg)
+{
+    rarg_t *a = arg;
+    while (atomic_load(a->done) < a->workers) {
+        assert_int_equal(fdn_clock_advance(a->clk, 1000000), 0);
+        assert_true(fdn_pool_reap(a->p) >= 0);
+        sched_yield();
+    }
+    return NULL;
+}
+
+static void run_with(fdn_pool_strategy_t strat, int size, int overflow, bool reclaim)
 {
     enum { T = 4 };
     fdn_pool_opts_t o = FDN_POOL_OPTS_INIT;
@@ -103,15 +129,29 @@ static void run(fdn_pool_strategy_t strat, int size, int overflow)
     o.strategy = strat;
     o.create = s_create;
     o.destroy = s_destroy;
+    fdn_clock_t *clk = NULL;
+    if (reclaim) {
+        assert_int_equal(fdn_clock_manual_create(&clk, 0, 0), 0);
+        o.clock = clk;
+        o.reclaim_after_ms = 1;
+    }
     fdn_pool_t *p = NULL;
     assert_int_equal(fdn_pool_create(&p, &o, NULL), 0);
+    /* a lease held through the whole run: the first reap after 1 ms reclaims it for sure */
+    fdn_pool_worker_t *held = NULL;
+    if (reclaim)
+        assert_int_equal(fdn_pool_checkout(p, &held, 0, NULL), 0);
     pthread_barrier_t bar;
     pthread_barrier_init(&bar, NULL, T);
-    pthread_t th[T];
+    pthread_t th[T], rth;
     targ_t a[T];
+    _Atomic int done = 0;
+    rarg_t ra = {.p = p, .clk = clk, .done = &done, .workers = T};
+    if (reclaim)
+        assert_int_equal(pthread_create(&rth, NULL, reclaimer, &ra), 0);
     long iters = iters_from_env();
     for (int i = 0; i < T; i++) {
-        a[i] = (targ_t){.p = p, .tid = i, .iters = iters, .bar = &bar};
+        a[i] = (targ_t){.p = p, .tid = i, .iters = iters, .bar = &bar, .done = &done};
         assert_int_equal(pthread_create(&th[i], NULL, worker, &a[i]), 0);
     }
     long ok = 0, broken = 0, timeouts = 0;
@@ -124,7 +164,16 @@ static void run(fdn_pool_strategy_t strat, int size, int overflow)
     }
     pthread_barrier_destroy(&bar);
     fdn_pool_status_t s;
+    if (reclaim) {
+        pthread_join(rth, NULL);
+        assert_int_equal(fdn_pool_status(p, &s), 0);
+        assert_true(s.reclaimed >= 1);
+        assert_int_equal(s.reclaimed_out, 1); /* `held` */
+        assert_int_equal(fdn_pool_checkin(p, held), 0);
+        ok++; /* its checkout counts */
+    }
     assert_int_equal(fdn_pool_status(p, &s), 0);
+    assert_int_equal(s.reclaimed_out, 0);
     assert_int_equal(s.in_use, 0);
     assert_int_equal(s.waiters, 0);
     assert_int_equal((long)s.checkouts, ok);
@@ -136,9 +185,21 @@ static void run(fdn_pool_strategy_t strat, int size, int overflow)
     assert_true(s.workers >= size); /* broken permanent workers were replaced */
     assert_int_equal((long)(s.created - s.destroyed), s.workers);
     assert_int_equal(atomic_load(&g_live), s.workers);
-    assert_int_equal(ok + timeouts, iters * T);
+    assert_int_equal(ok + timeouts, iters * T + (reclaim ? 1 : 0));
     fdn_pool_destroy(p);
     assert_int_equal(atomic_load(&g_live), 0);
+    fdn_clock_destroy(clk);
+}
+
+static void run(fdn_pool_strategy_t strat, int size, int overflow)
+{
+    run_with(strat, size, overflow, false);
+}
+
+static void reclaim_under_load(void **state)
+{
+    (void)state;
+    run_with(FDN_POOL_LIFO, 2, 1, true);
 }
 
 static void lifo_contended(void **state)
@@ -277,6 +338,7 @@ int main(void)
         cmocka_unit_test(lifo_contended),
         cmocka_unit_test(fifo_contended),
         cmocka_unit_test(wide_pool),
+        cmocka_unit_test(reclaim_under_load),
         cmocka_unit_test(waiters_in_order_rounds),
         cmocka_unit_test(orphaned_pool_freed_by_last_checkin),
     };

@@ -774,6 +774,125 @@ static void leak_reported_once_with_backtrace(void **state)
     assert_int_equal(fdn_pool_checkin(p, w), 0);
 }
 
+/* A lease held reclaim_after_ms is reclaimed by maintenance: its slot is refilled at once,
+ * the holder's connection is left alone (no reset, no destroy) until the holder checks it
+ * in, and then it is destroyed instead of reused. */
+static void reclaim_refills_and_destroys_on_late_checkin(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    o.reset = c_reset;
+    o.reclaim_after_ms = 1000;
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *old, *fresh;
+    assert_int_equal(fdn_pool_checkout(p, &old, 0, NULL), 0);
+    conn_t *old_conn = fdn_pool_worker_conn(old);
+    assert_int_equal(fdn_clock_advance(f->clk, 999 * MS), 0);
+    assert_int_equal(fdn_pool_reap(p), 0);
+    assert_int_equal(fdn_clock_advance(f->clk, 1 * MS), 0);
+    assert_int_equal(fdn_pool_reap(p), 1);
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.reclaimed, 1);
+    assert_int_equal(s.reclaimed_out, 1);
+    assert_int_equal(s.in_use, 0);
+    assert_int_equal(s.workers, 1); /* the refill */
+    assert_int_equal(s.available, 1);
+    assert_int_equal(s.oldest_lease_age_ns, 0);
+    assert_int_equal(atomic_load(&f->ctx.live), 2);
+    assert_int_equal(atomic_load(&f->ctx.destroyed), 0);
+    assert_int_equal(fdn_pool_reap(p), 0); /* reclaimed once */
+
+    assert_int_equal(fdn_pool_checkout(p, &fresh, 0, NULL), 0);
+    assert_ptr_not_equal(fdn_pool_worker_conn(fresh), old_conn);
+    assert_int_equal(old_conn->id, 1); /* still the holder's, untouched */
+
+    assert_int_equal(fdn_pool_checkin(p, old), 0);
+    assert_int_equal(atomic_load(&f->ctx.resets), 0);
+    assert_int_equal(atomic_load(&f->ctx.destroyed), 1);
+    s = st(p);
+    assert_int_equal(s.reclaimed_out, 0);
+    assert_int_equal(s.in_use, 1);
+    assert_int_equal(s.destroyed, 1);
+    assert_int_equal(fdn_pool_checkin(p, fresh), 0);
+    assert_int_equal(atomic_load(&f->ctx.resets), 1);
+    assert_int_equal(st(p).available, 1);
+}
+
+/* A caller waiting for a full pool gets the reclaimed slot; an owner's reclaimed lease is
+ * still given back by fdn_pool_release_owner. */
+static void reclaim_serves_waiter_and_release_owner(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    o.reclaim_after_ms = 500;
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *old;
+    assert_int_equal(fdn_pool_checkout_owned(p, &old, 0, 42, NULL), 0);
+    waiter_arg_t a;
+    pthread_t t = start_waiter(&a, p, 5000, false);
+    assert_int_equal(fdn_clock_advance(f->clk, 500 * MS), 0);
+    assert_int_equal(fdn_pool_reap(p), 1);
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, 0);
+    assert_ptr_not_equal(fdn_pool_worker_conn(a.got), fdn_pool_worker_conn(old));
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.waiters, 0);
+    assert_int_equal(s.in_use, 1);
+    assert_int_equal(s.workers, 1);
+    assert_int_equal(s.reclaimed_out, 1);
+    assert_int_equal(fdn_pool_release_owner(p, 42, false), 1);
+    assert_int_equal(st(p).reclaimed_out, 0);
+    assert_int_equal(atomic_load(&f->ctx.destroyed), 1);
+    assert_int_equal(fdn_pool_checkin(p, a.got), 0);
+}
+
+/* Shutdown does not wait for reclaimed leases, and the pool's memory outlives its last
+ * reference until the reclaimed lease comes back (LeakSanitizer and ASan check both). */
+static void reclaimed_lease_outlives_pool(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 2, 0);
+    o.reclaim_after_ms = 100;
+    fdn_pool_t *p = NULL;
+    assert_int_equal(fdn_pool_create(&p, &o, NULL), 0);
+    fdn_pool_worker_t *old;
+    assert_int_equal(fdn_pool_checkout(p, &old, 0, NULL), 0);
+    assert_int_equal(fdn_clock_advance(f->clk, 100 * MS), 0);
+    assert_int_equal(fdn_pool_reap(p), 1);
+    assert_int_equal(fdn_pool_shutdown(p, 0), 0);
+    fdn_pool_destroy(p);
+    assert_int_equal(atomic_load(&f->ctx.live), 1);
+    assert_int_equal(fdn_pool_checkin(p, old), 0); /* frees the pool */
+    assert_int_equal(atomic_load(&f->ctx.live), 0);
+}
+
+static void reclaim_option_checked(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_t *p = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    o.reclaim_after_ms = -1;
+    assert_int_equal(fdn_pool_create(&p, &o, &err), FDN_EINVAL);
+    assert_non_null(strstr(err.message, "negative time option"));
+    o = base_opts(f, 1, 0);
+    o.version = 0;
+    assert_int_equal(fdn_pool_create(&p, &o, &err), FDN_EINVAL);
+    assert_non_null(strstr(err.message, "version"));
+    /* a version 1 caller's struct ends before reclaim_after_ms: it is not read */
+    o = base_opts(f, 1, 0);
+    o.version = 1;
+    o.reclaim_after_ms = 1;
+    p = mkpool(f, &o);
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_equal(fdn_clock_advance(f->clk, 10 * MS), 0);
+    assert_int_equal(fdn_pool_reap(p), 0);
+    assert_int_equal(st(p).reclaimed, 0);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+    assert_int_equal(atomic_load(&f->ctx.live), 1);
+}
+
 static void reaper_thread_runs_on_manual_clock(void **state)
 {
     fixture_t *f = *state;
@@ -1268,6 +1387,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(idle_timeout_shrinks_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(overflow_ttl_keeps_overflow_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(leak_reported_once_with_backtrace, setup, teardown),
+        cmocka_unit_test_setup_teardown(reclaim_refills_and_destroys_on_late_checkin, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(reclaim_serves_waiter_and_release_owner, setup, teardown),
+        cmocka_unit_test_setup_teardown(reclaimed_lease_outlives_pool, setup, teardown),
+        cmocka_unit_test_setup_teardown(reclaim_option_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(reaper_thread_runs_on_manual_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(shutdown_releases_waiters_and_outlives_leases,
                                         setup_one_held, teardown),
