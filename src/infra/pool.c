@@ -1160,8 +1160,7 @@ typedef struct leak_rec {
 /* Reclaim the leases held reclaim_after or longer (see "Reclaim" above); their slots go to
  * the oldest waiters, and refill creations are reserved for the rest up to `size`. Returns
  * how many were reclaimed; *kick is set when the clock must be kicked. */
-static int reclaim_locked(fdn_pool_t *p, int64_t now, bool *kick, int *refill_n)
-    FDN_REQUIRES(p->mu)
+static int reclaim_locked(fdn_pool_t *p, int64_t now, bool *kick, int *refill_n) FDN_REQUIRES(p->mu)
 {
     int n = 0;
     fdn_pool_worker_t *w, *next;
