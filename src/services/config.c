@@ -98,10 +98,33 @@ static void leaf_fill(leaf_t *l, const json_t *v)
     }
 }
 
+static cfg_box_t *box_new(const json_t *v)
+{
+    cfg_box_t *b = fdn__malloc(sizeof(*b));
+    if (b == NULL)
+        return NULL;
+    /* json_deep_copy takes a non-const pointer but does not change its argument */
+    b->v = json_deep_copy((json_t *)(uintptr_t)v);
+    if (b->v == NULL) {
+        fdn__free(b);
+        return NULL;
+    }
+    atomic_init(&b->refs, 1);
+    return b;
+}
+
+static void box_unref(cfg_box_t *b)
+{
+    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
+        json_decref(b->v);
+        fdn__free(b);
+    }
+}
+
 void fdn__cfg_snap_free(snap_t *s)
 {
     for (size_t i = 0; i < s->n; i++)
-        json_decref(s->vals[i]);
+        box_unref(s->box[i]);
     fdn__free(s);
 }
 
@@ -120,30 +143,37 @@ void fdn__cfg_snap_retire_cb(struct rcu_head *h)
     fdn__cfg_snap_unref(s);
 }
 
-/* New snapshot holding new references to vals[] (vals[replace] replaced by `with`). */
-snap_t *fdn__cfg_snap_new(const fdn__cfg_schema_t *schema, json_t *const *vals, long replace,
-                          json_t *with)
+snap_t *fdn__cfg_snap_new(const fdn__cfg_schema_t *schema, const snap_t *base,
+                          json_t *const *vals, long replace, const json_t *with)
 {
     size_t n = schema->n;
-    snap_t *s = fdn__calloc(1, sizeof(*s) + n * (sizeof(json_t *) + sizeof(leaf_t)));
+    FDN_ASSERT(base == NULL || base->n == n);
+    snap_t *s = fdn__calloc(1, sizeof(*s) + n * (sizeof(json_t *) + sizeof(leaf_t) +
+                                                 sizeof(cfg_box_t *)));
     if (s == NULL)
         return NULL;
     s->schema = schema;
     s->n = n;
     s->leaves = (leaf_t *)(void *)(s + 1);
     s->vals = (json_t **)(void *)(s->leaves + n);
+    s->box = (cfg_box_t **)(void *)(s->vals + n);
     for (size_t i = 0; i < n; i++) {
-        /* Each snapshot owns private copies: jansson reference counts are then only
-         * touched by the thread that builds or frees the whole snapshot (jansson's
-         * incref/decref read the count non-atomically before the atomic update). */
-        json_t *v = json_deep_copy((long)i == replace ? with : vals[i]);
-        if (v == NULL) {
-            s->n = i;
-            fdn__cfg_snap_free(s);
-            return NULL;
+        cfg_box_t *b;
+        if (base != NULL && (long)i != replace) {
+            b = base->box[i];
+            atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+            s->leaves[i] = base->leaves[i];
+        } else {
+            b = box_new((long)i == replace ? with : vals[i]);
+            if (b == NULL) {
+                s->n = i;
+                fdn__cfg_snap_free(s);
+                return NULL;
+            }
+            leaf_fill(&s->leaves[i], b->v);
         }
-        s->vals[i] = v;
-        leaf_fill(&s->leaves[i], v);
+        s->box[i] = b;
+        s->vals[i] = b->v;
     }
     atomic_init(&s->refs, 1);
     return s;
@@ -856,7 +886,7 @@ int fdn_config_create(fdn_config_t **out, const fdn_config_opts_t *opts, fdn_err
         rc = build_startup(cfg, &o, err);
     if (rc == 0) {
         cfg->nleaves = cfg->schema->n;
-        cfg->cur = fdn__cfg_snap_new(cfg->schema, cfg->startup, -1, NULL);
+        cfg->cur = fdn__cfg_snap_new(cfg->schema, NULL, cfg->startup, -1, NULL);
         cfg->latch[0] = fdn__calloc(cfg->nleaves, sizeof(latch_leaf_t));
         cfg->latch[1] = fdn__calloc(cfg->nleaves, sizeof(latch_leaf_t));
         if (cfg->cur == NULL || cfg->latch[0] == NULL || cfg->latch[1] == NULL) {

@@ -52,14 +52,26 @@ typedef struct leaf {
     int kind;
 } leaf_t;
 
+/* One value of the tree, shared by every snapshot that holds it unchanged: a snapshot made
+ * by an update shares all but the updated value with its predecessor. The jansson value is
+ * private to its box: only the box's creator (a deep copy) and the thread dropping the last
+ * box reference touch its jansson reference count (jansson's incref/decref read the count
+ * non-atomically before their atomic update, so sharing one value's count between threads
+ * would race). */
+typedef struct cfg_box {
+    atomic_long refs;
+    json_t *v;
+} cfg_box_t;
+
 struct fdn_config_snapshot {
     struct rcu_head rcu;
     atomic_long refs;
     uint64_t revision;
     const fdn__cfg_schema_t *schema;
     size_t n;
-    json_t **vals;
+    json_t **vals; /* vals[i] == box[i]->v, read by the hot paths without a hop */
     leaf_t *leaves;
+    cfg_box_t **box;
 };
 typedef struct fdn_config_snapshot snap_t;
 
@@ -138,8 +150,11 @@ struct fdn_config {
     const fdn__cfg_remote_ops_t *remote_ops;
 };
 
-snap_t *fdn__cfg_snap_new(const fdn__cfg_schema_t *schema, json_t *const *vals, long replace,
-                          json_t *with);
+/* A new snapshot (one reference): the values of `base` (sharing them), or copies of vals[]
+ * when base is NULL; in both cases value `replace` (>= 0) is a copy of `with` instead.
+ * NULL when out of memory. */
+snap_t *fdn__cfg_snap_new(const fdn__cfg_schema_t *schema, const snap_t *base,
+                          json_t *const *vals, long replace, const json_t *with);
 void fdn__cfg_snap_free(snap_t *s);
 void fdn__cfg_snap_unref(const snap_t *s);
 void fdn__cfg_snap_retire_cb(struct rcu_head *h);

@@ -368,7 +368,7 @@ int fdn__cfg_apply_at_locked(fdn_config_t *cfg, int32_t idx, json_t *v, uint64_t
     /* live == cur while running */
     FDN_ASSERT(atomic_load_explicit(&cfg->live, memory_order_relaxed) == cfg->cur);
     snap_t *cur = cfg->cur;
-    snap_t *ns = fdn__cfg_snap_new(cfg->schema, cur->vals, idx, v);
+    snap_t *ns = fdn__cfg_snap_new(cfg->schema, cur, NULL, idx, v);
     if (ns == NULL)
         return fdn_err_set(err, FDN_ENOMEM, NULL);
     int rc = fdn__cfg_validate(cfg->schema, ns->vals, NULL, err);
@@ -393,7 +393,7 @@ int fdn__cfg_apply_at_locked(fdn_config_t *cfg, int32_t idx, json_t *v, uint64_t
 static int validate_candidate(fdn_config_t *cfg, int32_t idx, json_t *v, fdn_error_t *err)
     FDN_REQUIRES(cfg->wmu)
 {
-    snap_t *ns = fdn__cfg_snap_new(cfg->schema, cfg->cur->vals, idx, v);
+    snap_t *ns = fdn__cfg_snap_new(cfg->schema, cfg->cur, NULL, idx, v);
     if (ns == NULL)
         return fdn_err_set(err, FDN_ENOMEM, NULL);
     int rc = fdn__cfg_validate(cfg->schema, ns->vals, NULL, err);
@@ -552,7 +552,7 @@ int fdn__config_check_and_queue(fdn_config_t *cfg, const char *path, const char 
         if (cfg->running) {
             rc = 1;
         } else {
-            snap_t *trial = fdn__cfg_snap_new(cfg->schema, cfg->cur->vals, idx, v);
+            snap_t *trial = fdn__cfg_snap_new(cfg->schema, cfg->cur, NULL, idx, v);
             rc = trial == NULL ? fdn_err_set(err, FDN_ENOMEM, NULL)
                                : fdn__cfg_validate(cfg->schema, trial->vals, NULL, err);
             if (trial != NULL)
@@ -580,7 +580,7 @@ static int reset_to(fdn_config_t *cfg, json_t *const *vals, fdn_error_t *err)
         rc = fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
     } else {
         FDN_ASSERT(atomic_load_explicit(&cfg->live, memory_order_relaxed) == cfg->cur);
-        snap_t *ns = fdn__cfg_snap_new(cfg->schema, vals, -1, NULL);
+        snap_t *ns = fdn__cfg_snap_new(cfg->schema, NULL, vals, -1, NULL);
         if (ns == NULL) {
             rc = fdn_err_set(err, FDN_ENOMEM, NULL);
         } else {
