@@ -29,12 +29,17 @@ int fdn__strv_pack(const void *ctx, size_t count, const char *(*at)(const void *
 #define FDN_MIN(a, b)    ((a) < (b) ? (a) : (b))
 #define FDN_MAX(a, b)    ((a) > (b) ? (a) : (b))
 
+/* FDN_TLS_IE on a small _Thread_local of a hot path: the initial-exec model reads it at a
+ * fixed offset from the thread pointer instead of calling __tls_get_addr from the shared
+ * library (the library is linked at start, never dlopen'ed late, so static TLS space holds). */
 #if defined(__GNUC__)
 #define FDN_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define FDN_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define FDN_TLS_IE      __attribute__((tls_model("initial-exec")))
 #else
 #define FDN_LIKELY(x)   (x)
 #define FDN_UNLIKELY(x) (x)
+#define FDN_TLS_IE
 #endif
 
 #endif

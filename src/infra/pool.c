@@ -44,12 +44,31 @@
  *
  * Leases. The handle a checkout returns (fdn_pool_worker_t * in the API) is not the worker
  * itself but one of LEASE_SLOTS slots inside it, chosen by the worker's lease generation
- * (lease_gen, under p->mu), which every new lease and every hand-over to a waiter bumps. A
- * checkin is accepted only for the current slot of a worker in use, so a second checkin of
- * a lease that already ended (the worker went idle, to a waiter or to a new borrower) is
- * refused with FDN_EINVAL and changes nothing. A stale handle is only mistaken for the
- * current one after a multiple of LEASE_SLOTS further leases of the same worker, and (as
- * for any use-after-checkin) never after the worker was destroyed.
+ * (lease_gen: odd while lent, even otherwise; changed by whoever owns the worker: the holder,
+ * or p->mu's holder for a worker not lent), which every new lease, every end of a lease and
+ * every hand-over to a waiter bumps. A checkin is accepted only for the current slot of a
+ * worker lent, so a second checkin of a lease that already ended (the worker went idle, to a
+ * waiter or to a new borrower) is refused with FDN_EINVAL and changes nothing. A stale
+ * handle is only mistaken for the current one after a multiple of LEASE_SLOTS / 2 further
+ * leases of the same worker, and (as for any use-after-checkin) never after the worker was
+ * destroyed.
+ *
+ * Thread caches. A plain pool (`fast`: LIFO, no timed feature that needs the clock at
+ * checkin, no leak threshold, no reclaim) parks a returned worker in one of CACHE_SLOTS
+ * slots chosen by the calling thread, without taking p->mu, and the same thread's next
+ * checkout takes it back from there, so threads that each borrow one worker at a time share
+ * no written cache line (HikariCP's bag does the same with thread-local lists). A parked
+ * worker stays counted in `in_use` (status reports it as available) and stays in p->all. The
+ * slot is the only place that moves it: whoever exchanges it out of the slot owns it, so a
+ * checkout with no idle worker steals parked ones before creating or waiting, and shutdown
+ * takes them all. Parking races with a caller about to wait and with shutdown; both sides
+ * write first and read the other's flag second (seq_cst): the parker publishes its worker
+ * tagged PENDING, then reads nwait_a and closing, and either withdraws it (and checks in
+ * through p->mu) or clears the tag; the waiter publishes nwait_a, shutdown `closing`, and then
+ * each scans the slots, waiting out a PENDING tag. Nothing touches p after the tag is
+ * cleared, so a pool freed right after (its last lease gone) is never read. In one thread,
+ * parking keeps LIFO exact: a checkin that finds the slot taken moves the older parked worker
+ * to the front of the idle list under p->mu and parks itself.
  *
  * Timed maintenance (all on the injected clock) is lazy: the worker being lent is checked
  * for lifetime and idle timeout and validated when idle too long; the worker being returned
@@ -70,6 +89,7 @@
 
 #include <execinfo.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,7 +107,9 @@
 
 #define NS_PER_MS   1000000LL
 #define BT_MAX      24
-#define LEASE_SLOTS 16u
+#define LEASE_SLOTS 32u
+#define CACHE_SLOTS 16u
+#define PENDING     ((uintptr_t)1)
 #define LEAK_BATCH  16
 
 enum grant { GRANT_NONE = 0, GRANT_WORKER, GRANT_CREATE, GRANT_SHUTDOWN };
@@ -114,22 +136,56 @@ struct fdn_pool_worker {
     int64_t created_ns;
     int64_t expires_ns; /* INT64_MAX: no lifetime */
     int64_t last_used_ns;
-    int64_t checkout_ns;
+    _Atomic int64_t checkout_ns; /* lease start; relaxed: the holder sets it on a parked
+                                    worker's new lease without p->mu */
     bool in_use;
     bool leak_reported;
     bool reclaimed; /* p->mu; the lease was reclaimed: the worker is on p->reclaimed */
-    uint64_t owner; /* p->mu; the current lease's owner token (fdn_pool_checkout_owned), 0: none */
-    uint32_t lease_gen; /* p->mu; the current lease's slot is lease_gen % LEASE_SLOTS */
+    _Atomic uint64_t owner;     /* the current lease's owner token (fdn_pool_checkout_owned), 0:
+                                   none; written under p->mu, read by the holder without it */
+    _Atomic uint32_t lease_gen; /* odd while lent; the current lease's slot is
+                                   lease_gen % LEASE_SLOTS (see "Leases") */
     int bt_len;
     void *bt[BT_MAX];
     lease_slot_t slots[LEASE_SLOTS];
 };
 
+/* Lease generations: only the worker's owner of the moment writes them (see "Leases"), so
+ * relaxed accesses do; they are atomic because a stale checkin may read one meanwhile. */
+static uint32_t gen_of(const fdn_pool_worker_t *w)
+{
+    return atomic_load_explicit(&w->lease_gen, memory_order_relaxed);
+}
+
+static void gen_add(fdn_pool_worker_t *w, uint32_t d)
+{
+    atomic_store_explicit(&w->lease_gen, gen_of(w) + d, memory_order_relaxed);
+}
+
 /* The handle of w's current lease (p->mu held, or the caller holds that lease). */
 static fdn_pool_worker_t *lease_handle(fdn_pool_worker_t *w)
 {
-    return (fdn_pool_worker_t *)(void *)&w->slots[w->lease_gen % LEASE_SLOTS];
+    return (fdn_pool_worker_t *)(void *)&w->slots[gen_of(w) % LEASE_SLOTS];
 }
+
+static int64_t co_get(const fdn_pool_worker_t *w)
+{
+    return atomic_load_explicit(&w->checkout_ns, memory_order_relaxed);
+}
+
+/* Is h the handle of the lease w is lent under now? */
+static bool lease_is(const fdn_pool_worker_t *w, const fdn_pool_worker_t *h)
+{
+    uint32_t g = gen_of(w);
+    return (g & 1u) != 0 && (const void *)h == (const void *)&w->slots[g % LEASE_SLOTS];
+}
+
+/* A thread-cache slot (see "Thread caches"), padded so that two slots never share a line. */
+typedef struct cache_slot {
+    _Atomic uintptr_t w;        /* a parked worker, PENDING-tagged while being parked, or 0 */
+    _Atomic uint64_t checkouts; /* checkouts served from this slot */
+    char pad_[2 * FDN_CACHELINE - sizeof(uintptr_t) - sizeof(uint64_t)];
+} cache_slot_t;
 
 /* The worker behind a handle (the handle must come from a checkout of a live worker). */
 static fdn_pool_worker_t *lease_worker(const fdn_pool_worker_t *h)
@@ -169,7 +225,7 @@ struct fdn_pool {
     struct cds_list_head all; /* every worker (all_link) */
     struct cds_list_head reclaimed; /* workers of reclaimed leases still out (all_link) */
     int reclaimed_out;
-    int live;
+    _Atomic int live; /* written under mu; read without it by the parking checkin */
     int in_use;
     int creating;
     int busy; /* threads still using p after dropping the lock (see give_back) */
@@ -188,6 +244,11 @@ struct fdn_pool {
 
     pthread_t reaper;
     _Atomic bool reaper_stop;
+
+    bool fast;            /* thread caches on (see "Thread caches"); set at creation */
+    _Atomic bool closing; /* set by shutdown before it empties the caches */
+    _Atomic int nwait_a;  /* nwait, published before a waiter scans the caches */
+    cache_slot_t cache[CACHE_SLOTS];
 };
 
 /* ------------------------------------------------------------------------------------------
@@ -297,12 +358,14 @@ static void wq_push(fdn_pool_t *p, waiter_t *wt)
 {
     cds_list_add_tail(&wt->link, &p->waiters);
     p->nwait++;
+    atomic_store(&p->nwait_a, p->nwait); /* seq_cst: before the caller scans the caches */
 }
 
 static void wq_remove(fdn_pool_t *p, waiter_t *wt)
 {
     cds_list_del(&wt->link);
     p->nwait--;
+    atomic_store_explicit(&p->nwait_a, p->nwait, memory_order_relaxed);
 }
 
 static bool waiting_locked(fdn_pool_t *p) FDN_REQUIRES(p->mu)
@@ -389,7 +452,7 @@ static void worker_init_times_locked(fdn_pool_t *p, fdn_pool_worker_t *w, int64_
 {
     w->created_ns = now;
     w->last_used_ns = now;
-    w->checkout_ns = now;
+    atomic_store_explicit(&w->checkout_ns, now, memory_order_relaxed);
     if (p->max_lifetime_ns > 0) {
         int64_t jitter = 0;
         if (p->jitter_ns > 0)
@@ -435,29 +498,193 @@ static bool lease_current_locked(const fdn_pool_t *p, const fdn_pool_worker_t *w
                                  const fdn_pool_worker_t *h) FDN_REQUIRES(p->mu)
 {
     FDN_ASSERT(w->pool == p);
-    return w->in_use && (const void *)h == (const void *)&w->slots[w->lease_gen % LEASE_SLOTS];
+    return w->in_use && lease_is(w, h);
 }
 
 static void set_lease_locked(fdn_pool_t *p, fdn_pool_worker_t *w, int64_t now, void *const *bt,
                              int bt_len) FDN_REQUIRES(p->mu)
 {
     FDN_ASSERT(w->pool == p);
+    FDN_ASSERT((gen_of(w) & 1u) == 0);
     w->in_use = true;
-    w->lease_gen++;
-    w->owner = 0;
-    w->checkout_ns = now;
+    gen_add(w, 1);
+    atomic_store_explicit(&w->owner, 0, memory_order_relaxed);
+    atomic_store_explicit(&w->checkout_ns, now, memory_order_relaxed);
     w->leak_reported = false;
     w->bt_len = bt_len;
     if (bt_len > 0)
         memcpy(w->bt, bt, (size_t)bt_len * sizeof(bt[0]));
 }
 
+/* ---- thread caches (see "Thread caches") ---- */
+
+/* The calling thread's slot in p's cache: threads are numbered on first use. */
+static cache_slot_t *my_slot(fdn_pool_t *p)
+{
+    static _Atomic uint32_t next_thread;
+    static _Thread_local uint32_t thread_no FDN_TLS_IE; /* 0: not numbered yet */
+    if (thread_no == 0)
+        thread_no = atomic_fetch_add_explicit(&next_thread, 1, memory_order_relaxed) + 1;
+    return &p->cache[(thread_no - 1) % CACHE_SLOTS];
+}
+
+/* Take the worker parked in slot c, if any (a PENDING one is not there yet). The caller owns
+ * it then: parked, still counted in in_use, lease_gen even. */
+static fdn_pool_worker_t *slot_take(cache_slot_t *c)
+{
+    uintptr_t v = atomic_load_explicit(&c->w, memory_order_relaxed);
+    if (v == 0 || (v & PENDING) != 0)
+        return NULL;
+    if (!atomic_compare_exchange_strong_explicit(&c->w, &v, 0, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return NULL;
+    return (fdn_pool_worker_t *)v;
+}
+
+/* As slot_take, but wait out a worker being parked there (p->mu held: the parker never takes
+ * it, so the wait is a few of its instructions, or its time slice if it was preempted). */
+static fdn_pool_worker_t *slot_take_settled(cache_slot_t *c)
+{
+    for (;;) {
+        uintptr_t v = atomic_load(&c->w); /* seq_cst: after nwait_a or closing (see above) */
+        if (v == 0)
+            return NULL;
+        if ((v & PENDING) != 0) {
+            sched_yield();
+            continue;
+        }
+        if (atomic_compare_exchange_strong(&c->w, &v, 0))
+            return (fdn_pool_worker_t *)v;
+    }
+}
+
+/* Checkout without p->mu: the worker this thread parked last. Returns its new lease or NULL. */
+static fdn_pool_worker_t *unpark(fdn_pool_t *p, int64_t stamp)
+{
+    if (atomic_load_explicit(&p->closing, memory_order_relaxed))
+        return NULL;
+    cache_slot_t *c = my_slot(p);
+    fdn_pool_worker_t *w = slot_take(c);
+    if (w == NULL)
+        return NULL;
+    gen_add(w, 1);
+    atomic_store_explicit(&w->checkout_ns, stamp, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->checkouts, 1, memory_order_relaxed);
+    return lease_handle(w);
+}
+
+/* Checkin without p->mu of the lease h of w: park w in this thread's slot. Returns false
+ * (nothing changed, the lease still held) when the slow path must do it. */
+static bool park(fdn_pool_t *p, fdn_pool_worker_t *w, const fdn_pool_worker_t *h)
+{
+    if (!lease_is(w, h) || atomic_load_explicit(&w->owner, memory_order_relaxed) != 0 ||
+        atomic_load_explicit(&p->live, memory_order_relaxed) > p->size)
+        return false; /* a stale handle, an owned lease (p->mu), or an overflow worker */
+    cache_slot_t *c = my_slot(p);
+    uintptr_t expect = 0;
+    if (atomic_load_explicit(&c->w, memory_order_relaxed) != 0)
+        return false; /* taken: the slow path moves the older one to the idle list */
+    gen_add(w, 1);    /* the lease ends before anyone can take the worker */
+    if (!atomic_compare_exchange_strong(&c->w, &expect, (uintptr_t)w | PENDING)) {
+        gen_add(w, UINT32_MAX); /* back to the lease: still ours */
+        return false;
+    }
+    if (atomic_load(&p->nwait_a) != 0 || atomic_load(&p->closing)) {
+        /* a caller waits, or the pool shuts down: withdraw (no one takes a PENDING worker) */
+        atomic_store_explicit(&c->w, 0, memory_order_relaxed);
+        gen_add(w, UINT32_MAX);
+        return false;
+    }
+    /* release: the next owner sees every write of this lease; p is not touched after this */
+    atomic_store_explicit(&c->w, (uintptr_t)w, memory_order_release);
+    return true;
+}
+
+/* Under p->mu, in the slow checkin, park the lease's worker w (whose lease has not ended yet)
+ * if the slot is free or holds a settled older worker, which then goes to the front of the
+ * idle list (LIFO: it was returned before w). Returns false when nothing was done. */
+static bool park_locked(fdn_pool_t *p, fdn_pool_worker_t *w) FDN_REQUIRES(p->mu)
+{
+    cache_slot_t *c = my_slot(p);
+    uintptr_t v = atomic_load_explicit(&c->w, memory_order_relaxed);
+    if ((v & PENDING) != 0)
+        return false;
+    atomic_store_explicit(&w->owner, 0, memory_order_relaxed);
+    gen_add(w, 1);
+    if (!atomic_compare_exchange_strong_explicit(&c->w, &v, (uintptr_t)w, memory_order_acq_rel,
+                                                 memory_order_relaxed)) {
+        gen_add(w, UINT32_MAX);
+        return false;
+    }
+    if (v != 0) {
+        fdn_pool_worker_t *old = (fdn_pool_worker_t *)v;
+        old->in_use = false;
+        old->bt_len = 0;
+        p->in_use--;
+        idle_push(p, old);
+    }
+    return true;
+}
+
+/* Steal a parked worker from any slot (p->mu held) and make it the caller's lease. */
+static fdn_pool_worker_t *steal_locked(fdn_pool_t *p, int64_t now, void *const *bt, int bt_len)
+    FDN_REQUIRES(p->mu)
+{
+    for (unsigned i = 0; i < CACHE_SLOTS; i++) {
+        fdn_pool_worker_t *w = slot_take_settled(&p->cache[i]);
+        if (w != NULL) {
+            set_lease_locked(p, w, now, bt, bt_len); /* in_use: counted while parked */
+            p->n_checkouts++;
+            return lease_handle(w);
+        }
+    }
+    return NULL;
+}
+
+/* Make w idle under p->mu. In a pool with thread caches, the parked workers go to the idle
+ * list first, so that w, returned or made after them, is lent before them (LIFO). */
+static void idle_add_locked(fdn_pool_t *p, fdn_pool_worker_t *w) FDN_REQUIRES(p->mu)
+{
+    for (unsigned i = 0; p->fast && i < CACHE_SLOTS; i++) {
+        fdn_pool_worker_t *x = slot_take_settled(&p->cache[i]);
+        if (x != NULL) {
+            x->in_use = false;
+            x->bt_len = 0;
+            p->in_use--;
+            idle_push(p, x);
+        }
+    }
+    idle_push(p, w);
+}
+
+/* Parked workers (p->mu held; an estimate while parking checkins run). */
+static int parked_locked(fdn_pool_t *p) FDN_REQUIRES(p->mu)
+{
+    int n = 0;
+    for (unsigned i = 0; i < CACHE_SLOTS; i++) {
+        uintptr_t v = atomic_load_explicit(&p->cache[i].w, memory_order_relaxed);
+        n += v != 0 && (v & PENDING) == 0;
+    }
+    return n;
+}
+
+static uint64_t fast_checkouts(fdn_pool_t *p)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < CACHE_SLOTS; i++)
+        n += atomic_load_explicit(&p->cache[i].checkouts, memory_order_relaxed);
+    return n;
+}
+
 static int64_t oldest_lease_age_locked(const fdn_pool_t *p, int64_t now) FDN_REQUIRES(p->mu)
 {
     int64_t oldest = INT64_MAX;
     const fdn_pool_worker_t *w;
-    fdn__list_for_each_entry(w, &p->all, all_link) if (w->in_use && w->checkout_ns < oldest)
-        oldest = w->checkout_ns;
+    fdn__list_for_each_entry(w, &p->all, all_link)
+    {
+        if (w->in_use && (gen_of(w) & 1u) != 0 && co_get(w) < oldest) /* not parked */
+            oldest = co_get(w);
+    }
     return oldest == INT64_MAX ? 0 : FDN_MAX(now - oldest, (int64_t)0);
 }
 
@@ -480,7 +707,7 @@ static fdn_pool_worker_t *place_new_locked(fdn_pool_t *p, fdn_pool_worker_t *w, 
         set_lease_locked(p, w, now, NULL, 0);
         *kick |= grant_oldest(p, GRANT_WORKER, w);
     } else {
-        idle_push(p, w);
+        idle_add_locked(p, w);
     }
     return NULL;
 }
@@ -599,6 +826,8 @@ int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *
     p->checkin_needs_now = p->max_lifetime_ns > 0 || p->idle_timeout_ns > 0 ||
                            p->overflow_ttl_ns > 0 ||
                            (p->validate != NULL && p->validate_after_ns >= 0);
+    p->fast = strat == FDN_POOL_LIFO && !p->checkin_needs_now && p->leak_threshold_ns == 0 &&
+              p->reclaim_after_ns == 0;
     p->clock = opts->clock != NULL ? opts->clock : fdn_clock_system();
     p->manual = fdn_clock_is_manual(p->clock);
     p->tm = opts->telemetry;
@@ -667,10 +896,23 @@ int fdn_pool_shutdown(fdn_pool_t *p, int64_t timeout_ms)
         return FDN_EINVAL;
     bool kick = false;
     bool join = false;
+    atomic_store(&p->closing, true); /* seq_cst: before the caches are emptied */
     fdn__mutex_lock(&p->mu);
     fdn_pool_worker_t *drop = NULL;
     if (!p->closed) {
         p->closed = true;
+        for (unsigned i = 0; p->fast && i < CACHE_SLOTS; i++) {
+            fdn_pool_worker_t *w = slot_take_settled(&p->cache[i]);
+            if (w == NULL)
+                continue;
+            w->in_use = false;
+            all_remove(w);
+            w->drop_next = drop;
+            drop = w;
+            p->live--;
+            p->in_use--;
+            p->n_destroyed++;
+        }
         while (idle_any_locked(p)) {
             idle_drop_locked(p, idle_first_locked(p), &drop);
             p->live--;
@@ -832,6 +1074,14 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
     /* Precise start only when telemetry reports the checkout time. */
     int64_t start = p->tm != NULL ? now_ns(p) : 0;
     int64_t stamp = stamp_ns(p);
+    if (p->fast) {
+        fdn_pool_worker_t *h = unpark(p, stamp);
+        if (h != NULL) {
+            *out = h;
+            tm_checkout(p, start);
+            return 0;
+        }
+    }
     int64_t timeout_ns = timeout_ms == FDN_POOL_TIMEOUT_DEFAULT ? p->checkout_timeout_ns
                          : timeout_ms == FDN_POOL_WAIT_FOREVER  ? INT64_MAX
                                                                 : ms_to_ns(timeout_ms);
@@ -887,6 +1137,16 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
             tm_checkout(p, start);
             return 0;
         }
+        if (p->fast && !waiting_locked(p)) {
+            fdn_pool_worker_t *h = steal_locked(p, stamp, bt, bt_len);
+            if (h != NULL) {
+                fdn__mutex_unlock(&p->mu);
+                destroy_chain(p, drop);
+                *out = h;
+                tm_checkout(p, start);
+                return 0;
+            }
+        }
         if (!waiting_locked(p) && p->live < p->size + p->max_overflow) {
             p->live++;
             p->in_use++;
@@ -922,6 +1182,19 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
     if (wt.has_cv)
         (void)fdn__cond_init_mono(&wt.cv);
     wq_push(p, &wt);
+    if (p->fast) {
+        /* a worker parked before this waiter was visible (see "Thread caches") */
+        fdn_pool_worker_t *h = steal_locked(p, now, bt, bt_len);
+        if (h != NULL) {
+            wq_remove(p, &wt);
+            if (wt.has_cv)
+                pthread_cond_destroy(&wt.cv);
+            fdn__mutex_unlock(&p->mu);
+            *out = h;
+            tm_checkout(p, start);
+            return 0;
+        }
+    }
     while (wt.grant == GRANT_NONE) {
         if (p->manual) {
             uint64_t seq = fdn_clock_kick_seq(p->clock);
@@ -985,7 +1258,22 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
     fdn_pool_worker_t *w = lease_worker(h);
     if (w == NULL || w->pool != p)
         return FDN_EINVAL;
-    if (!broken && p->reset != NULL) {
+    bool reset_done = false, reported = false;
+    if (p->fast && !broken && lease_is(w, h)) {
+        /* the caller's own lease (a stale handle fails lease_is; see "Leases") */
+        reset_done = true;
+        if (p->reset != NULL && p->reset(w->conn, p->user) != 0) {
+            broken = true;
+        } else {
+            if (p->tm != NULL) { /* now, while the lease still pins p */
+                tm_event(p, "foundation.connection_pool.checkin", NULL, 0);
+                reported = true;
+            }
+            if (park(p, w, h))
+                return 0;
+        }
+    }
+    if (!broken && !reset_done && p->reset != NULL) {
         /* the reset callback must only ever see a connection the caller really holds */
         fdn__mutex_lock(&p->mu);
         bool current = lease_current_locked(p, w, h);
@@ -1008,7 +1296,7 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
         return FDN_EINVAL;
     }
     if (!p->checkin_needs_now)
-        now = w->checkout_ns;
+        now = co_get(w);
     bool expired = now >= w->expires_ns;
     if (w->reclaimed) {
         /* Its slot was given away when it was reclaimed: only the worker is left to destroy. */
@@ -1023,10 +1311,10 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
         /* Hand over to the oldest waiter; the lease continues. */
         if (!p->checkin_needs_now)
             now = stamp_ns(p);
-        w->checkout_ns = now;
+        atomic_store_explicit(&w->checkout_ns, now, memory_order_relaxed);
         w->leak_reported = false;
         w->bt_len = 0;
-        w->lease_gen++; /* a new lease: the old handle no longer checks in */
+        gen_add(w, 2); /* a new lease: the old handle no longer checks in */
         kick = grant_oldest(p, GRANT_WORKER, w);
     } else if (broken || expired || p->closed || (p->live > p->size && p->overflow_ttl_ns == 0)) {
         w->in_use = false;
@@ -1048,17 +1336,18 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
                 refill_n = 1;
             }
         }
-    } else {
+    } else if (!(p->fast && park_locked(p, w))) {
         w->in_use = false;
+        gen_add(w, 1); /* the lease ended */
         w->last_used_ns = now;
         w->bt_len = 0;
         p->in_use--;
-        idle_push(p, w);
+        idle_add_locked(p, w);
     }
     drain_check_locked(p);
     /* Work left after unlocking touches p: pin it with `busy` so that a concurrent final
      * checkin of an orphaned pool cannot free it under us. */
-    bool post = drop != NULL || refill_n > 0 || p->tm != NULL;
+    bool post = drop != NULL || refill_n > 0 || (p->tm != NULL && !reported);
     if (post)
         p->busy++;
     bool f = !post && can_free_locked(p);
@@ -1071,7 +1360,8 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
             pool_free(p);
         return 0;
     }
-    tm_event(p, "foundation.connection_pool.checkin", NULL, 0);
+    if (!reported)
+        tm_event(p, "foundation.connection_pool.checkin", NULL, 0);
     worker_destroy(p, drop);
     if (refill_n > 0)
         refill(p, refill_n);
@@ -1090,7 +1380,7 @@ int fdn_pool_checkout_owned(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t time
     int rc = fdn_pool_checkout(p, out, timeout_ms, err);
     if (rc == 0 && owner != 0) {
         fdn__mutex_lock(&p->mu);
-        lease_worker(*out)->owner = owner;
+        atomic_store_explicit(&lease_worker(*out)->owner, owner, memory_order_relaxed);
         fdn__mutex_unlock(&p->mu);
     }
     return rc;
@@ -1108,8 +1398,10 @@ int fdn_pool_release_owner(fdn_pool_t *p, uint64_t owner, bool broken)
         for (size_t i = 0; i < 2 && h == NULL; i++) {
             fdn__list_for_each_entry(w, lists[i], all_link)
             {
-                if (w->in_use && w->owner == owner) {
-                    w->owner = 0; /* a concurrent release_owner does not take it too */
+                if (w->in_use && (gen_of(w) & 1u) != 0 &&
+                    atomic_load_explicit(&w->owner, memory_order_relaxed) == owner) {
+                    /* a concurrent release_owner does not take it too */
+                    atomic_store_explicit(&w->owner, 0, memory_order_relaxed);
                     h = lease_handle(w);
                     break;
                 }
@@ -1166,7 +1458,7 @@ static int reclaim_locked(fdn_pool_t *p, int64_t now, bool *kick, int *refill_n)
     fdn_pool_worker_t *w, *next;
     fdn__list_for_each_entry_safe(w, next, &p->all, all_link)
     {
-        if (!w->in_use || now - w->checkout_ns < p->reclaim_after_ns)
+        if (!w->in_use || now - co_get(w) < p->reclaim_after_ns)
             continue;
         all_remove(w);
         cds_list_add(&w->all_link, &p->reclaimed);
@@ -1234,13 +1526,13 @@ int fdn_pool_reap(fdn_pool_t *p)
         {
             if (nleaks == LEAK_BATCH)
                 break;
-            if (!a->in_use || a->leak_reported || now - a->checkout_ns < p->leak_threshold_ns)
+            if (!a->in_use || a->leak_reported || now - co_get(a) < p->leak_threshold_ns)
                 continue;
             a->leak_reported = true;
             p->n_leaks++;
             leak_rec_t *r = &leaks[nleaks++];
             r->conn = a->conn;
-            r->age = now - a->checkout_ns;
+            r->age = now - co_get(a);
             r->bt_len = a->bt_len;
             if (a->bt_len > 0)
                 memcpy(r->bt, a->bt, (size_t)a->bt_len * sizeof(a->bt[0]));
@@ -1288,14 +1580,15 @@ int fdn_pool_status(fdn_pool_t *p, fdn_pool_status_t *out)
     int64_t now = now_ns(p);
     out->size = p->size;
     out->max_overflow = p->max_overflow;
-    out->available = p->idle_n;
-    out->in_use = p->in_use;
+    int parked = p->fast ? parked_locked(p) : 0;
+    out->available = p->idle_n + parked;
+    out->in_use = p->in_use - parked;
     out->workers = p->live - p->creating;
     out->overflow = FDN_MAX(p->live - p->size, 0);
     out->waiters = p->nwait;
     out->closed = p->closed;
     out->oldest_lease_age_ns = oldest_lease_age_locked(p, now);
-    out->checkouts = p->n_checkouts;
+    out->checkouts = p->n_checkouts + (p->fast ? fast_checkouts(p) : 0);
     out->timeouts = p->n_timeouts;
     out->full = p->n_full;
     out->created = p->n_created;
@@ -1307,9 +1600,9 @@ int fdn_pool_status(fdn_pool_t *p, fdn_pool_status_t *out)
     out->reclaimed_out = p->reclaimed_out;
     /* Poolboy's state, from the leases out alone (fdn_pool_state_t): idle workers or
      * workers still to be created do not change it. */
-    if (p->in_use >= p->size + p->max_overflow)
+    if (out->in_use >= p->size + p->max_overflow)
         out->state = FDN_POOL_FULL;
-    else if (p->in_use >= p->size)
+    else if (out->in_use >= p->size)
         out->state = FDN_POOL_OVERFLOW;
     else
         out->state = FDN_POOL_READY;

@@ -49,12 +49,6 @@
 
 #define TM_MAX_SLOTS 1024u
 
-#if defined(__GNUC__)
-#define TM_TLS_IE __attribute__((tls_model("initial-exec")))
-#else
-#define TM_TLS_IE
-#endif
-
 /* ------------------------------------------------------------------------------------ */
 /* Thread slots                                                                          */
 
@@ -63,7 +57,7 @@ static uint64_t slot_bits[TM_MAX_SLOTS / 64] FDN_GUARDED_BY(slot_mu);
 static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
 static pthread_key_t slot_key;
 static int slot_key_ok;
-static _Thread_local unsigned tls_slot TM_TLS_IE; /* slot + 1; 0 = none yet */
+static _Thread_local unsigned tls_slot FDN_TLS_IE; /* slot + 1; 0 = none yet */
 
 static void slot_release(void *p)
 {

@@ -220,6 +220,78 @@ static void wide_pool(void **state)
     run(FDN_POOL_LIFO, 4, 4);
 }
 
+static void cached_contended(void **state)
+{
+    (void)state;
+    run(FDN_POOL_LIFO, 2, 0); /* no overflow: every checkin may park in a thread cache */
+}
+
+/* Shutdown while threads park workers in their thread caches and take them back: every worker
+ * is destroyed exactly once (s_destroy checks nobody holds it), whether it was parked, idle or
+ * lent when the pool closed, and the pool is freed by whoever comes last. */
+typedef struct sarg {
+    fdn_pool_t *p;
+    _Atomic long *progress;
+    pthread_barrier_t *bar;
+} sarg_t;
+
+static void *until_shutdown(void *arg)
+{
+    sarg_t *a = arg;
+    pthread_barrier_wait(a->bar);
+    for (;;) {
+        fdn_pool_worker_t *w = NULL;
+        int rc = fdn_pool_checkout(a->p, &w, FDN_POOL_WAIT_FOREVER, NULL);
+        if (rc == FDN_ESHUTDOWN)
+            return NULL;
+        assert_int_equal(rc, 0);
+        sconn_t *c = fdn_pool_worker_conn(w);
+        int expect = 0;
+        assert_true(atomic_compare_exchange_strong(&c->owner, &expect, 1));
+        atomic_store(&c->owner, 0);
+        atomic_fetch_add(a->progress, 1);
+        assert_int_equal(fdn_pool_checkin(a->p, w), 0);
+    }
+}
+
+static void shutdown_races_thread_caches(void **state)
+{
+    (void)state;
+    enum { T = 4, ROUNDS = 20 };
+    for (int r = 0; r < ROUNDS; r++) {
+        fdn_pool_opts_t o = FDN_POOL_OPTS_INIT;
+        o.size = 2;
+        o.max_overflow = 0;
+        o.create = s_create;
+        o.destroy = s_destroy;
+        fdn_pool_t *p = NULL;
+        assert_int_equal(fdn_pool_create(&p, &o, NULL), 0);
+        fdn_pool_retain(p); /* the threads' reference, dropped after they are joined */
+        _Atomic long progress = 0;
+        pthread_barrier_t bar;
+        pthread_barrier_init(&bar, NULL, T + 1);
+        pthread_t th[T];
+        sarg_t a = {.p = p, .progress = &progress, .bar = &bar};
+        for (int i = 0; i < T; i++)
+            assert_int_equal(pthread_create(&th[i], NULL, until_shutdown, &a), 0);
+        pthread_barrier_wait(&bar);
+        while (atomic_load(&progress) < 1000) /* the threads are cycling */
+            sched_yield();
+        fdn_pool_destroy(p); /* shutdown without waiting + our reference */
+        for (int i = 0; i < T; i++)
+            pthread_join(th[i], NULL);
+        pthread_barrier_destroy(&bar);
+        fdn_pool_status_t s;
+        assert_int_equal(fdn_pool_status(p, &s), 0);
+        assert_true(s.closed);
+        assert_int_equal(s.in_use, 0);
+        assert_int_equal(s.available, 0);
+        assert_int_equal(s.workers, 0);
+        fdn_pool_release(p);
+        assert_int_equal(atomic_load(&g_live), 0);
+    }
+}
+
 /* Waiters are served in the order they queued: rounds of N callers queued one after the
  * other (each confirmed queued through the status before the next starts), then released by
  * one checkin; each hands the worker on at once. */
@@ -339,6 +411,8 @@ int main(void)
         cmocka_unit_test(fifo_contended),
         cmocka_unit_test(wide_pool),
         cmocka_unit_test(reclaim_under_load),
+        cmocka_unit_test(cached_contended),
+        cmocka_unit_test(shutdown_races_thread_caches),
         cmocka_unit_test(waiters_in_order_rounds),
         cmocka_unit_test(orphaned_pool_freed_by_last_checkin),
     };

@@ -893,6 +893,71 @@ static void reclaim_option_checked(void **state)
     assert_int_equal(atomic_load(&f->ctx.live), 1);
 }
 
+/* Thread caches: a worker returned by one thread is parked in that thread's cache slot, and
+ * still lent to another thread (stolen) rather than a new one being made; status counts a
+ * parked worker as available, and a stale handle of a parked worker is refused. */
+typedef struct steal_arg {
+    fdn_pool_t *p;
+    int rc;
+    void *conn;
+} steal_arg_t;
+
+static void *steal_main(void *arg)
+{
+    steal_arg_t *a = arg;
+    fdn_pool_worker_t *w = NULL;
+    a->rc = fdn_pool_checkout(a->p, &w, 0, NULL);
+    if (a->rc == 0) {
+        a->conn = fdn_pool_worker_conn(w);
+        a->rc = fdn_pool_checkin(a->p, w);
+    }
+    return NULL;
+}
+
+static void thread_cache_parks_and_other_threads_steal(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    o.reset = c_reset;
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    void *conn = fdn_pool_worker_conn(w);
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.in_use, 1);
+    assert_int_equal(s.available, 0);
+    assert_int_equal(s.state, FDN_POOL_FULL);
+    assert_int_equal(fdn_pool_checkin(p, w), 0); /* parked */
+    assert_int_equal(atomic_load(&f->ctx.resets), 1);
+    assert_int_equal(fdn_pool_checkin(p, w), FDN_EINVAL); /* the lease ended */
+    s = st(p);
+    assert_int_equal(s.in_use, 0);
+    assert_int_equal(s.available, 1);
+    assert_int_equal(s.workers, 1);
+    assert_int_equal(s.state, FDN_POOL_READY);
+    assert_int_equal(s.checkouts, 1);
+
+    steal_arg_t a = {.p = p};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, steal_main, &a), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, 0);
+    assert_ptr_equal(a.conn, conn); /* the parked worker, not a new one */
+    s = st(p);
+    assert_int_equal(s.created, 1);
+    assert_int_equal(s.checkouts, 2);
+    assert_int_equal(s.available, 1);
+
+    /* and this thread still finds it (parked in the other thread's slot now) */
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_ptr_equal(fdn_pool_worker_conn(w), conn);
+    assert_int_equal(st(p).checkouts, 3);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+    assert_int_equal(fdn_pool_shutdown(p, 0), 0);
+    assert_int_equal(atomic_load(&f->ctx.destroyed), 1); /* the parked worker too */
+    assert_int_equal(st(p).available, 0);
+}
+
 static void reaper_thread_runs_on_manual_clock(void **state)
 {
     fixture_t *f = *state;
@@ -1392,6 +1457,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(reclaim_serves_waiter_and_release_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(reclaimed_lease_outlives_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(reclaim_option_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(thread_cache_parks_and_other_threads_steal, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(reaper_thread_runs_on_manual_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(shutdown_releases_waiters_and_outlives_leases,
                                         setup_one_held, teardown),
