@@ -1,7 +1,7 @@
 /*
  * Benchmarks of the event store.
  *  events.append.memory      store one 100-byte event (memory only)      goal <= 333 ns/op
- *  events.append.durable     store_batch of 1000 events, durable mode     goal >= 0.7 x
+ *  events.append.durable     store_batch of 1000 events, durable mode     goal >= 0.9 x
  *                            (group commit, synchronous=FULL), per event
  * baseline.sqlite_wal_batch1000 events.query.type         type query, limit 100, random cursor, 1 M
  * stored events events.query.correlation  get_by_correlation (10 results) over 1 M     goal <= 2 us
@@ -143,13 +143,36 @@ static bench_case_t c_dur = {
     .iters = 20000,
     .baseline = "baseline.sqlite_wal_batch1000",
     .goal_kind = BENCH_GOAL_SPEEDUP_MIN,
-    .goal = 0.7,
-    .goal_text = ">= 0.7 x raw batched SQLite",
+    .goal = 0.9,
+    .goal_text = ">= 0.9 x raw batched SQLite",
     .setup = dur_setup,
     .run = dur_run,
     .teardown = bench_free,
 };
 BENCH_REGISTER(c_dur)
+
+/* 64 callers each storing one event at a time, each call returning once its event is on
+ * disk: they only reach SQLite's batched rate if the writer commits their events together. */
+static void dur_one_run(void *st, int tid, uint64_t iters)
+{
+    evbench_t *b = st;
+    for (uint64_t i = 0; i < iters; i++)
+        fdn_events_store(b->es, b->tpl[((uint64_t)tid * 7919u + i) % TEMPLATES], NULL);
+}
+
+static bench_case_t c_dur_64t = {
+    .name = "events.append.durable_64t",
+    .threads = 64,
+    .iters = 300,
+    .baseline = "baseline.sqlite_wal_batch1000",
+    .goal_kind = BENCH_GOAL_SPEEDUP_MIN,
+    .goal = 0.5,
+    .goal_text = ">= 0.5 x raw batched SQLite (64 threads, one durable event per call)",
+    .setup = dur_setup,
+    .run = dur_one_run,
+    .teardown = bench_free,
+};
+BENCH_REGISTER(c_dur_64t)
 
 /* ---- queries over 1 M events ---- */
 
