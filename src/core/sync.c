@@ -1,9 +1,13 @@
 /*
- * DESIGN: the monotonic timed-wait helpers (sync.h). Stateless: every function works on the
- * caller's objects, so any thread may call any of them.
+ * DESIGN: the monotonic timed-wait helpers and the futex word (sync.h). Stateless: every
+ * function works on the caller's objects, so any thread may call any of them.
  */
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <fdn/error.h>
 
@@ -50,4 +54,17 @@ int fdn__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadli
     struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000),
                           .tv_nsec = (long)(deadline_ns % 1000000000)};
     return pthread_cond_timedwait(cv, mu, &ts) == ETIMEDOUT ? FDN_ETIMEDOUT : 0;
+}
+
+void fdn__word_wait(_Atomic uint32_t *word, uint32_t seen)
+{
+    /* the kernel compares *word with seen atomically with going to sleep: a change made
+     * before the call returns at once (EAGAIN); EINTR and spurious returns are the
+     * caller's loop's business */
+    (void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+}
+
+void fdn__word_wake_all(_Atomic uint32_t *word)
+{
+    (void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }

@@ -9,6 +9,7 @@
 #define FDN_CORE_SYNC_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 /* Initialise cv so that its timed waits measure CLOCK_MONOTONIC. 0 or a pthread error. */
@@ -25,5 +26,12 @@ int64_t fdn__deadline_after_ms(int64_t timeout_ms);
  * deadline_ns passes (INT64_MAX: no deadline). Returns 0 when woken (a signal or a spurious
  * wake-up: callers re-check their condition) and FDN_ETIMEDOUT once the deadline has passed. */
 int fdn__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ns);
+
+/* A word many threads wait on without a mutex (Linux futex, process-private): wait returns
+ * when *word no longer holds `seen` (at once if it already does not), when woken, or
+ * spuriously, so callers re-check their condition in a loop; wake_all wakes every thread
+ * waiting on word. The writer changes the word first and then wakes. */
+void fdn__word_wait(_Atomic uint32_t *word, uint32_t seen);
+void fdn__word_wake_all(_Atomic uint32_t *word);
 
 #endif

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/sync.h"
 #include "services/event_store_int.h"
 
 struct fdn_events_sub {
@@ -89,7 +90,15 @@ static void *writer_main(void *arg)
         if (failed || (pub <= done && es->wdelete == 0)) {
             if (es->wstop)
                 break;
+            /* announce the wait, then look again (seq_cst): an append either sees the flag
+             * and signals under wmu, or published already shows its events here */
+            atomic_store(&es->writer_idle, true);
+            if (!failed && atomic_load(&es->published) > done) {
+                atomic_store_explicit(&es->writer_idle, false, memory_order_relaxed);
+                continue;
+            }
             pthread_cond_wait(&es->wcv, &es->wmu);
+            atomic_store_explicit(&es->writer_idle, false, memory_order_relaxed);
             continue;
         }
         uint64_t del = es->wdelete;
@@ -135,6 +144,11 @@ static void *writer_main(void *arg)
             atomic_store_explicit(&es->persisted, to, memory_order_release);
         }
         pthread_cond_broadcast(&es->wdone);
+        /* seq_cst pair with the sleepers' count (fdn__evs_after_append): a caller counted
+         * after this load sees the new word and does not sleep */
+        atomic_fetch_add(&es->commit_seq, 1);
+        if (atomic_load(&es->commit_sleepers) != 0)
+            fdn__word_wake_all(&es->commit_seq);
     }
     fdn__mutex_unlock(&es->wmu);
     return NULL;
@@ -146,21 +160,36 @@ int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id)
     /* durable_path is immutable; the writer runs whenever appends can happen (it is started
      * before running is set and joined after it is cleared, after draining) */
     if (es->durable_path != NULL) {
-        fdn__mutex_lock(&es->wmu);
-        pthread_cond_signal(&es->wcv);
+        /* published was stored before (store_batch); the fence orders it before reading the
+         * writer's flag, which the writer sets before reading published (see writer_main) */
+        atomic_thread_fence(memory_order_seq_cst);
+        if (atomic_load_explicit(&es->writer_idle, memory_order_relaxed)) {
+            fdn__mutex_lock(&es->wmu);
+            pthread_cond_signal(&es->wcv);
+            fdn__mutex_unlock(&es->wmu);
+        }
         if (es->mode == FDN_EVENTS_DURABLE) {
-            while (atomic_load_explicit(&es->persisted, memory_order_acquire) < last_id &&
-                   atomic_load_explicit(&es->io_error, memory_order_acquire) == 0)
-                pthread_cond_wait(&es->wdone, &es->wmu);
-            if (atomic_load_explicit(&es->persisted, memory_order_acquire) < last_id)
+            /* Many callers share each commit: they wait on the commit word, not on wmu, so
+             * a commit's wake-up is not followed by each of them taking the writer's lock. */
+            for (;;) {
+                uint32_t seen = atomic_load_explicit(&es->commit_seq, memory_order_acquire);
+                if (atomic_load_explicit(&es->persisted, memory_order_acquire) >= last_id)
+                    break;
                 rc = atomic_load_explicit(&es->io_error, memory_order_acquire);
+                if (rc != 0)
+                    break;
+                atomic_fetch_add(&es->commit_sleepers, 1);
+                fdn__word_wait(&es->commit_seq, seen);
+                atomic_fetch_sub(&es->commit_sleepers, 1);
+            }
         } else {
+            fdn__mutex_lock(&es->wmu);
             while (last_id > atomic_load_explicit(&es->persisted, memory_order_acquire) +
                                  es->fast_queue_max &&
                    atomic_load_explicit(&es->io_error, memory_order_acquire) == 0)
                 pthread_cond_wait(&es->wdone, &es->wmu);
+            fdn__mutex_unlock(&es->wmu);
         }
-        fdn__mutex_unlock(&es->wmu);
     }
     if (atomic_load_explicit(&es->nsubs, memory_order_acquire) > 0)
         fdn__evs_notify_subs(es);
@@ -769,6 +798,9 @@ int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_err
     atomic_init(&es->running, 0);
     atomic_init(&es->io_error, 0);
     atomic_init(&es->persisted, 0);
+    atomic_init(&es->commit_seq, 0);
+    atomic_init(&es->commit_sleepers, 0);
+    atomic_init(&es->writer_idle, false);
     atomic_init(&es->nsubs, 0);
     atomic_init(&es->pstop, false);
     pthread_rwlockattr_t ra;

@@ -162,6 +162,11 @@ struct fdn_events {
     bool wstop;                 /* wmu */
     uint64_t wtarget;           /* wmu: persist up to this id */
     _Atomic uint64_t persisted; /* committed up to this id */
+    /* durable callers wait for their commit on this word (core/sync.h) without wmu: the
+     * writer bumps it after each commit (or failure) and wakes them only when some sleep */
+    _Atomic uint32_t commit_seq;
+    _Atomic uint32_t commit_sleepers;
+    _Atomic bool writer_idle; /* the writer waits on wcv: an append must signal it */
     uint64_t wdelete;           /* wmu: delete ids below this */
     _Atomic int io_error;
 
