@@ -44,6 +44,7 @@
 #define MAX_PATHS    256
 #define MAX_SERVICES 64
 #define MAX_KEYS     512
+#define MAX_OUTCOMES 64
 
 struct fdn__rt_metrics {
     fdn_runtime_t *rt;
@@ -59,10 +60,10 @@ struct fdn__rt_metrics {
     fdn_telemetry_family_t *lm_keys, *lm_capacity, *lm_evictions, *lm_refused, *lm_up, *lm_breaker,
         *lm_backend_calls, *lm_latency;
     /* hooks */
-    fdn_telemetry_family_t *sv_restarts, *cf_updates;
+    fdn_telemetry_family_t *sv_restarts, *sv_escalations, *cf_updates, *cf_dur;
     /* latency histograms fed by event handlers */
     fdn_telemetry_family_t *pr_dur, *pl_wait;
-    uint64_t h_prot, h_pool; /* handler ids (0: not attached) */
+    uint64_t h_prot, h_pool, h_cfg; /* handler ids (0: not attached) */
 };
 
 static fdn_telemetry_family_t *fam(fdn__rt_metrics_t *m, const char *name, const char *help,
@@ -240,6 +241,29 @@ static int on_protected(const char *event, const fdn_telemetry_measure_t *ms, si
     return 0;
 }
 
+/* foundation.config.update {duration_ns} {path, outcome}: an update attempt, observed into
+ * fdn_config_update_duration_seconds{outcome}; a refused one also counts in
+ * fdn_config_updates_total{path,outcome} (applied ones are counted when applied, see
+ * fdn__rt_metrics_config_update, which also sees the fleet's changes). */
+static int on_config_update(const char *event, const fdn_telemetry_measure_t *ms, size_t nm,
+                            const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)event;
+    fdn__rt_metrics_t *m = user;
+    const char *path = meta_get(meta, nmeta, "path");
+    const char *outcome = meta_get(meta, nmeta, "outcome");
+    double ns = measure_get(ms, nm, "duration_ns");
+    if (path == NULL || outcome == NULL)
+        return 0;
+    fdn_histogram_t *h = NULL;
+    const char *o[] = {outcome};
+    if (ns >= 0 && fdn_telemetry_family_histogram(m->cf_dur, &h, o, 1) == 0)
+        fdn_histogram_observe(h, ns / 1e9);
+    if (strcmp(outcome, "applied") != 0)
+        fdn__rt_metrics_config_update(m, path, outcome);
+    return 0;
+}
+
 /* foundation.connection_pool.checkout {checkout_time: ns} {pool_name}: the wait for a worker,
  * observed into fdn_pool_checkout_wait_seconds{pool}. */
 static int on_checkout(const char *event, const fdn_telemetry_measure_t *ms, size_t nm,
@@ -360,9 +384,18 @@ fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt)
     m->sv_restarts = fam(m, "fdn_supervisor_restarts_total",
                          "Service restarts by the runtime's supervisor, by service.", C, "service",
                          NULL, NULL, MAX_SERVICES);
-    m->cf_updates =
-        fam(m, "fdn_config_updates_total", "Configuration updates applied, by path and outcome.", C,
-            "path", "outcome", NULL, MAX_PATHS);
+    m->sv_escalations = fam(m, "fdn_supervisor_escalations_total",
+                            "Escalations of the runtime's supervisor (restart intensity "
+                            "exceeded), by the service that caused them.",
+                            C, "service", NULL, NULL, MAX_SERVICES);
+    m->cf_updates = fam(m, "fdn_config_updates_total",
+                        "Configuration updates, by path and outcome: applied (in this process, "
+                        "local or from the fleet), or the error that refused a local attempt.",
+                        C, "path", "outcome", NULL, MAX_PATHS);
+    m->cf_dur = fam(m, "fdn_config_update_duration_seconds",
+                    "Configuration update calls (fdn_config_update_*): parse, checks, validation, "
+                    "publication; by outcome.",
+                    FDN_TELEMETRY_HISTOGRAM, "outcome", NULL, NULL, MAX_OUTCOMES);
     m->pr_dur = fam(m, "fdn_protected_call_duration_seconds",
                     "Protected calls (fdn_protect_execute): duration of the call, by protection "
                     "key and outcome (ok or the error name).",
@@ -384,11 +417,15 @@ fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt)
     if (fdn_telemetry_attach(tm, &m->h_pool, "foundation.connection_pool.checkout",
                              FDN_TELEMETRY_MATCH_EXACT, on_checkout, m) == 0)
         (void)fdn_telemetry_unexport_event(tm, "foundation.connection_pool.checkout");
+    if (fdn_telemetry_attach(tm, &m->h_cfg, "foundation.config.update", FDN_TELEMETRY_MATCH_EXACT,
+                             on_config_update, m) == 0)
+        (void)fdn_telemetry_unexport_event(tm, "foundation.config.update");
     /* and the events the collector's families count already */
     static const char *const counted[] = {
         "foundation.connection_pool.timeout",       /* fdn_pool_checkout_timeouts_total */
         "foundation.connection_pool.full",          /* fdn_pool_checkout_full_total */
         "foundation.connection_pool.reclaimed",     /* fdn_pool_leases_reclaimed_total */
+        "foundation.supervisor.escalations",        /* fdn_supervisor_escalations_total */
         "foundation.circuit_breaker.call_rejected", /* fdn_circuit_breaker_calls_total */
         "foundation.event_store.events_stored",     /* fdn_events_appended_total */
         "foundation.event_store.events_pruned",     /* fdn_events_pruned_total */
@@ -408,6 +445,8 @@ void fdn__rt_metrics_detach(fdn__rt_metrics_t *m)
         (void)fdn_telemetry_detach(m->tm, m->h_prot);
     if (m->h_pool != 0)
         (void)fdn_telemetry_detach(m->tm, m->h_pool);
+    if (m->h_cfg != 0)
+        (void)fdn_telemetry_detach(m->tm, m->h_cfg);
     fdn__free(m);
 }
 
@@ -416,6 +455,14 @@ void fdn__rt_metrics_restart(fdn__rt_metrics_t *m, const char *service)
     fdn_counter_t *c = NULL;
     const char *v[] = {service};
     if (m != NULL && fdn_telemetry_family_counter(m->sv_restarts, &c, v, 1) == 0)
+        fdn_counter_inc(c);
+}
+
+void fdn__rt_metrics_escalation(fdn__rt_metrics_t *m, const char *service)
+{
+    fdn_counter_t *c = NULL;
+    const char *v[] = {service};
+    if (m != NULL && fdn_telemetry_family_counter(m->sv_escalations, &c, v, 1) == 0)
         fdn_counter_inc(c);
 }
 

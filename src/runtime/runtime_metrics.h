@@ -11,10 +11,12 @@ typedef struct fdn__rt_metrics fdn__rt_metrics_t;
 fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt);
 /* Remove the collector (waits for a run under way) and free m. */
 void fdn__rt_metrics_detach(fdn__rt_metrics_t *m);
-/* Hooks: a supervisor restart, a breaker transition, a config update. */
+/* Hooks: a supervisor restart, a breaker transition, a config update applied. */
 void fdn__rt_metrics_restart(fdn__rt_metrics_t *m, const char *service);
 void fdn__rt_metrics_transition(fdn__rt_metrics_t *m, const char *breaker, const char *from,
                                 const char *to);
 void fdn__rt_metrics_config_update(fdn__rt_metrics_t *m, const char *path, const char *outcome);
+/* An escalation of the runtime's supervisor, caused by `service`. */
+void fdn__rt_metrics_escalation(fdn__rt_metrics_t *m, const char *service);
 
 #endif

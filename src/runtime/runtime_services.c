@@ -628,8 +628,9 @@ static void unwire(fdn_runtime_t *rt, void *glue)
         return;
     fdn__rt_metrics_detach(g->metrics); /* its collector reads the breakers freed below */
     g->metrics = NULL;
-    /* the telemetry slot is destroyed before the event store's */
+    /* the telemetry slot is destroyed before the event store's and the config's */
     fdn__events_set_telemetry(fdn_runtime_events(rt), NULL);
+    fdn__config_set_telemetry(fdn_runtime_config(rt), NULL);
     fdn_protect_destroy(g->protect);
     fdn_breakers_destroy(g->breakers);
     fdn__free(g->overrides_path);
@@ -643,8 +644,10 @@ static int wire(fdn_runtime_t *rt, void **out, fdn_error_t *err)
         return fdn_err_set(err, FDN_ENOMEM, "out of memory wiring runtime %s",
                            fdn_runtime_name(rt));
     g->rt = rt;
-    /* the event store is created before the telemetry service: connect them now */
+    /* the event store and the config are created before the telemetry service: connect
+     * them now */
     fdn__events_set_telemetry(fdn_runtime_events(rt), fdn_runtime_telemetry(rt));
+    fdn__config_set_telemetry(fdn_runtime_config(rt), fdn_runtime_telemetry(rt));
     fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
     bo.clock = fdn_runtime_clock(rt);
     bo.telemetry = fdn_runtime_telemetry(rt);
@@ -712,6 +715,7 @@ static void on_escalation(fdn_runtime_t *rt, void *glue, const char *service, in
     fdn_telemetry_meta_t meta[] = {{"service", service}, {"reason", fdn_err_name(code)}};
     fdn_telemetry_emit_counter(fdn_runtime_telemetry(rt), "foundation.supervisor.escalations", meta,
                                2);
+    fdn__rt_metrics_escalation(((glue_t *)glue)->metrics, service);
 }
 
 static void on_registry(fdn_runtime_t *rt, void *glue, fdn_registry_op_t op, const char *ns,

@@ -23,7 +23,13 @@ FDN__SERVICE_TYPED_OPS(config, fdn_config_t)
  * @return 0, FDN_ETIMEDOUT after timeout_ms (real time, CLOCK_MONOTONIC), FDN_EINVAL */
 int fdn__config_hook_drain(fdn_config_t *cfg, int64_t timeout_ms);
 
-
+/* Set (or clear with NULL) the telemetry the service reports update attempts into, at any
+ * time (the runtime creates the config service before its telemetry). Each fdn_config_update_*
+ * call then emits foundation.config.update {duration_ns} {path, outcome}: `outcome` is
+ * "applied" or the error's name (fdn_err_name), `path` the schema path, or "other" for a
+ * path the schema does not have (so the label stays bounded). */
+struct fdn_telemetry;
+void fdn__config_set_telemetry(fdn_config_t *cfg, struct fdn_telemetry *tm);
 
 /* ==== Internal to the config module (config.c, config_update.c, config_fallback.c) ==== */
 #include <jansson.h>
@@ -144,6 +150,8 @@ struct fdn_config {
     atomic_uint_least64_t dropped;
 
     fdn__cfg_fb_t *fb;
+
+    _Atomic(struct fdn_telemetry *) tm; /* fdn__config_set_telemetry */
 
     /* fdn_config_follow_etcd: set once under wmu, read by updaters (acquire) */
     _Atomic(void *) remote;

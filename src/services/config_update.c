@@ -17,6 +17,7 @@
 #include <urcu-bp.h>
 
 #include "core/sync.h"
+#include <fdn/telemetry.h>
 #include "core/alloc.h"
 #include "core/assert.h"
 #include "core/tsan.h"
@@ -478,8 +479,8 @@ void *fdn__cfg_remote(fdn_config_t *cfg)
     return atomic_load_explicit(&cfg->remote, memory_order_acquire);
 }
 
-int fdn_config_update_json(fdn_config_t *cfg, const char *path, const char *value_json,
-                           fdn_error_t *err)
+static int update_json_impl(fdn_config_t *cfg, const char *path, const char *value_json,
+                            fdn_error_t *err)
 {
     json_t *v = NULL;
     if (cfg == NULL)
@@ -499,12 +500,12 @@ static int update_new(fdn_config_t *cfg, const char *path, json_t *v, fdn_error_
     return update_value(cfg, path, v, err);
 }
 
-int fdn_config_update_int(fdn_config_t *cfg, const char *path, int64_t v, fdn_error_t *err)
+static int update_int_impl(fdn_config_t *cfg, const char *path, int64_t v, fdn_error_t *err)
 {
     return update_new(cfg, path, json_integer((json_int_t)v), err);
 }
 
-int fdn_config_update_double(fdn_config_t *cfg, const char *path, double v, fdn_error_t *err)
+static int update_double_impl(fdn_config_t *cfg, const char *path, double v, fdn_error_t *err)
 {
     /* check 1 (path security) comes before anything about the value */
     int rc = cfg != NULL && path != NULL ? fdn__cfg_path_check(path, err) : 0;
@@ -515,12 +516,12 @@ int fdn_config_update_double(fdn_config_t *cfg, const char *path, double v, fdn_
     return update_new(cfg, path, json_real(v), err);
 }
 
-int fdn_config_update_bool(fdn_config_t *cfg, const char *path, bool v, fdn_error_t *err)
+static int update_bool_impl(fdn_config_t *cfg, const char *path, bool v, fdn_error_t *err)
 {
     return update_new(cfg, path, json_boolean(v), err);
 }
 
-int fdn_config_update_string(fdn_config_t *cfg, const char *path, const char *v, fdn_error_t *err)
+static int update_string_impl(fdn_config_t *cfg, const char *path, const char *v, fdn_error_t *err)
 {
     /* check 1 (path security) before anything about the value's encoding */
     int rc = cfg != NULL && path != NULL ? fdn__cfg_path_check(path, err) : 0;
@@ -531,6 +532,70 @@ int fdn_config_update_string(fdn_config_t *cfg, const char *path, const char *v,
         return fdn_err_set(err, FDN_EVALUE_SECURITY,
                            "Configuration value contains potentially dangerous content");
     return update_new(cfg, path, j, err);
+}
+
+/* ---- the public update calls: each attempt reported (fdn__config_set_telemetry) ---- */
+
+void fdn__config_set_telemetry(fdn_config_t *cfg, fdn_telemetry_t *tm)
+{
+    if (cfg != NULL)
+        atomic_store_explicit(&cfg->tm, tm, memory_order_release);
+}
+
+/* The attempt's start, read only when there is a telemetry to report it to. */
+static int64_t attempt_start(fdn_config_t *cfg, fdn_telemetry_t **tm)
+{
+    *tm = cfg != NULL ? atomic_load_explicit(&cfg->tm, memory_order_acquire) : NULL;
+    return *tm != NULL ? fdn_clock_mono_ns(cfg->clock) : 0;
+}
+
+/* Emit foundation.config.update for an attempt that returned rc; returns rc. */
+static int reported(fdn_config_t *cfg, fdn_telemetry_t *tm, const char *path, int64_t t0, int rc)
+{
+    if (tm == NULL)
+        return rc;
+    int32_t idx = path != NULL ? fdn__cfg_schema_find(cfg->schema, path, strlen(path)) : -1;
+    fdn_telemetry_measure_t m = {"duration_ns", (double)(fdn_clock_mono_ns(cfg->clock) - t0)};
+    fdn_telemetry_meta_t meta[2] = {{"path", idx >= 0 ? cfg->schema->e[idx].path : "other"},
+                                    {"outcome", rc == 0 ? "applied" : fdn_err_name(rc)}};
+    (void)fdn_telemetry_execute(tm, "foundation.config.update", &m, 1, meta, 2);
+    return rc;
+}
+
+int fdn_config_update_json(fdn_config_t *cfg, const char *path, const char *value_json,
+                           fdn_error_t *err)
+{
+    fdn_telemetry_t *tm;
+    int64_t t0 = attempt_start(cfg, &tm);
+    return reported(cfg, tm, path, t0, update_json_impl(cfg, path, value_json, err));
+}
+
+int fdn_config_update_int(fdn_config_t *cfg, const char *path, int64_t v, fdn_error_t *err)
+{
+    fdn_telemetry_t *tm;
+    int64_t t0 = attempt_start(cfg, &tm);
+    return reported(cfg, tm, path, t0, update_int_impl(cfg, path, v, err));
+}
+
+int fdn_config_update_double(fdn_config_t *cfg, const char *path, double v, fdn_error_t *err)
+{
+    fdn_telemetry_t *tm;
+    int64_t t0 = attempt_start(cfg, &tm);
+    return reported(cfg, tm, path, t0, update_double_impl(cfg, path, v, err));
+}
+
+int fdn_config_update_bool(fdn_config_t *cfg, const char *path, bool v, fdn_error_t *err)
+{
+    fdn_telemetry_t *tm;
+    int64_t t0 = attempt_start(cfg, &tm);
+    return reported(cfg, tm, path, t0, update_bool_impl(cfg, path, v, err));
+}
+
+int fdn_config_update_string(fdn_config_t *cfg, const char *path, const char *v, fdn_error_t *err)
+{
+    fdn_telemetry_t *tm;
+    int64_t t0 = attempt_start(cfg, &tm);
+    return reported(cfg, tm, path, t0, update_string_impl(cfg, path, v, err));
 }
 
 /* Used by fdn_config_update_or_queue (config_fallback.c): while stopped, run all four checks

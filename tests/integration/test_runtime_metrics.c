@@ -17,6 +17,7 @@
 
 #include <fdn/breaker.h>
 #include <fdn/error.h>
+#include <fdn/config.h>
 #include <fdn/events.h>
 #include <fdn/pool.h>
 #include <fdn/protect.h>
@@ -208,10 +209,38 @@ static void runtime_families(void **state)
     assert_int_equal(fdn_pools_stop(fdn_runtime_pools(rt), "p1"), 0);
 }
 
+/* Config update attempts: every call timed by outcome; refused ones counted by path (the
+ * schema's, or "other") and the error's name; escalations would count by service. */
+static void config_update_families(void **state)
+{
+    test_rt_t *f = *state;
+    fdn_runtime_t *rt = f->rt;
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    static membuf_t m;
+
+    assert_int_equal(fdn_config_update_double(cfg, "ai.planning.sampling_rate", 0.5, NULL), 0);
+    assert_int_equal(fdn_config_update_json(cfg, "ai.planning.sampling_rate", "2.0", NULL),
+                     FDN_ECONFIG_RANGE);
+    assert_int_equal(fdn_config_update_int(cfg, "no.such.path", 1, NULL), FDN_ECONFIG_FORBIDDEN);
+    assert_int_equal(fdn_config_update_int(cfg, "no.such.path", 2, NULL), FDN_ECONFIG_FORBIDDEN);
+
+    expose(rt, &m);
+    want(&m, "# TYPE fdn_config_update_duration_seconds histogram\n");
+    want(&m, "fdn_config_update_duration_seconds_count{outcome=\"applied\"} 1\n");
+    want(&m, "fdn_config_update_duration_seconds_count{outcome=\"FDN_ECONFIG_RANGE\"} 1\n");
+    want(&m, "fdn_config_update_duration_seconds_count{outcome=\"FDN_ECONFIG_FORBIDDEN\"} 2\n");
+    want(&m, "fdn_config_updates_total{path=\"ai.planning.sampling_rate\","
+             "outcome=\"FDN_ECONFIG_RANGE\"} 1\n");
+    want(&m, "fdn_config_updates_total{path=\"other\",outcome=\"FDN_ECONFIG_FORBIDDEN\"} 2\n");
+    unwanted(&m, "no.such.path");
+    unwanted(&m, "fdn_config_update_duration_ns");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(runtime_families, test_rt_setup, test_rt_teardown),
+        cmocka_unit_test_setup_teardown(config_update_families, test_rt_setup, test_rt_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
