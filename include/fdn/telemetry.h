@@ -440,6 +440,26 @@ FDN_API double fdn_gauge_value(const fdn_gauge_t *g);
  */
 FDN_API void fdn_histogram_observe(fdn_histogram_t *h, double v);
 
+/** Longest exemplar label name, in bytes (fdn_histogram_observe_exemplar). */
+#define FDN_TELEMETRY_EXEMPLAR_NAME_MAX 32
+/** Longest exemplar label value, in bytes (fdn_histogram_observe_exemplar). */
+#define FDN_TELEMETRY_EXEMPLAR_VALUE_MAX 64
+
+/**
+ * Record one value as fdn_histogram_observe does, and keep it as the exemplar of the `le`
+ * bucket it falls in (OpenMetrics: written after that bucket's line, with the label and the
+ * wall-clock time of the observation), replacing the bucket's previous exemplar. Used with a
+ * correlation id, an exemplar leads from a latency bucket to one request that landed there.
+ * The exemplar is not kept (the value still counts) when the histogram has no `le` bounds,
+ * when label_name is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, at most
+ * FDN_TELEMETRY_EXEMPLAR_NAME_MAX bytes) or when label_value is NULL, longer than
+ * FDN_TELEMETRY_EXEMPLAR_VALUE_MAX bytes or not UTF-8.
+ * @thread_safety any
+ * @since 0.2.0
+ */
+FDN_API void fdn_histogram_observe_exemplar(fdn_histogram_t *h, double v, const char *label_name,
+                                            const char *label_value);
+
 /**
  * Replace a histogram's contents with counts kept elsewhere (for collectors mirroring a
  * histogram another component keeps, e.g. the Redis limiter backend's round trips).
@@ -486,6 +506,14 @@ FDN_API double fdn_histogram_quantile(const fdn_histogram_t *h, double q);
 /* Snapshots, JSON, Prometheus                                                              */
 
 /** One series in a snapshot (read-only view; valid until fdn_telemetry_snapshot_free). */
+/** A histogram bucket's exemplar in a snapshot (fdn_histogram_observe_exemplar). */
+typedef struct fdn_telemetry_exemplar {
+    const char *label_name;  /**< NULL: the bucket has no exemplar */
+    const char *label_value; /**< the label's value */
+    double value;            /**< the observation, in the exported unit */
+    double timestamp_s;      /**< wall-clock time of the observation, seconds since the epoch */
+} fdn_telemetry_exemplar_t;
+
 typedef struct fdn_telemetry_sample {
     const char *name; /**< family name, or event name for event entries */
     const char *help; /**< family help ("" for events) */
@@ -510,6 +538,9 @@ typedef struct fdn_telemetry_sample {
                                           the +Inf bucket is hist.count */
     double hist_div; /**< divisor from observed values (hist) to the exported unit (1, or 1e9
                           for event durations observed in ns) */
+    /** histograms with `le` bounds: nbuckets + 1 exemplars (the last for +Inf), or NULL when
+     * no bucket has one (since 0.2.0) */
+    const fdn_telemetry_exemplar_t *bucket_exemplar;
 } fdn_telemetry_sample_t;
 
 /**

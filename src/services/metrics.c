@@ -40,6 +40,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
+#include <time.h>
 
 #include <fdn/error.h>
 
@@ -325,6 +326,10 @@ struct fdn_histogram {
      * bounds farther apart than that, at most one step): observe() starts from it instead
      * of searching every bound */
     uint8_t le_from[TM_HIST_BUCKETS];
+    /* exemplars (fdn_histogram_observe_exemplar): nle + 1 entries made on first use, each
+     * written under exlock (a short spin: one copy of ~120 bytes) */
+    _Atomic(tm_exemplar_t *) ex;
+    _Atomic unsigned exlock;
 };
 
 /* The lock is held for a few instructions (one bucket update, or a reader's copy), so waiters
@@ -455,6 +460,7 @@ void fdn__histogram_free(fdn_histogram_t *h)
 {
     if (h == NULL)
         return;
+    fdn__free(atomic_load_explicit(&h->ex, memory_order_relaxed));
     for (unsigned i = 0; i < TM_SHARDS; i++)
         fdn__tm_aligned_free(atomic_load_explicit(&h->shards[i], memory_order_relaxed));
     fdn__tm_aligned_free(h);
@@ -502,6 +508,75 @@ void fdn_histogram_observe(fdn_histogram_t *h, double v)
     s->b[b]++;
     s->le[le]++;
     hunlock(s);
+}
+
+static bool utf8_ok(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        size_t n = fdn__utf8_seq((const unsigned char *)s + i, len - i);
+        if (n == 0)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+static void exlock(fdn_histogram_t *h)
+{
+    while (atomic_exchange_explicit(&h->exlock, 1u, memory_order_acquire) != 0u)
+        sched_yield();
+}
+
+static void exunlock(fdn_histogram_t *h)
+{
+    atomic_store_explicit(&h->exlock, 0u, memory_order_release);
+}
+
+void fdn_histogram_observe_exemplar(fdn_histogram_t *h, double v, const char *label_name,
+                                    const char *label_value)
+{
+    fdn_histogram_observe(h, v);
+    if (h == NULL || !isfinite(v) || h->nle == 0 || label_name == NULL || label_value == NULL)
+        return;
+    size_t nl = strlen(label_name), vl = strnlen(label_value, FDN_TELEMETRY_EXEMPLAR_VALUE_MAX + 1);
+    if (nl > FDN_TELEMETRY_EXEMPLAR_NAME_MAX || !fdn_telemetry_name_valid(label_name, nl, true) ||
+        vl > FDN_TELEMETRY_EXEMPLAR_VALUE_MAX || !utf8_ok(label_value, vl))
+        return;
+    tm_exemplar_t *ex = atomic_load_explicit(&h->ex, memory_order_acquire);
+    if (ex == NULL) {
+        tm_exemplar_t *n = fdn__calloc(TM_LE_MAX + 1, sizeof(*n));
+        if (n == NULL)
+            return; /* the value counted; only its exemplar is lost */
+        if (atomic_compare_exchange_strong_explicit(&h->ex, &ex, n, memory_order_acq_rel,
+                                                    memory_order_acquire))
+            ex = n;
+        else
+            fdn__free(n); /* another thread made them first: ex holds theirs */
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    unsigned le = fdn__le_index(h->le, h->nle, v);
+    exlock(h);
+    tm_exemplar_t *e = &ex[le];
+    e->set = true;
+    e->v = v;
+    e->wall_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    memcpy(e->name, label_name, nl + 1);
+    memcpy(e->value, label_value, vl);
+    e->value[vl] = '\0';
+    exunlock(h);
+}
+
+bool fdn__histogram_exemplars(const fdn_histogram_t *h, tm_exemplar_t out[TM_LE_MAX + 1])
+{
+    fdn_histogram_t *m = (fdn_histogram_t *)(uintptr_t)h;
+    tm_exemplar_t *ex = h != NULL ? atomic_load_explicit(&m->ex, memory_order_acquire) : NULL;
+    if (ex == NULL)
+        return false;
+    exlock(m);
+    memcpy(out, ex, (h->nle + 1u) * sizeof(*out));
+    exunlock(m);
+    return true;
 }
 
 void fdn_histogram_load(fdn_histogram_t *h, const uint64_t *cum, size_t n, double sum)

@@ -59,6 +59,16 @@ typedef struct tm_hist_copy {
     uint64_t le_n[TM_LE_MAX]; /* observations in (le[i-1], le[i]] (not cumulative) */
 } tm_hist_copy_t;
 void fdn__histogram_copy(const fdn_histogram_t *h, tm_hist_copy_t *out);
+/* A bucket's exemplar (fdn_histogram_observe_exemplar), value in the observed unit. */
+typedef struct tm_exemplar {
+    bool set;
+    double v;
+    int64_t wall_ns;
+    char name[FDN_TELEMETRY_EXEMPLAR_NAME_MAX + 1];
+    char value[FDN_TELEMETRY_EXEMPLAR_VALUE_MAX + 1];
+} tm_exemplar_t;
+/* Copy h's exemplars (nle + 1 entries) into out; false when it has none. */
+bool fdn__histogram_exemplars(const fdn_histogram_t *h, tm_exemplar_t out[TM_LE_MAX + 1]);
 void fdn__hist_copy_stats(const tm_hist_copy_t *c, fdn_telemetry_hist_stats_t *out);
 double fdn__hist_copy_quantile(const tm_hist_copy_t *c, double q);
 /* Bucket index of v (finite) and the bucket's midpoint. */

@@ -217,8 +217,26 @@ static bool ends_with(const char *s, const char *sfx)
     return n > k && memcmp(s + n - k, sfx, k) == 0;
 }
 
-/* Write one sample's lines. name: the sample name (for OpenMetrics counters, with _total). */
-static void sample_lines(fdn__buf_t *b, const char *name, const fdn_telemetry_sample_t *x)
+/* OpenMetrics: the exemplar of a bucket line, if it has one: ` # {name="value"} v ts`. */
+static void exemplar(fdn__buf_t *b, const fdn_telemetry_sample_t *x, size_t i)
+{
+    const fdn_telemetry_exemplar_t *e = x->bucket_exemplar != NULL ? &x->bucket_exemplar[i] : NULL;
+    if (e == NULL || e->label_name == NULL)
+        return;
+    fdn__buf_puts(b, " # {");
+    fdn__buf_puts(b, e->label_name);
+    fdn__buf_puts(b, "=\"");
+    b_escaped(b, e->label_value, true);
+    fdn__buf_puts(b, "\"} ");
+    b_fmt_short(b, e->value);
+    char t[40];
+    int n = snprintf(t, sizeof t, " %.3f", e->timestamp_s);
+    fdn__buf_put(b, t, (size_t)n);
+}
+
+/* Write one sample's lines. name: the sample name (for OpenMetrics counters, with _total);
+ * om: OpenMetrics (histogram buckets carry their exemplars). */
+static void sample_lines(fdn__buf_t *b, const char *name, const fdn_telemetry_sample_t *x, bool om)
 {
     if (x->kind == FDN_TELEMETRY_COUNTER) {
         fdn__buf_puts(b, name);
@@ -237,6 +255,8 @@ static void sample_lines(fdn__buf_t *b, const char *name, const fdn_telemetry_sa
             fdn__free(le.p);
             fdn__buf_puts(b, " ");
             b_fmt_u64(b, x->bucket_le_count[i]);
+            if (om)
+                exemplar(b, x, i);
             fdn__buf_puts(b, "\n");
         }
         fdn__buf_puts(b, name);
@@ -244,6 +264,8 @@ static void sample_lines(fdn__buf_t *b, const char *name, const fdn_telemetry_sa
         labels(b, x, "le", "+Inf");
         fdn__buf_puts(b, " ");
         b_fmt_u64(b, x->hist.count);
+        if (om && x->nbuckets > 0)
+            exemplar(b, x, x->nbuckets);
         fdn__buf_puts(b, "\n");
         fdn__buf_puts(b, name);
         fdn__buf_puts(b, "_sum");
@@ -321,7 +343,7 @@ static void add_metric(recs_t *rs, const char *name, const char *help,
     }
     header(&text, fam.p, help, kind);
     for (size_t i = 0; i < n; i++)
-        sample_lines(&text, sample.p, xs[i]);
+        sample_lines(&text, sample.p, xs[i], rs->om);
     fdn__free(sample.p);
     recs_add(rs, &fam, &text, kind == FDN_TELEMETRY_HISTOGRAM);
 }

@@ -82,6 +82,28 @@ static fdn_telemetry_sample_t *sample_add(fdn_telemetry_snapshot_t *sn)
     return x;
 }
 
+/* The exemplars of histogram m's buckets into x (x->nbuckets and hist_div set). */
+static void sample_exemplars(fdn_telemetry_snapshot_t *sn, fdn_telemetry_sample_t *x, const void *m)
+{
+    tm_exemplar_t ex[TM_LE_MAX + 1];
+    if (!fdn__histogram_exemplars(m, ex))
+        return;
+    size_t n = x->nbuckets + 1;
+    fdn_telemetry_exemplar_t *out = arena_alloc(sn, n * sizeof(*out));
+    if (out == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        if (!ex[i].set)
+            continue;
+        out[i].label_name = arena_str(sn, ex[i].name);
+        out[i].label_value = arena_str(sn, ex[i].value);
+        out[i].value = ex[i].v / x->hist_div;
+        out[i].timestamp_s = (double)ex[i].wall_ns / 1e9;
+    }
+    x->bucket_exemplar = out;
+}
+
 static void sample_metric(fdn_telemetry_snapshot_t *sn, fdn_telemetry_sample_t *x,
                           fdn_telemetry_kind_t kind, const void *m)
 {
@@ -112,6 +134,7 @@ static void sample_metric(fdn_telemetry_snapshot_t *sn, fdn_telemetry_sample_t *
         x->nbuckets = c->nle;
         x->bucket_le = le;
         x->bucket_le_count = cum;
+        sample_exemplars(sn, x, m);
         break;
     }
     default:

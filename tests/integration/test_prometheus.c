@@ -288,12 +288,92 @@ static void exposition_exact(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+/* Exemplars: a bucket keeps the last observation made with a label (a correlation id), and
+ * OpenMetrics writes it after the bucket's count; the 0.0.4 text never carries them; a bad
+ * label name or value keeps no exemplar but still counts the value. */
+static void exemplars_in_openmetrics(void **state)
+{
+    (void)state;
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    fdn_telemetry_family_t *f = NULL;
+    assert_int_equal(fdn_telemetry_family(tm, &f, "a_wait_seconds", "Wait.",
+                                          FDN_TELEMETRY_HISTOGRAM, NULL, 0, 0),
+                     0);
+    const double le[] = {0.001, 0.01, 0.1};
+    assert_int_equal(fdn_telemetry_family_buckets(f, le, 3), 0);
+    fdn_histogram_t *h = NULL;
+    assert_int_equal(fdn_telemetry_family_histogram(f, &h, NULL, 0), 0);
+    fdn_histogram_observe_exemplar(h, 0.03, "correlation_id", "req-6");
+    fdn_histogram_observe_exemplar(h, 0.05, "correlation_id", "req-7"); /* replaces req-6 */
+    fdn_histogram_observe_exemplar(h, 2.0, "correlation_id", "req-\"8\"");
+    fdn_histogram_observe_exemplar(h, 0.0005, "bad-name", "x");
+    fdn_histogram_observe_exemplar(h, 0.0005, "__reserved", "x");
+    char longv[FDN_TELEMETRY_EXEMPLAR_VALUE_MAX + 2];
+    memset(longv, 'v', sizeof longv - 1);
+    longv[sizeof longv - 1] = '\0';
+    fdn_histogram_observe_exemplar(h, 0.0005, "correlation_id", longv);
+    fdn_histogram_observe_exemplar(h, 0.0005, "correlation_id", "\xff\xfe");
+    fdn_histogram_observe_exemplar(h, 0.0005, "correlation_id", NULL);
+    fdn_histogram_observe_exemplar(NULL, 0.0005, "correlation_id", "x"); /* no-op */
+
+    static membuf_t m;
+    m.len = 0;
+    assert_int_equal(fdn_telemetry_write_openmetrics(tm, mem_sink, &m), 0);
+    const char *b1 = strstr(m.buf, "a_wait_seconds_bucket{le=\"0.001\"} 5\n");
+    if (b1 == NULL)
+        fail_msg("bucket 0.001 without exemplar missing:\n%s", m.buf);
+    const char *want = "a_wait_seconds_bucket{le=\"0.1\"} 7 # {correlation_id=\"req-7\"} 0.05 ";
+    const char *b3 = strstr(m.buf, want);
+    if (b3 == NULL)
+        fail_msg("exemplar of bucket 0.1 missing:\n%s", m.buf);
+    double ts = strtod(b3 + strlen(want), NULL);
+    assert_true(ts > 1e9); /* seconds since the epoch */
+    const char *inf =
+        "a_wait_seconds_bucket{le=\"+Inf\"} 8 # {correlation_id=\"req-\\\"8\\\"\"} 2 ";
+    if (strstr(m.buf, inf) == NULL)
+        fail_msg("exemplar of bucket +Inf missing:\n%s", m.buf);
+    assert_null(strstr(m.buf, "req-6"));
+    assert_null(strstr(m.buf, "bad-name"));
+    assert_null(strstr(m.buf, "vvvv"));
+    assert_non_null(strstr(m.buf, "a_wait_seconds_count 8\n"));
+
+    m.len = 0;
+    m.buf[0] = '\0';
+    assert_int_equal(fdn_telemetry_write_prometheus(tm, mem_sink, &m), 0);
+    assert_non_null(strstr(m.buf, "a_wait_seconds_bucket{le=\"0.1\"} 7\n"));
+    assert_null(strstr(m.buf, "correlation_id"));
+
+    /* and the snapshot carries them (JSON API, other writers) */
+    fdn_telemetry_snapshot_t *sn = NULL;
+    assert_int_equal(fdn_telemetry_snapshot(tm, &sn), 0);
+    size_t it = 0;
+    const fdn_telemetry_sample_t *x;
+    bool seen = false;
+    while ((x = fdn_telemetry_snapshot_next(sn, &it)) != NULL) {
+        if (x->is_event || strcmp(x->name, "a_wait_seconds") != 0)
+            continue;
+        seen = true;
+        assert_int_equal(x->nbuckets, 3);
+        assert_non_null(x->bucket_exemplar);
+        assert_null(x->bucket_exemplar[0].label_name);
+        assert_null(x->bucket_exemplar[1].label_name);
+        assert_string_equal(x->bucket_exemplar[2].label_value, "req-7");
+        assert_true(x->bucket_exemplar[2].value == 0.05);
+        assert_string_equal(x->bucket_exemplar[3].label_name, "correlation_id");
+    }
+    assert_true(seen);
+    fdn_telemetry_snapshot_free(sn);
+    fdn_telemetry_destroy(tm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(exposition_exact),
         cmocka_unit_test(exposition_content),
         cmocka_unit_test(exposition_passes_promtool),
+        cmocka_unit_test(exemplars_in_openmetrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
