@@ -323,7 +323,10 @@ typedef enum fdn_events_backend_kind {
     /** memory + PostgreSQL shared by many processes (docs/events-postgres.md): ids are the
      *  global positions PostgreSQL assigns (gap-free, in commit order); every store call
      *  returns after its batch committed (both modes); the memory tier caches the newest
-     *  events of every process; reads it cannot answer go to PostgreSQL */
+     *  events of every process; reads it cannot answer go to PostgreSQL. Retention
+     *  (max_events, max_age_ns) and fdn_events_prune_before apply to the memory tier only:
+     *  the shared log is every process's, and is kept. While the store is stopped, stores
+     *  fail with FDN_EUNAVAILABLE (no unavailable_buffer). */
     FDN_EVENTS_BACKEND_POSTGRES = 1,
 } fdn_events_backend_kind_t;
 

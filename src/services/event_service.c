@@ -785,8 +785,8 @@ int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_err
     if (o->version < 1 || o->version > FDN_EVENTS_OPTS_VERSION ||
         (o->version >= 2 && o->backend != FDN_EVENTS_BACKEND_SQLITE &&
          o->backend != FDN_EVENTS_BACKEND_POSTGRES) ||
-        (o->mode != FDN_EVENTS_DURABLE && o->mode != FDN_EVENTS_FAST) ||
-        o->max_age_ns < 0 || o->prune_interval_ns < 0)
+        (o->mode != FDN_EVENTS_DURABLE && o->mode != FDN_EVENTS_FAST) || o->max_age_ns < 0 ||
+        o->prune_interval_ns < 0)
         return fdn_err_set(err, FDN_EINVAL, "events: invalid options");
     fdn_events_t *es = fdn__calloc(1, sizeof(*es));
     if (es == NULL)

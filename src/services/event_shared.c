@@ -120,8 +120,8 @@ static void remap(fdn_events_t *es, fdn_event_list_t *l)
 
 /* Put a run of events at consecutive positions first.. into memory, skipping those it holds
  * already. Runs under imu: nothing else appends. */
-static int put_run(fdn_events_t *es, const fdn_event_t *const *evs, uint64_t first, size_t n)
-    FDN_NO_THREAD_SAFETY_ANALYSIS
+static int put_run(fdn_events_t *es, const fdn_event_t *const *evs, uint64_t first,
+                   size_t n) FDN_NO_THREAD_SAFETY_ANALYSIS
 {
     fdn__mutex_lock(&es->amu);
     uint64_t next = es->next_id;
@@ -203,8 +203,8 @@ static void commit_requests(fdn_events_t *es, sh_req_t *reqs, size_t total)
         if (rc == 0 && tm != NULL) {
             fdn_telemetry_measure_t m = {"duration", (double)(fdn_clock_mono_ns(NULL) - t0)};
             (void)fdn_telemetry_execute(tm, "foundation.event_store.commit", &m, 1, NULL, 0);
-            fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_stored", total,
-                                         NULL, 0);
+            fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_stored", total, NULL,
+                                         0);
         }
         if (rc != 0 && tm != NULL)
             fdn_telemetry_emit_counter(tm, "foundation.event_store.writer_errors", NULL, 0);
@@ -323,8 +323,8 @@ static void *follower_main(void *arg)
 
 /* ---- lifecycle ---- */
 
-int fdn__evs_shared_open(fdn_events_t *es, const fdn_events_opts_t *o, fdn_error_t *err)
-    FDN_NO_THREAD_SAFETY_ANALYSIS
+int fdn__evs_shared_open(fdn_events_t *es, const fdn_events_opts_t *o,
+                         fdn_error_t *err) FDN_NO_THREAD_SAFETY_ANALYSIS
 {
 #ifdef FDN_HAVE_POSTGRES
     struct evs_shared *sh = fdn__calloc(1, sizeof(*sh));
@@ -426,13 +426,12 @@ void fdn__evs_shared_free(fdn_events_t *es)
 
 /* ---- calls ---- */
 
-int fdn__evs_shared_store(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
-                          uint64_t *ids)
+int fdn__evs_shared_store(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids)
 {
     struct evs_shared *sh = es->sh;
     sh_req_t r = {.evs = evs, .n = n, .ids = ids};
     fdn__mutex_lock(&sh->qmu);
-    if (!fdn__evs_running(es) || sh->qstop || !sh->writer_on) {
+    if (!fdn__evs_running(es) || sh->qstop) {
         fdn__mutex_unlock(&sh->qmu);
         return FDN_EUNAVAILABLE;
     }

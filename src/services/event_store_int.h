@@ -347,8 +347,7 @@ void fdn__evs_shared_stop(fdn_events_t *es);
 void fdn__evs_shared_free(fdn_events_t *es);
 /* Store n events through the writer; returns after the commit with their positions in ids
  * (may be NULL). 0, FDN_EUNAVAILABLE, FDN_EIO, FDN_ETOO_LARGE, FDN_ENOMEM. */
-int fdn__evs_shared_store(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
-                          uint64_t *ids);
+int fdn__evs_shared_store(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids);
 /* get from the backend (an id outside memory). */
 int fdn__evs_shared_get(fdn_events_t *es, uint64_t id, fdn_event_t **out);
 /* A query the memory tier cannot answer alone runs in the backend (*handled = true);

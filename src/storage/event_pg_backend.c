@@ -164,8 +164,9 @@ static int pgb_append(void *p, fdn__evb_batch_t *batch, fdn_error_t *err)
         rc = 0;
     }
     if (rc == FDN_EUNAVAILABLE && retry)
-        rc = fdn_err_set(err, FDN_EIO, "events: PostgreSQL: the outcome of a batch of %zu is "
-                                       "unknown (the connection was lost at COMMIT)",
+        rc = fdn_err_set(err, FDN_EIO,
+                         "events: PostgreSQL: the outcome of a batch of %zu is "
+                         "unknown (the connection was lost at COMMIT)",
                          batch->n);
     fdn__free(ids);
     return rc;

@@ -97,8 +97,8 @@ static void event_ws(const fdn_event_t *ev, unsigned *w, unsigned *s)
 typedef struct writer {
     fdn_events_t *es;
     unsigned w;
-    unsigned n;      /* events to store */
-    uint64_t *ids;   /* n: the id each got */
+    unsigned n;    /* events to store */
+    uint64_t *ids; /* n: the id each got */
     int rc;
 } writer_t;
 

@@ -459,11 +459,11 @@ int cmd_serve(int argc, char **argv)
         }
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
-            bool ours = (o.redis && (strncmp(environ[i], BACKEND_VAR, sizeof(BACKEND_VAR) - 1) == 0 ||
-                                     strncmp(environ[i], URL_VAR, sizeof(URL_VAR) - 1) == 0)) ||
-                        (o.postgres &&
-                         (strncmp(environ[i], WBACKEND_VAR, sizeof(WBACKEND_VAR) - 1) == 0 ||
-                          strncmp(environ[i], PGURL_VAR, sizeof(PGURL_VAR) - 1) == 0));
+            bool ours =
+                (o.redis && (strncmp(environ[i], BACKEND_VAR, sizeof(BACKEND_VAR) - 1) == 0 ||
+                             strncmp(environ[i], URL_VAR, sizeof(URL_VAR) - 1) == 0)) ||
+                (o.postgres && (strncmp(environ[i], WBACKEND_VAR, sizeof(WBACKEND_VAR) - 1) == 0 ||
+                                strncmp(environ[i], PGURL_VAR, sizeof(PGURL_VAR) - 1) == 0));
             if (!ours)
                 envp[k++] = environ[i];
         }
