@@ -7,6 +7,8 @@
  *  - a store opened later reads what is older than its memory tier from PostgreSQL;
  *  - a from-position subscription (after_id 0) sees every event once, in order, including
  *    those appended by other stores while it catches up;
+ *  - writer processes (fork) append while a subscriber in the parent, started from position 0,
+ *    sees every event once, in order, with each writer's events in its own order;
  *  - bad options and an unreachable server are refused with a code and a message.
  * Every test works in a schema of its own. */
 #include <setjmp.h>
@@ -21,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -432,6 +435,96 @@ static void subscription_from_position_zero_sees_every_event_once(void **state)
     free(wb.ids);
 }
 
+/* ---- writer processes and a subscriber process ---- */
+
+/* A child: its own store on the schema, n events of writer w; exit status 0 when every store
+ * succeeded with increasing ids. */
+static int child_writer(const char *schema, unsigned w, unsigned n)
+{
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.backend = FDN_EVENTS_BACKEND_POSTGRES;
+    o.postgres.url = g_url;
+    o.postgres.schema = schema;
+    fdn_events_t *es = NULL;
+    if (fdn_events_create(&es, &o, NULL) != 0)
+        return 2;
+    uint64_t last = 0;
+    int rc = 0;
+    for (unsigned s = 0; s < n && rc == 0; s++) {
+        fdn_event_t *ev = make_event(w, s);
+        uint64_t id = 0;
+        if (fdn_events_store(es, ev, &id) != 0 || id <= last)
+            rc = 3;
+        last = id;
+        fdn_event_free(ev);
+    }
+    fdn_events_destroy(es);
+    return rc;
+}
+
+static void writer_processes_and_a_subscriber(void **state)
+{
+    (void)state;
+    const char *env = getenv("FDN_TEST_PG_EVENTS");
+    unsigned n = env != NULL ? (unsigned)strtoul(env, NULL, 10) : 500;
+    enum { W = 3 };
+    char schema[64];
+    schema_name(schema, sizeof(schema), "proc");
+    /* the schema exists before the children race to migrate it */
+    fdn_events_t *c = open_store(schema);
+    collector_t col = {.cap = (size_t)W * n};
+    pthread_mutex_init(&col.mu, NULL);
+    pthread_cond_init(&col.cv, NULL);
+    col.ids = calloc(col.cap, sizeof(uint64_t));
+    assert_non_null(col.ids);
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    so.after_id = 0;
+    so.from_position = true;
+    fdn_events_sub_t *sub = NULL;
+    assert_int_equal(fdn_events_subscribe(c, &so, collect, &col, &sub), 0);
+    fflush(NULL);
+    pid_t kids[W];
+    for (unsigned w = 0; w < W; w++) {
+        kids[w] = fork();
+        assert_true(kids[w] >= 0);
+        if (kids[w] == 0)
+            _exit(child_writer(schema, w + 1, n));
+    }
+    for (unsigned w = 0; w < W; w++) {
+        int st = 0;
+        assert_int_equal(waitpid(kids[w], &st, 0), kids[w]);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    size_t total = (size_t)W * n;
+    assert_int_equal(wait_for(&col, total), total);
+    fdn_events_unsubscribe(sub);
+    /* every position once, in order; each writer's events in its own order, content intact */
+    pthread_mutex_lock(&col.mu);
+    assert_int_equal(col.n, total);
+    assert_int_equal(col.skipped, 0);
+    assert_false(col.bad_content);
+    for (size_t i = 0; i < total; i++)
+        assert_int_equal(col.ids[i], i + 1);
+    pthread_mutex_unlock(&col.mu);
+    unsigned next[W + 1] = {0};
+    size_t got = 0;
+    fdn_event_t **all = query_all(c, &got);
+    assert_int_equal(got, total);
+    for (size_t i = 0; i < got; i++) {
+        unsigned w, s;
+        event_ws(all[i], &w, &s);
+        assert_true(w >= 1 && w <= W);
+        assert_int_equal(s, next[w]);
+        next[w]++;
+    }
+    free_all(all, got);
+    fdn_events_destroy(c);
+    pthread_mutex_destroy(&col.mu);
+    pthread_cond_destroy(&col.cv);
+    free(col.ids);
+}
+
 /* ---- bad options ---- */
 
 static void bad_options_are_refused(void **state)
@@ -474,6 +567,7 @@ int main(void)
         cmocka_unit_test(two_stores_share_one_log),
         cmocka_unit_test(a_later_store_reads_history_from_postgres),
         cmocka_unit_test(subscription_from_position_zero_sees_every_event_once),
+        cmocka_unit_test(writer_processes_and_a_subscriber),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
