@@ -470,7 +470,16 @@ static void writer_processes_and_a_subscriber(void **state)
     enum { W = 3 };
     char schema[64];
     schema_name(schema, sizeof(schema), "proc");
-    /* the schema exists before the children race to migrate it */
+    /* the children start first (fork before this process runs any thread) and race to
+     * create the schema; the subscriber's store opens while they append */
+    fflush(NULL);
+    pid_t kids[W];
+    for (unsigned w = 0; w < W; w++) {
+        kids[w] = fork();
+        assert_true(kids[w] >= 0);
+        if (kids[w] == 0)
+            _exit(child_writer(schema, w + 1, n));
+    }
     fdn_events_t *c = open_store(schema);
     collector_t col = {.cap = (size_t)W * n};
     pthread_mutex_init(&col.mu, NULL);
@@ -482,14 +491,6 @@ static void writer_processes_and_a_subscriber(void **state)
     so.from_position = true;
     fdn_events_sub_t *sub = NULL;
     assert_int_equal(fdn_events_subscribe(c, &so, collect, &col, &sub), 0);
-    fflush(NULL);
-    pid_t kids[W];
-    for (unsigned w = 0; w < W; w++) {
-        kids[w] = fork();
-        assert_true(kids[w] >= 0);
-        if (kids[w] == 0)
-            _exit(child_writer(schema, w + 1, n));
-    }
     for (unsigned w = 0; w < W; w++) {
         int st = 0;
         assert_int_equal(waitpid(kids[w], &st, 0), kids[w]);
@@ -563,11 +564,11 @@ int main(void)
 {
     read_url();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(writer_processes_and_a_subscriber), /* first: forks before any thread */
         cmocka_unit_test(bad_options_are_refused),
         cmocka_unit_test(two_stores_share_one_log),
         cmocka_unit_test(a_later_store_reads_history_from_postgres),
         cmocka_unit_test(subscription_from_position_zero_sees_every_event_once),
-        cmocka_unit_test(writer_processes_and_a_subscriber),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
