@@ -316,9 +316,43 @@ typedef enum fdn_events_mode {
     FDN_EVENTS_FAST = 1,
 } fdn_events_mode_t;
 
+/** Where the durable tier lives (fdn_events_opts_t.backend, version >= 2). */
+typedef enum fdn_events_backend_kind {
+    /** memory + an optional SQLite file (durable_path): the default */
+    FDN_EVENTS_BACKEND_SQLITE = 0,
+    /** memory + PostgreSQL shared by many processes (docs/events-postgres.md): ids are the
+     *  global positions PostgreSQL assigns (gap-free, in commit order); every store call
+     *  returns after its batch committed (both modes); the memory tier caches the newest
+     *  events of every process; reads it cannot answer go to PostgreSQL. Retention
+     *  (max_events, max_age_ns) and fdn_events_prune_before apply to the memory tier only:
+     *  the shared log is every process's, and is kept. While the store is stopped, stores
+     *  fail with FDN_EUNAVAILABLE (no unavailable_buffer). */
+    FDN_EVENTS_BACKEND_POSTGRES = 1,
+} fdn_events_backend_kind_t;
+
+/** PostgreSQL backend options (fdn_events_opts_t.postgres, version >= 2). */
+typedef struct fdn_events_pg_opts {
+    const char *url;            /**< libpq URI or key=value string (required) */
+    const char *schema;         /**< schema of the store's tables; NULL = "fdn" */
+    uint32_t pool_size;         /**< connections for reads (default 4; plus one writer and one
+                                     listener) */
+    uint32_t batch_max;         /**< most events per append transaction (default 1000) */
+    int64_t flush_interval_ms;  /**< the writer waits this long for more events before a
+                                     batch smaller than batch_max (default 0: group commit) */
+    int64_t connect_timeout_ms; /**< per connection attempt (default 5000) */
+    int64_t poll_interval_ms;   /**< other processes' events are read at least this often,
+                                     NOTIFY or not (default 100) */
+} fdn_events_pg_opts_t;
+
+/** Initialiser of fdn_events_pg_opts_t with every default. */
+#define FDN_EVENTS_PG_OPTS_INIT                                                                    \
+    {                                                                                              \
+        NULL, NULL, 4, 1000, 0, 5000, 100                                                          \
+    }
+
 /** Options (versioned, transparent). */
 typedef struct fdn_events_opts {
-    uint32_t version;            /**< FDN_EVENTS_OPTS_INIT sets 1 */
+    uint32_t version;            /**< FDN_EVENTS_OPTS_VERSION (version 1 is still accepted) */
     fdn_clock_t *clock;          /**< NULL = system clock */
     const char *durable_path;    /**< SQLite file; NULL = memory only */
     fdn_events_mode_t mode;      /**< durable by default */
@@ -336,12 +370,22 @@ typedef struct fdn_events_opts {
     /** Durable tier: compress payloads of 256 bytes or more with zstd when that makes them
      *  smaller (default true; the runtime sets it from storage.warm.compression). */
     bool compress;
+    /** version >= 2: the durable tier's backend (default FDN_EVENTS_BACKEND_SQLITE). With
+     *  FDN_EVENTS_BACKEND_POSTGRES, durable_path, compress and unavailable_buffer are unused,
+     *  and a build without PostgreSQL answers FDN_ENOTSUP. */
+    fdn_events_backend_kind_t backend;
+    fdn_events_pg_opts_t postgres; /**< version >= 2: used by the PostgreSQL backend */
 } fdn_events_opts_t;
+
+/** Current version of fdn_events_opts_t, set by FDN_EVENTS_OPTS_INIT. 2: backend, postgres
+ * (0.3.0). */
+#define FDN_EVENTS_OPTS_VERSION 2
 
 /** Initialiser of fdn_events_opts_t with every default. */
 #define FDN_EVENTS_OPTS_INIT                                                                       \
     {                                                                                              \
-        1, NULL, NULL, FDN_EVENTS_DURABLE, 65536, 0, 0, 0, 0, 1000, 65536, NULL, true              \
+        FDN_EVENTS_OPTS_VERSION, NULL, NULL, FDN_EVENTS_DURABLE, 65536, 0, 0, 0, 0, 1000, 65536,   \
+            NULL, true, FDN_EVENTS_BACKEND_SQLITE, FDN_EVENTS_PG_OPTS_INIT                         \
     }
 
 /**
@@ -555,16 +599,26 @@ typedef void (*fdn_events_sub_cb)(const fdn_event_t *ev, uint64_t skipped, void 
 
 /** Subscription filter and start position (versioned, transparent). */
 typedef struct fdn_events_sub_opts {
-    uint32_t version;           /**< FDN_EVENTS_SUB_OPTS_INIT sets 1 */
+    uint32_t version;           /**< FDN_EVENTS_SUB_OPTS_VERSION (version 1 is still accepted) */
     uint64_t after_id;          /**< deliver ids > after_id; UINT64_MAX = only new events */
     const char *type;           /**< NULL = any */
     const char *correlation_id; /**< NULL = any */
+    /** version >= 2: true: after_id is a position (0 = from the first event) and every
+     *  matching event after it is delivered once, in id order, never skipped for backlog:
+     *  events the memory tier no longer holds are read from the durable backend
+     *  (PostgreSQL: paged from the shared table, so a subscriber in any process sees every
+     *  process's events). Only events deleted from the backend itself are skipped (and
+     *  counted). false (default): the version 1 behaviour. */
+    bool from_position;
 } fdn_events_sub_opts_t;
+
+/** Current version of fdn_events_sub_opts_t. 2: from_position (0.3.0). */
+#define FDN_EVENTS_SUB_OPTS_VERSION 2
 
 /** Initialiser of fdn_events_sub_opts_t with every default. */
 #define FDN_EVENTS_SUB_OPTS_INIT                                                                   \
     {                                                                                              \
-        1, UINT64_MAX, NULL, NULL                                                                  \
+        FDN_EVENTS_SUB_OPTS_VERSION, UINT64_MAX, NULL, NULL, false                                 \
     }
 
 /**

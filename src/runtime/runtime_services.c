@@ -504,6 +504,31 @@ static int ev_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     if (cfg_int(cfg, "interface.max_results", 1, &v) && v <= UINT32_MAX)
         eo.max_results = (uint32_t)v;
 
+    /* storage.warm.backend "postgres": the durable tier is PostgreSQL (storage.warm.postgres.*,
+     * docs/events-postgres.md), shared by every process that names the same database */
+    char wbackend[16] = "sqlite", pgurl[1024] = "", pgschema[64] = "fdn";
+    (void)cfg_str(cfg, "storage.warm.backend", wbackend, sizeof(wbackend));
+    if (strcmp(wbackend, "postgres") == 0) {
+        if (!cfg_str(cfg, "storage.warm.postgres.url", pgurl, sizeof(pgurl)) || pgurl[0] == '\0')
+            return fdn_err_set(err, FDN_EINVAL,
+                               "storage.warm.postgres.url: missing, empty or longer than 1023 "
+                               "bytes (storage.warm.backend is \"postgres\")");
+        (void)cfg_str(cfg, "storage.warm.postgres.schema", pgschema, sizeof(pgschema));
+        eo.backend = FDN_EVENTS_BACKEND_POSTGRES;
+        eo.postgres.url = pgurl;
+        eo.postgres.schema = pgschema;
+        if (cfg_int(cfg, "storage.warm.postgres.pool_size", 1, &v) && v <= 256)
+            eo.postgres.pool_size = (uint32_t)v;
+        if (cfg_int(cfg, "storage.warm.postgres.batch_max", 1, &v) && v <= 65536)
+            eo.postgres.batch_max = (uint32_t)v;
+        if (cfg_int(cfg, "storage.warm.postgres.flush_interval_ms", 0, &v))
+            eo.postgres.flush_interval_ms = v;
+        int rc = fdn_events_create((fdn_events_t **)out, &eo, err);
+        if (rc != 0)
+            fdn_err_add_context(err, "backend", "postgres");
+        return rc;
+    }
+
     /* durable tier: the runtime's data directory wins; else storage.warm.* */
     char path[4096];
     const char *dir = fdn_runtime_data_dir(rt);

@@ -22,6 +22,8 @@
  * (fdn__evs_tab_find); an unknown type or correlation id matches nothing.
  * Invariants: results are in id order (descending when asked); every returned id is in
  * [first_id, snapshot] and its record matched every filter of the query.
+ * With a shared backend (PostgreSQL, event_shared.c), get, queries and correlation lookups
+ * whose range the memory tier does not hold are answered by the backend instead.
  */
 #include <fdn/events.h>
 
@@ -271,12 +273,19 @@ int fdn_events_query(fdn_events_t *es, const fdn_events_query_t *q, fdn_event_li
     size_t limit = (uint64_t)q->limit > cap ? cap : (size_t)q->limit;
     uint64_t snap;
     fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
-    if (tm == NULL)
+    if (tm == NULL && es->sh == NULL)
         return fdn__evs_query(es, q, limit, out, &snap);
     /* timed as `foundation.event_store.query` {duration: ns}, exported as the histogram
      * fdn_event_store_query_duration_seconds */
     int64_t t0 = fdn_clock_mono_ns(NULL);
-    int rc = fdn__evs_query(es, q, limit, out, &snap);
+    bool handled = false;
+    int rc = 0;
+    if (es->sh != NULL) /* a shared backend: memory may hold only part of the range */
+        rc = fdn__evs_shared_query(es, q, limit, out, &handled);
+    if (!handled)
+        rc = fdn__evs_query(es, q, limit, out, &snap);
+    if (tm == NULL)
+        return rc;
     fdn_telemetry_measure_t m = {"duration", (double)(fdn_clock_mono_ns(NULL) - t0)};
     (void)fdn_telemetry_execute(tm, "foundation.event_store.query", &m, 1, NULL, 0);
     return rc;
@@ -288,6 +297,8 @@ int fdn_events_get_by_correlation(fdn_events_t *es, const char *cid, fdn_event_l
         return FDN_EINVAL;
     if (!fdn__evs_running(es))
         return FDN_EUNAVAILABLE;
+    if (es->sh != NULL) /* a correlation spans processes: the shared backend has them all */
+        return fdn__evs_shared_correlation(es, cid, out);
     fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
     q.correlation_id = cid;
     uint64_t snap;
@@ -301,6 +312,9 @@ int fdn_events_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
     if (!fdn__evs_running(es))
         return FDN_EUNAVAILABLE;
     int rc = FDN_ENOENT;
+    if (es->sh != NULL && (id > atomic_load_explicit(&es->published, memory_order_acquire) ||
+                           id < atomic_load_explicit(&es->first_id, memory_order_acquire)))
+        return fdn__evs_shared_get(es, id, out); /* outside the memory tier */
     fdn__rwlock_rdlock(&es->plock);
     if (id <= atomic_load_explicit(&es->published, memory_order_acquire)) {
         const evs_rec_t *r = fdn__evs_rec_lookup(es, id);

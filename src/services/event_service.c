@@ -6,7 +6,8 @@
  *
  * Threads, all started by create/start and joined by stop/destroy:
  *  - writer (durable_path only): waits on wcv for published > persisted, copies the
- *    unpersisted events out of memory (plock read), writes them in one SQLite transaction
+ *    unpersisted events out of memory (plock read), writes them through the durable
+ *    backend's table (storage/event_backend.h; SQLite: one transaction)
  *    (group commit of about 8192 events, extended to the end of a store_batch so a batch
  *    is never split between commits) and broadcasts wdone. In durable mode a store call waits on
  * wdone until persisted >= its last id; in fast mode it returns at once unless more than
@@ -21,6 +22,8 @@
  *    eventfd write instead. Writers only signal scv when subscribers exist.
  * Lock order: plock -> amu -> wmu; smu, rmu are leaves (never held while taking another,
  * except that the delivery thread takes plock (read) with no other lock held).
+ *  - with a shared backend (PostgreSQL), the writer and a follower of event_shared.c run
+ *    instead of the writer above: ids come from the backend (see event_shared.c).
  * Stop sets running = 0 under amu, so no append starts afterwards; then it joins the
  * threads (the writer first drains everything published). Stores while stopped either fail
  * with FDN_EUNAVAILABLE or go to a bounded buffer with pre-assigned ids, replayed on start.
@@ -30,6 +33,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -47,6 +51,7 @@ struct fdn_events_sub {
     char *corr;
     _Atomic uint64_t overflow;
     uint64_t pending_skip; /* delivery thread (callback subscriptions) */
+    bool from_pos;         /* from_position: never skip for backlog; catch up from the backend */
     uint64_t round;        /* smu: delivery round this subscriber was last served in */
 };
 
@@ -121,9 +126,13 @@ static void *writer_main(void *arg)
         es->wdelete = 0;
         fdn__mutex_unlock(&es->wmu);
         int64_t t0 = fdn_clock_mono_ns(NULL);
-        if (rc == 0)
-            rc = fdn__evdb_write(es->db, (const fdn_event_t *const *)(l ? l->items : NULL),
-                                 l ? l->n : 0, del, to + 1, &err);
+        if (rc == 0) {
+            fdn__evb_batch_t b = {.evs = (const fdn_event_t *const *)(l ? l->items : NULL),
+                                  .n = l ? l->n : 0,
+                                  .prune_below = del,
+                                  .next_id = to + 1};
+            rc = es->be.ops->append(es->be.state, &b, &err);
+        }
         fdn_event_list_free(l);
         fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
         if (rc == 0 && tm != NULL) {
@@ -315,11 +324,20 @@ static int sub_fetch(evs_sub_t *s, size_t max, fdn_event_list_t **out, uint64_t 
     uint64_t first = atomic_load_explicit(&es->first_id, memory_order_acquire);
     uint64_t skip = 0;
     uint64_t cur = CUR(s);
+    if (s->from_pos && cur + 1 < first && es->sh != NULL) {
+        /* behind the memory tier: page from the shared backend, which holds every event */
+        int rc = fdn__evs_shared_page(es, s->type, s->corr, cur, first, max, out);
+        if (rc != 0)
+            return rc;
+        SET_CUR(s, (*out)->n == max ? (*out)->items[max - 1]->id : first - 1);
+        *skipped = 0;
+        return 0;
+    }
     if (cur + 1 < first) {
         skip += first - (cur + 1);
         cur = first - 1;
     }
-    if (pub > cur && pub - cur > es->sub_max_backlog) {
+    if (!s->from_pos && pub > cur && pub - cur > es->sub_max_backlog) {
         skip += pub - cur - es->sub_max_backlog;
         cur = pub - es->sub_max_backlog;
     }
@@ -394,6 +412,7 @@ static void *deliver_main(void *arg)
         fdn__mutex_unlock(&es->smu);
         fdn_event_list_t *l = NULL;
         uint64_t skipped = 0;
+        bool fetch_failed = false;
         if (sub_fetch(pick, 256, &l, &skipped) == 0) {
             pick->pending_skip += skipped;
             for (size_t i = 0; i < l->n; i++) {
@@ -401,10 +420,22 @@ static void *deliver_main(void *arg)
                 pick->pending_skip = 0;
             }
             fdn_event_list_free(l);
+        } else {
+            fetch_failed = true;
         }
         fdn__mutex_lock(&es->smu);
         es->delivering = NULL;
         pthread_cond_broadcast(&es->sdone);
+        if (fetch_failed && !es->dstop) { /* the backend is away: retry after a while */
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_nsec += 100000000;
+            if (dl.tv_nsec >= 1000000000) {
+                dl.tv_sec++;
+                dl.tv_nsec -= 1000000000;
+            }
+            (void)pthread_cond_timedwait(&es->scv, &es->smu, &dl);
+        }
     }
     fdn__mutex_unlock(&es->smu);
     return NULL;
@@ -419,7 +450,7 @@ void fdn__evs_notify_subs(fdn_events_t *es)
 
 static int sub_new(fdn_events_t *es, const fdn_events_sub_opts_t *o, evs_sub_t **out)
 {
-    if (o != NULL && o->version != 1)
+    if (o != NULL && (o->version < 1 || o->version > FDN_EVENTS_SUB_OPTS_VERSION))
         return FDN_EINVAL;
     if (!atomic_load_explicit(&es->running, memory_order_acquire))
         return FDN_EUNAVAILABLE;
@@ -428,6 +459,7 @@ static int sub_new(fdn_events_t *es, const fdn_events_sub_opts_t *o, evs_sub_t *
         return FDN_ENOMEM;
     s->es = es;
     s->efd = -1;
+    s->from_pos = o != NULL && o->version >= 2 && o->from_position;
     atomic_init(&s->overflow, 0);
     uint64_t after = o ? o->after_id : UINT64_MAX;
     atomic_init(&s->cursor, after == UINT64_MAX
@@ -633,8 +665,8 @@ static int load_cb(fdn_event_t *ev, void *user) FDN_NO_THREAD_SAFETY_ANALYSIS
 
 static int db_open_load(fdn_events_t *es, bool load, fdn_error_t *err)
 {
-    int rc = fdn__evdb_open(&es->db, es->durable_path, es->mode == FDN_EVENTS_DURABLE, es->compress,
-                            err);
+    int rc = fdn__evb_sqlite_open(&es->be, es->durable_path, es->mode == FDN_EVENTS_DURABLE,
+                                  es->compress, err);
     if (rc != 0 || !load)
         return rc;
     uint64_t next = 1;
@@ -644,7 +676,7 @@ static int db_open_load(fdn_events_t *es, bool load, fdn_error_t *err)
     if (__builtin_sub_overflow(lc.now_wall, lc.now_mono, &lc.epoch))
         lc.epoch = lc.now_mono < 0 ? INT64_MAX : INT64_MIN;
     fdn__mutex_lock(&es->amu);
-    rc = fdn__evdb_load(es->db, load_cb, &lc, &next, err);
+    rc = es->be.ops->load(es->be.state, load_cb, &lc, &next, err);
     if (rc == 0) {
         if (next > es->next_id)
             es->next_id = next;
@@ -655,16 +687,18 @@ static int db_open_load(fdn_events_t *es, bool load, fdn_error_t *err)
         atomic_store_explicit(&es->stored_total, 0, memory_order_relaxed);
     }
     fdn__mutex_unlock(&es->amu);
-    if (rc != 0) {
-        fdn__evdb_close(es->db);
-        es->db = NULL;
-    }
+    if (rc != 0)
+        fdn__evb_close(&es->be);
     return rc;
 }
 
 static int start_threads(fdn_events_t *es)
 {
-    if (es->db != NULL && !es->writer_on) {
+    if (es->sh != NULL) {
+        int rc = fdn__evs_shared_start(es);
+        if (rc != 0)
+            return rc;
+    } else if (fdn__evb_open(&es->be) && !es->writer_on) {
         es->wstop = false;
         atomic_store_explicit(&es->io_error, 0, memory_order_relaxed);
         if (pthread_create(&es->writer, NULL, writer_main, es) != 0)
@@ -700,10 +734,10 @@ static void stop_threads(fdn_events_t *es)
         es->writer_on = false;
     }
     deliverer_stop(es);
-    if (es->db != NULL) {
-        fdn__evdb_close(es->db);
-        es->db = NULL;
-    }
+    if (es->sh != NULL)
+        fdn__evs_shared_stop(es); /* the shared backend stays open until destroy */
+    else
+        fdn__evb_close(&es->be);
 }
 
 static int service_start(void *state, void *ctx, fdn_error_t *err)
@@ -716,7 +750,7 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
     if (atomic_load_explicit(&es->running, memory_order_acquire))
         return 0;
     int rc = 0;
-    if (es->durable_path != NULL && es->db == NULL)
+    if (es->durable_path != NULL && !fdn__evb_open(&es->be))
         rc = db_open_load(es, false, NULL);
     if (rc == 0)
         rc = start_threads(es);
@@ -777,8 +811,11 @@ int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_err
     if (out == NULL)
         return fdn_err_set(err, FDN_EINVAL, "events: out is NULL");
     const fdn_events_opts_t *o = opts ? opts : &def;
-    if (o->version != 1 || (o->mode != FDN_EVENTS_DURABLE && o->mode != FDN_EVENTS_FAST) ||
-        o->max_age_ns < 0 || o->prune_interval_ns < 0)
+    if (o->version < 1 || o->version > FDN_EVENTS_OPTS_VERSION ||
+        (o->version >= 2 && o->backend != FDN_EVENTS_BACKEND_SQLITE &&
+         o->backend != FDN_EVENTS_BACKEND_POSTGRES) ||
+        (o->mode != FDN_EVENTS_DURABLE && o->mode != FDN_EVENTS_FAST) || o->max_age_ns < 0 ||
+        o->prune_interval_ns < 0)
         return fdn_err_set(err, FDN_EINVAL, "events: invalid options");
     fdn_events_t *es = fdn__calloc(1, sizeof(*es));
     if (es == NULL)
@@ -829,7 +866,13 @@ int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_err
             return fdn_err_set(err, FDN_ENOMEM, "events: out of memory");
         }
     }
-    if (o->durable_path != NULL) {
+    if (o->version >= 2 && o->backend == FDN_EVENTS_BACKEND_POSTGRES) {
+        rc = fdn__evs_shared_open(es, o, err);
+        if (rc != 0) {
+            fdn_events_destroy(es);
+            return rc;
+        }
+    } else if (o->durable_path != NULL) {
         es->durable_path = fdn__strdup(o->durable_path);
         if (es->durable_path == NULL) {
             fdn_events_destroy(es);
@@ -867,6 +910,7 @@ void fdn_events_destroy(fdn_events_t *es)
     for (size_t i = 0; i < es->nbuf; i++)
         fdn_event_free(es->buf[i]);
     fdn__free(es->buf);
+    fdn__evs_shared_free(es);
     fdn__evs_fini(es);
     pthread_rwlock_destroy(&es->plock);
     pthread_mutex_destroy(&es->amu);

@@ -479,6 +479,8 @@ static int store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n
             return FDN_EINVAL;
     if (n == 0)
         return 0;
+    if (es->sh != NULL) /* a shared backend assigns the ids: the writer stores first */
+        return fdn__evs_shared_store(es, evs, n, out_ids);
     uint64_t first = 0;
     uint64_t local[1];
     uint64_t *ids = out_ids ? out_ids : (n == 1 ? local : NULL);

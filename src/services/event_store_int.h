@@ -18,7 +18,7 @@
 #include <stdatomic.h>
 
 #include "logic/event_int.h"
-#include "storage/event_sqlite.h"
+#include "storage/event_backend.h"
 
 /* ---- supervision hooks (runtime) ---- */
 
@@ -152,8 +152,10 @@ struct fdn_events {
     fdn_event_t **buf;   /* amu: stores accepted while stopped */
     size_t nbuf;
 
-    /* durable writer */
-    fdn__evdb_t *db;
+    /* durable writer; be: the durable tier's backend (storage/event_backend.h), open while
+     * the store runs (SQLite) or from create to destroy (shared: sh != NULL) */
+    fdn__evb_t be;
+    struct evs_shared *sh; /* event_shared.c: a shared backend (PostgreSQL); NULL otherwise */
     fdn__mutex_t wmu;
     pthread_cond_t wcv;   /* writer wakes */
     pthread_cond_t wdone; /* commits happened */
@@ -337,6 +339,32 @@ int fdn__evs_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
                    fdn_event_list_t **out, uint64_t *snap);
 
 /* ---- service (event_service.c) ---- */
+
+/* ---- shared backend (event_shared.c): ids from the backend, memory as its cache ---- */
+
+/* Open the backend of o (PostgreSQL) and start memory at its head. 0, FDN_ENOTSUP (not
+ * built), or the backend's code. es->sh is set even on failure (fdn__evs_shared_free). */
+int fdn__evs_shared_open(fdn_events_t *es, const fdn_events_opts_t *o, fdn_error_t *err);
+/* Start / stop (draining queued stores) the writer and follower threads. */
+int fdn__evs_shared_start(fdn_events_t *es);
+void fdn__evs_shared_stop(fdn_events_t *es);
+/* Stop, close the backend, free (destroy). */
+void fdn__evs_shared_free(fdn_events_t *es);
+/* Store n events through the writer; returns after the commit with their positions in ids
+ * (may be NULL). 0, FDN_EUNAVAILABLE, FDN_EIO, FDN_ETOO_LARGE, FDN_ENOMEM. */
+int fdn__evs_shared_store(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids);
+/* get from the backend (an id outside memory). */
+int fdn__evs_shared_get(fdn_events_t *es, uint64_t id, fdn_event_t **out);
+/* A query the memory tier cannot answer alone runs in the backend (*handled = true);
+ * *handled = false: memory answers. */
+int fdn__evs_shared_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
+                          fdn_event_list_t **out, bool *handled);
+/* Every event of a correlation id, from the backend. */
+int fdn__evs_shared_correlation(fdn_events_t *es, const char *cid, fdn_event_list_t **out);
+/* Up to max events with after < id < before (and the filters) from the backend, in id order:
+ * the catch-up of a from-position subscription behind the memory tier. */
+int fdn__evs_shared_page(fdn_events_t *es, const char *type, const char *cid, uint64_t after,
+                         uint64_t before, size_t max, fdn_event_list_t **out);
 
 /* Called after a successful append (outside amu). */
 int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id);

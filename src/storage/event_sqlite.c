@@ -12,8 +12,11 @@
  * (SQLITE_CORRUPT / SQLITE_NOTADB) or a record failing its CRC32C gives FDN_ECORRUPT.
  * Threads: the connection is used by one thread at a time (no locks here); statements are
  * prepared once.
+ * The backend table (storage/event_backend.h) at the end wraps these functions: SQLite is the
+ * write-behind implementation (ids from the memory tier, no reads).
  */
 #include "storage/event_sqlite.h"
+#include "storage/event_backend.h"
 
 #include <string.h>
 
@@ -212,4 +215,44 @@ fail:
     rc = map_rc(d->db, rc, err, "write");
     step_reset(d->rollback);
     return rc;
+}
+
+/* ---- the backend table (storage/event_backend.h): the write-behind implementation ---- */
+
+static int evb_load(void *b, fdn__evb_load_cb cb, void *user, uint64_t *next_id, fdn_error_t *err)
+{
+    return fdn__evdb_load(b, cb, user, next_id, err);
+}
+
+static int evb_append(void *b, fdn__evb_batch_t *batch, fdn_error_t *err)
+{
+    return fdn__evdb_write(b, batch->evs, batch->n, batch->prune_below, batch->next_id, err);
+}
+
+static void evb_close(void *b)
+{
+    fdn__evdb_close(b);
+}
+
+/* Reads are served by the memory tier, which holds every event of the file: no read
+ * function is offered. */
+static const fdn__evb_ops_t sqlite_ops = {
+    .version = FDN__EVB_VERSION,
+    .name = "sqlite",
+    .assigns_ids = false,
+    .load = evb_load,
+    .append = evb_append,
+    .close = evb_close,
+};
+
+int fdn__evb_sqlite_open(fdn__evb_t *out, const char *path, bool durable, bool compress,
+                         fdn_error_t *err)
+{
+    fdn__evdb_t *d = NULL;
+    int rc = fdn__evdb_open(&d, path, durable, compress, err);
+    if (rc != 0)
+        return rc;
+    out->ops = &sqlite_ops;
+    out->state = d;
+    return 0;
 }

@@ -23,6 +23,7 @@ static const char *const overflow[] = {"drop_oldest", "drop_newest", "block", NU
 static const char *const compressions[] = {"none", "gzip", "zstd", NULL};
 static const char *const pool_strategies[] = {"lifo", "fifo", NULL};
 static const char *const limiter_backends[] = {"memory", "redis", NULL};
+static const char *const warm_backends[] = {"sqlite", "postgres", NULL};
 static const char *const limiter_policies[] = {"local", "fail_open", "fail_closed", NULL};
 
 /* K: one row. KM: a row with its own message for an absent key. KW: a warm-storage row, whose
@@ -117,6 +118,23 @@ const fdn__cfg_builtin_t fdn__cfg_builtins[] = {
        "Warm storage size bound, MB (checked only when enabled)", S1001, WARM),
     KW("storage.warm.compression", ENUM, "\"zstd\"", ENUM, compressions,
        "Warm storage compression (checked only when enabled)", S1002, "Invalid compression type"),
+    K("storage.warm.backend", ENUM, "\"sqlite\"", ENUM, 0, 0, warm_backends, false,
+      "Event store durable tier: sqlite (a local file, with storage.warm.enable) or postgres "
+      "(shared by many processes)",
+      S1002, WARM),
+    K("storage.warm.postgres.url", STRING, "\"\"", NONE, 0, 0, NULL, false,
+      "PostgreSQL of the postgres backend: a libpq URI (postgresql://user@host:port/db) or "
+      "key=value string",
+      S1001, WARM),
+    K("storage.warm.postgres.pool_size", INT, "4", RANGE, 1, 256, NULL, false,
+      "Read connections to PostgreSQL, 1..256 (plus one writer and one listener)", S1001, WARM),
+    K("storage.warm.postgres.schema", STRING, "\"fdn\"", NONE, 0, 0, NULL, false,
+      "PostgreSQL schema of the event tables ([a-z_][a-z0-9_]*, at most 48 chars)", S1001, WARM),
+    K("storage.warm.postgres.batch_max", INT, "1000", RANGE, 1, 65536, NULL, false,
+      "Most events per append transaction, 1..65536", S1001, WARM),
+    K("storage.warm.postgres.flush_interval_ms", INT, "0", RANGE, 0, 10000, NULL, false,
+      "Writer's wait for a fuller batch, ms (0: commit as soon as the previous one ends)", S1001,
+      WARM),
     K("storage.cold.enable", BOOL, "false", FALSE_ONLY, 0, 0, NULL, false,
       "Cold storage switch (must be false)", S1001, "Invalid cold storage configuration"),
     K("interface.query_timeout", INT, "10000", POSITIVE, 0, 0, NULL, true, "Query timeout, ms",

@@ -25,6 +25,10 @@
  * "fdn", instance "<host>:<port>", endpoint its admin URL, metadata pid and host. Every fdn
  * serve of the fleet on the same etcd then lists the others in GET /v1/registry ("shared").
  *
+ * --postgres URL: the event store's durable tier is PostgreSQL (storage.warm.backend
+ * "postgres", docs/events-postgres.md): ids are global positions, and every fdn serve on the
+ * same database appends to and reads one log.
+ *
  * Operating it (serve_notify.c, serve_log.c): under systemd (Type=notify) READY=1 is sent only
  * once every supervised service runs and the HTTP API answers, after the "listening on" line;
  * STATUS= follows restarts; STOPPING=1 when a stop begins. Notable events go to stderr as
@@ -63,6 +67,7 @@ typedef struct serve_opts {
     const char *log_level;
     bool access_log;
     int64_t slow_ms;
+    const char *postgres;
 } serve_opts_t;
 
 /* What the runtime's and the server's callbacks need. */
@@ -78,7 +83,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: fdn serve [--config FILE] [--data-dir DIR] [--listen ADDR:PORT]\n"
             "                 [--token-file FILE] [--max-body BYTES] [--redis URL]\n"
-            "                 [--etcd URL]\n"
+            "                 [--etcd URL] [--postgres URL]\n"
             "                 [--log-format text|json] [--log-level LEVEL] [--access-log]\n"
             "                 [--slow-request-ms MS]\n"
             "\n"
@@ -96,6 +101,10 @@ static void usage(FILE *out)
             "  --etcd URL         a fleet-wide registry on etcd (http://host:port): this process\n"
             "                     registers itself (service fdn) and GET /v1/registry lists the\n"
             "                     fleet\n"
+            "  --postgres URL     the event store on PostgreSQL (postgresql://user@host:port/db),\n"
+            "                     shared with every process on the same database: the same as\n"
+            "                     storage.warm.backend \"postgres\" and storage.warm.postgres.url\n"
+            "                     URL, over the config file and the environment\n"
             "  --log-format FMT   stderr log lines: text (key=value, the default) or json\n"
             "  --log-level LEVEL  least severe level logged: debug, info (default), warn, error\n"
             "  --access-log       log every HTTP request (whatever the level)\n"
@@ -118,6 +127,7 @@ static int parse(int argc, char **argv, serve_opts_t *o)
         {.name = "--max-body", .num = &o->max_body, .min = 1, .max = 1 << 30},
         {.name = "--redis", .str = &o->redis},
         {.name = "--etcd", .str = &o->etcd},
+        {.name = "--postgres", .str = &o->postgres},
         {.name = "--log-format", .str = &o->log_format},
         {.name = "--log-level", .str = &o->log_level},
         {.name = "--access-log", .seen = &o->access_log},
@@ -344,7 +354,8 @@ int cmd_serve(int argc, char **argv)
                       "text",
                       "info",
                       false,
-                      1000};
+                      1000,
+                      NULL};
     int pr = parse(argc, argv, &o);
     if (pr != 0)
         return pr > 0 ? CLI_OK : CLI_USAGE;
@@ -423,34 +434,51 @@ int cmd_serve(int argc, char **argv)
     fdn_runtime_opts_t ro = FDN_RUNTIME_OPTS_INIT;
     ro.config_path = o.config;
     ro.data_dir = o.data_dir;
-    /* --redis: two config overrides placed in a copy of the environment (which the config
-     * service reads last), replacing any variables of the same names */
+    /* --redis and --postgres: config overrides placed in a copy of the environment (which the
+     * config service reads last), replacing any variables of the same names */
     static const char BACKEND_VAR[] = "FDN_INFRASTRUCTURE__RATE_LIMITING__BACKEND=";
     static const char URL_VAR[] = "FDN_INFRASTRUCTURE__RATE_LIMITING__REDIS__URL=";
+    static const char WBACKEND_VAR[] = "FDN_STORAGE__WARM__BACKEND=";
+    static const char PGURL_VAR[] = "FDN_STORAGE__WARM__POSTGRES__URL=";
     extern char **environ;
     const char **envp = NULL;
-    char *url_entry = NULL;
-    if (o.redis != NULL) {
+    char *url_entry = NULL, *pg_entry = NULL;
+    if (o.redis != NULL || o.postgres != NULL) {
         size_t n = 0;
         while (environ[n] != NULL)
             n++;
-        envp = calloc(n + 3, sizeof(*envp));
-        url_entry = malloc(sizeof(URL_VAR) + strlen(o.redis));
-        if (envp == NULL || url_entry == NULL) {
+        envp = calloc(n + 5, sizeof(*envp));
+        url_entry = o.redis ? malloc(sizeof(URL_VAR) + strlen(o.redis)) : NULL;
+        pg_entry = o.postgres ? malloc(sizeof(PGURL_VAR) + strlen(o.postgres)) : NULL;
+        if (envp == NULL || (o.redis && url_entry == NULL) || (o.postgres && pg_entry == NULL)) {
             fprintf(stderr, "fdn serve: out of memory\n");
             free(envp);
             free(url_entry);
+            free(pg_entry);
             goto out;
         }
         size_t k = 0;
-        for (size_t i = 0; i < n; i++)
-            if (strncmp(environ[i], BACKEND_VAR, sizeof(BACKEND_VAR) - 1) != 0 &&
-                strncmp(environ[i], URL_VAR, sizeof(URL_VAR) - 1) != 0)
+        for (size_t i = 0; i < n; i++) {
+            bool ours =
+                (o.redis && (strncmp(environ[i], BACKEND_VAR, sizeof(BACKEND_VAR) - 1) == 0 ||
+                             strncmp(environ[i], URL_VAR, sizeof(URL_VAR) - 1) == 0)) ||
+                (o.postgres && (strncmp(environ[i], WBACKEND_VAR, sizeof(WBACKEND_VAR) - 1) == 0 ||
+                                strncmp(environ[i], PGURL_VAR, sizeof(PGURL_VAR) - 1) == 0));
+            if (!ours)
                 envp[k++] = environ[i];
-        memcpy(url_entry, URL_VAR, sizeof(URL_VAR) - 1);
-        memcpy(url_entry + sizeof(URL_VAR) - 1, o.redis, strlen(o.redis) + 1);
-        envp[k++] = "FDN_INFRASTRUCTURE__RATE_LIMITING__BACKEND=redis";
-        envp[k++] = url_entry;
+        }
+        if (o.redis) {
+            memcpy(url_entry, URL_VAR, sizeof(URL_VAR) - 1);
+            memcpy(url_entry + sizeof(URL_VAR) - 1, o.redis, strlen(o.redis) + 1);
+            envp[k++] = "FDN_INFRASTRUCTURE__RATE_LIMITING__BACKEND=redis";
+            envp[k++] = url_entry;
+        }
+        if (o.postgres) {
+            memcpy(pg_entry, PGURL_VAR, sizeof(PGURL_VAR) - 1);
+            memcpy(pg_entry + sizeof(PGURL_VAR) - 1, o.postgres, strlen(o.postgres) + 1);
+            envp[k++] = "FDN_STORAGE__WARM__BACKEND=postgres";
+            envp[k++] = pg_entry;
+        }
         ro.envp = envp;
     }
     fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
@@ -465,6 +493,7 @@ int cmd_serve(int argc, char **argv)
     rc = fdn_runtime_create(&rt, &ro, &err);
     free(envp); /* the config service copied what it read */
     free(url_entry);
+    free(pg_entry);
     if (rc < 0) {
         /* name the config file once: the runtime's message usually starts with it */
         bool named = o.config == NULL || strstr(err.message, o.config) != NULL;

@@ -1,0 +1,518 @@
+/*
+ * DESIGN: the event store on a shared backend (storage/event_backend.h with assigns_ids:
+ * PostgreSQL), where many processes append to one log and the backend assigns the ids
+ * (global positions, gap-free, in commit order).
+ *
+ * The memory tier becomes a cache of a contiguous run of the log, from the head at open up to
+ * `published`, holding every process's events: it is filled in position order, under `imu`
+ * (the ingest mutex), by two threads only:
+ *  - the writer: takes queued store requests (whole requests, up to batch_max events; with
+ *    flush_interval_ms it waits that long for a fuller batch), appends them through the table
+ *    (one transaction; the backend retries unknown outcomes idempotently), then reads from the
+ *    backend the positions between `published` and its batch's first (other processes'
+ *    commits), puts them and its own batch into memory at their positions, and wakes the
+ *    callers, which return the positions as ids. So a store returns after its COMMIT (in both
+ *    modes: an id does not exist before it) and what it stored is readable at once.
+ *  - the follower: waits for the backend's hint (NOTIFY) or poll_interval_ms, whichever comes
+ *    first, and reads the positions after `published` into memory. A lost hint only delays.
+ * Both skip positions already in memory, so each event enters memory once, whoever reads it
+ * first. A position the backend no longer has (pruned there) leaves a hole in memory; the
+ * memory tier's lookups treat a hole as a missing record.
+ *
+ * Events read from the backend were stamped by another process's monotonic clock: their
+ * timestamp is rebuilt from their wall time (wall - (wall now - monotonic now) of the store's
+ * clock), as a reloaded SQLite file's events from an earlier boot are.
+ *
+ * Reads: get by id, queries and correlation lookups run in memory when memory holds their
+ * whole range, else in the backend (cursors and time bounds map to positions and wall time):
+ *  - get: memory, then the backend when the id is outside memory;
+ *  - query: memory when its cursors lie inside [first_id, published] (after_id and before_id
+ *    both set), or with a parent_id filter (the backend has no parent index); else backend;
+ *  - correlation: always the backend (a correlation spans processes and time).
+ * Subscriptions run on memory as before; a from-position subscription behind the memory
+ * tier pages from the backend (fdn__evs_shared_page).
+ *
+ * Lock order: imu -> plock -> amu (the put); qmu and fmu are leaves. No lock is held during a
+ * backend call except imu (the writer's and follower's reads while filling memory).
+ */
+#include <fdn/events.h>
+
+#include <string.h>
+#include <time.h>
+
+#include "core/alloc.h"
+#include "services/event_store_int.h"
+
+typedef struct sh_req {
+    const fdn_event_t *const *evs;
+    size_t n;
+    uint64_t *ids; /* may be NULL */
+    int rc;
+    bool done;
+    struct sh_req *next;
+} sh_req_t;
+
+struct evs_shared {
+    uint32_t batch_max;
+    int64_t flush_ms;
+    int64_t poll_ms;
+
+    fdn__mutex_t qmu;
+    pthread_cond_t qcv;   /* writer wakes */
+    pthread_cond_t qdone; /* requests completed */
+    sh_req_t *qhead;      /* qmu */
+    sh_req_t **qtail;     /* qmu */
+    size_t queued;        /* qmu: events queued */
+    bool qstop;           /* qmu */
+    pthread_t writer;
+    bool writer_on;
+
+    fdn__mutex_t fmu;
+    pthread_cond_t fcv; /* follower stop */
+    bool fstop;         /* fmu */
+    pthread_t follower;
+    bool follower_on;
+
+    fdn__mutex_t imu; /* ingest: the writer and the follower fill memory in turn */
+};
+
+#define READ_PAGE 512u
+
+static const fdn__evb_ops_t *ops(fdn_events_t *es)
+{
+    return es->be.ops;
+}
+
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
+/* wall - monotonic of the store's clock now */
+static int64_t clock_offset(fdn_events_t *es)
+{
+    int64_t mono = fdn_clock_mono_ns(es->clock), wall = fdn_clock_wall_ns(es->clock);
+    int64_t off;
+    if (__builtin_sub_overflow(wall, mono, &off))
+        off = 0;
+    return off;
+}
+
+/* Give events read from the backend timestamps on the store's monotonic clock. */
+static void remap(fdn_events_t *es, fdn_event_list_t *l)
+{
+    if (l == NULL)
+        return;
+    int64_t off = clock_offset(es);
+    for (size_t i = 0; i < l->n; i++) {
+        fdn_event_t *ev = l->items[i];
+        int64_t ts;
+        if (__builtin_sub_overflow(ev->wall, off, &ts))
+            ts = ev->wall < 0 ? INT64_MIN : INT64_MAX;
+        ev->ts = ts;
+    }
+}
+
+/* ---- filling memory (under imu) ---- */
+
+/* Put a run of events at consecutive positions first.. into memory, skipping those it holds
+ * already. Runs under imu: nothing else appends. */
+static int put_run(fdn_events_t *es, const fdn_event_t *const *evs, uint64_t first,
+                   size_t n) FDN_NO_THREAD_SAFETY_ANALYSIS
+{
+    fdn__mutex_lock(&es->amu);
+    uint64_t next = es->next_id;
+    size_t skip = first < next ? (size_t)FDN_MIN((uint64_t)n, next - first) : 0;
+    int rc = 0;
+    if (skip < n) {
+        uint64_t at = first + skip;
+        if (at > next) { /* a hole: those positions are gone from the backend */
+            es->next_id = at;
+            if (atomic_load_explicit(&es->count, memory_order_relaxed) == 0)
+                atomic_store_explicit(&es->first_id, at, memory_order_release);
+        }
+        rc = fdn__evs_append_locked(es, evs + skip, n - skip, NULL);
+        if (rc != 0)
+            es->next_id = next;
+        else
+            atomic_store_explicit(&es->persisted, at + (n - skip) - 1, memory_order_release);
+    }
+    uint64_t last = es->next_id - 1;
+    fdn__mutex_unlock(&es->amu);
+    if (rc == 0 && skip < n)
+        (void)fdn__evs_after_append(es, last); /* wakes subscribers (no durable_path) */
+    return rc;
+}
+
+/* Put a list in position order, split into runs of consecutive positions. */
+static int put_list(fdn_events_t *es, const fdn_event_list_t *l)
+{
+    size_t i = 0;
+    int rc = 0;
+    while (i < l->n && rc == 0) {
+        size_t j = i + 1;
+        while (j < l->n && l->items[j]->id == l->items[j - 1]->id + 1)
+            j++;
+        rc = put_run(es, (const fdn_event_t *const *)l->items + i, l->items[i]->id, j - i);
+        i = j;
+    }
+    return rc;
+}
+
+/* Read the positions after `published` up to upto (UINT64_MAX: all) into memory. */
+static int fill_to(fdn_events_t *es, uint64_t upto)
+{
+    for (;;) {
+        uint64_t pub = atomic_load_explicit(&es->published, memory_order_acquire);
+        if (pub >= upto)
+            return 0;
+        fdn_event_list_t *l = NULL;
+        size_t max = upto - pub < READ_PAGE ? (size_t)(upto - pub) : READ_PAGE;
+        int rc = ops(es)->read_after(es->be.state, pub, max, &l, NULL);
+        if (rc != 0)
+            return rc;
+        size_t n = l->n;
+        remap(es, l);
+        rc = put_list(es, l);
+        fdn_event_list_free(l);
+        if (rc != 0 || n < max)
+            return rc;
+    }
+}
+
+/* ---- the writer ---- */
+
+static void commit_requests(fdn_events_t *es, sh_req_t *reqs, size_t total)
+{
+    const fdn_event_t **evs = fdn__malloc(total * sizeof(*evs));
+    uint64_t *pos = fdn__malloc(total * sizeof(*pos));
+    int rc = evs && pos ? 0 : FDN_ENOMEM;
+    if (rc == 0) {
+        size_t k = 0;
+        for (sh_req_t *r = reqs; r != NULL; r = r->next)
+            for (size_t i = 0; i < r->n; i++)
+                evs[k++] = r->evs[i];
+        fdn__evb_batch_t b = {.evs = evs, .n = total, .pos = pos};
+        int64_t t0 = fdn_clock_mono_ns(NULL);
+        fdn_error_t err = FDN_ERROR_INIT;
+        rc = ops(es)->append(es->be.state, &b, &err);
+        fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+        if (rc == 0 && tm != NULL) {
+            fdn_telemetry_measure_t m = {"duration", (double)(fdn_clock_mono_ns(NULL) - t0)};
+            (void)fdn_telemetry_execute(tm, "foundation.event_store.commit", &m, 1, NULL, 0);
+            fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_stored", total, NULL,
+                                         0);
+        }
+        if (rc != 0 && tm != NULL)
+            fdn_telemetry_emit_counter(tm, "foundation.event_store.writer_errors", NULL, 0);
+    }
+    if (rc == 0) {
+        /* committed: the positions are the ids, whatever memory manages below */
+        fdn__mutex_lock(&es->sh->imu);
+        size_t i = 0;
+        while (i < total) {
+            size_t j = i + 1;
+            while (j < total && pos[j] == pos[j - 1] + 1)
+                j++;
+            /* other processes' events below this run first, then the run */
+            /* on a failed read, memory is not filled here: the follower reads these later,
+             * and reads of them go to the backend meanwhile */
+            if (fill_to(es, pos[i] - 1) == 0)
+                (void)put_run(es, evs + i, pos[i], j - i);
+            i = j;
+        }
+        fdn__mutex_unlock(&es->sh->imu);
+        size_t k = 0;
+        for (sh_req_t *r = reqs; r != NULL; r = r->next) {
+            if (r->ids != NULL)
+                memcpy(r->ids, pos + k, r->n * sizeof(*pos));
+            k += r->n;
+        }
+    }
+    fdn__free(evs);
+    fdn__free(pos);
+    fdn__mutex_lock(&es->sh->qmu);
+    for (sh_req_t *r = reqs; r != NULL;) {
+        sh_req_t *next = r->next;
+        r->rc = rc;
+        r->done = true;
+        r = next;
+    }
+    pthread_cond_broadcast(&es->sh->qdone);
+    fdn__mutex_unlock(&es->sh->qmu);
+}
+
+static void deadline_in(struct timespec *ts, int64_t ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    int64_t ns = (int64_t)ts->tv_nsec + (ms % 1000) * 1000000;
+    ts->tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
+    ts->tv_nsec = (long)(ns % 1000000000);
+}
+
+static void *writer_main(void *arg)
+{
+    fdn_events_t *es = arg;
+    struct evs_shared *sh = es->sh;
+    fdn__mutex_lock(&sh->qmu);
+    for (;;) {
+        if (sh->qhead == NULL) {
+            if (sh->qstop)
+                break;
+            pthread_cond_wait(&sh->qcv, &sh->qmu);
+            continue;
+        }
+        if (sh->flush_ms > 0 && sh->queued < sh->batch_max && !sh->qstop) {
+            struct timespec dl;
+            deadline_in(&dl, sh->flush_ms);
+            while (sh->queued < sh->batch_max && !sh->qstop &&
+                   pthread_cond_timedwait(&sh->qcv, &sh->qmu, &dl) == 0) {
+            }
+        }
+        /* whole requests, up to batch_max events (a bigger request goes alone) */
+        sh_req_t *take = sh->qhead, *last = take;
+        size_t total = take->n;
+        while (last->next != NULL && total + last->next->n <= sh->batch_max) {
+            last = last->next;
+            total += last->n;
+        }
+        sh->qhead = last->next;
+        if (sh->qhead == NULL)
+            sh->qtail = &sh->qhead;
+        last->next = NULL;
+        sh->queued -= total;
+        fdn__mutex_unlock(&sh->qmu);
+        commit_requests(es, take, total);
+        fdn__mutex_lock(&sh->qmu);
+    }
+    fdn__mutex_unlock(&sh->qmu);
+    return NULL;
+}
+
+/* ---- the follower ---- */
+
+static void *follower_main(void *arg)
+{
+    fdn_events_t *es = arg;
+    struct evs_shared *sh = es->sh;
+    for (;;) {
+        fdn__mutex_lock(&sh->fmu);
+        bool stop = sh->fstop;
+        fdn__mutex_unlock(&sh->fmu);
+        if (stop)
+            break;
+        uint64_t head = 0;
+        int w = ops(es)->wait(es->be.state, sh->poll_ms, &head);
+        if (w < 0) { /* the backend is away: wait a poll interval (or the stop) */
+            fdn__mutex_lock(&sh->fmu);
+            struct timespec dl;
+            deadline_in(&dl, sh->poll_ms);
+            while (!sh->fstop && pthread_cond_timedwait(&sh->fcv, &sh->fmu, &dl) == 0) {
+            }
+            fdn__mutex_unlock(&sh->fmu);
+        }
+        fdn__mutex_lock(&sh->imu);
+        (void)fill_to(es, UINT64_MAX);
+        fdn__mutex_unlock(&sh->imu);
+    }
+    return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+int fdn__evs_shared_open(fdn_events_t *es, const fdn_events_opts_t *o,
+                         fdn_error_t *err) FDN_NO_THREAD_SAFETY_ANALYSIS
+{
+#ifdef FDN_HAVE_POSTGRES
+    struct evs_shared *sh = fdn__calloc(1, sizeof(*sh));
+    if (sh == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "events: out of memory");
+    const fdn_events_pg_opts_t *po = &o->postgres;
+    sh->batch_max = po->batch_max > 0 ? po->batch_max : 1000;
+    sh->flush_ms = po->flush_interval_ms > 0 ? po->flush_interval_ms : 0;
+    sh->poll_ms = po->poll_interval_ms > 0 ? po->poll_interval_ms : 100;
+    pthread_mutex_init(&sh->qmu, NULL);
+    pthread_cond_init(&sh->qcv, NULL);
+    pthread_cond_init(&sh->qdone, NULL);
+    pthread_mutex_init(&sh->fmu, NULL);
+    pthread_cond_init(&sh->fcv, NULL);
+    pthread_mutex_init(&sh->imu, NULL);
+    sh->qtail = &sh->qhead;
+    es->sh = sh;
+    int rc = fdn__evb_pg_open(&es->be, po, err);
+    uint64_t head = 0;
+    if (rc == 0 && (rc = es->be.ops->head(es->be.state, &head, err)) != 0)
+        fdn__evb_close(&es->be);
+    if (rc != 0)
+        return rc;
+    /* memory starts empty at the head: older events are read from the backend */
+    es->next_id = head + 1;
+    atomic_store_explicit(&es->first_id, head + 1, memory_order_release);
+    atomic_store_explicit(&es->published, head, memory_order_release);
+    atomic_store_explicit(&es->persisted, head, memory_order_release);
+    return 0;
+#else
+    (void)es;
+    (void)o;
+    return fdn_err_set(err, FDN_ENOTSUP,
+                       "events: this build has no PostgreSQL backend (FDN_WITH_POSTGRES=OFF)");
+#endif
+}
+
+int fdn__evs_shared_start(fdn_events_t *es)
+{
+    struct evs_shared *sh = es->sh;
+    if (!sh->writer_on) {
+        fdn__mutex_lock(&sh->qmu);
+        sh->qstop = false;
+        fdn__mutex_unlock(&sh->qmu);
+        if (pthread_create(&sh->writer, NULL, writer_main, es) != 0)
+            return FDN_EAGAIN;
+        sh->writer_on = true;
+    }
+    if (!sh->follower_on) {
+        fdn__mutex_lock(&sh->fmu);
+        sh->fstop = false;
+        fdn__mutex_unlock(&sh->fmu);
+        if (pthread_create(&sh->follower, NULL, follower_main, es) != 0)
+            return FDN_EAGAIN;
+        sh->follower_on = true;
+    }
+    return 0;
+}
+
+void fdn__evs_shared_stop(fdn_events_t *es)
+{
+    struct evs_shared *sh = es->sh;
+    if (sh == NULL)
+        return;
+    if (sh->writer_on) { /* drains the queue first */
+        fdn__mutex_lock(&sh->qmu);
+        sh->qstop = true;
+        pthread_cond_broadcast(&sh->qcv);
+        fdn__mutex_unlock(&sh->qmu);
+        pthread_join(sh->writer, NULL);
+        sh->writer_on = false;
+    }
+    if (sh->follower_on) {
+        fdn__mutex_lock(&sh->fmu);
+        sh->fstop = true;
+        pthread_cond_broadcast(&sh->fcv);
+        fdn__mutex_unlock(&sh->fmu);
+        pthread_join(sh->follower, NULL);
+        sh->follower_on = false;
+    }
+}
+
+void fdn__evs_shared_free(fdn_events_t *es)
+{
+    struct evs_shared *sh = es->sh;
+    if (sh == NULL)
+        return;
+    fdn__evs_shared_stop(es);
+    fdn__evb_close(&es->be);
+    pthread_mutex_destroy(&sh->qmu);
+    pthread_cond_destroy(&sh->qcv);
+    pthread_cond_destroy(&sh->qdone);
+    pthread_mutex_destroy(&sh->fmu);
+    pthread_cond_destroy(&sh->fcv);
+    pthread_mutex_destroy(&sh->imu);
+    fdn__free(sh);
+    es->sh = NULL;
+}
+
+/* ---- calls ---- */
+
+int fdn__evs_shared_store(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids)
+{
+    struct evs_shared *sh = es->sh;
+    sh_req_t r = {.evs = evs, .n = n, .ids = ids};
+    fdn__mutex_lock(&sh->qmu);
+    if (!fdn__evs_running(es) || sh->qstop) {
+        fdn__mutex_unlock(&sh->qmu);
+        return FDN_EUNAVAILABLE;
+    }
+    *sh->qtail = &r;
+    sh->qtail = &r.next;
+    sh->queued += n;
+    pthread_cond_signal(&sh->qcv);
+    while (!r.done)
+        pthread_cond_wait(&sh->qdone, &sh->qmu);
+    fdn__mutex_unlock(&sh->qmu);
+    return r.rc;
+}
+
+int fdn__evs_shared_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
+{
+    int rc = ops(es)->get(es->be.state, id, out, NULL);
+    if (rc == 0)
+        (*out)->ts = sat_add((*out)->wall, -clock_offset(es));
+    return rc;
+}
+
+static void to_backend(fdn_events_t *es, const fdn_events_query_t *q, fdn__evb_query_t *bq)
+{
+    int64_t off = clock_offset(es);
+    bq->type = q->type;
+    bq->correlation_id = q->correlation_id;
+    bq->wall_start = q->time_start == INT64_MIN ? INT64_MIN : sat_add(q->time_start, off);
+    bq->wall_end = q->time_end == INT64_MAX ? INT64_MAX : sat_add(q->time_end, off);
+    bq->after = q->after_id;
+    bq->before = q->before_id;
+    bq->descending = q->descending;
+}
+
+int fdn__evs_shared_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
+                          fdn_event_list_t **out, bool *handled)
+{
+    uint64_t first = atomic_load_explicit(&es->first_id, memory_order_acquire);
+    uint64_t pub = atomic_load_explicit(&es->published, memory_order_acquire);
+    *handled = false;
+    if (q->parent_id != 0 ||
+        (q->after_id + 1 >= first && q->before_id != 0 && q->before_id - 1 <= pub))
+        return 0; /* memory answers */
+    *handled = true;
+    fdn__evb_query_t bq;
+    to_backend(es, q, &bq);
+    uint64_t want = (uint64_t)limit + (uint64_t)q->offset;
+    bq.limit = want > SIZE_MAX ? SIZE_MAX : (size_t)want;
+    int rc = ops(es)->query(es->be.state, &bq, out, NULL);
+    if (rc != 0)
+        return rc;
+    fdn_event_list_t *l = *out;
+    size_t skip = (uint64_t)q->offset < l->n ? (size_t)q->offset : l->n;
+    if (skip > 0) { /* the skipped events stay in the list's block until it is freed */
+        memmove(l->items, l->items + skip, (l->n - skip) * sizeof(*l->items));
+        l->n -= skip;
+    }
+    remap(es, l);
+    return 0;
+}
+
+int fdn__evs_shared_correlation(fdn_events_t *es, const char *cid, fdn_event_list_t **out)
+{
+    int rc = ops(es)->correlation(es->be.state, cid, out, NULL);
+    if (rc == 0)
+        remap(es, *out);
+    return rc;
+}
+
+int fdn__evs_shared_page(fdn_events_t *es, const char *type, const char *cid, uint64_t after,
+                         uint64_t before, size_t max, fdn_event_list_t **out)
+{
+    fdn__evb_query_t bq = {.type = type,
+                           .correlation_id = cid,
+                           .wall_start = INT64_MIN,
+                           .wall_end = INT64_MAX,
+                           .after = after,
+                           .before = before,
+                           .limit = max,
+                           .descending = false};
+    int rc = ops(es)->query(es->be.state, &bq, out, NULL);
+    if (rc == 0)
+        remap(es, *out);
+    return rc;
+}

@@ -1,0 +1,132 @@
+/* The event store's durable tier, as a versioned table of functions (storage layer, private).
+ *
+ * The store (src/services/event_*.c) keeps its memory tier and calls its durable tier only
+ * through this table, so the tier can live in a local SQLite file (event_sqlite.c, the first
+ * implementation) or in PostgreSQL shared by many processes (event_pg_backend.c, the second).
+ *
+ * Two kinds of backend, told apart by `assigns_ids`:
+ *  - write-behind (SQLite): the memory tier assigns ids and holds every stored event (the
+ *    file is reloaded at open through `load`); the writer thread copies committed ranges out
+ *    of memory and hands them to `append` with their final ids; prunes ride along
+ *    (`prune_below`). Reads never reach the backend: get/query/correlation/read_after may be
+ *    NULL.
+ *  - shared (PostgreSQL): the backend assigns the ids (global positions, gap-free, in commit
+ *    order); the memory tier is a cache of the newest positions, fed by the store's writer
+ *    (its own batches) and follower (`wait` + `read_after`, other processes' batches); reads
+ *    the cache cannot answer go to get/query/correlation.
+ *
+ * Threads: `append` is called by one thread at a time (the store's writer), `wait` by one
+ * thread at a time (the store's follower); every other function may be called from any
+ * thread at once (a shared backend keeps a pool of connections for them).
+ * A NULL function is "not offered"; callers check. Version: FDN__EVB_VERSION, bumped when a
+ * function is added (a backend built for an older table fills only the functions it knew).
+ */
+#ifndef FDN_STORAGE_EVENT_BACKEND_H
+#define FDN_STORAGE_EVENT_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <fdn/events.h>
+
+#define FDN__EVB_VERSION 1
+
+/* One append: a batch of events committed in one transaction. */
+typedef struct fdn__evb_batch {
+    const fdn_event_t *const *evs; /* the events, in order */
+    size_t n;                      /* may be 0 (a prune only) */
+    uint64_t prune_below;          /* write-behind: also delete ids below this (0 = none) */
+    uint64_t next_id;              /* write-behind: the id the store assigns next */
+    uint64_t *pos;                 /* shared: receives the n positions (ids) assigned */
+} fdn__evb_batch_t;
+
+/* What the durable tier holds. */
+typedef struct fdn__evb_stats {
+    uint64_t count;  /* events stored */
+    uint64_t oldest; /* oldest id (0 when empty) */
+    uint64_t newest; /* newest id (0 when empty) */
+} fdn__evb_stats_t;
+
+/* A query for the backend: the store's query with its time bounds already turned into wall
+ * time (ns since the epoch: the only clock processes on several hosts share). */
+typedef struct fdn__evb_query {
+    const char *type;           /* NULL = any */
+    const char *correlation_id; /* NULL = any */
+    int64_t wall_start;         /* inclusive (INT64_MIN = unbounded) */
+    int64_t wall_end;           /* inclusive (INT64_MAX = unbounded) */
+    uint64_t after;             /* ids > after (0 = none) */
+    uint64_t before;            /* ids < before (0 = none) */
+    size_t limit;               /* > 0 */
+    bool descending;
+} fdn__evb_query_t;
+
+typedef int (*fdn__evb_load_cb)(fdn_event_t *ev, void *user);
+
+typedef struct fdn__evb_ops {
+    uint32_t version; /* FDN__EVB_VERSION */
+    const char *name; /* "sqlite", "postgres" (metrics, messages) */
+    bool assigns_ids; /* see above */
+
+    /* Write-behind: pass every stored event to cb in id order (cb owns it); *next_id
+     * receives the id the store assigns next. Shared: NULL. */
+    int (*load)(void *b, fdn__evb_load_cb cb, void *user, uint64_t *next_id, fdn_error_t *err);
+    /* Commit one batch. 0; FDN_EIO / FDN_EUNAVAILABLE (nothing committed that a retry would
+     * duplicate: shared backends retry unknown outcomes themselves); FDN_ETOO_LARGE;
+     * FDN_ENOMEM. */
+    int (*append)(void *b, fdn__evb_batch_t *batch, fdn_error_t *err);
+    /* The event with this id: 0, FDN_ENOENT, FDN_EUNAVAILABLE, FDN_EIO, FDN_ENOMEM. */
+    int (*get)(void *b, uint64_t id, fdn_event_t **out, fdn_error_t *err);
+    /* A query (id order, reversed when descending). */
+    int (*query)(void *b, const fdn__evb_query_t *q, fdn_event_list_t **out, fdn_error_t *err);
+    /* Every event with this correlation id, in id order. */
+    int (*correlation)(void *b, const char *cid, fdn_event_list_t **out, fdn_error_t *err);
+    /* Delete ids below `below`; *count (may be NULL) receives how many. */
+    int (*prune)(void *b, uint64_t below, uint64_t *count, fdn_error_t *err);
+    int (*stats)(void *b, fdn__evb_stats_t *out, fdn_error_t *err);
+    /* Subscribe from a position: the next (at most max) events with ids > after, in id order
+     * (an empty list when none). */
+    int (*read_after)(void *b, uint64_t after, size_t max, fdn_event_list_t **out,
+                      fdn_error_t *err);
+    /* Wait up to timeout_ms for a hint that events were committed (by any process): 1 (hint;
+     * *head receives the newest id announced, 0 if unknown), 0 (timeout), < 0 (the backend
+     * is away: the caller polls). NULL: the caller polls. */
+    int (*wait)(void *b, int64_t timeout_ms, uint64_t *head);
+    /* The newest committed id (shared backends; NULL otherwise). */
+    int (*head)(void *b, uint64_t *out, fdn_error_t *err);
+    void (*close)(void *b);
+} fdn__evb_ops_t;
+
+/* An open backend: its table and its state. */
+typedef struct fdn__evb {
+    const fdn__evb_ops_t *ops;
+    void *state;
+} fdn__evb_t;
+
+/* Whether a backend is open. */
+static inline bool fdn__evb_open(const fdn__evb_t *b)
+{
+    return b->ops != NULL;
+}
+
+/* Close (and forget) a backend; a closed one is accepted. */
+static inline void fdn__evb_close(fdn__evb_t *b)
+{
+    if (b->ops != NULL)
+        b->ops->close(b->state);
+    b->ops = NULL;
+    b->state = NULL;
+}
+
+/* The SQLite backend (event_sqlite.c): open or create the file (see fdn__evdb_open). */
+int fdn__evb_sqlite_open(fdn__evb_t *out, const char *path, bool durable, bool compress,
+                         fdn_error_t *err);
+
+/* The PostgreSQL backend (event_pg_backend.c; builds with FDN_HAVE_POSTGRES only): connect
+ * the writer's connection (which creates or migrates the schema) and the listener's; read
+ * connections (up to o->pool_size) are opened when first needed.
+ * 0; the codes of fdn__pg_open (FDN_EINVAL, FDN_EACCES, FDN_ECONNREFUSED, FDN_EINIT,
+ * FDN_EIO); FDN_ENOMEM. */
+int fdn__evb_pg_open(fdn__evb_t *out, const fdn_events_pg_opts_t *o, fdn_error_t *err);
+
+#endif

@@ -1,0 +1,385 @@
+/*
+ * DESIGN: the PostgreSQL backend of the event store (storage/event_backend.h, the shared
+ * kind): the backend table over the client in event_pg.c, with its connections.
+ *
+ * Connections: one for the writer (append; it created or migrated the schema at open), one
+ * for the listener (wait: LISTEN + poll on its socket), and a pool of up to pool_size for
+ * every other call, which may come from any thread. The pool is a LIFO of idle connections
+ * under one mutex; a caller finding none idle and the pool full waits on a condition
+ * variable. Connections are opened when first needed and dropped when libpq reports them
+ * broken; a read that failed on a stale pooled connection (the server restarted since) is
+ * run once more on a fresh one: reads have no side effects.
+ *
+ * Append (exactly once): the batch's UUIDs are drawn once, before the first attempt. An
+ * attempt that failed before COMMIT was sent (FDN_EUNAVAILABLE) committed nothing and is
+ * simply repeated on a new connection; one whose outcome is unknown (FDN_EIO: the connection
+ * died after COMMIT was sent) is repeated with retry=true, which keeps the positions of the
+ * events already stored and stores only the others. After APPEND_ATTEMPTS failed attempts the
+ * append gives up with FDN_EUNAVAILABLE (nothing committed) or FDN_EIO (outcome unknown: the
+ * events may be stored, and then readers see them, once).
+ *
+ * Threads: the writer connection is used by the store's writer thread only, the listener by
+ * its follower thread only (the table's contract); the pool by anyone, under `mu`.
+ */
+#include "storage/event_backend.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/lock.h"
+#include "logic/event_int.h"
+#include "storage/event_pg.h"
+
+#define APPEND_ATTEMPTS 3
+#define CORR_PAGE       1000u
+
+typedef struct pgb {
+    char *url;
+    char schema[FDN__PG_SCHEMA_MAX + 1];
+    int64_t connect_ms;
+    fdn__pg_t *wconn; /* writer thread */
+    fdn__pg_t *lconn; /* follower thread (LISTENing) */
+    fdn__mutex_t mu;
+    pthread_cond_t cv;
+    fdn__pg_t **idle; /* mu: idle pooled connections (LIFO) */
+    size_t nidle;     /* mu */
+    size_t nopen;     /* mu: pooled connections open or being opened */
+    size_t max;
+} pgb_t;
+
+static int connect_one(pgb_t *b, fdn__pg_t **out, fdn_error_t *err)
+{
+    return fdn__pg_open(out, b->url, b->schema, b->connect_ms, err);
+}
+
+static int pool_get(pgb_t *b, fdn__pg_t **out, fdn_error_t *err)
+{
+    fdn__mutex_lock(&b->mu);
+    while (b->nidle == 0 && b->nopen >= b->max)
+        pthread_cond_wait(&b->cv, &b->mu);
+    if (b->nidle > 0) {
+        *out = b->idle[--b->nidle];
+        fdn__mutex_unlock(&b->mu);
+        return 0;
+    }
+    b->nopen++;
+    fdn__mutex_unlock(&b->mu);
+    int rc = connect_one(b, out, err);
+    if (rc != 0) {
+        fdn__mutex_lock(&b->mu);
+        b->nopen--;
+        pthread_cond_signal(&b->cv);
+        fdn__mutex_unlock(&b->mu);
+    }
+    return rc;
+}
+
+static void pool_put(pgb_t *b, fdn__pg_t *c)
+{
+    bool ok = fdn__pg_connected(c);
+    if (!ok)
+        fdn__pg_close(c);
+    fdn__mutex_lock(&b->mu);
+    if (ok)
+        b->idle[b->nidle++] = c;
+    else
+        b->nopen--;
+    pthread_cond_signal(&b->cv);
+    fdn__mutex_unlock(&b->mu);
+}
+
+/* ---- reads on a pooled connection ---- */
+
+typedef enum { R_GET, R_QUERY, R_PRUNE, R_STATS, R_HEAD } rkind_t;
+
+typedef struct rcall {
+    rkind_t kind;
+    uint64_t id;
+    const fdn__pg_query_t *q;
+    fdn_event_t **ev;
+    fdn_event_list_t **list;
+    uint64_t *count;
+    fdn__evb_stats_t *stats;
+} rcall_t;
+
+static int run_one(fdn__pg_t *c, const rcall_t *r, fdn_error_t *err)
+{
+    switch (r->kind) {
+    case R_GET:
+        return fdn__pg_get(c, r->id, r->ev, err);
+    case R_QUERY:
+        return fdn__pg_query(c, r->q, r->list, err);
+    case R_PRUNE:
+        return fdn__pg_prune_below(c, r->id, r->count, err);
+    case R_STATS:
+        return fdn__pg_stats(c, &r->stats->count, &r->stats->oldest, &r->stats->newest, err);
+    case R_HEAD:
+        return fdn__pg_head(c, r->count, err);
+    }
+    return FDN_EINVAL;
+}
+
+static int run(pgb_t *b, const rcall_t *r, fdn_error_t *err)
+{
+    int rc = 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        fdn__pg_t *c = NULL;
+        if ((rc = pool_get(b, &c, err)) != 0)
+            return rc;
+        rc = run_one(c, r, err);
+        bool stale = !fdn__pg_connected(c);
+        pool_put(b, c);
+        if (!(stale && rc == FDN_EUNAVAILABLE))
+            break;
+    }
+    return rc;
+}
+
+/* ---- the table ---- */
+
+static int pgb_append(void *p, fdn__evb_batch_t *batch, fdn_error_t *err)
+{
+    pgb_t *b = p;
+    if (batch->n == 0)
+        return 0;
+    fdn__pg_uuid_t *ids = fdn__malloc(batch->n * sizeof(*ids));
+    if (ids == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "events: out of memory for a batch of %zu", batch->n);
+    int rc = fdn__pg_uuid_gen(ids, batch->n);
+    bool retry = false; /* an attempt's outcome was unknown: it may be committed */
+    for (int attempt = 1; rc == 0; attempt++) {
+        if (b->wconn != NULL && !fdn__pg_connected(b->wconn)) {
+            fdn__pg_close(b->wconn);
+            b->wconn = NULL;
+        }
+        if (b->wconn == NULL && connect_one(b, &b->wconn, err) != 0)
+            rc = FDN_EUNAVAILABLE; /* nothing sent */
+        else
+            rc = fdn__pg_append(b->wconn, batch->evs, ids, batch->n, retry, batch->pos, err);
+        if (rc == FDN_EIO)
+            retry = true;
+        if ((rc != FDN_EIO && rc != FDN_EUNAVAILABLE) || attempt == APPEND_ATTEMPTS)
+            break;
+        rc = 0;
+    }
+    if (rc == FDN_EUNAVAILABLE && retry)
+        rc = fdn_err_set(err, FDN_EIO,
+                         "events: PostgreSQL: the outcome of a batch of %zu is "
+                         "unknown (the connection was lost at COMMIT)",
+                         batch->n);
+    fdn__free(ids);
+    return rc;
+}
+
+static int pgb_get(void *p, uint64_t id, fdn_event_t **out, fdn_error_t *err)
+{
+    rcall_t r = {.kind = R_GET, .id = id, .ev = out};
+    return run(p, &r, err);
+}
+
+static void to_pg(const fdn__evb_query_t *q, fdn__pg_query_t *pq)
+{
+    pq->type = q->type;
+    pq->correlation_id = q->correlation_id;
+    pq->wall_start = q->wall_start;
+    pq->wall_end = q->wall_end;
+    pq->after = q->after;
+    pq->before = q->before;
+    pq->limit = q->limit;
+    pq->descending = q->descending;
+}
+
+static int pgb_query(void *p, const fdn__evb_query_t *q, fdn_event_list_t **out, fdn_error_t *err)
+{
+    fdn__pg_query_t pq = FDN__PG_QUERY_INIT;
+    to_pg(q, &pq);
+    rcall_t r = {.kind = R_QUERY, .q = &pq, .list = out};
+    return run(p, &r, err);
+}
+
+/* One list holding the events of lists[0..n) in order. */
+static int concat(fdn_event_list_t **lists, size_t n, fdn_event_list_t **out)
+{
+    size_t total = 0, bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < lists[i]->n; j++) {
+            fdn__event_fields_t f;
+            fdn__event_to_fields(lists[i]->items[j], &f);
+            bytes += fdn__event_alloc_size(&f);
+            total++;
+        }
+    fdn_event_list_t *l = fdn__event_list_alloc(total, bytes);
+    if (l == NULL)
+        return FDN_ENOMEM;
+    size_t k = 0, off = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < lists[i]->n; j++) {
+            fdn__event_fields_t f;
+            fdn__event_to_fields(lists[i]->items[j], &f);
+            l->items[k++] = fdn__event_place(fdn__event_list_mem(l, off), &f);
+            off += fdn__event_alloc_size(&f);
+        }
+    *out = l;
+    return 0;
+}
+
+/* Every event of the correlation id, paged by position (CORR_PAGE per query). */
+static int pgb_correlation(void *p, const char *cid, fdn_event_list_t **out, fdn_error_t *err)
+{
+    fdn_event_list_t **pages = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t after = 0;
+    int rc = 0;
+    for (;;) {
+        fdn__pg_query_t pq = FDN__PG_QUERY_INIT;
+        pq.correlation_id = cid;
+        pq.after = after;
+        pq.limit = CORR_PAGE;
+        fdn_event_list_t *l = NULL;
+        rcall_t r = {.kind = R_QUERY, .q = &pq, .list = &l};
+        if ((rc = run(p, &r, err)) != 0)
+            break;
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 4;
+            fdn_event_list_t **np = fdn__realloc(pages, nc * sizeof(*np));
+            if (np == NULL) {
+                fdn_event_list_free(l);
+                rc = FDN_ENOMEM;
+                break;
+            }
+            pages = np;
+            cap = nc;
+        }
+        pages[n++] = l;
+        if (l->n < CORR_PAGE)
+            break;
+        after = l->items[l->n - 1]->id;
+    }
+    if (rc == 0) {
+        if (n == 1) {
+            *out = pages[0];
+            n = 0; /* handed out */
+        } else {
+            rc = concat(pages, n, out);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        fdn_event_list_free(pages[i]);
+    fdn__free(pages);
+    return rc;
+}
+
+static int pgb_prune(void *p, uint64_t below, uint64_t *count, fdn_error_t *err)
+{
+    rcall_t r = {.kind = R_PRUNE, .id = below, .count = count};
+    return run(p, &r, err);
+}
+
+static int pgb_stats(void *p, fdn__evb_stats_t *out, fdn_error_t *err)
+{
+    rcall_t r = {.kind = R_STATS, .stats = out};
+    return run(p, &r, err);
+}
+
+static int pgb_head(void *p, uint64_t *out, fdn_error_t *err)
+{
+    rcall_t r = {.kind = R_HEAD, .count = out};
+    return run(p, &r, err);
+}
+
+static int pgb_read_after(void *p, uint64_t after, size_t max, fdn_event_list_t **out,
+                          fdn_error_t *err)
+{
+    fdn__pg_query_t pq = FDN__PG_QUERY_INIT;
+    pq.after = after;
+    pq.limit = max;
+    rcall_t r = {.kind = R_QUERY, .q = &pq, .list = out};
+    return run(p, &r, err);
+}
+
+static int pgb_wait(void *p, int64_t timeout_ms, uint64_t *head)
+{
+    pgb_t *b = p;
+    if (b->lconn != NULL && !fdn__pg_connected(b->lconn)) {
+        fdn__pg_close(b->lconn);
+        b->lconn = NULL;
+    }
+    if (b->lconn == NULL) {
+        if (connect_one(b, &b->lconn, NULL) != 0)
+            return FDN_EUNAVAILABLE;
+        if (fdn__pg_listen(b->lconn, NULL) != 0) {
+            fdn__pg_close(b->lconn);
+            b->lconn = NULL;
+            return FDN_EUNAVAILABLE;
+        }
+        *head = 0;
+        return 1; /* (re)connected: events may have been missed while away */
+    }
+    return fdn__pg_wait(b->lconn, timeout_ms, head);
+}
+
+static void pgb_close(void *p)
+{
+    pgb_t *b = p;
+    if (b == NULL)
+        return;
+    fdn__pg_close(b->wconn);
+    fdn__pg_close(b->lconn);
+    for (size_t i = 0; i < b->nidle; i++)
+        fdn__pg_close(b->idle[i]);
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cv);
+    fdn__free(b->idle);
+    fdn__free(b->url);
+    fdn__free(b);
+}
+
+static const fdn__evb_ops_t pg_ops = {
+    .version = FDN__EVB_VERSION,
+    .name = "postgres",
+    .assigns_ids = true,
+    .load = NULL,
+    .append = pgb_append,
+    .get = pgb_get,
+    .query = pgb_query,
+    .correlation = pgb_correlation,
+    .prune = pgb_prune,
+    .stats = pgb_stats,
+    .read_after = pgb_read_after,
+    .wait = pgb_wait,
+    .head = pgb_head,
+    .close = pgb_close,
+};
+
+int fdn__evb_pg_open(fdn__evb_t *out, const fdn_events_pg_opts_t *o, fdn_error_t *err)
+{
+    if (o == NULL || o->url == NULL || o->url[0] == '\0')
+        return fdn_err_set(err, FDN_EINVAL, "events: the PostgreSQL backend needs a url");
+    const char *schema = o->schema != NULL && o->schema[0] != '\0' ? o->schema : "fdn";
+    if (strlen(schema) > FDN__PG_SCHEMA_MAX)
+        return fdn_err_set(err, FDN_EINVAL, "events: schema name longer than %d: %s",
+                           FDN__PG_SCHEMA_MAX, schema);
+    pgb_t *b = fdn__calloc(1, sizeof(*b));
+    if (b == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "events: out of memory");
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    b->max = o->pool_size > 0 ? o->pool_size : 4;
+    b->connect_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000;
+    memcpy(b->schema, schema, strlen(schema) + 1);
+    b->url = fdn__strdup(o->url);
+    b->idle = fdn__calloc(b->max, sizeof(*b->idle));
+    if (b->url == NULL || b->idle == NULL) {
+        pgb_close(b);
+        return fdn_err_set(err, FDN_ENOMEM, "events: out of memory");
+    }
+    int rc = connect_one(b, &b->wconn, err);
+    if (rc != 0) {
+        pgb_close(b);
+        return rc;
+    }
+    out->ops = &pg_ops;
+    out->state = b;
+    return 0;
+}

@@ -1,0 +1,574 @@
+/* The event store (fdn_events_*) on its PostgreSQL backend (FDN_EVENTS_BACKEND_POSTGRES), on a
+ * real server (scripts/pg-server.sh, ctest fixture "postgres"; URL in $FDN_TEST_PG_DIR/url).
+ * Several stores on one database stand for several processes: each has its own memory tier,
+ * connections, writer and follower, and shares nothing with the others but PostgreSQL.
+ *  - two stores append concurrently: ids are the global positions 1..N, each store sees the
+ *    other's events in position order (queries, get by id, correlation lookups);
+ *  - a store opened later reads what is older than its memory tier from PostgreSQL;
+ *  - a from-position subscription (after_id 0) sees every event once, in order, including
+ *    those appended by other stores while it catches up;
+ *  - writer processes (fork) append while a subscriber in the parent, started from position 0,
+ *    sees every event once, in order, with each writer's events in its own order;
+ *  - bad options and an unreachable server are refused with a code and a message.
+ * Every test works in a schema of its own. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fdn/clock.h>
+#include <fdn/events.h>
+
+static char g_url[256];
+
+static void read_url(void)
+{
+    const char *dir = getenv("FDN_TEST_PG_DIR");
+    assert_non_null(dir);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/url", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(g_url, (int)sizeof(g_url), f));
+    fclose(f);
+    g_url[strcspn(g_url, "\n")] = '\0';
+}
+
+static void schema_name(char *buf, size_t cap, const char *what)
+{
+    snprintf(buf, cap, "s_%s_%ld_%" PRId64, what, (long)getpid(),
+             fdn_clock_wall_ns(NULL) % 1000000007);
+}
+
+static fdn_events_t *open_store(const char *schema)
+{
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.backend = FDN_EVENTS_BACKEND_POSTGRES;
+    o.postgres.url = g_url;
+    o.postgres.schema = schema;
+    o.postgres.poll_interval_ms = 50;
+    o.max_results = 100000;
+    fdn_events_t *es = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_events_create(&es, &o, &err);
+    if (rc != 0)
+        fprintf(stderr, "fdn_events_create: %s\n", err.message);
+    assert_int_equal(rc, 0);
+    return es;
+}
+
+/* Event (w, s): type "w<w>", correlation "shared" for every 10th, else "c<w>-<s>"; data names
+ * both. */
+static fdn_event_t *make_event(unsigned w, unsigned s)
+{
+    char type[16], corr[32], data[64];
+    snprintf(type, sizeof(type), "w%u", w);
+    if (s % 10 == 0)
+        snprintf(corr, sizeof(corr), "shared");
+    else
+        snprintf(corr, sizeof(corr), "c%u-%u", w, s);
+    snprintf(data, sizeof(data), "{\"w\":%u,\"s\":%u}", w, s);
+    fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+    sp.type = type;
+    sp.correlation_id = corr;
+    sp.data = data;
+    sp.data_len = strlen(data);
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
+    return ev;
+}
+
+/* (w, s) of an event made by make_event. */
+static void event_ws(const fdn_event_t *ev, unsigned *w, unsigned *s)
+{
+    size_t len = 0;
+    const char *d = fdn_event_data(ev, &len);
+    assert_int_equal(sscanf(d, "{\"w\":%u,\"s\":%u}", w, s), 2);
+}
+
+typedef struct writer {
+    fdn_events_t *es;
+    unsigned w;
+    unsigned n;    /* events to store */
+    uint64_t *ids; /* n: the id each got */
+    int rc;
+} writer_t;
+
+/* Stores its events alternately one by one and in batches of 7. */
+static void *writer_main(void *arg)
+{
+    writer_t *wr = arg;
+    unsigned s = 0;
+    while (s < wr->n && wr->rc == 0) {
+        unsigned k = (s / 7) % 2 == 0 ? 1 : 7;
+        if (k > wr->n - s)
+            k = wr->n - s;
+        fdn_event_t *evs[7];
+        for (unsigned i = 0; i < k; i++)
+            evs[i] = make_event(wr->w, s + i);
+        wr->rc = fdn_events_store_batch(wr->es, (const fdn_event_t *const *)evs, k, wr->ids + s);
+        for (unsigned i = 0; i < k; i++)
+            fdn_event_free(evs[i]);
+        s += k;
+    }
+    return NULL;
+}
+
+/* Every event of the store, by ascending queries paged with after_id. */
+static fdn_event_t **query_all(fdn_events_t *es, size_t *n_out)
+{
+    size_t n = 0, cap = 0;
+    fdn_event_t **all = NULL;
+    uint64_t after = 0;
+    for (;;) {
+        fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+        q.after_id = after;
+        q.limit = 500;
+        fdn_event_list_t *l = NULL;
+        assert_int_equal(fdn_events_query(es, &q, &l), 0);
+        size_t k = fdn_event_list_count(l);
+        for (size_t i = 0; i < k; i++) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 256;
+                all = realloc(all, cap * sizeof(*all));
+                assert_non_null(all);
+            }
+            assert_int_equal(fdn_event_copy(&all[n++], fdn_event_list_at(l, i)), 0);
+        }
+        if (k > 0)
+            after = fdn_event_id(fdn_event_list_at(l, k - 1));
+        fdn_event_list_free(l);
+        if (k < 500)
+            break;
+    }
+    *n_out = n;
+    return all;
+}
+
+static void free_all(fdn_event_t **all, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fdn_event_free(all[i]);
+    free(all);
+}
+
+/* ---- two stores append concurrently; each sees the other's events in position order ---- */
+
+static void two_stores_share_one_log(void **state)
+{
+    (void)state;
+    char schema[64];
+    schema_name(schema, sizeof(schema), "two");
+    enum { N = 600 };
+    fdn_events_t *a = open_store(schema), *b = open_store(schema);
+    writer_t wa = {a, 1, N, calloc(N, sizeof(uint64_t)), 0};
+    writer_t wb = {b, 2, N, calloc(N, sizeof(uint64_t)), 0};
+    assert_non_null(wa.ids);
+    assert_non_null(wb.ids);
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, writer_main, &wa), 0);
+    assert_int_equal(pthread_create(&tb, NULL, writer_main, &wb), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(wa.rc, 0);
+    assert_int_equal(wb.rc, 0);
+
+    /* ids are the global positions: 1..2N, each used once, increasing per writer */
+    uint8_t *seen = calloc(2 * N + 1, 1);
+    assert_non_null(seen);
+    writer_t *ws[2] = {&wa, &wb};
+    for (int k = 0; k < 2; k++)
+        for (unsigned s = 0; s < N; s++) {
+            uint64_t id = ws[k]->ids[s];
+            assert_true(id >= 1 && id <= 2 * N);
+            assert_int_equal(seen[id], 0);
+            seen[id] = 1;
+            if (s > 0)
+                assert_true(id > ws[k]->ids[s - 1]);
+        }
+    free(seen);
+
+    /* both stores see all 2N events, at those positions, in order, with their content */
+    fdn_events_t *stores[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        size_t n = 0;
+        fdn_event_t **all = query_all(stores[k], &n);
+        assert_int_equal(n, 2 * N);
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal(fdn_event_id(all[i]), i + 1);
+            unsigned w, s;
+            event_ws(all[i], &w, &s);
+            assert_true(w == 1 || w == 2);
+            assert_true(s < N);
+            assert_int_equal(ws[w - 1]->ids[s], i + 1);
+            char type[16];
+            snprintf(type, sizeof(type), "w%u", w);
+            assert_string_equal(fdn_event_type(all[i]), type);
+        }
+        free_all(all, n);
+    }
+
+    /* get by id: the other store's event, from memory or PostgreSQL */
+    for (unsigned s = 0; s < N; s += 37) {
+        fdn_event_t *ev = NULL;
+        assert_int_equal(fdn_events_get(a, wb.ids[s], &ev), 0);
+        unsigned w, ss;
+        event_ws(ev, &w, &ss);
+        assert_int_equal(w, 2);
+        assert_int_equal(ss, s);
+        fdn_event_free(ev);
+        assert_int_equal(fdn_events_get(b, wa.ids[s], &ev), 0);
+        event_ws(ev, &w, &ss);
+        assert_int_equal(w, 1);
+        assert_int_equal(ss, s);
+        fdn_event_free(ev);
+    }
+    fdn_event_t *none = NULL;
+    assert_int_equal(fdn_events_get(a, 2 * N + 1000, &none), FDN_ENOENT);
+
+    /* a correlation followed across both: every 10th event of each writer, in id order */
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_get_by_correlation(b, "shared", &l), 0);
+    assert_int_equal(fdn_event_list_count(l), 2 * (N / 10));
+    unsigned per[3] = {0, 0, 0};
+    for (size_t i = 0; i < fdn_event_list_count(l); i++) {
+        const fdn_event_t *ev = fdn_event_list_at(l, i);
+        if (i > 0)
+            assert_true(fdn_event_id(ev) > fdn_event_id(fdn_event_list_at(l, i - 1)));
+        unsigned w, s;
+        event_ws(ev, &w, &s);
+        assert_int_equal(s % 10, 0);
+        per[w]++;
+    }
+    assert_int_equal(per[1], N / 10);
+    assert_int_equal(per[2], N / 10);
+    fdn_event_list_free(l);
+
+    /* a type query, newest first, from the other store */
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.type = "w1";
+    q.descending = true;
+    q.limit = 5;
+    assert_int_equal(fdn_events_query(b, &q, &l), 0);
+    assert_int_equal(fdn_event_list_count(l), 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(fdn_event_id(fdn_event_list_at(l, i)), wa.ids[N - 1 - i]);
+    fdn_event_list_free(l);
+
+    fdn_events_destroy(a);
+    fdn_events_destroy(b);
+    free(wa.ids);
+    free(wb.ids);
+}
+
+/* ---- a store opened later reads the older events from PostgreSQL ---- */
+
+static void a_later_store_reads_history_from_postgres(void **state)
+{
+    (void)state;
+    char schema[64];
+    schema_name(schema, sizeof(schema), "late");
+    fdn_events_t *a = open_store(schema);
+    uint64_t ids[20];
+    for (unsigned s = 0; s < 20; s++) {
+        fdn_event_t *ev = make_event(3, s);
+        assert_int_equal(fdn_events_store(a, ev, &ids[s]), 0);
+        assert_int_equal(ids[s], s + 1);
+        fdn_event_free(ev);
+    }
+    fdn_events_destroy(a);
+
+    fdn_events_t *b = open_store(schema);
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(b, &st), 0);
+    assert_int_equal(st.count, 0); /* memory starts at the head */
+    assert_int_equal(st.next_id, 21);
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_events_get(b, 5, &ev), 0);
+    unsigned w, s;
+    event_ws(ev, &w, &s);
+    assert_int_equal(w, 3);
+    assert_int_equal(s, 4);
+    fdn_event_free(ev);
+    /* its own next event continues the positions; an offset query spans both tiers */
+    ev = make_event(4, 0);
+    uint64_t id = 0;
+    assert_int_equal(fdn_events_store(b, ev, &id), 0);
+    assert_int_equal(id, 21);
+    fdn_event_free(ev);
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.offset = 18;
+    q.limit = 10;
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_query(b, &q, &l), 0);
+    assert_int_equal(fdn_event_list_count(l), 3);
+    assert_int_equal(fdn_event_id(fdn_event_list_at(l, 0)), 19);
+    assert_int_equal(fdn_event_id(fdn_event_list_at(l, 2)), 21);
+    fdn_event_list_free(l);
+    /* a query inside the memory tier is answered there, with the same result */
+    q = (fdn_events_query_t)FDN_EVENTS_QUERY_INIT;
+    q.after_id = 20;
+    q.before_id = 22;
+    assert_int_equal(fdn_events_query(b, &q, &l), 0);
+    assert_int_equal(fdn_event_list_count(l), 1);
+    assert_string_equal(fdn_event_type(fdn_event_list_at(l, 0)), "w4");
+    fdn_event_list_free(l);
+    fdn_events_destroy(b);
+}
+
+/* ---- a from-position subscription sees every event once, in order ---- */
+
+typedef struct collector {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t *ids;
+    size_t n, cap;
+    uint64_t skipped;
+    bool bad_content;
+} collector_t;
+
+static void collect(const fdn_event_t *ev, uint64_t skipped, void *user)
+{
+    collector_t *c = user;
+    unsigned w, s;
+    size_t len;
+    const char *d = fdn_event_data(ev, &len);
+    bool ok = sscanf(d, "{\"w\":%u,\"s\":%u}", &w, &s) == 2;
+    pthread_mutex_lock(&c->mu);
+    if (!ok)
+        c->bad_content = true;
+    if (c->n < c->cap)
+        c->ids[c->n] = fdn_event_id(ev);
+    c->n++;
+    c->skipped += skipped;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Wait until c holds at least n events, or 60 s (a failure, not a synchronisation). */
+static size_t wait_for(collector_t *c, size_t n)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 60;
+    pthread_mutex_lock(&c->mu);
+    while (c->n < n && pthread_cond_timedwait(&c->cv, &c->mu, &dl) == 0) {
+    }
+    size_t got = c->n;
+    pthread_mutex_unlock(&c->mu);
+    return got;
+}
+
+static void subscription_from_position_zero_sees_every_event_once(void **state)
+{
+    (void)state;
+    char schema[64];
+    schema_name(schema, sizeof(schema), "sub");
+    enum { OLD = 700, NEW = 300 };
+    /* history written before the subscriber's store exists */
+    fdn_events_t *a = open_store(schema);
+    writer_t w0 = {a, 1, OLD, calloc(OLD, sizeof(uint64_t)), 0};
+    assert_non_null(w0.ids);
+    writer_main(&w0);
+    assert_int_equal(w0.rc, 0);
+
+    fdn_events_t *c = open_store(schema);
+    collector_t col = {.cap = OLD + 2 * NEW};
+    pthread_mutex_init(&col.mu, NULL);
+    pthread_cond_init(&col.cv, NULL);
+    col.ids = calloc(col.cap, sizeof(uint64_t));
+    assert_non_null(col.ids);
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    so.after_id = 0;
+    so.from_position = true;
+    fdn_events_sub_t *sub = NULL;
+    assert_int_equal(fdn_events_subscribe(c, &so, collect, &col, &sub), 0);
+    /* a version-1 subscription (no from_position) is still accepted */
+    fdn_events_sub_opts_t v1 = FDN_EVENTS_SUB_OPTS_INIT;
+    v1.version = 1;
+    fdn_events_sub_t *sub1 = NULL;
+    assert_int_equal(fdn_events_subscribe_fd(c, &v1, &sub1), 0);
+    fdn_events_unsubscribe(sub1);
+
+    /* two other stores append while the subscriber catches up */
+    fdn_events_t *b = open_store(schema);
+    writer_t wa = {a, 2, NEW, calloc(NEW, sizeof(uint64_t)), 0};
+    writer_t wb = {b, 3, NEW, calloc(NEW, sizeof(uint64_t)), 0};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, writer_main, &wa), 0);
+    assert_int_equal(pthread_create(&tb, NULL, writer_main, &wb), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(wa.rc, 0);
+    assert_int_equal(wb.rc, 0);
+
+    size_t total = OLD + 2 * NEW;
+    assert_int_equal(wait_for(&col, total), total);
+    fdn_events_unsubscribe(sub);
+    pthread_mutex_lock(&col.mu);
+    assert_int_equal(col.n, total); /* nothing twice */
+    for (size_t i = 0; i < total; i++)
+        assert_int_equal(col.ids[i], i + 1); /* every position, in order */
+    assert_int_equal(col.skipped, 0);
+    assert_false(col.bad_content);
+    pthread_mutex_unlock(&col.mu);
+
+    fdn_events_destroy(a);
+    fdn_events_destroy(b);
+    fdn_events_destroy(c);
+    pthread_mutex_destroy(&col.mu);
+    pthread_cond_destroy(&col.cv);
+    free(col.ids);
+    free(w0.ids);
+    free(wa.ids);
+    free(wb.ids);
+}
+
+/* ---- writer processes and a subscriber process ---- */
+
+/* A child: its own store on the schema, n events of writer w; exit status 0 when every store
+ * succeeded with increasing ids. */
+static int child_writer(const char *schema, unsigned w, unsigned n)
+{
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.backend = FDN_EVENTS_BACKEND_POSTGRES;
+    o.postgres.url = g_url;
+    o.postgres.schema = schema;
+    fdn_events_t *es = NULL;
+    if (fdn_events_create(&es, &o, NULL) != 0)
+        return 2;
+    uint64_t last = 0;
+    int rc = 0;
+    for (unsigned s = 0; s < n && rc == 0; s++) {
+        fdn_event_t *ev = make_event(w, s);
+        uint64_t id = 0;
+        if (fdn_events_store(es, ev, &id) != 0 || id <= last)
+            rc = 3;
+        last = id;
+        fdn_event_free(ev);
+    }
+    fdn_events_destroy(es);
+    return rc;
+}
+
+static void writer_processes_and_a_subscriber(void **state)
+{
+    (void)state;
+    const char *env = getenv("FDN_TEST_PG_EVENTS");
+    unsigned n = env != NULL ? (unsigned)strtoul(env, NULL, 10) : 500;
+    enum { W = 3 };
+    char schema[64];
+    schema_name(schema, sizeof(schema), "proc");
+    /* the children start first (fork before this process runs any thread) and race to
+     * create the schema; the subscriber's store opens while they append */
+    fflush(NULL);
+    pid_t kids[W];
+    for (unsigned w = 0; w < W; w++) {
+        kids[w] = fork();
+        assert_true(kids[w] >= 0);
+        if (kids[w] == 0)
+            _exit(child_writer(schema, w + 1, n));
+    }
+    fdn_events_t *c = open_store(schema);
+    collector_t col = {.cap = (size_t)W * n};
+    pthread_mutex_init(&col.mu, NULL);
+    pthread_cond_init(&col.cv, NULL);
+    col.ids = calloc(col.cap, sizeof(uint64_t));
+    assert_non_null(col.ids);
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    so.after_id = 0;
+    so.from_position = true;
+    fdn_events_sub_t *sub = NULL;
+    assert_int_equal(fdn_events_subscribe(c, &so, collect, &col, &sub), 0);
+    for (unsigned w = 0; w < W; w++) {
+        int st = 0;
+        assert_int_equal(waitpid(kids[w], &st, 0), kids[w]);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    size_t total = (size_t)W * n;
+    assert_int_equal(wait_for(&col, total), total);
+    fdn_events_unsubscribe(sub);
+    /* every position once, in order; each writer's events in its own order, content intact */
+    pthread_mutex_lock(&col.mu);
+    assert_int_equal(col.n, total);
+    assert_int_equal(col.skipped, 0);
+    assert_false(col.bad_content);
+    for (size_t i = 0; i < total; i++)
+        assert_int_equal(col.ids[i], i + 1);
+    pthread_mutex_unlock(&col.mu);
+    unsigned next[W + 1] = {0};
+    size_t got = 0;
+    fdn_event_t **all = query_all(c, &got);
+    assert_int_equal(got, total);
+    for (size_t i = 0; i < got; i++) {
+        unsigned w, s;
+        event_ws(all[i], &w, &s);
+        assert_true(w >= 1 && w <= W);
+        assert_int_equal(s, next[w]);
+        next[w]++;
+    }
+    free_all(all, got);
+    fdn_events_destroy(c);
+    pthread_mutex_destroy(&col.mu);
+    pthread_cond_destroy(&col.cv);
+    free(col.ids);
+}
+
+/* ---- bad options ---- */
+
+static void bad_options_are_refused(void **state)
+{
+    (void)state;
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.backend = FDN_EVENTS_BACKEND_POSTGRES;
+    fdn_events_t *es = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_events_create(&es, &o, &err), FDN_EINVAL); /* no url */
+    assert_non_null(strstr(err.message, "url"));
+    o.postgres.url = "postgresql://fdn@127.0.0.1:1/postgres";
+    o.postgres.connect_timeout_ms = 2000;
+    err = (fdn_error_t)FDN_ERROR_INIT;
+    assert_int_equal(fdn_events_create(&es, &o, &err), FDN_ECONNREFUSED);
+    assert_true(err.message[0] != '\0');
+    o.postgres.url = g_url;
+    o.postgres.schema = "Bad-Schema";
+    assert_int_equal(fdn_events_create(&es, &o, NULL), FDN_EINVAL);
+    o.backend = (fdn_events_backend_kind_t)7;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), FDN_EINVAL);
+    /* version 1 options ignore the backend fields: memory only */
+    fdn_events_opts_t v1 = FDN_EVENTS_OPTS_INIT;
+    v1.version = 1;
+    v1.backend = FDN_EVENTS_BACKEND_POSTGRES;
+    assert_int_equal(fdn_events_create(&es, &v1, NULL), 0);
+    fdn_event_t *ev = make_event(1, 1);
+    uint64_t id = 0;
+    assert_int_equal(fdn_events_store(es, ev, &id), 0);
+    assert_int_equal(id, 1);
+    fdn_event_free(ev);
+    fdn_events_destroy(es);
+}
+
+int main(void)
+{
+    read_url();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(writer_processes_and_a_subscriber), /* first: forks before any thread */
+        cmocka_unit_test(bad_options_are_refused),
+        cmocka_unit_test(two_stores_share_one_log),
+        cmocka_unit_test(a_later_store_reads_history_from_postgres),
+        cmocka_unit_test(subscription_from_position_zero_sees_every_event_once),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Two `fdn serve --postgres URL` processes (the fixture's PostgreSQL) share one event log: events
+# POSTed to either get global positions (ids) that never collide, each server answers queries,
+# gets by id and correlation lookups with the other's events, in position order; the log
+# outlives both servers (a third one started afterwards reads it); a server whose PostgreSQL
+# does not answer stops at start with a message naming the problem.
+# The servers use a schema of this run alone (FDN_STORAGE__WARM__POSTGRES__SCHEMA).
+set -euo pipefail
+
+FDN="${FDN_BINARY_DIR:?}/bin/fdn"
+URL="$(cat "${FDN_TEST_PG_DIR:?}/url")"
+TMP="$(mktemp -d)"
+export FDN_STORAGE__WARM__POSTGRES__SCHEMA="serve_$$_$RANDOM"
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+fail() { echo "$*" >&2; exit 1; }
+
+PORTS=()
+start() { # name url
+    local fd port="" line
+    exec {fd}< <(exec "$FDN" serve --data-dir "$TMP/$1" --listen 127.0.0.1:0 --postgres "$2" \
+        2>"$TMP/$1.err")
+    PIDS+=($!)
+    while IFS= read -r -t 30 line <&"$fd"; do
+        if [[ "$line" =~ listening\ on\ http://127\.0\.0\.1:([0-9]+) ]]; then
+            port="${BASH_REMATCH[1]}"
+            break
+        fi
+    done
+    [[ -n "$port" ]] || fail "server $1 did not start: $(cat "$TMP/$1.err")"
+    PORTS+=("$port")
+}
+
+post() { # port body -> id
+    curl -sf --max-time 60 -X POST -H 'Content-Type: application/json' \
+        "http://127.0.0.1:$1/v1/events" -d "$2" | jq -r .id
+}
+
+start a "$URL"
+start b "$URL"
+A="http://127.0.0.1:${PORTS[0]}"
+B="http://127.0.0.1:${PORTS[1]}"
+
+# alternate between the servers: ids strictly increase, whoever stored the event
+last=0
+for i in $(seq 1 10); do
+    port=${PORTS[$((i % 2))]}
+    id=$(post "$port" "{\"type\":\"order.placed\",\"data\":{\"i\":$i},\"correlation_id\":\"req-$((i % 2))\"}")
+    [[ "$id" =~ ^[0-9]+$ ]] || fail "POST answered id '$id'"
+    ((id > last)) || fail "id $id after $last"
+    last=$id
+done
+# a batch on b
+ids=$(curl -sf --max-time 60 -X POST -H 'Content-Type: application/json' "$B/v1/events/batch" \
+    -d '{"events":[{"type":"order.paid","data":{"i":11},"correlation_id":"req-1"},{"type":"order.paid","data":{"i":12},"correlation_id":"req-0"}]}' |
+    jq -c .ids)
+[[ "$(jq '.[0] > '"$last"' and .[1] == .[0] + 1' <<<"$ids")" == true ]] || fail "batch ids $ids after $last"
+
+# each server sees all 12 (the type filter leaves out the runtime's own events), in id order
+for base in "$A" "$B"; do
+    got=$(curl -sf --max-time 60 "$base/v1/events?type=order.placed&order=asc&limit=100")
+    [[ "$(jq .count <<<"$got")" == 10 ]] || fail "$base: order.placed $got"
+    [[ "$(jq '[.events[].data.i] == [range(1;11)]' <<<"$got")" == true ]] || fail "$base: order $got"
+    [[ "$(jq '[.events[].id] | . == sort' <<<"$got")" == true ]] || fail "$base: ids not sorted $got"
+    got=$(curl -sf --max-time 60 "$base/v1/events?correlation_id=req-1&order=asc&limit=100")
+    [[ "$(jq '[.events[] | select(.type | startswith("order.")) | .data.i]' -c <<<"$got")" == "[1,3,5,7,9,11]" ]] ||
+        fail "$base: correlation req-1 $got"
+done
+# get by id, across servers: the batch's first event (stored through b) from a
+first=$(jq '.[0]' <<<"$ids")
+got=$(curl -sf --max-time 60 "$A/v1/events/$first")
+[[ "$(jq -r .type <<<"$got")" == order.paid && "$(jq .data.i <<<"$got")" == 11 ]] || fail "get $first from a: $got"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 "$A/v1/events/999999")
+[[ "$code" == 404 ]] || fail "get of an unknown id answered $code"
+
+# the log outlives the servers: a third one started after both stopped reads it
+for p in "${PIDS[@]}"; do kill -TERM "$p"; done
+for p in "${PIDS[@]}"; do wait "$p" || true; done
+PIDS=()
+PORTS=()
+start c "$URL"
+C="http://127.0.0.1:${PORTS[0]}"
+got=$(curl -sf --max-time 60 "$C/v1/events?type=order.paid&order=asc&limit=100")
+[[ "$(jq '[.events[].data.i]' -c <<<"$got")" == "[11,12]" ]] || fail "after restart: $got"
+id=$(post "${PORTS[0]}" '{"type":"order.shipped","data":{"i":13}}')
+((id > first + 1)) || fail "id $id after a restart does not continue the log ($first)"
+
+# PostgreSQL away: the server refuses to start, naming the problem
+closed=""
+for _ in $(seq 1 50); do # a loopback port nothing listens on
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then closed=$p; break; fi
+done
+[[ -n "$closed" ]] || fail "no closed port found"
+if "$FDN" serve --data-dir "$TMP/d" --listen 127.0.0.1:0 --postgres "postgresql://fdn@127.0.0.1:$closed/postgres" \
+    >"$TMP/d.out" 2>"$TMP/d.err"; then
+    fail "fdn serve started without PostgreSQL"
+fi
+grep -qi "postgres\|connect" "$TMP/d.err" || fail "no message naming the problem: $(cat "$TMP/d.err")"
+echo ok
