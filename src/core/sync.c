@@ -7,6 +7,7 @@
 
 #include <fdn/error.h>
 
+#include "core/lock.h"
 #include "core/sync.h"
 
 int fdn__cond_init_mono(pthread_cond_t *cv)
@@ -50,4 +51,25 @@ int fdn__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadli
     struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000),
                           .tv_nsec = (long)(deadline_ns % 1000000000)};
     return pthread_cond_timedwait(cv, mu, &ts) == ETIMEDOUT ? FDN_ETIMEDOUT : 0;
+}
+
+bool fdn__cond_nap(pthread_cond_t *cv, pthread_mutex_t *mu, const bool *stop, int64_t ms)
+{
+    int64_t dl = fdn__deadline_after_ms(ms);
+    fdn__mutex_lock(mu);
+    while (!*stop) {
+        if (fdn__cond_wait_until(cv, mu, dl) != 0)
+            break;
+    }
+    bool s = *stop;
+    fdn__mutex_unlock(mu);
+    return s;
+}
+
+void fdn__cond_raise(pthread_cond_t *cv, pthread_mutex_t *mu, bool *flag)
+{
+    fdn__mutex_lock(mu);
+    *flag = true;
+    pthread_cond_broadcast(cv);
+    fdn__mutex_unlock(mu);
 }

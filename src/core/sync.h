@@ -9,6 +9,7 @@
 #define FDN_CORE_SYNC_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Initialise cv so that its timed waits measure CLOCK_MONOTONIC. 0 or a pthread error. */
@@ -25,5 +26,13 @@ int64_t fdn__deadline_after_ms(int64_t timeout_ms);
  * deadline_ns passes (INT64_MAX: no deadline). Returns 0 when woken (a signal or a spurious
  * wake-up: callers re-check their condition) and FDN_ETIMEDOUT once the deadline has passed. */
 int fdn__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ns);
+
+/* Sleep ms on cv (made by fdn__cond_init_mono) unless *stop, read under mu (which the caller
+ * does not hold), is or becomes true: a worker thread's pause that a shutdown cuts short (the
+ * shutdown sets *stop under mu and broadcasts cv). Returns *stop. */
+bool fdn__cond_nap(pthread_cond_t *cv, pthread_mutex_t *mu, const bool *stop, int64_t ms);
+
+/* Set *flag under mu and wake every waiter on cv: the shutdown side of fdn__cond_nap. */
+void fdn__cond_raise(pthread_cond_t *cv, pthread_mutex_t *mu, bool *flag);
 
 #endif
