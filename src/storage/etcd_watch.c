@@ -45,8 +45,7 @@ struct fdn__etcd_watcher {
     bool paused FDN_MEMBER_GUARDED_BY(mu); /* fdn__etcd_watcher_pause */
     bool idle FDN_MEMBER_GUARDED_BY(mu);   /* the thread waits while paused */
 
-    pthread_t thr;
-    bool started;
+    pthread_t thr; /* running from create to destroy */
     _Atomic bool stale;
     _Atomic uint64_t compactions, errors;
 };
@@ -153,6 +152,15 @@ static void *watcher_main(void *arg)
     return NULL;
 }
 
+/* Free w, whose thread is not running. */
+static void watcher_free(fdn__etcd_watcher_t *w)
+{
+    fdn__etcd_watch_destroy(w->watch);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    fdn__free(w);
+}
+
 int fdn__etcd_watcher_create(fdn__etcd_watcher_t **out, fdn__etcd_t *cli, const char *key,
                              size_t keylen, const char *range_end, size_t relen,
                              const fdn__etcd_watcher_ops_t *ops, void *user,
@@ -177,10 +185,9 @@ int fdn__etcd_watcher_create(fdn__etcd_watcher_t **out, fdn__etcd_t *cli, const 
     pthread_mutex_init(&w->mu, NULL);
     (void)fdn__cond_init_mono(&w->cv);
     if (pthread_create(&w->thr, NULL, watcher_main, w) != 0) {
-        fdn__etcd_watcher_destroy(w);
+        watcher_free(w);
         return fdn_err_set(err, FDN_EAGAIN, "etcd watch: cannot start the watch thread");
     }
-    w->started = true;
     pthread_setname_np(w->thr, thread_name);
     *out = w;
     return 0;
@@ -192,12 +199,8 @@ void fdn__etcd_watcher_destroy(fdn__etcd_watcher_t *w)
         return;
     fdn__cond_raise(&w->cv, &w->mu, &w->stopping);
     fdn__etcd_watch_stop(w->watch);
-    if (w->started)
-        pthread_join(w->thr, NULL);
-    fdn__etcd_watch_destroy(w->watch);
-    pthread_cond_destroy(&w->cv);
-    pthread_mutex_destroy(&w->mu);
-    fdn__free(w);
+    pthread_join(w->thr, NULL);
+    watcher_free(w);
 }
 
 bool fdn__etcd_watcher_stale(const fdn__etcd_watcher_t *w)
