@@ -7,12 +7,9 @@
 # one server is applied by the other).
 set -euo pipefail
 
-FDN="${FDN_BINARY_DIR:?}/bin/fdn"
-URL="$(cat "${FDN_TEST_ETCD_DIR:?}/url")"
-TMP="$(mktemp -d)"
 # shellcheck source=../support/serve.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../support/serve.sh"
-trap serve_cleanup EXIT
+URL="$(cat "${FDN_TEST_ETCD_DIR:?}/url")"
 
 # (both servers are runtimes named "production": one namespace in etcd, this test's alone)
 start() { # name

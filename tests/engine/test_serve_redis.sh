@@ -5,12 +5,9 @@
 # start with a message naming the problem.
 set -euo pipefail
 
-FDN="${FDN_BINARY_DIR:?}/bin/fdn"
-URL="$(cat "${FDN_TEST_REDIS_DIR:?}/url")"
-TMP="$(mktemp -d)"
 # shellcheck source=../support/serve.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../support/serve.sh"
-trap serve_cleanup EXIT
+URL="$(cat "${FDN_TEST_REDIS_DIR:?}/url")"
 start() { # name
     serve_named "$1" --redis "$URL"
 }

@@ -10,18 +10,12 @@
 # deadline (`poll_until`), never waited for with a sleep.
 set -euo pipefail
 
-FDN="${FDN_BINARY_DIR:?FDN_BINARY_DIR must point at the build directory}/bin/fdn"
-[[ -x "$FDN" ]] || { echo "missing $FDN" >&2; exit 1; }
-command -v curl >/dev/null || { echo "curl is required" >&2; exit 1; }
-command -v jq >/dev/null || { echo "jq is required (scripts/deps.sh installs it)" >&2; exit 1; }
+# shellcheck source=../support/serve.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../support/serve.sh"
 
 # Services whose endpoints are checked. The lead adds config/telemetry when they are wired.
 REQUIRED="${FDN_HTTP_TEST_SERVICES:-runtime registry config events breakers limiter pools metrics telemetry}"
 
-TMP="$(mktemp -d)"
-# shellcheck source=../support/serve.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../support/serve.sh"
-trap serve_cleanup EXIT
 trap 'exit 143' TERM INT HUP
 
 FAILS=0

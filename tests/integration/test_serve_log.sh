@@ -7,15 +7,8 @@
 # Lines written asynchronously (event delivery thread) are awaited with a deadline.
 set -euo pipefail
 
-FDN="${FDN_BINARY_DIR:?FDN_BINARY_DIR must point at the build directory}/bin/fdn"
-[[ -x "$FDN" ]] || { echo "missing $FDN" >&2; exit 1; }
-command -v jq >/dev/null || { echo "jq is required" >&2; exit 1; }
-command -v curl >/dev/null || { echo "curl is required" >&2; exit 1; }
-
-TMP="$(mktemp -d)"
 # shellcheck source=../support/serve.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../support/serve.sh"
-trap serve_cleanup EXIT
 FAILS=0
 fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
 

@@ -1,7 +1,9 @@
 # shellcheck shell=bash disable=SC2034 # (SERVE_* are read by the tests)
 # `fdn serve` for the shell tests (tests/engine/test_serve_*.sh,
-# tests/integration/test_http_api.sh, tests/integration/test_serve_log.sh), sourced after the
-# test has set FDN (the program) and TMP (a directory of its own).
+# tests/integration/test_http_api.sh, tests/integration/test_serve_log.sh), sourced. Sourcing
+# sets FDN (the program, $FDN_BINARY_DIR/bin/fdn, which must exist), checks that curl and jq
+# are there, makes TMP (a directory of the test's own) and installs serve_cleanup as the EXIT
+# trap.
 #   serve_start ERRFILE ARG...  `$FDN serve ARG...`, stderr into ERRFILE, stdout on a pipe read
 #                               (30 s at most) up to the "listening on" line. Sets SERVE_PID,
 #                               SERVE_FD (the pipe) and SERVE_PORT; returns 1 when no such line
@@ -16,6 +18,13 @@
 #   serve_cleanup               for `trap serve_cleanup EXIT`: SIGTERM and wait for every
 #                               server still running, then remove TMP.
 # A server prints its listen line only once the port is bound and served.
+
+FDN="${FDN_BINARY_DIR:?FDN_BINARY_DIR must point at the build directory}/bin/fdn"
+[[ -x "$FDN" ]] || { echo "missing $FDN" >&2; exit 1; }
+command -v curl >/dev/null || { echo "curl is required" >&2; exit 1; }
+command -v jq >/dev/null || { echo "jq is required (scripts/deps.sh installs it)" >&2; exit 1; }
+TMP="$(mktemp -d)"
+trap serve_cleanup EXIT
 
 SERVE_PIDS=()
 SERVE_PORTS=()
