@@ -452,6 +452,15 @@ FDN_API int fdn_registry_instance_meta_at(const fdn_registry_instance_t *i, size
 /** Value of a metadata key, or NULL. @param[in] i a snapshot @param[in] key the key
  * @thread_safety any  @since 0.3.0 */
 FDN_API const char *fdn_registry_instance_meta(const fdn_registry_instance_t *i, const char *key);
+/**
+ * The entry as one JSON object, as `GET /v1/registry` and `fdn registry list --json` show it:
+ * {"service", "instance", "endpoint", "owner", "lease", "mod_revision", "meta": {key: value}}.
+ * @param[in]  i    a snapshot
+ * @param[out] out  NUL-terminated JSON, free with fdn_free
+ * @return 0, FDN_EINVAL (i or out NULL), FDN_ENOMEM
+ * @thread_safety any  @since 0.3.0
+ */
+FDN_API int fdn_registry_instance_json(const fdn_registry_instance_t *i, char **out);
 
 /** Counters and state of the shared part (fdn_registry_shared_stats). */
 typedef struct fdn_registry_shared_stats {
