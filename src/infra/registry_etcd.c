@@ -663,18 +663,12 @@ int fdn__regetcd_create(fdn__regetcd_t **out, const char *ns, const fdn_registry
         host[sizeof(host) - 1] = '\0';
         snprintf(r->owner, sizeof(r->owner), "%s:%ld", host, (long)getpid());
     }
-    size_t nslen = strlen(ns);
-    r->key_prefixlen = plen + 1 + nslen + 1;
-    r->key_prefix = fdn__malloc(r->key_prefixlen + 1);
-    r->range_end = fdn__malloc(r->key_prefixlen + 1);
-    int rc = 0;
-    if (r->key_prefix == NULL || r->range_end == NULL) {
-        rc = fdn_err_set(err, FDN_ENOMEM, "etcd registry");
+    int rc = fdn__etcd_ns_keys(prefix, plen, ns, &r->key_prefix, &r->key_prefixlen, &r->range_end,
+                               &r->range_endlen);
+    if (rc < 0) {
+        fdn_err_set(err, rc, "etcd registry");
         goto fail;
     }
-    snprintf(r->key_prefix, r->key_prefixlen + 1, "%.*s/%s/", (int)plen, prefix, ns);
-    r->range_endlen =
-        fdn__etcd_prefix_end(r->range_end, r->key_prefixlen, r->key_prefix, r->key_prefixlen);
     FDN_ASSERT(r->range_endlen > 0); /* the prefix ends in '/' */
     rc = fdn__etcd_create(&r->cli, o->url, timeout, err);
     if (rc < 0)

@@ -378,17 +378,12 @@ int fdn__config_etcd_follow(fdn_config_t *cfg, const fdn_config_etcd_opts_t *o, 
     (void)fdn__cond_init_mono(&r->cv);
     r->cfg = cfg;
     r->timeout_ms = timeout;
-    r->key_prefixlen = plen + 1 + strlen(ns) + 1;
-    r->key_prefix = fdn__malloc(r->key_prefixlen + 1);
-    r->range_end = fdn__malloc(r->key_prefixlen + 1);
-    int rc;
-    if (r->key_prefix == NULL || r->range_end == NULL) {
-        rc = fdn_err_set(err, FDN_ENOMEM, "config on etcd");
+    int rc = fdn__etcd_ns_keys(prefix, plen, ns, &r->key_prefix, &r->key_prefixlen, &r->range_end,
+                               &r->range_endlen);
+    if (rc < 0) {
+        fdn_err_set(err, rc, "config on etcd");
         goto fail;
     }
-    snprintf(r->key_prefix, r->key_prefixlen + 1, "%.*s/%s/", (int)plen, prefix, ns);
-    r->range_endlen =
-        fdn__etcd_prefix_end(r->range_end, r->key_prefixlen, r->key_prefix, r->key_prefixlen);
     rc = fdn__etcd_create(&r->cli, o->url, timeout, err);
     if (rc < 0)
         goto fail;

@@ -183,6 +183,16 @@ static void prefix_end(void **state)
     assert_int_equal(fdn__etcd_prefix_end(out, sizeof(out), "a\xff\xff", 3), 1);
     assert_memory_equal(out, "b", 1);
     assert_int_equal(fdn__etcd_prefix_end(out, sizeof(out), "\xff", 1), 0);
+    /* a namespace's keys: the prefix cut at plen (its trailing '/' dropped by the caller) */
+    char *key = NULL, *end = NULL;
+    size_t kl = 0, el = 0;
+    assert_int_equal(fdn__etcd_ns_keys("/fdn/reg//", 8, "prod", &key, &kl, &end, &el), 0);
+    assert_string_equal(key, "/fdn/reg/prod/");
+    assert_int_equal(kl, 14);
+    assert_int_equal(el, 14);
+    assert_memory_equal(end, "/fdn/reg/prod0", 14);
+    fdn__free(key);
+    fdn__free(end);
 }
 
 static fdn__etcd_kv_t kv_of(char *key, char *value)
