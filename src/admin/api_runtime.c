@@ -63,13 +63,10 @@ static json_t *shared_json(fdn_registry_t *reg)
     if (fdn_registry_shared_stats(reg, &ss) != 0 ||
         fdn_registry_list_shared(reg, NULL, &v, &n) != 0)
         return NULL;
-    json_t *arr = json_array();
-    for (size_t i = 0; arr != NULL && i < n; i++) {
-        char *text = NULL;
-        if (fdn_registry_instance_json(v[i], &text) == 0)
-            json_array_append_new(arr, json_loads(text, 0, NULL));
-        fdn_free(text);
-    }
+    char *entries = NULL;
+    json_t *arr =
+        fdn_registry_instances_json(v, n, &entries) == 0 ? json_loads(entries, 0, NULL) : NULL;
+    fdn_free(entries);
     fdn_registry_instances_free(v, n);
     return json_pack("{s:s, s:b, s:I, s:I, s:I, s:o*}", "backend", "etcd", "stale", (int)ss.stale,
                      "revision", (json_int_t)ss.revision, "lease_id", (json_int_t)ss.lease_id,

@@ -232,12 +232,16 @@ static void entry_values(void **state)
     assert_string_equal(fdn_registry_instance_meta(i, "zone"), "c");
     assert_null(fdn_registry_instance_meta(i, "none"));
     char *js = NULL;
-    assert_int_equal(fdn_registry_instance_json(i, &js), 0);
-    assert_string_equal(js, "{\"service\":\"svc\",\"instance\":\"i-1\",\"endpoint\":\"http://h:1\","
-                            "\"owner\":\"me:1\",\"lease\":77,\"mod_revision\":4,"
-                            "\"meta\":{\"pid\":\"42\",\"zone\":\"c\"}}");
+    assert_int_equal(fdn_registry_instances_json(&i, 1, &js), 0);
+    assert_string_equal(js,
+                        "[{\"service\":\"svc\",\"instance\":\"i-1\",\"endpoint\":\"http://h:1\","
+                        "\"owner\":\"me:1\",\"lease\":77,\"mod_revision\":4,"
+                        "\"meta\":{\"pid\":\"42\",\"zone\":\"c\"}}]");
     fdn_free(js);
-    assert_int_equal(fdn_registry_instance_json(NULL, &js), FDN_EINVAL);
+    assert_int_equal(fdn_registry_instances_json(NULL, 0, &js), 0);
+    assert_string_equal(js, "[]");
+    fdn_free(js);
+    assert_int_equal(fdn_registry_instances_json(NULL, 1, &js), FDN_EINVAL);
     fdn_registry_instance_release(i);
     /* too large for max_value */
     assert_int_equal(fdn__registry_instance_from_kv("/p/ns/", 6, &kv, vl - 1, &i), FDN_EPARSE);

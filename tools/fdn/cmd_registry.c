@@ -66,13 +66,10 @@ static int list(const list_opts_t *o)
         return CLI_FAIL;
     }
     if (o->json) {
-        json_t *arr = json_array();
-        for (size_t i = 0; arr != NULL && i < n; i++) {
-            char *text = NULL;
-            if (fdn_registry_instance_json(v[i], &text) == 0)
-                json_array_append_new(arr, json_loads(text, 0, NULL));
-            fdn_free(text);
-        }
+        char *entries = NULL;
+        json_t *arr =
+            fdn_registry_instances_json(v, n, &entries) == 0 ? json_loads(entries, 0, NULL) : NULL;
+        fdn_free(entries);
         json_t *out =
             json_pack("{s:s, s:I, s:I, s:o*}", "namespace", fdn_registry_name(reg), "revision",
                       (json_int_t)st.revision, "count", (json_int_t)n, "entries", arr);
