@@ -29,7 +29,6 @@
 #define NPROC   4
 #define PERPROC 25
 
-static char g_url[128];
 static const char *const no_env[] = {NULL};
 
 /* A config service following etcd in namespace ns (NULL when follow fails in a child). */
@@ -44,7 +43,7 @@ static fdn_config_t *follow(const char *ns, bool must)
         return NULL;
     }
     fdn_config_etcd_opts_t eo = FDN_CONFIG_ETCD_OPTS_INIT;
-    eo.url = g_url;
+    eo.url = test_etcd_url;
     eo.ns = ns;
     eo.request_timeout_ms = 5000;
     fdn_error_t err = FDN_ERROR_INIT;
@@ -142,7 +141,7 @@ static void update_reaches_every_process(void **state)
     /* the history before now compacted away: the followers must start from the range's
      * revision, not replay from the beginning */
     fdn__etcd_t *raw = NULL;
-    assert_int_equal(fdn__etcd_create(&raw, g_url, 2000, NULL), 0);
+    assert_int_equal(fdn__etcd_create(&raw, test_etcd_url, 2000, NULL), 0);
     int64_t now_rev = 0;
     assert_int_equal(fdn__etcd_put(raw, "/fdn/test/tick", 14, "1", 1, 0, &now_rev, NULL), 0);
     assert_int_equal(fdn__etcd_compact(raw, now_rev, NULL), 0);
@@ -363,7 +362,7 @@ static void bad_input(void **state)
     assert_int_equal(fdn_config_follow_etcd(c, &eo, &err), FDN_EINVAL);
     eo.url = "http://127.0.0.1:1";
     assert_int_equal(fdn_config_follow_etcd(c, &eo, &err), FDN_ECONNREFUSED);
-    eo.url = g_url;
+    eo.url = test_etcd_url;
     eo.ns = "a/b";
     assert_int_equal(fdn_config_follow_etcd(c, &eo, &err), FDN_EINVAL);
     fdn_config_etcd_stats_t s;
@@ -380,13 +379,6 @@ static void bad_input(void **state)
     fdn_config_destroy(c);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    test_engine_fixture_url("FDN_TEST_ETCD_DIR", g_url, sizeof(g_url));
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -394,5 +386,5 @@ int main(void)
         cmocka_unit_test(concurrent_cas_updates_one_order),
         cmocka_unit_test(bad_input),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    return cmocka_run_group_tests(tests, test_engine_etcd_setup, NULL);
 }

@@ -31,8 +31,6 @@
 #include "storage/etcd_client.h"
 #include "engine.h"
 
-static char g_url[128];
-
 static fdn_registry_t *open_reg_at(const char *url, const char *ns, int64_t ttl_ms,
                                    const char *owner)
 {
@@ -56,7 +54,7 @@ static fdn_registry_t *open_reg_at(const char *url, const char *ns, int64_t ttl_
 /* Is service/instance in r's cache (with endpoint ep when ep != NULL)? */
 static fdn_registry_t *open_reg(const char *ns, int64_t ttl_ms, const char *owner)
 {
-    return open_reg_at(g_url, ns, ttl_ms, owner);
+    return open_reg_at(test_etcd_url, ns, ttl_ms, owner);
 }
 
 static bool has(fdn_registry_t *r, const char *service, const char *instance, const char *ep)
@@ -105,7 +103,7 @@ static bool wait_stale(fdn_registry_t *r, bool want, int64_t deadline_ms)
 static fdn__etcd_t *raw(void)
 {
     fdn__etcd_t *c = NULL;
-    assert_int_equal(fdn__etcd_create(&c, g_url, 2000, NULL), 0);
+    assert_int_equal(fdn__etcd_create(&c, test_etcd_url, 2000, NULL), 0);
     return c;
 }
 
@@ -218,7 +216,7 @@ static void child_register_and_wait(const char *ns, const char *instance, int re
     fdn_registry_opts_t ro = FDN_REGISTRY_OPTS_INIT;
     ro.name = ns;
     fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
-    eo.url = g_url;
+    eo.url = test_etcd_url;
     eo.lease_ttl_ms = 2000;
     fdn_registry_t *r = NULL;
     if (fdn_registry_open(&r, &ro, &eo, NULL) != 0)
@@ -286,7 +284,7 @@ static void two_processes_race_one_wins(void **state)
             fdn_registry_opts_t ro = FDN_REGISTRY_OPTS_INIT;
             ro.name = ns;
             fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
-            eo.url = g_url;
+            eo.url = test_etcd_url;
             eo.owner = owner;
             eo.lease_ttl_ms = 5000;
             fdn_registry_t *r = NULL;
@@ -519,7 +517,7 @@ static void bad_input(void **state)
     assert_non_null(strstr(err.message, "not a JSON"));
     pthread_join(th, NULL);
     close(fd);
-    eo.url = g_url;
+    eo.url = test_etcd_url;
     eo.lease_ttl_ms = 10;
     assert_int_equal(fdn_registry_open(&r, &ro, &eo, &err), FDN_EINVAL);
 
@@ -587,13 +585,6 @@ static void bad_input(void **state)
     fdn_registry_destroy(r);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    test_engine_fixture_url("FDN_TEST_ETCD_DIR", g_url, sizeof(g_url));
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -605,5 +596,5 @@ int main(void)
         cmocka_unit_test(bad_input),
         cmocka_unit_test_setup_teardown(etcd_restart_stale_then_fresh, own_etcd_up, own_etcd_down),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    return cmocka_run_group_tests(tests, test_engine_etcd_setup, NULL);
 }

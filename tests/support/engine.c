@@ -46,6 +46,15 @@ void test_engine_fixture_url(const char *env, char *url, size_t cap)
     pthread_once(&g_run_once, run_init);
 }
 
+char test_etcd_url[128];
+
+int test_engine_etcd_setup(void **state)
+{
+    (void)state;
+    test_engine_fixture_url("FDN_TEST_ETCD_DIR", test_etcd_url, sizeof(test_etcd_url));
+    return 0;
+}
+
 void test_engine_script(const char *script, const char *cmd, const char *dir)
 {
     const char *src = getenv("FDN_SOURCE_DIR");

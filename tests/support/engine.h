@@ -17,6 +17,11 @@ void test_engine_url_of(const char *dir, char *url, size_t cap);
  * "FDN_TEST_ETCD_DIR"). Also fixes the run id of test_engine_unique_name. */
 void test_engine_fixture_url(const char *env, char *url, size_t cap);
 
+/* The URL of the etcd fixture ($FDN_TEST_ETCD_DIR), read by test_engine_etcd_setup: the group
+ * setup of the etcd tests (cmocka_run_group_tests(tests, test_engine_etcd_setup, NULL)). */
+extern char test_etcd_url[128];
+int test_engine_etcd_setup(void **state);
+
 /* `bash $FDN_SOURCE_DIR/scripts/<script> cmd dir`, its output dropped; fails the test unless
  * it exits 0. */
 void test_engine_script(const char *script, const char *cmd, const char *dir);
