@@ -74,10 +74,5 @@ wait "${SERVE_PIDS[1]}" || true
 wait_count "${SERVE_PORTS[0]}" 1
 
 # a URL that is not etcd's: a clear error at start, exit status 1
-set +e
-"$FDN" serve --data-dir "$TMP/c" --listen 127.0.0.1:0 --etcd "etcd:2379" >/dev/null 2>"$TMP/c.err"
-rc=$?
-set -e
-[[ $rc -eq 1 ]] || { echo "bad --etcd: exit $rc" >&2; exit 1; }
-grep -q 'http://' "$TMP/c.err" || { echo "bad --etcd: $(cat "$TMP/c.err")" >&2; exit 1; }
+serve_refused 'http://' --etcd "etcd:2379"
 echo "ok: two servers list each other through etcd; a stopped one leaves; a bad URL refused at start"

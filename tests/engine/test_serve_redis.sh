@@ -61,10 +61,5 @@ grep -q '^fdn_rate_limiter_backend_up{backend="redis"} 0$' <<<"$metrics" || { ec
 grep -q '^fdn_rate_limiter_backend_operations_total{backend="redis",operation="fallback"} 1$' <<<"$metrics" || { echo "fallback not counted" >&2; exit 1; }
 
 # a URL that does not parse: a clear error at start, exit status 1
-set +e
-"$FDN" serve --data-dir "$TMP/c" --listen 127.0.0.1:0 --redis "http://nope" >/dev/null 2>"$TMP/c.err"
-rc=$?
-set -e
-[[ $rc -eq 1 ]] || { echo "bad --redis: exit $rc" >&2; exit 1; }
-grep -q 'redis url: must start with redis://' "$TMP/c.err" || { echo "bad --redis: $(cat "$TMP/c.err")" >&2; exit 1; }
+serve_refused 'redis url: must start with redis://' --redis "http://nope"
 echo "ok: 5 of 8 admitted across two servers; backend state in /health and /metrics; a bad URL refused at start"

@@ -15,6 +15,9 @@
 #                               appended to SERVE_PORTS.
 #   serve_stop [SIGNAL]         sends SIGNAL (TERM) to SERVE_PID, waits for it (its exit
 #                               status in SERVE_RC) and closes SERVE_FD.
+#   serve_refused PATTERN ARG... `$FDN serve --data-dir TMP/refused --listen 127.0.0.1:0 ARG...`
+#                               must stop at start with exit status 1 and a stderr matching
+#                               PATTERN (grep -E); otherwise the test exits saying why.
 #   serve_cleanup               for `trap serve_cleanup EXIT`: SIGTERM and wait for every
 #                               server still running, then remove TMP.
 # A server prints its listen line only once the port is bound and served.
@@ -75,4 +78,14 @@ serve_cleanup() {
     for p in "${SERVE_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for p in "${SERVE_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     rm -rf "$TMP"
+}
+
+serve_refused() {
+    local pattern=$1 rc=0
+    shift
+    "$FDN" serve --data-dir "$TMP/refused" --listen 127.0.0.1:0 "$@" >/dev/null \
+        2>"$TMP/refused.err" || rc=$?
+    [[ $rc -eq 1 ]] || { echo "fdn serve $*: exit $rc, want 1" >&2; exit 1; }
+    grep -qE "$pattern" "$TMP/refused.err" ||
+        { echo "fdn serve $*: $(cat "$TMP/refused.err")" >&2; exit 1; }
 }
