@@ -64,6 +64,12 @@ void bench_register(const bench_case_t *c);
         bench_register(&(var));                                                                    \
     }
 
+/* Define and register a case in one go: BENCH_CASE(c_x, .name = "x.y", .threads = 1, ...).
+ * A file whose cases share fields names them once in a macro of its own. */
+#define BENCH_CASE(var, ...)                                                                       \
+    static const bench_case_t var = {__VA_ARGS__};                                                 \
+    BENCH_REGISTER(var)
+
 /* Keep the compiler from optimising a value or a memory write away. */
 #define BENCH_USE(x)    __asm__ volatile("" : : "g"(x) : "memory")
 #define BENCH_CLOBBER() __asm__ volatile("" : : : "memory")

@@ -107,6 +107,10 @@ static void *setup(int threads)
     return unavailable() == NULL ? g_reg : NULL;
 }
 
+/* What every case of this file shares: one thread on the bench's etcd (skipped, saying why,
+ * without it). */
+#define ETCD_SHARED .threads = 1, .setup = setup, .unavailable = unavailable
+
 static void lookup_run(void *state, int tid, uint64_t iters)
 {
     fdn_registry_t *reg = state;
@@ -121,19 +125,9 @@ static void lookup_run(void *state, int tid, uint64_t iters)
     }
 }
 
-static const bench_case_t etcd_lookup = {
-    .name = "registry.etcd.lookup",
-    .threads = 1,
-    .iters = 2000000,
-    .baseline = "registry.lookup",
-    .goal_kind = BENCH_GOAL_RATIO_MAX,
-    .goal = 2.0,
-    .goal_text = "<= 2x the local registry lookup (cached, no network)",
-    .setup = setup,
-    .run = lookup_run,
-    .unavailable = unavailable,
-};
-BENCH_REGISTER(etcd_lookup)
+BENCH_CASE(etcd_lookup, ETCD_SHARED, .name = "registry.etcd.lookup", .iters = 2000000,
+           .baseline = "registry.lookup", .goal_kind = BENCH_GOAL_RATIO_MAX, .goal = 2.0,
+           .goal_text = "<= 2x the local registry lookup (cached, no network)", .run = lookup_run)
 
 static void put_run(void *state, int tid, uint64_t iters)
 {
@@ -146,17 +140,9 @@ static void put_run(void *state, int tid, uint64_t iters)
     }
 }
 
-static const bench_case_t etcd_put = {
-    .name = "baseline.etcd.put",
-    .threads = 1,
-    .iters = 2000,
-    .goal_kind = BENCH_GOAL_NONE,
-    .goal_text = "raw gateway put (HTTP + JSON + raft commit)",
-    .setup = setup,
-    .run = put_run,
-    .unavailable = unavailable,
-};
-BENCH_REGISTER(etcd_put)
+BENCH_CASE(etcd_put, ETCD_SHARED, .name = "baseline.etcd.put", .iters = 2000,
+           .goal_kind = BENCH_GOAL_NONE, .goal_text = "raw gateway put (HTTP + JSON + raft commit)",
+           .run = put_run)
 
 static void range_run(void *state, int tid, uint64_t iters)
 {
@@ -172,17 +158,9 @@ static void range_run(void *state, int tid, uint64_t iters)
     }
 }
 
-static const bench_case_t etcd_range = {
-    .name = "baseline.etcd.range",
-    .threads = 1,
-    .iters = 2000,
-    .goal_kind = BENCH_GOAL_NONE,
-    .goal_text = "raw gateway range of one key",
-    .setup = setup,
-    .run = range_run,
-    .unavailable = unavailable,
-};
-BENCH_REGISTER(etcd_range)
+BENCH_CASE(etcd_range, ETCD_SHARED, .name = "baseline.etcd.range", .iters = 2000,
+           .goal_kind = BENCH_GOAL_NONE, .goal_text = "raw gateway range of one key",
+           .run = range_run)
 
 static void register_run(void *state, int tid, uint64_t iters)
 {
@@ -197,15 +175,7 @@ static void register_run(void *state, int tid, uint64_t iters)
     }
 }
 
-static const bench_case_t etcd_register = {
-    .name = "registry.etcd.register",
-    .threads = 1,
-    .iters = 500,
-    .baseline = "baseline.etcd.put",
-    .goal_kind = BENCH_GOAL_NONE,
-    .goal_text = "create-if-absent txn + watch delivery to this process's cache",
-    .setup = setup,
-    .run = register_run,
-    .unavailable = unavailable,
-};
-BENCH_REGISTER(etcd_register)
+BENCH_CASE(etcd_register, ETCD_SHARED, .name = "registry.etcd.register", .iters = 500,
+           .baseline = "baseline.etcd.put", .goal_kind = BENCH_GOAL_NONE,
+           .goal_text = "create-if-absent txn + watch delivery to this process's cache",
+           .run = register_run)

@@ -89,6 +89,9 @@ static void bench_free(void *p)
     free(b);
 }
 
+/* What every case of this file shares: one thread on a store of its own, freed after the run. */
+#define EVENTS_SHARED .threads = 1, .teardown = bench_free
+
 /* ---- append, memory ---- */
 
 static void *mem_setup(int threads)
@@ -105,19 +108,9 @@ static void mem_run(void *st, int tid, uint64_t iters)
         fdn_events_store(b->es, b->tpl[i % TEMPLATES], NULL);
 }
 
-static bench_case_t c_mem = {
-    .name = "events.append.memory",
-    .threads = 1,
-    .iters = 500000,
-    .baseline = "baseline.mutex",
-    .goal_kind = BENCH_GOAL_NS_MAX,
-    .goal = 333,
-    .goal_text = "<= 333 ns (3 M events/s)",
-    .setup = mem_setup,
-    .run = mem_run,
-    .teardown = bench_free,
-};
-BENCH_REGISTER(c_mem)
+BENCH_CASE(c_mem, EVENTS_SHARED, .name = "events.append.memory", .iters = 500000,
+           .baseline = "baseline.mutex", .goal_kind = BENCH_GOAL_NS_MAX, .goal = 333,
+           .goal_text = "<= 333 ns (3 M events/s)", .setup = mem_setup, .run = mem_run)
 
 /* ---- append, durable, group commit ---- */
 
@@ -137,19 +130,10 @@ static void dur_run(void *st, int tid, uint64_t iters)
     }
 }
 
-static bench_case_t c_dur = {
-    .name = "events.append.durable",
-    .threads = 1,
-    .iters = 20000,
-    .baseline = "baseline.sqlite_wal_batch1000",
-    .goal_kind = BENCH_GOAL_SPEEDUP_MIN,
-    .goal = 0.9,
-    .goal_text = ">= 0.9 x raw batched SQLite",
-    .setup = dur_setup,
-    .run = dur_run,
-    .teardown = bench_free,
-};
-BENCH_REGISTER(c_dur)
+BENCH_CASE(c_dur, EVENTS_SHARED, .name = "events.append.durable", .iters = 20000,
+           .baseline = "baseline.sqlite_wal_batch1000", .goal_kind = BENCH_GOAL_SPEEDUP_MIN,
+           .goal = 0.9, .goal_text = ">= 0.9 x raw batched SQLite", .setup = dur_setup,
+           .run = dur_run)
 
 /* 64 callers each storing one event at a time, each call returning once its event is on
  * disk: they only reach SQLite's batched rate if the writer commits their events together. */
@@ -160,19 +144,11 @@ static void dur_one_run(void *st, int tid, uint64_t iters)
         fdn_events_store(b->es, b->tpl[((uint64_t)tid * 7919u + i) % TEMPLATES], NULL);
 }
 
-static bench_case_t c_dur_64t = {
-    .name = "events.append.durable_64t",
-    .threads = 64,
-    .iters = 300,
-    .baseline = "baseline.sqlite_wal_batch1000",
-    .goal_kind = BENCH_GOAL_SPEEDUP_MIN,
-    .goal = 0.5,
-    .goal_text = ">= 0.5 x raw batched SQLite (64 threads, one durable event per call)",
-    .setup = dur_setup,
-    .run = dur_one_run,
-    .teardown = bench_free,
-};
-BENCH_REGISTER(c_dur_64t)
+BENCH_CASE(c_dur_64t, .name = "events.append.durable_64t", .threads = 64, .iters = 300,
+           .baseline = "baseline.sqlite_wal_batch1000", .goal_kind = BENCH_GOAL_SPEEDUP_MIN,
+           .goal = 0.5,
+           .goal_text = ">= 0.5 x raw batched SQLite (64 threads, one durable event per call)",
+           .setup = dur_setup, .run = dur_one_run, .teardown = bench_free)
 
 /* ---- queries over 1 M events ---- */
 
@@ -215,18 +191,10 @@ static void qtype_run(void *st, int tid, uint64_t iters)
     }
 }
 
-static bench_case_t c_qtype = {
-    .name = "events.query.type",
-    .threads = 1,
-    .iters = 20000,
-    .baseline = "baseline.mutex",
-    .goal_kind = BENCH_GOAL_NONE,
-    .goal_text = "100 results from a cursor, 1 M events",
-    .setup = query_setup,
-    .run = qtype_run,
-    .teardown = bench_free,
-};
-BENCH_REGISTER(c_qtype)
+BENCH_CASE(c_qtype, EVENTS_SHARED, .name = "events.query.type", .iters = 20000,
+           .baseline = "baseline.mutex", .goal_kind = BENCH_GOAL_NONE,
+           .goal_text = "100 results from a cursor, 1 M events", .setup = query_setup,
+           .run = qtype_run)
 
 static void qcorr_run(void *st, int tid, uint64_t iters)
 {
@@ -243,19 +211,9 @@ static void qcorr_run(void *st, int tid, uint64_t iters)
     }
 }
 
-static bench_case_t c_qcorr = {
-    .name = "events.query.correlation",
-    .threads = 1,
-    .iters = 200000,
-    .baseline = "baseline.mutex",
-    .goal_kind = BENCH_GOAL_NS_MAX,
-    .goal = 2500,
-    .goal_text = "<= 2 us + 50 ns x 10 results",
-    .setup = query_setup,
-    .run = qcorr_run,
-    .teardown = bench_free,
-};
-BENCH_REGISTER(c_qcorr)
+BENCH_CASE(c_qcorr, EVENTS_SHARED, .name = "events.query.correlation", .iters = 200000,
+           .baseline = "baseline.mutex", .goal_kind = BENCH_GOAL_NS_MAX, .goal = 2500,
+           .goal_text = "<= 2 us + 50 ns x 10 results", .setup = query_setup, .run = qcorr_run)
 
 /* ---- memory per stored event ---- */
 
@@ -296,18 +254,7 @@ static double memuse_value(void *st)
     return ((evbench_t *)st)->value;
 }
 
-static bench_case_t c_memuse = {
-    .name = "events.memory_per_event",
-    .threads = 1,
-    .iters = 1000,
-    .baseline = "baseline.malloc64",
-    .goal_kind = BENCH_GOAL_VALUE_MAX,
-    .goal = 200,
-    .goal_text = "<= 200 bytes per 100-byte event",
-    .setup = memuse_setup,
-    .run = memuse_run,
-    .teardown = bench_free,
-    .value = memuse_value,
-    .value_unit = "bytes/event",
-};
-BENCH_REGISTER(c_memuse)
+BENCH_CASE(c_memuse, EVENTS_SHARED, .name = "events.memory_per_event", .iters = 1000,
+           .baseline = "baseline.malloc64", .goal_kind = BENCH_GOAL_VALUE_MAX, .goal = 200,
+           .goal_text = "<= 200 bytes per 100-byte event", .setup = memuse_setup, .run = memuse_run,
+           .value = memuse_value, .value_unit = "bytes/event")

@@ -10,12 +10,14 @@
 # FDN_PG_FSYNC=on keeps fsync (the crash test needs it); the default is off, for speed.
 # initdb refuses to run as root: as root, the cluster belongs to the `postgres` user and both
 # initdb and pg_ctl run as that user. The daemon's stdin, stdout and stderr are redirected
-# (its log is DIR/data/log) so it never holds the caller's pipes.
+# (its log is DIR/data/log) so it never holds the caller's pipes. The process handling is
+# scripts/lib/server.sh.
 set -euo pipefail
+# shellcheck source=lib/server.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/server.sh"
 
-cmd=${1:-}
-dir=${2:-}
-[[ -n "$cmd" && -n "$dir" ]] || { echo "usage: $0 start|stop|kill|restart DIR" >&2; exit 2; }
+SERVER_NAME=PostgreSQL
+SERVER_LOG=data/log
 
 bindir=${FDN_PG_BINDIR:-}
 if [[ -z "$bindir" ]]; then
@@ -35,78 +37,59 @@ as_pg() {
     fi
 }
 
-data="$dir/data"
-
 launch() { # port
     local port=$1 fsync=${FDN_PG_FSYNC:-off}
-    as_pg "$bindir/pg_ctl" -D "$data" -l "$data/log" -w -t 30 \
+    as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/data/log" -w -t 30 \
         -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=$fsync -c max_connections=100" \
         start </dev/null >/dev/null 2>&1
 }
 
-postmaster_pid() {
-    [[ -f "$data/postmaster.pid" ]] && head -n 1 "$data/postmaster.pid" || true
+server_check() {
+    [[ -x "$bindir/initdb" ]] || { echo "PostgreSQL is not installed (scripts/deps.sh)" >&2; exit 1; }
 }
 
-case "$cmd" in
-start)
-    [[ -x "$bindir/initdb" ]] || { echo "PostgreSQL is not installed (scripts/deps.sh)" >&2; exit 1; }
-    mkdir -p "$dir"
+server_prepare() {
     dir=$(cd "$dir" && pwd)
-    data="$dir/data"
     if [[ $(id -u) -eq 0 ]]; then
         # postgres must reach DIR: every parent needs o+x (they do under /work and /tmp)
         chown postgres: "$dir"
     fi
-    as_pg "$bindir/initdb" -D "$data" -U fdn -A trust -E UTF8 --no-sync \
+    as_pg "$bindir/initdb" -D "$dir/data" -U fdn -A trust -E UTF8 --no-sync \
         </dev/null >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
-    for _ in $(seq 1 20); do
-        port=$((20000 + RANDOM % 40000))
-        if launch "$port"; then
-            echo "$port" >"$dir/port"
-            echo "postgresql://fdn@127.0.0.1:$port/postgres" >"$dir/url"
-            cat "$dir/url"
-            exit 0
-        fi
-    done
-    echo "could not start PostgreSQL (see $data/log)" >&2
-    exit 1
-    ;;
-restart)
+}
+
+server_launch_new() {
+    local port
+    port=$(server_port)
+    launch "$port" || return 1
+    echo "$port" >"$dir/port"
+    echo "postgresql://fdn@127.0.0.1:$port/postgres" >"$dir/url"
+}
+
+server_launch_again() {
     # after a kill, old backends may still hold the shared memory for a moment
     for _ in $(seq 1 50); do
         if launch "$(cat "$dir/port")"; then
-            exit 0
+            return 0
         fi
         sleep 0.1
     done
-    echo "could not restart PostgreSQL (see $data/log)" >&2
+    echo "could not restart PostgreSQL (see $dir/data/log)" >&2
     exit 1
-    ;;
-kill)
-    pid=$(postmaster_pid)
-    if [[ -n "$pid" ]]; then
-        pkill -9 -P "$pid" 2>/dev/null || true
-        kill -9 "$pid" 2>/dev/null || true
-        for _ in $(seq 1 200); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.02
-        done
+}
+
+server_pid() { # the postmaster's
+    if [[ -f "$dir/data/postmaster.pid" ]]; then head -n 1 "$dir/data/postmaster.pid"; fi
+}
+
+server_shutdown() {
+    [[ -d "$dir/data" ]] || return 0
+    local pid
+    pid=$(server_pid)
+    as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w -t 20 stop </dev/null >/dev/null 2>&1 || true
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+        server_kill "$pid"
     fi
-    ;;
-stop)
-    if [[ -d "$data" ]]; then
-        pid=$(postmaster_pid)
-        as_pg "$bindir/pg_ctl" -D "$data" -m fast -w -t 20 stop </dev/null >/dev/null 2>&1 || true
-        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-            pkill -9 -P "$pid" 2>/dev/null || true
-            kill -9 "$pid" 2>/dev/null || true
-        fi
-    fi
-    rm -rf "$dir"
-    ;;
-*)
-    echo "usage: $0 start|stop|kill|restart DIR" >&2
-    exit 2
-    ;;
-esac
+}
+
+server_main "$@"

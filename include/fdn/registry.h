@@ -452,6 +452,17 @@ FDN_API int fdn_registry_instance_meta_at(const fdn_registry_instance_t *i, size
 /** Value of a metadata key, or NULL. @param[in] i a snapshot @param[in] key the key
  * @thread_safety any  @since 0.3.0 */
 FDN_API const char *fdn_registry_instance_meta(const fdn_registry_instance_t *i, const char *key);
+/**
+ * Entries as a JSON array, as `GET /v1/registry` and `fdn registry list --json` show them: one
+ * {"service", "instance", "endpoint", "owner", "lease", "mod_revision", "meta": {key: value}}
+ * object per entry, in the order given.
+ * @param[in]  v    snapshots (from fdn_registry_list_shared; NULL when n is 0)
+ * @param[in]  n    how many
+ * @param[out] out  NUL-terminated JSON, free with fdn_free
+ * @return 0, FDN_EINVAL (out NULL, or v NULL with n > 0), FDN_ENOMEM
+ * @thread_safety any  @since 0.3.0
+ */
+FDN_API int fdn_registry_instances_json(fdn_registry_instance_t *const *v, size_t n, char **out);
 
 /** Counters and state of the shared part (fdn_registry_shared_stats). */
 typedef struct fdn_registry_shared_stats {

@@ -63,23 +63,10 @@ static json_t *shared_json(fdn_registry_t *reg)
     if (fdn_registry_shared_stats(reg, &ss) != 0 ||
         fdn_registry_list_shared(reg, NULL, &v, &n) != 0)
         return NULL;
-    json_t *arr = json_array();
-    for (size_t i = 0; arr != NULL && i < n; i++) {
-        json_t *meta = json_object();
-        for (size_t k = 0; meta != NULL && k < fdn_registry_instance_meta_count(v[i]); k++) {
-            const char *key, *val;
-            if (fdn_registry_instance_meta_at(v[i], k, &key, &val) == 0)
-                json_object_set_new(meta, key, json_string(val));
-        }
-        json_array_append_new(
-            arr, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o*}", "service",
-                           fdn_registry_instance_service(v[i]), "instance",
-                           fdn_registry_instance_name(v[i]), "endpoint",
-                           fdn_registry_instance_endpoint(v[i]), "owner",
-                           fdn_registry_instance_owner(v[i]), "lease",
-                           (json_int_t)fdn_registry_instance_lease(v[i]), "mod_revision",
-                           (json_int_t)fdn_registry_instance_mod_revision(v[i]), "meta", meta));
-    }
+    char *entries = NULL;
+    json_t *arr =
+        fdn_registry_instances_json(v, n, &entries) == 0 ? json_loads(entries, 0, NULL) : NULL;
+    fdn_free(entries);
     fdn_registry_instances_free(v, n);
     return json_pack("{s:s, s:b, s:I, s:I, s:I, s:o*}", "backend", "etcd", "stale", (int)ss.stale,
                      "revision", (json_int_t)ss.revision, "lease_id", (json_int_t)ss.lease_id,

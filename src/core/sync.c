@@ -11,6 +11,7 @@
 
 #include <fdn/error.h>
 
+#include "core/lock.h"
 #include "core/sync.h"
 
 int fdn__cond_init_mono(pthread_cond_t *cv)
@@ -67,4 +68,25 @@ void fdn__word_wait(_Atomic uint32_t *word, uint32_t seen)
 void fdn__word_wake_all(_Atomic uint32_t *word)
 {
     (void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+bool fdn__cond_nap(pthread_cond_t *cv, pthread_mutex_t *mu, const bool *stop, int64_t ms)
+{
+    int64_t dl = fdn__deadline_after_ms(ms);
+    fdn__mutex_lock(mu);
+    while (!*stop) {
+        if (fdn__cond_wait_until(cv, mu, dl) != 0)
+            break;
+    }
+    bool s = *stop;
+    fdn__mutex_unlock(mu);
+    return s;
+}
+
+void fdn__cond_raise(pthread_cond_t *cv, pthread_mutex_t *mu, bool *flag)
+{
+    fdn__mutex_lock(mu);
+    *flag = true;
+    pthread_cond_broadcast(cv);
+    fdn__mutex_unlock(mu);
 }

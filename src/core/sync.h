@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Initialise cv so that its timed waits measure CLOCK_MONOTONIC. 0 or a pthread error. */
@@ -33,5 +34,12 @@ int fdn__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadli
  * waiting on word. The writer changes the word first and then wakes. */
 void fdn__word_wait(_Atomic uint32_t *word, uint32_t seen);
 void fdn__word_wake_all(_Atomic uint32_t *word);
+/* Sleep ms on cv (made by fdn__cond_init_mono) unless *stop, read under mu (which the caller
+ * does not hold), is or becomes true: a worker thread's pause that a shutdown cuts short (the
+ * shutdown sets *stop under mu and broadcasts cv). Returns *stop. */
+bool fdn__cond_nap(pthread_cond_t *cv, pthread_mutex_t *mu, const bool *stop, int64_t ms);
+
+/* Set *flag under mu and wake every waiter on cv: the shutdown side of fdn__cond_nap. */
+void fdn__cond_raise(pthread_cond_t *cv, pthread_mutex_t *mu, bool *flag);
 
 #endif

@@ -13,14 +13,14 @@
  * before it starts) publishes tables.
  *
  * Threads:
- *   - the watch thread: range the namespace at revision R (a fresh table), then watch from
- *     R + 1 and apply each message's events to a copy of the table. A watch cancelled by
- *     compaction (R + 1 is gone from etcd's history) is followed by a new range at once, which
- *     replaces the whole table, so no delete is missed. A watch that ended otherwise (etcd
- *     away) marks the cache stale and is made again from the cache's revision + 1 after a
- *     backoff (100 ms doubling to 1 s); stale is cleared when etcd confirms a watch. When etcd
- *     answers a watch with a revision below the cache's (it lost its data), the namespace is
- *     ranged again.
+ *   - the watch thread (storage/etcd_watch.c): range the namespace at revision R (a fresh
+ *     table), then watch from R + 1 and apply each message's events to a copy of the table. A
+ *     watch cancelled by compaction (R + 1 is gone from etcd's history) is followed by a new
+ *     range at once, which replaces the whole table, so no delete is missed. A watch that
+ *     ended otherwise (etcd away) marks the cache stale and is made again from the cache's
+ *     revision + 1 after a backoff (100 ms doubling to 1 s); stale is cleared when etcd
+ *     confirms a watch. When etcd answers a watch with a revision below the cache's (it lost
+ *     its data), the namespace is ranged again.
  *   - the lease thread: keepalive every TTL/3; on a failure it retries every RETRY_MS. When
  *     etcd says the lease is gone (expired during an outage, revoked) it grants a new one and
  *     registers this process's entries again (create-if-absent: a name another process took in
@@ -30,13 +30,13 @@
  * entries; it is held across the network calls of register, unregister and the lease
  * thread's keepalive and re-registration, so a registration never lands on a lease that is
  * being replaced (calls are bounded by the request timeout). `mu` guards `stopping` and the
- * condition variable that the threads sleep on and that register waits on for its own write
- * to reach the cache (`revision`). No lock is held while the watch thread parses or publishes,
- * and no user callback exists.
+ * condition variable that the lease thread sleeps on and that register waits on for its own
+ * write to reach the cache (`revision`). No lock is held while the watch thread parses or
+ * publishes, and no user callback exists.
  *
- * Shutdown (fdn__regetcd_destroy): set stopping, wake both threads (the watch through
- * fdn__etcd_watch_stop), join them, revoke the lease (bounded by the timeout; its entries
- * disappear at once), free everything.
+ * Shutdown (fdn__regetcd_destroy): set stopping, wake the lease thread, stop and join the
+ * watcher (fdn__etcd_watcher_destroy) and the lease thread, revoke the lease (bounded by the
+ * timeout; its entries disappear at once), free everything.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -56,15 +56,13 @@
 #include "infra/registry_shared.h"
 #include "logic/etcd_codec.h"
 #include "storage/etcd_client.h"
+#include "storage/etcd_watch.h"
 
 #define DEFAULT_PREFIX     "/fdn/registry"
 #define DEFAULT_TTL_MS     10000
 #define DEFAULT_TIMEOUT_MS 2000
 #define DEFAULT_MAX_VALUE  65536
 #define RETRY_MS           200
-#define BACKOFF_MIN_MS     100
-#define BACKOFF_MAX_MS     1000
-#define MAX_WATCH_MESSAGE  (64u << 20) /* a catch-up message may carry many revisions */
 
 typedef struct table {
     struct rcu_head rcu;
@@ -85,7 +83,7 @@ typedef struct owned {
 
 struct fdn__regetcd {
     fdn__etcd_t *cli;
-    fdn__etcd_watch_t *watch;
+    fdn__etcd_watcher_t *watcher;
     char *key_prefix; /* "<prefix>/<ns>/" */
     size_t key_prefixlen;
     char *range_end;
@@ -97,7 +95,6 @@ struct fdn__regetcd {
 
     _Atomic(table_t *) table;
     _Atomic int64_t revision;
-    _Atomic bool stale;
 
     fdn__mutex_t own_mu;
     int64_t lease_id FDN_MEMBER_GUARDED_BY(own_mu);
@@ -112,14 +109,11 @@ struct fdn__regetcd {
     fdn__mutex_t mu;
     pthread_cond_t cv;
     bool stopping FDN_MEMBER_GUARDED_BY(mu);
-    bool paused FDN_MEMBER_GUARDED_BY(mu);     /* fdn__regetcd_pause_watch */
-    bool watch_idle FDN_MEMBER_GUARDED_BY(mu); /* the watch thread waits while paused */
 
-    pthread_t lease_thr, watch_thr;
-    bool lease_started, watch_started;
+    pthread_t lease_thr;
+    bool lease_started;
 
-    _Atomic uint64_t bad_values, relists, compactions, watch_errors, lease_grants, reregistrations,
-        lost, keepalive_errors;
+    _Atomic uint64_t bad_values, relists, lease_grants, reregistrations, lost, keepalive_errors;
 };
 
 static void count(_Atomic uint64_t *c)
@@ -387,8 +381,8 @@ static int relist(fdn__regetcd_t *r, fdn_error_t *err)
     if (t->n > 1) /* etcd returns keys sorted by bytes; sort by (service, instance) anyway */
         qsort(t->v, t->n, sizeof(t->v[0]), cmp_inst);
     table_index(t);
+    count(&r->relists); /* before the table: whoever sees it sees the relist counted */
     publish(r, t, rev);
-    count(&r->relists);
     return 0;
 }
 
@@ -453,129 +447,37 @@ static int apply_events(fdn__regetcd_t *r, const fdn__etcd_watch_msg_t *m)
     return 0;
 }
 
-/* ---- the watch thread ---------------------------------------------------------------------- */
+/* ---- the watch thread (storage/etcd_watch.c) ----------------------------------------------- */
+
+static int watch_relist(void *user)
+{
+    return relist(user, NULL);
+}
+
+static int watch_message(void *user, const fdn__etcd_watch_msg_t *m)
+{
+    if (m->nevents > 0 && apply_events(user, m) < 0)
+        return FDN__ETCD_WATCHER_RELIST; /* out of memory: this message is lost to the cache */
+    return FDN__ETCD_WATCHER_GO_ON;
+}
+
+static int64_t watch_revision(void *user)
+{
+    fdn__regetcd_t *r = user;
+    return atomic_load_explicit(&r->revision, memory_order_acquire);
+}
+
+static const fdn__etcd_watcher_ops_t WATCH_OPS = {watch_relist, watch_message, watch_revision};
+
+void fdn__regetcd_pause_watch(fdn__regetcd_t *r, bool pause)
+{
+    fdn__etcd_watcher_pause(r->watcher, pause);
+}
 
 /* Sleep ms unless stopping. Returns true when stopping. */
 static bool nap(fdn__regetcd_t *r, int64_t ms)
 {
-    int64_t dl = fdn__deadline_after_ms(ms);
-    fdn__mutex_lock(&r->mu);
-    while (!r->stopping) {
-        if (fdn__cond_wait_until(&r->cv, &r->mu, dl) != 0)
-            break;
-    }
-    bool s = r->stopping;
-    fdn__mutex_unlock(&r->mu);
-    return s;
-}
-
-typedef struct wctx {
-    fdn__regetcd_t *r;
-    int64_t from;   /* the watch's start revision */
-    bool created;   /* etcd confirmed the watch */
-    bool compacted; /* cancelled: `from` was compacted away */
-    bool relist;    /* the cache cannot follow by events: range again */
-} wctx_t;
-
-static int on_watch(const fdn__etcd_watch_msg_t *m, void *user)
-{
-    wctx_t *w = user;
-    if (m->canceled) {
-        w->compacted = m->compact_revision > 0;
-        w->relist = true;
-        return 1;
-    }
-    if (m->created) {
-        if (m->revision > 0 && m->revision < w->from - 1) {
-            /* the store is behind the cache (etcd lost its data): events cannot fix that */
-            w->relist = true;
-            return 1;
-        }
-        w->created = true;
-        atomic_store_explicit(&w->r->stale, false, memory_order_relaxed);
-    }
-    if (m->nevents > 0 && apply_events(w->r, m) < 0) {
-        w->relist = true; /* out of memory: this message is lost to the cache */
-        return 1;
-    }
-    return 0;
-}
-
-/* Wait while paused (tests). Returns true when stopping. */
-static bool hold_point(fdn__regetcd_t *r)
-{
-    fdn__mutex_lock(&r->mu);
-    while (r->paused && !r->stopping) {
-        r->watch_idle = true;
-        pthread_cond_broadcast(&r->cv);
-        pthread_cond_wait(&r->cv, &r->mu);
-    }
-    r->watch_idle = false;
-    bool s = r->stopping;
-    fdn__mutex_unlock(&r->mu);
-    return s;
-}
-
-void fdn__regetcd_pause_watch(fdn__regetcd_t *r, bool pause)
-{
-    fdn__mutex_lock(&r->mu);
-    r->paused = pause;
-    pthread_cond_broadcast(&r->cv);
-    fdn__mutex_unlock(&r->mu);
-    if (!pause)
-        return;
-    fdn__etcd_watch_interrupt(r->watch);
-    fdn__mutex_lock(&r->mu);
-    while (!r->watch_idle && !r->stopping)
-        pthread_cond_wait(&r->cv, &r->mu);
-    fdn__mutex_unlock(&r->mu);
-}
-
-/* Range when the cache cannot follow by events (first start, compaction, etcd lost its data),
- * else watch from the cache's revision + 1; after a watch that failed (etcd away) wait a
- * backoff and watch again from the same revision. */
-static void *watch_main(void *arg)
-{
-    fdn__regetcd_t *r = arg;
-    bool need_list = false;
-    int64_t backoff = BACKOFF_MIN_MS;
-    while (!hold_point(r)) {
-        if (need_list) {
-            if (relist(r, NULL) < 0) {
-                atomic_store_explicit(&r->stale, true, memory_order_relaxed);
-                if (nap(r, backoff))
-                    break;
-                backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-                continue;
-            }
-            need_list = false;
-        }
-        wctx_t w = {r, atomic_load_explicit(&r->revision, memory_order_acquire) + 1, false, false,
-                    false};
-        int rc =
-            fdn__etcd_watch_run(r->watch, r->cli, r->key_prefix, r->key_prefixlen, r->range_end,
-                                r->range_endlen, w.from, MAX_WATCH_MESSAGE, on_watch, &w, NULL);
-        if (w.created)
-            backoff = BACKOFF_MIN_MS;
-        if (rc == FDN_ECANCELED)
-            continue; /* stopping or paused: hold_point decides */
-        if (rc == 0 && w.relist) {
-            if (w.compacted)
-                count(&r->compactions);
-            need_list = true;
-            continue;
-        }
-        count(&r->watch_errors);
-        atomic_store_explicit(&r->stale, true, memory_order_relaxed);
-        /* a message that cannot be read would end every watch from this revision: a range
-         * moves the cache past it */
-        if (rc == FDN_EPARSE || rc == FDN_ETOO_LARGE || rc == FDN_EEXTERNAL)
-            need_list = true;
-        if (nap(r, backoff))
-            break;
-        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-    }
-    return NULL;
+    return fdn__cond_nap(&r->cv, &r->mu, &r->stopping, ms);
 }
 
 /* ---- the lease thread ---------------------------------------------------------------------- */
@@ -701,13 +603,8 @@ void fdn__regetcd_destroy(void *state)
     fdn__regetcd_t *r = state;
     if (r == NULL)
         return;
-    fdn__mutex_lock(&r->mu);
-    r->stopping = true;
-    pthread_cond_broadcast(&r->cv);
-    fdn__mutex_unlock(&r->mu);
-    fdn__etcd_watch_stop(r->watch);
-    if (r->watch_started)
-        pthread_join(r->watch_thr, NULL);
+    fdn__cond_raise(&r->cv, &r->mu, &r->stopping);
+    fdn__etcd_watcher_destroy(r->watcher);
     if (r->lease_started)
         pthread_join(r->lease_thr, NULL);
     fdn__mutex_lock(&r->own_mu);
@@ -721,7 +618,6 @@ void fdn__regetcd_destroy(void *state)
     fdn__mutex_unlock(&r->own_mu);
     /* no reader can hold the table now (the registry is being destroyed) */
     table_free_now(atomic_load_explicit(&r->table, memory_order_acquire));
-    fdn__etcd_watch_destroy(r->watch);
     fdn__etcd_destroy(r->cli);
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
@@ -767,27 +663,16 @@ int fdn__regetcd_create(fdn__regetcd_t **out, const char *ns, const fdn_registry
         host[sizeof(host) - 1] = '\0';
         snprintf(r->owner, sizeof(r->owner), "%s:%ld", host, (long)getpid());
     }
-    size_t nslen = strlen(ns);
-    r->key_prefixlen = plen + 1 + nslen + 1;
-    r->key_prefix = fdn__malloc(r->key_prefixlen + 1);
-    r->range_end = fdn__malloc(r->key_prefixlen + 1);
-    int rc = 0;
-    if (r->key_prefix == NULL || r->range_end == NULL) {
-        rc = fdn_err_set(err, FDN_ENOMEM, "etcd registry");
+    int rc = fdn__etcd_ns_keys(prefix, plen, ns, &r->key_prefix, &r->key_prefixlen, &r->range_end,
+                               &r->range_endlen);
+    if (rc < 0) {
+        fdn_err_set(err, rc, "etcd registry");
         goto fail;
     }
-    snprintf(r->key_prefix, r->key_prefixlen + 1, "%.*s/%s/", (int)plen, prefix, ns);
-    r->range_endlen =
-        fdn__etcd_prefix_end(r->range_end, r->key_prefixlen, r->key_prefix, r->key_prefixlen);
     FDN_ASSERT(r->range_endlen > 0); /* the prefix ends in '/' */
     rc = fdn__etcd_create(&r->cli, o->url, timeout, err);
     if (rc < 0)
         goto fail;
-    rc = fdn__etcd_watch_create(&r->watch);
-    if (rc < 0) {
-        fdn_err_set(err, rc, "etcd watch");
-        goto fail;
-    }
     table_t *empty = table_alloc(0);
     if (empty == NULL) {
         rc = fdn_err_set(err, FDN_ENOMEM, "etcd registry");
@@ -808,12 +693,11 @@ int fdn__regetcd_create(fdn__regetcd_t **out, const char *ns, const fdn_registry
     fdn__mutex_unlock(&r->own_mu);
     atomic_store_explicit(&r->lease_pub, id, memory_order_relaxed);
     atomic_store_explicit(&r->lease_ok, true, memory_order_relaxed);
-    if (pthread_create(&r->watch_thr, NULL, watch_main, r) != 0) {
-        rc = fdn_err_set(err, FDN_EAGAIN, "etcd registry: cannot start the watch thread");
+    rc =
+        fdn__etcd_watcher_create(&r->watcher, r->cli, r->key_prefix, r->key_prefixlen, r->range_end,
+                                 r->range_endlen, &WATCH_OPS, r, "fdn-reg-watch", err);
+    if (rc < 0)
         goto fail;
-    }
-    r->watch_started = true;
-    pthread_setname_np(r->watch_thr, "fdn-reg-watch");
     if (pthread_create(&r->lease_thr, NULL, lease_main, r) != 0) {
         rc = fdn_err_set(err, FDN_EAGAIN, "etcd registry: cannot start the lease thread");
         goto fail;
@@ -945,7 +829,7 @@ int fdn__regetcd_register(fdn__regetcd_t *r, const char *service, const char *in
     }
     fdn__mutex_unlock(&r->own_mu);
     fdn__etcd_kv_clear(&ex);
-    if (rc == 0 && rev > 0 && !atomic_load_explicit(&r->stale, memory_order_relaxed))
+    if (rc == 0 && rev > 0 && !fdn__etcd_watcher_stale(r->watcher))
         wait_revision(r, rev); /* this process's lookups see its own registration */
 out:
     fdn__free(value);
@@ -1026,7 +910,7 @@ int fdn__regetcd_list(fdn__regetcd_t *r, const char *service, fdn_registry_insta
 
 void fdn__regetcd_stats(fdn__regetcd_t *r, fdn_registry_shared_stats_t *s)
 {
-    s->stale = atomic_load_explicit(&r->stale, memory_order_relaxed);
+    s->stale = fdn__etcd_watcher_stale(r->watcher);
     s->lease_ok = atomic_load_explicit(&r->lease_ok, memory_order_relaxed);
     s->lease_id = atomic_load_explicit(&r->lease_pub, memory_order_relaxed);
     s->lease_ttl_s = r->ttl_s;
@@ -1037,8 +921,8 @@ void fdn__regetcd_stats(fdn__regetcd_t *r, fdn_registry_shared_stats_t *s)
     s->owned = atomic_load_explicit(&r->nowned_pub, memory_order_relaxed);
     s->bad_values = atomic_load_explicit(&r->bad_values, memory_order_relaxed);
     s->relists = atomic_load_explicit(&r->relists, memory_order_relaxed);
-    s->compactions = atomic_load_explicit(&r->compactions, memory_order_relaxed);
-    s->watch_errors = atomic_load_explicit(&r->watch_errors, memory_order_relaxed);
+    s->compactions = fdn__etcd_watcher_compactions(r->watcher);
+    s->watch_errors = fdn__etcd_watcher_errors(r->watcher);
     s->lease_grants = atomic_load_explicit(&r->lease_grants, memory_order_relaxed);
     s->reregistrations = atomic_load_explicit(&r->reregistrations, memory_order_relaxed);
     s->lost = atomic_load_explicit(&r->lost, memory_order_relaxed);
@@ -1047,5 +931,5 @@ void fdn__regetcd_stats(fdn__regetcd_t *r, fdn_registry_shared_stats_t *s)
 
 bool fdn__regetcd_stale(fdn__regetcd_t *r)
 {
-    return atomic_load_explicit(&r->stale, memory_order_relaxed);
+    return fdn__etcd_watcher_stale(r->watcher);
 }

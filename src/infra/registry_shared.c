@@ -13,6 +13,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include <fdn/registry.h>
 
 #include "core/alloc.h"
@@ -273,4 +275,27 @@ const char *fdn_registry_instance_meta(const fdn_registry_instance_t *i, const c
         if (strcmp(i->meta[2 * k], key) == 0)
             return i->meta[2 * k + 1];
     return NULL;
+}
+
+static json_t *instance_json(const fdn_registry_instance_t *i)
+{
+    json_t *meta = json_object();
+    for (size_t k = 0; meta != NULL && k < i->nmeta; k++)
+        json_object_set_new(meta, i->meta[2 * k], json_string(i->meta[2 * k + 1]));
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o*}", "service", i->service, "instance",
+                     i->instance, "endpoint", i->endpoint, "owner", i->owner, "lease",
+                     (json_int_t)i->lease, "mod_revision", (json_int_t)i->mod_revision, "meta",
+                     meta);
+}
+
+int fdn_registry_instances_json(fdn_registry_instance_t *const *v, size_t n, char **out)
+{
+    if (out == NULL || (v == NULL && n > 0))
+        return FDN_EINVAL;
+    json_t *arr = json_array();
+    for (size_t i = 0; arr != NULL && i < n; i++)
+        json_array_append_new(arr, instance_json(v[i]));
+    *out = arr != NULL ? json_dumps(arr, JSON_COMPACT) : NULL; /* (the library's allocator) */
+    json_decref(arr);
+    return *out != NULL ? 0 : FDN_ENOMEM;
 }

@@ -15,6 +15,7 @@
 #include "logic/etcd_codec.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -399,5 +400,23 @@ size_t fdn__etcd_prefix_end(char *out, size_t cap, const char *prefix, size_t n)
             return i;
         }
     }
+    return 0;
+}
+
+int fdn__etcd_ns_keys(const char *prefix, size_t plen, const char *ns, char **key, size_t *keylen,
+                      char **range_end, size_t *relen)
+{
+    size_t n = plen + 1 + strlen(ns) + 1;
+    char *k = fdn__malloc(n + 1), *e = fdn__malloc(n + 1);
+    if (k == NULL || e == NULL) {
+        fdn__free(k);
+        fdn__free(e);
+        return FDN_ENOMEM;
+    }
+    snprintf(k, n + 1, "%.*s/%s/", (int)plen, prefix, ns);
+    *key = k;
+    *keylen = n;
+    *range_end = e;
+    *relen = fdn__etcd_prefix_end(e, n, k, n);
     return 0;
 }

@@ -97,6 +97,12 @@ size_t fdn__etcd_line_len(const char *buf, size_t len);
  * is "\0", every key). */
 size_t fdn__etcd_prefix_end(char *out, size_t cap, const char *prefix, size_t n);
 
+/* A namespace's keys: *key = "<prefix[0..plen)>/<ns>/" (NUL-terminated, *keylen bytes) and
+ * *range_end its range end (*relen bytes, > 0 since the key ends in '/'), both from
+ * fdn__malloc (free with fdn__free). 0 or FDN_ENOMEM (nothing allocated). */
+int fdn__etcd_ns_keys(const char *prefix, size_t plen, const char *ns, char **key, size_t *keylen,
+                      char **range_end, size_t *relen);
+
 /* Parse a number the gateway wrote as a JSON string of decimal digits (or a JSON integer).
  * Returns 0 (a missing value is 0) or FDN_EPARSE. (json_t from jansson.) */
 struct json_t;

@@ -2,15 +2,16 @@
  * DESIGN: the config service following etcd (include/fdn/config.h, fdn_config_follow_etcd),
  * over the gateway client of storage/etcd_client.c.
  *
- * Keys: `<prefix>/<ns>/<path>`, value: the path's JSON value. One thread (the watch thread)
- * applies changes to the config service in etcd's order: first a range of the namespace (its
- * records applied by mod_revision), then a watch from the range's revision + 1; a watch
- * cancelled by compaction ranges again; a watch that broke (etcd away) is made again from the
- * last revision seen after a backoff (100 ms doubling to 1 s), the config marked stale
- * meanwhile. Each change goes through fdn__cfg_apply_remote, i.e. the same checks as a local
- * update (allow-list, path and value security, schema validation): a refused value is counted
- * (and its reason kept), never applied. A record is applied once: `mods` remembers, per path,
- * the mod_revision applied (or refused) last, and a range skips records not newer.
+ * Keys: `<prefix>/<ns>/<path>`, value: the path's JSON value. One thread (the watcher of
+ * storage/etcd_watch.c) applies changes to the config service in etcd's order: first a range
+ * of the namespace (its records applied by mod_revision), then a watch from the range's
+ * revision + 1; a watch cancelled by compaction ranges again; a watch that broke (etcd away)
+ * is made again from the last revision seen after a backoff (100 ms doubling to 1 s), the
+ * config marked stale meanwhile. Each change goes through fdn__cfg_apply_remote, i.e. the
+ * same checks as a local update (allow-list, path and value security, schema validation): a
+ * refused value is counted (and its reason kept), never applied. A record is applied once:
+ * `mods` remembers, per path, the mod_revision applied (or refused) last, and a range skips
+ * records not newer.
  *
  * While the config service is stopped (a supervisor restart) a change cannot be applied: it is
  * not counted as refused, and the namespace is ranged again (after a backoff) until it runs.
@@ -40,13 +41,11 @@
 #include "services/config_etcd.h"
 #include "services/config_int.h"
 #include "storage/etcd_client.h"
+#include "storage/etcd_watch.h"
 
 #define DEFAULT_PREFIX     "/fdn/config"
 #define DEFAULT_TIMEOUT_MS 2000
-#define BACKOFF_MIN_MS     100
-#define BACKOFF_MAX_MS     1000
 #define MAX_CAS            1000
-#define MAX_WATCH_MESSAGE  (64u << 20)
 
 typedef struct mod {
     char *path;
@@ -57,7 +56,7 @@ typedef struct mod {
 typedef struct cfgetcd {
     fdn_config_t *cfg;
     fdn__etcd_t *cli;
-    fdn__etcd_watch_t *watch;
+    fdn__etcd_watcher_t *watcher;
     char *key_prefix;
     size_t key_prefixlen;
     char *range_end;
@@ -73,9 +72,6 @@ typedef struct cfgetcd {
     size_t capmods FDN_MEMBER_GUARDED_BY(mu);
     char last_refused[256] FDN_MEMBER_GUARDED_BY(mu);
 
-    pthread_t thr;
-    bool started;
-    _Atomic bool stale;
     _Atomic bool missed; /* a change found the service stopped: range again once it runs */
     _Atomic uint64_t applied, refused, cas_conflicts, relists;
 } cfgetcd_t;
@@ -231,102 +227,36 @@ static int relist(cfgetcd_t *r, fdn_error_t *err)
     return 0;
 }
 
-/* ---- the watch thread -------------------------------------------------------------------- */
+/* ---- the watch thread (storage/etcd_watch.c) --------------------------------------------- */
 
-static bool nap(cfgetcd_t *r, int64_t ms)
+static int watch_relist(void *user)
 {
-    int64_t dl = fdn__deadline_after_ms(ms);
-    fdn__mutex_lock(&r->mu);
-    while (!r->stopping) {
-        if (fdn__cond_wait_until(&r->cv, &r->mu, dl) != 0)
-            break;
-    }
-    bool s = r->stopping;
-    fdn__mutex_unlock(&r->mu);
-    return s;
+    return relist(user, NULL);
 }
 
-static bool stopping(cfgetcd_t *r)
+static int watch_message(void *user, const fdn__etcd_watch_msg_t *m)
 {
-    fdn__mutex_lock(&r->mu);
-    bool s = r->stopping;
-    fdn__mutex_unlock(&r->mu);
-    return s;
-}
-
-typedef struct wctx {
-    cfgetcd_t *r;
-    int64_t from;
-    bool created, relist;
-} wctx_t;
-
-static int on_watch(const fdn__etcd_watch_msg_t *m, void *user)
-{
-    wctx_t *w = user;
-    if (m->canceled) {
-        w->relist = true;
-        return 1;
-    }
-    if (m->created) {
-        if (m->revision > 0 && m->revision < w->from - 1) {
-            w->relist = true; /* etcd lost its data */
-            return 1;
-        }
-        w->created = true;
-        atomic_store_explicit(&w->r->stale, false, memory_order_relaxed);
-    }
+    cfgetcd_t *r = user;
     for (size_t i = 0; i < m->nevents; i++)
-        apply_kv(w->r, &m->events[i].kv, m->events[i].type == FDN__ETCD_DELETE);
-    if (atomic_load_explicit(&w->r->missed, memory_order_relaxed)) {
-        w->relist = true; /* the service was stopped: range again once it runs */
-        return 1;
-    }
+        apply_kv(r, &m->events[i].kv, m->events[i].type == FDN__ETCD_DELETE);
+    /* the service was stopped: range again once it runs */
+    if (atomic_load_explicit(&r->missed, memory_order_relaxed))
+        return FDN__ETCD_WATCHER_RELIST_LATER;
     if (m->revision > 0 && !m->created)
-        seen_up_to(w->r, m->revision);
-    return 0;
+        seen_up_to(r, m->revision);
+    return FDN__ETCD_WATCHER_GO_ON;
 }
 
-static void *watch_main(void *arg)
+static int64_t watch_revision(void *user)
 {
-    cfgetcd_t *r = arg;
-    bool need_list = false;
-    int64_t backoff = BACKOFF_MIN_MS;
-    while (!stopping(r)) {
-        if (need_list) {
-            if (relist(r, NULL) < 0) {
-                atomic_store_explicit(&r->stale, true, memory_order_relaxed);
-                if (nap(r, backoff))
-                    break;
-                backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-                continue;
-            }
-            need_list = false;
-        }
-        fdn__mutex_lock(&r->mu);
-        wctx_t w = {r, r->seen + 1, false, false};
-        fdn__mutex_unlock(&r->mu);
-        int rc =
-            fdn__etcd_watch_run(r->watch, r->cli, r->key_prefix, r->key_prefixlen, r->range_end,
-                                r->range_endlen, w.from, MAX_WATCH_MESSAGE, on_watch, &w, NULL);
-        if (w.created)
-            backoff = BACKOFF_MIN_MS;
-        if (rc == FDN_ECANCELED)
-            break;
-        if (rc == 0 && w.relist) {
-            need_list = true;
-            if (atomic_load_explicit(&r->missed, memory_order_relaxed) && nap(r, backoff))
-                break;
-            continue;
-        }
-        atomic_store_explicit(&r->stale, true, memory_order_relaxed);
-        if (rc == FDN_EPARSE || rc == FDN_ETOO_LARGE || rc == FDN_EEXTERNAL)
-            need_list = true;
-        if (nap(r, backoff))
-            break;
-        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-    }
-    return NULL;
+    cfgetcd_t *r = user;
+    fdn__mutex_lock(&r->mu);
+    int64_t seen = r->seen;
+    fdn__mutex_unlock(&r->mu);
+    return seen;
 }
+
+static const fdn__etcd_watcher_ops_t WATCH_OPS = {watch_relist, watch_message, watch_revision};
 
 /* ---- updates ---------------------------------------------------------------------------- */
 
@@ -405,13 +335,8 @@ static void destroy(void *remote)
     cfgetcd_t *r = remote;
     if (r == NULL)
         return;
-    fdn__mutex_lock(&r->mu);
-    r->stopping = true;
-    pthread_cond_broadcast(&r->cv);
-    fdn__mutex_unlock(&r->mu);
-    fdn__etcd_watch_stop(r->watch);
-    if (r->started)
-        pthread_join(r->thr, NULL);
+    fdn__cond_raise(&r->cv, &r->mu, &r->stopping);
+    fdn__etcd_watcher_destroy(r->watcher);
     fdn__mutex_lock(&r->mu);
     for (size_t i = 0; i < r->nmods; i++)
         fdn__free(r->mods[i].path);
@@ -419,7 +344,6 @@ static void destroy(void *remote)
     r->mods = NULL;
     r->nmods = 0;
     fdn__mutex_unlock(&r->mu);
-    fdn__etcd_watch_destroy(r->watch);
     fdn__etcd_destroy(r->cli);
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
@@ -454,34 +378,23 @@ int fdn__config_etcd_follow(fdn_config_t *cfg, const fdn_config_etcd_opts_t *o, 
     (void)fdn__cond_init_mono(&r->cv);
     r->cfg = cfg;
     r->timeout_ms = timeout;
-    r->key_prefixlen = plen + 1 + strlen(ns) + 1;
-    r->key_prefix = fdn__malloc(r->key_prefixlen + 1);
-    r->range_end = fdn__malloc(r->key_prefixlen + 1);
-    int rc;
-    if (r->key_prefix == NULL || r->range_end == NULL) {
-        rc = fdn_err_set(err, FDN_ENOMEM, "config on etcd");
+    int rc = fdn__etcd_ns_keys(prefix, plen, ns, &r->key_prefix, &r->key_prefixlen, &r->range_end,
+                               &r->range_endlen);
+    if (rc < 0) {
+        fdn_err_set(err, rc, "config on etcd");
         goto fail;
     }
-    snprintf(r->key_prefix, r->key_prefixlen + 1, "%.*s/%s/", (int)plen, prefix, ns);
-    r->range_endlen =
-        fdn__etcd_prefix_end(r->range_end, r->key_prefixlen, r->key_prefix, r->key_prefixlen);
     rc = fdn__etcd_create(&r->cli, o->url, timeout, err);
     if (rc < 0)
         goto fail;
-    rc = fdn__etcd_watch_create(&r->watch);
-    if (rc < 0) {
-        fdn_err_set(err, rc, "etcd watch");
-        goto fail;
-    }
     rc = relist(r, err);
     if (rc < 0)
         goto fail;
-    if (pthread_create(&r->thr, NULL, watch_main, r) != 0) {
-        rc = fdn_err_set(err, FDN_EAGAIN, "config on etcd: cannot start the watch thread");
+    rc =
+        fdn__etcd_watcher_create(&r->watcher, r->cli, r->key_prefix, r->key_prefixlen, r->range_end,
+                                 r->range_endlen, &WATCH_OPS, r, "fdn-cfg-watch", err);
+    if (rc < 0)
         goto fail;
-    }
-    r->started = true;
-    pthread_setname_np(r->thr, "fdn-cfg-watch");
     rc = fdn__cfg_set_remote(cfg, r, &OPS);
     if (rc < 0) {
         fdn_err_set(err, rc, "this config already follows etcd");
@@ -498,7 +411,7 @@ int fdn__config_etcd_stats(fdn_config_t *cfg, fdn_config_etcd_stats_t *out)
     cfgetcd_t *r = fdn__cfg_remote(cfg);
     if (r == NULL)
         return FDN_ENOTSUP;
-    out->stale = atomic_load_explicit(&r->stale, memory_order_relaxed);
+    out->stale = fdn__etcd_watcher_stale(r->watcher);
     out->applied = atomic_load_explicit(&r->applied, memory_order_relaxed);
     out->refused = atomic_load_explicit(&r->refused, memory_order_relaxed);
     out->cas_conflicts = atomic_load_explicit(&r->cas_conflicts, memory_order_relaxed);

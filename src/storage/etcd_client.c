@@ -207,6 +207,68 @@ static bool says_too_large(const char *msg)
            strstr(msg, "exceeds") != NULL;
 }
 
+/* {"key": key, "range_end": range_end} (no range_end when it is NULL); NULL on OOM. */
+static json_t *key_range(const char *key, size_t keylen, const char *range_end, size_t relen)
+{
+    json_t *o = json_object();
+    if (o != NULL) {
+        json_object_set_new(o, "key", b64(key, keylen));
+        if (range_end != NULL)
+            json_object_set_new(o, "range_end", b64(range_end, relen));
+    }
+    return o;
+}
+
+/* {"key": key, "value": value, "lease": lease} (no lease when it is 0); NULL on OOM. */
+static json_t *put_request(const char *key, size_t keylen, const char *value, size_t valuelen,
+                           int64_t lease)
+{
+    json_t *o = key_range(key, keylen, NULL, 0);
+    if (o != NULL) {
+        json_object_set_new(o, "value", b64(value, valuelen));
+        if (lease != 0)
+            json_object_set_new(o, "lease", num(lease));
+    }
+    return o;
+}
+
+/* {name: inner} (inner consumed); NULL when either is NULL. */
+static json_t *wrap(const char *name, json_t *inner)
+{
+    json_t *o = inner ? json_object() : NULL;
+    if (o != NULL)
+        json_object_set_new(o, name, inner);
+    else
+        json_decref(inner);
+    return o;
+}
+
+/* {name: v}, v as the gateway writes 64-bit numbers; NULL on OOM. */
+static json_t *number_body(const char *name, int64_t v)
+{
+    json_t *o = json_object();
+    if (o != NULL)
+        json_object_set_new(o, name, num(v));
+    return o;
+}
+
+/* The options of a POST of text to url, answered into fn(data), that every request shares. */
+static void post_setup(CURL *h, const fdn__etcd_t *c, const char *url, const char *text,
+                       curl_write_callback fn, void *data, char *ebuf)
+{
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(text));
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fn);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, data);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+}
+
 /* POST body (consumed, may be NULL after an OOM) to /v3/<path>; *out gets the answer object. */
 static int call(fdn__etcd_t *c, const char *path, json_t *body, json_t **out, fdn_error_t *err)
 {
@@ -228,18 +290,8 @@ static int call(fdn__etcd_t *c, const char *path, json_t *body, json_t **out, fd
     char ebuf[CURL_ERROR_SIZE];
     ebuf[0] = '\0';
     answer_t a = {FDN__BUF_INIT, false};
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(text));
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_answer);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &a);
+    post_setup(h, c, url, text, on_answer, &a, ebuf);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     CURLcode cc = curl_easy_perform(h);
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -286,14 +338,8 @@ int fdn__etcd_range(fdn__etcd_t *c, const char *key, size_t keylen, const char *
                     size_t relen, fdn__etcd_range_t *out, fdn_error_t *err)
 {
     memset(out, 0, sizeof(*out));
-    json_t *body = json_object();
-    if (body != NULL) {
-        json_object_set_new(body, "key", b64(key, keylen));
-        if (range_end != NULL)
-            json_object_set_new(body, "range_end", b64(range_end, relen));
-    }
     json_t *ans = NULL;
-    int rc = call(c, "kv/range", body, &ans, err);
+    int rc = call(c, "kv/range", key_range(key, keylen, range_end, relen), &ans, err);
     if (rc < 0)
         return rc;
     /* reuse the pure parser (the one the fuzzer covers) on the answer's text */
@@ -315,15 +361,8 @@ static int answer_revision(const json_t *ans, int64_t *rev)
 int fdn__etcd_put(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
                   size_t valuelen, int64_t lease, int64_t *revision, fdn_error_t *err)
 {
-    json_t *body = json_object();
-    if (body != NULL) {
-        json_object_set_new(body, "key", b64(key, keylen));
-        json_object_set_new(body, "value", b64(value, valuelen));
-        if (lease != 0)
-            json_object_set_new(body, "lease", num(lease));
-    }
     json_t *ans = NULL;
-    int rc = call(c, "kv/put", body, &ans, err);
+    int rc = call(c, "kv/put", put_request(key, keylen, value, valuelen, lease), &ans, err);
     if (rc < 0)
         return rc;
     int64_t rev = 0;
@@ -384,24 +423,8 @@ static int put_if_cmp(fdn__etcd_t *c, const char *key, size_t keylen, const char
     *done = false;
     if (existing != NULL)
         memset(existing, 0, sizeof(*existing));
-    json_t *put = json_object(), *rp = json_object();
-    json_t *get = json_object(), *rr = json_object();
-    if (rp != NULL) {
-        json_object_set_new(rp, "key", b64(key, keylen));
-        json_object_set_new(rp, "value", b64(value, valuelen));
-        if (lease != 0)
-            json_object_set_new(rp, "lease", num(lease));
-    }
-    if (rr != NULL)
-        json_object_set_new(rr, "key", b64(key, keylen));
-    if (put != NULL && rp != NULL)
-        json_object_set_new(put, "request_put", rp);
-    else
-        json_decref(rp);
-    if (get != NULL && rr != NULL)
-        json_object_set_new(get, "request_range", rr);
-    else
-        json_decref(rr);
+    json_t *put = wrap("request_put", put_request(key, keylen, value, valuelen, lease));
+    json_t *get = wrap("request_range", key_range(key, keylen, NULL, 0));
     json_t *body = txn_body(compare(key, keylen, target, field, cmp), put, get);
     json_t *ans = NULL;
     int rc = call(c, "kv/txn", body, &ans, err);
@@ -450,13 +473,7 @@ int fdn__etcd_delete_if_created(fdn__etcd_t *c, const char *key, size_t keylen, 
                                 bool *deleted, fdn_error_t *err)
 {
     *deleted = false;
-    json_t *del = json_object(), *rd = json_object();
-    if (rd != NULL)
-        json_object_set_new(rd, "key", b64(key, keylen));
-    if (del != NULL && rd != NULL)
-        json_object_set_new(del, "request_delete_range", rd);
-    else
-        json_decref(rd);
+    json_t *del = wrap("request_delete_range", key_range(key, keylen, NULL, 0));
     json_t *body =
         txn_body(compare(key, keylen, "CREATE", "create_revision", create_rev), del, NULL);
     json_t *ans = NULL;
@@ -471,14 +488,8 @@ int fdn__etcd_delete_if_created(fdn__etcd_t *c, const char *key, size_t keylen, 
 int fdn__etcd_delete(fdn__etcd_t *c, const char *key, size_t keylen, const char *range_end,
                      size_t relen, int64_t *deleted, fdn_error_t *err)
 {
-    json_t *body = json_object();
-    if (body != NULL) {
-        json_object_set_new(body, "key", b64(key, keylen));
-        if (range_end != NULL)
-            json_object_set_new(body, "range_end", b64(range_end, relen));
-    }
     json_t *ans = NULL;
-    int rc = call(c, "kv/deleterange", body, &ans, err);
+    int rc = call(c, "kv/deleterange", key_range(key, keylen, range_end, relen), &ans, err);
     if (rc < 0)
         return rc;
     int64_t n = 0;
@@ -493,11 +504,9 @@ int fdn__etcd_delete(fdn__etcd_t *c, const char *key, size_t keylen, const char 
 
 int fdn__etcd_compact(fdn__etcd_t *c, int64_t revision, fdn_error_t *err)
 {
-    json_t *body = json_object();
-    if (body != NULL) {
-        json_object_set_new(body, "revision", num(revision));
+    json_t *body = number_body("revision", revision);
+    if (body != NULL)
         json_object_set_new(body, "physical", json_true());
-    }
     json_t *ans = NULL;
     int rc = call(c, "kv/compaction", body, &ans, err);
     json_decref(ans);
@@ -507,11 +516,8 @@ int fdn__etcd_compact(fdn__etcd_t *c, int64_t revision, fdn_error_t *err)
 int fdn__etcd_lease_grant(fdn__etcd_t *c, int64_t ttl_s, int64_t *id, int64_t *ttl_granted,
                           fdn_error_t *err)
 {
-    json_t *body = json_object();
-    if (body != NULL)
-        json_object_set_new(body, "TTL", num(ttl_s));
     json_t *ans = NULL;
-    int rc = call(c, "lease/grant", body, &ans, err);
+    int rc = call(c, "lease/grant", number_body("TTL", ttl_s), &ans, err);
     if (rc < 0)
         return rc;
     int64_t lid = 0, ttl = 0;
@@ -530,11 +536,8 @@ int fdn__etcd_lease_grant(fdn__etcd_t *c, int64_t ttl_s, int64_t *id, int64_t *t
 
 int fdn__etcd_lease_keepalive(fdn__etcd_t *c, int64_t id, int64_t *ttl, fdn_error_t *err)
 {
-    json_t *body = json_object();
-    if (body != NULL)
-        json_object_set_new(body, "ID", num(id));
     json_t *ans = NULL;
-    int rc = call(c, "lease/keepalive", body, &ans, err);
+    int rc = call(c, "lease/keepalive", number_body("ID", id), &ans, err);
     if (rc < 0)
         return rc;
     /* a stream endpoint: one {"result": {...}} for our one request */
@@ -550,11 +553,8 @@ int fdn__etcd_lease_keepalive(fdn__etcd_t *c, int64_t id, int64_t *ttl, fdn_erro
 
 int fdn__etcd_lease_revoke(fdn__etcd_t *c, int64_t id, fdn_error_t *err)
 {
-    json_t *body = json_object();
-    if (body != NULL)
-        json_object_set_new(body, "ID", num(id));
     json_t *ans = NULL;
-    int rc = call(c, "lease/revoke", body, &ans, err);
+    int rc = call(c, "lease/revoke", number_body("ID", id), &ans, err);
     json_decref(ans);
     return rc;
 }
@@ -667,18 +667,12 @@ int fdn__etcd_watch_run(fdn__etcd_watch_t *w, fdn__etcd_t *c, const char *key, s
 {
     if (cancelled(w))
         return fdn_err_set(err, FDN_ECANCELED, "etcd watch stopped");
-    json_t *body = json_object(), *cr = json_object();
-    if (body == NULL || cr == NULL) {
-        json_decref(body);
-        json_decref(cr);
-        return fdn_err_set(err, FDN_ENOMEM, "etcd watch");
-    }
-    json_object_set_new(cr, "key", b64(key, keylen));
-    if (range_end != NULL)
-        json_object_set_new(cr, "range_end", b64(range_end, relen));
-    if (start_revision > 0)
+    json_t *cr = key_range(key, keylen, range_end, relen);
+    if (cr != NULL && start_revision > 0)
         json_object_set_new(cr, "start_revision", num(start_revision));
-    json_object_set_new(body, "create_request", cr);
+    json_t *body = wrap("create_request", cr);
+    if (body == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "etcd watch");
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     CURL *h = curl_easy_init();
@@ -693,18 +687,8 @@ int fdn__etcd_watch_run(fdn__etcd_watch_t *w, fdn__etcd_t *c, const char *key, s
     char ebuf[CURL_ERROR_SIZE];
     ebuf[0] = '\0';
     wstate_t s = {FDN__BUF_INIT, max_line, fn, user, 0, false, err};
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(text));
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_stream);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    post_setup(h, c, url, text, on_stream, &s, ebuf);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     int rc = 0;
     if (curl_multi_add_handle(w->multi, h) != CURLM_OK) {
         rc = fdn_err_set(err, FDN_ENOMEM, "etcd watch: curl_multi_add_handle");

@@ -24,44 +24,12 @@
 #include <fdn/config.h>
 
 #include "storage/etcd_client.h"
+#include "engine.h"
 
 #define NPROC   4
 #define PERPROC 25
 
-static char g_url[128];
-static unsigned g_run;
 static const char *const no_env[] = {NULL};
-
-static void read_url(void)
-{
-    const char *dir = getenv("FDN_TEST_ETCD_DIR");
-    assert_non_null(dir);
-    char path[600];
-    snprintf(path, sizeof(path), "%s/url", dir);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    assert_non_null(fgets(g_url, (int)sizeof(g_url), f));
-    fclose(f);
-    g_url[strcspn(g_url, "\n")] = '\0';
-    g_run = (unsigned)getpid() ^ (unsigned)fdn_clock_wall_ns(NULL);
-}
-
-static void unique_ns(char *buf, size_t cap, const char *what)
-{
-    static atomic_uint seq;
-    snprintf(buf, cap, "%s-%u-%u", what, g_run, atomic_fetch_add(&seq, 1));
-}
-
-static int64_t now_ms(void)
-{
-    return fdn_clock_mono_ns(NULL) / 1000000;
-}
-
-static void pause_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* A config service following etcd in namespace ns (NULL when follow fails in a child). */
 static fdn_config_t *follow(const char *ns, bool must)
@@ -75,7 +43,7 @@ static fdn_config_t *follow(const char *ns, bool must)
         return NULL;
     }
     fdn_config_etcd_opts_t eo = FDN_CONFIG_ETCD_OPTS_INIT;
-    eo.url = g_url;
+    eo.url = test_etcd_url;
     eo.ns = ns;
     eo.request_timeout_ms = 5000;
     fdn_error_t err = FDN_ERROR_INIT;
@@ -114,22 +82,22 @@ static int64_t get_int(fdn_config_t *c, const char *path)
 
 static bool wait_bool(fdn_config_t *c, const char *path, bool want)
 {
-    int64_t t0 = now_ms();
+    int64_t t0 = test_now_ms();
     while (get_bool(c, path) != want) {
-        if (now_ms() - t0 > 5000)
+        if (test_now_ms() - t0 > 5000)
             return false;
-        pause_ms(5);
+        test_pause_ms(5);
     }
     return true;
 }
 
 static bool wait_refused(fdn_config_t *c, uint64_t n)
 {
-    int64_t t0 = now_ms();
+    int64_t t0 = test_now_ms();
     while (stats(c).refused < n) {
-        if (now_ms() - t0 > 5000)
+        if (test_now_ms() - t0 > 5000)
             return false;
-        pause_ms(5);
+        test_pause_ms(5);
     }
     return true;
 }
@@ -169,11 +137,11 @@ static void update_reaches_every_process(void **state)
 {
     (void)state;
     char ns[64];
-    unique_ns(ns, sizeof(ns), "cfg");
+    test_engine_unique_name(ns, sizeof(ns), "cfg");
     /* the history before now compacted away: the followers must start from the range's
      * revision, not replay from the beginning */
     fdn__etcd_t *raw = NULL;
-    assert_int_equal(fdn__etcd_create(&raw, g_url, 2000, NULL), 0);
+    assert_int_equal(fdn__etcd_create(&raw, test_etcd_url, 2000, NULL), 0);
     int64_t now_rev = 0;
     assert_int_equal(fdn__etcd_put(raw, "/fdn/test/tick", 14, "1", 1, 0, &now_rev, NULL), 0);
     assert_int_equal(fdn__etcd_compact(raw, now_rev, NULL), 0);
@@ -193,9 +161,9 @@ static void update_reaches_every_process(void **state)
     assert_true(ra > r0);
     assert_int_equal(fdn_config_revision(b), ra); /* the etcd revision, the same everywhere */
     assert_int_equal(stats(a).revision, (int64_t)ra);
-    int64_t t0 = now_ms();
-    while (seen_count(&sb) < 1 && now_ms() - t0 < 5000)
-        pause_ms(5);
+    int64_t t0 = test_now_ms();
+    while (seen_count(&sb) < 1 && test_now_ms() - t0 < 5000)
+        test_pause_ms(5);
     assert_int_equal(seen_count(&sb), 1); /* once per change */
     assert_int_equal(sb.rev[0], ra);
 
@@ -231,9 +199,9 @@ static void update_reaches_every_process(void **state)
     /* a valid value after refused ones: applied (the compare-and-swap base is etcd's) */
     assert_int_equal(fdn_config_update_int(b, "interface.max_results", 77, &err), 0);
     assert_int_equal(get_int(b, "interface.max_results"), 77);
-    t0 = now_ms();
-    while (get_int(a, "interface.max_results") != 77 && now_ms() - t0 < 5000)
-        pause_ms(5);
+    t0 = test_now_ms();
+    while (get_int(a, "interface.max_results") != 77 && test_now_ms() - t0 < 5000)
+        test_pause_ms(5);
     assert_int_equal(get_int(a, "interface.max_results"), 77);
 
     /* a deleted key: back to the start-up value */
@@ -281,9 +249,9 @@ static int child_updates(const char *ns, int k, int ready, int go, const char *f
             return 5;
         }
     }
-    int64_t t0 = now_ms();
-    while (seen_count(s) < NPROC * PERPROC && now_ms() - t0 < 30000)
-        pause_ms(5);
+    int64_t t0 = test_now_ms();
+    while (seen_count(s) < NPROC * PERPROC && test_now_ms() - t0 < 30000)
+        test_pause_ms(5);
     FILE *f = fopen(file, "w");
     if (f == NULL)
         return 6;
@@ -317,14 +285,14 @@ static void concurrent_cas_updates_one_order(void **state)
 {
     (void)state;
     char ns[64];
-    unique_ns(ns, sizeof(ns), "cas");
+    test_engine_unique_name(ns, sizeof(ns), "cas");
     int ready[2], go[2];
     assert_int_equal(pipe(ready), 0);
     assert_int_equal(pipe(go), 0);
     char files[NPROC][64];
     pid_t pids[NPROC];
     for (int k = 0; k < NPROC; k++) {
-        snprintf(files[k], sizeof(files[k]), "/tmp/fdn-cas-%u-%d", g_run, k);
+        snprintf(files[k], sizeof(files[k]), "/tmp/fdn-cas-%u-%d", test_engine_run(), k);
         pids[k] = fork();
         assert_true(pids[k] >= 0);
         if (pids[k] == 0) {
@@ -394,7 +362,7 @@ static void bad_input(void **state)
     assert_int_equal(fdn_config_follow_etcd(c, &eo, &err), FDN_EINVAL);
     eo.url = "http://127.0.0.1:1";
     assert_int_equal(fdn_config_follow_etcd(c, &eo, &err), FDN_ECONNREFUSED);
-    eo.url = g_url;
+    eo.url = test_etcd_url;
     eo.ns = "a/b";
     assert_int_equal(fdn_config_follow_etcd(c, &eo, &err), FDN_EINVAL);
     fdn_config_etcd_stats_t s;
@@ -404,18 +372,11 @@ static void bad_input(void **state)
     /* local updates still work, locally */
     assert_int_equal(fdn_config_update_bool(c, "dev.debug_mode", true, NULL), 0);
     char ns[64];
-    unique_ns(ns, sizeof(ns), "twice");
+    test_engine_unique_name(ns, sizeof(ns), "twice");
     eo.ns = ns;
     assert_int_equal(fdn_config_follow_etcd(c, &eo, &err), 0);
     assert_int_equal(fdn_config_follow_etcd(c, &eo, &err), FDN_EBUSY);
     fdn_config_destroy(c);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    read_url();
-    return 0;
 }
 
 int main(void)
@@ -425,5 +386,5 @@ int main(void)
         cmocka_unit_test(concurrent_cas_updates_one_order),
         cmocka_unit_test(bad_input),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    return cmocka_run_group_tests(tests, test_engine_etcd_setup, NULL);
 }

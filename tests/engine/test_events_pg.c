@@ -28,21 +28,9 @@
 #include "core/alloc.h"
 #include "logic/event_int.h"
 #include "storage/event_pg.h"
+#include "engine.h"
 
 static char g_url[256];
-
-static void read_url(void)
-{
-    const char *dir = getenv("FDN_TEST_PG_DIR");
-    assert_non_null(dir);
-    char path[512];
-    snprintf(path, sizeof(path), "%s/url", dir);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    assert_non_null(fgets(g_url, (int)sizeof(g_url), f));
-    fclose(f);
-    g_url[strcspn(g_url, "\n")] = '\0';
-}
 
 /* A schema name unique to this run and test. */
 static void schema_name(char *buf, size_t cap, const char *what)
@@ -635,7 +623,7 @@ static void writers_and_subscribers_across_processes(void **state)
 
 int main(void)
 {
-    read_url();
+    test_engine_fixture_url("FDN_TEST_PG_DIR", g_url, sizeof(g_url));
     if (getenv("CMOCKA_TEST_FILTER") != NULL)
         cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
     const struct CMUnitTest tests[] = {

@@ -33,27 +33,16 @@
 #include "infra/limiter_int.h"
 #include "logic/redis_url.h"
 #include "storage/redis_limit.h"
+#include "engine.h"
 
 static char g_url[128];
 static unsigned g_run; /* makes keys unique per run: the fixture's Redis outlives a test */
-
-/* The URL scripts/redis-server.sh wrote in dir/url. */
-static void url_of(const char *dir, char *url, size_t cap)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/url", dir);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    assert_non_null(fgets(url, (int)cap, f));
-    fclose(f);
-    url[strcspn(url, "\n")] = '\0';
-}
 
 static void read_url(void)
 {
     const char *dir = getenv("FDN_TEST_REDIS_DIR");
     assert_non_null(dir);
-    url_of(dir, g_url, sizeof(g_url));
+    test_engine_url_of(dir, g_url, sizeof(g_url));
     g_run = (unsigned)getpid() ^ (unsigned)fdn_clock_wall_ns(NULL);
 }
 
@@ -131,7 +120,7 @@ static void await_pipeline(fdn_limiter_t *l, uint32_t leaders, uint32_t queued)
 static void pipeline_shares_one_round_trip(uint32_t pipeline_max, const char *dir)
 {
     char url[128];
-    url_of(dir, url, sizeof(url));
+    test_engine_url_of(dir, url, sizeof(url));
     fdn_limiter_opts_t o = redis_opts(url, FDN_LIMIT_FAIL_CLOSED);
     o.redis.pool_size = 1;
     o.redis.pipeline_max = pipeline_max;
@@ -189,7 +178,7 @@ static void pipeline_max_1_sends_one_check_per_round_trip(void **state)
 static void pipeline_queued_checks_keep_their_timeout(void **state)
 {
     char url[128];
-    url_of(*state, url, sizeof(url));
+    test_engine_url_of(*state, url, sizeof(url));
     fdn_limiter_opts_t o = redis_opts(url, FDN_LIMIT_FAIL_CLOSED);
     o.redis.pool_size = 1;
     o.redis.command_timeout_ms = 300;
@@ -1013,7 +1002,7 @@ static void killed_and_restarted_under_load(void **state)
 {
     const char *dir = *state;
     char url[128];
-    url_of(dir, url, sizeof(url));
+    test_engine_url_of(dir, url, sizeof(url));
 
     fdn_clock_t *clk;
     assert_int_equal(fdn_clock_manual_create(&clk, 1000, fdn_clock_wall_ns(NULL)), 0);

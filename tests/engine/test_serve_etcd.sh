@@ -7,32 +7,13 @@
 # one server is applied by the other).
 set -euo pipefail
 
-FDN="${FDN_BINARY_DIR:?}/bin/fdn"
+# shellcheck source=../support/serve.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../support/serve.sh"
 URL="$(cat "${FDN_TEST_ETCD_DIR:?}/url")"
-TMP="$(mktemp -d)"
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
 
 # (both servers are runtimes named "production": one namespace in etcd, this test's alone)
-PORTS=()
 start() { # name
-    local fd port="" line
-    exec {fd}< <(exec "$FDN" serve --data-dir "$TMP/$1" --listen 127.0.0.1:0 --etcd "$URL" \
-        2>"$TMP/$1.err")
-    PIDS+=($!)
-    while IFS= read -r -t 30 line <&"$fd"; do
-        if [[ "$line" =~ listening\ on\ http://127\.0\.0\.1:([0-9]+) ]]; then
-            port="${BASH_REMATCH[1]}"
-            break
-        fi
-    done
-    [[ -n "$port" ]] || { echo "server $1 did not start: $(cat "$TMP/$1.err")" >&2; exit 1; }
-    PORTS+=("$port")
+    serve_named "$1" --etcd "$URL"
 }
 
 # wait_count PORT N: until /v1/registry on PORT lists N fdn instances (10 s at most)
@@ -50,36 +31,36 @@ wait_count() {
 
 start a
 start b
-wait_count "${PORTS[0]}" 2
-wait_count "${PORTS[1]}" 2
-reg=$(curl -s --max-time 10 "http://127.0.0.1:${PORTS[0]}/v1/registry")
-entry=$(jq -c ".shared.entries[] | select(.instance == \"127.0.0.1:${PORTS[1]}\")" <<<"$reg")
-[[ "$(jq -r .endpoint <<<"$entry")" == "http://127.0.0.1:${PORTS[1]}" ]] || { echo "entry: $entry" >&2; exit 1; }
-[[ "$(jq -r .meta.pid <<<"$entry")" == "${PIDS[1]}" ]] || { echo "pid: $entry, want ${PIDS[1]}" >&2; exit 1; }
-[[ "$(jq -r .lease <<<"$entry")" != 0 && "$(jq -r .owner <<<"$entry")" == *":${PIDS[1]}" ]] || { echo "lease/owner: $entry" >&2; exit 1; }
+wait_count "${SERVE_PORTS[0]}" 2
+wait_count "${SERVE_PORTS[1]}" 2
+reg=$(curl -s --max-time 10 "http://127.0.0.1:${SERVE_PORTS[0]}/v1/registry")
+entry=$(jq -c ".shared.entries[] | select(.instance == \"127.0.0.1:${SERVE_PORTS[1]}\")" <<<"$reg")
+[[ "$(jq -r .endpoint <<<"$entry")" == "http://127.0.0.1:${SERVE_PORTS[1]}" ]] || { echo "entry: $entry" >&2; exit 1; }
+[[ "$(jq -r .meta.pid <<<"$entry")" == "${SERVE_PIDS[1]}" ]] || { echo "pid: $entry, want ${SERVE_PIDS[1]}" >&2; exit 1; }
+[[ "$(jq -r .lease <<<"$entry")" != 0 && "$(jq -r .owner <<<"$entry")" == *":${SERVE_PIDS[1]}" ]] || { echo "lease/owner: $entry" >&2; exit 1; }
 [[ "$(jq -r .shared.stale <<<"$reg")" == false ]] || { echo "stale: $reg" >&2; exit 1; }
-health=$(curl -s --max-time 10 "http://127.0.0.1:${PORTS[0]}/health")
+health=$(curl -s --max-time 10 "http://127.0.0.1:${SERVE_PORTS[0]}/health")
 [[ "$(jq -r .registry.backend <<<"$health")" == etcd && "$(jq -r .registry.stale <<<"$health")" == false ]] || { echo "health: $health" >&2; exit 1; }
 
 # the config follows etcd too: a PUT on a reaches b
-put=$(curl -s --max-time 10 -X PUT "http://127.0.0.1:${PORTS[0]}/v1/config/interface.max_results" -d '321')
+put=$(curl -s --max-time 10 -X PUT "http://127.0.0.1:${SERVE_PORTS[0]}/v1/config/interface.max_results" -d '321')
 [[ "$(jq -r .value <<<"$put")" == 321 ]] || { echo "PUT on a: $put" >&2; exit 1; }
 got=""
 for _ in $(seq 1 200); do
-    got=$(curl -s --max-time 10 "http://127.0.0.1:${PORTS[1]}/v1/config/interface.max_results" | jq -r .value)
+    got=$(curl -s --max-time 10 "http://127.0.0.1:${SERVE_PORTS[1]}/v1/config/interface.max_results" | jq -r .value)
     [[ "$got" == 321 ]] && break
     sleep 0.05
 done
 [[ "$got" == 321 ]] || { echo "b did not follow the update: $got" >&2; exit 1; }
-code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X PUT "http://127.0.0.1:${PORTS[1]}/v1/config/ai.provider" -d '"openai"')
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X PUT "http://127.0.0.1:${SERVE_PORTS[1]}/v1/config/ai.provider" -d '"openai"')
 [[ "$code" == 403 ]] || { echo "a forbidden path answered $code" >&2; exit 1; }
 
 # the same from the command line
 out=$("$FDN" registry list --etcd "$URL" --service fdn --json)
 [[ "$(jq .count <<<"$out")" == 2 ]] || { echo "registry list: $out" >&2; exit 1; }
-jq -e ".entries[] | select(.endpoint == \"http://127.0.0.1:${PORTS[0]}\" and .meta.pid == \"${PIDS[0]}\")" \
+jq -e ".entries[] | select(.endpoint == \"http://127.0.0.1:${SERVE_PORTS[0]}\" and .meta.pid == \"${SERVE_PIDS[0]}\")" \
     <<<"$out" >/dev/null || { echo "registry list lacks server a: $out" >&2; exit 1; }
-"$FDN" registry list --etcd "$URL" | grep -q "^fdn/127.0.0.1:${PORTS[1]}	http://127.0.0.1:${PORTS[1]}	" ||
+"$FDN" registry list --etcd "$URL" | grep -q "^fdn/127.0.0.1:${SERVE_PORTS[1]}	http://127.0.0.1:${SERVE_PORTS[1]}	" ||
     { echo "registry list (text): $("$FDN" registry list --etcd "$URL")" >&2; exit 1; }
 set +e
 "$FDN" registry list --etcd "http://127.0.0.1:1" >/dev/null 2>"$TMP/l.err"
@@ -88,15 +69,10 @@ set -e
 [[ $rc -eq 1 ]] && grep -q 'refused' "$TMP/l.err" || { echo "registry list, no etcd: $rc $(cat "$TMP/l.err")" >&2; exit 1; }
 
 # b stops: its lease is revoked, a's list shrinks at once
-kill -TERM "${PIDS[1]}"
-wait "${PIDS[1]}" || true
-wait_count "${PORTS[0]}" 1
+kill -TERM "${SERVE_PIDS[1]}"
+wait "${SERVE_PIDS[1]}" || true
+wait_count "${SERVE_PORTS[0]}" 1
 
 # a URL that is not etcd's: a clear error at start, exit status 1
-set +e
-"$FDN" serve --data-dir "$TMP/c" --listen 127.0.0.1:0 --etcd "etcd:2379" >/dev/null 2>"$TMP/c.err"
-rc=$?
-set -e
-[[ $rc -eq 1 ]] || { echo "bad --etcd: exit $rc" >&2; exit 1; }
-grep -q 'http://' "$TMP/c.err" || { echo "bad --etcd: $(cat "$TMP/c.err")" >&2; exit 1; }
+serve_refused 'http://' --etcd "etcd:2379"
 echo "ok: two servers list each other through etcd; a stopped one leaves; a bad URL refused at start"

@@ -5,31 +5,11 @@
 # start with a message naming the problem.
 set -euo pipefail
 
-FDN="${FDN_BINARY_DIR:?}/bin/fdn"
+# shellcheck source=../support/serve.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../support/serve.sh"
 URL="$(cat "${FDN_TEST_REDIS_DIR:?}/url")"
-TMP="$(mktemp -d)"
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-PORTS=()
 start() { # name
-    local fd port="" line
-    exec {fd}< <(exec "$FDN" serve --data-dir "$TMP/$1" --listen 127.0.0.1:0 --redis "$URL" \
-        2>"$TMP/$1.err")
-    PIDS+=($!)
-    while IFS= read -r -t 30 line <&"$fd"; do
-        if [[ "$line" =~ listening\ on\ http://127\.0\.0\.1:([0-9]+) ]]; then
-            port="${BASH_REMATCH[1]}"
-            break
-        fi
-    done
-    [[ -n "$port" ]] || { echo "server $1 did not start: $(cat "$TMP/$1.err")" >&2; exit 1; }
-    PORTS+=("$port")
+    serve_named "$1" --redis "$URL"
 }
 
 start a
@@ -38,7 +18,7 @@ KEY="serve-$$-$RANDOM"
 allowed=0
 denied=0
 for i in $(seq 1 8); do
-    port=${PORTS[$((i % 2))]}
+    port=${SERVE_PORTS[$((i % 2))]}
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 -X POST \
         -H 'Content-Type: application/json' "http://127.0.0.1:$port/v1/limiter/check" \
         -d "{\"key\":\"$KEY\",\"limit\":5,\"window_ms\":60000,\"algorithm\":\"sliding_window\"}")
@@ -51,9 +31,9 @@ done
 [[ $allowed -eq 5 && $denied -eq 3 ]] || { echo "allowed $allowed denied $denied, want 5 and 3" >&2; exit 1; }
 
 # the backend's state in /health and /metrics
-health=$(curl -s --max-time 60 "http://127.0.0.1:${PORTS[0]}/health")
+health=$(curl -s --max-time 60 "http://127.0.0.1:${SERVE_PORTS[0]}/health")
 [[ "$(jq -r '.services.rate_limiter_backend.status' <<<"$health")" == ok ]] || { echo "health: $health" >&2; exit 1; }
-metrics=$(curl -s --max-time 60 "http://127.0.0.1:${PORTS[0]}/metrics")
+metrics=$(curl -s --max-time 60 "http://127.0.0.1:${SERVE_PORTS[0]}/metrics")
 grep -q '^fdn_rate_limiter_backend_up{backend="redis"} 1$' <<<"$metrics" || { echo "no backend_up 1 in /metrics" >&2; exit 1; }
 grep -q '^fdn_rate_limiter_backend_operations_total{backend="redis",operation="command"} [1-9]' <<<"$metrics" || { echo "no commands in /metrics" >&2; exit 1; }
 grep -q '^fdn_rate_limiter_backend_request_duration_seconds_count{backend="redis"} [1-9]' <<<"$metrics" || { echo "no round trips in /metrics" >&2; exit 1; }
@@ -72,19 +52,14 @@ done
 URL="redis://127.0.0.1:$closed"
 start d
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 -X POST -H 'Content-Type: application/json' \
-    "http://127.0.0.1:${PORTS[2]}/v1/limiter/check" -d '{"key":"k","limit":5,"window_ms":60000}')
+    "http://127.0.0.1:${SERVE_PORTS[2]}/v1/limiter/check" -d '{"key":"k","limit":5,"window_ms":60000}')
 [[ "$code" == 200 ]] || { echo "local fallback answered $code" >&2; exit 1; }
-code=$(curl -s -o "$TMP/h" -w '%{http_code}' --max-time 60 "http://127.0.0.1:${PORTS[2]}/health")
+code=$(curl -s -o "$TMP/h" -w '%{http_code}' --max-time 60 "http://127.0.0.1:${SERVE_PORTS[2]}/health")
 [[ "$code" == 503 && "$(jq -r '.services.rate_limiter_backend.status' "$TMP/h")" == unhealthy ]] || { echo "health with Redis away: $code $(cat "$TMP/h")" >&2; exit 1; }
-metrics=$(curl -s --max-time 60 "http://127.0.0.1:${PORTS[2]}/metrics")
+metrics=$(curl -s --max-time 60 "http://127.0.0.1:${SERVE_PORTS[2]}/metrics")
 grep -q '^fdn_rate_limiter_backend_up{backend="redis"} 0$' <<<"$metrics" || { echo "backend_up not 0" >&2; exit 1; }
 grep -q '^fdn_rate_limiter_backend_operations_total{backend="redis",operation="fallback"} 1$' <<<"$metrics" || { echo "fallback not counted" >&2; exit 1; }
 
 # a URL that does not parse: a clear error at start, exit status 1
-set +e
-"$FDN" serve --data-dir "$TMP/c" --listen 127.0.0.1:0 --redis "http://nope" >/dev/null 2>"$TMP/c.err"
-rc=$?
-set -e
-[[ $rc -eq 1 ]] || { echo "bad --redis: exit $rc" >&2; exit 1; }
-grep -q 'redis url: must start with redis://' "$TMP/c.err" || { echo "bad --redis: $(cat "$TMP/c.err")" >&2; exit 1; }
+serve_refused 'redis url: must start with redis://' --redis "http://nope"
 echo "ok: 5 of 8 admitted across two servers; backend state in /health and /metrics; a bad URL refused at start"

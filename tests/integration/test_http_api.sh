@@ -10,24 +10,12 @@
 # deadline (`poll_until`), never waited for with a sleep.
 set -euo pipefail
 
-FDN="${FDN_BINARY_DIR:?FDN_BINARY_DIR must point at the build directory}/bin/fdn"
-[[ -x "$FDN" ]] || { echo "missing $FDN" >&2; exit 1; }
-command -v curl >/dev/null || { echo "curl is required" >&2; exit 1; }
-command -v jq >/dev/null || { echo "jq is required (scripts/deps.sh installs it)" >&2; exit 1; }
+# shellcheck source=../support/serve.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../support/serve.sh"
 
 # Services whose endpoints are checked. The lead adds config/telemetry when they are wired.
 REQUIRED="${FDN_HTTP_TEST_SERVICES:-runtime registry config events breakers limiter pools metrics telemetry}"
 
-TMP="$(mktemp -d)"
-SRV_PID=""
-cleanup() {
-    if [[ -n "$SRV_PID" ]] && kill -0 "$SRV_PID" 2>/dev/null; then
-        kill -TERM "$SRV_PID" 2>/dev/null || true
-        wait "$SRV_PID" 2>/dev/null || true
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
 trap 'exit 143' TERM INT HUP
 
 FAILS=0
@@ -39,34 +27,22 @@ wants() { [[ " $REQUIRED " == *" $1 "* ]]; }
 PORT=""
 # start_server [extra args...]: starts fdn serve, reads its stdout until the listen line.
 start_server() {
-    exec 3< <(exec "$FDN" serve --data-dir "$TMP/data" --listen 127.0.0.1:0 \
-        --max-body 65536 "$@" 2>"$TMP/server.err")
-    SRV_PID=$!
-    local line
-    PORT=""
-    while IFS= read -r -t 30 line <&3; do
-        if [[ "$line" =~ listening\ on\ http://127\.0\.0\.1:([0-9]+) ]]; then
-            PORT="${BASH_REMATCH[1]}"
-            break
-        fi
-    done
-    if [[ -z "$PORT" ]]; then
+    if ! serve_start "$TMP/server.err" --data-dir "$TMP/data" --listen 127.0.0.1:0 \
+        --max-body 65536 "$@"; then
         echo "server did not report its port; stderr:" >&2
         cat "$TMP/server.err" >&2
         exit 1
     fi
+    PORT=$SERVE_PORT
     # the port is bound and served before the line is printed: /health must answer now
     req GET /health
     [[ "$STATUS" == 200 || "$STATUS" == 401 ]] || { echo "/health gave $STATUS: $BODY" >&2; exit 1; }
 }
 
 stop_server() { # [SIGNAL] (default TERM)
-    kill -"${1:-TERM}" "$SRV_PID"
-    local rc=0
-    wait "$SRV_PID" || rc=$?
-    SRV_PID=""
-    exec 3<&-
-    [[ $rc -eq 0 ]] || fail "server exited with $rc on SIG${1:-TERM}: $(cat "$TMP/server.err")"
+    serve_stop "${1:-TERM}"
+    [[ $SERVE_RC -eq 0 ]] ||
+        fail "server exited with $SERVE_RC on SIG${1:-TERM}: $(cat "$TMP/server.err")"
 }
 
 STATUS=""
@@ -123,7 +99,7 @@ start_server
 rc=0
 timeout 60 "$FDN" serve --data-dir "$TMP/data" --listen 127.0.0.1:0 </dev/null \
     >"$TMP/second.out" 2>"$TMP/second.err" || rc=$?
-if [[ $rc -ne 0 && $rc -ne 124 ]] && grep -q "in use by another runtime (pid $SRV_PID)" "$TMP/second.err"; then
+if [[ $rc -ne 0 && $rc -ne 124 ]] && grep -q "in use by another runtime (pid $SERVE_PID)" "$TMP/second.err"; then
     pass
 else fail "second fdn serve on one data directory: exit $rc, stderr: $(cat "$TMP/second.err")"; fi
 
@@ -662,7 +638,7 @@ up="$(curl -s -o /dev/null -w '%{http_code} %{size_upload}' -X POST -H 'Expect: 
 [[ "$up" == "401 0" ]] && pass || fail "unauthenticated upload (status, bytes sent): $up"
 # nobody reads the server's stdout any more (a pipe to `head`, a closed log reader): the
 # shutdown messages must not kill it with SIGPIPE before it has stopped cleanly
-exec 3<&-
+exec {SERVE_FD}<&-
 stop_server
 
 echo "test_http_api: $CHECKS checks passed, $FAILS failed"

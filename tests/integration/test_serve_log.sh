@@ -7,47 +7,19 @@
 # Lines written asynchronously (event delivery thread) are awaited with a deadline.
 set -euo pipefail
 
-FDN="${FDN_BINARY_DIR:?FDN_BINARY_DIR must point at the build directory}/bin/fdn"
-[[ -x "$FDN" ]] || { echo "missing $FDN" >&2; exit 1; }
-command -v jq >/dev/null || { echo "jq is required" >&2; exit 1; }
-command -v curl >/dev/null || { echo "curl is required" >&2; exit 1; }
-
-TMP="$(mktemp -d)"
-SRV_PID=""
-cleanup() {
-    if [[ -n "$SRV_PID" ]] && kill -0 "$SRV_PID" 2>/dev/null; then
-        kill -TERM "$SRV_PID" 2>/dev/null || true
-        wait "$SRV_PID" 2>/dev/null || true
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+# shellcheck source=../support/serve.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../support/serve.sh"
 FAILS=0
 fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
 
 PORT=""
 start_server() { # data-dir, then fdn serve options
-    local dir="$1"
-    shift
-    exec 3< <(exec "$FDN" serve --data-dir "$TMP/$dir" --listen 127.0.0.1:0 "$@" 2>"$TMP/$dir.err")
-    SRV_PID=$!
-    local line
-    PORT=""
-    while IFS= read -r -t 30 line <&3; do
-        if [[ "$line" =~ listening\ on\ http://127\.0\.0\.1:([0-9]+) ]]; then
-            PORT="${BASH_REMATCH[1]}"
-            break
-        fi
-    done
-    [[ -n "$PORT" ]] || { echo "no listen line on stdout; stderr:" >&2; cat "$TMP/$dir.err" >&2; exit 1; }
+    serve_named "$@"
+    PORT=$SERVE_PORT
 }
 stop_server() {
-    kill -TERM "$SRV_PID"
-    local rc=0
-    wait "$SRV_PID" || rc=$?
-    SRV_PID=""
-    exec 3<&-
-    [[ $rc -eq 0 ]] || fail "server exited with $rc"
+    serve_stop TERM
+    [[ $SERVE_RC -eq 0 ]] || fail "server exited with $SERVE_RC"
 }
 call() { curl -s -o /dev/null -w '%{http_code}' --max-time 30 -X "$1" -H 'Content-Type: application/json' \
     "http://127.0.0.1:$PORT$2" ${3:+--data-binary "$3"}; }

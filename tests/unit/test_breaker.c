@@ -8,65 +8,9 @@
 
 #include <fdn/breaker.h>
 
+#include "breaker_fixture.h"
+
 #define MS 1000000LL
-
-typedef struct fx {
-    fdn_clock_t *clk;
-    fdn_breakers_t *set;
-    int transitions;
-    fdn_breaker_state_t last_from, last_to;
-} fx_t;
-
-static int setup(void **state)
-{
-    fx_t *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    assert_int_equal(fdn_clock_manual_create(&f->clk, 1000 * MS, 1700000000000LL * MS), 0);
-    assert_int_equal(fdn_breakers_create(&f->set, NULL), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx_t *f = *state;
-    fdn_breakers_destroy(f->set);
-    fdn_clock_destroy(f->clk);
-    free(f);
-    return 0;
-}
-
-static void on_tr(const char *name, fdn_breaker_state_t from, fdn_breaker_state_t to, void *u)
-{
-    fx_t *f = u;
-    (void)name;
-    f->transitions++;
-    f->last_from = from;
-    f->last_to = to;
-}
-
-static fdn_breaker_t *mk(fx_t *f, const char *name, fdn_breaker_opts_t *o)
-{
-    fdn_breaker_t *b = NULL;
-    o->clock = f->clk;
-    o->on_transition = on_tr;
-    o->transition_user = f;
-    assert_int_equal(fdn_breaker_create_in(f->set, name, o, &b), 0);
-    return b;
-}
-
-/* A breaker with default options but these three (0: keep the default). */
-static fdn_breaker_t *mk_basic(fx_t *f, const char *name, uint32_t failure_threshold,
-                               int64_t recovery_time_ms, int64_t probe_timeout_ms)
-{
-    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
-    o.failure_threshold = failure_threshold;
-    if (recovery_time_ms > 0)
-        o.recovery_time_ms = recovery_time_ms;
-    if (probe_timeout_ms > 0)
-        o.probe_timeout_ms = probe_timeout_ms;
-    return mk(f, name, &o);
-}
 
 static int ok_fn(void *arg)
 {
@@ -100,8 +44,8 @@ static void run_ok(fdn_breaker_t *b)
 
 static void closed_to_open_on_threshold(void **state)
 {
-    fx_t *f = *state;
-    fdn_breaker_t *b = mk_basic(f, "db", 3, 0, 0);
+    test_breaker_fx_t *f = *state;
+    fdn_breaker_t *b = test_breaker_basic(f, "db", 3, 0, 0);
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
     run_fail(b);
     run_fail(b);
@@ -127,8 +71,8 @@ static void closed_to_open_on_threshold(void **state)
 
 static void success_resets_consecutive(void **state)
 {
-    fx_t *f = *state;
-    fdn_breaker_t *b = mk_basic(f, "x", 3, 0, 0);
+    test_breaker_fx_t *f = *state;
+    fdn_breaker_t *b = test_breaker_basic(f, "x", 3, 0, 0);
     run_fail(b);
     run_fail(b);
     run_ok(b);
@@ -144,11 +88,11 @@ static void success_resets_consecutive(void **state)
 
 static void failures_age_out_of_window(void **state)
 {
-    fx_t *f = *state;
+    test_breaker_fx_t *f = *state;
     fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
     o.failure_threshold = 3;
     o.window_ms = 1000;
-    fdn_breaker_t *b = mk(f, "w", &o);
+    fdn_breaker_t *b = test_breaker_make(f, "w", &o);
     run_fail(b);
     fdn_clock_advance(f->clk, 600 * MS);
     run_fail(b);
@@ -161,8 +105,8 @@ static void failures_age_out_of_window(void **state)
 
 static void open_half_open_close(void **state)
 {
-    fx_t *f = *state;
-    fdn_breaker_t *b = mk_basic(f, "h", 1, 100, 0);
+    test_breaker_fx_t *f = *state;
+    fdn_breaker_t *b = test_breaker_basic(f, "h", 1, 100, 0);
     run_fail(b);
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
     fdn_breaker_permit_t p, p2;
@@ -185,12 +129,12 @@ static void open_half_open_close(void **state)
 
 static void half_open_failure_reopens(void **state)
 {
-    fx_t *f = *state;
+    test_breaker_fx_t *f = *state;
     fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
     o.failure_threshold = 1;
     o.recovery_time_ms = 100;
     o.half_open_max_calls = 2;
-    fdn_breaker_t *b = mk(f, "h2", &o);
+    fdn_breaker_t *b = test_breaker_make(f, "h2", &o);
     run_fail(b);
     fdn_clock_advance(f->clk, 100 * MS);
     fdn_breaker_permit_t p1, p2, p3;
@@ -210,8 +154,8 @@ static void half_open_failure_reopens(void **state)
 
 static void probe_timeout_never_sticks(void **state)
 {
-    fx_t *f = *state;
-    fdn_breaker_t *b = mk_basic(f, "pt", 1, 100, 50);
+    test_breaker_fx_t *f = *state;
+    fdn_breaker_t *b = test_breaker_basic(f, "pt", 1, 100, 50);
     run_fail(b);
     fdn_clock_advance(f->clk, 100 * MS);
     fdn_breaker_permit_t lost, p;
@@ -242,8 +186,8 @@ static void probe_timeout_never_sticks(void **state)
  * timed out early and its success ignored, reopening a healthy dependency). */
 static void probe_timeout_counts_from_the_probe(void **state)
 {
-    fx_t *f = *state;
-    fdn_breaker_t *b = mk_basic(f, "pt2", 1, 100, 50);
+    test_breaker_fx_t *f = *state;
+    fdn_breaker_t *b = test_breaker_basic(f, "pt2", 1, 100, 50);
     run_fail(b);
     fdn_clock_advance(f->clk, 100 * MS);
     fdn_breaker_permit_t p1, p2, p;
@@ -267,8 +211,8 @@ static void probe_timeout_counts_from_the_probe(void **state)
 
 static void release_frees_probe_slot(void **state)
 {
-    fx_t *f = *state;
-    fdn_breaker_t *b = mk_basic(f, "rel", 1, 10, 0);
+    test_breaker_fx_t *f = *state;
+    fdn_breaker_t *b = test_breaker_basic(f, "rel", 1, 10, 0);
     run_fail(b);
     fdn_clock_advance(f->clk, 10 * MS);
     fdn_breaker_permit_t p;
@@ -291,11 +235,11 @@ static fdn_breaker_outcome_t classify_odd(int rc, int64_t dur, void *user)
 
 static void classify_callback(void **state)
 {
-    fx_t *f = *state;
+    test_breaker_fx_t *f = *state;
     fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
     o.failure_threshold = 2;
     o.classify = classify_odd;
-    fdn_breaker_t *b = mk(f, "cl", &o);
+    fdn_breaker_t *b = test_breaker_make(f, "cl", &o);
     fdn_breaker_permit_t p;
     fdn_breaker_acquire(b, &p);
     fdn_breaker_record(b, &p, 3);
@@ -311,13 +255,13 @@ static void classify_callback(void **state)
 
 static void rate_policy_count_window(void **state)
 {
-    fx_t *f = *state;
+    test_breaker_fx_t *f = *state;
     fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
     o.failure_threshold = 1000;
     o.failure_rate_pct = 50;
     o.rate_window_size = 10;
     o.minimum_calls = 4;
-    fdn_breaker_t *b = mk(f, "rate", &o);
+    fdn_breaker_t *b = test_breaker_make(f, "rate", &o);
     run_fail(b);
     run_fail(b);
     run_ok(b); /* 2/3 = 66% but only 3 calls */
@@ -342,14 +286,14 @@ static void rate_policy_count_window(void **state)
 
 static void rate_policy_time_window(void **state)
 {
-    fx_t *f = *state;
+    test_breaker_fx_t *f = *state;
     fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
     o.failure_threshold = 1000;
     o.failure_rate_pct = 50;
     o.rate_window_kind = FDN_BREAKER_WINDOW_TIME;
     o.rate_window_size = 2; /* seconds */
     o.minimum_calls = 4;
-    fdn_breaker_t *b = mk(f, "trate", &o);
+    fdn_breaker_t *b = test_breaker_make(f, "trate", &o);
     run_fail(b);
     run_fail(b);
     run_fail(b);
@@ -375,12 +319,12 @@ static int slow_fn(void *arg)
 
 static void slow_calls(void **state)
 {
-    fx_t *f = *state;
+    test_breaker_fx_t *f = *state;
     g_clk = f->clk;
     fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
     o.failure_threshold = 2;
     o.slow_call_ms = 200;
-    fdn_breaker_t *b = mk(f, "slow", &o);
+    fdn_breaker_t *b = test_breaker_make(f, "slow", &o);
     int rc;
     assert_int_equal(fdn_breaker_call(b, slow_fn, NULL, &rc), 0);
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
@@ -392,7 +336,7 @@ static void slow_calls(void **state)
     o2.slow_rate_pct = 60;
     o2.minimum_calls = 3;
     o2.rate_window_size = 5;
-    fdn_breaker_t *b2 = mk(f, "slow2", &o2);
+    fdn_breaker_t *b2 = test_breaker_make(f, "slow2", &o2);
     assert_int_equal(fdn_breaker_call(b2, ok_fn, NULL, &rc), 7);
     assert_int_equal(fdn_breaker_call(b2, slow_fn, NULL, &rc), 0);
     assert_int_equal(fdn_breaker_state(b2), FDN_BREAKER_CLOSED);
@@ -405,8 +349,8 @@ static void slow_calls(void **state)
 
 static void force_open_disable_reset(void **state)
 {
-    fx_t *f = *state;
-    fdn_breaker_t *b = mk_basic(f, "m", 1, 0, 0);
+    test_breaker_fx_t *f = *state;
+    fdn_breaker_t *b = test_breaker_basic(f, "m", 1, 0, 0);
     int ran = 0, rc;
     fdn_breaker_force_open(b);
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_FORCED_OPEN);
@@ -430,11 +374,11 @@ static void force_open_disable_reset(void **state)
 /* §11.6: default tolerance 5 (threshold 6): 6 failures -> blown; reset -> ok. */
 static void ref_default_tolerance(void **state)
 {
-    fx_t *f = *state;
+    test_breaker_fx_t *f = *state;
     fdn_breaker_opts_t o;
     assert_int_equal(fdn_breaker_opts_from_tolerance(&o, 5, 60000), 0);
     assert_int_equal(o.failure_threshold, 6);
-    fdn_breaker_t *b = mk(f, "ref", &o);
+    fdn_breaker_t *b = test_breaker_make(f, "ref", &o);
     int ran = 0, rc;
     for (int i = 0; i < 5; i++) {
         assert_int_equal(fdn_breaker_call(b, fail_fn, &ran, &rc), FDN_EIO);
@@ -456,10 +400,10 @@ static void ref_default_tolerance(void **state)
 /* §11.6: T=2, R=100: 2 failures closed, 3rd opens; after 150 ms closed again (via probe). */
 static void ref_exact_options(void **state)
 {
-    fx_t *f = *state;
+    test_breaker_fx_t *f = *state;
     fdn_breaker_opts_t o;
     fdn_breaker_opts_from_tolerance(&o, 2, 100);
-    fdn_breaker_t *b = mk(f, "t2", &o);
+    fdn_breaker_t *b = test_breaker_make(f, "t2", &o);
     run_fail(b);
     run_fail(b);
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
@@ -472,11 +416,11 @@ static void ref_exact_options(void **state)
 
 static void ref_many_successes_and_independence(void **state)
 {
-    fx_t *f = *state;
+    test_breaker_fx_t *f = *state;
     fdn_breaker_opts_t o;
     fdn_breaker_opts_from_tolerance(&o, 2, 60000);
-    fdn_breaker_t *a = mk(f, "a", &o);
-    fdn_breaker_t *c = mk(f, "c", &o);
+    fdn_breaker_t *a = test_breaker_make(f, "a", &o);
+    fdn_breaker_t *c = test_breaker_make(f, "c", &o);
     int rc;
     for (int i = 0; i < 1000; i++)
         assert_int_equal(fdn_breaker_call(a, ok_fn, NULL, &rc), 7);
@@ -494,12 +438,12 @@ static void ref_many_successes_and_independence(void **state)
 
 static void set_lookup_and_install(void **state)
 {
-    fx_t *f = *state;
+    test_breaker_fx_t *f = *state;
     fdn_breaker_t *b = NULL, *b2 = NULL;
     assert_int_equal(fdn_breaker_get(f->set, "nope", &b), FDN_EBREAKER_NOT_FOUND);
     fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
     o.failure_threshold = 1;
-    b = mk(f, "svc", &o);
+    b = test_breaker_make(f, "svc", &o);
     assert_int_equal(fdn_breaker_create_in(f->set, "svc", &o, &b2), FDN_EEXIST);
     assert_ptr_equal(b, b2);
     assert_int_equal(fdn_breaker_get(f->set, "svc", &b2), 0);
@@ -543,7 +487,7 @@ static void set_lookup_and_install(void **state)
  * window still counts failures. */
 static void huge_window_no_overflow(void **state)
 {
-    fx_t *f = *state;
+    test_breaker_fx_t *f = *state;
     fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
     o.failure_threshold = 2;
     o.window_ms = INT64_MAX / 2;
@@ -551,7 +495,7 @@ static void huge_window_no_overflow(void **state)
     assert_int_equal(fdn_breaker_opts_validate(&o, NULL), FDN_EINVAL);
     assert_int_equal(fdn_breaker_create_in(f->set, "huge", &o, NULL), FDN_EINVAL);
     o.window_ms = INT64_MAX / MS / 4;
-    fdn_breaker_t *b = mk(f, "big", &o);
+    fdn_breaker_t *b = test_breaker_make(f, "big", &o);
     run_fail(b);
     fdn_clock_advance(f->clk, 1000000 * MS);
     run_fail(b);
@@ -573,8 +517,8 @@ static void standalone(void **state)
 /* fdn_breaker_ask answers what acquire would, with none of its effects (fuse's ask). */
 static void ask_has_no_side_effects(void **state)
 {
-    fx_t *f = *state;
-    fdn_breaker_t *b = mk_basic(f, "asked", 2, 1000, 0);
+    test_breaker_fx_t *f = *state;
+    fdn_breaker_t *b = test_breaker_basic(f, "asked", 2, 1000, 0);
     assert_int_equal(fdn_breaker_ask(NULL), FDN_EINVAL);
     assert_int_equal(fdn_breaker_ask(b), 0);
     for (int i = 0; i < 2; i++) {
@@ -613,25 +557,43 @@ static void ask_has_no_side_effects(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(closed_to_open_on_threshold, setup, teardown),
-        cmocka_unit_test_setup_teardown(ask_has_no_side_effects, setup, teardown),
-        cmocka_unit_test_setup_teardown(success_resets_consecutive, setup, teardown),
-        cmocka_unit_test_setup_teardown(failures_age_out_of_window, setup, teardown),
-        cmocka_unit_test_setup_teardown(open_half_open_close, setup, teardown),
-        cmocka_unit_test_setup_teardown(half_open_failure_reopens, setup, teardown),
-        cmocka_unit_test_setup_teardown(probe_timeout_never_sticks, setup, teardown),
-        cmocka_unit_test_setup_teardown(probe_timeout_counts_from_the_probe, setup, teardown),
-        cmocka_unit_test_setup_teardown(release_frees_probe_slot, setup, teardown),
-        cmocka_unit_test_setup_teardown(classify_callback, setup, teardown),
-        cmocka_unit_test_setup_teardown(rate_policy_count_window, setup, teardown),
-        cmocka_unit_test_setup_teardown(rate_policy_time_window, setup, teardown),
-        cmocka_unit_test_setup_teardown(slow_calls, setup, teardown),
-        cmocka_unit_test_setup_teardown(force_open_disable_reset, setup, teardown),
-        cmocka_unit_test_setup_teardown(ref_default_tolerance, setup, teardown),
-        cmocka_unit_test_setup_teardown(ref_exact_options, setup, teardown),
-        cmocka_unit_test_setup_teardown(ref_many_successes_and_independence, setup, teardown),
-        cmocka_unit_test_setup_teardown(set_lookup_and_install, setup, teardown),
-        cmocka_unit_test_setup_teardown(huge_window_no_overflow, setup, teardown),
+        cmocka_unit_test_setup_teardown(closed_to_open_on_threshold, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(ask_has_no_side_effects, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(success_resets_consecutive, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(failures_age_out_of_window, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(open_half_open_close, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(half_open_failure_reopens, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(probe_timeout_never_sticks, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(probe_timeout_counts_from_the_probe, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(release_frees_probe_slot, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(classify_callback, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(rate_policy_count_window, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(rate_policy_time_window, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(slow_calls, test_breaker_setup, test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(force_open_disable_reset, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(ref_default_tolerance, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(ref_exact_options, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(ref_many_successes_and_independence, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(set_lookup_and_install, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(huge_window_no_overflow, test_breaker_setup,
+                                        test_breaker_teardown),
         cmocka_unit_test(standalone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,44 +11,9 @@
 
 #include <fdn/breaker.h>
 
+#include "breaker_fixture.h"
+
 #define MS 1000000LL
-
-typedef struct fx {
-    fdn_clock_t *clk;
-    fdn_breakers_t *set;
-} fx_t;
-
-static int setup(void **state)
-{
-    fx_t *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    assert_int_equal(fdn_clock_manual_create(&f->clk, 1000 * MS, 1700000000000LL * MS), 0);
-    assert_int_equal(fdn_breakers_create(&f->set, NULL), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx_t *f = *state;
-    fdn_breakers_destroy(f->set);
-    fdn_clock_destroy(f->clk);
-    free(f);
-    return 0;
-}
-
-static fdn_breaker_t *mk(fx_t *f, const char *name, uint32_t threshold, int64_t recovery_ms,
-                         int64_t probe_timeout_ms)
-{
-    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
-    o.failure_threshold = threshold;
-    o.recovery_time_ms = recovery_ms;
-    o.probe_timeout_ms = probe_timeout_ms;
-    o.clock = f->clk;
-    fdn_breaker_t *b = NULL;
-    assert_int_equal(fdn_breaker_create_in(f->set, name, &o, &b), 0);
-    return b;
-}
 
 static uint64_t take(fdn_breaker_t *b)
 {
@@ -59,8 +24,8 @@ static uint64_t take(fdn_breaker_t *b)
 
 static void tickets_count_like_permits(void **state)
 {
-    fx_t *f = *state;
-    fdn_breaker_t *b = mk(f, "t", 2, 1000, 5000);
+    test_breaker_fx_t *f = *state;
+    fdn_breaker_t *b = test_breaker_basic(f, "t", 2, 1000, 5000);
     uint64_t a = take(b), c = take(b), d = take(b);
     assert_int_not_equal(a, c);
     assert_int_equal(fdn_breaker_report_ticket(b, a, FDN_BREAKER_SUCCESS, -1), 0);
@@ -80,8 +45,8 @@ static void tickets_count_like_permits(void **state)
 /* A ticket never reported is a failure once its probe timeout has passed. */
 static void unreported_ticket_counts_as_failure(void **state)
 {
-    fx_t *f = *state;
-    fdn_breaker_t *b = mk(f, "lost", 1, 1000, 100);
+    test_breaker_fx_t *f = *state;
+    fdn_breaker_t *b = test_breaker_basic(f, "lost", 1, 1000, 100);
     uint64_t t = take(b);
     assert_int_equal(fdn_clock_advance(f->clk, 99 * MS), 0);
     assert_int_equal(fdn_breaker_tickets_settle(b), 1); /* not yet */
@@ -97,8 +62,8 @@ static void unreported_ticket_counts_as_failure(void **state)
 /* A client that takes the half-open probe and dies cannot hold the breaker half-open. */
 static void dead_probe_reopens(void **state)
 {
-    fx_t *f = *state;
-    fdn_breaker_t *b = mk(f, "probe", 1, 1000, 200);
+    test_breaker_fx_t *f = *state;
+    fdn_breaker_t *b = test_breaker_basic(f, "probe", 1, 1000, 200);
     assert_int_equal(fdn_breaker_report_ticket(b, take(b), FDN_BREAKER_FAILURE, -1), 0);
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
     assert_int_equal(fdn_clock_advance(f->clk, 1000 * MS), 0);
@@ -121,9 +86,9 @@ static void dead_probe_reopens(void **state)
 
 static void slow_and_ignore_outcomes(void **state)
 {
-    fx_t *f = *state;
+    test_breaker_fx_t *f = *state;
     /* no rate policy: a slow call is a failure */
-    fdn_breaker_t *b = mk(f, "slow", 1, 1000, 5000);
+    fdn_breaker_t *b = test_breaker_basic(f, "slow", 1, 1000, 5000);
     assert_int_equal(fdn_breaker_report_ticket(b, take(b), FDN_BREAKER_SLOW, -1), 0);
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
     /* slow_call_ms: a success reported with a long duration is slow */
@@ -152,8 +117,8 @@ static void slow_and_ignore_outcomes(void **state)
 
 static void ticket_table_is_bounded(void **state)
 {
-    fx_t *f = *state;
-    fdn_breaker_t *b = mk(f, "full", 5, 1000, 5000);
+    test_breaker_fx_t *f = *state;
+    fdn_breaker_t *b = test_breaker_basic(f, "full", 5, 1000, 5000);
     uint64_t first = take(b);
     for (int i = 1; i < FDN_BREAKER_TICKETS_MAX; i++)
         (void)take(b);
@@ -169,9 +134,9 @@ static void ticket_table_is_bounded(void **state)
 
 static void removed_breaker_is_unlisted_and_comes_back_fresh(void **state)
 {
-    fx_t *f = *state;
-    fdn_breaker_t *b = mk(f, "gone", 1, 1000, 5000);
-    (void)mk(f, "stays", 1, 1000, 5000);
+    test_breaker_fx_t *f = *state;
+    fdn_breaker_t *b = test_breaker_basic(f, "gone", 1, 1000, 5000);
+    (void)test_breaker_basic(f, "stays", 1, 1000, 5000);
     assert_int_equal(fdn_breaker_report_ticket(b, take(b), FDN_BREAKER_FAILURE, -1), 0);
     assert_int_equal(fdn_breaker_remove(f->set, "gone"), 0);
     assert_int_equal(fdn_breaker_remove(f->set, "gone"), FDN_EBREAKER_NOT_FOUND);
@@ -278,8 +243,8 @@ static void *settle_main(void *arg)
 
 static void tickets_from_many_threads(void **state)
 {
-    fx_t *f = *state;
-    race_t r = {.b = mk(f, "race", 5, 1000, 60000)};
+    test_breaker_fx_t *f = *state;
+    race_t r = {.b = test_breaker_basic(f, "race", 5, 1000, 60000)};
     pthread_t th[4], st;
     assert_int_equal(pthread_create(&st, NULL, settle_main, &r), 0);
     for (int i = 0; i < 4; i++)
@@ -297,15 +262,21 @@ static void tickets_from_many_threads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(tickets_count_like_permits, setup, teardown),
-        cmocka_unit_test_setup_teardown(unreported_ticket_counts_as_failure, setup, teardown),
-        cmocka_unit_test_setup_teardown(dead_probe_reopens, setup, teardown),
-        cmocka_unit_test_setup_teardown(slow_and_ignore_outcomes, setup, teardown),
-        cmocka_unit_test_setup_teardown(ticket_table_is_bounded, setup, teardown),
-        cmocka_unit_test_setup_teardown(removed_breaker_is_unlisted_and_comes_back_fresh, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(tickets_count_like_permits, test_breaker_setup_quiet,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(unreported_ticket_counts_as_failure,
+                                        test_breaker_setup_quiet, test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(dead_probe_reopens, test_breaker_setup_quiet,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(slow_and_ignore_outcomes, test_breaker_setup_quiet,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(ticket_table_is_bounded, test_breaker_setup_quiet,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(removed_breaker_is_unlisted_and_comes_back_fresh,
+                                        test_breaker_setup_quiet, test_breaker_teardown),
         cmocka_unit_test(options_from_json),
-        cmocka_unit_test_setup_teardown(tickets_from_many_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(tickets_from_many_threads, test_breaker_setup_quiet,
+                                        test_breaker_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -183,6 +183,16 @@ static void prefix_end(void **state)
     assert_int_equal(fdn__etcd_prefix_end(out, sizeof(out), "a\xff\xff", 3), 1);
     assert_memory_equal(out, "b", 1);
     assert_int_equal(fdn__etcd_prefix_end(out, sizeof(out), "\xff", 1), 0);
+    /* a namespace's keys: the prefix cut at plen (its trailing '/' dropped by the caller) */
+    char *key = NULL, *end = NULL;
+    size_t kl = 0, el = 0;
+    assert_int_equal(fdn__etcd_ns_keys("/fdn/reg//", 8, "prod", &key, &kl, &end, &el), 0);
+    assert_string_equal(key, "/fdn/reg/prod/");
+    assert_int_equal(kl, 14);
+    assert_int_equal(el, 14);
+    assert_memory_equal(end, "/fdn/reg/prod0", 14);
+    fdn__free(key);
+    fdn__free(end);
 }
 
 static fdn__etcd_kv_t kv_of(char *key, char *value)
@@ -221,6 +231,17 @@ static void entry_values(void **state)
     assert_int_equal(fdn_registry_instance_meta_at(i, 2, &mk, &mv), FDN_ENOENT);
     assert_string_equal(fdn_registry_instance_meta(i, "zone"), "c");
     assert_null(fdn_registry_instance_meta(i, "none"));
+    char *js = NULL;
+    assert_int_equal(fdn_registry_instances_json(&i, 1, &js), 0);
+    assert_string_equal(js,
+                        "[{\"service\":\"svc\",\"instance\":\"i-1\",\"endpoint\":\"http://h:1\","
+                        "\"owner\":\"me:1\",\"lease\":77,\"mod_revision\":4,"
+                        "\"meta\":{\"pid\":\"42\",\"zone\":\"c\"}}]");
+    fdn_free(js);
+    assert_int_equal(fdn_registry_instances_json(NULL, 0, &js), 0);
+    assert_string_equal(js, "[]");
+    fdn_free(js);
+    assert_int_equal(fdn_registry_instances_json(NULL, 1, &js), FDN_EINVAL);
     fdn_registry_instance_release(i);
     /* too large for max_value */
     assert_int_equal(fdn__registry_instance_from_kv("/p/ns/", 6, &kv, vl - 1, &i), FDN_EPARSE);

@@ -66,23 +66,10 @@ static int list(const list_opts_t *o)
         return CLI_FAIL;
     }
     if (o->json) {
-        json_t *arr = json_array();
-        for (size_t i = 0; arr != NULL && i < n; i++) {
-            json_t *meta = json_object();
-            for (size_t k = 0; meta != NULL && k < fdn_registry_instance_meta_count(v[i]); k++) {
-                const char *key, *val;
-                if (fdn_registry_instance_meta_at(v[i], k, &key, &val) == 0)
-                    json_object_set_new(meta, key, json_string(val));
-            }
-            json_array_append_new(
-                arr, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o*}", "service",
-                               fdn_registry_instance_service(v[i]), "instance",
-                               fdn_registry_instance_name(v[i]), "endpoint",
-                               fdn_registry_instance_endpoint(v[i]), "owner",
-                               fdn_registry_instance_owner(v[i]), "lease",
-                               (json_int_t)fdn_registry_instance_lease(v[i]), "mod_revision",
-                               (json_int_t)fdn_registry_instance_mod_revision(v[i]), "meta", meta));
-        }
+        char *entries = NULL;
+        json_t *arr =
+            fdn_registry_instances_json(v, n, &entries) == 0 ? json_loads(entries, 0, NULL) : NULL;
+        fdn_free(entries);
         json_t *out =
             json_pack("{s:s, s:I, s:I, s:o*}", "namespace", fdn_registry_name(reg), "revision",
                       (json_int_t)st.revision, "count", (json_int_t)n, "entries", arr);

@@ -1,0 +1,130 @@
+# shellcheck shell=bash
+# The process handling shared by the throwaway engine servers (scripts/etcd-server.sh,
+# scripts/redis-server.sh, scripts/pg-server.sh), sourced by each. A script sets
+#   SERVER_NAME   the engine's name in messages; also the command the default server_check
+#                 looks for
+#   SERVER_LOG    its log, relative to DIR (named when a start fails)
+# defines the hooks
+#   server_launch_new    start on fresh ports (server_port); 0 once it answers, having written
+#                        DIR/url and whatever restart needs (its ports)
+#   server_launch_again  start again on the same ports and data (restart)
+# and may redefine server_check (is the engine installed?), server_prepare (once, before the
+# first launch of a start), server_pid (the daemon's pid; default DIR/pid) and server_shutdown
+# (a graceful stop; default SIGTERM, 5 s, then SIGKILL). Then it calls server_main "$@", which
+# gives every script the same command line:
+#   SCRIPT start DIR    start one with its files in DIR; prints its URL and writes it to DIR/url
+#   SCRIPT stop DIR     stop it and remove DIR
+#   SCRIPT kill DIR     SIGKILL it (and its children), keep DIR (a crash, for chaos tests)
+#   SCRIPT restart DIR  start it again on the same ports after kill
+# Daemons run in a session of their own with stdin, stdout and stderr redirected, so they
+# never hold the caller's pipes.
+
+server_usage() {
+    echo "usage: $0 start|stop|kill|restart DIR" >&2
+    exit 2
+}
+
+# A random port in 20000..59999 (a launch on a taken one fails and the next try picks again).
+server_port() {
+    echo $((20000 + RANDOM % 40000))
+}
+
+# server_spawn LOG CMD...: CMD in a session of its own, stdio redirected (output appended to
+# LOG); its pid in DIR/pid.
+server_spawn() {
+    local log=$1
+    shift
+    setsid "$@" </dev/null >>"$log" 2>&1 &
+    echo $! >"$dir/pid"
+}
+
+# server_wait_ready TRIES CHECK...: 0 once CHECK succeeds (polled every 50 ms, TRIES times);
+# 1 at once when the daemon of DIR/pid exits (a port was taken), or after TRIES polls (the
+# daemon is then killed).
+server_wait_ready() {
+    local tries=$1
+    shift
+    for _ in $(seq 1 "$tries"); do
+        if ! kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
+            return 1
+        fi
+        if "$@"; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    kill -9 "$(cat "$dir/pid")" 2>/dev/null || true
+    return 1
+}
+
+# server_kill PID: SIGKILL PID and its children, then wait (4 s at most) until it is gone (its
+# ports closed). No PID: nothing to do.
+server_kill() {
+    local pid=${1:-}
+    [[ -n "$pid" ]] || return 0
+    pkill -9 -P "$pid" 2>/dev/null || true
+    kill -9 "$pid" 2>/dev/null || true
+    for _ in $(seq 1 200); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.02
+    done
+}
+
+server_check() {
+    command -v "$SERVER_NAME" >/dev/null ||
+        { echo "$SERVER_NAME is not installed (scripts/deps.sh)" >&2; exit 1; }
+}
+
+server_prepare() {
+    :
+}
+
+server_pid() {
+    if [[ -f "$dir/pid" ]]; then cat "$dir/pid"; fi
+}
+
+server_shutdown() {
+    local pid
+    pid=$(server_pid)
+    [[ -n "$pid" ]] || return 0
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -9 "$pid" 2>/dev/null || true
+}
+
+server_main() {
+    cmd=${1:-}
+    dir=${2:-}
+    [[ -n "$cmd" && -n "$dir" ]] || server_usage
+    case "$cmd" in
+    start)
+        server_check
+        mkdir -p "$dir"
+        server_prepare
+        for _ in $(seq 1 20); do
+            if server_launch_new; then
+                cat "$dir/url"
+                exit 0
+            fi
+        done
+        echo "could not start $SERVER_NAME (see $dir/$SERVER_LOG)" >&2
+        exit 1
+        ;;
+    restart)
+        server_launch_again
+        ;;
+    kill)
+        server_kill "$(server_pid)"
+        ;;
+    stop)
+        server_shutdown
+        rm -rf "$dir"
+        ;;
+    *)
+        server_usage
+        ;;
+    esac
+}

@@ -1,0 +1,108 @@
+/* DESIGN: the engine tests' helpers (see engine.h). The run id is set once (pthread_once) and
+ * the name counter is atomic, so any thread may name things; the rest keeps no state. */
+#include "engine.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fdn/clock.h>
+
+static pthread_once_t g_run_once = PTHREAD_ONCE_INIT;
+static unsigned g_run;
+
+static void run_init(void)
+{
+    g_run = (unsigned)getpid() ^ (unsigned)fdn_clock_wall_ns(NULL);
+}
+
+void test_engine_url_of(const char *dir, char *url, size_t cap)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/url", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(url, (int)cap, f));
+    fclose(f);
+    url[strcspn(url, "\n")] = '\0';
+}
+
+void test_engine_fixture_url(const char *env, char *url, size_t cap)
+{
+    const char *dir = getenv(env);
+    assert_non_null(dir);
+    test_engine_url_of(dir, url, cap);
+    pthread_once(&g_run_once, run_init);
+}
+
+char test_etcd_url[128];
+
+int test_engine_etcd_setup(void **state)
+{
+    (void)state;
+    test_engine_fixture_url("FDN_TEST_ETCD_DIR", test_etcd_url, sizeof(test_etcd_url));
+    return 0;
+}
+
+void test_engine_script(const char *script, const char *cmd, const char *dir)
+{
+    const char *src = getenv("FDN_SOURCE_DIR");
+    assert_non_null(src);
+    char line[1400];
+    snprintf(line, sizeof(line), "bash %s/scripts/%s %s %s >/dev/null", src, script, cmd, dir);
+    assert_int_equal(system(line), 0);
+}
+
+test_engine_server_t *test_engine_server_start(const char *script)
+{
+    test_engine_server_t *s = calloc(1, sizeof(*s));
+    assert_non_null(s);
+    s->script = script;
+    snprintf(s->dir, sizeof(s->dir), "/tmp/fdn-test-engine-XXXXXX");
+    assert_non_null(mkdtemp(s->dir));
+    test_engine_script(script, "start", s->dir);
+    test_engine_url_of(s->dir, s->url, sizeof(s->url));
+    return s;
+}
+
+void test_engine_server_stop(test_engine_server_t *s)
+{
+    if (s == NULL)
+        return;
+    test_engine_script(s->script, "stop", s->dir);
+    free(s);
+}
+
+unsigned test_engine_run(void)
+{
+    pthread_once(&g_run_once, run_init);
+    return g_run;
+}
+
+void test_engine_unique_name(char *buf, size_t cap, const char *what)
+{
+    static atomic_uint seq;
+    snprintf(buf, cap, "%s-%u-%u", what, test_engine_run(), atomic_fetch_add(&seq, 1));
+}
+
+int64_t test_now_ms(void)
+{
+    return fdn_clock_mono_ns(NULL) / 1000000;
+}
+
+void test_pause_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
