@@ -276,9 +276,9 @@ static void exemplars_in_openmetrics(void **state)
     fdn_histogram_observe_exemplar(h, 0.0005, "correlation_id", NULL);
     fdn_histogram_observe_exemplar(NULL, 0.0005, "correlation_id", "x"); /* no-op */
 
-    static membuf_t m;
+    static test_text_t m;
     m.len = 0;
-    assert_int_equal(fdn_telemetry_write_openmetrics(tm, mem_sink, &m), 0);
+    assert_int_equal(fdn_telemetry_write_openmetrics(tm, test_text_sink, &m), 0);
     const char *b1 = strstr(m.buf, "a_wait_seconds_bucket{le=\"0.001\"} 5\n");
     if (b1 == NULL)
         fail_msg("bucket 0.001 without exemplar missing:\n%s", m.buf);
@@ -299,7 +299,7 @@ static void exemplars_in_openmetrics(void **state)
 
     m.len = 0;
     m.buf[0] = '\0';
-    assert_int_equal(fdn_telemetry_write_prometheus(tm, mem_sink, &m), 0);
+    assert_int_equal(fdn_telemetry_write_prometheus(tm, test_text_sink, &m), 0);
     assert_non_null(strstr(m.buf, "a_wait_seconds_bucket{le=\"0.1\"} 7\n"));
     assert_null(strstr(m.buf, "correlation_id"));
 

@@ -188,7 +188,7 @@ static void config_update_families(void **state)
     test_rt_t *f = *state;
     fdn_runtime_t *rt = f->rt;
     fdn_config_t *cfg = fdn_runtime_config(rt);
-    static membuf_t m;
+    static test_text_t m;
 
     assert_int_equal(fdn_config_update_double(cfg, "ai.planning.sampling_rate", 0.5, NULL), 0);
     assert_int_equal(fdn_config_update_json(cfg, "ai.planning.sampling_rate", "2.0", NULL),
