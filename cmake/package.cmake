@@ -20,6 +20,18 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_SECTION libs)
 set(CPACK_DEBIAN_ENABLE_COMPONENT_DEPENDS ON)
+# DEBIAN/shlibs for libfdn (lintian: no-shlibs), so packages built against it get a Depends
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")
+# each package carries the licence as /usr/share/doc/<package>/copyright (Debian policy 12.5)
+foreach(_c libfdn dev fdn)
+  set(_p ${_c})
+  if(_c STREQUAL dev)
+    set(_p libfdn-dev)
+  endif()
+  install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/LICENSE DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/${_p}
+    RENAME copyright COMPONENT ${_c} EXCLUDE_FROM_ALL)
+endforeach()
 
 set(CPACK_DEBIAN_LIBFDN_PACKAGE_NAME libfdn)
 set(CPACK_COMPONENT_LIBFDN_DESCRIPTION "Foundation for C: shared libraries (libfdn, libfdn_admin)")

@@ -10,6 +10,7 @@ PKGS=(
     libzstd-dev libxxhash-dev libcurl4-openssl-dev curl prometheus jq
     libhiredis-dev redis-server etcd-server etcd-client libsystemd-dev doxygen
     libpq-dev postgresql-15 postgresql-client-15
+    chromium chromium-driver
 )
 
 missing=()

@@ -185,6 +185,10 @@ bool fdn__admin_fd_same_socket(int mine, int other);
  * telemetry, so no family is written twice. */
 int fdn__admin_add_metrics_fallback(fdn_admin_t *a, fdn_admin_metrics_fn fn, void *user);
 
+/** Register the status page, GET / (api_status.c; called by fdn_admin_create).
+ *  @return as fdn__admin_route_add */
+int fdn__admin_mount_status(fdn_admin_t *a);
+
 /** Emit per-request telemetry to tm (set by fdn_admin_mount_telemetry). Only before start.
  *  @return 0, FDN_EINVAL, FDN_EEXIST */
 int fdn__admin_set_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm);

@@ -658,7 +658,8 @@ int fdn_admin_create(fdn_admin_t **out, const fdn_admin_opts_t *opts, fdn_error_
         a->request_user = opts->request_user;
     }
     if (fdn__admin_route_add(a, "GET", "/health", h_health, a) < 0 ||
-        fdn__admin_route_add(a, "GET", "/metrics", h_metrics, a) < 0) {
+        fdn__admin_route_add(a, "GET", "/metrics", h_metrics, a) < 0 ||
+        fdn__admin_mount_status(a) < 0) {
         fdn_admin_destroy(a);
         return FDN_ENOMEM;
     }

@@ -45,7 +45,7 @@ if grep -q microhttpd <<<"$needed"; then
     echo "FAIL: libfdn.so needs libmicrohttpd"; exit 1
 fi
 # the program's man page
-[ -e "$prefix/share/man/man1/fdn.1" ] || { echo "FAIL: share/man/man1/fdn.1 not installed"; exit 1; }
+[ -e "$prefix/share/man/man1/fdn.1.gz" ] || { echo "FAIL: share/man/man1/fdn.1.gz not installed"; exit 1; }
 admin_files=("$prefix/lib/systemd/system/fdn.service" "$libdir/libfdn_admin.a" "$libdir/libfdn_admin.so" "$prefix/include/fdn/admin.h"
              "$libdir/pkgconfig/fdn-admin.pc" "$libdir/cmake/fdn/fdnAdminTargets.cmake")
 for f in "${admin_files[@]}"; do

@@ -45,7 +45,7 @@ if [ "$admin" = ON ]; then
     grep -q '/usr/include/fdn/admin.h$' "$work/dev.list" || { echo "FAIL: libfdn-dev lacks admin.h"; fail=1; }
     grep -q '^/usr/lib/systemd/system/fdn.service$' "$work/fdn.list" || { echo "FAIL: fdn lacks the unit"; fail=1; }
 fi
-for f in '^/usr/bin/fdn$' '^/usr/share/man/man1/fdn\.1'; do
+for f in '^/usr/bin/fdn$' '^/usr/share/man/man1/fdn\.1\.gz$'; do
     grep -qE "$f" "$work/fdn.list" || { echo "FAIL: fdn lacks $f"; fail=1; }
 done
 depends=$(dpkg-deb -f "$(deb libfdn-dev)" Depends)

@@ -1,0 +1,347 @@
+#!/usr/bin/env bash
+# The status page (GET /, src/admin/status.html served by src/admin/api_status.c) in a real
+# browser: headless Chromium driven through chromedriver (Debian `chromium`, `chromium-driver`;
+# W3C WebDriver over HTTP from Python's standard library). Against a real `fdn serve` driven
+# into a known state (a breaker open and one closed, events with correlation ids, config
+# updates, limiter checks allowed and denied) and against fdn_alert_target (a runtime with a
+# pool of two workers, both checked out), it checks that
+#   - the numbers the page shows equal what the JSON API answers at the same moment: runtime
+#     and service health, breakers with state and counts, pools with in-use/idle/waiters,
+#     limiter decisions and keys, event counts and the latest events, the config changes;
+#   - the type and correlation-id filters show exactly the events the API returns for them;
+#   - the page updates by itself: a breaker opened and an event appended after it loaded
+#     show up without reloading;
+#   - an endpoint the server does not mount shows as unavailable (the alert target has no
+#     event store endpoints), and nothing on the page comes from another origin;
+#   - with --token-file, GET / without the token is 401 like the API, and with the token
+#     (sent by the browser on every request) the page loads its data.
+# Screenshots are saved as test artifacts under $FDN_BINARY_DIR/test-artifacts/.
+# Synchronisation: servers' listen lines; the page counts its refreshes in
+# <body data-refreshes>, which the test polls (bounded) before comparing.
+# Skips (exit 0 with a note) when chromium or chromedriver is missing.
+set -euo pipefail
+: "${FDN_SOURCE_DIR:?}" "${FDN_BINARY_DIR:?}"
+FDN="$FDN_BINARY_DIR/bin/fdn"
+TARGET="$FDN_BINARY_DIR/bin/fdn_alert_target"
+for t in chromium chromedriver jq curl python3; do
+    command -v $t >/dev/null || { echo "SKIP: $t not installed (scripts/deps.sh installs chromium and chromium-driver)"; exit 0; }
+done
+ART="$FDN_BINARY_DIR/test-artifacts"
+mkdir -p "$ART"
+TMP="$(mktemp -d)"
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+read_port() {
+    local line
+    while IFS= read -r -t 60 line <&"$1"; do
+        if [[ "$line" =~ listening\ on\ http://127\.0\.0\.1:([0-9]+) ]]; then
+            echo "${BASH_REMATCH[1]}"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# --- servers
+exec 3< <(exec "$FDN" serve --data-dir "$TMP/main" --listen 127.0.0.1:0 2>"$TMP/main.err")
+PIDS+=($!)
+PORT="$(read_port 3)" || fail "fdn serve did not start: $(cat "$TMP/main.err")"
+head -c 32 /dev/urandom | base64 >"$TMP/token"
+exec 4< <(exec "$FDN" serve --data-dir "$TMP/tok" --listen 127.0.0.1:0 --token-file "$TMP/token" 2>"$TMP/tok.err")
+PIDS+=($!)
+TPORT="$(read_port 4)" || fail "fdn serve --token-file did not start: $(cat "$TMP/tok.err")"
+HPORT=""
+if [[ -x "$TARGET" ]]; then
+    coproc HELPER { exec "$TARGET" "$TMP/helper" 2>"$TMP/helper.err"; }
+    PIDS+=("$HELPER_PID")
+    HPORT="$(read_port "${HELPER[0]}")" || fail "alert target did not start: $(cat "$TMP/helper.err")"
+    # both workers out, and one checkout refused as full (in_use 2, idle 0, full 1, timeouts 0)
+    for c in hold full; do
+        echo $c >&"${HELPER[1]}"
+        IFS= read -r -t 60 r <&"${HELPER[0]}" && [[ "$r" == ok* ]] || fail "alert target: $c -> ${r:-nothing}"
+    done
+fi
+A="http://127.0.0.1:$PORT"
+code() { curl -s -o /dev/null -w '%{http_code}' --max-time 60 -X "$1" -H 'Content-Type: application/json' "$A$2" ${3:+--data-binary "$3"}; }
+
+# --- a known state
+[[ "$(code PUT /v1/breakers/db '{"failure_threshold":1,"recovery_time_ms":600000}')" == 201 ]] || fail "breaker db"
+[[ "$(code PUT /v1/breakers/cache '{"failure_threshold":5}')" == 201 ]] || fail "breaker cache"
+ticket="$(curl -s --max-time 60 -X POST "$A/v1/breakers/db/acquire" | jq -r .ticket)"
+[[ "$(code POST /v1/breakers/db/report '{"ticket":"'"$ticket"'","outcome":"failure"}')" == 20* ]] || fail "report"
+# two calls rejected, one failure: every count of db differs from the others
+for _ in 1 2; do [[ "$(code POST /v1/breakers/db/acquire)" == 503 ]] || fail "db should be open"; done
+for i in 1 2 3; do
+    [[ "$(code POST /v1/events '{"type":"user.login","data":{"n":'$i'},"correlation_id":"req-'$((i % 2))'"}')" == 201 ]] || fail "event"
+done
+[[ "$(code POST /v1/events '{"type":"order.placed","data":{"o":"<b>x</b>"},"correlation_id":"req-1"}')" == 201 ]] || fail "event"
+[[ "$(code PUT /v1/config/dev.debug_mode true)" == 200 ]] || fail "config"
+[[ "$(code PUT /v1/config/interface.max_results 250)" == 200 ]] || fail "config"
+code POST /v1/limiter/check '{"key":"k","limit":1,"window_ms":600000}' >/dev/null
+[[ "$(code POST /v1/limiter/check '{"key":"k","limit":1,"window_ms":600000}')" == 429 ]] || fail "limiter"
+# the config changes are stored asynchronously: wait until the API lists both
+for _ in $(seq 200); do
+    [[ "$(curl -s "$A/v1/events?type=config_updated" | jq .count)" == 2 ]] && break
+    sleep 0.05 # polling the server's asynchronous event writer, not ordering our own steps
+done
+[[ "$(curl -s "$A/v1/events?type=config_updated" | jq .count)" == 2 ]] || fail "config_updated events not stored"
+
+# --- the page over plain HTTP: same token rules as the API
+[[ "$(curl -s -o "$TMP/page.html" -w '%{http_code} %{content_type}' "$A/")" == "200 text/html; charset=utf-8" ]] || fail "GET / is not the HTML page"
+grep -q '<title>fdn status</title>' "$TMP/page.html" || fail "GET / is not the status page"
+if grep -Eqi '(src|href)="(https?:)?//' "$TMP/page.html"; then fail "the page loads an external asset"; fi
+[[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$TPORT/")" == 401 ]] || fail "GET / without the token should be 401"
+[[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(cat "$TMP/token")" "http://127.0.0.1:$TPORT/")" == 200 ]] ||
+    fail "GET / with the token should be 200"
+echo "ok: GET / serves the page; 401 without the token where one is set"
+
+# --- chromedriver + headless chromium
+CDPORT="$(free_port)"
+chromedriver --port="$CDPORT" >"$TMP/chromedriver.log" 2>&1 &
+PIDS+=($!)
+export CD="http://127.0.0.1:$CDPORT" MAIN="$A" TOKPORT="$TPORT" HELPPORT="$HPORT" ART TMP
+python3 - <<'EOF' || fail "status page checks (chromedriver log: $(tail -5 "$TMP/chromedriver.log"))"
+import base64, json, os, sys, time, urllib.request, urllib.error
+
+CD, MAIN, ART = os.environ["CD"], os.environ["MAIN"], os.environ["ART"]
+TOKEN = open(os.path.join(os.environ["TMP"], "token")).read().strip()
+
+def http_status(method, url, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            status, raw = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    return status, (json.loads(raw) if raw[:1] in (b"{", b"[") else raw)
+
+def http(method, url, body=None, headers=None):
+    return http_status(method, url, body, headers)[1]
+
+def api(path, base=MAIN, headers=None):
+    return http("GET", base + path, headers=headers)
+
+def wd(method, path, body=None):
+    status, r = http_status(method, CD + path, body)
+    if status != 200:
+        raise RuntimeError(f"webdriver {path}: HTTP {status}: {str(r)[:400]}")
+    return r["value"]
+
+def poll(what, fn, tries=300):
+    """Bounded polling of something asynchronous (the page's own fetch loop)."""
+    last = None
+    for _ in range(tries):
+        try:
+            last = fn()
+            if last:
+                return last
+        except RuntimeError:
+            raise
+        except Exception as e:  # the DOM may be between two renders
+            last = e
+        time.sleep(0.1)
+    raise AssertionError(f"timeout: {what}; last: {last!r}")
+
+failures = []
+def check(cond, msg):
+    if not cond:
+        failures.append(msg)
+        print("FAIL:", msg)
+
+# chromedriver up
+poll("chromedriver ready", lambda: http("GET", CD + "/status")["value"]["ready"])
+caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+    "binary": "/usr/bin/chromium",
+    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--window-size=1400,1300", "--hide-scrollbars"]}}}}
+sid = wd("POST", "/session", caps)["sessionId"]
+S = f"/session/{sid}"
+js = lambda script, *args: wd("POST", S + "/execute/sync", {"script": script, "args": list(args)})
+refreshes = lambda: int(js("return document.body.dataset.refreshes || '0';"))
+
+def load(url):
+    wd("POST", S + "/url", {"url": url})
+    poll("first refresh of " + url, lambda: refreshes() >= 1)
+
+def settle():
+    """Wait for two full refreshes that started after this call: the DOM then shows the
+    state the server had after it (nothing changes it meanwhile)."""
+    n = refreshes()
+    poll("two more refreshes", lambda: refreshes() >= n + 2)
+
+def shot(name):
+    png = base64.b64decode(wd("GET", S + "/screenshot"))
+    path = os.path.join(ART, name)
+    open(path, "wb").write(png)
+    check(png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10000, f"screenshot {name} is not a PNG")
+    print("artifact:", path)
+
+DOM = r"""
+const t = (id) => document.getElementById(id).textContent;
+const rows = (id, key) => Array.from(document.getElementById(id).querySelectorAll('tr[data-' + key + ']'));
+const cells = (tr) => Array.from(tr.children).map((td) => td.textContent);
+const byK = (tr) => Object.fromEntries(Array.from(tr.querySelectorAll('[data-k]')).map((td) => [td.dataset.k, td.textContent]));
+return {
+  status: t('rt-status'), running: t('rt-running'), services: t('rt-services'), error: t('fetch-error'),
+  svc: rows('services', 'service').map((tr) => [tr.dataset.service, cells(tr)]),
+  breakers: rows('breakers', 'breaker').map((tr) => [tr.dataset.breaker, byK(tr)]),
+  breakersText: t('breakers'),
+  pools: rows('pools', 'pool').map((tr) => [tr.dataset.pool, byK(tr)]),
+  lim: {allowed: t('lim-allowed'), denied: t('lim-denied'), keys: t('lim-keys'),
+        capacity: t('lim-capacity'), refused: t('lim-refused')},
+  ev: {count: t('ev-count'), stored: t('ev-stored'), newest: t('ev-newest'), types: t('ev-types'),
+       shown: t('ev-shown'), rate: t('ev-rate')},
+  events: rows('events', 'id').map((tr) => cells(tr)),
+  eventsText: t('events'),
+  changes: rows('cfg-changes', 'id').map((tr) => cells(tr)),
+  cfgTree: t('cfg-tree'),
+  html: document.getElementById('events').innerHTML,
+};
+"""
+
+def metric(text, name):
+    total = None
+    for line in text.decode().splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total = (total or 0) + float(line.rsplit(" ", 1)[1])
+    return total
+
+# ---- fdn serve
+load(MAIN + "/")
+settle()
+d = js(DOM)
+h = api("/health")
+check(d["error"] == "", f"the page reports fetch errors: {d['error']}")
+check(d["status"] == h["runtime"]["status"], f"runtime status {d['status']} != {h['runtime']['status']}")
+check(d["running"] == str(h["runtime"]["running"]) and d["services"] == str(h["runtime"]["services"]),
+      f"services running {d['running']}/{d['services']} != {h['runtime']['running']}/{h['runtime']['services']}")
+svc = dict(d["svc"])
+check(sorted(svc) == sorted(h["services"]), f"services {sorted(svc)} != {sorted(h['services'])}")
+for name, s in h["services"].items():
+    c = svc.get(name, ["", "", "", "", ""])
+    check(c[1] == s["status"], f"service {name} status {c[1]} != {s['status']}")
+    if "restarts" in s:
+        check(c[3] == str(s["restarts"]) and c[2] == s["state"], f"service {name}: {c} vs {s}")
+b = api("/v1/breakers")
+pb = dict(d["breakers"])
+check(sorted(pb) == sorted(x["name"] for x in b["breakers"]), f"breakers {sorted(pb)}")
+for x in b["breakers"]:
+    p = pb.get(x["name"], {})
+    for k in ("state", "total_failures", "total_rejected", "times_opened", "tickets_outstanding"):
+        check(p.get(k) == str(x[k]), f"breaker {x['name']} {k}: page {p.get(k)} api {x[k]}")
+    if x["state"] == "open":  # time to half-open, shown rounded to seconds or minutes
+        check(p.get("ms_until_half_open", "").endswith(("s", "min")), f"breaker {x['name']} time to half-open: {p}")
+check(pb.get("db", {}).get("state") == "open" and pb.get("cache", {}).get("state") == "closed",
+      f"expected db open and cache closed: {pb}")
+m = api("/metrics")
+for k, name in (("allowed", "fdn_rate_limiter_request_allowed_total"), ("denied", "fdn_rate_limiter_request_denied_total"),
+                ("keys", "fdn_rate_limiter_keys"), ("capacity", "fdn_rate_limiter_keys_capacity"),
+                ("refused", "fdn_rate_limiter_new_keys_refused_total")):
+    check(float(d["lim"][k]) == metric(m, name), f"limiter {k}: page {d['lim'][k]} /metrics {metric(m, name)}")
+check(d["lim"]["allowed"] == "1" and d["lim"]["denied"] == "1", f"limiter decisions {d['lim']}")
+st = api("/v1/events/stats")
+for k, a in (("count", "count"), ("stored", "events_stored"), ("newest", "newest_id"), ("types", "types_seen")):
+    check(d["ev"][k] == str(st[a]), f"events {k}: page {d['ev'][k]} api {st[a]}")
+latest = api("/v1/events?order=desc&limit=20")
+check([r[0] for r in d["events"]] == [str(e["id"]) for e in latest["events"]],
+      f"latest events {[r[0] for r in d['events']]} != {[e['id'] for e in latest['events']]}")
+check([r[2] for r in d["events"]] == [e["type"] for e in latest["events"]], "latest event types differ")
+check([r[3] for r in d["events"]] == [e.get("correlation_id") or "" for e in latest["events"]], "correlation ids differ")
+check("<b>x</b>" not in d["html"] and "&lt;b&gt;x&lt;/b&gt;" in d["html"], "event data was not escaped")
+ch = api("/v1/events?type=config_updated&order=desc&limit=10")
+check([r[2] for r in d["changes"]] == [e["data"]["path"] for e in ch["events"]] and len(ch["events"]) == 2,
+      f"config changes {d['changes']} vs {[e['data'] for e in ch['events']]}")
+check([r[0] for r in d["changes"]] == [str(e["data"]["revision"]) for e in ch["events"]], "config revisions differ")
+check(json.loads(d["cfgTree"]) == api("/v1/config"), "the configuration shown differs from GET /v1/config")
+shot("status_page.png")
+
+# filters: by type, then by correlation id too
+def typed(sel, text):
+    el = wd("POST", S + "/element", {"using": "css selector", "value": sel})
+    eid = list(el.values())[0]
+    wd("POST", S + f"/element/{eid}/clear", {})
+    if text:
+        wd("POST", S + f"/element/{eid}/value", {"text": text})
+
+def shown_ids():
+    return [r[0] for r in js(DOM)["events"]]
+
+typed("#f-type", "user.login")
+want = [str(e["id"]) for e in api("/v1/events?order=desc&limit=20&type=user.login")["events"]]
+check(len(want) == 3, f"api: {want}")
+poll("type filter", lambda: shown_ids() == want)
+typed("#f-corr", "req-1")
+want = [str(e["id"]) for e in api("/v1/events?order=desc&limit=20&type=user.login&correlation_id=req-1")["events"]]
+check(len(want) == 2, f"api: {want}")
+poll("type + correlation filter", lambda: shown_ids() == want)
+typed("#f-type", "")
+want = [str(e["id"]) for e in api("/v1/events?order=desc&limit=20&correlation_id=req-1")["events"]]
+poll("correlation filter", lambda: shown_ids() == want and js(DOM)["ev"]["shown"] == str(len(want)))
+typed("#f-corr", "no-such-id")
+poll("empty filter result", lambda: shown_ids() == [] and "no events match" in js(DOM)["eventsText"])
+typed("#f-corr", "")
+print("ok: filters by type and correlation id show what the API returns")
+
+# live update: an event appended and a breaker opened after the page loaded
+new_id = str(http("POST", MAIN + "/v1/events", {"type": "live.update", "data": {}})["id"])
+t2 = http("POST", MAIN + "/v1/breakers/cache/acquire")["ticket"]
+http("POST", MAIN + "/v1/breakers/cache/report", {"ticket": t2, "outcome": "failure"})
+http("PUT", MAIN + "/v1/breakers/cache", {"failure_threshold": 1, "recovery_time_ms": 600000})
+t3 = http("POST", MAIN + "/v1/breakers/cache/acquire")["ticket"]
+http("POST", MAIN + "/v1/breakers/cache/report", {"ticket": t3, "outcome": "failure"})
+check(api("/v1/breakers/cache")["state"] == "open", "cache breaker did not open")
+# (the breaker's transition is an event too: the newest ids are the API's newest)
+poll("new event on the page", lambda: new_id in shown_ids() and
+     shown_ids() == [str(e["id"]) for e in api("/v1/events?order=desc&limit=20")["events"]])
+poll("cache breaker open on the page", lambda: dict(js(DOM)["breakers"]).get("cache", {}).get("state") == "open")
+print("ok: the page follows the server without a reload")
+
+# ---- the alert target: pools, and endpoints it does not mount
+if os.environ.get("HELPPORT"):
+    H = "http://127.0.0.1:" + os.environ["HELPPORT"]
+    load(H + "/")
+    settle()
+    d = js(DOM)
+    pools = api("/v1/pools", H)
+    pp = dict(d["pools"])
+    check(sorted(pp) == sorted(x["name"] for x in pools["pools"]) and pools["count"] == 1, f"pools {pp}")
+    for x in pools["pools"]:
+        p = pp.get(x["name"], {})
+        for k in ("in_use", "available", "waiters", "checkouts", "timeouts", "full"):
+            check(p.get(k) == str(x[k]), f"pool {x['name']} {k}: page {p.get(k)} api {x[k]}")
+    check(pp.get("alert-pool", {}).get("in_use") == "2" and pp["alert-pool"].get("available") == "0"
+          and pp["alert-pool"].get("full") == "1",
+          f"the pool's two workers are checked out: {pp}")
+    check("unavailable" in d["eventsText"] and "/v1/events" in d["error"],
+          f"an unmounted endpoint should show as unavailable: {d['eventsText']!r} / {d['error']!r}")
+    shot("status_page_pools.png")
+    print("ok: pools match the API; unmounted endpoints show as unavailable")
+
+# ---- a server with a token: the browser sends it on every request (the page's fetches too)
+wd("POST", S + "/goog/cdp/execute", {"cmd": "Network.enable", "params": {}})
+wd("POST", S + "/goog/cdp/execute", {"cmd": "Network.setExtraHTTPHeaders",
+                                     "params": {"headers": {"Authorization": "Bearer " + TOKEN}}})
+T = "http://127.0.0.1:" + os.environ["TOKPORT"]
+load(T + "/")
+settle()
+d = js(DOM)
+h = api("/health", T, {"Authorization": "Bearer " + TOKEN})
+check(d["error"] == "" and d["running"] == str(h["runtime"]["running"]),
+      f"with the token the page loads its data: {d['error']!r} running {d['running']}")
+print("ok: with a token the page works when the browser sends it")
+
+wd("DELETE", S)
+if failures:
+    sys.exit(1)
+print("ok: the numbers on the page match the API")
+EOF
+echo "ok: status page in headless Chromium (screenshots in $ART)"
