@@ -67,14 +67,15 @@ static int event_from_body(json_t *o, fdn__http_resp_t *resp, fdn_event_t **out)
     return rc;
 }
 
-static json_t *event_json(const fdn_event_t *ev)
+/* A JSON answer already serialised (steals t->p). */
+static int text_reply(fdn__http_resp_t *resp, unsigned status, fdn__admin_text_t *t)
 {
-    char *s = NULL;
-    if (fdn_event_to_json(ev, &s) != 0)
-        return NULL;
-    json_t *j = json_loads(s, JSON_DECODE_ANY, NULL);
-    fdn_free(s);
-    return j;
+    resp->text = t->p;
+    resp->text_len = t->len;
+    resp->content_type = "application/json";
+    resp->status = status;
+    t->p = NULL;
+    return 0;
 }
 
 /* The store's answer to an append, on the writer thread (or the handler's, when the store
@@ -96,14 +97,10 @@ static void stored_done(int rc, uint64_t first_id, size_t n, bool batch, fdn__ht
         int k = snprintf(num, sizeof num, "],\"count\":%zu}", n);
         if (rc == 0)
             rc = fdn__admin_text_put(&t, num, (size_t)k);
-        if (rc == 0) {
-            resp->text = t.p;
-            resp->text_len = t.len;
-            resp->content_type = "application/json";
-            resp->status = 201;
-        } else {
+        if (rc == 0)
+            rc = text_reply(resp, 201, &t);
+        else
             fdn_free(t.p);
-        }
     } else {
         fdn_err_set(&resp->err, rc, "the %s not stored durably: %s",
                     batch ? "batch was" : "event was", fdn_strerror(rc));
@@ -217,9 +214,13 @@ static int h_get(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
         return fdn_err_set(&resp->err, rc, "no event with id %llu", (unsigned long long)id);
     if (rc < 0)
         return rc;
-    json_t *j = event_json(ev);
+    char *e = NULL;
+    rc = fdn_event_to_json(ev, &e);
     fdn_event_free(ev);
-    return fdn__http_reply(resp, 200, j);
+    if (rc < 0)
+        return rc;
+    fdn__admin_text_t t = {e, strlen(e), strlen(e) + 1};
+    return text_reply(resp, 200, &t);
 }
 
 static int q_i64(const fdn__http_req_t *req, fdn__http_resp_t *resp, const char *key, int64_t min,
@@ -286,20 +287,31 @@ static int h_query(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     rc = fdn_events_query(es, &q, &l);
     if (rc < 0)
         return rc;
-    json_t *arr = json_array();
+    /* {"events":[...],"count":n}: each event's compact JSON (fdn_event_to_json) as it is, the
+     * bytes json_dumps(JSON_COMPACT) would give after parsing it again */
     size_t n = fdn_event_list_count(l);
-    for (size_t i = 0; arr != NULL && i < n; i++) {
-        json_t *e = event_json(fdn_event_list_at(l, i));
-        if (e == NULL || json_array_append_new(arr, e) != 0) {
-            json_decref(arr);
-            arr = NULL;
-        }
+    fdn__admin_text_t t = {NULL, 0, 0};
+    rc = fdn__admin_text_put(&t, "{\"events\":[", 11);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char *e = NULL;
+        rc = fdn_event_to_json(fdn_event_list_at(l, i), &e);
+        if (rc == 0 && i > 0)
+            rc = fdn__admin_text_put(&t, ",", 1);
+        if (rc == 0)
+            rc = fdn__admin_text_put(&t, e, strlen(e));
+        fdn_free(e);
+    }
+    char tail[48];
+    int k = snprintf(tail, sizeof tail, "],\"count\":%zu}", n);
+    if (rc == 0)
+        rc = fdn__admin_text_put(&t, tail, (size_t)k);
+    if (rc < 0) {
+        fdn_event_list_free(l);
+        fdn_free(t.p);
+        return rc;
     }
     fdn_event_list_free(l);
-    if (arr == NULL)
-        return FDN_ENOMEM;
-    return fdn__http_reply(resp, 200,
-                           json_pack("{s:o, s:I}", "events", arr, "count", (json_int_t)n));
+    return text_reply(resp, 200, &t);
 }
 
 static int h_delete(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
