@@ -90,8 +90,8 @@ static void stored_done(int rc, uint64_t first_id, size_t n, bool batch, fdn__ht
         char num[48];
         rc = fdn__admin_text_put(&t, "{\"ids\":[", 8);
         for (size_t i = 0; rc == 0 && i < n; i++) {
-            int k = snprintf(num, sizeof num, i ? ",%llu" : "%llu",
-                             (unsigned long long)(first_id + i));
+            int k =
+                snprintf(num, sizeof num, i ? ",%llu" : "%llu", (unsigned long long)(first_id + i));
             rc = fdn__admin_text_put(&t, num, (size_t)k);
         }
         int k = snprintf(num, sizeof num, "],\"count\":%zu}", n);

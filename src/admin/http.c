@@ -111,9 +111,9 @@ struct fdn_admin {
     bool started;
     int listen_fd; /* bound by fdn_admin_bind, owned here until MHD starts; else -1 */
     _Atomic bool stopped;
-    _Atomic bool draining;      /* shutdown started: no new deferred request */
-    _Atomic uint64_t deferred;  /* deferred requests not completed yet */
-    pthread_mutex_t dmu;        /* shutdown waits on dcv for deferred == 0 */
+    _Atomic bool draining;     /* shutdown started: no new deferred request */
+    _Atomic uint64_t deferred; /* deferred requests not completed yet */
+    pthread_mutex_t dmu;       /* shutdown waits on dcv for deferred == 0 */
     pthread_cond_t dcv;
     struct MHD_Daemon *mhd;
     _Atomic uint16_t port;
@@ -858,8 +858,8 @@ typedef struct conn_ctx {
     fdn__admin_text_t body; /* the request body so far */
     bool seen;
     bool too_large;
-    bool parked;            /* a deferred answer: the connection was suspended for it */
-    fdn__http_resp_t resp;  /* the answer being prepared (heap: a deferred one outlives the call) */
+    bool parked;           /* a deferred answer: the connection was suspended for it */
+    fdn__http_resp_t resp; /* the answer being prepared (heap: a deferred one outlives the call) */
     fdn__http_async_t as;
 } conn_ctx_t;
 
@@ -952,8 +952,8 @@ static void mhd_wake(fdn__http_async_t *as)
 }
 
 /* Send a deferred answer (the completer has set DONE; on a server thread). */
-static enum MHD_Result send_deferred(fdn_admin_t *a, struct MHD_Connection *con,
-                                     const char *method, conn_ctx_t *c)
+static enum MHD_Result send_deferred(fdn_admin_t *a, struct MHD_Connection *con, const char *method,
+                                     conn_ctx_t *c)
 {
     c->parked = false;
     int rc = atomic_load_explicit(&c->as.state, memory_order_acquire) == AS_DONE
@@ -1147,12 +1147,12 @@ int fdn_admin_start(fdn_admin_t *a, fdn_error_t *err)
     a->started = true;
     a->mhd = MHD_start_daemon(
         MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_request, a,
-        MHD_OPTION_LISTEN_SOCKET,
-        (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)a->threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)a->max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)a->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)a->per_ip, MHD_OPTION_URI_LOG_CALLBACK,
-        on_uri, (void *)a, MHD_OPTION_NOTIFY_COMPLETED, on_done, (void *)a, MHD_OPTION_END);
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned int)a->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)a->max_conns,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)a->timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned int)a->per_ip, MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)a,
+        MHD_OPTION_NOTIFY_COMPLETED, on_done, (void *)a, MHD_OPTION_END);
     if (a->mhd == NULL) {
         if (fdn__admin_fd_same_socket(a->listen_fd, fd))
             close(fd);

@@ -122,7 +122,6 @@ typedef struct evs_async {
     void *user;
 } evs_async_t;
 
-
 struct fdn_events {
     fdn_clock_t *clock;
     _Atomic(fdn_telemetry_t *) tm; /* may be set after create (fdn__events_set_telemetry) */
@@ -355,7 +354,6 @@ void fdn__evs_notify_subs(fdn_events_t *es);
  * acknowledgement. Caller holds amu (so the queue stays in id order). Returns 1 (queued: the
  * writer runs its callback), 0 (acknowledged already: the caller runs it) or the writer's
  * latched error (not queued). */
-int fdn__evs_async_queue(fdn_events_t *es, evs_async_t *w, uint64_t last_id)
-    FDN_REQUIRES(es->amu);
+int fdn__evs_async_queue(fdn_events_t *es, evs_async_t *w, uint64_t last_id) FDN_REQUIRES(es->amu);
 
 #endif
