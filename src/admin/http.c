@@ -29,11 +29,13 @@
  * answer; if the completion came first (the CAS fails), the server thread resumes the connection
  * itself, or sends at once when it sees DONE before suspending. Whoever comes second owns the
  * next step, and the completer touches the context no more after its exchange. MHD must not stop
- * with a suspended connection (it aborts), so every deferral is counted (`deferred`) and
- * fdn_admin_shutdown first refuses new deferrals (`draining`, 503) and waits for the count to
- * reach zero (the services complete their work: the event store's writer commits or fails every
- * waiting append, also when the store stops). fdn__admin_dispatch (no socket) waits for a
- * deferred answer on a condition variable instead of suspending.
+ * with a suspended connection (it aborts), and a stop cuts answers not yet written, so every
+ * deferral is counted (`deferred`) until its request ends (MHD's completion callback, on_done,
+ * after the answer is sent) and fdn_admin_shutdown first refuses new deferrals (`draining`, 503)
+ * and waits for the count to reach zero (the services complete their work: the event store's
+ * writer commits or fails every waiting append, also when the store stops; the answers are a few
+ * bytes, written at once). fdn__admin_dispatch (no socket) waits for a deferred answer on a
+ * condition variable instead of suspending.
  */
 #include "admin/admin_int.h"
 
@@ -426,11 +428,9 @@ int fdn__http_defer(fdn__http_resp_t *resp)
 void fdn__http_complete(fdn__http_resp_t *resp, int rc)
 {
     fdn__http_async_t *as = resp->async;
-    fdn_admin_t *a = as->a;
     as->rc = rc;
     if (atomic_exchange_explicit(&as->state, AS_DONE, memory_order_acq_rel) == AS_PARKED)
         as->wake(as); /* the request waits for this: as stays valid until it is woken */
-    deferred_done(a);
 }
 
 static void sync_wake(fdn__http_async_t *as)
@@ -567,6 +567,8 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
         rc = as.rc;
     }
     dispatch_end(a, t0, route, method, uri, resp, rc);
+    if (as.deferred)
+        deferred_done(a);
     pthread_cond_destroy(&as.cv);
     pthread_mutex_destroy(&as.mu);
 }
@@ -859,6 +861,7 @@ typedef struct conn_ctx {
     bool seen;
     bool too_large;
     bool parked;           /* a deferred answer: the connection was suspended for it */
+    bool counted;          /* a deferred answer, counted in `deferred` until the request ends */
     fdn__http_resp_t resp; /* the answer being prepared (heap: a deferred one outlives the call) */
     fdn__http_async_t as;
 } conn_ctx_t;
@@ -881,10 +884,11 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
 static void on_done(void *cls, struct MHD_Connection *con, void **req_cls,
                     enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
     (void)con;
     (void)toe;
     conn_ctx_t *c = *req_cls;
+    if (c != NULL && c->counted) /* its answer is sent (or the connection is gone) */
+        deferred_done(cls);
     if (c != NULL) {
         fdn__http_resp_clear(&c->resp);
         fdn_free(c->uri);
@@ -1053,6 +1057,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     if (rc == FDN__HTTP_PENDING) {
         c->as.route = route;
         c->parked = true;
+        c->counted = true;
         if (atomic_load_explicit(&c->as.state, memory_order_acquire) == AS_DONE)
             return send_deferred(a, con, method, c); /* completed already: no suspension */
         MHD_suspend_connection(con);

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 #include <pthread.h>
+#include <sched.h>
 
 #include <fdn/admin.h>
 #include <fdn/events.h>
@@ -186,10 +187,107 @@ static void durable_posts_all_acknowledged_are_stored(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* fdn_admin_shutdown with an append suspended (its commit held back: the writer thread is
+ * inside another store's callback): shutdown waits for it, the client gets its 201, and the
+ * server stops cleanly (libmicrohttpd aborts if stopped with a suspended connection). */
+typedef struct hold {
+    test_waiter_t entered, release;
+} hold_t;
+
+static void hold_writer(int rc, uint64_t first, size_t n, void *user)
+{
+    (void)rc;
+    (void)first;
+    (void)n;
+    hold_t *h = user;
+    test_waiter_add(&h->entered, 1);
+    test_waiter_wait(&h->release, 1);
+}
+
+typedef struct one_post {
+    uint16_t port;
+    long status;
+    sink_t s;
+} one_post_t;
+
+static void *post_main(void *arg)
+{
+    one_post_t *p = arg;
+    CURL *c = curl_easy_init();
+    p->status =
+        c ? post(c, p->port, "/v1/events", "{\"type\":\"dur.held\",\"data\":1}", &p->s) : -1;
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static void *shutdown_main(void *arg)
+{
+    fdn_admin_shutdown(arg);
+    return NULL;
+}
+
+static void shutdown_waits_for_suspended_appends(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fdn_http_durable_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/events.db", dir);
+    fdn_events_opts_t eo = FDN_EVENTS_OPTS_INIT;
+    eo.durable_path = path;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, &eo, NULL), 0);
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    assert_int_equal(fdn_admin_mount_events(a, es), 0);
+    assert_int_equal(fdn_admin_start(a, NULL), 0);
+
+    hold_t h;
+    test_waiter_init(&h.entered);
+    test_waiter_init(&h.release);
+    fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+    sp.type = "dur.hold";
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
+    const fdn_event_t *one[1] = {ev};
+    assert_int_equal(fdn_events_store_async(es, one, 1, NULL, hold_writer, &h), 0);
+    test_waiter_wait(&h.entered, 1); /* the writer commits nothing more until released */
+
+    one_post_t p;
+    memset(&p, 0, sizeof p);
+    p.port = fdn_admin_port(a);
+    test_threads_t th;
+    test_threads_init(&th, 0);
+    test_threads_start(&th, post_main, &p);
+    fdn_events_stats_t st;
+    do { /* the POST's event is appended: its answer waits for the held commit */
+        assert_int_equal(fdn_events_stats(es, &st), 0);
+        sched_yield();
+    } while (st.count < 2);
+    test_threads_start(&th, shutdown_main, a);
+    test_waiter_add(&h.release, 1);
+    test_threads_join(&th);
+    assert_int_equal(p.status, 201);
+    assert_non_null(strstr(p.s.buf, "\"id\":2"));
+    fdn_admin_destroy(a);
+    fdn_events_destroy(es);
+    fdn_event_free(ev);
+    test_waiter_destroy(&h.entered);
+    test_waiter_destroy(&h.release);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    const struct CMUnitTest tests[] = {cmocka_unit_test(durable_posts_all_acknowledged_are_stored)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(durable_posts_all_acknowledged_are_stored),
+        cmocka_unit_test(shutdown_waits_for_suspended_appends),
+    };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
     return rc;
