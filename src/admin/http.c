@@ -870,8 +870,14 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
 {
     (void)cls;
     (void)con;
-    conn_ctx_t *c = fdn_calloc(1, sizeof *c);
+    /* not zeroed whole: resp (kilobytes, mostly its error text) is zeroed when the request is
+     * dispatched; until then only what on_done frees must be NULL */
+    conn_ctx_t *c = fdn_malloc(sizeof *c);
     if (c != NULL) {
+        c->body = (fdn__admin_text_t){NULL, 0, 0};
+        c->seen = c->too_large = c->parked = c->counted = false;
+        c->resp.json = NULL;
+        c->resp.text = NULL;
         c->uri = admin_strdup(uri ? uri : "");
         if (c->uri == NULL) {
             fdn_free(c);
@@ -890,7 +896,8 @@ static void on_done(void *cls, struct MHD_Connection *con, void **req_cls,
     if (c != NULL && c->counted) /* its answer is sent (or the connection is gone) */
         deferred_done(cls);
     if (c != NULL) {
-        fdn__http_resp_clear(&c->resp);
+        json_decref(c->resp.json); /* an answer not sent (the connection closed first) */
+        fdn_free(c->resp.text);
         fdn_free(c->uri);
         fdn_free(c->body.p);
         fdn_free(c);
