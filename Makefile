@@ -4,7 +4,8 @@
 #               ThreadSanitizer build running the unit and stress labels; then a Release build
 #               compiling the benchmarks and examples; then a clang build with -Wthread-safety
 #               -Werror (test-tsa: compiled, not run)
-#   make bench  Release build, run fdn-bench (pass ARGS="--json --filter counter")
+#   make bench  Release build, run fdn-bench (pass ARGS="--json --filter counter"), then the HTTP
+#               cases with wrk (bench/http_bench.sh; pass HTTP_ARGS="--filter event --duration 8")
 #   make check-format  clang-format check of the lines changed since the merge base with main
 #   make docs   API reference (Doxygen HTML from include/fdn/*.h, warnings as errors) in
 #               $(BUILD)/docs/html; part of `make test`
@@ -59,6 +60,8 @@ test-release:
 	cmake --build $(BUILD)/release -j$(JOBS)
 	./$(BUILD)/release/bin/fdn-bench --quick > $(BUILD)/release/bench-smoke.txt
 	@tail -n 1 $(BUILD)/release/bench-smoke.txt
+	bash bench/http_bench.sh --quick $(BUILD)/release/bin > $(BUILD)/release/http-bench-smoke.txt
+	@tail -n 1 $(BUILD)/release/http-bench-smoke.txt
 
 # Clang's thread-safety analysis over the library, the program and the tests (src/core/lock.h):
 # a warning fails the build. Compile only: the other stages run the code.
@@ -68,8 +71,9 @@ test-tsa:
 
 bench: deps
 	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DFDN_BUILD_BENCH=ON
-	cmake --build $(BUILD)/release -j$(JOBS) --target fdn-bench
+	cmake --build $(BUILD)/release -j$(JOBS) --target fdn-bench fdn_cli fdn-http-baseline
 	./$(BUILD)/release/bin/fdn-bench $(ARGS)
+	bash bench/http_bench.sh $(HTTP_ARGS) $(BUILD)/release/bin
 
 install: deps
 	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DFDN_BUILD_BENCH=ON -DFDN_BUILD_TESTS=OFF

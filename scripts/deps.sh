@@ -7,7 +7,7 @@ set -euo pipefail
 PKGS=(
     build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
     libjansson-dev libsqlite3-dev sqlite3 liburcu-dev libmicrohttpd-dev libcmocka-dev
-    libzstd-dev libxxhash-dev libcurl4-openssl-dev curl prometheus jq
+    libzstd-dev libxxhash-dev libcurl4-openssl-dev curl prometheus jq wrk
     libhiredis-dev redis-server etcd-server etcd-client libsystemd-dev doxygen
     libpq-dev postgresql-15 postgresql-client-15
     chromium chromium-driver

@@ -426,6 +426,60 @@ FDN_API int fdn_events_store_batch(fdn_events_t *es, const fdn_event_t *const *e
                                    uint64_t *out_ids);
 
 /**
+ * Completion of fdn_events_store_async.
+ * @param rc       0: the batch is acknowledged (durable mode: committed and fsynced);
+ *                 FDN_EIO or FDN_ENOMEM: the writer's commit failed (the events stay in
+ *                 memory, as after a failed fdn_events_store_batch); FDN_EUNAVAILABLE: the
+ *                 store stopped before the commit could be made
+ * @param first_id the id of the batch's first event (its ids are first_id .. first_id + n - 1)
+ * @param n        the number of events of the batch
+ * @param user     the caller's pointer
+ */
+typedef void (*fdn_events_stored_cb)(int rc, uint64_t first_id, size_t n, void *user);
+
+/**
+ * Store n events atomically (as fdn_events_store_batch: all or nothing, consecutive ids, in
+ * input order) without waiting for their commit: `cb` runs once the batch is acknowledged, so
+ * many callers share one group commit and none of their threads waits for the disk.
+ *
+ * Ids are assigned during the call (out_ids is filled before it returns, and before cb runs);
+ * the events are copied in, and queries see them at once.
+ *
+ * When cb runs: durable mode (with a durable_path): on the store's writer thread, after the
+ * transaction holding the batch is committed and fsynced, or with the writer's error; the
+ * callbacks of one store run in id order. Fast mode, a store without durable_path, and a
+ * stopped store that buffers (unavailable_buffer): on the calling thread, before this
+ * returns, as the synchronous call would have returned at once (fast mode with more than
+ * fast_queue_max events waiting: on the writer thread once the queue has room). The callback
+ * runs with no store lock held; it may call fdn_events_store_async again, but must not call
+ * the synchronous store functions of a durable store (they would wait for the thread that
+ * runs the callback). Stopping or destroying the store first commits what was stored and runs
+ * every waiting callback (with FDN_EUNAVAILABLE only if the commit could not be made). A store
+ * on PostgreSQL (backend FDN_EVENTS_BACKEND_POSTGRES): the ids are the positions given at
+ * commit, so the call waits for the commit as the synchronous one does and runs cb on the
+ * calling thread before it returns.
+ *
+ * Bounded: at most fast_queue_max events (option, default 65536) may wait for their commit
+ * in asynchronous stores; past that the call fails with FDN_EBUSY and stores nothing (the
+ * caller answers "busy" or retries later: the store never blocks here).
+ *
+ * @param[in]  es      the store
+ * @param[in]  evs     n events (copied)
+ * @param[in]  n       how many; n == 0 runs cb at once with (0, 0, 0)
+ * @param[out] out_ids n ids (may be NULL)
+ * @param[in]  cb      the completion, required
+ * @param[in]  user    passed to cb
+ * @return 0 (cb will run exactly once); FDN_EINVAL; FDN_ENOMEM; FDN_EBUSY (too many events
+ *         wait for their commit); FDN_EUNAVAILABLE (stopped, no buffer space); FDN_EIO (the
+ *         writer has failed and not been restarted: the events stay in memory). On an error cb
+ *         never runs.
+ * @thread_safety any
+ * @since 0.3.0
+ */
+FDN_API int fdn_events_store_async(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
+                                   uint64_t *out_ids, fdn_events_stored_cb cb, void *user);
+
+/**
  * Build n events from specs and store them as one batch (all or nothing, consecutive ids).
  * Every spec is validated first; the first bad one refuses the whole batch before anything is
  * stored, with its index in the message ("events[3]: ...") and in the context (index=3).

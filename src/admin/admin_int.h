@@ -120,6 +120,9 @@ typedef struct fdn__http_req {
     size_t body_len;
 } fdn__http_req_t;
 
+/** The dispatcher's record of a request whose handler answers later (http.c). */
+typedef struct fdn__http_async fdn__http_async_t;
+
 /** A handler's answer. */
 typedef struct fdn__http_resp {
     unsigned status; /**< 0 = derive from the handler's return code */
@@ -131,10 +134,36 @@ typedef struct fdn__http_resp {
     char allow[64];        /**< Allow header for 405 */
     fdn_error_t err;       /**< detail when the handler fails */
     bool want_openmetrics; /**< in: the request's Accept names application/openmetrics-text */
+    fdn__http_async_t *async; /**< in: set by the dispatcher (see fdn__http_defer) */
 } fdn__http_resp_t;
 
 /** A handler: fill resp and return 0, or return a negative code (optionally with resp->err). */
 typedef int (*fdn__http_handler_fn)(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user);
+
+/**
+ * Returned by a handler that answers later: it called fdn__http_defer, then started work whose
+ * completion calls fdn__http_complete(resp, rc) exactly once, from any thread; after starting
+ * it the handler touches resp no more. Meanwhile the server thread serves other connections
+ * (the request's connection is suspended). A handler that called fdn__http_defer but could not
+ * start its work returns its error code instead, and answers at once as usual.
+ */
+#define FDN__HTTP_PENDING 1
+
+/**
+ * Announce that this request will be answered later (before starting the work that completes
+ * it). The server then waits for the completion before it stops.
+ * @return 0; FDN_EUNAVAILABLE (the server is stopping: answer now); FDN_EINVAL (resp did not
+ *         come from the dispatcher)
+ */
+int fdn__http_defer(fdn__http_resp_t *resp);
+
+/**
+ * Complete a request whose handler returned FDN__HTTP_PENDING: resp holds the answer
+ * (fdn__http_reply, or resp->err with rc < 0), rc is what the handler would have returned.
+ * Any thread, exactly once; resp must not be touched afterwards. Cheap: the answer is sent,
+ * counted and reported by a server thread.
+ */
+void fdn__http_complete(fdn__http_resp_t *resp, int rc);
 
 /** Path parameter by name, or NULL. */
 const char *fdn__http_param(const fdn__http_req_t *req, const char *name);

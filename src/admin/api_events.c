@@ -6,6 +6,12 @@
  * query parameters, wrong JSON types, non-decimal integers and unknown orders are refused
  * with 422 and change nothing. Times (since/until/before) are in the unit of the events'
  * "timestamp" field (int64 ns on the store's monotonic clock).
+ * Appends (POST /v1/events, /v1/events/batch) answer later (FDN__HTTP_PENDING): they go
+ * through fdn_events_store_async, whose callback, on the store's writer thread once the
+ * group commit holding them is on disk (at once for a memory store), prepares the 201 (or
+ * the error: 500 for a writer's I/O error, 503 when the store is busy or stopped) and
+ * completes the request; the server thread never waits for the disk, and many connections
+ * share one commit. A 201 still means the event is on disk in durable mode.
  */
 #include "admin/admin_int.h"
 
@@ -61,14 +67,71 @@ static int event_from_body(json_t *o, fdn__http_resp_t *resp, fdn_event_t **out)
     return rc;
 }
 
-static json_t *event_json(const fdn_event_t *ev)
+/* A JSON answer already serialised (steals t->p). */
+static int text_reply(fdn__http_resp_t *resp, unsigned status, fdn__admin_text_t *t)
 {
-    char *s = NULL;
-    if (fdn_event_to_json(ev, &s) != 0)
-        return NULL;
-    json_t *j = json_loads(s, JSON_DECODE_ANY, NULL);
-    fdn_free(s);
-    return j;
+    resp->text = t->p;
+    resp->text_len = t->len;
+    resp->content_type = "application/json";
+    resp->status = status;
+    t->p = NULL;
+    return 0;
+}
+
+/* The store's answer to an append, on the writer thread (or the handler's, when the store
+ * acknowledged at once): prepare the answer and complete the request. */
+static void stored_done(int rc, uint64_t first_id, size_t n, bool batch, fdn__http_resp_t *resp)
+{
+    if (rc == 0 && !batch) {
+        rc = fdn__http_reply(resp, 201, json_pack("{s:I}", "id", (json_int_t)first_id));
+    } else if (rc == 0) {
+        /* {"ids":[...],"count":n} as text: cheaper than n JSON values on the writer thread */
+        fdn__admin_text_t t = {NULL, 0, 0};
+        char num[48];
+        rc = fdn__admin_text_put(&t, "{\"ids\":[", 8);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            int k =
+                snprintf(num, sizeof num, i ? ",%llu" : "%llu", (unsigned long long)(first_id + i));
+            rc = fdn__admin_text_put(&t, num, (size_t)k);
+        }
+        int k = snprintf(num, sizeof num, "],\"count\":%zu}", n);
+        if (rc == 0)
+            rc = fdn__admin_text_put(&t, num, (size_t)k);
+        if (rc == 0)
+            rc = text_reply(resp, 201, &t);
+        else
+            fdn_free(t.p);
+    } else {
+        fdn_err_set(&resp->err, rc, "the %s not stored durably: %s",
+                    batch ? "batch was" : "event was", fdn_strerror(rc));
+    }
+    fdn__http_complete(resp, rc);
+}
+
+static void post_done(int rc, uint64_t first_id, size_t n, void *user)
+{
+    stored_done(rc, first_id, n, false, user);
+}
+
+static void batch_done(int rc, uint64_t first_id, size_t n, void *user)
+{
+    stored_done(rc, first_id, n, true, user);
+}
+
+/* Start an asynchronous append answered by done; returns FDN__HTTP_PENDING or an error to
+ * answer now (the callback then never runs). */
+static int store_deferred(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
+                          fdn__http_resp_t *resp, fdn_events_stored_cb done)
+{
+    int rc = fdn__http_defer(resp);
+    if (rc < 0)
+        return rc;
+    rc = fdn_events_store_async(es, evs, n, NULL, done, resp);
+    if (rc == FDN_EBUSY) {
+        resp->retry_after_s = 1;
+        return fdn_err_set(&resp->err, rc, "too many events wait for their commit; retry later");
+    }
+    return rc < 0 ? rc : FDN__HTTP_PENDING;
 }
 
 static int h_post(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
@@ -83,12 +146,9 @@ static int h_post(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user
     json_decref(body);
     if (rc < 0)
         return rc;
-    uint64_t id = 0;
-    rc = fdn_events_store(es, ev, &id);
-    fdn_event_free(ev);
-    if (rc < 0)
-        return rc;
-    return fdn__http_reply(resp, 201, json_pack("{s:I}", "id", (json_int_t)id));
+    rc = store_deferred(es, (const fdn_event_t *const *)&ev, 1, resp, post_done);
+    fdn_event_free(ev); /* the store copied it */
+    return rc;
 }
 
 static int h_batch(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
@@ -118,8 +178,7 @@ static int h_batch(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
                            BATCH_MAX);
     }
     fdn_event_t **evs = fdn_calloc(n ? n : 1, sizeof *evs);
-    uint64_t *ids = fdn_calloc(n ? n : 1, sizeof *ids);
-    if (evs == NULL || ids == NULL) {
+    if (evs == NULL) {
         rc = FDN_ENOMEM;
         goto out;
     }
@@ -132,18 +191,12 @@ static int h_batch(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
             goto out;
         }
     }
-    rc = fdn_events_store_batch(es, (const fdn_event_t *const *)evs, n, ids);
-    if (rc < 0)
-        goto out;
-    json_t *jids = json_array();
-    for (size_t i = 0; jids != NULL && i < n; i++)
-        json_array_append_new(jids, json_integer((json_int_t)ids[i]));
-    rc = fdn__http_reply(resp, 201, json_pack("{s:o*, s:I}", "ids", jids, "count", (json_int_t)n));
+    /* resp belongs to the completion from here when this returns FDN__HTTP_PENDING */
+    rc = store_deferred(es, (const fdn_event_t *const *)evs, n, resp, batch_done);
 out:
     for (size_t i = 0; evs != NULL && i < n; i++)
         fdn_event_free(evs[i]);
     fdn_free(evs);
-    fdn_free(ids);
     json_decref(body);
     return rc;
 }
@@ -161,9 +214,13 @@ static int h_get(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
         return fdn_err_set(&resp->err, rc, "no event with id %llu", (unsigned long long)id);
     if (rc < 0)
         return rc;
-    json_t *j = event_json(ev);
+    char *e = NULL;
+    rc = fdn_event_to_json(ev, &e);
     fdn_event_free(ev);
-    return fdn__http_reply(resp, 200, j);
+    if (rc < 0)
+        return rc;
+    fdn__admin_text_t t = {e, strlen(e), strlen(e) + 1};
+    return text_reply(resp, 200, &t);
 }
 
 static int q_i64(const fdn__http_req_t *req, fdn__http_resp_t *resp, const char *key, int64_t min,
@@ -230,20 +287,31 @@ static int h_query(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     rc = fdn_events_query(es, &q, &l);
     if (rc < 0)
         return rc;
-    json_t *arr = json_array();
+    /* {"events":[...],"count":n}: each event's compact JSON (fdn_event_to_json) as it is, the
+     * bytes json_dumps(JSON_COMPACT) would give after parsing it again */
     size_t n = fdn_event_list_count(l);
-    for (size_t i = 0; arr != NULL && i < n; i++) {
-        json_t *e = event_json(fdn_event_list_at(l, i));
-        if (e == NULL || json_array_append_new(arr, e) != 0) {
-            json_decref(arr);
-            arr = NULL;
-        }
+    fdn__admin_text_t t = {NULL, 0, 0};
+    rc = fdn__admin_text_put(&t, "{\"events\":[", 11);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char *e = NULL;
+        rc = fdn_event_to_json(fdn_event_list_at(l, i), &e);
+        if (rc == 0 && i > 0)
+            rc = fdn__admin_text_put(&t, ",", 1);
+        if (rc == 0)
+            rc = fdn__admin_text_put(&t, e, strlen(e));
+        fdn_free(e);
+    }
+    char tail[48];
+    int k = snprintf(tail, sizeof tail, "],\"count\":%zu}", n);
+    if (rc == 0)
+        rc = fdn__admin_text_put(&t, tail, (size_t)k);
+    if (rc < 0) {
+        fdn_event_list_free(l);
+        fdn_free(t.p);
+        return rc;
     }
     fdn_event_list_free(l);
-    if (arr == NULL)
-        return FDN_ENOMEM;
-    return fdn__http_reply(resp, 200,
-                           json_pack("{s:o, s:I}", "events", arr, "count", (json_int_t)n));
+    return text_reply(resp, 200, &t);
 }
 
 static int h_delete(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)

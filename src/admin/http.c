@@ -6,7 +6,8 @@
  * capped (MHD_OPTION_CONNECTION_LIMIT: by default from the open-file limit, so thousands of
  * idle keep-alive clients do not shut new ones out), optionally per client address, and idle
  * ones time out, so the server's resources are bounded whatever clients do. Handlers run on those
- * threads and only call the mounted services' thread-safe public APIs. Locks: none. The route
+ * threads and only call the mounted services' thread-safe public APIs. Locks: only `dmu` (a leaf,
+ * never held while calling out), on which fdn_admin_shutdown waits for deferred requests. The route
  * table, health checks and metric writers are filled before start (thread_safety init) and
  * read-only afterwards; `started` is written before MHD's threads exist and the thread creation
  * orders it. The request counters are relaxed atomics. Per request: the raw target is captured by
@@ -18,6 +19,23 @@
  * which `fdn serve` calls before creating the runtime so that a busy port fails before anything is
  * written; fdn_admin_start binds if that was not done and hands MHD a duplicate of it (see there
  * for why), which MHD closes on stop.
+ * Deferred answers (a handler returned FDN__HTTP_PENDING, e.g. a durable event append waiting for
+ * the writer's group commit): the request's context (conn_ctx_t, heap) holds the response and a
+ * small state machine, RUNNING -> PARKED -> DONE, in one atomic. The server thread suspends the
+ * connection (MHD_suspend_connection, the daemon has MHD_ALLOW_SUSPEND_RESUME) and moves
+ * RUNNING -> PARKED by compare-and-swap; the completer (any thread) fills the response and
+ * exchanges the state to DONE: if it was PARKED, it resumes the connection (MHD_resume_connection
+ * is callable from any thread), and MHD calls the access handler again, which sends the prepared
+ * answer; if the completion came first (the CAS fails), the server thread resumes the connection
+ * itself, or sends at once when it sees DONE before suspending. Whoever comes second owns the
+ * next step, and the completer touches the context no more after its exchange. MHD must not stop
+ * with a suspended connection (it aborts), and a stop cuts answers not yet written, so every
+ * deferral is counted (`deferred`) until its request ends (MHD's completion callback, on_done,
+ * after the answer is sent) and fdn_admin_shutdown first refuses new deferrals (`draining`, 503)
+ * and waits for the count to reach zero (the services complete their work: the event store's
+ * writer commits or fails every waiting append, also when the store stops; the answers are a few
+ * bytes, written at once). fdn__admin_dispatch (no socket) waits for a deferred answer on a
+ * condition variable instead of suspending.
  */
 #include "admin/admin_int.h"
 
@@ -28,6 +46,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +113,10 @@ struct fdn_admin {
     bool started;
     int listen_fd; /* bound by fdn_admin_bind, owned here until MHD starts; else -1 */
     _Atomic bool stopped;
+    _Atomic bool draining;     /* shutdown started: no new deferred request */
+    _Atomic uint64_t deferred; /* deferred requests not completed yet */
+    pthread_mutex_t dmu;       /* shutdown waits on dcv for deferred == 0 */
+    pthread_cond_t dcv;
     struct MHD_Daemon *mhd;
     _Atomic uint16_t port;
     _Atomic uint64_t by_class[6]; /* index = status / 100 (1..5), 0 unused */
@@ -344,12 +367,87 @@ static void request_telemetry(fdn_admin_t *a, int64_t t0, route_t *r, const char
     fdn_counter_inc(k);
 }
 
-void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
-                         const char *authorization, const char *body, size_t body_len,
-                         fdn__http_resp_t *resp)
+/* ---- deferred answers (see DESIGN) --------------------------------------------------------- */
+
+enum { AS_RUNNING, AS_PARKED, AS_DONE };
+
+struct fdn__http_async {
+    _Atomic int state; /* AS_*: RUNNING -> PARKED (server thread) -> DONE (completer) */
+    int rc;            /* the handler's result, written by the completer before DONE */
+    bool deferred;     /* the handler called fdn__http_defer (server thread only) */
+    fdn_admin_t *a;
+    void (*wake)(fdn__http_async_t *as); /* resumes a PARKED request */
+    struct MHD_Connection *con;          /* the server's request */
+    pthread_mutex_t mu;                  /* fdn__admin_dispatch's wait */
+    pthread_cond_t cv;
+    bool woken; /* mu */
+    route_t *route;
+    int64_t t0;
+};
+
+static void async_init(fdn__http_async_t *as, fdn_admin_t *a)
+{
+    atomic_init(&as->state, AS_RUNNING);
+    as->rc = 0;
+    as->deferred = false;
+    as->a = a;
+    as->wake = NULL;
+    as->con = NULL;
+    as->woken = false;
+    as->route = NULL;
+    as->t0 = 0;
+}
+
+/* One deferral fewer; wakes fdn_admin_shutdown when it waits for the last one. */
+static void deferred_done(fdn_admin_t *a)
+{
+    if (atomic_fetch_sub(&a->deferred, 1) == 1 && atomic_load(&a->draining)) {
+        pthread_mutex_lock(&a->dmu);
+        pthread_cond_broadcast(&a->dcv);
+        pthread_mutex_unlock(&a->dmu);
+    }
+}
+
+int fdn__http_defer(fdn__http_resp_t *resp)
+{
+    fdn__http_async_t *as = resp != NULL ? resp->async : NULL;
+    if (as == NULL || as->deferred)
+        return FDN_EINVAL;
+    fdn_admin_t *a = as->a;
+    /* sequentially consistent with shutdown's store of draining and load of deferred: either
+     * this sees draining, or shutdown sees this deferral and waits for it */
+    atomic_fetch_add(&a->deferred, 1);
+    if (atomic_load(&a->draining)) {
+        deferred_done(a);
+        return fdn_err_set(&resp->err, FDN_EUNAVAILABLE, "the server is stopping");
+    }
+    as->deferred = true;
+    return 0;
+}
+
+void fdn__http_complete(fdn__http_resp_t *resp, int rc)
+{
+    fdn__http_async_t *as = resp->async;
+    as->rc = rc;
+    if (atomic_exchange_explicit(&as->state, AS_DONE, memory_order_acq_rel) == AS_PARKED)
+        as->wake(as); /* the request waits for this: as stays valid until it is woken */
+}
+
+static void sync_wake(fdn__http_async_t *as)
+{
+    pthread_mutex_lock(&as->mu);
+    as->woken = true;
+    pthread_cond_signal(&as->cv);
+    pthread_mutex_unlock(&as->mu);
+}
+
+/* Route the request and run its handler: returns the handler's result (FDN__HTTP_PENDING when
+ * it answers later), *route_out the matched route. */
+static int dispatch_run(fdn_admin_t *a, const char *method, const char *uri,
+                        const char *authorization, const char *body, size_t body_len,
+                        fdn__http_resp_t *resp, route_t **route_out)
 {
     int rc;
-    int64_t t0 = a->tm != NULL || a->on_request != NULL ? fdn_clock_mono_ns(NULL) : 0;
     route_t *route = NULL;
     fdn__http_target_t *t = NULL;
     if (!auth_ok(a, authorization)) {
@@ -395,6 +493,10 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
             }
             fdn__http_req_t req = {m, t, params, np, body ? body : "", body ? body_len : 0};
             rc = r->fn(&req, resp, r->user);
+            if (rc != FDN__HTTP_PENDING && resp->async != NULL && resp->async->deferred) {
+                resp->async->deferred = false; /* deferred, then answered at once after all */
+                deferred_done(a);
+            }
             goto out;
         }
         path_matched = true;
@@ -415,6 +517,16 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
         rc = fdn_err_set(&resp->err, FDN_ENOENT, "no such endpoint");
 out:
     fdn_free(t);
+    *route_out = route;
+    return rc;
+}
+
+/* The answer is final: error body, counters, request telemetry and the request hook (on a
+ * server thread, also for a deferred answer). */
+static void dispatch_end(fdn_admin_t *a, int64_t t0, route_t *route, const char *method,
+                         const char *uri, fdn__http_resp_t *resp, int rc)
+{
+    resp->async = NULL;
     fdn__http_resp_finish(resp, rc);
     count_status(a, resp->status);
     request_telemetry(a, t0, route, method, resp->status);
@@ -423,6 +535,42 @@ out:
                                          resp->status, fdn_clock_mono_ns(NULL) - t0};
         a->on_request(&info, a->request_user);
     }
+}
+
+static int64_t dispatch_t0(const fdn_admin_t *a)
+{
+    return a->tm != NULL || a->on_request != NULL ? fdn_clock_mono_ns(NULL) : 0;
+}
+
+void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
+                         const char *authorization, const char *body, size_t body_len,
+                         fdn__http_resp_t *resp)
+{
+    int64_t t0 = dispatch_t0(a);
+    fdn__http_async_t as;
+    async_init(&as, a);
+    pthread_mutex_init(&as.mu, NULL);
+    pthread_cond_init(&as.cv, NULL);
+    as.wake = sync_wake;
+    resp->async = &as;
+    route_t *route = NULL;
+    int rc = dispatch_run(a, method, uri, authorization, body, body_len, resp, &route);
+    if (rc == FDN__HTTP_PENDING) {
+        int expect = AS_RUNNING;
+        if (atomic_compare_exchange_strong_explicit(&as.state, &expect, AS_PARKED,
+                                                    memory_order_acq_rel, memory_order_acquire)) {
+            pthread_mutex_lock(&as.mu);
+            while (!as.woken)
+                pthread_cond_wait(&as.cv, &as.mu);
+            pthread_mutex_unlock(&as.mu);
+        }
+        rc = as.rc;
+    }
+    dispatch_end(a, t0, route, method, uri, resp, rc);
+    if (as.deferred)
+        deferred_done(a);
+    pthread_cond_destroy(&as.cv);
+    pthread_mutex_destroy(&as.mu);
 }
 
 /* ---- built-in endpoints: /health, /metrics ---------------------------------------------- */
@@ -648,6 +796,8 @@ int fdn_admin_create(fdn_admin_t **out, const fdn_admin_opts_t *opts, fdn_error_
                            listen);
     }
     a->listen_fd = -1;
+    pthread_mutex_init(&a->dmu, NULL);
+    pthread_cond_init(&a->dcv, NULL);
     a->max_body = opts->max_body_bytes;
     a->threads = opts->threads;
     a->max_conns = opts->max_connections ? opts->max_connections : connections_from_fd_limit();
@@ -711,14 +861,24 @@ typedef struct conn_ctx {
     fdn__admin_text_t body; /* the request body so far */
     bool seen;
     bool too_large;
+    bool parked;           /* a deferred answer: the connection was suspended for it */
+    bool counted;          /* a deferred answer, counted in `deferred` until the request ends */
+    fdn__http_resp_t resp; /* the answer being prepared (heap: a deferred one outlives the call) */
+    fdn__http_async_t as;
 } conn_ctx_t;
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
 {
     (void)cls;
     (void)con;
-    conn_ctx_t *c = fdn_calloc(1, sizeof *c);
+    /* not zeroed whole: resp (kilobytes, mostly its error text) is zeroed when the request is
+     * dispatched; until then only what on_done frees must be NULL */
+    conn_ctx_t *c = fdn_malloc(sizeof *c);
     if (c != NULL) {
+        c->body = (fdn__admin_text_t){NULL, 0, 0};
+        c->seen = c->too_large = c->parked = c->counted = false;
+        c->resp.json = NULL;
+        c->resp.text = NULL;
         c->uri = admin_strdup(uri ? uri : "");
         if (c->uri == NULL) {
             fdn_free(c);
@@ -731,11 +891,14 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
 static void on_done(void *cls, struct MHD_Connection *con, void **req_cls,
                     enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
     (void)con;
     (void)toe;
     conn_ctx_t *c = *req_cls;
+    if (c != NULL && c->counted) /* its answer is sent (or the connection is gone) */
+        deferred_done(cls);
     if (c != NULL) {
+        json_decref(c->resp.json); /* an answer not sent (the connection closed first) */
+        fdn_free(c->resp.text);
         fdn_free(c->uri);
         fdn_free(c->body.p);
         fdn_free(c);
@@ -792,6 +955,25 @@ static enum MHD_Result send_error(fdn_admin_t *a, struct MHD_Connection *con, in
     count_status(a, resp.status);
     enum MHD_Result ok = send_resp(con, &resp);
     fdn__http_resp_clear(&resp);
+    return ok;
+}
+
+static void mhd_wake(fdn__http_async_t *as)
+{
+    MHD_resume_connection(as->con);
+}
+
+/* Send a deferred answer (the completer has set DONE; on a server thread). */
+static enum MHD_Result send_deferred(fdn_admin_t *a, struct MHD_Connection *con, const char *method,
+                                     conn_ctx_t *c)
+{
+    c->parked = false;
+    int rc = atomic_load_explicit(&c->as.state, memory_order_acquire) == AS_DONE
+                 ? c->as.rc
+                 : FDN_EINVAL; /* unreachable: resumed before completion */
+    dispatch_end(a, c->as.t0, c->as.route, method, c->uri, &c->resp, rc);
+    enum MHD_Result ok = send_resp(con, &c->resp);
+    fdn__http_resp_clear(&c->resp);
     return ok;
 }
 
@@ -863,16 +1045,39 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     }
     if (c->too_large)
         return send_error(a, con, FDN_ETOO_LARGE, "request body exceeds the limit");
+    if (c->parked) /* resumed: the deferred answer is ready */
+        return send_deferred(a, con, method, c);
     const char *auth =
         MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    fdn__http_resp_t resp;
-    memset(&resp, 0, sizeof resp);
+    memset(&c->resp, 0, sizeof c->resp);
     const char *accept = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-    resp.want_openmetrics =
+    c->resp.want_openmetrics =
         accept != NULL && strstr(accept, "application/openmetrics-text") != NULL;
-    fdn__admin_dispatch(a, method, c->uri, auth, c->body.p ? c->body.p : "", c->body.len, &resp);
-    enum MHD_Result ok = send_resp(con, &resp);
-    fdn__http_resp_clear(&resp);
+    int64_t t0 = dispatch_t0(a);
+    async_init(&c->as, a);
+    c->as.con = con;
+    c->as.wake = mhd_wake;
+    c->as.t0 = t0;
+    c->resp.async = &c->as;
+    route_t *route = NULL;
+    int rc = dispatch_run(a, method, c->uri, auth, c->body.p ? c->body.p : "", c->body.len,
+                          &c->resp, &route);
+    if (rc == FDN__HTTP_PENDING) {
+        c->as.route = route;
+        c->parked = true;
+        c->counted = true;
+        if (atomic_load_explicit(&c->as.state, memory_order_acquire) == AS_DONE)
+            return send_deferred(a, con, method, c); /* completed already: no suspension */
+        MHD_suspend_connection(con);
+        int expect = AS_RUNNING;
+        if (!atomic_compare_exchange_strong_explicit(&c->as.state, &expect, AS_PARKED,
+                                                     memory_order_acq_rel, memory_order_acquire))
+            MHD_resume_connection(con); /* completed meanwhile: answered on the next call */
+        return MHD_YES;
+    }
+    dispatch_end(a, t0, route, method, c->uri, &c->resp, rc);
+    enum MHD_Result ok = send_resp(con, &c->resp);
+    fdn__http_resp_clear(&c->resp);
     return ok;
 }
 
@@ -954,12 +1159,13 @@ int fdn_admin_start(fdn_admin_t *a, fdn_error_t *err)
         return fdn_err_set(err, FDN_EIO, "cannot duplicate the listen socket (errno %d)", errno);
     a->started = true;
     a->mhd = MHD_start_daemon(
-        MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, on_request, a, MHD_OPTION_LISTEN_SOCKET,
-        (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)a->threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)a->max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)a->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)a->per_ip, MHD_OPTION_URI_LOG_CALLBACK,
-        on_uri, (void *)a, MHD_OPTION_NOTIFY_COMPLETED, on_done, (void *)a, MHD_OPTION_END);
+        MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_request, a,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned int)a->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)a->max_conns,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)a->timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned int)a->per_ip, MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)a,
+        MHD_OPTION_NOTIFY_COMPLETED, on_done, (void *)a, MHD_OPTION_END);
     if (a->mhd == NULL) {
         if (fdn__admin_fd_same_socket(a->listen_fd, fd))
             close(fd);
@@ -984,6 +1190,12 @@ void fdn_admin_shutdown(fdn_admin_t *a)
         return;
     if (atomic_exchange_explicit(&a->stopped, true, memory_order_acq_rel))
         return;
+    /* MHD must not stop with a suspended connection: let every deferred answer complete */
+    atomic_store(&a->draining, true);
+    pthread_mutex_lock(&a->dmu);
+    while (atomic_load(&a->deferred) > 0)
+        pthread_cond_wait(&a->dcv, &a->dmu);
+    pthread_mutex_unlock(&a->dmu);
     if (a->mhd != NULL)
         MHD_stop_daemon(a->mhd); /* joins the server threads, closes the listen socket */
 }
@@ -1004,5 +1216,7 @@ void fdn_admin_destroy(fdn_admin_t *a)
             t[i] = 0;
     }
     fdn_free(a->token);
+    pthread_cond_destroy(&a->dcv);
+    pthread_mutex_destroy(&a->dmu);
     fdn_free(a);
 }

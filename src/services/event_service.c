@@ -14,6 +14,10 @@
  *    fast_queue_max events wait (then it waits: bounded queue). Prunes are applied to the
  *    file in the next transaction. An I/O error is latched in io_error (health reports it,
  *    waiting callers get FDN_EIO) and the writer stops writing until restarted.
+ *    Asynchronous stores (fdn_events_store_async) are queued in id order under amu+wmu with
+ *    the id they wait for; after each commit the writer detaches the acknowledged prefix
+ *    (all of the queue on an error) and runs their callbacks with no lock held. Stop runs
+ *    the callbacks still queued after the writer's final drain with FDN_EUNAVAILABLE.
  *  - retention: waits on the injected clock (fdn_clock_wait_until) for prune_interval and
  *    applies max_events / max_age; setters kick the clock to re-arm it.
  *  - delivery (started with the first callback subscription): waits on scv for new events,
@@ -83,6 +87,54 @@ int fdn_events_prune_before(fdn_events_t *es, int64_t ts, uint64_t *out_count)
 
 /* ------------------------------------------------------------------ writer ---- */
 
+/* Detach the queued asynchronous stores acknowledged once `upto` is persisted. */
+static evs_async_t *async_take(fdn_events_t *es, uint64_t upto) FDN_REQUIRES(es->wmu)
+{
+    evs_async_t *head = es->aq_head, **pp = &es->aq_head;
+    while (*pp != NULL && (*pp)->need <= upto)
+        pp = &(*pp)->next;
+    if (pp == &es->aq_head)
+        return NULL;
+    es->aq_head = *pp;
+    *pp = NULL;
+    if (es->aq_head == NULL)
+        es->aq_tail = &es->aq_head;
+    return head;
+}
+
+/* Run and free a detached list of asynchronous stores (no lock held). */
+static void async_run(fdn_events_t *es, evs_async_t *w, int rc)
+{
+    while (w != NULL) {
+        evs_async_t *next = w->next;
+        atomic_fetch_sub_explicit(&es->aq_events, w->n, memory_order_relaxed);
+        w->cb(rc, w->first_id, w->n, w->user);
+        fdn__free(w);
+        w = next;
+    }
+}
+
+int fdn__evs_async_queue(fdn_events_t *es, evs_async_t *w, uint64_t last_id)
+{
+    if (es->durable_path == NULL)
+        return 0;
+    uint64_t need = last_id;
+    if (es->mode == FDN_EVENTS_FAST) /* acknowledged once at most fast_queue_max wait */
+        need = last_id > es->fast_queue_max ? last_id - es->fast_queue_max : 0;
+    fdn__mutex_lock(&es->wmu);
+    pthread_cond_signal(&es->wcv);
+    int rc = atomic_load_explicit(&es->io_error, memory_order_acquire);
+    if (rc == 0 && atomic_load_explicit(&es->persisted, memory_order_acquire) < need) {
+        w->need = need;
+        w->next = NULL;
+        *es->aq_tail = w;
+        es->aq_tail = &w->next;
+        rc = 1;
+    }
+    fdn__mutex_unlock(&es->wmu);
+    return rc;
+}
+
 static void *writer_main(void *arg)
 {
     fdn_events_t *es = arg;
@@ -144,9 +196,9 @@ static void *writer_main(void *arg)
         if (rc != 0 && tm != NULL)
             fdn_telemetry_emit_counter(tm, "foundation.event_store.writer_errors", NULL, 0);
         fdn__mutex_lock(&es->wmu);
+        int latched = rc == FDN_ENOMEM ? FDN_ENOMEM : FDN_EIO;
         if (rc != 0) {
-            atomic_store_explicit(&es->io_error, rc == FDN_ENOMEM ? FDN_ENOMEM : FDN_EIO,
-                                  memory_order_release);
+            atomic_store_explicit(&es->io_error, latched, memory_order_release);
             if (del > es->wdelete)
                 es->wdelete = del;
         } else {
@@ -158,6 +210,14 @@ static void *writer_main(void *arg)
         atomic_fetch_add(&es->commit_seq, 1);
         if (atomic_load(&es->commit_sleepers) != 0)
             fdn__word_wake_all(&es->commit_seq);
+        /* the durability ack of asynchronous stores: every one covered by this commit (all of
+         * them on a failure), their callbacks run here with no lock held */
+        evs_async_t *acked = async_take(es, rc == 0 ? to : UINT64_MAX);
+        if (acked != NULL) {
+            fdn__mutex_unlock(&es->wmu);
+            async_run(es, acked, rc == 0 ? 0 : latched);
+            fdn__mutex_lock(&es->wmu);
+        }
     }
     fdn__mutex_unlock(&es->wmu);
     return NULL;
@@ -732,6 +792,11 @@ static void stop_threads(fdn_events_t *es)
         fdn__mutex_unlock(&es->wmu);
         pthread_join(es->writer, NULL);
         es->writer_on = false;
+        /* the writer drained every commit it could; what still waits cannot be committed */
+        fdn__mutex_lock(&es->wmu);
+        evs_async_t *left = async_take(es, UINT64_MAX);
+        fdn__mutex_unlock(&es->wmu);
+        async_run(es, left, FDN_EUNAVAILABLE);
     }
     deliverer_stop(es);
     if (es->sh != NULL)
@@ -838,6 +903,8 @@ int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_err
     atomic_init(&es->commit_seq, 0);
     atomic_init(&es->commit_sleepers, 0);
     atomic_init(&es->writer_idle, false);
+    atomic_init(&es->aq_events, 0);
+    es->aq_tail = &es->aq_head;
     atomic_init(&es->nsubs, 0);
     atomic_init(&es->pstop, false);
     pthread_rwlockattr_t ra;

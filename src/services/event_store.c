@@ -470,20 +470,27 @@ uint64_t fdn__evs_batch_end(fdn_events_t *es, uint64_t id)
 
 /* ---- public API ---- */
 
-static int store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *out_ids)
+static int check_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n)
 {
     if (es == NULL || (evs == NULL && n > 0))
         return FDN_EINVAL;
     for (size_t i = 0; i < n; i++)
         if (evs[i] == NULL)
             return FDN_EINVAL;
-    if (n == 0)
-        return 0;
-    if (es->sh != NULL) /* a shared backend assigns the ids: the writer stores first */
-        return fdn__evs_shared_store(es, evs, n, out_ids);
+    return 0;
+}
+
+/* Append a checked, non-empty batch under amu, or buffer it while the store is stopped (then
+ * *last stays 0). With w (an asynchronous store), an appended batch is also queued for the
+ * writer's acknowledgement before amu is released, so the queue stays in id order: *queued
+ * gets fdn__evs_async_queue's answer. */
+static int append_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
+                        uint64_t *out_ids, uint64_t *last, evs_async_t *w, int *queued)
+{
     uint64_t first = 0;
     uint64_t local[1];
     uint64_t *ids = out_ids ? out_ids : (n == 1 ? local : NULL);
+    *last = 0;
     fdn__mutex_lock(&es->amu);
     int rc;
     if (!fdn__evs_running(es)) {
@@ -502,6 +509,8 @@ static int store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n
                 if (out_ids)
                     for (size_t i = 0; i < n; i++)
                         out_ids[i] = first + i;
+                if (w != NULL)
+                    w->first_id = first;
             }
         }
         fdn__mutex_unlock(&es->amu);
@@ -509,13 +518,92 @@ static int store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n
     }
     first = es->next_id;
     rc = fdn__evs_append_locked(es, evs, n, ids);
+    if (rc == 0) {
+        *last = first + n - 1;
+        if (w != NULL) {
+            w->first_id = first;
+            *queued = fdn__evs_async_queue(es, w, *last);
+        }
+    }
     fdn__mutex_unlock(&es->amu);
     if (rc != 0)
         return rc;
     fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
     if (tm != NULL)
         fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_stored", n, NULL, 0);
-    return fdn__evs_after_append(es, first + n - 1);
+    return 0;
+}
+
+static int store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *out_ids)
+{
+    int rc = check_batch(es, evs, n);
+    if (rc != 0 || n == 0)
+        return rc;
+    if (es->sh != NULL) /* a shared backend assigns the ids: the writer stores first */
+        return fdn__evs_shared_store(es, evs, n, out_ids);
+    uint64_t last = 0;
+    rc = append_batch(es, evs, n, out_ids, &last, NULL, NULL);
+    if (rc != 0 || last == 0)
+        return rc;
+    return fdn__evs_after_append(es, last);
+}
+
+int fdn_events_store_async(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
+                           uint64_t *out_ids, fdn_events_stored_cb cb, void *user)
+{
+    int rc = check_batch(es, evs, n);
+    if (rc != 0 || cb == NULL)
+        return FDN_EINVAL;
+    if (n == 0) {
+        cb(0, 0, 0, user);
+        return 0;
+    }
+    if (es->sh != NULL) {
+        /* a shared backend gives the ids at commit: the call waits for it, as the
+         * synchronous one does, then acknowledges on this thread */
+        uint64_t one, *ids = out_ids != NULL ? out_ids : n == 1 ? &one : fdn__malloc(n * 8);
+        if (ids == NULL)
+            return FDN_ENOMEM;
+        rc = fdn__evs_shared_store(es, evs, n, ids);
+        uint64_t first = ids[0];
+        if (ids != out_ids && ids != &one)
+            fdn__free(ids);
+        if (rc == 0)
+            cb(0, first, n, user);
+        return rc;
+    }
+    /* reserve room in the bounded queue first: a refused store stores nothing */
+    uint64_t had = atomic_fetch_add_explicit(&es->aq_events, n, memory_order_relaxed);
+    if (had + n > es->fast_queue_max) {
+        atomic_fetch_sub_explicit(&es->aq_events, n, memory_order_relaxed);
+        return FDN_EBUSY;
+    }
+    evs_async_t *w = fdn__malloc(sizeof(*w));
+    if (w == NULL) {
+        atomic_fetch_sub_explicit(&es->aq_events, n, memory_order_relaxed);
+        return FDN_ENOMEM;
+    }
+    w->next = NULL;
+    w->n = n;
+    w->cb = cb;
+    w->user = user;
+    w->first_id = 0;
+    uint64_t last = 0;
+    int queued = 0;
+    rc = append_batch(es, evs, n, out_ids, &last, w, &queued);
+    if (rc == 0 && last != 0 && atomic_load_explicit(&es->nsubs, memory_order_acquire) > 0)
+        fdn__evs_notify_subs(es);
+    if (rc == 0 && queued < 0)
+        rc = queued; /* appended, but the writer has failed: as the synchronous call */
+    if (rc != 0 || queued != 1) {
+        uint64_t first = w->first_id;
+        atomic_fetch_sub_explicit(&es->aq_events, n, memory_order_relaxed);
+        fdn__free(w);
+        if (rc != 0)
+            return rc;
+        cb(0, first, n, user); /* acknowledged already (memory, fast mode, buffered) */
+    }
+    return 0;
 }
 
 /* With telemetry, each append is timed (monotonic clock) as `foundation.event_store.append`

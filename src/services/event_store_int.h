@@ -112,6 +112,16 @@ typedef struct evs_segdir {
 
 typedef struct fdn_events_sub evs_sub_t;
 
+/* An asynchronous store (fdn_events_store_async) waiting for the writer's acknowledgement. */
+typedef struct evs_async {
+    struct evs_async *next;
+    uint64_t need; /* acknowledged once persisted >= need */
+    uint64_t first_id;
+    size_t n;
+    fdn_events_stored_cb cb;
+    void *user;
+} evs_async_t;
+
 struct fdn_events {
     fdn_clock_t *clock;
     _Atomic(fdn_telemetry_t *) tm; /* may be set after create (fdn__events_set_telemetry) */
@@ -171,6 +181,10 @@ struct fdn_events {
     _Atomic bool writer_idle; /* the writer waits on wcv: an append must signal it */
     uint64_t wdelete;           /* wmu: delete ids below this */
     _Atomic int io_error;
+    /* asynchronous stores waiting for their commit, in id order (queued under amu) */
+    evs_async_t *aq_head;       /* wmu */
+    evs_async_t **aq_tail;      /* wmu */
+    _Atomic uint64_t aq_events; /* events of the queued stores (bound: fast_queue_max) */
 
     /* retention */
     pthread_t pruner;
@@ -369,5 +383,10 @@ int fdn__evs_shared_page(fdn_events_t *es, const char *type, const char *cid, ui
 /* Called after a successful append (outside amu). */
 int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id);
 void fdn__evs_notify_subs(fdn_events_t *es);
+/* Queue w, an asynchronous store whose last event is last_id, for the writer's
+ * acknowledgement. Caller holds amu (so the queue stays in id order). Returns 1 (queued: the
+ * writer runs its callback), 0 (acknowledged already: the caller runs it) or the writer's
+ * latched error (not queued). */
+int fdn__evs_async_queue(fdn_events_t *es, evs_async_t *w, uint64_t last_id) FDN_REQUIRES(es->amu);
 
 #endif

@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# HTTP benchmarks of `fdn serve` (run by `make bench` after fdn-bench; `--quick` is the smoke
+# test of `make test-release`). Each case drives one endpoint with wrk (one client thread, 32
+# keep-alive connections) and is compared with a baseline measured in the same run: a bare
+# libmicrohttpd server with the same thread settings answering a constant 2-byte body
+# (bench/http/mhd_baseline.c, fdn-http-baseline). The server runs on its embedded defaults with
+# a temporary data directory, so POST /v1/events is durable (201 only once fsynced).
+#
+# usage: bench/http_bench.sh [--quick] [--json] [--duration S] [--filter PATTERN] [BINDIR]
+#   BINDIR   holds fdn and fdn-http-baseline (default build/release/bin)
+#   --quick  1 s per case, goals not judged: the smoke test (fails on any non-2xx answer or an
+#            acknowledged event missing from the store)
+#
+# Per case: req/s (all connections), p99 latency, ratio = req/s / baseline req/s, the goal
+# (issue 16), and for appends the check that the store holds at least every acknowledged
+# event (events_stored grew by >= the 201 answers counted by wrk; more is fine: requests in
+# flight when wrk stops are stored but not counted).
+set -euo pipefail
+
+BINDIR=build/release/bin
+QUICK=0
+JSON=0
+DUR=5
+FILTER=""
+CONNS=32
+while (($#)); do
+    case "$1" in
+    --quick) QUICK=1 DUR=1 ;;
+    --json) JSON=1 ;;
+    --duration) DUR="$2"; shift ;;
+    --filter) FILTER="$2"; shift ;;
+    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) BINDIR="$1" ;;
+    esac
+    shift
+done
+FDN="$BINDIR/fdn"
+BASE="$BINDIR/fdn-http-baseline"
+for b in "$FDN" "$BASE"; do
+    [[ -x "$b" ]] || { echo "http_bench: missing $b (make test-release builds it)" >&2; exit 2; }
+done
+command -v wrk >/dev/null || { echo "http_bench: wrk is required (scripts/deps.sh installs it)" >&2; exit 2; }
+command -v curl >/dev/null || { echo "http_bench: curl is required" >&2; exit 2; }
+
+TMP="$(mktemp -d)"
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do
+        kill -TERM "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT HUP
+
+# start NAME CMD...: runs CMD, reads its stdout until "listening on http://127.0.0.1:PORT";
+# sets PORT. The process stays in PIDS until the end.
+start() {
+    local name="$1" line
+    shift
+    exec {fd}< <(exec "$@" 2>"$TMP/$name.err")
+    PIDS+=($!)
+    PORT=""
+    while IFS= read -r -t 30 line <&"$fd"; do
+        if [[ "$line" =~ listening\ on\ http://127\.0\.0\.1:([0-9]+) ]]; then
+            PORT="${BASH_REMATCH[1]}"
+            break
+        fi
+    done
+    [[ -n "$PORT" ]] || { echo "http_bench: $name did not start:" >&2; cat "$TMP/$name.err" >&2; exit 1; }
+}
+
+# Lua for wrk: the request, and a count of 201 answers per thread summed in done().
+lua() { # FILE METHOD BODY
+    cat >"$1" <<EOF
+wrk.method = "$2"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [[$3]]
+local threads = {}
+function setup(t) table.insert(threads, t) end
+function init(args) created = 0 end
+function response(status, headers, body) if status == 201 then created = created + 1 end end
+function done(summary, latency, requests)
+  local n = 0
+  for _, t in ipairs(threads) do n = n + t:get("created") end
+  io.write(string.format("CREATED %d\n", n))
+end
+EOF
+}
+
+batch_body() {
+    local b='{"events":[' i
+    for ((i = 0; i < 100; i++)); do
+        ((i)) && b+=','
+        b+="{\"type\":\"bench.batch\",\"data\":{\"i\":$i}}"
+    done
+    printf '%s]}' "$b"
+}
+
+stored() { curl -sf "http://127.0.0.1:$1/v1/events/stats" | sed -n 's/.*"events_stored":\([0-9]*\).*/\1/p'; }
+
+# run URL LUA: wrk; sets RPS, P99_MS, NON2XX, CREATED
+run_wrk() {
+    local out
+    out=$(wrk -t1 -c"$CONNS" -d"${DUR}s" --latency ${2:+-s "$2"} "$1" 2>&1) || {
+        echo "$out" >&2
+        exit 1
+    }
+    RPS=$(awk '/Requests\/sec:/ {print $2}' <<<"$out")
+    P99_MS=$(awk '$1 == "99%" {v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+        f = (u == "us") ? 0.001 : (u == "s") ? 1000 : (u == "m") ? 60000 : 1; printf "%.2f", v * f}' <<<"$out")
+    NON2XX=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
+    NON2XX=${NON2XX:-0}
+    CREATED=$(awk '/^CREATED/ {print $2}' <<<"$out")
+    CREATED=${CREATED:-0}
+    ERRS=$(awk '/Socket errors:/ {print}' <<<"$out")
+}
+
+start baseline "$BASE" 0 2
+BPORT=$PORT
+start fdn "$FDN" serve --data-dir "$TMP/data" --listen 127.0.0.1:0
+FPORT=$PORT
+
+lua "$TMP/get.lua" GET ""
+lua "$TMP/limiter.lua" POST '{"key":"bench","limit":2000000000,"window_ms":60000,"algorithm":"fixed_window"}'
+lua "$TMP/post.lua" POST '{"type":"bench.http","data":{"k":1}}'
+lua "$TMP/batch.lua" POST "$(batch_body)"
+# the events GET /v1/events?correlation_id= finds (10 of them)
+for i in $(seq 1 10); do
+    curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' \
+        -d "{\"type\":\"bench.corr\",\"correlation_id\":\"bench-corr-1\",\"data\":{\"i\":$i}}" \
+        "http://127.0.0.1:$FPORT/v1/events"
+done
+curl -sf -o /dev/null "http://127.0.0.1:$FPORT/v1/config/interface.max_results" || {
+    echo "http_bench: GET /v1/config/interface.max_results failed" >&2
+    exit 1
+}
+
+# name | method+path | lua | goal kind (ratio|events) | goal value | goal text
+CASES=(
+    "http.get.health|GET /health|get|ratio|0.8|>= 0.8x baseline"
+    "http.get.config|GET /v1/config/interface.max_results|get|ratio|0.8|>= 0.8x baseline"
+    "http.get.metrics|GET /metrics|get|ratio|0.8|>= 0.8x baseline"
+    "http.post.limiter_check|POST /v1/limiter/check|limiter|ratio|0.7|>= 0.7x baseline"
+    "http.post.event_durable|POST /v1/events|post|ratio|0.5|>= 0.5x baseline"
+    "http.post.batch100_durable|POST /v1/events/batch|batch|events|200000|>= 200k events/s"
+    "http.get.events_by_corr|GET /v1/events?correlation_id=bench-corr-1|get|ratio|0.8|>= 0.8x baseline"
+)
+
+if ((JSON == 0)); then
+    printf '%-34s %5s %12s %9s  %-22s %7s  %-20s %s\n' case conns "req/s" "p99_ms" baseline ratio goal met
+fi
+MET=0 GOALS=0 RAN=0 FAILED=0
+report() { # name rps p99 baseline ratio goaltext met extra
+    if ((JSON)); then
+        printf '{"case":"%s","connections":%d,"req_per_s":%s,"p99_ms":%s,"baseline":"%s","ratio":%s,"goal":"%s","met":%s%s}\n' \
+            "$1" "$CONNS" "$2" "$3" "$4" "$5" "$6" "$7" "$8"
+    else
+        printf '%-34s %5d %12.0f %9.2f  %-22s %7.2f  %-20s %s%s\n' "$1" "$CONNS" "$2" "$3" "$4" "$5" "$6" "$7" "$8"
+    fi
+}
+
+run_wrk "http://127.0.0.1:$BPORT/" "$TMP/get.lua"
+BRPS=$RPS
+if ((NON2XX != 0)); then echo "http_bench: baseline answered $NON2XX non-2xx" >&2; exit 1; fi
+report http.baseline.mhd_2byte "$RPS" "$P99_MS" - 1 - "" ""
+RAN=$((RAN + 1))
+
+for c in "${CASES[@]}"; do
+    IFS='|' read -r name req script kind goal gtext <<<"$c"
+    [[ -z "$FILTER" || "$name" == *"$FILTER"* ]] || continue
+    path="${req#* }"
+    before=$(stored "$FPORT")
+    run_wrk "http://127.0.0.1:$FPORT$path" "$TMP/$script.lua"
+    after=$(stored "$FPORT")
+    extra=""
+    ratio=$(awk -v a="$RPS" -v b="$BRPS" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')
+    per=1
+    [[ "$script" == batch ]] && per=100
+    if [[ "$script" == post || "$script" == batch ]]; then
+        acked=$((CREATED * per))
+        grew=$((after - before))
+        if ((grew < acked)); then
+            echo "http_bench: $name: $acked events acknowledged but only $grew stored" >&2
+            FAILED=1
+        fi
+        if ((JSON)); then extra=",\"acknowledged_events\":$acked,\"stored_events\":$grew"; else extra=" [acked $acked, stored $grew]"; fi
+    fi
+    if ((NON2XX != 0)); then
+        echo "http_bench: $name: $NON2XX answers were not 2xx $ERRS" >&2
+        FAILED=1
+    fi
+    if [[ "$kind" == events ]]; then
+        value=$(awk -v a="$RPS" 'BEGIN {printf "%.0f", a * 100}')
+        if ((JSON)); then extra+=",\"events_per_s\":$value"; else extra+=" [$value events/s]"; fi
+        met=$(awk -v v="$value" -v g="$goal" 'BEGIN {print (v >= g) ? "met" : "NOT met"}')
+    else
+        met=$(awk -v r="$ratio" -v g="$goal" 'BEGIN {print (r >= g) ? "met" : "NOT met"}')
+    fi
+    GOALS=$((GOALS + 1))
+    [[ "$met" == met ]] && MET=$((MET + 1))
+    if ((QUICK)); then met=""; fi
+    if ((JSON)); then
+        m=null
+        ((QUICK)) || { [[ "$met" == met ]] && m=true || m=false; }
+        report "$name" "$RPS" "$P99_MS" http.baseline.mhd_2byte "$ratio" "$gtext" "$m" "$extra"
+    else
+        report "$name" "$RPS" "$P99_MS" http.baseline.mhd_2byte "$ratio" "$gtext" "$met" "$extra"
+    fi
+    RAN=$((RAN + 1))
+done
+
+if ((JSON == 0)); then
+    if ((QUICK)); then
+        echo
+        echo "$RAN HTTP cases run (quick mode: 1 s each, figures are not meaningful)"
+    else
+        echo
+        echo "$RAN HTTP cases run; this machine meets $MET of $GOALS goals"
+    fi
+fi
+exit $FAILED
