@@ -915,7 +915,10 @@ static int open_listener(fdn_admin_t *a, int *out_fd, fdn_error_t *err)
     }
     int one = 1;
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 64) != 0) {
+    /* a deep accept queue: with 64, a burst of a few thousand connects overflowed it and the
+     * kernel dropped handshakes, which clients retry only after 1, 3, 7 s (a connect storm
+     * looked like a stall); the kernel caps it at net.core.somaxconn */
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
         int e = errno;
         freeaddrinfo(ai);
         close(fd);
