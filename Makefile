@@ -5,6 +5,8 @@
 #               compiling the benchmarks and examples; then a clang build with -Wthread-safety
 #               -Werror (test-tsa: compiled, not run)
 #   make bench  Release build, run fdn-bench (pass ARGS="--json --filter counter")
+#   make soak   Release `fdn serve` under a mixed wrk load for MINUTES=30 (scripts/soak.sh);
+#               test-release runs a 2-minute one
 #   make check-format  clang-format check of the lines changed since the merge base with main
 #   make docs   API reference (Doxygen HTML from include/fdn/*.h, warnings as errors) in
 #               $(BUILD)/docs/html; part of `make test`
@@ -59,6 +61,16 @@ test-release:
 	cmake --build $(BUILD)/release -j$(JOBS)
 	./$(BUILD)/release/bin/fdn-bench --quick > $(BUILD)/release/bench-smoke.txt
 	@tail -n 1 $(BUILD)/release/bench-smoke.txt
+	FDN_BIN=$(CURDIR)/$(BUILD)/release/bin/fdn bash scripts/soak.sh 2 $(BUILD)/release/soak-2
+
+# scripts/soak.sh: `fdn serve` (Release) under a mixed wrk load for MINUTES (default 30); CSV
+# and summary in $(BUILD)/release/soak-MINUTES
+.PHONY: soak
+MINUTES ?= 30
+soak: deps
+	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DFDN_BUILD_BENCH=ON -DFDN_BUILD_TESTS=OFF $(CMAKE_COMMON)
+	cmake --build $(BUILD)/release -j$(JOBS) --target fdn_cli
+	FDN_BIN=$(CURDIR)/$(BUILD)/release/bin/fdn bash scripts/soak.sh $(MINUTES) $(BUILD)/release/soak-$(MINUTES)
 
 # Clang's thread-safety analysis over the library, the program and the tests (src/core/lock.h):
 # a warning fails the build. Compile only: the other stages run the code.

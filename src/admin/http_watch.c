@@ -31,6 +31,8 @@
  */
 #include "admin/http_watch.h"
 
+#include "core/lock.h" /* static inline pthread wrappers: no libfdn internal symbol */
+
 #include <fdn/common.h>
 #include <fdn/error.h>
 
@@ -43,19 +45,19 @@ enum { W_WAITING = 0, W_HANDLING = 1, W_CUT = 2, W_MASK = 3 };
 #define SCAN_NS (250 * 1000 * 1000LL)
 
 typedef struct watch_conn {
-    struct watch_conn *prev, *next; /* guarded by the watchdog's mu */
+    struct watch_conn *prev FDN_MEMBER_GUARDED_BY(mu), *next FDN_MEMBER_GUARDED_BY(mu);
     int fd;
     _Atomic uint64_t word;       /* generation << 2 | state */
     _Atomic int64_t deadline_ns; /* CLOCK_MONOTONIC */
 } watch_conn_t;
 
 struct fdn__http_watch {
-    pthread_mutex_t mu;
+    fdn__mutex_t mu;
     pthread_cond_t cv;
-    bool stopping; /* guarded by mu */
+    bool stopping FDN_MEMBER_GUARDED_BY(mu);
     bool thread_started;
     pthread_t thr;
-    watch_conn_t head; /* sentinel of the circular list; guarded by mu */
+    watch_conn_t head FDN_MEMBER_GUARDED_BY(mu); /* sentinel of the circular list */
     int64_t request_ns, keepalive_ns;
     _Atomic uint64_t cut;
 };
@@ -70,7 +72,7 @@ static int64_t mono_ns(void)
 static void *watch_main(void *arg)
 {
     fdn__http_watch_t *w = arg;
-    pthread_mutex_lock(&w->mu);
+    fdn__mutex_lock(&w->mu);
     while (!w->stopping) {
         int64_t now = mono_ns();
         for (watch_conn_t *e = w->head.next; e != &w->head; e = e->next) {
@@ -89,7 +91,7 @@ static void *watch_main(void *arg)
         struct timespec ts = {(time_t)(until / 1000000000LL), (long)(until % 1000000000LL)};
         (void)pthread_cond_timedwait(&w->cv, &w->mu, &ts);
     }
-    pthread_mutex_unlock(&w->mu);
+    fdn__mutex_unlock(&w->mu);
     return NULL;
 }
 
@@ -134,10 +136,10 @@ void fdn__http_watch_stop(fdn__http_watch_t *w)
 {
     if (w == NULL || !w->thread_started)
         return;
-    pthread_mutex_lock(&w->mu);
+    fdn__mutex_lock(&w->mu);
     w->stopping = true;
     pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
+    fdn__mutex_unlock(&w->mu);
     pthread_join(w->thr, NULL);
     w->thread_started = false;
 }
@@ -172,21 +174,21 @@ void fdn__http_watch_notify(void *cls, struct MHD_Connection *con, void **socket
         e->fd = ci->connect_fd;
         atomic_init(&e->word, W_WAITING);
         atomic_init(&e->deadline_ns, mono_ns() + w->request_ns);
-        pthread_mutex_lock(&w->mu);
+        fdn__mutex_lock(&w->mu);
         e->prev = w->head.prev;
         e->next = &w->head;
         w->head.prev->next = e;
         w->head.prev = e;
-        pthread_mutex_unlock(&w->mu);
+        fdn__mutex_unlock(&w->mu);
         return;
     }
     watch_conn_t *e = *socket_context;
     if (e == NULL)
         return;
-    pthread_mutex_lock(&w->mu);
+    fdn__mutex_lock(&w->mu);
     e->prev->next = e->next;
     e->next->prev = e->prev;
-    pthread_mutex_unlock(&w->mu);
+    fdn__mutex_unlock(&w->mu);
     *socket_context = NULL;
     fdn_free(e);
 }
