@@ -267,6 +267,36 @@ static void slow_requests_are_cut_at_the_request_deadline(void **state)
     close(fd);
     fdn_admin_destroy(a);
 
+    /* the next request of a keep-alive connection: its deadline is the end of the previous
+     * response + idle_timeout_s + request_timeout_s; dripping its headers (so that the
+     * connection is never idle) does not hold the connection past that */
+    o.idle_timeout_s = 1;
+    a = start(&o);
+    port = fdn_admin_port(a);
+    fd = idle_client(port);
+    double t0 = now_s();
+    static const char NEXT[] = "GET /health HTTP/1.1\r\nHost: t\r\nX-Slow: ";
+    send_all(fd, NEXT, sizeof(NEXT) - 1);
+    double cut = -1;
+    while (now_s() - t0 < 30) {
+        if (send(fd, "x", 1, MSG_NOSIGNAL) != 1) {
+            cut = now_s() - t0;
+            break;
+        }
+        pf.revents = 0;
+        if (poll(&pf, 1, 100) == 1) {
+            char buf[256];
+            if (recv(fd, buf, sizeof buf, 0) <= 0) {
+                cut = now_s() - t0;
+                break;
+            }
+        }
+    }
+    close(fd);
+    assert_true(cut >= 1.5); /* idle 1 s + request 1 s after the response (not 1 s) */
+    assert_true(cut < 10.0);
+    fdn_admin_destroy(a);
+
     /* version-3 options (no request_timeout_s) get the default deadline */
     fdn_admin_opts_t v3 = FDN_ADMIN_OPTS_INIT;
     v3.version = 3;
