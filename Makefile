@@ -6,6 +6,8 @@
 #               -Werror (test-tsa: compiled, not run)
 #   make bench  Release build, run fdn-bench (pass ARGS="--json --filter counter"), then the HTTP
 #               cases with wrk (bench/http_bench.sh; pass HTTP_ARGS="--filter event --duration 8")
+#   make soak   Release `fdn serve` under a mixed wrk load for MINUTES=30 (scripts/soak.sh);
+#               test-release runs a 2-minute one
 #   make check-format  clang-format check of the lines changed since the merge base with main
 #   make docs   API reference (Doxygen HTML from include/fdn/*.h, warnings as errors) in
 #               $(BUILD)/docs/html; part of `make test`
@@ -62,6 +64,16 @@ test-release:
 	@tail -n 1 $(BUILD)/release/bench-smoke.txt
 	bash bench/http_bench.sh --quick $(BUILD)/release/bin > $(BUILD)/release/http-bench-smoke.txt
 	@tail -n 1 $(BUILD)/release/http-bench-smoke.txt
+	FDN_BIN=$(CURDIR)/$(BUILD)/release/bin/fdn bash scripts/soak.sh 2 $(BUILD)/release/soak-2
+
+# scripts/soak.sh: `fdn serve` (Release) under a mixed wrk load for MINUTES (default 30); CSV
+# and summary in $(BUILD)/release/soak-MINUTES
+.PHONY: soak
+MINUTES ?= 30
+soak: deps
+	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DFDN_BUILD_BENCH=ON -DFDN_BUILD_TESTS=OFF $(CMAKE_COMMON)
+	cmake --build $(BUILD)/release -j$(JOBS) --target fdn_cli
+	FDN_BIN=$(CURDIR)/$(BUILD)/release/bin/fdn bash scripts/soak.sh $(MINUTES) $(BUILD)/release/soak-$(MINUTES)
 
 # Clang's thread-safety analysis over the library, the program and the tests (src/core/lock.h):
 # a warning fails the build. Compile only: the other stages run the code.

@@ -9,7 +9,7 @@ PKGS=(
     libjansson-dev libsqlite3-dev sqlite3 liburcu-dev libmicrohttpd-dev libcmocka-dev
     libzstd-dev libxxhash-dev libcurl4-openssl-dev curl prometheus jq wrk
     libhiredis-dev redis-server etcd-server etcd-client libsystemd-dev doxygen
-    libpq-dev postgresql-15 postgresql-client-15
+    libpq-dev postgresql-15 postgresql-client-15 wrk
     chromium chromium-driver
 )
 

@@ -92,16 +92,22 @@ typedef struct fdn_admin_opts {
                                           sidecar's clients all share 127.0.0.1) */
     fdn_admin_request_fn on_request; /**< (version >= 3) optional, called once per request */
     void *request_user;              /**< (version >= 3) passed to on_request */
+    unsigned request_timeout_s;      /**< (version >= 4) time a client has to send a whole request,
+                                          headers and body (slowloris, bodies that never end),
+                                          from the connection's start, or for a later request on a
+                                          keep-alive connection from the end of the previous
+                                          response plus idle_timeout_s; a late connection is closed.
+                                          0 = the default, 10 s */
 } fdn_admin_opts_t;
 
 /** Current version of fdn_admin_opts_t, set by the matching _INIT initialiser. */
-#define FDN_ADMIN_OPTS_VERSION 3
+#define FDN_ADMIN_OPTS_VERSION 4
 /** Default listen address of the admin server. */
 #define FDN_ADMIN_DEFAULT_LISTEN "127.0.0.1:9568"
 /** Initialiser of fdn_admin_opts_t with every default. */
 #define FDN_ADMIN_OPTS_INIT                                                                        \
     {                                                                                              \
-        FDN_ADMIN_OPTS_VERSION, NULL, NULL, 1u << 20, 2, 0, 10, 0, NULL, NULL                      \
+        FDN_ADMIN_OPTS_VERSION, NULL, NULL, 1u << 20, 2, 0, 10, 0, NULL, NULL, 0                   \
     }
 
 /** The connection limit in force (max_connections, or the one derived from the open-file

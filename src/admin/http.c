@@ -5,9 +5,12 @@
  * epoll/poll chosen by MHD_USE_AUTO), each serving many connections; total connections are
  * capped (MHD_OPTION_CONNECTION_LIMIT: by default from the open-file limit, so thousands of
  * idle keep-alive clients do not shut new ones out), optionally per client address, and idle
- * ones time out, so the server's resources are bounded whatever clients do. Handlers run on those
- * threads and only call the mounted services' thread-safe public APIs. Locks: only `dmu` (a leaf,
- * never held while calling out), on which fdn_admin_shutdown waits for deferred requests. The route
+ * ones time out; a request must arrive whole (headers and body) within request_timeout_s, which
+ * http_watch.c enforces from a thread of its own (libmicrohttpd 0.9.75 has no such deadline:
+ * a client sending a byte a second was never cut), so the server's resources are bounded
+ * whatever clients do. Handlers run on those threads and only call the mounted services'
+ * thread-safe public APIs. Locks: only `dmu` (a leaf, never held while calling out), on which
+ * fdn_admin_shutdown waits for deferred requests. The route
  * table, health checks and metric writers are filled before start (thread_safety init) and
  * read-only afterwards; `started` is written before MHD's threads exist and the thread creation
  * orders it. The request counters are relaxed atomics. Per request: the raw target is captured by
@@ -38,6 +41,7 @@
  * condition variable instead of suspending.
  */
 #include "admin/admin_int.h"
+#include "admin/http_watch.h"
 
 #include <fdn/clock.h>
 
@@ -66,6 +70,8 @@
  * beyond FDN__HTTP_MAX_URI. Worst case max_connections * 64 KiB. */
 #define CONN_MEMORY (64u * 1024u)
 #define MAX_HEALTH  32
+/* request_timeout_s when the options leave it 0 */
+#define FDN__ADMIN_DEFAULT_REQUEST_TIMEOUT_S 10u
 
 typedef struct route {
     char method[8];
@@ -91,7 +97,8 @@ struct fdn_admin {
     char *token;
     size_t token_len;
     size_t max_body;
-    unsigned threads, max_conns, timeout_s, per_ip;
+    unsigned threads, max_conns, timeout_s, per_ip, request_timeout_s;
+    fdn__http_watch_t *watch; /* the request deadline, from start to shutdown */
 
     route_t *routes;
     size_t nroutes, cap_routes;
@@ -807,6 +814,9 @@ int fdn_admin_create(fdn_admin_t **out, const fdn_admin_opts_t *opts, fdn_error_
         a->on_request = opts->on_request;
         a->request_user = opts->request_user;
     }
+    a->request_timeout_s = opts->version >= 4 && opts->request_timeout_s > 0
+                               ? opts->request_timeout_s
+                               : FDN__ADMIN_DEFAULT_REQUEST_TIMEOUT_S;
     if (fdn__admin_route_add(a, "GET", "/health", h_health, a) < 0 ||
         fdn__admin_route_add(a, "GET", "/metrics", h_metrics, a) < 0 ||
         fdn__admin_mount_status(a) < 0) {
@@ -867,6 +877,20 @@ typedef struct conn_ctx {
     fdn__http_async_t as;
 } conn_ctx_t;
 
+/* The origin-form part of an absolute-form target ("http://host:port/path?q" -> "/path?q",
+ * "http://host" -> "/"): a server must accept the absolute form (RFC 9112 3.2.2); the
+ * authority is not checked (a sidecar answers whatever name it is reached by). */
+static const char *origin_form(const char *uri)
+{
+    size_t skip = strncasecmp(uri, "http://", 7) == 0    ? 7
+                  : strncasecmp(uri, "https://", 8) == 0 ? 8
+                                                         : 0;
+    if (skip == 0)
+        return uri;
+    const char *p = uri + skip + strcspn(uri + skip, "/?#");
+    return *p == '/' ? p : *p == '\0' ? "/" : uri; /* "http://h?q": left malformed */
+}
+
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
 {
     (void)cls;
@@ -879,7 +903,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
         c->seen = c->too_large = c->parked = c->counted = false;
         c->resp.json = NULL;
         c->resp.text = NULL;
-        c->uri = admin_strdup(uri ? uri : "");
+        c->uri = admin_strdup(uri ? origin_form(uri) : "");
         if (c->uri == NULL) {
             fdn_free(c);
             c = NULL;
@@ -891,8 +915,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
 static void on_done(void *cls, struct MHD_Connection *con, void **req_cls,
                     enum MHD_RequestTerminationCode toe)
 {
-    (void)con;
     (void)toe;
+    fdn__http_watch_done(((fdn_admin_t *)cls)->watch, con);
     conn_ctx_t *c = *req_cls;
     if (c != NULL && c->counted) /* its answer is sent (or the connection is gone) */
         deferred_done(cls);
@@ -1043,6 +1067,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         }
         return fdn__admin_text_put(&c->body, upload_data, n) == 0 ? MHD_YES : MHD_NO;
     }
+    /* received whole: no deadline while it is handled; cut meanwhile: not handled */
+    if (!fdn__http_watch_handling(con))
+        return MHD_NO;
     if (c->too_large)
         return send_error(a, con, FDN_ETOO_LARGE, "request body exceeds the limit");
     if (c->parked) /* resumed: the deferred answer is ready */
@@ -1095,7 +1122,10 @@ static int open_listener(fdn_admin_t *a, int *out_fd, fdn_error_t *err)
     }
     int one = 1;
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 64) != 0) {
+    /* a deep accept queue: with 64, a burst of a few thousand connects overflowed it and the
+     * kernel dropped handshakes, which clients retry only after 1, 3, 7 s (a connect storm
+     * looked like a stall); the kernel caps it at net.core.somaxconn */
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
         int e = errno;
         freeaddrinfo(ai);
         close(fd);
@@ -1154,9 +1184,15 @@ int fdn_admin_start(fdn_admin_t *a, fdn_error_t *err)
      * failed start is unknowable. It gets a duplicate; ours keeps the socket alive, so after
      * a failure the duplicate's number still names this very socket (same inode) only if
      * MHD did not close it, and a number reused meanwhile by another thread is left alone. */
+    rc = fdn__http_watch_start(&a->watch, a->request_timeout_s, a->timeout_s);
+    if (rc < 0)
+        return fdn_err_set(err, rc, "cannot start the request deadline thread");
     int fd = fcntl(a->listen_fd, F_DUPFD_CLOEXEC, 0);
-    if (fd < 0)
+    if (fd < 0) {
+        fdn__http_watch_free(a->watch);
+        a->watch = NULL;
         return fdn_err_set(err, FDN_EIO, "cannot duplicate the listen socket (errno %d)", errno);
+    }
     a->started = true;
     a->mhd = MHD_start_daemon(
         MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_request, a,
@@ -1165,10 +1201,13 @@ int fdn_admin_start(fdn_admin_t *a, fdn_error_t *err)
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)a->timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned int)a->per_ip, MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)a,
-        MHD_OPTION_NOTIFY_COMPLETED, on_done, (void *)a, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_done, (void *)a, MHD_OPTION_NOTIFY_CONNECTION,
+        fdn__http_watch_notify, (void *)a->watch, MHD_OPTION_END);
     if (a->mhd == NULL) {
         if (fdn__admin_fd_same_socket(a->listen_fd, fd))
             close(fd);
+        fdn__http_watch_free(a->watch);
+        a->watch = NULL;
         a->started = false; /* the bound socket stays ours: start may be retried */
         return fdn_err_set(err, FDN_EIO, "the HTTP server (libmicrohttpd) failed to start");
     }
@@ -1196,8 +1235,11 @@ void fdn_admin_shutdown(fdn_admin_t *a)
     while (atomic_load(&a->deferred) > 0)
         pthread_cond_wait(&a->dcv, &a->dmu);
     pthread_mutex_unlock(&a->dmu);
+    fdn__http_watch_stop(a->watch); /* no connection is cut while the server stops */
     if (a->mhd != NULL)
         MHD_stop_daemon(a->mhd); /* joins the server threads, closes the listen socket */
+    fdn__http_watch_free(a->watch); /* every connection closed and unregistered */
+    a->watch = NULL;
 }
 
 void fdn_admin_destroy(fdn_admin_t *a)

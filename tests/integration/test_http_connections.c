@@ -1,6 +1,7 @@
 /* The admin HTTP server under many connections: thousands of idle keep-alive clients and
  * half-sent requests (slowloris) must not shut out a new client, while the limits that are
- * set (an explicit connection limit, a per-address limit) hold. Real sockets on loopback. */
+ * set (an explicit connection limit, a per-address limit, the request deadline) hold. Real sockets
+ * on loopback. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fdn/admin.h>
@@ -199,11 +201,117 @@ static void explicit_limits_hold(void **state)
     fdn_admin_destroy(b);
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Sends `head` whole, then `drip` one byte every 100 ms (cycling) until the server closes the
+ * connection; returns the seconds from the first byte to the close, or -1 after `limit_s`. */
+static double drip_until_closed(uint16_t port, const char *head, const char *drip, double limit_s)
+{
+    int fd = dial(port);
+    double t0 = now_s();
+    send_all(fd, head, strlen(head));
+    size_t i = 0, n = strlen(drip);
+    double out = -1;
+    while (now_s() - t0 < limit_s) {
+        if (send(fd, drip + i++ % n, 1, MSG_NOSIGNAL) != 1) {
+            out = now_s() - t0; /* reset by the server */
+            break;
+        }
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, 100) == 1) {
+            char buf[256];
+            if (recv(fd, buf, sizeof buf, 0) <= 0) {
+                out = now_s() - t0;
+                break;
+            }
+        }
+    }
+    close(fd);
+    return out;
+}
+
+/* request_timeout_s bounds the time of a whole request, which the idle timeout never does for
+ * a client sending a byte at a time: headers that never end and a body that never ends are cut
+ * after the deadline (not before), requests that arrive in time are served, and a keep-alive
+ * connection idles for the idle timeout before its next request's deadline starts. */
+static void slow_requests_are_cut_at_the_request_deadline(void **state)
+{
+    (void)state;
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    o.idle_timeout_s = 60;
+    o.request_timeout_s = 1;
+    fdn_admin_t *a = start(&o);
+    uint16_t port = fdn_admin_port(a);
+
+    double t = drip_until_closed(port, "GET /health HTTP/1.1\r\nHost: t\r\n", "X-Slow: x\r\n", 30);
+    assert_true(t >= 0.9); /* never before the deadline */
+    assert_true(t < 10.0); /* long before the idle timeout (generous on a loaded machine) */
+    t = drip_until_closed(
+        port, "POST /v1/nothing HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n", "{", 30);
+    assert_true(t >= 0.9);
+    assert_true(t < 10.0);
+    assert_int_equal(fresh_health(port), 200);
+
+    /* a keep-alive client idle past request_timeout_s is still served on its connection */
+    int fd = idle_client(port);
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&pf, 1, 1500), 0); /* the server does not close it meanwhile */
+    send_all(fd, REQ, sizeof(REQ) - 1);
+    assert_int_equal(read_response(fd), 200);
+    close(fd);
+    fdn_admin_destroy(a);
+
+    /* the next request of a keep-alive connection: its deadline is the end of the previous
+     * response + idle_timeout_s + request_timeout_s; dripping its headers (so that the
+     * connection is never idle) does not hold the connection past that */
+    o.idle_timeout_s = 1;
+    a = start(&o);
+    port = fdn_admin_port(a);
+    fd = idle_client(port);
+    double t0 = now_s();
+    static const char NEXT[] = "GET /health HTTP/1.1\r\nHost: t\r\nX-Slow: ";
+    send_all(fd, NEXT, sizeof(NEXT) - 1);
+    double cut = -1;
+    while (now_s() - t0 < 30) {
+        if (send(fd, "x", 1, MSG_NOSIGNAL) != 1) {
+            cut = now_s() - t0;
+            break;
+        }
+        pf.revents = 0;
+        if (poll(&pf, 1, 100) == 1) {
+            char buf[256];
+            if (recv(fd, buf, sizeof buf, 0) <= 0) {
+                cut = now_s() - t0;
+                break;
+            }
+        }
+    }
+    close(fd);
+    assert_true(cut >= 1.5); /* idle 1 s + request 1 s after the response (not 1 s) */
+    assert_true(cut < 10.0);
+    fdn_admin_destroy(a);
+
+    /* version-3 options (no request_timeout_s) get the default deadline */
+    fdn_admin_opts_t v3 = FDN_ADMIN_OPTS_INIT;
+    v3.version = 3;
+    v3.listen = "127.0.0.1:0";
+    fdn_admin_t *b = NULL;
+    assert_int_equal(fdn_admin_create(&b, &v3, NULL), 0);
+    fdn_admin_destroy(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(thousands_of_idle_and_slow_clients_do_not_shut_out_a_new_one),
         cmocka_unit_test(explicit_limits_hold),
+        cmocka_unit_test(slow_requests_are_cut_at_the_request_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -68,6 +68,8 @@ typedef struct serve_opts {
     bool access_log;
     int64_t slow_ms;
     const char *postgres;
+    int64_t request_timeout_s;
+    int64_t idle_timeout_s;
 } serve_opts_t;
 
 /* What the runtime's and the server's callbacks need. */
@@ -85,7 +87,8 @@ static void usage(FILE *out)
             "                 [--token-file FILE] [--max-body BYTES] [--redis URL]\n"
             "                 [--etcd URL] [--postgres URL]\n"
             "                 [--log-format text|json] [--log-level LEVEL] [--access-log]\n"
-            "                 [--slow-request-ms MS]\n"
+            "                 [--slow-request-ms MS] [--request-timeout SECONDS]\n"
+            "                 [--idle-timeout SECONDS]\n"
             "\n"
             "Run a Foundation runtime with the admin HTTP API until SIGINT or SIGTERM.\n"
             "\n"
@@ -110,6 +113,9 @@ static void usage(FILE *out)
             "  --access-log       log every HTTP request (whatever the level)\n"
             "  --slow-request-ms MS  log a warning for requests slower than MS (default 1000;\n"
             "                     0: never)\n"
+            "  --request-timeout SECONDS  time a client has to send a whole request, headers\n"
+            "                     and body (default 10); a slower one is disconnected\n"
+            "  --idle-timeout SECONDS  close a connection idle this long (default 10)\n"
             "\n"
             "Under systemd (Type=notify, NOTIFY_SOCKET) it sends READY=1 once every service\n"
             "runs and the API answers, STATUS= as services restart, STOPPING=1 on shutdown and\n"
@@ -132,6 +138,8 @@ static int parse(int argc, char **argv, serve_opts_t *o)
         {.name = "--log-level", .str = &o->log_level},
         {.name = "--access-log", .seen = &o->access_log},
         {.name = "--slow-request-ms", .num = &o->slow_ms, .min = 0, .max = 86400000},
+        {.name = "--request-timeout", .num = &o->request_timeout_s, .min = 1, .max = 86400},
+        {.name = "--idle-timeout", .num = &o->idle_timeout_s, .min = 1, .max = 86400},
     };
     return cli_parse(argc, argv, "serve", defs, sizeof(defs) / sizeof(defs[0]), usage);
 }
@@ -355,7 +363,9 @@ int cmd_serve(int argc, char **argv)
                       "info",
                       false,
                       1000,
-                      NULL};
+                      NULL,
+                      10,
+                      10};
     int pr = parse(argc, argv, &o);
     if (pr != 0)
         return pr > 0 ? CLI_OK : CLI_USAGE;
@@ -414,6 +424,8 @@ int cmd_serve(int argc, char **argv)
     ao.max_body_bytes = (size_t)o.max_body;
     ao.on_request = on_request;
     ao.request_user = &ctx;
+    ao.request_timeout_s = (unsigned)o.request_timeout_s;
+    ao.idle_timeout_s = (unsigned)o.idle_timeout_s;
     int rc = fdn_admin_create(&admin, &ao, &err);
     if (rc < 0) {
         print_error(o.listen, rc, &err);

@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""Soak of `fdn serve` (scripts/soak.sh MINUTES runs it; issue 17).
+
+The server runs with a retention that prunes (the newest 8000 events kept, pruned every
+second; at most 30 s old) under a mixed wrk load (scripts/soak.lua: reads, config updates,
+limiter checks, single and batched event appends, queries) while this script:
+  - appends events of its own (type soak.check) one at a time and records every acknowledged
+    id (201); every 2 s it queries them back: an acknowledged id that is not stored although
+    it is not older than the oldest stored id (retention and deletes remove a prefix of ids)
+    is MISSING (the run fails);
+  - deletes old events (DELETE /v1/events?before=<newest - 3 s>) every 10 s, right after
+    checking every id acknowledged so far (a delete never hides a loss);
+  - samples the server's RSS, open descriptors, threads, stored and pruned events and
+    database bytes every INTERVAL seconds into a CSV.
+At the end (wrk ran for the whole time) it stops the server (SIGTERM: exit 0 required) and fits
+a line to each sample series over the second half of the run: a series whose fitted growth
+over that half exceeds its bound (below) grows without bound and fails the run, as do a
+missing event, a 5xx answer, a 4xx other than the limiter's 429, a retention or a delete that
+removed nothing.
+
+usage: soak.py FDN_BINARY MINUTES OUT_DIR
+"""
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+RETENTION_S = 30
+MAX_EVENTS = 8000  # the retention that prunes: at ~700 events/s here, ~11 s of them
+DELETE_AGE_S = 3  # every DELETE_EVERY_S, events older than this go (the store regrows)
+DELETE_EVERY_S = 10
+VERIFY_WINDOW_S = 10  # ids acknowledged longer ago than this are not checked any more
+
+
+def fit(xs, ys):
+    """Least-squares slope and intercept."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx == 0:
+        return 0.0, my
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    return slope, my - slope * mx
+
+
+class Client:
+    """One keep-alive connection; reconnects after an error."""
+
+    def __init__(self, port):
+        self.port = port
+        self.c = None
+
+    def req(self, method, path, body=None):
+        for attempt in range(2):
+            try:
+                if self.c is None:
+                    self.c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                hdrs = {"Content-Type": "application/json"} if body is not None else {}
+                self.c.request(method, path, body=body, headers=hdrs)
+                r = self.c.getresponse()
+                data = r.read()
+                return r.status, data
+            except (OSError, http.client.HTTPException):
+                if self.c is not None:
+                    self.c.close()
+                self.c = None
+                if attempt == 1:
+                    raise
+        raise RuntimeError("unreachable")
+
+
+class Checker(threading.Thread):
+    """Appends soak.check events, verifies the acknowledged ones, deletes old events."""
+
+    def __init__(self, port, stop_ev):
+        super().__init__(daemon=True)
+        self.port = port
+        self.stop_ev = stop_ev
+        self.lock = threading.Lock()
+        self.pending = []  # (id, ack time), ascending ids
+        self.acked = 0
+        self.verified = 0
+        self.missing = []
+        self.unverified = 0
+        self.pruned_unchecked = 0
+        self.append_errors = 0
+        self.deletes = 0
+        self.removed = 0
+        self.errors = []
+
+    def verify(self, c, final=False):
+        now = time.monotonic()
+        with self.lock:
+            todo = [p for p in self.pending]
+            self.pending = []
+        # too old to be sure it is retained: counted, never reported missing
+        keep = [p for p in todo if now - p[1] <= VERIFY_WINDOW_S]
+        self.unverified += len(todo) - len(keep)
+        if not keep:
+            return
+        want = {p[0] for p in keep}
+        found = set()
+        after = keep[0][0] - 1
+        top = keep[-1][0]
+        while after < top:
+            st, data = c.req("GET", "/v1/events?type=soak.check&order=asc&limit=1000&after_id=%d"
+                             % after)
+            if st != 200:
+                self.errors.append("query %d %r" % (st, data[:200]))
+                return
+            evs = json.loads(data)["events"]
+            if not evs:
+                break
+            for e in evs:
+                found.add(e["id"])
+            after = evs[-1]["id"]
+        lost = sorted(want - found)
+        if lost:
+            # pruned meanwhile (the retention removes the oldest ids), or a hole: missing
+            st, data = c.req("GET", "/v1/events/stats")
+            oldest = json.loads(data).get("oldest_id") or 0
+            pruned = [i for i in lost if i < oldest]
+            self.pruned_unchecked += len(pruned)
+            lost = [i for i in lost if i >= oldest]
+        self.missing += lost
+        self.verified += len(found & want)
+
+    def run(self):
+        c = Client(self.port)
+        last_verify = last_delete = time.monotonic()
+        i = 0
+        while not self.stop_ev.is_set():
+            i += 1
+            body = json.dumps({"type": "soak.check", "correlation_id": "soak-check",
+                               "data": {"n": i}})
+            try:
+                st, data = c.req("POST", "/v1/events", body)
+            except (OSError, http.client.HTTPException):
+                self.append_errors += 1
+                continue
+            if st == 201:
+                with self.lock:
+                    self.pending.append((json.loads(data)["id"], time.monotonic()))
+                self.acked += 1
+            else:
+                self.append_errors += 1
+            now = time.monotonic()
+            try:
+                if now - last_verify >= 2 or now - last_delete >= DELETE_EVERY_S:
+                    last_verify = now
+                    self.verify(c)
+                if now - last_delete >= DELETE_EVERY_S:
+                    last_delete = now
+                    st, data = c.req("GET", "/v1/events/stats")
+                    newest = json.loads(data).get("newest_ts") or 0
+                    before = newest - DELETE_AGE_S * 10**9
+                    if before > 0:
+                        st, data = c.req("DELETE", "/v1/events?before=%d" % before)
+                        if st != 200:
+                            self.errors.append("delete %d %r" % (st, data[:200]))
+                        else:
+                            self.deletes += 1
+                            self.removed += json.loads(data).get("removed", 0)
+            except (OSError, http.client.HTTPException, ValueError) as e:
+                self.errors.append("checker: %r" % e)
+            self.stop_ev.wait(0.01)
+        try:
+            self.verify(c, final=True)
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            self.errors.append("final verify: %r" % e)
+
+
+def proc_sample(pid):
+    rss = threads = 0
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Threads:"):
+                threads = int(line.split()[1])
+    fds = len(os.listdir("/proc/%d/fd" % pid))
+    return rss, fds, threads
+
+
+def main():
+    if len(sys.argv) != 4:
+        sys.exit("usage: soak.py FDN_BINARY MINUTES OUT_DIR")
+    fdn, minutes, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+    secs = int(minutes * 60)
+    interval = float(os.environ.get("SOAK_INTERVAL_S", "10" if minutes > 5 else "2"))
+    os.makedirs(out, exist_ok=True)
+    data_dir = os.path.join(out, "data")
+    cfg = os.path.join(out, "soak-config.json")
+    with open(cfg, "w") as f:
+        json.dump({"storage": {"hot": {"max_age_seconds": RETENTION_S, "max_events": MAX_EVENTS,
+                                       "prune_interval": 1000}}}, f)
+    err = open(os.path.join(out, "server.err"), "w")
+    srv = subprocess.Popen([fdn, "serve", "--config", cfg, "--data-dir", data_dir,
+                            "--listen", "127.0.0.1:0", "--log-level", "warn",
+                            "--slow-request-ms", "0"],
+                           stdout=subprocess.PIPE, stderr=err)
+    port = None
+    line = srv.stdout.readline().decode()
+    m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+    if m:
+        port = int(m.group(1))
+    if port is None:
+        srv.kill()
+        sys.exit("fdn serve did not start: %r\n%s" % (line, open(err.name).read()))
+    print("soak: fdn serve pid %d on port %d, %d s, samples every %.0f s, output %s" %
+          (srv.pid, port, secs, interval, out), flush=True)
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    wrk_out = open(os.path.join(out, "wrk.txt"), "w")
+    wrk = subprocess.Popen(["wrk", "-t1", "-c8", "-d%ds" % secs, "--timeout", "10s",
+                            "-s", os.path.join(here, "soak.lua"),
+                            "http://127.0.0.1:%d" % port], stdout=wrk_out, stderr=wrk_out)
+    stop_ev = threading.Event()
+    chk = Checker(port, stop_ev)
+    chk.start()
+
+    stats = Client(port)
+    csv_path = os.path.join(out, "soak.csv")
+    cols = ["t_s", "rss_kb", "fds", "threads", "events_stored", "events_pruned", "db_bytes",
+            "acked", "verified", "missing"]
+    rows = []
+    t0 = time.monotonic()
+    with open(csv_path, "w") as csv:
+        csv.write(",".join(cols) + "\n")
+        next_t = t0
+        while wrk.poll() is None:
+            now = time.monotonic()
+            if now >= next_t:
+                next_t += interval
+                rss, fds, threads = proc_sample(srv.pid)
+                try:
+                    st, data = stats.req("GET", "/v1/events/stats")
+                    sj = json.loads(data) if st == 200 else {}
+                    ev, pr = sj.get("count", -1), sj.get("events_pruned", -1)
+                except (OSError, http.client.HTTPException, ValueError):
+                    ev = pr = -1
+                db = 0
+                for suffix in ("", "-wal", "-shm"):
+                    try:
+                        db += os.path.getsize(os.path.join(data_dir, "events.db" + suffix))
+                    except OSError:
+                        pass
+                row = [round(now - t0, 1), rss, fds, threads, ev, pr, db, chk.acked,
+                       chk.verified, len(chk.missing)]
+                rows.append(row)
+                csv.write(",".join(str(v) for v in row) + "\n")
+                csv.flush()
+            try:
+                wrk.wait(timeout=max(0.05, next_t - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+    stop_ev.set()
+    chk.join(120)
+    wrk_out.close()
+    srv.terminate()
+    try:
+        rc = srv.wait(120)
+    except subprocess.TimeoutExpired:
+        srv.kill()
+        rc = "hung"
+    err.close()
+
+    fails = []
+    wtxt = open(os.path.join(out, "wrk.txt")).read()
+    m = re.search(r"soak-status 2xx=(\d+) 429=(\d+) 4xx=(\d+) 5xx=(\d+)", wtxt)
+    reqs = re.search(r"(\d+) requests in", wtxt)
+    if not m:
+        fails.append("wrk did not report its statuses:\n" + wtxt)
+    else:
+        s2, s429, s4, s5 = (int(v) for v in m.groups())
+        if s5:
+            fails.append("%d answers 5xx" % s5)
+        if s4:
+            fails.append("%d answers 4xx other than 429" % s4)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", wtxt)
+    if sock and int(sock.group(1)) > 0:
+        fails.append("wrk could not connect %s times" % sock.group(1))
+    if rc != 0:
+        fails.append("fdn serve exited %r on SIGTERM" % rc)
+    if chk.missing:
+        fails.append("%d acknowledged events missing: %r" % (len(chk.missing), chk.missing[:20]))
+    if chk.errors:
+        fails.append("checker errors: %r" % chk.errors[:5])
+    if chk.acked == 0 or chk.verified == 0:
+        fails.append("the checker had no event acknowledged and verified")
+    if not rows or rows[-1][5] <= chk.removed:
+        fails.append("the retention pruned nothing (events_pruned %s, deleted %d)" %
+                     (rows[-1][5] if rows else "?", chk.removed))
+    if chk.removed == 0:
+        fails.append("the deletes removed nothing")
+
+    # growth over the second half: the fitted line's rise across it, against a bound
+    summary = []
+    half = [r for r in rows if r[0] >= rows[-1][0] / 2] if rows else []
+    bounds = {  # column: (absolute bound, fraction of the half's mean)
+        "rss_kb": (16 * 1024, 0.10),
+        "fds": (8, 0.0),
+        "threads": (2, 0.0),
+        "events_stored": (2000, 0.25),
+        "db_bytes": (8 << 20, 0.25),
+    }
+    summary.append("| series | first | min | max | last | 2nd-half slope /min | 2nd-half rise "
+                   "| bound | verdict |")
+    summary.append("|---|---|---|---|---|---|---|---|---|")
+    for name, (absb, frac) in bounds.items():
+        k = cols.index(name)
+        allv = [r[k] for r in rows]
+        if len(half) < 4:
+            fails.append("too few samples (%d) in the second half" % len(half))
+            break
+        xs = [r[0] for r in half]
+        ys = [r[k] for r in half]
+        slope, _ = fit(xs, ys)
+        rise = slope * (xs[-1] - xs[0])
+        bound = max(absb, frac * (sum(ys) / len(ys)))
+        ok = rise <= bound
+        if not ok:
+            fails.append("%s grows: +%.0f over the second half (bound %.0f)" % (name, rise, bound))
+        summary.append("| %s | %d | %d | %d | %d | %.1f | %.0f | %.0f | %s |" %
+                       (name, allv[0], min(allv), max(allv), allv[-1], slope * 60, rise, bound,
+                        "ok" if ok else "GROWS"))
+    summary.append("")
+    summary.append("samples: %d every %.0f s over %d s; wrk: %s requests (%s); checker: %d "
+                   "acknowledged, %d verified, %d missing, %d pruned before checked, %d too old "
+                   "to verify, %d append errors; %d deletes removed %d events; pruned in all "
+                   "(retention and deletes) %s" %
+                   (len(rows), interval, secs, reqs.group(1) if reqs else "?",
+                    m.group(0) if m else "no statuses", chk.acked, chk.verified,
+                    len(chk.missing), chk.pruned_unchecked, chk.unverified, chk.append_errors,
+                    chk.deletes, chk.removed, rows[-1][5] if rows else "?"))
+    text = "\n".join(summary)
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(text + "\n")
+    print(text)
+    print(re.sub(r"(?s).*?(Running.*?)\s*soak-status.*", r"\1", wtxt).strip())
+    if fails:
+        print("SOAK FAILED:\n  " + "\n  ".join(fails))
+        return 1
+    print("soak: passed (CSV %s)" % csv_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
