@@ -71,6 +71,21 @@ static json_t *event_json(const fdn_event_t *ev)
     return j;
 }
 
+/* A store refused by the cap on distinct types (FDN_ENOSPC): 503, naming the cap. */
+static int store_error(fdn_events_t *es, fdn__http_resp_t *resp, int rc)
+{
+    fdn_events_types_status_t st;
+    if (rc != FDN_ENOSPC || fdn_events_types_status(es, &st) != 0)
+        return rc;
+    rc = fdn_err_set(&resp->err, FDN_ENOSPC,
+                     "event store: %llu distinct event types held, the cap storage.hot.max_types "
+                     "is %llu; a new type is refused until the last events of older types are "
+                     "pruned",
+                     (unsigned long long)st.live, (unsigned long long)st.max_types);
+    fdn_err_add_context(&resp->err, "max_types", "%llu", (unsigned long long)st.max_types);
+    return rc;
+}
+
 static int h_post(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
 {
     fdn_events_t *es = user;
@@ -87,7 +102,7 @@ static int h_post(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user
     rc = fdn_events_store(es, ev, &id);
     fdn_event_free(ev);
     if (rc < 0)
-        return rc;
+        return store_error(es, resp, rc);
     return fdn__http_reply(resp, 201, json_pack("{s:I}", "id", (json_int_t)id));
 }
 
@@ -133,8 +148,10 @@ static int h_batch(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
         }
     }
     rc = fdn_events_store_batch(es, (const fdn_event_t *const *)evs, n, ids);
-    if (rc < 0)
+    if (rc < 0) {
+        rc = store_error(es, resp, rc);
         goto out;
+    }
     json_t *jids = json_array();
     for (size_t i = 0; jids != NULL && i < n; i++)
         json_array_append_new(jids, json_integer((json_int_t)ids[i]));

@@ -55,6 +55,7 @@ struct fdn__rt_metrics {
         *pl_overflow, *pl_checkouts, *pl_timeouts, *pl_full;
     /* events */
     fdn_telemetry_family_t *ev_held, *ev_held_type, *ev_appended, *ev_pruned, *ev_backlog;
+    fdn_telemetry_family_t *ev_types, *ev_types_max, *ev_refused;
     /* limiter */
     fdn_telemetry_family_t *lm_keys, *lm_capacity, *lm_evictions, *lm_refused, *lm_up, *lm_breaker,
         *lm_backend_calls, *lm_latency;
@@ -150,6 +151,13 @@ static void collect_events(fdn__rt_metrics_t *m)
     set_counter(m->ev_appended, NULL, 0, st.events_stored);
     set_counter(m->ev_pruned, NULL, 0, st.events_pruned);
     set_gauge(m->ev_backlog, NULL, 0, (double)st.durable_pending);
+    fdn_events_types_status_t ty;
+    if (fdn_events_types_status(es, &ty) == 0) {
+        set_gauge(m->ev_types, NULL, 0, (double)ty.live);
+        set_gauge(m->ev_types_max, NULL, 0, (double)ty.max_types);
+        const char *why[] = {"types"};
+        set_counter(m->ev_refused, why, 1, ty.refused_events);
+    }
     fdn_events_type_stat_t *ts = fdn__malloc(MAX_TYPES * sizeof(*ts));
     size_t nt = 0;
     if (ts != NULL && fdn_events_type_stats(es, ts, MAX_TYPES, &nt) == 0) {
@@ -317,6 +325,15 @@ fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt)
                          NULL, NULL, 0);
     m->ev_pruned = fam(m, "fdn_events_pruned_total", "Events pruned from the event store.", C, NULL,
                        NULL, NULL, 0);
+    m->ev_types = fam(m, "fdn_events_types", "Distinct event types the event store holds now.", G,
+                      NULL, NULL, NULL, 0);
+    m->ev_types_max = fam(m, "fdn_events_types_max",
+                          "Cap on the distinct event types held (storage.hot.max_types; 0 = none).",
+                          G, NULL, NULL, NULL, 0);
+    m->ev_refused = fam(m, "fdn_events_refused_total",
+                        "Events the event store refused, by reason (types: a new type past "
+                        "storage.hot.max_types).",
+                        C, "reason", NULL, NULL, 4);
     m->ev_backlog =
         fam(m, "fdn_events_durable_backlog",
             "Events appended but not yet committed to the durable file.", G, NULL, NULL, NULL, 0);

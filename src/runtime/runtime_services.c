@@ -259,6 +259,8 @@ static void apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed)
             (void)fdn_events_set_max_age(es, to_ns(v, 1000000000));
         if (cfg_int(cfg, "storage.hot.prune_interval", 1, &v))
             (void)fdn_events_set_prune_interval(es, to_ns(v, 1000000));
+        if (cfg_int(cfg, "storage.hot.max_types", 1, &v))
+            (void)fdn_events_set_max_types(es, (uint64_t)v);
     }
     if (es != NULL && touches(changed, "interface.max_results") &&
         cfg_int(cfg, "interface.max_results", 1, &v) && v <= UINT32_MAX)

@@ -109,6 +109,8 @@ const fdn__cfg_builtin_t fdn__cfg_builtins[] = {
       "Event store: oldest event kept, seconds", S1001, HOT),
     K("storage.hot.prune_interval", INT, "60000", POSITIVE, 0, 0, NULL, false,
       "Event store: prune period, ms", S1001, HOT),
+    K("storage.hot.max_types", INT, "10000", POSITIVE, 0, 0, NULL, false,
+      "Event store: most distinct event types held (a new type past it: 503)", S1001, HOT),
     K("storage.warm.enable", BOOL, "false", NONE, 0, 0, NULL, false, "Warm storage switch", S1001,
       WARM),
     KW("storage.warm.path", STRING, "\"./foundation_data\"", NONE, NULL,

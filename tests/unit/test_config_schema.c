@@ -124,6 +124,7 @@ static const rule_case_t rules[] = {
     {"storage.hot.max_events", "5", "0", S, "Invalid hot storage configuration"},
     {"storage.hot.max_age_seconds", "5", "-3", S, "Invalid hot storage configuration"},
     {"storage.hot.prune_interval", "5", "2.5", S, "Invalid hot storage configuration"},
+    {"storage.hot.max_types", "5", "0", S, "Invalid hot storage configuration"},
     {"storage.warm.enable", "false", "\"yes\"", S, "Invalid warm storage configuration"},
     {"storage.cold.enable", "false", "true", S, "Invalid cold storage configuration"},
     {"interface.query_timeout", "1", "0", S, "Invalid interface configuration"},
