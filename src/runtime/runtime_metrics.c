@@ -57,6 +57,7 @@ struct fdn__rt_metrics {
     fdn_telemetry_family_t *ev_held, *ev_held_type, *ev_appended, *ev_pruned, *ev_backlog;
     fdn_telemetry_family_t *ev_types, *ev_types_max, *ev_refused;
     /* limiter */
+    fdn_telemetry_family_t *lm_identities, *lm_id_refused;
     fdn_telemetry_family_t *lm_keys, *lm_capacity, *lm_evictions, *lm_refused, *lm_up, *lm_breaker,
         *lm_backend_calls, *lm_latency;
     /* hooks */
@@ -183,6 +184,8 @@ static void collect_limiter(fdn__rt_metrics_t *m)
     set_gauge(m->lm_keys, NULL, 0, (double)bs.keys);
     set_gauge(m->lm_capacity, NULL, 0, (double)bs.key_capacity);
     set_counter(m->lm_refused, NULL, 0, bs.new_keys_refused);
+    set_gauge(m->lm_identities, NULL, 0, (double)bs.identities);
+    set_counter(m->lm_id_refused, NULL, 0, bs.identity_keys_refused);
     if (bs.backend != FDN_LIMITER_BACKEND_REDIS)
         return;
     const char *b[] = {"redis"};
@@ -345,6 +348,13 @@ fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt)
     m->lm_evictions =
         fam(m, "fdn_rate_limiter_evictions_total",
             "Live limiter keys evicted because their shard was full.", C, NULL, NULL, NULL, 0);
+    m->lm_identities = fam(m, "fdn_rate_limiter_identities",
+                           "Identities holding live keys in this process's limiter store.", G, NULL,
+                           NULL, NULL, 0);
+    m->lm_id_refused = fam(m, "fdn_rate_limiter_identity_keys_refused_total",
+                           "New limiter keys refused because their identity held "
+                           "max_keys_per_identity live keys.",
+                           C, NULL, NULL, NULL, 0);
     m->lm_refused = fam(m, "fdn_rate_limiter_new_keys_refused_total",
                         "New limiter keys refused because their shard was full of live keys.", C,
                         NULL, NULL, NULL, 0);

@@ -160,6 +160,11 @@ const fdn__cfg_builtin_t fdn__cfg_builtins[] = {
       "Processes sharing the limits (the local policy divides limits by it)", S1001, RL),
     K("infrastructure.rate_limiting.redis.pipeline_max", INT, "32", RANGE, 1, 256, NULL, false,
       "Most checks sent together on one connection while every connection is busy", S1001, RL),
+    K("infrastructure.rate_limiting.max_keys_per_identity", INT, "65536", RANGE, 0, 4294967295.0,
+      NULL, false,
+      "Most live limiter keys of one identity (a check's `identity`; 0 = no quota); a new key "
+      "past it: 429",
+      S1001, RL),
     K("infrastructure.circuit_breaker.default_config.failure_threshold", INT, "5", POSITIVE, 0, 0,
       NULL, false, "Breaker default failure threshold", S1001, CBD),
     K("infrastructure.circuit_breaker.default_config.recovery_time", INT, "30000", POSITIVE, 0, 0,

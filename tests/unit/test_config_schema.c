@@ -145,6 +145,8 @@ static const rule_case_t rules[] = {
      "Invalid circuit breaker configuration"},
     {"infrastructure.rate_limiting.enabled", "false", "0", S,
      "Invalid rate limiting configuration"},
+    {"infrastructure.rate_limiting.max_keys_per_identity", "0", "-1", S,
+     "Invalid rate limiting configuration"},
     {"infrastructure.rate_limiting.cleanup_interval", "1", "0", S,
      "Invalid rate limiting configuration"},
     {"infrastructure.circuit_breaker.default_config.failure_threshold", "1", "0", S,
