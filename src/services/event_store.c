@@ -24,7 +24,9 @@
  *    grow (directories, hash tables) are replaced, never moved in place; the old copies are
  *    "retired" and freed only when no reader can hold them (under plock for writing).
  *  - Pruning takes plock for writing and amu: it cuts a prefix of ids, frees dead segments,
- *    posting chunks, correlation entries and retired memory.
+ *    posting chunks, correlation entries, the types whose last event went, and retired
+ *    memory. Live types are capped (max_types): a client's store adding a type past the cap
+ *    is refused with FDN_ENOSPC, after one retention run when retention is due.
  * Invariants: first_id <= published + 1; every id in [first_id, published] has a record;
  * posting lists and correlation chains hold only ids in that range once published.
  */
