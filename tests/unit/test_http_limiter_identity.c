@@ -93,8 +93,8 @@ static void identity_quota_over_http(void **state)
         "{\"identity\":\"\",\"key\":\"k\",\"limit\":1,\"window_ms\":1000}",
         "{\"identity\":7,\"key\":\"k\",\"limit\":1,\"window_ms\":1000}",
         "{\"identity\":\"a\\u001fb\",\"key\":\"k\",\"limit\":1,\"window_ms\":1000}",
-        "{\"identity\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\","
-        "\"key\":\"k\",\"limit\":1,\"window_ms\":1000}",
+        ("{\"identity\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\","
+         "\"key\":\"k\",\"limit\":1,\"window_ms\":1000}"), /* 65 bytes */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(post(a, "/v1/limiter/check", bad[i], &r), 422);
