@@ -409,7 +409,8 @@ FDN_API void fdn_events_destroy(fdn_events_t *es);
  * @param[out] out_id the id (may be NULL). While stopped with a buffer, the id is assigned
  *             at once and the event is stored when the store starts again.
  * @return 0; FDN_EINVAL; FDN_ENOMEM; FDN_EUNAVAILABLE (stopped, no buffer space); FDN_EIO
- *         (durable mode: the commit failed; the event stays in memory)
+ *         (durable mode: the commit failed; the event stays in memory); FDN_ENOSPC (a new
+ *         type while max_types types are held: fdn_events_set_max_types)
  * @thread_safety any
  * @since 0.1.0
  */
@@ -566,7 +567,8 @@ typedef struct fdn_events_stats {
     uint64_t next_id;              /**< id the next stored event gets */
     uint64_t events_stored;        /**< stored since create (batches count each event) */
     uint64_t events_pruned;        /**< pruned since create */
-    uint64_t types;                /**< distinct types seen */
+    uint64_t types;                /**< distinct types held (a type is released when its last
+                                        event is pruned) */
     uint64_t durable_pending;      /**< events not yet committed to the file */
     uint64_t durable_committed_id; /**< highest id committed to the file */
     int64_t uptime_ns;             /**< time since create */
@@ -635,6 +637,39 @@ FDN_API int fdn_events_set_max_results(fdn_events_t *es, uint32_t max_results);
  * @since 0.1.0
  */
 FDN_API int fdn_events_enforce_retention(fdn_events_t *es, uint64_t *out_count);
+
+/** Default cap on the distinct event types held at once (storage.hot.max_types). */
+#define FDN_EVENTS_MAX_TYPES_DEFAULT 10000
+
+/**
+ * Cap the distinct event types held at once (storage.hot.max_types; default
+ * FDN_EVENTS_MAX_TYPES_DEFAULT; 0 = no cap). A type is held while one of its events is: its
+ * state (name, index) is released when its last event is pruned. A store or batch that would
+ * add a type while `max_types` are held is refused whole with FDN_ENOSPC (when retention is
+ * due, the store first prunes and tries once more); events of held types are still accepted.
+ * Events loaded from the durable file or replayed after a restart are never refused.
+ * Lowering the cap below the types held refuses only new types.
+ * @param[in] es the store  @param[in] max_types the cap
+ * @return 0, FDN_EINVAL (NULL store)
+ * @thread_safety any
+ * @since 0.2.0
+ */
+FDN_API int fdn_events_set_max_types(fdn_events_t *es, uint64_t max_types);
+
+/** The distinct types held and their cap (versioned, transparent; filled by
+ * fdn_events_types_status). */
+typedef struct fdn_events_types_status {
+    uint32_t version;        /**< set to 1 by the call */
+    uint64_t live;           /**< distinct types held now */
+    uint64_t max_types;      /**< the cap (0 = none) */
+    uint64_t refused_events; /**< events refused because they would add a type past the cap */
+    uint64_t released;       /**< types released since create (their last event pruned) */
+    uint64_t table_slots;    /**< slots of the type table: under a cap at most
+                                  max(64, 8 × (max_types + 1)) */
+} fdn_events_types_status_t;
+
+/** @return 0, FDN_EINVAL @thread_safety any @since 0.2.0 */
+FDN_API int fdn_events_types_status(fdn_events_t *es, fdn_events_types_status_t *out);
 
 /* ------------------------------------------------------------------------------------------
  * Subscriptions

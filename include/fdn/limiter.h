@@ -169,16 +169,33 @@ typedef struct fdn_limiter_opts {
                                                in-memory store (shards, max_keys, ...) serves
                                                FDN_LIMIT_FAIL_LOCAL and the deny cache */
     fdn_limiter_redis_opts_t redis;       /**< version >= 3; used by the Redis backend */
+    uint32_t max_keys_per_identity;       /**< version >= 5: most live keys of one identity in the
+                                               in-memory store (FDN_LIMIT_IDENTITY_SEP); 0 = no
+                                               quota (default) */
 } fdn_limiter_opts_t;
 
 /** Current version of fdn_limiter_opts_t, set by the matching _INIT initialiser. */
-#define FDN_LIMITER_OPTS_VERSION 4
+#define FDN_LIMITER_OPTS_VERSION 5
 /** Initialiser of fdn_limiter_opts_t with every default. */
 #define FDN_LIMITER_OPTS_INIT                                                                      \
     {                                                                                              \
         FDN_LIMITER_OPTS_VERSION, 64, 1048576, 300000, false, NULL, NULL,                          \
-            FDN_LIMIT_OVERFLOW_DENY_NEW, FDN_LIMITER_BACKEND_MEMORY, FDN_LIMITER_REDIS_OPTS_INIT   \
+            FDN_LIMIT_OVERFLOW_DENY_NEW, FDN_LIMITER_BACKEND_MEMORY, FDN_LIMITER_REDIS_OPTS_INIT,  \
+            0                                                                                      \
     }
+
+/**
+ * Identities: a key holding this byte belongs to the identity made of the bytes before its
+ * first occurrence (the HTTP API builds "<identity>\x1f<key>" from a request's `identity`).
+ * With a quota (max_keys_per_identity, fdn_limiter_set_max_keys_per_identity), a NEW key of an
+ * identity that already holds that many live keys in the in-memory store is refused with
+ * FDN_ENOSPC (res->allowed false; in shadow mode allowed with shadow_denied), so one caller
+ * cannot take the whole table; its existing keys are checked as usual, and other identities
+ * are not affected. A key without the byte has no identity and no quota. Expired keys count
+ * until swept: a refusal sweeps the store first (at most once a second) and tries again. The
+ * quota governs this process's store (with Redis: the keys it keeps locally).
+ */
+#define FDN_LIMIT_IDENTITY_SEP '\x1f'
 
 /** Counters (a copy). */
 typedef struct fdn_limiter_stats {
@@ -209,6 +226,9 @@ typedef struct fdn_limiter_backend_status {
     uint64_t key_capacity;     /**< its bound (max_keys rounded to whole shards) */
     uint64_t new_keys_refused; /**< new keys refused because their shard was full */
     int64_t since_refusal_ns;  /**< ns since the last refusal (limiter clock); -1: never */
+    uint64_t identities;       /**< identities holding live keys in this process's store */
+    uint64_t identity_keys_refused; /**< new keys refused by max_keys_per_identity */
+    uint32_t max_keys_per_identity; /**< the quota (0 = none) */
 } fdn_limiter_backend_status_t;
 
 /** Round-trip bucket bounds of fdn_limiter_backend_status_t.latency_le_us (the last is +Inf). */
@@ -245,6 +265,7 @@ FDN_API void fdn_limiter_destroy(fdn_limiter_t *l);
  * FDN_ENOMEM (new key could not be stored), FDN_ELIMITER (new key, its shard is full of live
  * keys and overflow_policy is DENY_NEW; res->allowed false, retry_after_ns = time until a
  * cell of that shard expires; in shadow mode the call is allowed with shadow_denied set),
+ * FDN_ENOSPC (new key of an identity at its quota, FDN_LIMIT_IDENTITY_SEP; same shadow rule),
  * FDN_EUNAVAILABLE (service stopped)
  * @thread_safety any  @since 0.1.0
  */
@@ -422,6 +443,14 @@ FDN_API void fdn_limiter_set_enabled(fdn_limiter_t *l, bool enabled);
 
 /** Whether enforcement is on (default true). @thread_safety any  @since 0.2.0 */
 FDN_API bool fdn_limiter_enabled(const fdn_limiter_t *l);
+
+/**
+ * Change the quota of live keys per identity (see FDN_LIMIT_IDENTITY_SEP; config
+ * `infrastructure.rate_limiting.max_keys_per_identity`); 0 = none. Keys already held stay; a
+ * lower quota refuses only new keys of the identities above it.
+ * @return 0, FDN_EINVAL (NULL)  @thread_safety any  @since 0.3.0
+ */
+FDN_API int fdn_limiter_set_max_keys_per_identity(fdn_limiter_t *l, uint32_t max_keys);
 
 /** Counters. @return 0, FDN_EINVAL  @thread_safety any  @since 0.1.0 */
 FDN_API int fdn_limiter_stats(fdn_limiter_t *l, fdn_limiter_stats_t *out);

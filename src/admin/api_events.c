@@ -118,6 +118,21 @@ static void batch_done(int rc, uint64_t first_id, size_t n, void *user)
     stored_done(rc, first_id, n, true, user);
 }
 
+/* A store refused by the cap on distinct types (FDN_ENOSPC): 503, naming the cap. */
+static int store_error(fdn_events_t *es, fdn__http_resp_t *resp, int rc)
+{
+    fdn_events_types_status_t st;
+    if (rc != FDN_ENOSPC || fdn_events_types_status(es, &st) != 0)
+        return rc;
+    rc = fdn_err_set(&resp->err, FDN_ENOSPC,
+                     "event store: %llu distinct event types held, the cap storage.hot.max_types "
+                     "is %llu; a new type is refused until the last events of older types are "
+                     "pruned",
+                     (unsigned long long)st.live, (unsigned long long)st.max_types);
+    fdn_err_add_context(&resp->err, "max_types", "%llu", (unsigned long long)st.max_types);
+    return rc;
+}
+
 /* Start an asynchronous append answered by done; returns FDN__HTTP_PENDING or an error to
  * answer now (the callback then never runs). */
 static int store_deferred(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
@@ -131,6 +146,8 @@ static int store_deferred(fdn_events_t *es, const fdn_event_t *const *evs, size_
         resp->retry_after_s = 1;
         return fdn_err_set(&resp->err, rc, "too many events wait for their commit; retry later");
     }
+    if (rc == FDN_ENOSPC)
+        return store_error(es, resp, rc);
     return rc < 0 ? rc : FDN__HTTP_PENDING;
 }
 

@@ -10,6 +10,11 @@
  * same result fields as an allowed one, plus the error object. Refused with 422 before the
  * limiter is touched: a key over 256 bytes, and a cost above what the rule ever admits at
  * once (it could never succeed, so a 429 with a Retry-After would mislead the client).
+ * Identities: a request's optional `identity` (1..64 bytes) makes the limiter key
+ * "<identity>\x1f<key>" (FDN_LIMIT_IDENTITY_SEP), so the limiter counts that caller's live
+ * keys; past max_keys_per_identity a new key of that identity answers 429 (FDN_ENOSPC) while
+ * other callers are served. The identity is declared by the client: the quota keeps apart
+ * callers that say who they are; the table's own bound (503, /health) covers the others.
  */
 #include "admin/admin_int.h"
 
@@ -25,6 +30,8 @@
 /* longest window: a key's state lives up to two windows, so a client's window bounds how
  * long its keys occupy the table (the library accepts up to 2^33 ms, ~99 days) */
 #define LIMITER_WINDOW_MAX_MS 86400000
+/* longest identity */
+#define LIMITER_IDENTITY_MAX 64
 
 /* ceil(ns / unit) without overflow (the limiter reports INT64_MAX for "never") */
 static int64_t ceil_div(int64_t ns, int64_t unit)
@@ -73,6 +80,8 @@ typedef struct lreq {
     const char *key;
     size_t keylen;
     fdn_limit_rule_t rule;
+    const char *identity;                                        /* NULL: none */
+    char keybuf[LIMITER_IDENTITY_MAX + 1 + LIMITER_KEY_MAX + 1]; /* "<identity>\x1f<key>" */
 } lreq_t;
 
 /* Parse the body: key, limit, window_ms, algorithm, burst, and the one field `extra` (NULL:
@@ -92,7 +101,7 @@ static int parse_lreq(const fdn__http_req_t *req, fdn__http_resp_t *resp, const 
     json_object_foreach(q->body, k, v)
     {
         if (strcmp(k, "key") != 0 && strcmp(k, "limit") != 0 && strcmp(k, "window_ms") != 0 &&
-            strcmp(k, "algorithm") != 0 && strcmp(k, "burst") != 0 &&
+            strcmp(k, "algorithm") != 0 && strcmp(k, "burst") != 0 && strcmp(k, "identity") != 0 &&
             (extra == NULL || strcmp(k, extra) != 0))
             return fdn_err_set(&resp->err, FDN_EINVAL, "unknown field '%s'", k);
     }
@@ -103,6 +112,22 @@ static int parse_lreq(const fdn__http_req_t *req, fdn__http_resp_t *resp, const 
                            LIMITER_KEY_MAX);
     q->key = json_string_value(key);
     q->keylen = json_string_length(key);
+    json_t *id = json_object_get(q->body, "identity");
+    if (id != NULL) {
+        size_t idlen = json_string_length(id);
+        if (!json_is_string(id) || idlen == 0 || idlen > LIMITER_IDENTITY_MAX ||
+            memchr(json_string_value(id), FDN_LIMIT_IDENTITY_SEP, idlen) != NULL)
+            return fdn_err_set(&resp->err, FDN_EINVAL,
+                               "field 'identity' must be a string of 1..%d bytes without U+001F",
+                               LIMITER_IDENTITY_MAX);
+        q->identity = json_string_value(id);
+        memcpy(q->keybuf, q->identity, idlen);
+        q->keybuf[idlen] = FDN_LIMIT_IDENTITY_SEP;
+        memcpy(q->keybuf + idlen + 1, q->key, q->keylen);
+        q->keylen += idlen + 1;
+        q->keybuf[q->keylen] = '\0';
+        q->key = q->keybuf;
+    }
     if ((rc = int_field(q->body, "limit", true, 1, INT32_MAX, &q->rule.limit, resp)) < 0 ||
         (rc = int_field(q->body, "window_ms", true, 1, LIMITER_WINDOW_MAX_MS, &q->rule.period_ms,
                         resp)) < 0 ||
@@ -142,6 +167,23 @@ static int full_reply(fdn__http_resp_t *resp, const fdn_limit_result_t *r)
     return rc;
 }
 
+/* A new key refused because its identity holds its quota of live keys: 429, for that caller
+ * only. */
+static int quota_reply(fdn_limiter_t *l, fdn__http_resp_t *resp, const lreq_t *q)
+{
+    fdn_limiter_backend_status_t st;
+    if (fdn_limiter_backend_status(l, &st) != 0)
+        st.max_keys_per_identity = 0;
+    int rc = fdn_err_set(&resp->err, FDN_ENOSPC,
+                         "identity '%s' holds %u live rate limiter keys, the most one identity "
+                         "may hold (infrastructure.rate_limiting.max_keys_per_identity): no new "
+                         "key until some of them expire",
+                         q->identity ? q->identity : "", st.max_keys_per_identity);
+    fdn_err_add_context(&resp->err, "max_keys_per_identity", "%u", st.max_keys_per_identity);
+    resp->status = 429;
+    return rc;
+}
+
 static int h_check(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
 {
     fdn_limiter_t *l = user;
@@ -169,6 +211,10 @@ static int h_check(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     rc = fdn_limiter_check(l, q.key, q.keylen, &q.rule, cost, 0, &r);
     if (rc == FDN_ELIMITER) {
         rc = full_reply(resp, &r);
+        goto out;
+    }
+    if (rc == FDN_ENOSPC) {
+        rc = quota_reply(l, resp, &q);
         goto out;
     }
     if (rc < 0 && rc != FDN_ERATE_LIMITED)
@@ -216,6 +262,10 @@ static int count_request(const fdn__http_req_t *req, fdn__http_resp_t *resp, fdn
                        : fdn_limiter_get(l, q.key, q.keylen, &q.rule, &r);
     if (rc == FDN_ELIMITER) {
         rc = full_reply(resp, &r);
+        goto out;
+    }
+    if (rc == FDN_ENOSPC) {
+        rc = quota_reply(l, resp, &q);
         goto out;
     }
     if (rc < 0)
@@ -295,6 +345,15 @@ static int backend_metrics(char **out, size_t *len, void *user)
         "# TYPE fdn_rate_limiter_new_keys_refused_total counter\n"
         "fdn_rate_limiter_new_keys_refused_total %llu\n",
         (unsigned long long)st.new_keys_refused);
+    PUT("# HELP fdn_rate_limiter_identities Identities holding live keys in this process's "
+        "limiter store.\n# TYPE fdn_rate_limiter_identities gauge\n"
+        "fdn_rate_limiter_identities %llu\n",
+        (unsigned long long)st.identities);
+    PUT("# HELP fdn_rate_limiter_identity_keys_refused_total New limiter keys refused because "
+        "their identity held max_keys_per_identity live keys.\n"
+        "# TYPE fdn_rate_limiter_identity_keys_refused_total counter\n"
+        "fdn_rate_limiter_identity_keys_refused_total %llu\n",
+        (unsigned long long)st.identity_keys_refused);
     if (st.backend != FDN_LIMITER_BACKEND_REDIS)
         goto done;
     PUT("# HELP fdn_rate_limiter_backend_up 1 while the limiter's engine backend answers and "

@@ -311,6 +311,7 @@ unsigned fdn__http_status_for(int code)
     case FDN_EBUSY:
     case FDN_EUNHEALTHY:
     case FDN_ELIMITER:
+    case FDN_ENOSPC: /* a bounded table is full (the event store's types) */
         return 503;
     case FDN_ETIMEDOUT:
         return 504;

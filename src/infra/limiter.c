@@ -64,6 +64,7 @@ typedef struct rule_table {
 struct fdn_limiter {
     const fdn__limiter_backend_t *be;
     void *be_self;
+    void *mem; /* the in-memory store: be_self, or the Redis backend's local store */
     fdn_clock_t *clock;
     fdn_telemetry_t *telemetry;
     _Atomic bool shadow;
@@ -132,6 +133,9 @@ int fdn_limiter_open(fdn_limiter_t **out, const fdn_limiter_opts_t *opts, fdn_er
     int rc = fdn__limiter_mem_create(
         &m, opts->shards, opts->max_keys, policy, opts->cleanup_interval_ms * NS_PER_MS,
         fdn_clock_mono_ns(opts->clock), fdn_clock_wall_ns(opts->clock));
+    if (rc == 0 && opts->version >= 5)
+        fdn__limiter_mem_set_identity_quota(m, opts->max_keys_per_identity);
+    l->mem = m;
     const fdn__limiter_backend_t *be = &fdn__limiter_mem_backend;
     if (rc == 0 && kind == FDN_LIMITER_BACKEND_REDIS) {
 #ifdef FDN_HAVE_REDIS
@@ -205,6 +209,14 @@ void fdn_limiter_set_enabled(fdn_limiter_t *l, bool enabled)
 bool fdn_limiter_enabled(const fdn_limiter_t *l)
 {
     return l == NULL || atomic_load_explicit(&l->enabled, memory_order_relaxed);
+}
+
+int fdn_limiter_set_max_keys_per_identity(fdn_limiter_t *l, uint32_t max_keys)
+{
+    if (l == NULL)
+        return FDN_EINVAL;
+    fdn__limiter_mem_set_identity_quota(l->mem, max_keys);
+    return 0;
 }
 
 int fdn_limiter_backend_status(fdn_limiter_t *l, fdn_limiter_backend_status_t *out)
@@ -314,7 +326,7 @@ static int op_disabled(const fdn_limit_rule_t *rule, fdn__limit_op_t op, fdn_lim
 static int op_finish(fdn_limiter_t *l, const fdn_limit_rule_t *rule, fdn__limit_op_t op, int rc,
                      fdn_limit_result_t *res)
 {
-    if (rc == FDN_ELIMITER && op == FDN__LIMIT_CHECK &&
+    if ((rc == FDN_ELIMITER || rc == FDN_ENOSPC) && op == FDN__LIMIT_CHECK &&
         atomic_load_explicit(&l->shadow, memory_order_relaxed)) {
         /* dry run: the key cannot be stored, but nothing is enforced */
         res->allowed = true;

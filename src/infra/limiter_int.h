@@ -98,6 +98,9 @@ typedef struct fdn__redis_pipe_stats {
 void fdn__limiter_redis_pipeline_counts(void *self, fdn__redis_pipe_stats_t *out);
 void fdn__limiter_redis_pipeline_stats(const fdn_limiter_t *l, fdn__redis_pipe_stats_t *out);
 
+/* The in-memory store's quota of live keys per identity (0 = none; see limiter_store.c). */
+void fdn__limiter_mem_set_identity_quota(void *self, uint32_t max_keys);
+
 /* Lookups and compared cells so far, summed over the shards (fdn__limiter_probes). */
 void fdn__limiter_mem_probes(void *self, uint64_t *lookups, uint64_t *probes);
 

@@ -31,6 +31,16 @@
  * per refused key, not a scan); if still full, the policy refuses the new key (DENY_NEW,
  * default: live state is never dropped, so no key's count can be reset by a flood) or evicts
  * the LRU tail (EVICT_LRU).
+ *
+ * Identities: a key holding FDN_LIMIT_IDENTITY_SEP belongs to the identity before it (the
+ * HTTP API puts a request's `identity` there). `idtab` counts each identity's live keys (an
+ * entry per identity holding keys, freed with its last key, so it is bounded by the live
+ * keys); a new key whose identity already holds `id_quota` keys is refused with FDN_ENOSPC
+ * (counted in id_refused) before it takes a slot, so one caller cannot fill the table. Keys
+ * without the separator have no identity and no quota. Expired keys count until swept, so a
+ * refusal first sweeps every shard (at most once a second) and tries again. `idmu` guards
+ * idtab and is taken under a shard lock (insert, remove), never the other way round; checks
+ * of existing keys do not touch it.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -70,7 +80,23 @@ typedef struct shard {
     uint64_t lookups, probes; /* shard_find calls and cells compared (fdn__limiter_mem_probes) */
 } shard_t;
 
+/* The live keys of one identity (see DESIGN). */
+typedef struct ident {
+    struct ident *next;
+    uint64_t hash;
+    uint64_t keys;
+    uint32_t len;
+    char name[];
+} ident_t;
+
 typedef struct membe {
+    fdn__mutex_t idmu;
+    ident_t **idtab FDN_MEMBER_GUARDED_BY(idmu); /* chained; nidbuckets a power of two */
+    uint32_t nidbuckets FDN_MEMBER_GUARDED_BY(idmu);
+    uint64_t nidents FDN_MEMBER_GUARDED_BY(idmu);
+    _Atomic uint32_t id_quota;        /* live keys per identity; 0 = none */
+    _Atomic uint64_t id_refused;      /* new keys refused by id_quota */
+    _Atomic int64_t last_quota_sweep; /* monotonic ns of the last sweep a refusal ran */
     void *shards_raw;
     shard_t *shards;  /* cache-line aligned */
     uint32_t nshards; /* power of two */
@@ -79,6 +105,100 @@ typedef struct membe {
     _Atomic int64_t interval_ns;
     _Atomic int64_t last_refusal_mono; /* monotonic ns of the last new key refused, 0: never */
 } membe_t;
+
+/* The identity of a key: the bytes before FDN_LIMIT_IDENTITY_SEP (false: none). */
+static bool key_identity(const char *key, size_t keylen, size_t *idlen)
+{
+    const char *sep = memchr(key, FDN_LIMIT_IDENTITY_SEP, keylen);
+    if (sep == NULL)
+        return false;
+    *idlen = (size_t)(sep - key);
+    return true;
+}
+
+static ident_t **ident_slot(membe_t *m, const char *id, size_t len, uint64_t h)
+    FDN_REQUIRES(m->idmu)
+{
+    ident_t **pp = &m->idtab[h & (m->nidbuckets - 1)];
+    while (*pp != NULL &&
+           ((*pp)->hash != h || (*pp)->len != len || memcmp((*pp)->name, id, len) != 0))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static void ident_grow(membe_t *m) FDN_REQUIRES(m->idmu)
+{
+    uint32_t nb = m->nidbuckets * 2;
+    ident_t **b = fdn__calloc(nb, sizeof(*b));
+    if (b == NULL)
+        return; /* longer chains */
+    for (uint32_t i = 0; i < m->nidbuckets; i++)
+        for (ident_t *e = m->idtab[i], *nx; e != NULL; e = nx) {
+            nx = e->next;
+            e->next = b[e->hash & (nb - 1)];
+            b[e->hash & (nb - 1)] = e;
+        }
+    fdn__free(m->idtab);
+    m->idtab = b;
+    m->nidbuckets = nb;
+}
+
+/* Count a new key of its identity. 0; FDN_ENOSPC (the identity holds id_quota keys);
+ * FDN_ENOMEM. Keys without an identity: 0. */
+static int ident_acquire(membe_t *m, const char *key, size_t keylen)
+{
+    size_t len;
+    if (!key_identity(key, keylen, &len))
+        return 0;
+    uint64_t h = fdn__hash(key, len);
+    uint32_t quota = atomic_load_explicit(&m->id_quota, memory_order_relaxed);
+    int rc = 0;
+    fdn__mutex_lock(&m->idmu);
+    ident_t **pp = ident_slot(m, key, len, h);
+    if (*pp != NULL) {
+        if (quota > 0 && (*pp)->keys >= quota)
+            rc = FDN_ENOSPC;
+        else
+            (*pp)->keys++;
+    } else {
+        ident_t *e = fdn__malloc(sizeof(*e) + len);
+        if (e == NULL) {
+            rc = FDN_ENOMEM;
+        } else {
+            e->next = NULL;
+            e->hash = h;
+            e->keys = 1;
+            e->len = (uint32_t)len;
+            memcpy(e->name, key, len);
+            *pp = e;
+            if (++m->nidents > m->nidbuckets && m->nidbuckets < (1u << 24))
+                ident_grow(m);
+        }
+    }
+    fdn__mutex_unlock(&m->idmu);
+    if (rc == FDN_ENOSPC)
+        atomic_fetch_add_explicit(&m->id_refused, 1, memory_order_relaxed);
+    return rc;
+}
+
+/* A key of the identity went (key without an identity: nothing). */
+static void ident_release(membe_t *m, const char *key, size_t keylen)
+{
+    size_t len;
+    if (!key_identity(key, keylen, &len))
+        return;
+    uint64_t h = fdn__hash(key, len);
+    fdn__mutex_lock(&m->idmu);
+    ident_t **pp = ident_slot(m, key, len, h);
+    ident_t *e = *pp;
+    FDN_ASSERT(e != NULL && e->keys > 0); /* every identity key was acquired */
+    if (e != NULL && --e->keys == 0) {
+        *pp = e->next;
+        m->nidents--;
+        fdn__free(e);
+    }
+    fdn__mutex_unlock(&m->idmu);
+}
 
 /* The time of op on rule r's clock. */
 static int64_t algo_now(fdn_limit_algo_t algo, const fdn__limit_now_t *now)
@@ -93,8 +213,9 @@ static void cell_init(cell_t *c, const fdn_limit_rule_t *r, const fdn__limit_now
 }
 
 /* Remove c from its chain and the LRU list and free it. */
-static void cell_remove(shard_t *s, cell_t *c) FDN_REQUIRES(s->mu)
+static void cell_remove(membe_t *m, shard_t *s, cell_t *c) FDN_REQUIRES(s->mu)
 {
+    ident_release(m, c->key, c->keylen);
     cell_t **pp = &s->buckets[(c->hash >> 32) & (s->nbuckets - 1)];
     while (*pp != c)
         pp = &(*pp)->next;
@@ -133,7 +254,7 @@ static void note_expiry(shard_t *s, const cell_t *c) FDN_REQUIRES(s->mu)
 }
 
 /* now must be full (both clocks). Also makes min_exp_* exact. */
-static size_t shard_sweep(shard_t *s, const fdn__limit_now_t *now) FDN_REQUIRES(s->mu)
+static size_t shard_sweep(membe_t *m, shard_t *s, const fdn__limit_now_t *now) FDN_REQUIRES(s->mu)
 {
     size_t n = 0;
     struct cds_list_head *pos, *prev;
@@ -142,7 +263,7 @@ static size_t shard_sweep(shard_t *s, const fdn__limit_now_t *now) FDN_REQUIRES(
     {
         cell_t *c = fdn__list_entry(pos, cell_t, lru);
         if (cell_expired(c, now)) {
-            cell_remove(s, c);
+            cell_remove(m, s, c);
             n++;
         } else {
             note_expiry(s, c);
@@ -160,12 +281,12 @@ static int shard_make_room(membe_t *m, shard_t *s, const fdn__limit_now_t *now,
     fdn__limit_now_t full;
     now_full(now, &full);
     if (full.mono_ns >= s->min_exp_mono || full.wall_ns >= s->min_exp_wall)
-        shard_sweep(s, &full);
+        shard_sweep(m, s, &full);
     if (s->count < m->cap)
         return 0;
     if (m->policy == FDN_LIMIT_OVERFLOW_EVICT_LRU) {
         s->evictions++;
-        cell_remove(s, fdn__list_entry(s->lru.prev, cell_t, lru));
+        cell_remove(m, s, fdn__list_entry(s->lru.prev, cell_t, lru));
         return 0;
     }
     s->overflow_denied++;
@@ -239,13 +360,10 @@ static cell_t *cell_insert(shard_t *s, uint64_t h, const char *key, size_t keyle
     return c;
 }
 
-static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
-                     unsigned rule_flags, int64_t cost, fdn__limit_op_t op,
-                     const fdn__limit_now_t *now, fdn_limit_result_t *res,
-                     fdn_limit_reservation_t *rsv)
+static int mem_apply_once(membe_t *m, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
+                          int64_t cost, fdn__limit_op_t op, const fdn__limit_now_t *now,
+                          fdn_limit_result_t *res, fdn_limit_reservation_t *rsv)
 {
-    (void)rule_flags; /* every key of this store is local */
-    membe_t *m = self;
     uint64_t h = fdn__hash(key, keylen);
     shard_t *s = &m->shards[h & (m->nshards - 1)];
     const int64_t t = algo_now(rule->algo, now);
@@ -256,7 +374,7 @@ static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit
     if (FDN_UNLIKELY(due)) {
         fdn__limit_now_t full;
         now_full(now, &full);
-        shard_sweep(s, &full);
+        shard_sweep(m, s, &full);
         int64_t iv = atomic_load_explicit(&m->interval_ns, memory_order_relaxed);
         s->next_sweep = full.mono_ns + iv;
         s->next_sweep_wall = full.wall_ns + iv;
@@ -279,19 +397,21 @@ static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit
         fdn__limit_init(&tmp, rule, t);
         st = &tmp;
     } else {
-        if (s->count >= m->cap) {
-            rc = shard_make_room(m, s, now, res);
-            if (rc) {
-                fdn__mutex_unlock(&s->mu);
-                return rc;
-            }
+        /* the identity's quota first (nothing to undo), then room in the shard */
+        rc = ident_acquire(m, key, keylen);
+        if (rc == 0 && s->count >= m->cap && (rc = shard_make_room(m, s, now, res)) != 0)
+            ident_release(m, key, keylen);
+        if (rc == 0 && (c = cell_insert(s, h, key, keylen)) == NULL) {
+            ident_release(m, key, keylen);
+            rc = FDN_ENOMEM;
         }
-        c = cell_insert(s, h, key, keylen);
-        FDN_ASSERT(c == NULL || s->count <= m->cap); /* room was made (or refused) first */
-        if (!c) {
+        if (rc != 0) {
             fdn__mutex_unlock(&s->mu);
-            return FDN_ENOMEM;
+            if (rc == FDN_ENOSPC)
+                memset(res, 0, sizeof(*res));
+            return rc;
         }
+        FDN_ASSERT(s->count <= m->cap); /* room was made (or refused) first */
         cell_init(c, rule, now);
         st = &c->st;
     }
@@ -308,6 +428,32 @@ static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit
     return rc;
 }
 
+static size_t mem_sweep(void *self, const fdn__limit_now_t *now);
+
+static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
+                     unsigned rule_flags, int64_t cost, fdn__limit_op_t op,
+                     const fdn__limit_now_t *now, fdn_limit_result_t *res,
+                     fdn_limit_reservation_t *rsv)
+{
+    (void)rule_flags; /* every key of this store is local */
+    membe_t *m = self;
+    int rc = mem_apply_once(m, key, keylen, rule, cost, op, now, res, rsv);
+    if (FDN_LIKELY(rc != FDN_ENOSPC))
+        return rc;
+    /* the identity's quota: its expired keys count until swept, so sweep every shard (at
+     * most once a second, whoever asks) and try once more */
+    fdn__limit_now_t full;
+    now_full(now, &full);
+    int64_t last = atomic_load_explicit(&m->last_quota_sweep, memory_order_relaxed);
+    if (full.mono_ns - last < 1000000000LL ||
+        !atomic_compare_exchange_strong_explicit(&m->last_quota_sweep, &last, full.mono_ns,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return rc;
+    atomic_fetch_sub_explicit(&m->id_refused, 1, memory_order_relaxed); /* counted again */
+    mem_sweep(m, &full);
+    return mem_apply_once(m, key, keylen, rule, cost, op, now, res, rsv);
+}
+
 static int mem_forget(void *self, const char *key, size_t keylen)
 {
     membe_t *m = self;
@@ -316,7 +462,7 @@ static int mem_forget(void *self, const char *key, size_t keylen)
     fdn__mutex_lock(&s->mu);
     cell_t *c = shard_find(s, h, key, keylen);
     if (c)
-        cell_remove(s, c);
+        cell_remove(m, s, c);
     fdn__mutex_unlock(&s->mu);
     return c ? 0 : FDN_ENOENT;
 }
@@ -331,7 +477,7 @@ static size_t mem_sweep(void *self, const fdn__limit_now_t *now)
         shard_t *s = &m->shards[i];
         int64_t iv = atomic_load_explicit(&m->interval_ns, memory_order_relaxed);
         fdn__mutex_lock(&s->mu);
-        n += shard_sweep(s, &full);
+        n += shard_sweep(m, s, &full);
         s->next_sweep = full.mono_ns + iv;
         s->next_sweep_wall = full.wall_ns + iv;
         fdn__mutex_unlock(&s->mu);
@@ -373,6 +519,11 @@ static void mem_status(void *self, fdn_limiter_backend_status_t *out)
     out->keys = st.keys;
     out->key_capacity = (uint64_t)m->cap * m->nshards;
     out->new_keys_refused = st.overflow_denied;
+    out->identity_keys_refused = atomic_load_explicit(&m->id_refused, memory_order_relaxed);
+    out->max_keys_per_identity = atomic_load_explicit(&m->id_quota, memory_order_relaxed);
+    fdn__mutex_lock(&m->idmu);
+    out->identities = m->nidents;
+    fdn__mutex_unlock(&m->idmu);
     /* a monotonic time here; fdn_limiter_backend_status turns it into an age (limiter_int.h) */
     out->since_refusal_ns = atomic_load_explicit(&m->last_refusal_mono, memory_order_relaxed);
 }
@@ -392,6 +543,13 @@ static void mem_destroy(void *self)
         fdn__free(s->buckets);
         pthread_mutex_destroy(&s->mu);
     }
+    for (uint32_t i = 0; m->idtab != NULL && i < m->nidbuckets; i++)
+        for (ident_t *e = m->idtab[i], *nx; e != NULL; e = nx) {
+            nx = e->next;
+            fdn__free(e);
+        }
+    fdn__free(m->idtab);
+    pthread_mutex_destroy(&m->idmu);
     fdn__free(m->shards_raw);
     fdn__free(m);
 }
@@ -407,6 +565,12 @@ const fdn__limiter_backend_t fdn__limiter_mem_backend = {
     mem_destroy,
     NULL, /* apply_many: no round trips to save; the limiter runs apply for each item */
 };
+
+void fdn__limiter_mem_set_identity_quota(void *self, uint32_t max_keys)
+{
+    membe_t *m = self;
+    atomic_store_explicit(&m->id_quota, max_keys, memory_order_relaxed);
+}
 
 void fdn__limiter_mem_probes(void *self, uint64_t *lookups, uint64_t *probes)
 {
@@ -429,10 +593,17 @@ int fdn__limiter_mem_create(void **out, uint32_t nshards, uint32_t max_keys,
     if (!m)
         return FDN_ENOMEM;
     m->shards_raw = fdn__calloc(1, (size_t)nshards * sizeof(shard_t) + FDN_CACHELINE - 1);
-    if (!m->shards_raw) {
+    m->nidbuckets = 16;
+    m->idtab = fdn__calloc(m->nidbuckets, sizeof(ident_t *));
+    if (!m->shards_raw || !m->idtab || pthread_mutex_init(&m->idmu, NULL) != 0) {
+        fdn__free(m->idtab);
+        fdn__free(m->shards_raw);
         fdn__free(m);
         return FDN_ENOMEM;
     }
+    atomic_init(&m->id_quota, 0);
+    atomic_init(&m->id_refused, 0);
+    atomic_init(&m->last_quota_sweep, INT64_MIN / 2);
     m->shards = (shard_t *)(((uintptr_t)m->shards_raw + FDN_CACHELINE - 1) &
                             ~(uintptr_t)(FDN_CACHELINE - 1));
     m->cap = max_keys / nshards ? max_keys / nshards : 1;

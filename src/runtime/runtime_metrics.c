@@ -56,7 +56,9 @@ struct fdn__rt_metrics {
         *pl_overflow, *pl_checkouts, *pl_timeouts, *pl_full, *pl_leaks, *pl_reclaimed;
     /* events */
     fdn_telemetry_family_t *ev_held, *ev_held_type, *ev_appended, *ev_pruned, *ev_backlog;
+    fdn_telemetry_family_t *ev_types, *ev_types_max, *ev_refused;
     /* limiter */
+    fdn_telemetry_family_t *lm_identities, *lm_id_refused;
     fdn_telemetry_family_t *lm_keys, *lm_capacity, *lm_evictions, *lm_refused, *lm_up, *lm_breaker,
         *lm_backend_calls, *lm_latency;
     /* hooks */
@@ -153,6 +155,13 @@ static void collect_events(fdn__rt_metrics_t *m)
     set_counter(m->ev_appended, NULL, 0, st.events_stored);
     set_counter(m->ev_pruned, NULL, 0, st.events_pruned);
     set_gauge(m->ev_backlog, NULL, 0, (double)st.durable_pending);
+    fdn_events_types_status_t ty;
+    if (fdn_events_types_status(es, &ty) == 0) {
+        set_gauge(m->ev_types, NULL, 0, (double)ty.live);
+        set_gauge(m->ev_types_max, NULL, 0, (double)ty.max_types);
+        const char *why[] = {"types"};
+        set_counter(m->ev_refused, why, 1, ty.refused_events);
+    }
     fdn_events_type_stat_t *ts = fdn__malloc(MAX_TYPES * sizeof(*ts));
     size_t nt = 0;
     if (ts != NULL && fdn_events_type_stats(es, ts, MAX_TYPES, &nt) == 0) {
@@ -178,6 +187,8 @@ static void collect_limiter(fdn__rt_metrics_t *m)
     set_gauge(m->lm_keys, NULL, 0, (double)bs.keys);
     set_gauge(m->lm_capacity, NULL, 0, (double)bs.key_capacity);
     set_counter(m->lm_refused, NULL, 0, bs.new_keys_refused);
+    set_gauge(m->lm_identities, NULL, 0, (double)bs.identities);
+    set_counter(m->lm_id_refused, NULL, 0, bs.identity_keys_refused);
     if (bs.backend != FDN_LIMITER_BACKEND_REDIS)
         return;
     const char *b[] = {"redis"};
@@ -349,6 +360,15 @@ fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt)
                          NULL, NULL, 0);
     m->ev_pruned = fam(m, "fdn_events_pruned_total", "Events pruned from the event store.", C, NULL,
                        NULL, NULL, 0);
+    m->ev_types = fam(m, "fdn_events_types", "Distinct event types the event store holds now.", G,
+                      NULL, NULL, NULL, 0);
+    m->ev_types_max = fam(m, "fdn_events_types_max",
+                          "Cap on the distinct event types held (storage.hot.max_types; 0 = none).",
+                          G, NULL, NULL, NULL, 0);
+    m->ev_refused = fam(m, "fdn_events_refused_total",
+                        "Events the event store refused, by reason (types: a new type past "
+                        "storage.hot.max_types).",
+                        C, "reason", NULL, NULL, 4);
     m->ev_backlog =
         fam(m, "fdn_events_durable_backlog",
             "Events appended but not yet committed to the durable file.", G, NULL, NULL, NULL, 0);
@@ -360,6 +380,13 @@ fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt)
     m->lm_evictions =
         fam(m, "fdn_rate_limiter_evictions_total",
             "Live limiter keys evicted because their shard was full.", C, NULL, NULL, NULL, 0);
+    m->lm_identities = fam(m, "fdn_rate_limiter_identities",
+                           "Identities holding live keys in this process's limiter store.", G, NULL,
+                           NULL, NULL, 0);
+    m->lm_id_refused = fam(m, "fdn_rate_limiter_identity_keys_refused_total",
+                           "New limiter keys refused because their identity held "
+                           "max_keys_per_identity live keys.",
+                           C, NULL, NULL, NULL, 0);
     m->lm_refused = fam(m, "fdn_rate_limiter_new_keys_refused_total",
                         "New limiter keys refused because their shard was full of live keys.", C,
                         NULL, NULL, NULL, 0);

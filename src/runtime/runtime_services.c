@@ -259,6 +259,8 @@ static void apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed)
             (void)fdn_events_set_max_age(es, to_ns(v, 1000000000));
         if (cfg_int(cfg, "storage.hot.prune_interval", 1, &v))
             (void)fdn_events_set_prune_interval(es, to_ns(v, 1000000));
+        if (cfg_int(cfg, "storage.hot.max_types", 1, &v))
+            (void)fdn_events_set_max_types(es, (uint64_t)v);
     }
     if (es != NULL && touches(changed, "interface.max_results") &&
         cfg_int(cfg, "interface.max_results", 1, &v) && v <= UINT32_MAX)
@@ -280,6 +282,10 @@ static void apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed)
             (void)fdn_limiter_set_cleanup_interval(lim, v);
         if (touches(changed, "infrastructure.rate_limiting.default_rules"))
             apply_limiter_rules(cfg, lim);
+        if (touches(changed, "infrastructure.rate_limiting.max_keys_per_identity") &&
+            cfg_int(cfg, "infrastructure.rate_limiting.max_keys_per_identity", 0, &v) &&
+            v <= UINT32_MAX)
+            (void)fdn_limiter_set_max_keys_per_identity(lim, (uint32_t)v);
     }
     if (g == NULL)
         return;

@@ -9,15 +9,20 @@
  * Tables are open-addressing arrays of entry pointers with linear probing, kept at most half
  * full (used counts tombstones) and rebuilt at least four times larger than the live entries
  * when an insert would pass that. Every entry starts with its hash and name length (hkey_t),
- * so one probe loop serves both entry types. Type and node entries are never removed;
- * correlation entries are removed by the prune when their last event goes, leaving a
- * tombstone (EVS_TOMB) so probe chains stay intact.
+ * so one probe loop serves both entry types. Node entries are never removed (node names come
+ * from the process, not from clients); type and correlation entries are removed by the prune
+ * when their last event goes, leaving a tombstone (EVS_TOMB) so probe chains stay intact, and
+ * a rebuild sizes the table from its live entries, so it shrinks again after a burst of
+ * names. Live types are capped (max_types): a client's store that would add one more is
+ * refused with FDN_ENOSPC, so client input cannot grow the tables beyond the cap.
  *
  * Threads and locks: inserts, rebuilds and removals run under amu (the one writer);
  * removals also under plock (write). Readers (plock read, never amu) probe without locks:
  * a slot is published with a release store after its entry is fully written, and a rebuilt
  * table is published with a release store of the table pointer while the old table is
  * retired (fdn__evs_retire) and freed only at the next prune, when no reader can hold it.
+ * A type added by a batch that then failed is taken out under amu alone: readers may hold
+ * it, so it is retired too (fdn__evs_type_remove).
  * The writer keeps a one-entry cache per table (last_type, last_node, last_corr) because
  * consecutive events usually repeat their names; corr_remove clears last_corr.
  * Invariants: a table's slot count is a power of two and used * 2 <= slots after every
@@ -29,6 +34,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/assert.h"
 #include "core/hash.h"
 #include "services/event_store_int.h"
 
@@ -94,7 +100,7 @@ static int tab_reserve(fdn_events_t *es, _Atomic(evs_tab_t *) *tp) FDN_REQUIRES(
         void *e = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
         live += e != NULL && e != EVS_TOMB;
     }
-    size_t size = t->mask + 1;
+    size_t size = TAB_INIT; /* from the live entries: a table emptied by prunes shrinks */
     while ((live + 1) * 4 > size)
         size *= 2;
     evs_tab_t *nt = tab_new(size);
@@ -116,10 +122,10 @@ static int tab_reserve(fdn_events_t *es, _Atomic(evs_tab_t *) *tp) FDN_REQUIRES(
 }
 
 static int sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
-                           evs_sym_t **out) FDN_REQUIRES(es->amu);
+                           bool cap, evs_sym_t **out) FDN_REQUIRES(es->amu);
 
 int fdn__evs_sym_intern(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
-                        evs_sym_t **out) FDN_REQUIRES(es->amu)
+                        bool cap, evs_sym_t **out) FDN_REQUIRES(es->amu)
 {
     evs_sym_t **cache = tp == &es->types ? &es->last_type : &es->last_node;
     evs_sym_t *c = *cache;
@@ -127,14 +133,14 @@ int fdn__evs_sym_intern(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *
         *out = c;
         return 0;
     }
-    int rc = sym_intern_slow(es, tp, s, n, out);
+    int rc = sym_intern_slow(es, tp, s, n, cap, out);
     if (rc == 0)
         *cache = *out;
     return rc;
 }
 
 static int sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
-                           evs_sym_t **out) FDN_REQUIRES(es->amu)
+                           bool cap, evs_sym_t **out) FDN_REQUIRES(es->amu)
 {
     uint64_t h = fdn__hash(s, n);
     evs_sym_t *e = fdn__evs_tab_find(atomic_load_explicit(tp, memory_order_relaxed), s, n, h,
@@ -142,6 +148,11 @@ static int sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const cha
     if (e != NULL) {
         *out = e;
         return 0;
+    }
+    if (cap && tp == &es->types) {
+        uint64_t max = atomic_load_explicit(&es->max_types, memory_order_relaxed);
+        if (max > 0 && atomic_load_explicit(&es->ntypes, memory_order_relaxed) >= max)
+            return FDN_ENOSPC;
     }
     if (tab_reserve(es, tp) != 0)
         return FDN_ENOMEM;
@@ -211,6 +222,52 @@ void fdn__evs_corr_remove(fdn_events_t *es, evs_corr_t *c) FDN_REQUIRES(es->amu)
     }
     fdn__evs_account(es, -(int64_t)(sizeof(*c) + c->len + 1));
     fdn__free(c);
+}
+
+/* Bytes of the k-th allocated chunk of a posting list (global chunk 0 may be small). */
+static size_t chunk_bytes(const evs_posting_t *p, size_t k)
+{
+    return (p->base_chunk + k == 0 ? p->cap0 : EVS_PCHUNK) * sizeof(uint64_t);
+}
+
+void fdn__evs_type_remove(fdn_events_t *es, evs_sym_t *s, bool under_plock) FDN_REQUIRES(es->amu)
+{
+    FDN_ASSERT(atomic_load_explicit(&s->count, memory_order_relaxed) == 0);
+    evs_posting_t *p = &s->post;
+    uint64_t **dir = atomic_load_explicit(&p->dir, memory_order_relaxed);
+    if (!under_plock && fdn__evs_retire_reserve(es, 2 + p->nchunks) != 0)
+        return; /* stays, with no event: the next prune removes it */
+    if (es->last_type == s)
+        es->last_type = NULL;
+    evs_tab_t *t = atomic_load_explicit(&es->types, memory_order_relaxed);
+    for (size_t i = s->hash & t->mask;; i = (i + 1) & t->mask) {
+        void *e = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+        if (e == NULL)
+            break;
+        if (e == s) {
+            atomic_store_explicit(&t->slots[i], EVS_TOMB, memory_order_release);
+            break;
+        }
+    }
+    int64_t bytes = (int64_t)(sizeof(*s) + s->len + 1 + p->dir_cap * sizeof(uint64_t *));
+    for (size_t k = 0; k < p->nchunks; k++) {
+        bytes += (int64_t)chunk_bytes(p, k);
+        if (under_plock)
+            fdn__free(dir[k]);
+        else
+            (void)fdn__evs_retire(es, dir[k]); /* reserved above */
+    }
+    if (under_plock) {
+        fdn__free(dir);
+        fdn__free(s);
+    } else {
+        if (dir != NULL)
+            (void)fdn__evs_retire(es, dir);
+        (void)fdn__evs_retire(es, s);
+    }
+    fdn__evs_account(es, -bytes);
+    atomic_fetch_sub_explicit(&es->ntypes, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&es->types_released, 1, memory_order_relaxed);
 }
 
 static void free_tab(evs_tab_t *t, bool syms)

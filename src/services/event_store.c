@@ -24,12 +24,15 @@
  *    grow (directories, hash tables) are replaced, never moved in place; the old copies are
  *    "retired" and freed only when no reader can hold them (under plock for writing).
  *  - Pruning takes plock for writing and amu: it cuts a prefix of ids, frees dead segments,
- *    posting chunks, correlation entries and retired memory.
+ *    posting chunks, correlation entries, the types whose last event went, and retired
+ *    memory. Live types are capped (max_types): a client's store adding a type past the cap
+ *    is refused with FDN_ENOSPC, after one retention run when retention is due.
  * Invariants: first_id <= published + 1; every id in [first_id, published] has a record;
  * posting lists and correlation chains hold only ids in that range once published.
  */
 #include <fdn/events.h>
 
+#include <inttypes.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -41,27 +44,71 @@
 #define ARENA_MIN (64u * 1024u)
 #define ARENA_MAX (4u * 1024u * 1024u)
 
+int fdn__evs_retire_reserve(fdn_events_t *es, size_t k)
+{
+    if (es->nretired + k <= es->capretired)
+        return 0;
+    size_t nc = es->capretired ? es->capretired * 2 : 16;
+    while (nc < es->nretired + k)
+        nc *= 2;
+    void **n = fdn__realloc(es->retired, nc * sizeof(void *));
+    if (n == NULL)
+        return FDN_ENOMEM;
+    es->retired = n;
+    es->capretired = nc;
+    return 0;
+}
+
 /* Remember p to free once no reader can hold it. Caller holds amu. */
 int fdn__evs_retire(fdn_events_t *es, void *p)
 {
-    if (es->nretired == es->capretired) {
-        size_t nc = es->capretired ? es->capretired * 2 : 16;
-        void **n = fdn__realloc(es->retired, nc * sizeof(void *));
-        if (n == NULL)
-            return FDN_ENOMEM;
-        es->retired = n;
-        es->capretired = nc;
-    }
+    if (fdn__evs_retire_reserve(es, 1) != 0)
+        return FDN_ENOMEM;
     es->retired[es->nretired++] = p;
     return 0;
 }
 
 /* ---- posting lists ---- */
 
+#define PCHUNK0_MIN 8u /* entries of a new type's first chunk */
+
+/* Grow global chunk 0 to hold need entries: a larger copy replaces it, in a new directory
+ * (a reader keeps the directory and chunk it loaded; both are retired). Readers load n
+ * before dir, and the writer publishes n after this, so a reader that sees an entry written
+ * into the copy also sees the copy. */
+static int post_grow0(fdn_events_t *es, evs_posting_t *p, size_t need) FDN_REQUIRES(es->amu)
+{
+    size_t nc = p->cap0 * 2;
+    while (nc < need && nc < EVS_PCHUNK)
+        nc *= 2;
+    uint64_t **dir = atomic_load_explicit(&p->dir, memory_order_relaxed);
+    uint64_t *c = fdn__malloc(nc * sizeof(uint64_t));
+    uint64_t **nd = fdn__calloc(p->dir_cap, sizeof(uint64_t *));
+    if (c == NULL || nd == NULL || fdn__evs_retire_reserve(es, 2) != 0) {
+        fdn__free(c);
+        fdn__free(nd);
+        return FDN_ENOMEM;
+    }
+    memcpy(c, dir[0], atomic_load_explicit(&p->n, memory_order_relaxed) * sizeof(uint64_t));
+    memcpy(nd, dir, p->nchunks * sizeof(uint64_t *));
+    nd[0] = c;
+    (void)fdn__evs_retire(es, dir[0]); /* reserved above */
+    (void)fdn__evs_retire(es, dir);
+    fdn__evs_account(es, (int64_t)((nc - p->cap0) * sizeof(uint64_t)));
+    p->cap0 = nc;
+    atomic_store_explicit(&p->dir, nd, memory_order_release);
+    return 0;
+}
+
 /* Ensure room for n + resv entries (writer). */
 static int post_reserve(fdn_events_t *es, evs_posting_t *p) FDN_REQUIRES(es->amu)
 {
     size_t need = atomic_load_explicit(&p->n, memory_order_relaxed) + p->resv;
+    if (p->base_chunk == 0 && p->nchunks > 0 && p->cap0 < EVS_PCHUNK && need > p->cap0) {
+        int rc = post_grow0(es, p, need);
+        if (rc != 0)
+            return rc;
+    }
     size_t chunks = (need + EVS_PCHUNK - 1) / EVS_PCHUNK - p->base_chunk;
     while (p->nchunks < chunks) {
         uint64_t **dir = atomic_load_explicit(&p->dir, memory_order_relaxed);
@@ -81,10 +128,18 @@ static int post_reserve(fdn_events_t *es, evs_posting_t *p) FDN_REQUIRES(es->amu
             atomic_store_explicit(&p->dir, nd, memory_order_release);
             dir = nd;
         }
-        uint64_t *c = fdn__malloc(EVS_PCHUNK * sizeof(uint64_t));
+        size_t cap = EVS_PCHUNK;
+        if (p->base_chunk + p->nchunks == 0) { /* a new type: start small */
+            cap = PCHUNK0_MIN;
+            while (cap < need && cap < EVS_PCHUNK)
+                cap *= 2;
+        }
+        uint64_t *c = fdn__malloc(cap * sizeof(uint64_t));
         if (c == NULL)
             return FDN_ENOMEM;
-        fdn__evs_account(es, EVS_PCHUNK * sizeof(uint64_t));
+        if (p->base_chunk + p->nchunks == 0)
+            p->cap0 = cap;
+        fdn__evs_account(es, (int64_t)(cap * sizeof(uint64_t)));
         dir[p->nchunks++] = c;
     }
     return 0;
@@ -169,6 +224,7 @@ int fdn__evs_init(fdn_events_t *es)
     atomic_init(&es->first_id, 1);
     es->next_id = 1;
     es->last_ts = INT64_MIN;
+    atomic_init(&es->max_types, FDN_EVENTS_MAX_TYPES_DEFAULT);
     return 0;
 }
 
@@ -193,8 +249,23 @@ typedef struct prep {
     evs_corr_t *corr;
 } prep_t;
 
+static int append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids,
+                         bool cap_types) FDN_REQUIRES(es->amu);
+
 int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids)
     FDN_REQUIRES(es->amu)
+{
+    return append_locked(es, evs, n, ids, false);
+}
+
+int fdn__evs_append_capped_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
+                                  uint64_t *ids) FDN_REQUIRES(es->amu)
+{
+    return append_locked(es, evs, n, ids, true);
+}
+
+static int append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids,
+                         bool cap_types) FDN_REQUIRES(es->amu)
 {
     prep_t one[1] = {{NULL, NULL, NULL}};
     prep_t *pr = n == 1 ? one : fdn__calloc(n, sizeof(prep_t));
@@ -210,9 +281,9 @@ int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size
     /* 1. reserve everything the batch needs */
     for (size_t i = 0; i < n && rc == 0; i++) {
         const fdn_event_t *ev = evs[i];
-        rc = fdn__evs_sym_intern(es, &es->types, ev->type, ev->type_len, &pr[i].type);
+        rc = fdn__evs_sym_intern(es, &es->types, ev->type, ev->type_len, cap_types, &pr[i].type);
         if (rc == 0)
-            rc = fdn__evs_sym_intern(es, &es->nodes, ev->node, ev->node_len, &pr[i].node);
+            rc = fdn__evs_sym_intern(es, &es->nodes, ev->node, ev->node_len, false, &pr[i].node);
         if (rc == 0 && ev->corr_len > 0)
             rc = fdn__evs_corr_intern(es, ev->corr, ev->corr_len, &pr[i].corr);
         if (rc == 0) {
@@ -285,6 +356,17 @@ int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size
         for (size_t i = 0; i < n; i++)
             if (pr[i].type != NULL)
                 pr[i].type->post.resv = 0;
+        /* types this batch added hold no event: take them out again (the first event of a
+         * type names it; duplicates in pr are skipped once the entry is gone) */
+        for (size_t i = 0; i < n; i++) {
+            evs_sym_t *t = pr[i].type;
+            if (t == NULL || atomic_load_explicit(&t->count, memory_order_relaxed) != 0)
+                continue;
+            for (size_t j = i + 1; j < n; j++)
+                if (pr[j].type == t)
+                    pr[j].type = NULL;
+            fdn__evs_type_remove(es, t, false);
+        }
         goto out;
     }
     /* 2. commit (cannot fail) */
@@ -407,11 +489,15 @@ uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut)
             removed++;
         }
         atomic_store_explicit(&es->first_id, cut, memory_order_release);
-        /* postings */
+        /* postings; a type whose last event went is removed (no reader runs: plock write) */
         evs_tab_t *t = atomic_load_explicit(&es->types, memory_order_relaxed);
         for (size_t i = 0; i <= t->mask; i++) {
             evs_sym_t *s = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
-            if (s != NULL && (void *)s != EVS_TOMB)
+            if (s == NULL || (void *)s == EVS_TOMB)
+                continue;
+            if (atomic_load_explicit(&s->count, memory_order_relaxed) == 0)
+                fdn__evs_type_remove(es, s, true);
+            else
                 post_prune(es, &s->post, cut);
         }
         /* whole dead segments (keep the current one) */
@@ -483,9 +569,11 @@ static int check_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n
 /* Append a checked, non-empty batch under amu, or buffer it while the store is stopped (then
  * *last stays 0). With w (an asynchronous store), an appended batch is also queued for the
  * writer's acknowledgement before amu is released, so the queue stays in id order: *queued
- * gets fdn__evs_async_queue's answer. */
+ * gets fdn__evs_async_queue's answer. A batch refused by the cap on distinct types is tried
+ * once more after due retention when retry_types. */
 static int append_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
-                        uint64_t *out_ids, uint64_t *last, evs_async_t *w, int *queued)
+                        uint64_t *out_ids, uint64_t *last, evs_async_t *w, int *queued,
+                        bool retry_types)
 {
     uint64_t first = 0;
     uint64_t local[1];
@@ -517,7 +605,7 @@ static int append_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t 
         return rc;
     }
     first = es->next_id;
-    rc = fdn__evs_append_locked(es, evs, n, ids);
+    rc = fdn__evs_append_capped_locked(es, evs, n, ids);
     if (rc == 0) {
         *last = first + n - 1;
         if (w != NULL) {
@@ -526,6 +614,15 @@ static int append_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t 
         }
     }
     fdn__mutex_unlock(&es->amu);
+    if (rc == FDN_ENOSPC && retry_types) {
+        /* the type cap: when retention is due (more events than max_events, or too old),
+         * prune now instead of at the next interval, and try once more */
+        uint64_t pruned = 0;
+        if (fdn_events_enforce_retention(es, &pruned) == 0 && pruned > 0)
+            return append_batch(es, evs, n, out_ids, last, w, queued, false);
+    }
+    if (rc == FDN_ENOSPC)
+        atomic_fetch_add_explicit(&es->types_refused, n, memory_order_relaxed);
     if (rc != 0)
         return rc;
     fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
@@ -542,7 +639,7 @@ static int store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n
     if (es->sh != NULL) /* a shared backend assigns the ids: the writer stores first */
         return fdn__evs_shared_store(es, evs, n, out_ids);
     uint64_t last = 0;
-    rc = append_batch(es, evs, n, out_ids, &last, NULL, NULL);
+    rc = append_batch(es, evs, n, out_ids, &last, NULL, NULL, true);
     if (rc != 0 || last == 0)
         return rc;
     return fdn__evs_after_append(es, last);
@@ -590,7 +687,7 @@ int fdn_events_store_async(fdn_events_t *es, const fdn_event_t *const *evs, size
     w->first_id = 0;
     uint64_t last = 0;
     int queued = 0;
-    rc = append_batch(es, evs, n, out_ids, &last, w, &queued);
+    rc = append_batch(es, evs, n, out_ids, &last, w, &queued, true);
     if (rc == 0 && last != 0 && atomic_load_explicit(&es->nsubs, memory_order_acquire) > 0)
         fdn__evs_notify_subs(es);
     if (rc == 0 && queued < 0)
@@ -652,7 +749,9 @@ int fdn_events_store_specs(fdn_events_t *es, const fdn_event_spec_t *specs, size
     }
     if (rc == 0) {
         rc = fdn_events_store_batch(es, (const fdn_event_t *const *)evs, n, out_ids);
-        if (rc != 0)
+        if (rc == FDN_ENOSPC)
+            fdn__evs_types_error(es, err);
+        else if (rc != 0)
             fdn_err_set(err, rc, "events: the batch of %zu was not stored: %s", n,
                         fdn_strerror(rc));
     }
@@ -714,4 +813,44 @@ int fdn_events_type_stats(fdn_events_t *es, fdn_events_type_stat_t *out, size_t 
     fdn__rwlock_rdunlock(&es->plock);
     *out_n = k;
     return 0;
+}
+
+/* ---- the cap on live types ---- */
+
+int fdn_events_set_max_types(fdn_events_t *es, uint64_t max_types)
+{
+    if (es == NULL)
+        return FDN_EINVAL;
+    atomic_store_explicit(&es->max_types, max_types, memory_order_relaxed);
+    return 0;
+}
+
+int fdn_events_types_status(fdn_events_t *es, fdn_events_types_status_t *o)
+{
+    if (es == NULL || o == NULL)
+        return FDN_EINVAL;
+    memset(o, 0, sizeof(*o));
+    o->version = 1;
+    o->live = atomic_load_explicit(&es->ntypes, memory_order_relaxed);
+    o->max_types = atomic_load_explicit(&es->max_types, memory_order_relaxed);
+    o->refused_events = atomic_load_explicit(&es->types_refused, memory_order_relaxed);
+    o->released = atomic_load_explicit(&es->types_released, memory_order_relaxed);
+    fdn__rwlock_rdlock(&es->plock);
+    evs_tab_t *t = atomic_load_explicit(&es->types, memory_order_acquire);
+    o->table_slots = t->mask + 1;
+    fdn__rwlock_rdunlock(&es->plock);
+    return 0;
+}
+
+int fdn__evs_types_error(fdn_events_t *es, fdn_error_t *err)
+{
+    fdn_events_types_status_t st;
+    (void)fdn_events_types_status(es, &st);
+    int rc = fdn_err_set(err, FDN_ENOSPC,
+                         "event store: %" PRIu64 " distinct event types held, the cap "
+                         "storage.hot.max_types is %" PRIu64
+                         "; a new type is refused until the last events of older types are pruned",
+                         st.live, st.max_types);
+    fdn_err_add_context(err, "max_types", "%" PRIu64, st.max_types);
+    return rc;
 }

@@ -51,6 +51,9 @@ typedef struct evs_posting {
     _Atomic size_t head;      /* first live global index */
     _Atomic size_t n;         /* entries appended (global index of the next one) */
     size_t resv;              /* writer: entries reserved by the batch being prepared */
+    size_t cap0; /* writer: entries global chunk 0 holds; it starts small (a type with few
+                    events costs little) and is replaced by larger copies up to EVS_PCHUNK;
+                    every later chunk has EVS_PCHUNK entries */
 } evs_posting_t;
 
 typedef struct evs_sym { /* interned type or node name */
@@ -155,6 +158,8 @@ struct fdn_events {
     void **retired;                   /* amu: freed after the next prune or at destroy */
     size_t nretired, capretired;
     _Atomic uint64_t count, bytes, bytes_alloc, stored_total, pruned_total, ntypes;
+    /* cap on live types (0 = none); stores refused by it (events); types released */
+    _Atomic uint64_t max_types, types_refused, types_released;
     _Atomic uint32_t max_results;
 
     /* lifecycle */
@@ -311,9 +316,18 @@ void fdn__evs_fini(fdn_events_t *es);
 /* Append n events with consecutive ids (all or nothing). Caller holds amu. */
 int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids)
     FDN_REQUIRES(es->amu);
+/* Append as fdn__evs_append_locked, for a client's store: a batch that would add a type while
+ * max_types types are live is refused with FDN_ENOSPC (nothing stored). Loading the durable
+ * file and replaying buffered stores use fdn__evs_append_locked, which never refuses a type
+ * (what was acknowledged is kept). Caller holds amu. */
+int fdn__evs_append_capped_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
+                                  uint64_t *ids) FDN_REQUIRES(es->amu);
 /* Remember p (a replaced directory or table) to free once no reader can hold it: after the
  * next prune or at destroy. Caller holds amu. Returns 0 or FDN_ENOMEM. */
 int fdn__evs_retire(fdn_events_t *es, void *p) FDN_REQUIRES(es->amu);
+/* Make room for k more fdn__evs_retire calls that then cannot fail. Caller holds amu.
+ * Returns 0 or FDN_ENOMEM. */
+int fdn__evs_retire_reserve(fdn_events_t *es, size_t k) FDN_REQUIRES(es->amu);
 /* Remove ids < cut; returns how many. Takes plock (write) and amu. */
 uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut);
 /* First id with timestamp >= ts (published+1 when none). Caller holds plock (read). */
@@ -322,6 +336,10 @@ uint64_t fdn__evs_id_at_time(fdn_events_t *es, int64_t ts, uint64_t snap);
  * of its batch; takes plock read). Batches are published whole, so the result is <= the
  * published id whenever id is. */
 uint64_t fdn__evs_batch_end(fdn_events_t *es, uint64_t id);
+
+/* Set err to the type cap's refusal (FDN_ENOSPC), naming the cap and the live count.
+ * Returns FDN_ENOSPC. */
+int fdn__evs_types_error(fdn_events_t *es, fdn_error_t *err);
 
 /* ---- intern tables (event_intern.c) ---- */
 
@@ -333,9 +351,15 @@ void fdn__evs_intern_fini(fdn_events_t *es);
  * name in the entry type (evs_sym_t or evs_corr_t). NULL when absent. */
 void *fdn__evs_tab_find(evs_tab_t *t, const char *s, size_t n, uint64_t h, size_t name_off);
 /* The entry of a type (tp == &es->types) or node name (tp == &es->nodes), added when new.
- * Caller holds amu. Returns 0 or FDN_ENOMEM (nothing added). */
+ * With cap set, a new type is refused while max_types types are live. Caller holds amu.
+ * Returns 0, FDN_ENOMEM or FDN_ENOSPC (the cap; nothing added). */
 int fdn__evs_sym_intern(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
-                        evs_sym_t **out) FDN_REQUIRES(es->amu);
+                        bool cap, evs_sym_t **out) FDN_REQUIRES(es->amu);
+/* Remove a type entry that holds no event (count 0) and free it, its posting chunks and
+ * directory. under_plock: the caller holds plock (write), so no reader can hold the entry
+ * and it is freed at once; else (amu only: a batch that failed after adding the type) it
+ * is retired, or left for the next prune when retiring fails. Caller holds amu. */
+void fdn__evs_type_remove(fdn_events_t *es, evs_sym_t *s, bool under_plock) FDN_REQUIRES(es->amu);
 /* The entry of a correlation id, added when new. Caller holds amu. Returns 0 or
  * FDN_ENOMEM. */
 int fdn__evs_corr_intern(fdn_events_t *es, const char *s, size_t n, evs_corr_t **out)

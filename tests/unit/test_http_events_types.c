@@ -1,0 +1,96 @@
+/* Unit test of the event store's type cap through a runtime and its admin surface:
+ * storage.hot.max_types from the environment layer reaches the store, a POST of a new type
+ * past the cap answers 503 with a message naming the cap, a held type is still accepted, and
+ * /metrics counts the refusal (fdn_events_refused_total{reason="types"}) next to the live
+ * types and their cap (issue 21). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "admin/admin_int.h"
+
+#include <fdn/runtime.h>
+
+#include <stdio.h>
+
+static unsigned post_event(fdn_admin_t *a, const char *type, fdn__http_resp_t *r)
+{
+    char body[128];
+    int n = snprintf(body, sizeof body, "{\"type\":\"%s\",\"data\":{\"k\":1}}", type);
+    memset(r, 0, sizeof *r);
+    fdn__admin_dispatch(a, "POST", "/v1/events", NULL, body, (size_t)n, r);
+    return r->status;
+}
+
+static void new_type_past_cap_is_503_and_counted(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"FDN_STORAGE__HOT__MAX_TYPES=6", NULL};
+    fdn_runtime_opts_t ro = FDN_RUNTIME_OPTS_INIT;
+    ro.envp = env;
+    ro.health_interval_ns = 0;
+    fdn_runtime_t *rt = NULL;
+    assert_int_equal(fdn_runtime_create(&rt, &ro, NULL), 0);
+    fdn_events_t *es = fdn_runtime_events(rt);
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    assert_int_equal(fdn_admin_mount_runtime(a, rt), 0);
+    assert_int_equal(fdn_admin_mount_events(a, es), 0);
+    assert_int_equal(fdn_admin_mount_telemetry(a, fdn_runtime_telemetry(rt)), 0);
+
+    fdn_events_types_status_t st;
+    assert_int_equal(fdn_events_types_status(es, &st), 0);
+    assert_int_equal(st.max_types, 6); /* the config key reached the store */
+    assert_true(st.live < 6);          /* the runtime's own event types, if any */
+    uint64_t room = 6 - st.live;
+    fdn__http_resp_t r;
+    char type[32];
+    for (uint64_t i = 0; i < room; i++) {
+        snprintf(type, sizeof type, "client.t%llu", (unsigned long long)i);
+        assert_int_equal(post_event(a, type, &r), 201);
+        fdn__http_resp_clear(&r);
+    }
+    assert_int_equal(post_event(a, "client.one_too_many", &r), 503);
+    json_t *err = json_object_get(r.json, "error");
+    const char *msg = json_string_value(json_object_get(err, "message"));
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "storage.hot.max_types is 6"));
+    assert_non_null(strstr(msg, "6 distinct event types held"));
+    fdn__http_resp_clear(&r);
+    /* a batch with a new type: refused whole */
+    static const char batch[] =
+        "{\"events\":[{\"type\":\"client.t0\",\"data\":1},{\"type\":\"client.new\",\"data\":2}]}";
+    memset(&r, 0, sizeof r);
+    fdn__admin_dispatch(a, "POST", "/v1/events/batch", NULL, batch, sizeof batch - 1, &r);
+    assert_int_equal(r.status, 503);
+    fdn__http_resp_clear(&r);
+    /* a held type is still accepted */
+    assert_int_equal(post_event(a, "client.t0", &r), 201);
+    fdn__http_resp_clear(&r);
+
+    memset(&r, 0, sizeof r);
+    fdn__admin_dispatch(a, "GET", "/metrics", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(r.text);
+    assert_non_null(strstr(r.text, "\nfdn_events_refused_total{reason=\"types\"} 3\n"));
+    assert_non_null(strstr(r.text, "\nfdn_events_types 6\n"));
+    assert_non_null(strstr(r.text, "\nfdn_events_types_max 6\n"));
+    fdn__http_resp_clear(&r);
+
+    fdn_admin_destroy(a);
+    fdn_runtime_destroy(rt);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(new_type_past_cap_is_503_and_counted),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
