@@ -353,7 +353,8 @@ def case_protocol(port):
             (b"GET http://127.0.0.1:%d/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % port, 200),
             (b"GET HTTP://localhost/health HTTP/1.1\r\nHost: localhost\r\n\r\n", 200),
             (b"GET http://127.0.0.1/v1/config/http HTTP/1.1\r\nHost: h\r\n\r\n", None),
-            (b"GET http://127.0.0.1 HTTP/1.1\r\nHost: h\r\n\r\n", 404),
+            # an empty path is "/": the status page
+            (b"GET http://127.0.0.1 HTTP/1.1\r\nHost: h\r\n\r\n", 200),
             (b"GET http://127.0.0.1:%d/health HTTP/1.0\r\n\r\n" % port, 200)):
         st, h, body, _ = exchange(port, raw)
         line = raw.split(b"\r\n")[0].decode()
