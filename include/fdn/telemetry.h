@@ -505,7 +505,6 @@ FDN_API double fdn_histogram_quantile(const fdn_histogram_t *h, double q);
 /* ---------------------------------------------------------------------------------------- */
 /* Snapshots, JSON, Prometheus                                                              */
 
-/** One series in a snapshot (read-only view; valid until fdn_telemetry_snapshot_free). */
 /** A histogram bucket's exemplar in a snapshot (fdn_histogram_observe_exemplar). */
 typedef struct fdn_telemetry_exemplar {
     const char *label_name;  /**< NULL: the bucket has no exemplar */
@@ -514,6 +513,7 @@ typedef struct fdn_telemetry_exemplar {
     double timestamp_s;      /**< wall-clock time of the observation, seconds since the epoch */
 } fdn_telemetry_exemplar_t;
 
+/** One series in a snapshot (read-only view; valid until fdn_telemetry_snapshot_free). */
 typedef struct fdn_telemetry_sample {
     const char *name; /**< family name, or event name for event entries */
     const char *help; /**< family help ("" for events) */
