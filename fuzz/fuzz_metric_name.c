@@ -24,6 +24,8 @@
 #include <fdn/error.h>
 #include <fdn/telemetry.h>
 
+#include "fuzz_util.h"
+
 static int is_name_char(char c, int first, int label)
 {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_')
@@ -51,31 +53,11 @@ static int check_sink(const char *data, size_t len, void *user)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Defined by fuzz/replay_main.c only: absent (NULL) under libFuzzer. */
-extern const int fdn_fuzz_replaying __attribute__((weak));
-
 #define FULL_EVERY 512 /* one input in FULL_EVERY runs the full path */
 
-/* libFuzzer's per-input leak check runs LeakSanitizer whenever an input's mallocs and frees
- * differ, which every full-path input's do (its family stays; event entries are freed after
- * an RCU grace period): scanning the heap each time cost more than the fuzzing. Off for this
- * target; LeakSanitizer's check at exit still reports memory that became unreachable. */
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    static char *args[64];
-    static char flag[] = "-detect_leaks=0";
-    if (*argc < 1 || *argc > 62)
-        return 0;
-    for (int i = 0; i < *argc; i++)
-        args[i] = (*argv)[i];
-    args[*argc] = flag; /* after the command line's own flags: libFuzzer's last one wins */
-    args[*argc + 1] = NULL;
-    *argc += 1;
-    *argv = args;
-    return 0;
-}
+/* Its state outlives inputs (families stay; event entries are freed after an RCU grace
+ * period), so libFuzzer's per-input leak check would scan the heap on every full-path input. */
+FDN_FUZZ_NO_PER_INPUT_LEAK_CHECK()
 
 #ifndef FAMILIES_MAX
 #define FAMILIES_MAX 16
@@ -145,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint32_t h = 2166136261u; /* FNV-1a */
     for (size_t i = 0; i < size; i++)
         h = (h ^ data[i]) * 16777619u;
-    if (h % FULL_EVERY != 0 && &fdn_fuzz_replaying == NULL) { /* the ctest replay runs every path */
+    if (h % FULL_EVERY != 0 && !FDN_FUZZ_REPLAYING()) { /* the ctest replay runs every path */
         free(name);
         free(value);
         return 0;

@@ -10,9 +10,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Present only in the replay driver: a target that runs its costly paths on a sample of the
- * inputs under libFuzzer (to keep its rate) runs them on every input here (see
- * fuzz_metric_name.c), so the ctest replay of a corpus checks each input fully. */
+/* Present only in the replay driver (see fuzz_util.h: FDN_FUZZ_REPLAYING). */
 extern const int fdn_fuzz_replaying;
 const int fdn_fuzz_replaying = 1;
 

@@ -480,8 +480,11 @@ static int64_t del_unguarded(redisContext *c, const char *const *keys, const siz
         *broken = true;
         return FDN_EUNAVAILABLE;
     }
-    int64_t rc = r->type == REDIS_REPLY_INTEGER ? (int64_t)r->integer : FDN_EUNAVAILABLE;
-    if (r->type != REDIS_REPLY_INTEGER && r->type != REDIS_REPLY_ERROR)
+    /* DEL answers how many of the n keys existed: any other integer (a negative one would
+     * read as an error code) is a reply Redis cannot give, like a reply of another type */
+    bool count = r->type == REDIS_REPLY_INTEGER && r->integer >= 0 && r->integer <= n;
+    int64_t rc = count ? (int64_t)r->integer : FDN_EUNAVAILABLE;
+    if (!count && r->type != REDIS_REPLY_ERROR)
         *broken = true;
     freeReplyObject(r);
     return rc;
