@@ -1,4 +1,4 @@
-/* libFuzzer target: the rate limiter's HTTP request bodies (logic/limiter_req.c), the parser
+/* libFuzzer target: the rate limiter's HTTP request bodies (admin/limiter_req.c), the parser
  * behind POST /v1/limiter/{check,inc,set,get}, without a server. Input: byte 0 picks the
  * operation, the rest is the body, parsed as the admin server does (any JSON value,
  * duplicate keys refused). Oracles: 0 only with a key of 1..256 bytes, a rule that
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "logic/limiter_req.h"
+#include "admin/limiter_req.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

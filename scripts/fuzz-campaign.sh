@@ -16,6 +16,8 @@
 # regress_* inputs of fixed bugs) are always kept, and SHA-named inputs are added only for
 # the coverage they bring beyond them. The report is a Markdown table: target, seconds,
 # executions, exec/s, coverage (cov: edges, ft: features), corpus before/after, crashes.
+# Notes written below the line "<!-- notes: kept by scripts/fuzz-campaign.sh -->" in the
+# report are kept when it is written again.
 # Exit status: 1 when any target crashed, leaked or timed out (the campaign still runs every
 # target and writes the report).
 set -u
@@ -37,7 +39,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --no-build) do_build=0; shift ;;
     --no-merge) do_merge=0; shift ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "fuzz-campaign: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -129,6 +131,12 @@ for t in "$@"; do
 done
 
 mkdir -p "$(dirname "$out")"
+# hand-written notes below the marker line survive a new report
+marker='<!-- notes: kept by scripts/fuzz-campaign.sh -->'
+notes=""
+if [ -f "$out" ] && grep -qF "$marker" "$out"; then
+    notes=$(awk -v m="$marker" 'found || $0 == m { found = 1; print }' "$out")
+fi
 {
     echo "# Fuzzing campaign"
     echo
@@ -146,6 +154,10 @@ mkdir -p "$(dirname "$out")"
     echo "| target | seconds | execs | exec/s | cov | ft | corpus | KB | crashes |"
     echo "|---|---:|---:|---:|---:|---:|---|---:|---:|"
     printf '%s' "$rows"
+    if [ -n "$notes" ]; then
+        echo
+        printf '%s\n' "$notes"
+    fi
 } >"$out"
 echo "fuzz-campaign: report in $out"
 exit $failed

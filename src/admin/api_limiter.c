@@ -10,7 +10,7 @@
  * same result fields as an allowed one, plus the error object. Refused with 422 before the
  * limiter is touched: a key over 256 bytes, and a cost above what the rule ever admits at
  * once (it could never succeed, so a 429 with a Retry-After would mislead the client).
- * The bodies are read by logic/limiter_req.c (pure, fuzzed by fuzz/fuzz_limiter_req.c).
+ * The bodies are read by admin/limiter_req.c (pure, fuzzed by fuzz/fuzz_limiter_req.c).
  */
 #include "admin/admin_int.h"
 
@@ -20,7 +20,7 @@
 
 #include <fdn/breaker.h>
 
-#include "logic/limiter_req.h"
+#include "admin/limiter_req.h"
 
 /* ceil(ns / unit) without overflow (the limiter reports INT64_MAX for "never") */
 static int64_t ceil_div(int64_t ns, int64_t unit)
@@ -30,7 +30,7 @@ static int64_t ceil_div(int64_t ns, int64_t unit)
     return ns / unit + (ns % unit != 0);
 }
 
-/* Parse the request body for op (logic/limiter_req.c: key, rule, the op's integer field).
+/* Parse the request body for op (admin/limiter_req.c: key, rule, the op's integer field).
  * 0 with *body to json_decref, or a negative code with resp->err set (*body may be set). */
 static int parse_lreq(const fdn__http_req_t *req, fdn__http_resp_t *resp, fdn__limiter_req_op_t op,
                       json_t **body, fdn__limiter_req_t *q)

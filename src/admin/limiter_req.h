@@ -2,8 +2,8 @@
  * key, a rule and the endpoint's one integer field. Pure: no I/O, no allocation, no state;
  * the admin endpoints (src/admin/api_limiter.c) call it on the parsed JSON body, and the fuzz
  * target fuzz/fuzz_limiter_req.c calls it without a server. */
-#ifndef FDN_LOGIC_LIMITER_REQ_H
-#define FDN_LOGIC_LIMITER_REQ_H
+#ifndef FDN_ADMIN_LIMITER_REQ_H
+#define FDN_ADMIN_LIMITER_REQ_H
 
 #include <jansson.h>
 

@@ -1,5 +1,5 @@
 /*
- * DESIGN: the rate limiter's HTTP request bodies (logic/limiter_req.h), pure so that it can be
+ * DESIGN: the rate limiter's HTTP request bodies (admin/limiter_req.h), pure so that it can be
  * fuzzed without a server (fuzz/fuzz_limiter_req.c). One pass refuses members the endpoint
  * does not take; then the fields are read in a fixed order (key, limit, window_ms, burst,
  * algorithm, the op's own field) and the first wrong one is named, so a client learns one
@@ -8,7 +8,7 @@
  * here too: no wait could satisfy it, so a 429 with a Retry-After would mislead the client.
  * Threads: none; no state.
  */
-#include "logic/limiter_req.h"
+#include "admin/limiter_req.h"
 
 #include <string.h>
 
