@@ -1,17 +1,17 @@
 /* libFuzzer target: metric, label and event name validation, and the Prometheus writer on
  * whatever names pass. Input: byte 0 selects the mode (the family's kind), the rest is the
- * name; a second part after a NUL byte is used as a label value. Invariants checked: the validators
- * agree with an independent character-class check, families/events accepted by validation are
- * accepted by the API, and every exposition line is a comment or starts with a valid
- * metric name.
- * Every input runs the validators against the oracle (a few microseconds). One input in 512
- * (by a hash of all its bytes: a mutation of a full-path input is again one in 512, so the
- * corpus cannot drift to full-path inputs only) also runs the full path: family, series,
- * events, exposition, JSON,
- * which costs about a millisecond under ASan whatever the name (the exposition alone samples
- * the process: ~250 us), so running it on every input would cap the target near 1 k/s.
+ * name; a second part after a NUL byte is used as a label value. Invariants checked: the
+ * validators agree with an independent character-class check, families/events accepted by
+ * validation are accepted by the API, and every exposition line is a comment or starts with
+ * a valid metric name.
+ * Every input runs the validators against the oracle (a few microseconds). One input in
+ * FULL_EVERY, chosen by a hash of all its bytes (a mutation of a full-path input is again
+ * one in FULL_EVERY, so the corpus cannot drift to full-path inputs only), and every input
+ * of the ctest replay also run the full path: family, series, events, exposition, JSON. That
+ * costs about a millisecond under ASan whatever the name (the exposition alone samples the
+ * process: ~250 us), so on every input it would cap the target near 1 k/s.
  * The full path shares one telemetry instance: creating and destroying one per input cost
- * two RCU barriers (~22 ms; 46 inputs a second before). After each full-path input its event
+ * two RCU barriers (~22 ms: 46 inputs a second before). After each full-path input its event
  * entries are cleared (fdn_telemetry_reset_metrics); the families it declared stay (they
  * cannot be removed), and the harness remembers each one's kind: a name declared again must
  * give the same family for the same kind and FDN_EEXIST for another, as the API promises.
