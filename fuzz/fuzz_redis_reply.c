@@ -8,8 +8,9 @@
  * Oracles: eval_many returns 0 or FDN_EUNAVAILABLE, 0 only when every call has a result;
  * each call's code is 0, FDN_ENOENT or FDN_EUNAVAILABLE, and a result satisfies the
  * script's ranges (limit >= 1, counts and times >= 0); at most two commands per call and two
- * script loads are sent; DEL gives a count of 0..2 or FDN_EUNAVAILABLE (a negative count
- * once came back as is, which a caller would take for an error code). */
+ * script loads are sent; no array header makes hiredis allocate more than the client expects
+ * ("*711111002" once asked for 5.7 GB); DEL gives a count of 0..2 or FDN_EUNAVAILABLE (a negative
+ * count once came back as is, which a caller would take for an error code). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     shutdown(sv[1], SHUT_WR); /* after the stream: end of file, never a wait */
     redisContext *c = redisConnectFd(sv[0]);
-    if (c == NULL || c->err)
+    if (c == NULL || c->err || fdn__rl_bound_replies(c) != 0)
         abort();
 
     fdn__rl_script_t s;
