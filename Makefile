@@ -12,6 +12,8 @@
 #   make docs   API reference (Doxygen HTML from include/fdn/*.h, warnings as errors) in
 #               $(BUILD)/docs/html; part of `make test`
 #   make package  Debian packages (CPack): libfdn, libfdn-dev, fdn in $(BUILD)/package
+#   make fuzz-campaign HOURS=H  every libFuzzer target in turn for H hours in all; corpora
+#               minimised into fuzz/corpus/, report in docs/fuzz-campaign.md
 JOBS ?= $(shell nproc)
 BUILD ?= build
 CMAKE_COMMON = -DFDN_WERROR=ON
@@ -20,7 +22,7 @@ export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1:de
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp
 
-.PHONY: all deps build run docs package test test-asan test-tsan test-release test-tsa bench install format check-format fuzz clean
+.PHONY: all deps build run docs package test test-asan test-tsan test-release test-tsa bench install format check-format fuzz fuzz-campaign clean
 
 all: build
 
@@ -109,6 +111,12 @@ fuzz: deps
 	  echo "== $$n"; mkdir -p $(BUILD)/fuzz/corpus/$$n; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus/$$n fuzz/corpus/$$n || exit 1; \
 	done
+
+# A campaign over every fuzz target: HOURS split among them, corpora minimised back into
+# fuzz/corpus/, report in docs/fuzz-campaign.md (scripts/fuzz-campaign.sh)
+HOURS ?= 1
+fuzz-campaign: deps
+	bash scripts/fuzz-campaign.sh --hours $(HOURS) --build $(BUILD)/fuzz
 
 format:
 	find include src tests tools bench fuzz examples -name '*.[ch]' -print0 | xargs -0 clang-format -i

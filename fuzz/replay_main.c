@@ -10,6 +10,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Present only in the replay driver (see fuzz_util.h: FDN_FUZZ_REPLAYING). */
+extern const int fdn_fuzz_replaying;
+const int fdn_fuzz_replaying = 1;
+
 static int run_file(const char *path)
 {
     FILE *f = fopen(path, "rb");

@@ -10,6 +10,7 @@
  * same result fields as an allowed one, plus the error object. Refused with 422 before the
  * limiter is touched: a key over 256 bytes, and a cost above what the rule ever admits at
  * once (it could never succeed, so a 429 with a Retry-After would mislead the client).
+ * The bodies are read by admin/limiter_req.c (pure, fuzzed by fuzz/fuzz_limiter_req.c).
  * Identities: a request's optional `identity` (1..64 bytes) makes the limiter key
  * "<identity>\x1f<key>" (FDN_LIMIT_IDENTITY_SEP), so the limiter counts that caller's live
  * keys; past max_keys_per_identity a new key of that identity answers 429 (FDN_ENOSPC) while
@@ -24,14 +25,7 @@
 
 #include <fdn/breaker.h>
 
-/* longest accepted key: every distinct key is state the limiter keeps for a window, so a
- * client must not be able to make each one arbitrarily large */
-#define LIMITER_KEY_MAX 256
-/* longest window: a key's state lives up to two windows, so a client's window bounds how
- * long its keys occupy the table (the library accepts up to 2^33 ms, ~99 days) */
-#define LIMITER_WINDOW_MAX_MS 86400000
-/* longest identity */
-#define LIMITER_IDENTITY_MAX 64
+#include "admin/limiter_req.h"
 
 /* ceil(ns / unit) without overflow (the limiter reports INT64_MAX for "never") */
 static int64_t ceil_div(int64_t ns, int64_t unit)
@@ -41,109 +35,15 @@ static int64_t ceil_div(int64_t ns, int64_t unit)
     return ns / unit + (ns % unit != 0);
 }
 
-static int algo_parse(const char *s, fdn_limit_algo_t *out)
+/* Parse the request body for op (admin/limiter_req.c: key, rule, the op's integer field).
+ * 0 with *body to json_decref, or a negative code with resp->err set (*body may be set). */
+static int parse_lreq(const fdn__http_req_t *req, fdn__http_resp_t *resp, fdn__limiter_req_op_t op,
+                      json_t **body, fdn__limiter_req_t *q)
 {
-    static const struct {
-        const char *name;
-        fdn_limit_algo_t algo;
-    } tab[] = {{"fixed_window", FDN_LIMIT_FIXED_WINDOW},
-               {"token_bucket", FDN_LIMIT_TOKEN_BUCKET},
-               {"gcra", FDN_LIMIT_GCRA},
-               {"sliding_window", FDN_LIMIT_SLIDING_WINDOW}};
-    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
-        if (strcmp(s, tab[i].name) == 0) {
-            *out = tab[i].algo;
-            return 0;
-        }
-    return FDN_EINVAL;
-}
-
-static int int_field(json_t *o, const char *key, bool required, int64_t min, int64_t max,
-                     int64_t *out, fdn__http_resp_t *resp)
-{
-    json_t *v = json_object_get(o, key);
-    if (v == NULL) {
-        if (required)
-            return fdn_err_set(&resp->err, FDN_EINVAL, "field '%s' is required", key);
-        return 1;
-    }
-    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
-        return fdn_err_set(&resp->err, FDN_EINVAL, "field '%s' must be an integer in [%lld, %lld]",
-                           key, (long long)min, (long long)max);
-    *out = (int64_t)json_integer_value(v);
-    return 0;
-}
-
-/* What a limiter request names: a key and a rule (and the endpoint's own integer field). */
-typedef struct lreq {
-    json_t *body;
-    const char *key;
-    size_t keylen;
-    fdn_limit_rule_t rule;
-    const char *identity;                                        /* NULL: none */
-    char keybuf[LIMITER_IDENTITY_MAX + 1 + LIMITER_KEY_MAX + 1]; /* "<identity>\x1f<key>" */
-} lreq_t;
-
-/* Parse the body: key, limit, window_ms, algorithm, burst, and the one field `extra` (NULL:
- * none) the endpoint takes besides. 0, or a negative code with resp->err set. */
-static int parse_lreq(const fdn__http_req_t *req, fdn__http_resp_t *resp, const char *extra,
-                      lreq_t *q)
-{
-    memset(q, 0, sizeof(*q));
-    q->rule = (fdn_limit_rule_t){FDN_LIMIT_FIXED_WINDOW, 0, 0, 0};
-    int rc = fdn__http_body_json(req, resp, &q->body);
+    int rc = fdn__http_body_json(req, resp, body);
     if (rc < 0)
         return rc;
-    if (!json_is_object(q->body))
-        return fdn_err_set(&resp->err, FDN_EINVAL, "body must be a JSON object");
-    const char *k;
-    json_t *v;
-    json_object_foreach(q->body, k, v)
-    {
-        if (strcmp(k, "key") != 0 && strcmp(k, "limit") != 0 && strcmp(k, "window_ms") != 0 &&
-            strcmp(k, "algorithm") != 0 && strcmp(k, "burst") != 0 && strcmp(k, "identity") != 0 &&
-            (extra == NULL || strcmp(k, extra) != 0))
-            return fdn_err_set(&resp->err, FDN_EINVAL, "unknown field '%s'", k);
-    }
-    json_t *key = json_object_get(q->body, "key");
-    if (!json_is_string(key) || json_string_length(key) == 0 ||
-        json_string_length(key) > LIMITER_KEY_MAX)
-        return fdn_err_set(&resp->err, FDN_EINVAL, "field 'key' must be a string of 1..%d bytes",
-                           LIMITER_KEY_MAX);
-    q->key = json_string_value(key);
-    q->keylen = json_string_length(key);
-    json_t *id = json_object_get(q->body, "identity");
-    if (id != NULL) {
-        size_t idlen = json_string_length(id);
-        if (!json_is_string(id) || idlen == 0 || idlen > LIMITER_IDENTITY_MAX ||
-            memchr(json_string_value(id), FDN_LIMIT_IDENTITY_SEP, idlen) != NULL)
-            return fdn_err_set(&resp->err, FDN_EINVAL,
-                               "field 'identity' must be a string of 1..%d bytes without U+001F",
-                               LIMITER_IDENTITY_MAX);
-        q->identity = json_string_value(id);
-        memcpy(q->keybuf, q->identity, idlen);
-        q->keybuf[idlen] = FDN_LIMIT_IDENTITY_SEP;
-        memcpy(q->keybuf + idlen + 1, q->key, q->keylen);
-        q->keylen += idlen + 1;
-        q->keybuf[q->keylen] = '\0';
-        q->key = q->keybuf;
-    }
-    if ((rc = int_field(q->body, "limit", true, 1, INT32_MAX, &q->rule.limit, resp)) < 0 ||
-        (rc = int_field(q->body, "window_ms", true, 1, LIMITER_WINDOW_MAX_MS, &q->rule.period_ms,
-                        resp)) < 0 ||
-        (rc = int_field(q->body, "burst", false, 0, INT32_MAX, &q->rule.burst, resp)) < 0)
-        return rc;
-    json_t *algo = json_object_get(q->body, "algorithm");
-    if (algo != NULL &&
-        (!json_is_string(algo) || algo_parse(json_string_value(algo), &q->rule.algo) != 0))
-        return fdn_err_set(&resp->err, FDN_EINVAL,
-                           "field 'algorithm' must be one of fixed_window, "
-                           "token_bucket, gcra, sliding_window");
-    if (json_object_get(q->body, "burst") != NULL && q->rule.algo != FDN_LIMIT_TOKEN_BUCKET &&
-        q->rule.algo != FDN_LIMIT_GCRA)
-        return fdn_err_set(&resp->err, FDN_EINVAL,
-                           "field 'burst' applies only to the token_bucket and gcra algorithms");
-    return 0;
+    return fdn__limiter_req_parse(*body, op, q, &resp->err);
 }
 
 static json_t *result_json(bool allowed, const fdn_limit_result_t *r)
@@ -169,7 +69,7 @@ static int full_reply(fdn__http_resp_t *resp, const fdn_limit_result_t *r)
 
 /* A new key refused because its identity holds its quota of live keys: 429, for that caller
  * only. */
-static int quota_reply(fdn_limiter_t *l, fdn__http_resp_t *resp, const lreq_t *q)
+static int quota_reply(fdn_limiter_t *l, fdn__http_resp_t *resp, const fdn__limiter_req_t *q)
 {
     fdn_limiter_backend_status_t st;
     if (fdn_limiter_backend_status(l, &st) != 0)
@@ -187,28 +87,14 @@ static int quota_reply(fdn_limiter_t *l, fdn__http_resp_t *resp, const lreq_t *q
 static int h_check(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
 {
     fdn_limiter_t *l = user;
-    lreq_t q;
-    int64_t cost = 1;
-    int rc = parse_lreq(req, resp, "cost", &q);
-    if (rc < 0 || (rc = int_field(q.body, "cost", false, 1, INT32_MAX, &cost, resp)) < 0)
+    json_t *body = NULL;
+    fdn__limiter_req_t q;
+    int rc = parse_lreq(req, resp, FDN__LREQ_CHECK, &body, &q);
+    if (rc < 0)
         goto out;
-    /* a cost above what the rule ever admits at once (the limit; the bucket capacity for the
-     * bucket algorithms) can never succeed: that is an invalid request, not a rate limit
-     * with a Retry-After that no wait would satisfy */
-    int64_t capacity =
-        (q.rule.algo == FDN_LIMIT_TOKEN_BUCKET || q.rule.algo == FDN_LIMIT_GCRA) && q.rule.burst > 0
-            ? q.rule.burst
-            : q.rule.limit;
-    if (cost > capacity) {
-        rc = fdn_err_set(&resp->err, FDN_EINVAL,
-                         "field 'cost' (%lld) exceeds what the rule ever admits at once (%lld): "
-                         "the check could never succeed",
-                         (long long)cost, (long long)capacity);
-        goto out;
-    }
     fdn_limit_result_t r;
     memset(&r, 0, sizeof r);
-    rc = fdn_limiter_check(l, q.key, q.keylen, &q.rule, cost, 0, &r);
+    rc = fdn_limiter_check(l, q.key, q.keylen, &q.rule, q.value, 0, &r);
     if (rc == FDN_ELIMITER) {
         rc = full_reply(resp, &r);
         goto out;
@@ -233,7 +119,7 @@ static int h_check(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     }
     rc = fdn__http_reply(resp, rc == 0 ? 200 : 429, j);
 out:
-    json_decref(q.body);
+    json_decref(body);
     return rc;
 }
 
@@ -245,20 +131,16 @@ typedef enum { L_INC, L_SET, L_GET } lop_t;
 static int count_request(const fdn__http_req_t *req, fdn__http_resp_t *resp, fdn_limiter_t *l,
                          lop_t op)
 {
-    static const char *const extra[] = {"cost", "count", NULL};
-    lreq_t q;
-    int64_t v = op == L_INC ? 1 : 0;
-    int rc = parse_lreq(req, resp, extra[op], &q);
-    if (rc == 0 && op == L_INC)
-        rc = int_field(q.body, "cost", false, 1, INT32_MAX, &v, resp);
-    if (rc == 0 && op == L_SET)
-        rc = int_field(q.body, "count", true, 0, INT32_MAX, &v, resp);
+    static const fdn__limiter_req_op_t ops[] = {FDN__LREQ_INC, FDN__LREQ_SET, FDN__LREQ_GET};
+    json_t *body = NULL;
+    fdn__limiter_req_t q;
+    int rc = parse_lreq(req, resp, ops[op], &body, &q);
     if (rc < 0)
         goto out;
     fdn_limit_result_t r;
     memset(&r, 0, sizeof r);
-    rc = op == L_INC   ? fdn_limiter_inc(l, q.key, q.keylen, &q.rule, v, &r)
-         : op == L_SET ? fdn_limiter_set(l, q.key, q.keylen, &q.rule, v, &r)
+    rc = op == L_INC   ? fdn_limiter_inc(l, q.key, q.keylen, &q.rule, q.value, &r)
+         : op == L_SET ? fdn_limiter_set(l, q.key, q.keylen, &q.rule, q.value, &r)
                        : fdn_limiter_get(l, q.key, q.keylen, &q.rule, &r);
     if (rc == FDN_ELIMITER) {
         rc = full_reply(resp, &r);
@@ -272,7 +154,7 @@ static int count_request(const fdn__http_req_t *req, fdn__http_resp_t *resp, fdn
         goto out;
     rc = fdn__http_reply(resp, 200, result_json(r.allowed, &r));
 out:
-    json_decref(q.body);
+    json_decref(body);
     return rc;
 }
 

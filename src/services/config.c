@@ -750,8 +750,8 @@ static void vals_free(json_t **v, size_t n)
 
 enum { SRC_DEFAULT = 0, SRC_FILE = 1, SRC_ENV = 2 };
 
-static int apply_env(const fdn__cfg_schema_t *s, json_t **vals, uint8_t *marks,
-                     const char **env_src, const char *const *envp, fdn_error_t *err)
+int fdn__cfg_apply_env(const fdn__cfg_schema_t *s, json_t **vals, uint8_t *marks,
+                       const char **env_src, const char *const *envp, fdn_error_t *err)
 {
     char path[FDN__CFG_MAX_PATH_LEN + 1];
     for (const char *const *e = envp; *e != NULL; e++) {
@@ -820,7 +820,8 @@ static int build_startup(fdn_config_t *cfg, const fdn_config_opts_t *o, fdn_erro
     }
     if (!o->ignore_env) {
         const char *const *envp = o->envp != NULL ? o->envp : (const char *const *)environ;
-        if (envp != NULL && (rc = apply_env(s, cfg->startup, marks, env_src, envp, err)) != 0)
+        if (envp != NULL &&
+            (rc = fdn__cfg_apply_env(s, cfg->startup, marks, env_src, envp, err)) != 0)
             goto out;
     }
     size_t bad = 0;

@@ -42,6 +42,15 @@ void fdn__config_set_telemetry(fdn_config_t *cfg, struct fdn_telemetry *tm);
 
 typedef struct fdn__cfg_fb fdn__cfg_fb_t;
 
+/* The environment layer of the startup config (config.c): each "FDN_A__B=value" of envp
+ * whose name maps to a key of s replaces vals[key] with value parsed as the key's type, and
+ * sets marks[key] = 2 and env_src[key] = the entry. Names outside the schema's sections are
+ * skipped. Returns 0, FDN_ECONFIG_STRUCTURE (unknown key in one of our sections),
+ * FDN_ECONFIG_INVALID (value not of the key's type), FDN_ENOMEM; err names the variable.
+ * Not static so that fuzz/fuzz_config_env.c can run the loader's layers without a service. */
+int fdn__cfg_apply_env(const fdn__cfg_schema_t *s, json_t **vals, uint8_t *marks,
+                       const char **env_src, const char *const *envp, fdn_error_t *err);
+
 /* A remote store the config follows (services/config_etcd.c): update writes a checked value
  * there and returns once it is applied here; destroy stops the follower (before the service
  * stops). */

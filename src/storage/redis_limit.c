@@ -16,6 +16,7 @@
  */
 #include "storage/redis_limit.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -204,12 +205,56 @@ static struct timeval ms_tv(int64_t ms)
                             .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 }
 
+/* The longest array a reply may announce. The script answers 7 integers; SCRIPT LOAD, DEL,
+ * AUTH and SELECT answer scalars. hiredis 0.14 allocates an array's element table as soon
+ * as it reads the header, so a broken peer's "*711111002" asked for 5.7 GB (found by
+ * fuzz/fuzz_redis_reply.c): a longer array is refused before that, as hiredis refuses a
+ * reply it has no memory for (an error reply of the context: the call fails, the connection
+ * is dropped). */
+#define REPLY_ARRAY_MAX 64
+
+static redisReplyObjectFunctions g_bounded_fns;
+static void *(*g_create_array)(const redisReadTask *, int);
+static pthread_once_t g_bounded_once = PTHREAD_ONCE_INIT;
+
+static void *bounded_create_array(const redisReadTask *task, int n)
+{
+    return n > REPLY_ARRAY_MAX ? NULL : g_create_array(task, n);
+}
+
+/* hiredis's own reply functions (they are not exported), with createArray bounded. */
+static void bounded_init(void)
+{
+    redisReader *r = redisReaderCreate();
+    if (r == NULL || r->fn == NULL || r->fn->createArray == NULL) {
+        redisReaderFree(r);
+        return;
+    }
+    g_bounded_fns = *r->fn;
+    g_create_array = r->fn->createArray;
+    g_bounded_fns.createArray = bounded_create_array;
+    redisReaderFree(r);
+}
+
+int fdn__rl_bound_replies(redisContext *c)
+{
+    pthread_once(&g_bounded_once, bounded_init);
+    if (g_create_array == NULL || c == NULL || c->reader == NULL)
+        return FDN_ENOMEM;
+    c->reader->fn = &g_bounded_fns;
+    return 0;
+}
+
 static int connect_unguarded(redisContext **out, const fdn__redis_url_t *url, int64_t connect_ms,
                              int64_t command_ms)
 {
     redisContext *c = redisConnectWithTimeout(url->host, url->port, ms_tv(connect_ms));
     if (c == NULL)
         return FDN_ENOMEM;
+    if (!c->err && fdn__rl_bound_replies(c) != 0) {
+        redisFree(c);
+        return FDN_ENOMEM;
+    }
     if (c->err || redisSetTimeout(c, ms_tv(command_ms)) != REDIS_OK) {
         redisFree(c);
         return FDN_ECONNREFUSED;
@@ -480,8 +525,11 @@ static int64_t del_unguarded(redisContext *c, const char *const *keys, const siz
         *broken = true;
         return FDN_EUNAVAILABLE;
     }
-    int64_t rc = r->type == REDIS_REPLY_INTEGER ? (int64_t)r->integer : FDN_EUNAVAILABLE;
-    if (r->type != REDIS_REPLY_INTEGER && r->type != REDIS_REPLY_ERROR)
+    /* DEL answers how many of the n keys existed: any other integer (a negative one would
+     * read as an error code) is a reply Redis cannot give, like a reply of another type */
+    bool count = r->type == REDIS_REPLY_INTEGER && r->integer >= 0 && r->integer <= n;
+    int64_t rc = count ? (int64_t)r->integer : FDN_EUNAVAILABLE;
+    if (!count && r->type != REDIS_REPLY_ERROR)
         *broken = true;
     freeReplyObject(r);
     return rc;

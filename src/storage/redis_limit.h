@@ -40,6 +40,11 @@ int fdn__rl_connect(struct redisContext **out, const fdn__redis_url_t *url, int6
                     int64_t command_ms);
 void fdn__rl_close(struct redisContext *c);
 
+/* Refuse replies announcing arrays longer than any this client expects, before hiredis
+ * allocates them (fdn__rl_connect does it; for contexts made otherwise, e.g. the fuzz
+ * target's). 0 or FDN_ENOMEM. */
+int fdn__rl_bound_replies(struct redisContext *c);
+
 /* Set the bound on c's later commands (ms >= 1). 0 or FDN_EUNAVAILABLE. */
 int fdn__rl_set_timeout(struct redisContext *c, int64_t ms);
 

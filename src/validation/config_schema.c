@@ -1,6 +1,9 @@
 /*
  * DESIGN: config schema and validator (reference §1.1, §1.3).
- * Pure module: no locks, no I/O, no mutable globals. The built-in keys are constant data in
+ * Pure module: no locks, no I/O, no mutable globals but one: the built-in schema of
+ * fdn_config_validate_json and fdn_config_check_json, built on their first call and kept for
+ * the process (published with one compare-and-swap; building it cost several times more than
+ * checking a document). The built-in keys are constant data in
  * config_keys.c; this file builds a schema from them plus the application's keys and checks
  * values against it. A schema is built once per config service and is immutable afterwards,
  * so any thread may read it without synchronisation. Values are jansson json_t references
@@ -23,6 +26,7 @@
 #include <fdn/breaker.h>
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -674,6 +678,30 @@ static int unknown_visit(void *ctx, walk_kind_t kind, const char *path, const ch
     return FDN_ECONFIG_STRUCTURE;
 }
 
+/* The built-in schema (no application keys), shared by every call of validate_json and
+ * check_json: immutable once published. Two first calls may both build it; the one that loses
+ * the compare-and-swap frees its copy. A build that fails (out of memory) is tried again by
+ * the next call. Never freed: it stays reachable until the process exits. */
+static _Atomic(fdn__cfg_schema_t *) g_builtin;
+
+static int builtin_schema(const fdn__cfg_schema_t **out, fdn_error_t *err)
+{
+    fdn__cfg_schema_t *s = atomic_load_explicit(&g_builtin, memory_order_acquire);
+    if (s == NULL) {
+        int rc = fdn__cfg_schema_create(&s, NULL, 0, err);
+        if (rc != 0)
+            return rc;
+        fdn__cfg_schema_t *none = NULL;
+        if (!atomic_compare_exchange_strong_explicit(&g_builtin, &none, s, memory_order_acq_rel,
+                                                     memory_order_acquire)) {
+            fdn__cfg_schema_destroy(s);
+            s = none;
+        }
+    }
+    *out = s;
+    return 0;
+}
+
 int fdn_config_validate_json(const char *json, size_t len, fdn_error_t *err)
 {
     if (json == NULL)
@@ -683,8 +711,8 @@ int fdn_config_validate_json(const char *json, size_t len, fdn_error_t *err)
     if (root == NULL)
         return fdn_err_set(err, FDN_EPARSE, "Invalid JSON at line %d: %.120s", jerr.line,
                            jerr.text);
-    fdn__cfg_schema_t *s = NULL;
-    int rc = fdn__cfg_schema_create(&s, NULL, 0, err);
+    const fdn__cfg_schema_t *s = NULL;
+    int rc = builtin_schema(&s, err);
     json_t **vals = NULL;
     char *path = NULL;
     if (rc != 0)
@@ -723,7 +751,6 @@ int fdn_config_validate_json(const char *json, size_t len, fdn_error_t *err)
 out:
     fdn__free(path);
     fdn__free(vals);
-    fdn__cfg_schema_destroy(s);
     json_decref(root);
     return rc;
 }
@@ -836,9 +863,9 @@ int fdn_config_check_json(const char *json, size_t len, fdn_config_problem_fn cb
         chk_report(&c, "", msg, FDN_EPARSE);
         return FDN_EPARSE;
     }
-    fdn__cfg_schema_t *s = NULL;
+    const fdn__cfg_schema_t *s = NULL;
     char *path = NULL;
-    int rc = fdn__cfg_schema_create(&s, NULL, 0, NULL);
+    int rc = builtin_schema(&s, NULL);
     if (rc != 0)
         goto out;
     if (!json_is_object(root)) {
@@ -876,7 +903,6 @@ int fdn_config_check_json(const char *json, size_t len, fdn_config_problem_fn cb
 out:
     fdn__free(path);
     fdn__free(c.vals);
-    fdn__cfg_schema_destroy(s);
     json_decref(root);
     return rc != 0 ? rc : c.first;
 }

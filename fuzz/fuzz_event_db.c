@@ -1,0 +1,323 @@
+/* libFuzzer target: the event store's SQLite file reader (storage/event_sqlite.c) on damaged
+ * files: truncated, bit-flipped pages, a foreign schema, a stray WAL. Opening such a file must
+ * refuse it with FDN_ECORRUPT or FDN_EIO and a message naming what failed, or read what is
+ * there (and then accept an append); it must never crash, hang or leak.
+ *
+ * Input: byte 0 is the mode: bits 0-1 pick a template file (made once per process: 0 a store
+ * of 3 events, 1 a store with a compressed payload, a binary event and a prune, 2 the store's
+ * tables with a damaged record and a foreign table, 3 a foreign schema: an `events` table of
+ * other columns). Bit 2: the rest of the input is the whole file (the template is ignored).
+ * Bit 3: the rest is a WAL file written beside the template. Otherwise bytes 1-2 are a
+ * truncation (big-endian, in 64-byte units; 0 = none) and the rest are patches of 3 bytes:
+ * a 16-bit offset (modulo the file's size) and a byte XORed there.
+ * Per input: the files are written into one directory (under /dev/shm when there is one)
+ * and removed after; fdn__evdb_open, fdn__evdb_load and one fdn__evdb_write of a new event
+ * run on them. One input in FULL_EVERY (by a hash of its bytes; every input under the ctest
+ * replay) also opens the file through fdn_events_create, the store's service (its writer and
+ * retention threads, the directory lock): ~1 ms, too slow for every input. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include <fdn/events.h>
+#include "storage/event_sqlite.h"
+
+#include "fuzz_util.h"
+
+#define FULL_EVERY 256
+#define NTEMPLATES 4
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+typedef struct blob {
+    uint8_t *p;
+    size_t n;
+} blob_t;
+
+static char g_dir[200];
+static char g_db[256], g_wal[256], g_shm[256], g_journal[256];
+static blob_t g_tpl[NTEMPLATES];
+static uint64_t g_tpl_events[NTEMPLATES]; /* events an intact template loads */
+
+static void remove_files(void)
+{
+    unlink(g_db);
+    unlink(g_wal);
+    unlink(g_shm);
+    unlink(g_journal);
+}
+
+static void cleanup(void)
+{
+    remove_files();
+    rmdir(g_dir);
+}
+
+static void write_file(const char *path, const uint8_t *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || (n > 0 && fwrite(p, 1, n, f) != n) || fclose(f) != 0)
+        abort();
+}
+
+static blob_t read_file(const char *path)
+{
+    blob_t b = {NULL, 0};
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        abort();
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    b.p = malloc(n > 0 ? (size_t)n : 1);
+    if (b.p == NULL || n < 0 || fread(b.p, 1, (size_t)n, f) != (size_t)n)
+        abort();
+    b.n = (size_t)n;
+    fclose(f);
+    return b;
+}
+
+static fdn_event_t *make_event(uint64_t id, const char *type, fdn_event_ctype_t ct, const void *d,
+                               size_t n)
+{
+    fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+    sp.type = type;
+    sp.data = d;
+    sp.data_len = n;
+    sp.content_type = ct;
+    sp.id = id;
+    sp.timestamp_ns = (int64_t)id * 1000;
+    sp.wall_ns = 1700000000000000000LL + (int64_t)id;
+    sp.node = "fuzz";
+    sp.pid = 1;
+    sp.tid = 1;
+    sp.flags = FDN_EVENT_NO_CORRELATION;
+    fdn_event_t *ev = NULL;
+    if (fdn_event_new(&ev, &sp, NULL) != 0)
+        abort();
+    return ev;
+}
+
+static void sql(sqlite3 *db, const char *text)
+{
+    if (sqlite3_exec(db, text, NULL, NULL, NULL) != SQLITE_OK)
+        abort();
+}
+
+/* The templates, written with the store's own writer (0, 1) or SQLite directly (2, 3). */
+static void make_templates(void)
+{
+    remove_files();
+    fdn__evdb_t *d = NULL;
+    if (fdn__evdb_open(&d, g_db, false, true, NULL) != 0)
+        abort();
+    fdn_event_t *evs[3] = {make_event(1, "app.start", FDN_EVENT_CT_JSON, "{\"a\":1}", 7),
+                           make_event(2, "app.tick", FDN_EVENT_CT_TEXT, "tick", 4),
+                           make_event(3, "app.stop", FDN_EVENT_CT_JSON, "[1,2,3]", 7)};
+    if (fdn__evdb_write(d, (const fdn_event_t *const *)evs, 3, 0, 4, NULL) != 0)
+        abort();
+    for (int i = 0; i < 3; i++)
+        fdn_event_free(evs[i]);
+    fdn__evdb_close(d);
+    g_tpl[0] = read_file(g_db);
+    g_tpl_events[0] = 3;
+
+    remove_files();
+    if (fdn__evdb_open(&d, g_db, false, true, NULL) != 0)
+        abort();
+    char big[2048];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = "event payload, compressible "[i % 28];
+    uint8_t bin[16] = {0, 1, 2, 3, 0xff, 0xfe, 0, 0, 9, 8, 7, 6, 5, 4, 3, 2};
+    fdn_event_t *e2[3] = {make_event(9, "old", FDN_EVENT_CT_TEXT, "x", 1),
+                          make_event(10, "big", FDN_EVENT_CT_TEXT, big, sizeof big),
+                          make_event(11, "bin", FDN_EVENT_CT_BINARY, bin, sizeof bin)};
+    if (fdn__evdb_write(d, (const fdn_event_t *const *)e2, 3, 0, 12, NULL) != 0 ||
+        fdn__evdb_write(d, NULL, 0, 10, 12, NULL) != 0) /* prune id 9 */
+        abort();
+    for (int i = 0; i < 3; i++)
+        fdn_event_free(e2[i]);
+    fdn__evdb_close(d);
+    g_tpl[1] = read_file(g_db);
+    g_tpl_events[1] = 2;
+
+    remove_files();
+    sqlite3 *db = NULL;
+    if (sqlite3_open(g_db, &db) != SQLITE_OK)
+        abort();
+    sql(db, "PRAGMA journal_mode=WAL;"
+            "CREATE TABLE events(id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, type TEXT NOT "
+            "NULL, rec BLOB NOT NULL);"
+            "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER);"
+            "INSERT INTO meta VALUES('next_id', 5);"
+            "INSERT INTO events VALUES(4, 1, 't', x'0102030405060708090a0b0c0d0e0f10');"
+            "CREATE TABLE users(name TEXT, age INTEGER);"
+            "INSERT INTO users VALUES('ann', 33), ('bob', 44);");
+    sqlite3_close(db);
+    g_tpl[2] = read_file(g_db);
+    g_tpl_events[2] = UINT64_MAX; /* the damaged record: refused */
+
+    remove_files();
+    if (sqlite3_open(g_db, &db) != SQLITE_OK)
+        abort();
+    sql(db, "CREATE TABLE events(id TEXT, payload TEXT);"
+            "INSERT INTO events VALUES('a', '{}'), ('b', '[]');"
+            "CREATE VIEW meta AS SELECT 'next_id' AS key, 7 AS value;");
+    sqlite3_close(db);
+    g_tpl[3] = read_file(g_db);
+    g_tpl_events[3] = UINT64_MAX;
+    remove_files();
+}
+
+static void setup(void)
+{
+    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
+    snprintf(g_dir, sizeof g_dir, "%s/fdn-fuzz-event-db-%ld", base != NULL ? base : "/tmp",
+             (long)getpid());
+    if (mkdir(g_dir, 0700) != 0)
+        abort();
+    snprintf(g_db, sizeof g_db, "%s/events.db", g_dir);
+    snprintf(g_wal, sizeof g_wal, "%s/events.db-wal", g_dir);
+    snprintf(g_shm, sizeof g_shm, "%s/events.db-shm", g_dir);
+    snprintf(g_journal, sizeof g_journal, "%s/events.db-journal", g_dir);
+    atexit(cleanup);
+    make_templates();
+}
+
+static bool allowed(int rc, const fdn_error_t *err)
+{
+    if (rc == 0 || rc == FDN_ENOMEM)
+        return true;
+    return (rc == FDN_ECORRUPT || rc == FDN_EIO) && err->message[0] != '\0';
+}
+
+typedef struct loaded {
+    uint64_t n;
+    uint64_t max_id;
+} loaded_t;
+
+static int on_event(fdn_event_t *ev, void *user)
+{
+    loaded_t *l = user;
+    if (ev == NULL || fdn_event_id(ev) == 0)
+        abort(); /* the reader hands over only records that decoded, with their id */
+    l->n++;
+    if (fdn_event_id(ev) > l->max_id)
+        l->max_id = fdn_event_id(ev);
+    fdn_event_free(ev);
+    return 0;
+}
+
+/* Open, read and append to the file as the store does; returns the reader's code. */
+static int read_store(uint64_t *nloaded)
+{
+    fdn__evdb_t *d = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn__evdb_open(&d, g_db, false, true, &err);
+    if (!allowed(rc, &err))
+        abort();
+    if (rc != 0)
+        return rc;
+    loaded_t l = {0, 0};
+    uint64_t next = 0;
+    rc = fdn__evdb_load(d, on_event, &l, &next, &err);
+    if (!allowed(rc, &err))
+        abort();
+    if (rc == 0) {
+        if (next == 0 || next <= l.max_id)
+            abort(); /* ids are never reused: the next one is past every stored one */
+        *nloaded = l.n;
+        if (next < UINT64_MAX / 2) {
+            fdn_event_t *ev = make_event(next, "fuzz.append", FDN_EVENT_CT_JSON, "{}", 2);
+            fdn_error_t werr = FDN_ERROR_INIT;
+            int wrc = fdn__evdb_write(d, (const fdn_event_t *const *)&ev, 1, 0, next + 1, &werr);
+            if (!allowed(wrc, &werr))
+                abort();
+            fdn_event_free(ev);
+        }
+    }
+    fdn__evdb_close(d);
+    return rc;
+}
+
+/* The store's service on the file: a code it documents, with a message. */
+static void open_service(void)
+{
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.durable_path = g_db;
+    o.mode = FDN_EVENTS_FAST;
+    fdn_events_t *es = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_events_create(&es, &o, &err);
+    if (!allowed(rc, &err))
+        abort();
+    fdn_events_destroy(es);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (g_dir[0] == '\0')
+        setup();
+    if (size < 1 || size > 1 << 18)
+        return 0;
+    unsigned mode = data[0];
+    const blob_t *t = &g_tpl[mode % NTEMPLATES];
+    uint8_t *f = NULL; /* the db file's bytes */
+    size_t fn = 0;
+    const uint8_t *wal = NULL; /* the WAL file's, or NULL */
+    size_t wn = 0;
+    bool intact = false;
+    if (mode & 4) {
+        fn = size - 1;
+        f = malloc(fn + 1);
+        if (f == NULL)
+            abort();
+        memcpy(f, data + 1, fn);
+    } else {
+        f = malloc(t->n);
+        if (f == NULL)
+            abort();
+        memcpy(f, t->p, t->n);
+        fn = t->n;
+        if (mode & 8) {
+            wal = data + 1;
+            wn = size - 1;
+        } else {
+            size_t trunc = size >= 3 ? ((size_t)data[1] << 8 | data[2]) * 64 : 0;
+            if (trunc > 0 && trunc < fn)
+                fn = trunc;
+            for (size_t i = 3; i + 3 <= size && fn > 0; i += 3) {
+                size_t off = ((size_t)data[i] << 8 | data[i + 1]) % fn;
+                f[off] ^= data[i + 2];
+            }
+            intact = fn == t->n && size <= 3;
+        }
+    }
+    remove_files();
+    write_file(g_db, f, fn);
+    if (wal != NULL)
+        write_file(g_wal, wal, wn);
+    uint64_t nloaded = 0;
+    int rc = read_store(&nloaded);
+    uint64_t want = g_tpl_events[mode % NTEMPLATES];
+    if (intact && (want == UINT64_MAX ? rc == 0 : rc != 0 || nloaded != want))
+        abort();              /* the templates themselves read as made */
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < size; i++)
+        h = (h ^ data[i]) * 16777619u;
+    if (h % FULL_EVERY == 0 || FDN_FUZZ_REPLAYING()) {
+        remove_files(); /* the same bytes again: the reader above appended */
+        write_file(g_db, f, fn);
+        if (wal != NULL)
+            write_file(g_wal, wal, wn);
+        open_service();
+    }
+    free(f);
+    remove_files();
+    return 0;
+}

@@ -1,0 +1,63 @@
+/* libFuzzer target: the rate limiter's HTTP request bodies (admin/limiter_req.c), the parser
+ * behind POST /v1/limiter/{check,inc,set,get}, without a server. Input: byte 0 picks the
+ * operation, the rest is the body, parsed as the admin server does (any JSON value,
+ * duplicate keys refused). Oracles: 0 only with a key of 1..256 bytes, a rule that
+ * fdn_limit_rule_validate accepts within the HTTP bounds, and the op's field in its range
+ * (a check's cost within the rule's capacity); otherwise FDN_EINVAL with a message. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin/limiter_req.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    fdn__limiter_req_op_t op = (fdn__limiter_req_op_t)(data[0] % 4);
+    json_t *body = json_loadb((const char *)data + 1, size - 1,
+                              JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+    if (body == NULL)
+        return 0;
+    fdn__limiter_req_t q;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn__limiter_req_parse(body, op, &q, &err);
+    if (rc != 0) {
+        if (rc != FDN_EINVAL || err.message[0] == '\0')
+            abort();
+        json_decref(body);
+        return 0;
+    }
+    json_t *key = json_object_get(body, "key");
+    if (q.keylen < 1 || q.keylen > FDN__LIMITER_REQ_KEY_MAX || q.key != json_string_value(key) ||
+        q.keylen != json_string_length(key))
+        abort();
+    if (fdn_limit_rule_validate(&q.rule, NULL) != 0 || q.rule.limit > INT32_MAX ||
+        q.rule.period_ms > FDN__LIMITER_REQ_WINDOW_MAX_MS || q.rule.burst < 0)
+        abort();
+    bool bucket = q.rule.algo == FDN_LIMIT_TOKEN_BUCKET || q.rule.algo == FDN_LIMIT_GCRA;
+    if (q.rule.burst != 0 && !bucket)
+        abort();
+    switch (op) {
+    case FDN__LREQ_CHECK:
+        if (q.value < 1 || q.value > (bucket && q.rule.burst > 0 ? q.rule.burst : q.rule.limit))
+            abort();
+        break;
+    case FDN__LREQ_INC:
+        if (q.value < 1 || q.value > INT32_MAX)
+            abort();
+        break;
+    case FDN__LREQ_SET:
+        if (q.value < 0 || q.value > INT32_MAX || json_object_get(body, "count") == NULL)
+            abort();
+        break;
+    case FDN__LREQ_GET:
+        if (q.value != 0 || json_object_size(body) > 5)
+            abort();
+        break;
+    }
+    json_decref(body);
+    return 0;
+}

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# A fuzzing campaign over every libFuzzer target (fuzz/fuzz_*.c), one after the other.
+#
+#   scripts/fuzz-campaign.sh --hours H            H hours split evenly among the targets
+#   scripts/fuzz-campaign.sh --seconds S          S seconds per target
+#   options: --targets "a b"  only these (names without fuzz_)
+#            --build DIR      fuzz build directory (default build/fuzz)
+#            --out FILE       report (default docs/fuzz-campaign.md)
+#            --no-build       use the binaries already in DIR
+#            --no-merge       leave fuzz/corpus/ as it is
+#
+# Each target runs on a shared corpus directory that persists between campaigns
+# (DIR/campaign/corpus/<name>, seeded from fuzz/corpus/<name>), with its crashes, leaks and
+# timeouts written to DIR/campaign/artifacts/. After a run the corpus is minimised with
+# libFuzzer's -merge=1 back into fuzz/corpus/<name>/: the hand-named inputs there (seeds,
+# regress_* inputs of fixed bugs) are always kept, and SHA-named inputs are added only for
+# the coverage they bring beyond them. The report is a Markdown table: target, seconds,
+# executions, exec/s, coverage (cov: edges, ft: features), corpus before/after, crashes.
+# Notes written below the line "<!-- notes: kept by scripts/fuzz-campaign.sh -->" in the
+# report are kept when it is written again.
+# Exit status: 1 when any target crashed, leaked or timed out (the campaign still runs every
+# target and writes the report).
+set -u
+cd "$(dirname "$0")/.."
+
+hours=""
+seconds=""
+targets=""
+build=build/fuzz
+out=docs/fuzz-campaign.md
+do_build=1
+do_merge=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --hours) hours=$2; shift 2 ;;
+    --seconds) seconds=$2; shift 2 ;;
+    --targets) targets=$2; shift 2 ;;
+    --build) build=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --no-build) do_build=0; shift ;;
+    --no-merge) do_merge=0; shift ;;
+    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+    *) echo "fuzz-campaign: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+if [ -z "$hours" ] && [ -z "$seconds" ]; then
+    echo "fuzz-campaign: give --hours H or --seconds S" >&2
+    exit 2
+fi
+
+if [ "$do_build" = 1 ]; then
+    CC=clang cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DFDN_FUZZ=ON -DFDN_BUILD_TESTS=OFF \
+        -DFDN_SANITIZE="address;undefined" -DFDN_WERROR=ON >/dev/null || exit 2
+    cmake --build "$build" -j"$(nproc)" >/dev/null || exit 2
+fi
+
+if [ -z "$targets" ]; then
+    for f in "$build"/fuzz_*; do
+        [ -x "$f" ] && [ -f "$f" ] && targets="$targets ${f##*/fuzz_}"
+    done
+fi
+set -- $targets
+ntargets=$#
+if [ "$ntargets" = 0 ]; then
+    echo "fuzz-campaign: no fuzz targets in $build" >&2
+    exit 2
+fi
+if [ -z "$seconds" ]; then
+    seconds=$(awk -v h="$hours" -v n="$ntargets" 'BEGIN { s = int(h * 3600 / n); print (s < 1 ? 1 : s) }')
+fi
+
+# The sanitizers as `make test` sets them, and libFuzzer's own leak check on top.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+
+work="$build/campaign"
+mkdir -p "$work/corpus" "$work/artifacts" "$work/logs"
+rows=""
+failed=0
+total_execs=0
+started=$(date -u +%Y-%m-%dT%H:%MZ)
+is_hashed() { [[ "$1" =~ ^[0-9a-f]{40}$ ]]; }
+
+for t in "$@"; do
+    bin="$build/fuzz_$t"
+    seeds="fuzz/corpus/$t"
+    corpus="$work/corpus/$t"
+    mkdir -p "$corpus" "$seeds"
+    before=$(find "$seeds" -type f | wc -l)
+    log="$work/logs/$t.log"
+    echo "== $t: ${seconds}s"
+    # -timeout: one input may take 25 s at most (a hang is a finding); the outer timeout
+    # bounds the whole run if libFuzzer itself stops answering
+    timeout -k 10 $((seconds + 120)) "$bin" -max_total_time="$seconds" -print_final_stats=1 \
+        -timeout=25 -rss_limit_mb=3072 -artifact_prefix="$work/artifacts/$t-" \
+        "$corpus" "$seeds" >"$log" 2>&1
+    status=$?
+    execs=$(awk '/^stat::number_of_executed_units:/ { print $2 }' "$log" | tail -1)
+    eps=$(awk '/^stat::average_exec_per_sec:/ { print $2 }' "$log" | tail -1)
+    cov=$(grep -E '^#[0-9]+' "$log" | grep -oE 'cov: [0-9]+' | tail -1 | awk '{ print $2 }')
+    ft=$(grep -E '^#[0-9]+' "$log" | grep -oE 'ft: [0-9]+' | tail -1 | awk '{ print $2 }')
+    crashes=$(grep -cE '^==[0-9]+== ?ERROR: (libFuzzer|AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)|^SUMMARY: (AddressSanitizer|UndefinedBehaviorSanitizer|libFuzzer)|runtime error:' "$log")
+    if [ "$status" != 0 ] && [ "$crashes" = 0 ]; then
+        crashes=1 # stopped by a signal or the outer timeout
+    fi
+    [ "$crashes" != 0 ] && failed=1
+    total_execs=$((total_execs + ${execs:-0}))
+    after=$before
+    if [ "$do_merge" = 1 ] && [ "$crashes" = 0 ]; then
+        new="$work/merge-$t"
+        rm -rf "$new"
+        mkdir -p "$new"
+        for f in "$seeds"/*; do
+            [ -f "$f" ] || continue
+            is_hashed "${f##*/}" || cp "$f" "$new/"
+        done
+        if "$bin" -merge=1 -timeout=25 -rss_limit_mb=3072 "$new" "$seeds" "$corpus" \
+            >"$work/logs/$t.merge.log" 2>&1; then
+            rm -rf "$seeds"
+            mv "$new" "$seeds"
+        else
+            echo "   merge failed: fuzz/corpus/$t left as it was (see $work/logs/$t.merge.log)"
+            rm -rf "$new"
+        fi
+        after=$(find "$seeds" -type f | wc -l)
+    fi
+    kb=$(du -sb "$seeds" | awk '{ printf "%d", $1 / 1024 }')
+    echo "   execs=${execs:-?} exec/s=${eps:-?} cov=${cov:-?} ft=${ft:-?} corpus=$before->$after (${kb} KB) crashes=$crashes"
+    rows="$rows| $t | $seconds | ${execs:-?} | ${eps:-?} | ${cov:-?} | ${ft:-?} | $before → $after | $kb | $crashes |
+"
+done
+
+mkdir -p "$(dirname "$out")"
+# hand-written notes below the marker line survive a new report
+marker='<!-- notes: kept by scripts/fuzz-campaign.sh -->'
+notes=""
+if [ -f "$out" ] && grep -qF "$marker" "$out"; then
+    notes=$(awk -v m="$marker" 'found || $0 == m { found = 1; print }' "$out")
+fi
+{
+    echo "# Fuzzing campaign"
+    echo
+    echo "Written by \`scripts/fuzz-campaign.sh\` (\`make fuzz-campaign HOURS=H\`); do not edit by hand."
+    echo
+    echo "- Started $started, $ntargets targets, ${seconds} s each ($(awk -v s="$seconds" -v n="$ntargets" 'BEGIN { printf "%.2f", s * n / 3600 }') h in all), $total_execs executions."
+    echo "- Host: $(nproc) CPUs shared with other work, $(clang --version | head -1)."
+    echo "- Build: Debug, ASan + UBSan, libFuzzer (-fsanitize=fuzzer; the library instrumented with"
+    echo "  -fsanitize=fuzzer-no-link). exec/s is libFuzzer's average over the run."
+    echo "- cov: edges covered, ft: features (edge and counter combinations), both at the end of the"
+    echo "  run. Corpus: inputs in fuzz/corpus/<target>/ before → after the -merge=1 minimisation"
+    echo "  (hand-named seeds and regress_* inputs always kept), and its size after."
+    echo "- Crashes: sanitizer reports, crashes, leaks or timeouts (artifacts in $work/artifacts/)."
+    echo
+    echo "| target | seconds | execs | exec/s | cov | ft | corpus | KB | crashes |"
+    echo "|---|---:|---:|---:|---:|---:|---|---:|---:|"
+    printf '%s' "$rows"
+    if [ -n "$notes" ]; then
+        echo
+        printf '%s\n' "$notes"
+    fi
+} >"$out"
+echo "fuzz-campaign: report in $out"
+exit $failed
