@@ -22,39 +22,9 @@
 #include <fdn/admin.h>
 #include <fdn/events.h>
 
+#include "http_client.h"
+
 #define MAX_POSTS 400
-
-typedef struct sink {
-    char buf[4096];
-    size_t len;
-} sink_t;
-
-static size_t on_data(char *p, size_t sz, size_t n, void *user)
-{
-    sink_t *s = user;
-    size_t k = sz * n, room = sizeof s->buf - 1 - s->len, c = k < room ? k : room;
-    memcpy(s->buf + s->len, p, c);
-    s->len += c;
-    s->buf[s->len] = '\0';
-    return k;
-}
-
-static long post(CURL *c, uint16_t port, const char *body, sink_t *s)
-{
-    char url[96];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/events", (unsigned)port);
-    s->len = 0;
-    s->buf[0] = '\0';
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-    long status = -1;
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    return status;
-}
 
 /* The child: exit code 0 when the server answered as it must; the acknowledged ids go to fd. */
 static int child(const char *path, int fd)
@@ -83,11 +53,11 @@ static int child(const char *path, int fd)
         body[len++] = (char)('a' + (unsigned)(i * 2654435761u >> 13) % 26);
     memcpy(body + len, "\"}", 3);
     CURL *c = curl_easy_init();
-    sink_t s;
+    test_http_sink_t s;
     int rc = 13; /* no failure seen */
     int posts = 0;
     for (; posts < MAX_POSTS; posts++) {
-        long st = post(c, fdn_admin_port(a), body, &s);
+        long st = test_http_post(c, fdn_admin_port(a), "/v1/events", body, &s, 60L);
         const char *idp = strstr(s.buf, "\"id\":");
         if (st == 201 && idp != NULL) {
             uint64_t id = strtoull(idp + 5, NULL, 10);
@@ -99,7 +69,8 @@ static int child(const char *path, int fd)
         break;
     }
     /* latched: a later append fails at once, also 500 */
-    if (rc == 0 && post(c, fdn_admin_port(a), "{\"type\":\"io.after\",\"data\":1}", &s) != 500)
+    if (rc == 0 && test_http_post(c, fdn_admin_port(a), "/v1/events",
+                                  "{\"type\":\"io.after\",\"data\":1}", &s, 60L) != 500)
         rc = 16;
     if (rc == 0 && posts == 0)
         rc = 17; /* the first commit failing would prove nothing about the 201s */

@@ -22,6 +22,7 @@
 #include <fdn/events.h>
 
 #include "stress.h"
+#include "http_client.h"
 #include "threads.h"
 
 #define CLIENTS 12
@@ -36,43 +37,11 @@ typedef struct client {
     int index;
 } client_t;
 
-typedef struct sink {
-    char buf[4096];
-    size_t len;
-} sink_t;
-
-static size_t on_data(char *p, size_t sz, size_t n, void *user)
-{
-    sink_t *s = user;
-    size_t k = sz * n, room = sizeof s->buf - 1 - s->len, c = k < room ? k : room;
-    memcpy(s->buf + s->len, p, c);
-    s->len += c;
-    s->buf[s->len] = '\0';
-    return k;
-}
-
-static long post(CURL *c, uint16_t port, const char *path, const char *body, sink_t *s)
-{
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
-    s->len = 0;
-    s->buf[0] = '\0';
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-    long status = -1;
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    return status;
-}
-
 static void *client_main(void *arg)
 {
     client_t *cl = arg;
     CURL *c = curl_easy_init();
-    sink_t s;
+    test_http_sink_t s;
     char body[1024];
     for (int i = 0; c != NULL && i < cl->n; i++) {
         if (i % 5 == 4) { /* every fifth request a batch */
@@ -82,7 +51,7 @@ static void *client_main(void *arg)
                                         "%s{\"type\":\"dur.batch\",\"data\":{\"c\":%d,\"i\":%d}}",
                                         k ? "," : "", cl->index, i);
             snprintf(body + len, sizeof body - len, "]}");
-            long st = post(c, cl->port, "/v1/events/batch", body, &s);
+            long st = test_http_post(c, cl->port, "/v1/events/batch", body, &s, 60L);
             const char *p = strstr(s.buf, "\"ids\":[");
             if (st != 201 || p == NULL) {
                 cl->other++;
@@ -98,7 +67,7 @@ static void *client_main(void *arg)
         }
         snprintf(body, sizeof body, "{\"type\":\"dur.one\",\"data\":{\"c\":%d,\"i\":%d}}",
                  cl->index, i);
-        long st = post(c, cl->port, "/v1/events", body, &s);
+        long st = test_http_post(c, cl->port, "/v1/events", body, &s, 60L);
         const char *idp = strstr(s.buf, "\"id\":");
         if (st == 201 && idp != NULL)
             cl->ids[cl->nids++] = strtoull(idp + 5, NULL, 10);
@@ -207,15 +176,16 @@ static void hold_writer(int rc, uint64_t first, size_t n, void *user)
 typedef struct one_post {
     uint16_t port;
     long status;
-    sink_t s;
+    test_http_sink_t s;
 } one_post_t;
 
 static void *post_main(void *arg)
 {
     one_post_t *p = arg;
     CURL *c = curl_easy_init();
-    p->status =
-        c ? post(c, p->port, "/v1/events", "{\"type\":\"dur.held\",\"data\":1}", &p->s) : -1;
+    p->status = c ? test_http_post(c, p->port, "/v1/events", "{\"type\":\"dur.held\",\"data\":1}",
+                                   &p->s, 60L)
+                  : -1;
     curl_easy_cleanup(c);
     return NULL;
 }

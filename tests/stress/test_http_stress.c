@@ -17,6 +17,7 @@
 
 #include "admin/admin_int.h"
 #include "stress.h"
+#include "http_client.h"
 #include "threads.h"
 
 #define THREADS 4
@@ -28,57 +29,25 @@ typedef struct client {
     int created, allowed, limited, other;
 } client_t;
 
-typedef struct sink {
-    char buf[512];
-    size_t len;
-} sink_t;
-
-static size_t on_data(char *p, size_t sz, size_t n, void *user)
-{
-    sink_t *s = user;
-    size_t k = sz * n, room = sizeof s->buf - 1 - s->len, c = k < room ? k : room;
-    memcpy(s->buf + s->len, p, c);
-    s->len += c;
-    s->buf[s->len] = '\0';
-    return k;
-}
-
-static long post(CURL *c, uint16_t port, const char *path, const char *body, sink_t *s)
-{
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
-    s->len = 0;
-    s->buf[0] = '\0';
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    long status = -1;
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    return status;
-}
-
 static void *client_main(void *arg)
 {
     client_t *cl = arg;
     CURL *c = curl_easy_init();
-    sink_t s;
+    test_http_sink_t s;
     for (int i = 0; c != NULL && i < cl->n; i++) {
         char body[128];
         snprintf(body, sizeof body, "{\"type\":\"stress.ev\",\"data\":{\"i\":%d}}", i);
-        long st = post(c, cl->port, "/v1/events", body, &s);
+        long st = test_http_post(c, cl->port, "/v1/events", body, &s, 30L);
         const char *idp = strstr(s.buf, "\"id\":");
         if (st == 201 && idp != NULL) {
             cl->ids[cl->created++] = strtoull(idp + 5, NULL, 10);
         } else {
             cl->other++;
         }
-        st = post(c, cl->port, "/v1/limiter/check",
-                  "{\"key\":\"shared\",\"limit\":50,\"window_ms\":3600000,"
-                  "\"algorithm\":\"sliding_window\"}",
-                  &s);
+        st = test_http_post(c, cl->port, "/v1/limiter/check",
+                            "{\"key\":\"shared\",\"limit\":50,\"window_ms\":3600000,"
+                            "\"algorithm\":\"sliding_window\"}",
+                            &s, 30L);
         if (st == 200)
             cl->allowed++;
         else if (st == 429)
