@@ -137,7 +137,7 @@ static void *reader(void *p)
         if (fdn_events_type_stats(a->sh->es, ts, 64, &nt) != 0)
             a->failures++;
         for (size_t i = 0; i < nt && i < 64; i++)
-            if (ts[i].type[0] != 't' || atoi(ts[i].type + 1) >= NAMES)
+            if (ts[i].type[0] != 't' || strtol(ts[i].type + 1, NULL, 10) >= NAMES)
                 a->failures++;
         fdn_events_types_status_t st;
         if (fdn_events_types_status(a->sh->es, &st) != 0 || st.max_types != MAX_TYPES)
