@@ -243,12 +243,17 @@ static int on_protected(const char *event, const fdn_telemetry_measure_t *ms, si
     fdn__rt_metrics_t *m = user;
     const char *key = meta_get(meta, nmeta, "protection_key");
     const char *res = meta_get(meta, nmeta, "result");
+    const char *cid = meta_get(meta, nmeta, "correlation_id"); /* inside an error context */
     double ns = measure_get(ms, nm, "duration_ns");
     fdn_histogram_t *h = NULL;
     const char *v[] = {key, res};
     if (key != NULL && res != NULL && ns >= 0 &&
-        fdn_telemetry_family_histogram(m->pr_dur, &h, v, 2) == 0)
-        fdn_histogram_observe(h, ns / 1e9);
+        fdn_telemetry_family_histogram(m->pr_dur, &h, v, 2) == 0) {
+        if (cid != NULL)
+            fdn_histogram_observe_exemplar(h, ns / 1e9, "correlation_id", cid);
+        else
+            fdn_histogram_observe(h, ns / 1e9);
+    }
     return 0;
 }
 
