@@ -346,8 +346,7 @@ int fdn_events_set_max_events(fdn_events_t *es, uint64_t max_events)
 
 void fdn__events_set_telemetry(fdn_events_t *es, fdn_telemetry_t *tm)
 {
-    if (es != NULL)
-    {
+    if (es != NULL) {
         atomic_store_explicit(&es->tm, tm, memory_order_release);
         atomic_fetch_add_explicit(&es->tm_gen, 1, memory_order_release);
     }

@@ -134,8 +134,9 @@ struct fdn_events {
     fdn_clock_t *clock;
     _Atomic(fdn_telemetry_t *) tm; /* may be set after create (fdn__events_set_telemetry) */
     _Atomic uint64_t tm_gen;       /* +1 whenever tm is set (from 1): type counters re-resolve */
-    fdn_telemetry_family_t *by_type; /* amu: fdn_events_appended_by_type_total, of */
-    uint64_t by_type_gen;                 /* amu: ... telemetry generation by_type_gen */
+    /* amu: the family fdn_events_appended_by_type_total of telemetry generation by_type_gen */
+    fdn_telemetry_family_t *by_type;
+    uint64_t by_type_gen;
     char *durable_path;
     fdn_events_mode_t mode;
     bool compress; /* durable records: zstd payloads (opts.compress) */
