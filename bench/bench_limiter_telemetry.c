@@ -86,29 +86,29 @@ static const bench_case_t named_2t = {.name = "limiter.check_named.telemetry.2t"
                                       .teardown = tl_teardown};
 BENCH_REGISTER(named_2t)
 
-static int noop(void *arg)
+static int tl_noop(void *arg)
 {
     BENCH_USE(arg);
     return 0;
 }
 
-static void brk_run(void *state, int tid, uint64_t iters)
+static void brk_tm_run(void *state, int tid, uint64_t iters)
 {
     (void)tid;
     tl_state_t *s = state;
     for (uint64_t i = 0; i < iters; i++) {
-        int rc = fdn_breaker_call(s->b, noop, s, NULL);
+        int rc = fdn_breaker_call(s->b, tl_noop, s, NULL);
         BENCH_USE(rc);
     }
 }
 
-static const bench_case_t brk_tm = {.name = "breaker.call.closed.telemetry",
+static const bench_case_t brk_tm = {.name = "breaker.call.telemetry",
                                     .threads = 1,
                                     .iters = 5000000,
                                     .baseline = "breaker.call.closed",
                                     .goal_kind = BENCH_GOAL_NONE,
                                     .goal_text = "informational",
                                     .setup = tl_setup,
-                                    .run = brk_run,
+                                    .run = brk_tm_run,
                                     .teardown = tl_teardown};
 BENCH_REGISTER(brk_tm)

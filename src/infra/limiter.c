@@ -374,8 +374,8 @@ static int op_disabled(const fdn_limit_rule_t *rule, fdn__limit_op_t op, fdn_lim
 }
 
 /* The caller's answer from the backend's: shadow mode, telemetry, FDN_ERATE_LIMITED. */
-static int op_finish(fdn_limiter_t *l, const fdn_limit_rule_t *rule, const rule_ctr_t *ctr,
-                     fdn__limit_op_t op, int rc, fdn_limit_result_t *res)
+static int op_finish(fdn_limiter_t *l, const fdn_limit_rule_t *rule, fdn__limit_op_t op, int rc,
+                     fdn_limit_result_t *res, const rule_ctr_t *ctr)
 {
     if ((rc == FDN_ELIMITER || rc == FDN_ENOSPC) && op == FDN__LIMIT_CHECK &&
         atomic_load_explicit(&l->shadow, memory_order_relaxed)) {
@@ -394,7 +394,8 @@ static int op_finish(fdn_limiter_t *l, const fdn_limit_rule_t *rule, const rule_
                                    res->allowed ? "foundation.rate_limiter.request_allowed"
                                                 : "foundation.rate_limiter.request_denied",
                                    meta, 1);
-        fdn_counter_inc(ctr->c[res->allowed ? 0 : 1]);
+        /* ctr NULL: a caller's rule (resolved here, off the path without telemetry) */
+        fdn_counter_inc((ctr != NULL ? ctr : &l->unnamed)->c[res->allowed ? 0 : 1]);
     }
     if (res->allowed)
         return 0;
@@ -430,15 +431,14 @@ static int run_op_v(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_
     if (res == NULL)
         res = &tmp;
     int rc = l->be->apply(l->be_self, key, keylen, rule, rule_flags, cost, op, &now, res, rsv);
-    return op_finish(l, rule, ctr, op, rc, res);
+    return op_finish(l, rule, op, rc, res, ctr);
 }
 
 static int run_op(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
                   int64_t cost, fdn__limit_op_t op, fdn_limit_result_t *res,
                   fdn_limit_reservation_t *rsv)
 {
-    return run_op_v(l, key, keylen, rule, l != NULL ? &l->unnamed : NULL, 0, false, FDN__NOW_UNSET,
-                    cost, op, res, rsv);
+    return run_op_v(l, key, keylen, rule, NULL, 0, false, FDN__NOW_UNSET, cost, op, res, rsv);
 }
 
 int fdn_limiter_check(fdn_limiter_t *l, const char *key, size_t keylen,
@@ -500,7 +500,7 @@ int fdn_limiter_check_many(fdn_limiter_t *l, fdn_limit_request_t *reqs, size_t n
         else if (off)
             q->rc = op_disabled(q->rule, op, &q->res);
         else
-            q->rc = op_finish(l, q->rule, &l->unnamed, op, it[i].rc, &q->res);
+            q->rc = op_finish(l, q->rule, op, it[i].rc, &q->res, NULL);
         if (q->rc != 0 && (out == 0 || (out == FDN_ERATE_LIMITED && q->rc != FDN_ERATE_LIMITED)))
             out = q->rc;
     }
