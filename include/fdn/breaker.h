@@ -105,7 +105,10 @@ typedef struct fdn_breaker_opts {
     fdn_breaker_transition_fn on_transition; /**< optional */
     void *transition_user;                   /**< passed to on_transition */
     fdn_clock_t *clock;                      /**< NULL = system clock; not owned */
-    fdn_telemetry_t *telemetry;              /**< NULL = off; not owned */
+    fdn_telemetry_t *telemetry;              /**< NULL = off; not owned. With it the breaker
+                                                  also times admitted calls into
+                                                  fdn_circuit_breaker_call_duration_seconds
+                                                  {breaker,outcome} (docs/telemetry.md) */
 } fdn_breaker_opts_t;
 
 /** Current version of fdn_breaker_opts_t, set by the matching _INIT initialiser. */

@@ -365,7 +365,8 @@ typedef struct fdn_events_opts {
     uint32_t max_results;        /**< query limit cap (interface.max_results), default 1000 */
     uint32_t sub_max_backlog;    /**< events a subscriber may lag before it skips (default 65536) */
     /** NULL = off. Counters: foundation.event_store.events_stored (+n per store/batch),
-     *  .events_pruned (+n), .writer_errors (+1 per failed commit), .subscriber_skipped (+n). */
+     *  .events_pruned (+n), .writer_errors (+1 per failed commit), .subscriber_skipped (+n);
+     *  family fdn_events_appended_by_type_total{type} (docs/telemetry.md). */
     fdn_telemetry_t *telemetry;
     /** Durable tier: compress payloads of 256 bytes or more with zstd when that makes them
      *  smaller (default true; the runtime sets it from storage.warm.compression). */

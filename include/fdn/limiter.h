@@ -162,7 +162,11 @@ typedef struct fdn_limiter_opts {
                                                infrastructure.rate_limiting.cleanup_interval) */
     bool shadow;                          /**< dry run: denials are reported, never enforced */
     fdn_clock_t *clock;                   /**< NULL = system clock; not owned */
-    fdn_telemetry_t *telemetry;           /**< NULL = off; not owned */
+    fdn_telemetry_t *telemetry;           /**< NULL = off; not owned. With it: the events
+                                               foundation.rate_limiter.request_allowed /
+                                               request_denied and the families
+                                               fdn_rate_limiter_request_{allowed,denied}_total
+                                               {rule} (docs/telemetry.md) */
     fdn_limit_overflow_t overflow_policy; /**< full shard, new key, nothing expired (version >= 2;
                                                default FDN_LIMIT_OVERFLOW_DENY_NEW) */
     fdn_limiter_backend_kind_t backend;   /**< version >= 3; default memory. With Redis, the

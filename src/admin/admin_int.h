@@ -123,6 +123,9 @@ typedef struct fdn__http_req {
 /** The dispatcher's record of a request whose handler answers later (http.c). */
 typedef struct fdn__http_async fdn__http_async_t;
 
+/** Longest correlation id kept for an exemplar (FDN_TELEMETRY_EXEMPLAR_VALUE_MAX). */
+#define FDN__HTTP_CID_MAX 64
+
 /** A handler's answer. */
 typedef struct fdn__http_resp {
     unsigned status; /**< 0 = derive from the handler's return code */
@@ -134,8 +137,16 @@ typedef struct fdn__http_resp {
     char allow[64];        /**< Allow header for 405 */
     fdn_error_t err;       /**< detail when the handler fails */
     bool want_openmetrics; /**< in: the request's Accept names application/openmetrics-text */
+    /** in: the request's X-Correlation-Id header when it fits (else ""); a handler may set it
+     *  (POST /v1/events: the event's correlation_id). Becomes the exemplar of the request's
+     *  fdn_http_request_duration_seconds observation. */
+    char correlation_id[FDN__HTTP_CID_MAX + 1];
     fdn__http_async_t *async; /**< in: set by the dispatcher (see fdn__http_defer) */
 } fdn__http_resp_t;
+
+/** Keep cid (len bytes) as resp's correlation id unless one is set already or it is too long
+ * or empty. */
+void fdn__http_set_correlation_id(fdn__http_resp_t *resp, const char *cid, size_t len);
 
 /** A handler: fill resp and return 0, or return a negative code (optionally with resp->err). */
 typedef int (*fdn__http_handler_fn)(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user);

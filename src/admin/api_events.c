@@ -61,6 +61,8 @@ static int event_from_body(json_t *o, fdn__http_resp_t *resp, fdn_event_t **out)
     spec.content_type = FDN_EVENT_CT_JSON;
     spec.flags = FDN_EVENT_TRUSTED_JSON; /* jansson produced it */
     spec.correlation_id = cid ? json_string_value(cid) : NULL;
+    if (cid != NULL) /* the request's exemplar, unless its header named one */
+        fdn__http_set_correlation_id(resp, json_string_value(cid), json_string_length(cid));
     spec.parent_id = parent ? (uint64_t)json_integer_value(parent) : 0;
     int rc = fdn_event_new(out, &spec, &resp->err);
     fdn_free(dump); /* jansson allocates through the library allocator (core/json.h) */

@@ -333,8 +333,27 @@ int fdn__admin_set_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm)
  * pattern, e.g. /v1/breakers/{name}, never the raw path) and
  * fdn_http_requests_total{method,route,status_class}. A matched route keeps its handles; an
  * unmatched request (404, 405, 401, 414) resolves route="unmatched" each time. */
+void fdn__http_set_correlation_id(fdn__http_resp_t *resp, const char *cid, size_t len)
+{
+    if (resp != NULL && cid != NULL && len > 0 && len <= FDN__HTTP_CID_MAX &&
+        resp->correlation_id[0] == '\0') {
+        memcpy(resp->correlation_id, cid, len);
+        resp->correlation_id[len] = '\0';
+    }
+}
+
+/* The duration, with the request's correlation id (if any) as the bucket's exemplar (an id
+ * that is not UTF-8 keeps no exemplar; the value still counts). */
+static void observe_request(fdn_histogram_t *h, double secs, const char *cid)
+{
+    if (cid != NULL && cid[0] != '\0')
+        fdn_histogram_observe_exemplar(h, secs, "correlation_id", cid);
+    else
+        fdn_histogram_observe(h, secs);
+}
+
 static void request_telemetry(fdn_admin_t *a, int64_t t0, route_t *r, const char *method,
-                              unsigned status)
+                              unsigned status, const char *cid)
 {
     if (a->tm == NULL || a->f_dur == NULL)
         return;
@@ -356,7 +375,7 @@ static void request_telemetry(fdn_admin_t *a, int64_t t0, route_t *r, const char
             (void)fdn_telemetry_family_counter(a->f_req, &k, v, 3);
             atomic_store_explicit(&r->c_class[c], k, memory_order_release);
         }
-        fdn_histogram_observe(h, secs);
+        observe_request(h, secs, cid);
         fdn_counter_inc(k);
         return;
     }
@@ -370,7 +389,7 @@ static void request_telemetry(fdn_admin_t *a, int64_t t0, route_t *r, const char
     const char *dv[] = {m, "unmatched"}, *rv[] = {m, "unmatched", cls};
     (void)fdn_telemetry_family_histogram(a->f_dur, &h, dv, 2);
     (void)fdn_telemetry_family_counter(a->f_req, &k, rv, 3);
-    fdn_histogram_observe(h, secs);
+    observe_request(h, secs, cid);
     fdn_counter_inc(k);
 }
 
@@ -536,7 +555,7 @@ static void dispatch_end(fdn_admin_t *a, int64_t t0, route_t *route, const char 
     resp->async = NULL;
     fdn__http_resp_finish(resp, rc);
     count_status(a, resp->status);
-    request_telemetry(a, t0, route, method, resp->status);
+    request_telemetry(a, t0, route, method, resp->status, resp->correlation_id);
     if (a->on_request != NULL) {
         fdn_admin_request_info_t info = {method, uri, route != NULL ? route->pattern : NULL,
                                          resp->status, fdn_clock_mono_ns(NULL) - t0};
@@ -1080,6 +1099,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     const char *accept = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
     c->resp.want_openmetrics =
         accept != NULL && strstr(accept, "application/openmetrics-text") != NULL;
+    const char *cid = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "X-Correlation-Id");
+    if (cid != NULL)
+        fdn__http_set_correlation_id(&c->resp, cid, strnlen(cid, FDN__HTTP_CID_MAX + 1));
     int64_t t0 = dispatch_t0(a);
     async_init(&c->as, a);
     c->as.con = con;

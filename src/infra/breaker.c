@@ -22,7 +22,13 @@
  *
  * Telemetry (opts.telemetry): counters foundation.circuit_breaker.state_change {name, from,
  * new_state} on every transition and foundation.circuit_breaker.call_rejected {name, reason}
- * on every rejection. Admitted calls emit nothing (the closed path stays one load).
+ * on every rejection. Admitted calls emit nothing (the closed path stays one load), except
+ * into the histogram fdn_circuit_breaker_call_duration_seconds{breaker,outcome} (outcome
+ * success or failure, as recorded; DURATION_SERIES caps the label sets): with telemetry the
+ * options block carries the breaker's two series handles, resolved when the options are
+ * installed (no lock held), and the closed path reads the clock at acquire and record to time
+ * the call (a ticket's call is timed from its acquisition, or by the duration reported).
+ * Without telemetry nothing changes.
  *
  * Options. The options and the flags derived from them live in an immutable `bcfg_t`
  * published through the atomic pointer `cfg` (same cache line as the state word). Lock-free
@@ -78,6 +84,7 @@ typedef struct bcfg {
     fdn_breaker_opts_t o;
     bool rate_on;
     bool clock_on_closed; /* the closed path must read the clock */
+    fdn_histogram_t *dur[2]; /* call durations: [0] success, [1] failure (NULL: not timed) */
     struct bcfg *retired_next;
 } bcfg_t;
 
@@ -163,6 +170,28 @@ static void clear_counts_locked(fdn_breaker_t *b) FDN_REQUIRES(b->mu)
         memset(b->twin, 0, sizeof(*b->twin) * cfg_of(b)->o.rate_window_size);
 }
 
+#define DURATION_SERIES 512 /* 256 breakers x 2 outcomes */
+
+/* With telemetry: the call duration series of breaker `name` into c (setup time, no lock). */
+static void cfg_histograms(bcfg_t *c, const char *name)
+{
+    fdn_telemetry_family_t *f = NULL;
+    static const char *const labels[] = {"breaker", "outcome"};
+    if (c->o.telemetry == NULL ||
+        fdn_telemetry_family(c->o.telemetry, &f, "fdn_circuit_breaker_call_duration_seconds",
+                             "Calls admitted by a circuit breaker: time from admission to the "
+                             "recorded result, by breaker and outcome (success, failure).",
+                             FDN_TELEMETRY_HISTOGRAM, labels, 2, DURATION_SERIES) != 0)
+        return;
+    static const char *const outcomes[2] = {"success", "failure"};
+    for (int i = 0; i < 2; i++) {
+        const char *v[] = {name != NULL ? name : "", outcomes[i]};
+        (void)fdn_telemetry_family_histogram(f, &c->dur[i], v, 2);
+    }
+    if (c->dur[0] != NULL || c->dur[1] != NULL)
+        c->clock_on_closed = true;
+}
+
 /* Allocate the options block and the buffers they size into b's fields (b->cfg is set
  * with a plain init: the caller publishes it). name == NULL: leave b->name alone. */
 static int breaker_init(fdn_breaker_t *b, const char *name, const fdn_breaker_opts_t *o,
@@ -197,6 +226,7 @@ static int breaker_init(fdn_breaker_t *b, const char *name, const fdn_breaker_op
         b->twin = NULL;
         return FDN_ENOMEM;
     }
+    cfg_histograms(c, name != NULL ? name : b->name);
     *cfg_out = c;
     return 0;
 }
@@ -510,6 +540,14 @@ static bool rate_push_locked(fdn_breaker_t *b, bool fail, bool slow, int64_t now
     return false;
 }
 
+/* With telemetry: the call's duration into its outcome's series (off the closed path's line). */
+static __attribute__((noinline, cold)) void observe_call(const bcfg_t *c, fdn_breaker_outcome_t out,
+                                                         int64_t dur)
+{
+    if (out != FDN_BREAKER_IGNORE)
+        fdn_histogram_observe(c->dur[out == FDN_BREAKER_FAILURE ? 1 : 0], (double)dur / 1e9);
+}
+
 /* Record a call admitted with permit: its outcome given (given: outcome and dur_ns >= 0, or
  * dur_ns < 0 for "measure from the permit"), or classified from rc. */
 static void record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, int rc, bool given,
@@ -544,6 +582,8 @@ static void record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, int rc,
         out = FDN_BREAKER_SUCCESS;
     if (slow && o->slow_rate_pct == 0 && out == FDN_BREAKER_SUCCESS)
         out = FDN_BREAKER_FAILURE;
+    if (FDN_UNLIKELY(c->dur[0] != NULL) && measured)
+        observe_call(c, out, dur);
 
     if (st == FDN_BREAKER_HALF_OPEN) {
         bool mine = probe_done(b, pw);
@@ -940,6 +980,7 @@ static int reinstall(fdn_breaker_t *b, const fdn_breaker_opts_t *opts)
      * block retired, not freed (lock-free readers may hold it; see DESIGN: Options). */
     fdn_breaker_t tmp;
     memset(&tmp, 0, sizeof(tmp));
+    tmp.name = b->name; /* names the duration series; breaker_init leaves it alone */
     bcfg_t *nc = NULL;
     rc = breaker_init(&tmp, NULL, &o, &nc);
     if (rc)

@@ -45,12 +45,29 @@
 
 /* Telemetry (opts.telemetry): counters foundation.rate_limiter.request_allowed and
  * foundation.rate_limiter.request_denied {algorithm} per consuming check (keys are not put in
- * metadata: their cardinality is unbounded). Emitted after the backend returned. */
+ * metadata: their cardinality is unbounded). Emitted after the backend returned.
+ * The same decisions by rule: the families fdn_rate_limiter_request_allowed_total{rule} and
+ * fdn_rate_limiter_request_denied_total{rule} (they supersede the two events' entries in the
+ * exposition). A named rule carries its two series handles in the rule table (resolved when
+ * the rule is set, under no limiter lock), so a check adds one sharded counter increment (the
+ * calling thread's own cache line, no shared atomic) and no lookup; checks with a caller's
+ * rule count under rule="(unnamed)". Rules are capped (MAX_RULES live), names are not: the
+ * families' cap (DECISION_SERIES) sends later names to the __overflow__ series, counted in
+ * fdn_telemetry_series_dropped_total{family}. A removed rule's series stay (a counter series
+ * never disappears while the process lives). */
+#define DECISION_SERIES 256
+#define UNNAMED_RULE    "(unnamed)"
+
+/* A rule's decision counters: [0] allowed, [1] denied (NULL without telemetry). */
+typedef struct rule_ctr {
+    fdn_counter_t *c[2];
+} rule_ctr_t;
 
 typedef struct named_rule {
     char name[RULE_NAME_MAX];
     fdn_limit_rule_t rule;
     unsigned flags; /* FDN_LIMIT_RULE_* */
+    rule_ctr_t ctr; /* its decision counters (see Telemetry above) */
 } named_rule_t;
 
 /* An immutable rule table (see DESIGN). */
@@ -67,6 +84,8 @@ struct fdn_limiter {
     void *mem; /* the in-memory store: be_self, or the Redis backend's local store */
     fdn_clock_t *clock;
     fdn_telemetry_t *telemetry;
+    fdn_telemetry_family_t *f_decision[2]; /* allowed, denied (NULL without telemetry) */
+    rule_ctr_t unnamed;                    /* checks with a caller's rule */
     _Atomic bool shadow;
     _Atomic bool running;
     _Atomic bool enabled;          /* fdn_limiter_set_enabled */
@@ -76,7 +95,35 @@ struct fdn_limiter {
 };
 
 static int rules_change_locked(fdn_limiter_t *l, const char *name, const fdn_limit_rule_t *rule,
-                               unsigned flags, bool shared) FDN_REQUIRES(l->rules_mu);
+                               unsigned flags, const rule_ctr_t *ctr, bool shared)
+    FDN_REQUIRES(l->rules_mu);
+
+/* The decision counters of rule `name` (setup time: a search under the telemetry mutex). */
+static void rule_counters(fdn_limiter_t *l, const char *name, rule_ctr_t *out)
+{
+    for (int i = 0; i < 2; i++) {
+        out->c[i] = NULL;
+        const char *v[] = {name};
+        if (l->f_decision[i] != NULL)
+            (void)fdn_telemetry_family_counter(l->f_decision[i], &out->c[i], v, 1);
+    }
+}
+
+static void decision_families(fdn_limiter_t *l)
+{
+    static const char *const names[2] = {"fdn_rate_limiter_request_allowed_total",
+                                         "fdn_rate_limiter_request_denied_total"};
+    static const char *const help[2] = {
+        "Rate limiter checks allowed, by named rule ((unnamed): a caller-supplied rule).",
+        "Rate limiter checks denied (shadow mode included), by named rule ((unnamed): a "
+        "caller-supplied rule)."};
+    static const char *const label[] = {"rule"};
+    for (int i = 0; i < 2; i++)
+        if (fdn_telemetry_family(l->telemetry, &l->f_decision[i], names[i], help[i],
+                                 FDN_TELEMETRY_COUNTER, label, 1, DECISION_SERIES) != 0)
+            l->f_decision[i] = NULL;
+    rule_counters(l, UNNAMED_RULE, &l->unnamed);
+}
 
 void fdn__limiter_probes(fdn_limiter_t *l, uint64_t *lookups, uint64_t *probes)
 {
@@ -129,6 +176,8 @@ int fdn_limiter_open(fdn_limiter_t **out, const fdn_limiter_opts_t *opts, fdn_er
         return fdn_err_set(err, FDN_ENOMEM, "out of memory");
     l->clock = opts->clock;
     l->telemetry = opts->telemetry;
+    if (l->telemetry != NULL)
+        decision_families(l);
     void *m;
     int rc = fdn__limiter_mem_create(
         &m, opts->shards, opts->max_keys, policy, opts->cleanup_interval_ms * NS_PER_MS,
@@ -183,8 +232,10 @@ int fdn_limiter_open(fdn_limiter_t **out, const fdn_limiter_opts_t *opts, fdn_er
     fdn__mutex_lock(&l->rules_mu); /* l is not shared yet, but the writers' rule holds */
     for (size_t i = 0; i < FDN_ARRAY_LEN(defaults); i++) {
         fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, defaults[i].limit, defaults[i].period_ms, 0};
+        rule_ctr_t ctr;
+        rule_counters(l, defaults[i].name, &ctr);
         /* l is not shared yet: each replaced table is freed at once */
-        if (rules_change_locked(l, defaults[i].name, &r, 0, false) != 0) {
+        if (rules_change_locked(l, defaults[i].name, &r, 0, &ctr, false) != 0) {
             fdn__mutex_unlock(&l->rules_mu);
             fdn_limiter_destroy(l);
             return fdn_err_set(err, FDN_ENOMEM, "out of memory");
@@ -324,7 +375,7 @@ static int op_disabled(const fdn_limit_rule_t *rule, fdn__limit_op_t op, fdn_lim
 
 /* The caller's answer from the backend's: shadow mode, telemetry, FDN_ERATE_LIMITED. */
 static int op_finish(fdn_limiter_t *l, const fdn_limit_rule_t *rule, fdn__limit_op_t op, int rc,
-                     fdn_limit_result_t *res)
+                     fdn_limit_result_t *res, const rule_ctr_t *ctr)
 {
     if ((rc == FDN_ELIMITER || rc == FDN_ENOSPC) && op == FDN__LIMIT_CHECK &&
         atomic_load_explicit(&l->shadow, memory_order_relaxed)) {
@@ -343,6 +394,8 @@ static int op_finish(fdn_limiter_t *l, const fdn_limit_rule_t *rule, fdn__limit_
                                    res->allowed ? "foundation.rate_limiter.request_allowed"
                                                 : "foundation.rate_limiter.request_denied",
                                    meta, 1);
+        /* ctr NULL: a caller's rule (resolved here, off the path without telemetry) */
+        fdn_counter_inc((ctr != NULL ? ctr : &l->unnamed)->c[res->allowed ? 0 : 1]);
     }
     if (res->allowed)
         return 0;
@@ -355,8 +408,9 @@ static int op_finish(fdn_limiter_t *l, const fdn_limit_rule_t *rule, fdn__limit_
 }
 
 static int run_op_v(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
-                    unsigned rule_flags, bool rule_ok, int64_t mono, int64_t cost,
-                    fdn__limit_op_t op, fdn_limit_result_t *res, fdn_limit_reservation_t *rsv)
+                    const rule_ctr_t *ctr, unsigned rule_flags, bool rule_ok, int64_t mono,
+                    int64_t cost, fdn__limit_op_t op, fdn_limit_result_t *res,
+                    fdn_limit_reservation_t *rsv)
 {
     if (l == NULL || !op_valid(key, keylen, rule, rule_ok, cost))
         return FDN_EINVAL;
@@ -377,14 +431,14 @@ static int run_op_v(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_
     if (res == NULL)
         res = &tmp;
     int rc = l->be->apply(l->be_self, key, keylen, rule, rule_flags, cost, op, &now, res, rsv);
-    return op_finish(l, rule, op, rc, res);
+    return op_finish(l, rule, op, rc, res, ctr);
 }
 
 static int run_op(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
                   int64_t cost, fdn__limit_op_t op, fdn_limit_result_t *res,
                   fdn_limit_reservation_t *rsv)
 {
-    return run_op_v(l, key, keylen, rule, 0, false, FDN__NOW_UNSET, cost, op, res, rsv);
+    return run_op_v(l, key, keylen, rule, NULL, 0, false, FDN__NOW_UNSET, cost, op, res, rsv);
 }
 
 int fdn_limiter_check(fdn_limiter_t *l, const char *key, size_t keylen,
@@ -446,7 +500,7 @@ int fdn_limiter_check_many(fdn_limiter_t *l, fdn_limit_request_t *reqs, size_t n
         else if (off)
             q->rc = op_disabled(q->rule, op, &q->res);
         else
-            q->rc = op_finish(l, q->rule, op, it[i].rc, &q->res);
+            q->rc = op_finish(l, q->rule, op, it[i].rc, &q->res, NULL);
         if (q->rc != 0 && (out == 0 || (out == FDN_ERATE_LIMITED && q->rc != FDN_ERATE_LIMITED)))
             out = q->rc;
     }
@@ -603,7 +657,8 @@ static void rule_table_free_cb(struct rcu_head *head)
  * (no memory, or MAX_RULES names already); the table is unchanged on error.
  */
 static int rules_change_locked(fdn_limiter_t *l, const char *name, const fdn_limit_rule_t *rule,
-                               unsigned flags, bool shared) FDN_REQUIRES(l->rules_mu)
+                               unsigned flags, const rule_ctr_t *ctr, bool shared)
+    FDN_REQUIRES(l->rules_mu)
 {
     rule_table_t *old = atomic_load_explicit(&l->rules, memory_order_relaxed);
     size_t at = rule_index(old, name);
@@ -629,6 +684,7 @@ static int rules_change_locked(fdn_limiter_t *l, const char *name, const fdn_lim
         }
         t->rules[at].rule = *rule;
         t->rules[at].flags = flags;
+        t->rules[at].ctr = *ctr;
     }
     FDN_ASSERT(t->n <= MAX_RULES && t->gen > old->gen);
     atomic_store_explicit(&l->rules, t, memory_order_release);
@@ -655,8 +711,10 @@ int fdn_limiter_set_rule_flags(fdn_limiter_t *l, const char *name, const fdn_lim
     unsigned fail = flags & RULE_FAIL_FLAGS;
     if ((fail & (fail - 1)) != 0) /* two failure policies */
         return FDN_EINVAL;
+    rule_ctr_t ctr; /* resolved before rules_mu: no telemetry lock under it */
+    rule_counters(l, name, &ctr);
     fdn__mutex_lock(&l->rules_mu);
-    int rc = rules_change_locked(l, name, rule, flags, true);
+    int rc = rules_change_locked(l, name, rule, flags, &ctr, true);
     fdn__mutex_unlock(&l->rules_mu);
     return rc;
 }
@@ -666,7 +724,7 @@ int fdn_limiter_remove_rule(fdn_limiter_t *l, const char *name)
     if (l == NULL || name == NULL)
         return FDN_EINVAL;
     fdn__mutex_lock(&l->rules_mu);
-    int rc = rules_change_locked(l, name, NULL, 0, true);
+    int rc = rules_change_locked(l, name, NULL, 0, NULL, true);
     fdn__mutex_unlock(&l->rules_mu);
     return rc;
 }
@@ -678,7 +736,7 @@ _Static_assert(MAX_RULES <= CACHE_SLOT + 1, "slot index fits the cache");
 
 /* Resolve name into *out, through *cache (may be NULL) when it is still current (DESIGN). */
 static int rule_resolve(fdn_limiter_t *l, const char *name, fdn__limiter_rule_cache_t *cache,
-                        fdn_limit_rule_t *out, unsigned *flags)
+                        fdn_limit_rule_t *out, unsigned *flags, rule_ctr_t *ctr)
 {
     int rc = FDN_ENOENT;
     fdn__rcu_read_begin();
@@ -697,6 +755,8 @@ static int rule_resolve(fdn_limiter_t *l, const char *name, fdn__limiter_rule_ca
         *out = t->rules[i].rule;
         if (flags != NULL)
             *flags = t->rules[i].flags;
+        if (ctr != NULL)
+            *ctr = t->rules[i].ctr; /* the handles outlive the table (telemetry owns them) */
         rc = 0;
     }
     fdn__rcu_read_end();
@@ -707,7 +767,7 @@ int fdn_limiter_get_rule(fdn_limiter_t *l, const char *name, fdn_limit_rule_t *o
 {
     if (l == NULL || name == NULL || out == NULL)
         return FDN_EINVAL;
-    return rule_resolve(l, name, NULL, out, NULL);
+    return rule_resolve(l, name, NULL, out, NULL, NULL);
 }
 
 static int check_named(fdn_limiter_t *l, const char *rule_name, const char *identifier,
@@ -718,7 +778,8 @@ static int check_named(fdn_limiter_t *l, const char *rule_name, const char *iden
         return FDN_EINVAL;
     fdn_limit_rule_t rule;
     unsigned flags = 0;
-    int rc = rule_resolve(l, rule_name, cache, &rule, &flags);
+    rule_ctr_t ctr;
+    int rc = rule_resolve(l, rule_name, cache, &rule, &flags, &ctr);
     if (rc)
         return rc;
     if (identifier == NULL)
@@ -733,7 +794,8 @@ static int check_named(fdn_limiter_t *l, const char *rule_name, const char *iden
     memcpy(key, rule_name, nl);
     key[nl] = ':';
     memcpy(key + nl + 1, identifier, il);
-    rc = run_op_v(l, key, nl + 1 + il, &rule, flags, true, mono, cost, FDN__LIMIT_CHECK, res, NULL);
+    rc = run_op_v(l, key, nl + 1 + il, &rule, &ctr, flags, true, mono, cost, FDN__LIMIT_CHECK, res,
+                  NULL);
     if (key != buf)
         fdn__free(key);
     return rc;

@@ -402,12 +402,21 @@ static void emit(fdn_protect_t *p, const char *ev, const char *key, fdn_protect_
     if (p->telemetry) {
         char name[64];
         snprintf(name, sizeof(name), "foundation.infrastructure.%s", ev);
-        fdn_telemetry_meta_t meta[3] = {{"protection_key", key},
+        fdn_telemetry_meta_t meta[4] = {{"protection_key", key},
                                         {"protection_type", layer_name(layer)},
-                                        {"result", rc ? fdn_err_name(rc) : "ok"}};
+                                        {"result", rc ? fdn_err_name(rc) : "ok"},
+                                        {"correlation_id", NULL}};
         fdn_telemetry_measure_t m[1] = {{"duration_ns", (double)dur}};
         bool timed = strcmp(ev, "execute_stop") == 0 || strcmp(ev, "execute_exception") == 0;
-        fdn_telemetry_execute(p->telemetry, name, m, timed ? 1 : 0, meta, 3);
+        /* a timed call made inside an error context carries its correlation id (the
+         * runtime keeps it as the exemplar of fdn_protected_call_duration_seconds) */
+        char cid[FDN_UUID_STR_LEN + 1];
+        size_t nmeta = 3;
+        if (timed && fdn_errctx_correlation_id(cid) == 0 && cid[0] != '\0') {
+            meta[3].value = cid;
+            nmeta = 4;
+        }
+        fdn_telemetry_execute(p->telemetry, name, m, timed ? 1 : 0, meta, nmeta);
     }
     if (p->on_event)
         p->on_event(ev, key, layer, rc, dur, p->event_user);

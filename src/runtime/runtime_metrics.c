@@ -34,6 +34,8 @@
 #include <fdn/events.h>
 #include <fdn/limiter.h>
 #include <fdn/pool.h>
+#include <fdn/registry.h>
+#include <fdn/runtime.h>
 #include <fdn/telemetry.h>
 
 #include "core/alloc.h"
@@ -63,6 +65,8 @@ struct fdn__rt_metrics {
         *lm_backend_calls, *lm_latency;
     /* hooks */
     fdn_telemetry_family_t *sv_restarts, *sv_escalations, *cf_updates, *cf_dur;
+    /* registry */
+    fdn_telemetry_family_t *rg_entries;
     /* latency histograms fed by event handlers */
     fdn_telemetry_family_t *pr_dur, *pl_wait;
     uint64_t h_prot, h_pool, h_cfg; /* handler ids (0: not attached) */
@@ -243,12 +247,17 @@ static int on_protected(const char *event, const fdn_telemetry_measure_t *ms, si
     fdn__rt_metrics_t *m = user;
     const char *key = meta_get(meta, nmeta, "protection_key");
     const char *res = meta_get(meta, nmeta, "result");
+    const char *cid = meta_get(meta, nmeta, "correlation_id"); /* inside an error context */
     double ns = measure_get(ms, nm, "duration_ns");
     fdn_histogram_t *h = NULL;
     const char *v[] = {key, res};
     if (key != NULL && res != NULL && ns >= 0 &&
-        fdn_telemetry_family_histogram(m->pr_dur, &h, v, 2) == 0)
-        fdn_histogram_observe(h, ns / 1e9);
+        fdn_telemetry_family_histogram(m->pr_dur, &h, v, 2) == 0) {
+        if (cid != NULL)
+            fdn_histogram_observe_exemplar(h, ns / 1e9, "correlation_id", cid);
+        else
+            fdn_histogram_observe(h, ns / 1e9);
+    }
     return 0;
 }
 
@@ -295,6 +304,9 @@ static void collect(fdn_telemetry_t *tm, void *user)
 {
     (void)tm;
     fdn__rt_metrics_t *m = user;
+    fdn_registry_t *reg = fdn_runtime_registry(m->rt);
+    if (reg != NULL)
+        set_gauge(m->rg_entries, NULL, 0, (double)fdn_registry_count(reg));
     collect_breakers(m);
     collect_pools(m);
     collect_events(m);
@@ -427,6 +439,9 @@ fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt)
                     "Protected calls (fdn_protect_execute): duration of the call, by protection "
                     "key and outcome (ok or the error name).",
                     FDN_TELEMETRY_HISTOGRAM, "key", "outcome", NULL, MAX_KEYS);
+    m->rg_entries = fam(m, "fdn_registry_entries",
+                        "Services registered in the runtime's process-local registry now.", G, NULL,
+                        NULL, NULL, 0);
     m->pl_wait =
         fam(m, "fdn_pool_checkout_wait_seconds", "Time a checkout waited for a worker of a pool.",
             FDN_TELEMETRY_HISTOGRAM, "pool", NULL, NULL, MAX_POOLS);

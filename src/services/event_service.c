@@ -346,8 +346,10 @@ int fdn_events_set_max_events(fdn_events_t *es, uint64_t max_events)
 
 void fdn__events_set_telemetry(fdn_events_t *es, fdn_telemetry_t *tm)
 {
-    if (es != NULL)
+    if (es != NULL) {
         atomic_store_explicit(&es->tm, tm, memory_order_release);
+        atomic_fetch_add_explicit(&es->tm_gen, 1, memory_order_release);
+    }
 }
 
 int fdn_events_set_max_age(fdn_events_t *es, int64_t max_age_ns)
@@ -887,6 +889,7 @@ int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_err
         return fdn_err_set(err, FDN_ENOMEM, "events: out of memory");
     es->clock = o->clock ? o->clock : fdn_clock_system();
     atomic_init(&es->tm, o->telemetry);
+    atomic_init(&es->tm_gen, 1);
     es->mode = o->mode;
     es->compress = o->compress;
     es->fast_queue_max = o->fast_queue_max ? o->fast_queue_max : 65536;

@@ -264,6 +264,41 @@ int fdn__evs_append_capped_locked(fdn_events_t *es, const fdn_event_t *const *ev
     return append_locked(es, evs, n, ids, true);
 }
 
+/* Series of fdn_events_appended_by_type_total: a type's series outlives the type (a counter
+ * series never disappears while the process lives, and a type released with its last event
+ * may come back), so series are bounded by this cap, not by storage.hot.max_types: the first
+ * TYPE_SERIES types seen get their own series, later ones count in type="__overflow__" (and
+ * in fdn_telemetry_series_dropped_total{family}). The sum over types stays exact. */
+#define TYPE_SERIES 256
+
+/* The appended counter of type t (writer, under amu). Resolved once per type entry and
+ * telemetry generation (a search under the telemetry mutex: amu -> telemetry mutex, which
+ * never waits for amu); after that one load and compare per event. NULL without telemetry. */
+static fdn_counter_t *type_counter(fdn_events_t *es, evs_sym_t *t) FDN_REQUIRES(es->amu)
+{
+    uint64_t gen = atomic_load_explicit(&es->tm_gen, memory_order_acquire);
+    if (FDN_LIKELY(t->appended_gen == gen))
+        return t->appended;
+    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+    if (es->by_type_gen != gen) {
+        static const char *const label[] = {"type"};
+        es->by_type = NULL;
+        es->by_type_gen = gen;
+        if (tm != NULL &&
+            fdn_telemetry_family(tm, &es->by_type, "fdn_events_appended_by_type_total",
+                                 "Events appended to the event store, by event type (the first "
+                                 "256 types seen; later types count in type=\"__overflow__\").",
+                                 FDN_TELEMETRY_COUNTER, label, 1, TYPE_SERIES) != 0)
+            es->by_type = NULL;
+    }
+    t->appended = NULL;
+    t->appended_gen = gen;
+    const char *v[] = {t->name};
+    if (es->by_type != NULL)
+        (void)fdn_telemetry_family_counter(es->by_type, &t->appended, v, 1);
+    return t->appended;
+}
+
 static int append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids,
                          bool cap_types) FDN_REQUIRES(es->amu)
 {
@@ -424,6 +459,7 @@ static int append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t
             atomic_store_explicit(&r->corr->last_id, id, memory_order_release);
         size_t bytes = sz + sizeof(uint32_t);
         atomic_fetch_add_explicit(&pr[i].type->count, 1, memory_order_relaxed);
+        fdn_counter_inc(type_counter(es, pr[i].type));
         atomic_fetch_add_explicit(&pr[i].type->bytes, bytes, memory_order_relaxed);
         atomic_fetch_add_explicit(&es->count, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&es->bytes, bytes, memory_order_relaxed);

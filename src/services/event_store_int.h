@@ -13,6 +13,7 @@
 #include "core/supervisor_int.h"
 
 #include <fdn/events.h>
+#include <fdn/telemetry.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -62,6 +63,10 @@ typedef struct evs_sym { /* interned type or node name */
     evs_posting_t post; /* types only */
     _Atomic uint64_t count;
     _Atomic uint64_t bytes;
+    /* types only, writer (amu): fdn_events_appended_by_type_total{type} of this type, resolved
+     * for telemetry generation appended_gen (event_store.c, type_counter) */
+    fdn_counter_t *appended;
+    uint64_t appended_gen;
     char name[];
 } evs_sym_t;
 
@@ -128,6 +133,10 @@ typedef struct evs_async {
 struct fdn_events {
     fdn_clock_t *clock;
     _Atomic(fdn_telemetry_t *) tm; /* may be set after create (fdn__events_set_telemetry) */
+    _Atomic uint64_t tm_gen;       /* +1 whenever tm is set (from 1): type counters re-resolve */
+    /* amu: the family fdn_events_appended_by_type_total of telemetry generation by_type_gen */
+    fdn_telemetry_family_t *by_type;
+    uint64_t by_type_gen;
     char *durable_path;
     fdn_events_mode_t mode;
     bool compress; /* durable records: zstd payloads (opts.compress) */

@@ -9,6 +9,13 @@
  *   full           one checkout that may not wait: FDN_EBUSY on a full pool ("ok busy")
  *   fault SERVICE  make a supervised service fail (fdn_runtime_inject_fault), "ok restarts=N"
  *                  once the supervisor restarted it (polled: the restart is asynchronous)
+ *   calls CID      (test_prometheus_scrape.sh, test_metrics_catalogue.sh) inside an error
+ *                  context with correlation id CID: one protected call of key "alert-call"
+ *                  (breaker "alert-breaker", limiter rule "api_calls", pool "alert-pool", so
+ *                  a checkout), one failing, and a registry register + lookup + unregister:
+ *                  the latency histograms `fdn serve` cannot be driven into ("ok")
+ *   rejected       after hold: a protected call of key "alert-rejected" (pool "alert-pool",
+ *                  no wait) refused by the pool layer ("ok rejected=pool")
  *   quit / EOF     return the workers, stop the server and the runtime, exit 0
  * The first line on stdout is "listening on http://127.0.0.1:PORT". Single-threaded: the
  * workers are held by the main thread.
@@ -29,6 +36,67 @@ static int make_conn(void **conn, void *user)
     (void)user;
     *conn = &token;
     return 0;
+}
+
+static int call_ok(void *conn, void *arg)
+{
+    (void)conn;
+    (void)arg;
+    return 0;
+}
+
+static int call_fails(void *conn, void *arg)
+{
+    (void)conn;
+    (void)arg;
+    return FDN_EIO;
+}
+
+/* The "calls CID" command; 0 or the first error. */
+static int calls(fdn_runtime_t *rt, const char *cid)
+{
+    fdn_protect_t *p = fdn_runtime_protect(rt);
+    fdn_protect_config_t pc = FDN_PROTECT_CONFIG_INIT;
+    pc.breaker = "alert-breaker";
+    pc.pool = "alert-pool";
+    pc.pool_timeout_ms = 1000;
+    pc.limiter_rule = "api_calls"; /* a default rule: rule="api_calls" decisions */
+    int rc = fdn_protect_configure(p, "alert-call", &pc, NULL);
+    if (rc != 0)
+        return rc;
+    rc = fdn_errctx_push_root("alert_target", "calls", cid);
+    if (rc != 0)
+        return rc;
+    rc = fdn_execute_protected(p, "alert-call", NULL, call_ok, NULL, NULL, NULL);
+    if (rc == 0 &&
+        fdn_execute_protected(p, "alert-call", NULL, call_fails, NULL, NULL, NULL) != FDN_EIO)
+        rc = FDN_EINVAL;
+    fdn_errctx_pop();
+    static int handle;
+    void *got = NULL;
+    fdn_registry_t *reg = fdn_runtime_registry(rt);
+    if (rc == 0 && fdn_registry_lookup(reg, "alert-service", &got, NULL) != 0)
+        rc = fdn_registry_register(reg, "alert-service", &handle, 0, NULL, 0, NULL);
+    if (rc == 0)
+        rc = fdn_registry_lookup(reg, "alert-service", &got, NULL);
+    if (rc == 0)
+        rc = fdn_registry_unregister(reg, "alert-service");
+    return rc;
+}
+
+/* The "rejected" command: 0 when the pool layer refused the call. */
+static int rejected(fdn_runtime_t *rt)
+{
+    fdn_protect_t *p = fdn_runtime_protect(rt);
+    fdn_protect_config_t pc = FDN_PROTECT_CONFIG_INIT;
+    pc.pool = "alert-pool";
+    pc.pool_timeout_ms = 0;
+    int rc = fdn_protect_configure(p, "alert-rejected", &pc, NULL);
+    if (rc != 0)
+        return rc;
+    fdn_protect_result_t res;
+    rc = fdn_execute_protected(p, "alert-rejected", NULL, call_ok, NULL, &res, NULL);
+    return rc != 0 && !res.ran && res.rejected_by == FDN_PROTECT_POOL ? 0 : FDN_EINVAL;
 }
 
 static int restarts_of(fdn_runtime_t *rt, const char *service, uint64_t *out)
@@ -102,6 +170,12 @@ int main(int argc, char **argv)
             if (rc == 0)
                 (void)fdn_pool_checkin(pool, w);
             printf("%s %s\n", rc == FDN_EBUSY ? "ok" : "error", rc == 0 ? "got" : fdn_err_name(rc));
+        } else if (strncmp(line, "calls ", 6) == 0) {
+            rc = calls(rt, line + 6);
+            printf("%s %s\n", rc == 0 ? "ok" : "error", fdn_err_name(rc));
+        } else if (strcmp(line, "rejected") == 0) {
+            rc = rejected(rt);
+            printf("%s rejected=pool\n", rc == 0 ? "ok" : "error");
         } else if (strncmp(line, "fault ", 6) == 0) {
             const char *svc = line + 6;
             uint64_t before = 0, after = 0;

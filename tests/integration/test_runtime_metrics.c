@@ -133,6 +133,11 @@ static void runtime_families(void **state)
              "1\n");
     want(&m, "fdn_circuit_breaker_opened_total{breaker=\"db\"} 1\n");
     want(&m, "fdn_circuit_breaker_calls_total{breaker=\"db\",outcome=\"rejected\"} 1\n");
+    /* the calls the breaker admitted, timed by outcome (the rejected one is not) */
+    want(&m, "fdn_circuit_breaker_call_duration_seconds_count{breaker=\"db\",outcome=\"success\"} "
+             "2\n");
+    want(&m, "fdn_circuit_breaker_call_duration_seconds_count{breaker=\"db\",outcome=\"failure\"} "
+             "1\n");
     /* one family per measured thing: the events they replace are not exported */
     unwanted(&m, "fdn_infrastructure_execute_stop");
     unwanted(&m, "fdn_infrastructure_execute_exception");
@@ -208,11 +213,57 @@ static void config_update_families(void **state)
     unwanted(&m, "fdn_config_update_duration_ns");
 }
 
+/* A protected call made inside an error context leaves its correlation id as the exemplar of
+ * its latency bucket (OpenMetrics); one made outside any context leaves none. */
+static void protected_call_exemplar(void **state)
+{
+    test_rt_t *f = *state;
+    fdn_runtime_t *rt = f->rt;
+    fdn_error_t err = FDN_ERROR_INIT;
+    static test_text_t m;
+    fdn_protect_config_t pc = FDN_PROTECT_CONFIG_INIT;
+    pc.breaker = "ex";
+    fdn_protect_t *p = fdn_runtime_protect(rt);
+    assert_int_equal(fdn_protect_configure(p, "with.cid", &pc, &err), 0);
+    assert_int_equal(fdn_protect_configure(p, "without.cid", &pc, &err), 0);
+    assert_int_equal(fdn_errctx_push_root("test", "protected_call_exemplar", "rt-cid-7"), 0);
+    assert_int_equal(fdn_execute_protected(p, "with.cid", NULL, ok_fn, NULL, NULL, NULL), 0);
+    fdn_errctx_pop();
+    assert_int_equal(fdn_execute_protected(p, "without.cid", NULL, ok_fn, NULL, NULL, NULL), 0);
+    m.len = 0;
+    m.buf[0] = '\0';
+    assert_int_equal(fdn_telemetry_write_openmetrics(fdn_runtime_telemetry(rt), test_text_sink, &m),
+                     0);
+    const char *line = strstr(m.buf, "fdn_protected_call_duration_seconds_bucket{key=\"with.cid\"");
+    assert_non_null(line);
+    line = strstr(line, " # {correlation_id=\"rt-cid-7\"} ");
+    if (line == NULL || strstr(m.buf, "key=\"with.cid\",outcome=\"ok\",le=\"+Inf\"} 1") == NULL) {
+        fputs(m.buf, stderr);
+        fail_msg("no exemplar with the error context's correlation id");
+    }
+    /* the exemplar sits on a with.cid line; no without.cid line carries one */
+    const char *eol = line;
+    while (eol > m.buf && eol[-1] != '\n')
+        eol--;
+    assert_int_equal(
+        strncmp(eol, "fdn_protected_call_duration_seconds_bucket{key=\"with.cid\"", 57), 0);
+    for (const char *q = strstr(m.buf, "key=\"without.cid\""); q != NULL;
+         q = strstr(q + 1, "key=\"without.cid\"")) {
+        const char *nl = strchr(q, '\n');
+        const char *hash = strstr(q, " # {");
+        assert_true(hash == NULL || (nl != NULL && hash > nl));
+    }
+    /* the 0.0.4 text carries no exemplar */
+    expose(rt, &m);
+    unwanted(&m, "rt-cid-7");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(runtime_families, test_rt_setup, test_rt_teardown),
         cmocka_unit_test_setup_teardown(config_update_families, test_rt_setup, test_rt_teardown),
+        cmocka_unit_test_setup_teardown(protected_call_exemplar, test_rt_setup, test_rt_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
