@@ -9,6 +9,7 @@
 #ifndef FDN_SERVICES_EVENT_STORE_INT_H
 #define FDN_SERVICES_EVENT_STORE_INT_H
 
+#include "core/hash.h"
 #include "core/lock.h"
 #include "core/supervisor_int.h"
 
@@ -16,6 +17,8 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
 
 #include "logic/event_int.h"
 #include "storage/event_backend.h"
@@ -42,6 +45,9 @@ void fdn__events_wait_prune_runs(fdn_events_t *es, uint64_t n);
 
 #define EVS_SEG_EVENTS 4096u
 #define EVS_PCHUNK     1024u
+/* the writer's cache of recently stored types (slots, a power of two) */
+#define EVS_TYPE_CACHE_BITS 6
+#define EVS_TYPE_CACHE      (1u << EVS_TYPE_CACHE_BITS)
 
 typedef struct evs_posting {
     _Atomic(uint64_t **) dir; /* chunk pointers; dir[k] holds global chunk base_chunk + k */
@@ -153,7 +159,8 @@ struct fdn_events {
     _Atomic(evs_tab_t *) types;
     _Atomic(evs_tab_t *) nodes;
     _Atomic(evs_tab_t *) corrs;
-    evs_sym_t *last_type, *last_node; /* amu: intern caches */
+    evs_sym_t *type_cache[EVS_TYPE_CACHE]; /* amu: intern cache, by fdn__evs_name_mix */
+    evs_sym_t *last_node;                  /* amu: intern cache */
     evs_corr_t *last_corr;            /* amu: reset when the entry is freed */
     void **retired;                   /* amu: freed after the next prune or at destroy */
     size_t nretired, capretired;
@@ -229,6 +236,36 @@ static inline bool fdn__evs_running(fdn_events_t *es)
 static inline void fdn__evs_account(fdn_events_t *es, int64_t delta)
 {
     atomic_fetch_add_explicit(&es->bytes_alloc, (uint64_t)delta, memory_order_relaxed);
+}
+
+/* A slot of the writer's type cache for a name: a cheap mix of its length and its first and
+ * last bytes (a cache only: names that collide just miss it, so it needs no secret). */
+static inline size_t fdn__evs_name_mix(const char *s, size_t n)
+{
+    uint64_t x = n;
+    if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        x ^= a ^ (b << 1);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            x = (x << 8) ^ (unsigned char)s[i];
+    }
+    x *= 0x9e3779b97f4a7c15ULL;
+    x ^= x >> 32;
+    x *= 0x9e3779b97f4a7c15ULL;
+    return (size_t)(x >> (64 - EVS_TYPE_CACHE_BITS));
+}
+
+/* Add d (two's complement for a decrement) to a counter written only under amu (the event
+ * and byte counts of the store and of each type, stored_total): one writer at a time, so a
+ * relaxed load and store is the whole update and readers still see whole values, without the
+ * locked read-modify-write that would cost the append path ~20 cycles per counter. */
+static inline void fdn__evs_amu_add(_Atomic uint64_t *c, uint64_t d)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d,
+                          memory_order_relaxed);
 }
 
 /* ---- record and posting lookups (readers under plock read, or the writer) ----
