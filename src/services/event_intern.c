@@ -124,33 +124,14 @@ static int tab_reserve(fdn_events_t *es, _Atomic(evs_tab_t *) *tp) FDN_REQUIRES(
     return 0;
 }
 
-static int sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
-                           bool cap, evs_sym_t **out) FDN_REQUIRES(es->amu);
-
-int fdn__evs_sym_intern(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
-                        bool cap, evs_sym_t **out) FDN_REQUIRES(es->amu)
-{
-    evs_sym_t **cache =
-        tp == &es->types ? &es->type_cache[fdn__evs_name_mix(s, n)] : &es->last_node;
-    evs_sym_t *c = *cache;
-    if (c != NULL && c->len == n && fdn__bytes_eq(c->name, s, n)) {
-        *out = c;
-        return 0;
-    }
-    int rc = sym_intern_slow(es, tp, s, n, cap, out);
-    if (rc == 0)
-        *cache = *out;
-    return rc;
-}
-
-static int sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
-                           bool cap, evs_sym_t **out) FDN_REQUIRES(es->amu)
+int fdn__evs_sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
+                             bool cap, evs_sym_t **cache, evs_sym_t **out) FDN_REQUIRES(es->amu)
 {
     uint64_t h = fdn__hash(s, n);
     evs_sym_t *e = fdn__evs_tab_find(atomic_load_explicit(tp, memory_order_relaxed), s, n, h,
                                      offsetof(evs_sym_t, name));
     if (e != NULL) {
-        *out = e;
+        *out = *cache = e;
         return 0;
     }
     if (cap && tp == &es->types) {
@@ -175,18 +156,13 @@ static int sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const cha
     if (tp == &es->types)
         atomic_fetch_add_explicit(&es->ntypes, 1, memory_order_relaxed);
     tab_put(atomic_load_explicit(tp, memory_order_relaxed), e);
-    *out = e;
+    *out = *cache = e;
     return 0;
 }
 
-int fdn__evs_corr_intern(fdn_events_t *es, const char *s, size_t n, evs_corr_t **out)
+int fdn__evs_corr_intern_slow(fdn_events_t *es, const char *s, size_t n, evs_corr_t **out)
     FDN_REQUIRES(es->amu)
 {
-    evs_corr_t *lc = es->last_corr;
-    if (lc != NULL && lc->len == n && fdn__bytes_eq(lc->name, s, n)) {
-        *out = lc;
-        return 0;
-    }
     uint64_t h = fdn__hash(s, n);
     evs_corr_t *e = fdn__evs_tab_find(atomic_load_explicit(&es->corrs, memory_order_relaxed), s, n,
                                       h, offsetof(evs_corr_t, name));

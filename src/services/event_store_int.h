@@ -9,6 +9,7 @@
 #ifndef FDN_SERVICES_EVENT_STORE_INT_H
 #define FDN_SERVICES_EVENT_STORE_INT_H
 
+#include "core/alloc.h"
 #include "core/hash.h"
 #include "core/lock.h"
 #include "core/supervisor_int.h"
@@ -387,20 +388,45 @@ void fdn__evs_intern_fini(fdn_events_t *es);
 /* Reader-safe lookup of the entry named (s, n) with hash h; name_off is the offset of the
  * name in the entry type (evs_sym_t or evs_corr_t). NULL when absent. */
 void *fdn__evs_tab_find(evs_tab_t *t, const char *s, size_t n, uint64_t h, size_t name_off);
+/* fdn__evs_sym_intern past its cache: the table, then a new entry; *cache gets the entry. */
+int fdn__evs_sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
+                             bool cap, evs_sym_t **cache, evs_sym_t **out) FDN_REQUIRES(es->amu);
 /* The entry of a type (tp == &es->types) or node name (tp == &es->nodes), added when new.
  * With cap set, a new type is refused while max_types types are live. Caller holds amu.
- * Returns 0, FDN_ENOMEM or FDN_ENOSPC (the cap; nothing added). */
-int fdn__evs_sym_intern(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
-                        bool cap, evs_sym_t **out) FDN_REQUIRES(es->amu);
+ * Returns 0, FDN_ENOMEM or FDN_ENOSPC (the cap; nothing added). Inline: the writer's cache
+ * answers most calls of the append path. */
+static inline int fdn__evs_sym_intern(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s,
+                                      size_t n, bool cap, evs_sym_t **out) FDN_REQUIRES(es->amu)
+{
+    evs_sym_t **cache =
+        tp == &es->types ? &es->type_cache[fdn__evs_name_mix(s, n)] : &es->last_node;
+    evs_sym_t *c = *cache;
+    if (FDN_LIKELY(c != NULL && c->len == n && fdn__bytes_eq(c->name, s, n))) {
+        *out = c;
+        return 0;
+    }
+    return fdn__evs_sym_intern_slow(es, tp, s, n, cap, cache, out);
+}
 /* Remove a type entry that holds no event (count 0) and free it, its posting chunks and
  * directory. under_plock: the caller holds plock (write), so no reader can hold the entry
  * and it is freed at once; else (amu only: a batch that failed after adding the type) it
  * is retired, or left for the next prune when retiring fails. Caller holds amu. */
 void fdn__evs_type_remove(fdn_events_t *es, evs_sym_t *s, bool under_plock) FDN_REQUIRES(es->amu);
+/* fdn__evs_corr_intern past its one-entry cache. */
+int fdn__evs_corr_intern_slow(fdn_events_t *es, const char *s, size_t n, evs_corr_t **out)
+    FDN_REQUIRES(es->amu);
 /* The entry of a correlation id, added when new. Caller holds amu. Returns 0 or
  * FDN_ENOMEM. */
-int fdn__evs_corr_intern(fdn_events_t *es, const char *s, size_t n, evs_corr_t **out)
-    FDN_REQUIRES(es->amu);
+static inline int fdn__evs_corr_intern(fdn_events_t *es, const char *s, size_t n,
+                                       evs_corr_t **out) FDN_REQUIRES(es->amu)
+{
+    evs_corr_t *lc = es->last_corr;
+    if (FDN_LIKELY(lc != NULL && lc->len == n && fdn__bytes_eq(lc->name, s, n))) {
+        *out = lc;
+        return 0;
+    }
+    return fdn__evs_corr_intern_slow(es, s, n, out);
+}
 /* Remove and free a correlation entry whose events are all pruned. Caller holds plock
  * (write) and amu. */
 void fdn__evs_corr_remove(fdn_events_t *es, evs_corr_t *c) FDN_REQUIRES(es->amu);
