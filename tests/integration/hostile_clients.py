@@ -364,6 +364,9 @@ def case_protocol(port):
                   "%s: %r %r" % (line, st, h.get("content-type")))
         else:
             check(st == want, "%s: status %r, expected %d" % (line, st, want))
+    # HTTP/1.1 requires Host (HTTP/1.0 above may omit it): 400 naming it
+    st, _, body, _ = exchange(port, b"GET /health HTTP/1.1\r\n\r\n")
+    check(st == 400 and b"Host" in body, "HTTP/1.1 without Host: %r %r" % (st, body[:120]))
     for raw in (b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n",
                 b"HELLO\r\n\r\n",
                 b"GET /health HTTP/9.9\r\nHost: t\r\n\r\n",
