@@ -66,10 +66,16 @@ done
 # library packages' postinst/postrm: CPack writes postinst/postrm calling ldconfig for any
 # package holding shared libraries unless the package brings its own, and lintian wants an
 # ldconfig trigger instead (packaging/triggers), so the scripts supplied do nothing.
+# A build configured for another prefix than /usr (the test builds; `make package` uses /usr)
+# installs its .pc files in lib/pkgconfig, not the multiarch directory GNUInstallDirs picks
+# for /usr: lintian's pkg-config-unavailable-for-cross-compilation is expected there only.
+allowed='^W: libfdn[-a-z]*[0-9]+: maintainer-script-empty \[post(inst|rm)\]$'
+[ "$(cache_get CMAKE_INSTALL_PREFIX)" = /usr ] ||
+    allowed="$allowed|^W: libfdn-dev: pkg-config-unavailable-for-cross-compilation \[usr/lib/pkgconfig/[a-z-]+\.pc\]$"
 if command -v lintian >/dev/null; then
     echo "== lintian"
     timeout 300 lintian "${debs[@]}" >"$work/lintian.log" 2>&1 || true
-    if grep -E '^[EW]: ' "$work/lintian.log" | grep -vE '^W: libfdn[-a-z]*[0-9]+: maintainer-script-empty \[post(inst|rm)\]$'; then
+    if grep -E '^[EW]: ' "$work/lintian.log" | grep -vE "$allowed"; then
         echo "FAIL: lintian tags above"; fail=1
     fi
 fi
