@@ -181,6 +181,59 @@ static const bench_case_t ht_case = {.name = "baseline.hash_lookup_10k",
                                      .teardown = ht_teardown};
 BENCH_REGISTER(ht_case)
 
+/* ---- one random memory access: a pointer chase over 128 MB -------------------------------
+ * The floor of any lookup in a table far larger than the caches: each step is one dependent
+ * load at a random place (a single cycle through a random permutation, so the hardware
+ * cannot prefetch it). limiter.check.1m_keys reads as a ratio to it. */
+
+#define CHASE_SLOTS ((size_t)16 << 20) /* 16 M slots of 8 bytes */
+
+static void *chase_setup(int threads)
+{
+    (void)threads;
+    uint64_t *a = malloc(CHASE_SLOTS * sizeof(uint64_t));
+    uint32_t *perm = malloc(CHASE_SLOTS * sizeof(uint32_t));
+    if (!a || !perm) {
+        free(a);
+        free(perm);
+        return NULL;
+    }
+    for (size_t i = 0; i < CHASE_SLOTS; i++)
+        perm[i] = (uint32_t)i;
+    uint64_t x = 0x9e3779b97f4a7c15ULL; /* xorshift64: a fixed permutation per run */
+    for (size_t i = CHASE_SLOTS - 1; i > 0; i--) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        size_t j = (size_t)(x % (i + 1));
+        uint32_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    for (size_t i = 0; i < CHASE_SLOTS; i++)
+        a[perm[i]] = perm[(i + 1) % CHASE_SLOTS];
+    free(perm);
+    return a;
+}
+
+static void chase_run(void *state, int tid, uint64_t iters)
+{
+    (void)tid;
+    const uint64_t *a = state;
+    uint64_t p = 0;
+    for (uint64_t i = 0; i < iters; i++)
+        p = a[p];
+    BENCH_USE(p);
+}
+
+static const bench_case_t chase_case = {.name = "baseline.random_access_128mb",
+                                        .threads = 1,
+                                        .iters = 2000000,
+                                        .setup = chase_setup,
+                                        .run = chase_run,
+                                        .teardown = free};
+BENCH_REGISTER(chase_case)
+
 /* ---- raw SQLite WAL inserts, 1000 rows per transaction -------------------------------------- */
 typedef struct sq {
     char dir[64];

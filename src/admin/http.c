@@ -1046,7 +1046,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
                                   size_t *upload_data_size, void **req_cls)
 {
     (void)url;
-    (void)version;
     fdn_admin_t *a = cls;
     conn_ctx_t *c = *req_cls;
     if (c == NULL)
@@ -1060,6 +1059,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         if (clc.differ) {
             c->too_large = true; /* whatever body arrives is drained, not kept */
             return send_error(a, con, FDN_EPARSE, "conflicting Content-Length headers");
+        }
+        /* RFC 9112 3.2: an HTTP/1.1 request without Host is answered 400 (libmicrohttpd
+         * accepts it unless strict; HTTP/1.0 clients may omit it) */
+        if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 &&
+            MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST) == NULL) {
+            c->too_large = true; /* whatever body arrives is drained, not kept */
+            return send_error(a, con, FDN_EPARSE, "HTTP/1.1 request without a Host header");
         }
         const char *cl =
             MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);

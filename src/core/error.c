@@ -10,9 +10,9 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
+#include "core/ident.h"
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/utf8.h"
@@ -358,16 +358,9 @@ void fdn__uuid4_format(unsigned char b[16], char out[FDN_UUID_STR_LEN + 1])
 int fdn_uuid4(char out[FDN_UUID_STR_LEN + 1])
 {
     unsigned char b[16];
-    size_t got = 0;
-    while (got < sizeof(b)) {
-        ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return FDN_EIO;
-        }
-        got += (size_t)n;
-    }
+    int rc = fdn__random16(b);
+    if (rc != 0)
+        return rc;
     fdn__uuid4_format(b, out);
     return 0;
 }

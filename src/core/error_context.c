@@ -12,9 +12,8 @@
  * Captures are heap copies of one frame; they are immutable once made, so several threads
  * may adopt the same capture at once.
  *
- * Correlation ids are UUIDv4 from getrandom(2). To keep a root push cheap, each thread keeps
- * a small buffer of kernel random bytes (refilled by one getrandom call per 32 ids); a
- * pthread_atfork child handler discards the buffer so a forked child never reuses bytes.
+ * Correlation ids are UUIDv4 from getrandom(2) through the thread's buffer of core/ident.h
+ * (one getrandom call per 32 ids; its fork handler makes a child refill, never reuse, it).
  *
  * Lazy frames: fdn_errctx_run pushes a frame holding only its start time, operation id and
  * the caller's module and function pointers (valid for the run); the copy of the parent, the
@@ -33,10 +32,10 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "core/alloc.h"
+#include "core/ident.h"
 #include "core/assert.h"
 #include "core/buf.h"
 #include "core/errctx.h"
@@ -80,14 +79,12 @@ struct fdn_errctx_capture {
 
 typedef struct tstate {
     uint32_t depth;
-    uint32_t rnd_pos; /* bytes of rnd already used; sizeof(rnd) = empty */
     uint64_t op_next;
     uint64_t op_end;
-    unsigned char rnd[512];
     frame_t stack[FDN_ERRCTX_DEPTH_MAX];
 } tstate_t;
 
-static _Thread_local tstate_t t_st = {.rnd_pos = 512};
+static _Thread_local tstate_t t_st;
 
 #define OP_BLOCK 256
 static _Atomic uint64_t g_next_op = 1;
@@ -96,17 +93,6 @@ static fdn__mutex_t g_hook_mu = PTHREAD_MUTEX_INITIALIZER;
 static fdn_errctx_hook_fn g_hook FDN_GUARDED_BY(g_hook_mu);
 static void *g_hook_user FDN_GUARDED_BY(g_hook_mu);
 
-static pthread_once_t g_fork_once = PTHREAD_ONCE_INIT;
-
-static void on_fork_child(void)
-{
-    t_st.rnd_pos = (uint32_t)sizeof(t_st.rnd);
-}
-
-static void register_fork_handler(void)
-{
-    (void)pthread_atfork(NULL, NULL, on_fork_child);
-}
 
 static int64_t mono_now(void)
 {
@@ -126,28 +112,13 @@ static uint64_t next_op_id(void)
     return t->op_next++;
 }
 
-/* A UUIDv4 from the thread's buffer of kernel random bytes. */
+/* A UUIDv4 from the thread's buffer of kernel random bytes (core/ident.h). */
 static int fast_uuid(char out[FDN_UUID_STR_LEN + 1])
 {
-    tstate_t *t = &t_st;
-    if (FDN_UNLIKELY(t->rnd_pos + 16 > sizeof(t->rnd))) {
-        pthread_once(&g_fork_once, register_fork_handler);
-        size_t got = 0;
-        while (got < sizeof(t->rnd)) {
-            ssize_t n = getrandom(t->rnd + got, sizeof(t->rnd) - got, 0);
-            if (n < 0) {
-                if (errno == EINTR)
-                    continue;
-                return FDN_EIO;
-            }
-            got += (size_t)n;
-        }
-        t->rnd_pos = 0;
-    }
     unsigned char b[16];
-    memcpy(b, t->rnd + t->rnd_pos, 16);
-    memset(t->rnd + t->rnd_pos, 0, 16);
-    t->rnd_pos += 16;
+    int rc = fdn__random16(b);
+    if (rc != 0)
+        return rc;
     fdn__uuid4_format(b, out);
     return 0;
 }

@@ -330,7 +330,7 @@ static cell_t *shard_find(shard_t *s, uint64_t h, const char *key, size_t keylen
     s->lookups++;
     for (; c; c = c->next) {
         s->probes++;
-        if (c->hash == h && c->keylen == keylen && memcmp(c->key, key, keylen) == 0)
+        if (c->hash == h && c->keylen == keylen && fdn__bytes_eq(c->key, key, keylen))
             return c;
     }
     return NULL;

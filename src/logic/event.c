@@ -15,9 +15,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/ident.h"
 #include "core/alloc.h"
 #include "logic/event_int.h"
 
@@ -138,8 +138,8 @@ static int build(fdn_event_t **out, const fdn_event_spec_t *spec, const fdn_even
     f.id = spec->id;
     f.ts = spec->timestamp_ns != 0 ? spec->timestamp_ns : fdn_clock_mono_ns(spec->clock);
     f.wall = spec->wall_ns != 0 ? spec->wall_ns : fdn_clock_wall_ns(spec->clock);
-    f.pid = spec->pid != 0 ? spec->pid : (uint32_t)getpid();
-    f.tid = spec->tid != 0 ? spec->tid : (uint32_t)syscall(SYS_gettid);
+    f.pid = spec->pid != 0 ? spec->pid : fdn__pid();
+    f.tid = spec->tid != 0 ? spec->tid : fdn__tid();
     f.ctype = (uint8_t)spec->content_type;
     f.type = spec->type;
     f.type_len = strlen(spec->type);

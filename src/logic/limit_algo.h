@@ -108,6 +108,8 @@ inline int64_t fdn__limit_ceil_div(fdn__i128 a, fdn__i128 b)
 {
     if (a <= 0)
         return 0;
+    if (a <= INT64_MAX / 2 && b <= INT64_MAX / 2) /* the usual case: a 64-bit division */
+        return ((int64_t)a + (int64_t)b - 1) / (int64_t)b;
     fdn__i128 q = (a + b - 1) / b;
     return q > INT64_MAX ? INT64_MAX : (int64_t)q;
 }

@@ -23,8 +23,11 @@
  * retired (fdn__evs_retire) and freed only at the next prune, when no reader can hold it.
  * A type added by a batch that then failed is taken out under amu alone: readers may hold
  * it, so it is retired too (fdn__evs_type_remove).
- * The writer keeps a one-entry cache per table (last_type, last_node, last_corr) because
- * consecutive events usually repeat their names; corr_remove clears last_corr.
+ * The writer caches entries it used recently, because events usually repeat a few names:
+ * types in a small direct-mapped cache (type_cache, by a cheap mix of the name; type_remove
+ * clears the entry's slot), nodes and correlation ids in one entry each (last_node,
+ * last_corr; corr_remove clears last_corr). Short names compare as two words
+ * (fdn__bytes_eq).
  * Invariants: a table's slot count is a power of two and used * 2 <= slots after every
  * insert; an entry is in exactly one slot of the current table.
  */
@@ -68,7 +71,7 @@ void *fdn__evs_tab_find(evs_tab_t *t, const char *s, size_t n, uint64_t h, size_
         if (e == EVS_TOMB)
             continue;
         const hkey_t *k = e;
-        if (k->hash == h && k->len == n && memcmp((char *)e + name_off, s, n) == 0)
+        if (k->hash == h && k->len == n && fdn__bytes_eq((char *)e + name_off, s, n))
             return e;
     }
     return NULL;
@@ -121,32 +124,14 @@ static int tab_reserve(fdn_events_t *es, _Atomic(evs_tab_t *) *tp) FDN_REQUIRES(
     return 0;
 }
 
-static int sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
-                           bool cap, evs_sym_t **out) FDN_REQUIRES(es->amu);
-
-int fdn__evs_sym_intern(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
-                        bool cap, evs_sym_t **out) FDN_REQUIRES(es->amu)
-{
-    evs_sym_t **cache = tp == &es->types ? &es->last_type : &es->last_node;
-    evs_sym_t *c = *cache;
-    if (c != NULL && c->len == n && memcmp(c->name, s, n) == 0) {
-        *out = c;
-        return 0;
-    }
-    int rc = sym_intern_slow(es, tp, s, n, cap, out);
-    if (rc == 0)
-        *cache = *out;
-    return rc;
-}
-
-static int sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
-                           bool cap, evs_sym_t **out) FDN_REQUIRES(es->amu)
+int fdn__evs_sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
+                             bool cap, evs_sym_t **cache, evs_sym_t **out) FDN_REQUIRES(es->amu)
 {
     uint64_t h = fdn__hash(s, n);
     evs_sym_t *e = fdn__evs_tab_find(atomic_load_explicit(tp, memory_order_relaxed), s, n, h,
                                      offsetof(evs_sym_t, name));
     if (e != NULL) {
-        *out = e;
+        *out = *cache = e;
         return 0;
     }
     if (cap && tp == &es->types) {
@@ -171,18 +156,13 @@ static int sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const cha
     if (tp == &es->types)
         atomic_fetch_add_explicit(&es->ntypes, 1, memory_order_relaxed);
     tab_put(atomic_load_explicit(tp, memory_order_relaxed), e);
-    *out = e;
+    *out = *cache = e;
     return 0;
 }
 
-int fdn__evs_corr_intern(fdn_events_t *es, const char *s, size_t n, evs_corr_t **out)
+int fdn__evs_corr_intern_slow(fdn_events_t *es, const char *s, size_t n, evs_corr_t **out)
     FDN_REQUIRES(es->amu)
 {
-    evs_corr_t *lc = es->last_corr;
-    if (lc != NULL && lc->len == n && memcmp(lc->name, s, n) == 0) {
-        *out = lc;
-        return 0;
-    }
     uint64_t h = fdn__hash(s, n);
     evs_corr_t *e = fdn__evs_tab_find(atomic_load_explicit(&es->corrs, memory_order_relaxed), s, n,
                                       h, offsetof(evs_corr_t, name));
@@ -237,8 +217,9 @@ void fdn__evs_type_remove(fdn_events_t *es, evs_sym_t *s, bool under_plock) FDN_
     uint64_t **dir = atomic_load_explicit(&p->dir, memory_order_relaxed);
     if (!under_plock && fdn__evs_retire_reserve(es, 2 + p->nchunks) != 0)
         return; /* stays, with no event: the next prune removes it */
-    if (es->last_type == s)
-        es->last_type = NULL;
+    size_t slot = fdn__evs_name_mix(s->name, s->len);
+    if (es->type_cache[slot] == s)
+        es->type_cache[slot] = NULL;
     evs_tab_t *t = atomic_load_explicit(&es->types, memory_order_relaxed);
     for (size_t i = s->hash & t->mask;; i = (i + 1) & t->mask) {
         void *e = atomic_load_explicit(&t->slots[i], memory_order_relaxed);

@@ -405,7 +405,7 @@ static int append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t
         goto out;
     }
     /* 2. commit (cannot fail) */
-    size_t used_new = 0;
+    size_t used_new = 0, total_bytes = 0;
     uint64_t first = es->next_id;
     for (size_t i = 0; i < n; i++) {
         const fdn_event_t *ev = evs[i];
@@ -458,13 +458,14 @@ static int append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t
         if (r->corr != NULL)
             atomic_store_explicit(&r->corr->last_id, id, memory_order_release);
         size_t bytes = sz + sizeof(uint32_t);
-        atomic_fetch_add_explicit(&pr[i].type->count, 1, memory_order_relaxed);
+        fdn__evs_amu_add(&pr[i].type->count, 1);
         fdn_counter_inc(type_counter(es, pr[i].type));
-        atomic_fetch_add_explicit(&pr[i].type->bytes, bytes, memory_order_relaxed);
-        atomic_fetch_add_explicit(&es->count, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&es->bytes, bytes, memory_order_relaxed);
+        fdn__evs_amu_add(&pr[i].type->bytes, bytes);
+        total_bytes += bytes;
     }
-    atomic_fetch_add_explicit(&es->stored_total, n, memory_order_relaxed);
+    fdn__evs_amu_add(&es->count, n);
+    fdn__evs_amu_add(&es->bytes, total_bytes);
+    fdn__evs_amu_add(&es->stored_total, n);
     atomic_store_explicit(&es->published, es->next_id - 1, memory_order_release);
     if (ids != NULL)
         for (size_t i = 0; i < n; i++)
@@ -515,10 +516,10 @@ uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut)
             if (r == NULL)
                 continue;
             size_t bytes = rec_size(r->data_len) + sizeof(uint32_t);
-            atomic_fetch_sub_explicit(&r->type->count, 1, memory_order_relaxed);
-            atomic_fetch_sub_explicit(&r->type->bytes, bytes, memory_order_relaxed);
-            atomic_fetch_sub_explicit(&es->count, 1, memory_order_relaxed);
-            atomic_fetch_sub_explicit(&es->bytes, bytes, memory_order_relaxed);
+            fdn__evs_amu_add(&r->type->count, (uint64_t)-1);
+            fdn__evs_amu_add(&r->type->bytes, -(uint64_t)bytes);
+            fdn__evs_amu_add(&es->count, (uint64_t)-1);
+            fdn__evs_amu_add(&es->bytes, -(uint64_t)bytes);
             if (r->corr != NULL &&
                 atomic_load_explicit(&r->corr->last_id, memory_order_relaxed) == id)
                 fdn__evs_corr_remove(es, r->corr);

@@ -9,6 +9,8 @@
 #ifndef FDN_SERVICES_EVENT_STORE_INT_H
 #define FDN_SERVICES_EVENT_STORE_INT_H
 
+#include "core/alloc.h"
+#include "core/hash.h"
 #include "core/lock.h"
 #include "core/supervisor_int.h"
 
@@ -17,6 +19,8 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
 
 #include "logic/event_int.h"
 #include "storage/event_backend.h"
@@ -43,6 +47,9 @@ void fdn__events_wait_prune_runs(fdn_events_t *es, uint64_t n);
 
 #define EVS_SEG_EVENTS 4096u
 #define EVS_PCHUNK     1024u
+/* the writer's cache of recently stored types (slots, a power of two) */
+#define EVS_TYPE_CACHE_BITS 6
+#define EVS_TYPE_CACHE      (1u << EVS_TYPE_CACHE_BITS)
 
 typedef struct evs_posting {
     _Atomic(uint64_t **) dir; /* chunk pointers; dir[k] holds global chunk base_chunk + k */
@@ -162,7 +169,8 @@ struct fdn_events {
     _Atomic(evs_tab_t *) types;
     _Atomic(evs_tab_t *) nodes;
     _Atomic(evs_tab_t *) corrs;
-    evs_sym_t *last_type, *last_node; /* amu: intern caches */
+    evs_sym_t *type_cache[EVS_TYPE_CACHE]; /* amu: intern cache, by fdn__evs_name_mix */
+    evs_sym_t *last_node;                  /* amu: intern cache */
     evs_corr_t *last_corr;            /* amu: reset when the entry is freed */
     void **retired;                   /* amu: freed after the next prune or at destroy */
     size_t nretired, capretired;
@@ -238,6 +246,36 @@ static inline bool fdn__evs_running(fdn_events_t *es)
 static inline void fdn__evs_account(fdn_events_t *es, int64_t delta)
 {
     atomic_fetch_add_explicit(&es->bytes_alloc, (uint64_t)delta, memory_order_relaxed);
+}
+
+/* A slot of the writer's type cache for a name: a cheap mix of its length and its first and
+ * last bytes (a cache only: names that collide just miss it, so it needs no secret). */
+static inline size_t fdn__evs_name_mix(const char *s, size_t n)
+{
+    uint64_t x = n;
+    if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        x ^= a ^ (b << 1);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            x = (x << 8) ^ (unsigned char)s[i];
+    }
+    x *= 0x9e3779b97f4a7c15ULL;
+    x ^= x >> 32;
+    x *= 0x9e3779b97f4a7c15ULL;
+    return (size_t)(x >> (64 - EVS_TYPE_CACHE_BITS));
+}
+
+/* Add d (two's complement for a decrement) to a counter written only under amu (the event
+ * and byte counts of the store and of each type, stored_total): one writer at a time, so a
+ * relaxed load and store is the whole update and readers still see whole values, without the
+ * locked read-modify-write that would cost the append path ~20 cycles per counter. */
+static inline void fdn__evs_amu_add(_Atomic uint64_t *c, uint64_t d)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d,
+                          memory_order_relaxed);
 }
 
 /* ---- record and posting lookups (readers under plock read, or the writer) ----
@@ -359,20 +397,45 @@ void fdn__evs_intern_fini(fdn_events_t *es);
 /* Reader-safe lookup of the entry named (s, n) with hash h; name_off is the offset of the
  * name in the entry type (evs_sym_t or evs_corr_t). NULL when absent. */
 void *fdn__evs_tab_find(evs_tab_t *t, const char *s, size_t n, uint64_t h, size_t name_off);
+/* fdn__evs_sym_intern past its cache: the table, then a new entry; *cache gets the entry. */
+int fdn__evs_sym_intern_slow(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
+                             bool cap, evs_sym_t **cache, evs_sym_t **out) FDN_REQUIRES(es->amu);
 /* The entry of a type (tp == &es->types) or node name (tp == &es->nodes), added when new.
  * With cap set, a new type is refused while max_types types are live. Caller holds amu.
- * Returns 0, FDN_ENOMEM or FDN_ENOSPC (the cap; nothing added). */
-int fdn__evs_sym_intern(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s, size_t n,
-                        bool cap, evs_sym_t **out) FDN_REQUIRES(es->amu);
+ * Returns 0, FDN_ENOMEM or FDN_ENOSPC (the cap; nothing added). Inline: the writer's cache
+ * answers most calls of the append path. */
+static inline int fdn__evs_sym_intern(fdn_events_t *es, _Atomic(evs_tab_t *) *tp, const char *s,
+                                      size_t n, bool cap, evs_sym_t **out) FDN_REQUIRES(es->amu)
+{
+    evs_sym_t **cache =
+        tp == &es->types ? &es->type_cache[fdn__evs_name_mix(s, n)] : &es->last_node;
+    evs_sym_t *c = *cache;
+    if (FDN_LIKELY(c != NULL && c->len == n && fdn__bytes_eq(c->name, s, n))) {
+        *out = c;
+        return 0;
+    }
+    return fdn__evs_sym_intern_slow(es, tp, s, n, cap, cache, out);
+}
 /* Remove a type entry that holds no event (count 0) and free it, its posting chunks and
  * directory. under_plock: the caller holds plock (write), so no reader can hold the entry
  * and it is freed at once; else (amu only: a batch that failed after adding the type) it
  * is retired, or left for the next prune when retiring fails. Caller holds amu. */
 void fdn__evs_type_remove(fdn_events_t *es, evs_sym_t *s, bool under_plock) FDN_REQUIRES(es->amu);
+/* fdn__evs_corr_intern past its one-entry cache. */
+int fdn__evs_corr_intern_slow(fdn_events_t *es, const char *s, size_t n, evs_corr_t **out)
+    FDN_REQUIRES(es->amu);
 /* The entry of a correlation id, added when new. Caller holds amu. Returns 0 or
  * FDN_ENOMEM. */
-int fdn__evs_corr_intern(fdn_events_t *es, const char *s, size_t n, evs_corr_t **out)
-    FDN_REQUIRES(es->amu);
+static inline int fdn__evs_corr_intern(fdn_events_t *es, const char *s, size_t n,
+                                       evs_corr_t **out) FDN_REQUIRES(es->amu)
+{
+    evs_corr_t *lc = es->last_corr;
+    if (FDN_LIKELY(lc != NULL && lc->len == n && fdn__bytes_eq(lc->name, s, n))) {
+        *out = lc;
+        return 0;
+    }
+    return fdn__evs_corr_intern_slow(es, s, n, out);
+}
 /* Remove and free a correlation entry whose events are all pruned. Caller holds plock
  * (write) and amu. */
 void fdn__evs_corr_remove(fdn_events_t *es, evs_corr_t *c) FDN_REQUIRES(es->amu);

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The Debian packages installed for real: CPack builds libfdn, libfdn-dev and fdn from this
-# build (cmake/package.cmake), `dpkg -i` installs them into the system, then
+# The Debian packages installed for real: CPack builds libfdn0, libfdn-admin0, libfdn-dev and
+# fdn from this build (cmake/package.cmake), `dpkg -i` installs them into the system, then
 #   - examples/embed_runtime.c is built with the system's pkg-config and compiler against the
 #     installed files only (no -I or -L into the source or build tree) and run;
 #   - /usr/bin/fdn answers `fdn version`; the man page is gzipped as Debian policy asks
 #     (gzip -9n: no file name, no time stamp) and `man -l` renders it;
-#   - `dpkg -r` removes all three, and nothing they installed is left: no file dpkg listed, no
+#   - lintian, where installed, reports no error and no warning but the two it cannot avoid;
+#   - `dpkg -r` removes all four, and nothing they installed is left: no file dpkg listed, no
 #     directory of their own (/usr/include/fdn, the CMake package), no package in dpkg's
 #     database.
 # Needs root and dpkg; skips (exit 0 with a note) otherwise, and when a package of these names
@@ -20,7 +21,13 @@ fi
 for t in dpkg dpkg-deb dpkg-query cpack pkg-config; do
     command -v "$t" >/dev/null || { echo "SKIP: $t not installed"; exit 0; }
 done
-PKGS=(fdn libfdn-dev libfdn)
+cache_get() { sed -n "s/^$1:[A-Z]*=//p" "$FDN_BINARY_DIR/CMakeCache.txt" | head -n 1; }
+version=$(cache_get CMAKE_PROJECT_VERSION)
+major=${version%%.*}
+# the library packages are named after their sonames (Debian policy 8.1)
+PKGS=(fdn libfdn-dev)
+[ "$(cache_get FDN_BUILD_ADMIN)" = OFF ] || PKGS+=("libfdn-admin$major")
+PKGS+=("libfdn$major")
 installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]; }
 for p in "${PKGS[@]}"; do
     if installed "$p"; then
@@ -42,8 +49,6 @@ cleanup() {
 }
 trap cleanup EXIT
 fail=0
-cache_get() { sed -n "s/^$1:[A-Z]*=//p" "$FDN_BINARY_DIR/CMakeCache.txt" | head -n 1; }
-version=$(cache_get CMAKE_PROJECT_VERSION)
 cc=$(cache_get CMAKE_C_COMPILER)
 cc=${cc:-cc}
 
@@ -51,22 +56,27 @@ echo "== cpack -G DEB"
 (cd "$FDN_BINARY_DIR" && cpack -G DEB -B "$work/pkg" >"$work/cpack.log" 2>&1) ||
     { echo "FAIL: cpack"; cat "$work/cpack.log"; exit 1; }
 debs=()
-for p in libfdn libfdn-dev fdn; do
+for p in "${PKGS[@]}"; do
     f=$(find "$work/pkg" -maxdepth 1 -name "${p}_${version}_*.deb" | head -n 1)
     [ -n "$f" ] || { echo "FAIL: no $p package"; exit 1; }
     debs+=("$f")
 done
 
-# lintian, where installed: none of the tags this packaging fixed (the man page compressed
-# without a time stamp, a copyright file per package, DEBIAN/shlibs) may come back. Tags
-# still reported and not fixed yet: no Debian changelog, the placeholder maintainer address,
-# unstripped binaries, ldconfig called from postinst/postrm (CPack's) instead of a trigger,
-# package names that do not follow the sonames (libfdn0).
+# lintian, where installed: no error and no warning, but maintainer-script-empty on the
+# library packages' postinst/postrm: CPack writes postinst/postrm calling ldconfig for any
+# package holding shared libraries unless the package brings its own, and lintian wants an
+# ldconfig trigger instead (packaging/triggers), so the scripts supplied do nothing.
+# A build configured for another prefix than /usr (the test builds; `make package` uses /usr)
+# installs its .pc files in lib/pkgconfig, not the multiarch directory GNUInstallDirs picks
+# for /usr: lintian's pkg-config-unavailable-for-cross-compilation is expected there only.
+allowed='^W: libfdn[-a-z]*[0-9]+: maintainer-script-empty \[post(inst|rm)\]$'
+[ "$(cache_get CMAKE_INSTALL_PREFIX)" = /usr ] ||
+    allowed="$allowed|^W: libfdn-dev: pkg-config-unavailable-for-cross-compilation \[usr/lib/pkgconfig/[a-z-]+\.pc\]$"
 if command -v lintian >/dev/null; then
     echo "== lintian"
     timeout 300 lintian "${debs[@]}" >"$work/lintian.log" 2>&1 || true
-    if grep -E 'manpage|copyright|no-shlibs' "$work/lintian.log"; then
-        echo "FAIL: lintian tags the man page, copyright or shlibs"; fail=1
+    if grep -E '^[EW]: ' "$work/lintian.log" | grep -vE "$allowed"; then
+        echo "FAIL: lintian tags above"; fail=1
     fi
 fi
 
@@ -77,7 +87,7 @@ for p in "${PKGS[@]}"; do
     installed "$p" || { echo "FAIL: $p not installed after dpkg -i"; fail=1; }
     dpkg -L "$p" >>"$work/files.list"
 done
-dpkg-query -W -f='${Version}\n' libfdn | grep -qx "$version" || { echo "FAIL: installed libfdn version"; fail=1; }
+dpkg-query -W -f='${Version}\n' "libfdn$major" | grep -qx "$version" || { echo "FAIL: installed libfdn$major version"; fail=1; }
 
 echo "== build examples/embed_runtime.c against the installed files"
 # the system's pkg-config search path only
@@ -125,8 +135,8 @@ fi
 echo "== dpkg -r ${PKGS[*]}"
 dpkg -r "${PKGS[@]}" >"$work/dpkg-r.log" 2>&1 || { echo "FAIL: dpkg -r"; cat "$work/dpkg-r.log"; exit 1; }
 ours=0
-# Removed: unknown to dpkg, or "rc" with no configuration file at all (libfdn keeps that state
-# because its postrm runs ldconfig: dpkg keeps the record for `postrm purge`); then purged,
+# Removed: unknown to dpkg, or "rc" with no configuration file at all (a library package keeps
+# that state because it has a postrm: dpkg keeps the record for `postrm purge`); then purged,
 # which must leave no record.
 for p in "${PKGS[@]}"; do
     st=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define XXH_INLINE_ALL
@@ -60,12 +61,40 @@ static void short_keys_spread(void **state)
         assert_true(count[b] <= 3 * KEYS / BUCKETS);
 }
 
+/* fdn__bytes_eq agrees with memcmp for every length 0..64 and a difference at every byte
+ * position (the word paths read the first and last words of a key, overlapping). Buffers are
+ * exactly n bytes (heap), so a read past either end is an ASan report. */
+static void bytes_eq_matches_memcmp(void **state)
+{
+    (void)state;
+    for (size_t n = 0; n <= 64; n++) {
+        char *a = malloc(n ? n : 1), *b = malloc(n ? n : 1);
+        assert_non_null(a);
+        assert_non_null(b);
+        for (size_t i = 0; i < n; i++)
+            a[i] = b[i] = (char)('a' + (i * 7) % 26);
+        assert_true(fdn__bytes_eq(a, b, n));
+        for (size_t i = 0; i < n; i++) {
+            b[i] ^= 0x20;
+            assert_false(fdn__bytes_eq(a, b, n));
+            b[i] ^= 0x20;
+            b[i] ^= (char)0x80; /* a difference in the top bit too */
+            assert_false(fdn__bytes_eq(a, b, n));
+            b[i] ^= (char)0x80;
+        }
+        assert_true(fdn__bytes_eq(a, b, n));
+        free(a);
+        free(b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(stable_within_the_process),
         cmocka_unit_test(keyed_not_the_public_function),
         cmocka_unit_test(short_keys_spread),
+        cmocka_unit_test(bytes_eq_matches_memcmp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,6 +70,8 @@ typedef struct serve_opts {
     const char *postgres;
     int64_t request_timeout_s;
     int64_t idle_timeout_s;
+    int64_t max_conns;
+    int64_t max_conns_per_ip;
 } serve_opts_t;
 
 /* What the runtime's and the server's callbacks need. */
@@ -88,7 +90,8 @@ static void usage(FILE *out)
             "                 [--etcd URL] [--postgres URL]\n"
             "                 [--log-format text|json] [--log-level LEVEL] [--access-log]\n"
             "                 [--slow-request-ms MS] [--request-timeout SECONDS]\n"
-            "                 [--idle-timeout SECONDS]\n"
+            "                 [--idle-timeout SECONDS] [--max-connections N]\n"
+            "                 [--max-connections-per-ip N]\n"
             "\n"
             "Run a Foundation runtime with the admin HTTP API until SIGINT or SIGTERM.\n"
             "\n"
@@ -116,6 +119,11 @@ static void usage(FILE *out)
             "  --request-timeout SECONDS  time a client has to send a whole request, headers\n"
             "                     and body (default 10); a slower one is disconnected\n"
             "  --idle-timeout SECONDS  close a connection idle this long (default 10)\n"
+            "  --max-connections N  concurrent connections (default: what the open-file limit\n"
+            "                     allows, at most 65536)\n"
+            "  --max-connections-per-ip N  concurrent connections from one client address\n"
+            "                     (default: no such limit; clients behind one proxy or on\n"
+            "                     loopback share an address)\n"
             "\n"
             "Under systemd (Type=notify, NOTIFY_SOCKET) it sends READY=1 once every service\n"
             "runs and the API answers, STATUS= as services restart, STOPPING=1 on shutdown and\n"
@@ -140,6 +148,9 @@ static int parse(int argc, char **argv, serve_opts_t *o)
         {.name = "--slow-request-ms", .num = &o->slow_ms, .min = 0, .max = 86400000},
         {.name = "--request-timeout", .num = &o->request_timeout_s, .min = 1, .max = 86400},
         {.name = "--idle-timeout", .num = &o->idle_timeout_s, .min = 1, .max = 86400},
+        {.name = "--max-connections", .num = &o->max_conns, .min = 1, .max = 65536},
+        {.name = "--max-connections-per-ip", .num = &o->max_conns_per_ip, .min = 1,
+         .max = 65536},
     };
     return cli_parse(argc, argv, "serve", defs, sizeof(defs) / sizeof(defs[0]), usage);
 }
@@ -365,7 +376,9 @@ int cmd_serve(int argc, char **argv)
                       1000,
                       NULL,
                       10,
-                      10};
+                      10,
+                      0,
+                      0};
     int pr = parse(argc, argv, &o);
     if (pr != 0)
         return pr > 0 ? CLI_OK : CLI_USAGE;
@@ -426,6 +439,8 @@ int cmd_serve(int argc, char **argv)
     ao.request_user = &ctx;
     ao.request_timeout_s = (unsigned)o.request_timeout_s;
     ao.idle_timeout_s = (unsigned)o.idle_timeout_s;
+    ao.max_connections = (unsigned)o.max_conns;
+    ao.max_connections_per_ip = (unsigned)o.max_conns_per_ip;
     int rc = fdn_admin_create(&admin, &ao, &err);
     if (rc < 0) {
         print_error(o.listen, rc, &err);
