@@ -392,14 +392,19 @@ typedef struct fdn_config_etcd_opts {
     const char *prefix;         /**< key prefix; NULL: "/fdn/config" */
     const char *ns;             /**< namespace (the runtime's name); NULL: "default"; no '/' */
     int64_t request_timeout_ms; /**< bound on every etcd call; 0: 2000 */
+    /** version >= 2: true: etcd not answering now (refused, timed out, network) is no error:
+     *  the config keeps its local values, marked stale, and applies etcd's once it answers
+     *  (updates fail meanwhile with the network error). false (default): follow fails. */
+    bool start_unreachable;
 } fdn_config_etcd_opts_t;
 
-/** Current version of fdn_config_etcd_opts_t, set by FDN_CONFIG_ETCD_OPTS_INIT. */
-#define FDN_CONFIG_ETCD_OPTS_VERSION 1
+/** Current version of fdn_config_etcd_opts_t, set by FDN_CONFIG_ETCD_OPTS_INIT. 2:
+ * start_unreachable. */
+#define FDN_CONFIG_ETCD_OPTS_VERSION 2
 /** Initialiser of fdn_config_etcd_opts_t with every default. */
 #define FDN_CONFIG_ETCD_OPTS_INIT                                                                  \
     {                                                                                              \
-        FDN_CONFIG_ETCD_OPTS_VERSION, NULL, NULL, NULL, 0                                          \
+        FDN_CONFIG_ETCD_OPTS_VERSION, NULL, NULL, NULL, 0, false                                   \
     }
 
 /**

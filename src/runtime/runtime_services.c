@@ -484,6 +484,8 @@ static int cfg_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
         eo.url = ro->registry_etcd->url;
         eo.ns = fdn_runtime_name(rt);
         eo.request_timeout_ms = ro->registry_etcd->request_timeout_ms;
+        eo.start_unreachable =
+            ro->registry_etcd->version >= 2 && ro->registry_etcd->start_unreachable;
         rc = fdn_config_follow_etcd(*out, &eo, err);
         if (rc != 0) {
             fdn_config_destroy(*out);

@@ -385,10 +385,15 @@ int fdn__config_etcd_follow(fdn_config_t *cfg, const fdn_config_etcd_opts_t *o, 
         goto fail;
     }
     rc = fdn__etcd_create(&r->cli, o->url, timeout, err);
+    if (rc == 0 && fdn__etcd_protect(r->cli, "config") != 0)
+        rc = fdn_err_set(err, FDN_ENOMEM, "config on etcd: breaker");
     if (rc < 0)
         goto fail;
     rc = relist(r, err);
-    if (rc < 0)
+    /* etcd not answering: an error, or (start_unreachable) follow from the local values, stale,
+     * until the watcher's first range succeeds */
+    if (rc < 0 && !(o->version >= 2 && o->start_unreachable &&
+                    (rc == FDN_ECONNREFUSED || rc == FDN_ETIMEDOUT || rc == FDN_ENETWORK)))
         goto fail;
     rc =
         fdn__etcd_watcher_create(&r->watcher, r->cli, r->key_prefix, r->key_prefixlen, r->range_end,
@@ -404,6 +409,12 @@ int fdn__config_etcd_follow(fdn_config_t *cfg, const fdn_config_etcd_opts_t *o, 
 fail:
     destroy(r);
     return rc;
+}
+
+fdn__etcd_t *fdn__config_etcd_client(fdn_config_t *cfg)
+{
+    cfgetcd_t *r = fdn__cfg_remote(cfg);
+    return r != NULL ? r->cli : NULL;
 }
 
 int fdn__config_etcd_stats(fdn_config_t *cfg, fdn_config_etcd_stats_t *out)

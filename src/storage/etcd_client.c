@@ -17,6 +17,14 @@
  * line buffer and hands every complete line to the pure parser, then to the caller's
  * function, on the thread running fdn__etcd_watch_run.
  *
+ * Protection (fdn__etcd_protect, the registry's and the config follower's clients): every call
+ * goes through an fdn_breaker (3 transport failures within 10 s open it; a probe after
+ * 500 ms). A call the breaker rejects makes no request and answers the transport error that
+ * opened it, so callers see one kind of "etcd unreachable" either way. Only transport failures
+ * (refused, timed out, network) count; an answer from etcd, even a refusal, is a success.
+ * Every call is timed into a fixed histogram per (operation, outcome) (atomic counters, read by
+ * the runtime's metrics collector as fdn_etcd_request_duration_seconds).
+ *
  * curl_global_init runs once per process (pthread_once) before the first handle.
  */
 #include "storage/etcd_client.h"
@@ -26,8 +34,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <time.h>
+
 #include <curl/curl.h>
 #include <jansson.h>
+
+#include <fdn/breaker.h>
 
 #include "core/alloc.h"
 #include "core/buf.h"
@@ -44,7 +56,26 @@ struct fdn__etcd {
     CURL *idle[IDLE_MAX] FDN_MEMBER_GUARDED_BY(mu);
     int nidle FDN_MEMBER_GUARDED_BY(mu);
     struct curl_slist *headers; /* immutable after create */
+    fdn_breaker_t *breaker;     /* fdn__etcd_protect; NULL: unprotected (tests, tools) */
+    _Atomic int last_failure;   /* the transport error the breaker counted last */
+    /* latency: per (operation, outcome), cumulative counts per bound then the total */
+    _Atomic uint64_t lat[FDN__ETCD_OPS][FDN__ETCD_OUTCOMES][FDN__ETCD_LAT_BOUNDS + 1];
+    _Atomic uint64_t lat_sum_us[FDN__ETCD_OPS][FDN__ETCD_OUTCOMES];
 };
+
+static const int64_t LAT_BOUNDS_US[FDN__ETCD_LAT_BOUNDS] = {1000,  2500,   5000,  10000,
+                                                            25000, 100000, 1000000};
+
+static const char *const OP_PATHS[FDN__ETCD_OPS] = {
+    "kv/range",    "kv/put",          "kv/txn",         "kv/deleterange", "kv/compaction",
+    "lease/grant", "lease/keepalive", "lease/revoke",
+};
+static const char *const OP_NAMES[FDN__ETCD_OPS] = {
+    "range",       "put",       "txn",          "delete",
+    "compaction",  "lease_grant", "lease_keepalive", "lease_revoke",
+};
+static const char *const OUTCOME_NAMES[FDN__ETCD_OUTCOMES] = {"ok", "refused", "timeout",
+                                                              "unreachable", "rejected"};
 
 struct fdn__etcd_watch {
     CURLM *multi;
@@ -110,8 +141,77 @@ void fdn__etcd_destroy(fdn__etcd_t *c)
     c->nidle = 0;
     fdn__mutex_unlock(&c->mu);
     curl_slist_free_all(c->headers);
+    fdn_breaker_destroy(c->breaker);
     pthread_mutex_destroy(&c->mu);
     fdn__free(c);
+}
+
+int fdn__etcd_protect(fdn__etcd_t *c, const char *client)
+{
+    if (c->breaker != NULL)
+        return 0;
+    fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
+    bo.failure_threshold = 3;
+    bo.window_ms = 10000;
+    bo.recovery_time_ms = 500;
+    bo.probe_timeout_ms = c->timeout_ms * 2 + 100;
+    char name[64];
+    snprintf(name, sizeof(name), "etcd.%s", client);
+    return fdn_breaker_create(&c->breaker, name, &bo);
+}
+
+int fdn__etcd_breaker_state(const fdn__etcd_t *c)
+{
+    return c->breaker != NULL ? (int)fdn_breaker_state(c->breaker) : -1;
+}
+
+const char *fdn__etcd_op_name(int op)
+{
+    return op >= 0 && op < FDN__ETCD_OPS ? OP_NAMES[op] : "?";
+}
+
+const char *fdn__etcd_outcome_name(int outcome)
+{
+    return outcome >= 0 && outcome < FDN__ETCD_OUTCOMES ? OUTCOME_NAMES[outcome] : "?";
+}
+
+void fdn__etcd_latency(fdn__etcd_t *c, int op, int outcome, fdn__etcd_lat_t *out)
+{
+    for (int i = 0; i <= FDN__ETCD_LAT_BOUNDS; i++)
+        out->le[i] = atomic_load_explicit(&c->lat[op][outcome][i], memory_order_relaxed);
+    out->sum_us = atomic_load_explicit(&c->lat_sum_us[op][outcome], memory_order_relaxed);
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void record_latency(fdn__etcd_t *c, int op, int outcome, int64_t us)
+{
+    _Atomic uint64_t *le = c->lat[op][outcome];
+    for (int i = 0; i < FDN__ETCD_LAT_BOUNDS; i++)
+        if (us <= LAT_BOUNDS_US[i])
+            atomic_fetch_add_explicit(&le[i], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&le[FDN__ETCD_LAT_BOUNDS], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->lat_sum_us[op][outcome], (uint64_t)(us > 0 ? us : 0),
+                              memory_order_relaxed);
+}
+
+/* Is rc a transport failure (etcd did not answer)? */
+static bool transport_failure(int rc)
+{
+    return rc == FDN_ECONNREFUSED || rc == FDN_ETIMEDOUT || rc == FDN_ENETWORK;
+}
+
+static int outcome_of(int rc)
+{
+    return rc == 0                   ? FDN__ETCD_OK
+           : rc == FDN_ETIMEDOUT     ? FDN__ETCD_TIMEOUT
+           : transport_failure(rc)   ? FDN__ETCD_UNREACHABLE
+                                     : FDN__ETCD_REFUSED;
 }
 
 const char *fdn__etcd_url(const fdn__etcd_t *c)
@@ -270,7 +370,8 @@ static void post_setup(CURL *h, const fdn__etcd_t *c, const char *url, const cha
 }
 
 /* POST body (consumed, may be NULL after an OOM) to /v3/<path>; *out gets the answer object. */
-static int call(fdn__etcd_t *c, const char *path, json_t *body, json_t **out, fdn_error_t *err)
+static int call_raw(fdn__etcd_t *c, const char *path, json_t *body, json_t **out,
+                    fdn_error_t *err)
 {
     *out = NULL;
     if (body == NULL)
@@ -331,6 +432,34 @@ static int call(fdn__etcd_t *c, const char *path, json_t *body, json_t **out, fd
             json_decref(root);
     }
     fdn__free(a.b.p);
+    return rc;
+}
+
+/* call_raw through the breaker (when protected), timed into the latency histogram. */
+static int call(fdn__etcd_t *c, const char *path, json_t *body, json_t **out, fdn_error_t *err)
+{
+    int op = 0;
+    while (op < FDN__ETCD_OPS - 1 && strcmp(OP_PATHS[op], path) != 0)
+        op++;
+    int64_t t0 = mono_us();
+    fdn_breaker_permit_t permit;
+    if (c->breaker != NULL && fdn_breaker_acquire(c->breaker, &permit) != 0) {
+        *out = NULL;
+        json_decref(body);
+        int last = atomic_load_explicit(&c->last_failure, memory_order_relaxed);
+        record_latency(c, op, FDN__ETCD_REJECTED, mono_us() - t0);
+        return fdn_err_set(err, last ? last : FDN_ENETWORK,
+                           "etcd at %s: not called, its circuit breaker is open after %s", c->url,
+                           fdn_err_name(last ? last : FDN_ENETWORK));
+    }
+    int rc = call_raw(c, path, body, out, err);
+    if (c->breaker != NULL) {
+        bool failed = transport_failure(rc);
+        if (failed)
+            atomic_store_explicit(&c->last_failure, rc, memory_order_relaxed);
+        fdn_breaker_record(c->breaker, &permit, failed ? rc : 0);
+    }
+    record_latency(c, op, outcome_of(rc), mono_us() - t0);
     return rc;
 }
 

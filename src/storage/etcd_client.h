@@ -29,6 +29,45 @@ typedef struct fdn__etcd fdn__etcd_t;
 int fdn__etcd_create(fdn__etcd_t **out, const char *url, int64_t timeout_ms, fdn_error_t *err);
 void fdn__etcd_destroy(fdn__etcd_t *c);
 
+/* Protect the client (the backends' clients; raw clients of tests and tools are not): every
+ * call goes through a breaker named "etcd.<client>" (3 transport failures within 10 s open
+ * it, a probe after 500 ms); a call it rejects makes no request and answers the transport
+ * error that opened it, with a message saying so. 0 or FDN_ENOMEM. Owner, before any call. */
+int fdn__etcd_protect(fdn__etcd_t *c, const char *client);
+
+/* The breaker's state (fdn_breaker_state_t), -1 when the client is not protected. Any thread. */
+int fdn__etcd_breaker_state(const fdn__etcd_t *c);
+
+/* Latency of the client's calls (any thread), per operation and outcome: cumulative counts
+ * per bound (seconds: 0.001 0.0025 0.005 0.01 0.025 0.1 1) then the total, and the sum. */
+enum {
+    FDN__ETCD_OP_RANGE,
+    FDN__ETCD_OP_PUT,
+    FDN__ETCD_OP_TXN,
+    FDN__ETCD_OP_DELETE,
+    FDN__ETCD_OP_COMPACTION,
+    FDN__ETCD_OP_LEASE_GRANT,
+    FDN__ETCD_OP_LEASE_KEEPALIVE,
+    FDN__ETCD_OP_LEASE_REVOKE,
+    FDN__ETCD_OPS
+};
+enum {
+    FDN__ETCD_OK,          /* etcd answered */
+    FDN__ETCD_REFUSED,     /* etcd answered with an error (or an unreadable answer) */
+    FDN__ETCD_TIMEOUT,     /* the call's bound passed */
+    FDN__ETCD_UNREACHABLE, /* connection refused, another transport failure */
+    FDN__ETCD_REJECTED,    /* the breaker was open: no request */
+    FDN__ETCD_OUTCOMES
+};
+#define FDN__ETCD_LAT_BOUNDS 7
+typedef struct fdn__etcd_lat {
+    uint64_t le[FDN__ETCD_LAT_BOUNDS + 1];
+    uint64_t sum_us;
+} fdn__etcd_lat_t;
+void fdn__etcd_latency(fdn__etcd_t *c, int op, int outcome, fdn__etcd_lat_t *out);
+const char *fdn__etcd_op_name(int op);
+const char *fdn__etcd_outcome_name(int outcome);
+
 /* The client's base URL (no trailing '/'). */
 const char *fdn__etcd_url(const fdn__etcd_t *c);
 
