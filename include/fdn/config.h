@@ -418,8 +418,10 @@ typedef struct fdn_config_etcd_opts {
  * applied. A value written to etcd by another tool is checked like a local update: an invalid
  * one is refused here, counted and never applied (fdn_config_etcd_stats). A deleted key puts
  * the path back to its start-up value. Before returning, the keys present in etcd are
- * applied in their order. Resets (fdn_config_reset*) stay local. etcd away: reads keep the
- * last applied values; updates fail with the network error.
+ * applied in their order. Resets (fdn_config_reset*) go through etcd too: one compare-and-swap
+ * txn deletes the namespace's keys and writes a reset marker, which every process applies as
+ * one reset (a process that starts later applies the last one too). etcd away: reads keep
+ * the last applied values; updates and resets fail with the network error.
  * @param[in] cfg  a running config service (not following already)
  * @param[in] o    options (url required)
  * @param[out] err optional detail

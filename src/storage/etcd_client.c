@@ -598,6 +598,63 @@ int fdn__etcd_put_if_mod(fdn__etcd_t *c, const char *key, size_t keylen, const c
                       existing, revision, err);
 }
 
+int fdn__etcd_put_if_mod_clearing(fdn__etcd_t *c, const char *key, size_t keylen,
+                                  const char *value, size_t valuelen, int64_t mod_revision,
+                                  const char *from, size_t fromlen, const char *range_end,
+                                  size_t relen, bool *done, fdn__etcd_kv_t *existing,
+                                  int64_t *revision, fdn_error_t *err)
+{
+    *done = false;
+    if (existing != NULL)
+        memset(existing, 0, sizeof(*existing));
+    if (fromlen > keylen || memcmp(from, key, fromlen) != 0)
+        return fdn_err_set(err, FDN_EINVAL, "etcd txn: the key is not in the range it clears");
+    /* [from, key) and [key + "\0", range_end): etcd refuses a txn whose put and delete overlap */
+    char *after = fdn__malloc(keylen + 1);
+    if (after == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "etcd txn");
+    memcpy(after, key, keylen);
+    after[keylen] = '\0';
+    json_t *del1 = wrap("request_delete_range", key_range(from, fromlen, key, keylen));
+    json_t *del2 = wrap("request_delete_range", key_range(after, keylen + 1, range_end, relen));
+    fdn__free(after);
+    json_t *put = wrap("request_put", put_request(key, keylen, value, valuelen, 0));
+    json_t *get = wrap("request_range", key_range(key, keylen, NULL, 0));
+    json_t *body = txn_body(compare(key, keylen, "MOD", "mod_revision", mod_revision), del1, get);
+    json_t *succ = body ? json_object_get(body, "success") : NULL;
+    if (succ == NULL || del2 == NULL || put == NULL) {
+        json_decref(body);
+        json_decref(del2);
+        json_decref(put);
+        return fdn_err_set(err, FDN_ENOMEM, "etcd txn");
+    }
+    json_array_append_new(succ, del2);
+    json_array_append_new(succ, put);
+    json_t *ans = NULL;
+    int rc = call(c, "kv/txn", body, &ans, err);
+    if (rc < 0)
+        return rc;
+    int64_t rev = 0;
+    rc = answer_revision(ans, &rev);
+    bool ok = json_is_true(json_object_get(ans, "succeeded"));
+    if (rc == 0 && !ok && existing != NULL) {
+        const json_t *r0 = json_array_get(json_object_get(ans, "responses"), 0);
+        const json_t *rr0 = json_object_get(r0, "response_range");
+        const json_t *kv0 = json_array_get(json_object_get(rr0, "kvs"), 0);
+        if (kv0 != NULL)
+            rc = fdn__etcd_kv_from_json(kv0, existing);
+    }
+    json_decref(ans);
+    if (rc == FDN_ENOMEM)
+        return fdn_err_set(err, rc, "etcd txn");
+    if (rc < 0 || rev <= 0)
+        return fdn_err_set(err, FDN_EPARSE, "etcd txn: malformed answer");
+    *done = ok;
+    if (revision != NULL)
+        *revision = rev;
+    return 0;
+}
+
 int fdn__etcd_delete_if_created(fdn__etcd_t *c, const char *key, size_t keylen, int64_t create_rev,
                                 bool *deleted, fdn_error_t *err)
 {
