@@ -179,6 +179,8 @@ static void apply_reset(cfgetcd_t *r, const fdn__etcd_kv_t *kv)
                  (long long)kv->mod_revision, err.message[0] ? err.message : fdn_strerror(rc));
     fdn__mutex_unlock(&r->mu);
     count(rc < 0 ? &r->refused : &r->applied);
+    if (rc < 0)
+        fdn__cfg_report_remote_refused(r->cfg, RESET_NAME, rc);
 }
 
 /* Remember path's key as deleted at rev without applying it (a reset at rev covers it). */
@@ -238,6 +240,8 @@ static void apply_kv(cfgetcd_t *r, const fdn__etcd_kv_t *kv, bool del)
                  (long long)kv->mod_revision, err.message[0] ? err.message : fdn_strerror(rc));
     fdn__mutex_unlock(&r->mu);
     count(rc < 0 ? &r->refused : &r->applied);
+    if (rc < 0)
+        fdn__cfg_report_remote_refused(r->cfg, path, rc);
 }
 
 /* The watch has applied everything up to rev. */

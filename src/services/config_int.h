@@ -212,6 +212,9 @@ int fdn__cfg_apply_remote(fdn_config_t *cfg, const char *path, const json_t *v, 
  * (stopped), FDN_ENOMEM. */
 int fdn__cfg_reset_remote(fdn_config_t *cfg, bool to_startup, uint64_t revision,
                           fdn_error_t *err);
+/* Report a change from the remote store refused here (rc: why) as the telemetry event
+ * foundation.config.remote_refused {count 1} {path (schema path or "other"), reason}. */
+void fdn__cfg_report_remote_refused(fdn_config_t *cfg, const char *path, int rc);
 /* Attach the remote store (once). 0 or FDN_EBUSY. */
 int fdn__cfg_set_remote(fdn_config_t *cfg, void *remote, const fdn__cfg_remote_ops_t *ops);
 void *fdn__cfg_remote(fdn_config_t *cfg);

@@ -684,6 +684,18 @@ static int reset_to(fdn_config_t *cfg, json_t *const *vals, fdn_error_t *err)
     return reset_at(cfg, vals, 0, err);
 }
 
+void fdn__cfg_report_remote_refused(fdn_config_t *cfg, const char *path, int rc)
+{
+    fdn_telemetry_t *tm = atomic_load_explicit(&cfg->tm, memory_order_acquire);
+    if (tm == NULL)
+        return;
+    int32_t idx = path != NULL ? fdn__cfg_schema_find(cfg->schema, path, strlen(path)) : -1;
+    fdn_telemetry_measure_t m = {"count", 1.0};
+    fdn_telemetry_meta_t meta[2] = {{"path", idx >= 0 ? cfg->schema->e[idx].path : "other"},
+                                    {"reason", fdn_err_name(rc)}};
+    (void)fdn_telemetry_execute(tm, "foundation.config.remote_refused", &m, 1, meta, 2);
+}
+
 int fdn__cfg_reset_remote(fdn_config_t *cfg, bool to_startup, uint64_t revision, fdn_error_t *err)
 {
     return reset_at(cfg, to_startup ? cfg->startup : cfg->defaults, revision, err);

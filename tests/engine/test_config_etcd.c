@@ -24,7 +24,9 @@
 
 #include <fdn/clock.h>
 #include <fdn/config.h>
+#include <fdn/telemetry.h>
 
+#include "services/config_int.h"
 #include "storage/etcd_client.h"
 #include "engine.h"
 
@@ -507,6 +509,63 @@ static void resets_go_through_etcd(void **state)
     fdn_config_destroy(a);
 }
 
+static _Atomic int g_remote_refused;
+
+static int on_remote_refused(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                             const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)event, (void)m, (void)nm, (void)user;
+    for (size_t i = 0; i < nmeta; i++)
+        if (strcmp(meta[i].key, "path") == 0 && strcmp(meta[i].value, "interface.max_results") == 0)
+            atomic_fetch_add(&g_remote_refused, 1);
+    return 0;
+}
+
+/* A value another tool writes that is not JSON, out of range, or oversized: refused here,
+ * counted, reported to telemetry (foundation.config.remote_refused), never applied. */
+static void foreign_values_refused_and_reported(void **state)
+{
+    (void)state;
+    char ns[64];
+    test_engine_unique_name(ns, sizeof(ns), "foreign");
+    fdn_config_t *a = follow(ns, true);
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    uint64_t hid = 0;
+    assert_int_equal(fdn_telemetry_attach(tm, &hid, "foundation.config.remote_refused",
+                                          FDN_TELEMETRY_MATCH_EXACT, on_remote_refused, NULL),
+                     0);
+    fdn__config_set_telemetry(a, tm);
+    fdn__etcd_t *raw = NULL;
+    assert_int_equal(fdn__etcd_create(&raw, test_etcd_url, 5000, NULL), 0);
+    char key[200];
+    snprintf(key, sizeof(key), "/fdn/config/%s/interface.max_results", ns);
+    assert_int_equal(fdn__etcd_put(raw, key, strlen(key), "{nope", 5, 0, NULL, NULL), 0);
+    assert_true(wait_refused(a, 1));
+    size_t big = 512u << 10; /* a 512 KiB JSON string */
+    char *v = malloc(big + 3);
+    assert_non_null(v);
+    v[0] = '"';
+    memset(v + 1, 'x', big);
+    v[big + 1] = '"';
+    v[big + 2] = '\0';
+    assert_int_equal(fdn__etcd_put(raw, key, strlen(key), v, big + 2, 0, NULL, NULL), 0);
+    free(v);
+    assert_true(wait_refused(a, 2));
+    assert_int_equal(get_int(a, "interface.max_results"), 1000);
+    int64_t t0 = test_now_ms();
+    while (atomic_load(&g_remote_refused) < 2 && test_now_ms() - t0 < 5000)
+        test_pause_ms(5);
+    assert_int_equal(atomic_load(&g_remote_refused), 2);
+    /* and a good value after them is applied */
+    assert_int_equal(fdn_config_update_int(a, "interface.max_results", 12, NULL), 0);
+    assert_int_equal(get_int(a, "interface.max_results"), 12);
+    fdn__config_set_telemetry(a, NULL);
+    fdn_config_destroy(a);
+    fdn_telemetry_destroy(tm);
+    fdn__etcd_destroy(raw);
+}
+
 static void bad_input(void **state)
 {
     (void)state;
@@ -545,6 +604,7 @@ int main(void)
         cmocka_unit_test(update_reaches_every_process),
         cmocka_unit_test(concurrent_cas_updates_one_order),
         cmocka_unit_test(resets_go_through_etcd),
+        cmocka_unit_test(foreign_values_refused_and_reported),
         cmocka_unit_test(bad_input),
     };
     return cmocka_run_group_tests(tests, test_engine_etcd_setup, NULL);
