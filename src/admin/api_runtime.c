@@ -36,12 +36,11 @@ static int health_ext(json_t *body, json_t *services, void *user)
         ss.version = FDN_REGISTRY_SHARED_STATS_VERSION;
         if (fdn_registry_shared_stats(reg, &ss) == 0)
             json_object_set_new(body, "registry",
-                                json_pack("{s:s, s:b, s:b, s:I, s:I, s:I, s:I}", "backend",
-                                          "etcd", "stale", (int)ss.stale, "lease_ok",
-                                          (int)ss.lease_ok, "revision", (json_int_t)ss.revision,
-                                          "entries", (json_int_t)ss.entries, "owned",
-                                          (json_int_t)ss.owned, "lease_ttl_s",
-                                          (json_int_t)ss.lease_ttl_s));
+                                json_pack("{s:s, s:b, s:b, s:I, s:I, s:I, s:I}", "backend", "etcd",
+                                          "stale", (int)ss.stale, "lease_ok", (int)ss.lease_ok,
+                                          "revision", (json_int_t)ss.revision, "entries",
+                                          (json_int_t)ss.entries, "owned", (json_int_t)ss.owned,
+                                          "lease_ttl_s", (json_int_t)ss.lease_ttl_s));
     }
     fdn_config_etcd_stats_t cs;
     memset(&cs, 0, sizeof(cs));

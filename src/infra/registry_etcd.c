@@ -781,17 +781,19 @@ int fdn__regetcd_register(fdn__regetcd_t *r, const char *service, const char *in
     if (mine >= 0) {
         bool same =
             r->owned[mine].valuelen == vlen && memcmp(r->owned[mine].value, value, vlen) == 0;
+        bool pending = r->owned[mine].create_revision == 0; /* kept while etcd is away */
         fdn__mutex_unlock(&r->own_mu);
-        bool pending = r->owned[mine].create_revision == 0;
-        rc = same && pending ? fdn_err_set(err, FDN_EUNAVAILABLE,
-                                           "etcd unreachable: %s/%s is kept and registered once "
-                                           "etcd answers",
-                                           service, instance)
-             : same ? 0
-                    : fdn_err_set(err, FDN_EEXIST,
-                                "%s/%s is already registered by this process with another "
-                                "endpoint or metadata (unregister it first)",
-                                service, instance);
+        if (!same)
+            rc = fdn_err_set(err, FDN_EEXIST,
+                             "%s/%s is already registered by this process with another "
+                             "endpoint or metadata (unregister it first)",
+                             service, instance);
+        else if (pending)
+            rc = fdn_err_set(err, FDN_EUNAVAILABLE,
+                             "etcd unreachable: %s/%s is kept and registered once etcd answers",
+                             service, instance);
+        else
+            rc = 0;
         goto out;
     }
     if (r->lease_id == 0 && !r->keep_when_down) {

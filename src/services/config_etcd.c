@@ -159,8 +159,8 @@ static void apply_reset(cfgetcd_t *r, const fdn__etcd_kv_t *kv)
         rc = fdn_err_set(&err, FDN_EPARSE,
                          "reset marker in etcd is not {\"to\": \"defaults\"|\"startup\"}");
     else
-        rc = fdn__cfg_reset_remote(r->cfg, strcmp(to, "startup") == 0,
-                                   (uint64_t)kv->mod_revision, &err);
+        rc = fdn__cfg_reset_remote(r->cfg, strcmp(to, "startup") == 0, (uint64_t)kv->mod_revision,
+                                   &err);
     json_decref(v);
     if (rc == FDN_EUNAVAILABLE) { /* stopped (a restart): applied by the next range */
         atomic_store_explicit(&r->missed, true, memory_order_relaxed);

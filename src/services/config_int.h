@@ -210,8 +210,7 @@ int fdn__cfg_apply_remote(fdn_config_t *cfg, const char *path, const json_t *v, 
 /* Apply a reset read from the remote store at `revision` (to the start-up values when
  * to_startup, else to the defaults), as fdn_config_reset does locally. 0, FDN_EUNAVAILABLE
  * (stopped), FDN_ENOMEM. */
-int fdn__cfg_reset_remote(fdn_config_t *cfg, bool to_startup, uint64_t revision,
-                          fdn_error_t *err);
+int fdn__cfg_reset_remote(fdn_config_t *cfg, bool to_startup, uint64_t revision, fdn_error_t *err);
 /* Report a change from the remote store refused here (rc: why) as the telemetry event
  * foundation.config.remote_refused {count 1} {path (schema path or "other"), reason}. */
 void fdn__cfg_report_remote_refused(fdn_config_t *cfg, const char *path, int rc);

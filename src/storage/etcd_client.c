@@ -63,16 +63,15 @@ struct fdn__etcd {
     _Atomic uint64_t lat_sum_us[FDN__ETCD_OPS][FDN__ETCD_OUTCOMES];
 };
 
-static const int64_t LAT_BOUNDS_US[FDN__ETCD_LAT_BOUNDS] = {1000,  2500,   5000,  10000,
+static const int64_t LAT_BOUNDS_US[FDN__ETCD_LAT_BOUNDS] = {1000,  2500,   5000,   10000,
                                                             25000, 100000, 1000000};
 
 static const char *const OP_PATHS[FDN__ETCD_OPS] = {
-    "kv/range",    "kv/put",          "kv/txn",         "kv/deleterange", "kv/compaction",
-    "lease/grant", "lease/keepalive", "lease/revoke",
+    "kv/range",      "kv/put",      "kv/txn",          "kv/deleterange",
+    "kv/compaction", "lease/grant", "lease/keepalive", "lease/revoke",
 };
 static const char *const OP_NAMES[FDN__ETCD_OPS] = {
-    "range",       "put",       "txn",          "delete",
-    "compaction",  "lease_grant", "lease_keepalive", "lease_revoke",
+    "range", "put", "txn", "delete", "compaction", "lease_grant", "lease_keepalive", "lease_revoke",
 };
 static const char *const OUTCOME_NAMES[FDN__ETCD_OUTCOMES] = {"ok", "refused", "timeout",
                                                               "unreachable", "rejected"};
@@ -208,10 +207,10 @@ static bool transport_failure(int rc)
 
 static int outcome_of(int rc)
 {
-    return rc == 0                   ? FDN__ETCD_OK
-           : rc == FDN_ETIMEDOUT     ? FDN__ETCD_TIMEOUT
-           : transport_failure(rc)   ? FDN__ETCD_UNREACHABLE
-                                     : FDN__ETCD_REFUSED;
+    return rc == 0                 ? FDN__ETCD_OK
+           : rc == FDN_ETIMEDOUT   ? FDN__ETCD_TIMEOUT
+           : transport_failure(rc) ? FDN__ETCD_UNREACHABLE
+                                   : FDN__ETCD_REFUSED;
 }
 
 const char *fdn__etcd_url(const fdn__etcd_t *c)
@@ -370,8 +369,7 @@ static void post_setup(CURL *h, const fdn__etcd_t *c, const char *url, const cha
 }
 
 /* POST body (consumed, may be NULL after an OOM) to /v3/<path>; *out gets the answer object. */
-static int call_raw(fdn__etcd_t *c, const char *path, json_t *body, json_t **out,
-                    fdn_error_t *err)
+static int call_raw(fdn__etcd_t *c, const char *path, json_t *body, json_t **out, fdn_error_t *err)
 {
     *out = NULL;
     if (body == NULL)
@@ -598,11 +596,10 @@ int fdn__etcd_put_if_mod(fdn__etcd_t *c, const char *key, size_t keylen, const c
                       existing, revision, err);
 }
 
-int fdn__etcd_put_if_mod_clearing(fdn__etcd_t *c, const char *key, size_t keylen,
-                                  const char *value, size_t valuelen, int64_t mod_revision,
-                                  const char *from, size_t fromlen, const char *range_end,
-                                  size_t relen, bool *done, fdn__etcd_kv_t *existing,
-                                  int64_t *revision, fdn_error_t *err)
+int fdn__etcd_put_if_mod_clearing(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
+                                  size_t valuelen, int64_t mod_revision, const char *from,
+                                  size_t fromlen, const char *range_end, size_t relen, bool *done,
+                                  fdn__etcd_kv_t *existing, int64_t *revision, fdn_error_t *err)
 {
     *done = false;
     if (existing != NULL)

@@ -95,11 +95,10 @@ int fdn__etcd_put_if_mod(fdn__etcd_t *c, const char *key, size_t keylen, const c
 
 /* fdn__etcd_put_if_mod that, in the same txn (one revision), also deletes every other key of
  * [from, range_end) (key must be in that range): a reset of a namespace leaving one marker. */
-int fdn__etcd_put_if_mod_clearing(fdn__etcd_t *c, const char *key, size_t keylen,
-                                  const char *value, size_t valuelen, int64_t mod_revision,
-                                  const char *from, size_t fromlen, const char *range_end,
-                                  size_t relen, bool *done, fdn__etcd_kv_t *existing,
-                                  int64_t *revision, fdn_error_t *err);
+int fdn__etcd_put_if_mod_clearing(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
+                                  size_t valuelen, int64_t mod_revision, const char *from,
+                                  size_t fromlen, const char *range_end, size_t relen, bool *done,
+                                  fdn__etcd_kv_t *existing, int64_t *revision, fdn_error_t *err);
 
 /* Delete key only if its create_revision is still create_rev (so that an entry someone else
  * made since is left alone). *deleted tells whether it was. */
