@@ -338,8 +338,9 @@ typedef struct fdn_registry_etcd_opts {
 /**
  * Create a registry (as fdn_registry_create) with a shared part on etcd. The namespace is
  * opts->name ("default" when NULL); it must not contain '/'. Before returning it grants the
- * lease and fills the cache, so etcd must answer now; afterwards an outage is survived (see
- * above). fdn_registry_destroy revokes the lease (this process's entries disappear at once),
+ * lease and fills the cache, so etcd must answer now (unless etcd->start_unreachable: then an
+ * etcd that does not answer leaves the registry stale, without a lease, until it does);
+ * afterwards an outage is survived (see above). fdn_registry_destroy revokes the lease (this process's entries disappear at once),
  * stops the two threads and frees everything.
  * @param[out] out   the registry
  * @param[in]  opts  registry options (NULL: defaults)

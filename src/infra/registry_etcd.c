@@ -26,6 +26,14 @@
  *     registers this process's entries again (create-if-absent: a name another process took in
  *     the meantime is given up and counted in `lost`).
  *
+ * Start while etcd is away (start_unreachable): the first range and the lease grant may fail
+ * with a transport error; the cache is then empty at revision 0 (the watcher starts stale and
+ * ranges first), the lease thread starts at its retry period, and a registration without a
+ * lease is kept in the owned list with create_revision 0 (rereg_pending), to be written by the
+ * lease thread's re-registration once a lease is granted.
+ *
+ * Every etcd call goes through the client's breaker (storage/etcd_client.c, fdn__etcd_protect).
+ *
  * Locks, in order: own_mu -> mu. `own_mu` guards the lease id and the list of this process's
  * entries; it is held across the network calls of register, unregister and the lease
  * thread's keepalive and re-registration, so a registration never lands on a lease that is
