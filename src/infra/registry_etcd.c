@@ -32,7 +32,7 @@
  * lease is kept in the owned list with create_revision 0 (rereg_pending), to be written by the
  * lease thread's re-registration once a lease is granted.
  *
- * Every etcd call goes through the client's breaker (storage/etcd_client.c, fdn__etcd_protect).
+ * Every etcd call goes through the client's breaker (infra/etcd_guard.c).
  *
  * Locks, in order: own_mu -> mu. `own_mu` guards the lease id and the list of this process's
  * entries; it is held across the network calls of register, unregister and the lease
@@ -61,6 +61,7 @@
 #include "core/lock.h"
 #include "core/rcu.h"
 #include "core/sync.h"
+#include "infra/etcd_guard.h"
 #include "infra/registry_shared.h"
 #include "logic/etcd_codec.h"
 #include "storage/etcd_client.h"
@@ -688,7 +689,7 @@ int fdn__regetcd_create(fdn__regetcd_t **out, const char *ns, const fdn_registry
     }
     FDN_ASSERT(r->range_endlen > 0); /* the prefix ends in '/' */
     rc = fdn__etcd_create(&r->cli, o->url, timeout, err);
-    if (rc == 0 && fdn__etcd_protect(r->cli, "registry") != 0)
+    if (rc == 0 && fdn__etcd_guard_breaker(r->cli, "registry") != 0)
         rc = fdn_err_set(err, FDN_ENOMEM, "etcd registry: breaker");
     if (rc < 0)
         goto fail;

@@ -42,7 +42,7 @@ static void collect_client(fdn__etcd_metrics_t *m, const char *client, fdn__etcd
 {
     const char *one[] = {client};
     set_gauge(m->stale, one, 1, stale ? 1 : 0);
-    int bs = fdn__etcd_breaker_state(c);
+    int bs = fdn__etcd_guard_state(c);
     if (bs >= 0) {
         for (int k = FDN_BREAKER_CLOSED; k <= FDN_BREAKER_HALF_OPEN; k++) {
             const char *v[] = {client, fdn_breaker_state_name((fdn_breaker_state_t)k)};

@@ -526,8 +526,6 @@ int fdn__config_etcd_follow(fdn_config_t *cfg, const fdn_config_etcd_opts_t *o, 
         goto fail;
     }
     rc = fdn__etcd_create(&r->cli, o->url, timeout, err);
-    if (rc == 0 && fdn__etcd_protect(r->cli, "config") != 0)
-        rc = fdn_err_set(err, FDN_ENOMEM, "config on etcd: breaker");
     if (rc < 0)
         goto fail;
     rc = relist(r, err);

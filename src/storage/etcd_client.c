@@ -17,11 +17,13 @@
  * line buffer and hands every complete line to the pure parser, then to the caller's
  * function, on the thread running fdn__etcd_watch_run.
  *
- * Protection (fdn__etcd_protect, the registry's and the config follower's clients): every call
- * goes through an fdn_breaker (3 transport failures within 10 s open it; a probe after
- * 500 ms). A call the breaker rejects makes no request and answers the transport error that
- * opened it, so callers see one kind of "etcd unreachable" either way. Only transport failures
- * (refused, timed out, network) count; an answer from etcd, even a refusal, is a success.
+ * Protection (fdn__etcd_set_guard; infra/etcd_guard.c installs an fdn_breaker there for the
+ * registry's and the runtime config's clients, this layer cannot link the breaker itself):
+ * every call asks the guard first. A call it rejects makes no request and answers the
+ * transport error that opened it, so callers see one kind of "etcd unreachable" either way.
+ * Only transport failures (refused, timed out, network) are reported as failures; an answer
+ * from etcd, even a refusal, is a success. The guard is published once (an atomic pointer): a
+ * call made before sees none.
  * Every call is timed into a fixed histogram per (operation, outcome) (atomic counters, read by
  * the runtime's metrics collector as fdn_etcd_request_duration_seconds).
  *
@@ -39,7 +41,6 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include <fdn/breaker.h>
 
 #include "core/alloc.h"
 #include "core/buf.h"
@@ -56,8 +57,8 @@ struct fdn__etcd {
     CURL *idle[IDLE_MAX] FDN_MEMBER_GUARDED_BY(mu);
     int nidle FDN_MEMBER_GUARDED_BY(mu);
     struct curl_slist *headers; /* immutable after create */
-    fdn_breaker_t *breaker;     /* fdn__etcd_protect; NULL: unprotected (tests, tools) */
-    _Atomic int last_failure;   /* the transport error the breaker counted last */
+    _Atomic(struct guard *) guard; /* fdn__etcd_set_guard; NULL: unprotected (tests, tools) */
+    _Atomic int last_failure;      /* the transport error the guard was told last */
     /* latency: per (operation, outcome), cumulative counts per bound then the total */
     _Atomic uint64_t lat[FDN__ETCD_OPS][FDN__ETCD_OUTCOMES][FDN__ETCD_LAT_BOUNDS + 1];
     _Atomic uint64_t lat_sum_us[FDN__ETCD_OPS][FDN__ETCD_OUTCOMES];
@@ -75,6 +76,11 @@ static const char *const OP_NAMES[FDN__ETCD_OPS] = {
 };
 static const char *const OUTCOME_NAMES[FDN__ETCD_OUTCOMES] = {"ok", "refused", "timeout",
                                                               "unreachable", "rejected"};
+
+struct guard {
+    fdn__etcd_guard_ops_t ops;
+    void *g;
+};
 
 struct fdn__etcd_watch {
     CURLM *multi;
@@ -140,28 +146,35 @@ void fdn__etcd_destroy(fdn__etcd_t *c)
     c->nidle = 0;
     fdn__mutex_unlock(&c->mu);
     curl_slist_free_all(c->headers);
-    fdn_breaker_destroy(c->breaker);
+    struct guard *g = atomic_load_explicit(&c->guard, memory_order_acquire);
+    if (g != NULL) {
+        g->ops.destroy(g->g);
+        fdn__free(g);
+    }
     pthread_mutex_destroy(&c->mu);
     fdn__free(c);
 }
 
-int fdn__etcd_protect(fdn__etcd_t *c, const char *client)
+int fdn__etcd_set_guard(fdn__etcd_t *c, const fdn__etcd_guard_ops_t *ops, void *g)
 {
-    if (c->breaker != NULL)
-        return 0;
-    fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
-    bo.failure_threshold = 3;
-    bo.window_ms = 10000;
-    bo.recovery_time_ms = 500;
-    bo.probe_timeout_ms = c->timeout_ms * 2 + 100;
-    char name[64];
-    snprintf(name, sizeof(name), "etcd.%s", client);
-    return fdn_breaker_create(&c->breaker, name, &bo);
+    struct guard *n = fdn__malloc(sizeof(*n));
+    if (n == NULL)
+        return FDN_ENOMEM;
+    n->ops = *ops;
+    n->g = g;
+    struct guard *none = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&c->guard, &none, n, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        fdn__free(n);
+        return FDN_EBUSY;
+    }
+    return 0;
 }
 
-int fdn__etcd_breaker_state(const fdn__etcd_t *c)
+int fdn__etcd_guard_state(const fdn__etcd_t *c)
 {
-    return c->breaker != NULL ? (int)fdn_breaker_state(c->breaker) : -1;
+    struct guard *g = atomic_load_explicit(&((fdn__etcd_t *)c)->guard, memory_order_acquire);
+    return g != NULL ? g->ops.state(g->g) : -1;
 }
 
 const char *fdn__etcd_op_name(int op)
@@ -216,6 +229,11 @@ static int outcome_of(int rc)
 const char *fdn__etcd_url(const fdn__etcd_t *c)
 {
     return c->url;
+}
+
+int64_t fdn__etcd_timeout_ms(const fdn__etcd_t *c)
+{
+    return c->timeout_ms;
 }
 
 static CURL *handle_get(fdn__etcd_t *c)
@@ -433,15 +451,16 @@ static int call_raw(fdn__etcd_t *c, const char *path, json_t *body, json_t **out
     return rc;
 }
 
-/* call_raw through the breaker (when protected), timed into the latency histogram. */
+/* call_raw through the guard (when protected), timed into the latency histogram. */
 static int call(fdn__etcd_t *c, const char *path, json_t *body, json_t **out, fdn_error_t *err)
 {
     int op = 0;
     while (op < FDN__ETCD_OPS - 1 && strcmp(OP_PATHS[op], path) != 0)
         op++;
     int64_t t0 = mono_us();
-    fdn_breaker_permit_t permit;
-    if (c->breaker != NULL && fdn_breaker_acquire(c->breaker, &permit) != 0) {
+    struct guard *g = atomic_load_explicit(&c->guard, memory_order_acquire);
+    fdn__etcd_permit_t permit = {0, 0};
+    if (g != NULL && g->ops.admit(g->g, &permit) != 0) {
         *out = NULL;
         json_decref(body);
         int last = atomic_load_explicit(&c->last_failure, memory_order_relaxed);
@@ -451,11 +470,11 @@ static int call(fdn__etcd_t *c, const char *path, json_t *body, json_t **out, fd
                            fdn_err_name(last ? last : FDN_ENETWORK));
     }
     int rc = call_raw(c, path, body, out, err);
-    if (c->breaker != NULL) {
+    if (g != NULL) {
         bool failed = transport_failure(rc);
         if (failed)
             atomic_store_explicit(&c->last_failure, rc, memory_order_relaxed);
-        fdn_breaker_record(c->breaker, &permit, failed ? rc : 0);
+        g->ops.done(g->g, &permit, failed ? rc : 0);
     }
     record_latency(c, op, outcome_of(rc), mono_us() - t0);
     return rc;

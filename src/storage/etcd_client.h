@@ -29,14 +29,28 @@ typedef struct fdn__etcd fdn__etcd_t;
 int fdn__etcd_create(fdn__etcd_t **out, const char *url, int64_t timeout_ms, fdn_error_t *err);
 void fdn__etcd_destroy(fdn__etcd_t *c);
 
-/* Protect the client (the backends' clients; raw clients of tests and tools are not): every
- * call goes through a breaker named "etcd.<client>" (3 transport failures within 10 s open
- * it, a probe after 500 ms); a call it rejects makes no request and answers the transport
- * error that opened it, with a message saying so. 0 or FDN_ENOMEM. Owner, before any call. */
-int fdn__etcd_protect(fdn__etcd_t *c, const char *client);
+/* A guard around every call of a client (infra/etcd_guard.c: an fdn_breaker). admit: 0 lets
+ * the call go (permit filled, done follows once), non-zero rejects it (no request; the call
+ * answers the transport error done was told last). done: rc is 0 or the call's transport
+ * error. state: the breaker's state (fdn_breaker_state_t). destroy: with the client. */
+typedef struct fdn__etcd_permit {
+    uint64_t a;
+    int64_t b;
+} fdn__etcd_permit_t;
+typedef struct fdn__etcd_guard_ops {
+    int (*admit)(void *g, fdn__etcd_permit_t *permit);
+    void (*done)(void *g, const fdn__etcd_permit_t *permit, int rc);
+    int (*state)(void *g);
+    void (*destroy)(void *g);
+} fdn__etcd_guard_ops_t;
 
-/* The breaker's state (fdn_breaker_state_t), -1 when the client is not protected. Any thread. */
-int fdn__etcd_breaker_state(const fdn__etcd_t *c);
+/* Install the client's guard (once; the client owns g from then on, also on FDN_EBUSY it does
+ * not: the caller keeps g then). Any thread: calls already under way go unguarded. 0,
+ * FDN_EBUSY (a guard is installed), FDN_ENOMEM. */
+int fdn__etcd_set_guard(fdn__etcd_t *c, const fdn__etcd_guard_ops_t *ops, void *g);
+
+/* The guard's state (fdn_breaker_state_t), -1 when the client has no guard. Any thread. */
+int fdn__etcd_guard_state(const fdn__etcd_t *c);
 
 /* Latency of the client's calls (any thread), per operation and outcome: cumulative counts
  * per bound (seconds: 0.001 0.0025 0.005 0.01 0.025 0.1 1) then the total, and the sum. */
@@ -70,6 +84,9 @@ const char *fdn__etcd_outcome_name(int outcome);
 
 /* The client's base URL (no trailing '/'). */
 const char *fdn__etcd_url(const fdn__etcd_t *c);
+
+/* The bound of every call (ms). */
+int64_t fdn__etcd_timeout_ms(const fdn__etcd_t *c);
 
 /* Range [key, range_end) (range_end NULL: the key alone; "" with relen 0 is not allowed). */
 int fdn__etcd_range(fdn__etcd_t *c, const char *key, size_t keylen, const char *range_end,

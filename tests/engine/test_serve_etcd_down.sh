@@ -64,5 +64,7 @@ grep -q '^fdn_etcd_request_duration_seconds_count{client="config",op="txn",outco
     { echo "no config txn in /metrics" >&2; exit 1; }
 grep -q '^fdn_etcd_breaker_state{client="registry",state="closed"} 1$' <<<"$metrics" ||
     { echo "registry breaker not closed in /metrics" >&2; exit 1; }
+grep -q '^fdn_etcd_breaker_state{client="config",state="closed"} 1$' <<<"$metrics" ||
+    { echo "config breaker not closed in /metrics" >&2; exit 1; }
 grep -q '^fdn_etcd_stale{client="config"} 0$' <<<"$metrics" || { echo "config stale in /metrics" >&2; exit 1; }
 echo "ok: fdn serve --etcd starts while etcd is down, stale, and catches up when it answers"
