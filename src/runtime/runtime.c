@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -425,7 +426,11 @@ static int create_impl(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
     if (opts->version >= 2 && opts->registry_etcd != NULL) {
         /* a registry with a shared part on etcd (its error names etcd and the URL); its lease
          * TTL, unless the options set one, is the config's infrastructure.registry.lease_ttl_ms */
-        fdn_registry_etcd_opts_t eo = *opts->registry_etcd;
+        fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
+        memcpy(&eo, opts->registry_etcd, /* a version 1 structure ends before that field */
+               opts->registry_etcd->version >= 2
+                   ? sizeof(eo)
+                   : offsetof(fdn_registry_etcd_opts_t, start_unreachable));
         if (eo.lease_ttl_ms == 0)
             eo.lease_ttl_ms = config_lease_ttl_ms(rt, opts);
         rc = fdn_registry_open(&rt->reg, &ro, &eo, err);
