@@ -340,8 +340,8 @@ typedef struct fdn_registry_etcd_opts {
  * opts->name ("default" when NULL); it must not contain '/'. Before returning it grants the
  * lease and fills the cache, so etcd must answer now (unless etcd->start_unreachable: then an
  * etcd that does not answer leaves the registry stale, without a lease, until it does);
- * afterwards an outage is survived (see above). fdn_registry_destroy revokes the lease (this process's entries disappear at once),
- * stops the two threads and frees everything.
+ * afterwards an outage is survived (see above). fdn_registry_destroy revokes the lease (this
+ * process's entries disappear at once), stops the two threads and frees everything.
  * @param[out] out   the registry
  * @param[in]  opts  registry options (NULL: defaults)
  * @param[in]  etcd  the shared part's options (url required)

@@ -41,7 +41,6 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/json.h"
