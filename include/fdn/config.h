@@ -392,14 +392,19 @@ typedef struct fdn_config_etcd_opts {
     const char *prefix;         /**< key prefix; NULL: "/fdn/config" */
     const char *ns;             /**< namespace (the runtime's name); NULL: "default"; no '/' */
     int64_t request_timeout_ms; /**< bound on every etcd call; 0: 2000 */
+    /** version >= 2: true: etcd not answering now (refused, timed out, network) is no error:
+     *  the config keeps its local values, marked stale, and applies etcd's once it answers
+     *  (updates fail meanwhile with the network error). false (default): follow fails. */
+    bool start_unreachable;
 } fdn_config_etcd_opts_t;
 
-/** Current version of fdn_config_etcd_opts_t, set by FDN_CONFIG_ETCD_OPTS_INIT. */
-#define FDN_CONFIG_ETCD_OPTS_VERSION 1
+/** Current version of fdn_config_etcd_opts_t, set by FDN_CONFIG_ETCD_OPTS_INIT. 2:
+ * start_unreachable. */
+#define FDN_CONFIG_ETCD_OPTS_VERSION 2
 /** Initialiser of fdn_config_etcd_opts_t with every default. */
 #define FDN_CONFIG_ETCD_OPTS_INIT                                                                  \
     {                                                                                              \
-        FDN_CONFIG_ETCD_OPTS_VERSION, NULL, NULL, NULL, 0                                          \
+        FDN_CONFIG_ETCD_OPTS_VERSION, NULL, NULL, NULL, 0, false                                   \
     }
 
 /**
@@ -413,8 +418,10 @@ typedef struct fdn_config_etcd_opts {
  * applied. A value written to etcd by another tool is checked like a local update: an invalid
  * one is refused here, counted and never applied (fdn_config_etcd_stats). A deleted key puts
  * the path back to its start-up value. Before returning, the keys present in etcd are
- * applied in their order. Resets (fdn_config_reset*) stay local. etcd away: reads keep the
- * last applied values; updates fail with the network error.
+ * applied in their order. Resets (fdn_config_reset*) go through etcd too: one compare-and-swap
+ * txn deletes the namespace's keys and writes a reset marker, which every process applies as
+ * one reset (a process that starts later applies the last one too). etcd away: reads keep
+ * the last applied values; updates and resets fail with the network error.
  * @param[in] cfg  a running config service (not following already)
  * @param[in] o    options (url required)
  * @param[out] err optional detail

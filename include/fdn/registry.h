@@ -318,22 +318,30 @@ typedef struct fdn_registry_etcd_opts {
     const char *owner;          /**< owner written into this process's entries; NULL:
                                      "<hostname>:<pid>" */
     size_t max_value_bytes;     /**< largest entry value written or accepted; 0: 65536 */
+    /** version >= 2: true: etcd not answering at open (refused, timed out, network) is no
+     *  error: the registry starts with an empty cache marked stale and no lease; the lease is
+     *  granted, the cache filled and kept registrations written once etcd answers. A
+     *  registration while there is no lease is kept and answers FDN_EUNAVAILABLE. false
+     *  (default): fdn_registry_open fails when etcd does not answer. */
+    bool start_unreachable;
 } fdn_registry_etcd_opts_t;
 
-/** Current version of fdn_registry_etcd_opts_t, set by FDN_REGISTRY_ETCD_OPTS_INIT. */
-#define FDN_REGISTRY_ETCD_OPTS_VERSION 1
+/** Current version of fdn_registry_etcd_opts_t, set by FDN_REGISTRY_ETCD_OPTS_INIT. 2:
+ * start_unreachable. */
+#define FDN_REGISTRY_ETCD_OPTS_VERSION 2
 /** Initialiser of fdn_registry_etcd_opts_t with every default. */
 #define FDN_REGISTRY_ETCD_OPTS_INIT                                                                \
     {                                                                                              \
-        FDN_REGISTRY_ETCD_OPTS_VERSION, NULL, NULL, 0, 0, NULL, 0                                  \
+        FDN_REGISTRY_ETCD_OPTS_VERSION, NULL, NULL, 0, 0, NULL, 0, false                           \
     }
 
 /**
  * Create a registry (as fdn_registry_create) with a shared part on etcd. The namespace is
  * opts->name ("default" when NULL); it must not contain '/'. Before returning it grants the
- * lease and fills the cache, so etcd must answer now; afterwards an outage is survived (see
- * above). fdn_registry_destroy revokes the lease (this process's entries disappear at once),
- * stops the two threads and frees everything.
+ * lease and fills the cache, so etcd must answer now (unless etcd->start_unreachable: then an
+ * etcd that does not answer leaves the registry stale, without a lease, until it does);
+ * afterwards an outage is survived (see above). fdn_registry_destroy revokes the lease (this
+ * process's entries disappear at once), stops the two threads and frees everything.
  * @param[out] out   the registry
  * @param[in]  opts  registry options (NULL: defaults)
  * @param[in]  etcd  the shared part's options (url required)

@@ -94,7 +94,9 @@ typedef struct fdn_runtime_opts {
     /** version >= 2: when not NULL, the runtime's registry is made by fdn_registry_open with
      *  these options (a shared part on etcd, namespace = the runtime's name), and its config
      *  service follows the same etcd (fdn_config_follow_etcd, same namespace); etcd must
-     *  answer at create. NULL: in-process only. Read during create only. */
+     *  answer at create unless start_unreachable is set (then both start stale and follow
+     *  once etcd answers). A lease_ttl_ms of 0 takes the config's
+     *  infrastructure.registry.lease_ttl_ms. NULL: in-process only. Read during create only. */
     const fdn_registry_etcd_opts_t *registry_etcd;
 } fdn_runtime_opts_t;
 

@@ -36,11 +36,19 @@ static int health_ext(json_t *body, json_t *services, void *user)
         ss.version = FDN_REGISTRY_SHARED_STATS_VERSION;
         if (fdn_registry_shared_stats(reg, &ss) == 0)
             json_object_set_new(body, "registry",
-                                json_pack("{s:s, s:b, s:b, s:I, s:I, s:I}", "backend", "etcd",
+                                json_pack("{s:s, s:b, s:b, s:I, s:I, s:I, s:I}", "backend", "etcd",
                                           "stale", (int)ss.stale, "lease_ok", (int)ss.lease_ok,
                                           "revision", (json_int_t)ss.revision, "entries",
-                                          (json_int_t)ss.entries, "owned", (json_int_t)ss.owned));
+                                          (json_int_t)ss.entries, "owned", (json_int_t)ss.owned,
+                                          "lease_ttl_s", (json_int_t)ss.lease_ttl_s));
     }
+    fdn_config_etcd_stats_t cs;
+    memset(&cs, 0, sizeof(cs));
+    cs.version = FDN_CONFIG_ETCD_STATS_VERSION;
+    if (fdn_config_etcd_stats(fdn_runtime_config(rt), &cs) == 0) /* the config follows etcd */
+        json_object_set_new(body, "config_etcd",
+                            json_pack("{s:b, s:I, s:I}", "stale", (int)cs.stale, "revision",
+                                      (json_int_t)cs.revision, "refused", (json_int_t)cs.refused));
     for (size_t i = 0; i < n && i < MAX_SVC; i++) {
         json_t *s = json_pack("{s:s, s:s, s:b, s:I}", "status", st[i].healthy ? "ok" : "unhealthy",
                               "state", fdn_service_state_name(st[i].state), "healthy",

@@ -26,6 +26,14 @@
  *     registers this process's entries again (create-if-absent: a name another process took in
  *     the meantime is given up and counted in `lost`).
  *
+ * Start while etcd is away (start_unreachable): the first range and the lease grant may fail
+ * with a transport error; the cache is then empty at revision 0 (the watcher starts stale and
+ * ranges first), the lease thread starts at its retry period, and a registration without a
+ * lease is kept in the owned list with create_revision 0 (rereg_pending), to be written by the
+ * lease thread's re-registration once a lease is granted.
+ *
+ * Every etcd call goes through the client's breaker (infra/etcd_guard.c).
+ *
  * Locks, in order: own_mu -> mu. `own_mu` guards the lease id and the list of this process's
  * entries; it is held across the network calls of register, unregister and the lease
  * thread's keepalive and re-registration, so a registration never lands on a lease that is
@@ -53,6 +61,7 @@
 #include "core/lock.h"
 #include "core/rcu.h"
 #include "core/sync.h"
+#include "infra/etcd_guard.h"
 #include "infra/registry_shared.h"
 #include "logic/etcd_codec.h"
 #include "storage/etcd_client.h"
@@ -92,6 +101,7 @@ struct fdn__regetcd {
     int64_t ttl_s;
     int64_t timeout_ms;
     size_t max_value;
+    bool keep_when_down; /* start_unreachable: a registration without a lease waits for one */
 
     _Atomic(table_t *) table;
     _Atomic int64_t revision;
@@ -587,7 +597,9 @@ static int64_t lease_round(fdn__regetcd_t *r) FDN_REQUIRES(r->own_mu)
 static void *lease_main(void *arg)
 {
     fdn__regetcd_t *r = arg;
-    int64_t next_ms = r->ttl_s * 1000 / 3;
+    fdn__mutex_lock(&r->own_mu);
+    int64_t next_ms = r->lease_id != 0 ? r->ttl_s * 1000 / 3 : RETRY_MS;
+    fdn__mutex_unlock(&r->own_mu);
     while (!nap(r, next_ms)) {
         fdn__mutex_lock(&r->own_mu);
         next_ms = lease_round(r);
@@ -597,6 +609,12 @@ static void *lease_main(void *arg)
 }
 
 /* ---- create / destroy ------------------------------------------------------------------ */
+
+/* Does rc say that etcd did not answer (rather than answered wrongly)? */
+static bool unreachable(int rc)
+{
+    return rc == FDN_ECONNREFUSED || rc == FDN_ETIMEDOUT || rc == FDN_ENETWORK;
+}
 
 void fdn__regetcd_destroy(void *state)
 {
@@ -671,6 +689,8 @@ int fdn__regetcd_create(fdn__regetcd_t **out, const char *ns, const fdn_registry
     }
     FDN_ASSERT(r->range_endlen > 0); /* the prefix ends in '/' */
     rc = fdn__etcd_create(&r->cli, o->url, timeout, err);
+    if (rc == 0 && fdn__etcd_guard_breaker(r->cli, "registry") != 0)
+        rc = fdn_err_set(err, FDN_ENOMEM, "etcd registry: breaker");
     if (rc < 0)
         goto fail;
     table_t *empty = table_alloc(0);
@@ -680,19 +700,24 @@ int fdn__regetcd_create(fdn__regetcd_t **out, const char *ns, const fdn_registry
     }
     table_index(empty);
     atomic_init(&r->table, empty);
+    /* etcd not answering: an error, or (start_unreachable) an empty stale cache and no lease,
+     * which the watch thread and the lease thread fill in once etcd answers */
+    bool degraded = o->version >= 2 && o->start_unreachable;
+    r->keep_when_down = degraded;
     rc = relist(r, err);
-    if (rc < 0)
-        goto fail;
     int64_t id = 0;
-    rc = fdn__etcd_lease_grant(r->cli, r->ttl_s, &id, NULL, err);
-    if (rc < 0)
+    if (rc == 0)
+        rc = fdn__etcd_lease_grant(r->cli, r->ttl_s, &id, NULL, err);
+    if (rc < 0 && !(degraded && unreachable(rc)))
         goto fail;
-    count(&r->lease_grants);
-    fdn__mutex_lock(&r->own_mu);
-    r->lease_id = id;
-    fdn__mutex_unlock(&r->own_mu);
-    atomic_store_explicit(&r->lease_pub, id, memory_order_relaxed);
-    atomic_store_explicit(&r->lease_ok, true, memory_order_relaxed);
+    if (rc == 0) {
+        count(&r->lease_grants);
+        fdn__mutex_lock(&r->own_mu);
+        r->lease_id = id;
+        fdn__mutex_unlock(&r->own_mu);
+        atomic_store_explicit(&r->lease_pub, id, memory_order_relaxed);
+        atomic_store_explicit(&r->lease_ok, true, memory_order_relaxed);
+    }
     rc =
         fdn__etcd_watcher_create(&r->watcher, r->cli, r->key_prefix, r->key_prefixlen, r->range_end,
                                  r->range_endlen, &WATCH_OPS, r, "fdn-reg-watch", err);
@@ -765,15 +790,22 @@ int fdn__regetcd_register(fdn__regetcd_t *r, const char *service, const char *in
     if (mine >= 0) {
         bool same =
             r->owned[mine].valuelen == vlen && memcmp(r->owned[mine].value, value, vlen) == 0;
+        bool pending = r->owned[mine].create_revision == 0; /* kept while etcd is away */
         fdn__mutex_unlock(&r->own_mu);
-        rc = same ? 0
-                  : fdn_err_set(err, FDN_EEXIST,
-                                "%s/%s is already registered by this process with another "
-                                "endpoint or metadata (unregister it first)",
-                                service, instance);
+        if (!same)
+            rc = fdn_err_set(err, FDN_EEXIST,
+                             "%s/%s is already registered by this process with another "
+                             "endpoint or metadata (unregister it first)",
+                             service, instance);
+        else if (pending)
+            rc = fdn_err_set(err, FDN_EUNAVAILABLE,
+                             "etcd unreachable: %s/%s is kept and registered once etcd answers",
+                             service, instance);
+        else
+            rc = 0;
         goto out;
     }
-    if (r->lease_id == 0) {
+    if (r->lease_id == 0 && !r->keep_when_down) {
         fdn__mutex_unlock(&r->own_mu);
         rc = fdn_err_set(err, FDN_EUNAVAILABLE,
                          "registering %s/%s: no etcd lease now (etcd unreachable)", service,
@@ -790,6 +822,29 @@ int fdn__regetcd_register(fdn__regetcd_t *r, const char *service, const char *in
         }
         r->owned = n;
         r->capowned = cap;
+    }
+    if (r->lease_id == 0) { /* keep_when_down: kept, registered once a lease is granted */
+        owned_t *o = &r->owned[r->nowned];
+        o->service = fdn__strdup(service);
+        o->instance = fdn__strdup(instance);
+        o->value = value;
+        o->valuelen = vlen;
+        o->create_revision = 0;
+        if (o->service == NULL || o->instance == NULL) {
+            fdn__free(o->service);
+            fdn__free(o->instance);
+            rc = fdn_err_set(err, FDN_ENOMEM, "registering %s/%s", service, instance);
+        } else {
+            value = NULL; /* owned now */
+            r->nowned++;
+            r->rereg_pending = true;
+            atomic_store_explicit(&r->nowned_pub, r->nowned, memory_order_relaxed);
+            rc = fdn_err_set(err, FDN_EUNAVAILABLE,
+                             "etcd unreachable: %s/%s is kept and registered once etcd answers",
+                             service, instance);
+        }
+        fdn__mutex_unlock(&r->own_mu);
+        goto out;
     }
     bool created = false;
     fdn__etcd_kv_t ex;
@@ -843,7 +898,9 @@ int fdn__regetcd_unregister(fdn__regetcd_t *r, const char *service, const char *
     int rc = 0;
     fdn__mutex_lock(&r->own_mu);
     ssize_t i = owned_find(r, service, instance);
-    if (i >= 0) {
+    if (i >= 0 && r->owned[i].create_revision == 0) {
+        owned_remove(r, (size_t)i); /* kept while etcd was away: never written */
+    } else if (i >= 0) {
         size_t klen;
         char *key = key_of(r, service, instance, &klen);
         bool deleted = false;
@@ -932,4 +989,9 @@ void fdn__regetcd_stats(fdn__regetcd_t *r, fdn_registry_shared_stats_t *s)
 bool fdn__regetcd_stale(fdn__regetcd_t *r)
 {
     return fdn__etcd_watcher_stale(r->watcher);
+}
+
+fdn__etcd_t *fdn__regetcd_client(fdn__regetcd_t *r)
+{
+    return r->cli;
 }

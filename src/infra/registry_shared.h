@@ -64,6 +64,8 @@ int fdn__regetcd_list(fdn__regetcd_t *r, const char *service, fdn_registry_insta
                       size_t *n);
 void fdn__regetcd_stats(fdn__regetcd_t *r, fdn_registry_shared_stats_t *out);
 bool fdn__regetcd_stale(fdn__regetcd_t *r);
+/* The backend's etcd client (its metrics and breaker: runtime/runtime_etcd_metrics.c). */
+struct fdn__etcd *fdn__regetcd_client(fdn__regetcd_t *r);
 
 /* Tests: pause (true) the watch thread, returning once it has left its watch and waits; resume
  * (false) lets it watch again from the cache's revision + 1, as after an outage. */

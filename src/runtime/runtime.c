@@ -21,12 +21,14 @@
  *
  * Global state: `g_default` (atomic pointer) is the only process-wide mutable variable.
  */
+#include <fdn/config.h>
 #include <fdn/runtime.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -354,6 +356,27 @@ static int lock_data_dir(const char *dir, int *out_fd, fdn_error_t *err)
     return 0;
 }
 
+/* infrastructure.registry.lease_ttl_ms as the runtime's config will have it (file, environment,
+ * defaults), read before the registry exists from a config made for that alone; 0 (the
+ * registry's default) when that config cannot be made: the config service reports why. */
+static int64_t config_lease_ttl_ms(const fdn_runtime_t *rt, const fdn_runtime_opts_t *opts)
+{
+    fdn_config_opts_t co = FDN_CONFIG_OPTS_INIT;
+    co.file = rt->config_path;
+    co.clock = rt->clock;
+    co.keys = opts->config_keys;
+    co.nkeys = opts->config_nkeys;
+    co.envp = opts->envp;
+    co.ignore_env = opts->ignore_env;
+    fdn_config_t *cfg = NULL;
+    int64_t ttl = 0;
+    if (fdn_config_create(&cfg, &co, NULL) == 0 &&
+        fdn_config_get_int(cfg, "infrastructure.registry.lease_ttl_ms", &ttl) != 0)
+        ttl = 0;
+    fdn_config_destroy(cfg);
+    return ttl;
+}
+
 static int create_impl(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
                        const fdn__rt_slot_def_t *table, const fdn__rt_hooks_t *hooks,
                        fdn_error_t *err)
@@ -401,8 +424,16 @@ static int create_impl(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
         ro.event_user = rt;
     }
     if (opts->version >= 2 && opts->registry_etcd != NULL) {
-        /* a registry with a shared part on etcd (its error names etcd and the URL) */
-        rc = fdn_registry_open(&rt->reg, &ro, opts->registry_etcd, err);
+        /* a registry with a shared part on etcd (its error names etcd and the URL); its lease
+         * TTL, unless the options set one, is the config's infrastructure.registry.lease_ttl_ms */
+        fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
+        memcpy(&eo, opts->registry_etcd, /* a version 1 structure ends before that field */
+               opts->registry_etcd->version >= 2
+                   ? sizeof(eo)
+                   : offsetof(fdn_registry_etcd_opts_t, start_unreachable));
+        if (eo.lease_ttl_ms == 0)
+            eo.lease_ttl_ms = config_lease_ttl_ms(rt, opts);
+        rc = fdn_registry_open(&rt->reg, &ro, &eo, err);
         if (rc != 0)
             goto fail;
     } else {

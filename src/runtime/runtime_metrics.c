@@ -39,6 +39,9 @@
 #include <fdn/telemetry.h>
 
 #include "core/alloc.h"
+#ifdef FDN_HAVE_ETCD
+#include "runtime/runtime_etcd_metrics.h"
+#endif
 
 #define MAX_BREAKERS 256
 #define MAX_POOLS    256
@@ -70,6 +73,9 @@ struct fdn__rt_metrics {
     /* latency histograms fed by event handlers */
     fdn_telemetry_family_t *pr_dur, *pl_wait;
     uint64_t h_prot, h_pool, h_cfg; /* handler ids (0: not attached) */
+#ifdef FDN_HAVE_ETCD
+    fdn__etcd_metrics_t *etcd; /* the etcd clients' families (runtime/runtime_etcd_metrics.c) */
+#endif
 };
 
 static fdn_telemetry_family_t *fam(fdn__rt_metrics_t *m, const char *name, const char *help,
@@ -474,6 +480,9 @@ fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt)
     };
     for (size_t i = 0; i < sizeof counted / sizeof counted[0]; i++)
         (void)fdn_telemetry_unexport_event(tm, counted[i]);
+#ifdef FDN_HAVE_ETCD
+    m->etcd = fdn__etcd_metrics_attach(tm, rt);
+#endif
     return m;
 }
 
@@ -482,6 +491,9 @@ void fdn__rt_metrics_detach(fdn__rt_metrics_t *m)
     if (m == NULL)
         return;
     (void)fdn_telemetry_remove_collector(m->tm, collect, m);
+#ifdef FDN_HAVE_ETCD
+    fdn__etcd_metrics_detach(m->etcd);
+#endif
     /* the services have stopped (unwire): no protected call or checkout is in flight */
     if (m->h_prot != 0)
         (void)fdn_telemetry_detach(m->tm, m->h_prot);

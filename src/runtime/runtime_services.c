@@ -56,6 +56,10 @@
 #include "infra/limiter_int.h"
 #include "infra/pool_int.h"
 #include "services/config_int.h"
+#ifdef FDN_HAVE_ETCD
+#include "infra/etcd_guard.h"
+#include "services/config_etcd.h"
+#endif
 #include "services/event_store_int.h"
 #include "services/telemetry_int.h"
 
@@ -484,7 +488,14 @@ static int cfg_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
         eo.url = ro->registry_etcd->url;
         eo.ns = fdn_runtime_name(rt);
         eo.request_timeout_ms = ro->registry_etcd->request_timeout_ms;
+        eo.start_unreachable =
+            ro->registry_etcd->version >= 2 && ro->registry_etcd->start_unreachable;
         rc = fdn_config_follow_etcd(*out, &eo, err);
+#ifdef FDN_HAVE_ETCD
+        /* its calls behind a breaker, like the registry's (infra/etcd_guard.c) */
+        if (rc == 0 && fdn__etcd_guard_breaker(fdn__config_etcd_client(*out), "config") != 0)
+            rc = fdn_err_set(err, FDN_ENOMEM, "config on etcd: breaker");
+#endif
         if (rc != 0) {
             fdn_config_destroy(*out);
             *out = NULL;

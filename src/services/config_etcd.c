@@ -13,6 +13,14 @@
  * `mods` remembers, per path, the mod_revision applied (or refused) last, and a range skips
  * records not newer.
  *
+ * A reset (fdn_config_reset*, reset_remote): one txn, a compare-and-swap on the marker key
+ * `<prefix>/<ns>/!reset` (its mod_revision as `reset_rev` has it) that deletes every other key
+ * of the namespace and writes the marker ({"to": "defaults"|"startup"}), so the whole fleet
+ * applies the reset at one revision, in order with the updates; the watch applies the marker
+ * as one reset (fdn__cfg_reset_remote) and the deletes of that revision are not applied one by
+ * one. A range applies a marker newer than `reset_rev` in its mod_revision order, so a process
+ * that starts later applies the fleet's last reset too.
+ *
  * While the config service is stopped (a supervisor restart) a change cannot be applied: it is
  * not counted as refused, and the namespace is ranged again (after a backoff) until it runs.
  *
@@ -46,6 +54,9 @@
 #define DEFAULT_PREFIX     "/fdn/config"
 #define DEFAULT_TIMEOUT_MS 2000
 #define MAX_CAS            1000
+/* The reset marker, `<prefix>/<ns>/!reset`: '!' sorts before every config path and is no path
+ * character. Its value is {"to": "defaults"} or {"to": "startup"}. */
+#define RESET_NAME "!reset"
 
 typedef struct mod {
     char *path;
@@ -71,6 +82,7 @@ typedef struct cfgetcd {
     size_t nmods FDN_MEMBER_GUARDED_BY(mu);
     size_t capmods FDN_MEMBER_GUARDED_BY(mu);
     char last_refused[256] FDN_MEMBER_GUARDED_BY(mu);
+    int64_t reset_rev FDN_MEMBER_GUARDED_BY(mu); /* mod_revision of the last reset applied */
 
     _Atomic bool missed; /* a change found the service stopped: range again once it runs */
     _Atomic uint64_t applied, refused, cas_conflicts, relists;
@@ -122,11 +134,79 @@ static int64_t mod_get(cfgetcd_t *r, const char *path)
     return cas;
 }
 
+static bool is_marker(const cfgetcd_t *r, const fdn__etcd_kv_t *kv)
+{
+    return kv->keylen == r->key_prefixlen + sizeof(RESET_NAME) - 1 &&
+           memcmp(kv->key + r->key_prefixlen, RESET_NAME, sizeof(RESET_NAME) - 1) == 0;
+}
+
+/* Apply a reset marker written at kv->mod_revision unless already applied: the config goes to
+ * its defaults or start-up values, and every path whose key the reset's txn deleted is
+ * remembered as deleted at that revision. */
+static void apply_reset(cfgetcd_t *r, const fdn__etcd_kv_t *kv)
+{
+    fdn__mutex_lock(&r->mu);
+    bool done = kv->mod_revision <= r->reset_rev;
+    fdn__mutex_unlock(&r->mu);
+    if (done)
+        return;
+    fdn_error_t err = FDN_ERROR_INIT;
+    json_error_t jerr;
+    json_t *v = json_loadb(kv->value, kv->valuelen, JSON_REJECT_DUPLICATES, &jerr);
+    const char *to = json_string_value(json_object_get(v, "to"));
+    int rc;
+    if (to == NULL || (strcmp(to, "defaults") != 0 && strcmp(to, "startup") != 0))
+        rc = fdn_err_set(&err, FDN_EPARSE,
+                         "reset marker in etcd is not {\"to\": \"defaults\"|\"startup\"}");
+    else
+        rc = fdn__cfg_reset_remote(r->cfg, strcmp(to, "startup") == 0, (uint64_t)kv->mod_revision,
+                                   &err);
+    json_decref(v);
+    if (rc == FDN_EUNAVAILABLE) { /* stopped (a restart): applied by the next range */
+        atomic_store_explicit(&r->missed, true, memory_order_relaxed);
+        return;
+    }
+    fdn__mutex_lock(&r->mu);
+    r->reset_rev = kv->mod_revision;
+    for (size_t i = 0; i < r->nmods; i++) {
+        if (r->mods[i].rev < kv->mod_revision) { /* its key was deleted by the reset */
+            r->mods[i].rev = kv->mod_revision;
+            r->mods[i].cas = 0;
+        }
+    }
+    if (rc < 0)
+        snprintf(r->last_refused, sizeof(r->last_refused), "reset at revision %lld: %.150s",
+                 (long long)kv->mod_revision, err.message[0] ? err.message : fdn_strerror(rc));
+    fdn__mutex_unlock(&r->mu);
+    count(rc < 0 ? &r->refused : &r->applied);
+    if (rc < 0)
+        fdn__cfg_report_remote_refused(r->cfg, RESET_NAME, rc);
+}
+
+/* Remember path's key as deleted at rev without applying it (a reset at rev covers it). */
+static void covered_by_reset(cfgetcd_t *r, const fdn__etcd_kv_t *kv)
+{
+    if (kv->keylen <= r->key_prefixlen || memchr(kv->key, '\0', kv->keylen) != NULL)
+        return;
+    fdn__mutex_lock(&r->mu);
+    mod_t *m = mod_find(r, kv->key + r->key_prefixlen);
+    if (m != NULL && m->rev < kv->mod_revision) {
+        m->rev = kv->mod_revision;
+        m->cas = 0;
+    }
+    fdn__mutex_unlock(&r->mu);
+}
+
 /* Apply one record (a put, or a delete when del) unless already applied. */
 static void apply_kv(cfgetcd_t *r, const fdn__etcd_kv_t *kv, bool del)
 {
     if (kv->keylen <= r->key_prefixlen || memchr(kv->key, '\0', kv->keylen) != NULL)
         return;
+    if (is_marker(r, kv)) {
+        if (!del) /* (a deleted marker changes nothing) */
+            apply_reset(r, kv);
+        return;
+    }
     const char *path = kv->key + r->key_prefixlen;
     fdn__mutex_lock(&r->mu);
     mod_t *m = mod_find(r, path);
@@ -160,6 +240,8 @@ static void apply_kv(cfgetcd_t *r, const fdn__etcd_kv_t *kv, bool del)
                  (long long)kv->mod_revision, err.message[0] ? err.message : fdn_strerror(rc));
     fdn__mutex_unlock(&r->mu);
     count(rc < 0 ? &r->refused : &r->applied);
+    if (rc < 0)
+        fdn__cfg_report_remote_refused(r->cfg, path, rc);
 }
 
 /* The watch has applied everything up to rev. */
@@ -237,8 +319,23 @@ static int watch_relist(void *user)
 static int watch_message(void *user, const fdn__etcd_watch_msg_t *m)
 {
     cfgetcd_t *r = user;
-    for (size_t i = 0; i < m->nevents; i++)
-        apply_kv(r, &m->events[i].kv, m->events[i].type == FDN__ETCD_DELETE);
+    /* a reset's txn deletes the namespace's keys and writes the marker at one revision: its
+     * deletes are not applied one by one (each would be a change), the reset covers them */
+    int64_t resets[8];
+    size_t nresets = 0;
+    for (size_t i = 0; i < m->nevents && nresets < 8; i++)
+        if (m->events[i].type == FDN__ETCD_PUT && is_marker(r, &m->events[i].kv))
+            resets[nresets++] = m->events[i].kv.mod_revision;
+    for (size_t i = 0; i < m->nevents; i++) {
+        const fdn__etcd_kv_t *kv = &m->events[i].kv;
+        bool del = m->events[i].type == FDN__ETCD_DELETE, covered = false;
+        for (size_t k = 0; del && k < nresets && !covered; k++)
+            covered = kv->mod_revision == resets[k];
+        if (covered)
+            covered_by_reset(r, kv);
+        else
+            apply_kv(r, kv, del);
+    }
     /* the service was stopped: range again once it runs */
     if (atomic_load_explicit(&r->missed, memory_order_relaxed))
         return FDN__ETCD_WATCHER_RELIST_LATER;
@@ -328,6 +425,49 @@ static int update_remote(void *remote, const char *path, const json_t *v, fdn_er
     return rc;
 }
 
+static int reset_remote(void *remote, bool to_startup, fdn_error_t *err)
+{
+    cfgetcd_t *r = remote;
+    const char *value = to_startup ? "{\"to\":\"startup\"}" : "{\"to\":\"defaults\"}";
+    size_t klen = r->key_prefixlen + sizeof(RESET_NAME) - 1;
+    char *key = fdn__malloc(klen + 1);
+    if (key == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "resetting the config in etcd");
+    memcpy(key, r->key_prefix, r->key_prefixlen);
+    memcpy(key + r->key_prefixlen, RESET_NAME, sizeof(RESET_NAME));
+    int rc = FDN_EBUSY;
+    for (int attempt = 0; attempt < MAX_CAS; attempt++) {
+        fdn__mutex_lock(&r->mu);
+        int64_t known = r->reset_rev;
+        fdn__mutex_unlock(&r->mu);
+        bool done = false;
+        fdn__etcd_kv_t ex;
+        int64_t rev = 0;
+        rc = fdn__etcd_put_if_mod_clearing(r->cli, key, klen, value, strlen(value), known,
+                                           r->key_prefix, r->key_prefixlen, r->range_end,
+                                           r->range_endlen, &done, &ex, &rev, err);
+        if (rc < 0)
+            break;
+        if (done) {
+            fdn__etcd_kv_clear(&ex);
+            if (!wait_for(r, NULL, rev))
+                rc = fdn_err_set(err, FDN_ETIMEDOUT,
+                                 "the reset was written to etcd (revision %lld) but not applied "
+                                 "here within %lld ms",
+                                 (long long)rev, (long long)r->timeout_ms);
+            break;
+        }
+        /* another process reset since this one saw it: catch up, then try again */
+        count(&r->cas_conflicts);
+        int64_t winner = ex.key != NULL ? ex.mod_revision : rev;
+        fdn__etcd_kv_clear(&ex);
+        (void)wait_for(r, NULL, winner);
+        rc = fdn_err_set(err, FDN_EBUSY, "reset: compare-and-swap lost %d times", attempt + 1);
+    }
+    fdn__free(key);
+    return rc;
+}
+
 /* ---- create / destroy ---------------------------------------------------------------- */
 
 static void destroy(void *remote)
@@ -352,7 +492,8 @@ static void destroy(void *remote)
     fdn__free(r);
 }
 
-static const fdn__cfg_remote_ops_t OPS = {update_remote, destroy};
+static const fdn__cfg_remote_ops_t OPS = {
+    .update = update_remote, .destroy = destroy, .reset = reset_remote};
 
 int fdn__config_etcd_follow(fdn_config_t *cfg, const fdn_config_etcd_opts_t *o, fdn_error_t *err)
 {
@@ -388,7 +529,10 @@ int fdn__config_etcd_follow(fdn_config_t *cfg, const fdn_config_etcd_opts_t *o, 
     if (rc < 0)
         goto fail;
     rc = relist(r, err);
-    if (rc < 0)
+    /* etcd not answering: an error, or (start_unreachable) follow from the local values, stale,
+     * until the watcher's first range succeeds */
+    if (rc < 0 && !(o->version >= 2 && o->start_unreachable &&
+                    (rc == FDN_ECONNREFUSED || rc == FDN_ETIMEDOUT || rc == FDN_ENETWORK)))
         goto fail;
     rc =
         fdn__etcd_watcher_create(&r->watcher, r->cli, r->key_prefix, r->key_prefixlen, r->range_end,
@@ -404,6 +548,12 @@ int fdn__config_etcd_follow(fdn_config_t *cfg, const fdn_config_etcd_opts_t *o, 
 fail:
     destroy(r);
     return rc;
+}
+
+fdn__etcd_t *fdn__config_etcd_client(fdn_config_t *cfg)
+{
+    cfgetcd_t *r = fdn__cfg_remote(cfg);
+    return r != NULL ? r->cli : NULL;
 }
 
 int fdn__config_etcd_stats(fdn_config_t *cfg, fdn_config_etcd_stats_t *out)

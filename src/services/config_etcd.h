@@ -11,4 +11,7 @@ int fdn__config_etcd_follow(fdn_config_t *cfg, const fdn_config_etcd_opts_t *o, 
 /* Fill out (but its version); FDN_ENOTSUP when cfg does not follow etcd. */
 int fdn__config_etcd_stats(fdn_config_t *cfg, fdn_config_etcd_stats_t *out);
 
+/* The follower's etcd client (its metrics and breaker), NULL when cfg does not follow etcd. */
+struct fdn__etcd *fdn__config_etcd_client(fdn_config_t *cfg);
+
 #endif

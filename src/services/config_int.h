@@ -52,11 +52,13 @@ int fdn__cfg_apply_env(const fdn__cfg_schema_t *s, json_t **vals, uint8_t *marks
                        const char **env_src, const char *const *envp, fdn_error_t *err);
 
 /* A remote store the config follows (services/config_etcd.c): update writes a checked value
- * there and returns once it is applied here; destroy stops the follower (before the service
- * stops). */
+ * there and returns once it is applied here; reset writes a reset (to the start-up values when
+ * to_startup, else to the defaults) there and returns once it is applied here; destroy stops
+ * the follower (before the service stops). */
 typedef struct fdn__cfg_remote_ops {
     int (*update)(void *remote, const char *path, const json_t *v, fdn_error_t *err);
     void (*destroy)(void *remote);
+    int (*reset)(void *remote, bool to_startup, fdn_error_t *err);
 } fdn__cfg_remote_ops_t;
 
 enum { LK_NULL, LK_BOOL, LK_INT, LK_REAL, LK_OTHER };
@@ -205,6 +207,13 @@ int fdn__cfg_apply_at_locked(fdn_config_t *cfg, int32_t idx, json_t *v, uint64_t
  * start-up value. Takes no ownership of v. Returns 0 or the refusal (err filled). */
 int fdn__cfg_apply_remote(fdn_config_t *cfg, const char *path, const json_t *v, uint64_t revision,
                           fdn_error_t *err);
+/* Apply a reset read from the remote store at `revision` (to the start-up values when
+ * to_startup, else to the defaults), as fdn_config_reset does locally. 0, FDN_EUNAVAILABLE
+ * (stopped), FDN_ENOMEM. */
+int fdn__cfg_reset_remote(fdn_config_t *cfg, bool to_startup, uint64_t revision, fdn_error_t *err);
+/* Report a change from the remote store refused here (rc: why) as the telemetry event
+ * foundation.config.remote_refused {count 1} {path (schema path or "other"), reason}. */
+void fdn__cfg_report_remote_refused(fdn_config_t *cfg, const char *path, int rc);
 /* Attach the remote store (once). 0 or FDN_EBUSY. */
 int fdn__cfg_set_remote(fdn_config_t *cfg, void *remote, const fdn__cfg_remote_ops_t *ops);
 void *fdn__cfg_remote(fdn_config_t *cfg);

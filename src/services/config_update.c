@@ -634,10 +634,9 @@ int fdn__config_check_and_queue(fdn_config_t *cfg, const char *path, const char 
     return rc;
 }
 
-static int reset_to(fdn_config_t *cfg, json_t *const *vals, fdn_error_t *err)
+/* Replace the config with vals at revision (0 or not above the current one: the next). */
+static int reset_at(fdn_config_t *cfg, json_t *const *vals, uint64_t revision, fdn_error_t *err)
 {
-    if (cfg == NULL)
-        return fdn_err_set(err, FDN_EINVAL, NULL);
     snap_t *old = NULL;
     int rc = 0;
     fdn__mutex_lock(&cfg->wmu);
@@ -649,7 +648,7 @@ static int reset_to(fdn_config_t *cfg, json_t *const *vals, fdn_error_t *err)
         if (ns == NULL) {
             rc = fdn_err_set(err, FDN_ENOMEM, NULL);
         } else {
-            ns->revision = cfg->cur->revision + 1;
+            ns->revision = revision > cfg->cur->revision ? revision : cfg->cur->revision + 1;
             old = cfg->cur;
             cfg->cur = ns;
             atomic_store_explicit(&cfg->live, ns, memory_order_release);
@@ -665,6 +664,41 @@ static int reset_to(fdn_config_t *cfg, json_t *const *vals, fdn_error_t *err)
     fdn__mutex_unlock(&cfg->wmu);
     fdn__cfg_retire(old);
     return rc;
+}
+
+static int reset_to(fdn_config_t *cfg, json_t *const *vals, fdn_error_t *err)
+{
+    if (cfg == NULL)
+        return fdn_err_set(err, FDN_EINVAL, NULL);
+    void *remote = atomic_load_explicit(&cfg->remote, memory_order_acquire);
+    if (remote != NULL && cfg->remote_ops->reset != NULL) {
+        /* following etcd: the remote store orders the reset and every process (this one
+         * included) applies it from its watch */
+        fdn__mutex_lock(&cfg->wmu);
+        bool running = cfg->running;
+        fdn__mutex_unlock(&cfg->wmu);
+        if (!running)
+            return fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
+        return cfg->remote_ops->reset(remote, vals == cfg->startup, err);
+    }
+    return reset_at(cfg, vals, 0, err);
+}
+
+void fdn__cfg_report_remote_refused(fdn_config_t *cfg, const char *path, int rc)
+{
+    fdn_telemetry_t *tm = atomic_load_explicit(&cfg->tm, memory_order_acquire);
+    if (tm == NULL)
+        return;
+    int32_t idx = path != NULL ? fdn__cfg_schema_find(cfg->schema, path, strlen(path)) : -1;
+    fdn_telemetry_measure_t m = {"count", 1.0};
+    fdn_telemetry_meta_t meta[2] = {{"path", idx >= 0 ? cfg->schema->e[idx].path : "other"},
+                                    {"reason", fdn_err_name(rc)}};
+    (void)fdn_telemetry_execute(tm, "foundation.config.remote_refused", &m, 1, meta, 2);
+}
+
+int fdn__cfg_reset_remote(fdn_config_t *cfg, bool to_startup, uint64_t revision, fdn_error_t *err)
+{
+    return reset_at(cfg, to_startup ? cfg->startup : cfg->defaults, revision, err);
 }
 
 int fdn_config_reset(fdn_config_t *cfg, fdn_error_t *err)

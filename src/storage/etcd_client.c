@@ -17,6 +17,16 @@
  * line buffer and hands every complete line to the pure parser, then to the caller's
  * function, on the thread running fdn__etcd_watch_run.
  *
+ * Protection (fdn__etcd_set_guard; infra/etcd_guard.c installs an fdn_breaker there for the
+ * registry's and the runtime config's clients, this layer cannot link the breaker itself):
+ * every call asks the guard first. A call it rejects makes no request and answers the
+ * transport error that opened it, so callers see one kind of "etcd unreachable" either way.
+ * Only transport failures (refused, timed out, network) are reported as failures; an answer
+ * from etcd, even a refusal, is a success. The guard is published once (an atomic pointer): a
+ * call made before sees none.
+ * Every call is timed into a fixed histogram per (operation, outcome) (atomic counters, read by
+ * the runtime's metrics collector as fdn_etcd_request_duration_seconds).
+ *
  * curl_global_init runs once per process (pthread_once) before the first handle.
  */
 #include "storage/etcd_client.h"
@@ -25,6 +35,8 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <time.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -44,6 +56,29 @@ struct fdn__etcd {
     CURL *idle[IDLE_MAX] FDN_MEMBER_GUARDED_BY(mu);
     int nidle FDN_MEMBER_GUARDED_BY(mu);
     struct curl_slist *headers; /* immutable after create */
+    _Atomic(struct guard *) guard; /* fdn__etcd_set_guard; NULL: unprotected (tests, tools) */
+    _Atomic int last_failure;      /* the transport error the guard was told last */
+    /* latency: per (operation, outcome), cumulative counts per bound then the total */
+    _Atomic uint64_t lat[FDN__ETCD_OPS][FDN__ETCD_OUTCOMES][FDN__ETCD_LAT_BOUNDS + 1];
+    _Atomic uint64_t lat_sum_us[FDN__ETCD_OPS][FDN__ETCD_OUTCOMES];
+};
+
+static const int64_t LAT_BOUNDS_US[FDN__ETCD_LAT_BOUNDS] = {1000,  2500,   5000,   10000,
+                                                            25000, 100000, 1000000};
+
+static const char *const OP_PATHS[FDN__ETCD_OPS] = {
+    "kv/range",      "kv/put",      "kv/txn",          "kv/deleterange",
+    "kv/compaction", "lease/grant", "lease/keepalive", "lease/revoke",
+};
+static const char *const OP_NAMES[FDN__ETCD_OPS] = {
+    "range", "put", "txn", "delete", "compaction", "lease_grant", "lease_keepalive", "lease_revoke",
+};
+static const char *const OUTCOME_NAMES[FDN__ETCD_OUTCOMES] = {"ok", "refused", "timeout",
+                                                              "unreachable", "rejected"};
+
+struct guard {
+    fdn__etcd_guard_ops_t ops;
+    void *g;
 };
 
 struct fdn__etcd_watch {
@@ -110,13 +145,94 @@ void fdn__etcd_destroy(fdn__etcd_t *c)
     c->nidle = 0;
     fdn__mutex_unlock(&c->mu);
     curl_slist_free_all(c->headers);
+    struct guard *g = atomic_load_explicit(&c->guard, memory_order_acquire);
+    if (g != NULL) {
+        g->ops.destroy(g->g);
+        fdn__free(g);
+    }
     pthread_mutex_destroy(&c->mu);
     fdn__free(c);
+}
+
+int fdn__etcd_set_guard(fdn__etcd_t *c, const fdn__etcd_guard_ops_t *ops, void *g)
+{
+    struct guard *n = fdn__malloc(sizeof(*n));
+    if (n == NULL)
+        return FDN_ENOMEM;
+    n->ops = *ops;
+    n->g = g;
+    struct guard *none = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&c->guard, &none, n, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        fdn__free(n);
+        return FDN_EBUSY;
+    }
+    return 0;
+}
+
+int fdn__etcd_guard_state(const fdn__etcd_t *c)
+{
+    struct guard *g = atomic_load_explicit(&((fdn__etcd_t *)c)->guard, memory_order_acquire);
+    return g != NULL ? g->ops.state(g->g) : -1;
+}
+
+const char *fdn__etcd_op_name(int op)
+{
+    return op >= 0 && op < FDN__ETCD_OPS ? OP_NAMES[op] : "?";
+}
+
+const char *fdn__etcd_outcome_name(int outcome)
+{
+    return outcome >= 0 && outcome < FDN__ETCD_OUTCOMES ? OUTCOME_NAMES[outcome] : "?";
+}
+
+void fdn__etcd_latency(fdn__etcd_t *c, int op, int outcome, fdn__etcd_lat_t *out)
+{
+    for (int i = 0; i <= FDN__ETCD_LAT_BOUNDS; i++)
+        out->le[i] = atomic_load_explicit(&c->lat[op][outcome][i], memory_order_relaxed);
+    out->sum_us = atomic_load_explicit(&c->lat_sum_us[op][outcome], memory_order_relaxed);
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void record_latency(fdn__etcd_t *c, int op, int outcome, int64_t us)
+{
+    _Atomic uint64_t *le = c->lat[op][outcome];
+    for (int i = 0; i < FDN__ETCD_LAT_BOUNDS; i++)
+        if (us <= LAT_BOUNDS_US[i])
+            atomic_fetch_add_explicit(&le[i], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&le[FDN__ETCD_LAT_BOUNDS], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->lat_sum_us[op][outcome], (uint64_t)(us > 0 ? us : 0),
+                              memory_order_relaxed);
+}
+
+/* Is rc a transport failure (etcd did not answer)? */
+static bool transport_failure(int rc)
+{
+    return rc == FDN_ECONNREFUSED || rc == FDN_ETIMEDOUT || rc == FDN_ENETWORK;
+}
+
+static int outcome_of(int rc)
+{
+    return rc == 0                 ? FDN__ETCD_OK
+           : rc == FDN_ETIMEDOUT   ? FDN__ETCD_TIMEOUT
+           : transport_failure(rc) ? FDN__ETCD_UNREACHABLE
+                                   : FDN__ETCD_REFUSED;
 }
 
 const char *fdn__etcd_url(const fdn__etcd_t *c)
 {
     return c->url;
+}
+
+int64_t fdn__etcd_timeout_ms(const fdn__etcd_t *c)
+{
+    return c->timeout_ms;
 }
 
 static CURL *handle_get(fdn__etcd_t *c)
@@ -270,7 +386,7 @@ static void post_setup(CURL *h, const fdn__etcd_t *c, const char *url, const cha
 }
 
 /* POST body (consumed, may be NULL after an OOM) to /v3/<path>; *out gets the answer object. */
-static int call(fdn__etcd_t *c, const char *path, json_t *body, json_t **out, fdn_error_t *err)
+static int call_raw(fdn__etcd_t *c, const char *path, json_t *body, json_t **out, fdn_error_t *err)
 {
     *out = NULL;
     if (body == NULL)
@@ -331,6 +447,35 @@ static int call(fdn__etcd_t *c, const char *path, json_t *body, json_t **out, fd
             json_decref(root);
     }
     fdn__free(a.b.p);
+    return rc;
+}
+
+/* call_raw through the guard (when protected), timed into the latency histogram. */
+static int call(fdn__etcd_t *c, const char *path, json_t *body, json_t **out, fdn_error_t *err)
+{
+    int op = 0;
+    while (op < FDN__ETCD_OPS - 1 && strcmp(OP_PATHS[op], path) != 0)
+        op++;
+    int64_t t0 = mono_us();
+    struct guard *g = atomic_load_explicit(&c->guard, memory_order_acquire);
+    fdn__etcd_permit_t permit = {0, 0};
+    if (g != NULL && g->ops.admit(g->g, &permit) != 0) {
+        *out = NULL;
+        json_decref(body);
+        int last = atomic_load_explicit(&c->last_failure, memory_order_relaxed);
+        record_latency(c, op, FDN__ETCD_REJECTED, mono_us() - t0);
+        return fdn_err_set(err, last ? last : FDN_ENETWORK,
+                           "etcd at %s: not called, its circuit breaker is open after %s", c->url,
+                           fdn_err_name(last ? last : FDN_ENETWORK));
+    }
+    int rc = call_raw(c, path, body, out, err);
+    if (g != NULL) {
+        bool failed = transport_failure(rc);
+        if (failed)
+            atomic_store_explicit(&c->last_failure, rc, memory_order_relaxed);
+        g->ops.done(g->g, &permit, failed ? rc : 0);
+    }
+    record_latency(c, op, outcome_of(rc), mono_us() - t0);
     return rc;
 }
 
@@ -467,6 +612,62 @@ int fdn__etcd_put_if_mod(fdn__etcd_t *c, const char *key, size_t keylen, const c
 {
     return put_if_cmp(c, key, keylen, value, valuelen, 0, "MOD", "mod_revision", mod_revision, done,
                       existing, revision, err);
+}
+
+int fdn__etcd_put_if_mod_clearing(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
+                                  size_t valuelen, int64_t mod_revision, const char *from,
+                                  size_t fromlen, const char *range_end, size_t relen, bool *done,
+                                  fdn__etcd_kv_t *existing, int64_t *revision, fdn_error_t *err)
+{
+    *done = false;
+    if (existing != NULL)
+        memset(existing, 0, sizeof(*existing));
+    if (fromlen > keylen || memcmp(from, key, fromlen) != 0)
+        return fdn_err_set(err, FDN_EINVAL, "etcd txn: the key is not in the range it clears");
+    /* [from, key) and [key + "\0", range_end): etcd refuses a txn whose put and delete overlap */
+    char *after = fdn__malloc(keylen + 1);
+    if (after == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "etcd txn");
+    memcpy(after, key, keylen);
+    after[keylen] = '\0';
+    json_t *del1 = wrap("request_delete_range", key_range(from, fromlen, key, keylen));
+    json_t *del2 = wrap("request_delete_range", key_range(after, keylen + 1, range_end, relen));
+    fdn__free(after);
+    json_t *put = wrap("request_put", put_request(key, keylen, value, valuelen, 0));
+    json_t *get = wrap("request_range", key_range(key, keylen, NULL, 0));
+    json_t *body = txn_body(compare(key, keylen, "MOD", "mod_revision", mod_revision), del1, get);
+    json_t *succ = body ? json_object_get(body, "success") : NULL;
+    if (succ == NULL || del2 == NULL || put == NULL) {
+        json_decref(body);
+        json_decref(del2);
+        json_decref(put);
+        return fdn_err_set(err, FDN_ENOMEM, "etcd txn");
+    }
+    json_array_append_new(succ, del2);
+    json_array_append_new(succ, put);
+    json_t *ans = NULL;
+    int rc = call(c, "kv/txn", body, &ans, err);
+    if (rc < 0)
+        return rc;
+    int64_t rev = 0;
+    rc = answer_revision(ans, &rev);
+    bool ok = json_is_true(json_object_get(ans, "succeeded"));
+    if (rc == 0 && !ok && existing != NULL) {
+        const json_t *r0 = json_array_get(json_object_get(ans, "responses"), 0);
+        const json_t *rr0 = json_object_get(r0, "response_range");
+        const json_t *kv0 = json_array_get(json_object_get(rr0, "kvs"), 0);
+        if (kv0 != NULL)
+            rc = fdn__etcd_kv_from_json(kv0, existing);
+    }
+    json_decref(ans);
+    if (rc == FDN_ENOMEM)
+        return fdn_err_set(err, rc, "etcd txn");
+    if (rc < 0 || rev <= 0)
+        return fdn_err_set(err, FDN_EPARSE, "etcd txn: malformed answer");
+    *done = ok;
+    if (revision != NULL)
+        *revision = rev;
+    return 0;
 }
 
 int fdn__etcd_delete_if_created(fdn__etcd_t *c, const char *key, size_t keylen, int64_t create_rev,

@@ -29,8 +29,64 @@ typedef struct fdn__etcd fdn__etcd_t;
 int fdn__etcd_create(fdn__etcd_t **out, const char *url, int64_t timeout_ms, fdn_error_t *err);
 void fdn__etcd_destroy(fdn__etcd_t *c);
 
+/* A guard around every call of a client (infra/etcd_guard.c: an fdn_breaker). admit: 0 lets
+ * the call go (permit filled, done follows once), non-zero rejects it (no request; the call
+ * answers the transport error done was told last). done: rc is 0 or the call's transport
+ * error. state: the breaker's state (fdn_breaker_state_t). destroy: with the client. */
+typedef struct fdn__etcd_permit {
+    uint64_t a;
+    int64_t b;
+} fdn__etcd_permit_t;
+typedef struct fdn__etcd_guard_ops {
+    int (*admit)(void *g, fdn__etcd_permit_t *permit);
+    void (*done)(void *g, const fdn__etcd_permit_t *permit, int rc);
+    int (*state)(void *g);
+    void (*destroy)(void *g);
+} fdn__etcd_guard_ops_t;
+
+/* Install the client's guard (once; the client owns g from then on, also on FDN_EBUSY it does
+ * not: the caller keeps g then). Any thread: calls already under way go unguarded. 0,
+ * FDN_EBUSY (a guard is installed), FDN_ENOMEM. */
+int fdn__etcd_set_guard(fdn__etcd_t *c, const fdn__etcd_guard_ops_t *ops, void *g);
+
+/* The guard's state (fdn_breaker_state_t), -1 when the client has no guard. Any thread. */
+int fdn__etcd_guard_state(const fdn__etcd_t *c);
+
+/* Latency of the client's calls (any thread), per operation and outcome: cumulative counts
+ * per bound (seconds: 0.001 0.0025 0.005 0.01 0.025 0.1 1) then the total, and the sum. */
+enum {
+    FDN__ETCD_OP_RANGE,
+    FDN__ETCD_OP_PUT,
+    FDN__ETCD_OP_TXN,
+    FDN__ETCD_OP_DELETE,
+    FDN__ETCD_OP_COMPACTION,
+    FDN__ETCD_OP_LEASE_GRANT,
+    FDN__ETCD_OP_LEASE_KEEPALIVE,
+    FDN__ETCD_OP_LEASE_REVOKE,
+    FDN__ETCD_OPS
+};
+enum {
+    FDN__ETCD_OK,          /* etcd answered */
+    FDN__ETCD_REFUSED,     /* etcd answered with an error (or an unreadable answer) */
+    FDN__ETCD_TIMEOUT,     /* the call's bound passed */
+    FDN__ETCD_UNREACHABLE, /* connection refused, another transport failure */
+    FDN__ETCD_REJECTED,    /* the breaker was open: no request */
+    FDN__ETCD_OUTCOMES
+};
+#define FDN__ETCD_LAT_BOUNDS 7
+typedef struct fdn__etcd_lat {
+    uint64_t le[FDN__ETCD_LAT_BOUNDS + 1];
+    uint64_t sum_us;
+} fdn__etcd_lat_t;
+void fdn__etcd_latency(fdn__etcd_t *c, int op, int outcome, fdn__etcd_lat_t *out);
+const char *fdn__etcd_op_name(int op);
+const char *fdn__etcd_outcome_name(int outcome);
+
 /* The client's base URL (no trailing '/'). */
 const char *fdn__etcd_url(const fdn__etcd_t *c);
+
+/* The bound of every call (ms). */
+int64_t fdn__etcd_timeout_ms(const fdn__etcd_t *c);
 
 /* Range [key, range_end) (range_end NULL: the key alone; "" with relen 0 is not allowed). */
 int fdn__etcd_range(fdn__etcd_t *c, const char *key, size_t keylen, const char *range_end,
@@ -53,6 +109,13 @@ int fdn__etcd_put_if_absent(fdn__etcd_t *c, const char *key, size_t keylen, cons
 int fdn__etcd_put_if_mod(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
                          size_t valuelen, int64_t mod_revision, bool *done,
                          fdn__etcd_kv_t *existing, int64_t *revision, fdn_error_t *err);
+
+/* fdn__etcd_put_if_mod that, in the same txn (one revision), also deletes every other key of
+ * [from, range_end) (key must be in that range): a reset of a namespace leaving one marker. */
+int fdn__etcd_put_if_mod_clearing(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
+                                  size_t valuelen, int64_t mod_revision, const char *from,
+                                  size_t fromlen, const char *range_end, size_t relen, bool *done,
+                                  fdn__etcd_kv_t *existing, int64_t *revision, fdn_error_t *err);
 
 /* Delete key only if its create_revision is still create_rev (so that an entry someone else
  * made since is left alone). *deleted tells whether it was. */

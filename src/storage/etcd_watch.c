@@ -115,7 +115,8 @@ static int64_t longer(int64_t backoff)
 static void *watcher_main(void *arg)
 {
     fdn__etcd_watcher_t *w = arg;
-    bool need_list = false;
+    /* a follower that could not range at start (etcd away) ranges first */
+    bool need_list = w->ops.revision(w->user) == 0;
     int64_t backoff = BACKOFF_MIN_MS;
     while (!hold_point(w)) {
         if (need_list) {
@@ -184,6 +185,7 @@ int fdn__etcd_watcher_create(fdn__etcd_watcher_t **out, fdn__etcd_t *cli, const 
     w->user = user;
     pthread_mutex_init(&w->mu, NULL);
     (void)fdn__cond_init_mono(&w->cv);
+    atomic_init(&w->stale, ops->revision(user) == 0); /* never ranged: nothing confirmed */
     if (pthread_create(&w->thr, NULL, watcher_main, w) != 0) {
         watcher_free(w);
         return fdn_err_set(err, FDN_EAGAIN, "etcd watch: cannot start the watch thread");

@@ -13,7 +13,8 @@
  *   - stale is cleared when etcd confirms a watch.
  *
  * The follower (infra/registry_etcd.c, services/config_etcd.c) ranges once itself before it
- * creates the watcher; its callbacks run on the watcher's thread, one at a time, with no lock
+ * creates the watcher (when that failed, etcd being away, its revision is 0: the watcher starts
+ * stale and ranges first); its callbacks run on the watcher's thread, one at a time, with no lock
  * of the watcher held. */
 #ifndef FDN_STORAGE_ETCD_WATCH_H
 #define FDN_STORAGE_ETCD_WATCH_H

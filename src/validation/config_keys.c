@@ -57,6 +57,7 @@ static const char *const limiter_policies[] = {"local", "fail_open", "fail_close
 #define DEV   "Invalid development configuration"
 #define RL    "Invalid rate limiting configuration"
 #define CB    "Invalid circuit breaker configuration"
+#define REG   "Invalid registry configuration"
 #define CBD   "Invalid circuit breaker default configuration"
 #define CP    "Invalid connection pool configuration"
 #define CPD   "Invalid connection pool default configuration"
@@ -183,6 +184,10 @@ const fdn__cfg_builtin_t fdn__cfg_builtins[] = {
       "Most live limiter keys of one identity (a check's `identity`; 0 = no quota); a new key "
       "past it: 429",
       S1001, RL),
+    K("infrastructure.registry.lease_ttl_ms", INT, "10000", RANGE, 1000, 86400000, NULL, false,
+      "Lease TTL of this process's entries in the shared registry on etcd, ms (1000..86400000, "
+      "rounded up to whole seconds)",
+      S1001, REG),
     K("infrastructure.circuit_breaker.default_config.failure_threshold", INT, "5", POSITIVE, 0, 0,
       NULL, false, "Breaker default failure threshold", S1001, CBD),
     K("infrastructure.circuit_breaker.default_config.recovery_time", INT, "30000", POSITIVE, 0, 0,

@@ -3,7 +3,9 @@
  * checks apply to local updates and to values another tool writes into etcd (refused,
  * counted, never applied); a deleted key puts the start-up value back; four processes making
  * 100 concurrent compare-and-swap updates end with 100 distinct revisions, the same value and
- * the same sequence everywhere. Every wait polls against a bounded deadline. */
+ * the same sequence everywhere; a reset on one process goes through etcd and every process
+ * (another one among them) applies it once, at one revision. Every wait polls against a
+ * bounded deadline. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,7 +24,9 @@
 
 #include <fdn/clock.h>
 #include <fdn/config.h>
+#include <fdn/telemetry.h>
 
+#include "services/config_int.h"
 #include "storage/etcd_client.h"
 #include "engine.h"
 
@@ -31,12 +35,13 @@
 
 static const char *const no_env[] = {NULL};
 
-/* A config service following etcd in namespace ns (NULL when follow fails in a child). */
-static fdn_config_t *follow(const char *ns, bool must)
+/* A config service following etcd in namespace ns with the environment envp (NULL: none;
+ * NULL when follow fails in a child). */
+static fdn_config_t *follow_env(const char *ns, const char *const *envp, bool must)
 {
     fdn_config_opts_t o = FDN_CONFIG_OPTS_INIT;
-    o.envp = no_env;
-    o.ignore_env = true;
+    o.envp = envp != NULL ? envp : no_env;
+    o.ignore_env = envp == NULL;
     fdn_config_t *c = NULL;
     if (fdn_config_create(&c, &o, NULL) != 0) {
         assert_false(must);
@@ -55,6 +60,11 @@ static fdn_config_t *follow(const char *ns, bool must)
         return NULL;
     }
     return c;
+}
+
+static fdn_config_t *follow(const char *ns, bool must)
+{
+    return follow_env(ns, NULL, must);
 }
 
 static fdn_config_etcd_stats_t stats(fdn_config_t *c)
@@ -347,6 +357,215 @@ static void concurrent_cas_updates_one_order(void **state)
         unlink(files[k]);
 }
 
+/* Counts of a reset child's subscription: resets, and updates of interface.max_results. */
+typedef struct resets_seen {
+    pthread_mutex_t mu;
+    int resets, updates;
+} resets_seen_t;
+
+static void on_reset_change(const fdn_config_change_t *ch, void *user)
+{
+    resets_seen_t *s = user;
+    pthread_mutex_lock(&s->mu);
+    if (ch->kind == FDN_CONFIG_CHANGE_RESET)
+        s->resets++;
+    else if (strcmp(ch->path, "interface.max_results") == 0)
+        s->updates++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Poll until c reads max_results == want_max and dev.debug_mode == want_debug (10 s). */
+static bool wait_state(fdn_config_t *c, int64_t want_max, bool want_debug)
+{
+    int64_t t0 = test_now_ms();
+    for (;;) {
+        int64_t v = 0;
+        bool d = false;
+        if (fdn_config_get_int(c, "interface.max_results", &v) == 0 &&
+            fdn_config_get_bool(c, "dev.debug_mode", &d) == 0 && v == want_max && d == want_debug)
+            return true;
+        if (test_now_ms() - t0 > 10000)
+            return false;
+        test_pause_ms(5);
+    }
+}
+
+/* The child of resets_go_through_etcd: a process whose start-up max_results is 500 (its
+ * environment). It acknowledges each state it reaches on ack, then writes its revision. */
+static int child_resets(const char *ns, int ack)
+{
+    static const char *const env[] = {"FDN_INTERFACE__MAX_RESULTS=500", NULL};
+    fdn_config_t *c = follow_env(ns, env, false);
+    if (c == NULL)
+        return 2;
+    resets_seen_t *s = calloc(1, sizeof(*s));
+    pthread_mutex_init(&s->mu, NULL);
+    if (fdn_config_subscribe(c, "", on_reset_change, s, NULL) != 0)
+        return 3;
+    char b = '1';
+    if (write(ack, &b, 1) != 1) /* following */
+        return 4;
+    if (!wait_state(c, 77, true))
+        return 5;
+    if (write(ack, &b, 1) != 1) /* the updates */
+        return 4;
+    if (!wait_state(c, 1000, false))
+        return 6; /* another process's fdn_config_reset: the defaults here too */
+    if (write(ack, &b, 1) != 1)
+        return 4;
+    if (!wait_state(c, 5, false))
+        return 7; /* an update after the reset */
+    if (write(ack, &b, 1) != 1)
+        return 4;
+    if (!wait_state(c, 500, false))
+        return 8; /* another process's reset to start-up: this process's start-up value */
+    /* each reset notified once; no update for the keys each reset deleted */
+    int64_t t0 = test_now_ms();
+    int resets = 0, updates = 0;
+    do {
+        pthread_mutex_lock(&s->mu);
+        resets = s->resets;
+        updates = s->updates;
+        pthread_mutex_unlock(&s->mu);
+        if (resets < 2)
+            test_pause_ms(5);
+    } while (resets < 2 && test_now_ms() - t0 < 10000);
+    if (resets != 2)
+        return 9;
+    if (updates != 2) /* 77 and 5 */
+        return 10;
+    char rev[32];
+    int n = snprintf(rev, sizeof(rev), "%llu\n", (unsigned long long)fdn_config_revision(c));
+    if (write(ack, rev, (size_t)n) != n)
+        return 4;
+    fdn_config_destroy(c);
+    return 0;
+}
+
+static void resets_go_through_etcd(void **state)
+{
+    (void)state;
+    char ns[64];
+    test_engine_unique_name(ns, sizeof(ns), "reset");
+    fdn_config_t *a = follow(ns, true);
+    fdn_config_t *b = follow(ns, true);
+    int ack[2];
+    assert_int_equal(pipe(ack), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(ack[0]);
+        _exit(child_resets(ns, ack[1]));
+    }
+    close(ack[1]);
+    char c;
+    assert_int_equal(read(ack[0], &c, 1), 1); /* the child follows */
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_config_update_int(a, "interface.max_results", 77, &err), 0);
+    assert_int_equal(fdn_config_update_bool(a, "dev.debug_mode", true, &err), 0);
+    assert_true(wait_state(b, 77, true));
+    assert_int_equal(read(ack[0], &c, 1), 1);
+
+    /* a reset on a: through etcd, applied by every process, a reading its own reset */
+    uint64_t before = fdn_config_revision(a);
+    assert_int_equal(fdn_config_reset(a, &err), 0);
+    assert_true(wait_state(a, 1000, false)); /* (immediately true: read your own reset) */
+    uint64_t reset_rev = fdn_config_revision(a);
+    assert_true(reset_rev > before);
+    assert_true(wait_state(b, 1000, false));
+    assert_int_equal(fdn_config_revision(b), reset_rev); /* one revision everywhere */
+    assert_int_equal(read(ack[0], &c, 1), 1);
+
+    /* updates after a reset: the compare-and-swap base is the deleted key */
+    assert_int_equal(fdn_config_update_int(b, "interface.max_results", 5, &err), 0);
+    assert_true(wait_state(a, 5, false));
+    assert_int_equal(read(ack[0], &c, 1), 1);
+
+    /* a reset to start-up values on b: each process its own start-up values */
+    assert_int_equal(fdn_config_reset_to_startup(b, &err), 0);
+    assert_true(wait_state(b, 1000, false));
+    assert_true(wait_state(a, 1000, false));
+    uint64_t last = fdn_config_revision(b);
+    assert_int_equal(fdn_config_revision(a), last);
+    char line[64] = "";
+    size_t got = 0;
+    while (got < sizeof(line) - 1 && read(ack[0], &line[got], 1) == 1 && line[got] != '\n')
+        got++;
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(strtoull(line, NULL, 10), last); /* the child too */
+    close(ack[0]);
+
+    /* a process that starts later applies the last reset (and counts nothing refused) */
+    fdn_config_t *d = follow(ns, true);
+    assert_int_equal(fdn_config_revision(d), last);
+    assert_int_equal(get_int(d, "interface.max_results"), 1000);
+    assert_int_equal(stats(d).refused, 0);
+    assert_int_equal(stats(a).refused, 0);
+    fdn_config_destroy(d);
+    fdn_config_destroy(b);
+    fdn_config_destroy(a);
+}
+
+static _Atomic int g_remote_refused;
+
+static int on_remote_refused(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                             const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)event, (void)m, (void)nm, (void)user;
+    for (size_t i = 0; i < nmeta; i++)
+        if (strcmp(meta[i].key, "path") == 0 && strcmp(meta[i].value, "interface.max_results") == 0)
+            atomic_fetch_add(&g_remote_refused, 1);
+    return 0;
+}
+
+/* A value another tool writes that is not JSON, out of range, or oversized: refused here,
+ * counted, reported to telemetry (foundation.config.remote_refused), never applied. */
+static void foreign_values_refused_and_reported(void **state)
+{
+    (void)state;
+    char ns[64];
+    test_engine_unique_name(ns, sizeof(ns), "foreign");
+    fdn_config_t *a = follow(ns, true);
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    uint64_t hid = 0;
+    assert_int_equal(fdn_telemetry_attach(tm, &hid, "foundation.config.remote_refused",
+                                          FDN_TELEMETRY_MATCH_EXACT, on_remote_refused, NULL),
+                     0);
+    fdn__config_set_telemetry(a, tm);
+    fdn__etcd_t *raw = NULL;
+    assert_int_equal(fdn__etcd_create(&raw, test_etcd_url, 5000, NULL), 0);
+    char key[200];
+    snprintf(key, sizeof(key), "/fdn/config/%s/interface.max_results", ns);
+    assert_int_equal(fdn__etcd_put(raw, key, strlen(key), "{nope", 5, 0, NULL, NULL), 0);
+    assert_true(wait_refused(a, 1));
+    size_t big = 512u << 10; /* a 512 KiB JSON string */
+    char *v = malloc(big + 3);
+    assert_non_null(v);
+    v[0] = '"';
+    memset(v + 1, 'x', big);
+    v[big + 1] = '"';
+    v[big + 2] = '\0';
+    assert_int_equal(fdn__etcd_put(raw, key, strlen(key), v, big + 2, 0, NULL, NULL), 0);
+    free(v);
+    assert_true(wait_refused(a, 2));
+    assert_int_equal(get_int(a, "interface.max_results"), 1000);
+    int64_t t0 = test_now_ms();
+    while (atomic_load(&g_remote_refused) < 2 && test_now_ms() - t0 < 5000)
+        test_pause_ms(5);
+    assert_int_equal(atomic_load(&g_remote_refused), 2);
+    /* and a good value after them is applied */
+    assert_int_equal(fdn_config_update_int(a, "interface.max_results", 12, NULL), 0);
+    assert_int_equal(get_int(a, "interface.max_results"), 12);
+    fdn__config_set_telemetry(a, NULL);
+    fdn_config_destroy(a);
+    fdn_telemetry_destroy(tm);
+    fdn__etcd_destroy(raw);
+}
+
 static void bad_input(void **state)
 {
     (void)state;
@@ -384,6 +603,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(update_reaches_every_process),
         cmocka_unit_test(concurrent_cas_updates_one_order),
+        cmocka_unit_test(resets_go_through_etcd),
+        cmocka_unit_test(foreign_values_refused_and_reported),
         cmocka_unit_test(bad_input),
     };
     return cmocka_run_group_tests(tests, test_engine_etcd_setup, NULL);

@@ -23,11 +23,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fdn/breaker.h>
 #include <fdn/clock.h>
+#include <fdn/config.h>
 #include <fdn/registry.h>
 
 #include "core/registry_int.h"
 #include "infra/registry_shared.h"
+#include "services/config_etcd.h"
 #include "storage/etcd_client.h"
 #include "engine.h"
 
@@ -427,6 +430,154 @@ static void etcd_restart_stale_then_fresh(void **state)
     fdn_registry_destroy(a);
 }
 
+static bool unreachable_code(int rc)
+{
+    return rc == FDN_ECONNREFUSED || rc == FDN_ETIMEDOUT || rc == FDN_ENETWORK;
+}
+
+/* Poll until the client's breaker is in state want (deadline_ms). */
+static bool wait_breaker(fdn__etcd_t *cli, int want, int64_t deadline_ms)
+{
+    int64_t t0 = test_now_ms();
+    while (fdn__etcd_guard_state(cli) != want) {
+        if (test_now_ms() - t0 > deadline_ms)
+            return false;
+        test_pause_ms(10);
+    }
+    return true;
+}
+
+static uint64_t calls(fdn__etcd_t *cli, int op, int outcome)
+{
+    fdn__etcd_lat_t lat;
+    fdn__etcd_latency(cli, op, outcome, &lat);
+    return lat.le[FDN__ETCD_LAT_BOUNDS];
+}
+
+/* etcd down when a process starts: with start_unreachable the registry and the config start
+ * (stale, no lease, a registration kept), the breaker opens, and everything catches up once
+ * etcd answers; without it the open fails. */
+static void start_while_etcd_is_down(void **state)
+{
+    test_engine_server_t *e = *state;
+    char ns[64];
+    test_engine_unique_name(ns, sizeof(ns), "down");
+    test_engine_script(e->script, "kill", e->dir);
+
+    fdn_registry_opts_t ro = FDN_REGISTRY_OPTS_INIT;
+    ro.name = ns;
+    fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
+    eo.url = e->url;
+    eo.lease_ttl_ms = 3000;
+    eo.request_timeout_ms = 2000;
+    fdn_registry_t *a = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_true(unreachable_code(fdn_registry_open(&a, &ro, &eo, &err))); /* the default */
+    assert_null(a);
+    eo.start_unreachable = true;
+    err = (fdn_error_t)FDN_ERROR_INIT;
+    int rc = fdn_registry_open(&a, &ro, &eo, &err);
+    if (rc != 0)
+        fprintf(stderr, "fdn_registry_open: %s\n", err.message);
+    assert_int_equal(rc, 0);
+    assert_true(fdn_registry_shared_stale(a));
+    fdn_registry_shared_stats_t s = stats(a);
+    assert_false(s.lease_ok);
+    assert_int_equal(s.lease_id, 0);
+    assert_int_equal(s.entries, 0);
+    /* a registration without a lease is kept (and says so); a kept one can be dropped */
+    assert_int_equal(fdn_registry_register_shared(a, "api", "a1", "http://a", NULL, 0, &err),
+                     FDN_EUNAVAILABLE);
+    assert_non_null(strstr(err.message, "kept"));
+    assert_int_equal(fdn_registry_register_shared(a, "api", "a1", "http://a", NULL, 0, NULL),
+                     FDN_EUNAVAILABLE);
+    assert_int_equal(fdn_registry_register_shared(a, "api", "a2", "http://a2", NULL, 0, NULL),
+                     FDN_EUNAVAILABLE);
+    assert_int_equal(stats(a).owned, 2);
+    assert_int_equal(fdn_registry_unregister_shared(a, "api", "a2", NULL), 0);
+    assert_int_equal(stats(a).owned, 1);
+
+    /* the config follows from its local values, stale; updates fail with the network error */
+    fdn_config_opts_t co = FDN_CONFIG_OPTS_INIT;
+    static const char *const no_env[] = {NULL};
+    co.envp = no_env;
+    co.ignore_env = true;
+    fdn_config_t *cfg = NULL;
+    assert_int_equal(fdn_config_create(&cfg, &co, NULL), 0);
+    fdn_config_etcd_opts_t ceo = FDN_CONFIG_ETCD_OPTS_INIT;
+    ceo.url = e->url;
+    ceo.ns = ns;
+    assert_true(unreachable_code(fdn_config_follow_etcd(cfg, &ceo, NULL)));
+    ceo.start_unreachable = true;
+    assert_int_equal(fdn_config_follow_etcd(cfg, &ceo, NULL), 0);
+    fdn_config_etcd_stats_t cs = {.version = FDN_CONFIG_ETCD_STATS_VERSION};
+    assert_int_equal(fdn_config_etcd_stats(cfg, &cs), 0);
+    assert_true(cs.stale);
+    int64_t v = 0;
+    assert_int_equal(fdn_config_get_int(cfg, "interface.max_results", &v), 0);
+    assert_int_equal(v, 1000);
+    assert_true(unreachable_code(fdn_config_update_int(cfg, "interface.max_results", 9, NULL)));
+
+    /* the breaker opens on the lease thread's failures; a call it rejects makes no request
+     * and answers the transport error, saying so */
+    fdn__etcd_t *cli = fdn__regetcd_client(fdn__registry_shared(a));
+    assert_true(wait_breaker(cli, FDN_BREAKER_OPEN, 10000));
+    assert_true(calls(cli, FDN__ETCD_OP_RANGE, FDN__ETCD_UNREACHABLE) >= 1);
+    int64_t t0 = test_now_ms(); /* the lease thread tries to grant a lease every 200 ms */
+    while (calls(cli, FDN__ETCD_OP_LEASE_GRANT, FDN__ETCD_UNREACHABLE) +
+                   calls(cli, FDN__ETCD_OP_LEASE_GRANT, FDN__ETCD_REJECTED) ==
+               0 &&
+           test_now_ms() - t0 < 10000)
+        test_pause_ms(10);
+    assert_true(calls(cli, FDN__ETCD_OP_LEASE_GRANT, FDN__ETCD_UNREACHABLE) +
+                    calls(cli, FDN__ETCD_OP_LEASE_GRANT, FDN__ETCD_REJECTED) >=
+                1);
+    uint64_t rejected = calls(cli, FDN__ETCD_OP_LEASE_GRANT, FDN__ETCD_REJECTED) +
+                        calls(cli, FDN__ETCD_OP_RANGE, FDN__ETCD_REJECTED);
+    t0 = test_now_ms();
+    while (rejected == calls(cli, FDN__ETCD_OP_LEASE_GRANT, FDN__ETCD_REJECTED) +
+                           calls(cli, FDN__ETCD_OP_RANGE, FDN__ETCD_REJECTED) &&
+           test_now_ms() - t0 < 10000)
+        test_pause_ms(10);
+    assert_true(calls(cli, FDN__ETCD_OP_LEASE_GRANT, FDN__ETCD_REJECTED) +
+                    calls(cli, FDN__ETCD_OP_RANGE, FDN__ETCD_REJECTED) >
+                rejected);
+    /* a config following etcd alone has no breaker (the runtime's config gets one) */
+    assert_int_equal(fdn__etcd_guard_state(fdn__config_etcd_client(cfg)), -1);
+
+    /* etcd answers: cache filled, lease granted, the kept registration written */
+    test_engine_script(e->script, "restart", e->dir);
+    assert_true(wait_stale(a, false, 15000));
+    assert_true(wait_has(a, "api", "a1", true, 15000) >= 0);
+    assert_false(has(a, "api", "a2", NULL));
+    s = stats(a);
+    assert_true(s.lease_ok);
+    assert_true(s.lease_id != 0);
+    assert_int_equal(s.owned, 1);
+    assert_true(wait_breaker(cli, FDN_BREAKER_CLOSED, 10000));
+    assert_true(calls(cli, FDN__ETCD_OP_LEASE_GRANT, FDN__ETCD_OK) >= 1);
+    fdn_registry_t *b = open_reg_at(e->url, ns, 3000, "proc-b");
+    assert_true(has(b, "api", "a1", "http://a"));
+    /* and its registration is a live one: registering it again is a no-op */
+    assert_int_equal(fdn_registry_register_shared(a, "api", "a1", "http://a", NULL, 0, NULL), 0);
+    /* the config follows etcd now */
+    t0 = test_now_ms();
+    while (fdn_config_etcd_stats(cfg, &cs) == 0 && cs.stale && test_now_ms() - t0 < 15000)
+        test_pause_ms(10);
+    assert_false(cs.stale);
+    rc = FDN_EAGAIN;
+    t0 = test_now_ms(); /* (its breaker may still be open for a moment) */
+    while ((rc = fdn_config_update_int(cfg, "interface.max_results", 9, NULL)) != 0 &&
+           test_now_ms() - t0 < 10000)
+        test_pause_ms(50);
+    assert_int_equal(rc, 0);
+    assert_int_equal(fdn_config_get_int(cfg, "interface.max_results", &v), 0);
+    assert_int_equal(v, 9);
+    fdn_config_destroy(cfg);
+    fdn_registry_destroy(b);
+    fdn_registry_destroy(a);
+}
+
 static void lost_lease_is_granted_again_and_entries_come_back(void **state)
 {
     (void)state;
@@ -597,6 +748,7 @@ int main(void)
         cmocka_unit_test(lost_lease_is_granted_again_and_entries_come_back),
         cmocka_unit_test(bad_input),
         cmocka_unit_test_setup_teardown(etcd_restart_stale_then_fresh, own_etcd_up, own_etcd_down),
+        cmocka_unit_test_setup_teardown(start_while_etcd_is_down, own_etcd_up, own_etcd_down),
     };
     return cmocka_run_group_tests(tests, test_engine_etcd_setup, NULL);
 }

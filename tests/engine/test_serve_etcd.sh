@@ -4,7 +4,7 @@
 # shows the shared registry's state; a server stopped with SIGTERM leaves the other's list at
 # once (its lease is revoked); a bad --etcd URL stops `fdn serve` at start with a message;
 # `fdn registry list --etcd URL` prints the same entries; their config follows etcd (a PUT on
-# one server is applied by the other).
+# one server is applied by the other, and so is a POST /v1/config/reset).
 set -euo pipefail
 
 # shellcheck source=../support/serve.sh
@@ -52,6 +52,19 @@ for _ in $(seq 1 200); do
     sleep 0.05
 done
 [[ "$got" == 321 ]] || { echo "b did not follow the update: $got" >&2; exit 1; }
+# a reset on b goes through etcd: a applies it too, at the same revision
+reset=$(curl -s --max-time 10 -X POST "http://127.0.0.1:${SERVE_PORTS[1]}/v1/config/reset")
+[[ "$(jq -r .reset <<<"$reset")" == true ]] || { echo "POST reset on b: $reset" >&2; exit 1; }
+got=""
+for _ in $(seq 1 200); do
+    got=$(curl -s --max-time 10 "http://127.0.0.1:${SERVE_PORTS[0]}/v1/config/interface.max_results")
+    [[ "$(jq -r .value <<<"$got")" == 1000 ]] && break
+    sleep 0.05
+done
+[[ "$(jq -r .value <<<"$got")" == 1000 ]] || { echo "a did not follow b's reset: $got (reset: $reset)" >&2; exit 1; }
+health=$(curl -s --max-time 10 "http://127.0.0.1:${SERVE_PORTS[0]}/health")
+[[ "$(jq -r .config_etcd.revision <<<"$health")" == "$(jq -r .revision <<<"$reset")" ]] ||
+    { echo "a's config revision after b's reset: $health (reset: $reset)" >&2; exit 1; }
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X PUT "http://127.0.0.1:${SERVE_PORTS[1]}/v1/config/ai.provider" -d '"openai"')
 [[ "$code" == 403 ]] || { echo "a forbidden path answered $code" >&2; exit 1; }
 

@@ -24,6 +24,9 @@
  * the runtime's name), and once HTTP is served the process registers itself there: service
  * "fdn", instance "<host>:<port>", endpoint its admin URL, metadata pid and host. Every fdn
  * serve of the fleet on the same etcd then lists the others in GET /v1/registry ("shared").
+ * etcd unreachable at start does not stop the server (start_unreachable): it serves its local
+ * config and an empty registry cache, marked stale in /health, and registers itself and follows
+ * etcd's config once etcd answers. A URL that is not etcd's (bad syntax, another server) does.
  *
  * --postgres URL: the event store's durable tier is PostgreSQL (storage.warm.backend
  * "postgres", docs/events-postgres.md): ids are global positions, and every fdn serve on the
@@ -240,6 +243,10 @@ static int register_self(fdn_runtime_t *rt, const char *listen_host, unsigned po
     fdn_error_t err = FDN_ERROR_INIT;
     int rc = fdn_registry_register_shared(fdn_runtime_registry(rt), "fdn", instance, endpoint, meta,
                                           2, &err);
+    if (rc == FDN_EUNAVAILABLE) { /* etcd away at start: registered once it answers */
+        printf("fdn: etcd unreachable: fdn/%s is registered once it answers\n", instance);
+        return 0;
+    }
     if (rc < 0) {
         print_error("cannot register in the etcd registry", rc, &err);
         return rc;
@@ -511,6 +518,7 @@ int cmd_serve(int argc, char **argv)
     fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
     if (o.etcd != NULL) {
         eo.url = o.etcd;
+        eo.start_unreachable = true; /* an etcd outage does not keep the fleet from starting */
         ro.registry_etcd = &eo;
     }
     ro.on_escalation = on_escalation;
