@@ -26,6 +26,9 @@ NOT_DRIVABLE=(
     fdn_rate_limiter_backend_breaker_state            # (test_prometheus_alerts.sh scrapes
     fdn_rate_limiter_backend_operations_total         #  `fdn serve --redis`)
     fdn_rate_limiter_backend_request_duration_seconds #
+    fdn_etcd_request_duration_seconds                 # `fdn serve --etcd` only (engine test
+    fdn_etcd_breaker_state                            #  test_serve_etcd_down.sh scrapes them)
+    fdn_etcd_stale                                    #
 )
 
 TMP="$(mktemp -d)"
