@@ -634,6 +634,8 @@ static int lim_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     int64_t v;
     if (cfg_int(cfg, "infrastructure.rate_limiting.cleanup_interval", 1, &v))
         lo.cleanup_interval_ms = v;
+    if (cfg_int(cfg, "infrastructure.rate_limiting.max_keys", 1, &v) && v <= UINT32_MAX)
+        lo.max_keys = (uint32_t)v;
     /* infrastructure.rate_limiting.backend and .redis.* (the schema checked types and ranges) */
     char backend[16] = "memory", url[1024] = "", prefix[257] = "fdn:rl:", policy[16] = "local";
     (void)cfg_str(cfg, "infrastructure.rate_limiting.backend", backend, sizeof(backend));

@@ -521,6 +521,8 @@ uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut, bool disk)
         fdn__mutex_lock(&es->wmu);
         if (cut > es->wdelete)
             es->wdelete = cut;
+        if (cut > atomic_load_explicit(&es->disk_first, memory_order_relaxed))
+            atomic_store_explicit(&es->disk_first, cut, memory_order_release); /* under wmu */
         pthread_cond_signal(&es->wcv);
         fdn__mutex_unlock(&es->wmu);
     }
