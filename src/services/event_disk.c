@@ -286,15 +286,17 @@ uint64_t fdn__evs_durable_retention(fdn_events_t *es)
         fdn__mutex_unlock(&es->dmu);
         return 0;
     }
-    uint64_t oldest, newest;
+    uint64_t oldest = 0, newest = 0;
     if (es->sh != NULL) { /* shared: the whole log, every process's events */
         fdn__evb_stats_t st = {0};
-        if (ops->stats == NULL || ops->stats(es->be.state, &st, NULL) != 0 || st.count == 0) {
+        if (ops->stats == NULL || ops->stats(es->be.state, &st, NULL) != 0) {
             fdn__mutex_unlock(&es->dmu);
             return 0;
         }
         oldest = st.oldest;
         newest = st.newest;
+        if (st.count == 0) /* pruned empty (by any process): memory keeps none of it */
+            oldest = atomic_load_explicit(&es->published, memory_order_acquire) + 1;
     } else { /* write-behind: the file holds [disk_first, persisted] */
         oldest = atomic_load_explicit(&es->disk_first, memory_order_acquire);
         newest = atomic_load_explicit(&es->persisted, memory_order_acquire);
@@ -326,9 +328,11 @@ uint64_t fdn__evs_durable_retention(fdn_events_t *es)
     fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
     if (tm != NULL && removed > 0)
         fdn_telemetry_emit_counter_n(tm, "foundation.event_store.durable_pruned", removed, NULL, 0);
-    /* the memory tier caches the durable one: it does not keep what the file dropped */
-    if (rc == 0 && cut > atomic_load_explicit(&es->first_id, memory_order_acquire))
-        (void)fdn__evs_prune_ids(es, FDN_MIN(cut, atomic_load(&es->published) + 1), false);
+    /* the memory tier caches the durable one: it does not keep what the durable tier dropped
+     * (here, or in another process sharing the log) */
+    uint64_t gone = rc == 0 ? FDN_MAX(cut, oldest) : 0;
+    if (gone > atomic_load_explicit(&es->first_id, memory_order_acquire))
+        (void)fdn__evs_prune_ids(es, FDN_MIN(gone, atomic_load(&es->published) + 1), false);
     return removed;
 }
 
