@@ -57,6 +57,24 @@ static int map_rc(sqlite3 *db, int rc, fdn_error_t *err, const char *what)
                        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
+/* The WAL's bound (the writer's connection). SQLite's own auto-checkpoint (PASSIVE, at 1000
+ * pages) cannot restart the WAL while a read on the second connection holds an older snapshot,
+ * so with reads going on all the time the file could keep growing. This hook does the same
+ * PASSIVE checkpoint, and past WAL_TRUNCATE_PAGES a TRUNCATE one, which waits (busy_timeout)
+ * for those short reads to end, then empties the file. */
+#define WAL_PASSIVE_PAGES  1000
+#define WAL_TRUNCATE_PAGES 4096
+
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)arg;
+    if (pages >= WAL_TRUNCATE_PAGES)
+        (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    else if (pages >= WAL_PASSIVE_PAGES)
+        (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return SQLITE_OK;
+}
+
 static int exec(fdn__evdb_t *d, const char *sql, fdn_error_t *err)
 {
     int rc = sqlite3_exec(d->db, sql, NULL, NULL, NULL);
@@ -107,6 +125,7 @@ int fdn__evdb_open(fdn__evdb_t **out, const char *path, bool durable, bool compr
     sqlite3_extended_result_codes(d->db, 1);
     if ((rc = exec(d, "PRAGMA journal_mode=WAL", err)) != 0)
         goto fail;
+    sqlite3_wal_hook(d->db, wal_hook, NULL);
     if ((rc = exec(d, durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err)))
         goto fail;
     if ((rc = exec(d,
