@@ -739,10 +739,16 @@ static int load_cb(fdn_event_t *ev, void *user) FDN_NO_THREAD_SAFETY_ANALYSIS
 
 static int db_open_load(fdn_events_t *es, bool load, fdn_error_t *err)
 {
-    int rc = fdn__evb_sqlite_open(&es->be, es->durable_path, es->mode == FDN_EVENTS_DURABLE,
+    fdn__evb_t be = {NULL, NULL};
+    int rc = fdn__evb_sqlite_open(&be, es->durable_path, es->mode == FDN_EVENTS_DURABLE,
                                   es->compress, err);
-    if (rc != 0 || !load)
+    if (rc != 0)
         return rc;
+    fdn__mutex_lock(&es->dmu); /* a late reader of the file (event_disk.c) may look at it */
+    es->be = be;
+    fdn__mutex_unlock(&es->dmu);
+    if (!load)
+        return 0;
     uint64_t next = 1;
     load_ctx_t lc = {.es = es,
                      .now_mono = fdn_clock_mono_ns(es->clock),
@@ -774,8 +780,11 @@ static int db_open_load(fdn_events_t *es, bool load, fdn_error_t *err)
         (rc = es->be.ops->stats(es->be.state, &st, err)) == 0)
         atomic_store_explicit(&es->disk_first, st.count > 0 ? st.oldest : es->next_id,
                               memory_order_release);
-    if (rc != 0)
+    if (rc != 0) {
+        fdn__mutex_lock(&es->dmu);
         fdn__evb_close(&es->be);
+        fdn__mutex_unlock(&es->dmu);
+    }
     return rc;
 }
 
