@@ -186,8 +186,8 @@ const fdn__cfg_builtin_t fdn__cfg_builtins[] = {
       "Processes sharing the limits (the local policy divides limits by it)", S1001, RL),
     K("infrastructure.rate_limiting.redis.pipeline_max", INT, "32", RANGE, 1, 256, NULL, false,
       "Most checks sent together on one connection while every connection is busy", S1001, RL),
-    K("infrastructure.rate_limiting.max_keys", INT, "1048576", RANGE, 1, 4294967295.0, NULL,
-      false, "Most live limiter keys in this process (the in-memory table's bound; new keys past "
+    K("infrastructure.rate_limiting.max_keys", INT, "1048576", RANGE, 1, 4294967295.0, NULL, false,
+      "Most live limiter keys in this process (the in-memory table's bound; new keys past "
       "it: 503 until cells expire)",
       S1001, RL),
     K("infrastructure.rate_limiting.max_keys_per_identity", INT, "65536", RANGE, 0, 4294967295.0,
