@@ -462,7 +462,7 @@ static void runtime_types_are_never_refused_at_the_cap(void **state)
     put_int(rt, "storage.hot.max_types", (int64_t)cap);
     int added = 0;
     for (;;) { /* fill the table with client types up to the cap */
-        char type[16];
+        char type[32];
         snprintf(type, sizeof type, "client%d", added);
         fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
         sp.type = type;
