@@ -60,10 +60,10 @@ static int map_rc(sqlite3 *db, int rc, fdn_error_t *err, const char *what)
 /* The WAL's bound (the writer's connection). SQLite's own auto-checkpoint (PASSIVE, at 1000
  * pages) cannot restart the WAL while a read on the second connection holds an older snapshot,
  * so with reads going on all the time the file could keep growing. This hook does the same
- * PASSIVE checkpoint, and past WAL_TRUNCATE_PAGES a TRUNCATE one, which waits (busy_timeout)
- * for those short reads to end, then empties the file. */
+ * PASSIVE checkpoint, and past WAL_TRUNCATE_PAGES (about 8 MB) a TRUNCATE one, which waits
+ * (busy_timeout) for those short reads to end, then empties the file. */
 #define WAL_PASSIVE_PAGES  1000
-#define WAL_TRUNCATE_PAGES 4096
+#define WAL_TRUNCATE_PAGES 2000
 
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
