@@ -6,15 +6,19 @@
 -- done() prints one line "soak-status 2xx=N 429=N 4xx=N 5xx=N" that soak.py checks.
 
 local delay_ms = tonumber(os.getenv("SOAK_DELAY_MS") or "2")
+-- SOAK_UNIQUE=1 (soak.sh --unique): a type per event, a key and an identity per limiter check;
+-- the caps' 503s are counted apart (soak-capped)
+local unique = os.getenv("SOAK_UNIQUE") == "1"
 local n = 0
 local threads = {}
 
-s2xx, s429, s4xx, s5xx = 0, 0, 0, 0
+s2xx, s429, s4xx, s5xx, s503 = 0, 0, 0, 0, 0
 
 local json = {["Content-Type"] = "application/json"}
 
 local function event(i)
-  return '{"type":"soak.wrk","correlation_id":"w' .. (i % 1000) ..
+  local t = unique and ("soak.u" .. i) or "soak.wrk"
+  return '{"type":"' .. t .. '","correlation_id":"w' .. (i % 1000) ..
          '","data":{"i":' .. i .. ',"pad":"' .. string.rep("x", i % 200) .. '"}}'
 end
 
@@ -35,9 +39,15 @@ local mix = {
                                      (i % 2 == 0) and "1000" or "500") end},
   -- 20 000 keys each checked now and then (their cells expire and are swept) and one hot key
   -- over its limit (429s)
-  {8, function(i) return wrk.format("POST", "/v1/limiter/check", json,
-                                     '{"key":"soak-' .. ((i % 3 == 0) and "hot" or (i % 20000)) ..
-                                     '","limit":50,"window_ms":1000}') end},
+  {8, function(i)
+    if unique then -- a key and an identity of its own, live for a minute
+      return wrk.format("POST", "/v1/limiter/check", json,
+                        '{"identity":"id-' .. i .. '","key":"soak-u' .. i ..
+                        '","limit":50,"window_ms":60000}')
+    end
+    return wrk.format("POST", "/v1/limiter/check", json,
+                      '{"key":"soak-' .. ((i % 3 == 0) and "hot" or (i % 20000)) ..
+                      '","limit":50,"window_ms":1000}') end},
   {4, function(i) return wrk.format("POST", "/v1/events", json, event(i)) end},
   {1, function(i) return wrk.format("POST", "/v1/events/batch", json, batch(i)) end},
   {2, function(i) return wrk.format("GET", "/v1/events?type=soak.wrk&limit=20&order=desc") end},
@@ -64,7 +74,9 @@ function delay()
 end
 
 function response(status, headers, body)
-  if status >= 500 then
+  if unique and status == 503 then
+    s503 = s503 + 1
+  elseif status >= 500 then
     s5xx = s5xx + 1
   elseif status == 429 then
     s429 = s429 + 1
@@ -76,12 +88,14 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local a, b, c, d = 0, 0, 0, 0
+  local a, b, c, d, e = 0, 0, 0, 0, 0
   for _, t in ipairs(threads) do
     a = a + t:get("s2xx")
     b = b + t:get("s429")
     c = c + t:get("s4xx")
     d = d + t:get("s5xx")
+    e = e + t:get("s503")
   end
   io.write(string.format("soak-status 2xx=%d 429=%d 4xx=%d 5xx=%d\n", a, b, c, d))
+  io.write(string.format("soak-capped 503=%d\n", e))
 end

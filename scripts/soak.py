@@ -18,6 +18,13 @@ over that half exceeds its bound (below) grows without bound and fails the run, 
 missing event, a 5xx answer, a 4xx other than the limiter's 429, a retention or a delete that
 removed nothing.
 
+With SOAK_UNIQUE=1 (scripts/soak.sh --unique) wrk's events each have a type of their own and
+its limiter checks a key and an identity of their own (60 s windows, so keys stay live), under
+small caps (storage.hot.max_types 1000, infrastructure.rate_limiting.max_keys 20000; the
+memory tier's max_events 1500, so types are released as their events are pruned): the
+caps are reached within the first minute; their 503 refusals are counted apart (the run fails
+if there are none) and the same flatness bounds apply.
+
 usage: soak.py FDN_BINARY MINUTES OUT_DIR
 """
 import http.client
@@ -34,6 +41,9 @@ MAX_EVENTS = 8000  # the retention that prunes: at ~700 events/s here, ~11 s of 
 DELETE_AGE_S = 3  # every DELETE_EVERY_S, events older than this go (the store regrows)
 DELETE_EVERY_S = 10
 VERIFY_WINDOW_S = 10  # ids acknowledged longer ago than this are not checked any more
+UNIQUE_MAX_TYPES = 1000  # --unique: the caps (storage.hot.max_types, rate_limiting.max_keys)
+UNIQUE_MAX_KEYS = 20000
+UNIQUE_MAX_EVENTS = 1500  # --unique: below what the deletes leave, so the retention prunes
 
 
 def fit(xs, ys):
@@ -195,9 +205,18 @@ def main():
     os.makedirs(out, exist_ok=True)
     data_dir = os.path.join(out, "data")
     cfg = os.path.join(out, "soak-config.json")
+    unique = os.environ.get("SOAK_UNIQUE", "0") == "1"
+    conf = {"storage": {"hot": {"max_age_seconds": RETENTION_S, "max_events": MAX_EVENTS,
+                                "prune_interval": 1000},
+                        # the durable tier's own retention (the memory tier's only evicts)
+                        "warm": {"retention": {"max_age_seconds": RETENTION_S}}}}
+    if unique:
+        # small caps, reached early: then memory must stay flat (unique types and keys)
+        conf["storage"]["hot"]["max_types"] = UNIQUE_MAX_TYPES
+        conf["storage"]["hot"]["max_events"] = UNIQUE_MAX_EVENTS
+        conf["infrastructure"] = {"rate_limiting": {"max_keys": UNIQUE_MAX_KEYS}}
     with open(cfg, "w") as f:
-        json.dump({"storage": {"hot": {"max_age_seconds": RETENTION_S, "max_events": MAX_EVENTS,
-                                       "prune_interval": 1000}}}, f)
+        json.dump(conf, f)
     err = open(os.path.join(out, "server.err"), "w")
     srv = subprocess.Popen([fdn, "serve", "--config", cfg, "--data-dir", data_dir,
                             "--listen", "127.0.0.1:0", "--log-level", "warn",
@@ -261,6 +280,11 @@ def main():
     stop_ev.set()
     chk.join(120)
     wrk_out.close()
+    try:  # the pruned count after the checker's last delete
+        st, data = stats.req("GET", "/v1/events/stats")
+        final_pruned = json.loads(data).get("events_pruned", -1) if st == 200 else -1
+    except (OSError, http.client.HTTPException, ValueError):
+        final_pruned = -1
     srv.terminate()
     try:
         rc = srv.wait(120)
@@ -272,6 +296,7 @@ def main():
     fails = []
     wtxt = open(os.path.join(out, "wrk.txt")).read()
     m = re.search(r"soak-status 2xx=(\d+) 429=(\d+) 4xx=(\d+) 5xx=(\d+)", wtxt)
+    capped = re.search(r"soak-capped 503=(\d+)", wtxt)
     reqs = re.search(r"(\d+) requests in", wtxt)
     if not m:
         fails.append("wrk did not report its statuses:\n" + wtxt)
@@ -279,6 +304,8 @@ def main():
         s2, s429, s4, s5 = (int(v) for v in m.groups())
         if s5:
             fails.append("%d answers 5xx" % s5)
+        if unique and (not capped or int(capped.group(1)) == 0):
+            fails.append("--unique: no cap was reached (no 503 from the type or key caps)")
         if s4:
             fails.append("%d answers 4xx other than 429" % s4)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", wtxt)
@@ -292,9 +319,9 @@ def main():
         fails.append("checker errors: %r" % chk.errors[:5])
     if chk.acked == 0 or chk.verified == 0:
         fails.append("the checker had no event acknowledged and verified")
-    if not rows or rows[-1][5] <= chk.removed:
+    if final_pruned <= chk.removed:
         fails.append("the retention pruned nothing (events_pruned %s, deleted %d)" %
-                     (rows[-1][5] if rows else "?", chk.removed))
+                     (final_pruned, chk.removed))
     if chk.removed == 0:
         fails.append("the deletes removed nothing")
 
@@ -329,6 +356,10 @@ def main():
                        (name, allv[0], min(allv), max(allv), allv[-1], slope * 60, rise, bound,
                         "ok" if ok else "GROWS"))
     summary.append("")
+    if unique:
+        summary.append("unique types and keys: caps max_types %d, max_keys %d; refusals at the "
+                       "caps (503): %s" % (UNIQUE_MAX_TYPES, UNIQUE_MAX_KEYS,
+                                            capped.group(1) if capped else "?"))
     summary.append("samples: %d every %.0f s over %d s; wrk: %s requests (%s); checker: %d "
                    "acknowledged, %d verified, %d missing, %d pruned before checked, %d too old "
                    "to verify, %d append errors; %d deletes removed %d events; pruned in all "

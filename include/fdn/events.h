@@ -598,7 +598,10 @@ FDN_API int fdn_events_type_stats(fdn_events_t *es, fdn_events_type_stat_t *out,
 /* Retention and limits: each setter takes effect at once and wakes the retention thread. */
 
 /**
- * Keep at most this many events (storage.hot.max_events); 0 = unlimited.
+ * Keep at most this many events in the memory tier (storage.hot.max_events); 0 = unlimited.
+ * With a durable tier the memory tier only evicts (events the writer committed): the file
+ * keeps them until its own retention (fdn_events_set_durable_retention), and reads of an
+ * evicted event go to it.
  * @param[in] es the store  @param[in] max_events the limit
  * @return 0, FDN_EINVAL (NULL store)
  * @thread_safety any
@@ -606,7 +609,8 @@ FDN_API int fdn_events_type_stats(fdn_events_t *es, fdn_events_type_stat_t *out,
  */
 FDN_API int fdn_events_set_max_events(fdn_events_t *es, uint64_t max_events);
 /**
- * Prune events older than this (storage.hot.max_age_seconds × 1e9); 0 = unlimited.
+ * Evict events older than this from the memory tier (storage.hot.max_age_seconds × 1e9);
+ * 0 = unlimited. As fdn_events_set_max_events, the durable tier keeps them.
  * @param[in] es the store  @param[in] max_age_ns the age in ns
  * @return 0, FDN_EINVAL (NULL store or negative)
  * @thread_safety any
@@ -631,13 +635,45 @@ FDN_API int fdn_events_set_prune_interval(fdn_events_t *es, int64_t interval_ns)
 FDN_API int fdn_events_set_max_results(fdn_events_t *es, uint32_t max_results);
 
 /**
- * Apply max_events and max_age now (what the retention thread does each interval).
- * @param[out] out_count events removed (may be NULL)
+ * Apply max_events and max_age now (what the retention thread does each interval): the
+ * memory tier's limits, then the durable tier's retention (fdn_events_set_durable_retention).
+ * @param[out] out_count events removed from the memory tier (may be NULL)
  * @return 0, FDN_EUNAVAILABLE
  * @thread_safety any
  * @since 0.1.0
  */
 FDN_API int fdn_events_enforce_retention(fdn_events_t *es, uint64_t *out_count);
+
+/**
+ * The durable tier's own retention (storage.warm.retention.max_events and .max_age_seconds):
+ * each retention run (prune_interval) deletes from the file (SQLite) or the shared log
+ * (PostgreSQL; safe from every process at once) the events beyond the newest max_events and
+ * those older than max_age_ns (wall time); 0 = keep (the default for both). The memory tier
+ * then drops what the durable tier no longer holds.
+ * @param[in] es the store  @param[in] max_events 0 = keep  @param[in] max_age_ns 0 = keep
+ * @return 0, FDN_EINVAL (NULL store or negative age)
+ * @thread_safety any
+ * @since 0.2.0
+ */
+FDN_API int fdn_events_set_durable_retention(fdn_events_t *es, uint64_t max_events,
+                                             int64_t max_age_ns);
+
+/** The durable tier: its retention and what it holds (versioned; filled by
+ * fdn_events_durable_status). */
+typedef struct fdn_events_durable_status {
+    uint32_t version;    /**< set to 1 by the call */
+    bool enabled;        /**< the store has a durable tier (a file or PostgreSQL) */
+    uint64_t max_events; /**< retention by count (0 = keep) */
+    int64_t max_age_ns;  /**< retention by age (0 = keep) */
+    uint64_t count;      /**< events held */
+    uint64_t oldest_id;  /**< oldest id held (0 when empty) */
+    uint64_t newest_id;  /**< newest id held (0 when empty) */
+    uint64_t pruned;     /**< events its retention deleted since create (this process) */
+} fdn_events_durable_status_t;
+
+/** @return 0, FDN_EINVAL, FDN_EUNAVAILABLE (the file is closed: store stopped), FDN_EIO
+ * @thread_safety any @since 0.2.0 */
+FDN_API int fdn_events_durable_status(fdn_events_t *es, fdn_events_durable_status_t *out);
 
 /** Default cap on the distinct event types held at once (storage.hot.max_types). */
 #define FDN_EVENTS_MAX_TYPES_DEFAULT 10000

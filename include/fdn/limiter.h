@@ -462,6 +462,36 @@ FDN_API int fdn_limiter_stats(fdn_limiter_t *l, fdn_limiter_stats_t *out);
 /** The backend's state. @return 0, FDN_EINVAL  @thread_safety any  @since 0.2.0 */
 FDN_API int fdn_limiter_backend_status(fdn_limiter_t *l, fdn_limiter_backend_status_t *out);
 
+/** One live key of fdn_limiter_top_keys. */
+typedef struct fdn_limit_key_info {
+    char key[260];         /**< the key (after its identity), NUL-terminated */
+    char identity[68];     /**< the identity before FDN_LIMIT_IDENTITY_SEP ("" when none) */
+    bool key_truncated;    /**< the key was longer than key[] holds */
+    fdn_limit_rule_t rule; /**< the rule of the key's last operation */
+    int64_t count;         /**< requests in the current window (buckets: limit - remaining) */
+    int64_t limit;         /**< L (or the burst for the buckets) */
+    int64_t remaining;     /**< calls of cost 1 still allowed now */
+    int64_t reset_ns;      /**< ns until the window ends / the bucket is full */
+} fdn_limit_key_info_t;
+
+/** Most cells fdn_limiter_top_keys visits in one call (the scan's bound). */
+#define FDN_LIMITER_TOP_SCAN_MAX 262144u
+
+/**
+ * The busiest live keys of this process's in-memory store (a Redis limiter: its local store,
+ * used by the local failure policy), most requests in the current window first (ties: by key);
+ * keys with no request in their window are left out. A bounded scan: at most
+ * FDN_LIMITER_TOP_SCAN_MAX cells, one shard lock at a time, so checks of other shards are not
+ * held up and a check is never slowed otherwise (no bookkeeping on the check path).
+ * @param[out] out at least cap entries  @param[out] out_n how many were written
+ * @param[out] scanned cells visited (may be NULL; < live keys when the bound cut the scan)
+ * @return 0, FDN_EINVAL
+ * @thread_safety any
+ * @since 0.2.0
+ */
+FDN_API int fdn_limiter_top_keys(fdn_limiter_t *l, fdn_limit_key_info_t *out, size_t cap,
+                                 size_t *out_n, uint64_t *scanned);
+
 /** "memory", "redis" ("unknown" otherwise). @thread_safety any  @since 0.2.0 */
 FDN_API const char *fdn_limiter_backend_name(fdn_limiter_backend_kind_t b);
 

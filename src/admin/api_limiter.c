@@ -1,6 +1,7 @@
 /*
  * DESIGN: admin endpoints of the rate limiter: POST /v1/limiter/check, and Hammer's inc, set
- * and get as POST /v1/limiter/{inc,set,get} (no decision, always 200); and the limiter's
+ * and get as POST /v1/limiter/{inc,set,get} (no decision, always 200); GET /v1/limiter/keys
+ * (the busiest live keys, a bounded scan: the status page's panel); and the limiter's
  * backend in GET /health ("rate_limiter_backend") and GET /metrics (fdn_rate_limiter_*; the
  * backend_* ones for Redis only). With telemetry mounted on the server, the runtime's
  * collector (src/runtime/runtime_metrics.c) exports the same families through telemetry
@@ -173,6 +174,58 @@ static int h_get(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
     return count_request(req, resp, user, L_GET);
 }
 
+/* GET /v1/limiter/keys?top=N: the busiest live keys (most requests in their current window
+ * first; N 1..LIMITER_TOP_MAX, default 10), by a bounded scan of the store
+ * (fdn_limiter_top_keys): the status page's panel. */
+#define LIMITER_TOP_MAX 100
+static const char *const KEYS_PARAMS[] = {"top", NULL};
+
+static int h_keys(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    fdn_limiter_t *l = user;
+    int64_t top = 10;
+    const char *v = fdn__http_query_get(req->target, "top");
+    if (v != NULL && fdn__http_parse_i64(v, 1, LIMITER_TOP_MAX, &top) != 0)
+        return fdn_err_set(&resp->err, FDN_EINVAL,
+                           "query parameter 'top' must be an integer in [1, %d]", LIMITER_TOP_MAX);
+    fdn_limit_key_info_t *k = fdn_malloc((size_t)top * sizeof(*k));
+    if (k == NULL)
+        return fdn_err_set(&resp->err, FDN_ENOMEM, "out of memory");
+    size_t n = 0;
+    uint64_t scanned = 0;
+    int rc = fdn_limiter_top_keys(l, k, (size_t)top, &n, &scanned);
+    fdn_limiter_backend_status_t st;
+    if (rc == 0)
+        rc = fdn_limiter_backend_status(l, &st);
+    if (rc != 0) {
+        fdn_free(k);
+        return fdn_err_set(&resp->err, rc, "rate limiter: %s", fdn_strerror(rc));
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n && arr != NULL; i++) {
+        const fdn_limit_key_info_t *e = &k[i];
+        json_t *o = json_pack("{s:s, s:s, s:b, s:{s:s, s:I, s:I, s:I}, s:I, s:I, s:I, s:I}", "key",
+                              e->key, "identity", e->identity, "key_truncated", e->key_truncated,
+                              "rule", "algorithm", fdn_limit_algo_name(e->rule.algo), "limit",
+                              (json_int_t)e->rule.limit, "window_ms", (json_int_t)e->rule.period_ms,
+                              "burst", (json_int_t)e->rule.burst, "count", (json_int_t)e->count,
+                              "limit", (json_int_t)e->limit, "remaining", (json_int_t)e->remaining,
+                              "reset_ms", (json_int_t)ceil_div(e->reset_ns, 1000000));
+        if (o == NULL || json_array_append_new(arr, o) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    fdn_free(k);
+    json_t *j = arr != NULL
+                    ? json_pack("{s:o, s:I, s:s, s:I, s:I, s:I}", "keys", arr, "top",
+                                (json_int_t)top, "backend", fdn_limiter_backend_name(st.backend),
+                                "live_keys", (json_int_t)st.keys, "key_capacity",
+                                (json_int_t)st.key_capacity, "scanned", (json_int_t)scanned)
+                    : NULL;
+    return fdn__http_reply(resp, 200, j);
+}
+
 /* GET /health: "rate_limiter_keys" is unhealthy for a minute after a new key was refused
  * because the key table (its shard) was full: clients are being turned away with 503. */
 #define REFUSAL_DEGRADED_NS (60LL * 1000000000)
@@ -304,6 +357,8 @@ int fdn_admin_mount_limiter(fdn_admin_t *a, fdn_limiter_t *l)
         rc = fdn__admin_route_add(a, "POST", "/v1/limiter/set", h_set, l);
     if (rc == 0)
         rc = fdn__admin_route_add(a, "POST", "/v1/limiter/get", h_get, l);
+    if (rc == 0)
+        rc = fdn__admin_route_add_q(a, "GET", "/v1/limiter/keys", h_keys, l, KEYS_PARAMS);
     if (rc == 0)
         rc = fdn_admin_add_health(a, "rate_limiter_backend", backend_health, l);
     if (rc == 0)

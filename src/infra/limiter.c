@@ -853,6 +853,16 @@ int fdn_limiter_check_entity(fdn_limiter_t *l, const char *entity, const char *o
     return rc;
 }
 
+int fdn_limiter_top_keys(fdn_limiter_t *l, fdn_limit_key_info_t *out, size_t cap, size_t *out_n,
+                         uint64_t *scanned)
+{
+    if (l == NULL || out_n == NULL || (out == NULL && cap > 0))
+        return FDN_EINVAL;
+    fdn__limit_now_t now = {FDN__NOW_UNSET, FDN__NOW_UNSET, l->clock};
+    *out_n = fdn__limiter_mem_top(l->mem, &now, out, cap, FDN_LIMITER_TOP_SCAN_MAX, scanned);
+    return 0;
+}
+
 static void service_destroy(void *state)
 {
     fdn_limiter_destroy(state);

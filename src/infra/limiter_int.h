@@ -104,6 +104,12 @@ void fdn__limiter_mem_set_identity_quota(void *self, uint32_t max_keys);
 /* Lookups and compared cells so far, summed over the shards (fdn__limiter_probes). */
 void fdn__limiter_mem_probes(void *self, uint64_t *lookups, uint64_t *probes);
 
+/* The in-memory store's busiest live keys (most requests in their current window first; keys
+ * with none are left out): at most cap into out, visiting at most scan_max cells (one shard
+ * lock at a time); *scanned (may be NULL) receives the cells visited. Returns how many. */
+size_t fdn__limiter_mem_top(void *self, const fdn__limit_now_t *now, fdn_limit_key_info_t *out,
+                            size_t cap, size_t scan_max, uint64_t *scanned);
+
 /*
  * Named-rule check for a caller that checks the same rule name again and again (a protection
  * entry): *cache (zero-initialised, used only with that one rule name and limiter) remembers

@@ -63,6 +63,7 @@ typedef struct cell {
     fdn__limit_state_t st; /* st.expires: wall ns (fixed window) or monotonic ns (others) */
     uint32_t keylen;
     uint8_t algo;
+    fdn_limit_rule_t rule; /* the rule of the last operation (the busiest keys' report) */
     char key[];
 } cell_t;
 
@@ -209,6 +210,7 @@ static int64_t algo_now(fdn_limit_algo_t algo, const fdn__limit_now_t *now)
 static void cell_init(cell_t *c, const fdn_limit_rule_t *r, const fdn__limit_now_t *now)
 {
     c->algo = (uint8_t)r->algo;
+    c->rule = *r;
     fdn__limit_init(&c->st, r, algo_now(r->algo, now));
 }
 
@@ -415,6 +417,10 @@ static int mem_apply_once(membe_t *m, const char *key, size_t keylen, const fdn_
         cell_init(c, rule, now);
         st = &c->st;
     }
+    if (c != NULL &&
+        FDN_UNLIKELY(c->rule.limit != rule->limit || c->rule.period_ms != rule->period_ms ||
+                     c->rule.burst != rule->burst))
+        c->rule = *rule; /* same algorithm (else cell_init ran): another limit for the key */
     rc = fdn__limit_apply(st, rule, cost, op, t, epoch, res);
     if (c != NULL)
         note_expiry(s, c);
@@ -627,4 +633,114 @@ int fdn__limiter_mem_create(void **out, uint32_t nshards, uint32_t max_keys,
     }
     *out = m;
     return 0;
+}
+
+/* ---- the busiest keys (fdn_limiter_top_keys) ---- */
+
+/* Whether a ranks below b: fewer requests in the window, then the greater key. */
+static bool top_less(const fdn_limit_key_info_t *a, const fdn_limit_key_info_t *b)
+{
+    if (a->count != b->count)
+        return a->count < b->count;
+    return strcmp(a->key, b->key) > 0;
+}
+
+static void top_sift_down(fdn_limit_key_info_t *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && top_less(&h[l], &h[m]))
+            m = l;
+        if (r < n && top_less(&h[r], &h[m]))
+            m = r;
+        if (m == i)
+            return;
+        fdn_limit_key_info_t t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static void top_sift_up(fdn_limit_key_info_t *h, size_t i)
+{
+    while (i > 0 && top_less(&h[i], &h[(i - 1) / 2])) {
+        fdn_limit_key_info_t t = h[i];
+        h[i] = h[(i - 1) / 2];
+        h[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+static void key_info(const cell_t *c, const fdn__limit_now_t *now, fdn_limit_key_info_t *o)
+{
+    fdn__limit_state_t tmp = c->st;
+    fdn_limit_result_t r;
+    memset(&r, 0, sizeof r);
+    (void)fdn__limit_apply(&tmp, &c->rule, 1, FDN__LIMIT_PEEK,
+                           algo_now((fdn_limit_algo_t)c->algo, now), NULL, &r);
+    memset(o, 0, sizeof(*o));
+    size_t idlen = 0, kl = c->keylen;
+    const char *k = c->key;
+    if (key_identity(k, kl, &idlen)) {
+        size_t n = idlen < sizeof(o->identity) - 1 ? idlen : sizeof(o->identity) - 1;
+        memcpy(o->identity, k, n);
+        k += idlen + 1;
+        kl -= idlen + 1;
+    }
+    size_t n = kl < sizeof(o->key) - 1 ? kl : sizeof(o->key) - 1;
+    memcpy(o->key, k, n);
+    o->key_truncated = n < kl;
+    o->rule = c->rule;
+    o->count = r.count;
+    o->limit = r.limit;
+    o->remaining = r.remaining;
+    o->reset_ns = r.reset_ns;
+}
+
+size_t fdn__limiter_mem_top(void *self, const fdn__limit_now_t *now_in, fdn_limit_key_info_t *out,
+                            size_t cap, size_t scan_max, uint64_t *scanned)
+{
+    membe_t *m = self;
+    fdn__limit_now_t now;
+    now_full(now_in, &now);
+    size_t n = 0;
+    uint64_t seen = 0;
+    fdn_limit_key_info_t cur;
+    /* one shard lock at a time, for that shard's cells only: checks of other shards go on */
+    for (uint32_t i = 0; i < m->nshards && seen < scan_max; i++) {
+        shard_t *s = &m->shards[i];
+        fdn__mutex_lock(&s->mu);
+        struct cds_list_head *pos;
+        cds_list_for_each(pos, &s->lru)
+        {
+            if (seen >= scan_max)
+                break;
+            cell_t *c = cds_list_entry(pos, cell_t, lru);
+            seen++;
+            if (cell_expired(c, &now))
+                continue;
+            key_info(c, &now, &cur);
+            if (cur.count <= 0 || cap == 0)
+                continue;
+            if (n < cap) {
+                out[n] = cur;
+                top_sift_up(out, n++);
+            } else if (top_less(&out[0], &cur)) {
+                out[0] = cur;
+                top_sift_down(out, n, 0);
+            }
+        }
+        fdn__mutex_unlock(&s->mu);
+    }
+    /* the min-heap into descending order */
+    for (size_t k = n; k > 1; k--) {
+        fdn_limit_key_info_t t = out[0];
+        out[0] = out[k - 1];
+        out[k - 1] = t;
+        top_sift_down(out, k - 1, 0);
+    }
+    if (scanned != NULL)
+        *scanned = seen;
+    return n;
 }

@@ -14,7 +14,7 @@
  * service: the breaker set and protected execution. `wire` also connects the event store to
  * the telemetry service (the store's slot is created first); `unwire` disconnects them.
  * The glue makes the config drive the runtime (DESIGN "The config drives the runtime"):
- * apply_settings() pushes storage.hot.*,
+ * apply_settings() pushes storage.hot.*, storage.warm.retention.*,
  * interface.max_results, infrastructure.*.default_config, *.enabled and
  * rate_limiting.{cleanup_interval,default_rules} into the services: all of them at wire time
  * and after a reset (or dropped notifications), only those the changed path drives after an
@@ -62,6 +62,8 @@
 #endif
 #include "services/event_store_int.h"
 #include "services/telemetry_int.h"
+
+extern char **environ;
 
 #define EVENTS_FILE "events.db"
 
@@ -158,7 +160,7 @@ static void record_event(fdn_runtime_t *rt, const char *type, json_t *data)
     fdn_event_t *ev = NULL;
     int rc = fdn_event_new(&ev, &spec, NULL);
     if (rc == 0)
-        rc = fdn_events_store(es, ev, NULL);
+        rc = fdn__events_store_system(es, ev, NULL); /* never refused by max_types */
     fdn_event_free(ev);
     fdn__free(text); /* jansson allocates through the library allocator */
     if (rc != 0) {
@@ -265,6 +267,15 @@ static void apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed)
             (void)fdn_events_set_prune_interval(es, to_ns(v, 1000000));
         if (cfg_int(cfg, "storage.hot.max_types", 1, &v))
             (void)fdn_events_set_max_types(es, (uint64_t)v);
+    }
+    if (es != NULL && touches(changed, "storage.warm.retention.")) {
+        /* the durable tier's own retention (0 = keep) */
+        int64_t me = 0, ma = 0;
+        if (!cfg_int(cfg, "storage.warm.retention.max_events", 0, &me))
+            me = 0;
+        if (!cfg_int(cfg, "storage.warm.retention.max_age_seconds", 0, &ma))
+            ma = 0;
+        (void)fdn_events_set_durable_retention(es, (uint64_t)me, to_ns(ma, 1000000000));
     }
     if (es != NULL && touches(changed, "interface.max_results") &&
         cfg_int(cfg, "interface.max_results", 1, &v) && v <= UINT32_MAX)
@@ -481,7 +492,36 @@ static int cfg_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     /* started at once (a second start by the supervisor is a no-op) so that the slots
      * created after it read their settings from the tree */
     co.start_stopped = false;
+    /* storage.warm.* says the truth: with a data directory the events are on disk there
+     * (ev_create), whatever the file or the environment said, so the tree shows
+     * storage.warm.enable true and storage.warm.path the directory (as the last entries of
+     * the environment layer, over the file and the environment) */
+    const char **envp = NULL;
+    char warm_path[4200];
+    const char *dir = fdn_runtime_data_dir(rt);
+    if (dir != NULL) {
+        const char *const *base = co.ignore_env     ? NULL
+                                  : co.envp != NULL ? co.envp
+                                                    : (const char *const *)environ;
+        size_t n = 0;
+        while (base != NULL && base[n] != NULL)
+            n++;
+        envp = fdn__calloc(n + 3, sizeof(*envp));
+        int w = snprintf(warm_path, sizeof(warm_path), "FDN_STORAGE__WARM__PATH=%s", dir);
+        if (envp == NULL || w < 0 || (size_t)w >= sizeof(warm_path)) {
+            fdn__free((void *)envp);
+            return fdn_err_set(err, envp == NULL ? FDN_ENOMEM : FDN_EINVAL,
+                               "cannot build the configuration's environment layer");
+        }
+        for (size_t i = 0; i < n; i++)
+            envp[i] = base[i];
+        envp[n] = "FDN_STORAGE__WARM__ENABLE=true";
+        envp[n + 1] = warm_path;
+        co.envp = envp;
+        co.ignore_env = false;
+    }
     int rc = fdn_config_create((fdn_config_t **)out, &co, err);
+    fdn__free((void *)envp);
     if (rc == 0 && ro != NULL && ro->version >= 2 && ro->registry_etcd != NULL) {
         /* the config follows the same etcd as the registry, in the runtime's namespace */
         fdn_config_etcd_opts_t eo = FDN_CONFIG_ETCD_OPTS_INIT;
@@ -605,6 +645,8 @@ static int lim_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     int64_t v;
     if (cfg_int(cfg, "infrastructure.rate_limiting.cleanup_interval", 1, &v))
         lo.cleanup_interval_ms = v;
+    if (cfg_int(cfg, "infrastructure.rate_limiting.max_keys", 1, &v) && v <= UINT32_MAX)
+        lo.max_keys = (uint32_t)v;
     /* infrastructure.rate_limiting.backend and .redis.* (the schema checked types and ranges) */
     char backend[16] = "memory", url[1024] = "", prefix[257] = "fdn:rl:", policy[16] = "local";
     (void)cfg_str(cfg, "infrastructure.rate_limiting.backend", backend, sizeof(backend));

@@ -23,7 +23,8 @@
  * Invariants: results are in id order (descending when asked); every returned id is in
  * [first_id, snapshot] and its record matched every filter of the query.
  * With a shared backend (PostgreSQL, event_shared.c), get, queries and correlation lookups
- * whose range the memory tier does not hold are answered by the backend instead.
+ * whose range the memory tier does not hold are answered by the backend instead; with a
+ * write-behind one (SQLite) the file answers for the ids memory evicted (event_disk.c).
  */
 #include <fdn/events.h>
 
@@ -273,7 +274,8 @@ int fdn_events_query(fdn_events_t *es, const fdn_events_query_t *q, fdn_event_li
     size_t limit = (uint64_t)q->limit > cap ? cap : (size_t)q->limit;
     uint64_t snap;
     fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
-    if (tm == NULL && es->sh == NULL)
+    bool disk = fdn__evs_disk_behind(es); /* the file holds events memory evicted */
+    if (tm == NULL && es->sh == NULL && !disk)
         return fdn__evs_query(es, q, limit, out, &snap);
     /* timed as `foundation.event_store.query` {duration: ns}, exported as the histogram
      * fdn_event_store_query_duration_seconds */
@@ -282,6 +284,8 @@ int fdn_events_query(fdn_events_t *es, const fdn_events_query_t *q, fdn_event_li
     int rc = 0;
     if (es->sh != NULL) /* a shared backend: memory may hold only part of the range */
         rc = fdn__evs_shared_query(es, q, limit, out, &handled);
+    else if (disk) /* write-behind: memory and the file merged */
+        rc = fdn__evs_disk_query(es, q, limit, out, &handled);
     if (!handled)
         rc = fdn__evs_query(es, q, limit, out, &snap);
     if (tm == NULL)
@@ -299,6 +303,10 @@ int fdn_events_get_by_correlation(fdn_events_t *es, const char *cid, fdn_event_l
         return FDN_EUNAVAILABLE;
     if (es->sh != NULL) /* a correlation spans processes: the shared backend has them all */
         return fdn__evs_shared_correlation(es, cid, out);
+    bool handled = false;
+    int rc = fdn__evs_disk_correlation(es, cid, out, &handled);
+    if (handled)
+        return rc;
     fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
     q.correlation_id = cid;
     uint64_t snap;
@@ -328,6 +336,8 @@ int fdn_events_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
         }
     }
     fdn__rwlock_rdunlock(&es->plock);
+    if (rc == FDN_ENOENT) /* evicted from memory: the file may have it */
+        rc = fdn__evs_disk_get(es, id, out);
     return rc;
 }
 

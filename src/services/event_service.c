@@ -11,15 +11,18 @@
  *    (group commit of about 8192 events, extended to the end of a store_batch so a batch
  *    is never split between commits) and broadcasts wdone. In durable mode a store call waits on
  * wdone until persisted >= its last id; in fast mode it returns at once unless more than
- *    fast_queue_max events wait (then it waits: bounded queue). Prunes are applied to the
- *    file in the next transaction. An I/O error is latched in io_error (health reports it,
- *    waiting callers get FDN_EIO) and the writer stops writing until restarted.
+ *    fast_queue_max events wait (then it waits: bounded queue). An explicit prune
+ *    (fdn_events_prune_before) is applied to the file in the next transaction. An I/O
+ *    error is latched in io_error (health reports it, waiting callers get FDN_EIO) and the
+ *    writer stops writing until restarted.
  *    Asynchronous stores (fdn_events_store_async) are queued in id order under amu+wmu with
  *    the id they wait for; after each commit the writer detaches the acknowledged prefix
  *    (all of the queue on an error) and runs their callbacks with no lock held. Stop runs
  *    the callbacks still queued after the writer's final drain with FDN_EUNAVAILABLE.
  *  - retention: waits on the injected clock (fdn_clock_wait_until) for prune_interval and
- *    applies max_events / max_age; setters kick the clock to re-arm it.
+ *    applies the memory tier's max_events / max_age (evicting from memory only, and on SQLite
+ *    only committed events: the file keeps them), then the durable tier's own retention
+ *    (event_disk.c); setters kick the clock to re-arm it.
  *  - delivery (started with the first callback subscription): waits on scv for new events,
  *    then for each subscriber copies the next matching events out (plock read, no lock held
  *    afterwards) and runs the callback with no store lock held; fd subscribers get an
@@ -76,7 +79,7 @@ int fdn_events_prune_before(fdn_events_t *es, int64_t ts, uint64_t *out_count)
     uint64_t snap = atomic_load_explicit(&es->published, memory_order_acquire);
     uint64_t cut = fdn__evs_id_at_time(es, ts, snap);
     fdn__rwlock_rdunlock(&es->plock);
-    uint64_t n = fdn__evs_prune_ids(es, cut);
+    uint64_t n = fdn__evs_prune_ids(es, cut, true);
     fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
     if (tm != NULL && n > 0)
         fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_pruned", n, NULL, 0);
@@ -267,7 +270,7 @@ int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id)
 
 /* ---------------------------------------------------------------- retention ---- */
 
-static uint64_t retention_once(fdn_events_t *es)
+uint64_t fdn__evs_retention_memory(fdn_events_t *es)
 {
     uint64_t max_events = atomic_load_explicit(&es->max_events, memory_order_relaxed);
     int64_t max_age = atomic_load_explicit(&es->max_age_ns, memory_order_relaxed);
@@ -283,9 +286,13 @@ static uint64_t retention_once(fdn_events_t *es)
         cut = FDN_MAX(cut, c);
     }
     fdn__rwlock_rdunlock(&es->plock);
+    /* the memory tier evicts; on a write-behind backend (SQLite) only what the writer has
+     * committed, so every evicted event is in the file (a shared backend committed first) */
+    if (es->durable_path != NULL && es->sh == NULL)
+        cut = FDN_MIN(cut, atomic_load_explicit(&es->persisted, memory_order_acquire) + 1);
     if (cut <= first)
         return 0;
-    uint64_t n = fdn__evs_prune_ids(es, cut);
+    uint64_t n = fdn__evs_prune_ids(es, cut, false);
     fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
     if (tm != NULL && n > 0)
         fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_pruned", n, NULL, 0);
@@ -302,7 +309,8 @@ static void *pruner_main(void *arg)
         int64_t now = fdn_clock_mono_ns(es->clock);
         int64_t deadline = iv > 0 ? (last > INT64_MAX - iv ? INT64_MAX : last + iv) : INT64_MAX;
         if (iv > 0 && now >= deadline) {
-            retention_once(es);
+            fdn__evs_retention_memory(es);
+            fdn__evs_durable_retention(es);
             last = now;
             fdn__mutex_lock(&es->rmu);
             es->prune_runs++;
@@ -329,7 +337,8 @@ int fdn_events_enforce_retention(fdn_events_t *es, uint64_t *out_count)
         return FDN_EINVAL;
     if (!atomic_load_explicit(&es->running, memory_order_acquire))
         return FDN_EUNAVAILABLE;
-    uint64_t n = retention_once(es);
+    uint64_t n = fdn__evs_retention_memory(es);
+    fdn__evs_durable_retention(es);
     if (out_count)
         *out_count = n;
     return 0;
@@ -680,6 +689,7 @@ void fdn_events_unsubscribe(fdn_events_sub_t *s)
 
 typedef struct load_ctx {
     fdn_events_t *es;
+    int64_t min_ts; /* the memory tier's max_age: older events stay in the file only */
     int64_t now_mono, now_wall;
     int64_t epoch; /* the clock's wall time at monotonic 0 (now_wall - now_mono) */
 } load_ctx_t;
@@ -715,6 +725,10 @@ static int load_cb(fdn_event_t *ev, void *user) FDN_NO_THREAD_SAFETY_ANALYSIS
         else if (__builtin_sub_overflow(lc->now_mono, age, &ev->ts))
             ev->ts = INT64_MIN;
     }
+    if (ev->ts < lc->min_ts) { /* past the memory tier's age limit: read from the file */
+        fdn_event_free(ev);
+        return 0;
+    }
     if (ev->id >= es->next_id) /* keep the stored id (rows are in id order) */
         es->next_id = ev->id;
     if (atomic_load_explicit(&es->count, memory_order_relaxed) == 0)
@@ -727,18 +741,32 @@ static int load_cb(fdn_event_t *ev, void *user) FDN_NO_THREAD_SAFETY_ANALYSIS
 
 static int db_open_load(fdn_events_t *es, bool load, fdn_error_t *err)
 {
-    int rc = fdn__evb_sqlite_open(&es->be, es->durable_path, es->mode == FDN_EVENTS_DURABLE,
+    fdn__evb_t be = {NULL, NULL};
+    int rc = fdn__evb_sqlite_open(&be, es->durable_path, es->mode == FDN_EVENTS_DURABLE,
                                   es->compress, err);
-    if (rc != 0 || !load)
+    if (rc != 0)
         return rc;
+    fdn__mutex_lock(&es->dmu); /* a late reader of the file (event_disk.c) may look at it */
+    es->be = be;
+    fdn__mutex_unlock(&es->dmu);
+    if (!load)
+        return 0;
     uint64_t next = 1;
     load_ctx_t lc = {.es = es,
                      .now_mono = fdn_clock_mono_ns(es->clock),
                      .now_wall = fdn_clock_wall_ns(es->clock)};
     if (__builtin_sub_overflow(lc.now_wall, lc.now_mono, &lc.epoch))
         lc.epoch = lc.now_mono < 0 ? INT64_MAX : INT64_MIN;
+    /* the memory tier is filled up to its limits, not with the whole file */
+    int64_t max_age = atomic_load_explicit(&es->max_age_ns, memory_order_relaxed);
+    uint64_t keep = atomic_load_explicit(&es->max_events, memory_order_relaxed);
+    lc.min_ts =
+        max_age > 0 && lc.now_mono > INT64_MIN + max_age ? lc.now_mono - max_age : INT64_MIN;
     fdn__mutex_lock(&es->amu);
-    rc = es->be.ops->load(es->be.state, load_cb, &lc, &next, err);
+    if (es->be.ops->load_newest != NULL)
+        rc = es->be.ops->load_newest(es->be.state, keep, load_cb, &lc, &next, err);
+    else
+        rc = es->be.ops->load(es->be.state, load_cb, &lc, &next, err);
     if (rc == 0) {
         if (next > es->next_id)
             es->next_id = next;
@@ -749,8 +777,16 @@ static int db_open_load(fdn_events_t *es, bool load, fdn_error_t *err)
         atomic_store_explicit(&es->stored_total, 0, memory_order_relaxed);
     }
     fdn__mutex_unlock(&es->amu);
-    if (rc != 0)
+    fdn__evb_stats_t st = {0};
+    if (rc == 0 && es->be.ops->stats != NULL &&
+        (rc = es->be.ops->stats(es->be.state, &st, err)) == 0)
+        atomic_store_explicit(&es->disk_first, st.count > 0 ? st.oldest : es->next_id,
+                              memory_order_release);
+    if (rc != 0) {
+        fdn__mutex_lock(&es->dmu);
         fdn__evb_close(&es->be);
+        fdn__mutex_unlock(&es->dmu);
+    }
     return rc;
 }
 
@@ -801,10 +837,13 @@ static void stop_threads(fdn_events_t *es)
         async_run(es, left, FDN_EUNAVAILABLE);
     }
     deliverer_stop(es);
-    if (es->sh != NULL)
+    if (es->sh != NULL) {
         fdn__evs_shared_stop(es); /* the shared backend stays open until destroy */
-    else
+    } else {
+        fdn__mutex_lock(&es->dmu); /* no read of the file is under way */
         fdn__evb_close(&es->be);
+        fdn__mutex_unlock(&es->dmu);
+    }
 }
 
 static int service_start(void *state, void *ctx, fdn_error_t *err)
@@ -910,6 +949,11 @@ int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_err
     es->aq_tail = &es->aq_head;
     atomic_init(&es->nsubs, 0);
     atomic_init(&es->pstop, false);
+    atomic_init(&es->disk_first, 0);
+    atomic_init(&es->warm_max_events, 0);
+    atomic_init(&es->warm_max_age_ns, 0);
+    atomic_init(&es->durable_pruned_total, 0);
+    pthread_mutex_init(&es->dmu, NULL);
     pthread_rwlockattr_t ra;
     pthread_rwlockattr_init(&ra);
     pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -988,6 +1032,7 @@ void fdn_events_destroy(fdn_events_t *es)
     pthread_cond_destroy(&es->wcv);
     pthread_cond_destroy(&es->wdone);
     pthread_mutex_destroy(&es->rmu);
+    pthread_mutex_destroy(&es->dmu);
     pthread_cond_destroy(&es->rcv);
     pthread_mutex_destroy(&es->smu);
     pthread_cond_destroy(&es->scv);

@@ -500,7 +500,7 @@ static void post_prune(fdn_events_t *es, evs_posting_t *p, uint64_t cut)
     fdn__evs_account(es, -(int64_t)(dead * EVS_PCHUNK * sizeof(uint64_t)));
 }
 
-uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut)
+uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut, bool disk)
 {
     fdn__rwlock_wrlock(&es->plock);
     fdn__mutex_lock(&es->amu);
@@ -553,11 +553,13 @@ uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut)
     for (size_t i = 0; i < es->nretired; i++)
         fdn__free(es->retired[i]);
     es->nretired = 0;
-    if (removed > 0 && es->durable_path != NULL) {
+    if (removed > 0 && disk && es->durable_path != NULL) {
         /* the writer deletes them from the file in its next transaction */
         fdn__mutex_lock(&es->wmu);
         if (cut > es->wdelete)
             es->wdelete = cut;
+        if (cut > atomic_load_explicit(&es->disk_first, memory_order_relaxed))
+            atomic_store_explicit(&es->disk_first, cut, memory_order_release); /* under wmu */
         pthread_cond_signal(&es->wcv);
         fdn__mutex_unlock(&es->wmu);
     }
@@ -610,7 +612,7 @@ static int check_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n
  * once more after due retention when retry_types. */
 static int append_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
                         uint64_t *out_ids, uint64_t *last, evs_async_t *w, int *queued,
-                        bool retry_types)
+                        bool retry_types, bool cap)
 {
     uint64_t first = 0;
     uint64_t local[1];
@@ -642,7 +644,8 @@ static int append_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t 
         return rc;
     }
     first = es->next_id;
-    rc = fdn__evs_append_capped_locked(es, evs, n, ids);
+    rc = cap ? fdn__evs_append_capped_locked(es, evs, n, ids)
+             : fdn__evs_append_locked(es, evs, n, ids);
     if (rc == 0) {
         *last = first + n - 1;
         if (w != NULL) {
@@ -654,9 +657,8 @@ static int append_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t 
     if (rc == FDN_ENOSPC && retry_types) {
         /* the type cap: when retention is due (more events than max_events, or too old),
          * prune now instead of at the next interval, and try once more */
-        uint64_t pruned = 0;
-        if (fdn_events_enforce_retention(es, &pruned) == 0 && pruned > 0)
-            return append_batch(es, evs, n, out_ids, last, w, queued, false);
+        if (fdn__evs_running(es) && fdn__evs_retention_memory(es) > 0)
+            return append_batch(es, evs, n, out_ids, last, w, queued, false, cap);
     }
     if (rc == FDN_ENOSPC)
         atomic_fetch_add_explicit(&es->types_refused, n, memory_order_relaxed);
@@ -668,7 +670,8 @@ static int append_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t 
     return 0;
 }
 
-static int store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *out_ids)
+static int store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *out_ids,
+                       bool cap)
 {
     int rc = check_batch(es, evs, n);
     if (rc != 0 || n == 0)
@@ -676,7 +679,7 @@ static int store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n
     if (es->sh != NULL) /* a shared backend assigns the ids: the writer stores first */
         return fdn__evs_shared_store(es, evs, n, out_ids);
     uint64_t last = 0;
-    rc = append_batch(es, evs, n, out_ids, &last, NULL, NULL, true);
+    rc = append_batch(es, evs, n, out_ids, &last, NULL, NULL, cap, cap);
     if (rc != 0 || last == 0)
         return rc;
     return fdn__evs_after_append(es, last);
@@ -724,7 +727,7 @@ int fdn_events_store_async(fdn_events_t *es, const fdn_event_t *const *evs, size
     w->first_id = 0;
     uint64_t last = 0;
     int queued = 0;
-    rc = append_batch(es, evs, n, out_ids, &last, w, &queued, true);
+    rc = append_batch(es, evs, n, out_ids, &last, w, &queued, true, true);
     if (rc == 0 && last != 0 && atomic_load_explicit(&es->nsubs, memory_order_acquire) > 0)
         fdn__evs_notify_subs(es);
     if (rc == 0 && queued < 0)
@@ -742,14 +745,14 @@ int fdn_events_store_async(fdn_events_t *es, const fdn_event_t *const *evs, size
 
 /* With telemetry, each append is timed (monotonic clock) as `foundation.event_store.append`
  * {duration: ns}, exported as the histogram fdn_event_store_append_duration_seconds. */
-int fdn_events_store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
-                           uint64_t *out_ids)
+static int timed_store(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *out_ids,
+                       bool cap)
 {
     fdn_telemetry_t *tm = es != NULL ? atomic_load_explicit(&es->tm, memory_order_acquire) : NULL;
     if (tm == NULL)
-        return store_batch(es, evs, n, out_ids);
+        return store_batch(es, evs, n, out_ids, cap);
     int64_t t0 = fdn_clock_mono_ns(NULL);
-    int rc = store_batch(es, evs, n, out_ids);
+    int rc = store_batch(es, evs, n, out_ids, cap);
     if (rc == 0 && n > 0) {
         fdn_telemetry_measure_t m = {"duration", (double)(fdn_clock_mono_ns(NULL) - t0)};
         (void)fdn_telemetry_execute(tm, "foundation.event_store.append", &m, 1, NULL, 0);
@@ -757,9 +760,23 @@ int fdn_events_store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size
     return rc;
 }
 
+int fdn_events_store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
+                           uint64_t *out_ids)
+{
+    return timed_store(es, evs, n, out_ids, true);
+}
+
 int fdn_events_store(fdn_events_t *es, const fdn_event_t *ev, uint64_t *out_id)
 {
     return fdn_events_store_batch(es, &ev, 1, out_id);
+}
+
+/* The runtime's own events (config_updated, supervisor_escalation, ...): a fixed, small set
+ * of types, never refused by the cap on live types, so a client that filled the type table
+ * cannot silence the runtime's records. */
+int fdn__events_store_system(fdn_events_t *es, const fdn_event_t *ev, uint64_t *out_id)
+{
+    return timed_store(es, &ev, 1, out_id, false);
 }
 
 int fdn_events_store_specs(fdn_events_t *es, const fdn_event_spec_t *specs, size_t n,

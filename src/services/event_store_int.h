@@ -42,6 +42,9 @@ FDN__SERVICE_TYPED_OPS(events, fdn_events_t)
 void fdn__events_set_telemetry(fdn_events_t *es, fdn_telemetry_t *tm);
 /* Test hook: block until the retention thread has completed at least n runs. */
 void fdn__events_wait_prune_runs(fdn_events_t *es, uint64_t n);
+/* Store one of the runtime's own events: as fdn_events_store, never refused by the cap on
+ * live types (storage.hot.max_types). */
+int fdn__events_store_system(fdn_events_t *es, const fdn_event_t *ev, uint64_t *out_id);
 
 /* ---- internal structures ---- */
 
@@ -207,6 +210,13 @@ struct fdn_events {
     evs_async_t *aq_head;       /* wmu */
     evs_async_t **aq_tail;      /* wmu */
     _Atomic uint64_t aq_events; /* events of the queued stores (bound: fast_queue_max) */
+
+    /* the durable tier (event_disk.c): oldest id the file may hold (write-behind); its own
+     * retention (0 = keep); dmu guards backend reads and prunes against a closing backend */
+    _Atomic uint64_t disk_first;
+    _Atomic uint64_t warm_max_events, durable_pruned_total;
+    _Atomic int64_t warm_max_age_ns;
+    fdn__mutex_t dmu;
 
     /* retention */
     pthread_t pruner;
@@ -375,8 +385,13 @@ int fdn__evs_retire(fdn_events_t *es, void *p) FDN_REQUIRES(es->amu);
 /* Make room for k more fdn__evs_retire calls that then cannot fail. Caller holds amu.
  * Returns 0 or FDN_ENOMEM. */
 int fdn__evs_retire_reserve(fdn_events_t *es, size_t k) FDN_REQUIRES(es->amu);
-/* Remove ids < cut; returns how many. Takes plock (write) and amu. */
-uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut);
+/* Remove ids < cut from memory; returns how many. disk: also from the durable file (the
+ * writer's next transaction; fdn_events_prune_before), else memory only (retention). Takes
+ * plock (write) and amu. */
+uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut, bool disk);
+/* The memory tier's retention once (max_events, max_age; on a write-behind backend only
+ * committed events are evicted); returns how many. */
+uint64_t fdn__evs_retention_memory(fdn_events_t *es);
 /* First id with timestamp >= ts (published+1 when none). Caller holds plock (read). */
 uint64_t fdn__evs_id_at_time(fdn_events_t *es, int64_t ts, uint64_t snap);
 /* Last id of the store_batch that id belongs to (id itself when it is pruned or the last
@@ -475,6 +490,24 @@ int fdn__evs_shared_correlation(fdn_events_t *es, const char *cid, fdn_event_lis
  * the catch-up of a from-position subscription behind the memory tier. */
 int fdn__evs_shared_page(fdn_events_t *es, const char *type, const char *cid, uint64_t after,
                          uint64_t before, size_t max, fdn_event_list_t **out);
+
+/* ---- the durable tier (event_disk.c) ---- */
+
+/* A list holding copies of n events. 0 or FDN_ENOMEM. */
+int fdn__event_list_build(const fdn_event_t *const *evs, size_t n, fdn_event_list_t **out);
+/* Whether the file (write-behind) may hold events below the memory tier's first id. */
+bool fdn__evs_disk_behind(fdn_events_t *es);
+/* An id below the memory tier from the file: 0, FDN_ENOENT, FDN_EIO, FDN_ECORRUPT. */
+int fdn__evs_disk_get(fdn_events_t *es, uint64_t id, fdn_event_t **out);
+/* A query whose range reaches below the memory tier: memory and file merged (*handled);
+ * *handled = false: memory answers alone. */
+int fdn__evs_disk_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
+                        fdn_event_list_t **out, bool *handled);
+/* Every event of a correlation id, from the file and memory (*handled as above). */
+int fdn__evs_disk_correlation(fdn_events_t *es, const char *cid, fdn_event_list_t **out,
+                              bool *handled);
+/* The durable tier's retention once; returns how many events it deleted there. */
+uint64_t fdn__evs_durable_retention(fdn_events_t *es);
 
 /* Called after a successful append (outside amu). */
 int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id);

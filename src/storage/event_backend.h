@@ -5,11 +5,13 @@
  * implementation) or in PostgreSQL shared by many processes (event_pg_backend.c, the second).
  *
  * Two kinds of backend, told apart by `assigns_ids`:
- *  - write-behind (SQLite): the memory tier assigns ids and holds every stored event (the
- *    file is reloaded at open through `load`); the writer thread copies committed ranges out
- *    of memory and hands them to `append` with their final ids; prunes ride along
- *    (`prune_below`). Reads never reach the backend: get/query/correlation/read_after may be
- *    NULL.
+ *  - write-behind (SQLite): the memory tier assigns ids and holds the newest stored events,
+ *    up to its own limits (the newest of the file are reloaded at open through `load_newest`,
+ *    or every row through `load`); the writer thread copies committed ranges out of memory and
+ *    hands them to `append` with their final ids; an explicit prune (fdn_events_prune_before)
+ *    rides along (`prune_below`). Reads of events the memory tier evicted (they are on disk:
+ *    memory evicts only committed events) go to get/query/correlation; the durable tier's
+ *    own retention runs `prune`. read_after/wait/head are NULL.
  *  - shared (PostgreSQL): the backend assigns the ids (global positions, gap-free, in commit
  *    order); the memory tier is a cache of the newest positions, fed by the store's writer
  *    (its own batches) and follower (`wait` + `read_after`, other processes' batches); reads
@@ -30,7 +32,7 @@
 
 #include <fdn/events.h>
 
-#define FDN__EVB_VERSION 1
+#define FDN__EVB_VERSION 2
 
 /* One append: a batch of events committed in one transaction. */
 typedef struct fdn__evb_batch {
@@ -59,6 +61,7 @@ typedef struct fdn__evb_query {
     uint64_t before;            /* ids < before (0 = none) */
     size_t limit;               /* > 0 */
     bool descending;
+    uint64_t parent_id; /* 0 = any (version 2; write-behind backends only) */
 } fdn__evb_query_t;
 
 typedef int (*fdn__evb_load_cb)(fdn_event_t *ev, void *user);
@@ -81,7 +84,8 @@ typedef struct fdn__evb_ops {
     int (*query)(void *b, const fdn__evb_query_t *q, fdn_event_list_t **out, fdn_error_t *err);
     /* Every event with this correlation id, in id order. */
     int (*correlation)(void *b, const char *cid, fdn_event_list_t **out, fdn_error_t *err);
-    /* Delete ids below `below`; *count (may be NULL) receives how many. */
+    /* Delete ids below `below`; *count (may be NULL) receives how many. The durable tier's
+     * retention: idempotent, safe from several processes of a shared backend at once. */
     int (*prune)(void *b, uint64_t below, uint64_t *count, fdn_error_t *err);
     int (*stats)(void *b, fdn__evb_stats_t *out, fdn_error_t *err);
     /* Subscribe from a position: the next (at most max) events with ids > after, in id order
@@ -95,6 +99,10 @@ typedef struct fdn__evb_ops {
     /* The newest committed id (shared backends; NULL otherwise). */
     int (*head)(void *b, uint64_t *out, fdn_error_t *err);
     void (*close)(void *b);
+    /* Version 2. Write-behind: as load, only the newest `keep` events (0: all), *next_id
+     * still past every stored id. NULL: the caller uses load. */
+    int (*load_newest)(void *b, uint64_t keep, fdn__evb_load_cb cb, void *user, uint64_t *next_id,
+                       fdn_error_t *err);
 } fdn__evb_ops_t;
 
 /* An open backend: its table and its state. */

@@ -10,14 +10,20 @@
  * WAL mode; synchronous=FULL for the durable mode (a commit returns after fsync), NORMAL for
  * the fast mode. SQLite's WAL checksums drop a torn last transaction at open; a damaged file
  * (SQLITE_CORRUPT / SQLITE_NOTADB) or a record failing its CRC32C gives FDN_ECORRUPT.
- * Threads: the connection is used by one thread at a time (no locks here); statements are
- * prepared once.
+ * Threads: the writer's connection is used by one thread at a time (no locks here);
+ * statements are prepared once. Reads and the durable tier's retention (prune) run on a
+ * second connection, opened when first needed and serialised by `rmu`, so they never wait for
+ * a commit in progress (WAL: readers see the last committed state) and a prune waits for the
+ * writer's lock through busy_timeout.
  * The backend table (storage/event_backend.h) at the end wraps these functions: SQLite is the
- * write-behind implementation (ids from the memory tier, no reads).
+ * write-behind implementation (ids from the memory tier, reads of what memory evicted).
  */
 #include "storage/event_sqlite.h"
 #include "storage/event_backend.h"
 
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <sqlite3.h>
@@ -36,6 +42,11 @@ struct fdn__evdb {
     uint8_t *buf;
     size_t cap;
     unsigned enc_flags; /* FDN_EVENT_ENC_ZSTD or 0 */
+    /* the read connection (reads, prune), opened when first needed; under rmu */
+    pthread_mutex_t rmu;
+    char *path;
+    bool durable;
+    sqlite3 *rdb;
 };
 
 static int map_rc(sqlite3 *db, int rc, fdn_error_t *err, const char *what)
@@ -44,6 +55,24 @@ static int map_rc(sqlite3 *db, int rc, fdn_error_t *err, const char *what)
         (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB ? FDN_ECORRUPT : FDN_EIO;
     return fdn_err_set(err, code, "event store file: %s: %s", what,
                        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+}
+
+/* The WAL's bound (the writer's connection). SQLite's own auto-checkpoint (PASSIVE, at 1000
+ * pages) cannot restart the WAL while a read on the second connection holds an older snapshot,
+ * so with reads going on all the time the file could keep growing. This hook does the same
+ * PASSIVE checkpoint, and past WAL_TRUNCATE_PAGES (about 8 MB) a TRUNCATE one, which waits
+ * (busy_timeout) for those short reads to end, then empties the file. */
+#define WAL_PASSIVE_PAGES  1000
+#define WAL_TRUNCATE_PAGES 2000
+
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)arg;
+    if (pages >= WAL_TRUNCATE_PAGES)
+        (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    else if (pages >= WAL_PASSIVE_PAGES)
+        (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return SQLITE_OK;
 }
 
 static int exec(fdn__evdb_t *d, const char *sql, fdn_error_t *err)
@@ -65,6 +94,9 @@ void fdn__evdb_close(fdn__evdb_t *d)
     sqlite3_finalize(d->commit);
     sqlite3_finalize(d->rollback);
     sqlite3_close(d->db);
+    sqlite3_close(d->rdb);
+    pthread_mutex_destroy(&d->rmu);
+    fdn__free(d->path);
     fdn__free(d->buf);
     fdn__free(d);
 }
@@ -76,6 +108,13 @@ int fdn__evdb_open(fdn__evdb_t **out, const char *path, bool durable, bool compr
     if (d == NULL)
         return fdn_err_set(err, FDN_ENOMEM, "event store file: out of memory");
     d->enc_flags = compress ? FDN_EVENT_ENC_ZSTD : 0;
+    pthread_mutex_init(&d->rmu, NULL);
+    d->durable = durable;
+    d->path = fdn__strdup(path);
+    if (d->path == NULL) {
+        fdn__evdb_close(d);
+        return fdn_err_set(err, FDN_ENOMEM, "event store file: out of memory");
+    }
     int rc = sqlite3_open_v2(
         path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
@@ -86,6 +125,7 @@ int fdn__evdb_open(fdn__evdb_t **out, const char *path, bool durable, bool compr
     sqlite3_extended_result_codes(d->db, 1);
     if ((rc = exec(d, "PRAGMA journal_mode=WAL", err)) != 0)
         goto fail;
+    sqlite3_wal_hook(d->db, wal_hook, NULL);
     if ((rc = exec(d, durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err)))
         goto fail;
     if ((rc = exec(d,
@@ -123,6 +163,12 @@ fail:
 int fdn__evdb_load(fdn__evdb_t *d, int (*cb)(fdn_event_t *ev, void *user), void *user,
                    uint64_t *next_id, fdn_error_t *err)
 {
+    return fdn__evdb_load_newest(d, 0, cb, user, next_id, err);
+}
+
+int fdn__evdb_load_newest(fdn__evdb_t *d, uint64_t keep, int (*cb)(fdn_event_t *ev, void *user),
+                          void *user, uint64_t *next_id, fdn_error_t *err)
+{
     sqlite3_stmt *st = NULL;
     uint64_t next = 1;
     int rc = sqlite3_prepare_v2(d->db, "SELECT value FROM meta WHERE key='next_id'", -1, &st, NULL);
@@ -136,9 +182,24 @@ int fdn__evdb_load(fdn__evdb_t *d, int (*cb)(fdn_event_t *ev, void *user), void 
     sqlite3_finalize(st);
     if (rc < 0)
         return rc;
-    rc = sqlite3_prepare_v2(d->db, "SELECT id, rec FROM events ORDER BY id", -1, &st, NULL);
+    /* keep > 0: only the newest keep rows (the memory tier's bound), still in id order */
+    rc = sqlite3_prepare_v2(d->db,
+                            keep > 0 ? "SELECT id, rec FROM (SELECT id, rec FROM events ORDER BY "
+                                       "id DESC LIMIT ?1) ORDER BY id"
+                                     : "SELECT id, rec FROM events ORDER BY id",
+                            -1, &st, NULL);
     if (rc != SQLITE_OK)
         return map_rc(d->db, rc, err, "read events");
+    if (keep > 0)
+        sqlite3_bind_int64(st, 1, keep > INT64_MAX ? INT64_MAX : (sqlite3_int64)keep);
+    /* next_id also counts rows not loaded: ids are never reused */
+    if (keep > 0) {
+        sqlite3_stmt *mx = NULL;
+        if (sqlite3_prepare_v2(d->db, "SELECT max(id) FROM events", -1, &mx, NULL) == SQLITE_OK &&
+            sqlite3_step(mx) == SQLITE_ROW && sqlite3_column_int64(mx, 0) >= (sqlite3_int64)next)
+            next = (uint64_t)sqlite3_column_int64(mx, 0) + 1;
+        sqlite3_finalize(mx);
+    }
     int out = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(st, 0);
@@ -217,6 +278,230 @@ fail:
     return rc;
 }
 
+/* ---- reads and prune on the read connection (under rmu) ---- */
+
+static int rdb_ready(fdn__evdb_t *d, fdn_error_t *err)
+{
+    if (d->rdb != NULL)
+        return 0;
+    int rc = sqlite3_open_v2(d->path, &d->rdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(d->rdb, 5000);
+        sqlite3_extended_result_codes(d->rdb, 1);
+        rc = sqlite3_exec(d->rdb,
+                          d->durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+                          NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        rc = map_rc(d->rdb, rc, err, "open for reading");
+        sqlite3_close(d->rdb);
+        d->rdb = NULL;
+    }
+    return rc;
+}
+
+/* Decode one row's record; FDN_ECORRUPT when it is damaged or carries another id. */
+static int row_event(fdn__evdb_t *d, sqlite3_stmt *st, fdn_event_t **out, fdn_error_t *err)
+{
+    (void)d;
+    int64_t id = sqlite3_column_int64(st, 0);
+    const void *blob = sqlite3_column_blob(st, 1);
+    int n = sqlite3_column_bytes(st, 1);
+    fdn_event_t *ev = NULL;
+    int rc = fdn_event_decode(&ev, blob, (size_t)n, err);
+    if (rc == FDN_ENOMEM)
+        return rc;
+    if (rc != 0 || id <= 0 || fdn_event_id(ev) != (uint64_t)id) {
+        fdn_event_free(ev);
+        return fdn_err_set(err, FDN_ECORRUPT, "event store file: record %lld is damaged",
+                           (long long)id);
+    }
+    *out = ev;
+    return 0;
+}
+
+int fdn__evdb_get(fdn__evdb_t *d, uint64_t id, fdn_event_t **out, fdn_error_t *err)
+{
+    if (id > INT64_MAX)
+        return FDN_ENOENT;
+    pthread_mutex_lock(&d->rmu);
+    sqlite3_stmt *st = NULL;
+    int rc = rdb_ready(d, err);
+    if (rc == 0 && (rc = sqlite3_prepare_v2(d->rdb, "SELECT id, rec FROM events WHERE id = ?1", -1,
+                                            &st, NULL)) != SQLITE_OK)
+        rc = map_rc(d->rdb, rc, err, "read");
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+        int s = sqlite3_step(st);
+        if (s == SQLITE_ROW)
+            rc = row_event(d, st, out, err);
+        else if (s == SQLITE_DONE)
+            rc = FDN_ENOENT;
+        else
+            rc = map_rc(d->rdb, s, err, "read");
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&d->rmu);
+    return rc;
+}
+
+/* A growable array of decoded events, turned into one list at the end. */
+typedef struct evvec {
+    fdn_event_t **v;
+    size_t n, cap;
+} evvec_t;
+
+static void evvec_free(evvec_t *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        fdn_event_free(a->v[i]);
+    fdn__free(a->v);
+}
+
+static int evvec_push(evvec_t *a, fdn_event_t *ev)
+{
+    if (a->n == a->cap) {
+        size_t nc = a->cap ? a->cap * 2 : 16;
+        fdn_event_t **nv = fdn__realloc(a->v, nc * sizeof(*nv));
+        if (nv == NULL)
+            return FDN_ENOMEM;
+        a->v = nv;
+        a->cap = nc;
+    }
+    a->v[a->n++] = ev;
+    return 0;
+}
+
+/* One list holding copies of a's events (a is freed). */
+static int evvec_list(evvec_t *a, fdn_event_list_t **out)
+{
+    size_t bytes = 0;
+    fdn__event_fields_t f;
+    for (size_t i = 0; i < a->n; i++) {
+        fdn__event_to_fields(a->v[i], &f);
+        bytes += fdn__event_alloc_size(&f);
+    }
+    fdn_event_list_t *l = fdn__event_list_alloc(a->n, bytes);
+    if (l == NULL) {
+        evvec_free(a);
+        return FDN_ENOMEM;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        fdn__event_to_fields(a->v[i], &f);
+        l->items[i] = fdn__event_place(fdn__event_list_mem(l, off), &f);
+        off += fdn__event_alloc_size(&f);
+    }
+    evvec_free(a);
+    *out = l;
+    return 0;
+}
+
+static bool matches(const fdn_event_t *ev, const fdn__evb_query_t *q)
+{
+    if (ev->wall < q->wall_start || ev->wall > q->wall_end)
+        return false;
+    if (q->parent_id != 0 && ev->parent != q->parent_id)
+        return false;
+    if (q->correlation_id != NULL) {
+        size_t cl = strlen(q->correlation_id);
+        if (ev->corr_len != cl || (cl > 0 && memcmp(ev->corr, q->correlation_id, cl) != 0))
+            return false;
+    }
+    return true;
+}
+
+int fdn__evdb_query(fdn__evdb_t *d, const fdn__evb_query_t *q, fdn_event_list_t **out,
+                    fdn_error_t *err)
+{
+    static const char *const sql[2][2] = {
+        {"SELECT id, rec FROM events WHERE id > ?1 AND id < ?2 ORDER BY id",
+         "SELECT id, rec FROM events WHERE id > ?1 AND id < ?2 ORDER BY id DESC"},
+        {"SELECT id, rec FROM events WHERE id > ?1 AND id < ?2 AND type = ?3 ORDER BY id",
+         "SELECT id, rec FROM events WHERE id > ?1 AND id < ?2 AND type = ?3 ORDER BY id DESC"}};
+    evvec_t a = {0};
+    pthread_mutex_lock(&d->rmu);
+    sqlite3_stmt *st = NULL;
+    int rc = rdb_ready(d, err);
+    if (rc == 0 && (rc = sqlite3_prepare_v2(d->rdb, sql[q->type != NULL][q->descending], -1, &st,
+                                            NULL)) != SQLITE_OK)
+        rc = map_rc(d->rdb, rc, err, "query");
+    if (rc == 0) {
+        uint64_t before = q->before == 0 || q->before > INT64_MAX ? (uint64_t)INT64_MAX : q->before;
+        sqlite3_bind_int64(st, 1, q->after > INT64_MAX ? INT64_MAX : (sqlite3_int64)q->after);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)before);
+        if (q->type != NULL)
+            sqlite3_bind_text(st, 3, q->type, -1, SQLITE_STATIC);
+        int s;
+        while (a.n < q->limit && (s = sqlite3_step(st)) == SQLITE_ROW) {
+            fdn_event_t *ev = NULL;
+            if ((rc = row_event(d, st, &ev, err)) != 0)
+                break;
+            if (!matches(ev, q)) {
+                fdn_event_free(ev);
+                continue;
+            }
+            if ((rc = evvec_push(&a, ev)) != 0) {
+                fdn_event_free(ev);
+                break;
+            }
+        }
+        if (rc == 0 && a.n < q->limit && s != SQLITE_DONE)
+            rc = map_rc(d->rdb, s, err, "query");
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&d->rmu);
+    if (rc != 0) {
+        evvec_free(&a);
+        return rc;
+    }
+    return evvec_list(&a, out);
+}
+
+int fdn__evdb_prune(fdn__evdb_t *d, uint64_t below, uint64_t *count, fdn_error_t *err)
+{
+    pthread_mutex_lock(&d->rmu);
+    sqlite3_stmt *st = NULL;
+    int rc = rdb_ready(d, err);
+    if (rc == 0 && (rc = sqlite3_prepare_v2(d->rdb, "DELETE FROM events WHERE id < ?1", -1, &st,
+                                            NULL)) != SQLITE_OK)
+        rc = map_rc(d->rdb, rc, err, "prune");
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, below > INT64_MAX ? INT64_MAX : (sqlite3_int64)below);
+        int s = sqlite3_step(st);
+        if (s != SQLITE_DONE)
+            rc = map_rc(d->rdb, s, err, "prune");
+        else if (count != NULL)
+            *count = (uint64_t)sqlite3_changes64(d->rdb);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&d->rmu);
+    return rc;
+}
+
+int fdn__evdb_stats(fdn__evdb_t *d, fdn__evb_stats_t *out, fdn_error_t *err)
+{
+    pthread_mutex_lock(&d->rmu);
+    sqlite3_stmt *st = NULL;
+    int rc = rdb_ready(d, err);
+    if (rc == 0 && (rc = sqlite3_prepare_v2(d->rdb, "SELECT count(*), min(id), max(id) FROM events",
+                                            -1, &st, NULL)) != SQLITE_OK)
+        rc = map_rc(d->rdb, rc, err, "stats");
+    if (rc == 0) {
+        int s = sqlite3_step(st);
+        if (s == SQLITE_ROW) {
+            out->count = (uint64_t)sqlite3_column_int64(st, 0);
+            out->oldest = (uint64_t)sqlite3_column_int64(st, 1); /* NULL reads as 0 */
+            out->newest = (uint64_t)sqlite3_column_int64(st, 2);
+        } else {
+            rc = map_rc(d->rdb, s, err, "stats");
+        }
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&d->rmu);
+    return rc;
+}
+
 /* ---- the backend table (storage/event_backend.h): the write-behind implementation ---- */
 
 static int evb_load(void *b, fdn__evb_load_cb cb, void *user, uint64_t *next_id, fdn_error_t *err)
@@ -224,9 +509,42 @@ static int evb_load(void *b, fdn__evb_load_cb cb, void *user, uint64_t *next_id,
     return fdn__evdb_load(b, cb, user, next_id, err);
 }
 
+static int evb_load_newest(void *b, uint64_t keep, fdn__evb_load_cb cb, void *user,
+                           uint64_t *next_id, fdn_error_t *err)
+{
+    return fdn__evdb_load_newest(b, keep, cb, user, next_id, err);
+}
+
 static int evb_append(void *b, fdn__evb_batch_t *batch, fdn_error_t *err)
 {
     return fdn__evdb_write(b, batch->evs, batch->n, batch->prune_below, batch->next_id, err);
+}
+
+static int evb_get(void *b, uint64_t id, fdn_event_t **out, fdn_error_t *err)
+{
+    return fdn__evdb_get(b, id, out, err);
+}
+
+static int evb_query(void *b, const fdn__evb_query_t *q, fdn_event_list_t **out, fdn_error_t *err)
+{
+    return fdn__evdb_query(b, q, out, err);
+}
+
+static int evb_correlation(void *b, const char *cid, fdn_event_list_t **out, fdn_error_t *err)
+{
+    fdn__evb_query_t q = {
+        .correlation_id = cid, .wall_start = INT64_MIN, .wall_end = INT64_MAX, .limit = SIZE_MAX};
+    return fdn__evdb_query(b, &q, out, err);
+}
+
+static int evb_prune(void *b, uint64_t below, uint64_t *count, fdn_error_t *err)
+{
+    return fdn__evdb_prune(b, below, count, err);
+}
+
+static int evb_stats(void *b, fdn__evb_stats_t *out, fdn_error_t *err)
+{
+    return fdn__evdb_stats(b, out, err);
 }
 
 static void evb_close(void *b)
@@ -234,15 +552,21 @@ static void evb_close(void *b)
     fdn__evdb_close(b);
 }
 
-/* Reads are served by the memory tier, which holds every event of the file: no read
- * function is offered. */
+/* Reads of what the memory tier evicted (get, query, correlation), the durable tier's own
+ * retention (prune) and stats run on the read connection. */
 static const fdn__evb_ops_t sqlite_ops = {
     .version = FDN__EVB_VERSION,
     .name = "sqlite",
     .assigns_ids = false,
     .load = evb_load,
     .append = evb_append,
+    .get = evb_get,
+    .query = evb_query,
+    .correlation = evb_correlation,
+    .prune = evb_prune,
+    .stats = evb_stats,
     .close = evb_close,
+    .load_newest = evb_load_newest,
 };
 
 int fdn__evb_sqlite_open(fdn__evb_t *out, const char *path, bool durable, bool compress,

@@ -24,6 +24,19 @@ int fdn__evdb_load(fdn__evdb_t *db, int (*cb)(fdn_event_t *ev, void *user), void
 int fdn__evdb_write(fdn__evdb_t *db, const fdn_event_t *const *evs, size_t n,
                     uint64_t delete_before, uint64_t next_id, fdn_error_t *err);
 
+/* As fdn__evdb_load, only the newest `keep` rows (0: all); *next_id still counts every row. */
+int fdn__evdb_load_newest(fdn__evdb_t *db, uint64_t keep, int (*cb)(fdn_event_t *ev, void *user),
+                          void *user, uint64_t *next_id, fdn_error_t *err);
+
+/* Reads and prune, on a second connection (any thread; serialised): see event_backend.h. */
+struct fdn__evb_query;
+struct fdn__evb_stats;
+int fdn__evdb_get(fdn__evdb_t *db, uint64_t id, fdn_event_t **out, fdn_error_t *err);
+int fdn__evdb_query(fdn__evdb_t *db, const struct fdn__evb_query *q, fdn_event_list_t **out,
+                    fdn_error_t *err);
+int fdn__evdb_prune(fdn__evdb_t *db, uint64_t below, uint64_t *count, fdn_error_t *err);
+int fdn__evdb_stats(fdn__evdb_t *db, struct fdn__evb_stats *out, fdn_error_t *err);
+
 void fdn__evdb_close(fdn__evdb_t *db);
 
 #endif

@@ -7,7 +7,8 @@
  * reference's validation order (ai: provider, analysis, planning; capture; storage;
  * interface; dev; infrastructure), which config_schema.c keeps as the schema's order so
  * "first failure" matches the reference. Also here: the messages of the top-level sections
- * and the reference's list of the 13 paths updatable at runtime.
+ * and the list of paths updatable at runtime (the reference's 13, then the event store's
+ * retention keys).
  * Pure data: no locks, no I/O, nothing mutable; any thread may read it. Nothing here is
  * checked at compile time: config_schema.c checks each row when it builds a schema (path
  * security, default passes its own rule, no duplicate, no leaf that is also a section), and
@@ -105,16 +106,23 @@ const fdn__cfg_builtin_t fdn__cfg_builtins[] = {
       "Trace messages", S1001, VM),
     K("capture.vm_tracing.trace_children", BOOL, "true", NONE, 0, 0, NULL, false, "Trace children",
       S1001, VM),
-    K("storage.hot.max_events", INT, "100000", POSITIVE, 0, 0, NULL, false,
-      "Event store: most events kept", S1001, HOT),
-    K("storage.hot.max_age_seconds", INT, "3600", POSITIVE, 0, 0, NULL, false,
-      "Event store: oldest event kept, seconds", S1001, HOT),
-    K("storage.hot.prune_interval", INT, "60000", POSITIVE, 0, 0, NULL, false,
-      "Event store: prune period, ms", S1001, HOT),
-    K("storage.hot.max_types", INT, "10000", POSITIVE, 0, 0, NULL, false,
+    K("storage.hot.max_events", INT, "100000", POSITIVE, 0, 0, NULL, true,
+      "Event store memory tier: most events held in memory (older ones stay on disk)", S1001, HOT),
+    K("storage.hot.max_age_seconds", INT, "3600", POSITIVE, 0, 0, NULL, true,
+      "Event store memory tier: oldest event held in memory, seconds (older ones stay on disk)",
+      S1001, HOT),
+    K("storage.hot.prune_interval", INT, "60000", POSITIVE, 0, 0, NULL, true,
+      "Event store: retention period of both tiers, ms", S1001, HOT),
+    K("storage.hot.max_types", INT, "10000", POSITIVE, 0, 0, NULL, true,
       "Event store: most distinct event types held (a new type past it: 503)", S1001, HOT),
-    K("storage.warm.enable", BOOL, "false", NONE, 0, 0, NULL, false, "Warm storage switch", S1001,
-      WARM),
+    K("storage.warm.enable", BOOL, "false", NONE, 0, 0, NULL, false,
+      "Events are on disk (SQLite under storage.warm.path); true whenever the runtime has a "
+      "data directory",
+      S1001, WARM),
+    K("storage.warm.retention.max_events", INT, "0", RANGE, 0, 9007199254740992.0, NULL, true,
+      "Event store durable tier: most events kept on disk (0 = keep all)", S1001, WARM),
+    K("storage.warm.retention.max_age_seconds", INT, "0", RANGE, 0, 9223372036.0, NULL, true,
+      "Event store durable tier: oldest event kept on disk, seconds (0 = keep all)", S1001, WARM),
     KW("storage.warm.path", STRING, "\"./foundation_data\"", NONE, NULL,
        "Warm storage directory (checked only when enabled)", S1001, WARM),
     KW("storage.warm.max_size_mb", INT, "100", POSITIVE, NULL,
@@ -179,6 +187,10 @@ const fdn__cfg_builtin_t fdn__cfg_builtins[] = {
       "Processes sharing the limits (the local policy divides limits by it)", S1001, RL),
     K("infrastructure.rate_limiting.redis.pipeline_max", INT, "32", RANGE, 1, 256, NULL, false,
       "Most checks sent together on one connection while every connection is busy", S1001, RL),
+    K("infrastructure.rate_limiting.max_keys", INT, "1048576", RANGE, 1, 4294967295.0, NULL, false,
+      "Most live limiter keys in this process (the in-memory table's bound; new keys past "
+      "it: 503 until cells expire)",
+      S1001, RL),
     K("infrastructure.rate_limiting.max_keys_per_identity", INT, "65536", RANGE, 0, 4294967295.0,
       NULL, false,
       "Most live limiter keys of one identity (a check's `identity`; 0 = no quota); a new key "
@@ -244,6 +256,13 @@ const char *const fdn__cfg_updatable_paths[] = {
     "infrastructure.circuit_breaker.enabled",
     "infrastructure.connection_pool.enabled",
     "infrastructure.rate_limiting.cleanup_interval",
+    /* the event store's two tiers (issue 21: retention changeable at run time) */
+    "storage.hot.max_events",
+    "storage.hot.max_age_seconds",
+    "storage.hot.prune_interval",
+    "storage.hot.max_types",
+    "storage.warm.retention.max_events",
+    "storage.warm.retention.max_age_seconds",
     NULL,
 };
-const size_t fdn__cfg_updatable_count = 13;
+const size_t fdn__cfg_updatable_count = 19;

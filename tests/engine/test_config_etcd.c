@@ -187,7 +187,7 @@ static void update_reaches_every_process(void **state)
     int want = fdn_config_update_int(local, "interface.max_results", -1, NULL);
     assert_true(want < 0);
     assert_int_equal(fdn_config_update_int(a, "interface.max_results", -1, &err), want);
-    assert_int_equal(fdn_config_update_int(a, "storage.hot.max_events", 5, &err),
+    assert_int_equal(fdn_config_update_int(a, "storage.warm.max_size_mb", 5, &err),
                      FDN_ECONFIG_FORBIDDEN);
     fdn_config_destroy(local);
     assert_int_equal(fdn_config_revision(a), ra);
@@ -202,7 +202,7 @@ static void update_reaches_every_process(void **state)
     assert_non_null(strstr(stats(a).last_refused, "interface.max_results"));
     assert_int_equal(fdn__etcd_put(raw, key, strlen(key), "not json", 8, 0, NULL, NULL), 0);
     assert_true(wait_refused(b, 2));
-    snprintf(key, sizeof(key), "/fdn/config/%s/storage.hot.max_events", ns);
+    snprintf(key, sizeof(key), "/fdn/config/%s/storage.warm.max_size_mb", ns);
     assert_int_equal(fdn__etcd_put(raw, key, strlen(key), "5", 1, 0, NULL, NULL), 0);
     assert_true(wait_refused(b, 3));
     assert_int_equal(fdn_config_revision(b), ra);
@@ -229,7 +229,7 @@ static void update_reaches_every_process(void **state)
     fdn_config_t *c = follow(ns, true);
     assert_true(get_bool(c, "dev.debug_mode"));
     assert_int_equal(get_int(c, "interface.max_results"), 77);
-    assert_true(stats(c).refused >= 1); /* storage.hot.max_events is still there */
+    assert_true(stats(c).refused >= 1); /* storage.warm.max_size_mb is still there */
     fdn_config_destroy(c);
     fdn__etcd_destroy(raw);
     assert_int_equal(fdn_config_unsubscribe(b, id), 0);

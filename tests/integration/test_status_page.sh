@@ -10,7 +10,8 @@
 #     limiter decisions and keys, event counts and the latest events, the config changes;
 #   - the type and correlation-id filters show exactly the events the API returns for them;
 #   - the page updates by itself: a breaker opened and an event appended after it loaded
-#     show up without reloading;
+#     show up without reloading; the busiest limiter keys panel shows what
+#     GET /v1/limiter/keys answers after new checks;
 #   - an endpoint the server does not mount shows as unavailable (the alert target has no
 #     event store endpoints), and nothing on the page comes from another origin;
 #   - with --token-file, GET / without the token is 401 like the API, and with the token
@@ -304,6 +305,32 @@ poll("new event on the page", lambda: new_id in shown_ids() and
      shown_ids() == [str(e["id"]) for e in api("/v1/events?order=desc&limit=20")["events"]])
 poll("cache breaker open on the page", lambda: dict(js(DOM)["breakers"]).get("cache", {}).get("state") == "open")
 print("ok: the page follows the server without a reload")
+
+# the busiest limiter keys (GET /v1/limiter/keys): the panel shows what the endpoint answers,
+# most requests in the window first, and follows new checks without a reload
+for _ in range(5):
+    http("POST", MAIN + "/v1/limiter/check", {"key": "busy", "limit": 10, "window_ms": 600000})
+for _ in range(3):
+    http("POST", MAIN + "/v1/limiter/check", {"identity": "tenant-7", "key": "search", "limit": 100,
+                                              "window_ms": 600000, "algorithm": "sliding_window"})
+top = api("/v1/limiter/keys?top=10")
+check([(k["key"], k["identity"], k["count"]) for k in top["keys"]] ==
+      [("busy", "", 5), ("search", "tenant-7", 3), ("k", "", 2)], f"/v1/limiter/keys: {top}")
+check(top["keys"][0]["remaining"] == 5 and top["keys"][0]["rule"] ==
+      {"algorithm": "fixed_window", "limit": 10, "window_ms": 600000, "burst": 0}, f"busy: {top['keys'][0]}")
+TOP = r"""
+return Array.from(document.getElementById('lim-top').querySelectorAll('tr[data-key]')).map((tr) =>
+  [tr.dataset.key, tr.dataset.identity, Object.fromEntries(Array.from(tr.querySelectorAll('[data-k]')).map((td) => [td.dataset.k, td.textContent]))]);
+"""
+def top_matches():
+    want = [[k["key"], k["identity"], {"count": str(k["count"]), "limit": str(k["limit"]),
+                                      "remaining": str(k["remaining"])}]
+            for k in api("/v1/limiter/keys?top=10")["keys"]]
+    got = [[k, i, {f: v.get(f) for f in ("count", "limit", "remaining")}] for k, i, v in js(TOP)]
+    return got == want and len(got) == 3
+poll("the busiest limiter keys on the page", top_matches)
+shot("status_page_limiter.png")
+print("ok: the busiest limiter keys match GET /v1/limiter/keys")
 
 # ---- the alert target: pools, and endpoints it does not mount
 if os.environ.get("HELPPORT"):

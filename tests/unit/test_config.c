@@ -207,7 +207,7 @@ static void non_updatable_paths(void **state)
     static const char *paths[] = {
         "ai.provider",
         "ai.api_key",
-        "storage.hot.max_events",
+        "storage.warm.max_size_mb",
         "storage.encryption_key",
         "security",
         "system.node_name",
@@ -1005,7 +1005,7 @@ static void random_update_sequences(void **state)
     (void)state;
     static const char *paths[] = {"ai.planning.sampling_rate", "dev.debug_mode",
                                   "dev.verbose_logging",       "dev.performance_monitoring",
-                                  "interface.query_timeout",   "storage.hot.max_events"};
+                                  "interface.query_timeout",   "storage.warm.max_size_mb"};
     uint64_t seed = 0x9e3779b97f4a7c15ULL;
     fdn_config_t *c = mk();
     for (int round = 0; round < 40; round++) {

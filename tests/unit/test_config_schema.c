@@ -429,10 +429,13 @@ static void updatable_list(void **state)
     (void)state;
     size_t n = 0;
     const char *const *p = fdn_config_updatable_paths(&n);
-    assert_int_equal(n, 13);
+    assert_int_equal(n, 19);
     assert_string_equal(p[0], "ai.planning.sampling_rate");
     assert_string_equal(p[12], "infrastructure.rate_limiting.cleanup_interval");
-    assert_null(p[13]);
+    /* the event store's retention, both tiers (issue 21) */
+    assert_string_equal(p[13], "storage.hot.max_events");
+    assert_string_equal(p[18], "storage.warm.retention.max_age_seconds");
+    assert_null(p[19]);
 }
 
 /* The reference's updatable list names exactly the key table's rows flagged updatable. */

@@ -1,7 +1,8 @@
 /* Unit tests: the event store's durable-tier table (storage/event_backend.h) as SQLite fills it
- * (write-behind: ids from the memory tier, no read functions), the store through it (a file
- * written by one store is reloaded by the next), the version rules of fdn_events_opts_t and
- * fdn_events_sub_opts_t, and from-position subscriptions, which never skip for backlog. */
+ * (write-behind: ids from the memory tier; reads of what memory evicted, prune, stats), the store
+ * through it (a file written by one store is reloaded by the next), the version rules of
+ * fdn_events_opts_t and fdn_events_sub_opts_t, and from-position subscriptions, which never skip
+ * for backlog. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -58,8 +59,12 @@ static void sqlite_fills_the_table_as_write_behind(void **state)
     assert_false(b.ops->assigns_ids);
     assert_non_null(b.ops->load);
     assert_non_null(b.ops->append);
-    assert_null(b.ops->get); /* the memory tier holds everything */
-    assert_null(b.ops->query);
+    assert_non_null(b.ops->get); /* reads of what the memory tier evicted */
+    assert_non_null(b.ops->query);
+    assert_non_null(b.ops->correlation);
+    assert_non_null(b.ops->prune);
+    assert_non_null(b.ops->stats);
+    assert_non_null(b.ops->load_newest);
     assert_null(b.ops->read_after);
     assert_null(b.ops->wait);
 
@@ -86,6 +91,35 @@ static void sqlite_fills_the_table_as_write_behind(void **state)
     assert_int_equal(b.ops->load(b.state, count_cb, &last, &next, NULL), 0);
     assert_int_equal(last, 12); /* 10 pruned, 11 and 12 kept */
     assert_int_equal(next, 13);
+    /* the newest one only: next_id still past every row */
+    last = 0;
+    next = 0;
+    assert_int_equal(b.ops->load_newest(b.state, 1, count_cb, &last, &next, NULL), 0);
+    assert_int_equal(last, 12);
+    assert_int_equal(next, 13);
+    /* reads on the second connection */
+    fdn_event_t *got = NULL;
+    assert_int_equal(b.ops->get(b.state, 11, &got, NULL), 0);
+    assert_int_equal(fdn_event_id(got), 11);
+    fdn_event_free(got);
+    assert_int_equal(b.ops->get(b.state, 10, &got, NULL), FDN_ENOENT);
+    fdn__evb_query_t bq = {
+        .wall_start = INT64_MIN, .wall_end = INT64_MAX, .limit = 10, .descending = true};
+    fdn_event_list_t *bl = NULL;
+    assert_int_equal(b.ops->query(b.state, &bq, &bl, NULL), 0);
+    assert_int_equal(fdn_event_list_count(bl), 2);
+    assert_int_equal(fdn_event_id(fdn_event_list_at(bl, 0)), 12);
+    fdn_event_list_free(bl);
+    fdn__evb_stats_t bs = {0};
+    assert_int_equal(b.ops->stats(b.state, &bs, NULL), 0);
+    assert_int_equal(bs.count, 2);
+    assert_int_equal(bs.oldest, 11);
+    assert_int_equal(bs.newest, 12);
+    uint64_t pruned = 0;
+    assert_int_equal(b.ops->prune(b.state, 12, &pruned, NULL), 0);
+    assert_int_equal(pruned, 1);
+    assert_int_equal(b.ops->prune(b.state, 12, &pruned, NULL), 0); /* idempotent */
+    assert_int_equal(pruned, 0);
     fdn__evb_close(&b);
 
     /* the store through the table: reloaded by the next store */

@@ -311,7 +311,7 @@ static void config_update_recorded_and_counted(void **state)
 
     /* forbidden and invalid updates store nothing and count nothing */
     fdn_error_t err = FDN_ERROR_INIT;
-    assert_int_equal(fdn_config_update_int(cfg, "storage.hot.max_events", 10, &err),
+    assert_int_equal(fdn_config_update_int(cfg, "storage.warm.max_size_mb", 10, &err),
                      FDN_ECONFIG_FORBIDDEN);
     assert_int_not_equal(fdn_config_update_double(cfg, "ai.planning.sampling_rate", 7.0, NULL), 0);
     assert_int_equal(fdn_config_revision(cfg), rev);

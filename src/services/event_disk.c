@@ -1,0 +1,373 @@
+/*
+ * DESIGN: the event store's two tiers on a write-behind backend (SQLite): reads of what the
+ * memory tier evicted, and the durable tier's own retention (also on a shared backend).
+ *
+ * Tiers. The memory tier keeps the newest events up to its limits (storage.hot.*); its
+ * retention only evicts from memory, and only events the writer has committed (on a
+ * write-behind backend every id below `persisted` + 1 is in the file). The durable tier
+ * keeps every committed event until its own retention (storage.warm.retention.*, 0 = keep)
+ * drops it through the backend's `prune`. So an id below the memory tier's first_id and at
+ * or above `disk_first` (the oldest id the file may still hold) is read from the file.
+ *
+ * Reads (write-behind only; a shared backend has event_shared.c):
+ *  - get: memory, then the file when the id is below first_id.
+ *  - query / correlation: when the file may hold matches below first_id, the memory part runs
+ *    first (under plock, so first_id is fixed during it), then B = first_id is read again and
+ *    the file part covers ids < B. Prunes only raise first_id, and every id below it is in the
+ *    file, so the two parts together miss nothing: results below B come from the file and
+ *    those at or above B from memory (memory results below B are duplicates and dropped).
+ *    Offset and limit apply to the merged, ordered list. Time bounds become wall time for the
+ *    file; a time_start past the first memory event's timestamp keeps a query in memory.
+ *  - events read from the file get their timestamp on the store's monotonic clock as a
+ *    reloaded file's do (kept when stamped by this clock, else rebuilt from wall time).
+ * Retention of the durable tier: run by the pruner thread after the memory tier's; cuts by
+ * count (newest - max_events) and by age (a binary search over ids with `get`: time order is
+ * id order); the memory tier then drops what the file no longer holds (it caches the file).
+ * Locks: `dmu` is held around every backend read and prune of this file (a stopping store
+ * closes a SQLite backend under it); it is a leaf apart from the memory prune after it.
+ */
+#include <fdn/events.h>
+
+#include <string.h>
+
+#include "core/alloc.h"
+#include "services/event_store_int.h"
+
+/* wall - monotonic of the store's clock now */
+static int64_t clock_offset(fdn_events_t *es)
+{
+    int64_t mono = fdn_clock_mono_ns(es->clock), wall = fdn_clock_wall_ns(es->clock);
+    int64_t off;
+    if (__builtin_sub_overflow(wall, mono, &off))
+        off = 0;
+    return off;
+}
+
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
+/* Timestamps of events read from the file on the store's monotonic clock. */
+static void remap_ev(fdn_event_t *ev, int64_t off)
+{
+    int64_t epoch, d;
+    if (!__builtin_sub_overflow(ev->wall, ev->ts, &epoch) &&
+        !__builtin_sub_overflow(epoch, off, &d) && d >= -1000000000 && d <= 1000000000)
+        return; /* stamped by this clock */
+    ev->ts = sat_add(ev->wall, off == INT64_MIN ? INT64_MAX : -off);
+}
+
+bool fdn__evs_disk_behind(fdn_events_t *es)
+{
+    return es->durable_path != NULL && es->sh == NULL &&
+           atomic_load_explicit(&es->disk_first, memory_order_acquire) <
+               atomic_load_explicit(&es->first_id, memory_order_acquire);
+}
+
+int fdn__evs_disk_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
+{
+    if (es->durable_path == NULL || es->sh != NULL ||
+        id < atomic_load_explicit(&es->disk_first, memory_order_acquire) ||
+        id >= atomic_load_explicit(&es->first_id, memory_order_acquire))
+        return FDN_ENOENT;
+    int rc = FDN_ENOENT;
+    fdn__mutex_lock(&es->dmu);
+    if (fdn__evb_open(&es->be) && es->be.ops->get != NULL)
+        rc = es->be.ops->get(es->be.state, id, out, NULL);
+    fdn__mutex_unlock(&es->dmu);
+    if (rc == 0)
+        remap_ev(*out, clock_offset(es));
+    return rc;
+}
+
+/* The file's part of a read: ids in (q->after, before) with the query's filters. An empty
+ * list when the backend is closed (the store is stopping). */
+static int disk_part(fdn_events_t *es, const fdn__evb_query_t *bq, fdn_event_list_t **out)
+{
+    int rc = 0;
+    *out = NULL;
+    fdn__mutex_lock(&es->dmu);
+    if (fdn__evb_open(&es->be) && es->be.ops->query != NULL)
+        rc = es->be.ops->query(es->be.state, bq, out, NULL);
+    fdn__mutex_unlock(&es->dmu);
+    if (rc != 0)
+        return rc;
+    if (*out == NULL)
+        return fdn__event_list_build(NULL, 0, out);
+    int64_t off = clock_offset(es);
+    for (size_t i = 0; i < (*out)->n; i++)
+        remap_ev((*out)->items[i], off);
+    return 0;
+}
+
+int fdn__event_list_build(const fdn_event_t *const *evs, size_t n, fdn_event_list_t **out)
+{
+    size_t bytes = 0;
+    fdn__event_fields_t f;
+    for (size_t i = 0; i < n; i++) {
+        fdn__event_to_fields(evs[i], &f);
+        bytes += fdn__event_alloc_size(&f);
+    }
+    fdn_event_list_t *l = fdn__event_list_alloc(n, bytes);
+    if (l == NULL)
+        return FDN_ENOMEM;
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        fdn__event_to_fields(evs[i], &f);
+        l->items[i] = fdn__event_place(fdn__event_list_mem(l, off), &f);
+        off += fdn__event_alloc_size(&f);
+    }
+    *out = l;
+    return 0;
+}
+
+/* first, then second, skipping `skip` events and keeping at most `keep`. */
+static int merge(const fdn_event_list_t *first, const fdn_event_list_t *second, size_t skip,
+                 size_t keep, fdn_event_list_t **out)
+{
+    size_t total = first->n + second->n;
+    size_t from = skip < total ? skip : total;
+    size_t n = total - from < keep ? total - from : keep;
+    const fdn_event_t **v = fdn__malloc((n ? n : 1) * sizeof(*v));
+    if (v == NULL)
+        return FDN_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = from + i;
+        v[i] = k < first->n ? first->items[k] : second->items[k - first->n];
+    }
+    int rc = fdn__event_list_build(v, n, out);
+    fdn__free(v);
+    return rc;
+}
+
+/* Drop, in place, the events of l outside [lo, hi). */
+static void keep_range(fdn_event_list_t *l, uint64_t lo, uint64_t hi)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->items[i]->id >= lo && l->items[i]->id < hi)
+            l->items[k++] = l->items[i];
+    l->n = k; /* the dropped events stay in the list's block until it is freed */
+}
+
+int fdn__evs_disk_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
+                        fdn_event_list_t **out, bool *handled)
+{
+    *handled = false;
+    uint64_t first = atomic_load_explicit(&es->first_id, memory_order_acquire);
+    uint64_t dfirst = atomic_load_explicit(&es->disk_first, memory_order_acquire);
+    if (q->after_id + 1 >= first || (q->before_id != 0 && q->before_id <= dfirst))
+        return 0; /* the range lies in memory, or below the file's oldest id */
+    if (q->time_start != INT64_MIN) {
+        /* time order is id order: nothing older than memory's oldest event can match */
+        fdn__rwlock_rdlock(&es->plock);
+        const evs_rec_t *r = fdn__evs_rec_lookup(es, atomic_load(&es->first_id));
+        bool in_memory = r != NULL && q->time_start > r->ts;
+        fdn__rwlock_rdunlock(&es->plock);
+        if (in_memory)
+            return 0;
+    }
+    *handled = true;
+    uint64_t want64 = (uint64_t)limit + (uint64_t)q->offset;
+    size_t want = want64 > SIZE_MAX ? SIZE_MAX : (size_t)want64;
+    fdn_events_query_t q2 = *q;
+    q2.offset = 0;
+    fdn_event_list_t *mem = NULL, *disk = NULL;
+    uint64_t snap = 0;
+    int rc = fdn__evs_query(es, &q2, want, &mem, &snap);
+    if (rc != 0)
+        return rc;
+    /* every id below B is in the file (memory evicts only committed events) */
+    uint64_t b = atomic_load_explicit(&es->first_id, memory_order_acquire);
+    fdn_event_list_t empty = {0, NULL};
+    if (q->descending && mem->n >= want) {
+        rc = merge(mem, &empty, (size_t)q->offset, limit, out);
+        fdn_event_list_free(mem);
+        return rc;
+    }
+    int64_t off = clock_offset(es);
+    fdn__evb_query_t bq = {
+        .type = q->type,
+        .correlation_id = q->correlation_id,
+        .wall_start = q->time_start == INT64_MIN ? INT64_MIN : sat_add(q->time_start, off),
+        .wall_end = q->time_end == INT64_MAX ? INT64_MAX : sat_add(q->time_end, off),
+        .after = q->after_id,
+        .before = q->before_id != 0 && q->before_id < b ? q->before_id : b,
+        .limit = want,
+        .descending = q->descending,
+        .parent_id = q->parent_id};
+    rc = disk_part(es, &bq, &disk);
+    if (rc != 0) {
+        fdn_event_list_free(mem);
+        return rc;
+    }
+    if (!q->descending) {
+        keep_range(mem, b, UINT64_MAX); /* below B: the file's */
+        rc = merge(disk, mem, (size_t)q->offset, limit, out);
+    } else {
+        /* memory returned every match it holds (fewer than want): the file's part is what
+         * lies below memory's smallest result and below B */
+        uint64_t lowest = mem->n > 0 ? mem->items[mem->n - 1]->id : UINT64_MAX;
+        keep_range(disk, 0, lowest < b ? lowest : b);
+        rc = merge(mem, disk, (size_t)q->offset, limit, out);
+    }
+    fdn_event_list_free(mem);
+    fdn_event_list_free(disk);
+    return rc;
+}
+
+int fdn__evs_disk_correlation(fdn_events_t *es, const char *cid, fdn_event_list_t **out,
+                              bool *handled)
+{
+    *handled = false;
+    if (!fdn__evs_disk_behind(es))
+        return 0;
+    *handled = true;
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.correlation_id = cid;
+    fdn_event_list_t *mem = NULL, *disk = NULL;
+    uint64_t snap = 0;
+    int rc = fdn__evs_query(es, &q, 0, &mem, &snap);
+    if (rc != 0)
+        return rc;
+    uint64_t b = atomic_load_explicit(&es->first_id, memory_order_acquire);
+    fdn__evb_query_t bq = {.correlation_id = cid,
+                           .wall_start = INT64_MIN,
+                           .wall_end = INT64_MAX,
+                           .before = b,
+                           .limit = SIZE_MAX};
+    rc = disk_part(es, &bq, &disk);
+    if (rc == 0) {
+        keep_range(mem, b, UINT64_MAX);
+        rc = merge(disk, mem, 0, SIZE_MAX, out);
+    }
+    fdn_event_list_free(mem);
+    fdn_event_list_free(disk);
+    return rc;
+}
+
+/* ---- the durable tier's retention ---- */
+
+/* First id in [lo, hi) whose wall time is >= wall (hi when none), by `get` (caller holds
+ * dmu; the backend is open). A missing id counts as older (holes are pruned prefixes). */
+static int first_at_wall(fdn_events_t *es, uint64_t lo, uint64_t hi, int64_t wall, uint64_t *out)
+{
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        fdn_event_t *ev = NULL;
+        int rc = es->be.ops->get(es->be.state, mid, &ev, NULL);
+        if (rc != 0 && rc != FDN_ENOENT)
+            return rc;
+        bool older = rc == FDN_ENOENT || ev->wall < wall;
+        fdn_event_free(ev);
+        if (older)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *out = lo;
+    return 0;
+}
+
+uint64_t fdn__evs_durable_retention(fdn_events_t *es)
+{
+    uint64_t max_events = atomic_load_explicit(&es->warm_max_events, memory_order_relaxed);
+    int64_t max_age = atomic_load_explicit(&es->warm_max_age_ns, memory_order_relaxed);
+    if (max_events == 0 && max_age == 0)
+        return 0;
+    uint64_t removed = 0, cut = 0;
+    fdn__mutex_lock(&es->dmu);
+    const fdn__evb_ops_t *ops = es->be.ops;
+    if (ops == NULL || ops->prune == NULL || ops->get == NULL) {
+        fdn__mutex_unlock(&es->dmu);
+        return 0;
+    }
+    uint64_t oldest = 0, newest = 0;
+    if (es->sh != NULL) { /* shared: the whole log, every process's events */
+        fdn__evb_stats_t st = {0};
+        if (ops->stats == NULL || ops->stats(es->be.state, &st, NULL) != 0) {
+            fdn__mutex_unlock(&es->dmu);
+            return 0;
+        }
+        oldest = st.oldest;
+        newest = st.newest;
+        if (st.count == 0) /* pruned empty (by any process): memory keeps none of it */
+            oldest = atomic_load_explicit(&es->published, memory_order_acquire) + 1;
+    } else { /* write-behind: the file holds [disk_first, persisted] */
+        oldest = atomic_load_explicit(&es->disk_first, memory_order_acquire);
+        newest = atomic_load_explicit(&es->persisted, memory_order_acquire);
+    }
+    int rc = 0;
+    if (newest >= oldest && newest > 0) {
+        if (max_events > 0 && newest - oldest + 1 > max_events)
+            cut = newest - max_events + 1;
+        if (max_age > 0) {
+            int64_t wall = fdn_clock_wall_ns(es->clock);
+            uint64_t c = 0;
+            rc = first_at_wall(es, FDN_MAX(oldest, cut), newest + 1,
+                               wall > INT64_MIN + max_age ? wall - max_age : INT64_MIN, &c);
+            if (rc == 0)
+                cut = FDN_MAX(cut, c);
+        }
+        if (rc == 0 && cut > oldest)
+            rc = ops->prune(es->be.state, cut, &removed, NULL);
+        else
+            cut = 0;
+    }
+    if (rc == 0 && cut > 0) {
+        uint64_t d = atomic_load_explicit(&es->disk_first, memory_order_relaxed);
+        while (d < cut && !atomic_compare_exchange_weak(&es->disk_first, &d, cut)) {
+        }
+        atomic_fetch_add_explicit(&es->durable_pruned_total, removed, memory_order_relaxed);
+    }
+    fdn__mutex_unlock(&es->dmu);
+    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+    if (tm != NULL && removed > 0)
+        fdn_telemetry_emit_counter_n(tm, "foundation.event_store.durable_pruned", removed, NULL, 0);
+    /* the memory tier caches the durable one: it does not keep what the durable tier dropped
+     * (here, or in another process sharing the log) */
+    uint64_t gone = rc == 0 ? FDN_MAX(cut, oldest) : 0;
+    if (gone > atomic_load_explicit(&es->first_id, memory_order_acquire))
+        (void)fdn__evs_prune_ids(es, FDN_MIN(gone, atomic_load(&es->published) + 1), false);
+    return removed;
+}
+
+int fdn_events_set_durable_retention(fdn_events_t *es, uint64_t max_events, int64_t max_age_ns)
+{
+    if (es == NULL || max_age_ns < 0)
+        return FDN_EINVAL;
+    atomic_store_explicit(&es->warm_max_events, max_events, memory_order_relaxed);
+    atomic_store_explicit(&es->warm_max_age_ns, max_age_ns, memory_order_relaxed);
+    fdn_clock_kick(es->clock);
+    return 0;
+}
+
+int fdn_events_durable_status(fdn_events_t *es, fdn_events_durable_status_t *out)
+{
+    if (es == NULL || out == NULL)
+        return FDN_EINVAL;
+    memset(out, 0, sizeof(*out));
+    out->version = 1;
+    out->max_events = atomic_load_explicit(&es->warm_max_events, memory_order_relaxed);
+    out->max_age_ns = atomic_load_explicit(&es->warm_max_age_ns, memory_order_relaxed);
+    out->pruned = atomic_load_explicit(&es->durable_pruned_total, memory_order_relaxed);
+    out->enabled = es->durable_path != NULL || es->sh != NULL;
+    if (!out->enabled)
+        return 0;
+    fdn__evb_stats_t st = {0};
+    int rc = FDN_EUNAVAILABLE;
+    fdn__mutex_lock(&es->dmu);
+    if (fdn__evb_open(&es->be) && es->be.ops->stats != NULL)
+        rc = es->be.ops->stats(es->be.state, &st, NULL);
+    fdn__mutex_unlock(&es->dmu);
+    if (rc != 0)
+        return rc;
+    out->count = st.count;
+    out->oldest_id = st.oldest;
+    out->newest_id = st.newest;
+    return 0;
+}

@@ -1,0 +1,497 @@
+/* Unit tests: the event store's two tiers on SQLite (issue 21). The memory tier's limits
+ * (storage.hot.*) only evict from memory: every event stays in the file and is still found by
+ * id, query and correlation id; a restart fills memory up to its limits, not with the whole
+ * file; the durable tier has its own retention (storage.warm.retention.*, default keep),
+ * applied on disk; every retention key is updatable at run time, applied at the next
+ * retention run (injected clock), and survives a restart; storage.warm.enable tells the truth;
+ * the runtime's own event types are never refused by storage.hot.max_types. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fdn/config.h>
+#include <fdn/events.h>
+#include <fdn/runtime.h>
+
+#include "services/config_int.h"
+#include "services/event_store_int.h"
+
+#define SEC  1000000000LL
+#define N    5000 /* events stored (the report's 118 k, scaled down) */
+#define HOT  100  /* the memory tier's max_events */
+#define STEP 100  /* events per batch; the clock moves 1 s between batches */
+
+typedef struct fx {
+    char dir[256];
+    char path[300];
+    fdn_clock_t *clock;
+    int live; /* runtimes and stores still open: a failed test left them (see teardown) */
+} fx_t;
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return -1;
+    const char *base = getenv("TMPDIR");
+    snprintf(f->dir, sizeof f->dir, "%s/fdn-tiers-XXXXXX", base != NULL ? base : "/tmp");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->path, sizeof f->path, "%s/events.db", f->dir);
+    if (fdn_clock_manual_create(&f->clock, 1000 * SEC, 1800000000LL * SEC) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    (void)nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    if (f->live == 0) /* else their threads still wait on it: leave it (the test failed) */
+        fdn_clock_destroy(f->clock);
+    free(f);
+    return 0;
+}
+
+static fdn_events_t *open_store(fx_t *f, uint64_t max_events, int64_t max_age_ns)
+{
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.durable_path = f->path;
+    o.clock = f->clock;
+    o.max_events = max_events;
+    o.max_age_ns = max_age_ns;
+    o.prune_interval_ns = 0; /* retention only when the test asks */
+    fdn_events_t *es = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_events_create(&es, &o, &err);
+    if (rc != 0)
+        fail_msg("create: %s %s", fdn_err_name(rc), err.message);
+    f->live++;
+    return es;
+}
+
+/* Event i (id i + 1): type a (even i) or b, correlation c<i % 10>, data {"i":i}. */
+static void close_store(fx_t *f, fdn_events_t *es)
+{
+    fdn_events_destroy(es);
+    f->live--;
+}
+
+static void store_all(fx_t *f, fdn_events_t *es)
+{
+    fdn_event_spec_t specs[STEP];
+    char data[STEP][24], corr[STEP][8];
+    for (int b = 0; b < N / STEP; b++) {
+        for (int k = 0; k < STEP; k++) {
+            int i = b * STEP + k;
+            specs[k] = (fdn_event_spec_t)FDN_EVENT_SPEC_INIT;
+            specs[k].type = i % 2 == 0 ? "a" : "b";
+            snprintf(corr[k], sizeof corr[k], "c%d", i % 10);
+            specs[k].correlation_id = corr[k];
+            snprintf(data[k], sizeof data[k], "{\"i\":%d}", i);
+            specs[k].data = data[k];
+            specs[k].data_len = strlen(data[k]);
+            specs[k].clock = f->clock;
+        }
+        fdn_error_t err = FDN_ERROR_INIT;
+        int rc = fdn_events_store_specs(es, specs, STEP, NULL, &err);
+        if (rc != 0)
+            fail_msg("store: %s %s", fdn_err_name(rc), err.message);
+        assert_int_equal(fdn_clock_advance(f->clock, SEC), 0);
+    }
+}
+
+static uint64_t mem_count(fdn_events_t *es)
+{
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    return st.count;
+}
+
+static fdn_events_durable_status_t disk(fdn_events_t *es)
+{
+    fdn_events_durable_status_t d;
+    assert_int_equal(fdn_events_durable_status(es, &d), 0);
+    assert_true(d.enabled);
+    return d;
+}
+
+static void expect_ids(fdn_events_t *es, const fdn_events_query_t *q, const uint64_t *ids, size_t n)
+{
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_query(es, q, &l), 0);
+    if (fdn_event_list_count(l) != n)
+        fail_msg("query: %zu events, expected %zu", fdn_event_list_count(l), n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(fdn_event_id(fdn_event_list_at(l, i)), ids[i]);
+    fdn_event_list_free(l);
+}
+
+static void expect_found(fdn_events_t *es, uint64_t id)
+{
+    fdn_event_t *ev = NULL;
+    int rc = fdn_events_get(es, id, &ev);
+    if (rc != 0)
+        fail_msg("get %llu: %s", (unsigned long long)id, fdn_err_name(rc));
+    char want[32];
+    snprintf(want, sizeof want, "{\"i\":%llu}", (unsigned long long)(id - 1));
+    size_t len = 0;
+    const char *d = fdn_event_data(ev, &len);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(d, want, len);
+    fdn_event_free(ev);
+}
+
+/* The report: hot retention deleted rows from events.db. Now the memory tier evicts, the file
+ * keeps every event, and reads of evicted ones go to the file. */
+static void hot_limits_evict_from_memory_only(void **state)
+{
+    fx_t *f = *state;
+    fdn_events_t *es = open_store(f, HOT, 0);
+    store_all(f, es);
+    uint64_t n = 0;
+    assert_int_equal(fdn_events_enforce_retention(es, &n), 0);
+    assert_int_equal(n, N - HOT);
+    assert_int_equal(mem_count(es), HOT);
+    fdn_events_durable_status_t d = disk(es);
+    assert_int_equal(d.count, N); /* every row kept */
+    assert_int_equal(d.oldest_id, 1);
+    assert_int_equal(d.newest_id, N);
+    assert_int_equal(d.max_events, 0); /* default: keep */
+
+    /* by id: the oldest, one in the middle, the newest */
+    expect_found(es, 1);
+    expect_found(es, 2500);
+    expect_found(es, N - HOT);     /* the last evicted */
+    expect_found(es, N - HOT + 1); /* the first in memory */
+    expect_found(es, N);
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_events_get(es, N + 1, &ev), FDN_ENOENT);
+
+    /* queries across the tiers: ascending from the start, by type */
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.type = "a";
+    q.limit = 4;
+    expect_ids(es, &q, (uint64_t[]){1, 3, 5, 7}, 4);
+    /* across the boundary (4900 | 4901), both directions */
+    q = (fdn_events_query_t)FDN_EVENTS_QUERY_INIT;
+    q.after_id = N - HOT - 2;
+    q.limit = 4;
+    expect_ids(es, &q, (uint64_t[]){4899, 4900, 4901, 4902}, 4);
+    q.after_id = 0;
+    q.before_id = N - HOT + 3;
+    q.descending = true;
+    expect_ids(es, &q, (uint64_t[]){4902, 4901, 4900, 4899}, 4);
+    /* offset counted over both tiers */
+    q = (fdn_events_query_t)FDN_EVENTS_QUERY_INIT;
+    q.offset = N - HOT - 2;
+    q.limit = 3;
+    expect_ids(es, &q, (uint64_t[]){4899, 4900, 4901}, 3);
+    q.descending = true;
+    q.offset = HOT - 1;
+    expect_ids(es, &q, (uint64_t[]){4901, 4900, 4899}, 3);
+    /* the newest first: memory alone */
+    q.offset = 0;
+    expect_ids(es, &q, (uint64_t[]){5000, 4999, 4998}, 3);
+    /* a time range that lies wholly in the file: batch 3 (ids 301..400) */
+    q = (fdn_events_query_t)FDN_EVENTS_QUERY_INIT;
+    q.time_start = 1000 * SEC + 3 * SEC;
+    q.time_end = 1000 * SEC + 3 * SEC;
+    q.limit = 1000;
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    assert_int_equal(fdn_event_list_count(l), STEP);
+    assert_int_equal(fdn_event_id(fdn_event_list_at(l, 0)), 301);
+    assert_int_equal(fdn_event_timestamp(fdn_event_list_at(l, 0)), 1003 * SEC);
+    fdn_event_list_free(l);
+
+    /* a correlation id: all of its 500 events, in id order, from both tiers */
+    assert_int_equal(fdn_events_get_by_correlation(es, "c3", &l), 0);
+    assert_int_equal(fdn_event_list_count(l), N / 10);
+    for (size_t i = 0; i < N / 10; i++)
+        assert_int_equal(fdn_event_id(fdn_event_list_at(l, i)), 4 + 10 * i);
+    fdn_event_list_free(l);
+    close_store(f, es);
+
+    /* a restart fills memory up to its limit, not with the whole file */
+    es = open_store(f, HOT, 0);
+    assert_int_equal(mem_count(es), HOT);
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    assert_int_equal(st.oldest_id, N - HOT + 1);
+    assert_int_equal(st.next_id, N + 1);
+    assert_int_equal(disk(es).count, N);
+    expect_found(es, 1);
+    uint64_t id = 0;
+    fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+    sp.type = "after";
+    sp.clock = f->clock;
+    assert_int_equal(fdn_events_store_specs(es, &sp, 1, &id, NULL), 0);
+    assert_int_equal(id, N + 1); /* ids are never reused */
+    close_store(f, es);
+
+    /* ... and up to its age limit: the clock is 50 s past the first batch; 10 s keeps the
+     * last 10 batches (stamped 40..49 s) and the event stored at 50 s */
+    es = open_store(f, 0, 10 * SEC);
+    assert_int_equal(mem_count(es), 10 * STEP + 1);
+    assert_int_equal(disk(es).count, N + 1);
+    expect_found(es, 1);
+    close_store(f, es);
+}
+
+/* The durable tier's own retention deletes on disk; memory drops what the file dropped. */
+static void durable_retention_prunes_on_disk(void **state)
+{
+    fx_t *f = *state;
+    fdn_events_t *es = open_store(f, HOT, 0);
+    store_all(f, es);
+    assert_int_equal(fdn_events_set_durable_retention(es, 1000, 0), 0);
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    fdn_events_durable_status_t d = disk(es);
+    assert_int_equal(d.count, 1000);
+    assert_int_equal(d.oldest_id, N - 1000 + 1);
+    assert_int_equal(d.pruned, N - 1000);
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_events_get(es, 1, &ev), FDN_ENOENT);
+    assert_int_equal(fdn_events_get(es, N - 1000, &ev), FDN_ENOENT);
+    expect_found(es, N - 1000 + 1);
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.limit = 2;
+    expect_ids(es, &q, (uint64_t[]){4001, 4002}, 2);
+
+    /* by age (wall time): the clock is 50 s past the first batch; 5 s keeps the batches
+     * stamped 45..49 s (ids 4501..5000) */
+    assert_int_equal(fdn_events_set_durable_retention(es, 0, 5 * SEC), 0);
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    d = disk(es);
+    assert_int_equal(d.count, 5 * STEP);
+    assert_int_equal(d.oldest_id, 4501);
+    assert_int_equal(d.max_age_ns, 5 * SEC);
+
+    /* shorter than the memory tier's: memory does not keep what the file dropped */
+    assert_int_equal(fdn_events_set_durable_retention(es, 40, 0), 0);
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    assert_int_equal(disk(es).count, 40);
+    assert_int_equal(mem_count(es), 40);
+    close_store(f, es);
+    es = open_store(f, HOT, 0);
+    assert_int_equal(mem_count(es), 40);
+    assert_int_equal(disk(es).count, 40);
+    assert_int_equal(fdn_events_set_durable_retention(es, 0, -1), FDN_EINVAL);
+    close_store(f, es);
+}
+
+/* ---- the runtime: keys, run-time updates, restart, the type cap ---- */
+
+static fdn_runtime_t *open_rt(fx_t *f, bool data_dir)
+{
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.ignore_env = true;
+    o.name = "tiers";
+    o.data_dir = data_dir ? f->dir : NULL;
+    o.clock = f->clock;
+    fdn_runtime_t *rt = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_runtime_create(&rt, &o, &err);
+    if (rc != 0)
+        fail_msg("runtime create: %s %s", fdn_err_name(rc), err.message);
+    f->live++;
+    return rt;
+}
+
+static void close_rt(fx_t *f, fdn_runtime_t *rt)
+{
+    fdn_runtime_destroy(rt);
+    f->live--;
+}
+
+static void put_int(fdn_runtime_t *rt, const char *path, int64_t v)
+{
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_config_update_int(fdn_runtime_config(rt), path, v, &err);
+    if (rc != 0)
+        fail_msg("PUT %s: %s %s", path, fdn_err_name(rc), err.message);
+    /* the hook applies the change to the store: wait until it has */
+    assert_int_equal(fdn__config_hook_drain(fdn_runtime_config(rt), -1), 0);
+}
+
+static int64_t get_int(fdn_runtime_t *rt, const char *path)
+{
+    int64_t v = -1;
+    assert_int_equal(fdn_config_get_int(fdn_runtime_config(rt), path, &v), 0);
+    return v;
+}
+
+static void store_n(fx_t *f, fdn_events_t *es, const char *type, int n)
+{
+    for (int i = 0; i < n; i++) {
+        fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+        sp.type = type;
+        sp.clock = f->clock;
+        assert_int_equal(fdn_events_store_specs(es, &sp, 1, NULL, NULL), 0);
+    }
+}
+
+/* One retention run of the runtime's store: move the injected clock past the interval and
+ * wait for the run to complete. */
+static void next_run(fx_t *f, fdn_events_t *es, uint64_t *runs, int64_t interval_ns)
+{
+    assert_int_equal(fdn_clock_advance(f->clock, interval_ns), 0);
+    fdn__events_wait_prune_runs(es, ++*runs);
+}
+
+static void retention_keys_update_live_and_persist(void **state)
+{
+    fx_t *f = *state;
+    fdn_runtime_t *rt = open_rt(f, true);
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    /* the tree tells the truth: events are on disk, in the data directory */
+    bool warm = false;
+    assert_int_equal(fdn_config_get_bool(cfg, "storage.warm.enable", &warm), 0);
+    assert_true(warm);
+    char wpath[300];
+    assert_int_equal(fdn_config_get_string(cfg, "storage.warm.path", wpath, sizeof wpath, NULL), 0);
+    assert_string_equal(wpath, f->dir);
+    assert_int_equal(get_int(rt, "storage.warm.retention.max_events"), 0); /* default keep */
+    assert_int_equal(get_int(rt, "storage.warm.retention.max_age_seconds"), 0);
+
+    fdn_events_t *es = fdn_runtime_events(rt);
+    uint64_t runs = 0;
+    put_int(rt, "storage.hot.prune_interval", 1000); /* 1 s */
+    store_n(f, es, "load", 60);
+    uint64_t mem0 = mem_count(es), disk0 = disk(es).count;
+    assert_true(mem0 >= 60);
+    /* the memory tier's limit: a PUT that lowers it prunes memory at the next run */
+    put_int(rt, "storage.hot.max_events", 10);
+    next_run(f, es, &runs, SEC);
+    assert_int_equal(mem_count(es), 10);
+    assert_true(disk(es).count >= disk0); /* nothing left the file */
+    /* the durable tier's: by count */
+    put_int(rt, "storage.warm.retention.max_events", 20);
+    next_run(f, es, &runs, SEC);
+    assert_int_equal(disk(es).count, 20);
+    assert_int_equal(disk(es).max_events, 20);
+    /* max_types is updatable too */
+    put_int(rt, "storage.hot.max_types", 5000);
+    fdn_events_types_status_t ts;
+    assert_int_equal(fdn_events_types_status(es, &ts), 0);
+    assert_int_equal(ts.max_types, 5000);
+    /* by age: memory first (60 s), then the file (120 s) */
+    put_int(rt, "storage.hot.max_age_seconds", 60);
+    put_int(rt, "storage.warm.retention.max_age_seconds", 120);
+    next_run(f, es, &runs, 90 * SEC);
+    assert_true(mem_count(es) <= 1); /* at most the runtime's own last record */
+    assert_true(disk(es).count >= 2);
+    next_run(f, es, &runs, 60 * SEC);
+    assert_true(disk(es).count <= 1);
+    assert_int_equal(disk(es).max_age_ns, 120 * SEC);
+    close_rt(f, rt);
+
+    /* the run-time overrides of every retention key survive a restart */
+    rt = open_rt(f, true);
+    assert_int_equal(get_int(rt, "storage.hot.max_events"), 10);
+    assert_int_equal(get_int(rt, "storage.hot.max_age_seconds"), 60);
+    assert_int_equal(get_int(rt, "storage.hot.prune_interval"), 1000);
+    assert_int_equal(get_int(rt, "storage.hot.max_types"), 5000);
+    assert_int_equal(get_int(rt, "storage.warm.retention.max_events"), 20);
+    assert_int_equal(get_int(rt, "storage.warm.retention.max_age_seconds"), 120);
+    assert_int_equal(fdn__config_hook_drain(fdn_runtime_config(rt), -1), 0); /* applied */
+    fdn_events_durable_status_t d = disk(fdn_runtime_events(rt));
+    assert_int_equal(d.max_events, 20);
+    assert_int_equal(d.max_age_ns, 120 * SEC);
+    assert_int_equal(fdn_events_types_status(fdn_runtime_events(rt), &ts), 0);
+    assert_int_equal(ts.max_types, 5000);
+    close_rt(f, rt);
+}
+
+/* Without a data directory the tree says the events are not on disk. */
+static void warm_enable_false_without_data_dir(void **state)
+{
+    fx_t *f = *state;
+    fdn_runtime_t *rt = open_rt(f, false);
+    bool warm = true;
+    assert_int_equal(fdn_config_get_bool(fdn_runtime_config(rt), "storage.warm.enable", &warm), 0);
+    assert_false(warm);
+    fdn_events_durable_status_t d;
+    assert_int_equal(fdn_events_durable_status(fdn_runtime_events(rt), &d), 0);
+    assert_false(d.enabled);
+    close_rt(f, rt);
+}
+
+static size_t count_type(fdn_events_t *es, const char *type)
+{
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.type = type;
+    q.limit = 100;
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    size_t n = fdn_event_list_count(l);
+    fdn_event_list_free(l);
+    return n;
+}
+
+/* At the cap on live types a client's new type is refused, the runtime's own is not. */
+static void runtime_types_are_never_refused_at_the_cap(void **state)
+{
+    fx_t *f = *state;
+    fdn_runtime_t *rt = open_rt(f, false);
+    fdn_events_t *es = fdn_runtime_events(rt);
+    fdn_events_types_status_t ts;
+    put_int(rt, "storage.hot.max_types", 10000); /* records config_updated: a held type */
+    assert_int_equal(fdn_events_types_status(es, &ts), 0);
+    const uint64_t cap = ts.live + 2;
+    put_int(rt, "storage.hot.max_types", (int64_t)cap);
+    int added = 0;
+    for (;;) { /* fill the table with client types up to the cap */
+        char type[32];
+        snprintf(type, sizeof type, "client%d", added);
+        fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+        sp.type = type;
+        int rc = fdn_events_store_specs(es, &sp, 1, NULL, NULL);
+        if (rc == FDN_ENOSPC)
+            break;
+        assert_int_equal(rc, 0);
+        assert_true(++added <= 2);
+    }
+    assert_int_equal(added, 2);
+    assert_int_equal(fdn_events_types_status(es, &ts), 0);
+    assert_int_equal(ts.live, cap);
+    assert_int_equal(count_type(es, "config_reset"), 0);
+    /* a reset records config_reset (a type not held yet) before it lifts the cap */
+    assert_int_equal(fdn_config_reset(fdn_runtime_config(rt), NULL), 0);
+    assert_int_equal(fdn__config_hook_drain(fdn_runtime_config(rt), -1), 0);
+    assert_int_equal(count_type(es, "config_reset"), 1);
+    close_rt(f, rt);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(hot_limits_evict_from_memory_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(durable_retention_prunes_on_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(retention_keys_update_live_and_persist, setup, teardown),
+        cmocka_unit_test_setup_teardown(warm_enable_false_without_data_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(runtime_types_are_never_refused_at_the_cap, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
