@@ -46,7 +46,7 @@
 #include "storage/event_spool.h"
 
 #define HIST_NAME "fdn_events_backend_request_duration_seconds"
-#define REPLAY_ROWS 8 /* spooled batches replayed per writer round (then the queue is served) */
+#define REPLAY_ROWS 4 /* replay transactions (of up to batch_max events) per writer round */
 
 typedef struct sh_req {
     const fdn_event_t *const *evs;
@@ -327,7 +327,8 @@ static void spool_counts(struct evs_shared *sh)
     atomic_store_explicit(&sh->sp_bytes, by, memory_order_relaxed);
 }
 
-/* Replay up to REPLAY_ROWS spooled batches, oldest first, each with its own ids (replay=true:
+/* Replay up to REPLAY_ROWS transactions of spooled batches (whole batches, up to batch_max
+ * events each), oldest first, with their own ids (replay=true:
  * the events a lost-COMMIT attempt stored keep their positions); stop at the first failure
  * and try again after a backoff (100 ms doubling to 1 s). Writer thread. */
 static void replay_spool(fdn_events_t *es)
@@ -342,7 +343,7 @@ static void replay_spool(fdn_events_t *es)
         fdn__spool_uid_t *uids = NULL;
         size_t n = 0;
         fdn_error_t err = FDN_ERROR_INIT;
-        int rc = fdn__spool_peek(sh->spool, &seq, &evs, &uids, &n, &err);
+        int rc = fdn__spool_peek(sh->spool, sh->batch_max, &seq, &evs, &uids, &n, &err);
         if (rc == FDN_ENOENT)
             break;
         uint64_t *pos = rc == 0 ? fdn__malloc(n * sizeof(*pos)) : NULL;

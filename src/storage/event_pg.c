@@ -434,8 +434,23 @@ static int migrate(fdn__pg_t *c, fdn_error_t *err)
     return rc;
 }
 
+static int pg_connect(fdn__pg_t **out, const char *url, const char *schema, int64_t connect_ms,
+                      bool do_migrate, fdn_error_t *err);
+
 int fdn__pg_open(fdn__pg_t **out, const char *url, const char *schema, int64_t connect_ms,
                  fdn_error_t *err)
+{
+    return pg_connect(out, url, schema, connect_ms, true, err);
+}
+
+int fdn__pg_reopen(fdn__pg_t **out, const char *url, const char *schema, int64_t connect_ms,
+                   fdn_error_t *err)
+{
+    return pg_connect(out, url, schema, connect_ms, false, err);
+}
+
+static int pg_connect(fdn__pg_t **out, const char *url, const char *schema, int64_t connect_ms,
+                      bool do_migrate, fdn_error_t *err)
 {
     if (out == NULL || url == NULL)
         return fdn_err_set(err, FDN_EINVAL, "postgres: url missing");
@@ -514,7 +529,7 @@ int fdn__pg_open(fdn__pg_t **out, const char *url, const char *schema, int64_t c
     PGresult *r = q_exec(c, "SET client_min_messages = warning", -1, NULL, NULL, NULL, 0);
     if (r != NULL)
         PQclear(r);
-    int rc = migrate(c, err);
+    int rc = do_migrate ? migrate(c, err) : 0;
     c->deadline = 0;
     if (rc != 0) {
         fdn__pg_close(c);

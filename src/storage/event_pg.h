@@ -43,6 +43,10 @@ typedef struct fdn__pg_uuid {
  */
 int fdn__pg_open(fdn__pg_t **out, const char *url, const char *schema, int64_t connect_ms,
                  fdn_error_t *err);
+/* As fdn__pg_open without the migration: a connection to a schema known to be current (a
+ * reconnection of a backend whose first connection migrated it). */
+int fdn__pg_reopen(fdn__pg_t **out, const char *url, const char *schema, int64_t connect_ms,
+                   fdn_error_t *err);
 void fdn__pg_close(fdn__pg_t *c);
 
 /* Bound every later wait of this connection on the server: commands sent after it fail when

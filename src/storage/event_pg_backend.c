@@ -70,7 +70,10 @@ static int connect_one(pgb_t *b, fdn__pg_t **out, int64_t deadline, fdn_error_t 
         if (left < ms)
             ms = left;
     }
-    int rc = fdn__pg_open(out, b->url, b->schema, ms, err);
+    /* the first connection (at open) creates or migrates the schema; later ones, made
+     * within a call's deadline, only connect */
+    int rc = deadline == 0 ? fdn__pg_open(out, b->url, b->schema, ms, err)
+                           : fdn__pg_reopen(out, b->url, b->schema, ms, err);
     if (rc == FDN_ECONNREFUSED && deadline != 0)
         rc = FDN_EUNAVAILABLE; /* during a call: the server is away */
     if (rc == 0)

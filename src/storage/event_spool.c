@@ -77,9 +77,9 @@ int fdn__spool_open(fdn__spool_t **out, const char *path, uint64_t max_bytes, fd
     if (sqlite3_prepare_v2(s->db, "INSERT INTO spool (n, bytes, uids, body) VALUES (?, ?, ?, ?)",
                            -1, &s->put, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db,
-                           "SELECT seq, n, uids, body FROM spool ORDER BY seq LIMIT 1", -1,
+                           "SELECT seq, n, uids, body FROM spool ORDER BY seq LIMIT 4096", -1,
                            &s->peek, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s->db, "DELETE FROM spool WHERE seq = ? RETURNING n, bytes", -1,
+        sqlite3_prepare_v2(s->db, "DELETE FROM spool WHERE seq <= ? RETURNING n, bytes", -1,
                            &s->drop, NULL) != SQLITE_OK) {
         rc = db_fail(s, err, "prepare");
         goto fail;
@@ -165,56 +165,82 @@ int fdn__spool_put(fdn__spool_t *s, const fdn_event_t *const *evs, const fdn__sp
     return rc;
 }
 
-int fdn__spool_peek(fdn__spool_t *s, int64_t *seq, fdn_event_t ***evs, fdn__spool_uid_t **uids,
-                    size_t *n, fdn_error_t *err)
+/* Decode one row's n events into ev[at..] and their ids into u[at..]. */
+static int decode_row(fdn__spool_t *s, size_t at, size_t n, fdn_event_t **ev, fdn__spool_uid_t *u,
+                      fdn_error_t *err)
 {
-    sqlite3_reset(s->peek);
-    int step = sqlite3_step(s->peek);
-    if (step == SQLITE_DONE) {
-        sqlite3_reset(s->peek);
-        return FDN_ENOENT;
-    }
-    if (step != SQLITE_ROW) {
-        int rc = db_fail(s, err, "peek");
-        sqlite3_reset(s->peek);
-        return rc;
-    }
-    int64_t k = sqlite3_column_int64(s->peek, 1);
     const char *ids = (const char *)sqlite3_column_text(s->peek, 2);
-    size_t idlen = (size_t)sqlite3_column_bytes(s->peek, 2);
     const uint8_t *body = sqlite3_column_blob(s->peek, 3);
     size_t blen = (size_t)sqlite3_column_bytes(s->peek, 3);
-    int rc = 0;
-    if (k <= 0 || k > (int64_t)(1u << 20) || idlen != (size_t)k * FDN_UUID_STR_LEN) {
-        rc = fdn_err_set(err, FDN_ECORRUPT, "events spool: batch %lld is malformed",
-                         (long long)sqlite3_column_int64(s->peek, 0));
-        sqlite3_reset(s->peek);
-        return rc;
-    }
-    fdn_event_t **ev = fdn__calloc((size_t)k, sizeof(*ev));
-    fdn__spool_uid_t *u = fdn__malloc((size_t)k * sizeof(*u));
-    if (ev == NULL || u == NULL)
-        rc = fdn_err_set(err, FDN_ENOMEM, "events spool: out of memory");
     size_t off = 0;
-    for (size_t i = 0; rc == 0 && i < (size_t)k; i++) {
-        memcpy(u[i], ids + i * FDN_UUID_STR_LEN, FDN_UUID_STR_LEN);
-        u[i][FDN_UUID_STR_LEN] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        memcpy(u[at + i], ids + i * FDN_UUID_STR_LEN, FDN_UUID_STR_LEN);
+        u[at + i][FDN_UUID_STR_LEN] = '\0';
         uint32_t rlen = 0;
         if (blen - off >= 12)
             rlen = (uint32_t)body[off + 8] | (uint32_t)body[off + 9] << 8 |
                    (uint32_t)body[off + 10] << 16 | (uint32_t)body[off + 11] << 24;
-        if (rlen == 0 || rlen > blen - off) {
-            rc = fdn_err_set(err, FDN_ECORRUPT, "events spool: batch %lld is cut short",
+        if (rlen == 0 || rlen > blen - off)
+            return fdn_err_set(err, FDN_ECORRUPT, "events spool: batch %lld is cut short",
+                               (long long)sqlite3_column_int64(s->peek, 0));
+        int rc = fdn_event_decode(&ev[at + i], body + off, rlen, err);
+        if (rc != 0)
+            return rc;
+        off += rlen;
+    }
+    return 0;
+}
+
+int fdn__spool_peek(fdn__spool_t *s, size_t max_events, int64_t *seq, fdn_event_t ***evs,
+                    fdn__spool_uid_t **uids, size_t *n, fdn_error_t *err)
+{
+    fdn_event_t **ev = NULL;
+    fdn__spool_uid_t *u = NULL;
+    size_t total = 0, cap = 0;
+    int rc = 0;
+    sqlite3_reset(s->peek);
+    for (;;) {
+        int step = sqlite3_step(s->peek);
+        if (step == SQLITE_DONE)
+            break;
+        if (step != SQLITE_ROW) {
+            rc = db_fail(s, err, "peek");
+            break;
+        }
+        int64_t k = sqlite3_column_int64(s->peek, 1);
+        size_t idlen = (size_t)sqlite3_column_bytes(s->peek, 2);
+        if (k <= 0 || k > (int64_t)(1u << 20) || idlen != (size_t)k * FDN_UUID_STR_LEN) {
+            rc = fdn_err_set(err, FDN_ECORRUPT, "events spool: batch %lld is malformed",
                              (long long)sqlite3_column_int64(s->peek, 0));
             break;
         }
-        rc = fdn_event_decode(&ev[i], body + off, rlen, err);
-        off += rlen;
+        if (total > 0 && total + (size_t)k > max_events)
+            break; /* whole batches only; the first one whatever its size */
+        if (total + (size_t)k > cap) {
+            size_t nc = FDN_MAX(cap * 2, total + (size_t)k);
+            fdn_event_t **ne = fdn__realloc(ev, nc * sizeof(*ne));
+            if (ne != NULL)
+                ev = ne;
+            fdn__spool_uid_t *nu = ne != NULL ? fdn__realloc(u, nc * sizeof(*nu)) : NULL;
+            if (nu == NULL) {
+                rc = fdn_err_set(err, FDN_ENOMEM, "events spool: out of memory");
+                break;
+            }
+            u = nu;
+            memset(ev + cap, 0, (nc - cap) * sizeof(*ev));
+            cap = nc;
+        }
+        rc = decode_row(s, total, (size_t)k, ev, u, err);
+        total += (size_t)k;
+        *seq = sqlite3_column_int64(s->peek, 0);
+        if (rc != 0)
+            break;
     }
-    *seq = sqlite3_column_int64(s->peek, 0);
     sqlite3_reset(s->peek);
+    if (rc == 0 && total == 0)
+        rc = FDN_ENOENT;
     if (rc != 0) {
-        for (size_t i = 0; ev != NULL && i < (size_t)k; i++)
+        for (size_t i = 0; i < total; i++)
             fdn_event_free(ev[i]);
         fdn__free(ev);
         fdn__free(u);
@@ -222,7 +248,7 @@ int fdn__spool_peek(fdn__spool_t *s, int64_t *seq, fdn_event_t ***evs, fdn__spoo
     }
     *evs = ev;
     *uids = u;
-    *n = (size_t)k;
+    *n = total;
     return 0;
 }
 
@@ -230,13 +256,12 @@ int fdn__spool_drop(fdn__spool_t *s, int64_t seq, fdn_error_t *err)
 {
     sqlite3_reset(s->drop);
     sqlite3_bind_int64(s->drop, 1, seq);
-    int step = sqlite3_step(s->drop);
-    if (step == SQLITE_ROW) {
+    int step;
+    while ((step = sqlite3_step(s->drop)) == SQLITE_ROW) {
         uint64_t n = (uint64_t)sqlite3_column_int64(s->drop, 0);
         uint64_t b = (uint64_t)sqlite3_column_int64(s->drop, 1);
         s->events -= n <= s->events ? n : s->events;
         s->bytes -= b <= s->bytes ? b : s->bytes;
-        step = sqlite3_step(s->drop);
     }
     int rc = step == SQLITE_DONE ? 0 : db_fail(s, err, "drop");
     sqlite3_reset(s->drop);
