@@ -54,8 +54,14 @@ typedef struct sh_req {
     uint64_t *ids; /* may be NULL */
     int rc;
     bool done;
+    bool detached; /* nobody waits: the writer frees it and its copied events */
     struct sh_req *next;
 } sh_req_t;
+
+/* The store whose writer or follower runs on this thread (NULL elsewhere): a store called
+ * from there (a breaker transition hook records an event while the writer admits a call)
+ * must not wait for the writer, which is itself or waits for its ingest lock. */
+static _Thread_local fdn_events_t *tl_own;
 
 struct evs_shared {
     uint32_t batch_max;
@@ -453,6 +459,12 @@ static void commit_requests(fdn_events_t *es, sh_req_t *reqs, size_t total)
         sh_req_t *next = r->next;
         r->rc = rc;
         r->done = true;
+        if (r->detached) {
+            for (size_t i = 0; i < r->n; i++)
+                fdn_event_free((fdn_event_t *)r->evs[i]);
+            fdn__free((void *)r->evs);
+            fdn__free(r);
+        }
         r = next;
     }
     pthread_cond_broadcast(&es->sh->qdone);
@@ -471,6 +483,7 @@ static void *writer_main(void *arg)
 {
     fdn_events_t *es = arg;
     struct evs_shared *sh = es->sh;
+    tl_own = es;
     fdn__mutex_lock(&sh->qmu);
     for (;;) {
         bool spool_due =
@@ -531,6 +544,7 @@ static void *follower_main(void *arg)
 {
     fdn_events_t *es = arg;
     struct evs_shared *sh = es->sh;
+    tl_own = es;
     for (;;) {
         fdn__mutex_lock(&sh->fmu);
         bool stop = sh->fstop;
@@ -678,9 +692,46 @@ void fdn__evs_shared_free(fdn_events_t *es)
 
 /* ---- calls ---- */
 
+/* A store from the store's own writer or follower thread: queued with copies of its events,
+ * not awaited (its ids are 0: not known yet; its outcome is the writer's to report). */
+static int store_detached(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids)
+{
+    struct evs_shared *sh = es->sh;
+    sh_req_t *r = fdn__calloc(1, sizeof(*r));
+    fdn_event_t **copy = fdn__calloc(n, sizeof(*copy));
+    int rc = r != NULL && copy != NULL ? 0 : FDN_ENOMEM;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = fdn_event_copy(&copy[i], evs[i]);
+    fdn__mutex_lock(&sh->qmu);
+    if (rc == 0 && (!fdn__evs_running(es) || sh->qstop))
+        rc = FDN_EUNAVAILABLE;
+    if (rc == 0) {
+        r->evs = (const fdn_event_t *const *)copy;
+        r->n = n;
+        r->detached = true;
+        *sh->qtail = r;
+        sh->qtail = &r->next;
+        sh->queued += n;
+        pthread_cond_signal(&sh->qcv);
+    }
+    fdn__mutex_unlock(&sh->qmu);
+    if (rc != 0) {
+        for (size_t i = 0; copy != NULL && i < n; i++)
+            fdn_event_free(copy[i]);
+        fdn__free(copy);
+        fdn__free(r);
+        return rc;
+    }
+    if (ids != NULL)
+        memset(ids, 0, n * sizeof(*ids));
+    return 0;
+}
+
 int fdn__evs_shared_store(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids)
 {
     struct evs_shared *sh = es->sh;
+    if (tl_own == es)
+        return store_detached(es, evs, n, ids);
     sh_req_t r = {.evs = evs, .n = n, .ids = ids};
     fdn__mutex_lock(&sh->qmu);
     if (!fdn__evs_running(es) || sh->qstop) {
