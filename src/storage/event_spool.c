@@ -76,9 +76,8 @@ int fdn__spool_open(fdn__spool_t **out, const char *path, uint64_t max_bytes, fd
     sqlite3_finalize(st);
     if (sqlite3_prepare_v2(s->db, "INSERT INTO spool (n, bytes, uids, body) VALUES (?, ?, ?, ?)",
                            -1, &s->put, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s->db,
-                           "SELECT seq, n, uids, body FROM spool ORDER BY seq LIMIT 4096", -1,
-                           &s->peek, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "SELECT seq, n, uids, body FROM spool ORDER BY seq LIMIT 4096",
+                           -1, &s->peek, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "DELETE FROM spool WHERE seq <= ? RETURNING n, bytes", -1,
                            &s->drop, NULL) != SQLITE_OK) {
         rc = db_fail(s, err, "prepare");

@@ -229,8 +229,8 @@ typedef struct loader {
     atomic_uint next;  /* stores attempted */
     atomic_uint acked; /* of which acknowledged */
     atomic_bool stop;
-    uint8_t ok[MAXS];      /* 1: acknowledged */
-    uint64_t ids[MAXS];    /* the id each acknowledged store got (0: spooled) */
+    uint8_t ok[MAXS];   /* 1: acknowledged */
+    uint64_t ids[MAXS]; /* the id each acknowledged store got (0: spooled) */
     int last_rc;
 } loader_t;
 
@@ -318,7 +318,7 @@ static void postgres_killed_during_appends(void **state)
         for (unsigned s = 0; s < MAXS; s++) {
             if (ld[w]->ok[s]) {
                 acked++;
-                assert_int_equal(c->count[w][s], 1);          /* exactly once */
+                assert_int_equal(c->count[w][s], 1);           /* exactly once */
                 assert_int_equal(c->pos[w][s], ld[w]->ids[s]); /* where it was acknowledged */
                 assert_true(ld[w]->ids[s] > last);             /* in the writer's order */
                 last = ld[w]->ids[s];
