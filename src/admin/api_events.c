@@ -84,7 +84,8 @@ static void stored_done(int rc, uint64_t first_id, size_t n, bool batch, fdn__ht
 {
     if (rc == 0 && first_id == 0) {
         /* PostgreSQL away: the batch is in the local spool (fsynced), positions come later */
-        rc = fdn__http_reply(resp, 202, json_pack("{s:b,s:I}", "spooled", 1, "count", (json_int_t)n));
+        rc = fdn__http_reply(resp, 202,
+                             json_pack("{s:b,s:I}", "spooled", 1, "count", (json_int_t)n));
     } else if (rc == 0 && !batch) {
         rc = fdn__http_reply(resp, 201, json_pack("{s:I}", "id", (json_int_t)first_id));
     } else if (rc == 0) {
@@ -158,7 +159,8 @@ static int store_deferred(fdn_events_t *es, const fdn_event_t *const *evs, size_
          * a call through again */
         int64_t ms = bs.retry_after_ms > 0 ? bs.retry_after_ms : 1000;
         resp->retry_after_s = (ms + 999) / 1000;
-        return fdn_err_set(&resp->err, rc, "the event store's PostgreSQL is unavailable%s; retry later",
+        return fdn_err_set(&resp->err, rc,
+                           "the event store's PostgreSQL is unavailable%s; retry later",
                            bs.spool_max_bytes > 0 ? " and its spool is full" : "");
     }
     return rc < 0 ? rc : FDN__HTTP_PENDING;

@@ -45,7 +45,7 @@
 #include "services/event_store_int.h"
 #include "storage/event_spool.h"
 
-#define HIST_NAME "fdn_events_backend_request_duration_seconds"
+#define HIST_NAME   "fdn_events_backend_request_duration_seconds"
 #define REPLAY_ROWS 4 /* replay transactions (of up to batch_max events) per writer round */
 
 typedef struct sh_req {
@@ -92,8 +92,8 @@ struct evs_shared {
     void *g;                          /* gmu */
     /* the latency histogram, resolved for the telemetry it was made in */
     fdn__mutex_t hmu;
-    fdn_telemetry_t *hist_tm;         /* hmu */
-    fdn_telemetry_family_t *hist;     /* hmu */
+    fdn_telemetry_t *hist_tm;     /* hmu */
+    fdn_telemetry_family_t *hist; /* hmu */
     _Atomic uint64_t calls, failures, rejected, replayed;
     _Atomic bool up;
 
@@ -359,7 +359,7 @@ static void replay_spool(fdn_events_t *es)
             fdn__evb_batch_t b = {.evs = (const fdn_event_t *const *)evs,
                                   .n = n,
                                   .pos = pos,
-                                  .uids = (const char(*)[FDN_UUID_STR_LEN + 1])uids,
+                                  .uids = (const char(*)[FDN_UUID_STR_LEN + 1]) uids,
                                   .replay = true};
             rc = guarded_append(es, &b, &err);
             if (rc == 0) {
@@ -402,10 +402,8 @@ static void commit_requests(fdn_events_t *es, sh_req_t *reqs, size_t total)
             rc = fdn_uuid4(uids[i]) == 0 ? 0 : FDN_EIO;
     }
     if (rc == 0) {
-        fdn__evb_batch_t b = {.evs = evs,
-                              .n = total,
-                              .pos = pos,
-                              .uids = (const char(*)[FDN_UUID_STR_LEN + 1])uids};
+        fdn__evb_batch_t b = {
+            .evs = evs, .n = total, .pos = pos, .uids = (const char(*)[FDN_UUID_STR_LEN + 1]) uids};
         int64_t t0 = fdn_clock_mono_ns(NULL);
         fdn_error_t err = FDN_ERROR_INIT;
         /* while the spool holds batches, later ones queue behind them (order) */
@@ -417,8 +415,7 @@ static void commit_requests(fdn_events_t *es, sh_req_t *reqs, size_t total)
             /* PostgreSQL is away (or a COMMIT's outcome unknown): fsync the batch to the
              * spool with its ids and acknowledge it; it is replayed in order later */
             fdn_error_t serr = FDN_ERROR_INIT;
-            int src = fdn__spool_put(sh->spool, evs, (const fdn__spool_uid_t *)uids, total,
-                                     &serr);
+            int src = fdn__spool_put(sh->spool, evs, (const fdn__spool_uid_t *)uids, total, &serr);
             if (src == 0) {
                 spooled = true;
                 rc = 0;

@@ -65,8 +65,9 @@ static int connect_one(pgb_t *b, fdn__pg_t **out, int64_t deadline, fdn_error_t 
     if (deadline != 0) {
         int64_t left = (deadline - mono_now()) / 1000000;
         if (left < 1)
-            return fdn_err_set(err, FDN_EUNAVAILABLE, "events: PostgreSQL: no time left to "
-                                                      "connect");
+            return fdn_err_set(err, FDN_EUNAVAILABLE,
+                               "events: PostgreSQL: no time left to "
+                               "connect");
         if (left < ms)
             ms = left;
     }

@@ -440,8 +440,8 @@ static void subscription_from_position_zero_sees_every_event_once(void **state)
 typedef struct gated {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool open;     /* the callback may return */
-    bool entered;  /* the callback runs (and waits for open) */
+    bool open;    /* the callback may return */
+    bool entered; /* the callback runs (and waits for open) */
     size_t n;
     uint64_t last;
     bool out_of_order;
