@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fdn/breaker.h>
+
 #define BATCH_MAX 1000
 
 /* Build one event from {"type","data","correlation_id"?,"parent_id"?}. */
@@ -393,6 +395,18 @@ static int h_stats(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     return fdn__http_reply(resp, 200, j);
 }
 
+/* GET /health: "events_backend" (a store on PostgreSQL only) is unhealthy while its last
+ * call on PostgreSQL failed or the breaker events.postgres is not closed (stores then fail
+ * with 503, or go to the spool). */
+static int backend_health(void *user)
+{
+    fdn_events_backend_status_t st;
+    int rc = fdn_events_backend_status(user, &st);
+    if (rc != 0)
+        return rc;
+    return st.up && st.breaker_state == FDN_BREAKER_CLOSED ? 0 : FDN_EUNAVAILABLE;
+}
+
 int fdn_admin_mount_events(fdn_admin_t *a, fdn_events_t *es)
 {
     if (a == NULL || es == NULL)
@@ -405,5 +419,8 @@ int fdn_admin_mount_events(fdn_admin_t *a, fdn_events_t *es)
         (rc = fdn__admin_route_add_q(a, "GET", "/v1/events", h_query, es, QUERY_PARAMS)) < 0 ||
         (rc = fdn__admin_route_add_q(a, "DELETE", "/v1/events", h_delete, es, DELETE_PARAMS)) < 0)
         return rc;
-    return 0;
+    fdn_events_backend_status_t bs;
+    if (fdn_events_backend_status(es, &bs) == 0 && bs.backend == FDN_EVENTS_BACKEND_POSTGRES)
+        rc = fdn_admin_add_health(a, "events_backend", backend_health, es);
+    return rc < 0 ? rc : 0;
 }

@@ -32,6 +32,17 @@
  * Subscriptions run on memory as before; a from-position subscription behind the memory
  * tier pages from the backend (fdn__evs_shared_page).
  *
+ * Failure policy (docs/events-postgres.md): every backend call goes through the guard (a
+ * circuit breaker set from above, fdn__evs_set_guard) and is observed into
+ * fdn_events_backend_request_duration_seconds{op,outcome}; the backend bounds each call by
+ * command_timeout_ms. With a spool (storage/event_spool.h), the writer draws each event's
+ * UUID first; a batch the backend cannot take (unavailable, breaker open, COMMIT outcome
+ * unknown) is fsynced to the spool with them and acknowledged with ids 0; while the spool
+ * holds anything, later batches queue behind it there (this process's order), and the writer
+ * replays it oldest first with replay = true (exactly once), before each new batch and on a
+ * backoff while idle. A store called from the writer or follower thread itself (a breaker
+ * transition hook) is queued detached, not awaited.
+ *
  * Lock order: imu -> plock -> amu (the put); qmu and fmu are leaves. No lock is held during a
  * backend call except imu (the writer's and follower's reads while filling memory).
  */

@@ -18,6 +18,14 @@
  * append gives up with FDN_EUNAVAILABLE (nothing committed) or FDN_EIO (outcome unknown: the
  * events may be stored, and then readers see them, once).
  *
+ * Bounds: every call has a deadline, command_timeout_ms from its start (an append: its
+ * batch's deadline_ns when the caller gave one), which bounds the wait for a pooled
+ * connection, a (re)connection and every command (fdn__pg_set_deadline: the client polls the
+ * socket, so a stopped server or a dead network cannot hold a call longer). Reconnections
+ * within a call skip the migration (fdn__pg_reopen): the first connection, at open, did it.
+ * The circuit breaker is not here: the store holds it (services/event_shared.c, set from
+ * above by fdn_events_set_breaker), around each call of this table.
+ *
  * Threads: the writer connection is used by the store's writer thread only, the listener by
  * its follower thread only (the table's contract); the pool by anyone, under `mu`.
  */

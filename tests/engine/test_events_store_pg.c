@@ -7,8 +7,12 @@
  *  - a store opened later reads what is older than its memory tier from PostgreSQL;
  *  - a from-position subscription (after_id 0) sees every event once, in order, including
  *    those appended by other stores while it catches up;
- *  - writer processes (fork) append while a subscriber in the parent, started from position 0,
- *    sees every event once, in order, with each writer's events in its own order;
+ *  - 4 writer processes (fork; 500 events each, FDN_TEST_PG_EVENTS=25000 for the issue's
+ *    size) append while two subscribers, in the parent and in a process of their own, started
+ *    from position 0, see every event once, in order, with each writer's events in its own
+ *    order;
+ *  - a from-position subscriber held in its callback while it catches up does not delay a
+ *    live subscriber of the same store;
  *  - bad options and an unreachable server are refused with a code and a message.
  * Every test works in a schema of its own. */
 #include <setjmp.h>
@@ -562,12 +566,53 @@ static int child_writer(const char *schema, unsigned w, unsigned n)
     return rc;
 }
 
+/* A subscriber process: its own store on the schema, a from-position subscription from 0;
+ * exit status 0 once it saw positions 1..total exactly once, in order, contents intact (at
+ * most 120 s). */
+static int child_subscriber(const char *schema, size_t total)
+{
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.backend = FDN_EVENTS_BACKEND_POSTGRES;
+    o.postgres.url = g_url;
+    o.postgres.schema = schema;
+    o.postgres.poll_interval_ms = 50;
+    fdn_events_t *es = NULL;
+    if (fdn_events_create(&es, &o, NULL) != 0)
+        return 2;
+    collector_t col = {.cap = total};
+    pthread_mutex_init(&col.mu, NULL);
+    pthread_cond_init(&col.cv, NULL);
+    col.ids = calloc(total, sizeof(uint64_t));
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    so.after_id = 0;
+    so.from_position = true;
+    fdn_events_sub_t *sub = NULL;
+    if (col.ids == NULL || fdn_events_subscribe(es, &so, collect, &col, &sub) != 0)
+        return 3;
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 120;
+    pthread_mutex_lock(&col.mu);
+    while (col.n < total && pthread_cond_timedwait(&col.cv, &col.mu, &dl) == 0) {
+    }
+    pthread_mutex_unlock(&col.mu);
+    fdn_events_unsubscribe(sub);
+    int rc = col.n == total && col.skipped == 0 && !col.bad_content ? 0 : 4;
+    for (size_t i = 0; rc == 0 && i < total; i++)
+        if (col.ids[i] != i + 1)
+            rc = 5;
+    fdn_events_destroy(es);
+    free(col.ids);
+    return rc;
+}
+
 static void writer_processes_and_a_subscriber(void **state)
 {
     (void)state;
+    /* FDN_TEST_PG_EVENTS=25000: the 4 writer processes x 25 k events */
     const char *env = getenv("FDN_TEST_PG_EVENTS");
     unsigned n = env != NULL ? (unsigned)strtoul(env, NULL, 10) : 500;
-    enum { W = 3 };
+    enum { W = 4 };
     char schema[64];
     schema_name(schema, sizeof(schema), "proc");
     /* the children start first (fork before this process runs any thread) and race to
@@ -580,6 +625,11 @@ static void writer_processes_and_a_subscriber(void **state)
         if (kids[w] == 0)
             _exit(child_writer(schema, w + 1, n));
     }
+    /* a second subscriber, in a process of its own */
+    pid_t subkid = fork();
+    assert_true(subkid >= 0);
+    if (subkid == 0)
+        _exit(child_subscriber(schema, (size_t)W * n));
     fdn_events_t *c = open_store(schema);
     collector_t col = {.cap = (size_t)W * n};
     pthread_mutex_init(&col.mu, NULL);
@@ -600,6 +650,10 @@ static void writer_processes_and_a_subscriber(void **state)
     size_t total = (size_t)W * n;
     assert_int_equal(wait_for(&col, total), total);
     fdn_events_unsubscribe(sub);
+    int sst = 0;
+    assert_int_equal(waitpid(subkid, &sst, 0), subkid);
+    assert_true(WIFEXITED(sst));
+    assert_int_equal(WEXITSTATUS(sst), 0); /* the other subscriber process saw the same */
     /* every position once, in order; each writer's events in its own order, content intact */
     pthread_mutex_lock(&col.mu);
     assert_int_equal(col.n, total);

@@ -82,6 +82,11 @@ grep -q '^fdn_circuit_breaker_state{breaker="events.postgres",state="open"} 1' "
 grep -q '^fdn_events_backend_request_duration_seconds_count{op="append",outcome="error"}' \
     "$TMP/metrics" || fail "no failed append in the latency histogram"
 
+# /health names the engine backend unhealthy
+code=$(curl -s -o "$TMP/health" -w '%{http_code}' --max-time 30 "$A/health")
+[[ "$code" == 503 ]] || fail "/health answered $code with PostgreSQL away: $(cat "$TMP/health")"
+grep -q events_backend "$TMP/health" || fail "/health without events_backend: $(cat "$TMP/health")"
+
 # spool on: accepted (202, spooled) while PostgreSQL is away
 for i in 1 2 3; do
     read -r code _ < <(post "$B" "2$i")
