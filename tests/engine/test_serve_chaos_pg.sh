@@ -79,8 +79,10 @@ curl -sf --max-time 30 "$A/metrics" >"$TMP/metrics"
 grep -q '^fdn_circuit_breaker_state{breaker="events.postgres",state="open"} 1' "$TMP/metrics" ||
     grep -q '^fdn_circuit_breaker_state{breaker="events.postgres",state="half_open"} 1' "$TMP/metrics" ||
     fail "breaker events.postgres not open: $(grep events.postgres "$TMP/metrics")"
-grep -q '^fdn_events_backend_request_duration_seconds_count{op="append",outcome="error"}' \
-    "$TMP/metrics" || fail "no failed append in the latency histogram"
+# (the follower's reads may fail first and open the breaker: then the appends are refused
+# without a call, and only the reads are in the histogram as errors)
+grep -q '^fdn_events_backend_request_duration_seconds_count{op="[a-z]*",outcome="error"}' \
+    "$TMP/metrics" || fail "no failed call in the latency histogram: $(grep fdn_events_backend "$TMP/metrics")"
 
 # /health names the engine backend unhealthy
 code=$(curl -s -o "$TMP/health" -w '%{http_code}' --max-time 30 "$A/health")
