@@ -342,12 +342,24 @@ typedef struct fdn_events_pg_opts {
     int64_t connect_timeout_ms; /**< per connection attempt (default 5000) */
     int64_t poll_interval_ms;   /**< other processes' events are read at least this often,
                                      NOTIFY or not (default 100) */
+    /** options version >= 3: bound of one call on PostgreSQL (an append with its retries, a
+     *  read, a page): past it the call fails (FDN_EUNAVAILABLE, or FDN_EIO when a COMMIT's
+     *  outcome is unknown) and its connection is dropped (default 5000) */
+    int64_t command_timeout_ms;
+    /** options version >= 3: a local SQLite file; when set, batches that cannot reach
+     *  PostgreSQL are fsynced there, acknowledged (ids 0: no position yet) and replayed in
+     *  order when PostgreSQL answers again (docs/events-postgres.md, "The spool").
+     *  NULL = no spool: such a store fails with FDN_EUNAVAILABLE */
+    const char *spool_path;
+    /** options version >= 3: most bytes the spool may hold (default 64 MiB); a batch that
+     *  does not fit fails with FDN_EUNAVAILABLE */
+    uint64_t spool_max_bytes;
 } fdn_events_pg_opts_t;
 
 /** Initialiser of fdn_events_pg_opts_t with every default. */
 #define FDN_EVENTS_PG_OPTS_INIT                                                                    \
     {                                                                                              \
-        NULL, NULL, 4, 1000, 0, 5000, 100                                                          \
+        NULL, NULL, 4, 1000, 0, 5000, 100, 5000, NULL, 64u << 20                                   \
     }
 
 /** Options (versioned, transparent). */
@@ -379,8 +391,8 @@ typedef struct fdn_events_opts {
 } fdn_events_opts_t;
 
 /** Current version of fdn_events_opts_t, set by FDN_EVENTS_OPTS_INIT. 2: backend, postgres
- * (0.3.0). */
-#define FDN_EVENTS_OPTS_VERSION 2
+ * (0.3.0). 3: postgres.command_timeout_ms, spool_path, spool_max_bytes. */
+#define FDN_EVENTS_OPTS_VERSION 3
 
 /** Initialiser of fdn_events_opts_t with every default. */
 #define FDN_EVENTS_OPTS_INIT                                                                       \
@@ -404,6 +416,40 @@ FDN_API int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts,
 /** Stop threads, flush the durable queue, close and free (NULL accepted). Subscriptions
  * still open are freed too: do not use them afterwards. @thread_safety owner  @since 0.1.0 */
 FDN_API void fdn_events_destroy(fdn_events_t *es);
+
+/** The durable tier's engine, as fdn_events_backend_status reports it. */
+typedef struct fdn_events_backend_status {
+    fdn_events_backend_kind_t backend; /**< SQLite or PostgreSQL */
+    bool up;                  /**< PostgreSQL: the last call on it succeeded (SQLite: true) */
+    int breaker_state;        /**< fdn_breaker_state_t of the breaker set with
+                                   fdn_events_set_breaker (0, closed, when none) */
+    int64_t retry_after_ms;   /**< while the breaker is open: ms until it lets a call through
+                                   (-1 otherwise) */
+    uint64_t spooled_events;  /**< events in the spool, waiting for PostgreSQL */
+    uint64_t spooled_bytes;   /**< bytes they take */
+    uint64_t spool_max_bytes; /**< the spool's bound (0: no spool) */
+    uint64_t replayed_events; /**< events replayed from the spool into PostgreSQL */
+    uint64_t calls;           /**< calls made on the engine */
+    uint64_t failures;        /**< of which failed (unreachable, timed out) */
+    uint64_t rejected;        /**< calls refused by the open breaker without trying */
+} fdn_events_backend_status_t;
+
+/**
+ * The state of the store's durable engine (for /health and /metrics).
+ * @return 0, FDN_EINVAL  @thread_safety any  @since 0.3.0
+ */
+FDN_API int fdn_events_backend_status(fdn_events_t *es, fdn_events_backend_status_t *out);
+
+struct fdn_breaker;
+/**
+ * Put a circuit breaker around the store's calls on PostgreSQL (the runtime does it with the
+ * breaker "events.postgres" of its set). While it is open, a store fails at once with
+ * FDN_EUNAVAILABLE (or goes to the spool) and reads fail with FDN_EUNAVAILABLE; a failed or
+ * timed-out call counts as a failure. NULL removes it. The breaker must outlive the store or
+ * be removed first. A store on SQLite ignores it.
+ * @return 0, FDN_EINVAL  @thread_safety any  @since 0.3.0
+ */
+FDN_API int fdn_events_set_breaker(fdn_events_t *es, struct fdn_breaker *b);
 
 /**
  * Store a copy of `ev` under a fresh id (the event's own id is ignored).

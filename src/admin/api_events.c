@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fdn/breaker.h>
+
 #define BATCH_MAX 1000
 
 /* Build one event from {"type","data","correlation_id"?,"parent_id"?}. */
@@ -84,7 +86,11 @@ static int text_reply(fdn__http_resp_t *resp, unsigned status, fdn__admin_text_t
  * acknowledged at once): prepare the answer and complete the request. */
 static void stored_done(int rc, uint64_t first_id, size_t n, bool batch, fdn__http_resp_t *resp)
 {
-    if (rc == 0 && !batch) {
+    if (rc == 0 && first_id == 0) {
+        /* PostgreSQL away: the batch is in the local spool (fsynced), positions come later */
+        rc = fdn__http_reply(resp, 202,
+                             json_pack("{s:b,s:I}", "spooled", 1, "count", (json_int_t)n));
+    } else if (rc == 0 && !batch) {
         rc = fdn__http_reply(resp, 201, json_pack("{s:I}", "id", (json_int_t)first_id));
     } else if (rc == 0) {
         /* {"ids":[...],"count":n} as text: cheaper than n JSON values on the writer thread */
@@ -150,6 +156,17 @@ static int store_deferred(fdn_events_t *es, const fdn_event_t *const *evs, size_
     }
     if (rc == FDN_ENOSPC)
         return store_error(es, resp, rc);
+    fdn_events_backend_status_t bs;
+    if (rc == FDN_EUNAVAILABLE && fdn_events_backend_status(es, &bs) == 0 &&
+        bs.backend == FDN_EVENTS_BACKEND_POSTGRES) {
+        /* PostgreSQL away (no spool, or the spool full): 503, retry when the breaker lets
+         * a call through again */
+        int64_t ms = bs.retry_after_ms > 0 ? bs.retry_after_ms : 1000;
+        resp->retry_after_s = (ms + 999) / 1000;
+        return fdn_err_set(&resp->err, rc,
+                           "the event store's PostgreSQL is unavailable%s; retry later",
+                           bs.spool_max_bytes > 0 ? " and its spool is full" : "");
+    }
     return rc < 0 ? rc : FDN__HTTP_PENDING;
 }
 
@@ -380,6 +397,18 @@ static int h_stats(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     return fdn__http_reply(resp, 200, j);
 }
 
+/* GET /health: "events_backend" (a store on PostgreSQL only) is unhealthy while its last
+ * call on PostgreSQL failed or the breaker events.postgres is not closed (stores then fail
+ * with 503, or go to the spool). */
+static int backend_health(void *user)
+{
+    fdn_events_backend_status_t st;
+    int rc = fdn_events_backend_status(user, &st);
+    if (rc != 0)
+        return rc;
+    return st.up && st.breaker_state == FDN_BREAKER_CLOSED ? 0 : FDN_EUNAVAILABLE;
+}
+
 int fdn_admin_mount_events(fdn_admin_t *a, fdn_events_t *es)
 {
     if (a == NULL || es == NULL)
@@ -392,5 +421,8 @@ int fdn_admin_mount_events(fdn_admin_t *a, fdn_events_t *es)
         (rc = fdn__admin_route_add_q(a, "GET", "/v1/events", h_query, es, QUERY_PARAMS)) < 0 ||
         (rc = fdn__admin_route_add_q(a, "DELETE", "/v1/events", h_delete, es, DELETE_PARAMS)) < 0)
         return rc;
-    return 0;
+    fdn_events_backend_status_t bs;
+    if (fdn_events_backend_status(es, &bs) == 0 && bs.backend == FDN_EVENTS_BACKEND_POSTGRES)
+        rc = fdn_admin_add_health(a, "events_backend", backend_health, es);
+    return rc < 0 ? rc : 0;
 }

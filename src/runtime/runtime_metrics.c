@@ -62,6 +62,7 @@ struct fdn__rt_metrics {
     /* events */
     fdn_telemetry_family_t *ev_held, *ev_held_type, *ev_appended, *ev_pruned, *ev_backlog;
     fdn_telemetry_family_t *ev_types, *ev_types_max, *ev_refused;
+    fdn_telemetry_family_t *ev_be_up, *ev_be_breaker, *ev_spooled;
     /* limiter */
     fdn_telemetry_family_t *lm_identities, *lm_id_refused;
     fdn_telemetry_family_t *lm_keys, *lm_capacity, *lm_evictions, *lm_refused, *lm_up, *lm_breaker,
@@ -171,6 +172,16 @@ static void collect_events(fdn__rt_metrics_t *m)
         set_gauge(m->ev_types_max, NULL, 0, (double)ty.max_types);
         const char *why[] = {"types"};
         set_counter(m->ev_refused, why, 1, ty.refused_events);
+    }
+    fdn_events_backend_status_t bs;
+    if (fdn_events_backend_status(es, &bs) == 0 && bs.backend == FDN_EVENTS_BACKEND_POSTGRES) {
+        const char *b[] = {"postgres"};
+        set_gauge(m->ev_be_up, b, 1, bs.up && bs.breaker_state == FDN_BREAKER_CLOSED ? 1 : 0);
+        for (int k = FDN_BREAKER_CLOSED; k <= FDN_BREAKER_HALF_OPEN; k++) {
+            const char *sv[] = {"postgres", fdn_breaker_state_name((fdn_breaker_state_t)k)};
+            set_gauge(m->ev_be_breaker, sv, 2, bs.breaker_state == k ? 1 : 0);
+        }
+        set_gauge(m->ev_spooled, b, 1, (double)bs.spooled_events);
     }
     fdn_events_type_stat_t *ts = fdn__malloc(MAX_TYPES * sizeof(*ts));
     size_t nt = 0;
@@ -383,6 +394,17 @@ fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt)
     m->ev_types_max = fam(m, "fdn_events_types_max",
                           "Cap on the distinct event types held (storage.hot.max_types; 0 = none).",
                           G, NULL, NULL, NULL, 0);
+    m->ev_be_up = fam(m, "fdn_events_backend_up",
+                      "1 while the event store's engine backend answers and its breaker is "
+                      "closed.",
+                      G, "backend", NULL, NULL, 2);
+    m->ev_be_breaker = fam(m, "fdn_events_backend_breaker_state",
+                           "The breaker around the event store's engine backend: 1 for its "
+                           "current state, 0 for the others.",
+                           G, "backend", "state", NULL, 6);
+    m->ev_spooled = fam(m, "fdn_events_backend_spooled_events",
+                        "Events in the local spool, waiting for the event store's PostgreSQL.", G,
+                        "backend", NULL, NULL, 2);
     m->ev_refused = fam(m, "fdn_events_refused_total",
                         "Events the event store refused, by reason (types: a new type past "
                         "storage.hot.max_types).",

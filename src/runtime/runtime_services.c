@@ -580,6 +580,14 @@ static int ev_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
             eo.postgres.batch_max = (uint32_t)v;
         if (cfg_int(cfg, "storage.warm.postgres.flush_interval_ms", 0, &v))
             eo.postgres.flush_interval_ms = v;
+        if (cfg_int(cfg, "storage.warm.postgres.command_timeout_ms", 1, &v))
+            eo.postgres.command_timeout_ms = v;
+        char spool[4096];
+        if (cfg_str(cfg, "storage.warm.postgres.spool_path", spool, sizeof(spool)) &&
+            spool[0] != '\0')
+            eo.postgres.spool_path = spool;
+        if (cfg_int(cfg, "storage.warm.postgres.spool_max_bytes", 4096, &v))
+            eo.postgres.spool_max_bytes = (uint64_t)v;
         int rc = fdn_events_create((fdn_events_t **)out, &eo, err);
         if (rc != 0)
             fdn_err_add_context(err, "backend", "postgres");
@@ -715,6 +723,7 @@ static void unwire(fdn_runtime_t *rt, void *glue)
     /* the telemetry slot is destroyed before the event store's and the config's */
     fdn__events_set_telemetry(fdn_runtime_events(rt), NULL);
     fdn__config_set_telemetry(fdn_runtime_config(rt), NULL);
+    (void)fdn_events_set_breaker(fdn_runtime_events(rt), NULL); /* freed with the set below */
     fdn_protect_destroy(g->protect);
     fdn_breakers_destroy(g->breakers);
     fdn__free(g->overrides_path);
@@ -746,6 +755,21 @@ static int wire(fdn_runtime_t *rt, void **out, fdn_error_t *err)
         po.clock = fdn_runtime_clock(rt);
         po.telemetry = fdn_runtime_telemetry(rt);
         rc = fdn_protect_create(&g->protect, &po);
+    }
+    fdn_events_backend_status_t ebs;
+    if (rc == 0 && fdn_events_backend_status(fdn_runtime_events(rt), &ebs) == 0 &&
+        ebs.backend == FDN_EVENTS_BACKEND_POSTGRES) {
+        /* the event store's calls on PostgreSQL go through the breaker "events.postgres"
+         * (docs/events-postgres.md, "Failure policy"): opens after 3 failures in 10 s */
+        fdn_breaker_opts_t eb = bo;
+        eb.failure_threshold = 3;
+        eb.window_ms = 10000;
+        eb.recovery_time_ms = 1000;
+        eb.probe_timeout_ms = 15000;
+        fdn_breaker_t *brk = NULL;
+        rc = fdn_breaker_create_in(g->breakers, "events.postgres", &eb, &brk);
+        if (rc == 0)
+            rc = fdn_events_set_breaker(fdn_runtime_events(rt), brk);
     }
     if (rc != 0) {
         unwire(rt, g);

@@ -60,6 +60,8 @@ struct fdn_events_sub {
     uint64_t pending_skip; /* delivery thread (callback subscriptions) */
     bool from_pos;         /* from_position: never skip for backlog; catch up from the backend */
     uint64_t round;        /* smu: delivery round this subscriber was last served in */
+    bool paging;           /* smu: its pager thread catches it up (the delivery thread skips it) */
+    _Atomic bool pstop;    /* its pager must stop (unsubscribe, destroy) */
 };
 
 /* The cursor is written by one thread (delivery thread or the fd reader) and read by the
@@ -443,6 +445,79 @@ static uint64_t efd_poke(int fd)
     return w == (ssize_t)sizeof(one) ? 1 : 0;
 }
 
+/* A from-position subscriber behind the memory tier of a shared store catches up on a thread
+ * of its own: it pages from the backend and runs its callback there, so a slow backend (or a
+ * slow callback) delays only this subscriber, never the others on the delivery thread. It
+ * ends when the subscriber reached the memory tier (the delivery thread takes it over) or on
+ * pstop; it clears `paging` last and never touches s afterwards (unsubscribe waits for it). */
+static void *pager_main(void *arg)
+{
+    evs_sub_t *s = arg;
+    fdn_events_t *es = s->es;
+    while (!atomic_load_explicit(&s->pstop, memory_order_acquire)) {
+        uint64_t first = atomic_load_explicit(&es->first_id, memory_order_acquire);
+        uint64_t cur = CUR(s);
+        if (cur + 1 >= first)
+            break;
+        fdn_event_list_t *l = NULL;
+        if (fdn__evs_shared_page(es, s->type, s->corr, cur, first, 256, &l) != 0) {
+            /* the backend is away: try again after 100 ms (or the stop) */
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_nsec += 100000000;
+            if (dl.tv_nsec >= 1000000000) {
+                dl.tv_sec++;
+                dl.tv_nsec -= 1000000000;
+            }
+            fdn__mutex_lock(&es->smu);
+            if (!atomic_load_explicit(&s->pstop, memory_order_acquire))
+                (void)pthread_cond_timedwait(&es->sdone, &es->smu, &dl);
+            fdn__mutex_unlock(&es->smu);
+            continue;
+        }
+        for (size_t i = 0; i < l->n && !atomic_load_explicit(&s->pstop, memory_order_acquire);
+             i++) {
+            s->cb(l->items[i], 0, s->user);
+            SET_CUR(s, l->items[i]->id);
+        }
+        if (l->n < 256 && !atomic_load_explicit(&s->pstop, memory_order_acquire))
+            SET_CUR(s, first - 1); /* nothing else of its filter below the memory tier */
+        fdn_event_list_free(l);
+    }
+    fdn__mutex_lock(&es->smu);
+    s->paging = false;
+    pthread_cond_broadcast(&es->sdone);
+    pthread_cond_signal(&es->scv);
+    fdn__mutex_unlock(&es->smu);
+    return NULL;
+}
+
+/* Start s's pager (under smu); false when no thread could be made. */
+static bool pager_start(fdn_events_t *es, evs_sub_t *s) FDN_REQUIRES(es->smu)
+{
+    (void)es;
+    pthread_attr_t at;
+    pthread_t t;
+    if (pthread_attr_init(&at) != 0)
+        return false;
+    (void)pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    s->paging = true;
+    bool ok = pthread_create(&t, &at, pager_main, s) == 0;
+    pthread_attr_destroy(&at);
+    if (!ok)
+        s->paging = false;
+    return ok;
+}
+
+/* Stop s's pager and wait until it let s go (under smu). */
+static void pager_stop(fdn_events_t *es, evs_sub_t *s) FDN_REQUIRES(es->smu)
+{
+    atomic_store_explicit(&s->pstop, true, memory_order_release);
+    pthread_cond_broadcast(&es->sdone);
+    while (s->paging)
+        pthread_cond_wait(&es->sdone, &es->smu);
+}
+
 static void *deliver_main(void *arg)
 {
     fdn_events_t *es = arg;
@@ -463,7 +538,7 @@ static void *deliver_main(void *arg)
         evs_sub_t *pick = NULL;
         bool behind = false;
         for (evs_sub_t *s = es->subs; s != NULL; s = s->next) {
-            if (s->cb == NULL || CUR(s) >= pub)
+            if (s->cb == NULL || s->paging || CUR(s) >= pub)
                 continue;
             behind = true;
             if (s->round != es->dround) {
@@ -479,6 +554,10 @@ static void *deliver_main(void *arg)
             continue;
         }
         pick->round = es->dround;
+        if (pick->from_pos && es->sh != NULL &&
+            CUR(pick) + 1 < atomic_load_explicit(&es->first_id, memory_order_acquire) &&
+            pager_start(es, pick))
+            continue; /* behind the memory tier: its pager catches it up */
         es->delivering = pick;
         fdn__mutex_unlock(&es->smu);
         fdn_event_list_t *l = NULL;
@@ -676,6 +755,7 @@ void fdn_events_unsubscribe(fdn_events_sub_t *s)
         }
     while (es->delivering == s)
         pthread_cond_wait(&es->sdone, &es->smu);
+    pager_stop(es, s);
     atomic_fetch_sub_explicit(&es->nsubs, 1, memory_order_release);
     fdn__mutex_unlock(&es->smu);
     if (s->efd >= 0)
@@ -1015,6 +1095,9 @@ void fdn_events_destroy(fdn_events_t *es)
     while (es->subs != NULL) {
         evs_sub_t *s = es->subs;
         es->subs = s->next;
+        fdn__mutex_lock(&es->smu);
+        pager_stop(es, s);
+        fdn__mutex_unlock(&es->smu);
         if (s->efd >= 0)
             close(s->efd);
         fdn__free(s->type);

@@ -32,16 +32,32 @@
  * Subscriptions run on memory as before; a from-position subscription behind the memory
  * tier pages from the backend (fdn__evs_shared_page).
  *
+ * Failure policy (docs/events-postgres.md): every backend call goes through the guard (a
+ * circuit breaker set from above, fdn__evs_set_guard) and is observed into
+ * fdn_events_backend_request_duration_seconds{op,outcome}; the backend bounds each call by
+ * command_timeout_ms. With a spool (storage/event_spool.h), the writer draws each event's
+ * UUID first; a batch the backend cannot take (unavailable, breaker open, COMMIT outcome
+ * unknown) is fsynced to the spool with them and acknowledged with ids 0; while the spool
+ * holds anything, later batches queue behind it there (this process's order), and the writer
+ * replays it oldest first with replay = true (exactly once), before each new batch and on a
+ * backoff while idle. A store called from the writer or follower thread itself (a breaker
+ * transition hook) is queued detached, not awaited.
+ *
  * Lock order: imu -> plock -> amu (the put); qmu and fmu are leaves. No lock is held during a
  * backend call except imu (the writer's and follower's reads while filling memory).
  */
 #include <fdn/events.h>
 
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/alloc.h"
 #include "services/event_store_int.h"
+#include "storage/event_spool.h"
+
+#define HIST_NAME   "fdn_events_backend_request_duration_seconds"
+#define REPLAY_ROWS 4 /* replay transactions (of up to batch_max events) per writer round */
 
 typedef struct sh_req {
     const fdn_event_t *const *evs;
@@ -49,8 +65,14 @@ typedef struct sh_req {
     uint64_t *ids; /* may be NULL */
     int rc;
     bool done;
+    bool detached; /* nobody waits: the writer frees it and its copied events */
     struct sh_req *next;
 } sh_req_t;
+
+/* The store whose writer or follower runs on this thread (NULL elsewhere): a store called
+ * from there (a breaker transition hook records an event while the writer admits a call)
+ * must not wait for the writer, which is itself or waits for its ingest lock. */
+static _Thread_local fdn_events_t *tl_own;
 
 struct evs_shared {
     uint32_t batch_max;
@@ -74,6 +96,24 @@ struct evs_shared {
     bool follower_on;
 
     fdn__mutex_t imu; /* ingest: the writer and the follower fill memory in turn */
+
+    /* the guard (a circuit breaker, set from above: fdn__evs_set_guard) */
+    fdn__mutex_t gmu;
+    const fdn__evs_guard_ops_t *gops; /* gmu */
+    void *g;                          /* gmu */
+    /* the latency histogram, resolved for the telemetry it was made in */
+    fdn__mutex_t hmu;
+    fdn_telemetry_t *hist_tm;     /* hmu */
+    fdn_telemetry_family_t *hist; /* hmu */
+    _Atomic uint64_t calls, failures, rejected, replayed;
+    _Atomic bool up;
+
+    /* the spool (writer thread only, besides the counters) */
+    fdn__spool_t *spool;
+    uint64_t spool_max;
+    int64_t replay_at; /* writer: monotonic ns of the next replay attempt */
+    int64_t replay_backoff_ms;
+    _Atomic uint64_t sp_events, sp_bytes;
 };
 
 #define READ_PAGE 512u
@@ -114,6 +154,83 @@ static void remap(fdn_events_t *es, fdn_event_list_t *l)
             ts = ev->wall < 0 ? INT64_MIN : INT64_MAX;
         ev->ts = ts;
     }
+}
+
+/* ---- the guard and the latency histogram around every backend call ---- */
+
+typedef struct gcall {
+    const fdn__evs_guard_ops_t *ops;
+    void *g;
+    uint64_t permit[2];
+    int64_t t0;
+} gcall_t;
+
+static int64_t mono(void)
+{
+    return fdn_clock_mono_ns(NULL);
+}
+
+/* Admit a call: 0, or FDN_EUNAVAILABLE when the guard (the breaker) refuses it. */
+static int g_begin(fdn_events_t *es, gcall_t *c)
+{
+    struct evs_shared *sh = es->sh;
+    fdn__mutex_lock(&sh->gmu);
+    c->ops = sh->gops;
+    c->g = sh->g;
+    fdn__mutex_unlock(&sh->gmu);
+    if (c->ops != NULL && c->ops->admit(c->g, c->permit) != 0) {
+        atomic_fetch_add_explicit(&sh->rejected, 1, memory_order_relaxed);
+        return FDN_EUNAVAILABLE;
+    }
+    atomic_fetch_add_explicit(&sh->calls, 1, memory_order_relaxed);
+    c->t0 = mono();
+    return 0;
+}
+
+/* A code that says the engine did not answer (a failure for the breaker). */
+static bool engine_failed(int rc)
+{
+    return rc == FDN_EUNAVAILABLE || rc == FDN_EIO || rc == FDN_ECONNREFUSED;
+}
+
+static void observe(fdn_events_t *es, const char *op, const char *outcome, double secs)
+{
+    struct evs_shared *sh = es->sh;
+    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+    if (tm == NULL)
+        return;
+    fdn__mutex_lock(&sh->hmu);
+    if (sh->hist_tm != tm) {
+        static const char *const labels[] = {"op", "outcome"};
+        fdn_telemetry_family_t *f = NULL;
+        if (fdn_telemetry_family(tm, &f, HIST_NAME,
+                                 "Calls of the event store on its PostgreSQL backend, by "
+                                 "operation and outcome (ok, error: unreachable or timed out).",
+                                 FDN_TELEMETRY_HISTOGRAM, labels, 2, 64) != 0)
+            f = NULL;
+        sh->hist = f;
+        sh->hist_tm = tm;
+    }
+    fdn_telemetry_family_t *f = sh->hist;
+    fdn__mutex_unlock(&sh->hmu);
+    const char *v[] = {op, outcome};
+    fdn_histogram_t *h = NULL;
+    if (f != NULL && fdn_telemetry_family_histogram(f, &h, v, 2) == 0)
+        fdn_histogram_observe(h, secs);
+}
+
+/* Report a call admitted by g_begin; returns rc. */
+static int g_end(fdn_events_t *es, gcall_t *c, const char *op, int rc)
+{
+    struct evs_shared *sh = es->sh;
+    bool failed = engine_failed(rc);
+    if (c->ops != NULL)
+        c->ops->record(c->g, c->permit, failed ? FDN_EUNAVAILABLE : 0);
+    if (failed)
+        atomic_fetch_add_explicit(&sh->failures, 1, memory_order_relaxed);
+    atomic_store_explicit(&sh->up, !failed, memory_order_relaxed);
+    observe(es, op, failed ? "error" : "ok", (double)(mono() - c->t0) / 1e9);
+    return rc;
 }
 
 /* ---- filling memory (under imu) ---- */
@@ -171,7 +288,11 @@ static int fill_to(fdn_events_t *es, uint64_t upto)
             return 0;
         fdn_event_list_t *l = NULL;
         size_t max = upto - pub < READ_PAGE ? (size_t)(upto - pub) : READ_PAGE;
-        int rc = ops(es)->read_after(es->be.state, pub, max, &l, NULL);
+        gcall_t gc;
+        int rc = g_begin(es, &gc);
+        if (rc != 0)
+            return rc;
+        rc = g_end(es, &gc, "read", ops(es)->read_after(es->be.state, pub, max, &l, NULL));
         if (rc != 0)
             return rc;
         size_t n = l->n;
@@ -185,22 +306,137 @@ static int fill_to(fdn_events_t *es, uint64_t upto)
 
 /* ---- the writer ---- */
 
+/* Put a committed batch (positions pos) into memory, after the other processes' events below
+ * it. On a failed read memory is not filled here: the follower reads these later, and reads
+ * of them go to the backend meanwhile. */
+static void ingest_committed(fdn_events_t *es, const fdn_event_t *const *evs, const uint64_t *pos,
+                             size_t total)
+{
+    fdn__mutex_lock(&es->sh->imu);
+    size_t i = 0;
+    while (i < total) {
+        size_t j = i + 1;
+        while (j < total && pos[j] == pos[j - 1] + 1)
+            j++;
+        if (pos[i] > 0 && fill_to(es, pos[i] - 1) == 0)
+            (void)put_run(es, evs + i, pos[i], j - i);
+        i = j;
+    }
+    fdn__mutex_unlock(&es->sh->imu);
+}
+
+/* Append one batch through the guard, within the command timeout. */
+static int guarded_append(fdn_events_t *es, fdn__evb_batch_t *b, fdn_error_t *err)
+{
+    gcall_t gc;
+    int rc = g_begin(es, &gc);
+    if (rc != 0)
+        return fdn_err_set(err, rc, "events: PostgreSQL: the circuit breaker is open");
+    rc = ops(es)->append(es->be.state, b, err);
+    return g_end(es, &gc, b->replay ? "replay" : "append", rc);
+}
+
+static void spool_counts(struct evs_shared *sh)
+{
+    uint64_t e = 0, by = 0;
+    fdn__spool_usage(sh->spool, &e, &by);
+    atomic_store_explicit(&sh->sp_events, e, memory_order_relaxed);
+    atomic_store_explicit(&sh->sp_bytes, by, memory_order_relaxed);
+}
+
+/* Replay up to REPLAY_ROWS transactions of spooled batches (whole batches, up to batch_max
+ * events each), oldest first, with their own ids (replay=true:
+ * the events a lost-COMMIT attempt stored keep their positions); stop at the first failure
+ * and try again after a backoff (100 ms doubling to 1 s). Writer thread. */
+static void replay_spool(fdn_events_t *es)
+{
+    struct evs_shared *sh = es->sh;
+    if (sh->spool == NULL || atomic_load_explicit(&sh->sp_events, memory_order_relaxed) == 0 ||
+        mono() < sh->replay_at)
+        return;
+    for (int row = 0; row < REPLAY_ROWS; row++) {
+        int64_t seq = 0;
+        fdn_event_t **evs = NULL;
+        fdn__spool_uid_t *uids = NULL;
+        size_t n = 0;
+        fdn_error_t err = FDN_ERROR_INIT;
+        int rc = fdn__spool_peek(sh->spool, sh->batch_max, &seq, &evs, &uids, &n, &err);
+        if (rc == FDN_ENOENT)
+            break;
+        uint64_t *pos = rc == 0 ? fdn__malloc(n * sizeof(*pos)) : NULL;
+        if (rc == 0 && pos == NULL)
+            rc = FDN_ENOMEM;
+        if (rc == 0) {
+            fdn__evb_batch_t b = {.evs = (const fdn_event_t *const *)evs,
+                                  .n = n,
+                                  .pos = pos,
+                                  .uids = (const char(*)[FDN_UUID_STR_LEN + 1]) uids,
+                                  .replay = true};
+            rc = guarded_append(es, &b, &err);
+            if (rc == 0) {
+                ingest_committed(es, (const fdn_event_t *const *)evs, pos, n);
+                atomic_fetch_add_explicit(&sh->replayed, n, memory_order_relaxed);
+                rc = fdn__spool_drop(sh->spool, seq, &err);
+                spool_counts(sh);
+            }
+        }
+        for (size_t i = 0; i < n; i++)
+            fdn_event_free(evs[i]);
+        fdn__free(evs);
+        fdn__free(uids);
+        fdn__free(pos);
+        if (rc != 0) {
+            sh->replay_backoff_ms =
+                sh->replay_backoff_ms == 0 ? 100 : FDN_MIN(sh->replay_backoff_ms * 2, 1000);
+            sh->replay_at = mono() + sh->replay_backoff_ms * 1000000;
+            return;
+        }
+        sh->replay_backoff_ms = 0;
+    }
+}
+
 static void commit_requests(fdn_events_t *es, sh_req_t *reqs, size_t total)
 {
+    struct evs_shared *sh = es->sh;
     const fdn_event_t **evs = fdn__malloc(total * sizeof(*evs));
     uint64_t *pos = fdn__malloc(total * sizeof(*pos));
-    int rc = evs && pos ? 0 : FDN_ENOMEM;
+    fdn__spool_uid_t *uids = sh->spool != NULL ? fdn__malloc(total * sizeof(*uids)) : NULL;
+    int rc = evs && pos && (sh->spool == NULL || uids != NULL) ? 0 : FDN_ENOMEM;
+    bool spooled = false;
     if (rc == 0) {
         size_t k = 0;
         for (sh_req_t *r = reqs; r != NULL; r = r->next)
             for (size_t i = 0; i < r->n; i++)
                 evs[k++] = r->evs[i];
-        fdn__evb_batch_t b = {.evs = evs, .n = total, .pos = pos};
+        /* with a spool, the ids are drawn here: a batch that goes to the spool keeps them */
+        for (size_t i = 0; uids != NULL && i < total && rc == 0; i++)
+            rc = fdn_uuid4(uids[i]) == 0 ? 0 : FDN_EIO;
+    }
+    if (rc == 0) {
+        fdn__evb_batch_t b = {
+            .evs = evs, .n = total, .pos = pos, .uids = (const char(*)[FDN_UUID_STR_LEN + 1]) uids};
         int64_t t0 = fdn_clock_mono_ns(NULL);
         fdn_error_t err = FDN_ERROR_INIT;
-        rc = ops(es)->append(es->be.state, &b, &err);
+        /* while the spool holds batches, later ones queue behind them (order) */
+        if (sh->spool != NULL && atomic_load_explicit(&sh->sp_events, memory_order_relaxed) > 0)
+            rc = FDN_EUNAVAILABLE;
+        else
+            rc = guarded_append(es, &b, &err);
+        if (engine_failed(rc) && sh->spool != NULL) {
+            /* PostgreSQL is away (or a COMMIT's outcome unknown): fsync the batch to the
+             * spool with its ids and acknowledge it; it is replayed in order later */
+            fdn_error_t serr = FDN_ERROR_INIT;
+            int src = fdn__spool_put(sh->spool, evs, (const fdn__spool_uid_t *)uids, total, &serr);
+            if (src == 0) {
+                spooled = true;
+                rc = 0;
+                spool_counts(sh);
+            } else if (rc != FDN_EIO) {
+                rc = src == FDN_EIO ? FDN_EIO : FDN_EUNAVAILABLE; /* full: unavailable */
+            }
+        }
         fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
-        if (rc == 0 && tm != NULL) {
+        if (rc == 0 && !spooled && tm != NULL) {
             fdn_telemetry_measure_t m = {"duration", (double)(fdn_clock_mono_ns(NULL) - t0)};
             (void)fdn_telemetry_execute(tm, "foundation.event_store.commit", &m, 1, NULL, 0);
             fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_stored", total, NULL,
@@ -210,35 +446,33 @@ static void commit_requests(fdn_events_t *es, sh_req_t *reqs, size_t total)
             fdn_telemetry_emit_counter(tm, "foundation.event_store.writer_errors", NULL, 0);
     }
     if (rc == 0) {
-        /* committed: the positions are the ids, whatever memory manages below */
-        fdn__mutex_lock(&es->sh->imu);
-        size_t i = 0;
-        while (i < total) {
-            size_t j = i + 1;
-            while (j < total && pos[j] == pos[j - 1] + 1)
-                j++;
-            /* other processes' events below this run first, then the run */
-            /* on a failed read, memory is not filled here: the follower reads these later,
-             * and reads of them go to the backend meanwhile */
-            if (fill_to(es, pos[i] - 1) == 0)
-                (void)put_run(es, evs + i, pos[i], j - i);
-            i = j;
-        }
-        fdn__mutex_unlock(&es->sh->imu);
+        /* committed: the positions are the ids, whatever memory manages below; spooled: no
+         * position yet (ids 0), the events enter memory when they are replayed */
+        if (!spooled)
+            ingest_committed(es, evs, pos, total);
         size_t k = 0;
         for (sh_req_t *r = reqs; r != NULL; r = r->next) {
-            if (r->ids != NULL)
+            if (r->ids != NULL && spooled)
+                memset(r->ids, 0, r->n * sizeof(*pos));
+            else if (r->ids != NULL)
                 memcpy(r->ids, pos + k, r->n * sizeof(*pos));
             k += r->n;
         }
     }
     fdn__free(evs);
     fdn__free(pos);
+    fdn__free(uids);
     fdn__mutex_lock(&es->sh->qmu);
     for (sh_req_t *r = reqs; r != NULL;) {
         sh_req_t *next = r->next;
         r->rc = rc;
         r->done = true;
+        if (r->detached) {
+            for (size_t i = 0; i < r->n; i++)
+                fdn_event_free((fdn_event_t *)r->evs[i]);
+            fdn__free((void *)r->evs);
+            fdn__free(r);
+        }
         r = next;
     }
     pthread_cond_broadcast(&es->sh->qdone);
@@ -257,12 +491,30 @@ static void *writer_main(void *arg)
 {
     fdn_events_t *es = arg;
     struct evs_shared *sh = es->sh;
+    tl_own = es;
     fdn__mutex_lock(&sh->qmu);
     for (;;) {
+        bool spool_due =
+            sh->spool != NULL && atomic_load_explicit(&sh->sp_events, memory_order_relaxed) > 0;
         if (sh->qhead == NULL) {
             if (sh->qstop)
                 break;
-            pthread_cond_wait(&sh->qcv, &sh->qmu);
+            if (!spool_due) {
+                pthread_cond_wait(&sh->qcv, &sh->qmu);
+                continue;
+            }
+            /* the spool waits for PostgreSQL: try it when due, or sooner for a store */
+            int64_t wait_ms = (sh->replay_at - mono()) / 1000000;
+            if (wait_ms > 0) {
+                struct timespec dl;
+                deadline_in(&dl, wait_ms);
+                (void)pthread_cond_timedwait(&sh->qcv, &sh->qmu, &dl);
+                if (sh->qhead != NULL || sh->qstop)
+                    continue;
+            }
+            fdn__mutex_unlock(&sh->qmu);
+            replay_spool(es);
+            fdn__mutex_lock(&sh->qmu);
             continue;
         }
         if (sh->flush_ms > 0 && sh->queued < sh->batch_max && !sh->qstop) {
@@ -285,6 +537,8 @@ static void *writer_main(void *arg)
         last->next = NULL;
         sh->queued -= total;
         fdn__mutex_unlock(&sh->qmu);
+        /* spooled batches go first, so a store never overtakes an older spooled one */
+        replay_spool(es);
         commit_requests(es, take, total);
         fdn__mutex_lock(&sh->qmu);
     }
@@ -298,6 +552,7 @@ static void *follower_main(void *arg)
 {
     fdn_events_t *es = arg;
     struct evs_shared *sh = es->sh;
+    tl_own = es;
     for (;;) {
         fdn__mutex_lock(&sh->fmu);
         bool stop = sh->fstop;
@@ -330,7 +585,13 @@ int fdn__evs_shared_open(fdn_events_t *es, const fdn_events_opts_t *o,
     struct evs_shared *sh = fdn__calloc(1, sizeof(*sh));
     if (sh == NULL)
         return fdn_err_set(err, FDN_ENOMEM, "events: out of memory");
-    const fdn_events_pg_opts_t *po = &o->postgres;
+    /* version-2 options end before command_timeout_ms: copy what they hold */
+    fdn_events_pg_opts_t pgo = FDN_EVENTS_PG_OPTS_INIT;
+    memcpy(&pgo, &o->postgres,
+           o->version >= 3 ? sizeof(pgo) : offsetof(fdn_events_pg_opts_t, command_timeout_ms));
+    if (pgo.command_timeout_ms <= 0)
+        pgo.command_timeout_ms = 5000;
+    const fdn_events_pg_opts_t *po = &pgo;
     sh->batch_max = po->batch_max > 0 ? po->batch_max : 1000;
     sh->flush_ms = po->flush_interval_ms > 0 ? po->flush_interval_ms : 0;
     sh->poll_ms = po->poll_interval_ms > 0 ? po->poll_interval_ms : 100;
@@ -340,8 +601,18 @@ int fdn__evs_shared_open(fdn_events_t *es, const fdn_events_opts_t *o,
     pthread_mutex_init(&sh->fmu, NULL);
     pthread_cond_init(&sh->fcv, NULL);
     pthread_mutex_init(&sh->imu, NULL);
+    pthread_mutex_init(&sh->gmu, NULL);
+    pthread_mutex_init(&sh->hmu, NULL);
+    atomic_init(&sh->up, true);
     sh->qtail = &sh->qhead;
     es->sh = sh;
+    if (po->spool_path != NULL && po->spool_path[0] != '\0') {
+        sh->spool_max = po->spool_max_bytes > 0 ? po->spool_max_bytes : (64u << 20);
+        int src = fdn__spool_open(&sh->spool, po->spool_path, sh->spool_max, err);
+        if (src != 0)
+            return src;
+        spool_counts(sh); /* a spool left by an earlier run is replayed by the writer */
+    }
     int rc = fdn__evb_pg_open(&es->be, po, err);
     uint64_t head = 0;
     if (rc == 0 && (rc = es->be.ops->head(es->be.state, &head, err)) != 0)
@@ -420,15 +691,55 @@ void fdn__evs_shared_free(fdn_events_t *es)
     pthread_mutex_destroy(&sh->fmu);
     pthread_cond_destroy(&sh->fcv);
     pthread_mutex_destroy(&sh->imu);
+    pthread_mutex_destroy(&sh->gmu);
+    pthread_mutex_destroy(&sh->hmu);
+    fdn__spool_close(sh->spool);
     fdn__free(sh);
     es->sh = NULL;
 }
 
 /* ---- calls ---- */
 
+/* A store from the store's own writer or follower thread: queued with copies of its events,
+ * not awaited (its ids are 0: not known yet; its outcome is the writer's to report). */
+static int store_detached(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids)
+{
+    struct evs_shared *sh = es->sh;
+    sh_req_t *r = fdn__calloc(1, sizeof(*r));
+    fdn_event_t **copy = fdn__calloc(n, sizeof(*copy));
+    int rc = r != NULL && copy != NULL ? 0 : FDN_ENOMEM;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = fdn_event_copy(&copy[i], evs[i]);
+    fdn__mutex_lock(&sh->qmu);
+    if (rc == 0 && (!fdn__evs_running(es) || sh->qstop))
+        rc = FDN_EUNAVAILABLE;
+    if (rc == 0) {
+        r->evs = (const fdn_event_t *const *)copy;
+        r->n = n;
+        r->detached = true;
+        *sh->qtail = r;
+        sh->qtail = &r->next;
+        sh->queued += n;
+        pthread_cond_signal(&sh->qcv);
+    }
+    fdn__mutex_unlock(&sh->qmu);
+    if (rc != 0) {
+        for (size_t i = 0; copy != NULL && i < n; i++)
+            fdn_event_free(copy[i]);
+        fdn__free(copy);
+        fdn__free(r);
+        return rc;
+    }
+    if (ids != NULL)
+        memset(ids, 0, n * sizeof(*ids));
+    return 0;
+}
+
 int fdn__evs_shared_store(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids)
 {
     struct evs_shared *sh = es->sh;
+    if (tl_own == es)
+        return store_detached(es, evs, n, ids);
     sh_req_t r = {.evs = evs, .n = n, .ids = ids};
     fdn__mutex_lock(&sh->qmu);
     if (!fdn__evs_running(es) || sh->qstop) {
@@ -447,7 +758,11 @@ int fdn__evs_shared_store(fdn_events_t *es, const fdn_event_t *const *evs, size_
 
 int fdn__evs_shared_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
 {
-    int rc = ops(es)->get(es->be.state, id, out, NULL);
+    gcall_t gc;
+    int rc = g_begin(es, &gc);
+    if (rc != 0)
+        return rc;
+    rc = g_end(es, &gc, "get", ops(es)->get(es->be.state, id, out, NULL));
     if (rc == 0)
         (*out)->ts = sat_add((*out)->wall, -clock_offset(es));
     return rc;
@@ -479,7 +794,11 @@ int fdn__evs_shared_query(fdn_events_t *es, const fdn_events_query_t *q, size_t 
     to_backend(es, q, &bq);
     uint64_t want = (uint64_t)limit + (uint64_t)q->offset;
     bq.limit = want > SIZE_MAX ? SIZE_MAX : (size_t)want;
-    int rc = ops(es)->query(es->be.state, &bq, out, NULL);
+    gcall_t gc;
+    int rc = g_begin(es, &gc);
+    if (rc != 0)
+        return rc;
+    rc = g_end(es, &gc, "query", ops(es)->query(es->be.state, &bq, out, NULL));
     if (rc != 0)
         return rc;
     fdn_event_list_t *l = *out;
@@ -494,7 +813,11 @@ int fdn__evs_shared_query(fdn_events_t *es, const fdn_events_query_t *q, size_t 
 
 int fdn__evs_shared_correlation(fdn_events_t *es, const char *cid, fdn_event_list_t **out)
 {
-    int rc = ops(es)->correlation(es->be.state, cid, out, NULL);
+    gcall_t gc;
+    int rc = g_begin(es, &gc);
+    if (rc != 0)
+        return rc;
+    rc = g_end(es, &gc, "correlation", ops(es)->correlation(es->be.state, cid, out, NULL));
     if (rc == 0)
         remap(es, *out);
     return rc;
@@ -511,8 +834,44 @@ int fdn__evs_shared_page(fdn_events_t *es, const char *type, const char *cid, ui
                            .before = before,
                            .limit = max,
                            .descending = false};
-    int rc = ops(es)->query(es->be.state, &bq, out, NULL);
+    gcall_t gc;
+    int rc = g_begin(es, &gc);
+    if (rc != 0)
+        return rc;
+    rc = g_end(es, &gc, "page", ops(es)->query(es->be.state, &bq, out, NULL));
     if (rc == 0)
         remap(es, *out);
     return rc;
+}
+
+int fdn__evs_set_guard(fdn_events_t *es, const fdn__evs_guard_ops_t *gops, void *g)
+{
+    struct evs_shared *sh = es->sh;
+    if (sh == NULL)
+        return 0;
+    fdn__mutex_lock(&sh->gmu);
+    sh->gops = g != NULL ? gops : NULL;
+    sh->g = gops != NULL ? g : NULL;
+    fdn__mutex_unlock(&sh->gmu);
+    return 0;
+}
+
+void fdn__evs_shared_status(fdn_events_t *es, fdn_events_backend_status_t *out)
+{
+    struct evs_shared *sh = es->sh;
+    out->backend = FDN_EVENTS_BACKEND_POSTGRES;
+    out->up = atomic_load_explicit(&sh->up, memory_order_relaxed);
+    out->breaker_state = 0;
+    out->retry_after_ms = -1;
+    fdn__mutex_lock(&sh->gmu);
+    if (sh->gops != NULL)
+        out->breaker_state = sh->gops->state(sh->g, &out->retry_after_ms);
+    fdn__mutex_unlock(&sh->gmu);
+    out->spooled_events = atomic_load_explicit(&sh->sp_events, memory_order_relaxed);
+    out->spooled_bytes = atomic_load_explicit(&sh->sp_bytes, memory_order_relaxed);
+    out->spool_max_bytes = sh->spool != NULL ? sh->spool_max : 0;
+    out->replayed_events = atomic_load_explicit(&sh->replayed, memory_order_relaxed);
+    out->calls = atomic_load_explicit(&sh->calls, memory_order_relaxed);
+    out->failures = atomic_load_explicit(&sh->failures, memory_order_relaxed);
+    out->rejected = atomic_load_explicit(&sh->rejected, memory_order_relaxed);
 }

@@ -815,6 +815,21 @@ int fdn_events_store_specs(fdn_events_t *es, const fdn_event_spec_t *specs, size
     return rc;
 }
 
+int fdn_events_backend_status(fdn_events_t *es, fdn_events_backend_status_t *out)
+{
+    if (es == NULL || out == NULL)
+        return FDN_EINVAL;
+    memset(out, 0, sizeof(*out));
+    out->retry_after_ms = -1;
+    if (es->sh != NULL) {
+        fdn__evs_shared_status(es, out);
+        return 0;
+    }
+    out->backend = FDN_EVENTS_BACKEND_SQLITE;
+    out->up = true;
+    return 0;
+}
+
 int fdn_events_stats(fdn_events_t *es, fdn_events_stats_t *o)
 {
     if (es == NULL || o == NULL)

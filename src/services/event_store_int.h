@@ -509,6 +509,22 @@ int fdn__evs_disk_correlation(fdn_events_t *es, const char *cid, fdn_event_list_
 /* The durable tier's retention once; returns how many events it deleted there. */
 uint64_t fdn__evs_durable_retention(fdn_events_t *es);
 
+/* A guard around the calls on a shared backend: a circuit breaker, set by a higher layer
+ * (src/infra/event_breaker.c: fdn_events_set_breaker), since this layer cannot call it.
+ * admit: 0 (the call may go; *permit filled) or < 0 (refused: the store fails it at once);
+ * record: the call's outcome (0 success, < 0 the engine failed); state: fdn_breaker_state_t
+ * and *retry_ms (ms until a call is let through while open, else -1). */
+typedef struct fdn__evs_guard_ops {
+    int (*admit)(void *g, uint64_t permit[2]);
+    void (*record)(void *g, const uint64_t permit[2], int rc);
+    int (*state)(void *g, int64_t *retry_ms);
+} fdn__evs_guard_ops_t;
+/* Set (ops NULL: remove) the guard of a store on a shared backend; FDN_EINVAL otherwise
+ * ignored: a store on SQLite has nothing to guard (returns 0). */
+int fdn__evs_set_guard(fdn_events_t *es, const fdn__evs_guard_ops_t *ops, void *g);
+/* fdn_events_backend_status for a shared backend. */
+void fdn__evs_shared_status(fdn_events_t *es, fdn_events_backend_status_t *out);
+
 /* Called after a successful append (outside amu). */
 int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id);
 void fdn__evs_notify_subs(fdn_events_t *es);

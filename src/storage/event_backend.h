@@ -41,6 +41,13 @@ typedef struct fdn__evb_batch {
     uint64_t prune_below;          /* write-behind: also delete ids below this (0 = none) */
     uint64_t next_id;              /* write-behind: the id the store assigns next */
     uint64_t *pos;                 /* shared: receives the n positions (ids) assigned */
+    /* shared: the events' unique ids, n strings of FDN_UUID_STR_LEN chars and a NUL each,
+     * drawn by the caller before the first attempt (NULL: the backend draws them) */
+    const char (*uids)[FDN_UUID_STR_LEN + 1];
+    bool replay;         /* shared: the batch may be stored already (an earlier attempt's outcome
+                            was unknown): events whose id is stored keep their position */
+    int64_t deadline_ns; /* shared: CLOCK_MONOTONIC bound of the whole append (0: the
+                            backend's command timeout from now) */
 } fdn__evb_batch_t;
 
 /* What the durable tier holds. */

@@ -62,6 +62,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -74,6 +75,8 @@
 struct fdn__pg {
     PGconn *conn;
     bool broken; /* the connection must not be used again (shut down by the hook, or lost) */
+    bool timed_out;   /* the last command met the deadline (the connection is then broken) */
+    int64_t deadline; /* CLOCK_MONOTONIC ns bounding every wait on the server (0 = none) */
     fdn__pg_fail_t fail;
     char schema[FDN__PG_SCHEMA_MAX + 1];
     char channel[FDN__PG_SCHEMA_MAX + 8];
@@ -111,13 +114,128 @@ bool fdn__pg_connected(const fdn__pg_t *c)
     return c != NULL && !c->broken && c->conn != NULL && PQstatus(c->conn) == CONNECTION_OK;
 }
 
+static int64_t mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void fdn__pg_set_deadline(fdn__pg_t *c, int64_t deadline_ns)
+{
+    if (c != NULL)
+        c->deadline = deadline_ns;
+}
+
+/* Wait until the socket is ready for ev (POLLIN/POLLOUT) or the deadline passes: 1 ready,
+ * 0 deadline (the connection is marked broken and timed out), -1 poll failed. */
+static int wait_sock(fdn__pg_t *c, short ev)
+{
+    for (;;) {
+        int t = -1;
+        if (c->deadline != 0) {
+            int64_t left = c->deadline - mono_now();
+            if (left <= 0) {
+                c->timed_out = true;
+                c->broken = true;
+                return 0;
+            }
+            int64_t ms = (left + 999999) / 1000000;
+            t = ms > INT_MAX ? INT_MAX : (int)ms;
+        }
+        struct pollfd pfd = {.fd = PQsocket(c->conn), .events = ev};
+        if (pfd.fd < 0)
+            return -1;
+        int k = poll(&pfd, 1, t);
+        if (k > 0)
+            return 1;
+        if (k < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+/* Send a command: with parameters (n >= 0: extended protocol, results in resfmt) or as a
+ * simple query (n < 0: may hold several statements). false: not sent (connection broken). */
+static bool q_send(fdn__pg_t *c, const char *sql, int n, const char *const *vals, const int *lens,
+                   const int *fmts, int resfmt)
+{
+    c->timed_out = false;
+    int ok = n >= 0 ? PQsendQueryParams(c->conn, sql, n, NULL, vals, lens, fmts, resfmt)
+                    : PQsendQuery(c->conn, sql);
+    if (!ok)
+        c->broken = true;
+    return ok != 0;
+}
+
+static bool res_ok(const PGresult *r)
+{
+    ExecStatusType st = PQresultStatus(r);
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY;
+}
+
+/* Flush what q_send queued, then read every result of the command, never waiting past the
+ * deadline. Returns the result to judge (the first that failed, else the last; the caller
+ * PQclears it), or NULL when the connection failed or the deadline passed (c->broken). */
+static PGresult *q_collect(fdn__pg_t *c)
+{
+    for (;;) {
+        int f = PQflush(c->conn);
+        if (f == 0)
+            break;
+        if (f < 0 || wait_sock(c, POLLOUT | POLLIN) <= 0) {
+            c->broken = true;
+            return NULL;
+        }
+        if (!PQconsumeInput(c->conn)) {
+            c->broken = true;
+            return NULL;
+        }
+    }
+    PGresult *keep = NULL;
+    for (;;) {
+        while (PQisBusy(c->conn)) {
+            if (wait_sock(c, POLLIN) <= 0 || !PQconsumeInput(c->conn)) {
+                c->broken = true;
+                if (keep != NULL)
+                    PQclear(keep);
+                return NULL;
+            }
+        }
+        PGresult *r = PQgetResult(c->conn);
+        if (r == NULL)
+            break;
+        if (keep == NULL) {
+            keep = r;
+        } else if (!res_ok(keep)) {
+            PQclear(r); /* the first failure is the one to report */
+        } else {
+            PQclear(keep);
+            keep = r;
+        }
+    }
+    if (keep == NULL && PQstatus(c->conn) != CONNECTION_OK)
+        c->broken = true;
+    return keep;
+}
+
+/* q_send + q_collect. */
+static PGresult *q_exec(fdn__pg_t *c, const char *sql, int n, const char *const *vals,
+                        const int *lens, const int *fmts, int resfmt)
+{
+    if (!q_send(c, sql, n, vals, lens, fmts, resfmt))
+        return NULL;
+    return q_collect(c);
+}
+
 /* The code for a failed command: the connection's state first, then the SQLSTATE. */
 static int fail_res(fdn__pg_t *c, PGresult *r, fdn_error_t *err, const char *what)
 {
     char buf[256];
     int code = FDN_EUNAVAILABLE;
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    if (PQstatus(c->conn) != CONNECTION_OK) {
+    if (r == NULL && c->timed_out) {
+        return fdn_err_set(err, code, "postgres: %s: no answer within the deadline", what);
+    } else if (c->broken || PQstatus(c->conn) != CONNECTION_OK) {
         c->broken = true;
     } else if (state != NULL && strcmp(state, "23505") == 0) {
         code = FDN_EEXIST;
@@ -146,7 +264,7 @@ static int run(fdn__pg_t *c, const char *sql, int n, const char *const *vals, Ex
 {
     if (!fdn__pg_connected(c))
         return fdn_err_set(err, FDN_EUNAVAILABLE, "postgres: %s: not connected", what);
-    PGresult *r = PQexecParams(c->conn, sql, n, NULL, vals, NULL, NULL, 1);
+    PGresult *r = q_exec(c, sql, n, vals, NULL, NULL, 1);
     if (r == NULL || PQresultStatus(r) != want)
         return fail_res(c, r, err, what);
     if (out != NULL)
@@ -161,7 +279,7 @@ static int script(fdn__pg_t *c, const char *sql, fdn_error_t *err, const char *w
 {
     if (!fdn__pg_connected(c))
         return fdn_err_set(err, FDN_EUNAVAILABLE, "postgres: %s: not connected", what);
-    PGresult *r = PQexec(c->conn, sql);
+    PGresult *r = q_exec(c, sql, -1, NULL, NULL, NULL, 0);
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
         return fail_res(c, r, err, what);
@@ -176,8 +294,11 @@ static int cmd(fdn__pg_t *c, const char *sql, fdn_error_t *err)
 
 static void rollback(fdn__pg_t *c)
 {
-    if (fdn__pg_connected(c))
-        PQclear(PQexec(c->conn, "ROLLBACK"));
+    if (fdn__pg_connected(c)) {
+        PGresult *r = q_exec(c, "ROLLBACK", -1, NULL, NULL, NULL, 0);
+        if (r != NULL)
+            PQclear(r);
+    }
 }
 
 static uint64_t be64(const char *p)
@@ -313,8 +434,23 @@ static int migrate(fdn__pg_t *c, fdn_error_t *err)
     return rc;
 }
 
+static int pg_connect(fdn__pg_t **out, const char *url, const char *schema, int64_t connect_ms,
+                      bool do_migrate, fdn_error_t *err);
+
 int fdn__pg_open(fdn__pg_t **out, const char *url, const char *schema, int64_t connect_ms,
                  fdn_error_t *err)
+{
+    return pg_connect(out, url, schema, connect_ms, true, err);
+}
+
+int fdn__pg_reopen(fdn__pg_t **out, const char *url, const char *schema, int64_t connect_ms,
+                   fdn_error_t *err)
+{
+    return pg_connect(out, url, schema, connect_ms, false, err);
+}
+
+static int pg_connect(fdn__pg_t **out, const char *url, const char *schema, int64_t connect_ms,
+                      bool do_migrate, fdn_error_t *err)
 {
     if (out == NULL || url == NULL)
         return fdn_err_set(err, FDN_EINVAL, "postgres: url missing");
@@ -351,14 +487,29 @@ int fdn__pg_open(fdn__pg_t **out, const char *url, const char *schema, int64_t c
     snprintf(tmo, sizeof(tmo), "%" PRId64, secs);
     const char *const keys[] = {"dbname", "connect_timeout", "application_name", NULL};
     const char *const vals[] = {url, tmo, "fdn", NULL};
-    c->conn = PQconnectdbParams(keys, vals, 1);
+    /* connect without blocking, polling the socket until connect_ms has passed (libpq's own
+     * connect_timeout counts whole seconds, per host) */
+    c->conn = PQconnectStartParams(keys, vals, 1);
     if (c->conn == NULL) {
         fdn__free(c);
         return fdn_err_set(err, FDN_ENOMEM, "postgres: out of memory");
     }
-    if (PQstatus(c->conn) != CONNECTION_OK) {
+    int64_t cms = connect_ms > 0 ? connect_ms : 10000;
+    c->deadline = mono_now() + cms * 1000000;
+    PostgresPollingStatusType ps = PGRES_POLLING_WRITING;
+    while (PQstatus(c->conn) != CONNECTION_BAD && ps != PGRES_POLLING_OK &&
+           ps != PGRES_POLLING_FAILED) {
+        int w = wait_sock(c, ps == PGRES_POLLING_READING ? POLLIN : POLLOUT);
+        if (w <= 0)
+            break;
+        ps = PQconnectPoll(c->conn);
+    }
+    if (ps != PGRES_POLLING_OK || PQstatus(c->conn) != CONNECTION_OK) {
         char buf[256];
-        conn_msg(c->conn, buf, sizeof(buf));
+        if (c->timed_out)
+            snprintf(buf, sizeof(buf), "no answer within %" PRId64 " ms", cms);
+        else
+            conn_msg(c->conn, buf, sizeof(buf));
         int code = FDN_ECONNREFUSED;
         if (PQconnectionNeedsPassword(c->conn) || strstr(buf, "authentication failed") ||
             strstr(buf, "does not exist") || strstr(buf, "no pg_hba.conf entry") ||
@@ -367,8 +518,19 @@ int fdn__pg_open(fdn__pg_t **out, const char *url, const char *schema, int64_t c
         fdn__pg_close(c);
         return fdn_err_set(err, code, "postgres: cannot connect: %s", buf);
     }
-    PQclear(PQexec(c->conn, "SET client_min_messages = warning"));
-    int rc = migrate(c, err);
+    /* every command is sent without blocking and awaited within the caller's deadline; the
+     * migration gets the connection's bound again, plus ten seconds for a migration that a
+     * concurrent process holds under the advisory lock */
+    if (PQsetnonblocking(c->conn, 1) != 0) {
+        fdn__pg_close(c);
+        return fdn_err_set(err, FDN_EIO, "postgres: cannot make the connection non-blocking");
+    }
+    c->deadline = mono_now() + (cms + 10000) * 1000000;
+    PGresult *r = q_exec(c, "SET client_min_messages = warning", -1, NULL, NULL, NULL, 0);
+    if (r != NULL)
+        PQclear(r);
+    int rc = do_migrate ? migrate(c, err) : 0;
+    c->deadline = 0;
     if (rc != 0) {
         fdn__pg_close(c);
         return rc;
@@ -487,7 +649,7 @@ static int insert_rows(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__p
             lens[p + 11] = (int)ev->data_len;
             fmts[p + 11] = 1;
         }
-        PGresult *r = PQexecParams(c->conn, sql, (int)(rows * NCOLS), NULL, vals, lens, fmts, 1);
+        PGresult *r = q_exec(c, sql, (int)(rows * NCOLS), vals, lens, fmts, 1);
         if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK)
             rc = fail_res(c, r, err, "insert events");
         else
@@ -503,31 +665,27 @@ done:
     return rc;
 }
 
-/* Send COMMIT and read its answer; the test hook may cut the connection. */
+/* Send COMMIT and read its answer (within the deadline); the test hook may cut the
+ * connection. */
 static int commit(fdn__pg_t *c, fdn_error_t *err)
 {
     fdn__pg_fail_t mode = c->fail;
     c->fail = FDN__PG_FAIL_NONE;
-    if (!PQsendQuery(c->conn, "COMMIT")) {
-        c->broken = true;
-        char buf[256];
+    char buf[256] = "";
+    if (!q_send(c, "COMMIT", -1, NULL, NULL, NULL, 0))
         return fdn_err_set(err, FDN_EIO, "postgres: COMMIT not sent, outcome unknown: %s",
                            conn_msg(c->conn, buf, sizeof(buf)));
-    }
     if (mode == FDN__PG_FAIL_AT_COMMIT) {
+        (void)PQflush(c->conn);
         shutdown(PQsocket(c->conn), SHUT_RDWR);
         c->broken = true;
     }
-    bool ok = false;
-    char buf[256] = "";
-    PGresult *r = NULL;
-    while ((r = PQgetResult(c->conn)) != NULL) {
-        if (PQresultStatus(r) == PGRES_COMMAND_OK)
-            ok = true;
-        else
-            snprintf(buf, sizeof(buf), "%s", PQresultErrorMessage(r));
+    PGresult *r = q_collect(c);
+    bool ok = r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (r != NULL && !ok)
+        snprintf(buf, sizeof(buf), "%s", PQresultErrorMessage(r));
+    if (r != NULL)
         PQclear(r);
-    }
     if (mode == FDN__PG_FAIL_AFTER_COMMIT) {
         shutdown(PQsocket(c->conn), SHUT_RDWR);
         c->broken = true;
@@ -536,7 +694,9 @@ static int commit(fdn__pg_t *c, fdn_error_t *err)
     if (PQstatus(c->conn) != CONNECTION_OK)
         c->broken = true;
     if (!ok || c->broken) {
-        if (buf[0] == '\0')
+        if (c->timed_out)
+            snprintf(buf, sizeof(buf), "no answer within the deadline");
+        else if (buf[0] == '\0')
             conn_msg(c->conn, buf, sizeof(buf));
         size_t n = strlen(buf);
         while (n > 0 && buf[n - 1] == '\n')
@@ -825,7 +985,7 @@ int fdn__pg_explain(fdn__pg_t *c, const fdn__pg_query_t *q, char **out, fdn_erro
     /* text results: EXPLAIN's lines */
     if (!fdn__pg_connected(c))
         return fdn_err_set(err, FDN_EUNAVAILABLE, "postgres: explain: not connected");
-    r = PQexecParams(c->conn, sql, n, NULL, vals, NULL, NULL, 0);
+    r = q_exec(c, sql, n, vals, NULL, NULL, 0);
     if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK)
         return fail_res(c, r, err, "explain");
     size_t len = 1;

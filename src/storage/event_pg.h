@@ -43,7 +43,19 @@ typedef struct fdn__pg_uuid {
  */
 int fdn__pg_open(fdn__pg_t **out, const char *url, const char *schema, int64_t connect_ms,
                  fdn_error_t *err);
+/* As fdn__pg_open without the migration: a connection to a schema known to be current (a
+ * reconnection of a backend whose first connection migrated it). */
+int fdn__pg_reopen(fdn__pg_t **out, const char *url, const char *schema, int64_t connect_ms,
+                   fdn_error_t *err);
 void fdn__pg_close(fdn__pg_t *c);
+
+/* Bound every later wait of this connection on the server: commands sent after it fail when
+ * no answer came by deadline_ns (CLOCK_MONOTONIC ns; 0 = no bound). A command that meets the
+ * deadline leaves the connection broken (its state on the server is unknown): a command
+ * before COMMIT then answers FDN_EUNAVAILABLE, a COMMIT FDN_EIO (outcome unknown). This is
+ * what bounds a call when the server is stopped (SIGSTOP) or the network drops packets:
+ * every command is sent without blocking and its socket polled until the deadline. */
+void fdn__pg_set_deadline(fdn__pg_t *c, int64_t deadline_ns);
 
 /* Whether the connection is usable (false after a lost connection: reopen). */
 bool fdn__pg_connected(const fdn__pg_t *c);

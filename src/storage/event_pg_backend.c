@@ -18,6 +18,14 @@
  * append gives up with FDN_EUNAVAILABLE (nothing committed) or FDN_EIO (outcome unknown: the
  * events may be stored, and then readers see them, once).
  *
+ * Bounds: every call has a deadline, command_timeout_ms from its start (an append: its
+ * batch's deadline_ns when the caller gave one), which bounds the wait for a pooled
+ * connection, a (re)connection and every command (fdn__pg_set_deadline: the client polls the
+ * socket, so a stopped server or a dead network cannot hold a call longer). Reconnections
+ * within a call skip the migration (fdn__pg_reopen): the first connection, at open, did it.
+ * The circuit breaker is not here: the store holds it (services/event_shared.c, set from
+ * above by fdn_events_set_breaker), around each call of this table.
+ *
  * Threads: the writer connection is used by the store's writer thread only, the listener by
  * its follower thread only (the table's contract); the pool by anyone, under `mu`.
  */
@@ -25,6 +33,7 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
 #include "core/lock.h"
@@ -38,6 +47,7 @@ typedef struct pgb {
     char *url;
     char schema[FDN__PG_SCHEMA_MAX + 1];
     int64_t connect_ms;
+    int64_t command_ms; /* bound of one call (an append with its retries, a read) */
     fdn__pg_t *wconn; /* writer thread */
     fdn__pg_t *lconn; /* follower thread (LISTENing) */
     fdn__mutex_t mu;
@@ -48,24 +58,64 @@ typedef struct pgb {
     size_t max;
 } pgb_t;
 
-static int connect_one(pgb_t *b, fdn__pg_t **out, fdn_error_t *err)
+static int64_t mono_now(void)
 {
-    return fdn__pg_open(out, b->url, b->schema, b->connect_ms, err);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static int pool_get(pgb_t *b, fdn__pg_t **out, fdn_error_t *err)
+/* A connection, opened within what is left before deadline (0: connect_ms), which then bounds
+ * its commands. */
+static int connect_one(pgb_t *b, fdn__pg_t **out, int64_t deadline, fdn_error_t *err)
+{
+    int64_t ms = b->connect_ms;
+    if (deadline != 0) {
+        int64_t left = (deadline - mono_now()) / 1000000;
+        if (left < 1)
+            return fdn_err_set(err, FDN_EUNAVAILABLE,
+                               "events: PostgreSQL: no time left to "
+                               "connect");
+        if (left < ms)
+            ms = left;
+    }
+    /* the first connection (at open) creates or migrates the schema; later ones, made
+     * within a call's deadline, only connect */
+    int rc = deadline == 0 ? fdn__pg_open(out, b->url, b->schema, ms, err)
+                           : fdn__pg_reopen(out, b->url, b->schema, ms, err);
+    if (rc == FDN_ECONNREFUSED && deadline != 0)
+        rc = FDN_EUNAVAILABLE; /* during a call: the server is away */
+    if (rc == 0)
+        fdn__pg_set_deadline(*out, deadline);
+    return rc;
+}
+
+static int pool_get(pgb_t *b, fdn__pg_t **out, int64_t deadline, fdn_error_t *err)
 {
     fdn__mutex_lock(&b->mu);
-    while (b->nidle == 0 && b->nopen >= b->max)
-        pthread_cond_wait(&b->cv, &b->mu);
+    while (b->nidle == 0 && b->nopen >= b->max) {
+        struct timespec ts;
+        int64_t left = deadline - mono_now();
+        if (left <= 0) {
+            fdn__mutex_unlock(&b->mu);
+            return fdn_err_set(err, FDN_EUNAVAILABLE,
+                               "events: PostgreSQL: no connection free within the deadline");
+        }
+        clock_gettime(CLOCK_REALTIME, &ts); /* the condition variable's clock */
+        int64_t ns = (int64_t)ts.tv_nsec + left % 1000000000;
+        ts.tv_sec += (time_t)(left / 1000000000 + ns / 1000000000);
+        ts.tv_nsec = (long)(ns % 1000000000);
+        (void)pthread_cond_timedwait(&b->cv, &b->mu, &ts);
+    }
     if (b->nidle > 0) {
         *out = b->idle[--b->nidle];
         fdn__mutex_unlock(&b->mu);
+        fdn__pg_set_deadline(*out, deadline);
         return 0;
     }
     b->nopen++;
     fdn__mutex_unlock(&b->mu);
-    int rc = connect_one(b, out, err);
+    int rc = connect_one(b, out, deadline, err);
     if (rc != 0) {
         fdn__mutex_lock(&b->mu);
         b->nopen--;
@@ -123,14 +173,15 @@ static int run_one(fdn__pg_t *c, const rcall_t *r, fdn_error_t *err)
 static int run(pgb_t *b, const rcall_t *r, fdn_error_t *err)
 {
     int rc = 0;
+    int64_t deadline = mono_now() + b->command_ms * 1000000;
     for (int attempt = 0; attempt < 2; attempt++) {
         fdn__pg_t *c = NULL;
-        if ((rc = pool_get(b, &c, err)) != 0)
+        if ((rc = pool_get(b, &c, deadline, err)) != 0)
             return rc;
         rc = run_one(c, r, err);
         bool stale = !fdn__pg_connected(c);
         pool_put(b, c);
-        if (!(stale && rc == FDN_EUNAVAILABLE))
+        if (!(stale && rc == FDN_EUNAVAILABLE) || mono_now() >= deadline)
             break;
     }
     return rc;
@@ -143,27 +194,38 @@ static int pgb_append(void *p, fdn__evb_batch_t *batch, fdn_error_t *err)
     pgb_t *b = p;
     if (batch->n == 0)
         return 0;
+    int64_t deadline =
+        batch->deadline_ns != 0 ? batch->deadline_ns : mono_now() + b->command_ms * 1000000;
     fdn__pg_uuid_t *ids = fdn__malloc(batch->n * sizeof(*ids));
     if (ids == NULL)
         return fdn_err_set(err, FDN_ENOMEM, "events: out of memory for a batch of %zu", batch->n);
-    int rc = fdn__pg_uuid_gen(ids, batch->n);
-    bool retry = false; /* an attempt's outcome was unknown: it may be committed */
+    int rc = 0;
+    if (batch->uids != NULL)
+        for (size_t i = 0; i < batch->n; i++)
+            memcpy(ids[i].s, batch->uids[i], sizeof(ids[i].s));
+    else
+        rc = fdn__pg_uuid_gen(ids, batch->n);
+    bool retry = batch->replay; /* an attempt's outcome was unknown: it may be committed */
+    bool unknown = false;       /* an attempt of this call lost its COMMIT's answer */
     for (int attempt = 1; rc == 0; attempt++) {
         if (b->wconn != NULL && !fdn__pg_connected(b->wconn)) {
             fdn__pg_close(b->wconn);
             b->wconn = NULL;
         }
-        if (b->wconn == NULL && connect_one(b, &b->wconn, err) != 0)
+        if (b->wconn == NULL && connect_one(b, &b->wconn, deadline, err) != 0) {
             rc = FDN_EUNAVAILABLE; /* nothing sent */
-        else
+        } else {
+            fdn__pg_set_deadline(b->wconn, deadline);
             rc = fdn__pg_append(b->wconn, batch->evs, ids, batch->n, retry, batch->pos, err);
+        }
         if (rc == FDN_EIO)
-            retry = true;
-        if ((rc != FDN_EIO && rc != FDN_EUNAVAILABLE) || attempt == APPEND_ATTEMPTS)
+            retry = unknown = true;
+        if ((rc != FDN_EIO && rc != FDN_EUNAVAILABLE) || attempt == APPEND_ATTEMPTS ||
+            mono_now() >= deadline)
             break;
         rc = 0;
     }
-    if (rc == FDN_EUNAVAILABLE && retry)
+    if (rc == FDN_EUNAVAILABLE && unknown)
         rc = fdn_err_set(err, FDN_EIO,
                          "events: PostgreSQL: the outcome of a batch of %zu is "
                          "unknown (the connection was lost at COMMIT)",
@@ -306,9 +368,11 @@ static int pgb_wait(void *p, int64_t timeout_ms, uint64_t *head)
         b->lconn = NULL;
     }
     if (b->lconn == NULL) {
-        if (connect_one(b, &b->lconn, NULL) != 0)
+        if (connect_one(b, &b->lconn, mono_now() + b->command_ms * 1000000, NULL) != 0)
             return FDN_EUNAVAILABLE;
-        if (fdn__pg_listen(b->lconn, NULL) != 0) {
+        int lrc = fdn__pg_listen(b->lconn, NULL);
+        fdn__pg_set_deadline(b->lconn, 0); /* then it only waits on its socket */
+        if (lrc != 0) {
             fdn__pg_close(b->lconn);
             b->lconn = NULL;
             return FDN_EUNAVAILABLE;
@@ -367,6 +431,7 @@ int fdn__evb_pg_open(fdn__evb_t *out, const fdn_events_pg_opts_t *o, fdn_error_t
     pthread_cond_init(&b->cv, NULL);
     b->max = o->pool_size > 0 ? o->pool_size : 4;
     b->connect_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000;
+    b->command_ms = o->command_timeout_ms > 0 ? o->command_timeout_ms : 5000;
     memcpy(b->schema, schema, strlen(schema) + 1);
     b->url = fdn__strdup(o->url);
     b->idle = fdn__calloc(b->max, sizeof(*b->idle));
@@ -374,7 +439,7 @@ int fdn__evb_pg_open(fdn__evb_t *out, const fdn_events_pg_opts_t *o, fdn_error_t
         pgb_close(b);
         return fdn_err_set(err, FDN_ENOMEM, "events: out of memory");
     }
-    int rc = connect_one(b, &b->wconn, err);
+    int rc = connect_one(b, &b->wconn, 0, err);
     if (rc != 0) {
         pgb_close(b);
         return rc;

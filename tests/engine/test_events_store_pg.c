@@ -7,8 +7,12 @@
  *  - a store opened later reads what is older than its memory tier from PostgreSQL;
  *  - a from-position subscription (after_id 0) sees every event once, in order, including
  *    those appended by other stores while it catches up;
- *  - writer processes (fork) append while a subscriber in the parent, started from position 0,
- *    sees every event once, in order, with each writer's events in its own order;
+ *  - 4 writer processes (fork; 500 events each, FDN_TEST_PG_EVENTS=25000 for the issue's
+ *    size) append while two subscribers, in the parent and in a process of their own, started
+ *    from position 0, see every event once, in order, with each writer's events in its own
+ *    order;
+ *  - a from-position subscriber held in its callback while it catches up does not delay a
+ *    live subscriber of the same store;
  *  - bad options and an unreachable server are refused with a code and a message.
  * Every test works in a schema of its own. */
 #include <setjmp.h>
@@ -435,6 +439,106 @@ static void subscription_from_position_zero_sees_every_event_once(void **state)
     free(wb.ids);
 }
 
+/* ---- a subscriber catching up does not hold the others ---- */
+
+typedef struct gated {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool open;    /* the callback may return */
+    bool entered; /* the callback runs (and waits for open) */
+    size_t n;
+    uint64_t last;
+    bool out_of_order;
+} gated_t;
+
+static void gated_cb(const fdn_event_t *ev, uint64_t skipped, void *user)
+{
+    (void)skipped;
+    gated_t *g = user;
+    pthread_mutex_lock(&g->mu);
+    g->entered = true;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->open)
+        pthread_cond_wait(&g->cv, &g->mu);
+    if (fdn_event_id(ev) != g->last + 1)
+        g->out_of_order = true;
+    g->last = fdn_event_id(ev);
+    g->n++;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* A from-position subscriber behind the memory tier pages from PostgreSQL on a thread of its
+ * own: while its callback (or PostgreSQL) is slow, a live subscriber of the same store still
+ * gets every new event. Here the catching-up subscriber's callback blocks until the test lets
+ * it go; with paging on the shared delivery thread, the live subscriber would get nothing. */
+static void a_slow_catch_up_does_not_delay_other_subscribers(void **state)
+{
+    (void)state;
+    char schema[64];
+    schema_name(schema, sizeof(schema), "slow");
+    enum { OLD = 300, NEW = 50 };
+    fdn_events_t *a = open_store(schema);
+    writer_t w0 = {a, 1, OLD, calloc(OLD, sizeof(uint64_t)), 0};
+    assert_non_null(w0.ids);
+    writer_main(&w0);
+    assert_int_equal(w0.rc, 0);
+    fdn_events_t *c = open_store(schema); /* memory starts at the head: OLD are behind it */
+    gated_t g = {.open = false};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    so.after_id = 0;
+    so.from_position = true;
+    fdn_events_sub_t *slow = NULL;
+    assert_int_equal(fdn_events_subscribe(c, &so, gated_cb, &g, &slow), 0);
+    /* wait until the slow subscriber's callback holds its thread */
+    pthread_mutex_lock(&g.mu);
+    while (!g.entered)
+        pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+    collector_t live = {.cap = NEW};
+    pthread_mutex_init(&live.mu, NULL);
+    pthread_cond_init(&live.cv, NULL);
+    live.ids = calloc(live.cap, sizeof(uint64_t));
+    assert_non_null(live.ids);
+    fdn_events_sub_opts_t lo = FDN_EVENTS_SUB_OPTS_INIT; /* from now on */
+    fdn_events_sub_t *sub = NULL;
+    assert_int_equal(fdn_events_subscribe(c, &lo, collect, &live, &sub), 0);
+    writer_t w1 = {c, 2, NEW, calloc(NEW, sizeof(uint64_t)), 0};
+    assert_non_null(w1.ids);
+    writer_main(&w1);
+    assert_int_equal(w1.rc, 0);
+    assert_int_equal(wait_for(&live, NEW), NEW); /* while the other one is still held */
+    pthread_mutex_lock(&g.mu);
+    assert_true(g.n < OLD);
+    g.open = true;
+    pthread_cond_broadcast(&g.cv);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 60;
+    while (g.n < OLD + NEW && pthread_cond_timedwait(&g.cv, &g.mu, &dl) == 0) {
+    }
+    assert_int_equal(g.n, OLD + NEW); /* then it catches up: every event once, in order */
+    assert_false(g.out_of_order);
+    pthread_mutex_unlock(&g.mu);
+    fdn_events_unsubscribe(slow);
+    fdn_events_unsubscribe(sub);
+    pthread_mutex_lock(&live.mu);
+    for (size_t i = 0; i < NEW; i++)
+        assert_int_equal(live.ids[i], w1.ids[i]);
+    pthread_mutex_unlock(&live.mu);
+    fdn_events_destroy(a);
+    fdn_events_destroy(c);
+    pthread_mutex_destroy(&g.mu);
+    pthread_cond_destroy(&g.cv);
+    pthread_mutex_destroy(&live.mu);
+    pthread_cond_destroy(&live.cv);
+    free(live.ids);
+    free(w0.ids);
+    free(w1.ids);
+}
+
 /* ---- writer processes and a subscriber process ---- */
 
 /* A child: its own store on the schema, n events of writer w; exit status 0 when every store
@@ -462,12 +566,53 @@ static int child_writer(const char *schema, unsigned w, unsigned n)
     return rc;
 }
 
+/* A subscriber process: its own store on the schema, a from-position subscription from 0;
+ * exit status 0 once it saw positions 1..total exactly once, in order, contents intact (at
+ * most 120 s). */
+static int child_subscriber(const char *schema, size_t total)
+{
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.backend = FDN_EVENTS_BACKEND_POSTGRES;
+    o.postgres.url = g_url;
+    o.postgres.schema = schema;
+    o.postgres.poll_interval_ms = 50;
+    fdn_events_t *es = NULL;
+    if (fdn_events_create(&es, &o, NULL) != 0)
+        return 2;
+    collector_t col = {.cap = total};
+    pthread_mutex_init(&col.mu, NULL);
+    pthread_cond_init(&col.cv, NULL);
+    col.ids = calloc(total, sizeof(uint64_t));
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    so.after_id = 0;
+    so.from_position = true;
+    fdn_events_sub_t *sub = NULL;
+    if (col.ids == NULL || fdn_events_subscribe(es, &so, collect, &col, &sub) != 0)
+        return 3;
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 120;
+    pthread_mutex_lock(&col.mu);
+    while (col.n < total && pthread_cond_timedwait(&col.cv, &col.mu, &dl) == 0) {
+    }
+    pthread_mutex_unlock(&col.mu);
+    fdn_events_unsubscribe(sub);
+    int rc = col.n == total && col.skipped == 0 && !col.bad_content ? 0 : 4;
+    for (size_t i = 0; rc == 0 && i < total; i++)
+        if (col.ids[i] != i + 1)
+            rc = 5;
+    fdn_events_destroy(es);
+    free(col.ids);
+    return rc;
+}
+
 static void writer_processes_and_a_subscriber(void **state)
 {
     (void)state;
+    /* FDN_TEST_PG_EVENTS=25000: the 4 writer processes x 25 k events */
     const char *env = getenv("FDN_TEST_PG_EVENTS");
     unsigned n = env != NULL ? (unsigned)strtoul(env, NULL, 10) : 500;
-    enum { W = 3 };
+    enum { W = 4 };
     char schema[64];
     schema_name(schema, sizeof(schema), "proc");
     /* the children start first (fork before this process runs any thread) and race to
@@ -480,6 +625,11 @@ static void writer_processes_and_a_subscriber(void **state)
         if (kids[w] == 0)
             _exit(child_writer(schema, w + 1, n));
     }
+    /* a second subscriber, in a process of its own */
+    pid_t subkid = fork();
+    assert_true(subkid >= 0);
+    if (subkid == 0)
+        _exit(child_subscriber(schema, (size_t)W * n));
     fdn_events_t *c = open_store(schema);
     collector_t col = {.cap = (size_t)W * n};
     pthread_mutex_init(&col.mu, NULL);
@@ -500,6 +650,10 @@ static void writer_processes_and_a_subscriber(void **state)
     size_t total = (size_t)W * n;
     assert_int_equal(wait_for(&col, total), total);
     fdn_events_unsubscribe(sub);
+    int sst = 0;
+    assert_int_equal(waitpid(subkid, &sst, 0), subkid);
+    assert_true(WIFEXITED(sst));
+    assert_int_equal(WEXITSTATUS(sst), 0); /* the other subscriber process saw the same */
     /* every position once, in order; each writer's events in its own order, content intact */
     pthread_mutex_lock(&col.mu);
     assert_int_equal(col.n, total);
@@ -569,6 +723,7 @@ int main(void)
         cmocka_unit_test(two_stores_share_one_log),
         cmocka_unit_test(a_later_store_reads_history_from_postgres),
         cmocka_unit_test(subscription_from_position_zero_sees_every_event_once),
+        cmocka_unit_test(a_slow_catch_up_does_not_delay_other_subscribers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

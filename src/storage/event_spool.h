@@ -1,0 +1,46 @@
+/* The event store's local spool (storage layer, private): a SQLite file holding batches that
+ * could not reach a shared backend (PostgreSQL), fsynced before they are acknowledged, read
+ * back oldest first for replay, and dropped once the backend committed them.
+ *
+ * Each batch keeps the unique ids (UUIDs) its events were given before their first attempt,
+ * so a replay whose earlier attempt's outcome was unknown stores every event exactly once.
+ *
+ * Threads: one at a time (the store's writer thread). */
+#ifndef FDN_STORAGE_EVENT_SPOOL_H
+#define FDN_STORAGE_EVENT_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <fdn/events.h>
+
+typedef struct fdn__spool fdn__spool_t;
+
+/* One unique id per event, text form (FDN_UUID_STR_LEN chars and a NUL). */
+typedef char fdn__spool_uid_t[FDN_UUID_STR_LEN + 1];
+
+/* Open or create the spool file (journal WAL, synchronous FULL). max_bytes bounds what it
+ * holds (the encoded events). 0, FDN_EIO, FDN_ECORRUPT, FDN_ENOMEM. */
+int fdn__spool_open(fdn__spool_t **out, const char *path, uint64_t max_bytes, fdn_error_t *err);
+void fdn__spool_close(fdn__spool_t *s);
+
+/* Append a batch, committed and fsynced before this returns. 0; FDN_EUNAVAILABLE (it does not
+ * fit under max_bytes: nothing written); FDN_EIO; FDN_ENOMEM. */
+int fdn__spool_put(fdn__spool_t *s, const fdn_event_t *const *evs, const fdn__spool_uid_t *uids,
+                   size_t n, fdn_error_t *err);
+
+/* The oldest batches, whole, up to max_events events in all (at least the oldest batch,
+ * whatever its size), concatenated in order: *seq the key of the last one (for
+ * fdn__spool_drop), *evs their n events (free with fdn_event_free each and fdn__free the
+ * array), *uids their ids (fdn__free). 0; FDN_ENOENT (empty); FDN_ECORRUPT; FDN_EIO;
+ * FDN_ENOMEM. */
+int fdn__spool_peek(fdn__spool_t *s, size_t max_events, int64_t *seq, fdn_event_t ***evs,
+                    fdn__spool_uid_t **uids, size_t *n, fdn_error_t *err);
+
+/* Forget every batch up to seq (replayed). 0, FDN_EIO. */
+int fdn__spool_drop(fdn__spool_t *s, int64_t seq, fdn_error_t *err);
+
+/* Events and bytes held now. */
+void fdn__spool_usage(const fdn__spool_t *s, uint64_t *events, uint64_t *bytes);
+
+#endif

@@ -1,0 +1,590 @@
+/* The event store on PostgreSQL when PostgreSQL or the writer fails, on a cluster of the
+ * test's own (scripts/pg-server.sh with fsync on: the crash test needs it; the shared fixture
+ * must not be killed under the other tests):
+ *  - the writer process SIGKILLed while it appends: every event it acknowledged is stored
+ *    exactly once, positions stay gap-free;
+ *  - PostgreSQL SIGKILLed during appends and restarted: the same;
+ *  - PostgreSQL stopped (SIGSTOP) without a spool: a store fails within command_timeout_ms
+ *    with FDN_EUNAVAILABLE, the breaker opens (later stores are refused without trying) and
+ *    reports a retry time; once PostgreSQL runs again the store recovers;
+ *  - PostgreSQL away for 5 s under load with the spool on: every store is acknowledged,
+ *    nothing acknowledged is lost, the writer's order is kept, the spool drains, and a
+ *    from-position subscriber sees every position once, in order;
+ *  - a spool that is full answers FDN_EUNAVAILABLE.
+ * Waits are on conditions (process exit, a status read, a counter) bounded by deadlines. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fdn/breaker.h>
+#include <fdn/clock.h>
+#include <fdn/events.h>
+
+#include "engine.h"
+
+static test_engine_server_t *g_pg;
+
+static void schema_name(char *buf, size_t cap, const char *what)
+{
+    snprintf(buf, cap, "c_%s_%u_%ld", what, test_engine_run(), (long)getpid());
+}
+
+static fdn_events_t *open_store(const char *schema, int64_t timeout_ms, const char *spool,
+                                uint64_t spool_max)
+{
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.backend = FDN_EVENTS_BACKEND_POSTGRES;
+    o.postgres.url = g_pg->url;
+    o.postgres.schema = schema;
+    o.postgres.poll_interval_ms = 50;
+    o.postgres.command_timeout_ms = timeout_ms;
+    o.postgres.connect_timeout_ms = timeout_ms;
+    o.postgres.spool_path = spool;
+    if (spool_max > 0)
+        o.postgres.spool_max_bytes = spool_max;
+    o.max_results = 100000;
+    fdn_events_t *es = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_events_create(&es, &o, &err);
+    if (rc != 0)
+        fprintf(stderr, "fdn_events_create: %s\n", err.message);
+    assert_int_equal(rc, 0);
+    return es;
+}
+
+static fdn_event_t *make_event(unsigned w, unsigned s)
+{
+    char data[64];
+    snprintf(data, sizeof(data), "{\"w\":%u,\"s\":%u}", w, s);
+    fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+    sp.type = "chaos";
+    sp.data = data;
+    sp.data_len = strlen(data);
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
+    return ev;
+}
+
+static bool event_ws(const fdn_event_t *ev, unsigned *w, unsigned *s)
+{
+    size_t len = 0;
+    const char *d = fdn_event_data(ev, &len);
+    return sscanf(d, "{\"w\":%u,\"s\":%u}", w, s) == 2;
+}
+
+/* Every event of the schema, read by a fresh store (from PostgreSQL): asserts positions
+ * 1..n, gap-free; count[w][s] receives how often (w, s) is stored and pos[w][s] where. */
+enum { MAXW = 4, MAXS = 20000 };
+typedef struct census {
+    uint8_t count[MAXW][MAXS];
+    uint64_t pos[MAXW][MAXS];
+    size_t total;
+} census_t;
+
+static census_t *take_census(const char *schema)
+{
+    census_t *c = calloc(1, sizeof(*c));
+    assert_non_null(c);
+    fdn_events_t *es = open_store(schema, 5000, NULL, 0);
+    uint64_t after = 0;
+    for (;;) {
+        fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+        q.after_id = after;
+        q.limit = 1000;
+        fdn_event_list_t *l = NULL;
+        assert_int_equal(fdn_events_query(es, &q, &l), 0);
+        size_t k = fdn_event_list_count(l);
+        for (size_t i = 0; i < k; i++) {
+            const fdn_event_t *ev = fdn_event_list_at(l, i);
+            assert_int_equal(fdn_event_id(ev), after + 1); /* gap-free */
+            after = fdn_event_id(ev);
+            unsigned w, s;
+            assert_true(event_ws(ev, &w, &s));
+            assert_true(w < MAXW && s < MAXS);
+            c->count[w][s]++;
+            c->pos[w][s] = after;
+            c->total++;
+        }
+        fdn_event_list_free(l);
+        if (k < 1000)
+            break;
+    }
+    fdn_events_destroy(es);
+    return c;
+}
+
+/* SIGSTOP or SIGCONT the cluster: the postmaster and every process it started. */
+static void signal_cluster(int sig)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/data/postmaster.pid", g_pg->dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    long pm = 0;
+    assert_int_equal(fscanf(f, "%ld", &pm), 1);
+    fclose(f);
+    assert_int_equal(kill((pid_t)pm, sig), 0);
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char *end = NULL;
+        long pid = strtol(de->d_name, &end, 10);
+        if (end == de->d_name || *end != '\0')
+            continue;
+        char sp[64], buf[512];
+        snprintf(sp, sizeof(sp), "/proc/%ld/stat", pid);
+        FILE *sf = fopen(sp, "r");
+        if (sf == NULL)
+            continue;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, sf);
+        fclose(sf);
+        buf[n] = '\0';
+        const char *rp = strrchr(buf, ')'); /* "pid (comm) state ppid ..." */
+        char state;
+        long ppid = 0;
+        if (rp != NULL && sscanf(rp + 1, " %c %ld", &state, &ppid) == 2 && ppid == pm)
+            (void)kill((pid_t)pid, sig);
+    }
+    closedir(d);
+}
+
+/* ---- the writer process killed ---- */
+
+/* A child: stores (0, s) one by one and writes s to fd after each acknowledged store, until
+ * killed. */
+static void child_writer(const char *schema, int fd)
+{
+    fdn_events_t *es = open_store(schema, 5000, NULL, 0);
+    for (unsigned s = 0; s < MAXS; s++) {
+        fdn_event_t *ev = make_event(0, s);
+        uint64_t id = 0;
+        if (fdn_events_store(es, ev, &id) == 0 && write(fd, &s, sizeof(s)) != sizeof(s))
+            _exit(3);
+        fdn_event_free(ev);
+    }
+    _exit(0);
+}
+
+static void writer_process_killed(void **state)
+{
+    (void)state;
+    char schema[64];
+    schema_name(schema, sizeof(schema), "wkill");
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        close(fds[0]);
+        child_writer(schema, fds[1]);
+    }
+    close(fds[1]);
+    /* kill it once it acknowledged 300 stores, while it appends */
+    unsigned s = 0;
+    size_t acked = 0;
+    static uint8_t ack[MAXS];
+    memset(ack, 0, sizeof(ack));
+    while (read(fds[0], &s, sizeof(s)) == sizeof(s)) {
+        assert_true(s < MAXS);
+        ack[s] = 1;
+        if (++acked == 300)
+            assert_int_equal(kill(kid, SIGKILL), 0);
+    }
+    close(fds[0]);
+    int st = 0;
+    assert_int_equal(waitpid(kid, &st, 0), kid);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    census_t *c = take_census(schema);
+    for (unsigned i = 0; i < MAXS; i++) {
+        if (ack[i])
+            assert_int_equal(c->count[0][i], 1); /* acknowledged: exactly once */
+        else
+            assert_true(c->count[0][i] <= 1); /* the one in flight: at most once */
+    }
+    assert_true(c->total >= acked && c->total <= acked + 1);
+    free(c);
+}
+
+/* ---- PostgreSQL killed ---- */
+
+typedef struct loader {
+    fdn_events_t *es;
+    unsigned w;
+    atomic_uint next;  /* stores attempted */
+    atomic_uint acked; /* of which acknowledged */
+    atomic_bool stop;
+    uint8_t ok[MAXS];   /* 1: acknowledged */
+    uint64_t ids[MAXS]; /* the id each acknowledged store got (0: spooled) */
+    int last_rc;
+} loader_t;
+
+static void *loader_main(void *arg)
+{
+    loader_t *ld = arg;
+    for (unsigned s = 0; s < MAXS && !atomic_load(&ld->stop); s++) {
+        fdn_event_t *ev = make_event(ld->w, s);
+        uint64_t id = 0;
+        int rc = fdn_events_store(ld->es, ev, &id);
+        fdn_event_free(ev);
+        if (rc == 0) {
+            ld->ok[s] = 1;
+            ld->ids[s] = id;
+            atomic_fetch_add(&ld->acked, 1);
+        } else {
+            ld->last_rc = rc;
+        }
+        atomic_store(&ld->next, s + 1);
+    }
+    return NULL;
+}
+
+/* Wait until f(arg) holds, at most ms; returns whether it did. */
+static bool wait_until(bool (*f)(void *), void *arg, int ms)
+{
+    int64_t end = test_now_ms() + ms;
+    while (!f(arg)) {
+        if (test_now_ms() > end)
+            return false;
+        test_pause_ms(5);
+    }
+    return true;
+}
+
+typedef struct want {
+    loader_t *ld;
+    unsigned n;
+} want_t;
+
+static bool attempted(void *arg)
+{
+    want_t *w = arg;
+    return atomic_load(&w->ld->next) >= w->n;
+}
+
+static bool acked_at_least(void *arg)
+{
+    want_t *w = arg;
+    return atomic_load(&w->ld->acked) >= w->n;
+}
+
+static void postgres_killed_during_appends(void **state)
+{
+    (void)state;
+    char schema[64];
+    schema_name(schema, sizeof(schema), "pgkill");
+    fdn_events_t *es = open_store(schema, 2000, NULL, 0);
+    loader_t *ld[2];
+    pthread_t th[2];
+    for (unsigned w = 0; w < 2; w++) {
+        ld[w] = calloc(1, sizeof(loader_t));
+        assert_non_null(ld[w]);
+        ld[w]->es = es;
+        ld[w]->w = w;
+        assert_int_equal(pthread_create(&th[w], NULL, loader_main, ld[w]), 0);
+    }
+    want_t w0 = {ld[0], 200};
+    assert_true(wait_until(acked_at_least, &w0, 30000));
+    test_engine_script("pg-server.sh", "kill", g_pg->dir); /* SIGKILL, during appends */
+    want_t f0 = {ld[0], atomic_load(&ld[0]->next) + 5};
+    assert_true(wait_until(attempted, &f0, 30000)); /* stores fail or wait meanwhile */
+    test_engine_script("pg-server.sh", "restart", g_pg->dir);
+    want_t w1 = {ld[0], atomic_load(&ld[0]->acked) + 200};
+    assert_true(wait_until(acked_at_least, &w1, 30000)); /* and succeed again */
+    for (unsigned w = 0; w < 2; w++) {
+        atomic_store(&ld[w]->stop, true);
+        pthread_join(th[w], NULL);
+    }
+    fdn_events_destroy(es);
+    census_t *c = take_census(schema);
+    size_t acked = 0;
+    for (unsigned w = 0; w < 2; w++) {
+        uint64_t last = 0;
+        for (unsigned s = 0; s < MAXS; s++) {
+            if (ld[w]->ok[s]) {
+                acked++;
+                assert_int_equal(c->count[w][s], 1);           /* exactly once */
+                assert_int_equal(c->pos[w][s], ld[w]->ids[s]); /* where it was acknowledged */
+                assert_true(ld[w]->ids[s] > last);             /* in the writer's order */
+                last = ld[w]->ids[s];
+            } else {
+                assert_true(c->count[w][s] <= 1); /* a failed store: at most once */
+            }
+        }
+    }
+    assert_true(c->total >= acked);
+    free(c);
+    free(ld[0]);
+    free(ld[1]);
+}
+
+/* ---- PostgreSQL stopped, no spool: fail within the timeout, breaker opens ---- */
+
+static bool store_succeeds(void *arg)
+{
+    fdn_events_t *es = arg;
+    fdn_event_t *ev = make_event(1, 1);
+    int rc = fdn_events_store(es, ev, NULL);
+    fdn_event_free(ev);
+    return rc == 0;
+}
+
+static void postgres_stopped_without_spool(void **state)
+{
+    (void)state;
+    char schema[64];
+    schema_name(schema, sizeof(schema), "down");
+    enum { TIMEOUT_MS = 400 };
+    fdn_events_t *es = open_store(schema, TIMEOUT_MS, NULL, 0);
+    fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
+    bo.failure_threshold = 2;
+    bo.window_ms = 60000;
+    bo.recovery_time_ms = 600000; /* stays open until the test resets it */
+    bo.probe_timeout_ms = 5000;
+    fdn_breaker_t *br = NULL;
+    assert_int_equal(fdn_breaker_create(&br, "events.postgres.test", &bo), 0);
+    assert_int_equal(fdn_events_set_breaker(es, br), 0);
+    assert_true(store_succeeds(es));
+
+    signal_cluster(SIGSTOP);
+    /* the first store is admitted (nothing failed yet) and fails within its bound; the
+     * follower's reads fail too, so the breaker opens after two failures in all */
+    fdn_event_t *ev = make_event(1, 2);
+    int64_t t0 = test_now_ms();
+    int rc = fdn_events_store(es, ev, NULL);
+    int64_t took = test_now_ms() - t0;
+    assert_int_equal(rc, FDN_EUNAVAILABLE);
+    assert_true(took >= TIMEOUT_MS / 2);
+    assert_true(took < TIMEOUT_MS + 2000);
+    for (int i = 0; i < 3 && fdn_breaker_state(br) != FDN_BREAKER_OPEN; i++) {
+        t0 = test_now_ms();
+        assert_int_equal(fdn_events_store(es, ev, NULL), FDN_EUNAVAILABLE);
+        assert_true(test_now_ms() - t0 < TIMEOUT_MS + 2000);
+    }
+    assert_int_equal(fdn_breaker_state(br), FDN_BREAKER_OPEN);
+    fdn_events_backend_status_t st;
+    assert_int_equal(fdn_events_backend_status(es, &st), 0);
+    assert_int_equal(st.backend, FDN_EVENTS_BACKEND_POSTGRES);
+    assert_false(st.up);
+    assert_true(st.failures >= 2);
+    assert_int_equal(st.breaker_state, FDN_BREAKER_OPEN);
+    assert_true(st.retry_after_ms > 0);
+    /* open: refused without trying */
+    uint64_t rejected = st.rejected;
+    assert_int_equal(fdn_events_store(es, ev, NULL), FDN_EUNAVAILABLE);
+    assert_int_equal(fdn_events_backend_status(es, &st), 0);
+    assert_true(st.rejected > rejected);
+    fdn_event_free(ev);
+    fdn_breaker_status_t bs;
+    assert_int_equal(fdn_breaker_status(br, &bs), 0);
+    assert_true(bs.times_opened >= 1);
+
+    signal_cluster(SIGCONT);
+    fdn_breaker_reset(br);
+    assert_true(wait_until(store_succeeds, es, 30000)); /* recovers */
+    assert_int_equal(fdn_events_backend_status(es, &st), 0);
+    assert_true(st.up);
+    assert_int_equal(st.breaker_state, FDN_BREAKER_CLOSED);
+    fdn_events_destroy(es);
+    fdn_breaker_destroy(br);
+}
+
+/* ---- the spool: PostgreSQL away for 5 s under load ---- */
+
+typedef struct sub_col {
+    pthread_mutex_t mu;
+    uint64_t *ids;
+    size_t n, cap;
+    uint64_t skipped;
+} sub_col_t;
+
+static void sub_collect(const fdn_event_t *ev, uint64_t skipped, void *user)
+{
+    sub_col_t *c = user;
+    pthread_mutex_lock(&c->mu);
+    if (c->n < c->cap)
+        c->ids[c->n] = fdn_event_id(ev);
+    c->n++;
+    c->skipped += skipped;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static bool spool_empty(void *arg)
+{
+    fdn_events_backend_status_t st;
+    return fdn_events_backend_status(arg, &st) == 0 && st.spooled_events == 0;
+}
+
+typedef struct spooled_want {
+    fdn_events_t *es;
+    uint64_t n;
+    int64_t until_ms;
+} spooled_want_t;
+
+static bool spooled_enough(void *arg)
+{
+    spooled_want_t *w = arg;
+    fdn_events_backend_status_t st;
+    return fdn_events_backend_status(w->es, &st) == 0 && st.spooled_events >= w->n &&
+           test_now_ms() >= w->until_ms;
+}
+
+typedef struct seen_want {
+    sub_col_t *c;
+    size_t n;
+} seen_want_t;
+
+static bool seen_all(void *arg)
+{
+    seen_want_t *w = arg;
+    pthread_mutex_lock(&w->c->mu);
+    bool ok = w->c->n >= w->n;
+    pthread_mutex_unlock(&w->c->mu);
+    return ok;
+}
+
+static void spool_keeps_everything_while_postgres_is_away(void **state)
+{
+    (void)state;
+    char schema[64], spool[256];
+    schema_name(schema, sizeof(schema), "spool");
+    snprintf(spool, sizeof(spool), "%s/spool-%s.db", g_pg->dir, schema);
+    fdn_events_t *es = open_store(schema, 1000, spool, 0);
+    fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
+    bo.failure_threshold = 3;
+    bo.window_ms = 10000;
+    bo.recovery_time_ms = 200;
+    fdn_breaker_t *br = NULL;
+    assert_int_equal(fdn_breaker_create(&br, "events.postgres.spool", &bo), 0);
+    assert_int_equal(fdn_events_set_breaker(es, br), 0);
+    sub_col_t col = {.cap = MAXS};
+    pthread_mutex_init(&col.mu, NULL);
+    col.ids = calloc(col.cap, sizeof(uint64_t));
+    assert_non_null(col.ids);
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    so.after_id = 0;
+    so.from_position = true;
+    fdn_events_sub_t *sub = NULL;
+    assert_int_equal(fdn_events_subscribe(es, &so, sub_collect, &col, &sub), 0);
+
+    loader_t *ld = calloc(1, sizeof(loader_t));
+    assert_non_null(ld);
+    ld->es = es;
+    ld->w = 2;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, loader_main, ld), 0);
+    want_t w0 = {ld, 200};
+    assert_true(wait_until(acked_at_least, &w0, 30000));
+    test_engine_script("pg-server.sh", "kill", g_pg->dir);
+    /* away 5 s, and long enough for stores to go to the spool */
+    spooled_want_t sw = {es, 100, test_now_ms() + 5000};
+    assert_true(wait_until(spooled_enough, &sw, 60000));
+    test_engine_script("pg-server.sh", "restart", g_pg->dir);
+    want_t w1 = {ld, atomic_load(&ld->acked) + 300};
+    assert_true(wait_until(acked_at_least, &w1, 60000));
+    atomic_store(&ld->stop, true);
+    pthread_join(th, NULL);
+    assert_true(wait_until(spool_empty, es, 120000)); /* the spool drains */
+    fdn_events_backend_status_t st;
+    assert_int_equal(fdn_events_backend_status(es, &st), 0);
+    assert_true(st.replayed_events >= 100);
+
+    unsigned n = atomic_load(&ld->next);
+    size_t spooled = 0;
+    for (unsigned s = 0; s < n; s++) {
+        assert_true(ld->ok[s]); /* every store acknowledged, to PostgreSQL or the spool */
+        spooled += ld->ids[s] == 0;
+    }
+    assert_true(spooled >= 100);
+    census_t *c = take_census(schema);
+    assert_int_equal(c->total, n);
+    uint64_t last = 0;
+    for (unsigned s = 0; s < n; s++) {
+        assert_int_equal(c->count[2][s], 1); /* nothing lost, nothing twice */
+        assert_true(c->pos[2][s] > last);    /* the writer's order kept through the spool */
+        last = c->pos[2][s];
+        if (ld->ids[s] != 0)
+            assert_int_equal(c->pos[2][s], ld->ids[s]);
+    }
+    /* the subscriber saw every position once, in order */
+    seen_want_t sv = {&col, n};
+    assert_true(wait_until(seen_all, &sv, 60000));
+    fdn_events_unsubscribe(sub);
+    pthread_mutex_lock(&col.mu);
+    assert_int_equal(col.n, n);
+    assert_int_equal(col.skipped, 0);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(col.ids[i], i + 1);
+    pthread_mutex_unlock(&col.mu);
+    free(c);
+    free(ld);
+    free(col.ids);
+    pthread_mutex_destroy(&col.mu);
+    fdn_events_destroy(es);
+    fdn_breaker_destroy(br);
+}
+
+static void a_full_spool_answers_unavailable(void **state)
+{
+    (void)state;
+    char schema[64], spool[256];
+    schema_name(schema, sizeof(schema), "full");
+    snprintf(spool, sizeof(spool), "%s/spool-%s.db", g_pg->dir, schema);
+    fdn_events_t *es = open_store(schema, 300, spool, 4096);
+    signal_cluster(SIGSTOP);
+    int rc = 0;
+    unsigned s = 0;
+    for (; s < 1000 && rc == 0; s++) { /* about 100 bytes each: full within 4 KiB */
+        fdn_event_t *ev = make_event(3, s);
+        uint64_t id = 1;
+        rc = fdn_events_store(es, ev, &id);
+        fdn_event_free(ev);
+        if (rc == 0)
+            assert_int_equal(id, 0); /* spooled: no position yet */
+    }
+    signal_cluster(SIGCONT);
+    assert_int_equal(rc, FDN_EUNAVAILABLE);
+    assert_true(s > 1);
+    fdn_events_backend_status_t st;
+    assert_int_equal(fdn_events_backend_status(es, &st), 0);
+    assert_true(st.spooled_bytes <= 4096);
+    assert_int_equal(st.spooled_events, s - 1);
+    assert_true(wait_until(spool_empty, es, 60000));
+    fdn_events_destroy(es);
+    census_t *c = take_census(schema);
+    assert_int_equal(c->total, s - 1);
+    free(c);
+}
+
+int main(void)
+{
+    setenv("FDN_PG_FSYNC", "on", 1); /* the crash test's cluster keeps fsync */
+    g_pg = test_engine_server_start("pg-server.sh");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(writer_process_killed), /* first: forks before any thread */
+        cmocka_unit_test(postgres_stopped_without_spool),
+        cmocka_unit_test(a_full_spool_answers_unavailable),
+        cmocka_unit_test(postgres_killed_during_appends),
+        cmocka_unit_test(spool_keeps_everything_while_postgres_is_away),
+    };
+    if (getenv("CMOCKA_TEST_FILTER") != NULL)
+        cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    test_engine_server_stop(g_pg);
+    return rc;
+}
