@@ -83,6 +83,10 @@ grep -q '^fdn_circuit_breaker_state{breaker="events.postgres",state="open"} 1' "
 # without a call, and only the reads are in the histogram as errors)
 grep -q '^fdn_events_backend_request_duration_seconds_count{op="[a-z]*",outcome="error"}' \
     "$TMP/metrics" || fail "no failed call in the latency histogram: $(grep fdn_events_backend "$TMP/metrics")"
+grep -q '^fdn_events_backend_up{backend="postgres"} 0' "$TMP/metrics" ||
+    fail "fdn_events_backend_up not 0: $(grep fdn_events_backend_up "$TMP/metrics")"
+grep -q '^fdn_events_backend_breaker_state{backend="postgres",state="\(open\|half_open\)"} 1' "$TMP/metrics" ||
+    fail "fdn_events_backend_breaker_state not open: $(grep fdn_events_backend_breaker "$TMP/metrics")"
 
 # /health names the engine backend unhealthy
 code=$(curl -s -o "$TMP/health" -w '%{http_code}' --max-time 30 "$A/health")
@@ -95,6 +99,9 @@ for i in 1 2 3; do
     [[ "$code" == 202 ]] || fail "POST with a spool answered $code: $(cat "$TMP/body")"
     [[ "$(jq .spooled "$TMP/body")" == true ]] || fail "202 body $(cat "$TMP/body")"
 done
+curl -sf --max-time 30 "$B/metrics" >"$TMP/metrics-b"
+grep -q '^fdn_events_backend_spooled_events{backend="postgres"} 3' "$TMP/metrics-b" ||
+    fail "3 events spooled, metrics say: $(grep fdn_events_backend_spooled "$TMP/metrics-b")"
 
 bash "$SRC/scripts/pg-server.sh" restart "$PG" >/dev/null
 # back: POSTs succeed again (once the breaker lets a call through), the spool drains

@@ -29,6 +29,10 @@ NOT_DRIVABLE=(
     fdn_etcd_request_duration_seconds                 # `fdn serve --etcd` only (engine test
     fdn_etcd_breaker_state                            #  test_serve_etcd_down.sh scrapes them)
     fdn_etcd_stale                                    #
+    fdn_events_backend_request_duration_seconds       # `fdn serve --postgres` only (engine
+    fdn_events_backend_up                             #  test test_serve_chaos_pg.sh scrapes
+    fdn_events_backend_breaker_state                  #  them)
+    fdn_events_backend_spooled_events                 #
 )
 
 TMP="$(mktemp -d)"
