@@ -43,3 +43,15 @@ bool fdn__json_oom(void)
 {
     return t_oom;
 }
+
+json_t *fdn__json_loadb(const char *buf, size_t len, size_t flags, json_error_t *jerr, bool *oom)
+{
+    fdn__json_oom_clear();
+    json_t *v = json_loadb(buf, len, flags, jerr);
+    *oom = fdn__json_oom();
+    if (*oom) {
+        json_decref(v); /* possibly parsed from a cut-short token: not the text's value */
+        return NULL;
+    }
+    return v;
+}
