@@ -38,8 +38,10 @@ enum {
     SWEEP_KEEP = 1u << 0,        /* the object outlives the passes: no end-of-pass balance */
     SWEEP_ALL_THREADS = 1u << 1, /* count and fail every thread's allocations, not only the
                                     caller's (the call hands its work to a library thread) */
-    SWEEP_NO_CALL_LEAK = 1u << 2 /* no per-call live check: library threads allocate while
-                                    the call runs (the end-of-pass balance still holds) */
+    SWEEP_NO_CALL_LEAK = 1u << 2, /* no per-call live check: library threads allocate while
+                                     the call runs (the end-of-pass balance still holds) */
+    SWEEP_NO_RCU = 1u << 3        /* do not wait for RCU frees before counting live blocks
+                                     (the call must not be made inside a read-side section) */
 };
 
 typedef struct sweep {
@@ -71,11 +73,15 @@ void sweep_arm(sweep_t *sw);
  * code, leaking nothing); false: it succeeded. */
 bool sweep_failed(sweep_t *sw, int rc);
 
+/* sweep_failed for a call whose normal answer is the code `normal` (e.g. a validator given
+ * bad input): `normal` counts as success, anything else as a failure. */
+bool sweep_failed_vs(sweep_t *sw, int rc, int normal);
+
 /* The code a failed call must return in this sweep, instead of FDN_ENOMEM; `also` a second
  * accepted one (0: none). For calls that document another code for an allocation failure. */
 void sweep_expect(sweep_t *sw, int code, int also);
 
-/* Live blocks now (fail_alloc_live). */
+/* Live blocks now (fail_alloc_live), after the frees RCU has queued. */
 long sweep_live(void);
 
 /* Installs the failing allocator; call at the start of main, before any other fdn call. */
