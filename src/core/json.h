@@ -15,8 +15,9 @@
  *
  * A parse can also run out of memory and still return a value: jansson 2.14's lexer ignores a
  * failed growth of its token buffer and goes on with the text cut short (a key or string
- * truncated, so an unknown key or a wrong value). A parse is only trusted when the note is
- * clear after it, whatever it returned: fdn__json_loadb does that.
+ * truncated, so an unknown key or a wrong value), or reads past the end of that buffer (a
+ * crash). Parse with fdn__json_loadb / fdn__json_load_file: they keep such a parse on whole
+ * tokens (json.c) and discard its value when the note is set, whatever jansson returned.
  */
 #ifndef FDN_CORE_JSON_H
 #define FDN_CORE_JSON_H
@@ -39,5 +40,8 @@ bool fdn__json_oom(void);
  * during the parse, even one jansson went on without; else *oom is false and the result is
  * json_loadb's (NULL with *jerr for bad text). */
 json_t *fdn__json_loadb(const char *buf, size_t len, size_t flags, json_error_t *jerr, bool *oom);
+
+/* The same for json_load_file. */
+json_t *fdn__json_load_file(const char *path, size_t flags, json_error_t *jerr, bool *oom);
 
 #endif

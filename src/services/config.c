@@ -810,10 +810,9 @@ static int build_startup(fdn_config_t *cfg, const fdn_config_opts_t *o, fdn_erro
     }
     if (o->file != NULL) {
         json_error_t jerr;
-        fdn__json_oom_clear();
-        json_t *root = json_load_file(o->file, JSON_REJECT_DUPLICATES, &jerr);
-        if (fdn__json_oom()) { /* out of memory, not a bad file (see core/json.h) */
-            json_decref(root);
+        bool oom = false;
+        json_t *root = fdn__json_load_file(o->file, JSON_REJECT_DUPLICATES, &jerr, &oom);
+        if (oom) { /* out of memory, not a bad file (see core/json.h) */
             rc = fdn_err_set(err, FDN_ENOMEM, NULL);
             goto out;
         }
