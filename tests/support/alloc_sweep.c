@@ -25,6 +25,9 @@
  * fails instead of running for ever. */
 #define SWEEP_MAX_PASSES 20000
 
+/* SWEEP_SLOW sweeps fail allocation 1, 1 + stride, 1 + 2 stride, ... by default. */
+#define SWEEP_SLOW_STRIDE 8
+
 void sweep_install(void)
 {
     if (fail_alloc_install() != 0) {
@@ -58,6 +61,9 @@ bool sweep_more(sweep_t *sw)
 {
     if (sw->done)
         return false;
+    const char *full = getenv("FDN_SWEEP_FULL");
+    if ((sw->flags & SWEEP_SLOW) && sw->n >= 1 && !(full != NULL && strcmp(full, "1") == 0))
+        sw->n += SWEEP_SLOW_STRIDE - 1; /* and the ++ below */
     sw->n++;
     if (sw->n > SWEEP_MAX_PASSES)
         fail_msg("%s (%s:%d): no success after %d failed allocations", sw->fn, sw->file,
@@ -172,6 +178,18 @@ void sweep_end_pass(sweep_t *sw)
                  "than the warm-up pass",
                  sw->fn, sw->file, sw->line, sw->n, sw->n, sw->injected ? "failed" : "not reached",
                  live - sw->baseline);
-    if (!sw->injected)
+    if (!sw->injected) {
         sw->done = true; /* the call ran to its end with nothing failed */
+        const char *base = strrchr(sw->file, '/') ? strrchr(sw->file, '/') + 1 : sw->file;
+        bool strided = (sw->flags & SWEEP_SLOW) && sw->n > 2 && (sw->n - 1) % SWEEP_SLOW_STRIDE == 0;
+        if (strided)
+            fprintf(stderr, "alloc sweep: %s (%s:%d): allocations 1..%ld, every %dth failed",
+                    sw->fn, base, sw->line, sw->n - 1, SWEEP_SLOW_STRIDE);
+        else
+            fprintf(stderr, "alloc sweep: %s (%s:%d): %ld allocation(s) failed in turn", sw->fn,
+                    base, sw->line, sw->n - 1);
+        if (sw->absorbed > 0)
+            fprintf(stderr, ", %ld absorbed (the call succeeded without it)", sw->absorbed);
+        fputc('\n', stderr);
+    }
 }

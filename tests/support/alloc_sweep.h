@@ -40,8 +40,11 @@ enum {
                                     caller's (the call hands its work to a library thread) */
     SWEEP_NO_CALL_LEAK = 1u << 2, /* no per-call live check: library threads allocate while
                                      the call runs (the end-of-pass balance still holds) */
-    SWEEP_NO_RCU = 1u << 3        /* do not wait for RCU frees before counting live blocks
+    SWEEP_NO_RCU = 1u << 3,       /* do not wait for RCU frees before counting live blocks
                                      (the call must not be made inside a read-side section) */
+    SWEEP_SLOW = 1u << 4          /* a pass costs tens of ms (a whole runtime is built and torn
+                                     down): fail every 8th allocation (1, 9, 17, ...) unless
+                                     FDN_SWEEP_FULL=1 is set, to keep `make test` short */
 };
 
 typedef struct sweep {
