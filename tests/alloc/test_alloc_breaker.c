@@ -118,12 +118,57 @@ static void sweep_set(void **state)
     assert_int_equal(sweep_live(), base);
 }
 
+static int call_ok(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+/* Admission, outcomes, state reads and changes of a breaker, and set lookups, allocate
+ * nothing. */
+static void accessors_allocate_nothing(void **state)
+{
+    (void)state;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    fdn_breakers_t *set = NULL;
+    assert_int_equal(fdn_breakers_create(&set, &o), 0);
+    fdn_breaker_t *b = NULL;
+    assert_int_equal(fdn_breaker_create_in(set, "b", &o, &b), 0);
+    fdn_breaker_permit_t permit;
+    fdn_breaker_status_t st;
+    int fn_rc = 0;
+    uint64_t ticket = 0;
+    NOALLOC_SWEEP(fdn_breaker_opts_from_tolerance, fdn_breaker_opts_from_tolerance(&o, 3, 1000));
+    NOALLOC_SWEEP(fdn_breaker_opts_validate, fdn_breaker_opts_validate(&o, NULL));
+    NOALLOC_SWEEP(fdn_breaker_ask, fdn_breaker_ask(b));
+    NOALLOC_SWEEP(fdn_breaker_acquire, fdn_breaker_acquire(b, &permit));
+    NOALLOC_SWEEP(fdn_breaker_record, fdn_breaker_record(b, &permit, 0));
+    assert_int_equal(fdn_breaker_acquire(b, &permit), 0);
+    NOALLOC_SWEEP(fdn_breaker_release, fdn_breaker_release(b, &permit));
+    NOALLOC_SWEEP(fdn_breaker_call, fdn_breaker_call(b, call_ok, NULL, &fn_rc));
+    assert_int_equal(fdn_breaker_acquire_ticket(b, &ticket), 0);
+    NOALLOC_SWEEP(fdn_breaker_report_ticket,
+                  fdn_breaker_report_ticket(b, ticket, FDN_BREAKER_SUCCESS, 10));
+    NOALLOC_SWEEP(fdn_breaker_tickets_settle, fdn_breaker_tickets_settle(b));
+    NOALLOC_SWEEP(fdn_breaker_state, fdn_breaker_state(b));
+    NOALLOC_SWEEP(fdn_breaker_status, fdn_breaker_status(b, &st));
+    NOALLOC_SWEEP(fdn_breaker_force_open, fdn_breaker_force_open(b));
+    NOALLOC_SWEEP(fdn_breaker_disable, fdn_breaker_disable(b));
+    NOALLOC_SWEEP(fdn_breaker_reset, fdn_breaker_reset(b));
+    NOALLOC_SWEEP(fdn_breaker_name, fdn_breaker_name(b));
+    NOALLOC_SWEEP(fdn_breaker_state_name, fdn_breaker_state_name(FDN_BREAKER_OPEN));
+    NOALLOC_SWEEP(fdn_breaker_get, fdn_breaker_get(set, "b", &b));
+    NOALLOC_SWEEP(fdn_breakers_count, fdn_breakers_count(set));
+    fdn_breakers_destroy(set);
+}
+
 int main(void)
 {
     sweep_install();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sweep_single),
         cmocka_unit_test(sweep_set),
+        cmocka_unit_test(accessors_allocate_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

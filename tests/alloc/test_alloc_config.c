@@ -299,6 +299,48 @@ static void sweep_fallback(void **state)
     fdn_config_destroy(c);
 }
 
+/* The readers of scalars, snapshots and status make no allocation. */
+static void accessors_allocate_nothing(void **state)
+{
+    (void)state;
+    fdn_config_t *c = mk(false);
+    int64_t i = 0;
+    double d = 0;
+    bool b = false;
+    size_t n = 0, cached = 0, pending = 0;
+    fdn_config_key_t k;
+    fdn_config_status_t st;
+    const fdn_config_snapshot_t *snap = NULL;
+    NOALLOC_SWEEP(fdn_config_available, fdn_config_available(c));
+    NOALLOC_SWEEP(fdn_config_get_int, fdn_config_get_int(c, "app.workers", &i));
+    NOALLOC_SWEEP(fdn_config_get_double, fdn_config_get_double(c, "app.rate", &d));
+    NOALLOC_SWEEP(fdn_config_get_bool, fdn_config_get_bool(c, "app.on", &b));
+    NOALLOC_SWEEP(fdn_config_is_null, fdn_config_is_null(c, "app.name", &b));
+    NOALLOC_SWEEP(fdn_config_revision, fdn_config_revision(c));
+    NOALLOC_SWEEP(fdn_config_key_resolve, fdn_config_key_resolve(c, "app.workers", &k));
+    NOALLOC_SWEEP(fdn_config_key_get_int, fdn_config_key_get_int(c, k, &i));
+    assert_int_equal(fdn_config_key_resolve(c, "app.rate", &k), 0);
+    NOALLOC_SWEEP(fdn_config_key_get_double, fdn_config_key_get_double(c, k, &d));
+    assert_int_equal(fdn_config_key_resolve(c, "app.on", &k), 0);
+    NOALLOC_SWEEP(fdn_config_key_get_bool, fdn_config_key_get_bool(c, k, &b));
+    NOALLOC_SWEEP(fdn_config_acquire, fdn_config_acquire(c, &snap));
+    NOALLOC_SWEEP(fdn_config_snapshot_revision, fdn_config_snapshot_revision(snap));
+    NOALLOC_SWEEP(fdn_config_snapshot_get_int, fdn_config_snapshot_get_int(snap, "app.workers", &i));
+    NOALLOC_SWEEP(fdn_config_snapshot_get_double,
+                  fdn_config_snapshot_get_double(snap, "app.rate", &d));
+    NOALLOC_SWEEP(fdn_config_snapshot_get_bool, fdn_config_snapshot_get_bool(snap, "app.on", &b));
+    NOALLOC_SWEEP(fdn_config_release, fdn_config_release(snap));
+    NOALLOC_SWEEP(fdn_config_is_updatable, fdn_config_is_updatable(c, "app.workers"));
+    NOALLOC_SWEEP(fdn_config_updatable_paths, fdn_config_updatable_paths(&n));
+    NOALLOC_SWEEP(fdn_config_status, fdn_config_status(c, &st));
+    NOALLOC_SWEEP(fdn_config_fallback_stats, fdn_config_fallback_stats(c, &cached, &pending));
+    NOALLOC_SWEEP(fdn_config_fallback_cleanup, fdn_config_fallback_cleanup(c));
+    uint64_t id = 0;
+    assert_int_equal(fdn_config_subscribe(c, "app", noop_cb, NULL, &id), 0);
+    NOALLOC_SWEEP(fdn_config_unsubscribe, fdn_config_unsubscribe(c, id));
+    fdn_config_destroy(c);
+}
+
 int main(void)
 {
     sweep_install();
@@ -307,6 +349,7 @@ int main(void)
         cmocka_unit_test(sweep_updates),    cmocka_unit_test(sweep_resets),
         cmocka_unit_test(sweep_validators), cmocka_unit_test(sweep_subscribe),
         cmocka_unit_test(sweep_fallback),
+        cmocka_unit_test(accessors_allocate_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

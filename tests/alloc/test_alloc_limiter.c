@@ -156,12 +156,50 @@ static void sweep_checks(void **state)
     assert_int_equal(sweep_live(), base);
 }
 
+/* Reads, settings and the calls that only drop state make no allocation. */
+static void accessors_allocate_nothing(void **state)
+{
+    (void)state;
+    fdn_limiter_opts_t o = FDN_LIMITER_OPTS_INIT;
+    fdn_limiter_t *l = NULL;
+    assert_int_equal(fdn_limiter_create(&l, &o), 0);
+    fdn_limit_result_t res;
+    assert_int_equal(fdn_limiter_check(l, "k", 1, &rule, 1, 0, &res), 0);
+    fdn_limit_reservation_t rsv;
+    assert_int_equal(fdn_limiter_reserve(l, "k", 1, &rule, 1, &rsv, &res), 0);
+    fdn_limit_rule_t got;
+    assert_int_equal(fdn_limiter_set_rule(l, "r", &rule), 0);
+    fdn_limiter_stats_t st;
+    fdn_limiter_backend_status_t bs;
+    fdn_limit_failure_policy_t fp;
+    NOALLOC_SWEEP(fdn_limiter_get, fdn_limiter_get(l, "k", 1, &rule, &res));
+    NOALLOC_SWEEP(fdn_limiter_cancel, fdn_limiter_cancel(l, "k", 1, &rule, &rsv));
+    NOALLOC_SWEEP(fdn_limiter_get_rule, fdn_limiter_get_rule(l, "r", &got));
+    NOALLOC_SWEEP(fdn_limit_rule_validate, fdn_limit_rule_validate(&rule, NULL));
+    NOALLOC_SWEEP(fdn_limiter_stats, fdn_limiter_stats(l, &st));
+    NOALLOC_SWEEP(fdn_limiter_backend_status, fdn_limiter_backend_status(l, &bs));
+    NOALLOC_SWEEP(fdn_limiter_set_cleanup_interval, fdn_limiter_set_cleanup_interval(l, 1000));
+    NOALLOC_SWEEP(fdn_limiter_set_shadow, fdn_limiter_set_shadow(l, false));
+    NOALLOC_SWEEP(fdn_limiter_set_enabled, fdn_limiter_set_enabled(l, true));
+    NOALLOC_SWEEP(fdn_limiter_enabled, fdn_limiter_enabled(l));
+    NOALLOC_SWEEP(fdn_limiter_set_max_keys_per_identity,
+                  fdn_limiter_set_max_keys_per_identity(l, 100));
+    NOALLOC_SWEEP(fdn_limiter_reset, fdn_limiter_reset(l, "k", 1));
+    NOALLOC_SWEEP(fdn_limiter_sweep, fdn_limiter_sweep(l));
+    NOALLOC_SWEEP(fdn_limiter_backend_name, fdn_limiter_backend_name(FDN_LIMITER_BACKEND_MEMORY));
+    NOALLOC_SWEEP(fdn_limit_failure_policy_name, fdn_limit_failure_policy_name(fp = 0));
+    NOALLOC_SWEEP(fdn_limit_failure_policy_parse, fdn_limit_failure_policy_parse("open", &fp));
+    NOALLOC_SWEEP(fdn_limit_algo_name, fdn_limit_algo_name(FDN_LIMIT_GCRA));
+    fdn_limiter_destroy(l);
+}
+
 int main(void)
 {
     sweep_install();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sweep_create),
         cmocka_unit_test(sweep_checks),
+        cmocka_unit_test(accessors_allocate_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

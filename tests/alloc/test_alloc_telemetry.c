@@ -288,6 +288,139 @@ static void sweep_readers(void **state)
     assert_int_equal(sweep_live(), base);
 }
 
+/* A histogram's first observation on a thread makes that thread's shard: out of memory the
+ * value is dropped (metrics.c), and the series stays usable. A new series per pass. */
+static void sweep_observe(void **state)
+{
+    (void)state;
+    long base = sweep_live();
+    fdn_telemetry_t *tm = mk();
+    static const char *const labels[1] = {"n"};
+    fdn_telemetry_family_t *fh = NULL;
+    assert_int_equal(
+        fdn_telemetry_family(tm, &fh, "obs", NULL, FDN_TELEMETRY_HISTOGRAM, labels, 1, 0), 0);
+#define OBSERVE_SWEEP(fname, call)                                                                 \
+    SWEEP(sw, fname, SWEEP_KEEP) {                                                                 \
+        char n[24];                                                                                \
+        snprintf(n, sizeof(n), "%s%ld", #fname + 14, sw.n);                                        \
+        const char *v[1] = {n};                                                                    \
+        fdn_histogram_t *h = NULL;                                                                 \
+        assert_int_equal(fdn_telemetry_family_histogram(fh, &h, v, 1), 0);                         \
+        sweep_arm(&sw);                                                                            \
+        call;                                                                                      \
+        sweep_failed(&sw, 0);                                                                      \
+        fdn_telemetry_hist_stats_t hs;                                                             \
+        fdn_histogram_observe(h, 2); /* usable: this one is counted */                             \
+        fdn_histogram_stats(h, &hs);                                                               \
+        assert_true(hs.count >= 1 && hs.count <= 2);                                               \
+        if (!sw.injected)                                                                          \
+            assert_int_equal(hs.count, 2);                                                         \
+    }
+    OBSERVE_SWEEP(fdn_histogram_observe, fdn_histogram_observe(h, 0.5));
+    OBSERVE_SWEEP(fdn_histogram_observe_exemplar,
+                  fdn_histogram_observe_exemplar(h, 0.5, "trace_id", "abc"));
+#undef OBSERVE_SWEEP
+    /* the readers copy the series first: out of memory they answer zeros (void calls) */
+    const char *v[1] = {"read"};
+    fdn_histogram_t *h = NULL;
+    assert_int_equal(fdn_telemetry_family_histogram(fh, &h, v, 1), 0);
+    fdn_histogram_observe(h, 4);
+    SWEEP(sw, fdn_histogram_stats, 0) {
+        fdn_telemetry_hist_stats_t hs;
+        sweep_arm(&sw);
+        fdn_histogram_stats(h, &hs);
+        sweep_failed(&sw, 0);
+        assert_int_equal(hs.count, sw.injected ? 0 : 1);
+    }
+    SWEEP(sw, fdn_histogram_quantile, 0) {
+        sweep_arm(&sw);
+        double q = fdn_histogram_quantile(h, 0.5);
+        sweep_failed(&sw, 0);
+        assert_true(sw.injected ? q == 0.0 : q > 0.0);
+    }
+    fdn_telemetry_destroy(tm);
+    assert_int_equal(sweep_live(), base);
+}
+
+/* Updates of resolved series (the hot paths), reads, and the calls that only drop state
+ * allocate nothing. */
+static void accessors_allocate_nothing(void **state)
+{
+    (void)state;
+    fdn_telemetry_t *tm = mk();
+    fdn_telemetry_family_t *fc = NULL, *fg = NULL, *fh = NULL;
+    assert_int_equal(fdn_telemetry_family(tm, &fc, "n_total", NULL, FDN_TELEMETRY_COUNTER, NULL,
+                                          0, 0),
+                     0);
+    assert_int_equal(fdn_telemetry_family(tm, &fg, "n_g", NULL, FDN_TELEMETRY_GAUGE, NULL, 0, 0),
+                     0);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &fh, "n_h", NULL, FDN_TELEMETRY_HISTOGRAM, NULL, 0, 0), 0);
+    fdn_counter_t *c = NULL;
+    fdn_gauge_t *g = NULL;
+    fdn_histogram_t *h = NULL;
+    assert_int_equal(fdn_telemetry_family_counter(fc, &c, NULL, 0), 0);
+    assert_int_equal(fdn_telemetry_family_gauge(fg, &g, NULL, 0), 0);
+    assert_int_equal(fdn_telemetry_family_histogram(fh, &h, NULL, 0), 0);
+    NOALLOC_SWEEP(fdn_counter_add, fdn_counter_add(c, 2));
+    NOALLOC_SWEEP(fdn_counter_set, fdn_counter_set(c, 5));
+    NOALLOC_SWEEP(fdn_counter_inc, fdn_counter_inc(c));
+    NOALLOC_SWEEP(fdn_counter_value, fdn_counter_value(c));
+    NOALLOC_SWEEP(fdn_gauge_set, fdn_gauge_set(g, 3));
+    NOALLOC_SWEEP(fdn_gauge_add, fdn_gauge_add(g, 1));
+    NOALLOC_SWEEP(fdn_gauge_set_double, fdn_gauge_set_double(g, 1.5));
+    NOALLOC_SWEEP(fdn_gauge_add_double, fdn_gauge_add_double(g, 0.5));
+    NOALLOC_SWEEP(fdn_gauge_value, fdn_gauge_value(g));
+    fdn_histogram_observe(h, 0.3); /* (makes this thread's shard: swept in sweep_observe) */
+    uint64_t cum[1] = {0};
+    NOALLOC_SWEEP(fdn_histogram_load, fdn_histogram_load(h, cum, 0, 0));
+    NOALLOC_SWEEP(fdn_telemetry_family_overflows, fdn_telemetry_family_overflows(fc));
+    NOALLOC_SWEEP(fdn_telemetry_handler_count, fdn_telemetry_handler_count(tm));
+    NOALLOC_SWEEP(fdn_telemetry_event_count, fdn_telemetry_event_count(tm));
+    NOALLOC_SWEEP(fdn_telemetry_name_valid, fdn_telemetry_name_valid("a_b", 3, false));
+    NOALLOC_SWEEP(fdn_telemetry_event_name_valid, fdn_telemetry_event_name_valid("a.b", 3));
+    fdn_telemetry_snapshot_t *s = NULL;
+    assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
+    size_t it = 0;
+    NOALLOC_SWEEP(fdn_telemetry_snapshot_next, fdn_telemetry_snapshot_next(s, &it));
+    NOALLOC_SWEEP(fdn_telemetry_snapshot_time, fdn_telemetry_snapshot_time(s));
+    NOALLOC_SWEEP(fdn_telemetry_snapshot_free, fdn_telemetry_snapshot_free(s));
+    /* detaching copies the handler set (RCU): a failed detach leaves the handler attached */
+    int calls = 0;
+    uint64_t id = 0;
+    SWEEP(sw, fdn_telemetry_detach, SWEEP_KEEP) {
+        if (fdn_telemetry_handler_count(tm) == 0)
+            assert_int_equal(
+                fdn_telemetry_attach(tm, &id, "x", FDN_TELEMETRY_MATCH_EXACT, handler, &calls), 0);
+        sweep_arm(&sw);
+        int rc = fdn_telemetry_detach(tm, id);
+        if (sweep_failed(&sw, rc))
+            assert_int_equal(fdn_telemetry_handler_count(tm), 1);
+        else
+            assert_int_equal(fdn_telemetry_handler_count(tm), 0);
+    }
+    /* detach_pattern answers the number detached, and has no error code: out of memory it
+     * answers 0 and the handler stays (the answer and the state agree) */
+    SWEEP(sw, fdn_telemetry_detach_pattern, SWEEP_KEEP) {
+        if (fdn_telemetry_handler_count(tm) == 0)
+            assert_int_equal(
+                fdn_telemetry_attach(tm, &id, "y", FDN_TELEMETRY_MATCH_EXACT, handler, &calls), 0);
+        sweep_arm(&sw);
+        int rc = fdn_telemetry_detach_pattern(tm, "y");
+        sweep_failed(&sw, rc < 0 ? rc : 0);
+        assert_int_equal(fdn_telemetry_handler_count(tm), rc > 0 ? 0 : 1);
+        if (!sw.injected)
+            assert_int_equal(rc, 1);
+    }
+    SWEEP(sw, fdn_telemetry_remove_collector, SWEEP_KEEP) {
+        int rc0 = fdn_telemetry_add_collector(tm, collector, NULL);
+        assert_true(rc0 == 0 || rc0 == FDN_EEXIST);
+        sweep_arm(&sw);
+        sweep_failed(&sw, fdn_telemetry_remove_collector(tm, collector, NULL));
+    }
+    fdn_telemetry_destroy(tm);
+}
+
 int main(void)
 {
     sweep_install();
@@ -295,6 +428,8 @@ int main(void)
         cmocka_unit_test(sweep_create),   cmocka_unit_test(sweep_events),
         cmocka_unit_test(sweep_handlers), cmocka_unit_test(sweep_families),
         cmocka_unit_test(sweep_readers),
+        cmocka_unit_test(sweep_observe),
+        cmocka_unit_test(accessors_allocate_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -193,3 +193,20 @@ void sweep_end_pass(sweep_t *sw)
         fputc('\n', stderr);
     }
 }
+
+void sweep_noalloc_begin(const char *fn, void (*fnp)(void))
+{
+    (void)fn;
+    (void)fnp;
+    fail_alloc_at_this_thread(1);
+}
+
+void sweep_noalloc_end(const char *fn, const char *file, int line)
+{
+    fail_alloc_off();
+    long n = fail_alloc_count();
+    fail_alloc_at(0);
+    if (n != 0)
+        fail_msg("%s (%s:%d): made %ld allocation(s); expected none (sweep it instead)", fn, file,
+                 line, n);
+}
