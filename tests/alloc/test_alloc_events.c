@@ -442,6 +442,43 @@ static void sweep_subscriptions(void **state)
     assert_int_equal(sweep_live(), base);
 }
 
+/* An event's and a list's accessors allocate nothing. */
+static void accessors_allocate_nothing(void **state)
+{
+    (void)state;
+    fdn_event_t *ev = mkev("acc.a", "c");
+    size_t len = 0;
+    NOALLOC_SWEEP(fdn_event_id, fdn_event_id(ev));
+    NOALLOC_SWEEP(fdn_event_type, fdn_event_type(ev));
+    NOALLOC_SWEEP(fdn_event_timestamp, fdn_event_timestamp(ev));
+    NOALLOC_SWEEP(fdn_event_wall_time, fdn_event_wall_time(ev));
+    NOALLOC_SWEEP(fdn_event_node, fdn_event_node(ev));
+    NOALLOC_SWEEP(fdn_event_pid, fdn_event_pid(ev));
+    NOALLOC_SWEEP(fdn_event_tid, fdn_event_tid(ev));
+    NOALLOC_SWEEP(fdn_event_correlation_id, fdn_event_correlation_id(ev));
+    NOALLOC_SWEEP(fdn_event_parent_id, fdn_event_parent_id(ev));
+    NOALLOC_SWEEP(fdn_event_content_type, fdn_event_content_type(ev));
+    NOALLOC_SWEEP(fdn_event_data, fdn_event_data(ev, &len));
+    NOALLOC_SWEEP(fdn_event_equal, fdn_event_equal(ev, ev));
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, NULL, NULL), 0);
+    uint64_t id = 0;
+    assert_int_equal(fdn_events_store(es, ev, &id), 0);
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_get_by_correlation(es, "c", &l), 0);
+    NOALLOC_SWEEP(fdn_event_list_count, fdn_event_list_count(l));
+    NOALLOC_SWEEP(fdn_event_list_at, fdn_event_list_at(l, 0));
+    NOALLOC_SWEEP(fdn_event_list_free, fdn_event_list_free(l));
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    fdn_events_sub_t *sub = NULL;
+    assert_int_equal(fdn_events_subscribe_fd(es, &so, &sub), 0);
+    NOALLOC_SWEEP(fdn_events_sub_fd, fdn_events_sub_fd(sub));
+    NOALLOC_SWEEP(fdn_events_sub_overflow, fdn_events_sub_overflow(sub));
+    NOALLOC_SWEEP(fdn_events_unsubscribe, fdn_events_unsubscribe(sub));
+    NOALLOC_SWEEP(fdn_event_free, fdn_event_free(ev));
+    fdn_events_destroy(es);
+}
+
 int main(void)
 {
     sweep_install();
@@ -449,6 +486,7 @@ int main(void)
         cmocka_unit_test(sweep_event_values),  cmocka_unit_test(sweep_create),
         cmocka_unit_test(sweep_memory_store),  cmocka_unit_test(sweep_durable_store),
         cmocka_unit_test(sweep_subscriptions),
+        cmocka_unit_test(accessors_allocate_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
