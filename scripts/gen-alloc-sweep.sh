@@ -5,7 +5,8 @@
 #                                        "header function", or of one header
 #   gen-alloc-sweep.sh --check           fails (exit 1) unless every public function of every
 #                                        header is swept in tests/alloc/test_alloc_<header>.c
-#                                        (a SWEEP(sw, function, ...) in it) or listed with a
+#                                        (a SWEEP(sw, function, ...) in it, or a wrapper
+#                                        FOO_SWEEP(function, ...)) or listed with a
 #                                        reason in tests/alloc/exempt.txt, every header has its
 #                                        test file, and exempt.txt names only public functions
 #                                        that no test sweeps. Run by ctest (alloc_sweep_coverage).
@@ -33,16 +34,17 @@ headers() {
     return 0
 }
 
-# Functions a test file sweeps: the second argument of each SWEEP(.
+# Functions a test file sweeps: the second argument of each SWEEP(sw, fn, ...), and the first
+# argument of a wrapper macro named <NAME>_SWEEP(fn, ...) (one whose body is a SWEEP of fn).
 swept() {
     [ -f "$1" ] || return 0
-    grep -oE 'SWEEP\([A-Za-z_][A-Za-z0-9_]*, *[A-Za-z_][A-Za-z0-9_]*' "$1" |
-        sed -E 's/.*, *//' | sort -u
+    { grep -oE '(^|[^A-Z_])SWEEP\([A-Za-z_][A-Za-z0-9_]*, *fdn_[a-z0-9_]+|[A-Z]+_SWEEP\(fdn_[a-z0-9_]+' "$1" || true; } |
+        grep -oE 'fdn_[a-z0-9_]+$' | sort -u
 }
 
 # Exempted functions (first word of each non-comment line that has a reason after it).
 exempted() {
-    grep -vE '^\s*(#|$)' "$exempt" | awk 'NF >= 2 {print $1}' | sort -u
+    { grep -vE '^\s*(#|$)' "$exempt" || true; } | awk 'NF >= 2 {print $1}' | sort -u
 }
 
 case "${1:-}" in
