@@ -371,8 +371,8 @@ int fdn_event_from_json(fdn_event_t **out, const char *json, size_t len, fdn_err
         return fdn_err_set(err, FDN_EINVAL, "from_json: NULL argument");
     json_error_t jerr;
     bool oom = false;
-    json_t *o =
-        fdn__json_loadb(json ? json : "", len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr, &oom);
+    json_t *o = fdn__json_loadb(json ? json : "", len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+                                &jerr, &oom);
     if (oom)
         return fdn_err_set(err, FDN_ENOMEM, NULL);
     if (o == NULL)

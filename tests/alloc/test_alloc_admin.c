@@ -54,7 +54,8 @@ static void sweep_server(void **state)
     o.listen = "127.0.0.1:0";
     o.threads = 1;
     o.token = "secret-token";
-    SWEEP(sw, fdn_admin_create, 0) {
+    SWEEP(sw, fdn_admin_create, 0)
+    {
         fdn_admin_t *a = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_admin_create(&a, &o, NULL)))
@@ -62,28 +63,32 @@ static void sweep_server(void **state)
         else
             fdn_admin_destroy(a);
     }
-    SWEEP(sw, fdn_admin_add_health, 0) {
+    SWEEP(sw, fdn_admin_add_health, 0)
+    {
         fdn_admin_t *a = mk();
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_admin_add_health(a, "db", healthy, NULL)))
             assert_int_equal(fdn_admin_add_health(a, "db", healthy, NULL), 0); /* not taken */
         fdn_admin_destroy(a);
     }
-    SWEEP(sw, fdn_admin_add_metrics, 0) {
+    SWEEP(sw, fdn_admin_add_metrics, 0)
+    {
         fdn_admin_t *a = mk();
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_admin_add_metrics(a, metrics, NULL)))
             assert_int_equal(fdn_admin_add_metrics(a, metrics, NULL), 0);
         fdn_admin_destroy(a);
     }
-    SWEEP(sw, fdn_admin_bind, SWEEP_NO_CALL_LEAK) {
+    SWEEP(sw, fdn_admin_bind, SWEEP_NO_CALL_LEAK)
+    {
         fdn_admin_t *a = mk();
         sweep_arm(&sw);
         if (!sweep_failed(&sw, fdn_admin_bind(a, NULL)))
             assert_int_not_equal(fdn_admin_port(a), 0);
         fdn_admin_destroy(a);
     }
-    SWEEP(sw, fdn_admin_start, SWEEP_NO_CALL_LEAK) {
+    SWEEP(sw, fdn_admin_start, SWEEP_NO_CALL_LEAK)
+    {
         fdn_admin_t *a = mk();
         sweep_arm(&sw);
         if (!sweep_failed(&sw, fdn_admin_start(a, NULL)))
@@ -94,7 +99,8 @@ static void sweep_server(void **state)
 
 /* A mount on a fresh server; a failed one can be made again (nothing half-mounted). */
 #define MOUNT_SWEEP(fname, obj)                                                                    \
-    SWEEP(sw, fname, 0) {                                                                          \
+    SWEEP(sw, fname, 0)                                                                            \
+    {                                                                                              \
         fdn_admin_t *a = mk();                                                                     \
         sweep_arm(&sw);                                                                            \
         if (sweep_failed(&sw, fname(a, obj)))                                                      \

@@ -19,7 +19,8 @@ static void sweep_single(void **state)
 {
     (void)state;
     fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
-    SWEEP(sw, fdn_breaker_create, 0) {
+    SWEEP(sw, fdn_breaker_create, 0)
+    {
         fdn_breaker_t *b = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_breaker_create(&b, "db", &o))) {
@@ -32,15 +33,18 @@ static void sweep_single(void **state)
     }
     fdn_breaker_t *b = NULL;
     assert_int_equal(fdn_breaker_create(&b, "db", &o), 0);
-    SWEEP(sw, fdn_breaker_acquire_ticket, SWEEP_KEEP) {
+    SWEEP(sw, fdn_breaker_acquire_ticket, SWEEP_KEEP)
+    {
         uint64_t t = 0;
         sweep_arm(&sw);
         if (!sweep_failed(&sw, fdn_breaker_acquire_ticket(b, &t)))
             assert_int_equal(fdn_breaker_report_ticket(b, t, FDN_BREAKER_SUCCESS, 1000), 0);
     }
     fdn_breaker_destroy(b);
-    static const char json[] = "{\"failure_threshold\": 3, \"recovery_time_ms\": 1000, \"rate_window\": \"count\"}";
-    SWEEP(sw, fdn_breaker_opts_parse, 0) {
+    static const char json[] =
+        "{\"failure_threshold\": 3, \"recovery_time_ms\": 1000, \"rate_window\": \"count\"}";
+    SWEEP(sw, fdn_breaker_opts_parse, 0)
+    {
         fdn_breaker_opts_t p = FDN_BREAKER_OPTS_INIT;
         sweep_arm(&sw);
         if (!sweep_failed(&sw, fdn_breaker_opts_parse(json, sizeof(json) - 1, &p, NULL)))
@@ -52,7 +56,8 @@ static void sweep_set(void **state)
 {
     (void)state;
     fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
-    SWEEP(sw, fdn_breakers_create, 0) {
+    SWEEP(sw, fdn_breakers_create, 0)
+    {
         fdn_breakers_t *set = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_breakers_create(&set, &o)))
@@ -65,7 +70,8 @@ static void sweep_set(void **state)
     long base = sweep_live();
     fdn_breakers_t *set = NULL;
     assert_int_equal(fdn_breakers_create(&set, &o), 0);
-    SWEEP(sw, fdn_breaker_create_in, SWEEP_KEEP) {
+    SWEEP(sw, fdn_breaker_create_in, SWEEP_KEEP)
+    {
         fdn_breaker_t *b = NULL;
         sweep_arm(&sw);
         int rc = fdn_breaker_create_in(set, "a", &o, &b);
@@ -77,7 +83,8 @@ static void sweep_set(void **state)
             assert_int_equal(fdn_breaker_remove(set, "a"), 0);
         }
     }
-    SWEEP(sw, fdn_breaker_install, SWEEP_KEEP) {
+    SWEEP(sw, fdn_breaker_install, SWEEP_KEEP)
+    {
         fdn_breaker_t *b = NULL;
         sweep_arm(&sw);
         int rc = fdn_breaker_install(set, "b", &o, &b);
@@ -91,7 +98,8 @@ static void sweep_set(void **state)
     fdn_breaker_t *x = NULL;
     assert_int_equal(fdn_breaker_create_in(set, "x", &o, &x), 0);
     assert_int_equal(fdn_breaker_create_in(set, "y", &o, &x), 0);
-    SWEEP(sw, fdn_breakers_list, 0) {
+    SWEEP(sw, fdn_breakers_list, 0)
+    {
         char **names = NULL;
         size_t n = 0;
         sweep_arm(&sw);
@@ -102,13 +110,15 @@ static void sweep_set(void **state)
             fdn_free(names);
         }
     }
-    SWEEP(sw, fdn_breakers_set_defaults, SWEEP_KEEP) {
+    SWEEP(sw, fdn_breakers_set_defaults, SWEEP_KEEP)
+    {
         fdn_breaker_opts_t d = FDN_BREAKER_OPTS_INIT;
         d.failure_threshold = 9;
         sweep_arm(&sw);
         sweep_failed(&sw, fdn_breakers_set_defaults(set, &d));
     }
-    SWEEP(sw, fdn_breakers_get_defaults, 0) {
+    SWEEP(sw, fdn_breakers_get_defaults, 0)
+    {
         fdn_breaker_opts_t d;
         sweep_arm(&sw);
         if (!sweep_failed(&sw, fdn_breakers_get_defaults(set, &d)))

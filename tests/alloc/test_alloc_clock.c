@@ -14,7 +14,8 @@
 static void sweep_manual_create(void **state)
 {
     (void)state;
-    SWEEP(sw, fdn_clock_manual_create, 0) {
+    SWEEP(sw, fdn_clock_manual_create, 0)
+    {
         fdn_clock_t *c = NULL;
         sweep_arm(&sw);
         int rc = fdn_clock_manual_create(&c, 1000, 2000);

@@ -16,7 +16,8 @@
 static void sweep_malloc_calloc(void **state)
 {
     (void)state;
-    SWEEP(sw, fdn_malloc, 0) {
+    SWEEP(sw, fdn_malloc, 0)
+    {
         sweep_arm(&sw);
         char *p = fdn_malloc(32);
         if (!sweep_failed(&sw, p == NULL ? FDN_ENOMEM : 0)) {
@@ -24,7 +25,8 @@ static void sweep_malloc_calloc(void **state)
             fdn_free(p);
         }
     }
-    SWEEP(sw, fdn_calloc, 0) {
+    SWEEP(sw, fdn_calloc, 0)
+    {
         sweep_arm(&sw);
         unsigned char *p = fdn_calloc(8, 4);
         if (!sweep_failed(&sw, p == NULL ? FDN_ENOMEM : 0)) {
@@ -38,7 +40,8 @@ static void sweep_malloc_calloc(void **state)
 static void sweep_realloc(void **state)
 {
     (void)state;
-    SWEEP(sw, fdn_realloc, 0) {
+    SWEEP(sw, fdn_realloc, 0)
+    {
         char *p = fdn_malloc(4);
         assert_non_null(p);
         memcpy(p, "abc", 4);

@@ -61,7 +61,8 @@ static void sweep_create(void **state)
     o.envp = with_env;
     o.keys = keys;
     o.nkeys = sizeof(keys) / sizeof(keys[0]);
-    SWEEP(sw, fdn_config_create, 0) {
+    SWEEP(sw, fdn_config_create, 0)
+    {
         fdn_config_t *c = NULL;
         sweep_arm(&sw);
         int rc = fdn_config_create(&c, &o, NULL);
@@ -84,7 +85,8 @@ static void sweep_reads(void **state)
 {
     (void)state;
     fdn_config_t *c = mk(false);
-    SWEEP(sw, fdn_config_get_json, 0) {
+    SWEEP(sw, fdn_config_get_json, 0)
+    {
         char *out = NULL;
         sweep_arm(&sw);
         int rc = fdn_config_get_json(c, "app", &out, NULL);
@@ -94,7 +96,8 @@ static void sweep_reads(void **state)
             assert_non_null(strstr(out, "\"workers\""));
         fdn_free(out);
     }
-    SWEEP(sw, fdn_config_snapshot_get_json, 0) {
+    SWEEP(sw, fdn_config_snapshot_get_json, 0)
+    {
         const fdn_config_snapshot_t *snap = NULL;
         assert_int_equal(fdn_config_acquire(c, &snap), 0);
         char *out = NULL;
@@ -107,7 +110,8 @@ static void sweep_reads(void **state)
         fdn_free(out);
         fdn_config_release(snap);
     }
-    SWEEP(sw, fdn_config_get_string, 0) {
+    SWEEP(sw, fdn_config_get_string, 0)
+    {
         char buf[16];
         sweep_arm(&sw);
         int rc = fdn_config_get_string(c, "app.name", buf, sizeof(buf), NULL);
@@ -121,7 +125,8 @@ static void sweep_reads(void **state)
  * succeeds (the warm-up and the last pass) is undone by a reset, so that every pass starts
  * from the defaults and the failing passes write nothing. */
 #define UPDATE_SWEEP(fname, call)                                                                  \
-    SWEEP(sw, fname, SWEEP_KEEP) {                                                                 \
+    SWEEP(sw, fname, SWEEP_KEEP)                                                                   \
+    {                                                                                              \
         char *before = dump(c);                                                                    \
         uint64_t rev = fdn_config_revision(c);                                                     \
         sweep_arm(&sw);                                                                            \
@@ -170,7 +175,8 @@ static void sweep_updates(void **state)
 /* A reset sweep: app.workers is 5 before each pass (set again only after a reset succeeded);
  * a failed reset leaves it, the document and the revision as they were. */
 #define RESET_SWEEP(fname)                                                                         \
-    SWEEP(sw, fname, SWEEP_KEEP) {                                                                 \
+    SWEEP(sw, fname, SWEEP_KEEP)                                                                   \
+    {                                                                                              \
         int64_t w = 0;                                                                             \
         assert_int_equal(fdn_config_get_int(c, "app.workers", &w), 0);                             \
         if (w != 5)                                                                                \
@@ -221,13 +227,15 @@ static void sweep_validators(void **state)
     assert_int_equal(fdn_config_create(&c, &o, NULL), 0);
     char *whole = dump(c);
     fdn_config_destroy(c);
-    SWEEP(sw, fdn_config_validate_json, 0) {
+    SWEEP(sw, fdn_config_validate_json, 0)
+    {
         sweep_arm(&sw);
         int rc = fdn_config_validate_json(whole, strlen(whole), NULL);
         sweep_failed(&sw, rc);
     }
     fdn_free(whole);
-    SWEEP(sw, fdn_config_check_json, 0) {
+    SWEEP(sw, fdn_config_check_json, 0)
+    {
         int problems = 0;
         sweep_arm(&sw);
         int rc = fdn_config_check_json(good, sizeof(good) - 1, count_problem, &problems);
@@ -236,7 +244,8 @@ static void sweep_validators(void **state)
     }
     /* a document with problems: the call's answer is a problem code; out of memory it may
      * only be FDN_ENOMEM, and then no problem may have been invented */
-    SWEEP(sw, fdn_config_check_json, 0) {
+    SWEEP(sw, fdn_config_check_json, 0)
+    {
         int problems = 0;
         sweep_arm(&sw);
         int rc = fdn_config_check_json(bad, sizeof(bad) - 1, count_problem, &problems);
@@ -249,7 +258,8 @@ static void sweep_subscribe(void **state)
 {
     (void)state;
     fdn_config_t *c = mk(false);
-    SWEEP(sw, fdn_config_subscribe, 0) {
+    SWEEP(sw, fdn_config_subscribe, 0)
+    {
         fdn_config_status_t st;
         uint64_t id = 0;
         sweep_arm(&sw);
@@ -269,7 +279,8 @@ static void sweep_fallback(void **state)
 {
     (void)state;
     fdn_config_t *c = mk(false);
-    SWEEP(sw, fdn_config_get_with_fallback, SWEEP_KEEP) {
+    SWEEP(sw, fdn_config_get_with_fallback, SWEEP_KEEP)
+    {
         char *out = NULL;
         sweep_arm(&sw);
         int rc = fdn_config_get_with_fallback(c, "app.workers", &out, NULL);
@@ -282,7 +293,8 @@ static void sweep_fallback(void **state)
     fdn_config_destroy(c);
     /* a stopped service queues the update (checked against the current document) */
     c = mk(true);
-    SWEEP(sw, fdn_config_update_or_queue, SWEEP_KEEP) {
+    SWEEP(sw, fdn_config_update_or_queue, SWEEP_KEEP)
+    {
         size_t cached = 0, pending = 0, pending_after = 0;
         fdn_config_fallback_stats(c, &cached, &pending);
         bool queued = false;
@@ -325,7 +337,8 @@ static void accessors_allocate_nothing(void **state)
     NOALLOC_SWEEP(fdn_config_key_get_bool, fdn_config_key_get_bool(c, k, &b));
     NOALLOC_SWEEP(fdn_config_acquire, fdn_config_acquire(c, &snap));
     NOALLOC_SWEEP(fdn_config_snapshot_revision, fdn_config_snapshot_revision(snap));
-    NOALLOC_SWEEP(fdn_config_snapshot_get_int, fdn_config_snapshot_get_int(snap, "app.workers", &i));
+    NOALLOC_SWEEP(fdn_config_snapshot_get_int,
+                  fdn_config_snapshot_get_int(snap, "app.workers", &i));
     NOALLOC_SWEEP(fdn_config_snapshot_get_double,
                   fdn_config_snapshot_get_double(snap, "app.rate", &d));
     NOALLOC_SWEEP(fdn_config_snapshot_get_bool, fdn_config_snapshot_get_bool(snap, "app.on", &b));
@@ -348,8 +361,7 @@ int main(void)
         cmocka_unit_test(sweep_create),     cmocka_unit_test(sweep_reads),
         cmocka_unit_test(sweep_updates),    cmocka_unit_test(sweep_resets),
         cmocka_unit_test(sweep_validators), cmocka_unit_test(sweep_subscribe),
-        cmocka_unit_test(sweep_fallback),
-        cmocka_unit_test(accessors_allocate_nothing),
+        cmocka_unit_test(sweep_fallback),   cmocka_unit_test(accessors_allocate_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,15 +43,18 @@ static void sweep_event_values(void **state)
 {
     (void)state;
     fdn_event_spec_t s = spec_of("order.created", NULL); /* a fresh correlation id */
-    SWEEP(sw, fdn_event_validate, 0) {
+    SWEEP(sw, fdn_event_validate, 0)
+    {
         sweep_arm(&sw);
         sweep_failed(&sw, fdn_event_validate(&s, NULL));
     }
-    SWEEP(sw, fdn_event_type_allowed, 0) {
+    SWEEP(sw, fdn_event_type_allowed, 0)
+    {
         sweep_arm(&sw);
         sweep_failed(&sw, fdn_event_type_allowed("function_entry", NULL));
     }
-    SWEEP(sw, fdn_event_new, 0) {
+    SWEEP(sw, fdn_event_new, 0)
+    {
         fdn_event_t *ev = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_event_new(&ev, &s, NULL))) {
@@ -65,7 +68,8 @@ static void sweep_event_values(void **state)
     ps.id = 7; /* a parent has an id */
     fdn_event_t *parent = NULL;
     assert_int_equal(fdn_event_new(&parent, &ps, NULL), 0);
-    SWEEP(sw, fdn_event_new_child, 0) {
+    SWEEP(sw, fdn_event_new_child, 0)
+    {
         fdn_event_t *ev = NULL;
         fdn_event_spec_t c = spec_of("order.paid", NULL);
         sweep_arm(&sw);
@@ -76,7 +80,8 @@ static void sweep_event_values(void **state)
             fdn_event_free(ev);
         }
     }
-    SWEEP(sw, fdn_event_copy, 0) {
+    SWEEP(sw, fdn_event_copy, 0)
+    {
         fdn_event_t *ev = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_event_copy(&ev, parent))) {
@@ -88,14 +93,16 @@ static void sweep_event_values(void **state)
     }
     uint8_t *bin = NULL;
     size_t bin_len = 0;
-    SWEEP(sw, fdn_event_encode, 0) {
+    SWEEP(sw, fdn_event_encode, 0)
+    {
         fdn_free(bin);
         bin = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_event_encode(parent, 0, &bin, &bin_len)))
             assert_null(bin);
     }
-    SWEEP(sw, fdn_event_decode, 0) {
+    SWEEP(sw, fdn_event_decode, 0)
+    {
         fdn_event_t *ev = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_event_decode(&ev, bin, bin_len, NULL))) {
@@ -107,14 +114,16 @@ static void sweep_event_values(void **state)
     }
     fdn_free(bin);
     char *js = NULL;
-    SWEEP(sw, fdn_event_to_json, 0) {
+    SWEEP(sw, fdn_event_to_json, 0)
+    {
         fdn_free(js);
         js = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_event_to_json(parent, &js)))
             assert_null(js);
     }
-    SWEEP(sw, fdn_event_from_json, 0) {
+    SWEEP(sw, fdn_event_from_json, 0)
+    {
         fdn_event_t *ev = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_event_from_json(&ev, js, strlen(js), NULL))) {
@@ -127,7 +136,8 @@ static void sweep_event_values(void **state)
     fdn_free(js);
     fdn_event_t *child = mkev("order.paid", "corr-1");
     const fdn_event_t *evs[2] = {parent, child};
-    SWEEP(sw, fdn_event_correlation_chain, 0) {
+    SWEEP(sw, fdn_event_correlation_chain, 0)
+    {
         uint64_t ids[2];
         size_t n = 0;
         sweep_arm(&sw);
@@ -140,7 +150,8 @@ static void sweep_event_values(void **state)
 static void sweep_create(void **state)
 {
     (void)state;
-    SWEEP(sw, fdn_events_create, 0) {
+    SWEEP(sw, fdn_events_create, 0)
+    {
         fdn_events_t *es = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_events_create(&es, NULL, NULL))) {
@@ -160,7 +171,8 @@ static void sweep_create(void **state)
     fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
     o.durable_path = path;
     /* the store's writer thread allocates too, from the start: count every thread's */
-    SWEEP(sw, fdn_events_create, SWEEP_ALL_THREADS) {
+    SWEEP(sw, fdn_events_create, SWEEP_ALL_THREADS)
+    {
         fdn_events_t *es = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_events_create(&es, &o, NULL))) {
@@ -193,7 +205,8 @@ static void sweep_store_calls(fdn_events_t *es, unsigned flags)
 {
     fdn_event_t *evs[4] = {mkev("t.a", "c1"), mkev("t.b", "c1"), mkev("t.a", "c2"),
                            mkev("t.c", "c3")};
-    SWEEP(sw, fdn_events_store, SWEEP_KEEP | flags) {
+    SWEEP(sw, fdn_events_store, SWEEP_KEEP | flags)
+    {
         fdn_events_stats_t before;
         assert_int_equal(fdn_events_stats(es, &before), 0);
         uint64_t id = 0;
@@ -203,7 +216,8 @@ static void sweep_store_calls(fdn_events_t *es, unsigned flags)
         else
             assert_int_equal(id, before.next_id);
     }
-    SWEEP(sw, fdn_events_store_batch, SWEEP_KEEP | flags) {
+    SWEEP(sw, fdn_events_store_batch, SWEEP_KEEP | flags)
+    {
         fdn_events_stats_t before;
         assert_int_equal(fdn_events_stats(es, &before), 0);
         uint64_t ids[4] = {0};
@@ -213,7 +227,8 @@ static void sweep_store_calls(fdn_events_t *es, unsigned flags)
         else
             assert_int_equal(ids[3], before.next_id + 3);
     }
-    SWEEP(sw, fdn_events_store_specs, SWEEP_KEEP | flags) {
+    SWEEP(sw, fdn_events_store_specs, SWEEP_KEEP | flags)
+    {
         fdn_events_stats_t before;
         assert_int_equal(fdn_events_stats(es, &before), 0);
         fdn_event_spec_t specs[2] = {spec_of("s.a", "c4"), spec_of("s.b", NULL)};
@@ -224,14 +239,15 @@ static void sweep_store_calls(fdn_events_t *es, unsigned flags)
         else
             assert_int_equal(ids[1], before.next_id + 1);
     }
-    SWEEP(sw, fdn_events_store_async, SWEEP_KEEP | SWEEP_NO_CALL_LEAK | flags) {
+    SWEEP(sw, fdn_events_store_async, SWEEP_KEEP | SWEEP_NO_CALL_LEAK | flags)
+    {
         fdn_events_stats_t before;
         assert_int_equal(fdn_events_stats(es, &before), 0);
         uint64_t ids[2] = {0};
         int done = 0;
         sweep_arm(&sw);
-        int rc = fdn_events_store_async(es, (const fdn_event_t *const *)evs, 2, ids, stored_cb,
-                                        &done);
+        int rc =
+            fdn_events_store_async(es, (const fdn_event_t *const *)evs, 2, ids, stored_cb, &done);
         if (sweep_failed(&sw, rc)) {
             same_stats(es, &before);
             assert_int_equal(done, 0); /* no callback for a refused batch */
@@ -248,7 +264,8 @@ static void sweep_store_calls(fdn_events_t *es, unsigned flags)
 
 static void sweep_read_calls(fdn_events_t *es)
 {
-    SWEEP(sw, fdn_events_get, SWEEP_KEEP) {
+    SWEEP(sw, fdn_events_get, SWEEP_KEEP)
+    {
         fdn_event_t *ev = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_events_get(es, 2, &ev)))
@@ -257,7 +274,8 @@ static void sweep_read_calls(fdn_events_t *es)
             assert_string_equal(fdn_event_type(ev), "t.a");
         fdn_event_free(ev);
     }
-    SWEEP(sw, fdn_events_query, SWEEP_KEEP) {
+    SWEEP(sw, fdn_events_query, SWEEP_KEEP)
+    {
         fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
         q.type = "t.a";
         fdn_event_list_t *l = NULL;
@@ -269,7 +287,8 @@ static void sweep_read_calls(fdn_events_t *es)
             fdn_event_list_free(l);
         }
     }
-    SWEEP(sw, fdn_events_get_by_correlation, SWEEP_KEEP) {
+    SWEEP(sw, fdn_events_get_by_correlation, SWEEP_KEEP)
+    {
         fdn_event_list_t *l = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_events_get_by_correlation(es, "c1", &l))) {
@@ -279,19 +298,22 @@ static void sweep_read_calls(fdn_events_t *es)
             fdn_event_list_free(l);
         }
     }
-    SWEEP(sw, fdn_events_stats, SWEEP_KEEP) {
+    SWEEP(sw, fdn_events_stats, SWEEP_KEEP)
+    {
         fdn_events_stats_t st;
         sweep_arm(&sw);
         sweep_failed(&sw, fdn_events_stats(es, &st));
     }
-    SWEEP(sw, fdn_events_type_stats, SWEEP_KEEP) {
+    SWEEP(sw, fdn_events_type_stats, SWEEP_KEEP)
+    {
         fdn_events_type_stat_t ts[8];
         size_t n = 0;
         sweep_arm(&sw);
         if (!sweep_failed(&sw, fdn_events_type_stats(es, ts, 8, &n)))
             assert_true(n >= 3);
     }
-    SWEEP(sw, fdn_events_types_status, SWEEP_KEEP) {
+    SWEEP(sw, fdn_events_types_status, SWEEP_KEEP)
+    {
         fdn_events_types_status_t st;
         sweep_arm(&sw);
         sweep_failed(&sw, fdn_events_types_status(es, &st));
@@ -300,28 +322,34 @@ static void sweep_read_calls(fdn_events_t *es)
 
 static void sweep_retention_calls(fdn_events_t *es)
 {
-    SWEEP(sw, fdn_events_set_max_events, SWEEP_KEEP) {
+    SWEEP(sw, fdn_events_set_max_events, SWEEP_KEEP)
+    {
         sweep_arm(&sw);
         sweep_failed(&sw, fdn_events_set_max_events(es, 1000));
     }
-    SWEEP(sw, fdn_events_set_max_age, SWEEP_KEEP) {
+    SWEEP(sw, fdn_events_set_max_age, SWEEP_KEEP)
+    {
         sweep_arm(&sw);
         sweep_failed(&sw, fdn_events_set_max_age(es, INT64_C(3600000000000)));
     }
-    SWEEP(sw, fdn_events_set_prune_interval, SWEEP_KEEP) {
+    SWEEP(sw, fdn_events_set_prune_interval, SWEEP_KEEP)
+    {
         sweep_arm(&sw);
         sweep_failed(&sw, fdn_events_set_prune_interval(es, 0));
     }
-    SWEEP(sw, fdn_events_set_max_results, SWEEP_KEEP) {
+    SWEEP(sw, fdn_events_set_max_results, SWEEP_KEEP)
+    {
         sweep_arm(&sw);
         sweep_failed(&sw, fdn_events_set_max_results(es, 500));
     }
-    SWEEP(sw, fdn_events_set_max_types, SWEEP_KEEP) {
+    SWEEP(sw, fdn_events_set_max_types, SWEEP_KEEP)
+    {
         sweep_arm(&sw);
         sweep_failed(&sw, fdn_events_set_max_types(es, 1000));
     }
     assert_int_equal(fdn_events_set_max_events(es, 3), 0);
-    SWEEP(sw, fdn_events_enforce_retention, SWEEP_KEEP) {
+    SWEEP(sw, fdn_events_enforce_retention, SWEEP_KEEP)
+    {
         fdn_events_stats_t before, after;
         assert_int_equal(fdn_events_stats(es, &before), 0);
         uint64_t n = 0;
@@ -334,7 +362,8 @@ static void sweep_retention_calls(fdn_events_t *es)
         else
             assert_true(after.count <= 3);
     }
-    SWEEP(sw, fdn_events_prune_before, SWEEP_KEEP) {
+    SWEEP(sw, fdn_events_prune_before, SWEEP_KEEP)
+    {
         fdn_events_stats_t before, after;
         assert_int_equal(fdn_events_stats(es, &before), 0);
         uint64_t n = 0;
@@ -401,7 +430,8 @@ static void sweep_subscriptions(void **state)
     assert_int_equal(fdn_events_store(es, ev, &id), 0);
     fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
     so.after_id = 0;
-    SWEEP(sw, fdn_events_subscribe, SWEEP_NO_CALL_LEAK) {
+    SWEEP(sw, fdn_events_subscribe, SWEEP_NO_CALL_LEAK)
+    {
         fdn_events_sub_t *sub = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_events_subscribe(es, &so, sub_cb, NULL, &sub)))
@@ -409,7 +439,8 @@ static void sweep_subscriptions(void **state)
         else
             fdn_events_unsubscribe(sub);
     }
-    SWEEP(sw, fdn_events_subscribe_fd, 0) {
+    SWEEP(sw, fdn_events_subscribe_fd, 0)
+    {
         fdn_events_sub_t *sub = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_events_subscribe_fd(es, &so, &sub)))
@@ -421,7 +452,8 @@ static void sweep_subscriptions(void **state)
     assert_int_equal(fdn_events_subscribe_fd(es, &so, &sub), 0);
     /* every pass stores one more event; a failed read loses none of the pending ones */
     size_t pending = 1;
-    SWEEP(sw, fdn_events_sub_read, SWEEP_KEEP) {
+    SWEEP(sw, fdn_events_sub_read, SWEEP_KEEP)
+    {
         assert_int_equal(fdn_events_store(es, ev, &id), 0);
         pending++;
         fdn_event_list_t *l = NULL;
@@ -485,8 +517,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sweep_event_values),  cmocka_unit_test(sweep_create),
         cmocka_unit_test(sweep_memory_store),  cmocka_unit_test(sweep_durable_store),
-        cmocka_unit_test(sweep_subscriptions),
-        cmocka_unit_test(accessors_allocate_nothing),
+        cmocka_unit_test(sweep_subscriptions), cmocka_unit_test(accessors_allocate_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

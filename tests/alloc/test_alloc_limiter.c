@@ -21,7 +21,8 @@ static void sweep_create(void **state)
 {
     (void)state;
     fdn_limiter_opts_t o = FDN_LIMITER_OPTS_INIT;
-    SWEEP(sw, fdn_limiter_create, 0) {
+    SWEEP(sw, fdn_limiter_create, 0)
+    {
         fdn_limiter_t *l = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_limiter_create(&l, &o))) {
@@ -32,7 +33,8 @@ static void sweep_create(void **state)
             fdn_limiter_destroy(l);
         }
     }
-    SWEEP(sw, fdn_limiter_open, 0) {
+    SWEEP(sw, fdn_limiter_open, 0)
+    {
         fdn_limiter_t *l = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_limiter_open(&l, &o, NULL)))
@@ -55,7 +57,8 @@ static int64_t count_of(fdn_limiter_t *l, const char *key)
 /* Each pass checks a key never seen (so the call must insert it); a failed call leaves it
  * uncounted. */
 #define CHECK_SWEEP(fname, call)                                                                   \
-    SWEEP(sw, fname, SWEEP_KEEP) {                                                                 \
+    SWEEP(sw, fname, SWEEP_KEEP)                                                                   \
+    {                                                                                              \
         char key[32];                                                                              \
         snprintf(key, sizeof(key), "%s-%ld", #fname, sw.n);                                        \
         fdn_limit_result_t res;                                                                    \
@@ -76,9 +79,9 @@ static void sweep_checks(void **state)
     CHECK_SWEEP(fdn_limiter_inc, fdn_limiter_inc(l, key, strlen(key), &rule, 2, &res));
     CHECK_SWEEP(fdn_limiter_set, fdn_limiter_set(l, key, strlen(key), &rule, 5, &res));
     CHECK_SWEEP(fdn_limiter_check_rate, fdn_limiter_check_rate(l, key, 60000, 100, &res));
-    CHECK_SWEEP(fdn_limiter_check_entity,
-                fdn_limiter_check_entity(l, key, "op", 100, 60000, &res));
-    SWEEP(sw, fdn_limiter_check_many, SWEEP_KEEP | SWEEP_NO_CALL_LEAK) {
+    CHECK_SWEEP(fdn_limiter_check_entity, fdn_limiter_check_entity(l, key, "op", 100, 60000, &res));
+    SWEEP(sw, fdn_limiter_check_many, SWEEP_KEEP | SWEEP_NO_CALL_LEAK)
+    {
         char k1[32], k2[32];
         snprintf(k1, sizeof(k1), "many-a-%ld", sw.n);
         snprintf(k2, sizeof(k2), "many-b-%ld", sw.n);
@@ -103,7 +106,8 @@ static void sweep_checks(void **state)
                 assert_int_equal(count_of(l, k2), 0);
         }
     }
-    SWEEP(sw, fdn_limiter_reserve, SWEEP_KEEP) {
+    SWEEP(sw, fdn_limiter_reserve, SWEEP_KEEP)
+    {
         char key[32];
         snprintf(key, sizeof(key), "rsv-%ld", sw.n);
         fdn_limit_reservation_t rsv;
@@ -115,7 +119,8 @@ static void sweep_checks(void **state)
         else
             assert_int_equal(fdn_limiter_cancel(l, key, strlen(key), &rule, &rsv), 0);
     }
-    SWEEP(sw, fdn_limiter_set_rule, SWEEP_KEEP) {
+    SWEEP(sw, fdn_limiter_set_rule, SWEEP_KEEP)
+    {
         char name[32];
         snprintf(name, sizeof(name), "rule-%ld", sw.n);
         fdn_limit_rule_t got;
@@ -125,7 +130,8 @@ static void sweep_checks(void **state)
         else
             assert_int_equal(fdn_limiter_get_rule(l, name, &got), 0);
     }
-    SWEEP(sw, fdn_limiter_set_rule_flags, SWEEP_KEEP) {
+    SWEEP(sw, fdn_limiter_set_rule_flags, SWEEP_KEEP)
+    {
         char name[32];
         snprintf(name, sizeof(name), "flagged-%ld", sw.n);
         fdn_limit_rule_t got;
@@ -134,14 +140,16 @@ static void sweep_checks(void **state)
             assert_int_not_equal(fdn_limiter_get_rule(l, name, &got), 0);
     }
     assert_int_equal(fdn_limiter_set_rule(l, "named", &rule), 0);
-    SWEEP(sw, fdn_limiter_check_named, SWEEP_KEEP) {
+    SWEEP(sw, fdn_limiter_check_named, SWEEP_KEEP)
+    {
         char id[32];
         snprintf(id, sizeof(id), "user-%ld", sw.n);
         fdn_limit_result_t res;
         sweep_arm(&sw);
         sweep_failed(&sw, fdn_limiter_check_named(l, "named", id, 1, &res));
     }
-    SWEEP(sw, fdn_limiter_remove_rule, SWEEP_KEEP) {
+    SWEEP(sw, fdn_limiter_remove_rule, SWEEP_KEEP)
+    {
         fdn_limit_rule_t got;
         sweep_arm(&sw);
         int rc = fdn_limiter_remove_rule(l, "named");

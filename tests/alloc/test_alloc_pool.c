@@ -51,7 +51,8 @@ static void sweep_pool(void **state)
 {
     (void)state;
     fdn_pool_opts_t o = popts(2, true);
-    SWEEP(sw, fdn_pool_create, 0) {
+    SWEEP(sw, fdn_pool_create, 0)
+    {
         fdn_pool_t *p = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_pool_create(&p, &o, NULL))) {
@@ -63,7 +64,8 @@ static void sweep_pool(void **state)
     }
     /* no prefill: the checkout makes its worker */
     o = popts(2, false);
-    SWEEP(sw, fdn_pool_checkout, 0) {
+    SWEEP(sw, fdn_pool_checkout, 0)
+    {
         fdn_pool_t *p = NULL;
         assert_int_equal(fdn_pool_create(&p, &o, NULL), 0);
         fdn_pool_worker_t *w = NULL;
@@ -79,7 +81,8 @@ static void sweep_pool(void **state)
         assert_int_equal(fdn_pool_shutdown(p, 1000), 0);
         fdn_pool_destroy(p);
     }
-    SWEEP(sw, fdn_pool_checkout_owned, 0) {
+    SWEEP(sw, fdn_pool_checkout_owned, 0)
+    {
         fdn_pool_t *p = NULL;
         assert_int_equal(fdn_pool_create(&p, &o, NULL), 0);
         fdn_pool_worker_t *w = NULL;
@@ -89,7 +92,8 @@ static void sweep_pool(void **state)
         assert_int_equal(fdn_pool_shutdown(p, 1000), 0);
         fdn_pool_destroy(p);
     }
-    SWEEP(sw, fdn_pool_with, 0) {
+    SWEEP(sw, fdn_pool_with, 0)
+    {
         fdn_pool_t *p = NULL;
         assert_int_equal(fdn_pool_create(&p, &o, NULL), 0);
         int uses = 0;
@@ -107,7 +111,8 @@ static void sweep_manager(void **state)
 {
     (void)state;
     fdn_pools_opts_t mo = FDN_POOLS_OPTS_INIT;
-    SWEEP(sw, fdn_pools_create, 0) {
+    SWEEP(sw, fdn_pools_create, 0)
+    {
         fdn_pools_t *m = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_pools_create(&m, &mo)))
@@ -118,7 +123,8 @@ static void sweep_manager(void **state)
     fdn_pool_opts_t o = popts(1, true);
     /* (a failed start keeps the manager's grown table: the balance is checked when the
      * manager is gone, at the end of each pass) */
-    SWEEP(sw, fdn_pools_start, SWEEP_NO_CALL_LEAK) {
+    SWEEP(sw, fdn_pools_start, SWEEP_NO_CALL_LEAK)
+    {
         fdn_pools_t *m = NULL;
         assert_int_equal(fdn_pools_create(&m, &mo), 0);
         fdn_pool_t *p = NULL;
@@ -137,7 +143,8 @@ static void sweep_manager(void **state)
     fdn_pools_t *m = NULL;
     assert_int_equal(fdn_pools_create(&m, &mo), 0);
     assert_int_equal(fdn_pools_start(m, "db", &o, NULL, NULL), 0);
-    SWEEP(sw, fdn_pools_list, 0) {
+    SWEEP(sw, fdn_pools_list, 0)
+    {
         fdn_pool_info_t *v = NULL;
         size_t n = 0;
         sweep_arm(&sw);
@@ -148,18 +155,21 @@ static void sweep_manager(void **state)
             fdn_free(v);
         }
     }
-    SWEEP(sw, fdn_pools_with, SWEEP_KEEP) {
+    SWEEP(sw, fdn_pools_with, SWEEP_KEEP)
+    {
         int uses = 0;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_pools_with(m, "db", use, &uses, 1000, NULL)))
             assert_int_equal(uses, 0);
     }
-    SWEEP(sw, fdn_pools_status, 0) {
+    SWEEP(sw, fdn_pools_status, 0)
+    {
         fdn_pool_status_t st;
         sweep_arm(&sw);
         sweep_failed(&sw, fdn_pools_status(m, "db", &st));
     }
-    SWEEP(sw, fdn_pools_stop, SWEEP_KEEP) {
+    SWEEP(sw, fdn_pools_stop, SWEEP_KEEP)
+    {
         fdn_pool_t *p = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_pools_stop(m, "db"))) {

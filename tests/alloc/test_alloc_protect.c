@@ -37,7 +37,8 @@ static void sweep_protect(void **state)
     fdn_protect_opts_t po = FDN_PROTECT_OPTS_INIT;
     po.breakers = set;
     po.limiter = lim;
-    SWEEP(sw, fdn_protect_create, 0) {
+    SWEEP(sw, fdn_protect_create, 0)
+    {
         fdn_protect_t *p = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_protect_create(&p, &po)))
@@ -50,7 +51,8 @@ static void sweep_protect(void **state)
     static const fdn_limit_rule_t rule = {FDN_LIMIT_FIXED_WINDOW, 1000, 60000, 0};
     /* a breaker a failed configure made is taken out of the set again (its memory stays on
      * the set's removed list until the set goes: no per-call balance, the end one holds) */
-    SWEEP(sw, fdn_protect_configure, SWEEP_KEEP | SWEEP_NO_CALL_LEAK) {
+    SWEEP(sw, fdn_protect_configure, SWEEP_KEEP | SWEEP_NO_CALL_LEAK)
+    {
         char key[32], br[32];
         snprintf(key, sizeof(key), "svc-%ld", sw.n);
         snprintf(br, sizeof(br), "br-%ld", sw.n);
@@ -65,7 +67,8 @@ static void sweep_protect(void **state)
         } else
             assert_int_equal(fdn_protect_has(p, key), 0);
     }
-    SWEEP(sw, fdn_protect_list, 0) {
+    SWEEP(sw, fdn_protect_list, 0)
+    {
         char **keys = NULL;
         size_t n = 0;
         sweep_arm(&sw);
@@ -77,7 +80,8 @@ static void sweep_protect(void **state)
         }
     }
     int runs = 0;
-    SWEEP(sw, fdn_execute_protected, SWEEP_KEEP) {
+    SWEEP(sw, fdn_execute_protected, SWEEP_KEEP)
+    {
         fdn_protect_call_opts_t co = FDN_PROTECT_CALL_OPTS_INIT;
         fdn_protect_result_t res;
         int before = runs;
@@ -86,12 +90,14 @@ static void sweep_protect(void **state)
         if (sweep_failed(&sw, rc))
             assert_int_equal(runs, before);
     }
-    SWEEP(sw, fdn_protect_status, 0) {
+    SWEEP(sw, fdn_protect_status, 0)
+    {
         fdn_protect_status_t st;
         sweep_arm(&sw);
         sweep_failed(&sw, fdn_protect_status(p, "svc-0", &st));
     }
-    SWEEP(sw, fdn_protect_unconfigure, SWEEP_KEEP) {
+    SWEEP(sw, fdn_protect_unconfigure, SWEEP_KEEP)
+    {
         sweep_arm(&sw);
         int rc = fdn_protect_unconfigure(p, "svc-0");
         if (sweep_failed(&sw, rc)) {

@@ -19,7 +19,8 @@ static void sweep_registry(void **state)
 {
     (void)state;
     fdn_registry_opts_t o = FDN_REGISTRY_OPTS_INIT;
-    SWEEP(sw, fdn_registry_create, 0) {
+    SWEEP(sw, fdn_registry_create, 0)
+    {
         fdn_registry_t *r = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_registry_create(&r, &o)))
@@ -32,7 +33,8 @@ static void sweep_registry(void **state)
     assert_int_equal(fdn_registry_create(&r, &o), 0);
     const fdn_registry_meta_t meta[2] = {{"zone", "eu-1"}, {"role", "primary"}};
     uint64_t owner = fdn_registry_owner_new();
-    SWEEP(sw, fdn_registry_register, SWEEP_KEEP) {
+    SWEEP(sw, fdn_registry_register, SWEEP_KEEP)
+    {
         sweep_arm(&sw);
         int rc = fdn_registry_register(r, "db", &handle, owner, meta, 2, NULL);
         void *h = NULL;
@@ -46,7 +48,8 @@ static void sweep_registry(void **state)
         }
     }
     assert_int_equal(fdn_registry_register(r, "db", &handle, owner, meta, 2, NULL), 0);
-    SWEEP(sw, fdn_registry_acquire, SWEEP_KEEP) {
+    SWEEP(sw, fdn_registry_acquire, SWEEP_KEEP)
+    {
         fdn_registry_entry_t *e = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_registry_acquire(r, "db", &e, NULL))) {
@@ -56,13 +59,15 @@ static void sweep_registry(void **state)
             fdn_registry_entry_release(e);
         }
     }
-    SWEEP(sw, fdn_registry_meta_get, SWEEP_KEEP) {
+    SWEEP(sw, fdn_registry_meta_get, SWEEP_KEEP)
+    {
         char buf[16];
         sweep_arm(&sw);
         if (!sweep_failed(&sw, fdn_registry_meta_get(r, "db", "zone", buf, sizeof(buf), NULL)))
             assert_string_equal(buf, "eu-1");
     }
-    SWEEP(sw, fdn_registry_list, SWEEP_KEEP) {
+    SWEEP(sw, fdn_registry_list, SWEEP_KEEP)
+    {
         char **names = NULL;
         size_t n = 0;
         sweep_arm(&sw);
@@ -73,13 +78,15 @@ static void sweep_registry(void **state)
             fdn_free(names);
         }
     }
-    SWEEP(sw, fdn_registry_wait, SWEEP_KEEP) {
+    SWEEP(sw, fdn_registry_wait, SWEEP_KEEP)
+    {
         void *h = NULL;
         sweep_arm(&sw);
         if (!sweep_failed(&sw, fdn_registry_wait(r, "db", 0, &h, NULL)))
             assert_ptr_equal(h, &handle);
     }
-    SWEEP(sw, fdn_registry_unregister, SWEEP_KEEP) {
+    SWEEP(sw, fdn_registry_unregister, SWEEP_KEEP)
+    {
         sweep_arm(&sw);
         int rc = fdn_registry_unregister(r, "db");
         if (sweep_failed(&sw, rc)) {
@@ -89,7 +96,8 @@ static void sweep_registry(void **state)
             assert_int_equal(fdn_registry_register(r, "db", &handle, owner, meta, 2, NULL), 0);
         }
     }
-    SWEEP(sw, fdn_registry_release_owner, SWEEP_KEEP) {
+    SWEEP(sw, fdn_registry_release_owner, SWEEP_KEEP)
+    {
         sweep_arm(&sw);
         int rc = fdn_registry_release_owner(r, owner);
         rc = rc < 0 ? rc : 0; /* (the count released) */

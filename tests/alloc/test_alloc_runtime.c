@@ -53,7 +53,8 @@ static void sweep_runtime(void **state)
 {
     (void)state;
     fdn_runtime_opts_t o = opts();
-    SWEEP(sw, fdn_runtime_create, SWEEP_NO_CALL_LEAK | SWEEP_SLOW) {
+    SWEEP(sw, fdn_runtime_create, SWEEP_NO_CALL_LEAK | SWEEP_SLOW)
+    {
         fdn_runtime_t *rt = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_runtime_create(&rt, &o, NULL))) {
@@ -63,7 +64,8 @@ static void sweep_runtime(void **state)
             fdn_runtime_destroy(rt);
         }
     }
-    SWEEP(sw, fdn_runtime_start, SWEEP_NO_CALL_LEAK | SWEEP_SLOW) {
+    SWEEP(sw, fdn_runtime_start, SWEEP_NO_CALL_LEAK | SWEEP_SLOW)
+    {
         fdn_runtime_t *rt = NULL;
         assert_int_equal(fdn_runtime_create(&rt, &o, NULL), 0);
         sweep_arm(&sw);
@@ -75,7 +77,8 @@ static void sweep_runtime(void **state)
         assert_int_equal(fdn_runtime_shutdown(rt, 5000), 0);
         fdn_runtime_destroy(rt);
     }
-    SWEEP(sw, fdn_runtime_add_service, SWEEP_NO_CALL_LEAK) {
+    SWEEP(sw, fdn_runtime_add_service, SWEEP_NO_CALL_LEAK)
+    {
         fdn_runtime_t *rt = NULL;
         assert_int_equal(fdn_runtime_create(&rt, &o, NULL), 0);
         assert_int_equal(fdn_runtime_start(rt, NULL), 0);

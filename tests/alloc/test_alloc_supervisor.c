@@ -55,7 +55,8 @@ static void sweep_supervisor(void **state)
 {
     (void)state;
     fdn_supervisor_opts_t o = FDN_SUPERVISOR_OPTS_INIT;
-    SWEEP(sw, fdn_supervisor_create, 0) {
+    SWEEP(sw, fdn_supervisor_create, 0)
+    {
         fdn_supervisor_t *s = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_supervisor_create(&s, &o)))
@@ -63,7 +64,8 @@ static void sweep_supervisor(void **state)
         else
             fdn_supervisor_destroy(s);
     }
-    SWEEP(sw, fdn_supervisor_add, 0) {
+    SWEEP(sw, fdn_supervisor_add, 0)
+    {
         fdn_supervisor_t *s = mk();
         svc_t a = {0};
         fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
@@ -77,7 +79,8 @@ static void sweep_supervisor(void **state)
             assert_int_equal(fdn_supervisor_count(s), 1);
         fdn_supervisor_destroy(s);
     }
-    SWEEP(sw, fdn_supervisor_start, SWEEP_NO_CALL_LEAK) {
+    SWEEP(sw, fdn_supervisor_start, SWEEP_NO_CALL_LEAK)
+    {
         fdn_supervisor_t *s = mk();
         svc_t a = {0};
         add(s, "a", &a);
@@ -91,7 +94,8 @@ static void sweep_supervisor(void **state)
         fdn_supervisor_destroy(s);
     }
     /* a service added to a running supervisor is started by the add */
-    SWEEP(sw, fdn_supervisor_add, SWEEP_NO_CALL_LEAK) {
+    SWEEP(sw, fdn_supervisor_add, SWEEP_NO_CALL_LEAK)
+    {
         fdn_supervisor_t *s = mk();
         svc_t a = {0}, b = {0};
         add(s, "a", &a);

@@ -25,7 +25,8 @@ static void sweep_create(void **state)
     fdn_tasks_opts_t o = FDN_TASKS_OPTS_INIT;
     o.workers = 2;
     o.queue_capacity = 8;
-    SWEEP(sw, fdn_tasks_create, 0) {
+    SWEEP(sw, fdn_tasks_create, 0)
+    {
         fdn_tasks_t *tp = NULL;
         sweep_arm(&sw);
         int rc = fdn_tasks_create(&tp, &o);
@@ -56,13 +57,15 @@ static void sweep_submit(void **state)
      * of runs at the end is the count of successful submits */
     atomic_int hits = 0;
     int accepted = 0;
-    SWEEP(sw, fdn_tasks_submit, SWEEP_KEEP | SWEEP_NO_CALL_LEAK) {
+    SWEEP(sw, fdn_tasks_submit, SWEEP_KEEP | SWEEP_NO_CALL_LEAK)
+    {
         sweep_arm(&sw);
         int rc = fdn_tasks_submit(tp, bump, &hits);
         if (!sweep_failed(&sw, rc))
             accepted++;
     }
-    SWEEP(sw, fdn_tasks_submit_wait, SWEEP_KEEP | SWEEP_NO_CALL_LEAK) {
+    SWEEP(sw, fdn_tasks_submit_wait, SWEEP_KEEP | SWEEP_NO_CALL_LEAK)
+    {
         sweep_arm(&sw);
         int rc = fdn_tasks_submit_wait(tp, bump, &hits, 5000);
         if (!sweep_failed(&sw, rc))

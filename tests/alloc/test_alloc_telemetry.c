@@ -29,7 +29,8 @@ static void sweep_create(void **state)
 {
     (void)state;
     fdn_telemetry_opts_t o = FDN_TELEMETRY_OPTS_INIT;
-    SWEEP(sw, fdn_telemetry_create, 0) {
+    SWEEP(sw, fdn_telemetry_create, 0)
+    {
         fdn_telemetry_t *tm = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_telemetry_create(&tm, &o))) {
@@ -50,7 +51,8 @@ static int measured(void *user)
 /* A new event name each pass (so the call must make its entry); the call answers 0 whether
  * or not it could store it. */
 #define EMIT_SWEEP(fname, call)                                                                    \
-    SWEEP(sw, fname, SWEEP_KEEP) {                                                                 \
+    SWEEP(sw, fname, SWEEP_KEEP)                                                                   \
+    {                                                                                              \
         char ev[48];                                                                               \
         snprintf(ev, sizeof(ev), "sweep.%s.e%ld", #fname + 4, sw.n);                               \
         sweep_arm(&sw);                                                                            \
@@ -71,10 +73,10 @@ static void sweep_events(void **state)
     EMIT_SWEEP(fdn_telemetry_emit_histogram, fdn_telemetry_emit_histogram(tm, ev, 7, NULL, 0));
     EMIT_SWEEP(fdn_telemetry_emit_performance,
                fdn_telemetry_emit_performance(tm, ev, 1.5, NULL, 0));
-    EMIT_SWEEP(fdn_telemetry_emit_system_event,
-               fdn_telemetry_emit_system_event(tm, ev, meta, 1));
+    EMIT_SWEEP(fdn_telemetry_emit_system_event, fdn_telemetry_emit_system_event(tm, ev, meta, 1));
     EMIT_SWEEP(fdn_telemetry_measure, fdn_telemetry_measure(tm, ev, NULL, 0, measured, NULL));
-    SWEEP(sw, fdn_telemetry_span_start, SWEEP_KEEP) {
+    SWEEP(sw, fdn_telemetry_span_start, SWEEP_KEEP)
+    {
         char ev[48];
         snprintf(ev, sizeof(ev), "sweep.span.e%ld", sw.n);
         fdn_telemetry_span_t span;
@@ -82,7 +84,8 @@ static void sweep_events(void **state)
         if (!sweep_failed(&sw, fdn_telemetry_span_start(tm, &span, ev, NULL, 0)))
             assert_int_equal(fdn_telemetry_span_end(&span, 0, NULL, 0), 0);
     }
-    SWEEP(sw, fdn_telemetry_span_end, SWEEP_KEEP) {
+    SWEEP(sw, fdn_telemetry_span_end, SWEEP_KEEP)
+    {
         char ev[48];
         snprintf(ev, sizeof(ev), "sweep.spanend.e%ld", sw.n);
         fdn_telemetry_span_t span;
@@ -118,12 +121,13 @@ static void sweep_handlers(void **state)
     long base = sweep_live();
     fdn_telemetry_t *tm = mk();
     int calls = 0;
-    SWEEP(sw, fdn_telemetry_attach, SWEEP_KEEP) {
+    SWEEP(sw, fdn_telemetry_attach, SWEEP_KEEP)
+    {
         uint64_t id = 0;
         size_t before = fdn_telemetry_handler_count(tm);
         sweep_arm(&sw);
-        int rc = fdn_telemetry_attach(tm, &id, "app.req", FDN_TELEMETRY_MATCH_PREFIX, handler,
-                                      &calls);
+        int rc =
+            fdn_telemetry_attach(tm, &id, "app.req", FDN_TELEMETRY_MATCH_PREFIX, handler, &calls);
         if (sweep_failed(&sw, rc)) {
             assert_int_equal(fdn_telemetry_handler_count(tm), before);
         } else {
@@ -134,12 +138,14 @@ static void sweep_handlers(void **state)
             assert_int_equal(fdn_telemetry_detach(tm, id), 0);
         }
     }
-    SWEEP(sw, fdn_telemetry_add_collector, SWEEP_KEEP) {
+    SWEEP(sw, fdn_telemetry_add_collector, SWEEP_KEEP)
+    {
         sweep_arm(&sw);
         if (!sweep_failed(&sw, fdn_telemetry_add_collector(tm, collector, NULL)))
             assert_int_equal(fdn_telemetry_remove_collector(tm, collector, NULL), 0);
     }
-    SWEEP(sw, fdn_telemetry_unexport_event, SWEEP_KEEP) {
+    SWEEP(sw, fdn_telemetry_unexport_event, SWEEP_KEEP)
+    {
         sweep_arm(&sw);
         sweep_failed(&sw, fdn_telemetry_unexport_event(tm, "app.hidden"));
     }
@@ -153,29 +159,31 @@ static void sweep_families(void **state)
     long base = sweep_live();
     fdn_telemetry_t *tm = mk();
     static const char *const labels[2] = {"method", "code"};
-    SWEEP(sw, fdn_telemetry_family, SWEEP_KEEP) {
+    SWEEP(sw, fdn_telemetry_family, SWEEP_KEEP)
+    {
         char name[48];
         snprintf(name, sizeof(name), "sweep_requests_%ld_total", sw.n);
         fdn_telemetry_family_t *fam = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_telemetry_family(tm, &fam, name, "help", FDN_TELEMETRY_COUNTER,
-                                                    labels, 2, 0)))
+                                                   labels, 2, 0)))
             assert_null(fam);
     }
     fdn_telemetry_family_t *fc = NULL, *fg = NULL, *fh = NULL;
-    assert_int_equal(fdn_telemetry_family(tm, &fc, "c_total", NULL, FDN_TELEMETRY_COUNTER, labels,
-                                          2, 0),
-                     0);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &fc, "c_total", NULL, FDN_TELEMETRY_COUNTER, labels, 2, 0), 0);
     assert_int_equal(fdn_telemetry_family(tm, &fg, "g", NULL, FDN_TELEMETRY_GAUGE, labels, 2, 0),
                      0);
     assert_int_equal(
         fdn_telemetry_family(tm, &fh, "h", NULL, FDN_TELEMETRY_HISTOGRAM, labels, 2, 0), 0);
     static const double bounds[3] = {0.1, 1, 10};
-    SWEEP(sw, fdn_telemetry_family_buckets, 0) {
+    SWEEP(sw, fdn_telemetry_family_buckets, 0)
+    {
         sweep_arm(&sw);
         sweep_failed(&sw, fdn_telemetry_family_buckets(fh, bounds, 3));
     }
-    SWEEP(sw, fdn_telemetry_family_counter, SWEEP_KEEP) {
+    SWEEP(sw, fdn_telemetry_family_counter, SWEEP_KEEP)
+    {
         char code[16];
         snprintf(code, sizeof(code), "%ld", sw.n);
         const char *values[2] = {"GET", code};
@@ -188,7 +196,8 @@ static void sweep_families(void **state)
             assert_int_equal(fdn_counter_value(c), 1);
         }
     }
-    SWEEP(sw, fdn_telemetry_family_gauge, SWEEP_KEEP) {
+    SWEEP(sw, fdn_telemetry_family_gauge, SWEEP_KEEP)
+    {
         char code[16];
         snprintf(code, sizeof(code), "%ld", sw.n);
         const char *values[2] = {"PUT", code};
@@ -199,7 +208,8 @@ static void sweep_families(void **state)
         else
             fdn_gauge_set(g, 4);
     }
-    SWEEP(sw, fdn_telemetry_family_histogram, SWEEP_KEEP) {
+    SWEEP(sw, fdn_telemetry_family_histogram, SWEEP_KEEP)
+    {
         char code[16];
         snprintf(code, sizeof(code), "%ld", sw.n);
         const char *values[2] = {"POST", code};
@@ -238,7 +248,8 @@ static void sweep_readers(void **state)
     fdn_counter_add(c, 3);
     const fdn_telemetry_measure_t m[1] = {{"duration", 5}};
     assert_int_equal(fdn_telemetry_execute(tm, "app.op", m, 1, NULL, 0), 0);
-    SWEEP(sw, fdn_telemetry_snapshot, 0) {
+    SWEEP(sw, fdn_telemetry_snapshot, 0)
+    {
         fdn_telemetry_snapshot_t *s = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_telemetry_snapshot(tm, &s))) {
@@ -251,7 +262,8 @@ static void sweep_readers(void **state)
             fdn_telemetry_snapshot_free(s);
         }
     }
-    SWEEP(sw, fdn_telemetry_metrics_json, 0) {
+    SWEEP(sw, fdn_telemetry_metrics_json, 0)
+    {
         char *out = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_telemetry_metrics_json(tm, &out)))
@@ -261,7 +273,8 @@ static void sweep_readers(void **state)
         fdn_free(out);
     }
     size_t whole = 0;
-    SWEEP(sw, fdn_telemetry_write_prometheus, 0) {
+    SWEEP(sw, fdn_telemetry_write_prometheus, 0)
+    {
         size_t len = 0;
         sweep_arm(&sw);
         if (!sweep_failed(&sw, fdn_telemetry_write_prometheus(tm, sink, &len))) {
@@ -269,18 +282,21 @@ static void sweep_readers(void **state)
             whole = len;
         }
     }
-    SWEEP(sw, fdn_telemetry_write_openmetrics, 0) {
+    SWEEP(sw, fdn_telemetry_write_openmetrics, 0)
+    {
         size_t len = 0;
         sweep_arm(&sw);
         if (!sweep_failed(&sw, fdn_telemetry_write_openmetrics(tm, sink, &len)))
             assert_true(len > 0 && whole > 0);
     }
-    SWEEP(sw, fdn_telemetry_cleanup, SWEEP_KEEP) {
+    SWEEP(sw, fdn_telemetry_cleanup, SWEEP_KEEP)
+    {
         sweep_arm(&sw);
         int rc = fdn_telemetry_cleanup(tm);
         sweep_failed(&sw, rc < 0 ? rc : 0);
     }
-    SWEEP(sw, fdn_telemetry_reset_metrics, SWEEP_KEEP) {
+    SWEEP(sw, fdn_telemetry_reset_metrics, SWEEP_KEEP)
+    {
         sweep_arm(&sw);
         sweep_failed(&sw, fdn_telemetry_reset_metrics(tm));
     }
@@ -300,7 +316,8 @@ static void sweep_observe(void **state)
     assert_int_equal(
         fdn_telemetry_family(tm, &fh, "obs", NULL, FDN_TELEMETRY_HISTOGRAM, labels, 1, 0), 0);
 #define OBSERVE_SWEEP(fname, call)                                                                 \
-    SWEEP(sw, fname, SWEEP_KEEP) {                                                                 \
+    SWEEP(sw, fname, SWEEP_KEEP)                                                                   \
+    {                                                                                              \
         char n[24];                                                                                \
         snprintf(n, sizeof(n), "%s%ld", #fname + 14, sw.n);                                        \
         const char *v[1] = {n};                                                                    \
@@ -325,14 +342,16 @@ static void sweep_observe(void **state)
     fdn_histogram_t *h = NULL;
     assert_int_equal(fdn_telemetry_family_histogram(fh, &h, v, 1), 0);
     fdn_histogram_observe(h, 4);
-    SWEEP(sw, fdn_histogram_stats, 0) {
+    SWEEP(sw, fdn_histogram_stats, 0)
+    {
         fdn_telemetry_hist_stats_t hs;
         sweep_arm(&sw);
         fdn_histogram_stats(h, &hs);
         sweep_failed(&sw, 0);
         assert_int_equal(hs.count, sw.injected ? 0 : 1);
     }
-    SWEEP(sw, fdn_histogram_quantile, 0) {
+    SWEEP(sw, fdn_histogram_quantile, 0)
+    {
         sweep_arm(&sw);
         double q = fdn_histogram_quantile(h, 0.5);
         sweep_failed(&sw, 0);
@@ -349,9 +368,8 @@ static void accessors_allocate_nothing(void **state)
     (void)state;
     fdn_telemetry_t *tm = mk();
     fdn_telemetry_family_t *fc = NULL, *fg = NULL, *fh = NULL;
-    assert_int_equal(fdn_telemetry_family(tm, &fc, "n_total", NULL, FDN_TELEMETRY_COUNTER, NULL,
-                                          0, 0),
-                     0);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &fc, "n_total", NULL, FDN_TELEMETRY_COUNTER, NULL, 0, 0), 0);
     assert_int_equal(fdn_telemetry_family(tm, &fg, "n_g", NULL, FDN_TELEMETRY_GAUGE, NULL, 0, 0),
                      0);
     assert_int_equal(
@@ -388,7 +406,8 @@ static void accessors_allocate_nothing(void **state)
     /* detaching copies the handler set (RCU): a failed detach leaves the handler attached */
     int calls = 0;
     uint64_t id = 0;
-    SWEEP(sw, fdn_telemetry_detach, SWEEP_KEEP) {
+    SWEEP(sw, fdn_telemetry_detach, SWEEP_KEEP)
+    {
         if (fdn_telemetry_handler_count(tm) == 0)
             assert_int_equal(
                 fdn_telemetry_attach(tm, &id, "x", FDN_TELEMETRY_MATCH_EXACT, handler, &calls), 0);
@@ -401,7 +420,8 @@ static void accessors_allocate_nothing(void **state)
     }
     /* detach_pattern answers the number detached, and has no error code: out of memory it
      * answers 0 and the handler stays (the answer and the state agree) */
-    SWEEP(sw, fdn_telemetry_detach_pattern, SWEEP_KEEP) {
+    SWEEP(sw, fdn_telemetry_detach_pattern, SWEEP_KEEP)
+    {
         if (fdn_telemetry_handler_count(tm) == 0)
             assert_int_equal(
                 fdn_telemetry_attach(tm, &id, "y", FDN_TELEMETRY_MATCH_EXACT, handler, &calls), 0);
@@ -412,7 +432,8 @@ static void accessors_allocate_nothing(void **state)
         if (!sw.injected)
             assert_int_equal(rc, 1);
     }
-    SWEEP(sw, fdn_telemetry_remove_collector, SWEEP_KEEP) {
+    SWEEP(sw, fdn_telemetry_remove_collector, SWEEP_KEEP)
+    {
         int rc0 = fdn_telemetry_add_collector(tm, collector, NULL);
         assert_true(rc0 == 0 || rc0 == FDN_EEXIST);
         sweep_arm(&sw);
@@ -425,8 +446,10 @@ int main(void)
 {
     sweep_install();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(sweep_create),   cmocka_unit_test(sweep_events),
-        cmocka_unit_test(sweep_handlers), cmocka_unit_test(sweep_families),
+        cmocka_unit_test(sweep_create),
+        cmocka_unit_test(sweep_events),
+        cmocka_unit_test(sweep_handlers),
+        cmocka_unit_test(sweep_families),
         cmocka_unit_test(sweep_readers),
         cmocka_unit_test(sweep_observe),
         cmocka_unit_test(accessors_allocate_nothing),

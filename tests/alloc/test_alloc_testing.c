@@ -20,7 +20,8 @@ static void sweep_testing(void **state)
     fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
     o.task_workers = 1;
     o.envp = no_env;
-    SWEEP(sw, fdn_testing_runtime_create, SWEEP_NO_CALL_LEAK | SWEEP_SLOW) {
+    SWEEP(sw, fdn_testing_runtime_create, SWEEP_NO_CALL_LEAK | SWEEP_SLOW)
+    {
         fdn_runtime_t *rt = NULL;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_testing_runtime_create(&rt, &o, NULL))) {
@@ -33,11 +34,13 @@ static void sweep_testing(void **state)
     long base = sweep_live();
     fdn_runtime_t *rt = NULL;
     assert_int_equal(fdn_testing_runtime_create(&rt, &o, NULL), 0);
-    SWEEP(sw, fdn_testing_advance, SWEEP_KEEP | SWEEP_NO_CALL_LEAK) {
+    SWEEP(sw, fdn_testing_advance, SWEEP_KEEP | SWEEP_NO_CALL_LEAK)
+    {
         sweep_arm(&sw);
         sweep_failed(&sw, fdn_testing_advance(rt, 1000000));
     }
-    SWEEP(sw, fdn_testing_settle, SWEEP_KEEP | SWEEP_NO_CALL_LEAK) {
+    SWEEP(sw, fdn_testing_settle, SWEEP_KEEP | SWEEP_NO_CALL_LEAK)
+    {
         sweep_arm(&sw);
         sweep_failed(&sw, fdn_testing_settle(rt));
     }

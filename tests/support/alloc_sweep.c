@@ -43,8 +43,7 @@ long sweep_live(void)
     return fail_alloc_live();
 }
 
-sweep_t sweep_begin(const char *fn, void (*fnp)(void), unsigned flags, const char *file,
-                    int line)
+sweep_t sweep_begin(const char *fn, void (*fnp)(void), unsigned flags, const char *file, int line)
 {
     (void)fnp;
     sweep_t sw = {0};
@@ -66,8 +65,8 @@ bool sweep_more(sweep_t *sw)
         sw->n += SWEEP_SLOW_STRIDE - 1; /* and the ++ below */
     sw->n++;
     if (sw->n > SWEEP_MAX_PASSES)
-        fail_msg("%s (%s:%d): no success after %d failed allocations", sw->fn, sw->file,
-                 sw->line, SWEEP_MAX_PASSES);
+        fail_msg("%s (%s:%d): no success after %d failed allocations", sw->fn, sw->file, sw->line,
+                 SWEEP_MAX_PASSES);
     sw->armed = false;
     sw->injected = false;
     return true;
@@ -84,7 +83,8 @@ static long live_settled(const sweep_t *sw, long expected)
     long live = fail_alloc_live();
     if (live != expected && !(sw->flags & SWEEP_NO_RCU)) {
         if (getenv("FDN_SWEEP_DEBUG"))
-            fprintf(stderr, "barrier %s n=%ld live %ld expected %ld\n", sw->fn, sw->n, live, expected);
+            fprintf(stderr, "barrier %s n=%ld live %ld expected %ld\n", sw->fn, sw->n, live,
+                    expected);
         fdn__rcu_barrier();
         live = fail_alloc_live();
         if (live < expected)
@@ -181,7 +181,8 @@ void sweep_end_pass(sweep_t *sw)
     if (!sw->injected) {
         sw->done = true; /* the call ran to its end with nothing failed */
         const char *base = strrchr(sw->file, '/') ? strrchr(sw->file, '/') + 1 : sw->file;
-        bool strided = (sw->flags & SWEEP_SLOW) && sw->n > 2 && (sw->n - 1) % SWEEP_SLOW_STRIDE == 0;
+        bool strided =
+            (sw->flags & SWEEP_SLOW) && sw->n > 2 && (sw->n - 1) % SWEEP_SLOW_STRIDE == 0;
         if (strided)
             fprintf(stderr, "alloc sweep: %s (%s:%d): allocations 1..%ld, every %dth failed",
                     sw->fn, base, sw->line, sw->n - 1, SWEEP_SLOW_STRIDE);

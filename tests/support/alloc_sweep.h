@@ -35,9 +35,9 @@
 #include <stdbool.h>
 
 enum {
-    SWEEP_KEEP = 1u << 0,        /* the object outlives the passes: no end-of-pass balance */
-    SWEEP_ALL_THREADS = 1u << 1, /* count and fail every thread's allocations, not only the
-                                    caller's (the call hands its work to a library thread) */
+    SWEEP_KEEP = 1u << 0,         /* the object outlives the passes: no end-of-pass balance */
+    SWEEP_ALL_THREADS = 1u << 1,  /* count and fail every thread's allocations, not only the
+                                     caller's (the call hands its work to a library thread) */
     SWEEP_NO_CALL_LEAK = 1u << 2, /* no per-call live check: library threads allocate while
                                      the call runs (the end-of-pass balance still holds) */
     SWEEP_NO_RCU = 1u << 3,       /* do not wait for RCU frees before counting live blocks
@@ -48,23 +48,22 @@ enum {
 };
 
 typedef struct sweep {
-    const char *fn;    /* the public function swept */
-    const char *file;  /* where the sweep is */
+    const char *fn;   /* the public function swept */
+    const char *file; /* where the sweep is */
     int line;
     unsigned flags;
-    long n;            /* the allocation failed in this pass; 0 in the warm-up pass */
-    long baseline;     /* live blocks after the warm-up pass */
-    long live_at_arm;  /* live blocks when this pass armed */
-    int expect;        /* the code a failed call must return (FDN_ENOMEM by default) */
-    int expect2;       /* a second accepted code (0: none) */
-    bool armed;        /* sweep_arm was called in this pass */
-    bool injected;     /* this pass's failure was injected */
-    bool done;         /* the last pass ran with nothing failed */
-    long absorbed;     /* passes whose call succeeded despite the failed allocation */
+    long n;           /* the allocation failed in this pass; 0 in the warm-up pass */
+    long baseline;    /* live blocks after the warm-up pass */
+    long live_at_arm; /* live blocks when this pass armed */
+    int expect;       /* the code a failed call must return (FDN_ENOMEM by default) */
+    int expect2;      /* a second accepted code (0: none) */
+    bool armed;       /* sweep_arm was called in this pass */
+    bool injected;    /* this pass's failure was injected */
+    bool done;        /* the last pass ran with nothing failed */
+    long absorbed;    /* passes whose call succeeded despite the failed allocation */
 } sweep_t;
 
-sweep_t sweep_begin(const char *fn, void (*fnp)(void), unsigned flags, const char *file,
-                    int line);
+sweep_t sweep_begin(const char *fn, void (*fnp)(void), unsigned flags, const char *file, int line);
 bool sweep_more(sweep_t *sw);
 void sweep_end_pass(sweep_t *sw);
 
@@ -103,7 +102,7 @@ void sweep_noalloc_begin(const char *fn, void (*fnp)(void));
 void sweep_noalloc_end(const char *fn, const char *file, int line);
 
 #define SWEEP(sw, fname, flags)                                                                    \
-    for (sweep_t sw = sweep_begin(#fname, (void (*)(void))(fname), (flags), __FILE__, __LINE__);  \
+    for (sweep_t sw = sweep_begin(#fname, (void (*)(void))(fname), (flags), __FILE__, __LINE__);   \
          sweep_more(&sw); sweep_end_pass(&sw))
 
 #endif
