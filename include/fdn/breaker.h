@@ -252,7 +252,7 @@ FDN_API size_t fdn_breaker_tickets_settle(fdn_breaker_t *b);
  * slow_call_ms. The result is validated as fdn_breaker_opts_validate does. On error *opts is
  * unchanged and err names the member.
  * @return 0, FDN_EINVAL (not JSON, not an object, an unknown member, a wrong type, a value
- * out of range)
+ * out of range), FDN_ENOMEM
  * @thread_safety any  @since 0.2.0
  */
 FDN_API int fdn_breaker_opts_parse(const char *json, size_t len, fdn_breaker_opts_t *opts,

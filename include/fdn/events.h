@@ -99,7 +99,7 @@ typedef struct fdn_event_spec {
  *         name breaks the name rules); FDN_ETYPE_MISMATCH (bad correlation id / node, JSON
  *         data that does not parse); FDN_ETOO_LARGE (data over
  *         FDN_EVENT_DATA_MAX, context size and max_size); FDN_EINVAL (NULL spec, data NULL
- *         with a length, unknown content type or spec version).
+ *         with a length, unknown content type or spec version); FDN_ENOMEM (checking JSON data).
  * @thread_safety any
  * @since 0.1.0
  */

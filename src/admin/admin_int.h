@@ -216,6 +216,17 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
 typedef int (*fdn__admin_health_ext_fn)(json_t *body, json_t *services, void *user);
 int fdn__admin_set_health_ext(fdn_admin_t *a, fdn__admin_health_ext_fn fn, void *user);
 
+/* What a mount has registered so far, so that a mount that fails part way takes back what it
+ * added (routes, health checks, metrics sources, the telemetry and health hooks) and leaves
+ * the server as it was: a failed mount can be made again. Only before start. */
+typedef struct fdn__admin_mark {
+    size_t nroutes, nhealth, nmetrics;
+    bool tm, health_ext;
+} fdn__admin_mark_t;
+void fdn__admin_mark(const fdn_admin_t *a, fdn__admin_mark_t *m);
+/* Undo what was registered since fdn__admin_mark; returns rc (for `return rollback(..)`). */
+int fdn__admin_rollback(fdn_admin_t *a, const fdn__admin_mark_t *m, int rc);
+
 /* True when descriptor `other` is open and refers to the same socket (inode) as `mine`:
  * how fdn_admin_start tells whether libmicrohttpd closed the duplicate it was given. */
 bool fdn__admin_fd_same_socket(int mine, int other);

@@ -222,6 +222,8 @@ int fdn_admin_mount_breakers(fdn_admin_t *a, fdn_breakers_t *set)
 {
     if (a == NULL || set == NULL)
         return FDN_EINVAL;
+    fdn__admin_mark_t m;
+    fdn__admin_mark(a, &m);
     int rc;
     if ((rc = fdn__admin_route_add(a, "GET", "/v1/breakers", h_list, set)) < 0 ||
         (rc = fdn__admin_route_add(a, "GET", "/v1/breakers/{name}", h_get, set)) < 0 ||
@@ -230,6 +232,6 @@ int fdn_admin_mount_breakers(fdn_admin_t *a, fdn_breakers_t *set)
         (rc = fdn__admin_route_add(a, "DELETE", "/v1/breakers/{name}", h_delete, set)) < 0 ||
         (rc = fdn__admin_route_add(a, "POST", "/v1/breakers/{name}/acquire", h_acquire, set)) < 0 ||
         (rc = fdn__admin_route_add(a, "POST", "/v1/breakers/{name}/report", h_report, set)) < 0)
-        return rc;
+        return fdn__admin_rollback(a, &m, rc);
     return 0;
 }

@@ -100,12 +100,14 @@ int fdn_admin_mount_config(fdn_admin_t *a, fdn_config_t *cfg)
 {
     if (a == NULL || cfg == NULL)
         return FDN_EINVAL;
+    fdn__admin_mark_t m;
+    fdn__admin_mark(a, &m);
     int rc;
     if ((rc = fdn__admin_route_add(a, "GET", "/v1/config", h_all, cfg)) < 0 ||
         (rc = fdn__admin_route_add_q(a, "POST", "/v1/config/reset", h_reset, cfg, RESET_PARAMS)) <
             0 ||
         (rc = fdn__admin_route_add(a, "GET", "/v1/config/{path}", h_get, cfg)) < 0 ||
         (rc = fdn__admin_route_add(a, "PUT", "/v1/config/{path}", h_put, cfg)) < 0)
-        return rc;
+        return fdn__admin_rollback(a, &m, rc);
     return 0;
 }

@@ -413,6 +413,8 @@ int fdn_admin_mount_events(fdn_admin_t *a, fdn_events_t *es)
 {
     if (a == NULL || es == NULL)
         return FDN_EINVAL;
+    fdn__admin_mark_t m;
+    fdn__admin_mark(a, &m);
     int rc;
     if ((rc = fdn__admin_route_add(a, "POST", "/v1/events", h_post, es)) < 0 ||
         (rc = fdn__admin_route_add(a, "POST", "/v1/events/batch", h_batch, es)) < 0 ||
@@ -420,9 +422,10 @@ int fdn_admin_mount_events(fdn_admin_t *a, fdn_events_t *es)
         (rc = fdn__admin_route_add(a, "GET", "/v1/events/{id}", h_get, es)) < 0 ||
         (rc = fdn__admin_route_add_q(a, "GET", "/v1/events", h_query, es, QUERY_PARAMS)) < 0 ||
         (rc = fdn__admin_route_add_q(a, "DELETE", "/v1/events", h_delete, es, DELETE_PARAMS)) < 0)
-        return rc;
+        return fdn__admin_rollback(a, &m, rc);
     fdn_events_backend_status_t bs;
-    if (fdn_events_backend_status(es, &bs) == 0 && bs.backend == FDN_EVENTS_BACKEND_POSTGRES)
-        rc = fdn_admin_add_health(a, "events_backend", backend_health, es);
-    return rc < 0 ? rc : 0;
+    if (fdn_events_backend_status(es, &bs) == 0 && bs.backend == FDN_EVENTS_BACKEND_POSTGRES &&
+        (rc = fdn_admin_add_health(a, "events_backend", backend_health, es)) < 0)
+        return fdn__admin_rollback(a, &m, rc);
+    return 0;
 }

@@ -350,6 +350,8 @@ int fdn_admin_mount_limiter(fdn_admin_t *a, fdn_limiter_t *l)
 {
     if (a == NULL || l == NULL)
         return FDN_EINVAL;
+    fdn__admin_mark_t m;
+    fdn__admin_mark(a, &m);
     int rc = fdn__admin_route_add(a, "POST", "/v1/limiter/check", h_check, l);
     if (rc == 0)
         rc = fdn__admin_route_add(a, "POST", "/v1/limiter/inc", h_inc, l);
@@ -365,5 +367,5 @@ int fdn_admin_mount_limiter(fdn_admin_t *a, fdn_limiter_t *l)
         rc = fdn_admin_add_health(a, "rate_limiter_keys", keys_health, l);
     if (rc == 0)
         rc = fdn__admin_add_metrics_fallback(a, backend_metrics, l);
-    return rc;
+    return rc < 0 ? fdn__admin_rollback(a, &m, rc) : rc;
 }

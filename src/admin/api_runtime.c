@@ -122,8 +122,10 @@ int fdn_admin_mount_runtime(fdn_admin_t *a, fdn_runtime_t *rt)
 {
     if (a == NULL || rt == NULL)
         return FDN_EINVAL;
+    fdn__admin_mark_t m;
+    fdn__admin_mark(a, &m);
     int rc = fdn__admin_set_health_ext(a, health_ext, rt);
-    if (rc < 0)
-        return rc;
-    return fdn__admin_route_add(a, "GET", "/v1/registry", h_registry, rt);
+    if (rc == 0)
+        rc = fdn__admin_route_add(a, "GET", "/v1/registry", h_registry, rt);
+    return rc < 0 ? fdn__admin_rollback(a, &m, rc) : rc;
 }

@@ -45,10 +45,12 @@ int fdn_admin_mount_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm)
 {
     if (a == NULL || tm == NULL)
         return FDN_EINVAL;
+    fdn__admin_mark_t m;
+    fdn__admin_mark(a, &m);
     int rc = fdn__admin_set_telemetry(a, tm);
-    if (rc < 0)
-        return rc;
-    if ((rc = fdn_admin_add_metrics(a, prometheus, tm)) < 0)
-        return rc;
-    return fdn__admin_route_add(a, "GET", "/v1/telemetry", h_json, tm);
+    if (rc == 0)
+        rc = fdn_admin_add_metrics(a, prometheus, tm);
+    if (rc == 0)
+        rc = fdn__admin_route_add(a, "GET", "/v1/telemetry", h_json, tm);
+    return rc < 0 ? fdn__admin_rollback(a, &m, rc) : rc;
 }

@@ -305,6 +305,28 @@ static void count_status(fdn_admin_t *a, unsigned status)
         atomic_fetch_add_explicit(&a->by_class[c], 1, memory_order_relaxed);
 }
 
+void fdn__admin_mark(const fdn_admin_t *a, fdn__admin_mark_t *m)
+{
+    m->nroutes = a->nroutes;
+    m->nhealth = a->nhealth;
+    m->nmetrics = a->nmetrics;
+    m->tm = a->tm != NULL;
+    m->health_ext = a->health_ext != NULL;
+}
+
+int fdn__admin_rollback(fdn_admin_t *a, const fdn__admin_mark_t *m, int rc)
+{
+    while (a->nroutes > m->nroutes)
+        fdn_free(a->routes[--a->nroutes].pattern);
+    a->nhealth = m->nhealth;
+    a->nmetrics = m->nmetrics;
+    if (!m->tm) /* (its two families stay in the telemetry instance, which owns them) */
+        a->tm = NULL, a->f_dur = a->f_req = NULL;
+    if (!m->health_ext)
+        a->health_ext = NULL, a->health_ext_user = NULL;
+    return rc;
+}
+
 int fdn__admin_set_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm)
 {
     if (a == NULL || a->started)

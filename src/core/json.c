@@ -3,6 +3,16 @@
  * thread-local: jansson allocates on the thread that calls it, so a caller's note is never
  * set or cleared by another thread's parse. jansson's hook is process-wide; it is changed
  * only by fdn_set_allocator (@thread_safety init).
+ *
+ * A parse must not be left to run on after a refused allocation: jansson 2.14's lexer ignores
+ * a failed growth of its token buffer, then reads its string token past the end of that
+ * buffer looking for the closing quote (a crash, found by the allocation sweep,
+ * tests/alloc). So while fdn__json_loadb parses, an allocation the library's allocator
+ * refuses is noted and served by malloc instead (a "stand-in"): the parse runs to its end on
+ * whole tokens, fdn__json_loadb sees the note and frees the value before it returns, which
+ * frees every stand-in too (json_release gives them back to free, found in a small
+ * thread-local list). The caller still gets FDN_ENOMEM, and the allocator's refusal stands.
+ * Outside fdn__json_loadb (and when malloc fails as well) the NULL goes to jansson as before.
  */
 #include <stdlib.h>
 
@@ -12,17 +22,34 @@
 #include "core/json.h"
 
 static _Thread_local bool t_oom;
+static _Thread_local bool t_parsing; /* inside fdn__json_loadb */
+
+/* Stand-ins of this thread's parse (at most STANDINS_MAX; a parse that needs more gets NULL
+ * as jansson would without them). */
+#define STANDINS_MAX 64
+static _Thread_local void *t_standin[STANDINS_MAX];
+static _Thread_local unsigned t_nstandin;
 
 static void *json_alloc(size_t size)
 {
     void *p = fdn__malloc(size);
-    if (p == NULL)
+    if (p == NULL) {
         t_oom = true;
+        if (t_parsing && t_nstandin < STANDINS_MAX && (p = malloc(size ? size : 1)) != NULL)
+            t_standin[t_nstandin++] = p;
+    }
     return p;
 }
 
 static void json_release(void *p)
 {
+    for (unsigned i = t_nstandin; i-- > 0;) {
+        if (t_standin[i] == p) {
+            t_standin[i] = t_standin[--t_nstandin];
+            free(p);
+            return;
+        }
+    }
     fdn__free(p);
 }
 
@@ -42,4 +69,32 @@ void fdn__json_oom_clear(void)
 bool fdn__json_oom(void)
 {
     return t_oom;
+}
+
+json_t *fdn__json_loadb(const char *buf, size_t len, size_t flags, json_error_t *jerr, bool *oom)
+{
+    fdn__json_oom_clear();
+    t_parsing = true;
+    json_t *v = json_loadb(buf, len, flags, jerr);
+    t_parsing = false;
+    *oom = fdn__json_oom();
+    if (*oom) {
+        json_decref(v); /* made with stand-ins (or from a cut-short token): not to be kept */
+        return NULL;
+    }
+    return v;
+}
+
+json_t *fdn__json_load_file(const char *path, size_t flags, json_error_t *jerr, bool *oom)
+{
+    fdn__json_oom_clear();
+    t_parsing = true;
+    json_t *v = json_load_file(path, flags, jerr);
+    t_parsing = false;
+    *oom = fdn__json_oom();
+    if (*oom) {
+        json_decref(v);
+        return NULL;
+    }
+    return v;
 }

@@ -12,11 +12,20 @@
  *         return FDN_ENOMEM;
  *
  * With the default allocator jansson uses malloc directly and the note stays clear.
+ *
+ * A parse can also run out of memory and still return a value: jansson 2.14's lexer ignores a
+ * failed growth of its token buffer and goes on with the text cut short (a key or string
+ * truncated, so an unknown key or a wrong value), or reads past the end of that buffer (a
+ * crash). Parse with fdn__json_loadb / fdn__json_load_file: they keep such a parse on whole
+ * tokens (json.c) and discard its value when the note is set, whatever jansson returned.
  */
 #ifndef FDN_CORE_JSON_H
 #define FDN_CORE_JSON_H
 
 #include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
 
 /* Install (custom == true) or remove jansson's hook into the library allocator. */
 void fdn__json_use_library_allocator(bool custom);
@@ -26,5 +35,13 @@ void fdn__json_oom_clear(void);
 
 /* True when a jansson allocation failed on this thread since fdn__json_oom_clear. */
 bool fdn__json_oom(void);
+
+/* json_loadb that fails with *oom set (and NULL returned) when any jansson allocation failed
+ * during the parse, even one jansson went on without; else *oom is false and the result is
+ * json_loadb's (NULL with *jerr for bad text). */
+json_t *fdn__json_loadb(const char *buf, size_t len, size_t flags, json_error_t *jerr, bool *oom);
+
+/* The same for json_load_file. */
+json_t *fdn__json_load_file(const char *path, size_t flags, json_error_t *jerr, bool *oom);
 
 #endif

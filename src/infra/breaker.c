@@ -933,6 +933,17 @@ int fdn_breaker_create_in(fdn_breakers_t *s, const char *name, const fdn_breaker
         fdn__mutex_unlock(&s->mu);
         fdn_breaker_destroy(b);
         rc = reinstall(back, &o);
+        if (rc != 0) { /* not listed half-made: back to the removed list (it has the room) */
+            fdn__mutex_lock(&s->mu);
+            for (size_t i = 0; i < s->n; i++) {
+                if (s->v[i] == back && push(&s->gone, &s->ngone, &s->capgone, back) == 0) {
+                    memmove(&s->v[i], &s->v[i + 1], (s->n - i - 1) * sizeof(*s->v));
+                    s->n--;
+                    break;
+                }
+            }
+            fdn__mutex_unlock(&s->mu);
+        }
         if (rc == 0 && out)
             *out = back;
         return rc;

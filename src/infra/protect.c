@@ -189,7 +189,6 @@ int fdn_protect_configure(fdn_protect_t *p, const char *key, const fdn_protect_c
         return fdn_err_set(err, FDN_EINVAL, "invalid_config_format");
     if (cfg->pool_timeout_ms < -1)
         return fdn_err_set(err, FDN_EINVAL, "invalid_connection_pool_config: timeout < -1");
-    fdn_breaker_t *b = NULL;
     if (cfg->breaker) {
         if (p->breakers == NULL)
             return fdn_err_set(err, FDN_EINVAL, "invalid_circuit_breaker_config: no breaker set");
@@ -200,9 +199,6 @@ int fdn_protect_configure(fdn_protect_t *p, const char *key, const fdn_protect_c
                 return rc;
             }
         }
-        int rc = fdn_breaker_create_in(p->breakers, cfg->breaker, cfg->breaker_opts, &b);
-        if (rc != 0 && rc != FDN_EEXIST)
-            return fdn_err_set(err, rc, "invalid_circuit_breaker_config: %s", fdn_strerror(rc));
     }
     if (cfg->limit || cfg->limiter_rule) {
         if (p->limiter == NULL)
@@ -223,9 +219,23 @@ int fdn_protect_configure(fdn_protect_t *p, const char *key, const fdn_protect_c
     if (cfg->pool && p->pools == NULL)
         return fdn_err_set(err, FDN_EINVAL, "invalid_connection_pool_config: no pool manager");
 
+    /* The breaker is made in the set last of the checks, and taken out of the set again when
+     * the configure fails after all (out of memory): a failed configure changes nothing
+     * (found by the allocation sweep, tests/alloc/test_alloc_protect.c). */
+    fdn_breaker_t *b = NULL;
+    bool made = false;
+    if (cfg->breaker) {
+        int rc = fdn_breaker_create_in(p->breakers, cfg->breaker, cfg->breaker_opts, &b);
+        if (rc != 0 && rc != FDN_EEXIST)
+            return fdn_err_set(err, rc, "invalid_circuit_breaker_config: %s", fdn_strerror(rc));
+        made = rc == 0;
+    }
     entry_t *e = fdn__calloc(1, sizeof(*e));
-    if (!e)
+    if (!e) {
+        if (made)
+            (void)fdn_breaker_remove(p->breakers, cfg->breaker);
         return FDN_ENOMEM;
+    }
     atomic_init(&e->refs, 1);
     atomic_init(&e->opt_breaker, NULL);
     atomic_init(&e->rule_cache, 0);
@@ -240,6 +250,8 @@ int fdn_protect_configure(fdn_protect_t *p, const char *key, const fdn_protect_c
     e->timeout_ms = cfg->pool_timeout_ms;
     if (!e->key || (cfg->limiter_rule && !cfg->limit && !e->rule_name) || (cfg->pool && !e->pool)) {
         entry_free(e);
+        if (made)
+            (void)fdn_breaker_remove(p->breakers, cfg->breaker);
         return FDN_ENOMEM;
     }
     entry_t *old = NULL;
@@ -272,6 +284,8 @@ out:
     fdn__rwlock_wrunlock(&p->mu);
     if (rc)
         entry_free(e);
+    if (rc && made)
+        (void)fdn_breaker_remove(p->breakers, cfg->breaker);
     entry_unref(old);
     return rc;
 }

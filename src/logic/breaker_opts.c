@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "core/json.h"
+
 #define NS_PER_MS  1000000LL
 #define MAX_PROBES 0xffffu /* the breaker's probe counter is 16 bits */
 
@@ -130,7 +132,10 @@ int fdn_breaker_opts_parse(const char *json, size_t len, fdn_breaker_opts_t *opt
     if (json == NULL || opts == NULL)
         return fdn_err_set(err, FDN_EINVAL, "breaker options: NULL argument");
     json_error_t jerr;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    bool oom = false;
+    json_t *root = fdn__json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr, &oom);
+    if (oom) /* out of memory, not bad text */
+        return fdn_err_set(err, FDN_ENOMEM, NULL);
     if (root == NULL)
         return fdn_err_set(err, FDN_EINVAL, "breaker options: not JSON (%s)", jerr.text);
     fdn_breaker_opts_t o = *opts;

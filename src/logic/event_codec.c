@@ -24,6 +24,7 @@
 #include <zstd.h>
 
 #include "core/alloc.h"
+#include "core/json.h"
 #include "logic/base64.h"
 #include "logic/event_int.h"
 
@@ -301,12 +302,15 @@ int fdn_event_to_json(const fdn_event_t *ev, char **out)
     bad |= set_new(o, "content_type", json_string(k_ctype[ev->ctype <= 2 ? ev->ctype : 2]));
     if (ev->data_len > 0) {
         json_t *d = NULL;
+        bool oom = false;
         if (ev->ctype == FDN_EVENT_CT_JSON)
-            d = json_loadb((const char *)ev->data, ev->data_len, JSON_DECODE_ANY | JSON_ALLOW_NUL,
-                           NULL);
+            d = fdn__json_loadb((const char *)ev->data, ev->data_len,
+                                JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL, &oom);
         else if (ev->ctype == FDN_EVENT_CT_TEXT)
             d = json_stringn((const char *)ev->data, ev->data_len);
-        if (d != NULL) {
+        if (oom) {
+            bad = 1; /* not data that fails to parse: out of memory */
+        } else if (d != NULL) {
             bad |= set_new(o, "data", d);
         } else {
             char *b = b64_encode(ev->data, ev->data_len);
@@ -366,7 +370,11 @@ int fdn_event_from_json(fdn_event_t **out, const char *json, size_t len, fdn_err
     if (out == NULL || (json == NULL && len > 0))
         return fdn_err_set(err, FDN_EINVAL, "from_json: NULL argument");
     json_error_t jerr;
-    json_t *o = json_loadb(json ? json : "", len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    bool oom = false;
+    json_t *o = fdn__json_loadb(json ? json : "", len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+                                &jerr, &oom);
+    if (oom)
+        return fdn_err_set(err, FDN_ENOMEM, NULL);
     if (o == NULL)
         return fdn_err_set(err, FDN_EDESERIALIZE, "event JSON does not parse: %s", jerr.text);
     int rc = FDN_EDESERIALIZE;

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "core/json.h"
 #include "logic/event_int.h"
 
 static const char *const k_allowed[] = {
@@ -74,7 +75,11 @@ int fdn__event_check_fields(const fdn__event_fields_t *f, bool check_json, fdn_e
     }
     if (check_json && f->ctype == FDN_EVENT_CT_JSON && f->data_len > 0) {
         json_error_t jerr;
-        json_t *j = json_loadb(f->data, f->data_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+        bool oom = false;
+        json_t *j =
+            fdn__json_loadb(f->data, f->data_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr, &oom);
+        if (oom) /* out of memory: the data may well be valid */
+            return fdn_err_set(err, FDN_ENOMEM, NULL);
         if (j == NULL) {
             fdn_err_set(err, FDN_ETYPE_MISMATCH, "Event data is not valid JSON: %s", jerr.text);
             fdn_err_add_context(err, "position", "%d", jerr.position);

@@ -56,6 +56,7 @@
 #include "core/sync.h"
 #include "core/alloc.h"
 #include "core/assert.h"
+#include "core/json.h"
 #include "core/rcu.h"
 #include "core/tsan.h"
 #include "logic/config_path.h"
@@ -234,7 +235,11 @@ char *fdn__cfg_dump(const json_t *v)
     char *buf = fdn__malloc(need + 1);
     if (buf == NULL)
         return NULL;
-    json_dumpb(v, buf, need, flags);
+    /* the encoder itself may allocate (and fail): a short second pass is no text */
+    if (json_dumpb(v, buf, need, flags) != need) {
+        fdn__free(buf);
+        return NULL;
+    }
     buf[need] = '\0';
     return buf;
 }
@@ -805,7 +810,12 @@ static int build_startup(fdn_config_t *cfg, const fdn_config_opts_t *o, fdn_erro
     }
     if (o->file != NULL) {
         json_error_t jerr;
-        json_t *root = json_load_file(o->file, JSON_REJECT_DUPLICATES, &jerr);
+        bool oom = false;
+        json_t *root = fdn__json_load_file(o->file, JSON_REJECT_DUPLICATES, &jerr, &oom);
+        if (oom) { /* out of memory, not a bad file (see core/json.h) */
+            rc = fdn_err_set(err, FDN_ENOMEM, NULL);
+            goto out;
+        }
         if (root == NULL) {
             bool missing = json_error_code(&jerr) == json_error_cannot_open_file;
             rc = fdn_err_set(err, missing ? FDN_ENOENT : FDN_EPARSE, "%s:%d:%d: %.120s", o->file,

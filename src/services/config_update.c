@@ -20,6 +20,7 @@
 #include <fdn/telemetry.h>
 #include "core/alloc.h"
 #include "core/assert.h"
+#include "core/json.h"
 #include "core/tsan.h"
 #include "logic/config_path.h"
 #include "validation/config_schema.h"
@@ -339,7 +340,11 @@ int fdn__cfg_parse_value(const char *path, const char *value_json, json_t **out,
     if (value_json == NULL)
         return fdn_err_set(err, FDN_EINVAL, "Configuration value is NULL");
     json_error_t jerr;
-    *out = json_loads(value_json, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    bool oom = false;
+    *out = fdn__json_loadb(value_json, strlen(value_json), JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+                           &jerr, &oom);
+    if (oom) /* out of memory, not bad text */
+        return fdn_err_set(err, FDN_ENOMEM, NULL);
     if (*out == NULL)
         return fdn_err_set(err, FDN_EPARSE, "Configuration value is not valid JSON: %.120s",
                            jerr.text);
@@ -527,7 +532,10 @@ static int update_string_impl(fdn_config_t *cfg, const char *path, const char *v
     int rc = cfg != NULL && path != NULL ? fdn__cfg_path_check(path, err) : 0;
     if (rc != 0)
         return rc;
+    fdn__json_oom_clear();
     json_t *j = v != NULL ? json_string(v) : json_null();
+    if (v != NULL && j == NULL && fdn__json_oom()) /* not bad UTF-8: out of memory */
+        return fdn_err_set(err, FDN_ENOMEM, NULL);
     if (v != NULL && j == NULL)
         return fdn_err_set(err, FDN_EVALUE_SECURITY,
                            "Configuration value contains potentially dangerous content");

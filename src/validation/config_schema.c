@@ -155,6 +155,18 @@ static bool enum_has(char *const *en, const char *v)
 
 static bool rule_ok(const fdn__cfg_entry_t *e, const json_t *v, const char **bad_rule);
 
+/* Set by rule_ok when it could not decide because an allocation failed (the breaker specs are
+ * parsed through JSON text): the value is not bad, the caller answers FDN_ENOMEM. Read and
+ * cleared with rule_oom(); thread-local, as rule_ok runs on the caller's thread. */
+static _Thread_local bool t_rule_oom;
+
+static bool rule_oom(void)
+{
+    bool oom = t_rule_oom;
+    t_rule_oom = false;
+    return oom;
+}
+
 static int entry_init(fdn__cfg_entry_t *e, const fdn_config_key_def_t *d, const char *missing,
                       fdn_error_t *err)
 {
@@ -205,21 +217,24 @@ static int entry_init(fdn__cfg_entry_t *e, const fdn_config_key_def_t *d, const 
         return fdn_err_set(err, FDN_ENOMEM, NULL);
     if ((d->type == FDN_CONFIG_ENUM || d->rule == FDN_CONFIG_RULE_ENUM) && e->enums == NULL)
         return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Key %s: enum without enum_values", d->path);
-    json_error_t jerr;
-    fdn__json_oom_clear();
+    json_error_t jerr; /* (oom is false here) */
     e->def = d->default_json != NULL
-                 ? json_loads(d->default_json, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr)
+                 ? fdn__json_loadb(d->default_json, strlen(d->default_json),
+                                   JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr, &oom)
                  : json_null();
-    if (e->def == NULL && fdn__json_oom())
+    if (oom)
         return fdn_err_set(err, FDN_ENOMEM, NULL);
     if (e->def == NULL)
         return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Key %s: default is not valid JSON",
                            d->path);
     const char *bad = NULL;
     bool null_ok = json_is_null(e->def) && d->default_json == NULL;
-    if (!null_ok && (!fdn__cfg_type_ok(e->type, e->def) || !rule_ok(e, e->def, &bad)))
+    if (!null_ok && (!fdn__cfg_type_ok(e->type, e->def) || !rule_ok(e, e->def, &bad))) {
+        if (rule_oom())
+            return fdn_err_set(err, FDN_ENOMEM, NULL);
         return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Key %s: default breaks its own rule",
                            d->path);
+    }
     return 0;
 }
 
@@ -346,6 +361,10 @@ static bool rule_ok(const fdn__cfg_entry_t *e, const json_t *v, const char **bad
             char *text = json_is_object(b) ? json_dumps(b, JSON_COMPACT) : NULL;
             int rc = text ? fdn_breaker_opts_parse(text, strlen(text), &o, NULL) : FDN_EINVAL;
             fdn__free(text); /* jansson allocates through the library allocator */
+            if ((json_is_object(b) && text == NULL) || rc == FDN_ENOMEM) {
+                t_rule_oom = true; /* undecided, not bad */
+                return false;
+            }
             if (name[0] == '\0' || strlen(name) > 255 || rc != 0) {
                 *bad_rule = name;
                 return false;
@@ -412,6 +431,8 @@ int fdn__cfg_validate(const fdn__cfg_schema_t *s, json_t *const *vals, size_t *b
         const json_t *v = vals[i];
         const char *bad_rule = NULL;
         if (!fdn__cfg_type_ok(e->type, v) || !rule_ok(e, v, &bad_rule)) {
+            if (rule_oom())
+                return fdn_err_set(err, FDN_ENOMEM, NULL);
             if (bad != NULL)
                 *bad = i;
             return fail_entry(e, v, bad_rule, err);
@@ -707,7 +728,10 @@ int fdn_config_validate_json(const char *json, size_t len, fdn_error_t *err)
     if (json == NULL)
         return fdn_err_set(err, FDN_EINVAL, "json is NULL");
     json_error_t jerr;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    bool oom = false;
+    json_t *root = fdn__json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr, &oom);
+    if (oom) /* out of memory, not bad text */
+        return fdn_err_set(err, FDN_ENOMEM, NULL);
     if (root == NULL)
         return fdn_err_set(err, FDN_EPARSE, "Invalid JSON at line %d: %.120s", jerr.line,
                            jerr.text);
@@ -744,7 +768,8 @@ int fdn_config_validate_json(const char *json, size_t len, fdn_error_t *err)
         }
         const char *bad_rule = NULL;
         if (!fdn__cfg_type_ok(e->type, vals[i]) || !rule_ok(e, vals[i], &bad_rule))
-            rc = fail_entry(e, vals[i], bad_rule, err);
+            rc = rule_oom() ? fdn_err_set(err, FDN_ENOMEM, NULL)
+                            : fail_entry(e, vals[i], bad_rule, err);
     }
     if (rc == 0)
         rc = walk_tree(s, root, path, unknown_visit, err);
@@ -855,7 +880,10 @@ int fdn_config_check_json(const char *json, size_t len, fdn_config_problem_fn cb
         return FDN_EINVAL;
     chk_t c = {NULL, NULL, cb, user, 0};
     json_error_t jerr;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    bool oom = false;
+    json_t *root = fdn__json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr, &oom);
+    if (oom) /* out of memory: not a problem of the document */
+        return FDN_ENOMEM;
     if (root == NULL) {
         char msg[256];
         snprintf(msg, sizeof msg, "malformed JSON at line %d column %d: %.160s", jerr.line,
@@ -889,6 +917,10 @@ int fdn_config_check_json(const char *json, size_t len, fdn_config_problem_fn cb
             continue;
         const char *bad_rule = NULL;
         if (!fdn__cfg_type_ok(e->type, c.vals[i]) || !rule_ok(e, c.vals[i], &bad_rule)) {
+            if (rule_oom()) {
+                rc = FDN_ENOMEM;
+                break;
+            }
             char words[256], msg[400];
             rule_words(e, words, sizeof words);
             if (bad_rule != NULL)
