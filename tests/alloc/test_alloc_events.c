@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <fdn/breaker.h>
 #include <fdn/error.h>
 #include <fdn/events.h>
 
@@ -417,7 +418,30 @@ static void sweep_durable_store(void **state)
     /* the writer thread frees what the caller's call allocated, at its own pace */
     sweep_store_calls(es, SWEEP_NO_CALL_LEAK);
     sweep_read_calls(es);
+    /* the durable tier's retention and status (a failed call changes nothing) */
+    SWEEP(sw, fdn_events_set_durable_retention, SWEEP_KEEP)
+    {
+        sweep_arm(&sw);
+        sweep_failed(&sw, fdn_events_set_durable_retention(es, 100000, 0));
+    }
+    SWEEP(sw, fdn_events_durable_status, SWEEP_KEEP)
+    {
+        fdn_events_durable_status_t ds;
+        sweep_arm(&sw);
+        if (!sweep_failed(&sw, fdn_events_durable_status(es, &ds))) {
+            assert_true(ds.enabled);
+            assert_int_equal(ds.max_events, 100000);
+        }
+    }
+    fdn_events_backend_status_t bs;
+    NOALLOC_SWEEP(fdn_events_backend_status, fdn_events_backend_status(es, &bs));
+    assert_int_equal(bs.backend, FDN_EVENTS_BACKEND_SQLITE);
+    /* a breaker around a SQLite store: nothing to guard (0, nothing kept) */
+    fdn_breaker_t *b = NULL;
+    assert_int_equal(fdn_breaker_create(&b, "alloc.events", NULL), 0);
+    NOALLOC_SWEEP(fdn_events_set_breaker, fdn_events_set_breaker(es, b));
     fdn_events_destroy(es);
+    fdn_breaker_destroy(b);
     unlink(path);
     rmdir(dir);
     assert_int_equal(sweep_live(), base);

@@ -186,6 +186,9 @@ static void accessors_allocate_nothing(void **state)
     NOALLOC_SWEEP(fdn_limit_rule_validate, fdn_limit_rule_validate(&rule, NULL));
     NOALLOC_SWEEP(fdn_limiter_stats, fdn_limiter_stats(l, &st));
     NOALLOC_SWEEP(fdn_limiter_backend_status, fdn_limiter_backend_status(l, &bs));
+    fdn_limit_key_info_t top[4];
+    size_t ntop = 0;
+    NOALLOC_SWEEP(fdn_limiter_top_keys, fdn_limiter_top_keys(l, top, 4, &ntop, NULL));
     NOALLOC_SWEEP(fdn_limiter_set_cleanup_interval, fdn_limiter_set_cleanup_interval(l, 1000));
     NOALLOC_SWEEP(fdn_limiter_set_shadow, fdn_limiter_set_shadow(l, false));
     NOALLOC_SWEEP(fdn_limiter_set_enabled, fdn_limiter_set_enabled(l, true));
