@@ -100,7 +100,10 @@ for i in 1 2 3; do
     [[ "$(jq .spooled "$TMP/body")" == true ]] || fail "202 body $(cat "$TMP/body")"
 done
 curl -sf --max-time 30 "$B/metrics" >"$TMP/metrics-b"
-grep -q '^fdn_events_backend_spooled_events{backend="postgres"} 3' "$TMP/metrics-b" ||
+# (at least the 3 posted: the runtime's own events, such as the breaker's transitions, are
+# spooled too)
+spooled=$(sed -n 's/^fdn_events_backend_spooled_events{backend="postgres"} \([0-9]*\)$/\1/p' "$TMP/metrics-b")
+[[ -n "$spooled" && "$spooled" -ge 3 ]] ||
     fail "3 events spooled, metrics say: $(grep fdn_events_backend_spooled "$TMP/metrics-b")"
 
 bash "$SRC/scripts/pg-server.sh" restart "$PG" >/dev/null
