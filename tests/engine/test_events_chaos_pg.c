@@ -496,7 +496,18 @@ static void spool_keeps_everything_while_postgres_is_away(void **state)
     assert_true(wait_until(spooled_enough, &sw, 60000));
     test_engine_script("pg-server.sh", "restart", g_pg->dir);
     want_t w1 = {ld, atomic_load(&ld->acked) + 300};
-    assert_true(wait_until(acked_at_least, &w1, 60000));
+    if (!wait_until(acked_at_least, &w1, 60000)) {
+        fdn_events_backend_status_t ds;
+        (void)fdn_events_backend_status(es, &ds);
+        fprintf(stderr,
+                "spool test: acked %u of %u attempted (want %u), last rc %d; backend up %d "
+                "breaker %d spooled %llu replayed %llu calls %llu failures %llu rejected %llu\n",
+                (unsigned)atomic_load(&ld->acked), (unsigned)atomic_load(&ld->next), w1.n,
+                ld->last_rc, ds.up, ds.breaker_state, (unsigned long long)ds.spooled_events,
+                (unsigned long long)ds.replayed_events, (unsigned long long)ds.calls,
+                (unsigned long long)ds.failures, (unsigned long long)ds.rejected);
+        fail();
+    }
     atomic_store(&ld->stop, true);
     pthread_join(th, NULL);
     assert_true(wait_until(spool_empty, es, 120000)); /* the spool drains */
