@@ -46,8 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (iv == NULL || q.identity != iv || ilen < 1 || ilen > FDN__LIMITER_REQ_IDENTITY_MAX ||
             memchr(iv, FDN_LIMIT_IDENTITY_SEP, ilen) != NULL || q.keylen != ilen + 1 + klen ||
             memcmp(q.key, iv, ilen) != 0 || q.key[ilen] != FDN_LIMIT_IDENTITY_SEP ||
-            memcmp(q.key + ilen + 1, json_string_value(key), klen) != 0 ||
-            q.key[q.keylen] != '\0')
+            memcmp(q.key + ilen + 1, json_string_value(key), klen) != 0 || q.key[q.keylen] != '\0')
             abort();
     }
     if (fdn_limit_rule_validate(&q.rule, NULL) != 0 || q.rule.limit > INT32_MAX ||
