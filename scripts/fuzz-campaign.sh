@@ -7,8 +7,9 @@
 #                                                 with --hours or --seconds too, whichever
 #                                                 comes first
 #   options: --targets "a b"  only these (names without fuzz_)
-#            --until TIME     stop by TIME (anything `date -d` reads): a target's run is cut
-#                             short so it ends by then, and targets left are not run
+#            --until TIME     stop by TIME (anything `date -d` reads): the time left is shared
+#                             evenly among the targets left (one that stops early, at its
+#                             --runs, leaves its time to those after it)
 #            --keep-rows      keep the report's rows of targets not run this time (and the
 #                             lines describing the runs they came from)
 #            --nice N         run at this niceness (default 19: other work keeps priority)
@@ -100,6 +101,7 @@ work="$build/campaign"
 mkdir -p "$work/corpus" "$work/artifacts" "$work/logs"
 failed=0
 total_execs=0
+ndone=0 # targets started or skipped
 done_targets=""
 started=$(date -u +%Y-%m-%dT%H:%MZ)
 is_hashed() { [[ "$1" =~ ^[0-9a-f]{40}$ ]]; }
@@ -172,16 +174,19 @@ for t in "$@"; do
     log="$work/logs/$t.log"
     cap=${seconds:-0} # 0: no time limit (libFuzzer's and timeout's meaning)
     if [ "$deadline" != 0 ]; then
-        # leave a minute for the merge and the report
-        left=$((deadline - $(date +%s) - 60))
-        if [ "$left" -lt 10 ]; then
+        # an even share of the time left among this target and those after it, less a
+        # minute each for the merge and the report
+        share=$(((deadline - $(date +%s)) / (ntargets - ndone) - 60))
+        if [ "$share" -lt 10 ]; then
             echo "== $t: not run, the campaign's --until time is reached"
+            ndone=$((ndone + 1))
             continue
         fi
-        if [ "$cap" = 0 ] || [ "$cap" -gt "$left" ]; then
-            cap=$left
+        if [ "$cap" = 0 ] || [ "$cap" -gt "$share" ]; then
+            cap=$share
         fi
     fi
+    ndone=$((ndone + 1))
     echo "== $t: ${runs:+$runs runs, }${cap}s at most ($(date -u +%H:%M:%SZ))"
     # -timeout: one input may take 25 s at most (a hang is a finding); the outer timeout
     # bounds the whole run if libFuzzer itself stops answering
