@@ -13,7 +13,8 @@
 #               $(BUILD)/docs/html; part of `make test`
 #   make package  Debian packages (CPack): libfdn, libfdn-dev, fdn in $(BUILD)/package
 #   make fuzz-campaign HOURS=H  every libFuzzer target in turn for H hours in all; corpora
-#               minimised into fuzz/corpus/, report in docs/fuzz-campaign.md
+#               minimised into fuzz/corpus/, report in docs/fuzz-campaign.md;
+#               RUNS=N (N execs per target), TARGETS="a b", UNTIL=TIME, KEEP=1
 JOBS ?= $(shell nproc)
 BUILD ?= build
 CMAKE_COMMON = -DFDN_WERROR=ON
@@ -113,10 +114,18 @@ fuzz: deps
 	done
 
 # A campaign over every fuzz target: HOURS split among them, corpora minimised back into
-# fuzz/corpus/, report in docs/fuzz-campaign.md (scripts/fuzz-campaign.sh)
+# fuzz/corpus/, report in docs/fuzz-campaign.md (scripts/fuzz-campaign.sh). RUNS=N: N
+# executions per target instead (with HOURS given too, whichever comes first); TARGETS="a b":
+# only these; UNTIL=TIME: stop by then; KEEP=1: keep the report's rows of other targets.
 HOURS ?= 1
+RUNS ?=
+TARGETS ?=
+UNTIL ?=
+KEEP ?=
 fuzz-campaign: deps
-	bash scripts/fuzz-campaign.sh --hours $(HOURS) --build $(BUILD)/fuzz
+	bash scripts/fuzz-campaign.sh --build $(BUILD)/fuzz \
+	  $(if $(RUNS),--runs $(RUNS) $(if $(filter command line environment,$(origin HOURS)),--hours $(HOURS)),--hours $(HOURS)) \
+	  $(if $(TARGETS),--targets "$(TARGETS)") $(if $(UNTIL),--until "$(UNTIL)") $(if $(KEEP),--keep-rows)
 
 format:
 	find include src tests tools bench fuzz examples -name '*.[ch]' -print0 | xargs -0 clang-format -i

@@ -42,9 +42,11 @@ void fdn__buf_puts(fdn__buf_t *b, const char *s)
 
 void fdn__tw_put(fdn__tw_t *w, const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++, w->len++)
-        if (w->len + 1 < w->cap)
-            w->buf[w->len] = s[i];
+    /* what fits before the terminator's byte is stored; len counts all of it */
+    size_t room = w->len + 1 < w->cap ? w->cap - 1 - w->len : 0;
+    if (room > 0)
+        memcpy(w->buf + w->len, s, n < room ? n : room);
+    w->len += n;
 }
 
 void fdn__tw_fmt(fdn__tw_t *w, const char *fmt, ...)

@@ -271,7 +271,11 @@ static void jw_str(fdn__tw_t *w, const char *s)
             int n = snprintf(esc, sizeof(esc), "\\u%04x", c);
             fdn__tw_put(w, esc, (size_t)n);
         } else if (c < 0x80) {
-            fdn__tw_put(w, s, 1);
+            /* a run of plain ASCII at once */
+            while (step < left && (unsigned char)s[step] >= 0x20 && (unsigned char)s[step] < 0x80 &&
+                   s[step] != '"' && s[step] != '\\')
+                step++;
+            fdn__tw_put(w, s, step);
         } else if ((step = fdn__utf8_seq((const unsigned char *)s, left)) > 0) {
             fdn__tw_put(w, s, step);
         } else {
