@@ -16,7 +16,6 @@
 
 #include "core/json.h"
 
-
 /* The forbidden strings, lower case, with their lengths (matched against a lower-cased copy
  * of the path with memmem: one pass per string instead of a byte-by-byte compare at each
  * position; path checks run for every key of every schema built). */

@@ -403,12 +403,12 @@ static void load_overrides(fdn_runtime_t *rt, glue_t *g)
     bool oom;
     json_t *ov = fdn__json_load_file(g->overrides_path, JSON_REJECT_DUPLICATES, &jerr, &oom);
     if (ov == NULL) {
-        if (oom) { /* not read now: said so if memory allows, the file is kept */
-            record_event(rt, "config_overrides_unreadable",
-                         json_pack("{s:s, s:s}", "file", g->overrides_path, "error",
-                                   "out of memory"));
-        } else if (access(g->overrides_path, F_OK) == 0) { /* there, but not JSON: say so, keep it */
-            json_t *d = json_pack("{s:s, s:s}", "file", g->overrides_path, "error", jerr.text);
+        /* there but not JSON, or out of memory (not read now): say so, keep the file */
+        const char *why = oom                                    ? "out of memory"
+                          : access(g->overrides_path, F_OK) == 0 ? jerr.text
+                                                                 : NULL;
+        if (why != NULL) {
+            json_t *d = json_pack("{s:s, s:s}", "file", g->overrides_path, "error", why);
             record_event(rt, "config_overrides_unreadable", d);
         }
         return;

@@ -228,8 +228,8 @@ static void apply_kv(cfgetcd_t *r, const fdn__etcd_kv_t *kv, bool del)
         if (oom)
             rc = fdn_err_set(&err, FDN_ENOMEM, "out of memory reading %.120s from etcd", path);
         else if (v == NULL)
-            rc = fdn_err_set(&err, FDN_EPARSE, "value of %.120s in etcd is not JSON: %.100s",
-                             path, jerr.text);
+            rc = fdn_err_set(&err, FDN_EPARSE, "value of %.120s in etcd is not JSON: %.100s", path,
+                             jerr.text);
     }
     if (rc == 0)
         rc = fdn__cfg_apply_remote(r->cfg, path, v, (uint64_t)kv->mod_revision, &err);
