@@ -391,7 +391,6 @@ static int call_raw(fdn__etcd_t *c, const char *path, json_t *body, json_t **out
     *out = NULL;
     if (body == NULL)
         return fdn_err_set(err, FDN_ENOMEM, "etcd %s: building the request", path);
-    fdn__json_oom_clear();
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     if (text == NULL)
