@@ -129,6 +129,26 @@ FDN_API const char *fdn_version(void);
  */
 FDN_API uint32_t fdn_version_hex(void);
 
+struct json_t;       /* jansson's value (jansson.h) */
+struct json_error_t; /* jansson's parse error (jansson.h) */
+
+/**
+ * Parse JSON text with jansson (json_loadb), telling out-of-memory apart from bad text, for
+ * code built on the public API that parses with jansson (the fdn_admin library). Under a
+ * custom allocator a plain jansson 2.14 parse that meets a refused allocation can return a
+ * value made from truncated text, or read past its buffer; this one fails with FDN_ENOMEM.
+ * @param[in]  buf    the text (need not be NUL-terminated)
+ * @param[in]  len    its length in bytes
+ * @param[in]  flags  jansson's decoding flags (JSON_DECODE_ANY, JSON_REJECT_DUPLICATES, ...)
+ * @param[out] out    the value, released with json_decref; NULL on failure
+ * @param[out] jerr   where the text is bad (FDN_EPARSE); may be NULL
+ * @return 0; FDN_EPARSE (not JSON); FDN_ENOMEM; FDN_EINVAL (buf or out NULL)
+ * @thread_safety any
+ * @since 0.3.0
+ */
+FDN_API int fdn_json_loadb(const char *buf, size_t len, size_t flags, struct json_t **out,
+                           struct json_error_t *jerr);
+
 FDN_END_DECLS
 
 #endif /* FDN_COMMON_H */

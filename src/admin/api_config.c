@@ -16,10 +16,11 @@ static int value_at(fdn_config_t *cfg, const char *path, fdn__http_resp_t *resp,
     int rc = fdn_config_get_json(cfg, path, &s, &resp->err);
     if (rc < 0)
         return rc;
-    json_error_t je;
-    *out = json_loads(s, JSON_DECODE_ANY, &je);
+    rc = fdn_json_loadb(s, strlen(s), JSON_DECODE_ANY, out, NULL);
     fdn_free(s);
-    if (*out == NULL)
+    if (rc == FDN_ENOMEM)
+        return fdn_err_set(&resp->err, FDN_ENOMEM, "out of memory");
+    if (rc < 0)
         return fdn_err_set(&resp->err, FDN_EINTERNAL, "config service produced invalid JSON");
     return 0;
 }

@@ -72,8 +72,9 @@ static json_t *shared_json(fdn_registry_t *reg)
         fdn_registry_list_shared(reg, NULL, &v, &n) != 0)
         return NULL;
     char *entries = NULL;
-    json_t *arr =
-        fdn_registry_instances_json(v, n, &entries) == 0 ? json_loads(entries, 0, NULL) : NULL;
+    json_t *arr = NULL; /* out of memory: the part goes without its entries, as before */
+    if (fdn_registry_instances_json(v, n, &entries) == 0)
+        (void)fdn_json_loadb(entries, strlen(entries), 0, &arr, NULL);
     fdn_free(entries);
     fdn_registry_instances_free(v, n);
     return json_pack("{s:s, s:b, s:I, s:I, s:I, s:o*}", "backend", "etcd", "stale", (int)ss.stale,

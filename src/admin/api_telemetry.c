@@ -33,10 +33,12 @@ static int h_json(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user
     int rc = fdn_telemetry_metrics_json(user, &s);
     if (rc < 0)
         return rc;
-    json_error_t je;
-    json_t *j = json_loads(s, JSON_DECODE_ANY, &je);
+    json_t *j = NULL;
+    rc = fdn_json_loadb(s, strlen(s), JSON_DECODE_ANY, &j, NULL);
     fdn_free(s);
-    if (j == NULL)
+    if (rc == FDN_ENOMEM)
+        return fdn_err_set(&resp->err, FDN_ENOMEM, "out of memory");
+    if (rc < 0)
         return fdn_err_set(&resp->err, FDN_EINTERNAL, "telemetry produced invalid JSON");
     return fdn__http_reply(resp, 200, j);
 }

@@ -187,8 +187,12 @@ int fdn__http_body_json(const fdn__http_req_t *req, fdn__http_resp_t *resp, json
     *out = NULL;
     if (req->body_len == 0)
         return fdn_err_set(&resp->err, FDN_EPARSE, "request body must be JSON, got nothing");
-    json_t *j = json_loadb(req->body, req->body_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
-    if (j == NULL)
+    json_t *j = NULL;
+    int rc =
+        fdn_json_loadb(req->body, req->body_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &j, &je);
+    if (rc == FDN_ENOMEM)
+        return fdn_err_set(&resp->err, FDN_ENOMEM, "out of memory reading the request body");
+    if (rc < 0)
         return fdn_err_set(&resp->err, FDN_EPARSE, "malformed JSON at line %d column %d: %s",
                            je.line, je.column, je.text);
     *out = j;

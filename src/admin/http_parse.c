@@ -380,7 +380,8 @@ json_t *fdn__http_error_json(int code, const fdn_error_t *err)
             return NULL;
         (void)fdn_err_to_json(err, text, n + 1);
     }
-    json_t *full = json_loadb(text, n, 0, NULL);
+    json_t *full = NULL; /* out of memory: NULL, as for the other allocations here */
+    (void)fdn_json_loadb(text, n, 0, &full, NULL);
     if (text != stack)
         fdn_free(text);
     if (full == NULL)

@@ -18,6 +18,9 @@
 
 #include <jansson.h>
 
+#include <fdn/common.h>
+#include <fdn/error.h>
+
 #include "core/alloc.h"
 #include "core/json.h"
 
@@ -83,6 +86,18 @@ json_t *fdn__json_loadb(const char *buf, size_t len, size_t flags, json_error_t 
         return NULL;
     }
     return v;
+}
+
+int fdn_json_loadb(const char *buf, size_t len, size_t flags, json_t **out, json_error_t *jerr)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (buf == NULL || out == NULL)
+        return FDN_EINVAL;
+    json_error_t local;
+    bool oom;
+    *out = fdn__json_loadb(buf, len, flags, jerr != NULL ? jerr : &local, &oom);
+    return *out != NULL ? 0 : oom ? FDN_ENOMEM : FDN_EPARSE;
 }
 
 json_t *fdn__json_load_file(const char *path, size_t flags, json_error_t *jerr, bool *oom)

@@ -7,8 +7,8 @@
  * apart clears the note, makes its jansson calls on this thread, then asks:
  *
  *     fdn__json_oom_clear();
- *     json_t *v = json_loads(text, flags, &jerr);
- *     if (v == NULL && fdn__json_oom())
+ *     char *text = json_dumps(v, JSON_COMPACT);
+ *     if (text == NULL && fdn__json_oom())
  *         return FDN_ENOMEM;
  *
  * With the default allocator jansson uses malloc directly and the note stays clear.
@@ -18,6 +18,9 @@
  * truncated, so an unknown key or a wrong value), or reads past the end of that buffer (a
  * crash). Parse with fdn__json_loadb / fdn__json_load_file: they keep such a parse on whole
  * tokens (json.c) and discard its value when the note is set, whatever jansson returned.
+ * Nothing else in src/ calls jansson's parsers (ctest check_json_parse,
+ * scripts/check-json-parse.sh); the fdn_admin library, which may use only the public API,
+ * parses with fdn_json_loadb (fdn/common.h), a wrapper of fdn__json_loadb.
  */
 #ifndef FDN_CORE_JSON_H
 #define FDN_CORE_JSON_H

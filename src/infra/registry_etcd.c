@@ -158,10 +158,10 @@ int fdn__registry_instance_from_kv(const char *prefix, size_t prefixlen, const f
         memchr(slash + 1, '/', ilen) != NULL)
         return FDN_EPARSE;
     json_error_t jerr;
-    fdn__json_oom_clear();
-    json_t *root = json_loadb(kv->value, kv->valuelen, JSON_REJECT_DUPLICATES, &jerr);
+    bool oom;
+    json_t *root = fdn__json_loadb(kv->value, kv->valuelen, JSON_REJECT_DUPLICATES, &jerr, &oom);
     if (root == NULL)
-        return fdn__json_oom() ? FDN_ENOMEM : FDN_EPARSE;
+        return oom ? FDN_ENOMEM : FDN_EPARSE;
     int rc = FDN_EPARSE;
     const json_t *ep = json_object_get(root, "endpoint");
     const json_t *ow = json_object_get(root, "owner");

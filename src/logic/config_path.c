@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json.h"
 
 /* The forbidden strings, lower case, with their lengths (matched against a lower-cased copy
  * of the path with memmem: one pass per string instead of a byte-by-byte compare at each
@@ -217,6 +218,7 @@ static bool ieq(const char *a, const char *b)
 int fdn__cfg_parse_text(fdn_config_type_t type, const char *text, json_t **out)
 {
     json_t *v = NULL;
+    bool oom = false;
     *out = NULL;
     if (text == NULL)
         return FDN_EINVAL;
@@ -269,14 +271,19 @@ int fdn__cfg_parse_text(fdn_config_type_t type, const char *text, json_t **out)
             return FDN_ETYPE_MISMATCH;
         break;
     case FDN_CONFIG_OBJECT:
-        v = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+        v = fdn__json_loadb(text, strlen(text), JSON_REJECT_DUPLICATES, NULL, &oom);
+        if (oom)
+            return FDN_ENOMEM;
         if (v == NULL || !json_is_object(v)) {
             json_decref(v);
             return FDN_ETYPE_MISMATCH;
         }
         break;
     case FDN_CONFIG_ANY:
-        v = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+        v = fdn__json_loadb(text, strlen(text), JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL,
+                            &oom);
+        if (oom)
+            return FDN_ENOMEM;
         if (v == NULL)
             v = json_string(text);
         if (v == NULL)

@@ -201,10 +201,10 @@ int fdn__etcd_kv_from_json(const json_t *o, fdn__etcd_kv_t *kv)
 static int load_object(const char *text, size_t len, json_t **out, fdn_error_t *err)
 {
     json_error_t jerr;
-    fdn__json_oom_clear();
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    bool oom;
+    json_t *root = fdn__json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr, &oom);
     if (root == NULL) {
-        if (fdn__json_oom())
+        if (oom)
             return fdn_err_set(err, FDN_ENOMEM, "etcd answer: out of memory");
         return fdn_err_set(err, FDN_EPARSE, "etcd answer is not JSON: %s (line %d)", jerr.text,
                            jerr.line);

@@ -51,6 +51,7 @@
 #include <fdn/telemetry.h>
 
 #include "core/alloc.h"
+#include "core/json.h"
 #include "runtime/runtime_metrics.h"
 #include "runtime/runtime_int.h"
 #include "infra/limiter_int.h"
@@ -177,7 +178,8 @@ static void apply_limiter_rules(fdn_config_t *cfg, fdn_limiter_t *lim)
     char *text = NULL;
     if (fdn_config_get_json(cfg, "infrastructure.rate_limiting.default_rules", &text, NULL) != 0)
         return;
-    json_t *rules = json_loads(text, 0, NULL);
+    bool oom; /* out of memory: skipped, as when the read fails, until the rules change again */
+    json_t *rules = fdn__json_loadb(text, strlen(text), 0, NULL, &oom);
     fdn_free(text);
     const char *name;
     json_t *r;
@@ -220,7 +222,8 @@ static void apply_breakers(fdn_config_t *cfg, fdn_breakers_t *set)
     char *text = NULL;
     if (fdn_config_get_json(cfg, "infrastructure.circuit_breaker.breakers", &text, NULL) != 0)
         return;
-    json_t *all = json_loads(text, 0, NULL);
+    bool oom; /* out of memory: skipped, as when the read fails, until the breakers change */
+    json_t *all = fdn__json_loadb(text, strlen(text), 0, NULL, &oom);
     fdn_free(text);
     const char *name;
     json_t *spec;
@@ -397,10 +400,15 @@ static void load_overrides(fdn_runtime_t *rt, glue_t *g)
     if (g->overrides_path == NULL || cfg == NULL)
         return;
     json_error_t jerr;
-    json_t *ov = json_load_file(g->overrides_path, JSON_REJECT_DUPLICATES, &jerr);
+    bool oom;
+    json_t *ov = fdn__json_load_file(g->overrides_path, JSON_REJECT_DUPLICATES, &jerr, &oom);
     if (ov == NULL) {
-        if (access(g->overrides_path, F_OK) == 0) { /* there, but not JSON: say so, keep it */
-            json_t *d = json_pack("{s:s, s:s}", "file", g->overrides_path, "error", jerr.text);
+        /* there but not JSON, or out of memory (not read now): say so, keep the file */
+        const char *why = oom                                    ? "out of memory"
+                          : access(g->overrides_path, F_OK) == 0 ? jerr.text
+                                                                 : NULL;
+        if (why != NULL) {
+            json_t *d = json_pack("{s:s, s:s}", "file", g->overrides_path, "error", why);
             record_event(rt, "config_overrides_unreadable", d);
         }
         return;
@@ -420,6 +428,13 @@ static void load_overrides(fdn_runtime_t *rt, glue_t *g)
                                    err.message[0] ? err.message : fdn_strerror(rc)));
     }
     json_decref(ov);
+}
+
+/* A config change's JSON text as a value; NULL when out of memory. */
+static json_t *parse_any(const char *text)
+{
+    bool oom;
+    return fdn__json_loadb(text, strlen(text), JSON_DECODE_ANY, NULL, &oom);
 }
 
 /* Config hook thread: record, count, re-apply. */
@@ -447,8 +462,9 @@ static void on_config_change(const fdn_config_change_t *c, void *user)
             break;
         json_t *d = json_object();
         json_object_set_new(d, "path", json_string(c->path));
-        json_object_set_new(d, "old_value", json_loads(c->old_json, JSON_DECODE_ANY, NULL));
-        json_object_set_new(d, "new_value", json_loads(c->new_json, JSON_DECODE_ANY, NULL));
+        /* out of memory: the event goes without the value (as when json_object fails) */
+        json_object_set_new(d, "old_value", parse_any(c->old_json));
+        json_object_set_new(d, "new_value", parse_any(c->new_json));
         json_object_set_new(d, "revision", json_integer((json_int_t)c->revision));
         record_event(rt, "config_updated", d);
         fdn_telemetry_meta_t meta[] = {{"path", c->path}, {"revision", rev}};

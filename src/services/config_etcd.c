@@ -152,10 +152,13 @@ static void apply_reset(cfgetcd_t *r, const fdn__etcd_kv_t *kv)
         return;
     fdn_error_t err = FDN_ERROR_INIT;
     json_error_t jerr;
-    json_t *v = json_loadb(kv->value, kv->valuelen, JSON_REJECT_DUPLICATES, &jerr);
+    bool oom;
+    json_t *v = fdn__json_loadb(kv->value, kv->valuelen, JSON_REJECT_DUPLICATES, &jerr, &oom);
     const char *to = json_string_value(json_object_get(v, "to"));
     int rc;
-    if (to == NULL || (strcmp(to, "defaults") != 0 && strcmp(to, "startup") != 0))
+    if (oom)
+        rc = fdn_err_set(&err, FDN_ENOMEM, "out of memory reading the reset marker in etcd");
+    else if (to == NULL || (strcmp(to, "defaults") != 0 && strcmp(to, "startup") != 0))
         rc = fdn_err_set(&err, FDN_EPARSE,
                          "reset marker in etcd is not {\"to\": \"defaults\"|\"startup\"}");
     else
@@ -219,11 +222,14 @@ static void apply_kv(cfgetcd_t *r, const fdn__etcd_kv_t *kv, bool del)
     json_t *v = NULL;
     if (!del) {
         json_error_t jerr;
-        fdn__json_oom_clear();
-        v = json_loadb(kv->value, kv->valuelen, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
-        if (v == NULL)
-            rc = fdn_err_set(&err, fdn__json_oom() ? FDN_ENOMEM : FDN_EPARSE,
-                             "value of %.120s in etcd is not JSON: %.100s", path, jerr.text);
+        bool oom;
+        v = fdn__json_loadb(kv->value, kv->valuelen, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+                            &jerr, &oom);
+        if (oom)
+            rc = fdn_err_set(&err, FDN_ENOMEM, "out of memory reading %.120s from etcd", path);
+        else if (v == NULL)
+            rc = fdn_err_set(&err, FDN_EPARSE, "value of %.120s in etcd is not JSON: %.100s", path,
+                             jerr.text);
     }
     if (rc == 0)
         rc = fdn__cfg_apply_remote(r->cfg, path, v, (uint64_t)kv->mod_revision, &err);

@@ -391,7 +391,6 @@ static int call_raw(fdn__etcd_t *c, const char *path, json_t *body, json_t **out
     *out = NULL;
     if (body == NULL)
         return fdn_err_set(err, FDN_ENOMEM, "etcd %s: building the request", path);
-    fdn__json_oom_clear();
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     if (text == NULL)
@@ -425,10 +424,11 @@ static int call_raw(fdn__etcd_t *c, const char *path, json_t *body, json_t **out
         rc = transport_error(err, cc, c->url, ebuf);
     } else {
         json_error_t jerr;
-        json_t *root = a.b.len ? json_loadb(a.b.p, a.b.len, 0, &jerr) : NULL;
+        bool oom = false;
+        json_t *root = a.b.len ? fdn__json_loadb(a.b.p, a.b.len, 0, &jerr, &oom) : NULL;
         const json_t *m = root ? json_object_get(root, "message") : NULL;
         const json_t *e = root ? json_object_get(root, "error") : NULL;
-        if (root == NULL && fdn__json_oom()) {
+        if (oom) {
             rc = fdn_err_set(err, FDN_ENOMEM, "etcd %s: parsing the answer", path);
         } else if (root == NULL || !json_is_object(root)) {
             rc = fdn_err_set(err, status == 200 ? FDN_EPARSE : FDN_EEXTERNAL,

@@ -1,5 +1,6 @@
 /* Failing-allocator sweep of include/fdn/common.h (tests/alloc/README.md): the public
- * allocation functions fail as their allocator does, and a failed resize keeps the block. */
+ * allocation functions fail as their allocator does, and a failed resize keeps the block;
+ * fdn_json_loadb answers FDN_ENOMEM, never a value from truncated text or a parse error. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,8 @@
 #include <cmocka.h>
 
 #include <string.h>
+
+#include <jansson.h>
 
 #include <fdn/common.h>
 #include <fdn/error.h>
@@ -57,12 +60,52 @@ static void sweep_realloc(void **state)
     }
 }
 
+/* Long tokens, so that jansson's lexer grows its token buffer (the growth jansson 2.14 ignores
+ * when it fails: a truncated key, or a read past the buffer). */
+static const char doc[] = "{\"a-key-long-enough-to-grow-the-lexer-buffer-twice-over-000000\": "
+                          "\"a string value that is long enough to grow it as well, 0123456789"
+                          "abcdefghijklmnopqrstuvwxyz\", \"n\": [1, 2.5, true, null]}";
+
+static void sweep_json_loadb(void **state)
+{
+    (void)state;
+    SWEEP(sw, fdn_json_loadb, 0)
+    {
+        json_t *v = (json_t *)1;
+        json_error_t je;
+        sweep_arm(&sw);
+        int rc = fdn_json_loadb(doc, sizeof(doc) - 1, JSON_REJECT_DUPLICATES, &v, &je);
+        if (sweep_failed(&sw, rc)) {
+            assert_null(v);
+        } else {
+            /* never a value from cut-short text */
+            assert_int_equal(json_object_size(v), 2);
+            const char *s = json_string_value(
+                json_object_get(v, "a-key-long-enough-to-grow-the-lexer-buffer-twice-over-000000"));
+            assert_non_null(s);
+            assert_int_equal(strlen(s), 91);
+            assert_int_equal(json_array_size(json_object_get(v, "n")), 4);
+            json_decref(v);
+        }
+    }
+    SWEEP(sw, fdn_json_loadb, 0) /* bad text: FDN_EPARSE normally, FDN_ENOMEM when short */
+    {
+        json_t *v = (json_t *)1;
+        json_error_t je;
+        sweep_arm(&sw);
+        int rc = fdn_json_loadb(doc, sizeof(doc) - 2, 0, &v, &je); /* the closing brace cut */
+        sweep_failed_vs(&sw, rc, FDN_EPARSE);
+        assert_null(v);
+    }
+}
+
 int main(void)
 {
     sweep_install();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sweep_malloc_calloc),
         cmocka_unit_test(sweep_realloc),
+        cmocka_unit_test(sweep_json_loadb),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
