@@ -716,7 +716,7 @@ size_t fdn__limiter_mem_top(void *self, const fdn__limit_now_t *now_in, fdn_limi
         {
             if (seen >= scan_max)
                 break;
-            cell_t *c = cds_list_entry(pos, cell_t, lru);
+            cell_t *c = fdn__list_entry(pos, cell_t, lru);
             seen++;
             if (cell_expired(c, &now))
                 continue;

@@ -123,6 +123,8 @@ static void sweep_context(void **state)
     fdn_errctx_pop();
 }
 
+static fdn_error_t errv(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static fdn_error_t errv(int code, const char *fmt, ...)
 {
     fdn_error_t e = FDN_ERROR_INIT;

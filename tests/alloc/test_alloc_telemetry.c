@@ -54,7 +54,7 @@ static int measured(void *user)
     SWEEP(sw, fname, SWEEP_KEEP)                                                                   \
     {                                                                                              \
         char ev[48];                                                                               \
-        snprintf(ev, sizeof(ev), "sweep.%s.e%ld", #fname + 4, sw.n);                               \
+        snprintf(ev, sizeof(ev), "sweep.%s.e%ld", &(#fname)[4], sw.n);                             \
         sweep_arm(&sw);                                                                            \
         sweep_failed(&sw, call);                                                                   \
     }
@@ -319,7 +319,7 @@ static void sweep_observe(void **state)
     SWEEP(sw, fname, SWEEP_KEEP)                                                                   \
     {                                                                                              \
         char n[24];                                                                                \
-        snprintf(n, sizeof(n), "%s%ld", #fname + 14, sw.n);                                        \
+        snprintf(n, sizeof(n), "%s%ld", &(#fname)[14], sw.n);                                      \
         const char *v[1] = {n};                                                                    \
         fdn_histogram_t *h = NULL;                                                                 \
         assert_int_equal(fdn_telemetry_family_histogram(fh, &h, v, 1), 0);                         \
