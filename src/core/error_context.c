@@ -93,7 +93,6 @@ static fdn__mutex_t g_hook_mu = PTHREAD_MUTEX_INITIALIZER;
 static fdn_errctx_hook_fn g_hook FDN_GUARDED_BY(g_hook_mu);
 static void *g_hook_user FDN_GUARDED_BY(g_hook_mu);
 
-
 static int64_t mono_now(void)
 {
     struct timespec ts;

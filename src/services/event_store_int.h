@@ -441,8 +441,8 @@ int fdn__evs_corr_intern_slow(fdn_events_t *es, const char *s, size_t n, evs_cor
     FDN_REQUIRES(es->amu);
 /* The entry of a correlation id, added when new. Caller holds amu. Returns 0 or
  * FDN_ENOMEM. */
-static inline int fdn__evs_corr_intern(fdn_events_t *es, const char *s, size_t n,
-                                       evs_corr_t **out) FDN_REQUIRES(es->amu)
+static inline int fdn__evs_corr_intern(fdn_events_t *es, const char *s, size_t n, evs_corr_t **out)
+    FDN_REQUIRES(es->amu)
 {
     evs_corr_t *lc = es->last_corr;
     if (FDN_LIKELY(lc != NULL && lc->len == n && fdn__bytes_eq(lc->name, s, n))) {

@@ -152,8 +152,7 @@ static int parse(int argc, char **argv, serve_opts_t *o)
         {.name = "--request-timeout", .num = &o->request_timeout_s, .min = 1, .max = 86400},
         {.name = "--idle-timeout", .num = &o->idle_timeout_s, .min = 1, .max = 86400},
         {.name = "--max-connections", .num = &o->max_conns, .min = 1, .max = 65536},
-        {.name = "--max-connections-per-ip", .num = &o->max_conns_per_ip, .min = 1,
-         .max = 65536},
+        {.name = "--max-connections-per-ip", .num = &o->max_conns_per_ip, .min = 1, .max = 65536},
     };
     return cli_parse(argc, argv, "serve", defs, sizeof(defs) / sizeof(defs[0]), usage);
 }
