@@ -229,15 +229,68 @@ typedef struct loader {
     atomic_uint next;  /* stores attempted */
     atomic_uint acked; /* of which acknowledged */
     atomic_bool stop;
+    /* Acknowledged stores the loader may reach before it waits for more: the
+     * tests grant them phase by phase so that a fast phase (the spool takes
+     * stores at local-disk speed) cannot use up the MAXS stores it has. */
+    unsigned budget;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
     uint8_t ok[MAXS];   /* 1: acknowledged */
     uint64_t ids[MAXS]; /* the id each acknowledged store got (0: spooled) */
     int last_rc;
 } loader_t;
 
+static loader_t *loader_new(fdn_events_t *es, unsigned w, unsigned budget)
+{
+    loader_t *ld = calloc(1, sizeof(loader_t));
+    assert_non_null(ld);
+    ld->es = es;
+    ld->w = w;
+    ld->budget = budget;
+    pthread_mutex_init(&ld->mu, NULL);
+    pthread_cond_init(&ld->cv, NULL);
+    return ld;
+}
+
+static void loader_free(loader_t *ld)
+{
+    pthread_mutex_destroy(&ld->mu);
+    pthread_cond_destroy(&ld->cv);
+    free(ld);
+}
+
+/* Let the loader have n more stores acknowledged. */
+static void loader_grant(loader_t *ld, unsigned n)
+{
+    pthread_mutex_lock(&ld->mu);
+    ld->budget = ld->budget + n > MAXS ? MAXS : ld->budget + n;
+    pthread_cond_broadcast(&ld->cv);
+    pthread_mutex_unlock(&ld->mu);
+}
+
+static void loader_stop(loader_t *ld)
+{
+    pthread_mutex_lock(&ld->mu);
+    atomic_store(&ld->stop, true);
+    pthread_cond_broadcast(&ld->cv);
+    pthread_mutex_unlock(&ld->mu);
+}
+
+/* Whether another store may be attempted: waits for budget, false once stopped. */
+static bool loader_may(loader_t *ld)
+{
+    pthread_mutex_lock(&ld->mu);
+    while (atomic_load(&ld->acked) >= ld->budget && !atomic_load(&ld->stop))
+        pthread_cond_wait(&ld->cv, &ld->mu);
+    bool go = !atomic_load(&ld->stop);
+    pthread_mutex_unlock(&ld->mu);
+    return go;
+}
+
 static void *loader_main(void *arg)
 {
     loader_t *ld = arg;
-    for (unsigned s = 0; s < MAXS && !atomic_load(&ld->stop); s++) {
+    for (unsigned s = 0; s < MAXS && loader_may(ld); s++) {
         fdn_event_t *ev = make_event(ld->w, s);
         uint64_t id = 0;
         int rc = fdn_events_store(ld->es, ev, &id);
@@ -292,22 +345,23 @@ static void postgres_killed_during_appends(void **state)
     loader_t *ld[2];
     pthread_t th[2];
     for (unsigned w = 0; w < 2; w++) {
-        ld[w] = calloc(1, sizeof(loader_t));
-        assert_non_null(ld[w]);
-        ld[w]->es = es;
-        ld[w]->w = w;
+        ld[w] = loader_new(es, w, 1000); /* granted phase by phase, see the spool test */
         assert_int_equal(pthread_create(&th[w], NULL, loader_main, ld[w]), 0);
     }
     want_t w0 = {ld[0], 200};
     assert_true(wait_until(acked_at_least, &w0, 30000));
     test_engine_script("pg-server.sh", "kill", g_pg->dir); /* SIGKILL, during appends */
+    for (unsigned w = 0; w < 2; w++)
+        loader_grant(ld[w], 2000);
     want_t f0 = {ld[0], atomic_load(&ld[0]->next) + 5};
     assert_true(wait_until(attempted, &f0, 30000)); /* stores fail or wait meanwhile */
     test_engine_script("pg-server.sh", "restart", g_pg->dir);
+    for (unsigned w = 0; w < 2; w++)
+        loader_grant(ld[w], 3000);
     want_t w1 = {ld[0], atomic_load(&ld[0]->acked) + 200};
     assert_true(wait_until(acked_at_least, &w1, 30000)); /* and succeed again */
     for (unsigned w = 0; w < 2; w++) {
-        atomic_store(&ld[w]->stop, true);
+        loader_stop(ld[w]);
         pthread_join(th[w], NULL);
     }
     fdn_events_destroy(es);
@@ -329,8 +383,8 @@ static void postgres_killed_during_appends(void **state)
     }
     assert_true(c->total >= acked);
     free(c);
-    free(ld[0]);
-    free(ld[1]);
+    loader_free(ld[0]);
+    loader_free(ld[1]);
 }
 
 /* ---- PostgreSQL stopped, no spool: fail within the timeout, breaker opens ---- */
@@ -482,19 +536,21 @@ static void spool_keeps_everything_while_postgres_is_away(void **state)
     fdn_events_sub_t *sub = NULL;
     assert_int_equal(fdn_events_subscribe(es, &so, sub_collect, &col, &sub), 0);
 
-    loader_t *ld = calloc(1, sizeof(loader_t));
-    assert_non_null(ld);
-    ld->es = es;
-    ld->w = 2;
+    /* The stores are granted phase by phase (1000 before the kill, 5000 while
+     * PostgreSQL is away, 3000 after), so the loader cannot run out of its
+     * MAXS stores however fast the spool takes them. */
+    loader_t *ld = loader_new(es, 2, 1000);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, loader_main, ld), 0);
     want_t w0 = {ld, 200};
     assert_true(wait_until(acked_at_least, &w0, 30000));
     test_engine_script("pg-server.sh", "kill", g_pg->dir);
     /* away 5 s, and long enough for stores to go to the spool */
+    loader_grant(ld, 5000);
     spooled_want_t sw = {es, 100, test_now_ms() + 5000};
     assert_true(wait_until(spooled_enough, &sw, 60000));
     test_engine_script("pg-server.sh", "restart", g_pg->dir);
+    loader_grant(ld, 3000);
     want_t w1 = {ld, atomic_load(&ld->acked) + 300};
     if (!wait_until(acked_at_least, &w1, 60000)) {
         fdn_events_backend_status_t ds;
@@ -508,7 +564,7 @@ static void spool_keeps_everything_while_postgres_is_away(void **state)
                 (unsigned long long)ds.failures, (unsigned long long)ds.rejected);
         fail();
     }
-    atomic_store(&ld->stop, true);
+    loader_stop(ld);
     pthread_join(th, NULL);
     assert_true(wait_until(spool_empty, es, 120000)); /* the spool drains */
     fdn_events_backend_status_t st;
@@ -543,7 +599,7 @@ static void spool_keeps_everything_while_postgres_is_away(void **state)
         assert_int_equal(col.ids[i], i + 1);
     pthread_mutex_unlock(&col.mu);
     free(c);
-    free(ld);
+    loader_free(ld);
     free(col.ids);
     pthread_mutex_destroy(&col.mu);
     fdn_events_destroy(es);
