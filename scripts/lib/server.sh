@@ -12,7 +12,8 @@
 # first launch of a start), server_pid (the daemon's pid; default DIR/pid) and server_shutdown
 # (a graceful stop; default SIGTERM, 5 s, then SIGKILL). Then it calls server_main "$@", which
 # gives every script the same command line:
-#   SCRIPT start DIR    start one with its files in DIR; prints its URL and writes it to DIR/url
+#   SCRIPT start DIR    start one with its files in DIR (a DIR left by an earlier run is stopped
+#                       and emptied first); prints its URL and writes it to DIR/url
 #   SCRIPT stop DIR     stop it and remove DIR
 #   SCRIPT kill DIR     SIGKILL it (and its children), keep DIR (a crash, for chaos tests)
 #   SCRIPT restart DIR  start it again on the same ports after kill
@@ -102,6 +103,12 @@ server_main() {
     case "$cmd" in
     start)
         server_check
+        if [[ -d "$dir" ]]; then
+            # left by a run that was stopped before its stop fixture ran (or a repeated
+            # fixture): stop what still runs there and start from an empty directory
+            server_shutdown
+            rm -rf "$dir"
+        fi
         mkdir -p "$dir"
         server_prepare
         for _ in $(seq 1 20); do

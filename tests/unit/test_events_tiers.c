@@ -12,11 +12,9 @@
 
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fdn/config.h>
@@ -25,6 +23,7 @@
 
 #include "services/config_int.h"
 #include "services/event_store_int.h"
+#include "tmpdir.h"
 
 #define SEC  1000000000LL
 #define N    5000 /* events stored (the report's 118 k, scaled down) */
@@ -38,22 +37,12 @@ typedef struct fx {
     int live; /* runtimes and stores still open: a failed test left them (see teardown) */
 } fx_t;
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return -1;
-    const char *base = getenv("TMPDIR");
-    snprintf(f->dir, sizeof f->dir, "%s/fdn-tiers-XXXXXX", base != NULL ? base : "/tmp");
-    if (mkdtemp(f->dir) == NULL)
+    if (test_tmpdir_make(f->dir, sizeof f->dir, "tiers") != 0)
         return -1;
     snprintf(f->path, sizeof f->path, "%s/events.db", f->dir);
     if (fdn_clock_manual_create(&f->clock, 1000 * SEC, 1800000000LL * SEC) != 0)
@@ -65,7 +54,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx_t *f = *state;
-    (void)nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    test_tmpdir_remove(f->dir);
     if (f->live == 0) /* else their threads still wait on it: leave it (the test failed) */
         fdn_clock_destroy(f->clock);
     free(f);

@@ -9,38 +9,28 @@
 
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fdn/config.h>
 #include <fdn/events.h>
 #include <fdn/runtime.h>
 
+#include "tmpdir.h"
+
 typedef struct fixture {
     char dir[256];
     char file[300];
 } fixture_t;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return -1;
-    const char *base = getenv("TMPDIR");
-    snprintf(f->dir, sizeof f->dir, "%s/fdn-overrides-XXXXXX", base != NULL ? base : "/tmp");
-    if (mkdtemp(f->dir) == NULL)
+    if (test_tmpdir_make(f->dir, sizeof f->dir, "overrides") != 0)
         return -1;
     snprintf(f->file, sizeof f->file, "%s/config_overrides.json", f->dir);
     *state = f;
@@ -50,7 +40,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    (void)nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    test_tmpdir_remove(f->dir);
     free(f);
     return 0;
 }

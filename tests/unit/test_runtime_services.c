@@ -21,7 +21,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -43,6 +42,7 @@
 #include <fdn/testing.h>
 
 #include "rt_fixture.h"
+#include "tmpdir.h"
 
 #define MS  1000000LL
 #define SEC 1000000000LL
@@ -81,19 +81,6 @@ static fdn_runtime_t *dir_runtime(const char *dir, fdn_clock_t *clock)
     return rt;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-    (void)nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-}
-
 /* The dir fixture: a fresh temporary directory (removed with its contents at teardown) and
  * a manual clock for the runtimes a test builds on it. */
 typedef struct dirfx {
@@ -105,9 +92,7 @@ static int dir_setup(void **state)
 {
     dirfx_t *d = calloc(1, sizeof(*d));
     assert_non_null(d);
-    const char *base = getenv("TMPDIR");
-    snprintf(d->dir, sizeof(d->dir), "%s/fdn-wiring-XXXXXX", base != NULL ? base : "/tmp");
-    assert_non_null(mkdtemp(d->dir));
+    assert_int_equal(test_tmpdir_make(d->dir, sizeof(d->dir), "wiring"), 0);
     assert_int_equal(fdn_clock_manual_create(&d->clock, SEC, SEC), 0);
     *state = d;
     return 0;
@@ -117,7 +102,7 @@ static int dir_teardown(void **state)
 {
     dirfx_t *d = *state;
     fdn_clock_destroy(d->clock);
-    rm_tree(d->dir);
+    test_tmpdir_remove(d->dir);
     free(d);
     return 0;
 }
