@@ -232,8 +232,10 @@ static tm_entry_t *entry_get(fdn_telemetry_t *tm, const char *name,
             return NULL;
         } else {
             e = entry_new(tm, name, len, hash, meta, nmeta);
-            if (e == NULL) {
+            if (e == NULL) { /* reported to the caller, and counted: callers that emit
+                                best-effort (the library's own events) ignore the code */
                 fdn__mutex_unlock(&tm->mu);
+                fdn_counter_inc(tm->c_dropped_events);
                 *rc = FDN_ENOMEM;
                 return NULL;
             }
@@ -486,9 +488,13 @@ int fdn_telemetry_detach_pattern(fdn_telemetry_t *tm, const char *pattern)
                 break;
             }
         fdn__mutex_unlock(&tm->mu);
-        if (id == 0 || fdn_telemetry_detach(tm, id) != 0)
+        if (id == 0)
             break;
-        count++;
+        int rc = fdn_telemetry_detach(tm, id);
+        if (rc == FDN_ENOMEM)
+            return rc; /* the handlers detached so far stay detached; the rest stay attached */
+        if (rc == 0)
+            count++; /* FDN_ENOENT: another thread detached it first; look again */
     }
     return count;
 }
@@ -800,10 +806,12 @@ int fdn_telemetry_create(fdn_telemetry_t **out, const fdn_telemetry_opts_t *opts
         goto oom;
     tm->c_dropped_events = fdn__tm_builtin_counter(
         tm, "fdn_telemetry_dropped_events_total",
-        "Events dropped because max_events distinct names are already kept");
+        "Events dropped because max_events distinct names are already kept, or for lack of "
+        "memory");
     tm->c_dropped_keys = fdn__tm_builtin_counter(
         tm, "fdn_telemetry_dropped_measurements_total",
-        "Measurements dropped because their event already has the maximum number of keys");
+        "Measurements dropped because their event already has the maximum number of keys, or "
+        "for lack of memory");
     tm->c_handler_failures = fdn__tm_builtin_counter(tm, "fdn_telemetry_handler_failures_total",
                                                      "Handler calls that returned an error");
     tm->c_handler_detached =

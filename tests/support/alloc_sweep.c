@@ -107,15 +107,40 @@ static void trace_hook(long n)
     }
 }
 
+/* FDN_SWEEP_ABSORBED=1: the stack of each failed allocation is kept, and printed when the
+ * call succeeds despite it (an absorbed failure: the call degraded silently). */
+static long g_absorb_n;
+static void *g_absorb_frames[32];
+static int g_absorb_depth;
+
+static void absorb_hook(long n)
+{
+    if (n == g_absorb_n)
+        g_absorb_depth = backtrace(g_absorb_frames, 32);
+}
+
 static void trace_arm(const sweep_t *sw)
 {
     const char *t = getenv("FDN_SWEEP_TRACE");
     const char *colon = t != NULL ? strchr(t, ':') : NULL;
     g_trace_n = 0;
+    g_absorb_n = 0;
+    g_absorb_depth = 0;
     if (colon != NULL && (size_t)(colon - t) == strlen(sw->fn) &&
         strncmp(t, sw->fn, (size_t)(colon - t)) == 0 && strtol(colon + 1, NULL, 10) == sw->n)
         g_trace_n = sw->n;
-    fail_alloc_set_hook(g_trace_n != 0 ? trace_hook : NULL);
+    if (g_trace_n == 0 && sw->n > 0 && getenv("FDN_SWEEP_ABSORBED") != NULL)
+        g_absorb_n = sw->n;
+    fail_alloc_set_hook(g_trace_n != 0 ? trace_hook : g_absorb_n != 0 ? absorb_hook : NULL);
+}
+
+static void report_absorbed(const sweep_t *sw)
+{
+    if (g_absorb_n == 0 || g_absorb_depth == 0)
+        return;
+    fprintf(stderr, "alloc sweep: %s: allocation %ld failed, the call succeeded; it was made here:\n",
+            sw->fn, sw->n);
+    backtrace_symbols_fd(g_absorb_frames, g_absorb_depth, 2);
 }
 
 void sweep_arm(sweep_t *sw)
@@ -142,8 +167,10 @@ bool sweep_failed(sweep_t *sw, int rc)
         fail_msg("%s (%s:%d): sweep_failed without sweep_arm", sw->fn, sw->file, sw->line);
     sw->injected = fail_alloc_failures() > 0;
     if (rc == 0) {
-        if (sw->injected)
+        if (sw->injected) {
             sw->absorbed++;
+            report_absorbed(sw);
+        }
         return false;
     }
     if (!sw->injected)
