@@ -494,15 +494,15 @@ int fdn__rt_metrics_attach(fdn_runtime_t *rt, fdn__rt_metrics_t **out)
     }
     /* the labelled histograms measure what these events measure: keep the events (JSON)
      * out of the exposition, one family per measured thing */
-    if (m->rc == 0 && note(m, fdn_telemetry_attach(tm, &m->h_prot,
-                                                   "foundation.infrastructure.execute_stop",
-                                                   FDN_TELEMETRY_MATCH_EXACT, on_protected, m)) == 0) {
+    if (m->rc == 0 &&
+        note(m, fdn_telemetry_attach(tm, &m->h_prot, "foundation.infrastructure.execute_stop",
+                                     FDN_TELEMETRY_MATCH_EXACT, on_protected, m)) == 0) {
         note(m, fdn_telemetry_unexport_event(tm, "foundation.infrastructure.execute_stop"));
         note(m, fdn_telemetry_unexport_event(tm, "foundation.infrastructure.execute_exception"));
     }
-    if (m->rc == 0 && note(m, fdn_telemetry_attach(tm, &m->h_pool,
-                                                   "foundation.connection_pool.checkout",
-                                                   FDN_TELEMETRY_MATCH_EXACT, on_checkout, m)) == 0)
+    if (m->rc == 0 &&
+        note(m, fdn_telemetry_attach(tm, &m->h_pool, "foundation.connection_pool.checkout",
+                                     FDN_TELEMETRY_MATCH_EXACT, on_checkout, m)) == 0)
         note(m, fdn_telemetry_unexport_event(tm, "foundation.connection_pool.checkout"));
     if (m->rc == 0 &&
         note(m, fdn_telemetry_attach(tm, &m->h_cfg, "foundation.config.update",

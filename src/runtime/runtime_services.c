@@ -75,8 +75,8 @@ typedef struct glue {
     char *overrides_path;  /* <data_dir>/config_overrides.json, or NULL (no data directory) */
     uint64_t restored_rev; /* config revision once the persisted overrides were reapplied */
     fdn__rt_metrics_t *metrics; /* labelled metric families (runtime_metrics.c), or NULL */
-    bool settings_stale; /* config hook thread only: a change could not be pushed (out of
-                            memory), so the next change pushes every setting */
+    bool settings_stale;        /* config hook thread only: a change could not be pushed (out of
+                                   memory), so the next change pushes every setting */
 } glue_t;
 
 #define OVERRIDES_FILE "config_overrides.json"

@@ -164,7 +164,8 @@ static void report_absorbed(const sweep_t *sw)
 {
     if (g_absorb_n == 0 || g_absorb_depth == 0)
         return;
-    fprintf(stderr, "alloc sweep: %s: allocation %ld failed, the call succeeded; it was made here:\n",
+    fprintf(stderr,
+            "alloc sweep: %s: allocation %ld failed, the call succeeded; it was made here:\n",
             sw->fn, sw->n);
     backtrace_symbols_fd(g_absorb_frames, g_absorb_depth, 2);
 }
