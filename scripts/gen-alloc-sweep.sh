@@ -35,10 +35,11 @@ headers() {
 }
 
 # Functions a test file sweeps: the second argument of each SWEEP(sw, fn, ...), and the first
-# argument of a wrapper macro named <NAME>_SWEEP(fn, ...) (one whose body is a SWEEP of fn).
+# argument of a wrapper macro named <NAME>_SWEEP(fn, ...) (one whose body is a SWEEP of fn) or
+# of NOALLOC_COUNT(fn, ...) (alloc_sweep.h: the no-allocation check on a library thread).
 swept() {
     [ -f "$1" ] || return 0
-    { grep -oE '(^|[^A-Z_])SWEEP\([A-Za-z_][A-Za-z0-9_]*, *fdn_[a-z0-9_]+|[A-Z]+_SWEEP\(fdn_[a-z0-9_]+' "$1" || true; } |
+    { grep -oE '(^|[^A-Z_])SWEEP\([A-Za-z_][A-Za-z0-9_]*, *fdn_[a-z0-9_]+|[A-Z]+_SWEEP\(fdn_[a-z0-9_]+|NOALLOC_COUNT\(fdn_[a-z0-9_]+' "$1" || true; } |
         grep -oE 'fdn_[a-z0-9_]+$' | sort -u
 }
 

@@ -317,7 +317,8 @@ FDN_API int fdn_breaker_get(fdn_breakers_t *set, const char *name, fdn_breaker_t
  * Its memory is kept until the set is destroyed (and reused if the name comes back), so a
  * handle obtained earlier stays valid: calls through it keep working on a breaker nobody
  * lists. Memory kept is bounded by the number of distinct names ever created.
- * @return 0, FDN_EBREAKER_NOT_FOUND, FDN_EINVAL  @thread_safety any  @since 0.2.0
+ * @return 0, FDN_EBREAKER_NOT_FOUND, FDN_EINVAL, FDN_ENOMEM (the breaker stays listed)
+ * @thread_safety any  @since 0.2.0
  */
 FDN_API int fdn_breaker_remove(fdn_breakers_t *set, const char *name);
 

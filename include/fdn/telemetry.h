@@ -290,6 +290,8 @@ FDN_API int fdn_telemetry_attach(fdn_telemetry_t *tm, uint64_t *out_id, const ch
 /**
  * Detach a handler. Once this returns the handler is not started again; a call already
  * running on another thread may finish.
+ * Does not fail for lack of memory (without memory for a new handler set the handler is
+ * marked detached in place and leaves the set at its next change).
  * @return 0, FDN_ENOENT (unknown id)
  * @thread_safety any (may be called from inside a handler)
  * @since 0.1.0
@@ -298,7 +300,8 @@ FDN_API int fdn_telemetry_detach(fdn_telemetry_t *tm, uint64_t id);
 
 /**
  * Detach every handler whose pattern equals `pattern` (the reference's detach_handlers).
- * @return the number of handlers detached (>= 0)
+ * @return the number of handlers detached (>= 0); never fails for lack of memory (see
+ *         fdn_telemetry_detach)
  * @thread_safety any
  * @since 0.1.0
  */

@@ -98,18 +98,24 @@ static int rules_change_locked(fdn_limiter_t *l, const char *name, const fdn_lim
                                unsigned flags, const rule_ctr_t *ctr, bool shared)
     FDN_REQUIRES(l->rules_mu);
 
-/* The decision counters of rule `name` (setup time: a search under the telemetry mutex). */
-static void rule_counters(fdn_limiter_t *l, const char *name, rule_ctr_t *out)
+/* The decision counters of rule `name` (setup time: a search under the telemetry mutex).
+ * Returns 0 or FDN_ENOMEM (a series made before the failure stays in its family, where a
+ * retry finds it). */
+static int rule_counters(fdn_limiter_t *l, const char *name, rule_ctr_t *out)
 {
+    int rc = 0;
     for (int i = 0; i < 2; i++) {
         out->c[i] = NULL;
         const char *v[] = {name};
-        if (l->f_decision[i] != NULL)
-            (void)fdn_telemetry_family_counter(l->f_decision[i], &out->c[i], v, 1);
+        if (l->f_decision[i] != NULL && rc == 0 &&
+            fdn_telemetry_family_counter(l->f_decision[i], &out->c[i], v, 1) == FDN_ENOMEM)
+            rc = FDN_ENOMEM;
     }
+    return rc;
 }
 
-static void decision_families(fdn_limiter_t *l)
+/* Returns 0 or FDN_ENOMEM (the limiter's open fails: no decision counter goes missing). */
+static int decision_families(fdn_limiter_t *l)
 {
     static const char *const names[2] = {"fdn_rate_limiter_request_allowed_total",
                                          "fdn_rate_limiter_request_denied_total"};
@@ -118,11 +124,15 @@ static void decision_families(fdn_limiter_t *l)
         "Rate limiter checks denied (shadow mode included), by named rule ((unnamed): a "
         "caller-supplied rule)."};
     static const char *const label[] = {"rule"};
-    for (int i = 0; i < 2; i++)
-        if (fdn_telemetry_family(l->telemetry, &l->f_decision[i], names[i], help[i],
-                                 FDN_TELEMETRY_COUNTER, label, 1, DECISION_SERIES) != 0)
+    for (int i = 0; i < 2; i++) {
+        int rc = fdn_telemetry_family(l->telemetry, &l->f_decision[i], names[i], help[i],
+                                      FDN_TELEMETRY_COUNTER, label, 1, DECISION_SERIES);
+        if (rc == FDN_ENOMEM)
+            return rc;
+        if (rc != 0)
             l->f_decision[i] = NULL;
-    rule_counters(l, UNNAMED_RULE, &l->unnamed);
+    }
+    return rule_counters(l, UNNAMED_RULE, &l->unnamed);
 }
 
 void fdn__limiter_probes(fdn_limiter_t *l, uint64_t *lookups, uint64_t *probes)
@@ -176,8 +186,10 @@ int fdn_limiter_open(fdn_limiter_t **out, const fdn_limiter_opts_t *opts, fdn_er
         return fdn_err_set(err, FDN_ENOMEM, "out of memory");
     l->clock = opts->clock;
     l->telemetry = opts->telemetry;
-    if (l->telemetry != NULL)
-        decision_families(l);
+    if (l->telemetry != NULL && decision_families(l) != 0) {
+        fdn__free(l);
+        return fdn_err_set(err, FDN_ENOMEM, "out of memory");
+    }
     void *m;
     int rc = fdn__limiter_mem_create(
         &m, opts->shards, opts->max_keys, policy, opts->cleanup_interval_ms * NS_PER_MS,
@@ -233,9 +245,9 @@ int fdn_limiter_open(fdn_limiter_t **out, const fdn_limiter_opts_t *opts, fdn_er
     for (size_t i = 0; i < FDN_ARRAY_LEN(defaults); i++) {
         fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, defaults[i].limit, defaults[i].period_ms, 0};
         rule_ctr_t ctr;
-        rule_counters(l, defaults[i].name, &ctr);
         /* l is not shared yet: each replaced table is freed at once */
-        if (rules_change_locked(l, defaults[i].name, &r, 0, &ctr, false) != 0) {
+        if (rule_counters(l, defaults[i].name, &ctr) != 0 ||
+            rules_change_locked(l, defaults[i].name, &r, 0, &ctr, false) != 0) {
             fdn__mutex_unlock(&l->rules_mu);
             fdn_limiter_destroy(l);
             return fdn_err_set(err, FDN_ENOMEM, "out of memory");
@@ -712,7 +724,8 @@ int fdn_limiter_set_rule_flags(fdn_limiter_t *l, const char *name, const fdn_lim
     if ((fail & (fail - 1)) != 0) /* two failure policies */
         return FDN_EINVAL;
     rule_ctr_t ctr; /* resolved before rules_mu: no telemetry lock under it */
-    rule_counters(l, name, &ctr);
+    if (rule_counters(l, name, &ctr) != 0)
+        return FDN_ENOMEM;
     fdn__mutex_lock(&l->rules_mu);
     int rc = rules_change_locked(l, name, rule, flags, &ctr, true);
     fdn__mutex_unlock(&l->rules_mu);

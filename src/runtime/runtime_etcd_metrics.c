@@ -88,25 +88,29 @@ fdn__etcd_metrics_t *fdn__etcd_metrics_attach(fdn_telemetry_t *tm, fdn_runtime_t
     m->tm = tm;
     m->rt = rt;
     const char *dl[] = {"client", "op", "outcome"};
-    (void)fdn_telemetry_family(tm, &m->dur, "fdn_etcd_request_duration_seconds",
-                               "Calls to etcd's gateway by client (registry, config), operation "
-                               "and outcome (ok, refused, timeout, unreachable, rejected by the "
-                               "breaker).",
-                               FDN_TELEMETRY_HISTOGRAM, dl, 3,
-                               2 * FDN__ETCD_OPS * FDN__ETCD_OUTCOMES);
+    int rc = fdn_telemetry_family(tm, &m->dur, "fdn_etcd_request_duration_seconds",
+                                  "Calls to etcd's gateway by client (registry, config), operation "
+                                  "and outcome (ok, refused, timeout, unreachable, rejected by the "
+                                  "breaker).",
+                                  FDN_TELEMETRY_HISTOGRAM, dl, 3,
+                                  2 * FDN__ETCD_OPS * FDN__ETCD_OUTCOMES);
     static const double le[FDN__ETCD_LAT_BOUNDS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1};
-    (void)fdn_telemetry_family_buckets(m->dur, le, FDN__ETCD_LAT_BOUNDS);
+    if (rc == 0)
+        rc = fdn_telemetry_family_buckets(m->dur, le, FDN__ETCD_LAT_BOUNDS);
     const char *bl[] = {"client", "state"};
-    (void)fdn_telemetry_family(tm, &m->breaker, "fdn_etcd_breaker_state",
-                               "The breaker around an etcd client: 1 for its current state, 0 "
-                               "for the others.",
-                               FDN_TELEMETRY_GAUGE, bl, 2, 8);
+    if (rc == 0)
+        rc = fdn_telemetry_family(tm, &m->breaker, "fdn_etcd_breaker_state",
+                                  "The breaker around an etcd client: 1 for its current state, 0 "
+                                  "for the others.",
+                                  FDN_TELEMETRY_GAUGE, bl, 2, 8);
     const char *sl[] = {"client"};
-    (void)fdn_telemetry_family(tm, &m->stale, "fdn_etcd_stale",
-                               "1 while an etcd follower's state may be behind etcd (its watch "
-                               "is broken): reads answer from the cache.",
-                               FDN_TELEMETRY_GAUGE, sl, 1, 4);
-    if (fdn_telemetry_add_collector(tm, collect, m) != 0) {
+    if (rc == 0)
+        rc = fdn_telemetry_family(tm, &m->stale, "fdn_etcd_stale",
+                                  "1 while an etcd follower's state may be behind etcd (its watch "
+                                  "is broken): reads answer from the cache.",
+                                  FDN_TELEMETRY_GAUGE, sl, 1, 4);
+    /* all or nothing: the runtime's create fails rather than run without these families */
+    if (rc != 0 || fdn_telemetry_add_collector(tm, collect, m) != 0) {
         fdn__free(m);
         return NULL;
     }

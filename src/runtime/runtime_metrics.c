@@ -54,6 +54,7 @@
 struct fdn__rt_metrics {
     fdn_runtime_t *rt;
     fdn_telemetry_t *tm;
+    int rc; /* attach: the first failure (a family, its buckets, an unexport) */
     /* breakers */
     fdn_telemetry_family_t *br_state, *br_calls, *br_opened, *br_transitions;
     /* pools */
@@ -79,6 +80,15 @@ struct fdn__rt_metrics {
 #endif
 };
 
+/* Out of memory while attaching fails the attach (so the runtime's create): a runtime does
+ * not start with a family or a handler silently missing. Returns rc. */
+static int note(fdn__rt_metrics_t *m, int rc)
+{
+    if (rc == FDN_ENOMEM && m->rc == 0)
+        m->rc = rc;
+    return rc;
+}
+
 static fdn_telemetry_family_t *fam(fdn__rt_metrics_t *m, const char *name, const char *help,
                                    fdn_telemetry_kind_t kind, const char *l1, const char *l2,
                                    const char *l3, uint32_t cap)
@@ -86,7 +96,7 @@ static fdn_telemetry_family_t *fam(fdn__rt_metrics_t *m, const char *name, const
     const char *ls[3] = {l1, l2, l3};
     size_t n = l3 != NULL ? 3 : l2 != NULL ? 2 : l1 != NULL ? 1 : 0;
     fdn_telemetry_family_t *f = NULL;
-    (void)fdn_telemetry_family(m->tm, &f, name, help, kind, ls, n, cap);
+    note(m, fdn_telemetry_family(m->tm, &f, name, help, kind, ls, n, cap));
     return f; /* NULL: that family is not exported (every setter accepts NULL) */
 }
 
@@ -330,14 +340,15 @@ static void collect(fdn_telemetry_t *tm, void *user)
     collect_limiter(m);
 }
 
-fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt)
+int fdn__rt_metrics_attach(fdn_runtime_t *rt, fdn__rt_metrics_t **out)
 {
+    *out = NULL;
     fdn_telemetry_t *tm = fdn_runtime_telemetry(rt);
     if (tm == NULL)
-        return NULL;
+        return 0;
     fdn__rt_metrics_t *m = fdn__calloc(1, sizeof(*m));
     if (m == NULL)
-        return NULL;
+        return FDN_ENOMEM;
     m->rt = rt;
     m->tm = tm;
     const fdn_telemetry_kind_t G = FDN_TELEMETRY_GAUGE, C = FDN_TELEMETRY_COUNTER;
@@ -447,7 +458,8 @@ fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt)
                         "a connection or pipeline.",
                         FDN_TELEMETRY_HISTOGRAM, "backend", NULL, NULL, 8);
     static const double lat_le[7] = {1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2, 0.1};
-    (void)fdn_telemetry_family_buckets(m->lm_latency, lat_le, 7);
+    if (m->lm_latency != NULL)
+        note(m, fdn_telemetry_family_buckets(m->lm_latency, lat_le, 7));
     m->sv_restarts = fam(m, "fdn_supervisor_restarts_total",
                          "Service restarts by the runtime's supervisor, by service.", C, "service",
                          NULL, NULL, MAX_SERVICES);
@@ -473,23 +485,29 @@ fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt)
     m->pl_wait =
         fam(m, "fdn_pool_checkout_wait_seconds", "Time a checkout waited for a worker of a pool.",
             FDN_TELEMETRY_HISTOGRAM, "pool", NULL, NULL, MAX_POOLS);
-    if (fdn_telemetry_add_collector(tm, collect, m) != 0) {
-        fdn__free(m);
-        return NULL;
+    if (m->rc == 0) {
+        int rc = note(m, fdn_telemetry_add_collector(tm, collect, m));
+        if (rc != 0 && rc != FDN_ENOMEM) { /* (a stopped telemetry service: no metrics) */
+            fdn__free(m);
+            return 0;
+        }
     }
     /* the labelled histograms measure what these events measure: keep the events (JSON)
      * out of the exposition, one family per measured thing */
-    if (fdn_telemetry_attach(tm, &m->h_prot, "foundation.infrastructure.execute_stop",
-                             FDN_TELEMETRY_MATCH_EXACT, on_protected, m) == 0) {
-        (void)fdn_telemetry_unexport_event(tm, "foundation.infrastructure.execute_stop");
-        (void)fdn_telemetry_unexport_event(tm, "foundation.infrastructure.execute_exception");
+    if (m->rc == 0 &&
+        note(m, fdn_telemetry_attach(tm, &m->h_prot, "foundation.infrastructure.execute_stop",
+                                     FDN_TELEMETRY_MATCH_EXACT, on_protected, m)) == 0) {
+        note(m, fdn_telemetry_unexport_event(tm, "foundation.infrastructure.execute_stop"));
+        note(m, fdn_telemetry_unexport_event(tm, "foundation.infrastructure.execute_exception"));
     }
-    if (fdn_telemetry_attach(tm, &m->h_pool, "foundation.connection_pool.checkout",
-                             FDN_TELEMETRY_MATCH_EXACT, on_checkout, m) == 0)
-        (void)fdn_telemetry_unexport_event(tm, "foundation.connection_pool.checkout");
-    if (fdn_telemetry_attach(tm, &m->h_cfg, "foundation.config.update", FDN_TELEMETRY_MATCH_EXACT,
-                             on_config_update, m) == 0)
-        (void)fdn_telemetry_unexport_event(tm, "foundation.config.update");
+    if (m->rc == 0 &&
+        note(m, fdn_telemetry_attach(tm, &m->h_pool, "foundation.connection_pool.checkout",
+                                     FDN_TELEMETRY_MATCH_EXACT, on_checkout, m)) == 0)
+        note(m, fdn_telemetry_unexport_event(tm, "foundation.connection_pool.checkout"));
+    if (m->rc == 0 &&
+        note(m, fdn_telemetry_attach(tm, &m->h_cfg, "foundation.config.update",
+                                     FDN_TELEMETRY_MATCH_EXACT, on_config_update, m)) == 0)
+        note(m, fdn_telemetry_unexport_event(tm, "foundation.config.update"));
     /* and the events the collector's families count already */
     static const char *const counted[] = {
         "foundation.connection_pool.timeout",       /* fdn_pool_checkout_timeouts_total */
@@ -500,12 +518,22 @@ fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt)
         "foundation.event_store.events_stored",     /* fdn_events_appended_total */
         "foundation.event_store.events_pruned",     /* fdn_events_pruned_total */
     };
-    for (size_t i = 0; i < sizeof counted / sizeof counted[0]; i++)
-        (void)fdn_telemetry_unexport_event(tm, counted[i]);
+    for (size_t i = 0; i < sizeof counted / sizeof counted[0] && m->rc == 0; i++)
+        note(m, fdn_telemetry_unexport_event(tm, counted[i]));
 #ifdef FDN_HAVE_ETCD
-    m->etcd = fdn__etcd_metrics_attach(tm, rt);
+    if (m->rc == 0) {
+        m->etcd = fdn__etcd_metrics_attach(tm, rt);
+        if (m->etcd == NULL)
+            m->rc = FDN_ENOMEM;
+    }
 #endif
-    return m;
+    if (m->rc != 0) {
+        int rc = m->rc;
+        fdn__rt_metrics_detach(m); /* (the families stay in tm, which the failed create frees) */
+        return rc;
+    }
+    *out = m;
+    return 0;
 }
 
 void fdn__rt_metrics_detach(fdn__rt_metrics_t *m)

@@ -7,8 +7,9 @@
 
 typedef struct fdn__rt_metrics fdn__rt_metrics_t;
 
-/* Register the families and the scrape-time collector; NULL without telemetry or on OOM. */
-fdn__rt_metrics_t *fdn__rt_metrics_attach(fdn_runtime_t *rt);
+/* Register the families and the scrape-time collector. *out is NULL without telemetry.
+ * Returns 0, or FDN_ENOMEM (all or nothing: nothing is attached and *out is NULL). */
+int fdn__rt_metrics_attach(fdn_runtime_t *rt, fdn__rt_metrics_t **out);
 /* Remove the collector (waits for a run under way) and free m. */
 void fdn__rt_metrics_detach(fdn__rt_metrics_t *m);
 /* Hooks: a supervisor restart, a breaker transition, a config update applied. */

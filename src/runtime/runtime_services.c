@@ -75,6 +75,8 @@ typedef struct glue {
     char *overrides_path;  /* <data_dir>/config_overrides.json, or NULL (no data directory) */
     uint64_t restored_rev; /* config revision once the persisted overrides were reapplied */
     fdn__rt_metrics_t *metrics; /* labelled metric families (runtime_metrics.c), or NULL */
+    bool settings_stale;        /* config hook thread only: a change could not be pushed (out of
+                                   memory), so the next change pushes every setting */
 } glue_t;
 
 #define OVERRIDES_FILE "config_overrides.json"
@@ -173,14 +175,19 @@ static void record_event(fdn_runtime_t *rt, const char *type, json_t *data)
 
 /* ---- the config drives the runtime ------------------------------------------------------- */
 
-static void apply_limiter_rules(fdn_config_t *cfg, fdn_limiter_t *lim)
+/* Returns 0 or FDN_ENOMEM (some rules may then be missing: the caller reports it, or applies
+ * the settings again). */
+static int apply_limiter_rules(fdn_config_t *cfg, fdn_limiter_t *lim)
 {
     char *text = NULL;
-    if (fdn_config_get_json(cfg, "infrastructure.rate_limiting.default_rules", &text, NULL) != 0)
-        return;
-    bool oom; /* out of memory: skipped, as when the read fails, until the rules change again */
+    int rc = fdn_config_get_json(cfg, "infrastructure.rate_limiting.default_rules", &text, NULL);
+    if (rc != 0)
+        return rc == FDN_ENOMEM ? rc : 0;
+    bool oom;
     json_t *rules = fdn__json_loadb(text, strlen(text), 0, NULL, &oom);
     fdn_free(text);
+    if (rules == NULL)
+        return oom ? FDN_ENOMEM : 0;
     const char *name;
     json_t *r;
     json_object_foreach(rules, name, r)
@@ -204,9 +211,11 @@ static void apply_limiter_rules(fdn_config_t *cfg, fdn_limiter_t *lim)
             flags |= fp == FDN_LIMIT_FAIL_OPEN     ? FDN_LIMIT_RULE_FAIL_OPEN
                      : fp == FDN_LIMIT_FAIL_CLOSED ? FDN_LIMIT_RULE_FAIL_CLOSED
                                                    : FDN_LIMIT_RULE_FAIL_LOCAL;
-        (void)fdn_limiter_set_rule_flags(lim, name, &rule, flags);
+        if (fdn_limiter_set_rule_flags(lim, name, &rule, flags) == FDN_ENOMEM)
+            rc = FDN_ENOMEM;
     }
     json_decref(rules);
+    return rc;
 }
 
 static void on_breaker_transition(const char *name, fdn_breaker_state_t from,
@@ -217,26 +226,34 @@ static void on_breaker_transition(const char *name, fdn_breaker_state_t from,
  * already (made by the program or over HTTP, or at an earlier pass) is left as it is, so a
  * config reset does not reset breaker state. The schema has checked every entry; one that
  * still fails is skipped. */
-static void apply_breakers(fdn_config_t *cfg, fdn_breakers_t *set)
+static int apply_breakers(fdn_config_t *cfg, fdn_breakers_t *set)
 {
     char *text = NULL;
-    if (fdn_config_get_json(cfg, "infrastructure.circuit_breaker.breakers", &text, NULL) != 0)
-        return;
-    bool oom; /* out of memory: skipped, as when the read fails, until the breakers change */
+    int rc = fdn_config_get_json(cfg, "infrastructure.circuit_breaker.breakers", &text, NULL);
+    if (rc != 0)
+        return rc == FDN_ENOMEM ? rc : 0;
+    bool oom;
     json_t *all = fdn__json_loadb(text, strlen(text), 0, NULL, &oom);
     fdn_free(text);
+    if (all == NULL)
+        return oom ? FDN_ENOMEM : 0;
     const char *name;
     json_t *spec;
     json_object_foreach(all, name, spec)
     {
         fdn_breaker_opts_t o;
         char *one = json_dumps(spec, JSON_COMPACT);
-        if (one != NULL && fdn_breakers_get_defaults(set, &o) == 0 &&
-            fdn_breaker_opts_parse(one, strlen(one), &o, NULL) == 0)
-            (void)fdn_breaker_create_in(set, name, &o, NULL);
+        int r = one == NULL ? FDN_ENOMEM : fdn_breakers_get_defaults(set, &o);
+        if (r == 0)
+            r = fdn_breaker_opts_parse(one, strlen(one), &o, NULL);
+        if (r == 0)
+            r = fdn_breaker_create_in(set, name, &o, NULL);
+        if (r == FDN_ENOMEM) /* (another failure: a spec the schema let through, skipped) */
+            rc = FDN_ENOMEM;
         fdn__free(one); /* jansson allocates through the library allocator */
     }
     json_decref(all);
+    return rc;
 }
 
 /* Whether a change of `changed` (NULL: everything, after a reset or dropped notifications)
@@ -251,9 +268,12 @@ static bool touches(const char *changed, const char *prefix)
 
 /* Push the settings the path `changed` drives (NULL: all of them) into the services. Only
  * those: a service setting the application changed through the service's own API (a limiter
- * rule, say) is not reverted by an update of some unrelated path. */
-static void apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed)
+ * rule, say) is not reverted by an update of some unrelated path. Returns 0, or FDN_ENOMEM
+ * when a setting could not be pushed (the others are): wire() fails the runtime's create;
+ * the config hook applies everything again at the next change (glue_t.settings_stale). */
+static int apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed)
 {
+    int rc = 0;
     fdn_config_t *cfg = fdn_runtime_config(rt);
     fdn_events_t *es = fdn_runtime_events(rt);
     fdn_pools_t *pools = fdn_runtime_pools(rt);
@@ -298,15 +318,16 @@ static void apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed)
         if (touches(changed, "infrastructure.rate_limiting.cleanup_interval") &&
             cfg_int(cfg, "infrastructure.rate_limiting.cleanup_interval", 1, &v))
             (void)fdn_limiter_set_cleanup_interval(lim, v);
-        if (touches(changed, "infrastructure.rate_limiting.default_rules"))
-            apply_limiter_rules(cfg, lim);
+        if (touches(changed, "infrastructure.rate_limiting.default_rules") &&
+            apply_limiter_rules(cfg, lim) == FDN_ENOMEM)
+            rc = FDN_ENOMEM;
         if (touches(changed, "infrastructure.rate_limiting.max_keys_per_identity") &&
             cfg_int(cfg, "infrastructure.rate_limiting.max_keys_per_identity", 0, &v) &&
             v <= UINT32_MAX)
             (void)fdn_limiter_set_max_keys_per_identity(lim, (uint32_t)v);
     }
     if (g == NULL)
-        return;
+        return rc;
     if (g->breakers != NULL && touches(changed, "infrastructure.circuit_breaker.default_config.")) {
         fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
         bo.clock = fdn_runtime_clock(rt);
@@ -322,11 +343,14 @@ static void apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed)
             bo.recovery_time_ms = v;
         if (cfg_int(cfg, "infrastructure.circuit_breaker.default_config.call_timeout", 1, &v))
             bo.probe_timeout_ms = v;
-        (void)fdn_breakers_set_defaults(g->breakers, &bo);
+        if (fdn_breakers_set_defaults(g->breakers, &bo) == FDN_ENOMEM)
+            rc = FDN_ENOMEM;
     }
-    if (g->breakers != NULL && (touches(changed, "infrastructure.circuit_breaker.breakers") ||
-                                touches(changed, "infrastructure.circuit_breaker.default_config.")))
-        apply_breakers(cfg, g->breakers);
+    if (g->breakers != NULL &&
+        (touches(changed, "infrastructure.circuit_breaker.breakers") ||
+         touches(changed, "infrastructure.circuit_breaker.default_config.")) &&
+        apply_breakers(cfg, g->breakers) == FDN_ENOMEM)
+        rc = FDN_ENOMEM;
     /* infrastructure.rate_limiting.enabled governs the limiter itself (so POST
      * /v1/limiter/check and fdn_limiter_check follow it) and the protection layer */
     if (lim != NULL && touches(changed, "infrastructure.rate_limiting.enabled") &&
@@ -343,6 +367,7 @@ static void apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed)
             cfg_bool(cfg, "infrastructure.connection_pool.enabled", &b))
             fdn_protect_set_layer_enabled(g->protect, FDN_PROTECT_POOL, b);
     }
+    return rc;
 }
 
 /* ---- run-time config overrides survive a restart ------------------------------------------
@@ -394,25 +419,27 @@ static void save_overrides(fdn_runtime_t *rt, glue_t *g)
     }
 }
 
-static void load_overrides(fdn_runtime_t *rt, glue_t *g)
+/* Returns 0, or FDN_ENOMEM: the runtime's create fails then, rather than start without the
+ * persisted overrides (and write the file over without them at the next change). */
+static int load_overrides(fdn_runtime_t *rt, glue_t *g)
 {
     fdn_config_t *cfg = fdn_runtime_config(rt);
     if (g->overrides_path == NULL || cfg == NULL)
-        return;
+        return 0;
     json_error_t jerr;
     bool oom;
     json_t *ov = fdn__json_load_file(g->overrides_path, JSON_REJECT_DUPLICATES, &jerr, &oom);
     if (ov == NULL) {
-        /* there but not JSON, or out of memory (not read now): say so, keep the file */
-        const char *why = oom                                    ? "out of memory"
-                          : access(g->overrides_path, F_OK) == 0 ? jerr.text
-                                                                 : NULL;
-        if (why != NULL) {
-            json_t *d = json_pack("{s:s, s:s}", "file", g->overrides_path, "error", why);
+        if (oom)
+            return FDN_ENOMEM;
+        /* there but not JSON: say so, keep the file */
+        if (access(g->overrides_path, F_OK) == 0) {
+            json_t *d = json_pack("{s:s, s:s}", "file", g->overrides_path, "error", jerr.text);
             record_event(rt, "config_overrides_unreadable", d);
         }
-        return;
+        return 0;
     }
+    int ret = 0;
     const char *path;
     json_t *v;
     json_object_foreach(ov, path, v)
@@ -421,6 +448,10 @@ static void load_overrides(fdn_runtime_t *rt, glue_t *g)
         fdn_error_t err = FDN_ERROR_INIT;
         int rc = text != NULL ? fdn_config_update_json(cfg, path, text, &err) : FDN_ENOMEM;
         fdn__free(text);
+        if (rc == FDN_ENOMEM) {
+            ret = rc;
+            break;
+        }
         if (rc != 0) /* e.g. a key no longer updatable: the override is dropped, visibly */
             record_event(rt, "config_override_skipped",
                          json_pack("{s:s, s:i, s:s}", "path", path, "code",
@@ -428,6 +459,7 @@ static void load_overrides(fdn_runtime_t *rt, glue_t *g)
                                    err.message[0] ? err.message : fdn_strerror(rc)));
     }
     json_decref(ov);
+    return ret;
 }
 
 /* A config change's JSON text as a value; NULL when out of memory. */
@@ -486,7 +518,8 @@ static void on_config_change(const fdn_config_change_t *c, void *user)
         break;
     }
     }
-    apply_settings(rt, g, c->kind == FDN_CONFIG_CHANGE_UPDATED ? c->path : NULL);
+    const char *changed = c->kind == FDN_CONFIG_CHANGE_UPDATED ? c->path : NULL;
+    g->settings_stale = apply_settings(rt, g, g->settings_stale ? NULL : changed) != 0;
 }
 
 /* ---- slots ---------------------------------------------------------------------------------- */
@@ -805,10 +838,16 @@ static int wire(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     }
     /* the overrides are updates of the tree; g is not published until wire returns, so the
      * hook thread may skip their notifications: apply_settings reads the whole tree after */
-    load_overrides(rt, g);
+    int rc2 = load_overrides(rt, g);
     g->restored_rev = fdn_config_revision(fdn_runtime_config(rt));
-    g->metrics = fdn__rt_metrics_attach(rt);
-    apply_settings(rt, g, NULL);
+    if (rc2 == 0)
+        rc2 = fdn__rt_metrics_attach(rt, &g->metrics);
+    if (rc2 == 0)
+        rc2 = apply_settings(rt, g, NULL);
+    if (rc2 != 0) {
+        unwire(rt, g);
+        return fdn_err_set(err, rc2, "out of memory wiring runtime %s", fdn_runtime_name(rt));
+    }
     *out = g;
     return 0;
 }

@@ -232,8 +232,10 @@ static tm_entry_t *entry_get(fdn_telemetry_t *tm, const char *name,
             return NULL;
         } else {
             e = entry_new(tm, name, len, hash, meta, nmeta);
-            if (e == NULL) {
+            if (e == NULL) { /* reported to the caller, and counted: callers that emit
+                                best-effort (the library's own events) ignore the code */
                 fdn__mutex_unlock(&tm->mu);
+                fdn_counter_inc(tm->c_dropped_events);
                 *rc = FDN_ENOMEM;
                 return NULL;
             }
@@ -376,36 +378,49 @@ static void hset_free_rcu(struct rcu_head *h)
     hset_free(TM_CONTAINER_OF(h, tm_hset_t, rcu));
 }
 
-/* Replace the handler set (tm->mu held). remove: handlers to drop (marked detached). */
+/* A handler detached in place (fdn_telemetry_detach out of memory): still in the set, skipped
+ * by dispatch, dropped by the next replacement of the set (or freed with it at destroy). */
+static bool handler_gone(const tm_handler_t *h)
+{
+    return atomic_load_explicit(&h->detached, memory_order_acquire) != 0;
+}
+
+/* Replace the handler set (tm->mu held). remove: handlers to drop (marked detached); handlers
+ * detached in place are dropped as well. */
 static int hset_publish(fdn_telemetry_t *tm, tm_handler_t *add, tm_handler_t **remove,
                         size_t nremove) FDN_REQUIRES(tm->mu)
 {
     tm_hset_t *old = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
     size_t oldn = old != NULL ? old->n : 0;
-    size_t n = oldn + (add != NULL ? 1 : 0) - nremove;
+    size_t n = (add != NULL ? 1 : 0);
+    for (size_t i = 0; i < oldn; i++) {
+        bool drop = handler_gone(old->h[i]);
+        for (size_t r = 0; r < nremove; r++)
+            drop = drop || old->h[i] == remove[r];
+        n += drop ? 0 : 1;
+    }
     tm_hset_t *s = fdn__calloc(1, sizeof(*s) + n * sizeof(tm_handler_t *));
     if (s == NULL)
         return FDN_ENOMEM;
     size_t k = 0;
     for (size_t i = 0; i < oldn; i++) {
-        bool drop = false;
+        bool drop = handler_gone(old->h[i]);
         for (size_t r = 0; r < nremove; r++)
             drop = drop || old->h[i] == remove[r];
-        if (!drop)
+        if (!drop) {
             s->h[k++] = old->h[i];
+        } else { /* freed with the old set, after a grace period */
+            atomic_store_explicit(&old->h[i]->detached, 1, memory_order_release);
+            old->h[i]->next_dead = old->dead;
+            old->dead = old->h[i];
+        }
     }
     if (add != NULL)
         s->h[k++] = add;
-    FDN_ASSERT(k == n); /* every handler removed was in the set */
+    FDN_ASSERT(k == n);
     s->n = k;
-    for (size_t r = 0; r < nremove; r++)
-        atomic_store_explicit(&remove[r]->detached, 1, memory_order_release);
     atomic_store_explicit(&tm->handlers, s, memory_order_release);
     if (old != NULL) {
-        for (size_t r = 0; r < nremove; r++) {
-            remove[r]->next_dead = old->dead;
-            old->dead = remove[r];
-        }
         fdn__tsan_release(&fdn__tm_tsan_grace);
         call_rcu(&old->rcu, hset_free_rcu);
     }
@@ -461,9 +476,15 @@ int fdn_telemetry_detach(fdn_telemetry_t *tm, uint64_t id)
     fdn__mutex_lock(&tm->mu);
     tm_hset_t *s = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
     for (size_t i = 0; s != NULL && i < s->n; i++) {
-        if (s->h[i]->id == id) {
+        if (s->h[i]->id == id && !handler_gone(s->h[i])) {
             tm_handler_t *h = s->h[i];
             rc = hset_publish(tm, NULL, &h, 1);
+            if (rc == FDN_ENOMEM) {
+                /* a detach does not fail (teardown detaches): without memory for a new set
+                 * the handler is detached in place, and leaves the set at its next change */
+                atomic_store_explicit(&h->detached, 1, memory_order_release);
+                rc = 0;
+            }
             break;
         }
     }
@@ -481,14 +502,15 @@ int fdn_telemetry_detach_pattern(fdn_telemetry_t *tm, const char *pattern)
         fdn__mutex_lock(&tm->mu);
         tm_hset_t *s = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
         for (size_t i = 0; s != NULL && i < s->n; i++)
-            if (strcmp(s->h[i]->pattern, pattern) == 0) {
+            if (strcmp(s->h[i]->pattern, pattern) == 0 && !handler_gone(s->h[i])) {
                 id = s->h[i]->id;
                 break;
             }
         fdn__mutex_unlock(&tm->mu);
-        if (id == 0 || fdn_telemetry_detach(tm, id) != 0)
+        if (id == 0)
             break;
-        count++;
+        if (fdn_telemetry_detach(tm, id) == 0) /* (no failure for lack of memory) */
+            count++; /* FDN_ENOENT: another thread detached it first; look again */
     }
     return count;
 }
@@ -499,7 +521,9 @@ size_t fdn_telemetry_handler_count(fdn_telemetry_t *tm)
         return 0;
     fdn__mutex_lock(&tm->mu);
     tm_hset_t *s = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
-    size_t n = s != NULL ? s->n : 0;
+    size_t n = 0;
+    for (size_t i = 0; s != NULL && i < s->n; i++)
+        n += handler_gone(s->h[i]) ? 0 : 1;
     fdn__mutex_unlock(&tm->mu);
     return n;
 }
@@ -800,10 +824,12 @@ int fdn_telemetry_create(fdn_telemetry_t **out, const fdn_telemetry_opts_t *opts
         goto oom;
     tm->c_dropped_events = fdn__tm_builtin_counter(
         tm, "fdn_telemetry_dropped_events_total",
-        "Events dropped because max_events distinct names are already kept");
+        "Events dropped because max_events distinct names are already kept, or for lack of "
+        "memory");
     tm->c_dropped_keys = fdn__tm_builtin_counter(
         tm, "fdn_telemetry_dropped_measurements_total",
-        "Measurements dropped because their event already has the maximum number of keys");
+        "Measurements dropped because their event already has the maximum number of keys, or "
+        "for lack of memory");
     tm->c_handler_failures = fdn__tm_builtin_counter(tm, "fdn_telemetry_handler_failures_total",
                                                      "Handler calls that returned an error");
     tm->c_handler_detached =

@@ -23,6 +23,7 @@
 #include <fdn/error.h>
 
 #include "core/alloc.h"
+#include "core/assert.h"
 #include "services/telemetry_int.h"
 
 #define TM_OVERFLOW_VALUE "__overflow__"
@@ -200,6 +201,10 @@ oom:
     return NULL;
 }
 
+static int resolve_locked(fdn_telemetry_t *tm, fdn_telemetry_family_t *f, void **out,
+                          const char *const *values, size_t n, bool *overflowed)
+    FDN_REQUIRES(tm->mu);
+
 int fdn__tm_family_create(fdn_telemetry_t *tm, fdn_telemetry_family_t **out, const char *name,
                           const char *help, fdn_telemetry_kind_t kind, const char *const *labels,
                           size_t nlabels, uint32_t max_series, bool builtin)
@@ -260,12 +265,20 @@ int fdn__tm_family_create(fdn_telemetry_t *tm, fdn_telemetry_family_t **out, con
         f->nle = FDN_TELEMETRY_DEFAULT_NBUCKETS;
     }
     atomic_init(&f->overflows, 0);
+    /* the family's series of the overflow family, made before f is published: out of memory,
+     * nothing is (a family without it would hide its overflows) */
+    bool ovf = false;
+    if (nlabels > 0 && tm->f_overflow != NULL) {
+        const char *v[1] = {name};
+        void *m = NULL;
+        if (resolve_locked(tm, tm->f_overflow, &m, v, 1, &ovf) != 0)
+            goto oom;
+        f->overflow_counter = m;
+    }
     tm->fams[tm->nfams++] = f;
     fdn__mutex_unlock(&tm->mu);
-    if (nlabels > 0 && tm->f_overflow != NULL && f != tm->f_overflow) {
-        const char *v[1] = {name};
-        (void)fdn_telemetry_family_counter(tm->f_overflow, &f->overflow_counter, v, 1);
-    }
+    if (ovf)
+        fdn_counter_inc(tm->f_overflow->overflow_counter);
     *out = f;
     return 0;
 oom:
@@ -297,23 +310,15 @@ fdn_counter_t *fdn__tm_builtin_counter(fdn_telemetry_t *tm, const char *name, co
     return c;
 }
 
-static int resolve(fdn_telemetry_family_t *f, fdn_telemetry_kind_t want, void **out,
-                   const char *const *values, size_t n)
+/* The series of `values` in f (a family of tm), made if new (values checked by the caller).
+ * *overflowed: the family was full, *out is its overflow series (the caller counts it once
+ * tm->mu is released). */
+static int resolve_locked(fdn_telemetry_t *tm, fdn_telemetry_family_t *f, void **out,
+                          const char *const *values, size_t n, bool *overflowed)
+    FDN_REQUIRES(tm->mu)
 {
-    *out = NULL;
-    if (f == NULL)
-        return 0;
-    bool kind_ok =
-        f->kind == want || (want == FDN_TELEMETRY_GAUGE && f->kind == FDN_TELEMETRY_GAUGE_INT);
-    if (!kind_ok || n != f->nlabels || (n > 0 && values == NULL))
-        return FDN_EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (values[i] == NULL)
-            return FDN_EINVAL;
-    fdn_telemetry_t *tm = f->tm;
+    FDN_ASSERT(f->tm == tm);
     int rc = 0;
-    bool overflowed = false;
-    fdn__mutex_lock(&tm->mu);
     for (size_t i = 0; i < f->nseries; i++) {
         tm_series_t *s = f->series[i];
         size_t k = 0;
@@ -332,7 +337,7 @@ static int resolve(fdn_telemetry_family_t *f, fdn_telemetry_kind_t want, void **
             goto done;
         }
         atomic_fetch_add_explicit(&f->overflows, 1, memory_order_relaxed);
-        overflowed = true;
+        *overflowed = true;
         *out = f->overflow->metric;
         goto done;
     }
@@ -354,6 +359,26 @@ static int resolve(fdn_telemetry_family_t *f, fdn_telemetry_kind_t want, void **
     f->series[f->nseries++] = s;
     *out = s->metric;
 done:
+    return rc;
+}
+
+static int resolve(fdn_telemetry_family_t *f, fdn_telemetry_kind_t want, void **out,
+                   const char *const *values, size_t n)
+{
+    *out = NULL;
+    if (f == NULL)
+        return 0;
+    bool kind_ok =
+        f->kind == want || (want == FDN_TELEMETRY_GAUGE && f->kind == FDN_TELEMETRY_GAUGE_INT);
+    if (!kind_ok || n != f->nlabels || (n > 0 && values == NULL))
+        return FDN_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (values[i] == NULL)
+            return FDN_EINVAL;
+    fdn_telemetry_t *tm = f->tm;
+    bool overflowed = false;
+    fdn__mutex_lock(&tm->mu);
+    int rc = resolve_locked(tm, f, out, values, n, &overflowed);
     fdn__mutex_unlock(&tm->mu);
     if (overflowed)
         fdn_counter_inc(f->overflow_counter);

@@ -104,6 +104,24 @@ static void sweep_server(void **state)
     }
 }
 
+/* A started server's reads and its shutdown allocate nothing on the caller's thread. */
+static void accessors_allocate_nothing(void **state)
+{
+    (void)state;
+    long base = sweep_live();
+    fdn_admin_t *a = mk();
+    assert_int_equal(fdn_admin_start(a, NULL), 0);
+    uint16_t port = 0;
+    unsigned maxc = 0;
+    NOALLOC_SWEEP(fdn_admin_port, port = fdn_admin_port(a));
+    NOALLOC_SWEEP(fdn_admin_max_connections, maxc = fdn_admin_max_connections(a));
+    assert_int_not_equal(port, 0);
+    assert_true(maxc > 0);
+    NOALLOC_SWEEP(fdn_admin_shutdown, fdn_admin_shutdown(a));
+    NOALLOC_SWEEP(fdn_admin_destroy, fdn_admin_destroy(a));
+    assert_int_equal(sweep_live(), base);
+}
+
 /* POST /echo: the request body parsed by fdn__http_body_json, sent back. */
 static int h_echo(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
 {
@@ -182,6 +200,7 @@ int main(void)
         cmocka_unit_test(sweep_server),
         cmocka_unit_test(sweep_mounts),
         cmocka_unit_test(sweep_body_parse),
+        cmocka_unit_test(accessors_allocate_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

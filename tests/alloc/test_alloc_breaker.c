@@ -95,6 +95,24 @@ static void sweep_set(void **state)
             assert_int_equal(fdn_breaker_remove(set, "b"), 0);
         }
     }
+    /* removing moves the breaker to the set's removed list, which may have to grow: a failed
+     * remove leaves it listed and found (each pass on a fresh set, whose list is empty) */
+    SWEEP(sw, fdn_breaker_remove, 0)
+    {
+        fdn_breakers_t *s2 = NULL;
+        assert_int_equal(fdn_breakers_create(&s2, &o), 0);
+        fdn_breaker_t *b = NULL;
+        assert_int_equal(fdn_breaker_create_in(s2, "r", &o, &b), 0);
+        sweep_arm(&sw);
+        if (sweep_failed(&sw, fdn_breaker_remove(s2, "r"))) {
+            assert_int_equal(fdn_breakers_count(s2), 1);
+            assert_int_equal(fdn_breaker_get(s2, "r", &b), 0);
+            assert_int_equal(fdn_breaker_remove(s2, "r"), 0); /* usable: a retry removes it */
+        }
+        assert_int_equal(fdn_breakers_count(s2), 0);
+        assert_int_equal(fdn_breaker_get(s2, "r", &b), FDN_EBREAKER_NOT_FOUND);
+        fdn_breakers_destroy(s2);
+    }
     fdn_breaker_t *x = NULL;
     assert_int_equal(fdn_breaker_create_in(set, "x", &o, &x), 0);
     assert_int_equal(fdn_breaker_create_in(set, "y", &o, &x), 0);
@@ -124,7 +142,7 @@ static void sweep_set(void **state)
         if (!sweep_failed(&sw, fdn_breakers_get_defaults(set, &d)))
             assert_int_equal(d.failure_threshold, 9);
     }
-    fdn_breakers_destroy(set);
+    NOALLOC_SWEEP(fdn_breakers_destroy, fdn_breakers_destroy(set)); /* allocates nothing */
     assert_int_equal(sweep_live(), base);
 }
 

@@ -99,6 +99,21 @@ static void sweep_json_loadb(void **state)
     }
 }
 
+/* The version, and fdn_free, allocate nothing. */
+static void accessors_allocate_nothing(void **state)
+{
+    (void)state;
+    const char *v = NULL;
+    uint32_t hex = 0;
+    NOALLOC_SWEEP(fdn_version, v = fdn_version());
+    NOALLOC_SWEEP(fdn_version_hex, hex = fdn_version_hex());
+    assert_non_null(v);
+    assert_int_not_equal(hex, 0);
+    void *p = fdn_malloc(8);
+    assert_non_null(p);
+    NOALLOC_SWEEP(fdn_free, fdn_free(p));
+}
+
 int main(void)
 {
     sweep_install();
@@ -106,6 +121,7 @@ int main(void)
         cmocka_unit_test(sweep_malloc_calloc),
         cmocka_unit_test(sweep_realloc),
         cmocka_unit_test(sweep_json_loadb),
+        cmocka_unit_test(accessors_allocate_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -351,7 +351,7 @@ static void accessors_allocate_nothing(void **state)
     uint64_t id = 0;
     assert_int_equal(fdn_config_subscribe(c, "app", noop_cb, NULL, &id), 0);
     NOALLOC_SWEEP(fdn_config_unsubscribe, fdn_config_unsubscribe(c, id));
-    fdn_config_destroy(c);
+    NOALLOC_SWEEP(fdn_config_destroy, fdn_config_destroy(c)); /* teardown allocates nothing */
 }
 
 int main(void)

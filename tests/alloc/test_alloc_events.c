@@ -440,8 +440,8 @@ static void sweep_durable_store(void **state)
     fdn_breaker_t *b = NULL;
     assert_int_equal(fdn_breaker_create(&b, "alloc.events", NULL), 0);
     NOALLOC_SWEEP(fdn_events_set_breaker, fdn_events_set_breaker(es, b));
-    fdn_events_destroy(es);
-    fdn_breaker_destroy(b);
+    NOALLOC_SWEEP(fdn_events_destroy, fdn_events_destroy(es)); /* teardown allocates nothing */
+    NOALLOC_SWEEP(fdn_breaker_destroy, fdn_breaker_destroy(b));
     unlink(path);
     rmdir(dir);
     assert_int_equal(sweep_live(), base);

@@ -160,7 +160,7 @@ static void sweep_checks(void **state)
             assert_int_equal(fdn_limiter_set_rule(l, "named", &rule), 0);
         }
     }
-    fdn_limiter_destroy(l);
+    NOALLOC_SWEEP(fdn_limiter_destroy, fdn_limiter_destroy(l)); /* allocates nothing */
     assert_int_equal(sweep_live(), base);
 }
 

@@ -108,7 +108,17 @@ static void sweep_protect(void **state)
             assert_int_equal(fdn_protect_configure(p, "svc-0", &c, NULL), 0);
         }
     }
-    fdn_protect_destroy(p);
+    /* lookups and the settings that store a value allocate nothing */
+    int rc = -1;
+    NOALLOC_SWEEP(fdn_protect_has, rc = fdn_protect_has(p, "svc-0"));
+    assert_int_equal(rc, 0);
+    NOALLOC_SWEEP(fdn_protect_has, rc = fdn_protect_has(p, "nope"));
+    assert_int_equal(rc, FDN_ENOENT);
+    NOALLOC_SWEEP(fdn_protect_set_default_timeout, rc = fdn_protect_set_default_timeout(p, 250));
+    assert_int_equal(rc, 0);
+    NOALLOC_SWEEP(fdn_protect_set_layer_enabled,
+                  fdn_protect_set_layer_enabled(p, FDN_PROTECT_LIMITER, false));
+    NOALLOC_SWEEP(fdn_protect_destroy, fdn_protect_destroy(p));
     fdn_limiter_destroy(lim);
     fdn_breakers_destroy(set);
     assert_int_equal(sweep_live(), base);

@@ -59,6 +59,46 @@ static void sweep_registry(void **state)
             fdn_registry_entry_release(e);
         }
     }
+    /* reads of the registry and of an acquired entry allocate nothing */
+    {
+        fdn_registry_entry_t *e = NULL;
+        assert_int_equal(fdn_registry_acquire(r, "db", &e, NULL), 0);
+        size_t cnt = 0;
+        void *h = NULL;
+        const char *s = NULL, *k = NULL, *v = NULL;
+        uint64_t own = 0;
+        int64_t at = 0;
+        bool shared = true;
+        int rc = -1;
+        NOALLOC_SWEEP(fdn_registry_count, cnt = fdn_registry_count(r));
+        assert_int_equal(cnt, 1);
+        NOALLOC_SWEEP(fdn_registry_lookup, rc = fdn_registry_lookup(r, "db", &h, NULL));
+        assert_int_equal(rc, 0);
+        assert_ptr_equal(h, &handle);
+        NOALLOC_SWEEP(fdn_registry_name, s = fdn_registry_name(r));
+        (void)s;
+        NOALLOC_SWEEP(fdn_registry_is_shared, shared = fdn_registry_is_shared(r));
+        assert_false(shared);
+        NOALLOC_SWEEP(fdn_registry_entry_handle, h = fdn_registry_entry_handle(e));
+        assert_ptr_equal(h, &handle);
+        NOALLOC_SWEEP(fdn_registry_entry_service, s = fdn_registry_entry_service(e));
+        assert_string_equal(s, "db");
+        NOALLOC_SWEEP(fdn_registry_entry_owner, own = fdn_registry_entry_owner(e));
+        assert_int_equal(own, owner);
+        NOALLOC_SWEEP(fdn_registry_entry_registered_ns, at = fdn_registry_entry_registered_ns(e));
+        assert_true(at >= 0);
+        NOALLOC_SWEEP(fdn_registry_entry_meta_count, cnt = fdn_registry_entry_meta_count(e));
+        assert_int_equal(cnt, 2);
+        NOALLOC_SWEEP(fdn_registry_entry_meta, s = fdn_registry_entry_meta(e, "zone"));
+        assert_string_equal(s, "eu-1");
+        NOALLOC_SWEEP(fdn_registry_entry_meta_at, rc = fdn_registry_entry_meta_at(e, 1, &k, &v));
+        assert_int_equal(rc, 0);
+        assert_string_equal(fdn_registry_entry_meta(e, k), v); /* (in the entry's own order) */
+        NOALLOC_SWEEP(fdn_registry_entry_release, fdn_registry_entry_release(e));
+        uint64_t o2 = 0;
+        NOALLOC_SWEEP(fdn_registry_owner_new, o2 = fdn_registry_owner_new());
+        assert_true(o2 > owner);
+    }
     SWEEP(sw, fdn_registry_meta_get, SWEEP_KEEP)
     {
         char buf[16];
@@ -108,7 +148,7 @@ static void sweep_registry(void **state)
             assert_int_equal(fdn_registry_register(r, "db", &handle, owner, meta, 2, NULL), 0);
         }
     }
-    fdn_registry_destroy(r);
+    NOALLOC_SWEEP(fdn_registry_destroy, fdn_registry_destroy(r)); /* allocates nothing */
     assert_int_equal(sweep_live(), base);
 }
 

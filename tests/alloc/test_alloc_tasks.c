@@ -78,12 +78,37 @@ static void sweep_submit(void **state)
     assert_int_equal(sweep_live(), base); /* nothing the passes made is left */
 }
 
+/* Reading a pool's counters and size, and shutting it down, allocate nothing. */
+static void accessors_allocate_nothing(void **state)
+{
+    (void)state;
+    long base = sweep_live();
+    fdn_tasks_opts_t o = FDN_TASKS_OPTS_INIT;
+    o.workers = 2;
+    fdn_tasks_t *tp = NULL;
+    assert_int_equal(fdn_tasks_create(&tp, &o), 0);
+    atomic_int hits = 0;
+    assert_int_equal(fdn_tasks_submit_wait(tp, bump, &hits, 5000), 0);
+    unsigned w = 0;
+    fdn_tasks_stats_t st;
+    int rc = -1;
+    NOALLOC_SWEEP(fdn_tasks_workers, w = fdn_tasks_workers(tp));
+    assert_int_equal(w, 2);
+    NOALLOC_SWEEP(fdn_tasks_stats, rc = fdn_tasks_stats(tp, &st));
+    assert_int_equal(rc, 0);
+    NOALLOC_SWEEP(fdn_tasks_shutdown, rc = fdn_tasks_shutdown(tp, 5000));
+    assert_int_equal(rc, 0);
+    NOALLOC_SWEEP(fdn_tasks_destroy, fdn_tasks_destroy(tp));
+    assert_int_equal(sweep_live(), base);
+}
+
 int main(void)
 {
     sweep_install();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sweep_create),
         cmocka_unit_test(sweep_submit),
+        cmocka_unit_test(accessors_allocate_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

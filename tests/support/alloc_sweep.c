@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <fdn/error.h>
 
@@ -43,6 +44,26 @@ long sweep_live(void)
     return fail_alloc_live();
 }
 
+static bool sweep_full(void)
+{
+    const char *full = getenv("FDN_SWEEP_FULL");
+    return full != NULL && strcmp(full, "1") == 0;
+}
+
+long sweep_slow_offset(const char *fn)
+{
+    const char *e = getenv("FDN_SWEEP_OFFSET");
+    if (e != NULL && e[0] != '\0') {
+        long k = strtol(e, NULL, 10) % SWEEP_SLOW_STRIDE;
+        return k < 0 ? k + SWEEP_SLOW_STRIDE : k;
+    }
+    uint32_t h = 2166136261u; /* FNV-1a of the function's name */
+    for (const char *p = fn; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    uint64_t day = (uint64_t)time(NULL) / 86400u;
+    return (long)((day + h) % SWEEP_SLOW_STRIDE);
+}
+
 sweep_t sweep_begin(const char *fn, void (*fnp)(void), unsigned flags, const char *file, int line)
 {
     (void)fnp;
@@ -53,6 +74,8 @@ sweep_t sweep_begin(const char *fn, void (*fnp)(void), unsigned flags, const cha
     sw.flags = flags;
     sw.expect = FDN_ENOMEM;
     sw.n = -1; /* sweep_more starts the warm-up pass */
+    if ((flags & SWEEP_SLOW) && !sweep_full())
+        sw.offset = sweep_slow_offset(fn);
     return sw;
 }
 
@@ -60,9 +83,12 @@ bool sweep_more(sweep_t *sw)
 {
     if (sw->done)
         return false;
-    const char *full = getenv("FDN_SWEEP_FULL");
-    if ((sw->flags & SWEEP_SLOW) && sw->n >= 1 && !(full != NULL && strcmp(full, "1") == 0))
-        sw->n += SWEEP_SLOW_STRIDE - 1; /* and the ++ below */
+    if ((sw->flags & SWEEP_SLOW) && !sweep_full()) {
+        if (sw->n == 0)
+            sw->n = sw->offset; /* the first failed: 1 + offset */
+        else if (sw->n >= 1)
+            sw->n += SWEEP_SLOW_STRIDE - 1; /* and the ++ below */
+    }
     sw->n++;
     if (sw->n > SWEEP_MAX_PASSES)
         fail_msg("%s (%s:%d): no success after %d failed allocations", sw->fn, sw->file, sw->line,
@@ -107,15 +133,41 @@ static void trace_hook(long n)
     }
 }
 
+/* FDN_SWEEP_ABSORBED=1: the stack of each failed allocation is kept, and printed when the
+ * call succeeds despite it (an absorbed failure: the call degraded silently). */
+static long g_absorb_n;
+static void *g_absorb_frames[32];
+static int g_absorb_depth;
+
+static void absorb_hook(long n)
+{
+    if (n == g_absorb_n)
+        g_absorb_depth = backtrace(g_absorb_frames, 32);
+}
+
 static void trace_arm(const sweep_t *sw)
 {
     const char *t = getenv("FDN_SWEEP_TRACE");
     const char *colon = t != NULL ? strchr(t, ':') : NULL;
     g_trace_n = 0;
+    g_absorb_n = 0;
+    g_absorb_depth = 0;
     if (colon != NULL && (size_t)(colon - t) == strlen(sw->fn) &&
         strncmp(t, sw->fn, (size_t)(colon - t)) == 0 && strtol(colon + 1, NULL, 10) == sw->n)
         g_trace_n = sw->n;
-    fail_alloc_set_hook(g_trace_n != 0 ? trace_hook : NULL);
+    if (g_trace_n == 0 && sw->n > 0 && getenv("FDN_SWEEP_ABSORBED") != NULL)
+        g_absorb_n = sw->n;
+    fail_alloc_set_hook(g_trace_n != 0 ? trace_hook : g_absorb_n != 0 ? absorb_hook : NULL);
+}
+
+static void report_absorbed(const sweep_t *sw)
+{
+    if (g_absorb_n == 0 || g_absorb_depth == 0)
+        return;
+    fprintf(stderr,
+            "alloc sweep: %s: allocation %ld failed, the call succeeded; it was made here:\n",
+            sw->fn, sw->n);
+    backtrace_symbols_fd(g_absorb_frames, g_absorb_depth, 2);
 }
 
 void sweep_arm(sweep_t *sw)
@@ -142,8 +194,14 @@ bool sweep_failed(sweep_t *sw, int rc)
         fail_msg("%s (%s:%d): sweep_failed without sweep_arm", sw->fn, sw->file, sw->line);
     sw->injected = fail_alloc_failures() > 0;
     if (rc == 0) {
-        if (sw->injected)
+        if (sw->injected) {
             sw->absorbed++;
+            report_absorbed(sw);
+            if (sw->flags & SWEEP_NO_ABSORB)
+                fail_msg("%s (%s:%d): allocation %ld failed, yet the call succeeded (absorbed; "
+                         "FDN_SWEEP_ABSORBED=1 prints where)",
+                         sw->fn, sw->file, sw->line, sw->n);
+        }
         return false;
     }
     if (!sw->injected)
@@ -181,11 +239,13 @@ void sweep_end_pass(sweep_t *sw)
     if (!sw->injected) {
         sw->done = true; /* the call ran to its end with nothing failed */
         const char *base = strrchr(sw->file, '/') ? strrchr(sw->file, '/') + 1 : sw->file;
-        bool strided =
-            (sw->flags & SWEEP_SLOW) && sw->n > 2 && (sw->n - 1) % SWEEP_SLOW_STRIDE == 0;
+        bool strided = (sw->flags & SWEEP_SLOW) && !sweep_full();
         if (strided)
-            fprintf(stderr, "alloc sweep: %s (%s:%d): allocations 1..%ld, every %dth failed",
-                    sw->fn, base, sw->line, sw->n - 1, SWEEP_SLOW_STRIDE);
+            fprintf(stderr,
+                    "alloc sweep: %s (%s:%d): allocations 1..%ld, every %dth from %ld failed "
+                    "(FDN_SWEEP_OFFSET=%ld; FDN_SWEEP_FULL=1 fails each)",
+                    sw->fn, base, sw->line, sw->n - 1, SWEEP_SLOW_STRIDE, sw->offset + 1,
+                    sw->offset);
         else
             fprintf(stderr, "alloc sweep: %s (%s:%d): %ld allocation(s) failed in turn", sw->fn,
                     base, sw->line, sw->n - 1);
@@ -210,4 +270,12 @@ void sweep_noalloc_end(const char *fn, const char *file, int line)
     if (n != 0)
         fail_msg("%s (%s:%d): made %ld allocation(s); expected none (sweep it instead)", fn, file,
                  line, n);
+}
+
+long sweep_noalloc_count(void)
+{
+    fail_alloc_off();
+    long n = fail_alloc_count();
+    fail_alloc_at(0);
+    return n;
 }

@@ -42,9 +42,12 @@ enum {
                                      the call runs (the end-of-pass balance still holds) */
     SWEEP_NO_RCU = 1u << 3,       /* do not wait for RCU frees before counting live blocks
                                      (the call must not be made inside a read-side section) */
-    SWEEP_SLOW = 1u << 4          /* a pass costs tens of ms (a whole runtime is built and torn
-                                     down): fail every 8th allocation (1, 9, 17, ...) unless
-                                     FDN_SWEEP_FULL=1 is set, to keep `make test` short */
+    SWEEP_SLOW = 1u << 4,         /* a pass costs tens of ms (a whole runtime is built and torn
+                                     down): fail every 8th allocation (1 + k, 9 + k, ...) unless
+                                     FDN_SWEEP_FULL=1 is set, to keep `make test` short; the
+                                     offset k rotates by day (see sweep_slow_offset) */
+    SWEEP_NO_ABSORB = 1u << 5     /* the call has nothing optional to drop: succeeding although
+                                     an allocation failed ("absorbed") fails the sweep */
 };
 
 typedef struct sweep {
@@ -61,7 +64,15 @@ typedef struct sweep {
     bool injected;    /* this pass's failure was injected */
     bool done;        /* the last pass ran with nothing failed */
     long absorbed;    /* passes whose call succeeded despite the failed allocation */
+    long offset;      /* SWEEP_SLOW, sampled: the first allocation failed is 1 + offset */
 } sweep_t;
+
+/* The offset k of a sampled SWEEP_SLOW sweep of `fn`: FDN_SWEEP_OFFSET=k when set (to
+ * reproduce a run), else (days since the epoch + a hash of fn) mod 8. Every run is
+ * deterministic for its day and prints its k; eight consecutive days of runs fail every
+ * allocation of every slow sweep, and different slow sweeps sample different residues on the
+ * same day. */
+long sweep_slow_offset(const char *fn);
 
 sweep_t sweep_begin(const char *fn, void (*fnp)(void), unsigned flags, const char *file, int line);
 bool sweep_more(sweep_t *sw);
@@ -100,6 +111,18 @@ void sweep_install(void);
     } while (0)
 void sweep_noalloc_begin(const char *fn, void (*fnp)(void));
 void sweep_noalloc_end(const char *fn, const char *file, int line);
+
+/* NOALLOC_SWEEP for a call that can only be made on a library thread (a service's run loop),
+ * where a cmocka failure cannot be raised: the same arming, but the number of allocations the
+ * call made on that thread is stored in `count` (a long) for the test thread to assert 0 once
+ * the library thread has signalled. The test thread must not arm a sweep meanwhile. */
+#define NOALLOC_COUNT(fname, count, call)                                                          \
+    do {                                                                                           \
+        sweep_noalloc_begin(#fname, (void (*)(void))(fname));                                      \
+        (void)(call);                                                                              \
+        (count) = sweep_noalloc_count();                                                           \
+    } while (0)
+long sweep_noalloc_count(void);
 
 #define SWEEP(sw, fname, flags)                                                                    \
     for (sweep_t sw = sweep_begin(#fname, (void (*)(void))(fname), (flags), __FILE__, __LINE__);   \

@@ -10,7 +10,9 @@
 
 #include <jansson.h>
 
+#include <fdn/common.h>
 #include <fdn/config.h>
+#include <fdn/error.h>
 
 #define CONFIG_FILE_MAX (4u << 20)
 
@@ -60,10 +62,14 @@ int cli_config_check_file(const char *path, FILE *out)
         return -1;
     }
     json_error_t je;
-    json_t *tree = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-    if (tree == NULL) {
+    json_t *tree = NULL;
+    int prc = fdn_json_loadb(buf, len, JSON_REJECT_DUPLICATES, &tree, &je);
+    if (prc != 0) {
         free(buf);
-        fprintf(out, "%s:%d:%d: malformed JSON: %s\n", path, je.line, je.column, je.text);
+        if (prc == FDN_EPARSE)
+            fprintf(out, "%s:%d:%d: malformed JSON: %s\n", path, je.line, je.column, je.text);
+        else
+            fprintf(out, "%s: cannot parse: %s\n", path, fdn_strerror(prc));
         return -1;
     }
     bool is_obj = json_is_object(tree);
@@ -137,7 +143,8 @@ int cmd_config(int argc, char **argv)
             fdn_config_destroy(cfg);
             return CLI_FAIL;
         }
-        json_t *tree = json_loads(json, 0, NULL);
+        json_t *tree = NULL;
+        (void)fdn_json_loadb(json, strlen(json), 0, &tree, NULL);
         char *pretty = tree ? json_dumps(tree, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
         printf("%s\n", pretty ? pretty : json);
         free(pretty);

@@ -67,8 +67,9 @@ static int list(const list_opts_t *o)
     }
     if (o->json) {
         char *entries = NULL;
-        json_t *arr =
-            fdn_registry_instances_json(v, n, &entries) == 0 ? json_loads(entries, 0, NULL) : NULL;
+        json_t *arr = NULL;
+        if (fdn_registry_instances_json(v, n, &entries) == 0)
+            (void)fdn_json_loadb(entries, strlen(entries), 0, &arr, NULL);
         fdn_free(entries);
         json_t *out =
             json_pack("{s:s, s:I, s:I, s:o*}", "namespace", fdn_registry_name(reg), "revision",

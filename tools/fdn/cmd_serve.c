@@ -308,7 +308,9 @@ static void on_event(const fdn_event_t *ev, uint64_t skipped, void *user)
         return;
     size_t len = 0;
     const void *data = fdn_event_data(ev, &len);
-    json_t *d = data != NULL ? json_loadb(data, len, 0, NULL) : NULL;
+    json_t *d = NULL;
+    if (data != NULL)
+        (void)fdn_json_loadb(data, len, 0, &d, NULL);
     if (d == NULL)
         return;
     char msg[600];

@@ -22,6 +22,8 @@
 
 #include <jansson.h>
 
+#include <fdn/common.h>
+
 static bool g_json = false;
 static serve_log_level_t g_level = SERVE_LOG_INFO;
 static const char *const LEVELS[] = {"debug", "info", "warn", "error"};
@@ -89,7 +91,8 @@ static void json_str(FILE *f, const char *s)
 
 static void json_value(FILE *f, const char *v)
 {
-    json_t *j = json_loads(v, JSON_DECODE_ANY, NULL);
+    json_t *j = NULL;
+    (void)fdn_json_loadb(v, strlen(v), JSON_DECODE_ANY, &j, NULL);
     if (j != NULL && !json_is_string(j) && !json_is_null(j))
         fputs(v, f);
     else
