@@ -283,7 +283,7 @@ static tm_slot_t *slot_add(fdn_telemetry_t *tm, tm_entry_t *e, const char *key)
             else if (s->kind == FDN_TELEMETRY_GAUGE)
                 m = s->u.g = fdn__gauge_new(true);
             else
-                m = s->u.h = fdn__tm_event_histogram_new(key);
+                m = s->u.h = fdn__tm_event_histogram_new(tm, e->name, key);
             if (s->key == NULL || m == NULL) {
                 slot_free(s);
             } else {
@@ -841,6 +841,7 @@ void fdn_telemetry_destroy(fdn_telemetry_t *tm)
     rcu_barrier(); /* handler sets and entries freed by call_rcu from other calls */
     fdn__tm_families_free(tm);
     fdn__tm_unexported_free(tm);
+    fdn__tm_layouts_free(tm);
     pthread_mutex_destroy(&tm->life_mu);
     pthread_mutex_destroy(&tm->mu);
     pthread_rwlock_destroy(&tm->coll_lock);
