@@ -146,7 +146,7 @@ wait_for 30 'fdn_protected_call_duration_seconds_count{key="alert-call",outcome=
 wait_for 30 'fdn_protected_call_duration_seconds_count{key="alert-call",outcome="FDN_EIO"}' '.[0].value[1] == "1"'
 wait_for 30 'fdn_circuit_breaker_call_duration_seconds_count{breaker="alert-breaker",outcome="failure"}' '.[0].value[1] == "1"'
 wait_for 30 'process_resident_memory_bytes{job="fdn"}' '.[0].value[1] | tonumber > 0'
-wait_for 30 'fdn_build_info{job="fdn"}' '.[0].value[1] == "1" and (.[0].metric.version | length > 0)'
+wait_for 30 'fdn_build_info{job="fdn"}' '.[0].value[1] == "1" and all(.[0].metric.version, .[0].metric.revision, .[0].metric.build_type, .[0].metric.compiler, .[0].metric.cc_version; length > 0)'
 echo "ok: labelled families"
 
 # the breaker state series flips
