@@ -355,6 +355,7 @@ static void add_summary(recs_t *rs, const char *name, const char *help,
     fdn__tm_summary_name(&fam, name);
     if (fam.oom) {
         rs->oom = true;
+        fdn__free(fam.p);
         return;
     }
     fdn__buf_puts(&text, "# HELP ");
