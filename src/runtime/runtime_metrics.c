@@ -25,6 +25,9 @@
  * atomic set of a whole value, so concurrent runs write the same figures.
  * Lifetime: attached in wire() after the breakers exist, detached first thing in unwire()
  * (fdn_telemetry_remove_collector waits for a run under way), freed there.
+ * Also here: fdn__rt_telemetry_configure, which gives the telemetry instance the config's
+ * telemetry.buckets and telemetry.summaries when the runtime creates it (before any family
+ * exists; not updatable at run time, as a histogram's layout is fixed with its first series).
  */
 #include "runtime/runtime_metrics.h"
 
@@ -39,6 +42,9 @@
 #include <fdn/telemetry.h>
 
 #include "core/alloc.h"
+#include "core/json.h"
+#include "services/telemetry_int.h"
+#include "validation/config_telemetry.h"
 #ifdef FDN_HAVE_ETCD
 #include "runtime/runtime_etcd_metrics.h"
 #endif
@@ -585,4 +591,62 @@ void fdn__rt_metrics_config_update(fdn__rt_metrics_t *m, const char *path, const
     const char *v[] = {path, outcome};
     if (m != NULL && fdn_telemetry_family_counter(m->cf_updates, &c, v, 2) == 0)
         fdn_counter_inc(c);
+}
+
+/* ---- telemetry.buckets and telemetry.summaries ----------------------------------------- */
+
+/* The config's value at path, parsed; NULL when absent or unreadable (*oom on OOM). */
+static json_t *cfg_json(fdn_config_t *cfg, const char *path, bool *oom)
+{
+    char *text = NULL;
+    *oom = false;
+    int rc = fdn_config_get_json(cfg, path, &text, NULL);
+    if (rc != 0) {
+        *oom = rc == FDN_ENOMEM;
+        return NULL;
+    }
+    json_t *v = fdn__json_loadb(text, strlen(text), JSON_DECODE_ANY, NULL, oom);
+    fdn_free(text);
+    return v;
+}
+
+int fdn__rt_telemetry_configure(fdn_telemetry_t *tm, fdn_config_t *cfg, fdn_error_t *err)
+{
+    if (tm == NULL || cfg == NULL)
+        return 0;
+    bool oom;
+    int rc = 0;
+    json_t *b = cfg_json(cfg, "telemetry.buckets", &oom);
+    const char *name;
+    json_t *arr;
+    json_object_foreach(b, name, arr)
+    {
+        double le[FDN_TELEMETRY_MAX_BUCKETS];
+        size_t n = 0;
+        const char *why = "refused";
+        /* the schema has checked every member: a refusal here is an internal error */
+        rc = fdn__cfg_tm_bounds(name, arr, le, &n, &why)
+                 ? fdn__tm_configure_buckets(tm, name, le, n)
+                 : FDN_EINVAL;
+        if (rc != 0) {
+            fdn_err_set(err, rc, "telemetry.buckets.%s: %s", name,
+                        rc == FDN_EINVAL ? why : fdn_err_name(rc));
+            break;
+        }
+    }
+    json_decref(b);
+    if (rc == 0 && oom)
+        rc = fdn_err_set(err, FDN_ENOMEM, "out of memory reading telemetry.buckets");
+    json_t *s = rc == 0 ? cfg_json(cfg, "telemetry.summaries", &oom) : NULL;
+    for (size_t i = 0; rc == 0 && i < json_array_size(s); i++) {
+        const char *h = json_string_value(json_array_get(s, i));
+        rc = fdn__tm_configure_summary(tm, h != NULL ? h : "");
+        if (rc != 0)
+            fdn_err_set(err, rc, "telemetry.summaries: %s: %s", h != NULL ? h : "(not a string)",
+                        fdn_err_name(rc));
+    }
+    json_decref(s);
+    if (rc == 0 && oom)
+        rc = fdn_err_set(err, FDN_ENOMEM, "out of memory reading telemetry.summaries");
+    return rc;
 }

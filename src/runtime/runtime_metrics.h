@@ -3,7 +3,9 @@
 #ifndef FDN_RUNTIME_METRICS_H
 #define FDN_RUNTIME_METRICS_H
 
+#include <fdn/config.h>
 #include <fdn/runtime.h>
+#include <fdn/telemetry.h>
 
 typedef struct fdn__rt_metrics fdn__rt_metrics_t;
 
@@ -19,5 +21,10 @@ void fdn__rt_metrics_transition(fdn__rt_metrics_t *m, const char *breaker, const
 void fdn__rt_metrics_config_update(fdn__rt_metrics_t *m, const char *path, const char *outcome);
 /* An escalation of the runtime's supervisor, caused by `service`. */
 void fdn__rt_metrics_escalation(fdn__rt_metrics_t *m, const char *service);
+
+/* Apply telemetry.buckets and telemetry.summaries of cfg to tm, before any family or event
+ * histogram exists (the runtime's telemetry slot, at creation). 0, or the first failure
+ * with err set (FDN_EINVAL, FDN_ENOMEM). */
+int fdn__rt_telemetry_configure(fdn_telemetry_t *tm, fdn_config_t *cfg, fdn_error_t *err);
 
 #endif

@@ -679,7 +679,13 @@ static int tm_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     int rc = fdn_telemetry_create((fdn_telemetry_t **)out, &to);
     if (rc != 0)
         return fdn_err_set(err, rc, "cannot create the telemetry service");
-    return 0;
+    /* telemetry.buckets / summaries: before any family or event histogram exists */
+    rc = fdn__rt_telemetry_configure(*out, fdn_runtime_config(rt), err);
+    if (rc != 0) {
+        fdn_telemetry_destroy(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 static int pools_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)

@@ -47,6 +47,7 @@
 #include "core/assert.h"
 #include "core/hash.h"
 #include "services/telemetry_int.h"
+#include "services/telemetry_process.h"
 
 #define TM_CACHE_SIZE 32u
 
@@ -285,7 +286,7 @@ static tm_slot_t *slot_add(fdn_telemetry_t *tm, tm_entry_t *e, const char *key)
             else if (s->kind == FDN_TELEMETRY_GAUGE)
                 m = s->u.g = fdn__gauge_new(true);
             else
-                m = s->u.h = fdn__tm_event_histogram_new(key);
+                m = s->u.h = fdn__tm_event_histogram_new(tm, e->name, key);
             if (s->key == NULL || m == NULL) {
                 slot_free(s);
             } else {
@@ -867,6 +868,7 @@ void fdn_telemetry_destroy(fdn_telemetry_t *tm)
     rcu_barrier(); /* handler sets and entries freed by call_rcu from other calls */
     fdn__tm_families_free(tm);
     fdn__tm_unexported_free(tm);
+    fdn__tm_layouts_free(tm);
     pthread_mutex_destroy(&tm->life_mu);
     pthread_mutex_destroy(&tm->mu);
     pthread_rwlock_destroy(&tm->coll_lock);
@@ -922,11 +924,17 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
     (void)was_running;
     fdn__mutex_unlock(&tm->life_mu);
     if (rc == 0 && tm->opts.emit_vm_gauges) {
+        /* the reference's start-up gauges (its value 1 stood for nothing), with this
+         * process's figures at start: resident bytes, the machine's run queue, OS threads;
+         * a figure that cannot be read stays the reference's 1 */
+        fdn__tm_process_t p;
+        fdn__tm_process_read(&p);
+        const double v[] = {p.resident_bytes, fdn__tm_run_queue(), p.threads};
         static const char *const vm[] = {"vm.memory", "vm.total_run_queue_lengths",
                                          "vm.system_counts"};
         fdn_telemetry_meta_t meta = {"source", "vm"};
         for (size_t i = 0; i < FDN_ARRAY_LEN(vm); i++)
-            (void)fdn_telemetry_emit_gauge(tm, vm[i], 1.0, &meta, 1);
+            (void)fdn_telemetry_emit_gauge(tm, vm[i], v[i] >= 0 ? v[i] : 1.0, &meta, 1);
     }
     return rc;
 }

@@ -59,13 +59,40 @@ bool fdn__tm_key_is_ns(const char *key)
            (n > 5 && strcmp(key + n - 5, "_time") == 0);
 }
 
-fdn_histogram_t *fdn__tm_event_histogram_new(const char *key)
+/* The operator's layout of the histogram exported as `name`, or NULL (tm->mu held). */
+static const tm_layout_t *layout_find(const fdn_telemetry_t *tm, const char *name)
+    FDN_REQUIRES(tm->mu)
 {
-    if (fdn__tm_key_is_ns(key)) {
-        double ns[FDN_TELEMETRY_DEFAULT_NBUCKETS];
+    for (size_t i = 0; i < tm->nlayouts; i++)
+        if (strcmp(tm->layouts[i].name, name) == 0)
+            return &tm->layouts[i];
+    return NULL;
+}
+
+fdn_histogram_t *fdn__tm_event_histogram_new(fdn_telemetry_t *tm, const char *event,
+                                             const char *key)
+{
+    bool ns = fdn__tm_key_is_ns(key);
+    const tm_layout_t *lay = NULL;
+    if (tm->nlayouts > 0) { /* (a setup-time path: an event's first value of this key) */
+        fdn__buf_t name = FDN__BUF_INIT;
+        if (fdn__tm_event_hist_name(&name, event, key) && !name.oom)
+            lay = layout_find(tm, name.p);
+        fdn__free(name.p);
+    }
+    if (lay != NULL && lay->nle > 0) {
+        double le[FDN_TELEMETRY_MAX_BUCKETS];
+        for (unsigned i = 0; i < lay->nle; i++)
+            le[i] = ns ? nearbyint(lay->le[i] * 1e9) : lay->le[i];
+        /* bounds closer than a nanosecond collapse in ns: the default layout then */
+        if (fdn__le_bounds_valid(le, lay->nle) && le[0] > 0)
+            return fdn__histogram_new_le(le, lay->nle, ns ? 1e9 : 1.0);
+    }
+    if (ns) {
+        double le[FDN_TELEMETRY_DEFAULT_NBUCKETS];
         for (unsigned i = 0; i < FDN_TELEMETRY_DEFAULT_NBUCKETS; i++)
-            ns[i] = nearbyint(default_le[i] * 1e9);
-        return fdn__histogram_new_le(ns, FDN_TELEMETRY_DEFAULT_NBUCKETS, 1e9);
+            le[i] = nearbyint(default_le[i] * 1e9);
+        return fdn__histogram_new_le(le, FDN_TELEMETRY_DEFAULT_NBUCKETS, 1e9);
     }
     static const double decades[] = {1e-3, 1e-2, 0.1, 1,   10,  100, 1e3,
                                      1e4,  1e5,  1e6, 1e7, 1e8, 1e9};
@@ -261,8 +288,15 @@ int fdn__tm_family_create(fdn_telemetry_t *tm, fdn_telemetry_family_t **out, con
     f->nlabels = nlabels;
     f->max_series = max_series > 0 ? max_series : tm->opts.max_series_per_family;
     if (kind == FDN_TELEMETRY_HISTOGRAM) {
-        memcpy(f->le, default_le, sizeof default_le);
-        f->nle = FDN_TELEMETRY_DEFAULT_NBUCKETS;
+        const tm_layout_t *lay = layout_find(tm, name);
+        if (lay != NULL && lay->nle > 0) {
+            memcpy(f->le, lay->le, lay->nle * sizeof(double));
+            f->nle = lay->nle;
+            f->le_configured = true;
+        } else {
+            memcpy(f->le, default_le, sizeof default_le);
+            f->nle = FDN_TELEMETRY_DEFAULT_NBUCKETS;
+        }
     }
     atomic_init(&f->overflows, 0);
     /* the family's series of the overflow family, made before f is published: out of memory,
@@ -431,7 +465,9 @@ int fdn_telemetry_family_buckets(fdn_telemetry_family_t *fam, const double *boun
     fdn_telemetry_t *tm = fam->tm;
     int rc = 0;
     fdn__mutex_lock(&tm->mu);
-    if (fam->nseries > 0 || fam->overflow != NULL) {
+    if (fam->le_configured) {
+        /* the operator's layout (telemetry.buckets) wins over the code's */
+    } else if (fam->nseries > 0 || fam->overflow != NULL) {
         rc = FDN_EBUSY;
     } else {
         memcpy(fam->le, bounds, n * sizeof(double));
@@ -537,4 +573,100 @@ void fdn__tm_unexported_free(fdn_telemetry_t *tm)
     for (size_t i = 0; i < tm->nunexported; i++)
         fdn__free(tm->unexported[i]);
     tm->nunexported = 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The operator's layouts and summaries (telemetry.buckets, telemetry.summaries)          */
+
+/* The layout entry of `name`, made when missing (tm->mu held). NULL on OOM. */
+static tm_layout_t *layout_get(fdn_telemetry_t *tm, const char *name) FDN_REQUIRES(tm->mu)
+{
+    for (size_t i = 0; i < tm->nlayouts; i++)
+        if (strcmp(tm->layouts[i].name, name) == 0)
+            return &tm->layouts[i];
+    char *c = fdn__strdup(name);
+    tm_layout_t *n = c != NULL ? fdn__realloc(tm->layouts, (tm->nlayouts + 1) * sizeof(*n)) : NULL;
+    if (n == NULL) {
+        fdn__free(c);
+        return NULL;
+    }
+    tm->layouts = n;
+    memset(&n[tm->nlayouts], 0, sizeof(*n));
+    n[tm->nlayouts].name = c;
+    return &n[tm->nlayouts++];
+}
+
+int fdn__tm_configure_buckets(fdn_telemetry_t *tm, const char *name, const double *le, size_t n)
+{
+    if (tm == NULL)
+        return 0;
+    if (name == NULL || !fdn_telemetry_name_valid(name, strlen(name), false) ||
+        !fdn__le_bounds_valid(le, n) || !(le[0] > 0))
+        return FDN_EINVAL;
+    int rc = 0;
+    fdn__mutex_lock(&tm->mu);
+    fdn_telemetry_family_t *f = NULL;
+    for (size_t i = 0; i < tm->nfams && f == NULL; i++)
+        if (strcmp(tm->fams[i]->name, name) == 0)
+            f = tm->fams[i];
+    if (f != NULL && (f->kind != FDN_TELEMETRY_HISTOGRAM)) {
+        rc = FDN_EINVAL;
+    } else if (f != NULL && (f->nseries > 0 || f->overflow != NULL)) {
+        rc = FDN_EBUSY;
+    } else {
+        tm_layout_t *lay = layout_get(tm, name);
+        if (lay == NULL) {
+            rc = FDN_ENOMEM;
+        } else {
+            memcpy(lay->le, le, n * sizeof(double));
+            lay->nle = (unsigned)n;
+            if (f != NULL) {
+                memcpy(f->le, le, n * sizeof(double));
+                f->nle = (unsigned)n;
+                f->le_configured = true;
+            }
+        }
+    }
+    fdn__mutex_unlock(&tm->mu);
+    return rc;
+}
+
+int fdn__tm_configure_summary(fdn_telemetry_t *tm, const char *name)
+{
+    if (tm == NULL)
+        return 0;
+    if (name == NULL || !fdn_telemetry_name_valid(name, strlen(name), false))
+        return FDN_EINVAL;
+    fdn__mutex_lock(&tm->mu);
+    tm_layout_t *lay = layout_get(tm, name);
+    if (lay != NULL)
+        lay->summary = true;
+    fdn__mutex_unlock(&tm->mu);
+    return lay != NULL ? 0 : FDN_ENOMEM;
+}
+
+void fdn__tm_summary_name(fdn__buf_t *out, const char *name)
+{
+    static const char *const units[] = {"_seconds", "_bytes"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        size_t k = strlen(units[i]);
+        if (n > k && strcmp(name + n - k, units[i]) == 0) {
+            fdn__buf_put(out, name, n - k);
+            fdn__buf_puts(out, "_quantiles");
+            fdn__buf_puts(out, units[i]);
+            return;
+        }
+    }
+    fdn__buf_puts(out, name);
+    fdn__buf_puts(out, "_quantiles");
+}
+
+void fdn__tm_layouts_free(fdn_telemetry_t *tm)
+{
+    for (size_t i = 0; i < tm->nlayouts; i++)
+        fdn__free(tm->layouts[i].name);
+    fdn__free(tm->layouts);
+    tm->layouts = NULL;
+    tm->nlayouts = 0;
 }

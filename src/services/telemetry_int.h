@@ -15,6 +15,7 @@
 
 #include <fdn/telemetry.h>
 
+#include "core/buf.h"
 #include "core/lock.h"
 #include "core/tsan.h"
 #include "services/telemetry_metrics.h"
@@ -98,6 +99,16 @@ typedef struct tm_hset {
     tm_handler_t *h[];
 } tm_hset_t;
 
+/* The operator's settings of one histogram, by its exported name (a family's name, or the
+ * name an event measurement is exported under): telemetry.buckets and telemetry.summaries of
+ * the runtime's config (docs/telemetry.md, "Configured layouts and summaries"). */
+typedef struct tm_layout {
+    char *name;
+    unsigned nle; /* `le` bounds replacing the code's layout; 0: the code's layout */
+    double le[FDN_TELEMETRY_MAX_BUCKETS];
+    bool summary; /* also written as a summary (quantiles) next to the histogram */
+} tm_layout_t;
+
 typedef struct tm_series {
     char **values;
     void *metric; /* fdn_counter_t / fdn_gauge_t / fdn_histogram_t */
@@ -113,6 +124,8 @@ struct fdn_telemetry_family {
     uint32_t max_series;
     unsigned nle; /* histogram families: `le` bounds (under tm->mu until a series exists) */
     double le[FDN_TELEMETRY_MAX_BUCKETS];
+    bool le_configured; /* le is the operator's (tm_layout_t): fdn_telemetry_family_buckets
+                         * leaves it */
     _Atomic uint64_t overflows;
     fdn_counter_t *overflow_counter; /* child of the built-in overflow family, or NULL */
     /* under tm->mu */
@@ -143,6 +156,9 @@ struct fdn_telemetry {
     /* event prefixes kept out of the exposition (under mu) */
     char *unexported[TM_MAX_COLLECTORS];
     size_t nunexported;
+    /* the operator's histogram layouts and summaries (under mu; set before use) */
+    tm_layout_t *layouts;
+    size_t nlayouts;
     /* built-in metrics */
     fdn_telemetry_family_t *f_overflow;
     fdn_counter_t *c_dropped_events;
@@ -177,8 +193,29 @@ void fdn__tm_unexported_free(fdn_telemetry_t *tm);
 void fdn__tm_run_collectors(fdn_telemetry_t *tm);
 /* The histogram of an event measurement key: `le` bounds in ns for time keys (`duration`,
  * `*_ns`, `*_time`: FDN_TELEMETRY_DEFAULT_BUCKETS x 1e9, exported in seconds), decades
- * 0.001 .. 1e9 for others. NULL on OOM. */
-fdn_histogram_t *fdn__tm_event_histogram_new(const char *key);
+ * 0.001 .. 1e9 for others; the operator's layout for the name it is exported under, when one
+ * is configured (fdn__tm_configure_buckets). NULL on OOM. */
+fdn_histogram_t *fdn__tm_event_histogram_new(fdn_telemetry_t *tm, const char *event,
+                                             const char *key) FDN_REQUIRES(tm->mu);
+/* The operator's `le` bounds for the histogram exported as `name` (telemetry.buckets): they
+ * replace the code's layout (fdn_telemetry_family_buckets then leaves it) of a family
+ * registered later, or of one without series, and of event histograms made later (a time
+ * key's histogram gets them x 1e9, in ns, rounded). Bounds positive, finite, strictly
+ * increasing, 1..FDN_TELEMETRY_MAX_BUCKETS. 0, FDN_EINVAL (bad name or bounds: nothing
+ * changed), FDN_EBUSY (the family has series already: nothing changed), FDN_ENOMEM. */
+int fdn__tm_configure_buckets(fdn_telemetry_t *tm, const char *name, const double *le, size_t n);
+/* Write the histogram exported as `name` also as a summary (telemetry.summaries): see
+ * fdn__tm_summary_name. 0, FDN_EINVAL (bad name), FDN_ENOMEM. */
+int fdn__tm_configure_summary(fdn_telemetry_t *tm, const char *name);
+/* The summary's name of histogram `name`: `_quantiles` before a trailing `_seconds` or
+ * `_bytes` (fdn_x_duration_seconds -> fdn_x_duration_quantiles_seconds), else appended. */
+void fdn__tm_summary_name(fdn__buf_t *out, const char *name);
+/* Free the configured layouts (destroy). */
+void fdn__tm_layouts_free(fdn_telemetry_t *tm);
+/* The name event `event`'s histogram key `key` is exported under (telemetry_prometheus.c):
+ * `histogram` -> <base>, a time key -> <base>_<key>_seconds, another -> <base>_<key>, where
+ * `foundation.x.y` has base fdn_x_y. False: not exported (vm.*). */
+bool fdn__tm_event_hist_name(fdn__buf_t *out, const char *event, const char *key);
 /* True when an event measurement key holds a duration in ns. */
 bool fdn__tm_key_is_ns(const char *key);
 /* Resolve a built-in single counter (no labels). NULL on OOM. */

@@ -8,6 +8,7 @@
  * the virtual size, the resident pages and the start time (clock ticks after boot, plus
  * `btime` from /proc/stat); /proc/self/fd for open descriptors; getrlimit(RLIMIT_NOFILE).
  * A source that cannot be read leaves its field at -1 and the writer omits that metric.
+ * Also the run queue of /proc/loadavg, for the reference's vm.* start-up gauges (JSON API).
  * Threads: any; no shared state (the boot time is re-read each call: scrapes are rare).
  */
 #include "services/telemetry_process.h"
@@ -110,4 +111,16 @@ void fdn__tm_process_read(fdn__tm_process_t *out)
         out->max_fds = rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur;
     out->open_fds = open_fds();
     read_stat(out);
+}
+
+double fdn__tm_run_queue(void)
+{
+    FILE *f = fopen("/proc/loadavg", "re");
+    if (f == NULL)
+        return -1;
+    double a, b, c;
+    long running = -1, total = 0;
+    int n = fscanf(f, "%lf %lf %lf %ld/%ld", &a, &b, &c, &running, &total);
+    fclose(f);
+    return n == 5 && running >= 0 ? (double)running : -1;
 }

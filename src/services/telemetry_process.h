@@ -16,4 +16,7 @@ typedef struct fdn__tm_process {
 /* Read them now (from /proc/self and getrusage/getrlimit). */
 void fdn__tm_process_read(fdn__tm_process_t *out);
 
+/* Runnable kernel scheduling entities of the machine now (/proc/loadavg), -1 if unknown. */
+double fdn__tm_run_queue(void);
+
 #endif

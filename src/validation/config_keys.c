@@ -45,6 +45,14 @@ static const char *const limiter_policies[] = {"local", "fail_open", "fail_close
             "Invalid warm storage configuration", "storage.warm.enable"                            \
     }
 
+/* KT: a row of the telemetry section, with a rule of config_telemetry.h (not updatable: a
+ * histogram's layout is fixed once its first series exists). */
+#define TMC "Invalid telemetry configuration"
+#define KT(path, type, def, rule, desc)                                                            \
+    {                                                                                              \
+        {path, FDN_CONFIG_##type, def, rule, 0, 0, NULL, false, desc, S1001, TMC}, NULL, NULL      \
+    }
+
 #define S1001 FDN_ECONFIG_STRUCTURE
 #define S1002 FDN_ECONFIG_INVALID
 #define AN    "Invalid AI analysis configuration"
@@ -225,6 +233,12 @@ const fdn__cfg_builtin_t fdn__cfg_builtins[] = {
       pool_strategies, false, "Pool default checkout order", S1001, CPD),
     K("infrastructure.connection_pool.enabled", BOOL, "true", NONE, 0, 0, NULL, true,
       "Connection pool layer switch", S1001, CP),
+    KT("telemetry.buckets", OBJECT, "{}", FDN__CFG_RULE_TM_BUCKETS,
+       "Histogram bucket layouts by exported family name: name -> [le, ...] (seconds for "
+       "*_seconds), applied at start"),
+    KT("telemetry.summaries", ANY, "[]", FDN__CFG_RULE_TM_SUMMARIES,
+       "Histograms also exported as a summary (quantiles 0.5, 0.9, 0.99, 0.999 since start), "
+       "by exported family name"),
 };
 
 const size_t fdn__cfg_builtin_count = sizeof(fdn__cfg_builtins) / sizeof(fdn__cfg_builtins[0]);
@@ -241,6 +255,7 @@ const char *fdn__cfg_section_message(const char *top, size_t len)
         {"interface", "Invalid interface configuration"},
         {"dev", "Invalid development configuration"},
         {"infrastructure", "Invalid infrastructure configuration"},
+        {"telemetry", "Invalid telemetry configuration"},
     };
     for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
         if (strlen(m[i].name) == len && memcmp(m[i].name, top, len) == 0)

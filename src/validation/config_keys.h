@@ -7,6 +7,12 @@
 #include <stddef.h>
 #include "fdn/config.h"
 
+/* Rules of built-in keys only, past the public fdn_config_rule_t (config_telemetry.h):
+ * telemetry.buckets (object histogram name -> `le` bounds) and telemetry.summaries (array of
+ * histogram names). */
+#define FDN__CFG_RULE_TM_BUCKETS   ((fdn_config_rule_t)100)
+#define FDN__CFG_RULE_TM_SUMMARIES ((fdn_config_rule_t)101)
+
 /* One built-in key: its public definition plus the two facts only built-ins carry. */
 typedef struct fdn__cfg_builtin {
     fdn_config_key_def_t d;

@@ -34,6 +34,7 @@
 #include "core/hash.h"
 #include "core/json.h"
 #include "logic/config_path.h"
+#include "validation/config_telemetry.h"
 
 int32_t fdn__cfg_schema_find(const fdn__cfg_schema_t *s, const char *path, size_t len)
 {
@@ -167,14 +168,31 @@ static bool rule_oom(void)
     return oom;
 }
 
+/* Set by rule_ok when a rule explains why a member was refused (the telemetry rules): a
+ * constant sentence, read and cleared with rule_why(). */
+static _Thread_local const char *t_rule_why;
+
+static const char *rule_why(void)
+{
+    const char *why = t_rule_why;
+    t_rule_why = NULL;
+    return why;
+}
+
+static bool private_rule(fdn_config_rule_t r)
+{
+    return r == FDN__CFG_RULE_TM_BUCKETS || r == FDN__CFG_RULE_TM_SUMMARIES;
+}
+
 static int entry_init(fdn__cfg_entry_t *e, const fdn_config_key_def_t *d, const char *missing,
-                      fdn_error_t *err)
+                      bool builtin, fdn_error_t *err)
 {
     bool oom = false;
     memset(e, 0, sizeof(*e));
     e->only_if = -1;
     if (d->path == NULL || d->path[0] == '\0' || d->type < FDN_CONFIG_BOOL ||
-        d->type > FDN_CONFIG_ANY || d->rule > FDN_CONFIG_RULE_BREAKERS)
+        d->type > FDN_CONFIG_ANY ||
+        (d->rule > FDN_CONFIG_RULE_BREAKERS && !(builtin && private_rule(d->rule))))
         return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Invalid key definition: %s",
                            d->path != NULL ? d->path : "(null)");
     if (fdn__cfg_path_check(d->path, err) != 0)
@@ -230,6 +248,7 @@ static int entry_init(fdn__cfg_entry_t *e, const fdn_config_key_def_t *d, const 
     const char *bad = NULL;
     bool null_ok = json_is_null(e->def) && d->default_json == NULL;
     if (!null_ok && (!fdn__cfg_type_ok(e->type, e->def) || !rule_ok(e, e->def, &bad))) {
+        (void)rule_why();
         if (rule_oom())
             return fdn_err_set(err, FDN_ENOMEM, NULL);
         return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Key %s: default breaks its own rule",
@@ -282,7 +301,7 @@ int fdn__cfg_schema_create(fdn__cfg_schema_t **out, const fdn_config_key_def_t *
     for (size_t i = 0; i < total && rc == 0; i++) {
         const fdn__cfg_builtin_t *b = i < nb ? &fdn__cfg_builtins[i] : NULL;
         const fdn_config_key_def_t *d = b != NULL ? &b->d : &extra[i - nb];
-        rc = entry_init(&s->e[i], d, b != NULL ? b->missing : NULL, err);
+        rc = entry_init(&s->e[i], d, b != NULL ? b->missing : NULL, b != NULL, err);
         s->n = i + 1;
         if (rc == 0 && insert_slot(s, (int32_t)i) != 0)
             rc =
@@ -311,6 +330,13 @@ static double num(const json_t *v)
 
 static bool rule_ok(const fdn__cfg_entry_t *e, const json_t *v, const char **bad_rule)
 {
+    const char *why = NULL;
+    if (e->rule == FDN__CFG_RULE_TM_BUCKETS || e->rule == FDN__CFG_RULE_TM_SUMMARIES) {
+        bool ok = e->rule == FDN__CFG_RULE_TM_BUCKETS ? fdn__cfg_tm_buckets_ok(v, bad_rule, &why)
+                                                      : fdn__cfg_tm_summaries_ok(v, bad_rule, &why);
+        t_rule_why = ok ? NULL : why;
+        return ok;
+    }
     switch (e->rule) {
     case FDN_CONFIG_RULE_NONE:
         break;
@@ -387,6 +413,10 @@ static void rule_words(const fdn__cfg_entry_t *e, char *buf, size_t cap);
 /* What a bad member of an object-of-specs key is called in messages. */
 static const char *member_words(const fdn__cfg_entry_t *e)
 {
+    if (e->rule == FDN__CFG_RULE_TM_BUCKETS)
+        return "Invalid histogram buckets";
+    if (e->rule == FDN__CFG_RULE_TM_SUMMARIES)
+        return "Invalid summary";
     return e->rule == FDN_CONFIG_RULE_BREAKERS ? "Invalid circuit breaker"
                                                : "Invalid rate limiting rule";
 }
@@ -394,11 +424,16 @@ static const char *member_words(const fdn__cfg_entry_t *e)
 static int fail_entry(const fdn__cfg_entry_t *e, const json_t *v, const char *bad_rule,
                       fdn_error_t *err)
 {
-    if (bad_rule != NULL)
+    const char *why = rule_why();
+    if (bad_rule != NULL && why != NULL)
+        fdn_err_set(err, e->code, "%s: %.120s: %s", member_words(e), bad_rule, why);
+    else if (bad_rule != NULL)
         fdn_err_set(err, e->code, "%s: %.120s", member_words(e), bad_rule);
     else
         fdn_err_set(err, e->code, "%s", e->message);
     fdn_err_add_context(err, "path", "%s", e->path);
+    if (why != NULL)
+        fdn_err_add_context(err, "reason", "%s", why);
     if (v != NULL && !fdn__cfg_type_ok(e->type, v)) {
         fdn_err_add_context(err, "rule", "type %s", fdn__cfg_type_name(e->type));
     } else {
@@ -802,6 +837,16 @@ static void chk_report(chk_t *c, const char *path, const char *msg, int code)
 static void rule_words(const fdn__cfg_entry_t *e, char *buf, size_t cap)
 {
     buf[0] = '\0';
+    if (e->rule == FDN__CFG_RULE_TM_BUCKETS) {
+        snprintf(buf, cap,
+                 "an object of at most 64 histogram names, each an array of 1 to 32 bounds, "
+                 "> 0 and strictly increasing (seconds for a _seconds family, >= 1e-9)");
+        return;
+    }
+    if (e->rule == FDN__CFG_RULE_TM_SUMMARIES) {
+        snprintf(buf, cap, "an array of at most 64 distinct histogram names");
+        return;
+    }
     switch (e->rule) {
     case FDN_CONFIG_RULE_NONE:
     case FDN_CONFIG_RULE_ENUM:
@@ -922,8 +967,12 @@ int fdn_config_check_json(const char *json, size_t len, fdn_config_problem_fn cb
                 break;
             }
             char words[256], msg[400];
+            const char *why = rule_why();
             rule_words(e, words, sizeof words);
-            if (bad_rule != NULL)
+            if (bad_rule != NULL && why != NULL)
+                snprintf(msg, sizeof msg, "%s: %.80s: %s (rule: %s)", member_words(e), bad_rule,
+                         why, words);
+            else if (bad_rule != NULL)
                 snprintf(msg, sizeof msg, "%s: %.80s (rule: %s)", member_words(e), bad_rule, words);
             else if (words[0] != '\0')
                 snprintf(msg, sizeof msg, "%s (rule: %s)", e->message, words);

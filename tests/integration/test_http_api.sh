@@ -489,7 +489,8 @@ if wants telemetry; then
         process_max_fds process_start_time_seconds process_threads process_virtual_memory_bytes; do
         grep -q "^$m [0-9]" "$TMP/body" && pass || fail "$m missing from /metrics"
     done
-    grep -q '^fdn_build_info{version="[0-9.]*"} 1$' "$TMP/body" && pass || fail "no fdn_build_info"
+    grep -Eq '^fdn_build_info\{version="[0-9.]+",revision="([0-9a-f]{12}|unknown)",build_type="[a-z]+",compiler="[a-z]+",cc_version="[0-9.]+"\} 1$' "$TMP/body" &&
+        pass || fail "no fdn_build_info with version, revision, build_type, compiler, cc_version: $(grep '^fdn_build_info' "$TMP/body")"
     # nothing of the reference's Erlang poller, no summaries, one prefix
     ! grep -Eq '^vm_|quantile=|^foundation_' "$TMP/body" && pass ||
         fail "vm_*, quantile or foundation_* lines in /metrics"

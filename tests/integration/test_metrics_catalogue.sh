@@ -7,15 +7,13 @@
 # calls, registry operations and a service that fails: what `fdn serve` cannot be driven into
 # over HTTP), after traffic that makes every drivable family appear (a labelled family is
 # written once it has a series; an event entry once its event happened).
+# Both are started by tests/support/targets.sh (shared with test_prometheus_scrape.sh).
 # Synchronisation: listen lines are read from the servers' stdout; the helper answers each
 # command with a line; every request is answered before the scrape is taken.
 set -euo pipefail
 
 : "${FDN_SOURCE_DIR:?}" "${FDN_BINARY_DIR:?}"
-FDN="$FDN_BINARY_DIR/bin/fdn"
-TARGET="$FDN_BINARY_DIR/bin/fdn_alert_target"
 DOC="$FDN_SOURCE_DIR/docs/telemetry.md"
-[[ -x "$TARGET" ]] || { echo "FAIL: $TARGET not built"; exit 1; }
 
 # Documented families a client cannot make appear (each with its reason).
 NOT_DRIVABLE=(
@@ -35,49 +33,11 @@ NOT_DRIVABLE=(
     fdn_events_backend_spooled_events                 #
 )
 
-TMP="$(mktemp -d)"
-SRV_PID=""
-AT_PID=""
-cleanup() {
-    [[ -n "$SRV_PID" ]] && kill -TERM "$SRV_PID" 2>/dev/null && wait "$SRV_PID" 2>/dev/null
-    if [[ -n "$AT_PID" ]]; then
-        exec 4>&- 2>/dev/null || true # EOF: the target returns its workers and exits
-        wait "$AT_PID" 2>/dev/null || true
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
-
-# --- fdn serve
-exec 3< <(exec "$FDN" serve --data-dir "$TMP/data" --listen 127.0.0.1:0 2>"$TMP/server.err")
-SRV_PID=$!
-PORT=""
-while IFS= read -r -t 60 line <&3; do
-    if [[ "$line" =~ listening\ on\ http://127\.0\.0\.1:([0-9]+) ]]; then
-        PORT="${BASH_REMATCH[1]}"
-        break
-    fi
-done
-[[ -n "$PORT" ]] || fail "fdn serve did not start: $(cat "$TMP/server.err")"
-BASE="http://127.0.0.1:$PORT"
+# shellcheck source=../support/targets.sh
+source "$FDN_SOURCE_DIR/tests/support/targets.sh"
+targets_start
 req() { curl -s -o /dev/null -w '%{http_code}' --max-time 60 -X "$1" -H 'Content-Type: application/json' "$BASE$2" ${3:+--data-binary "$3"}; }
-
-# --- fdn_alert_target: commands on fd 4, answers on fd 5
-mkfifo "$TMP/at.in"
-exec 5< <(exec "$TARGET" "$TMP/at-data" <"$TMP/at.in" 2>"$TMP/at.err")
-AT_PID=$!
-exec 4>"$TMP/at.in"
-APORT=""
-IFS= read -r -t 60 line <&5 || true
-[[ "$line" =~ listening\ on\ http://127\.0\.0\.1:([0-9]+) ]] && APORT="${BASH_REMATCH[1]}"
-[[ -n "$APORT" ]] || fail "fdn_alert_target did not start: $(cat "$TMP/at.err")"
-at() {
-    echo "$1" >&4
-    local answer=""
-    IFS= read -r -t 60 answer <&5 || true
-    [[ "$answer" == ok* ]] || fail "alert target: $1 -> '$answer' $(cat "$TMP/at.err")"
-}
 
 # --- traffic
 [[ "$(req POST /v1/events '{"type":"cat.created","data":{},"correlation_id":"cat-1"}')" == 20* ]] ||

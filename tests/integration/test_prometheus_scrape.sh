@@ -13,62 +13,28 @@
 #   - exemplars carry the correlation id (an X-Correlation-Id header, a posted event's
 #     correlation_id, a protected call's error context) into Prometheus's exemplar storage
 #     (/api/v1/query_exemplars), and /metrics writes them when asked for OpenMetrics.
+# Both targets are started by tests/support/targets.sh (shared with test_metrics_catalogue.sh).
 # Synchronisation: the server's listen line is read from its stdout; Prometheus's readiness
 # and every expected series are polled through its HTTP API with a deadline (a scrape is
 # asynchronous by nature, so polling its result is the only signal there is).
 # Skips (exit 0 with a note) when prometheus is not installed.
 set -euo pipefail
 
-FDN="${FDN_BINARY_DIR:?}/bin/fdn"
-TARGET="$FDN_BINARY_DIR/bin/fdn_alert_target"
 command -v prometheus >/dev/null || { echo "SKIP: prometheus not installed (scripts/deps.sh installs it)"; exit 0; }
 command -v jq >/dev/null || { echo "SKIP: jq not installed"; exit 0; }
-TMP="$(mktemp -d)"
-SRV_PID=""
+fail() { echo "FAIL: $*" >&2; exit 1; }
+# shellcheck source=../support/targets.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../support/targets.sh"
 PROM_PID=""
-AT_PID=""
 cleanup() {
     [[ -n "$PROM_PID" ]] && kill -TERM "$PROM_PID" 2>/dev/null && wait "$PROM_PID" 2>/dev/null
-    if [[ -n "$AT_PID" ]]; then
-        exec 4>&- 2>/dev/null || true # EOF: the target returns its workers and exits
-        wait "$AT_PID" 2>/dev/null || true
-    fi
-    [[ -n "$SRV_PID" ]] && kill -TERM "$SRV_PID" 2>/dev/null && wait "$SRV_PID" 2>/dev/null
-    rm -rf "$TMP"
+    targets_cleanup
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# --- fdn serve on a free port
-exec 3< <(exec "$FDN" serve --data-dir "$TMP/data" --listen 127.0.0.1:0 2>"$TMP/server.err")
-SRV_PID=$!
-PORT=""
-while IFS= read -r -t 60 line <&3; do
-    if [[ "$line" =~ listening\ on\ http://127\.0\.0\.1:([0-9]+) ]]; then
-        PORT="${BASH_REMATCH[1]}"
-        break
-    fi
-done
-[[ -n "$PORT" ]] || fail "fdn serve did not start: $(cat "$TMP/server.err")"
-BASE="http://127.0.0.1:$PORT"
+# --- fdn serve and the second target (commands through `at`)
+targets_start
 post() { curl -s -o /dev/null -w '%{http_code}' --max-time 60 -X "$1" -H 'Content-Type: application/json' "$BASE$2" ${3:+--data-binary "$3"}; }
-
-# --- the second target: commands on fd 4, answers on fd 5
-[[ -x "$TARGET" ]] || fail "$TARGET not built"
-mkfifo "$TMP/at.in"
-exec 5< <(exec "$TARGET" "$TMP/at-data" <"$TMP/at.in" 2>"$TMP/at.err")
-AT_PID=$!
-exec 4>"$TMP/at.in"
-APORT=""
-IFS= read -r -t 60 line <&5 || true
-[[ "$line" =~ listening\ on\ http://127\.0\.0\.1:([0-9]+) ]] && APORT="${BASH_REMATCH[1]}"
-[[ -n "$APORT" ]] || fail "fdn_alert_target did not start: $(cat "$TMP/at.err")"
-at() { # at COMMAND: send it, expect "ok ..."
-    echo "$1" >&4
-    local answer=""
-    IFS= read -r -t 60 answer <&5 || true
-    [[ "$answer" == ok* ]] || fail "alert target: $1 -> '$answer' $(cat "$TMP/at.err")"
-}
 at "calls scrape-cid-1" # protected calls (breaker, limiter rule, pool checkout), registry
 at hold                 # the pool runs out ...
 at full                 # ... and a checkout that may not wait is refused
@@ -180,7 +146,7 @@ wait_for 30 'fdn_protected_call_duration_seconds_count{key="alert-call",outcome=
 wait_for 30 'fdn_protected_call_duration_seconds_count{key="alert-call",outcome="FDN_EIO"}' '.[0].value[1] == "1"'
 wait_for 30 'fdn_circuit_breaker_call_duration_seconds_count{breaker="alert-breaker",outcome="failure"}' '.[0].value[1] == "1"'
 wait_for 30 'process_resident_memory_bytes{job="fdn"}' '.[0].value[1] | tonumber > 0'
-wait_for 30 'fdn_build_info{job="fdn"}' '.[0].value[1] == "1" and (.[0].metric.version | length > 0)'
+wait_for 30 'fdn_build_info{job="fdn"}' '.[0].value[1] == "1" and all(.[0].metric.version, .[0].metric.revision, .[0].metric.build_type, .[0].metric.compiler, .[0].metric.cc_version; length > 0)'
 echo "ok: labelled families"
 
 # the breaker state series flips

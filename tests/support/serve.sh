@@ -5,7 +5,8 @@
 # are there, makes TMP (a directory of the test's own) and installs serve_cleanup as the EXIT
 # trap.
 #   serve_start ERRFILE ARG...  `$FDN serve ARG...`, stderr into ERRFILE, stdout on a pipe read
-#                               (30 s at most) up to the "listening on" line. Sets SERVE_PID,
+#                               (SERVE_WAIT seconds, 30 unless set, at most) up to the
+#                               "listening on" line. Sets SERVE_PID,
 #                               SERVE_FD (the pipe) and SERVE_PORT; returns 1 when no such line
 #                               came. Every server started stays in SERVE_PIDS until
 #                               serve_stop (or serve_cleanup).
@@ -43,7 +44,7 @@ serve_start() {
     SERVE_PID=$!
     SERVE_PIDS+=("$SERVE_PID")
     SERVE_PORT=""
-    while IFS= read -r -t 30 line <&"$SERVE_FD"; do
+    while IFS= read -r -t "${SERVE_WAIT:-30}" line <&"$SERVE_FD"; do
         if [[ "$line" =~ listening\ on\ http://127\.0\.0\.1:([0-9]+) ]]; then
             SERVE_PORT="${BASH_REMATCH[1]}"
             return 0
