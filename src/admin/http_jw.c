@@ -129,6 +129,17 @@ void fdn__jw_i64(fdn__jw_t *w, int64_t v)
     fdn__jw_raw(w, p, (size_t)(e - p));
 }
 
+void fdn__jw_u64(fdn__jw_t *w, uint64_t v)
+{
+    char b[24];
+    char *e = b + sizeof b, *p = e;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    fdn__jw_raw(w, p, (size_t)(e - p));
+}
+
 void fdn__jw_bool(fdn__jw_t *w, bool v)
 {
     if (v)

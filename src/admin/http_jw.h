@@ -26,6 +26,8 @@ void fdn__jw_str(fdn__jw_t *w, const char *s);
 void fdn__jw_key(fdn__jw_t *w, const char *key);
 /** Append a decimal integer. */
 void fdn__jw_i64(fdn__jw_t *w, int64_t v);
+/** Append an unsigned decimal integer. */
+void fdn__jw_u64(fdn__jw_t *w, uint64_t v);
 /** Append true or false. */
 void fdn__jw_bool(fdn__jw_t *w, bool v);
 
