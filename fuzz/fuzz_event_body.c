@@ -19,8 +19,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The jansson path's reading of one event: 0, or -1 when it refuses it. */
-static int slow_event(json_t *o, const char **type, const char **cid, uint64_t *parent,
-                      char **dump)
+static int slow_event(json_t *o, const char **type, const char **cid, uint64_t *parent, char **dump)
 {
     if (!json_is_object(o))
         return -1;

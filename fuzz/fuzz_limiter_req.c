@@ -42,13 +42,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_decref(body);
         return 0;
     }
-    if (frc == 0 &&
-        (fq.keylen != q.keylen || memcmp(fq.key, q.key, q.keylen) != 0 ||
-         fq.key[fq.keylen] != '\0' || fq.rule.algo != q.rule.algo ||
-         fq.rule.limit != q.rule.limit || fq.rule.period_ms != q.rule.period_ms ||
-         fq.rule.burst != q.rule.burst || fq.value != q.value ||
-         (fq.identity == NULL) != (q.identity == NULL) ||
-         (q.identity != NULL && strcmp(fq.identity, q.identity) != 0)))
+    if (frc == 0 && (fq.keylen != q.keylen || memcmp(fq.key, q.key, q.keylen) != 0 ||
+                     fq.key[fq.keylen] != '\0' || fq.rule.algo != q.rule.algo ||
+                     fq.rule.limit != q.rule.limit || fq.rule.period_ms != q.rule.period_ms ||
+                     fq.rule.burst != q.rule.burst || fq.value != q.value ||
+                     (fq.identity == NULL) != (q.identity == NULL) ||
+                     (q.identity != NULL && strcmp(fq.identity, q.identity) != 0)))
         abort(); /* the two paths disagree */
     /* the limiter key: "key" as is, or "<identity>\x1f<key>" with an identity */
     json_t *key = json_object_get(body, "key");

@@ -45,7 +45,10 @@ static void put(parser_t *ps, const char *s, size_t n)
 static size_t utf8_len(const unsigned char *s, const unsigned char *e)
 {
     unsigned c = s[0];
-    size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    size_t n = c >= 0xC2 && c <= 0xDF   ? 2
+               : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4
+                                        : 0;
     if (n == 0 || (size_t)(e - s) < n)
         return 0;
     for (size_t i = 1; i < n; i++)
@@ -256,11 +259,11 @@ static bool event(parser_t *ps, fdn__evb_item_t *it)
         size_t kn;
         if (!str(ps, &k, &kn))
             return false;
-        unsigned m = kn == 4 && memcmp(k, "type", 4) == 0              ? M_TYPE
-                     : kn == 4 && memcmp(k, "data", 4) == 0            ? M_DATA
+        unsigned m = kn == 4 && memcmp(k, "type", 4) == 0               ? M_TYPE
+                     : kn == 4 && memcmp(k, "data", 4) == 0             ? M_DATA
                      : kn == 14 && memcmp(k, "correlation_id", 14) == 0 ? M_CID
-                     : kn == 9 && memcmp(k, "parent_id", 9) == 0       ? M_PARENT
-                                                                       : 0;
+                     : kn == 9 && memcmp(k, "parent_id", 9) == 0        ? M_PARENT
+                                                                        : 0;
         if (m == 0 || (seen & m) != 0)
             return false;
         seen |= m;

@@ -16,10 +16,10 @@
 
 /* One event of a body: offsets of NUL-terminated strings in the parse's text buffer. */
 typedef struct fdn__evb_item {
-    size_t type;    /* the "type" string */
-    size_t cid;     /* the "correlation_id" string, or SIZE_MAX: absent or null */
-    size_t cid_len; /* its length */
-    uint64_t parent_id; /* 0: absent or null */
+    size_t type;           /* the "type" string */
+    size_t cid;            /* the "correlation_id" string, or SIZE_MAX: absent or null */
+    size_t cid_len;        /* its length */
+    uint64_t parent_id;    /* 0: absent or null */
     size_t data, data_len; /* "data" as jansson's compact dump gives it ("null" when absent) */
 } fdn__evb_item_t;
 

@@ -191,8 +191,8 @@ static bool plain_int(const char **pp, const char *e, int64_t *out)
 
 static int field_of(const char *k, size_t n, const char *extra)
 {
-    static const char *const names[] = {"key", "limit", "window_ms", "algorithm", "burst",
-                                        "identity"};
+    static const char *const names[] = {"key",       "limit", "window_ms",
+                                        "algorithm", "burst", "identity"};
     for (int f = 0; f < F_EXTRA; f++)
         if (strlen(names[f]) == n && memcmp(names[f], k, n) == 0)
             return f;

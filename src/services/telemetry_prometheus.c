@@ -346,7 +346,10 @@ static void sample_lines(fdn__buf_t *b, const char *name, const fdn_telemetry_sa
             if (isfinite(x->bucket_le[i]))
                 (void)fmt_short(le, x->bucket_le[i]);
             else
-                memcpy(le, x->bucket_le[i] > 0 ? "+Inf" : isnan(x->bucket_le[i]) ? "NaN" : "-Inf",
+                memcpy(le,
+                       x->bucket_le[i] > 0      ? "+Inf"
+                       : isnan(x->bucket_le[i]) ? "NaN"
+                                                : "-Inf",
                        5);
             bputs(b, name);
             bputs(b, "_bucket");
