@@ -97,8 +97,11 @@ static bool integer(parser_t *ps, int64_t *out)
         p++;
     const char *d = p;
     int64_t v = 0;
-    while (p < e && *p >= '0' && *p <= '9' && p - d < 19)
-        v = v * 10 + (*p++ - '0');
+    while (p < e && *p >= '0' && *p <= '9') { /* (more than 18 digits: refused below) */
+        if (p - d < 18)
+            v = v * 10 + (*p - '0');
+        p++;
+    }
     size_t nd = (size_t)(p - d);
     if (nd == 0 || nd > 18 || (nd > 1 && *d == '0') || (neg && v == 0))
         return false;
