@@ -267,10 +267,34 @@ static int h_keys(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user
  * because the key table (its shard) was full: clients are being turned away with 503. */
 #define REFUSAL_DEGRADED_NS (60LL * 1000000000)
 
+/* The backend's status for a health check: both checks of one GET /health share one read
+ * (a read locks every shard of the memory store to count its keys). */
+static int health_status(fdn_limiter_t *l, fdn_limiter_backend_status_t *st)
+{
+    static _Thread_local struct {
+        uint64_t gen;
+        const fdn_limiter_t *l;
+        int rc;
+        fdn_limiter_backend_status_t st;
+    } memo;
+    uint64_t gen = fdn__admin_health_gen();
+    if (gen != 0 && memo.gen == gen && memo.l == l) {
+        *st = memo.st;
+        return memo.rc;
+    }
+    memset(st, 0, sizeof *st);
+    int rc = fdn_limiter_backend_status(l, st);
+    memo.gen = gen;
+    memo.l = l;
+    memo.rc = rc;
+    memo.st = *st;
+    return rc;
+}
+
 static int keys_health(void *user)
 {
     fdn_limiter_backend_status_t st;
-    int rc = fdn_limiter_backend_status(user, &st);
+    int rc = health_status(user, &st);
     if (rc != 0)
         return rc;
     return st.since_refusal_ns < 0 || st.since_refusal_ns >= REFUSAL_DEGRADED_NS ? 0 : FDN_ELIMITER;
@@ -281,7 +305,7 @@ static int keys_health(void *user)
 static int backend_health(void *user)
 {
     fdn_limiter_backend_status_t st;
-    int rc = fdn_limiter_backend_status(user, &st);
+    int rc = health_status(user, &st);
     if (rc != 0)
         return rc;
     return st.connected && st.breaker_state == FDN_BREAKER_CLOSED ? 0 : FDN_EUNAVAILABLE;

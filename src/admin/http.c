@@ -670,6 +670,15 @@ static const char *find_member(const fdn__admin_text_t *t, const char *name, siz
     return m;
 }
 
+/* Which GET /health this thread is answering (0: none yet): checks that read the same state
+ * (the limiter's two) read it once per request (fdn__admin_health_gen). */
+static _Thread_local uint64_t health_gen;
+
+uint64_t fdn__admin_health_gen(void)
+{
+    return health_gen;
+}
+
 /* GET /health, written as text in one pass (no jansson tree: this endpoint is polled). The
  * body's form is the one jansson gave: {runtime..., "status", "services": {the runtime's
  * services, then the health checks}}; a check named like a runtime service replaces it in
@@ -680,6 +689,7 @@ static int h_health(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *us
     fdn_admin_t *a = user;
     fdn__jw_t body = {{NULL, 0, 0}, 0}, svcs = {{NULL, 0, 0}, 0};
     bool ok = true;
+    health_gen++;
     fdn__jw_raw(&body, "{", 1);
     /* members of both are written with a trailing ',' (dropped at the end) */
     if (a->health_ext != NULL && a->health_ext(&body, &svcs, a->health_ext_user) != 0)
