@@ -6,10 +6,12 @@
 # (bench/http/mhd_baseline.c, fdn-http-baseline). The server runs on its embedded defaults with
 # a temporary data directory, so POST /v1/events is durable (201 only once fsynced).
 #
-# usage: bench/http_bench.sh [--quick] [--json] [--duration S] [--filter PATTERN] [BINDIR]
+# usage: bench/http_bench.sh [--quick] [--json] [--rebase] [--duration S] [--filter PATTERN] [BINDIR]
 #   BINDIR   holds fdn and fdn-http-baseline (default build/release/bin)
 #   --quick  1 s per case, goals not judged: the smoke test (fails on any non-2xx answer or an
 #            acknowledged event missing from the store)
+#   --rebase measure the baseline again right before each case and take that case's ratio to
+#            it (on a machine whose load swings, one baseline at the start misjudges later cases)
 #
 # Per case: req/s (all connections), p99 latency, ratio = req/s / baseline req/s, the goal
 # (issue 16), and for appends the check that the store holds at least every acknowledged
@@ -20,6 +22,7 @@ set -euo pipefail
 BINDIR=build/release/bin
 QUICK=0
 JSON=0
+REBASE=0
 DUR=5
 FILTER=""
 CONNS=32
@@ -27,9 +30,10 @@ while (($#)); do
     case "$1" in
     --quick) QUICK=1 DUR=1 ;;
     --json) JSON=1 ;;
+    --rebase) REBASE=1 ;;
     --duration) DUR="$2"; shift ;;
     --filter) FILTER="$2"; shift ;;
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     *) BINDIR="$1" ;;
     esac
     shift
@@ -171,6 +175,10 @@ for c in "${CASES[@]}"; do
     IFS='|' read -r name req script kind goal gtext <<<"$c"
     [[ -z "$FILTER" || "$name" == *"$FILTER"* ]] || continue
     path="${req#* }"
+    if ((REBASE)); then
+        run_wrk "http://127.0.0.1:$BPORT/" "$TMP/get.lua"
+        BRPS=$RPS
+    fi
     before=$(stored "$FPORT")
     run_wrk "http://127.0.0.1:$FPORT$path" "$TMP/$script.lua"
     after=$(stored "$FPORT")

@@ -4,7 +4,9 @@
  * duplicate keys refused). Oracles: 0 only with a key of 1..256 bytes (the limiter key is
  * "<identity>\x1f<key>" when an identity of 1..64 bytes without U+001F is given), a rule that
  * fdn_limit_rule_validate accepts within the HTTP bounds, and the op's field in its range
- * (a check's cost within the rule's capacity); otherwise FDN_EINVAL with a message. */
+ * (a check's cost within the rule's capacity); otherwise FDN_EINVAL with a message. The fast
+ * path on the raw text (fdn__limiter_req_fast) must agree: it accepts only bodies the full path
+ * accepts, with the same key, identity, rule and value. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,19 +20,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     fdn__limiter_req_op_t op = (fdn__limiter_req_op_t)(data[0] % 4);
+    /* the fast path reads the raw text: it accepts a body only when the full path accepts
+     * it with the very same result (checked below), else it says FDN__LREQ_SLOW */
+    fdn__limiter_req_t fq;
+    int frc = fdn__limiter_req_fast((const char *)data + 1, size - 1, op, &fq);
+    if (frc != 0 && frc != FDN__LREQ_SLOW)
+        abort();
     json_t *body = json_loadb((const char *)data + 1, size - 1,
                               JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
-    if (body == NULL)
+    if (body == NULL) {
+        if (frc == 0)
+            abort(); /* the fast path took a body that is not JSON */
         return 0;
+    }
     fdn__limiter_req_t q;
     fdn_error_t err = FDN_ERROR_INIT;
     int rc = fdn__limiter_req_parse(body, op, &q, &err);
     if (rc != 0) {
-        if (rc != FDN_EINVAL || err.message[0] == '\0')
+        if (rc != FDN_EINVAL || err.message[0] == '\0' || frc == 0)
             abort();
         json_decref(body);
         return 0;
     }
+    if (frc == 0 && (fq.keylen != q.keylen || memcmp(fq.key, q.key, q.keylen) != 0 ||
+                     fq.key[fq.keylen] != '\0' || fq.rule.algo != q.rule.algo ||
+                     fq.rule.limit != q.rule.limit || fq.rule.period_ms != q.rule.period_ms ||
+                     fq.rule.burst != q.rule.burst || fq.value != q.value ||
+                     (fq.identity == NULL) != (q.identity == NULL) ||
+                     (q.identity != NULL && strcmp(fq.identity, q.identity) != 0)))
+        abort(); /* the two paths disagree */
     /* the limiter key: "key" as is, or "<identity>\x1f<key>" with an identity */
     json_t *key = json_object_get(body, "key");
     json_t *id = json_object_get(body, "identity");

@@ -209,12 +209,19 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
                          const char *authorization, const char *body, size_t body_len,
                          fdn__http_resp_t *resp);
 
+typedef struct fdn__jw fdn__jw_t; /* http_jw.h */
 /**
- * Extra section of GET /health (set by fdn_admin_mount_runtime): adds keys to the body and
- * returns 0 when healthy or a negative code. Only before start.
+ * Extra section of GET /health (set by fdn_admin_mount_runtime): writes members of the body
+ * object and of its "services" object as JSON text, each member followed by ',', and returns 0
+ * when healthy or a negative code. Only before start.
  */
-typedef int (*fdn__admin_health_ext_fn)(json_t *body, json_t *services, void *user);
+typedef int (*fdn__admin_health_ext_fn)(fdn__jw_t *body, fdn__jw_t *services, void *user);
 int fdn__admin_set_health_ext(fdn_admin_t *a, fdn__admin_health_ext_fn fn, void *user);
+
+/** The GET /health request the calling thread is answering, as a number that changes with
+ * every such request (0 before the first): a health check may reuse what another check read
+ * during the same request. */
+uint64_t fdn__admin_health_gen(void);
 
 /* What a mount has registered so far, so that a mount that fails part way takes back what it
  * added (routes, health checks, metrics sources, the telemetry and health hooks) and leaves
@@ -235,6 +242,11 @@ bool fdn__admin_fd_same_socket(int mine, int other);
  * mounted (the runtime's collector): GET /metrics calls it only while the server has no
  * telemetry, so no family is written twice. */
 int fdn__admin_add_metrics_fallback(fdn_admin_t *a, fdn_admin_metrics_fn fn, void *user);
+
+/** As fdn_admin_add_metrics, for telemetry's Prometheus writer fn of tm
+ * (fdn_admin_mount_telemetry): GET /metrics writes tm's exposition into its body directly
+ * (fn stays the writer of record, e.g. for a failed mount's rollback). */
+int fdn__admin_add_metrics_telemetry(fdn_admin_t *a, fdn_admin_metrics_fn fn, fdn_telemetry_t *tm);
 
 /** Register the status page, GET / (api_status.c; called by fdn_admin_create).
  *  @return as fdn__admin_route_add */

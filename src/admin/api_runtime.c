@@ -8,12 +8,29 @@
  * immutable snapshots). No locks, no state of its own besides the runtime pointer.
  */
 #include "admin/admin_int.h"
+#include "admin/http_jw.h"
 
 #include <string.h>
 
 #define MAX_SVC 64
 
-static int health_ext(json_t *body, json_t *services, void *user)
+static void jw_member_i64(fdn__jw_t *w, const char *key, int64_t v, bool last)
+{
+    fdn__jw_key(w, key);
+    fdn__jw_i64(w, v);
+    fdn__jw_raw(w, last ? "}," : ",", last ? 2 : 1);
+}
+
+static void jw_member_bool(fdn__jw_t *w, const char *key, bool v)
+{
+    fdn__jw_key(w, key);
+    fdn__jw_bool(w, v);
+    fdn__jw_raw(w, ",", 1);
+}
+
+/* Written as text (GET /health is polled): the members and their order are those the jansson
+ * version gave. */
+static int health_ext(fdn__jw_t *body, fdn__jw_t *services, void *user)
 {
     fdn_runtime_t *rt = user;
     fdn_runtime_health_t h;
@@ -22,40 +39,53 @@ static int health_ext(json_t *body, json_t *services, void *user)
     int rc = fdn_runtime_health(rt, &h, st, MAX_SVC, &n);
     if (rc < 0)
         return rc;
-    json_object_set_new(body, "runtime",
-                        json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "name",
-                                  fdn_runtime_name(rt), "status", fdn_runtime_status_name(h.status),
-                                  "uptime_ms", (json_int_t)(h.uptime_ns / 1000000), "services",
-                                  (json_int_t)h.services, "running", (json_int_t)h.running,
-                                  "restarting", (json_int_t)h.restarting, "failed",
-                                  (json_int_t)h.failed));
+    fdn__jw_lit(body, "\"runtime\":{\"name\":");
+    fdn__jw_str(body, fdn_runtime_name(rt));
+    fdn__jw_lit(body, ",\"status\":");
+    fdn__jw_str(body, fdn_runtime_status_name(h.status));
+    fdn__jw_raw(body, ",", 1);
+    jw_member_i64(body, "uptime_ms", h.uptime_ns / 1000000, false);
+    jw_member_i64(body, "services", (int64_t)h.services, false);
+    jw_member_i64(body, "running", (int64_t)h.running, false);
+    jw_member_i64(body, "restarting", (int64_t)h.restarting, false);
+    jw_member_i64(body, "failed", (int64_t)h.failed, true);
     fdn_registry_t *reg = fdn_runtime_registry(rt);
     if (fdn_registry_is_shared(reg)) {
         fdn_registry_shared_stats_t ss;
         memset(&ss, 0, sizeof(ss));
         ss.version = FDN_REGISTRY_SHARED_STATS_VERSION;
-        if (fdn_registry_shared_stats(reg, &ss) == 0)
-            json_object_set_new(body, "registry",
-                                json_pack("{s:s, s:b, s:b, s:I, s:I, s:I, s:I}", "backend", "etcd",
-                                          "stale", (int)ss.stale, "lease_ok", (int)ss.lease_ok,
-                                          "revision", (json_int_t)ss.revision, "entries",
-                                          (json_int_t)ss.entries, "owned", (json_int_t)ss.owned,
-                                          "lease_ttl_s", (json_int_t)ss.lease_ttl_s));
+        if (fdn_registry_shared_stats(reg, &ss) == 0) {
+            fdn__jw_lit(body, "\"registry\":{\"backend\":\"etcd\",");
+            jw_member_bool(body, "stale", ss.stale);
+            jw_member_bool(body, "lease_ok", ss.lease_ok);
+            jw_member_i64(body, "revision", (int64_t)ss.revision, false);
+            jw_member_i64(body, "entries", (int64_t)ss.entries, false);
+            jw_member_i64(body, "owned", (int64_t)ss.owned, false);
+            jw_member_i64(body, "lease_ttl_s", (int64_t)ss.lease_ttl_s, true);
+        }
     }
     fdn_config_etcd_stats_t cs;
     memset(&cs, 0, sizeof(cs));
     cs.version = FDN_CONFIG_ETCD_STATS_VERSION;
-    if (fdn_config_etcd_stats(fdn_runtime_config(rt), &cs) == 0) /* the config follows etcd */
-        json_object_set_new(body, "config_etcd",
-                            json_pack("{s:b, s:I, s:I}", "stale", (int)cs.stale, "revision",
-                                      (json_int_t)cs.revision, "refused", (json_int_t)cs.refused));
+    if (fdn_config_etcd_stats(fdn_runtime_config(rt), &cs) == 0) { /* the config follows etcd */
+        fdn__jw_lit(body, "\"config_etcd\":{");
+        jw_member_bool(body, "stale", cs.stale);
+        jw_member_i64(body, "revision", (int64_t)cs.revision, false);
+        jw_member_i64(body, "refused", (int64_t)cs.refused, true);
+    }
     for (size_t i = 0; i < n && i < MAX_SVC; i++) {
-        json_t *s = json_pack("{s:s, s:s, s:b, s:I}", "status", st[i].healthy ? "ok" : "unhealthy",
-                              "state", fdn_service_state_name(st[i].state), "healthy",
-                              (int)st[i].healthy, "restarts", (json_int_t)st[i].restarts);
-        if (s != NULL && st[i].last_error != 0)
-            json_object_set_new(s, "last_error", json_string(fdn_err_name(st[i].last_error)));
-        json_object_set_new(services, st[i].name, s);
+        fdn__jw_key(services, st[i].name);
+        fdn__jw_lit(services, st[i].healthy ? "{\"status\":\"ok\",\"state\":"
+                                            : "{\"status\":\"unhealthy\",\"state\":");
+        fdn__jw_str(services, fdn_service_state_name(st[i].state));
+        fdn__jw_raw(services, ",", 1);
+        jw_member_bool(services, "healthy", st[i].healthy);
+        jw_member_i64(services, "restarts", (int64_t)st[i].restarts, st[i].last_error == 0);
+        if (st[i].last_error != 0) {
+            fdn__jw_lit(services, "\"last_error\":");
+            fdn__jw_str(services, fdn_err_name(st[i].last_error));
+            fdn__jw_raw(services, "},", 2);
+        }
     }
     return h.status == FDN_RUNTIME_HEALTHY ? 0 : FDN_EUNHEALTHY;
 }

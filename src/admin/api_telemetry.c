@@ -51,7 +51,7 @@ int fdn_admin_mount_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm)
     fdn__admin_mark(a, &m);
     int rc = fdn__admin_set_telemetry(a, tm);
     if (rc == 0)
-        rc = fdn_admin_add_metrics(a, prometheus, tm);
+        rc = fdn__admin_add_metrics_telemetry(a, prometheus, tm);
     if (rc == 0)
         rc = fdn__admin_route_add(a, "GET", "/v1/telemetry", h_json, tm);
     return rc < 0 ? fdn__admin_rollback(a, &m, rc) : rc;

@@ -41,6 +41,7 @@
  * condition variable instead of suspending.
  */
 #include "admin/admin_int.h"
+#include "admin/http_jw.h"
 #include "admin/http_watch.h"
 
 #include <fdn/clock.h>
@@ -108,7 +109,9 @@ struct fdn_admin {
         fdn_admin_metrics_fn fn;
         void *user;
         bool fallback; /* only without telemetry (fdn__admin_add_metrics_fallback) */
+        bool telemetry; /* telemetry's writer: GET /metrics writes it into its body directly */
     } metrics[MAX_METRICS];
+    _Atomic size_t metrics_len; /* the last GET /metrics body's length: the next one's capacity */
     size_t nmetrics;
     fdn_telemetry_t *tm; /* optional: request telemetry */
     fdn_telemetry_family_t *f_dur, *f_req; /* fdn_http_request_duration_seconds, _requests_total */
@@ -623,36 +626,119 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
         deferred_done(a);
     pthread_cond_destroy(&as.cv);
     pthread_mutex_destroy(&as.mu);
+    /* The hot handlers write their JSON answers as text, the others build a tree: to a caller
+     * without a socket (the tests, the fuzz targets) both look alike, a tree in resp->json. A
+     * JSON text that does not parse is a bug of its handler and answers 500 here, so the tests
+     * check every text answer too. (Out of memory while parsing: the text stays.) */
+    if (resp->json == NULL && resp->text != NULL && resp->content_type != NULL &&
+        strcmp(resp->content_type, "application/json") == 0) {
+        json_t *j = NULL;
+        int prc = fdn_json_loadb(resp->text, resp->text_len, JSON_DECODE_ANY, &j, NULL);
+        if (prc == FDN_ENOMEM)
+            return;
+        fdn_free(resp->text);
+        resp->text = NULL;
+        resp->text_len = 0;
+        resp->content_type = NULL;
+        if (prc < 0) {
+            resp->status = 0;
+            fdn_err_set(&resp->err, FDN_EINTERNAL, "a handler's JSON answer does not parse");
+            fdn__http_resp_finish(resp, FDN_EINTERNAL);
+            return;
+        }
+        resp->json = j;
+    }
 }
 
 /* ---- built-in endpoints: /health, /metrics ---------------------------------------------- */
 
+/* Where the member "name":{...} (followed by ',') starts in the services text, or NULL. Check
+ * names are [A-Za-z0-9_.-] and a member's values never hold `":{`, so the match is a key. */
+static const char *find_member(const fdn__admin_text_t *t, const char *name, size_t *span)
+{
+    char pat[64];
+    int n = snprintf(pat, sizeof pat, "\"%s\":{", name);
+    if (n <= 0 || (size_t)n >= sizeof pat || t->p == NULL)
+        return NULL;
+    const char *m = strstr(t->p, pat);
+    if (m == NULL)
+        return NULL;
+    const char *e = strchr(m + n, '}'); /* the member's object holds no nested object */
+    if (e == NULL)
+        return NULL;
+    *span = (size_t)(e - m) + 2; /* with its '}' and ',' */
+    return m;
+}
+
+/* Which GET /health this thread is answering (0: none yet): checks that read the same state
+ * (the limiter's two) read it once per request (fdn__admin_health_gen). */
+static _Thread_local uint64_t health_gen;
+
+uint64_t fdn__admin_health_gen(void)
+{
+    return health_gen;
+}
+
+/* GET /health, written as text in one pass (no jansson tree: this endpoint is polled). The
+ * body's form is the one jansson gave: {runtime..., "status", "services": {the runtime's
+ * services, then the health checks}}; a check named like a runtime service replaces it in
+ * place, as json_object_set did. */
 static int h_health(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
 {
     (void)req;
     fdn_admin_t *a = user;
-    json_t *svcs = json_object();
-    json_t *body = json_object();
+    fdn__jw_t body = {{NULL, 0, 0}, 0}, svcs = {{NULL, 0, 0}, 0};
     bool ok = true;
-    if (a->health_ext != NULL && a->health_ext(body, svcs, a->health_ext_user) != 0)
+    health_gen++;
+    fdn__jw_raw(&body, "{", 1);
+    /* members of both are written with a trailing ',' (dropped at the end) */
+    if (a->health_ext != NULL && a->health_ext(&body, &svcs, a->health_ext_user) != 0)
         ok = false;
     for (size_t i = 0; i < a->nhealth; i++) {
         int rc = a->health[i].fn(a->health[i].user);
-        json_t *s = rc == 0 ? json_pack("{s:s}", "status", "ok")
-                            : json_pack("{s:s, s:i, s:s}", "status", "unhealthy", "code",
-                                        fdn_err_info(rc)->ref_code, "error", fdn_err_name(rc));
+        char m[160];
+        int n = rc == 0
+                    ? snprintf(m, sizeof m, "\"%s\":{\"status\":\"ok\"},", a->health[i].name)
+                    : snprintf(m, sizeof m,
+                               "\"%s\":{\"status\":\"unhealthy\",\"code\":%d,\"error\":\"%s\"},",
+                               a->health[i].name, fdn_err_info(rc)->ref_code, fdn_err_name(rc));
         if (rc != 0)
             ok = false;
-        json_object_set_new(svcs, a->health[i].name, s);
+        if (n <= 0 || (size_t)n >= sizeof m) {
+            svcs.rc = FDN_ENOMEM; /* (cannot happen: names are short, error names constant) */
+            break;
+        }
+        size_t span = 0;
+        const char *dup = svcs.rc == 0 ? find_member(&svcs.t, a->health[i].name, &span) : NULL;
+        if (dup == NULL) {
+            fdn__jw_raw(&svcs, m, (size_t)n);
+            continue;
+        }
+        /* splice: text before the old member, the new one, the rest */
+        size_t at = (size_t)(dup - svcs.t.p);
+        fdn__jw_t x = {{NULL, 0, 0}, 0};
+        fdn__jw_raw(&x, svcs.t.p, at);
+        fdn__jw_raw(&x, m, (size_t)n);
+        fdn__jw_raw(&x, svcs.t.p + at + span, svcs.t.len - at - span);
+        fdn_free(svcs.t.p);
+        svcs = x;
     }
-    if (body == NULL || svcs == NULL) {
-        json_decref(body);
-        json_decref(svcs);
+    fdn__jw_lit(&body,
+                ok ? "\"status\":\"ok\",\"services\":{" : "\"status\":\"degraded\",\"services\":{");
+    if (svcs.t.len > 0)
+        fdn__jw_raw(&body, svcs.t.p, svcs.t.len - 1); /* without the last ',' */
+    fdn__jw_raw(&body, "}}", 2);
+    int rc = body.rc != 0 ? body.rc : svcs.rc;
+    fdn_free(svcs.t.p);
+    if (rc != 0) {
+        fdn_free(body.t.p);
         return FDN_ENOMEM;
     }
-    json_object_set_new(body, "status", json_string(ok ? "ok" : "degraded"));
-    json_object_set_new(body, "services", svcs);
-    return fdn__http_reply(resp, ok ? 200 : 503, body);
+    resp->text = body.t.p;
+    resp->text_len = body.t.len;
+    resp->content_type = "application/json";
+    resp->status = ok ? 200 : 503;
+    return 0;
 }
 
 int fdn__admin_set_health_ext(fdn_admin_t *a, fdn__admin_health_ext_fn fn, void *user)
@@ -677,6 +763,16 @@ static int h_metrics(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *u
     fdn_admin_t *a = user;
     fdn__admin_text_t b = {NULL, 0, 0};
     int rc = 0;
+    /* one allocation for the body: the capacity the last one needed (bodies grow slowly) */
+    size_t hint = atomic_load_explicit(&a->metrics_len, memory_order_relaxed);
+    if (hint > 0 && hint < ((size_t)1 << 30)) {
+        b.cap = hint + hint / 8 + 256;
+        b.p = fdn_malloc(b.cap);
+        if (b.p == NULL)
+            b.cap = 0;
+        else
+            b.p[0] = '\0';
+    }
     /* OpenMetrics when asked for and telemetry's writer is the only one called (other
      * writers produce the 0.0.4 text, which is not valid OpenMetrics) */
     size_t others = 0;
@@ -689,6 +785,7 @@ static int h_metrics(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *u
             fdn_free(b.p);
             return fdn_err_set(&resp->err, rc, "metrics writer failed: %s", fdn_strerror(rc));
         }
+        atomic_store_explicit(&a->metrics_len, b.len, memory_order_relaxed);
         resp->text = b.p;
         resp->text_len = b.len;
         resp->content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -698,6 +795,17 @@ static int h_metrics(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *u
     for (size_t i = 0; i < a->nmetrics && rc == 0; i++) {
         if (a->metrics[i].fallback && a->tm != NULL)
             continue;
+        if (a->metrics[i].telemetry) { /* straight into the body, no intermediate copy */
+            size_t at = b.len;
+            int wrc = fdn_telemetry_write_prometheus(a->metrics[i].user, om_sink, &b);
+            if (wrc < 0) {
+                fdn_free(b.p);
+                return fdn_err_set(&resp->err, wrc, "metrics writer failed: %s", fdn_strerror(wrc));
+            }
+            if (b.len > at && b.p[b.len - 1] != '\n')
+                rc = fdn__admin_text_put(&b, "\n", 1);
+            continue;
+        }
         char *out = NULL;
         size_t len = 0;
         int wrc = a->metrics[i].fn(&out, &len, a->metrics[i].user);
@@ -732,6 +840,7 @@ static int h_metrics(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *u
         fdn_free(b.p);
         return rc;
     }
+    atomic_store_explicit(&a->metrics_len, b.len, memory_order_relaxed);
     resp->text = b.p;
     resp->text_len = b.len;
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -897,8 +1006,17 @@ int fdn_admin_add_metrics(fdn_admin_t *a, fdn_admin_metrics_fn fn, void *user)
     a->metrics[a->nmetrics].fn = fn;
     a->metrics[a->nmetrics].user = user;
     a->metrics[a->nmetrics].fallback = false;
+    a->metrics[a->nmetrics].telemetry = false;
     a->nmetrics++;
     return 0;
+}
+
+int fdn__admin_add_metrics_telemetry(fdn_admin_t *a, fdn_admin_metrics_fn fn, fdn_telemetry_t *tm)
+{
+    int rc = fdn_admin_add_metrics(a, fn, tm);
+    if (rc == 0)
+        a->metrics[a->nmetrics - 1].telemetry = true;
+    return rc;
 }
 
 int fdn__admin_add_metrics_fallback(fdn_admin_t *a, fdn_admin_metrics_fn fn, void *user)
@@ -975,29 +1093,40 @@ static void on_done(void *cls, struct MHD_Connection *con, void **req_cls,
     }
 }
 
+static void free_body(void *p)
+{
+    fdn_free(p);
+}
+
 static enum MHD_Result send_resp(struct MHD_Connection *con, fdn__http_resp_t *resp)
 {
-    char *dump = NULL;
-    const char *data;
-    size_t len;
+    char *own = NULL; /* a body MHD takes over (freed by it with the response): no copy */
     const char *ctype;
+    size_t len;
     if (resp->json != NULL) {
-        dump = json_dumps(resp->json, JSON_COMPACT);
-        if (dump == NULL)
+        own = json_dumps(resp->json, JSON_COMPACT); /* the library allocator (core/json.h) */
+        if (own == NULL)
             return MHD_NO;
-        data = dump;
-        len = strlen(dump);
+        len = strlen(own);
         ctype = "application/json";
     } else {
-        data = resp->text ? resp->text : "";
+        own = resp->text;
         len = resp->text_len;
         ctype = resp->content_type ? resp->content_type : "text/plain; charset=utf-8";
     }
     struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, (void *)(uintptr_t)data, MHD_RESPMEM_MUST_COPY);
-    fdn_free(dump); /* jansson allocates through the library allocator (core/json.h) */
-    if (r == NULL)
+        own != NULL
+            ? MHD_create_response_from_buffer_with_free_callback(len, own, free_body)
+            : MHD_create_response_from_buffer(0, (void *)(uintptr_t) "", MHD_RESPMEM_PERSISTENT);
+    if (r == NULL) {
+        if (own != resp->text)
+            fdn_free(own);
         return MHD_NO;
+    }
+    if (own == resp->text) {
+        resp->text = NULL; /* MHD's now */
+        resp->text_len = 0;
+    }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (resp->retry_after_s > 0) {

@@ -10,6 +10,7 @@
  */
 #include "admin/limiter_req.h"
 
+#include <stddef.h>
 #include <string.h>
 
 static int algo_parse(const char *s, fdn_limit_algo_t *out)
@@ -126,5 +127,198 @@ int fdn__limiter_req_parse(const json_t *body, fdn__limiter_req_op_t op, fdn__li
                            "field 'cost' (%lld) exceeds what the rule ever admits at once (%lld): "
                            "the check could never succeed",
                            (long long)q->value, (long long)capacity);
+    return 0;
+}
+
+/* ---- the fast path (fdn__limiter_req_fast) ---------------------------------------------- */
+
+enum { F_KEY, F_LIMIT, F_WINDOW, F_ALGO, F_BURST, F_IDENTITY, F_EXTRA, F_N };
+
+typedef struct fval {
+    bool set, is_str;
+    const char *s; /* a string's bytes (is_str) */
+    size_t n;
+    int64_t i; /* an integer (!is_str) */
+} fval_t;
+
+static const char *skip_ws(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* A string of printable ASCII without escapes: its bytes, and p past the closing quote. */
+static bool plain_string(const char **pp, const char *e, const char **s, size_t *n)
+{
+    const char *p = *pp;
+    if (p >= e || *p != '"')
+        return false;
+    const char *b = ++p;
+    while (p < e && *p != '"') {
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e || *p == '\\')
+            return false;
+        p++;
+    }
+    if (p >= e)
+        return false;
+    *s = b;
+    *n = (size_t)(p - b);
+    *pp = p + 1;
+    return true;
+}
+
+/* A JSON integer of 1..18 digits (no fraction, no exponent). */
+static bool plain_int(const char **pp, const char *e, int64_t *out)
+{
+    const char *p = *pp;
+    bool neg = p < e && *p == '-';
+    if (neg)
+        p++;
+    const char *d = p;
+    int64_t v = 0;
+    while (p < e && *p >= '0' && *p <= '9') { /* (more than 18 digits: refused below) */
+        if (p - d < 18)
+            v = v * 10 + (*p - '0');
+        p++;
+    }
+    size_t nd = (size_t)(p - d);
+    if (nd == 0 || nd > 18 || (nd > 1 && *d == '0'))
+        return false;
+    if (p < e && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E'))
+        return false;
+    *out = neg ? -v : v;
+    *pp = p;
+    return true;
+}
+
+static int field_of(const char *k, size_t n, const char *extra)
+{
+    static const char *const names[] = {"key",       "limit", "window_ms",
+                                        "algorithm", "burst", "identity"};
+    for (int f = 0; f < F_EXTRA; f++)
+        if (strlen(names[f]) == n && memcmp(names[f], k, n) == 0)
+            return f;
+    if (extra != NULL && strlen(extra) == n && memcmp(extra, k, n) == 0)
+        return F_EXTRA;
+    return -1;
+}
+
+static bool int_in(const fval_t *v, int64_t min, int64_t max)
+{
+    return !v->is_str && v->i >= min && v->i <= max;
+}
+
+int fdn__limiter_req_fast(const char *body, size_t len, fdn__limiter_req_op_t op,
+                          fdn__limiter_req_t *q)
+{
+    static const char *const extras[] = {"cost", "cost", "count", NULL};
+    if ((unsigned)op > FDN__LREQ_GET || body == NULL)
+        return FDN__LREQ_SLOW;
+    fval_t f[F_N];
+    memset(f, 0, sizeof f);
+    const char *p = body, *e = body + len;
+    p = skip_ws(p, e);
+    if (p >= e || *p != '{')
+        return FDN__LREQ_SLOW;
+    p = skip_ws(p + 1, e);
+    if (p < e && *p == '}') {
+        p++;
+    } else {
+        for (;;) {
+            const char *k;
+            size_t kn;
+            if (!plain_string(&p, e, &k, &kn))
+                return FDN__LREQ_SLOW;
+            int fi = field_of(k, kn, extras[op]);
+            if (fi < 0 || f[fi].set) /* unknown or repeated: the full path's error */
+                return FDN__LREQ_SLOW;
+            p = skip_ws(p, e);
+            if (p >= e || *p != ':')
+                return FDN__LREQ_SLOW;
+            p = skip_ws(p + 1, e);
+            fval_t *v = &f[fi];
+            v->set = true;
+            if (p < e && *p == '"') {
+                v->is_str = true;
+                if (!plain_string(&p, e, &v->s, &v->n))
+                    return FDN__LREQ_SLOW;
+            } else if (!plain_int(&p, e, &v->i)) {
+                return FDN__LREQ_SLOW;
+            }
+            p = skip_ws(p, e);
+            if (p < e && *p == ',') {
+                p = skip_ws(p + 1, e);
+                continue;
+            }
+            if (p < e && *p == '}') {
+                p++;
+                break;
+            }
+            return FDN__LREQ_SLOW;
+        }
+    }
+    if (skip_ws(p, e) != e)
+        return FDN__LREQ_SLOW;
+    /* the checks of fdn__limiter_req_parse; any failure is left to it */
+    const fval_t *key = &f[F_KEY], *id = &f[F_IDENTITY];
+    if (!key->set || !key->is_str || key->n == 0 || key->n > FDN__LIMITER_REQ_KEY_MAX)
+        return FDN__LREQ_SLOW;
+    if (id->set && (!id->is_str || id->n == 0 || id->n > FDN__LIMITER_REQ_IDENTITY_MAX))
+        return FDN__LREQ_SLOW; /* (plain strings hold no U+001F) */
+    if (!f[F_LIMIT].set || !int_in(&f[F_LIMIT], 1, INT32_MAX) || !f[F_WINDOW].set ||
+        !int_in(&f[F_WINDOW], 1, FDN__LIMITER_REQ_WINDOW_MAX_MS) ||
+        (f[F_BURST].set && !int_in(&f[F_BURST], 0, INT32_MAX)))
+        return FDN__LREQ_SLOW;
+    fdn_limit_algo_t algo = FDN_LIMIT_FIXED_WINDOW;
+    if (f[F_ALGO].set) {
+        char a[16];
+        if (!f[F_ALGO].is_str || f[F_ALGO].n >= sizeof a)
+            return FDN__LREQ_SLOW;
+        memcpy(a, f[F_ALGO].s, f[F_ALGO].n);
+        a[f[F_ALGO].n] = '\0';
+        if (algo_parse(a, &algo) != 0)
+            return FDN__LREQ_SLOW;
+    }
+    bool bucket = algo == FDN_LIMIT_TOKEN_BUCKET || algo == FDN_LIMIT_GCRA;
+    if (f[F_BURST].set && !bucket)
+        return FDN__LREQ_SLOW;
+    int64_t value = 0;
+    const fval_t *x = &f[F_EXTRA];
+    switch (op) {
+    case FDN__LREQ_CHECK:
+    case FDN__LREQ_INC:
+        if (x->set && !int_in(x, 1, INT32_MAX))
+            return FDN__LREQ_SLOW;
+        value = x->set ? x->i : 1;
+        break;
+    case FDN__LREQ_SET:
+        if (!x->set || !int_in(x, 0, INT32_MAX))
+            return FDN__LREQ_SLOW;
+        value = x->i;
+        break;
+    case FDN__LREQ_GET:
+        break;
+    }
+    int64_t burst = f[F_BURST].set ? f[F_BURST].i : 0;
+    int64_t capacity = bucket && burst > 0 ? burst : f[F_LIMIT].i;
+    if (op == FDN__LREQ_CHECK && value > capacity)
+        return FDN__LREQ_SLOW;
+    memset(q, 0, offsetof(fdn__limiter_req_t, keybuf));
+    q->rule = (fdn_limit_rule_t){algo, f[F_LIMIT].i, f[F_WINDOW].i, burst};
+    q->value = value;
+    size_t at = 0;
+    if (id->set) {
+        memcpy(q->idbuf, id->s, id->n);
+        q->idbuf[id->n] = '\0';
+        q->identity = q->idbuf;
+        memcpy(q->keybuf, id->s, id->n);
+        q->keybuf[id->n] = FDN_LIMIT_IDENTITY_SEP;
+        at = id->n + 1;
+    }
+    memcpy(q->keybuf + at, key->s, key->n);
+    q->keylen = at + key->n;
+    q->keybuf[q->keylen] = '\0';
+    q->key = q->keybuf;
     return 0;
 }

@@ -35,6 +35,7 @@ typedef struct fdn__limiter_req {
     /* with an identity, the limiter key "<identity>\x1f<key>" (FDN_LIMIT_IDENTITY_SEP): the
      * struct must not be copied (key points here) */
     char keybuf[FDN__LIMITER_REQ_IDENTITY_MAX + 1 + FDN__LIMITER_REQ_KEY_MAX + 1];
+    char idbuf[FDN__LIMITER_REQ_IDENTITY_MAX + 1]; /* the identity (fdn__limiter_req_fast) */
 } fdn__limiter_req_t;
 
 /* Read body (the parsed request JSON, any type) for op: "key", "limit", "window_ms",
@@ -44,5 +45,17 @@ typedef struct fdn__limiter_req {
  * message in err (may be NULL) naming the field; *out is then unspecified. */
 int fdn__limiter_req_parse(const json_t *body, fdn__limiter_req_op_t op, fdn__limiter_req_t *out,
                            fdn_error_t *err);
+
+/* Returned by fdn__limiter_req_fast for a body it leaves to fdn__limiter_req_parse. */
+#define FDN__LREQ_SLOW 1
+
+/* The fast path of the same bodies, straight from the raw text (no jansson): 0 with *out
+ * filled exactly as fdn__limiter_req_parse fills it from the parsed body (key and identity
+ * copied into out's buffers), or FDN__LREQ_SLOW for anything else: a body that is not one flat
+ * object of known, distinct members whose values are plain ASCII strings (no escapes) and
+ * integers of up to 18 digits, or one that any check would refuse. It never reports an error:
+ * those come from the full path, with its messages. The fuzz target checks both agree. */
+int fdn__limiter_req_fast(const char *body, size_t len, fdn__limiter_req_op_t op,
+                          fdn__limiter_req_t *out);
 
 #endif

@@ -9,11 +9,24 @@
  * `btime` from /proc/stat); /proc/self/fd for open descriptors; getrlimit(RLIMIT_NOFILE).
  * A source that cannot be read leaves its field at -1 and the writer omits that metric.
  * Also the run queue of /proc/loadavg, for the reference's vm.* start-up gauges (JSON API).
- * Threads: any; no shared state (the boot time is re-read each call: scrapes are rare).
+ * Cost: the /proc reads (open, read, close of two files and a directory listing whose length
+ * grows with the open descriptors) were most of a scrape's system time, so a scrape storm
+ * (GET /metrics under load) spent its time in the kernel. The /proc figures (threads, sizes,
+ * open descriptors) are therefore read at most every FDN__TM_PROCESS_MAX_AGE_MS and shared by
+ * the scrapes in between; the start time (and boot time) never changes and is read once.
+ * CPU time (getrusage) and the fd limit (getrlimit) are single cheap calls, read every time.
+ * Threads: any; the cache is guarded by `cache_mu` (a leaf lock, held across the /proc reads so
+ * that concurrent scrapes after expiry read once).
  */
 #include "services/telemetry_process.h"
 
+#include "core/lock.h"
+
+#include <time.h>
+
 #include <dirent.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +54,9 @@ static double boot_time(void)
     return bt;
 }
 
-/* Fields 20 (num_threads), 22 (starttime), 23 (vsize), 24 (rss) of /proc/self/stat. */
-static void read_stat(fdn__tm_process_t *out)
+/* Fields 20 (num_threads), 22 (starttime), 23 (vsize), 24 (rss) of /proc/self/stat; the start
+ * time only with start (it needs /proc/stat's boot time too). */
+static void read_stat(fdn__tm_process_t *out, bool start)
 {
     FILE *f = fopen("/proc/self/stat", "re");
     if (f == NULL)
@@ -79,6 +93,8 @@ static void read_stat(fdn__tm_process_t *out)
     out->virtual_bytes = (double)v[23];
     if (page > 0)
         out->resident_bytes = (double)v[24] * (double)page;
+    if (!start)
+        return;
     double bt = boot_time();
     if (tck > 0 && bt >= 0)
         out->start_time_seconds = bt + (double)v[22] / (double)tck;
@@ -98,6 +114,45 @@ static double open_fds(void)
     return n - 1; /* not the descriptor of the listing itself */
 }
 
+/* The /proc part of the figures, re-read when older than FDN__TM_PROCESS_MAX_AGE_MS. */
+static fdn__mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    bool valid;
+    int64_t at_ns; /* CLOCK_MONOTONIC of the read */
+    fdn__tm_process_t v;
+} cache FDN_GUARDED_BY(cache_mu);
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void read_proc(fdn__tm_process_t *out)
+{
+    int64_t now = mono_ns();
+    fdn__mutex_lock(&cache_mu);
+    if (!cache.valid || now - cache.at_ns >= (int64_t)FDN__TM_PROCESS_MAX_AGE_MS * 1000000 ||
+        now < cache.at_ns) {
+        fdn__tm_process_t v;
+        v.resident_bytes = v.virtual_bytes = v.open_fds = v.threads = -1;
+        /* the start time never changes: once known, kept */
+        v.start_time_seconds = cache.valid ? cache.v.start_time_seconds : -1;
+        v.open_fds = open_fds();
+        read_stat(&v, v.start_time_seconds < 0);
+        cache.v = v;
+        cache.at_ns = now;
+        cache.valid = true;
+    }
+    out->resident_bytes = cache.v.resident_bytes;
+    out->virtual_bytes = cache.v.virtual_bytes;
+    out->open_fds = cache.v.open_fds;
+    out->threads = cache.v.threads;
+    out->start_time_seconds = cache.v.start_time_seconds;
+    fdn__mutex_unlock(&cache_mu);
+}
+
 void fdn__tm_process_read(fdn__tm_process_t *out)
 {
     out->cpu_seconds = out->resident_bytes = out->virtual_bytes = -1;
@@ -109,8 +164,7 @@ void fdn__tm_process_read(fdn__tm_process_t *out)
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
         out->max_fds = rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur;
-    out->open_fds = open_fds();
-    read_stat(out);
+    read_proc(out);
 }
 
 double fdn__tm_run_queue(void)

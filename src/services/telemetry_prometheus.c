@@ -52,23 +52,52 @@
 #include "services/telemetry_int.h"
 #include "services/telemetry_process.h"
 
+/* fdn__buf_put with the common case (it fits) inline: a scrape makes thousands of small
+ * appends. */
+static inline void bput(fdn__buf_t *b, const char *s, size_t n)
+{
+    if (!b->oom && b->cap - b->len > n) {
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+        b->p[b->len] = '\0';
+        return;
+    }
+    fdn__buf_put(b, s, n);
+}
+
+static inline void bputs(fdn__buf_t *b, const char *s)
+{
+    bput(b, s, strlen(s));
+}
+
+/* Decimal digits of v, ending at end; returns where they start. */
+static char *u64_digits(char *end, uint64_t v)
+{
+    char *p = end;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return p;
+}
+
 static void b_fmt_u64(fdn__buf_t *b, uint64_t v)
 {
-    char t[32];
-    int n = snprintf(t, sizeof(t), "%llu", (unsigned long long)v);
-    fdn__buf_put(b, t, (size_t)n);
+    char t[24];
+    char *p = u64_digits(t + sizeof t, v);
+    bput(b, p, (size_t)(t + sizeof t - p));
 }
 
 static void b_fmt_dbl(fdn__buf_t *b, double v)
 {
     if (isnan(v)) {
-        fdn__buf_puts(b, "NaN");
+        bputs(b, "NaN");
     } else if (isinf(v)) {
-        fdn__buf_puts(b, v > 0 ? "+Inf" : "-Inf");
+        bputs(b, v > 0 ? "+Inf" : "-Inf");
     } else {
         char t[40];
         int n = snprintf(t, sizeof(t), "%.17g", v);
-        fdn__buf_put(b, t, (size_t)n);
+        bput(b, t, (size_t)n);
     }
 }
 
@@ -77,25 +106,33 @@ static void b_escaped(fdn__buf_t *b, const char *s, bool quote)
 {
     size_t len = strlen(s);
     for (const char *end = s + len; *s; s++) {
+        const char *run = s; /* plain bytes go out in one append */
+        while (*s != '\0' && (unsigned char)*s < 0x80 && *s != '\\' && *s != '\n' &&
+               !(quote && *s == '"'))
+            s++;
+        if (s > run)
+            bput(b, run, (size_t)(s - run));
+        if (*s == '\0')
+            break;
         if ((unsigned char)*s >= 0x80) {
             /* keep valid UTF-8, replace anything else: the format requires UTF-8 */
             size_t n = fdn__utf8_seq((const unsigned char *)s, (size_t)(end - s));
             if (n == 0) {
-                fdn__buf_puts(b, "\xef\xbf\xbd"); /* U+FFFD */
+                bputs(b, "\xef\xbf\xbd"); /* U+FFFD */
             } else {
-                fdn__buf_put(b, s, n);
+                bput(b, s, n);
                 s += n - 1;
             }
             continue;
         }
         if (*s == '\\')
-            fdn__buf_puts(b, "\\\\");
+            bputs(b, "\\\\");
         else if (*s == '\n')
-            fdn__buf_puts(b, "\\n");
+            bputs(b, "\\n");
         else if (quote && *s == '"')
-            fdn__buf_puts(b, "\\\"");
+            bputs(b, "\\\"");
         else
-            fdn__buf_put(b, s, 1);
+            bput(b, s, 1);
     }
 }
 
@@ -104,12 +141,12 @@ static void b_escaped(fdn__buf_t *b, const char *s, bool quote)
 static void b_sanitized(fdn__buf_t *b, const char *s, bool lead)
 {
     if (lead && s[0] >= '0' && s[0] <= '9')
-        fdn__buf_puts(b, "_");
+        bputs(b, "_");
     for (; *s; s++) {
         char c = *s;
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '_' || c == ':';
-        fdn__buf_put(b, ok ? s : "_", 1);
+        bput(b, ok ? s : "_", 1);
     }
 }
 
@@ -160,7 +197,75 @@ static void recs_add(recs_t *rs, fdn__buf_t *name, fdn__buf_t *text, bool histog
     rs->n++;
 }
 
-/* A bound or value in the shortest form that reads back as the same double. */
+/* The shortest "%.*g" form of a finite v that is not whole (or >= 1e15) that reads back as the
+ * same double, into t (40 bytes); returns its length. Whether a precision reads back is
+ * monotonic in it (the nearest p+1-digit decimal is at least as near as the nearest p-digit
+ * one), so a binary search over 1..17 finds the least in 4 or 5 tries instead of up to 17. */
+static size_t fmt_short_g(char *t, double v)
+{
+    int lo = 1, hi = 17; /* 17 always reads back */
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        (void)snprintf(t, 40, "%.*g", mid, v);
+        if (strtod(t, NULL) == v)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return (size_t)snprintf(t, 40, "%.*g", lo, v);
+}
+
+/* Per-thread memo of fmt_short_g: the search costs up to 17 snprintf + strtod pairs, and a
+ * scrape formats the same few bucket bounds for every series of a histogram family. */
+#define SHORT_MEMO 64
+static _Thread_local struct {
+    uint64_t bits;
+    unsigned char len; /* 0: empty */
+    char t[31];
+} short_memo[SHORT_MEMO];
+
+/* A bound or value in the shortest form that reads back as the same double, into t (40
+ * bytes); returns its length. Whole numbers below 1e15 are written without an exponent
+ * ("10", as "%.0f" did); the others as the shortest round-tripping "%g". */
+static size_t fmt_short(char *t, double v)
+{
+    if (v == nearbyint(v) && fabs(v) < 1e15) {
+        if (v == 0) {
+            size_t k = 0;
+            if (signbit(v))
+                t[k++] = '-';
+            t[k++] = '0';
+            t[k] = '\0';
+            return k;
+        }
+        int64_t i = (int64_t)v;
+        uint64_t u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+        char d[24];
+        char *p = u64_digits(d + sizeof d, u);
+        size_t n = (size_t)(d + sizeof d - p);
+        size_t k = 0;
+        if (i < 0)
+            t[k++] = '-';
+        memcpy(t + k, p, n);
+        t[k + n] = '\0';
+        return k + n;
+    }
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    size_t slot = (size_t)((bits * 0x9E3779B97F4A7C15ull) >> 58); /* 6 bits: SHORT_MEMO */
+    if (short_memo[slot].len != 0 && short_memo[slot].bits == bits) {
+        memcpy(t, short_memo[slot].t, short_memo[slot].len + 1u);
+        return short_memo[slot].len;
+    }
+    size_t n = fmt_short_g(t, v);
+    if (n > 0 && n < sizeof short_memo[slot].t) {
+        short_memo[slot].bits = bits;
+        short_memo[slot].len = (unsigned char)n;
+        memcpy(short_memo[slot].t, t, n + 1);
+    }
+    return n;
+}
+
 static void b_fmt_short(fdn__buf_t *b, double v)
 {
     if (!isfinite(v)) {
@@ -168,18 +273,8 @@ static void b_fmt_short(fdn__buf_t *b, double v)
         return;
     }
     char t[40];
-    if (v == nearbyint(v) && fabs(v) < 1e15) { /* whole numbers without an exponent: 10 */
-        int n = snprintf(t, sizeof(t), "%.0f", v);
-        fdn__buf_put(b, t, (size_t)n);
-        return;
-    }
-    for (int prec = 1; prec <= 17; prec++) {
-        int n = snprintf(t, sizeof(t), "%.*g", prec, v);
-        if (strtod(t, NULL) == v || prec == 17) {
-            fdn__buf_put(b, t, (size_t)n);
-            return;
-        }
-    }
+    size_t n = fmt_short(t, v);
+    bput(b, t, n);
 }
 
 static void labels(fdn__buf_t *b, const fdn_telemetry_sample_t *x, const char *extra_k,
@@ -187,24 +282,24 @@ static void labels(fdn__buf_t *b, const fdn_telemetry_sample_t *x, const char *e
 {
     if (x->nlabels == 0 && extra_k == NULL)
         return;
-    fdn__buf_puts(b, "{");
+    bputs(b, "{");
     for (size_t i = 0; i < x->nlabels; i++) {
         if (i > 0)
-            fdn__buf_puts(b, ",");
-        fdn__buf_puts(b, x->label_names[i]);
-        fdn__buf_puts(b, "=\"");
+            bputs(b, ",");
+        bputs(b, x->label_names[i]);
+        bputs(b, "=\"");
         b_escaped(b, x->label_values[i], true);
-        fdn__buf_puts(b, "\"");
+        bputs(b, "\"");
     }
     if (extra_k != NULL) {
         if (x->nlabels > 0)
-            fdn__buf_puts(b, ",");
-        fdn__buf_puts(b, extra_k);
-        fdn__buf_puts(b, "=\"");
-        fdn__buf_puts(b, extra_v);
-        fdn__buf_puts(b, "\"");
+            bputs(b, ",");
+        bputs(b, extra_k);
+        bputs(b, "=\"");
+        bputs(b, extra_v);
+        bputs(b, "\"");
     }
-    fdn__buf_puts(b, "}");
+    bputs(b, "}");
 }
 
 static const char *type_name(fdn_telemetry_kind_t k)
@@ -231,15 +326,15 @@ static void exemplar(fdn__buf_t *b, const fdn_telemetry_sample_t *x, size_t i)
     const fdn_telemetry_exemplar_t *e = x->bucket_exemplar != NULL ? &x->bucket_exemplar[i] : NULL;
     if (e == NULL || e->label_name == NULL)
         return;
-    fdn__buf_puts(b, " # {");
-    fdn__buf_puts(b, e->label_name);
-    fdn__buf_puts(b, "=\"");
+    bputs(b, " # {");
+    bputs(b, e->label_name);
+    bputs(b, "=\"");
     b_escaped(b, e->label_value, true);
-    fdn__buf_puts(b, "\"} ");
+    bputs(b, "\"} ");
     b_fmt_short(b, e->value);
     char t[40];
     int n = snprintf(t, sizeof t, " %.3f", e->timestamp_s);
-    fdn__buf_put(b, t, (size_t)n);
+    bput(b, t, (size_t)n);
 }
 
 /* Write one sample's lines. name: the sample name (for OpenMetrics counters, with _total);
@@ -247,73 +342,79 @@ static void exemplar(fdn__buf_t *b, const fdn_telemetry_sample_t *x, size_t i)
 static void sample_lines(fdn__buf_t *b, const char *name, const fdn_telemetry_sample_t *x, bool om)
 {
     if (x->kind == FDN_TELEMETRY_COUNTER) {
-        fdn__buf_puts(b, name);
+        bputs(b, name);
         labels(b, x, NULL, NULL);
-        fdn__buf_puts(b, " ");
+        bputs(b, " ");
         b_fmt_u64(b, x->counter);
-        fdn__buf_puts(b, "\n");
+        bputs(b, "\n");
     } else if (x->kind == FDN_TELEMETRY_HISTOGRAM) {
         double div = x->hist_div > 0.0 ? x->hist_div : 1.0;
         for (size_t i = 0; i < x->nbuckets; i++) {
-            fdn__buf_t le = {0};
-            b_fmt_short(&le, x->bucket_le[i]);
-            fdn__buf_puts(b, name);
-            fdn__buf_puts(b, "_bucket");
-            labels(b, x, "le", le.oom ? "0" : le.p);
-            fdn__free(le.p);
-            fdn__buf_puts(b, " ");
+            char le[40];
+            if (isfinite(x->bucket_le[i]))
+                (void)fmt_short(le, x->bucket_le[i]);
+            else
+                memcpy(le,
+                       x->bucket_le[i] > 0      ? "+Inf"
+                       : isnan(x->bucket_le[i]) ? "NaN"
+                                                : "-Inf",
+                       5);
+            bputs(b, name);
+            bputs(b, "_bucket");
+            labels(b, x, "le", le);
+            bputs(b, " ");
             b_fmt_u64(b, x->bucket_le_count[i]);
             if (om)
                 exemplar(b, x, i);
-            fdn__buf_puts(b, "\n");
+            bputs(b, "\n");
         }
-        fdn__buf_puts(b, name);
-        fdn__buf_puts(b, "_bucket");
+        bputs(b, name);
+        bputs(b, "_bucket");
         labels(b, x, "le", "+Inf");
-        fdn__buf_puts(b, " ");
+        bputs(b, " ");
         b_fmt_u64(b, x->hist.count);
         if (om && x->nbuckets > 0)
             exemplar(b, x, x->nbuckets);
-        fdn__buf_puts(b, "\n");
-        fdn__buf_puts(b, name);
-        fdn__buf_puts(b, "_sum");
+        bputs(b, "\n");
+        bputs(b, name);
+        bputs(b, "_sum");
         labels(b, x, NULL, NULL);
-        fdn__buf_puts(b, " ");
+        bputs(b, " ");
         b_fmt_short(b, div == 1.0 ? x->hist.sum : x->hist.sum / div);
-        fdn__buf_puts(b, "\n");
-        fdn__buf_puts(b, name);
-        fdn__buf_puts(b, "_count");
+        bputs(b, "\n");
+        bputs(b, name);
+        bputs(b, "_count");
         labels(b, x, NULL, NULL);
-        fdn__buf_puts(b, " ");
+        bputs(b, " ");
         b_fmt_u64(b, x->hist.count);
-        fdn__buf_puts(b, "\n");
+        bputs(b, "\n");
     } else {
-        fdn__buf_puts(b, name);
+        bputs(b, name);
         labels(b, x, NULL, NULL);
-        fdn__buf_puts(b, " ");
+        bputs(b, " ");
         if (x->kind == FDN_TELEMETRY_GAUGE_INT) {
             char t[32];
             int n = snprintf(t, sizeof(t), "%lld", (long long)x->gauge_int);
-            fdn__buf_put(b, t, (size_t)n);
+            bput(b, t, (size_t)n);
         } else {
             b_fmt_short(b, x->gauge);
         }
-        fdn__buf_puts(b, "\n");
+        bputs(b, "\n");
     }
 }
 
 static void header(fdn__buf_t *b, const char *name, const char *help, fdn_telemetry_kind_t kind)
 {
-    fdn__buf_puts(b, "# HELP ");
-    fdn__buf_puts(b, name);
-    fdn__buf_puts(b, " ");
+    bputs(b, "# HELP ");
+    bputs(b, name);
+    bputs(b, " ");
     /* promtool's lint rejects an empty HELP ("no help text"): fall back to the name */
     b_escaped(b, help[0] != '\0' ? help : name, false);
-    fdn__buf_puts(b, "\n# TYPE ");
-    fdn__buf_puts(b, name);
-    fdn__buf_puts(b, " ");
-    fdn__buf_puts(b, type_name(kind));
-    fdn__buf_puts(b, "\n");
+    bputs(b, "\n# TYPE ");
+    bputs(b, name);
+    bputs(b, " ");
+    bputs(b, type_name(kind));
+    bputs(b, "\n");
 }
 
 /* Family name (for HELP/TYPE) and sample name of a metric called `name` (its full sample
@@ -323,17 +424,17 @@ static void names_for(const recs_t *rs, const char *name, fdn_telemetry_kind_t k
 {
     if (rs->om && kind == FDN_TELEMETRY_COUNTER) {
         if (ends_with(name, "_total")) {
-            fdn__buf_put(fam, name, strlen(name) - 6);
-            fdn__buf_puts(sample, name);
+            bput(fam, name, strlen(name) - 6);
+            bputs(sample, name);
         } else {
-            fdn__buf_puts(fam, name);
-            fdn__buf_puts(sample, name);
-            fdn__buf_puts(sample, "_total");
+            bputs(fam, name);
+            bputs(sample, name);
+            bputs(sample, "_total");
         }
         return;
     }
-    fdn__buf_puts(fam, name);
-    fdn__buf_puts(sample, name);
+    bputs(fam, name);
+    bputs(sample, name);
 }
 
 static bool wants_summary(const recs_t *rs, const char *name)
@@ -426,7 +527,7 @@ static bool event_base(fdn__buf_t *b, const char *event)
         lib = true;
     }
     if (lib)
-        fdn__buf_puts(b, "fdn_");
+        bputs(b, "fdn_");
     b_sanitized(b, e, !lib);
     return true;
 }
@@ -464,7 +565,7 @@ static void event_metric(recs_t *rs, const fdn_telemetry_sample_t *x)
         if (strcmp(x->key, "gauge") == 0) {
             what = "gauge";
         } else {
-            fdn__buf_puts(&name, "_total");
+            bputs(&name, "_total");
             what = x->key[0] == '\0' ? "events" : "counter sum";
         }
     } else {
@@ -476,10 +577,10 @@ static void event_metric(recs_t *rs, const fdn_telemetry_sample_t *x)
                : x->hist_div != 1.0             ? "duration (seconds)"
                                                 : x->key;
     }
-    fdn__buf_puts(&help, "Telemetry event ");
-    fdn__buf_puts(&help, x->name);
-    fdn__buf_puts(&help, ": ");
-    fdn__buf_puts(&help, what);
+    bputs(&help, "Telemetry event ");
+    bputs(&help, x->name);
+    bputs(&help, ": ");
+    bputs(&help, what);
     if (name.oom || help.oom) {
         rs->oom = true;
     } else {
@@ -566,23 +667,23 @@ static void process_records(recs_t *rs)
         fdn__buf_t fam = {0}, sample = {0}, text = {0};
         names_for(rs, m[i].name, m[i].kind, &fam, &sample);
         header(&text, fam.oom ? "" : fam.p, m[i].help, m[i].kind);
-        fdn__buf_puts(&text, sample.oom ? "" : sample.p);
-        fdn__buf_puts(&text, " ");
+        bputs(&text, sample.oom ? "" : sample.p);
+        bputs(&text, " ");
         b_fmt_short(&text, v);
-        fdn__buf_puts(&text, "\n");
+        bputs(&text, "\n");
         fdn__free(sample.p);
         recs_add(rs, &fam, &text, false);
     }
     fdn__buf_t fam = {0}, text = {0};
-    fdn__buf_puts(&fam, "fdn_build_info");
+    bputs(&fam, "fdn_build_info");
     header(&text, "fdn_build_info",
            "Foundation for C library build: version, revision, build type, compiler, value 1.",
            FDN_TELEMETRY_GAUGE);
-    fdn__buf_puts(&text, "fdn_build_info{version=\"");
+    bputs(&text, "fdn_build_info{version=\"");
     b_escaped(&text, fdn_version(), true);
-    fdn__buf_puts(&text, "\",revision=\"" FDN_BUILD_REVISION "\",build_type=\"" FDN_BUILD_TYPE
-                         "\",compiler=\"" FDN_BUILD_COMPILER "\",cc_version=\"" FDN_BUILD_CC_VERSION
-                         "\"} 1\n");
+    bputs(&text,
+          "\",revision=\"" FDN_BUILD_REVISION "\",build_type=\"" FDN_BUILD_TYPE
+          "\",compiler=\"" FDN_BUILD_COMPILER "\",cc_version=\"" FDN_BUILD_CC_VERSION "\"} 1\n");
     recs_add(rs, &fam, &text, false);
 }
 
@@ -677,9 +778,9 @@ static int write_exposition(fdn_telemetry_t *tm, bool om, fdn_telemetry_write_fn
             } else if (dup || shadowed_by_histogram(&rs, i)) {
                 rs.r[i].skipped = true;
                 fdn__buf_t c = {0};
-                fdn__buf_puts(&c, "# skipped duplicate metric name ");
-                fdn__buf_puts(&c, rs.r[i].name);
-                fdn__buf_puts(&c, "\n");
+                bputs(&c, "# skipped duplicate metric name ");
+                bputs(&c, rs.r[i].name);
+                bputs(&c, "\n");
                 /* OpenMetrics allows no comment but HELP/TYPE/UNIT/EOF: say nothing there */
                 rc = c.oom ? FDN_ENOMEM : om ? 0 : write(c.p, c.len, user);
                 fdn__free(c.p);

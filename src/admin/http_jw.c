@@ -1,0 +1,149 @@
+/*
+ * DESIGN: the admin's JSON text writer (http_jw.h): a handler that answers often with a small
+ * body (GET /health) writes the text directly instead of building a jansson tree and dumping
+ * it. Escaping follows jansson's compact output for the same strings ("\"", "\\", \b \f \n \r
+ * \t, other control bytes as \u00XX, '/' left alone), so answers keep their exact form; bytes
+ * that do not form valid UTF-8 (which jansson refuses to hold) become \ufffd.
+ * Threads: none of its own; a writer belongs to one request. Errors: the first failed append
+ * (out of memory) sticks in rc and makes later appends no-ops, so a handler checks once.
+ */
+#include "admin/http_jw.h"
+
+#include <string.h>
+
+void fdn__jw_raw(fdn__jw_t *w, const char *s, size_t n)
+{
+    fdn__admin_text_t *t = &w->t;
+    if (w->rc == 0 && t->cap - t->len > n) { /* fits (with the NUL): no call */
+        memcpy(t->p + t->len, s, n);
+        t->len += n;
+        t->p[t->len] = '\0';
+        return;
+    }
+    if (w->rc == 0 && fdn__admin_text_put(t, s, n) < 0)
+        w->rc = FDN_ENOMEM;
+}
+
+void fdn__jw_lit(fdn__jw_t *w, const char *s)
+{
+    fdn__jw_raw(w, s, strlen(s));
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not one (overlong forms,
+ * surrogates and code points above U+10FFFF are invalid, as for jansson). */
+static size_t utf8_len(const unsigned char *s)
+{
+    unsigned c = s[0];
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        return (s[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if ((s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F))
+            return 0;
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if ((s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F))
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+void fdn__jw_str(fdn__jw_t *w, const char *s)
+{
+    if (s == NULL) {
+        fdn__jw_raw(w, "null", 4);
+        return;
+    }
+    static const char hex[] = "0123456789ABCDEF"; /* jansson writes \u001F */
+    const unsigned char *p = (const unsigned char *)s;
+    fdn__jw_raw(w, "\"", 1);
+    while (*p != '\0') {
+        const unsigned char *run = p; /* bytes that need no escape go out in one append */
+        while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+            p++;
+        if (p > run)
+            fdn__jw_raw(w, (const char *)run, (size_t)(p - run));
+        if (*p == '\0')
+            break;
+        unsigned c = *p;
+        char e[6] = {'\\', 0, 0, 0, 0, 0};
+        size_t n = 2;
+        if (c == '"' || c == '\\')
+            e[1] = (char)c;
+        else if (c == '\b')
+            e[1] = 'b';
+        else if (c == '\f')
+            e[1] = 'f';
+        else if (c == '\n')
+            e[1] = 'n';
+        else if (c == '\r')
+            e[1] = 'r';
+        else if (c == '\t')
+            e[1] = 't';
+        else if (c < 0x20) {
+            memcpy(e + 1, "u00", 3);
+            e[4] = hex[c >> 4];
+            e[5] = hex[c & 15];
+            n = 6;
+        } else {
+            size_t u = utf8_len(p);
+            if (u == 0) {
+                fdn__jw_raw(w, "\\ufffd", 6);
+                p++;
+            } else {
+                fdn__jw_raw(w, (const char *)p, u);
+                p += u;
+            }
+            continue;
+        }
+        fdn__jw_raw(w, e, n);
+        p++;
+    }
+    fdn__jw_raw(w, "\"", 1);
+}
+
+void fdn__jw_key(fdn__jw_t *w, const char *key)
+{
+    fdn__jw_str(w, key);
+    fdn__jw_raw(w, ":", 1);
+}
+
+void fdn__jw_i64(fdn__jw_t *w, int64_t v)
+{
+    char b[24];
+    char *e = b + sizeof b, *p = e;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    fdn__jw_raw(w, p, (size_t)(e - p));
+}
+
+void fdn__jw_u64(fdn__jw_t *w, uint64_t v)
+{
+    char b[24];
+    char *e = b + sizeof b, *p = e;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    fdn__jw_raw(w, p, (size_t)(e - p));
+}
+
+void fdn__jw_bool(fdn__jw_t *w, bool v)
+{
+    if (v)
+        fdn__jw_raw(w, "true", 4);
+    else
+        fdn__jw_raw(w, "false", 5);
+}

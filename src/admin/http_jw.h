@@ -1,0 +1,34 @@
+/*
+ * A minimal JSON text writer for the admin's hot answers (GET /health): appends to an
+ * fdn__admin_text_t with a sticky error, so a handler writes its body in one pass without
+ * building a jansson tree and dumping it (which cost GET /health ~150 k instructions a request).
+ * The caller places the commas and braces; strings are escaped here.
+ */
+#ifndef FDN_ADMIN_HTTP_JW_H
+#define FDN_ADMIN_HTTP_JW_H
+
+#include "admin/admin_int.h"
+
+/* fdn__jw_t (typedef in admin_int.h): zero-initialise; the owner frees t.p with fdn_free */
+struct fdn__jw {
+    fdn__admin_text_t t;
+    int rc; /**< 0, or FDN_ENOMEM once an append failed (later appends do nothing) */
+};
+
+/** Append raw text (already valid JSON syntax). */
+void fdn__jw_raw(fdn__jw_t *w, const char *s, size_t n);
+/** Append a NUL-terminated literal. */
+void fdn__jw_lit(fdn__jw_t *w, const char *s);
+/** Append s as a JSON string: quotes, `"` `\` and control bytes escaped, a byte that is not
+ *  part of valid UTF-8 written as \ufffd. NULL is written as null. */
+void fdn__jw_str(fdn__jw_t *w, const char *s);
+/** Append "key": (key escaped as fdn__jw_str). */
+void fdn__jw_key(fdn__jw_t *w, const char *key);
+/** Append a decimal integer. */
+void fdn__jw_i64(fdn__jw_t *w, int64_t v);
+/** Append an unsigned decimal integer. */
+void fdn__jw_u64(fdn__jw_t *w, uint64_t v);
+/** Append true or false. */
+void fdn__jw_bool(fdn__jw_t *w, bool v);
+
+#endif /* FDN_ADMIN_HTTP_JW_H */
