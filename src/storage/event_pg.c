@@ -689,9 +689,9 @@ done:
 static int append_one(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg_uuid_t *ids,
                       size_t n, uint64_t *pos, fdn_error_t *err)
 {
-    static const char *const casts[NCOLS - 1] = {"::uuid",   "::text",   "::text",  "::bigint",
-                                                  "::bigint", "::bigint", "::text",  "::bigint",
-                                                  "::bigint", "::smallint", "::bytea"};
+    static const char *const casts[NCOLS - 1] = {"::uuid",   "::text",     "::text", "::bigint",
+                                                 "::bigint", "::bigint",   "::text", "::bigint",
+                                                 "::bigint", "::smallint", "::bytea"};
     size_t nparams = 1 + n * (NCOLS - 1);
     size_t sqlcap = 768 + n * ((NCOLS - 1) * 8 + 12) + 80;
     char *sql = fdn__malloc(sqlcap);
@@ -732,9 +732,16 @@ static int append_one(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg
         snprintf(num[i][3], 24, "%" PRIu32, ev->pid);
         snprintf(num[i][4], 24, "%" PRIu32, ev->tid);
         static const char *const ctypes[] = {"0", "1", "2", "3", "4", "5", "6", "7"};
-        const char *v[NCOLS - 1] = {ids[i].s,  ev->type,  ev->corr,  num[i][0],
-                                    num[i][1], num[i][2], ev->node,  num[i][3],
-                                    num[i][4], ctypes[ev->ctype & 7],
+        const char *v[NCOLS - 1] = {ids[i].s,
+                                    ev->type,
+                                    ev->corr,
+                                    num[i][0],
+                                    num[i][1],
+                                    num[i][2],
+                                    ev->node,
+                                    num[i][3],
+                                    num[i][4],
+                                    ctypes[ev->ctype & 7],
                                     ev->data_len ? (const char *)ev->data : ""};
         for (int col = 0; col < NCOLS - 1; col++) {
             vals[p + (size_t)col] = v[col];
@@ -744,7 +751,8 @@ static int append_one(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg
         lens[p + NCOLS - 2] = (int)ev->data_len;
         fmts[p + NCOLS - 2] = 1;
     }
-    snprintf(sql + o, sqlcap - o, ") AS v(o, e, t, c, pa, ts, w, nd, pi, ti, ct, d) RETURNING position");
+    snprintf(sql + o, sqlcap - o,
+             ") AS v(o, e, t, c, pa, ts, w, nd, pi, ti, ct, d) RETURNING position");
 
     fdn__pg_fail_t mode = c->fail;
     c->fail = FDN__PG_FAIL_NONE;
