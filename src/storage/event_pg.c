@@ -789,7 +789,13 @@ static int append_one(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg
             rc = FDN_EUNAVAILABLE;
         goto done;
     }
-    if (r == NULL || c->broken || (size_t)PQntuples(r) != n) {
+    if (r != NULL && !c->broken && (size_t)PQntuples(r) != n) {
+        PQclear(r); /* no head row: nothing inserted */
+        rc = fdn_err_set(err, FDN_ECORRUPT, "postgres: %s.head has no row: not an event log",
+                         c->schema);
+        goto done;
+    }
+    if (r == NULL || c->broken) {
         if (c->timed_out)
             snprintf(buf, sizeof(buf), "no answer within the deadline");
         else

@@ -38,7 +38,8 @@ fdn_events_t *test_pg_store_open(const fdn_events_opts_t *o);
 fdn_events_t *test_pg_store(const char *schema);
 
 /* Event (w, s), writer w's s-th: data {"w":w,"s":s} (pad > 0: with "p", pad letters, after
- * them), parent id `parent`, type and correlation id as given (NULL: none). */
+ * them), parent id `parent`, type `type` (required) and correlation id `corr` (NULL: a fresh
+ * UUID, as fdn_event_new draws). */
 fdn_event_t *test_pg_event(const char *type, const char *corr, unsigned w, unsigned s, size_t pad,
                            uint64_t parent);
 
