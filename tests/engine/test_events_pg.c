@@ -308,21 +308,30 @@ static void queries_use_the_indexes(void **state)
     snprintf(sql, sizeof(sql), "ANALYZE %s.events", schema);
     assert_int_equal(fdn__pg_exec(c, sql, NULL), 0);
 
+    /* a time range: the wall time of the event at position 2000 */
+    fdn_event_t *mid = NULL;
+    assert_int_equal(fdn__pg_get(c, 2000, &mid, NULL), 0);
+    int64_t wall = mid->wall;
+    fdn_event_free(mid);
     struct {
         const char *type, *corr;
         uint64_t after;
+        bool timed; /* wall_start = wall_end = wall */
         const char *index;
     } cases[] = {
-        {"w17", NULL, 0, "events_type_idx"},
-        {"w17", NULL, 1000, "events_type_idx"},
-        {NULL, "c17-8", 0, "events_corr_idx"},
-        {NULL, NULL, 3990, "events_pkey"},
+        {"w17", NULL, 0, false, "events_type_idx"},
+        {"w17", NULL, 1000, false, "events_type_idx"},
+        {NULL, "c17-8", 0, false, "events_corr_idx"},
+        {NULL, NULL, 3990, false, "events_pkey"},
+        {NULL, NULL, 0, true, "events_wall_idx"},
     };
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
         fdn__pg_query_t q = FDN__PG_QUERY_INIT;
         q.type = cases[k].type;
         q.correlation_id = cases[k].corr;
         q.after = cases[k].after;
+        if (cases[k].timed)
+            q.wall_start = q.wall_end = wall;
         char *plan = NULL;
         assert_int_equal(fdn__pg_explain(c, &q, &plan, NULL), 0);
         if (strstr(plan, cases[k].index) == NULL || strstr(plan, "Seq Scan") != NULL)
