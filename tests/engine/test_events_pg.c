@@ -319,10 +319,8 @@ static void queries_use_the_indexes(void **state)
         bool timed; /* wall_start = wall_end = wall */
         const char *index;
     } cases[] = {
-        {"w17", NULL, 0, false, "events_type_idx"},
-        {"w17", NULL, 1000, false, "events_type_idx"},
-        {NULL, "c17-8", 0, false, "events_corr_idx"},
-        {NULL, NULL, 3990, false, "events_pkey"},
+        {"w17", NULL, 0, false, "events_type_idx"},   {"w17", NULL, 1000, false, "events_type_idx"},
+        {NULL, "c17-8", 0, false, "events_corr_idx"}, {NULL, NULL, 3990, false, "events_pkey"},
         {NULL, NULL, 0, true, "events_wall_idx"},
     };
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
