@@ -10,6 +10,23 @@
  * broken; a read that failed on a stale pooled connection (the server restarted since) is
  * run once more on a fresh one: reads have no side effects.
  *
+ * Why its own pool and not fdn_pool: the layers (docs/architecture.md, scripts/check-layers.sh)
+ * put this backend in storage and its only caller, the event store, in services, both below
+ * infra where fdn_pool lives; an object here that called fdn_pool_* fails the layer check.
+ * The breaker crosses that line through a guard the runtime hands the store from above
+ * (src/infra/event_breaker.c), which works because a breaker only decides. A pool would have
+ * to be handed down the same way, as a checkout/checkin table over an fdn_pool whose workers
+ * are fdn__pg_t, and the store would still need a pool of its own whenever nobody hands one
+ * (fdn_events_create without a runtime: library users, tests, the bench): two pools to keep
+ * right instead of one. What fdn_pool adds (overflow, a reaper, leak reports, FIFO waiters,
+ * /pools) buys nothing here: the pool is internal, every checkout is returned by the same
+ * function that took it (run(), below), its size is small (storage.warm.postgres.pool_size),
+ * idle connections cost one server backend each, and a waiter's wait is bounded by its call's
+ * deadline. So this pool is the ~60 lines of pool_get/pool_put, and the writer's and the
+ * listener's connections are not pooled at all (each belongs to one thread, and the listener
+ * holds LISTEN state). Its health shows in the store's own gauges (the backend's up, breaker
+ * state, request durations), not in the fdn_pool metrics.
+ *
  * Append (exactly once): the batch's UUIDs are drawn once, before the first attempt. An
  * attempt that failed before COMMIT was sent (FDN_EUNAVAILABLE) committed nothing and is
  * simply repeated on a new connection; one whose outcome is unknown (FDN_EIO: the connection

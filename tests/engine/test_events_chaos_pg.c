@@ -35,55 +35,27 @@
 #include <fdn/events.h>
 
 #include "engine.h"
+#include "pg_fixture.h"
 
 static test_engine_server_t *g_pg;
 
-static void schema_name(char *buf, size_t cap, const char *what)
-{
-    snprintf(buf, cap, "c_%s_%u_%ld", what, test_engine_run(), (long)getpid());
-}
-
+/* A store on the test's own cluster, its calls bounded by timeout_ms, with a spool when given. */
 static fdn_events_t *open_store(const char *schema, int64_t timeout_ms, const char *spool,
                                 uint64_t spool_max)
 {
-    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
-    o.backend = FDN_EVENTS_BACKEND_POSTGRES;
-    o.postgres.url = g_pg->url;
-    o.postgres.schema = schema;
-    o.postgres.poll_interval_ms = 50;
+    fdn_events_opts_t o;
+    test_pg_store_opts(&o, g_pg->url, schema);
     o.postgres.command_timeout_ms = timeout_ms;
     o.postgres.connect_timeout_ms = timeout_ms;
     o.postgres.spool_path = spool;
     if (spool_max > 0)
         o.postgres.spool_max_bytes = spool_max;
-    o.max_results = 100000;
-    fdn_events_t *es = NULL;
-    fdn_error_t err = FDN_ERROR_INIT;
-    int rc = fdn_events_create(&es, &o, &err);
-    if (rc != 0)
-        fprintf(stderr, "fdn_events_create: %s\n", err.message);
-    assert_int_equal(rc, 0);
-    return es;
+    return test_pg_store_open(&o);
 }
 
 static fdn_event_t *make_event(unsigned w, unsigned s)
 {
-    char data[64];
-    snprintf(data, sizeof(data), "{\"w\":%u,\"s\":%u}", w, s);
-    fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
-    sp.type = "chaos";
-    sp.data = data;
-    sp.data_len = strlen(data);
-    fdn_event_t *ev = NULL;
-    assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
-    return ev;
-}
-
-static bool event_ws(const fdn_event_t *ev, unsigned *w, unsigned *s)
-{
-    size_t len = 0;
-    const char *d = fdn_event_data(ev, &len);
-    return sscanf(d, "{\"w\":%u,\"s\":%u}", w, s) == 2;
+    return test_pg_event("chaos", NULL, w, s, 0, 0);
 }
 
 /* Every event of the schema, read by a fresh store (from PostgreSQL): asserts positions
@@ -113,7 +85,7 @@ static census_t *take_census(const char *schema)
             assert_int_equal(fdn_event_id(ev), after + 1); /* gap-free */
             after = fdn_event_id(ev);
             unsigned w, s;
-            assert_true(event_ws(ev, &w, &s));
+            assert_true(test_pg_event_ws(ev, &w, &s));
             assert_true(w < MAXW && s < MAXS);
             c->count[w][s]++;
             c->pos[w][s] = after;
@@ -184,7 +156,7 @@ static void writer_process_killed(void **state)
 {
     (void)state;
     char schema[64];
-    schema_name(schema, sizeof(schema), "wkill");
+    test_pg_schema_name(schema, sizeof(schema), "wkill");
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     fflush(NULL);
@@ -340,7 +312,7 @@ static void postgres_killed_during_appends(void **state)
 {
     (void)state;
     char schema[64];
-    schema_name(schema, sizeof(schema), "pgkill");
+    test_pg_schema_name(schema, sizeof(schema), "pgkill");
     fdn_events_t *es = open_store(schema, 2000, NULL, 0);
     loader_t *ld[2];
     pthread_t th[2];
@@ -402,7 +374,7 @@ static void postgres_stopped_without_spool(void **state)
 {
     (void)state;
     char schema[64];
-    schema_name(schema, sizeof(schema), "down");
+    test_pg_schema_name(schema, sizeof(schema), "down");
     enum { TIMEOUT_MS = 400 };
     fdn_events_t *es = open_store(schema, TIMEOUT_MS, NULL, 0);
     fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
@@ -516,7 +488,7 @@ static void spool_keeps_everything_while_postgres_is_away(void **state)
 {
     (void)state;
     char schema[64], spool[256];
-    schema_name(schema, sizeof(schema), "spool");
+    test_pg_schema_name(schema, sizeof(schema), "spool");
     snprintf(spool, sizeof(spool), "%s/spool-%s.db", g_pg->dir, schema);
     fdn_events_t *es = open_store(schema, 1000, spool, 0);
     fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
@@ -610,7 +582,7 @@ static void a_full_spool_answers_unavailable(void **state)
 {
     (void)state;
     char schema[64], spool[256];
-    schema_name(schema, sizeof(schema), "full");
+    test_pg_schema_name(schema, sizeof(schema), "full");
     snprintf(spool, sizeof(spool), "%s/spool-%s.db", g_pg->dir, schema);
     fdn_events_t *es = open_store(schema, 300, spool, 4096);
     signal_cluster(SIGSTOP);

@@ -29,49 +29,27 @@
 #include "logic/event_int.h"
 #include "storage/event_pg.h"
 #include "engine.h"
-
-static char g_url[256];
-
-/* A schema name unique to this run and test. */
-static void schema_name(char *buf, size_t cap, const char *what)
-{
-    snprintf(buf, cap, "t_%s_%ld_%" PRId64, what, (long)getpid(),
-             fdn_clock_wall_ns(NULL) % 1000000007);
-}
+#include "pg_fixture.h"
 
 static fdn__pg_t *open_pg(const char *schema)
 {
     fdn__pg_t *c = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
-    int rc = fdn__pg_open(&c, g_url, schema, 5000, &err);
+    int rc = fdn__pg_open(&c, test_pg_url, schema, 5000, &err);
     if (rc != 0)
         fprintf(stderr, "fdn__pg_open: %s\n", err.message);
     assert_int_equal(rc, 0);
     return c;
 }
 
-/* Event (w, s): type "w<w>", correlation "c<w>-<s/10>", data a JSON object naming both. */
+/* Event (w, s): type "w<w>", correlation "c<w>-<s/10>", parent s, data naming both (and pad
+ * letters). */
 static fdn_event_t *make_event(unsigned w, unsigned s, size_t pad)
 {
     char type[32], corr[48];
     snprintf(type, sizeof(type), "w%u", w);
     snprintf(corr, sizeof(corr), "c%u-%u", w, s / 10);
-    char *data = malloc(pad + 64);
-    assert_non_null(data);
-    int n = snprintf(data, 64, "{\"w\":%u,\"s\":%u,\"p\":\"", w, s);
-    memset(data + n, 'a' + (int)((w + s) % 26), pad);
-    memcpy(data + n + pad, "\"}", 3);
-    fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
-    sp.type = type;
-    sp.correlation_id = corr;
-    sp.data = data;
-    sp.data_len = strlen(data);
-    sp.parent_id = s;
-    sp.flags = FDN_EVENT_TRUSTED_JSON;
-    fdn_event_t *ev = NULL;
-    assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
-    free(data);
-    return ev;
+    return test_pg_event(type, corr, w, s, pad, s);
 }
 
 /* ev as the store returns it: its id is pos. */
@@ -121,12 +99,12 @@ static void bad_input_is_refused_with_a_message(void **state)
 
     /* a bad schema name never reaches the server */
     err = (fdn_error_t)FDN_ERROR_INIT;
-    assert_int_equal(fdn__pg_open(&c, g_url, "Bad-Name; DROP", 2000, &err), FDN_EINVAL);
+    assert_int_equal(fdn__pg_open(&c, test_pg_url, "Bad-Name; DROP", 2000, &err), FDN_EINVAL);
     assert_non_null(strstr(err.message, "schema name"));
 
     /* a user the server does not know */
     char url[300];
-    const char *at = strchr(g_url, '@');
+    const char *at = strchr(test_pg_url, '@');
     assert_non_null(at);
     snprintf(url, sizeof(url), "postgresql://nobody_here%s", at);
     err = (fdn_error_t)FDN_ERROR_INIT;
@@ -156,14 +134,14 @@ static void newer_schema_is_refused(void **state)
 {
     (void)state;
     char schema[64], sql[160];
-    schema_name(schema, sizeof(schema), "newer");
+    test_pg_schema_name(schema, sizeof(schema), "newer");
     fdn__pg_t *c = open_pg(schema);
     snprintf(sql, sizeof(sql), "INSERT INTO %s.schema_version (version) VALUES (99)", schema);
     assert_int_equal(fdn__pg_exec(c, sql, NULL), 0);
     fdn__pg_close(c);
     c = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
-    assert_int_equal(fdn__pg_open(&c, g_url, schema, 5000, &err), FDN_EINIT);
+    assert_int_equal(fdn__pg_open(&c, test_pg_url, schema, 5000, &err), FDN_EINIT);
     assert_null(c);
     assert_non_null(strstr(err.message, "version 99"));
     assert_non_null(strstr(err.message, "newer than this library"));
@@ -173,7 +151,7 @@ static void oversized_events_are_refused(void **state)
 {
     (void)state;
     char schema[64];
-    schema_name(schema, sizeof(schema), "big");
+    test_pg_schema_name(schema, sizeof(schema), "big");
     fdn__pg_t *c = open_pg(schema);
     /* the largest event an event may carry round-trips intact */
     fdn_event_t *big = make_event(1, 1, FDN_EVENT_DATA_MAX - 32);
@@ -231,7 +209,7 @@ static void append_get_and_query(void **state)
 {
     (void)state;
     char schema[64];
-    schema_name(schema, sizeof(schema), "rw");
+    test_pg_schema_name(schema, sizeof(schema), "rw");
     fdn__pg_t *c = open_pg(schema);
     enum { N = 60 };
     fdn_event_t *evs[N];
@@ -315,7 +293,7 @@ static void queries_use_the_indexes(void **state)
 {
     (void)state;
     char schema[64];
-    schema_name(schema, sizeof(schema), "explain");
+    test_pg_schema_name(schema, sizeof(schema), "explain");
     fdn__pg_t *c = open_pg(schema);
     enum { N = 4000, B = 500 };
     fdn_event_t *evs[B];
@@ -330,21 +308,28 @@ static void queries_use_the_indexes(void **state)
     snprintf(sql, sizeof(sql), "ANALYZE %s.events", schema);
     assert_int_equal(fdn__pg_exec(c, sql, NULL), 0);
 
+    /* a time range: the wall time of the event at position 2000 */
+    fdn_event_t *mid = NULL;
+    assert_int_equal(fdn__pg_get(c, 2000, &mid, NULL), 0);
+    int64_t wall = mid->wall;
+    fdn_event_free(mid);
     struct {
         const char *type, *corr;
         uint64_t after;
+        bool timed; /* wall_start = wall_end = wall */
         const char *index;
     } cases[] = {
-        {"w17", NULL, 0, "events_type_idx"},
-        {"w17", NULL, 1000, "events_type_idx"},
-        {NULL, "c17-8", 0, "events_corr_idx"},
-        {NULL, NULL, 3990, "events_pkey"},
+        {"w17", NULL, 0, false, "events_type_idx"},   {"w17", NULL, 1000, false, "events_type_idx"},
+        {NULL, "c17-8", 0, false, "events_corr_idx"}, {NULL, NULL, 3990, false, "events_pkey"},
+        {NULL, NULL, 0, true, "events_wall_idx"},
     };
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
         fdn__pg_query_t q = FDN__PG_QUERY_INIT;
         q.type = cases[k].type;
         q.correlation_id = cases[k].corr;
         q.after = cases[k].after;
+        if (cases[k].timed)
+            q.wall_start = q.wall_end = wall;
         char *plan = NULL;
         assert_int_equal(fdn__pg_explain(c, &q, &plan, NULL), 0);
         if (strstr(plan, cases[k].index) == NULL || strstr(plan, "Seq Scan") != NULL)
@@ -362,22 +347,27 @@ static void lost_commit_answer_is_retried_once(void **state)
 {
     (void)state;
     char schema[64];
-    schema_name(schema, sizeof(schema), "retry");
+    test_pg_schema_name(schema, sizeof(schema), "retry");
     fdn__pg_t *c = open_pg(schema);
-    enum { N = 40 };
-    fdn_event_t *evs[N];
-    for (unsigned i = 0; i < N; i++)
+    /* 40 events: one statement (head update and INSERT) in an implicit transaction; 1200:
+     * over the rows of one INSERT, BEGIN, the head update, two INSERTs, COMMIT */
+    enum { NMAX = 1200 };
+    static fdn_event_t *evs[NMAX];
+    for (unsigned i = 0; i < NMAX; i++)
         evs[i] = make_event(1, i, 5);
-    fdn__pg_fail_t modes[2] = {FDN__PG_FAIL_AFTER_COMMIT, FDN__PG_FAIL_AT_COMMIT};
+    fdn__pg_fail_t modes[4] = {FDN__PG_FAIL_AFTER_COMMIT, FDN__PG_FAIL_AT_COMMIT,
+                               FDN__PG_FAIL_AFTER_COMMIT, FDN__PG_FAIL_AT_COMMIT};
+    unsigned sizes[4] = {40, 40, NMAX, NMAX};
     uint64_t expect_head = 0;
-    for (int m = 0; m < 2; m++) {
+    for (int m = 0; m < 4; m++) {
+        const unsigned N = sizes[m];
         /* another batch commits first so that positions do not start at 1 */
         uint64_t pre[3];
         append_ok(c, evs, 3, pre);
         expect_head += 3;
 
-        fdn__pg_uuid_t ids[N];
-        uint64_t pos[N], pos2[N];
+        static fdn__pg_uuid_t ids[NMAX];
+        static uint64_t pos[NMAX], pos2[NMAX];
         assert_int_equal(fdn__pg_uuid_gen(ids, N), 0);
         fdn__pg_test_fail_commit(c, modes[m]);
         fdn_error_t err = FDN_ERROR_INIT;
@@ -393,7 +383,7 @@ static void lost_commit_answer_is_retried_once(void **state)
                 fdn__pg_append(c, (const fdn_event_t *const *)evs, ids, N, true, pos2, NULL), 0);
             for (unsigned i = 0; i < N; i++)
                 assert_int_equal(pos2[i], expect_head + 1 + i);
-            if (m == 0) /* the first attempt committed: the retry kept its positions */
+            if (modes[m] == FDN__PG_FAIL_AFTER_COMMIT) /* committed: the retry kept them */
                 for (unsigned i = 0; i < N; i++)
                     assert_int_equal(pos2[i], pos[i]);
         }
@@ -424,7 +414,7 @@ static void lost_commit_answer_is_retried_once(void **state)
     uint64_t head = 0;
     assert_int_equal(fdn__pg_head(c, &head, NULL), 0);
     assert_int_equal(head, expect_head + 1);
-    free_events(evs, N);
+    free_events(evs, NMAX);
     fdn__pg_close(c);
 }
 
@@ -435,7 +425,7 @@ static void concurrent_migrations_run_once(void **state)
 {
     (void)state;
     char schema[64];
-    schema_name(schema, sizeof(schema), "mig");
+    test_pg_schema_name(schema, sizeof(schema), "mig");
     enum { P = 6 };
     pid_t kids[P];
     for (int i = 0; i < P; i++) {
@@ -444,7 +434,7 @@ static void concurrent_migrations_run_once(void **state)
         if (kids[i] == 0) {
             fdn__pg_t *c = NULL;
             fdn_error_t err = FDN_ERROR_INIT;
-            int rc = fdn__pg_open(&c, g_url, schema, 5000, &err);
+            int rc = fdn__pg_open(&c, test_pg_url, schema, 5000, &err);
             if (rc != 0)
                 fprintf(stderr, "child %d: %s\n", i, err.message);
             fdn__pg_close(c);
@@ -483,7 +473,7 @@ static int writer_main(const char *schema, unsigned w, unsigned n)
 {
     fdn__pg_t *c = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
-    if (fdn__pg_open(&c, g_url, schema, 5000, &err) != 0) {
+    if (fdn__pg_open(&c, test_pg_url, schema, 5000, &err) != 0) {
         fprintf(stderr, "writer %u: %s\n", w, err.message);
         return 1;
     }
@@ -514,7 +504,7 @@ static int subscriber_main(const char *schema, uint64_t total, unsigned per_writ
 {
     fdn__pg_t *c = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
-    if (fdn__pg_open(&c, g_url, schema, 5000, &err) != 0 || fdn__pg_listen(c, &err) != 0) {
+    if (fdn__pg_open(&c, test_pg_url, schema, 5000, &err) != 0 || fdn__pg_listen(c, &err) != 0) {
         fprintf(stderr, "subscriber: %s\n", err.message);
         return 1;
     }
@@ -587,7 +577,7 @@ static void writers_and_subscribers_across_processes(void **state)
 {
     (void)state;
     char schema[64];
-    schema_name(schema, sizeof(schema), "fleet");
+    test_pg_schema_name(schema, sizeof(schema), "fleet");
     fdn__pg_close(open_pg(schema)); /* create the schema once, before the fleet */
     unsigned per = events_per_writer();
     uint64_t total = (uint64_t)per * WRITERS;
@@ -623,7 +613,7 @@ static void writers_and_subscribers_across_processes(void **state)
 
 int main(void)
 {
-    test_engine_fixture_url("FDN_TEST_PG_DIR", g_url, sizeof(g_url));
+    test_pg_fixture_url();
     if (getenv("CMOCKA_TEST_FILTER") != NULL)
         cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
     const struct CMUnitTest tests[] = {

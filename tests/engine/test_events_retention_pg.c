@@ -21,35 +21,14 @@
 #include <fdn/clock.h>
 #include <fdn/events.h>
 
-static char g_url[256];
-
-static void read_url(void)
-{
-    const char *dir = getenv("FDN_TEST_PG_DIR");
-    assert_non_null(dir);
-    char path[512];
-    snprintf(path, sizeof(path), "%s/url", dir);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    assert_non_null(fgets(g_url, (int)sizeof(g_url), f));
-    fclose(f);
-    g_url[strcspn(g_url, "\n")] = '\0';
-}
+#include "pg_fixture.h"
 
 static fdn_events_t *open_store(const char *schema)
 {
-    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
-    o.backend = FDN_EVENTS_BACKEND_POSTGRES;
-    o.postgres.url = g_url;
-    o.postgres.schema = schema;
-    o.postgres.poll_interval_ms = 50;
+    fdn_events_opts_t o;
+    test_pg_store_opts(&o, NULL, schema);
     o.prune_interval_ns = 0; /* retention when the test asks */
-    fdn_events_t *es = NULL;
-    fdn_error_t err = FDN_ERROR_INIT;
-    int rc = fdn_events_create(&es, &o, &err);
-    if (rc != 0)
-        fail_msg("create: %s %s", fdn_err_name(rc), err.message);
-    return es;
+    return test_pg_store_open(&o);
 }
 
 static void store_n(fdn_events_t *es, int n)
@@ -84,10 +63,8 @@ static void *run_retention(void *p)
 static void shared_log_retention(void **state)
 {
     (void)state;
-    read_url();
     char schema[64];
-    snprintf(schema, sizeof schema, "s_ret_%ld_%" PRId64, (long)getpid(),
-             fdn_clock_wall_ns(NULL) % 1000000007);
+    test_pg_schema_name(schema, sizeof(schema), "ret");
     fdn_events_t *a = open_store(schema), *b = open_store(schema);
     store_n(a, 50);
     store_n(b, 50);
@@ -133,5 +110,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(shared_log_retention),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, test_pg_setup, NULL);
 }

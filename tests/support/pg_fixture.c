@@ -1,0 +1,101 @@
+/* DESIGN: the PostgreSQL fixture of the engine tests (see pg_fixture.h), over engine.h's
+ * fixture URL and run id. The schema counter is atomic, so any thread may name schemas;
+ * test_pg_url is written once, by the group setup, before any test runs. */
+#include "pg_fixture.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+char test_pg_url[256];
+
+static atomic_uint g_schema_seq;
+
+void test_pg_fixture_url(void)
+{
+    test_engine_fixture_url("FDN_TEST_PG_DIR", test_pg_url, sizeof(test_pg_url));
+}
+
+int test_pg_setup(void **state)
+{
+    (void)state;
+    test_pg_fixture_url();
+    return 0;
+}
+
+void test_pg_schema_name(char *buf, size_t cap, const char *what)
+{
+    unsigned n = atomic_fetch_add(&g_schema_seq, 1);
+    snprintf(buf, cap, "%s_%u_%u", what, test_engine_run(), n);
+}
+
+void test_pg_store_opts(fdn_events_opts_t *o, const char *url, const char *schema)
+{
+    *o = (fdn_events_opts_t)FDN_EVENTS_OPTS_INIT;
+    o->backend = FDN_EVENTS_BACKEND_POSTGRES;
+    o->postgres.url = url != NULL ? url : test_pg_url;
+    o->postgres.schema = schema;
+    o->postgres.poll_interval_ms = 50;
+    o->max_results = 100000;
+}
+
+fdn_events_t *test_pg_store_open(const fdn_events_opts_t *o)
+{
+    fdn_events_t *es = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_events_create(&es, o, &err);
+    if (rc != 0)
+        fail_msg("fdn_events_create on PostgreSQL (schema %s): %s: %s", o->postgres.schema,
+                 fdn_err_name(rc), err.message);
+    return es;
+}
+
+fdn_events_t *test_pg_store(const char *schema)
+{
+    fdn_events_opts_t o;
+    test_pg_store_opts(&o, NULL, schema);
+    return test_pg_store_open(&o);
+}
+
+fdn_event_t *test_pg_event(const char *type, const char *corr, unsigned w, unsigned s, size_t pad,
+                           uint64_t parent)
+{
+    char *data = malloc(pad + 64);
+    assert_non_null(data);
+    int n = snprintf(data, 64, "{\"w\":%u,\"s\":%u", w, s);
+    if (pad > 0) {
+        n += snprintf(data + n, 64 - (size_t)n, ",\"p\":\"");
+        memset(data + n, 'a' + (int)((w + s) % 26), pad);
+        n += (int)pad;
+        data[n++] = '"';
+    }
+    memcpy(data + n, "}", 2);
+    fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+    sp.type = type;
+    sp.correlation_id = corr;
+    sp.data = data;
+    sp.data_len = strlen(data);
+    sp.parent_id = parent;
+    fdn_event_t *ev = NULL;
+    int rc = fdn_event_new(&ev, &sp, NULL);
+    free(data);
+    assert_int_equal(rc, 0);
+    return ev;
+}
+
+bool test_pg_event_ws(const fdn_event_t *ev, unsigned *w, unsigned *s)
+{
+    size_t len = 0;
+    const char *d = fdn_event_data(ev, &len);
+    return d != NULL && sscanf(d, "{\"w\":%u,\"s\":%u", w, s) == 2;
+}

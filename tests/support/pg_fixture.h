@@ -1,0 +1,49 @@
+/* The PostgreSQL fixture of the event store's engine tests (tests/engine/test_events_*_pg.c):
+ * the URL of the ctest fixture "postgres" (scripts/pg-server.sh; its directory in
+ * $FDN_TEST_PG_DIR), schema names unique to a run, a store on a schema, and the events the
+ * tests store, which name their writer and sequence number in their data so that a reader can
+ * check each writer's order and every event's content.
+ *
+ * Failures (no fixture, a store that cannot be opened) fail the running test through cmocka. */
+#ifndef FDN_TEST_PG_FIXTURE_H
+#define FDN_TEST_PG_FIXTURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <fdn/events.h>
+
+/* The fixture's URL, read by test_pg_setup (or test_pg_fixture_url). */
+extern char test_pg_url[256];
+
+/* Read $FDN_TEST_PG_DIR/url into test_pg_url (fails the test without it). */
+void test_pg_fixture_url(void);
+
+/* The same as a cmocka group setup: cmocka_run_group_tests(tests, test_pg_setup, NULL). */
+int test_pg_setup(void **state);
+
+/* "<what>_<run>_<n>": a PostgreSQL schema name ([a-z_][a-z0-9_]*) unique to this run and call
+ * (the fixture's server serves every test program, run after run). what: lower case. */
+void test_pg_schema_name(char *buf, size_t cap, const char *what);
+
+/* Options of a store on PostgreSQL at url (NULL: test_pg_url), on schema, polling every
+ * 50 ms, with max_results 100000 (the tests read whole logs); the caller may change more. */
+void test_pg_store_opts(fdn_events_opts_t *o, const char *url, const char *schema);
+
+/* fdn_events_create(o); fails the test, printing the message, when it fails. */
+fdn_events_t *test_pg_store_open(const fdn_events_opts_t *o);
+
+/* A store on the fixture's server with test_pg_store_opts's options. */
+fdn_events_t *test_pg_store(const char *schema);
+
+/* Event (w, s), writer w's s-th: data {"w":w,"s":s} (pad > 0: with "p", pad letters, after
+ * them), parent id `parent`, type `type` (required) and correlation id `corr` (NULL: a fresh
+ * UUID, as fdn_event_new draws). */
+fdn_event_t *test_pg_event(const char *type, const char *corr, unsigned w, unsigned s, size_t pad,
+                           uint64_t parent);
+
+/* (w, s) of an event made by test_pg_event; false when its data is not one of them. */
+bool test_pg_event_ws(const fdn_event_t *ev, unsigned *w, unsigned *s);
+
+#endif
