@@ -40,6 +40,12 @@
 #define NS_PER_MS 1000000LL
 #define KEY_MAX   1024u
 
+#if defined(__GNUC__)
+#define FDN_PROTECT_COLD __attribute__((noinline))
+#else
+#define FDN_PROTECT_COLD
+#endif
+
 typedef struct entry {
     _Atomic int refs;
     char *key;
@@ -410,8 +416,8 @@ int fdn_protect_status(fdn_protect_t *p, const char *key, fdn_protect_status_t *
     return 0;
 }
 
-static void emit(fdn_protect_t *p, const char *ev, const char *key, fdn_protect_layer_t layer,
-                 int rc, int64_t dur)
+static FDN_PROTECT_COLD void emit_slow(fdn_protect_t *p, const char *ev, const char *key,
+                                        fdn_protect_layer_t layer, int rc, int64_t dur)
 {
     if (p->telemetry) {
         char name[64];
@@ -434,6 +440,14 @@ static void emit(fdn_protect_t *p, const char *ev, const char *key, fdn_protect_
     }
     if (p->on_event)
         p->on_event(ev, key, layer, rc, dur, p->event_user);
+}
+
+/* Most registries have neither telemetry nor an event hook: then an event costs one test. */
+static inline void emit(fdn_protect_t *p, const char *ev, const char *key,
+                        fdn_protect_layer_t layer, int rc, int64_t dur)
+{
+    if (p->telemetry != NULL || p->on_event != NULL)
+        emit_slow(p, ev, key, layer, rc, dur);
 }
 
 /*
