@@ -11,8 +11,8 @@
  * entry's reference; the last reference frees it.
  *
  * Invariants: entries are sorted by key and unique; an entry is immutable once published,
- * except for `rule_cache` (the limiter's lock-free handle on the named rule, checked against
- * the limiter's rule-table sequence at every call so rule updates apply at once),
+ * except for `rule_cache` (the limiter's lock-free copy of the named rule, checked against
+ * the limiter's rule-table generation at every call so rule updates apply at once),
  * `pool_cache` (the pool manager's lock-free handle on the named pool, holding a pool
  * reference released when the entry is freed; used only while that pool is not retired, so
  * a stopped or restarted pool is looked up again) and
@@ -52,7 +52,7 @@ typedef struct entry {
     fdn_breaker_t *breaker;
     _Atomic(fdn_breaker_t *) opt_breaker; /* cache for opts->breaker, see DESIGN */
     char *rule_name;
-    fdn__limiter_rule_cache_t rule_cache; /* where rule_name was last found in the limiter */
+    fdn__limiter_rule_cache_t rule_cache; /* rule_name as last found in the limiter */
     bool has_inline;
     fdn_limit_rule_t inline_rule;
     char *pool;
@@ -244,7 +244,7 @@ int fdn_protect_configure(fdn_protect_t *p, const char *key, const fdn_protect_c
     }
     atomic_init(&e->refs, 1);
     atomic_init(&e->opt_breaker, NULL);
-    atomic_init(&e->rule_cache, 0);
+    fdn__limiter_rule_cache_init(&e->rule_cache);
     atomic_init(&e->pool_cache, NULL);
     e->key = fdn__strdup(key);
     e->breaker = b;
