@@ -7,7 +7,7 @@
  * next_sweep in the past sweeps that shard (O(cells in shard)) before its own update;
  * the backend's sweep (fdn_limiter_sweep) sweeps all shards.
  *
- * Locks: one mutex per shard (cache-line aligned) guards that shard's chains, LRU list,
+ * Locks: one mutex per shard (cache-line aligned) guards that shard's slots, LRU list,
  * counters and cells; an operation holds exactly one shard lock for a lookup + update, and
  * takes no other lock. No callback runs under it.
  *
