@@ -397,16 +397,20 @@ static cell_t *shard_find(shard_t *s, uint64_t h, const char *key, size_t keylen
     const uint32_t mask = s->nslots - 1;
     cell_t *slots = s->slots;
     uint32_t i = (uint32_t)(h >> 32) & mask;
-    /* the slot's second line (rule, key) is wanted too: ask for both lines at once */
-    __builtin_prefetch((const char *)&slots[i] + FDN_CACHELINE);
     s->lookups++;
+    /* a free slot has hash 0 and keylen 0: the hash test comes first (a hit in the home slot,
+     * the common case, takes one compare), then keylen says whether the run ended */
     for (;; i = (i + 1) & mask) {
         cell_t *c = &slots[i];
-        if (c->keylen == 0)
+        if (c->hash == h && c->keylen == keylen) {
+            s->probes++;
+            if (fdn__bytes_eq(cell_key(c), key, keylen))
+                return c;
+        } else if (c->keylen == 0) {
             return NULL;
-        s->probes++;
-        if (c->hash == h && c->keylen == keylen && fdn__bytes_eq(cell_key(c), key, keylen))
-            return c;
+        } else {
+            s->probes++;
+        }
     }
 }
 
