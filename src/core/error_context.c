@@ -87,6 +87,12 @@ typedef struct tstate {
 static _Thread_local tstate_t t_st;
 
 #define OP_BLOCK 256
+
+#if defined(__GNUC__)
+#define FDN_COLD_NOINLINE __attribute__((cold, noinline))
+#else
+#define FDN_COLD_NOINLINE
+#endif
 static _Atomic uint64_t g_next_op = 1;
 
 static fdn__mutex_t g_hook_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -508,27 +514,13 @@ int fdn_errctx_enhance(fdn_error_t *err)
     return 0;
 }
 
-static int run_impl(const char *module, const char *function, fdn_errctx_fn fn, void *arg,
-                    fdn_error_t *err, fdn_errctx_hook_fn hook, void *hook_user)
+/* fdn_errctx_run's failure path (rc < 0), out of line so that the success path keeps no
+ * fdn_error_t on its stack and saves few registers: from here on cost does not matter. */
+static FDN_COLD_NOINLINE int run_failed(int rc, size_t depth0, bool pushed, fdn_error_t *err,
+                                        int saved_code, int64_t saved_ts,
+                                        fdn_errctx_hook_fn hook, void *hook_user)
 {
-    if (fn == NULL)
-        return fdn_err_set(err, FDN_EINVAL, "fdn_errctx_run: fn is NULL");
-    size_t depth0 = t_st.depth; /* restored on return, even if fn left contexts pushed */
-    int pushed = push_lazy(module, function) == 0;
     frame_t *f = pushed ? &t_st.stack[depth0] : NULL;
-    if (f != NULL && hook != NULL) {
-        materialize(&t_st, (uint32_t)depth0); /* the hook goes over what it inherits */
-        f->hook = hook;
-        f->hook_user = hook_user;
-    }
-    int saved_code = err ? err->code : 0;
-    int64_t saved_ts = err ? err->timestamp_ns : 0;
-    int rc = fn(arg);
-    if (FDN_LIKELY(rc >= 0)) {
-        fdn__errctx_truncate(depth0);
-        return rc;
-    }
-    /* failure path: from here on cost does not matter */
     fdn_error_t local;
     fdn_error_t *e = err ? err : &local;
     bool filled_by_fn =
@@ -562,6 +554,28 @@ static int run_impl(const char *module, const char *function, fdn_errctx_fn fn, 
     }
     if (h != NULL)
         h(e, hu);
+    return rc;
+}
+
+static inline int run_impl(const char *module, const char *function, fdn_errctx_fn fn, void *arg,
+                           fdn_error_t *err, fdn_errctx_hook_fn hook, void *hook_user)
+{
+    if (fn == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "fdn_errctx_run: fn is NULL");
+    size_t depth0 = t_st.depth; /* restored on return, even if fn left contexts pushed */
+    bool pushed = push_lazy(module, function) == 0;
+    if (pushed && hook != NULL) {
+        frame_t *f = &t_st.stack[depth0];
+        materialize(&t_st, (uint32_t)depth0); /* the hook goes over what it inherits */
+        f->hook = hook;
+        f->hook_user = hook_user;
+    }
+    int saved_code = err ? err->code : 0;
+    int64_t saved_ts = err ? err->timestamp_ns : 0;
+    int rc = fn(arg);
+    if (FDN_UNLIKELY(rc < 0))
+        return run_failed(rc, depth0, pushed, err, saved_code, saved_ts, hook, hook_user);
+    fdn__errctx_truncate(depth0);
     return rc;
 }
 

@@ -16,10 +16,11 @@
  * generation one higher, publishes the copy with a release store and retires the old one
  * after a grace period. Readers (every named check, fdn_limiter_get_rule) take no lock: one
  * read-side section, one acquire load, a search by name. fdn__limiter_check_named_cached
- * keeps (generation, slot) in the caller's cache and skips the search while the published
- * table still has that generation, so any rule update or removal applies to the very next
- * check. Generations are unique per limiter (they only grow), so a cached slot never points
- * into another table.
+ * keeps a copy of the rule (with its flags and counters) and the generation it was found in
+ * in the caller's cache, behind a sequence count (a seqlock whose fields are all atomics), and
+ * uses it without a read-side section while `rules_gen` (stored after each publish) still
+ * equals that generation, so any rule update or removal applies to the very next check.
+ * Generations are unique per limiter (they only grow), so a copy never outlives its rule.
  */
 #include <fdn/limiter.h>
 #include <fdn/telemetry.h>
@@ -91,6 +92,7 @@ struct fdn_limiter {
     _Atomic bool enabled;          /* fdn_limiter_set_enabled */
     fdn__mutex_t rules_mu;         /* serialises rule-table writers */
     _Atomic(rule_table_t *) rules; /* the published table, never NULL */
+    _Atomic uint64_t rules_gen;    /* its generation, stored after it is published */
     bool rules_retired;            /* under rules_mu: some table went to fdn__rcu_retire */
 };
 
@@ -231,6 +233,7 @@ int fdn_limiter_open(fdn_limiter_t **out, const fdn_limiter_opts_t *opts, fdn_er
     fdn__rcu_setup();
     t->gen = 1;
     atomic_init(&l->rules, t);
+    atomic_init(&l->rules_gen, t->gen);
     l->be = be;
     l->be_self = m;
     atomic_init(&l->shadow, opts->shadow);
@@ -700,6 +703,7 @@ static int rules_change_locked(fdn_limiter_t *l, const char *name, const fdn_lim
     }
     FDN_ASSERT(t->n <= MAX_RULES && t->gen > old->gen);
     atomic_store_explicit(&l->rules, t, memory_order_release);
+    atomic_store_explicit(&l->rules_gen, t->gen, memory_order_release);
     if (shared) {
         l->rules_retired = true;
         fdn__rcu_retire(&old->rcu, rule_table_free_cb);
@@ -742,34 +746,86 @@ int fdn_limiter_remove_rule(fdn_limiter_t *l, const char *name)
     return rc;
 }
 
-/* A rule cache holds (generation << 8) | CACHE_VALID | slot; 0 is empty. */
-#define CACHE_VALID 0x80u
-#define CACHE_SLOT  0x3fu
-_Static_assert(MAX_RULES <= CACHE_SLOT + 1, "slot index fits the cache");
+void fdn__limiter_rule_cache_init(fdn__limiter_rule_cache_t *cache)
+{
+    atomic_init(&cache->seq, 0);
+    atomic_init(&cache->gen, 0);
+    atomic_init(&cache->limit, 0);
+    atomic_init(&cache->period_ms, 0);
+    atomic_init(&cache->burst, 0);
+    atomic_init(&cache->algo, 0);
+    atomic_init(&cache->flags, 0);
+    atomic_init(&cache->ctr[0], NULL);
+    atomic_init(&cache->ctr[1], NULL);
+}
+
+/* The cached copy, when it is whole and of the published generation (see limiter_int.h). Every
+ * field is an atomic, so a copy racing with a filler is only ever discarded, never a race. */
+static bool rule_cache_read(fdn_limiter_t *l, fdn__limiter_rule_cache_t *cache,
+                            fdn_limit_rule_t *out, unsigned *flags, rule_ctr_t *ctr)
+{
+    uint64_t s1 = atomic_load_explicit(&cache->seq, memory_order_acquire);
+    if (s1 == 0 || (s1 & 1) != 0)
+        return false;
+    uint64_t gen = atomic_load_explicit(&cache->gen, FDN_SEQ_LD);
+    fdn_limit_rule_t r;
+    r.algo = (fdn_limit_algo_t)atomic_load_explicit(&cache->algo, FDN_SEQ_LD);
+    r.limit = atomic_load_explicit(&cache->limit, FDN_SEQ_LD);
+    r.period_ms = atomic_load_explicit(&cache->period_ms, FDN_SEQ_LD);
+    r.burst = atomic_load_explicit(&cache->burst, FDN_SEQ_LD);
+    unsigned fl = atomic_load_explicit(&cache->flags, FDN_SEQ_LD);
+    void *c0 = atomic_load_explicit(&cache->ctr[0], FDN_SEQ_LD);
+    void *c1 = atomic_load_explicit(&cache->ctr[1], FDN_SEQ_LD);
+    FDN_SEQ_FENCE(memory_order_acquire); /* the loads above before the second seq load */
+    if (atomic_load_explicit(&cache->seq, memory_order_relaxed) != s1 ||
+        gen != atomic_load_explicit(&l->rules_gen, memory_order_acquire))
+        return false;
+    *out = r;
+    *flags = fl;
+    ctr->c[0] = c0;
+    ctr->c[1] = c1;
+    return true;
+}
+
+/* Fill the cache with rule slot i of table t (read inside a read-side section). A cache
+ * another caller is filling is left to it. */
+static void rule_cache_fill(fdn__limiter_rule_cache_t *cache, const rule_table_t *t, size_t i)
+{
+    uint64_t s = atomic_load_explicit(&cache->seq, memory_order_relaxed);
+    if ((s & 1) != 0 || !atomic_compare_exchange_strong_explicit(
+                            &cache->seq, &s, s + 1, memory_order_acquire, memory_order_relaxed))
+        return;
+    FDN_SEQ_FENCE(memory_order_release); /* odd before any field changes */
+    const named_rule_t *nr = &t->rules[i];
+    atomic_store_explicit(&cache->gen, t->gen, FDN_SEQ_ST);
+    atomic_store_explicit(&cache->algo, (uint32_t)nr->rule.algo, FDN_SEQ_ST);
+    atomic_store_explicit(&cache->limit, nr->rule.limit, FDN_SEQ_ST);
+    atomic_store_explicit(&cache->period_ms, nr->rule.period_ms, FDN_SEQ_ST);
+    atomic_store_explicit(&cache->burst, nr->rule.burst, FDN_SEQ_ST);
+    atomic_store_explicit(&cache->flags, nr->flags, FDN_SEQ_ST);
+    atomic_store_explicit(&cache->ctr[0], (void *)nr->ctr.c[0], FDN_SEQ_ST);
+    atomic_store_explicit(&cache->ctr[1], (void *)nr->ctr.c[1], FDN_SEQ_ST);
+    atomic_store_explicit(&cache->seq, s + 2, memory_order_release);
+}
 
 /* Resolve name into *out, through *cache (may be NULL) when it is still current (DESIGN). */
 static int rule_resolve(fdn_limiter_t *l, const char *name, fdn__limiter_rule_cache_t *cache,
                         fdn_limit_rule_t *out, unsigned *flags, rule_ctr_t *ctr)
 {
+    if (cache != NULL && flags != NULL && ctr != NULL && rule_cache_read(l, cache, out, flags, ctr))
+        return 0;
     int rc = FDN_ENOENT;
     fdn__rcu_read_begin();
     const rule_table_t *t = atomic_load_explicit(&l->rules, memory_order_acquire);
-    uint64_t c = cache != NULL ? atomic_load_explicit(cache, memory_order_relaxed) : 0;
-    size_t i;
-    if ((c & CACHE_VALID) != 0 && (c >> 8) == t->gen) {
-        i = c & CACHE_SLOT;
-    } else {
-        i = rule_index(t, name);
-        if (i < t->n && cache != NULL)
-            atomic_store_explicit(cache, (t->gen << 8) | CACHE_VALID | (uint64_t)i,
-                                  memory_order_relaxed);
-    }
+    size_t i = rule_index(t, name);
     if (i < t->n) {
         *out = t->rules[i].rule;
         if (flags != NULL)
             *flags = t->rules[i].flags;
         if (ctr != NULL)
             *ctr = t->rules[i].ctr; /* the handles outlive the table (telemetry owns them) */
+        if (cache != NULL)
+            rule_cache_fill(cache, t, i);
         rc = 0;
     }
     fdn__rcu_read_end();

@@ -112,17 +112,26 @@ size_t fdn__limiter_mem_top(void *self, const fdn__limit_now_t *now, fdn_limit_k
 
 /*
  * Named-rule check for a caller that checks the same rule name again and again (a protection
- * entry): *cache (zero-initialised, used only with that one rule name and limiter) remembers
- * where the rule was found, so later checks read it without the rule-table mutex. The rule is
- * still resolved at each call: any fdn_limiter_set_rule / fdn_limiter_remove_rule makes the
- * cache stale and the next check looks the name up again. mono_ns, when not FDN__NOW_UNSET,
- * is fdn_clock_mono_ns(clock) read by the caller during this call: the limiter uses it instead
- * of reading the clock again when `clock` is the same time source as its own (the same manual
- * clock, or both the system clock); a fixed-window rule reads the wall clock as always.
- * Otherwise as fdn_limiter_check_named. Thread-safe; the cache may be shared by concurrent
- * callers.
+ * entry): *cache (set up with fdn__limiter_rule_cache_init, used only with that one rule name
+ * and limiter) holds a copy of the rule as found in one generation of the rule table, so later
+ * checks read it with no lock and no read-side section: a sequence count (odd while a caller
+ * fills it) makes a torn copy impossible to use, and the copy is used only while the limiter's
+ * published generation is still the one it was taken from. Any fdn_limiter_set_rule /
+ * fdn_limiter_remove_rule makes the cache stale and the next check looks the name up again.
+ * mono_ns, when not FDN__NOW_UNSET, is fdn_clock_mono_ns(clock) read by the caller during this
+ * call: the limiter uses it instead of reading the clock again when `clock` is the same time source
+ * as its own (the same manual clock, or both the system clock); a fixed-window rule reads the wall
+ * clock as always. Otherwise as fdn_limiter_check_named. Thread-safe; the cache may be shared by
+ * concurrent callers.
  */
-typedef _Atomic uint64_t fdn__limiter_rule_cache_t;
+typedef struct fdn__limiter_rule_cache {
+    _Atomic uint64_t seq; /* even: stable (0: empty); odd: a caller is filling it */
+    _Atomic uint64_t gen; /* the rule table generation the copy was taken from */
+    _Atomic int64_t limit, period_ms, burst;
+    _Atomic uint32_t algo, flags;
+    _Atomic(void *) ctr[2]; /* the rule's decision counters (fdn_counter_t *) */
+} fdn__limiter_rule_cache_t;
+void fdn__limiter_rule_cache_init(fdn__limiter_rule_cache_t *cache);
 int fdn__limiter_check_named_cached(fdn_limiter_t *l, const char *rule_name, const char *identifier,
                                     int64_t cost, fdn_limit_result_t *res,
                                     fdn__limiter_rule_cache_t *cache, const fdn_clock_t *clock,

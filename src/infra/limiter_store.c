@@ -7,17 +7,28 @@
  * next_sweep in the past sweeps that shard (O(cells in shard)) before its own update;
  * the backend's sweep (fdn_limiter_sweep) sweeps all shards.
  *
- * Locks: one mutex per shard (cache-line aligned) guards that shard's chains, LRU list,
+ * Locks: one mutex per shard (cache-line aligned) guards that shard's slots, LRU list,
  * counters and cells; an operation holds exactly one shard lock for a lookup + update, and
  * takes no other lock. No callback runs under it.
  *
  * Hashing: fdn__hash (core/hash.h, keyed with a per-process random secret), so a client that
- * chooses its keys (they come from HTTP requests) cannot aim them at one shard or bucket. The
- * low bits pick the shard, bits 32.. the bucket. Each shard counts lookups and compared cells
- * (fdn__limiter_mem_probes) so a test can check that chains stay short by counted work.
+ * chooses its keys (they come from HTTP requests) cannot aim them at one shard or slot. The
+ * low bits pick the shard, bits 32.. the home slot. Each shard counts lookups and compared cells
+ * (fdn__limiter_mem_probes) so a test can check that probe runs stay short by counted work.
  *
- * Invariants: per shard, count <= cap (max_keys / shards, at least 1); every cell is in
- * exactly one chain and in the shard's LRU list (urcu/list.h; most recently used first under
+ * Table: per shard, an open-addressing array of 128-byte slots (linear probing, at most 5/8
+ * full, doubled before an insert would pass that, halved by a sweep that leaves it under 1/8
+ * full). A slot holds the key's whole cell inline: hash, algorithm state, LRU links, rule and
+ * the key itself when it is at most KEY_INLINE bytes. A check of an existing key among many
+ * therefore reads one slot (two adjacent cache lines whose addresses the hash gives at once)
+ * instead of a bucket, then a cell, then its key. Removal shifts the following cells of the
+ * probe run back (no tombstones); a cell that moves (removal, resize) takes its LRU links
+ * along and repoints its two neighbours, so cell pointers are valid only until the next
+ * insert or removal in the shard.
+ *
+ * Invariants: per shard, count <= cap (max_keys / shards, at least 1) and count < nslots; every
+ * cell is in exactly one slot, reachable from its home slot without crossing a free slot, and
+ * in the shard's LRU list (urcu/list.h; most recently used first under
  * EVICT_LRU, the only policy that reads the order; newest first otherwise, so a check does not
  * write its list neighbours' cache lines); a cell whose
  * state has expired is equivalent to no cell, so sweeping never changes a decision.
@@ -55,22 +66,31 @@
 #include "infra/limiter_int.h"
 #include "logic/limit_algo.h"
 
+/* A key's slot: 128 bytes on a 128-byte boundary, the first line what a check reads first
+ * (hash, state, length, LRU links), the second the rule and the key (inline up to
+ * KEY_INLINE bytes, else a pointer to a heap copy). */
+#define KEY_INLINE 32
+#define SLOT_ALIGN (2 * FDN_CACHELINE)
+#define SLOTS_MIN  8u
 typedef struct cell {
-    void *raw;                /* allocation (cells start on a cache line) */
-    struct cell *next;        /* hash chain */
-    struct cds_list_head lru; /* shard LRU list */
     uint64_t hash;
     fdn__limit_state_t st; /* st.expires: wall ns (fixed window) or monotonic ns (others) */
-    uint32_t keylen;
+    uint32_t keylen;       /* 0: a free slot (keys are never empty) */
     uint8_t algo;
-    fdn_limit_rule_t rule; /* the rule of the last operation (the busiest keys' report) */
-    char key[];
+    struct cds_list_head lru; /* shard LRU list */
+    fdn_limit_rule_t rule;    /* the rule of the last operation (the busiest keys' report) */
+    union {
+        char in[KEY_INLINE]; /* keylen <= KEY_INLINE */
+        char *ext;           /* a heap copy of a longer key */
+    } k;
 } cell_t;
+_Static_assert(sizeof(cell_t) == SLOT_ALIGN, "a slot is two cache lines");
 
 typedef struct shard {
     _Alignas(FDN_CACHELINE) fdn__mutex_t mu;
-    cell_t **buckets;
-    uint32_t nbuckets; /* power of two */
+    cell_t *slots;   /* open addressing, linear probing; SLOT_ALIGN-aligned */
+    void *slots_raw; /* their allocation */
+    uint32_t nslots; /* power of two, > count */
     uint32_t count;
     struct cds_list_head lru; /* most recently used first */
     int64_t next_sweep;       /* monotonic */
@@ -207,6 +227,66 @@ static int64_t algo_now(fdn_limit_algo_t algo, const fdn__limit_now_t *now)
     return fdn__limit_wall_clock(algo) ? now->wall_ns : now->mono_ns;
 }
 
+static inline const char *cell_key(const cell_t *c)
+{
+    return c->keylen <= KEY_INLINE ? c->k.in : c->k.ext;
+}
+
+static inline uint32_t cell_home(const cell_t *c, uint32_t mask)
+{
+    return (uint32_t)(c->hash >> 32) & mask;
+}
+
+/* Move the cell at src into the free slot dst, LRU links and all; src becomes free. */
+static void cell_move(cell_t *dst, cell_t *src)
+{
+    *dst = *src;
+    dst->lru.prev->next = &dst->lru;
+    dst->lru.next->prev = &dst->lru;
+    memset(src, 0, sizeof(*src));
+}
+
+/* Free slot i, shifting the rest of its probe run back so that every cell stays reachable
+ * from its home slot (backward-shift deletion). */
+static void slot_clear(shard_t *s, uint32_t i) FDN_REQUIRES(s->mu)
+{
+    const uint32_t mask = s->nslots - 1;
+    memset(&s->slots[i], 0, sizeof(s->slots[i]));
+    for (uint32_t j = (i + 1) & mask; s->slots[j].keylen != 0; j = (j + 1) & mask) {
+        uint32_t home = cell_home(&s->slots[j], mask);
+        /* the cell at j stays when its home lies cyclically in (i, j] */
+        bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+        if (stays)
+            continue;
+        cell_move(&s->slots[i], &s->slots[j]);
+        i = j;
+    }
+}
+
+/* Rebuild the table with n slots (a power of two > count); false when out of memory (the
+ * table is unchanged). */
+static bool shard_resize(shard_t *s, uint32_t n) FDN_REQUIRES(s->mu)
+{
+    void *raw = fdn__calloc(1, (size_t)n * sizeof(cell_t) + SLOT_ALIGN - 1);
+    if (raw == NULL)
+        return false;
+    cell_t *slots = (cell_t *)(((uintptr_t)raw + SLOT_ALIGN - 1) & ~(uintptr_t)(SLOT_ALIGN - 1));
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        cell_t *c = &s->slots[i];
+        if (c->keylen == 0)
+            continue;
+        uint32_t j = cell_home(c, n - 1);
+        while (slots[j].keylen != 0)
+            j = (j + 1) & (n - 1);
+        cell_move(&slots[j], c);
+    }
+    fdn__free(s->slots_raw);
+    s->slots_raw = raw;
+    s->slots = slots;
+    s->nslots = n;
+    return true;
+}
+
 static void cell_init(cell_t *c, const fdn_limit_rule_t *r, const fdn__limit_now_t *now)
 {
     c->algo = (uint8_t)r->algo;
@@ -214,18 +294,16 @@ static void cell_init(cell_t *c, const fdn_limit_rule_t *r, const fdn__limit_now
     fdn__limit_init(&c->st, r, algo_now(r->algo, now));
 }
 
-/* Remove c from its chain and the LRU list and free it. */
+/* Remove c from the table and the LRU list (other cells of its probe run may move). */
 static void cell_remove(membe_t *m, shard_t *s, cell_t *c) FDN_REQUIRES(s->mu)
 {
-    ident_release(m, c->key, c->keylen);
-    cell_t **pp = &s->buckets[(c->hash >> 32) & (s->nbuckets - 1)];
-    while (*pp != c)
-        pp = &(*pp)->next;
-    *pp = c->next;
+    ident_release(m, cell_key(c), c->keylen);
+    if (c->keylen > KEY_INLINE)
+        fdn__free(c->k.ext);
     cds_list_del(&c->lru);
     FDN_ASSERT(s->count > 0);
     s->count--;
-    fdn__free(c->raw);
+    slot_clear(s, (uint32_t)(c - s->slots));
 }
 
 static bool cell_expired(const cell_t *c, const fdn__limit_now_t *now)
@@ -255,23 +333,32 @@ static void note_expiry(shard_t *s, const cell_t *c) FDN_REQUIRES(s->mu)
     }
 }
 
-/* now must be full (both clocks). Also makes min_exp_* exact. */
+/* now must be full (both clocks). Also makes min_exp_* exact, and halves the table while it
+ * is under 1/8 full. */
 static size_t shard_sweep(membe_t *m, shard_t *s, const fdn__limit_now_t *now) FDN_REQUIRES(s->mu)
 {
     size_t n = 0;
-    struct cds_list_head *pos, *prev;
     s->min_exp_mono = s->min_exp_wall = INT64_MAX;
-    cds_list_for_each_prev_safe(pos, prev, &s->lru)
-    {
-        cell_t *c = fdn__list_entry(pos, cell_t, lru);
-        if (cell_expired(c, now)) {
+    /* In slot order: a removal shifts later cells of the run back into slot i, so slot i is
+     * looked at again; a cell looked at twice (one that wrapped round the end) only lowers
+     * min_exp_* to the same value again. */
+    for (uint32_t i = 0; i < s->nslots;) {
+        cell_t *c = &s->slots[i];
+        if (c->keylen != 0 && cell_expired(c, now)) {
             cell_remove(m, s, c);
             n++;
-        } else {
-            note_expiry(s, c);
+            continue;
         }
+        if (c->keylen != 0)
+            note_expiry(s, c);
+        i++;
     }
     s->expired += n;
+    uint32_t size = s->nslots;
+    while (size > SLOTS_MIN && (uint64_t)s->count * 8 < size / 2)
+        size /= 2;
+    if (size != s->nslots)
+        (void)shard_resize(s, size); /* out of memory: stays larger */
     return n;
 }
 
@@ -304,61 +391,56 @@ static int shard_make_room(membe_t *m, shard_t *s, const fdn__limit_now_t *now,
     return FDN_ELIMITER;
 }
 
-static void shard_grow(shard_t *s) FDN_REQUIRES(s->mu)
-{
-    uint32_t nb = s->nbuckets * 2;
-    cell_t **b = fdn__calloc(nb, sizeof(*b));
-    if (!b)
-        return; /* keep the longer chains */
-    for (uint32_t i = 0; i < s->nbuckets; i++) {
-        cell_t *c = s->buckets[i];
-        while (c) {
-            cell_t *nx = c->next;
-            uint32_t j = (uint32_t)((c->hash >> 32) & (nb - 1));
-            c->next = b[j];
-            b[j] = c;
-            c = nx;
-        }
-    }
-    fdn__free(s->buckets);
-    s->buckets = b;
-    s->nbuckets = nb;
-}
-
 static cell_t *shard_find(shard_t *s, uint64_t h, const char *key, size_t keylen)
     FDN_REQUIRES(s->mu)
 {
-    cell_t *c = s->buckets[(h >> 32) & (s->nbuckets - 1)];
+    const uint32_t mask = s->nslots - 1;
+    cell_t *slots = s->slots;
+    uint32_t i = (uint32_t)(h >> 32) & mask;
     s->lookups++;
-    for (; c; c = c->next) {
-        s->probes++;
-        if (c->hash == h && c->keylen == keylen && fdn__bytes_eq(c->key, key, keylen))
-            return c;
+    /* a free slot has hash 0 and keylen 0: the hash test comes first (a hit in the home slot,
+     * the common case, takes one compare), then keylen says whether the run ended */
+    for (;; i = (i + 1) & mask) {
+        cell_t *c = &slots[i];
+        if (c->hash == h && c->keylen == keylen) {
+            s->probes++;
+            if (fdn__bytes_eq(cell_key(c), key, keylen))
+                return c;
+        } else if (c->keylen == 0) {
+            return NULL;
+        } else {
+            s->probes++;
+        }
     }
-    return NULL;
 }
 
-/* A new cell for key at the head of its chain and of the LRU list (the shard has room). */
+/* A new cell for key in the table and at the head of the LRU list (the shard is under its
+ * cap); NULL when out of memory. */
 static cell_t *cell_insert(shard_t *s, uint64_t h, const char *key, size_t keylen)
     FDN_REQUIRES(s->mu)
 {
-    /* Each cell starts on its own cache line so that two hot keys never share one. */
-    void *raw = fdn__malloc(sizeof(cell_t) + keylen + FDN_CACHELINE - 1);
-    if (!raw)
+    /* at most 5/8 full; a table that cannot grow takes keys up to one free slot */
+    if ((uint64_t)(s->count + 1) * 8 > (uint64_t)s->nslots * 5 && s->nslots < (1u << 30) &&
+        !shard_resize(s, s->nslots * 2) && s->count + 2 > s->nslots)
         return NULL;
-    cell_t *c = (cell_t *)(((uintptr_t)raw + FDN_CACHELINE - 1) & ~(uintptr_t)(FDN_CACHELINE - 1));
-    memset(c, 0, sizeof(*c));
-    c->raw = raw;
+    char *ext = NULL;
+    if (keylen > KEY_INLINE && (ext = fdn__malloc(keylen)) == NULL)
+        return NULL;
+    const uint32_t mask = s->nslots - 1;
+    uint32_t i = (uint32_t)(h >> 32) & mask;
+    while (s->slots[i].keylen != 0)
+        i = (i + 1) & mask;
+    cell_t *c = &s->slots[i];
     c->hash = h;
     c->keylen = (uint32_t)keylen;
-    memcpy(c->key, key, keylen);
-    uint32_t bi = (uint32_t)((h >> 32) & (s->nbuckets - 1));
-    c->next = s->buckets[bi];
-    s->buckets[bi] = c;
+    if (ext != NULL) {
+        memcpy(ext, key, keylen);
+        c->k.ext = ext;
+    } else {
+        memcpy(c->k.in, key, keylen);
+    }
     cds_list_add(&c->lru, &s->lru);
     s->count++;
-    if (s->count > s->nbuckets && s->nbuckets < (1u << 24))
-        shard_grow(s);
     return c;
 }
 
@@ -541,12 +623,10 @@ static void mem_destroy(void *self)
         return;
     for (uint32_t i = 0; i < m->nshards; i++) {
         shard_t *s = &m->shards[i];
-        struct cds_list_head *pos, *nx;
-        cds_list_for_each_safe(pos, nx, &s->lru)
-        {
-            fdn__free(fdn__list_entry(pos, cell_t, lru)->raw);
-        }
-        fdn__free(s->buckets);
+        for (uint32_t j = 0; j < s->nslots; j++)
+            if (s->slots[j].keylen > KEY_INLINE)
+                fdn__free(s->slots[j].k.ext);
+        fdn__free(s->slots_raw);
         pthread_mutex_destroy(&s->mu);
     }
     for (uint32_t i = 0; m->idtab != NULL && i < m->nidbuckets; i++)
@@ -617,14 +697,16 @@ int fdn__limiter_mem_create(void **out, uint32_t nshards, uint32_t max_keys,
     atomic_init(&m->interval_ns, interval_ns);
     for (uint32_t i = 0; i < nshards; i++) {
         shard_t *s = &m->shards[i];
-        s->nbuckets = 16;
-        s->buckets = fdn__calloc(s->nbuckets, sizeof(cell_t *));
+        s->slots_raw = fdn__calloc(1, SLOTS_MIN * sizeof(cell_t) + SLOT_ALIGN - 1);
+        s->slots =
+            (cell_t *)(((uintptr_t)s->slots_raw + SLOT_ALIGN - 1) & ~(uintptr_t)(SLOT_ALIGN - 1));
+        s->nslots = s->slots_raw != NULL ? SLOTS_MIN : 0;
         CDS_INIT_LIST_HEAD(&s->lru);
         s->next_sweep = mono_ns + interval_ns;
         s->next_sweep_wall = wall_ns + interval_ns;
         s->min_exp_mono = s->min_exp_wall = INT64_MAX;
-        if (!s->buckets || pthread_mutex_init(&s->mu, NULL) != 0) {
-            fdn__free(s->buckets);
+        if (!s->slots_raw || pthread_mutex_init(&s->mu, NULL) != 0) {
+            fdn__free(s->slots_raw);
             m->nshards = i;
             mem_destroy(m);
             return FDN_ENOMEM;
@@ -681,7 +763,7 @@ static void key_info(const cell_t *c, const fdn__limit_now_t *now, fdn_limit_key
                            algo_now((fdn_limit_algo_t)c->algo, now), NULL, &r);
     memset(o, 0, sizeof(*o));
     size_t idlen = 0, kl = c->keylen;
-    const char *k = c->key;
+    const char *k = cell_key(c);
     if (key_identity(k, kl, &idlen)) {
         size_t n = idlen < sizeof(o->identity) - 1 ? idlen : sizeof(o->identity) - 1;
         memcpy(o->identity, k, n);

@@ -11,8 +11,8 @@
  * entry's reference; the last reference frees it.
  *
  * Invariants: entries are sorted by key and unique; an entry is immutable once published,
- * except for `rule_cache` (the limiter's lock-free handle on the named rule, checked against
- * the limiter's rule-table sequence at every call so rule updates apply at once),
+ * except for `rule_cache` (the limiter's lock-free copy of the named rule, checked against
+ * the limiter's rule-table generation at every call so rule updates apply at once),
  * `pool_cache` (the pool manager's lock-free handle on the named pool, holding a pool
  * reference released when the entry is freed; used only while that pool is not retired, so
  * a stopped or restarted pool is looked up again) and
@@ -40,13 +40,19 @@
 #define NS_PER_MS 1000000LL
 #define KEY_MAX   1024u
 
+#if defined(__GNUC__)
+#define FDN_PROTECT_COLD __attribute__((noinline))
+#else
+#define FDN_PROTECT_COLD
+#endif
+
 typedef struct entry {
     _Atomic int refs;
     char *key;
     fdn_breaker_t *breaker;
     _Atomic(fdn_breaker_t *) opt_breaker; /* cache for opts->breaker, see DESIGN */
     char *rule_name;
-    fdn__limiter_rule_cache_t rule_cache; /* where rule_name was last found in the limiter */
+    fdn__limiter_rule_cache_t rule_cache; /* rule_name as last found in the limiter */
     bool has_inline;
     fdn_limit_rule_t inline_rule;
     char *pool;
@@ -238,7 +244,7 @@ int fdn_protect_configure(fdn_protect_t *p, const char *key, const fdn_protect_c
     }
     atomic_init(&e->refs, 1);
     atomic_init(&e->opt_breaker, NULL);
-    atomic_init(&e->rule_cache, 0);
+    fdn__limiter_rule_cache_init(&e->rule_cache);
     atomic_init(&e->pool_cache, NULL);
     e->key = fdn__strdup(key);
     e->breaker = b;
@@ -410,8 +416,8 @@ int fdn_protect_status(fdn_protect_t *p, const char *key, fdn_protect_status_t *
     return 0;
 }
 
-static void emit(fdn_protect_t *p, const char *ev, const char *key, fdn_protect_layer_t layer,
-                 int rc, int64_t dur)
+static FDN_PROTECT_COLD void emit_slow(fdn_protect_t *p, const char *ev, const char *key,
+                                        fdn_protect_layer_t layer, int rc, int64_t dur)
 {
     if (p->telemetry) {
         char name[64];
@@ -434,6 +440,14 @@ static void emit(fdn_protect_t *p, const char *ev, const char *key, fdn_protect_
     }
     if (p->on_event)
         p->on_event(ev, key, layer, rc, dur, p->event_user);
+}
+
+/* Most registries have neither telemetry nor an event hook: then an event costs one test. */
+static inline void emit(fdn_protect_t *p, const char *ev, const char *key,
+                        fdn_protect_layer_t layer, int rc, int64_t dur)
+{
+    if (p->telemetry != NULL || p->on_event != NULL)
+        emit_slow(p, ev, key, layer, rc, dur);
 }
 
 /*

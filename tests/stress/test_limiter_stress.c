@@ -497,7 +497,7 @@ static void cached_rule_vs_updates(void **state)
     (void)state;
     rctx_t c;
     memset(&c, 0, sizeof(c));
-    atomic_init(&c.cache, 0);
+    fdn__limiter_rule_cache_init(&c.cache);
     c.n = iters();
     assert_int_equal(fdn_limiter_create(&c.l, NULL), 0);
     assert_int_equal(fdn_limiter_set_rule(c.l, "r", &RULE_A), 0);

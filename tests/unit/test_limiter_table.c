@@ -1,0 +1,166 @@
+/* The in-memory limiter store's open-addressing table (src/infra/limiter_store.c): many keys
+ * through several resizes, removals in the middle of probe runs (reset, sweep, eviction), keys
+ * stored inline and on the heap, and the LRU order across cell moves. Every key's count is
+ * read back exactly. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <fdn/limiter.h>
+
+#define MS    1000000LL
+#define WALL0 (1700000040000LL * MS) /* a multiple of every window used below */
+
+/* Key i: short ones inline, every third one longer than a slot holds. */
+static size_t key_of(size_t i, char *buf, size_t cap)
+{
+    int n = i % 3 == 0 ? snprintf(buf, cap, "tenant-%zu:a-long-suffix-that-does-not-fit-inline", i)
+                       : snprintf(buf, cap, "k%zu", i);
+    return (size_t)n;
+}
+
+static int64_t count_of(fdn_limiter_t *l, const fdn_limit_rule_t *r, size_t i)
+{
+    char k[96];
+    size_t kl = key_of(i, k, sizeof(k));
+    fdn_limit_result_t res;
+    assert_int_equal(fdn_limiter_get(l, k, kl, r, &res), 0);
+    return res.count;
+}
+
+static void hit(fdn_limiter_t *l, const fdn_limit_rule_t *r, size_t i, int times)
+{
+    char k[96];
+    size_t kl = key_of(i, k, sizeof(k));
+    for (int t = 0; t < times; t++)
+        assert_int_equal(fdn_limiter_check(l, k, kl, r, 1, 0, NULL), 0);
+}
+
+static fdn_limiter_t *make(fdn_clock_t *clk, uint32_t max_keys, fdn_limit_overflow_t policy)
+{
+    fdn_limiter_opts_t o = FDN_LIMITER_OPTS_INIT;
+    o.shards = 1; /* every key in one table: the most resizes and the longest probe runs */
+    o.max_keys = max_keys;
+    o.overflow_policy = policy;
+    o.clock = clk;
+    fdn_limiter_t *l = NULL;
+    assert_int_equal(fdn_limiter_create(&l, &o), 0);
+    return l;
+}
+
+static void many_keys_keep_their_counts(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    fdn_clock_t *clk;
+    assert_int_equal(fdn_clock_manual_create(&clk, 5000 * MS, WALL0), 0);
+    fdn_limiter_t *l = make(clk, 5000, FDN_LIMIT_OVERFLOW_DENY_NEW);
+    fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, 1000, 3600000, 0};
+    for (size_t i = 0; i < N; i++)
+        hit(l, &r, i, (int)(i % 7) + 1);
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(count_of(l, &r, i), (int64_t)(i % 7) + 1);
+    fdn_limiter_stats_t st;
+    assert_int_equal(fdn_limiter_stats(l, &st), 0);
+    assert_int_equal(st.keys, N);
+    /* removals everywhere in the probe runs: the keys after them are still found */
+    for (size_t i = 0; i < N; i += 2) {
+        char k[96];
+        size_t kl = key_of(i, k, sizeof(k));
+        assert_int_equal(fdn_limiter_reset(l, k, kl), 0);
+        assert_int_equal(fdn_limiter_reset(l, k, kl), FDN_ENOENT);
+    }
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(count_of(l, &r, i), i % 2 == 0 ? 0 : (int64_t)(i % 7) + 1);
+    assert_int_equal(fdn_limiter_stats(l, &st), 0);
+    assert_int_equal(st.keys, N / 2);
+    /* and they come back fresh */
+    for (size_t i = 0; i < N; i += 2)
+        hit(l, &r, i, 1);
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(count_of(l, &r, i), i % 2 == 0 ? 1 : (int64_t)(i % 7) + 1);
+    fdn_limiter_destroy(l);
+    fdn_clock_destroy(clk);
+}
+
+static void sweep_keeps_live_keys(void **state)
+{
+    (void)state;
+    enum { SHORT = 2000, LONG = 100 };
+    fdn_clock_t *clk;
+    assert_int_equal(fdn_clock_manual_create(&clk, 5000 * MS, WALL0), 0);
+    fdn_limiter_t *l = make(clk, 4096, FDN_LIMIT_OVERFLOW_DENY_NEW);
+    fdn_limit_rule_t brief = {FDN_LIMIT_TOKEN_BUCKET, 10, 1000, 0};
+    fdn_limit_rule_t lasting = {FDN_LIMIT_GCRA, 10, 3600000, 0};
+    /* interleaved, so that expired and live cells share probe runs */
+    for (size_t i = 0; i < SHORT + LONG; i++)
+        hit(l, i % 21 == 0 ? &lasting : &brief, i, 3);
+    size_t live = 0;
+    for (size_t i = 0; i < SHORT + LONG; i++)
+        live += i % 21 == 0;
+    fdn_clock_advance(clk, 2000 * MS); /* every token bucket is full again: expired */
+    assert_int_equal(fdn_limiter_sweep(l), SHORT + LONG - live);
+    fdn_limiter_stats_t st;
+    assert_int_equal(fdn_limiter_stats(l, &st), 0);
+    assert_int_equal(st.keys, live);
+    for (size_t i = 0; i < SHORT + LONG; i += 21)
+        assert_int_equal(count_of(l, &lasting, i), 3);
+    /* the table (now small again) still takes keys */
+    for (size_t i = 1; i < 500; i += 21)
+        hit(l, &brief, i, 1);
+    for (size_t i = 1; i < 500; i += 21)
+        assert_int_equal(count_of(l, &brief, i), 1);
+    for (size_t i = 0; i < SHORT + LONG; i += 21)
+        assert_int_equal(count_of(l, &lasting, i), 3);
+    fdn_limiter_destroy(l);
+    fdn_clock_destroy(clk);
+}
+
+/* Cells move (resizes, removals before them in a run); the LRU order must not. */
+static void lru_order_survives_moves(void **state)
+{
+    (void)state;
+    enum { CAP = 600 };
+    fdn_clock_t *clk;
+    assert_int_equal(fdn_clock_manual_create(&clk, 5000 * MS, WALL0), 0);
+    fdn_limiter_t *l = make(clk, CAP, FDN_LIMIT_OVERFLOW_EVICT_LRU);
+    fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, 1000, 3600000, 0};
+    for (size_t i = 0; i < CAP; i++)
+        hit(l, &r, i, 1);
+    for (size_t i = 0; i < 100; i++) /* most recently used now */
+        hit(l, &r, i, 1);
+    for (size_t i = 300; i < 350; i++) { /* 50 removals: room for 50 new keys */
+        char k[96];
+        size_t kl = key_of(i, k, sizeof(k));
+        assert_int_equal(fdn_limiter_reset(l, k, kl), 0);
+    }
+    for (size_t i = CAP; i < CAP + 100; i++) /* 50 fit, 50 evict the LRU tail: 100..149 */
+        hit(l, &r, i, 1);
+    fdn_limiter_stats_t st;
+    assert_int_equal(fdn_limiter_stats(l, &st), 0);
+    assert_int_equal(st.keys, CAP);
+    assert_int_equal(st.evictions, 50);
+    for (size_t i = 0; i < CAP + 100; i++) {
+        int64_t want = i < 100 ? 2 : (i < 150 || (i >= 300 && i < 350)) ? 0 : 1;
+        if (count_of(l, &r, i) != want)
+            fail_msg("key %zu: count %lld, want %lld", i, (long long)count_of(l, &r, i),
+                     (long long)want);
+    }
+    fdn_limiter_destroy(l);
+    fdn_clock_destroy(clk);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(many_keys_keep_their_counts),
+        cmocka_unit_test(sweep_keeps_live_keys),
+        cmocka_unit_test(lru_order_survives_moves),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
