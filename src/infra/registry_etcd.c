@@ -335,6 +335,7 @@ static void table_retire_cb(struct rcu_head *head)
     fdn__rcu_retired();
     _Static_assert(offsetof(table_t, rcu) == 0, "rcu head first");
     table_free_now((table_t *)(void *)head);
+    fdn__rcu_done();
 }
 
 /* Publish t (watch thread or create) at revision rev and wake waiters on `revision`. */
