@@ -451,6 +451,20 @@ static int child_resets(const char *ns, int ack)
     return 0;
 }
 
+/* Read the child's next acknowledgement; when it has exited instead, fail with its status
+ * (child_resets returns a distinct code per step). */
+static void child_ack(int fd, pid_t pid)
+{
+    char c;
+    if (read(fd, &c, 1) == 1)
+        return;
+    int st = 0;
+    if (waitpid(pid, &st, 0) != pid)
+        fail_msg("no acknowledgement from the child, and it cannot be waited for");
+    fail_msg("the child ended before acknowledging: %s %d", WIFEXITED(st) ? "exit" : "signal",
+             WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+}
+
 static void resets_go_through_etcd(void **state)
 {
     (void)state;
@@ -467,13 +481,12 @@ static void resets_go_through_etcd(void **state)
         _exit(child_resets(ns, ack[1]));
     }
     close(ack[1]);
-    char c;
-    assert_int_equal(read(ack[0], &c, 1), 1); /* the child follows */
+    child_ack(ack[0], pid); /* the child follows */
     fdn_error_t err = FDN_ERROR_INIT;
     assert_int_equal(fdn_config_update_int(a, "interface.max_results", 77, &err), 0);
     assert_int_equal(fdn_config_update_bool(a, "dev.debug_mode", true, &err), 0);
     assert_true(wait_state(b, 77, true));
-    assert_int_equal(read(ack[0], &c, 1), 1);
+    child_ack(ack[0], pid);
 
     /* a reset on a: through etcd, applied by every process, a reading its own reset */
     uint64_t before = fdn_config_revision(a);
@@ -483,12 +496,12 @@ static void resets_go_through_etcd(void **state)
     assert_true(reset_rev > before);
     assert_true(wait_state(b, 1000, false));
     assert_int_equal(fdn_config_revision(b), reset_rev); /* one revision everywhere */
-    assert_int_equal(read(ack[0], &c, 1), 1);
+    child_ack(ack[0], pid);
 
     /* updates after a reset: the compare-and-swap base is the deleted key */
     assert_int_equal(fdn_config_update_int(b, "interface.max_results", 5, &err), 0);
     assert_true(wait_state(a, 5, false));
-    assert_int_equal(read(ack[0], &c, 1), 1);
+    child_ack(ack[0], pid);
 
     /* a reset to start-up values on b: each process its own start-up values */
     assert_int_equal(fdn_config_reset_to_startup(b, &err), 0);
