@@ -401,6 +401,26 @@ static bool wait_state(fdn_config_t *c, int64_t want_max, bool want_debug)
 
 /* The child of resets_go_through_etcd: a process whose start-up max_results is 500 (its
  * environment). It acknowledges each state it reaches on ack, then writes its revision. */
+/* A child's step failed: say what its config follower saw, return code. */
+static int child_gave_up(fdn_config_t *c, int code)
+{
+    fdn_config_etcd_stats_t s;
+    memset(&s, 0, sizeof(s));
+    s.version = FDN_CONFIG_ETCD_STATS_VERSION;
+    int64_t v = 0;
+    bool d = false;
+    (void)fdn_config_get_int(c, "interface.max_results", &v);
+    (void)fdn_config_get_bool(c, "dev.debug_mode", &d);
+    if (fdn_config_etcd_stats(c, &s) == 0)
+        fprintf(stderr,
+                "child step %d: max_results=%lld debug=%d revision=%llu; follower: stale=%d "
+                "revision=%lld applied=%llu refused=%llu relists=%llu last refused: %s\n",
+                code, (long long)v, d, (unsigned long long)fdn_config_revision(c), s.stale,
+                (long long)s.revision, (unsigned long long)s.applied, (unsigned long long)s.refused,
+                (unsigned long long)s.relists, s.last_refused);
+    return code;
+}
+
 static int child_resets(const char *ns, int ack)
 {
     static const char *const env[] = {"FDN_INTERFACE__MAX_RESULTS=500", NULL};
@@ -415,19 +435,20 @@ static int child_resets(const char *ns, int ack)
     if (write(ack, &b, 1) != 1) /* following */
         return 4;
     if (!wait_state(c, 77, true))
-        return 5;
+        return child_gave_up(c, 5);
     if (write(ack, &b, 1) != 1) /* the updates */
         return 4;
     if (!wait_state(c, 1000, false))
-        return 6; /* another process's fdn_config_reset: the defaults here too */
+        return child_gave_up(c, 6); /* another process's fdn_config_reset: the defaults here too */
     if (write(ack, &b, 1) != 1)
         return 4;
     if (!wait_state(c, 5, false))
-        return 7; /* an update after the reset */
+        return child_gave_up(c, 7); /* an update after the reset */
     if (write(ack, &b, 1) != 1)
         return 4;
     if (!wait_state(c, 500, false))
-        return 8; /* another process's reset to start-up: this process's start-up value */
+        return child_gave_up(
+            c, 8); /* another process's reset to start-up: this process's start-up value */
     /* each reset notified once; no update for the keys each reset deleted */
     int64_t t0 = test_now_ms();
     int resets = 0, updates = 0;
