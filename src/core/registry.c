@@ -145,6 +145,7 @@ static void retire_cb(struct rcu_head *head)
         entry_unref(t->dropped[i]);
     fdn__free(t->dropped);
     fdn__free(t);
+    fdn__rcu_done();
 }
 
 /* Publish next (writer, under wmu) and retire the old table with the entries it dropped

@@ -663,6 +663,7 @@ static void rule_table_free_cb(struct rcu_head *head)
 {
     fdn__rcu_retired();
     fdn__free((rule_table_t *)(void *)head);
+    fdn__rcu_done();
 }
 
 /*

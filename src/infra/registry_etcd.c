@@ -77,6 +77,7 @@ typedef struct table {
     struct rcu_head rcu;
     size_t n;
     size_t mask;                  /* index slots - 1 (a power of two >= 2 * capacity) */
+    int64_t revision;             /* the etcd revision this table reflects (set by publish) */
     uint32_t *slots;              /* open-addressing index: 0 empty, else position + 1 */
     fdn_registry_instance_t *v[]; /* sorted by (service, instance); slots follow */
 } table_t;
@@ -288,6 +289,7 @@ static table_t *table_alloc(size_t cap)
     table_t *t = fdn__malloc(sizeof(*t) + cap * sizeof(t->v[0]) + nslots * sizeof(uint32_t));
     if (t != NULL) {
         t->n = 0;
+        t->revision = 0;
         t->mask = nslots - 1;
         t->slots = (uint32_t *)(void *)(t->v + cap);
     }
@@ -335,11 +337,17 @@ static void table_retire_cb(struct rcu_head *head)
     fdn__rcu_retired();
     _Static_assert(offsetof(table_t, rcu) == 0, "rcu head first");
     table_free_now((table_t *)(void *)head);
+    fdn__rcu_done();
 }
 
-/* Publish t (watch thread or create) at revision rev and wake waiters on `revision`. */
+/* Publish t (watch thread or create) at revision rev and wake waiters on `revision`. The table
+ * carries its revision: `revision` is stored after the table (a waiter that sees it finds the
+ * table), so a reader that finds an entry may still read the previous `revision`, and the
+ * stats take the table's. */
 static void publish(fdn__regetcd_t *r, table_t *t, int64_t rev)
 {
+    table_t *cur = atomic_load_explicit(&r->table, memory_order_relaxed);
+    t->revision = rev > 0 ? rev : cur != NULL ? cur->revision : 0;
     table_t *old = atomic_exchange_explicit(&r->table, t, memory_order_acq_rel);
     if (old != NULL)
         fdn__rcu_retire(&old->rcu, table_retire_cb);
@@ -971,9 +979,10 @@ void fdn__regetcd_stats(fdn__regetcd_t *r, fdn_registry_shared_stats_t *s)
     s->lease_ok = atomic_load_explicit(&r->lease_ok, memory_order_relaxed);
     s->lease_id = atomic_load_explicit(&r->lease_pub, memory_order_relaxed);
     s->lease_ttl_s = r->ttl_s;
-    s->revision = atomic_load_explicit(&r->revision, memory_order_acquire);
     fdn__rcu_read_begin();
-    s->entries = atomic_load_explicit(&r->table, memory_order_acquire)->n;
+    const table_t *t = atomic_load_explicit(&r->table, memory_order_acquire);
+    s->entries = t->n;
+    s->revision = t->revision; /* the revision of those entries */
     fdn__rcu_read_end();
     s->owned = atomic_load_explicit(&r->nowned_pub, memory_order_relaxed);
     s->bad_values = atomic_load_explicit(&r->bad_values, memory_order_relaxed);

@@ -142,6 +142,7 @@ void fdn__cfg_snap_retire_cb(struct rcu_head *h)
     fdn__tsan_acquire(&tsan_grace);
     fdn__tsan_acquire(s);
     fdn__cfg_snap_unref(s);
+    fdn__rcu_done();
 }
 
 snap_t *fdn__cfg_snap_new(const fdn__cfg_schema_t *schema, const snap_t *base,
@@ -943,7 +944,7 @@ void fdn_config_destroy(fdn_config_t *cfg)
     if (cfg->hook != NULL)
         fdn__cfg_sub_free(cfg->hook);
     fdn__mutex_unlock(&cfg->smu);
-    rcu_barrier(); /* run every pending snapshot retirement */
+    fdn__rcu_barrier(); /* run every pending snapshot retirement */
     if (cfg->cur != NULL)
         fdn__cfg_snap_unref(cfg->cur);
     size_t n = cfg->schema != NULL ? cfg->schema->n : 0;

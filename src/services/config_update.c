@@ -21,6 +21,7 @@
 #include "core/alloc.h"
 #include "core/assert.h"
 #include "core/json.h"
+#include "core/rcu.h"
 #include "core/tsan.h"
 #include "logic/config_path.h"
 #include "validation/config_schema.h"
@@ -355,7 +356,7 @@ void fdn__cfg_retire(snap_t *old)
 {
     if (old != NULL) {
         fdn__tsan_release(old);
-        call_rcu(&old->rcu, fdn__cfg_snap_retire_cb);
+        fdn__rcu_retire(&old->rcu, fdn__cfg_snap_retire_cb);
     }
 }
 

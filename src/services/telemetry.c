@@ -48,6 +48,7 @@
 #include "core/hash.h"
 #include "services/telemetry_int.h"
 #include "services/telemetry_process.h"
+#include "core/rcu.h" /* after telemetry_int.h: <urcu-bp.h> first, for its rcu_* names */
 
 #define TM_CACHE_SIZE 32u
 
@@ -139,6 +140,7 @@ static void entry_free_rcu(struct rcu_head *h)
 {
     fdn__tsan_acquire(&fdn__tm_tsan_grace);
     entry_free(TM_CONTAINER_OF(h, tm_entry_t, rcu));
+    fdn__rcu_done();
 }
 
 static int entry_match(struct cds_lfht_node *node, const void *key)
@@ -377,6 +379,7 @@ static void hset_free_rcu(struct rcu_head *h)
 {
     fdn__tsan_acquire(&fdn__tm_tsan_grace);
     hset_free(TM_CONTAINER_OF(h, tm_hset_t, rcu));
+    fdn__rcu_done();
 }
 
 /* A handler detached in place (fdn_telemetry_detach out of memory): still in the set, skipped
@@ -423,7 +426,7 @@ static int hset_publish(fdn_telemetry_t *tm, tm_handler_t *add, tm_handler_t **r
     atomic_store_explicit(&tm->handlers, s, memory_order_release);
     if (old != NULL) {
         fdn__tsan_release(&fdn__tm_tsan_grace);
-        call_rcu(&old->rcu, hset_free_rcu);
+        fdn__rcu_retire(&old->rcu, hset_free_rcu);
     }
     return 0;
 }
@@ -757,7 +760,7 @@ static int sweep(fdn_telemetry_t *tm, bool all)
         fdn__tsan_release(&fdn__tm_tsan_grace);
     while (dead != NULL) {
         tm_entry_t *n = dead->next_dead;
-        call_rcu(&dead->rcu, entry_free_rcu);
+        fdn__rcu_retire(&dead->rcu, entry_free_rcu);
         dead = n;
     }
     return dropped;
@@ -853,7 +856,7 @@ void fdn_telemetry_destroy(fdn_telemetry_t *tm)
     fdn__telemetry_service_stop(tm);
     if (tm->ht != NULL) {
         (void)sweep(tm, true);
-        rcu_barrier();
+        fdn__rcu_barrier();
         cds_lfht_destroy(tm->ht, NULL);
     }
     tm_hset_t *hs = atomic_load_explicit(&tm->handlers, memory_order_relaxed);
@@ -865,7 +868,7 @@ void fdn_telemetry_destroy(fdn_telemetry_t *tm)
         }
         hset_free(s);
     }
-    rcu_barrier(); /* handler sets and entries freed by call_rcu from other calls */
+    fdn__rcu_barrier(); /* handler sets and entries freed by call_rcu from other calls */
     fdn__tm_families_free(tm);
     fdn__tm_unexported_free(tm);
     fdn__tm_layouts_free(tm);

@@ -534,22 +534,29 @@ static json_t *compare(const char *key, size_t keylen, const char *target, const
     return cmp;
 }
 
-static json_t *txn_body(json_t *cmp, json_t *success, json_t *failure)
+/* {"compare": [cmp], "success": ops[0..nops), "failure": [failure] (none when NULL)}; takes
+ * every argument over (NULL after an allocation failure, and every part is freed) */
+static json_t *txn_body(json_t *cmp, json_t *const *ops, size_t nops, json_t *failure)
 {
     json_t *body = json_object();
     json_t *c = json_array(), *s = json_array(), *f = json_array();
-    if (body == NULL || c == NULL || s == NULL || f == NULL || cmp == NULL || success == NULL) {
+    bool ok = body != NULL && c != NULL && s != NULL && f != NULL && cmp != NULL;
+    for (size_t i = 0; i < nops; i++)
+        ok = ok && ops[i] != NULL;
+    if (!ok) {
         json_decref(body);
         json_decref(c);
         json_decref(s);
         json_decref(f);
         json_decref(cmp);
-        json_decref(success);
+        for (size_t i = 0; i < nops; i++)
+            json_decref(ops[i]);
         json_decref(failure);
         return NULL;
     }
     json_array_append_new(c, cmp);
-    json_array_append_new(s, success);
+    for (size_t i = 0; i < nops; i++)
+        json_array_append_new(s, ops[i]);
     if (failure != NULL)
         json_array_append_new(f, failure);
     json_object_set_new(body, "compare", c);
@@ -558,19 +565,19 @@ static json_t *txn_body(json_t *cmp, json_t *success, json_t *failure)
     return body;
 }
 
-/* Put key = value if the key's `target` ("CREATE" or "MOD") revision equals cmp; when it does
- * not, *existing (may be NULL) gets the key's record (key NULL when it does not exist). */
-static int put_if_cmp(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
-                      size_t valuelen, int64_t lease, const char *target, const char *field,
-                      int64_t cmp, bool *done, fdn__etcd_kv_t *existing, int64_t *revision,
-                      fdn_error_t *err)
+/* The compare-and-put transactions: if cmp holds, run ops (the put of key, maybe with deletes
+ * before it); if not, read key, whose record goes to *existing (may be NULL; key NULL when
+ * the key does not exist). *done tells which; *revision (may be NULL) gets the answer's
+ * revision. Takes cmp and ops over. */
+static int cas_txn(fdn__etcd_t *c, const char *key, size_t keylen, json_t *cmp, json_t *const *ops,
+                   size_t nops, bool *done, fdn__etcd_kv_t *existing, int64_t *revision,
+                   fdn_error_t *err)
 {
     *done = false;
     if (existing != NULL)
         memset(existing, 0, sizeof(*existing));
-    json_t *put = wrap("request_put", put_request(key, keylen, value, valuelen, lease));
     json_t *get = wrap("request_range", key_range(key, keylen, NULL, 0));
-    json_t *body = txn_body(compare(key, keylen, target, field, cmp), put, get);
+    json_t *body = txn_body(cmp, ops, nops, get);
     json_t *ans = NULL;
     int rc = call(c, "kv/txn", body, &ans, err);
     if (rc < 0)
@@ -579,11 +586,10 @@ static int put_if_cmp(fdn__etcd_t *c, const char *key, size_t keylen, const char
     rc = answer_revision(ans, &rev);
     bool ok = json_is_true(json_object_get(ans, "succeeded"));
     if (rc == 0 && !ok && existing != NULL) {
-        /* responses[0].response_range.kvs[0] */
+        /* responses[0].response_range.kvs[0] (absent when the key does not exist) */
         const json_t *r0 = json_array_get(json_object_get(ans, "responses"), 0);
         const json_t *rr0 = json_object_get(r0, "response_range");
         const json_t *kv0 = json_array_get(json_object_get(rr0, "kvs"), 0);
-        /* (absent when the key does not exist) */
         if (kv0 != NULL)
             rc = fdn__etcd_kv_from_json(kv0, existing);
     }
@@ -602,16 +608,18 @@ int fdn__etcd_put_if_absent(fdn__etcd_t *c, const char *key, size_t keylen, cons
                             size_t valuelen, int64_t lease, bool *created, fdn__etcd_kv_t *existing,
                             int64_t *revision, fdn_error_t *err)
 {
-    return put_if_cmp(c, key, keylen, value, valuelen, lease, "CREATE", "create_revision", 0,
-                      created, existing, revision, err);
+    json_t *put = wrap("request_put", put_request(key, keylen, value, valuelen, lease));
+    return cas_txn(c, key, keylen, compare(key, keylen, "CREATE", "create_revision", 0), &put, 1,
+                   created, existing, revision, err);
 }
 
 int fdn__etcd_put_if_mod(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
                          size_t valuelen, int64_t mod_revision, bool *done,
                          fdn__etcd_kv_t *existing, int64_t *revision, fdn_error_t *err)
 {
-    return put_if_cmp(c, key, keylen, value, valuelen, 0, "MOD", "mod_revision", mod_revision, done,
-                      existing, revision, err);
+    json_t *put = wrap("request_put", put_request(key, keylen, value, valuelen, 0));
+    return cas_txn(c, key, keylen, compare(key, keylen, "MOD", "mod_revision", mod_revision), &put,
+                   1, done, existing, revision, err);
 }
 
 int fdn__etcd_put_if_mod_clearing(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
@@ -630,44 +638,14 @@ int fdn__etcd_put_if_mod_clearing(fdn__etcd_t *c, const char *key, size_t keylen
         return fdn_err_set(err, FDN_ENOMEM, "etcd txn");
     memcpy(after, key, keylen);
     after[keylen] = '\0';
-    json_t *del1 = wrap("request_delete_range", key_range(from, fromlen, key, keylen));
-    json_t *del2 = wrap("request_delete_range", key_range(after, keylen + 1, range_end, relen));
+    json_t *ops[3] = {
+        wrap("request_delete_range", key_range(from, fromlen, key, keylen)),
+        wrap("request_delete_range", key_range(after, keylen + 1, range_end, relen)),
+        wrap("request_put", put_request(key, keylen, value, valuelen, 0)),
+    };
     fdn__free(after);
-    json_t *put = wrap("request_put", put_request(key, keylen, value, valuelen, 0));
-    json_t *get = wrap("request_range", key_range(key, keylen, NULL, 0));
-    json_t *body = txn_body(compare(key, keylen, "MOD", "mod_revision", mod_revision), del1, get);
-    json_t *succ = body ? json_object_get(body, "success") : NULL;
-    if (succ == NULL || del2 == NULL || put == NULL) {
-        json_decref(body);
-        json_decref(del2);
-        json_decref(put);
-        return fdn_err_set(err, FDN_ENOMEM, "etcd txn");
-    }
-    json_array_append_new(succ, del2);
-    json_array_append_new(succ, put);
-    json_t *ans = NULL;
-    int rc = call(c, "kv/txn", body, &ans, err);
-    if (rc < 0)
-        return rc;
-    int64_t rev = 0;
-    rc = answer_revision(ans, &rev);
-    bool ok = json_is_true(json_object_get(ans, "succeeded"));
-    if (rc == 0 && !ok && existing != NULL) {
-        const json_t *r0 = json_array_get(json_object_get(ans, "responses"), 0);
-        const json_t *rr0 = json_object_get(r0, "response_range");
-        const json_t *kv0 = json_array_get(json_object_get(rr0, "kvs"), 0);
-        if (kv0 != NULL)
-            rc = fdn__etcd_kv_from_json(kv0, existing);
-    }
-    json_decref(ans);
-    if (rc == FDN_ENOMEM)
-        return fdn_err_set(err, rc, "etcd txn");
-    if (rc < 0 || rev <= 0)
-        return fdn_err_set(err, FDN_EPARSE, "etcd txn: malformed answer");
-    *done = ok;
-    if (revision != NULL)
-        *revision = rev;
-    return 0;
+    return cas_txn(c, key, keylen, compare(key, keylen, "MOD", "mod_revision", mod_revision), ops,
+                   3, done, existing, revision, err);
 }
 
 int fdn__etcd_delete_if_created(fdn__etcd_t *c, const char *key, size_t keylen, int64_t create_rev,
@@ -676,7 +654,7 @@ int fdn__etcd_delete_if_created(fdn__etcd_t *c, const char *key, size_t keylen, 
     *deleted = false;
     json_t *del = wrap("request_delete_range", key_range(key, keylen, NULL, 0));
     json_t *body =
-        txn_body(compare(key, keylen, "CREATE", "create_revision", create_rev), del, NULL);
+        txn_body(compare(key, keylen, "CREATE", "create_revision", create_rev), &del, 1, NULL);
     json_t *ans = NULL;
     int rc = call(c, "kv/txn", body, &ans, err);
     if (rc < 0)
@@ -709,8 +687,15 @@ int fdn__etcd_compact(fdn__etcd_t *c, int64_t revision, fdn_error_t *err)
     if (body != NULL)
         json_object_set_new(body, "physical", json_true());
     json_t *ans = NULL;
-    int rc = call(c, "kv/compaction", body, &ans, err);
+    fdn_error_t e = FDN_ERROR_INIT;
+    int rc = call(c, "kv/compaction", body, &ans, &e);
     json_decref(ans);
+    /* Another client compacted past `revision` first: the history up to it is gone, which is
+     * what was asked (etcd refuses a compaction at or below the current compact revision). */
+    if (rc == FDN_EEXTERNAL && strstr(e.message, "required revision has been compacted") != NULL)
+        return 0;
+    if (rc != 0 && err != NULL)
+        *err = e;
     return rc;
 }
 

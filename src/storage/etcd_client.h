@@ -126,7 +126,8 @@ int fdn__etcd_delete_if_created(fdn__etcd_t *c, const char *key, size_t keylen, 
 int fdn__etcd_delete(fdn__etcd_t *c, const char *key, size_t keylen, const char *range_end,
                      size_t relen, int64_t *deleted, fdn_error_t *err);
 
-/* Compact the key history up to revision (tests and tools). */
+/* Compact the key history up to revision (tests and tools). A history already compacted past
+ * revision (by another client) is no error. */
 int fdn__etcd_compact(fdn__etcd_t *c, int64_t revision, fdn_error_t *err);
 
 /* Grant a lease of ttl_s seconds: *id and *ttl_granted (may be NULL). */
