@@ -11,7 +11,10 @@
 #                             evenly among the targets left (one that stops early, at its
 #                             --runs, leaves its time to those after it)
 #            --keep-rows      keep the report's rows of targets not run this time (and the
-#                             lines describing the runs they came from)
+#                             lines describing the runs they came from); campaigns run at
+#                             the same time on one report (one per target, each with its
+#                             own process: --targets t) must all use it, and each then adds
+#                             its rows to the report as it is when it writes
 #            --nice N         run at this niceness (default 19: other work keeps priority)
 #            --build DIR      fuzz build directory (default build/fuzz)
 #            --out FILE       report (default docs/fuzz-campaign.md)
@@ -114,25 +117,35 @@ fi
 limit="$limit each"
 [ -n "$until" ] && limit="$limit, until $(date -u -d "@$deadline" +%H:%MZ)"
 
-# The report: kept rows and run lines of an earlier report (--keep-rows), this run's rows
-# replacing those of the same targets. Written after every target.
+# The report: with --keep-rows, the rows and run lines of the report as it is when written
+# (read again every time, so campaigns running at the same time with --keep-rows on the same
+# report each add their own rows and run line; the writes take a lock on its directory), this run's rows
+# replacing those of the same targets. Without it, this run's rows only. Written after every
+# target.
 marker='<!-- notes: kept by scripts/fuzz-campaign.sh -->'
-old_rows=""
-old_runs=""
-if [ "$keep_rows" = 1 ] && [ -f "$out" ]; then
-    old_rows=$(awk -v m="$marker" '$0 == m { exit } /^\| [a-z0-9_]+ \| / { print }' "$out")
-    old_runs=$(awk -v m="$marker" '$0 == m { exit } /^- (Run s|S)tarted / { print }' "$out")
-fi
-declare -A row
-while IFS= read -r line; do
-    [ -n "$line" ] || continue
-    name=$(awk -F'|' '{ gsub(/ /, "", $2); print $2 }' <<<"$line")
-    [ "$name" = target ] || row[$name]=$line
-done <<<"$old_rows"
+declare -A row # this run's rows
+run_line=""    # this run's line, as last written
 
 write_report() {
-    local notes="" t
+    local notes="" t name line old_rows="" old_runs=""
     mkdir -p "$(dirname "$out")"
+    exec 9<"$(dirname "$out")" # the lock: on the report's directory (mv replaces the file)
+    flock 9
+    local -A all=()
+    if [ "$keep_rows" = 1 ] && [ -f "$out" ]; then
+        old_rows=$(awk -v m="$marker" '$0 == m { exit } /^\| [a-z0-9_]+ \| / { print }' "$out")
+        old_runs=$(awk -v m="$marker" -v mine="$run_line" \
+            '$0 == m { exit } /^- (Run s|S)tarted / && $0 != mine { print }' "$out")
+        while IFS= read -r line; do
+            [ -n "$line" ] || continue
+            name=$(awk -F'|' '{ gsub(/ /, "", $2); print $2 }' <<<"$line")
+            [ "$name" = target ] || all[$name]=$line
+        done <<<"$old_rows"
+    fi
+    for t in "${!row[@]}"; do
+        all[$t]=${row[$t]}
+    done
+    run_line="- Run started $started: $ntargets targets, $limit, nice $niceness; finished:${done_targets:- none yet}; $total_execs executions."
     # hand-written notes below the marker line survive a new report
     if [ -f "$out" ] && grep -qF "$marker" "$out"; then
         notes=$(awk -v m="$marker" 'found || $0 == m { found = 1; print }' "$out")
@@ -143,7 +156,7 @@ write_report() {
         echo "Written by \`scripts/fuzz-campaign.sh\` (\`make fuzz-campaign HOURS=H\` or \`RUNS=N\`); do not edit by hand."
         echo
         [ -n "$old_runs" ] && printf '%s\n' "$old_runs"
-        echo "- Run started $started: $ntargets targets, $limit, nice $niceness; finished:${done_targets:- none yet}; $total_execs executions."
+        printf '%s\n' "$run_line"
         echo "- Host: $(nproc) CPUs shared with other work, $(clang --version | head -1)."
         echo "- Build: Debug, ASan + UBSan, libFuzzer (-fsanitize=fuzzer; the library instrumented with"
         echo "  -fsanitize=fuzzer-no-link). seconds: wall-clock time of the run; exec/s is libFuzzer's"
@@ -155,14 +168,16 @@ write_report() {
         echo
         echo "| target | seconds | execs | exec/s | cov | ft | corpus | KB | crashes |"
         echo "|---|---:|---:|---:|---:|---:|---|---:|---:|"
-        for t in $(printf '%s\n' "${!row[@]}" | sort); do
-            printf '%s\n' "${row[$t]}"
+        for t in $(printf '%s\n' "${!all[@]}" | sort); do
+            printf '%s\n' "${all[$t]}"
         done
         if [ -n "$notes" ]; then
             echo
             printf '%s\n' "$notes"
         fi
-    } >"$out.tmp" && mv "$out.tmp" "$out"
+    } >"$out.tmp.$$" && mv "$out.tmp.$$" "$out"
+    flock -u 9
+    exec 9>&-
 }
 
 for t in "$@"; do
