@@ -12,6 +12,7 @@
  * also send it there). Threads: none; no state.
  */
 #include "admin/event_body.h"
+#include "admin/json_num.h"
 
 #include <string.h>
 
@@ -91,25 +92,7 @@ static bool str(parser_t *ps, const char **s, size_t *n)
 /* An integer of 1..18 digits, not -0, no fraction or exponent. */
 static bool integer(parser_t *ps, int64_t *out)
 {
-    const char *p = ps->p, *e = ps->e;
-    bool neg = p < e && *p == '-';
-    if (neg)
-        p++;
-    const char *d = p;
-    int64_t v = 0;
-    while (p < e && *p >= '0' && *p <= '9') { /* (more than 18 digits: refused below) */
-        if (p - d < 18)
-            v = v * 10 + (*p - '0');
-        p++;
-    }
-    size_t nd = (size_t)(p - d);
-    if (nd == 0 || nd > 18 || (nd > 1 && *d == '0') || (neg && v == 0))
-        return false;
-    if (p < e && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E'))
-        return false;
-    *out = neg ? -v : v;
-    ps->p = p;
-    return true;
+    return fdn__json_int18(&ps->p, ps->e, out);
 }
 
 static bool literal(parser_t *ps, const char *w, size_t n)

@@ -9,6 +9,7 @@
  * Threads: none; no state.
  */
 #include "admin/limiter_req.h"
+#include "admin/json_num.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -168,30 +169,6 @@ static bool plain_string(const char **pp, const char *e, const char **s, size_t 
     return true;
 }
 
-/* A JSON integer of 1..18 digits (no fraction, no exponent). */
-static bool plain_int(const char **pp, const char *e, int64_t *out)
-{
-    const char *p = *pp;
-    bool neg = p < e && *p == '-';
-    if (neg)
-        p++;
-    const char *d = p;
-    int64_t v = 0;
-    while (p < e && *p >= '0' && *p <= '9') { /* (more than 18 digits: refused below) */
-        if (p - d < 18)
-            v = v * 10 + (*p - '0');
-        p++;
-    }
-    size_t nd = (size_t)(p - d);
-    if (nd == 0 || nd > 18 || (nd > 1 && *d == '0'))
-        return false;
-    if (p < e && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E'))
-        return false;
-    *out = neg ? -v : v;
-    *pp = p;
-    return true;
-}
-
 static int field_of(const char *k, size_t n, const char *extra)
 {
     static const char *const names[] = {"key",       "limit", "window_ms",
@@ -243,7 +220,7 @@ int fdn__limiter_req_fast(const char *body, size_t len, fdn__limiter_req_op_t op
                 v->is_str = true;
                 if (!plain_string(&p, e, &v->s, &v->n))
                     return FDN__LREQ_SLOW;
-            } else if (!plain_int(&p, e, &v->i)) {
+            } else if (!fdn__json_int18(&p, e, &v->i)) {
                 return FDN__LREQ_SLOW;
             }
             p = skip_ws(p, e);
