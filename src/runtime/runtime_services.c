@@ -469,7 +469,7 @@ static json_t *parse_any(const char *text)
     return fdn__json_loadb(text, strlen(text), JSON_DECODE_ANY, NULL, &oom);
 }
 
-/* Config hook thread: record, count, re-apply. */
+/* Config hook thread: apply the settings, then record and count the change. */
 static void on_config_change(const fdn_config_change_t *c, void *user)
 {
     fdn_runtime_t *rt = user;
@@ -483,6 +483,12 @@ static void on_config_change(const fdn_config_change_t *c, void *user)
     if (c->kind == FDN_CONFIG_CHANGE_OVERFLOW ||
         fdn_config_revision(fdn_runtime_config(rt)) <= c->revision)
         save_overrides(rt, g);
+    /* applied first, then recorded and counted: whoever sees the update's config_updated
+     * event or foundation.config_updates count (a test waiting for a revision, a client
+     * reading the events) finds its settings already in force in the services (a query
+     * capped by the new interface.max_results, not by the one before) */
+    const char *changed = c->kind == FDN_CONFIG_CHANGE_UPDATED ? c->path : NULL;
+    g->settings_stale = apply_settings(rt, g, g->settings_stale ? NULL : changed) != 0;
     char rev[24];
     snprintf(rev, sizeof(rev), "%" PRIu64, c->revision);
     switch (c->kind) {
@@ -518,8 +524,6 @@ static void on_config_change(const fdn_config_change_t *c, void *user)
         break;
     }
     }
-    const char *changed = c->kind == FDN_CONFIG_CHANGE_UPDATED ? c->path : NULL;
-    g->settings_stale = apply_settings(rt, g, g->settings_stale ? NULL : changed) != 0;
 }
 
 /* ---- slots ---------------------------------------------------------------------------------- */

@@ -1,0 +1,114 @@
+/* DESIGN: an update of the runtime's config is in force in the services by the time it is
+ * counted (foundation.config_updates) and recorded (config_updated): whoever waits for the
+ * count, as the runtime fixture's test_rt_wait_config does, sees the new settings. A
+ * telemetry handler on the count, called on the config hook thread at the moment the count is
+ * emitted, queries the event store: the query must already be capped by the new
+ * interface.max_results. (The hook once counted first and applied after; a waiter could then
+ * run with the old cap, which made stress_test_runtime_services_stress see a query exceed
+ * every cap it had set.) Deterministic: the handler's query and the waiter need no
+ * scheduling assumption. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fdn/config.h>
+#include <fdn/events.h>
+#include <fdn/runtime.h>
+#include <fdn/telemetry.h>
+
+#include "rt_fixture.h"
+#include "threads.h"
+
+#define STORED 12
+
+typedef struct probe {
+    fdn_runtime_t *rt;
+    atomic_int_fast64_t seen; /* events the handler's query returned (-1: the query failed) */
+    test_waiter_t counted;    /* highest revision the handler saw counted */
+} probe_t;
+
+static int on_counted(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                      const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)event;
+    (void)m;
+    (void)nm;
+    probe_t *p = user;
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.type = "cap_probe";
+    q.limit = 1000;
+    fdn_event_list_t *l = NULL;
+    int64_t n = -1;
+    if (fdn_events_query(fdn_runtime_events(p->rt), &q, &l) == 0) {
+        n = (int64_t)fdn_event_list_count(l);
+        fdn_event_list_free(l);
+    }
+    atomic_store(&p->seen, n);
+    for (size_t i = 0; i < nmeta; i++)
+        if (strcmp(meta[i].key, "revision") == 0)
+            test_waiter_raise(&p->counted, (int64_t)strtoull(meta[i].value, NULL, 10));
+    return 0;
+}
+
+/* Sets interface.max_results to cap; returns what the handler's query saw when counted. */
+static int64_t update_cap(probe_t *p, int64_t cap)
+{
+    fdn_config_t *cfg = fdn_runtime_config(p->rt);
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", cap, NULL), 0);
+    test_waiter_wait(&p->counted, (int64_t)fdn_config_revision(cfg));
+    return atomic_load(&p->seen);
+}
+
+static void cap_in_force_when_counted(void **state)
+{
+    (void)state;
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.ignore_env = true;
+    test_rt_t *f = test_rt_new(&o, false);
+    probe_t p;
+    memset(&p, 0, sizeof(p));
+    p.rt = f->rt;
+    atomic_init(&p.seen, -2);
+    test_waiter_init(&p.counted);
+
+    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
+    spec.type = "cap_probe";
+    spec.data = "{}";
+    spec.data_len = 2;
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &spec, NULL), 0);
+    for (int i = 0; i < STORED; i++)
+        assert_int_equal(fdn_events_store(fdn_runtime_events(f->rt), ev, NULL), 0);
+    fdn_event_free(ev);
+
+    uint64_t h = 0;
+    assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(f->rt), &h,
+                                          "foundation.config_updates", FDN_TELEMETRY_MATCH_EXACT,
+                                          on_counted, &p),
+                     0);
+    /* from the default (1000) down, up, and down again: each count sees its own cap */
+    assert_int_equal(update_cap(&p, 3), 3);
+    assert_int_equal(update_cap(&p, 7), 7);
+    assert_int_equal(update_cap(&p, 5), 5);
+    assert_int_equal(update_cap(&p, 1000), STORED);
+
+    assert_int_equal(fdn_telemetry_detach(fdn_runtime_telemetry(f->rt), h), 0);
+    test_rt_free(f);
+    test_waiter_destroy(&p.counted);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(cap_in_force_when_counted),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
