@@ -517,8 +517,8 @@ int fdn_errctx_enhance(fdn_error_t *err)
 /* fdn_errctx_run's failure path (rc < 0), out of line so that the success path keeps no
  * fdn_error_t on its stack and saves few registers: from here on cost does not matter. */
 static FDN_COLD_NOINLINE int run_failed(int rc, size_t depth0, bool pushed, fdn_error_t *err,
-                                        int saved_code, int64_t saved_ts,
-                                        fdn_errctx_hook_fn hook, void *hook_user)
+                                        int saved_code, int64_t saved_ts, fdn_errctx_hook_fn hook,
+                                        void *hook_user)
 {
     frame_t *f = pushed ? &t_st.stack[depth0] : NULL;
     fdn_error_t local;

@@ -417,7 +417,7 @@ int fdn_protect_status(fdn_protect_t *p, const char *key, fdn_protect_status_t *
 }
 
 static FDN_PROTECT_COLD void emit_slow(fdn_protect_t *p, const char *ev, const char *key,
-                                        fdn_protect_layer_t layer, int rc, int64_t dur)
+                                       fdn_protect_layer_t layer, int rc, int64_t dur)
 {
     if (p->telemetry) {
         char name[64];
