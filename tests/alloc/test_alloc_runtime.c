@@ -22,27 +22,10 @@
 #include <fdn/runtime.h>
 
 #include "alloc_sweep.h"
+#include "flag_service.h"
 
 static const char *const no_env[] = {NULL};
 
-typedef struct svc {
-    atomic_bool running;
-} svc_t;
-
-static int s_start(void *st, void *ctx, fdn_error_t *err)
-{
-    (void)ctx;
-    (void)err;
-    atomic_store(&((svc_t *)st)->running, true);
-    return 0;
-}
-
-static void s_stop(void *st)
-{
-    atomic_store(&((svc_t *)st)->running, false);
-}
-
-static const fdn_service_ops_t OPS = {s_start, s_stop, NULL, NULL, NULL};
 
 static fdn_runtime_opts_t opts(void)
 {
@@ -103,7 +86,7 @@ static void sweep_runtime(void **state)
         svc_t a = {0};
         fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
         spec.name = "app";
-        spec.ops = &OPS;
+        spec.ops = &test_flag_service_ops;
         spec.state = &a;
         sweep_arm(&sw);
         int rc = fdn_runtime_add_service(rt, &spec, NULL);
@@ -161,7 +144,7 @@ static void accessors_allocate_nothing(void **state)
     svc_t a = {0};
     fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
     spec.name = "app";
-    spec.ops = &OPS;
+    spec.ops = &test_flag_service_ops;
     spec.state = &a;
     assert_int_equal(fdn_runtime_add_service(rt, &spec, NULL), 0);
     void *p = NULL;

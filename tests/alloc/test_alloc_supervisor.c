@@ -16,25 +16,7 @@
 #include <fdn/supervisor.h>
 
 #include "alloc_sweep.h"
-
-typedef struct svc {
-    atomic_bool running;
-} svc_t;
-
-static int s_start(void *st, void *ctx, fdn_error_t *err)
-{
-    (void)ctx;
-    (void)err;
-    atomic_store(&((svc_t *)st)->running, true);
-    return 0;
-}
-
-static void s_stop(void *st)
-{
-    atomic_store(&((svc_t *)st)->running, false);
-}
-
-static const fdn_service_ops_t OPS = {s_start, s_stop, NULL, NULL, NULL};
+#include "flag_service.h"
 
 static fdn_supervisor_t *mk(void)
 {
@@ -48,7 +30,7 @@ static void add(fdn_supervisor_t *s, const char *name, svc_t *st)
 {
     fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
     spec.name = name;
-    spec.ops = &OPS;
+    spec.ops = &test_flag_service_ops;
     spec.state = st;
     assert_int_equal(fdn_supervisor_add(s, &spec, NULL), 0);
 }
@@ -72,7 +54,7 @@ static void sweep_supervisor(void **state)
         svc_t a = {0};
         fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
         spec.name = "a";
-        spec.ops = &OPS;
+        spec.ops = &test_flag_service_ops;
         spec.state = &a;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_supervisor_add(s, &spec, NULL)))
@@ -104,7 +86,7 @@ static void sweep_supervisor(void **state)
         assert_int_equal(fdn_supervisor_start(s, NULL), 0);
         fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
         spec.name = "b";
-        spec.ops = &OPS;
+        spec.ops = &test_flag_service_ops;
         spec.state = &b;
         sweep_arm(&sw);
         if (sweep_failed(&sw, fdn_supervisor_add(s, &spec, NULL))) {

@@ -20,25 +20,7 @@
 #include <fdn/testing.h>
 
 #include "fail_alloc.h"
-
-typedef struct svc {
-    atomic_bool running;
-} svc_t;
-
-static int s_start(void *st, void *ctx, fdn_error_t *err)
-{
-    (void)ctx;
-    (void)err;
-    atomic_store(&((svc_t *)st)->running, true);
-    return 0;
-}
-
-static void s_stop(void *st)
-{
-    atomic_store(&((svc_t *)st)->running, false);
-}
-
-static const fdn_service_ops_t OPS = {s_start, s_stop, NULL, NULL, NULL};
+#include "flag_service.h"
 
 /* One full scenario; returns the first error. */
 static int scenario(svc_t *a, svc_t *b)
@@ -51,7 +33,7 @@ static int scenario(svc_t *a, svc_t *b)
     if (rc != 0)
         return rc;
     fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
-    spec.ops = &OPS;
+    spec.ops = &test_flag_service_ops;
     spec.name = "a";
     spec.state = a;
     rc = fdn_runtime_add_service(rt, &spec, NULL);
