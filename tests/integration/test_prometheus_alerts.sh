@@ -17,14 +17,13 @@
 #   3. Every query of every dashboard panel returns data through /api/v1/query.
 # Conditions no client can cause (event store write errors, escalation, durable backlog) are
 # covered by the promtool unit tests only.
-# Synchronisation: listen lines are read from the servers' stdout, the helper answers each
+# Synchronisation: listen lines are read from the servers' stdout, the alert target answers each
 # command with a line, and Prometheus's results are polled with a deadline (scrapes and rule
 # evaluations are asynchronous: polling their result is the only signal there is).
 set -euo pipefail
 
 : "${FDN_SOURCE_DIR:?}" "${FDN_BINARY_DIR:?}"
 FDN="$FDN_BINARY_DIR/bin/fdn"
-TARGET="$FDN_BINARY_DIR/bin/fdn_alert_target"
 RULES="$FDN_SOURCE_DIR/deploy/prometheus/fdn-alerts.yml"
 RULES_TEST="$FDN_SOURCE_DIR/deploy/prometheus/fdn-alerts.test.yml"
 DASH="$FDN_SOURCE_DIR/deploy/grafana/fdn-dashboard.json"
@@ -33,18 +32,16 @@ for t in prometheus promtool; do
 done
 command -v jq >/dev/null || { echo "SKIP: jq not installed"; exit 0; }
 command -v python3 >/dev/null || { echo "SKIP: python3 not installed"; exit 0; }
-[[ -x "$TARGET" ]] || { echo "FAIL: $TARGET not built"; exit 1; }
 # without the Redis backend (FDN_WITH_REDIS=OFF) there is no `fdn serve --redis`: its target,
 # FdnRateLimiterBackendDown and the backend panel are left out
 REDIS=$(sed -n 's/^FDN_WITH_REDIS:[A-Z]*=//p' "$FDN_BINARY_DIR/CMakeCache.txt" | head -n 1)
 
-TMP="$(mktemp -d)"
-PIDS=()
+# shellcheck source=../support/targets.sh
+source "$FDN_SOURCE_DIR/tests/support/targets.sh" # TMP, serve_named, targets_start, at
 PROM_PID=""
 cleanup() {
     [[ -n "$PROM_PID" ]] && kill -TERM "$PROM_PID" 2>/dev/null && wait "$PROM_PID" 2>/dev/null
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
-    rm -rf "$TMP"
+    targets_cleanup
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -78,46 +75,23 @@ promtool check rules "$TMP/rules.yml" >/dev/null || fail "the fast copy of the r
 
 # --- 2. the targets
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-read_port() { # FD -> port from "listening on http://127.0.0.1:PORT"
-    local line
-    while IFS= read -r -t 60 line <&"$1"; do
-        if [[ "$line" =~ listening\ on\ http://127\.0\.0\.1:([0-9]+) ]]; then
-            echo "${BASH_REMATCH[1]}"
-            return 0
-        fi
-    done
-    return 1
-}
-exec 3< <(exec "$FDN" serve --data-dir "$TMP/main" --listen 127.0.0.1:0 2>"$TMP/main.err")
-PIDS+=($!)
-PORT="$(read_port 3)" || fail "fdn serve did not start: $(cat "$TMP/main.err")"
-TARGETS="'127.0.0.1:$PORT'"
-NTARGETS=2
+# the server with a dead Redis starts first: what starts after targets_start inherits the
+# alert target's command pipe (fd 4), and the target would never see its EOF
 if [[ "$REDIS" == ON ]]; then
     DEAD_REDIS="$(free_port)" # nothing listens there
-    exec 4< <(exec "$FDN" serve --data-dir "$TMP/redis" --listen 127.0.0.1:0 \
-        --redis "redis://127.0.0.1:$DEAD_REDIS" 2>"$TMP/redis.err")
-    PIDS+=($!)
-    RPORT="$(read_port 4)" || fail "fdn serve --redis did not start: $(cat "$TMP/redis.err")"
+    serve_named redis --redis "redis://127.0.0.1:$DEAD_REDIS"
+    RPORT="$SERVE_PORT"
+fi
+targets_start # fdn serve (PORT) and fdn_alert_target (APORT)
+TARGETS="'127.0.0.1:$PORT', '127.0.0.1:$APORT'"
+NTARGETS=2
+if [[ "$REDIS" == ON ]]; then
     TARGETS="$TARGETS, '127.0.0.1:$RPORT'"
     NTARGETS=3
 else
     echo "note: built without Redis: no target with a dead Redis backend"
     grep -v '^Limiter backend up' "$TMP/exprs.txt" >"$TMP/exprs.tmp" && mv "$TMP/exprs.tmp" "$TMP/exprs.txt"
 fi
-coproc HELPER { exec "$TARGET" "$TMP/helper" 2>"$TMP/helper.err"; }
-HELPER_PID=$HELPER_PID
-PIDS+=("$HELPER_PID")
-HPORT="$(read_port "${HELPER[0]}")" || fail "alert target did not start: $(cat "$TMP/helper.err")"
-TARGETS="$TARGETS, '127.0.0.1:$HPORT'"
-helper() { # COMMAND -> its answer line, which must start with "ok"
-    local r
-    echo "$1" >&"${HELPER[1]}"
-    IFS= read -r -t 60 r <&"${HELPER[0]}" || fail "alert target: no answer to '$1'"
-    [[ "$r" == ok* ]] || fail "alert target: '$1' -> $r"
-    echo "$r"
-}
-BASE="http://127.0.0.1:$PORT"
 req() { curl -s -o /dev/null -w '%{http_code}' --max-time 60 -X "$1" -H 'Content-Type: application/json' "$BASE$2" ${3:+--data-binary "$3"}; }
 
 # --- Prometheus with the fast copy of the rules
@@ -134,7 +108,7 @@ scrape_configs:
       - targets: [$TARGETS]
 EOF
 prometheus --config.file="$TMP/prometheus.yml" --storage.tsdb.path="$TMP/tsdb" \
-    --web.listen-address="127.0.0.1:$PPORT" >"$TMP/prom.log" 2>&1 &
+    --web.listen-address="127.0.0.1:$PPORT" >"$TMP/prom.log" 2>&1 4>&- 5<&- & # not the target's pipes
 PROM_PID=$!
 PROM="http://127.0.0.1:$PPORT"
 
@@ -182,9 +156,9 @@ for i in 1 2 3; do
     [[ "$(req POST /v1/events '{"type":"alert.test","data":{"n":'$i'}}')" == 201 ]] || fail "event append"
 done
 # the pool run dry, and a service restarted
-helper hold >/dev/null
-helper full >/dev/null
-helper "fault task_supervisor" >/dev/null
+at hold
+at full
+at "fault task_supervisor"
 # a check on the server whose Redis is gone: answered by its failure policy, backend down
 if [[ "$REDIS" == ON ]]; then
     curl -s -o /dev/null --max-time 60 -X POST -H 'Content-Type: application/json' \
@@ -193,9 +167,9 @@ fi
 
 wait_firing FdnCircuitBreakerStuckOpen '.breaker == "alert-b" and .instance == "127.0.0.1:'"$PORT"'"'
 wait_firing FdnConfigUpdateFailed '.instance == "127.0.0.1:'"$PORT"'"'
-wait_firing FdnPoolExhausted '.pool == "alert-pool" and .instance == "127.0.0.1:'"$HPORT"'"'
+wait_firing FdnPoolExhausted '.pool == "alert-pool" and .instance == "127.0.0.1:'"$APORT"'"'
 wait_firing FdnPoolCheckoutFailures '.pool == "alert-pool"'
-wait_firing FdnServiceRestarted '.service == "task_supervisor" and .instance == "127.0.0.1:'"$HPORT"'"'
+wait_firing FdnServiceRestarted '.service == "task_supervisor" and .instance == "127.0.0.1:'"$APORT"'"'
 if [[ "$REDIS" == ON ]]; then
     wait_firing FdnRateLimiterBackendDown '.backend == "redis" and .instance == "127.0.0.1:'"$RPORT"'"'
 fi
@@ -240,7 +214,8 @@ done
 echo "ok: no false alarms"
 
 # --- a target that stops
-echo quit >&"${HELPER[1]}"
-wait "$HELPER_PID" || fail "the alert target did not stop cleanly: $(cat "$TMP/helper.err")"
-wait_firing FdnDown '.instance == "127.0.0.1:'"$HPORT"'"'
+exec 4>&- # EOF: the target returns its workers and exits
+wait "$AT_PID" || fail "the alert target did not stop cleanly: $(cat "$TMP/at.err")"
+AT_PID=""
+wait_firing FdnDown '.instance == "127.0.0.1:'"$APORT"'"'
 echo "ok: alert rules fire against a real Prometheus"

@@ -14,6 +14,8 @@
 #   targets_cleanup         the EXIT trap installed here: EOF to fdn_alert_target (it returns
 #                           its workers and exits) and wait for it, then serve_cleanup. A test
 #                           with more to stop installs its own trap and calls this last.
+# A program started after targets_start inherits fds 4 and 5: start it with `4>&- 5<&-`, or
+# fdn_alert_target never sees the EOF that stops it.
 # Synchronisation: both programs print their listen line once the port is served; the target
 # answers each command with one line after the command's effect.
 
