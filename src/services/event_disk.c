@@ -18,6 +18,8 @@
  *    those at or above B from memory (memory results below B are duplicates and dropped).
  *    Offset and limit apply to the merged, ordered list. Time bounds become wall time for the
  *    file; a time_start past the first memory event's timestamp keeps a query in memory.
+ *  - a from-position subscription behind the memory tier pages through the file
+ *    (fdn__evs_disk_page); ids the file's own retention deleted are stepped over and counted.
  *  - events read from the file get their timestamp on the store's monotonic clock as a
  *    reloaded file's do (kept when stamped by this clock, else rebuilt from wall time).
  * Retention of the durable tier: run by the pruner thread after the memory tier's; cuts by
@@ -101,6 +103,35 @@ static int disk_part(fdn_events_t *es, const fdn__evb_query_t *bq, fdn_event_lis
     int64_t off = clock_offset(es);
     for (size_t i = 0; i < (*out)->n; i++)
         remap_ev((*out)->items[i], off);
+    return 0;
+}
+
+int fdn__evs_disk_page(fdn_events_t *es, const char *type, const char *cid, uint64_t after,
+                       uint64_t before, size_t max, fdn_event_list_t **out, uint64_t *skipped)
+{
+    *skipped = 0;
+    *out = NULL;
+    if (es->durable_path == NULL || es->sh != NULL)
+        return fdn__event_list_build(NULL, 0, out);
+    fdn__evb_query_t bq = {.type = type,
+                           .correlation_id = cid,
+                           .wall_start = INT64_MIN,
+                           .wall_end = INT64_MAX,
+                           .after = after,
+                           .before = before,
+                           .limit = max,
+                           .descending = false};
+    int rc = disk_part(es, &bq, out);
+    if (rc != 0)
+        return rc;
+    /* ids below the file's oldest (read after the query: a prune may have run meanwhile)
+     * that the page did not return are gone */
+    uint64_t dfirst = atomic_load_explicit(&es->disk_first, memory_order_acquire);
+    uint64_t upto = (*out)->n > 0 ? (*out)->items[0]->id : before;
+    if (dfirst < upto)
+        upto = dfirst;
+    if (upto > after + 1)
+        *skipped = upto - (after + 1);
     return 0;
 }
 

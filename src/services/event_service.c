@@ -389,6 +389,19 @@ static void sub_filter(const evs_sub_t *s, fdn_events_query_t *q)
     q->correlation_id = s->corr;
 }
 
+/* Count skip events as skipped by s (its overflow and the telemetry counter); returns skip. */
+static uint64_t sub_count_skip(evs_sub_t *s, uint64_t skip)
+{
+    if (skip) {
+        atomic_fetch_add_explicit(&s->overflow, skip, memory_order_relaxed);
+        fdn_telemetry_t *tm = atomic_load_explicit(&s->es->tm, memory_order_acquire);
+        if (tm != NULL)
+            fdn_telemetry_emit_counter_n(tm, "foundation.event_store.subscriber_skipped", skip,
+                                         NULL, 0);
+    }
+    return skip;
+}
+
 /* Fetch the next events of s after its cursor (no lock held by the caller). */
 static int sub_fetch(evs_sub_t *s, size_t max, fdn_event_list_t **out, uint64_t *skipped)
 {
@@ -404,6 +417,16 @@ static int sub_fetch(evs_sub_t *s, size_t max, fdn_event_list_t **out, uint64_t 
             return rc;
         SET_CUR(s, (*out)->n == max ? (*out)->items[max - 1]->id : first - 1);
         *skipped = 0;
+        return 0;
+    }
+    if (s->from_pos && cur + 1 < first && es->durable_path != NULL) {
+        /* behind the memory tier of a write-behind store: every id below first_id that the
+         * file's retention kept is in the file */
+        int rc = fdn__evs_disk_page(es, s->type, s->corr, cur, first, max, out, &skip);
+        if (rc != 0)
+            return rc;
+        SET_CUR(s, (*out)->n == max ? (*out)->items[max - 1]->id : first - 1);
+        *skipped = sub_count_skip(s, skip);
         return 0;
     }
     if (cur + 1 < first) {
@@ -427,14 +450,7 @@ static int sub_fetch(evs_sub_t *s, size_t max, fdn_event_list_t **out, uint64_t 
         SET_CUR(s, (*out)->items[n - 1]->id);
     else if (snap > cur)
         SET_CUR(s, snap);
-    if (skip) {
-        atomic_fetch_add_explicit(&s->overflow, skip, memory_order_relaxed);
-        fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
-        if (tm != NULL)
-            fdn_telemetry_emit_counter_n(tm, "foundation.event_store.subscriber_skipped", skip,
-                                         NULL, 0);
-    }
-    *skipped = skip;
+    *skipped = sub_count_skip(s, skip);
     return 0;
 }
 

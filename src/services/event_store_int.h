@@ -497,6 +497,12 @@ int fdn__evs_shared_page(fdn_events_t *es, const char *type, const char *cid, ui
 int fdn__event_list_build(const fdn_event_t *const *evs, size_t n, fdn_event_list_t **out);
 /* Whether the file (write-behind) may hold events below the memory tier's first id. */
 bool fdn__evs_disk_behind(fdn_events_t *es);
+/* The catch-up of a from-position subscription behind the memory tier of a write-behind
+ * store: up to max events with after < id < before (and the filters) from the file, in id
+ * order. *skipped: ids after `after` the file's retention already deleted (a count of ids,
+ * filters aside), which the page steps over. An empty page when the store has no file. */
+int fdn__evs_disk_page(fdn_events_t *es, const char *type, const char *cid, uint64_t after,
+                       uint64_t before, size_t max, fdn_event_list_t **out, uint64_t *skipped);
 /* An id below the memory tier from the file: 0, FDN_ENOENT, FDN_EIO, FDN_ECORRUPT. */
 int fdn__evs_disk_get(fdn_events_t *es, uint64_t id, fdn_event_t **out);
 /* A query whose range reaches below the memory tier: memory and file merged (*handled);

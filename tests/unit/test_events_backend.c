@@ -20,6 +20,7 @@
 #include <fdn/events.h>
 
 #include "storage/event_backend.h"
+#include "tmpdir.h"
 
 static fdn_event_t *make(unsigned i)
 {
@@ -247,12 +248,113 @@ static void from_position_never_skips_for_backlog(void **state)
     fdn_events_destroy(es);
 }
 
+/* Reads every event of an fd subscription until it has nothing more; checks id order and that
+ * nothing is skipped after the first read. Returns the ids seen (first, count) and the skip. */
+static void drain(fdn_events_sub_t *s, uint64_t *first, uint64_t *count, uint64_t *skipped_total)
+{
+    uint64_t last = 0;
+    *first = 0;
+    *count = 0;
+    *skipped_total = 0;
+    for (;;) {
+        fdn_event_list_t *l = NULL;
+        uint64_t skipped = 0;
+        assert_int_equal(fdn_events_sub_read(s, 7, &l, &skipped), 0);
+        *skipped_total += skipped;
+        size_t n = fdn_event_list_count(l);
+        for (size_t i = 0; i < n; i++) {
+            uint64_t id = fdn_event_id(fdn_event_list_at(l, i));
+            if (*first == 0)
+                *first = id;
+            else
+                assert_int_equal(id, last + 1); /* in order, none missing */
+            last = id;
+            (*count)++;
+        }
+        fdn_event_list_free(l);
+        if (n == 0)
+            break;
+    }
+}
+
+/* A store on a SQLite file keeps 10 events in memory: a from-position subscriber reads the
+ * other 90 from the file, in order, none skipped. After the file's own retention dropped the
+ * oldest 60, a new one from position 0 is told of those 60 (skipped, counted) and gets the
+ * remaining 40. */
+static void from_position_reads_what_memory_evicted_from_sqlite(void **state)
+{
+    (void)state;
+    char dir[256], path[300];
+    assert_int_equal(test_tmpdir_make(dir, sizeof(dir), "evb-fp"), 0);
+    snprintf(path, sizeof(path), "%s/events.db", dir);
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.durable_path = path;
+    o.max_events = 10;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    for (unsigned i = 0; i < 100; i++) {
+        fdn_event_t *ev = make(i);
+        assert_int_equal(fdn_events_store(es, ev, NULL), 0); /* durable: in the file */
+        fdn_event_free(ev);
+    }
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    assert_true(st.count <= 10); /* memory holds the newest 10 at most */
+
+    fdn_events_sub_opts_t fp = FDN_EVENTS_SUB_OPTS_INIT;
+    fp.after_id = 0;
+    fp.from_position = true;
+    fdn_events_sub_t *s = NULL;
+    uint64_t first, count, skipped;
+    assert_int_equal(fdn_events_subscribe_fd(es, &fp, &s), 0);
+    drain(s, &first, &count, &skipped);
+    assert_int_equal(first, 1);
+    assert_int_equal(count, 100);
+    assert_int_equal(skipped, 0);
+    assert_int_equal(fdn_events_sub_overflow(s), 0);
+    fdn_events_unsubscribe(s);
+
+    /* a filter applies to the file's part too: odd ids are the "even" events (i = id - 1) */
+    fp.type = "even";
+    assert_int_equal(fdn_events_subscribe_fd(es, &fp, &s), 0);
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_sub_read(s, 1000, &l, NULL), 0);
+    size_t got = 0;
+    for (;;) {
+        size_t n = fdn_event_list_count(l);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(fdn_event_id(fdn_event_list_at(l, i)), 2 * got++ + 1);
+        fdn_event_list_free(l);
+        if (n == 0)
+            break;
+        assert_int_equal(fdn_events_sub_read(s, 1000, &l, NULL), 0);
+    }
+    assert_int_equal(got, 50);
+    fdn_events_unsubscribe(s);
+    fp.type = NULL;
+
+    /* the file keeps the newest 40: a subscriber from 0 skips 60, counted */
+    assert_int_equal(fdn_events_set_durable_retention(es, 40, 0), 0);
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    assert_int_equal(fdn_events_subscribe_fd(es, &fp, &s), 0);
+    drain(s, &first, &count, &skipped);
+    assert_int_equal(first, 61);
+    assert_int_equal(count, 40);
+    assert_int_equal(skipped, 60);
+    assert_int_equal(fdn_events_sub_overflow(s), 60);
+    fdn_events_unsubscribe(s);
+    fdn_events_destroy(es);
+    test_tmpdir_remove(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sqlite_fills_the_table_as_write_behind),
         cmocka_unit_test(option_versions),
         cmocka_unit_test(from_position_never_skips_for_backlog),
+        cmocka_unit_test(from_position_reads_what_memory_evicted_from_sqlite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
