@@ -279,25 +279,32 @@ static void text_string(fdn__jw_t *w, const unsigned char *s, size_t n)
     fdn__jw_raw(w, "\"", 1);
 }
 
-/* A string the event's rules keep to printable ASCII (node, correlation id): only '"' and
- * '\' need an escape. */
-static void ascii_string(fdn__jw_t *w, const char *s)
+/* A string the event's rules keep to printable ASCII (node, correlation id), n bytes, at o
+ * (room for 2 n + 2): only '"' and '\' need an escape. @return the bytes written */
+static size_t ascii_string(char *o, const char *s, size_t n)
 {
-    fdn__jw_raw(w, "\"", 1);
-    const char *run = s;
-    for (; *s != '\0'; s++) {
-        if (*s != '"' && *s != '\\')
-            continue;
-        if (s > run)
-            fdn__jw_raw(w, run, (size_t)(s - run));
-        char e[2] = {'\\', *s};
-        fdn__jw_raw(w, e, 2);
-        run = s + 1;
+    char *p = o;
+    *p++ = '"';
+    size_t k = strcspn(s, "\"\\");
+    if (k >= n) {
+        memcpy(p, s, n);
+        p += n;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            if (s[i] == '"' || s[i] == '\\')
+                *p++ = '\\';
+            *p++ = s[i];
+        }
     }
-    if (s > run)
-        fdn__jw_raw(w, run, (size_t)(s - run));
-    fdn__jw_raw(w, "\"", 1);
+    *p++ = '"';
+    return (size_t)(p - o);
 }
+
+#define PUT_LIT(p, lit)                                                                            \
+    do {                                                                                           \
+        memcpy(p, lit, sizeof lit - 1);                                                            \
+        p += sizeof lit - 1;                                                                       \
+    } while (0)
 
 static void put_digits(char *p, unsigned v, int n)
 {
@@ -374,45 +381,61 @@ void fdn__admin_event_json(fdn__jw_t *w, const fdn_event_t *ev)
         slow_event(w, ev);
         return;
     }
-    /* as json_integer((json_int_t)id) writes it */
-    fdn__jw_raw(w, "{\"v\":1,\"id\":", 12);
-    fdn__jw_i64(w, (int64_t)fdn_event_id(ev));
-    fdn__jw_raw(w, ",\"type\":", 8);
-    ascii_string(w, fdn_event_type(ev)); /* [A-Za-z][A-Za-z0-9_.:-]*: nothing to escape */
-    fdn__jw_raw(w, ",\"timestamp_ns\":", 16);
-    fdn__jw_i64(w, fdn_event_timestamp(ev));
-    fdn__jw_raw(w, ",\"wall_time_ns\":", 16);
-    fdn__jw_i64(w, fdn_event_wall_time(ev));
-    fdn__jw_raw(w, ",\"wall_time\":\"", 14);
-    fdn__jw_raw(w, iso, sizeof iso);
-    fdn__jw_raw(w, "\",\"node\":", 9);
-    ascii_string(w, fdn_event_node(ev));
-    fdn__jw_raw(w, ",\"pid\":", 7);
-    fdn__jw_u64(w, fdn_event_pid(ev));
-    fdn__jw_raw(w, ",\"tid\":", 7);
-    fdn__jw_u64(w, fdn_event_tid(ev));
-    fdn__jw_raw(w, ",\"correlation_id\":", 18);
+    const char *type = fdn_event_type(ev), *node = fdn_event_node(ev);
     const char *cid = fdn_event_correlation_id(ev);
-    if (cid[0] != '\0')
-        ascii_string(w, cid);
+    size_t tl = strlen(type), nl = strlen(node), cl = strlen(cid);
+    /* the members around the strings and data take at most ~330 bytes (7 integers of at most
+     * 20 digits, the names, the time) */
+    size_t room = 400 + tl + 2 * (nl + cl) + (ct == FDN_EVENT_CT_JSON ? dlen : 0);
+    char *o = fdn__jw_reserve(w, room), *p = o;
+    if (o == NULL)
+        return;
+    /* integers as json_integer((json_int_t)v) writes them */
+    PUT_LIT(p, "{\"v\":1,\"id\":");
+    p += fdn__jw_fmt_i64(p, (int64_t)fdn_event_id(ev));
+    PUT_LIT(p, ",\"type\":\"");
+    memcpy(p, type, tl); /* [A-Za-z][A-Za-z0-9_.:-]*: nothing to escape */
+    p += tl;
+    PUT_LIT(p, "\",\"timestamp_ns\":");
+    p += fdn__jw_fmt_i64(p, fdn_event_timestamp(ev));
+    PUT_LIT(p, ",\"wall_time_ns\":");
+    p += fdn__jw_fmt_i64(p, fdn_event_wall_time(ev));
+    PUT_LIT(p, ",\"wall_time\":\"");
+    memcpy(p, iso, sizeof iso);
+    p += sizeof iso;
+    PUT_LIT(p, "\",\"node\":");
+    p += ascii_string(p, node, nl);
+    PUT_LIT(p, ",\"pid\":");
+    p += fdn__jw_fmt_u64(p, fdn_event_pid(ev));
+    PUT_LIT(p, ",\"tid\":");
+    p += fdn__jw_fmt_u64(p, fdn_event_tid(ev));
+    PUT_LIT(p, ",\"correlation_id\":");
+    if (cl > 0)
+        p += ascii_string(p, cid, cl);
     else
-        fdn__jw_raw(w, "null", 4);
-    fdn__jw_raw(w, ",\"parent_id\":", 13);
+        PUT_LIT(p, "null");
+    PUT_LIT(p, ",\"parent_id\":");
     uint64_t parent = fdn_event_parent_id(ev);
     if (parent != 0)
-        fdn__jw_i64(w, (int64_t)parent);
+        p += fdn__jw_fmt_i64(p, (int64_t)parent);
     else
-        fdn__jw_raw(w, "null", 4);
+        PUT_LIT(p, "null");
     if (ct == FDN_EVENT_CT_JSON)
-        fdn__jw_raw(w, ",\"content_type\":\"json\"", 22);
+        PUT_LIT(p, ",\"content_type\":\"json\"");
     else
-        fdn__jw_raw(w, ",\"content_type\":\"text\"", 22);
-    if (dlen > 0) {
-        fdn__jw_raw(w, ",\"data\":", 8);
-        if (ct == FDN_EVENT_CT_JSON)
-            fdn__jw_raw(w, data, dlen);
-        else
-            text_string(w, (const unsigned char *)data, dlen);
+        PUT_LIT(p, ",\"content_type\":\"text\"");
+    if (dlen > 0)
+        PUT_LIT(p, ",\"data\":");
+    if (dlen > 0 && ct == FDN_EVENT_CT_JSON) {
+        memcpy(p, data, dlen);
+        p += dlen;
     }
+    if (dlen == 0 || ct == FDN_EVENT_CT_JSON) {
+        *p++ = '}';
+        fdn__jw_commit(w, (size_t)(p - o));
+        return;
+    }
+    fdn__jw_commit(w, (size_t)(p - o));
+    text_string(w, (const unsigned char *)data, dlen);
     fdn__jw_raw(w, "}", 1);
 }

@@ -28,6 +28,15 @@ void fdn__jw_key(fdn__jw_t *w, const char *key);
 void fdn__jw_i64(fdn__jw_t *w, int64_t v);
 /** Append an unsigned decimal integer. */
 void fdn__jw_u64(fdn__jw_t *w, uint64_t v);
+/** Format v in decimal at out (room for 20 bytes); @return the length (no NUL written). */
+size_t fdn__jw_fmt_u64(char *out, uint64_t v);
+/** Format v in decimal at out (room for 20 bytes); @return the length (no NUL written). */
+size_t fdn__jw_fmt_i64(char *out, int64_t v);
+/** Room for n more bytes (and the NUL) at the end of the text: where to write them, or NULL
+ *  once an append failed (rc set). Then fdn__jw_commit(w, k) for the k <= n bytes written. */
+char *fdn__jw_reserve(fdn__jw_t *w, size_t n);
+/** Count k bytes written at what fdn__jw_reserve returned, and terminate the text. */
+void fdn__jw_commit(fdn__jw_t *w, size_t k);
 /** Append true or false. */
 void fdn__jw_bool(fdn__jw_t *w, bool v);
 

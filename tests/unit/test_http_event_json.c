@@ -267,6 +267,26 @@ static void test_events_as_to_json(void **state)
         }
     }
     assert_int_equal(cases, 60);
+    /* data far beyond the writer's first 8 KiB, in both forms */
+    size_t big = 200001;
+    char *arr = malloc(big + 1);
+    assert_non_null(arr);
+    arr[0] = '[';
+    for (size_t i = 1; i + 1 < big; i += 2) {
+        arr[i] = '7';
+        arr[i + 1] = ',';
+    }
+    arr[big - 1] = ']';
+    arr[big] = '\0';
+    for (int ct = FDN_EVENT_CT_JSON; ct <= FDN_EVENT_CT_TEXT; ct++) {
+        fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
+        spec.type = "big";
+        spec.data = arr;
+        spec.data_len = big;
+        spec.content_type = (fdn_event_ctype_t)ct;
+        compare(&spec);
+    }
+    free(arr);
 }
 
 /* random wall times over the whole int64 range and within 1970..2262: the same text as
