@@ -11,16 +11,9 @@
 
 #include <string.h>
 
-void fdn__jw_raw(fdn__jw_t *w, const char *s, size_t n)
+void fdn__jw_raw_grow(fdn__jw_t *w, const char *s, size_t n)
 {
-    fdn__admin_text_t *t = &w->t;
-    if (w->rc == 0 && t->cap - t->len > n) { /* fits (with the NUL): no call */
-        memcpy(t->p + t->len, s, n);
-        t->len += n;
-        t->p[t->len] = '\0';
-        return;
-    }
-    if (w->rc == 0 && fdn__admin_text_put(t, s, n) < 0)
+    if (w->rc == 0 && fdn__admin_text_put(&w->t, s, n) < 0)
         w->rc = FDN_ENOMEM;
 }
 
@@ -63,6 +56,21 @@ void fdn__jw_str(fdn__jw_t *w, const char *s)
     }
     static const char hex[] = "0123456789ABCDEF"; /* jansson writes \u001F */
     const unsigned char *p = (const unsigned char *)s;
+    /* the common string, printable ASCII without '"' or '\\', goes out in one piece */
+    while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+        p++;
+    if (*p == '\0') {
+        size_t n = (size_t)(p - (const unsigned char *)s);
+        char *o = fdn__jw_reserve(w, n + 2);
+        if (o != NULL) {
+            o[0] = '"';
+            memcpy(o + 1, s, n);
+            o[n + 1] = '"';
+            fdn__jw_commit(w, n + 2);
+        }
+        return;
+    }
+    p = (const unsigned char *)s;
     fdn__jw_raw(w, "\"", 1);
     while (*p != '\0') {
         const unsigned char *run = p; /* bytes that need no escape go out in one append */
