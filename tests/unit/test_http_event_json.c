@@ -2,8 +2,9 @@
  * GET /v1/events/{id}: byte for byte what fdn_event_to_json gives, for every field form (ids
  * and parents at their limits, quotes in node and correlation id, wall times from 1970 to
  * 2262 and before 1970), every content type, and data texts jansson would rewrite (they take
- * the slow path) as well as those it keeps; and the canonical-form check itself against
- * jansson's own parse and dump. */
+ * the slow path) as well as those it keeps; the canonical-form check itself against
+ * jansson's own parse and dump; and GET /v1/config/<path>, whose value is written as text by
+ * the same check. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -390,12 +391,75 @@ static void test_query_answer(void **state)
     fdn_events_destroy(es);
 }
 
+/* every path of the configuration tree (sections, leaves, values inside object leaves): GET
+ * /v1/config/<path> answers {"path":p,"value":v} with v the service's value, whether it was
+ * written as text (integers, strings, objects) or through jansson (reals) */
+static void config_paths(fdn_admin_t *a, fdn_config_t *cfg, const char *prefix, json_t *v,
+                         size_t *checked)
+{
+    if (*prefix != '\0') {
+        char uri[512];
+        snprintf(uri, sizeof uri, "/v1/config/%s", prefix);
+        fdn__http_resp_t r;
+        memset(&r, 0, sizeof r);
+        fdn__admin_dispatch(a, "GET", uri, NULL, NULL, 0, &r);
+        assert_int_equal(r.status, 200);
+        char *s = NULL;
+        assert_int_equal(fdn_config_get_json(cfg, prefix, &s, NULL), 0);
+        json_t *val = json_loads(s, JSON_DECODE_ANY, NULL);
+        assert_non_null(val);
+        json_t *want = json_pack("{s:s, s:o}", "path", prefix, "value", val);
+        if (!json_equal(r.json, want))
+            fail_msg("GET %s: %s", uri, json_dumps(r.json, JSON_COMPACT));
+        json_decref(want);
+        fdn_free(s);
+        fdn__http_resp_clear(&r);
+        (*checked)++;
+    }
+    if (!json_is_object(v))
+        return;
+    const char *k;
+    json_t *x;
+    json_object_foreach(v, k, x)
+    {
+        char p[400];
+        snprintf(p, sizeof p, "%s%s%s", prefix, *prefix ? "." : "", k);
+        if (strlen(p) < 200)
+            config_paths(a, cfg, p, x, checked);
+    }
+}
+
+static void test_config_get_answer(void **state)
+{
+    (void)state;
+    fdn_admin_opts_t ao = FDN_ADMIN_OPTS_INIT;
+    ao.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &ao, NULL), 0);
+    fdn_config_t *cfg = NULL;
+    fdn_config_opts_t co = FDN_CONFIG_OPTS_INIT;
+    co.ignore_env = true;
+    assert_int_equal(fdn_config_create(&cfg, &co, NULL), 0);
+    assert_int_equal(fdn_admin_mount_config(a, cfg), 0);
+    char *all = NULL;
+    assert_int_equal(fdn_config_get_json(cfg, "", &all, NULL), 0);
+    json_t *tree = json_loads(all, JSON_DECODE_ANY, NULL);
+    assert_non_null(tree);
+    size_t checked = 0;
+    config_paths(a, cfg, "", tree, &checked);
+    assert_true(checked > 20); /* (ai.planning.performance_target, a real, among them) */
+    json_decref(tree);
+    fdn_free(all);
+    fdn_admin_destroy(a);
+    fdn_config_destroy(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_canonical_table),   cmocka_unit_test(test_canonical_exhaustive),
         cmocka_unit_test(test_events_as_to_json), cmocka_unit_test(test_wall_times),
-        cmocka_unit_test(test_query_answer),
+        cmocka_unit_test(test_query_answer),      cmocka_unit_test(test_config_get_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
