@@ -80,6 +80,8 @@ typedef struct route {
     fdn__http_handler_fn fn;
     void *user;
     const char *const *params; /* query parameters it takes (NULL-terminated), or NULL: none */
+    bool literal;              /* no {param} segment */
+    size_t nsegs;              /* path segments: a target with another count never matches */
     /* request telemetry of this route (resolved on its first request; resolving twice gives
      * the same handle, so a race only repeats the lookup) */
     _Atomic(fdn_histogram_t *) h_dur;
@@ -291,6 +293,9 @@ int fdn__admin_route_add_q(fdn_admin_t *a, const char *method, const char *patte
     r->fn = fn;
     r->user = user;
     r->params = params;
+    r->literal = strchr(pattern, '{') == NULL;
+    for (const char *c = pattern; *c != '\0'; c++) /* "/a/b": 2; "/": 0 */
+        r->nsegs += *c == '/' && c[1] != '\0';
     return 0;
 }
 
@@ -533,8 +538,7 @@ static int dispatch_run(fdn_admin_t *a, const char *method, const char *uri,
      * endpoint for every method (a wrong method gets 405), never a {param} of another route */
     for (size_t k = 0; k < 2 * a->nroutes && !(k == a->nroutes && path_matched); k++) {
         route_t *r = &a->routes[k % a->nroutes];
-        bool literal = strchr(r->pattern, '{') == NULL;
-        if (literal != (k < a->nroutes) ||
+        if (r->literal != (k < a->nroutes) || r->nsegs != t->nsegs ||
             !fdn__http_route_match(r->pattern, t, params, FDN__HTTP_MAX_PARAMS, &np))
             continue;
         if (strcmp(r->method, m) == 0) {
