@@ -31,8 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort(); /* taken as canonical, refused by jansson */
         char *dump = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
         if (dump == NULL || strlen(dump) != n || memcmp(dump, d, n) != 0)
-            abort(); /* jansson would rewrite it */
-        free(dump);
+            abort();    /* jansson would rewrite it */
+        fdn_free(dump); /* jansson allocates through the library allocator */
         json_decref(j);
     }
     int64_t wall = 0;
