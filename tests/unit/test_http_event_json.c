@@ -162,7 +162,7 @@ static void test_canonical_exhaustive(void **state)
     static const char *const parts[] = {"{",       "}",    "[",           "]",           "\"k\"",
                                         ":",       ",",    "1",           "-2",          "0",
                                         "\"\\n\"", "null", "\"\\u0000\"", "\"\\u001B\"", " "};
-    for (int round = 0; round < 20000; round++) {
+    for (int round = 0; round < 4000; round++) {
         char buf[64];
         size_t n = 0, parts_n = 1 + next_rand() % 10;
         for (size_t k = 0; k < parts_n; k++) {
@@ -295,7 +295,7 @@ static void test_events_as_to_json(void **state)
 static void test_wall_times(void **state)
 {
     (void)state;
-    for (int i = 0; i < 20000; i++) {
+    for (int i = 0; i < 3000; i++) {
         fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
         spec.type = "t";
         spec.data = "{}";
