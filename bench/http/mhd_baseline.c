@@ -8,7 +8,7 @@
  * locks, no state besides the response. Prints "listening on http://127.0.0.1:PORT" once
  * serving (the port is 0 = any free one unless given), then runs until SIGTERM or SIGINT.
  *
- * usage: fdn-http-baseline [PORT [THREADS]]
+ * usage: fdn-http-baseline [PORT [THREADS [BYTES]]]  (BYTES: body size, default 2)
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -48,12 +48,23 @@ int main(int argc, char **argv)
 {
     unsigned port = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 10) : 0;
     unsigned threads = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 10) : 2;
-    if (port > 65535 || threads == 0 || threads > 64) {
-        fprintf(stderr, "usage: fdn-http-baseline [PORT [THREADS]]\n");
+    /* BYTES (default 2, "ok"): a constant body of that size instead, to price the sending of
+     * a large answer (GET /metrics is ~16 KB) apart from producing it */
+    unsigned long bytes = argc > 3 ? strtoul(argv[3], NULL, 10) : 2;
+    if (port > 65535 || threads == 0 || threads > 64 || bytes < 2 || bytes > (1ul << 24)) {
+        fprintf(stderr, "usage: fdn-http-baseline [PORT [THREADS [BYTES]]]\n");
         return 2;
     }
-    static const char body[] = "ok";
-    g_ok = MHD_create_response_from_buffer(2, (void *)body, MHD_RESPMEM_PERSISTENT);
+    static const char ok[] = "ok";
+    char *body = (char *)ok;
+    if (bytes > 2) {
+        body = malloc(bytes);
+        if (body == NULL)
+            return 1;
+        for (unsigned long i = 0; i < bytes; i++)
+            body[i] = i % 64 == 63 ? '\n' : 'x';
+    }
+    g_ok = MHD_create_response_from_buffer(bytes, body, MHD_RESPMEM_PERSISTENT);
     if (g_ok == NULL)
         return 1;
     MHD_add_response_header(g_ok, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");

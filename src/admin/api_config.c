@@ -7,6 +7,8 @@
  * security, updatable, whole-tree validation) and codes are the service's own.
  */
 #include "admin/admin_int.h"
+#include "admin/event_json.h"
+#include "admin/http_jw.h"
 
 #include <string.h>
 
@@ -50,9 +52,44 @@ static int h_get(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
     int rc = path_param(req, resp, &path);
     if (rc < 0)
         return rc;
-    json_t *v = NULL;
-    if ((rc = value_at(user, path, resp, &v)) < 0)
+    /* {"path":..., "value":...} as text when the service's text of the value is already what
+     * parsing and dumping it gives (admin/event_json.c: integers, strings, objects...; a real
+     * is written at another precision there, so it takes the jansson path) and the path is
+     * ASCII: no tree, no parse, no dump */
+    char *s = NULL;
+    rc = fdn_config_get_json(user, path, &s, &resp->err);
+    if (rc < 0)
         return rc;
+    size_t sl = strlen(s);
+    bool ascii = true;
+    for (const char *c = path; *c != '\0' && ascii; c++)
+        ascii = (unsigned char)*c < 0x80;
+    /* (U+0000 in a string: the jansson path refuses it, keep that answer) */
+    if (ascii && fdn__admin_json_is_canonical(s, sl) && memmem(s, sl, "\\u0000", 6) == NULL) {
+        fdn__jw_t w = {{NULL, 0, 0}, 0};
+        fdn__jw_raw(&w, "{\"path\":", 8);
+        fdn__jw_str(&w, path);
+        fdn__jw_raw(&w, ",\"value\":", 9);
+        fdn__jw_raw(&w, s, sl);
+        fdn__jw_raw(&w, "}", 1);
+        fdn_free(s);
+        if (w.rc != 0) {
+            fdn_free(w.t.p);
+            return w.rc;
+        }
+        resp->text = w.t.p;
+        resp->text_len = w.t.len;
+        resp->content_type = "application/json";
+        resp->status = 200;
+        return 0;
+    }
+    json_t *v = NULL;
+    rc = fdn_json_loadb(s, sl, JSON_DECODE_ANY, &v, NULL);
+    fdn_free(s);
+    if (rc == FDN_ENOMEM)
+        return fdn_err_set(&resp->err, FDN_ENOMEM, "out of memory");
+    if (rc < 0)
+        return fdn_err_set(&resp->err, FDN_EINTERNAL, "config service produced invalid JSON");
     return fdn__http_reply(resp, 200, json_pack("{s:s, s:o}", "path", path, "value", v));
 }
 

@@ -15,6 +15,7 @@
  */
 #include "admin/admin_int.h"
 #include "admin/event_body.h"
+#include "admin/event_json.h"
 #include "admin/http_jw.h"
 
 #include <stdlib.h>
@@ -333,13 +334,14 @@ static int h_get(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
         return fdn_err_set(&resp->err, rc, "no event with id %llu", (unsigned long long)id);
     if (rc < 0)
         return rc;
-    char *e = NULL;
-    rc = fdn_event_to_json(ev, &e);
+    fdn__jw_t w = {{NULL, 0, 0}, 0}; /* fdn_event_to_json's bytes (admin/event_json.c) */
+    fdn__admin_event_json(&w, ev);
     fdn_event_free(ev);
-    if (rc < 0)
-        return rc;
-    fdn__admin_text_t t = {e, strlen(e), strlen(e) + 1};
-    return text_reply(resp, 200, &t);
+    if (w.rc != 0) {
+        fdn_free(w.t.p);
+        return w.rc;
+    }
+    return text_reply(resp, 200, &w.t);
 }
 
 static int q_i64(const fdn__http_req_t *req, fdn__http_resp_t *resp, const char *key, int64_t min,
@@ -406,31 +408,36 @@ static int h_query(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     rc = fdn_events_query(es, &q, &l);
     if (rc < 0)
         return rc;
-    /* {"events":[...],"count":n}: each event's compact JSON (fdn_event_to_json) as it is, the
-     * bytes json_dumps(JSON_COMPACT) would give after parsing it again */
+    /* {"events":[...],"count":n}: each event's JSON as fdn_event_to_json writes it, the bytes
+     * json_dumps(JSON_COMPACT) would give after parsing it again; written in one pass
+     * (admin/event_json.c: the jansson tree per event was four fifths of this answer) */
     size_t n = fdn_event_list_count(l);
-    fdn__admin_text_t t = {NULL, 0, 0};
-    rc = fdn__admin_text_put(&t, "{\"events\":[", 11);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        char *e = NULL;
-        rc = fdn_event_to_json(fdn_event_list_at(l, i), &e);
-        if (rc == 0 && i > 0)
-            rc = fdn__admin_text_put(&t, ",", 1);
-        if (rc == 0)
-            rc = fdn__admin_text_put(&t, e, strlen(e));
-        fdn_free(e);
+    size_t cap = 64;
+    for (size_t i = 0; i < n; i++) {
+        size_t dlen = 0;
+        (void)fdn_event_data(fdn_event_list_at(l, i), &dlen);
+        cap += 320 + dlen; /* the members around the data take ~250 bytes */
     }
-    char tail[48];
-    int k = snprintf(tail, sizeof tail, "],\"count\":%zu}", n);
-    if (rc == 0)
-        rc = fdn__admin_text_put(&t, tail, (size_t)k);
-    if (rc < 0) {
+    fdn__jw_t w = {{fdn_malloc(cap), 0, cap}, 0};
+    if (w.t.p == NULL) {
         fdn_event_list_free(l);
-        fdn_free(t.p);
-        return rc;
+        return FDN_ENOMEM;
     }
+    fdn__jw_raw(&w, "{\"events\":[", 11);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            fdn__jw_raw(&w, ",", 1);
+        fdn__admin_event_json(&w, fdn_event_list_at(l, i));
+    }
+    fdn__jw_raw(&w, "],\"count\":", 10);
+    fdn__jw_u64(&w, n);
+    fdn__jw_raw(&w, "}", 1);
     fdn_event_list_free(l);
-    return text_reply(resp, 200, &t);
+    if (w.rc != 0) {
+        fdn_free(w.t.p);
+        return w.rc;
+    }
+    return text_reply(resp, 200, &w.t);
 }
 
 static int h_delete(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)

@@ -14,22 +14,34 @@
 
 #define MAX_SVC 64
 
-static void jw_member_i64(fdn__jw_t *w, const char *key, int64_t v, bool last)
+/* "key":v, with key a literal that needs no escape (sizeof includes the NUL: not written) */
+#define JW_KEY(w, k) fdn__jw_raw(w, "\"" k "\":", sizeof k + 2)
+
+static void jw_i64_sep(fdn__jw_t *w, int64_t v, bool last)
 {
-    fdn__jw_key(w, key);
-    fdn__jw_i64(w, v);
-    fdn__jw_raw(w, last ? "}," : ",", last ? 2 : 1);
+    char b[24];
+    size_t n = fdn__jw_fmt_i64(b, v);
+    memcpy(b + n, last ? "}," : ",", last ? 2 : 1);
+    fdn__jw_raw(w, b, n + (last ? 2 : 1));
 }
 
-static void jw_member_bool(fdn__jw_t *w, const char *key, bool v)
-{
-    fdn__jw_key(w, key);
-    fdn__jw_bool(w, v);
-    fdn__jw_raw(w, ",", 1);
-}
+#define JW_MEMBER_I64(w, k, v, last)                                                               \
+    do {                                                                                           \
+        JW_KEY(w, k);                                                                              \
+        jw_i64_sep(w, v, last);                                                                    \
+    } while (0)
+
+#define JW_MEMBER_BOOL(w, k, v)                                                                    \
+    do {                                                                                           \
+        JW_KEY(w, k);                                                                              \
+        if (v)                                                                                     \
+            fdn__jw_raw(w, "true,", 5);                                                            \
+        else                                                                                       \
+            fdn__jw_raw(w, "false,", 6);                                                           \
+    } while (0)
 
 /* Written as text (GET /health is polled): the members and their order are those the jansson
- * version gave. */
+ * version gave; constant keys go out as literals, names and state strings escaped. */
 static int health_ext(fdn__jw_t *body, fdn__jw_t *services, void *user)
 {
     fdn_runtime_t *rt = user;
@@ -44,11 +56,11 @@ static int health_ext(fdn__jw_t *body, fdn__jw_t *services, void *user)
     fdn__jw_lit(body, ",\"status\":");
     fdn__jw_str(body, fdn_runtime_status_name(h.status));
     fdn__jw_raw(body, ",", 1);
-    jw_member_i64(body, "uptime_ms", h.uptime_ns / 1000000, false);
-    jw_member_i64(body, "services", (int64_t)h.services, false);
-    jw_member_i64(body, "running", (int64_t)h.running, false);
-    jw_member_i64(body, "restarting", (int64_t)h.restarting, false);
-    jw_member_i64(body, "failed", (int64_t)h.failed, true);
+    JW_MEMBER_I64(body, "uptime_ms", h.uptime_ns / 1000000, false);
+    JW_MEMBER_I64(body, "services", (int64_t)h.services, false);
+    JW_MEMBER_I64(body, "running", (int64_t)h.running, false);
+    JW_MEMBER_I64(body, "restarting", (int64_t)h.restarting, false);
+    JW_MEMBER_I64(body, "failed", (int64_t)h.failed, true);
     fdn_registry_t *reg = fdn_runtime_registry(rt);
     if (fdn_registry_is_shared(reg)) {
         fdn_registry_shared_stats_t ss;
@@ -56,12 +68,12 @@ static int health_ext(fdn__jw_t *body, fdn__jw_t *services, void *user)
         ss.version = FDN_REGISTRY_SHARED_STATS_VERSION;
         if (fdn_registry_shared_stats(reg, &ss) == 0) {
             fdn__jw_lit(body, "\"registry\":{\"backend\":\"etcd\",");
-            jw_member_bool(body, "stale", ss.stale);
-            jw_member_bool(body, "lease_ok", ss.lease_ok);
-            jw_member_i64(body, "revision", (int64_t)ss.revision, false);
-            jw_member_i64(body, "entries", (int64_t)ss.entries, false);
-            jw_member_i64(body, "owned", (int64_t)ss.owned, false);
-            jw_member_i64(body, "lease_ttl_s", (int64_t)ss.lease_ttl_s, true);
+            JW_MEMBER_BOOL(body, "stale", ss.stale);
+            JW_MEMBER_BOOL(body, "lease_ok", ss.lease_ok);
+            JW_MEMBER_I64(body, "revision", (int64_t)ss.revision, false);
+            JW_MEMBER_I64(body, "entries", (int64_t)ss.entries, false);
+            JW_MEMBER_I64(body, "owned", (int64_t)ss.owned, false);
+            JW_MEMBER_I64(body, "lease_ttl_s", (int64_t)ss.lease_ttl_s, true);
         }
     }
     fdn_config_etcd_stats_t cs;
@@ -69,18 +81,20 @@ static int health_ext(fdn__jw_t *body, fdn__jw_t *services, void *user)
     cs.version = FDN_CONFIG_ETCD_STATS_VERSION;
     if (fdn_config_etcd_stats(fdn_runtime_config(rt), &cs) == 0) { /* the config follows etcd */
         fdn__jw_lit(body, "\"config_etcd\":{");
-        jw_member_bool(body, "stale", cs.stale);
-        jw_member_i64(body, "revision", (int64_t)cs.revision, false);
-        jw_member_i64(body, "refused", (int64_t)cs.refused, true);
+        JW_MEMBER_BOOL(body, "stale", cs.stale);
+        JW_MEMBER_I64(body, "revision", (int64_t)cs.revision, false);
+        JW_MEMBER_I64(body, "refused", (int64_t)cs.refused, true);
     }
     for (size_t i = 0; i < n && i < MAX_SVC; i++) {
         fdn__jw_key(services, st[i].name);
-        fdn__jw_lit(services, st[i].healthy ? "{\"status\":\"ok\",\"state\":"
-                                            : "{\"status\":\"unhealthy\",\"state\":");
+        if (st[i].healthy)
+            fdn__jw_lit(services, "{\"status\":\"ok\",\"state\":");
+        else
+            fdn__jw_lit(services, "{\"status\":\"unhealthy\",\"state\":");
         fdn__jw_str(services, fdn_service_state_name(st[i].state));
         fdn__jw_raw(services, ",", 1);
-        jw_member_bool(services, "healthy", st[i].healthy);
-        jw_member_i64(services, "restarts", (int64_t)st[i].restarts, st[i].last_error == 0);
+        JW_MEMBER_BOOL(services, "healthy", st[i].healthy);
+        JW_MEMBER_I64(services, "restarts", (int64_t)st[i].restarts, st[i].last_error == 0);
         if (st[i].last_error != 0) {
             fdn__jw_lit(services, "\"last_error\":");
             fdn__jw_str(services, fdn_err_name(st[i].last_error));

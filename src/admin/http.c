@@ -80,6 +80,8 @@ typedef struct route {
     fdn__http_handler_fn fn;
     void *user;
     const char *const *params; /* query parameters it takes (NULL-terminated), or NULL: none */
+    bool literal;              /* no {param} segment */
+    size_t nsegs;              /* path segments: a target with another count never matches */
     /* request telemetry of this route (resolved on its first request; resolving twice gives
      * the same handle, so a race only repeats the lookup) */
     _Atomic(fdn_histogram_t *) h_dur;
@@ -291,6 +293,9 @@ int fdn__admin_route_add_q(fdn_admin_t *a, const char *method, const char *patte
     r->fn = fn;
     r->user = user;
     r->params = params;
+    r->literal = strchr(pattern, '{') == NULL;
+    for (const char *c = pattern; *c != '\0'; c++) /* "/a/b": 2; "/": 0 */
+        r->nsegs += *c == '/' && c[1] != '\0';
     return 0;
 }
 
@@ -533,8 +538,7 @@ static int dispatch_run(fdn_admin_t *a, const char *method, const char *uri,
      * endpoint for every method (a wrong method gets 405), never a {param} of another route */
     for (size_t k = 0; k < 2 * a->nroutes && !(k == a->nroutes && path_matched); k++) {
         route_t *r = &a->routes[k % a->nroutes];
-        bool literal = strchr(r->pattern, '{') == NULL;
-        if (literal != (k < a->nroutes) ||
+        if (r->literal != (k < a->nroutes) || r->nsegs != t->nsegs ||
             !fdn__http_route_match(r->pattern, t, params, FDN__HTTP_MAX_PARAMS, &np))
             continue;
         if (strcmp(r->method, m) == 0) {
@@ -657,10 +661,14 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
 static const char *find_member(const fdn__admin_text_t *t, const char *name, size_t *span)
 {
     char pat[64];
-    int n = snprintf(pat, sizeof pat, "\"%s\":{", name);
-    if (n <= 0 || (size_t)n >= sizeof pat || t->p == NULL)
+    size_t nl = strlen(name);
+    if (nl + 4 > sizeof pat || t->p == NULL)
         return NULL;
-    const char *m = strstr(t->p, pat);
+    pat[0] = '"';
+    memcpy(pat + 1, name, nl);
+    memcpy(pat + 1 + nl, "\":{", 3);
+    size_t n = nl + 4;
+    const char *m = memmem(t->p, t->len, pat, n);
     if (m == NULL)
         return NULL;
     const char *e = strchr(m + n, '}'); /* the member's object holds no nested object */
@@ -696,18 +704,40 @@ static int h_health(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *us
         ok = false;
     for (size_t i = 0; i < a->nhealth; i++) {
         int rc = a->health[i].fn(a->health[i].user);
+        /* "name":{"status":"ok"}, or the unhealthy form with the error's code and name */
         char m[160];
-        int n = rc == 0
-                    ? snprintf(m, sizeof m, "\"%s\":{\"status\":\"ok\"},", a->health[i].name)
-                    : snprintf(m, sizeof m,
-                               "\"%s\":{\"status\":\"unhealthy\",\"code\":%d,\"error\":\"%s\"},",
-                               a->health[i].name, fdn_err_info(rc)->ref_code, fdn_err_name(rc));
-        if (rc != 0)
-            ok = false;
-        if (n <= 0 || (size_t)n >= sizeof m) {
+        size_t nl = strlen(a->health[i].name), n = 0;
+        if (nl + 120 > sizeof m) {
             svcs.rc = FDN_ENOMEM; /* (cannot happen: names are short, error names constant) */
             break;
         }
+        m[n++] = '"';
+        memcpy(m + n, a->health[i].name, nl);
+        n += nl;
+        if (rc == 0) {
+            static const char okm[] = "\":{\"status\":\"ok\"},";
+            memcpy(m + n, okm, sizeof okm - 1);
+            n += sizeof okm - 1;
+        } else {
+            const char *en = fdn_err_name(rc);
+            size_t el = strlen(en);
+            if (n + el + 64 > sizeof m) {
+                svcs.rc = FDN_ENOMEM; /* (cannot happen either) */
+                break;
+            }
+            static const char bad[] = "\":{\"status\":\"unhealthy\",\"code\":";
+            memcpy(m + n, bad, sizeof bad - 1);
+            n += sizeof bad - 1;
+            n += fdn__jw_fmt_i64(m + n, fdn_err_info(rc)->ref_code);
+            memcpy(m + n, ",\"error\":\"", 10);
+            n += 10;
+            memcpy(m + n, en, el);
+            n += el;
+            memcpy(m + n, "\"},", 3);
+            n += 3;
+        }
+        if (rc != 0)
+            ok = false;
         size_t span = 0;
         const char *dup = svcs.rc == 0 ? find_member(&svcs.t, a->health[i].name, &span) : NULL;
         if (dup == NULL) {

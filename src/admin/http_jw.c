@@ -11,16 +11,9 @@
 
 #include <string.h>
 
-void fdn__jw_raw(fdn__jw_t *w, const char *s, size_t n)
+void fdn__jw_raw_grow(fdn__jw_t *w, const char *s, size_t n)
 {
-    fdn__admin_text_t *t = &w->t;
-    if (w->rc == 0 && t->cap - t->len > n) { /* fits (with the NUL): no call */
-        memcpy(t->p + t->len, s, n);
-        t->len += n;
-        t->p[t->len] = '\0';
-        return;
-    }
-    if (w->rc == 0 && fdn__admin_text_put(t, s, n) < 0)
+    if (w->rc == 0 && fdn__admin_text_put(&w->t, s, n) < 0)
         w->rc = FDN_ENOMEM;
 }
 
@@ -63,6 +56,21 @@ void fdn__jw_str(fdn__jw_t *w, const char *s)
     }
     static const char hex[] = "0123456789ABCDEF"; /* jansson writes \u001F */
     const unsigned char *p = (const unsigned char *)s;
+    /* the common string, printable ASCII without '"' or '\\', goes out in one piece */
+    while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+        p++;
+    if (*p == '\0') {
+        size_t n = (size_t)(p - (const unsigned char *)s);
+        char *o = fdn__jw_reserve(w, n + 2);
+        if (o != NULL) {
+            o[0] = '"';
+            memcpy(o + 1, s, n);
+            o[n + 1] = '"';
+            fdn__jw_commit(w, n + 2);
+        }
+        return;
+    }
+    p = (const unsigned char *)s;
     fdn__jw_raw(w, "\"", 1);
     while (*p != '\0') {
         const unsigned char *run = p; /* bytes that need no escape go out in one append */
@@ -115,29 +123,84 @@ void fdn__jw_key(fdn__jw_t *w, const char *key)
     fdn__jw_raw(w, ":", 1);
 }
 
+/* two digits at a time: half the divisions of a digit loop */
+static const char DIGITS2[] = "00010203040506070809101112131415161718192021222324252627282930313233"
+                              "34353637383940414243444546474849505152535455565758596061626364656667"
+                              "6869707172737475767778798081828384858687888990919293949596979899";
+
+size_t fdn__jw_fmt_u64(char *out, uint64_t v)
+{
+    char b[20];
+    char *e = b + sizeof b, *p = e;
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100) * 2;
+        v /= 100;
+        *--p = DIGITS2[r + 1];
+        *--p = DIGITS2[r];
+    }
+    if (v >= 10) {
+        *--p = DIGITS2[v * 2 + 1];
+        *--p = DIGITS2[v * 2];
+    } else {
+        *--p = (char)('0' + v);
+    }
+    size_t n = (size_t)(e - p);
+    memcpy(out, p, n);
+    return n;
+}
+
+size_t fdn__jw_fmt_i64(char *out, int64_t v)
+{
+    if (v >= 0)
+        return fdn__jw_fmt_u64(out, (uint64_t)v);
+    out[0] = '-';
+    return 1 + fdn__jw_fmt_u64(out + 1, (uint64_t)0 - (uint64_t)v);
+}
+
 void fdn__jw_i64(fdn__jw_t *w, int64_t v)
 {
     char b[24];
-    char *e = b + sizeof b, *p = e;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
-    if (v < 0)
-        *--p = '-';
-    fdn__jw_raw(w, p, (size_t)(e - p));
+    fdn__jw_raw(w, b, fdn__jw_fmt_i64(b, v));
 }
 
 void fdn__jw_u64(fdn__jw_t *w, uint64_t v)
 {
     char b[24];
-    char *e = b + sizeof b, *p = e;
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    fdn__jw_raw(w, p, (size_t)(e - p));
+    fdn__jw_raw(w, b, fdn__jw_fmt_u64(b, v));
+}
+
+char *fdn__jw_reserve(fdn__jw_t *w, size_t n)
+{
+    fdn__admin_text_t *t = &w->t;
+    if (w->rc != 0)
+        return NULL;
+    if (t->cap - t->len <= n) {
+        size_t len = t->len;
+        /* grow through the text's own rule, then take the bytes back */
+        if (n > SIZE_MAX / 2 || fdn__admin_text_put(t, NULL, 0) < 0) {
+            w->rc = FDN_ENOMEM;
+            return NULL;
+        }
+        size_t cap = t->cap;
+        while (cap - len <= n)
+            cap *= 2;
+        if (cap != t->cap) {
+            char *p = fdn_realloc(t->p, cap);
+            if (p == NULL) {
+                w->rc = FDN_ENOMEM;
+                return NULL;
+            }
+            t->p = p;
+            t->cap = cap;
+        }
+    }
+    return t->p + t->len;
+}
+
+void fdn__jw_commit(fdn__jw_t *w, size_t n)
+{
+    w->t.len += n;
+    w->t.p[w->t.len] = '\0';
 }
 
 void fdn__jw_bool(fdn__jw_t *w, bool v)

@@ -1,0 +1,34 @@
+/*
+ * The JSON form of an event written straight into an admin answer (GET /v1/events,
+ * GET /v1/events/{id}): the same bytes as fdn_event_to_json, without its jansson tree, the
+ * parse of the data and the dump (which cost ~48 k instructions an event).
+ */
+#ifndef FDN_ADMIN_EVENT_JSON_H
+#define FDN_ADMIN_EVENT_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <fdn/events.h>
+
+#include "admin/admin_int.h"
+
+/**
+ * Append the JSON form of ev to w, byte for byte what fdn_event_to_json gives. The common
+ * event (wall time from 1970 to 9999, JSON data already in the compact form jansson dumps,
+ * or UTF-8 text, or none) is written directly; any other goes through fdn_event_to_json.
+ * Errors stick in w->rc (FDN_ENOMEM).
+ */
+void fdn__admin_event_json(fdn__jw_t *w, const fdn_event_t *ev);
+
+/**
+ * True when the n bytes at s are one JSON value exactly as jansson's compact dump of its own
+ * parse of them (JSON_DECODE_ANY | JSON_ALLOW_NUL, JSON_COMPACT | JSON_PRESERVE_ORDER) would
+ * write it, so copying them equals parsing and dumping. False for anything else, including
+ * forms jansson would rewrite (whitespace, reals, "-0", "\/", "\u0041", lower-case hex,
+ * duplicate keys) and text it refuses; also for nesting deeper than 32 or an object of more
+ * than 64 members (the caller then parses).
+ */
+bool fdn__admin_json_is_canonical(const char *s, size_t n);
+
+#endif /* FDN_ADMIN_EVENT_JSON_H */
