@@ -84,8 +84,12 @@ done
 [[ "$(code POST /v1/events '{"type":"order.placed","data":{"o":"<b>x</b>"},"correlation_id":"req-1"}')" == 201 ]] || fail "event"
 [[ "$(code PUT /v1/config/dev.debug_mode true)" == 200 ]] || fail "config"
 [[ "$(code PUT /v1/config/interface.max_results 250)" == 200 ]] || fail "config"
-code POST /v1/limiter/check '{"key":"k","limit":1,"window_ms":600000}' >/dev/null
-[[ "$(code POST /v1/limiter/check '{"key":"k","limit":1,"window_ms":600000}')" == 429 ]] || fail "limiter"
+# limiter windows of a day, the longest the HTTP API takes: fixed windows are aligned to the
+# wall clock, so a 10-minute one could end between these checks and the listing of the
+# busiest keys further down (it did: "k" was gone from the list); a day's ends at 00:00 UTC
+LONG_WINDOW=86400000
+code POST /v1/limiter/check '{"key":"k","limit":1,"window_ms":'$LONG_WINDOW'}' >/dev/null
+[[ "$(code POST /v1/limiter/check '{"key":"k","limit":1,"window_ms":'$LONG_WINDOW'}')" == 429 ]] || fail "limiter"
 # the config changes are stored asynchronously: wait until the API lists both
 for _ in $(seq 200); do
     [[ "$(curl -s "$A/v1/events?type=config_updated" | jq .count)" == 2 ]] && break
@@ -106,11 +110,12 @@ echo "ok: GET / serves the page; 401 without the token where one is set"
 CDPORT="$(free_port)"
 chromedriver --port="$CDPORT" >"$TMP/chromedriver.log" 2>&1 &
 PIDS+=($!)
-export CD="http://127.0.0.1:$CDPORT" MAIN="$A" TOKPORT="$TPORT" HELPPORT="$HPORT" ART TMP
+export CD="http://127.0.0.1:$CDPORT" MAIN="$A" LONG_WINDOW TOKPORT="$TPORT" HELPPORT="$HPORT" ART TMP
 python3 - <<'EOF' || fail "status page checks (chromedriver log: $(tail -5 "$TMP/chromedriver.log"))"
 import base64, json, os, sys, time, urllib.request, urllib.error
 
 CD, MAIN, ART = os.environ["CD"], os.environ["MAIN"], os.environ["ART"]
+LONG_WINDOW = int(os.environ["LONG_WINDOW"])  # see the shell part
 TOKEN = open(os.path.join(os.environ["TMP"], "token")).read().strip()
 
 def http_status(method, url, body=None, headers=None):
@@ -309,15 +314,15 @@ print("ok: the page follows the server without a reload")
 # the busiest limiter keys (GET /v1/limiter/keys): the panel shows what the endpoint answers,
 # most requests in the window first, and follows new checks without a reload
 for _ in range(5):
-    http("POST", MAIN + "/v1/limiter/check", {"key": "busy", "limit": 10, "window_ms": 600000})
+    http("POST", MAIN + "/v1/limiter/check", {"key": "busy", "limit": 10, "window_ms": LONG_WINDOW})
 for _ in range(3):
     http("POST", MAIN + "/v1/limiter/check", {"identity": "tenant-7", "key": "search", "limit": 100,
-                                              "window_ms": 600000, "algorithm": "sliding_window"})
+                                              "window_ms": LONG_WINDOW, "algorithm": "sliding_window"})
 top = api("/v1/limiter/keys?top=10")
 check([(k["key"], k["identity"], k["count"]) for k in top["keys"]] ==
       [("busy", "", 5), ("search", "tenant-7", 3), ("k", "", 2)], f"/v1/limiter/keys: {top}")
 check(top["keys"][0]["remaining"] == 5 and top["keys"][0]["rule"] ==
-      {"algorithm": "fixed_window", "limit": 10, "window_ms": 600000, "burst": 0}, f"busy: {top['keys'][0]}")
+      {"algorithm": "fixed_window", "limit": 10, "window_ms": LONG_WINDOW, "burst": 0}, f"busy: {top['keys'][0]}")
 TOP = r"""
 return Array.from(document.getElementById('lim-top').querySelectorAll('tr[data-key]')).map((tr) =>
   [tr.dataset.key, tr.dataset.identity, Object.fromEntries(Array.from(tr.querySelectorAll('[data-k]')).map((td) => [td.dataset.k, td.textContent]))]);
