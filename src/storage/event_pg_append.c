@@ -121,11 +121,194 @@ done:
     return rc;
 }
 
+/* ---- the one-statement append: a prepared statement over binary arrays ---- */
+
+/* Element types of the arrays (PostgreSQL's pg_type OIDs). */
+#define OID_BYTEA 17u
+#define OID_INT8  20u
+#define OID_INT2  21u
+#define OID_TEXT  25u
+#define OID_UUID  2950u
+
+#define APPEND_STMT "fdn_append" /* its name on the connection */
+#define APPEND_COLS 11           /* arrays: one per column but the position */
+
+static unsigned char *put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+    return p + 4;
+}
+
+static unsigned char *put64(unsigned char *p, uint64_t v)
+{
+    p = put32(p, (uint32_t)(v >> 32));
+    return put32(p, (uint32_t)v);
+}
+
+/* An array's header in the binary format: one dimension of n elements from 1, no NULLs. */
+static unsigned char *arr_head(unsigned char *p, uint32_t oid, size_t n)
+{
+    p = put32(p, 1);
+    p = put32(p, 0);
+    p = put32(p, oid);
+    p = put32(p, (uint32_t)n);
+    return put32(p, 1);
+}
+
+static unsigned char *arr_bytes(unsigned char *p, const void *b, size_t len)
+{
+    p = put32(p, (uint32_t)len);
+    if (len > 0)
+        memcpy(p, b, len);
+    return p + len;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* A UUID's 16 bytes from its text form; false when it is not one. */
+static bool uuid_bytes(const char *s, unsigned char *out)
+{
+    int k = 0;
+    for (const char *p = s; *p != '\0' && k < 32; p++) {
+        if (*p == '-')
+            continue;
+        int v = hexval(*p);
+        if (v < 0)
+            return false;
+        if (k % 2 == 0)
+            out[k / 2] = (unsigned char)(v << 4);
+        else
+            out[k / 2] |= (unsigned char)v;
+        k++;
+    }
+    return k == 32;
+}
+
+/* The parameters of the prepared append: $1 the count, $2..$12 the arrays in one buffer
+ * (*buf, fdn__free it). FDN_EINVAL (an id that is not a UUID), FDN_ENOMEM. */
+static int append_params(const fdn_event_t *const *evs, const fdn__pg_uuid_t *ids, size_t n,
+                         unsigned char **buf, const char **vals, int *lens, fdn_error_t *err)
+{
+    size_t text = 0, data = 0;
+    for (size_t i = 0; i < n; i++) {
+        text += strlen(evs[i]->type) + strlen(evs[i]->corr) + strlen(evs[i]->node);
+        data += evs[i]->data_len;
+    }
+    /* 8 for $1, 11 array headers, 4 per element, the elements */
+    size_t cap = 8 + APPEND_COLS * 20 + n * APPEND_COLS * 4 + n * (16 + 5 * 8 + 2) + text + data;
+    unsigned char *b = fdn__malloc(cap);
+    if (b == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "postgres: out of memory");
+    unsigned char *p = put64(b, n);
+    vals[0] = (const char *)b;
+    lens[0] = 8;
+    static const uint32_t oids[APPEND_COLS] = {OID_UUID, OID_TEXT, OID_TEXT, OID_INT8,
+                                               OID_INT8, OID_INT8, OID_TEXT, OID_INT8,
+                                               OID_INT8, OID_INT2, OID_BYTEA};
+    for (int col = 0; col < APPEND_COLS; col++) {
+        unsigned char *start = p;
+        p = arr_head(p, oids[col], n);
+        for (size_t i = 0; i < n; i++) {
+            const fdn_event_t *ev = evs[i];
+            switch (col) {
+            case 0:
+                p = put32(p, 16);
+                if (!uuid_bytes(ids[i].s, p)) {
+                    fdn__free(b);
+                    return fdn_err_set(err, FDN_EINVAL,
+                                       "postgres: event %zu: id '%s' is not a UUID", i, ids[i].s);
+                }
+                p += 16;
+                break;
+            case 1:
+                p = arr_bytes(p, ev->type, strlen(ev->type));
+                break;
+            case 2:
+                p = arr_bytes(p, ev->corr, strlen(ev->corr));
+                break;
+            case 3:
+                p = put64(put32(p, 8), (uint64_t)(int64_t)ev->parent);
+                break;
+            case 4:
+                p = put64(put32(p, 8), (uint64_t)ev->ts);
+                break;
+            case 5:
+                p = put64(put32(p, 8), (uint64_t)ev->wall);
+                break;
+            case 6:
+                p = arr_bytes(p, ev->node, strlen(ev->node));
+                break;
+            case 7:
+                p = put64(put32(p, 8), ev->pid);
+                break;
+            case 8:
+                p = put64(put32(p, 8), ev->tid);
+                break;
+            case 9:
+                p = put32(p, 2);
+                p[0] = 0; /* an int2, big-endian */
+                p[1] = (unsigned char)(ev->ctype & 7);
+                p += 2;
+                break;
+            default:
+                p = arr_bytes(p, ev->data, ev->data_len);
+                break;
+            }
+        }
+        vals[1 + col] = (const char *)start;
+        lens[1 + col] = (int)(p - start);
+    }
+    *buf = b;
+    return 0;
+}
+
+/* Prepare the append statement on this connection (once). As fdn__pg_run. */
+static int append_prepare(fdn__pg_t *c, fdn_error_t *err)
+{
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "WITH h AS (UPDATE %s.head SET position = position + $1::bigint WHERE id = 1"
+             " RETURNING position - $1::bigint AS b, pg_notify('%s', position::text) AS nt),"
+             " i AS (INSERT INTO %s.events (position, event_id, type, correlation_id, parent, ts,"
+             " wall_ns, node, pid, tid, ctype, data) SELECT h.b + v.o, v.e, v.t, v.c, v.pa, v.ts,"
+             " v.w, v.nd, v.pi, v.ti, v.ct, v.d FROM h, unnest($2::uuid[], $3::text[],"
+             " $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[],"
+             " $10::bigint[], $11::smallint[], $12::bytea[]) WITH ORDINALITY AS"
+             " v(e, t, c, pa, ts, w, nd, pi, ti, ct, d, o) RETURNING 1)"
+             " SELECT h.b, (SELECT count(*) FROM i) FROM h",
+             c->schema, c->channel, c->schema);
+    c->timed_out = false;
+    if (!PQsendPrepare(c->conn, APPEND_STMT, sql, 0, NULL)) {
+        c->broken = true;
+        return fdn__pg_fail_res(c, NULL, err, "prepare the append");
+    }
+    PGresult *r = fdn__pg_q_collect(c);
+    if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK)
+        return fdn__pg_fail_res(c, r, err, "prepare the append");
+    PQclear(r);
+    c->prepared = true;
+    return 0;
+}
+
 /*
  * A first attempt of up to INSERT_CHUNK events as one statement, run in its own implicit
- * transaction:
- *   WITH h AS (UPDATE head SET position = position + n RETURNING position - n AS b, notify)
- *   INSERT INTO events SELECT h.b + v.o, v.* FROM h, (VALUES (1, $2, ...), ...) v
+ * transaction (prepared once per connection; the columns travel as binary arrays):
+ *   WITH h AS (UPDATE head SET position = position + n RETURNING position - n AS b, notify),
+ *        i AS (INSERT INTO events SELECT h.b + v.o, v.* FROM h, unnest($2, ...) WITH
+ *              ORDINALITY v)
+ *   SELECT h.b, count(i)
  * so the head row's lock is held only while the server inserts the rows and commits, never
  * across a network round trip (BEGIN / UPDATE / INSERT / COMMIT held it for three).
  * Returns as fdn__pg_append (FDN_EIO once the statement is sent and its answer is lost).
@@ -133,71 +316,15 @@ done:
 static int append_one(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg_uuid_t *ids,
                       size_t n, uint64_t *pos, fdn_error_t *err)
 {
-    static const char *const casts[NCOLS - 1] = {"::uuid",   "::text",     "::text", "::bigint",
-                                                 "::bigint", "::bigint",   "::text", "::bigint",
-                                                 "::bigint", "::smallint", "::bytea"};
-    size_t nparams = 1 + n * (NCOLS - 1);
-    size_t sqlcap = 768 + n * ((NCOLS - 1) * 8 + 12) + 80;
-    char *sql = fdn__malloc(sqlcap);
-    const char **vals = fdn__malloc(nparams * sizeof(*vals));
-    int *lens = fdn__malloc(nparams * sizeof(*lens));
-    int *fmts = fdn__malloc(nparams * sizeof(*fmts));
-    char(*num)[5][24] = fdn__malloc(n * sizeof(*num));
+    const char *vals[1 + APPEND_COLS];
+    int lens[1 + APPEND_COLS], fmts[1 + APPEND_COLS];
+    for (int k = 0; k < 1 + APPEND_COLS; k++)
+        fmts[k] = 1;
+    unsigned char *params = NULL;
     char buf[256] = "";
-    char nstr[24];
-    int rc = 0;
-    if (sql == NULL || vals == NULL || lens == NULL || fmts == NULL || num == NULL) {
-        rc = fdn_err_set(err, FDN_ENOMEM, "postgres: out of memory");
-        goto done;
-    }
-    snprintf(nstr, sizeof(nstr), "%zu", n);
-    vals[0] = nstr;
-    lens[0] = 0;
-    fmts[0] = 0;
-    size_t o = (size_t)snprintf(
-        sql, sqlcap,
-        "WITH h AS (UPDATE %s.head SET position = position + $1::bigint WHERE id = 1"
-        " RETURNING position - $1::bigint AS b, pg_notify('%s', position::text) AS nt)"
-        " INSERT INTO %s.events (position, event_id, type, correlation_id, parent, ts, wall_ns,"
-        " node, pid, tid, ctype, data) SELECT h.b + v.o, v.e, v.t, v.c, v.pa, v.ts, v.w, v.nd,"
-        " v.pi, v.ti, v.ct, v.d FROM h, (VALUES ",
-        c->schema, c->channel, c->schema);
-    for (size_t i = 0; i < n; i++) {
-        const fdn_event_t *ev = evs[i];
-        size_t p = 1 + i * (NCOLS - 1);
-        o += (size_t)snprintf(sql + o, sqlcap - o, "%s(%zu", i ? "," : "", i + 1);
-        for (int col = 0; col < NCOLS - 1; col++)
-            o += (size_t)snprintf(sql + o, sqlcap - o, ",$%zu%s", p + (size_t)col + 1,
-                                  i == 0 ? casts[col] : "");
-        o += (size_t)snprintf(sql + o, sqlcap - o, ")");
-        snprintf(num[i][0], 24, "%" PRId64, (int64_t)ev->parent);
-        snprintf(num[i][1], 24, "%" PRId64, ev->ts);
-        snprintf(num[i][2], 24, "%" PRId64, ev->wall);
-        snprintf(num[i][3], 24, "%" PRIu32, ev->pid);
-        snprintf(num[i][4], 24, "%" PRIu32, ev->tid);
-        static const char *const ctypes[] = {"0", "1", "2", "3", "4", "5", "6", "7"};
-        const char *v[NCOLS - 1] = {ids[i].s,
-                                    ev->type,
-                                    ev->corr,
-                                    num[i][0],
-                                    num[i][1],
-                                    num[i][2],
-                                    ev->node,
-                                    num[i][3],
-                                    num[i][4],
-                                    ctypes[ev->ctype & 7],
-                                    ev->data_len ? (const char *)ev->data : ""};
-        for (int col = 0; col < NCOLS - 1; col++) {
-            vals[p + (size_t)col] = v[col];
-            lens[p + (size_t)col] = 0;
-            fmts[p + (size_t)col] = 0;
-        }
-        lens[p + NCOLS - 2] = (int)ev->data_len;
-        fmts[p + NCOLS - 2] = 1;
-    }
-    snprintf(sql + o, sqlcap - o,
-             ") AS v(o, e, t, c, pa, ts, w, nd, pi, ti, ct, d) RETURNING position");
-
+    int rc = append_params(evs, ids, n, &params, vals, lens, err);
+    if (rc != 0)
+        return rc;
     fdn__pg_fail_t mode = c->fail;
     c->fail = FDN__PG_FAIL_NONE;
     if (!fdn__pg_connected(c)) {
@@ -206,15 +333,21 @@ static int append_one(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg
     }
     /* a round trip before, outside the lock: a server that does not answer (stopped, network
      * down) is found here, where nothing was sent that could commit (FDN_EUNAVAILABLE), not
-     * only after the statement, whose outcome would be unknown (FDN_EIO) */
-    rc = fdn__pg_script(c, "SELECT 1", err, "check the connection");
+     * only after the statement, whose outcome would be unknown (FDN_EIO). Preparing the
+     * statement (a connection's first append) is that round trip. */
+    if (!c->prepared)
+        rc = append_prepare(c, err);
+    else
+        rc = fdn__pg_script(c, "SELECT 1", err, "check the connection");
     if (rc != 0) {
         if (rc == FDN_EIO)
             rc = FDN_EUNAVAILABLE;
         goto done;
     }
-    if (!fdn__pg_q_send(c, sql, (int)nparams, vals, lens, fmts, 1)) {
+    c->timed_out = false;
+    if (!PQsendQueryPrepared(c->conn, APPEND_STMT, 1 + APPEND_COLS, vals, lens, fmts, 1)) {
         /* not sent whole: without its Sync message the server runs no implicit COMMIT */
+        c->broken = true;
         rc = fdn_err_set(err, FDN_EUNAVAILABLE, "postgres: append not sent: %s",
                          fdn__pg_conn_msg(c->conn, buf, sizeof(buf)));
         goto done;
@@ -233,7 +366,7 @@ static int append_one(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg
             rc = FDN_EUNAVAILABLE;
         goto done;
     }
-    if (r != NULL && !c->broken && (size_t)PQntuples(r) != n) {
+    if (r != NULL && !c->broken && (PQntuples(r) != 1 || fdn__pg_get_int(r, 0, 1) != (uint64_t)n)) {
         PQclear(r); /* no head row: nothing inserted */
         rc = fdn_err_set(err, FDN_ECORRUPT, "postgres: %s.head has no row: not an event log",
                          c->schema);
@@ -251,13 +384,7 @@ static int append_one(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg
                          buf);
         goto done;
     }
-    /* RETURNING gives the rows in no promised order: the smallest is the first position */
-    uint64_t first = UINT64_MAX;
-    for (int row = 0; row < PQntuples(r); row++) {
-        uint64_t p = fdn__pg_get_int(r, row, 0);
-        if (p < first)
-            first = p;
-    }
+    uint64_t first = fdn__pg_get_int(r, 0, 0) + 1;
     PQclear(r);
     for (size_t i = 0; i < n; i++)
         pos[i] = first + i;
@@ -267,11 +394,7 @@ static int append_one(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg
         rc = fdn_err_set(err, FDN_EIO, "postgres: COMMIT answer lost (test hook)");
     }
 done:
-    fdn__free(sql);
-    fdn__free(vals);
-    fdn__free(lens);
-    fdn__free(fmts);
-    fdn__free(num);
+    fdn__free(params);
     return rc;
 }
 
