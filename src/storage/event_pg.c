@@ -690,6 +690,53 @@ static int build_query(const fdn__pg_t *c, const fdn__pg_query_t *q, char *sql, 
     return n;
 }
 
+/* The prepared statement for q's shape (its bit in c->qprep), or -1: the reads the store
+ * makes for every batch, "after a position" (the writer's and the follower's catch-up) and
+ * "a correlation id after a position" (correlation lookups), oldest first. Their plans do not
+ * depend on the values (the primary key, the correlation index), so a generic plan is as good;
+ * other shapes are planned for their values each time. */
+static int query_shape(const fdn__pg_query_t *q)
+{
+    if (q->descending || q->type != NULL || q->wall_start != INT64_MIN ||
+        q->wall_end != INT64_MAX || q->before != 0)
+        return -1;
+    return (q->correlation_id != NULL ? 1 : 0) | (q->after != 0 ? 2 : 0);
+}
+
+/* fdn__pg_run of a query prepared on this connection under the name of its shape (prepared
+ * by its first use). */
+static int run_prepared(fdn__pg_t *c, int shape, const char *sql, int n, const char *const *vals,
+                        PGresult **out, fdn_error_t *err)
+{
+    char name[16];
+    snprintf(name, sizeof(name), "fdn_q%d", shape);
+    if (!fdn__pg_connected(c))
+        return fdn_err_set(err, FDN_EUNAVAILABLE, "postgres: query: not connected");
+    PGresult *r = NULL;
+    if ((c->qprep & (1u << shape)) == 0) {
+        c->timed_out = false;
+        if (!PQsendPrepare(c->conn, name, sql, n, NULL)) {
+            c->broken = true;
+            return fdn__pg_fail_res(c, NULL, err, "prepare a query");
+        }
+        r = fdn__pg_q_collect(c);
+        if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK)
+            return fdn__pg_fail_res(c, r, err, "prepare a query");
+        PQclear(r);
+        c->qprep |= 1u << shape;
+    }
+    c->timed_out = false;
+    if (!PQsendQueryPrepared(c->conn, name, n, vals, NULL, NULL, 1)) {
+        c->broken = true;
+        return fdn__pg_fail_res(c, NULL, err, "query");
+    }
+    r = fdn__pg_q_collect(c);
+    if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK)
+        return fdn__pg_fail_res(c, r, err, "query");
+    *out = r;
+    return 0;
+}
+
 int fdn__pg_query(fdn__pg_t *c, const fdn__pg_query_t *q, fdn_event_list_t **out, fdn_error_t *err)
 {
     if (c == NULL || q == NULL || out == NULL || q->limit == 0)
@@ -698,7 +745,9 @@ int fdn__pg_query(fdn__pg_t *c, const fdn__pg_query_t *q, fdn_event_list_t **out
     const char *vals[8];
     int n = build_query(c, q, sql, sizeof(sql), vals, num);
     PGresult *r = NULL;
-    int rc = fdn__pg_run(c, sql, n, vals, PGRES_TUPLES_OK, &r, err, "query");
+    int shape = query_shape(q);
+    int rc = shape >= 0 ? run_prepared(c, shape, sql, n, vals, &r, err)
+                        : fdn__pg_run(c, sql, n, vals, PGRES_TUPLES_OK, &r, err, "query");
     if (rc != 0)
         return rc;
     rc = rows_to_list(r, out, err);
