@@ -27,8 +27,14 @@
  * its next poll.
  *
  * Results are fetched in binary (big-endian integers, raw text and bytea), parameters are sent
- * as text except payloads (binary). Nothing is interpolated into SQL but the schema name,
- * which is checked against [a-z_][a-z0-9_]*.
+ * as text except payloads and the append's arrays (binary). Nothing is interpolated into SQL
+ * but the schema name, which is checked against [a-z_][a-z0-9_]*.
+ *
+ * Prepared statements: the append (event_pg_append.c) and the two reads made for every batch
+ * ("after a position", "a correlation id after a position", oldest first: query_shape) are
+ * prepared on a connection by their first use and then only bound and run; a connection is
+ * never reused across a server restart (a broken one is closed), so a name never outlives its
+ * statement. Other queries are planned for their values each time.
  *
  * Threads: none of its own; a connection is used by one thread at a time.
  */
