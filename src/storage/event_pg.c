@@ -17,39 +17,9 @@
  * schema_version above FDN__PG_SCHEMA_VERSION means a newer library migrated the database:
  * open refuses (FDN_EINIT) rather than write rows an older layout does not describe.
  *
- * Positions are global, gap-free and in commit order. An append is one transaction that
- * first moves the head row by n (UPDATE head SET position = position + n), then inserts the n
- * rows at the positions it took. The UPDATE takes the head row's lock until COMMIT, so
- * committers are serialised: batch B cannot take positions until batch A, which holds lower
- * ones, has committed (or rolled back, which also rolls back its UPDATE: no gap). A reader
- * that has seen position p has therefore seen every position below p, and "give me
- * everything after p" never skips an event that commits later. A plain sequence does not give
- * this (nextval is not transactional: a reader may see 2 before 1 commits, and a rollback
- * leaves a hole).
- * The cost is that lock: committers wait for each other from their UPDATE to their COMMIT. So
- * a batch of up to 1000 events (INSERT_CHUNK) is ONE statement in an implicit transaction,
- *   WITH h AS (UPDATE head ... RETURNING position - n AS b, pg_notify(...))
- *   INSERT INTO events SELECT h.b + v.o, ... FROM h, (VALUES (1, $2, ...), ...) v
- * so the lock is held only while the server inserts the rows and commits, never across the
- * network (BEGIN; UPDATE; INSERT; COMMIT held it across three round trips: the bench's 4
- * appending processes measured 0.40x raw INSERTs that way, 0.65-0.69x this way). A "SELECT 1"
- * round trip goes before it, outside the lock: a server that stopped answering is found there,
- * where nothing was sent that could commit (FDN_EUNAVAILABLE, retried); a single statement
- * that meets the deadline has an unknown outcome (FDN_EIO: the server may run it when it
- * resumes), so without the probe a stopped server would give callers FDN_EIO, not "away".
- * Bigger batches take BEGIN, the UPDATE, INSERTs of 1000 rows, COMMIT. And the store's writer
- * batches: one head update per batch of queued stores, not per event. The issue measured
- * 59 k rows/s with 4 writers against 77 k/s for a bare sequence (-23 %); the batch size
- * (storage.warm.postgres.batch_max) amortises it.
- *
- * Exactly once: every event carries a UUID chosen before the first attempt. When the
- * connection fails after COMMIT (or the single statement) was sent, the outcome is unknown
- * (FDN_EIO); the caller
- * retries on a new connection with retry=true: the head row is locked first (FOR UPDATE),
- * the ids already stored are looked up (unnest(ids) WITH ORDINALITY JOIN events) and keep
- * their positions, and only the missing ones are inserted after the head, which advances by
- * their number. So a batch is never lost and never stored twice, and positions stay gap-free
- * (an ON CONFLICT DO NOTHING after taking positions would leave holes).
+ * Appends (positions gap-free and in commit order, exactly once under retries) are in
+ * event_pg_append.c, with their own DESIGN comment; this file holds the connection, the schema,
+ * the reads and the notifications, and the command helpers both use (event_pg_int.h).
  *
  * Notifications: the head UPDATE calls pg_notify('<schema>_events', newest position); PostgreSQL
  * delivers it only when the transaction commits. Listeners treat it as a hint and page with a
@@ -57,12 +27,19 @@
  * its next poll.
  *
  * Results are fetched in binary (big-endian integers, raw text and bytea), parameters are sent
- * as text except payloads (binary). Nothing is interpolated into SQL but the schema name,
- * which is checked against [a-z_][a-z0-9_]*.
+ * as text except payloads and the append's arrays (binary). Nothing is interpolated into SQL
+ * but the schema name, which is checked against [a-z_][a-z0-9_]*.
+ *
+ * Prepared statements: the append (event_pg_append.c) and the two reads made for every batch
+ * ("after a position", "a correlation id after a position", oldest first: query_shape) are
+ * prepared on a connection by their first use and then only bound and run; a connection is
+ * never reused across a server restart (a broken one is closed), so a name never outlives its
+ * statement. Other queries are planned for their values each time.
  *
  * Threads: none of its own; a connection is used by one thread at a time.
  */
 #include "storage/event_pg.h"
+#include "storage/event_pg_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -81,20 +58,7 @@
 #include "core/alloc.h"
 #include "logic/event_int.h"
 
-#define INSERT_CHUNK 1000u /* rows per INSERT statement (12 parameters each) */
-#define NCOLS        12
-
-struct fdn__pg {
-    PGconn *conn;
-    bool broken; /* the connection must not be used again (shut down by the hook, or lost) */
-    bool timed_out;   /* the last command met the deadline (the connection is then broken) */
-    int64_t deadline; /* CLOCK_MONOTONIC ns bounding every wait on the server (0 = none) */
-    fdn__pg_fail_t fail;
-    char schema[FDN__PG_SCHEMA_MAX + 1];
-    char channel[FDN__PG_SCHEMA_MAX + 8];
-};
-
-/* ---- helpers ---- */
+/* ---- helpers (event_pg_int.h) ---- */
 
 static bool schema_ok(const char *s)
 {
@@ -111,7 +75,7 @@ static bool schema_ok(const char *s)
 }
 
 /* libpq's message without its trailing newline, into buf. */
-static const char *conn_msg(PGconn *conn, char *buf, size_t cap)
+const char *fdn__pg_conn_msg(PGconn *conn, char *buf, size_t cap)
 {
     const char *m = conn ? PQerrorMessage(conn) : "out of memory";
     snprintf(buf, cap, "%s", m);
@@ -168,8 +132,8 @@ static int wait_sock(fdn__pg_t *c, short ev)
 
 /* Send a command: with parameters (n >= 0: extended protocol, results in resfmt) or as a
  * simple query (n < 0: may hold several statements). false: not sent (connection broken). */
-static bool q_send(fdn__pg_t *c, const char *sql, int n, const char *const *vals, const int *lens,
-                   const int *fmts, int resfmt)
+bool fdn__pg_q_send(fdn__pg_t *c, const char *sql, int n, const char *const *vals, const int *lens,
+                    const int *fmts, int resfmt)
 {
     c->timed_out = false;
     int ok = n >= 0 ? PQsendQueryParams(c->conn, sql, n, NULL, vals, lens, fmts, resfmt)
@@ -188,7 +152,7 @@ static bool res_ok(const PGresult *r)
 /* Flush what q_send queued, then read every result of the command, never waiting past the
  * deadline. Returns the result to judge (the first that failed, else the last; the caller
  * PQclears it), or NULL when the connection failed or the deadline passed (c->broken). */
-static PGresult *q_collect(fdn__pg_t *c)
+PGresult *fdn__pg_q_collect(fdn__pg_t *c)
 {
     for (;;) {
         int f = PQflush(c->conn);
@@ -231,16 +195,16 @@ static PGresult *q_collect(fdn__pg_t *c)
 }
 
 /* q_send + q_collect. */
-static PGresult *q_exec(fdn__pg_t *c, const char *sql, int n, const char *const *vals,
-                        const int *lens, const int *fmts, int resfmt)
+PGresult *fdn__pg_q_exec(fdn__pg_t *c, const char *sql, int n, const char *const *vals,
+                         const int *lens, const int *fmts, int resfmt)
 {
-    if (!q_send(c, sql, n, vals, lens, fmts, resfmt))
+    if (!fdn__pg_q_send(c, sql, n, vals, lens, fmts, resfmt))
         return NULL;
-    return q_collect(c);
+    return fdn__pg_q_collect(c);
 }
 
 /* The code for a failed command: the connection's state first, then the SQLSTATE. */
-static int fail_res(fdn__pg_t *c, PGresult *r, fdn_error_t *err, const char *what)
+int fdn__pg_fail_res(fdn__pg_t *c, PGresult *r, fdn_error_t *err, const char *what)
 {
     char buf[256];
     int code = FDN_EUNAVAILABLE;
@@ -263,7 +227,7 @@ static int fail_res(fdn__pg_t *c, PGresult *r, fdn_error_t *err, const char *wha
         while (n > 0 && buf[n - 1] == '\n')
             buf[--n] = '\0';
     } else {
-        conn_msg(c->conn, buf, sizeof(buf));
+        fdn__pg_conn_msg(c->conn, buf, sizeof(buf));
     }
     if (r != NULL)
         PQclear(r);
@@ -271,14 +235,14 @@ static int fail_res(fdn__pg_t *c, PGresult *r, fdn_error_t *err, const char *wha
 }
 
 /* Run a command with text parameters; binary results. *out owns the result on success. */
-static int run(fdn__pg_t *c, const char *sql, int n, const char *const *vals, ExecStatusType want,
-               PGresult **out, fdn_error_t *err, const char *what)
+int fdn__pg_run(fdn__pg_t *c, const char *sql, int n, const char *const *vals, ExecStatusType want,
+                PGresult **out, fdn_error_t *err, const char *what)
 {
     if (!fdn__pg_connected(c))
         return fdn_err_set(err, FDN_EUNAVAILABLE, "postgres: %s: not connected", what);
-    PGresult *r = q_exec(c, sql, n, vals, NULL, NULL, 1);
+    PGresult *r = fdn__pg_q_exec(c, sql, n, vals, NULL, NULL, 1);
     if (r == NULL || PQresultStatus(r) != want)
-        return fail_res(c, r, err, what);
+        return fdn__pg_fail_res(c, r, err, what);
     if (out != NULL)
         *out = r;
     else
@@ -287,27 +251,27 @@ static int run(fdn__pg_t *c, const char *sql, int n, const char *const *vals, Ex
 }
 
 /* Run a command or a script of several (simple query protocol, no parameters). */
-static int script(fdn__pg_t *c, const char *sql, fdn_error_t *err, const char *what)
+int fdn__pg_script(fdn__pg_t *c, const char *sql, fdn_error_t *err, const char *what)
 {
     if (!fdn__pg_connected(c))
         return fdn_err_set(err, FDN_EUNAVAILABLE, "postgres: %s: not connected", what);
-    PGresult *r = q_exec(c, sql, -1, NULL, NULL, NULL, 0);
+    PGresult *r = fdn__pg_q_exec(c, sql, -1, NULL, NULL, NULL, 0);
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        return fail_res(c, r, err, what);
+        return fdn__pg_fail_res(c, r, err, what);
     PQclear(r);
     return 0;
 }
 
-static int cmd(fdn__pg_t *c, const char *sql, fdn_error_t *err)
+int fdn__pg_cmd(fdn__pg_t *c, const char *sql, fdn_error_t *err)
 {
-    return script(c, sql, err, sql);
+    return fdn__pg_script(c, sql, err, sql);
 }
 
-static void rollback(fdn__pg_t *c)
+void fdn__pg_rollback(fdn__pg_t *c)
 {
     if (fdn__pg_connected(c)) {
-        PGresult *r = q_exec(c, "ROLLBACK", -1, NULL, NULL, NULL, 0);
+        PGresult *r = fdn__pg_q_exec(c, "ROLLBACK", -1, NULL, NULL, NULL, 0);
         if (r != NULL)
             PQclear(r);
     }
@@ -322,7 +286,7 @@ static uint64_t be64(const char *p)
     return v;
 }
 
-static uint64_t get_int(const PGresult *r, int row, int col)
+uint64_t fdn__pg_get_int(const PGresult *r, int row, int col)
 {
     int len = PQgetlength(r, row, col);
     const char *p = PQgetvalue(r, row, col);
@@ -392,16 +356,16 @@ static int migrate_locked(fdn__pg_t *c, fdn_error_t *err)
           "CREATE TABLE IF NOT EXISTS @S.schema_version (version integer PRIMARY KEY,"
           " applied_at timestamptz NOT NULL DEFAULT now())",
           c->schema);
-    int rc = script(c, sql, err, "create schema");
+    int rc = fdn__pg_script(c, sql, err, "create schema");
     if (rc != 0)
         return rc;
     snprintf(sql, sizeof(sql), "SELECT coalesce(max(version), 0)::bigint FROM %s.schema_version",
              c->schema);
     PGresult *r = NULL;
-    rc = run(c, sql, 0, NULL, PGRES_TUPLES_OK, &r, err, "schema version");
+    rc = fdn__pg_run(c, sql, 0, NULL, PGRES_TUPLES_OK, &r, err, "schema version");
     if (rc != 0)
         return rc;
-    int64_t v = (int64_t)get_int(r, 0, 0);
+    int64_t v = (int64_t)fdn__pg_get_int(r, 0, 0);
     PQclear(r);
     if (v > FDN__PG_SCHEMA_VERSION)
         return fdn_err_set(err, FDN_EINIT,
@@ -417,13 +381,13 @@ static int migrate_locked(fdn__pg_t *c, fdn_error_t *err)
                                     c->schema, m);
         if (len >= sizeof(body))
             return fdn_err_set(err, FDN_EINTERNAL, "postgres: migration %" PRId64 " too long", m);
-        rc = cmd(c, "BEGIN", err);
+        rc = fdn__pg_cmd(c, "BEGIN", err);
         if (rc == 0)
-            rc = script(c, body, err, "migration");
+            rc = fdn__pg_script(c, body, err, "migration");
         if (rc == 0)
-            rc = cmd(c, "COMMIT", err);
+            rc = fdn__pg_cmd(c, "COMMIT", err);
         if (rc != 0) {
-            rollback(c);
+            fdn__pg_rollback(c);
             return rc == FDN_EUNAVAILABLE || rc == FDN_EACCES ? rc : FDN_EINIT;
         }
     }
@@ -435,14 +399,14 @@ static int migrate(fdn__pg_t *c, fdn_error_t *err)
     char key[FDN__PG_SCHEMA_MAX + 16];
     snprintf(key, sizeof(key), "fdn.events:%s", c->schema);
     const char *vals[1] = {key};
-    int rc = run(c, "SELECT pg_advisory_lock(hashtext($1))", 1, vals, PGRES_TUPLES_OK, NULL, err,
-                 "advisory lock");
+    int rc = fdn__pg_run(c, "SELECT pg_advisory_lock(hashtext($1))", 1, vals, PGRES_TUPLES_OK, NULL,
+                         err, "advisory lock");
     if (rc != 0)
         return rc;
     rc = migrate_locked(c, err);
     fdn_error_t e2 = FDN_ERROR_INIT;
-    run(c, "SELECT pg_advisory_unlock(hashtext($1))", 1, vals, PGRES_TUPLES_OK, NULL, &e2,
-        "advisory unlock");
+    fdn__pg_run(c, "SELECT pg_advisory_unlock(hashtext($1))", 1, vals, PGRES_TUPLES_OK, NULL, &e2,
+                "advisory unlock");
     return rc;
 }
 
@@ -521,7 +485,7 @@ static int pg_connect(fdn__pg_t **out, const char *url, const char *schema, int6
         if (c->timed_out)
             snprintf(buf, sizeof(buf), "no answer within %" PRId64 " ms", cms);
         else
-            conn_msg(c->conn, buf, sizeof(buf));
+            fdn__pg_conn_msg(c->conn, buf, sizeof(buf));
         int code = FDN_ECONNREFUSED;
         if (PQconnectionNeedsPassword(c->conn) || strstr(buf, "authentication failed") ||
             strstr(buf, "does not exist") || strstr(buf, "no pg_hba.conf entry") ||
@@ -538,7 +502,7 @@ static int pg_connect(fdn__pg_t **out, const char *url, const char *schema, int6
         return fdn_err_set(err, FDN_EIO, "postgres: cannot make the connection non-blocking");
     }
     c->deadline = mono_now() + (cms + 10000) * 1000000;
-    PGresult *r = q_exec(c, "SET client_min_messages = warning", -1, NULL, NULL, NULL, 0);
+    PGresult *r = fdn__pg_q_exec(c, "SET client_min_messages = warning", -1, NULL, NULL, NULL, 0);
     if (r != NULL)
         PQclear(r);
     int rc = do_migrate ? migrate(c, err) : 0;
@@ -594,7 +558,7 @@ int fdn__pg_exec(fdn__pg_t *c, const char *sql, fdn_error_t *err)
 {
     if (c == NULL || sql == NULL)
         return fdn_err_set(err, FDN_EINVAL, "postgres: exec: missing argument");
-    return script(c, sql, err, "exec");
+    return fdn__pg_script(c, sql, err, "exec");
 }
 
 const char *fdn__pg_schema(const fdn__pg_t *c)
@@ -605,399 +569,6 @@ const char *fdn__pg_schema(const fdn__pg_t *c)
 void fdn__pg_test_fail_commit(fdn__pg_t *c, fdn__pg_fail_t mode)
 {
     c->fail = mode;
-}
-
-/* ---- append ---- */
-
-/* INSERT the rows whose index is in idx[0..k) at positions pos[idx[j]]. */
-static int insert_rows(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg_uuid_t *ids,
-                       const size_t *idx, size_t k, const uint64_t *pos, fdn_error_t *err)
-{
-    size_t rows_max = k < INSERT_CHUNK ? k : INSERT_CHUNK;
-    size_t nparams = rows_max * NCOLS;
-    size_t sqlcap = 200 + rows_max * (NCOLS * 8 + 4);
-    char *sql = fdn__malloc(sqlcap);
-    const char **vals = fdn__malloc(nparams * sizeof(*vals));
-    int *lens = fdn__malloc(nparams * sizeof(*lens));
-    int *fmts = fdn__malloc(nparams * sizeof(*fmts));
-    char(*num)[6][24] = fdn__malloc(rows_max * sizeof(*num));
-    int rc = 0;
-    if (sql == NULL || vals == NULL || lens == NULL || fmts == NULL || num == NULL) {
-        rc = fdn_err_set(err, FDN_ENOMEM, "postgres: out of memory");
-        goto done;
-    }
-    for (size_t done_rows = 0; done_rows < k && rc == 0;) {
-        size_t rows = k - done_rows < INSERT_CHUNK ? k - done_rows : INSERT_CHUNK;
-        size_t o = (size_t)snprintf(sql, sqlcap,
-                                    "INSERT INTO %s.events (position, event_id, type, "
-                                    "correlation_id, parent, ts, wall_ns, node, pid, tid, ctype, "
-                                    "data) VALUES ",
-                                    c->schema);
-        for (size_t j = 0; j < rows; j++) {
-            size_t i = idx ? idx[done_rows + j] : done_rows + j;
-            const fdn_event_t *ev = evs[i];
-            size_t p = j * NCOLS;
-            o += (size_t)snprintf(sql + o, sqlcap - o, "%s(", j ? "," : "");
-            for (int col = 0; col < NCOLS; col++)
-                o += (size_t)snprintf(sql + o, sqlcap - o, "%s$%zu", col ? "," : "",
-                                      p + (size_t)col + 1);
-            o += (size_t)snprintf(sql + o, sqlcap - o, ")");
-            snprintf(num[j][0], 24, "%" PRIu64, pos[i]);
-            snprintf(num[j][1], 24, "%" PRId64, (int64_t)ev->parent);
-            snprintf(num[j][2], 24, "%" PRId64, ev->ts);
-            snprintf(num[j][3], 24, "%" PRId64, ev->wall);
-            snprintf(num[j][4], 24, "%" PRIu32, ev->pid);
-            snprintf(num[j][5], 24, "%" PRIu32, ev->tid);
-            const char *v[NCOLS] = {num[j][0], ids[i].s, ev->type,  ev->corr,  num[j][1], num[j][2],
-                                    num[j][3], ev->node, num[j][4], num[j][5], NULL,      NULL};
-            static const char *const ctypes[] = {"0", "1", "2", "3", "4", "5", "6", "7"};
-            v[10] = ctypes[ev->ctype & 7];
-            v[11] = ev->data_len ? (const char *)ev->data : "";
-            for (int col = 0; col < NCOLS; col++) {
-                vals[p + (size_t)col] = v[col];
-                lens[p + (size_t)col] = 0;
-                fmts[p + (size_t)col] = 0;
-            }
-            lens[p + 11] = (int)ev->data_len;
-            fmts[p + 11] = 1;
-        }
-        PGresult *r = q_exec(c, sql, (int)(rows * NCOLS), vals, lens, fmts, 1);
-        if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK)
-            rc = fail_res(c, r, err, "insert events");
-        else
-            PQclear(r);
-        done_rows += rows;
-    }
-done:
-    fdn__free(sql);
-    fdn__free(vals);
-    fdn__free(lens);
-    fdn__free(fmts);
-    fdn__free(num);
-    return rc;
-}
-
-/*
- * A first attempt of up to INSERT_CHUNK events as one statement, run in its own implicit
- * transaction:
- *   WITH h AS (UPDATE head SET position = position + n RETURNING position - n AS b, notify)
- *   INSERT INTO events SELECT h.b + v.o, v.* FROM h, (VALUES (1, $2, ...), ...) v
- * so the head row's lock is held only while the server inserts the rows and commits, never
- * across a network round trip (BEGIN / UPDATE / INSERT / COMMIT held it for three).
- * Returns as fdn__pg_append (FDN_EIO once the statement is sent and its answer is lost).
- */
-static int append_one(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg_uuid_t *ids,
-                      size_t n, uint64_t *pos, fdn_error_t *err)
-{
-    static const char *const casts[NCOLS - 1] = {"::uuid",   "::text",     "::text", "::bigint",
-                                                 "::bigint", "::bigint",   "::text", "::bigint",
-                                                 "::bigint", "::smallint", "::bytea"};
-    size_t nparams = 1 + n * (NCOLS - 1);
-    size_t sqlcap = 768 + n * ((NCOLS - 1) * 8 + 12) + 80;
-    char *sql = fdn__malloc(sqlcap);
-    const char **vals = fdn__malloc(nparams * sizeof(*vals));
-    int *lens = fdn__malloc(nparams * sizeof(*lens));
-    int *fmts = fdn__malloc(nparams * sizeof(*fmts));
-    char(*num)[5][24] = fdn__malloc(n * sizeof(*num));
-    char buf[256] = "";
-    char nstr[24];
-    int rc = 0;
-    if (sql == NULL || vals == NULL || lens == NULL || fmts == NULL || num == NULL) {
-        rc = fdn_err_set(err, FDN_ENOMEM, "postgres: out of memory");
-        goto done;
-    }
-    snprintf(nstr, sizeof(nstr), "%zu", n);
-    vals[0] = nstr;
-    lens[0] = 0;
-    fmts[0] = 0;
-    size_t o = (size_t)snprintf(
-        sql, sqlcap,
-        "WITH h AS (UPDATE %s.head SET position = position + $1::bigint WHERE id = 1"
-        " RETURNING position - $1::bigint AS b, pg_notify('%s', position::text) AS nt)"
-        " INSERT INTO %s.events (position, event_id, type, correlation_id, parent, ts, wall_ns,"
-        " node, pid, tid, ctype, data) SELECT h.b + v.o, v.e, v.t, v.c, v.pa, v.ts, v.w, v.nd,"
-        " v.pi, v.ti, v.ct, v.d FROM h, (VALUES ",
-        c->schema, c->channel, c->schema);
-    for (size_t i = 0; i < n; i++) {
-        const fdn_event_t *ev = evs[i];
-        size_t p = 1 + i * (NCOLS - 1);
-        o += (size_t)snprintf(sql + o, sqlcap - o, "%s(%zu", i ? "," : "", i + 1);
-        for (int col = 0; col < NCOLS - 1; col++)
-            o += (size_t)snprintf(sql + o, sqlcap - o, ",$%zu%s", p + (size_t)col + 1,
-                                  i == 0 ? casts[col] : "");
-        o += (size_t)snprintf(sql + o, sqlcap - o, ")");
-        snprintf(num[i][0], 24, "%" PRId64, (int64_t)ev->parent);
-        snprintf(num[i][1], 24, "%" PRId64, ev->ts);
-        snprintf(num[i][2], 24, "%" PRId64, ev->wall);
-        snprintf(num[i][3], 24, "%" PRIu32, ev->pid);
-        snprintf(num[i][4], 24, "%" PRIu32, ev->tid);
-        static const char *const ctypes[] = {"0", "1", "2", "3", "4", "5", "6", "7"};
-        const char *v[NCOLS - 1] = {ids[i].s,
-                                    ev->type,
-                                    ev->corr,
-                                    num[i][0],
-                                    num[i][1],
-                                    num[i][2],
-                                    ev->node,
-                                    num[i][3],
-                                    num[i][4],
-                                    ctypes[ev->ctype & 7],
-                                    ev->data_len ? (const char *)ev->data : ""};
-        for (int col = 0; col < NCOLS - 1; col++) {
-            vals[p + (size_t)col] = v[col];
-            lens[p + (size_t)col] = 0;
-            fmts[p + (size_t)col] = 0;
-        }
-        lens[p + NCOLS - 2] = (int)ev->data_len;
-        fmts[p + NCOLS - 2] = 1;
-    }
-    snprintf(sql + o, sqlcap - o,
-             ") AS v(o, e, t, c, pa, ts, w, nd, pi, ti, ct, d) RETURNING position");
-
-    fdn__pg_fail_t mode = c->fail;
-    c->fail = FDN__PG_FAIL_NONE;
-    if (!fdn__pg_connected(c)) {
-        rc = fdn_err_set(err, FDN_EUNAVAILABLE, "postgres: append: not connected");
-        goto done;
-    }
-    /* a round trip before, outside the lock: a server that does not answer (stopped, network
-     * down) is found here, where nothing was sent that could commit (FDN_EUNAVAILABLE), not
-     * only after the statement, whose outcome would be unknown (FDN_EIO) */
-    rc = script(c, "SELECT 1", err, "check the connection");
-    if (rc != 0) {
-        if (rc == FDN_EIO)
-            rc = FDN_EUNAVAILABLE;
-        goto done;
-    }
-    if (!q_send(c, sql, (int)nparams, vals, lens, fmts, 1)) {
-        /* not sent whole: without its Sync message the server runs no implicit COMMIT */
-        rc = fdn_err_set(err, FDN_EUNAVAILABLE, "postgres: append not sent: %s",
-                         conn_msg(c->conn, buf, sizeof(buf)));
-        goto done;
-    }
-    if (mode == FDN__PG_FAIL_AT_COMMIT) {
-        (void)PQflush(c->conn);
-        shutdown(PQsocket(c->conn), SHUT_RDWR);
-        c->broken = true;
-    }
-    PGresult *r = q_collect(c);
-    if (PQstatus(c->conn) != CONNECTION_OK)
-        c->broken = true;
-    if (r != NULL && !c->broken && PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rc = fail_res(c, r, err, "append"); /* refused by the server: rolled back */
-        if (rc == FDN_EIO)
-            rc = FDN_EUNAVAILABLE;
-        goto done;
-    }
-    if (r != NULL && !c->broken && (size_t)PQntuples(r) != n) {
-        PQclear(r); /* no head row: nothing inserted */
-        rc = fdn_err_set(err, FDN_ECORRUPT, "postgres: %s.head has no row: not an event log",
-                         c->schema);
-        goto done;
-    }
-    if (r == NULL || c->broken) {
-        if (c->timed_out)
-            snprintf(buf, sizeof(buf), "no answer within the deadline");
-        else
-            conn_msg(c->conn, buf, sizeof(buf));
-        if (r != NULL)
-            PQclear(r);
-        rc = fdn_err_set(err, FDN_EIO,
-                         "postgres: append sent, its COMMIT's answer lost, outcome unknown: %s",
-                         buf);
-        goto done;
-    }
-    /* RETURNING gives the rows in no promised order: the smallest is the first position */
-    uint64_t first = UINT64_MAX;
-    for (int row = 0; row < PQntuples(r); row++) {
-        uint64_t p = get_int(r, row, 0);
-        if (p < first)
-            first = p;
-    }
-    PQclear(r);
-    for (size_t i = 0; i < n; i++)
-        pos[i] = first + i;
-    if (mode == FDN__PG_FAIL_AFTER_COMMIT) {
-        shutdown(PQsocket(c->conn), SHUT_RDWR);
-        c->broken = true;
-        rc = fdn_err_set(err, FDN_EIO, "postgres: COMMIT answer lost (test hook)");
-    }
-done:
-    fdn__free(sql);
-    fdn__free(vals);
-    fdn__free(lens);
-    fdn__free(fmts);
-    fdn__free(num);
-    return rc;
-}
-
-/* Send COMMIT and read its answer (within the deadline); the test hook may cut the
- * connection. */
-static int commit(fdn__pg_t *c, fdn_error_t *err)
-{
-    fdn__pg_fail_t mode = c->fail;
-    c->fail = FDN__PG_FAIL_NONE;
-    char buf[256] = "";
-    if (!q_send(c, "COMMIT", -1, NULL, NULL, NULL, 0))
-        return fdn_err_set(err, FDN_EIO, "postgres: COMMIT not sent, outcome unknown: %s",
-                           conn_msg(c->conn, buf, sizeof(buf)));
-    if (mode == FDN__PG_FAIL_AT_COMMIT) {
-        (void)PQflush(c->conn);
-        shutdown(PQsocket(c->conn), SHUT_RDWR);
-        c->broken = true;
-    }
-    PGresult *r = q_collect(c);
-    bool ok = r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (r != NULL && !ok)
-        snprintf(buf, sizeof(buf), "%s", PQresultErrorMessage(r));
-    if (r != NULL)
-        PQclear(r);
-    if (mode == FDN__PG_FAIL_AFTER_COMMIT) {
-        shutdown(PQsocket(c->conn), SHUT_RDWR);
-        c->broken = true;
-        return fdn_err_set(err, FDN_EIO, "postgres: COMMIT answer lost (test hook)");
-    }
-    if (PQstatus(c->conn) != CONNECTION_OK)
-        c->broken = true;
-    if (!ok || c->broken) {
-        if (c->timed_out)
-            snprintf(buf, sizeof(buf), "no answer within the deadline");
-        else if (buf[0] == '\0')
-            conn_msg(c->conn, buf, sizeof(buf));
-        size_t n = strlen(buf);
-        while (n > 0 && buf[n - 1] == '\n')
-            buf[--n] = '\0';
-        return fdn_err_set(err, FDN_EIO, "postgres: COMMIT failed, outcome unknown: %s", buf);
-    }
-    return 0;
-}
-
-/* retry: lock the head, find the ids already stored, and insert the others after it. */
-static int append_retry(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg_uuid_t *ids,
-                        size_t n, uint64_t *pos, fdn_error_t *err)
-{
-    char sql[512];
-    PGresult *r = NULL;
-    snprintf(sql, sizeof(sql), "SELECT position FROM %s.head WHERE id = 1 FOR UPDATE", c->schema);
-    int rc = run(c, sql, 0, NULL, PGRES_TUPLES_OK, &r, err, "lock head");
-    if (rc != 0)
-        return rc;
-    uint64_t head = get_int(r, 0, 0);
-    PQclear(r);
-
-    /* the ids as a text array literal: {id,id,...} */
-    size_t cap = n * (FDN_UUID_STR_LEN + 1) + 3;
-    char *arr = fdn__malloc(cap);
-    size_t *missing = fdn__malloc(n * sizeof(*missing));
-    if (arr == NULL || missing == NULL) {
-        fdn__free(arr);
-        fdn__free(missing);
-        return fdn_err_set(err, FDN_ENOMEM, "postgres: out of memory");
-    }
-    size_t o = 0;
-    arr[o++] = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            arr[o++] = ',';
-        memcpy(arr + o, ids[i].s, FDN_UUID_STR_LEN);
-        o += FDN_UUID_STR_LEN;
-        pos[i] = 0;
-    }
-    arr[o++] = '}';
-    arr[o] = '\0';
-    snprintf(sql, sizeof(sql),
-             "SELECT u.ord, e.position FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, ord)"
-             " JOIN %s.events e ON e.event_id = u.id",
-             c->schema);
-    const char *vals[1] = {arr};
-    rc = run(c, sql, 1, vals, PGRES_TUPLES_OK, &r, err, "find retried ids");
-    fdn__free(arr);
-    if (rc != 0) {
-        fdn__free(missing);
-        return rc;
-    }
-    for (int row = 0; row < PQntuples(r); row++) {
-        uint64_t ord = get_int(r, row, 0);
-        if (ord >= 1 && ord <= n)
-            pos[ord - 1] = get_int(r, row, 1);
-    }
-    PQclear(r);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (pos[i] == 0) {
-            pos[i] = head + k + 1;
-            missing[k++] = i;
-        }
-    if (k > 0) {
-        rc = insert_rows(c, evs, ids, missing, k, pos, err);
-        if (rc == 0) {
-            char num[24];
-            snprintf(num, sizeof(num), "%" PRIu64, head + k);
-            snprintf(sql, sizeof(sql),
-                     "UPDATE %s.head SET position = $1::bigint WHERE id = 1"
-                     " RETURNING pg_notify('%s', position::text)",
-                     c->schema, c->channel);
-            const char *v2[1] = {num};
-            rc = run(c, sql, 1, v2, PGRES_TUPLES_OK, NULL, err, "advance head");
-        }
-    }
-    fdn__free(missing);
-    return rc;
-}
-
-int fdn__pg_append(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg_uuid_t *ids, size_t n,
-                   bool retry, uint64_t *pos, fdn_error_t *err)
-{
-    if (c == NULL || (n > 0 && (evs == NULL || ids == NULL || pos == NULL)))
-        return fdn_err_set(err, FDN_EINVAL, "postgres: append: missing argument");
-    if (n == 0)
-        return 0;
-    if (n > FDN__PG_BATCH_MAX)
-        return fdn_err_set(err, FDN_ETOO_LARGE, "postgres: batch of %zu events over %u", n,
-                           FDN__PG_BATCH_MAX);
-    uint64_t bytes = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (evs[i] == NULL)
-            return fdn_err_set(err, FDN_EINVAL, "postgres: append: event %zu missing", i);
-        if (evs[i]->data_len > FDN_EVENT_DATA_MAX)
-            return fdn_err_set(err, FDN_ETOO_LARGE, "postgres: event %zu: data of %u bytes over %d",
-                               i, evs[i]->data_len, FDN_EVENT_DATA_MAX);
-        bytes += evs[i]->data_len;
-    }
-    if (bytes > FDN__PG_BATCH_BYTES_MAX)
-        return fdn_err_set(err, FDN_ETOO_LARGE,
-                           "postgres: batch of %" PRIu64 " payload bytes over %u", bytes,
-                           FDN__PG_BATCH_BYTES_MAX);
-    if (!retry && n <= INSERT_CHUNK)
-        return append_one(c, evs, ids, n, pos, err);
-    int rc = cmd(c, "BEGIN", err);
-    if (rc != 0)
-        return rc;
-    if (retry) {
-        rc = append_retry(c, evs, ids, n, pos, err);
-    } else {
-        char sql[512], num[24];
-        snprintf(num, sizeof(num), "%zu", n);
-        snprintf(sql, sizeof(sql),
-                 "UPDATE %s.head SET position = position + $1::bigint WHERE id = 1"
-                 " RETURNING position, pg_notify('%s', position::text)",
-                 c->schema, c->channel);
-        const char *vals[1] = {num};
-        PGresult *r = NULL;
-        rc = run(c, sql, 1, vals, PGRES_TUPLES_OK, &r, err, "take positions");
-        if (rc == 0) {
-            uint64_t last = get_int(r, 0, 0);
-            PQclear(r);
-            for (size_t i = 0; i < n; i++)
-                pos[i] = last - n + 1 + i;
-            rc = insert_rows(c, evs, ids, NULL, n, pos, err);
-        }
-    }
-    if (rc != 0) {
-        rollback(c);
-        return rc == FDN_EIO ? FDN_EUNAVAILABLE : rc; /* before COMMIT: nothing committed */
-    }
-    return commit(c, err);
 }
 
 /* ---- reads ---- */
@@ -1021,19 +592,19 @@ static int rows_to_list(const PGresult *r, fdn_event_list_t **out, fdn_error_t *
         size_t off = 0;
         for (int i = 0; i < n; i++) {
             memset(&f, 0, sizeof(f));
-            f.id = get_int(r, i, 0);
+            f.id = fdn__pg_get_int(r, i, 0);
             f.type = PQgetvalue(r, i, 1);
             f.type_len = (size_t)PQgetlength(r, i, 1);
             f.corr = PQgetvalue(r, i, 2);
             f.corr_len = (size_t)PQgetlength(r, i, 2);
-            f.parent = get_int(r, i, 3);
-            f.ts = (int64_t)get_int(r, i, 4);
-            f.wall = (int64_t)get_int(r, i, 5);
+            f.parent = fdn__pg_get_int(r, i, 3);
+            f.ts = (int64_t)fdn__pg_get_int(r, i, 4);
+            f.wall = (int64_t)fdn__pg_get_int(r, i, 5);
             f.node = PQgetvalue(r, i, 6);
             f.node_len = (size_t)PQgetlength(r, i, 6);
-            f.pid = (uint32_t)get_int(r, i, 7);
-            f.tid = (uint32_t)get_int(r, i, 8);
-            f.ctype = (uint8_t)get_int(r, i, 9);
+            f.pid = (uint32_t)fdn__pg_get_int(r, i, 7);
+            f.tid = (uint32_t)fdn__pg_get_int(r, i, 8);
+            f.ctype = (uint8_t)fdn__pg_get_int(r, i, 9);
             f.data = PQgetvalue(r, i, 10);
             f.data_len = (size_t)PQgetlength(r, i, 10);
             if (f.type_len > FDN_EVENT_TYPE_MAX || f.corr_len > FDN_EVENT_CORR_MAX ||
@@ -1066,7 +637,7 @@ int fdn__pg_get(fdn__pg_t *c, uint64_t pos, fdn_event_t **out, fdn_error_t *err)
     snprintf(num, sizeof(num), "%" PRIu64, pos);
     const char *vals[1] = {num};
     PGresult *r = NULL;
-    int rc = run(c, sql, 1, vals, PGRES_TUPLES_OK, &r, err, "get");
+    int rc = fdn__pg_run(c, sql, 1, vals, PGRES_TUPLES_OK, &r, err, "get");
     if (rc != 0)
         return rc;
     if (PQntuples(r) == 0) {
@@ -1125,6 +696,53 @@ static int build_query(const fdn__pg_t *c, const fdn__pg_query_t *q, char *sql, 
     return n;
 }
 
+/* The prepared statement for q's shape (its bit in c->qprep), or -1: the reads the store
+ * makes for every batch, "after a position" (the writer's and the follower's catch-up) and
+ * "a correlation id after a position" (correlation lookups), oldest first. Their plans do not
+ * depend on the values (the primary key, the correlation index), so a generic plan is as good;
+ * other shapes are planned for their values each time. */
+static int query_shape(const fdn__pg_query_t *q)
+{
+    if (q->descending || q->type != NULL || q->wall_start != INT64_MIN ||
+        q->wall_end != INT64_MAX || q->before != 0)
+        return -1;
+    return (q->correlation_id != NULL ? 1 : 0) | (q->after != 0 ? 2 : 0);
+}
+
+/* fdn__pg_run of a query prepared on this connection under the name of its shape (prepared
+ * by its first use). */
+static int run_prepared(fdn__pg_t *c, int shape, const char *sql, int n, const char *const *vals,
+                        PGresult **out, fdn_error_t *err)
+{
+    char name[16];
+    snprintf(name, sizeof(name), "fdn_q%d", shape);
+    if (!fdn__pg_connected(c))
+        return fdn_err_set(err, FDN_EUNAVAILABLE, "postgres: query: not connected");
+    PGresult *r = NULL;
+    if ((c->qprep & (1u << shape)) == 0) {
+        c->timed_out = false;
+        if (!PQsendPrepare(c->conn, name, sql, n, NULL)) {
+            c->broken = true;
+            return fdn__pg_fail_res(c, NULL, err, "prepare a query");
+        }
+        r = fdn__pg_q_collect(c);
+        if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK)
+            return fdn__pg_fail_res(c, r, err, "prepare a query");
+        PQclear(r);
+        c->qprep |= 1u << shape;
+    }
+    c->timed_out = false;
+    if (!PQsendQueryPrepared(c->conn, name, n, vals, NULL, NULL, 1)) {
+        c->broken = true;
+        return fdn__pg_fail_res(c, NULL, err, "query");
+    }
+    r = fdn__pg_q_collect(c);
+    if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK)
+        return fdn__pg_fail_res(c, r, err, "query");
+    *out = r;
+    return 0;
+}
+
 int fdn__pg_query(fdn__pg_t *c, const fdn__pg_query_t *q, fdn_event_list_t **out, fdn_error_t *err)
 {
     if (c == NULL || q == NULL || out == NULL || q->limit == 0)
@@ -1133,7 +751,9 @@ int fdn__pg_query(fdn__pg_t *c, const fdn__pg_query_t *q, fdn_event_list_t **out
     const char *vals[8];
     int n = build_query(c, q, sql, sizeof(sql), vals, num);
     PGresult *r = NULL;
-    int rc = run(c, sql, n, vals, PGRES_TUPLES_OK, &r, err, "query");
+    int shape = query_shape(q);
+    int rc = shape >= 0 ? run_prepared(c, shape, sql, n, vals, &r, err)
+                        : fdn__pg_run(c, sql, n, vals, PGRES_TUPLES_OK, &r, err, "query");
     if (rc != 0)
         return rc;
     rc = rows_to_list(r, out, err);
@@ -1153,9 +773,9 @@ int fdn__pg_explain(fdn__pg_t *c, const fdn__pg_query_t *q, char **out, fdn_erro
     /* text results: EXPLAIN's lines */
     if (!fdn__pg_connected(c))
         return fdn_err_set(err, FDN_EUNAVAILABLE, "postgres: explain: not connected");
-    r = q_exec(c, sql, n, vals, NULL, NULL, 0);
+    r = fdn__pg_q_exec(c, sql, n, vals, NULL, NULL, 0);
     if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK)
-        return fail_res(c, r, err, "explain");
+        return fdn__pg_fail_res(c, r, err, "explain");
     size_t len = 1;
     for (int i = 0; i < PQntuples(r); i++)
         len += (size_t)PQgetlength(r, i, 0) + 1;
@@ -1182,10 +802,10 @@ int fdn__pg_head(fdn__pg_t *c, uint64_t *out, fdn_error_t *err)
     char sql[128];
     snprintf(sql, sizeof(sql), "SELECT position FROM %s.head WHERE id = 1", c->schema);
     PGresult *r = NULL;
-    int rc = run(c, sql, 0, NULL, PGRES_TUPLES_OK, &r, err, "head");
+    int rc = fdn__pg_run(c, sql, 0, NULL, PGRES_TUPLES_OK, &r, err, "head");
     if (rc != 0)
         return rc;
-    *out = PQntuples(r) ? get_int(r, 0, 0) : 0;
+    *out = PQntuples(r) ? fdn__pg_get_int(r, 0, 0) : 0;
     PQclear(r);
     return 0;
 }
@@ -1197,7 +817,7 @@ int fdn__pg_prune_below(fdn__pg_t *c, uint64_t below, uint64_t *count, fdn_error
     snprintf(num, sizeof(num), "%" PRIu64, below);
     const char *vals[1] = {num};
     PGresult *r = NULL;
-    int rc = run(c, sql, 1, vals, PGRES_COMMAND_OK, &r, err, "prune");
+    int rc = fdn__pg_run(c, sql, 1, vals, PGRES_COMMAND_OK, &r, err, "prune");
     if (rc != 0)
         return rc;
     if (count != NULL)
@@ -1215,12 +835,12 @@ int fdn__pg_stats(fdn__pg_t *c, uint64_t *count, uint64_t *oldest, uint64_t *new
              " FROM %s.events",
              c->schema);
     PGresult *r = NULL;
-    int rc = run(c, sql, 0, NULL, PGRES_TUPLES_OK, &r, err, "stats");
+    int rc = fdn__pg_run(c, sql, 0, NULL, PGRES_TUPLES_OK, &r, err, "stats");
     if (rc != 0)
         return rc;
-    *count = get_int(r, 0, 0);
-    *oldest = get_int(r, 0, 1);
-    *newest = get_int(r, 0, 2);
+    *count = fdn__pg_get_int(r, 0, 0);
+    *oldest = fdn__pg_get_int(r, 0, 1);
+    *newest = fdn__pg_get_int(r, 0, 2);
     PQclear(r);
     return 0;
 }
@@ -1231,7 +851,7 @@ int fdn__pg_listen(fdn__pg_t *c, fdn_error_t *err)
 {
     char sql[96];
     snprintf(sql, sizeof(sql), "LISTEN %s", c->channel);
-    return cmd(c, sql, err);
+    return fdn__pg_cmd(c, sql, err);
 }
 
 /* Take the notifications libpq has read; 1 when one was ours. */

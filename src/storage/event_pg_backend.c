@@ -43,12 +43,20 @@
  * The circuit breaker is not here: the store holds it (services/event_shared.c, set from
  * above by fdn_events_set_breaker), around each call of this table.
  *
+ * Hints: the follower (wait) is not woken by the notifications of this backend's own commits
+ * (own_head, set by the writer after each append): the writer puts its batch into memory
+ * itself, after reading every position below it, so such a wake-up would only cost the
+ * follower an empty read per batch. A notification announcing a newer head (another
+ * process's commit, or one that came before own_head was set) wakes it as before; a hint
+ * skipped wrongly would only delay it to its next poll, which the follower's contract allows.
+ *
  * Threads: the writer connection is used by the store's writer thread only, the listener by
  * its follower thread only (the table's contract); the pool by anyone, under `mu`.
  */
 #include "storage/event_backend.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
@@ -65,8 +73,10 @@ typedef struct pgb {
     char schema[FDN__PG_SCHEMA_MAX + 1];
     int64_t connect_ms;
     int64_t command_ms; /* bound of one call (an append with its retries, a read) */
-    fdn__pg_t *wconn; /* writer thread */
-    fdn__pg_t *lconn; /* follower thread (LISTENing) */
+    fdn__pg_t *wconn;   /* writer thread */
+    fdn__pg_t *lconn;   /* follower thread (LISTENing) */
+    /* the newest position the writer committed (written by the writer, read by the follower) */
+    _Atomic uint64_t own_head;
     fdn__mutex_t mu;
     pthread_cond_t cv;
     fdn__pg_t **idle; /* mu: idle pooled connections (LIFO) */
@@ -242,6 +252,13 @@ static int pgb_append(void *p, fdn__evb_batch_t *batch, fdn_error_t *err)
             break;
         rc = 0;
     }
+    if (rc == 0) {
+        uint64_t top = 0;
+        for (size_t i = 0; i < batch->n; i++)
+            top = batch->pos[i] > top ? batch->pos[i] : top;
+        if (top > atomic_load_explicit(&b->own_head, memory_order_relaxed))
+            atomic_store_explicit(&b->own_head, top, memory_order_release);
+    }
     if (rc == FDN_EUNAVAILABLE && unknown)
         rc = fdn_err_set(err, FDN_EIO,
                          "events: PostgreSQL: the outcome of a batch of %zu is "
@@ -397,7 +414,22 @@ static int pgb_wait(void *p, int64_t timeout_ms, uint64_t *head)
         *head = 0;
         return 1; /* (re)connected: events may have been missed while away */
     }
-    return fdn__pg_wait(b->lconn, timeout_ms, head);
+    /* a notification of this backend's own commits only is no news: the writer puts its
+     * batch into memory itself, after every position below it; keep waiting (a batch of
+     * another process's with it announces a newer head) */
+    int64_t end = mono_now() + timeout_ms * 1000000;
+    for (;;) {
+        uint64_t h = 0;
+        int w = fdn__pg_wait(b->lconn, timeout_ms, &h);
+        if (w != 1 || h > atomic_load_explicit(&b->own_head, memory_order_acquire)) {
+            if (w == 1)
+                *head = h;
+            return w;
+        }
+        timeout_ms = (end - mono_now()) / 1000000;
+        if (timeout_ms <= 0)
+            return 0;
+    }
 }
 
 static void pgb_close(void *p)
