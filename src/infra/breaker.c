@@ -90,8 +90,8 @@ typedef struct bcfg {
     fdn_breaker_opts_t o;
     bool rate_on;
     bool clock_on_closed; /* the closed path must read the clock */
-    bool plain; /* no clock on the closed path and no classify: a successful closed call
-                   changes nothing but a failure count that success_resets clears */
+    bool plain;           /* no clock on the closed path and no classify: a successful closed call
+                             changes nothing but a failure count that success_resets clears */
     fdn_histogram_t *dur[2]; /* call durations: [0] success, [1] failure (NULL: not timed) */
     struct bcfg *retired_next;
 } bcfg_t;
@@ -411,8 +411,8 @@ int fdn_breaker_ask(fdn_breaker_t *b)
 }
 
 /* acquire of a breaker that was not closed at the first look (w, c as loaded then) */
-static OUT_OF_LINE int acquire_slow(fdn_breaker_t *b, fdn_breaker_permit_t *permit,
-                                         uint64_t w, const bcfg_t *c)
+static OUT_OF_LINE int acquire_slow(fdn_breaker_t *b, fdn_breaker_permit_t *permit, uint64_t w,
+                                    const bcfg_t *c)
 {
     for (;;) {
         switch (W_STATE(w)) {
@@ -573,8 +573,8 @@ static __attribute__((noinline, cold)) void observe_call(const bcfg_t *c, fdn_br
 /* Record a call admitted with permit: its outcome given (given: outcome and dur_ns >= 0, or
  * dur_ns < 0 for "measure from the permit"), or classified from rc. c: the options now. */
 static OUT_OF_LINE void record(fdn_breaker_t *b, const bcfg_t *c,
-                                    const fdn_breaker_permit_t *permit, int rc, bool given,
-                                    fdn_breaker_outcome_t outcome, int64_t dur_ns)
+                               const fdn_breaker_permit_t *permit, int rc, bool given,
+                               fdn_breaker_outcome_t outcome, int64_t dur_ns)
 {
     const fdn_breaker_opts_t *o = &c->o;
     uint64_t pw = permit->word;
