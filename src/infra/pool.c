@@ -1355,8 +1355,9 @@ int fdn__pool_checkout_at(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeou
                           const fdn_clock_t *clock, int64_t mono_ns, fdn_error_t *err)
 {
     /* the caller's time is a lease stamp only on the same time source as the pool's */
-    bool same = p != NULL && !p->manual && !fdn_clock_is_manual(clock);
-    return checkout_impl(p, out, timeout_ms, same ? mono_ns : NO_STAMP, err);
+    if (mono_ns == NO_STAMP || p == NULL || p->manual || fdn_clock_is_manual(clock))
+        mono_ns = NO_STAMP;
+    return checkout_impl(p, out, timeout_ms, mono_ns, err);
 }
 
 void *fdn_pool_worker_conn(const fdn_pool_worker_t *h)
