@@ -73,6 +73,12 @@ _Static_assert(PR_MASK == 0xffffu, "half_open_max_calls <= 65535");
 #define NS_PER_MS 1000000LL
 #define NS_PER_S  1000000000LL
 
+#if defined(__GNUC__)
+#define OUT_OF_LINE __attribute__((noinline))
+#else
+#define OUT_OF_LINE
+#endif
+
 typedef struct tbucket {
     int64_t sec;
     uint32_t calls, fails, slow;
@@ -84,6 +90,8 @@ typedef struct bcfg {
     fdn_breaker_opts_t o;
     bool rate_on;
     bool clock_on_closed; /* the closed path must read the clock */
+    bool plain;           /* no clock on the closed path and no classify: a successful closed call
+                             changes nothing but a failure count that success_resets clears */
     fdn_histogram_t *dur[2]; /* call durations: [0] success, [1] failure (NULL: not timed) */
     struct bcfg *retired_next;
 } bcfg_t;
@@ -227,6 +235,7 @@ static int breaker_init(fdn_breaker_t *b, const char *name, const fdn_breaker_op
         return FDN_ENOMEM;
     }
     cfg_histograms(c, name != NULL ? name : b->name);
+    c->plain = !c->clock_on_closed && c->o.classify == NULL;
     *cfg_out = c;
     return 0;
 }
@@ -401,18 +410,10 @@ int fdn_breaker_ask(fdn_breaker_t *b)
     }
 }
 
-int fdn_breaker_acquire(fdn_breaker_t *b, fdn_breaker_permit_t *permit)
+/* acquire of a breaker that was not closed at the first look (w, c as loaded then) */
+static OUT_OF_LINE int acquire_slow(fdn_breaker_t *b, fdn_breaker_permit_t *permit, uint64_t w,
+                                    const bcfg_t *c)
 {
-    if (FDN_UNLIKELY(b == NULL || permit == NULL))
-        return FDN_EINVAL;
-    uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
-    const bcfg_t *c = cfg_of(b);
-    if (FDN_LIKELY((w & 0xffu) == FDN_BREAKER_CLOSED)) {
-        FDN_ASSERT(W_PROBES(w) == 0); /* CLOSED implies no probes */
-        permit->word = w;
-        permit->start_ns = c->clock_on_closed ? now_ns(c) : 0;
-        return 0;
-    }
     for (;;) {
         switch (W_STATE(w)) {
         case FDN_BREAKER_CLOSED:
@@ -466,6 +467,27 @@ int fdn_breaker_acquire(fdn_breaker_t *b, fdn_breaker_permit_t *permit)
         }
         return reject(b, c);
     }
+}
+
+/* The closed path inline (fdn_breaker_call), the rest out of line. */
+static inline int acquire_impl(fdn_breaker_t *b, fdn_breaker_permit_t *permit)
+{
+    uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
+    const bcfg_t *c = cfg_of(b);
+    if (FDN_LIKELY((w & 0xffu) == FDN_BREAKER_CLOSED)) {
+        FDN_ASSERT(W_PROBES(w) == 0); /* CLOSED implies no probes */
+        permit->word = w;
+        permit->start_ns = c->clock_on_closed ? now_ns(c) : 0;
+        return 0;
+    }
+    return acquire_slow(b, permit, w, c);
+}
+
+int fdn_breaker_acquire(fdn_breaker_t *b, fdn_breaker_permit_t *permit)
+{
+    if (FDN_UNLIKELY(b == NULL || permit == NULL))
+        return FDN_EINVAL;
+    return acquire_impl(b, permit);
 }
 
 /* Return a half-open probe slot if the phase is still the permit's. */
@@ -549,11 +571,11 @@ static __attribute__((noinline, cold)) void observe_call(const bcfg_t *c, fdn_br
 }
 
 /* Record a call admitted with permit: its outcome given (given: outcome and dur_ns >= 0, or
- * dur_ns < 0 for "measure from the permit"), or classified from rc. */
-static void record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, int rc, bool given,
-                   fdn_breaker_outcome_t outcome, int64_t dur_ns)
+ * dur_ns < 0 for "measure from the permit"), or classified from rc. c: the options now. */
+static OUT_OF_LINE void record(fdn_breaker_t *b, const bcfg_t *c,
+                               const fdn_breaker_permit_t *permit, int rc, bool given,
+                               fdn_breaker_outcome_t outcome, int64_t dur_ns)
 {
-    const bcfg_t *c = cfg_of(b);
     const fdn_breaker_opts_t *o = &c->o;
     uint64_t pw = permit->word;
     fdn_breaker_state_t st = W_STATE(pw);
@@ -655,11 +677,25 @@ static void record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, int rc,
                    now ? now : now_ns(lc));
 }
 
+/* fdn_breaker_record, with the case that changes nothing decided inline: a success (no
+ * classify: rc >= 0) of a call admitted closed, under options that neither time nor classify
+ * closed calls and no rate window, with no failure count for success_resets to clear. record()
+ * would reach the same end (its "!fail && !rate_on" branch) after more steps. */
+static inline void record_impl(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, int rc)
+{
+    const bcfg_t *c = cfg_of(b);
+    if (FDN_LIKELY(W_STATE(permit->word) == FDN_BREAKER_CLOSED && c->plain && rc >= 0) &&
+        (!c->o.success_resets ||
+         FDN_LIKELY(atomic_load_explicit(&b->failures, memory_order_relaxed) == 0)))
+        return;
+    record(b, c, permit, rc, false, FDN_BREAKER_SUCCESS, 0);
+}
+
 void fdn_breaker_record(fdn_breaker_t *b, const fdn_breaker_permit_t *permit, int rc)
 {
     if (FDN_UNLIKELY(b == NULL || permit == NULL))
         return;
-    record(b, permit, rc, false, FDN_BREAKER_SUCCESS, 0);
+    record_impl(b, permit, rc);
 }
 
 void fdn__breaker_record_outcome(fdn_breaker_t *b, const fdn_breaker_permit_t *permit,
@@ -668,7 +704,7 @@ void fdn__breaker_record_outcome(fdn_breaker_t *b, const fdn_breaker_permit_t *p
     if (outcome == FDN_BREAKER_IGNORE)
         fdn_breaker_release(b, permit);
     else
-        record(b, permit, 0, true, outcome, dur_ns);
+        record(b, cfg_of(b), permit, 0, true, outcome, dur_ns);
 }
 
 int64_t fdn__breaker_now_ns(const fdn_breaker_t *b)
@@ -691,13 +727,13 @@ int fdn_breaker_call(fdn_breaker_t *b, int (*fn)(void *arg), void *arg, int *fn_
     if (b == NULL || fn == NULL)
         return FDN_EINVAL;
     fdn_breaker_permit_t p;
-    int rc = fdn_breaker_acquire(b, &p);
+    int rc = acquire_impl(b, &p);
     if (rc)
         return rc;
     rc = fn(arg);
     if (fn_rc)
         *fn_rc = rc;
-    fdn_breaker_record(b, &p, rc);
+    record_impl(b, &p, rc);
     return rc;
 }
 

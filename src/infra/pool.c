@@ -53,22 +53,24 @@
  * leases of the same worker, and (as for any use-after-checkin) never after the worker was
  * destroyed.
  *
- * Thread caches. A plain pool (`fast`: LIFO, no timed feature that needs the clock at
- * checkin, no leak threshold, no reclaim) parks a returned worker in one of CACHE_SLOTS
- * slots chosen by the calling thread, without taking p->mu, and the same thread's next
- * checkout takes it back from there, so threads that each borrow one worker at a time share
- * no written cache line (HikariCP's bag does the same with thread-local lists). A parked
- * worker stays counted in `in_use` (status reports it as available) and stays in p->all. The
- * slot is the only place that moves it: whoever exchanges it out of the slot owns it, so a
- * checkout with no idle worker steals parked ones before creating or waiting, and shutdown
- * takes them all. Parking races with a caller about to wait and with shutdown; both sides
- * write first and read the other's flag second (seq_cst): the parker publishes its worker
- * tagged PENDING, then reads nwait_a and closing, and either withdraws it (and checks in
- * through p->mu) or clears the tag; the waiter publishes nwait_a, shutdown `closing`, and then
- * each scans the slots, waiting out a PENDING tag. Nothing touches p after the tag is
- * cleared, so a pool freed right after (its last lease gone) is never read. In one thread,
- * parking keeps LIFO exact: a checkin that finds the slot taken moves the older parked worker
- * to the front of the idle list under p->mu and parks itself.
+ * Thread caches. A plain pool (`fast`: LIFO, no timed feature that needs the clock at checkin, no
+ * leak threshold, no reclaim) parks a returned worker in one of CACHE_SLOTS slots chosen by the
+ * calling thread's number (the smallest number no live thread holds, see my_slot), without taking
+ * p->mu, and the same thread's next checkout takes it back from there, so threads that each borrow
+ * one worker at a time share no written cache line (HikariCP's bag does the same with thread-local
+ * lists): the slots are padded apart and from the fields the fast path reads, and such a checkout
+ * is counted in the worker it lends (cached_checkouts, folded into n_checkouts when the worker
+ * goes), not in a shared counter. A parked worker stays counted in `in_use` (status reports it as
+ * available) and stays in p->all. The slot is the only place that moves it: whoever exchanges it
+ * out of the slot owns it, so a checkout with no idle worker steals parked ones before creating or
+ * waiting, and shutdown takes them all. Parking races with a caller about to wait and with
+ * shutdown; both sides write first and read the other's flag second (seq_cst): the parker
+ * publishes its worker tagged PENDING, then reads nwait_a and closing, and either withdraws it
+ * (and checks in through p->mu) or clears the tag; the waiter publishes nwait_a, shutdown
+ * `closing`, and then each scans the slots, waiting out a PENDING tag. Nothing touches p after the
+ * tag is cleared, so a pool freed right after (its last lease gone) is never read. In one thread,
+ * parking keeps LIFO exact: a checkin that finds the slot taken moves the older parked worker to
+ * the front of the idle list under p->mu and parks itself.
  *
  * Timed maintenance (all on the injected clock) is lazy: the worker being lent is checked
  * for lifetime and idle timeout and validated when idle too long; the worker being returned
@@ -112,6 +114,14 @@
 #define PENDING     ((uintptr_t)1)
 #define LEAK_BATCH  16
 
+#if defined(__GNUC__)
+#define FDN_POOL_COLD __attribute__((cold, noinline))
+#define FDN_POOL_SLOW __attribute__((noinline))
+#else
+#define FDN_POOL_COLD
+#define FDN_POOL_SLOW
+#endif
+
 enum grant { GRANT_NONE = 0, GRANT_WORKER, GRANT_CREATE, GRANT_SHUTDOWN };
 
 typedef struct waiter {
@@ -145,6 +155,8 @@ struct fdn_pool_worker {
                                    none; written under p->mu, read by the holder without it */
     _Atomic uint32_t lease_gen; /* odd while lent; the current lease's slot is
                                    lease_gen % LEASE_SLOTS (see "Leases") */
+    _Atomic uint64_t cached_checkouts; /* checkouts of this worker from a thread cache: only
+                                          the thread that took it writes it (load + store) */
     int bt_len;
     void *bt[BT_MAX];
     lease_slot_t slots[LEASE_SLOTS];
@@ -182,9 +194,8 @@ static bool lease_is(const fdn_pool_worker_t *w, const fdn_pool_worker_t *h)
 
 /* A thread-cache slot (see "Thread caches"), padded so that two slots never share a line. */
 typedef struct cache_slot {
-    _Atomic uintptr_t w;        /* a parked worker, PENDING-tagged while being parked, or 0 */
-    _Atomic uint64_t checkouts; /* checkouts served from this slot */
-    char pad_[2 * FDN_CACHELINE - sizeof(uintptr_t) - sizeof(uint64_t)];
+    _Atomic uintptr_t w; /* a parked worker, PENDING-tagged while being parked, or 0 */
+    char pad_[2 * FDN_CACHELINE - sizeof(uintptr_t)];
 } cache_slot_t;
 
 /* The worker behind a handle (the handle must come from a checkout of a live worker). */
@@ -248,6 +259,10 @@ struct fdn_pool {
     bool fast;            /* thread caches on (see "Thread caches"); set at creation */
     _Atomic bool closing; /* set by shutdown before it empties the caches */
     _Atomic int nwait_a;  /* nwait, published before a waiter scans the caches */
+    /* The slots are written on every cached checkout and checkin, while every other field
+     * the fast path reads (fast, closing, nwait_a, live, ...) is only read there: a line of
+     * padding keeps slot 0 off the line of the fields above (p is only 16-byte aligned). */
+    char pad_cache_[FDN_CACHELINE];
     cache_slot_t cache[CACHE_SLOTS];
 };
 
@@ -348,9 +363,13 @@ static void all_add(fdn_pool_t *p, fdn_pool_worker_t *w)
     cds_list_add(&w->all_link, &p->all);
 }
 
-static void all_remove(fdn_pool_worker_t *w)
+/* w leaves p->all (p->mu held, w owned by the caller): its cached checkouts move to the
+ * pool's count. */
+static void all_remove(fdn_pool_t *p, fdn_pool_worker_t *w)
 {
     cds_list_del(&w->all_link);
+    p->n_checkouts += atomic_load_explicit(&w->cached_checkouts, memory_order_relaxed);
+    atomic_store_explicit(&w->cached_checkouts, 0, memory_order_relaxed);
 }
 
 /* waiter queue */
@@ -424,7 +443,7 @@ static void idle_drop_locked(fdn_pool_t *p, fdn_pool_worker_t *w, fdn_pool_worke
     FDN_REQUIRES(p->mu)
 {
     idle_remove(p, w);
-    all_remove(w);
+    all_remove(p, w);
     w->drop_next = *drop;
     *drop = w;
 }
@@ -518,14 +537,72 @@ static void set_lease_locked(fdn_pool_t *p, fdn_pool_worker_t *w, int64_t now, v
 
 /* ---- thread caches (see "Thread caches") ---- */
 
-/* The calling thread's slot in p's cache: threads are numbered on first use. */
+/* Thread numbers (the cache slot is number % CACHE_SLOTS): a thread takes the smallest number
+ * no live thread holds on its first use of a pool and gives it back when it exits (a pthread
+ * key's destructor), so threads that come and go (a benchmark's, a task pool's) reuse the low
+ * numbers and two live threads share a slot only when more than CACHE_SLOTS of them use pools.
+ * Past TNO_MAX live threads the numbers are not recycled. Once per thread, under tno_mu. */
+#define TNO_MAX 1024u
+static pthread_once_t tno_once = PTHREAD_ONCE_INIT;
+static pthread_key_t tno_key;
+static bool tno_key_ok;
+static fdn__mutex_t tno_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t tno_used[TNO_MAX / 64] FDN_GUARDED_BY(tno_mu); /* bit n-1: number n held */
+static uint32_t tno_next_big FDN_GUARDED_BY(tno_mu) = TNO_MAX + 1;
+static _Thread_local uint32_t thread_no FDN_TLS_IE; /* 0: not numbered yet */
+
+static void tno_release(void *v)
+{
+    uint32_t n = (uint32_t)(uintptr_t)v;
+    if (n >= 1 && n <= TNO_MAX) {
+        fdn__mutex_lock(&tno_mu);
+        tno_used[(n - 1) / 64] &= ~((uint64_t)1 << ((n - 1) % 64));
+        fdn__mutex_unlock(&tno_mu);
+    }
+    thread_no = 0;
+}
+
+static void tno_init(void)
+{
+    tno_key_ok = pthread_key_create(&tno_key, tno_release) == 0;
+}
+
+static FDN_POOL_COLD uint32_t tno_take(void)
+{
+    pthread_once(&tno_once, tno_init);
+    uint32_t n = 0;
+    fdn__mutex_lock(&tno_mu);
+    for (uint32_t i = 0; i < TNO_MAX / 64 && n == 0 && tno_key_ok; i++) {
+        if (tno_used[i] != UINT64_MAX) {
+            unsigned b = (unsigned)__builtin_ctzll(~tno_used[i]);
+            tno_used[i] |= (uint64_t)1 << b;
+            n = i * 64 + b + 1;
+        }
+    }
+    if (n == 0) {
+        n = tno_next_big;
+        tno_next_big = n == UINT32_MAX ? TNO_MAX + 1 : n + 1;
+    }
+    fdn__mutex_unlock(&tno_mu);
+    if (n <= TNO_MAX && pthread_setspecific(tno_key, (void *)(uintptr_t)n) != 0)
+        tno_release((void *)(uintptr_t)n); /* not given back at exit: do not hold it */
+    return n;
+}
+
+uint32_t fdn__pool_thread_no(void)
+{
+    return thread_no;
+}
+
+/* The calling thread's slot in p's cache. */
 static cache_slot_t *my_slot(fdn_pool_t *p)
 {
-    static _Atomic uint32_t next_thread;
-    static _Thread_local uint32_t thread_no FDN_TLS_IE; /* 0: not numbered yet */
-    if (thread_no == 0)
-        thread_no = atomic_fetch_add_explicit(&next_thread, 1, memory_order_relaxed) + 1;
-    return &p->cache[(thread_no - 1) % CACHE_SLOTS];
+    uint32_t n = thread_no;
+    if (FDN_UNLIKELY(n == 0)) {
+        n = tno_take();
+        thread_no = n;
+    }
+    return &p->cache[(n - 1) % CACHE_SLOTS];
 }
 
 /* Take the worker parked in slot c, if any (a PENDING one is not there yet). The caller owns
@@ -569,7 +646,10 @@ static fdn_pool_worker_t *unpark(fdn_pool_t *p, int64_t stamp)
         return NULL;
     gen_add(w, 1);
     atomic_store_explicit(&w->checkout_ns, stamp, memory_order_relaxed);
-    atomic_fetch_add_explicit(&c->checkouts, 1, memory_order_relaxed);
+    /* the worker is ours: a load and a store count it (no shared read-modify-write) */
+    atomic_store_explicit(&w->cached_checkouts,
+                          atomic_load_explicit(&w->cached_checkouts, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     return lease_handle(w);
 }
 
@@ -668,11 +748,16 @@ static int parked_locked(fdn_pool_t *p) FDN_REQUIRES(p->mu)
     return n;
 }
 
-static uint64_t fast_checkouts(fdn_pool_t *p)
+/* Checkouts from thread caches of the workers that exist (p->mu held; those of destroyed
+ * workers are in n_checkouts already). */
+static uint64_t fast_checkouts_locked(fdn_pool_t *p) FDN_REQUIRES(p->mu)
 {
     uint64_t n = 0;
-    for (unsigned i = 0; i < CACHE_SLOTS; i++)
-        n += atomic_load_explicit(&p->cache[i].checkouts, memory_order_relaxed);
+    const fdn_pool_worker_t *w;
+    fdn__list_for_each_entry(w, &p->all, all_link)
+    {
+        n += atomic_load_explicit(&w->cached_checkouts, memory_order_relaxed);
+    }
     return n;
 }
 
@@ -906,7 +991,7 @@ int fdn_pool_shutdown(fdn_pool_t *p, int64_t timeout_ms)
             if (w == NULL)
                 continue;
             w->in_use = false;
-            all_remove(w);
+            all_remove(p, w);
             w->drop_next = drop;
             drop = w;
             p->live--;
@@ -1067,21 +1152,36 @@ static int fill_slot(fdn_pool_t *p, fdn_pool_worker_t **out, void **bt, int bt_l
     return 0;
 }
 
-int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms, fdn_error_t *err)
+/* fdn_pool_checkout with the lease's timestamp `stamp` (NO_STAMP: read it here). */
+#define NO_STAMP INT64_MIN
+static FDN_POOL_SLOW int checkout_slow(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms,
+                                       int64_t start, int64_t stamp, fdn_error_t *err);
+
+static int checkout_impl(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms, int64_t stamp,
+                         fdn_error_t *err)
 {
-    if (p == NULL || out == NULL || timeout_ms < FDN_POOL_TIMEOUT_DEFAULT)
+    if (FDN_UNLIKELY(p == NULL || out == NULL || timeout_ms < FDN_POOL_TIMEOUT_DEFAULT))
         return fdn_err_set(err, FDN_EINVAL, "pool checkout: bad arguments");
     /* Precise start only when telemetry reports the checkout time. */
     int64_t start = p->tm != NULL ? now_ns(p) : 0;
-    int64_t stamp = stamp_ns(p);
+    if (stamp == NO_STAMP)
+        stamp = stamp_ns(p);
     if (p->fast) {
         fdn_pool_worker_t *h = unpark(p, stamp);
-        if (h != NULL) {
+        if (FDN_LIKELY(h != NULL)) {
             *out = h;
             tm_checkout(p, start);
             return 0;
         }
     }
+    return checkout_slow(p, out, timeout_ms, start, stamp, err);
+}
+
+/* The rest of a checkout (arguments checked, the thread cache tried): start is the
+ * telemetry's start time, stamp the lease's timestamp. */
+static int checkout_slow(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms, int64_t start,
+                         int64_t stamp, fdn_error_t *err)
+{
     int64_t timeout_ns = timeout_ms == FDN_POOL_TIMEOUT_DEFAULT ? p->checkout_timeout_ns
                          : timeout_ms == FDN_POOL_WAIT_FOREVER  ? INT64_MAX
                                                                 : ms_to_ns(timeout_ms);
@@ -1122,7 +1222,7 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
                  * in_use, so no waiter can take it) with a new worker for this caller. */
                 fdn__mutex_lock(&p->mu);
                 w->in_use = false;
-                all_remove(w);
+                all_remove(p, w);
                 p->n_checkouts--;
                 p->n_broken++;
                 p->n_destroyed++;
@@ -1246,10 +1346,27 @@ int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms
     }
 }
 
+int fdn_pool_checkout(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms, fdn_error_t *err)
+{
+    return checkout_impl(p, out, timeout_ms, NO_STAMP, err);
+}
+
+int fdn__pool_checkout_at(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms,
+                          const fdn_clock_t *clock, int64_t mono_ns, fdn_error_t *err)
+{
+    /* the caller's time is a lease stamp only on the same time source as the pool's */
+    if (mono_ns == NO_STAMP || p == NULL || p->manual || fdn_clock_is_manual(clock))
+        mono_ns = NO_STAMP;
+    return checkout_impl(p, out, timeout_ms, mono_ns, err);
+}
+
 void *fdn_pool_worker_conn(const fdn_pool_worker_t *h)
 {
     return h != NULL ? lease_worker(h)->conn : NULL;
 }
+
+static FDN_POOL_SLOW int give_back_slow(fdn_pool_t *p, fdn_pool_worker_t *w, fdn_pool_worker_t *h,
+                                        bool broken, bool tried);
 
 static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
 {
@@ -1258,6 +1375,18 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
     fdn_pool_worker_t *w = lease_worker(h);
     if (w == NULL || w->pool != p)
         return FDN_EINVAL;
+    /* the common case first: nothing to call or report before parking */
+    bool plain = p->fast && !broken && p->reset == NULL && p->tm == NULL;
+    if (FDN_LIKELY(plain) && park(p, w, h))
+        return 0;
+    return give_back_slow(p, w, h, broken, plain);
+}
+
+/* The rest of give_back; tried: park was tried already (and nothing was to be called or
+ * reported before it). */
+static int give_back_slow(fdn_pool_t *p, fdn_pool_worker_t *w, fdn_pool_worker_t *h, bool broken,
+                          bool tried)
+{
     bool reset_done = false, reported = false;
     if (p->fast && !broken && lease_is(w, h)) {
         /* the caller's own lease (a stale handle fails lease_is; see "Leases") */
@@ -1269,7 +1398,7 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
                 tm_event(p, "foundation.connection_pool.checkin", NULL, 0);
                 reported = true;
             }
-            if (park(p, w, h))
+            if (!tried && park(p, w, h))
                 return 0;
         }
     }
@@ -1301,7 +1430,7 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
     if (w->reclaimed) {
         /* Its slot was given away when it was reclaimed: only the worker is left to destroy. */
         w->in_use = false;
-        all_remove(w);
+        all_remove(p, w);
         p->reclaimed_out--;
         p->n_destroyed++;
         if (broken)
@@ -1318,7 +1447,7 @@ static int give_back(fdn_pool_t *p, fdn_pool_worker_t *h, bool broken)
         kick = grant_oldest(p, GRANT_WORKER, w);
     } else if (broken || expired || p->closed || (p->live > p->size && p->overflow_ttl_ns == 0)) {
         w->in_use = false;
-        all_remove(w);
+        all_remove(p, w);
         p->live--;
         p->in_use--;
         p->n_destroyed++;
@@ -1460,7 +1589,7 @@ static int reclaim_locked(fdn_pool_t *p, int64_t now, bool *kick, int *refill_n)
     {
         if (!w->in_use || now - co_get(w) < p->reclaim_after_ns)
             continue;
-        all_remove(w);
+        all_remove(p, w);
         cds_list_add(&w->all_link, &p->reclaimed);
         w->reclaimed = true;
         p->live--;
@@ -1588,7 +1717,7 @@ int fdn_pool_status(fdn_pool_t *p, fdn_pool_status_t *out)
     out->waiters = p->nwait;
     out->closed = p->closed;
     out->oldest_lease_age_ns = oldest_lease_age_locked(p, now);
-    out->checkouts = p->n_checkouts + (p->fast ? fast_checkouts(p) : 0);
+    out->checkouts = p->n_checkouts + (p->fast ? fast_checkouts_locked(p) : 0);
     out->timeouts = p->n_timeouts;
     out->full = p->n_full;
     out->created = p->n_created;

@@ -34,6 +34,18 @@ int fdn__pools_get_cached(fdn_pools_t *m, const char *name, fdn__pool_cache_t *c
                           fdn_pool_t **out, bool *owned);
 void fdn__pools_cache_drop(fdn__pool_cache_t *cache);
 
+/* fdn_pool_checkout for a caller that has just read the time: mono_ns (monotonic ns read
+ * from `clock`; INT64_MIN: none) becomes the lease's start when the pool runs on the same time
+ * source (the system clock), saving the pool its own clock read; otherwise the pool reads its
+ * clock as fdn_pool_checkout does. Returns as fdn_pool_checkout. */
+int fdn__pool_checkout_at(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms,
+                          const fdn_clock_t *clock, int64_t mono_ns, fdn_error_t *err);
+
+/* The calling thread's number for the pools' thread caches (0 before its first checkin or
+ * checkout of a pool with thread caches): the smallest number no other live thread holds when
+ * it was taken, given back when the thread exits. For tests. */
+uint32_t fdn__pool_thread_no(void);
+
 /* The pool manager's supervisor vtable, defined in pool_manager.c, and typed wrappers (see
  * core/supervisor_int.h): start resumes serving calls (pools and their workers survive a
  * stop); while stopped every fdn_pools_* call returns FDN_EUNAVAILABLE at once, pools

@@ -610,7 +610,10 @@ int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_c
         int64_t to = opts->timeout_ms >= 0 ? opts->timeout_ms : (e ? e->timeout_ms : -1);
         if (to < 0)
             to = atomic_load_explicit(&p->default_timeout_ms, memory_order_relaxed);
-        rc = fdn_pool_checkout(pool, &w, to, err);
+        /* a timed call read the time already: it is the lease's start too (untimed, the
+         * pool reads its coarse clock: cheaper than a precise read here) */
+        rc = timed ? fdn__pool_checkout_at(pool, &w, to, p->clock, t0, err)
+                   : fdn_pool_checkout(pool, &w, to, err);
         if (rc) {
             result->rejected_by = FDN_PROTECT_POOL;
             emit(p, "protection_triggered", key, FDN_PROTECT_POOL, rc, 0);

@@ -436,6 +436,44 @@ static void ref_many_successes_and_independence(void **state)
     assert_int_equal(fdn_breaker_call(a, ok_fn, NULL, &rc), 7);
 }
 
+/* A success of a closed call through fdn_breaker_call (decided inline when the options
+ * neither time nor classify calls): it clears the failure count when success_resets is on and
+ * leaves it when off (the reference's fuse); a classify callback is still asked. */
+static void closed_success_through_call(void **state)
+{
+    test_breaker_fx_t *f = *state;
+    int rc;
+    fdn_breaker_t *r = test_breaker_basic(f, "resets", 3, 0, 0);
+    fdn_breaker_t *k = NULL;
+    fdn_breaker_opts_t o;
+    assert_int_equal(fdn_breaker_opts_from_tolerance(&o, 2, 60000), 0);
+    k = test_breaker_make(f, "keeps", &o);
+    fdn_breaker_t *both[2] = {r, k};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(fdn_breaker_call(both[i], fail_fn, NULL, &rc), FDN_EIO);
+        assert_int_equal(fdn_breaker_call(both[i], fail_fn, NULL, &rc), FDN_EIO);
+        assert_int_equal(fdn_breaker_call(both[i], ok_fn, NULL, &rc), 7);
+    }
+    fdn_breaker_status_t s;
+    assert_int_equal(fdn_breaker_status(r, &s), 0);
+    assert_int_equal(s.failures, 0);
+    assert_int_equal(fdn_breaker_status(k, &s), 0);
+    assert_int_equal(s.failures, 2);
+    assert_int_equal(fdn_breaker_call(k, fail_fn, NULL, &rc), FDN_EIO);
+    assert_int_equal(fdn_breaker_state(k), FDN_BREAKER_OPEN);
+    /* with classify, a success return may count as a failure */
+    fdn_breaker_opts_t c = FDN_BREAKER_OPTS_INIT;
+    c.failure_threshold = 2;
+    c.classify = classify_odd;
+    fdn_breaker_t *cl = test_breaker_make(f, "classified", &c);
+    int n = 0;
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(fdn_breaker_call(cl, ok_fn, &n, &rc), 7); /* 7: odd */
+    assert_int_equal(fdn_breaker_status(cl, &s), 0);
+    assert_int_equal(s.total_failures, 2);
+    assert_int_equal(fdn_breaker_state(cl), FDN_BREAKER_OPEN);
+}
+
 static void set_lookup_and_install(void **state)
 {
     test_breaker_fx_t *f = *state;
@@ -574,6 +612,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(probe_timeout_counts_from_the_probe, test_breaker_setup,
                                         test_breaker_teardown),
         cmocka_unit_test_setup_teardown(release_frees_probe_slot, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(closed_success_through_call, test_breaker_setup,
                                         test_breaker_teardown),
         cmocka_unit_test_setup_teardown(classify_callback, test_breaker_setup,
                                         test_breaker_teardown),

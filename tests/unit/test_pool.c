@@ -958,6 +958,132 @@ static void thread_cache_parks_and_other_threads_steal(void **state)
     assert_int_equal(st(p).available, 0);
 }
 
+/* A pool with no callback to run at checkin parks and lends without p->mu; those checkouts
+ * are counted (in the worker lent) and stay counted after the workers are gone. */
+static void thread_cache_plain_checkouts_counted(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 2, 0);
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *a, *b;
+    assert_int_equal(fdn_pool_checkout(p, &a, 0, NULL), 0);
+    assert_int_equal(fdn_pool_checkout(p, &b, 0, NULL), 0);
+    void *conn_a = fdn_pool_worker_conn(a);
+    assert_int_equal(fdn_pool_checkin(p, b), 0); /* parked */
+    assert_int_equal(fdn_pool_checkin(p, a), 0); /* parked; b moves to the idle list */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fdn_pool_checkout(p, &a, 0, NULL), 0);
+        assert_ptr_equal(fdn_pool_worker_conn(a), conn_a); /* LIFO: the last one returned */
+        assert_int_equal(fdn_pool_checkin(p, a), 0);
+        assert_int_equal(fdn_pool_checkin(p, a), FDN_EINVAL); /* that lease ended */
+    }
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.checkouts, 5);
+    assert_int_equal(s.created, 2);
+    assert_int_equal(s.available, 2);
+    assert_int_equal(s.in_use, 0);
+    assert_int_equal(fdn_pool_shutdown(p, 0), 0);
+    s = st(p);
+    assert_int_equal(s.destroyed, 2);
+    assert_int_equal(s.checkouts, 5);
+}
+
+/* Thread numbers of the caches: threads alive together hold different numbers, and a thread
+ * that exits gives its number back (the next thread takes the smallest free one). */
+typedef struct tno_arg {
+    fdn_pool_t *p;
+    pthread_barrier_t *both; /* NULL: none */
+    int rc;
+    uint32_t no;
+} tno_arg_t;
+
+static void *tno_main(void *arg)
+{
+    tno_arg_t *a = arg;
+    fdn_pool_worker_t *w = NULL;
+    a->rc = fdn_pool_checkout(a->p, &w, 0, NULL);
+    if (a->rc == 0)
+        a->rc = fdn_pool_checkin(a->p, w);
+    a->no = fdn__pool_thread_no();
+    if (a->both != NULL) /* both numbers are held at once */
+        pthread_barrier_wait(a->both);
+    return NULL;
+}
+
+static void thread_numbers_are_recycled(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 3, 0);
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+    uint32_t mine = fdn__pool_thread_no();
+    assert_true(mine != 0);
+
+    tno_arg_t a = {.p = p}, b = {.p = p};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, tno_main, &a), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, 0);
+    assert_true(a.no != 0 && a.no != mine);
+    assert_int_equal(pthread_create(&t, NULL, tno_main, &b), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(b.rc, 0);
+    assert_true(b.no != 0 && b.no != mine);
+    assert_true(b.no <= a.no); /* a's number was free again when b took one */
+
+    pthread_barrier_t both;
+    assert_int_equal(pthread_barrier_init(&both, NULL, 2), 0);
+    tno_arg_t c = {.p = p, .both = &both}, d = {.p = p, .both = &both};
+    pthread_t tc, td;
+    assert_int_equal(pthread_create(&tc, NULL, tno_main, &c), 0);
+    assert_int_equal(pthread_create(&td, NULL, tno_main, &d), 0);
+    pthread_join(tc, NULL);
+    pthread_join(td, NULL);
+    pthread_barrier_destroy(&both);
+    assert_int_equal(c.rc, 0);
+    assert_int_equal(d.rc, 0);
+    assert_true(c.no != 0 && d.no != 0 && c.no != d.no && c.no != mine && d.no != mine);
+    assert_int_equal(fdn__pool_thread_no(), mine);
+}
+
+/* fdn__pool_checkout_at: the caller's time is the lease's start on the system clock, and is
+ * ignored by a pool on a manual clock. */
+static void checkout_at_uses_callers_time(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    fdn_pool_t *p = mkpool(f, &o); /* manual clock */
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn__pool_checkout_at(p, &w, 0, NULL, 123, NULL), 0);
+    assert_int_equal(st(p).oldest_lease_age_ns, 0);
+    assert_int_equal(fdn_clock_advance(f->clk, 5 * MS), 0);
+    assert_int_equal(st(p).oldest_lease_age_ns, 5 * MS);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+    /* a manual caller clock with a system-clock pool: ignored too */
+    fdn_pool_opts_t so = base_opts(f, 1, 0);
+    so.clock = NULL;
+    fdn_pool_t *sp = NULL;
+    assert_int_equal(fdn_pool_create(&sp, &so, NULL), 0);
+    assert_int_equal(fdn__pool_checkout_at(sp, &w, 0, f->clk, 123, NULL), 0);
+    assert_true(st(sp).oldest_lease_age_ns < 3600 * 1000 * MS);
+    assert_int_equal(fdn_pool_checkin(sp, w), 0);
+    /* both on the system clock: the lease starts at the caller's time, from the idle list
+     * (first) and from the thread cache (then) */
+    for (int i = 0; i < 2; i++) {
+        int64_t then = fdn_clock_mono_ns(NULL) - (7 + i) * 1000 * MS;
+        assert_int_equal(fdn__pool_checkout_at(sp, &w, 0, NULL, then, NULL), 0);
+        assert_true(st(sp).oldest_lease_age_ns >= (7 + i) * 1000 * MS);
+        assert_int_equal(fdn_pool_checkin(sp, w), 0);
+    }
+    /* no time given: the pool reads its own */
+    assert_int_equal(fdn__pool_checkout_at(sp, &w, 0, NULL, INT64_MIN, NULL), 0);
+    assert_true(st(sp).oldest_lease_age_ns < 3600 * 1000 * MS);
+    assert_int_equal(fdn_pool_checkin(sp, w), 0);
+    fdn_pool_destroy(sp);
+}
+
 static void reaper_thread_runs_on_manual_clock(void **state)
 {
     fixture_t *f = *state;
@@ -1459,6 +1585,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(reclaim_option_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(thread_cache_parks_and_other_threads_steal, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(thread_cache_plain_checkouts_counted, setup, teardown),
+        cmocka_unit_test_setup_teardown(thread_numbers_are_recycled, setup, teardown),
+        cmocka_unit_test_setup_teardown(checkout_at_uses_callers_time, setup, teardown),
         cmocka_unit_test_setup_teardown(reaper_thread_runs_on_manual_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(shutdown_releases_waiters_and_outlives_leases,
                                         setup_one_held, teardown),
