@@ -43,6 +43,14 @@
  * default: live state is never dropped, so no key's count can be reset by a flood) or evicts
  * the LRU tail (EVICT_LRU).
  *
+ * Status: fdn_limiter_backend_status (GET /health asks it on every request) takes no lock. Each
+ * shard mirrors its key count and its refusals in relaxed atomics (`live`, `overflow_denied`)
+ * stored under the shard lock right after the change, and the identity table its size
+ * (`nidents_pub`, under idmu); status sums them with relaxed loads. A sum taken while keys come
+ * and go may mix shards seen at different moments, but each term is a count that really was;
+ * once no operation is running it is exact (tests compare it with the locked count of
+ * fdn_limiter_stats). The per-shard stores hit the cache line the shard lock already holds.
+ *
  * Identities: a key holding FDN_LIMIT_IDENTITY_SEP belongs to the identity before it (the
  * HTTP API puts a request's `identity` there). `idtab` counts each identity's live keys (an
  * entry per identity holding keys, freed with its last key, so it is bounded by the live
@@ -97,8 +105,12 @@ typedef struct shard {
     int64_t next_sweep_wall;  /* wall */
     int64_t min_exp_mono;     /* <= every monotonic-clock cell's expires (INT64_MAX: none) */
     int64_t min_exp_wall;     /* <= every fixed-window cell's expires */
-    uint64_t allowed, denied, evictions, expired, overflow_denied;
+    uint64_t allowed, denied, evictions, expired;
     uint64_t lookups, probes; /* shard_find calls and cells compared (fdn__limiter_mem_probes) */
+    /* Mirrors for fdn_limiter_backend_status, which reads them with no shard lock (see
+     * Status in DESIGN): written only under mu, each store right after the change. */
+    _Atomic uint32_t live;            /* == count */
+    _Atomic uint64_t overflow_denied; /* new keys refused by a full shard */
 } shard_t;
 
 /* The live keys of one identity (see DESIGN). */
@@ -115,6 +127,7 @@ typedef struct membe {
     ident_t **idtab FDN_MEMBER_GUARDED_BY(idmu); /* chained; nidbuckets a power of two */
     uint32_t nidbuckets FDN_MEMBER_GUARDED_BY(idmu);
     uint64_t nidents FDN_MEMBER_GUARDED_BY(idmu);
+    _Atomic uint64_t nidents_pub;     /* == nidents, stored under idmu after each change */
     _Atomic uint32_t id_quota;        /* live keys per identity; 0 = none */
     _Atomic uint64_t id_refused;      /* new keys refused by id_quota */
     _Atomic int64_t last_quota_sweep; /* monotonic ns of the last sweep a refusal ran */
@@ -192,7 +205,8 @@ static int ident_acquire(membe_t *m, const char *key, size_t keylen)
             e->len = (uint32_t)len;
             memcpy(e->name, key, len);
             *pp = e;
-            if (++m->nidents > m->nidbuckets && m->nidbuckets < (1u << 24))
+            atomic_store_explicit(&m->nidents_pub, ++m->nidents, memory_order_relaxed);
+            if (m->nidents > m->nidbuckets && m->nidbuckets < (1u << 24))
                 ident_grow(m);
         }
     }
@@ -215,7 +229,7 @@ static void ident_release(membe_t *m, const char *key, size_t keylen)
     FDN_ASSERT(e != NULL && e->keys > 0); /* every identity key was acquired */
     if (e != NULL && --e->keys == 0) {
         *pp = e->next;
-        m->nidents--;
+        atomic_store_explicit(&m->nidents_pub, --m->nidents, memory_order_relaxed);
         fdn__free(e);
     }
     fdn__mutex_unlock(&m->idmu);
@@ -303,6 +317,7 @@ static void cell_remove(membe_t *m, shard_t *s, cell_t *c) FDN_REQUIRES(s->mu)
     cds_list_del(&c->lru);
     FDN_ASSERT(s->count > 0);
     s->count--;
+    atomic_store_explicit(&s->live, s->count, memory_order_relaxed);
     slot_clear(s, (uint32_t)(c - s->slots));
 }
 
@@ -378,7 +393,9 @@ static int shard_make_room(membe_t *m, shard_t *s, const fdn__limit_now_t *now,
         cell_remove(m, s, fdn__list_entry(s->lru.prev, cell_t, lru));
         return 0;
     }
-    s->overflow_denied++;
+    atomic_store_explicit(&s->overflow_denied,
+                          atomic_load_explicit(&s->overflow_denied, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     atomic_store_explicit(&m->last_refusal_mono, full.mono_ns > 0 ? full.mono_ns : 1,
                           memory_order_relaxed);
     int64_t wait = INT64_MAX;
@@ -441,6 +458,7 @@ static cell_t *cell_insert(shard_t *s, uint64_t h, const char *key, size_t keyle
     }
     cds_list_add(&c->lru, &s->lru);
     s->count++;
+    atomic_store_explicit(&s->live, s->count, memory_order_relaxed);
     return c;
 }
 
@@ -585,7 +603,7 @@ static void mem_stats(void *self, fdn_limiter_stats_t *out)
         out->denied += s->denied;
         out->evictions += s->evictions;
         out->expired += s->expired;
-        out->overflow_denied += s->overflow_denied;
+        out->overflow_denied += atomic_load_explicit(&s->overflow_denied, memory_order_relaxed);
         fdn__mutex_unlock(&s->mu);
     }
 }
@@ -596,22 +614,22 @@ static void mem_set_interval(void *self, int64_t interval_ns)
     atomic_store_explicit(&m->interval_ns, interval_ns, memory_order_relaxed);
 }
 
+/* No lock: the counts are the shards' mirrors (see Status in DESIGN). */
 static void mem_status(void *self, fdn_limiter_backend_status_t *out)
 {
     membe_t *m = self;
-    fdn_limiter_stats_t st;
-    mem_stats(self, &st);
     memset(out, 0, sizeof(*out));
     out->backend = FDN_LIMITER_BACKEND_MEMORY;
     out->connected = true;
-    out->keys = st.keys;
+    for (uint32_t i = 0; i < m->nshards; i++) {
+        const shard_t *s = &m->shards[i];
+        out->keys += atomic_load_explicit(&s->live, memory_order_relaxed);
+        out->new_keys_refused += atomic_load_explicit(&s->overflow_denied, memory_order_relaxed);
+    }
     out->key_capacity = (uint64_t)m->cap * m->nshards;
-    out->new_keys_refused = st.overflow_denied;
     out->identity_keys_refused = atomic_load_explicit(&m->id_refused, memory_order_relaxed);
     out->max_keys_per_identity = atomic_load_explicit(&m->id_quota, memory_order_relaxed);
-    fdn__mutex_lock(&m->idmu);
-    out->identities = m->nidents;
-    fdn__mutex_unlock(&m->idmu);
+    out->identities = atomic_load_explicit(&m->nidents_pub, memory_order_relaxed);
     /* a monotonic time here; fdn_limiter_backend_status turns it into an age (limiter_int.h) */
     out->since_refusal_ns = atomic_load_explicit(&m->last_refusal_mono, memory_order_relaxed);
 }
@@ -690,6 +708,7 @@ int fdn__limiter_mem_create(void **out, uint32_t nshards, uint32_t max_keys,
     atomic_init(&m->id_quota, 0);
     atomic_init(&m->id_refused, 0);
     atomic_init(&m->last_quota_sweep, INT64_MIN / 2);
+    atomic_init(&m->nidents_pub, 0);
     m->shards = (shard_t *)(((uintptr_t)m->shards_raw + FDN_CACHELINE - 1) &
                             ~(uintptr_t)(FDN_CACHELINE - 1));
     m->cap = max_keys / nshards ? max_keys / nshards : 1;
@@ -705,6 +724,8 @@ int fdn__limiter_mem_create(void **out, uint32_t nshards, uint32_t max_keys,
         s->next_sweep = mono_ns + interval_ns;
         s->next_sweep_wall = wall_ns + interval_ns;
         s->min_exp_mono = s->min_exp_wall = INT64_MAX;
+        atomic_init(&s->live, 0);
+        atomic_init(&s->overflow_denied, 0);
         if (!s->slots_raw || pthread_mutex_init(&s->mu, NULL) != 0) {
             fdn__free(s->slots_raw);
             m->nshards = i;
