@@ -21,10 +21,12 @@
  * full). A slot holds the key's whole cell inline: hash, algorithm state, LRU links, rule and
  * the key itself when it is at most KEY_INLINE bytes. A check of an existing key among many
  * therefore reads one slot (two adjacent cache lines whose addresses the hash gives at once)
- * instead of a bucket, then a cell, then its key. Removal shifts the following cells of the
- * probe run back (no tombstones); a cell that moves (removal, resize) takes its LRU links
- * along and repoints its two neighbours, so cell pointers are valid only until the next
- * insert or removal in the shard.
+ * instead of a bucket, then a cell, then its key. Both lines are prefetched right after the
+ * hash, before the shard lock (each shard publishes its table's address and size in `where`
+ * for that), so in a table far larger than the caches the miss overlaps the locking. Removal
+ * shifts the following cells of the probe run back (no tombstones); a cell that moves
+ * (removal, resize) takes its LRU links along and repoints its two neighbours, so cell
+ * pointers are valid only until the next insert or removal in the shard.
  *
  * Invariants: per shard, count <= cap (max_keys / shards, at least 1) and count < nslots; every
  * cell is in exactly one slot, reachable from its home slot without crossing a free slot, and
@@ -111,6 +113,9 @@ typedef struct shard {
      * Status in DESIGN): written only under mu, each store right after the change. */
     _Atomic uint32_t live;            /* == count */
     _Atomic uint64_t overflow_denied; /* new keys refused by a full shard */
+    /* slots | log2(nslots) (slots is SLOT_ALIGN-aligned), stored under mu whenever they
+     * change: an operation reads it before taking the lock to prefetch its home slot */
+    _Atomic uintptr_t where;
 } shard_t;
 
 /* The live keys of one identity (see DESIGN). */
@@ -277,6 +282,26 @@ static void slot_clear(shard_t *s, uint32_t i) FDN_REQUIRES(s->mu)
     }
 }
 
+static void shard_publish_where(shard_t *s)
+{
+    atomic_store_explicit(&s->where, (uintptr_t)s->slots | (uintptr_t)__builtin_ctz(s->nslots),
+                          memory_order_relaxed);
+}
+
+/* Start loading key hash h's home slot (both lines) before the shard lock is taken, so the
+ * miss of a table larger than the caches overlaps the lock and what comes before the lookup.
+ * `where` may be stale by the time the lock is held (a resize): a prefetch of the old table's
+ * address is only a wasted load, never a fault. */
+static inline void slot_prefetch(shard_t *s, uint64_t h)
+{
+    uintptr_t w = atomic_load_explicit(&s->where, memory_order_relaxed);
+    uint32_t mask = (1u << (w & (SLOT_ALIGN - 1))) - 1;
+    const char *c = (const char *)((w & ~(uintptr_t)(SLOT_ALIGN - 1)) +
+                                   (uintptr_t)(((uint32_t)(h >> 32) & mask)) * sizeof(cell_t));
+    __builtin_prefetch(c, 1);
+    __builtin_prefetch(c + FDN_CACHELINE, 1);
+}
+
 /* Rebuild the table with n slots (a power of two > count); false when out of memory (the
  * table is unchanged). */
 static bool shard_resize(shard_t *s, uint32_t n) FDN_REQUIRES(s->mu)
@@ -298,6 +323,7 @@ static bool shard_resize(shard_t *s, uint32_t n) FDN_REQUIRES(s->mu)
     s->slots_raw = raw;
     s->slots = slots;
     s->nslots = n;
+    shard_publish_where(s);
     return true;
 }
 
@@ -408,7 +434,8 @@ static int shard_make_room(membe_t *m, shard_t *s, const fdn__limit_now_t *now,
     return FDN_ELIMITER;
 }
 
-static cell_t *shard_find(shard_t *s, uint64_t h, const char *key, size_t keylen)
+static inline __attribute__((always_inline)) cell_t *shard_find(shard_t *s, uint64_t h,
+                                                                const char *key, size_t keylen)
     FDN_REQUIRES(s->mu)
 {
     const uint32_t mask = s->nslots - 1;
@@ -462,12 +489,15 @@ static cell_t *cell_insert(shard_t *s, uint64_t h, const char *key, size_t keyle
     return c;
 }
 
-static int mem_apply_once(membe_t *m, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
-                          int64_t cost, fdn__limit_op_t op, const fdn__limit_now_t *now,
-                          fdn_limit_result_t *res, fdn_limit_reservation_t *rsv)
+/* Inlined into mem_apply (twice: the retry is rare), which saves a call of ten arguments. */
+static inline __attribute__((always_inline)) int
+mem_apply_once(membe_t *m, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
+               int64_t cost, fdn__limit_op_t op, const fdn__limit_now_t *now,
+               fdn_limit_result_t *res, fdn_limit_reservation_t *rsv)
 {
     uint64_t h = fdn__hash(key, keylen);
     shard_t *s = &m->shards[h & (m->nshards - 1)];
+    slot_prefetch(s, h);
     const int64_t t = algo_now(rule->algo, now);
     int64_t *epoch = rsv ? &rsv->epoch : NULL;
     int rc = 0;
@@ -720,6 +750,9 @@ int fdn__limiter_mem_create(void **out, uint32_t nshards, uint32_t max_keys,
         s->slots =
             (cell_t *)(((uintptr_t)s->slots_raw + SLOT_ALIGN - 1) & ~(uintptr_t)(SLOT_ALIGN - 1));
         s->nslots = s->slots_raw != NULL ? SLOTS_MIN : 0;
+        atomic_init(&s->where, 0);
+        if (s->slots_raw != NULL)
+            shard_publish_where(s);
         CDS_INIT_LIST_HEAD(&s->lru);
         s->next_sweep = mono_ns + interval_ns;
         s->next_sweep_wall = wall_ns + interval_ns;
