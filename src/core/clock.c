@@ -78,6 +78,7 @@
 
 #include "core/clock_int.h"
 #include "core/sync.h"
+#include "core/tsan.h"
 #include "core/alloc.h"
 #include "core/assert.h"
 #include "core/lock.h"
@@ -178,8 +179,8 @@ static inline uint64_t tsc_read_fast(void)
 /* The largest monotonic value this thread has returned (the per-thread floor, see DESIGN). */
 static __thread int64_t t_floor __attribute__((tls_model("initial-exec"))) = INT64_MIN;
 
-#define LD(f)    atomic_load_explicit(&p->f, memory_order_relaxed)
-#define ST(f, v) atomic_store_explicit(&p->f, (v), memory_order_relaxed)
+#define LD(f)    atomic_load_explicit(&p->f, FDN_SEQ_LD)
+#define ST(f, v) atomic_store_explicit(&p->f, (v), FDN_SEQ_ST)
 
 /* A consistent copy of the current piece; returns g_cur as read. */
 static uint64_t snap_read(snap_t *o)
@@ -202,7 +203,7 @@ static uint64_t snap_read(snap_t *o)
         o->next_mono = LD(next_mono);
         o->rate_span = LD(rate_span);
         o->rejected = LD(rejected);
-        atomic_thread_fence(memory_order_acquire);
+        FDN_SEQ_FENCE(memory_order_acquire);
         if (atomic_load_explicit(&p->seq, memory_order_relaxed) == s1)
             return cur;
     }
@@ -212,7 +213,7 @@ static void snap_write(piece_t *p, const snap_t *o)
 {
     uint64_t s = atomic_load_explicit(&p->seq, memory_order_relaxed);
     atomic_store_explicit(&p->seq, s + 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
+    FDN_SEQ_FENCE(memory_order_release);
     ST(tsc0, o->tsc0);
     ST(span, o->span);
     ST(mult, o->mult);
@@ -458,7 +459,7 @@ static inline int64_t system_now(bool wall)
         uint64_t tsc0 = LD(tsc0), span = LD(span), mult = LD(mult);
         int64_t mono0 = LD(mono0), off = wall ? LD(wall_off) : 0;
         uint64_t tsc = tsc_read_fast();
-        atomic_thread_fence(memory_order_acquire);
+        FDN_SEQ_FENCE(memory_order_acquire);
         uint64_t d = tsc - tsc0;
         int64_t t;
         if (FDN_LIKELY(!(s1 & 1) && d <= span &&
