@@ -21,10 +21,12 @@
  * full). A slot holds the key's whole cell inline: hash, algorithm state, LRU links, rule and
  * the key itself when it is at most KEY_INLINE bytes. A check of an existing key among many
  * therefore reads one slot (two adjacent cache lines whose addresses the hash gives at once)
- * instead of a bucket, then a cell, then its key. Removal shifts the following cells of the
- * probe run back (no tombstones); a cell that moves (removal, resize) takes its LRU links
- * along and repoints its two neighbours, so cell pointers are valid only until the next
- * insert or removal in the shard.
+ * instead of a bucket, then a cell, then its key. Both lines are prefetched right after the
+ * hash, before the shard lock (each shard publishes its table's address and size in `where`
+ * for that), so in a table far larger than the caches the miss overlaps the locking. Removal
+ * shifts the following cells of the probe run back (no tombstones); a cell that moves
+ * (removal, resize) takes its LRU links along and repoints its two neighbours, so cell
+ * pointers are valid only until the next insert or removal in the shard.
  *
  * Invariants: per shard, count <= cap (max_keys / shards, at least 1) and count < nslots; every
  * cell is in exactly one slot, reachable from its home slot without crossing a free slot, and
@@ -42,6 +44,14 @@
  * per refused key, not a scan); if still full, the policy refuses the new key (DENY_NEW,
  * default: live state is never dropped, so no key's count can be reset by a flood) or evicts
  * the LRU tail (EVICT_LRU).
+ *
+ * Status: fdn_limiter_backend_status (GET /health asks it on every request) takes no lock. Each
+ * shard mirrors its key count and its refusals in relaxed atomics (`live`, `overflow_denied`)
+ * stored under the shard lock right after the change, and the identity table its size
+ * (`nidents_pub`, under idmu); status sums them with relaxed loads. A sum taken while keys come
+ * and go may mix shards seen at different moments, but each term is a count that really was;
+ * once no operation is running it is exact (tests compare it with the locked count of
+ * fdn_limiter_stats). The per-shard stores hit the cache line the shard lock already holds.
  *
  * Identities: a key holding FDN_LIMIT_IDENTITY_SEP belongs to the identity before it (the
  * HTTP API puts a request's `identity` there). `idtab` counts each identity's live keys (an
@@ -97,8 +107,15 @@ typedef struct shard {
     int64_t next_sweep_wall;  /* wall */
     int64_t min_exp_mono;     /* <= every monotonic-clock cell's expires (INT64_MAX: none) */
     int64_t min_exp_wall;     /* <= every fixed-window cell's expires */
-    uint64_t allowed, denied, evictions, expired, overflow_denied;
+    uint64_t allowed, denied, evictions, expired;
     uint64_t lookups, probes; /* shard_find calls and cells compared (fdn__limiter_mem_probes) */
+    /* Mirrors for fdn_limiter_backend_status, which reads them with no shard lock (see
+     * Status in DESIGN): written only under mu, each store right after the change. */
+    _Atomic uint32_t live;            /* == count */
+    _Atomic uint64_t overflow_denied; /* new keys refused by a full shard */
+    /* slots | log2(nslots) (slots is SLOT_ALIGN-aligned), stored under mu whenever they
+     * change: an operation reads it before taking the lock to prefetch its home slot */
+    _Atomic uintptr_t where;
 } shard_t;
 
 /* The live keys of one identity (see DESIGN). */
@@ -115,6 +132,7 @@ typedef struct membe {
     ident_t **idtab FDN_MEMBER_GUARDED_BY(idmu); /* chained; nidbuckets a power of two */
     uint32_t nidbuckets FDN_MEMBER_GUARDED_BY(idmu);
     uint64_t nidents FDN_MEMBER_GUARDED_BY(idmu);
+    _Atomic uint64_t nidents_pub;     /* == nidents, stored under idmu after each change */
     _Atomic uint32_t id_quota;        /* live keys per identity; 0 = none */
     _Atomic uint64_t id_refused;      /* new keys refused by id_quota */
     _Atomic int64_t last_quota_sweep; /* monotonic ns of the last sweep a refusal ran */
@@ -192,7 +210,8 @@ static int ident_acquire(membe_t *m, const char *key, size_t keylen)
             e->len = (uint32_t)len;
             memcpy(e->name, key, len);
             *pp = e;
-            if (++m->nidents > m->nidbuckets && m->nidbuckets < (1u << 24))
+            atomic_store_explicit(&m->nidents_pub, ++m->nidents, memory_order_relaxed);
+            if (m->nidents > m->nidbuckets && m->nidbuckets < (1u << 24))
                 ident_grow(m);
         }
     }
@@ -215,7 +234,7 @@ static void ident_release(membe_t *m, const char *key, size_t keylen)
     FDN_ASSERT(e != NULL && e->keys > 0); /* every identity key was acquired */
     if (e != NULL && --e->keys == 0) {
         *pp = e->next;
-        m->nidents--;
+        atomic_store_explicit(&m->nidents_pub, --m->nidents, memory_order_relaxed);
         fdn__free(e);
     }
     fdn__mutex_unlock(&m->idmu);
@@ -263,6 +282,26 @@ static void slot_clear(shard_t *s, uint32_t i) FDN_REQUIRES(s->mu)
     }
 }
 
+static void shard_publish_where(shard_t *s)
+{
+    atomic_store_explicit(&s->where, (uintptr_t)s->slots | (uintptr_t)__builtin_ctz(s->nslots),
+                          memory_order_relaxed);
+}
+
+/* Start loading key hash h's home slot (both lines) before the shard lock is taken, so the
+ * miss of a table larger than the caches overlaps the lock and what comes before the lookup.
+ * `where` may be stale by the time the lock is held (a resize): a prefetch of the old table's
+ * address is only a wasted load, never a fault. */
+static inline void slot_prefetch(shard_t *s, uint64_t h)
+{
+    uintptr_t w = atomic_load_explicit(&s->where, memory_order_relaxed);
+    uint32_t mask = (1u << (w & (SLOT_ALIGN - 1))) - 1;
+    const char *c = (const char *)((w & ~(uintptr_t)(SLOT_ALIGN - 1)) +
+                                   (uintptr_t)(((uint32_t)(h >> 32) & mask)) * sizeof(cell_t));
+    __builtin_prefetch(c, 1);
+    __builtin_prefetch(c + FDN_CACHELINE, 1);
+}
+
 /* Rebuild the table with n slots (a power of two > count); false when out of memory (the
  * table is unchanged). */
 static bool shard_resize(shard_t *s, uint32_t n) FDN_REQUIRES(s->mu)
@@ -284,6 +323,7 @@ static bool shard_resize(shard_t *s, uint32_t n) FDN_REQUIRES(s->mu)
     s->slots_raw = raw;
     s->slots = slots;
     s->nslots = n;
+    shard_publish_where(s);
     return true;
 }
 
@@ -303,6 +343,7 @@ static void cell_remove(membe_t *m, shard_t *s, cell_t *c) FDN_REQUIRES(s->mu)
     cds_list_del(&c->lru);
     FDN_ASSERT(s->count > 0);
     s->count--;
+    atomic_store_explicit(&s->live, s->count, memory_order_relaxed);
     slot_clear(s, (uint32_t)(c - s->slots));
 }
 
@@ -378,7 +419,9 @@ static int shard_make_room(membe_t *m, shard_t *s, const fdn__limit_now_t *now,
         cell_remove(m, s, fdn__list_entry(s->lru.prev, cell_t, lru));
         return 0;
     }
-    s->overflow_denied++;
+    atomic_store_explicit(&s->overflow_denied,
+                          atomic_load_explicit(&s->overflow_denied, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     atomic_store_explicit(&m->last_refusal_mono, full.mono_ns > 0 ? full.mono_ns : 1,
                           memory_order_relaxed);
     int64_t wait = INT64_MAX;
@@ -391,7 +434,8 @@ static int shard_make_room(membe_t *m, shard_t *s, const fdn__limit_now_t *now,
     return FDN_ELIMITER;
 }
 
-static cell_t *shard_find(shard_t *s, uint64_t h, const char *key, size_t keylen)
+static inline __attribute__((always_inline)) cell_t *shard_find(shard_t *s, uint64_t h,
+                                                                const char *key, size_t keylen)
     FDN_REQUIRES(s->mu)
 {
     const uint32_t mask = s->nslots - 1;
@@ -441,15 +485,19 @@ static cell_t *cell_insert(shard_t *s, uint64_t h, const char *key, size_t keyle
     }
     cds_list_add(&c->lru, &s->lru);
     s->count++;
+    atomic_store_explicit(&s->live, s->count, memory_order_relaxed);
     return c;
 }
 
-static int mem_apply_once(membe_t *m, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
-                          int64_t cost, fdn__limit_op_t op, const fdn__limit_now_t *now,
-                          fdn_limit_result_t *res, fdn_limit_reservation_t *rsv)
+/* Inlined into mem_apply (twice: the retry is rare), which saves a call of ten arguments. */
+static inline __attribute__((always_inline)) int
+mem_apply_once(membe_t *m, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
+               int64_t cost, fdn__limit_op_t op, const fdn__limit_now_t *now,
+               fdn_limit_result_t *res, fdn_limit_reservation_t *rsv)
 {
     uint64_t h = fdn__hash(key, keylen);
     shard_t *s = &m->shards[h & (m->nshards - 1)];
+    slot_prefetch(s, h);
     const int64_t t = algo_now(rule->algo, now);
     int64_t *epoch = rsv ? &rsv->epoch : NULL;
     int rc = 0;
@@ -585,7 +633,7 @@ static void mem_stats(void *self, fdn_limiter_stats_t *out)
         out->denied += s->denied;
         out->evictions += s->evictions;
         out->expired += s->expired;
-        out->overflow_denied += s->overflow_denied;
+        out->overflow_denied += atomic_load_explicit(&s->overflow_denied, memory_order_relaxed);
         fdn__mutex_unlock(&s->mu);
     }
 }
@@ -596,22 +644,22 @@ static void mem_set_interval(void *self, int64_t interval_ns)
     atomic_store_explicit(&m->interval_ns, interval_ns, memory_order_relaxed);
 }
 
+/* No lock: the counts are the shards' mirrors (see Status in DESIGN). */
 static void mem_status(void *self, fdn_limiter_backend_status_t *out)
 {
     membe_t *m = self;
-    fdn_limiter_stats_t st;
-    mem_stats(self, &st);
     memset(out, 0, sizeof(*out));
     out->backend = FDN_LIMITER_BACKEND_MEMORY;
     out->connected = true;
-    out->keys = st.keys;
+    for (uint32_t i = 0; i < m->nshards; i++) {
+        const shard_t *s = &m->shards[i];
+        out->keys += atomic_load_explicit(&s->live, memory_order_relaxed);
+        out->new_keys_refused += atomic_load_explicit(&s->overflow_denied, memory_order_relaxed);
+    }
     out->key_capacity = (uint64_t)m->cap * m->nshards;
-    out->new_keys_refused = st.overflow_denied;
     out->identity_keys_refused = atomic_load_explicit(&m->id_refused, memory_order_relaxed);
     out->max_keys_per_identity = atomic_load_explicit(&m->id_quota, memory_order_relaxed);
-    fdn__mutex_lock(&m->idmu);
-    out->identities = m->nidents;
-    fdn__mutex_unlock(&m->idmu);
+    out->identities = atomic_load_explicit(&m->nidents_pub, memory_order_relaxed);
     /* a monotonic time here; fdn_limiter_backend_status turns it into an age (limiter_int.h) */
     out->since_refusal_ns = atomic_load_explicit(&m->last_refusal_mono, memory_order_relaxed);
 }
@@ -690,6 +738,7 @@ int fdn__limiter_mem_create(void **out, uint32_t nshards, uint32_t max_keys,
     atomic_init(&m->id_quota, 0);
     atomic_init(&m->id_refused, 0);
     atomic_init(&m->last_quota_sweep, INT64_MIN / 2);
+    atomic_init(&m->nidents_pub, 0);
     m->shards = (shard_t *)(((uintptr_t)m->shards_raw + FDN_CACHELINE - 1) &
                             ~(uintptr_t)(FDN_CACHELINE - 1));
     m->cap = max_keys / nshards ? max_keys / nshards : 1;
@@ -701,10 +750,15 @@ int fdn__limiter_mem_create(void **out, uint32_t nshards, uint32_t max_keys,
         s->slots =
             (cell_t *)(((uintptr_t)s->slots_raw + SLOT_ALIGN - 1) & ~(uintptr_t)(SLOT_ALIGN - 1));
         s->nslots = s->slots_raw != NULL ? SLOTS_MIN : 0;
+        atomic_init(&s->where, 0);
+        if (s->slots_raw != NULL)
+            shard_publish_where(s);
         CDS_INIT_LIST_HEAD(&s->lru);
         s->next_sweep = mono_ns + interval_ns;
         s->next_sweep_wall = wall_ns + interval_ns;
         s->min_exp_mono = s->min_exp_wall = INT64_MAX;
+        atomic_init(&s->live, 0);
+        atomic_init(&s->overflow_denied, 0);
         if (!s->slots_raw || pthread_mutex_init(&s->mu, NULL) != 0) {
             fdn__free(s->slots_raw);
             m->nshards = i;
