@@ -6,6 +6,14 @@
  * Units: all times are int64 nanoseconds. `mono` is a monotonic clock (arbitrary origin),
  * `wall` is nanoseconds since the Unix epoch (UTC).
  *
+ * The system clock is CLOCK_MONOTONIC / CLOCK_REALTIME. On x86 with an invariant TSC, while
+ * the kernel's clocksource is "tsc", it is read from the CPU's time-stamp counter (about 11 ns
+ * instead of clock_gettime's 29 on our VMs), re-anchored to both kernel clocks every
+ * millisecond: it agrees with CLOCK_MONOTONIC to within 100 us (a few us in practice), follows
+ * a CLOCK_REALTIME step within 1 ms, and never decreases within a thread; across threads a
+ * read that happens after another may be lower by at most 1 us (the counter is read without
+ * a serialising fence). FDN_CLOCK_TSC=0 in the environment turns the counter off.
+ *
  * A manual clock starts at the values given and moves only when fdn_clock_advance() or
  * fdn_clock_set_mono() is called. Code that must wait for a time (a backoff, a deadline) uses
  * fdn_clock_wait_until(), which a manual clock wakes when it is advanced, so tests never
@@ -64,7 +72,8 @@ FDN_API bool fdn_clock_is_manual(const fdn_clock_t *c);
 /**
  * Current monotonic time.
  * @param[in] c  the clock (NULL: the system clock)
- * @return monotonic nanoseconds (arbitrary origin, never decreasing).
+ * @return monotonic nanoseconds (arbitrary origin, never decreasing within a thread; see the
+ *         file's description for reads across threads).
  * @thread_safety any
  * @since 0.1.0
  */
