@@ -503,14 +503,15 @@ static void handle_failure(fdn_supervisor_t *sup, child_t *ch, int code) FDN_EXC
             } else {
                 c->mark_target = FDN_SERVICE_RESTARTING;
                 c->due_ns = add_sat(now, backoff);
-                c->restarts++;
             }
         }
     }
     fdn__mutex_unlock(&sup->mu);
 
-    if (restart && sup->on_restart != NULL) {
-        /* one callback per service being restarted, in start order */
+    if (restart) {
+        /* one callback per service being restarted, in start order; each restart is counted
+         * (fdn_service_status_t.restarts) after its callback, so whoever sees the count finds
+         * what the callback records (the runtime's event and fdn_supervisor_restarts_total) */
         for (size_t i = 0;; i++) {
             fdn__mutex_lock(&sup->mu);
             child_t *c = i < sup->n ? sup->kids[i] : NULL;
@@ -518,8 +519,13 @@ static void handle_failure(fdn_supervisor_t *sup, child_t *ch, int code) FDN_EXC
             fdn__mutex_unlock(&sup->mu);
             if (c == NULL)
                 break;
-            if (hit)
+            if (!hit)
+                continue;
+            if (sup->on_restart != NULL)
                 sup->on_restart(c->name, attempt, code, backoff, sup->user);
+            fdn__mutex_lock(&sup->mu);
+            c->restarts++;
+            fdn__mutex_unlock(&sup->mu);
         }
     }
     stop_marked(sup, code);

@@ -46,6 +46,7 @@ typedef struct world {
     int esc_shutdown_rc;
     int probe_shutdown_rc;
     void (*restart_hook)(struct world *w); /* runs in on_restart (supervisor thread) */
+    int64_t hook_restarts;                 /* what hook_read_restarts read */
     atomic_bool go;                        /* tells a test worker loop to act */
     int step;                              /* lock-step handshake with a worker loop (under mu) */
 } world_t;
@@ -471,6 +472,35 @@ static void one_for_one_restarts_only_the_failed(void **state)
     ASSERT_LOG(&f->w, "-c -b -a");
     assert_int_equal(fdn_supervisor_shutdown(f->w.sup, WAIT_MS), 0); /* idempotent */
     ASSERT_LOG(&f->w, "");
+}
+
+/* In on_restart: b's restart count as a status reader sees it while the callback runs. */
+static void hook_read_restarts(world_t *w)
+{
+    fdn_service_status_t st;
+    w->hook_restarts = fdn_supervisor_service_status(w->sup, "b", &st) == 0 ? (int64_t)st.restarts : -1;
+}
+
+/* A restart is counted in the status only after on_restart returned: whoever sees the count
+ * (the runtime's tests, a health check) finds what the callback recorded (the runtime's
+ * supervisor_restart event and fdn_supervisor_restarts_total). */
+static void restart_counted_after_its_callback(void **state)
+{
+    fixture_t *f = *state;
+    f->w.restart_hook = hook_read_restarts;
+    f->w.hook_restarts = 99;
+    assert_int_equal(fdn_supervisor_inject_fault(f->w.sup, "b", -EIO), 0);
+    idle(f);
+    assert_int_equal(f->w.restarts_cb, 1);
+    assert_int_equal(f->w.hook_restarts, 0); /* not yet counted while the callback ran */
+    fdn_service_status_t st;
+    assert_int_equal(fdn_supervisor_service_status(f->w.sup, "b", &st), 0);
+    assert_int_equal(st.restarts, 1);
+    assert_int_equal(st.state, FDN_SERVICE_RESTARTING);
+    advance(f, BACKOFF_NS);
+    assert_int_equal(fdn_supervisor_service_status(f->w.sup, "b", &st), 0);
+    assert_int_equal(st.restarts, 1);
+    assert_int_equal(st.state, FDN_SERVICE_RUNNING);
 }
 
 static void one_for_all_restarts_everything_in_order(void **state)
@@ -1021,6 +1051,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         SUP_TEST(one_for_one_restarts_only_the_failed, P_ABC_ONE),
+        SUP_TEST(restart_counted_after_its_callback, P_ABC_ONE),
         SUP_TEST(one_for_all_restarts_everything_in_order, P_ABC_ALL),
         SUP_TEST(rest_for_one_restarts_the_rest, P_ABC_REST),
         SUP_TEST(restart_types, P_DEFAULT),
