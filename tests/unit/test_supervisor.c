@@ -478,7 +478,8 @@ static void one_for_one_restarts_only_the_failed(void **state)
 static void hook_read_restarts(world_t *w)
 {
     fdn_service_status_t st;
-    w->hook_restarts = fdn_supervisor_service_status(w->sup, "b", &st) == 0 ? (int64_t)st.restarts : -1;
+    w->hook_restarts =
+        fdn_supervisor_service_status(w->sup, "b", &st) == 0 ? (int64_t)st.restarts : -1;
 }
 
 /* A restart is counted in the status only after on_restart returned: whoever sees the count
