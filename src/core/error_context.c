@@ -26,6 +26,7 @@
  * and crumbs (and dropped count) and adds one crumb; pop restores the outer frame untouched
  * (frames are copies, never shared).
  */
+#include <fdn/clock.h>
 #include <fdn/error.h>
 
 #include <pthread.h>
@@ -99,11 +100,12 @@ static fdn__mutex_t g_hook_mu = PTHREAD_MUTEX_INITIALIZER;
 static fdn_errctx_hook_fn g_hook FDN_GUARDED_BY(g_hook_mu);
 static void *g_hook_user FDN_GUARDED_BY(g_hook_mu);
 
+/* The system clock (core/clock.c: the TSC where it is safe, 11 ns instead of clock_gettime's
+ * 29). Every difference taken here is clamped at 0 or 1, so a context copied to another thread
+ * cannot show a negative age or duration. */
 static int64_t mono_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return fdn_clock_mono_ns(NULL);
 }
 
 static uint64_t next_op_id(void)
