@@ -294,18 +294,34 @@ FDN_API int fdn_breakers_create(fdn_breakers_t **out, const fdn_breaker_opts_t *
 /** Destroy the set and every breaker in it (NULL ok). @thread_safety owner @since 0.1.0 */
 FDN_API void fdn_breakers_destroy(fdn_breakers_t *set);
 
+/** Default bound on the distinct names a set holds (fdn_breakers_set_max). */
+#define FDN_BREAKERS_MAX_DEFAULT 10000
+
+/**
+ * Bound the number of distinct names the set holds, listed and removed ones together (a
+ * removed breaker's memory is kept, see fdn_breaker_remove): past it, creating a new name
+ * fails with FDN_ENOSPC and changes nothing. A removed name that comes back does not count
+ * again. Lowering the bound below the current count removes nothing; it only refuses new
+ * names. The runtime feeds infrastructure.circuit_breaker.max_breakers. Default
+ * FDN_BREAKERS_MAX_DEFAULT: breakers made over the HTTP API come from remote clients, and each
+ * costs memory and metric series.
+ * @return 0, FDN_EINVAL (set NULL or max 0)  @thread_safety any  @since 0.3.0
+ */
+FDN_API int fdn_breakers_set_max(fdn_breakers_t *set, size_t max);
+
 /**
  * Add a named breaker. Breakers live until the set is destroyed (fdn_breaker_remove only
  * unlists them), so *out stays valid.
  * @param[in] opts NULL = the set's defaults
- * @return 0, FDN_EEXIST (name taken; *out is the existing one), FDN_EINVAL, FDN_ENOMEM
+ * @return 0, FDN_EEXIST (name taken; *out is the existing one), FDN_ENOSPC (the set holds
+ * its maximum of names, fdn_breakers_set_max), FDN_EINVAL, FDN_ENOMEM
  * @thread_safety any  @since 0.1.0
  */
 FDN_API int fdn_breaker_create_in(fdn_breakers_t *set, const char *name,
                                   const fdn_breaker_opts_t *opts, fdn_breaker_t **out);
 
 /**
- * Look a breaker up by name (a search under the set's mutex: hot paths should keep the
+ * Look a breaker up by name (a hash lookup under the set's mutex: hot paths should keep the
  * pointer, which stays valid as long as the set).
  * @return 0, FDN_EBREAKER_NOT_FOUND  @thread_safety any  @since 0.1.0
  */
@@ -356,6 +372,16 @@ FDN_API size_t fdn_breakers_count(fdn_breakers_t *set);
  * @since 0.1.0
  */
 FDN_API int fdn_breakers_list(fdn_breakers_t *set, char ***out_names, size_t *out_count);
+
+/**
+ * The set's listed breakers, in creation order, as handles (valid as long as the set, like
+ * fdn_breaker_get's): one pass over the set, for code that reads every breaker's status
+ * (fdn_breaker_name gives each one's name).
+ * @param[out] out  array of *out_count handles (free it with fdn_free); NULL when the count is 0
+ * @return 0, FDN_EINVAL, FDN_ENOMEM
+ * @thread_safety any  @since 0.3.0
+ */
+FDN_API int fdn_breakers_handles(fdn_breakers_t *set, fdn_breaker_t ***out, size_t *out_count);
 
 FDN_END_DECLS
 

@@ -52,19 +52,15 @@ static int find(const fdn__http_req_t *req, fdn__http_resp_t *resp, fdn_breakers
 static int h_list(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
 {
     (void)req;
-    fdn_breakers_t *set = user;
-    char **names = NULL;
+    fdn_breaker_t **v = NULL;
     size_t n = 0;
-    int rc = fdn_breakers_list(set, &names, &n);
+    int rc = fdn_breakers_handles(user, &v, &n);
     if (rc < 0)
         return rc;
     json_t *arr = json_array();
-    for (size_t i = 0; arr != NULL && i < n; i++) {
-        fdn_breaker_t *b = NULL;
-        if (fdn_breaker_get(set, names[i], &b) == 0)
-            json_array_append_new(arr, breaker_json(b));
-    }
-    fdn_free(names);
+    for (size_t i = 0; arr != NULL && i < n; i++)
+        json_array_append_new(arr, breaker_json(v[i]));
+    fdn_free(v);
     return fdn__http_reply(resp, 200,
                            json_pack("{s:o*, s:I}", "breakers", arr, "count", (json_int_t)n));
 }
@@ -120,6 +116,11 @@ static int h_put(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
     if (rc < 0)
         return rc;
     rc = fdn_breaker_install(set, name, &o, &b);
+    if (rc == FDN_ENOSPC)
+        return fdn_err_set(&resp->err, rc,
+                           "cannot create circuit breaker '%s': the set holds its most names "
+                           "(infrastructure.circuit_breaker.max_breakers)",
+                           name);
     if (rc < 0)
         return fdn_err_set(&resp->err, rc, "cannot install circuit breaker '%s'", name);
     return fdn__http_reply(resp, existed ? 200 : 201, breaker_json(b));

@@ -54,6 +54,7 @@
 
 #include "core/alloc.h"
 #include "core/assert.h"
+#include "core/hash.h"
 #include "core/lock.h"
 #include "infra/breaker_int.h"
 
@@ -116,6 +117,10 @@ struct fdn_breaker {
     bcfg_t *retired FDN_MEMBER_GUARDED_BY(mu); /* replaced options, freed at destroy */
     char *name;
     _Atomic(void *) tickets; /* breaker_ticket.c's table, made on first use */
+    /* the set's name index (guarded by the set's mu; unused outside a set) */
+    uint64_t hkey;               /* fdn__hash_str(name) */
+    struct fdn_breaker *hnext;   /* next in the bucket */
+    bool listed;                 /* in the set's v (false: removed, on its gone list) */
 };
 
 struct fdn_breakers {
@@ -125,6 +130,11 @@ struct fdn_breakers {
     fdn_breaker_t **gone FDN_MEMBER_GUARDED_BY(mu); /* removed: kept for held handles */
     size_t ngone, capgone;
     fdn_breaker_opts_t defaults FDN_MEMBER_GUARDED_BY(mu);
+    /* every breaker ever made in the set (listed and removed) by name: names are unique across
+     * v and gone, since a removed name that comes back is revived, not made again */
+    fdn_breaker_t **bucket FDN_MEMBER_GUARDED_BY(mu);
+    size_t nbucket; /* a power of two, or 0 before the first breaker */
+    size_t max;     /* most distinct names (n + ngone): fdn_breakers_set_max */
     _Atomic uint64_t lookups;
 };
 
@@ -793,6 +803,7 @@ int fdn_breakers_create(fdn_breakers_t **out, const fdn_breaker_opts_t *defaults
         return FDN_ENOMEM;
     }
     s->defaults = defaults ? *defaults : d;
+    s->max = FDN_BREAKERS_MAX_DEFAULT;
     *out = s;
     return 0;
 }
@@ -807,6 +818,7 @@ void fdn_breakers_destroy(fdn_breakers_t *s)
         fdn_breaker_destroy(s->gone[i]);
     fdn__free(s->v);
     fdn__free(s->gone);
+    fdn__free(s->bucket);
     pthread_mutex_destroy(&s->mu);
     fdn__free(s);
 }
@@ -841,6 +853,16 @@ size_t fdn_breakers_count(fdn_breakers_t *s)
     return n;
 }
 
+int fdn_breakers_set_max(fdn_breakers_t *s, size_t max)
+{
+    if (s == NULL || max == 0)
+        return FDN_EINVAL;
+    fdn__mutex_lock(&s->mu);
+    s->max = max;
+    fdn__mutex_unlock(&s->mu);
+    return 0;
+}
+
 /* s->mu held */
 static const char *breaker_name_at(const void *set, size_t i)
 {
@@ -859,13 +881,65 @@ int fdn_breakers_list(fdn_breakers_t *s, char ***out_names, size_t *out_count)
     return rc;
 }
 
-/* s->mu held */
+int fdn_breakers_handles(fdn_breakers_t *s, fdn_breaker_t ***out, size_t *out_count)
+{
+    if (s == NULL || out == NULL || out_count == NULL)
+        return FDN_EINVAL;
+    *out = NULL;
+    *out_count = 0;
+    fdn__mutex_lock(&s->mu);
+    size_t n = s->n;
+    fdn_breaker_t **v = n ? fdn__malloc(n * sizeof(*v)) : NULL;
+    if (v != NULL)
+        memcpy(v, s->v, n * sizeof(*v));
+    fdn__mutex_unlock(&s->mu);
+    if (n > 0 && v == NULL)
+        return FDN_ENOMEM;
+    *out = v;
+    *out_count = n;
+    return 0;
+}
+
+/* The breaker named `name`, listed or removed, or NULL. */
+static fdn_breaker_t *index_find_locked(fdn_breakers_t *s, const char *name, uint64_t h)
+    FDN_REQUIRES(s->mu)
+{
+    if (s->nbucket == 0)
+        return NULL;
+    for (fdn_breaker_t *b = s->bucket[h & (s->nbucket - 1)]; b != NULL; b = b->hnext)
+        if (b->hkey == h && strcmp(b->name, name) == 0)
+            return b;
+    return NULL;
+}
+
+/* Room in the index for one more name: the buckets double when the names would outnumber
+ * them. 0 or FDN_ENOMEM (the index is unchanged). */
+static int index_reserve_locked(fdn_breakers_t *s) FDN_REQUIRES(s->mu)
+{
+    if (s->n + s->ngone < s->nbucket)
+        return 0;
+    size_t nb = s->nbucket ? s->nbucket * 2 : 16;
+    fdn_breaker_t **bk = fdn__calloc(nb, sizeof(*bk));
+    if (bk == NULL)
+        return FDN_ENOMEM;
+    for (size_t i = 0; i < s->nbucket; i++) {
+        for (fdn_breaker_t *b = s->bucket[i], *next; b != NULL; b = next) {
+            next = b->hnext;
+            b->hnext = bk[b->hkey & (nb - 1)];
+            bk[b->hkey & (nb - 1)] = b;
+        }
+    }
+    fdn__free(s->bucket);
+    s->bucket = bk;
+    s->nbucket = nb;
+    return 0;
+}
+
+/* s->mu held: a listed breaker by name, or NULL */
 static fdn_breaker_t *find_locked(fdn_breakers_t *s, const char *name) FDN_REQUIRES(s->mu)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->v[i]->name, name) == 0)
-            return s->v[i];
-    return NULL;
+    fdn_breaker_t *b = index_find_locked(s, name, fdn__hash_str(name));
+    return b != NULL && b->listed ? b : NULL;
 }
 
 int fdn_breaker_get(fdn_breakers_t *s, const char *name, fdn_breaker_t **out)
@@ -873,8 +947,11 @@ int fdn_breaker_get(fdn_breakers_t *s, const char *name, fdn_breaker_t **out)
     if (s == NULL || name == NULL || out == NULL)
         return FDN_EINVAL;
     atomic_fetch_add_explicit(&s->lookups, 1, memory_order_relaxed);
+    uint64_t h = fdn__hash_str(name); /* outside the lock */
     fdn__mutex_lock(&s->mu);
-    fdn_breaker_t *b = find_locked(s, name);
+    fdn_breaker_t *b = index_find_locked(s, name, h);
+    if (b != NULL && !b->listed)
+        b = NULL;
     fdn__mutex_unlock(&s->mu);
     if (!b)
         return FDN_EBREAKER_NOT_FOUND;
@@ -898,94 +975,127 @@ static int push(fdn_breaker_t ***v, size_t *n, size_t *cap, fdn_breaker_t *b)
     return 0;
 }
 
-/* The removed breaker named `name`, taken off the removed list and listed again, or NULL. */
-static fdn_breaker_t *revive_locked(fdn_breakers_t *s, const char *name) FDN_REQUIRES(s->mu)
+/* Move b from v to gone (it stays in the index). 0 or FDN_ENOMEM (b stays listed). */
+static int unlist_locked(fdn_breakers_t *s, fdn_breaker_t *b) FDN_REQUIRES(s->mu)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->v[i] != b)
+            continue;
+        int rc = push(&s->gone, &s->ngone, &s->capgone, b);
+        if (rc != 0)
+            return rc;
+        /* keep creation order for the rest */
+        memmove(&s->v[i], &s->v[i + 1], (s->n - i - 1) * sizeof(*s->v));
+        s->n--;
+        b->listed = false;
+        return 0;
+    }
+    return FDN_EBREAKER_NOT_FOUND;
+}
+
+/* The removed breaker b, taken off the removed list and listed again. 0 or FDN_ENOMEM. */
+static int revive_locked(fdn_breakers_t *s, fdn_breaker_t *b) FDN_REQUIRES(s->mu)
 {
     for (size_t i = 0; i < s->ngone; i++) {
-        fdn_breaker_t *b = s->gone[i];
-        if (strcmp(b->name, name) != 0)
+        if (s->gone[i] != b)
             continue;
-        if (push(&s->v, &s->n, &s->cap, b) != 0)
-            return NULL;
+        int rc = push(&s->v, &s->n, &s->cap, b);
+        if (rc != 0)
+            return rc;
         s->gone[i] = s->gone[--s->ngone];
-        return b;
+        b->listed = true;
+        return 0;
     }
-    return NULL;
+    FDN_ASSERT(false && "a removed breaker is on the removed list");
+    return FDN_EINTERNAL;
 }
 
 int fdn_breaker_remove(fdn_breakers_t *s, const char *name)
 {
     if (s == NULL || name == NULL)
         return FDN_EINVAL;
-    int rc = FDN_EBREAKER_NOT_FOUND;
     fdn__mutex_lock(&s->mu);
-    for (size_t i = 0; i < s->n; i++) {
-        fdn_breaker_t *b = s->v[i];
-        if (strcmp(b->name, name) != 0)
-            continue;
-        rc = push(&s->gone, &s->ngone, &s->capgone, b);
-        if (rc == 0) { /* keep creation order for the rest */
-            memmove(&s->v[i], &s->v[i + 1], (s->n - i - 1) * sizeof(*s->v));
-            s->n--;
-        }
-        break;
-    }
+    fdn_breaker_t *b = find_locked(s, name);
+    int rc = b != NULL ? unlist_locked(s, b) : FDN_EBREAKER_NOT_FOUND;
     fdn__mutex_unlock(&s->mu);
     return rc;
 }
 
 static int reinstall(fdn_breaker_t *b, const fdn_breaker_opts_t *o);
 
+/* List the removed breaker b again with options o, afresh. 0, FDN_EEXIST (another thread
+ * revived it first; *out is it), FDN_EINVAL, FDN_ENOMEM (b stays removed). */
+static int revive(fdn_breakers_t *s, fdn_breaker_t *b, const fdn_breaker_opts_t *o,
+                  fdn_breaker_t **out)
+{
+    fdn__mutex_lock(&s->mu);
+    int rc = b->listed ? FDN_EEXIST : revive_locked(s, b);
+    fdn__mutex_unlock(&s->mu);
+    if (rc == FDN_EEXIST && out)
+        *out = b;
+    if (rc != 0)
+        return rc;
+    rc = reinstall(b, o);
+    if (rc != 0) { /* not listed half-made: back to the removed list (it has the room) */
+        fdn__mutex_lock(&s->mu);
+        if (b->listed)
+            (void)unlist_locked(s, b);
+        fdn__mutex_unlock(&s->mu);
+        return rc;
+    }
+    if (out)
+        *out = b;
+    return 0;
+}
+
 int fdn_breaker_create_in(fdn_breakers_t *s, const char *name, const fdn_breaker_opts_t *opts,
                           fdn_breaker_t **out)
 {
     if (s == NULL || name == NULL || name[0] == '\0')
         return FDN_EINVAL;
+    uint64_t h = fdn__hash_str(name);
     fdn_breaker_opts_t o;
     fdn__mutex_lock(&s->mu);
     o = opts ? *opts : s->defaults;
-    fdn_breaker_t *old = find_locked(s, name);
+    fdn_breaker_t *old = index_find_locked(s, name, h);
+    bool listed = old != NULL && old->listed;
+    bool full = old == NULL && s->n + s->ngone >= s->max;
     fdn__mutex_unlock(&s->mu);
-    if (old) {
+    if (listed) {
         if (out)
             *out = old;
         return FDN_EEXIST;
     }
+    if (full)
+        return FDN_ENOSPC;
+    if (old != NULL) /* a removed name comes back: its memory, afresh */
+        return revive(s, old, &o, out);
     fdn_breaker_t *b;
     int rc = fdn_breaker_create(&b, name, &o);
     if (rc)
         return rc;
+    b->hkey = h;
     fdn__mutex_lock(&s->mu);
-    old = find_locked(s, name);
-    if (old) {
-        fdn__mutex_unlock(&s->mu);
-        fdn_breaker_destroy(b);
-        if (out)
-            *out = old;
-        return FDN_EEXIST;
+    old = index_find_locked(s, name, h);
+    listed = old != NULL && old->listed;
+    if (old == NULL && s->n + s->ngone >= s->max)
+        rc = FDN_ENOSPC; /* another thread took the last room */
+    else if (old == NULL && (rc = index_reserve_locked(s)) == 0 &&
+             (rc = push(&s->v, &s->n, &s->cap, b)) == 0) {
+        b->listed = true;
+        b->hnext = s->bucket[h & (s->nbucket - 1)];
+        s->bucket[h & (s->nbucket - 1)] = b;
     }
-    fdn_breaker_t *back = revive_locked(s, name);
-    if (back != NULL) { /* a removed name comes back: its memory, afresh */
-        fdn__mutex_unlock(&s->mu);
-        fdn_breaker_destroy(b);
-        rc = reinstall(back, &o);
-        if (rc != 0) { /* not listed half-made: back to the removed list (it has the room) */
-            fdn__mutex_lock(&s->mu);
-            for (size_t i = 0; i < s->n; i++) {
-                if (s->v[i] == back && push(&s->gone, &s->ngone, &s->capgone, back) == 0) {
-                    memmove(&s->v[i], &s->v[i + 1], (s->n - i - 1) * sizeof(*s->v));
-                    s->n--;
-                    break;
-                }
-            }
-            fdn__mutex_unlock(&s->mu);
-        }
-        if (rc == 0 && out)
-            *out = back;
-        return rc;
-    }
-    rc = push(&s->v, &s->n, &s->cap, b);
     fdn__mutex_unlock(&s->mu);
+    if (old != NULL) { /* made meanwhile by another thread (or removed and made again) */
+        fdn_breaker_destroy(b);
+        if (listed) {
+            if (out)
+                *out = old;
+            return FDN_EEXIST;
+        }
+        return revive(s, old, &o, out);
+    }
     if (rc != 0) {
         fdn_breaker_destroy(b);
         return rc;

@@ -5,7 +5,7 @@
  * Two kinds of source:
  * - a telemetry collector (run at the start of every scrape or snapshot, on the scraping
  *   thread, no lock held) copies state the components keep anyway into gauges and counters:
- *   breaker states and counts (fdn_breakers_list + fdn_breaker_status), pool gauges and
+ *   breaker states and counts (fdn_breakers_handles + fdn_breaker_status), pool gauges and
  *   counts (fdn_pools_list), the event store (fdn_events_stats, fdn_events_type_stats), the
  *   limiter's store and backend (fdn_limiter_stats, fdn_limiter_backend_status, whose fixed
  *   round-trip histogram is loaded into a real histogram family). No hot path pays for it.
@@ -123,28 +123,28 @@ static void set_counter(fdn_telemetry_family_t *f, const char *const *v, size_t 
 static void collect_breakers(fdn__rt_metrics_t *m)
 {
     fdn_breakers_t *set = fdn_runtime_breakers(m->rt);
-    char **names = NULL;
+    fdn_breaker_t **v = NULL;
     size_t n = 0;
-    if (set == NULL || fdn_breakers_list(set, &names, &n) != 0)
+    if (set == NULL || fdn_breakers_handles(set, &v, &n) != 0)
         return;
     static const fdn_breaker_state_t states[] = {FDN_BREAKER_CLOSED, FDN_BREAKER_OPEN,
                                                  FDN_BREAKER_HALF_OPEN};
     for (size_t i = 0; i < n; i++) {
-        fdn_breaker_t *b = NULL;
         fdn_breaker_status_t st;
-        if (fdn_breaker_get(set, names[i], &b) != 0 || fdn_breaker_status(b, &st) != 0)
+        if (fdn_breaker_status(v[i], &st) != 0)
             continue;
+        const char *name = fdn_breaker_name(v[i]);
         for (size_t k = 0; k < 3; k++) {
-            const char *v[] = {names[i], fdn_breaker_state_name(states[k])};
-            set_gauge(m->br_state, v, 2, st.state == states[k] ? 1.0 : 0.0);
+            const char *lv[] = {name, fdn_breaker_state_name(states[k])};
+            set_gauge(m->br_state, lv, 2, st.state == states[k] ? 1.0 : 0.0);
         }
-        const char *rej[] = {names[i], "rejected"}, *fail[] = {names[i], "failure"};
+        const char *rej[] = {name, "rejected"}, *fail[] = {name, "failure"};
         set_counter(m->br_calls, rej, 2, st.total_rejected);
         set_counter(m->br_calls, fail, 2, st.total_failures);
-        const char *one[] = {names[i]};
+        const char *one[] = {name};
         set_counter(m->br_opened, one, 1, st.times_opened);
     }
-    fdn_free(names);
+    fdn_free(v);
 }
 
 static void collect_pools(fdn__rt_metrics_t *m)

@@ -346,6 +346,9 @@ static int apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed)
         if (fdn_breakers_set_defaults(g->breakers, &bo) == FDN_ENOMEM)
             rc = FDN_ENOMEM;
     }
+    if (g->breakers != NULL && touches(changed, "infrastructure.circuit_breaker.max_breakers") &&
+        cfg_int(cfg, "infrastructure.circuit_breaker.max_breakers", 1, &v))
+        (void)fdn_breakers_set_max(g->breakers, (size_t)v);
     if (g->breakers != NULL &&
         (touches(changed, "infrastructure.circuit_breaker.breakers") ||
          touches(changed, "infrastructure.circuit_breaker.default_config.")) &&

@@ -225,6 +225,10 @@ const fdn__cfg_builtin_t fdn__cfg_builtins[] = {
       "Named breakers made at start: name -> options (fdn_breaker_opts_parse)", S1001, CB),
     K("infrastructure.circuit_breaker.enabled", BOOL, "true", NONE, 0, 0, NULL, true,
       "Circuit breaker layer switch", S1001, CB),
+    K("infrastructure.circuit_breaker.max_breakers", INT, "10000", RANGE, 1, 1000000, NULL, false,
+      "Most distinct breaker names in this process, removed ones included (a new name past "
+      "it, as over PUT /v1/breakers/{name}: 503)",
+      S1001, CB),
     K("infrastructure.connection_pool.default_config.size", INT, "10", POSITIVE, 0, 0, NULL, false,
       "Pool default size", S1001, CPD),
     K("infrastructure.connection_pool.default_config.max_overflow", INT, "5", NON_NEGATIVE, 0, 0,

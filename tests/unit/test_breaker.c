@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -520,6 +521,72 @@ static void set_lookup_and_install(void **state)
     fdn_breaker_destroy(NULL);
 }
 
+/* The set holds at most max distinct names (listed and removed): past it a new name is
+ * refused with FDN_ENOSPC and nothing changes; a removed name comes back without counting
+ * again; lookups by name stay exact across index growth; handles come in creation order. */
+static void set_bound_index_and_handles(void **state)
+{
+    test_breaker_fx_t *f = *state;
+    enum { N = 300 };
+    char name[32];
+    assert_int_equal(fdn_breakers_set_max(NULL, 4), FDN_EINVAL);
+    assert_int_equal(fdn_breakers_set_max(f->set, 0), FDN_EINVAL);
+    assert_int_equal(fdn_breakers_set_max(f->set, N), 0);
+    fdn_breaker_t *made[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "svc-%d", i);
+        assert_int_equal(fdn_breaker_create_in(f->set, name, NULL, &made[i]), 0);
+    }
+    fdn_breaker_t *b = NULL;
+    assert_int_equal(fdn_breaker_create_in(f->set, "one-too-many", NULL, &b), FDN_ENOSPC);
+    assert_null(b);
+    assert_int_equal(fdn_breaker_install(f->set, "one-too-many", NULL, &b), FDN_ENOSPC);
+    assert_int_equal(fdn_breaker_get(f->set, "one-too-many", &b), FDN_EBREAKER_NOT_FOUND);
+    assert_int_equal(fdn_breakers_count(f->set), N);
+    /* an existing name is still answered (EEXIST, re-install) at the bound */
+    assert_int_equal(fdn_breaker_create_in(f->set, "svc-7", NULL, &b), FDN_EEXIST);
+    assert_ptr_equal(b, made[7]);
+    assert_int_equal(fdn_breaker_install(f->set, "svc-7", NULL, &b), 0);
+    /* every name found, through several index growths */
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "svc-%d", i);
+        assert_int_equal(fdn_breaker_get(f->set, name, &b), 0);
+        assert_ptr_equal(b, made[i]);
+    }
+    /* a removal frees no room (the memory is kept), and the name comes back as it was */
+    assert_int_equal(fdn_breaker_remove(f->set, "svc-0"), 0);
+    assert_int_equal(fdn_breaker_create_in(f->set, "new", NULL, NULL), FDN_ENOSPC);
+    assert_int_equal(fdn_breaker_get(f->set, "svc-0", &b), FDN_EBREAKER_NOT_FOUND);
+    assert_int_equal(fdn_breaker_create_in(f->set, "svc-0", NULL, &b), 0);
+    assert_ptr_equal(b, made[0]);
+    /* handles: creation order, a revived name at the end */
+    fdn_breaker_t **v = NULL;
+    size_t n = 0;
+    assert_int_equal(fdn_breakers_handles(f->set, &v, &n), 0);
+    assert_int_equal(n, N);
+    assert_ptr_equal(v[0], made[1]);
+    assert_ptr_equal(v[N - 2], made[N - 1]);
+    assert_ptr_equal(v[N - 1], made[0]);
+    fdn_free(v);
+    assert_int_equal(fdn_breakers_handles(f->set, NULL, &n), FDN_EINVAL);
+    /* a higher bound makes room; a lower one removes nothing */
+    assert_int_equal(fdn_breakers_set_max(f->set, N + 1), 0);
+    assert_int_equal(fdn_breaker_create_in(f->set, "new", NULL, &b), 0);
+    assert_int_equal(fdn_breakers_set_max(f->set, 2), 0);
+    assert_int_equal(fdn_breakers_count(f->set), N + 1);
+    assert_int_equal(fdn_breaker_get(f->set, "new", &b), 0);
+}
+
+static void empty_set_has_no_handles(void **state)
+{
+    test_breaker_fx_t *f = *state;
+    fdn_breaker_t **v = (fdn_breaker_t **)&v;
+    size_t n = 9;
+    assert_int_equal(fdn_breakers_handles(f->set, &v, &n), 0);
+    assert_null(v);
+    assert_int_equal(n, 0);
+}
+
 /* window_ms is multiplied into ns: a window whose ns value does not fit in int64 must be
  * rejected, not overflow (UBSan) when the first failure is recorded; the largest accepted
  * window still counts failures. */
@@ -631,6 +698,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(ref_many_successes_and_independence, test_breaker_setup,
                                         test_breaker_teardown),
         cmocka_unit_test_setup_teardown(set_lookup_and_install, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(set_bound_index_and_handles, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(empty_set_has_no_handles, test_breaker_setup,
                                         test_breaker_teardown),
         cmocka_unit_test_setup_teardown(huge_window_no_overflow, test_breaker_setup,
                                         test_breaker_teardown),

@@ -678,6 +678,30 @@ static void service_handlers(void **state)
     assert_int_equal(r.status, 404);
     assert_int_equal(err_code_of(&r), 5005);
     fdn__http_resp_clear(&r);
+    /* the set's bound: a new name past it is refused with a message naming the setting, and
+     * nothing is made; an existing name is still re-installed */
+    assert_int_equal(fdn_breakers_set_max(set, 2), 0);
+    fdn__admin_dispatch(a, "PUT", "/v1/breakers/second", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 201);
+    fdn__http_resp_clear(&r);
+    fdn__admin_dispatch(a, "PUT", "/v1/breakers/third", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 503);
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_object_get(r.json, "error"), "message")),
+               "max_breakers"));
+    fdn__http_resp_clear(&r);
+    fdn__admin_dispatch(a, "PUT", "/v1/breakers/second", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    fdn__http_resp_clear(&r);
+    fdn__admin_dispatch(a, "GET", "/v1/breakers", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    json_t *listed = json_object_get(r.json, "breakers");
+    assert_int_equal(json_array_size(listed), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(listed, 0), "name")),
+                        "db");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(listed, 1), "name")),
+                        "second");
+    fdn__http_resp_clear(&r);
 
     const char *chk = "{\"key\":\"u\",\"limit\":1,\"window_ms\":60000,"
                       "\"algorithm\":\"token_bucket\"}";
