@@ -182,9 +182,13 @@ static int decode_row(fdn__spool_t *s, size_t at, size_t n, fdn_event_t **ev, fd
         if (rlen == 0 || rlen > blen - off)
             return fdn_err_set(err, FDN_ECORRUPT, "events spool: batch %lld is cut short",
                                (long long)sqlite3_column_int64(s->peek, 0));
-        int rc = fdn_event_decode(&ev[at + i], body + off, rlen, err);
-        if (rc != 0)
-            return rc;
+        fdn_error_t why = FDN_ERROR_INIT;
+        int rc = fdn_event_decode(&ev[at + i], body + off, rlen, &why);
+        if (rc == FDN_ENOMEM)
+            return fdn_err_set(err, rc, "events spool: out of memory");
+        if (rc != 0) /* damage: the documented code, naming the batch */
+            return fdn_err_set(err, FDN_ECORRUPT, "events spool: batch %lld, event %zu: %s",
+                               (long long)sqlite3_column_int64(s->peek, 0), i + 1, why.message);
         off += rlen;
     }
     return 0;

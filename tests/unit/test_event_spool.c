@@ -1,0 +1,277 @@
+/* Unit tests: the event store's local spool (storage/event_spool.h), a SQLite file of batches
+ * waiting for PostgreSQL: batches come back whole, oldest first, with their ids; a drop
+ * forgets them; the byte bound refuses a batch and writes nothing; a reopened spool counts
+ * what it holds; a damaged row is refused with FDN_ECORRUPT and a message naming the batch. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <fdn/events.h>
+
+#include "core/alloc.h"
+#include "storage/event_spool.h"
+#include "tmpdir.h"
+
+typedef struct fx {
+    char dir[128];
+    char path[192];
+} fx_t;
+
+static int setup(void **state)
+{
+    static fx_t f;
+    memset(&f, 0, sizeof f);
+    if (test_tmpdir_make(f.dir, sizeof f.dir, "spool") != 0)
+        return -1;
+    snprintf(f.path, sizeof f.path, "%s/spool.db", f.dir);
+    *state = &f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    test_tmpdir_remove(f->dir);
+    return 0;
+}
+
+static fdn_event_t *make(const char *type, const char *data)
+{
+    fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+    sp.type = type;
+    sp.data = data;
+    sp.data_len = strlen(data);
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
+    return ev;
+}
+
+static void uids(fdn__spool_uid_t *u, size_t n, unsigned batch)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(u[i], sizeof u[i], "%08x-0000-4000-8000-%012x", batch, (unsigned)i);
+}
+
+/* Put a batch of n events typed "t<batch>.<i>". */
+static void put(fdn__spool_t *s, unsigned batch, size_t n)
+{
+    fdn_event_t *evs[8];
+    fdn__spool_uid_t u[8];
+    assert_true(n <= 8);
+    for (size_t i = 0; i < n; i++) {
+        char type[32];
+        snprintf(type, sizeof type, "t%u.%zu", batch, i);
+        evs[i] = make(type, "{\"k\":1}");
+    }
+    uids(u, n, batch);
+    assert_int_equal(
+        fdn__spool_put(s, (const fdn_event_t *const *)evs, (const fdn__spool_uid_t *)u, n, NULL),
+        0);
+    for (size_t i = 0; i < n; i++)
+        fdn_event_free(evs[i]);
+}
+
+static void free_peeked(fdn_event_t **evs, fdn__spool_uid_t *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fdn_event_free(evs[i]);
+    fdn__free(evs);
+    fdn__free(u);
+}
+
+static void batches_come_back_whole_in_order(void **state)
+{
+    fx_t *f = *state;
+    fdn__spool_t *s = NULL;
+    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
+    put(s, 1, 2);
+    put(s, 2, 3);
+    put(s, 3, 1);
+    uint64_t events = 0, bytes = 0;
+    fdn__spool_usage(s, &events, &bytes);
+    assert_int_equal(events, 6);
+    assert_true(bytes > 0);
+
+    /* at most 4 events: the first batch (2), not the second (it would make 5) */
+    int64_t seq = 0;
+    fdn_event_t **evs = NULL;
+    fdn__spool_uid_t *u = NULL;
+    size_t n = 0;
+    assert_int_equal(fdn__spool_peek(s, 4, &seq, &evs, &u, &n, NULL), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(fdn_event_type(evs[0]), "t1.0");
+    assert_string_equal(fdn_event_type(evs[1]), "t1.1");
+    fdn__spool_uid_t want[2];
+    uids(want, 2, 1);
+    assert_string_equal(u[1], want[1]);
+    free_peeked(evs, u, n);
+    assert_int_equal(fdn__spool_drop(s, seq, NULL), 0);
+
+    /* the first batch is given whole even when it passes max_events */
+    assert_int_equal(fdn__spool_peek(s, 1, &seq, &evs, &u, &n, NULL), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(fdn_event_type(evs[2]), "t2.2");
+    free_peeked(evs, u, n);
+    fdn__spool_close(s);
+
+    /* reopened: it counts what it holds, and the peeked-not-dropped batch is still first */
+    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
+    fdn__spool_usage(s, &events, &bytes);
+    assert_int_equal(events, 4);
+    assert_int_equal(fdn__spool_peek(s, 100, &seq, &evs, &u, &n, NULL), 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(fdn_event_type(evs[0]), "t2.0");
+    assert_string_equal(fdn_event_type(evs[3]), "t3.0");
+    free_peeked(evs, u, n);
+    assert_int_equal(fdn__spool_drop(s, seq, NULL), 0);
+    fdn__spool_usage(s, &events, &bytes);
+    assert_int_equal(events, 0);
+    assert_int_equal(bytes, 0);
+    assert_int_equal(fdn__spool_peek(s, 100, &seq, &evs, &u, &n, NULL), FDN_ENOENT);
+    fdn__spool_close(s);
+}
+
+static void a_full_spool_refuses_and_writes_nothing(void **state)
+{
+    fx_t *f = *state;
+    fdn__spool_t *s = NULL;
+    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
+    put(s, 1, 1);
+    uint64_t events = 0, one = 0;
+    fdn__spool_usage(s, &events, &one);
+    fdn__spool_close(s);
+    /* room for two such batches, not three */
+    assert_int_equal(fdn__spool_open(&s, f->path, one * 2 + one / 2, NULL), 0);
+    put(s, 2, 1);
+    fdn_event_t *ev = make("t3.0", "{\"k\":1}");
+    fdn__spool_uid_t u[1];
+    uids(u, 1, 3);
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(
+        fdn__spool_put(s, (const fdn_event_t *const *)&ev, (const fdn__spool_uid_t *)u, 1, &err),
+        FDN_EUNAVAILABLE);
+    assert_non_null(strstr(err.message, "spool full"));
+    fdn_event_free(ev);
+    uint64_t bytes = 0;
+    fdn__spool_usage(s, &events, &bytes);
+    assert_int_equal(events, 2);
+    assert_int_equal(bytes, one * 2);
+    fdn__spool_close(s);
+}
+
+/* Overwrite one row's column through SQLite, as damage would. */
+static void damage(const char *path, const char *update)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, update, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* XOR the first byte of the second record of the only row (each record carries its length,
+ * little-endian, at bytes 8..11). */
+static void flip_second_record(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT body FROM spool", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    size_t n = (size_t)sqlite3_column_bytes(st, 0);
+    unsigned char body[4096];
+    assert_true(n <= sizeof body && n > 12);
+    memcpy(body, sqlite3_column_blob(st, 0), n);
+    sqlite3_finalize(st);
+    size_t first =
+        (size_t)body[8] | (size_t)body[9] << 8 | (size_t)body[10] << 16 | (size_t)body[11] << 24;
+    assert_true(first < n);
+    body[first] ^= 0xff;
+    assert_int_equal(sqlite3_prepare_v2(db, "UPDATE spool SET body = ?", -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_blob(st, 1, body, (int)n, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+static void expect_corrupt(const char *path, const char *why)
+{
+    fdn__spool_t *s = NULL;
+    assert_int_equal(fdn__spool_open(&s, path, 1u << 20, NULL), 0);
+    int64_t seq = 0;
+    fdn_event_t **evs = NULL;
+    fdn__spool_uid_t *u = NULL;
+    size_t n = 0;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn__spool_peek(s, 100, &seq, &evs, &u, &n, &err), FDN_ECORRUPT);
+    assert_non_null(strstr(err.message, "batch 1"));
+    assert_non_null(strstr(err.message, why));
+    assert_null(evs);
+    fdn__spool_close(s);
+}
+
+/* A record that does not decode is damage: FDN_ECORRUPT naming the batch and the event (the
+ * decoder's own code, FDN_EDESERIALIZE, was passed through before). */
+static void a_damaged_record_is_corrupt(void **state)
+{
+    fx_t *f = *state;
+    fdn__spool_t *s = NULL;
+    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
+    put(s, 1, 2);
+    fdn__spool_close(s);
+    flip_second_record(f->path);
+    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
+    int64_t seq = 0;
+    fdn_event_t **evs = NULL;
+    fdn__spool_uid_t *u = NULL;
+    size_t n = 0;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn__spool_peek(s, 100, &seq, &evs, &u, &n, &err);
+    fdn__spool_close(s);
+    assert_int_equal(rc, FDN_ECORRUPT);
+    assert_non_null(strstr(err.message, "batch 1, event 2"));
+    assert_null(evs);
+}
+
+static void a_record_of_foreign_bytes_is_corrupt(void **state)
+{
+    fx_t *f = *state;
+    fdn__spool_t *s = NULL;
+    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
+    put(s, 1, 1);
+    fdn__spool_close(s);
+    /* a length that fits, over bytes that are no record */
+    damage(f->path, "UPDATE spool SET body = x'0000000000000000100000000102030405060708'");
+    expect_corrupt(f->path, "event 1");
+}
+
+static void rows_that_disagree_are_corrupt(void **state)
+{
+    fx_t *f = *state;
+    fdn__spool_t *s = NULL;
+    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
+    put(s, 1, 2);
+    fdn__spool_close(s);
+    damage(f->path, "UPDATE spool SET n = 3");
+    expect_corrupt(f->path, "malformed");
+    damage(f->path, "UPDATE spool SET n = 2, body = substr(body, 1, 20)");
+    expect_corrupt(f->path, "cut short");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(batches_come_back_whole_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_full_spool_refuses_and_writes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_damaged_record_is_corrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_record_of_foreign_bytes_is_corrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(rows_that_disagree_are_corrupt, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
