@@ -236,49 +236,6 @@ static bool utf8_valid(const unsigned char *s, size_t n)
     return true;
 }
 
-/* n bytes of valid UTF-8 text as a JSON string the way jansson dumps json_stringn (NUL and
- * other control bytes escaped). */
-static void text_string(fdn__jw_t *w, const unsigned char *s, size_t n)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    fdn__jw_raw(w, "\"", 1);
-    size_t run = 0;
-    for (size_t p = 0; p < n; p++) {
-        unsigned char c = s[p];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        if (p > run)
-            fdn__jw_raw(w, (const char *)s + run, p - run);
-        run = p + 1;
-        char e[6] = {'\\', 0, 0, 0, 0, 0};
-        size_t len = 2;
-        if (c == '"' || c == '\\')
-            e[1] = (char)c;
-        else if (c == '\b')
-            e[1] = 'b';
-        else if (c == '\f')
-            e[1] = 'f';
-        else if (c == '\n')
-            e[1] = 'n';
-        else if (c == '\r')
-            e[1] = 'r';
-        else if (c == '\t')
-            e[1] = 't';
-        else {
-            e[1] = 'u';
-            e[2] = '0';
-            e[3] = '0';
-            e[4] = hex[c >> 4];
-            e[5] = hex[c & 15];
-            len = 6;
-        }
-        fdn__jw_raw(w, e, len);
-    }
-    if (n > run)
-        fdn__jw_raw(w, (const char *)s + run, n - run);
-    fdn__jw_raw(w, "\"", 1);
-}
-
 /* A string the event's rules keep to printable ASCII (node, correlation id), n bytes, at o
  * (room for 2 n + 2): only '"' and '\' need an escape. @return the bytes written */
 static size_t ascii_string(char *o, const char *s, size_t n)
@@ -436,6 +393,6 @@ void fdn__admin_event_json(fdn__jw_t *w, const fdn_event_t *ev)
         return;
     }
     fdn__jw_commit(w, (size_t)(p - o));
-    text_string(w, (const unsigned char *)data, dlen);
+    fdn__jw_text(w, data, dlen);
     fdn__jw_raw(w, "}", 1);
 }

@@ -48,13 +48,65 @@ static size_t utf8_len(const unsigned char *s)
     return 0;
 }
 
+/* The escape of c (a control byte, '"' or '\\') as jansson writes it, at e: its length. */
+static size_t escape_byte(char e[6], unsigned c)
+{
+    static const char hex[] = "0123456789ABCDEF"; /* jansson writes \u001F */
+    e[0] = '\\';
+    switch (c) {
+    case '"':
+    case '\\':
+        e[1] = (char)c;
+        return 2;
+    case '\b':
+        e[1] = 'b';
+        return 2;
+    case '\f':
+        e[1] = 'f';
+        return 2;
+    case '\n':
+        e[1] = 'n';
+        return 2;
+    case '\r':
+        e[1] = 'r';
+        return 2;
+    case '\t':
+        e[1] = 't';
+        return 2;
+    default:
+        memcpy(e + 1, "u00", 3);
+        e[4] = hex[c >> 4];
+        e[5] = hex[c & 15];
+        return 6;
+    }
+}
+
+void fdn__jw_text(fdn__jw_t *w, const char *s, size_t n)
+{
+    const unsigned char *t = (const unsigned char *)s;
+    fdn__jw_raw(w, "\"", 1);
+    size_t run = 0;
+    for (size_t p = 0; p < n; p++) {
+        unsigned c = t[p];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        if (p > run)
+            fdn__jw_raw(w, s + run, p - run);
+        run = p + 1;
+        char e[6];
+        fdn__jw_raw(w, e, escape_byte(e, c));
+    }
+    if (n > run)
+        fdn__jw_raw(w, s + run, n - run);
+    fdn__jw_raw(w, "\"", 1);
+}
+
 void fdn__jw_str(fdn__jw_t *w, const char *s)
 {
     if (s == NULL) {
         fdn__jw_raw(w, "null", 4);
         return;
     }
-    static const char hex[] = "0123456789ABCDEF"; /* jansson writes \u001F */
     const unsigned char *p = (const unsigned char *)s;
     /* the common string, printable ASCII without '"' or '\\', goes out in one piece */
     while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
@@ -81,26 +133,7 @@ void fdn__jw_str(fdn__jw_t *w, const char *s)
         if (*p == '\0')
             break;
         unsigned c = *p;
-        char e[6] = {'\\', 0, 0, 0, 0, 0};
-        size_t n = 2;
-        if (c == '"' || c == '\\')
-            e[1] = (char)c;
-        else if (c == '\b')
-            e[1] = 'b';
-        else if (c == '\f')
-            e[1] = 'f';
-        else if (c == '\n')
-            e[1] = 'n';
-        else if (c == '\r')
-            e[1] = 'r';
-        else if (c == '\t')
-            e[1] = 't';
-        else if (c < 0x20) {
-            memcpy(e + 1, "u00", 3);
-            e[4] = hex[c >> 4];
-            e[5] = hex[c & 15];
-            n = 6;
-        } else {
+        if (c >= 0x80) {
             size_t u = utf8_len(p);
             if (u == 0) {
                 fdn__jw_raw(w, "\\ufffd", 6);
@@ -111,6 +144,8 @@ void fdn__jw_str(fdn__jw_t *w, const char *s)
             }
             continue;
         }
+        char e[6];
+        size_t n = escape_byte(e, c);
         fdn__jw_raw(w, e, n);
         p++;
     }
