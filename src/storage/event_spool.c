@@ -20,6 +20,7 @@
 #include "storage/event_spool.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include <sqlite3.h>
@@ -164,6 +165,19 @@ int fdn__spool_put(fdn__spool_t *s, const fdn_event_t *const *evs, const fdn__sp
     return rc;
 }
 
+/* Whether the FDN_UUID_STR_LEN bytes at s are a UUID's text: 8-4-4-4-12 hex digits. */
+static bool uid_ok(const char *s)
+{
+    for (int i = 0; i < FDN_UUID_STR_LEN; i++) {
+        char c = s[i];
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? c != '-'
+                 : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return false;
+    }
+    return true;
+}
+
 /* Decode one row's n events into ev[at..] and their ids into u[at..]. */
 static int decode_row(fdn__spool_t *s, size_t at, size_t n, fdn_event_t **ev, fdn__spool_uid_t *u,
                       fdn_error_t *err)
@@ -173,6 +187,12 @@ static int decode_row(fdn__spool_t *s, size_t at, size_t n, fdn_event_t **ev, fd
     size_t blen = (size_t)sqlite3_column_bytes(s->peek, 3);
     size_t off = 0;
     for (size_t i = 0; i < n; i++) {
+        /* the backend stores the id as a UUID: one it would refuse would block the replay */
+        if (!uid_ok(ids + i * FDN_UUID_STR_LEN))
+            return fdn_err_set(err, FDN_ECORRUPT,
+                               "events spool: batch %lld, event %zu: its id "
+                               "is not a UUID",
+                               (long long)sqlite3_column_int64(s->peek, 0), i + 1);
         memcpy(u[at + i], ids + i * FDN_UUID_STR_LEN, FDN_UUID_STR_LEN);
         u[at + i][FDN_UUID_STR_LEN] = '\0';
         uint32_t rlen = 0;
