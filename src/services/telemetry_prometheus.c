@@ -52,6 +52,7 @@
  * OpenMetrics differs in: a counter family's TYPE/HELP name has no `_total` (its samples keep
  * it), and the text ends with `# EOF`.
  */
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -170,10 +171,24 @@ static void b_sanitized(fdn__buf_t *b, const char *s, bool lead)
 /* The shortest "%.*g" form of a finite v that is not whole (or >= 1e15) that reads back as the
  * same double, into t (40 bytes); returns its length. Whether a precision reads back is
  * monotonic in it (the nearest p+1-digit decimal is at least as near as the nearest p-digit
- * one), so a binary search over 1..17 finds the least in 4 or 5 tries instead of up to 17. */
+ * one). For a normal double, "%.15g" reading back is already the shortest form: its last
+ * significant digit is within half a unit of the 15th of v, and any decimal with fewer
+ * digits than it shows differs from it by a unit of its last digit, far beyond v's rounding
+ * interval (2^-53 relative), so "%.*g" at that digit count prints the same text. So: the
+ * first of 15, 16, 17 digits that reads back (one to three tries; scrapes format histogram
+ * sums and the CPU time anew each time). Subnormals have fewer digits of precision: a binary
+ * search over 1..17 there. */
 static size_t fmt_short_g(char *t, double v)
 {
-    int lo = 1, hi = 17; /* 17 always reads back */
+    if (fabs(v) >= DBL_MIN) {
+        for (int p = 15; p < 17; p++) {
+            int n = snprintf(t, 40, "%.*g", p, v);
+            if (strtod(t, NULL) == v)
+                return (size_t)n;
+        }
+        return (size_t)snprintf(t, 40, "%.17g", v); /* 17 always reads back */
+    }
+    int lo = 1, hi = 17;
     while (lo < hi) {
         int mid = lo + (hi - lo) / 2;
         (void)snprintf(t, 40, "%.*g", mid, v);
@@ -185,7 +200,7 @@ static size_t fmt_short_g(char *t, double v)
     return (size_t)snprintf(t, 40, "%.*g", lo, v);
 }
 
-/* Per-thread memo of fmt_short_g: the search costs up to 17 snprintf + strtod pairs, and a
+/* Per-thread memo of fmt_short_g: each try is an snprintf + strtod pair, and a
  * scrape formats the same few bucket bounds for every series of a histogram family. */
 #define SHORT_MEMO 64
 static _Thread_local struct {
@@ -247,12 +262,10 @@ static void b_fmt_short(fdn__buf_t *b, double v)
     bput(b, t, n);
 }
 
-static void labels(fdn__buf_t *b, const fdn_telemetry_sample_t *x, const char *extra_k,
-                   const char *extra_v)
+/* The label pairs of series x as text (`k="v",k2="v2"`, values escaped; empty without labels),
+ * made once per series: lines repeat it. */
+static void label_text(fdn__buf_t *b, const fdn_telemetry_sample_t *x)
 {
-    if (x->nlabels == 0 && extra_k == NULL)
-        return;
-    bputs(b, "{");
     for (size_t i = 0; i < x->nlabels; i++) {
         if (i > 0)
             bputs(b, ",");
@@ -261,8 +274,18 @@ static void labels(fdn__buf_t *b, const fdn_telemetry_sample_t *x, const char *e
         b_escaped(b, x->label_values[i], true);
         bputs(b, "\"");
     }
+}
+
+/* A line's labels: `{` the series' label text (label_text), the extra pair, `}`. */
+static void labels(fdn__buf_t *b, const fdn__buf_t *lab, const char *extra_k, const char *extra_v)
+{
+    if (lab->len == 0 && extra_k == NULL)
+        return;
+    bputs(b, "{");
+    if (lab->len > 0)
+        bput(b, lab->p, lab->len);
     if (extra_k != NULL) {
-        if (x->nlabels > 0)
+        if (lab->len > 0)
             bputs(b, ",");
         bputs(b, extra_k);
         bputs(b, "=\"");
@@ -309,11 +332,12 @@ static void exemplar(fdn__buf_t *b, const fdn_telemetry_sample_t *x, size_t i)
 
 /* Write one sample's lines. name: the sample name (for OpenMetrics counters, with _total);
  * om: OpenMetrics (histogram buckets carry their exemplars). */
-static void sample_lines(fdn__buf_t *b, const char *name, const fdn_telemetry_sample_t *x, bool om)
+static void sample_lines(fdn__buf_t *b, const char *name, const fdn__buf_t *lab,
+                         const fdn_telemetry_sample_t *x, bool om)
 {
     if (x->kind == FDN_TELEMETRY_COUNTER) {
         bputs(b, name);
-        labels(b, x, NULL, NULL);
+        labels(b, lab, NULL, NULL);
         bputs(b, " ");
         b_fmt_u64(b, x->counter);
         bputs(b, "\n");
@@ -331,7 +355,7 @@ static void sample_lines(fdn__buf_t *b, const char *name, const fdn_telemetry_sa
                        5);
             bputs(b, name);
             bputs(b, "_bucket");
-            labels(b, x, "le", le);
+            labels(b, lab, "le", le);
             bputs(b, " ");
             b_fmt_u64(b, x->bucket_le_count[i]);
             if (om)
@@ -340,7 +364,7 @@ static void sample_lines(fdn__buf_t *b, const char *name, const fdn_telemetry_sa
         }
         bputs(b, name);
         bputs(b, "_bucket");
-        labels(b, x, "le", "+Inf");
+        labels(b, lab, "le", "+Inf");
         bputs(b, " ");
         b_fmt_u64(b, x->hist.count);
         if (om && x->nbuckets > 0)
@@ -348,19 +372,19 @@ static void sample_lines(fdn__buf_t *b, const char *name, const fdn_telemetry_sa
         bputs(b, "\n");
         bputs(b, name);
         bputs(b, "_sum");
-        labels(b, x, NULL, NULL);
+        labels(b, lab, NULL, NULL);
         bputs(b, " ");
         b_fmt_short(b, div == 1.0 ? x->hist.sum : x->hist.sum / div);
         bputs(b, "\n");
         bputs(b, name);
         bputs(b, "_count");
-        labels(b, x, NULL, NULL);
+        labels(b, lab, NULL, NULL);
         bputs(b, " ");
         b_fmt_u64(b, x->hist.count);
         bputs(b, "\n");
     } else {
         bputs(b, name);
-        labels(b, x, NULL, NULL);
+        labels(b, lab, NULL, NULL);
         bputs(b, " ");
         if (x->kind == FDN_TELEMETRY_GAUGE_INT) {
             char t[32];
@@ -388,27 +412,28 @@ static void header(fdn__buf_t *b, const char *name, const char *help, fdn_teleme
 }
 
 /* A summary's lines for series x (add_summary): quantiles, _sum and _count under fam. */
-static void summary_lines(fdn__buf_t *b, const char *fam, const fdn_telemetry_sample_t *x)
+static void summary_lines(fdn__buf_t *b, const char *fam, const fdn__buf_t *lab,
+                          const fdn_telemetry_sample_t *x)
 {
     static const char *const qs[] = {"0.5", "0.9", "0.99", "0.999"};
     double div = x->hist_div > 0.0 ? x->hist_div : 1.0;
     const double qv[] = {x->hist.p50, x->hist.p90, x->hist.p99, x->hist.p999};
     for (size_t k = 0; k < sizeof qs / sizeof qs[0]; k++) {
         bputs(b, fam);
-        labels(b, x, "quantile", qs[k]);
+        labels(b, lab, "quantile", qs[k]);
         bputs(b, " ");
         b_fmt_short(b, x->hist.count == 0 ? NAN : qv[k] / div);
         bputs(b, "\n");
     }
     bputs(b, fam);
     bputs(b, "_sum");
-    labels(b, x, NULL, NULL);
+    labels(b, lab, NULL, NULL);
     bputs(b, " ");
     b_fmt_short(b, x->hist.sum / div);
     bputs(b, "\n");
     bputs(b, fam);
     bputs(b, "_count");
-    labels(b, x, NULL, NULL);
+    labels(b, lab, NULL, NULL);
     bputs(b, " ");
     b_fmt_u64(b, x->hist.count);
     bputs(b, "\n");
@@ -438,6 +463,7 @@ typedef struct part {
     size_t proc;        /* PART_PROCESS: index in proc_metrics */
     fdn_telemetry_sample_t x; /* labels, kind, hist_div; values filled when rendered */
     uint64_t key[3];
+    fdn__buf_t lab; /* label_text of the series */
     fdn__buf_t text;
 } part_t;
 
@@ -818,8 +844,10 @@ static void plan_clear(tm_expo_t *c)
 {
     for (size_t i = 0; i < c->n; i++) {
         rec_t *r = &c->r[i];
-        for (size_t k = 0; k < r->nparts; k++)
+        for (size_t k = 0; k < r->nparts; k++) {
+            fdn__free(r->parts[k].lab.p);
             fdn__free(r->parts[k].text.p);
+        }
         fdn__free(r->parts);
         fdn__free(r->head.p);
         fdn__free(r->name);
@@ -977,14 +1005,21 @@ static void plan_build(tm_expo_t *c, fdn_telemetry_t *tm, unsigned avail) FDN_RE
             /* OpenMetrics allows no comment but HELP/TYPE/UNIT/EOF: say nothing there */
             r->comment = !c->om;
         }
-        /* the names parts point into stay as long as tm; an entry's only while tm->shape
-         * holds: what a part keeps of its sample is its labels (families') */
+        /* a part keeps its labels as text, and no pointer into tm's names */
         for (size_t k = 0; k < r->nparts; k++) {
-            r->parts[k].x.name = NULL;
-            r->parts[k].x.help = NULL;
-            r->parts[k].x.key = NULL;
+            part_t *p = &r->parts[k];
+            label_text(&p->lab, &p->x);
+            c->oom = c->oom || p->lab.oom;
+            p->x.name = NULL;
+            p->x.help = NULL;
+            p->x.key = NULL;
+            p->x.nlabels = 0;
+            p->x.label_names = NULL;
+            p->x.label_values = NULL;
         }
     }
+    if (c->oom)
+        return;
     c->shape = tm->shape;
     c->proc_avail = avail;
     c->built = true;
@@ -1095,9 +1130,9 @@ static void part_render(tm_expo_t *c, const rec_t *r, part_t *p, const fdn__tm_p
     } else {
         part_fill(p, c->fill);
         if (p->what == PART_SUMMARY)
-            summary_lines(b, name, &p->x);
+            summary_lines(b, name, &p->lab, &p->x);
         else
-            sample_lines(b, name, &p->x, c->om);
+            sample_lines(b, name, &p->lab, &p->x, c->om);
     }
     c->oom = c->oom || b->oom;
 }
