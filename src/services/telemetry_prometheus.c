@@ -168,6 +168,43 @@ static void b_sanitized(fdn__buf_t *b, const char *s, bool lead)
     }
 }
 
+/* v in [1e-4, 1e6) with at most 9 decimals (a CPU time in microseconds, a sum of whole
+ * nanoseconds in seconds): its text by integer arithmetic, into t (40 bytes), when that text
+ * reads back as v; 0 otherwise. Such a text has at most 15 significant digits, so reading
+ * back makes it the shortest (fmt_short_g), and "%g" writes it the same way (no exponent in
+ * that range, trailing zeros dropped). */
+static size_t fmt_decimal(char *t, double v)
+{
+    double a = fabs(v);
+    if (!(a >= 1e-4 && a < 1e6))
+        return 0;
+    uint64_t q = (uint64_t)llround(a * 1e9);
+    uint64_t ip = q / 1000000000u, fp = q % 1000000000u;
+    if (fp == 0)
+        return 0;
+    char *p = t;
+    if (v < 0)
+        *p++ = '-';
+    char d[24];
+    char *s = u64_digits(d + sizeof d, ip);
+    size_t n = (size_t)(d + sizeof d - s);
+    memcpy(p, s, n);
+    p += n;
+    *p++ = '.';
+    char f[9];
+    for (int i = 8; i >= 0; i--) {
+        f[i] = (char)('0' + fp % 10);
+        fp /= 10;
+    }
+    size_t k = 9;
+    while (f[k - 1] == '0')
+        k--;
+    memcpy(p, f, k);
+    p += k;
+    *p = '\0';
+    return strtod(t, NULL) == v ? (size_t)(p - t) : 0;
+}
+
 /* The shortest "%.*g" form of a finite v that is not whole (or >= 1e15) that reads back as the
  * same double, into t (40 bytes); returns its length. Whether a precision reads back is
  * monotonic in it (the nearest p+1-digit decimal is at least as near as the nearest p-digit
@@ -176,10 +213,14 @@ static void b_sanitized(fdn__buf_t *b, const char *s, bool lead)
  * digits than it shows differs from it by a unit of its last digit, far beyond v's rounding
  * interval (2^-53 relative), so "%.*g" at that digit count prints the same text. So: the
  * first of 15, 16, 17 digits that reads back (one to three tries; scrapes format histogram
- * sums and the CPU time anew each time). Subnormals have fewer digits of precision: a binary
- * search over 1..17 there. */
+ * sums and the CPU time anew each time), after fmt_decimal (one strtod) for the values that
+ * are short decimals. Subnormals have fewer digits of precision: a binary search over 1..17
+ * there. */
 static size_t fmt_short_g(char *t, double v)
 {
+    size_t dn = fmt_decimal(t, v);
+    if (dn > 0)
+        return dn;
     if (fabs(v) >= DBL_MIN) {
         for (int p = 15; p < 17; p++) {
             int n = snprintf(t, 40, "%.*g", p, v);
