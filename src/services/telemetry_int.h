@@ -143,11 +143,11 @@ struct fdn_telemetry {
     /* bumped (under mu) whenever what the exposition lists changes: a family, a series, an
      * event entry or a measurement key added, entries removed, an event prefix unexported, a
      * layout or summary configured (telemetry_expo.c keys its cache by it) */
-    uint64_t shape FDN_GUARDED_BY(mu);
+    uint64_t shape FDN_MEMBER_GUARDED_BY(mu);
     /* the Prometheus and OpenMetrics writers' caches (telemetry_expo.c), under expo_mu,
      * which is taken before mu */
     fdn__mutex_t expo_mu;
-    struct tm_expo *expo[2] FDN_GUARDED_BY(expo_mu);
+    struct tm_expo *expo[2] FDN_MEMBER_GUARDED_BY(expo_mu);
     struct cds_lfht *ht;
     _Atomic size_t nentries;
     _Atomic(tm_hset_t *) handlers; /* RCU-published (release store, acquire load) */
