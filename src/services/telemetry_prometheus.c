@@ -371,6 +371,24 @@ static void exemplar(fdn__buf_t *b, const fdn_telemetry_sample_t *x, size_t i)
     bput(b, t, (size_t)n);
 }
 
+/* A histogram's or summary's `_sum` (in the exported unit: divided by div) and `_count`. */
+static void sum_count_lines(fdn__buf_t *b, const char *name, const fdn__buf_t *lab,
+                            const fdn_telemetry_sample_t *x, double div)
+{
+    bputs(b, name);
+    bputs(b, "_sum");
+    labels(b, lab, NULL, NULL);
+    bputs(b, " ");
+    b_fmt_short(b, div == 1.0 ? x->hist.sum : x->hist.sum / div);
+    bputs(b, "\n");
+    bputs(b, name);
+    bputs(b, "_count");
+    labels(b, lab, NULL, NULL);
+    bputs(b, " ");
+    b_fmt_u64(b, x->hist.count);
+    bputs(b, "\n");
+}
+
 /* Write one sample's lines. name: the sample name (for OpenMetrics counters, with _total);
  * om: OpenMetrics (histogram buckets carry their exemplars). */
 static void sample_lines(fdn__buf_t *b, const char *name, const fdn__buf_t *lab,
@@ -411,18 +429,7 @@ static void sample_lines(fdn__buf_t *b, const char *name, const fdn__buf_t *lab,
         if (om && x->nbuckets > 0)
             exemplar(b, x, x->nbuckets);
         bputs(b, "\n");
-        bputs(b, name);
-        bputs(b, "_sum");
-        labels(b, lab, NULL, NULL);
-        bputs(b, " ");
-        b_fmt_short(b, div == 1.0 ? x->hist.sum : x->hist.sum / div);
-        bputs(b, "\n");
-        bputs(b, name);
-        bputs(b, "_count");
-        labels(b, lab, NULL, NULL);
-        bputs(b, " ");
-        b_fmt_u64(b, x->hist.count);
-        bputs(b, "\n");
+        sum_count_lines(b, name, lab, x, div);
     } else {
         bputs(b, name);
         labels(b, lab, NULL, NULL);
@@ -466,18 +473,7 @@ static void summary_lines(fdn__buf_t *b, const char *fam, const fdn__buf_t *lab,
         b_fmt_short(b, x->hist.count == 0 ? NAN : qv[k] / div);
         bputs(b, "\n");
     }
-    bputs(b, fam);
-    bputs(b, "_sum");
-    labels(b, lab, NULL, NULL);
-    bputs(b, " ");
-    b_fmt_short(b, x->hist.sum / div);
-    bputs(b, "\n");
-    bputs(b, fam);
-    bputs(b, "_count");
-    labels(b, lab, NULL, NULL);
-    bputs(b, " ");
-    b_fmt_u64(b, x->hist.count);
-    bputs(b, "\n");
+    sum_count_lines(b, fam, lab, x, div);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -630,6 +626,28 @@ static int src_cmp(const void *pa, const void *pb)
     return fdn__tm_sample_cmp(&((const src_t *)pa)->x, &((const src_t *)pb)->x);
 }
 
+/* A record named fam->p with head `head` (HELP and TYPE) and one part `what` per series of
+ * xs; fam, sname and head are taken (freed on failure). */
+static rec_t *add_record(tm_expo_t *c, fdn__buf_t *fam, fdn__buf_t *sname, fdn__buf_t *head,
+                         bool histogram, unsigned char what, const src_t *xs, size_t n)
+{
+    rec_t *r = rec_new(c, fam, sname, histogram);
+    if (r == NULL) {
+        fdn__free(head->p);
+        return NULL;
+    }
+    r->head = *head;
+    c->oom = c->oom || head->oom;
+    for (size_t i = 0; i < n && !c->oom; i++) {
+        part_t *p = part_new(c, r, what);
+        if (p != NULL) {
+            p->metric = xs[i].metric;
+            p->x = xs[i].x;
+        }
+    }
+    return r;
+}
+
 static bool wants_summary(const fdn_telemetry_t *tm, const char *name) FDN_REQUIRES(tm->mu)
 {
     for (size_t i = 0; i < tm->nlayouts; i++)
@@ -678,21 +696,8 @@ static void add_summary(tm_expo_t *c, const char *name, const char *help, const 
     bputs(&head, " (quantiles since start)\n# TYPE ");
     bputs(&head, fam.p);
     bputs(&head, " summary\n");
-    rec_t *r = rec_new(c, &fam, &sname, true); /* owns <s>_sum and <s>_count as a histogram
-                                                  does */
-    if (r == NULL) {
-        fdn__free(head.p);
-        return;
-    }
-    r->head = head;
-    c->oom = c->oom || head.oom;
-    for (size_t i = 0; i < n && !c->oom; i++) {
-        part_t *p = part_new(c, r, PART_SUMMARY);
-        if (p != NULL) {
-            p->metric = xs[i].metric;
-            p->x = xs[i].x;
-        }
-    }
+    /* owns <s>_sum and <s>_count as a histogram does */
+    (void)add_record(c, &fam, &sname, &head, true, PART_SUMMARY, xs, n);
 }
 
 /* One record from a metric named `name` with these series (contiguous, same kind). */
@@ -704,23 +709,12 @@ static void add_metric(tm_expo_t *c, const fdn_telemetry_t *tm, const char *name
     names_for(c->om, name, kind, &fam, &sample);
     if (!fam.oom)
         header(&head, fam.p, help, kind);
-    rec_t *r = rec_new(c, &fam, &sample, kind == FDN_TELEMETRY_HISTOGRAM);
-    if (r == NULL) {
-        fdn__free(head.p);
-        return;
-    }
-    r->head = head;
-    c->oom = c->oom || head.oom;
-    for (size_t i = 0; i < n && !c->oom; i++) {
-        part_t *p = part_new(c, r, PART_SERIES);
-        if (p != NULL) {
-            p->metric = xs[i].metric;
-            p->x = xs[i].x;
-        }
-    }
+    (void)add_record(c, &fam, &sample, &head, kind == FDN_TELEMETRY_HISTOGRAM, PART_SERIES, xs,
+                     n);
     if (!c->oom && kind == FDN_TELEMETRY_HISTOGRAM && wants_summary(tm, name))
         add_summary(c, name, help, xs, n);
 }
+
 /* Base name of an event (see the DESIGN comment); false: not exported (vm.*). */
 static bool event_base(fdn__buf_t *b, const char *event)
 {
@@ -851,14 +845,8 @@ static void process_records(tm_expo_t *c, unsigned avail)
         fdn__buf_t fam = FDN__BUF_INIT, sample = FDN__BUF_INIT, head = FDN__BUF_INIT;
         names_for(c->om, proc_metrics[i].name, proc_metrics[i].kind, &fam, &sample);
         header(&head, fam.oom ? "" : fam.p, proc_metrics[i].help, proc_metrics[i].kind);
-        rec_t *r = rec_new(c, &fam, &sample, false);
-        if (r == NULL) {
-            fdn__free(head.p);
-            return;
-        }
-        r->head = head;
-        c->oom = c->oom || head.oom;
-        part_t *p = part_new(c, r, PART_PROCESS);
+        rec_t *r = add_record(c, &fam, &sample, &head, false, PART_PROCESS, NULL, 0);
+        part_t *p = r != NULL ? part_new(c, r, PART_PROCESS) : NULL;
         if (p != NULL)
             p->proc = i;
     }
@@ -872,13 +860,7 @@ static void process_records(tm_expo_t *c, unsigned avail)
     bputs(&text,
           "\",revision=\"" FDN_BUILD_REVISION "\",build_type=\"" FDN_BUILD_TYPE
           "\",compiler=\"" FDN_BUILD_COMPILER "\",cc_version=\"" FDN_BUILD_CC_VERSION "\"} 1\n");
-    rec_t *r = rec_new(c, &fam, &sname, false);
-    if (r == NULL) {
-        fdn__free(text.p);
-        return;
-    }
-    r->head = text;
-    c->oom = c->oom || text.oom;
+    (void)add_record(c, &fam, &sname, &text, false, PART_PROCESS, NULL, 0);
 }
 
 static void plan_clear(tm_expo_t *c)
