@@ -601,7 +601,11 @@ typedef int (*fdn_telemetry_write_fn)(const char *data, size_t len, void *user);
  * ns) → histogram `<base>_<key>_seconds`, another key → histogram `<base>_<key>`, the
  * emission count → `<base>_total` only for an event without measurements; `vm.*` and
  * unexported events are left out. Then the process collector (`process_*`) and
- * `fdn_build_info`.
+ * `fdn_build_info`. The instance keeps each series' rendered lines with the value they show
+ * and renders again only the series whose value changed (a few hundred bytes a series, per
+ * format, freed with the instance); the text is the same as a fresh rendering, and shows
+ * every value as of a read made after the call began. The sink is called with no
+ * telemetry lock held.
  * @return 0, a negative code returned by the sink, FDN_ENOMEM, FDN_EUNAVAILABLE
  * @thread_safety any
  * @since 0.1.0

@@ -330,6 +330,10 @@ struct fdn_histogram {
      * written under exlock (a short spin: one copy of ~120 bytes) */
     _Atomic(tm_exemplar_t *) ex;
     _Atomic unsigned exlock;
+    /* for fdn__histogram_version (neither is touched by observe): resets and loads, counted
+     * before they change the shards (and again after a load), and exemplars written */
+    _Atomic uint64_t resets;
+    _Atomic uint64_t exemplars;
 };
 
 /* The lock is held for a few instructions (one bucket update, or a reader's copy), so waiters
@@ -564,6 +568,7 @@ void fdn_histogram_observe_exemplar(fdn_histogram_t *h, double v, const char *la
     memcpy(e->name, label_name, nl + 1);
     memcpy(e->value, label_value, vl);
     e->value[vl] = '\0';
+    atomic_fetch_add_explicit(&h->exemplars, 1, memory_order_relaxed);
     exunlock(h);
 }
 
@@ -612,10 +617,14 @@ void fdn_histogram_load(fdn_histogram_t *h, const uint64_t *cum, size_t n, doubl
         }
     }
     hunlock(s);
+    /* a load keeping the count (e.g. 0) may still change the sum: a new version */
+    atomic_fetch_add_explicit(&h->resets, 1, memory_order_seq_cst);
 }
 
 void fdn__histogram_reset(fdn_histogram_t *h)
 {
+    /* counted first: a reader that sees a zeroed shard sees this too */
+    atomic_fetch_add_explicit(&h->resets, 1, memory_order_seq_cst);
     for (unsigned i = 0; i < TM_SHARDS; i++) {
         hshard_t *s = atomic_load_explicit(&h->shards[i], memory_order_acquire);
         if (s == NULL)
@@ -629,9 +638,17 @@ void fdn__histogram_reset(fdn_histogram_t *h)
     }
 }
 
-void fdn__histogram_copy(const fdn_histogram_t *h, tm_hist_copy_t *out)
+/* Merge h's shards into out; with buckets false the log-linear buckets are left alone (not
+ * even zeroed): the Prometheus lines need only the `le` counts. */
+static void hist_copy(const fdn_histogram_t *h, tm_hist_copy_t *out, bool buckets)
 {
-    memset(out, 0, sizeof(*out));
+    if (buckets)
+        memset(out, 0, sizeof(*out));
+    out->count = 0;
+    out->sum = out->min = out->max = 0.0;
+    memset(out->le_n, 0, sizeof(out->le_n));
+    out->nle = 0;
+    out->le_div = 0.0;
     if (h == NULL)
         return;
     out->nle = h->nle;
@@ -653,13 +670,48 @@ void fdn__histogram_copy(const fdn_histogram_t *h, tm_hist_copy_t *out)
             }
             out->count += s->count;
             out->sum += s->sum;
-            for (unsigned b = 0; b < TM_HIST_BUCKETS; b++)
-                out->buckets[b] += s->b[b];
+            if (buckets)
+                for (unsigned b = 0; b < TM_HIST_BUCKETS; b++)
+                    out->buckets[b] += s->b[b];
             for (unsigned b = 0; b < h->nle; b++)
                 out->le_n[b] += s->le[b];
         }
         hunlock(s);
     }
+}
+
+void fdn__histogram_copy(const fdn_histogram_t *h, tm_hist_copy_t *out)
+{
+    hist_copy(h, out, true);
+}
+
+void fdn__histogram_copy_le(const fdn_histogram_t *h, tm_hist_copy_t *out)
+{
+    hist_copy(h, out, false);
+}
+
+double fdn__histogram_div(const fdn_histogram_t *h)
+{
+    return h != NULL && h->nle > 0 && h->le_div > 0.0 ? h->le_div : 1.0;
+}
+
+bool fdn__histogram_version(const fdn_histogram_t *h, tm_hist_version_t *out)
+{
+    fdn_histogram_t *m = (fdn_histogram_t *)(uintptr_t)h;
+    memset(out, 0, sizeof(*out));
+    if (h == NULL)
+        return true;
+    out->resets = atomic_load_explicit(&m->resets, memory_order_seq_cst);
+    out->exemplars = atomic_load_explicit(&m->exemplars, memory_order_acquire);
+    for (unsigned i = 0; i < TM_SHARDS; i++) {
+        hshard_t *s = atomic_load_explicit(&m->shards[i], memory_order_acquire);
+        if (s == NULL)
+            continue;
+        hlock(s);
+        out->count += s->count;
+        hunlock(s);
+    }
+    return atomic_load_explicit(&m->resets, memory_order_seq_cst) == out->resets;
 }
 
 double fdn__hist_copy_quantile(const tm_hist_copy_t *c, double q)

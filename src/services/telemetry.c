@@ -244,6 +244,7 @@ static tm_entry_t *entry_get(fdn_telemetry_t *tm, const char *name,
             }
             fdn__tsan_release(e);
             cds_lfht_add(tm->ht, hash, &e->node);
+            tm->shape++;
             size_t was = atomic_fetch_add_explicit(&tm->nentries, 1, memory_order_relaxed);
             FDN_ASSERT(was < tm->opts.max_events); /* bounded by max_events, under mu */
         }
@@ -294,6 +295,7 @@ static tm_slot_t *slot_add(fdn_telemetry_t *tm, tm_entry_t *e, const char *key)
             } else {
                 atomic_store_explicit(&e->slots[n], s, memory_order_release);
                 atomic_store_explicit(&e->nslots, n + 1, memory_order_release);
+                tm->shape++;
                 found = s;
             }
         }
@@ -753,8 +755,10 @@ static int sweep(fdn_telemetry_t *tm, bool all)
         }
     }
     tm_read_unlock();
-    if (dead != NULL)
+    if (dead != NULL) {
         atomic_store_explicit(&tm->epoch, new_epoch(), memory_order_seq_cst);
+        tm->shape++;
+    }
     fdn__mutex_unlock(&tm->mu);
     if (dead != NULL)
         fdn__tsan_release(&fdn__tm_tsan_grace);
@@ -815,6 +819,7 @@ int fdn_telemetry_create(fdn_telemetry_t **out, const fdn_telemetry_opts_t *opts
     atomic_init(&tm->epoch, new_epoch());
     atomic_init(&tm->nentries, 0);
     pthread_mutex_init(&tm->mu, NULL);
+    pthread_mutex_init(&tm->expo_mu, NULL);
     pthread_mutex_init(&tm->life_mu, NULL);
     pthread_rwlock_init(&tm->coll_lock, NULL);
     tm->ht = cds_lfht_new(64, 64, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
@@ -872,6 +877,8 @@ void fdn_telemetry_destroy(fdn_telemetry_t *tm)
     fdn__tm_families_free(tm);
     fdn__tm_unexported_free(tm);
     fdn__tm_layouts_free(tm);
+    fdn__tm_expo_free(tm);
+    pthread_mutex_destroy(&tm->expo_mu);
     pthread_mutex_destroy(&tm->life_mu);
     pthread_mutex_destroy(&tm->mu);
     pthread_rwlock_destroy(&tm->coll_lock);

@@ -310,6 +310,7 @@ int fdn__tm_family_create(fdn_telemetry_t *tm, fdn_telemetry_family_t **out, con
         f->overflow_counter = m;
     }
     tm->fams[tm->nfams++] = f;
+    tm->shape++;
     fdn__mutex_unlock(&tm->mu);
     if (ovf)
         fdn_counter_inc(tm->f_overflow->overflow_counter);
@@ -364,8 +365,10 @@ static int resolve_locked(fdn_telemetry_t *tm, fdn_telemetry_family_t *f, void *
         }
     }
     if (f->nseries >= f->max_series) {
-        if (f->overflow == NULL)
+        if (f->overflow == NULL) {
             f->overflow = series_new(f, NULL);
+            tm->shape++;
+        }
         if (f->overflow == NULL) {
             rc = FDN_ENOMEM;
             goto done;
@@ -391,6 +394,7 @@ static int resolve_locked(fdn_telemetry_t *tm, fdn_telemetry_family_t *f, void *
         goto done;
     }
     f->series[f->nseries++] = s;
+    tm->shape++;
     *out = s->metric;
 done:
     return rc;
@@ -472,6 +476,7 @@ int fdn_telemetry_family_buckets(fdn_telemetry_family_t *fam, const double *boun
     } else {
         memcpy(fam->le, bounds, n * sizeof(double));
         fam->nle = (unsigned)n;
+        tm->shape++;
     }
     fdn__mutex_unlock(&tm->mu);
     return rc;
@@ -547,23 +552,30 @@ int fdn_telemetry_unexport_event(fdn_telemetry_t *tm, const char *prefix)
             rc = 1; /* already there */
     if (rc == 0 && tm->nunexported == TM_MAX_COLLECTORS)
         rc = FDN_ENOBUFS;
-    if (rc == 0)
+    if (rc == 0) {
         tm->unexported[tm->nunexported++] = c;
+        tm->shape++;
+    }
     fdn__mutex_unlock(&tm->mu);
     if (rc != 0)
         fdn__free(c);
     return rc < 0 ? rc : 0;
 }
 
-bool fdn__tm_event_exported(fdn_telemetry_t *tm, const char *event)
+bool fdn__tm_event_exported_locked(fdn_telemetry_t *tm, const char *event) FDN_REQUIRES(tm->mu)
 {
-    bool ok = true;
-    fdn__mutex_lock(&tm->mu);
-    for (size_t i = 0; i < tm->nunexported && ok; i++) {
+    for (size_t i = 0; i < tm->nunexported; i++) {
         size_t n = strlen(tm->unexported[i]);
         if (strncmp(event, tm->unexported[i], n) == 0 && (event[n] == '\0' || event[n] == '.'))
-            ok = false;
+            return false;
     }
+    return true;
+}
+
+bool fdn__tm_event_exported(fdn_telemetry_t *tm, const char *event)
+{
+    fdn__mutex_lock(&tm->mu);
+    bool ok = fdn__tm_event_exported_locked(tm, event);
     fdn__mutex_unlock(&tm->mu);
     return ok;
 }
@@ -620,6 +632,7 @@ int fdn__tm_configure_buckets(fdn_telemetry_t *tm, const char *name, const doubl
         } else {
             memcpy(lay->le, le, n * sizeof(double));
             lay->nle = (unsigned)n;
+            tm->shape++;
             if (f != NULL) {
                 memcpy(f->le, le, n * sizeof(double));
                 f->nle = (unsigned)n;
@@ -639,8 +652,10 @@ int fdn__tm_configure_summary(fdn_telemetry_t *tm, const char *name)
         return FDN_EINVAL;
     fdn__mutex_lock(&tm->mu);
     tm_layout_t *lay = layout_get(tm, name);
-    if (lay != NULL)
+    if (lay != NULL) {
         lay->summary = true;
+        tm->shape++;
+    }
     fdn__mutex_unlock(&tm->mu);
     return lay != NULL ? 0 : FDN_ENOMEM;
 }

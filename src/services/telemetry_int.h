@@ -140,6 +140,14 @@ struct fdn_telemetry {
     _Atomic int running;
     _Atomic uint64_t epoch; /* changes whenever an entry is unlinked (cache validation) */
     fdn__mutex_t mu;        /* writers: entries, slots, families, handler sets */
+    /* bumped (under mu) whenever what the exposition lists changes: a family, a series, an
+     * event entry or a measurement key added, entries removed, an event prefix unexported, a
+     * layout or summary configured (telemetry_expo.c keys its cache by it) */
+    uint64_t shape FDN_MEMBER_GUARDED_BY(mu);
+    /* the Prometheus and OpenMetrics writers' caches (telemetry_expo.c), under expo_mu,
+     * which is taken before mu */
+    fdn__mutex_t expo_mu;
+    struct tm_expo *expo[2] FDN_MEMBER_GUARDED_BY(expo_mu);
     struct cds_lfht *ht;
     _Atomic size_t nentries;
     _Atomic(tm_hset_t *) handlers; /* RCU-published (release store, acquire load) */
@@ -220,6 +228,19 @@ bool fdn__tm_event_hist_name(fdn__buf_t *out, const char *event, const char *key
 bool fdn__tm_key_is_ns(const char *key);
 /* Resolve a built-in single counter (no labels). NULL on OOM. */
 fdn_counter_t *fdn__tm_builtin_counter(fdn_telemetry_t *tm, const char *name, const char *help);
+
+/* telemetry_family.c: as fdn__tm_event_exported, with tm->mu held. */
+bool fdn__tm_event_exported_locked(fdn_telemetry_t *tm, const char *event) FDN_REQUIRES(tm->mu);
+
+/* telemetry_snapshot.c: the order of a snapshot's samples (families by name and label values,
+ * then events by name and key). */
+int fdn__tm_sample_cmp(const void *pa, const void *pb);
+
+/* telemetry_prometheus.c: free the exposition caches (destroy). */
+void fdn__tm_expo_free(fdn_telemetry_t *tm);
+/* telemetry_prometheus.c, for tests: the Prometheus (om false) or OpenMetrics text rendered
+ * afresh, as a first scrape would, without reading or changing the cache. */
+int fdn__tm_write_uncached(fdn_telemetry_t *tm, bool om, fdn_telemetry_write_fn write, void *user);
 
 /* telemetry.c: entry helpers used by telemetry_snapshot.c (call with tm->mu held) */
 void fdn__tm_entry_sample_activity(fdn_telemetry_t *tm, tm_entry_t *e, int64_t now)

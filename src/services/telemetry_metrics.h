@@ -59,6 +59,9 @@ typedef struct tm_hist_copy {
     uint64_t le_n[TM_LE_MAX]; /* observations in (le[i-1], le[i]] (not cumulative) */
 } tm_hist_copy_t;
 void fdn__histogram_copy(const fdn_histogram_t *h, tm_hist_copy_t *out);
+/* The same without the log-linear buckets (out->buckets left as they were, so no quantile):
+ * count, sum, min, max and the `le` counts. */
+void fdn__histogram_copy_le(const fdn_histogram_t *h, tm_hist_copy_t *out);
 /* A bucket's exemplar (fdn_histogram_observe_exemplar), value in the observed unit. */
 typedef struct tm_exemplar {
     bool set;
@@ -69,6 +72,16 @@ typedef struct tm_exemplar {
 } tm_exemplar_t;
 /* Copy h's exemplars (nle + 1 entries) into out; false when it has none. */
 bool fdn__histogram_exemplars(const fdn_histogram_t *h, tm_exemplar_t out[TM_LE_MAX + 1]);
+/* What identifies a histogram's contents without copying them: between two equal versions
+ * no observation, exemplar, reset or load completed (each shard's count only grows between
+ * resets, so an equal total means every shard is unchanged). Cost: one lock per shard used. */
+typedef struct tm_hist_version {
+    uint64_t resets, count, exemplars;
+} tm_hist_version_t;
+/* The divisor of h's exported bounds and sum (1 without `le` bounds), as copies report it. */
+double fdn__histogram_div(const fdn_histogram_t *h);
+/* False when a reset or load ran meanwhile (the version then matches nothing reliably). */
+bool fdn__histogram_version(const fdn_histogram_t *h, tm_hist_version_t *out);
 void fdn__hist_copy_stats(const tm_hist_copy_t *c, fdn_telemetry_hist_stats_t *out);
 double fdn__hist_copy_quantile(const tm_hist_copy_t *c, double q);
 /* Bucket index of v (finite) and the bucket's midpoint. */

@@ -215,7 +215,7 @@ static void add_entry(fdn_telemetry_snapshot_t *sn, tm_entry_t *e)
     }
 }
 
-static int sample_cmp(const void *pa, const void *pb)
+int fdn__tm_sample_cmp(const void *pa, const void *pb)
 {
     const fdn_telemetry_sample_t *a = pa, *b = pb;
     if (a->is_event != b->is_event)
@@ -271,7 +271,7 @@ int fdn_telemetry_snapshot(fdn_telemetry_t *tm, fdn_telemetry_snapshot_t **out)
         return FDN_ENOMEM;
     }
     if (sn->n > 1)
-        qsort(sn->s, sn->n, sizeof(*sn->s), sample_cmp);
+        qsort(sn->s, sn->n, sizeof(*sn->s), fdn__tm_sample_cmp);
     *out = sn;
     return 0;
 }
