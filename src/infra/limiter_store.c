@@ -45,8 +45,10 @@
  * default: live state is never dropped, so no key's count can be reset by a flood) or evicts
  * the LRU tail (EVICT_LRU).
  *
- * Status: fdn_limiter_backend_status (GET /health asks it on every request) takes no lock. Each
- * shard mirrors its key count and its refusals in relaxed atomics (`live`, `overflow_denied`)
+ * Status: fdn_limiter_backend_status (GET /health asks it on every request) and
+ * fdn_limiter_stats (GET /metrics, every scrape) take no lock. Each shard mirrors its key count
+ * and keeps its refusals and decision counts in relaxed atomics (`live`, `overflow_denied`,
+ * `allowed`...)
  * stored under the shard lock right after the change, and the identity table its size
  * (`nidents_pub`, under idmu); status sums them with relaxed loads. A sum taken while keys come
  * and go may mix shards seen at different moments, but each term is a count that really was;
@@ -107,7 +109,8 @@ typedef struct shard {
     int64_t next_sweep_wall;  /* wall */
     int64_t min_exp_mono;     /* <= every monotonic-clock cell's expires (INT64_MAX: none) */
     int64_t min_exp_wall;     /* <= every fixed-window cell's expires */
-    uint64_t allowed, denied, evictions, expired;
+    /* fdn_limiter_stats's counts: written only under mu, read with no lock (as live below) */
+    _Atomic uint64_t allowed, denied, evictions, expired;
     uint64_t lookups, probes; /* shard_find calls and cells compared (fdn__limiter_mem_probes) */
     /* Mirrors for fdn_limiter_backend_status, which reads them with no shard lock (see
      * Status in DESIGN): written only under mu, each store right after the change. */
@@ -117,6 +120,13 @@ typedef struct shard {
      * change: an operation reads it before taking the lock to prefetch its home slot */
     _Atomic uintptr_t where;
 } shard_t;
+
+/* Add n to a count only its shard's lock holder writes (a plain add on x86, no lock prefix). */
+static inline void count_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
 
 /* The live keys of one identity (see DESIGN). */
 typedef struct ident {
@@ -394,7 +404,7 @@ static size_t shard_sweep(membe_t *m, shard_t *s, const fdn__limit_now_t *now) F
             note_expiry(s, c);
         i++;
     }
-    s->expired += n;
+    count_add(&s->expired, n);
     uint32_t size = s->nslots;
     while (size > SLOTS_MIN && (uint64_t)s->count * 8 < size / 2)
         size /= 2;
@@ -415,7 +425,7 @@ static int shard_make_room(membe_t *m, shard_t *s, const fdn__limit_now_t *now,
     if (s->count < m->cap)
         return 0;
     if (m->policy == FDN_LIMIT_OVERFLOW_EVICT_LRU) {
-        s->evictions++;
+        count_add(&s->evictions, 1);
         cell_remove(m, s, fdn__list_entry(s->lru.prev, cell_t, lru));
         return 0;
     }
@@ -555,10 +565,7 @@ mem_apply_once(membe_t *m, const char *key, size_t keylen, const fdn_limit_rule_
     if (c != NULL)
         note_expiry(s, c);
     if (op == FDN__LIMIT_CHECK) {
-        if (res->allowed)
-            s->allowed++;
-        else
-            s->denied++;
+        count_add(res->allowed ? &s->allowed : &s->denied, 1);
     }
     fdn__mutex_unlock(&s->mu);
     return rc;
@@ -627,14 +634,13 @@ static void mem_stats(void *self, fdn_limiter_stats_t *out)
     memset(out, 0, sizeof(*out));
     for (uint32_t i = 0; i < m->nshards; i++) {
         shard_t *s = &m->shards[i];
-        fdn__mutex_lock(&s->mu);
-        out->keys += s->count;
-        out->allowed += s->allowed;
-        out->denied += s->denied;
-        out->evictions += s->evictions;
-        out->expired += s->expired;
+        /* no shard lock (GET /metrics asks on every scrape): each count is one that was */
+        out->keys += atomic_load_explicit(&s->live, memory_order_relaxed);
+        out->allowed += atomic_load_explicit(&s->allowed, memory_order_relaxed);
+        out->denied += atomic_load_explicit(&s->denied, memory_order_relaxed);
+        out->evictions += atomic_load_explicit(&s->evictions, memory_order_relaxed);
+        out->expired += atomic_load_explicit(&s->expired, memory_order_relaxed);
         out->overflow_denied += atomic_load_explicit(&s->overflow_denied, memory_order_relaxed);
-        fdn__mutex_unlock(&s->mu);
     }
 }
 
@@ -759,6 +765,10 @@ int fdn__limiter_mem_create(void **out, uint32_t nshards, uint32_t max_keys,
         s->min_exp_mono = s->min_exp_wall = INT64_MAX;
         atomic_init(&s->live, 0);
         atomic_init(&s->overflow_denied, 0);
+        atomic_init(&s->allowed, 0);
+        atomic_init(&s->denied, 0);
+        atomic_init(&s->evictions, 0);
+        atomic_init(&s->expired, 0);
         if (!s->slots_raw || pthread_mutex_init(&s->mu, NULL) != 0) {
             fdn__free(s->slots_raw);
             m->nshards = i;
