@@ -32,9 +32,12 @@
  */
 #include <fdn/events.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "services/event_store_int.h"
@@ -161,10 +164,51 @@ static evs_seg_t *seg_new(fdn_events_t *es, size_t arena)
     atomic_init(&s->count, 0);
     s->arena_cap = arena;
     s->arena_used = 0;
+    /* a small arena (a store with few events) is left to fault in page by page: only the
+     * pages it uses become resident */
+    s->arena_ready = arena > ARENA_MIN ? 0 : arena;
     s->arena = (uint8_t *)(s + 1);
     fdn__evs_account(es, (int64_t)(sizeof(*s) + arena));
     return s;
 }
+
+/* Fault in the next window of a large arena before the append writes into it: one
+ * MADV_POPULATE_WRITE call (Linux 5.14) maps ARENA_AHEAD bytes at once, where the writes
+ * would take one page fault per 4 KB page (expensive under virtualisation: ~40% of a memory
+ * append's time was the fault path). Only the window ahead of the writes is made resident,
+ * so memory follows use as before. A kernel without it (EINVAL) or any other failure just
+ * leaves the pages to fault in as they are written; the call is not tried again. */
+#define ARENA_AHEAD (256u * 1024u)
+
+#ifdef MADV_POPULATE_WRITE
+static _Atomic int populate_off; /* 1: the kernel refused MADV_POPULATE_WRITE */
+
+static void arena_ready(evs_seg_t *s, size_t end)
+{
+    if (FDN_LIKELY(end <= s->arena_ready))
+        return;
+    size_t to = FDN_MIN(FDN_MAX(end, s->arena_ready + ARENA_AHEAD), s->arena_cap);
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    /* the first window also takes the segment's header (its table of offsets) */
+    uintptr_t a =
+        (s->arena_ready == 0 ? (uintptr_t)s : (uintptr_t)(s->arena + s->arena_ready)) & ~(pg - 1);
+    uintptr_t b = ((uintptr_t)(s->arena + to) + pg - 1) & ~(pg - 1);
+    s->arena_ready = to;
+    if (atomic_load_explicit(&populate_off, memory_order_relaxed))
+        return;
+    /* [a, b) lies in pages that hold bytes of the segment: mapped, and ours to write */
+    int saved = errno;
+    if (madvise((void *)a, b - a, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
+        atomic_store_explicit(&populate_off, 1, memory_order_relaxed);
+    errno = saved;
+}
+#else
+static void arena_ready(evs_seg_t *s, size_t end)
+{
+    (void)s;
+    (void)end;
+}
+#endif
 
 static void seg_free(fdn_events_t *es, evs_seg_t *s)
 {
@@ -424,6 +468,7 @@ static int append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t
             cnt = 0;
             segdir_push(es, cur); /* room reserved above */
         }
+        arena_ready(cur, cur->arena_used + sz);
         evs_rec_t *r = (evs_rec_t *)(void *)(cur->arena + cur->arena_used);
         int64_t ts = ev->ts < es->last_ts ? es->last_ts : ev->ts;
         es->last_ts = ts;

@@ -114,6 +114,7 @@ typedef struct evs_seg {
     _Atomic uint32_t count;
     size_t arena_cap;
     size_t arena_used; /* writer */
+    size_t arena_ready; /* writer: arena bytes below this are faulted in (event_store.c) */
     uint8_t *arena;
     uint32_t offs[EVS_SEG_EVENTS];
 } evs_seg_t;
@@ -204,6 +205,9 @@ struct fdn_events {
     _Atomic uint32_t commit_seq;
     _Atomic uint32_t commit_sleepers;
     _Atomic bool writer_idle; /* the writer waits on wcv: an append must signal it */
+    /* while writer_idle: an append whose last id is below this need not signal (the writer
+     * gathers a group commit until this id or its deadline; 0: every append signals) */
+    _Atomic uint64_t writer_want;
     uint64_t wdelete;           /* wmu: delete ids below this */
     _Atomic int io_error;
     /* asynchronous stores waiting for their commit, in id order (queued under amu) */
