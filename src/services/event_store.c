@@ -155,9 +155,34 @@ static size_t rec_size(size_t data_len)
     return ALIGN8(REC_HDR + data_len);
 }
 
-static evs_seg_t *seg_new(fdn_events_t *es, size_t arena)
+/* A store with retention frees whole segments as it prunes and allocates new ones as it
+ * appends, each a fresh large block whose pages fault in again. Up to EVS_SPARE_SEGS large
+ * segments freed by a prune are kept instead and reused by the next appends that want an
+ * arena of about their size (between half of it and all of it). A kept segment stays in the
+ * store's bytes_allocated, and the number kept is bounded, so the memory a store holds is
+ * at most EVS_SPARE_SEGS segments more than its live events need. */
+
+static evs_seg_t *seg_spare_take(fdn_events_t *es, size_t arena) FDN_REQUIRES(es->amu)
 {
-    evs_seg_t *s = fdn__malloc(sizeof(*s) + arena);
+    for (size_t i = 0; i < es->nspare; i++) {
+        evs_seg_t *s = es->spare_seg[i];
+        if (s->arena_cap >= arena && s->arena_cap / 2 <= arena) {
+            es->spare_seg[i] = es->spare_seg[--es->nspare];
+            s->first_id = 0;
+            atomic_store_explicit(&s->count, 0, memory_order_relaxed);
+            s->arena_used = 0; /* arena_ready stays: those pages are resident */
+            return s;
+        }
+    }
+    return NULL;
+}
+
+static evs_seg_t *seg_new(fdn_events_t *es, size_t arena) FDN_REQUIRES(es->amu)
+{
+    evs_seg_t *s = seg_spare_take(es, arena);
+    if (s != NULL)
+        return s;
+    s = fdn__malloc(sizeof(*s) + arena);
     if (s == NULL)
         return NULL;
     s->first_id = 0;
@@ -214,6 +239,17 @@ static void seg_free(fdn_events_t *es, evs_seg_t *s)
 {
     fdn__evs_account(es, -(int64_t)(sizeof(*s) + s->arena_cap));
     fdn__free(s);
+}
+
+/* A segment a prune removed (plock write: no reader holds it): kept as a spare when large
+ * and there is room, else freed. Caller holds amu. */
+static void seg_release(fdn_events_t *es, evs_seg_t *s) FDN_REQUIRES(es->amu)
+{
+    if (s->arena_cap > ARENA_MIN && es->nspare < EVS_SPARE_SEGS) {
+        es->spare_seg[es->nspare++] = s;
+        return;
+    }
+    seg_free(es, s);
 }
 
 static size_t next_arena_size(fdn_events_t *es, size_t need)
@@ -279,6 +315,8 @@ void fdn__evs_fini(fdn_events_t *es)
     for (size_t i = atomic_load_explicit(&es->seg_head, memory_order_relaxed); i < n; i++)
         fdn__free(d->segs[i].seg);
     fdn__free(d);
+    for (size_t i = 0; i < es->nspare; i++)
+        fdn__free(es->spare_seg[i]);
     fdn__evs_intern_fini(es);
     for (size_t i = 0; i < es->nretired; i++)
         fdn__free(es->retired[i]);
@@ -587,7 +625,7 @@ uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut, bool disk)
         size_t h = atomic_load_explicit(&es->seg_head, memory_order_relaxed);
         size_t n = atomic_load_explicit(&es->seg_n, memory_order_relaxed);
         while (h + 1 < n && d->segs[h + 1].first_id <= cut)
-            seg_free(es, d->segs[h++].seg);
+            seg_release(es, d->segs[h++].seg);
         if (h > 0) {
             memmove(d->segs, d->segs + h, (n - h) * sizeof(evs_segent_t));
             atomic_store_explicit(&es->seg_n, n - h, memory_order_relaxed);

@@ -50,6 +50,8 @@ int fdn__events_store_system(fdn_events_t *es, const fdn_event_t *ev, uint64_t *
 
 #define EVS_SEG_EVENTS 4096u
 #define EVS_PCHUNK     1024u
+/* large segments a prune keeps for reuse instead of freeing them (event_store.c) */
+#define EVS_SPARE_SEGS 2u
 /* the writer's cache of recently stored types (slots, a power of two) */
 #define EVS_TYPE_CACHE_BITS 6
 #define EVS_TYPE_CACHE      (1u << EVS_TYPE_CACHE_BITS)
@@ -170,6 +172,10 @@ struct fdn_events {
     _Atomic size_t seg_head; /* plock write */
     _Atomic size_t seg_n;
     size_t next_arena; /* amu */
+    /* amu: large segments freed by a prune, kept for the next appends (their pages are
+     * resident already); still counted in bytes_alloc (event_store.c, seg_release) */
+    evs_seg_t *spare_seg[EVS_SPARE_SEGS];
+    size_t nspare;
     _Atomic(evs_tab_t *) types;
     _Atomic(evs_tab_t *) nodes;
     _Atomic(evs_tab_t *) corrs;

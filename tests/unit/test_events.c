@@ -1624,6 +1624,63 @@ static void durable_group_commit_many_callers(void **state)
     fdn_event_free(ev);
 }
 
+/* Segments freed by a prune are kept (two at most, counted in bytes_allocated) and reused by
+ * the next appends instead of allocating and faulting in a new block. */
+static void pruned_segments_reused(void **state)
+{
+    (void)state;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, NULL, NULL), 0);
+    char json[200];
+    memset(json, 'y', sizeof(json));
+    json[0] = '"';
+    json[198] = '"';
+    json[199] = '\0';
+    fdn_event_t *ev = mkev("r", NULL, 1, 0, json);
+    while (atomic_load(&es->seg_n) < 6)
+        assert_int_equal(fdn_events_store(es, ev, NULL), 0);
+    evs_segdir_t *d = atomic_load(&es->segdir);
+    evs_seg_t *old[4];
+    for (int i = 0; i < 4; i++)
+        old[i] = d->segs[i].seg;
+    assert_true(old[0]->arena_cap <= 64 * 1024); /* the first one is small: freed */
+    assert_true(old[1]->arena_cap > 64 * 1024);
+    uint64_t cut = d->segs[4].first_id;
+    size_t freed = sizeof(evs_seg_t) + old[0]->arena_cap; /* + one large one, below */
+    size_t large = old[1]->arena_cap;
+    assert_int_equal(old[2]->arena_cap, large);
+    assert_int_equal(old[3]->arena_cap, large);
+    fdn_events_stats_t before, after;
+    assert_int_equal(fdn_events_stats(es, &before), 0);
+    assert_true(fdn__evs_prune_ids(es, cut, false) > 0);
+    assert_int_equal(fdn_events_stats(es, &after), 0);
+    assert_int_equal(es->nspare, 2);
+    for (size_t k = 0; k < es->nspare; k++)
+        assert_true(es->spare_seg[k] == old[1] || es->spare_seg[k] == old[2] ||
+                    es->spare_seg[k] == old[3]);
+    /* the kept segments are still counted; the small one and the third large one are not */
+    assert_true(before.bytes_allocated - after.bytes_allocated >=
+                freed + sizeof(evs_seg_t) + large);
+    assert_true(before.bytes_allocated - after.bytes_allocated <
+                freed + 2 * (sizeof(evs_seg_t) + large));
+    /* the next segment is a kept one, and its events read back */
+    size_t n0 = atomic_load(&es->seg_n);
+    uint64_t id = 0;
+    while (atomic_load(&es->seg_n) == n0)
+        assert_int_equal(fdn_events_store(es, ev, &id), 0);
+    evs_seg_t *cur = atomic_load(&es->segdir)->segs[atomic_load(&es->seg_n) - 1].seg;
+    assert_true(cur == old[1] || cur == old[2] || cur == old[3]);
+    assert_int_equal(es->nspare, 1);
+    assert_int_equal(cur->first_id, id);
+    fdn_event_t *got = NULL;
+    assert_int_equal(fdn_events_get(es, id, &got), 0);
+    assert_int_equal(got->data_len, 199);
+    assert_memory_equal(got->data, json, 199);
+    fdn_event_free(got);
+    fdn_event_free(ev);
+    fdn_events_destroy(es);
+}
+
 #define DURABLE_TEST(fn) cmocka_unit_test_setup_teardown(fn, durable_setup, durable_teardown)
 
 /* A batch built from specs is validated whole first: the first bad spec names its index
@@ -1700,6 +1757,7 @@ int main(void)
         cmocka_unit_test(random_queries_match_model),
         cmocka_unit_test(telemetry_counters),
         cmocka_unit_test(large_arena_faulted_ahead),
+        cmocka_unit_test(pruned_segments_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
