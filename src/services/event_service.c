@@ -9,7 +9,9 @@
  *    unpersisted events out of memory (plock read), writes them through the durable
  *    backend's table (storage/event_backend.h; SQLite: one transaction)
  *    (group commit of about 8192 events, extended to the end of a store_batch so a batch
- *    is never split between commits) and broadcasts wdone. In durable mode a store call waits on
+ *    is never split between commits; after a commit that released 8 or more waiting
+ *    callers it first gathers the next batch for a bounded time, see writer_linger) and
+ *    broadcasts wdone. In durable mode a store call waits on
  * wdone until persisted >= its last id; in fast mode it returns at once unless more than
  *    fast_queue_max events wait (then it waits: bounded queue). An explicit prune
  *    (fdn_events_prune_before) is applied to the file in the next transaction. An I/O

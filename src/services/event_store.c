@@ -13,6 +13,8 @@
  * for cursors and time bounds); per correlation id an entry holding its newest id, each
  * record linking to the previous id of its correlation (walked newest first); names (types,
  * nodes, correlation ids) are interned in open-addressing tables (event_intern.c).
+ * Arenas larger than 64 KB are faulted in 256 KB ahead of the writes (arena_ready), and a
+ * prune keeps up to two large freed segments for reuse (seg_release).
  *
  * Threads and locks (order: plock -> amu -> wmu):
  *  - Writers serialise on `amu` (a short critical section: intern, copy the record, append
