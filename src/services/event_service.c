@@ -9,7 +9,9 @@
  *    unpersisted events out of memory (plock read), writes them through the durable
  *    backend's table (storage/event_backend.h; SQLite: one transaction)
  *    (group commit of about 8192 events, extended to the end of a store_batch so a batch
- *    is never split between commits) and broadcasts wdone. In durable mode a store call waits on
+ *    is never split between commits; after a commit that released 8 or more waiting
+ *    callers it first gathers the next batch for a bounded time, see writer_linger) and
+ *    broadcasts wdone. In durable mode a store call waits on
  * wdone until persisted >= its last id; in fast mode it returns at once unless more than
  *    fast_queue_max events wait (then it waits: bounded queue). An explicit prune
  *    (fdn_events_prune_before) is applied to the file in the next transaction. An I/O
@@ -140,12 +142,53 @@ int fdn__evs_async_queue(fdn_events_t *es, evs_async_t *w, uint64_t last_id)
     return rc;
 }
 
+/* Group commit of durable callers. A commit releases the callers whose events it holds; on
+ * a busy store they come back with their next events while the writer is already starting
+ * the next commit, which then holds only the few that were quick (measured with 64 threads
+ * each storing one event at a time: a third of the commits held fewer than 16 events, 40
+ * on average where 64 were waiting). So after a commit that released at least LINGER_MIN
+ * waiting callers, the writer waits for the next batch to reach 3/4 of that commit's size,
+ * for at most half of that commit's duration (never more than LINGER_MAX_NS), before it
+ * starts the next one: as PostgreSQL's commit_delay with commit_siblings. An idle or lightly
+ * used store (fewer callers per commit) never waits; every commit is still fsynced before
+ * its callers are acknowledged. */
+#define LINGER_MIN    8u
+#define LINGER_MAX_NS 2000000
+
+/* Wait (wmu held) until published reaches want, the deadline passes, or the writer must
+ * stop or delete. */
+static void writer_linger(fdn_events_t *es, uint64_t want, int64_t wait_ns) FDN_REQUIRES(es->wmu)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += wait_ns / 1000000000;
+    dl.tv_nsec += wait_ns % 1000000000;
+    if (dl.tv_nsec >= 1000000000) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000;
+    }
+    atomic_store(&es->writer_want, want);
+    atomic_store(&es->writer_idle, true); /* seq_cst, as in writer_main's idle wait */
+    while (!es->wstop && es->wdelete == 0 && atomic_load(&es->published) < want &&
+           atomic_load_explicit(&es->io_error, memory_order_relaxed) == 0)
+        if (pthread_cond_timedwait(&es->wcv, &es->wmu, &dl) == ETIMEDOUT)
+            break;
+    atomic_store_explicit(&es->writer_idle, false, memory_order_relaxed);
+    atomic_store(&es->writer_want, 0);
+}
+
 static void *writer_main(void *arg)
 {
     fdn_events_t *es = arg;
     fdn_error_t err;
+    uint64_t linger_want = 0; /* gather the next commit up to this id (0: no) */
+    int64_t linger_ns = 0;
     fdn__mutex_lock(&es->wmu);
     for (;;) {
+        if (linger_want != 0) {
+            writer_linger(es, linger_want, linger_ns);
+            linger_want = 0;
+        }
         uint64_t pub = atomic_load_explicit(&es->published, memory_order_acquire);
         uint64_t done = atomic_load_explicit(&es->persisted, memory_order_relaxed);
         bool failed = atomic_load_explicit(&es->io_error, memory_order_relaxed) != 0;
@@ -154,6 +197,7 @@ static void *writer_main(void *arg)
                 break;
             /* announce the wait, then look again (seq_cst): an append either sees the flag
              * and signals under wmu, or published already shows its events here */
+            atomic_store(&es->writer_want, 0);
             atomic_store(&es->writer_idle, true);
             if (!failed && atomic_load(&es->published) > done) {
                 atomic_store_explicit(&es->writer_idle, false, memory_order_relaxed);
@@ -191,11 +235,12 @@ static void *writer_main(void *arg)
             rc = es->be.ops->append(es->be.state, &b, &err);
         }
         fdn_event_list_free(l);
+        int64_t took = fdn_clock_mono_ns(NULL) - t0;
         fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
         if (rc == 0 && tm != NULL) {
             /* the durable commit (one transaction, fsynced), timed: exported as the
              * histogram fdn_event_store_commit_duration_seconds */
-            fdn_telemetry_measure_t m = {"duration", (double)(fdn_clock_mono_ns(NULL) - t0)};
+            fdn_telemetry_measure_t m = {"duration", (double)took};
             (void)fdn_telemetry_execute(tm, "foundation.event_store.commit", &m, 1, NULL, 0);
         }
         if (rc != 0 && tm != NULL)
@@ -213,8 +258,14 @@ static void *writer_main(void *arg)
         /* seq_cst pair with the sleepers' count (fdn__evs_after_append): a caller counted
          * after this load sees the new word and does not sleep */
         atomic_fetch_add(&es->commit_seq, 1);
-        if (atomic_load(&es->commit_sleepers) != 0)
+        uint32_t sleepers = atomic_load(&es->commit_sleepers);
+        if (sleepers != 0)
             fdn__word_wake_all(&es->commit_seq);
+        if (rc == 0 && es->mode == FDN_EVENTS_DURABLE && to - done >= LINGER_MIN &&
+            sleepers >= LINGER_MIN && took > 0) {
+            linger_want = to + (to - done) * 3 / 4;
+            linger_ns = FDN_MIN(took / 2, (int64_t)LINGER_MAX_NS);
+        }
         /* the durability ack of asynchronous stores: every one covered by this commit (all of
          * them on a failure), their callbacks run here with no lock held */
         evs_async_t *acked = async_take(es, rc == 0 ? to : UINT64_MAX);
@@ -237,7 +288,10 @@ int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id)
         /* published was stored before (store_batch); the fence orders it before reading the
          * writer's flag, which the writer sets before reading published (see writer_main) */
         atomic_thread_fence(memory_order_seq_cst);
-        if (atomic_load_explicit(&es->writer_idle, memory_order_relaxed)) {
+        /* acquire: a writer_want older than the flag read is never seen (a stale, higher
+         * want would skip the signal of a writer that now waits for any event) */
+        if (atomic_load_explicit(&es->writer_idle, memory_order_acquire) &&
+            last_id >= atomic_load_explicit(&es->writer_want, memory_order_relaxed)) {
             fdn__mutex_lock(&es->wmu);
             pthread_cond_signal(&es->wcv);
             fdn__mutex_unlock(&es->wmu);
@@ -1041,6 +1095,7 @@ int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_err
     atomic_init(&es->commit_seq, 0);
     atomic_init(&es->commit_sleepers, 0);
     atomic_init(&es->writer_idle, false);
+    atomic_init(&es->writer_want, 0);
     atomic_init(&es->aq_events, 0);
     es->aq_tail = &es->aq_head;
     atomic_init(&es->nsubs, 0);
@@ -1057,7 +1112,11 @@ int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_err
     pthread_rwlockattr_destroy(&ra);
     pthread_mutex_init(&es->amu, NULL);
     pthread_mutex_init(&es->wmu, NULL);
-    pthread_cond_init(&es->wcv, NULL);
+    pthread_condattr_t mono; /* the writer's group-commit deadline is on CLOCK_MONOTONIC */
+    pthread_condattr_init(&mono);
+    pthread_condattr_setclock(&mono, CLOCK_MONOTONIC);
+    pthread_cond_init(&es->wcv, &mono);
+    pthread_condattr_destroy(&mono);
     pthread_cond_init(&es->wdone, NULL);
     pthread_mutex_init(&es->rmu, NULL);
     pthread_cond_init(&es->rcv, NULL);

@@ -13,6 +13,8 @@
  * for cursors and time bounds); per correlation id an entry holding its newest id, each
  * record linking to the previous id of its correlation (walked newest first); names (types,
  * nodes, correlation ids) are interned in open-addressing tables (event_intern.c).
+ * Arenas larger than 64 KB are faulted in 256 KB ahead of the writes (arena_ready), and a
+ * prune keeps up to two large freed segments for reuse (seg_release).
  *
  * Threads and locks (order: plock -> amu -> wmu):
  *  - Writers serialise on `amu` (a short critical section: intern, copy the record, append
@@ -32,9 +34,12 @@
  */
 #include <fdn/events.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "services/event_store_int.h"
@@ -152,24 +157,101 @@ static size_t rec_size(size_t data_len)
     return ALIGN8(REC_HDR + data_len);
 }
 
-static evs_seg_t *seg_new(fdn_events_t *es, size_t arena)
+/* A store with retention frees whole segments as it prunes and allocates new ones as it
+ * appends, each a fresh large block whose pages fault in again. Up to EVS_SPARE_SEGS large
+ * segments freed by a prune are kept instead and reused by the next appends that want an
+ * arena of about their size (between half of it and all of it). A kept segment stays in the
+ * store's bytes_allocated, and the number kept is bounded, so the memory a store holds is
+ * at most EVS_SPARE_SEGS segments more than its live events need. */
+
+static evs_seg_t *seg_spare_take(fdn_events_t *es, size_t arena) FDN_REQUIRES(es->amu)
 {
-    evs_seg_t *s = fdn__malloc(sizeof(*s) + arena);
+    for (size_t i = 0; i < es->nspare; i++) {
+        evs_seg_t *s = es->spare_seg[i];
+        if (s->arena_cap >= arena && s->arena_cap / 2 <= arena) {
+            es->spare_seg[i] = es->spare_seg[--es->nspare];
+            s->first_id = 0;
+            atomic_store_explicit(&s->count, 0, memory_order_relaxed);
+            s->arena_used = 0; /* arena_ready stays: those pages are resident */
+            return s;
+        }
+    }
+    return NULL;
+}
+
+static evs_seg_t *seg_new(fdn_events_t *es, size_t arena) FDN_REQUIRES(es->amu)
+{
+    evs_seg_t *s = seg_spare_take(es, arena);
+    if (s != NULL)
+        return s;
+    s = fdn__malloc(sizeof(*s) + arena);
     if (s == NULL)
         return NULL;
     s->first_id = 0;
     atomic_init(&s->count, 0);
     s->arena_cap = arena;
     s->arena_used = 0;
+    /* a small arena (a store with few events) is left to fault in page by page: only the
+     * pages it uses become resident */
+    s->arena_ready = arena > ARENA_MIN ? 0 : arena;
     s->arena = (uint8_t *)(s + 1);
     fdn__evs_account(es, (int64_t)(sizeof(*s) + arena));
     return s;
 }
 
+/* Fault in the next window of a large arena before the append writes into it: one
+ * MADV_POPULATE_WRITE call (Linux 5.14) maps ARENA_AHEAD bytes at once, where the writes
+ * would take one page fault per 4 KB page (expensive under virtualisation: ~40% of a memory
+ * append's time was the fault path). Only the window ahead of the writes is made resident,
+ * so memory follows use as before. A kernel without it (EINVAL) or any other failure just
+ * leaves the pages to fault in as they are written; the call is not tried again. */
+#define ARENA_AHEAD (256u * 1024u)
+
+#ifdef MADV_POPULATE_WRITE
+static _Atomic int populate_off; /* 1: the kernel refused MADV_POPULATE_WRITE */
+
+static void arena_ready(evs_seg_t *s, size_t end)
+{
+    if (FDN_LIKELY(end <= s->arena_ready))
+        return;
+    size_t to = FDN_MIN(FDN_MAX(end, s->arena_ready + ARENA_AHEAD), s->arena_cap);
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    /* the first window also takes the segment's header (its table of offsets) */
+    uintptr_t a =
+        (s->arena_ready == 0 ? (uintptr_t)s : (uintptr_t)(s->arena + s->arena_ready)) & ~(pg - 1);
+    uintptr_t b = ((uintptr_t)(s->arena + to) + pg - 1) & ~(pg - 1);
+    s->arena_ready = to;
+    if (atomic_load_explicit(&populate_off, memory_order_relaxed))
+        return;
+    /* [a, b) lies in pages that hold bytes of the segment: mapped, and ours to write */
+    int saved = errno;
+    if (madvise((void *)a, b - a, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
+        atomic_store_explicit(&populate_off, 1, memory_order_relaxed);
+    errno = saved;
+}
+#else
+static void arena_ready(evs_seg_t *s, size_t end)
+{
+    (void)s;
+    (void)end;
+}
+#endif
+
 static void seg_free(fdn_events_t *es, evs_seg_t *s)
 {
     fdn__evs_account(es, -(int64_t)(sizeof(*s) + s->arena_cap));
     fdn__free(s);
+}
+
+/* A segment a prune removed (plock write: no reader holds it): kept as a spare when large
+ * and there is room, else freed. Caller holds amu. */
+static void seg_release(fdn_events_t *es, evs_seg_t *s) FDN_REQUIRES(es->amu)
+{
+    if (s->arena_cap > ARENA_MIN && es->nspare < EVS_SPARE_SEGS) {
+        es->spare_seg[es->nspare++] = s;
+        return;
+    }
+    seg_free(es, s);
 }
 
 static size_t next_arena_size(fdn_events_t *es, size_t need)
@@ -235,6 +317,8 @@ void fdn__evs_fini(fdn_events_t *es)
     for (size_t i = atomic_load_explicit(&es->seg_head, memory_order_relaxed); i < n; i++)
         fdn__free(d->segs[i].seg);
     fdn__free(d);
+    for (size_t i = 0; i < es->nspare; i++)
+        fdn__free(es->spare_seg[i]);
     fdn__evs_intern_fini(es);
     for (size_t i = 0; i < es->nretired; i++)
         fdn__free(es->retired[i]);
@@ -424,6 +508,7 @@ static int append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t
             cnt = 0;
             segdir_push(es, cur); /* room reserved above */
         }
+        arena_ready(cur, cur->arena_used + sz);
         evs_rec_t *r = (evs_rec_t *)(void *)(cur->arena + cur->arena_used);
         int64_t ts = ev->ts < es->last_ts ? es->last_ts : ev->ts;
         es->last_ts = ts;
@@ -542,7 +627,7 @@ uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut, bool disk)
         size_t h = atomic_load_explicit(&es->seg_head, memory_order_relaxed);
         size_t n = atomic_load_explicit(&es->seg_n, memory_order_relaxed);
         while (h + 1 < n && d->segs[h + 1].first_id <= cut)
-            seg_free(es, d->segs[h++].seg);
+            seg_release(es, d->segs[h++].seg);
         if (h > 0) {
             memmove(d->segs, d->segs + h, (n - h) * sizeof(evs_segent_t));
             atomic_store_explicit(&es->seg_n, n - h, memory_order_relaxed);

@@ -50,6 +50,8 @@ int fdn__events_store_system(fdn_events_t *es, const fdn_event_t *ev, uint64_t *
 
 #define EVS_SEG_EVENTS 4096u
 #define EVS_PCHUNK     1024u
+/* large segments a prune keeps for reuse instead of freeing them (event_store.c) */
+#define EVS_SPARE_SEGS 2u
 /* the writer's cache of recently stored types (slots, a power of two) */
 #define EVS_TYPE_CACHE_BITS 6
 #define EVS_TYPE_CACHE      (1u << EVS_TYPE_CACHE_BITS)
@@ -114,6 +116,7 @@ typedef struct evs_seg {
     _Atomic uint32_t count;
     size_t arena_cap;
     size_t arena_used; /* writer */
+    size_t arena_ready; /* writer: arena bytes below this are faulted in (event_store.c) */
     uint8_t *arena;
     uint32_t offs[EVS_SEG_EVENTS];
 } evs_seg_t;
@@ -169,6 +172,10 @@ struct fdn_events {
     _Atomic size_t seg_head; /* plock write */
     _Atomic size_t seg_n;
     size_t next_arena; /* amu */
+    /* amu: large segments freed by a prune, kept for the next appends (their pages are
+     * resident already); still counted in bytes_alloc (event_store.c, seg_release) */
+    evs_seg_t *spare_seg[EVS_SPARE_SEGS];
+    size_t nspare;
     _Atomic(evs_tab_t *) types;
     _Atomic(evs_tab_t *) nodes;
     _Atomic(evs_tab_t *) corrs;
@@ -204,6 +211,9 @@ struct fdn_events {
     _Atomic uint32_t commit_seq;
     _Atomic uint32_t commit_sleepers;
     _Atomic bool writer_idle; /* the writer waits on wcv: an append must signal it */
+    /* while writer_idle: an append whose last id is below this need not signal (the writer
+     * gathers a group commit until this id or its deadline; 0: every append signals) */
+    _Atomic uint64_t writer_want;
     uint64_t wdelete;           /* wmu: delete ids below this */
     _Atomic int io_error;
     /* asynchronous stores waiting for their commit, in id order (queued under amu) */

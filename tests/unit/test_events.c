@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <malloc.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1513,6 +1515,172 @@ static void telemetry_counters(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+/* A large arena is faulted in a window ahead of the writes (MADV_POPULATE_WRITE), not one
+ * page fault per page as the appends first touch it: right after the first event of a new
+ * large segment, the pages of the window after it are resident. */
+static void large_arena_faulted_ahead(void **state)
+{
+    (void)state;
+    /* large blocks from fresh mappings (no page left resident by an earlier test's heap) */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, NULL, NULL), 0);
+    char *json = malloc(2002);
+    assert_non_null(json);
+    json[0] = '"';
+    memset(json + 1, 'x', 1999);
+    json[2000] = '"';
+    json[2001] = '\0';
+    fdn_event_t *ev = mkev("big", NULL, 1, 0, json);
+    evs_seg_t *seg = NULL;
+    for (int i = 0; i < 1000 && seg == NULL; i++) {
+        assert_int_equal(fdn_events_store(es, ev, NULL), 0);
+        evs_segdir_t *d = atomic_load(&es->segdir);
+        evs_seg_t *last = d->segs[atomic_load(&es->seg_n) - 1].seg;
+        if (last->arena_cap > 64 * 1024 && atomic_load(&last->count) == 1)
+            seg = last;
+    }
+    if (seg == NULL) { /* the second segment is sized for ~2 KB events: a large arena */
+        fail_msg("no large segment");
+        return;
+    }
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t from = ((uintptr_t)seg->arena + seg->arena_used + pg - 1) & ~(uintptr_t)(pg - 1);
+    uintptr_t to = ((uintptr_t)seg->arena + 200 * 1024) & ~(uintptr_t)(pg - 1);
+    unsigned char vec[64];
+    assert_true((to - from) / pg <= sizeof(vec));
+    assert_int_equal(mincore((void *)from, to - from, vec), 0);
+    for (size_t k = 0; k < (to - from) / pg; k++)
+        assert_true(vec[k] & 1);
+    /* the records are intact across the windows */
+    fdn_event_t *got = NULL;
+    assert_int_equal(fdn_events_get(es, atomic_load(&es->published), &got), 0);
+    assert_int_equal(got->data_len, 2001);
+    assert_memory_equal(got->data, json, 2001);
+    fdn_event_free(got);
+    fdn_event_free(ev);
+    free(json);
+    fdn_events_destroy(es);
+}
+
+/* Group commit under many durable callers: the writer gathers the next commit after a large
+ * one (for the callers it released to come back), yet every call returns only once its
+ * event is committed, and a lone caller after the crowd is not left waiting (the gathering
+ * has a deadline). All events are in the file after a reopen. */
+#define GC_THREADS 16
+#define GC_EACH    40
+
+typedef struct gc_arg {
+    fdn_events_t *es;
+    fdn_event_t *ev;
+    int bad;
+} gc_arg_t;
+
+static void *gc_thread(void *p)
+{
+    gc_arg_t *a = p;
+    for (int i = 0; i < GC_EACH; i++) {
+        uint64_t id = 0;
+        fdn_events_stats_t st;
+        if (fdn_events_store(a->es, a->ev, &id) != 0 || fdn_events_stats(a->es, &st) != 0 ||
+            st.durable_committed_id < id)
+            a->bad++;
+    }
+    return NULL;
+}
+
+static void durable_group_commit_many_callers(void **state)
+{
+    (void)state;
+    char path[300];
+    snprintf(path, sizeof(path), "%s/gc.db", g_tmp);
+    unlink(path);
+    fdn_events_t *es = durable_store(path, FDN_EVENTS_DURABLE, NULL);
+    fdn_event_t *ev = mkev("gc", "c", 1, 0, "{\"k\":1}");
+    pthread_t th[GC_THREADS];
+    gc_arg_t a[GC_THREADS];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < GC_THREADS; i++) {
+            a[i] = (gc_arg_t){es, ev, 0};
+            assert_int_equal(pthread_create(&th[i], NULL, gc_thread, &a[i]), 0);
+        }
+        for (int i = 0; i < GC_THREADS; i++) {
+            assert_int_equal(pthread_join(th[i], NULL), 0);
+            assert_int_equal(a[i].bad, 0);
+        }
+        /* alone after the crowd */
+        uint64_t id = 0;
+        assert_int_equal(fdn_events_store(es, ev, &id), 0);
+        fdn_events_stats_t st;
+        assert_int_equal(fdn_events_stats(es, &st), 0);
+        assert_true(st.durable_committed_id >= id);
+    }
+    fdn_events_destroy(es);
+    es = durable_store(path, FDN_EVENTS_DURABLE, NULL);
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    assert_int_equal(st.count, 3 * (GC_THREADS * GC_EACH + 1));
+    fdn_events_destroy(es);
+    fdn_event_free(ev);
+}
+
+/* Segments freed by a prune are kept (two at most, counted in bytes_allocated) and reused by
+ * the next appends instead of allocating and faulting in a new block. */
+static void pruned_segments_reused(void **state)
+{
+    (void)state;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, NULL, NULL), 0);
+    char json[200];
+    memset(json, 'y', sizeof(json));
+    json[0] = '"';
+    json[198] = '"';
+    json[199] = '\0';
+    fdn_event_t *ev = mkev("r", NULL, 1, 0, json);
+    while (atomic_load(&es->seg_n) < 6)
+        assert_int_equal(fdn_events_store(es, ev, NULL), 0);
+    evs_segdir_t *d = atomic_load(&es->segdir);
+    evs_seg_t *old[4];
+    for (int i = 0; i < 4; i++)
+        old[i] = d->segs[i].seg;
+    assert_true(old[0]->arena_cap <= 64 * 1024); /* the first one is small: freed */
+    assert_true(old[1]->arena_cap > 64 * 1024);
+    uint64_t cut = d->segs[4].first_id;
+    size_t freed = sizeof(evs_seg_t) + old[0]->arena_cap; /* + one large one, below */
+    size_t large = old[1]->arena_cap;
+    assert_int_equal(old[2]->arena_cap, large);
+    assert_int_equal(old[3]->arena_cap, large);
+    fdn_events_stats_t before, after;
+    assert_int_equal(fdn_events_stats(es, &before), 0);
+    assert_true(fdn__evs_prune_ids(es, cut, false) > 0);
+    assert_int_equal(fdn_events_stats(es, &after), 0);
+    assert_int_equal(es->nspare, 2);
+    for (size_t k = 0; k < es->nspare; k++)
+        assert_true(es->spare_seg[k] == old[1] || es->spare_seg[k] == old[2] ||
+                    es->spare_seg[k] == old[3]);
+    /* the kept segments are still counted; the small one and the third large one are not */
+    assert_true(before.bytes_allocated - after.bytes_allocated >=
+                freed + sizeof(evs_seg_t) + large);
+    assert_true(before.bytes_allocated - after.bytes_allocated <
+                freed + 2 * (sizeof(evs_seg_t) + large));
+    /* the next segment is a kept one, and its events read back */
+    size_t n0 = atomic_load(&es->seg_n);
+    uint64_t id = 0;
+    while (atomic_load(&es->seg_n) == n0)
+        assert_int_equal(fdn_events_store(es, ev, &id), 0);
+    evs_seg_t *cur = atomic_load(&es->segdir)->segs[atomic_load(&es->seg_n) - 1].seg;
+    assert_true(cur == old[1] || cur == old[2] || cur == old[3]);
+    assert_int_equal(es->nspare, 1);
+    assert_int_equal(cur->first_id, id);
+    fdn_event_t *got = NULL;
+    assert_int_equal(fdn_events_get(es, id, &got), 0);
+    assert_int_equal(got->data_len, 199);
+    assert_memory_equal(got->data, json, 199);
+    fdn_event_free(got);
+    fdn_event_free(ev);
+    fdn_events_destroy(es);
+}
+
 #define DURABLE_TEST(fn) cmocka_unit_test_setup_teardown(fn, durable_setup, durable_teardown)
 
 /* A batch built from specs is validated whole first: the first bad spec names its index
@@ -1576,6 +1744,7 @@ int main(void)
         cmocka_unit_test(subscription_fd_and_overflow),
         cmocka_unit_test(unavailable_and_buffered),
         DURABLE_TEST(durable_reopen_keeps_events_and_ids),
+        DURABLE_TEST(durable_group_commit_many_callers),
         DURABLE_TEST(reload_after_reboot_rebases_timestamps),
         DURABLE_TEST(reload_rebase_extreme_wall_times),
         DURABLE_TEST(buffered_stores_reach_the_file),
@@ -1587,6 +1756,8 @@ int main(void)
         DURABLE_TEST(batch_not_split_across_commits),
         cmocka_unit_test(random_queries_match_model),
         cmocka_unit_test(telemetry_counters),
+        cmocka_unit_test(large_arena_faulted_ahead),
+        cmocka_unit_test(pruned_segments_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
