@@ -128,6 +128,20 @@ static void sweep_set(void **state)
             fdn_free(names);
         }
     }
+    SWEEP(sw, fdn_breakers_handles, 0)
+    {
+        fdn_breaker_t **v = NULL;
+        size_t n = 0;
+        sweep_arm(&sw);
+        if (sweep_failed(&sw, fdn_breakers_handles(set, &v, &n))) {
+            assert_null(v);
+            assert_int_equal(n, 0);
+        } else {
+            assert_int_equal(n, 2);
+            assert_string_equal(fdn_breaker_name(v[1]), "y");
+            fdn_free(v);
+        }
+    }
     SWEEP(sw, fdn_breakers_set_defaults, SWEEP_KEEP)
     {
         fdn_breaker_opts_t d = FDN_BREAKER_OPTS_INIT;
@@ -187,6 +201,7 @@ static void accessors_allocate_nothing(void **state)
     NOALLOC_SWEEP(fdn_breaker_state_name, fdn_breaker_state_name(FDN_BREAKER_OPEN));
     NOALLOC_SWEEP(fdn_breaker_get, fdn_breaker_get(set, "b", &b));
     NOALLOC_SWEEP(fdn_breakers_count, fdn_breakers_count(set));
+    NOALLOC_SWEEP(fdn_breakers_set_max, fdn_breakers_set_max(set, 5));
     fdn_breakers_destroy(set);
 }
 
