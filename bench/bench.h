@@ -6,6 +6,15 @@
  * together behind a barrier, and reports the median. Every case names a baseline case
  * measured in the same run, so results read as ratios on any machine.
  *
+ * A baseline with `paired` set (one that talks to a server or a disk: PostgreSQL, Redis,
+ * etcd, SQLite) is not measured on its own: its runs are interleaved with the runs of the
+ * cases that name it, B C1 C2 .. B C1 C2 .. B (one more baseline run than case runs), and
+ * each case run's ratio is taken against the baseline interpolated, by time, between the
+ * baseline runs just before and just after it. The case's ratio is the median of those
+ * per-run ratios, so drift of the server slower than one round cancels out. In-process
+ * baselines (atomics, mutex, malloc, ...) are measured once, alone, as before: they do not
+ * drift that way and pairing would only add runs. See bench/README.md.
+ *
  * Goals (from the issues) are checked by kind:
  *   BENCH_GOAL_NS_MAX      ns_per_op <= goal
  *   BENCH_GOAL_RATIO_MAX   ns_per_op / baseline ns_per_op <= goal
@@ -53,6 +62,9 @@ typedef struct bench_case {
     /* Optional: NULL when the case can run here, else why not (e.g. no redis-server); the
      * case (and every case whose baseline it is) is then reported as skipped. */
     const char *(*unavailable)(void);
+    /* For a baseline (no baseline of its own): measure the cases that name it interleaved
+     * with it, and their ratios from those pairs (see the comment at the top). */
+    bool paired;
 } bench_case_t;
 
 void bench_register(const bench_case_t *c);

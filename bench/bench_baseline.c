@@ -318,7 +318,8 @@ static const bench_case_t sq_case = {.name = "baseline.sqlite_wal_batch1000",
                                      .iters = 200000,
                                      .setup = sq_setup,
                                      .run = sq_run,
-                                     .teardown = sq_teardown};
+                                     .teardown = sq_teardown,
+                                     .paired = true};
 BENCH_REGISTER(sq_case)
 
 /* ---- fdatasync of 4 KiB -------------------------------------------------------------------- */

@@ -191,7 +191,7 @@ static void put_run(void *state, int tid, uint64_t iters)
 
 BENCH_CASE(etcd_put, ETCD_SHARED, .name = "baseline.etcd.put", .iters = 2000,
            .goal_kind = BENCH_GOAL_NONE, .goal_text = "raw gateway put (HTTP + JSON + raft commit)",
-           .run = put_run)
+           .run = put_run, .paired = true)
 
 static void range_run(void *state, int tid, uint64_t iters)
 {
@@ -209,7 +209,7 @@ static void range_run(void *state, int tid, uint64_t iters)
 
 BENCH_CASE(etcd_range, ETCD_SHARED, .name = "baseline.etcd.range", .iters = 2000,
            .goal_kind = BENCH_GOAL_NONE, .goal_text = "raw gateway range of one key",
-           .run = range_run)
+           .run = range_run, .paired = true)
 
 static void register_run(void *state, int tid, uint64_t iters)
 {

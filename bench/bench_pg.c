@@ -278,19 +278,20 @@ static void *app1s_setup(int threads)
 #define app1s_run      app_run
 #define app1s_teardown app_teardown
 
-#define PG_CASE(var, nm, th, base, gk, g, gt, pre)                                                 \
+/* The raw INSERTs are paired baselines: measured interleaved with the appends (bench.h). */
+#define PG_CASE(var, nm, th, base, gk, g, gt, pre, ...)                                            \
     BENCH_CASE(var, .name = nm, .threads = th, .iters = 20000, .baseline = base, .goal_kind = gk,  \
                .goal = g, .goal_text = gt, .setup = pre##_setup, .run = pre##_run,                 \
-               .teardown = pre##_teardown, .unavailable = unavailable)
+               .teardown = pre##_teardown, .unavailable = unavailable, __VA_ARGS__)
 
-PG_CASE(c_raw1, "baseline.pg.insert", 1, NULL, BENCH_GOAL_NONE, 0, NULL, raw)
-PG_CASE(c_raw4, "baseline.pg.insert.4t", 4, NULL, BENCH_GOAL_NONE, 0, NULL, raw)
+PG_CASE(c_raw1, "baseline.pg.insert", 1, NULL, BENCH_GOAL_NONE, 0, NULL, raw, .paired = true)
+PG_CASE(c_raw4, "baseline.pg.insert.4t", 4, NULL, BENCH_GOAL_NONE, 0, NULL, raw, .paired = true)
 PG_CASE(c_app1, "events.pg.append", 1, "baseline.pg.insert", BENCH_GOAL_SPEEDUP_MIN, 0.8,
-        ">= 0.8x raw INSERTs", app)
+        ">= 0.8x raw INSERTs", app, .paired = false)
 PG_CASE(c_app4, "events.pg.append.4t", 4, "baseline.pg.insert.4t", BENCH_GOAL_SPEEDUP_MIN, 0.8,
-        ">= 0.8x raw INSERTs", app)
+        ">= 0.8x raw INSERTs", app, .paired = false)
 PG_CASE(c_app4s, "events.pg.append.4t.1store", 4, "baseline.pg.insert.4t", BENCH_GOAL_SPEEDUP_MIN,
-        0.8, ">= 0.8x raw INSERTs", app1s)
+        0.8, ">= 0.8x raw INSERTs", app1s, .paired = false)
 
 /* ---- query by correlation id --------------------------------------------------------------- */
 
@@ -375,7 +376,7 @@ static void raw_corr_run(void *state, int tid, uint64_t iters)
 
 BENCH_CASE(c_rcorr, .name = "baseline.pg.select_corr", .threads = 1, .iters = 2000,
            .setup = corr_setup, .run = raw_corr_run, .teardown = corr_teardown,
-           .unavailable = unavailable)
+           .unavailable = unavailable, .paired = true)
 BENCH_CASE(c_corr, .name = "events.pg.query_corr", .threads = 1, .iters = 2000,
            .baseline = "baseline.pg.select_corr", .goal_kind = BENCH_GOAL_SPEEDUP_MIN, .goal = 0.8,
            .goal_text = ">= 0.8x raw SELECT", .setup = corr_setup, .run = corr_run,

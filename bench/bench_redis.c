@@ -210,7 +210,8 @@ static void lim_teardown(void *state)
                                            .setup = raw_setup,                                     \
                                            .run = raw_run,                                         \
                                            .teardown = raw_teardown,                               \
-                                           .unavailable = unavailable};                            \
+                                           .unavailable = unavailable,                             \
+                                           .paired = true};                                        \
     BENCH_REGISTER(var##_raw)                                                                      \
     static const bench_case_t var##_lim = {.name = "limiter.redis.check" suffix,                   \
                                            .threads = nthreads,                                    \

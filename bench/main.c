@@ -7,6 +7,29 @@
  * median run gives ns_per_op (per-thread time per operation) and ops_per_s (all threads).
  * A case's baseline is always measured in the same process run (selected automatically when
  * a filter picks the case), so every figure is also printed as a ratio.
+ *
+ * Paired baselines (bench_case_t.paired: the ones that measure a server or a disk) are not
+ * measured minutes away from their cases: when the table reaches such a baseline B, the
+ * harness measures B and every selected case Ci that names it together. After one warm-up
+ * run of each, it runs rounds B C1 .. Ck, `runs` of them, and one last B, so every case run
+ * lies between two baseline runs. A case run's ratio is computed against the baseline's
+ * ns/op linearly interpolated at the midpoint (in time) of the case run between those two
+ * baseline runs, and the case's ratio is the median of its `runs` per-run ratios. Why this:
+ *  - a server's speed drifts over tens of seconds to minutes (checkpoints, autovacuum, cache
+ *    state, other load on the machine); within one round it is nearly constant, and the
+ *    interpolation also cancels a linear drift across the round, whatever the case's place
+ *    in it (always running B first and C second would bias every ratio by the drift of one
+ *    run);
+ *  - the median of per-run ratios drops a round hit by a hiccup in either run, where the
+ *    ratio of two medians can mix runs from different server states;
+ *  - B runs runs+1 times in all however many cases name it, where measuring B alone first
+ *    ran it runs+1 times too (warm-up included): pairing costs about one warm-up run per
+ *    paired baseline, so `make bench` takes the same time.
+ * The baseline's own row is the median of all its interleaved runs. A case's ns/op and ops/s
+ * stay the median of its own runs; its ratio therefore need not equal the quotient of the two
+ * printed medians. In-process baselines (atomics, mutex, malloc, hash lookup) are measured
+ * once, alone, before their cases, as before: they move with CPU frequency and load, not with
+ * a server's state, and interleaving them would add runs for nothing.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -25,6 +48,11 @@ typedef struct result {
     double ns_per_op;
     double ops_per_s;
     double value;
+    bool paired;      /* ratio measured against interleaved baseline runs */
+    int pairs;        /* how many per-run ratios */
+    double ratio;     /* median of them */
+    double ratio_min; /* their spread */
+    double ratio_max;
 } result_t;
 
 static const bench_case_t *g_cases[MAX_CASES];
@@ -88,8 +116,9 @@ static int case_threads(const bench_case_t *c)
     return c->threads < 1 ? 1 : c->threads > BENCH_MAX_THREADS ? BENCH_MAX_THREADS : c->threads;
 }
 
-/* One timed run; returns elapsed ns and fills *value. */
-static int64_t run_once(const bench_case_t *c, double *value)
+/* One timed run; returns elapsed ns and fills *value and *mid (the run's midpoint, ns on
+ * CLOCK_MONOTONIC), either of which may be NULL. */
+static int64_t run_once(const bench_case_t *c, double *value, int64_t *mid)
 {
     int threads = case_threads(c);
     void *state = c->setup ? c->setup(threads) : NULL;
@@ -116,6 +145,8 @@ static int64_t run_once(const bench_case_t *c, double *value)
     }
     if (value != NULL)
         *value = c->value ? c->value(state) : 0.0;
+    if (mid != NULL)
+        *mid = start + (stop - start) / 2;
     if (c->teardown)
         c->teardown(state);
     return stop - start;
@@ -135,41 +166,145 @@ static int find_case(const char *name)
     return -1;
 }
 
+/* The timed runs per case: at least 5, one with --quick, at most 64. */
+static int runs_per_case(void)
+{
+    int runs = g_opt.runs < 5 && !g_opt.quick ? 5 : g_opt.runs;
+    if (g_opt.quick)
+        runs = 1;
+    return runs > 64 ? 64 : runs;
+}
+
+/* Fill a result from n (<= 64) runs' ns/op and values. Sorts both arrays. */
+static void set_medians(const bench_case_t *c, result_t *res, double *ns, double *vals, int n)
+{
+    qsort(ns, (size_t)n, sizeof(double), cmp_double);
+    qsort(vals, (size_t)n, sizeof(double), cmp_double);
+    res->ns_per_op = ns[n / 2];
+    res->ops_per_s = ns[n / 2] > 0 ? 1e9 * case_threads(c) / ns[n / 2] : 0;
+    res->value = vals[n / 2];
+    res->done = true;
+}
+
+/* Why a case cannot run (its own reason, or its baseline's), or NULL. */
+static const char *why_skipped(const bench_case_t *c)
+{
+    const char *why = c->unavailable ? c->unavailable() : NULL;
+    int b = c->baseline ? find_case(c->baseline) : -1;
+    if (why == NULL && b >= 0 && g_results[b].skipped != NULL)
+        why = g_results[b].skipped;
+    return why;
+}
+
 static void measure(size_t idx)
 {
     const bench_case_t *c = g_cases[idx];
     if (g_results[idx].done)
         return;
-    const char *why = c->unavailable ? c->unavailable() : NULL;
-    int b = c->baseline ? find_case(c->baseline) : -1;
-    if (why == NULL && b >= 0 && g_results[b].skipped != NULL)
-        why = g_results[b].skipped;
+    const char *why = why_skipped(c);
     if (why != NULL) {
         g_results[idx].skipped = why;
         g_results[idx].done = true;
         return;
     }
     double value = 0;
-    run_once(c, NULL); /* warm-up */
-    int runs = g_opt.runs < 5 && !g_opt.quick ? 5 : g_opt.runs;
-    if (g_opt.quick)
-        runs = 1;
+    run_once(c, NULL, NULL); /* warm-up */
+    int runs = runs_per_case();
     double ns[64], vals[64];
-    if (runs > 64)
-        runs = 64;
-    int threads = case_threads(c);
     uint64_t iters = case_iters(c);
     for (int r = 0; r < runs; r++) {
-        int64_t el = run_once(c, &value);
+        int64_t el = run_once(c, &value, NULL);
         ns[r] = (double)el / (double)iters;
         vals[r] = value;
     }
-    qsort(ns, (size_t)runs, sizeof(double), cmp_double);
-    qsort(vals, (size_t)runs, sizeof(double), cmp_double);
-    g_results[idx].ns_per_op = ns[runs / 2];
-    g_results[idx].ops_per_s = ns[runs / 2] > 0 ? 1e9 * threads / ns[runs / 2] : 0;
-    g_results[idx].value = vals[runs / 2];
-    g_results[idx].done = true;
+    set_medians(c, &g_results[idx], ns, vals, runs);
+}
+
+/* A paired baseline has no baseline of its own. */
+static bool is_paired_baseline(const bench_case_t *c)
+{
+    return c->paired && c->baseline == NULL;
+}
+
+#define MAX_GROUP 16
+
+/* Measure the paired baseline `bidx` interleaved with every wanted case that names it (see
+ * the header comment); a baseline none of whose cases is wanted is measured alone. */
+static void measure_group(size_t bidx, const bool *want)
+{
+    const bench_case_t *b = g_cases[bidx];
+    if (g_results[bidx].done)
+        return;
+    const char *why = why_skipped(b);
+    if (why != NULL) { /* its cases inherit the reason in measure() */
+        g_results[bidx].skipped = why;
+        g_results[bidx].done = true;
+        return;
+    }
+    size_t m[MAX_GROUP];
+    int k = 0;
+    for (size_t i = 0; i < g_ncases && k < MAX_GROUP; i++) {
+        const bench_case_t *c = g_cases[i];
+        if (!want[i] || g_results[i].done || c->baseline == NULL ||
+            strcmp(c->baseline, b->name) != 0 || is_paired_baseline(c))
+            continue;
+        if ((why = why_skipped(c)) != NULL) {
+            g_results[i].skipped = why;
+            g_results[i].done = true;
+            continue;
+        }
+        m[k++] = i;
+    }
+    if (k == 0) {
+        measure(bidx);
+        return;
+    }
+    int runs = runs_per_case();
+    /* b_* hold runs + 1 entries: no more than 65 */
+    double b_ns[65], b_sorted[65], b_vals[65], c_ns[MAX_GROUP][64], c_vals[MAX_GROUP][64];
+    int64_t b_mid[65], c_mid[MAX_GROUP][64];
+    double value = 0;
+    run_once(b, NULL, NULL); /* warm-ups */
+    for (int j = 0; j < k; j++)
+        run_once(g_cases[m[j]], NULL, NULL);
+    uint64_t b_iters = case_iters(b);
+    for (int r = 0; r <= runs; r++) {
+        b_ns[r] = (double)run_once(b, &value, &b_mid[r]) / (double)b_iters;
+        b_vals[r] = value;
+        if (r == runs)
+            break;
+        for (int j = 0; j < k; j++) {
+            const bench_case_t *c = g_cases[m[j]];
+            c_ns[j][r] = (double)run_once(c, &value, &c_mid[j][r]) / (double)case_iters(c);
+            c_vals[j][r] = value;
+        }
+    }
+    for (int j = 0; j < k; j++) {
+        const bench_case_t *c = g_cases[m[j]];
+        result_t *res = &g_results[m[j]];
+        double ratio[64];
+        int n = 0;
+        for (int r = 0; r < runs; r++) {
+            double span = (double)(b_mid[r + 1] - b_mid[r]);
+            double t = span > 0 ? (double)(c_mid[j][r] - b_mid[r]) / span : 0.5;
+            double bi = b_ns[r] + t * (b_ns[r + 1] - b_ns[r]);
+            if (c->goal_kind == BENCH_GOAL_SPEEDUP_MIN) /* ops/s over ops/s */
+                ratio[n++] = c_ns[j][r] > 0 ? (double)case_threads(c) * bi /
+                                                  ((double)case_threads(b) * c_ns[j][r])
+                                            : 0;
+            else
+                ratio[n++] = bi > 0 ? c_ns[j][r] / bi : 0;
+        }
+        qsort(ratio, (size_t)n, sizeof(double), cmp_double);
+        res->paired = true;
+        res->pairs = n;
+        res->ratio = ratio[n / 2];
+        res->ratio_min = ratio[0];
+        res->ratio_max = ratio[n - 1];
+        set_medians(c, res, c_ns[j], c_vals[j], runs);
+    }
+    memcpy(b_sorted, b_ns, sizeof(double) * (size_t)(runs + 1));
+    set_medians(b, &g_results[bidx], b_sorted, b_vals, runs + 1);
 }
 
 static bool selected(const bench_case_t *c)
@@ -209,7 +344,9 @@ static void report(size_t idx, int *met_count, int *goal_count)
     double ratio = 0;
     bool has_goal = c->goal_kind != BENCH_GOAL_NONE;
     bool met = false;
-    if (b >= 0) {
+    if (r->paired) {
+        ratio = r->ratio;
+    } else if (b >= 0) {
         result_t *br = &g_results[b];
         if (c->goal_kind == BENCH_GOAL_SPEEDUP_MIN)
             ratio = br->ops_per_s > 0 ? r->ops_per_s / br->ops_per_s : 0;
@@ -250,12 +387,21 @@ static void report(size_t idx, int *met_count, int *goal_count)
             printf(",\"value\":%.2f,\"unit\":", r->value);
             json_str(c->value_unit ? c->value_unit : "");
         }
-        printf(",\"met\":%s}\n", has_goal ? (met ? "true" : "false") : "null");
+        printf(",\"met\":%s,\"paired\":%s", has_goal ? (met ? "true" : "false") : "null",
+               r->paired ? "true" : "false");
+        if (r->paired)
+            printf(",\"pairs\":%d,\"ratio_min\":%.3f,\"ratio_max\":%.3f", r->pairs, r->ratio_min,
+                   r->ratio_max);
+        printf("}\n");
     } else {
-        char extra[64] = "";
+        char extra[128] = "";
+        int o = 0;
         if (c->goal_kind == BENCH_GOAL_VALUE_MAX)
-            snprintf(extra, sizeof(extra), " [%.1f %s]", r->value,
-                     c->value_unit ? c->value_unit : "");
+            o = snprintf(extra, sizeof(extra), " [%.1f %s]", r->value,
+                         c->value_unit ? c->value_unit : "");
+        if (r->paired && o >= 0 && (size_t)o < sizeof(extra))
+            snprintf(extra + o, sizeof(extra) - (size_t)o, " [paired x%d: %.2f-%.2f]", r->pairs,
+                     r->ratio_min, r->ratio_max);
         printf("%-34s %2d %14.0f %11.2f  %-26s %7.2f  %-22s %s%s\n", c->name, threads, r->ops_per_s,
                r->ns_per_op, c->baseline ? c->baseline : "-", ratio,
                c->goal_text ? c->goal_text : "-", has_goal ? (met ? "met" : "NOT met") : "", extra);
@@ -268,7 +414,8 @@ static void usage(void)
     printf("usage: fdn-bench [--json] [--filter PATTERN] [--runs N] [--quick] [--list]\n"
            "  --json     one JSON object per case and line\n"
            "  --filter   run only cases whose name contains PATTERN (and their baselines)\n"
-           "  --runs N   timed runs per case (median reported; at least 5)\n"
+           "  --runs N   timed runs per case (median reported; at least 5); a paired\n"
+           "             baseline runs N + 1 times, between its cases' runs\n"
            "  --quick    tiny counts, one run: a smoke test, figures meaningless\n"
            "  --list     list the cases\n");
 }
@@ -337,11 +484,17 @@ int main(int argc, char **argv)
         size_t i = order[k];
         if (!want[i])
             continue;
-        /* A case's baseline is measured before the case itself. */
+        /* A case's baseline is measured before the case itself; a paired baseline together
+         * with its cases. */
         int bi = g_cases[i]->baseline ? find_case(g_cases[i]->baseline) : -1;
-        if (bi >= 0)
+        if (bi >= 0 && is_paired_baseline(g_cases[bi]))
+            measure_group((size_t)bi, want);
+        else if (bi >= 0)
             measure((size_t)bi);
-        measure(i);
+        if (is_paired_baseline(g_cases[i]))
+            measure_group(i, want);
+        else
+            measure(i);
         report(i, &met, &goals);
         ran++;
     }
