@@ -118,9 +118,9 @@ struct fdn_breaker {
     char *name;
     _Atomic(void *) tickets; /* breaker_ticket.c's table, made on first use */
     /* the set's name index (guarded by the set's mu; unused outside a set) */
-    uint64_t hkey;               /* fdn__hash_str(name) */
-    struct fdn_breaker *hnext;   /* next in the bucket */
-    bool listed;                 /* in the set's v (false: removed, on its gone list) */
+    uint64_t hkey;             /* fdn__hash_str(name) */
+    struct fdn_breaker *hnext; /* next in the bucket */
+    bool listed;               /* in the set's v (false: removed, on its gone list) */
 };
 
 struct fdn_breakers {

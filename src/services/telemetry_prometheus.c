@@ -713,8 +713,7 @@ static void add_metric(tm_expo_t *c, const fdn_telemetry_t *tm, const char *name
     names_for(c->om, name, kind, &fam, &sample);
     if (!fam.oom)
         header(&head, fam.p, help, kind);
-    (void)add_record(c, &fam, &sample, &head, kind == FDN_TELEMETRY_HISTOGRAM, PART_SERIES, xs,
-                     n);
+    (void)add_record(c, &fam, &sample, &head, kind == FDN_TELEMETRY_HISTOGRAM, PART_SERIES, xs, n);
     if (!c->oom && kind == FDN_TELEMETRY_HISTOGRAM && wants_summary(tm, name))
         add_summary(c, name, help, xs, n);
 }
