@@ -304,13 +304,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             wal = data + 1;
             wn = size - 1;
         } else {
-            size_t trunc = size >= 3 ? ((size_t)data[1] << 8 | data[2]) * 64 : 0;
-            if (trunc > 0 && trunc < fn)
-                fn = trunc;
-            for (size_t i = 3; i + 3 <= size && fn > 0; i += 3) {
-                size_t off = ((size_t)data[i] << 8 | data[i + 1]) % fn;
-                f[off] ^= data[i + 2];
-            }
+            fn = fdn_fuzz_damage(f, fn, data, size);
             intact = fn == t->n && size <= 3;
         }
     }

@@ -2,6 +2,9 @@
 #ifndef FDN_FUZZ_UTIL_H
 #define FDN_FUZZ_UTIL_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 /* Defined by fuzz/replay_main.c only, so NULL under libFuzzer: a target that runs its costly
  * paths on a sample of the inputs (to keep its rate) runs them on every input under the ctest
  * replay, which then checks each corpus input fully. */
@@ -32,5 +35,21 @@ extern const int fdn_fuzz_replaying __attribute__((weak));
         *argv = args_;                                                                             \
         return 0;                                                                                  \
     }
+
+/* Damage the fn bytes of a file at f as an input of the file targets says (fuzz_event_db,
+ * fuzz_event_spool): bytes 1-2 of data a truncation (big-endian, in 64-byte units; 0 = none),
+ * then patches of 3 bytes from byte 3 on: a 16-bit offset (modulo the file's size) and a byte
+ * XORed there. Returns the file's new length. */
+static inline size_t fdn_fuzz_damage(uint8_t *f, size_t fn, const uint8_t *data, size_t size)
+{
+    size_t trunc = size >= 3 ? ((size_t)data[1] << 8 | data[2]) * 64 : 0;
+    if (trunc > 0 && trunc < fn)
+        fn = trunc;
+    for (size_t i = 3; i + 3 <= size && fn > 0; i += 3) {
+        size_t off = ((size_t)data[i] << 8 | data[i + 1]) % fn;
+        f[off] ^= data[i + 2];
+    }
+    return fn;
+}
 
 #endif

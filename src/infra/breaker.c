@@ -935,10 +935,11 @@ static int index_reserve_locked(fdn_breakers_t *s) FDN_REQUIRES(s->mu)
     return 0;
 }
 
-/* s->mu held: a listed breaker by name, or NULL */
-static fdn_breaker_t *find_locked(fdn_breakers_t *s, const char *name) FDN_REQUIRES(s->mu)
+/* s->mu held: a listed breaker by name (h its hash), or NULL */
+static fdn_breaker_t *find_locked(fdn_breakers_t *s, const char *name, uint64_t h)
+    FDN_REQUIRES(s->mu)
 {
-    fdn_breaker_t *b = index_find_locked(s, name, fdn__hash_str(name));
+    fdn_breaker_t *b = index_find_locked(s, name, h);
     return b != NULL && b->listed ? b : NULL;
 }
 
@@ -949,9 +950,7 @@ int fdn_breaker_get(fdn_breakers_t *s, const char *name, fdn_breaker_t **out)
     atomic_fetch_add_explicit(&s->lookups, 1, memory_order_relaxed);
     uint64_t h = fdn__hash_str(name); /* outside the lock */
     fdn__mutex_lock(&s->mu);
-    fdn_breaker_t *b = index_find_locked(s, name, h);
-    if (b != NULL && !b->listed)
-        b = NULL;
+    fdn_breaker_t *b = find_locked(s, name, h);
     fdn__mutex_unlock(&s->mu);
     if (!b)
         return FDN_EBREAKER_NOT_FOUND;
@@ -1014,8 +1013,9 @@ int fdn_breaker_remove(fdn_breakers_t *s, const char *name)
 {
     if (s == NULL || name == NULL)
         return FDN_EINVAL;
+    uint64_t h = fdn__hash_str(name);
     fdn__mutex_lock(&s->mu);
-    fdn_breaker_t *b = find_locked(s, name);
+    fdn_breaker_t *b = find_locked(s, name, h);
     int rc = b != NULL ? unlist_locked(s, b) : FDN_EBREAKER_NOT_FOUND;
     fdn__mutex_unlock(&s->mu);
     return rc;

@@ -450,7 +450,7 @@ static void config_file_reaches_services(void **state)
                      "\"rate_limiting\":{\"default_rules\":"
                      "{\"api_calls\":{\"scale\":1000,\"limit\":7}}},"
                      "\"circuit_breaker\":{\"default_config\":{\"failure_threshold\":2},"
-                     "\"breakers\":{\"declared\":{\"failure_threshold\":1,"
+                     "\"max_breakers\":3,\"breakers\":{\"declared\":{\"failure_threshold\":1,"
                      "\"recovery_time_ms\":60000}}}}}");
     test_rt_t *f = config_runtime(path);
     fdn_runtime_t *rt = f->rt;
@@ -504,6 +504,10 @@ static void config_file_reaches_services(void **state)
     assert_int_equal(wb_open, 1);
     assert_int_equal(declared_events, 2);
     fdn_event_list_free(l);
+    /* max_breakers: "declared" and "wb" hold two of the three names */
+    assert_int_equal(fdn_breaker_create_in(fdn_runtime_breakers(rt), "third", NULL, NULL), 0);
+    assert_int_equal(fdn_breaker_create_in(fdn_runtime_breakers(rt), "fourth", NULL, NULL),
+                     FDN_ENOSPC);
 
     /* retention */
     fdn_events_t *es = fdn_runtime_events(rt);
