@@ -6,34 +6,39 @@
 # (bench/http/mhd_baseline.c, fdn-http-baseline). The server runs on its embedded defaults with
 # a temporary data directory, so POST /v1/events is durable (201 only once fsynced).
 #
-# usage: bench/http_bench.sh [--quick] [--json] [--rebase] [--duration S] [--filter PATTERN] [BINDIR]
+# usage: bench/http_bench.sh [--quick] [--json] [--rounds N] [--duration S] [--filter PATTERN] [BINDIR]
 #   BINDIR   holds fdn and fdn-http-baseline (default build/release/bin)
-#   --quick  1 s per case, goals not judged: the smoke test (fails on any non-2xx answer or an
-#            acknowledged event missing from the store)
-#   --rebase measure the baseline again right before each case and take that case's ratio to
-#            it (on a machine whose load swings, one baseline at the start misjudges later cases)
+#   --quick  1 s per case, one round, goals not judged: the smoke test (fails on any non-2xx
+#            answer or an acknowledged event missing from the store)
+#   --rounds N  paired rounds per case (default 3): each round runs the baseline, then the
+#            case, S seconds each; the case's ratio is the median of the N per-round ratios
+#            (a load that swings between rounds moves both sides of a round alike)
 #
-# Per case: req/s (all connections), p99 latency, ratio = req/s / baseline req/s, the goal
-# (issue 16), and for appends the check that the store holds at least every acknowledged
-# event (events_stored grew by >= the 201 answers counted by wrk; more is fine: requests in
-# flight when wrk stops are stored but not counted).
+# Per case: req/s (median over the rounds, all connections), p99 latency (of the median
+# round), ratio (median of the rounds' case / baseline req/s), the goal (issue 16), the
+# rounds' ratio range, the server CPU time per request of fdn serve and of the baseline
+# (utime + stime of the process over the runs: what predicts the ratio on an idle machine,
+# the CPU wrk itself takes aside), and for appends the check that the store holds at least
+# every acknowledged event (events_stored grew by >= the 201 answers counted by wrk; more is
+# fine: requests in flight when wrk stops are stored but not counted).
 set -euo pipefail
 
 BINDIR=build/release/bin
 QUICK=0
 JSON=0
-REBASE=0
-DUR=5
+ROUNDS=3
+DUR=3
 FILTER=""
 CONNS=32
 while (($#)); do
     case "$1" in
-    --quick) QUICK=1 DUR=1 ;;
+    --quick) QUICK=1 DUR=1 ROUNDS=1 ;;
     --json) JSON=1 ;;
-    --rebase) REBASE=1 ;;
+    --rounds) ROUNDS="$2"; shift ;;
+    --rebase) ;; # every case is paired with its own baseline runs now
     --duration) DUR="$2"; shift ;;
     --filter) FILTER="$2"; shift ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
     *) BINDIR="$1" ;;
     esac
     shift
@@ -123,8 +128,16 @@ run_wrk() {
 
 start baseline "$BASE" 0 2
 BPORT=$PORT
+BPID=${PIDS[-1]}
 start fdn "$FDN" serve --data-dir "$TMP/data" --listen 127.0.0.1:0
 FPORT=$PORT
+FPID=${PIDS[-1]}
+
+# cpu PID: utime + stime of the process so far, in clock ticks
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TCK=$(getconf CLK_TCK)
+# median of the arguments (the middle one; of an even count the lower middle)
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
 lua "$TMP/get.lua" GET ""
 lua "$TMP/limiter.lua" POST '{"key":"bench","limit":2000000000,"window_ms":60000,"algorithm":"fixed_window"}'
@@ -165,8 +178,8 @@ report() { # name rps p99 baseline ratio goaltext met extra
     fi
 }
 
+# one baseline run, reported alone
 run_wrk "http://127.0.0.1:$BPORT/" "$TMP/get.lua"
-BRPS=$RPS
 if ((NON2XX != 0)); then echo "http_bench: baseline answered $NON2XX non-2xx" >&2; exit 1; fi
 report http.baseline.mhd_2byte "$RPS" "$P99_MS" - 1 - "" ""
 RAN=$((RAN + 1))
@@ -175,29 +188,54 @@ for c in "${CASES[@]}"; do
     IFS='|' read -r name req script kind goal gtext <<<"$c"
     [[ -z "$FILTER" || "$name" == *"$FILTER"* ]] || continue
     path="${req#* }"
-    if ((REBASE)); then
-        run_wrk "http://127.0.0.1:$BPORT/" "$TMP/get.lua"
-        BRPS=$RPS
-    fi
-    before=$(stored "$FPORT")
-    run_wrk "http://127.0.0.1:$FPORT$path" "$TMP/$script.lua"
-    after=$(stored "$FPORT")
-    extra=""
-    ratio=$(awk -v a="$RPS" -v b="$BRPS" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')
     per=1
     [[ "$script" == batch ]] && per=100
-    if [[ "$script" == post || "$script" == batch ]]; then
-        acked=$((CREATED * per))
-        grew=$((after - before))
-        if ((grew < acked)); then
-            echo "http_bench: $name: $acked events acknowledged but only $grew stored" >&2
+    RATIOS=() CASE_RPS=() P99S=() acked=0 grew=0 bcpu=0 breq=0 fcpu=0 freq=0
+    for ((r = 0; r < ROUNDS; r++)); do
+        c0=$(cpu "$BPID")
+        run_wrk "http://127.0.0.1:$BPORT/" "$TMP/get.lua"
+        c1=$(cpu "$BPID")
+        if ((NON2XX != 0)); then echo "http_bench: baseline answered $NON2XX non-2xx" >&2; exit 1; fi
+        brps=$RPS
+        bcpu=$((bcpu + c1 - c0))
+        breq=$(awk -v a="$breq" -v b="$RPS" -v d="$DUR" 'BEGIN {printf "%.0f", a + b * d}')
+        before=$(stored "$FPORT")
+        c0=$(cpu "$FPID")
+        run_wrk "http://127.0.0.1:$FPORT$path" "$TMP/$script.lua"
+        c1=$(cpu "$FPID")
+        after=$(stored "$FPORT")
+        fcpu=$((fcpu + c1 - c0))
+        freq=$(awk -v a="$freq" -v b="$RPS" -v d="$DUR" 'BEGIN {printf "%.0f", a + b * d}')
+        if [[ "$script" == post || "$script" == batch ]]; then
+            acked=$((acked + CREATED * per))
+            grew=$((grew + after - before))
+            if ((after - before < CREATED * per)); then
+                echo "http_bench: $name: $((CREATED * per)) events acknowledged but only $((after - before)) stored" >&2
+                FAILED=1
+            fi
+        fi
+        if ((NON2XX != 0)); then
+            echo "http_bench: $name: $NON2XX answers were not 2xx $ERRS" >&2
             FAILED=1
         fi
-        if ((JSON)); then extra=",\"acknowledged_events\":$acked,\"stored_events\":$grew"; else extra=" [acked $acked, stored $grew]"; fi
+        RATIOS+=("$(awk -v a="$RPS" -v b="$brps" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')")
+        CASE_RPS+=("$RPS")
+        P99S+=("$RPS $P99_MS")
+    done
+    ratio=$(median "${RATIOS[@]}")
+    RPS=$(median "${CASE_RPS[@]}")
+    P99_MS=$(printf '%s\n' "${P99S[@]}" | awk -v r="$RPS" '$1 == r {print $2; exit}')
+    lo=$(printf '%s\n' "${RATIOS[@]}" | sort -g | head -n 1)
+    hi=$(printf '%s\n' "${RATIOS[@]}" | sort -g | tail -n 1)
+    bus=$(awk -v c="$bcpu" -v n="$breq" -v t="$TCK" 'BEGIN {printf "%.1f", (n > 0) ? c * 1e6 / t / n : 0}')
+    fus=$(awk -v c="$fcpu" -v n="$freq" -v t="$TCK" 'BEGIN {printf "%.1f", (n > 0) ? c * 1e6 / t / n : 0}')
+    if ((JSON)); then
+        extra=",\"rounds\":$ROUNDS,\"ratio_min\":$lo,\"ratio_max\":$hi,\"server_cpu_us_per_req\":$fus,\"baseline_cpu_us_per_req\":$bus"
+    else
+        extra=" [paired x$ROUNDS: $(printf '%.2f-%.2f' "$lo" "$hi")] [cpu us/req $fus vs $bus]"
     fi
-    if ((NON2XX != 0)); then
-        echo "http_bench: $name: $NON2XX answers were not 2xx $ERRS" >&2
-        FAILED=1
+    if [[ "$script" == post || "$script" == batch ]]; then
+        if ((JSON)); then extra+=",\"acknowledged_events\":$acked,\"stored_events\":$grew"; else extra+=" [acked $acked, stored $grew]"; fi
     fi
     if [[ "$kind" == events ]]; then
         value=$(awk -v a="$RPS" 'BEGIN {printf "%.0f", a * 100}')
