@@ -1,6 +1,10 @@
 /*
  * DESIGN: connection pools (the manager of named pools is in pool_manager.c).
  *
+ * Files: this one holds leases, thread caches, checkout and checkin (the hot paths, one
+ * translation unit so their helpers inline); pool_life.c create, shutdown and references;
+ * pool_maint.c reap, reclaim and status; pool_impl.h the structures and helpers they share.
+ *
  * Threads. Checkout, checkin and maintenance run in the caller's thread. An optional reaper
  * thread per pool (reap_interval_ms > 0) is started by fdn_pool_create and joined by
  * fdn_pool_shutdown; it waits with fdn_clock_wait_until (kicked to stop) and calls
@@ -103,177 +107,13 @@
 #include "core/assert.h"
 #include "core/list.h"
 #include "core/lock.h"
-#include "infra/pool_int.h"
+#include "infra/pool_impl.h"
 
 #include <fdn/telemetry.h>
-
-#define NS_PER_MS   1000000LL
-#define BT_MAX      24
-#define LEASE_SLOTS 32u
-#define CACHE_SLOTS 16u
-#define PENDING     ((uintptr_t)1)
-#define LEAK_BATCH  16
-
-#if defined(__GNUC__)
-#define FDN_POOL_COLD __attribute__((cold, noinline))
-#define FDN_POOL_SLOW __attribute__((noinline))
-#else
-#define FDN_POOL_COLD
-#define FDN_POOL_SLOW
-#endif
-
-enum grant { GRANT_NONE = 0, GRANT_WORKER, GRANT_CREATE, GRANT_SHUTDOWN };
-
-typedef struct waiter {
-    struct cds_list_head link; /* in p->waiters while queued */
-    pthread_cond_t cv;
-    bool has_cv;
-    int grant;
-    fdn_pool_worker_t *worker;
-} waiter_t;
-
-/* A lease handle: points back to its worker (see "Leases" above). */
-typedef struct lease_slot {
-    fdn_pool_worker_t *w;
-} lease_slot_t;
-
-struct fdn_pool_worker {
-    void *conn;
-    fdn_pool_t *pool;
-    struct cds_list_head link;     /* p->idle while idle */
-    struct cds_list_head all_link; /* p->all while the worker exists */
-    fdn_pool_worker_t *drop_next;  /* a caller's local chain of unlinked workers to destroy */
-    int64_t created_ns;
-    int64_t expires_ns; /* INT64_MAX: no lifetime */
-    int64_t last_used_ns;
-    _Atomic int64_t checkout_ns; /* lease start; relaxed: the holder sets it on a parked
-                                    worker's new lease without p->mu */
-    bool in_use;
-    bool leak_reported;
-    bool reclaimed; /* p->mu; the lease was reclaimed: the worker is on p->reclaimed */
-    _Atomic uint64_t owner;     /* the current lease's owner token (fdn_pool_checkout_owned), 0:
-                                   none; written under p->mu, read by the holder without it */
-    _Atomic uint32_t lease_gen; /* odd while lent; the current lease's slot is
-                                   lease_gen % LEASE_SLOTS (see "Leases") */
-    _Atomic uint64_t cached_checkouts; /* checkouts of this worker from a thread cache: only
-                                          the thread that took it writes it (load + store) */
-    int bt_len;
-    void *bt[BT_MAX];
-    lease_slot_t slots[LEASE_SLOTS];
-};
-
-/* Lease generations: only the worker's owner of the moment writes them (see "Leases"), so
- * relaxed accesses do; they are atomic because a stale checkin may read one meanwhile. */
-static uint32_t gen_of(const fdn_pool_worker_t *w)
-{
-    return atomic_load_explicit(&w->lease_gen, memory_order_relaxed);
-}
-
-static void gen_add(fdn_pool_worker_t *w, uint32_t d)
-{
-    atomic_store_explicit(&w->lease_gen, gen_of(w) + d, memory_order_relaxed);
-}
-
-/* The handle of w's current lease (p->mu held, or the caller holds that lease). */
-static fdn_pool_worker_t *lease_handle(fdn_pool_worker_t *w)
-{
-    return (fdn_pool_worker_t *)(void *)&w->slots[gen_of(w) % LEASE_SLOTS];
-}
-
-static int64_t co_get(const fdn_pool_worker_t *w)
-{
-    return atomic_load_explicit(&w->checkout_ns, memory_order_relaxed);
-}
-
-/* Is h the handle of the lease w is lent under now? */
-static bool lease_is(const fdn_pool_worker_t *w, const fdn_pool_worker_t *h)
-{
-    uint32_t g = gen_of(w);
-    return (g & 1u) != 0 && (const void *)h == (const void *)&w->slots[g % LEASE_SLOTS];
-}
-
-/* A thread-cache slot (see "Thread caches"), padded so that two slots never share a line. */
-typedef struct cache_slot {
-    _Atomic uintptr_t w; /* a parked worker, PENDING-tagged while being parked, or 0 */
-    char pad_[2 * FDN_CACHELINE - sizeof(uintptr_t)];
-} cache_slot_t;
-
-/* The worker behind a handle (the handle must come from a checkout of a live worker). */
-static fdn_pool_worker_t *lease_worker(const fdn_pool_worker_t *h)
-{
-    return ((const lease_slot_t *)(const void *)h)->w;
-}
-
-struct fdn_pool {
-    fdn__mutex_t mu;
-    char name[FDN_POOL_NAME_MAX];
-    int size;
-    int max_overflow;
-    fdn_pool_strategy_t strategy;
-    int64_t checkout_timeout_ns;
-    int (*create)(void **conn, void *user);
-    void (*destroy)(void *conn, void *user);
-    int (*validate)(void *conn, void *user);
-    int (*reset)(void *conn, void *user);
-    void (*on_leak)(const fdn_pool_leak_t *leak, void *user);
-    void *user;
-    int64_t validate_after_ns; /* < 0: never */
-    int64_t max_lifetime_ns;
-    int64_t jitter_ns;
-    int64_t idle_timeout_ns;
-    int64_t overflow_ttl_ns;
-    int64_t leak_threshold_ns;
-    int64_t reap_interval_ns;
-    int64_t reclaim_after_ns; /* 0: off */
-    bool checkin_needs_now;
-    fdn_clock_t *clock;
-    bool manual;
-    fdn_telemetry_t *tm;
-
-    /* state under mu */
-    struct cds_list_head idle; /* idle workers (link), lent from the front */
-    int idle_n;
-    struct cds_list_head all; /* every worker (all_link) */
-    struct cds_list_head reclaimed; /* workers of reclaimed leases still out (all_link) */
-    int reclaimed_out;
-    _Atomic int live; /* written under mu; read without it by the parking checkin */
-    int in_use;
-    int creating;
-    int busy; /* threads still using p after dropping the lock (see give_back) */
-    struct cds_list_head waiters; /* waiter records (link), oldest first */
-    int nwait;
-    bool closed;
-    bool released;
-    bool reaper_started;
-    bool reaper_joined;
-    _Atomic int refs;
-    _Atomic bool retired; /* removed from its manager (fdn__pool_retire) */
-    uint64_t rng;
-    uint64_t n_checkouts, n_timeouts, n_full, n_created, n_destroyed, n_broken, n_create_fail,
-        n_leaks, n_reclaimed;
-    pthread_cond_t drain_cv;
-
-    pthread_t reaper;
-    _Atomic bool reaper_stop;
-
-    bool fast;            /* thread caches on (see "Thread caches"); set at creation */
-    _Atomic bool closing; /* set by shutdown before it empties the caches */
-    _Atomic int nwait_a;  /* nwait, published before a waiter scans the caches */
-    /* The slots are written on every cached checkout and checkin, while every other field
-     * the fast path reads (fast, closing, nwait_a, live, ...) is only read there: a line of
-     * padding keeps slot 0 off the line of the fields above (p is only 16-byte aligned). */
-    char pad_cache_[FDN_CACHELINE];
-    cache_slot_t cache[CACHE_SLOTS];
-};
 
 /* ------------------------------------------------------------------------------------------
  * Small helpers
  * ------------------------------------------------------------------------------------------ */
-
-static int64_t now_ns(const fdn_pool_t *p)
-{
-    return fdn_clock_mono_ns(p->clock);
-}
 
 /* Timestamp for leases and idle bookkeeping. With the system clock this reads
  * CLOCK_MONOTONIC_COARSE (same time base as CLOCK_MONOTONIC, a few ms resolution, several
@@ -288,22 +128,6 @@ static int64_t stamp_ns(const fdn_pool_t *p)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static int64_t ms_to_ns(int64_t ms)
-{
-    if (ms <= 0)
-        return ms;
-    if (ms > INT64_MAX / NS_PER_MS)
-        return INT64_MAX;
-    return ms * NS_PER_MS;
-}
-
-static int64_t add_sat(int64_t a, int64_t b)
-{
-    if (b > 0 && a > INT64_MAX - b)
-        return INT64_MAX;
-    return a + b;
-}
-
 static uint64_t next_rand(fdn_pool_t *p)
 {
     /* splitmix64 */
@@ -313,7 +137,7 @@ static uint64_t next_rand(fdn_pool_t *p)
     return z ^ (z >> 31);
 }
 
-static void tm_event(fdn_pool_t *p, const char *event, const char *mkey, double mval)
+void fdn__pool_tm_event(fdn_pool_t *p, const char *event, const char *mkey, double mval)
 {
     if (p->tm == NULL)
         return;
@@ -327,49 +151,8 @@ static void tm_event(fdn_pool_t *p, const char *event, const char *mkey, double 
 static void tm_checkout(fdn_pool_t *p, int64_t start)
 {
     if (p->tm != NULL)
-        tm_event(p, "foundation.connection_pool.checkout", "checkout_time",
-                 (double)(now_ns(p) - start));
-}
-
-static void idle_remove(fdn_pool_t *p, fdn_pool_worker_t *w)
-{
-    cds_list_del(&w->link);
-    p->idle_n--;
-}
-
-static void idle_push(fdn_pool_t *p, fdn_pool_worker_t *w)
-{
-    if (p->strategy == FDN_POOL_FIFO)
-        cds_list_add_tail(&w->link, &p->idle);
-    else
-        cds_list_add(&w->link, &p->idle);
-    p->idle_n++;
-}
-
-static bool idle_any_locked(fdn_pool_t *p) FDN_REQUIRES(p->mu)
-{
-    return !cds_list_empty(&p->idle);
-}
-
-/* The idle worker lent next (p->idle not empty). */
-static fdn_pool_worker_t *idle_first_locked(fdn_pool_t *p) FDN_REQUIRES(p->mu)
-{
-    return fdn__list_first_entry(&p->idle, fdn_pool_worker_t, link);
-}
-
-/* all list */
-static void all_add(fdn_pool_t *p, fdn_pool_worker_t *w)
-{
-    cds_list_add(&w->all_link, &p->all);
-}
-
-/* w leaves p->all (p->mu held, w owned by the caller): its cached checkouts move to the
- * pool's count. */
-static void all_remove(fdn_pool_t *p, fdn_pool_worker_t *w)
-{
-    cds_list_del(&w->all_link);
-    p->n_checkouts += atomic_load_explicit(&w->cached_checkouts, memory_order_relaxed);
-    atomic_store_explicit(&w->cached_checkouts, 0, memory_order_relaxed);
+        fdn__pool_tm_event(p, "foundation.connection_pool.checkout", "checkout_time",
+                           (double)(now_ns(p) - start));
 }
 
 /* waiter queue */
@@ -380,44 +163,7 @@ static void wq_push(fdn_pool_t *p, waiter_t *wt)
     atomic_store(&p->nwait_a, p->nwait); /* seq_cst: before the caller scans the caches */
 }
 
-static void wq_remove(fdn_pool_t *p, waiter_t *wt)
-{
-    cds_list_del(&wt->link);
-    p->nwait--;
-    atomic_store_explicit(&p->nwait_a, p->nwait, memory_order_relaxed);
-}
-
-static bool waiting_locked(fdn_pool_t *p) FDN_REQUIRES(p->mu)
-{
-    return !cds_list_empty(&p->waiters);
-}
-
-/* Grant the oldest waiter under p->mu. Returns true when the clock must be kicked. */
-static bool grant_oldest(fdn_pool_t *p, int grant, fdn_pool_worker_t *w)
-{
-    waiter_t *wt = fdn__list_first_entry(&p->waiters, waiter_t, link);
-    wq_remove(p, wt);
-    wt->grant = grant;
-    wt->worker = w;
-    if (wt->has_cv)
-        pthread_cond_signal(&wt->cv);
-    return p->manual;
-}
-
-/* Wake fdn_pool_shutdown when the last lease or creation of a closed pool is done. */
-static void drain_check_locked(fdn_pool_t *p) FDN_REQUIRES(p->mu)
-{
-    if (p->closed && p->in_use == 0 && p->creating == 0)
-        pthread_cond_broadcast(&p->drain_cv);
-}
-
-static bool can_free_locked(const fdn_pool_t *p) FDN_REQUIRES(p->mu)
-{
-    return p->released && p->in_use == 0 && p->creating == 0 && p->nwait == 0 && p->busy == 0 &&
-           p->reclaimed_out == 0;
-}
-
-static void pool_free(fdn_pool_t *p)
+void fdn__pool_free(fdn_pool_t *p)
 {
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->drain_cv);
@@ -428,7 +174,7 @@ static void pool_free(fdn_pool_t *p)
 }
 
 /* Worker that is unlinked from every list: destroy its connection and free it. */
-static void worker_destroy(fdn_pool_t *p, fdn_pool_worker_t *w)
+void fdn__pool_worker_destroy(fdn_pool_t *p, fdn_pool_worker_t *w)
 {
     if (w == NULL)
         return;
@@ -437,36 +183,17 @@ static void worker_destroy(fdn_pool_t *p, fdn_pool_worker_t *w)
     fdn__free(w);
 }
 
-/* Unlink the idle worker w from the idle and all lists under p->mu and push it on the
- * caller's local chain *drop (destroyed newest first by destroy_chain after unlocking). */
-static void idle_drop_locked(fdn_pool_t *p, fdn_pool_worker_t *w, fdn_pool_worker_t **drop)
-    FDN_REQUIRES(p->mu)
-{
-    idle_remove(p, w);
-    all_remove(p, w);
-    w->drop_next = *drop;
-    *drop = w;
-}
-
 /* Destroy a local chain of unlinked workers (linked through drop_next); no lock held. */
-static void destroy_chain(fdn_pool_t *p, fdn_pool_worker_t *chain)
+void fdn__pool_destroy_chain(fdn_pool_t *p, fdn_pool_worker_t *chain)
 {
     while (chain != NULL) {
         fdn_pool_worker_t *n = chain->drop_next;
-        worker_destroy(p, chain);
+        fdn__pool_worker_destroy(p, chain);
         chain = n;
     }
 }
 
-/* A pool that failed to be created (never published, so no lock): destroy its idle workers. */
-static void destroy_unpublished_idle(fdn_pool_t *p)
-{
-    fdn_pool_worker_t *w, *n;
-    fdn__list_for_each_entry_safe(w, n, &p->idle, link) worker_destroy(p, w);
-    CDS_INIT_LIST_HEAD(&p->idle);
-}
-
-static void worker_init_times_locked(fdn_pool_t *p, fdn_pool_worker_t *w, int64_t now)
+void fdn__pool_worker_init_times_locked(fdn_pool_t *p, fdn_pool_worker_t *w, int64_t now)
     FDN_REQUIRES(p->mu)
 {
     w->created_ns = now;
@@ -486,7 +213,7 @@ static void worker_init_times_locked(fdn_pool_t *p, fdn_pool_worker_t *w, int64_
 }
 
 /* Make a worker: allocate the record and call create (no lock held). */
-static int make_worker(fdn_pool_t *p, fdn_pool_worker_t **out)
+int fdn__pool_make_worker(fdn_pool_t *p, fdn_pool_worker_t **out)
 {
     fdn_pool_worker_t *w = fdn__calloc(1, sizeof(*w));
     if (w == NULL)
@@ -620,7 +347,7 @@ static fdn_pool_worker_t *slot_take(cache_slot_t *c)
 
 /* As slot_take, but wait out a worker being parked there (p->mu held: the parker never takes
  * it, so the wait is a few of its instructions, or its time slice if it was preempted). */
-static fdn_pool_worker_t *slot_take_settled(cache_slot_t *c)
+fdn_pool_worker_t *fdn__pool_slot_take_settled(cache_slot_t *c)
 {
     for (;;) {
         uintptr_t v = atomic_load(&c->w); /* seq_cst: after nwait_a or closing (see above) */
@@ -711,7 +438,7 @@ static fdn_pool_worker_t *steal_locked(fdn_pool_t *p, int64_t now, void *const *
     FDN_REQUIRES(p->mu)
 {
     for (unsigned i = 0; i < CACHE_SLOTS; i++) {
-        fdn_pool_worker_t *w = slot_take_settled(&p->cache[i]);
+        fdn_pool_worker_t *w = fdn__pool_slot_take_settled(&p->cache[i]);
         if (w != NULL) {
             set_lease_locked(p, w, now, bt, bt_len); /* in_use: counted while parked */
             p->n_checkouts++;
@@ -726,7 +453,7 @@ static fdn_pool_worker_t *steal_locked(fdn_pool_t *p, int64_t now, void *const *
 static void idle_add_locked(fdn_pool_t *p, fdn_pool_worker_t *w) FDN_REQUIRES(p->mu)
 {
     for (unsigned i = 0; p->fast && i < CACHE_SLOTS; i++) {
-        fdn_pool_worker_t *x = slot_take_settled(&p->cache[i]);
+        fdn_pool_worker_t *x = fdn__pool_slot_take_settled(&p->cache[i]);
         if (x != NULL) {
             x->in_use = false;
             x->bt_len = 0;
@@ -737,31 +464,7 @@ static void idle_add_locked(fdn_pool_t *p, fdn_pool_worker_t *w) FDN_REQUIRES(p-
     idle_push(p, w);
 }
 
-/* Parked workers (p->mu held; an estimate while parking checkins run). */
-static int parked_locked(fdn_pool_t *p) FDN_REQUIRES(p->mu)
-{
-    int n = 0;
-    for (unsigned i = 0; i < CACHE_SLOTS; i++) {
-        uintptr_t v = atomic_load_explicit(&p->cache[i].w, memory_order_relaxed);
-        n += v != 0 && (v & PENDING) == 0;
-    }
-    return n;
-}
-
-/* Checkouts from thread caches of the workers that exist (p->mu held; those of destroyed
- * workers are in n_checkouts already). */
-static uint64_t fast_checkouts_locked(fdn_pool_t *p) FDN_REQUIRES(p->mu)
-{
-    uint64_t n = 0;
-    const fdn_pool_worker_t *w;
-    fdn__list_for_each_entry(w, &p->all, all_link)
-    {
-        n += atomic_load_explicit(&w->cached_checkouts, memory_order_relaxed);
-    }
-    return n;
-}
-
-static int64_t oldest_lease_age_locked(const fdn_pool_t *p, int64_t now) FDN_REQUIRES(p->mu)
+int64_t fdn__pool_oldest_lease_age_locked(const fdn_pool_t *p, int64_t now) FDN_REQUIRES(p->mu)
 {
     int64_t oldest = INT64_MAX;
     const fdn_pool_worker_t *w;
@@ -779,7 +482,7 @@ static int64_t oldest_lease_age_locked(const fdn_pool_t *p, int64_t now) FDN_REQ
 static fdn_pool_worker_t *place_new_locked(fdn_pool_t *p, fdn_pool_worker_t *w, int64_t now,
                                            bool *kick) FDN_REQUIRES(p->mu)
 {
-    worker_init_times_locked(p, w, now);
+    fdn__pool_worker_init_times_locked(p, w, now);
     p->n_created++;
     if (p->closed) {
         p->live--;
@@ -798,11 +501,11 @@ static fdn_pool_worker_t *place_new_locked(fdn_pool_t *p, fdn_pool_worker_t *w, 
 }
 
 /* Create `n` refill workers whose slots are already reserved (live and creating counted). */
-static void refill(fdn_pool_t *p, int n)
+void fdn__pool_refill(fdn_pool_t *p, int n)
 {
     for (int i = 0; i < n; i++) {
         fdn_pool_worker_t *w = NULL;
-        int rc = make_worker(p, &w);
+        int rc = fdn__pool_make_worker(p, &w);
         bool kick = false;
         bool f;
         fdn__mutex_lock(&p->mu);
@@ -825,256 +528,16 @@ static void refill(fdn_pool_t *p, int n)
         fdn__mutex_unlock(&p->mu);
         if (kick)
             fdn_clock_kick(p->clock);
-        worker_destroy(p, drop);
+        fdn__pool_worker_destroy(p, drop);
         fdn__mutex_lock(&p->mu);
         p->busy--;
         f = can_free_locked(p);
         fdn__mutex_unlock(&p->mu);
         if (f) {
-            pool_free(p);
+            fdn__pool_free(p);
             return;
         }
     }
-}
-
-/* ------------------------------------------------------------------------------------------
- * Create / shutdown / lifetime
- * ------------------------------------------------------------------------------------------ */
-
-static void *reaper_main(void *arg);
-
-int fdn__pool_check_sizes(int size, int max_overflow, fdn_pool_strategy_t s)
-{
-    if (size < 0 || max_overflow < 0 || (size == 0 && max_overflow == 0))
-        return FDN_EINVAL;
-    if (s != FDN_POOL_LIFO && s != FDN_POOL_FIFO)
-        return FDN_EINVAL;
-    return 0;
-}
-
-int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *err)
-{
-    if (out == NULL || opts == NULL || opts->create == NULL)
-        return fdn_err_set(err, FDN_EINVAL, "pool: options with a create callback required");
-    if (opts->version < 1 || opts->version > FDN_POOL_OPTS_VERSION)
-        return fdn_err_set(err, FDN_EINVAL, "pool: options version %u unknown (1..%d)",
-                           (unsigned)opts->version, FDN_POOL_OPTS_VERSION);
-    int64_t reclaim_ms = opts->version >= 2 ? opts->reclaim_after_ms : 0;
-    const char *name = opts->name != NULL ? opts->name : "pool";
-    size_t nlen = strlen(name);
-    if (nlen == 0 || nlen >= FDN_POOL_NAME_MAX)
-        return fdn_err_set(err, FDN_EINVAL, "pool: name must be 1..%d bytes",
-                           FDN_POOL_NAME_MAX - 1);
-    int size = opts->size == FDN_POOL_DEFAULT ? FDN_POOL_DEFAULT_SIZE : opts->size;
-    int ovf =
-        opts->max_overflow == FDN_POOL_DEFAULT ? FDN_POOL_DEFAULT_MAX_OVERFLOW : opts->max_overflow;
-    fdn_pool_strategy_t strat =
-        opts->strategy == FDN_POOL_STRATEGY_DEFAULT ? FDN_POOL_LIFO : opts->strategy;
-    if (size < 0)
-        return fdn_err_set(err, FDN_EINVAL, "pool %s: size must be a non-negative integer", name);
-    if (ovf < 0)
-        return fdn_err_set(err, FDN_EINVAL, "pool %s: max_overflow must be a non-negative integer",
-                           name);
-    if (fdn__pool_check_sizes(size, ovf, strat) != 0)
-        return fdn_err_set(err, FDN_EINVAL,
-                           "pool %s: size + max_overflow must be > 0 and "
-                           "strategy lifo or fifo",
-                           name);
-    if (opts->checkout_timeout_ms < 0 || opts->max_lifetime_ms < 0 ||
-        opts->lifetime_jitter_ms < 0 || opts->idle_timeout_ms < 0 || opts->overflow_ttl_ms < 0 ||
-        opts->leak_threshold_ms < 0 || opts->reap_interval_ms < 0 || reclaim_ms < 0)
-        return fdn_err_set(err, FDN_EINVAL, "pool %s: negative time option", name);
-
-    fdn_pool_t *p = fdn__calloc(1, sizeof(*p));
-    if (p == NULL)
-        return fdn_err_set(err, FDN_ENOMEM, "pool %s: out of memory", name);
-    memcpy(p->name, name, nlen + 1);
-    p->size = size;
-    p->max_overflow = ovf;
-    p->strategy = strat;
-    p->checkout_timeout_ns = ms_to_ns(opts->checkout_timeout_ms);
-    p->create = opts->create;
-    p->destroy = opts->destroy;
-    p->validate = opts->validate;
-    p->reset = opts->reset;
-    p->on_leak = opts->on_leak;
-    p->user = opts->user;
-    p->validate_after_ns =
-        opts->validate_after_idle_ms < 0 ? -1 : ms_to_ns(opts->validate_after_idle_ms);
-    p->max_lifetime_ns = ms_to_ns(opts->max_lifetime_ms);
-    p->jitter_ns = ms_to_ns(opts->lifetime_jitter_ms);
-    p->idle_timeout_ns = ms_to_ns(opts->idle_timeout_ms);
-    p->overflow_ttl_ns = ms_to_ns(opts->overflow_ttl_ms);
-    p->leak_threshold_ns = ms_to_ns(opts->leak_threshold_ms);
-    p->reap_interval_ns = ms_to_ns(opts->reap_interval_ms);
-    p->reclaim_after_ns = ms_to_ns(reclaim_ms);
-    p->checkin_needs_now = p->max_lifetime_ns > 0 || p->idle_timeout_ns > 0 ||
-                           p->overflow_ttl_ns > 0 ||
-                           (p->validate != NULL && p->validate_after_ns >= 0);
-    p->fast = strat == FDN_POOL_LIFO && !p->checkin_needs_now && p->leak_threshold_ns == 0 &&
-              p->reclaim_after_ns == 0;
-    p->clock = opts->clock != NULL ? opts->clock : fdn_clock_system();
-    p->manual = fdn_clock_is_manual(p->clock);
-    p->tm = opts->telemetry;
-    atomic_init(&p->refs, 1);
-    atomic_init(&p->retired, false);
-    p->rng = (uint64_t)(uintptr_t)p ^ (uint64_t)fdn_clock_mono_ns(NULL);
-    atomic_init(&p->reaper_stop, false);
-    CDS_INIT_LIST_HEAD(&p->idle);
-    CDS_INIT_LIST_HEAD(&p->all);
-    CDS_INIT_LIST_HEAD(&p->reclaimed);
-    CDS_INIT_LIST_HEAD(&p->waiters);
-    pthread_mutex_init(&p->mu, NULL);
-    (void)fdn__cond_init_mono(&p->drain_cv);
-
-    if (opts->prefill) {
-        int64_t now = now_ns(p);
-        for (int i = 0; i < size; i++) {
-            fdn_pool_worker_t *w = NULL;
-            int rc = make_worker(p, &w);
-            if (rc != 0) {
-                destroy_unpublished_idle(p);
-                pool_free(p);
-                return fdn_err_set(err, rc, "pool %s: creating worker %d of %d failed: %s", name,
-                                   i + 1, size, fdn_strerror(rc));
-            }
-            /* p is not published yet; the lock only keeps the rule that p->mu guards them */
-            fdn__mutex_lock(&p->mu);
-            worker_init_times_locked(p, w, now);
-            all_add(p, w);
-            idle_push(p, w);
-            p->live++;
-            p->n_created++;
-            fdn__mutex_unlock(&p->mu);
-        }
-    }
-    if (p->reap_interval_ns > 0) {
-        if (pthread_create(&p->reaper, NULL, reaper_main, p) != 0) {
-            destroy_unpublished_idle(p);
-            pool_free(p);
-            return fdn_err_set(err, FDN_EAGAIN, "pool %s: cannot start the reaper thread", name);
-        }
-        p->reaper_started = true;
-    }
-    *out = p;
-    return 0;
-}
-
-static void *reaper_main(void *arg)
-{
-    fdn_pool_t *p = arg;
-    uint64_t seq = fdn_clock_kick_seq(p->clock);
-    while (!atomic_load_explicit(&p->reaper_stop, memory_order_acquire)) {
-        int64_t deadline = add_sat(now_ns(p), p->reap_interval_ns);
-        while (!atomic_load_explicit(&p->reaper_stop, memory_order_acquire) && now_ns(p) < deadline)
-            (void)fdn_clock_wait_until(p->clock, deadline, &seq);
-        if (atomic_load_explicit(&p->reaper_stop, memory_order_acquire))
-            break;
-        (void)fdn_pool_reap(p);
-    }
-    return NULL;
-}
-
-int fdn_pool_shutdown(fdn_pool_t *p, int64_t timeout_ms)
-{
-    if (p == NULL)
-        return FDN_EINVAL;
-    bool kick = false;
-    bool join = false;
-    atomic_store(&p->closing, true); /* seq_cst: before the caches are emptied */
-    fdn__mutex_lock(&p->mu);
-    fdn_pool_worker_t *drop = NULL;
-    if (!p->closed) {
-        p->closed = true;
-        for (unsigned i = 0; p->fast && i < CACHE_SLOTS; i++) {
-            fdn_pool_worker_t *w = slot_take_settled(&p->cache[i]);
-            if (w == NULL)
-                continue;
-            w->in_use = false;
-            all_remove(p, w);
-            w->drop_next = drop;
-            drop = w;
-            p->live--;
-            p->in_use--;
-            p->n_destroyed++;
-        }
-        while (idle_any_locked(p)) {
-            idle_drop_locked(p, idle_first_locked(p), &drop);
-            p->live--;
-            p->n_destroyed++;
-        }
-        while (waiting_locked(p))
-            kick |= grant_oldest(p, GRANT_SHUTDOWN, NULL);
-    }
-    if (p->reaper_started && !p->reaper_joined) {
-        p->reaper_joined = true;
-        join = true;
-    }
-    fdn__mutex_unlock(&p->mu);
-    if (kick)
-        fdn_clock_kick(p->clock);
-    if (join) {
-        atomic_store_explicit(&p->reaper_stop, true, memory_order_release);
-        fdn_clock_kick(p->clock);
-        pthread_join(p->reaper, NULL);
-    }
-    destroy_chain(p, drop);
-
-    int rc = 0;
-    fdn__mutex_lock(&p->mu);
-    if (p->in_use > 0 || p->creating > 0) {
-        if (timeout_ms <= 0) {
-            rc = FDN_ETIMEDOUT;
-        } else {
-            int64_t dl = fdn__deadline_after_ms(timeout_ms);
-            while ((p->in_use > 0 || p->creating > 0) && rc == 0)
-                if (fdn__cond_wait_until(&p->drain_cv, &p->mu, dl) != 0)
-                    rc = (p->in_use > 0 || p->creating > 0) ? FDN_ETIMEDOUT : 0;
-        }
-    }
-    fdn__mutex_unlock(&p->mu);
-    return rc;
-}
-
-void fdn__pool_retire(fdn_pool_t *p)
-{
-    atomic_store_explicit(&p->retired, true, memory_order_release);
-}
-
-bool fdn__pool_retired(const fdn_pool_t *p)
-{
-    return atomic_load_explicit(&p->retired, memory_order_acquire);
-}
-
-void fdn_pool_retain(fdn_pool_t *p)
-{
-    if (p == NULL)
-        return;
-    atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
-}
-
-void fdn_pool_release(fdn_pool_t *p)
-{
-    if (p == NULL)
-        return;
-    /* acq_rel: the thread that drops the last reference sees every other holder's work */
-    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
-        return;
-    (void)fdn_pool_shutdown(p, 0);
-    fdn__mutex_lock(&p->mu);
-    p->released = true;
-    bool f = can_free_locked(p);
-    fdn__mutex_unlock(&p->mu);
-    if (f)
-        pool_free(p);
-}
-
-void fdn_pool_destroy(fdn_pool_t *p)
-{
-    if (p == NULL)
-        return;
-    (void)fdn_pool_shutdown(p, 0);
-    fdn_pool_release(p);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -1093,7 +556,8 @@ static bool idle_expired(const fdn_pool_t *p, const fdn_pool_worker_t *w, int64_
 static int timeout_error(fdn_pool_t *p, fdn_error_t *err, int64_t timeout_ns, int in_use,
                          int64_t oldest)
 {
-    tm_event(p, "foundation.connection_pool.timeout", "timeout", (double)(timeout_ns / NS_PER_MS));
+    fdn__pool_tm_event(p, "foundation.connection_pool.timeout", "timeout",
+                       (double)(timeout_ns / NS_PER_MS));
     if (err == NULL)
         return FDN_ETIMEDOUT;
     fdn_err_set(err, FDN_ETIMEDOUT, "pool %s: checkout timed out after %lld ms", p->name,
@@ -1107,7 +571,7 @@ static int timeout_error(fdn_pool_t *p, fdn_error_t *err, int64_t timeout_ns, in
 /* A checkout that may not wait found every worker lent (or callers already waiting). */
 static int full_error(fdn_pool_t *p, fdn_error_t *err, int in_use, int cap, int64_t oldest)
 {
-    tm_event(p, "foundation.connection_pool.full", "in_use", (double)in_use);
+    fdn__pool_tm_event(p, "foundation.connection_pool.full", "in_use", (double)in_use);
     if (err == NULL)
         return FDN_EBUSY;
     fdn_err_set(err, FDN_EBUSY, "pool %s is full: %d of %d workers lent", p->name, in_use, cap);
@@ -1122,7 +586,7 @@ static int fill_slot(fdn_pool_t *p, fdn_pool_worker_t **out, void **bt, int bt_l
                      fdn_error_t *err)
 {
     fdn_pool_worker_t *w = NULL;
-    int rc = make_worker(p, &w);
+    int rc = fdn__pool_make_worker(p, &w);
     bool kick = false;
     fdn__mutex_lock(&p->mu);
     int64_t now = now_ns(p);
@@ -1142,7 +606,7 @@ static int fill_slot(fdn_pool_t *p, fdn_pool_worker_t **out, void **bt, int bt_l
         return fdn_err_set(err, rc, "pool %s: creating a worker failed: %s", p->name,
                            fdn_strerror(rc));
     }
-    worker_init_times_locked(p, w, now);
+    fdn__pool_worker_init_times_locked(p, w, now);
     all_add(p, w);
     set_lease_locked(p, w, now, bt, bt_len);
     p->n_created++;
@@ -1195,7 +659,7 @@ static int checkout_slow(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout
     for (;;) {
         if (p->closed) {
             fdn__mutex_unlock(&p->mu);
-            destroy_chain(p, drop);
+            fdn__pool_destroy_chain(p, drop);
             return fdn_err_set(err, FDN_ESHUTDOWN, "pool %s is shut down", p->name);
         }
         if (!waiting_locked(p) && idle_any_locked(p)) {
@@ -1215,7 +679,7 @@ static int checkout_slow(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout
             p->n_checkouts++;
             fdn_pool_worker_t *h = lease_handle(w);
             fdn__mutex_unlock(&p->mu);
-            destroy_chain(p, drop);
+            fdn__pool_destroy_chain(p, drop);
             drop = NULL;
             if (check && p->validate(w->conn, p->user) != 0) {
                 /* Failed validation: drop it and fill its slot (still counted in live and
@@ -1227,7 +691,7 @@ static int checkout_slow(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout
                 p->n_broken++;
                 p->n_destroyed++;
                 fdn__mutex_unlock(&p->mu);
-                worker_destroy(p, w);
+                fdn__pool_worker_destroy(p, w);
                 rc = fill_slot(p, out, bt, bt_len, err);
                 if (rc == 0)
                     tm_checkout(p, start);
@@ -1241,7 +705,7 @@ static int checkout_slow(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout
             fdn_pool_worker_t *h = steal_locked(p, stamp, bt, bt_len);
             if (h != NULL) {
                 fdn__mutex_unlock(&p->mu);
-                destroy_chain(p, drop);
+                fdn__pool_destroy_chain(p, drop);
                 *out = h;
                 tm_checkout(p, start);
                 return 0;
@@ -1251,7 +715,7 @@ static int checkout_slow(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout
             p->live++;
             p->in_use++;
             fdn__mutex_unlock(&p->mu);
-            destroy_chain(p, drop);
+            fdn__pool_destroy_chain(p, drop);
             rc = fill_slot(p, out, bt, bt_len, err);
             if (rc == 0)
                 tm_checkout(p, start);
@@ -1259,7 +723,7 @@ static int checkout_slow(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout
         }
         if (drop != NULL) {
             fdn__mutex_unlock(&p->mu);
-            destroy_chain(p, drop);
+            fdn__pool_destroy_chain(p, drop);
             drop = NULL;
             fdn__mutex_lock(&p->mu);
             continue;
@@ -1273,7 +737,7 @@ static int checkout_slow(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout
     if (timeout_ns == 0) { /* a checkout that does not wait: poolboy's `full` */
         p->n_full++;
         int in_use = p->in_use, cap = p->size + p->max_overflow;
-        int64_t oldest = oldest_lease_age_locked(p, now);
+        int64_t oldest = fdn__pool_oldest_lease_age_locked(p, now);
         fdn__mutex_unlock(&p->mu);
         return full_error(p, err, in_use, cap, oldest);
     }
@@ -1339,7 +803,7 @@ static int checkout_slow(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout
         p->n_timeouts++;
         now = now_ns(p);
         int in_use = p->in_use;
-        int64_t oldest = oldest_lease_age_locked(p, now);
+        int64_t oldest = fdn__pool_oldest_lease_age_locked(p, now);
         fdn__mutex_unlock(&p->mu);
         return timeout_error(p, err, timeout_ns, in_use, oldest);
     }
@@ -1395,7 +859,7 @@ static int give_back_slow(fdn_pool_t *p, fdn_pool_worker_t *w, fdn_pool_worker_t
             broken = true;
         } else {
             if (p->tm != NULL) { /* now, while the lease still pins p */
-                tm_event(p, "foundation.connection_pool.checkin", NULL, 0);
+                fdn__pool_tm_event(p, "foundation.connection_pool.checkin", NULL, 0);
                 reported = true;
             }
             if (!tried && park(p, w, h))
@@ -1486,20 +950,20 @@ static int give_back_slow(fdn_pool_t *p, fdn_pool_worker_t *w, fdn_pool_worker_t
         fdn_clock_kick(clock);
     if (!post) {
         if (f)
-            pool_free(p);
+            fdn__pool_free(p);
         return 0;
     }
     if (!reported)
-        tm_event(p, "foundation.connection_pool.checkin", NULL, 0);
-    worker_destroy(p, drop);
+        fdn__pool_tm_event(p, "foundation.connection_pool.checkin", NULL, 0);
+    fdn__pool_worker_destroy(p, drop);
     if (refill_n > 0)
-        refill(p, refill_n);
+        fdn__pool_refill(p, refill_n);
     fdn__mutex_lock(&p->mu);
     p->busy--;
     f = can_free_locked(p);
     fdn__mutex_unlock(&p->mu);
     if (f)
-        pool_free(p);
+        fdn__pool_free(p);
     return 0;
 }
 
@@ -1565,222 +1029,4 @@ int fdn_pool_with(fdn_pool_t *p, fdn_pool_fn fn, void *arg, int64_t timeout_ms, 
     rc = fn(fdn_pool_worker_conn(w), arg);
     (void)give_back(p, w, rc == FDN_EPOOL_BROKEN);
     return rc;
-}
-
-/* ------------------------------------------------------------------------------------------
- * Maintenance
- * ------------------------------------------------------------------------------------------ */
-
-typedef struct leak_rec {
-    void *conn;
-    int64_t age;
-    int bt_len;
-    void *bt[BT_MAX];
-} leak_rec_t;
-
-/* Reclaim the leases held reclaim_after or longer (see "Reclaim" above); their slots go to
- * the oldest waiters, and refill creations are reserved for the rest up to `size`. Returns
- * how many were reclaimed; *kick is set when the clock must be kicked. */
-static int reclaim_locked(fdn_pool_t *p, int64_t now, bool *kick, int *refill_n) FDN_REQUIRES(p->mu)
-{
-    int n = 0;
-    fdn_pool_worker_t *w, *next;
-    fdn__list_for_each_entry_safe(w, next, &p->all, all_link)
-    {
-        if (!w->in_use || now - co_get(w) < p->reclaim_after_ns)
-            continue;
-        all_remove(p, w);
-        cds_list_add(&w->all_link, &p->reclaimed);
-        w->reclaimed = true;
-        p->live--;
-        p->in_use--;
-        p->reclaimed_out++;
-        p->n_reclaimed++;
-        n++;
-        if (p->closed)
-            continue;
-        if (waiting_locked(p)) {
-            p->live++;
-            p->in_use++;
-            *kick |= grant_oldest(p, GRANT_CREATE, NULL);
-        } else if (p->live < p->size) {
-            /* reserved here, made by the caller after unlocking */
-            p->live++;
-            p->creating++;
-            (*refill_n)++;
-        }
-    }
-    drain_check_locked(p);
-    return n;
-}
-
-int fdn_pool_reap(fdn_pool_t *p)
-{
-    if (p == NULL)
-        return FDN_EINVAL;
-    leak_rec_t leaks[LEAK_BATCH];
-    int nleaks = 0;
-    int expired_n = 0;
-    int destroyed = 0;
-    fdn_pool_worker_t *dropped = NULL;
-    int refill_n = 0;
-    int reclaimed = 0;
-    bool kick = false;
-
-    fdn__mutex_lock(&p->mu);
-    int64_t now = now_ns(p);
-    fdn_pool_worker_t *w, *n;
-    fdn__list_for_each_entry_safe(w, n, &p->idle, link)
-    {
-        bool drop = false;
-        if (now >= w->expires_ns) {
-            drop = true;
-            expired_n++;
-        } else if (p->idle_timeout_ns > 0 && now - w->last_used_ns >= p->idle_timeout_ns) {
-            drop = true;
-        } else if (p->overflow_ttl_ns > 0 && p->live > p->size &&
-                   now - w->last_used_ns >= p->overflow_ttl_ns) {
-            drop = true;
-        }
-        if (drop) {
-            idle_drop_locked(p, w, &dropped);
-            p->live--;
-            p->n_destroyed++;
-            destroyed++;
-        }
-    }
-    if (p->leak_threshold_ns > 0) {
-        fdn_pool_worker_t *a;
-        fdn__list_for_each_entry(a, &p->all, all_link)
-        {
-            if (nleaks == LEAK_BATCH)
-                break;
-            if (!a->in_use || a->leak_reported || now - co_get(a) < p->leak_threshold_ns)
-                continue;
-            a->leak_reported = true;
-            p->n_leaks++;
-            leak_rec_t *r = &leaks[nleaks++];
-            r->conn = a->conn;
-            r->age = now - co_get(a);
-            r->bt_len = a->bt_len;
-            if (a->bt_len > 0)
-                memcpy(r->bt, a->bt, (size_t)a->bt_len * sizeof(a->bt[0]));
-        }
-    }
-    if (p->reclaim_after_ns > 0)
-        reclaimed = reclaim_locked(p, now, &kick, &refill_n);
-    if (!p->closed && expired_n > 0 && p->live < p->size) {
-        int more = FDN_MIN(expired_n, p->size - p->live);
-        p->live += more;
-        p->creating += more;
-        refill_n += more;
-    }
-    fdn__mutex_unlock(&p->mu);
-
-    if (kick)
-        fdn_clock_kick(p->clock);
-    for (int i = 0; i < reclaimed; i++)
-        tm_event(p, "foundation.connection_pool.reclaimed", NULL, 0);
-    destroy_chain(p, dropped);
-    for (int i = 0; i < nleaks; i++) {
-        if (p->on_leak == NULL)
-            continue;
-        char **sym = leaks[i].bt_len > 0 ? backtrace_symbols(leaks[i].bt, leaks[i].bt_len) : NULL;
-        fdn_pool_leak_t info = {.pool_name = p->name,
-                                .conn = leaks[i].conn,
-                                .age_ns = leaks[i].age,
-                                .backtrace = sym,
-                                .backtrace_len = sym != NULL ? leaks[i].bt_len : 0};
-        p->on_leak(&info, p->user);
-        free(sym); /* allocated by libc's backtrace_symbols */
-    }
-    if (refill_n > 0)
-        refill(p, refill_n);
-    return destroyed + nleaks + reclaimed;
-}
-
-int fdn_pool_status(fdn_pool_t *p, fdn_pool_status_t *out)
-{
-    if (p == NULL || out == NULL)
-        return FDN_EINVAL;
-    memset(out, 0, sizeof(*out));
-    fdn__mutex_lock(&p->mu);
-    FDN_ASSERT(p->in_use >= 0 && p->in_use <= p->live && p->idle_n <= p->live);
-    int64_t now = now_ns(p);
-    out->size = p->size;
-    out->max_overflow = p->max_overflow;
-    int parked = p->fast ? parked_locked(p) : 0;
-    out->available = p->idle_n + parked;
-    out->in_use = p->in_use - parked;
-    out->workers = p->live - p->creating;
-    out->overflow = FDN_MAX(p->live - p->size, 0);
-    out->waiters = p->nwait;
-    out->closed = p->closed;
-    out->oldest_lease_age_ns = oldest_lease_age_locked(p, now);
-    out->checkouts = p->n_checkouts + (p->fast ? fast_checkouts_locked(p) : 0);
-    out->timeouts = p->n_timeouts;
-    out->full = p->n_full;
-    out->created = p->n_created;
-    out->destroyed = p->n_destroyed;
-    out->broken = p->n_broken;
-    out->create_failures = p->n_create_fail;
-    out->leaks = p->n_leaks;
-    out->reclaimed = p->n_reclaimed;
-    out->reclaimed_out = p->reclaimed_out;
-    /* Poolboy's state, from the leases out alone (fdn_pool_state_t): idle workers or
-     * workers still to be created do not change it. */
-    if (out->in_use >= p->size + p->max_overflow)
-        out->state = FDN_POOL_FULL;
-    else if (out->in_use >= p->size)
-        out->state = FDN_POOL_OVERFLOW;
-    else
-        out->state = FDN_POOL_READY;
-    fdn__mutex_unlock(&p->mu);
-    return 0;
-}
-
-const char *fdn_pool_name(const fdn_pool_t *p)
-{
-    return p != NULL ? p->name : "";
-}
-
-const char *fdn_pool_strategy_name(fdn_pool_strategy_t s)
-{
-    switch (s) {
-    case FDN_POOL_LIFO:
-        return "lifo";
-    case FDN_POOL_FIFO:
-        return "fifo";
-    default:
-        return "default";
-    }
-}
-
-int fdn_pool_strategy_parse(const char *s, size_t len, fdn_pool_strategy_t *out)
-{
-    if (s == NULL || out == NULL)
-        return FDN_EINVAL;
-    if (len == 4 && memcmp(s, "lifo", 4) == 0) {
-        *out = FDN_POOL_LIFO;
-        return 0;
-    }
-    if (len == 4 && memcmp(s, "fifo", 4) == 0) {
-        *out = FDN_POOL_FIFO;
-        return 0;
-    }
-    return FDN_EINVAL;
-}
-
-const char *fdn_pool_state_name(fdn_pool_state_t s)
-{
-    switch (s) {
-    case FDN_POOL_READY:
-        return "ready";
-    case FDN_POOL_OVERFLOW:
-        return "overflow";
-    case FDN_POOL_FULL:
-        return "full";
-    default:
-        return "unknown";
-    }
 }
