@@ -484,14 +484,22 @@ static void lag_run(void *state, int tid, uint64_t iters)
     lag_t *s = state;
     pthread_t th[LAG_W];
     lag_w_t w[LAG_W];
+    /* each writer stores whole batches, at least one (--quick runs a handful of iterations:
+     * waiting for iters / LAG_W rounded down to batches would wait for none and read no lag) */
+    uint64_t per = (iters / LAG_W + BATCH_LAG - 1) / BATCH_LAG * BATCH_LAG;
+    if (per == 0)
+        per = BATCH_LAG;
+    uint64_t want = 0;
     for (int i = 0; i < LAG_W; i++) {
-        w[i] = (lag_w_t){s, iters / LAG_W};
-        if (pthread_create(&th[i], NULL, lag_writer, &w[i]) != 0)
+        w[i] = (lag_w_t){s, per};
+        if (pthread_create(&th[i], NULL, lag_writer, &w[i]) == 0)
+            want += per;
+        else
             w[i].n = 0;
     }
     for (int i = 0; i < LAG_W; i++)
-        pthread_join(th[i], NULL);
-    uint64_t want = iters / LAG_W / BATCH_LAG * BATCH_LAG * LAG_W;
+        if (w[i].n > 0)
+            pthread_join(th[i], NULL);
     int64_t end = fdn_clock_mono_ns(NULL) + 10000000000;
     for (;;) {
         pthread_mutex_lock(&s->mu);
