@@ -130,8 +130,11 @@ typedef struct fdn__http_async fdn__http_async_t;
 typedef struct fdn__http_resp {
     unsigned status; /**< 0 = derive from the handler's return code */
     json_t *json;    /**< owned; serialized as the body */
-    char *text;      /**< owned (fdn_malloc), used when json is NULL */
+    char *text;      /**< owned (fdn_malloc, or see text_free), used when json is NULL */
     size_t text_len;
+    /** releases text instead of fdn_free (a body shared between answers, e.g.
+     *  fdn__admin_body_release), or NULL; any thread may call it */
+    void (*text_free)(void *text);
     const char *content_type;
     int64_t retry_after_s; /**< >= 0 adds Retry-After */
     char allow[64];        /**< Allow header for 405 */
@@ -143,6 +146,9 @@ typedef struct fdn__http_resp {
     char correlation_id[FDN__HTTP_CID_MAX + 1];
     fdn__http_async_t *async; /**< in: set by the dispatcher (see fdn__http_defer) */
 } fdn__http_resp_t;
+
+/** Free resp->text the way it was allocated (text_free or fdn_free) and clear it. */
+void fdn__http_resp_text_free(fdn__http_resp_t *resp);
 
 /** Keep cid (len bytes) as resp's correlation id unless one is set already or it is too long
  * or empty. */

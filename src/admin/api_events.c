@@ -410,34 +410,12 @@ static int h_query(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
         return rc;
     /* {"events":[...],"count":n}: each event's JSON as fdn_event_to_json writes it, the bytes
      * json_dumps(JSON_COMPACT) would give after parsing it again; written in one pass
-     * (admin/event_json.c: the jansson tree per event was four fifths of this answer) */
-    size_t n = fdn_event_list_count(l);
-    size_t cap = 64;
-    for (size_t i = 0; i < n; i++) {
-        size_t dlen = 0;
-        (void)fdn_event_data(fdn_event_list_at(l, i), &dlen);
-        cap += 320 + dlen; /* the members around the data take ~250 bytes */
-    }
-    fdn__jw_t w = {{fdn_malloc(cap), 0, cap}, 0};
-    if (w.t.p == NULL) {
+     * (admin/event_json.c: the jansson tree per event was four fifths of this answer), or
+     * copied from the thread's memo when a recent answer listed equal events */
+    rc = fdn__admin_events_answer(&l, resp);
+    if (rc < 0)
         fdn_event_list_free(l);
-        return FDN_ENOMEM;
-    }
-    fdn__jw_raw(&w, "{\"events\":[", 11);
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0)
-            fdn__jw_raw(&w, ",", 1);
-        fdn__admin_event_json(&w, fdn_event_list_at(l, i));
-    }
-    fdn__jw_raw(&w, "],\"count\":", 10);
-    fdn__jw_u64(&w, n);
-    fdn__jw_raw(&w, "}", 1);
-    fdn_event_list_free(l);
-    if (w.rc != 0) {
-        fdn_free(w.t.p);
-        return w.rc;
-    }
-    return text_reply(resp, 200, &w.t);
+    return rc;
 }
 
 static int h_delete(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)

@@ -31,4 +31,29 @@ void fdn__admin_event_json(fdn__jw_t *w, const fdn_event_t *ev);
  */
 bool fdn__admin_json_is_canonical(const char *s, size_t n);
 
+/**
+ * Append the body of GET /v1/events for the events of l, {"events":[...],"count":n}, each
+ * event as fdn__admin_event_json writes it. Errors stick in w->rc (FDN_ENOMEM).
+ */
+void fdn__admin_events_body(fdn__jw_t *w, const fdn_event_list_t *l);
+
+/**
+ * Answer GET /v1/events with the events of *l: resp gets status 200 and the bytes of
+ * fdn__admin_events_body as its text, a shared body released by resp->text_free
+ * (fdn__admin_body_release). When one of this thread's last answers (up to 4, each at most
+ * 64 KiB) listed equal events in the same order, that answer's body is shared, not written
+ * again. Takes *l (kept in the memo or freed; set to NULL) on success; left to the caller on
+ * failure.
+ * @return 0, FDN_ENOMEM
+ * @thread_safety any (the memo is the calling thread's)
+ */
+int fdn__admin_events_answer(fdn_event_list_t **l, fdn__http_resp_t *resp);
+
+/** Drop one reference to a shared answer body (text as fdn__admin_events_answer set it);
+ *  the last frees it. NULL does nothing. Any thread. */
+void fdn__admin_body_release(void *text);
+
+/** Free the calling thread's memo of answers (the tests; threads free theirs at exit). */
+void fdn__admin_events_memo_clear(void);
+
 #endif /* FDN_ADMIN_EVENT_JSON_H */

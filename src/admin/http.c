@@ -136,12 +136,23 @@ struct fdn_admin {
 
 /* ---- responses ----------------------------------------------------------------------- */
 
+void fdn__http_resp_text_free(fdn__http_resp_t *resp)
+{
+    if (resp->text_free != NULL)
+        resp->text_free(resp->text);
+    else
+        fdn_free(resp->text);
+    resp->text = NULL;
+    resp->text_len = 0;
+    resp->text_free = NULL;
+}
+
 void fdn__http_resp_clear(fdn__http_resp_t *resp)
 {
     if (resp == NULL)
         return;
     json_decref(resp->json);
-    fdn_free(resp->text);
+    fdn__http_resp_text_free(resp);
     memset(resp, 0, sizeof *resp);
 }
 
@@ -160,9 +171,7 @@ void fdn__http_resp_finish(fdn__http_resp_t *resp, int rc)
     if (rc < 0) {
         unsigned keep = resp->status >= 400 ? resp->status : 0;
         json_decref(resp->json);
-        fdn_free(resp->text);
-        resp->text = NULL;
-        resp->text_len = 0;
+        fdn__http_resp_text_free(resp);
         resp->json = fdn__http_error_json(rc, &resp->err);
         resp->status = keep ? keep : fdn__http_status_for(rc);
         if (rc == FDN_ERATE_LIMITED && resp->retry_after_s <= 0)
@@ -509,14 +518,11 @@ static int dispatch_run(fdn_admin_t *a, const char *method, const char *uri,
 {
     int rc;
     route_t *route = NULL;
-    fdn__http_target_t *t = NULL;
+    /* on the stack (~5 KB; handlers run on threads of default stack size): a heap block of
+     * this size took glibc's slow path (no thread cache above 1 KB) on every request */
+    fdn__http_target_t tb, *t = &tb;
     if (!auth_ok(a, authorization)) {
         rc = fdn_err_set(&resp->err, FDN_EACCES, "missing or wrong bearer token");
-        goto out;
-    }
-    t = fdn_malloc(sizeof *t);
-    if (t == NULL) {
-        rc = FDN_ENOMEM;
         goto out;
     }
     rc = fdn__http_target_parse(t, uri, strlen(uri));
@@ -575,7 +581,6 @@ static int dispatch_run(fdn_admin_t *a, const char *method, const char *uri,
     else
         rc = fdn_err_set(&resp->err, FDN_ENOENT, "no such endpoint");
 out:
-    fdn_free(t);
     *route_out = route;
     return rc;
 }
@@ -640,9 +645,7 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
         int prc = fdn_json_loadb(resp->text, resp->text_len, JSON_DECODE_ANY, &j, NULL);
         if (prc == FDN_ENOMEM)
             return;
-        fdn_free(resp->text);
-        resp->text = NULL;
-        resp->text_len = 0;
+        fdn__http_resp_text_free(resp);
         resp->content_type = NULL;
         if (prc < 0) {
             resp->status = 0;
@@ -1096,6 +1099,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
         c->seen = c->too_large = c->parked = c->counted = false;
         c->resp.json = NULL;
         c->resp.text = NULL;
+        c->resp.text_free = NULL;
         c->uri = admin_strdup(uri ? origin_form(uri) : "");
         if (c->uri == NULL) {
             fdn_free(c);
@@ -1115,7 +1119,7 @@ static void on_done(void *cls, struct MHD_Connection *con, void **req_cls,
         deferred_done(cls);
     if (c != NULL) {
         json_decref(c->resp.json); /* an answer not sent (the connection closed first) */
-        fdn_free(c->resp.text);
+        fdn__http_resp_text_free(&c->resp);
         fdn_free(c->uri);
         fdn_free(c->body.p);
         fdn_free(c);
@@ -1131,6 +1135,7 @@ static void free_body(void *p)
 static enum MHD_Result send_resp(struct MHD_Connection *con, fdn__http_resp_t *resp)
 {
     char *own = NULL; /* a body MHD takes over (freed by it with the response): no copy */
+    void (*release)(void *) = free_body;
     const char *ctype;
     size_t len;
     if (resp->json != NULL) {
@@ -1143,10 +1148,12 @@ static enum MHD_Result send_resp(struct MHD_Connection *con, fdn__http_resp_t *r
         own = resp->text;
         len = resp->text_len;
         ctype = resp->content_type ? resp->content_type : "text/plain; charset=utf-8";
+        if (resp->text_free != NULL)
+            release = resp->text_free;
     }
     struct MHD_Response *r =
         own != NULL
-            ? MHD_create_response_from_buffer_with_free_callback(len, own, free_body)
+            ? MHD_create_response_from_buffer_with_free_callback(len, own, release)
             : MHD_create_response_from_buffer(0, (void *)(uintptr_t) "", MHD_RESPMEM_PERSISTENT);
     if (r == NULL) {
         if (own != resp->text)
@@ -1156,6 +1163,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *con, fdn__http_resp_t *r
     if (own == resp->text) {
         resp->text = NULL; /* MHD's now */
         resp->text_len = 0;
+        resp->text_free = NULL;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
@@ -1258,6 +1266,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         if (cl != NULL && (fdn__http_parse_u64(cl, UINT64_MAX, &n) != 0 || n > a->max_body)) {
             c->too_large = true;
             return send_error(a, con, FDN_ETOO_LARGE, "request body exceeds the limit");
+        }
+        /* the body's buffer sized by its Content-Length (with the NUL), not the text's
+         * default 8 KiB: a small block comes from glibc's thread cache, an 8 KiB one took its
+         * slow path on every POST. Failure only leaves the default growth. */
+        if (cl != NULL && n > 0) {
+            c->body.p = fdn_malloc((size_t)n + 1);
+            c->body.cap = c->body.p != NULL ? (size_t)n + 1 : 0;
+            if (c->body.p != NULL)
+                c->body.p[0] = '\0';
         }
         /* refuse a client without the token on its headers, before its body is read: else
          * anyone who can connect makes the server buffer max_body bytes per connection */

@@ -250,6 +250,9 @@ struct fdn_events {
     bool deliverer_on;
     bool dstop;      /* smu */
     uint64_t dround; /* smu: delivery round (round-robin between subscribers) */
+    /* the delivery thread waits on scv for new events (set under smu before it looks at
+     * published a last time): only then does an append signal it (fdn__evs_notify_subs) */
+    _Atomic bool dwaiting;
 };
 
 /* An intern table slot whose entry was removed (correlation ids only): readers skip it. */

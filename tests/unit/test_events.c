@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -888,6 +889,75 @@ static void subscription_callback(void **state)
     fdn_events_destroy(es);
 }
 
+/* Appends from several threads while the delivery thread goes idle and wakes again: a
+ * subscriber sees every event once, in id order. (An append signals the delivery thread only
+ * when it waits, fdn__evs_notify_subs: a lost wake-up would leave the wait below hanging.) */
+typedef struct count_sink {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t n, last;
+    bool out_of_order;
+} count_sink_t;
+
+static void count_cb(const fdn_event_t *ev, uint64_t skipped, void *user)
+{
+    (void)skipped;
+    count_sink_t *s = user;
+    pthread_mutex_lock(&s->mu);
+    if (fdn_event_id(ev) <= s->last)
+        s->out_of_order = true;
+    s->last = fdn_event_id(ev);
+    s->n++;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+enum { SUB_THREADS = 4, SUB_EACH = 2000 };
+
+static void *sub_appender(void *arg)
+{
+    fdn_events_t *es = arg;
+    for (int i = 0; i < SUB_EACH; i++) {
+        put(es, "sub.t", NULL, 0, 0);
+        if (i % 97 == 0)
+            sched_yield(); /* (let the delivery thread catch up and wait now and then) */
+    }
+    return NULL;
+}
+
+static void subscription_sees_every_concurrent_append(void **state)
+{
+    (void)state;
+    fdn_events_t *es = mem_store(NULL);
+    count_sink_t s = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    fdn_events_sub_t *sub = NULL;
+    assert_int_equal(fdn_events_subscribe(es, &so, count_cb, &s, &sub), 0);
+    for (int round = 1; round <= 3; round++) {
+        pthread_t th[SUB_THREADS];
+        for (int i = 0; i < SUB_THREADS; i++)
+            assert_int_equal(pthread_create(&th[i], NULL, sub_appender, es), 0);
+        for (int i = 0; i < SUB_THREADS; i++)
+            assert_int_equal(pthread_join(th[i], NULL), 0);
+        uint64_t want = (uint64_t)round * SUB_THREADS * SUB_EACH;
+        pthread_mutex_lock(&s.mu);
+        while (s.n < want)
+            pthread_cond_wait(&s.cv, &s.mu);
+        assert_int_equal(s.n, want);
+        assert_false(s.out_of_order);
+        pthread_mutex_unlock(&s.mu);
+        /* one more after the delivery thread went idle: delivered too */
+        put(es, "sub.t", NULL, 0, 0);
+        pthread_mutex_lock(&s.mu);
+        while (s.n < want + 1)
+            pthread_cond_wait(&s.cv, &s.mu);
+        pthread_mutex_unlock(&s.mu);
+        s.n--; /* (the rounds count the threads' events) */
+    }
+    fdn_events_unsubscribe(sub);
+    fdn_events_destroy(es);
+}
+
 static void subscription_fd_and_overflow(void **state)
 {
     (void)state;
@@ -1741,6 +1811,7 @@ int main(void)
         cmocka_unit_test(many_events_across_segments),
         cmocka_unit_test(retention_thread_with_manual_clock),
         cmocka_unit_test(subscription_callback),
+        cmocka_unit_test(subscription_sees_every_concurrent_append),
         cmocka_unit_test(subscription_fd_and_overflow),
         cmocka_unit_test(unavailable_and_buffered),
         DURABLE_TEST(durable_reopen_keeps_events_and_ids),

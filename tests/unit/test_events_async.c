@@ -392,6 +392,78 @@ static void callback_may_store_again(void **state)
     test_waiter_destroy(&c.done);
 }
 
+/* Closed-loop clients, as HTTP connections: each of 16 threads keeps one asynchronous store
+ * in flight and stores its next event once the callback (on the writer thread) acknowledged
+ * the last one. Commits then release many asynchronous callers at once, so the writer
+ * gathers the next commit before starting it (writer_linger), and the clients' appends below
+ * the size it waits for do not signal it (fdn__evs_async_queue): every store is still
+ * acknowledged, each only once the commit holding it is done, and all are in the file. */
+enum { LOOP_CLIENTS = 16, LOOP_EVENTS = 40 };
+
+typedef struct loop_client {
+    fdn_events_t *es;
+    fdn_event_t *ev;
+    test_waiter_t acked;
+    int rc;
+    uint64_t first, committed;
+    int bad; /* acknowledgements before their commit, or failed */
+} loop_client_t;
+
+static void loop_cb(int rc, uint64_t first, size_t n, void *user)
+{
+    (void)n;
+    loop_client_t *c = user;
+    fdn_events_stats_t st;
+    st.durable_committed_id = 0;
+    (void)fdn_events_stats(c->es, &st);
+    c->rc = rc;
+    c->first = first;
+    c->committed = st.durable_committed_id;
+    test_waiter_add(&c->acked, 1);
+}
+
+static void *loop_main(void *arg)
+{
+    loop_client_t *c = arg;
+    const fdn_event_t *one[1] = {c->ev};
+    for (int k = 0; k < LOOP_EVENTS; k++) {
+        uint64_t id = 0;
+        if (fdn_events_store_async(c->es, one, 1, &id, loop_cb, c) != 0) {
+            c->bad++;
+            break;
+        }
+        test_waiter_wait(&c->acked, (uint64_t)k + 1);
+        if (c->rc != 0 || c->first != id || c->committed < id)
+            c->bad++;
+    }
+    return NULL;
+}
+
+static void closed_loop_clients_acknowledged_after_commit(void **state)
+{
+    (void)state;
+    fdn_events_t *es = durable(FDN_EVENTS_DURABLE, 0);
+    loop_client_t cl[LOOP_CLIENTS];
+    pthread_t th[LOOP_CLIENTS];
+    for (int i = 0; i < LOOP_CLIENTS; i++) {
+        memset(&cl[i], 0, sizeof cl[i]);
+        cl[i].es = es;
+        cl[i].ev = mkev("loop");
+        test_waiter_init(&cl[i].acked);
+        assert_int_equal(pthread_create(&th[i], NULL, loop_main, &cl[i]), 0);
+    }
+    for (int i = 0; i < LOOP_CLIENTS; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(cl[i].bad, 0);
+    }
+    fdn_events_destroy(es);
+    assert_int_equal(reopened_count(), LOOP_CLIENTS * LOOP_EVENTS);
+    for (int i = 0; i < LOOP_CLIENTS; i++) {
+        fdn_event_free(cl[i].ev);
+        test_waiter_destroy(&cl[i].acked);
+    }
+}
+
 /* Every allocation of the call failing in turn: FDN_ENOMEM, nothing stored, no callback, and
  * the queue's reservation is given back (a store of the whole bound succeeds afterwards). */
 static void out_of_memory_changes_nothing(void **state)
@@ -501,6 +573,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(destroy_runs_pending_callbacks, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(fast_mode_acknowledges_inline, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(callback_may_store_again, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(closed_loop_clients_acknowledged_after_commit, dir_setup,
+                                        dir_teardown),
         cmocka_unit_test_setup_teardown(out_of_memory_changes_nothing, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(io_error_reaches_callbacks, dir_setup, dir_teardown),
     };

@@ -4,7 +4,9 @@
  * 2262 and before 1970), every content type, and data texts jansson would rewrite (they take
  * the slow path) as well as those it keeps; the canonical-form check itself against
  * jansson's own parse and dump; and GET /v1/config/<path>, whose value is written as text by
- * the same check. */
+ * the same check; and the memo of GET /v1/events answers: every answer it gives is the body
+ * written anew, byte for byte, as events are appended and pruned and stores change. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -391,6 +393,166 @@ static void test_query_answer(void **state)
     fdn_events_destroy(es);
 }
 
+/* ---- the memo of GET /v1/events answers (fdn__admin_events_answer) ---------------------- */
+
+static void store_corr(fdn_events_t *es, const char *cid, const char *data)
+{
+    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
+    spec.type = "memo.t";
+    spec.data = data;
+    spec.data_len = strlen(data);
+    spec.correlation_id = cid;
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &spec, NULL), 0);
+    assert_int_equal(fdn_events_store(es, ev, NULL), 0);
+    fdn_event_free(ev);
+}
+
+static fdn_event_list_t *query_corr(fdn_events_t *es, const char *cid)
+{
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.correlation_id = cid;
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    return l;
+}
+
+/* The answer for cid, through the memo, checked byte for byte against the body written
+ * anew (no memo) and against fdn_event_to_json of each event; resp keeps the answer (the
+ * caller clears it). */
+static void answer_checked(fdn_events_t *es, const char *cid, fdn__http_resp_t *resp)
+{
+    fdn_event_list_t *fresh = query_corr(es, cid);
+    fdn__jw_t w = {{NULL, 0, 0}, 0};
+    fdn__admin_events_body(&w, fresh);
+    assert_int_equal(w.rc, 0);
+    fdn__admin_text_t want = {NULL, 0, 0};
+    assert_int_equal(fdn__admin_text_put(&want, "{\"events\":[", 11), 0);
+    size_t n = fdn_event_list_count(fresh);
+    for (size_t i = 0; i < n; i++) {
+        char *e = NULL;
+        assert_int_equal(fdn_event_to_json(fdn_event_list_at(fresh, i), &e), 0);
+        if (i > 0)
+            assert_int_equal(fdn__admin_text_put(&want, ",", 1), 0);
+        assert_int_equal(fdn__admin_text_put(&want, e, strlen(e)), 0);
+        fdn_free(e);
+    }
+    char tail[48];
+    int tl = snprintf(tail, sizeof tail, "],\"count\":%zu}", n);
+    assert_int_equal(fdn__admin_text_put(&want, tail, (size_t)tl), 0);
+    assert_int_equal(w.t.len, want.len);
+    assert_memory_equal(w.t.p, want.p, want.len);
+
+    fdn_event_list_t *l = query_corr(es, cid);
+    memset(resp, 0, sizeof *resp);
+    assert_int_equal(fdn__admin_events_answer(&l, resp), 0);
+    assert_null(l); /* taken */
+    assert_int_equal(resp->status, 200);
+    assert_non_null(resp->text_free);
+    if (resp->text_len != want.len || memcmp(resp->text, want.p, want.len) != 0)
+        fail_msg("memo answer %.*s\nwritten anew %s", (int)resp->text_len, resp->text, want.p);
+    assert_int_equal(resp->text[resp->text_len], '\0');
+    fdn_free(w.t.p);
+    fdn_free(want.p);
+    fdn_event_list_free(fresh);
+}
+
+static void test_answer_memo(void **state)
+{
+    (void)state;
+    fdn__admin_events_memo_clear();
+    fdn_events_t *es = NULL, *es2 = NULL;
+    assert_int_equal(fdn_events_create(&es, NULL, NULL), 0);
+    assert_int_equal(fdn_events_create(&es2, NULL, NULL), 0);
+    for (int i = 0; i < 10; i++) {
+        char d[32];
+        snprintf(d, sizeof d, "{\"i\":%d}", i);
+        store_corr(es, "memo-a", d);
+        store_corr(es2, "memo-a", "{\"i\":0}"); /* same ids, other data */
+    }
+    fdn__http_resp_t r1, r2, r3;
+    answer_checked(es, "memo-a", &r1);
+    answer_checked(es, "memo-a", &r2);
+    assert_ptr_equal(r2.text, r1.text); /* the second one is the first one's body, shared */
+    fdn__http_resp_clear(&r1);
+    fdn__http_resp_clear(&r2);
+
+    /* another store, events of the same ids and correlation: not the memo's answer */
+    answer_checked(es2, "memo-a", &r3);
+    fdn__http_resp_clear(&r3);
+
+    /* an event appended: a longer answer, then shared again */
+    answer_checked(es, "memo-a", &r1);
+    store_corr(es, "memo-a", "{\"i\":10}");
+    answer_checked(es, "memo-a", &r2);
+    assert_ptr_not_equal(r2.text, r1.text);
+    assert_true(r2.text_len > r1.text_len);
+    fdn__http_resp_clear(&r1); /* the memo keeps its own reference */
+    answer_checked(es, "memo-a", &r3);
+    assert_ptr_equal(r3.text, r2.text);
+    fdn__http_resp_clear(&r2);
+    fdn__http_resp_clear(&r3);
+
+    /* pruned: fewer events */
+    fdn_event_list_t *l = query_corr(es, "memo-a");
+    int64_t cut = fdn_event_timestamp(fdn_event_list_at(l, 3));
+    fdn_event_list_free(l);
+    uint64_t removed = 0;
+    assert_int_equal(fdn_events_prune_before(es, cut, &removed), 0);
+    assert_int_equal(removed, 3);
+    answer_checked(es, "memo-a", &r1);
+    fdn__http_resp_clear(&r1);
+
+    /* more distinct answers than slots (each replaces the oldest), empty answers included,
+     * then the first ones again */
+    for (int round = 0; round < 2; round++) {
+        for (int k = 0; k < 7; k++) {
+            char cid[16];
+            snprintf(cid, sizeof cid, "memo-%d", k);
+            if (round == 0 && k % 2 == 0)
+                store_corr(es, cid, "[1,\"x\"]");
+            answer_checked(es, cid, &r1);
+            fdn__http_resp_clear(&r1);
+        }
+    }
+    answer_checked(es, "nobody", &r1);
+    assert_string_equal(r1.text, "{\"events\":[],\"count\":0}");
+    fdn__http_resp_clear(&r1);
+
+    /* a body still held by an answer outlives the memo */
+    answer_checked(es, "memo-a", &r1);
+    fdn__admin_events_memo_clear();
+    assert_true(r1.text_len > 100);
+    assert_memory_equal(r1.text, "{\"events\":[{", 12);
+    fdn__http_resp_clear(&r1);
+    fdn_events_destroy(es2);
+    fdn_events_destroy(es);
+}
+
+/* a thread's memo is freed when the thread exits (the leak checker of the sanitizer build
+ * would report it otherwise), and the answers it handed out stay valid after that */
+static void *memo_thread(void *arg)
+{
+    fdn__http_resp_t *r = arg;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, NULL, NULL), 0);
+    store_corr(es, "memo-t", "{\"t\":1}");
+    answer_checked(es, "memo-t", r);
+    fdn_events_destroy(es);
+    return NULL;
+}
+
+static void test_answer_memo_thread_exit(void **state)
+{
+    (void)state;
+    fdn__http_resp_t r;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, memo_thread, &r), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_non_null(strstr(r.text, "\"data\":{\"t\":1}}],\"count\":1}"));
+    fdn__http_resp_clear(&r);
+}
+
 /* every path of the configuration tree (sections, leaves, values inside object leaves): GET
  * /v1/config/<path> answers {"path":p,"value":v} with v the service's value, whether it was
  * written as text (integers, strings, objects) or through jansson (reals) */
@@ -460,6 +622,7 @@ int main(void)
         cmocka_unit_test(test_canonical_table),   cmocka_unit_test(test_canonical_exhaustive),
         cmocka_unit_test(test_events_as_to_json), cmocka_unit_test(test_wall_times),
         cmocka_unit_test(test_query_answer),      cmocka_unit_test(test_config_get_answer),
+        cmocka_unit_test(test_answer_memo),       cmocka_unit_test(test_answer_memo_thread_exit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
