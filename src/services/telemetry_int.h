@@ -220,7 +220,7 @@ int fdn__tm_configure_summary(fdn_telemetry_t *tm, const char *name);
 void fdn__tm_summary_name(fdn__buf_t *out, const char *name);
 /* Free the configured layouts (destroy). */
 void fdn__tm_layouts_free(fdn_telemetry_t *tm);
-/* The name event `event`'s histogram key `key` is exported under (telemetry_prometheus.c):
+/* The name event `event`'s histogram key `key` is exported under (telemetry_expo_plan.c):
  * `histogram` -> <base>, a time key -> <base>_<key>_seconds, another -> <base>_<key>, where
  * `foundation.x.y` has base fdn_x_y. False: not exported (vm.*). */
 bool fdn__tm_event_hist_name(fdn__buf_t *out, const char *event, const char *key);
