@@ -135,6 +135,10 @@ void fdn__tm_plan_clear(tm_expo_t *c);
 /* telemetry_numfmt.c: v as the text writes a bound or value, the shortest form that reads
  * back as the same double, into t (40 bytes); returns its length. v finite. */
 size_t fdn__tm_fmt_short(char *t, double v);
+/* telemetry_numfmt.c: the shortest "%.*g" form of v (finite, not whole below 1e15) that reads
+ * back, into t (40 bytes): the first of "%.15g", "%.16g", "%.17g" that does (subnormals: the
+ * fewest digits). Returns its length. */
+size_t fdn__tm_fmt_short_g(char *t, double v);
 
 /* telemetry_expo_lines.c: s escaped for a label value (quote: also '"') or a HELP text. */
 void fdn__tm_put_escaped(fdn__buf_t *b, const char *s, bool quote);
