@@ -130,8 +130,11 @@ typedef struct fdn__http_async fdn__http_async_t;
 typedef struct fdn__http_resp {
     unsigned status; /**< 0 = derive from the handler's return code */
     json_t *json;    /**< owned; serialized as the body */
-    char *text;      /**< owned (fdn_malloc), used when json is NULL */
+    char *text;      /**< owned, used when json is NULL: fdn_malloc'd, unless text_tm */
     size_t text_len;
+    /** text is telemetry's own (fdn_telemetry_text_acquire, GET /metrics), handed on without
+     *  a copy and released with fdn_telemetry_text_release */
+    bool text_tm;
     const char *content_type;
     int64_t retry_after_s; /**< >= 0 adds Retry-After */
     char allow[64];        /**< Allow header for 405 */

@@ -136,12 +136,24 @@ struct fdn_admin {
 
 /* ---- responses ----------------------------------------------------------------------- */
 
+/* Free resp's text as it was allocated (text_free), and forget it. */
+static void resp_text_free(fdn__http_resp_t *resp)
+{
+    if (resp->text_tm)
+        fdn_telemetry_text_release(resp->text);
+    else
+        fdn_free(resp->text);
+    resp->text = NULL;
+    resp->text_len = 0;
+    resp->text_tm = false;
+}
+
 void fdn__http_resp_clear(fdn__http_resp_t *resp)
 {
     if (resp == NULL)
         return;
     json_decref(resp->json);
-    fdn_free(resp->text);
+    resp_text_free(resp);
     memset(resp, 0, sizeof *resp);
 }
 
@@ -160,9 +172,7 @@ void fdn__http_resp_finish(fdn__http_resp_t *resp, int rc)
     if (rc < 0) {
         unsigned keep = resp->status >= 400 ? resp->status : 0;
         json_decref(resp->json);
-        fdn_free(resp->text);
-        resp->text = NULL;
-        resp->text_len = 0;
+        resp_text_free(resp);
         resp->json = fdn__http_error_json(rc, &resp->err);
         resp->status = keep ? keep : fdn__http_status_for(rc);
         if (rc == FDN_ERATE_LIMITED && resp->retry_after_s <= 0)
@@ -640,9 +650,7 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
         int prc = fdn_json_loadb(resp->text, resp->text_len, JSON_DECODE_ANY, &j, NULL);
         if (prc == FDN_ENOMEM)
             return;
-        fdn_free(resp->text);
-        resp->text = NULL;
-        resp->text_len = 0;
+        resp_text_free(resp);
         resp->content_type = NULL;
         if (prc < 0) {
             resp->status = 0;
@@ -787,10 +795,52 @@ static int om_sink(const char *data, size_t len, void *user)
     return fdn__admin_text_put(user, data, len);
 }
 
+/* GET /metrics whose body is one telemetry instance's text alone: that text itself, handed to
+ * libmicrohttpd without a copy (a reference, released with the response). 1: not so (the
+ * text does not end a line, and the body would add a newline); else 0 or a negative code. */
+static int metrics_tm_text(fdn_telemetry_t *tm, bool om, fdn__http_resp_t *resp)
+{
+    const char *t = NULL;
+    size_t len = 0;
+    int rc = fdn_telemetry_text_acquire(tm, om, &t, &len);
+    if (rc < 0)
+        return fdn_err_set(&resp->err, rc, "metrics writer failed: %s", fdn_strerror(rc));
+    if (len > 0 && t[len - 1] != '\n') {
+        fdn_telemetry_text_release(t);
+        return 1;
+    }
+    resp->text = (char *)(uintptr_t)t;
+    resp->text_len = len;
+    resp->text_tm = true;
+    resp->content_type = om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                            : "text/plain; version=0.0.4; charset=utf-8";
+    resp->status = 200;
+    return 0;
+}
+
 static int h_metrics(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
 {
     (void)req;
     fdn_admin_t *a = user;
+    /* the usual case: telemetry's text is the whole body (its own fdn_http_requests_total
+     * replaces the server's count by status class, a fallback writer is not called) */
+    size_t writers = 0, tm_at = 0;
+    for (size_t i = 0; i < a->nmetrics; i++) {
+        if (a->metrics[i].fallback && a->tm != NULL)
+            continue;
+        writers++;
+        tm_at = i;
+    }
+    bool om_only = resp->want_openmetrics && a->tm != NULL;
+    for (size_t i = 0; i < a->nmetrics && om_only; i++)
+        if (a->metrics[i].user != (void *)a->tm && !a->metrics[i].fallback)
+            om_only = false;
+    if (om_only || (writers == 1 && a->metrics[tm_at].telemetry && a->metrics[tm_at].user != NULL &&
+                    a->f_req != NULL)) {
+        int rc = metrics_tm_text(om_only ? a->tm : a->metrics[tm_at].user, om_only, resp);
+        if (rc <= 0)
+            return rc;
+    }
     fdn__admin_text_t b = {NULL, 0, 0};
     int rc = 0;
     /* one allocation for the body: the capacity the last one needed (bodies grow slowly) */
@@ -1096,6 +1146,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
         c->seen = c->too_large = c->parked = c->counted = false;
         c->resp.json = NULL;
         c->resp.text = NULL;
+        c->resp.text_tm = false;
         c->uri = admin_strdup(uri ? origin_form(uri) : "");
         if (c->uri == NULL) {
             fdn_free(c);
@@ -1115,7 +1166,7 @@ static void on_done(void *cls, struct MHD_Connection *con, void **req_cls,
         deferred_done(cls);
     if (c != NULL) {
         json_decref(c->resp.json); /* an answer not sent (the connection closed first) */
-        fdn_free(c->resp.text);
+        resp_text_free(&c->resp);
         fdn_free(c->uri);
         fdn_free(c->body.p);
         fdn_free(c);
@@ -1126,6 +1177,11 @@ static void on_done(void *cls, struct MHD_Connection *con, void **req_cls,
 static void free_body(void *p)
 {
     fdn_free(p);
+}
+
+static void release_telemetry_text(void *p)
+{
+    fdn_telemetry_text_release(p);
 }
 
 static enum MHD_Result send_resp(struct MHD_Connection *con, fdn__http_resp_t *resp)
@@ -1146,16 +1202,18 @@ static enum MHD_Result send_resp(struct MHD_Connection *con, fdn__http_resp_t *r
     }
     struct MHD_Response *r =
         own != NULL
-            ? MHD_create_response_from_buffer_with_free_callback(len, own, free_body)
+            ? MHD_create_response_from_buffer_with_free_callback(
+                  len, own, resp->text_tm && own == resp->text ? release_telemetry_text : free_body)
             : MHD_create_response_from_buffer(0, (void *)(uintptr_t) "", MHD_RESPMEM_PERSISTENT);
     if (r == NULL) {
         if (own != resp->text)
             fdn_free(own);
-        return MHD_NO;
+        return MHD_NO; /* resp's text, if own, is freed with resp */
     }
-    if (own == resp->text) {
+    if (own != NULL && own == resp->text) {
         resp->text = NULL; /* MHD's now */
         resp->text_len = 0;
+        resp->text_tm = false;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");

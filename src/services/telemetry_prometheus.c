@@ -389,3 +389,26 @@ int fdn_telemetry_write_openmetrics(fdn_telemetry_t *tm, fdn_telemetry_write_fn 
 {
     return write_exposition(tm, true, write, user);
 }
+
+int fdn_telemetry_text_acquire(fdn_telemetry_t *tm, bool openmetrics, const char **out,
+                               size_t *out_len)
+{
+    if (tm == NULL || out == NULL || out_len == NULL)
+        return FDN_EINVAL;
+    if (!atomic_load_explicit(&tm->running, memory_order_acquire))
+        return FDN_EUNAVAILABLE;
+    fdn__tm_run_collectors(tm);
+    blob_t *b = NULL;
+    int rc = expo_text(tm, openmetrics, &b);
+    if (rc < 0)
+        return rc;
+    *out = b->p;
+    *out_len = b->len;
+    return 0;
+}
+
+void fdn_telemetry_text_release(const char *text)
+{
+    if (text != NULL)
+        blob_unref((blob_t *)(void *)(uintptr_t)(text - offsetof(blob_t, p)));
+}

@@ -75,8 +75,8 @@ static void check(double v)
     if (gn != wn || strcmp(got, want) != 0) {
         uint64_t bits;
         memcpy(&bits, &v, sizeof bits);
-        print_error("double 0x%016" PRIx64 ": got \"%s\" (%zu), want \"%s\" (%zu)\n", bits, got,
-                    gn, want, wn);
+        print_error("double 0x%016" PRIx64 ": got \"%s\" (%zu), want \"%s\" (%zu)\n", bits, got, gn,
+                    want, wn);
     }
     assert_string_equal(got, want);
     assert_int_equal(gn, wn);
