@@ -64,6 +64,17 @@ enum { PART_SERIES, PART_SUMMARY, PART_PROCESS };
 
 /* One series' lines in a record (or a process metric's one line), kept with the value key
  * they were rendered from: a counter's value, a gauge's bits, a histogram's version. */
+/* A histogram series' lines as the text before each value, made once per series (and again
+ * only if its bounds change): `<name>_bucket{<labels>,le="<b>"} ` per bound and +Inf, then
+ * `<name>_sum<labels> ` and `<name>_count<labels> `, line i ending at end[i]. A scrape that
+ * renders the series again appends these and the numbers. */
+typedef struct tm_hist_pre {
+    unsigned nle;
+    double le[TM_LE_MAX];
+    uint32_t end[TM_LE_MAX + 3];
+    fdn__buf_t text;
+} tm_hist_pre_t;
+
 typedef struct part {
     unsigned char what; /* PART_* */
     bool valid;         /* text and key hold a rendering */
@@ -73,6 +84,7 @@ typedef struct part {
     uint64_t key[3];
     fdn__buf_t lab; /* fdn__tm_label_text of the series */
     fdn__buf_t text;
+    tm_hist_pre_t *pre; /* a histogram's line prefixes (NULL until rendered) */
 } part_t;
 
 /* One metric family's text: HELP and TYPE, then its parts; keyed by its name for sorting and
@@ -149,9 +161,12 @@ void fdn__tm_label_text(fdn__buf_t *b, const fdn_telemetry_sample_t *x);
 /* telemetry_expo_lines.c: a family's HELP and TYPE lines. */
 void fdn__tm_header(fdn__buf_t *b, const char *name, const char *help, fdn_telemetry_kind_t kind);
 /* telemetry_expo_lines.c: one series' sample lines (name: the sample name; lab: its label
- * text; om: OpenMetrics, buckets carry their exemplars). */
+ * text; om: OpenMetrics, buckets carry their exemplars); pre: a histogram's line prefixes,
+ * made on first use and kept there (NULL: none kept). */
 void fdn__tm_sample_lines(fdn__buf_t *b, const char *name, const fdn__buf_t *lab,
-                          const fdn_telemetry_sample_t *x, bool om);
+                          const fdn_telemetry_sample_t *x, bool om, tm_hist_pre_t **pre);
+/* telemetry_expo_lines.c: free line prefixes (NULL accepted). */
+void fdn__tm_hist_pre_free(tm_hist_pre_t *h);
 /* telemetry_expo_lines.c: one series' summary lines (quantiles, _sum, _count) under fam. */
 void fdn__tm_summary_lines(fdn__buf_t *b, const char *fam, const fdn__buf_t *lab,
                            const fdn_telemetry_sample_t *x);

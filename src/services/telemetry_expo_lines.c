@@ -14,6 +14,7 @@
 #include <fdn/telemetry.h>
 
 #include "services/telemetry_expo_int.h"
+#include "core/alloc.h"
 #include "core/utf8.h"
 
 static void b_fmt_u64(fdn__buf_t *b, uint64_t v)
@@ -162,11 +163,107 @@ static void sum_count_lines(fdn__buf_t *b, const char *name, const fdn__buf_t *l
     bputs(b, "\n");
 }
 
+/* The text of bound v in an `le` label, into le (40 bytes). */
+static void le_text(char *le, double v)
+{
+    if (isfinite(v))
+        (void)fdn__tm_fmt_short(le, v);
+    else
+        memcpy(le, v > 0 ? "+Inf" : isnan(v) ? "NaN" : "-Inf", 5);
+}
+
+/* The prefixes of histogram x's lines (tm_hist_pre_t) into *pre, unless it holds them for
+ * x's bounds already; false when out of memory (*pre freed). */
+static bool hist_pre(tm_hist_pre_t **pre, const char *name, const fdn__buf_t *lab,
+                     const fdn_telemetry_sample_t *x)
+{
+    tm_hist_pre_t *h = *pre;
+    size_t nle = x->nbuckets;
+    if (h != NULL && h->nle == nle &&
+        (nle == 0 || memcmp(h->le, x->bucket_le, nle * sizeof(double)) == 0))
+        return true;
+    if (nle > TM_LE_MAX)
+        return false;
+    if (h == NULL) {
+        h = fdn__calloc(1, sizeof(*h));
+        if (h == NULL)
+            return false;
+        *pre = h;
+    }
+    fdn__buf_t *t = &h->text;
+    t->len = 0;
+    for (size_t i = 0; i <= nle; i++) {
+        char le[40];
+        if (i < nle)
+            le_text(le, x->bucket_le[i]);
+        bputs(t, name);
+        bputs(t, "_bucket");
+        labels(t, lab, "le", i < nle ? le : "+Inf");
+        bputs(t, " ");
+        h->end[i] = (uint32_t)t->len;
+    }
+    bputs(t, name);
+    bputs(t, "_sum");
+    labels(t, lab, NULL, NULL);
+    bputs(t, " ");
+    h->end[nle + 1] = (uint32_t)t->len;
+    bputs(t, name);
+    bputs(t, "_count");
+    labels(t, lab, NULL, NULL);
+    bputs(t, " ");
+    h->end[nle + 2] = (uint32_t)t->len;
+    if (t->oom || t->len > UINT32_MAX) {
+        fdn__tm_hist_pre_free(h);
+        *pre = NULL;
+        return false;
+    }
+    h->nle = (unsigned)nle;
+    if (nle > 0)
+        memcpy(h->le, x->bucket_le, nle * sizeof(double));
+    return true;
+}
+
+void fdn__tm_hist_pre_free(tm_hist_pre_t *h)
+{
+    if (h != NULL) {
+        fdn__free(h->text.p);
+        fdn__free(h);
+    }
+}
+
+/* Histogram x's lines from its prefixes h: the same text as fdn__tm_sample_lines writes. */
+static void hist_lines_pre(fdn__buf_t *b, const tm_hist_pre_t *h, const fdn_telemetry_sample_t *x,
+                           bool om)
+{
+    size_t nle = h->nle;
+    uint32_t at = 0;
+    for (size_t i = 0; i <= nle; i++) {
+        bput(b, h->text.p + at, h->end[i] - at);
+        at = h->end[i];
+        b_fmt_u64(b, i < nle ? x->bucket_le_count[i] : x->hist.count);
+        if (om && nle > 0)
+            exemplar(b, x, i);
+        bputs(b, "\n");
+    }
+    double div = x->hist_div > 0.0 ? x->hist_div : 1.0;
+    bput(b, h->text.p + at, h->end[nle + 1] - at);
+    at = h->end[nle + 1];
+    fdn__tm_put_short(b, div == 1.0 ? x->hist.sum : x->hist.sum / div);
+    bputs(b, "\n");
+    bput(b, h->text.p + at, h->end[nle + 2] - at);
+    b_fmt_u64(b, x->hist.count);
+    bputs(b, "\n");
+}
+
 /* Write one sample's lines. name: the sample name (for OpenMetrics counters, with _total);
  * om: OpenMetrics (histogram buckets carry their exemplars). */
 void fdn__tm_sample_lines(fdn__buf_t *b, const char *name, const fdn__buf_t *lab,
-                          const fdn_telemetry_sample_t *x, bool om)
+                          const fdn_telemetry_sample_t *x, bool om, tm_hist_pre_t **pre)
 {
+    if (x->kind == FDN_TELEMETRY_HISTOGRAM && pre != NULL && hist_pre(pre, name, lab, x)) {
+        hist_lines_pre(b, *pre, x, om);
+        return;
+    }
     if (x->kind == FDN_TELEMETRY_COUNTER) {
         bputs(b, name);
         labels(b, lab, NULL, NULL);
@@ -177,14 +274,7 @@ void fdn__tm_sample_lines(fdn__buf_t *b, const char *name, const fdn__buf_t *lab
         double div = x->hist_div > 0.0 ? x->hist_div : 1.0;
         for (size_t i = 0; i < x->nbuckets; i++) {
             char le[40];
-            if (isfinite(x->bucket_le[i]))
-                (void)fdn__tm_fmt_short(le, x->bucket_le[i]);
-            else
-                memcpy(le,
-                       x->bucket_le[i] > 0      ? "+Inf"
-                       : isnan(x->bucket_le[i]) ? "NaN"
-                                                : "-Inf",
-                       5);
+            le_text(le, x->bucket_le[i]);
             bputs(b, name);
             bputs(b, "_bucket");
             labels(b, lab, "le", le);

@@ -390,6 +390,7 @@ void fdn__tm_plan_clear(tm_expo_t *c)
         for (size_t k = 0; k < r->nparts; k++) {
             fdn__free(r->parts[k].lab.p);
             fdn__free(r->parts[k].text.p);
+            fdn__tm_hist_pre_free(r->parts[k].pre);
         }
         fdn__free(r->parts);
         fdn__free(r->head.p);

@@ -147,7 +147,7 @@ static void part_render(tm_expo_t *c, const rec_t *r, part_t *p, const fdn__tm_p
         if (p->what == PART_SUMMARY)
             fdn__tm_summary_lines(b, name, &p->lab, &p->x);
         else
-            fdn__tm_sample_lines(b, name, &p->lab, &p->x, c->om);
+            fdn__tm_sample_lines(b, name, &p->lab, &p->x, c->om, &p->pre);
     }
     c->oom = c->oom || b->oom;
 }
