@@ -128,6 +128,9 @@ struct fdn_telemetry_family {
                          * leaves it */
     _Atomic uint64_t overflows;
     fdn_counter_t *overflow_counter; /* child of the built-in overflow family, or NULL */
+    /* nlabels == 0: the one series' metric once it exists, published with release (series
+     * live as long as their family): resolve returns it without tm->mu */
+    _Atomic(void *) unlabelled;
     /* under tm->mu */
     tm_series_t **series;
     size_t nseries, cap;
