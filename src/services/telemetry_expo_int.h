@@ -50,6 +50,9 @@ static inline char *u64_digits(char *end, uint64_t v)
     return p;
 }
 
+/* The process collector's metrics (fdn__tm_proc_metrics). */
+#define TM_NPROC 7
+
 /* Scratch for one series' values (a histogram's copy, its cumulative `le` counts and its
  * exemplars): the sample being rendered points into it. */
 typedef struct fill {
@@ -122,6 +125,13 @@ typedef struct tm_expo {
     size_t nentries, capentries;
     blob_t *out; /* the last text (this holds one reference) */
     fill_t *fill;
+    /* the process metrics' parts written (not skipped), and their records: a scrape's second
+     * refresh visits only these */
+    struct {
+        rec_t *r;
+        part_t *p;
+    } procs[TM_NPROC];
+    size_t nprocs;
 } tm_expo_t;
 
 /* The process collector's metrics (telemetry_process.c): name, help, kind and the offset of
@@ -132,7 +142,6 @@ typedef struct fdn__tm_proc_metric {
     size_t off;
 } fdn__tm_proc_metric_t;
 
-#define TM_NPROC 7
 extern const fdn__tm_proc_metric_t fdn__tm_proc_metrics[TM_NPROC];
 
 /* telemetry_expo_plan.c: process metric i of p. */

@@ -399,6 +399,7 @@ void fdn__tm_plan_clear(tm_expo_t *c)
     }
     c->n = 0;
     c->nentries = 0;
+    c->nprocs = 0;
     c->built = false;
 }
 
@@ -565,6 +566,17 @@ void fdn__tm_plan_build(tm_expo_t *c, fdn_telemetry_t *tm, unsigned avail) FDN_R
     if (c->oom)
         return;
     c->shape = tm->shape;
+    c->nprocs = 0;
+    for (i = 0; i < c->n; i++) {
+        rec_t *r = &c->r[i]; /* the records are sorted: their addresses hold from now on */
+        for (size_t k = 0; k < r->nparts && !r->skipped; k++) {
+            if (r->parts[k].what == PART_PROCESS && c->nprocs < TM_NPROC) {
+                c->procs[c->nprocs].r = r;
+                c->procs[c->nprocs].p = &r->parts[k];
+                c->nprocs++;
+            }
+        }
+    }
     c->proc_avail = avail;
     c->built = true;
 }

@@ -157,25 +157,31 @@ static void part_render(tm_expo_t *c, const rec_t *r, part_t *p, const fdn__tm_p
 static bool refresh(tm_expo_t *c, const fdn__tm_process_t *proc)
 {
     bool changed = false;
+    if (proc != NULL) { /* the process metrics' parts only */
+        for (size_t i = 0; i < c->nprocs && !c->oom; i++) {
+            part_t *p = c->procs[i].p;
+            uint64_t key[3] = {0, 0, 0};
+            double v = fdn__tm_proc_value(proc, p->proc);
+            memcpy(&key[0], &v, sizeof v);
+            if (p->valid && memcmp(key, p->key, sizeof key) == 0)
+                continue;
+            memcpy(p->key, key, sizeof key);
+            p->valid = true;
+            part_render(c, c->procs[i].r, p, proc);
+            changed = true;
+        }
+        return changed;
+    }
     for (size_t i = 0; i < c->n && !c->oom; i++) {
         rec_t *r = &c->r[i];
         if (r->skipped)
             continue;
         for (size_t k = 0; k < r->nparts && !c->oom; k++) {
             part_t *p = &r->parts[k];
+            if (p->what == PART_PROCESS)
+                continue;
             uint64_t key[3] = {0, 0, 0};
-            bool ok;
-            if (p->what == PART_PROCESS) {
-                if (proc == NULL)
-                    continue;
-                double v = fdn__tm_proc_value(proc, p->proc);
-                memcpy(&key[0], &v, sizeof v);
-                ok = true;
-            } else {
-                if (proc != NULL)
-                    continue;
-                ok = part_key(p, key);
-            }
+            bool ok = part_key(p, key);
             if (p->valid && ok && memcmp(key, p->key, sizeof key) == 0)
                 continue;
             memcpy(p->key, key, sizeof key);
