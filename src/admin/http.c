@@ -17,7 +17,10 @@
  * the URI log callback (before MHD unescapes it) into a heap context that the completion callback
  * frees; the body is accumulated up to max_body_bytes; a larger Content-Length is refused with 413
  * at once, a larger streamed body is drained and refused with 413 at its end. With a token, a
- * request without it is refused (401) on its headers, before any body is read. The listen socket is
+ * request without it is refused (401) on its headers, before any body is read. Answers go to MHD
+ * without a copy: a handler's text is MHD's with the response (freed by its free callback), and
+ * GET /metrics hands on telemetry's own immutable text (fdn_telemetry_text_acquire, released by
+ * that callback; resp.text_tm) when it is the whole body. The listen socket is
  * opened here by fdn_admin_bind (clear EADDRINUSE/EACCES errors, port 0 support, loopback check),
  * which `fdn serve` calls before creating the runtime so that a busy port fails before anything is
  * written; fdn_admin_start binds if that was not done and hands MHD a duplicate of it (see there

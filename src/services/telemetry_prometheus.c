@@ -13,8 +13,10 @@
  * key they were rendered from (a counter's value, a gauge's bits, a histogram's version:
  * resets, count, exemplars written; fdn__histogram_version). A scrape runs the collectors,
  * then under tm->mu compares every written part's key with its metric now and renders again
- * only the parts that differ, then the process collector's values likewise, and assembles the
- * text again only when a part changed. Counters and gauges are rendered from the very value
+ * only the parts that differ, then the process collector's values likewise (their parts are
+ * listed apart: c->procs), and assembles the text again only when a part changed. A
+ * histogram part keeps its lines' text up to each value (tm_hist_pre_t), so rendering it
+ * again appends those and the numbers. Counters and gauges are rendered from the very value
  * compared, a histogram from a copy taken after its version was read (an observation in
  * between only makes the next comparison fail): a scrape never shows a value older than one
  * read when it began, and a histogram is copied shard by shard under each shard's lock as a
@@ -24,9 +26,10 @@
  * unexported, a layout or summary configured (all under tm->mu, none a hot path); it keeps
  * pointers to series and entries, valid while tm->shape holds, used only under tm->mu.
  * Threads: any; tm->expo_mu (taken before tm->mu) serialises scrapes of one format. The text
- * is an immutable reference-counted block: the sink is called after both locks are
- * released, on a text no other scrape changes.
- *
+ * is an immutable reference-counted block (blob_t): the sink is called after both locks are
+ * released, on a text no other scrape changes, and fdn_telemetry_text_acquire hands out a
+ * reference to the block itself (no copy: GET /metrics gives it to libmicrohttpd, whose
+ * free callback releases it), freed by whichever of the cache and the holders lets go last.
  */
 #include <fdn/error.h>
 #include <math.h>
