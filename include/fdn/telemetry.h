@@ -625,6 +625,30 @@ FDN_API int fdn_telemetry_write_openmetrics(fdn_telemetry_t *tm, fdn_telemetry_w
                                             void *user);
 
 /**
+ * The text fdn_telemetry_write_prometheus (openmetrics false) or
+ * fdn_telemetry_write_openmetrics (true) would write now, without a copy: a reference to the
+ * instance's immutable text, which stays valid and unchanged until released whatever other
+ * scrapes and updates do (a server can hand it to the network as it is).
+ * @param[in]  tm           the instance
+ * @param[in]  openmetrics  the OpenMetrics text, else the 0.0.4 one
+ * @param[out] out          the text (NUL-terminated); release with fdn_telemetry_text_release
+ * @param[out] out_len      its length, the NUL not counted
+ * @return 0, FDN_EINVAL (tm, out or out_len NULL), FDN_ENOMEM, FDN_EUNAVAILABLE
+ * @thread_safety any
+ * @ownership the caller holds one reference to *out
+ * @since 0.3.0
+ */
+FDN_API int fdn_telemetry_text_acquire(fdn_telemetry_t *tm, bool openmetrics, const char **out,
+                                       size_t *out_len);
+
+/**
+ * Release a text from fdn_telemetry_text_acquire (NULL accepted); the last reference frees it.
+ * @thread_safety any
+ * @since 0.3.0
+ */
+FDN_API void fdn_telemetry_text_release(const char *text);
+
+/**
  * Keep the event entries named `prefix` or below it (whole components: "a.b" covers "a.b" and
  * "a.b.c") out of the Prometheus / OpenMetrics exposition; they stay in snapshots and the JSON
  * API. For events a labelled family already measures (at most 16 prefixes).

@@ -17,7 +17,10 @@
  * the URI log callback (before MHD unescapes it) into a heap context that the completion callback
  * frees; the body is accumulated up to max_body_bytes; a larger Content-Length is refused with 413
  * at once, a larger streamed body is drained and refused with 413 at its end. With a token, a
- * request without it is refused (401) on its headers, before any body is read. The listen socket is
+ * request without it is refused (401) on its headers, before any body is read. Answers go to MHD
+ * without a copy: a handler's text is MHD's with the response (freed by its free callback), and
+ * GET /metrics hands on telemetry's own immutable text (fdn_telemetry_text_acquire, released by
+ * that callback; resp.text_free) when it is the whole body. The listen socket is
  * opened here by fdn_admin_bind (clear EADDRINUSE/EACCES errors, port 0 support, loopback check),
  * which `fdn serve` calls before creating the runtime so that a busy port fails before anything is
  * written; fdn_admin_start binds if that was not done and hands MHD a duplicate of it (see there
@@ -790,10 +793,58 @@ static int om_sink(const char *data, size_t len, void *user)
     return fdn__admin_text_put(user, data, len);
 }
 
+/* resp.text_free of a text from fdn_telemetry_text_acquire */
+static void release_telemetry_text(void *p)
+{
+    fdn_telemetry_text_release(p);
+}
+
+/* GET /metrics whose body is one telemetry instance's text alone: that text itself, handed to
+ * libmicrohttpd without a copy (a reference, released with the response). 1: not so (the
+ * text does not end a line, and the body would add a newline); else 0 or a negative code. */
+static int metrics_tm_text(fdn_telemetry_t *tm, bool om, fdn__http_resp_t *resp)
+{
+    const char *t = NULL;
+    size_t len = 0;
+    int rc = fdn_telemetry_text_acquire(tm, om, &t, &len);
+    if (rc < 0)
+        return fdn_err_set(&resp->err, rc, "metrics writer failed: %s", fdn_strerror(rc));
+    if (len > 0 && t[len - 1] != '\n') {
+        fdn_telemetry_text_release(t);
+        return 1;
+    }
+    resp->text = (char *)(uintptr_t)t;
+    resp->text_len = len;
+    resp->text_free = release_telemetry_text;
+    resp->content_type = om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                            : "text/plain; version=0.0.4; charset=utf-8";
+    resp->status = 200;
+    return 0;
+}
+
 static int h_metrics(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
 {
     (void)req;
     fdn_admin_t *a = user;
+    /* the usual case: telemetry's text is the whole body (its own fdn_http_requests_total
+     * replaces the server's count by status class, a fallback writer is not called) */
+    size_t writers = 0, tm_at = 0;
+    for (size_t i = 0; i < a->nmetrics; i++) {
+        if (a->metrics[i].fallback && a->tm != NULL)
+            continue;
+        writers++;
+        tm_at = i;
+    }
+    bool om_only = resp->want_openmetrics && a->tm != NULL;
+    for (size_t i = 0; i < a->nmetrics && om_only; i++)
+        if (a->metrics[i].user != (void *)a->tm && !a->metrics[i].fallback)
+            om_only = false;
+    if (om_only || (writers == 1 && a->metrics[tm_at].telemetry && a->metrics[tm_at].user != NULL &&
+                    a->f_req != NULL)) {
+        int rc = metrics_tm_text(om_only ? a->tm : a->metrics[tm_at].user, om_only, resp);
+        if (rc <= 0)
+            return rc;
+    }
     fdn__admin_text_t b = {NULL, 0, 0};
     int rc = 0;
     /* one allocation for the body: the capacity the last one needed (bodies grow slowly) */
@@ -1158,9 +1209,9 @@ static enum MHD_Result send_resp(struct MHD_Connection *con, fdn__http_resp_t *r
     if (r == NULL) {
         if (own != resp->text)
             fdn_free(own);
-        return MHD_NO;
+        return MHD_NO; /* resp's text, if own, is freed with resp */
     }
-    if (own == resp->text) {
+    if (own != NULL && own == resp->text) {
         resp->text = NULL; /* MHD's now */
         resp->text_len = 0;
         resp->text_free = NULL;

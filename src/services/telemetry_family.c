@@ -6,7 +6,9 @@
  * instance's writer mutex); resolution is a setup-time operation (linear search of the
  * family's series under the mutex), the returned handle is then used lock-free. Series and
  * families are never freed before fdn_telemetry_destroy, so handles stay valid; reset only
- * zeroes them.
+ * zeroes them. An unlabelled family's one series is also published in f->unlabelled once
+ * made, and found there without the mutex (collectors resolve such series on every scrape,
+ * and would otherwise queue on tm->mu behind a concurrent scrape's refresh).
  *
  * Cardinality: a family holds at most max_series label sets; a further new label set gets
  * the overflow series (every label value "__overflow__"), the family's overflow count and
@@ -413,11 +415,20 @@ static int resolve(fdn_telemetry_family_t *f, fdn_telemetry_kind_t want, void **
     for (size_t i = 0; i < n; i++)
         if (values[i] == NULL)
             return FDN_EINVAL;
+    if (n == 0) { /* collectors set unlabelled series on every scrape: no lock once made */
+        void *m = atomic_load_explicit(&f->unlabelled, memory_order_acquire);
+        if (m != NULL) {
+            *out = m;
+            return 0;
+        }
+    }
     fdn_telemetry_t *tm = f->tm;
     bool overflowed = false;
     fdn__mutex_lock(&tm->mu);
     int rc = resolve_locked(tm, f, out, values, n, &overflowed);
     fdn__mutex_unlock(&tm->mu);
+    if (rc == 0 && n == 0 && !overflowed)
+        atomic_store_explicit(&f->unlabelled, *out, memory_order_release);
     if (overflowed)
         fdn_counter_inc(f->overflow_counter);
     return rc;

@@ -128,6 +128,9 @@ struct fdn_telemetry_family {
                          * leaves it */
     _Atomic uint64_t overflows;
     fdn_counter_t *overflow_counter; /* child of the built-in overflow family, or NULL */
+    /* nlabels == 0: the one series' metric once it exists, published with release (series
+     * live as long as their family): resolve returns it without tm->mu */
+    _Atomic(void *) unlabelled;
     /* under tm->mu */
     tm_series_t **series;
     size_t nseries, cap;
@@ -220,7 +223,7 @@ int fdn__tm_configure_summary(fdn_telemetry_t *tm, const char *name);
 void fdn__tm_summary_name(fdn__buf_t *out, const char *name);
 /* Free the configured layouts (destroy). */
 void fdn__tm_layouts_free(fdn_telemetry_t *tm);
-/* The name event `event`'s histogram key `key` is exported under (telemetry_prometheus.c):
+/* The name event `event`'s histogram key `key` is exported under (telemetry_expo_plan.c):
  * `histogram` -> <base>, a time key -> <base>_<key>_seconds, another -> <base>_<key>, where
  * `foundation.x.y` has base fdn_x_y. False: not exported (vm.*). */
 bool fdn__tm_event_hist_name(fdn__buf_t *out, const char *event, const char *key);

@@ -13,8 +13,9 @@
  * grows with the open descriptors) were most of a scrape's system time, so a scrape storm
  * (GET /metrics under load) spent its time in the kernel. The /proc figures (threads, sizes,
  * open descriptors) are therefore read at most every FDN__TM_PROCESS_MAX_AGE_MS and shared by
- * the scrapes in between; the start time (and boot time) never changes and is read once.
- * CPU time (getrusage) and the fd limit (getrlimit) are single cheap calls, read every time.
+ * the scrapes in between, and the fd limit (getrlimit: it changes only when the process sets
+ * it) with them; the start time (and boot time) never changes and is read once. CPU time
+ * (getrusage) is read every time: the one system call a scrape makes here.
  * Threads: any; the cache is guarded by `cache_mu` (a leaf lock, held across the /proc reads so
  * that concurrent scrapes after expiry read once).
  */
@@ -140,6 +141,10 @@ static void read_proc(fdn__tm_process_t *out)
         /* the start time never changes: once known, kept */
         v.start_time_seconds = cache.valid ? cache.v.start_time_seconds : -1;
         v.open_fds = open_fds();
+        struct rlimit rl;
+        v.max_fds = -1;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+            v.max_fds = rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur;
         read_stat(&v, v.start_time_seconds < 0);
         cache.v = v;
         cache.at_ns = now;
@@ -148,6 +153,7 @@ static void read_proc(fdn__tm_process_t *out)
     out->resident_bytes = cache.v.resident_bytes;
     out->virtual_bytes = cache.v.virtual_bytes;
     out->open_fds = cache.v.open_fds;
+    out->max_fds = cache.v.max_fds;
     out->threads = cache.v.threads;
     out->start_time_seconds = cache.v.start_time_seconds;
     fdn__mutex_unlock(&cache_mu);
@@ -161,9 +167,6 @@ void fdn__tm_process_read(fdn__tm_process_t *out)
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         out->cpu_seconds = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
-        out->max_fds = rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur;
     read_proc(out);
 }
 

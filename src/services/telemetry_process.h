@@ -13,11 +13,11 @@ typedef struct fdn__tm_process {
     double threads;            /* OS threads */
 } fdn__tm_process_t;
 
-/* The /proc figures (sizes, threads, open descriptors) are read at most this often (ms);
- * scrapes in between share the last read. */
+/* The /proc figures (sizes, threads, open descriptors) and the fd limit are read at most this
+ * often (ms); scrapes in between share the last read. */
 #define FDN__TM_PROCESS_MAX_AGE_MS 1000
 
-/* Read them: CPU time and the fd limit now (getrusage/getrlimit); the /proc figures at most
+/* Read them: CPU time now (getrusage); the /proc figures and the fd limit at most
  * FDN__TM_PROCESS_MAX_AGE_MS old; the start time once. */
 void fdn__tm_process_read(fdn__tm_process_t *out);
 

@@ -289,6 +289,18 @@ static void sweep_readers(void **state)
         if (!sweep_failed(&sw, fdn_telemetry_write_openmetrics(tm, sink, &len)))
             assert_true(len > 0 && whole > 0);
     }
+    SWEEP(sw, fdn_telemetry_text_acquire, 0)
+    {
+        const char *text = NULL;
+        size_t len = 0;
+        sweep_arm(&sw);
+        if (!sweep_failed(&sw, fdn_telemetry_text_acquire(tm, false, &text, &len))) {
+            assert_true(len > 0 && whole > 0);
+            assert_non_null(strstr(text, "r_total"));
+            /* the cache holds the text too: releasing this reference frees nothing */
+            NOALLOC_SWEEP(fdn_telemetry_text_release, fdn_telemetry_text_release(text));
+        }
+    }
     SWEEP(sw, fdn_telemetry_cleanup, SWEEP_KEEP)
     {
         sweep_arm(&sw);
