@@ -160,6 +160,10 @@ size_t fdn__tm_fmt_short(char *t, double v);
  * back, into t (40 bytes): the first of "%.15g", "%.16g", "%.17g" that does (subnormals: the
  * fewest digits). Returns its length. */
 size_t fdn__tm_fmt_short_g(char *t, double v);
+/* telemetry_numfmt.c: the same text by its definition, with snprintf and strtod: the fallback
+ * of fdn__tm_fmt_short_g where its integer arithmetic does not reach, and the reference the
+ * tests compare it with. */
+size_t fdn__tm_fmt_short_g_libc(char *t, double v);
 
 /* telemetry_expo_lines.c: s escaped for a label value (quote: also '"') or a HELP text. */
 void fdn__tm_put_escaped(fdn__buf_t *b, const char *s, bool quote);

@@ -116,18 +116,6 @@ static void labels(fdn__buf_t *b, const fdn__buf_t *lab, const char *extra_k, co
     bputs(b, "}");
 }
 
-static const char *type_name(fdn_telemetry_kind_t k)
-{
-    switch (k) {
-    case FDN_TELEMETRY_COUNTER:
-        return "counter";
-    case FDN_TELEMETRY_HISTOGRAM:
-        return "histogram";
-    default:
-        return "gauge";
-    }
-}
-
 /* OpenMetrics: the exemplar of a bucket line, if it has one: ` # {name="value"} v ts`. */
 static void exemplar(fdn__buf_t *b, const fdn_telemetry_sample_t *x, size_t i)
 {
@@ -318,7 +306,7 @@ void fdn__tm_header(fdn__buf_t *b, const char *name, const char *help, fdn_telem
     bputs(b, "\n# TYPE ");
     bputs(b, name);
     bputs(b, " ");
-    bputs(b, type_name(kind));
+    bputs(b, fdn__tm_kind_name(kind));
     bputs(b, "\n");
 }
 

@@ -249,4 +249,17 @@ int fdn__tm_write_uncached(fdn_telemetry_t *tm, bool om, fdn_telemetry_write_fn 
 void fdn__tm_entry_sample_activity(fdn_telemetry_t *tm, tm_entry_t *e, int64_t now)
     FDN_REQUIRES(tm->mu);
 
+/* The TYPE name of a kind, as the exposition and the JSON snapshot write it. */
+static inline const char *fdn__tm_kind_name(fdn_telemetry_kind_t k)
+{
+    switch (k) {
+    case FDN_TELEMETRY_COUNTER:
+        return "counter";
+    case FDN_TELEMETRY_HISTOGRAM:
+        return "histogram";
+    default:
+        return "gauge";
+    }
+}
+
 #endif

@@ -6,7 +6,7 @@
  * nearest P-digit decimal and whether it lies in the double's rounding interval are decided
  * exactly in 128-bit integers (a = m 2^e scaled by 10^k), which covers about 1e-7 .. 1e21 at
  * 17 digits; outside that, and for subnormals, the former snprintf/strtod path (kept as
- * fmt_short_g_libc) writes the same text. tests/unit/test_telemetry_numfmt.c holds both to
+ * fdn__tm_fmt_short_g_libc) writes the same text. tests/unit/test_telemetry_numfmt.c holds both to
  * the snprintf/strtod definition on millions of doubles (random bits, metric ranges, short
  * decimals, running sums, powers of two and ten and their neighbours, ties).
  * Pure functions; the only state is a per-thread memo of recent results (no locks).
@@ -74,7 +74,7 @@ static size_t fmt_decimal(char *t, double v)
  * sums and the CPU time anew each time), after fmt_decimal (one strtod) for the values that
  * are short decimals. Subnormals have fewer digits of precision: a binary search over 1..17
  * there. */
-static size_t fmt_short_g_libc(char *t, double v)
+size_t fdn__tm_fmt_short_g_libc(char *t, double v)
 {
     size_t dn = fmt_decimal(t, v);
     if (dn > 0)
@@ -270,9 +270,9 @@ static size_t g_text(char *t, bool neg, uint64_t d, int x, int P)
 }
 #endif
 
-/* The text fmt_short_g_libc writes for v (finite, not whole below 1e15), without snprintf
+/* The text fdn__tm_fmt_short_g_libc writes for v (finite, not whole below 1e15), without snprintf
  * or strtod: the first of "%.15g", "%.16g", "%.17g" that reads back, each decided exactly
- * (nearest_digits), written by g_text. What fmt_short_g_libc does first for short decimals
+ * (nearest_digits), written by g_text. What fdn__tm_fmt_short_g_libc does first for short decimals
  * (fmt_decimal) gives the same text ("%.15g" reads back for them), and its binary search
  * for subnormals is kept, as is everything out of nearest_digits' range (tests/unit/
  * test_telemetry_numfmt.c compares the two on millions of doubles). */
@@ -292,7 +292,7 @@ size_t fdn__tm_fmt_short_g(char *t, double v)
         }
     }
 #endif
-    return fmt_short_g_libc(t, v);
+    return fdn__tm_fmt_short_g_libc(t, v);
 }
 
 /* Per-thread memo of fdn__tm_fmt_short_g (a few hundred instructions a value): a scrape

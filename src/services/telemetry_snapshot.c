@@ -444,18 +444,6 @@ static const char *special_name(const char *name)
     return NULL;
 }
 
-static const char *kind_name(fdn_telemetry_kind_t k)
-{
-    switch (k) {
-    case FDN_TELEMETRY_COUNTER:
-        return "counter";
-    case FDN_TELEMETRY_HISTOGRAM:
-        return "histogram";
-    default:
-        return "gauge";
-    }
-}
-
 static int build_json(const fdn_telemetry_snapshot_t *sn, json_t *root)
 {
     json_t *fams = json_object();
@@ -469,7 +457,7 @@ static int build_json(const fdn_telemetry_snapshot_t *sn, json_t *root)
         if (!x->is_event) {
             json_t *f = json_object_get(fams, x->name);
             if (f == NULL) {
-                f = json_pack("{s:s,s:o,s:[]}", "type", kind_name(x->kind), "help", jstr(x->help),
+                f = json_pack("{s:s,s:o,s:[]}", "type", fdn__tm_kind_name(x->kind), "help", jstr(x->help),
                               "series");
                 if (f == NULL || json_object_set_new(fams, x->name, f) != 0)
                     return FDN_ENOMEM;
