@@ -43,6 +43,23 @@ void __tsan_release(void *addr);
 #define FDN_SEQ_LD        memory_order_relaxed
 #endif
 
+/* A full fence between a store and a later load of other locations (the Dekker pattern of a
+ * waiter's flag: store mine, fence, load theirs). gcc rejects atomic_thread_fence under
+ * -fsanitize=thread; there a seq_cst read-modify-write of a dummy does instead (on x86 the
+ * same locked instruction orders every earlier store before every later load). */
+#ifdef FDN_TSAN
+static inline void fdn__full_fence(void)
+{
+    static _Atomic unsigned dummy;
+    (void)atomic_fetch_add_explicit(&dummy, 0, memory_order_seq_cst);
+}
+#else
+static inline void fdn__full_fence(void)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+}
+#endif
+
 static inline void fdn__tsan_release(void *addr)
 {
 #ifdef FDN_TSAN

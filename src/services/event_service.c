@@ -48,6 +48,7 @@
 
 #include "core/alloc.h"
 #include "core/sync.h"
+#include "core/tsan.h"
 #include "services/event_store_int.h"
 
 struct fdn_events_sub {
@@ -305,7 +306,7 @@ int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id)
     if (es->durable_path != NULL) {
         /* published was stored before (store_batch); the fence orders it before reading the
          * writer's flag, which the writer sets before reading published (see writer_main) */
-        atomic_thread_fence(memory_order_seq_cst);
+        fdn__full_fence();
         /* acquire: a writer_want older than the flag read is never seen (a stale, higher
          * want would skip the signal of a writer that now waits for any event) */
         if (atomic_load_explicit(&es->writer_idle, memory_order_acquire) &&
@@ -693,7 +694,7 @@ void fdn__evs_notify_subs(fdn_events_t *es)
      * delivering needs no signal: it looks at published again before it waits. Without
      * this, every append took smu and woke the thread, which then contended for smu with
      * the next appender (fdn serve's own subscription: ~4 us of CPU per appended event). */
-    atomic_thread_fence(memory_order_seq_cst);
+    fdn__full_fence();
     if (!atomic_load_explicit(&es->dwaiting, memory_order_relaxed))
         return;
     fdn__mutex_lock(&es->smu);
