@@ -585,7 +585,12 @@ static void post_prune(fdn_events_t *es, evs_posting_t *p, uint64_t cut)
     fdn__evs_account(es, -(int64_t)(dead * EVS_PCHUNK * sizeof(uint64_t)));
 }
 
-uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut, bool disk)
+void (*fdn__evs_prune_step_hook)(fdn_events_t *es, void *user);
+void *fdn__evs_prune_step_user;
+
+/* One step of fdn__evs_prune_ids: ids < cut, at most PRUNE_STEP of them, under plock (write)
+ * and amu. *more: ids below cut are left for another step. */
+static uint64_t prune_step(fdn_events_t *es, uint64_t cut, bool disk, bool *more)
 {
     fdn__rwlock_wrlock(&es->plock);
     fdn__mutex_lock(&es->amu);
@@ -593,6 +598,9 @@ uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut, bool disk)
     uint64_t pub = atomic_load_explicit(&es->published, memory_order_relaxed);
     if (cut > pub + 1)
         cut = pub + 1;
+    *more = cut > first && cut - first > PRUNE_STEP;
+    if (*more)
+        cut = first + PRUNE_STEP;
     uint64_t removed = 0;
     if (cut > first) {
         evs_seg_t *hint = NULL;
@@ -650,6 +658,17 @@ uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut, bool disk)
     }
     fdn__mutex_unlock(&es->amu);
     fdn__rwlock_wrunlock(&es->plock);
+    return removed;
+}
+
+uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut, bool disk)
+{
+    uint64_t removed = 0;
+    for (bool more = true; more;) {
+        removed += prune_step(es, cut, disk, &more);
+        if (more && fdn__evs_prune_step_hook != NULL)
+            fdn__evs_prune_step_hook(es, fdn__evs_prune_step_user);
+    }
     return removed;
 }
 

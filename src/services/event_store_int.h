@@ -115,7 +115,7 @@ typedef struct evs_seg {
     uint64_t first_id;
     _Atomic uint32_t count;
     size_t arena_cap;
-    size_t arena_used; /* writer */
+    size_t arena_used;  /* writer */
     size_t arena_ready; /* writer: arena bytes below this are faulted in (event_store.c) */
     uint8_t *arena;
     uint32_t offs[EVS_SEG_EVENTS];
@@ -181,8 +181,8 @@ struct fdn_events {
     _Atomic(evs_tab_t *) corrs;
     evs_sym_t *type_cache[EVS_TYPE_CACHE]; /* amu: intern cache, by fdn__evs_name_mix */
     evs_sym_t *last_node;                  /* amu: intern cache */
-    evs_corr_t *last_corr;            /* amu: reset when the entry is freed */
-    void **retired;                   /* amu: freed after the next prune or at destroy */
+    evs_corr_t *last_corr;                 /* amu: reset when the entry is freed */
+    void **retired;                        /* amu: freed after the next prune or at destroy */
     size_t nretired, capretired;
     _Atomic uint64_t count, bytes, bytes_alloc, stored_total, pruned_total, ntypes;
     /* cap on live types (0 = none); stores refused by it (events); types released */
@@ -214,7 +214,7 @@ struct fdn_events {
     /* while writer_idle: an append whose last id is below this need not signal (the writer
      * gathers a group commit until this id or its deadline; 0: every append signals) */
     _Atomic uint64_t writer_want;
-    uint64_t wdelete;           /* wmu: delete ids below this */
+    uint64_t wdelete; /* wmu: delete ids below this */
     _Atomic int io_error;
     /* asynchronous stores waiting for their commit, in id order (queued under amu) */
     evs_async_t *aq_head;       /* wmu */
@@ -399,9 +399,18 @@ int fdn__evs_retire(fdn_events_t *es, void *p) FDN_REQUIRES(es->amu);
  * Returns 0 or FDN_ENOMEM. */
 int fdn__evs_retire_reserve(fdn_events_t *es, size_t k) FDN_REQUIRES(es->amu);
 /* Remove ids < cut from memory; returns how many. disk: also from the durable file (the
- * writer's next transaction; fdn_events_prune_before), else memory only (retention). Takes
- * plock (write) and amu. */
+ * writer's next transaction; fdn_events_prune_before), else memory only (retention). Works in
+ * steps of at most PRUNE_STEP ids, each under plock (write) and amu, released between steps:
+ * a retention run that evicts millions of events (a default store keeps 100 000 in memory and
+ * runs every minute) would otherwise hold every query and append for a second or more. Each
+ * step leaves a consistent store (first_id at the step's cut), so a reader between steps sees
+ * a store pruned part of the way. */
+#define PRUNE_STEP 8192u
 uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut, bool disk);
+/* Test hook: called by fdn__evs_prune_ids between two steps, with no lock held (NULL: none).
+ * Set before the store is used, from one thread. */
+extern void (*fdn__evs_prune_step_hook)(fdn_events_t *es, void *user);
+extern void *fdn__evs_prune_step_user;
 /* The memory tier's retention once (max_events, max_age; on a write-behind backend only
  * committed events are evicted); returns how many. */
 uint64_t fdn__evs_retention_memory(fdn_events_t *es);

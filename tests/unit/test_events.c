@@ -790,6 +790,65 @@ static void many_events_across_segments(void **state)
     fdn_events_destroy(es);
 }
 
+/* A retention run that evicts many events works in steps with the store's locks released in
+ * between (fdn__evs_prune_ids, PRUNE_STEP): between two steps a query, a get and a store run,
+ * and each sees a store pruned part of the way. */
+typedef struct prune_probe {
+    uint64_t calls;
+    uint64_t last_oldest;
+    uint64_t newest;
+} prune_probe_t;
+
+static void prune_probe(fdn_events_t *es, void *user)
+{
+    prune_probe_t *p = user;
+    fdn_events_stats_t st;
+    fdn_events_stats(es, &st);
+    assert_true(st.oldest_id > p->last_oldest); /* moved on by a step */
+    assert_true(st.oldest_id < p->newest);
+    p->last_oldest = st.oldest_id;
+    fdn_event_t *got = NULL;
+    assert_int_equal(fdn_events_get(es, p->newest, &got), 0);
+    fdn_event_free(got);
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.limit = 1;
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    assert_int_equal(fdn_event_list_count(l), 1);
+    fdn_event_list_free(l);
+    fdn_event_t *ev = mkev("during", "d", 0, 0, "1");
+    assert_int_equal(fdn_events_store(es, ev, NULL), 0);
+    fdn_event_free(ev);
+    p->calls++;
+}
+
+static void big_prune_runs_in_steps(void **state)
+{
+    (void)state;
+    fdn_events_t *es = mem_store(NULL);
+    fdn_event_t *ev = mkev("bulk", "g", 0, 0, "{\"k\":1}");
+    uint64_t total = 3 * (uint64_t)PRUNE_STEP + 100;
+    for (uint64_t i = 0; i < total; i++)
+        assert_int_equal(fdn_events_store(es, ev, NULL), 0);
+    fdn_event_free(ev);
+    prune_probe_t p = {0, 0, total};
+    fdn__evs_prune_step_hook = prune_probe;
+    fdn__evs_prune_step_user = &p;
+    assert_int_equal(fdn_events_set_max_events(es, 10), 0);
+    uint64_t n = 0;
+    assert_int_equal(fdn_events_enforce_retention(es, &n), 0);
+    fdn__evs_prune_step_hook = NULL;
+    fdn__evs_prune_step_user = NULL;
+    assert_int_equal(p.calls, 3); /* 3 steps of PRUNE_STEP, then the last 90 */
+    assert_int_equal(n, total - 10);
+    fdn_events_stats_t st;
+    fdn_events_stats(es, &st);
+    assert_int_equal(st.oldest_id, total - 9);
+    assert_int_equal(st.newest_id, total + 3); /* the probe's three stores */
+    assert_int_equal(st.count, 10 + 3);
+    fdn_events_destroy(es);
+}
+
 static void retention_thread_with_manual_clock(void **state)
 {
     (void)state;
@@ -1809,6 +1868,7 @@ int main(void)
         cmocka_unit_test(timestamps_keep_id_order),
         cmocka_unit_test(prune_and_stats),
         cmocka_unit_test(many_events_across_segments),
+        cmocka_unit_test(big_prune_runs_in_steps),
         cmocka_unit_test(retention_thread_with_manual_clock),
         cmocka_unit_test(subscription_callback),
         cmocka_unit_test(subscription_sees_every_concurrent_append),
