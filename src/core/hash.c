@@ -14,6 +14,10 @@
  * expanded from the monotonic and real-time clocks, the pid and an address, which still
  * differ between processes. After that first call the secret is read-only: the hash takes no
  * lock and writes nothing shared.
+ *
+ * The same hash under a secret the caller keeps (fdn__hash_keyed, fdn__hash_secret_fill)
+ * serves keys written to disk: the SQLite event file keeps its own secret, so the hashes it
+ * stores stay valid across processes and still cannot be computed by a client.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -28,7 +32,9 @@
 
 #include "core/hash.h"
 
-static _Alignas(64) unsigned char g_secret[XXH3_SECRET_DEFAULT_SIZE];
+_Static_assert(FDN__HASH_SECRET_SIZE == XXH3_SECRET_DEFAULT_SIZE, "the secret's size");
+
+static _Alignas(64) unsigned char g_secret[FDN__HASH_SECRET_SIZE];
 static atomic_bool g_ready;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
@@ -41,16 +47,16 @@ static uint64_t splitmix(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-static void secret_init(void)
+void fdn__hash_secret_fill(unsigned char *out, size_t n)
 {
     size_t got = 0;
-    while (got < sizeof(g_secret)) {
-        ssize_t r = getrandom(g_secret + got, sizeof(g_secret) - got, GRND_NONBLOCK);
+    while (got < n) {
+        ssize_t r = getrandom(out + got, n - got, GRND_NONBLOCK);
         if (r <= 0)
             break;
         got += (size_t)r;
     }
-    if (got < sizeof(g_secret)) {
+    if (got < n) {
         struct timespec mono, real;
         clock_gettime(CLOCK_MONOTONIC, &mono);
         clock_gettime(CLOCK_REALTIME, &real);
@@ -58,11 +64,16 @@ static void secret_init(void)
         x ^= splitmix(&x) ^ ((uint64_t)real.tv_sec * 1000000000ULL + (uint64_t)real.tv_nsec);
         x ^= splitmix(&x) ^ (uint64_t)getpid();
         x ^= splitmix(&x) ^ (uint64_t)(uintptr_t)&x;
-        for (size_t i = 0; i < sizeof(g_secret); i += 8) {
+        for (size_t i = got; i < n; i += 8) {
             uint64_t w = splitmix(&x);
-            memcpy(g_secret + i, &w, 8);
+            memcpy(out + i, &w, n - i < 8 ? n - i : 8);
         }
     }
+}
+
+static void secret_init(void)
+{
+    fdn__hash_secret_fill(g_secret, sizeof(g_secret));
     atomic_store_explicit(&g_ready, true, memory_order_release);
 }
 
@@ -71,6 +82,11 @@ uint64_t fdn__hash(const void *p, size_t n)
     if (__builtin_expect(!atomic_load_explicit(&g_ready, memory_order_acquire), 0))
         (void)pthread_once(&g_once, secret_init);
     return XXH3_64bits_withSecret(n > 0 ? p : "", n, g_secret, sizeof(g_secret));
+}
+
+uint64_t fdn__hash_keyed(const unsigned char *secret, const void *p, size_t n)
+{
+    return XXH3_64bits_withSecret(n > 0 ? p : "", n, secret, FDN__HASH_SECRET_SIZE);
 }
 
 uint64_t fdn__hash_str(const char *s)

@@ -22,6 +22,17 @@ uint64_t fdn__hash(const void *p, size_t n);
 /* The same hash of a NUL-terminated string (its bytes, not the NUL). */
 uint64_t fdn__hash_str(const char *s);
 
+/* The size of a secret for fdn__hash_keyed. */
+#define FDN__HASH_SECRET_SIZE 192
+
+/* Fill a secret of n bytes from getrandom() (the clocks, the pid and an address when the
+ * kernel gives none). */
+void fdn__hash_secret_fill(unsigned char *out, size_t n);
+
+/* The same hash under the caller's FDN__HASH_SECRET_SIZE-byte secret: stable for as long as
+ * the caller keeps the secret (on disk, say), and as hard to collide on purpose. */
+uint64_t fdn__hash_keyed(const unsigned char *secret, const void *p, size_t n);
+
 /* Whether the n bytes at a and b are equal: the comparison after a hash match. Keys of 4 to 32
  * bytes (most limiter keys, event types, node names and correlation ids) compare as two or
  * four overlapping words each, inline, without a call to memcmp. */

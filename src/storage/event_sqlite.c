@@ -4,9 +4,11 @@
  * Schema: events(id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, type TEXT NOT NULL,
  * rec BLOB NOT NULL) where rec is the binary event record (docs/event-format.md, with zstd
  * for payloads of 256 bytes or more when it helps); meta(key TEXT PRIMARY KEY, value INTEGER)
- * holds next_id so that ids are never reused after pruning. Queries are served from memory
- * (the store reloads every row at open), so no secondary index is kept: the insert path
- * stays as cheap as a raw batched insert.
+ * holds next_id so that ids are never reused after pruning. No SQLite index is kept on the
+ * events table: the insert path stays as cheap as a raw batched insert. Lookups by
+ * correlation id go through the correlation index (event_sqlite_corr.c: one row of sorted
+ * hashed keys per block of 8192 ids, written once); a query by type or time reads rows in id
+ * order from its bound and stops at its limit.
  * WAL mode; synchronous=FULL for the durable mode (a commit returns after fsync), NORMAL for
  * the fast mode. SQLite's WAL checksums drop a torn last transaction at open; a damaged file
  * (SQLITE_CORRUPT / SQLITE_NOTADB) or a record failing its CRC32C gives FDN_ECORRUPT.
@@ -20,6 +22,7 @@
  */
 #include "storage/event_sqlite.h"
 #include "storage/event_backend.h"
+#include "storage/event_sqlite_int.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -31,25 +34,7 @@
 #include "core/alloc.h"
 #include "logic/event_int.h"
 
-struct fdn__evdb {
-    sqlite3 *db;
-    sqlite3_stmt *ins;
-    sqlite3_stmt *del;
-    sqlite3_stmt *meta_put;
-    sqlite3_stmt *begin;
-    sqlite3_stmt *commit;
-    sqlite3_stmt *rollback;
-    uint8_t *buf;
-    size_t cap;
-    unsigned enc_flags; /* FDN_EVENT_ENC_ZSTD or 0 */
-    /* the read connection (reads, prune), opened when first needed; under rmu */
-    pthread_mutex_t rmu;
-    char *path;
-    bool durable;
-    sqlite3 *rdb;
-};
-
-static int map_rc(sqlite3 *db, int rc, fdn_error_t *err, const char *what)
+int fdn__evdb_map_rc(sqlite3 *db, int rc, fdn_error_t *err, const char *what)
 {
     int code =
         (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB ? FDN_ECORRUPT : FDN_EIO;
@@ -75,11 +60,18 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
+int fdn__evdb_step_reset(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
 static int exec(fdn__evdb_t *d, const char *sql, fdn_error_t *err)
 {
     int rc = sqlite3_exec(d->db, sql, NULL, NULL, NULL);
     if (rc != SQLITE_OK)
-        return map_rc(d->db, rc, err, sql);
+        return fdn__evdb_map_rc(d->db, rc, err, sql);
     return 0;
 }
 
@@ -93,11 +85,15 @@ void fdn__evdb_close(fdn__evdb_t *d)
     sqlite3_finalize(d->begin);
     sqlite3_finalize(d->commit);
     sqlite3_finalize(d->rollback);
+    sqlite3_finalize(d->run_put);
+    sqlite3_finalize(d->run_to);
+    sqlite3_finalize(d->run_del);
     sqlite3_close(d->db);
     sqlite3_close(d->rdb);
     pthread_mutex_destroy(&d->rmu);
     fdn__free(d->path);
     fdn__free(d->buf);
+    fdn__free(d->run);
     fdn__free(d);
 }
 
@@ -118,7 +114,7 @@ int fdn__evdb_open(fdn__evdb_t **out, const char *path, bool durable, bool compr
     int rc = sqlite3_open_v2(
         path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        rc = map_rc(d->db, rc, err, "open");
+        rc = fdn__evdb_map_rc(d->db, rc, err, "open");
         goto fail;
     }
     sqlite3_busy_timeout(d->db, 5000);
@@ -149,10 +145,12 @@ int fdn__evdb_open(fdn__evdb_t **out, const char *path, bool durable, bool compr
         rc = sqlite3_prepare_v3(d->db, stmts[i].sql, -1, SQLITE_PREPARE_PERSISTENT, stmts[i].st,
                                 NULL);
         if (rc != SQLITE_OK) {
-            rc = map_rc(d->db, rc, err, "prepare");
+            rc = fdn__evdb_map_rc(d->db, rc, err, "prepare");
             goto fail;
         }
     }
+    if ((rc = fdn__evdb_corr_open(d, err)) != 0)
+        goto fail;
     *out = d;
     return 0;
 fail:
@@ -173,12 +171,12 @@ int fdn__evdb_load_newest(fdn__evdb_t *d, uint64_t keep, int (*cb)(fdn_event_t *
     uint64_t next = 1;
     int rc = sqlite3_prepare_v2(d->db, "SELECT value FROM meta WHERE key='next_id'", -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return map_rc(d->db, rc, err, "read meta");
+        return fdn__evdb_map_rc(d->db, rc, err, "read meta");
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0)
         next = (uint64_t)sqlite3_column_int64(st, 0);
     else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        rc = map_rc(d->db, rc, err, "read meta");
+        rc = fdn__evdb_map_rc(d->db, rc, err, "read meta");
     sqlite3_finalize(st);
     if (rc < 0)
         return rc;
@@ -189,7 +187,7 @@ int fdn__evdb_load_newest(fdn__evdb_t *d, uint64_t keep, int (*cb)(fdn_event_t *
                                      : "SELECT id, rec FROM events ORDER BY id",
                             -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return map_rc(d->db, rc, err, "read events");
+        return fdn__evdb_map_rc(d->db, rc, err, "read events");
     if (keep > 0)
         sqlite3_bind_int64(st, 1, keep > INT64_MAX ? INT64_MAX : (sqlite3_int64)keep);
     /* next_id also counts rows not loaded: ids are never reused */
@@ -223,62 +221,66 @@ int fdn__evdb_load_newest(fdn__evdb_t *d, uint64_t keep, int (*cb)(fdn_event_t *
             break;
     }
     if (out == 0 && rc != SQLITE_DONE)
-        out = map_rc(d->db, rc, err, "read events");
+        out = fdn__evdb_map_rc(d->db, rc, err, "read events");
     sqlite3_finalize(st);
     if (out == 0)
         *next_id = next;
     return out;
 }
 
-static int step_reset(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
-}
-
 int fdn__evdb_write(fdn__evdb_t *d, const fdn_event_t *const *evs, size_t n, uint64_t delete_before,
                     uint64_t next_id, fdn_error_t *err)
 {
-    int rc = step_reset(d->begin);
+    int rc;
+    if (!d->run_ok && (rc = fdn__evdb_corr_resync(d, err)) != 0)
+        return rc;
+    rc = fdn__evdb_step_reset(d->begin);
     if (rc != SQLITE_OK)
-        return map_rc(d->db, rc, err, "begin");
+        return fdn__evdb_map_rc(d->db, rc, err, "begin");
     for (size_t i = 0; i < n; i++) {
         size_t len = 0;
         int e = fdn__event_encode_into(evs[i], d->enc_flags, &d->buf, &d->cap, &len);
         if (e != 0) {
-            step_reset(d->rollback);
-            return fdn_err_set(err, e, "event store file: encode failed");
+            rc = fdn_err_set(err, e, "event store file: encode failed");
+            goto undo;
         }
         sqlite3_bind_int64(d->ins, 1, (sqlite3_int64)evs[i]->id);
         sqlite3_bind_int64(d->ins, 2, evs[i]->ts);
         sqlite3_bind_text(d->ins, 3, evs[i]->type, evs[i]->type_len, SQLITE_STATIC);
         sqlite3_bind_blob(d->ins, 4, d->buf, (int)len, SQLITE_STATIC);
-        rc = step_reset(d->ins);
+        rc = fdn__evdb_step_reset(d->ins);
         if (rc != SQLITE_OK)
             goto fail;
+        if ((rc = fdn__evdb_corr_add(d, evs[i], err)) != 0)
+            goto undo;
     }
     if (delete_before > 0) {
         sqlite3_bind_int64(d->del, 1, (sqlite3_int64)delete_before);
-        if ((rc = step_reset(d->del)) != SQLITE_OK)
+        if ((rc = fdn__evdb_step_reset(d->del)) != SQLITE_OK)
             goto fail;
+        if ((rc = fdn__evdb_corr_prune(d, d->db, delete_before, err)) != 0)
+            goto undo;
     }
     if (next_id > 0 && (delete_before > 0 || n > 0)) {
         sqlite3_bind_int64(d->meta_put, 1, (sqlite3_int64)next_id);
-        if ((rc = step_reset(d->meta_put)) != SQLITE_OK)
+        if ((rc = fdn__evdb_step_reset(d->meta_put)) != SQLITE_OK)
             goto fail;
     }
-    rc = step_reset(d->commit);
+    rc = fdn__evdb_step_reset(d->commit);
     if (rc != SQLITE_OK)
         goto fail;
     return 0;
 fail:
-    rc = map_rc(d->db, rc, err, "write");
-    step_reset(d->rollback);
+    rc = fdn__evdb_map_rc(d->db, rc, err, "write");
+undo:
+    fdn__evdb_step_reset(d->rollback);
+    d->run_ok = false; /* the keys gathered for this batch: gathered again from the file */
     return rc;
 }
 
 /* ---- reads and prune on the read connection (under rmu) ---- */
+
+#define RDB_CACHE_KIB "32768"
 
 static int rdb_ready(fdn__evdb_t *d, fdn_error_t *err)
 {
@@ -292,8 +294,14 @@ static int rdb_ready(fdn__evdb_t *d, fdn_error_t *err)
                           d->durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
                           NULL, NULL, NULL);
     }
+    /* a page cache of up to RDB_CACHE_KIB (filled as reads need it): a correlation lookup
+     * reads every block's run (8 bytes per event), which then stays cached (measured at 1 M
+     * events: 0.22 ms per lookup, 1.4 ms with the default 2 MiB cache). Not mmap: a read
+     * error on a mapped file is a SIGBUS, not an error code. */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(d->rdb, "PRAGMA cache_size=-" RDB_CACHE_KIB, NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
-        rc = map_rc(d->rdb, rc, err, "open for reading");
+        rc = fdn__evdb_map_rc(d->rdb, rc, err, "open for reading");
         sqlite3_close(d->rdb);
         d->rdb = NULL;
     }
@@ -303,7 +311,7 @@ static int rdb_ready(fdn__evdb_t *d, fdn_error_t *err)
 /* Decode one row's record; FDN_ECORRUPT when it is damaged or carries another id. */
 static int row_event(fdn__evdb_t *d, sqlite3_stmt *st, fdn_event_t **out, fdn_error_t *err)
 {
-    (void)d;
+    d->rows_read++;
     int64_t id = sqlite3_column_int64(st, 0);
     const void *blob = sqlite3_column_blob(st, 1);
     int n = sqlite3_column_bytes(st, 1);
@@ -329,7 +337,7 @@ int fdn__evdb_get(fdn__evdb_t *d, uint64_t id, fdn_event_t **out, fdn_error_t *e
     int rc = rdb_ready(d, err);
     if (rc == 0 && (rc = sqlite3_prepare_v2(d->rdb, "SELECT id, rec FROM events WHERE id = ?1", -1,
                                             &st, NULL)) != SQLITE_OK)
-        rc = map_rc(d->rdb, rc, err, "read");
+        rc = fdn__evdb_map_rc(d->rdb, rc, err, "read");
     if (rc == 0) {
         sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
         int s = sqlite3_step(st);
@@ -338,7 +346,7 @@ int fdn__evdb_get(fdn__evdb_t *d, uint64_t id, fdn_event_t **out, fdn_error_t *e
         else if (s == SQLITE_DONE)
             rc = FDN_ENOENT;
         else
-            rc = map_rc(d->rdb, s, err, "read");
+            rc = fdn__evdb_map_rc(d->rdb, s, err, "read");
     }
     sqlite3_finalize(st);
     pthread_mutex_unlock(&d->rmu);
@@ -411,45 +419,111 @@ static bool matches(const fdn_event_t *ev, const fdn__evb_query_t *q)
     return true;
 }
 
-int fdn__evdb_query(fdn__evdb_t *d, const fdn__evb_query_t *q, fdn_event_list_t **out,
-                    fdn_error_t *err)
+/* The rows with ids in (after, before) in the query's order, its filters applied, pushed onto
+ * a until it holds q->limit. On the read connection, under rmu. */
+static int scan(fdn__evdb_t *d, const fdn__evb_query_t *q, uint64_t after, uint64_t before,
+                evvec_t *a, fdn_error_t *err)
 {
     static const char *const sql[2][2] = {
         {"SELECT id, rec FROM events WHERE id > ?1 AND id < ?2 ORDER BY id",
          "SELECT id, rec FROM events WHERE id > ?1 AND id < ?2 ORDER BY id DESC"},
         {"SELECT id, rec FROM events WHERE id > ?1 AND id < ?2 AND type = ?3 ORDER BY id",
          "SELECT id, rec FROM events WHERE id > ?1 AND id < ?2 AND type = ?3 ORDER BY id DESC"}};
-    evvec_t a = {0};
-    pthread_mutex_lock(&d->rmu);
     sqlite3_stmt *st = NULL;
-    int rc = rdb_ready(d, err);
-    if (rc == 0 && (rc = sqlite3_prepare_v2(d->rdb, sql[q->type != NULL][q->descending], -1, &st,
-                                            NULL)) != SQLITE_OK)
-        rc = map_rc(d->rdb, rc, err, "query");
-    if (rc == 0) {
-        uint64_t before = q->before == 0 || q->before > INT64_MAX ? (uint64_t)INT64_MAX : q->before;
-        sqlite3_bind_int64(st, 1, q->after > INT64_MAX ? INT64_MAX : (sqlite3_int64)q->after);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)before);
-        if (q->type != NULL)
-            sqlite3_bind_text(st, 3, q->type, -1, SQLITE_STATIC);
-        int s;
-        while (a.n < q->limit && (s = sqlite3_step(st)) == SQLITE_ROW) {
-            fdn_event_t *ev = NULL;
-            if ((rc = row_event(d, st, &ev, err)) != 0)
-                break;
-            if (!matches(ev, q)) {
-                fdn_event_free(ev);
-                continue;
-            }
-            if ((rc = evvec_push(&a, ev)) != 0) {
-                fdn_event_free(ev);
-                break;
-            }
+    int rc = sqlite3_prepare_v2(d->rdb, sql[q->type != NULL][q->descending], -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return fdn__evdb_map_rc(d->rdb, rc, err, "query");
+    sqlite3_bind_int64(st, 1, after > INT64_MAX ? INT64_MAX : (sqlite3_int64)after);
+    sqlite3_bind_int64(st, 2,
+                       before == 0 || before > INT64_MAX ? INT64_MAX : (sqlite3_int64)before);
+    if (q->type != NULL)
+        sqlite3_bind_text(st, 3, q->type, -1, SQLITE_STATIC);
+    int s = SQLITE_DONE;
+    while (a->n < q->limit && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        fdn_event_t *ev = NULL;
+        if ((rc = row_event(d, st, &ev, err)) != 0)
+            break;
+        if (!matches(ev, q)) {
+            fdn_event_free(ev);
+            continue;
         }
-        if (rc == 0 && a.n < q->limit && s != SQLITE_DONE)
-            rc = map_rc(d->rdb, s, err, "query");
+        if ((rc = evvec_push(a, ev)) != 0) {
+            fdn_event_free(ev);
+            break;
+        }
+    }
+    if (rc == 0 && a->n < q->limit && s != SQLITE_DONE)
+        rc = fdn__evdb_map_rc(d->rdb, s, err, "query");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The candidate rows of a correlation lookup (ids, ascending; walked backwards when
+ * descending), each decoded and compared, pushed onto a until it holds q->limit. */
+static int fetch(fdn__evdb_t *d, const fdn__evb_query_t *q, const uint64_t *ids, size_t n,
+                 evvec_t *a, fdn_error_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(d->rdb,
+                                q->type != NULL
+                                    ? "SELECT id, rec FROM events WHERE id = ?1 AND type = ?2"
+                                    : "SELECT id, rec FROM events WHERE id = ?1",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return fdn__evdb_map_rc(d->rdb, rc, err, "query");
+    if (q->type != NULL)
+        sqlite3_bind_text(st, 2, q->type, -1, SQLITE_STATIC);
+    for (size_t i = 0; rc == 0 && i < n && a->n < q->limit; i++) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)ids[q->descending ? n - 1 - i : i]);
+        int s = sqlite3_step(st);
+        fdn_event_t *ev = NULL;
+        if (s == SQLITE_ROW && (rc = row_event(d, st, &ev, err)) == 0) {
+            if (!matches(ev, q))
+                fdn_event_free(ev); /* a hash collision */
+            else if ((rc = evvec_push(a, ev)) != 0)
+                fdn_event_free(ev);
+        } else if (s != SQLITE_ROW && s != SQLITE_DONE) { /* DONE: another type, or pruned */
+            rc = fdn__evdb_map_rc(d->rdb, s, err, "query");
+        }
+        sqlite3_reset(st);
     }
     sqlite3_finalize(st);
+    return rc;
+}
+
+/* By correlation id, in one read transaction: the rows the correlation index names, and the
+ * rows from the first block it does not cover yet (a scan), in the query's order. */
+static int query_corr(fdn__evdb_t *d, const fdn__evb_query_t *q, evvec_t *a, fdn_error_t *err)
+{
+    int s = sqlite3_exec(d->rdb, "BEGIN", NULL, NULL, NULL);
+    if (s != SQLITE_OK)
+        return fdn__evdb_map_rc(d->rdb, s, err, "query");
+    uint64_t *ids = NULL, tail = 0;
+    size_t n = 0;
+    int rc = fdn__evdb_corr_ids(d, q->correlation_id, q->after, q->before, &ids, &n, &tail, err);
+    uint64_t scan_after = q->after > tail - 1 ? q->after : tail - 1;
+    if (rc == 0 && !q->descending && (rc = fetch(d, q, ids, n, a, err)) == 0)
+        rc = scan(d, q, scan_after, q->before, a, err);
+    else if (rc == 0 && q->descending && (rc = scan(d, q, scan_after, q->before, a, err)) == 0)
+        rc = fetch(d, q, ids, n, a, err);
+    fdn__free(ids);
+    (void)sqlite3_exec(d->rdb, "COMMIT", NULL, NULL, NULL); /* a read: nothing to keep */
+    return rc;
+}
+
+int fdn__evdb_query(fdn__evdb_t *d, const fdn__evb_query_t *q, fdn_event_list_t **out,
+                    fdn_error_t *err)
+{
+    evvec_t a = {0};
+    pthread_mutex_lock(&d->rmu);
+    int rc = rdb_ready(d, err);
+    if (rc == 0) {
+        /* the empty correlation id (events without one) has no key: a scan */
+        if (q->correlation_id != NULL && q->correlation_id[0] != '\0')
+            rc = query_corr(d, q, &a, err);
+        else
+            rc = scan(d, q, q->after, q->before, &a, err);
+    }
     pthread_mutex_unlock(&d->rmu);
     if (rc != 0) {
         evvec_free(&a);
@@ -458,25 +532,44 @@ int fdn__evdb_query(fdn__evdb_t *d, const fdn__evb_query_t *q, fdn_event_list_t 
     return evvec_list(&a, out);
 }
 
+/* The durable tier's retention: rows and the correlation index's runs below `below`, in one
+ * transaction on the read connection. */
 int fdn__evdb_prune(fdn__evdb_t *d, uint64_t below, uint64_t *count, fdn_error_t *err)
 {
     pthread_mutex_lock(&d->rmu);
     sqlite3_stmt *st = NULL;
     int rc = rdb_ready(d, err);
+    if (rc == 0 && (rc = sqlite3_exec(d->rdb, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
+        rc = fdn__evdb_map_rc(d->rdb, rc, err, "prune");
+    bool in_txn = rc == 0;
     if (rc == 0 && (rc = sqlite3_prepare_v2(d->rdb, "DELETE FROM events WHERE id < ?1", -1, &st,
                                             NULL)) != SQLITE_OK)
-        rc = map_rc(d->rdb, rc, err, "prune");
+        rc = fdn__evdb_map_rc(d->rdb, rc, err, "prune");
     if (rc == 0) {
         sqlite3_bind_int64(st, 1, below > INT64_MAX ? INT64_MAX : (sqlite3_int64)below);
         int s = sqlite3_step(st);
         if (s != SQLITE_DONE)
-            rc = map_rc(d->rdb, s, err, "prune");
+            rc = fdn__evdb_map_rc(d->rdb, s, err, "prune");
         else if (count != NULL)
             *count = (uint64_t)sqlite3_changes64(d->rdb);
     }
     sqlite3_finalize(st);
+    if (rc == 0)
+        rc = fdn__evdb_corr_prune(d, d->rdb, below, err);
+    if (rc == 0 && (rc = sqlite3_exec(d->rdb, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
+        rc = fdn__evdb_map_rc(d->rdb, rc, err, "prune");
+    if (rc != 0 && in_txn)
+        (void)sqlite3_exec(d->rdb, "ROLLBACK", NULL, NULL, NULL);
     pthread_mutex_unlock(&d->rmu);
     return rc;
+}
+
+uint64_t fdn__evdb_rows_read(fdn__evdb_t *d)
+{
+    pthread_mutex_lock(&d->rmu);
+    uint64_t n = d->rows_read;
+    pthread_mutex_unlock(&d->rmu);
+    return n;
 }
 
 int fdn__evdb_stats(fdn__evdb_t *d, fdn__evb_stats_t *out, fdn_error_t *err)
@@ -486,7 +579,7 @@ int fdn__evdb_stats(fdn__evdb_t *d, fdn__evb_stats_t *out, fdn_error_t *err)
     int rc = rdb_ready(d, err);
     if (rc == 0 && (rc = sqlite3_prepare_v2(d->rdb, "SELECT count(*), min(id), max(id) FROM events",
                                             -1, &st, NULL)) != SQLITE_OK)
-        rc = map_rc(d->rdb, rc, err, "stats");
+        rc = fdn__evdb_map_rc(d->rdb, rc, err, "stats");
     if (rc == 0) {
         int s = sqlite3_step(st);
         if (s == SQLITE_ROW) {
@@ -494,7 +587,7 @@ int fdn__evdb_stats(fdn__evdb_t *d, fdn__evb_stats_t *out, fdn_error_t *err)
             out->oldest = (uint64_t)sqlite3_column_int64(st, 1); /* NULL reads as 0 */
             out->newest = (uint64_t)sqlite3_column_int64(st, 2);
         } else {
-            rc = map_rc(d->rdb, s, err, "stats");
+            rc = fdn__evdb_map_rc(d->rdb, s, err, "stats");
         }
     }
     sqlite3_finalize(st);

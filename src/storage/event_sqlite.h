@@ -7,9 +7,11 @@
 
 typedef struct fdn__evdb fdn__evdb_t;
 
-/* Open or create the file: WAL mode, synchronous=FULL (durable) or NORMAL (fast), schema
- * checked; records are written with zstd payloads when compress is true. FDN_ECORRUPT when the file
- * is not a valid store, FDN_EIO otherwise. */
+/* Open or create the file: WAL mode, synchronous=FULL (durable) or NORMAL (fast), the
+ * schema created, the correlation index brought up to date (event_sqlite_corr.c: a file from
+ * before 0.3.0 is indexed whole on its first open); records are written with zstd payloads
+ * when compress is true. FDN_ECORRUPT when the file is not a valid store (or its index's
+ * secret is damaged), FDN_EIO otherwise. */
 int fdn__evdb_open(fdn__evdb_t **out, const char *path, bool durable, bool compress,
                    fdn_error_t *err);
 
@@ -37,6 +39,9 @@ int fdn__evdb_query(fdn__evdb_t *db, const struct fdn__evb_query *q, fdn_event_l
 int fdn__evdb_prune(fdn__evdb_t *db, uint64_t below, uint64_t *count, fdn_error_t *err);
 int fdn__evdb_stats(fdn__evdb_t *db, struct fdn__evb_stats *out, fdn_error_t *err);
 
+/* Rows the read connection has decoded since open (get, query, correlation): what a read
+ * cost, for tests. */
+uint64_t fdn__evdb_rows_read(fdn__evdb_t *db);
 void fdn__evdb_close(fdn__evdb_t *db);
 
 #endif

@@ -1,0 +1,88 @@
+/* What the SQLite event file's two parts share (private to src/storage/event_sqlite*.c):
+ * event_sqlite.c (the file, its writer and its reads) and event_sqlite_corr.c (the
+ * correlation index: runs of hashed correlation ids per block of ids). */
+#ifndef FDN_STORAGE_EVENT_SQLITE_INT_H
+#define FDN_STORAGE_EVENT_SQLITE_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "core/hash.h"
+#include "storage/event_sqlite.h"
+
+/* Ids per block of the correlation index: block k holds ids k * FDN__EVDB_RUN_IDS + 1 to
+ * (k + 1) * FDN__EVDB_RUN_IDS. */
+#define FDN__EVDB_RUN_SHIFT 13
+#define FDN__EVDB_RUN_IDS   (1u << FDN__EVDB_RUN_SHIFT)
+
+struct fdn__evdb {
+    sqlite3 *db;
+    sqlite3_stmt *ins;
+    sqlite3_stmt *del;
+    sqlite3_stmt *meta_put;
+    sqlite3_stmt *begin;
+    sqlite3_stmt *commit;
+    sqlite3_stmt *rollback;
+    uint8_t *buf;
+    size_t cap;
+    unsigned enc_flags; /* FDN_EVENT_ENC_ZSTD or 0 */
+    /* the correlation index (event_sqlite_corr.c); the writer's connection and thread */
+    unsigned char ch_secret[FDN__HASH_SECRET_SIZE]; /* the file's hash secret (meta) */
+    uint64_t *run;         /* keys of block run_blk gathered so far (FDN__EVDB_RUN_IDS slots) */
+    size_t run_n;          /* keys in run */
+    uint64_t run_blk;      /* the block being gathered: every block below has its run */
+    bool run_ok;           /* run and run_blk match the file (false: rebuilt before a write) */
+    sqlite3_stmt *run_put; /* INSERT OR REPLACE a run */
+    sqlite3_stmt *run_to;  /* meta runs_to */
+    sqlite3_stmt *run_del; /* DELETE runs below a block */
+    /* the read connection (reads, prune), opened when first needed; under rmu */
+    pthread_mutex_t rmu;
+    char *path;
+    bool durable;
+    sqlite3 *rdb;
+    uint64_t rows_read; /* rows the read connection decoded (under rmu; tests) */
+};
+
+/* An error for a failed SQLite call: FDN_ECORRUPT for a damaged file, FDN_EIO otherwise,
+ * the message naming `what` and SQLite's own words. */
+int fdn__evdb_map_rc(sqlite3 *db, int rc, fdn_error_t *err, const char *what);
+
+/* Step a statement once and reset it: SQLITE_OK for a row or the end, else the error. */
+int fdn__evdb_step_reset(sqlite3_stmt *st);
+
+/* The block holding an id (id >= 1). */
+static inline uint64_t fdn__evdb_blk(uint64_t id)
+{
+    return (id - 1) >> FDN__EVDB_RUN_SHIFT;
+}
+
+/* ---- event_sqlite_corr.c ---- */
+
+/* At open, on the writer's connection, outside any transaction: the index's table and the
+ * file's secret (created on the first open), then every complete block from meta runs_to
+ * on indexed (transactions of a few blocks each) and the last block's keys gathered. */
+int fdn__evdb_corr_open(fdn__evdb_t *d, fdn_error_t *err);
+
+/* Before a write after a failed one (d->run_ok false), on the writer's connection outside a
+ * transaction: what open does after the table exists. */
+int fdn__evdb_corr_resync(fdn__evdb_t *d, fdn_error_t *err);
+
+/* In the writer's transaction, for each event written, in id order: its key gathered; when
+ * the event starts a new block the finished block's run is written and runs_to moved. */
+int fdn__evdb_corr_add(fdn__evdb_t *d, const fdn_event_t *ev, fdn_error_t *err);
+
+/* In a transaction on db: the runs of blocks wholly below `below` deleted (a prune). */
+int fdn__evdb_corr_prune(fdn__evdb_t *d, sqlite3 *db, uint64_t below, fdn_error_t *err);
+
+/* On the read connection (under rmu, in a read transaction): the ids in (after, before)
+ * (before 0: none) whose correlation id may be cid, ascending, from the runs (*ids, *n;
+ * free with fdn__free), and *tail: the first id no run covers (ids from there on are read
+ * by a scan). A hash match is a candidate only: the caller compares the decoded id. */
+int fdn__evdb_corr_ids(fdn__evdb_t *d, const char *cid, uint64_t after, uint64_t before,
+                       uint64_t **ids, size_t *n, uint64_t *tail, fdn_error_t *err);
+
+#endif

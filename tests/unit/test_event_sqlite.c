@@ -1,0 +1,473 @@
+/* Unit tests: the SQLite file of the event store (storage/event_sqlite.h), its correlation
+ * index (event_sqlite_corr.c: a run of hashed keys per block of 8192 ids). A lookup by
+ * correlation id decodes only that id's rows in the blocks that have runs, and scans only the
+ * block being written (the read connection counts the rows it decodes); results are in id
+ * order, both directions, with type, id bounds and limit applied. A file written before the
+ * index existed, rows an older library appended, and the keys of the last block lost with the
+ * process are indexed at open; a failed write's keys are not kept; an id written below the
+ * block being gathered is merged into its block's run; a prune drops whole blocks' runs; the
+ * index's secret is kept per file, and a damaged one is refused with FDN_ECORRUPT; a damaged
+ * row does not stop the open. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <fdn/events.h>
+
+#include "core/alloc.h"
+#include "logic/event_int.h"
+#include "storage/event_backend.h"
+#include "storage/event_sqlite.h"
+#include "tmpdir.h"
+
+#define CORRS 50   /* distinct correlation ids; event i has corr-(i % CORRS) */
+#define BLK   8192 /* ids per block of the index */
+
+typedef struct fx {
+    char dir[128];
+    char path[192];
+} fx_t;
+
+static int setup(void **state)
+{
+    static fx_t f;
+    memset(&f, 0, sizeof f);
+    if (test_tmpdir_make(f.dir, sizeof f.dir, "evsqlite") != 0)
+        return -1;
+    snprintf(f.path, sizeof f.path, "%s/events.db", f.dir);
+    *state = &f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    test_tmpdir_remove(f->dir);
+    return 0;
+}
+
+/* Event id: type "t.even" / "t.odd" by id, correlation corr-(id % CORRS), or none when
+ * with_corr is false. */
+static fdn_event_t *make(uint64_t id, bool with_corr)
+{
+    char corr[32], data[48];
+    snprintf(corr, sizeof corr, "corr-%llu", (unsigned long long)(id % CORRS));
+    int n = snprintf(data, sizeof data, "{\"i\":%llu}", (unsigned long long)id);
+    fdn_event_spec_t s = FDN_EVENT_SPEC_INIT;
+    s.type = id % 2 == 0 ? "t.even" : "t.odd";
+    s.data = data;
+    s.data_len = (size_t)n;
+    s.id = id;
+    s.timestamp_ns = (int64_t)id * 1000;
+    s.wall_ns = 1700000000000000000 + (int64_t)id * 1000;
+    s.node = "n1";
+    if (with_corr)
+        s.correlation_id = corr;
+    else
+        s.flags = FDN_EVENT_NO_CORRELATION;
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &s, NULL), 0);
+    assert_int_equal(fdn_event_id(ev), id);
+    return ev;
+}
+
+/* Events first..last through the adapter, in batches of 1000. */
+static void write_range(fdn__evdb_t *d, uint64_t first, uint64_t last, bool with_corr)
+{
+    fdn_event_t *evs[1000];
+    for (uint64_t id = first; id <= last;) {
+        size_t n = 0;
+        while (n < 1000 && id <= last)
+            evs[n++] = make(id++, with_corr);
+        fdn_error_t err = FDN_ERROR_INIT;
+        assert_int_equal(fdn__evdb_write(d, (const fdn_event_t *const *)evs, n, 0, id, &err), 0);
+        for (size_t i = 0; i < n; i++)
+            fdn_event_free(evs[i]);
+    }
+}
+
+/* The same rows as an older library wrote them: no ch column value, next_id only. */
+static void write_old_rows(const char *path, uint64_t first, uint64_t last, bool create)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    if (create)
+        assert_int_equal(sqlite3_exec(db,
+                                      "PRAGMA journal_mode=WAL;"
+                                      "CREATE TABLE events(id INTEGER PRIMARY KEY, ts INTEGER NOT "
+                                      "NULL, type TEXT NOT NULL, rec BLOB NOT NULL);"
+                                      "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER);",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+    sqlite3_stmt *ins = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "INSERT INTO events(id, ts, type, rec) VALUES(?1, ?2, "
+                                        "?3, ?4)",
+                                        -1, &ins, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    for (uint64_t id = first; id <= last; id++) {
+        fdn_event_t *ev = make(id, true);
+        size_t len = 0;
+        assert_int_equal(fdn__event_encode_into(ev, 0, &buf, &cap, &len), 0);
+        sqlite3_bind_int64(ins, 1, (sqlite3_int64)id);
+        sqlite3_bind_int64(ins, 2, ev->ts);
+        sqlite3_bind_text(ins, 3, ev->type, (int)ev->type_len, SQLITE_STATIC);
+        sqlite3_bind_blob(ins, 4, buf, (int)len, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
+        sqlite3_reset(ins);
+        fdn_event_free(ev);
+    }
+    char sql[128];
+    snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO meta(key, value) VALUES('next_id', %llu)",
+             (unsigned long long)last + 1);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_finalize(ins);
+    fdn__free(buf);
+    sqlite3_close(db);
+}
+
+static fdn__evdb_t *open_db(const char *path)
+{
+    fdn__evdb_t *d = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn__evdb_open(&d, path, true, false, &err), 0);
+    return d;
+}
+
+/* A query by correlation id `c` (with type, bounds, direction, limit) returns exactly the
+ * matches a filter over ids 1..last gives, and decodes only the rows it returns. */
+static void expect_corr_scan(fdn__evdb_t *d, uint64_t last, unsigned c, const char *type,
+                             uint64_t after, uint64_t before, bool desc, size_t limit,
+                             uint64_t scanned)
+{
+    char cid[32];
+    snprintf(cid, sizeof cid, "corr-%u", c);
+    fdn__evb_query_t q = {.type = type,
+                          .correlation_id = cid,
+                          .wall_start = INT64_MIN,
+                          .wall_end = INT64_MAX,
+                          .after = after,
+                          .before = before,
+                          .limit = limit,
+                          .descending = desc};
+    uint64_t want[4096];
+    size_t nw = 0;
+    for (uint64_t k = 0; k < last; k++) {
+        uint64_t id = desc ? last - k : k + 1;
+        bool type_ok = type == NULL || strcmp(type, id % 2 == 0 ? "t.even" : "t.odd") == 0;
+        if (id % CORRS == c && type_ok && id > after && (before == 0 || id < before) && nw < limit)
+            want[nw++] = id;
+    }
+    uint64_t read0 = fdn__evdb_rows_read(d);
+    fdn_event_list_t *l = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn__evdb_query(d, &q, &l, &err), 0);
+    assert_int_equal(l->n, nw);
+    for (size_t i = 0; i < nw; i++) {
+        assert_int_equal(fdn_event_id(l->items[i]), want[i]);
+        assert_string_equal(fdn_event_correlation_id(l->items[i]), cid);
+    }
+    /* the matches through the index, plus at most the rows of the block being written */
+    assert_in_range(fdn__evdb_rows_read(d) - read0, nw, nw + scanned);
+    fdn_event_list_free(l);
+}
+
+/* As expect_corr_scan where the range lies in blocks with runs: no row scanned. */
+static void expect_corr(fdn__evdb_t *d, uint64_t last, unsigned c, const char *type, uint64_t after,
+                        uint64_t before, bool desc, size_t limit)
+{
+    expect_corr_scan(d, last, c, type, after, before, desc, limit, 0);
+}
+
+/* What the file holds of the index: its runs' blocks and meta runs_to. */
+static int64_t sql_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static int64_t runs_to(const char *path)
+{
+    return sql_int(path, "SELECT value FROM meta WHERE key = 'runs_to'");
+}
+
+static void correlation_lookup_reads_only_its_rows(void **state)
+{
+    fx_t *f = *state;
+    const uint64_t last = 3 * BLK + 500, tail = 3 * BLK + 1; /* blocks 0-2 have runs */
+    fdn__evdb_t *d = open_db(f->path);
+    write_range(d, 1, last, true);
+    assert_int_equal(runs_to(f->path), 3);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_runs"), 3);
+    /* each run: 8 bytes per event with a correlation id */
+    assert_int_equal(sql_int(f->path, "SELECT length(keys) FROM corr_runs WHERE blk = 1"), 8 * BLK);
+    expect_corr(d, last, 7, NULL, 0, tail, false, SIZE_MAX);
+    expect_corr(d, last, 7, NULL, 0, tail, true, SIZE_MAX);
+    expect_corr(d, last, 8, "t.even", 0, tail, false, SIZE_MAX);
+    expect_corr(d, last, 9, "t.even", 0, tail, false, SIZE_MAX); /* none: 9 mod 50 is odd */
+    expect_corr(d, last, 3, NULL, 2000, 5000, false, SIZE_MAX);
+    expect_corr(d, last, 3, NULL, 2000, 5000, true, 5);
+    expect_corr(d, last, 0, NULL, 0, 0, false, 10);
+    expect_corr(d, last, 5, NULL, BLK - 10, 2 * BLK + 10, false, SIZE_MAX); /* across blocks */
+    /* with the block being written: its 500 rows scanned, at most */
+    expect_corr_scan(d, last, 7, NULL, 0, 0, false, SIZE_MAX, 500);
+    expect_corr_scan(d, last, 7, NULL, 0, 0, true, SIZE_MAX, 500);
+    expect_corr_scan(d, last, 7, NULL, 0, 0, true, 3, 500);
+    expect_corr_scan(d, last, 7, "t.odd", tail + 10, 0, false, SIZE_MAX, 500);
+    fdn__evdb_close(d);
+
+    /* the secret is the file's: a reopened file finds the same rows */
+    d = open_db(f->path);
+    expect_corr_scan(d, last, 7, NULL, 0, 0, false, SIZE_MAX, 500);
+    fdn__evdb_close(d);
+}
+
+static void the_last_blocks_keys_survive_a_restart(void **state)
+{
+    fx_t *f = *state;
+    fdn__evdb_t *d = open_db(f->path);
+    write_range(d, 1, BLK - 100, true);
+    fdn__evdb_close(d); /* block 0's keys were only in memory: gathered again at open */
+    d = open_db(f->path);
+    write_range(d, BLK - 99, BLK + 50, true);
+    assert_int_equal(runs_to(f->path), 1);
+    expect_corr(d, BLK + 50, 13, NULL, 0, BLK + 1, false, SIZE_MAX);
+    expect_corr(d, BLK + 50, 13, NULL, 0, BLK + 1, true, SIZE_MAX);
+    fdn__evdb_close(d);
+}
+
+static void a_failed_write_keeps_no_keys(void **state)
+{
+    fx_t *f = *state;
+    fdn__evdb_t *d = open_db(f->path);
+    write_range(d, 1, 100, true);
+    /* 101-110 then 50 again: the duplicate fails the transaction, nothing of it stays */
+    fdn_event_t *evs[11];
+    for (int i = 0; i < 10; i++)
+        evs[i] = make(101 + (uint64_t)i, true);
+    evs[10] = make(50, true);
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_not_equal(fdn__evdb_write(d, (const fdn_event_t *const *)evs, 11, 0, 111, &err), 0);
+    for (int i = 0; i < 11; i++)
+        fdn_event_free(evs[i]);
+    write_range(d, 101, BLK + 10, true); /* 101-110 written once, block 0 finished */
+    assert_int_equal(runs_to(f->path), 1);
+    assert_int_equal(sql_int(f->path, "SELECT length(keys) FROM corr_runs WHERE blk = 0"), 8 * BLK);
+    expect_corr(d, BLK + 10, 3, NULL, 0, BLK + 1, false, SIZE_MAX); /* 103: once */
+    fdn__evdb_close(d);
+}
+
+static void an_id_below_the_block_being_gathered_is_merged(void **state)
+{
+    fx_t *f = *state;
+    fdn__evdb_t *d = open_db(f->path);
+    write_range(d, 1, 100, true);
+    write_range(d, 200, BLK + 100, true); /* 101-199 missing; block 0's run written */
+    assert_int_equal(runs_to(f->path), 1);
+    write_range(d, 150, 150, true); /* below block 1: merged into block 0's run */
+    assert_int_equal(runs_to(f->path), 1);
+    fdn__evb_query_t q = {.correlation_id = "corr-0",
+                          .wall_start = INT64_MIN,
+                          .wall_end = INT64_MAX,
+                          .before = BLK + 1,
+                          .limit = SIZE_MAX};
+    fdn_event_list_t *l = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    uint64_t read0 = fdn__evdb_rows_read(d);
+    assert_int_equal(fdn__evdb_query(d, &q, &l, &err), 0);
+    /* corr-0: 50, 100, 150, 200, 250, ... 8150 */
+    assert_int_equal(l->n, BLK / CORRS);
+    assert_int_equal(fdn_event_id(l->items[2]), 150);
+    assert_int_equal(fdn__evdb_rows_read(d) - read0, l->n);
+    fdn_event_list_free(l);
+    fdn__evdb_close(d);
+}
+
+static void a_prune_drops_whole_blocks_runs(void **state)
+{
+    fx_t *f = *state;
+    const uint64_t last = 4 * BLK + 10;
+    fdn__evdb_t *d = open_db(f->path);
+    write_range(d, 1, last, true);
+    uint64_t count = 0;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn__evdb_prune(d, BLK + 20, &count, &err), 0); /* the read connection */
+    assert_int_equal(count, BLK + 19);
+    assert_int_equal(sql_int(f->path, "SELECT min(blk) FROM corr_runs"), 1);
+    /* the writer's prune (fdn_events_prune_before rides on a write) */
+    fdn_event_t *ev = make(last + 1, true);
+    assert_int_equal(
+        fdn__evdb_write(d, (const fdn_event_t *const *)&ev, 1, 2 * BLK + 5, last + 2, &err), 0);
+    fdn_event_free(ev);
+    assert_int_equal(sql_int(f->path, "SELECT min(blk) FROM corr_runs"), 2);
+    /* the lookups see only what is left; pruned ids of block 2 named by its run are skipped */
+    fdn__evb_query_t q = {.correlation_id = "corr-4",
+                          .wall_start = INT64_MIN,
+                          .wall_end = INT64_MAX,
+                          .limit = SIZE_MAX};
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn__evdb_query(d, &q, &l, &err), 0);
+    assert_true(l->n > 0);
+    assert_true(fdn_event_id(l->items[0]) >= 2 * BLK + 5);
+    for (size_t i = 0; i < l->n; i++)
+        assert_int_equal(fdn_event_id(l->items[i]) % CORRS, 4);
+    fdn_event_list_free(l);
+    fdn__evdb_close(d);
+}
+
+static void unknown_and_empty_correlation_ids(void **state)
+{
+    fx_t *f = *state;
+    fdn__evdb_t *d = open_db(f->path);
+    write_range(d, 1, BLK - 100, true);
+    write_range(d, BLK - 99, BLK + 10, false); /* no correlation id; block 0 finished */
+    fdn__evb_query_t q = {.correlation_id = "corr-none",
+                          .wall_start = INT64_MIN,
+                          .wall_end = INT64_MAX,
+                          .before = BLK + 1,
+                          .limit = SIZE_MAX};
+    fdn_event_list_t *l = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    uint64_t read0 = fdn__evdb_rows_read(d);
+    assert_int_equal(fdn__evdb_query(d, &q, &l, &err), 0);
+    assert_int_equal(l->n, 0);
+    assert_int_equal(fdn__evdb_rows_read(d), read0);
+    fdn_event_list_free(l);
+
+    /* the empty id: the events without one (found by a scan) */
+    q.correlation_id = "";
+    q.before = 0;
+    assert_int_equal(fdn__evdb_query(d, &q, &l, &err), 0);
+    assert_int_equal(l->n, 110);
+    assert_int_equal(fdn_event_id(l->items[0]), BLK - 99);
+    assert_int_equal(fdn_event_id(l->items[109]), BLK + 10);
+    fdn_event_list_free(l);
+    fdn__evdb_close(d);
+}
+
+static void a_file_from_before_the_index_is_indexed_at_open(void **state)
+{
+    fx_t *f = *state;
+    const uint64_t last = 20 * BLK + 7; /* more blocks than one indexing transaction's 16 */
+    write_old_rows(f->path, 1, last, true);
+    fdn__evdb_t *d = open_db(f->path);
+    assert_int_equal(runs_to(f->path), 20);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_runs"), 20);
+    expect_corr(d, last, 11, NULL, 0, 20 * BLK + 1, false, SIZE_MAX);
+    expect_corr(d, last, 11, "t.odd", 9000, 20 * BLK + 1, true, SIZE_MAX);
+    write_range(d, last + 1, 21 * BLK + 3, true); /* block 20 finished by the writer */
+    assert_int_equal(runs_to(f->path), 21);
+    expect_corr(d, 21 * BLK + 3, 11, NULL, 19 * BLK, 21 * BLK + 1, false, SIZE_MAX);
+    fdn__evdb_close(d);
+
+    /* rows an older library appended to the indexed file: indexed at the next open */
+    write_old_rows(f->path, 21 * BLK + 4, 22 * BLK + 9, false);
+    d = open_db(f->path);
+    assert_int_equal(runs_to(f->path), 22);
+    expect_corr(d, 22 * BLK + 9, 11, NULL, 0, 22 * BLK + 1, false, SIZE_MAX);
+    fdn__evdb_close(d);
+}
+
+static void a_damaged_row_does_not_stop_indexing(void **state)
+{
+    fx_t *f = *state;
+    write_old_rows(f->path, 1, BLK + 200, true);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "UPDATE events SET rec = x'00010203' WHERE id = 57", NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    fdn__evdb_t *d = open_db(f->path);
+    fdn_event_t *ev = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn__evdb_get(d, 57, &ev, &err), FDN_ECORRUPT);
+    /* corr-7 below 200 is ids 7, 57, 107, 157: the damaged one is not indexed */
+    fdn__evb_query_t q = {.correlation_id = "corr-7",
+                          .wall_start = INT64_MIN,
+                          .wall_end = INT64_MAX,
+                          .before = 200,
+                          .limit = SIZE_MAX};
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn__evdb_query(d, &q, &l, &err), 0);
+    assert_int_equal(l->n, 3);
+    assert_int_equal(fdn_event_id(l->items[0]), 7);
+    assert_int_equal(fdn_event_id(l->items[1]), 107);
+    assert_int_equal(fdn_event_id(l->items[2]), 157);
+    fdn_event_list_free(l);
+    fdn__evdb_close(d);
+}
+
+static void the_secret_is_per_file_and_checked(void **state)
+{
+    fx_t *f = *state;
+    char other[256];
+    snprintf(other, sizeof other, "%s/other.db", f->dir);
+    fdn__evdb_close(open_db(f->path));
+    fdn__evdb_close(open_db(other));
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    char sql[320];
+    snprintf(sql, sizeof sql, "ATTACH '%s' AS o", other);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT a.value = b.value, length(a.value), "
+                                        "typeof(a.value) FROM meta a, o.meta b WHERE a.key = "
+                                        "'ch_secret' AND b.key = 'ch_secret'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 0); /* two files, two secrets */
+    assert_int_equal(sqlite3_column_int(st, 1), 192);
+    assert_string_equal((const char *)sqlite3_column_text(st, 2), "blob");
+    sqlite3_finalize(st);
+
+    /* a damaged secret: refused, nothing changed */
+    assert_int_equal(sqlite3_exec(db, "UPDATE meta SET value = x'0102' WHERE key = 'ch_secret'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    fdn__evdb_t *d = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn__evdb_open(&d, f->path, true, false, &err), FDN_ECORRUPT);
+    assert_null(d);
+    assert_non_null(strstr(err.message, "secret"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(correlation_lookup_reads_only_its_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(unknown_and_empty_correlation_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_last_blocks_keys_survive_a_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_failed_write_keeps_no_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_id_below_the_block_being_gathered_is_merged, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_prune_drops_whole_blocks_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_file_from_before_the_index_is_indexed_at_open, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_damaged_row_does_not_stop_indexing, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_secret_is_per_file_and_checked, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
