@@ -18,6 +18,13 @@
  *    those at or above B from memory (memory results below B are duplicates and dropped).
  *    Offset and limit apply to the merged, ordered list. Time bounds become wall time for the
  *    file; a time_start past the first memory event's timestamp keeps a query in memory.
+ *  - a lookup by correlation id remembers when the file held none of the id's events below
+ *    B (a memo of FDN__EVS_CORR_MEMO ids, by hash): every id below B was committed when B was
+ *    read, so no event of that correlation can appear there later, and the next lookup reads
+ *    the file only from that B on, or not at all when memory still starts there. A lookup of
+ *    a correlation whose events are all in memory then costs no file read (it cost a read of
+ *    the correlation index of every block: 0.2 ms at 1 M events). Only an unfiltered read of
+ *    the whole range below B sets the memo; retention only deletes, so it never goes stale.
  *  - a from-position subscription behind the memory tier pages through the file
  *    (fdn__evs_disk_page); ids the file's own retention deleted are stepped over and counted.
  *  - events read from the file get their timestamp on the store's monotonic clock as a
@@ -33,7 +40,64 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/hash.h"
 #include "services/event_store_int.h"
+
+/* Slots of the correlation memo (see above). */
+#define FDN__EVS_CORR_MEMO 256
+
+typedef struct evs_corr_memo {
+    uint64_t hash;
+    uint64_t below; /* no event of cid in the file has an id below this (0: empty slot) */
+    char *cid;
+} evs_corr_memo_t;
+
+/* What the memo knows of cid: the file has none of its events below the id returned (0:
+ * nothing known). */
+static uint64_t memo_below(fdn_events_t *es, const char *cid, uint64_t h)
+{
+    uint64_t below = 0;
+    fdn__mutex_lock(&es->cmu);
+    if (es->cmemo != NULL) {
+        const evs_corr_memo_t *m = &es->cmemo[h % FDN__EVS_CORR_MEMO];
+        if (m->below != 0 && m->hash == h && strcmp(m->cid, cid) == 0)
+            below = m->below;
+    }
+    fdn__mutex_unlock(&es->cmu);
+    return below;
+}
+
+/* Remember that the file has none of cid's events below `below` (best effort: nothing is
+ * remembered when memory is short). */
+static void memo_none_below(fdn_events_t *es, const char *cid, uint64_t h, uint64_t below)
+{
+    fdn__mutex_lock(&es->cmu);
+    if (es->cmemo == NULL)
+        es->cmemo = fdn__calloc(FDN__EVS_CORR_MEMO, sizeof(*es->cmemo));
+    if (es->cmemo != NULL) {
+        evs_corr_memo_t *m = &es->cmemo[h % FDN__EVS_CORR_MEMO];
+        if (m->below != 0 && m->hash == h && strcmp(m->cid, cid) == 0) {
+            if (below > m->below)
+                m->below = below;
+        } else {
+            char *c = fdn__strdup(cid);
+            if (c != NULL) {
+                fdn__free(m->cid);
+                *m = (evs_corr_memo_t){h, below, c};
+            }
+        }
+    }
+    fdn__mutex_unlock(&es->cmu);
+}
+
+void fdn__evs_corr_memo_free(fdn_events_t *es)
+{
+    if (es->cmemo != NULL)
+        for (size_t i = 0; i < FDN__EVS_CORR_MEMO; i++)
+            fdn__free(es->cmemo[i].cid);
+    fdn__free(es->cmemo);
+    es->cmemo = NULL;
+}
 
 /* wall - monotonic of the store's clock now */
 static int64_t clock_offset(fdn_events_t *es)
@@ -92,6 +156,7 @@ static int disk_part(fdn_events_t *es, const fdn__evb_query_t *bq, fdn_event_lis
 {
     int rc = 0;
     *out = NULL;
+    atomic_fetch_add_explicit(&es->disk_reads, 1, memory_order_relaxed);
     fdn__mutex_lock(&es->dmu);
     if (fdn__evb_open(&es->be) && es->be.ops->query != NULL)
         rc = es->be.ops->query(es->be.state, bq, out, NULL);
@@ -220,6 +285,10 @@ int fdn__evs_disk_query(fdn_events_t *es, const fdn_events_query_t *q, size_t li
         fdn_event_list_free(mem);
         return rc;
     }
+    /* by correlation id: the file only from where the memo knows nothing (module comment) */
+    bool by_corr = q->correlation_id != NULL && q->correlation_id[0] != '\0';
+    uint64_t h = by_corr ? fdn__hash_str(q->correlation_id) : 0;
+    uint64_t known = by_corr ? memo_below(es, q->correlation_id, h) : 0;
     int64_t off = clock_offset(es);
     fdn__evb_query_t bq = {
         .type = q->type,
@@ -231,7 +300,15 @@ int fdn__evs_disk_query(fdn_events_t *es, const fdn_events_query_t *q, size_t li
         .limit = want,
         .descending = q->descending,
         .parent_id = q->parent_id};
-    rc = disk_part(es, &bq, &disk);
+    bool whole = by_corr && q->type == NULL && q->parent_id == 0 &&
+                 q->time_start == INT64_MIN && q->time_end == INT64_MAX && bq.before == b &&
+                 q->after_id + 1 <= FDN_MAX(known, 1);
+    if (known > 0 && known - 1 > bq.after)
+        bq.after = known - 1;
+    if (known >= bq.before)
+        rc = fdn__event_list_build(NULL, 0, &disk); /* the file has none of them there */
+    else if ((rc = disk_part(es, &bq, &disk)) == 0 && disk->n == 0 && whole)
+        memo_none_below(es, q->correlation_id, h, b);
     if (rc != 0) {
         fdn_event_list_free(mem);
         return rc;
@@ -266,12 +343,17 @@ int fdn__evs_disk_correlation(fdn_events_t *es, const char *cid, fdn_event_list_
     if (rc != 0)
         return rc;
     uint64_t b = atomic_load_explicit(&es->first_id, memory_order_acquire);
+    uint64_t h = fdn__hash_str(cid), known = cid[0] != '\0' ? memo_below(es, cid, h) : 0;
     fdn__evb_query_t bq = {.correlation_id = cid,
                            .wall_start = INT64_MIN,
                            .wall_end = INT64_MAX,
+                           .after = known > 0 ? known - 1 : 0,
                            .before = b,
                            .limit = SIZE_MAX};
-    rc = disk_part(es, &bq, &disk);
+    if (known >= b)
+        rc = fdn__event_list_build(NULL, 0, &disk); /* the file has none of them there */
+    else if ((rc = disk_part(es, &bq, &disk)) == 0 && disk->n == 0 && cid[0] != '\0')
+        memo_none_below(es, cid, h, b);
     if (rc == 0) {
         keep_range(mem, b, UINT64_MAX);
         rc = merge(disk, mem, 0, SIZE_MAX, out);

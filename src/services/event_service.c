@@ -1141,6 +1141,8 @@ int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_err
     atomic_init(&es->warm_max_age_ns, 0);
     atomic_init(&es->durable_pruned_total, 0);
     pthread_mutex_init(&es->dmu, NULL);
+    pthread_mutex_init(&es->cmu, NULL);
+    atomic_init(&es->disk_reads, 0);
     pthread_rwlockattr_t ra;
     pthread_rwlockattr_init(&ra);
     pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -1227,6 +1229,8 @@ void fdn_events_destroy(fdn_events_t *es)
     pthread_cond_destroy(&es->wdone);
     pthread_mutex_destroy(&es->rmu);
     pthread_mutex_destroy(&es->dmu);
+    fdn__evs_corr_memo_free(es);
+    pthread_mutex_destroy(&es->cmu);
     pthread_cond_destroy(&es->rcv);
     pthread_mutex_destroy(&es->smu);
     pthread_cond_destroy(&es->scv);

@@ -227,6 +227,11 @@ struct fdn_events {
     _Atomic uint64_t warm_max_events, durable_pruned_total;
     _Atomic int64_t warm_max_age_ns;
     fdn__mutex_t dmu;
+    /* correlation ids known to have no event in the file below an id (event_disk.c: a
+     * table allocated when first needed); under cmu */
+    struct evs_corr_memo *cmemo;
+    fdn__mutex_t cmu;
+    _Atomic uint64_t disk_reads; /* query reads of the file (tests) */
 
     /* retention */
     pthread_t pruner;
@@ -534,6 +539,8 @@ int fdn__evs_disk_query(fdn_events_t *es, const fdn_events_query_t *q, size_t li
 /* Every event of a correlation id, from the file and memory (*handled as above). */
 int fdn__evs_disk_correlation(fdn_events_t *es, const char *cid, fdn_event_list_t **out,
                               bool *handled);
+/* Free the correlation memo (event_disk.c; destroy). */
+void fdn__evs_corr_memo_free(fdn_events_t *es);
 /* The durable tier's retention once; returns how many events it deleted there. */
 uint64_t fdn__evs_durable_retention(fdn_events_t *es);
 

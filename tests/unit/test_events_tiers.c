@@ -330,6 +330,72 @@ static int64_t get_int(fdn_runtime_t *rt, const char *path)
     return v;
 }
 
+/* n events of correlation cid, stored durably. */
+static void store_corr(fx_t *f, fdn_events_t *es, const char *cid, int n)
+{
+    for (int i = 0; i < n; i++) {
+        fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+        sp.type = "c";
+        sp.correlation_id = cid;
+        sp.clock = f->clock;
+        assert_int_equal(fdn_events_store_specs(es, &sp, 1, NULL, NULL), 0);
+    }
+}
+
+static size_t corr_count(fdn_events_t *es, const char *cid, bool by_query)
+{
+    fdn_event_list_t *l = NULL;
+    if (by_query) {
+        fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+        q.correlation_id = cid;
+        q.limit = 100000;
+        assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    } else {
+        assert_int_equal(fdn_events_get_by_correlation(es, cid, &l), 0);
+    }
+    size_t n = fdn_event_list_count(l);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(fdn_event_correlation_id(fdn_event_list_at(l, i)), cid);
+    fdn_event_list_free(l);
+    return n;
+}
+
+static uint64_t file_reads(fdn_events_t *es)
+{
+    return atomic_load(&es->disk_reads);
+}
+
+/* Once the file is known to hold none of a correlation's events below the memory tier, a
+ * lookup reads only memory; when memory evicts them, the file is read from there on. */
+static void correlation_lookups_skip_a_file_known_to_hold_none(void **state)
+{
+    fx_t *f = *state;
+    fdn_events_t *es = open_store(f, HOT, 0);
+    store_all(f, es); /* c0..c9, 500 each */
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    store_corr(f, es, "fresh", 10);
+
+    uint64_t r0 = file_reads(es);
+    assert_int_equal(corr_count(es, "fresh", false), 10); /* the file read once */
+    assert_int_equal(file_reads(es), r0 + 1);
+    assert_int_equal(corr_count(es, "fresh", false), 10); /* known: memory only */
+    assert_int_equal(corr_count(es, "fresh", true), 10);
+    assert_int_equal(file_reads(es), r0 + 1);
+
+    /* a correlation with events in the file: read each time, all found */
+    assert_int_equal(corr_count(es, "c3", false), N / 10);
+    assert_int_equal(corr_count(es, "c3", true), N / 10);
+    assert_int_equal(file_reads(es), r0 + 3);
+
+    /* the fresh events evicted: found in the file, which is read from where it was known */
+    store_corr(f, es, "later", HOT);
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    assert_int_equal(corr_count(es, "fresh", false), 10);
+    assert_int_equal(corr_count(es, "fresh", true), 10);
+    assert_int_equal(file_reads(es), r0 + 5);
+    close_store(f, es);
+}
+
 static void store_n(fx_t *f, fdn_events_t *es, const char *type, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -477,6 +543,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(hot_limits_evict_from_memory_only, setup, teardown),
         cmocka_unit_test_setup_teardown(durable_retention_prunes_on_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(correlation_lookups_skip_a_file_known_to_hold_none, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(retention_keys_update_live_and_persist, setup, teardown),
         cmocka_unit_test_setup_teardown(warm_enable_false_without_data_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(runtime_types_are_never_refused_at_the_cap, setup,
