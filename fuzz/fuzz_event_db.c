@@ -4,13 +4,15 @@
  * there (and then accept an append); it must never crash, hang or leak.
  *
  * Input: byte 0 is the mode: bits 0-1 pick a template file (made once per process: 0 a store
- * of 3 events, 1 a store with a compressed payload, a binary event and a prune, 2 the store's
+ * of 3 events with correlation ids, ids 1, 2 and 8195, so block 0 of the correlation index
+ * has its run (storage/event_sqlite_corr.c), 1 a store with a compressed payload, a binary event and a prune, 2 the store's
  * tables with a damaged record and a foreign table, 3 a foreign schema: an `events` table of
  * other columns). Bit 2: the rest of the input is the whole file (the template is ignored).
  * Bit 3: the rest is a WAL file written beside the template. Otherwise bytes 1-2 are a
  * truncation (big-endian, in 64-byte units; 0 = none) and the rest are patches of 3 bytes:
  * a 16-bit offset (modulo the file's size) and a byte XORed there.
- * Per input: fdn__evdb_open, fdn__evdb_load and one fdn__evdb_write of a new event run on
+ * Per input: fdn__evdb_open, fdn__evdb_load, a lookup by correlation id (the index's runs
+ * read from the damaged file) and one fdn__evdb_write of a new event run on
  * the files, which live in memory (fuzz_memvfs.h: an SQLite VFS over buffers, made the
  * default one, so SQLite's pager, WAL recovery and B-tree code read the bytes without ~30
  * system calls per input; that took the rate from ~2 k to over 20 k inputs/s).
@@ -28,6 +30,7 @@
 #include <sqlite3.h>
 
 #include <fdn/events.h>
+#include "storage/event_backend.h"
 #include "storage/event_sqlite.h"
 
 #include "fuzz_memvfs.h"
@@ -89,8 +92,8 @@ static blob_t read_file(const char *path)
     return b;
 }
 
-static fdn_event_t *make_event(uint64_t id, const char *type, fdn_event_ctype_t ct, const void *d,
-                               size_t n)
+static fdn_event_t *make_event_corr(uint64_t id, const char *type, fdn_event_ctype_t ct,
+                                    const void *d, size_t n, const char *cid)
 {
     fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
     sp.type = type;
@@ -103,11 +106,18 @@ static fdn_event_t *make_event(uint64_t id, const char *type, fdn_event_ctype_t 
     sp.node = "fuzz";
     sp.pid = 1;
     sp.tid = 1;
-    sp.flags = FDN_EVENT_NO_CORRELATION;
+    sp.correlation_id = cid;
+    sp.flags = cid == NULL ? FDN_EVENT_NO_CORRELATION : 0;
     fdn_event_t *ev = NULL;
     if (fdn_event_new(&ev, &sp, NULL) != 0)
         abort();
     return ev;
+}
+
+static fdn_event_t *make_event(uint64_t id, const char *type, fdn_event_ctype_t ct, const void *d,
+                               size_t n)
+{
+    return make_event_corr(id, type, ct, d, n, NULL);
 }
 
 static void sql(sqlite3 *db, const char *text)
@@ -123,10 +133,11 @@ static void make_templates(void)
     fdn__evdb_t *d = NULL;
     if (fdn__evdb_open(&d, g_db, false, true, NULL) != 0)
         abort();
-    fdn_event_t *evs[3] = {make_event(1, "app.start", FDN_EVENT_CT_JSON, "{\"a\":1}", 7),
-                           make_event(2, "app.tick", FDN_EVENT_CT_TEXT, "tick", 4),
-                           make_event(3, "app.stop", FDN_EVENT_CT_JSON, "[1,2,3]", 7)};
-    if (fdn__evdb_write(d, (const fdn_event_t *const *)evs, 3, 0, 4, NULL) != 0)
+    fdn_event_t *evs[3] = {
+        make_event_corr(1, "app.start", FDN_EVENT_CT_JSON, "{\"a\":1}", 7, "fuzz-c"),
+        make_event_corr(2, "app.tick", FDN_EVENT_CT_TEXT, "tick", 4, "other"),
+        make_event_corr(8195, "app.stop", FDN_EVENT_CT_JSON, "[1,2,3]", 7, "fuzz-c")};
+    if (fdn__evdb_write(d, (const fdn_event_t *const *)evs, 3, 0, 8196, NULL) != 0)
         abort();
     for (int i = 0; i < 3; i++)
         fdn_event_free(evs[i]);
@@ -209,6 +220,31 @@ typedef struct loaded {
     uint64_t max_id;
 } loaded_t;
 
+/* A lookup of fuzz-c: a documented code; in an intact template 0, ids 1 and 8195. */
+static void lookup(fdn__evdb_t *d, bool intact0)
+{
+    fdn__evb_query_t q = {
+        .correlation_id = "fuzz-c", .wall_start = INT64_MIN, .wall_end = INT64_MAX, .limit = 16};
+    fdn_event_list_t *l = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn__evdb_query(d, &q, &l, &err);
+    if (!allowed(rc, &err))
+        abort();
+    if (rc == 0) {
+        size_t n = fdn_event_list_count(l);
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(fdn_event_correlation_id(fdn_event_list_at(l, i)), "fuzz-c") != 0 ||
+                (i > 0 && fdn_event_id(fdn_event_list_at(l, i)) <=
+                              fdn_event_id(fdn_event_list_at(l, i - 1))))
+                abort(); /* only that correlation's events, in id order */
+        if (intact0 && (n != 2 || fdn_event_id(fdn_event_list_at(l, 1)) != 8195))
+            abort();
+        fdn_event_list_free(l);
+    } else if (intact0) {
+        abort();
+    }
+}
+
 static int on_event(fdn_event_t *ev, void *user)
 {
     loaded_t *l = user;
@@ -222,7 +258,7 @@ static int on_event(fdn_event_t *ev, void *user)
 }
 
 /* Open, read and append to the file as the store does; returns the reader's code. */
-static int read_store(uint64_t *nloaded)
+static int read_store(uint64_t *nloaded, bool intact0)
 {
     fdn__evdb_t *d = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
@@ -240,6 +276,7 @@ static int read_store(uint64_t *nloaded)
         if (next == 0 || next <= l.max_id)
             abort(); /* ids are never reused: the next one is past every stored one */
         *nloaded = l.n;
+        lookup(d, intact0);
         if (next < UINT64_MAX / 2) {
             fdn_event_t *ev = make_event(next, "fuzz.append", FDN_EVENT_CT_JSON, "{}", 2);
             fdn_error_t werr = FDN_ERROR_INIT;
@@ -313,7 +350,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (wal != NULL)
         memvfs_put(g_wal, wal, wn);
     uint64_t nloaded = 0;
-    int rc = read_store(&nloaded);
+    int rc = read_store(&nloaded, intact && mode % NTEMPLATES == 0);
     uint64_t want = g_tpl_events[mode % NTEMPLATES];
     if (intact && (want == UINT64_MAX ? rc == 0 : rc != 0 || nloaded != want))
         abort();              /* the templates themselves read as made */

@@ -487,7 +487,14 @@ int fdn__evdb_corr_ids(fdn__evdb_t *d, const char *cid, uint64_t after, uint64_t
         fdn__free(a.v);
         return rc;
     }
+    /* ascending and each id once, also when a damaged run is out of order or repeats a key */
+    if (a.n > 1)
+        qsort(a.v, a.n, sizeof(*a.v), cmp_u64);
+    size_t k = 0;
+    for (size_t i = 0; i < a.n; i++)
+        if (k == 0 || a.v[i] != a.v[k - 1])
+            a.v[k++] = a.v[i];
     *ids = a.v;
-    *n = a.n;
+    *n = k;
     return 0;
 }
