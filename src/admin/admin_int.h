@@ -4,7 +4,10 @@
  * Three parts:
  *  - pure request parsing (http_parse.c): request target -> decoded path segments and query
  *    pairs, route patterns with {param} segments, query value validation, error -> status;
- *  - the router/server (http.c): route table, dispatch, libmicrohttpd glue;
+ *  - the router/server: http.c (request path: libmicrohttpd glue, dispatch, deferred answers),
+ *    http_reg.c (route table and other registrations), http_builtin.c (GET /health, /metrics),
+ *    http_resp.c (helpers for handlers) and http_life.c (create/bind/start/shutdown), sharing
+ *    the server's struct through http_impl.h;
  *  - handler files, one per service (api_*.c), which register their routes with
  *    fdn__admin_route_add() from a public fdn_admin_mount_<service>() function.
  */

@@ -1,6 +1,13 @@
 /*
  * DESIGN: the admin HTTP server (router + libmicrohttpd glue).
  *
+ * Files: this one holds the request path (libmicrohttpd's callbacks, routing and dispatch,
+ * deferred answers, request telemetry, finishing and sending an answer), all in one translation
+ * unit so that the compiler sees it whole; http_impl.h the server's struct, shared by the others:
+ * http_reg.c (the route table and what else is registered before start), http_builtin.c
+ * (GET /health, GET /metrics), http_resp.c (the helpers handlers call) and http_life.c (create,
+ * bind, start, shutdown, destroy). This comment describes the whole server.
+ *
  * Threads: libmicrohttpd runs `threads` internal polling threads (MHD_OPTION_THREAD_POOL_SIZE,
  * epoll/poll chosen by MHD_USE_AUTO), each serving many connections; total connections are
  * capped (MHD_OPTION_CONNECTION_LIMIT: by default from the open-file limit, so thousands of
@@ -21,10 +28,10 @@
  * without a copy: a handler's text is MHD's with the response (freed by its free callback), and
  * GET /metrics hands on telemetry's own immutable text (fdn_telemetry_text_acquire, released by
  * that callback; resp.text_free) when it is the whole body. The listen socket is
- * opened here by fdn_admin_bind (clear EADDRINUSE/EACCES errors, port 0 support, loopback check),
- * which `fdn serve` calls before creating the runtime so that a busy port fails before anything is
- * written; fdn_admin_start binds if that was not done and hands MHD a duplicate of it (see there
- * for why), which MHD closes on stop.
+ * opened by fdn_admin_bind (http_life.c: clear EADDRINUSE/EACCES errors, port 0 support, loopback
+ * check), which `fdn serve` calls before creating the runtime so that a busy port fails before
+ * anything is written; fdn_admin_start binds if that was not done and hands MHD a duplicate of it
+ * (see there for why), which MHD closes on stop.
  * Deferred answers (a handler returned FDN__HTTP_PENDING, e.g. a durable event append waiting for
  * the writer's group commit): the request's context (conn_ctx_t, heap) holds the response and a
  * small state machine, RUNNING -> PARKED -> DONE, in one atomic. The server thread suspends the
@@ -43,101 +50,26 @@
  * bytes, written at once). fdn__admin_dispatch (no socket) waits for a deferred answer on a
  * condition variable instead of suspending.
  */
-#include "admin/admin_int.h"
-#include "admin/http_jw.h"
-#include "admin/http_watch.h"
+#include "admin/http_impl.h"
 
 #include <fdn/clock.h>
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <microhttpd.h>
 
-#define MAX_METRICS 8
 /* per-connection memory of libmicrohttpd (request line + headers + its buffers). Requests
  * whose line or headers do not fit are answered by libmicrohttpd itself (414/431, HTML):
  * 64 KiB makes every target up to ~60 KiB reach the router, which answers its own 414 (JSON)
  * beyond FDN__HTTP_MAX_URI. Worst case max_connections * 64 KiB. */
 #define CONN_MEMORY (64u * 1024u)
-#define MAX_HEALTH  32
-/* request_timeout_s when the options leave it 0 */
-#define FDN__ADMIN_DEFAULT_REQUEST_TIMEOUT_S 10u
 
-typedef struct route {
-    char method[8];
-    char *pattern;
-    fdn__http_handler_fn fn;
-    void *user;
-    const char *const *params; /* query parameters it takes (NULL-terminated), or NULL: none */
-    bool literal;              /* no {param} segment */
-    size_t nsegs;              /* path segments: a target with another count never matches */
-    /* request telemetry of this route (resolved on its first request; resolving twice gives
-     * the same handle, so a race only repeats the lookup) */
-    _Atomic(fdn_histogram_t *) h_dur;
-    _Atomic(fdn_counter_t *) c_class[6];
-} route_t;
-
-typedef struct health_check {
-    char name[48];
-    fdn_admin_health_fn fn;
-    void *user;
-} health_check_t;
-
-struct fdn_admin {
-    char host[256];
-    uint16_t want_port;
-    char *token;
-    size_t token_len;
-    size_t max_body;
-    unsigned threads, max_conns, timeout_s, per_ip, request_timeout_s;
-    fdn__http_watch_t *watch; /* the request deadline, from start to shutdown */
-
-    route_t *routes;
-    size_t nroutes, cap_routes;
-    health_check_t health[MAX_HEALTH];
-    size_t nhealth;
-    struct {
-        fdn_admin_metrics_fn fn;
-        void *user;
-        bool fallback; /* only without telemetry (fdn__admin_add_metrics_fallback) */
-        bool telemetry; /* telemetry's writer: GET /metrics writes it into its body directly */
-    } metrics[MAX_METRICS];
-    _Atomic size_t metrics_len; /* the last GET /metrics body's length: the next one's capacity */
-    size_t nmetrics;
-    fdn_telemetry_t *tm; /* optional: request telemetry */
-    fdn_telemetry_family_t *f_dur, *f_req; /* fdn_http_request_duration_seconds, _requests_total */
-    fdn_admin_request_fn on_request;       /* optional: request hook (opts version >= 3) */
-    void *request_user;
-    fdn__admin_health_ext_fn health_ext;
-    void *health_ext_user;
-
-    bool started;
-    int listen_fd; /* bound by fdn_admin_bind, owned here until MHD starts; else -1 */
-    _Atomic bool stopped;
-    _Atomic bool draining;     /* shutdown started: no new deferred request */
-    _Atomic uint64_t deferred; /* deferred requests not completed yet */
-    pthread_mutex_t dmu;       /* shutdown waits on dcv for deferred == 0 */
-    pthread_cond_t dcv;
-    struct MHD_Daemon *mhd;
-    _Atomic uint16_t port;
-    _Atomic uint64_t by_class[6]; /* index = status / 100 (1..5), 0 unused */
-};
-
-/* ---- responses ----------------------------------------------------------------------- */
+/* ---- finishing an answer -------------------------------------------------------------------- */
 
 void fdn__http_resp_text_free(fdn__http_resp_t *resp)
 {
@@ -157,16 +89,6 @@ void fdn__http_resp_clear(fdn__http_resp_t *resp)
     json_decref(resp->json);
     fdn__http_resp_text_free(resp);
     memset(resp, 0, sizeof *resp);
-}
-
-int fdn__http_reply(fdn__http_resp_t *resp, unsigned status, json_t *json)
-{
-    if (json == NULL)
-        return FDN_ENOMEM;
-    json_decref(resp->json);
-    resp->json = json;
-    resp->status = status;
-    return 0;
 }
 
 void fdn__http_resp_finish(fdn__http_resp_t *resp, int rc)
@@ -189,128 +111,6 @@ void fdn__http_resp_finish(fdn__http_resp_t *resp, int rc)
         resp->json = json_object();
 }
 
-const char *fdn__http_param(const fdn__http_req_t *req, const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; i < req->nparams; i++)
-        if (strncmp(req->params[i].key, name, n) == 0 && req->params[i].key[n] == '}')
-            return req->params[i].val;
-    return NULL;
-}
-
-int fdn__http_body_json(const fdn__http_req_t *req, fdn__http_resp_t *resp, json_t **out)
-{
-    json_error_t je;
-    *out = NULL;
-    if (req->body_len == 0)
-        return fdn_err_set(&resp->err, FDN_EPARSE, "request body must be JSON, got nothing");
-    json_t *j = NULL;
-    int rc =
-        fdn_json_loadb(req->body, req->body_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &j, &je);
-    if (rc == FDN_ENOMEM)
-        return fdn_err_set(&resp->err, FDN_ENOMEM, "out of memory reading the request body");
-    if (rc < 0)
-        return fdn_err_set(&resp->err, FDN_EPARSE, "malformed JSON at line %d column %d: %s",
-                           je.line, je.column, je.text);
-    *out = j;
-    return 0;
-}
-
-/* ---- route table --------------------------------------------------------------------- */
-
-static bool pattern_valid(const char *p)
-{
-    if (p == NULL || p[0] != '/' || strlen(p) > 200)
-        return false;
-    for (const char *s = p + 1; *s;) {
-        const char *e = strchr(s, '/');
-        size_t n = e ? (size_t)(e - s) : strlen(s);
-        if (n == 0)
-            return false;
-        bool open = s[0] == '{', close = s[n - 1] == '}';
-        if (open != close || (open && n < 3))
-            return false;
-        for (size_t i = open ? 1 : 0; i < (open ? n - 1 : n); i++)
-            if (s[i] == '{' || s[i] == '}')
-                return false;
-        s += n;
-        if (*s == '/')
-            s++;
-    }
-    return true;
-}
-
-/* ---- allocation helpers (public API only: fdn_malloc and fdn_realloc) ------------------- */
-
-static char *admin_strdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = fdn_malloc(n);
-    if (d != NULL)
-        memcpy(d, s, n);
-    return d;
-}
-
-int fdn__admin_text_put(fdn__admin_text_t *t, const char *s, size_t n)
-{
-    if (n > SIZE_MAX - t->len - 1)
-        return FDN_ENOMEM;
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 8192;
-        while (cap < t->len + n + 1)
-            cap = cap > SIZE_MAX / 2 ? t->len + n + 1 : cap * 2;
-        char *p = fdn_realloc(t->p, cap);
-        if (p == NULL)
-            return FDN_ENOMEM;
-        t->p = p;
-        t->cap = cap;
-    }
-    if (n > 0)
-        memcpy(t->p + t->len, s, n);
-    t->len += n;
-    t->p[t->len] = '\0';
-    return 0;
-}
-
-int fdn__admin_route_add(fdn_admin_t *a, const char *method, const char *pattern,
-                         fdn__http_handler_fn fn, void *user)
-{
-    return fdn__admin_route_add_q(a, method, pattern, fn, user, NULL);
-}
-
-int fdn__admin_route_add_q(fdn_admin_t *a, const char *method, const char *pattern,
-                           fdn__http_handler_fn fn, void *user, const char *const *params)
-{
-    if (a == NULL || method == NULL || fn == NULL || a->started || strlen(method) >= 8 ||
-        !pattern_valid(pattern))
-        return FDN_EINVAL;
-    for (size_t i = 0; i < a->nroutes; i++)
-        if (strcmp(a->routes[i].method, method) == 0 && strcmp(a->routes[i].pattern, pattern) == 0)
-            return FDN_EEXIST;
-    if (a->nroutes == a->cap_routes) {
-        size_t nc = a->cap_routes ? a->cap_routes * 2 : 16;
-        route_t *r = fdn_realloc(a->routes, nc * sizeof *r);
-        if (r == NULL)
-            return FDN_ENOMEM;
-        a->routes = r;
-        a->cap_routes = nc;
-    }
-    char *pc = admin_strdup(pattern);
-    if (pc == NULL)
-        return FDN_ENOMEM;
-    route_t *r = &a->routes[a->nroutes++];
-    memset(r, 0, sizeof *r);
-    memcpy(r->method, method, strlen(method) + 1);
-    r->pattern = pc;
-    r->fn = fn;
-    r->user = user;
-    r->params = params;
-    r->literal = strchr(pattern, '{') == NULL;
-    for (const char *c = pattern; *c != '\0'; c++) /* "/a/b": 2; "/": 0 */
-        r->nsegs += *c == '/' && c[1] != '\0';
-    return 0;
-}
-
 static bool auth_ok(const fdn_admin_t *a, const char *authorization)
 {
     if (a->token == NULL)
@@ -327,52 +127,6 @@ static void count_status(fdn_admin_t *a, unsigned status)
     unsigned c = status / 100;
     if (c >= 1 && c <= 5)
         atomic_fetch_add_explicit(&a->by_class[c], 1, memory_order_relaxed);
-}
-
-void fdn__admin_mark(const fdn_admin_t *a, fdn__admin_mark_t *m)
-{
-    m->nroutes = a->nroutes;
-    m->nhealth = a->nhealth;
-    m->nmetrics = a->nmetrics;
-    m->tm = a->tm != NULL;
-    m->health_ext = a->health_ext != NULL;
-}
-
-int fdn__admin_rollback(fdn_admin_t *a, const fdn__admin_mark_t *m, int rc)
-{
-    while (a->nroutes > m->nroutes)
-        fdn_free(a->routes[--a->nroutes].pattern);
-    a->nhealth = m->nhealth;
-    a->nmetrics = m->nmetrics;
-    if (!m->tm) /* (its two families stay in the telemetry instance, which owns them) */
-        a->tm = NULL, a->f_dur = a->f_req = NULL;
-    if (!m->health_ext)
-        a->health_ext = NULL, a->health_ext_user = NULL;
-    return rc;
-}
-
-int fdn__admin_set_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm)
-{
-    if (a == NULL || a->started)
-        return FDN_EINVAL;
-    if (a->tm != NULL)
-        return FDN_EEXIST;
-    static const char *const dl[] = {"method", "route"};
-    static const char *const rl[] = {"method", "route", "status_class"};
-    /* routes are a fixed set; unmatched requests share route="unmatched": bounded, the caps
-     * only guard against a program adding routes by the hundred */
-    if (fdn_telemetry_family(tm, &a->f_dur, "fdn_http_request_duration_seconds",
-                             "Admin HTTP requests: time from routing to the handler's answer, by "
-                             "route template and method.",
-                             FDN_TELEMETRY_HISTOGRAM, dl, 2, 256) < 0 ||
-        fdn_telemetry_family(tm, &a->f_req, "fdn_http_requests_total",
-                             "Admin HTTP requests answered, by route template, method and status "
-                             "class (2xx, 4xx, ...).",
-                             FDN_TELEMETRY_COUNTER, rl, 3, 1024) < 0) {
-        a->f_dur = a->f_req = NULL;
-    }
-    a->tm = tm;
-    return 0;
 }
 
 /* Request telemetry: fdn_http_request_duration_seconds{method,route} (route = the matched
@@ -660,457 +414,6 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
     }
 }
 
-/* ---- built-in endpoints: /health, /metrics ---------------------------------------------- */
-
-/* Where the member "name":{...} (followed by ',') starts in the services text, or NULL. Check
- * names are [A-Za-z0-9_.-] and a member's values never hold `":{`, so the match is a key. */
-static const char *find_member(const fdn__admin_text_t *t, const char *name, size_t *span)
-{
-    char pat[64];
-    size_t nl = strlen(name);
-    if (nl + 4 > sizeof pat || t->p == NULL)
-        return NULL;
-    pat[0] = '"';
-    memcpy(pat + 1, name, nl);
-    memcpy(pat + 1 + nl, "\":{", 3);
-    size_t n = nl + 4;
-    const char *m = memmem(t->p, t->len, pat, n);
-    if (m == NULL)
-        return NULL;
-    const char *e = strchr(m + n, '}'); /* the member's object holds no nested object */
-    if (e == NULL)
-        return NULL;
-    *span = (size_t)(e - m) + 2; /* with its '}' and ',' */
-    return m;
-}
-
-/* Which GET /health this thread is answering (0: none yet): checks that read the same state
- * (the limiter's two) read it once per request (fdn__admin_health_gen). */
-static _Thread_local uint64_t health_gen;
-
-uint64_t fdn__admin_health_gen(void)
-{
-    return health_gen;
-}
-
-/* GET /health, written as text in one pass (no jansson tree: this endpoint is polled). The
- * body's form is the one jansson gave: {runtime..., "status", "services": {the runtime's
- * services, then the health checks}}; a check named like a runtime service replaces it in
- * place, as json_object_set did. */
-static int h_health(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
-{
-    (void)req;
-    fdn_admin_t *a = user;
-    fdn__jw_t body = {{NULL, 0, 0}, 0}, svcs = {{NULL, 0, 0}, 0};
-    bool ok = true;
-    health_gen++;
-    fdn__jw_raw(&body, "{", 1);
-    /* members of both are written with a trailing ',' (dropped at the end) */
-    if (a->health_ext != NULL && a->health_ext(&body, &svcs, a->health_ext_user) != 0)
-        ok = false;
-    for (size_t i = 0; i < a->nhealth; i++) {
-        int rc = a->health[i].fn(a->health[i].user);
-        /* "name":{"status":"ok"}, or the unhealthy form with the error's code and name */
-        char m[160];
-        size_t nl = strlen(a->health[i].name), n = 0;
-        if (nl + 120 > sizeof m) {
-            svcs.rc = FDN_ENOMEM; /* (cannot happen: names are short, error names constant) */
-            break;
-        }
-        m[n++] = '"';
-        memcpy(m + n, a->health[i].name, nl);
-        n += nl;
-        if (rc == 0) {
-            static const char okm[] = "\":{\"status\":\"ok\"},";
-            memcpy(m + n, okm, sizeof okm - 1);
-            n += sizeof okm - 1;
-        } else {
-            const char *en = fdn_err_name(rc);
-            size_t el = strlen(en);
-            if (n + el + 64 > sizeof m) {
-                svcs.rc = FDN_ENOMEM; /* (cannot happen either) */
-                break;
-            }
-            static const char bad[] = "\":{\"status\":\"unhealthy\",\"code\":";
-            memcpy(m + n, bad, sizeof bad - 1);
-            n += sizeof bad - 1;
-            n += fdn__jw_fmt_i64(m + n, fdn_err_info(rc)->ref_code);
-            memcpy(m + n, ",\"error\":\"", 10);
-            n += 10;
-            memcpy(m + n, en, el);
-            n += el;
-            memcpy(m + n, "\"},", 3);
-            n += 3;
-        }
-        if (rc != 0)
-            ok = false;
-        size_t span = 0;
-        const char *dup = svcs.rc == 0 ? find_member(&svcs.t, a->health[i].name, &span) : NULL;
-        if (dup == NULL) {
-            fdn__jw_raw(&svcs, m, (size_t)n);
-            continue;
-        }
-        /* splice: text before the old member, the new one, the rest */
-        size_t at = (size_t)(dup - svcs.t.p);
-        fdn__jw_t x = {{NULL, 0, 0}, 0};
-        fdn__jw_raw(&x, svcs.t.p, at);
-        fdn__jw_raw(&x, m, (size_t)n);
-        fdn__jw_raw(&x, svcs.t.p + at + span, svcs.t.len - at - span);
-        fdn_free(svcs.t.p);
-        svcs = x;
-    }
-    fdn__jw_lit(&body,
-                ok ? "\"status\":\"ok\",\"services\":{" : "\"status\":\"degraded\",\"services\":{");
-    if (svcs.t.len > 0)
-        fdn__jw_raw(&body, svcs.t.p, svcs.t.len - 1); /* without the last ',' */
-    fdn__jw_raw(&body, "}}", 2);
-    int rc = body.rc != 0 ? body.rc : svcs.rc;
-    fdn_free(svcs.t.p);
-    if (rc != 0) {
-        fdn_free(body.t.p);
-        return FDN_ENOMEM;
-    }
-    resp->text = body.t.p;
-    resp->text_len = body.t.len;
-    resp->content_type = "application/json";
-    resp->status = ok ? 200 : 503;
-    return 0;
-}
-
-int fdn__admin_set_health_ext(fdn_admin_t *a, fdn__admin_health_ext_fn fn, void *user)
-{
-    if (a == NULL || a->started)
-        return FDN_EINVAL;
-    if (a->health_ext != NULL)
-        return FDN_EEXIST;
-    a->health_ext = fn;
-    a->health_ext_user = user;
-    return 0;
-}
-
-static int om_sink(const char *data, size_t len, void *user)
-{
-    return fdn__admin_text_put(user, data, len);
-}
-
-/* resp.text_free of a text from fdn_telemetry_text_acquire */
-static void release_telemetry_text(void *p)
-{
-    fdn_telemetry_text_release(p);
-}
-
-/* GET /metrics whose body is one telemetry instance's text alone: that text itself, handed to
- * libmicrohttpd without a copy (a reference, released with the response). 1: not so (the
- * text does not end a line, and the body would add a newline); else 0 or a negative code. */
-static int metrics_tm_text(fdn_telemetry_t *tm, bool om, fdn__http_resp_t *resp)
-{
-    const char *t = NULL;
-    size_t len = 0;
-    int rc = fdn_telemetry_text_acquire(tm, om, &t, &len);
-    if (rc < 0)
-        return fdn_err_set(&resp->err, rc, "metrics writer failed: %s", fdn_strerror(rc));
-    if (len > 0 && t[len - 1] != '\n') {
-        fdn_telemetry_text_release(t);
-        return 1;
-    }
-    resp->text = (char *)(uintptr_t)t;
-    resp->text_len = len;
-    resp->text_free = release_telemetry_text;
-    resp->content_type = om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
-                            : "text/plain; version=0.0.4; charset=utf-8";
-    resp->status = 200;
-    return 0;
-}
-
-static int h_metrics(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
-{
-    (void)req;
-    fdn_admin_t *a = user;
-    /* the usual case: telemetry's text is the whole body (its own fdn_http_requests_total
-     * replaces the server's count by status class, a fallback writer is not called) */
-    size_t writers = 0, tm_at = 0;
-    for (size_t i = 0; i < a->nmetrics; i++) {
-        if (a->metrics[i].fallback && a->tm != NULL)
-            continue;
-        writers++;
-        tm_at = i;
-    }
-    bool om_only = resp->want_openmetrics && a->tm != NULL;
-    for (size_t i = 0; i < a->nmetrics && om_only; i++)
-        if (a->metrics[i].user != (void *)a->tm && !a->metrics[i].fallback)
-            om_only = false;
-    if (om_only || (writers == 1 && a->metrics[tm_at].telemetry && a->metrics[tm_at].user != NULL &&
-                    a->f_req != NULL)) {
-        int rc = metrics_tm_text(om_only ? a->tm : a->metrics[tm_at].user, om_only, resp);
-        if (rc <= 0)
-            return rc;
-    }
-    fdn__admin_text_t b = {NULL, 0, 0};
-    int rc = 0;
-    /* one allocation for the body: the capacity the last one needed (bodies grow slowly) */
-    size_t hint = atomic_load_explicit(&a->metrics_len, memory_order_relaxed);
-    if (hint > 0 && hint < ((size_t)1 << 30)) {
-        b.cap = hint + hint / 8 + 256;
-        b.p = fdn_malloc(b.cap);
-        if (b.p == NULL)
-            b.cap = 0;
-        else
-            b.p[0] = '\0';
-    }
-    /* OpenMetrics when asked for and telemetry's writer is the only one called (other
-     * writers produce the 0.0.4 text, which is not valid OpenMetrics) */
-    size_t others = 0;
-    for (size_t i = 0; i < a->nmetrics; i++)
-        if (a->metrics[i].user != (void *)a->tm && !(a->tm != NULL && a->metrics[i].fallback))
-            others++;
-    if (resp->want_openmetrics && a->tm != NULL && others == 0) {
-        rc = fdn_telemetry_write_openmetrics(a->tm, om_sink, &b);
-        if (rc < 0) {
-            fdn_free(b.p);
-            return fdn_err_set(&resp->err, rc, "metrics writer failed: %s", fdn_strerror(rc));
-        }
-        atomic_store_explicit(&a->metrics_len, b.len, memory_order_relaxed);
-        resp->text = b.p;
-        resp->text_len = b.len;
-        resp->content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-        resp->status = 200;
-        return 0;
-    }
-    for (size_t i = 0; i < a->nmetrics && rc == 0; i++) {
-        if (a->metrics[i].fallback && a->tm != NULL)
-            continue;
-        if (a->metrics[i].telemetry) { /* straight into the body, no intermediate copy */
-            size_t at = b.len;
-            int wrc = fdn_telemetry_write_prometheus(a->metrics[i].user, om_sink, &b);
-            if (wrc < 0) {
-                fdn_free(b.p);
-                return fdn_err_set(&resp->err, wrc, "metrics writer failed: %s", fdn_strerror(wrc));
-            }
-            if (b.len > at && b.p[b.len - 1] != '\n')
-                rc = fdn__admin_text_put(&b, "\n", 1);
-            continue;
-        }
-        char *out = NULL;
-        size_t len = 0;
-        int wrc = a->metrics[i].fn(&out, &len, a->metrics[i].user);
-        if (wrc < 0) {
-            fdn_free(b.p);
-            return fdn_err_set(&resp->err, wrc, "metrics writer failed: %s", fdn_strerror(wrc));
-        }
-        if (out != NULL) {
-            rc = fdn__admin_text_put(&b, out, len);
-            if (rc == 0 && len > 0 && out[len - 1] != '\n')
-                rc = fdn__admin_text_put(&b, "\n", 1);
-        }
-        fdn_free(out);
-    }
-    /* without telemetry (whose fdn_http_requests_total has route and method too), the
-     * server's own count by status class */
-    static const char hdr[] =
-        "# HELP fdn_http_requests_total Admin HTTP requests answered, by status class.\n"
-        "# TYPE fdn_http_requests_total counter\n";
-    bool own = a->f_req == NULL;
-    if (rc == 0 && own)
-        rc = fdn__admin_text_put(&b, hdr, sizeof hdr - 1);
-    for (unsigned c = 1; c <= 5 && rc == 0 && own; c++) {
-        char line[96];
-        int n = snprintf(
-            line, sizeof line, "fdn_http_requests_total{status_class=\"%uxx\"} %llu\n", c,
-            (unsigned long long)atomic_load_explicit(&a->by_class[c], memory_order_relaxed));
-        if (n > 0)
-            rc = fdn__admin_text_put(&b, line, (size_t)n);
-    }
-    if (rc < 0) {
-        fdn_free(b.p);
-        return rc;
-    }
-    atomic_store_explicit(&a->metrics_len, b.len, memory_order_relaxed);
-    resp->text = b.p;
-    resp->text_len = b.len;
-    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
-    resp->status = 200;
-    return 0;
-}
-
-/* ---- lifecycle ------------------------------------------------------------------------- */
-
-static bool name_ok(const char *s, size_t max)
-{
-    if (s == NULL || *s == '\0' || strlen(s) >= max)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '_' || *s == '-' || *s == '.'))
-            return false;
-    return true;
-}
-
-static bool addr_is_loopback(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-        if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
-            return true;
-        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-            return in6->sin6_addr.s6_addr[12] == 127;
-    }
-    return false;
-}
-
-static int resolve(const char *host, uint16_t port, struct addrinfo **out, fdn_error_t *err)
-{
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    char ps[8];
-    snprintf(ps, sizeof ps, "%u", (unsigned)port);
-    int g = getaddrinfo(host, ps, &hints, out);
-    if (g != 0 || *out == NULL)
-        return fdn_err_set(err, FDN_EINVAL, "cannot resolve listen address '%s': %s", host,
-                           gai_strerror(g));
-    return 0;
-}
-
-/* The connection limit when none is given: the open-file limit, less what the rest of the
- * process needs (its database, logs, engine connections), at most 65 536, at least 16. Idle
- * keep-alive clients then cannot shut new ones out long before the process runs out of file
- * descriptors (with a fixed 64, sixty-four idle clients did). */
-static unsigned connections_from_fd_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
-        return 65536;
-    rlim_t n = rl.rlim_cur > 256 + 16 ? rl.rlim_cur - 256 : 16;
-    return n > 65536 ? 65536u : (unsigned)n;
-}
-
-unsigned fdn_admin_max_connections(const fdn_admin_t *a)
-{
-    return a ? a->max_conns : 0;
-}
-
-int fdn_admin_create(fdn_admin_t **out, const fdn_admin_opts_t *opts, fdn_error_t *err)
-{
-    fdn_admin_opts_t def = FDN_ADMIN_OPTS_INIT;
-    if (out == NULL)
-        return fdn_err_set(err, FDN_EINVAL, "out is NULL");
-    *out = NULL;
-    if (opts == NULL)
-        opts = &def;
-    if (opts->version < 1 || opts->version > FDN_ADMIN_OPTS_VERSION)
-        return fdn_err_set(err, FDN_EINVAL, "unknown admin options version %u",
-                           (unsigned)opts->version);
-    if (opts->threads == 0 || opts->threads > 64 || opts->max_connections > 1000000 ||
-        opts->max_body_bytes == 0 || opts->max_body_bytes > ((size_t)1 << 30))
-        return fdn_err_set(err, FDN_EINVAL, "admin options out of range");
-    fdn_admin_t *a = fdn_calloc(1, sizeof *a);
-    if (a == NULL)
-        return FDN_ENOMEM;
-    const char *listen = opts->listen ? opts->listen : FDN_ADMIN_DEFAULT_LISTEN;
-    if (fdn__http_parse_listen(listen, a->host, sizeof a->host, &a->want_port) != 0) {
-        fdn_free(a);
-        return fdn_err_set(err, FDN_EINVAL,
-                           "bad listen address '%s' (expected ADDR:PORT or [V6ADDR]:PORT)", listen);
-    }
-    struct addrinfo *ai = NULL;
-    int rc = resolve(a->host, a->want_port, &ai, err);
-    if (rc < 0) {
-        fdn_free(a);
-        return rc;
-    }
-    bool loop = addr_is_loopback(ai->ai_addr);
-    freeaddrinfo(ai);
-    if (opts->token != NULL && opts->token[0] != '\0') {
-        a->token = admin_strdup(opts->token);
-        if (a->token == NULL) {
-            fdn_free(a);
-            return FDN_ENOMEM;
-        }
-        a->token_len = strlen(a->token);
-    } else if (!loop) {
-        fdn_free(a);
-        return fdn_err_set(err, FDN_EPERM,
-                           "listening on non-loopback address '%s' requires a bearer token "
-                           "(--token-file)",
-                           listen);
-    }
-    a->listen_fd = -1;
-    pthread_mutex_init(&a->dmu, NULL);
-    pthread_cond_init(&a->dcv, NULL);
-    a->max_body = opts->max_body_bytes;
-    a->threads = opts->threads;
-    a->max_conns = opts->max_connections ? opts->max_connections : connections_from_fd_limit();
-    a->timeout_s = opts->idle_timeout_s;
-    a->per_ip = opts->version >= 2 ? opts->max_connections_per_ip : 0;
-    if (opts->version >= 3) {
-        a->on_request = opts->on_request;
-        a->request_user = opts->request_user;
-    }
-    a->request_timeout_s = opts->version >= 4 && opts->request_timeout_s > 0
-                               ? opts->request_timeout_s
-                               : FDN__ADMIN_DEFAULT_REQUEST_TIMEOUT_S;
-    if (fdn__admin_route_add(a, "GET", "/health", h_health, a) < 0 ||
-        fdn__admin_route_add(a, "GET", "/metrics", h_metrics, a) < 0 ||
-        fdn__admin_mount_status(a) < 0) {
-        fdn_admin_destroy(a);
-        return FDN_ENOMEM;
-    }
-    *out = a;
-    return 0;
-}
-
-int fdn_admin_add_health(fdn_admin_t *a, const char *name, fdn_admin_health_fn fn, void *user)
-{
-    if (a == NULL || fn == NULL || a->started || !name_ok(name, sizeof a->health[0].name))
-        return FDN_EINVAL;
-    for (size_t i = 0; i < a->nhealth; i++)
-        if (strcmp(a->health[i].name, name) == 0)
-            return FDN_EEXIST;
-    if (a->nhealth == MAX_HEALTH)
-        return FDN_ENOBUFS;
-    health_check_t *h = &a->health[a->nhealth++];
-    memcpy(h->name, name, strlen(name) + 1);
-    h->fn = fn;
-    h->user = user;
-    return 0;
-}
-
-int fdn_admin_add_metrics(fdn_admin_t *a, fdn_admin_metrics_fn fn, void *user)
-{
-    if (a == NULL || fn == NULL || a->started)
-        return FDN_EINVAL;
-    if (a->nmetrics == MAX_METRICS)
-        return FDN_ENOBUFS;
-    a->metrics[a->nmetrics].fn = fn;
-    a->metrics[a->nmetrics].user = user;
-    a->metrics[a->nmetrics].fallback = false;
-    a->metrics[a->nmetrics].telemetry = false;
-    a->nmetrics++;
-    return 0;
-}
-
-int fdn__admin_add_metrics_telemetry(fdn_admin_t *a, fdn_admin_metrics_fn fn, fdn_telemetry_t *tm)
-{
-    int rc = fdn_admin_add_metrics(a, fn, tm);
-    if (rc == 0)
-        a->metrics[a->nmetrics - 1].telemetry = true;
-    return rc;
-}
-
-int fdn__admin_add_metrics_fallback(fdn_admin_t *a, fdn_admin_metrics_fn fn, void *user)
-{
-    int rc = fdn_admin_add_metrics(a, fn, user);
-    if (rc == 0)
-        a->metrics[a->nmetrics - 1].fallback = true;
-    return rc;
-}
-
 /* ---- libmicrohttpd glue ------------------------------------------------------------------ */
 
 typedef struct conn_ctx {
@@ -1389,93 +692,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     return ok;
 }
 
-static int open_listener(fdn_admin_t *a, int *out_fd, fdn_error_t *err)
+struct MHD_Daemon *fdn__admin_mhd_start(fdn_admin_t *a, int fd)
 {
-    struct addrinfo *ai = NULL;
-    int rc = resolve(a->host, a->want_port, &ai, err);
-    if (rc < 0)
-        return rc;
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
-    if (fd < 0) {
-        int e = errno;
-        freeaddrinfo(ai);
-        return fdn_err_set(err, FDN_EIO, "socket: errno %d", e);
-    }
-    int one = 1;
-    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    /* a deep accept queue: with 64, a burst of a few thousand connects overflowed it and the
-     * kernel dropped handshakes, which clients retry only after 1, 3, 7 s (a connect storm
-     * looked like a stall); the kernel caps it at net.core.somaxconn */
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
-        int e = errno;
-        freeaddrinfo(ai);
-        close(fd);
-        if (e == EADDRINUSE)
-            return fdn_err_set(err, FDN_EBUSY, "address %s:%u is already in use", a->host,
-                               (unsigned)a->want_port);
-        if (e == EACCES)
-            return fdn_err_set(err, FDN_EACCES, "permission denied binding %s:%u", a->host,
-                               (unsigned)a->want_port);
-        if (e == EADDRNOTAVAIL)
-            return fdn_err_set(err, FDN_EINVAL, "address %s is not available on this host",
-                               a->host);
-        return fdn_err_set(err, FDN_EIO, "cannot listen on %s:%u (errno %d)", a->host,
-                           (unsigned)a->want_port, e);
-    }
-    freeaddrinfo(ai);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    uint16_t port = a->want_port;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET)
-            port = ntohs(((struct sockaddr_in *)(void *)&ss)->sin_port);
-        else if (ss.ss_family == AF_INET6)
-            port = ntohs(((struct sockaddr_in6 *)(void *)&ss)->sin6_port);
-    }
-    atomic_store_explicit(&a->port, port, memory_order_release);
-    *out_fd = fd;
-    return 0;
-}
-
-int fdn_admin_bind(fdn_admin_t *a, fdn_error_t *err)
-{
-    if (a == NULL || a->started)
-        return fdn_err_set(err, FDN_EINVAL, "admin server is NULL or already started");
-    if (a->listen_fd >= 0)
-        return 0;
-    return open_listener(a, &a->listen_fd, err);
-}
-
-bool fdn__admin_fd_same_socket(int mine, int other)
-{
-    struct stat m, o;
-    return other >= 0 && fstat(mine, &m) == 0 && fstat(other, &o) == 0 && m.st_dev == o.st_dev &&
-           m.st_ino == o.st_ino;
-}
-
-int fdn_admin_start(fdn_admin_t *a, fdn_error_t *err)
-{
-    if (a == NULL || a->started)
-        return fdn_err_set(err, FDN_EINVAL, "admin server is NULL or already started");
-    int rc = fdn_admin_bind(a, err);
-    if (rc < 0)
-        return rc;
-    /* libmicrohttpd closes a socket given with MHD_OPTION_LISTEN_SOCKET when it stops, and
-     * on SOME of its start failures (not on those of option parsing): ownership after a
-     * failed start is unknowable. It gets a duplicate; ours keeps the socket alive, so after
-     * a failure the duplicate's number still names this very socket (same inode) only if
-     * MHD did not close it, and a number reused meanwhile by another thread is left alone. */
-    rc = fdn__http_watch_start(&a->watch, a->request_timeout_s, a->timeout_s);
-    if (rc < 0)
-        return fdn_err_set(err, rc, "cannot start the request deadline thread");
-    int fd = fcntl(a->listen_fd, F_DUPFD_CLOEXEC, 0);
-    if (fd < 0) {
-        fdn__http_watch_free(a->watch);
-        a->watch = NULL;
-        return fdn_err_set(err, FDN_EIO, "cannot duplicate the listen socket (errno %d)", errno);
-    }
-    a->started = true;
-    a->mhd = MHD_start_daemon(
+    return MHD_start_daemon(
         MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_request, a,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)a->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)a->max_conns,
@@ -1484,62 +703,4 @@ int fdn_admin_start(fdn_admin_t *a, fdn_error_t *err)
         (unsigned int)a->per_ip, MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)a,
         MHD_OPTION_NOTIFY_COMPLETED, on_done, (void *)a, MHD_OPTION_NOTIFY_CONNECTION,
         fdn__http_watch_notify, (void *)a->watch, MHD_OPTION_END);
-    if (a->mhd == NULL) {
-        if (fdn__admin_fd_same_socket(a->listen_fd, fd))
-            close(fd);
-        fdn__http_watch_free(a->watch);
-        a->watch = NULL;
-        a->started = false; /* the bound socket stays ours: start may be retried */
-        return fdn_err_set(err, FDN_EIO, "the HTTP server (libmicrohttpd) failed to start");
-    }
-    close(a->listen_fd); /* MHD's duplicate keeps the socket open until MHD_stop_daemon */
-    a->listen_fd = -1;
-    return 0;
-}
-
-uint16_t fdn_admin_port(const fdn_admin_t *a)
-{
-    if (a == NULL)
-        return 0;
-    return atomic_load_explicit(&((fdn_admin_t *)(uintptr_t)a)->port, memory_order_acquire);
-}
-
-void fdn_admin_shutdown(fdn_admin_t *a)
-{
-    if (a == NULL)
-        return;
-    if (atomic_exchange_explicit(&a->stopped, true, memory_order_acq_rel))
-        return;
-    /* MHD must not stop with a suspended connection: let every deferred answer complete */
-    atomic_store(&a->draining, true);
-    pthread_mutex_lock(&a->dmu);
-    while (atomic_load(&a->deferred) > 0)
-        pthread_cond_wait(&a->dcv, &a->dmu);
-    pthread_mutex_unlock(&a->dmu);
-    fdn__http_watch_stop(a->watch); /* no connection is cut while the server stops */
-    if (a->mhd != NULL)
-        MHD_stop_daemon(a->mhd); /* joins the server threads, closes the listen socket */
-    fdn__http_watch_free(a->watch); /* every connection closed and unregistered */
-    a->watch = NULL;
-}
-
-void fdn_admin_destroy(fdn_admin_t *a)
-{
-    if (a == NULL)
-        return;
-    fdn_admin_shutdown(a);
-    if (a->listen_fd >= 0)
-        close(a->listen_fd); /* bound but never handed to a started server */
-    for (size_t i = 0; i < a->nroutes; i++)
-        fdn_free(a->routes[i].pattern);
-    fdn_free(a->routes);
-    if (a->token != NULL) {
-        volatile char *t = a->token;
-        for (size_t i = 0; i < a->token_len; i++)
-            t[i] = 0;
-    }
-    fdn_free(a->token);
-    pthread_cond_destroy(&a->dcv);
-    pthread_mutex_destroy(&a->dmu);
-    fdn_free(a);
 }

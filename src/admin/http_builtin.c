@@ -1,0 +1,286 @@
+/*
+ * DESIGN: the admin server's built-in endpoints, GET /health and GET /metrics (see the DESIGN
+ * comment in http.c for the server). Both run on the server's threads, many at once: they read
+ * the health checks and metrics writers registered before start (read-only afterwards), call
+ * them (thread-safe by contract), and write their answers as text. Shared state: the
+ * relaxed atomics `metrics_len` (a capacity hint) and `by_class` (the server's counts); the
+ * thread-local `health_gen`. No locks.
+ */
+#include "admin/http_impl.h"
+#include "admin/http_jw.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Where the member "name":{...} (followed by ',') starts in the services text, or NULL. Check
+ * names are [A-Za-z0-9_.-] and a member's values never hold `":{`, so the match is a key. */
+static const char *find_member(const fdn__admin_text_t *t, const char *name, size_t *span)
+{
+    char pat[64];
+    size_t nl = strlen(name);
+    if (nl + 4 > sizeof pat || t->p == NULL)
+        return NULL;
+    pat[0] = '"';
+    memcpy(pat + 1, name, nl);
+    memcpy(pat + 1 + nl, "\":{", 3);
+    size_t n = nl + 4;
+    const char *m = memmem(t->p, t->len, pat, n);
+    if (m == NULL)
+        return NULL;
+    const char *e = strchr(m + n, '}'); /* the member's object holds no nested object */
+    if (e == NULL)
+        return NULL;
+    *span = (size_t)(e - m) + 2; /* with its '}' and ',' */
+    return m;
+}
+
+/* Which GET /health this thread is answering (0: none yet): checks that read the same state
+ * (the limiter's two) read it once per request (fdn__admin_health_gen). */
+static _Thread_local uint64_t health_gen;
+
+uint64_t fdn__admin_health_gen(void)
+{
+    return health_gen;
+}
+
+/* GET /health, written as text in one pass (no jansson tree: this endpoint is polled). The
+ * body's form is the one jansson gave: {runtime..., "status", "services": {the runtime's
+ * services, then the health checks}}; a check named like a runtime service replaces it in
+ * place, as json_object_set did. */
+static int h_health(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    (void)req;
+    fdn_admin_t *a = user;
+    fdn__jw_t body = {{NULL, 0, 0}, 0}, svcs = {{NULL, 0, 0}, 0};
+    bool ok = true;
+    health_gen++;
+    fdn__jw_raw(&body, "{", 1);
+    /* members of both are written with a trailing ',' (dropped at the end) */
+    if (a->health_ext != NULL && a->health_ext(&body, &svcs, a->health_ext_user) != 0)
+        ok = false;
+    for (size_t i = 0; i < a->nhealth; i++) {
+        int rc = a->health[i].fn(a->health[i].user);
+        /* "name":{"status":"ok"}, or the unhealthy form with the error's code and name */
+        char m[160];
+        size_t nl = strlen(a->health[i].name), n = 0;
+        if (nl + 120 > sizeof m) {
+            svcs.rc = FDN_ENOMEM; /* (cannot happen: names are short, error names constant) */
+            break;
+        }
+        m[n++] = '"';
+        memcpy(m + n, a->health[i].name, nl);
+        n += nl;
+        if (rc == 0) {
+            static const char okm[] = "\":{\"status\":\"ok\"},";
+            memcpy(m + n, okm, sizeof okm - 1);
+            n += sizeof okm - 1;
+        } else {
+            const char *en = fdn_err_name(rc);
+            size_t el = strlen(en);
+            if (n + el + 64 > sizeof m) {
+                svcs.rc = FDN_ENOMEM; /* (cannot happen either) */
+                break;
+            }
+            static const char bad[] = "\":{\"status\":\"unhealthy\",\"code\":";
+            memcpy(m + n, bad, sizeof bad - 1);
+            n += sizeof bad - 1;
+            n += fdn__jw_fmt_i64(m + n, fdn_err_info(rc)->ref_code);
+            memcpy(m + n, ",\"error\":\"", 10);
+            n += 10;
+            memcpy(m + n, en, el);
+            n += el;
+            memcpy(m + n, "\"},", 3);
+            n += 3;
+        }
+        if (rc != 0)
+            ok = false;
+        size_t span = 0;
+        const char *dup = svcs.rc == 0 ? find_member(&svcs.t, a->health[i].name, &span) : NULL;
+        if (dup == NULL) {
+            fdn__jw_raw(&svcs, m, (size_t)n);
+            continue;
+        }
+        /* splice: text before the old member, the new one, the rest */
+        size_t at = (size_t)(dup - svcs.t.p);
+        fdn__jw_t x = {{NULL, 0, 0}, 0};
+        fdn__jw_raw(&x, svcs.t.p, at);
+        fdn__jw_raw(&x, m, (size_t)n);
+        fdn__jw_raw(&x, svcs.t.p + at + span, svcs.t.len - at - span);
+        fdn_free(svcs.t.p);
+        svcs = x;
+    }
+    fdn__jw_lit(&body,
+                ok ? "\"status\":\"ok\",\"services\":{" : "\"status\":\"degraded\",\"services\":{");
+    if (svcs.t.len > 0)
+        fdn__jw_raw(&body, svcs.t.p, svcs.t.len - 1); /* without the last ',' */
+    fdn__jw_raw(&body, "}}", 2);
+    int rc = body.rc != 0 ? body.rc : svcs.rc;
+    fdn_free(svcs.t.p);
+    if (rc != 0) {
+        fdn_free(body.t.p);
+        return FDN_ENOMEM;
+    }
+    resp->text = body.t.p;
+    resp->text_len = body.t.len;
+    resp->content_type = "application/json";
+    resp->status = ok ? 200 : 503;
+    return 0;
+}
+
+#define CT_OPENMETRICS "application/openmetrics-text; version=1.0.0; charset=utf-8"
+#define CT_PROMETHEUS  "text/plain; version=0.0.4; charset=utf-8"
+
+static int om_sink(const char *data, size_t len, void *user)
+{
+    return fdn__admin_text_put(user, data, len);
+}
+
+/* resp.text_free of a text from fdn_telemetry_text_acquire */
+static void release_telemetry_text(void *p)
+{
+    fdn_telemetry_text_release(p);
+}
+
+/* GET /metrics whose body is one telemetry instance's text alone: that text itself, handed to
+ * libmicrohttpd without a copy (a reference, released with the response). 1: not so (the
+ * text does not end a line, and the body would add a newline); else 0 or a negative code. */
+static int metrics_tm_text(fdn_telemetry_t *tm, bool om, fdn__http_resp_t *resp)
+{
+    const char *t = NULL;
+    size_t len = 0;
+    int rc = fdn_telemetry_text_acquire(tm, om, &t, &len);
+    if (rc < 0)
+        return fdn_err_set(&resp->err, rc, "metrics writer failed: %s", fdn_strerror(rc));
+    if (len > 0 && t[len - 1] != '\n') {
+        fdn_telemetry_text_release(t);
+        return 1;
+    }
+    resp->text = (char *)(uintptr_t)t;
+    resp->text_len = len;
+    resp->text_free = release_telemetry_text;
+    resp->content_type = om ? CT_OPENMETRICS : CT_PROMETHEUS;
+    resp->status = 200;
+    return 0;
+}
+
+/* The body b becomes the answer (200, ctype); its length is the next body's capacity. */
+static int metrics_answer(fdn_admin_t *a, fdn__admin_text_t *b, const char *ctype,
+                          fdn__http_resp_t *resp)
+{
+    atomic_store_explicit(&a->metrics_len, b->len, memory_order_relaxed);
+    resp->text = b->p;
+    resp->text_len = b->len;
+    resp->content_type = ctype;
+    resp->status = 200;
+    return 0;
+}
+
+static int h_metrics(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    (void)req;
+    fdn_admin_t *a = user;
+    /* the usual case: telemetry's text is the whole body (its own fdn_http_requests_total
+     * replaces the server's count by status class, a fallback writer is not called) */
+    size_t writers = 0, tm_at = 0;
+    for (size_t i = 0; i < a->nmetrics; i++) {
+        if (a->metrics[i].fallback && a->tm != NULL)
+            continue;
+        writers++;
+        tm_at = i;
+    }
+    bool om_only = resp->want_openmetrics && a->tm != NULL;
+    for (size_t i = 0; i < a->nmetrics && om_only; i++)
+        if (a->metrics[i].user != (void *)a->tm && !a->metrics[i].fallback)
+            om_only = false;
+    if (om_only || (writers == 1 && a->metrics[tm_at].telemetry && a->metrics[tm_at].user != NULL &&
+                    a->f_req != NULL)) {
+        int rc = metrics_tm_text(om_only ? a->tm : a->metrics[tm_at].user, om_only, resp);
+        if (rc <= 0)
+            return rc;
+    }
+    fdn__admin_text_t b = {NULL, 0, 0};
+    int rc = 0;
+    /* one allocation for the body: the capacity the last one needed (bodies grow slowly) */
+    size_t hint = atomic_load_explicit(&a->metrics_len, memory_order_relaxed);
+    if (hint > 0 && hint < ((size_t)1 << 30)) {
+        b.cap = hint + hint / 8 + 256;
+        b.p = fdn_malloc(b.cap);
+        if (b.p == NULL)
+            b.cap = 0;
+        else
+            b.p[0] = '\0';
+    }
+    /* OpenMetrics when asked for and telemetry's writer is the only one called (other
+     * writers produce the 0.0.4 text, which is not valid OpenMetrics) */
+    size_t others = 0;
+    for (size_t i = 0; i < a->nmetrics; i++)
+        if (a->metrics[i].user != (void *)a->tm && !(a->tm != NULL && a->metrics[i].fallback))
+            others++;
+    if (resp->want_openmetrics && a->tm != NULL && others == 0) {
+        rc = fdn_telemetry_write_openmetrics(a->tm, om_sink, &b);
+        if (rc < 0) {
+            fdn_free(b.p);
+            return fdn_err_set(&resp->err, rc, "metrics writer failed: %s", fdn_strerror(rc));
+        }
+        return metrics_answer(a, &b, CT_OPENMETRICS, resp);
+    }
+    for (size_t i = 0; i < a->nmetrics && rc == 0; i++) {
+        if (a->metrics[i].fallback && a->tm != NULL)
+            continue;
+        if (a->metrics[i].telemetry) { /* straight into the body, no intermediate copy */
+            size_t at = b.len;
+            int wrc = fdn_telemetry_write_prometheus(a->metrics[i].user, om_sink, &b);
+            if (wrc < 0) {
+                fdn_free(b.p);
+                return fdn_err_set(&resp->err, wrc, "metrics writer failed: %s", fdn_strerror(wrc));
+            }
+            if (b.len > at && b.p[b.len - 1] != '\n')
+                rc = fdn__admin_text_put(&b, "\n", 1);
+            continue;
+        }
+        char *out = NULL;
+        size_t len = 0;
+        int wrc = a->metrics[i].fn(&out, &len, a->metrics[i].user);
+        if (wrc < 0) {
+            fdn_free(b.p);
+            return fdn_err_set(&resp->err, wrc, "metrics writer failed: %s", fdn_strerror(wrc));
+        }
+        if (out != NULL) {
+            rc = fdn__admin_text_put(&b, out, len);
+            if (rc == 0 && len > 0 && out[len - 1] != '\n')
+                rc = fdn__admin_text_put(&b, "\n", 1);
+        }
+        fdn_free(out);
+    }
+    /* without telemetry (whose fdn_http_requests_total has route and method too), the
+     * server's own count by status class */
+    static const char hdr[] =
+        "# HELP fdn_http_requests_total Admin HTTP requests answered, by status class.\n"
+        "# TYPE fdn_http_requests_total counter\n";
+    bool own = a->f_req == NULL;
+    if (rc == 0 && own)
+        rc = fdn__admin_text_put(&b, hdr, sizeof hdr - 1);
+    for (unsigned c = 1; c <= 5 && rc == 0 && own; c++) {
+        char line[96];
+        int n = snprintf(
+            line, sizeof line, "fdn_http_requests_total{status_class=\"%uxx\"} %llu\n", c,
+            (unsigned long long)atomic_load_explicit(&a->by_class[c], memory_order_relaxed));
+        if (n > 0)
+            rc = fdn__admin_text_put(&b, line, (size_t)n);
+    }
+    if (rc < 0) {
+        fdn_free(b.p);
+        return rc;
+    }
+    return metrics_answer(a, &b, CT_PROMETHEUS, resp);
+}
+
+int fdn__admin_mount_builtin(fdn_admin_t *a)
+{
+    int rc = fdn__admin_route_add(a, "GET", "/health", h_health, a);
+    if (rc < 0)
+        return rc;
+    return fdn__admin_route_add(a, "GET", "/metrics", h_metrics, a);
+}

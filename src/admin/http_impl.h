@@ -1,0 +1,103 @@
+/* The admin HTTP server's internals, shared by its files (admin layer, private): http.c (the
+ * request path: libmicrohttpd glue, dispatch, deferred answers, request telemetry; its DESIGN
+ * comment describes the whole server), http_reg.c (routes, health checks, metrics writers and
+ * hooks, registered before start), http_builtin.c (GET /health, GET /metrics), http_resp.c (what
+ * handlers call: path parameters, the JSON body, answers, the text buffer) and http_life.c
+ * (create, bind, start, shutdown, destroy). */
+#ifndef FDN_ADMIN_HTTP_IMPL_H
+#define FDN_ADMIN_HTTP_IMPL_H
+
+#include "admin/admin_int.h"
+#include "admin/http_watch.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <fdn/telemetry.h>
+
+#define MAX_METRICS 8
+#define MAX_HEALTH  32
+
+typedef struct route {
+    char method[8];
+    char *pattern;
+    fdn__http_handler_fn fn;
+    void *user;
+    const char *const *params; /* query parameters it takes (NULL-terminated), or NULL: none */
+    bool literal;              /* no {param} segment */
+    size_t nsegs;              /* path segments: a target with another count never matches */
+    /* request telemetry of this route (resolved on its first request; resolving twice gives
+     * the same handle, so a race only repeats the lookup) */
+    _Atomic(fdn_histogram_t *) h_dur;
+    _Atomic(fdn_counter_t *) c_class[6];
+} route_t;
+
+typedef struct health_check {
+    char name[48];
+    fdn_admin_health_fn fn;
+    void *user;
+} health_check_t;
+
+struct fdn_admin {
+    char host[256];
+    uint16_t want_port;
+    char *token;
+    size_t token_len;
+    size_t max_body;
+    unsigned threads, max_conns, timeout_s, per_ip, request_timeout_s;
+    fdn__http_watch_t *watch; /* the request deadline, from start to shutdown */
+
+    route_t *routes;
+    size_t nroutes, cap_routes;
+    health_check_t health[MAX_HEALTH];
+    size_t nhealth;
+    struct {
+        fdn_admin_metrics_fn fn;
+        void *user;
+        bool fallback;  /* only without telemetry (fdn__admin_add_metrics_fallback) */
+        bool telemetry; /* telemetry's writer: GET /metrics writes it into its body directly */
+    } metrics[MAX_METRICS];
+    _Atomic size_t metrics_len; /* the last GET /metrics body's length: the next one's capacity */
+    size_t nmetrics;
+    fdn_telemetry_t *tm;                   /* optional: request telemetry */
+    fdn_telemetry_family_t *f_dur, *f_req; /* fdn_http_request_duration_seconds, _requests_total */
+    fdn_admin_request_fn on_request;       /* optional: request hook (opts version >= 3) */
+    void *request_user;
+    fdn__admin_health_ext_fn health_ext;
+    void *health_ext_user;
+
+    bool started;
+    int listen_fd; /* bound by fdn_admin_bind, owned here until MHD starts; else -1 */
+    _Atomic bool stopped;
+    _Atomic bool draining;     /* shutdown started: no new deferred request */
+    _Atomic uint64_t deferred; /* deferred requests not completed yet */
+    pthread_mutex_t dmu;       /* shutdown waits on dcv for deferred == 0 */
+    pthread_cond_t dcv;
+    struct MHD_Daemon *mhd;
+    _Atomic uint16_t port;
+    _Atomic uint64_t by_class[6]; /* index = status / 100 (1..5), 0 unused */
+};
+
+/* A copy of s from fdn_malloc (the admin library uses libfdn's public API only), or NULL. */
+static inline char *admin_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = fdn_malloc(n);
+    if (d != NULL)
+        memcpy(d, s, n);
+    return d;
+}
+
+/* Register GET /health and GET /metrics (http_builtin.c; called by fdn_admin_create).
+ * @return as fdn__admin_route_add */
+int fdn__admin_mount_builtin(fdn_admin_t *a);
+
+/* Start libmicrohttpd on listen socket fd (which it then owns; see fdn_admin_start) with the
+ * server's options and the request path's callbacks (http.c). @return the daemon, or NULL */
+struct MHD_Daemon *fdn__admin_mhd_start(fdn_admin_t *a, int fd);
+
+#endif /* FDN_ADMIN_HTTP_IMPL_H */

@@ -1,0 +1,294 @@
+/*
+ * DESIGN: the admin server's life (see the DESIGN comment in http.c for the server):
+ * fdn_admin_create (options, listen address, token), fdn_admin_bind (the listen socket),
+ * fdn_admin_start (the request deadline thread, then libmicrohttpd's threads on a duplicate of
+ * the socket), fdn_admin_shutdown (waits for deferred answers on `dmu`/`dcv`, then stops the
+ * threads) and fdn_admin_destroy. Threads: create, bind, start and destroy are thread_safety
+ * init/owner; shutdown is idempotent (`stopped`) and may race nothing but itself. Locks: `dmu`
+ * only (a leaf), held while waiting for the count of deferred answers to reach zero.
+ */
+#include "admin/http_impl.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+/* request_timeout_s when the options leave it 0 */
+#define FDN__ADMIN_DEFAULT_REQUEST_TIMEOUT_S 10u
+
+static bool addr_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+            return true;
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+            return in6->sin6_addr.s6_addr[12] == 127;
+    }
+    return false;
+}
+
+static int resolve(const char *host, uint16_t port, struct addrinfo **out, fdn_error_t *err)
+{
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char ps[8];
+    snprintf(ps, sizeof ps, "%u", (unsigned)port);
+    int g = getaddrinfo(host, ps, &hints, out);
+    if (g != 0 || *out == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "cannot resolve listen address '%s': %s", host,
+                           gai_strerror(g));
+    return 0;
+}
+
+/* The connection limit when none is given: the open-file limit, less what the rest of the
+ * process needs (its database, logs, engine connections), at most 65 536, at least 16. Idle
+ * keep-alive clients then cannot shut new ones out long before the process runs out of file
+ * descriptors (with a fixed 64, sixty-four idle clients did). */
+static unsigned connections_from_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 65536;
+    rlim_t n = rl.rlim_cur > 256 + 16 ? rl.rlim_cur - 256 : 16;
+    return n > 65536 ? 65536u : (unsigned)n;
+}
+
+unsigned fdn_admin_max_connections(const fdn_admin_t *a)
+{
+    return a ? a->max_conns : 0;
+}
+
+int fdn_admin_create(fdn_admin_t **out, const fdn_admin_opts_t *opts, fdn_error_t *err)
+{
+    fdn_admin_opts_t def = FDN_ADMIN_OPTS_INIT;
+    if (out == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "out is NULL");
+    *out = NULL;
+    if (opts == NULL)
+        opts = &def;
+    if (opts->version < 1 || opts->version > FDN_ADMIN_OPTS_VERSION)
+        return fdn_err_set(err, FDN_EINVAL, "unknown admin options version %u",
+                           (unsigned)opts->version);
+    if (opts->threads == 0 || opts->threads > 64 || opts->max_connections > 1000000 ||
+        opts->max_body_bytes == 0 || opts->max_body_bytes > ((size_t)1 << 30))
+        return fdn_err_set(err, FDN_EINVAL, "admin options out of range");
+    fdn_admin_t *a = fdn_calloc(1, sizeof *a);
+    if (a == NULL)
+        return FDN_ENOMEM;
+    const char *listen = opts->listen ? opts->listen : FDN_ADMIN_DEFAULT_LISTEN;
+    if (fdn__http_parse_listen(listen, a->host, sizeof a->host, &a->want_port) != 0) {
+        fdn_free(a);
+        return fdn_err_set(err, FDN_EINVAL,
+                           "bad listen address '%s' (expected ADDR:PORT or [V6ADDR]:PORT)", listen);
+    }
+    struct addrinfo *ai = NULL;
+    int rc = resolve(a->host, a->want_port, &ai, err);
+    if (rc < 0) {
+        fdn_free(a);
+        return rc;
+    }
+    bool loop = addr_is_loopback(ai->ai_addr);
+    freeaddrinfo(ai);
+    if (opts->token != NULL && opts->token[0] != '\0') {
+        a->token = admin_strdup(opts->token);
+        if (a->token == NULL) {
+            fdn_free(a);
+            return FDN_ENOMEM;
+        }
+        a->token_len = strlen(a->token);
+    } else if (!loop) {
+        fdn_free(a);
+        return fdn_err_set(err, FDN_EPERM,
+                           "listening on non-loopback address '%s' requires a bearer token "
+                           "(--token-file)",
+                           listen);
+    }
+    a->listen_fd = -1;
+    pthread_mutex_init(&a->dmu, NULL);
+    pthread_cond_init(&a->dcv, NULL);
+    a->max_body = opts->max_body_bytes;
+    a->threads = opts->threads;
+    a->max_conns = opts->max_connections ? opts->max_connections : connections_from_fd_limit();
+    a->timeout_s = opts->idle_timeout_s;
+    a->per_ip = opts->version >= 2 ? opts->max_connections_per_ip : 0;
+    if (opts->version >= 3) {
+        a->on_request = opts->on_request;
+        a->request_user = opts->request_user;
+    }
+    a->request_timeout_s = opts->version >= 4 && opts->request_timeout_s > 0
+                               ? opts->request_timeout_s
+                               : FDN__ADMIN_DEFAULT_REQUEST_TIMEOUT_S;
+    if (fdn__admin_mount_builtin(a) < 0 || fdn__admin_mount_status(a) < 0) {
+        fdn_admin_destroy(a);
+        return FDN_ENOMEM;
+    }
+    *out = a;
+    return 0;
+}
+
+static int open_listener(fdn_admin_t *a, int *out_fd, fdn_error_t *err)
+{
+    struct addrinfo *ai = NULL;
+    int rc = resolve(a->host, a->want_port, &ai, err);
+    if (rc < 0)
+        return rc;
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0) {
+        int e = errno;
+        freeaddrinfo(ai);
+        return fdn_err_set(err, FDN_EIO, "socket: errno %d", e);
+    }
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* a deep accept queue: with 64, a burst of a few thousand connects overflowed it and the
+     * kernel dropped handshakes, which clients retry only after 1, 3, 7 s (a connect storm
+     * looked like a stall); the kernel caps it at net.core.somaxconn */
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        int e = errno;
+        freeaddrinfo(ai);
+        close(fd);
+        if (e == EADDRINUSE)
+            return fdn_err_set(err, FDN_EBUSY, "address %s:%u is already in use", a->host,
+                               (unsigned)a->want_port);
+        if (e == EACCES)
+            return fdn_err_set(err, FDN_EACCES, "permission denied binding %s:%u", a->host,
+                               (unsigned)a->want_port);
+        if (e == EADDRNOTAVAIL)
+            return fdn_err_set(err, FDN_EINVAL, "address %s is not available on this host",
+                               a->host);
+        return fdn_err_set(err, FDN_EIO, "cannot listen on %s:%u (errno %d)", a->host,
+                           (unsigned)a->want_port, e);
+    }
+    freeaddrinfo(ai);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    uint16_t port = a->want_port;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET)
+            port = ntohs(((struct sockaddr_in *)(void *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+            port = ntohs(((struct sockaddr_in6 *)(void *)&ss)->sin6_port);
+    }
+    atomic_store_explicit(&a->port, port, memory_order_release);
+    *out_fd = fd;
+    return 0;
+}
+
+int fdn_admin_bind(fdn_admin_t *a, fdn_error_t *err)
+{
+    if (a == NULL || a->started)
+        return fdn_err_set(err, FDN_EINVAL, "admin server is NULL or already started");
+    if (a->listen_fd >= 0)
+        return 0;
+    return open_listener(a, &a->listen_fd, err);
+}
+
+bool fdn__admin_fd_same_socket(int mine, int other)
+{
+    struct stat m, o;
+    return other >= 0 && fstat(mine, &m) == 0 && fstat(other, &o) == 0 && m.st_dev == o.st_dev &&
+           m.st_ino == o.st_ino;
+}
+
+int fdn_admin_start(fdn_admin_t *a, fdn_error_t *err)
+{
+    if (a == NULL || a->started)
+        return fdn_err_set(err, FDN_EINVAL, "admin server is NULL or already started");
+    int rc = fdn_admin_bind(a, err);
+    if (rc < 0)
+        return rc;
+    /* libmicrohttpd closes a socket given with MHD_OPTION_LISTEN_SOCKET when it stops, and
+     * on SOME of its start failures (not on those of option parsing): ownership after a
+     * failed start is unknowable. It gets a duplicate; ours keeps the socket alive, so after
+     * a failure the duplicate's number still names this very socket (same inode) only if
+     * MHD did not close it, and a number reused meanwhile by another thread is left alone. */
+    rc = fdn__http_watch_start(&a->watch, a->request_timeout_s, a->timeout_s);
+    if (rc < 0)
+        return fdn_err_set(err, rc, "cannot start the request deadline thread");
+    int fd = fcntl(a->listen_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        fdn__http_watch_free(a->watch);
+        a->watch = NULL;
+        return fdn_err_set(err, FDN_EIO, "cannot duplicate the listen socket (errno %d)", errno);
+    }
+    a->started = true;
+    a->mhd = fdn__admin_mhd_start(a, fd);
+    if (a->mhd == NULL) {
+        if (fdn__admin_fd_same_socket(a->listen_fd, fd))
+            close(fd);
+        fdn__http_watch_free(a->watch);
+        a->watch = NULL;
+        a->started = false; /* the bound socket stays ours: start may be retried */
+        return fdn_err_set(err, FDN_EIO, "the HTTP server (libmicrohttpd) failed to start");
+    }
+    close(a->listen_fd); /* MHD's duplicate keeps the socket open until MHD_stop_daemon */
+    a->listen_fd = -1;
+    return 0;
+}
+
+uint16_t fdn_admin_port(const fdn_admin_t *a)
+{
+    if (a == NULL)
+        return 0;
+    return atomic_load_explicit(&((fdn_admin_t *)(uintptr_t)a)->port, memory_order_acquire);
+}
+
+void fdn_admin_shutdown(fdn_admin_t *a)
+{
+    if (a == NULL)
+        return;
+    if (atomic_exchange_explicit(&a->stopped, true, memory_order_acq_rel))
+        return;
+    /* MHD must not stop with a suspended connection: let every deferred answer complete */
+    atomic_store(&a->draining, true);
+    pthread_mutex_lock(&a->dmu);
+    while (atomic_load(&a->deferred) > 0)
+        pthread_cond_wait(&a->dcv, &a->dmu);
+    pthread_mutex_unlock(&a->dmu);
+    fdn__http_watch_stop(a->watch); /* no connection is cut while the server stops */
+    if (a->mhd != NULL)
+        MHD_stop_daemon(a->mhd);    /* joins the server threads, closes the listen socket */
+    fdn__http_watch_free(a->watch); /* every connection closed and unregistered */
+    a->watch = NULL;
+}
+
+void fdn_admin_destroy(fdn_admin_t *a)
+{
+    if (a == NULL)
+        return;
+    fdn_admin_shutdown(a);
+    if (a->listen_fd >= 0)
+        close(a->listen_fd); /* bound but never handed to a started server */
+    for (size_t i = 0; i < a->nroutes; i++)
+        fdn_free(a->routes[i].pattern);
+    fdn_free(a->routes);
+    if (a->token != NULL) {
+        volatile char *t = a->token;
+        for (size_t i = 0; i < a->token_len; i++)
+            t[i] = 0;
+    }
+    fdn_free(a->token);
+    pthread_cond_destroy(&a->dcv);
+    pthread_mutex_destroy(&a->dmu);
+    fdn_free(a);
+}

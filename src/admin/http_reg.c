@@ -1,0 +1,190 @@
+/*
+ * DESIGN: what the admin server serves, registered before it starts (see the DESIGN comment in
+ * http.c for the server): the route table (fdn__admin_route_add), health checks, metrics
+ * writers, the request telemetry and /health hooks, and the mark/rollback of a failed mount.
+ * Threads: thread_safety init, only before fdn_admin_start (the adding functions refuse it
+ * after, FDN_EINVAL); afterwards the request path only reads what they wrote (fdn_admin_start's
+ * thread creation orders it). No locks.
+ */
+#include "admin/http_impl.h"
+
+#include <string.h>
+
+/* ---- route table --------------------------------------------------------------------- */
+
+static bool pattern_valid(const char *p)
+{
+    if (p == NULL || p[0] != '/' || strlen(p) > 200)
+        return false;
+    for (const char *s = p + 1; *s;) {
+        const char *e = strchr(s, '/');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (n == 0)
+            return false;
+        bool open = s[0] == '{', close = s[n - 1] == '}';
+        if (open != close || (open && n < 3))
+            return false;
+        for (size_t i = open ? 1 : 0; i < (open ? n - 1 : n); i++)
+            if (s[i] == '{' || s[i] == '}')
+                return false;
+        s += n;
+        if (*s == '/')
+            s++;
+    }
+    return true;
+}
+
+int fdn__admin_route_add(fdn_admin_t *a, const char *method, const char *pattern,
+                         fdn__http_handler_fn fn, void *user)
+{
+    return fdn__admin_route_add_q(a, method, pattern, fn, user, NULL);
+}
+
+int fdn__admin_route_add_q(fdn_admin_t *a, const char *method, const char *pattern,
+                           fdn__http_handler_fn fn, void *user, const char *const *params)
+{
+    if (a == NULL || method == NULL || fn == NULL || a->started || strlen(method) >= 8 ||
+        !pattern_valid(pattern))
+        return FDN_EINVAL;
+    for (size_t i = 0; i < a->nroutes; i++)
+        if (strcmp(a->routes[i].method, method) == 0 && strcmp(a->routes[i].pattern, pattern) == 0)
+            return FDN_EEXIST;
+    if (a->nroutes == a->cap_routes) {
+        size_t nc = a->cap_routes ? a->cap_routes * 2 : 16;
+        route_t *r = fdn_realloc(a->routes, nc * sizeof *r);
+        if (r == NULL)
+            return FDN_ENOMEM;
+        a->routes = r;
+        a->cap_routes = nc;
+    }
+    char *pc = admin_strdup(pattern);
+    if (pc == NULL)
+        return FDN_ENOMEM;
+    route_t *r = &a->routes[a->nroutes++];
+    memset(r, 0, sizeof *r);
+    memcpy(r->method, method, strlen(method) + 1);
+    r->pattern = pc;
+    r->fn = fn;
+    r->user = user;
+    r->params = params;
+    r->literal = strchr(pattern, '{') == NULL;
+    for (const char *c = pattern; *c != '\0'; c++) /* "/a/b": 2; "/": 0 */
+        r->nsegs += *c == '/' && c[1] != '\0';
+    return 0;
+}
+
+void fdn__admin_mark(const fdn_admin_t *a, fdn__admin_mark_t *m)
+{
+    m->nroutes = a->nroutes;
+    m->nhealth = a->nhealth;
+    m->nmetrics = a->nmetrics;
+    m->tm = a->tm != NULL;
+    m->health_ext = a->health_ext != NULL;
+}
+
+int fdn__admin_rollback(fdn_admin_t *a, const fdn__admin_mark_t *m, int rc)
+{
+    while (a->nroutes > m->nroutes)
+        fdn_free(a->routes[--a->nroutes].pattern);
+    a->nhealth = m->nhealth;
+    a->nmetrics = m->nmetrics;
+    if (!m->tm) /* (its two families stay in the telemetry instance, which owns them) */
+        a->tm = NULL, a->f_dur = a->f_req = NULL;
+    if (!m->health_ext)
+        a->health_ext = NULL, a->health_ext_user = NULL;
+    return rc;
+}
+
+int fdn__admin_set_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm)
+{
+    if (a == NULL || a->started)
+        return FDN_EINVAL;
+    if (a->tm != NULL)
+        return FDN_EEXIST;
+    static const char *const dl[] = {"method", "route"};
+    static const char *const rl[] = {"method", "route", "status_class"};
+    /* routes are a fixed set; unmatched requests share route="unmatched": bounded, the caps
+     * only guard against a program adding routes by the hundred */
+    if (fdn_telemetry_family(tm, &a->f_dur, "fdn_http_request_duration_seconds",
+                             "Admin HTTP requests: time from routing to the handler's answer, by "
+                             "route template and method.",
+                             FDN_TELEMETRY_HISTOGRAM, dl, 2, 256) < 0 ||
+        fdn_telemetry_family(tm, &a->f_req, "fdn_http_requests_total",
+                             "Admin HTTP requests answered, by route template, method and status "
+                             "class (2xx, 4xx, ...).",
+                             FDN_TELEMETRY_COUNTER, rl, 3, 1024) < 0) {
+        a->f_dur = a->f_req = NULL;
+    }
+    a->tm = tm;
+    return 0;
+}
+
+int fdn__admin_set_health_ext(fdn_admin_t *a, fdn__admin_health_ext_fn fn, void *user)
+{
+    if (a == NULL || a->started)
+        return FDN_EINVAL;
+    if (a->health_ext != NULL)
+        return FDN_EEXIST;
+    a->health_ext = fn;
+    a->health_ext_user = user;
+    return 0;
+}
+
+/* ---- health checks and metrics writers ------------------------------------------------------ */
+
+static bool name_ok(const char *s, size_t max)
+{
+    if (s == NULL || *s == '\0' || strlen(s) >= max)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '-' || *s == '.'))
+            return false;
+    return true;
+}
+
+int fdn_admin_add_health(fdn_admin_t *a, const char *name, fdn_admin_health_fn fn, void *user)
+{
+    if (a == NULL || fn == NULL || a->started || !name_ok(name, sizeof a->health[0].name))
+        return FDN_EINVAL;
+    for (size_t i = 0; i < a->nhealth; i++)
+        if (strcmp(a->health[i].name, name) == 0)
+            return FDN_EEXIST;
+    if (a->nhealth == MAX_HEALTH)
+        return FDN_ENOBUFS;
+    health_check_t *h = &a->health[a->nhealth++];
+    memcpy(h->name, name, strlen(name) + 1);
+    h->fn = fn;
+    h->user = user;
+    return 0;
+}
+
+int fdn_admin_add_metrics(fdn_admin_t *a, fdn_admin_metrics_fn fn, void *user)
+{
+    if (a == NULL || fn == NULL || a->started)
+        return FDN_EINVAL;
+    if (a->nmetrics == MAX_METRICS)
+        return FDN_ENOBUFS;
+    a->metrics[a->nmetrics].fn = fn;
+    a->metrics[a->nmetrics].user = user;
+    a->metrics[a->nmetrics].fallback = false;
+    a->metrics[a->nmetrics].telemetry = false;
+    a->nmetrics++;
+    return 0;
+}
+
+int fdn__admin_add_metrics_telemetry(fdn_admin_t *a, fdn_admin_metrics_fn fn, fdn_telemetry_t *tm)
+{
+    int rc = fdn_admin_add_metrics(a, fn, tm);
+    if (rc == 0)
+        a->metrics[a->nmetrics - 1].telemetry = true;
+    return rc;
+}
+
+int fdn__admin_add_metrics_fallback(fdn_admin_t *a, fdn_admin_metrics_fn fn, void *user)
+{
+    int rc = fdn_admin_add_metrics(a, fn, user);
+    if (rc == 0)
+        a->metrics[a->nmetrics - 1].fallback = true;
+    return rc;
+}

@@ -1,0 +1,71 @@
+/*
+ * DESIGN: the helpers the admin server's handlers call (api_*.c, http_builtin.c): path
+ * parameters, the request body as JSON, a JSON answer, and the admin's growable text buffer
+ * (request bodies, GET /metrics). Pure functions on the caller's request and answer: no
+ * threads, locks or shared state of their own (see the DESIGN comment in http.c for the
+ * server).
+ */
+#include "admin/http_impl.h"
+
+#include <stdint.h>
+#include <string.h>
+
+int fdn__http_reply(fdn__http_resp_t *resp, unsigned status, json_t *json)
+{
+    if (json == NULL)
+        return FDN_ENOMEM;
+    json_decref(resp->json);
+    resp->json = json;
+    resp->status = status;
+    return 0;
+}
+
+const char *fdn__http_param(const fdn__http_req_t *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < req->nparams; i++)
+        if (strncmp(req->params[i].key, name, n) == 0 && req->params[i].key[n] == '}')
+            return req->params[i].val;
+    return NULL;
+}
+
+int fdn__http_body_json(const fdn__http_req_t *req, fdn__http_resp_t *resp, json_t **out)
+{
+    json_error_t je;
+    *out = NULL;
+    if (req->body_len == 0)
+        return fdn_err_set(&resp->err, FDN_EPARSE, "request body must be JSON, got nothing");
+    json_t *j = NULL;
+    int rc =
+        fdn_json_loadb(req->body, req->body_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &j, &je);
+    if (rc == FDN_ENOMEM)
+        return fdn_err_set(&resp->err, FDN_ENOMEM, "out of memory reading the request body");
+    if (rc < 0)
+        return fdn_err_set(&resp->err, FDN_EPARSE, "malformed JSON at line %d column %d: %s",
+                           je.line, je.column, je.text);
+    *out = j;
+    return 0;
+}
+
+/* ---- the text buffer (public API only: fdn_realloc) ---------------------------------------- */
+
+int fdn__admin_text_put(fdn__admin_text_t *t, const char *s, size_t n)
+{
+    if (n > SIZE_MAX - t->len - 1)
+        return FDN_ENOMEM;
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap : 8192;
+        while (cap < t->len + n + 1)
+            cap = cap > SIZE_MAX / 2 ? t->len + n + 1 : cap * 2;
+        char *p = fdn_realloc(t->p, cap);
+        if (p == NULL)
+            return FDN_ENOMEM;
+        t->p = p;
+        t->cap = cap;
+    }
+    if (n > 0)
+        memcpy(t->p + t->len, s, n);
+    t->len += n;
+    t->p[t->len] = '\0';
+    return 0;
+}
