@@ -765,7 +765,7 @@ typedef struct fdn_events_sub fdn_events_sub_t;
  * Subscription callback. Runs on the store's delivery thread, never under a store lock.
  * @param ev      the event (valid during the call only)
  * @param skipped events this subscriber missed since the last call (backlog overflow or
- *                pruning before delivery); 0 normally
+ *                pruning before delivery; see fdn_events_subscribe); 0 normally
  */
 typedef void (*fdn_events_sub_cb)(const fdn_event_t *ev, uint64_t skipped, void *user);
 
@@ -782,21 +782,39 @@ typedef struct fdn_events_sub_opts {
      *  process's events). Only events deleted from the backend itself are skipped (and
      *  counted). false (default): the version 1 behaviour. */
     bool from_position;
+    /** version >= 3: ntypes > 0: an event matches when its type is one of types[0..ntypes)
+     *  (each a non-NULL string; type must then be NULL, at most 64 of them), delivered in id
+     *  order as one subscription. ntypes 0: types is unused. @since 0.3.0 */
+    const char *const *types;
+    size_t ntypes; /**< version >= 3: the entries of types (0 = none) @since 0.3.0 */
 } fdn_events_sub_opts_t;
 
-/** Current version of fdn_events_sub_opts_t. 2: from_position (0.3.0). */
-#define FDN_EVENTS_SUB_OPTS_VERSION 2
+/** Current version of fdn_events_sub_opts_t. 2: from_position (0.3.0). 3: types, ntypes
+ * (0.3.0). */
+#define FDN_EVENTS_SUB_OPTS_VERSION 3
 
 /** Initialiser of fdn_events_sub_opts_t with every default. */
 #define FDN_EVENTS_SUB_OPTS_INIT                                                                   \
     {                                                                                              \
-        FDN_EVENTS_SUB_OPTS_VERSION, UINT64_MAX, NULL, NULL, false                                 \
+        FDN_EVENTS_SUB_OPTS_VERSION, UINT64_MAX, NULL, NULL, false, NULL, 0                        \
     }
 
 /**
  * Subscribe with a callback, delivered in id order on the store's delivery thread.
- * A subscriber lagging more than sub_max_backlog events skips ahead; the skip is counted
- * and passed to the next callback. Writers never wait for subscribers.
+ * A subscriber with more than sub_max_backlog of its events waiting skips the oldest of them;
+ * the skip is counted and passed to the next callback. Writers never wait for subscribers.
+ *
+ * Filters and skips. A subscription with a filter (type, types, correlation_id) costs
+ * nothing for the events it does not match: the delivery thread (or the descriptor of an
+ * fd subscription) is not woken for them and the subscriber does no work per such event.
+ * Skip counts (the callback's skipped, fdn_events_sub_read's, fdn_events_sub_overflow,
+ * the subscriber_skipped counter) count only events the subscriber would have received:
+ * the backlog is counted in matching events, a backlog skip steps over the oldest matching
+ * events only, and events of other types or correlation ids are never counted, also when
+ * they are pruned before the subscriber reads past them. Events pruned before delivery are
+ * counted from the subscriber's first waiting matching event on: once pruned their types and
+ * correlation ids are gone, so with a filter that count may include unmatched events after
+ * that first one. (Before 0.3.0 the backlog and every skip were counted in ids.)
  * @return 0, FDN_EINVAL, FDN_ENOMEM, FDN_EUNAVAILABLE
  * @thread_safety any
  * @since 0.1.0
@@ -806,7 +824,8 @@ FDN_API int fdn_events_subscribe(fdn_events_t *es, const fdn_events_sub_opts_t *
 
 /**
  * Subscribe for polling: fdn_events_sub_fd() becomes readable when matching events may be
- * waiting; fdn_events_sub_read() returns them.
+ * waiting (never for events the filter does not match); fdn_events_sub_read() returns them.
+ * Backlog and skips as fdn_events_subscribe.
  * @return 0, FDN_EINVAL, FDN_ENOMEM, FDN_EUNAVAILABLE, FDN_EIO (eventfd failed)
  * @thread_safety any
  * @since 0.1.0

@@ -36,10 +36,12 @@ int fdn__strv_pack(const void *ctx, size_t count, const char *(*at)(const void *
 #define FDN_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define FDN_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define FDN_TLS_IE      __attribute__((tls_model("initial-exec")))
+#define FDN_NOINLINE    __attribute__((noinline)) /* a rare branch kept out of a hot path */
 #else
 #define FDN_LIKELY(x)   (x)
 #define FDN_UNLIKELY(x) (x)
 #define FDN_TLS_IE
+#define FDN_NOINLINE
 #endif
 
 #endif

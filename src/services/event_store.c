@@ -383,6 +383,25 @@ static fdn_counter_t *type_counter(fdn_events_t *es, evs_sym_t *t) FDN_REQUIRES(
     return t->appended;
 }
 
+/* Mark the filtered subscriptions the batch's events (ids first..) match; whether any did
+ * (event_service.c: "Subscriptions and the append path"). A type no filter names costs one
+ * compare per event. Out of line: the append path without filtered subscriptions does not
+ * carry it. */
+static FDN_NOINLINE bool subs_match(fdn_events_t *es, const prep_t *pr, size_t n, uint64_t first)
+    FDN_REQUIRES(es->amu)
+{
+    bool wake = false;
+    uint64_t last = first + n - 1;
+    for (size_t i = 0; i < n; i++) {
+        evs_sym_t *t = pr[i].type;
+        if (t->sub_gen != es->sub_gen)
+            fdn__evs_sub_type_hit(es, t);
+        if (t->sub_hit || (es->sub_corr != 0 && pr[i].corr != NULL))
+            wake |= fdn__evs_sub_match(es, t, pr[i].corr, first + i, last);
+    }
+    return wake;
+}
+
 static int append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids,
                          bool cap_types) FDN_REQUIRES(es->amu)
 {
@@ -551,7 +570,14 @@ static int append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t
     fdn__evs_amu_add(&es->count, n);
     fdn__evs_amu_add(&es->bytes, total_bytes);
     fdn__evs_amu_add(&es->stored_total, n);
+    /* filtered subscriptions: which of them this batch concerns (nothing to do without any;
+     * those without a filter watch published) */
+    bool wake = false;
+    if (FDN_UNLIKELY(es->fsubs != NULL))
+        wake = subs_match(es, pr, n, first);
     atomic_store_explicit(&es->published, es->next_id - 1, memory_order_release);
+    if (FDN_UNLIKELY(wake)) /* after published: a delivery thread that sees it sees them */
+        atomic_store_explicit(&es->dmark, es->next_id - 1, memory_order_release);
     if (ids != NULL)
         for (size_t i = 0; i < n; i++)
             ids[i] = first + i;
@@ -833,7 +859,7 @@ int fdn_events_store_async(fdn_events_t *es, const fdn_event_t *const *evs, size
     int queued = 0;
     rc = append_batch(es, evs, n, out_ids, &last, w, &queued, true, true);
     if (rc == 0 && last != 0 && atomic_load_explicit(&es->nsubs, memory_order_acquire) > 0)
-        fdn__evs_notify_subs(es);
+        fdn__evs_notify_subs(es, last);
     if (rc == 0 && queued < 0)
         rc = queued; /* appended, but the writer has failed: as the synchronous call */
     if (rc != 0 || queued != 1) {

@@ -79,6 +79,10 @@ typedef struct evs_sym { /* interned type or node name */
      * for telemetry generation appended_gen (event_store.c, type_counter) */
     fdn_counter_t *appended;
     uint64_t appended_gen;
+    /* types only, writer (amu): whether a subscription's type filter names this type
+     * (sub_hit), resolved for subscription generation sub_gen (fdn__evs_sub_type_hit) */
+    uint64_t sub_gen;
+    bool sub_hit;
     char name[];
 } evs_sym_t;
 
@@ -256,8 +260,21 @@ struct fdn_events {
     bool dstop;      /* smu */
     uint64_t dround; /* smu: delivery round (round-robin between subscribers) */
     /* the delivery thread waits on scv for new events (set under smu before it looks at
-     * published a last time): only then does an append signal it (fdn__evs_notify_subs) */
+     * dmark a last time): only then does an append signal it (fdn__evs_notify_subs) */
     _Atomic bool dwaiting;
+    /* Subscription interest, read by the append path (event_service.c, "Subscriptions and
+     * the append path"). amu: the filtered subscriptions (linked by fnext) and how many of
+     * them have a correlation filter without a type one (sub_corr); sub_gen changes with the
+     * set (type entries re-resolve sub_hit). sub_all: subscriptions without a filter
+     * (written under amu; read by notify and the delivery thread, which then also wakes for
+     * every append). dmark: last id of the newest published batch that some filtered
+     * subscription matches (stored after published, release); without sub_all the delivery
+     * thread sleeps while it does not change. */
+    evs_sub_t *fsubs;
+    uint32_t sub_corr;
+    _Atomic uint32_t sub_all;
+    uint64_t sub_gen;
+    _Atomic uint64_t dmark;
 };
 
 /* An intern table slot whose entry was removed (correlation ids only): readers skip it. */
@@ -562,7 +579,15 @@ void fdn__evs_shared_status(fdn_events_t *es, fdn_events_backend_status_t *out);
 
 /* Called after a successful append (outside amu). */
 int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id);
-void fdn__evs_notify_subs(fdn_events_t *es);
+/* Wake the delivery thread for the batch ending at last_id, when it (or a later one)
+ * matched some subscription and the thread waits. */
+void fdn__evs_notify_subs(fdn_events_t *es, uint64_t last_id);
+/* Resolve t->sub_hit for the current subscription set (writer). */
+void fdn__evs_sub_type_hit(fdn_events_t *es, evs_sym_t *t) FDN_REQUIRES(es->amu);
+/* Mark the filtered subscriptions the event (type t, correlation c, id id) matches as having
+ * events up to last (the batch's last id); returns whether any matched (writer). */
+bool fdn__evs_sub_match(fdn_events_t *es, const evs_sym_t *t, const evs_corr_t *c, uint64_t id,
+                        uint64_t last) FDN_REQUIRES(es->amu);
 /* Queue w, an asynchronous store whose last event is last_id, for the writer's
  * acknowledgement. Caller holds amu (so the queue stays in id order). Returns 1 (queued: the
  * writer runs its callback), 0 (acknowledged already: the caller runs it) or the writer's

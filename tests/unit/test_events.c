@@ -1055,6 +1055,228 @@ static void subscription_fd_and_overflow(void **state)
     fdn_events_destroy(es);
 }
 
+/* ---- filtered subscriptions cost nothing for other events (0.3.0) ---- */
+
+/* Store one event of type "sync" and wait until a callback subscription to that type got
+ * it: the delivery thread has then looked at every event stored before (it serves in id
+ * order, and makes fd descriptors readable before it runs callbacks). */
+static void sync_delivery(fdn_events_t *es)
+{
+    sink_t s = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    so.type = "sync";
+    fdn_events_sub_t *sub = NULL;
+    assert_int_equal(fdn_events_subscribe(es, &so, sink_cb, &s, &sub), 0);
+    put(es, "sync", NULL, 0, 0);
+    sink_wait(&s, 1);
+    fdn_events_unsubscribe(sub);
+}
+
+static bool fd_readable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) == 1;
+}
+
+/* A typed or correlation-filtered fd subscription's descriptor is not made readable by
+ * events its filter does not match, and reading finds nothing and skips nothing; a matching
+ * event makes it readable. */
+static void filtered_fd_not_raised_for_other_events(void **state)
+{
+    (void)state;
+    fdn_events_t *es = mem_store(NULL);
+    fdn_events_sub_opts_t to = FDN_EVENTS_SUB_OPTS_INIT, co = FDN_EVENTS_SUB_OPTS_INIT;
+    to.type = "want";
+    co.correlation_id = "c-want";
+    fdn_events_sub_t *ts = NULL, *cs = NULL;
+    assert_int_equal(fdn_events_subscribe_fd(es, &to, &ts), 0);
+    assert_int_equal(fdn_events_subscribe_fd(es, &co, &cs), 0);
+    for (int i = 0; i < 50; i++)
+        put(es, "other", "c-other", 0, 0);
+    sync_delivery(es);
+    assert_false(fd_readable(fdn_events_sub_fd(ts)));
+    assert_false(fd_readable(fdn_events_sub_fd(cs)));
+    fdn_event_list_t *l = NULL;
+    uint64_t sk = 99;
+    assert_int_equal(fdn_events_sub_read(ts, 10, &l, &sk), 0);
+    assert_int_equal(fdn_event_list_count(l), 0);
+    assert_int_equal(sk, 0);
+    fdn_event_list_free(l);
+    uint64_t want = put(es, "want", "c-want", 0, 0);
+    sync_delivery(es);
+    assert_true(fd_readable(fdn_events_sub_fd(ts)));
+    assert_true(fd_readable(fdn_events_sub_fd(cs)));
+    fdn_events_sub_t *subs[2] = {ts, cs};
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(fdn_events_sub_read(subs[k], 10, &l, &sk), 0);
+        assert_int_equal(fdn_event_list_count(l), 1);
+        assert_int_equal(fdn_event_id(fdn_event_list_at(l, 0)), want);
+        assert_int_equal(sk, 0);
+        fdn_event_list_free(l);
+        assert_int_equal(fdn_events_sub_overflow(subs[k]), 0);
+    }
+    fdn_events_unsubscribe(ts);
+    fdn_events_unsubscribe(cs);
+    fdn_events_destroy(es);
+}
+
+/* The backlog counts the subscriber's own events: a typed subscriber with backlog 8 whose one
+ * waiting event is followed by 100 of another type gets it, nothing skipped; with 20 of its
+ * events interleaved with 21 others it skips its oldest 12 and gets the last 8 (counted in
+ * ids, the skip was 33 events). */
+static void typed_backlog_skip_counts_its_events_only(void **state)
+{
+    (void)state;
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.sub_max_backlog = 8;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    so.type = "want";
+    fdn_events_sub_t *sub = NULL;
+    assert_int_equal(fdn_events_subscribe_fd(es, &so, &sub), 0);
+    uint64_t first = put(es, "want", NULL, 0, 0);
+    for (int i = 0; i < 100; i++)
+        put(es, "other", NULL, 0, 0);
+    fdn_event_list_t *l = NULL;
+    uint64_t sk = 99;
+    assert_int_equal(fdn_events_sub_read(sub, 100, &l, &sk), 0);
+    assert_int_equal(fdn_event_list_count(l), 1);
+    assert_int_equal(fdn_event_id(fdn_event_list_at(l, 0)), first);
+    assert_int_equal(sk, 0);
+    fdn_event_list_free(l);
+    /* 20 pairs want/other: ids base+1 .. base+40, its events at base+1, +3, .. +39 */
+    uint64_t base = put(es, "other", NULL, 0, 0);
+    for (int i = 0; i < 20; i++) {
+        put(es, "want", NULL, 0, 0);
+        put(es, "other", NULL, 0, 0);
+    }
+    assert_int_equal(fdn_events_sub_read(sub, 100, &l, &sk), 0);
+    assert_int_equal(sk, 12);
+    assert_int_equal(fdn_event_list_count(l), 8);
+    for (size_t i = 0; i < 8; i++)
+        assert_int_equal(fdn_event_id(fdn_event_list_at(l, i)), base + 25 + 2 * i);
+    fdn_event_list_free(l);
+    assert_int_equal(fdn_events_sub_overflow(sub), 12);
+    fdn_events_unsubscribe(sub);
+    fdn_events_destroy(es);
+}
+
+/* Events of other types pruned before a typed subscriber read are not skips of its own;
+ * its events pruned before delivery are. */
+static void typed_skip_ignores_pruned_other_types(void **state)
+{
+    (void)state;
+    fdn_events_t *es = mem_store(NULL);
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    so.type = "want";
+    fdn_events_sub_t *sub = NULL, *cb = NULL;
+    assert_int_equal(fdn_events_subscribe_fd(es, &so, &sub), 0);
+    sink_t s = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    assert_int_equal(fdn_events_subscribe(es, &so, sink_cb, &s, &cb), 0);
+    for (int i = 0; i < 100; i++)
+        put(es, "other", NULL, 0, 0);
+    uint64_t n = 0;
+    assert_int_equal(fdn_events_prune_before(es, INT64_MAX, &n), 0);
+    assert_int_equal(n, 100);
+    uint64_t want = put(es, "want", NULL, 0, 0);
+    fdn_event_list_t *l = NULL;
+    uint64_t sk = 99;
+    assert_int_equal(fdn_events_sub_read(sub, 10, &l, &sk), 0);
+    assert_int_equal(fdn_event_list_count(l), 1);
+    assert_int_equal(fdn_event_id(fdn_event_list_at(l, 0)), want);
+    assert_int_equal(sk, 0);
+    fdn_event_list_free(l);
+    sink_wait(&s, 1);
+    assert_int_equal(s.ids[0], want);
+    assert_int_equal(s.skipped, 0);
+    assert_int_equal(fdn_events_sub_overflow(cb), 0);
+    /* its own events pruned before it read them: counted */
+    put(es, "want", NULL, 0, 0);
+    put(es, "want", NULL, 0, 0);
+    assert_int_equal(fdn_events_prune_before(es, INT64_MAX, &n), 0);
+    uint64_t last = put(es, "want", NULL, 0, 0);
+    assert_int_equal(fdn_events_sub_read(sub, 10, &l, &sk), 0);
+    assert_int_equal(fdn_event_list_count(l), 1);
+    assert_int_equal(fdn_event_id(fdn_event_list_at(l, 0)), last);
+    assert_int_equal(sk, 2);
+    fdn_event_list_free(l);
+    fdn_events_unsubscribe(sub);
+    fdn_events_unsubscribe(cb);
+    fdn_events_destroy(es);
+}
+
+/* Several types in one subscription (opts version 3): delivered once each, in id order
+ * across the types, the history of after_id included; an fd reader gets them in pages. */
+static void subscription_several_types(void **state)
+{
+    (void)state;
+    fdn_events_t *es = mem_store(NULL);
+    put(es, "b", NULL, 0, 0); /* 1 */
+    put(es, "x", NULL, 0, 0); /* 2 */
+    /* a duplicate is harmless */
+    static const char *const types[] = {"a", "b", "a", "c"};
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    so.after_id = 0;
+    so.types = types;
+    so.ntypes = 4;
+    sink_t s = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    fdn_events_sub_t *sub = NULL, *fd = NULL;
+    assert_int_equal(fdn_events_subscribe(es, &so, sink_cb, &s, &sub), 0);
+    assert_int_equal(fdn_events_subscribe_fd(es, &so, &fd), 0);
+    const char *seq[] = {"a", "x", "c", "a", "y", "b", "b"}; /* 3 .. 9 */
+    for (size_t i = 0; i < 7; i++)
+        put(es, seq[i], NULL, 0, 0);
+    const uint64_t want[] = {1, 3, 5, 6, 8, 9};
+    sink_wait(&s, 6);
+    assert_int_equal(s.n, 6);
+    for (size_t i = 0; i < 6; i++)
+        assert_int_equal(s.ids[i], want[i]);
+    assert_int_equal(s.skipped, 0);
+    size_t got = 0;
+    while (got < 6) {
+        fdn_event_list_t *l = NULL;
+        uint64_t sk = 0;
+        assert_int_equal(fdn_events_sub_read(fd, 4, &l, &sk), 0);
+        assert_int_equal(sk, 0);
+        size_t n = fdn_event_list_count(l);
+        assert_true(n == (got == 0 ? 4u : 2u));
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(fdn_event_id(fdn_event_list_at(l, i)), want[got + i]);
+        got += n;
+        fdn_event_list_free(l);
+    }
+    fdn_events_unsubscribe(sub);
+    fdn_events_unsubscribe(fd);
+
+    /* invalid: type and types both, a NULL entry, more than 64 types, types NULL */
+    fdn_events_sub_opts_t bad = so;
+    bad.type = "a";
+    assert_int_equal(fdn_events_subscribe_fd(es, &bad, &fd), FDN_EINVAL);
+    const char *withnull[] = {"a", NULL};
+    bad = so;
+    bad.types = withnull;
+    bad.ntypes = 2;
+    assert_int_equal(fdn_events_subscribe_fd(es, &bad, &fd), FDN_EINVAL);
+    const char *many[65];
+    for (size_t i = 0; i < 65; i++)
+        many[i] = "a";
+    bad.types = many;
+    bad.ntypes = 65;
+    assert_int_equal(fdn_events_subscribe_fd(es, &bad, &fd), FDN_EINVAL);
+    bad.ntypes = 64;
+    assert_int_equal(fdn_events_subscribe_fd(es, &bad, &fd), 0);
+    fdn_events_unsubscribe(fd);
+    bad.types = NULL;
+    bad.ntypes = 1;
+    assert_int_equal(fdn_events_subscribe_fd(es, &bad, &fd), FDN_EINVAL);
+    /* version 2: types is not read */
+    bad.version = 2;
+    assert_int_equal(fdn_events_subscribe_fd(es, &bad, &fd), 0);
+    fdn_events_unsubscribe(fd);
+    fdn_events_destroy(es);
+}
+
 /* ---- lifecycle ---- */
 
 static void unavailable_and_buffered(void **state)
@@ -1873,6 +2095,10 @@ int main(void)
         cmocka_unit_test(subscription_callback),
         cmocka_unit_test(subscription_sees_every_concurrent_append),
         cmocka_unit_test(subscription_fd_and_overflow),
+        cmocka_unit_test(filtered_fd_not_raised_for_other_events),
+        cmocka_unit_test(typed_backlog_skip_counts_its_events_only),
+        cmocka_unit_test(typed_skip_ignores_pruned_other_types),
+        cmocka_unit_test(subscription_several_types),
         cmocka_unit_test(unavailable_and_buffered),
         DURABLE_TEST(durable_reopen_keeps_events_and_ids),
         DURABLE_TEST(durable_group_commit_many_callers),

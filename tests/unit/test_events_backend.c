@@ -334,6 +334,27 @@ static void from_position_reads_what_memory_evicted_from_sqlite(void **state)
     fdn_events_unsubscribe(s);
     fp.type = NULL;
 
+    /* several types (version 3): the file's pages of each merged in id order, in reads of 7
+     * (a page boundary inside the file's part and at the memory tier) */
+    static const char *const both[] = {"odd", "even"};
+    fp.types = both;
+    fp.ntypes = 2;
+    assert_int_equal(fdn_events_subscribe_fd(es, &fp, &s), 0);
+    got = 0;
+    for (int round = 0; round < 200 && got < 100; round++) {
+        uint64_t sk = 99;
+        assert_int_equal(fdn_events_sub_read(s, 7, &l, &sk), 0);
+        assert_int_equal(sk, 0);
+        size_t n = fdn_event_list_count(l);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(fdn_event_id(fdn_event_list_at(l, i)), ++got);
+        fdn_event_list_free(l);
+    }
+    assert_int_equal(got, 100);
+    fdn_events_unsubscribe(s);
+    fp.types = NULL;
+    fp.ntypes = 0;
+
     /* the file keeps the newest 40: a subscriber from 0 skips 60, counted */
     assert_int_equal(fdn_events_set_durable_retention(es, 40, 0), 0);
     assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);

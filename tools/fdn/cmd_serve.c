@@ -295,7 +295,11 @@ static char *log_value(const json_t *v)
     return out;
 }
 
-/* The runtime records config changes and breaker transitions in its event store: log them. */
+/* The runtime records config changes and breaker transitions in its event store: log them
+ * (fdn serve subscribes to these types only). */
+static const char *const serve_logged_types[] = {"config_updated", "config_reset",
+                                                 "circuit_breaker_state_change"};
+
 static void on_event(const fdn_event_t *ev, uint64_t skipped, void *user)
 {
     (void)skipped;
@@ -563,8 +567,12 @@ int cmd_serve(int argc, char **argv)
     }
 
     /* config changes and breaker transitions, as the runtime records them (a log line is
-     * best effort: no subscription, no such lines) */
+     * best effort: no subscription, no such lines). One subscription to just these types,
+     * so the delivery thread is never woken for the clients' events (it cost ~4 us of CPU
+     * per appended event), and the lines keep the store's order across the three types. */
     fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    so.types = serve_logged_types;
+    so.ntypes = sizeof serve_logged_types / sizeof serve_logged_types[0];
     (void)fdn_events_subscribe(fdn_runtime_events(rt), &so, on_event, NULL, &sub);
 
     /* ready only when every supervised service runs (a service restarting at start delays
