@@ -2,7 +2,8 @@
  * DESIGN: the event store's memory tier: append (fdn_events_store, fdn_events_store_batch),
  * segments and records, posting lists, prune, statistics. The intern tables are in
  * event_intern.c, the query engine in event_query.c, lifecycle, the durable writer,
- * retention and subscriptions in event_service.c; event_store_int.h holds what they share.
+ * retention in event_service.c, subscriptions in event_subs.c; event_store_int.h holds what they
+ * share.
  *
  * Layout. Events live in segments: each segment holds up to 4096 consecutive ids, their
  * records packed in one arena (record = fixed header + data) and a table of arena offsets,
@@ -384,7 +385,7 @@ static fdn_counter_t *type_counter(fdn_events_t *es, evs_sym_t *t) FDN_REQUIRES(
 }
 
 /* Mark the filtered subscriptions the batch's events (ids first..) match; whether any did
- * (event_service.c: "Subscriptions and the append path"). A type no filter names costs one
+ * (event_subs.c: "Subscriptions and the append path"). A type no filter names costs one
  * compare per event. Out of line: the append path without filtered subscriptions does not
  * carry it. */
 static FDN_NOINLINE bool subs_match(fdn_events_t *es, const prep_t *pr, size_t n, uint64_t first)

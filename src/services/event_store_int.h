@@ -1,10 +1,13 @@
-/* Private interface of the event store, shared by its four files:
+/* Private interface of the event store, shared by its files:
  *  - event_store.c: the memory tier's core: segments and records, posting lists, append
  *    (fdn_events_store, fdn_events_store_batch), prune, statistics;
  *  - event_intern.c: the intern tables (type and node names, correlation ids);
  *  - event_query.c: the query engine: every read that copies events out (queries,
  *    correlation lookups, get by id, the range copies of the writer);
- *  - event_service.c: lifecycle, durable writer, retention, subscriptions;
+ *  - event_service.c: lifecycle, durable writer, retention;
+ *  - event_subs.c: subscriptions, the delivery thread and the pagers;
+ *  - event_disk.c: the SQLite file's part of reads and the durable tier's retention;
+ *  - event_shared.c: the store on a shared backend (PostgreSQL);
  * and the supervision hooks used by the runtime. */
 #ifndef FDN_SERVICES_EVENT_STORE_INT_H
 #define FDN_SERVICES_EVENT_STORE_INT_H
@@ -262,7 +265,7 @@ struct fdn_events {
     /* the delivery thread waits on scv for new events (set under smu before it looks at
      * dmark a last time): only then does an append signal it (fdn__evs_notify_subs) */
     _Atomic bool dwaiting;
-    /* Subscription interest, read by the append path (event_service.c, "Subscriptions and
+    /* Subscription interest, read by the append path (event_subs.c, "Subscriptions and
      * the append path"). amu: the filtered subscriptions (linked by fnext) and how many of
      * them have a correlation filter without a type one (sub_corr); sub_gen changes with the
      * set (type entries re-resolve sub_hit). sub_all: subscriptions without a filter
@@ -579,6 +582,11 @@ void fdn__evs_shared_status(fdn_events_t *es, fdn_events_backend_status_t *out);
 
 /* Called after a successful append (outside amu). */
 int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id);
+/* Subscriptions (event_subs.c): start and stop the delivery thread (start/stop of the
+ * service), and end every subscription still open (destroy). */
+int fdn__evs_deliverer_start(fdn_events_t *es);
+void fdn__evs_deliverer_stop(fdn_events_t *es);
+void fdn__evs_subs_free_all(fdn_events_t *es);
 /* Wake the delivery thread for the batch ending at last_id, when it (or a later one)
  * matched some subscription and the thread waits. */
 void fdn__evs_notify_subs(fdn_events_t *es, uint64_t last_id);
