@@ -85,9 +85,7 @@ void fdn__evdb_close(fdn__evdb_t *d)
     sqlite3_finalize(d->begin);
     sqlite3_finalize(d->commit);
     sqlite3_finalize(d->rollback);
-    sqlite3_finalize(d->run_put);
-    sqlite3_finalize(d->run_to);
-    sqlite3_finalize(d->run_del);
+    fdn__evdb_corr_close(d);
     sqlite3_close(d->db);
     sqlite3_close(d->rdb);
     pthread_mutex_destroy(&d->rmu);
@@ -254,6 +252,8 @@ int fdn__evdb_write(fdn__evdb_t *d, const fdn_event_t *const *evs, size_t n, uin
         if ((rc = fdn__evdb_corr_add(d, evs[i], err)) != 0)
             goto undo;
     }
+    if (n > 0 && (rc = fdn__evdb_corr_merge(d, n, err)) != 0)
+        goto undo;
     if (delete_before > 0) {
         sqlite3_bind_int64(d->del, 1, (sqlite3_int64)delete_before);
         if ((rc = fdn__evdb_step_reset(d->del)) != SQLITE_OK)
@@ -562,6 +562,14 @@ int fdn__evdb_prune(fdn__evdb_t *d, uint64_t below, uint64_t *count, fdn_error_t
         (void)sqlite3_exec(d->rdb, "ROLLBACK", NULL, NULL, NULL);
     pthread_mutex_unlock(&d->rmu);
     return rc;
+}
+
+void fdn__evdb_corr_counts(fdn__evdb_t *d, uint64_t *seeks, uint64_t *fences)
+{
+    pthread_mutex_lock(&d->rmu);
+    *seeks = d->corr_seeks;
+    *fences = d->corr_fences;
+    pthread_mutex_unlock(&d->rmu);
 }
 
 uint64_t fdn__evdb_rows_read(fdn__evdb_t *d)
