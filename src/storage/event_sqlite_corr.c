@@ -6,40 +6,72 @@
  * events, on every lookup once anything was evicted). A plain SQLite index on the correlation
  * id was measured first: correlation ids are random (UUIDs), so each event inserted lands on
  * its own index page, and a commit of n events rewrote about n pages of 4 KiB into the WAL.
- * The durable append fell from 0.82x to 0.55x of raw batched SQLite. This index writes each
- * key once, in order.
+ * The durable append fell from 0.82x to 0.55x of raw batched SQLite. This index writes keys
+ * in order, a page at a time: once when their block is complete, then once per merge (at most
+ * 4 times in all).
  *
  * What. Ids are cut into blocks of FDN__EVDB_RUN_IDS (8192). When the writer finishes a block
- * (it writes the first id of the next one), it writes the block's run: one row of
- * corr_runs(blk INTEGER PRIMARY KEY, keys BLOB), the block's keys sorted, 8 bytes each,
- * little-endian: the high 51 bits of the correlation id's hash, then the id's 13-bit offset in
- * the block. Events without a correlation id have no key; a block without keys has no row.
- * meta runs_to: every block below it has its run. So the file grows by 8 bytes per event with
- * a correlation id, written in one row per block, and the writer's cost per event is a hash
- * and a store into an array (plus a sort per block).
+ * (it writes the first id of the next one), it writes the block's run of level 0: the
+ * block's keys, sorted. Runs merge like an LSM tree: once the 16 runs of level L under one
+ * run of level L + 1 are complete (every block of its range is below the block being
+ * gathered), they are merged into it; level 3 is the last (16^3 blocks, 2^25 ids, one
+ * "window"). A lookup then searches at most 15 runs per level (plus up to 16 waiting for a
+ * merge under way) and about one run per 33.5 M ids beyond that, instead of one per block.
+ *  - Key: 63 bits, the high 38 bits of the correlation id's hash, then the id's 25-bit
+ *    offset in its window. A run of any level lies in one window, so a merge re-keys
+ *    nothing: it is a k-way merge of sorted keys. 63 bits: a non-negative SQLite integer, so
+ *    first_key orders as the keys do. A foreign key matches a lookup's 38 bits with
+ *    probability 2^-38: about 0.0004 extra decodes per lookup at 100 M keys (a match is a
+ *    candidate; the caller compares the decoded correlation id).
+ *  - Rows: corr_lsm(level, run, first_key, keys BLOB) with an index on (level, run,
+ *    first_key); a row holds at most FENCE (480) sorted keys, 3840 bytes: one 4 KiB page. Not a
+ *    WITHOUT ROWID table: that stores rows in index B-tree pages, whose cells spill to
+ *    overflow pages past about a quarter of a page and whose interior pages would carry
+ *    whole rows. Searching a run is one seek of the index (the last row whose first_key <=
+ *    the hash's last key, walked down while rows start at or above its first key: normally
+ *    one row) and one page; no 64 KiB blob walked.
+ *  - corr_run(level, run, state) WITHOUT ROWID lists the runs: state 1 complete (searched),
+ *    0 the output of a merge under way (not searched: its inputs still are), 2 a merge's
+ *    inputs, retired (not searched; their rows deleted a few per commit).
+ *  - meta corr_fan (tests only, fdn__evdb_corr_test_fanout): runs merged 2^corr_fan at a
+ *    time instead of 16, so a test reaches level 3 in 8 blocks; absent in real files.
+ * meta runs_to: every block below it has its level-0 run (merged or not). The file grows by 8
+ * bytes per event with a correlation id; the writer's cost per event is a hash and a store
+ * into an array, a sort per block, and the merges.
+ * Merges run in the writer's transaction after the events of each write, bounded: about
+ * MERGE_PER_EVENT (8) keys per event written and at least one fence row (a key is merged at
+ * most 3 times, so merges keep up), the lowest level first, then retired rows deleted
+ * (DROP_COST keys of the budget per row). A merge step resumes after the last key its output
+ * holds, so a crash or a failed commit loses nothing; keys of ids below the file's first id
+ * (pruned) are dropped as they are merged. At open, what is due is merged to the end.
  * The hash is XXH3 under a 192-byte secret drawn once per file (meta ch_secret): a client
  * choosing correlation ids cannot make them collide in advance.
  *
- * Lookup (fdn__evdb_corr_ids, on the read connection in one read transaction): a binary
- * search in each block's run (sqlite3_blob reads of 8 bytes, not the whole row), the ids whose
- * key matches in (after, before); then the rows from the first block without a run on (at
- * most one block normally: the one being written) are scanned. A 51-bit match is a candidate:
- * the caller decodes the row and compares the correlation id, so a collision costs a decode,
- * never a wrong answer. Cost: a seek per block (about 540 at 4.4 M events) and a decode per
- * match.
+ * Lookup (fdn__evdb_corr_ids, on the read connection in one read transaction): one seek per
+ * complete run overlapping the id range (statements kept prepared), the ids whose key
+ * matches in (after, before), sorted and each once; then the rows from the first block
+ * without a run on (at most one block normally: the one being written) are scanned.
  *
  * Upgrades and crashes. At open (fdn__evdb_corr_open) every complete block from runs_to on is
  * indexed from the rows (decoded), a few blocks per transaction with runs_to moving with each,
  * so an interrupted open resumes; the last, incomplete block's keys are gathered into memory.
  * This covers a file written before 0.3.0 (runs_to absent: every row is indexed once, about
  * 1 us per event), rows a 0.2.x library appended to an indexed file (it writes no runs, so
- * runs_to is behind them), and the keys of the last block a crash lost from memory. A row that
- * does not decode gets no key (it is reported damaged when read by id, time or type).
+ * runs_to is behind them), and the keys of the last block a crash lost from memory. A file
+ * with the first, unreleased layout of this index (corr_runs: one blob per block) has that
+ * table dropped and is indexed again from its rows. A row that does not decode gets no key
+ * (it is reported damaged when read by id, time or type).
  * A failed commit leaves the gathered keys unknown: they are gathered again before the next
  * write. Ids written below the block being gathered (the store never does: its writer commits
- * ranges in id order) are merged into their block's run.
- * Prune: the runs of blocks wholly below the cut are deleted; keys of pruned ids in the cut's
- * own block stay until that block goes, and a lookup skips ids whose row is gone.
+ * ranges in id order) finish the merges under way, then are merged into their block's level-0
+ * run (a run of their own when the block was merged already: searched, never merged).
+ * Prune: runs wholly below the cut are deleted; the run the cut falls in keeps the keys of
+ * pruned ids (a lookup skips ids whose row is gone) until it is merged (they are dropped) or
+ * the cut passes its end: at most one run, at most 2^25 ids of stale keys.
+ * Damaged files: keys out of order or repeated in a row cost at most a lost candidate (never
+ * a crash): merges emit only keys above the last one emitted, lookups sort and dedupe. A
+ * directory row whose level or run is not an integer in range is never picked for a merge or
+ * a delete (each step must remove what it picked, or it would pick it again) nor searched.
  * Threads: the writer's connection and state belong to the writer thread (or open); lookups
  * run on the read connection under rmu.
  */
@@ -67,43 +99,56 @@
 /* The merge work per commit: keys per event written, and at least one fence row. Each key is
  * merged at most MAX_LEVEL times, so this keeps up with the writer. */
 #define MERGE_PER_EVENT 8
+/* The budget a deleted fence row costs (deleting a row is cheaper than merging its keys). */
+#define DROP_COST 64
 /* Per transaction when merging at open. */
 #define MERGE_AT_OPEN (1u << 20)
 
 enum {
-    S_PUT,     /* a fence row */
-    S_DIR,     /* a run's directory row */
-    S_TO,      /* meta runs_to */
-    S_BUSY,    /* the merge in progress into a level */
-    S_PICK,    /* the first run of a level whose parent is complete and not started */
-    S_LAST,    /* the last fence row of a run */
-    S_KIDS,    /* the complete runs of a level in a range */
-    S_SEEK,    /* the fence row holding a key */
-    S_NEXT,    /* the fence row after one */
-    S_DEL_LSM, /* the fence rows of a level's runs in a range */
-    S_DEL_DIR, /* the directory rows of a level's runs in a range */
-    S_MIN,     /* the first id in the file */
+    S_PUT,       /* a fence row */
+    S_DIR,       /* a run's directory row */
+    S_TO,        /* meta runs_to */
+    S_BUSY,      /* the merge in progress into a level */
+    S_PICK,      /* the first run of a level whose parent is complete and not started */
+    S_LAST,      /* the last fence row of a run */
+    S_KIDS,      /* the complete runs of a level in a range */
+    S_SEEK,      /* the fence row holding a key */
+    S_NEXT,      /* the fence row after one */
+    S_DEL_LSM,   /* the fence rows of a run */
+    S_DEL_DIR,   /* the directory row of a run */
+    S_MIN,       /* the first id in the file */
+    S_RETIRE,    /* a merge's inputs retired (state 2) */
+    S_DROP,      /* a retired run */
+    S_DROP_ROWS, /* some fence rows of a run */
 };
 
 static const char *const wsql[FDN__EVDB_CORR_STMTS] = {
     [S_PUT] = "INSERT INTO corr_lsm(level, run, first_key, keys) VALUES(?1, ?2, ?3, ?4)",
     [S_DIR] = "INSERT OR REPLACE INTO corr_run(level, run, state) VALUES(?1, ?2, ?3)",
     [S_TO] = "INSERT OR REPLACE INTO meta(key, value) VALUES('runs_to', ?1)",
-    [S_BUSY] = "SELECT run FROM corr_run WHERE level = ?1 AND state = 0 ORDER BY run LIMIT 1",
+    [S_BUSY] = "SELECT run FROM corr_run WHERE level = ?1 AND state = 0 AND typeof(run) = "
+               "'integer' AND run >= 0 ORDER BY run LIMIT 1",
     [S_PICK] = "SELECT run FROM corr_run AS c WHERE level = ?1 AND state = 1 AND run < ?2 AND "
-               "NOT EXISTS (SELECT 1 FROM corr_run WHERE level = ?1 + 1 AND run = c.run >> ?3) "
+               "typeof(run) = 'integer' AND run >= 0 AND NOT EXISTS (SELECT 1 FROM corr_run WHERE "
+               "level = ?1 + 1 AND run = c.run >> ?3) "
                "ORDER BY run LIMIT 1",
     [S_LAST] = "SELECT keys FROM corr_lsm WHERE level = ?1 AND run = ?2 ORDER BY first_key DESC "
                "LIMIT 1",
     [S_KIDS] = "SELECT run FROM corr_run WHERE level = ?1 AND run >= ?2 AND run < ?3 AND "
-               "state = 1 ORDER BY run",
+               "state = 1 AND typeof(run) = 'integer' ORDER BY run",
     [S_SEEK] = "SELECT first_key, keys FROM corr_lsm WHERE level = ?1 AND run = ?2 AND "
-               "first_key <= ?3 ORDER BY first_key DESC LIMIT 1",
+               "first_key <= ?3 AND typeof(first_key) = 'integer' ORDER BY first_key DESC LIMIT 1",
     [S_NEXT] = "SELECT first_key, keys FROM corr_lsm WHERE level = ?1 AND run = ?2 AND "
-               "first_key > ?3 ORDER BY first_key LIMIT 1",
-    [S_DEL_LSM] = "DELETE FROM corr_lsm WHERE level = ?1 AND run >= ?2 AND run < ?3",
-    [S_DEL_DIR] = "DELETE FROM corr_run WHERE level = ?1 AND run >= ?2 AND run < ?3",
+               "first_key > ?3 AND typeof(first_key) = 'integer' ORDER BY first_key LIMIT 1",
+    [S_DEL_LSM] = "DELETE FROM corr_lsm WHERE level = ?1 AND run = ?2",
+    [S_DEL_DIR] = "DELETE FROM corr_run WHERE level = ?1 AND run = ?2",
     [S_MIN] = "SELECT min(id) FROM events",
+    [S_RETIRE] = "UPDATE corr_run SET state = 2 WHERE level = ?1 AND run >= ?2 AND run < ?3 AND "
+                 "state = 1 AND typeof(run) = 'integer'",
+    [S_DROP] = "SELECT level, run FROM corr_run WHERE state = 2 AND typeof(level) = 'integer' "
+               "AND typeof(run) = 'integer' AND level BETWEEN 0 AND 3 AND run >= 0 LIMIT 1",
+    [S_DROP_ROWS] = "DELETE FROM corr_lsm WHERE rowid IN (SELECT rowid FROM corr_lsm WHERE "
+                    "level = ?1 AND run = ?2 LIMIT ?3)",
 };
 
 static uint64_t hash_of(const fdn__evdb_t *d, const char *cid, size_t len)
@@ -211,14 +256,13 @@ static int put_fence(fdn__evdb_t *d, unsigned level, uint64_t run, const uint64_
     return wrc(d, s, err);
 }
 
-/* Delete the runs [from, to) of a level: their fence rows and directory rows. */
-static int del_runs(fdn__evdb_t *d, unsigned level, uint64_t from, uint64_t to, fdn_error_t *err)
+/* Delete a run: its fence rows and its directory row. */
+static int del_run(fdn__evdb_t *d, unsigned level, uint64_t run, fdn_error_t *err)
 {
     for (int k = S_DEL_LSM; k <= S_DEL_DIR; k++) {
         sqlite3_stmt *st = d->cst[k];
         sqlite3_bind_int(st, 1, (int)level);
-        sqlite3_bind_int64(st, 2, clamp64(from));
-        sqlite3_bind_int64(st, 3, clamp64(to));
+        sqlite3_bind_int64(st, 2, clamp64(run));
         int s = fdn__evdb_step_reset(st);
         if (s != SQLITE_OK)
             return wrc(d, s, err);
@@ -354,7 +398,10 @@ static int next_row(fdn__evdb_t *d, unsigned level, reader_t *r, sqlite3_int64 a
     sqlite3_bind_int(st, 1, (int)level);
     sqlite3_bind_int64(st, 2, clamp64(r->run));
     sqlite3_bind_int64(st, 3, after);
-    return load_row(d, st, r, err);
+    int rc = load_row(d, st, r, err);
+    if (rc == 0 && !r->end && r->first <= after)
+        r->end = true; /* a damaged first_key (not an integer): stop, or it could loop */
+    return rc;
 }
 
 /* r's head moved past `last` (keys <= last skipped: already merged, or a damaged row out of
@@ -459,7 +506,12 @@ static int merge_chunk(fdn__evdb_t *d, unsigned level, uint64_t p, size_t *budge
         return rc;
     if (nout > 0 && (rc = put_fence(d, level, p, out, nout, err)) != 0)
         return rc;
-    if ((rc = del_runs(d, below, p << s, (p + 1) << s, err)) != 0)
+    /* the inputs retired: no longer searched, their rows deleted by later steps */
+    st = d->cst[S_RETIRE];
+    sqlite3_bind_int(st, 1, (int)below);
+    sqlite3_bind_int64(st, 2, clamp64(p << s));
+    sqlite3_bind_int64(st, 3, clamp64((p + 1) << s));
+    if ((rc = wrc(d, fdn__evdb_step_reset(st), err)) != 0)
         return rc;
     /* complete; or gone when every key was pruned */
     st = d->cst[S_LAST];
@@ -469,7 +521,41 @@ static int merge_chunk(fdn__evdb_t *d, unsigned level, uint64_t p, size_t *budge
     sqlite3_reset(st);
     if (q == SQLITE_ROW)
         return set_dir(d, level, p, 1, err);
-    return q == SQLITE_DONE ? del_runs(d, level, p, p + 1, err) : wrc(d, q, err);
+    return q == SQLITE_DONE ? del_run(d, level, p, err) : wrc(d, q, err);
+}
+
+/* Delete the fence rows of retired runs (a merge's inputs), DROP_COST keys of the budget per
+ * row, until the budget is spent or none is left. */
+static int drop_step(fdn__evdb_t *d, size_t *budget, fdn_error_t *err)
+{
+    while (*budget > 0) {
+        sqlite3_stmt *st = d->cst[S_DROP];
+        int q = sqlite3_step(st);
+        unsigned level = 0;
+        uint64_t run = 0;
+        if (q == SQLITE_ROW) {
+            level = (unsigned)sqlite3_column_int(st, 0);
+            run = (uint64_t)sqlite3_column_int64(st, 1);
+        }
+        sqlite3_reset(st);
+        if (q == SQLITE_DONE)
+            return 0;
+        if (q != SQLITE_ROW)
+            return wrc(d, q, err);
+        size_t rows = *budget / DROP_COST + 1;
+        st = d->cst[S_DROP_ROWS];
+        sqlite3_bind_int(st, 1, (int)level);
+        sqlite3_bind_int64(st, 2, clamp64(run));
+        sqlite3_bind_int64(st, 3, rows > INT32_MAX ? INT32_MAX : (sqlite3_int64)rows);
+        int rc = wrc(d, fdn__evdb_step_reset(st), err);
+        if (rc != 0)
+            return rc;
+        size_t gone = (size_t)sqlite3_changes(d->db);
+        *budget = gone * DROP_COST >= *budget ? 0 : *budget - gone * DROP_COST;
+        if (gone < rows && (rc = del_run(d, level, run, err)) != 0)
+            return rc; /* all its rows gone: the run too */
+    }
+    return 0;
 }
 
 /* Merge steps until `budget` keys are consumed or nothing is left to merge (*more false).
@@ -481,6 +567,11 @@ static int merge_step(fdn__evdb_t *d, size_t budget, bool *more, fdn_error_t *er
     if (d->merge_idle && d->merge_idle_blk == d->run_blk)
         return 0;
     while (budget > 0) {
+        int rc = drop_step(d, &budget, err);
+        if (rc != 0)
+            return rc;
+        if (budget == 0)
+            break;
         bool found = false;
         uint64_t p = 0;
         unsigned level = 1;
@@ -511,8 +602,7 @@ static int merge_step(fdn__evdb_t *d, size_t budget, bool *more, fdn_error_t *er
             if (q != SQLITE_ROW && q != SQLITE_DONE)
                 return wrc(d, q, err);
             if (found) {
-                int rc = set_dir(d, level, p, 0, err);
-                if (rc != 0)
+                if ((rc = set_dir(d, level, p, 0, err)) != 0)
                     return rc;
                 break;
             }
@@ -523,9 +613,8 @@ static int merge_step(fdn__evdb_t *d, size_t budget, bool *more, fdn_error_t *er
             return 0;
         }
         bool done = false;
-        int rc = 0;
         if (p > ((uint64_t)INT64_MAX >> 8)) /* a damaged directory row */
-            rc = del_runs(d, level, p, p + 1, err);
+            rc = del_run(d, level, p, err);
         else
             rc = merge_chunk(d, level, p, &budget, &done, err);
         if (rc != 0)
@@ -716,18 +805,22 @@ void fdn__evdb_corr_close(fdn__evdb_t *d)
         sqlite3_finalize(d->rst[i]);
 }
 
-void fdn__evdb_corr_test_fanout(fdn__evdb_t *d, unsigned shift)
+int fdn__evdb_corr_test_fanout(fdn__evdb_t *d, unsigned shift)
 {
     sqlite3_stmt *st = NULL;
-    if (shift < 1 || shift > 4 ||
-        sqlite3_prepare_v2(d->db, "INSERT OR REPLACE INTO meta(key, value) VALUES('corr_fan', ?1)",
-                           -1, &st, NULL) != SQLITE_OK)
-        abort();
-    sqlite3_bind_int(st, 1, (int)shift);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        abort();
+    if (shift < 1 || shift > 4)
+        return FDN_EINVAL;
+    int s = sqlite3_prepare_v2(
+        d->db, "INSERT OR REPLACE INTO meta(key, value) VALUES('corr_fan', ?1)", -1, &st, NULL);
+    if (s == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, (int)shift);
+        s = sqlite3_step(st);
+    }
     sqlite3_finalize(st);
+    if (s != SQLITE_DONE)
+        return FDN_EIO;
     d->fan_shift = shift;
+    return 0;
 }
 
 /* A key for an id below the block being gathered (module comment): the merges in progress
@@ -779,7 +872,7 @@ static int add_late(fdn__evdb_t *d, uint64_t blk, uint64_t key, fdn_error_t *err
     for (size_t i = 0; i < n; i++)
         if (k == 0 || keys[i] != keys[k - 1])
             keys[k++] = keys[i];
-    rc = del_runs(d, 0, blk, blk + 1, err);
+    rc = del_run(d, 0, blk, err);
     if (rc == 0)
         rc = write_run(d, blk, keys, k, d->run_blk, err); /* runs_to unchanged */
     fdn__free(keys);
@@ -901,7 +994,8 @@ int fdn__evdb_corr_ids(fdn__evdb_t *d, const char *cid, uint64_t after, uint64_t
     if ((before != 0 && before <= after + 1) || after >= INT64_MAX)
         return 0;
     static const char *const rsql[] = {
-        "SELECT level, run FROM corr_run WHERE state = 1",
+        "SELECT level, run FROM corr_run WHERE state = 1 AND typeof(level) = 'integer' AND "
+        "typeof(run) = 'integer'",
         "SELECT first_key, keys FROM corr_lsm WHERE level = ?1 AND run = ?2 AND first_key <= ?3 "
         "ORDER BY first_key DESC",
     };

@@ -1,6 +1,6 @@
 /* What the SQLite event file's two parts share (private to src/storage/event_sqlite*.c):
  * event_sqlite.c (the file, its writer and its reads) and event_sqlite_corr.c (the
- * correlation index: runs of hashed correlation ids per block of ids). */
+ * correlation index: sorted runs of hashed correlation ids, merged level by level). */
 #ifndef FDN_STORAGE_EVENT_SQLITE_INT_H
 #define FDN_STORAGE_EVENT_SQLITE_INT_H
 
@@ -20,7 +20,7 @@
 #define FDN__EVDB_RUN_IDS   (1u << FDN__EVDB_RUN_SHIFT)
 
 /* Statements of the correlation index on the writer's connection. */
-#define FDN__EVDB_CORR_STMTS 12
+#define FDN__EVDB_CORR_STMTS 15
 
 struct fdn__evdb {
     sqlite3 *db;

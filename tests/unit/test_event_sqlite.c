@@ -1,5 +1,6 @@
 /* Unit tests: the SQLite file of the event store (storage/event_sqlite.h), its correlation
- * index (event_sqlite_corr.c: a run of hashed keys per block of 8192 ids). A lookup by
+ * index (event_sqlite_corr.c: a run of hashed keys per block of 8192 ids, runs merged into
+ * levels). A lookup by
  * correlation id decodes only that id's rows in the blocks that have runs, and scans only the
  * block being written (the read connection counts the rows it decodes); results are in id
  * order, both directions, with type, id bounds and limit applied. A file written before the
@@ -490,7 +491,8 @@ static void runs_merge_across_levels(void **state)
     fx_t *f = *state;
     const uint64_t last = 21 * BLK + 77, tail = 21 * BLK + 1;
     fdn__evdb_t *d = open_db(f->path);
-    fdn__evdb_corr_test_fanout(d, 1); /* 2 runs into one: level 3 is 8 blocks */
+    assert_int_equal(fdn__evdb_corr_test_fanout(d, 1),
+                     0); /* 2 runs into one: level 3 is 8 blocks */
     write_range(d, 1, last, true);
     /* merged while writing, in bounded steps */
     assert_true(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE level >= 2") > 0);
@@ -551,13 +553,42 @@ static void a_merge_in_progress_resumes_after_a_restart(void **state)
     expect_corr(d, last, 22, NULL, 5 * BLK, 9 * BLK, true, SIZE_MAX);
     assert_int_equal(lookup_seeks(d, 21), 1);
     fdn__evdb_close(d);
+
+    /* the same as the writer goes on: once complete, its inputs are retired (no longer
+     * searched) and their rows deleted a few per commit */
+    test_tmpdir_remove(f->dir);
+    assert_int_equal(test_tmpdir_make(f->dir, sizeof f->dir, "evsqlite"), 0);
+    snprintf(f->path, sizeof f->path, "%s/events.db", f->dir);
+    d = open_db(f->path);
+    uint64_t id = last;
+    write_range(d, 1, id, true);
+    while (sql_int(f->path, "SELECT state FROM corr_run WHERE level = 1 AND run = 0") == 0) {
+        write_range(d, id + 1, id + 1000, true);
+        id += 1000;
+    }
+    assert_true(id < 19 * BLK);
+    assert_true(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE level = 0 AND state = 2") >
+                0);
+    expect_corr(d, id, 21, NULL, 0, tail, false, SIZE_MAX);
+    /* the level-1 run and the blocks completed since (16, 17), not the retired runs */
+    assert_int_equal(lookup_seeks(d, 21),
+                     sql_int(f->path, "SELECT count(*) FROM corr_run WHERE state = 1"));
+    assert_in_range(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE state = 1"), 2, 3);
+    while (sql_int(f->path, "SELECT count(*) FROM corr_run WHERE state = 2") > 0) {
+        write_range(d, id + 1, id + 1000, true);
+        id += 1000;
+    }
+    assert_true(id < 19 * BLK);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_lsm WHERE level = 0 AND run < 16"),
+                     0);
+    fdn__evdb_close(d);
 }
 
 static void a_merge_drops_the_keys_of_pruned_ids(void **state)
 {
     fx_t *f = *state;
     fdn__evdb_t *d = open_db(f->path);
-    fdn__evdb_corr_test_fanout(d, 1);
+    assert_int_equal(fdn__evdb_corr_test_fanout(d, 1), 0);
     write_range(d, 1, 6 * BLK + 1, true);
     fdn__evdb_close(d);
     d = open_db(f->path); /* blocks 0-3: level 2; 4-5: level 1 */
@@ -586,6 +617,39 @@ static void a_merge_drops_the_keys_of_pruned_ids(void **state)
     fdn__evdb_close(d);
 }
 
+/* Directory rows a damaged file may hold (not integers, negative, far out of range, in every
+ * state): never searched, never picked for a merge or a delete (picking one that a step cannot
+ * remove would loop), so an open and the writes end; fence rows whose first_key is no integer
+ * are not merged. */
+static void damaged_directory_rows_do_not_stop_the_merges(void **state)
+{
+    fx_t *f = *state;
+    fdn__evdb_t *d = open_db(f->path);
+    write_range(d, 1, 100, true);
+    fdn__evdb_close(d);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO corr_run(level, run, state) VALUES"
+                                  "('x', 1, 2), (0, -1, 2), (0, 'y', 2), (1, 1.5, 0), (2, -3, 0),"
+                                  "(0, 2.5, 1), (0, -7, 1), (5, 1, 2), (4294967296, 0, 2),"
+                                  "(1, 9223372036854775807, 0), (0, 9223372036854775807, 1);"
+                                  /* fence rows of block 0's run whose first_key is no integer */
+                                  "INSERT INTO corr_lsm(level, run, first_key, keys) VALUES"
+                                  "(0, 0, 'zz', x'0102030405060708'), (0, 0, 2.5, x'00'),"
+                                  "(0, 0, -1.5, x'ffffffffffffffff')",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    d = open_db(f->path);
+    write_range(d, 101, 17 * BLK + 5, true); /* blocks 0-15 merged on the way */
+    expect_corr(d, 17 * BLK + 5, 4, NULL, 0, 17 * BLK + 1, false, SIZE_MAX);
+    fdn__evdb_close(d);
+    d = open_db(f->path);
+    expect_corr(d, 17 * BLK + 5, 5, NULL, 0, 17 * BLK + 1, true, SIZE_MAX);
+    fdn__evdb_close(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -604,6 +668,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_merge_in_progress_resumes_after_a_restart, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_merge_drops_the_keys_of_pruned_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(damaged_directory_rows_do_not_stop_the_merges, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
