@@ -42,6 +42,13 @@ int fdn__evdb_stats(fdn__evdb_t *db, struct fdn__evb_stats *out, fdn_error_t *er
 /* Rows the read connection has decoded since open (get, query, correlation): what a read
  * cost, for tests. */
 uint64_t fdn__evdb_rows_read(fdn__evdb_t *db);
+/* Since open: the runs correlation lookups searched and the fence rows they read (one page
+ * each), for tests (storage/event_sqlite_corr.c). */
+void fdn__evdb_corr_counts(fdn__evdb_t *db, uint64_t *seeks, uint64_t *fences);
+/* Tests only, right after creating a file: merge 2^shift (1 to 4) runs into one instead of
+ * 16, so a test reaches the upper levels with few blocks (kept in the file: meta corr_fan).
+ * 0, FDN_EINVAL or FDN_EIO. */
+int fdn__evdb_corr_test_fanout(fdn__evdb_t *db, unsigned shift);
 void fdn__evdb_close(fdn__evdb_t *db);
 
 #endif

@@ -6,40 +6,72 @@
  * events, on every lookup once anything was evicted). A plain SQLite index on the correlation
  * id was measured first: correlation ids are random (UUIDs), so each event inserted lands on
  * its own index page, and a commit of n events rewrote about n pages of 4 KiB into the WAL.
- * The durable append fell from 0.82x to 0.55x of raw batched SQLite. This index writes each
- * key once, in order.
+ * The durable append fell from 0.82x to 0.55x of raw batched SQLite. This index writes keys
+ * in order, a page at a time: once when their block is complete, then once per merge (at most
+ * 4 times in all).
  *
  * What. Ids are cut into blocks of FDN__EVDB_RUN_IDS (8192). When the writer finishes a block
- * (it writes the first id of the next one), it writes the block's run: one row of
- * corr_runs(blk INTEGER PRIMARY KEY, keys BLOB), the block's keys sorted, 8 bytes each,
- * little-endian: the high 51 bits of the correlation id's hash, then the id's 13-bit offset in
- * the block. Events without a correlation id have no key; a block without keys has no row.
- * meta runs_to: every block below it has its run. So the file grows by 8 bytes per event with
- * a correlation id, written in one row per block, and the writer's cost per event is a hash
- * and a store into an array (plus a sort per block).
+ * (it writes the first id of the next one), it writes the block's run of level 0: the
+ * block's keys, sorted. Runs merge like an LSM tree: once the 16 runs of level L under one
+ * run of level L + 1 are complete (every block of its range is below the block being
+ * gathered), they are merged into it; level 3 is the last (16^3 blocks, 2^25 ids, one
+ * "window"). A lookup then searches at most 15 runs per level (plus up to 16 waiting for a
+ * merge under way) and about one run per 33.5 M ids beyond that, instead of one per block.
+ *  - Key: 63 bits, the high 38 bits of the correlation id's hash, then the id's 25-bit
+ *    offset in its window. A run of any level lies in one window, so a merge re-keys
+ *    nothing: it is a k-way merge of sorted keys. 63 bits: a non-negative SQLite integer, so
+ *    first_key orders as the keys do. A foreign key matches a lookup's 38 bits with
+ *    probability 2^-38: about 0.0004 extra decodes per lookup at 100 M keys (a match is a
+ *    candidate; the caller compares the decoded correlation id).
+ *  - Rows: corr_lsm(level, run, first_key, keys BLOB) with an index on (level, run,
+ *    first_key); a row holds at most FENCE (480) sorted keys, 3840 bytes: one 4 KiB page. Not a
+ *    WITHOUT ROWID table: that stores rows in index B-tree pages, whose cells spill to
+ *    overflow pages past about a quarter of a page and whose interior pages would carry
+ *    whole rows. Searching a run is one seek of the index (the last row whose first_key <=
+ *    the hash's last key, walked down while rows start at or above its first key: normally
+ *    one row) and one page; no 64 KiB blob walked.
+ *  - corr_run(level, run, state) WITHOUT ROWID lists the runs: state 1 complete (searched),
+ *    0 the output of a merge under way (not searched: its inputs still are), 2 a merge's
+ *    inputs, retired (not searched; their rows deleted a few per commit).
+ *  - meta corr_fan (tests only, fdn__evdb_corr_test_fanout): runs merged 2^corr_fan at a
+ *    time instead of 16, so a test reaches level 3 in 8 blocks; absent in real files.
+ * meta runs_to: every block below it has its level-0 run (merged or not). The file grows by 8
+ * bytes per event with a correlation id; the writer's cost per event is a hash and a store
+ * into an array, a sort per block, and the merges.
+ * Merges run in the writer's transaction after the events of each write, bounded: about
+ * MERGE_PER_EVENT (8) keys per event written and at least one fence row (a key is merged at
+ * most 3 times, so merges keep up), the lowest level first, then retired rows deleted
+ * (DROP_COST keys of the budget per row). A merge step resumes after the last key its output
+ * holds, so a crash or a failed commit loses nothing; keys of ids below the file's first id
+ * (pruned) are dropped as they are merged. At open, what is due is merged to the end.
  * The hash is XXH3 under a 192-byte secret drawn once per file (meta ch_secret): a client
  * choosing correlation ids cannot make them collide in advance.
  *
- * Lookup (fdn__evdb_corr_ids, on the read connection in one read transaction): a binary
- * search in each block's run (sqlite3_blob reads of 8 bytes, not the whole row), the ids whose
- * key matches in (after, before); then the rows from the first block without a run on (at
- * most one block normally: the one being written) are scanned. A 51-bit match is a candidate:
- * the caller decodes the row and compares the correlation id, so a collision costs a decode,
- * never a wrong answer. Cost: a seek per block (about 540 at 4.4 M events) and a decode per
- * match.
+ * Lookup (fdn__evdb_corr_ids, on the read connection in one read transaction): one seek per
+ * complete run overlapping the id range (statements kept prepared), the ids whose key
+ * matches in (after, before), sorted and each once; then the rows from the first block
+ * without a run on (at most one block normally: the one being written) are scanned.
  *
  * Upgrades and crashes. At open (fdn__evdb_corr_open) every complete block from runs_to on is
  * indexed from the rows (decoded), a few blocks per transaction with runs_to moving with each,
  * so an interrupted open resumes; the last, incomplete block's keys are gathered into memory.
  * This covers a file written before 0.3.0 (runs_to absent: every row is indexed once, about
  * 1 us per event), rows a 0.2.x library appended to an indexed file (it writes no runs, so
- * runs_to is behind them), and the keys of the last block a crash lost from memory. A row that
- * does not decode gets no key (it is reported damaged when read by id, time or type).
+ * runs_to is behind them), and the keys of the last block a crash lost from memory. A file
+ * with the first, unreleased layout of this index (corr_runs: one blob per block) has that
+ * table dropped and is indexed again from its rows. A row that does not decode gets no key
+ * (it is reported damaged when read by id, time or type).
  * A failed commit leaves the gathered keys unknown: they are gathered again before the next
  * write. Ids written below the block being gathered (the store never does: its writer commits
- * ranges in id order) are merged into their block's run.
- * Prune: the runs of blocks wholly below the cut are deleted; keys of pruned ids in the cut's
- * own block stay until that block goes, and a lookup skips ids whose row is gone.
+ * ranges in id order) finish the merges under way, then are merged into their block's level-0
+ * run (a run of their own when the block was merged already: searched, never merged).
+ * Prune: runs wholly below the cut are deleted; the run the cut falls in keeps the keys of
+ * pruned ids (a lookup skips ids whose row is gone) until it is merged (they are dropped) or
+ * the cut passes its end: at most one run, at most 2^25 ids of stale keys.
+ * Damaged files: keys out of order or repeated in a row cost at most a lost candidate (never
+ * a crash): merges emit only keys above the last one emitted, lookups sort and dedupe. A
+ * directory row whose level or run is not an integer in range is never picked for a merge or
+ * a delete (each step must remove what it picked, or it would pick it again) nor searched.
  * Threads: the writer's connection and state belong to the writer thread (or open); lookups
  * run on the read connection under rmu.
  */
@@ -51,10 +83,73 @@
 #include "logic/event_int.h"
 #include "storage/event_sqlite_int.h"
 
-#define RUN_MASK ((uint64_t)FDN__EVDB_RUN_IDS - 1)
+/* A key: the hash's high 38 bits, then the id's 25-bit offset in its window of 2^25 ids
+ * (4096 blocks: a run of any level lies in one window). 63 bits: a non-negative SQLite
+ * integer, so first_key orders as the keys do. */
+#define WIN_BITS  25
+#define WIN_MASK  (((uint64_t)1 << WIN_BITS) - 1)
+#define HASH_BITS 38
+#define MAX_LEVEL 3     /* level 3: 16^3 blocks = one window */
+#define FENCE     480   /* keys per fence row: 3840 bytes, one 4 KiB page */
+#define ROW_CAP   65536 /* keys read of one row at most (a damaged row may be longer) */
 
 /* Complete blocks indexed per transaction when indexing at open. */
 #define FILL_BLOCKS 16
+
+/* The merge work per commit: keys per event written, and at least one fence row. Each key is
+ * merged at most MAX_LEVEL times, so this keeps up with the writer. */
+#define MERGE_PER_EVENT 8
+/* The budget a deleted fence row costs (deleting a row is cheaper than merging its keys). */
+#define DROP_COST 64
+/* Per transaction when merging at open. */
+#define MERGE_AT_OPEN (1u << 20)
+
+enum {
+    S_PUT,       /* a fence row */
+    S_DIR,       /* a run's directory row */
+    S_TO,        /* meta runs_to */
+    S_BUSY,      /* the merge in progress into a level */
+    S_PICK,      /* the first run of a level whose parent is complete and not started */
+    S_LAST,      /* the last fence row of a run */
+    S_KIDS,      /* the complete runs of a level in a range */
+    S_SEEK,      /* the fence row holding a key */
+    S_NEXT,      /* the fence row after one */
+    S_DEL_LSM,   /* the fence rows of a run */
+    S_DEL_DIR,   /* the directory row of a run */
+    S_MIN,       /* the first id in the file */
+    S_RETIRE,    /* a merge's inputs retired (state 2) */
+    S_DROP,      /* a retired run */
+    S_DROP_ROWS, /* some fence rows of a run */
+};
+
+static const char *const wsql[FDN__EVDB_CORR_STMTS] = {
+    [S_PUT] = "INSERT INTO corr_lsm(level, run, first_key, keys) VALUES(?1, ?2, ?3, ?4)",
+    [S_DIR] = "INSERT OR REPLACE INTO corr_run(level, run, state) VALUES(?1, ?2, ?3)",
+    [S_TO] = "INSERT OR REPLACE INTO meta(key, value) VALUES('runs_to', ?1)",
+    [S_BUSY] = "SELECT run FROM corr_run WHERE level = ?1 AND state = 0 AND typeof(run) = "
+               "'integer' AND run >= 0 ORDER BY run LIMIT 1",
+    [S_PICK] = "SELECT run FROM corr_run AS c WHERE level = ?1 AND state = 1 AND run < ?2 AND "
+               "typeof(run) = 'integer' AND run >= 0 AND NOT EXISTS (SELECT 1 FROM corr_run WHERE "
+               "level = ?1 + 1 AND run = c.run >> ?3) "
+               "ORDER BY run LIMIT 1",
+    [S_LAST] = "SELECT keys FROM corr_lsm WHERE level = ?1 AND run = ?2 ORDER BY first_key DESC "
+               "LIMIT 1",
+    [S_KIDS] = "SELECT run FROM corr_run WHERE level = ?1 AND run >= ?2 AND run < ?3 AND "
+               "state = 1 AND typeof(run) = 'integer' ORDER BY run",
+    [S_SEEK] = "SELECT first_key, keys FROM corr_lsm WHERE level = ?1 AND run = ?2 AND "
+               "first_key <= ?3 AND typeof(first_key) = 'integer' ORDER BY first_key DESC LIMIT 1",
+    [S_NEXT] = "SELECT first_key, keys FROM corr_lsm WHERE level = ?1 AND run = ?2 AND "
+               "first_key > ?3 AND typeof(first_key) = 'integer' ORDER BY first_key LIMIT 1",
+    [S_DEL_LSM] = "DELETE FROM corr_lsm WHERE level = ?1 AND run = ?2",
+    [S_DEL_DIR] = "DELETE FROM corr_run WHERE level = ?1 AND run = ?2",
+    [S_MIN] = "SELECT min(id) FROM events",
+    [S_RETIRE] = "UPDATE corr_run SET state = 2 WHERE level = ?1 AND run >= ?2 AND run < ?3 AND "
+                 "state = 1 AND typeof(run) = 'integer'",
+    [S_DROP] = "SELECT level, run FROM corr_run WHERE state = 2 AND typeof(level) = 'integer' "
+               "AND typeof(run) = 'integer' AND level BETWEEN 0 AND 3 AND run >= 0 LIMIT 1",
+    [S_DROP_ROWS] = "DELETE FROM corr_lsm WHERE rowid IN (SELECT rowid FROM corr_lsm WHERE "
+                    "level = ?1 AND run = ?2 LIMIT ?3)",
+};
 
 static uint64_t hash_of(const fdn__evdb_t *d, const char *cid, size_t len)
 {
@@ -63,7 +158,7 @@ static uint64_t hash_of(const fdn__evdb_t *d, const char *cid, size_t len)
 
 static uint64_t key_of(uint64_t hash, uint64_t id)
 {
-    return (hash & ~RUN_MASK) | ((id - 1) & RUN_MASK);
+    return ((hash >> (64 - HASH_BITS)) << WIN_BITS) | ((id - 1) & WIN_MASK);
 }
 
 static void put_le64(uint8_t *p, uint64_t v)
@@ -109,36 +204,86 @@ static sqlite3_int64 clamp64(uint64_t v)
     return v > INT64_MAX ? INT64_MAX : (sqlite3_int64)v;
 }
 
-/* meta runs_to = to. */
-static int set_runs_to(fdn__evdb_t *d, uint64_t to, fdn_error_t *err)
+/* The first block of run `run` of level `level`, and the id before its window's first. */
+static uint64_t run_blk0(const fdn__evdb_t *d, unsigned level, uint64_t run)
 {
-    sqlite3_bind_int64(d->run_to, 1, clamp64(to));
-    int s = fdn__evdb_step_reset(d->run_to);
+    unsigned sh = level * d->fan_shift;
+    return sh >= 64 || run > (UINT64_MAX >> sh) ? UINT64_MAX : run << sh;
+}
+
+static uint64_t run_base(const fdn__evdb_t *d, unsigned level, uint64_t run)
+{
+    uint64_t b = run_blk0(d, level, run);
+    return b > (UINT64_MAX >> FDN__EVDB_RUN_SHIFT) ? UINT64_MAX
+                                                   : (b << FDN__EVDB_RUN_SHIFT) & ~WIN_MASK;
+}
+
+static int wrc(fdn__evdb_t *d, int s, fdn_error_t *err)
+{
     return s == SQLITE_OK ? 0 : fdn__evdb_map_rc(d->db, s, err, "write the correlation index");
 }
 
-/* Write block blk's run from keys (n of them, any order; sorted here; no row when n is 0) and
- * set runs_to = to. In the caller's transaction on the writer's connection. */
+/* meta runs_to = to. */
+static int set_runs_to(fdn__evdb_t *d, uint64_t to, fdn_error_t *err)
+{
+    sqlite3_bind_int64(d->cst[S_TO], 1, clamp64(to));
+    return wrc(d, fdn__evdb_step_reset(d->cst[S_TO]), err);
+}
+
+static int set_dir(fdn__evdb_t *d, unsigned level, uint64_t run, int state, fdn_error_t *err)
+{
+    sqlite3_stmt *st = d->cst[S_DIR];
+    sqlite3_bind_int(st, 1, (int)level);
+    sqlite3_bind_int64(st, 2, clamp64(run));
+    sqlite3_bind_int(st, 3, state);
+    return wrc(d, fdn__evdb_step_reset(st), err);
+}
+
+/* One fence row of run (level, run): keys[0..n), sorted, n <= FENCE. */
+static int put_fence(fdn__evdb_t *d, unsigned level, uint64_t run, const uint64_t *keys, size_t n,
+                     fdn_error_t *err)
+{
+    uint8_t blob[8 * FENCE];
+    for (size_t i = 0; i < n; i++)
+        put_le64(blob + 8 * i, keys[i]);
+    sqlite3_stmt *st = d->cst[S_PUT];
+    sqlite3_bind_int(st, 1, (int)level);
+    sqlite3_bind_int64(st, 2, clamp64(run));
+    sqlite3_bind_int64(st, 3, clamp64(keys[0]));
+    sqlite3_bind_blob(st, 4, blob, (int)(n * 8), SQLITE_STATIC);
+    int s = fdn__evdb_step_reset(st);
+    sqlite3_clear_bindings(st);
+    return wrc(d, s, err);
+}
+
+/* Delete a run: its fence rows and its directory row. */
+static int del_run(fdn__evdb_t *d, unsigned level, uint64_t run, fdn_error_t *err)
+{
+    for (int k = S_DEL_LSM; k <= S_DEL_DIR; k++) {
+        sqlite3_stmt *st = d->cst[k];
+        sqlite3_bind_int(st, 1, (int)level);
+        sqlite3_bind_int64(st, 2, clamp64(run));
+        int s = fdn__evdb_step_reset(st);
+        if (s != SQLITE_OK)
+            return wrc(d, s, err);
+    }
+    return 0;
+}
+
+/* Write block blk's level-0 run from keys (n of them, any order; sorted here; nothing when n
+ * is 0) and set runs_to = to. In the caller's transaction on the writer's connection. */
 static int write_run(fdn__evdb_t *d, uint64_t blk, uint64_t *keys, size_t n, uint64_t to,
                      fdn_error_t *err)
 {
-    int s = SQLITE_OK;
+    int rc = 0;
     if (n > 0) {
         qsort(keys, n, sizeof(*keys), cmp_u64);
-        uint8_t *blob = fdn__malloc(n * 8);
-        if (blob == NULL)
-            return fdn_err_set(err, FDN_ENOMEM, "event store file: out of memory");
-        for (size_t i = 0; i < n; i++)
-            put_le64(blob + 8 * i, keys[i]);
-        sqlite3_bind_int64(d->run_put, 1, (sqlite3_int64)blk);
-        sqlite3_bind_blob(d->run_put, 2, blob, (int)(n * 8), SQLITE_STATIC);
-        s = fdn__evdb_step_reset(d->run_put);
-        sqlite3_clear_bindings(d->run_put);
-        fdn__free(blob);
+        for (size_t i = 0; rc == 0 && i < n; i += FENCE)
+            rc = put_fence(d, 0, blk, keys + i, n - i < FENCE ? n - i : FENCE, err);
+        if (rc == 0)
+            rc = set_dir(d, 0, blk, 1, err);
     }
-    if (s != SQLITE_OK)
-        return fdn__evdb_map_rc(d->db, s, err, "write the correlation index");
-    return set_runs_to(d, to, err);
+    return rc != 0 ? rc : set_runs_to(d, to, err);
 }
 
 /* The key of a decoded row (false: no correlation id, or the row does not decode). */
@@ -205,11 +350,314 @@ static int query_u64(sqlite3 *db, const char *sql, uint64_t arg, uint64_t *out, 
     return s == SQLITE_ROW ? 0 : fdn__evdb_map_rc(db, s, err, "index correlation ids");
 }
 
+/* ---- merges ---- */
+
+/* A merge's input: one run, read a fence row at a time. */
+typedef struct reader {
+    uint64_t run;
+    sqlite3_int64 first; /* the row's first_key */
+    uint64_t *k;
+    size_t n, i, cap;
+    bool end;
+} reader_t;
+
+/* The row st finds (bound, stepped here, reset) into r; none: r->end. */
+static int load_row(fdn__evdb_t *d, sqlite3_stmt *st, reader_t *r, fdn_error_t *err)
+{
+    int s = sqlite3_step(st);
+    r->n = r->i = 0;
+    if (s == SQLITE_ROW) {
+        r->first = sqlite3_column_int64(st, 0);
+        const uint8_t *p = sqlite3_column_blob(st, 1);
+        size_t n = (size_t)sqlite3_column_bytes(st, 1) / 8;
+        if (n > ROW_CAP)
+            n = ROW_CAP;
+        if (n > r->cap) {
+            uint64_t *nk = fdn__realloc(r->k, n * sizeof(*nk));
+            if (nk == NULL) {
+                sqlite3_reset(st);
+                return fdn_err_set(err, FDN_ENOMEM, "event store file: out of memory");
+            }
+            r->k = nk;
+            r->cap = n;
+        }
+        for (size_t i = 0; i < n && p != NULL; i++)
+            r->k[i] = get_le64(p + 8 * i);
+        r->n = p != NULL ? n : 0;
+    } else {
+        r->end = true;
+    }
+    sqlite3_reset(st);
+    return s == SQLITE_ROW || s == SQLITE_DONE ? 0 : wrc(d, s, err);
+}
+
+static int next_row(fdn__evdb_t *d, unsigned level, reader_t *r, sqlite3_int64 after,
+                    fdn_error_t *err)
+{
+    sqlite3_stmt *st = d->cst[S_NEXT];
+    sqlite3_bind_int(st, 1, (int)level);
+    sqlite3_bind_int64(st, 2, clamp64(r->run));
+    sqlite3_bind_int64(st, 3, after);
+    int rc = load_row(d, st, r, err);
+    if (rc == 0 && !r->end && r->first <= after)
+        r->end = true; /* a damaged first_key (not an integer): stop, or it could loop */
+    return rc;
+}
+
+/* r's head moved past `last` (keys <= last skipped: already merged, or a damaged row out of
+ * order), loading rows as needed. */
+static int skip_to(fdn__evdb_t *d, unsigned level, reader_t *r, bool has_last, uint64_t last,
+                   fdn_error_t *err)
+{
+    int rc = 0;
+    while (rc == 0 && !r->end) {
+        while (r->i < r->n && has_last && r->k[r->i] <= last)
+            r->i++;
+        if (r->i < r->n)
+            return 0;
+        rc = next_row(d, level, r, r->first, err);
+    }
+    return rc;
+}
+
+/* A step of the merge of the runs of level `level` - 1 under run p into run p of `level`:
+ * keys after the last one already written, until *budget keys are consumed (at a fence row's
+ * end) or the inputs end; then the inputs are deleted and the run is complete (*done). Keys of
+ * ids below the file's first id (pruned) are dropped. */
+static int merge_chunk(fdn__evdb_t *d, unsigned level, uint64_t p, size_t *budget, bool *done,
+                       fdn_error_t *err)
+{
+    unsigned below = level - 1, s = d->fan_shift;
+    reader_t r[16];
+    size_t nr = 0;
+    memset(r, 0, sizeof(r));
+    uint64_t last = 0, live = 0, out[FENCE];
+    bool has_last = false;
+    sqlite3_stmt *st = d->cst[S_LAST];
+    sqlite3_bind_int(st, 1, (int)level);
+    sqlite3_bind_int64(st, 2, clamp64(p));
+    int q = sqlite3_step(st);
+    if (q == SQLITE_ROW && sqlite3_column_bytes(st, 0) >= 8) {
+        const uint8_t *b = sqlite3_column_blob(st, 0);
+        last = get_le64(b + 8 * ((size_t)sqlite3_column_bytes(st, 0) / 8 - 1));
+        has_last = true;
+    }
+    sqlite3_reset(st);
+    if (q != SQLITE_ROW && q != SQLITE_DONE)
+        return wrc(d, q, err);
+    st = d->cst[S_MIN];
+    if ((q = sqlite3_step(st)) == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0)
+        live = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (q != SQLITE_ROW && q != SQLITE_DONE)
+        return wrc(d, q, err);
+    st = d->cst[S_KIDS];
+    sqlite3_bind_int(st, 1, (int)below);
+    sqlite3_bind_int64(st, 2, clamp64(p << s));
+    sqlite3_bind_int64(st, 3, clamp64((p + 1) << s));
+    while (nr < 16 && (q = sqlite3_step(st)) == SQLITE_ROW)
+        r[nr++].run = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    int rc = q == SQLITE_ROW || q == SQLITE_DONE ? 0 : wrc(d, q, err);
+    /* each input from the row holding the last key written */
+    for (size_t j = 0; rc == 0 && j < nr; j++) {
+        st = d->cst[S_SEEK];
+        sqlite3_bind_int(st, 1, (int)below);
+        sqlite3_bind_int64(st, 2, clamp64(r[j].run));
+        sqlite3_bind_int64(st, 3, has_last ? (sqlite3_int64)last : -1);
+        if ((rc = load_row(d, st, &r[j], err)) == 0 && r[j].end) {
+            r[j].end = false;
+            rc = next_row(d, below, &r[j], -1, err);
+        }
+    }
+    uint64_t base = run_base(d, level, p);
+    size_t nout = 0, used = 0;
+    *done = false;
+    while (rc == 0) {
+        size_t best = nr;
+        for (size_t j = 0; rc == 0 && j < nr; j++) {
+            if (r[j].end || (rc = skip_to(d, below, &r[j], has_last, last, err)) != 0 || r[j].end)
+                continue;
+            if (best == nr || r[j].k[r[j].i] < r[best].k[r[best].i])
+                best = j;
+        }
+        if (rc != 0)
+            break;
+        if (best == nr) {
+            *done = true;
+            break;
+        }
+        last = r[best].k[r[best].i++];
+        has_last = true;
+        used++;
+        if (base + (last & WIN_MASK) + 1 >= live)
+            out[nout++] = last;
+        if (nout == FENCE) {
+            rc = put_fence(d, level, p, out, nout, err);
+            nout = 0;
+            if (used >= *budget)
+                break;
+        }
+    }
+    for (size_t j = 0; j < nr; j++)
+        fdn__free(r[j].k);
+    *budget = used >= *budget ? 0 : *budget - used;
+    if (rc != 0 || !*done)
+        return rc;
+    if (nout > 0 && (rc = put_fence(d, level, p, out, nout, err)) != 0)
+        return rc;
+    /* the inputs retired: no longer searched, their rows deleted by later steps */
+    st = d->cst[S_RETIRE];
+    sqlite3_bind_int(st, 1, (int)below);
+    sqlite3_bind_int64(st, 2, clamp64(p << s));
+    sqlite3_bind_int64(st, 3, clamp64((p + 1) << s));
+    if ((rc = wrc(d, fdn__evdb_step_reset(st), err)) != 0)
+        return rc;
+    /* complete; or gone when every key was pruned */
+    st = d->cst[S_LAST];
+    sqlite3_bind_int(st, 1, (int)level);
+    sqlite3_bind_int64(st, 2, clamp64(p));
+    q = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (q == SQLITE_ROW)
+        return set_dir(d, level, p, 1, err);
+    return q == SQLITE_DONE ? del_run(d, level, p, err) : wrc(d, q, err);
+}
+
+/* Delete the fence rows of retired runs (a merge's inputs), DROP_COST keys of the budget per
+ * row, until the budget is spent or none is left. */
+static int drop_step(fdn__evdb_t *d, size_t *budget, fdn_error_t *err)
+{
+    while (*budget > 0) {
+        sqlite3_stmt *st = d->cst[S_DROP];
+        int q = sqlite3_step(st);
+        unsigned level = 0;
+        uint64_t run = 0;
+        if (q == SQLITE_ROW) {
+            level = (unsigned)sqlite3_column_int(st, 0);
+            run = (uint64_t)sqlite3_column_int64(st, 1);
+        }
+        sqlite3_reset(st);
+        if (q == SQLITE_DONE)
+            return 0;
+        if (q != SQLITE_ROW)
+            return wrc(d, q, err);
+        size_t rows = *budget / DROP_COST + 1;
+        st = d->cst[S_DROP_ROWS];
+        sqlite3_bind_int(st, 1, (int)level);
+        sqlite3_bind_int64(st, 2, clamp64(run));
+        sqlite3_bind_int64(st, 3, rows > INT32_MAX ? INT32_MAX : (sqlite3_int64)rows);
+        int rc = wrc(d, fdn__evdb_step_reset(st), err);
+        if (rc != 0)
+            return rc;
+        size_t gone = (size_t)sqlite3_changes(d->db);
+        *budget = gone * DROP_COST >= *budget ? 0 : *budget - gone * DROP_COST;
+        if (gone < rows && (rc = del_run(d, level, run, err)) != 0)
+            return rc; /* all its rows gone: the run too */
+    }
+    return 0;
+}
+
+/* Merge steps until `budget` keys are consumed or nothing is left to merge (*more false).
+ * The lowest level first: a merge in progress there, else its first complete group. */
+static int merge_step(fdn__evdb_t *d, size_t budget, bool *more, fdn_error_t *err)
+{
+    unsigned s = d->fan_shift;
+    *more = false;
+    if (d->merge_idle && d->merge_idle_blk == d->run_blk)
+        return 0;
+    while (budget > 0) {
+        int rc = drop_step(d, &budget, err);
+        if (rc != 0)
+            return rc;
+        if (budget == 0)
+            break;
+        bool found = false;
+        uint64_t p = 0;
+        unsigned level = 1;
+        for (; level <= MAX_LEVEL && !found; level++) {
+            sqlite3_stmt *st = d->cst[S_BUSY];
+            sqlite3_bind_int(st, 1, (int)level);
+            int q = sqlite3_step(st);
+            if (q == SQLITE_ROW) {
+                p = (uint64_t)sqlite3_column_int64(st, 0);
+                found = true;
+            }
+            sqlite3_reset(st);
+            if (q != SQLITE_ROW && q != SQLITE_DONE)
+                return wrc(d, q, err);
+            if (found)
+                break;
+            uint64_t lim = (level * s < 64 ? d->run_blk >> (level * s) : 0) << s;
+            st = d->cst[S_PICK];
+            sqlite3_bind_int(st, 1, (int)(level - 1));
+            sqlite3_bind_int64(st, 2, clamp64(lim));
+            sqlite3_bind_int(st, 3, (int)s);
+            q = sqlite3_step(st);
+            if (q == SQLITE_ROW) {
+                p = (uint64_t)sqlite3_column_int64(st, 0) >> s;
+                found = true;
+            }
+            sqlite3_reset(st);
+            if (q != SQLITE_ROW && q != SQLITE_DONE)
+                return wrc(d, q, err);
+            if (found) {
+                if ((rc = set_dir(d, level, p, 0, err)) != 0)
+                    return rc;
+                break;
+            }
+        }
+        if (!found) {
+            d->merge_idle = true;
+            d->merge_idle_blk = d->run_blk;
+            return 0;
+        }
+        bool done = false;
+        if (p > ((uint64_t)INT64_MAX >> 8)) /* a damaged directory row */
+            rc = del_run(d, level, p, err);
+        else
+            rc = merge_chunk(d, level, p, &budget, &done, err);
+        if (rc != 0)
+            return rc;
+    }
+    *more = true;
+    return 0;
+}
+
+int fdn__evdb_corr_merge(fdn__evdb_t *d, size_t n, fdn_error_t *err)
+{
+    bool more = false;
+    size_t budget = n > SIZE_MAX / MERGE_PER_EVENT - FENCE ? SIZE_MAX : n * MERGE_PER_EVENT + FENCE;
+    return merge_step(d, budget, &more, err);
+}
+
+/* Every pending merge, in transactions of MERGE_AT_OPEN keys. Outside a transaction. */
+static int merge_all(fdn__evdb_t *d, fdn_error_t *err)
+{
+    bool more = true;
+    d->merge_idle = false;
+    while (more) {
+        int s = sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if (s != SQLITE_OK)
+            return fdn__evdb_map_rc(d->db, s, err, "merge the correlation index");
+        int rc = merge_step(d, MERGE_AT_OPEN, &more, err);
+        if (rc == 0 && (s = sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
+            rc = fdn__evdb_map_rc(d->db, s, err, "merge the correlation index");
+        if (rc != 0) {
+            (void)sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
+            d->merge_idle = false;
+            return rc;
+        }
+    }
+    return 0;
+}
+
 /* Index every complete block from runs_to on, FILL_BLOCKS per transaction (empty blocks
  * skipped), then gather the last block's keys. On the writer's connection, outside a
  * transaction. */
 static int catch_up(fdn__evdb_t *d, fdn_error_t *err)
 {
+    d->merge_idle = false;
     for (;;) {
         int s = sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
         if (s != SQLITE_OK)
@@ -239,7 +687,7 @@ static int catch_up(fdn__evdb_t *d, fdn_error_t *err)
         }
         if (done) {
             d->run_ok = true;
-            return 0;
+            return merge_all(d, err);
         }
     }
 }
@@ -249,19 +697,64 @@ int fdn__evdb_corr_resync(fdn__evdb_t *d, fdn_error_t *err)
     return catch_up(d, err);
 }
 
+/* meta corr_fan (tests) into d->fan_shift: 4 when absent. */
+static int read_fan(fdn__evdb_t *d, fdn_error_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int s =
+        sqlite3_prepare_v2(d->db, "SELECT value FROM meta WHERE key = 'corr_fan'", -1, &st, NULL);
+    d->fan_shift = 4;
+    if (s == SQLITE_OK && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        sqlite3_int64 v = sqlite3_column_int64(st, 0);
+        if (v < 1 || v > 4) {
+            sqlite3_finalize(st);
+            return fdn_err_set(err, FDN_ECORRUPT,
+                               "event store file: the correlation index's fan-out is damaged");
+        }
+        d->fan_shift = (unsigned)v;
+    }
+    sqlite3_finalize(st);
+    return s == SQLITE_ROW || s == SQLITE_DONE
+               ? 0
+               : fdn__evdb_map_rc(d->db, s, err, "read the correlation index");
+}
+
 int fdn__evdb_corr_open(fdn__evdb_t *d, fdn_error_t *err)
 {
     d->run = fdn__malloc(FDN__EVDB_RUN_IDS * sizeof(*d->run));
     if (d->run == NULL)
         return fdn_err_set(err, FDN_ENOMEM, "event store file: out of memory");
-    /* the table and the secret in one transaction: two processes opening one new file at once
-     * agree on one secret */
-    int s = sqlite3_exec(d->db,
-                         "BEGIN IMMEDIATE;"
-                         "CREATE TABLE IF NOT EXISTS corr_runs(blk INTEGER PRIMARY KEY, keys BLOB "
-                         "NOT NULL);",
-                         NULL, NULL, NULL);
+    /* the tables and the secret in one transaction: two processes opening one new file at once
+     * agree on one secret. corr_runs (one row per block, unreleased): dropped, rebuilt. */
+    int s = sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     int rc = s == SQLITE_OK ? 0 : fdn__evdb_map_rc(d->db, s, err, "create the correlation index");
+    uint64_t old = 0;
+    if (rc == 0)
+        rc = query_u64(d->db,
+                       "SELECT count(*) + ?1 FROM sqlite_master WHERE type = 'table' AND "
+                       "name = 'corr_runs'",
+                       0, &old, err);
+    if (rc == 0 && old > 0 &&
+        (s = sqlite3_exec(d->db, "DROP TABLE corr_runs; DELETE FROM meta WHERE key = 'runs_to';",
+                          NULL, NULL, NULL)) != SQLITE_OK)
+        rc = fdn__evdb_map_rc(d->db, s, err, "create the correlation index");
+    if (rc == 0 &&
+        (s = sqlite3_exec(d->db,
+                          "CREATE TABLE IF NOT EXISTS corr_lsm(level INTEGER NOT NULL, run "
+                          "INTEGER NOT NULL, first_key INTEGER NOT NULL, keys BLOB NOT NULL);"
+                          "CREATE INDEX IF NOT EXISTS corr_lsm_fence ON corr_lsm(level, run, "
+                          "first_key);"
+                          "CREATE TABLE IF NOT EXISTS corr_run(level INTEGER NOT NULL, run "
+                          "INTEGER NOT NULL, state INTEGER NOT NULL, PRIMARY KEY(level, run)) "
+                          "WITHOUT ROWID;",
+                          NULL, NULL, NULL)) != SQLITE_OK)
+        rc = fdn__evdb_map_rc(d->db, s, err, "create the correlation index");
+    if (rc == 0 && old > 0 &&
+        (s = sqlite3_exec(d->db, "DELETE FROM corr_lsm; DELETE FROM corr_run;", NULL, NULL,
+                          NULL)) != SQLITE_OK)
+        rc = fdn__evdb_map_rc(d->db, s, err, "create the correlation index");
+    if (rc == 0)
+        rc = read_fan(d, err);
     sqlite3_stmt *st = NULL;
     if (rc == 0) {
         s = sqlite3_prepare_v2(d->db, "SELECT value FROM meta WHERE key = 'ch_secret'", -1, &st,
@@ -296,51 +789,92 @@ int fdn__evdb_corr_open(fdn__evdb_t *d, fdn_error_t *err)
         (void)sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
         return rc;
     }
-    struct {
-        sqlite3_stmt **st;
-        const char *sql;
-    } stmts[] = {
-        {&d->run_put, "INSERT OR REPLACE INTO corr_runs(blk, keys) VALUES(?1, ?2)"},
-        {&d->run_to, "INSERT OR REPLACE INTO meta(key, value) VALUES('runs_to', ?1)"},
-        {&d->run_del, "DELETE FROM corr_runs WHERE blk < ?1"},
-    };
-    for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
-        s = sqlite3_prepare_v3(d->db, stmts[i].sql, -1, SQLITE_PREPARE_PERSISTENT, stmts[i].st,
-                               NULL);
+    for (size_t i = 0; i < FDN__EVDB_CORR_STMTS; i++) {
+        s = sqlite3_prepare_v3(d->db, wsql[i], -1, SQLITE_PREPARE_PERSISTENT, &d->cst[i], NULL);
         if (s != SQLITE_OK)
             return fdn__evdb_map_rc(d->db, s, err, "prepare");
     }
     return catch_up(d, err);
 }
 
-/* A key for an id below the block being gathered (module comment): merged into its run. */
-static int add_late(fdn__evdb_t *d, uint64_t blk, uint64_t key, fdn_error_t *err)
+void fdn__evdb_corr_close(fdn__evdb_t *d)
+{
+    for (size_t i = 0; i < FDN__EVDB_CORR_STMTS; i++)
+        sqlite3_finalize(d->cst[i]);
+    for (size_t i = 0; i < sizeof(d->rst) / sizeof(d->rst[0]); i++)
+        sqlite3_finalize(d->rst[i]);
+}
+
+int fdn__evdb_corr_test_fanout(fdn__evdb_t *d, unsigned shift)
 {
     sqlite3_stmt *st = NULL;
-    int s = sqlite3_prepare_v2(d->db, "SELECT keys FROM corr_runs WHERE blk = ?1", -1, &st, NULL);
-    if (s != SQLITE_OK)
-        return fdn__evdb_map_rc(d->db, s, err, "read the correlation index");
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)blk);
-    size_t n = 0;
-    uint64_t *keys = NULL;
-    s = sqlite3_step(st);
-    if (s == SQLITE_ROW)
-        n = (size_t)sqlite3_column_bytes(st, 0) / 8;
-    keys = fdn__malloc((n + 1) * sizeof(*keys));
-    if (keys != NULL && s == SQLITE_ROW) {
-        const uint8_t *p = sqlite3_column_blob(st, 0);
-        for (size_t i = 0; i < n; i++)
-            keys[i] = get_le64(p + 8 * i);
+    if (shift < 1 || shift > 4)
+        return FDN_EINVAL;
+    int s = sqlite3_prepare_v2(
+        d->db, "INSERT OR REPLACE INTO meta(key, value) VALUES('corr_fan', ?1)", -1, &st, NULL);
+    if (s == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, (int)shift);
+        s = sqlite3_step(st);
     }
     sqlite3_finalize(st);
-    if (s != SQLITE_ROW && s != SQLITE_DONE) {
+    if (s != SQLITE_DONE)
+        return FDN_EIO;
+    d->fan_shift = shift;
+    return 0;
+}
+
+/* A key for an id below the block being gathered (module comment): the merges in progress
+ * finished first (one of them may be reading the block's run), then the key merged into the
+ * block's level-0 run, or a level-0 run of its own when the block was merged already. */
+static int add_late(fdn__evdb_t *d, uint64_t blk, uint64_t key, fdn_error_t *err)
+{
+    bool more = false;
+    int rc = merge_step(d, SIZE_MAX, &more, err);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    int s = sqlite3_prepare_v2(d->db,
+                               "SELECT keys FROM corr_lsm WHERE level = 0 AND run = ?1 AND "
+                               "EXISTS (SELECT 1 FROM corr_run WHERE level = 0 AND run = ?1 "
+                               "AND state = 1)",
+                               -1, &st, NULL);
+    if (s != SQLITE_OK)
+        return fdn__evdb_map_rc(d->db, s, err, "read the correlation index");
+    sqlite3_bind_int64(st, 1, clamp64(blk));
+    size_t n = 0, cap = 64;
+    uint64_t *keys = fdn__malloc(cap * sizeof(*keys));
+    while (keys != NULL && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        const uint8_t *p = sqlite3_column_blob(st, 0);
+        size_t k = (size_t)sqlite3_column_bytes(st, 0) / 8;
+        if (n + k + 1 > cap) {
+            cap = (n + k + 1) * 2;
+            uint64_t *nk = fdn__realloc(keys, cap * sizeof(*nk));
+            if (nk == NULL) {
+                fdn__free(keys);
+                keys = NULL;
+                break;
+            }
+            keys = nk;
+        }
+        for (size_t i = 0; i < k && p != NULL; i++)
+            keys[n++] = get_le64(p + 8 * i);
+    }
+    sqlite3_finalize(st);
+    if (keys == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "event store file: out of memory");
+    if (s != SQLITE_DONE) {
         fdn__free(keys);
         return fdn__evdb_map_rc(d->db, s, err, "read the correlation index");
     }
-    if (keys == NULL)
-        return fdn_err_set(err, FDN_ENOMEM, "event store file: out of memory");
     keys[n++] = key;
-    int rc = write_run(d, blk, keys, n, d->run_blk, err); /* runs_to unchanged */
+    qsort(keys, n, sizeof(*keys), cmp_u64);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (k == 0 || keys[i] != keys[k - 1])
+            keys[k++] = keys[i];
+    rc = del_run(d, 0, blk, err);
+    if (rc == 0)
+        rc = write_run(d, blk, keys, k, d->run_blk, err); /* runs_to unchanged */
     fdn__free(keys);
     return rc;
 }
@@ -368,16 +902,20 @@ int fdn__evdb_corr_prune(fdn__evdb_t *d, sqlite3 *db, uint64_t below, fdn_error_
 {
     if (below <= 1)
         return 0;
-    sqlite3_stmt *st = d->run_del;
+    uint64_t b = fdn__evdb_blk(below);
+    static const char *const sql[] = {"DELETE FROM corr_lsm WHERE level = ?1 AND run < ?2",
+                                      "DELETE FROM corr_run WHERE level = ?1 AND run < ?2"};
     int s = SQLITE_OK;
-    if (db != d->db) /* the read connection */
-        s = sqlite3_prepare_v2(db, "DELETE FROM corr_runs WHERE blk < ?1", -1, &st, NULL);
-    if (s == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, clamp64(fdn__evdb_blk(below)));
-        s = fdn__evdb_step_reset(st);
-    }
-    if (st != d->run_del)
+    for (size_t k = 0; s == SQLITE_OK && k < 2; k++) {
+        sqlite3_stmt *st = NULL;
+        s = sqlite3_prepare_v2(db, sql[k], -1, &st, NULL);
+        for (unsigned level = 0; s == SQLITE_OK && level <= MAX_LEVEL; level++) {
+            sqlite3_bind_int(st, 1, (int)level);
+            sqlite3_bind_int64(st, 2, clamp64(b >> (level * d->fan_shift)));
+            s = fdn__evdb_step_reset(st);
+        }
         sqlite3_finalize(st);
+    }
     return s == SQLITE_OK ? 0 : fdn__evdb_map_rc(db, s, err, "prune the correlation index");
 }
 
@@ -401,38 +939,45 @@ static int idvec_push(idvec_t *a, uint64_t id)
     return 0;
 }
 
-/* The ids of block blk's run (open in h) whose key has hash's prefix, within (after,
- * before). */
-static int search_run(sqlite3_blob *h, uint64_t blk, uint64_t hash, uint64_t after, uint64_t before,
-                      idvec_t *out)
+/* The ids of run (level, run) whose key is in [lo, hi], within (after, before): the fence
+ * row holding lo's place, seeked from hi down (normally one row). */
+static int search_run(fdn__evdb_t *d, unsigned level, uint64_t run, uint64_t lo, uint64_t hi,
+                      uint64_t after, uint64_t before, idvec_t *out)
 {
-    size_t n = (size_t)sqlite3_blob_bytes(h) / 8, lo = 0, hi = n;
-    uint64_t want = hash & ~RUN_MASK;
-    uint8_t b[8 * 32];
-    while (lo < hi) { /* the first key >= want */
-        size_t mid = lo + (hi - lo) / 2;
-        if (sqlite3_blob_read(h, b, 8, (int)(mid * 8)) != SQLITE_OK)
-            return FDN_EIO;
-        if (get_le64(b) < want)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    while (lo < n) {
-        size_t k = n - lo < 32 ? n - lo : 32;
-        if (sqlite3_blob_read(h, b, (int)(k * 8), (int)(lo * 8)) != SQLITE_OK)
-            return FDN_EIO;
-        for (size_t i = 0; i < k; i++) {
-            uint64_t key = get_le64(b + 8 * i);
-            if ((key & ~RUN_MASK) != want)
-                return 0;
-            uint64_t id = (blk << FDN__EVDB_RUN_SHIFT) + (key & RUN_MASK) + 1;
-            if (id > after && (before == 0 || id < before) && idvec_push(out, id) != 0)
-                return FDN_ENOMEM;
+    sqlite3_stmt *st = d->rst[1];
+    uint64_t base = run_base(d, level, run);
+    sqlite3_bind_int(st, 1, (int)level);
+    sqlite3_bind_int64(st, 2, clamp64(run));
+    sqlite3_bind_int64(st, 3, clamp64(hi));
+    d->corr_seeks++;
+    int s, rc = 0;
+    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        d->corr_fences++;
+        sqlite3_int64 first = sqlite3_column_int64(st, 0);
+        const uint8_t *p = sqlite3_column_blob(st, 1);
+        size_t n = p != NULL ? (size_t)sqlite3_column_bytes(st, 1) / 8 : 0, a = 0, b = n;
+        while (a < b) { /* the first key >= lo */
+            size_t mid = a + (b - a) / 2;
+            if (get_le64(p + 8 * mid) < lo)
+                a = mid + 1;
+            else
+                b = mid;
         }
-        lo += k;
+        for (; a < n; a++) {
+            uint64_t key = get_le64(p + 8 * a);
+            if (key > hi)
+                break;
+            uint64_t id = base + (key & WIN_MASK) + 1;
+            if (id > after && (before == 0 || id < before) && idvec_push(out, id) != 0)
+                rc = FDN_ENOMEM;
+        }
+        if (first < 0 || (uint64_t)first < lo)
+            break; /* rows before this one hold keys below lo */
     }
-    return 0;
+    sqlite3_reset(st);
+    if (rc == 0 && s != SQLITE_ROW && s != SQLITE_DONE)
+        rc = FDN_EIO;
+    return rc;
 }
 
 int fdn__evdb_corr_ids(fdn__evdb_t *d, const char *cid, uint64_t after, uint64_t before,
@@ -448,46 +993,50 @@ int fdn__evdb_corr_ids(fdn__evdb_t *d, const char *cid, uint64_t after, uint64_t
     *tail = blk_first(runs_to);
     if ((before != 0 && before <= after + 1) || after >= INT64_MAX)
         return 0;
+    static const char *const rsql[] = {
+        "SELECT level, run FROM corr_run WHERE state = 1 AND typeof(level) = 'integer' AND "
+        "typeof(run) = 'integer'",
+        "SELECT first_key, keys FROM corr_lsm WHERE level = ?1 AND run = ?2 AND first_key <= ?3 "
+        "ORDER BY first_key DESC",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        int s = d->rst[i] != NULL ? SQLITE_OK
+                                  : sqlite3_prepare_v3(d->rdb, rsql[i], -1,
+                                                       SQLITE_PREPARE_PERSISTENT, &d->rst[i], NULL);
+        if (s != SQLITE_OK)
+            return fdn__evdb_map_rc(d->rdb, s, err, "read the correlation index");
+    }
     /* blocks [lo, hi): those holding ids in (after, before) that have runs */
     uint64_t lo = fdn__evdb_blk(after + 1);
     uint64_t hi = before != 0 && before <= *tail ? fdn__evdb_blk(before - 1) + 1 : runs_to;
-    /* the blocks that have a run, then a binary search in each */
-    sqlite3_stmt *st = NULL;
-    sqlite3_blob *h = NULL;
-    int s = sqlite3_prepare_v2(d->rdb,
-                               "SELECT blk FROM corr_runs WHERE blk >= ?1 AND blk < ?2 "
-                               "ORDER BY blk",
-                               -1, &st, NULL);
-    if (s == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, clamp64(lo));
-        sqlite3_bind_int64(st, 2, clamp64(hi));
-        while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
-            sqlite3_int64 blk = sqlite3_column_int64(st, 0);
-            int b = h == NULL ? sqlite3_blob_open(d->rdb, "main", "corr_runs", "keys", blk, 0, &h)
-                              : sqlite3_blob_reopen(h, blk);
-            if (b != SQLITE_OK) {
-                rc = fdn__evdb_map_rc(d->rdb, b, err, "read the correlation index");
-                break;
-            }
-            rc = search_run(h, (uint64_t)blk, hash, after, before, &a);
-            if (rc == FDN_EIO)
-                rc = fdn__evdb_map_rc(d->rdb, sqlite3_errcode(d->rdb), err,
-                                      "read the correlation index");
-            else if (rc == FDN_ENOMEM)
-                rc = fdn_err_set(err, FDN_ENOMEM, "event store file: out of memory");
-        }
-        if (rc == 0 && s != SQLITE_DONE)
-            rc = fdn__evdb_map_rc(d->rdb, s, err, "read the correlation index");
-    } else {
-        rc = fdn__evdb_map_rc(d->rdb, s, err, "read the correlation index");
+    uint64_t klo = key_of(hash, 1), khi = klo | WIN_MASK;
+    /* each run overlapping them: one seek */
+    sqlite3_stmt *st = d->rst[0];
+    int s;
+    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        sqlite3_int64 level = sqlite3_column_int64(st, 0), run = sqlite3_column_int64(st, 1);
+        if (level < 0 || level > MAX_LEVEL || run < 0)
+            continue; /* a damaged directory row */
+        uint64_t b0 = run_blk0(d, (unsigned)level, (uint64_t)run);
+        uint64_t b1 = run_blk0(d, (unsigned)level, (uint64_t)run + 1);
+        if (b1 <= lo || b0 >= hi)
+            continue;
+        rc = search_run(d, (unsigned)level, (uint64_t)run, klo, khi, after, before, &a);
+        if (rc == FDN_EIO)
+            rc = fdn__evdb_map_rc(d->rdb, sqlite3_errcode(d->rdb), err,
+                                  "read the correlation index");
+        else if (rc == FDN_ENOMEM)
+            rc = fdn_err_set(err, FDN_ENOMEM, "event store file: out of memory");
     }
-    sqlite3_blob_close(h);
-    sqlite3_finalize(st);
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = fdn__evdb_map_rc(d->rdb, s, err, "read the correlation index");
+    sqlite3_reset(st);
     if (rc != 0) {
         fdn__free(a.v);
         return rc;
     }
-    /* ascending and each id once, also when a damaged run is out of order or repeats a key */
+    /* ascending and each id once: runs searched in any order, a merge's output and inputs
+     * both present, a damaged run out of order or repeating a key */
     if (a.n > 1)
         qsort(a.v, a.n, sizeof(*a.v), cmp_u64);
     size_t k = 0;

@@ -1,6 +1,6 @@
 /* What the SQLite event file's two parts share (private to src/storage/event_sqlite*.c):
  * event_sqlite.c (the file, its writer and its reads) and event_sqlite_corr.c (the
- * correlation index: runs of hashed correlation ids per block of ids). */
+ * correlation index: sorted runs of hashed correlation ids, merged level by level). */
 #ifndef FDN_STORAGE_EVENT_SQLITE_INT_H
 #define FDN_STORAGE_EVENT_SQLITE_INT_H
 
@@ -19,6 +19,9 @@
 #define FDN__EVDB_RUN_SHIFT 13
 #define FDN__EVDB_RUN_IDS   (1u << FDN__EVDB_RUN_SHIFT)
 
+/* Statements of the correlation index on the writer's connection. */
+#define FDN__EVDB_CORR_STMTS 15
+
 struct fdn__evdb {
     sqlite3 *db;
     sqlite3_stmt *ins;
@@ -36,15 +39,19 @@ struct fdn__evdb {
     size_t run_n;          /* keys in run */
     uint64_t run_blk;      /* the block being gathered: every block below has its run */
     bool run_ok;           /* run and run_blk match the file (false: rebuilt before a write) */
-    sqlite3_stmt *run_put; /* INSERT OR REPLACE a run */
-    sqlite3_stmt *run_to;  /* meta runs_to */
-    sqlite3_stmt *run_del; /* DELETE runs below a block */
+    unsigned fan_shift;    /* log2 of the runs merged into one (4; tests: smaller) */
+    bool merge_idle;       /* no merge to do while run_blk is merge_idle_blk */
+    uint64_t merge_idle_blk;
+    sqlite3_stmt *cst[FDN__EVDB_CORR_STMTS]; /* the writer's statements (event_sqlite_corr.c) */
     /* the read connection (reads, prune), opened when first needed; under rmu */
     pthread_mutex_t rmu;
     char *path;
     bool durable;
     sqlite3 *rdb;
     uint64_t rows_read; /* rows the read connection decoded (under rmu; tests) */
+    sqlite3_stmt *rst[2]; /* the read connection's statements of the correlation index */
+    uint64_t corr_seeks;  /* runs a lookup searched (under rmu; tests) */
+    uint64_t corr_fences; /* fence rows those searches read (under rmu; tests) */
 };
 
 /* An error for a failed SQLite call: FDN_ECORRUPT for a damaged file, FDN_EIO otherwise,
@@ -75,7 +82,14 @@ int fdn__evdb_corr_resync(fdn__evdb_t *d, fdn_error_t *err);
  * the event starts a new block the finished block's run is written and runs_to moved. */
 int fdn__evdb_corr_add(fdn__evdb_t *d, const fdn_event_t *ev, fdn_error_t *err);
 
-/* In a transaction on db: the runs of blocks wholly below `below` deleted (a prune). */
+/* In the writer's transaction, after the events of a write (n of them): a bounded step of
+ * the pending merges of runs (about 8 keys per event written, at least one fence row). */
+int fdn__evdb_corr_merge(fdn__evdb_t *d, size_t n, fdn_error_t *err);
+
+/* Before the connections close: the index's statements finalized. */
+void fdn__evdb_corr_close(fdn__evdb_t *d);
+
+/* In a transaction on db: the runs wholly below `below` deleted (a prune). */
 int fdn__evdb_corr_prune(fdn__evdb_t *d, sqlite3 *db, uint64_t below, fdn_error_t *err);
 
 /* On the read connection (under rmu, in a read transaction): the ids in (after, before)

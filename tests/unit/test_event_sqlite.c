@@ -1,5 +1,6 @@
 /* Unit tests: the SQLite file of the event store (storage/event_sqlite.h), its correlation
- * index (event_sqlite_corr.c: a run of hashed keys per block of 8192 ids). A lookup by
+ * index (event_sqlite_corr.c: a run of hashed keys per block of 8192 ids, runs merged into
+ * levels). A lookup by
  * correlation id decodes only that id's rows in the blocks that have runs, and scans only the
  * block being written (the read connection counts the rows it decodes); results are in id
  * order, both directions, with type, id bounds and limit applied. A file written before the
@@ -7,7 +8,10 @@
  * process are indexed at open; a failed write's keys are not kept; an id written below the
  * block being gathered is merged into its block's run; a prune drops whole blocks' runs; the
  * index's secret is kept per file, and a damaged one is refused with FDN_ECORRUPT; a damaged
- * row does not stop the open. */
+ * row does not stop the open. Runs merge (16 into one of the next level; a test fan-out of 2
+ * reaches level 3 in a few blocks): merges happen in bounded steps as the writer commits and
+ * resume after a restart, lookups across levels stay exact and decode only matches, a lookup
+ * searches each run once, and a merge drops the keys of pruned ids. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -210,6 +214,25 @@ static int64_t runs_to(const char *path)
     return sql_int(path, "SELECT value FROM meta WHERE key = 'runs_to'");
 }
 
+/* The runs a lookup of the whole file searched (one seek each). */
+static uint64_t lookup_seeks(fdn__evdb_t *d, unsigned c)
+{
+    char cid[32];
+    snprintf(cid, sizeof cid, "corr-%u", c);
+    fdn__evb_query_t q = {
+        .correlation_id = cid, .wall_start = INT64_MIN, .wall_end = INT64_MAX, .limit = SIZE_MAX};
+    uint64_t s0, f0, s1, f1;
+    fdn__evdb_corr_counts(d, &s0, &f0);
+    fdn_event_list_t *l = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn__evdb_query(d, &q, &l, &err), 0);
+    fdn__evdb_corr_counts(d, &s1, &f1);
+    /* a run's matches span their fence rows, and one row more at most */
+    assert_in_range(f1 - f0, s1 - s0, 2 * (s1 - s0) + l->n / 480);
+    fdn_event_list_free(l);
+    return s1 - s0;
+}
+
 static void correlation_lookup_reads_only_its_rows(void **state)
 {
     fx_t *f = *state;
@@ -217,9 +240,13 @@ static void correlation_lookup_reads_only_its_rows(void **state)
     fdn__evdb_t *d = open_db(f->path);
     write_range(d, 1, last, true);
     assert_int_equal(runs_to(f->path), 3);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_runs"), 3);
-    /* each run: 8 bytes per event with a correlation id */
-    assert_int_equal(sql_int(f->path, "SELECT length(keys) FROM corr_runs WHERE blk = 1"), 8 * BLK);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE level = 0"), 3);
+    /* each run: 8 bytes per event with a correlation id, in fence rows of 480 keys */
+    assert_int_equal(
+        sql_int(f->path, "SELECT sum(length(keys)) FROM corr_lsm WHERE level = 0 AND run = 1"),
+        8 * BLK);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_lsm WHERE level = 0 AND run = 1"),
+                     (BLK + 479) / 480);
     expect_corr(d, last, 7, NULL, 0, tail, false, SIZE_MAX);
     expect_corr(d, last, 7, NULL, 0, tail, true, SIZE_MAX);
     expect_corr(d, last, 8, "t.even", 0, tail, false, SIZE_MAX);
@@ -271,7 +298,9 @@ static void a_failed_write_keeps_no_keys(void **state)
         fdn_event_free(evs[i]);
     write_range(d, 101, BLK + 10, true); /* 101-110 written once, block 0 finished */
     assert_int_equal(runs_to(f->path), 1);
-    assert_int_equal(sql_int(f->path, "SELECT length(keys) FROM corr_runs WHERE blk = 0"), 8 * BLK);
+    assert_int_equal(
+        sql_int(f->path, "SELECT sum(length(keys)) FROM corr_lsm WHERE level = 0 AND run = 0"),
+        8 * BLK);
     expect_corr(d, BLK + 10, 3, NULL, 0, BLK + 1, false, SIZE_MAX); /* 103: once */
     fdn__evdb_close(d);
 }
@@ -312,13 +341,13 @@ static void a_prune_drops_whole_blocks_runs(void **state)
     fdn_error_t err = FDN_ERROR_INIT;
     assert_int_equal(fdn__evdb_prune(d, BLK + 20, &count, &err), 0); /* the read connection */
     assert_int_equal(count, BLK + 19);
-    assert_int_equal(sql_int(f->path, "SELECT min(blk) FROM corr_runs"), 1);
+    assert_int_equal(sql_int(f->path, "SELECT min(run) FROM corr_run WHERE level = 0"), 1);
     /* the writer's prune (fdn_events_prune_before rides on a write) */
     fdn_event_t *ev = make(last + 1, true);
     assert_int_equal(
         fdn__evdb_write(d, (const fdn_event_t *const *)&ev, 1, 2 * BLK + 5, last + 2, &err), 0);
     fdn_event_free(ev);
-    assert_int_equal(sql_int(f->path, "SELECT min(blk) FROM corr_runs"), 2);
+    assert_int_equal(sql_int(f->path, "SELECT min(run) FROM corr_run WHERE level = 0"), 2);
     /* the lookups see only what is left; pruned ids of block 2 named by its run are skipped */
     fdn__evb_query_t q = {.correlation_id = "corr-4",
                           .wall_start = INT64_MIN,
@@ -371,9 +400,12 @@ static void a_file_from_before_the_index_is_indexed_at_open(void **state)
     write_old_rows(f->path, 1, last, true);
     fdn__evdb_t *d = open_db(f->path);
     assert_int_equal(runs_to(f->path), 20);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_runs"), 20);
+    /* blocks 0-15 merged into one run of level 1 at open; 16-19 wait for theirs */
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE level = 0"), 4);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE level = 1"), 1);
     expect_corr(d, last, 11, NULL, 0, 20 * BLK + 1, false, SIZE_MAX);
     expect_corr(d, last, 11, "t.odd", 9000, 20 * BLK + 1, true, SIZE_MAX);
+    assert_int_equal(lookup_seeks(d, 11), 5);     /* the level-1 run, then 4 of level 0 */
     write_range(d, last + 1, 21 * BLK + 3, true); /* block 20 finished by the writer */
     assert_int_equal(runs_to(f->path), 21);
     expect_corr(d, 21 * BLK + 3, 11, NULL, 19 * BLK, 21 * BLK + 1, false, SIZE_MAX);
@@ -454,6 +486,170 @@ static void the_secret_is_per_file_and_checked(void **state)
     assert_non_null(strstr(err.message, "secret"));
 }
 
+static void runs_merge_across_levels(void **state)
+{
+    fx_t *f = *state;
+    const uint64_t last = 21 * BLK + 77, tail = 21 * BLK + 1;
+    fdn__evdb_t *d = open_db(f->path);
+    assert_int_equal(fdn__evdb_corr_test_fanout(d, 1),
+                     0); /* 2 runs into one: level 3 is 8 blocks */
+    write_range(d, 1, last, true);
+    /* merged while writing, in bounded steps */
+    assert_true(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE level >= 2") > 0);
+    for (unsigned c = 0; c < CORRS; c += 7) {
+        expect_corr(d, last, c, NULL, 0, tail, false, SIZE_MAX);
+        expect_corr(d, last, c, "t.odd", 3 * BLK - 5, 17 * BLK + 3, true, SIZE_MAX);
+    }
+    expect_corr(d, last, 12, NULL, 9 * BLK, tail, false, 7);
+    fdn__evdb_close(d);
+
+    /* at open every merge due is finished: blocks 0-7 and 8-15 (level 3), 16-19 (level 2),
+     * 20 (level 0: its pair is being written) */
+    d = open_db(f->path);
+    assert_int_equal(runs_to(f->path), 21);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE state != 1"), 0);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run"), 4);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE (level = 3 AND run "
+                                      "IN (0, 1)) OR (level = 2 AND run = 4) OR (level = 0 AND "
+                                      "run = 20)"),
+                     4);
+    /* every key once: 8 bytes per event of the 21 blocks; no fence row past 480 keys */
+    assert_int_equal(sql_int(f->path, "SELECT sum(length(keys)) FROM corr_lsm"), 8 * 21 * BLK);
+    assert_int_equal(sql_int(f->path, "SELECT max(length(keys)) FROM corr_lsm"), 8 * 480);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_lsm WHERE level = 3 AND run = 0"),
+                     (8 * BLK + 479) / 480);
+    for (unsigned c = 0; c < CORRS; c += 7) {
+        expect_corr(d, last, c, NULL, 0, tail, false, SIZE_MAX);
+        expect_corr_scan(d, last, c, NULL, 0, 0, true, SIZE_MAX, 77); /* and block 21's rows */
+        expect_corr(d, last, c, "t.even", 7 * BLK + 3, 16 * BLK + 2, false, SIZE_MAX);
+    }
+    /* one seek per run the lookup's range touches */
+    assert_int_equal(lookup_seeks(d, 3), 4);
+    fdn__evdb_close(d);
+}
+
+static void a_merge_in_progress_resumes_after_a_restart(void **state)
+{
+    fx_t *f = *state;
+    const uint64_t last = 16 * BLK + 3000, tail = 16 * BLK + 1;
+    fdn__evdb_t *d = open_db(f->path);
+    write_range(d, 1, last, true);
+    /* blocks 0-15 complete since id 16 * BLK + 1: their merge (131 072 keys) goes about 8 500
+     * keys per commit of 1 000 events, so it is under way */
+    assert_int_equal(sql_int(f->path, "SELECT state FROM corr_run WHERE level = 1 AND run = 0"), 0);
+    int64_t part = sql_int(f->path, "SELECT sum(length(keys)) FROM corr_lsm WHERE level = 1");
+    assert_in_range(part, 8 * 480, 8 * BLK * 16 - 1);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE level = 0"), 16);
+    /* its inputs answer until it is complete: 16 runs searched */
+    expect_corr(d, last, 21, NULL, 0, tail, false, SIZE_MAX);
+    assert_int_equal(lookup_seeks(d, 21), 16);
+    fdn__evdb_close(d);
+    d = open_db(f->path); /* the merge resumes where it was and completes */
+    assert_int_equal(sql_int(f->path, "SELECT state FROM corr_run WHERE level = 1 AND run = 0"), 1);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE level = 0"), 0);
+    assert_int_equal(sql_int(f->path, "SELECT sum(length(keys)) FROM corr_lsm WHERE level = 1"),
+                     8 * 16 * BLK);
+    expect_corr(d, last, 21, NULL, 0, tail, false, SIZE_MAX);
+    expect_corr(d, last, 22, NULL, 5 * BLK, 9 * BLK, true, SIZE_MAX);
+    assert_int_equal(lookup_seeks(d, 21), 1);
+    fdn__evdb_close(d);
+
+    /* the same as the writer goes on: once complete, its inputs are retired (no longer
+     * searched) and their rows deleted a few per commit */
+    test_tmpdir_remove(f->dir);
+    assert_int_equal(test_tmpdir_make(f->dir, sizeof f->dir, "evsqlite"), 0);
+    snprintf(f->path, sizeof f->path, "%s/events.db", f->dir);
+    d = open_db(f->path);
+    uint64_t id = last;
+    write_range(d, 1, id, true);
+    while (sql_int(f->path, "SELECT state FROM corr_run WHERE level = 1 AND run = 0") == 0) {
+        write_range(d, id + 1, id + 1000, true);
+        id += 1000;
+    }
+    assert_true(id < 19 * BLK);
+    assert_true(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE level = 0 AND state = 2") >
+                0);
+    expect_corr(d, id, 21, NULL, 0, tail, false, SIZE_MAX);
+    /* the level-1 run and the blocks completed since (16, 17), not the retired runs */
+    assert_int_equal(lookup_seeks(d, 21),
+                     sql_int(f->path, "SELECT count(*) FROM corr_run WHERE state = 1"));
+    assert_in_range(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE state = 1"), 2, 3);
+    while (sql_int(f->path, "SELECT count(*) FROM corr_run WHERE state = 2") > 0) {
+        write_range(d, id + 1, id + 1000, true);
+        id += 1000;
+    }
+    assert_true(id < 19 * BLK);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_lsm WHERE level = 0 AND run < 16"),
+                     0);
+    fdn__evdb_close(d);
+}
+
+static void a_merge_drops_the_keys_of_pruned_ids(void **state)
+{
+    fx_t *f = *state;
+    fdn__evdb_t *d = open_db(f->path);
+    assert_int_equal(fdn__evdb_corr_test_fanout(d, 1), 0);
+    write_range(d, 1, 6 * BLK + 1, true);
+    fdn__evdb_close(d);
+    d = open_db(f->path); /* blocks 0-3: level 2; 4-5: level 1 */
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE level = 2 AND run = 0"),
+                     1);
+    uint64_t count = 0;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn__evdb_prune(d, 2 * BLK + 10, &count, &err), 0);
+    /* the cut is inside the level-2 run: it stays, its pruned ids are skipped */
+    assert_int_equal(sql_int(f->path, "SELECT sum(length(keys)) FROM corr_lsm WHERE level = 2"),
+                     8 * 4 * BLK);
+    expect_corr(d, 6 * BLK + 1, 9, NULL, 2 * BLK + 9, 6 * BLK + 1, false, SIZE_MAX);
+    write_range(d, 6 * BLK + 2, 8 * BLK + 1, true); /* blocks 6-7: level 3 due */
+    fdn__evdb_close(d);
+    d = open_db(f->path);
+    /* blocks 0-7 in one run, without the 2 * BLK + 9 pruned ids */
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run"), 1);
+    assert_int_equal(sql_int(f->path, "SELECT sum(length(keys)) FROM corr_lsm WHERE level = 3"),
+                     8 * (6 * BLK - 9));
+    expect_corr(d, 8 * BLK + 1, 9, NULL, 2 * BLK + 9, 8 * BLK + 1, false, SIZE_MAX);
+    expect_corr(d, 8 * BLK + 1, 10, NULL, 2 * BLK + 9, 8 * BLK + 1, true, SIZE_MAX);
+    /* a prune past the run's end deletes it */
+    assert_int_equal(fdn__evdb_prune(d, 8 * BLK + 1, &count, &err), 0);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_lsm"), 0);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run"), 0);
+    fdn__evdb_close(d);
+}
+
+/* Directory rows a damaged file may hold (not integers, negative, far out of range, in every
+ * state): never searched, never picked for a merge or a delete (picking one that a step cannot
+ * remove would loop), so an open and the writes end; fence rows whose first_key is no integer
+ * are not merged. */
+static void damaged_directory_rows_do_not_stop_the_merges(void **state)
+{
+    fx_t *f = *state;
+    fdn__evdb_t *d = open_db(f->path);
+    write_range(d, 1, 100, true);
+    fdn__evdb_close(d);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO corr_run(level, run, state) VALUES"
+                                  "('x', 1, 2), (0, -1, 2), (0, 'y', 2), (1, 1.5, 0), (2, -3, 0),"
+                                  "(0, 2.5, 1), (0, -7, 1), (5, 1, 2), (4294967296, 0, 2),"
+                                  "(1, 9223372036854775807, 0), (0, 9223372036854775807, 1);"
+                                  /* fence rows of block 0's run whose first_key is no integer */
+                                  "INSERT INTO corr_lsm(level, run, first_key, keys) VALUES"
+                                  "(0, 0, 'zz', x'0102030405060708'), (0, 0, 2.5, x'00'),"
+                                  "(0, 0, -1.5, x'ffffffffffffffff')",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    d = open_db(f->path);
+    write_range(d, 101, 17 * BLK + 5, true); /* blocks 0-15 merged on the way */
+    expect_corr(d, 17 * BLK + 5, 4, NULL, 0, 17 * BLK + 1, false, SIZE_MAX);
+    fdn__evdb_close(d);
+    d = open_db(f->path);
+    expect_corr(d, 17 * BLK + 5, 5, NULL, 0, 17 * BLK + 1, true, SIZE_MAX);
+    fdn__evdb_close(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -468,6 +664,12 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(a_damaged_row_does_not_stop_indexing, setup, teardown),
         cmocka_unit_test_setup_teardown(the_secret_is_per_file_and_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(runs_merge_across_levels, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_merge_in_progress_resumes_after_a_restart, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_merge_drops_the_keys_of_pruned_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(damaged_directory_rows_do_not_stop_the_merges, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
