@@ -231,8 +231,8 @@ int fdn__evdb_write(fdn__evdb_t *d, const fdn_event_t *const *evs, size_t n, uin
                     uint64_t next_id, fdn_error_t *err)
 {
     int rc;
-    if (!d->run_ok && (rc = fdn__evdb_corr_resync(d, err)) != 0)
-        return rc;
+    if (!d->run_ok)
+        fdn__evdb_corr_retry(d);
     rc = fdn__evdb_step_reset(d->begin);
     if (rc != SQLITE_OK)
         return fdn__evdb_map_rc(d->db, rc, err, "begin");
@@ -250,18 +250,15 @@ int fdn__evdb_write(fdn__evdb_t *d, const fdn_event_t *const *evs, size_t n, uin
         rc = fdn__evdb_step_reset(d->ins);
         if (rc != SQLITE_OK)
             goto fail;
-        if ((rc = fdn__evdb_corr_add(d, evs[i], err)) != 0)
-            goto undo;
     }
-    if (n > 0 && (rc = fdn__evdb_corr_merge(d, n, err)) != 0)
-        goto undo;
     if (delete_before > 0) {
         sqlite3_bind_int64(d->del, 1, (sqlite3_int64)delete_before);
         if ((rc = fdn__evdb_step_reset(d->del)) != SQLITE_OK)
             goto fail;
-        if ((rc = fdn__evdb_corr_prune(d, d->db, delete_before, err)) != 0)
-            goto undo;
     }
+    /* the correlation index in a savepoint: its failure costs the index, never the events */
+    if ((rc = fdn__evdb_corr_write(d, evs, n, delete_before)) != 0)
+        goto fail;
     if (next_id > 0 && (delete_before > 0 || n > 0)) {
         sqlite3_bind_int64(d->meta_put, 1, (sqlite3_int64)next_id);
         if ((rc = fdn__evdb_step_reset(d->meta_put)) != SQLITE_OK)
@@ -276,6 +273,7 @@ fail:
 undo:
     fdn__evdb_step_reset(d->rollback);
     d->run_ok = false; /* the keys gathered for this batch: gathered again from the file */
+    d->retry_in = 0;
     return rc;
 }
 

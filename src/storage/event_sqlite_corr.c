@@ -62,7 +62,16 @@
  * table dropped and is indexed again from its rows. A row that does not decode gets no key
  * (it is reported damaged when read by id, time or type).
  * A failed commit leaves the gathered keys unknown: they are gathered again before the next
- * write. Ids written below the block being gathered (the store never does: its writer commits
+ * write.
+ * The events never depend on the index. A write does its index work (keys, a merge step, the
+ * prune of runs) after its rows, in a savepoint: when that work fails (a damaged index, no
+ * room) the savepoint is rolled back, the rows commit, and the index is left behind (run_ok
+ * false: lookups scan from runs_to on, which is still right). A rebuild from the rows is
+ * retried before later writes, after a gap of writes that doubles with each failure (up to
+ * RETRY_GAP_MAX), so a broken index does not cost every commit. At open, an index that cannot
+ * be brought up to date is emptied and rebuilt from the rows, and when even that fails the
+ * file opens with the index behind. Only a damaged secret refuses the open (FDN_ECORRUPT): a
+ * new secret would make every stored key wrong without a way to tell. Ids written below the block being gathered (the store never does: its writer commits
  * ranges in id order) finish the merges under way, then are merged into their block's level-0
  * run (a run of their own when the block was merged already: searched, never merged).
  * Prune: runs wholly below the cut are deleted; the run the cut falls in keeps the keys of
@@ -120,6 +129,9 @@ enum {
     S_RETIRE,    /* a merge's inputs retired (state 2) */
     S_DROP,      /* a retired run */
     S_DROP_ROWS, /* some fence rows of a run */
+    S_SP,        /* the savepoint of a write's index work */
+    S_SP_UNDO,   /* its rollback */
+    S_SP_END,    /* its release */
 };
 
 static const char *const wsql[FDN__EVDB_CORR_STMTS] = {
@@ -149,7 +161,13 @@ static const char *const wsql[FDN__EVDB_CORR_STMTS] = {
                "AND typeof(run) = 'integer' AND level BETWEEN 0 AND 3 AND run >= 0 LIMIT 1",
     [S_DROP_ROWS] = "DELETE FROM corr_lsm WHERE rowid IN (SELECT rowid FROM corr_lsm WHERE "
                     "level = ?1 AND run = ?2 LIMIT ?3)",
+    [S_SP] = "SAVEPOINT corr_index",
+    [S_SP_UNDO] = "ROLLBACK TO corr_index",
+    [S_SP_END] = "RELEASE corr_index",
 };
+
+/* The most writes between two rebuilds of an index left behind (fdn__evdb_corr_retry). */
+#define RETRY_GAP_MAX 1024u
 
 static uint64_t hash_of(const fdn__evdb_t *d, const char *cid, size_t len)
 {
@@ -794,7 +812,23 @@ int fdn__evdb_corr_open(fdn__evdb_t *d, fdn_error_t *err)
         if (s != SQLITE_OK)
             return fdn__evdb_map_rc(d->db, s, err, "prepare");
     }
-    return catch_up(d, err);
+    /* The index is rebuilt from the rows when it cannot be brought up to date (damaged
+     * directory or fence rows); when even that fails the store opens with the index behind
+     * (run_ok false: lookups scan what it lacks, and writes retry the rebuild now and then).
+     * The events never depend on it. */
+    if (catch_up(d, NULL) == 0)
+        return 0;
+    if (sqlite3_exec(d->db,
+                     "BEGIN IMMEDIATE; DELETE FROM corr_lsm; DELETE FROM corr_run; "
+                     "DELETE FROM meta WHERE key = 'runs_to'; COMMIT;",
+                     NULL, NULL, NULL) != SQLITE_OK)
+        (void)sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
+    else if (catch_up(d, NULL) == 0)
+        return 0;
+    d->run_ok = false;
+    d->retry_gap = 1;
+    d->retry_in = 1;
+    return 0;
 }
 
 void fdn__evdb_corr_close(fdn__evdb_t *d)
@@ -1046,4 +1080,41 @@ int fdn__evdb_corr_ids(fdn__evdb_t *d, const char *cid, uint64_t after, uint64_t
     *ids = a.v;
     *n = k;
     return 0;
+}
+
+int fdn__evdb_corr_write(fdn__evdb_t *d, const fdn_event_t *const *evs, size_t n,
+                         uint64_t delete_before)
+{
+    int s = fdn__evdb_step_reset(d->cst[S_SP]);
+    if (s != SQLITE_OK)
+        return s;
+    int rc = 0;
+    for (size_t i = 0; d->run_ok && rc == 0 && i < n; i++)
+        rc = fdn__evdb_corr_add(d, evs[i], NULL);
+    if (d->run_ok && rc == 0 && n > 0)
+        rc = fdn__evdb_corr_merge(d, n, NULL);
+    if (rc == 0 && delete_before > 0) /* runs below the cut go even while the index lags */
+        rc = fdn__evdb_corr_prune(d, d->db, delete_before, NULL);
+    if (rc != 0) {
+        if ((s = fdn__evdb_step_reset(d->cst[S_SP_UNDO])) != SQLITE_OK)
+            return s;
+        d->run_ok = false; /* rebuilt from the rows before a later write (module comment) */
+        d->retry_in = 0;
+    }
+    return fdn__evdb_step_reset(d->cst[S_SP_END]);
+}
+
+void fdn__evdb_corr_retry(fdn__evdb_t *d)
+{
+    if (d->retry_in > 0) {
+        d->retry_in--;
+        return;
+    }
+    if (catch_up(d, NULL) == 0) {
+        d->retry_gap = 0;
+        return;
+    }
+    d->run_ok = false;
+    d->retry_gap = d->retry_gap == 0 ? 1 : FDN_MIN(d->retry_gap * 2, RETRY_GAP_MAX);
+    d->retry_in = d->retry_gap;
 }

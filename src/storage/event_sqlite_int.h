@@ -20,7 +20,7 @@
 #define FDN__EVDB_RUN_IDS   (1u << FDN__EVDB_RUN_SHIFT)
 
 /* Statements of the correlation index on the writer's connection. */
-#define FDN__EVDB_CORR_STMTS 15
+#define FDN__EVDB_CORR_STMTS 18
 
 struct fdn__evdb {
     sqlite3 *db;
@@ -39,6 +39,8 @@ struct fdn__evdb {
     size_t run_n;          /* keys in run */
     uint64_t run_blk;      /* the block being gathered: every block below has its run */
     bool run_ok;           /* run and run_blk match the file (false: rebuilt before a write) */
+    uint32_t retry_in;     /* writes to let pass before the next rebuild after a failed one */
+    uint32_t retry_gap;    /* the current gap (doubles up to RETRY_GAP_MAX) */
     unsigned fan_shift;    /* log2 of the runs merged into one (4; tests: smaller) */
     bool merge_idle;       /* no merge to do while run_blk is merge_idle_blk */
     uint64_t merge_idle_blk;
@@ -74,6 +76,17 @@ static inline uint64_t fdn__evdb_blk(uint64_t id)
  * on indexed (transactions of a few blocks each) and the last block's keys gathered. */
 int fdn__evdb_corr_open(fdn__evdb_t *d, fdn_error_t *err);
 
+/* In the writer's transaction, after the rows: the keys of evs (in id order), a step of the
+ * merges and the prune of runs below delete_before (0: none), in a savepoint. A failure
+ * there rolls the savepoint back and leaves the index behind (run_ok false: lookups scan
+ * from the first block without a run, and a later write or open rebuilds it); 0, or the
+ * SQLite code of a failed savepoint statement itself (the transaction is then unusable). */
+int fdn__evdb_corr_write(fdn__evdb_t *d, const fdn_event_t *const *evs, size_t n,
+                         uint64_t delete_before);
+/* Before a write while run_ok is false, outside a transaction: a rebuild, tried after a gap
+ * of writes that doubles after each failure (a damaged index does not cost every commit a
+ * rebuild); a failed rebuild leaves run_ok false. */
+void fdn__evdb_corr_retry(fdn__evdb_t *d);
 /* Before a write after a failed one (d->run_ok false), on the writer's connection outside a
  * transaction: what open does after the table exists. */
 int fdn__evdb_corr_resync(fdn__evdb_t *d, fdn_error_t *err);

@@ -650,6 +650,60 @@ static void damaged_directory_rows_do_not_stop_the_merges(void **state)
     fdn__evdb_close(d);
 }
 
+static void sql_exec(const char *path, const char *text)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, text, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+#define REFUSE_RUNS                                                                                \
+    "CREATE TRIGGER refuse BEFORE INSERT ON corr_lsm BEGIN SELECT RAISE(ABORT, 'refused'); END"
+
+/* The index cannot be written: the events still are, lookups still find them (by a scan of
+ * what the index lacks), and once it can be written again a later write rebuilds it. */
+static void an_index_that_cannot_be_written_never_fails_a_write(void **state)
+{
+    fx_t *f = *state;
+    fdn__evdb_t *d = open_db(f->path);
+    write_range(d, 1, 100, true);
+    sql_exec(f->path, REFUSE_RUNS);
+    write_range(d, 101, 2 * BLK + 50, true); /* finishing blocks 0 and 1 fails their runs */
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM events"), 2 * BLK + 50);
+    assert_true(runs_to(f->path) <= 0);
+    expect_corr_scan(d, 2 * BLK + 50, 9, NULL, 0, 0, false, SIZE_MAX, 2 * BLK + 50);
+    sql_exec(f->path, "DROP TRIGGER refuse");
+    /* the rebuild is retried after a gap of writes that doubles with each failure */
+    for (uint64_t id = 2 * BLK + 51; id < 2 * BLK + 80; id++)
+        write_range(d, id, id, true);
+    assert_int_equal(runs_to(f->path), 2);
+    expect_corr(d, 2 * BLK + 79, 9, NULL, 0, 2 * BLK + 1, false, SIZE_MAX);
+    fdn__evdb_close(d);
+}
+
+/* At open an index that cannot be brought up to date is rebuilt from the rows, and when even
+ * that fails the file opens with the index behind: lookups and writes go on. */
+static void an_index_that_cannot_be_built_does_not_stop_the_open(void **state)
+{
+    fx_t *f = *state;
+    write_old_rows(f->path, 1, 3 * BLK + 7, true);
+    fdn__evdb_t *d = open_db(f->path); /* indexed at open */
+    assert_int_equal(runs_to(f->path), 3);
+    fdn__evdb_close(d);
+    sql_exec(f->path, "UPDATE meta SET value = 0 WHERE key = 'runs_to';" REFUSE_RUNS);
+    d = open_db(f->path);
+    expect_corr_scan(d, 3 * BLK + 7, 6, NULL, 0, 0, true, SIZE_MAX, 3 * BLK + 7);
+    write_range(d, 3 * BLK + 8, 3 * BLK + 20, true);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM events"), 3 * BLK + 20);
+    fdn__evdb_close(d);
+    sql_exec(f->path, "DROP TRIGGER refuse");
+    d = open_db(f->path); /* rebuilt */
+    assert_int_equal(runs_to(f->path), 3);
+    expect_corr(d, 3 * BLK + 20, 6, NULL, 0, 3 * BLK + 1, false, SIZE_MAX);
+    fdn__evdb_close(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -668,6 +722,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_merge_in_progress_resumes_after_a_restart, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_merge_drops_the_keys_of_pruned_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_index_that_cannot_be_written_never_fails_a_write, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(an_index_that_cannot_be_built_does_not_stop_the_open, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(damaged_directory_rows_do_not_stop_the_merges, setup,
                                         teardown),
     };
