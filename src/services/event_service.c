@@ -41,7 +41,6 @@
 
 #include <stddef.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/alloc.h"
 #include "core/sync.h"
@@ -149,19 +148,12 @@ int fdn__evs_async_queue(fdn_events_t *es, evs_async_t *w, uint64_t last_id)
  * stop or delete. */
 static void writer_linger(fdn_events_t *es, uint64_t want, int64_t wait_ns) FDN_REQUIRES(es->wmu)
 {
-    struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    dl.tv_sec += wait_ns / 1000000000;
-    dl.tv_nsec += wait_ns % 1000000000;
-    if (dl.tv_nsec >= 1000000000) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000;
-    }
+    int64_t dl = fdn__mono_now_ns() + wait_ns; /* wait_ns <= LINGER_MAX_NS */
     atomic_store(&es->writer_want, want);
     atomic_store(&es->writer_idle, true); /* seq_cst, as in writer_main's idle wait */
     while (!es->wstop && es->wdelete == 0 && atomic_load(&es->published) < want &&
            atomic_load_explicit(&es->io_error, memory_order_relaxed) == 0)
-        if (pthread_cond_timedwait(&es->wcv, &es->wmu, &dl) == ETIMEDOUT)
+        if (fdn__cond_wait_until(&es->wcv, &es->wmu, dl) == FDN_ETIMEDOUT)
             break;
     atomic_store_explicit(&es->writer_idle, false, memory_order_relaxed);
     atomic_store(&es->writer_want, 0);
@@ -713,17 +705,15 @@ int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_err
     pthread_rwlockattr_destroy(&ra);
     pthread_mutex_init(&es->amu, NULL);
     pthread_mutex_init(&es->wmu, NULL);
-    pthread_condattr_t mono; /* the writer's group-commit deadline is on CLOCK_MONOTONIC */
-    pthread_condattr_init(&mono);
-    pthread_condattr_setclock(&mono, CLOCK_MONOTONIC);
-    pthread_cond_init(&es->wcv, &mono);
-    pthread_condattr_destroy(&mono);
+    /* timed waits (the writer's group-commit deadline, the subscription side's retries of a
+     * backend that was away) are on CLOCK_MONOTONIC (core/sync.h) */
+    (void)fdn__cond_init_mono(&es->wcv);
     pthread_cond_init(&es->wdone, NULL);
     pthread_mutex_init(&es->rmu, NULL);
     pthread_cond_init(&es->rcv, NULL);
     pthread_mutex_init(&es->smu, NULL);
-    pthread_cond_init(&es->scv, NULL);
-    pthread_cond_init(&es->sdone, NULL);
+    (void)fdn__cond_init_mono(&es->scv);
+    (void)fdn__cond_init_mono(&es->sdone);
     int rc = fdn__evs_init(es);
     if (rc != 0) {
         fdn__free(es);

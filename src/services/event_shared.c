@@ -53,6 +53,7 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "core/sync.h"
 #include "services/event_store_int.h"
 #include "storage/event_spool.h"
 
@@ -479,13 +480,6 @@ static void commit_requests(fdn_events_t *es, sh_req_t *reqs, size_t total)
     fdn__mutex_unlock(&es->sh->qmu);
 }
 
-static void deadline_in(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    int64_t ns = (int64_t)ts->tv_nsec + (ms % 1000) * 1000000;
-    ts->tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
-    ts->tv_nsec = (long)(ns % 1000000000);
-}
 
 static void *writer_main(void *arg)
 {
@@ -506,9 +500,7 @@ static void *writer_main(void *arg)
             /* the spool waits for PostgreSQL: try it when due, or sooner for a store */
             int64_t wait_ms = (sh->replay_at - mono()) / 1000000;
             if (wait_ms > 0) {
-                struct timespec dl;
-                deadline_in(&dl, wait_ms);
-                (void)pthread_cond_timedwait(&sh->qcv, &sh->qmu, &dl);
+                (void)fdn__cond_wait_until(&sh->qcv, &sh->qmu, fdn__deadline_after_ms(wait_ms));
                 if (sh->qhead != NULL || sh->qstop)
                     continue;
             }
@@ -518,10 +510,9 @@ static void *writer_main(void *arg)
             continue;
         }
         if (sh->flush_ms > 0 && sh->queued < sh->batch_max && !sh->qstop) {
-            struct timespec dl;
-            deadline_in(&dl, sh->flush_ms);
+            int64_t dl = fdn__deadline_after_ms(sh->flush_ms);
             while (sh->queued < sh->batch_max && !sh->qstop &&
-                   pthread_cond_timedwait(&sh->qcv, &sh->qmu, &dl) == 0) {
+                   fdn__cond_wait_until(&sh->qcv, &sh->qmu, dl) == 0) {
             }
         }
         /* whole requests, up to batch_max events (a bigger request goes alone) */
@@ -563,9 +554,8 @@ static void *follower_main(void *arg)
         int w = ops(es)->wait(es->be.state, sh->poll_ms, &head);
         if (w < 0) { /* the backend is away: wait a poll interval (or the stop) */
             fdn__mutex_lock(&sh->fmu);
-            struct timespec dl;
-            deadline_in(&dl, sh->poll_ms);
-            while (!sh->fstop && pthread_cond_timedwait(&sh->fcv, &sh->fmu, &dl) == 0) {
+            int64_t dl = fdn__deadline_after_ms(sh->poll_ms);
+            while (!sh->fstop && fdn__cond_wait_until(&sh->fcv, &sh->fmu, dl) == 0) {
             }
             fdn__mutex_unlock(&sh->fmu);
         }
@@ -596,10 +586,10 @@ int fdn__evs_shared_open(fdn_events_t *es, const fdn_events_opts_t *o,
     sh->flush_ms = po->flush_interval_ms > 0 ? po->flush_interval_ms : 0;
     sh->poll_ms = po->poll_interval_ms > 0 ? po->poll_interval_ms : 100;
     pthread_mutex_init(&sh->qmu, NULL);
-    pthread_cond_init(&sh->qcv, NULL);
+    (void)fdn__cond_init_mono(&sh->qcv); /* timed waits: CLOCK_MONOTONIC (core/sync.h) */
     pthread_cond_init(&sh->qdone, NULL);
     pthread_mutex_init(&sh->fmu, NULL);
-    pthread_cond_init(&sh->fcv, NULL);
+    (void)fdn__cond_init_mono(&sh->fcv);
     pthread_mutex_init(&sh->imu, NULL);
     pthread_mutex_init(&sh->gmu, NULL);
     pthread_mutex_init(&sh->hmu, NULL);

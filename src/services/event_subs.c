@@ -21,7 +21,6 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -59,6 +58,10 @@ struct fdn_events_sub {
     bool paging;           /* smu: its pager thread catches it up (the delivery thread skips it) */
     _Atomic bool pstop;    /* its pager must stop (unsubscribe, destroy) */
 };
+
+/* How long a pager or the delivery thread waits before it asks a backend that was away
+ * again (or until the stop). */
+#define BACKEND_RETRY_MS 100
 
 /* Most types one subscription may name (fdn_events_sub_opts_t.types). */
 #define SUB_MAX_TYPES 64
@@ -454,16 +457,10 @@ static void *pager_main(void *arg)
         uint64_t upto = 0, sk = 0;
         if (sub_page(es, s, true, cur, first, 256, &l, &upto, &sk) != 0) {
             /* the backend is away: try again after 100 ms (or the stop) */
-            struct timespec dl;
-            clock_gettime(CLOCK_REALTIME, &dl);
-            dl.tv_nsec += 100000000;
-            if (dl.tv_nsec >= 1000000000) {
-                dl.tv_sec++;
-                dl.tv_nsec -= 1000000000;
-            }
+            int64_t dl = fdn__deadline_after_ms(BACKEND_RETRY_MS);
             fdn__mutex_lock(&es->smu);
             if (!atomic_load_explicit(&s->pstop, memory_order_acquire))
-                (void)pthread_cond_timedwait(&es->sdone, &es->smu, &dl);
+                (void)fdn__cond_wait_until(&es->sdone, &es->smu, dl);
             fdn__mutex_unlock(&es->smu);
             continue;
         }
@@ -585,16 +582,8 @@ static void *deliver_main(void *arg)
         fdn__mutex_lock(&es->smu);
         es->delivering = NULL;
         pthread_cond_broadcast(&es->sdone);
-        if (fetch_failed && !es->dstop) { /* the backend is away: retry after a while */
-            struct timespec dl;
-            clock_gettime(CLOCK_REALTIME, &dl);
-            dl.tv_nsec += 100000000;
-            if (dl.tv_nsec >= 1000000000) {
-                dl.tv_sec++;
-                dl.tv_nsec -= 1000000000;
-            }
-            (void)pthread_cond_timedwait(&es->scv, &es->smu, &dl);
-        }
+        if (fetch_failed && !es->dstop) /* the backend is away: retry after a while */
+            (void)fdn__cond_wait_until(&es->scv, &es->smu, fdn__deadline_after_ms(BACKEND_RETRY_MS));
     }
     fdn__mutex_unlock(&es->smu);
     return NULL;
