@@ -151,6 +151,16 @@ static fdn__evdb_t *open_db(const char *path)
 
 /* A query by correlation id `c` (with type, bounds, direction, limit) returns exactly the
  * matches a filter over ids 1..last gives, and decodes only the rows it returns. */
+/* A lookup of cid over ids below `before` (0: all), unfiltered, in id order. */
+static fdn__evb_query_t corr_query(const char *cid, uint64_t before)
+{
+    return (fdn__evb_query_t){.correlation_id = cid,
+                              .wall_start = INT64_MIN,
+                              .wall_end = INT64_MAX,
+                              .before = before,
+                              .limit = SIZE_MAX};
+}
+
 static void expect_corr_scan(fdn__evdb_t *d, uint64_t last, unsigned c, const char *type,
                              uint64_t after, uint64_t before, bool desc, size_t limit,
                              uint64_t scanned)
@@ -219,8 +229,7 @@ static uint64_t lookup_seeks(fdn__evdb_t *d, unsigned c)
 {
     char cid[32];
     snprintf(cid, sizeof cid, "corr-%u", c);
-    fdn__evb_query_t q = {
-        .correlation_id = cid, .wall_start = INT64_MIN, .wall_end = INT64_MAX, .limit = SIZE_MAX};
+    fdn__evb_query_t q = corr_query(cid, 0);
     uint64_t s0, f0, s1, f1;
     fdn__evdb_corr_counts(d, &s0, &f0);
     fdn_event_list_t *l = NULL;
@@ -314,11 +323,7 @@ static void an_id_below_the_block_being_gathered_is_merged(void **state)
     assert_int_equal(runs_to(f->path), 1);
     write_range(d, 150, 150, true); /* below block 1: merged into block 0's run */
     assert_int_equal(runs_to(f->path), 1);
-    fdn__evb_query_t q = {.correlation_id = "corr-0",
-                          .wall_start = INT64_MIN,
-                          .wall_end = INT64_MAX,
-                          .before = BLK + 1,
-                          .limit = SIZE_MAX};
+    fdn__evb_query_t q = corr_query("corr-0", BLK + 1);
     fdn_event_list_t *l = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
     uint64_t read0 = fdn__evdb_rows_read(d);
@@ -349,10 +354,7 @@ static void a_prune_drops_whole_blocks_runs(void **state)
     fdn_event_free(ev);
     assert_int_equal(sql_int(f->path, "SELECT min(run) FROM corr_run WHERE level = 0"), 2);
     /* the lookups see only what is left; pruned ids of block 2 named by its run are skipped */
-    fdn__evb_query_t q = {.correlation_id = "corr-4",
-                          .wall_start = INT64_MIN,
-                          .wall_end = INT64_MAX,
-                          .limit = SIZE_MAX};
+    fdn__evb_query_t q = corr_query("corr-4", 0);
     fdn_event_list_t *l = NULL;
     assert_int_equal(fdn__evdb_query(d, &q, &l, &err), 0);
     assert_true(l->n > 0);
@@ -369,11 +371,7 @@ static void unknown_and_empty_correlation_ids(void **state)
     fdn__evdb_t *d = open_db(f->path);
     write_range(d, 1, BLK - 100, true);
     write_range(d, BLK - 99, BLK + 10, false); /* no correlation id; block 0 finished */
-    fdn__evb_query_t q = {.correlation_id = "corr-none",
-                          .wall_start = INT64_MIN,
-                          .wall_end = INT64_MAX,
-                          .before = BLK + 1,
-                          .limit = SIZE_MAX};
+    fdn__evb_query_t q = corr_query("corr-none", BLK + 1);
     fdn_event_list_t *l = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
     uint64_t read0 = fdn__evdb_rows_read(d);
@@ -434,11 +432,7 @@ static void a_damaged_row_does_not_stop_indexing(void **state)
     fdn_error_t err = FDN_ERROR_INIT;
     assert_int_equal(fdn__evdb_get(d, 57, &ev, &err), FDN_ECORRUPT);
     /* corr-7 below 200 is ids 7, 57, 107, 157: the damaged one is not indexed */
-    fdn__evb_query_t q = {.correlation_id = "corr-7",
-                          .wall_start = INT64_MIN,
-                          .wall_end = INT64_MAX,
-                          .before = 200,
-                          .limit = SIZE_MAX};
+    fdn__evb_query_t q = corr_query("corr-7", 200);
     fdn_event_list_t *l = NULL;
     assert_int_equal(fdn__evdb_query(d, &q, &l, &err), 0);
     assert_int_equal(l->n, 3);
