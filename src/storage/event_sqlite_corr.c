@@ -84,6 +84,7 @@
  * Threads: the writer's connection and state belong to the writer thread (or open); lookups
  * run on the read connection under rmu.
  */
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -542,10 +543,22 @@ static int merge_chunk(fdn__evdb_t *d, unsigned level, uint64_t p, size_t *budge
     return q == SQLITE_DONE ? del_run(d, level, p, err) : wrc(d, q, err);
 }
 
+/* A merge or a delete that does not move: the index's tables are damaged (their B-tree finds
+ * rows a delete or a replace does not). The caller's transaction is rolled back, and the index
+ * rebuilt from the rows (module comment). */
+static int no_progress(fdn_error_t *err)
+{
+    return fdn_err_set(err, FDN_ECORRUPT,
+                       "event store file: the correlation index is damaged (a merge makes no "
+                       "progress)");
+}
+
 /* Delete the fence rows of retired runs (a merge's inputs), DROP_COST keys of the budget per
  * row, until the budget is spent or none is left. */
 static int drop_step(fdn__evdb_t *d, size_t *budget, fdn_error_t *err)
 {
+    unsigned prev_level = UINT_MAX;
+    uint64_t prev_run = 0;
     while (*budget > 0) {
         sqlite3_stmt *st = d->cst[S_DROP];
         int q = sqlite3_step(st);
@@ -569,6 +582,10 @@ static int drop_step(fdn__evdb_t *d, size_t *budget, fdn_error_t *err)
         if (rc != 0)
             return rc;
         size_t gone = (size_t)sqlite3_changes(d->db);
+        if (gone == 0 && level == prev_level && run == prev_run)
+            return no_progress(err); /* del_run did not remove it: a damaged table */
+        prev_level = level;
+        prev_run = run;
         *budget = gone * DROP_COST >= *budget ? 0 : *budget - gone * DROP_COST;
         if (gone < rows && (rc = del_run(d, level, run, err)) != 0)
             return rc; /* all its rows gone: the run too */
@@ -580,7 +597,9 @@ static int drop_step(fdn__evdb_t *d, size_t *budget, fdn_error_t *err)
  * The lowest level first: a merge in progress there, else its first complete group. */
 static int merge_step(fdn__evdb_t *d, size_t budget, bool *more, fdn_error_t *err)
 {
-    unsigned s = d->fan_shift;
+    unsigned s = d->fan_shift, prev_level = UINT_MAX;
+    uint64_t prev_p = 0;
+    size_t prev_budget = 0;
     *more = false;
     if (d->merge_idle && d->merge_idle_blk == d->run_blk)
         return 0;
@@ -631,6 +650,13 @@ static int merge_step(fdn__evdb_t *d, size_t budget, bool *more, fdn_error_t *er
             return 0;
         }
         bool done = false;
+        /* a merge that completed (or was deleted) is never picked again; the same pick with
+         * nothing consumed means the tables do not hold what was just written */
+        if (level == prev_level && p == prev_p && budget == prev_budget)
+            return no_progress(err);
+        prev_level = level;
+        prev_p = p;
+        prev_budget = budget;
         if (p > ((uint64_t)INT64_MAX >> 8)) /* a damaged directory row */
             rc = del_run(d, level, p, err);
         else
