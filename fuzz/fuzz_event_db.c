@@ -5,10 +5,10 @@
  *
  * Input: byte 0 is the mode: bits 0-1 pick a template file (made once per process: 0 a store
  * of 3 events with correlation ids, ids 1, 2 and 8195, so block 0 of the correlation index
- * has its run (storage/event_sqlite_corr.c), 1 a store with a compressed payload, a binary event and a prune, 2 the store's
- * tables with a damaged record and a foreign table, 3 a foreign schema: an `events` table of
- * other columns). Bit 2: the rest of the input is the whole file (the template is ignored).
- * Bit 3: the rest is a WAL file written beside the template. Otherwise bytes 1-2 are a
+ * has its run (storage/event_sqlite_corr.c), 1 a store with a compressed payload, a binary event
+ * and a prune, 2 the store's tables with a damaged record and a foreign table, 3 a foreign schema:
+ * an `events` table of other columns). Bit 2: the rest of the input is the whole file (the template
+ * is ignored). Bit 3: the rest is a WAL file written beside the template. Otherwise bytes 1-2 are a
  * truncation (big-endian, in 64-byte units; 0 = none) and the rest are patches of 3 bytes:
  * a 16-bit offset (modulo the file's size) and a byte XORed there.
  * Per input: fdn__evdb_open, fdn__evdb_load, a lookup by correlation id (the index's runs

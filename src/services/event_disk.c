@@ -300,9 +300,8 @@ int fdn__evs_disk_query(fdn_events_t *es, const fdn_events_query_t *q, size_t li
         .limit = want,
         .descending = q->descending,
         .parent_id = q->parent_id};
-    bool whole = by_corr && q->type == NULL && q->parent_id == 0 &&
-                 q->time_start == INT64_MIN && q->time_end == INT64_MAX && bq.before == b &&
-                 q->after_id + 1 <= FDN_MAX(known, 1);
+    bool whole = by_corr && q->type == NULL && q->parent_id == 0 && q->time_start == INT64_MIN &&
+                 q->time_end == INT64_MAX && bq.before == b && q->after_id + 1 <= FDN_MAX(known, 1);
     if (known > 0 && known - 1 > bq.after)
         bq.after = known - 1;
     if (known >= bq.before)

@@ -480,7 +480,6 @@ static void commit_requests(fdn_events_t *es, sh_req_t *reqs, size_t total)
     fdn__mutex_unlock(&es->sh->qmu);
 }
 
-
 static void *writer_main(void *arg)
 {
     fdn_events_t *es = arg;

@@ -583,7 +583,8 @@ static void *deliver_main(void *arg)
         es->delivering = NULL;
         pthread_cond_broadcast(&es->sdone);
         if (fetch_failed && !es->dstop) /* the backend is away: retry after a while */
-            (void)fdn__cond_wait_until(&es->scv, &es->smu, fdn__deadline_after_ms(BACKEND_RETRY_MS));
+            (void)fdn__cond_wait_until(&es->scv, &es->smu,
+                                       fdn__deadline_after_ms(BACKEND_RETRY_MS));
     }
     fdn__mutex_unlock(&es->smu);
     return NULL;

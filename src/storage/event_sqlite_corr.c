@@ -71,13 +71,13 @@
  * RETRY_GAP_MAX), so a broken index does not cost every commit. At open, an index that cannot
  * be brought up to date is emptied and rebuilt from the rows, and when even that fails the
  * file opens with the index behind. Only a damaged secret refuses the open (FDN_ECORRUPT): a
- * new secret would make every stored key wrong without a way to tell. Ids written below the block being gathered (the store never does: its writer commits
- * ranges in id order) finish the merges under way, then are merged into their block's level-0
- * run (a run of their own when the block was merged already: searched, never merged).
- * Prune: runs wholly below the cut are deleted; the run the cut falls in keeps the keys of
- * pruned ids (a lookup skips ids whose row is gone) until it is merged (they are dropped) or
- * the cut passes its end: at most one run, at most 2^25 ids of stale keys.
- * Damaged files: keys out of order or repeated in a row cost at most a lost candidate (never
+ * new secret would make every stored key wrong without a way to tell. Ids written below the block
+ * being gathered (the store never does: its writer commits ranges in id order) finish the merges
+ * under way, then are merged into their block's level-0 run (a run of their own when the block was
+ * merged already: searched, never merged). Prune: runs wholly below the cut are deleted; the run
+ * the cut falls in keeps the keys of pruned ids (a lookup skips ids whose row is gone) until it is
+ * merged (they are dropped) or the cut passes its end: at most one run, at most 2^25 ids of stale
+ * keys. Damaged files: keys out of order or repeated in a row cost at most a lost candidate (never
  * a crash): merges emit only keys above the last one emitted, lookups sort and dedupe. A
  * directory row whose level or run is not an integer in range is never picked for a merge or
  * a delete (each step must remove what it picked, or it would pick it again) nor searched.

@@ -35,14 +35,14 @@ struct fdn__evdb {
     unsigned enc_flags; /* FDN_EVENT_ENC_ZSTD or 0 */
     /* the correlation index (event_sqlite_corr.c); the writer's connection and thread */
     unsigned char ch_secret[FDN__HASH_SECRET_SIZE]; /* the file's hash secret (meta) */
-    uint64_t *run;         /* keys of block run_blk gathered so far (FDN__EVDB_RUN_IDS slots) */
-    size_t run_n;          /* keys in run */
-    uint64_t run_blk;      /* the block being gathered: every block below has its run */
-    bool run_ok;           /* run and run_blk match the file (false: rebuilt before a write) */
-    uint32_t retry_in;     /* writes to let pass before the next rebuild after a failed one */
-    uint32_t retry_gap;    /* the current gap (doubles up to RETRY_GAP_MAX) */
-    unsigned fan_shift;    /* log2 of the runs merged into one (4; tests: smaller) */
-    bool merge_idle;       /* no merge to do while run_blk is merge_idle_blk */
+    uint64_t *run;      /* keys of block run_blk gathered so far (FDN__EVDB_RUN_IDS slots) */
+    size_t run_n;       /* keys in run */
+    uint64_t run_blk;   /* the block being gathered: every block below has its run */
+    bool run_ok;        /* run and run_blk match the file (false: rebuilt before a write) */
+    uint32_t retry_in;  /* writes to let pass before the next rebuild after a failed one */
+    uint32_t retry_gap; /* the current gap (doubles up to RETRY_GAP_MAX) */
+    unsigned fan_shift; /* log2 of the runs merged into one (4; tests: smaller) */
+    bool merge_idle;    /* no merge to do while run_blk is merge_idle_blk */
     uint64_t merge_idle_blk;
     sqlite3_stmt *cst[FDN__EVDB_CORR_STMTS]; /* the writer's statements (event_sqlite_corr.c) */
     /* the read connection (reads, prune), opened when first needed; under rmu */
@@ -50,7 +50,7 @@ struct fdn__evdb {
     char *path;
     bool durable;
     sqlite3 *rdb;
-    uint64_t rows_read; /* rows the read connection decoded (under rmu; tests) */
+    uint64_t rows_read;   /* rows the read connection decoded (under rmu; tests) */
     sqlite3_stmt *rst[2]; /* the read connection's statements of the correlation index */
     uint64_t corr_seeks;  /* runs a lookup searched (under rmu; tests) */
     uint64_t corr_fences; /* fence rows those searches read (under rmu; tests) */
