@@ -30,9 +30,11 @@
  * (count_open) the stored values are checked, cheaply: count an integer, 0 iff the table is
  * empty, else at most max - min + 1 (ids are unique), and the two ids the table's; a file
  * from before the count (no key), one an older library wrote to since (it keeps no count: an
- * id moved), or a damaged value is counted once (one scan) and stored. A damaged value that
- * passes the checks is reported as is (nothing deletes or assigns ids by it: no event is
- * lost); one that fails them while the file is open is not reported (stats count the rows).
+ * id moved), or a damaged value is counted once (one scan) and stored; rows counted that do
+ * not fit between the ids (damaged leaves: SQLite's count trusts their cell counts) refuse
+ * the open (FDN_ECORRUPT). A damaged value that passes the checks is reported as is (nothing
+ * deletes or assigns ids by it: no event is lost); one that fails them while the file is
+ * open is not reported (stats count the rows).
  * The backend table (storage/event_backend.h) at the end wraps these functions: SQLite is the
  * write-behind implementation (ids from the memory tier, reads of what memory evicted).
  */
