@@ -25,6 +25,12 @@
  * tm->shape moved: a family, series, event entry or key added, entries removed, a prefix
  * unexported, a layout or summary configured (all under tm->mu, none a hot path); it keeps
  * pointers to series and entries, valid while tm->shape holds, used only under tm->mu.
+ * Process metrics: the /proc figures come from telemetry_process.c's cache (at most 1 s old);
+ * the CPU time (process_cpu_seconds_total) is read under tm->expo_mu and shared by the scrapes
+ * less than FDN__TM_PROCESS_CPU_MAX_AGE_NS (1 ms on tm->clock) after its read (tm->cpu): under
+ * a scrape storm getrusage, which walks every thread of the process, was ~1.4 us of a ~16 us
+ * GET /metrics. So that one value may be up to 1 ms older than the scrape; it never goes
+ * backwards between two scrapes (read and rendered under the same lock).
  * Threads: any; tm->expo_mu (taken before tm->mu) serialises scrapes of one format. The text
  * is an immutable reference-counted block (blob_t): the sink is called after both locks are
  * released, on a text no other scrape changes, and fdn_telemetry_text_acquire hands out a
@@ -320,10 +326,9 @@ static tm_expo_t *expo_new(bool om)
     return c;
 }
 
-/* The process metrics now, and which are available (bit i: fdn__tm_proc_metrics[i]). */
-static unsigned process_now(fdn__tm_process_t *proc)
+/* Which process metrics are available (bit i: fdn__tm_proc_metrics[i]). */
+static unsigned process_avail(const fdn__tm_process_t *proc)
 {
-    fdn__tm_process_read(proc);
     unsigned avail = 0;
     for (size_t i = 0; i < TM_NPROC; i++)
         if (!(fdn__tm_proc_value(proc, i) < 0))
@@ -331,13 +336,30 @@ static unsigned process_now(fdn__tm_process_t *proc)
     return avail;
 }
 
+/* tm's CPU time for a scrape: the last read when it is less than FDN__TM_PROCESS_CPU_MAX_AGE_NS
+ * old on tm's clock, else a new one. Read under expo_mu, so the scrapes, which render under
+ * it too, show it in the order it was read (never a smaller value after a larger one). */
+static double cpu_shared(fdn_telemetry_t *tm) FDN_REQUIRES(tm->expo_mu)
+{
+    int64_t now = fdn_clock_mono_ns(tm->clock);
+    if (!tm->cpu.valid || now < tm->cpu.at_ns ||
+        now - tm->cpu.at_ns >= (int64_t)FDN__TM_PROCESS_CPU_MAX_AGE_NS) {
+        tm->cpu.v = fdn__tm_process_cpu();
+        tm->cpu.at_ns = now;
+        tm->cpu.valid = true;
+    }
+    return tm->cpu.v;
+}
+
 /* The text of tm now, from its cache; a reference to it in *out. */
 static int expo_text(fdn_telemetry_t *tm, bool om, blob_t **out)
 {
     fdn__tm_process_t proc;
-    unsigned avail = process_now(&proc);
+    fdn__tm_process_read_proc(&proc); /* the /proc figures: no scrape lock held */
     int rc = 0;
     fdn__mutex_lock(&tm->expo_mu);
+    proc.cpu_seconds = cpu_shared(tm);
+    unsigned avail = process_avail(&proc);
     tm_expo_t *c = tm->expo[om];
     if (c == NULL)
         c = tm->expo[om] = expo_new(om);
@@ -361,7 +383,8 @@ int fdn__tm_write_uncached(fdn_telemetry_t *tm, bool om, fdn_telemetry_write_fn 
         return FDN_EUNAVAILABLE;
     fdn__tm_run_collectors(tm);
     fdn__tm_process_t proc;
-    unsigned avail = process_now(&proc);
+    fdn__tm_process_read(&proc); /* a fresh render: CPU time read now */
+    unsigned avail = process_avail(&proc);
     tm_expo_t *c = expo_new(om);
     if (c != NULL)
         expo_update(tm, c, &proc, avail);

@@ -4,7 +4,8 @@
  * was: a reset, a load); scrapes concurrent with updates, new series and new events never
  * show a counter older than one read before the scrape began nor a torn histogram, and end
  * equal to a fresh render (meant for ThreadSanitizer too); a text taken without a copy
- * (fdn_telemetry_text_acquire) is the same and stays unchanged while held. No sleeps: fixed
+ * (fdn_telemetry_text_acquire) is the same and stays unchanged while held; the CPU time is
+ * shared by the scrapes within 1 ms of the instance's (manual) clock. No sleeps: fixed
  * rounds. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +24,7 @@
 #include <fdn/telemetry.h>
 
 #include "services/telemetry_int.h"
+#include "services/telemetry_process.h"
 
 typedef struct text {
     char *p;
@@ -324,6 +326,63 @@ static void acquired_text_stays(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+/* ---- the shared CPU time ---------------------------------------------------------------- */
+
+/* process_cpu_seconds_total as a scrape of tm shows it. */
+static double cpu_shown(fdn_telemetry_t *tm, bool om)
+{
+    static const char key[] = "\nprocess_cpu_seconds_total ";
+    const char *p = NULL;
+    size_t len = 0;
+    assert_int_equal(fdn_telemetry_text_acquire(tm, om, &p, &len), 0);
+    const char *l = strstr(p, key);
+    assert_non_null(l);
+    double v = strtod(l + sizeof key - 1, NULL);
+    fdn_telemetry_text_release(p);
+    return v;
+}
+
+/* Work until the process has used more than `s` CPU seconds (no sleep: CPU work is what is
+ * waited for). */
+static void burn_cpu_past(double s)
+{
+    volatile uint64_t x = 0;
+    while (fdn__tm_process_cpu() <= s)
+        for (uint64_t i = 0; i < 100000; i++)
+            x += i;
+}
+
+/* Scrapes share one CPU-time read for FDN__TM_PROCESS_CPU_MAX_AGE_NS of the instance's clock
+ * (both formats), then read it again. */
+static void cpu_time_shared_for_a_millisecond(void **state)
+{
+    (void)state;
+    fdn_clock_t *clk = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clk, 5000000000, 0), 0);
+    fdn_telemetry_opts_t o = FDN_TELEMETRY_OPTS_INIT;
+    o.clock = clk;
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, &o), 0);
+    double a = cpu_shown(tm, false);
+    assert_true(a > 0);
+    burn_cpu_past(a + 0.002); /* a fresh read would now show more */
+    assert_true(cpu_shown(tm, false) == a);
+    assert_true(cpu_shown(tm, true) == a);
+    assert_int_equal(fdn_clock_advance(clk, FDN__TM_PROCESS_CPU_MAX_AGE_NS - 1), 0);
+    assert_true(cpu_shown(tm, false) == a);
+    assert_int_equal(fdn_clock_advance(clk, 1), 0); /* as old as the bound: read again */
+    double b = cpu_shown(tm, true);
+    assert_true(b > a + 0.002);
+    assert_true(cpu_shown(tm, false) == b);
+    burn_cpu_past(b + 0.002);
+    assert_int_equal(fdn_clock_advance(clk, 10 * FDN__TM_PROCESS_CPU_MAX_AGE_NS), 0);
+    double c = cpu_shown(tm, false);
+    assert_true(c > b + 0.002);
+    assert_true(cpu_shown(tm, true) == c);
+    fdn_telemetry_destroy(tm);
+    fdn_clock_destroy(clk);
+}
+
 /* ---- concurrent updates and scrapes ---------------------------------------------------- */
 
 #define UPDATERS 2
@@ -443,6 +502,7 @@ int main(void)
         cmocka_unit_test(value_changed_shows),
         cmocka_unit_test(acquired_text_stays),
         cmocka_unit_test(concurrent_scrapes),
+        cmocka_unit_test(cpu_time_shared_for_a_millisecond),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
