@@ -602,9 +602,12 @@ typedef int (*fdn_telemetry_write_fn)(const char *data, size_t len, void *user);
  * emission count → `<base>_total` only for an event without measurements; `vm.*` and
  * unexported events are left out. Then the process collector (`process_*`) and
  * `fdn_build_info`. The instance keeps each series' rendered lines with the value they show
- * and renders again only the series whose value changed (a few hundred bytes a series, per
- * format, freed with the instance); the text is the same as a fresh rendering, and shows
- * every value as of a read made after the call began. The sink is called with no
+ * and renders again only the series whose value changed (a few hundred bytes a series and up
+ * to four copies of the text, per format, freed with the instance); the text is the same as
+ * a fresh rendering, and shows every value as of a read made after the call began, except
+ * `process_cpu_seconds_total`: the scrapes of one instance share a CPU-time read for up to
+ * 1 ms of the instance's clock (so a scrape may show the CPU time as of up to 1 ms before it
+ * began; the value never decreases from one scrape to the next). The sink is called with no
  * telemetry lock held.
  * @return 0, a negative code returned by the sink, FDN_ENOMEM, FDN_EUNAVAILABLE
  * @thread_safety any

@@ -819,7 +819,17 @@ int fdn_telemetry_create(fdn_telemetry_t **out, const fdn_telemetry_opts_t *opts
     atomic_init(&tm->epoch, new_epoch());
     atomic_init(&tm->nentries, 0);
     pthread_mutex_init(&tm->mu, NULL);
-    pthread_mutex_init(&tm->expo_mu, NULL);
+    {
+        /* scrapes hold it a few microseconds: a second one spins a little before it sleeps
+         * (glibc's adaptive mutex) */
+        pthread_mutexattr_t ma;
+        pthread_mutexattr_init(&ma);
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+        pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+        pthread_mutex_init(&tm->expo_mu, &ma);
+        pthread_mutexattr_destroy(&ma);
+    }
     pthread_mutex_init(&tm->life_mu, NULL);
     pthread_rwlock_init(&tm->coll_lock, NULL);
     tm->ht = cds_lfht_new(64, 64, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);

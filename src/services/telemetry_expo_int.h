@@ -88,6 +88,8 @@ typedef struct part {
     fdn__buf_t lab; /* fdn__tm_label_text of the series */
     fdn__buf_t text;
     tm_hist_pre_t *pre; /* a histogram's line prefixes (NULL until rendered) */
+    uint64_t at;        /* the assembly (tm_expo_t.serial) that first shows this rendering */
+    uint64_t len_at;    /* ... that first shows the text's length as it is now */
 } part_t;
 
 /* One metric family's text: HELP and TYPE, then its parts; keyed by its name for sorting and
@@ -104,12 +106,19 @@ typedef struct rec {
     bool comment; /* skipped, said in a comment line (the 0.0.4 text only) */
 } rec_t;
 
-/* A text handed to sinks: immutable, freed by its last reference. */
+/* A text handed to sinks: immutable while anyone but the cache holds it, freed by its last
+ * reference. The cache may write again a block only it holds (refs == 1 under expo_mu). */
 typedef struct blob {
     _Atomic size_t refs;
     size_t len;
+    size_t cap;      /* bytes at p */
+    uint64_t serial; /* the assembly whose text it holds */
     char p[];
 } blob_t;
+
+/* Texts the cache keeps after they were replaced, to write the next ones into once nobody
+ * else holds them (telemetry_prometheus.c: assemble). */
+#define TM_EXPO_SPARES 3
 
 /* One format's cache (tm->expo[om], under tm->expo_mu). */
 typedef struct tm_expo {
@@ -124,6 +133,9 @@ typedef struct tm_expo {
     tm_entry_t **entries; /* the event entries listed (retention's activity sampling) */
     size_t nentries, capentries;
     blob_t *out; /* the last text (this holds one reference) */
+    blob_t *spare[TM_EXPO_SPARES]; /* earlier texts (one reference each), or NULL */
+    uint64_t serial;               /* assemblies made (out->serial) */
+    uint64_t layout_at;            /* the first assembly of the current plan */
     fill_t *fill;
     /* the process metrics' parts written (not skipped), and their records: a scrape's second
      * refresh visits only these */

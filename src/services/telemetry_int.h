@@ -151,6 +151,13 @@ struct fdn_telemetry {
      * which is taken before mu */
     fdn__mutex_t expo_mu;
     struct tm_expo *expo[2] FDN_MEMBER_GUARDED_BY(expo_mu);
+    /* their CPU time (process_cpu_seconds_total), shared by the scrapes less than
+     * FDN__TM_PROCESS_CPU_MAX_AGE_NS (tm->clock) after its read, under expo_mu */
+    struct {
+        bool valid;
+        int64_t at_ns;
+        double v;
+    } cpu FDN_MEMBER_GUARDED_BY(expo_mu);
     struct cds_lfht *ht;
     _Atomic size_t nentries;
     _Atomic(tm_hset_t *) handlers; /* RCU-published (release store, acquire load) */

@@ -15,7 +15,10 @@
  * open descriptors) are therefore read at most every FDN__TM_PROCESS_MAX_AGE_MS and shared by
  * the scrapes in between, and the fd limit (getrlimit: it changes only when the process sets
  * it) with them; the start time (and boot time) never changes and is read once. CPU time
- * (getrusage) is read every time: the one system call a scrape makes here.
+ * (getrusage) is read by fdn__tm_process_cpu; the exposition shares one read between the
+ * scrapes of an instance less than FDN__TM_PROCESS_CPU_MAX_AGE_NS apart (telemetry_prometheus.c):
+ * it was the one system call a scrape added to the socket's, and getrusage(RUSAGE_SELF) walks
+ * every thread of the process (~0.75 us with 15 threads, ~1.4 us under wrk -c32 on 2 cores).
  * Threads: any; the cache is guarded by `cache_mu` (a leaf lock, held across the /proc reads so
  * that concurrent scrapes after expiry read once).
  */
@@ -159,15 +162,26 @@ static void read_proc(fdn__tm_process_t *out)
     fdn__mutex_unlock(&cache_mu);
 }
 
-void fdn__tm_process_read(fdn__tm_process_t *out)
+double fdn__tm_process_cpu(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return -1;
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+void fdn__tm_process_read_proc(fdn__tm_process_t *out)
 {
     out->cpu_seconds = out->resident_bytes = out->virtual_bytes = -1;
     out->open_fds = out->max_fds = out->start_time_seconds = out->threads = -1;
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) == 0)
-        out->cpu_seconds = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-                           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
     read_proc(out);
+}
+
+void fdn__tm_process_read(fdn__tm_process_t *out)
+{
+    fdn__tm_process_read_proc(out);
+    out->cpu_seconds = fdn__tm_process_cpu();
 }
 
 double fdn__tm_run_queue(void)

@@ -25,11 +25,26 @@
  * tm->shape moved: a family, series, event entry or key added, entries removed, a prefix
  * unexported, a layout or summary configured (all under tm->mu, none a hot path); it keeps
  * pointers to series and entries, valid while tm->shape holds, used only under tm->mu.
- * Threads: any; tm->expo_mu (taken before tm->mu) serialises scrapes of one format. The text
+ * Process metrics: the /proc figures come from telemetry_process.c's cache (at most 1 s old);
+ * the CPU time (process_cpu_seconds_total) is read under tm->expo_mu and shared by the scrapes
+ * less than FDN__TM_PROCESS_CPU_MAX_AGE_NS (1 ms on tm->clock) after its read (tm->cpu): under
+ * a scrape storm getrusage, which walks every thread of the process, was ~1.4 us of a ~16 us
+ * GET /metrics. So that one value may be up to 1 ms older than the scrape; it never goes
+ * backwards between two scrapes (read and rendered under the same lock).
+ * Threads: any; tm->expo_mu (taken before tm->mu) serialises scrapes. It is held a few
+ * microseconds and is glibc's adaptive kind (telemetry.c), so a scrape that finds it taken
+ * spins briefly before it sleeps: under wrk -c32 the two server threads met on it 0.08-0.15
+ * times a request, each meeting a futex wait, a wake-up and two context switches. The text
  * is an immutable reference-counted block (blob_t): the sink is called after both locks are
  * released, on a text no other scrape changes, and fdn_telemetry_text_acquire hands out a
  * reference to the block itself (no copy: GET /metrics gives it to libmicrohttpd, whose
  * free callback releases it), freed by whichever of the cache and the holders lets go last.
+ * The cache keeps the last text and up to TM_EXPO_SPARES replaced ones (a reference each);
+ * a block nobody else holds any more (refs == 1, read under expo_mu; references are handed
+ * out only to the last text and only under expo_mu, so none can appear) is where the next
+ * text is written: only the parts rendered since the text it holds, up to the first part
+ * whose length changed since, and everything after that (assemble). A held text is never
+ * written, and a scrape neither allocates nor copies 12-15 KB when nothing holds the last one.
  */
 #include <fdn/error.h>
 #include <math.h>
@@ -136,6 +151,7 @@ static void part_fill(part_t *p, fill_t *f)
 static void part_render(tm_expo_t *c, const rec_t *r, part_t *p, const fdn__tm_process_t *proc)
 {
     fdn__buf_t *b = &p->text;
+    size_t was = b->len;
     b->len = 0;
     if (b->p != NULL)
         b->p[0] = '\0';
@@ -153,6 +169,9 @@ static void part_render(tm_expo_t *c, const rec_t *r, part_t *p, const fdn__tm_p
             fdn__tm_sample_lines(b, name, &p->lab, &p->x, c->om, &p->pre);
     }
     c->oom = c->oom || b->oom;
+    p->at = c->serial + 1; /* the next assembly shows it */
+    if (b->len != was)
+        p->len_at = c->serial + 1;
 }
 
 /* Compare every written part with its metric's value now and render those that differ;
@@ -204,9 +223,39 @@ static void blob_unref(blob_t *b)
 
 static const char skip_comment[] = "# skipped duplicate metric name ";
 
-/* The whole text, from every record's parts, as c->out. */
+/* A block of c's that nobody else holds and that len + 1 bytes fit in, to write the next
+ * text into: the last text or a spare, the most recent first (it differs least); NULL when
+ * none. A holder's release (acq_rel) happens before the acquire load that sees 1, so its
+ * reads are over; nobody can take a new reference, as references are handed out only to
+ * c->out and under expo_mu. */
+static blob_t *reusable(tm_expo_t *c, size_t len)
+{
+    blob_t *best = NULL;
+    blob_t *cand[1 + TM_EXPO_SPARES];
+    cand[0] = c->out;
+    memcpy(cand + 1, c->spare, sizeof c->spare);
+    for (size_t i = 0; i < 1 + TM_EXPO_SPARES; i++) {
+        blob_t *b = cand[i];
+        if (b == NULL || b->cap < len + 1 ||
+            atomic_load_explicit(&b->refs, memory_order_acquire) != 1)
+            continue;
+        if (best == NULL || b->serial > best->serial)
+            best = b;
+    }
+    return best;
+}
+
+/* The whole text, from every record's parts, as c->out (serial c->serial + 1). Into a block
+ * only the cache holds when there is one (the spares: texts replaced earlier, kept until
+ * their holders let go): a block that holds assembly S keeps every byte before the first
+ * part whose length changed after S, and within those only the parts rendered after S are
+ * written again (a scrape under load changes ~3 of ~180 parts: the /metrics route's
+ * counter and duration histogram, the CPU time); from that first part on, everything is
+ * copied. Else (every block held, or too small, or the plan was listed again after S) a new
+ * block, all copied. Either way the text is byte for byte the fresh assembly. */
 static void assemble(tm_expo_t *c)
 {
+    uint64_t next = c->serial + 1;
     size_t len = c->om ? 6 : 0;
     for (size_t i = 0; i < c->n; i++) {
         const rec_t *r = &c->r[i];
@@ -219,36 +268,50 @@ static void assemble(tm_expo_t *c)
         for (size_t k = 0; k < r->nparts; k++)
             len += r->parts[k].text.len;
     }
-    blob_t *b = fdn__malloc(sizeof(*b) + len + 1);
-    if (b == NULL) {
-        c->oom = true;
-        return;
+    blob_t *b = reusable(c, len);
+    uint64_t since = 0; /* b holds assembly `since`: parts not rendered after it are there */
+    bool all = true;    /* copy everything from here on */
+    if (b != NULL && b->serial >= c->layout_at && b->serial > 0) {
+        since = b->serial;
+        all = false;
     }
-    atomic_init(&b->refs, 1);
+    if (b == NULL) {
+        size_t cap = len + len / 8 + 64; /* room for the next texts, a little longer */
+        b = fdn__malloc(sizeof(*b) + cap);
+        if (b == NULL) {
+            c->oom = true;
+            return;
+        }
+        atomic_init(&b->refs, 1);
+        b->cap = cap;
+    }
     char *o = b->p;
     for (size_t i = 0; i < c->n; i++) {
         const rec_t *r = &c->r[i];
         if (r->skipped) {
             if (r->comment) {
                 size_t nl = strlen(r->name);
-                memcpy(o, skip_comment, sizeof skip_comment - 1);
-                o += sizeof skip_comment - 1;
-                memcpy(o, r->name, nl);
-                o += nl;
-                *o++ = '\n';
+                if (all) {
+                    memcpy(o, skip_comment, sizeof skip_comment - 1);
+                    memcpy(o + sizeof skip_comment - 1, r->name, nl);
+                    o[sizeof skip_comment - 1 + nl] = '\n';
+                }
+                o += sizeof skip_comment - 1 + nl + 1;
             }
             continue;
         }
         if (r->head.len > 0) {
-            memcpy(o, r->head.p, r->head.len);
+            if (all)
+                memcpy(o, r->head.p, r->head.len);
             o += r->head.len;
         }
         for (size_t k = 0; k < r->nparts; k++) {
-            const fdn__buf_t *t = &r->parts[k].text;
-            if (t->len > 0) {
-                memcpy(o, t->p, t->len);
-                o += t->len;
-            }
+            const part_t *p = &r->parts[k];
+            if (!all && p->len_at > since)
+                all = true;
+            if (p->text.len > 0 && (all || p->at > since))
+                memcpy(o, p->text.p, p->text.len);
+            o += p->text.len;
         }
     }
     if (c->om) {
@@ -257,7 +320,28 @@ static void assemble(tm_expo_t *c)
     }
     *o = '\0';
     b->len = (size_t)(o - b->p);
-    blob_unref(c->out);
+    b->serial = next;
+    c->serial = next;
+    if (b == c->out)
+        return;
+    /* b leaves the spares (if it was one); the text it replaces joins them, the oldest
+     * spare going when they are full */
+    for (size_t i = 0; i < TM_EXPO_SPARES; i++)
+        if (c->spare[i] == b)
+            c->spare[i] = NULL;
+    if (c->out != NULL) {
+        size_t at = 0;
+        for (size_t i = 0; i < TM_EXPO_SPARES; i++) {
+            if (c->spare[i] == NULL) {
+                at = i;
+                break;
+            }
+            if (c->spare[i]->serial < c->spare[at]->serial)
+                at = i;
+        }
+        blob_unref(c->spare[at]);
+        c->spare[at] = c->out;
+    }
     c->out = b;
 }
 
@@ -270,6 +354,8 @@ static void expo_free(tm_expo_t *c)
     fdn__free(c->entries);
     fdn__free(c->fill);
     blob_unref(c->out);
+    for (size_t i = 0; i < TM_EXPO_SPARES; i++)
+        blob_unref(c->spare[i]);
     fdn__free(c);
 }
 
@@ -291,6 +377,7 @@ static void expo_update(fdn_telemetry_t *tm, tm_expo_t *c, const fdn__tm_process
     fdn__mutex_lock(&tm->mu);
     if (!c->built || c->shape != tm->shape || c->proc_avail != avail) {
         fdn__tm_plan_build(c, tm, avail);
+        c->layout_at = c->serial + 1; /* no earlier text has this layout */
         changed = true;
     }
     if (!c->oom) {
@@ -320,10 +407,9 @@ static tm_expo_t *expo_new(bool om)
     return c;
 }
 
-/* The process metrics now, and which are available (bit i: fdn__tm_proc_metrics[i]). */
-static unsigned process_now(fdn__tm_process_t *proc)
+/* Which process metrics are available (bit i: fdn__tm_proc_metrics[i]). */
+static unsigned process_avail(const fdn__tm_process_t *proc)
 {
-    fdn__tm_process_read(proc);
     unsigned avail = 0;
     for (size_t i = 0; i < TM_NPROC; i++)
         if (!(fdn__tm_proc_value(proc, i) < 0))
@@ -331,13 +417,30 @@ static unsigned process_now(fdn__tm_process_t *proc)
     return avail;
 }
 
+/* tm's CPU time for a scrape: the last read when it is less than FDN__TM_PROCESS_CPU_MAX_AGE_NS
+ * old on tm's clock, else a new one. Read under expo_mu, so the scrapes, which render under
+ * it too, show it in the order it was read (never a smaller value after a larger one). */
+static double cpu_shared(fdn_telemetry_t *tm) FDN_REQUIRES(tm->expo_mu)
+{
+    int64_t now = fdn_clock_mono_ns(tm->clock);
+    if (!tm->cpu.valid || now < tm->cpu.at_ns ||
+        now - tm->cpu.at_ns >= (int64_t)FDN__TM_PROCESS_CPU_MAX_AGE_NS) {
+        tm->cpu.v = fdn__tm_process_cpu();
+        tm->cpu.at_ns = now;
+        tm->cpu.valid = true;
+    }
+    return tm->cpu.v;
+}
+
 /* The text of tm now, from its cache; a reference to it in *out. */
 static int expo_text(fdn_telemetry_t *tm, bool om, blob_t **out)
 {
     fdn__tm_process_t proc;
-    unsigned avail = process_now(&proc);
+    fdn__tm_process_read_proc(&proc); /* the /proc figures: no scrape lock held */
     int rc = 0;
     fdn__mutex_lock(&tm->expo_mu);
+    proc.cpu_seconds = cpu_shared(tm);
+    unsigned avail = process_avail(&proc);
     tm_expo_t *c = tm->expo[om];
     if (c == NULL)
         c = tm->expo[om] = expo_new(om);
@@ -361,7 +464,8 @@ int fdn__tm_write_uncached(fdn_telemetry_t *tm, bool om, fdn_telemetry_write_fn 
         return FDN_EUNAVAILABLE;
     fdn__tm_run_collectors(tm);
     fdn__tm_process_t proc;
-    unsigned avail = process_now(&proc);
+    fdn__tm_process_read(&proc); /* a fresh render: CPU time read now */
+    unsigned avail = process_avail(&proc);
     tm_expo_t *c = expo_new(om);
     if (c != NULL)
         expo_update(tm, c, &proc, avail);

@@ -229,6 +229,50 @@ static void thread_churn_keeps_sums(void **state)
     fdn_telemetry_destroy(x.tm);
 }
 
+/* Threads alive at once hold distinct slots, so 2 * TM_SHARDS + 1 of them write every shard
+ * (a read sums only the shards handed out so far: it must see the high ones once used). */
+enum { LIVE = 2 * TM_SHARDS + 1 };
+
+typedef struct live_arg {
+    ctx_t *x;
+    uint64_t add;
+} live_arg_t;
+
+static void *live_adder(void *arg)
+{
+    live_arg_t *a = arg;
+    fdn_counter_add(a->x->c, a->add);
+    test_threads_gate(&a->x->threads); /* added: the test thread reads */
+    test_threads_gate(&a->x->threads); /* read: exit (the slot is released) */
+    return NULL;
+}
+
+static void every_live_shard_is_summed(void **state)
+{
+    (void)state;
+    ctx_t x = {0};
+    assert_int_equal(fdn_telemetry_create(&x.tm, NULL), 0);
+    fdn_telemetry_family_t *f = NULL;
+    assert_int_equal(
+        fdn_telemetry_family(x.tm, &f, "live_total", "c", FDN_TELEMETRY_COUNTER, NULL, 0, 0), 0);
+    assert_int_equal(fdn_telemetry_family_counter(f, &x.c, NULL, 0), 0);
+    live_arg_t args[LIVE];
+    uint64_t want = 0;
+    for (int i = 0; i < LIVE; i++) {
+        args[i].x = &x;
+        args[i].add = (uint64_t)1 << i; /* each thread's add is a bit of its own */
+        want += args[i].add;
+    }
+    test_threads_init(&x.threads, LIVE + 1);
+    test_threads_start_n(&x.threads, LIVE, live_adder, args, sizeof args[0]);
+    test_threads_gate(&x.threads);
+    assert_int_equal(fdn_counter_value(x.c), want);
+    test_threads_gate(&x.threads);
+    test_threads_join(&x.threads);
+    assert_int_equal(fdn_counter_value(x.c), want);
+    fdn_telemetry_destroy(x.tm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +280,7 @@ int main(void)
         cmocka_unit_test(snapshots_never_tear),
         cmocka_unit_test(handlers_and_retention_race_emits),
         cmocka_unit_test(thread_churn_keeps_sums),
+        cmocka_unit_test(every_live_shard_is_summed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

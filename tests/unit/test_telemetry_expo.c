@@ -4,7 +4,9 @@
  * was: a reset, a load); scrapes concurrent with updates, new series and new events never
  * show a counter older than one read before the scrape began nor a torn histogram, and end
  * equal to a fresh render (meant for ThreadSanitizer too); a text taken without a copy
- * (fdn_telemetry_text_acquire) is the same and stays unchanged while held. No sleeps: fixed
+ * (fdn_telemetry_text_acquire) is the same and stays unchanged while held, also when later
+ * texts are written into the blocks of earlier ones; the CPU time is
+ * shared by the scrapes within 1 ms of the instance's (manual) clock. No sleeps: fixed
  * rounds. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +25,7 @@
 #include <fdn/telemetry.h>
 
 #include "services/telemetry_int.h"
+#include "services/telemetry_process.h"
 
 typedef struct text {
     char *p;
@@ -324,6 +327,162 @@ static void acquired_text_stays(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+/* ---- texts written into earlier texts' blocks -------------------------------------------- */
+
+static uint64_t xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* A scrape writes its text into a block of an earlier text once nobody holds it, rewriting
+ * only what changed (telemetry_prometheus.c, assemble): after changes that keep or change a
+ * series' length, new series, both formats and texts held across scrapes in every pattern,
+ * each scrape equals a fresh render and every held text stays as it was. */
+static void reused_blocks_hold_fresh_text(void **state)
+{
+    (void)state;
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    fdn_telemetry_family_t *f = NULL, *lab = NULL;
+    fdn_counter_t *a = NULL, *b = NULL;
+    fdn_gauge_t *g = NULL;
+    fdn_histogram_t *h = NULL;
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "t_ra_total", "A", FDN_TELEMETRY_COUNTER, NULL, 0, 0), 0);
+    assert_int_equal(fdn_telemetry_family_counter(f, &a, NULL, 0), 0);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "t_rb_total", "B", FDN_TELEMETRY_COUNTER, NULL, 0, 0), 0);
+    assert_int_equal(fdn_telemetry_family_counter(f, &b, NULL, 0), 0);
+    assert_int_equal(fdn_telemetry_family(tm, &f, "t_rg", "G", FDN_TELEMETRY_GAUGE, NULL, 0, 0), 0);
+    assert_int_equal(fdn_telemetry_family_gauge(f, &g, NULL, 0), 0);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "t_rh_seconds", "H", FDN_TELEMETRY_HISTOGRAM, NULL, 0, 0), 0);
+    assert_int_equal(fdn_telemetry_family_histogram(f, &h, NULL, 0), 0);
+    const char *ln[] = {"k"};
+    assert_int_equal(
+        fdn_telemetry_family(tm, &lab, "t_rl_total", "L", FDN_TELEMETRY_COUNTER, ln, 1, 0), 0);
+    enum { HELD = 3 };
+    const char *held[HELD] = {NULL};
+    char *copy[HELD] = {NULL};
+    uint64_t rng = 0x9E3779B97F4A7C15u;
+    for (int round = 0; round < 600; round++) {
+        uint64_t v = xorshift(&rng);
+        switch (v % 6) {
+        case 0:
+            fdn_counter_add(a, 1); /* the length changes rarely */
+            break;
+        case 1:
+            fdn_counter_add(b, (v >> 8) % 1000000); /* often */
+            break;
+        case 2:
+            fdn_gauge_set_double(g, (double)((v >> 8) % 100000) / 7.0);
+            break;
+        case 3:
+            fdn_histogram_observe(h, (double)((v >> 8) % 5000) / 1000.0);
+            break;
+        case 4:
+            if (round % 5 == 0) { /* a new series: the plan is listed again */
+                char k[16];
+                snprintf(k, sizeof k, "s%d", round);
+                const char *lv[] = {k};
+                fdn_counter_t *c = NULL;
+                assert_int_equal(fdn_telemetry_family_counter(lab, &c, lv, 1), 0);
+                fdn_counter_add(c, 1);
+            }
+            break;
+        default:
+            break;
+        }
+        bool om = (v >> 40) % 3 == 0;
+        size_t slot = (size_t)((v >> 32) % (HELD + 2));
+        if (slot < HELD) { /* let go of a held text (unchanged) and hold the current one */
+            if (held[slot] != NULL) {
+                assert_string_equal(held[slot], copy[slot]);
+                fdn_telemetry_text_release(held[slot]);
+                free(copy[slot]);
+            }
+            size_t len = 0;
+            assert_int_equal(fdn_telemetry_text_acquire(tm, om, &held[slot], &len), 0);
+            copy[slot] = strdup(held[slot]);
+            assert_non_null(copy[slot]);
+        }
+        char *x = scrape_acquired(tm, om);
+        char *y = fresh(tm, om);
+        assert_string_equal(x, y);
+        free(x);
+        free(y);
+    }
+    for (size_t i = 0; i < HELD; i++) {
+        if (held[i] == NULL)
+            continue;
+        assert_string_equal(held[i], copy[i]);
+        fdn_telemetry_text_release(held[i]);
+        free(copy[i]);
+    }
+    check_same(tm);
+    fdn_telemetry_destroy(tm);
+}
+
+/* ---- the shared CPU time ---------------------------------------------------------------- */
+
+/* process_cpu_seconds_total as a scrape of tm shows it. */
+static double cpu_shown(fdn_telemetry_t *tm, bool om)
+{
+    static const char key[] = "\nprocess_cpu_seconds_total ";
+    const char *p = NULL;
+    size_t len = 0;
+    assert_int_equal(fdn_telemetry_text_acquire(tm, om, &p, &len), 0);
+    const char *l = strstr(p, key);
+    assert_non_null(l);
+    double v = strtod(l + sizeof key - 1, NULL);
+    fdn_telemetry_text_release(p);
+    return v;
+}
+
+/* Work until the process has used more than `s` CPU seconds (no sleep: CPU work is what is
+ * waited for). */
+static void burn_cpu_past(double s)
+{
+    volatile uint64_t x = 0;
+    while (fdn__tm_process_cpu() <= s)
+        for (uint64_t i = 0; i < 100000; i++)
+            x += i;
+}
+
+/* Scrapes share one CPU-time read for FDN__TM_PROCESS_CPU_MAX_AGE_NS of the instance's clock
+ * (both formats), then read it again. */
+static void cpu_time_shared_for_a_millisecond(void **state)
+{
+    (void)state;
+    fdn_clock_t *clk = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clk, 5000000000, 0), 0);
+    fdn_telemetry_opts_t o = FDN_TELEMETRY_OPTS_INIT;
+    o.clock = clk;
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, &o), 0);
+    double a = cpu_shown(tm, false);
+    assert_true(a > 0);
+    burn_cpu_past(a + 0.002); /* a fresh read would now show more */
+    assert_true(cpu_shown(tm, false) == a);
+    assert_true(cpu_shown(tm, true) == a);
+    assert_int_equal(fdn_clock_advance(clk, FDN__TM_PROCESS_CPU_MAX_AGE_NS - 1), 0);
+    assert_true(cpu_shown(tm, false) == a);
+    assert_int_equal(fdn_clock_advance(clk, 1), 0); /* as old as the bound: read again */
+    double b = cpu_shown(tm, true);
+    assert_true(b > a + 0.002);
+    assert_true(cpu_shown(tm, false) == b);
+    burn_cpu_past(b + 0.002);
+    assert_int_equal(fdn_clock_advance(clk, 10 * FDN__TM_PROCESS_CPU_MAX_AGE_NS), 0);
+    double c = cpu_shown(tm, false);
+    assert_true(c > b + 0.002);
+    assert_true(cpu_shown(tm, true) == c);
+    fdn_telemetry_destroy(tm);
+    fdn_clock_destroy(clk);
+}
+
 /* ---- concurrent updates and scrapes ---------------------------------------------------- */
 
 #define UPDATERS 2
@@ -443,6 +602,8 @@ int main(void)
         cmocka_unit_test(value_changed_shows),
         cmocka_unit_test(acquired_text_stays),
         cmocka_unit_test(concurrent_scrapes),
+        cmocka_unit_test(cpu_time_shared_for_a_millisecond),
+        cmocka_unit_test(reused_blocks_hold_fresh_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
