@@ -524,13 +524,92 @@ static const char *origin_form(const char *uri)
     return *p == '/' ? p : *p == '\0' ? "/" : uri; /* "http://h?q": left malformed */
 }
 
+/* A request's context is ~1.8 KB (mostly the answer's error detail): above glibc's thread
+ * cache (1 KB), so each request's malloc took the arena's slow path (and consolidated its fast
+ * bins). A server thread keeps up to CTX_CACHE freed contexts for its next requests (on_uri
+ * and on_done of a request run on the thread of its connection); they are freed when the
+ * thread exits. Not under AddressSanitizer, which then still sees a context used after its
+ * request ended. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CTX_CACHE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CTX_CACHE 0
+#endif
+#endif
+#ifndef CTX_CACHE
+#define CTX_CACHE 8
+#endif
+
+#if CTX_CACHE > 0
+typedef struct ctx_cache {
+    size_t n;
+    conn_ctx_t *c[CTX_CACHE];
+} ctx_cache_t;
+
+static pthread_key_t ctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+static bool ctx_key_ok;
+
+static void ctx_cache_free(void *p)
+{
+    ctx_cache_t *k = p;
+    for (size_t i = 0; i < k->n; i++)
+        fdn_free(k->c[i]);
+    fdn_free(k);
+}
+
+static void ctx_key_init(void)
+{
+    ctx_key_ok = pthread_key_create(&ctx_key, ctx_cache_free) == 0;
+}
+
+static conn_ctx_t *ctx_alloc(void)
+{
+    (void)pthread_once(&ctx_once, ctx_key_init);
+    ctx_cache_t *k = ctx_key_ok ? pthread_getspecific(ctx_key) : NULL;
+    if (k != NULL && k->n > 0)
+        return k->c[--k->n];
+    return fdn_malloc(sizeof(conn_ctx_t));
+}
+
+static void ctx_release(conn_ctx_t *c)
+{
+    if (ctx_key_ok) { /* ctx_alloc ran pthread_once on this path */
+        ctx_cache_t *k = pthread_getspecific(ctx_key);
+        if (k == NULL) {
+            k = fdn_calloc(1, sizeof *k);
+            if (k != NULL && pthread_setspecific(ctx_key, k) != 0) {
+                fdn_free(k);
+                k = NULL;
+            }
+        }
+        if (k != NULL && k->n < CTX_CACHE) {
+            k->c[k->n++] = c;
+            return;
+        }
+    }
+    fdn_free(c);
+}
+#else
+static conn_ctx_t *ctx_alloc(void)
+{
+    return fdn_malloc(sizeof(conn_ctx_t));
+}
+
+static void ctx_release(conn_ctx_t *c)
+{
+    fdn_free(c);
+}
+#endif
+
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
 {
     (void)cls;
     (void)con;
     /* not zeroed whole: resp (kilobytes, mostly its error text) is zeroed when the request is
      * dispatched; until then only what on_done frees must be NULL */
-    conn_ctx_t *c = fdn_malloc(sizeof *c);
+    conn_ctx_t *c = ctx_alloc();
     if (c != NULL) {
         c->body = (fdn__admin_text_t){NULL, 0, 0};
         c->seen = c->too_large = c->parked = c->counted = false;
@@ -540,7 +619,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
         c->resp.text_free = NULL;
         c->uri = admin_strdup(uri ? origin_form(uri) : "");
         if (c->uri == NULL) {
-            fdn_free(c);
+            ctx_release(c);
             c = NULL;
         }
     }
@@ -562,7 +641,7 @@ static void on_done(void *cls, struct MHD_Connection *con, void **req_cls,
         fdn__http_resp_text_free(&c->resp);
         fdn_free(c->uri);
         fdn_free(c->body.p);
-        fdn_free(c);
+        ctx_release(c);
         *req_cls = NULL;
     }
 }
