@@ -5,11 +5,13 @@
  * What it models: named files (a database, its -wal, -journal, -shm names), short reads
  * (zero-filled, SQLITE_IOERR_SHORT_READ as the unix VFS), truncation, deletion, the
  * "exists" test of xAccess as the unix VFS does it (a file of size 0 does not count), and
- * WAL shared memory: each open database handle gets its own zeroed regions (one connection
- * at a time here, so every open rebuilds the WAL index from the -wal file, as the first
- * connection to a unix database does). Locks always succeed (one connection, one thread).
- * What it does not: real locking, I/O errors, fsync. Randomness, sleep and time go to the
- * default VFS. Single-threaded: the target must not use it from two threads. */
+ * WAL shared memory: zeroed regions shared by the handles of one database file, as the unix
+ * VFS's -shm file is (so a second connection, the event file's read connection, sees the
+ * first one's commits), freed with the last handle that mapped them (the next open rebuilds
+ * the WAL index from the -wal file, as the first connection to a unix database does). Locks
+ * always succeed (one thread: the connections take turns, none holds a transaction while
+ * another runs). What it does not: real locking, I/O errors, fsync. Randomness, sleep and time go
+ * to the default VFS. Single-threaded: the target must not use it from two threads. */
 #ifndef FDN_FUZZ_MEMVFS_H
 #define FDN_FUZZ_MEMVFS_H
 
@@ -28,6 +30,8 @@ typedef struct memvfs_buf {
     uint8_t *p;
     size_t n, cap;
     int nopen;
+    void *shm[MEMVFS_SHM_REGIONS]; /* WAL shared memory of a database file */
+    int shm_users;                 /* handles that mapped it */
 } memvfs_buf_t;
 
 typedef struct memvfs_file {
@@ -35,8 +39,7 @@ typedef struct memvfs_file {
     memvfs_buf_t *buf; /* a named file, or the private one below */
     memvfs_buf_t anon; /* a temporary file without a name */
     bool delete_close;
-    void *shm[MEMVFS_SHM_REGIONS];
-    int shm_size;
+    bool shm_mapped; /* this handle counts in buf->shm_users */
 } memvfs_file_t;
 
 static memvfs_buf_t memvfs_files[MEMVFS_FILES];
@@ -109,11 +112,24 @@ static void memvfs_remove(const char *name)
         b->name[0] = '\0'; /* an open handle keeps its (now empty) file, as unlink would not */
 }
 
+/* A handle's use of its file's shared memory ends; the last one frees it. */
+static void memvfs_shm_release(memvfs_file_t *m)
+{
+    if (!m->shm_mapped)
+        return;
+    m->shm_mapped = false;
+    if (--m->buf->shm_users > 0)
+        return;
+    for (int i = 0; i < MEMVFS_SHM_REGIONS; i++) {
+        free(m->buf->shm[i]);
+        m->buf->shm[i] = NULL;
+    }
+}
+
 static int memvfs_close(sqlite3_file *f)
 {
     memvfs_file_t *m = (memvfs_file_t *)f;
-    for (int i = 0; i < MEMVFS_SHM_REGIONS; i++)
-        free(m->shm[i]);
+    memvfs_shm_release(m);
     if (m->buf == &m->anon) {
         free(m->anon.p);
     } else {
@@ -212,18 +228,22 @@ static int memvfs_caps(sqlite3_file *f)
 static int memvfs_shm_map(sqlite3_file *f, int region, int size, int extend, void volatile **pp)
 {
     memvfs_file_t *m = (memvfs_file_t *)f;
+    memvfs_buf_t *b = m->buf;
     *pp = NULL;
     if (region < 0 || region >= MEMVFS_SHM_REGIONS)
         return SQLITE_IOERR_SHMMAP;
-    if (m->shm[region] == NULL) {
+    if (!m->shm_mapped) {
+        m->shm_mapped = true;
+        b->shm_users++;
+    }
+    if (b->shm[region] == NULL) {
         if (!extend)
             return SQLITE_OK;
-        m->shm[region] = calloc(1, (size_t)size);
-        if (m->shm[region] == NULL)
+        b->shm[region] = calloc(1, (size_t)size); /* SQLite maps every region at one size */
+        if (b->shm[region] == NULL)
             return SQLITE_IOERR_NOMEM;
-        m->shm_size = size;
     }
-    *pp = m->shm[region];
+    *pp = b->shm[region];
     return SQLITE_OK;
 }
 
@@ -247,12 +267,8 @@ static void memvfs_shm_barrier(sqlite3_file *f)
 
 static int memvfs_shm_unmap(sqlite3_file *f, int delete_flag)
 {
-    memvfs_file_t *m = (memvfs_file_t *)f;
     (void)delete_flag;
-    for (int i = 0; i < MEMVFS_SHM_REGIONS; i++) {
-        free(m->shm[i]);
-        m->shm[i] = NULL;
-    }
+    memvfs_shm_release((memvfs_file_t *)f);
     return SQLITE_OK;
 }
 

@@ -8,10 +8,12 @@
 typedef struct fdn__evdb fdn__evdb_t;
 
 /* Open or create the file: WAL mode, synchronous=FULL (durable) or NORMAL (fast), the
- * schema created, the correlation index brought up to date (event_sqlite_corr.c: a file from
- * before 0.3.0 is indexed whole on its first open); records are written with zstd payloads
- * when compress is true. FDN_ECORRUPT when the file is not a valid store (or its index's
- * secret is damaged), FDN_EIO otherwise. */
+ * schema created, meta count checked (the rows counted once when it is absent, as in a file
+ * from before it, or fails its checks), the correlation index brought up to date
+ * (event_sqlite_corr.c: a file from before 0.3.0 is indexed whole on its first open); records
+ * are written with zstd payloads when compress is true. FDN_ECORRUPT when the file is not a
+ * valid store (or its index's secret is damaged, or the rows counted do not fit between its
+ * smallest and largest id), FDN_EIO otherwise. */
 int fdn__evdb_open(fdn__evdb_t **out, const char *path, bool durable, bool compress,
                    fdn_error_t *err);
 
@@ -22,8 +24,9 @@ int fdn__evdb_load(fdn__evdb_t *db, int (*cb)(fdn_event_t *ev, void *user), void
                    uint64_t *next_id, fdn_error_t *err);
 
 /* One transaction: insert the events (their ids are final), then delete ids < delete_before
- * (0 = none) and remember next_id so ids are never reused (in meta, unless the newest row
- * implies it: see event_sqlite.c). FDN_EIO on failure (rolled back). */
+ * (0 = none), move meta count by the rows inserted less those deleted, and remember next_id
+ * so ids are never reused (in meta, unless the newest row implies it: see event_sqlite.c).
+ * FDN_EIO on failure (rolled back). */
 int fdn__evdb_write(fdn__evdb_t *db, const fdn_event_t *const *evs, size_t n,
                     uint64_t delete_before, uint64_t next_id, fdn_error_t *err);
 
@@ -40,6 +43,9 @@ int fdn__evdb_query(fdn__evdb_t *db, const struct fdn__evb_query *q, fdn_event_l
 int fdn__evdb_prune(fdn__evdb_t *db, uint64_t below, uint64_t *count, fdn_error_t *err);
 int fdn__evdb_stats(fdn__evdb_t *db, struct fdn__evb_stats *out, fdn_error_t *err);
 
+/* Whether open counted the rows (meta count was missing: a file from before it; or failed its
+ * checks: damaged, or an older library wrote to the file since), for tests. */
+bool fdn__evdb_count_recomputed(fdn__evdb_t *db);
 /* Rows the read connection has decoded since open (get, query, correlation): what a read
  * cost, for tests. */
 uint64_t fdn__evdb_rows_read(fdn__evdb_t *db);

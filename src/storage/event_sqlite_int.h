@@ -27,6 +27,7 @@ struct fdn__evdb {
     sqlite3_stmt *ins;
     sqlite3_stmt *del;
     sqlite3_stmt *meta_put;
+    sqlite3_stmt *count_put; /* meta count (+= ?1), count_min_id, count_max_id after a write */
     sqlite3_stmt *begin;
     sqlite3_stmt *commit;
     sqlite3_stmt *rollback;
@@ -49,6 +50,7 @@ struct fdn__evdb {
     pthread_mutex_t rmu;
     char *path;
     bool durable;
+    bool count_recomputed; /* open found meta count missing or wrong and counted the rows */
     sqlite3 *rdb;
     uint64_t rows_read;   /* rows the read connection decoded (under rmu; tests) */
     sqlite3_stmt *rst[2]; /* the read connection's statements of the correlation index */

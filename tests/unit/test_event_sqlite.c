@@ -11,7 +11,11 @@
  * row does not stop the open. Runs merge (16 into one of the next level; a test fan-out of 2
  * reaches level 3 in a few blocks): merges happen in bounded steps as the writer commits and
  * resume after a restart, lookups across levels stay exact and decode only matches, a lookup
- * searches each run once, and a merge drops the keys of pruned ids. */
+ * searches each run once, and a merge drops the keys of pruned ids. The row count (meta count,
+ * count_min_id, count_max_id) follows every insert and prune, stays with a failed write or
+ * prune (rolled back), counts only rows really inserted, survives a reopen without a count; a
+ * file without it (an older version's), rows an older version appended or pruned since, and a
+ * damaged value are counted again at open; a foreign meta refuses the open. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -740,6 +744,235 @@ static void an_index_that_cannot_be_built_does_not_stop_the_open(void **state)
     fdn__evdb_close(d);
 }
 
+/* ---- the row count: meta count, min_id, max_id ---- */
+
+/* fdn__evdb_stats and the file's meta rows say count rows from lo to hi (0, 0 when empty), and
+ * so does the table itself. */
+static void expect_count(fdn__evdb_t *d, const char *path, uint64_t count, uint64_t lo, uint64_t hi)
+{
+    fdn__evb_stats_t st = {0};
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn__evdb_stats(d, &st, &err), 0);
+    assert_int_equal(st.count, count);
+    assert_int_equal(st.oldest, lo);
+    assert_int_equal(st.newest, hi);
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM events"), count);
+    assert_int_equal(sql_int(path, "SELECT value FROM meta WHERE key = 'count' AND "
+                                   "typeof(value) = 'integer'"),
+                     count);
+    assert_int_equal(sql_int(path, "SELECT value FROM meta WHERE key = 'count_min_id'"), lo);
+    assert_int_equal(sql_int(path, "SELECT value FROM meta WHERE key = 'count_max_id'"), hi);
+}
+
+static void write_prune(fdn__evdb_t *d, uint64_t first, uint64_t last, uint64_t below, int want)
+{
+    fdn_event_t *evs[64] = {NULL};
+    size_t n = 0;
+    for (uint64_t id = first; id <= last && first > 0; id++)
+        evs[n++] = make(id, true);
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn__evdb_write(d, (const fdn_event_t *const *)evs, n, below, last + 1, &err);
+    assert_int_equal(rc, want);
+    for (size_t i = 0; i < n; i++)
+        fdn_event_free(evs[i]);
+}
+
+static void the_count_follows_inserts_and_prunes(void **state)
+{
+    fx_t *f = *state;
+    fdn__evdb_t *d = open_db(f->path);
+    expect_count(d, f->path, 0, 0, 0);
+    write_range(d, 1, 100, true);
+    expect_count(d, f->path, 100, 1, 100);
+    write_prune(d, 101, 110, 31, 0); /* the writer's prune rides on a write */
+    expect_count(d, f->path, 80, 31, 110);
+    write_prune(d, 0, 0, 41, 0); /* a prune alone */
+    expect_count(d, f->path, 70, 41, 110);
+    uint64_t removed = 0;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn__evdb_prune(d, 51, &removed, &err), 0); /* the read connection */
+    assert_int_equal(removed, 10);
+    expect_count(d, f->path, 60, 51, 110);
+    assert_int_equal(fdn__evdb_prune(d, 51, &removed, &err), 0); /* nothing below 51 now */
+    assert_int_equal(removed, 0);
+    expect_count(d, f->path, 60, 51, 110);
+    assert_int_equal(fdn__evdb_prune(d, 1000, &removed, &err), 0); /* everything */
+    assert_int_equal(removed, 60);
+    expect_count(d, f->path, 0, 0, 0);
+    write_range(d, 111, 120, true);
+    expect_count(d, f->path, 10, 111, 120);
+    fdn__evdb_close(d);
+    /* reopened: the stored count is kept, not counted again */
+    d = open_db(f->path);
+    assert_false(fdn__evdb_count_recomputed(d));
+    expect_count(d, f->path, 10, 111, 120);
+    fdn__evdb_close(d);
+}
+
+/* A write or prune that fails midway rolls its rows and its count back together; a row an
+ * insert did not add (a trigger ignoring it) is not counted. */
+static void a_failed_write_leaves_the_count(void **state)
+{
+    fx_t *f = *state;
+    fdn__evdb_t *d = open_db(f->path);
+    write_range(d, 1, 100, true);
+    sql_exec(f->path, "CREATE TRIGGER refuse_row BEFORE INSERT ON events WHEN NEW.id = 105 "
+                      "BEGIN SELECT RAISE(ABORT, 'refused'); END");
+    write_prune(d, 101, 110, 0, FDN_EIO); /* 101-104 inserted, then the abort */
+    expect_count(d, f->path, 100, 1, 100);
+    write_prune(d, 101, 110, 50, FDN_EIO); /* with a prune: neither stays */
+    expect_count(d, f->path, 100, 1, 100);
+    sql_exec(f->path, "DROP TRIGGER refuse_row;"
+                      "CREATE TRIGGER refuse_del BEFORE DELETE ON events WHEN OLD.id = 20 "
+                      "BEGIN SELECT RAISE(ABORT, 'refused'); END");
+    uint64_t removed = 7;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn__evdb_prune(d, 50, &removed, &err), FDN_EIO);
+    assert_int_equal(removed, 7); /* untouched on failure */
+    expect_count(d, f->path, 100, 1, 100);
+    /* the duplicate of a stored id fails the transaction */
+    write_prune(d, 100, 105, 0, FDN_EIO);
+    expect_count(d, f->path, 100, 1, 100);
+    sql_exec(f->path, "DROP TRIGGER refuse_del;"
+                      "CREATE TRIGGER skip_row BEFORE INSERT ON events WHEN NEW.id = 105 "
+                      "BEGIN SELECT RAISE(IGNORE); END");
+    write_prune(d, 101, 110, 0, 0);
+    expect_count(d, f->path, 109, 1, 110); /* 105 was not inserted */
+    fdn__evdb_close(d);
+    d = open_db(f->path);
+    assert_false(fdn__evdb_count_recomputed(d));
+    expect_count(d, f->path, 109, 1, 110);
+    fdn__evdb_close(d);
+}
+
+/* A file from before the count (no key), rows an older library appended or pruned since the
+ * count was written (min_id, max_id no longer the table's): counted once at open. */
+static void a_file_without_the_count_is_counted_once(void **state)
+{
+    fx_t *f = *state;
+    write_old_rows(f->path, 1, 500, true);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM meta WHERE key = 'count'"), 0);
+    fdn__evdb_t *d = open_db(f->path);
+    assert_true(fdn__evdb_count_recomputed(d));
+    expect_count(d, f->path, 500, 1, 500);
+    fdn__evdb_close(d);
+    d = open_db(f->path);
+    assert_false(fdn__evdb_count_recomputed(d));
+    fdn__evdb_close(d);
+
+    /* the key deleted from a counted file */
+    sql_exec(f->path, "DELETE FROM meta WHERE key = 'count'");
+    d = open_db(f->path);
+    assert_true(fdn__evdb_count_recomputed(d));
+    expect_count(d, f->path, 500, 1, 500);
+    fdn__evdb_close(d);
+
+    /* an older library appends (it keeps no count) */
+    write_old_rows(f->path, 501, 620, false);
+    d = open_db(f->path);
+    assert_true(fdn__evdb_count_recomputed(d));
+    expect_count(d, f->path, 620, 1, 620);
+    fdn__evdb_close(d);
+
+    /* an older library's prune */
+    sql_exec(f->path, "DELETE FROM events WHERE id < 101");
+    d = open_db(f->path);
+    assert_true(fdn__evdb_count_recomputed(d));
+    expect_count(d, f->path, 520, 101, 620);
+    fdn__evdb_close(d);
+
+    /* ... of everything */
+    sql_exec(f->path, "DELETE FROM events");
+    d = open_db(f->path);
+    assert_true(fdn__evdb_count_recomputed(d));
+    expect_count(d, f->path, 0, 0, 0);
+    write_range(d, 621, 630, true);
+    expect_count(d, f->path, 10, 621, 630);
+    fdn__evdb_close(d);
+}
+
+/* A damaged count (a value that is not a non-negative integer, or one the cheap checks refute)
+ * or stamp is counted again at open; one damaged while the file is open is not reported
+ * (stats counts the rows) and is counted again at the next open. */
+static void a_damaged_count_is_counted_again(void **state)
+{
+    fx_t *f = *state;
+    fdn__evdb_t *d = open_db(f->path);
+    write_range(d, 1, 300, true);
+    fdn__evdb_close(d);
+    static const char *const damage[] = {
+        "UPDATE meta SET value = 'abc' WHERE key = 'count'",
+        "UPDATE meta SET value = x'012c' WHERE key = 'count'",
+        "UPDATE meta SET value = 300.5 WHERE key = 'count'",
+        "UPDATE meta SET value = NULL WHERE key = 'count'",
+        "UPDATE meta SET value = -300 WHERE key = 'count'",
+        "UPDATE meta SET value = 0 WHERE key = 'count'",   /* 0 with rows */
+        "UPDATE meta SET value = 301 WHERE key = 'count'", /* more than ids 1..300 allow */
+        "UPDATE meta SET value = 9223372036854775807 WHERE key = 'count'",
+        "UPDATE meta SET value = 2 WHERE key = 'count_min_id'",
+        "UPDATE meta SET value = 'x' WHERE key = 'count_max_id'",
+        "DELETE FROM meta WHERE key = 'count_min_id'",
+    };
+    for (size_t i = 0; i < sizeof damage / sizeof damage[0]; i++) {
+        sql_exec(f->path, damage[i]);
+        d = open_db(f->path);
+        if (!fdn__evdb_count_recomputed(d))
+            fail_msg("not counted again after: %s", damage[i]);
+        expect_count(d, f->path, 300, 1, 300);
+        fdn__evdb_close(d);
+    }
+    /* an empty table with a count */
+    d = open_db(f->path);
+    uint64_t removed = 0;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn__evdb_prune(d, 301, &removed, &err), 0);
+    fdn__evdb_close(d);
+    sql_exec(f->path, "UPDATE meta SET value = 5 WHERE key = 'count'");
+    d = open_db(f->path);
+    assert_true(fdn__evdb_count_recomputed(d));
+    expect_count(d, f->path, 0, 0, 0);
+    write_range(d, 301, 400, true);
+
+    /* damaged while open: stats counts the rows; the writer keeps it damaged (never a number
+     * again); the next open counts */
+    sql_exec(f->path, "UPDATE meta SET value = 'abc' WHERE key = 'count'");
+    fdn__evb_stats_t st = {0};
+    assert_int_equal(fdn__evdb_stats(d, &st, &err), 0);
+    assert_int_equal(st.count, 100);
+    assert_int_equal(st.oldest, 301);
+    assert_int_equal(st.newest, 400);
+    write_range(d, 401, 410, true);
+    assert_int_equal(sql_int(f->path, "SELECT typeof(value) = 'null' FROM meta WHERE key = "
+                                      "'count'"),
+                     1);
+    assert_int_equal(fdn__evdb_stats(d, &st, &err), 0);
+    assert_int_equal(st.count, 110);
+    sql_exec(f->path, "UPDATE meta SET value = 0 WHERE key = 'count'"); /* 0 with rows */
+    assert_int_equal(fdn__evdb_stats(d, &st, &err), 0);
+    assert_int_equal(st.count, 110);
+    fdn__evdb_close(d);
+    d = open_db(f->path);
+    assert_true(fdn__evdb_count_recomputed(d));
+    expect_count(d, f->path, 110, 301, 410);
+    fdn__evdb_close(d);
+}
+
+/* meta is not the store's (a view): the count cannot be stored, the open fails with a
+ * message (as writing the index's secret would). */
+static void a_foreign_meta_refuses_the_open(void **state)
+{
+    fx_t *f = *state;
+    sql_exec(f->path, "CREATE TABLE events(id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, type "
+                      "TEXT NOT NULL, rec BLOB NOT NULL);"
+                      "CREATE VIEW meta AS SELECT 'next_id' AS key, 7 AS value");
+    fdn__evdb_t *d = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn__evdb_open(&d, f->path, true, false, &err);
+    assert_true(rc == FDN_EIO || rc == FDN_ECORRUPT);
+    assert_null(d);
+    assert_non_null(strstr(err.message, "event store file"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -765,6 +998,11 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(damaged_directory_rows_do_not_stop_the_merges, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(the_count_follows_inserts_and_prunes, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_failed_write_leaves_the_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_file_without_the_count_is_counted_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_damaged_count_is_counted_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_foreign_meta_refuses_the_open, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

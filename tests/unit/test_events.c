@@ -1017,17 +1017,27 @@ static void subscription_sees_every_concurrent_append(void **state)
     fdn_events_destroy(es);
 }
 
+/* A memory store whose subscribers hold at most 8 undelivered events (*es), and an fd
+ * subscription to it filtered by type or correlation id (either may be NULL). */
+static fdn_events_sub_t *fd_sub_backlog8(fdn_events_t **es, const char *type, const char *corr)
+{
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.sub_max_backlog = 8;
+    *es = NULL;
+    assert_int_equal(fdn_events_create(es, &o, NULL), 0);
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    so.type = type;
+    so.correlation_id = corr;
+    fdn_events_sub_t *sub = NULL;
+    assert_int_equal(fdn_events_subscribe_fd(*es, &so, &sub), 0);
+    return sub;
+}
+
 static void subscription_fd_and_overflow(void **state)
 {
     (void)state;
-    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
-    o.sub_max_backlog = 8;
     fdn_events_t *es = NULL;
-    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
-    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
-    so.correlation_id = "fdc";
-    fdn_events_sub_t *sub = NULL;
-    assert_int_equal(fdn_events_subscribe_fd(es, &so, &sub), 0);
+    fdn_events_sub_t *sub = fd_sub_backlog8(&es, NULL, "fdc");
     int fd = fdn_events_sub_fd(sub);
     assert_true(fd >= 0);
     put(es, "x", "fdc", 0, 0);
@@ -1127,14 +1137,8 @@ static void filtered_fd_not_raised_for_other_events(void **state)
 static void typed_backlog_skip_counts_its_events_only(void **state)
 {
     (void)state;
-    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
-    o.sub_max_backlog = 8;
     fdn_events_t *es = NULL;
-    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
-    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
-    so.type = "want";
-    fdn_events_sub_t *sub = NULL;
-    assert_int_equal(fdn_events_subscribe_fd(es, &so, &sub), 0);
+    fdn_events_sub_t *sub = fd_sub_backlog8(&es, "want", NULL);
     uint64_t first = put(es, "want", NULL, 0, 0);
     for (int i = 0; i < 100; i++)
         put(es, "other", NULL, 0, 0);

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include <fdn/config.h>
 #include <fdn/events.h>
 #include <fdn/runtime.h>
@@ -248,6 +250,29 @@ static void hot_limits_evict_from_memory_only(void **state)
 }
 
 /* The durable tier's own retention deletes on disk; memory drops what the file dropped. */
+/* A value the file itself holds (another connection). */
+static int64_t file_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void file_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
 static void durable_retention_prunes_on_disk(void **state)
 {
     fx_t *f = *state;
@@ -287,6 +312,19 @@ static void durable_retention_prunes_on_disk(void **state)
     assert_int_equal(disk(es).count, 40);
     assert_int_equal(fdn_events_set_durable_retention(es, 0, -1), FDN_EINVAL);
     close_store(f, es);
+
+    /* the status reads the file's stored count (meta count, kept by every write and prune):
+     * it is 40 there; a file without it (an older version's) is counted at open */
+    assert_int_equal(file_int(f->path, "SELECT value FROM meta WHERE key = 'count'"), 40);
+    assert_int_equal(file_int(f->path, "SELECT count(*) FROM events"), 40);
+    file_exec(f->path, "DELETE FROM meta WHERE key IN ('count', 'count_min_id', 'count_max_id')");
+    es = open_store(f, HOT, 0);
+    d = disk(es);
+    assert_int_equal(d.count, 40);
+    assert_int_equal(d.oldest_id, N - 40 + 1);
+    assert_int_equal(d.newest_id, N);
+    close_store(f, es);
+    assert_int_equal(file_int(f->path, "SELECT value FROM meta WHERE key = 'count'"), 40);
 }
 
 /* ---- the runtime: keys, run-time updates, restart, the type cap ---- */
