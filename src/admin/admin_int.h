@@ -148,6 +148,14 @@ typedef struct fdn__http_resp {
      *  fdn_http_request_duration_seconds observation. */
     char correlation_id[FDN__HTTP_CID_MAX + 1];
     fdn__http_async_t *async; /**< in: set by the dispatcher (see fdn__http_defer) */
+    /** a deferred answer's body written on the server thread: set by the completer (with
+     *  render_arg) instead of the body, run there with the request's result once it is >= 0
+     *  (its return replaces it: 0 or FDN_ENOMEM). A body allocated by the thread that sends
+     *  and frees it keeps the allocator's per-thread caches balanced (a body made on the event
+     *  store's writer and freed on a server thread cost both threads glibc's slow path on
+     *  every request). NULL: none. */
+    int (*render)(struct fdn__http_resp *resp);
+    uint64_t render_arg[2];
 } fdn__http_resp_t;
 
 /** Free resp->text the way it was allocated (text_free or fdn_free) and clear it. */

@@ -49,6 +49,21 @@
  * writer commits or fails every waiting append, also when the store stops; the answers are a few
  * bytes, written at once). fdn__admin_dispatch (no socket) waits for a deferred answer on a
  * condition variable instead of suspending.
+ * Resumes: each MHD_resume_connection writes the daemon's eventfd, and one from another thread
+ * wakes the server thread; the event store's writer completes a whole commit of requests at
+ * once, so it resumed each (a write and often a wake-up per request). Now a completer pushes
+ * its PARKED request on the list of the server thread that suspended it (fdn__http_wake_t, one
+ * per daemon of MHD's pool, found by MHD_CONNECTION_INFO_DAEMON; a lock-free stack); only a
+ * push on an empty list resumes its own connection. That thread, running each resumed request
+ * (send_deferred) and ending it (on_done, which runs also when the answer is never sent), takes
+ * the whole list and resumes every entry but the bottom one: the bottom entry is the one
+ * pushed on an empty list, resumed by its completer. So every entry is resumed exactly once
+ * (twice would break MHD: a resume of a connection no longer suspended makes its next suspend
+ * a no-op), and none is left: a list that is not empty holds a resumed bottom entry, whose
+ * thread takes the list before or when that request ends. A completer touches the request no
+ * more once it is pushed (another thread may resume and free it), except the bottom one's,
+ * whose connection stays suspended until its completer resumes it. Bodies written by a
+ * completer are written by the server thread instead (resp->render), after the completion.
  */
 #include "admin/http_impl.h"
 
@@ -204,6 +219,8 @@ struct fdn__http_async {
     fdn_admin_t *a;
     void (*wake)(fdn__http_async_t *as); /* resumes a PARKED request */
     struct MHD_Connection *con;          /* the server's request */
+    fdn__http_wake_t *wl;                /* its server thread's list of completed requests */
+    fdn__http_async_t *wnext;            /* next in that list (older), written before the push */
     pthread_mutex_t mu;                  /* fdn__admin_dispatch's wait */
     pthread_cond_t cv;
     bool woken; /* mu */
@@ -219,6 +236,8 @@ static void async_init(fdn__http_async_t *as, fdn_admin_t *a)
     as->a = a;
     as->wake = NULL;
     as->con = NULL;
+    as->wl = NULL;
+    as->wnext = NULL;
     as->woken = false;
     as->route = NULL;
     as->t0 = 0;
@@ -259,12 +278,76 @@ void fdn__http_complete(fdn__http_resp_t *resp, int rc)
         as->wake(as); /* the request waits for this: as stays valid until it is woken */
 }
 
+/* The result of a completed deferred request, its body written here (resp->render) when it
+ * succeeded: on the server thread that sends and frees it. */
+static int deferred_result(fdn__http_async_t *as, fdn__http_resp_t *resp)
+{
+    int rc = as->rc;
+    if (rc >= 0 && resp->render != NULL)
+        rc = resp->render(resp);
+    resp->render = NULL;
+    return rc;
+}
+
 static void sync_wake(fdn__http_async_t *as)
 {
     pthread_mutex_lock(&as->mu);
     as->woken = true;
     pthread_cond_signal(&as->cv);
     pthread_mutex_unlock(&as->mu);
+}
+
+/* The list of completed requests of the server thread that runs daemon d (a worker of MHD's
+ * pool, or the daemon itself with one thread): found by address, a free slot claimed for a
+ * daemon seen first (there are at most threads + 1 daemons and FDN__HTTP_WAKE_SLOTS slots). */
+static fdn__http_wake_t *wake_list(fdn_admin_t *a, const void *d)
+{
+    for (size_t i = 0; i < FDN__HTTP_WAKE_SLOTS; i++) {
+        fdn__http_wake_t *w = &a->wakes[i];
+        const void *cur = atomic_load_explicit(&w->daemon, memory_order_acquire);
+        if (cur == NULL && atomic_compare_exchange_strong_explicit(
+                               &w->daemon, &cur, d, memory_order_acq_rel, memory_order_acquire))
+            return w;
+        if (cur == d)
+            return w;
+    }
+    return NULL; /* unreachable: more daemons than slots */
+}
+
+/* Resume a PARKED request (the completer, any thread; see DESIGN, "Resumes"): push it on its
+ * server thread's list; the first one pushed on an empty list resumes its own connection,
+ * which wakes that thread, and the thread resumes the others when it drains the list. */
+static void mhd_wake(fdn__http_async_t *as)
+{
+    struct MHD_Connection *con = as->con;
+    fdn__http_wake_t *w = as->wl;
+    if (w == NULL) {
+        MHD_resume_connection(con);
+        return;
+    }
+    fdn__http_async_t *old = atomic_load_explicit(&w->head, memory_order_relaxed);
+    do
+        as->wnext = old;
+    while (!atomic_compare_exchange_weak_explicit(&w->head, &old, as, memory_order_release,
+                                                  memory_order_relaxed));
+    /* pushed on a non-empty list: the drain that takes it resumes it, and as may be gone */
+    if (old == NULL)
+        MHD_resume_connection(con); /* no drain resumes the bottom entry: still suspended */
+}
+
+/* Take the list of completed requests and resume all but its bottom entry (the first pushed,
+ * resumed by its completer). On the server thread of the list, by every resumed request:
+ * when its deferred answer is sent and when it ends (its answer may never be sent: the
+ * client went away). */
+static void wake_drain(fdn__http_wake_t *w)
+{
+    fdn__http_async_t *l = atomic_exchange_explicit(&w->head, NULL, memory_order_acquire);
+    while (l != NULL) {
+        fdn__http_async_t *next = l->wnext;
+        if (next != NULL)
+            MHD_resume_connection(l->con);
+        l = next;
+    }
 }
 
 /* Route the request and run its handler: returns the handler's result (FDN__HTTP_PENDING when
@@ -385,7 +468,7 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
                 pthread_cond_wait(&as.cv, &as.mu);
             pthread_mutex_unlock(&as.mu);
         }
-        rc = as.rc;
+        rc = deferred_result(&as, resp);
     }
     dispatch_end(a, t0, route, method, uri, resp, rc);
     if (as.deferred)
@@ -441,22 +524,102 @@ static const char *origin_form(const char *uri)
     return *p == '/' ? p : *p == '\0' ? "/" : uri; /* "http://h?q": left malformed */
 }
 
+/* A request's context is ~1.8 KB (mostly the answer's error detail): above glibc's thread
+ * cache (1 KB), so each request's malloc took the arena's slow path (and consolidated its fast
+ * bins). A server thread keeps up to CTX_CACHE freed contexts for its next requests (on_uri
+ * and on_done of a request run on the thread of its connection); they are freed when the
+ * thread exits. Not under AddressSanitizer, which then still sees a context used after its
+ * request ended. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CTX_CACHE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CTX_CACHE 0
+#endif
+#endif
+#ifndef CTX_CACHE
+#define CTX_CACHE 8
+#endif
+
+#if CTX_CACHE > 0
+typedef struct ctx_cache {
+    size_t n;
+    conn_ctx_t *c[CTX_CACHE];
+} ctx_cache_t;
+
+static pthread_key_t ctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+static bool ctx_key_ok;
+
+static void ctx_cache_free(void *p)
+{
+    ctx_cache_t *k = p;
+    for (size_t i = 0; i < k->n; i++)
+        fdn_free(k->c[i]);
+    fdn_free(k);
+}
+
+static void ctx_key_init(void)
+{
+    ctx_key_ok = pthread_key_create(&ctx_key, ctx_cache_free) == 0;
+}
+
+static conn_ctx_t *ctx_alloc(void)
+{
+    (void)pthread_once(&ctx_once, ctx_key_init);
+    ctx_cache_t *k = ctx_key_ok ? pthread_getspecific(ctx_key) : NULL;
+    if (k != NULL && k->n > 0)
+        return k->c[--k->n];
+    return fdn_malloc(sizeof(conn_ctx_t));
+}
+
+static void ctx_release(conn_ctx_t *c)
+{
+    if (ctx_key_ok) { /* ctx_alloc ran pthread_once on this path */
+        ctx_cache_t *k = pthread_getspecific(ctx_key);
+        if (k == NULL) {
+            k = fdn_calloc(1, sizeof *k);
+            if (k != NULL && pthread_setspecific(ctx_key, k) != 0) {
+                fdn_free(k);
+                k = NULL;
+            }
+        }
+        if (k != NULL && k->n < CTX_CACHE) {
+            k->c[k->n++] = c;
+            return;
+        }
+    }
+    fdn_free(c);
+}
+#else
+static conn_ctx_t *ctx_alloc(void)
+{
+    return fdn_malloc(sizeof(conn_ctx_t));
+}
+
+static void ctx_release(conn_ctx_t *c)
+{
+    fdn_free(c);
+}
+#endif
+
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
 {
     (void)cls;
     (void)con;
     /* not zeroed whole: resp (kilobytes, mostly its error text) is zeroed when the request is
      * dispatched; until then only what on_done frees must be NULL */
-    conn_ctx_t *c = fdn_malloc(sizeof *c);
+    conn_ctx_t *c = ctx_alloc();
     if (c != NULL) {
         c->body = (fdn__admin_text_t){NULL, 0, 0};
         c->seen = c->too_large = c->parked = c->counted = false;
+        c->as.wl = NULL;
         c->resp.json = NULL;
         c->resp.text = NULL;
         c->resp.text_free = NULL;
         c->uri = admin_strdup(uri ? origin_form(uri) : "");
         if (c->uri == NULL) {
-            fdn_free(c);
+            ctx_release(c);
             c = NULL;
         }
     }
@@ -469,6 +632,8 @@ static void on_done(void *cls, struct MHD_Connection *con, void **req_cls,
     (void)toe;
     fdn__http_watch_done(((fdn_admin_t *)cls)->watch, con);
     conn_ctx_t *c = *req_cls;
+    if (c != NULL && c->as.wl != NULL) /* resumed (see send_deferred) */
+        wake_drain(c->as.wl);
     if (c != NULL && c->counted) /* its answer is sent (or the connection is gone) */
         deferred_done(cls);
     if (c != NULL) {
@@ -476,7 +641,7 @@ static void on_done(void *cls, struct MHD_Connection *con, void **req_cls,
         fdn__http_resp_text_free(&c->resp);
         fdn_free(c->uri);
         fdn_free(c->body.p);
-        fdn_free(c);
+        ctx_release(c);
         *req_cls = NULL;
     }
 }
@@ -548,18 +713,15 @@ static enum MHD_Result send_error(fdn_admin_t *a, struct MHD_Connection *con, in
     return ok;
 }
 
-static void mhd_wake(fdn__http_async_t *as)
-{
-    MHD_resume_connection(as->con);
-}
-
 /* Send a deferred answer (the completer has set DONE; on a server thread). */
 static enum MHD_Result send_deferred(fdn_admin_t *a, struct MHD_Connection *con, const char *method,
                                      conn_ctx_t *c)
 {
     c->parked = false;
+    if (c->as.wl != NULL)
+        wake_drain(c->as.wl);
     int rc = atomic_load_explicit(&c->as.state, memory_order_acquire) == AS_DONE
-                 ? c->as.rc
+                 ? deferred_result(&c->as, &c->resp)
                  : FDN_EINVAL; /* unreachable: resumed before completion */
     dispatch_end(a, c->as.t0, c->as.route, method, c->uri, &c->resp, rc);
     enum MHD_Result ok = send_resp(con, &c->resp);
@@ -679,6 +841,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         c->counted = true;
         if (atomic_load_explicit(&c->as.state, memory_order_acquire) == AS_DONE)
             return send_deferred(a, con, method, c); /* completed already: no suspension */
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(con, MHD_CONNECTION_INFO_DAEMON);
+        c->as.wl = ci != NULL ? wake_list(a, ci->daemon) : NULL;
         MHD_suspend_connection(con);
         int expect = AS_RUNNING;
         if (!atomic_compare_exchange_strong_explicit(&c->as.state, &expect, AS_PARKED,

@@ -42,6 +42,15 @@ typedef struct health_check {
     void *user;
 } health_check_t;
 
+/* A server thread's completed deferred requests (http.c, DESIGN "Resumes"): pushed by their
+ * completers, taken by that thread. One per libmicrohttpd daemon (the workers of its pool; at
+ * most 64 threads, and the daemon itself). */
+#define FDN__HTTP_WAKE_SLOTS 65
+typedef struct fdn__http_wake {
+    _Atomic(const void *) daemon;      /* the daemon (NULL: free slot), set once */
+    _Atomic(fdn__http_async_t *) head; /* newest first; linked by wnext */
+} fdn__http_wake_t;
+
 struct fdn_admin {
     char host[256];
     uint16_t want_port;
@@ -78,6 +87,7 @@ struct fdn_admin {
     pthread_mutex_t dmu;       /* shutdown waits on dcv for deferred == 0 */
     pthread_cond_t dcv;
     struct MHD_Daemon *mhd;
+    fdn__http_wake_t wakes[FDN__HTTP_WAKE_SLOTS];
     _Atomic uint16_t port;
     _Atomic uint64_t by_class[6]; /* index = status / 100 (1..5), 0 unused */
 };

@@ -134,13 +134,19 @@ int fdn__evs_async_queue(fdn_events_t *es, evs_async_t *w, uint64_t last_id)
  * on average where 64 were waiting). So after a commit that released at least LINGER_MIN
  * waiting callers, the writer waits for the next batch to reach 3/4 of that commit's size,
  * for at most that commit's duration (never more than LINGER_MAX_NS), before it starts the
- * next one: as PostgreSQL's commit_delay with commit_siblings. The callers counted are the
- * synchronous ones asleep on the commit word and the asynchronous stores the commit
- * acknowledges (fdn_events_store_async: e.g. HTTP requests, whose clients send their next
- * event once answered; with 32 of them in flight the writer used to start each commit with
- * the ~10 that were quick, every commit released a few). An append below the size the writer
- * waits for does not wake it. An idle or lightly used store (fewer callers per commit) never
- * waits; every commit is still fsynced before its callers are acknowledged. */
+ * next one: as PostgreSQL's commit_delay with commit_siblings. When the commit released
+ * mostly asynchronous stores, the wait is for the events appended meanwhile plus 3/4 of the
+ * commit, for at most twice its duration: waiting for 3/4 of the commit alone let 32 HTTP
+ * clients settle into two halves that took turns (each commit released one half while the
+ * other was already waiting, 11-14 events a commit; now 22-26), where a client's round trip
+ * is longer than a commit. (For 64 synchronous threads that longer wait cost a third of the
+ * throughput of events.append.durable_64t: they come back at once, and the writer idled.) The
+ * callers counted are the synchronous ones asleep on the commit word and the asynchronous stores
+ * the commit acknowledges (fdn_events_store_async: e.g. HTTP requests, whose clients send their
+ * next event once answered; with 32 of them in flight the writer used to start each commit with the
+ * ~10 that were quick, every commit released a few). An append below the size the writer waits for
+ * does not wake it. An idle or lightly used store (fewer callers per commit) never waits; every
+ * commit is still fsynced before its callers are acknowledged. */
 #define LINGER_MIN    8u
 #define LINGER_MAX_NS 2000000
 
@@ -252,8 +258,13 @@ static void *writer_main(void *arg)
          * the next event once answered) */
         if (rc == 0 && es->mode == FDN_EVENTS_DURABLE && to - done >= LINGER_MIN &&
             sleepers + nacked >= LINGER_MIN && took > 0) {
-            linger_want = to + (to - done) * 3 / 4;
-            linger_ns = FDN_MIN(took, (int64_t)LINGER_MAX_NS);
+            /* asynchronous callers (HTTP clients): what is appended already, then 3/4 of the
+             * released ones; synchronous callers: 3/4 of the commit (see LINGER_MIN) */
+            bool async = nacked >= sleepers;
+            uint64_t ahead =
+                async ? atomic_load_explicit(&es->published, memory_order_acquire) - to : 0;
+            linger_want = to + ahead + (to - done) * 3 / 4;
+            linger_ns = FDN_MIN(async ? 2 * took : took, (int64_t)LINGER_MAX_NS);
         }
         if (acked != NULL) {
             fdn__mutex_unlock(&es->wmu);

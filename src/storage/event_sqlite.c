@@ -4,9 +4,10 @@
  * Schema: events(id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, type TEXT NOT NULL,
  * rec BLOB NOT NULL) where rec is the binary event record (docs/event-format.md, with zstd
  * for payloads of 256 bytes or more when it helps); meta(key TEXT PRIMARY KEY, value INTEGER)
- * holds next_id so that ids are never reused after pruning, and the row count (below). No
- * SQLite index is kept on the events table: the insert path stays as cheap as a raw batched
- * insert. Lookups by
+ * holds next_id so that ids are never reused after pruning (the next id is the larger of it
+ * and the newest row's id + 1; a commit that leaves the newest row at next_id - 1 does not
+ * write it, a prune of the newest rows does), and the row count (below). No SQLite index is
+ * kept on the events table: the insert path stays as cheap as a raw batched insert. Lookups by
  * correlation id go through the correlation index (event_sqlite_corr.c: sorted runs of
  * hashed keys, one per block of 8192 ids, merged 16 at a time into runs of up to 2^25 ids, in
  * fence rows of one page); a query by type or time reads rows in id order from its bound and
@@ -97,7 +98,9 @@ int fdn__evdb_step_reset(sqlite3_stmt *st)
  * the three rows rewritten: on a commit of one event +55% instructions (callgrind, 39.8 k
  * before), three single-row statements +57%, the count alone +16%; with key IN (...) SQLite
  * builds a temporary table per run: +132%. In commits of 1 000 events: +0.6%. The rows share
- * the page next_id is on, which each commit writes anyway: no page more in the WAL. */
+ * the page next_id is on, which each commit wrote then: no page more in the WAL (next_id is
+ * now written only when the newest row does not imply it, fdn__evdb_write; an UPDATE of the
+ * values leaves the key index's page, which its INSERT OR REPLACE rewrote). */
 #define COUNT_PUT_SQL                                                                              \
     "UPDATE meta SET value = CASE key WHEN 'count' THEN CASE WHEN typeof(value) = 'integer' THEN " \
     "value + ?1 END WHEN 'count_min_id' THEN coalesce((SELECT min(id) FROM events), 0) WHEN "      \
@@ -421,7 +424,11 @@ int fdn__evdb_write(fdn__evdb_t *d, const fdn_event_t *const *evs, size_t n, uin
     /* the correlation index in a savepoint: its failure costs the index, never the events */
     if ((rc = fdn__evdb_corr_write(d, evs, n, delete_before)) != 0)
         goto fail;
-    if (next_id > 0 && (delete_before > 0 || n > 0)) {
+    /* next_id is read back as the larger of it and the newest row's id + 1, so a commit whose
+     * last event is next_id - 1 and stays (the common case) need not write it: that saved two
+     * of the about five WAL frames (the meta table's page and its key's) of a small commit */
+    bool implied = n > 0 && evs[n - 1]->id + 1 == next_id && delete_before <= evs[n - 1]->id;
+    if (next_id > 0 && (delete_before > 0 || n > 0) && !implied) {
         sqlite3_bind_int64(d->meta_put, 1, (sqlite3_int64)next_id);
         if ((rc = fdn__evdb_step_reset(d->meta_put)) != SQLITE_OK)
             goto fail;
@@ -705,6 +712,16 @@ int fdn__evdb_prune(fdn__evdb_t *d, uint64_t below, uint64_t *count, fdn_error_t
     if (rc == 0 && (rc = sqlite3_exec(d->rdb, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
         rc = fdn__evdb_map_rc(d->rdb, rc, err, "prune");
     bool in_txn = rc == 0;
+    /* the writer leaves next_id to the newest row when that implies it (fdn__evdb_write): a
+     * prune that deletes the newest rows first records it, or a reopened file would give
+     * their ids again */
+    if (rc == 0 && (rc = sqlite3_exec(d->rdb,
+                                      "INSERT OR REPLACE INTO meta(key, value) SELECT 'next_id', "
+                                      "max(coalesce((SELECT value FROM meta WHERE key = "
+                                      "'next_id'), 1), coalesce((SELECT max(id) FROM events), 0) "
+                                      "+ 1)",
+                                      NULL, NULL, NULL)) != SQLITE_OK)
+        rc = fdn__evdb_map_rc(d->rdb, rc, err, "prune");
     if (rc == 0 && (rc = sqlite3_prepare_v2(d->rdb, "DELETE FROM events WHERE id < ?1", -1, &st,
                                             NULL)) != SQLITE_OK)
         rc = fdn__evdb_map_rc(d->rdb, rc, err, "prune");

@@ -25,7 +25,8 @@ int fdn__evdb_load(fdn__evdb_t *db, int (*cb)(fdn_event_t *ev, void *user), void
 
 /* One transaction: insert the events (their ids are final), then delete ids < delete_before
  * (0 = none), move meta count by the rows inserted less those deleted, and remember next_id
- * so ids are never reused. FDN_EIO on failure (rolled back). */
+ * so ids are never reused (in meta, unless the newest row implies it: see event_sqlite.c).
+ * FDN_EIO on failure (rolled back). */
 int fdn__evdb_write(fdn__evdb_t *db, const fdn_event_t *const *evs, size_t n,
                     uint64_t delete_before, uint64_t next_id, fdn_error_t *err);
 

@@ -1,7 +1,8 @@
 /* The admin HTTP server under many connections: thousands of idle keep-alive clients and
  * half-sent requests (slowloris) must not shut out a new client, while the limits that are
- * set (an explicit connection limit, a per-address limit, the request deadline) hold. Real sockets
- * on loopback. */
+ * set (an explicit connection limit, a per-address limit, the request deadline) hold; durable
+ * appends on many connections at once, whose answers are deferred and resumed a commit at a
+ * time, are each answered once. Real sockets on loopback. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include <fdn/admin.h>
+#include <fdn/events.h>
 
 static const char REQ[] = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
 
@@ -68,6 +70,34 @@ static int read_response(int fd)
         size_t body = cl ? (size_t)strtoul(cl + 16, NULL, 10) : 0;
         if (have >= (size_t)(end + 4 - buf) + body) {
             int status = 0;
+            return sscanf(buf, "HTTP/1.1 %d", &status) == 1 ? status : -1;
+        }
+        if (have == sizeof(buf) - 1)
+            return -1;
+    }
+}
+
+/* As read_response, also copying the body (NUL-terminated, up to cap - 1 bytes) to body. */
+static int read_response_body(int fd, char *body, size_t cap)
+{
+    char buf[8192];
+    size_t have = 0;
+    for (;;) {
+        ssize_t r = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
+        if (r <= 0)
+            return 0;
+        have += (size_t)r;
+        buf[have] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        if (end == NULL)
+            continue;
+        const char *cl = strstr(buf, "Content-Length: ");
+        size_t len = cl ? (size_t)strtoul(cl + 16, NULL, 10) : 0;
+        if (have >= (size_t)(end + 4 - buf) + len) {
+            int status = 0;
+            size_t n = len < cap - 1 ? len : cap - 1;
+            memcpy(body, end + 4, n);
+            body[n] = '\0';
             return sscanf(buf, "HTTP/1.1 %d", &status) == 1 ? status : -1;
         }
         if (have == sizeof(buf) - 1)
@@ -306,12 +336,99 @@ static void slow_requests_are_cut_at_the_request_deadline(void **state)
     fdn_admin_destroy(b);
 }
 
+/* Durable appends on many keep-alive connections at once: each request is deferred (its
+ * connection suspended) until the store's writer has committed it, and a commit completes the
+ * requests of many connections, of both server threads, together. Those completions are resumed
+ * a server thread at a time (src/admin/http.c, "Resumes": the first one of a list resumes its
+ * connection, the server thread resumes the others); a resume that got lost would leave its
+ * client without an answer (the read below times out after 10 s and the test fails), one made
+ * twice would break that connection's next suspension. Every POST must get its own 201 and id,
+ * also while other clients go away with their requests pending, and the store must hold every
+ * acknowledged event. */
+enum { DUR_CONNS = 24, DUR_GONE = 4, DUR_ROUNDS = 40 };
+
+static void durable_posts_on_many_connections_each_answered_once(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fdn_http_conns_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/events.db", dir);
+    fdn_events_opts_t eo = FDN_EVENTS_OPTS_INIT;
+    eo.durable_path = path;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, &eo, NULL), 0);
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    o.threads = 2;
+    o.idle_timeout_s = 60;
+    fdn_admin_t *a = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    if (fdn_admin_create(&a, &o, &err) != 0 || fdn_admin_mount_events(a, es) != 0 ||
+        fdn_admin_start(a, &err) != 0)
+        fail_msg("admin: %s", err.message);
+    uint16_t port = fdn_admin_port(a);
+    static const char POST[] = "POST /v1/events HTTP/1.1\r\nHost: t\r\n"
+                               "Content-Type: application/json\r\nContent-Length: 29\r\n\r\n"
+                               "{\"type\":\"conn.post\",\"data\":1}";
+    int fds[DUR_CONNS];
+    for (int i = 0; i < DUR_CONNS; i++)
+        fds[i] = dial(port);
+    static uint64_t ids[DUR_CONNS * DUR_ROUNDS];
+    size_t n = 0;
+    for (int r = 0; r < DUR_ROUNDS; r++) {
+        /* clients that go away while their request waits for its commit: its connection is
+         * resumed (by its completer or by the list) only to find the client gone, and that
+         * must not cost the other requests of the list their resume */
+        int gone[DUR_GONE];
+        for (int i = 0; i < DUR_GONE; i++) {
+            gone[i] = dial(port);
+            send_all(gone[i], POST, sizeof(POST) - 1);
+        }
+        for (int i = 0; i < DUR_CONNS; i++) /* all in flight together */
+            send_all(fds[i], POST, sizeof(POST) - 1);
+        for (int i = 0; i < DUR_GONE; i++)
+            close(gone[i]);
+        for (int i = 0; i < DUR_CONNS; i++) {
+            char body[128];
+            int status = read_response_body(fds[i], body, sizeof body);
+            if (status != 201)
+                fail_msg("round %d, connection %d: status %d (0: no answer)", r, i, status);
+            const char *p = strstr(body, "{\"id\":");
+            assert_non_null(p);
+            ids[n++] = strtoull(p + 6, NULL, 10);
+        }
+    }
+    for (int i = 0; i < DUR_CONNS; i++)
+        close(fds[i]);
+    fdn_admin_destroy(a);
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    /* the acknowledged ones, and those of the clients that went away once they were read */
+    assert_in_range(st.events_stored, n, n + (size_t)DUR_GONE * DUR_ROUNDS);
+    assert_int_equal(st.durable_committed_id, st.newest_id);
+    for (size_t i = 0; i < n; i++) { /* distinct, and each is stored */
+        for (size_t k = 0; k < i; k++)
+            if (ids[k] == ids[i])
+                fail_msg("id %llu answered twice", (unsigned long long)ids[i]);
+        fdn_event_t *ev = NULL;
+        if (fdn_events_get(es, ids[i], &ev) != 0)
+            fail_msg("acknowledged id %llu is not stored", (unsigned long long)ids[i]);
+        fdn_event_free(ev);
+    }
+    fdn_events_destroy(es);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(thousands_of_idle_and_slow_clients_do_not_shut_out_a_new_one),
         cmocka_unit_test(explicit_limits_hold),
         cmocka_unit_test(slow_requests_are_cut_at_the_request_deadline),
+        cmocka_unit_test(durable_posts_on_many_connections_each_answered_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

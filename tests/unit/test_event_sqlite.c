@@ -295,6 +295,48 @@ static void the_last_blocks_keys_survive_a_restart(void **state)
     fdn__evdb_close(d);
 }
 
+/* Ids are never reused: the writer leaves meta's next_id behind while the newest row implies
+ * it, and a prune on the read connection that deletes every row (the durable tier's
+ * retention) records it first; so does a prune in the writer's transaction. */
+static int drop_event(fdn_event_t *ev, void *user)
+{
+    (void)user;
+    fdn_event_free(ev);
+    return 0;
+}
+
+static uint64_t reopened_next_id(const char *path)
+{
+    fdn__evdb_t *d = open_db(path);
+    uint64_t next = 0;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn__evdb_load(d, drop_event, NULL, &next, &err), 0);
+    fdn__evdb_close(d);
+    return next;
+}
+
+static void next_id_survives_pruning_every_row(void **state)
+{
+    fx_t *f = *state;
+    fdn__evdb_t *d = open_db(f->path);
+    write_range(d, 1, 300, false);
+    fdn__evdb_close(d);
+    assert_int_equal(reopened_next_id(f->path), 301); /* from the newest row */
+    d = open_db(f->path);
+    uint64_t count = 0;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn__evdb_prune(d, 1000, &count, &err), 0); /* every row */
+    assert_int_equal(count, 300);
+    fdn__evdb_close(d);
+    assert_int_equal(reopened_next_id(f->path), 301);
+    d = open_db(f->path);
+    write_range(d, 301, 310, false);
+    /* the writer's own prune of everything, with no event: next_id written */
+    assert_int_equal(fdn__evdb_write(d, NULL, 0, 311, 311, &err), 0);
+    fdn__evdb_close(d);
+    assert_int_equal(reopened_next_id(f->path), 311);
+}
+
 static void a_failed_write_keeps_no_keys(void **state)
 {
     fx_t *f = *state;
@@ -938,6 +980,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(unknown_and_empty_correlation_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(the_last_blocks_keys_survive_a_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(a_failed_write_keeps_no_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(next_id_survives_pruning_every_row, setup, teardown),
         cmocka_unit_test_setup_teardown(an_id_below_the_block_being_gathered_is_merged, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_prune_drops_whole_blocks_runs, setup, teardown),
