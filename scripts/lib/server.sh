@@ -25,9 +25,19 @@ server_usage() {
     exit 2
 }
 
-# A random port in 20000..59999 (a launch on a taken one fails and the next try picks again).
+# A random port below the kernel's range of ephemeral ports (ip_local_port_range, 32768-60999
+# by default): 10000..32767 then. A launch on a taken one fails and the next try picks again.
+# Below that range because `restart` binds the same port again after a kill: a port inside it
+# can meanwhile become the local port of any process's outgoing connection (a test's client,
+# wrk, another suite's), and the restart then fails with "address in use".
 server_port() {
-    echo $((20000 + RANDOM % 40000))
+    local first=32768 rest
+    read -r first rest </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    if ((first > 11024)); then
+        echo $((10000 + RANDOM % (first - 10000)))
+    else # an unusual range starting low: the old choice, above it
+        echo $((first + 1024 + RANDOM % 20000))
+    fi
 }
 
 # server_spawn LOG CMD...: CMD in a session of its own, stdio redirected (output appended to
