@@ -450,6 +450,7 @@ static void burn_cpu_past(double s)
     while (fdn__tm_process_cpu() <= s)
         for (uint64_t i = 0; i < 100000; i++)
             x += i;
+    (void)x;
 }
 
 /* Scrapes share one CPU-time read for FDN__TM_PROCESS_CPU_MAX_AGE_NS of the instance's clock
