@@ -8,9 +8,9 @@
  *  - a from-position subscription (after_id 0) sees every event once, in order, including
  *    those appended by other stores while it catches up;
  *  - 4 writer processes (fork; the issue's 25 000 events each, FDN_TEST_PG_EVENTS=N for
- *    another size; about 35 s under ASan) append while two subscribers, in the parent and in a process of their own, started
- *    from position 0, see every event once, in order, with each writer's events in its own
- *    order;
+ *    another size; about 35 s under ASan) append while two subscribers, in the parent and in
+ *    a process of their own, started from position 0, see every event once, in order, with
+ *    each writer's events in its own order;
  *  - a from-position subscriber held in its callback while it catches up does not delay a
  *    live subscriber of the same store;
  *  - bad options and an unreachable server are refused with a code and a message.

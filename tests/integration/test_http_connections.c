@@ -52,32 +52,8 @@ static void send_all(int fd, const char *s, size_t n)
 }
 
 /* Read one response (headers and a Content-Length body); returns its status, or 0 when the
- * server closed the connection (or the read timed out) first. */
-static int read_response(int fd)
-{
-    char buf[8192];
-    size_t have = 0;
-    for (;;) {
-        ssize_t r = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
-        if (r <= 0)
-            return 0;
-        have += (size_t)r;
-        buf[have] = '\0';
-        char *end = strstr(buf, "\r\n\r\n");
-        if (end == NULL)
-            continue;
-        const char *cl = strstr(buf, "Content-Length: ");
-        size_t body = cl ? (size_t)strtoul(cl + 16, NULL, 10) : 0;
-        if (have >= (size_t)(end + 4 - buf) + body) {
-            int status = 0;
-            return sscanf(buf, "HTTP/1.1 %d", &status) == 1 ? status : -1;
-        }
-        if (have == sizeof(buf) - 1)
-            return -1;
-    }
-}
-
-/* As read_response, also copying the body (NUL-terminated, up to cap - 1 bytes) to body. */
+ * server closed the connection (or the read timed out) first. With body, the body is copied
+ * there (NUL-terminated, up to cap - 1 bytes). */
 static int read_response_body(int fd, char *body, size_t cap)
 {
     char buf[8192];
@@ -95,14 +71,21 @@ static int read_response_body(int fd, char *body, size_t cap)
         size_t len = cl ? (size_t)strtoul(cl + 16, NULL, 10) : 0;
         if (have >= (size_t)(end + 4 - buf) + len) {
             int status = 0;
-            size_t n = len < cap - 1 ? len : cap - 1;
-            memcpy(body, end + 4, n);
-            body[n] = '\0';
+            if (body != NULL) {
+                size_t n = len < cap - 1 ? len : cap - 1;
+                memcpy(body, end + 4, n);
+                body[n] = '\0';
+            }
             return sscanf(buf, "HTTP/1.1 %d", &status) == 1 ? status : -1;
         }
         if (have == sizeof(buf) - 1)
             return -1;
     }
+}
+
+static int read_response(int fd)
+{
+    return read_response_body(fd, NULL, 0);
 }
 
 /* A keep-alive client that made one request and stays connected. */
