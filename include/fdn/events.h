@@ -721,6 +721,56 @@ typedef struct fdn_events_durable_status {
  * @thread_safety any @since 0.2.0 */
 FDN_API int fdn_events_durable_status(fdn_events_t *es, fdn_events_durable_status_t *out);
 
+/** The durable file's correlation index (fdn_events_index_status; versioned: the caller sets
+ * version, with FDN_EVENTS_INDEX_STATUS_INIT). The index of a SQLite event file covers ids in
+ * blocks of 8192 (docs/event-format.md, "Correlation index"); when its work fails inside a
+ * write (a damaged index, no room), the events still commit and the index falls behind until
+ * a later write rebuilds it. Lookups stay right meanwhile (they scan what it lacks), only
+ * slower. @since 0.3.0 */
+typedef struct fdn_events_index_status {
+    uint32_t version; /**< FDN_EVENTS_INDEX_STATUS_VERSION (set by the caller) */
+    /** the store has a SQLite event file, whose index this is. false: a memory-only store or
+     *  a PostgreSQL backend (its table's own indexes never lag); the other fields are 0 */
+    bool has_index;
+    /** every complete block of ids in the file is indexed (false: index work failed, a write
+     *  failed (its keys are gathered again before the next), or the file opened with an index
+     *  it could not bring up to date even by a rebuild; a later write rebuilds it) */
+    bool current;
+    /** complete blocks of ids not indexed yet (0 when current; may be 0 while not current:
+     *  the ids written since the failure all lie in the block being written) */
+    uint64_t behind_blocks;
+    /** index failures since the store opened the file: writes whose index work was rolled
+     *  back, rebuilds that failed (at open, and the retries after a write's failure) */
+    uint64_t failures;
+    int last_error; /**< the last failure's FDN_E* code (0: none yet) */
+} fdn_events_index_status_t;
+
+/** Current version of fdn_events_index_status_t (the caller sets it before asking). */
+#define FDN_EVENTS_INDEX_STATUS_VERSION 1
+/** Initialiser of fdn_events_index_status_t: the version set, every field 0. */
+#define FDN_EVENTS_INDEX_STATUS_INIT                                                               \
+    {                                                                                              \
+        FDN_EVENTS_INDEX_STATUS_VERSION, false, false, 0, 0, 0                                     \
+    }
+
+/**
+ * The state of the durable file's correlation index: whether it is current, how far behind,
+ * and its failures since open. The writer thread publishes it where it changes (atomics,
+ * relaxed: each field is current on its own, the fields together are not one snapshot), so
+ * this call never waits for a write; it waits at most for a read of the file in progress
+ * (the store holds its file under one lock for reads and close, as fdn_events_durable_status
+ * does). A store without a SQLite file (memory only, PostgreSQL) answers with has_index
+ * false.
+ * @param[in] es the store
+ * @param[in,out] st st->version set by the caller (FDN_EVENTS_INDEX_STATUS_INIT); the rest
+ *                filled
+ * @return 0, FDN_EINVAL (NULL store or st, or an unknown version), FDN_EUNAVAILABLE (the file
+ *         is closed: the store stopped)
+ * @thread_safety any
+ * @since 0.3.0
+ */
+FDN_API int fdn_events_index_status(fdn_events_t *es, fdn_events_index_status_t *st);
+
 /** Default cap on the distinct event types held at once (storage.hot.max_types). */
 #define FDN_EVENTS_MAX_TYPES_DEFAULT 10000
 

@@ -6,9 +6,10 @@
  * - a telemetry collector (run at the start of every scrape or snapshot, on the scraping
  *   thread, no lock held) copies state the components keep anyway into gauges and counters:
  *   breaker states and counts (fdn_breakers_handles + fdn_breaker_status), pool gauges and
- *   counts (fdn_pools_list), the event store (fdn_events_stats, fdn_events_type_stats), the
- *   limiter's store and backend (fdn_limiter_stats, fdn_limiter_backend_status, whose fixed
- *   round-trip histogram is loaded into a real histogram family). No hot path pays for it.
+ *   counts (fdn_pools_list), the event store (fdn_events_stats, fdn_events_type_stats,
+ *   fdn_events_index_status), the limiter's store and backend (fdn_limiter_stats,
+ *   fdn_limiter_backend_status, whose fixed round-trip histogram is loaded into a real
+ *   histogram family). No hot path pays for it.
  * - the runtime's hooks (supervisor restarts, breaker transitions, config updates) count into
  *   labelled counters; those are rare events, so each resolves its series (a short search
  *   under the telemetry mutex).
@@ -70,6 +71,7 @@ struct fdn__rt_metrics {
     fdn_telemetry_family_t *ev_held, *ev_held_type, *ev_appended, *ev_pruned, *ev_backlog;
     fdn_telemetry_family_t *ev_types, *ev_types_max, *ev_refused;
     fdn_telemetry_family_t *ev_be_up, *ev_be_breaker, *ev_spooled;
+    fdn_telemetry_family_t *ev_ix_behind, *ev_ix_failures;
     /* limiter */
     fdn_telemetry_family_t *lm_identities, *lm_id_refused;
     fdn_telemetry_family_t *lm_keys, *lm_capacity, *lm_evictions, *lm_refused, *lm_up, *lm_breaker,
@@ -198,6 +200,11 @@ static void collect_events(fdn__rt_metrics_t *m)
             set_gauge(m->ev_be_breaker, sv, 2, bs.breaker_state == k ? 1 : 0);
         }
         set_gauge(m->ev_spooled, b, 1, (double)bs.spooled_events);
+    }
+    fdn_events_index_status_t ix = FDN_EVENTS_INDEX_STATUS_INIT;
+    if (fdn_events_index_status(es, &ix) == 0 && ix.has_index) {
+        set_gauge(m->ev_ix_behind, NULL, 0, (double)ix.behind_blocks);
+        set_counter(m->ev_ix_failures, NULL, 0, ix.failures);
     }
     fdn_events_type_stat_t *ts = fdn__malloc(MAX_TYPES * sizeof(*ts));
     size_t nt = 0;
@@ -429,6 +436,14 @@ int fdn__rt_metrics_attach(fdn_runtime_t *rt, fdn__rt_metrics_t **out)
     m->ev_backlog =
         fam(m, "fdn_events_durable_backlog",
             "Events appended but not yet committed to the durable file.", G, NULL, NULL, NULL, 0);
+    m->ev_ix_behind = fam(m, "fdn_events_correlation_index_behind_blocks",
+                          "Complete blocks of 8192 ids the durable file's correlation index does "
+                          "not cover yet (0 when current).",
+                          G, NULL, NULL, NULL, 0);
+    m->ev_ix_failures = fam(m, "fdn_events_correlation_index_failures_total",
+                            "Failures of the durable file's correlation index (index work rolled "
+                            "back, rebuilds failed) since the file opened.",
+                            C, NULL, NULL, NULL, 0);
     m->lm_keys = fam(m, "fdn_rate_limiter_keys", "Live keys in this process's limiter store.", G,
                      NULL, NULL, NULL, 0);
     m->lm_capacity =

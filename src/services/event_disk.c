@@ -483,3 +483,30 @@ int fdn_events_durable_status(fdn_events_t *es, fdn_events_durable_status_t *out
     out->newest_id = st.newest;
     return 0;
 }
+
+int fdn_events_index_status(fdn_events_t *es, fdn_events_index_status_t *st)
+{
+    if (es == NULL || st == NULL || st->version != FDN_EVENTS_INDEX_STATUS_VERSION)
+        return FDN_EINVAL;
+    memset(st, 0, sizeof(*st));
+    st->version = FDN_EVENTS_INDEX_STATUS_VERSION;
+    if (es->durable_path == NULL || es->sh != NULL)
+        return 0; /* memory only, or a shared backend (no index of its own that lags) */
+    fdn__evb_index_t ix = {0};
+    int rc = FDN_EUNAVAILABLE;
+    fdn__mutex_lock(&es->dmu); /* the backend is closed under it; the status itself is atomics */
+    if (fdn__evb_open(&es->be)) {
+        rc = 0;
+        st->has_index = es->be.ops->index != NULL;
+        if (st->has_index)
+            es->be.ops->index(es->be.state, &ix);
+    }
+    fdn__mutex_unlock(&es->dmu);
+    if (rc != 0 || !st->has_index)
+        return rc;
+    st->current = ix.current;
+    st->behind_blocks = ix.behind;
+    st->failures = ix.failures;
+    st->last_error = ix.last_error;
+    return 0;
+}

@@ -32,7 +32,7 @@
 
 #include <fdn/events.h>
 
-#define FDN__EVB_VERSION 2
+#define FDN__EVB_VERSION 3
 
 /* One append: a batch of events committed in one transaction. */
 typedef struct fdn__evb_batch {
@@ -70,6 +70,14 @@ typedef struct fdn__evb_query {
     bool descending;
     uint64_t parent_id; /* 0 = any (version 2; write-behind backends only) */
 } fdn__evb_query_t;
+
+/* A backend's own index of correlation ids (SQLite: event_sqlite_corr.c), when it may lag. */
+typedef struct fdn__evb_index {
+    bool current;      /* every complete block of ids is indexed */
+    uint64_t behind;   /* complete blocks not indexed yet (0 when current) */
+    uint64_t failures; /* index work rolled back and failed rebuilds, since open */
+    int last_error;    /* the last failure's fdn code (0: none) */
+} fdn__evb_index_t;
 
 typedef int (*fdn__evb_load_cb)(fdn_event_t *ev, void *user);
 
@@ -110,6 +118,9 @@ typedef struct fdn__evb_ops {
      * still past every stored id. NULL: the caller uses load. */
     int (*load_newest)(void *b, uint64_t keep, fdn__evb_load_cb cb, void *user, uint64_t *next_id,
                        fdn_error_t *err);
+    /* Version 3. The state of an index that can fall behind the rows, from any thread without
+     * waiting on the writer. NULL: no such index. */
+    void (*index)(void *b, fdn__evb_index_t *out);
 } fdn__evb_ops_t;
 
 /* An open backend: its table and its state. */

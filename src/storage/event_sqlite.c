@@ -436,6 +436,7 @@ int fdn__evdb_write(fdn__evdb_t *d, const fdn_event_t *const *evs, size_t n, uin
     rc = fdn__evdb_step_reset(d->commit);
     if (rc != SQLITE_OK)
         goto fail;
+    fdn__evdb_corr_publish(d, true, n > 0 ? evs[n - 1]->id : 0, delete_before);
     return 0;
 fail:
     rc = fdn__evdb_map_rc(d->db, rc, err, "write");
@@ -443,6 +444,7 @@ undo:
     fdn__evdb_step_reset(d->rollback);
     d->run_ok = false; /* the keys gathered for this batch: gathered again from the file */
     d->retry_in = 0;
+    fdn__evdb_corr_publish(d, false, 0, 0);
     return rc;
 }
 
@@ -751,6 +753,8 @@ int fdn__evdb_prune(fdn__evdb_t *d, uint64_t below, uint64_t *count, fdn_error_t
         (void)sqlite3_exec(d->rdb, "ROLLBACK", NULL, NULL, NULL);
     if (rc == 0 && count != NULL)
         *count = (uint64_t)removed;
+    if (rc == 0)
+        fdn__evdb_corr_cut(d, below);
     pthread_mutex_unlock(&d->rmu);
     return rc;
 }
@@ -851,6 +855,11 @@ static int evb_stats(void *b, fdn__evb_stats_t *out, fdn_error_t *err)
     return fdn__evdb_stats(b, out, err);
 }
 
+static void evb_index(void *b, fdn__evb_index_t *out)
+{
+    fdn__evdb_corr_status(b, &out->current, &out->behind, &out->failures, &out->last_error);
+}
+
 static void evb_close(void *b)
 {
     fdn__evdb_close(b);
@@ -871,6 +880,7 @@ static const fdn__evb_ops_t sqlite_ops = {
     .stats = evb_stats,
     .close = evb_close,
     .load_newest = evb_load_newest,
+    .index = evb_index,
 };
 
 int fdn__evb_sqlite_open(fdn__evb_t *out, const char *path, bool durable, bool compress,

@@ -52,6 +52,11 @@ uint64_t fdn__evdb_rows_read(fdn__evdb_t *db);
 /* Since open: the runs correlation lookups searched and the fence rows they read (one page
  * each), for tests (storage/event_sqlite_corr.c). */
 void fdn__evdb_corr_counts(fdn__evdb_t *db, uint64_t *seeks, uint64_t *fences);
+/* The correlation index's state (any thread, no lock; see fdn_events_index_status): current
+ * (every complete block has its run), the complete blocks without one (0 when current), the
+ * failures since open (index work rolled back, failed rebuilds) and the last one's fdn code. */
+void fdn__evdb_corr_status(fdn__evdb_t *db, bool *current, uint64_t *behind, uint64_t *failures,
+                           int *last_error);
 /* Tests only, right after creating a file: merge 2^shift (1 to 4) runs into one instead of
  * 16, so a test reaches the upper levels with few blocks (kept in the file: meta corr_fan).
  * 0, FDN_EINVAL or FDN_EIO. */

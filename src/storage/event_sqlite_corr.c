@@ -81,8 +81,16 @@
  * a crash): merges emit only keys above the last one emitted, lookups sort and dedupe. A
  * directory row whose level or run is not an integer in range is never picked for a merge or
  * a delete (each step must remove what it picked, or it would pick it again) nor searched.
+ * Status (fdn__evdb_corr_status, for fdn_events_index_status and /metrics): whether the index
+ * is current (run_ok), the complete blocks it lacks and its failures since open (index work
+ * rolled back, failed rebuilds) with the last one's code. The writer keeps runs_to as committed
+ * (ix_to; ix_pend inside its transaction, set where runs_to is written and dropped on a
+ * rollback) and publishes it, run_ok, the newest id's block and the prunes' cut as relaxed
+ * atomics where they change (after each commit or rollback, a retry, open); a status read takes
+ * no lock. Behind = the newest id's block less max(runs_to, the cut's block), 0 when current.
  * Threads: the writer's connection and state belong to the writer thread (or open); lookups
- * run on the read connection under rmu.
+ * run on the read connection under rmu. The status atomics: written by the writer (ix_cut
+ * also by a prune on the read connection, a compare-and-swap to the larger), read anywhere.
  */
 #include <limits.h>
 #include <stdint.h>
@@ -170,6 +178,35 @@ static const char *const wsql[FDN__EVDB_CORR_STMTS] = {
 /* The most writes between two rebuilds of an index left behind (fdn__evdb_corr_retry). */
 #define RETRY_GAP_MAX 1024u
 
+/* ---- the index's status (fdn__evdb_corr_status): the writer publishes, any thread reads ---- */
+
+/* *a = max(*a, v); the writer and a prune on the read connection may both raise ix_cut. */
+static void max_store(_Atomic uint64_t *a, uint64_t v)
+{
+    uint64_t cur = atomic_load_explicit(a, memory_order_relaxed);
+    while (cur < v && !atomic_compare_exchange_weak_explicit(a, &cur, v, memory_order_relaxed,
+                                                             memory_order_relaxed)) {
+    }
+}
+
+/* A writer's transaction on the index ended: committed (runs_to is what it wrote) or rolled
+ * back (runs_to is what it was); published either way. */
+static void txn_end(fdn__evdb_t *d, bool committed)
+{
+    if (committed)
+        d->ix_to = d->ix_pend;
+    else
+        d->ix_pend = d->ix_to;
+    atomic_store_explicit(&d->ix_to_pub, d->ix_to, memory_order_relaxed);
+}
+
+/* Index work rolled back, or a rebuild that failed (rc: its fdn code). */
+static void failed(fdn__evdb_t *d, int rc)
+{
+    atomic_fetch_add_explicit(&d->ix_fails, 1, memory_order_relaxed);
+    atomic_store_explicit(&d->ix_last_error, rc < 0 ? rc : FDN_EIO, memory_order_relaxed);
+}
+
 static uint64_t hash_of(const fdn__evdb_t *d, const char *cid, size_t len)
 {
     return fdn__hash_keyed(d->ch_secret, cid, len);
@@ -245,6 +282,7 @@ static int wrc(fdn__evdb_t *d, int s, fdn_error_t *err)
 /* meta runs_to = to. */
 static int set_runs_to(fdn__evdb_t *d, uint64_t to, fdn_error_t *err)
 {
+    d->ix_pend = to;
     sqlite3_bind_int64(d->cst[S_TO], 1, clamp64(to));
     return wrc(d, fdn__evdb_step_reset(d->cst[S_TO]), err);
 }
@@ -687,6 +725,7 @@ static int merge_all(fdn__evdb_t *d, fdn_error_t *err)
         int rc = merge_step(d, MERGE_AT_OPEN, &more, err);
         if (rc == 0 && (s = sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
             rc = fdn__evdb_map_rc(d->db, s, err, "merge the correlation index");
+        txn_end(d, rc == 0);
         if (rc != 0) {
             (void)sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
             d->merge_idle = false;
@@ -709,12 +748,18 @@ static int catch_up(fdn__evdb_t *d, fdn_error_t *err)
         uint64_t from = 0, first = 0, last = 0;
         int rc = meta_runs_to(d->db, &from, err);
         if (rc == 0)
+            d->ix_to = d->ix_pend = from;
+        if (rc == 0)
             rc = query_u64(d->db, "SELECT max(id) FROM events WHERE id >= ?1", 0, &last, err);
         if (rc == 0)
             rc = query_u64(d->db, "SELECT min(id) FROM events WHERE id >= ?1", blk_first(from),
                            &first, err);
-        if (first > 0 && fdn__evdb_blk(first) > from)
+        if (rc == 0 && last > 0)
+            max_store(&d->ix_last, fdn__evdb_blk(last));
+        if (first > 0 && fdn__evdb_blk(first) > from) {
             from = fdn__evdb_blk(first); /* nothing to index before it */
+            max_store(&d->ix_cut, from);
+        }
         /* the last block is the one being written: gathered, not written */
         uint64_t end = last > 0 && fdn__evdb_blk(last) > from ? fdn__evdb_blk(last) : from;
         bool done = end - from <= FILL_BLOCKS;
@@ -725,6 +770,7 @@ static int catch_up(fdn__evdb_t *d, fdn_error_t *err)
             rc = gather(d, upto, UINT64_MAX, false, err);
         if (rc == 0 && (s = sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
             rc = fdn__evdb_map_rc(d->db, s, err, "index correlation ids");
+        txn_end(d, rc == 0);
         if (rc != 0) {
             (void)sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
             return rc;
@@ -842,18 +888,32 @@ int fdn__evdb_corr_open(fdn__evdb_t *d, fdn_error_t *err)
      * directory or fence rows); when even that fails the store opens with the index behind
      * (run_ok false: lookups scan what it lacks, and writes retry the rebuild now and then).
      * The events never depend on it. */
-    if (catch_up(d, NULL) == 0)
+    if ((rc = catch_up(d, NULL)) == 0) {
+        fdn__evdb_corr_publish(d, true, 0, 0);
         return 0;
+    }
     if (sqlite3_exec(d->db,
                      "BEGIN IMMEDIATE; DELETE FROM corr_lsm; DELETE FROM corr_run; "
                      "DELETE FROM meta WHERE key = 'runs_to'; COMMIT;",
-                     NULL, NULL, NULL) != SQLITE_OK)
+                     NULL, NULL, NULL) != SQLITE_OK) {
         (void)sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
-    else if (catch_up(d, NULL) == 0)
-        return 0;
+    } else {
+        d->ix_to = d->ix_pend = 0;
+        if ((rc = catch_up(d, NULL)) == 0) {
+            fdn__evdb_corr_publish(d, true, 0, 0);
+            return 0;
+        }
+    }
+    /* opened behind: counted as a failed rebuild, with the newest id (catch_up may have
+     * failed before it read it) */
+    uint64_t last = 0;
+    if (query_u64(d->db, "SELECT max(id) FROM events WHERE id >= ?1", 0, &last, NULL) == 0)
+        max_store(&d->ix_last, last > 0 ? fdn__evdb_blk(last) : 0);
     d->run_ok = false;
     d->retry_gap = 1;
     d->retry_in = 1;
+    failed(d, rc);
+    fdn__evdb_corr_publish(d, false, 0, 0);
     return 0;
 }
 
@@ -1124,8 +1184,10 @@ int fdn__evdb_corr_write(fdn__evdb_t *d, const fdn_event_t *const *evs, size_t n
     if (rc != 0) {
         if ((s = fdn__evdb_step_reset(d->cst[S_SP_UNDO])) != SQLITE_OK)
             return s;
-        d->run_ok = false; /* rebuilt from the rows before a later write (module comment) */
+        d->ix_pend = d->ix_to; /* runs_to as before the savepoint */
+        d->run_ok = false;     /* rebuilt from the rows before a later write (module comment) */
         d->retry_in = 0;
+        failed(d, rc);
     }
     return fdn__evdb_step_reset(d->cst[S_SP_END]);
 }
@@ -1136,11 +1198,44 @@ void fdn__evdb_corr_retry(fdn__evdb_t *d)
         d->retry_in--;
         return;
     }
-    if (catch_up(d, NULL) == 0) {
+    int rc = catch_up(d, NULL);
+    if (rc == 0) {
         d->retry_gap = 0;
+        fdn__evdb_corr_publish(d, true, 0, 0);
         return;
     }
     d->run_ok = false;
     d->retry_gap = d->retry_gap == 0 ? 1 : FDN_MIN(d->retry_gap * 2, RETRY_GAP_MAX);
     d->retry_in = d->retry_gap;
+    failed(d, rc);
+    fdn__evdb_corr_publish(d, false, 0, 0);
+}
+
+void fdn__evdb_corr_publish(fdn__evdb_t *d, bool committed, uint64_t last_id, uint64_t cut)
+{
+    txn_end(d, committed);
+    if (last_id > 0)
+        max_store(&d->ix_last, fdn__evdb_blk(last_id));
+    fdn__evdb_corr_cut(d, cut);
+    atomic_store_explicit(&d->ix_current, d->run_ok, memory_order_relaxed);
+}
+
+void fdn__evdb_corr_cut(fdn__evdb_t *d, uint64_t cut)
+{
+    if (cut > 0)
+        max_store(&d->ix_cut, fdn__evdb_blk(cut));
+}
+
+void fdn__evdb_corr_status(fdn__evdb_t *d, bool *current, uint64_t *behind, uint64_t *failures,
+                           int *last_error)
+{
+    *current = atomic_load_explicit(&d->ix_current, memory_order_relaxed);
+    uint64_t to = atomic_load_explicit(&d->ix_to_pub, memory_order_relaxed);
+    uint64_t cut = atomic_load_explicit(&d->ix_cut, memory_order_relaxed);
+    uint64_t last = atomic_load_explicit(&d->ix_last, memory_order_relaxed);
+    uint64_t from = FDN_MAX(to, cut);
+    /* blocks from..last - 1 are complete (the newest id is in block last) and have no run */
+    *behind = *current || last <= from ? 0 : last - from;
+    *failures = atomic_load_explicit(&d->ix_fails, memory_order_relaxed);
+    *last_error = atomic_load_explicit(&d->ix_last_error, memory_order_relaxed);
 }

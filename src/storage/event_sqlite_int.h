@@ -5,6 +5,7 @@
 #define FDN_STORAGE_EVENT_SQLITE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,6 +47,17 @@ struct fdn__evdb {
     bool merge_idle;    /* no merge to do while run_blk is merge_idle_blk */
     uint64_t merge_idle_blk;
     sqlite3_stmt *cst[FDN__EVDB_CORR_STMTS]; /* the writer's statements (event_sqlite_corr.c) */
+    uint64_t ix_to;   /* meta runs_to as last committed (published in ix_to_pub) */
+    uint64_t ix_pend; /* meta runs_to in the writer's transaction (ix_to outside one) */
+    /* The index's state for fdn__evdb_corr_status (any thread): written by the writer (or
+     * open) where it changes, read without a lock; relaxed: each is a value of its own, and a
+     * reader may see one a write newer than another (a status, not a snapshot). */
+    atomic_bool ix_current;     /* run_ok, once what it describes is committed */
+    _Atomic uint64_t ix_to_pub; /* ix_to */
+    _Atomic uint64_t ix_last;   /* the block of the newest id committed (0: none) */
+    _Atomic uint64_t ix_cut;    /* the block of the lowest id prunes left (ids below: gone) */
+    _Atomic uint64_t ix_fails;  /* index work rolled back and failed rebuilds, since open */
+    atomic_int ix_last_error;   /* the last one's fdn code (0: none) */
     /* the read connection (reads, prune), opened when first needed; under rmu */
     pthread_mutex_t rmu;
     char *path;
@@ -100,6 +112,16 @@ int fdn__evdb_corr_add(fdn__evdb_t *d, const fdn_event_t *ev, fdn_error_t *err);
 /* In the writer's transaction, after the events of a write (n of them): a bounded step of
  * the pending merges of runs (about 8 keys per event written, at least one fence row). */
 int fdn__evdb_corr_merge(fdn__evdb_t *d, size_t n, fdn_error_t *err);
+
+/* The writer (or open), after its transaction committed (committed true) or rolled back:
+ * meta runs_to as the file now has it, and the index's state published for
+ * fdn__evdb_index_status (run_ok; the block of the newest id committed, last_id 0: unchanged;
+ * the cut of a prune committed, 0: none). */
+void fdn__evdb_corr_publish(fdn__evdb_t *d, bool committed, uint64_t last_id, uint64_t cut);
+
+/* After a prune committed (any thread): ids below cut are gone, so their blocks are not
+ * behind (cut 0: none). */
+void fdn__evdb_corr_cut(fdn__evdb_t *d, uint64_t cut);
 
 /* Before the connections close: the index's statements finalized. */
 void fdn__evdb_corr_close(fdn__evdb_t *d);

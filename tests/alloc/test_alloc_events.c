@@ -436,6 +436,11 @@ static void sweep_durable_store(void **state)
     fdn_events_backend_status_t bs;
     NOALLOC_SWEEP(fdn_events_backend_status, fdn_events_backend_status(es, &bs));
     assert_int_equal(bs.backend, FDN_EVENTS_BACKEND_SQLITE);
+    /* the correlation index's status: atomics the writer publishes, nothing allocated */
+    fdn_events_index_status_t ix = FDN_EVENTS_INDEX_STATUS_INIT;
+    NOALLOC_SWEEP(fdn_events_index_status, fdn_events_index_status(es, &ix));
+    assert_true(ix.has_index);
+    assert_true(ix.current);
     /* a breaker around a SQLite store: nothing to guard (0, nothing kept) */
     fdn_breaker_t *b = NULL;
     assert_int_equal(fdn_breaker_create(&b, "alloc.events", NULL), 0);

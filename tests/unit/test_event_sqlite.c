@@ -701,15 +701,40 @@ static void sql_exec(const char *path, const char *text)
 #define REFUSE_RUNS                                                                                \
     "CREATE TRIGGER refuse BEFORE INSERT ON corr_lsm BEGIN SELECT RAISE(ABORT, 'refused'); END"
 
+/* The index's status (fdn__evdb_corr_status, behind fdn_events_index_status): current or
+ * not, the complete blocks without a run, failures since open (at least min_failures; exactly
+ * when exact) and the last one's code. Returns the failures. */
+static uint64_t expect_index(fdn__evdb_t *d, bool current, uint64_t behind, uint64_t min_failures,
+                             bool exact, int last_error)
+{
+    bool cur = !current;
+    uint64_t beh = UINT64_MAX, fails = UINT64_MAX;
+    int last = 1;
+    fdn__evdb_corr_status(d, &cur, &beh, &fails, &last);
+    assert_int_equal(cur, current);
+    assert_int_equal(beh, behind);
+    if (exact)
+        assert_int_equal(fails, min_failures);
+    else
+        assert_true(fails >= min_failures);
+    assert_int_equal(last, last_error);
+    return fails;
+}
+
 /* The index cannot be written: the events still are, lookups still find them (by a scan of
- * what the index lacks), and once it can be written again a later write rebuilds it. */
+ * what the index lacks), and once it can be written again a later write rebuilds it. The
+ * status says so throughout. */
 static void an_index_that_cannot_be_written_never_fails_a_write(void **state)
 {
     fx_t *f = *state;
     fdn__evdb_t *d = open_db(f->path);
     write_range(d, 1, 100, true);
+    expect_index(d, true, 0, 0, true, 0);
     sql_exec(f->path, REFUSE_RUNS);
-    write_range(d, 101, 2 * BLK + 50, true); /* finishing blocks 0 and 1 fails their runs */
+    write_range(d, 101, BLK + 10, true); /* the write finishing block 0 fails its run */
+    expect_index(d, false, 1, 1, true, FDN_EIO);
+    write_range(d, BLK + 11, 2 * BLK + 50, true); /* the rebuilds tried meanwhile fail too */
+    uint64_t fails = expect_index(d, false, 2, 2, false, FDN_EIO);
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM events"), 2 * BLK + 50);
     assert_true(runs_to(f->path) <= 0);
     expect_corr_scan(d, 2 * BLK + 50, 9, NULL, 0, 0, false, SIZE_MAX, 2 * BLK + 50);
@@ -718,7 +743,30 @@ static void an_index_that_cannot_be_written_never_fails_a_write(void **state)
     for (uint64_t id = 2 * BLK + 51; id < 2 * BLK + 80; id++)
         write_range(d, id, id, true);
     assert_int_equal(runs_to(f->path), 2);
+    expect_index(d, true, 0, fails, true, FDN_EIO); /* the failures stay counted */
     expect_corr(d, 2 * BLK + 79, 9, NULL, 0, 2 * BLK + 1, false, SIZE_MAX);
+    fdn__evdb_close(d);
+}
+
+/* Blocks a prune removed are not behind: the status counts only blocks whose rows are left
+ * (a prune on the read connection or riding on a write). */
+static void pruned_blocks_are_not_behind(void **state)
+{
+    fx_t *f = *state;
+    fdn__evdb_t *d = open_db(f->path);
+    sql_exec(f->path, REFUSE_RUNS);
+    write_range(d, 1, 4 * BLK + 3, true);
+    expect_index(d, false, 4, 1, false, FDN_EIO);
+    uint64_t removed = 0;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn__evdb_prune(d, BLK + 1, &removed, &err), 0); /* block 0 gone */
+    assert_int_equal(removed, BLK);
+    expect_index(d, false, 3, 1, false, FDN_EIO);
+    fdn_event_t *ev = make(4 * BLK + 4, true); /* a write pruning up to block 2 */
+    assert_int_equal(
+        fdn__evdb_write(d, (const fdn_event_t *const *)&ev, 1, 2 * BLK + 1, 4 * BLK + 5, &err), 0);
+    fdn_event_free(ev);
+    expect_index(d, false, 2, 1, false, FDN_EIO);
     fdn__evdb_close(d);
 }
 
@@ -733,12 +781,15 @@ static void an_index_that_cannot_be_built_does_not_stop_the_open(void **state)
     fdn__evdb_close(d);
     sql_exec(f->path, "UPDATE meta SET value = 0 WHERE key = 'runs_to';" REFUSE_RUNS);
     d = open_db(f->path);
+    expect_index(d, false, 3, 1, true, FDN_EIO); /* opened behind: one failed rebuild */
     expect_corr_scan(d, 3 * BLK + 7, 6, NULL, 0, 0, true, SIZE_MAX, 3 * BLK + 7);
-    write_range(d, 3 * BLK + 8, 3 * BLK + 20, true);
+    write_range(d, 3 * BLK + 8, 3 * BLK + 20, true); /* the retry waits a write */
+    expect_index(d, false, 3, 1, true, FDN_EIO);
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM events"), 3 * BLK + 20);
     fdn__evdb_close(d);
     sql_exec(f->path, "DROP TRIGGER refuse");
     d = open_db(f->path); /* rebuilt */
+    expect_index(d, true, 0, 0, true, 0); /* counted since open */
     assert_int_equal(runs_to(f->path), 3);
     expect_corr(d, 3 * BLK + 20, 6, NULL, 0, 3 * BLK + 1, false, SIZE_MAX);
     fdn__evdb_close(d);
@@ -996,6 +1047,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(an_index_that_cannot_be_built_does_not_stop_the_open, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(pruned_blocks_are_not_behind, setup, teardown),
         cmocka_unit_test_setup_teardown(damaged_directory_rows_do_not_stop_the_merges, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(the_count_follows_inserts_and_prunes, setup, teardown),

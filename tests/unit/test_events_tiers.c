@@ -22,6 +22,7 @@
 #include <fdn/config.h>
 #include <fdn/events.h>
 #include <fdn/runtime.h>
+#include <fdn/telemetry.h>
 
 #include "services/config_int.h"
 #include "services/event_store_int.h"
@@ -530,6 +531,126 @@ static void warm_enable_false_without_data_dir(void **state)
     close_rt(f, rt);
 }
 
+static fdn_events_index_status_t index_status(fdn_events_t *es)
+{
+    fdn_events_index_status_t st = FDN_EVENTS_INDEX_STATUS_INIT;
+    assert_int_equal(fdn_events_index_status(es, &st), 0);
+    assert_int_equal(st.version, FDN_EVENTS_INDEX_STATUS_VERSION);
+    return st;
+}
+
+/* n events with correlation ids (index work for the file), in batches of up to 1000. */
+static void store_indexed(fx_t *f, fdn_events_t *es, int n)
+{
+    static fdn_event_spec_t specs[1000];
+    for (int done = 0; done < n;) {
+        int k = n - done < 1000 ? n - done : 1000;
+        for (int i = 0; i < k; i++) {
+            specs[i] = (fdn_event_spec_t)FDN_EVENT_SPEC_INIT;
+            specs[i].type = "ix";
+            specs[i].correlation_id = i % 2 == 0 ? "even" : "odd";
+            specs[i].clock = f->clock;
+        }
+        assert_int_equal(fdn_events_store_specs(es, specs, (size_t)k, NULL, NULL), 0);
+        done += k;
+    }
+}
+
+#define BLOCK 8192 /* ids per block of the file's correlation index */
+
+/* The file's correlation index falling behind (a trigger refuses its runs) shows in
+ * fdn_events_index_status: not current, blocks behind, failures and the last code; once
+ * the index can be written again a later write rebuilds it and it is current again (the
+ * failures stay counted). Lookups are right throughout. */
+static void a_lagging_correlation_index_is_reported(void **state)
+{
+    fx_t *f = *state;
+    fdn_events_t *es = open_store(f, 0, 0);
+    store_indexed(f, es, 100);
+    fdn_events_index_status_t st = index_status(es);
+    assert_true(st.has_index);
+    assert_true(st.current);
+    assert_int_equal(st.behind_blocks, 0);
+    assert_int_equal(st.failures, 0);
+    assert_int_equal(st.last_error, 0);
+    file_exec(f->path, "CREATE TRIGGER refuse BEFORE INSERT ON corr_lsm BEGIN "
+                       "SELECT RAISE(ABORT, 'refused'); END");
+    store_indexed(f, es, 2 * BLOCK); /* ids to 2 * BLOCK + 100: blocks 0 and 1 complete */
+    st = index_status(es);
+    assert_true(st.has_index);
+    assert_false(st.current);
+    assert_int_equal(st.behind_blocks, 2);
+    assert_true(st.failures >= 1);
+    assert_int_equal(st.last_error, FDN_EIO);
+    uint64_t fails = st.failures;
+    assert_int_equal(corr_count(es, "even", false), BLOCK + 50);
+    file_exec(f->path, "DROP TRIGGER refuse");
+    /* the rebuild is retried after a gap of writes that doubles with each failed retry (the
+     * writes above left it at a few): events written one at a time until it ran */
+    for (int i = 0; i < 64 && !index_status(es).current; i++)
+        store_indexed(f, es, 1);
+    st = index_status(es);
+    assert_true(st.current);
+    assert_int_equal(st.behind_blocks, 0);
+    assert_int_equal(st.failures, fails);
+    assert_int_equal(st.last_error, FDN_EIO);
+    /* misuse */
+    st.version = FDN_EVENTS_INDEX_STATUS_VERSION + 1;
+    assert_int_equal(fdn_events_index_status(es, &st), FDN_EINVAL);
+    st.version = 0;
+    assert_int_equal(fdn_events_index_status(es, &st), FDN_EINVAL);
+    assert_int_equal(fdn_events_index_status(es, NULL), FDN_EINVAL);
+    st.version = FDN_EVENTS_INDEX_STATUS_VERSION;
+    assert_int_equal(fdn_events_index_status(NULL, &st), FDN_EINVAL);
+    close_store(f, es);
+
+    /* a store without a file has no index */
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.clock = f->clock;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_events_create(&es, &o, &err), 0);
+    st = index_status(es);
+    assert_false(st.has_index);
+    assert_false(st.current);
+    assert_int_equal(st.behind_blocks, 0);
+    assert_int_equal(st.failures, 0);
+    fdn_events_destroy(es);
+}
+
+/* /metrics: the index's two series with a durable file, none without. */
+static bool exposed(fdn_runtime_t *rt, const char *line)
+{
+    const char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(fdn_telemetry_text_acquire(fdn_runtime_telemetry(rt), false, &text, &len), 0);
+    bool found = strstr(text, line) != NULL;
+    fdn_telemetry_text_release(text);
+    return found;
+}
+
+static void the_correlation_index_is_in_the_metrics(void **state)
+{
+    fx_t *f = *state;
+    fdn_runtime_t *rt = open_rt(f, true);
+    store_indexed(f, fdn_runtime_events(rt), 10);
+    assert_true(exposed(rt, "\nfdn_events_correlation_index_behind_blocks 0\n"));
+    assert_true(exposed(rt, "\nfdn_events_correlation_index_failures_total 0\n"));
+    file_exec(f->path, "CREATE TRIGGER refuse BEFORE INSERT ON corr_lsm BEGIN "
+                       "SELECT RAISE(ABORT, 'refused'); END");
+    store_indexed(f, fdn_runtime_events(rt), BLOCK); /* block 0 complete: its run refused */
+    fdn_events_index_status_t st = index_status(fdn_runtime_events(rt));
+    assert_int_equal(st.behind_blocks, 1);
+    char want[96];
+    snprintf(want, sizeof want, "\nfdn_events_correlation_index_failures_total %llu\n",
+             (unsigned long long)st.failures);
+    assert_true(exposed(rt, "\nfdn_events_correlation_index_behind_blocks 1\n"));
+    assert_true(exposed(rt, want));
+    close_rt(f, rt);
+    rt = open_rt(f, false);
+    assert_false(exposed(rt, "fdn_events_correlation_index"));
+    close_rt(f, rt);
+}
+
 static size_t count_type(fdn_events_t *es, const char *type)
 {
     fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
@@ -585,6 +706,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(retention_keys_update_live_and_persist, setup, teardown),
         cmocka_unit_test_setup_teardown(warm_enable_false_without_data_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_lagging_correlation_index_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_correlation_index_is_in_the_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(runtime_types_are_never_refused_at_the_cap, setup,
                                         teardown),
     };
