@@ -757,10 +757,10 @@ typedef struct fdn_events_index_status {
  * The state of the durable file's correlation index: whether it is current, how far behind,
  * and its failures since open. The writer thread publishes it where it changes (atomics,
  * relaxed: each field is current on its own, the fields together are not one snapshot), so
- * this call never waits for a write; it waits at most for a read of the file in progress
- * (the store holds its file under one lock for reads and close, as fdn_events_durable_status
- * does). A store without a SQLite file (memory only, PostgreSQL) answers with has_index
- * false.
+ * this call never waits for a write. Nor for a read or a prune of the file in progress (the
+ * store holds its file under one lock for those and for close): meanwhile it answers what
+ * the last call read (it waits only when no call has read it yet). A store without a SQLite
+ * file (memory only, PostgreSQL) answers with has_index false.
  * @param[in] es the store
  * @param[in,out] st st->version set by the caller (FDN_EVENTS_INDEX_STATUS_INIT); the rest
  *                filled

@@ -26,6 +26,7 @@
 #define FDN_CORE_LOCK_H
 
 #include <pthread.h>
+#include <stdbool.h>
 
 #include "core/assert.h"
 
@@ -54,6 +55,7 @@ typedef pthread_rwlock_t FDN_CAPABILITY("rwlock") fdn__rwlock_t;
 
 static inline void fdn__mutex_lock(fdn__mutex_t *m) FDN_ACQUIRE(*m);
 static inline void fdn__mutex_unlock(fdn__mutex_t *m) FDN_RELEASE(*m);
+static inline bool fdn__mutex_trylock(fdn__mutex_t *m) FDN_TRY_ACQUIRE(true, *m);
 static inline void fdn__rwlock_rdlock(fdn__rwlock_t *l) FDN_ACQUIRE_SHARED(*l);
 static inline void fdn__rwlock_rdunlock(fdn__rwlock_t *l) FDN_RELEASE_SHARED(*l);
 static inline void fdn__rwlock_wrlock(fdn__rwlock_t *l) FDN_ACQUIRE(*l);
@@ -68,6 +70,12 @@ static inline FDN_NO_THREAD_SAFETY_ANALYSIS void fdn__mutex_lock(fdn__mutex_t *m
 static inline FDN_NO_THREAD_SAFETY_ANALYSIS void fdn__mutex_unlock(fdn__mutex_t *m)
 {
     pthread_mutex_unlock(m);
+}
+
+/* true: m taken (the caller releases it); false: someone holds it, nothing done. */
+static inline FDN_NO_THREAD_SAFETY_ANALYSIS bool fdn__mutex_trylock(fdn__mutex_t *m)
+{
+    return pthread_mutex_trylock(m) == 0;
 }
 
 static inline FDN_NO_THREAD_SAFETY_ANALYSIS void fdn__rwlock_rdlock(fdn__rwlock_t *l)

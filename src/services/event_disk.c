@@ -484,6 +484,24 @@ int fdn_events_durable_status(fdn_events_t *es, fdn_events_durable_status_t *out
     return 0;
 }
 
+enum { IX_SEEN = 1u, IX_HAS = 2u, IX_CURRENT = 4u };
+
+/* The status as the last call that took dmu read it (false: none did yet). */
+static bool index_status_seen(fdn_events_t *es, fdn_events_index_status_t *st)
+{
+    unsigned f = atomic_load_explicit(&es->ix_seen_flags, memory_order_acquire);
+    if ((f & IX_SEEN) == 0)
+        return false;
+    st->has_index = (f & IX_HAS) != 0;
+    if (st->has_index) {
+        st->current = (f & IX_CURRENT) != 0;
+        st->behind_blocks = atomic_load_explicit(&es->ix_seen_behind, memory_order_relaxed);
+        st->failures = atomic_load_explicit(&es->ix_seen_failures, memory_order_relaxed);
+        st->last_error = atomic_load_explicit(&es->ix_seen_error, memory_order_relaxed);
+    }
+    return true;
+}
+
 int fdn_events_index_status(fdn_events_t *es, fdn_events_index_status_t *st)
 {
     if (es == NULL || st == NULL || st->version != FDN_EVENTS_INDEX_STATUS_VERSION)
@@ -492,9 +510,17 @@ int fdn_events_index_status(fdn_events_t *es, fdn_events_index_status_t *st)
     st->version = FDN_EVENTS_INDEX_STATUS_VERSION;
     if (es->durable_path == NULL || es->sh != NULL)
         return 0; /* memory only, or a shared backend (no index of its own that lags) */
+    /* dmu only keeps the backend from closing under the read (the status itself is atomics),
+     * but every read and prune of the file holds it, and a durable prune of many rows holds it
+     * for as long as the delete takes: /metrics asks on every scrape and must not wait for
+     * that. So while dmu is busy, the answer is the status the last call read. */
+    if (!fdn__mutex_trylock(&es->dmu)) {
+        if (index_status_seen(es, st))
+            return 0;
+        fdn__mutex_lock(&es->dmu); /* nothing read yet: wait this once */
+    }
     fdn__evb_index_t ix = {0};
     int rc = FDN_EUNAVAILABLE;
-    fdn__mutex_lock(&es->dmu); /* the backend is closed under it; the status itself is atomics */
     if (fdn__evb_open(&es->be)) {
         rc = 0;
         st->has_index = es->be.ops->index != NULL;
@@ -502,11 +528,17 @@ int fdn_events_index_status(fdn_events_t *es, fdn_events_index_status_t *st)
             es->be.ops->index(es->be.state, &ix);
     }
     fdn__mutex_unlock(&es->dmu);
-    if (rc != 0 || !st->has_index)
+    if (rc != 0)
         return rc;
-    st->current = ix.current;
+    st->current = st->has_index && ix.current;
     st->behind_blocks = ix.behind;
     st->failures = ix.failures;
     st->last_error = ix.last_error;
+    atomic_store_explicit(&es->ix_seen_behind, ix.behind, memory_order_relaxed);
+    atomic_store_explicit(&es->ix_seen_failures, ix.failures, memory_order_relaxed);
+    atomic_store_explicit(&es->ix_seen_error, ix.last_error, memory_order_relaxed);
+    atomic_store_explicit(&es->ix_seen_flags,
+                          IX_SEEN | (st->has_index ? IX_HAS : 0u) | (st->current ? IX_CURRENT : 0u),
+                          memory_order_release);
     return 0;
 }

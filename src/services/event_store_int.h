@@ -234,6 +234,12 @@ struct fdn_events {
     _Atomic uint64_t warm_max_events, durable_pruned_total;
     _Atomic int64_t warm_max_age_ns;
     fdn__mutex_t dmu;
+    /* the file index's status as fdn_events_index_status last read it under dmu (event_disk.c),
+     * answered while dmu is busy (a long durable prune holds it): flags bit 0 read once, bit 1
+     * has_index, bit 2 current; relaxed, a status and not a snapshot */
+    _Atomic unsigned ix_seen_flags;
+    _Atomic uint64_t ix_seen_behind, ix_seen_failures;
+    _Atomic int ix_seen_error;
     /* correlation ids known to have no event in the file below an id (event_disk.c: a
      * table allocated when first needed); under cmu */
     struct evs_corr_memo *cmemo;
