@@ -33,6 +33,7 @@
 #include "logic/event_int.h"
 #include "storage/event_backend.h"
 #include "storage/event_sqlite.h"
+#include "sqlite_file.h"
 #include "tmpdir.h"
 
 #define CORRS 50   /* distinct correlation ids; event i has corr-(i % CORRS) */
@@ -209,23 +210,9 @@ static void expect_corr(fdn__evdb_t *d, uint64_t last, unsigned c, const char *t
 }
 
 /* What the file holds of the index: its runs' blocks and meta runs_to. */
-static int64_t sql_int(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
 static int64_t runs_to(const char *path)
 {
-    return sql_int(path, "SELECT value FROM meta WHERE key = 'runs_to'");
+    return test_sqlite_int(path, "SELECT value FROM meta WHERE key = 'runs_to'");
 }
 
 /* The runs a lookup of the whole file searched (one seek each). */
@@ -253,13 +240,15 @@ static void correlation_lookup_reads_only_its_rows(void **state)
     fdn__evdb_t *d = open_db(f->path);
     write_range(d, 1, last, true);
     assert_int_equal(runs_to(f->path), 3);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE level = 0"), 3);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM corr_run WHERE level = 0"), 3);
     /* each run: 8 bytes per event with a correlation id, in fence rows of 480 keys */
     assert_int_equal(
-        sql_int(f->path, "SELECT sum(length(keys)) FROM corr_lsm WHERE level = 0 AND run = 1"),
+        test_sqlite_int(f->path,
+                        "SELECT sum(length(keys)) FROM corr_lsm WHERE level = 0 AND run = 1"),
         8 * BLK);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_lsm WHERE level = 0 AND run = 1"),
-                     (BLK + 479) / 480);
+    assert_int_equal(
+        test_sqlite_int(f->path, "SELECT count(*) FROM corr_lsm WHERE level = 0 AND run = 1"),
+        (BLK + 479) / 480);
     expect_corr(d, last, 7, NULL, 0, tail, false, SIZE_MAX);
     expect_corr(d, last, 7, NULL, 0, tail, true, SIZE_MAX);
     expect_corr(d, last, 8, "t.even", 0, tail, false, SIZE_MAX);
@@ -354,7 +343,8 @@ static void a_failed_write_keeps_no_keys(void **state)
     write_range(d, 101, BLK + 10, true); /* 101-110 written once, block 0 finished */
     assert_int_equal(runs_to(f->path), 1);
     assert_int_equal(
-        sql_int(f->path, "SELECT sum(length(keys)) FROM corr_lsm WHERE level = 0 AND run = 0"),
+        test_sqlite_int(f->path,
+                        "SELECT sum(length(keys)) FROM corr_lsm WHERE level = 0 AND run = 0"),
         8 * BLK);
     expect_corr(d, BLK + 10, 3, NULL, 0, BLK + 1, false, SIZE_MAX); /* 103: once */
     fdn__evdb_close(d);
@@ -392,13 +382,13 @@ static void a_prune_drops_whole_blocks_runs(void **state)
     fdn_error_t err = FDN_ERROR_INIT;
     assert_int_equal(fdn__evdb_prune(d, BLK + 20, &count, &err), 0); /* the read connection */
     assert_int_equal(count, BLK + 19);
-    assert_int_equal(sql_int(f->path, "SELECT min(run) FROM corr_run WHERE level = 0"), 1);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT min(run) FROM corr_run WHERE level = 0"), 1);
     /* the writer's prune (fdn_events_prune_before rides on a write) */
     fdn_event_t *ev = make(last + 1, true);
     assert_int_equal(
         fdn__evdb_write(d, (const fdn_event_t *const *)&ev, 1, 2 * BLK + 5, last + 2, &err), 0);
     fdn_event_free(ev);
-    assert_int_equal(sql_int(f->path, "SELECT min(run) FROM corr_run WHERE level = 0"), 2);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT min(run) FROM corr_run WHERE level = 0"), 2);
     /* the lookups see only what is left; pruned ids of block 2 named by its run are skipped */
     fdn__evb_query_t q = corr_query("corr-4", 0);
     fdn_event_list_t *l = NULL;
@@ -445,8 +435,8 @@ static void a_file_from_before_the_index_is_indexed_at_open(void **state)
     fdn__evdb_t *d = open_db(f->path);
     assert_int_equal(runs_to(f->path), 20);
     /* blocks 0-15 merged into one run of level 1 at open; 16-19 wait for theirs */
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE level = 0"), 4);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE level = 1"), 1);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM corr_run WHERE level = 0"), 4);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM corr_run WHERE level = 1"), 1);
     expect_corr(d, last, 11, NULL, 0, 20 * BLK + 1, false, SIZE_MAX);
     expect_corr(d, last, 11, "t.odd", 9000, 20 * BLK + 1, true, SIZE_MAX);
     assert_int_equal(lookup_seeks(d, 11), 5);     /* the level-1 run, then 4 of level 0 */
@@ -535,7 +525,7 @@ static void runs_merge_across_levels(void **state)
                      0); /* 2 runs into one: level 3 is 8 blocks */
     write_range(d, 1, last, true);
     /* merged while writing, in bounded steps */
-    assert_true(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE level >= 2") > 0);
+    assert_true(test_sqlite_int(f->path, "SELECT count(*) FROM corr_run WHERE level >= 2") > 0);
     for (unsigned c = 0; c < CORRS; c += 7) {
         expect_corr(d, last, c, NULL, 0, tail, false, SIZE_MAX);
         expect_corr(d, last, c, "t.odd", 3 * BLK - 5, 17 * BLK + 3, true, SIZE_MAX);
@@ -547,17 +537,20 @@ static void runs_merge_across_levels(void **state)
      * 20 (level 0: its pair is being written) */
     d = open_db(f->path);
     assert_int_equal(runs_to(f->path), 21);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE state != 1"), 0);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run"), 4);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE (level = 3 AND run "
-                                      "IN (0, 1)) OR (level = 2 AND run = 4) OR (level = 0 AND "
-                                      "run = 20)"),
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM corr_run WHERE state != 1"), 0);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM corr_run"), 4);
+    assert_int_equal(test_sqlite_int(f->path,
+                                     "SELECT count(*) FROM corr_run WHERE (level = 3 AND run "
+                                     "IN (0, 1)) OR (level = 2 AND run = 4) OR (level = 0 AND "
+                                     "run = 20)"),
                      4);
     /* every key once: 8 bytes per event of the 21 blocks; no fence row past 480 keys */
-    assert_int_equal(sql_int(f->path, "SELECT sum(length(keys)) FROM corr_lsm"), 8 * 21 * BLK);
-    assert_int_equal(sql_int(f->path, "SELECT max(length(keys)) FROM corr_lsm"), 8 * 480);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_lsm WHERE level = 3 AND run = 0"),
-                     (8 * BLK + 479) / 480);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT sum(length(keys)) FROM corr_lsm"),
+                     8 * 21 * BLK);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT max(length(keys)) FROM corr_lsm"), 8 * 480);
+    assert_int_equal(
+        test_sqlite_int(f->path, "SELECT count(*) FROM corr_lsm WHERE level = 3 AND run = 0"),
+        (8 * BLK + 479) / 480);
     for (unsigned c = 0; c < CORRS; c += 7) {
         expect_corr(d, last, c, NULL, 0, tail, false, SIZE_MAX);
         expect_corr_scan(d, last, c, NULL, 0, 0, true, SIZE_MAX, 77); /* and block 21's rows */
@@ -576,19 +569,23 @@ static void a_merge_in_progress_resumes_after_a_restart(void **state)
     write_range(d, 1, last, true);
     /* blocks 0-15 complete since id 16 * BLK + 1: their merge (131 072 keys) goes about 8 500
      * keys per commit of 1 000 events, so it is under way */
-    assert_int_equal(sql_int(f->path, "SELECT state FROM corr_run WHERE level = 1 AND run = 0"), 0);
-    int64_t part = sql_int(f->path, "SELECT sum(length(keys)) FROM corr_lsm WHERE level = 1");
+    assert_int_equal(
+        test_sqlite_int(f->path, "SELECT state FROM corr_run WHERE level = 1 AND run = 0"), 0);
+    int64_t part =
+        test_sqlite_int(f->path, "SELECT sum(length(keys)) FROM corr_lsm WHERE level = 1");
     assert_in_range(part, 8 * 480, 8 * BLK * 16 - 1);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE level = 0"), 16);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM corr_run WHERE level = 0"), 16);
     /* its inputs answer until it is complete: 16 runs searched */
     expect_corr(d, last, 21, NULL, 0, tail, false, SIZE_MAX);
     assert_int_equal(lookup_seeks(d, 21), 16);
     fdn__evdb_close(d);
     d = open_db(f->path); /* the merge resumes where it was and completes */
-    assert_int_equal(sql_int(f->path, "SELECT state FROM corr_run WHERE level = 1 AND run = 0"), 1);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE level = 0"), 0);
-    assert_int_equal(sql_int(f->path, "SELECT sum(length(keys)) FROM corr_lsm WHERE level = 1"),
-                     8 * 16 * BLK);
+    assert_int_equal(
+        test_sqlite_int(f->path, "SELECT state FROM corr_run WHERE level = 1 AND run = 0"), 1);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM corr_run WHERE level = 0"), 0);
+    assert_int_equal(
+        test_sqlite_int(f->path, "SELECT sum(length(keys)) FROM corr_lsm WHERE level = 1"),
+        8 * 16 * BLK);
     expect_corr(d, last, 21, NULL, 0, tail, false, SIZE_MAX);
     expect_corr(d, last, 22, NULL, 5 * BLK, 9 * BLK, true, SIZE_MAX);
     assert_int_equal(lookup_seeks(d, 21), 1);
@@ -602,25 +599,27 @@ static void a_merge_in_progress_resumes_after_a_restart(void **state)
     d = open_db(f->path);
     uint64_t id = last;
     write_range(d, 1, id, true);
-    while (sql_int(f->path, "SELECT state FROM corr_run WHERE level = 1 AND run = 0") == 0) {
+    while (test_sqlite_int(f->path, "SELECT state FROM corr_run WHERE level = 1 AND run = 0") ==
+           0) {
         write_range(d, id + 1, id + 1000, true);
         id += 1000;
     }
     assert_true(id < 19 * BLK);
-    assert_true(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE level = 0 AND state = 2") >
-                0);
+    assert_true(test_sqlite_int(f->path,
+                                "SELECT count(*) FROM corr_run WHERE level = 0 AND state = 2") > 0);
     expect_corr(d, id, 21, NULL, 0, tail, false, SIZE_MAX);
     /* the level-1 run and the blocks completed since (16, 17), not the retired runs */
     assert_int_equal(lookup_seeks(d, 21),
-                     sql_int(f->path, "SELECT count(*) FROM corr_run WHERE state = 1"));
-    assert_in_range(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE state = 1"), 2, 3);
-    while (sql_int(f->path, "SELECT count(*) FROM corr_run WHERE state = 2") > 0) {
+                     test_sqlite_int(f->path, "SELECT count(*) FROM corr_run WHERE state = 1"));
+    assert_in_range(test_sqlite_int(f->path, "SELECT count(*) FROM corr_run WHERE state = 1"), 2,
+                    3);
+    while (test_sqlite_int(f->path, "SELECT count(*) FROM corr_run WHERE state = 2") > 0) {
         write_range(d, id + 1, id + 1000, true);
         id += 1000;
     }
     assert_true(id < 19 * BLK);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_lsm WHERE level = 0 AND run < 16"),
-                     0);
+    assert_int_equal(
+        test_sqlite_int(f->path, "SELECT count(*) FROM corr_lsm WHERE level = 0 AND run < 16"), 0);
     fdn__evdb_close(d);
 }
 
@@ -632,28 +631,30 @@ static void a_merge_drops_the_keys_of_pruned_ids(void **state)
     write_range(d, 1, 6 * BLK + 1, true);
     fdn__evdb_close(d);
     d = open_db(f->path); /* blocks 0-3: level 2; 4-5: level 1 */
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run WHERE level = 2 AND run = 0"),
-                     1);
+    assert_int_equal(
+        test_sqlite_int(f->path, "SELECT count(*) FROM corr_run WHERE level = 2 AND run = 0"), 1);
     uint64_t count = 0;
     fdn_error_t err = FDN_ERROR_INIT;
     assert_int_equal(fdn__evdb_prune(d, 2 * BLK + 10, &count, &err), 0);
     /* the cut is inside the level-2 run: it stays, its pruned ids are skipped */
-    assert_int_equal(sql_int(f->path, "SELECT sum(length(keys)) FROM corr_lsm WHERE level = 2"),
-                     8 * 4 * BLK);
+    assert_int_equal(
+        test_sqlite_int(f->path, "SELECT sum(length(keys)) FROM corr_lsm WHERE level = 2"),
+        8 * 4 * BLK);
     expect_corr(d, 6 * BLK + 1, 9, NULL, 2 * BLK + 9, 6 * BLK + 1, false, SIZE_MAX);
     write_range(d, 6 * BLK + 2, 8 * BLK + 1, true); /* blocks 6-7: level 3 due */
     fdn__evdb_close(d);
     d = open_db(f->path);
     /* blocks 0-7 in one run, without the 2 * BLK + 9 pruned ids */
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run"), 1);
-    assert_int_equal(sql_int(f->path, "SELECT sum(length(keys)) FROM corr_lsm WHERE level = 3"),
-                     8 * (6 * BLK - 9));
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM corr_run"), 1);
+    assert_int_equal(
+        test_sqlite_int(f->path, "SELECT sum(length(keys)) FROM corr_lsm WHERE level = 3"),
+        8 * (6 * BLK - 9));
     expect_corr(d, 8 * BLK + 1, 9, NULL, 2 * BLK + 9, 8 * BLK + 1, false, SIZE_MAX);
     expect_corr(d, 8 * BLK + 1, 10, NULL, 2 * BLK + 9, 8 * BLK + 1, true, SIZE_MAX);
     /* a prune past the run's end deletes it */
     assert_int_equal(fdn__evdb_prune(d, 8 * BLK + 1, &count, &err), 0);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_lsm"), 0);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM corr_run"), 0);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM corr_lsm"), 0);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM corr_run"), 0);
     fdn__evdb_close(d);
 }
 
@@ -690,14 +691,6 @@ static void damaged_directory_rows_do_not_stop_the_merges(void **state)
     fdn__evdb_close(d);
 }
 
-static void sql_exec(const char *path, const char *text)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, text, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
-}
-
 #define REFUSE_RUNS                                                                                \
     "CREATE TRIGGER refuse BEFORE INSERT ON corr_lsm BEGIN SELECT RAISE(ABORT, 'refused'); END"
 
@@ -730,15 +723,15 @@ static void an_index_that_cannot_be_written_never_fails_a_write(void **state)
     fdn__evdb_t *d = open_db(f->path);
     write_range(d, 1, 100, true);
     expect_index(d, true, 0, 0, true, 0);
-    sql_exec(f->path, REFUSE_RUNS);
+    test_sqlite_exec(f->path, REFUSE_RUNS);
     write_range(d, 101, BLK + 10, true); /* the write finishing block 0 fails its run */
     expect_index(d, false, 1, 1, true, FDN_EIO);
     write_range(d, BLK + 11, 2 * BLK + 50, true); /* the rebuilds tried meanwhile fail too */
     uint64_t fails = expect_index(d, false, 2, 2, false, FDN_EIO);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM events"), 2 * BLK + 50);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM events"), 2 * BLK + 50);
     assert_true(runs_to(f->path) <= 0);
     expect_corr_scan(d, 2 * BLK + 50, 9, NULL, 0, 0, false, SIZE_MAX, 2 * BLK + 50);
-    sql_exec(f->path, "DROP TRIGGER refuse");
+    test_sqlite_exec(f->path, "DROP TRIGGER refuse");
     /* the rebuild is retried after a gap of writes that doubles with each failure */
     for (uint64_t id = 2 * BLK + 51; id < 2 * BLK + 80; id++)
         write_range(d, id, id, true);
@@ -754,7 +747,7 @@ static void pruned_blocks_are_not_behind(void **state)
 {
     fx_t *f = *state;
     fdn__evdb_t *d = open_db(f->path);
-    sql_exec(f->path, REFUSE_RUNS);
+    test_sqlite_exec(f->path, REFUSE_RUNS);
     write_range(d, 1, 4 * BLK + 3, true);
     expect_index(d, false, 4, 1, false, FDN_EIO);
     uint64_t removed = 0;
@@ -779,15 +772,15 @@ static void an_index_that_cannot_be_built_does_not_stop_the_open(void **state)
     fdn__evdb_t *d = open_db(f->path); /* indexed at open */
     assert_int_equal(runs_to(f->path), 3);
     fdn__evdb_close(d);
-    sql_exec(f->path, "UPDATE meta SET value = 0 WHERE key = 'runs_to';" REFUSE_RUNS);
+    test_sqlite_exec(f->path, "UPDATE meta SET value = 0 WHERE key = 'runs_to';" REFUSE_RUNS);
     d = open_db(f->path);
     expect_index(d, false, 3, 1, true, FDN_EIO); /* opened behind: one failed rebuild */
     expect_corr_scan(d, 3 * BLK + 7, 6, NULL, 0, 0, true, SIZE_MAX, 3 * BLK + 7);
     write_range(d, 3 * BLK + 8, 3 * BLK + 20, true); /* the retry waits a write */
     expect_index(d, false, 3, 1, true, FDN_EIO);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM events"), 3 * BLK + 20);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM events"), 3 * BLK + 20);
     fdn__evdb_close(d);
-    sql_exec(f->path, "DROP TRIGGER refuse");
+    test_sqlite_exec(f->path, "DROP TRIGGER refuse");
     d = open_db(f->path); /* rebuilt */
     expect_index(d, true, 0, 0, true, 0); /* counted since open */
     assert_int_equal(runs_to(f->path), 3);
@@ -807,12 +800,14 @@ static void expect_count(fdn__evdb_t *d, const char *path, uint64_t count, uint6
     assert_int_equal(st.count, count);
     assert_int_equal(st.oldest, lo);
     assert_int_equal(st.newest, hi);
-    assert_int_equal(sql_int(path, "SELECT count(*) FROM events"), count);
-    assert_int_equal(sql_int(path, "SELECT value FROM meta WHERE key = 'count' AND "
-                                   "typeof(value) = 'integer'"),
+    assert_int_equal(test_sqlite_int(path, "SELECT count(*) FROM events"), count);
+    assert_int_equal(test_sqlite_int(path, "SELECT value FROM meta WHERE key = 'count' AND "
+                                           "typeof(value) = 'integer'"),
                      count);
-    assert_int_equal(sql_int(path, "SELECT value FROM meta WHERE key = 'count_min_id'"), lo);
-    assert_int_equal(sql_int(path, "SELECT value FROM meta WHERE key = 'count_max_id'"), hi);
+    assert_int_equal(test_sqlite_int(path, "SELECT value FROM meta WHERE key = 'count_min_id'"),
+                     lo);
+    assert_int_equal(test_sqlite_int(path, "SELECT value FROM meta WHERE key = 'count_max_id'"),
+                     hi);
 }
 
 static void write_prune(fdn__evdb_t *d, uint64_t first, uint64_t last, uint64_t below, int want)
@@ -867,15 +862,15 @@ static void a_failed_write_leaves_the_count(void **state)
     fx_t *f = *state;
     fdn__evdb_t *d = open_db(f->path);
     write_range(d, 1, 100, true);
-    sql_exec(f->path, "CREATE TRIGGER refuse_row BEFORE INSERT ON events WHEN NEW.id = 105 "
-                      "BEGIN SELECT RAISE(ABORT, 'refused'); END");
+    test_sqlite_exec(f->path, "CREATE TRIGGER refuse_row BEFORE INSERT ON events WHEN NEW.id = 105 "
+                              "BEGIN SELECT RAISE(ABORT, 'refused'); END");
     write_prune(d, 101, 110, 0, FDN_EIO); /* 101-104 inserted, then the abort */
     expect_count(d, f->path, 100, 1, 100);
     write_prune(d, 101, 110, 50, FDN_EIO); /* with a prune: neither stays */
     expect_count(d, f->path, 100, 1, 100);
-    sql_exec(f->path, "DROP TRIGGER refuse_row;"
-                      "CREATE TRIGGER refuse_del BEFORE DELETE ON events WHEN OLD.id = 20 "
-                      "BEGIN SELECT RAISE(ABORT, 'refused'); END");
+    test_sqlite_exec(f->path, "DROP TRIGGER refuse_row;"
+                              "CREATE TRIGGER refuse_del BEFORE DELETE ON events WHEN OLD.id = 20 "
+                              "BEGIN SELECT RAISE(ABORT, 'refused'); END");
     uint64_t removed = 7;
     fdn_error_t err = FDN_ERROR_INIT;
     assert_int_equal(fdn__evdb_prune(d, 50, &removed, &err), FDN_EIO);
@@ -884,9 +879,9 @@ static void a_failed_write_leaves_the_count(void **state)
     /* the duplicate of a stored id fails the transaction */
     write_prune(d, 100, 105, 0, FDN_EIO);
     expect_count(d, f->path, 100, 1, 100);
-    sql_exec(f->path, "DROP TRIGGER refuse_del;"
-                      "CREATE TRIGGER skip_row BEFORE INSERT ON events WHEN NEW.id = 105 "
-                      "BEGIN SELECT RAISE(IGNORE); END");
+    test_sqlite_exec(f->path, "DROP TRIGGER refuse_del;"
+                              "CREATE TRIGGER skip_row BEFORE INSERT ON events WHEN NEW.id = 105 "
+                              "BEGIN SELECT RAISE(IGNORE); END");
     write_prune(d, 101, 110, 0, 0);
     expect_count(d, f->path, 109, 1, 110); /* 105 was not inserted */
     fdn__evdb_close(d);
@@ -902,7 +897,7 @@ static void a_file_without_the_count_is_counted_once(void **state)
 {
     fx_t *f = *state;
     write_old_rows(f->path, 1, 500, true);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM meta WHERE key = 'count'"), 0);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM meta WHERE key = 'count'"), 0);
     fdn__evdb_t *d = open_db(f->path);
     assert_true(fdn__evdb_count_recomputed(d));
     expect_count(d, f->path, 500, 1, 500);
@@ -912,7 +907,7 @@ static void a_file_without_the_count_is_counted_once(void **state)
     fdn__evdb_close(d);
 
     /* the key deleted from a counted file */
-    sql_exec(f->path, "DELETE FROM meta WHERE key = 'count'");
+    test_sqlite_exec(f->path, "DELETE FROM meta WHERE key = 'count'");
     d = open_db(f->path);
     assert_true(fdn__evdb_count_recomputed(d));
     expect_count(d, f->path, 500, 1, 500);
@@ -926,14 +921,14 @@ static void a_file_without_the_count_is_counted_once(void **state)
     fdn__evdb_close(d);
 
     /* an older library's prune */
-    sql_exec(f->path, "DELETE FROM events WHERE id < 101");
+    test_sqlite_exec(f->path, "DELETE FROM events WHERE id < 101");
     d = open_db(f->path);
     assert_true(fdn__evdb_count_recomputed(d));
     expect_count(d, f->path, 520, 101, 620);
     fdn__evdb_close(d);
 
     /* ... of everything */
-    sql_exec(f->path, "DELETE FROM events");
+    test_sqlite_exec(f->path, "DELETE FROM events");
     d = open_db(f->path);
     assert_true(fdn__evdb_count_recomputed(d));
     expect_count(d, f->path, 0, 0, 0);
@@ -965,7 +960,7 @@ static void a_damaged_count_is_counted_again(void **state)
         "DELETE FROM meta WHERE key = 'count_min_id'",
     };
     for (size_t i = 0; i < sizeof damage / sizeof damage[0]; i++) {
-        sql_exec(f->path, damage[i]);
+        test_sqlite_exec(f->path, damage[i]);
         d = open_db(f->path);
         if (!fdn__evdb_count_recomputed(d))
             fail_msg("not counted again after: %s", damage[i]);
@@ -978,7 +973,7 @@ static void a_damaged_count_is_counted_again(void **state)
     fdn_error_t err = FDN_ERROR_INIT;
     assert_int_equal(fdn__evdb_prune(d, 301, &removed, &err), 0);
     fdn__evdb_close(d);
-    sql_exec(f->path, "UPDATE meta SET value = 5 WHERE key = 'count'");
+    test_sqlite_exec(f->path, "UPDATE meta SET value = 5 WHERE key = 'count'");
     d = open_db(f->path);
     assert_true(fdn__evdb_count_recomputed(d));
     expect_count(d, f->path, 0, 0, 0);
@@ -986,19 +981,19 @@ static void a_damaged_count_is_counted_again(void **state)
 
     /* damaged while open: stats counts the rows; the writer keeps it damaged (never a number
      * again); the next open counts */
-    sql_exec(f->path, "UPDATE meta SET value = 'abc' WHERE key = 'count'");
+    test_sqlite_exec(f->path, "UPDATE meta SET value = 'abc' WHERE key = 'count'");
     fdn__evb_stats_t st = {0};
     assert_int_equal(fdn__evdb_stats(d, &st, &err), 0);
     assert_int_equal(st.count, 100);
     assert_int_equal(st.oldest, 301);
     assert_int_equal(st.newest, 400);
     write_range(d, 401, 410, true);
-    assert_int_equal(sql_int(f->path, "SELECT typeof(value) = 'null' FROM meta WHERE key = "
-                                      "'count'"),
+    assert_int_equal(test_sqlite_int(f->path, "SELECT typeof(value) = 'null' FROM meta WHERE key = "
+                                              "'count'"),
                      1);
     assert_int_equal(fdn__evdb_stats(d, &st, &err), 0);
     assert_int_equal(st.count, 110);
-    sql_exec(f->path, "UPDATE meta SET value = 0 WHERE key = 'count'"); /* 0 with rows */
+    test_sqlite_exec(f->path, "UPDATE meta SET value = 0 WHERE key = 'count'"); /* 0 with rows */
     assert_int_equal(fdn__evdb_stats(d, &st, &err), 0);
     assert_int_equal(st.count, 110);
     fdn__evdb_close(d);
@@ -1013,9 +1008,10 @@ static void a_damaged_count_is_counted_again(void **state)
 static void a_foreign_meta_refuses_the_open(void **state)
 {
     fx_t *f = *state;
-    sql_exec(f->path, "CREATE TABLE events(id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, type "
-                      "TEXT NOT NULL, rec BLOB NOT NULL);"
-                      "CREATE VIEW meta AS SELECT 'next_id' AS key, 7 AS value");
+    test_sqlite_exec(f->path,
+                     "CREATE TABLE events(id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, type "
+                     "TEXT NOT NULL, rec BLOB NOT NULL);"
+                     "CREATE VIEW meta AS SELECT 'next_id' AS key, 7 AS value");
     fdn__evdb_t *d = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
     int rc = fdn__evdb_open(&d, f->path, true, false, &err);

@@ -17,8 +17,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
 #include <fdn/config.h>
 #include <fdn/events.h>
 #include <fdn/runtime.h>
@@ -26,6 +24,7 @@
 
 #include "services/config_int.h"
 #include "services/event_store_int.h"
+#include "sqlite_file.h"
 #include "tmpdir.h"
 
 #define SEC  1000000000LL
@@ -251,29 +250,6 @@ static void hot_limits_evict_from_memory_only(void **state)
 }
 
 /* The durable tier's own retention deletes on disk; memory drops what the file dropped. */
-/* A value the file itself holds (another connection). */
-static int64_t file_int(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
-static void file_exec(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
-}
-
 static void durable_retention_prunes_on_disk(void **state)
 {
     fx_t *f = *state;
@@ -316,16 +292,17 @@ static void durable_retention_prunes_on_disk(void **state)
 
     /* the status reads the file's stored count (meta count, kept by every write and prune):
      * it is 40 there; a file without it (an older version's) is counted at open */
-    assert_int_equal(file_int(f->path, "SELECT value FROM meta WHERE key = 'count'"), 40);
-    assert_int_equal(file_int(f->path, "SELECT count(*) FROM events"), 40);
-    file_exec(f->path, "DELETE FROM meta WHERE key IN ('count', 'count_min_id', 'count_max_id')");
+    assert_int_equal(test_sqlite_int(f->path, "SELECT value FROM meta WHERE key = 'count'"), 40);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM events"), 40);
+    test_sqlite_exec(f->path,
+                     "DELETE FROM meta WHERE key IN ('count', 'count_min_id', 'count_max_id')");
     es = open_store(f, HOT, 0);
     d = disk(es);
     assert_int_equal(d.count, 40);
     assert_int_equal(d.oldest_id, N - 40 + 1);
     assert_int_equal(d.newest_id, N);
     close_store(f, es);
-    assert_int_equal(file_int(f->path, "SELECT value FROM meta WHERE key = 'count'"), 40);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT value FROM meta WHERE key = 'count'"), 40);
 }
 
 /* ---- the runtime: keys, run-time updates, restart, the type cap ---- */
@@ -573,8 +550,8 @@ static void a_lagging_correlation_index_is_reported(void **state)
     assert_int_equal(st.behind_blocks, 0);
     assert_int_equal(st.failures, 0);
     assert_int_equal(st.last_error, 0);
-    file_exec(f->path, "CREATE TRIGGER refuse BEFORE INSERT ON corr_lsm BEGIN "
-                       "SELECT RAISE(ABORT, 'refused'); END");
+    test_sqlite_exec(f->path, "CREATE TRIGGER refuse BEFORE INSERT ON corr_lsm BEGIN "
+                              "SELECT RAISE(ABORT, 'refused'); END");
     store_indexed(f, es, 2 * BLOCK); /* ids to 2 * BLOCK + 100: blocks 0 and 1 complete */
     st = index_status(es);
     assert_true(st.has_index);
@@ -594,7 +571,7 @@ static void a_lagging_correlation_index_is_reported(void **state)
     assert_int_equal(held.failures, fails);
     assert_int_equal(held.last_error, FDN_EIO);
     assert_int_equal(corr_count(es, "even", false), BLOCK + 50);
-    file_exec(f->path, "DROP TRIGGER refuse");
+    test_sqlite_exec(f->path, "DROP TRIGGER refuse");
     /* the rebuild is retried after a gap of writes that doubles with each failed retry (the
      * writes above left it at a few): events written one at a time until it ran */
     for (int i = 0; i < 64 && !index_status(es).current; i++)
@@ -645,8 +622,8 @@ static void the_correlation_index_is_in_the_metrics(void **state)
     store_indexed(f, fdn_runtime_events(rt), 10);
     assert_true(exposed(rt, "\nfdn_events_correlation_index_behind_blocks 0\n"));
     assert_true(exposed(rt, "\nfdn_events_correlation_index_failures_total 0\n"));
-    file_exec(f->path, "CREATE TRIGGER refuse BEFORE INSERT ON corr_lsm BEGIN "
-                       "SELECT RAISE(ABORT, 'refused'); END");
+    test_sqlite_exec(f->path, "CREATE TRIGGER refuse BEFORE INSERT ON corr_lsm BEGIN "
+                              "SELECT RAISE(ABORT, 'refused'); END");
     store_indexed(f, fdn_runtime_events(rt), BLOCK); /* block 0 complete: its run refused */
     fdn_events_index_status_t st = index_status(fdn_runtime_events(rt));
     assert_int_equal(st.behind_blocks, 1);
