@@ -10,8 +10,8 @@ typedef struct fdn__evdb fdn__evdb_t;
 /* Open or create the file: WAL mode, synchronous=FULL (durable) or NORMAL (fast), the
  * schema created, meta count checked (the rows counted once when it is absent, as in a file
  * from before it, or fails its checks), the correlation index brought up to date
- * (event_sqlite_corr.c: a file from before 0.3.0 is indexed whole on its first open); records
- * are written with zstd payloads when compress is true. FDN_ECORRUPT when the file is not a
+ * (event_sqlite_corr_open.c: a file from before 0.3.0 is indexed whole on its first open);
+ * records are written with zstd payloads when compress is true. FDN_ECORRUPT when the file is not a
  * valid store (or its index's secret is damaged, or the rows counted do not fit between its
  * smallest and largest id), FDN_EIO otherwise. */
 int fdn__evdb_open(fdn__evdb_t **out, const char *path, bool durable, bool compress,
@@ -50,7 +50,7 @@ bool fdn__evdb_count_recomputed(fdn__evdb_t *db);
  * cost, for tests. */
 uint64_t fdn__evdb_rows_read(fdn__evdb_t *db);
 /* Since open: the runs correlation lookups searched and the fence rows they read (one page
- * each), for tests (storage/event_sqlite_corr.c). */
+ * each), for tests (storage/event_sqlite_corr_lookup.c). */
 void fdn__evdb_corr_counts(fdn__evdb_t *db, uint64_t *seeks, uint64_t *fences);
 /* The correlation index's state (any thread, no lock; see fdn_events_index_status): current
  * (every complete block has its run), the complete blocks without one (0 when current), the

@@ -1,6 +1,7 @@
 /* What the SQLite event file's two parts share (private to src/storage/event_sqlite*.c):
- * event_sqlite.c (the file, its writer and its reads) and event_sqlite_corr.c (the
- * correlation index: sorted runs of hashed correlation ids, merged level by level). */
+ * event_sqlite.c (the file, its writer and its reads) and event_sqlite_corr*.c (the
+ * correlation index: sorted runs of hashed correlation ids, merged level by level; its files
+ * and what they share among themselves: event_sqlite_corr_int.h). */
 #ifndef FDN_STORAGE_EVENT_SQLITE_INT_H
 #define FDN_STORAGE_EVENT_SQLITE_INT_H
 
@@ -35,7 +36,7 @@ struct fdn__evdb {
     uint8_t *buf;
     size_t cap;
     unsigned enc_flags; /* FDN_EVENT_ENC_ZSTD or 0 */
-    /* the correlation index (event_sqlite_corr.c); the writer's connection and thread */
+    /* the correlation index (event_sqlite_corr*.c); the writer's connection and thread */
     unsigned char ch_secret[FDN__HASH_SECRET_SIZE]; /* the file's hash secret (meta) */
     uint64_t *run;      /* keys of block run_blk gathered so far (FDN__EVDB_RUN_IDS slots) */
     size_t run_n;       /* keys in run */
@@ -46,7 +47,7 @@ struct fdn__evdb {
     unsigned fan_shift; /* log2 of the runs merged into one (4; tests: smaller) */
     bool merge_idle;    /* no merge to do while run_blk is merge_idle_blk */
     uint64_t merge_idle_blk;
-    sqlite3_stmt *cst[FDN__EVDB_CORR_STMTS]; /* the writer's statements (event_sqlite_corr.c) */
+    sqlite3_stmt *cst[FDN__EVDB_CORR_STMTS]; /* the writer's statements (event_sqlite_corr*.c) */
     uint64_t ix_to;   /* meta runs_to as last committed (published in ix_to_pub) */
     uint64_t ix_pend; /* meta runs_to in the writer's transaction (ix_to outside one) */
     /* The index's state for fdn__evdb_corr_status (any thread): written by the writer (or
@@ -83,7 +84,9 @@ static inline uint64_t fdn__evdb_blk(uint64_t id)
     return (id - 1) >> FDN__EVDB_RUN_SHIFT;
 }
 
-/* ---- event_sqlite_corr.c ---- */
+/* ---- the correlation index: open, resync, retry and close in event_sqlite_corr_open.c,
+ * merge in event_sqlite_corr_merge.c, ids in event_sqlite_corr_lookup.c, the rest in
+ * event_sqlite_corr.c ---- */
 
 /* At open, on the writer's connection, outside any transaction: the index's table and the
  * file's secret (created on the first open), then every complete block from meta runs_to
