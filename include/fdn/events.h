@@ -584,6 +584,27 @@ typedef struct fdn_events_query {
 FDN_API int fdn_events_query(fdn_events_t *es, const fdn_events_query_t *q, fdn_event_list_t **out);
 
 /**
+ * Run a query as fdn_events_query does (the same checks, the same result, timed the same),
+ * but first compare its result with lists the caller kept from earlier queries: when one
+ * holds equal events (fdn_event_equal, one for one, in the same order), say which and copy
+ * nothing. For a caller that keeps what it made of recent results (an answer's text) and
+ * would otherwise copy the result only to compare it: the matches are compared where the
+ * store holds them.
+ * @param[in]  prev  nprev lists (entries may be NULL: equal to nothing); NULL when nprev is 0
+ * @param[out] out   the result, as fdn_events_query's, when it equals none of prev; else
+ *                   untouched
+ * @param[out] same  the index in prev of the first list equal to the result, or SIZE_MAX
+ *                   (then *out is set)
+ * @return 0; FDN_EINVAL (as fdn_events_query, or same NULL, or prev NULL with nprev > 0);
+ *         FDN_ENOMEM; FDN_EUNAVAILABLE
+ * @thread_safety any
+ * @since 0.3.0
+ */
+FDN_API int fdn_events_query_same(fdn_events_t *es, const fdn_events_query_t *q,
+                                  const fdn_event_list_t *const *prev, size_t nprev,
+                                  fdn_event_list_t **out, size_t *same);
+
+/**
  * Every event with this correlation id, in time order (no limit).
  * @return 0 (an unknown id gives an empty list), FDN_EINVAL, FDN_ENOMEM, FDN_EUNAVAILABLE
  * @thread_safety any

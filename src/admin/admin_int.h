@@ -156,7 +156,18 @@ typedef struct fdn__http_resp {
      *  every request). NULL: none. */
     int (*render)(struct fdn__http_resp *resp);
     uint64_t render_arg[2];
+    /** a slot for libmicrohttpd's response to this very answer, owned by the handler's side
+     *  (the memo of GET /v1/events answers): on a 200 whose body is a shared text (text_free
+     *  set), the server sends the response the slot holds instead of making one (the same
+     *  body and headers; it releases resp's text), or keeps there the one it makes. The
+     *  slot's owner frees what it holds with fdn__http_kept_free, on the server thread that
+     *  filled it. NULL: none. */
+    void **keep;
 } fdn__http_resp_t;
+
+/** Drop a response kept in a fdn__http_resp_t.keep slot (NULL does nothing): requests still
+ *  sending it keep it alive until they are done. */
+void fdn__http_kept_free(void *kept);
 
 /** Free resp->text the way it was allocated (text_free or fdn_free) and clear it. */
 void fdn__http_resp_text_free(fdn__http_resp_t *resp);

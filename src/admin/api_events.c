@@ -366,10 +366,10 @@ static int h_get(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
     return text_reply(resp, 200, &w.t);
 }
 
-static int q_i64(const fdn__http_req_t *req, fdn__http_resp_t *resp, const char *key, int64_t min,
-                 int64_t max, int64_t *out)
+/* The integer value v of query parameter key: 1 when absent (v NULL), 0, or an error. */
+static int q_i64v(fdn__http_resp_t *resp, const char *key, const char *v, int64_t min, int64_t max,
+                  int64_t *out)
 {
-    const char *v = fdn__http_query_get(req->target, key);
     if (v == NULL)
         return 1;
     if (fdn__http_parse_i64(v, min, max, out) != 0)
@@ -380,7 +380,14 @@ static int q_i64(const fdn__http_req_t *req, fdn__http_resp_t *resp, const char 
     return 0;
 }
 
+static int q_i64(const fdn__http_req_t *req, fdn__http_resp_t *resp, const char *key, int64_t min,
+                 int64_t max, int64_t *out)
+{
+    return q_i64v(resp, key, fdn__http_query_get(req->target, key), min, max, out);
+}
+
 /* the query parameters of GET and DELETE /v1/events (others: 422, by the dispatcher) */
+enum { QP_TYPE, QP_CID, QP_SINCE, QP_UNTIL, QP_AFTER, QP_LIMIT, QP_ORDER, QP_N };
 static const char *const QUERY_PARAMS[] = {"type",     "correlation_id", "since", "until",
                                            "after_id", "limit",          "order", NULL};
 static const char *const DELETE_PARAMS[] = {"before", NULL};
@@ -389,8 +396,18 @@ static int h_query(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
 {
     fdn_events_t *es = user;
     fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
-    const char *type = fdn__http_query_get(req->target, "type");
-    const char *cid = fdn__http_query_get(req->target, "correlation_id");
+    /* each parameter's value in one pass over the pairs (the dispatcher refused any other
+     * key, the parser a repeated one) */
+    const char *qv[QP_N] = {NULL};
+    const fdn__http_target_t *t = req->target;
+    for (size_t i = 0; i < t->nquery; i++)
+        for (size_t k = 0; k < QP_N; k++)
+            if (strcmp(t->query[i].key, QUERY_PARAMS[k]) == 0) {
+                qv[k] = t->query[i].val;
+                break;
+            }
+    const char *type = qv[QP_TYPE];
+    const char *cid = qv[QP_CID];
     if (type != NULL && fdn__http_check_string(type, FDN_EVENT_TYPE_MAX) != 0)
         return fdn_err_set(&resp->err, FDN_EINVAL, "query parameter 'type' is not a type name");
     if (cid != NULL && fdn__http_check_string(cid, FDN_EVENT_CORR_MAX) != 0)
@@ -400,23 +417,23 @@ static int h_query(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     q.correlation_id = cid;
     int64_t v;
     int rc;
-    if ((rc = q_i64(req, resp, "since", INT64_MIN, INT64_MAX, &v)) < 0)
+    if ((rc = q_i64v(resp, "since", qv[QP_SINCE], INT64_MIN, INT64_MAX, &v)) < 0)
         return rc;
     if (rc == 0)
         q.time_start = v;
-    if ((rc = q_i64(req, resp, "until", INT64_MIN, INT64_MAX, &v)) < 0)
+    if ((rc = q_i64v(resp, "until", qv[QP_UNTIL], INT64_MIN, INT64_MAX, &v)) < 0)
         return rc;
     if (rc == 0)
         q.time_end = v;
-    if ((rc = q_i64(req, resp, "after_id", 0, INT64_MAX, &v)) < 0)
+    if ((rc = q_i64v(resp, "after_id", qv[QP_AFTER], 0, INT64_MAX, &v)) < 0)
         return rc;
     if (rc == 0)
         q.after_id = (uint64_t)v;
-    if ((rc = q_i64(req, resp, "limit", 1, 1000000, &v)) < 0)
+    if ((rc = q_i64v(resp, "limit", qv[QP_LIMIT], 1, 1000000, &v)) < 0)
         return rc;
     if (rc == 0)
         q.limit = v;
-    const char *order = fdn__http_query_get(req->target, "order");
+    const char *order = qv[QP_ORDER];
     if (order != NULL) {
         int desc;
         if (fdn__http_parse_order(order, &desc) != 0)
@@ -426,18 +443,12 @@ static int h_query(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     }
     if (q.time_start > q.time_end)
         return fdn_err_set(&resp->err, FDN_EINVAL, "'since' is after 'until'");
-    fdn_event_list_t *l = NULL;
-    rc = fdn_events_query(es, &q, &l);
-    if (rc < 0)
-        return rc;
     /* {"events":[...],"count":n}: each event's JSON as fdn_event_to_json writes it, the bytes
      * json_dumps(JSON_COMPACT) would give after parsing it again; written in one pass
      * (admin/event_json.c: the jansson tree per event was four fifths of this answer), or
-     * copied from the thread's memo when a recent answer listed equal events */
-    rc = fdn__admin_events_answer(&l, resp);
-    if (rc < 0)
-        fdn_event_list_free(l);
-    return rc;
+     * the thread's memo's when a recent answer listed equal events (compared by the store,
+     * without copying them: fdn_events_query_same) */
+    return fdn__admin_events_query(es, &q, resp);
 }
 
 static int h_delete(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)

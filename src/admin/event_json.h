@@ -49,6 +49,15 @@ void fdn__admin_events_body(fdn__jw_t *w, const fdn_event_list_t *l);
  */
 int fdn__admin_events_answer(fdn_event_list_t **l, fdn__http_resp_t *resp);
 
+/**
+ * Run q on es and answer GET /v1/events with its result, as fdn__admin_events_answer does,
+ * but with fdn_events_query_same: the store compares its matches with this thread's memo,
+ * so an answer the memo holds copies no event.
+ * @return 0, or the error of fdn_events_query (FDN_ENOMEM, FDN_EUNAVAILABLE, ...)
+ * @thread_safety any (the memo is the calling thread's)
+ */
+int fdn__admin_events_query(fdn_events_t *es, const fdn_events_query_t *q, fdn__http_resp_t *resp);
+
 /** Drop one reference to a shared answer body (text as fdn__admin_events_answer set it);
  *  the last frees it. NULL does nothing. Any thread. */
 void fdn__admin_body_release(void *text);

@@ -27,7 +27,11 @@
  * request without it is refused (401) on its headers, before any body is read. Answers go to MHD
  * without a copy: a handler's text is MHD's with the response (freed by its free callback), and
  * GET /metrics hands on telemetry's own immutable text (fdn_telemetry_text_acquire, released by
- * that callback; resp.text_free) when it is the whole body. The listen socket is
+ * that callback; resp.text_free) when it is the whole body. A handler whose body is shared
+ * between answers may also keep libmicrohttpd's response to it (resp.keep: the memo of GET
+ * /v1/events answers), which is then queued again as it is. The headers a request needs
+ * (Content-Length, Host, Authorization, Accept, X-Correlation-Id) are read in one pass on its
+ * first call and kept in its context. The listen socket is
  * opened by fdn_admin_bind (http_life.c: clear EADDRINUSE/EACCES errors, port 0 support, loopback
  * check), which `fdn serve` calls before creating the runtime so that a busy port fails before
  * anything is written; fdn_admin_start binds if that was not done and hands MHD a duplicate of it
@@ -167,12 +171,12 @@ static void observe_request(fdn_histogram_t *h, double secs, const char *cid)
         fdn_histogram_observe(h, secs);
 }
 
-static void request_telemetry(fdn_admin_t *a, int64_t t0, route_t *r, const char *method,
-                              unsigned status, const char *cid)
+static void request_telemetry(fdn_admin_t *a, int64_t t0, int64_t now, route_t *r,
+                              const char *method, unsigned status, const char *cid)
 {
     if (a->tm == NULL || a->f_dur == NULL)
         return;
-    double secs = (double)(fdn_clock_mono_ns(NULL) - t0) / 1e9;
+    double secs = (double)(now - t0) / 1e9;
     unsigned c = status / 100;
     if (c < 1 || c > 5)
         c = 5;
@@ -383,7 +387,7 @@ static int dispatch_run(fdn_admin_t *a, const char *method, const char *uri,
     /* literal patterns first: a path that names an endpoint ("/v1/config/reset") is that
      * endpoint for every method (a wrong method gets 405), never a {param} of another route */
     for (size_t k = 0; k < 2 * a->nroutes && !(k == a->nroutes && path_matched); k++) {
-        route_t *r = &a->routes[k % a->nroutes];
+        route_t *r = &a->routes[k < a->nroutes ? k : k - a->nroutes]; /* no division */
         if (r->literal != (k < a->nroutes) || r->nsegs != t->nsegs ||
             !fdn__http_route_match(r->pattern, t, params, FDN__HTTP_MAX_PARAMS, &np))
             continue;
@@ -433,10 +437,13 @@ static void dispatch_end(fdn_admin_t *a, int64_t t0, route_t *route, const char 
     resp->async = NULL;
     fdn__http_resp_finish(resp, rc);
     count_status(a, resp->status);
-    request_telemetry(a, t0, route, method, resp->status, resp->correlation_id);
+    /* one clock read for the duration both of them take */
+    int64_t now =
+        (a->tm != NULL && a->f_dur != NULL) || a->on_request != NULL ? fdn_clock_mono_ns(NULL) : 0;
+    request_telemetry(a, t0, now, route, method, resp->status, resp->correlation_id);
     if (a->on_request != NULL) {
         fdn_admin_request_info_t info = {method, uri, route != NULL ? route->pattern : NULL,
-                                         resp->status, fdn_clock_mono_ns(NULL) - t0};
+                                         resp->status, now - t0};
         a->on_request(&info, a->request_user);
     }
 }
@@ -499,8 +506,12 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
 
 /* ---- libmicrohttpd glue ------------------------------------------------------------------ */
 
+#define CTX_URI 192 /* a target this long (NUL included) is kept in the context itself */
+
 typedef struct conn_ctx {
-    char *uri;
+    char *uri; /* uri_buf, or a heap copy of a longer target */
+    /* headers read on the request's first call (libmicrohttpd keeps them until it ends) */
+    const char *auth, *accept, *cid;
     fdn__admin_text_t body; /* the request body so far */
     bool seen;
     bool too_large;
@@ -508,6 +519,7 @@ typedef struct conn_ctx {
     bool counted;          /* a deferred answer, counted in `deferred` until the request ends */
     fdn__http_resp_t resp; /* the answer being prepared (heap: a deferred one outlives the call) */
     fdn__http_async_t as;
+    char uri_buf[CTX_URI];
 } conn_ctx_t;
 
 /* The origin-form part of an absolute-form target ("http://host:port/path?q" -> "/path?q",
@@ -613,11 +625,14 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
     if (c != NULL) {
         c->body = (fdn__admin_text_t){NULL, 0, 0};
         c->seen = c->too_large = c->parked = c->counted = false;
+        c->auth = c->accept = c->cid = NULL;
         c->as.wl = NULL;
         c->resp.json = NULL;
         c->resp.text = NULL;
         c->resp.text_free = NULL;
-        c->uri = admin_strdup(uri ? origin_form(uri) : "");
+        const char *u = uri ? origin_form(uri) : "";
+        size_t ul = strlen(u);
+        c->uri = ul < CTX_URI ? memcpy(c->uri_buf, u, ul + 1) : admin_strdup(u);
         if (c->uri == NULL) {
             ctx_release(c);
             c = NULL;
@@ -639,7 +654,8 @@ static void on_done(void *cls, struct MHD_Connection *con, void **req_cls,
     if (c != NULL) {
         json_decref(c->resp.json); /* an answer not sent (the connection closed first) */
         fdn__http_resp_text_free(&c->resp);
-        fdn_free(c->uri);
+        if (c->uri != c->uri_buf)
+            fdn_free(c->uri);
         fdn_free(c->body.p);
         ctx_release(c);
         *req_cls = NULL;
@@ -651,8 +667,23 @@ static void free_body(void *p)
     fdn_free(p);
 }
 
+void fdn__http_kept_free(void *kept)
+{
+    if (kept != NULL)
+        MHD_destroy_response(kept);
+}
+
 static enum MHD_Result send_resp(struct MHD_Connection *con, fdn__http_resp_t *resp)
 {
+    /* a shared body whose response the handler's side keeps (resp->keep): made once, then
+     * queued again as it is (its body, Content-Type and Cache-Control), as a constant
+     * answer is; making one and adding its headers costs ~3 k instructions and 7 blocks */
+    bool keep = resp->keep != NULL && resp->json == NULL && resp->text != NULL &&
+                resp->text_free != NULL && resp->status == 200 && resp->retry_after_s <= 0;
+    if (keep && *resp->keep != NULL) {
+        fdn__http_resp_text_free(resp); /* the kept response holds a reference of its own */
+        return MHD_queue_response(con, resp->status, *resp->keep);
+    }
     char *own = NULL; /* a body MHD takes over (freed by it with the response): no copy */
     void (*release)(void *) = free_body;
     const char *ctype;
@@ -696,7 +727,10 @@ static enum MHD_Result send_resp(struct MHD_Connection *con, fdn__http_resp_t *r
     if (resp->status == 401)
         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     enum MHD_Result ok = MHD_queue_response(con, resp->status, r);
-    MHD_destroy_response(r);
+    if (keep)
+        *resp->keep = r; /* the slot's now: its owner destroys it (fdn__http_kept_free) */
+    else
+        MHD_destroy_response(r);
     return ok;
 }
 
@@ -729,24 +763,59 @@ static enum MHD_Result send_deferred(fdn_admin_t *a, struct MHD_Connection *con,
     return ok;
 }
 
-/* Counts the Content-Length headers of a request and whether their values differ. */
-typedef struct cl_count {
-    unsigned n;
-    bool differ;
-    const char *first;
-} cl_count_t;
+/* The headers on_request reads, in one pass over them: the first of each, as
+ * MHD_lookup_connection_value finds it (six lookups walked the list each), and the
+ * Content-Length headers counted, with whether their values differ. */
+typedef struct req_headers {
+    unsigned n_cl;
+    bool cl_differ;
+    bool host;
+    const char *cl, *auth, *accept, *cid;
+} req_headers_t;
 
-static enum MHD_Result count_content_length(void *cls, enum MHD_ValueKind kind, const char *key,
-                                            const char *value)
+static void first_of(const char **slot, const char *value)
+{
+    if (*slot == NULL)
+        *slot = value;
+}
+
+static enum MHD_Result read_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
 {
     (void)kind;
-    cl_count_t *c = cls;
-    if (key == NULL || strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+    req_headers_t *h = cls;
+    if (key == NULL)
         return MHD_YES;
-    if (c->n++ == 0)
-        c->first = value;
-    else if (value == NULL || c->first == NULL || strcmp(value, c->first) != 0)
-        c->differ = true;
+    switch (key[0]) {
+    case 'C':
+    case 'c':
+        if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+            if (h->n_cl++ == 0)
+                h->cl = value;
+            else if (value == NULL || h->cl == NULL || strcmp(value, h->cl) != 0)
+                h->cl_differ = true;
+        }
+        break;
+    case 'H':
+    case 'h':
+        if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+            h->host = true;
+        break;
+    case 'A':
+    case 'a':
+        if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0)
+            first_of(&h->auth, value);
+        else if (strcasecmp(key, MHD_HTTP_HEADER_ACCEPT) == 0)
+            first_of(&h->accept, value);
+        break;
+    case 'X':
+    case 'x':
+        if (strcasecmp(key, "X-Correlation-Id") == 0)
+            first_of(&h->cid, value);
+        break;
+    default:
+        break;
+    }
     return MHD_YES;
 }
 
@@ -761,23 +830,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         return MHD_NO; /* context allocation failed: drop the connection */
     if (!c->seen) {
         c->seen = true;
+        req_headers_t hd = {0, false, false, NULL, NULL, NULL, NULL};
+        (void)MHD_get_connection_values(con, MHD_HEADER_KIND, read_header, &hd);
+        c->auth = hd.auth;
+        c->accept = hd.accept;
+        c->cid = hd.cid;
         /* two Content-Length headers that disagree make the body's end ambiguous (request
          * smuggling behind a proxy that picks the other one): refuse the request */
-        cl_count_t clc = {0, false, NULL};
-        (void)MHD_get_connection_values(con, MHD_HEADER_KIND, count_content_length, &clc);
-        if (clc.differ) {
+        if (hd.cl_differ) {
             c->too_large = true; /* whatever body arrives is drained, not kept */
             return send_error(a, con, FDN_EPARSE, "conflicting Content-Length headers");
         }
         /* RFC 9112 3.2: an HTTP/1.1 request without Host is answered 400 (libmicrohttpd
          * accepts it unless strict; HTTP/1.0 clients may omit it) */
-        if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 &&
-            MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST) == NULL) {
+        if (!hd.host && strcmp(version, MHD_HTTP_VERSION_1_1) == 0) {
             c->too_large = true; /* whatever body arrives is drained, not kept */
             return send_error(a, con, FDN_EPARSE, "HTTP/1.1 request without a Host header");
         }
-        const char *cl =
-            MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl = hd.cl;
         uint64_t n;
         if (cl != NULL && (fdn__http_parse_u64(cl, UINT64_MAX, &n) != 0 || n > a->max_body)) {
             c->too_large = true;
@@ -794,8 +864,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         }
         /* refuse a client without the token on its headers, before its body is read: else
          * anyone who can connect makes the server buffer max_body bytes per connection */
-        if (!auth_ok(a, MHD_lookup_connection_value(con, MHD_HEADER_KIND,
-                                                    MHD_HTTP_HEADER_AUTHORIZATION))) {
+        if (!auth_ok(a, c->auth)) {
             c->too_large = true; /* any body that still arrives is drained, not kept */
             return send_error(a, con, FDN_EACCES, "missing or wrong bearer token");
         }
@@ -817,13 +886,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         return send_error(a, con, FDN_ETOO_LARGE, "request body exceeds the limit");
     if (c->parked) /* resumed: the deferred answer is ready */
         return send_deferred(a, con, method, c);
-    const char *auth =
-        MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *auth = c->auth;
     memset(&c->resp, 0, sizeof c->resp);
-    const char *accept = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    const char *accept = c->accept;
     c->resp.want_openmetrics =
         accept != NULL && strstr(accept, "application/openmetrics-text") != NULL;
-    const char *cid = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "X-Correlation-Id");
+    const char *cid = c->cid;
     if (cid != NULL)
         fdn__http_set_correlation_id(&c->resp, cid, strnlen(cid, FDN__HTTP_CID_MAX + 1));
     int64_t t0 = dispatch_t0(a);
@@ -853,7 +921,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     }
     dispatch_end(a, t0, route, method, c->uri, &c->resp, rc);
     enum MHD_Result ok = send_resp(con, &c->resp);
-    fdn__http_resp_clear(&c->resp);
+    /* what on_done frees, released now (not the whole ~850 bytes zeroed again: a next request
+     * zeroes its own) */
+    json_decref(c->resp.json);
+    c->resp.json = NULL;
+    fdn__http_resp_text_free(&c->resp);
     return ok;
 }
 

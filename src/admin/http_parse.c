@@ -29,13 +29,16 @@ static int hexval(unsigned char c)
 }
 
 /*
- * Decode src[0..n) into dst (which has room for n + 1 bytes), NUL-terminate.
- * plus_space: '+' means ' ' (query strings). Returns decoded length or -1 on a bad escape
- * or a decoded control byte.
+ * Decode src[0..n) into dst (which has room for n + 1 bytes), NUL-terminate. src is raw
+ * target text, printable ASCII only (fdn__http_target_parse checks it first), so only an
+ * escape can decode to a control byte. plus_space: '+' means ' ' (query strings).
+ * *escaped: whether it held an escape. Returns decoded length or -1 on a bad escape or a
+ * decoded control byte.
  */
-static long decode_part(char *dst, const char *src, size_t n, bool plus_space)
+static long decode_part(char *dst, const char *src, size_t n, bool plus_space, bool *escaped)
 {
     size_t o = 0;
+    *escaped = false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)src[i];
         if (c == '%') {
@@ -47,11 +50,12 @@ static long decode_part(char *dst, const char *src, size_t n, bool plus_space)
                 return -1;
             c = (unsigned char)(h * 16 + l);
             i += 2;
+            if (c < 0x20 || c == 0x7f)
+                return -1;
+            *escaped = true;
         } else if (c == '+' && plus_space) {
             c = ' ';
         }
-        if (c < 0x20 || c == 0x7f)
-            return -1;
         dst[o++] = (char)c;
     }
     dst[o] = '\0';
@@ -95,10 +99,13 @@ int fdn__http_target_parse(fdn__http_target_t *t, const char *uri, size_t len)
         if (t->nsegs == FDN__HTTP_MAX_SEGS)
             return FDN_ETOO_LARGE;
         char *dst = t->buf + out;
-        long d = decode_part(dst, s, n, false);
+        bool esc;
+        long d = decode_part(dst, s, n, false, &esc);
         if (d <= 0)
             return FDN_EINVAL;
-        if (strcmp(dst, ".") == 0 || strcmp(dst, "..") == 0 || memchr(dst, '/', (size_t)d))
+        /* "." and ".."; a '/' only an escape can give (the raw segment has none) */
+        if ((dst[0] == '.' && (d == 1 || (d == 2 && dst[1] == '.'))) ||
+            (esc && memchr(dst, '/', (size_t)d)))
             return FDN_EINVAL;
         t->segs[t->nsegs++] = dst;
         out += (size_t)d + 1;
@@ -119,12 +126,13 @@ int fdn__http_target_parse(fdn__http_target_t *t, const char *uri, size_t len)
             size_t kn = eq ? (size_t)(eq - s) : n;
             size_t vn = eq ? n - kn - 1 : 0;
             char *k = t->buf + out;
-            long kd = decode_part(k, s, kn, true);
+            bool esc;
+            long kd = decode_part(k, s, kn, true, &esc);
             if (kd <= 0)
                 return FDN_EINVAL;
             out += (size_t)kd + 1;
             char *v = t->buf + out;
-            long vd = decode_part(v, eq ? eq + 1 : s + n, vn, true);
+            long vd = decode_part(v, eq ? eq + 1 : s + n, vn, true, &esc);
             if (vd < 0)
                 return FDN_EINVAL;
             out += (size_t)vd + 1;
@@ -152,9 +160,8 @@ int fdn__http_query_only(const fdn__http_target_t *t, const char *const *allowed
 {
     for (size_t i = 0; i < t->nquery; i++) {
         bool ok = false;
-        for (size_t j = 0; allowed != NULL && allowed[j] != NULL; j++)
-            if (strcmp(t->query[i].key, allowed[j]) == 0)
-                ok = true;
+        for (size_t j = 0; !ok && allowed != NULL && allowed[j] != NULL; j++)
+            ok = strcmp(t->query[i].key, allowed[j]) == 0;
         if (!ok) {
             if (bad)
                 *bad = t->query[i].key;
@@ -174,11 +181,14 @@ bool fdn__http_route_match(const char *pattern, const fdn__http_target_t *t, fdn
         return false;
     p++;
     while (*p != '\0') {
-        const char *end = strchr(p, '/');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
         if (seg >= t->nsegs)
             return false;
-        if (n >= 2 && p[0] == '{' && p[n - 1] == '}') {
+        const char *end = p;
+        if (*p == '{') {
+            while (*end != '\0' && *end != '/')
+                end++;
+        }
+        if (end - p >= 2 && end[-1] == '}') {
             if (np < max_params && params != NULL) {
                 /* key points at "name}..." inside the pattern (not NUL-terminated);
                  * fdn__http_param compares up to the closing brace */
@@ -186,11 +196,18 @@ bool fdn__http_route_match(const char *pattern, const fdn__http_target_t *t, fdn
                 params[np].val = t->segs[seg];
             }
             np++;
-        } else if (strlen(t->segs[seg]) != n || memcmp(t->segs[seg], p, n) != 0) {
-            return false;
+            p = end;
+        } else {
+            /* a literal segment: the same bytes, up to the pattern's '/' or end */
+            const char *sg = t->segs[seg];
+            while (*p != '\0' && *p != '/' && *p == *sg) {
+                p++;
+                sg++;
+            }
+            if ((*p != '\0' && *p != '/') || *sg != '\0')
+                return false;
         }
         seg++;
-        p += n;
         if (*p == '/')
             p++;
     }

@@ -18,6 +18,11 @@
  *    those at or above B from memory (memory results below B are duplicates and dropped).
  *    Offset and limit apply to the merged, ordered list. Time bounds become wall time for the
  *    file; a time_start past the first memory event's timestamp keeps a query in memory.
+ *    When one part is empty and nothing is skipped, the other part is the result as it is
+ *    (merge_take: no copy). With lists to compare the result with (fdn_events_query_same),
+ *    the memory part is compared in place where it is the whole result (no offset, and the
+ *    memo says the file has none of the correlation below B, or a descending query that
+ *    memory fills; for ascending also no match below B); else the merged list is compared.
  *  - a lookup by correlation id remembers when the file held none of the id's events below
  *    B (a memo of FDN__EVS_CORR_MEMO ids, by hash): every id below B was committed when B was
  *    read, so no event of that correlation can appear there later, and the next lookup reads
@@ -250,8 +255,33 @@ static void keep_range(fdn_event_list_t *l, uint64_t lo, uint64_t hi)
     l->n = k; /* the dropped events stay in the list's block until it is freed */
 }
 
+/* first, then second, as merge does; when one of them is empty (or NULL: empty) and nothing
+ * is skipped, the other is the result itself, taken without a copy (set to NULL). */
+static int merge_take(fdn_event_list_t **first, fdn_event_list_t **second, size_t skip, size_t keep,
+                      fdn_event_list_t **out)
+{
+    fdn_event_list_t **whole = *second == NULL || (*second)->n == 0 ? first
+                               : *first == NULL || (*first)->n == 0 ? second
+                                                                    : NULL;
+    if (skip == 0 && whole != NULL && *whole != NULL) {
+        *out = *whole;
+        *whole = NULL;
+        if ((*out)->n > keep)
+            (*out)->n = keep; /* the rest stays in the list's block until it is freed */
+        return 0;
+    }
+    fdn_event_list_t none = {0, NULL};
+    return merge(*first ? *first : &none, *second ? *second : &none, skip, keep, out);
+}
+
+/* Whether the events of l all lie at or above b (l is in id order, either way). */
+static bool all_from(const fdn_event_list_t *l, uint64_t b)
+{
+    return l->n == 0 || FDN_MIN(l->items[0]->id, l->items[l->n - 1]->id) >= b;
+}
+
 int fdn__evs_disk_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
-                        fdn_event_list_t **out, bool *handled)
+                        evs_same_t *same, fdn_event_list_t **out, bool *handled)
 {
     *handled = false;
     uint64_t first = atomic_load_explicit(&es->first_id, memory_order_acquire);
@@ -274,21 +304,35 @@ int fdn__evs_disk_query(fdn_events_t *es, const fdn_events_query_t *q, size_t li
     q2.offset = 0;
     fdn_event_list_t *mem = NULL, *disk = NULL;
     uint64_t snap = 0;
-    int rc = fdn__evs_query(es, &q2, want, &mem, &snap);
+    /* by correlation id: the file only from where the memo knows nothing (module comment).
+     * Read before the memory part: whatever it says holds at any later time too. */
+    bool by_corr = q->correlation_id != NULL && q->correlation_id[0] != '\0';
+    uint64_t h = by_corr ? fdn__hash_str(q->correlation_id) : 0;
+    uint64_t known = by_corr ? memo_below(es, q->correlation_id, h) : 0;
+    /* the memory part compared with same's lists in place where the result may be that part
+     * as it is (no offset; the file known to hold none of it, or a descending query that
+     * memory fills); else the merged result is compared at the end */
+    evs_same_t *msame =
+        same != NULL && q->offset == 0 && (known > 0 || q->descending) ? same : NULL;
+    if (same != NULL)
+        same->which = SIZE_MAX;
+    int rc;
+again:
+    rc = fdn__evs_query_same(es, &q2, want, msame, &mem, &snap);
     if (rc != 0)
         return rc;
     /* every id below B is in the file (memory evicts only committed events) */
     uint64_t b = atomic_load_explicit(&es->first_id, memory_order_acquire);
-    fdn_event_list_t empty = {0, NULL};
-    if (q->descending && mem->n >= want) {
-        rc = merge(mem, &empty, (size_t)q->offset, limit, out);
+    const fdn_event_list_t *hit = msame != NULL && msame->which != SIZE_MAX
+                                      ? msame->prev[msame->which]
+                                      : NULL; /* memory's part, equal to this list */
+    if (q->descending && (hit != NULL ? hit->n : mem->n) >= want) {
+        if (hit != NULL)
+            return 0; /* the result is memory's part */
+        rc = merge_take(&mem, &disk, (size_t)q->offset, limit, out);
         fdn_event_list_free(mem);
-        return rc;
+        goto compare;
     }
-    /* by correlation id: the file only from where the memo knows nothing (module comment) */
-    bool by_corr = q->correlation_id != NULL && q->correlation_id[0] != '\0';
-    uint64_t h = by_corr ? fdn__hash_str(q->correlation_id) : 0;
-    uint64_t known = by_corr ? memo_below(es, q->correlation_id, h) : 0;
     int64_t off = clock_offset(es);
     fdn__evb_query_t bq = {
         .type = q->type,
@@ -300,12 +344,21 @@ int fdn__evs_disk_query(fdn_events_t *es, const fdn_events_query_t *q, size_t li
         .limit = want,
         .descending = q->descending,
         .parent_id = q->parent_id};
+    if (hit != NULL) {
+        /* the file has none of the result below B, and memory's part holds nothing below B
+         * (ascending drops those): the result is that part */
+        if (known >= bq.before && (q->descending || all_from(hit, b)))
+            return 0;
+        msame->which = SIZE_MAX; /* rare: run it again with a list to merge */
+        msame = NULL;
+        goto again;
+    }
     bool whole = by_corr && q->type == NULL && q->parent_id == 0 && q->time_start == INT64_MIN &&
                  q->time_end == INT64_MAX && bq.before == b && q->after_id + 1 <= FDN_MAX(known, 1);
     if (known > 0 && known - 1 > bq.after)
         bq.after = known - 1;
     if (known >= bq.before)
-        rc = fdn__event_list_build(NULL, 0, &disk); /* the file has none of them there */
+        disk = NULL; /* the file has none of them there: an empty part */
     else if ((rc = disk_part(es, &bq, &disk)) == 0 && disk->n == 0 && whole)
         memo_none_below(es, q->correlation_id, h, b);
     if (rc != 0) {
@@ -314,16 +367,25 @@ int fdn__evs_disk_query(fdn_events_t *es, const fdn_events_query_t *q, size_t li
     }
     if (!q->descending) {
         keep_range(mem, b, UINT64_MAX); /* below B: the file's */
-        rc = merge(disk, mem, (size_t)q->offset, limit, out);
+        rc = merge_take(&disk, &mem, (size_t)q->offset, limit, out);
     } else {
         /* memory returned every match it holds (fewer than want): the file's part is what
          * lies below memory's smallest result and below B */
         uint64_t lowest = mem->n > 0 ? mem->items[mem->n - 1]->id : UINT64_MAX;
-        keep_range(disk, 0, lowest < b ? lowest : b);
-        rc = merge(mem, disk, (size_t)q->offset, limit, out);
+        if (disk != NULL)
+            keep_range(disk, 0, lowest < b ? lowest : b);
+        rc = merge_take(&mem, &disk, (size_t)q->offset, limit, out);
     }
     fdn_event_list_free(mem);
     fdn_event_list_free(disk);
+compare:
+    for (size_t k = 0; rc == 0 && same != NULL && k < same->n; k++)
+        if (fdn__evs_lists_equal(*out, same->prev[k])) {
+            same->which = k;
+            fdn_event_list_free(*out);
+            *out = NULL;
+            break;
+        }
     return rc;
 }
 
@@ -350,12 +412,12 @@ int fdn__evs_disk_correlation(fdn_events_t *es, const char *cid, fdn_event_list_
                            .before = b,
                            .limit = SIZE_MAX};
     if (known >= b)
-        rc = fdn__event_list_build(NULL, 0, &disk); /* the file has none of them there */
+        disk = NULL; /* the file has none of them there: an empty part */
     else if ((rc = disk_part(es, &bq, &disk)) == 0 && disk->n == 0 && cid[0] != '\0')
         memo_none_below(es, cid, h, b);
     if (rc == 0) {
         keep_range(mem, b, UINT64_MAX);
-        rc = merge(disk, mem, 0, SIZE_MAX, out);
+        rc = merge_take(&disk, &mem, 0, SIZE_MAX, out);
     }
     fdn_event_list_free(mem);
     fdn_event_list_free(disk);

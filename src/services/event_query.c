@@ -12,7 +12,10 @@
  * a type walks that type's posting list between two binary-searched bounds; else every id
  * of the range is visited. Each candidate is checked against the remaining filters (type,
  * parent_id); offset matches are skipped, and the scan stops after limit matches. The hits
- * (id + record pointer) are then copied into one fdn_event_list_t allocation.
+ * (id + record pointer; the first 32 in the scan's own struct, more in a heap block) are then
+ * copied into one fdn_event_list_t allocation, unless the caller gave lists to compare them
+ * with (fdn_events_query_same): each is compared with the records in place, under plock, and
+ * an equal one is named instead of copying anything.
  *
  * Threads and locks: readers take plock for reading only, for the whole scan and copy, so
  * no prune can free a record they point at; they never take amu. Each query loads
@@ -29,6 +32,7 @@
 #include <fdn/events.h>
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -80,18 +84,39 @@ static int build_list(const hit_t *h, size_t n, fdn_event_list_t **out)
     return 0;
 }
 
+/* A scan's matches: the first HITS_INLINE in the struct itself (a correlation's or a page's
+ * results mostly fit, so no block is allocated), more in a heap block. Not movable. */
+#define HITS_INLINE 32
+
 typedef struct hits {
     hit_t *v;
     size_t n, cap;
+    hit_t inl[HITS_INLINE];
 } hits_t;
+
+static void hits_init(hits_t *h)
+{
+    h->v = h->inl;
+    h->n = 0;
+    h->cap = HITS_INLINE;
+}
+
+static void hits_free(hits_t *h)
+{
+    if (h->v != h->inl)
+        fdn__free(h->v);
+}
 
 static int hits_push(hits_t *h, uint64_t id, const evs_rec_t *r)
 {
     if (h->n == h->cap) {
-        size_t nc = h->cap ? h->cap * 2 : 64;
-        hit_t *nv = fdn__realloc(h->v, nc * sizeof(hit_t));
+        size_t nc = h->cap * 2;
+        hit_t *nv = h->v == h->inl ? fdn__malloc(nc * sizeof(hit_t))
+                                   : fdn__realloc(h->v, nc * sizeof(hit_t));
         if (nv == NULL)
             return FDN_ENOMEM;
+        if (h->v == h->inl)
+            memcpy(nv, h->inl, h->n * sizeof(hit_t));
         h->v = nv;
         h->cap = nc;
     }
@@ -169,7 +194,6 @@ static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t li
         if (c == NULL)
             return 0;
         uint64_t id = atomic_load_explicit(&c->last_id, memory_order_acquire);
-        hits_t all = {0};
         evs_seg_t *hint = NULL;
         if (q->descending) {
             /* the chain runs newest first: stop once offset + limit matches are found */
@@ -187,27 +211,29 @@ static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t li
             }
             return rc;
         }
+        /* every match, newest first, then turned around in place and cut to offset + limit */
+        size_t base = out->n;
         while (id != 0 && id >= lo) {
             const evs_rec_t *r = fdn__evs_rec_lookup_hint(es, id, &hint);
             if (r == NULL)
                 break;
-            if (id <= hi && matches(r, q, type) && (rc = hits_push(&all, id, r)) != 0)
-                break;
+            if (id <= hi && matches(r, q, type) && (rc = hits_push(out, id, r)) != 0)
+                return rc;
             id = r->corr_prev ? id - r->corr_prev : 0;
         }
-        /* all is newest first */
-        for (size_t k = 0; rc == 0 && k < all.n; k++) {
-            size_t i = all.n - 1 - k;
-            if (skip > 0) {
-                skip--;
-                continue;
-            }
-            if (out->n >= want)
-                break;
-            rc = hits_push(out, all.v[i].id, all.v[i].rec);
+        for (size_t i = base, j = out->n; i + 1 < j; i++, j--) {
+            hit_t t = out->v[i];
+            out->v[i] = out->v[j - 1];
+            out->v[j - 1] = t;
         }
-        fdn__free(all.v);
-        return rc;
+        size_t got = out->n - base;
+        size_t from = skip < got ? skip : got;
+        size_t room = want > base ? want - base : 0;
+        size_t keep = got - from < room ? got - from : room;
+        if (from > 0 && keep > 0)
+            memmove(out->v + base, out->v + base + from, keep * sizeof(hit_t));
+        out->n = base + keep;
+        return 0;
     }
     if (type != NULL) {
         evs_posting_t *p = &type->post;
@@ -230,22 +256,74 @@ static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t li
     return rc;
 }
 
+/* Whether the record matched as id is the event e: every field fdn_event_equal compares. */
+static bool rec_is(const evs_rec_t *r, uint64_t id, const fdn_event_t *e)
+{
+    size_t cl = r->corr ? r->corr->len : 0;
+    return e->id == id && e->ts == r->ts && e->wall == r->wall && e->parent == r->parent &&
+           e->pid == r->pid && e->tid == r->tid && e->ctype == r->ctype &&
+           e->type_len == r->type->len && e->node_len == r->node->len && e->corr_len == cl &&
+           e->data_len == r->data_len && memcmp(e->type, r->type->name, e->type_len) == 0 &&
+           memcmp(e->node, r->node->name, e->node_len) == 0 &&
+           (cl == 0 || memcmp(e->corr, r->corr->name, cl) == 0) &&
+           (r->data_len == 0 || memcmp(e->data, r->data, r->data_len) == 0);
+}
+
+static bool hits_are(const hit_t *h, size_t n, const fdn_event_list_t *l)
+{
+    if (l == NULL || l->n != n)
+        return false;
+    /* the ids of both ends first: a different result is usually told there */
+    if (n > 0 && (l->items[0]->id != h[0].id || l->items[n - 1]->id != h[n - 1].id))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!rec_is(h[i].rec, h[i].id, l->items[i]))
+            return false;
+    return true;
+}
+
+int fdn__evs_query_same(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
+                        evs_same_t *same, fdn_event_list_t **out, uint64_t *snap)
+{
+    hits_t h;
+    hits_init(&h);
+    if (same != NULL)
+        same->which = SIZE_MAX;
+    fdn__rwlock_rdlock(&es->plock);
+    int rc = query_locked(es, q, limit, &h, snap);
+    /* compared while plock keeps the records: an equal list needs no copy */
+    for (size_t k = 0; rc == 0 && same != NULL && k < same->n; k++)
+        if (hits_are(h.v, h.n, same->prev[k])) {
+            same->which = k;
+            break;
+        }
+    if (rc == 0 && (same == NULL || same->which == SIZE_MAX))
+        rc = build_list(h.v, h.n, out);
+    fdn__rwlock_rdunlock(&es->plock);
+    hits_free(&h);
+    return rc;
+}
+
 int fdn__evs_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
                    fdn_event_list_t **out, uint64_t *snap)
 {
-    hits_t h = {0};
-    fdn__rwlock_rdlock(&es->plock);
-    int rc = query_locked(es, q, limit, &h, snap);
-    if (rc == 0)
-        rc = build_list(h.v, h.n, out);
-    fdn__rwlock_rdunlock(&es->plock);
-    fdn__free(h.v);
-    return rc;
+    return fdn__evs_query_same(es, q, limit, NULL, out, snap);
+}
+
+bool fdn__evs_lists_equal(const fdn_event_list_t *l, const fdn_event_list_t *m)
+{
+    if (l == NULL || m == NULL || l->n != m->n)
+        return false;
+    for (size_t i = 0; i < l->n; i++)
+        if (!fdn_event_equal(l->items[i], m->items[i]))
+            return false;
+    return true;
 }
 
 int fdn__evs_copy_range(fdn_events_t *es, uint64_t from, uint64_t to, fdn_event_list_t **out)
 {
-    hits_t h = {0};
+    hits_t h;
+    hits_init(&h);
     int rc = 0;
     evs_seg_t *hint = NULL;
     fdn__rwlock_rdlock(&es->plock);
@@ -257,13 +335,15 @@ int fdn__evs_copy_range(fdn_events_t *es, uint64_t from, uint64_t to, fdn_event_
     if (rc == 0)
         rc = build_list(h.v, h.n, out);
     fdn__rwlock_rdunlock(&es->plock);
-    fdn__free(h.v);
+    hits_free(&h);
     return rc;
 }
 
 /* ---- public API ---- */
 
-int fdn_events_query(fdn_events_t *es, const fdn_events_query_t *q, fdn_event_list_t **out)
+/* fdn_events_query and fdn_events_query_same: same may be NULL */
+static int events_query(fdn_events_t *es, const fdn_events_query_t *q, evs_same_t *same,
+                        fdn_event_list_t **out)
 {
     if (es == NULL || q == NULL || out == NULL || q->version != 1 || q->limit <= 0 ||
         q->offset < 0 || q->time_start > q->time_end)
@@ -276,22 +356,49 @@ int fdn_events_query(fdn_events_t *es, const fdn_events_query_t *q, fdn_event_li
     fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
     bool disk = fdn__evs_disk_behind(es); /* the file holds events memory evicted */
     if (tm == NULL && es->sh == NULL && !disk)
-        return fdn__evs_query(es, q, limit, out, &snap);
+        return fdn__evs_query_same(es, q, limit, same, out, &snap);
     /* timed as `foundation.event_store.query` {duration: ns}, exported as the histogram
      * fdn_event_store_query_duration_seconds */
     int64_t t0 = fdn_clock_mono_ns(NULL);
     bool handled = false;
     int rc = 0;
-    if (es->sh != NULL) /* a shared backend: memory may hold only part of the range */
+    if (es->sh != NULL) { /* a shared backend: memory may hold only part of the range */
         rc = fdn__evs_shared_query(es, q, limit, out, &handled);
-    else if (disk) /* write-behind: memory and the file merged */
-        rc = fdn__evs_disk_query(es, q, limit, out, &handled);
+        for (size_t k = 0; handled && rc == 0 && same != NULL && k < same->n; k++)
+            if (fdn__evs_lists_equal(*out, same->prev[k])) {
+                same->which = k;
+                fdn_event_list_free(*out);
+                *out = NULL;
+                break;
+            }
+    } else if (disk) { /* write-behind: memory and the file merged */
+        rc = fdn__evs_disk_query(es, q, limit, same, out, &handled);
+    }
     if (!handled)
-        rc = fdn__evs_query(es, q, limit, out, &snap);
+        rc = fdn__evs_query_same(es, q, limit, same, out, &snap);
     if (tm == NULL)
         return rc;
     fdn_telemetry_measure_t m = {"duration", (double)(fdn_clock_mono_ns(NULL) - t0)};
     (void)fdn_telemetry_execute(tm, "foundation.event_store.query", &m, 1, NULL, 0);
+    return rc;
+}
+
+int fdn_events_query(fdn_events_t *es, const fdn_events_query_t *q, fdn_event_list_t **out)
+{
+    return events_query(es, q, NULL, out);
+}
+
+int fdn_events_query_same(fdn_events_t *es, const fdn_events_query_t *q,
+                          const fdn_event_list_t *const *prev, size_t nprev, fdn_event_list_t **out,
+                          size_t *same)
+{
+    if (same == NULL || (prev == NULL && nprev > 0))
+        return FDN_EINVAL;
+    evs_same_t sm = {prev, nprev, SIZE_MAX};
+    *same = SIZE_MAX;
+    int rc = events_query(es, q, &sm, out);
+    if (rc == 0)
+        *same = sm.which;
     return rc;
 }
 

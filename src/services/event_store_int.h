@@ -515,6 +515,20 @@ int fdn__evs_copy_range(fdn_events_t *es, uint64_t from, uint64_t to, fdn_event_
 /* Query core: *snap receives the published id the query saw. */
 int fdn__evs_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
                    fdn_event_list_t **out, uint64_t *snap);
+/* Lists a query's result is compared with (fdn_events_query_same): `which` is set to the
+ * index of the first one equal to the result (fdn_event_equal, one for one, in order), and
+ * then no list is made; SIZE_MAX (and a list) when none is. */
+typedef struct evs_same {
+    const fdn_event_list_t *const *prev;
+    size_t n;
+    size_t which;
+} evs_same_t;
+/* fdn__evs_query, comparing the matches with same's lists in place (under plock, before any
+ * copy) when same is not NULL: *out is set only when none is equal. */
+int fdn__evs_query_same(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
+                        evs_same_t *same, fdn_event_list_t **out, uint64_t *snap);
+/* Whether l holds exactly the events of m (fdn_event_equal, one for one). */
+bool fdn__evs_lists_equal(const fdn_event_list_t *l, const fdn_event_list_t *m);
 
 /* ---- service (event_service.c) ---- */
 
@@ -559,9 +573,11 @@ int fdn__evs_disk_page(fdn_events_t *es, const char *type, const char *cid, uint
 /* An id below the memory tier from the file: 0, FDN_ENOENT, FDN_EIO, FDN_ECORRUPT. */
 int fdn__evs_disk_get(fdn_events_t *es, uint64_t id, fdn_event_t **out);
 /* A query whose range reaches below the memory tier: memory and file merged (*handled);
- * *handled = false: memory answers alone. */
+ * *handled = false: memory answers alone. With same (may be NULL), as fdn__evs_query_same:
+ * when the merged result equals one of its lists, same->which says which and *out is not
+ * set (compared in place when the file holds none of the result). */
 int fdn__evs_disk_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
-                        fdn_event_list_t **out, bool *handled);
+                        evs_same_t *same, fdn_event_list_t **out, bool *handled);
 /* Every event of a correlation id, from the file and memory (*handled as above). */
 int fdn__evs_disk_correlation(fdn_events_t *es, const char *cid, fdn_event_list_t **out,
                               bool *handled);

@@ -299,6 +299,32 @@ static void sweep_read_calls(fdn_events_t *es)
             fdn_event_list_free(l);
         }
     }
+    SWEEP(sw, fdn_events_query_same, SWEEP_KEEP)
+    {
+        /* a list equal to the result is named (nothing allocated), one that is not gives the
+         * result */
+        fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+        q.type = "t.a";
+        fdn_event_list_t *have = NULL, *l = NULL;
+        assert_int_equal(fdn_events_query(es, &q, &have), 0);
+        q.limit = 1;
+        const fdn_event_list_t *prev[1] = {have};
+        size_t same = 0;
+        sweep_arm(&sw);
+        if (sweep_failed(&sw, fdn_events_query_same(es, &q, prev, 1, &l, &same))) {
+            assert_null(l);
+        } else {
+            assert_int_equal(same, SIZE_MAX);
+            assert_int_equal(fdn_event_list_count(l), 1);
+            fdn_event_list_free(l);
+        }
+        q.limit = 100;
+        l = NULL;
+        assert_int_equal(fdn_events_query_same(es, &q, prev, 1, &l, &same), 0);
+        assert_int_equal(same, 0);
+        assert_null(l);
+        fdn_event_list_free(have);
+    }
     SWEEP(sw, fdn_events_get_by_correlation, SWEEP_KEEP)
     {
         fdn_event_list_t *l = NULL;

@@ -1700,6 +1700,101 @@ static void random_queries_match_model(void **state)
     fdn_events_destroy(es);
 }
 
+/* fdn_events_query_same: the result is compared with the given lists where the store holds
+ * it; an equal list is named and nothing is copied, any difference (an appended or pruned
+ * event, another field, another order or page) gives the result as fdn_events_query does. */
+static void query_same_names_an_equal_list(void **state)
+{
+    (void)state;
+    fdn_events_t *es = mem_store(NULL), *es2 = mem_store(NULL);
+    for (int i = 0; i < 10; i++) {
+        put(es, "qs.t", "qs-1", 1000 + i, 0);
+        fdn_event_t *ev = mkev("qs.t", "qs-1", 1000 + i, 0, "{\"k\":2}"); /* other data */
+        assert_int_equal(fdn_events_store(es2, ev, NULL), 0);
+        fdn_event_free(ev);
+    }
+    put(es, "qs.u", "qs-2", 2000, 0);
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT, q2 = FDN_EVENTS_QUERY_INIT;
+    q.correlation_id = "qs-1";
+    q2.correlation_id = "qs-2";
+    fdn_event_list_t *a = NULL, *b = NULL, *other = NULL, *out = NULL;
+    assert_int_equal(fdn_events_query(es, &q, &a), 0);
+    assert_int_equal(fdn_event_list_count(a), 10);
+    assert_int_equal(fdn_events_query(es, &q2, &b), 0);
+    assert_int_equal(fdn_events_query(es2, &q, &other), 0); /* same ids, other data */
+
+    const fdn_event_list_t *prev[4] = {b, NULL, other, a};
+    size_t same = 7;
+    assert_int_equal(fdn_events_query_same(es, &q, prev, 4, &out, &same), 0);
+    assert_int_equal(same, 3);
+    assert_null(out); /* untouched */
+    assert_int_equal(fdn_events_query_same(es2, &q, prev, 4, &out, &same), 0);
+    assert_int_equal(same, 2);
+    assert_int_equal(fdn_events_query_same(es, &q2, prev, 4, &out, &same), 0);
+    assert_int_equal(same, 0);
+    /* none given, or none equal: the result */
+    assert_int_equal(fdn_events_query_same(es, &q, NULL, 0, &out, &same), 0);
+    assert_int_equal(same, SIZE_MAX);
+    assert_true(fdn__evs_lists_equal(out, a));
+    fdn_event_list_free(out);
+    out = NULL;
+    assert_int_equal(fdn_events_query_same(es, &q, prev, 3, &out, &same), 0);
+    assert_int_equal(same, SIZE_MAX);
+    assert_true(fdn__evs_lists_equal(out, a));
+    fdn_event_list_free(out);
+    out = NULL;
+
+    /* every kind of scan (correlation both ways, type, the whole range), pages of it */
+    for (int k = 0; k < 24; k++) {
+        fdn_events_query_t qk = FDN_EVENTS_QUERY_INIT;
+        qk.correlation_id = k % 3 == 0 ? "qs-1" : NULL;
+        qk.type = k % 3 == 1 ? "qs.t" : NULL;
+        qk.descending = k % 2 == 1;
+        qk.offset = k / 6;
+        qk.limit = 1 + k % 7;
+        fdn_event_list_t *r = NULL;
+        assert_int_equal(fdn_events_query(es, &qk, &r), 0);
+        const fdn_event_list_t *pk[3] = {a, r, b};
+        assert_int_equal(fdn_events_query_same(es, &qk, pk, 3, &out, &same), 0);
+        size_t want = fdn__evs_lists_equal(r, a) ? 0 : 1;
+        if (same != want)
+            fail_msg("query %d: named %zu, expected %zu", k, same, want);
+        assert_null(out);
+        fdn_event_list_free(r);
+    }
+
+    /* an event appended: no longer equal */
+    put(es, "qs.t", "qs-1", 3000, 0);
+    assert_int_equal(fdn_events_query_same(es, &q, prev, 4, &out, &same), 0);
+    assert_int_equal(same, SIZE_MAX);
+    assert_int_equal(fdn_event_list_count(out), 11);
+    fdn_event_list_free(out);
+    out = NULL;
+    /* pruned: fewer */
+    uint64_t removed = 0;
+    assert_int_equal(fdn_events_prune_before(es, 1002, &removed), 0);
+    assert_int_equal(removed, 2);
+    fdn_event_list_t *c = NULL;
+    assert_int_equal(fdn_events_query(es, &q, &c), 0);
+    assert_int_equal(fdn_event_list_count(c), 9);
+    const fdn_event_list_t *pc[2] = {a, c};
+    assert_int_equal(fdn_events_query_same(es, &q, pc, 2, &out, &same), 0);
+    assert_int_equal(same, 1);
+
+    /* the checks of fdn_events_query, and its own */
+    assert_int_equal(fdn_events_query_same(es, &q, prev, 4, &out, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_events_query_same(es, &q, NULL, 1, &out, &same), FDN_EINVAL);
+    q.limit = 0;
+    assert_int_equal(fdn_events_query_same(es, &q, prev, 4, &out, &same), FDN_EINVAL);
+    assert_null(out);
+    fdn_event_list_free(a);
+    fdn_event_list_free(b);
+    fdn_event_list_free(c);
+    fdn_event_list_free(other);
+    fdn_events_destroy(es2);
+    fdn_events_destroy(es);
+}
+
 /* A real I/O failure: the file size limit stops the writer's commits. The store call gets
  * FDN_EIO and health reports it (so the supervisor restarts the service). Runs in a child
  * process because the limit is process-wide. */
@@ -2090,6 +2185,7 @@ int main(void)
         cmocka_unit_test(store_assigns_increasing_ids_and_get),
         cmocka_unit_test(batch_all_or_nothing),
         cmocka_unit_test(query_filters),
+        cmocka_unit_test(query_same_names_an_equal_list),
         cmocka_unit_test(correlation_and_chains),
         cmocka_unit_test(timestamps_keep_id_order),
         cmocka_unit_test(prune_and_stats),

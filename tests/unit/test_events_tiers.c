@@ -412,6 +412,88 @@ static void correlation_lookups_skip_a_file_known_to_hold_none(void **state)
     close_store(f, es);
 }
 
+/* fdn_events_query_same over the two tiers: a correlation whose events are all in memory (the
+ * file known to hold none) is compared in place, one with events in the file as the merged
+ * list; either way the list named is the one equal to what fdn_events_query answers. */
+static void query_same(fdn_events_t *es, const fdn_events_query_t *q,
+                       const fdn_event_list_t *const *prev, size_t nprev, size_t want_same)
+{
+    fdn_event_list_t *fresh = NULL, *out = NULL;
+    assert_int_equal(fdn_events_query(es, q, &fresh), 0);
+    size_t same = 7;
+    assert_int_equal(fdn_events_query_same(es, q, prev, nprev, &out, &same), 0);
+    if (same != want_same)
+        fail_msg("named %zu, expected %zu", same, want_same);
+    if (same == SIZE_MAX) {
+        assert_true(fdn__evs_lists_equal(out, fresh));
+        fdn_event_list_free(out);
+    } else {
+        assert_null(out);
+        assert_true(fdn__evs_lists_equal(prev[same], fresh));
+    }
+    fdn_event_list_free(fresh);
+}
+
+static void query_same_across_the_file(void **state)
+{
+    fx_t *f = *state;
+    fdn_events_t *es = open_store(f, HOT, 0);
+    store_all(f, es); /* c0..c9, 500 each */
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    store_corr(f, es, "fresh", 10);
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.correlation_id = "fresh";
+    fdn_event_list_t *a = NULL, *d = NULL, *c3 = NULL, *page = NULL, *none = NULL;
+    assert_int_equal(fdn_events_query(es, &q, &a), 0); /* reads the file: it holds none */
+    assert_int_equal(fdn_event_list_count(a), 10);
+    uint64_t r0 = file_reads(es);
+    const fdn_event_list_t *pa[2] = {NULL, a};
+    query_same(es, &q, pa, 2, 1);
+    assert_int_equal(file_reads(es), r0); /* compared in memory, the file not read */
+    fdn_events_query_t qd = q;
+    qd.descending = true;
+    assert_int_equal(fdn_events_query(es, &qd, &d), 0);
+    const fdn_event_list_t *pd[2] = {a, d};
+    query_same(es, &qd, pd, 2, 1);
+    qd.limit = 3; /* memory fills it */
+    query_same(es, &qd, pd, 2, SIZE_MAX);
+
+    /* a correlation in both tiers: the merged result, whole or a page of it */
+    fdn_events_query_t q3 = FDN_EVENTS_QUERY_INIT;
+    q3.correlation_id = "c3";
+    q3.limit = 100000;
+    assert_int_equal(fdn_events_query(es, &q3, &c3), 0);
+    assert_int_equal(fdn_event_list_count(c3), N / 10);
+    const fdn_event_list_t *p3[2] = {a, c3};
+    query_same(es, &q3, p3, 2, 1);
+    q3.offset = 2;
+    q3.limit = 5;
+    assert_int_equal(fdn_events_query(es, &q3, &page), 0);
+    const fdn_event_list_t *pp[3] = {c3, a, page};
+    query_same(es, &q3, pp, 3, 2);
+    query_same(es, &q3, pp, 2, SIZE_MAX);
+
+    /* the fresh events evicted to the file: memory holds none of them, which equals an empty
+     * list, but the file has them now (the memo knew nothing past its old bound): the result
+     * is read again with the file's part */
+    fdn_events_query_t qn = FDN_EVENTS_QUERY_INIT;
+    qn.correlation_id = "nobody";
+    assert_int_equal(fdn_events_query(es, &qn, &none), 0);
+    assert_int_equal(fdn_event_list_count(none), 0);
+    store_corr(f, es, "later", HOT);
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    const fdn_event_list_t *pn[1] = {none};
+    query_same(es, &q, pn, 1, SIZE_MAX);
+    const fdn_event_list_t *pall[2] = {none, a};
+    query_same(es, &q, pall, 2, 1); /* read from the file, the same events */
+    fdn_event_list_free(a);
+    fdn_event_list_free(d);
+    fdn_event_list_free(c3);
+    fdn_event_list_free(page);
+    fdn_event_list_free(none);
+    close_store(f, es);
+}
+
 static void store_n(fx_t *f, fdn_events_t *es, const char *type, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -691,6 +773,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(durable_retention_prunes_on_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(correlation_lookups_skip_a_file_known_to_hold_none, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(query_same_across_the_file, setup, teardown),
         cmocka_unit_test_setup_teardown(retention_keys_update_live_and_persist, setup, teardown),
         cmocka_unit_test_setup_teardown(warm_enable_false_without_data_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(a_lagging_correlation_index_is_reported, setup, teardown),

@@ -11,6 +11,8 @@
 #include <curl/curl.h>
 
 #include "admin/admin_int.h"
+#include "admin/event_json.h"
+#include "admin/http_jw.h"
 #include "core/alloc.h"
 #include "fail_alloc.h"
 #include "infra/limiter_int.h"
@@ -138,6 +140,32 @@ static void route_matching(void **state)
     assert_true(fdn__http_route_match("/v1/breakers/{name}/reset", &t, p, 8, &np));
     assert_string_equal(p[0].val, "db");
     assert_false(fdn__http_route_match("/v1/breakers/{name}", &t, p, 8, &np));
+    /* literal segments: whole segments only, braces not closing a segment are literal */
+    assert_int_equal(fdn__http_target_parse(&t, "/v1/events", 10), 0);
+    assert_true(fdn__http_route_match("/v1/events", &t, p, 8, &np));
+    assert_int_equal(np, 0);
+    assert_false(fdn__http_route_match("/v1/event", &t, p, 8, &np));
+    assert_false(fdn__http_route_match("/v1/eventsx", &t, p, 8, &np));
+    assert_false(fdn__http_route_match("/v1", &t, p, 8, &np));
+    assert_false(fdn__http_route_match("/", &t, p, 8, &np));
+    assert_true(fdn__http_route_match("/{a}/{b}", &t, p, 8, &np));
+    assert_int_equal(np, 2);
+    assert_string_equal(p[1].val, "events");
+    assert_int_equal(fdn__http_target_parse(&t, "/%7Bx/a%7Bb%7D", 14), 0);
+    assert_string_equal(t.segs[0], "{x");
+    assert_true(fdn__http_route_match("/{x/a{b}", &t, p, 8, &np));
+    assert_int_equal(np, 0);
+    assert_false(fdn__http_route_match("/{x/a{c}", &t, p, 8, &np));
+    assert_int_equal(fdn__http_target_parse(&t, "/", 1), 0);
+    assert_true(fdn__http_route_match("/", &t, p, 8, &np));
+    assert_false(fdn__http_route_match("/health", &t, p, 8, &np));
+    /* "." and "..", raw or escaped, and an escaped '/' are refused; "..." is a name */
+    assert_int_equal(fdn__http_target_parse(&t, "/a/%2E%2E", 9), FDN_EINVAL);
+    assert_int_equal(fdn__http_target_parse(&t, "/a/%2e", 6), FDN_EINVAL);
+    assert_int_equal(fdn__http_target_parse(&t, "/a/b%2Fc", 8), FDN_EINVAL);
+    assert_int_equal(fdn__http_target_parse(&t, "/a/...", 6), 0);
+    assert_string_equal(t.segs[1], "...");
+    assert_int_equal(fdn__http_target_parse(&t, "/a/.b", 5), 0);
 }
 
 static void value_parsers(void **state)
@@ -1032,6 +1060,123 @@ static void server_real(void **state)
     fdn_admin_destroy(a);
 }
 
+/* GET (or HEAD) path; the body into out, the response headers into hdr */
+static long http_hdr(uint16_t port, const char *method, const char *path, grow_t *out, grow_t *hdr)
+{
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    out->len = hdr->len = 0;
+    out->buf[0] = hdr->buf[0] = '\0';
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, hdr);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    CURLcode cc = curl_easy_perform(c);
+    long status = -1;
+    if (cc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+/* The body GET /v1/events?correlation_id=cid should have, written anew. */
+static void events_body(fdn_events_t *es, const char *cid, bool desc, grow_t *want)
+{
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.correlation_id = cid;
+    q.descending = desc;
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    fdn__jw_t w = {{NULL, 0, 0}, 0};
+    fdn__admin_events_body(&w, l);
+    assert_int_equal(w.rc, 0);
+    assert_true(w.t.len < sizeof want->buf);
+    memcpy(want->buf, w.t.p, w.t.len + 1);
+    want->len = w.t.len;
+    fdn_free(w.t.p);
+    fdn_event_list_free(l);
+}
+
+static void expect_events(uint16_t port, fdn_events_t *es, const char *cid, bool desc)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/v1/events?correlation_id=%s%s", cid, desc ? "&order=desc" : "");
+    static grow_t want, got, hdr;
+    events_body(es, cid, desc, &want);
+    assert_int_equal(http_hdr(port, "GET", path, &got, &hdr), 200);
+    if (got.len != want.len || memcmp(got.buf, want.buf, want.len) != 0)
+        fail_msg("GET %s:\n%s\nwanted\n%s", path, got.buf, want.buf);
+    assert_non_null(strstr(hdr.buf, "Content-Type: application/json\r\n"));
+    assert_non_null(strstr(hdr.buf, "Cache-Control: no-store\r\n"));
+    char cl[48];
+    snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", want.len);
+    assert_non_null(strstr(hdr.buf, cl));
+}
+
+static void store_real(fdn_events_t *es, const char *cid, int i)
+{
+    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
+    char d[32];
+    snprintf(d, sizeof d, "{\"i\":%d}", i);
+    spec.type = "real.t";
+    spec.data = d;
+    spec.data_len = strlen(d);
+    spec.correlation_id = cid;
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &spec, NULL), 0);
+    assert_int_equal(fdn_events_store(es, ev, NULL), 0);
+    fdn_event_free(ev);
+}
+
+/* GET /v1/events over a socket: an answer the memo holds is sent through the libmicrohttpd
+ * response kept with it (fdn__http_resp_t.keep): the same bytes and headers each time; a
+ * changed result is a new answer; more answers than the memo's slots replace kept responses
+ * (still sent whole); HEAD has no body. */
+static void events_answers_real(void **state)
+{
+    (void)state;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, NULL, NULL), 0);
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    assert_int_equal(fdn_admin_mount_events(a, es), 0);
+    assert_int_equal(fdn_admin_start(a, NULL), 0);
+    uint16_t port = fdn_admin_port(a);
+    for (int i = 0; i < 3; i++)
+        store_real(es, "real-1", i);
+    for (int i = 0; i < 4; i++)
+        expect_events(port, es, "real-1", false);
+    static grow_t got, hdr;
+    assert_int_equal(http_hdr(port, "HEAD", "/v1/events?correlation_id=real-1", &got, &hdr), 200);
+    assert_int_equal(got.len, 0);
+    assert_non_null(strstr(hdr.buf, "Content-Type: application/json\r\n"));
+    store_real(es, "real-1", 3);
+    expect_events(port, es, "real-1", false);
+    expect_events(port, es, "real-1", true);
+    expect_events(port, es, "real-1", false);
+    for (int round = 0; round < 3; round++)
+        for (int k = 0; k < 9; k++) {
+            char cid[16];
+            snprintf(cid, sizeof cid, "real-k%d", k);
+            if (round == 0)
+                store_real(es, cid, k);
+            expect_events(port, es, cid, k % 2 == 1);
+            expect_events(port, es, cid, k % 2 == 1);
+        }
+    expect_events(port, es, "nobody", false);
+    fdn_admin_shutdown(a);
+    fdn_admin_destroy(a);
+    fdn_events_destroy(es);
+}
+
 /* bind before start: the port is known and connections wait in the backlog until start */
 static void bind_then_start(void **state)
 {
@@ -1129,6 +1274,7 @@ int main(void)
         cmocka_unit_test(limiter_capacity_switch_and_validation),
         cmocka_unit_test(limiter_full_is_503),
         cmocka_unit_test(server_real),
+        cmocka_unit_test(events_answers_real),
         cmocka_unit_test(config_check_all),
         cmocka_unit_test(serve_wait_escalation),
         cmocka_unit_test(bind_then_start),

@@ -420,6 +420,8 @@ static fdn_event_list_t *query_corr(fdn_events_t *es, const char *cid)
 /* The answer for cid, through the memo, checked byte for byte against the body written
  * anew (no memo) and against fdn_event_to_json of each event; resp keeps the answer (the
  * caller clears it). */
+static bool g_by_query; /* answer_checked through fdn__admin_events_query (GET's path) */
+
 static void answer_checked(fdn_events_t *es, const char *cid, fdn__http_resp_t *resp)
 {
     fdn_event_list_t *fresh = query_corr(es, cid);
@@ -443,10 +445,16 @@ static void answer_checked(fdn_events_t *es, const char *cid, fdn__http_resp_t *
     assert_int_equal(w.t.len, want.len);
     assert_memory_equal(w.t.p, want.p, want.len);
 
-    fdn_event_list_t *l = query_corr(es, cid);
     memset(resp, 0, sizeof *resp);
-    assert_int_equal(fdn__admin_events_answer(&l, resp), 0);
-    assert_null(l); /* taken */
+    if (g_by_query) {
+        fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+        q.correlation_id = cid;
+        assert_int_equal(fdn__admin_events_query(es, &q, resp), 0);
+    } else {
+        fdn_event_list_t *l = query_corr(es, cid);
+        assert_int_equal(fdn__admin_events_answer(&l, resp), 0);
+        assert_null(l); /* taken */
+    }
     assert_int_equal(resp->status, 200);
     assert_non_null(resp->text_free);
     if (resp->text_len != want.len || memcmp(resp->text, want.p, want.len) != 0)
@@ -457,9 +465,8 @@ static void answer_checked(fdn_events_t *es, const char *cid, fdn__http_resp_t *
     fdn_event_list_free(fresh);
 }
 
-static void test_answer_memo(void **state)
+static void answer_memo(void)
 {
-    (void)state;
     fdn__admin_events_memo_clear();
     fdn_events_t *es = NULL, *es2 = NULL;
     assert_int_equal(fdn_events_create(&es, NULL, NULL), 0);
@@ -527,6 +534,22 @@ static void test_answer_memo(void **state)
     fdn__http_resp_clear(&r1);
     fdn_events_destroy(es2);
     fdn_events_destroy(es);
+}
+
+static void test_answer_memo(void **state)
+{
+    (void)state;
+    g_by_query = false;
+    answer_memo();
+}
+
+/* the same through the store's comparison in place (fdn_events_query_same) */
+static void test_answer_memo_by_query(void **state)
+{
+    (void)state;
+    g_by_query = true;
+    answer_memo();
+    g_by_query = false;
 }
 
 /* a thread's memo is freed when the thread exits (the leak checker of the sanitizer build
@@ -619,10 +642,11 @@ static void test_config_get_answer(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_canonical_table),   cmocka_unit_test(test_canonical_exhaustive),
-        cmocka_unit_test(test_events_as_to_json), cmocka_unit_test(test_wall_times),
-        cmocka_unit_test(test_query_answer),      cmocka_unit_test(test_config_get_answer),
-        cmocka_unit_test(test_answer_memo),       cmocka_unit_test(test_answer_memo_thread_exit),
+        cmocka_unit_test(test_canonical_table),      cmocka_unit_test(test_canonical_exhaustive),
+        cmocka_unit_test(test_events_as_to_json),    cmocka_unit_test(test_wall_times),
+        cmocka_unit_test(test_query_answer),         cmocka_unit_test(test_config_get_answer),
+        cmocka_unit_test(test_answer_memo),          cmocka_unit_test(test_answer_memo_thread_exit),
+        cmocka_unit_test(test_answer_memo_by_query),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
