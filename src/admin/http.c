@@ -22,20 +22,21 @@
  * read-only afterwards; `started` is written before MHD's threads exist and the thread creation
  * orders it. The request counters are relaxed atomics. Per request: the raw target is captured by
  * the URI log callback (before MHD unescapes it) into a heap context that the completion callback
- * frees; the body is accumulated up to max_body_bytes; a larger Content-Length is refused with 413
- * at once, a larger streamed body is drained and refused with 413 at its end. With a token, a
- * request without it is refused (401) on its headers, before any body is read. Answers go to MHD
- * without a copy: a handler's text is MHD's with the response (freed by its free callback), and
- * GET /metrics hands on telemetry's own immutable text (fdn_telemetry_text_acquire, released by
- * that callback; resp.text_free) when it is the whole body. A handler whose body is shared
- * between answers may also keep libmicrohttpd's response to it (resp.keep: the memo of GET
- * /v1/events answers), which is then queued again as it is. The headers a request needs
- * (Content-Length, Host, Authorization, Accept, X-Correlation-Id) are read in one pass on its
- * first call and kept in its context. The listen socket is
- * opened by fdn_admin_bind (http_life.c: clear EADDRINUSE/EACCES errors, port 0 support, loopback
- * check), which `fdn serve` calls before creating the runtime so that a busy port fails before
- * anything is written; fdn_admin_start binds if that was not done and hands MHD a duplicate of it
- * (see there for why), which MHD closes on stop.
+ * frees (a server thread reuses freed contexts; a short target and a short body of known length are
+ * kept in the context itself); the headers it reads (Content-Length, Host, Authorization, Accept,
+ * X-Correlation-Id) are found in one pass when they are complete and kept in the context; the
+ * body is accumulated up to max_body_bytes; a larger Content-Length is refused with 413 at once,
+ * a larger streamed body is drained and refused with 413 at its end. With a token, a request
+ * without it is refused (401) on its headers, before any body is read. Answers go to MHD without a
+ * copy: a handler's text is MHD's with the response (freed by its free callback), and GET /metrics
+ * hands on telemetry's own immutable text (fdn_telemetry_text_acquire, released by that callback;
+ * resp.text_free) when it is the whole body. A handler whose body is shared between answers may
+ * also keep libmicrohttpd's response to it (resp.keep: the memo of GET /v1/events answers), which
+ * is then queued again as it is. The listen socket is opened by fdn_admin_bind
+ * (http_life.c: clear EADDRINUSE/EACCES errors, port 0 support, loopback check), which `fdn serve`
+ * calls before creating the runtime so that a busy port fails before anything is written;
+ * fdn_admin_start binds if that was not done and hands MHD a duplicate of it (see there for why),
+ * which MHD closes on stop.
  * Deferred answers (a handler returned FDN__HTTP_PENDING, e.g. a durable event append waiting for
  * the writer's group commit): the request's context (conn_ctx_t, heap) holds the response and a
  * small state machine, RUNNING -> PARKED -> DONE, in one atomic. The server thread suspends the
@@ -506,20 +507,28 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
 
 /* ---- libmicrohttpd glue ------------------------------------------------------------------ */
 
-#define CTX_URI 192 /* a target this long (NUL included) is kept in the context itself */
+/* A request's target and body are kept in its context when they fit (CTX_URI, CTX_BODY: an
+ * event append's are well within), else on the heap: two blocks fewer per request, each of
+ * which lived until the request ended, so the 16 requests a server thread answers at once
+ * after a group commit outran glibc's per-thread cache (7 blocks a size) and took its slow
+ * path. */
+#define CTX_URI  256
+#define CTX_BODY 512
 
 typedef struct conn_ctx {
-    char *uri; /* uri_buf, or a heap copy of a longer target */
-    /* headers read on the request's first call (libmicrohttpd keeps them until it ends) */
-    const char *auth, *accept, *cid;
-    fdn__admin_text_t body; /* the request body so far */
+    char *uri;              /* uri_buf, or the heap's */
+    fdn__admin_text_t body; /* the request body so far (body_buf, or the heap's, or NULL) */
     bool seen;
     bool too_large;
-    bool parked;           /* a deferred answer: the connection was suspended for it */
-    bool counted;          /* a deferred answer, counted in `deferred` until the request ends */
+    bool parked;  /* a deferred answer: the connection was suspended for it */
+    bool counted; /* a deferred answer, counted in `deferred` until the request ends */
+    /* headers, read in one pass over them when the headers are complete (MHD keeps their
+     * text until the request ends): the first of each name, as MHD_lookup_connection_value */
+    const char *h_auth, *h_accept, *h_cid;
     fdn__http_resp_t resp; /* the answer being prepared (heap: a deferred one outlives the call) */
     fdn__http_async_t as;
     char uri_buf[CTX_URI];
+    char body_buf[CTX_BODY];
 } conn_ctx_t;
 
 /* The origin-form part of an absolute-form target ("http://host:port/path?q" -> "/path?q",
@@ -536,12 +545,15 @@ static const char *origin_form(const char *uri)
     return *p == '/' ? p : *p == '\0' ? "/" : uri; /* "http://h?q": left malformed */
 }
 
-/* A request's context is ~1.8 KB (mostly the answer's error detail): above glibc's thread
- * cache (1 KB), so each request's malloc took the arena's slow path (and consolidated its fast
- * bins). A server thread keeps up to CTX_CACHE freed contexts for its next requests (on_uri
- * and on_done of a request run on the thread of its connection); they are freed when the
- * thread exits. Not under AddressSanitizer, which then still sees a context used after its
- * request ended. */
+/* A request's context is ~2.6 KB (mostly the answer's error detail and the inline target and
+ * body): above glibc's thread cache (1 KB), so each request's malloc took the arena's slow path
+ * (and consolidated its fast bins). A server thread keeps up to CTX_CACHE freed contexts for
+ * its next requests (on_uri and on_done of a request run on the thread of its connection);
+ * they are freed when the thread exits. CTX_CACHE covers the requests a thread has in flight:
+ * with 8, the 16 durable appends a thread of `fdn serve` holds under 32 clients (each waits for
+ * a group commit) freed 8 contexts per commit and allocated them again, each time through
+ * malloc_consolidate (perf: _int_malloc + malloc_consolidate 1.6 -> 0.7 us per request). Not
+ * under AddressSanitizer, which then still sees a context used after its request ended. */
 #if defined(__SANITIZE_ADDRESS__)
 #define CTX_CACHE 0
 #elif defined(__has_feature)
@@ -550,7 +562,7 @@ static const char *origin_form(const char *uri)
 #endif
 #endif
 #ifndef CTX_CACHE
-#define CTX_CACHE 8
+#define CTX_CACHE 64
 #endif
 
 #if CTX_CACHE > 0
@@ -625,20 +637,40 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
     if (c != NULL) {
         c->body = (fdn__admin_text_t){NULL, 0, 0};
         c->seen = c->too_large = c->parked = c->counted = false;
-        c->auth = c->accept = c->cid = NULL;
+        c->h_auth = c->h_accept = c->h_cid = NULL;
         c->as.wl = NULL;
         c->resp.json = NULL;
         c->resp.text = NULL;
         c->resp.text_free = NULL;
         const char *u = uri ? origin_form(uri) : "";
-        size_t ul = strlen(u);
-        c->uri = ul < CTX_URI ? memcpy(c->uri_buf, u, ul + 1) : admin_strdup(u);
+        size_t n = strlen(u);
+        c->uri = n < sizeof c->uri_buf ? memcpy(c->uri_buf, u, n + 1) : admin_strdup(u);
         if (c->uri == NULL) {
             ctx_release(c);
             c = NULL;
         }
     }
     return c;
+}
+
+static void ctx_body_free(conn_ctx_t *c)
+{
+    if (c->body.p != c->body_buf)
+        fdn_free(c->body.p);
+    c->body = (fdn__admin_text_t){NULL, 0, 0};
+}
+
+/* Append n bytes to the request body: in body_buf while they fit (sized by Content-Length),
+ * else on the heap (fdn__admin_text_put). */
+static int ctx_body_put(conn_ctx_t *c, const char *s, size_t n)
+{
+    if (c->body.p == c->body_buf && c->body.len + n + 1 > c->body.cap) {
+        fdn__admin_text_t h = {NULL, 0, 0}; /* outgrew its Content-Length: a chunked body */
+        if (fdn__admin_text_put(&h, c->body.p, c->body.len) != 0)
+            return FDN_ENOMEM;
+        c->body = h;
+    }
+    return fdn__admin_text_put(&c->body, s, n);
 }
 
 static void on_done(void *cls, struct MHD_Connection *con, void **req_cls,
@@ -656,7 +688,7 @@ static void on_done(void *cls, struct MHD_Connection *con, void **req_cls,
         fdn__http_resp_text_free(&c->resp);
         if (c->uri != c->uri_buf)
             fdn_free(c->uri);
-        fdn_free(c->body.p);
+        ctx_body_free(c);
         ctx_release(c);
         *req_cls = NULL;
     }
@@ -763,55 +795,53 @@ static enum MHD_Result send_deferred(fdn_admin_t *a, struct MHD_Connection *con,
     return ok;
 }
 
-/* The headers on_request reads, in one pass over them: the first of each, as
- * MHD_lookup_connection_value finds it (six lookups walked the list each), and the
- * Content-Length headers counted, with whether their values differ. */
-typedef struct req_headers {
+/* What the server reads of a request's headers, in one pass over them: the Content-Length
+ * headers (how many, whether their values differ, the first) and the first Host,
+ * Authorization, Accept and X-Correlation-Id (six lookups and a pass before, each a walk of
+ * the list with a case-insensitive compare per header). */
+typedef struct hdr_scan {
     unsigned n_cl;
     bool cl_differ;
-    bool host;
-    const char *cl, *auth, *accept, *cid;
-} req_headers_t;
+    const char *cl, *host, *auth, *accept, *cid;
+} hdr_scan_t;
 
-static void first_of(const char **slot, const char *value)
+static void keep_first(const char **slot, const char *value)
 {
     if (*slot == NULL)
-        *slot = value;
+        *slot = value != NULL ? value : "";
 }
 
-static enum MHD_Result read_header(void *cls, enum MHD_ValueKind kind, const char *key,
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                    const char *value)
 {
     (void)kind;
-    req_headers_t *h = cls;
+    hdr_scan_t *h = cls;
     if (key == NULL)
         return MHD_YES;
-    switch (key[0]) {
-    case 'C':
-    case 'c':
-        if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
-            if (h->n_cl++ == 0)
-                h->cl = value;
-            else if (value == NULL || h->cl == NULL || strcmp(value, h->cl) != 0)
-                h->cl_differ = true;
-        }
-        break;
-    case 'H':
-    case 'h':
+    switch (strlen(key)) {
+    case 4:
         if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
-            h->host = true;
+            keep_first(&h->host, value);
         break;
-    case 'A':
-    case 'a':
+    case 6:
+        if (strcasecmp(key, MHD_HTTP_HEADER_ACCEPT) == 0)
+            keep_first(&h->accept, value);
+        break;
+    case 13:
         if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0)
-            first_of(&h->auth, value);
-        else if (strcasecmp(key, MHD_HTTP_HEADER_ACCEPT) == 0)
-            first_of(&h->accept, value);
+            keep_first(&h->auth, value);
         break;
-    case 'X':
-    case 'x':
+    case 14:
+        if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+            break;
+        if (h->n_cl++ == 0)
+            h->cl = value;
+        else if (value == NULL || h->cl == NULL || strcmp(value, h->cl) != 0)
+            h->cl_differ = true;
+        break;
+    case 16:
         if (strcasecmp(key, "X-Correlation-Id") == 0)
-            first_of(&h->cid, value);
+            keep_first(&h->cid, value);
         break;
     default:
         break;
@@ -830,33 +860,36 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         return MHD_NO; /* context allocation failed: drop the connection */
     if (!c->seen) {
         c->seen = true;
-        req_headers_t hd = {0, false, false, NULL, NULL, NULL, NULL};
-        (void)MHD_get_connection_values(con, MHD_HEADER_KIND, read_header, &hd);
-        c->auth = hd.auth;
-        c->accept = hd.accept;
-        c->cid = hd.cid;
+        hdr_scan_t h = {0, false, NULL, NULL, NULL, NULL, NULL};
+        (void)MHD_get_connection_values(con, MHD_HEADER_KIND, scan_header, &h);
+        c->h_auth = h.auth;
+        c->h_accept = h.accept;
+        c->h_cid = h.cid;
         /* two Content-Length headers that disagree make the body's end ambiguous (request
          * smuggling behind a proxy that picks the other one): refuse the request */
-        if (hd.cl_differ) {
+        if (h.cl_differ) {
             c->too_large = true; /* whatever body arrives is drained, not kept */
             return send_error(a, con, FDN_EPARSE, "conflicting Content-Length headers");
         }
         /* RFC 9112 3.2: an HTTP/1.1 request without Host is answered 400 (libmicrohttpd
          * accepts it unless strict; HTTP/1.0 clients may omit it) */
-        if (!hd.host && strcmp(version, MHD_HTTP_VERSION_1_1) == 0) {
+        if (h.host == NULL && strcmp(version, MHD_HTTP_VERSION_1_1) == 0) {
             c->too_large = true; /* whatever body arrives is drained, not kept */
             return send_error(a, con, FDN_EPARSE, "HTTP/1.1 request without a Host header");
         }
-        const char *cl = hd.cl;
+        const char *cl = h.cl;
         uint64_t n;
         if (cl != NULL && (fdn__http_parse_u64(cl, UINT64_MAX, &n) != 0 || n > a->max_body)) {
             c->too_large = true;
             return send_error(a, con, FDN_ETOO_LARGE, "request body exceeds the limit");
         }
         /* the body's buffer sized by its Content-Length (with the NUL), not the text's
-         * default 8 KiB: a small block comes from glibc's thread cache, an 8 KiB one took its
-         * slow path on every POST. Failure only leaves the default growth. */
-        if (cl != NULL && n > 0) {
+         * default 8 KiB: in the context when it fits, else a block of its size (an 8 KiB one
+         * took glibc's slow path on every POST). Failure only leaves the default growth. */
+        if (cl != NULL && n > 0 && n < sizeof c->body_buf) {
+            c->body = (fdn__admin_text_t){c->body_buf, 0, sizeof c->body_buf};
+            c->body_buf[0] = '\0';
+        } else if (cl != NULL && n > 0) {
             c->body.p = fdn_malloc((size_t)n + 1);
             c->body.cap = c->body.p != NULL ? (size_t)n + 1 : 0;
             if (c->body.p != NULL)
@@ -864,7 +897,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         }
         /* refuse a client without the token on its headers, before its body is read: else
          * anyone who can connect makes the server buffer max_body bytes per connection */
-        if (!auth_ok(a, c->auth)) {
+        if (!auth_ok(a, c->h_auth)) {
             c->too_large = true; /* any body that still arrives is drained, not kept */
             return send_error(a, con, FDN_EACCES, "missing or wrong bearer token");
         }
@@ -877,7 +910,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
             c->too_large = true; /* drain, answer 413 at the end */
             return MHD_YES;
         }
-        return fdn__admin_text_put(&c->body, upload_data, n) == 0 ? MHD_YES : MHD_NO;
+        return ctx_body_put(c, upload_data, n) == 0 ? MHD_YES : MHD_NO;
     }
     /* received whole: no deadline while it is handled; cut meanwhile: not handled */
     if (!fdn__http_watch_handling(con))
@@ -886,12 +919,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         return send_error(a, con, FDN_ETOO_LARGE, "request body exceeds the limit");
     if (c->parked) /* resumed: the deferred answer is ready */
         return send_deferred(a, con, method, c);
-    const char *auth = c->auth;
+    const char *auth = c->h_auth;
     memset(&c->resp, 0, sizeof c->resp);
-    const char *accept = c->accept;
+    const char *accept = c->h_accept;
     c->resp.want_openmetrics =
         accept != NULL && strstr(accept, "application/openmetrics-text") != NULL;
-    const char *cid = c->cid;
+    const char *cid = c->h_cid;
     if (cid != NULL)
         fdn__http_set_correlation_id(&c->resp, cid, strnlen(cid, FDN__HTTP_CID_MAX + 1));
     int64_t t0 = dispatch_t0(a);

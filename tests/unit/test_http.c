@@ -1177,6 +1177,87 @@ static void events_answers_real(void **state)
     fdn_events_destroy(es);
 }
 
+/* A request whose Content-Length header disagrees with what arrives: a chunked body (libmicrohttpd
+ * ignores Content-Length then) longer than the Content-Length the server sized its buffer by.
+ * Its status, the body in out. */
+static long http_chunked(uint16_t port, const char *path, const char *body, const char *cl,
+                         grow_t *out)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    out->len = 0;
+    out->buf[0] = '\0';
+    struct curl_slist *h = curl_slist_append(NULL, "Transfer-Encoding: chunked");
+    if (cl != NULL)
+        h = curl_slist_append(h, cl);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    CURLcode cc = curl_easy_perform(c);
+    long status = -1;
+    if (cc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    return status;
+}
+
+/* Targets and bodies are kept in the request's context when they are short and on the heap
+ * otherwise (src/admin/http.c, CTX_URI and CTX_BODY): each size reaches the handler whole. */
+static void server_request_buffers(void **state)
+{
+    (void)state;
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    o.max_body_bytes = 4096;
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    assert_int_equal(fdn__admin_route_add(a, "POST", "/x/{name}", h_echo, NULL), 0);
+    assert_int_equal(fdn_admin_start(a, NULL), 0);
+    uint16_t port = fdn_admin_port(a);
+
+    static const size_t sizes[] = {1, 300, 509, 510, 511, 512, 513, 900, 2000};
+    static char body[2100], want[2200];
+    grow_t g;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i]; /* a JSON string of n bytes in all: '"', n - 2 'a', '"' */
+        if (n < 2) {
+            memcpy(body, "7", 2);
+        } else {
+            memset(body, 'a', n);
+            body[0] = body[n - 1] = '"';
+            body[n] = '\0';
+        }
+        snprintf(want, sizeof want, "\"body\":%s", body);
+        assert_int_equal(http(port, "POST", "/x/n", body, strlen(body), &g), 201);
+        assert_non_null(strstr(g.buf, want));
+        /* chunked, without a Content-Length, and with one far shorter than the body */
+        assert_int_equal(http_chunked(port, "/x/n", body, NULL, &g), 201);
+        assert_non_null(strstr(g.buf, want));
+        assert_int_equal(http_chunked(port, "/x/n", body, "Content-Length: 3", &g), 201);
+        assert_non_null(strstr(g.buf, want));
+    }
+    /* targets around the context's 256 bytes */
+    static const size_t names[] = {1, 250, 251, 252, 253, 300, 1000};
+    static char path[1100];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        memcpy(path, "/x/", 3);
+        memset(path + 3, 'b', names[i]);
+        path[3 + names[i]] = '\0';
+        assert_int_equal(http(port, "POST", path, "[1]", 3, &g), 201);
+        snprintf(want, sizeof want, "\"name\":\"%s\"", path + 3);
+        assert_non_null(strstr(g.buf, want));
+    }
+    fdn_admin_shutdown(a);
+    fdn_admin_destroy(a);
+}
+
 /* bind before start: the port is known and connections wait in the backlog until start */
 static void bind_then_start(void **state)
 {
@@ -1275,6 +1356,7 @@ int main(void)
         cmocka_unit_test(limiter_full_is_503),
         cmocka_unit_test(server_real),
         cmocka_unit_test(events_answers_real),
+        cmocka_unit_test(server_request_buffers),
         cmocka_unit_test(config_check_all),
         cmocka_unit_test(serve_wait_escalation),
         cmocka_unit_test(bind_then_start),
