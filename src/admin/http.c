@@ -85,9 +85,13 @@
 
 /* per-connection memory of libmicrohttpd (request line + headers + its buffers). Requests
  * whose line or headers do not fit are answered by libmicrohttpd itself (414/431, HTML):
- * 64 KiB makes every target up to ~60 KiB reach the router, which answers its own 414 (JSON)
- * beyond FDN__HTTP_MAX_URI. Worst case max_connections * 64 KiB. */
-#define CONN_MEMORY (64u * 1024u)
+ * 16 KiB makes every target up to ~14 KiB reach the router, which answers its own 414 (JSON)
+ * beyond FDN__HTTP_MAX_URI (4096), and takes headers of ~14 KiB (nginx's default is 8 KiB).
+ * libmicrohttpd zeroes the pool between the requests of a connection: 64 KiB cost 2.5-3.5 us
+ * of a durable POST's CPU (~98 k instructions a request, every endpoint), and a keep-alive
+ * connection that served one request kept 64 KiB resident. Worst case max_connections *
+ * 16 KiB. */
+#define CONN_MEMORY (16u * 1024u)
 
 /* ---- finishing an answer -------------------------------------------------------------------- */
 

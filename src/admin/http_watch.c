@@ -3,7 +3,7 @@
  *
  * libmicrohttpd 0.9.75 (Debian 12) times out only idle connections: a client sending one byte
  * a second, of headers that never end or of a body that never ends, holds its connection (and
- * its 64 KiB of memory) forever, and a few thousand such clients fill the connection limit.
+ * its 16 KiB of memory) forever, and a few thousand such clients fill the connection limit.
  * The version has no header deadline option, so this file adds one from the outside.
  *
  * Every connection is registered on MHD_CONNECTION_NOTIFY_STARTED (its socket_context is an
