@@ -5,8 +5,9 @@
  * the query engine in event_query.c, subscriptions in event_subs.c).
  *
  * Threads, all started by create/start and joined by stop/destroy:
- *  - writer (durable_path only): waits on wcv for published > persisted, copies the
- *    unpersisted events out of memory (plock read), writes them through the durable
+ *  - writer (durable_path only): waits on wcv for published > persisted, encodes the
+ *    unpersisted events' records straight from memory (plock read; no event copies, one
+ *    buffer kept between commits), writes them through the durable
  *    backend's table (storage/event_backend.h; SQLite: one transaction)
  *    (group commit of about 8192 events, extended to the end of a store_batch so a batch
  *    is never split between commits; after a commit that released 8 or more waiting
@@ -165,10 +166,15 @@ static void writer_linger(fdn_events_t *es, uint64_t want, int64_t wait_ns) FDN_
     atomic_store(&es->writer_want, 0);
 }
 
+/* The writer's record buffer is kept between commits up to this size (a commit of 8192
+ * events of 100 bytes encodes to about 1.6 MB). */
+#define RECBUF_KEEP ((size_t)4 << 20)
+
 static void *writer_main(void *arg)
 {
     fdn_events_t *es = arg;
     fdn_error_t err;
+    evs_recbuf_t rb = {0};
     uint64_t linger_want = 0; /* gather the next commit up to this id (0: no) */
     int64_t linger_ns = 0;
     fdn__mutex_lock(&es->wmu);
@@ -201,10 +207,11 @@ static void *writer_main(void *arg)
         fdn__mutex_unlock(&es->wmu);
         if (to > done)
             to = fdn__evs_batch_end(es, to); /* never split a store_batch across commits */
-        fdn_event_list_t *l = NULL;
         int rc = 0;
+        rb.n = 0;
+        unsigned enc = es->compress ? FDN_EVENT_ENC_ZSTD : 0; /* as the backend was opened */
         if (to > done)
-            rc = fdn__evs_copy_range(es, done + 1, to, &l);
+            rc = fdn__evs_encode_range(es, done + 1, to, enc, &rb);
         /* a prune that finished before the copy made it skip ids: its cut must go into this
          * transaction too, or the file would hold the pruned prefix next to a hole until the
          * next commit (a crash there reloads pruned events and a gap that breaks the
@@ -216,13 +223,18 @@ static void *writer_main(void *arg)
         fdn__mutex_unlock(&es->wmu);
         int64_t t0 = fdn_clock_mono_ns(NULL);
         if (rc == 0) {
-            fdn__evb_batch_t b = {.evs = (const fdn_event_t *const *)(l ? l->items : NULL),
-                                  .n = l ? l->n : 0,
+            fdn__evb_batch_t b = {.n = rb.n,
                                   .prune_below = del,
-                                  .next_id = to + 1};
+                                  .next_id = to + 1,
+                                  .recs = rb.n > 0 ? rb.buf : NULL,
+                                  .rec_off = rb.off};
             rc = es->be.ops->append(es->be.state, &b, &err);
         }
-        fdn_event_list_free(l);
+        if (rb.cap > RECBUF_KEEP) { /* a commit of large events: its memory is not kept */
+            fdn__free(rb.buf);
+            rb.buf = NULL;
+            rb.cap = 0;
+        }
         int64_t took = fdn_clock_mono_ns(NULL) - t0;
         fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
         if (rc == 0 && tm != NULL) {
@@ -273,6 +285,8 @@ static void *writer_main(void *arg)
         }
     }
     fdn__mutex_unlock(&es->wmu);
+    fdn__free(rb.buf);
+    fdn__free(rb.off);
     return NULL;
 }
 

@@ -510,8 +510,20 @@ void fdn__evs_corr_remove(fdn_events_t *es, evs_corr_t *c) FDN_REQUIRES(es->amu)
 
 /* ---- query engine (event_query.c) ---- */
 
-/* Copies of ids [from, to] that are still held (readers; takes plock read). */
-int fdn__evs_copy_range(fdn_events_t *es, uint64_t from, uint64_t to, fdn_event_list_t **out);
+/* The durable writer's records: ids [from, to] still held, encoded back to back
+ * (docs/event-format.md, with flags) into a buffer the writer keeps between commits. */
+typedef struct evs_recbuf {
+    uint8_t *buf;
+    size_t cap;
+    size_t *off; /* record i at buf + off[i], off[n]: the end */
+    size_t off_cap;
+    size_t n;
+} evs_recbuf_t;
+
+/* Encode ids [from, to] that are still held into rb (its n records; takes plock read, as
+ * a copy would: no record is freed under it). 0, FDN_ENOMEM, FDN_ESERIALIZE. */
+int fdn__evs_encode_range(fdn_events_t *es, uint64_t from, uint64_t to, unsigned flags,
+                          evs_recbuf_t *rb);
 /* Query core: *snap receives the published id the query saw. */
 int fdn__evs_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
                    fdn_event_list_t **out, uint64_t *snap);
