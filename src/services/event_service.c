@@ -170,11 +170,46 @@ static void writer_linger(fdn_events_t *es, uint64_t want, int64_t wait_ns) FDN_
  * events of 100 bytes encodes to about 1.6 MB). */
 #define RECBUF_KEEP ((size_t)4 << 20)
 
+/* Durable callers wake per commit, not all per commit. With 64 callers and one event each in
+ * flight, a commit of ~40 events ended with ~57 of them asleep: those whose events came after
+ * its range was taken woke for nothing and slept again, 0.39 extra sleeps and wake-ups per
+ * event (7 400 of 26 600, counted). Each commit has a number; the writer announces the one in
+ * flight with the last id it covers (commit_cover) before copying its range, and wakes, when
+ * it ends, the sleepers of its number's bit (of 32) only. A caller sleeps on the bit of the
+ * commit that covers its id: the one announced if its id is within that commit's range, else
+ * the next (which takes every id published before it starts, up to its size cap). A stale
+ * announcement only costs a wake-up: the caller read the commit word before it, and a commit
+ * that ended since changed the word, so the caller does not sleep; a later commit sharing
+ * the bit (32 numbers on) wakes it early, it checks and sleeps again. Ids past 2^59 (never:
+ * a store appends far fewer) sleep on every bit, as a failed commit wakes every bit. */
+#define COVER_BITS 5u
+
+static uint64_t cover_pack(uint64_t to, uint32_t num)
+{
+    return to < ((uint64_t)1 << (64 - COVER_BITS)) ? to << COVER_BITS | (num & 31u) : UINT64_MAX;
+}
+
+/* The bit a caller whose last event is last_id sleeps on, from an announcement. */
+static uint32_t commit_bit(uint64_t cover, uint64_t last_id)
+{
+    if (cover == UINT64_MAX || last_id >= ((uint64_t)1 << (64 - COVER_BITS)))
+        return FDN__WORD_ALL_BITS;
+    uint32_t num = (uint32_t)(cover & 31u);
+    if (last_id > cover >> COVER_BITS)
+        num = (num + 1) & 31u;
+    return 1u << num;
+}
+
 static void *writer_main(void *arg)
 {
     fdn_events_t *es = arg;
     fdn_error_t err;
     evs_recbuf_t rb = {0};
+    uint32_t num = (uint32_t)(atomic_load(&es->commit_cover) & 31u); /* this commit's number */
+    /* a restarted writer (stop, start): what it announced last may cover ids the file it
+     * reopened does not (callers of those would sleep on a bit no commit wakes) */
+    atomic_store(&es->commit_cover,
+                 cover_pack(atomic_load_explicit(&es->persisted, memory_order_acquire), num));
     uint64_t linger_want = 0; /* gather the next commit up to this id (0: no) */
     int64_t linger_ns = 0;
     fdn__mutex_lock(&es->wmu);
@@ -207,6 +242,10 @@ static void *writer_main(void *arg)
         fdn__mutex_unlock(&es->wmu);
         if (to > done)
             to = fdn__evs_batch_end(es, to); /* never split a store_batch across commits */
+        /* announced before the copy: whoever reads it sleeps on this commit's bit or the
+         * next's (commit_bit); seq_cst, as the commit word */
+        num = (num + 1) & 31u;
+        atomic_store(&es->commit_cover, cover_pack(to, num));
         int rc = 0;
         rb.n = 0;
         unsigned enc = es->compress ? FDN_EVENT_ENC_ZSTD : 0; /* as the backend was opened */
@@ -259,8 +298,8 @@ static void *writer_main(void *arg)
          * after this load sees the new word and does not sleep */
         atomic_fetch_add(&es->commit_seq, 1);
         uint32_t sleepers = atomic_load(&es->commit_sleepers);
-        if (sleepers != 0)
-            fdn__word_wake_all(&es->commit_seq);
+        if (sleepers != 0) /* a failure wakes every caller: each returns the error */
+            fdn__word_wake_bits(&es->commit_seq, rc == 0 ? 1u << num : FDN__WORD_ALL_BITS);
         /* the durability ack of asynchronous stores: every one covered by this commit (all of
          * them on a failure), their callbacks run here with no lock held */
         uint32_t nacked = 0;
@@ -317,8 +356,11 @@ int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id)
                 rc = atomic_load_explicit(&es->io_error, memory_order_acquire);
                 if (rc != 0)
                     break;
+                /* read after the word: a commit announced since is either seen here or
+                 * changes the word first (commit_bit) */
+                uint32_t bit = commit_bit(atomic_load(&es->commit_cover), last_id);
                 atomic_fetch_add(&es->commit_sleepers, 1);
-                fdn__word_wait(&es->commit_seq, seen);
+                fdn__word_wait_bits(&es->commit_seq, seen, bit);
                 atomic_fetch_sub(&es->commit_sleepers, 1);
             }
         } else {
@@ -706,6 +748,7 @@ int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_err
     atomic_init(&es->persisted, 0);
     atomic_init(&es->commit_seq, 0);
     atomic_init(&es->commit_sleepers, 0);
+    atomic_init(&es->commit_cover, 0);
     atomic_init(&es->dwaiting, false);
     atomic_init(&es->writer_idle, false);
     atomic_init(&es->writer_want, 0);

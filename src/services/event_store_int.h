@@ -217,6 +217,10 @@ struct fdn_events {
      * writer bumps it after each commit (or failure) and wakes them only when some sleep */
     _Atomic uint32_t commit_seq;
     _Atomic uint32_t commit_sleepers;
+    /* the writer's commit in flight, or its last one: (last id it covers << 5) | (its number
+     * & 31). A caller sleeps on the bit of the commit that will cover its id (this one, or
+     * the next), and a commit wakes only its bit's sleepers (event_service.c, commit_bit) */
+    _Atomic uint64_t commit_cover;
     _Atomic bool writer_idle; /* the writer waits on wcv: an append must signal it */
     /* while writer_idle: an append whose last id is below this need not signal (the writer
      * gathers a group commit until this id or its deadline; 0: every append signals) */
