@@ -244,6 +244,12 @@ int fdn__evs_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
     return rc;
 }
 
+/* Records encoded per hold of plock: the encoding (zstd for large payloads of a store that
+ * compresses) runs under the lock, which a prune waiting for it would make every reader
+ * wait for too (plock prefers writers); a prune between two holds only makes later ids of
+ * the range missing, as it would for a copy (the writer takes its cut into the commit). */
+#define ENCODE_HOLD 64u
+
 int fdn__evs_encode_range(fdn_events_t *es, uint64_t from, uint64_t to, unsigned flags,
                           evs_recbuf_t *rb)
 {
@@ -254,6 +260,11 @@ int fdn__evs_encode_range(fdn_events_t *es, uint64_t from, uint64_t to, unsigned
     size_t at = 0;
     fdn__rwlock_rdlock(&es->plock);
     for (uint64_t id = from; id <= to && rc == 0; id++) {
+        if ((id - from) % ENCODE_HOLD == ENCODE_HOLD - 1) {
+            fdn__rwlock_rdunlock(&es->plock);
+            fdn__rwlock_rdlock(&es->plock);
+            hint = NULL; /* its segment may be gone */
+        }
         const evs_rec_t *r = fdn__evs_rec_lookup_hint(es, id, &hint);
         if (r == NULL)
             continue;

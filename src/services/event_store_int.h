@@ -525,7 +525,9 @@ typedef struct evs_recbuf {
 } evs_recbuf_t;
 
 /* Encode ids [from, to] that are still held into rb (its n records; takes plock read, as
- * a copy would: no record is freed under it). 0, FDN_ENOMEM, FDN_ESERIALIZE. */
+ * a copy would: no record is freed under it, and lets it go between every 64 records: a
+ * prune between them makes the later ids missing, as for a copy taken after it). 0,
+ * FDN_ENOMEM, FDN_ESERIALIZE. */
 int fdn__evs_encode_range(fdn_events_t *es, uint64_t from, uint64_t to, unsigned flags,
                           evs_recbuf_t *rb);
 /* Query core: *snap receives the published id the query saw. */
