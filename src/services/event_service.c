@@ -12,9 +12,12 @@
  *    (group commit of about 8192 events, extended to the end of a store_batch so a batch
  *    is never split between commits; after a commit that released 8 or more waiting
  *    callers it first gathers the next batch for a bounded time, see writer_linger) and
- *    broadcasts wdone. In durable mode a store call waits on
- * wdone until persisted >= its last id; in fast mode it returns at once unless more than
- *    fast_queue_max events wait (then it waits: bounded queue). An explicit prune
+ *    broadcasts wdone. A synchronous durable caller whose batch leaves 256 or more events to
+ *    commit and finds the writer idle runs that commit on its own thread (lead_commit; the
+ *    writer waits meanwhile, so one commit runs at a time). In durable mode a store call
+ *    waits on the commit word (commit_bit) until persisted >= its last id; in fast mode it
+ *    returns at once unless more than fast_queue_max events wait (then it waits on wdone:
+ *    bounded queue). An explicit prune
  *    (fdn_events_prune_before) is applied to the file in the next transaction. An I/O
  *    error is latched in io_error (health reports it, waiting callers get FDN_EIO) and the
  *    writer stops writing until restarted.
