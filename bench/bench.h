@@ -13,7 +13,8 @@
  * baseline runs just before and just after it. The case's ratio is the median of those
  * per-run ratios, so drift of the server slower than one round cancels out. In-process
  * baselines (atomics, mutex, malloc, ...) are measured once, alone, as before: they do not
- * drift that way and pairing would only add runs. See bench/README.md.
+ * drift that way and pairing would only add runs. See bench/README.md. A case may also name a
+ * `ceiling`, a second baseline printed as a second ratio (same pairing), not judged.
  *
  * Goals (from the issues) are checked by kind:
  *   BENCH_GOAL_NS_MAX      ns_per_op <= goal
@@ -65,6 +66,11 @@ typedef struct bench_case {
     /* For a baseline (no baseline of its own): measure the cases that name it interleaved
      * with it, and their ratios from those pairs (see the comment at the top). */
     bool paired;
+    /* Optional: a second baseline, the best any implementation could do here (e.g. raw
+     * SQLite committing as few rows at a time as the case can), printed as a second ratio
+     * ("ceiling"), not checked against the goal. A paired one is interleaved with the case's
+     * group: B Ceil C1 .. Ck, each round. */
+    const char *ceiling;
 } bench_case_t;
 
 void bench_register(const bench_case_t *c);

@@ -2,11 +2,14 @@
  * Benchmarks of the event store.
  *  events.append.memory       store one 100-byte event (memory only)         goal <= 100 ns/op
  *  events.append.durable      store_batch of 1000 events, durable mode        goal >= 0.9 x
- *                             (group commit, synchronous=FULL), per event
- * baseline.sqlite_wal_batch1000 events.append.durable_64t  64 threads, one durable event per call
- * goal >= 0.5 x events.query.type          type query, limit 100, random cursor, 1 M events
+ *                             (group commit, synchronous=FULL), per event     sqlite_wal_batch1000
+ *  events.append.durable_64t  64 threads, one durable event per call          goal >= 0.5 x
+ *                             sqlite_wal_batch1000; also printed against its ceiling,
+ *                             sqlite_wal_batch64 (commits of at most 64 events)
+ *  events.query.type          type query, limit 100, random cursor, 1 M events
  *  events.query.correlation   get_by_correlation (10 results) over 1 M events goal <= 2 us + 50 ns
- * x 10 events.query.correlation_evicted  the same with 900 000 of them in the SQLite file only
+ *                             x 10
+ *  events.query.correlation_evicted  the same with 900 000 of them in the SQLite file only
  *                             (memory keeps 100 000)                           goal <= 1 ms
  *  events.memory_per_event    heap bytes per stored 100-byte event (mallinfo2) goal <= 200
  * Row shape written by the durable tier (for the baseline): events(id INTEGER PRIMARY KEY, ts
@@ -151,8 +154,10 @@ static void dur_one_run(void *st, int tid, uint64_t iters)
 BENCH_CASE(c_dur_64t, .name = "events.append.durable_64t", .threads = 64, .iters = 300,
            .baseline = "baseline.sqlite_wal_batch1000", .goal_kind = BENCH_GOAL_SPEEDUP_MIN,
            .goal = 0.5,
-           .goal_text = ">= 0.5 x raw batched SQLite (64 threads, one durable event per call)",
-           .setup = dur_setup, .run = dur_one_run, .teardown = bench_free)
+           .goal_text = ">= 0.5 x raw batched SQLite (64 threads, one durable event per call; "
+                        "ceiling: raw SQLite at 64 rows a commit, ~0.46 x)",
+           .ceiling = "baseline.sqlite_wal_batch64", .setup = dur_setup, .run = dur_one_run,
+           .teardown = bench_free)
 
 /* ---- queries over 1 M events ---- */
 

@@ -30,6 +30,11 @@
  * printed medians. In-process baselines (atomics, mutex, malloc, hash lookup) are measured
  * once, alone, before their cases, as before: they move with CPU frequency and load, not with
  * a server's state, and interleaving them would add runs for nothing.
+ * A case's `ceiling` (a second baseline: what the best implementation could reach, e.g. raw
+ * SQLite committing 64 rows at a time for 64 callers with one event each in flight) is printed
+ * as a second ratio and never judged. A paired ceiling runs in the group of the case's
+ * baseline, after it in each round (B E C1 .. Ck), its per-run ratios taken the same way; one
+ * measured already (another group's), or not paired, gives the ratio of the two medians.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -53,6 +58,9 @@ typedef struct result {
     double ratio;     /* median of them */
     double ratio_min; /* their spread */
     double ratio_max;
+    /* against the case's ceiling (bench_case_t.ceiling), when it has one */
+    bool ceil_paired; /* per-run ratios from interleaved runs, as above */
+    double ceil_ratio, ceil_min, ceil_max;
 } result_t;
 
 static const bench_case_t *g_cases[MAX_CASES];
@@ -220,6 +228,28 @@ static void measure(size_t idx)
     set_medians(c, &g_results[idx], ns, vals, runs);
 }
 
+/* A case run's ratio to baseline b, whose runs r and r + 1 bracket it: b's ns/op
+ * interpolated, by time, at the case run's midpoint (see the header comment). */
+static double pair_ratio(const bench_case_t *c, const bench_case_t *b, const double *b_ns,
+                         const int64_t *b_mid, int r, double c_ns, int64_t c_mid)
+{
+    double span = (double)(b_mid[r + 1] - b_mid[r]);
+    double t = span > 0 ? (double)(c_mid - b_mid[r]) / span : 0.5;
+    double bi = b_ns[r] + t * (b_ns[r + 1] - b_ns[r]);
+    if (c->goal_kind == BENCH_GOAL_SPEEDUP_MIN) /* ops/s over ops/s */
+        return c_ns > 0 ? (double)case_threads(c) * bi / ((double)case_threads(b) * c_ns) : 0;
+    return bi > 0 ? c_ns / bi : 0;
+}
+
+/* The median and spread of n (<= 64) per-run ratios (sorts them). */
+static void ratio_stats(double *ratio, int n, double *med, double *lo, double *hi)
+{
+    qsort(ratio, (size_t)n, sizeof(double), cmp_double);
+    *med = ratio[n / 2];
+    *lo = ratio[0];
+    *hi = ratio[n - 1];
+}
+
 /* A paired baseline has no baseline of its own. */
 static bool is_paired_baseline(const bench_case_t *c)
 {
@@ -259,18 +289,41 @@ static void measure_group(size_t bidx, const bool *want)
         measure(bidx);
         return;
     }
+    /* the ceilings of those cases not measured yet, paired: run in each round after b */
+    size_t e[MAX_GROUP];
+    int ke = 0;
+    for (int j = 0; j < k; j++) {
+        const char *cn = g_cases[m[j]]->ceiling;
+        int ei = cn != NULL ? find_case(cn) : -1;
+        if (ei < 0 || (size_t)ei == bidx || g_results[ei].done || !is_paired_baseline(g_cases[ei]))
+            continue;
+        bool dup = false;
+        for (int q = 0; q < ke; q++)
+            dup |= e[q] == (size_t)ei;
+        if (!dup && ke < MAX_GROUP && (why = why_skipped(g_cases[ei])) == NULL)
+            e[ke++] = (size_t)ei;
+    }
     int runs = runs_per_case();
-    /* b_* hold runs + 1 entries: no more than 65 */
+    /* b_* and e_* hold runs + 1 entries: no more than 65 */
     double b_ns[65], b_sorted[65], b_vals[65], c_ns[MAX_GROUP][64], c_vals[MAX_GROUP][64];
     int64_t b_mid[65], c_mid[MAX_GROUP][64];
+    static double e_ns[MAX_GROUP][65], e_vals[MAX_GROUP][65];
+    static int64_t e_mid[MAX_GROUP][65];
     double value = 0;
     run_once(b, NULL, NULL); /* warm-ups */
+    for (int q = 0; q < ke; q++)
+        run_once(g_cases[e[q]], NULL, NULL);
     for (int j = 0; j < k; j++)
         run_once(g_cases[m[j]], NULL, NULL);
     uint64_t b_iters = case_iters(b);
     for (int r = 0; r <= runs; r++) {
         b_ns[r] = (double)run_once(b, &value, &b_mid[r]) / (double)b_iters;
         b_vals[r] = value;
+        for (int q = 0; q < ke; q++) {
+            const bench_case_t *ec = g_cases[e[q]];
+            e_ns[q][r] = (double)run_once(ec, &value, &e_mid[q][r]) / (double)case_iters(ec);
+            e_vals[q][r] = value;
+        }
         if (r == runs)
             break;
         for (int j = 0; j < k; j++) {
@@ -283,26 +336,24 @@ static void measure_group(size_t bidx, const bool *want)
         const bench_case_t *c = g_cases[m[j]];
         result_t *res = &g_results[m[j]];
         double ratio[64];
-        int n = 0;
-        for (int r = 0; r < runs; r++) {
-            double span = (double)(b_mid[r + 1] - b_mid[r]);
-            double t = span > 0 ? (double)(c_mid[j][r] - b_mid[r]) / span : 0.5;
-            double bi = b_ns[r] + t * (b_ns[r + 1] - b_ns[r]);
-            if (c->goal_kind == BENCH_GOAL_SPEEDUP_MIN) /* ops/s over ops/s */
-                ratio[n++] = c_ns[j][r] > 0 ? (double)case_threads(c) * bi /
-                                                  ((double)case_threads(b) * c_ns[j][r])
-                                            : 0;
-            else
-                ratio[n++] = bi > 0 ? c_ns[j][r] / bi : 0;
-        }
-        qsort(ratio, (size_t)n, sizeof(double), cmp_double);
+        for (int r = 0; r < runs; r++)
+            ratio[r] = pair_ratio(c, b, b_ns, b_mid, r, c_ns[j][r], c_mid[j][r]);
         res->paired = true;
-        res->pairs = n;
-        res->ratio = ratio[n / 2];
-        res->ratio_min = ratio[0];
-        res->ratio_max = ratio[n - 1];
+        res->pairs = runs;
+        ratio_stats(ratio, runs, &res->ratio, &res->ratio_min, &res->ratio_max);
+        for (int q = 0; q < ke; q++) {
+            if (c->ceiling == NULL || strcmp(c->ceiling, g_cases[e[q]]->name) != 0)
+                continue;
+            const bench_case_t *ec = g_cases[e[q]];
+            for (int r = 0; r < runs; r++)
+                ratio[r] = pair_ratio(c, ec, e_ns[q], e_mid[q], r, c_ns[j][r], c_mid[j][r]);
+            res->ceil_paired = true;
+            ratio_stats(ratio, runs, &res->ceil_ratio, &res->ceil_min, &res->ceil_max);
+        }
         set_medians(c, res, c_ns[j], c_vals[j], runs);
     }
+    for (int q = 0; q < ke; q++)
+        set_medians(g_cases[e[q]], &g_results[e[q]], e_ns[q], e_vals[q], runs + 1);
     memcpy(b_sorted, b_ns, sizeof(double) * (size_t)(runs + 1));
     set_medians(b, &g_results[bidx], b_sorted, b_vals, runs + 1);
 }
@@ -374,6 +425,18 @@ static void report(size_t idx, int *met_count, int *goal_count)
         if (met)
             (*met_count)++;
     }
+    /* the ceiling's ratio: paired (measure_group), else from the two medians */
+    int ci = c->ceiling ? find_case(c->ceiling) : -1;
+    double ceil = r->ceil_ratio;
+    if (ci >= 0 && !r->ceil_paired && g_results[ci].done && g_results[ci].skipped == NULL) {
+        result_t *cr = &g_results[ci];
+        if (c->goal_kind == BENCH_GOAL_SPEEDUP_MIN)
+            ceil = cr->ops_per_s > 0 ? r->ops_per_s / cr->ops_per_s : 0;
+        else
+            ceil = cr->ns_per_op > 0 ? r->ns_per_op / cr->ns_per_op : 0;
+    } else if (!r->ceil_paired) {
+        ci = -1;
+    }
     int threads = case_threads(c);
     if (g_opt.json) {
         printf("{\"case\":");
@@ -392,16 +455,31 @@ static void report(size_t idx, int *met_count, int *goal_count)
         if (r->paired)
             printf(",\"pairs\":%d,\"ratio_min\":%.3f,\"ratio_max\":%.3f", r->pairs, r->ratio_min,
                    r->ratio_max);
+        if (ci >= 0) {
+            printf(",\"ceiling\":");
+            json_str(c->ceiling);
+            printf(",\"ceiling_ratio\":%.3f", ceil);
+            if (r->ceil_paired)
+                printf(",\"ceiling_ratio_min\":%.3f,\"ceiling_ratio_max\":%.3f", r->ceil_min,
+                       r->ceil_max);
+        }
         printf("}\n");
     } else {
-        char extra[128] = "";
+        char extra[256] = "";
         int o = 0;
         if (c->goal_kind == BENCH_GOAL_VALUE_MAX)
             o = snprintf(extra, sizeof(extra), " [%.1f %s]", r->value,
                          c->value_unit ? c->value_unit : "");
         if (r->paired && o >= 0 && (size_t)o < sizeof(extra))
-            snprintf(extra + o, sizeof(extra) - (size_t)o, " [paired x%d: %.2f-%.2f]", r->pairs,
-                     r->ratio_min, r->ratio_max);
+            o += snprintf(extra + o, sizeof(extra) - (size_t)o, " [paired x%d: %.2f-%.2f]",
+                          r->pairs, r->ratio_min, r->ratio_max);
+        if (ci >= 0 && o >= 0 && (size_t)o < sizeof(extra)) {
+            if (r->ceil_paired)
+                snprintf(extra + o, sizeof(extra) - (size_t)o, " [%s: %.2f (%.2f-%.2f)]",
+                         c->ceiling, ceil, r->ceil_min, r->ceil_max);
+            else
+                snprintf(extra + o, sizeof(extra) - (size_t)o, " [%s: %.2f]", c->ceiling, ceil);
+        }
         printf("%-34s %2d %14.0f %11.2f  %-26s %7.2f  %-22s %s%s\n", c->name, threads, r->ops_per_s,
                r->ns_per_op, c->baseline ? c->baseline : "-", ratio,
                c->goal_text ? c->goal_text : "-", has_goal ? (met ? "met" : "NOT met") : "", extra);
@@ -467,6 +545,9 @@ int main(int argc, char **argv)
         if (!selected(g_cases[i]))
             continue;
         want[i] = true;
+        int ce = g_cases[i]->ceiling ? find_case(g_cases[i]->ceiling) : -1;
+        if (ce >= 0)
+            want[ce] = true;
         const char *b = g_cases[i]->baseline;
         for (int depth = 0; b != NULL && depth < 4; depth++) {
             int bi = find_case(b);

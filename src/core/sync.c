@@ -70,6 +70,20 @@ void fdn__word_wake_all(_Atomic uint32_t *word)
     (void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
+void fdn__word_wait_bits(_Atomic uint32_t *word, uint32_t seen, uint32_t bits)
+{
+    /* no timeout (NULL); bits != 0 (the kernel refuses 0 with EINVAL: the caller's loop
+     * would spin) */
+    (void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET_PRIVATE, seen, NULL, NULL,
+                  bits != 0 ? bits : FDN__WORD_ALL_BITS);
+}
+
+void fdn__word_wake_bits(_Atomic uint32_t *word, uint32_t bits)
+{
+    (void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_BITSET_PRIVATE, INT_MAX, NULL, NULL,
+                  bits != 0 ? bits : FDN__WORD_ALL_BITS);
+}
+
 bool fdn__cond_nap(pthread_cond_t *cv, pthread_mutex_t *mu, const bool *stop, int64_t ms)
 {
     int64_t dl = fdn__deadline_after_ms(ms);

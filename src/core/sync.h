@@ -34,6 +34,14 @@ int fdn__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadli
  * waiting on word. The writer changes the word first and then wakes. */
 void fdn__word_wait(_Atomic uint32_t *word, uint32_t seen);
 void fdn__word_wake_all(_Atomic uint32_t *word);
+/* The same with classes of waiters (a futex bitset): a waiter sleeps with a non-zero mask of
+ * bits, and fdn__word_wake_bits wakes only the waiters whose mask shares a bit with `bits`
+ * (fdn__word_wait and fdn__word_wake_all: every bit). So a writer can wake only the waiters
+ * its change is for, where waking all of them costs a context switch for each woken waiter
+ * who then finds nothing for it and sleeps again. */
+#define FDN__WORD_ALL_BITS 0xffffffffu
+void fdn__word_wait_bits(_Atomic uint32_t *word, uint32_t seen, uint32_t bits);
+void fdn__word_wake_bits(_Atomic uint32_t *word, uint32_t bits);
 /* Sleep ms on cv (made by fdn__cond_init_mono) unless *stop, read under mu (which the caller
  * does not hold), is or becomes true: a worker thread's pause that a shutdown cuts short (the
  * shutdown sets *stop under mu and broadcasts cv). Returns *stop. */

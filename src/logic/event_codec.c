@@ -68,65 +68,74 @@ static uint64_t get64(const uint8_t *p)
     return (uint64_t)get32(p) | ((uint64_t)get32(p + 4) << 32);
 }
 
-int fdn__event_encode_into(const fdn_event_t *ev, unsigned flags, uint8_t **buf, size_t *cap,
-                           size_t *len)
+int fdn__event_encode_fields_at(const fdn__event_fields_t *f, unsigned flags, uint8_t **buf,
+                                size_t *cap, size_t at, size_t *len)
 {
-    size_t strs = (size_t)ev->type_len + ev->node_len + ev->corr_len;
-    size_t dmax = ev->data_len;
-    bool zs = (flags & FDN_EVENT_ENC_ZSTD) && ev->data_len >= ZSTD_MIN;
+    size_t strs = f->type_len + f->node_len + f->corr_len;
+    size_t dmax = f->data_len;
+    bool zs = (flags & FDN_EVENT_ENC_ZSTD) && f->data_len >= ZSTD_MIN;
     if (zs)
-        dmax = FDN_MAX(dmax, ZSTD_compressBound(ev->data_len));
-    size_t need = REC_MIN + strs + dmax;
+        dmax = FDN_MAX(dmax, ZSTD_compressBound(f->data_len));
+    size_t need = at + REC_MIN + strs + dmax;
     if (*cap < need) {
-        uint8_t *nb = fdn__realloc(*buf, need);
+        size_t nc = at == 0 ? need : FDN_MAX(need, *cap * 2); /* a batch grows geometrically */
+        uint8_t *nb = fdn__realloc(*buf, nc);
         if (nb == NULL)
             return FDN_ENOMEM;
         *buf = nb;
-        *cap = need;
+        *cap = nc;
     }
-    uint8_t *p = *buf;
+    uint8_t *p = *buf + at;
     uint8_t *d = p + REC_HDR + strs;
-    size_t stored = ev->data_len;
+    size_t stored = f->data_len;
     uint8_t fl = 0;
     if (zs) {
-        size_t z = ZSTD_compress(d, dmax, ev->data, ev->data_len, 3);
+        size_t z = ZSTD_compress(d, dmax, f->data, f->data_len, 3);
         if (ZSTD_isError(z))
             return FDN_ESERIALIZE;
-        if (z < ev->data_len) {
+        if (z < f->data_len) {
             stored = z;
             fl = FLAG_ZSTD;
         }
     }
-    if (!fl && ev->data_len)
-        memcpy(d, ev->data, ev->data_len);
+    if (!fl && f->data_len)
+        memcpy(d, f->data, f->data_len);
     size_t total = REC_MIN + strs + stored;
     memcpy(p, REC_MAGIC, 4);
     p[4] = REC_VERSION;
     p[5] = fl;
-    p[6] = ev->ctype;
+    p[6] = f->ctype;
     p[7] = 0;
     put32(p + 8, (uint32_t)total);
-    put64(p + 12, ev->id);
-    put64(p + 20, (uint64_t)ev->ts);
-    put64(p + 28, (uint64_t)ev->wall);
-    put64(p + 36, ev->parent);
-    put32(p + 44, ev->pid);
-    put32(p + 48, ev->tid);
-    put16(p + 52, ev->type_len);
-    put16(p + 54, ev->corr_len);
-    p[56] = ev->node_len;
+    put64(p + 12, f->id);
+    put64(p + 20, (uint64_t)f->ts);
+    put64(p + 28, (uint64_t)f->wall);
+    put64(p + 36, f->parent);
+    put32(p + 44, f->pid);
+    put32(p + 48, f->tid);
+    put16(p + 52, (uint16_t)f->type_len);
+    put16(p + 54, (uint16_t)f->corr_len);
+    p[56] = (uint8_t)f->node_len;
     p[57] = p[58] = p[59] = 0;
     put32(p + 60, (uint32_t)stored);
-    put32(p + 64, ev->data_len);
+    put32(p + 64, (uint32_t)f->data_len);
     uint8_t *s = p + REC_HDR;
-    memcpy(s, ev->type, ev->type_len);
-    s += ev->type_len;
-    memcpy(s, ev->node, ev->node_len);
-    s += ev->node_len;
-    memcpy(s, ev->corr, ev->corr_len);
+    memcpy(s, f->type, f->type_len);
+    s += f->type_len;
+    memcpy(s, f->node, f->node_len);
+    s += f->node_len;
+    memcpy(s, f->corr, f->corr_len);
     put32(p + total - 4, fdn__crc32c(0, p, total - 4));
     *len = total;
     return 0;
+}
+
+int fdn__event_encode_into(const fdn_event_t *ev, unsigned flags, uint8_t **buf, size_t *cap,
+                           size_t *len)
+{
+    fdn__event_fields_t f;
+    fdn__event_to_fields(ev, &f);
+    return fdn__event_encode_fields_at(&f, flags, buf, cap, 0, len);
 }
 
 int fdn_event_encode(const fdn_event_t *ev, unsigned flags, uint8_t **out, size_t *out_len)

@@ -1,8 +1,9 @@
 /*
  * DESIGN: the event store's query engine: every read that copies events out of the memory
  * tier. fdn_events_query and fdn_events_get_by_correlation (public), fdn__evs_query (also
- * used by subscriptions), fdn_events_get, and fdn__evs_copy_range (the durable writer's
- * copies). Split out of event_store.c, which owns the records and indexes read here.
+ * used by subscriptions), fdn_events_get, and fdn__evs_encode_range (the durable writer's
+ * records, encoded straight from memory: no event copies). Split out of event_store.c, which
+ * owns the records and indexes read here.
  *
  * Evaluation. A query is first narrowed to an id range [lo, hi]: the live range, cut by
  * after_id / before_id, then by the time bounds (time order is id order, so each bound is
@@ -320,22 +321,51 @@ bool fdn__evs_lists_equal(const fdn_event_list_t *l, const fdn_event_list_t *m)
     return true;
 }
 
-int fdn__evs_copy_range(fdn_events_t *es, uint64_t from, uint64_t to, fdn_event_list_t **out)
+/* Records encoded per hold of plock: the encoding (zstd for large payloads of a store that
+ * compresses) runs under the lock, which a prune waiting for it would make every reader
+ * wait for too (plock prefers writers); a prune between two holds only makes later ids of
+ * the range missing, as it would for a copy (the writer takes its cut into the commit). */
+#define ENCODE_HOLD 64u
+
+int fdn__evs_encode_range(fdn_events_t *es, uint64_t from, uint64_t to, unsigned flags,
+                          evs_recbuf_t *rb)
 {
-    hits_t h;
-    hits_init(&h);
     int rc = 0;
     evs_seg_t *hint = NULL;
+    fdn__event_fields_t f;
+    rb->n = 0;
+    size_t at = 0;
     fdn__rwlock_rdlock(&es->plock);
     for (uint64_t id = from; id <= to && rc == 0; id++) {
+        if ((id - from) % ENCODE_HOLD == ENCODE_HOLD - 1) {
+            fdn__rwlock_rdunlock(&es->plock);
+            fdn__rwlock_rdlock(&es->plock);
+            hint = NULL; /* its segment may be gone */
+        }
         const evs_rec_t *r = fdn__evs_rec_lookup_hint(es, id, &hint);
-        if (r != NULL)
-            rc = hits_push(&h, id, r);
+        if (r == NULL)
+            continue;
+        if (rb->n + 2 > rb->off_cap) {
+            size_t nc = rb->off_cap ? rb->off_cap * 2 : 1024;
+            size_t *no = fdn__realloc(rb->off, nc * sizeof(*no));
+            if (no == NULL) {
+                rc = FDN_ENOMEM;
+                break;
+            }
+            rb->off = no;
+            rb->off_cap = nc;
+        }
+        rec_fields(r, id, &f);
+        size_t len = 0;
+        rc = fdn__event_encode_fields_at(&f, flags, &rb->buf, &rb->cap, at, &len);
+        if (rc == 0) {
+            rb->off[rb->n++] = at;
+            at += len;
+        }
     }
-    if (rc == 0)
-        rc = build_list(h.v, h.n, out);
     fdn__rwlock_rdunlock(&es->plock);
-    hits_free(&h);
+    if (rb->off != NULL)
+        rb->off[rb->n] = at;
     return rc;
 }
 

@@ -150,6 +150,16 @@ typedef struct evs_async {
     void *user;
 } evs_async_t;
 
+/* The durable writer's records: ids [from, to] still held, encoded back to back
+ * (docs/event-format.md, with flags) into a buffer the writer keeps between commits. */
+typedef struct evs_recbuf {
+    uint8_t *buf;
+    size_t cap;
+    size_t *off; /* record i at buf + off[i], off[n]: the end */
+    size_t off_cap;
+    size_t n;
+} evs_recbuf_t;
+
 struct fdn_events {
     fdn_clock_t *clock;
     _Atomic(fdn_telemetry_t *) tm; /* may be set after create (fdn__events_set_telemetry) */
@@ -217,6 +227,15 @@ struct fdn_events {
      * writer bumps it after each commit (or failure) and wakes them only when some sleep */
     _Atomic uint32_t commit_seq;
     _Atomic uint32_t commit_sleepers;
+    /* the writer's commit in flight, or its last one: (last id it covers << 5) | (its number
+     * & 31). A caller sleeps on the bit of the commit that will cover its id (this one, or
+     * the next), and a commit wakes only its bit's sleepers (event_service.c, commit_bit) */
+    _Atomic uint64_t commit_cover;
+    /* whoever commits (the writer, or a caller leading its batch: event_service.c,
+     * lead_commit): the number of the last commit and the records' buffer */
+    uint32_t commit_num;
+    evs_recbuf_t wrb;
+    bool lead; /* wmu: a caller commits (the writer neither commits nor stops meanwhile) */
     _Atomic bool writer_idle; /* the writer waits on wcv: an append must signal it */
     /* while writer_idle: an append whose last id is below this need not signal (the writer
      * gathers a group commit until this id or its deadline; 0: every append signals) */
@@ -510,8 +529,12 @@ void fdn__evs_corr_remove(fdn_events_t *es, evs_corr_t *c) FDN_REQUIRES(es->amu)
 
 /* ---- query engine (event_query.c) ---- */
 
-/* Copies of ids [from, to] that are still held (readers; takes plock read). */
-int fdn__evs_copy_range(fdn_events_t *es, uint64_t from, uint64_t to, fdn_event_list_t **out);
+/* Encode ids [from, to] that are still held into rb (its n records; takes plock read, as
+ * a copy would: no record is freed under it, and lets it go between every 64 records: a
+ * prune between them makes the later ids missing, as for a copy taken after it). 0,
+ * FDN_ENOMEM, FDN_ESERIALIZE. */
+int fdn__evs_encode_range(fdn_events_t *es, uint64_t from, uint64_t to, unsigned flags,
+                          evs_recbuf_t *rb);
 /* Query core: *snap receives the published id the query saw. */
 int fdn__evs_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
                    fdn_event_list_t **out, uint64_t *snap);

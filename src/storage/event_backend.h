@@ -48,6 +48,12 @@ typedef struct fdn__evb_batch {
                             was unknown): events whose id is stored keep their position */
     int64_t deadline_ns; /* shared: CLOCK_MONOTONIC bound of the whole append (0: the
                             backend's command timeout from now) */
+    /* write-behind, instead of evs (then NULL): the n events as records (docs/event-format.md,
+     * encoded with the flags the backend was opened with), back to back, record i from
+     * recs + rec_off[i] to recs + rec_off[i + 1]. The store's writer encodes them straight
+     * from its memory tier (no event copies); every write-behind backend takes them. */
+    const uint8_t *recs;
+    const size_t *rec_off;
 } fdn__evb_batch_t;
 
 /* What the durable tier holds. */

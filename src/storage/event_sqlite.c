@@ -251,6 +251,7 @@ void fdn__evdb_close(fdn__evdb_t *d)
     fdn__free(d->path);
     fdn__free(d->buf);
     fdn__free(d->run);
+    fdn__free(d->cref);
     fdn__free(d);
 }
 
@@ -386,31 +387,59 @@ int fdn__evdb_load_newest(fdn__evdb_t *d, uint64_t keep, int (*cb)(fdn_event_t *
     return out;
 }
 
-int fdn__evdb_write(fdn__evdb_t *d, const fdn_event_t *const *evs, size_t n, uint64_t delete_before,
-                    uint64_t next_id, fdn_error_t *err)
+/* The rows of one write: events encoded here (evs), or records the caller encoded, back to
+ * back (recs, record i from off[i] to off[i + 1]). The correlation ids go to the index through
+ * d->cref (pointers into the events or the records, both alive until the write returns). */
+static int write_rows(fdn__evdb_t *d, const fdn_event_t *const *evs, const uint8_t *recs,
+                      const size_t *off, size_t n, uint64_t delete_before, uint64_t next_id,
+                      fdn_error_t *err)
 {
     int rc;
     if (!d->run_ok)
         fdn__evdb_corr_retry(d);
+    if (n > d->cref_cap) {
+        fdn__evdb_cref_t *c = fdn__realloc(d->cref, n * sizeof(*c));
+        if (c == NULL)
+            return fdn_err_set(err, FDN_ENOMEM, "event store file: out of memory");
+        d->cref = c;
+        d->cref_cap = n;
+    }
     rc = fdn__evdb_step_reset(d->begin);
     if (rc != SQLITE_OK)
         return fdn__evdb_map_rc(d->db, rc, err, "begin");
     sqlite3_int64 added = 0, removed = 0; /* rows, for meta count */
+    uint64_t last = 0;
     for (size_t i = 0; i < n; i++) {
+        fdn__event_rec_keys_t k;
+        const uint8_t *rec;
         size_t len = 0;
-        int e = fdn__event_encode_into(evs[i], d->enc_flags, &d->buf, &d->cap, &len);
-        if (e != 0) {
-            rc = fdn_err_set(err, e, "event store file: encode failed");
-            goto undo;
+        if (evs != NULL) {
+            const fdn_event_t *ev = evs[i];
+            int e = fdn__event_encode_into(ev, d->enc_flags, &d->buf, &d->cap, &len);
+            if (e != 0) {
+                rc = fdn_err_set(err, e, "event store file: encode failed");
+                goto undo;
+            }
+            rec = d->buf;
+            k = (fdn__event_rec_keys_t){.id = ev->id, .ts = ev->ts, .type = ev->type};
+            k.type_len = ev->type_len;
+            k.corr = ev->corr;
+            k.corr_len = ev->corr_len;
+        } else {
+            rec = recs + off[i];
+            len = off[i + 1] - off[i];
+            fdn__event_rec_keys(rec, &k);
         }
-        sqlite3_bind_int64(d->ins, 1, (sqlite3_int64)evs[i]->id);
-        sqlite3_bind_int64(d->ins, 2, evs[i]->ts);
-        sqlite3_bind_text(d->ins, 3, evs[i]->type, evs[i]->type_len, SQLITE_STATIC);
-        sqlite3_bind_blob(d->ins, 4, d->buf, (int)len, SQLITE_STATIC);
+        sqlite3_bind_int64(d->ins, 1, (sqlite3_int64)k.id);
+        sqlite3_bind_int64(d->ins, 2, k.ts);
+        sqlite3_bind_text(d->ins, 3, k.type, (int)k.type_len, SQLITE_STATIC);
+        sqlite3_bind_blob(d->ins, 4, rec, (int)len, SQLITE_STATIC);
         rc = fdn__evdb_step_reset(d->ins);
         if (rc != SQLITE_OK)
             goto fail;
         added += sqlite3_changes64(d->db);
+        d->cref[i] = (fdn__evdb_cref_t){k.id, k.corr, k.corr_len};
+        last = k.id;
     }
     if (delete_before > 0) {
         sqlite3_bind_int64(d->del, 1, (sqlite3_int64)delete_before);
@@ -422,12 +451,12 @@ int fdn__evdb_write(fdn__evdb_t *d, const fdn_event_t *const *evs, size_t n, uin
     if ((added > 0 || removed > 0) && (rc = count_put(d->count_put, added - removed)) != SQLITE_OK)
         goto fail;
     /* the correlation index in a savepoint: its failure costs the index, never the events */
-    if ((rc = fdn__evdb_corr_write(d, evs, n, delete_before)) != 0)
+    if ((rc = fdn__evdb_corr_write(d, d->cref, n, delete_before)) != 0)
         goto fail;
     /* next_id is read back as the larger of it and the newest row's id + 1, so a commit whose
      * last event is next_id - 1 and stays (the common case) need not write it: that saved two
      * of the about five WAL frames (the meta table's page and its key's) of a small commit */
-    bool implied = n > 0 && evs[n - 1]->id + 1 == next_id && delete_before <= evs[n - 1]->id;
+    bool implied = n > 0 && last + 1 == next_id && delete_before <= last;
     if (next_id > 0 && (delete_before > 0 || n > 0) && !implied) {
         sqlite3_bind_int64(d->meta_put, 1, (sqlite3_int64)next_id);
         if ((rc = fdn__evdb_step_reset(d->meta_put)) != SQLITE_OK)
@@ -436,7 +465,7 @@ int fdn__evdb_write(fdn__evdb_t *d, const fdn_event_t *const *evs, size_t n, uin
     rc = fdn__evdb_step_reset(d->commit);
     if (rc != SQLITE_OK)
         goto fail;
-    fdn__evdb_corr_publish(d, true, n > 0 ? evs[n - 1]->id : 0, delete_before);
+    fdn__evdb_corr_publish(d, true, last, delete_before);
     return 0;
 fail:
     rc = fdn__evdb_map_rc(d->db, rc, err, "write");
@@ -446,6 +475,18 @@ undo:
     d->retry_in = 0;
     fdn__evdb_corr_publish(d, false, 0, 0);
     return rc;
+}
+
+int fdn__evdb_write(fdn__evdb_t *d, const fdn_event_t *const *evs, size_t n, uint64_t delete_before,
+                    uint64_t next_id, fdn_error_t *err)
+{
+    return write_rows(d, evs, NULL, NULL, n, delete_before, next_id, err);
+}
+
+int fdn__evdb_write_recs(fdn__evdb_t *d, const uint8_t *recs, const size_t *off, size_t n,
+                         uint64_t delete_before, uint64_t next_id, fdn_error_t *err)
+{
+    return write_rows(d, NULL, recs, off, n, delete_before, next_id, err);
 }
 
 /* ---- reads and prune on the read connection (under rmu) ---- */
@@ -825,6 +866,9 @@ static int evb_load_newest(void *b, uint64_t keep, fdn__evb_load_cb cb, void *us
 
 static int evb_append(void *b, fdn__evb_batch_t *batch, fdn_error_t *err)
 {
+    if (batch->recs != NULL)
+        return fdn__evdb_write_recs(b, batch->recs, batch->rec_off, batch->n, batch->prune_below,
+                                    batch->next_id, err);
     return fdn__evdb_write(b, batch->evs, batch->n, batch->prune_below, batch->next_id, err);
 }
 

@@ -30,6 +30,13 @@ int fdn__evdb_load(fdn__evdb_t *db, int (*cb)(fdn_event_t *ev, void *user), void
 int fdn__evdb_write(fdn__evdb_t *db, const fdn_event_t *const *evs, size_t n,
                     uint64_t delete_before, uint64_t next_id, fdn_error_t *err);
 
+/* As fdn__evdb_write, of records encoded already (docs/event-format.md, with the flags the file
+ * was opened with: compress or not), back to back: record i from recs + off[i] to recs +
+ * off[i + 1] (off has n + 1 entries). The store's writer encodes them straight from its
+ * memory tier. */
+int fdn__evdb_write_recs(fdn__evdb_t *db, const uint8_t *recs, const size_t *off, size_t n,
+                         uint64_t delete_before, uint64_t next_id, fdn_error_t *err);
+
 /* As fdn__evdb_load, only the newest `keep` rows (0: all); *next_id still counts every row. */
 int fdn__evdb_load_newest(fdn__evdb_t *db, uint64_t keep, int (*cb)(fdn_event_t *ev, void *user),
                           void *user, uint64_t *next_id, fdn_error_t *err);

@@ -152,7 +152,7 @@ static int add_late(fdn__evdb_t *d, uint64_t blk, uint64_t key, fdn_error_t *err
     return rc;
 }
 
-int fdn__evdb_corr_add(fdn__evdb_t *d, const fdn_event_t *ev, fdn_error_t *err)
+int fdn__evdb_corr_add(fdn__evdb_t *d, const fdn__evdb_cref_t *ev, fdn_error_t *err)
 {
     uint64_t id = ev->id, blk = fdn__evdb_blk(id);
     if (blk != d->run_blk) {
@@ -192,7 +192,7 @@ int fdn__evdb_corr_prune(fdn__evdb_t *d, sqlite3 *db, uint64_t below, fdn_error_
     return s == SQLITE_OK ? 0 : fdn__evdb_map_rc(db, s, err, "prune the correlation index");
 }
 
-int fdn__evdb_corr_write(fdn__evdb_t *d, const fdn_event_t *const *evs, size_t n,
+int fdn__evdb_corr_write(fdn__evdb_t *d, const fdn__evdb_cref_t *rows, size_t n,
                          uint64_t delete_before)
 {
     int s = fdn__evdb_step_reset(d->cst[S_SP]);
@@ -200,7 +200,7 @@ int fdn__evdb_corr_write(fdn__evdb_t *d, const fdn_event_t *const *evs, size_t n
         return s;
     int rc = 0;
     for (size_t i = 0; d->run_ok && rc == 0 && i < n; i++)
-        rc = fdn__evdb_corr_add(d, evs[i], NULL);
+        rc = fdn__evdb_corr_add(d, &rows[i], NULL);
     if (d->run_ok && rc == 0 && n > 0)
         rc = fdn__evdb_corr_merge(d, n, NULL);
     if (rc == 0 && delete_before > 0) /* runs below the cut go even while the index lags */

@@ -104,6 +104,48 @@ int fdn__evdb_corr_del_run(fdn__evdb_t *d, unsigned level, uint64_t run, fdn_err
     return 0;
 }
 
+/* Sort a block's keys (FDN__EVDB_RUN_IDS of 63 bits, or any other count): an LSD radix sort,
+ * 6 passes of 11 bits through a scratch array (a pass whose digit is the same in every key is
+ * skipped). qsort with a comparison function cost 2.85 M instructions a block of 8192 keys,
+ * ~350 an event written, 5 % of a durable append's (callgrind, events.append.durable's
+ * rows); this ~1.0 M, ~125 an event. Without memory for the scratch array: qsort. */
+#define RADIX_BITS 11
+#define RADIX      (1u << RADIX_BITS)
+
+static void sort_keys(uint64_t *keys, size_t n)
+{
+    uint64_t *tmp = n >= 64 ? fdn__malloc(n * sizeof(*keys)) : NULL;
+    uint32_t *cnt = tmp != NULL ? fdn__malloc(RADIX * sizeof(*cnt)) : NULL;
+    if (cnt == NULL) {
+        fdn__free(tmp);
+        qsort(keys, n, sizeof(*keys), cmp_u64);
+        return;
+    }
+    uint64_t *src = keys, *dst = tmp;
+    for (unsigned shift = 0; shift < 64; shift += RADIX_BITS) {
+        memset(cnt, 0, RADIX * sizeof(*cnt));
+        for (size_t i = 0; i < n; i++)
+            cnt[(src[i] >> shift) & (RADIX - 1)]++;
+        if (cnt[(src[0] >> shift) & (RADIX - 1)] == n) /* one digit: this pass moves nothing */
+            continue;
+        uint32_t sum = 0;
+        for (size_t b = 0; b < RADIX; b++) {
+            uint32_t c = cnt[b];
+            cnt[b] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[cnt[(src[i] >> shift) & (RADIX - 1)]++] = src[i];
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != keys)
+        memcpy(keys, src, n * sizeof(*keys));
+    fdn__free(cnt);
+    fdn__free(tmp);
+}
+
 /* Write block blk's level-0 run from keys (n of them, any order; sorted here; nothing when n
  * is 0) and set runs_to = to. In the caller's transaction on the writer's connection. */
 int fdn__evdb_corr_write_run(fdn__evdb_t *d, uint64_t blk, uint64_t *keys, size_t n, uint64_t to,
@@ -111,7 +153,7 @@ int fdn__evdb_corr_write_run(fdn__evdb_t *d, uint64_t blk, uint64_t *keys, size_
 {
     int rc = 0;
     if (n > 0) {
-        qsort(keys, n, sizeof(*keys), cmp_u64);
+        sort_keys(keys, n);
         for (size_t i = 0; rc == 0 && i < n; i += FENCE)
             rc = put_fence(d, 0, blk, keys + i, n - i < FENCE ? n - i : FENCE, err);
         if (rc == 0)

@@ -24,6 +24,13 @@
 /* Statements of the correlation index on the writer's connection. */
 #define FDN__EVDB_CORR_STMTS 18
 
+/* A row's correlation id, for the index (borrowed: valid during the write). */
+typedef struct fdn__evdb_cref {
+    uint64_t id;
+    const char *corr;
+    size_t corr_len; /* 0: none */
+} fdn__evdb_cref_t;
+
 struct fdn__evdb {
     sqlite3 *db;
     sqlite3_stmt *ins;
@@ -36,6 +43,8 @@ struct fdn__evdb {
     uint8_t *buf;
     size_t cap;
     unsigned enc_flags; /* FDN_EVENT_ENC_ZSTD or 0 */
+    fdn__evdb_cref_t *cref; /* the rows of the write under way, for the index */
+    size_t cref_cap;
     /* the correlation index (event_sqlite_corr*.c); the writer's connection and thread */
     unsigned char ch_secret[FDN__HASH_SECRET_SIZE]; /* the file's hash secret (meta) */
     uint64_t *run;      /* keys of block run_blk gathered so far (FDN__EVDB_RUN_IDS slots) */
@@ -93,12 +102,12 @@ static inline uint64_t fdn__evdb_blk(uint64_t id)
  * on indexed (transactions of a few blocks each) and the last block's keys gathered. */
 int fdn__evdb_corr_open(fdn__evdb_t *d, fdn_error_t *err);
 
-/* In the writer's transaction, after the rows: the keys of evs (in id order), a step of the
+/* In the writer's transaction, after the rows: the keys of the rows (in id order), a step of the
  * merges and the prune of runs below delete_before (0: none), in a savepoint. A failure
  * there rolls the savepoint back and leaves the index behind (run_ok false: lookups scan
  * from the first block without a run, and a later write or open rebuilds it); 0, or the
  * SQLite code of a failed savepoint statement itself (the transaction is then unusable). */
-int fdn__evdb_corr_write(fdn__evdb_t *d, const fdn_event_t *const *evs, size_t n,
+int fdn__evdb_corr_write(fdn__evdb_t *d, const fdn__evdb_cref_t *rows, size_t n,
                          uint64_t delete_before);
 /* Before a write while run_ok is false, outside a transaction: a rebuild, tried after a gap
  * of writes that doubles after each failure (a damaged index does not cost every commit a
@@ -110,7 +119,7 @@ int fdn__evdb_corr_resync(fdn__evdb_t *d, fdn_error_t *err);
 
 /* In the writer's transaction, for each event written, in id order: its key gathered; when
  * the event starts a new block the finished block's run is written and runs_to moved. */
-int fdn__evdb_corr_add(fdn__evdb_t *d, const fdn_event_t *ev, fdn_error_t *err);
+int fdn__evdb_corr_add(fdn__evdb_t *d, const fdn__evdb_cref_t *row, fdn_error_t *err);
 
 /* In the writer's transaction, after the events of a write (n of them): a bounded step of
  * the pending merges of runs (about 8 keys per event written, at least one fence row). */

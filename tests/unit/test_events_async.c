@@ -464,6 +464,95 @@ static void closed_loop_clients_acknowledged_after_commit(void **state)
     }
 }
 
+/* A synchronous store_batch large enough to be committed on its caller's thread (the writer
+ * idle: event_service.c, lead_commit) next to closed-loop asynchronous clients: each batch
+ * returns committed, each acknowledgement comes after its commit and on the writer thread,
+ * never on the batch's (a caller's commit leaves them to the writer), and the file holds
+ * every event. */
+enum { BIG_BATCH = 600, BIG_ROUNDS = 12 };
+
+typedef struct big_batcher {
+    fdn_events_t *es;
+    fdn_event_t *ev;
+    int bad;
+} big_batcher_t;
+
+static pthread_t g_batch_thread;
+
+static void big_cb(int rc, uint64_t first, size_t n, void *user)
+{
+    loop_client_t *c = user;
+    if (pthread_equal(pthread_self(), g_batch_thread))
+        c->bad++;
+    loop_cb(rc, first, n, user);
+}
+
+static void *big_client_main(void *arg)
+{
+    loop_client_t *c = arg;
+    const fdn_event_t *one[1] = {c->ev};
+    for (int k = 0; k < LOOP_EVENTS; k++) {
+        uint64_t id = 0;
+        if (fdn_events_store_async(c->es, one, 1, &id, big_cb, c) != 0) {
+            c->bad++;
+            break;
+        }
+        test_waiter_wait(&c->acked, (uint64_t)k + 1);
+        if (c->rc != 0 || c->first != id || c->committed < id)
+            c->bad++;
+    }
+    return NULL;
+}
+
+static void *big_batch_main(void *arg)
+{
+    big_batcher_t *b = arg;
+    const fdn_event_t **evs = malloc(BIG_BATCH * sizeof(*evs));
+    for (int i = 0; i < BIG_BATCH; i++)
+        evs[i] = b->ev;
+    uint64_t *ids = malloc(BIG_BATCH * sizeof(*ids));
+    for (int r = 0; r < BIG_ROUNDS; r++) {
+        fdn_events_stats_t st;
+        if (fdn_events_store_batch(b->es, evs, BIG_BATCH, ids) != 0 ||
+            fdn_events_stats(b->es, &st) != 0 || st.durable_committed_id < ids[BIG_BATCH - 1])
+            b->bad++;
+    }
+    free(ids);
+    free(evs);
+    return NULL;
+}
+
+static void large_batches_beside_asynchronous_clients(void **state)
+{
+    (void)state;
+    fdn_events_t *es = durable(FDN_EVENTS_DURABLE, 0);
+    big_batcher_t b = {.es = es, .ev = mkev("big")};
+    loop_client_t cl[4];
+    pthread_t th[4];
+    /* the batch thread's id is known before any callback can compare with it */
+    assert_int_equal(pthread_create(&g_batch_thread, NULL, big_batch_main, &b), 0);
+    for (int i = 0; i < 4; i++) {
+        memset(&cl[i], 0, sizeof cl[i]);
+        cl[i].es = es;
+        cl[i].ev = mkev("loop");
+        test_waiter_init(&cl[i].acked);
+        assert_int_equal(pthread_create(&th[i], NULL, big_client_main, &cl[i]), 0);
+    }
+    assert_int_equal(pthread_join(g_batch_thread, NULL), 0);
+    assert_int_equal(b.bad, 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(cl[i].bad, 0);
+    }
+    fdn_events_destroy(es);
+    assert_int_equal(reopened_count(), BIG_BATCH * BIG_ROUNDS + 4 * LOOP_EVENTS);
+    for (int i = 0; i < 4; i++) {
+        fdn_event_free(cl[i].ev);
+        test_waiter_destroy(&cl[i].acked);
+    }
+    fdn_event_free(b.ev);
+}
+
 /* Every allocation of the call failing in turn: FDN_ENOMEM, nothing stored, no callback, and
  * the queue's reservation is given back (a store of the whole bound succeeds afterwards). */
 static void out_of_memory_changes_nothing(void **state)
@@ -574,6 +663,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(fast_mode_acknowledges_inline, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(callback_may_store_again, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(closed_loop_clients_acknowledged_after_commit, dir_setup,
+                                        dir_teardown),
+        cmocka_unit_test_setup_teardown(large_batches_beside_asynchronous_clients, dir_setup,
                                         dir_teardown),
         cmocka_unit_test_setup_teardown(out_of_memory_changes_nothing, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(io_error_reaches_callbacks, dir_setup, dir_teardown),
