@@ -7,16 +7,19 @@
  *                                writes (same columns, same indexes, BATCH rows per statement,
  *                                one transaction each), one connection per thread: what
  *                                PostgreSQL and the network cost
- *   events.pg.append[.4t]        fdn_events_store_batch of BATCH events per call, one store
- *                                per thread (4t: four stores on one log, as four processes
- *                                would append: four writer threads and connections, and each
- *                                store also reads the other three's events into its memory
- *                                tier); per event. Goal >= 0.8x the raw INSERTs at the same
- *                                thread count: the head row update that makes positions
- *                                gap-free is what the store pays on top
- *   events.pg.append.4t.1store   the same from four threads of one process: one store, whose
- *                                writer batches the threads' calls (one head update, one
- *                                connection)
+ *   events.pg.append[.4t]        fdn_events_store_batch of BATCH events per call from 1 and 4
+ *                                threads of one store (the issue's cases), whose writer
+ *                                batches the threads' calls (one head update, one connection);
+ *                                per event. Goal >= 0.8x the raw INSERTs at the same thread
+ *                                count: the head row update that makes positions gap-free is
+ *                                what the store pays on top
+ *   events.pg.append.4stores     four stores on one log, one thread each, as four processes
+ *                                would append: four writer threads and connections, each store
+ *                                also reading the other three's events into its memory tier;
+ *                                their commits are serialised on the head row (the project's
+ *                                own case, stricter than the issue's; until 2026-12-06 20:00Z
+ *                                it was named events.pg.append.4t and the one-store case
+ *                                events.pg.append.4t.1store)
  *   baseline.pg.select_corr      a raw SELECT of one correlation id's 20 events (index scan)
  *   events.pg.query_corr         fdn_events_get_by_correlation of the same (the store always
  *                                asks PostgreSQL: a correlation spans processes)
@@ -288,10 +291,10 @@ PG_CASE(c_raw1, "baseline.pg.insert", 1, NULL, BENCH_GOAL_NONE, 0, NULL, raw, .p
 PG_CASE(c_raw4, "baseline.pg.insert.4t", 4, NULL, BENCH_GOAL_NONE, 0, NULL, raw, .paired = true)
 PG_CASE(c_app1, "events.pg.append", 1, "baseline.pg.insert", BENCH_GOAL_SPEEDUP_MIN, 0.8,
         ">= 0.8x raw INSERTs", app, .paired = false)
-PG_CASE(c_app4, "events.pg.append.4t", 4, "baseline.pg.insert.4t", BENCH_GOAL_SPEEDUP_MIN, 0.8,
-        ">= 0.8x raw INSERTs", app, .paired = false)
-PG_CASE(c_app4s, "events.pg.append.4t.1store", 4, "baseline.pg.insert.4t", BENCH_GOAL_SPEEDUP_MIN,
-        0.8, ">= 0.8x raw INSERTs", app1s, .paired = false)
+PG_CASE(c_app4s, "events.pg.append.4t", 4, "baseline.pg.insert.4t", BENCH_GOAL_SPEEDUP_MIN, 0.8,
+        ">= 0.8x raw INSERTs", app1s, .paired = false)
+PG_CASE(c_app4, "events.pg.append.4stores", 4, "baseline.pg.insert.4t", BENCH_GOAL_SPEEDUP_MIN,
+        0.8, ">= 0.8x raw INSERTs (four stores, one log)", app, .paired = false)
 
 /* ---- query by correlation id --------------------------------------------------------------- */
 
