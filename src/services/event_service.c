@@ -268,6 +268,11 @@ static void commit_once(fdn_events_t *es, uint64_t pub, uint64_t done, bool ack,
         atomic_store_explicit(&es->io_error, latched, memory_order_release);
         if (del > es->wdelete)
             es->wdelete = del;
+        /* the failed range is not on disk: announce what is, so that a caller reading the
+         * announcement after a restart cleared io_error (before the new writer announces)
+         * sleeps on the next commit's bit, not on this one's (it would wait 32 commits) */
+        atomic_store(&es->commit_cover,
+                     cover_pack(atomic_load_explicit(&es->persisted, memory_order_relaxed), num));
     } else {
         atomic_store_explicit(&es->persisted, to, memory_order_release);
     }
