@@ -13,10 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <malloc.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +27,7 @@
 #include "core/alloc.h"
 #include "logic/event_int.h"
 #include "services/event_store_int.h"
+#include "fsize_limit.h"
 #include "threads.h"
 
 /* ---- helpers ---- */
@@ -1806,21 +1805,11 @@ static void writer_io_error_is_reported(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        signal(SIGXFSZ, SIG_IGN);
         fdn_events_t *es = durable_store(path, FDN_EVENTS_DURABLE, NULL);
-        struct rlimit rl = {.rlim_cur = 256 * 1024, .rlim_max = RLIM_INFINITY};
-        if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+        if (test_fsize_limit(256 * 1024) != 0)
             _exit(10);
-        fdn_event_spec_t s = FDN_EVENT_SPEC_INIT;
-        s.type = "io";
-        s.content_type = FDN_EVENT_CT_BINARY;
-        static uint8_t d[20000];
-        for (size_t i = 0; i < sizeof(d); i++)
-            d[i] = (uint8_t)(i * 2654435761u >> 13);
-        s.data = d;
-        s.data_len = sizeof(d);
-        fdn_event_t *ev = NULL;
-        if (fdn_event_new(&ev, &s, NULL) != 0)
+        fdn_event_t *ev = test_incompressible_event();
+        if (ev == NULL)
             _exit(11);
         int rc = 0;
         for (int i = 0; i < 200 && rc == 0; i++)
@@ -1891,11 +1880,9 @@ static void batch_not_split_across_commits(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        signal(SIGXFSZ, SIG_IGN);
         es = durable_store(path, FDN_EVENTS_DURABLE, NULL);
         /* room for one commit of ONE_COMMIT events, not for N */
-        struct rlimit rl = {.rlim_cur = (rlim_t)(one + one / 5), .rlim_max = RLIM_INFINITY};
-        if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+        if (test_fsize_limit((uint64_t)(one + one / 5)) != 0)
             _exit(10);
         if (fdn_events_store_batch(es, evs, N, NULL) != FDN_EIO)
             _exit(11);

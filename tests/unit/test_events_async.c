@@ -12,11 +12,9 @@
 
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +22,7 @@
 
 #include "fail_alloc.h"
 #include "services/event_store_int.h"
+#include "fsize_limit.h"
 #include "threads.h"
 
 #define MAXCALLS 4096
@@ -588,25 +587,15 @@ static void io_error_reaches_callbacks(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        signal(SIGXFSZ, SIG_IGN);
         fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
         o.durable_path = g_path;
         fdn_events_t *es = NULL;
         if (fdn_events_create(&es, &o, NULL) != 0)
             _exit(10);
-        struct rlimit rl = {.rlim_cur = 256 * 1024, .rlim_max = RLIM_INFINITY};
-        if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+        if (test_fsize_limit(256 * 1024) != 0)
             _exit(11);
-        fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
-        sp.type = "io";
-        sp.content_type = FDN_EVENT_CT_BINARY;
-        static uint8_t d[20000];
-        for (size_t i = 0; i < sizeof(d); i++)
-            d[i] = (uint8_t)(i * 2654435761u >> 13);
-        sp.data = d;
-        sp.data_len = sizeof(d);
-        fdn_event_t *ev = NULL;
-        if (fdn_event_new(&ev, &sp, NULL) != 0)
+        fdn_event_t *ev = test_incompressible_event();
+        if (ev == NULL)
             _exit(12);
         static seen_t s;
         seen_init(&s, NULL);

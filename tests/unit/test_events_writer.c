@@ -20,12 +20,10 @@
 #include <cmocka.h>
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +32,8 @@
 
 #include "core/sync.h"
 #include "services/event_store_int.h"
+
+#include "fsize_limit.h"
 
 static char g_dir[256];
 static char g_path[300];
@@ -68,25 +68,15 @@ static void restart_after_failed_commit_wakes_caller(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        signal(SIGXFSZ, SIG_IGN);
         fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
         o.durable_path = g_path;
         fdn_events_t *es = NULL;
         if (fdn_events_create(&es, &o, NULL) != 0)
             _exit(10);
-        struct rlimit rl = {.rlim_cur = 256 * 1024, .rlim_max = RLIM_INFINITY};
-        if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+        if (test_fsize_limit(256 * 1024) != 0)
             _exit(11);
-        fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
-        sp.type = "io";
-        sp.content_type = FDN_EVENT_CT_BINARY;
-        static uint8_t d[20000];
-        for (size_t i = 0; i < sizeof(d); i++)
-            d[i] = (uint8_t)(i * 2654435761u >> 13);
-        sp.data = d;
-        sp.data_len = sizeof(d);
-        fdn_event_t *ev = NULL;
-        if (fdn_event_new(&ev, &sp, NULL) != 0)
+        fdn_event_t *ev = test_incompressible_event();
+        if (ev == NULL)
             _exit(12);
         int rc = 0;
         uint64_t id = 0;
@@ -101,8 +91,7 @@ static void restart_after_failed_commit_wakes_caller(void **state)
                 (unsigned long long)(cover >> 5), (unsigned long long)(cover & 31));
         if (id <= persisted)
             _exit(14); /* not the situation under test */
-        rl.rlim_cur = RLIM_INFINITY; /* the disk "recovers" */
-        if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+        if (test_fsize_limit(UINT64_MAX) != 0) /* the disk "recovers" */
             _exit(15);
         fdn__events_service_stop(es);
         /* what start_threads does first; the writer is not running yet */
