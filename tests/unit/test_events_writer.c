@@ -89,9 +89,10 @@ static void restart_after_failed_commit_wakes_caller(void **state)
         fprintf(stderr, "failed store id %llu, persisted %llu, cover to %llu num %llu\n",
                 (unsigned long long)id, (unsigned long long)persisted,
                 (unsigned long long)(cover >> 5), (unsigned long long)(cover & 31));
-        if (id <= persisted)
-            _exit(14); /* not the situation under test */
-        if (test_fsize_limit(UINT64_MAX) != 0) /* the disk "recovers" */
+        if (id <= persisted) /* not the situation under test */
+            _exit(14);
+        /* the disk "recovers" */
+        if (test_fsize_limit(UINT64_MAX) != 0)
             _exit(15);
         fdn__events_service_stop(es);
         /* what start_threads does first; the writer is not running yet */
