@@ -11,7 +11,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <sched.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 void test_threads_init(test_threads_t *g, int parties)
 {
@@ -93,4 +99,27 @@ void test_waiter_wait(test_waiter_t *w, int64_t at_least)
     while (w->value < at_least)
         pthread_cond_wait(&w->cv, &w->mu);
     pthread_mutex_unlock(&w->mu);
+}
+
+pid_t test_thread_id(void)
+{
+    return (pid_t)syscall(SYS_gettid);
+}
+
+void test_wait_futex(pid_t tid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    for (;;) {
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            fail_msg("cannot read %s: is thread %d gone?", path, (int)tid);
+        char line[32] = "";
+        bool got = fgets(line, sizeof line, f) != NULL;
+        fclose(f);
+        /* "running", or the number of the system call it is blocked in, then its arguments */
+        if (got && line[0] >= '0' && line[0] <= '9' && strtol(line, NULL, 10) == SYS_futex)
+            return;
+        sched_yield();
+    }
 }

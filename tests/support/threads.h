@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define TEST_THREADS_MAX 64
 
@@ -72,5 +73,15 @@ int64_t test_waiter_value(test_waiter_t *w);
 
 /* Blocks until value >= at_least. */
 void test_waiter_wait(test_waiter_t *w, int64_t at_least);
+
+/* The calling thread's kernel thread id, for test_wait_futex. */
+pid_t test_thread_id(void);
+
+/* Blocks until thread tid of this process is asleep in a futex wait (a mutex, a condition, a
+ * join, or the library's own wait words), read from /proc/self/task/<tid>/syscall: how a test
+ * knows another thread has gone to sleep on something, without sleeping itself. Yields
+ * between looks. A thread that never blocks is a hang, caught by ctest's TIMEOUT; a kernel
+ * without that file fails the test. */
+void test_wait_futex(pid_t tid);
 
 #endif

@@ -11,8 +11,9 @@
  *  - a stop, and a small durable store, while a caller commits its own large batch (a lead):
  *    the writer commits nothing meanwhile, the stop waits for the lead, and afterwards both
  *    calls return 0 with every event in the file.
- * The sleeps below only give a wrong implementation time to show itself: the assertions after
- * them hold whatever the scheduling on correct code. */
+ * No sleeps: the test waits until the other threads are asleep in a futex (test_wait_futex)
+ * before it checks what they must not have done; a caller that never wakes ends the first
+ * test's child process by its alarm. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +36,7 @@
 #include "services/event_store_int.h"
 
 #include "fsize_limit.h"
+#include "threads.h"
 
 static char g_dir[256];
 static char g_path[300];
@@ -41,6 +44,7 @@ static char g_path[300];
 typedef struct late_caller {
     fdn_events_t *es;
     uint64_t last_id;
+    _Atomic pid_t tid;
     _Atomic int done;
     int rc;
 } late_caller_t;
@@ -48,15 +52,10 @@ typedef struct late_caller {
 static void *late_main(void *arg)
 {
     late_caller_t *c = arg;
+    atomic_store(&c->tid, test_thread_id());
     c->rc = fdn__evs_after_append(c->es, c->last_id);
     atomic_store(&c->done, 1);
     return NULL;
-}
-
-static void nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 static void restart_after_failed_commit_wakes_caller(void **state)
@@ -68,6 +67,9 @@ static void restart_after_failed_commit_wakes_caller(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        /* a caller that never wakes ends the child here, a failure the parent sees (and no
+         * process left behind when ctest's TIMEOUT stops the parent) */
+        alarm(45);
         fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
         o.durable_path = g_path;
         fdn_events_t *es = NULL;
@@ -103,30 +105,17 @@ static void restart_after_failed_commit_wakes_caller(void **state)
         pthread_t th;
         if (pthread_create(&th, NULL, late_main, &c) != 0)
             _exit(16);
-        for (int i = 0; i < 2000 && atomic_load(&es->commit_sleepers) == 0; i++)
-            nap_ms(1);
-        if (atomic_load(&es->commit_sleepers) == 0)
+        /* the caller asleep on the commit word (nothing can wake it before the start) */
+        pid_t tid;
+        while ((tid = atomic_load(&c.tid)) == 0)
+            sched_yield();
+        test_wait_futex(tid);
+        if (atomic_load(&c.done) || atomic_load(&es->commit_sleepers) == 0)
             _exit(17);
-        nap_ms(100); /* into the futex */
         if (fdn__events_service_start(es) != 0)
             _exit(18);
-        /* the restarted writer commits the caller's events: it must return */
-        int ok = 0;
-        for (int i = 0; i < 30000 && !ok; i++) { /* a bound for the failure only */
-            ok = atomic_load(&c.done);
-            if (!ok)
-                nap_ms(1);
-        }
-        uint64_t p2 = atomic_load(&es->persisted);
-        fprintf(stderr, "after restart: persisted %llu, cover to %llu num %llu, caller %s\n",
-                (unsigned long long)p2, (unsigned long long)(atomic_load(&es->commit_cover) >> 5),
-                (unsigned long long)(atomic_load(&es->commit_cover) & 31),
-                ok ? "returned" : "STILL ASLEEP");
-        if (!ok) {
-            fdn__word_wake_all(&es->commit_seq); /* let it go */
-            pthread_join(th, NULL);
-            _exit(p2 >= id ? 20 : 21); /* 20: committed, yet its caller slept on */
-        }
+        /* the restarted writer commits the caller's events: it must return (the old code
+         * left it asleep here until the alarm ended the process) */
         pthread_join(th, NULL);
         if (c.rc != 0)
             _exit(22);
@@ -187,12 +176,22 @@ typedef struct caller {
     uint64_t last;
     int rc;
     int is_batch;
-    _Atomic int done;
+    _Atomic pid_t tid;
+    _Atomic int done; /* set under g_gate.mu, which is then broadcast */
 } caller_t;
+
+static void set_done(caller_t *c)
+{
+    pthread_mutex_lock(&g_gate.mu);
+    atomic_store(&c->done, 1);
+    pthread_cond_broadcast(&g_gate.cv);
+    pthread_mutex_unlock(&g_gate.mu);
+}
 
 static void *caller_main(void *arg)
 {
     caller_t *c = arg;
+    atomic_store(&c->tid, test_thread_id());
     if (c->is_batch) {
         pthread_mutex_lock(&g_gate.mu);
         g_gate.batch_thread = pthread_self();
@@ -202,15 +201,16 @@ static void *caller_main(void *arg)
     c->rc = fdn_events_store_batch(c->es, c->evs, c->n, ids);
     c->last = ids[c->n - 1];
     free(ids);
-    atomic_store(&c->done, 1);
+    set_done(c);
     return NULL;
 }
 
 static void *stopper_main(void *arg)
 {
     caller_t *c = arg;
+    atomic_store(&c->tid, test_thread_id());
     fdn__events_service_stop(c->es);
-    atomic_store(&c->done, 1);
+    set_done(c);
     return NULL;
 }
 
@@ -249,20 +249,15 @@ static void stop_while_caller_leads(void **state)
         evs[i] = ev;
     const fdn_event_t *one[1] = {small};
     /* the writer parks after its start */
-    for (int i = 0; i < 2000 && !atomic_load(&es->writer_idle); i++)
-        nap_ms(1);
-    assert_true(atomic_load(&es->writer_idle));
+    while (!atomic_load(&es->writer_idle))
+        sched_yield();
     caller_t b = {.es = es, .evs = evs, .n = BIG, .is_batch = 1};
     atomic_store(&g_gate.armed, 1);
     pthread_t tb, ts, tx;
     assert_int_equal(pthread_create(&tb, NULL, caller_main, &b), 0);
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += 5;
     pthread_mutex_lock(&g_gate.mu);
     while (!g_gate.entered && !atomic_load(&b.done))
-        if (pthread_cond_timedwait(&g_gate.cv, &g_gate.mu, &dl) != 0)
-            break;
+        pthread_cond_wait(&g_gate.cv, &g_gate.mu);
     int entered = g_gate.entered;
     pthread_mutex_unlock(&g_gate.mu);
     if (!entered)
@@ -272,12 +267,18 @@ static void stop_while_caller_leads(void **state)
     uint64_t p0 = atomic_load(&es->persisted);
     caller_t s = {.es = es, .evs = one, .n = 1};
     assert_int_equal(pthread_create(&ts, NULL, caller_main, &s), 0);
-    nap_ms(200);
+    /* the small store asleep (on the commit word, or on the way to it) */
+    pid_t tid;
+    while ((tid = atomic_load(&s.tid)) == 0)
+        sched_yield();
+    test_wait_futex(tid);
     assert_int_equal(atomic_load(&es->persisted), p0); /* the writer did not commit meanwhile */
     assert_false(atomic_load(&s.done));
     caller_t x = {.es = es};
     assert_int_equal(pthread_create(&tx, NULL, stopper_main, &x), 0);
-    nap_ms(200);
+    while ((tid = atomic_load(&x.tid)) == 0)
+        sched_yield();
+    test_wait_futex(tid);
     assert_false(atomic_load(&x.done)); /* the stop waits for the lead */
     pthread_mutex_lock(&g_gate.mu);
     g_gate.release = 1;
