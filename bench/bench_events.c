@@ -2,7 +2,9 @@
  * Benchmarks of the event store.
  *  events.append.memory       store one 100-byte event (memory only)         goal <= 100 ns/op
  *  events.append.durable      store_batch of 1000 events, durable mode        goal >= 0.9 x
- *                             (group commit, synchronous=FULL), per event     sqlite_wal_batch1000
+ *                             (group commit, synchronous=FULL), per event     sqlite_wal_batch1000;
+ *                             also printed against sqlite_wal_batch1000_p8k (raw inserts with
+ *                             the store's 8 KiB pages: like for like)
  *  events.append.durable_64t  64 threads, one durable event per call          goal >= 0.5 x
  *                             sqlite_wal_batch1000; also printed against its ceiling,
  *                             sqlite_wal_batch64 (commits of at most 64 events)
@@ -139,8 +141,8 @@ static void dur_run(void *st, int tid, uint64_t iters)
 
 BENCH_CASE(c_dur, EVENTS_SHARED, .name = "events.append.durable", .iters = 20000,
            .baseline = "baseline.sqlite_wal_batch1000", .goal_kind = BENCH_GOAL_SPEEDUP_MIN,
-           .goal = 0.9, .goal_text = ">= 0.9 x raw batched SQLite", .setup = dur_setup,
-           .run = dur_run)
+           .goal = 0.9, .goal_text = ">= 0.9 x raw batched SQLite",
+           .ceiling = "baseline.sqlite_wal_batch1000_p8k", .setup = dur_setup, .run = dur_run)
 
 /* 64 callers each storing one event at a time, each call returning once its event is on
  * disk: they only reach SQLite's batched rate if the writer commits their events together. */

@@ -13,7 +13,13 @@
  * fence rows of one page); a query by type or time reads rows in id order from its bound and
  * stops at its limit.
  * WAL mode; synchronous=FULL for the durable mode (a commit returns after fsync), NORMAL for
- * the fast mode. SQLite's WAL checksums drop a torn last transaction at open; a damaged file
+ * the fast mode. A new file gets pages of FDN__EVDB_PAGE_SIZE (8 KiB; SQLite's default is 4):
+ * half the pages, WAL frames and B-tree cell moves per event on the append path (measured:
+ * events.append.durable ~9 % faster, correlation lookups in the file unchanged within noise).
+ * SQLite fixes a page size when the file is created (and in WAL mode for good), so a file
+ * created by an older version keeps its 4 KiB pages and works as before; the WAL's bounds
+ * (wal_hook) are in bytes, so they mean the same for both.
+ * SQLite's WAL checksums drop a torn last transaction at open; a damaged file
  * (SQLITE_CORRUPT / SQLITE_NOTADB) or a record failing its CRC32C gives FDN_ECORRUPT.
  * Threads: the writer's connection is used by one thread at a time (no locks here);
  * statements are prepared once. Reads and the durable tier's retention (prune) run on a
@@ -64,20 +70,41 @@ int fdn__evdb_map_rc(sqlite3 *db, int rc, fdn_error_t *err, const char *what)
 
 /* The WAL's bound (the writer's connection). SQLite's own auto-checkpoint (PASSIVE, at 1000
  * pages) cannot restart the WAL while a read on the second connection holds an older snapshot,
- * so with reads going on all the time the file could keep growing. This hook does the same
- * PASSIVE checkpoint, and past WAL_TRUNCATE_PAGES (about 8 MB) a TRUNCATE one, which waits
- * (busy_timeout) for those short reads to end, then empties the file. */
-#define WAL_PASSIVE_PAGES  1000
-#define WAL_TRUNCATE_PAGES 2000
-
+ * so with reads going on all the time the file could keep growing. This hook does a PASSIVE
+ * checkpoint once the WAL holds FDN__EVDB_WAL_PASSIVE_BYTES, and past
+ * FDN__EVDB_WAL_TRUNCATE_BYTES a TRUNCATE one, which waits (busy_timeout) for those short
+ * reads to end, then empties the file. SQLite counts the WAL in pages; the bounds are in bytes
+ * (the 1000 and 2000 pages they were with 4 KiB pages), so a file's page size does not change
+ * how much the WAL may hold or how often it is checkpointed. */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
-    (void)arg;
-    if (pages >= WAL_TRUNCATE_PAGES)
+    const fdn__evdb_t *d = arg;
+    int64_t bytes = (int64_t)pages * d->page_size;
+    if (bytes >= FDN__EVDB_WAL_TRUNCATE_BYTES)
         (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-    else if (pages >= WAL_PASSIVE_PAGES)
+    else if (bytes >= FDN__EVDB_WAL_PASSIVE_BYTES)
         (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     return SQLITE_OK;
+}
+
+#define STR_(x) #x
+#define STR(x)  STR_(x)
+
+/* The page size of the file open on the writer's connection, into d->page_size. */
+static int page_size_read(fdn__evdb_t *d, fdn_error_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(d->db, "PRAGMA page_size", -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        d->page_size = sqlite3_column_int(st, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK)
+        return fdn__evdb_map_rc(d->db, rc, err, "page size");
+    if (d->page_size < 512) /* SQLite's smallest; never less */
+        d->page_size = 512;
+    return 0;
 }
 
 int fdn__evdb_step_reset(sqlite3_stmt *st)
@@ -277,9 +304,11 @@ int fdn__evdb_open(fdn__evdb_t **out, const char *path, bool durable, bool compr
     }
     sqlite3_busy_timeout(d->db, 5000);
     sqlite3_extended_result_codes(d->db, 1);
-    if ((rc = exec(d, "PRAGMA journal_mode=WAL", err)) != 0)
+    /* before WAL mode: a no-op on a file that has pages already (it keeps its size) */
+    if ((rc = exec(d, "PRAGMA page_size=" STR(FDN__EVDB_PAGE_SIZE), err)) != 0 ||
+        (rc = exec(d, "PRAGMA journal_mode=WAL", err)) != 0 || (rc = page_size_read(d, err)) != 0)
         goto fail;
-    sqlite3_wal_hook(d->db, wal_hook, NULL);
+    sqlite3_wal_hook(d->db, wal_hook, d);
     if ((rc = exec(d, durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err)))
         goto fail;
     if ((rc = exec(d,

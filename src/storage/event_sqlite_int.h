@@ -21,6 +21,13 @@
 #define FDN__EVDB_RUN_SHIFT 13
 #define FDN__EVDB_RUN_IDS   (1u << FDN__EVDB_RUN_SHIFT)
 
+/* A new file's page size in bytes (an existing file keeps its own), and the WAL's bounds in
+ * bytes: a PASSIVE checkpoint once it holds the first, a TRUNCATE one past the second
+ * (wal_hook in event_sqlite.c). */
+#define FDN__EVDB_PAGE_SIZE          8192
+#define FDN__EVDB_WAL_PASSIVE_BYTES  ((int64_t)4096 * 1000)
+#define FDN__EVDB_WAL_TRUNCATE_BYTES ((int64_t)4096 * 2000)
+
 /* Statements of the correlation index on the writer's connection. */
 #define FDN__EVDB_CORR_STMTS 18
 
@@ -72,6 +79,7 @@ struct fdn__evdb {
     pthread_mutex_t rmu;
     char *path;
     bool durable;
+    int page_size; /* the file's, in bytes (read at open; a new file gets FDN__EVDB_PAGE_SIZE) */
     bool count_recomputed; /* open found meta count missing or wrong and counted the rows */
     sqlite3 *rdb;
     uint64_t rows_read;   /* rows the read connection decoded (under rmu; tests) */

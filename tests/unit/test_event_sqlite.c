@@ -26,6 +26,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <fdn/events.h>
 
@@ -33,6 +34,7 @@
 #include "logic/event_int.h"
 #include "storage/event_backend.h"
 #include "storage/event_sqlite.h"
+#include "storage/event_sqlite_int.h"
 #include "sqlite_file.h"
 #include "tmpdir.h"
 
@@ -1005,6 +1007,53 @@ static void a_damaged_count_is_counted_again(void **state)
 
 /* meta is not the store's (a view): the count cannot be stored, the open fails with a
  * message (as writing the index's secret would). */
+/* Writes 60 000 events (over 8 MB through the WAL) in commits of 1000 from id first and
+ * returns the largest size the WAL file reached. With no reader, the PASSIVE checkpoint at
+ * FDN__EVDB_WAL_PASSIVE_BYTES lets the next commit start the WAL over. */
+static int64_t wal_peak(fdn__evdb_t *d, const char *path, uint64_t first)
+{
+    char wal[256];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    int64_t peak = 0;
+    for (uint64_t id = first; id < first + 60000; id += 1000) {
+        write_range(d, id, id + 999, true);
+        struct stat sb;
+        assert_int_equal(stat(wal, &sb), 0);
+        if (sb.st_size > peak)
+            peak = sb.st_size;
+    }
+    return peak;
+}
+
+/* A new file gets FDN__EVDB_PAGE_SIZE pages; a file an older version created with SQLite's 4
+ * KiB pages keeps them and is written as before. For both the WAL's bound is the same number
+ * of bytes (a bound in pages would let the 8 KiB file's WAL reach twice as far). */
+static void page_size_new_and_old_files(void **state)
+{
+    fx_t *f = *state;
+    const int64_t bound = FDN__EVDB_WAL_PASSIVE_BYTES + ((int64_t)1 << 20); /* + a commit */
+    fdn__evdb_t *d = open_db(f->path);
+    assert_int_equal(test_sqlite_int(f->path, "PRAGMA page_size"), FDN__EVDB_PAGE_SIZE);
+    int64_t peak = wal_peak(d, f->path, 1);
+    assert_true(peak > FDN__EVDB_WAL_PASSIVE_BYTES / 2);
+    assert_true(peak < bound);
+    fdn__evdb_close(d);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM events"), 60000);
+
+    char old[224];
+    snprintf(old, sizeof old, "%s/old.db", f->dir);
+    write_old_rows(old, 1, 10, true);
+    assert_int_equal(test_sqlite_int(old, "PRAGMA page_size"), 4096);
+    d = open_db(old);
+    peak = wal_peak(d, old, 11);
+    assert_true(peak > FDN__EVDB_WAL_PASSIVE_BYTES / 2);
+    assert_true(peak < bound);
+    expect_corr(d, 60010, 11, NULL, 0, 7 * BLK + 1, false, SIZE_MAX); /* blocks with runs */
+    fdn__evdb_close(d);
+    assert_int_equal(test_sqlite_int(old, "PRAGMA page_size"), 4096);
+    assert_int_equal(test_sqlite_int(old, "SELECT count(*) FROM events"), 60010);
+}
+
 static void a_foreign_meta_refuses_the_open(void **state)
 {
     fx_t *f = *state;
@@ -1051,6 +1100,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_file_without_the_count_is_counted_once, setup, teardown),
         cmocka_unit_test_setup_teardown(a_damaged_count_is_counted_again, setup, teardown),
         cmocka_unit_test_setup_teardown(a_foreign_meta_refuses_the_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(page_size_new_and_old_files, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
