@@ -25,3 +25,18 @@ fdn_event_t *test_incompressible_event(void)
     fdn_event_t *ev = NULL;
     return fdn_event_new(&ev, &sp, NULL) == 0 ? ev : NULL;
 }
+
+int test_capped_store(const char *path, const fdn_events_opts_t *opts, fdn_events_t **es,
+                      fdn_event_t **ev)
+{
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    if (opts != NULL)
+        o = *opts;
+    o.durable_path = path;
+    if (fdn_events_create(es, &o, NULL) != 0)
+        return 10;
+    if (test_fsize_limit(256 * 1024) != 0)
+        return 11;
+    *ev = test_incompressible_event();
+    return *ev != NULL ? 0 : 12;
+}

@@ -17,4 +17,11 @@ int test_fsize_limit(uint64_t bytes);
  * fill a 256 KiB cap. NULL when it cannot be made. */
 fdn_event_t *test_incompressible_event(void);
 
+/* What the I/O-failure children start with: a durable store on path (opts: NULL for the
+ * defaults; its durable_path is set to path), the file cap of 256 KiB, and one
+ * incompressible event. 0, or the exit code for the child's step that failed: 10 (create),
+ * 11 (cap), 12 (event). */
+int test_capped_store(const char *path, const fdn_events_opts_t *opts, fdn_events_t **es,
+                      fdn_event_t **ev);
+
 #endif

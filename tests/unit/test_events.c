@@ -1805,24 +1805,22 @@ static void writer_io_error_is_reported(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        fdn_events_t *es = durable_store(path, FDN_EVENTS_DURABLE, NULL);
-        if (test_fsize_limit(256 * 1024) != 0)
-            _exit(10);
-        fdn_event_t *ev = test_incompressible_event();
-        if (ev == NULL)
-            _exit(11);
-        int rc = 0;
+        fdn_events_t *es = NULL;
+        fdn_event_t *ev = NULL;
+        int rc = test_capped_store(path, NULL, &es, &ev); /* durable mode: the default */
+        if (rc != 0)
+            _exit(rc);
         for (int i = 0; i < 200 && rc == 0; i++)
             rc = fdn_events_store(es, ev, NULL);
         if (rc != FDN_EIO)
-            _exit(12);
-        if (fdn__events_service_health(es) != FDN_EIO)
             _exit(13);
+        if (fdn__events_service_health(es) != FDN_EIO)
+            _exit(14);
         /* a restart clears the latch; the store still answers from memory */
         fdn__events_service_stop(es);
         fdn_event_t *got = NULL;
         if (fdn__events_service_start(es) != 0 || fdn_events_get(es, 1, &got) != 0)
-            _exit(14);
+            _exit(15);
         fdn_event_free(got);
         _exit(0);
     }

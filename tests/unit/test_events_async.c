@@ -22,6 +22,7 @@
 
 #include "fail_alloc.h"
 #include "services/event_store_int.h"
+#include "event_make.h"
 #include "fsize_limit.h"
 #include "threads.h"
 
@@ -89,18 +90,6 @@ static void record_and_block(int rc, uint64_t first, size_t n, void *user)
     record(rc, first, n, user);
 }
 
-static fdn_event_t *mkev(const char *type)
-{
-    fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
-    sp.type = type;
-    sp.data = "{\"k\":1}";
-    sp.data_len = 7;
-    sp.flags = FDN_EVENT_NO_CORRELATION;
-    fdn_event_t *ev = NULL;
-    assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
-    return ev;
-}
-
 static char g_dir[256];
 static char g_path[300];
 
@@ -152,7 +141,7 @@ static void memory_store_acknowledges_inline(void **state)
     assert_int_equal(fdn_events_create(&es, NULL, NULL), 0);
     seen_t s;
     seen_init(&s, NULL);
-    fdn_event_t *evs[3] = {mkev("a"), mkev("b"), mkev("c")};
+    fdn_event_t *evs[3] = {test_small_event("a"), test_small_event("b"), test_small_event("c")};
     uint64_t ids[3] = {0, 0, 0};
     assert_int_equal(
         fdn_events_store_async(es, (const fdn_event_t *const *)evs, 3, ids, record, &s), 0);
@@ -187,7 +176,7 @@ static void invalid_and_stopped(void **state)
     assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
     seen_t s;
     seen_init(&s, NULL);
-    fdn_event_t *ev = mkev("x");
+    fdn_event_t *ev = test_small_event("x");
     const fdn_event_t *one[1] = {ev};
     const fdn_event_t *holes[2] = {ev, NULL};
     assert_int_equal(fdn_events_store_async(NULL, one, 1, NULL, record, &s), FDN_EINVAL);
@@ -228,7 +217,8 @@ static void durable_callbacks_after_commit_in_id_order(void **state)
     fdn_events_t *es = durable(FDN_EVENTS_DURABLE, 0);
     seen_t s;
     seen_init(&s, es);
-    fdn_event_t *evs[4] = {mkev("d"), mkev("d"), mkev("d"), mkev("d")};
+    fdn_event_t *evs[4] = {test_small_event("d"), test_small_event("d"), test_small_event("d"),
+                           test_small_event("d")};
     enum { CALLS = 300 };
     uint64_t firsts[CALLS];
     size_t total = 0;
@@ -264,7 +254,8 @@ static void bounded_queue_refuses_with_ebusy(void **state)
     fdn_events_t *es = durable(FDN_EVENTS_DURABLE, 4);
     seen_t s;
     seen_init(&s, es);
-    fdn_event_t *evs[5] = {mkev("q"), mkev("q"), mkev("q"), mkev("q"), mkev("q")};
+    fdn_event_t *evs[5] = {test_small_event("q"), test_small_event("q"), test_small_event("q"),
+                           test_small_event("q"), test_small_event("q")};
     const fdn_event_t *const *e = (const fdn_event_t *const *)evs;
     assert_int_equal(fdn_events_store_async(es, e, 5, NULL, record, &s), FDN_EBUSY);
     assert_int_equal(fdn_events_store_async(es, e, 1, NULL, record_and_block, &s), 0);
@@ -310,7 +301,7 @@ static void destroy_runs_pending_callbacks(void **state)
     fdn_events_t *es = durable(FDN_EVENTS_DURABLE, 0);
     seen_t s;
     seen_init(&s, NULL); /* no stats call from callbacks: the store is being destroyed */
-    fdn_event_t *ev = mkev("p");
+    fdn_event_t *ev = test_small_event("p");
     const fdn_event_t *one[1] = {ev};
     assert_int_equal(fdn_events_store_async(es, one, 1, NULL, record_and_block, &s), 0);
     test_waiter_wait(&s.entered, 1);
@@ -341,7 +332,7 @@ static void fast_mode_acknowledges_inline(void **state)
     fdn_events_t *es = durable(FDN_EVENTS_FAST, 0);
     seen_t s;
     seen_init(&s, NULL);
-    fdn_event_t *ev = mkev("f");
+    fdn_event_t *ev = test_small_event("f");
     const fdn_event_t *one[1] = {ev};
     assert_int_equal(fdn_events_store_async(es, one, 1, NULL, record, &s), 0);
     assert_int_equal(s.n, 1);
@@ -378,7 +369,7 @@ static void callback_may_store_again(void **state)
     (void)state;
     chain_t c;
     c.es = durable(FDN_EVENTS_DURABLE, 0);
-    c.ev = mkev("chain");
+    c.ev = test_small_event("chain");
     c.left = 20;
     test_waiter_init(&c.done);
     const fdn_event_t *one[1] = {c.ev};
@@ -448,7 +439,7 @@ static void closed_loop_clients_acknowledged_after_commit(void **state)
     for (int i = 0; i < LOOP_CLIENTS; i++) {
         memset(&cl[i], 0, sizeof cl[i]);
         cl[i].es = es;
-        cl[i].ev = mkev("loop");
+        cl[i].ev = test_small_event("loop");
         cl[i].cb = loop_cb;
         test_waiter_init(&cl[i].acked);
         assert_int_equal(pthread_create(&th[i], NULL, loop_main, &cl[i]), 0);
@@ -510,7 +501,7 @@ static void large_batches_beside_asynchronous_clients(void **state)
 {
     (void)state;
     fdn_events_t *es = durable(FDN_EVENTS_DURABLE, 0);
-    big_batcher_t b = {.es = es, .ev = mkev("big")};
+    big_batcher_t b = {.es = es, .ev = test_small_event("big")};
     loop_client_t cl[4];
     pthread_t th[4];
     /* the batch thread's id is known before any callback can compare with it */
@@ -518,7 +509,7 @@ static void large_batches_beside_asynchronous_clients(void **state)
     for (int i = 0; i < 4; i++) {
         memset(&cl[i], 0, sizeof cl[i]);
         cl[i].es = es;
-        cl[i].ev = mkev("loop");
+        cl[i].ev = test_small_event("loop");
         cl[i].cb = big_cb;
         test_waiter_init(&cl[i].acked);
         assert_int_equal(pthread_create(&th[i], NULL, loop_main, &cl[i]), 0);
@@ -548,7 +539,7 @@ static void out_of_memory_changes_nothing(void **state)
     seen_init(&s, NULL);
     fdn_event_t *evs[8];
     for (int i = 0; i < 8; i++)
-        evs[i] = mkev(i % 2 ? "oom.a" : "oom.b");
+        evs[i] = test_small_event(i % 2 ? "oom.a" : "oom.b");
     const fdn_event_t *const *e = (const fdn_event_t *const *)evs;
     assert_int_equal(fail_alloc_install(), 0);
     int failed = 0;
@@ -587,16 +578,11 @@ static void io_error_reaches_callbacks(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
-        o.durable_path = g_path;
         fdn_events_t *es = NULL;
-        if (fdn_events_create(&es, &o, NULL) != 0)
-            _exit(10);
-        if (test_fsize_limit(256 * 1024) != 0)
-            _exit(11);
-        fdn_event_t *ev = test_incompressible_event();
-        if (ev == NULL)
-            _exit(12);
+        fdn_event_t *ev = NULL;
+        int step = test_capped_store(g_path, NULL, &es, &ev);
+        if (step != 0)
+            _exit(step);
         static seen_t s;
         seen_init(&s, NULL);
         const fdn_event_t *one[1] = {ev};

@@ -35,6 +35,7 @@
 #include "core/sync.h"
 #include "services/event_store_int.h"
 
+#include "event_make.h"
 #include "fsize_limit.h"
 #include "threads.h"
 
@@ -70,17 +71,11 @@ static void restart_after_failed_commit_wakes_caller(void **state)
         /* a caller that never wakes ends the child here, a failure the parent sees (and no
          * process left behind when ctest's TIMEOUT stops the parent) */
         alarm(45);
-        fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
-        o.durable_path = g_path;
         fdn_events_t *es = NULL;
-        if (fdn_events_create(&es, &o, NULL) != 0)
-            _exit(10);
-        if (test_fsize_limit(256 * 1024) != 0)
-            _exit(11);
-        fdn_event_t *ev = test_incompressible_event();
-        if (ev == NULL)
-            _exit(12);
-        int rc = 0;
+        fdn_event_t *ev = NULL;
+        int rc = test_capped_store(g_path, NULL, &es, &ev);
+        if (rc != 0)
+            _exit(rc);
         uint64_t id = 0;
         for (int i = 0; i < 200 && rc == 0; i++)
             rc = fdn_events_store(es, ev, &id);
@@ -214,18 +209,6 @@ static void *stopper_main(void *arg)
     return NULL;
 }
 
-static fdn_event_t *mk(const char *type)
-{
-    fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
-    sp.type = type;
-    sp.data = "{\"k\":1}";
-    sp.data_len = 7;
-    sp.flags = FDN_EVENT_NO_CORRELATION;
-    fdn_event_t *ev = NULL;
-    assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
-    return ev;
-}
-
 static void stop_while_caller_leads(void **state)
 {
     (void)state;
@@ -243,7 +226,7 @@ static void stop_while_caller_leads(void **state)
     o.telemetry = tm;
     fdn_events_t *es = NULL;
     assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
-    fdn_event_t *ev = mk("big"), *small = mk("small");
+    fdn_event_t *ev = test_small_event("big"), *small = test_small_event("small");
     const fdn_event_t **evs = malloc(BIG * sizeof(*evs));
     for (int i = 0; i < BIG; i++)
         evs[i] = ev;

@@ -973,8 +973,9 @@ static size_t on_data(char *p, size_t sz, size_t n, void *user)
     return k;
 }
 
-static long http(uint16_t port, const char *method, const char *path, const char *body,
-                 size_t body_len, grow_t *out)
+/* A request with extra headers (or none): its status, the body in out. */
+static long http_with(uint16_t port, const char *method, const char *path, const char *body,
+                      size_t body_len, struct curl_slist *headers, grow_t *out)
 {
     size_t ulen = strlen(path) + 64;
     char *url = malloc(ulen);
@@ -989,6 +990,8 @@ static long http(uint16_t port, const char *method, const char *path, const char
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    if (headers != NULL)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     if (body != NULL) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
@@ -1000,6 +1003,12 @@ static long http(uint16_t port, const char *method, const char *path, const char
     curl_easy_cleanup(c);
     free(url);
     return status;
+}
+
+static long http(uint16_t port, const char *method, const char *path, const char *body,
+                 size_t body_len, grow_t *out)
+{
+    return http_with(port, method, path, body, body_len, NULL, out);
 }
 
 static void server_real(void **state)
@@ -1183,27 +1192,10 @@ static void events_answers_real(void **state)
 static long http_chunked(uint16_t port, const char *path, const char *body, const char *cl,
                          grow_t *out)
 {
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    out->len = 0;
-    out->buf[0] = '\0';
     struct curl_slist *h = curl_slist_append(NULL, "Transfer-Encoding: chunked");
     if (cl != NULL)
         h = curl_slist_append(h, cl);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    CURLcode cc = curl_easy_perform(c);
-    long status = -1;
-    if (cc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
+    long status = http_with(port, "POST", path, body, strlen(body), h, out);
     curl_slist_free_all(h);
     return status;
 }
