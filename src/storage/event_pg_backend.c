@@ -489,6 +489,17 @@ int fdn__evb_pg_open(fdn__evb_t *out, const fdn_events_pg_opts_t *o, fdn_error_t
         return fdn_err_set(err, FDN_ENOMEM, "events: out of memory");
     }
     int rc = connect_one(b, &b->wconn, 0, err);
+    /* The pool's first connection is opened here too, within connect_timeout_ms: the store's
+     * own first call (the head, right after the open) then finds it idle and needs
+     * command_timeout_ms for its command only. Made by that call, the connection would have
+     * to fit in the command bound as well, and a short bound (a few hundred ms) with a slow
+     * connection set-up (a loaded server forking its backend, TLS, a distant host) refused
+     * the start. Later connections are made within their call's bound, as before. */
+    fdn__pg_t *first = NULL;
+    if (rc == 0 && (rc = fdn__pg_reopen(&first, b->url, b->schema, b->connect_ms, err)) == 0) {
+        b->idle[b->nidle++] = first;
+        b->nopen++;
+    }
     if (rc != 0) {
         pgb_close(b);
         return rc;

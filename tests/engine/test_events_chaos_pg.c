@@ -19,15 +19,20 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fdn/breaker.h>
@@ -610,6 +615,129 @@ static void a_full_spool_answers_unavailable(void **state)
     free(c);
 }
 
+/* ---- a slow connection set-up ---- */
+
+/* A loopback TCP forwarder to the cluster whose every new connection reaches PostgreSQL only
+ * after delay_ms: the set-up a loaded server (forking a backend), TLS or a distant host makes
+ * slow, while commands on an open connection are quick. Each connection is forwarded by a
+ * thread of its own, which ends when either side closes. */
+typedef struct slow_proxy {
+    int lfd;
+    uint16_t port;    /* where clients connect */
+    uint16_t pg_port; /* the cluster's */
+    int64_t delay_ms;
+    _Atomic unsigned accepted;
+    pthread_t th;
+} slow_proxy_t;
+
+typedef struct slow_conn {
+    slow_proxy_t *p;
+    int cfd;
+} slow_conn_t;
+
+static void *slow_conn_main(void *arg)
+{
+    slow_conn_t *sc = arg;
+    /* the slow set-up itself, not a synchronisation: nothing waits for this thread */
+    struct timespec d = {sc->p->delay_ms / 1000, (sc->p->delay_ms % 1000) * 1000000L};
+    nanosleep(&d, NULL);
+    int sfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(sc->p->pg_port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (sfd >= 0 && connect(sfd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+        struct pollfd pf[2] = {{.fd = sc->cfd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+        char buf[16384];
+        for (bool open = true; open && poll(pf, 2, -1) > 0;)
+            for (int i = 0; i < 2 && open; i++) {
+                if (pf[i].revents == 0)
+                    continue;
+                ssize_t n = read(pf[i].fd, buf, sizeof(buf));
+                open = n > 0 && write(pf[1 - i].fd, buf, (size_t)n) == n;
+            }
+    }
+    if (sfd >= 0)
+        close(sfd);
+    close(sc->cfd);
+    free(sc);
+    return NULL;
+}
+
+static void *slow_proxy_main(void *arg)
+{
+    slow_proxy_t *p = arg;
+    for (;;) {
+        int cfd = accept(p->lfd, NULL, NULL);
+        if (cfd < 0)
+            return NULL; /* the listening socket was shut down */
+        atomic_fetch_add(&p->accepted, 1);
+        slow_conn_t *sc = malloc(sizeof(*sc));
+        pthread_t t;
+        if (sc == NULL) {
+            close(cfd);
+            continue;
+        }
+        *sc = (slow_conn_t){p, cfd};
+        if (pthread_create(&t, NULL, slow_conn_main, sc) != 0) {
+            close(cfd);
+            free(sc);
+            continue;
+        }
+        pthread_detach(t);
+    }
+}
+
+static void slow_proxy_start(slow_proxy_t *p, int64_t delay_ms)
+{
+    memset(p, 0, sizeof(*p));
+    p->delay_ms = delay_ms;
+    const char *colon = strrchr(g_pg->url, ':'); /* postgresql://fdn@127.0.0.1:PORT/postgres */
+    assert_non_null(colon);
+    p->pg_port = (uint16_t)atoi(colon + 1);
+    assert_true(p->pg_port > 0);
+    p->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(p->lfd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(p->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(p->lfd, 64), 0);
+    socklen_t len = sizeof(a);
+    assert_int_equal(getsockname(p->lfd, (struct sockaddr *)&a, &len), 0);
+    p->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&p->th, NULL, slow_proxy_main, p), 0);
+}
+
+static void slow_proxy_stop(slow_proxy_t *p)
+{
+    shutdown(p->lfd, SHUT_RDWR); /* ends accept */
+    pthread_join(p->th, NULL);
+    close(p->lfd);
+}
+
+/* A short command bound does not refuse a start whose connections are slow to set up: the
+ * open makes its connections within connect_timeout_ms (the writer's and the pool's first),
+ * and its first call (the head) needs the command bound for its command only. (Before, that
+ * call opened the pool's connection within the command bound and the start failed: "no
+ * answer within ... ms".) The bound still holds for the calls after it. */
+static void slow_connections_do_not_refuse_the_start(void **state)
+{
+    (void)state;
+    enum { SETUP_MS = 2000, COMMAND_MS = 1000 };
+    slow_proxy_t p;
+    slow_proxy_start(&p, SETUP_MS);
+    char url[128], schema[64];
+    snprintf(url, sizeof(url), "postgresql://fdn@127.0.0.1:%u/postgres", (unsigned)p.port);
+    test_pg_schema_name(schema, sizeof(schema), "slow");
+    fdn_events_opts_t o;
+    test_pg_store_opts(&o, url, schema);
+    o.postgres.command_timeout_ms = COMMAND_MS;
+    o.postgres.connect_timeout_ms = 4 * SETUP_MS;
+    fdn_events_t *es = test_pg_store_open(&o);
+    assert_true(atomic_load(&p.accepted) >= 2); /* the writer's connection and the pool's */
+    assert_true(store_succeeds(es));            /* the writer's connection, set up at open */
+    fdn_events_destroy(es);
+    slow_proxy_stop(&p);
+}
+
 int main(void)
 {
     setenv("FDN_PG_FSYNC", "on", 1); /* the crash test's cluster keeps fsync */
@@ -620,6 +748,7 @@ int main(void)
         cmocka_unit_test(a_full_spool_answers_unavailable),
         cmocka_unit_test(postgres_killed_during_appends),
         cmocka_unit_test(spool_keeps_everything_while_postgres_is_away),
+        cmocka_unit_test(slow_connections_do_not_refuse_the_start),
     };
     if (getenv("CMOCKA_TEST_FILTER") != NULL)
         cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
