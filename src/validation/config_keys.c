@@ -156,6 +156,10 @@ const fdn__cfg_builtin_t fdn__cfg_builtins[] = {
       WARM),
     K("storage.warm.postgres.command_timeout_ms", INT, "5000", RANGE, 1, 600000, NULL, false,
       "Bound of one call on PostgreSQL (an append with its retries, a read), ms", S1001, WARM),
+    K("storage.warm.postgres.connect_timeout_ms", INT, "5000", RANGE, 1, 600000, NULL, false,
+      "Bound of each connection the open makes (the writer's, with the schema's migration, and "
+      "the pool's first), ms",
+      S1001, WARM),
     K("storage.warm.postgres.spool_path", STRING, "\"\"", NONE, 0, 0, NULL, false,
       "Local SQLite spool for batches while PostgreSQL is away (\"\": no spool, stores fail)",
       S1001, WARM),

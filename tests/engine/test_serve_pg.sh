@@ -3,7 +3,8 @@
 # POSTed to either get global positions (ids) that never collide, each server answers queries,
 # gets by id and correlation lookups with the other's events, in position order; the log
 # outlives both servers (a third one started afterwards reads it); a server whose PostgreSQL
-# does not answer stops at start with a message naming the problem.
+# does not answer stops at start with a message naming the problem, one whose PostgreSQL takes
+# the connection and never answers stops once storage.warm.postgres.connect_timeout_ms passed.
 # The servers use a schema of this run alone (FDN_STORAGE__WARM__POSTGRES__SCHEMA).
 set -euo pipefail
 
@@ -102,4 +103,18 @@ if "$FDN" serve --data-dir "$TMP/d" --listen 127.0.0.1:0 --postgres "postgresql:
     fail "fdn serve started without PostgreSQL"
 fi
 grep -qi "postgres\|connect" "$TMP/d.err" || fail "no message naming the problem: $(cat "$TMP/d.err")"
+
+# a PostgreSQL that takes the connection and never answers: the start fails once
+# storage.warm.postgres.connect_timeout_ms has passed, and the message says that bound (a
+# listener that never accepts: the kernel completes the handshake, the startup packet waits)
+exec {sil}< <(exec python3 -c 'import socket, sys
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+print(s.getsockname()[1], flush=True); sys.stdin.read()' </dev/zero)
+PIDS+=($!)
+IFS= read -r -t 30 silent <&"$sil" || fail "no silent listener"
+if FDN_STORAGE__WARM__POSTGRES__CONNECT_TIMEOUT_MS=700 "$FDN" serve --data-dir "$TMP/e" \
+    --listen 127.0.0.1:0 --postgres "postgresql://fdn@127.0.0.1:$silent/postgres" >"$TMP/e.out" 2>"$TMP/e.err"; then
+    fail "fdn serve started with a PostgreSQL that never answers"
+fi
+grep -q "no answer within 700 ms" "$TMP/e.err" || fail "not the connect bound: $(cat "$TMP/e.err")"
 echo ok
