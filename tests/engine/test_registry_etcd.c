@@ -34,6 +34,12 @@
 #include "storage/etcd_client.h"
 #include "engine.h"
 
+/* Bound of every poll for something that must happen (an entry seen or gone, a cache stale or
+ * fresh, a breaker's state): a minute, only to catch a hang. Those things come through etcd,
+ * its watch and the library's threads, which a loaded machine running a sanitizer build can
+ * each delay for seconds; a poll returns as soon as it happens. */
+#define WAIT_MS 60000
+
 static fdn_registry_t *open_reg_at(const char *url, const char *ns, int64_t ttl_ms,
                                    const char *owner)
 {
@@ -169,9 +175,9 @@ static void register_lookup_list_unregister(void **state)
         fdn_registry_register_shared(b, "api", "b1", "http://10.0.0.2:80", NULL, 0, NULL), 0);
     assert_int_equal(
         fdn_registry_register_shared(b, "db", "b1", "tcp://10.0.0.3:5432", NULL, 0, NULL), 0);
-    assert_true(wait_has(a, "db", "b1", true, 5000) >= 0);
-    assert_true(wait_has(a, "api", "b1", true, 5000) >= 0);
-    assert_true(wait_has(b, "api", "a1", true, 5000) >= 0);
+    assert_true(wait_has(a, "db", "b1", true, WAIT_MS) >= 0);
+    assert_true(wait_has(a, "api", "b1", true, WAIT_MS) >= 0);
+    assert_true(wait_has(b, "api", "a1", true, WAIT_MS) >= 0);
 
     /* any instance of a service: the first by name */
     assert_int_equal(fdn_registry_lookup_shared(b, "api", NULL, &i, NULL), 0);
@@ -202,12 +208,12 @@ static void register_lookup_list_unregister(void **state)
     assert_int_equal(fdn_registry_unregister_shared(b, "api", "a1", NULL), 0);
     assert_true(has(b, "api", "a1", NULL));
     assert_int_equal(fdn_registry_unregister_shared(a, "api", "a1", NULL), 0);
-    assert_true(wait_has(b, "api", "a1", false, 5000) >= 0);
+    assert_true(wait_has(b, "api", "a1", false, WAIT_MS) >= 0);
     assert_int_equal(stats(a).owned, 0);
 
     /* destroy revokes the lease: b's entries leave a's cache at once */
     fdn_registry_destroy(b);
-    assert_true(wait_has(a, "db", "b1", false, 3000) >= 0);
+    assert_true(wait_has(a, "db", "b1", false, WAIT_MS) >= 0);
     assert_false(has(a, "api", "b1", NULL));
     fdn_registry_destroy(a);
 }
@@ -251,7 +257,7 @@ static void killed_process_disappears_within_ttl(void **state)
     assert_int_equal(read(p[0], &c, 1), 1);
     close(p[0]);
     fdn_registry_t *obs = open_reg(ns, 5000, "observer");
-    assert_true(wait_has(obs, "worker", "w1", true, 5000) >= 0);
+    assert_true(wait_has(obs, "worker", "w1", true, WAIT_MS) >= 0);
     assert_int_equal(kill(pid, SIGKILL), 0);
     int st = 0;
     assert_int_equal(waitpid(pid, &st, 0), pid);
@@ -259,7 +265,7 @@ static void killed_process_disappears_within_ttl(void **state)
     /* The lease (TTL 2 s) is what removes it: without its expiry the entry would stay for
      * good. The bound leaves room for a loaded machine (etcd sweeps expired leases every
      * 500 ms, then the watch event must reach the observer); the time taken is printed. */
-    int64_t took = wait_has(obs, "worker", "w1", false, 10000);
+    int64_t took = wait_has(obs, "worker", "w1", false, WAIT_MS);
     fprintf(stderr, "killed worker left the cache after %lld ms\n", (long long)took);
     assert_true(took >= 0);
     fdn_registry_destroy(obs);
@@ -362,8 +368,8 @@ static void compacted_watcher_resyncs_without_missing_a_delete(void **state)
     fdn__etcd_t *c = raw();
     raw_put(c, k1, "{\"endpoint\":\"e1\"}", NULL);
     raw_put(c, k2, "{\"endpoint\":\"e2\"}", NULL);
-    assert_true(wait_has(w, "svc", "e1", true, 5000) >= 0);
-    assert_true(wait_has(w, "svc", "e2", true, 5000) >= 0);
+    assert_true(wait_has(w, "svc", "e1", true, WAIT_MS) >= 0);
+    assert_true(wait_has(w, "svc", "e2", true, WAIT_MS) >= 0);
     int64_t compactions = (int64_t)stats(w).compactions;
     int64_t relists = (int64_t)stats(w).relists;
 
@@ -381,7 +387,7 @@ static void compacted_watcher_resyncs_without_missing_a_delete(void **state)
     assert_true(has(w, "svc", "e1", NULL)); /* the paused cache still has it */
     fdn__regetcd_pause_watch(fdn__registry_shared(w), false);
 
-    assert_true(wait_has(w, "svc", "e3", true, 5000) >= 0);
+    assert_true(wait_has(w, "svc", "e3", true, WAIT_MS) >= 0);
     assert_false(has(w, "svc", "e1", NULL));
     assert_true(has(w, "svc", "e2", NULL));
     fdn_registry_shared_stats_t s = stats(w);
@@ -437,12 +443,12 @@ static void etcd_restart_stale_then_fresh(void **state)
     fdn_registry_t *a = open_reg_at(e->url, ns, 5000, "proc-a");
     fdn_registry_t *b = open_reg_at(e->url, ns, 5000, "proc-b");
     assert_int_equal(fdn_registry_register_shared(a, "api", "a1", "http://a", NULL, 0, NULL), 0);
-    assert_true(wait_has(b, "api", "a1", true, 5000) >= 0);
+    assert_true(wait_has(b, "api", "a1", true, WAIT_MS) >= 0);
     assert_false(fdn_registry_shared_stale(a));
 
     test_engine_script(e->script, "kill", e->dir);
-    assert_true(wait_stale(a, true, 5000));
-    assert_true(wait_stale(b, true, 5000));
+    assert_true(wait_stale(a, true, WAIT_MS));
+    assert_true(wait_stale(b, true, WAIT_MS));
     /* the cache keeps answering */
     assert_true(has(b, "api", "a1", "http://a"));
     assert_true(has(a, "api", "a1", "http://a"));
@@ -452,21 +458,21 @@ static void etcd_restart_stale_then_fresh(void **state)
     assert_true(err.message[0] != '\0');
 
     test_engine_script(e->script, "restart", e->dir);
-    assert_true(wait_stale(a, false, 10000));
-    assert_true(wait_stale(b, false, 10000));
+    assert_true(wait_stale(a, false, WAIT_MS));
+    assert_true(wait_stale(b, false, WAIT_MS));
     assert_true(has(b, "api", "a1", "http://a"));
     /* the lease survived (etcd restores leases on restart): keepalives succeed again */
     int64_t t0 = test_now_ms();
-    while (!stats(a).lease_ok && test_now_ms() - t0 < 5000)
+    while (!stats(a).lease_ok && test_now_ms() - t0 < WAIT_MS)
         test_pause_ms(10);
     assert_true(stats(a).lease_ok);
     /* b's calls that failed while etcd was away (its registration, its keepalives) may have
      * opened its client's breaker, which then rejects calls until a probe (b's lease thread
      * retrying its keepalive) finds etcd back: register once it is closed */
     assert_true(
-        wait_breaker(fdn__regetcd_client(fdn__registry_shared(b)), FDN_BREAKER_CLOSED, 10000));
+        wait_breaker(fdn__regetcd_client(fdn__registry_shared(b)), FDN_BREAKER_CLOSED, WAIT_MS));
     assert_int_equal(fdn_registry_register_shared(b, "api", "b1", "http://b", NULL, 0, NULL), 0);
-    assert_true(wait_has(a, "api", "b1", true, 5000) >= 0);
+    assert_true(wait_has(a, "api", "b1", true, WAIT_MS) >= 0);
     assert_true(stats(a).watch_errors >= 1);
     fdn_registry_destroy(b);
     fdn_registry_destroy(a);
@@ -551,13 +557,13 @@ static void start_while_etcd_is_down(void **state)
     /* the breaker opens on the lease thread's failures; a call it rejects makes no request
      * and answers the transport error, saying so */
     fdn__etcd_t *cli = fdn__regetcd_client(fdn__registry_shared(a));
-    assert_true(wait_breaker(cli, FDN_BREAKER_OPEN, 10000));
+    assert_true(wait_breaker(cli, FDN_BREAKER_OPEN, WAIT_MS));
     assert_true(calls(cli, FDN__ETCD_OP_RANGE, FDN__ETCD_UNREACHABLE) >= 1);
     int64_t t0 = test_now_ms(); /* the lease thread tries to grant a lease every 200 ms */
     while (calls(cli, FDN__ETCD_OP_LEASE_GRANT, FDN__ETCD_UNREACHABLE) +
                    calls(cli, FDN__ETCD_OP_LEASE_GRANT, FDN__ETCD_REJECTED) ==
                0 &&
-           test_now_ms() - t0 < 10000)
+           test_now_ms() - t0 < WAIT_MS)
         test_pause_ms(10);
     assert_true(calls(cli, FDN__ETCD_OP_LEASE_GRANT, FDN__ETCD_UNREACHABLE) +
                     calls(cli, FDN__ETCD_OP_LEASE_GRANT, FDN__ETCD_REJECTED) >=
@@ -567,7 +573,7 @@ static void start_while_etcd_is_down(void **state)
     t0 = test_now_ms();
     while (rejected == calls(cli, FDN__ETCD_OP_LEASE_GRANT, FDN__ETCD_REJECTED) +
                            calls(cli, FDN__ETCD_OP_RANGE, FDN__ETCD_REJECTED) &&
-           test_now_ms() - t0 < 10000)
+           test_now_ms() - t0 < WAIT_MS)
         test_pause_ms(10);
     assert_true(calls(cli, FDN__ETCD_OP_LEASE_GRANT, FDN__ETCD_REJECTED) +
                     calls(cli, FDN__ETCD_OP_RANGE, FDN__ETCD_REJECTED) >
@@ -577,14 +583,14 @@ static void start_while_etcd_is_down(void **state)
 
     /* etcd answers: cache filled, lease granted, the kept registration written */
     test_engine_script(e->script, "restart", e->dir);
-    assert_true(wait_stale(a, false, 15000));
-    assert_true(wait_has(a, "api", "a1", true, 15000) >= 0);
+    assert_true(wait_stale(a, false, WAIT_MS));
+    assert_true(wait_has(a, "api", "a1", true, WAIT_MS) >= 0);
     assert_false(has(a, "api", "a2", NULL));
     s = stats(a);
     assert_true(s.lease_ok);
     assert_true(s.lease_id != 0);
     assert_int_equal(s.owned, 1);
-    assert_true(wait_breaker(cli, FDN_BREAKER_CLOSED, 10000));
+    assert_true(wait_breaker(cli, FDN_BREAKER_CLOSED, WAIT_MS));
     assert_true(calls(cli, FDN__ETCD_OP_LEASE_GRANT, FDN__ETCD_OK) >= 1);
     fdn_registry_t *b = open_reg_at(e->url, ns, 3000, "proc-b");
     assert_true(has(b, "api", "a1", "http://a"));
@@ -592,13 +598,13 @@ static void start_while_etcd_is_down(void **state)
     assert_int_equal(fdn_registry_register_shared(a, "api", "a1", "http://a", NULL, 0, NULL), 0);
     /* the config follows etcd now */
     t0 = test_now_ms();
-    while (fdn_config_etcd_stats(cfg, &cs) == 0 && cs.stale && test_now_ms() - t0 < 15000)
+    while (fdn_config_etcd_stats(cfg, &cs) == 0 && cs.stale && test_now_ms() - t0 < WAIT_MS)
         test_pause_ms(10);
     assert_false(cs.stale);
     rc = FDN_EAGAIN;
     t0 = test_now_ms(); /* (its breaker may still be open for a moment) */
     while ((rc = fdn_config_update_int(cfg, "interface.max_results", 9, NULL)) != 0 &&
-           test_now_ms() - t0 < 10000)
+           test_now_ms() - t0 < WAIT_MS)
         test_pause_ms(50);
     assert_int_equal(rc, 0);
     assert_int_equal(fdn_config_get_int(cfg, "interface.max_results", &v), 0);
@@ -617,7 +623,7 @@ static void lost_lease_is_granted_again_and_entries_come_back(void **state)
     fdn_registry_t *obs = open_reg(ns, 5000, "observer");
     assert_int_equal(fdn_registry_register_shared(a, "api", "a1", "http://a", NULL, 0, NULL), 0);
     assert_int_equal(fdn_registry_register_shared(a, "api", "a2", "http://a2", NULL, 0, NULL), 0);
-    assert_true(wait_has(obs, "api", "a1", true, 5000) >= 0);
+    assert_true(wait_has(obs, "api", "a1", true, WAIT_MS) >= 0);
     fdn_registry_shared_stats_t before = stats(a);
     assert_int_equal(before.lease_grants, 1);
 
@@ -625,13 +631,13 @@ static void lost_lease_is_granted_again_and_entries_come_back(void **state)
     fdn__etcd_t *c = raw();
     assert_int_equal(fdn__etcd_lease_revoke(c, before.lease_id, NULL), 0);
     fdn__etcd_destroy(c);
-    assert_true(wait_has(obs, "api", "a1", false, 5000) >= 0);
-    assert_true(wait_has(obs, "api", "a1", true, 5000) >= 0); /* within a keepalive period */
-    assert_true(wait_has(obs, "api", "a2", true, 5000) >= 0);
+    assert_true(wait_has(obs, "api", "a1", false, WAIT_MS) >= 0);
+    assert_true(wait_has(obs, "api", "a1", true, WAIT_MS) >= 0); /* at the next keepalive */
+    assert_true(wait_has(obs, "api", "a2", true, WAIT_MS) >= 0);
     /* the lease thread counts a re-registration after etcd took it: the observer may see the
      * entry first */
     int64_t t0 = test_now_ms();
-    while (stats(a).reregistrations < 2 && test_now_ms() - t0 < 5000)
+    while (stats(a).reregistrations < 2 && test_now_ms() - t0 < WAIT_MS)
         test_pause_ms(10);
     fdn_registry_shared_stats_t after = stats(a);
     assert_int_equal(after.lease_grants, 2);
@@ -727,8 +733,8 @@ static void bad_input(void **state)
     raw_put(c, key, big, NULL);
     snprintf(key, sizeof(key), "/fdn/registry/%s/svc/good", ns);
     raw_put(c, key, "{\"endpoint\":\"g\"}", NULL);
-    assert_true(wait_has(r, "svc", "good", true, 5000) >= 0);
-    assert_true(wait_has(small, "svc", "good", true, 5000) >= 0);
+    assert_true(wait_has(r, "svc", "good", true, WAIT_MS) >= 0);
+    assert_true(wait_has(small, "svc", "good", true, WAIT_MS) >= 0);
     assert_false(has(r, "svc", "garbage", NULL));
     assert_true(has(r, "svc", "big", NULL)); /* 8 KiB is within r's 64 KiB */
     assert_false(has(small, "svc", "big", NULL));
@@ -736,7 +742,7 @@ static void bad_input(void **state)
     assert_true(stats(small).bad_values >= 3);
     /* a value turned into garbage leaves the cache */
     raw_put(c, key, "{broken", NULL);
-    assert_true(wait_has(r, "svc", "good", false, 5000) >= 0);
+    assert_true(wait_has(r, "svc", "good", false, WAIT_MS) >= 0);
 
     /* an oversized registration is refused before etcd */
     assert_int_equal(fdn_registry_register_shared(small, "svc", "huge", big, NULL, 0, &err),
