@@ -16,13 +16,19 @@ start() { # name
     serve_named "$1" --etcd "$URL"
 }
 
-# wait_count PORT N: until /v1/registry on PORT lists N fdn instances (10 s at most)
+# Polls below end at a deadline, not after a number of tries: what they wait for comes through
+# etcd and two servers, which a loaded machine running a sanitizer build can each delay for
+# seconds (and each try's curl takes longer there too). A minute only catches a hang.
+WAIT_S=60
+
+# wait_count PORT N: until /v1/registry on PORT lists N fdn instances (WAIT_S at most)
 wait_count() {
-    local n=""
-    for _ in $(seq 1 200); do
+    local n="" deadline=$((SECONDS + WAIT_S))
+    while :; do
         n=$(curl -s --max-time 10 "http://127.0.0.1:$1/v1/registry" |
             jq '[.shared.entries[] | select(.service == "fdn")] | length')
         [[ "$n" == "$2" ]] && return 0
+        ((SECONDS < deadline)) || break
         sleep 0.05
     done
     echo "registry on port $1 lists $n fdn instances, want $2" >&2
@@ -46,9 +52,10 @@ health=$(curl -s --max-time 10 "http://127.0.0.1:${SERVE_PORTS[0]}/health")
 put=$(curl -s --max-time 10 -X PUT "http://127.0.0.1:${SERVE_PORTS[0]}/v1/config/interface.max_results" -d '321')
 [[ "$(jq -r .value <<<"$put")" == 321 ]] || { echo "PUT on a: $put" >&2; exit 1; }
 got=""
-for _ in $(seq 1 200); do
+deadline=$((SECONDS + WAIT_S))
+while :; do
     got=$(curl -s --max-time 10 "http://127.0.0.1:${SERVE_PORTS[1]}/v1/config/interface.max_results" | jq -r .value)
-    [[ "$got" == 321 ]] && break
+    if [[ "$got" == 321 ]] || ((SECONDS >= deadline)); then break; fi
     sleep 0.05
 done
 [[ "$got" == 321 ]] || { echo "b did not follow the update: $got" >&2; exit 1; }
@@ -56,9 +63,10 @@ done
 reset=$(curl -s --max-time 10 -X POST "http://127.0.0.1:${SERVE_PORTS[1]}/v1/config/reset")
 [[ "$(jq -r .reset <<<"$reset")" == true ]] || { echo "POST reset on b: $reset" >&2; exit 1; }
 got=""
-for _ in $(seq 1 200); do
+deadline=$((SECONDS + WAIT_S))
+while :; do
     got=$(curl -s --max-time 10 "http://127.0.0.1:${SERVE_PORTS[0]}/v1/config/interface.max_results")
-    [[ "$(jq -r .value <<<"$got")" == 1000 ]] && break
+    if [[ "$(jq -r .value <<<"$got")" == 1000 ]] || ((SECONDS >= deadline)); then break; fi
     sleep 0.05
 done
 [[ "$(jq -r .value <<<"$got")" == 1000 ]] || { echo "a did not follow b's reset: $got (reset: $reset)" >&2; exit 1; }
