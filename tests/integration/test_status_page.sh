@@ -91,7 +91,10 @@ LONG_WINDOW=86400000
 code POST /v1/limiter/check '{"key":"k","limit":1,"window_ms":'$LONG_WINDOW'}' >/dev/null
 [[ "$(code POST /v1/limiter/check '{"key":"k","limit":1,"window_ms":'$LONG_WINDOW'}')" == 429 ]] || fail "limiter"
 # the config changes are stored asynchronously: wait until the API lists both
-for _ in $(seq 200); do
+# (a deadline of a minute, not a number of tries: the writer and each try's curl are slower on
+# a loaded machine running a sanitizer build)
+deadline=$((SECONDS + 60))
+while ((SECONDS < deadline)); do
     [[ "$(curl -s "$A/v1/events?type=config_updated" | jq .count)" == 2 ]] && break
     sleep 0.05 # polling the server's asynchronous event writer, not ordering our own steps
 done
