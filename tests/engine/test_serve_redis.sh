@@ -50,12 +50,11 @@ fi
 
 # Redis away: a server pointed at a closed port answers checks by its policy (local) and says
 # so in /health (503, degraded) and /metrics (backend_up 0, fallbacks counted)
-closed=""
-for _ in $(seq 1 50); do # a loopback port nothing listens on
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then closed=$p; break; fi
-done
-[[ -n "$closed" ]] || { echo "no closed port found" >&2; exit 1; }
+# Port 1: a loopback port nothing listens on, and nothing can start to meanwhile (a random
+# one in 20000..52767 could be taken by a test server started at the same time, 10000..32767,
+# or be the ephemeral local port of the server's own connect, which then reaches itself)
+closed=1
+! (exec 3<>"/dev/tcp/127.0.0.1/$closed") 2>/dev/null || { echo "port 1 of the loopback is open here: no closed port for this check" >&2; exit 1; }
 URL="redis://127.0.0.1:$closed"
 start d
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 -X POST -H 'Content-Type: application/json' \
