@@ -27,6 +27,7 @@
 
 #include "admin/admin_int.h"
 #include "alloc_sweep.h"
+#include "threads.h" /* TEST_WAIT_MS */
 
 static const char *const no_env[] = {NULL};
 
@@ -189,7 +190,7 @@ static void sweep_mounts(void **state)
     MOUNT_SWEEP(fdn_admin_mount_limiter, fdn_runtime_limiter(rt));
     MOUNT_SWEEP(fdn_admin_mount_telemetry, fdn_runtime_telemetry(rt));
     MOUNT_SWEEP(fdn_admin_mount_pools, fdn_runtime_pools(rt));
-    assert_int_equal(fdn_runtime_shutdown(rt, 5000), 0);
+    assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
     fdn_runtime_destroy(rt);
 }
 

@@ -23,6 +23,7 @@
 
 #include "alloc_sweep.h"
 #include "flag_service.h"
+#include "threads.h" /* TEST_WAIT_MS */
 
 static const char *const no_env[] = {NULL};
 
@@ -62,7 +63,7 @@ static void sweep_runtime(void **state)
         size_t n = 0;
         assert_int_equal(fdn_runtime_health(rt, &h, NULL, 0, &n), 0);
         sweep_failed(&sw, rc);
-        assert_int_equal(fdn_runtime_shutdown(rt, 5000), 0);
+        assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
         fdn_runtime_destroy(rt);
     }
     /* teardown detaches the runtime's telemetry handlers, which copies the handler set: a
@@ -73,7 +74,7 @@ static void sweep_runtime(void **state)
         fdn_runtime_t *rt = NULL;
         assert_int_equal(fdn_runtime_create(&rt, &o, NULL), 0);
         assert_int_equal(fdn_runtime_start(rt, NULL), 0);
-        assert_int_equal(fdn_runtime_shutdown(rt, 5000), 0);
+        assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
         sweep_arm(&sw);
         fdn_runtime_destroy(rt);
         assert_false(sweep_failed(&sw, 0));
@@ -98,7 +99,7 @@ static void sweep_runtime(void **state)
             assert_true(atomic_load(&a.running));
             assert_int_equal(fdn_runtime_service_status(rt, "app", &st), 0);
         }
-        assert_int_equal(fdn_runtime_shutdown(rt, 5000), 0);
+        assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
         fdn_runtime_destroy(rt);
     }
 }
@@ -126,7 +127,7 @@ static void sweep_error_hook(void **state)
         fdn_runtime_error_hook(&e, rt);
         sweep_failed(&sw, 0);
     }
-    assert_int_equal(fdn_runtime_shutdown(rt, 5000), 0);
+    assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
     fdn_runtime_destroy(rt);
     assert_int_equal(sweep_live(), base);
 }
@@ -194,7 +195,7 @@ static void accessors_allocate_nothing(void **state)
     assert_int_equal(st.state, FDN_SERVICE_RUNNING);
     NOALLOC_SWEEP(fdn_runtime_inject_fault, rc = fdn_runtime_inject_fault(rt, "app", FDN_EIO));
     assert_int_equal(rc, 0);
-    NOALLOC_SWEEP(fdn_runtime_shutdown, rc = fdn_runtime_shutdown(rt, 5000));
+    NOALLOC_SWEEP(fdn_runtime_shutdown, rc = fdn_runtime_shutdown(rt, TEST_WAIT_MS));
     assert_int_equal(rc, 0);
     fdn_runtime_destroy(rt);
     assert_int_equal(sweep_live(), base);

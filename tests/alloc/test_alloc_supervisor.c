@@ -17,6 +17,7 @@
 
 #include "alloc_sweep.h"
 #include "flag_service.h"
+#include "threads.h" /* TEST_WAIT_MS */
 
 static fdn_supervisor_t *mk(void)
 {
@@ -74,7 +75,7 @@ static void sweep_supervisor(void **state)
             assert_false(atomic_load(&a.running));
         else
             assert_true(atomic_load(&a.running));
-        assert_int_equal(fdn_supervisor_shutdown(s, 5000), 0);
+        assert_int_equal(fdn_supervisor_shutdown(s, TEST_WAIT_MS), 0);
         fdn_supervisor_destroy(s);
     }
     /* a service added to a running supervisor is started by the add */
@@ -96,7 +97,7 @@ static void sweep_supervisor(void **state)
             assert_true(atomic_load(&b.running));
         }
         assert_true(atomic_load(&a.running)); /* the others run on */
-        assert_int_equal(fdn_supervisor_shutdown(s, 5000), 0);
+        assert_int_equal(fdn_supervisor_shutdown(s, TEST_WAIT_MS), 0);
         fdn_supervisor_destroy(s);
     }
 }
@@ -183,7 +184,7 @@ static void accessors_allocate_nothing(void **state)
     assert_int_equal(st.state, FDN_SERVICE_RUNNING);
     NOALLOC_SWEEP(fdn_supervisor_status_at, rc = fdn_supervisor_status_at(s, 0, &st));
     assert_int_equal(rc, 0);
-    NOALLOC_SWEEP(fdn_supervisor_wait_idle, rc = fdn_supervisor_wait_idle(s, 5000));
+    NOALLOC_SWEEP(fdn_supervisor_wait_idle, rc = fdn_supervisor_wait_idle(s, TEST_WAIT_MS));
     assert_int_equal(rc, 0);
     const char *sn = NULL;
     NOALLOC_SWEEP(fdn_service_state_name, sn = fdn_service_state_name(FDN_SERVICE_RUNNING));
@@ -192,7 +193,7 @@ static void accessors_allocate_nothing(void **state)
      * on the supervisor's thread) */
     NOALLOC_SWEEP(fdn_supervisor_inject_fault, rc = fdn_supervisor_inject_fault(s, "a", -5));
     assert_int_equal(rc, 0);
-    NOALLOC_SWEEP(fdn_supervisor_shutdown, rc = fdn_supervisor_shutdown(s, 5000));
+    NOALLOC_SWEEP(fdn_supervisor_shutdown, rc = fdn_supervisor_shutdown(s, TEST_WAIT_MS));
     assert_int_equal(rc, 0);
     NOALLOC_SWEEP(fdn_supervisor_destroy, fdn_supervisor_destroy(s));
     sem_destroy(&pr.done);

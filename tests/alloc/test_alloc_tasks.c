@@ -12,6 +12,7 @@
 #include <fdn/tasks.h>
 
 #include "alloc_sweep.h"
+#include "threads.h" /* TEST_WAIT_MS */
 
 static int bump(void *arg)
 {
@@ -34,8 +35,8 @@ static void sweep_create(void **state)
             assert_null(tp);
         } else {
             atomic_int hits = 0;
-            assert_int_equal(fdn_tasks_submit_wait(tp, bump, &hits, 5000), 0);
-            assert_int_equal(fdn_tasks_shutdown(tp, 5000), 0); /* runs what is queued */
+            assert_int_equal(fdn_tasks_submit_wait(tp, bump, &hits, TEST_WAIT_MS), 0);
+            assert_int_equal(fdn_tasks_shutdown(tp, TEST_WAIT_MS), 0); /* runs what is queued */
             assert_int_equal(atomic_load(&hits), 1);
             fdn_tasks_destroy(tp);
         }
@@ -67,11 +68,11 @@ static void sweep_submit(void **state)
     SWEEP(sw, fdn_tasks_submit_wait, SWEEP_KEEP | SWEEP_NO_CALL_LEAK)
     {
         sweep_arm(&sw);
-        int rc = fdn_tasks_submit_wait(tp, bump, &hits, 5000);
+        int rc = fdn_tasks_submit_wait(tp, bump, &hits, TEST_WAIT_MS);
         if (!sweep_failed(&sw, rc))
             accepted++;
     }
-    assert_int_equal(fdn_tasks_shutdown(tp, 5000), 0);
+    assert_int_equal(fdn_tasks_shutdown(tp, TEST_WAIT_MS), 0);
     assert_int_equal(atomic_load(&hits), accepted);
     fdn_errctx_pop();
     fdn_tasks_destroy(tp);
@@ -88,7 +89,7 @@ static void accessors_allocate_nothing(void **state)
     fdn_tasks_t *tp = NULL;
     assert_int_equal(fdn_tasks_create(&tp, &o), 0);
     atomic_int hits = 0;
-    assert_int_equal(fdn_tasks_submit_wait(tp, bump, &hits, 5000), 0);
+    assert_int_equal(fdn_tasks_submit_wait(tp, bump, &hits, TEST_WAIT_MS), 0);
     unsigned w = 0;
     fdn_tasks_stats_t st;
     int rc = -1;
@@ -96,7 +97,7 @@ static void accessors_allocate_nothing(void **state)
     assert_int_equal(w, 2);
     NOALLOC_SWEEP(fdn_tasks_stats, rc = fdn_tasks_stats(tp, &st));
     assert_int_equal(rc, 0);
-    NOALLOC_SWEEP(fdn_tasks_shutdown, rc = fdn_tasks_shutdown(tp, 5000));
+    NOALLOC_SWEEP(fdn_tasks_shutdown, rc = fdn_tasks_shutdown(tp, TEST_WAIT_MS));
     assert_int_equal(rc, 0);
     NOALLOC_SWEEP(fdn_tasks_destroy, fdn_tasks_destroy(tp));
     assert_int_equal(sweep_live(), base);

@@ -24,6 +24,7 @@
 #include <fdn/testing.h>
 
 #include "runtime/runtime_int.h"
+#include "threads.h" /* TEST_WAIT_MS */
 
 #define MS  1000000LL
 #define SEC 1000000000LL
@@ -239,8 +240,8 @@ static void create_destroy_defaults(void **state)
     assert_int_equal(fdn_runtime_health(rt, &hl, NULL, 0, NULL), 0);
     assert_int_equal(hl.status, FDN_RUNTIME_HEALTHY);
     assert_string_equal(fdn_runtime_status_name(hl.status), "healthy");
-    assert_int_equal(fdn_runtime_shutdown(rt, 5000), 0);
-    assert_int_equal(fdn_runtime_shutdown(rt, 5000), 0);
+    assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
+    assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
     assert_false(registered(rt, "task_supervisor", NULL));
     assert_int_equal(fdn_runtime_health(rt, &hl, NULL, 0, NULL), 0);
     assert_int_equal(hl.status, FDN_RUNTIME_STOPPED);
@@ -353,7 +354,7 @@ static void start_order_and_reverse_stop(void **state)
     assert_string_equal(sts[3].name, "task_supervisor");
     assert_string_equal(sts[5].name, "app2");
 
-    assert_int_equal(fdn_runtime_shutdown(rt, 5000), 0);
+    assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
     ASSERT_LOG("-app2 -app1 -telemetry_service -event_store -config_server");
     assert_int_equal(fdn_registry_count(fdn_runtime_registry(rt)), 0);
     assert_int_equal(fdn_runtime_add_service(rt, &s1, NULL), FDN_EEXIST);
@@ -370,7 +371,7 @@ static void restart_keeps_registration_and_gates_calls(void **state)
     ASSERT_LOG("+config_server +event_store +telemetry_service");
     comp_t *ev = fdn__runtime_slot(rt, FDN__RT_EVENTS);
     assert_int_equal(fdn_runtime_inject_fault(rt, "event_store", FDN_EIO), 0);
-    assert_int_equal(fdn_supervisor_wait_idle(fdn_runtime_supervisor(rt), 10000), 0);
+    assert_int_equal(fdn_supervisor_wait_idle(fdn_runtime_supervisor(rt), TEST_WAIT_MS), 0);
     ASSERT_LOG("-event_store");
     assert_false(atomic_load(&ev->running));
     void *h = NULL;
@@ -385,7 +386,7 @@ static void restart_keeps_registration_and_gates_calls(void **state)
     assert_int_equal(st.state, FDN_SERVICE_RESTARTING);
     assert_int_equal(st.last_error, FDN_EIO);
     assert_int_equal(fdn_clock_advance(clock, 10 * MS), 0);
-    assert_int_equal(fdn_supervisor_wait_idle(fdn_runtime_supervisor(rt), 10000), 0);
+    assert_int_equal(fdn_supervisor_wait_idle(fdn_runtime_supervisor(rt), TEST_WAIT_MS), 0);
     ASSERT_LOG("+event_store");
     assert_int_equal(fdn_runtime_health(rt, &hl, NULL, 0, NULL), 0);
     assert_int_equal(hl.status, FDN_RUNTIME_HEALTHY);
@@ -404,11 +405,11 @@ static void health_poll_drives_restart(void **state)
     comp_t *tm = fdn__runtime_slot(rt, FDN__RT_TELEMETRY);
     atomic_store(&tm->health_rc, FDN_EUNHEALTHY);
     assert_int_equal(fdn_clock_advance(clock, SEC), 0); /* default poll interval 1 s */
-    assert_int_equal(fdn_supervisor_wait_idle(fdn_runtime_supervisor(rt), 10000), 0);
+    assert_int_equal(fdn_supervisor_wait_idle(fdn_runtime_supervisor(rt), TEST_WAIT_MS), 0);
     ASSERT_LOG("-telemetry_service");
     atomic_store(&tm->health_rc, 0);
     assert_int_equal(fdn_clock_advance(clock, 10 * MS), 0);
-    assert_int_equal(fdn_supervisor_wait_idle(fdn_runtime_supervisor(rt), 10000), 0);
+    assert_int_equal(fdn_supervisor_wait_idle(fdn_runtime_supervisor(rt), TEST_WAIT_MS), 0);
     ASSERT_LOG("+telemetry_service");
     fake_destroy(rt, clock);
     ASSERT_LOG("-telemetry_service -event_store -config_server");
@@ -548,7 +549,7 @@ static void testing_runtimes_are_isolated(void **state)
     assert_true(registered(a, "mine", NULL));
     assert_false(registered(b, "mine", NULL));
     atomic_int ran = 0;
-    assert_int_equal(fdn_tasks_submit_wait(fdn_runtime_tasks(a), task_fn, &ran, 5000), 0);
+    assert_int_equal(fdn_tasks_submit_wait(fdn_runtime_tasks(a), task_fn, &ran, TEST_WAIT_MS), 0);
     assert_int_equal(fdn_tasks_submit(fdn_runtime_tasks(a), task_fn, &ran), 0);
     int64_t t = fdn_clock_mono_ns(fdn_runtime_clock(a));
     assert_int_equal(fdn_testing_advance(a, SEC), 0);
@@ -625,8 +626,9 @@ static void shutdown_from_escalation_callback(void **state)
     /* wait_idle returns once the fault was handled: FDN_ESHUTDOWN because the escalation
      * callback asked for the shutdown; a shutdown here then waits for the stop to finish */
     fdn_error_t err = FDN_ERROR_INIT;
-    assert_int_equal(fdn_supervisor_wait_idle(fdn_runtime_supervisor(rt), 10000), FDN_ESHUTDOWN);
-    assert_int_equal(fdn_runtime_shutdown(rt, 10000), 0);
+    assert_int_equal(fdn_supervisor_wait_idle(fdn_runtime_supervisor(rt), TEST_WAIT_MS),
+                     FDN_ESHUTDOWN);
+    assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
     assert_int_equal(atomic_load(&e.calls), 1);
     assert_int_equal(e.shutdown_rc, 0);
     ASSERT_LOG("-app");
@@ -679,7 +681,7 @@ static void shutdown_from_worker_loop(void **state)
     pthread_mutex_unlock(&x.mu);
     assert_int_equal(x.rc, 0);
     fdn_error_t err = FDN_ERROR_INIT;
-    assert_int_equal(fdn_runtime_shutdown(rt, 10000), 0);
+    assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
     fdn_runtime_health_t h;
     assert_int_equal(fdn_runtime_health(rt, &h, NULL, 0, NULL), 0);
     assert_int_equal(h.status, FDN_RUNTIME_STOPPED);
