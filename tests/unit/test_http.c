@@ -989,7 +989,7 @@ static long http_with(uint16_t port, const char *method, const char *path, const
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L); /* a hang bound, under ctest's 60 s */
     if (headers != NULL)
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     if (body != NULL) {
@@ -1085,7 +1085,7 @@ static long http_hdr(uint16_t port, const char *method, const char *path, grow_t
     curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, hdr);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L); /* a hang bound, under ctest's 60 s */
     CURLcode cc = curl_easy_perform(c);
     long status = -1;
     if (cc == CURLE_OK)
