@@ -28,14 +28,20 @@ fail() { echo "$*" >&2; exit 1; }
 bash "$SRC/scripts/pg-server.sh" start "$PG" >/dev/null
 URL="$(cat "$PG/url")"
 export FDN_STORAGE__WARM__POSTGRES__SCHEMA="chaos_$$_$RANDOM"
-export FDN_STORAGE__WARM__POSTGRES__COMMAND_TIMEOUT_MS=500
+# The calls' bound: short, so that a call cannot hang while PostgreSQL is away, but not so short
+# that a loaded machine (both cores busy, an ASan build, PostgreSQL itself starved or in crash
+# recovery after the kill) makes the calls that must succeed time out: the two first POSTs, the
+# retried one after the restart (a timed-out append whose COMMIT went through is stored, and the
+# retry then stores a second "30"), the replay of the spool. The POSTs while PostgreSQL is away
+# fail at once anyway (the connection is refused), well within the bound.
+export FDN_STORAGE__WARM__POSTGRES__COMMAND_TIMEOUT_MS=2000
 
 PORTS=()
-# The 500 ms bound also applies to the server's first call at start (the head; its
-# connections are made within connect_timeout_ms since the open makes the pool's first one):
-# with both cores busy an ASan build's start missed it once (scripts/test-loaded.sh, when
-# that call still had to connect within the bound too). A start refused for that reason alone
-# is tried again, at most 3 times; any other refusal fails at once.
+# The bound also applies to the server's first call at start (the head; its connections are
+# made within connect_timeout_ms since the open makes the pool's first one): with both cores
+# busy an ASan build's start missed 500 ms once (scripts/test-loaded.sh, when that call still
+# had to connect within the bound too). A start refused for that reason alone is tried again,
+# at most 3 times; any other refusal fails at once.
 start() { # name [spool]
     local fd port="" line try
     for try in 1 2 3; do
@@ -77,12 +83,12 @@ read -r code _ < <(post "$B" 1)
 
 bash "$SRC/scripts/pg-server.sh" kill "$PG" >/dev/null
 
-# no spool: 503 + Retry-After, each within the bound (500 ms, plus slack for a loaded machine)
+# no spool: 503 + Retry-After, each within the bound (2 s, plus slack for a loaded machine)
 for i in 1 2 3 4; do
     read -r code secs < <(post "$A" "1$i")
     [[ "$code" == 503 ]] || fail "POST with PostgreSQL away answered $code: $(cat "$TMP/body")"
     grep -qi '^Retry-After: [0-9]' "$TMP/h" || fail "503 without Retry-After: $(cat "$TMP/h")"
-    awk -v s="$secs" 'BEGIN { exit !(s < 5) }' || fail "POST took $secs s with a 500 ms bound"
+    awk -v s="$secs" 'BEGIN { exit !(s < 10) }' || fail "POST took $secs s with a 2 s bound"
 done
 # the breaker around the engine is open (3 failures), and the metric says so
 curl -sf --max-time 30 "$A/metrics" >"$TMP/metrics"
@@ -118,15 +124,19 @@ spooled=$(sed -n 's/^fdn_events_backend_spooled_events{backend="postgres"} \([0-
 
 bash "$SRC/scripts/pg-server.sh" restart "$PG" >/dev/null
 # back: POSTs succeed again (once the breaker lets a call through), the spool drains
+# (polls end at a deadline of a minute, not after a number of tries: each try is slower on a
+# loaded machine, and so are PostgreSQL's recovery and the spool's replay)
 ok=""
-for _ in $(seq 1 600); do
+deadline=$((SECONDS + 60))
+while ((SECONDS < deadline)); do
     read -r code _ < <(post "$A" 30)
     if [[ "$code" == 201 ]]; then ok=1; break; fi
     sleep 0.05
 done
 [[ -n "$ok" ]] || fail "POST still answers $code after PostgreSQL came back"
 n=""
-for _ in $(seq 1 600); do
+deadline=$((SECONDS + 60))
+while ((SECONDS < deadline)); do
     n=$(count "$B" || echo 0)
     [[ "$n" == 6 ]] && break
     sleep 0.05
