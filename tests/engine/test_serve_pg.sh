@@ -106,9 +106,11 @@ grep -qi "postgres\|connect" "$TMP/d.err" || fail "no message naming the problem
 # a PostgreSQL that takes the connection and never answers: the start fails once
 # storage.warm.postgres.connect_timeout_ms has passed, and the message says that bound (a
 # listener that never accepts: the kernel completes the handshake, the startup packet waits)
-exec {sil}< <(exec python3 -c 'import socket, sys
+# (it waits for its SIGTERM from cleanup in signal.pause(): reading a stdin of /dev/zero
+# never ends either, but fills memory at about 1 GB a second for as long as the start takes)
+exec {sil}< <(exec python3 -c 'import signal, socket
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
-print(s.getsockname()[1], flush=True); sys.stdin.read()' </dev/zero)
+print(s.getsockname()[1], flush=True); signal.pause()' </dev/null)
 PIDS+=($!)
 IFS= read -r -t 30 silent <&"$sil" || fail "no silent listener"
 if FDN_STORAGE__WARM__POSTGRES__CONNECT_TIMEOUT_MS=700 "$FDN" serve --data-dir "$TMP/e" \
