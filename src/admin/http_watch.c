@@ -62,9 +62,18 @@ struct fdn__http_watch {
     _Atomic uint64_t cut;
 };
 
-/* Deadlines are seconds apart and checked every 250 ms: the coarse clock (the last tick, a
- * few ms old at most) does, and costs a vDSO read a fraction of CLOCK_MONOTONIC's (one per
- * request, in fdn__http_watch_done) */
+/* Deadlines are seconds apart and checked every 250 ms: the watchdog reads the coarse clock
+ * (the last tick, a few ms old: seen 5-6 ms behind CLOCK_MONOTONIC on a VM). A deadline is set
+ * from CLOCK_MONOTONIC itself (deadline_ns, once per request): a clock read behind real time
+ * then only makes a cut late, never early, so no request is cut before request_timeout_s. (Set
+ * from the coarse clock too, a deadline could fall that lag before its time.) */
+static int64_t deadline_ns(int64_t after_ns)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + after_ns;
+}
+
 static int64_t mono_ns(void)
 {
     struct timespec ts;
@@ -180,7 +189,7 @@ void fdn__http_watch_notify(void *cls, struct MHD_Connection *con, void **socket
             return; /* out of memory: this connection has the idle timeout only */
         e->fd = ci->connect_fd;
         atomic_init(&e->word, W_WAITING);
-        atomic_init(&e->deadline_ns, mono_ns() + w->request_ns);
+        atomic_init(&e->deadline_ns, deadline_ns(w->request_ns));
         fdn__mutex_lock(&w->mu);
         e->prev = w->head.prev;
         e->next = &w->head;
@@ -229,7 +238,7 @@ void fdn__http_watch_done(fdn__http_watch_t *w, struct MHD_Connection *con)
     uint64_t s = atomic_load_explicit(&e->word, memory_order_acquire);
     if ((s & W_MASK) == W_CUT)
         return;
-    atomic_store_explicit(&e->deadline_ns, mono_ns() + w->keepalive_ns, memory_order_relaxed);
+    atomic_store_explicit(&e->deadline_ns, deadline_ns(w->keepalive_ns), memory_order_relaxed);
     /* only this connection's server thread moves it out of HANDLING or WAITING; the watchdog
      * may cut it meanwhile, which the CAS keeps */
     while ((s & W_MASK) != W_CUT)
