@@ -696,8 +696,10 @@ static void slow_proxy_start(slow_proxy_t *p, int64_t delay_ms)
     p->delay_ms = delay_ms;
     const char *colon = strrchr(g_pg->url, ':'); /* postgresql://fdn@127.0.0.1:PORT/postgres */
     assert_non_null(colon);
-    p->pg_port = (uint16_t)atoi(colon + 1);
-    assert_true(p->pg_port > 0);
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    assert_true(end != colon + 1 && port > 0 && port < 65536);
+    p->pg_port = (uint16_t)port;
     p->lfd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(p->lfd >= 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
