@@ -9,16 +9,16 @@
 # Waits are bounded polls on a condition (an HTTP answer), never fixed sleeps.
 set -euo pipefail
 
-FDN="${FDN_BINARY_DIR:?}/bin/fdn"
+# shellcheck source=../support/serve.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../support/serve.sh"
 SRC="${FDN_SOURCE_DIR:?}"
-TMP="$(mktemp -d)"
 PG="$TMP/pg"
 mkdir -p "$PG"
 chmod 755 "$TMP"
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+cleanup() { # the servers first, then the cluster, then TMP
+    local pids=("${SERVE_PIDS[@]}") p
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
     bash "$SRC/scripts/pg-server.sh" stop "$PG" >/dev/null 2>&1 || true
     rm -rf "$TMP"
 }
@@ -36,30 +36,22 @@ export FDN_STORAGE__WARM__POSTGRES__SCHEMA="chaos_$$_$RANDOM"
 # fail at once anyway (the connection is refused), well within the bound.
 export FDN_STORAGE__WARM__POSTGRES__COMMAND_TIMEOUT_MS=2000
 
-PORTS=()
 # The bound also applies to the server's first call at start (the head; its connections are
 # made within connect_timeout_ms since the open makes the pool's first one): with both cores
 # busy an ASan build's start missed 500 ms once (scripts/test-loaded.sh, when that call still
 # had to connect within the bound too). A start refused for that reason alone is tried again,
 # at most 3 times; any other refusal fails at once.
-start() { # name [spool]
-    local fd port="" line try
+start() { # name [spool]: its port appended to SERVE_PORTS
+    local try
     for try in 1 2 3; do
-        exec {fd}< <(FDN_STORAGE__WARM__POSTGRES__SPOOL_PATH="${2:-}" exec "$FDN" serve \
-            --data-dir "$TMP/$1" --listen 127.0.0.1:0 --postgres "$URL" 2>"$TMP/$1.err")
-        PIDS+=($!)
-        while IFS= read -r -t 30 line <&"$fd"; do
-            if [[ "$line" =~ listening\ on\ http://127\.0\.0\.1:([0-9]+) ]]; then
-                port="${BASH_REMATCH[1]}"
-                break
-            fi
-        done
-        [[ -n "$port" ]] && break # (its output stays open: the server writes to it)
-        exec {fd}<&-
+        if FDN_STORAGE__WARM__POSTGRES__SPOOL_PATH="${2:-}" serve_start "$TMP/$1.err" \
+            --data-dir "$TMP/$1" --listen 127.0.0.1:0 --postgres "$URL"; then
+            SERVE_PORTS+=("$SERVE_PORT") # (its output stays open: the server writes to it)
+            return
+        fi
         grep -q "no answer within" "$TMP/$1.err" || break
     done
-    [[ -n "$port" ]] || fail "server $1 did not start: $(cat "$TMP/$1.err")"
-    PORTS+=("$port")
+    fail "server $1 did not start: $(cat "$TMP/$1.err")"
 }
 
 post() { # base i -> "code seconds" (headers in $TMP/h)
@@ -74,8 +66,8 @@ count() { # base -> events of type chaos.tick
 
 start plain
 start spooled "$TMP/spool.db"
-A="http://127.0.0.1:${PORTS[0]}"
-B="http://127.0.0.1:${PORTS[1]}"
+A="http://127.0.0.1:${SERVE_PORTS[0]}"
+B="http://127.0.0.1:${SERVE_PORTS[1]}"
 read -r code _ < <(post "$A" 0)
 [[ "$code" == 201 ]] || fail "POST with PostgreSQL up answered $code: $(cat "$TMP/body")"
 read -r code _ < <(post "$B" 1)

@@ -8,34 +8,12 @@
 # The servers use a schema of this run alone (FDN_STORAGE__WARM__POSTGRES__SCHEMA).
 set -euo pipefail
 
-FDN="${FDN_BINARY_DIR:?}/bin/fdn"
+# shellcheck source=../support/serve.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../support/serve.sh"
 URL="$(cat "${FDN_TEST_PG_DIR:?}/url")"
-TMP="$(mktemp -d)"
 export FDN_STORAGE__WARM__POSTGRES__SCHEMA="serve_$$_$RANDOM"
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
 fail() { echo "$*" >&2; exit 1; }
-
-PORTS=()
-start() { # name url
-    local fd port="" line
-    exec {fd}< <(exec "$FDN" serve --data-dir "$TMP/$1" --listen 127.0.0.1:0 --postgres "$2" \
-        2>"$TMP/$1.err")
-    PIDS+=($!)
-    while IFS= read -r -t 30 line <&"$fd"; do
-        if [[ "$line" =~ listening\ on\ http://127\.0\.0\.1:([0-9]+) ]]; then
-            port="${BASH_REMATCH[1]}"
-            break
-        fi
-    done
-    [[ -n "$port" ]] || fail "server $1 did not start: $(cat "$TMP/$1.err")"
-    PORTS+=("$port")
-}
+start() { serve_named "$1" --postgres "$2"; } # name url: its port appended to SERVE_PORTS
 
 post() { # port body -> id
     curl -sf --max-time 60 -X POST -H 'Content-Type: application/json' \
@@ -44,13 +22,13 @@ post() { # port body -> id
 
 start a "$URL"
 start b "$URL"
-A="http://127.0.0.1:${PORTS[0]}"
-B="http://127.0.0.1:${PORTS[1]}"
+A="http://127.0.0.1:${SERVE_PORTS[0]}"
+B="http://127.0.0.1:${SERVE_PORTS[1]}"
 
 # alternate between the servers: ids strictly increase, whoever stored the event
 last=0
 for i in $(seq 1 10); do
-    port=${PORTS[$((i % 2))]}
+    port=${SERVE_PORTS[$((i % 2))]}
     id=$(post "$port" "{\"type\":\"order.placed\",\"data\":{\"i\":$i},\"correlation_id\":\"req-$((i % 2))\"}")
     [[ "$id" =~ ^[0-9]+$ ]] || fail "POST answered id '$id'"
     ((id > last)) || fail "id $id after $last"
@@ -80,15 +58,19 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 "$A/v1/events/999999
 [[ "$code" == 404 ]] || fail "get of an unknown id answered $code"
 
 # the log outlives the servers: a third one started after both stopped reads it
-for p in "${PIDS[@]}"; do kill -TERM "$p"; done
-for p in "${PIDS[@]}"; do wait "$p" || true; done
-PIDS=()
-PORTS=()
+stop_servers() {
+    local p
+    for p in "${SERVE_PIDS[@]}"; do kill -TERM "$p"; done
+    for p in "${SERVE_PIDS[@]}"; do wait "$p" || true; done
+    SERVE_PIDS=()
+    SERVE_PORTS=()
+}
+stop_servers
 start c "$URL"
-C="http://127.0.0.1:${PORTS[0]}"
+C="http://127.0.0.1:${SERVE_PORTS[0]}"
 got=$(curl -sf --max-time 60 "$C/v1/events?type=order.paid&order=asc&limit=100")
 [[ "$(jq '[.events[].data.i]' -c <<<"$got")" == "[11,12]" ]] || fail "after restart: $got"
-id=$(post "${PORTS[0]}" '{"type":"order.shipped","data":{"i":13}}')
+id=$(post "${SERVE_PORTS[0]}" '{"type":"order.shipped","data":{"i":13}}')
 ((id > first + 1)) || fail "id $id after a restart does not continue the log ($first)"
 
 # PostgreSQL away: the server refuses to start, naming the problem
@@ -97,11 +79,7 @@ id=$(post "${PORTS[0]}" '{"type":"order.shipped","data":{"i":13}}')
 # or be the ephemeral local port of the server's own connect, which then reaches itself)
 closed=1
 ! (exec 3<>"/dev/tcp/127.0.0.1/$closed") 2>/dev/null || fail "port 1 of the loopback is open here: no closed port for this check"
-if "$FDN" serve --data-dir "$TMP/d" --listen 127.0.0.1:0 --postgres "postgresql://fdn@127.0.0.1:$closed/postgres" \
-    >"$TMP/d.out" 2>"$TMP/d.err"; then
-    fail "fdn serve started without PostgreSQL"
-fi
-grep -qi "postgres\|connect" "$TMP/d.err" || fail "no message naming the problem: $(cat "$TMP/d.err")"
+serve_refused "[Pp]ostgres|connect" --postgres "postgresql://fdn@127.0.0.1:$closed/postgres"
 
 # a PostgreSQL that takes the connection and never answers: the start fails once
 # storage.warm.postgres.connect_timeout_ms has passed, and the message says that bound (a
@@ -111,11 +89,8 @@ grep -qi "postgres\|connect" "$TMP/d.err" || fail "no message naming the problem
 exec {sil}< <(exec python3 -c 'import signal, socket
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
 print(s.getsockname()[1], flush=True); signal.pause()' </dev/null)
-PIDS+=($!)
+SERVE_PIDS+=($!) # (serve_cleanup stops it)
 IFS= read -r -t 30 silent <&"$sil" || fail "no silent listener"
-if FDN_STORAGE__WARM__POSTGRES__CONNECT_TIMEOUT_MS=700 "$FDN" serve --data-dir "$TMP/e" \
-    --listen 127.0.0.1:0 --postgres "postgresql://fdn@127.0.0.1:$silent/postgres" >"$TMP/e.out" 2>"$TMP/e.err"; then
-    fail "fdn serve started with a PostgreSQL that never answers"
-fi
-grep -q "no answer within 700 ms" "$TMP/e.err" || fail "not the connect bound: $(cat "$TMP/e.err")"
+FDN_STORAGE__WARM__POSTGRES__CONNECT_TIMEOUT_MS=700 \
+    serve_refused "no answer within 700 ms" --postgres "postgresql://fdn@127.0.0.1:$silent/postgres"
 echo ok
