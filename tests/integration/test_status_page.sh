@@ -111,7 +111,10 @@ echo "ok: GET / serves the page; 401 without the token where one is set"
 
 # --- chromedriver + headless chromium
 CDPORT="$(free_port)"
-chromedriver --port="$CDPORT" >"$TMP/chromedriver.log" 2>&1 &
+# (TMPDIR: Chromium makes a directory of its own there, /tmp/org.chromium.Chromium.* otherwise,
+# which it leaves behind: one per run)
+mkdir -p "$TMP/browser-tmp"
+TMPDIR="$TMP/browser-tmp" chromedriver --port="$CDPORT" >"$TMP/chromedriver.log" 2>&1 &
 PIDS+=($!)
 export CD="http://127.0.0.1:$CDPORT" MAIN="$A" LONG_WINDOW TOKPORT="$TPORT" HELPPORT="$HPORT" ART TMP
 python3 - <<'EOF' || fail "status page checks (chromedriver log: $(tail -5 "$TMP/chromedriver.log"))"
