@@ -3,8 +3,10 @@
 # test of `make test-release`). Each case drives one endpoint with wrk (one client thread, 32
 # keep-alive connections) and is compared with a baseline measured in the same run: a bare
 # libmicrohttpd server with the same thread settings answering a constant 2-byte body
-# (bench/http/mhd_baseline.c, fdn-http-baseline). The server runs on its embedded defaults with
-# a temporary data directory, so POST /v1/events is durable (201 only once fsynced).
+# (bench/http/mhd_baseline.c, fdn-http-baseline); both run 2 server threads (`--threads 2`:
+# fdn serve's own default follows the CPUs). The server runs on its embedded defaults
+# otherwise, with a temporary data directory, so POST /v1/events is durable (201 only once
+# fsynced).
 #
 # usage: bench/http_bench.sh [--quick] [--json] [--rounds N] [--duration S] [--filter PATTERN] [BINDIR]
 #   BINDIR   holds fdn and fdn-http-baseline (default build/release/bin)
@@ -141,10 +143,12 @@ run_wrk() {
     ERRS=$(awk '/Socket errors:/ {print}' <<<"$out")
 }
 
-start baseline "$BASE" 0 2
+# both servers with the same number of threads (fdn serve's default follows the CPUs)
+THREADS=2
+start baseline "$BASE" 0 "$THREADS"
 BPORT=$PORT
 BPID=${PIDS[-1]}
-start fdn "$FDN" serve --data-dir "$TMP/data" --listen 127.0.0.1:0
+start fdn "$FDN" serve --data-dir "$TMP/data" --listen 127.0.0.1:0 --threads "$THREADS"
 FPORT=$PORT
 FPID=${PIDS[-1]}
 

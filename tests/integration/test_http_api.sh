@@ -589,6 +589,36 @@ else
     grep -q "token" "$TMP/e4" && pass || fail "token message: $(cat "$TMP/e4")"
 fi
 
+# --- server threads: --threads N runs N libmicrohttpd threads; the default follows the CPUs
+# (at least 2, at most 16); out of range is refused before anything starts
+workers() { # PID: how many of its threads libmicrohttpd named MHD-worker
+    local n=0 c
+    for c in /proc/"$1"/task/*/comm; do
+        [[ "$(cat "$c" 2>/dev/null)" == MHD-worker ]] && n=$((n + 1))
+    done
+    echo "$n"
+}
+start_server --threads 3
+[[ "$(workers "$SERVE_PID")" == 3 ]] && pass || fail "--threads 3: $(workers "$SERVE_PID") server threads"
+req GET /health
+[[ "$STATUS" == 200 ]] && pass || fail "--threads 3: /health gave $STATUS"
+stop_server
+start_server
+want=$(nproc)
+((want < 2)) && want=2
+((want > 16)) && want=16
+[[ "$(workers "$SERVE_PID")" == "$want" ]] && pass ||
+    fail "default threads: $(workers "$SERVE_PID"), want $want (nproc $(nproc))"
+stop_server
+for bad in 0 65 two; do
+    rc=0
+    "$FDN" serve --threads "$bad" --data-dir "$TMP/data5" --listen 127.0.0.1:0 >/dev/null 2>"$TMP/e5" || rc=$?
+    if ((rc == 2)) && grep -q -- "--threads: '$bad' is not an integer in \[1, 64\]" "$TMP/e5" &&
+        [[ ! -e "$TMP/data5" ]]; then pass; else
+        fail "--threads $bad: exit $rc, $(cat "$TMP/e5")"
+    fi
+done
+
 # --- fdn config defaults / check
 if wants config; then
     "$FDN" config defaults >"$TMP/defaults.json" && jq -e '.dev.debug_mode == false' "$TMP/defaults.json" >/dev/null &&

@@ -75,6 +75,7 @@ typedef struct serve_opts {
     int64_t idle_timeout_s;
     int64_t max_conns;
     int64_t max_conns_per_ip;
+    int64_t threads; /* 0: the default (serve_threads_default) */
 } serve_opts_t;
 
 /* What the runtime's and the server's callbacks need. */
@@ -94,7 +95,7 @@ static void usage(FILE *out)
             "                 [--log-format text|json] [--log-level LEVEL] [--access-log]\n"
             "                 [--slow-request-ms MS] [--request-timeout SECONDS]\n"
             "                 [--idle-timeout SECONDS] [--max-connections N]\n"
-            "                 [--max-connections-per-ip N]\n"
+            "                 [--max-connections-per-ip N] [--threads N]\n"
             "\n"
             "Run a Foundation runtime with the admin HTTP API until SIGINT or SIGTERM.\n"
             "\n"
@@ -127,6 +128,8 @@ static void usage(FILE *out)
             "  --max-connections-per-ip N  concurrent connections from one client address\n"
             "                     (default: no such limit; clients behind one proxy or on\n"
             "                     loopback share an address)\n"
+            "  --threads N        HTTP server threads, 1-64 (default: the online CPUs, at\n"
+            "                     least 2 and at most 16)\n"
             "\n"
             "Under systemd (Type=notify, NOTIFY_SOCKET) it sends READY=1 once every service\n"
             "runs and the API answers, STATUS= as services restart, STOPPING=1 on shutdown and\n"
@@ -153,8 +156,18 @@ static int parse(int argc, char **argv, serve_opts_t *o)
         {.name = "--idle-timeout", .num = &o->idle_timeout_s, .min = 1, .max = 86400},
         {.name = "--max-connections", .num = &o->max_conns, .min = 1, .max = 65536},
         {.name = "--max-connections-per-ip", .num = &o->max_conns_per_ip, .min = 1, .max = 65536},
+        {.name = "--threads", .num = &o->threads, .min = 1, .max = 64},
     };
     return cli_parse(argc, argv, "serve", defs, sizeof(defs) / sizeof(defs[0]), usage);
+}
+
+/* The server threads when --threads is not given: one per online CPU, at least 2 (a thread
+ * can be held by a slow handler while the other serves) and at most 16 (each thread is an
+ * event loop serving many connections; past that, more threads add memory, not speed). */
+static unsigned serve_threads_default(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 2 ? 2u : n > 16 ? 16u : (unsigned)n;
 }
 
 static int read_token(const char *path, char **out)
@@ -390,6 +403,7 @@ int cmd_serve(int argc, char **argv)
                       10,
                       10,
                       0,
+                      0,
                       0};
     int pr = parse(argc, argv, &o);
     if (pr != 0)
@@ -453,6 +467,7 @@ int cmd_serve(int argc, char **argv)
     ao.idle_timeout_s = (unsigned)o.idle_timeout_s;
     ao.max_connections = (unsigned)o.max_conns;
     ao.max_connections_per_ip = (unsigned)o.max_conns_per_ip;
+    ao.threads = o.threads > 0 ? (unsigned)o.threads : serve_threads_default();
     int rc = fdn_admin_create(&admin, &ao, &err);
     if (rc < 0) {
         print_error(o.listen, rc, &err);
