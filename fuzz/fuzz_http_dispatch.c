@@ -59,6 +59,9 @@ static int setup(void)
         fdn_admin_mount_pools(g_admin, g_pools) != 0 ||
         fdn_admin_mount_telemetry(g_admin, g_tm) != 0)
         return -1;
+    /* a waiting query (GET /v1/events?wait_ms=) would hold this thread up to 60 s: none may
+     * wait here (each gets the 503 of a full server), its parameters are still checked */
+    fdn__admin_events_wait_max(g_admin, 0);
     return 0;
 }
 

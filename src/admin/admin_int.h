@@ -255,12 +255,27 @@ uint64_t fdn__admin_health_gen(void);
  * added (routes, health checks, metrics sources, the telemetry and health hooks) and leaves
  * the server as it was: a failed mount can be made again. Only before start. */
 typedef struct fdn__admin_mark {
-    size_t nroutes, nhealth, nmetrics;
+    size_t nroutes, nhealth, nmetrics, nstops;
     bool tm, health_ext;
 } fdn__admin_mark_t;
 void fdn__admin_mark(const fdn_admin_t *a, fdn__admin_mark_t *m);
 /* Undo what was registered since fdn__admin_mark; returns rc (for `return rollback(..)`). */
 int fdn__admin_rollback(fdn_admin_t *a, const fdn__admin_mark_t *m, int rc);
+
+/* A mount's own deferred work, e.g. waiting queries: at shutdown, once no new request can be
+ * deferred, drain(user) must complete every request it deferred (the server then waits for
+ * them); at destroy, release(user) frees it. Either may be NULL. A rollback releases the
+ * ones it undoes. Before start. @return 0, FDN_EINVAL, FDN_ENOSPC (4 of them already) */
+int fdn__admin_add_stop(fdn_admin_t *a, void (*drain)(void *), void (*release)(void *), void *user);
+
+/* The user pointer a route was added with (method and pattern as given), or NULL. */
+void *fdn__admin_route_user(const fdn_admin_t *a, const char *method, const char *pattern);
+
+/* Waiting queries of GET /v1/events (api_events.c; the tests): how many wait now, and the
+ * most that may (FDN__EVWAIT_MAX unless set; before any waits). 0 / no effect without the
+ * events mounted. */
+size_t fdn__admin_events_waiting(const fdn_admin_t *a);
+void fdn__admin_events_wait_max(fdn_admin_t *a, size_t max);
 
 /* True when descriptor `other` is open and refers to the same socket (inode) as `mine`:
  * how fdn_admin_start tells whether libmicrohttpd closed the duplicate it was given. */

@@ -16,6 +16,7 @@
 #include "admin/admin_int.h"
 #include "admin/event_body.h"
 #include "admin/event_json.h"
+#include "admin/event_wait.h"
 #include "admin/http_jw.h"
 
 #include <stdlib.h>
@@ -387,14 +388,69 @@ static int q_i64(const fdn__http_req_t *req, fdn__http_resp_t *resp, const char 
 }
 
 /* the query parameters of GET and DELETE /v1/events (others: 422, by the dispatcher) */
-enum { QP_TYPE, QP_CID, QP_SINCE, QP_UNTIL, QP_AFTER, QP_LIMIT, QP_ORDER, QP_N };
-static const char *const QUERY_PARAMS[] = {"type",     "correlation_id", "since", "until",
-                                           "after_id", "limit",          "order", NULL};
+enum { QP_TYPE, QP_CID, QP_SINCE, QP_UNTIL, QP_AFTER, QP_LIMIT, QP_ORDER, QP_WAIT, QP_N };
+static const char *const QUERY_PARAMS[] = {
+    "type", "correlation_id", "since", "until", "after_id", "limit", "order", "wait_ms", NULL};
+
+/* GET /v1/events's state: the store and its waiting queries (freed with the server). */
+typedef struct evapi {
+    fdn_events_t *es;
+    fdn__evwait_t *wait;
+} evapi_t;
+
+static void evapi_drain(void *user)
+{
+    fdn__evwait_drain(((evapi_t *)user)->wait);
+}
+
+static void evapi_free(void *user)
+{
+    evapi_t *api = user;
+    fdn__evwait_free(api->wait);
+    fdn_free(api);
+}
+
+size_t fdn__admin_events_waiting(const fdn_admin_t *a)
+{
+    const evapi_t *api = fdn__admin_route_user(a, "GET", "/v1/events");
+    return api != NULL ? fdn__evwait_count(api->wait) : 0;
+}
+
+void fdn__admin_events_wait_max(fdn_admin_t *a, size_t max)
+{
+    evapi_t *api = fdn__admin_route_user(a, "GET", "/v1/events");
+    if (api != NULL)
+        fdn__evwait_set_max(api->wait, max);
+}
+
+/* GET /v1/events?after_id=N&wait_ms=M: q (run once, nothing found) waits for its first
+ * matching event, at most M ms (admin/event_wait.c); q's result answers it then. */
+static int query_wait(evapi_t *api, const fdn_events_query_t *q, int64_t wait_ms,
+                      fdn__http_resp_t *resp)
+{
+    fdn_event_list_t *l = NULL;
+    int rc = fdn_events_query(api->es, q, &l);
+    if (rc < 0)
+        return rc;
+    if (fdn_event_list_count(l) == 0) {
+        rc = fdn__evwait_add(api->wait, q, wait_ms, resp);
+        if (rc != FDN__EVWAIT_NOW) { /* waiting (resp is the waiter's now), or an error */
+            fdn_event_list_free(l);
+            return rc;
+        }
+        /* the server is stopping: the empty result now */
+    }
+    rc = fdn__admin_events_answer(&l, resp);
+    if (rc < 0)
+        fdn_event_list_free(l);
+    return rc;
+}
 static const char *const DELETE_PARAMS[] = {"before", NULL};
 
 static int h_query(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
 {
-    fdn_events_t *es = user;
+    evapi_t *api = user;
+    fdn_events_t *es = api->es;
     fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
     /* each parameter's value in one pass over the pairs (the dispatcher refused any other
      * key, the parser a repeated one) */
@@ -443,6 +499,22 @@ static int h_query(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     }
     if (q.time_start > q.time_end)
         return fdn_err_set(&resp->err, FDN_EINVAL, "'since' is after 'until'");
+    if ((rc = q_i64v(resp, "wait_ms", qv[QP_WAIT], 0, FDN__EVWAIT_MAX_MS, &v)) < 0)
+        return rc;
+    if (rc == 0 && v > 0) {
+        if (qv[QP_AFTER] == NULL)
+            return fdn_err_set(&resp->err, FDN_EINVAL,
+                               "query parameter 'wait_ms' needs 'after_id': a query waits for "
+                               "the events after a cursor");
+        if (q.descending)
+            return fdn_err_set(&resp->err, FDN_EINVAL,
+                               "query parameter 'wait_ms' needs order 'asc' (the default)");
+        if (qv[QP_SINCE] != NULL || qv[QP_UNTIL] != NULL)
+            return fdn_err_set(&resp->err, FDN_EINVAL,
+                               "query parameter 'wait_ms' cannot be combined with 'since' or "
+                               "'until'");
+        return query_wait(api, &q, v, resp);
+    }
     /* {"events":[...],"count":n}: each event's JSON as fdn_event_to_json writes it, the bytes
      * json_dumps(JSON_COMPACT) would give after parsing it again; written in one pass
      * (admin/event_json.c: the jansson tree per event was four fifths of this answer), or
@@ -516,12 +588,24 @@ int fdn_admin_mount_events(fdn_admin_t *a, fdn_events_t *es)
         return FDN_EINVAL;
     fdn__admin_mark_t m;
     fdn__admin_mark(a, &m);
-    int rc;
+    evapi_t *api = fdn_calloc(1, sizeof *api);
+    if (api == NULL)
+        return FDN_ENOMEM;
+    api->es = es;
+    int rc = fdn__evwait_create(&api->wait, es);
+    if (rc == 0)
+        rc = fdn__admin_add_stop(a, evapi_drain, evapi_free, api);
+    if (rc < 0) {
+        fdn__evwait_free(api->wait);
+        fdn_free(api);
+        return rc;
+    }
+    /* from here a rollback frees api */
     if ((rc = fdn__admin_route_add(a, "POST", "/v1/events", h_post, es)) < 0 ||
         (rc = fdn__admin_route_add(a, "POST", "/v1/events/batch", h_batch, es)) < 0 ||
         (rc = fdn__admin_route_add(a, "GET", "/v1/events/stats", h_stats, es)) < 0 ||
         (rc = fdn__admin_route_add(a, "GET", "/v1/events/{id}", h_get, es)) < 0 ||
-        (rc = fdn__admin_route_add_q(a, "GET", "/v1/events", h_query, es, QUERY_PARAMS)) < 0 ||
+        (rc = fdn__admin_route_add_q(a, "GET", "/v1/events", h_query, api, QUERY_PARAMS)) < 0 ||
         (rc = fdn__admin_route_add_q(a, "DELETE", "/v1/events", h_delete, es, DELETE_PARAMS)) < 0)
         return fdn__admin_rollback(a, &m, rc);
     fdn_events_backend_status_t bs;

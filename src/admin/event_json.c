@@ -629,6 +629,11 @@ int fdn__admin_events_query(fdn_events_t *es, const fdn_events_query_t *q, fdn__
     return rc;
 }
 
+int fdn__admin_events_answer_plain(fdn_event_list_t **l, fdn__http_resp_t *resp)
+{
+    return answer_new(NULL, l, resp);
+}
+
 void fdn__admin_events_memo_clear(void)
 {
     (void)pthread_once(&memo_once, memo_key_init);

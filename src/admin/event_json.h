@@ -50,6 +50,15 @@ void fdn__admin_events_body(fdn__jw_t *w, const fdn_event_list_t *l);
 int fdn__admin_events_answer(fdn_event_list_t **l, fdn__http_resp_t *resp);
 
 /**
+ * Answer as fdn__admin_events_answer does, without the memo: for a thread that is not a
+ * server thread (a memo's kept response is the server thread's), the waiting queries'.
+ * Takes *l on success; left to the caller on failure.
+ * @return 0, FDN_ENOMEM
+ * @thread_safety any
+ */
+int fdn__admin_events_answer_plain(fdn_event_list_t **l, fdn__http_resp_t *resp);
+
+/**
  * Run q on es and answer GET /v1/events with its result, as fdn__admin_events_answer does,
  * but with fdn_events_query_same: the store compares its matches with this thread's memo,
  * so an answer the memo holds copies no event.

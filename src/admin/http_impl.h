@@ -21,6 +21,7 @@
 
 #define MAX_METRICS 8
 #define MAX_HEALTH  32
+#define MAX_STOPS   4
 
 typedef struct route {
     char method[8];
@@ -78,6 +79,11 @@ struct fdn_admin {
     void *request_user;
     fdn__admin_health_ext_fn health_ext;
     void *health_ext_user;
+    struct { /* a mounted service's own deferred work (fdn__admin_add_stop) */
+        void (*drain)(void *), (*release)(void *);
+        void *user;
+    } stops[MAX_STOPS];
+    size_t nstops;
 
     bool started;
     int listen_fd; /* bound by fdn_admin_bind, owned here until MHD starts; else -1 */

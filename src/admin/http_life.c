@@ -261,6 +261,9 @@ void fdn_admin_shutdown(fdn_admin_t *a)
         return;
     /* MHD must not stop with a suspended connection: let every deferred answer complete */
     atomic_store(&a->draining, true);
+    for (size_t i = 0; i < a->nstops; i++) /* e.g. waiting queries: answered now */
+        if (a->stops[i].drain != NULL)
+            a->stops[i].drain(a->stops[i].user);
     pthread_mutex_lock(&a->dmu);
     while (atomic_load(&a->deferred) > 0)
         pthread_cond_wait(&a->dcv, &a->dmu);
@@ -277,6 +280,9 @@ void fdn_admin_destroy(fdn_admin_t *a)
     if (a == NULL)
         return;
     fdn_admin_shutdown(a);
+    for (size_t i = 0; i < a->nstops; i++)
+        if (a->stops[i].release != NULL)
+            a->stops[i].release(a->stops[i].user);
     if (a->listen_fd >= 0)
         close(a->listen_fd); /* bound but never handed to a started server */
     for (size_t i = 0; i < a->nroutes; i++)

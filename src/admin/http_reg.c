@@ -78,6 +78,7 @@ void fdn__admin_mark(const fdn_admin_t *a, fdn__admin_mark_t *m)
     m->nroutes = a->nroutes;
     m->nhealth = a->nhealth;
     m->nmetrics = a->nmetrics;
+    m->nstops = a->nstops;
     m->tm = a->tm != NULL;
     m->health_ext = a->health_ext != NULL;
 }
@@ -88,11 +89,37 @@ int fdn__admin_rollback(fdn_admin_t *a, const fdn__admin_mark_t *m, int rc)
         fdn_free(a->routes[--a->nroutes].pattern);
     a->nhealth = m->nhealth;
     a->nmetrics = m->nmetrics;
+    while (a->nstops > m->nstops) {
+        a->nstops--;
+        if (a->stops[a->nstops].release != NULL)
+            a->stops[a->nstops].release(a->stops[a->nstops].user);
+    }
     if (!m->tm) /* (its two families stay in the telemetry instance, which owns them) */
         a->tm = NULL, a->f_dur = a->f_req = NULL;
     if (!m->health_ext)
         a->health_ext = NULL, a->health_ext_user = NULL;
     return rc;
+}
+
+void *fdn__admin_route_user(const fdn_admin_t *a, const char *method, const char *pattern)
+{
+    for (size_t i = 0; a != NULL && i < a->nroutes; i++)
+        if (strcmp(a->routes[i].method, method) == 0 && strcmp(a->routes[i].pattern, pattern) == 0)
+            return a->routes[i].user;
+    return NULL;
+}
+
+int fdn__admin_add_stop(fdn_admin_t *a, void (*drain)(void *), void (*release)(void *), void *user)
+{
+    if (a == NULL || a->started)
+        return FDN_EINVAL;
+    if (a->nstops >= MAX_STOPS)
+        return FDN_ENOSPC;
+    a->stops[a->nstops].drain = drain;
+    a->stops[a->nstops].release = release;
+    a->stops[a->nstops].user = user;
+    a->nstops++;
+    return 0;
 }
 
 int fdn__admin_set_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm)

@@ -206,6 +206,22 @@ if wants events; then
     expect 422 GET '/v1/events?since=1x'
     expect 422 GET '/v1/events?bogus=1'
     expect 400 GET '/v1/events?type=a&type=b'
+    # a waiting query (wait_ms) is answered once a matching event is stored; whether curl
+    # begins to wait before or after the POST, the answer is that event
+    curl -s --max-time 60 "http://127.0.0.1:$PORT/v1/events?after_id=${STORED_IDS[-1]}&type=wait.me&wait_ms=60000" \
+        >"$TMP/wait.out" &
+    WAITPID=$!
+    expect 201 POST /v1/events '{"type":"wait.me","data":{"w":1}}'
+    WID="$(jq -r .id <<<"$BODY")"; STORED_IDS+=("$WID")
+    if wait "$WAITPID" && jq -e "(.events|length) == 1 and .events[0].id == $WID" "$TMP/wait.out" >/dev/null; then
+        pass
+    else
+        fail "waiting query: $(cat "$TMP/wait.out")"
+    fi
+    expect 200 GET "/v1/events?after_id=$WID&wait_ms=1"
+    jcheck '(.events|length) == 0'
+    expect 422 GET '/v1/events?wait_ms=100'
+    expect 422 GET '/v1/events?after_id=0&wait_ms=60001'
 
     expect 400 POST /v1/events '{"type":'
     error_is 3202

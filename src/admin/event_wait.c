@@ -1,0 +1,317 @@
+/*
+ * DESIGN: waiting queries of GET /v1/events (`?after_id=N&wait_ms=M`), as a follower of the
+ * log reads it over HTTP: a query after a cursor that finds nothing does not answer an empty
+ * list at once (the client would ask again and again) but waits, up to wait_ms, for the first
+ * event that matches it, then answers with the query's result, as without wait_ms.
+ *
+ * Each waiting query holds an fd subscription of the store (fdn_events_subscribe_fd) with
+ * the query's filters and cursor: its descriptor turns readable for a matching event after
+ * the cursor (also one stored between the query and the subscription: the subscription
+ * starts at the cursor, so no event can slip between them). It may also turn readable when
+ * none matches (at the start, when the store holds events after the cursor), so a readable
+ * descriptor is read (fdn_events_sub_read, one event) and only a match wakes the query. The
+ * request is
+ * deferred (fdn__http_defer: its connection suspended, no server thread held) and answered by
+ * this file's thread, which waits in epoll_wait for the descriptors, an eventfd (a new waiter,
+ * the drain) and the earliest deadline (CLOCK_MONOTONIC, the epoll timeout rounded up to the
+ * millisecond, so a wait never ends early). A woken or expired waiter is answered by running
+ * its query again (fdn_events_query; no memo of answers: that is a server thread's) and
+ * completing the request (fdn__http_complete); its subscription ends first.
+ *
+ * Bounds: at most FDN__EVWAIT_MAX waiting queries (the next gets 503 with Retry-After), each
+ * at most FDN__EVWAIT_MAX_MS. A client that leaves while its query waits is noticed by the
+ * server only when the answer is sent: its waiter lives until then (at most its wait_ms).
+ *
+ * Threads: one, started by the first wait, stopped by fdn__evwait_drain (the server's
+ * shutdown, before it waits for its deferred requests), which answers every waiting query
+ * first. Adds run on the server threads. `mu` guards the list, the count and the flags; the
+ * thread alone unlinks, answers and frees waiters, so an epoll event's pointer is valid for
+ * the pass that returned it (the waiter's descriptor leaves the epoll set before it is
+ * freed, in that same pass).
+ */
+#include "admin/event_wait.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin/event_json.h"
+
+typedef struct waiter {
+    struct waiter *prev, *next;
+    fdn__http_resp_t *resp;
+    fdn_events_sub_t *sub;
+    int64_t deadline_ns;  /* CLOCK_MONOTONIC */
+    fdn_events_query_t q; /* type and correlation_id point into str */
+    bool ready;           /* its descriptor was readable in this pass */
+    char str[];           /* the query's type and correlation id, NUL-terminated */
+} waiter_t;
+
+struct fdn__evwait {
+    fdn_events_t *es;
+    pthread_mutex_t mu;
+    waiter_t *head;       /* mu */
+    size_t n, max;        /* mu: waiting now, the most that may */
+    bool started, ending; /* mu: the thread runs; drain asked it to end */
+    bool drained;         /* mu: the thread ended; adds answer at once */
+    int ep, wake;         /* epoll set, eventfd (a new waiter, the drain) */
+    pthread_t th;
+};
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void poke(int fd)
+{
+    uint64_t one = 1;
+    ssize_t r = write(fd, &one, sizeof one); /* EAGAIN: the counter is set already */
+    (void)r;
+}
+
+int fdn__evwait_create(fdn__evwait_t **out, fdn_events_t *es)
+{
+    fdn__evwait_t *w = fdn_calloc(1, sizeof *w);
+    if (w == NULL)
+        return FDN_ENOMEM;
+    w->es = es;
+    w->max = FDN__EVWAIT_MAX;
+    w->ep = w->wake = -1;
+    if (pthread_mutex_init(&w->mu, NULL) != 0) {
+        fdn_free(w);
+        return FDN_ENOMEM;
+    }
+    *out = w;
+    return 0;
+}
+
+size_t fdn__evwait_count(const fdn__evwait_t *w)
+{
+    fdn__evwait_t *m = (fdn__evwait_t *)(uintptr_t)w;
+    pthread_mutex_lock(&m->mu);
+    size_t n = m->n;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+void fdn__evwait_set_max(fdn__evwait_t *w, size_t max)
+{
+    pthread_mutex_lock(&w->mu);
+    w->max = max;
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Answer w's request with its query's result now (the thread, no lock held), and free w. */
+static void answer(fdn__evwait_t *ws, waiter_t *w)
+{
+    fdn_events_unsubscribe(w->sub); /* closes its descriptor, out of the epoll set already */
+    fdn__http_resp_t *resp = w->resp;
+    fdn_event_list_t *l = NULL;
+    int rc = fdn_events_query(ws->es, &w->q, &l);
+    if (rc == 0) {
+        rc = fdn__admin_events_answer_plain(&l, resp);
+        if (rc < 0)
+            fdn_event_list_free(l);
+    }
+    fdn_free(w);
+    fdn__http_complete(resp, rc);
+}
+
+/* Unlink w (mu held) and take its descriptor out of the epoll set. */
+static void unlink_waiter(fdn__evwait_t *ws, waiter_t *w)
+{
+    (void)epoll_ctl(ws->ep, EPOLL_CTL_DEL, fdn_events_sub_fd(w->sub), NULL);
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        ws->head = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    ws->n--;
+}
+
+static void *thread_main(void *arg)
+{
+    fdn__evwait_t *ws = arg;
+    struct epoll_event ev[64];
+    pthread_mutex_lock(&ws->mu);
+    for (;;) {
+        bool ending = ws->ending;
+        /* the waiters to answer now: woken, expired, or all of them when ending */
+        int64_t now = mono_ns(), next = INT64_MAX;
+        waiter_t *done = NULL;
+        for (waiter_t *w = ws->head, *nx; w != NULL; w = nx) {
+            nx = w->next;
+            if (ending || w->ready || w->deadline_ns <= now) {
+                unlink_waiter(ws, w);
+                w->next = done;
+                done = w;
+            } else if (w->deadline_ns < next) {
+                next = w->deadline_ns;
+            }
+        }
+        if (done != NULL) {
+            pthread_mutex_unlock(&ws->mu);
+            for (waiter_t *w = done, *nx; w != NULL; w = nx) {
+                nx = w->next;
+                answer(ws, w);
+            }
+            pthread_mutex_lock(&ws->mu);
+            continue; /* waiters may have come meanwhile: their deadlines count */
+        }
+        if (ending)
+            break;
+        /* rounded up: a wait never ends before its deadline */
+        int timeout = next == INT64_MAX ? -1
+                      : next - now > (int64_t)3600 * 1000000000
+                          ? 3600 * 1000
+                          : (int)((next - now + 999999) / 1000000);
+        pthread_mutex_unlock(&ws->mu);
+        int k = epoll_wait(ws->ep, ev, 64, timeout);
+        pthread_mutex_lock(&ws->mu);
+        for (int i = 0; i < k; i++) {
+            if (ev[i].data.ptr == NULL) { /* the eventfd: a new waiter, or the drain */
+                uint64_t v;
+                ssize_t r = read(ws->wake, &v, sizeof v);
+                (void)r;
+            } else {
+                /* readable when matching events MAY wait (fdn_events_subscribe_fd): the read
+                 * tells (and clears the readiness when none does) */
+                waiter_t *w = ev[i].data.ptr;
+                fdn_event_list_t *l = NULL;
+                if (fdn_events_sub_read(w->sub, 1, &l, NULL) != 0 || fdn_event_list_count(l) > 0)
+                    w->ready = true; /* a match (or a failure: the query answers) */
+                fdn_event_list_free(l);
+            }
+        }
+    }
+    ws->drained = true;
+    pthread_mutex_unlock(&ws->mu);
+    return NULL;
+}
+
+/* The thread, its epoll set and eventfd, made by the first wait (mu held). */
+static int start_locked(fdn__evwait_t *ws)
+{
+    if (ws->started)
+        return 0;
+    ws->ep = epoll_create1(EPOLL_CLOEXEC);
+    ws->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event e = {.events = EPOLLIN, .data.ptr = NULL};
+    if (ws->ep < 0 || ws->wake < 0 || epoll_ctl(ws->ep, EPOLL_CTL_ADD, ws->wake, &e) != 0 ||
+        pthread_create(&ws->th, NULL, thread_main, ws) != 0) {
+        if (ws->ep >= 0)
+            close(ws->ep);
+        if (ws->wake >= 0)
+            close(ws->wake);
+        ws->ep = ws->wake = -1;
+        return FDN_EAGAIN; /* out of descriptors or threads */
+    }
+    ws->started = true;
+    return 0;
+}
+
+int fdn__evwait_add(fdn__evwait_t *ws, const fdn_events_query_t *q, int64_t wait_ms,
+                    fdn__http_resp_t *resp)
+{
+    size_t tl = q->type != NULL ? strlen(q->type) + 1 : 0;
+    size_t cl = q->correlation_id != NULL ? strlen(q->correlation_id) + 1 : 0;
+    waiter_t *w = fdn_calloc(1, sizeof *w + tl + cl);
+    if (w == NULL)
+        return FDN_ENOMEM;
+    w->resp = resp;
+    w->q = *q;
+    if (tl) {
+        memcpy(w->str, q->type, tl);
+        w->q.type = w->str;
+    }
+    if (cl) {
+        memcpy(w->str + tl, q->correlation_id, cl);
+        w->q.correlation_id = w->str + tl;
+    }
+    w->deadline_ns = mono_ns() + wait_ms * 1000000;
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    so.after_id = q->after_id;
+    so.type = w->q.type;
+    so.correlation_id = w->q.correlation_id;
+
+    pthread_mutex_lock(&ws->mu);
+    int rc = 0;
+    if (ws->drained || ws->ending) {
+        rc = FDN__EVWAIT_NOW;
+    } else if (ws->n >= ws->max) {
+        resp->retry_after_s = 1;
+        rc = fdn_err_set(&resp->err, FDN_EBUSY,
+                         "%zu queries wait for events already (the most one server holds); "
+                         "retry later",
+                         ws->max);
+    } else if ((rc = start_locked(ws)) != 0) {
+        fdn_err_set(&resp->err, rc, "cannot wait for events: no thread or descriptor for it");
+    }
+    if (rc == 0 && fdn__http_defer(resp) != 0) {
+        resp->err = (fdn_error_t)FDN_ERROR_INIT; /* the server stops: answer now */
+        rc = FDN__EVWAIT_NOW;
+    }
+    if (rc == 0) {
+        /* after the defer: once the descriptor is in the set, the thread may answer */
+        rc = fdn_events_subscribe_fd(ws->es, &so, &w->sub);
+        struct epoll_event e = {.events = EPOLLIN, .data.ptr = w};
+        if (rc == 0 && epoll_ctl(ws->ep, EPOLL_CTL_ADD, fdn_events_sub_fd(w->sub), &e) != 0)
+            rc = FDN_EIO;
+        if (rc == 0) {
+            w->next = ws->head;
+            if (ws->head != NULL)
+                ws->head->prev = w;
+            ws->head = w;
+            ws->n++;
+            poke(ws->wake); /* its deadline may be the earliest */
+            pthread_mutex_unlock(&ws->mu);
+            return FDN__HTTP_PENDING;
+        }
+        /* deferred but not waiting: the dispatcher answers this error and ends the deferral */
+        fdn_events_unsubscribe(w->sub);
+        fdn_err_set(&resp->err, rc, "cannot wait for events: %s", fdn_strerror(rc));
+    }
+    pthread_mutex_unlock(&ws->mu);
+    fdn_free(w);
+    return rc;
+}
+
+void fdn__evwait_drain(void *arg)
+{
+    fdn__evwait_t *ws = arg;
+    if (ws == NULL)
+        return;
+    pthread_mutex_lock(&ws->mu);
+    bool join = ws->started && !ws->ending;
+    ws->ending = true;
+    if (!ws->started)
+        ws->drained = true;
+    if (join)
+        poke(ws->wake);
+    pthread_mutex_unlock(&ws->mu);
+    if (join)
+        pthread_join(ws->th, NULL); /* every waiter answered */
+}
+
+void fdn__evwait_free(void *arg)
+{
+    fdn__evwait_t *ws = arg;
+    if (ws == NULL)
+        return;
+    fdn__evwait_drain(ws);
+    if (ws->ep >= 0)
+        close(ws->ep);
+    if (ws->wake >= 0)
+        close(ws->wake);
+    pthread_mutex_destroy(&ws->mu);
+    fdn_free(ws);
+}

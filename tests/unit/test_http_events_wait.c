@@ -1,0 +1,339 @@
+/* Unit test of waiting queries, GET /v1/events?after_id=N&wait_ms=M (src/admin/event_wait.c),
+ * through the admin dispatcher on a memory store: a query that finds events answers at once;
+ * one that finds none waits for the first event matching its filters and then answers with
+ * it (also when that event was stored before the query began to wait, and not for events of
+ * another type); a short wait ends with the empty answer; a stopping server answers every
+ * waiting query at once; past the cap a query gets 503 with Retry-After; bad parameters get
+ * 422 naming the rule.
+ *
+ * Synchronisation without wall-clock waits: a waiting query's dispatcher thread blocks until
+ * the answer, so the test runs each in a thread of its own and knows it waits once the admin
+ * counts it (fdn__admin_events_waiting) and the thread sleeps in a futex wait
+ * (test_wait_futex: parked on its answer). Waits are 60 s, the most a query may ask: a test
+ * that passes never sits them out. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sched.h>
+
+#include "admin/admin_int.h"
+#include "threads.h"
+
+#include <fdn/events.h>
+
+typedef struct fixture {
+    fdn_events_t *es;
+    fdn_admin_t *a;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    fdn_events_opts_t eo = FDN_EVENTS_OPTS_INIT;
+    assert_int_equal(fdn_events_create(&f->es, &eo, NULL), 0);
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    assert_int_equal(fdn_admin_create(&f->a, &o, NULL), 0);
+    assert_int_equal(fdn_admin_mount_events(f->a, f->es), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    fdn_admin_destroy(f->a);
+    fdn_events_destroy(f->es);
+    free(f);
+    return 0;
+}
+
+static uint64_t append(fdn_events_t *es, const char *type)
+{
+    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
+    spec.type = type;
+    spec.data = "{\"k\":1}";
+    spec.data_len = 7;
+    spec.content_type = FDN_EVENT_CT_JSON;
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &spec, NULL), 0);
+    uint64_t id = 0;
+    assert_int_equal(fdn_events_store(es, ev, &id), 0);
+    fdn_event_free(ev);
+    return id;
+}
+
+static unsigned get(fdn_admin_t *a, const char *uri, fdn__http_resp_t *r)
+{
+    memset(r, 0, sizeof *r);
+    fdn__admin_dispatch(a, "GET", uri, NULL, NULL, 0, r);
+    return r->status;
+}
+
+/* The answer's events: their count, and the first one's id and type. */
+static size_t answer_events(const fdn__http_resp_t *r, uint64_t *id0, const char **type0)
+{
+    assert_int_equal(r->status, 200);
+    /* the dispatcher's answer: a JSON tree (fdn__admin_dispatch parses a text body) */
+    json_t *j = r->json != NULL ? json_incref(r->json) : NULL;
+    if (j == NULL && r->text != NULL) {
+        json_error_t je;
+        j = json_loadb(r->text, r->text_len, 0, &je);
+    }
+    assert_non_null(j);
+    json_t *evs = json_object_get(j, "events");
+    assert_true(json_is_array(evs));
+    size_t n = json_array_size(evs);
+    assert_int_equal(json_integer_value(json_object_get(j, "count")), (json_int_t)n);
+    static char type[64];
+    if (n > 0) {
+        json_t *e = json_array_get(evs, 0);
+        *id0 = (uint64_t)json_integer_value(json_object_get(e, "id"));
+        snprintf(type, sizeof type, "%s", json_string_value(json_object_get(e, "type")));
+        *type0 = type;
+    }
+    json_decref(j);
+    return n;
+}
+
+/* A query dispatched on a thread of its own (it blocks while it waits). */
+typedef struct waiting {
+    fdn_admin_t *a;
+    char uri[256];
+    fdn__http_resp_t r;
+    test_waiter_t started;
+    pid_t tid;
+} waiting_t;
+
+static void *waiting_main(void *arg)
+{
+    waiting_t *w = arg;
+    w->tid = test_thread_id();
+    test_waiter_add(&w->started, 1);
+    get(w->a, w->uri, &w->r);
+    return NULL;
+}
+
+/* Start a waiting query and return once it waits: n queries are counted and its thread
+ * sleeps on its answer. */
+static void start_waiting(test_threads_t *g, waiting_t *w, fdn_admin_t *a, const char *uri,
+                          size_t n)
+{
+    memset(w, 0, sizeof *w);
+    w->a = a;
+    snprintf(w->uri, sizeof w->uri, "%s", uri);
+    test_waiter_init(&w->started);
+    test_threads_start(g, waiting_main, w);
+    test_waiter_wait(&w->started, 1);
+    while (fdn__admin_events_waiting(a) < n)
+        sched_yield(); /* a hang is caught by ctest's TIMEOUT */
+    test_wait_futex(w->tid);
+}
+
+static void events_found_answer_at_once(void **state)
+{
+    fixture_t *f = *state;
+    uint64_t id = append(f->es, "a.x");
+    fdn__http_resp_t r;
+    get(f->a, "/v1/events?after_id=0&wait_ms=60000", &r);
+    uint64_t id0 = 0;
+    const char *t0 = NULL;
+    assert_int_equal(answer_events(&r, &id0, &t0), 1);
+    assert_int_equal(id0, id);
+    fdn__http_resp_clear(&r);
+    assert_int_equal(fdn__admin_events_waiting(f->a), 0);
+    /* wait_ms=0: no wait, whatever the other parameters */
+    get(f->a, "/v1/events?after_id=5&wait_ms=0&order=desc", &r);
+    assert_int_equal(answer_events(&r, &id0, &t0), 0);
+    fdn__http_resp_clear(&r);
+}
+
+static void a_matching_event_ends_the_wait(void **state)
+{
+    fixture_t *f = *state;
+    uint64_t before = append(f->es, "a.x");
+    test_threads_t g;
+    test_threads_init(&g, 0);
+    waiting_t w;
+    char uri[128];
+    snprintf(uri, sizeof uri, "/v1/events?after_id=%llu&type=b.y&wait_ms=60000",
+             (unsigned long long)before);
+    start_waiting(&g, &w, f->a, uri, 1);
+    append(f->es, "a.x"); /* another type: not an answer */
+    uint64_t id = append(f->es, "b.y");
+    test_threads_join(&g);
+    uint64_t id0 = 0;
+    const char *t0 = NULL;
+    assert_int_equal(answer_events(&w.r, &id0, &t0), 1);
+    assert_int_equal(id0, id);
+    assert_string_equal(t0, "b.y");
+    fdn__http_resp_clear(&w.r);
+    assert_int_equal(fdn__admin_events_waiting(f->a), 0);
+    test_waiter_destroy(&w.started);
+}
+
+/* Events of other types after the cursor when the query starts waiting do not end the wait;
+ * the matching one does. */
+static void other_events_after_the_cursor_do_not_end_it(void **state)
+{
+    fixture_t *f = *state;
+    for (int i = 0; i < 5; i++)
+        append(f->es, "a.x");
+    test_threads_t g;
+    test_threads_init(&g, 0);
+    waiting_t w;
+    start_waiting(&g, &w, f->a, "/v1/events?after_id=0&type=c.z&wait_ms=60000", 1);
+    /* a wrong wake answers the empty list, which the check below tells */
+    uint64_t id = append(f->es, "c.z");
+    test_threads_join(&g);
+    uint64_t id0 = 0;
+    const char *t0 = NULL;
+    assert_int_equal(answer_events(&w.r, &id0, &t0), 1);
+    assert_int_equal(id0, id);
+    fdn__http_resp_clear(&w.r);
+    test_waiter_destroy(&w.started);
+}
+
+/* A cursor ahead of the store: the events up to it wake the query's subscription (they are
+ * new) but are not after the cursor; only the next one ends the wait. */
+static void events_up_to_the_cursor_do_not_end_it(void **state)
+{
+    fixture_t *f = *state;
+    uint64_t last = append(f->es, "a.x");
+    test_threads_t g;
+    test_threads_init(&g, 0);
+    waiting_t w;
+    char uri[128];
+    snprintf(uri, sizeof uri, "/v1/events?after_id=%llu&wait_ms=60000",
+             (unsigned long long)(last + 3));
+    start_waiting(&g, &w, f->a, uri, 1);
+    for (int i = 0; i < 3; i++)
+        append(f->es, "a.x");
+    uint64_t id = append(f->es, "a.x");
+    test_threads_join(&g);
+    uint64_t id0 = 0;
+    const char *t0 = NULL;
+    assert_int_equal(answer_events(&w.r, &id0, &t0), 1);
+    assert_int_equal(id0, id);
+    assert_int_equal(id, last + 4);
+    fdn__http_resp_clear(&w.r);
+    test_waiter_destroy(&w.started);
+}
+
+static void a_wait_ends_empty_at_its_deadline(void **state)
+{
+    fixture_t *f = *state;
+    append(f->es, "a.x");
+    fdn__http_resp_t r;
+    get(f->a, "/v1/events?after_id=1&wait_ms=1", &r);
+    uint64_t id0 = 0;
+    const char *t0 = NULL;
+    assert_int_equal(answer_events(&r, &id0, &t0), 0);
+    fdn__http_resp_clear(&r);
+    assert_int_equal(fdn__admin_events_waiting(f->a), 0);
+}
+
+static void shutdown_answers_waiting_queries(void **state)
+{
+    fixture_t *f = *state;
+    test_threads_t g;
+    test_threads_init(&g, 0);
+    waiting_t w[2];
+    start_waiting(&g, &w[0], f->a, "/v1/events?after_id=0&wait_ms=60000", 1);
+    start_waiting(&g, &w[1], f->a, "/v1/events?after_id=0&type=q.q&wait_ms=60000", 2);
+    fdn_admin_shutdown(f->a); /* returns once every deferred request is answered */
+    test_threads_join(&g);
+    for (int i = 0; i < 2; i++) {
+        uint64_t id0 = 0;
+        const char *t0 = NULL;
+        assert_int_equal(answer_events(&w[i].r, &id0, &t0), 0);
+        fdn__http_resp_clear(&w[i].r);
+        test_waiter_destroy(&w[i].started);
+    }
+    assert_int_equal(fdn__admin_events_waiting(f->a), 0);
+    /* after the shutdown a query answers at once */
+    fdn__http_resp_t r;
+    get(f->a, "/v1/events?after_id=0&wait_ms=60000", &r);
+    uint64_t id0 = 0;
+    const char *t0 = NULL;
+    assert_int_equal(answer_events(&r, &id0, &t0), 0);
+    fdn__http_resp_clear(&r);
+}
+
+static void past_the_cap_is_503(void **state)
+{
+    fixture_t *f = *state;
+    fdn__admin_events_wait_max(f->a, 2);
+    test_threads_t g;
+    test_threads_init(&g, 0);
+    waiting_t w[2];
+    start_waiting(&g, &w[0], f->a, "/v1/events?after_id=0&wait_ms=60000", 1);
+    start_waiting(&g, &w[1], f->a, "/v1/events?after_id=0&wait_ms=60000", 2);
+    fdn__http_resp_t r;
+    assert_int_equal(get(f->a, "/v1/events?after_id=0&wait_ms=60000", &r), 503);
+    assert_int_equal(r.retry_after_s, 1);
+    const char *msg =
+        json_string_value(json_object_get(json_object_get(r.json, "error"), "message"));
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "2 queries wait for events already"));
+    fdn__http_resp_clear(&r);
+    uint64_t id = append(f->es, "a.x"); /* answers both */
+    test_threads_join(&g);
+    for (int i = 0; i < 2; i++) {
+        uint64_t id0 = 0;
+        const char *t0 = NULL;
+        assert_int_equal(answer_events(&w[i].r, &id0, &t0), 1);
+        assert_int_equal(id0, id);
+        fdn__http_resp_clear(&w[i].r);
+        test_waiter_destroy(&w[i].started);
+    }
+}
+
+static void bad_parameters_are_422(void **state)
+{
+    fixture_t *f = *state;
+    static const struct {
+        const char *uri, *msg;
+    } bad[] = {
+        {"/v1/events?after_id=0&wait_ms=-1", "'wait_ms' must be an integer in [0, 60000]"},
+        {"/v1/events?after_id=0&wait_ms=60001", "'wait_ms' must be an integer in [0, 60000]"},
+        {"/v1/events?after_id=0&wait_ms=soon", "'wait_ms' must be an integer in [0, 60000]"},
+        {"/v1/events?wait_ms=100", "'wait_ms' needs 'after_id'"},
+        {"/v1/events?after_id=0&wait_ms=100&order=desc", "'wait_ms' needs order 'asc'"},
+        {"/v1/events?after_id=0&wait_ms=100&since=0", "cannot be combined with 'since'"},
+        {"/v1/events?after_id=0&wait_ms=100&until=0", "cannot be combined with 'since'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fdn__http_resp_t r;
+        if (get(f->a, bad[i].uri, &r) != 422)
+            fail_msg("%s: %u", bad[i].uri, r.status);
+        const char *msg =
+            json_string_value(json_object_get(json_object_get(r.json, "error"), "message"));
+        if (msg == NULL || strstr(msg, bad[i].msg) == NULL)
+            fail_msg("%s: %s", bad[i].uri, msg ? msg : "(no message)");
+        fdn__http_resp_clear(&r);
+    }
+    assert_int_equal(fdn__admin_events_waiting(f->a), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(events_found_answer_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_matching_event_ends_the_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(other_events_after_the_cursor_do_not_end_it, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(events_up_to_the_cursor_do_not_end_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_wait_ends_empty_at_its_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(shutdown_answers_waiting_queries, setup, teardown),
+        cmocka_unit_test_setup_teardown(past_the_cap_is_503, setup, teardown),
+        cmocka_unit_test_setup_teardown(bad_parameters_are_422, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
