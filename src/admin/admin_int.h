@@ -9,7 +9,9 @@
  *    http_resp.c (helpers for handlers) and http_life.c (create/bind/start/shutdown), sharing
  *    the server's struct through http_impl.h;
  *  - handler files, one per service (api_*.c), which register their routes with
- *    fdn__admin_route_add() from a public fdn_admin_mount_<service>() function.
+ *    fdn__admin_route_add() from a public fdn_admin_mount_<service>() function, and their
+ *    helpers (event_body.c, event_json.c: the bodies of the event endpoints; event_wait.c:
+ *    the waiting queries of GET /v1/events; limiter_req.c).
  */
 #ifndef FDN_ADMIN_INT_H
 #define FDN_ADMIN_INT_H
