@@ -270,6 +270,10 @@ int fdn__admin_rollback(fdn_admin_t *a, const fdn__admin_mark_t *m, int rc);
  * ones it undoes. Before start. @return 0, FDN_EINVAL, FDN_ENOSPC (4 of them already) */
 int fdn__admin_add_stop(fdn_admin_t *a, void (*drain)(void *), void (*release)(void *), void *user);
 
+/* Undo what fdn__admin_set_telemetry registered in the telemetry instance that outlives the
+ * server (the collector of fdn_http_waiting_queries): rollback and destroy. */
+void fdn__admin_unset_telemetry(fdn_admin_t *a);
+
 /* The user pointer a route was added with (method and pattern as given), or NULL. */
 void *fdn__admin_route_user(const fdn_admin_t *a, const char *method, const char *pattern);
 

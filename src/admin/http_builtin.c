@@ -270,6 +270,18 @@ static int h_metrics(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *u
         if (n > 0)
             rc = fdn__admin_text_put(&b, line, (size_t)n);
     }
+    /* and, without telemetry, the waiting queries of GET /v1/events when it is mounted */
+    if (rc == 0 && a->tm == NULL && fdn__admin_route_user(a, "GET", "/v1/events") != NULL) {
+        char line[256];
+        int n = snprintf(line, sizeof line,
+                         "# HELP fdn_http_waiting_queries Event queries waiting for their first "
+                         "match now (GET /v1/events?wait_ms=).\n"
+                         "# TYPE fdn_http_waiting_queries gauge\n"
+                         "fdn_http_waiting_queries %zu\n",
+                         fdn__admin_events_waiting(a));
+        if (n > 0 && (size_t)n < sizeof line)
+            rc = fdn__admin_text_put(&b, line, (size_t)n);
+    }
     if (rc < 0) {
         fdn_free(b.p);
         return rc;

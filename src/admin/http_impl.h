@@ -75,6 +75,7 @@ struct fdn_admin {
     size_t nmetrics;
     fdn_telemetry_t *tm;                   /* optional: request telemetry */
     fdn_telemetry_family_t *f_dur, *f_req; /* fdn_http_request_duration_seconds, _requests_total */
+    fdn_gauge_t *g_wait; /* fdn_http_waiting_queries, set by a collector at each scrape */
     fdn_admin_request_fn on_request;       /* optional: request hook (opts version >= 3) */
     void *request_user;
     fdn__admin_health_ext_fn health_ext;

@@ -280,6 +280,7 @@ void fdn_admin_destroy(fdn_admin_t *a)
     if (a == NULL)
         return;
     fdn_admin_shutdown(a);
+    fdn__admin_unset_telemetry(a);
     for (size_t i = 0; i < a->nstops; i++)
         if (a->stops[i].release != NULL)
             a->stops[i].release(a->stops[i].user);

@@ -94,8 +94,10 @@ int fdn__admin_rollback(fdn_admin_t *a, const fdn__admin_mark_t *m, int rc)
         if (a->stops[a->nstops].release != NULL)
             a->stops[a->nstops].release(a->stops[a->nstops].user);
     }
-    if (!m->tm) /* (its two families stay in the telemetry instance, which owns them) */
+    if (!m->tm) { /* (its families stay in the telemetry instance, which owns them) */
+        fdn__admin_unset_telemetry(a);
         a->tm = NULL, a->f_dur = a->f_req = NULL;
+    }
     if (!m->health_ext)
         a->health_ext = NULL, a->health_ext_user = NULL;
     return rc;
@@ -122,6 +124,21 @@ int fdn__admin_add_stop(fdn_admin_t *a, void (*drain)(void *), void (*release)(v
     return 0;
 }
 
+/* The telemetry collector of fdn_http_waiting_queries: the count at each scrape. */
+static void waiting_collect(fdn_telemetry_t *tm, void *user)
+{
+    (void)tm;
+    fdn_admin_t *a = user;
+    fdn_gauge_set(a->g_wait, (int64_t)fdn__admin_events_waiting(a));
+}
+
+void fdn__admin_unset_telemetry(fdn_admin_t *a)
+{
+    if (a->tm != NULL && a->g_wait != NULL)
+        (void)fdn_telemetry_remove_collector(a->tm, waiting_collect, a);
+    a->g_wait = NULL;
+}
+
 int fdn__admin_set_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm)
 {
     if (a == NULL || a->started)
@@ -142,6 +159,14 @@ int fdn__admin_set_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm)
                              FDN_TELEMETRY_COUNTER, rl, 3, 1024) < 0) {
         a->f_dur = a->f_req = NULL;
     }
+    fdn_telemetry_family_t *fw = NULL;
+    if (fdn_telemetry_family(tm, &fw, "fdn_http_waiting_queries",
+                             "Event queries waiting for their first match now "
+                             "(GET /v1/events?wait_ms=).",
+                             FDN_TELEMETRY_GAUGE, NULL, 0, 1) < 0 ||
+        fdn_telemetry_family_gauge(fw, &a->g_wait, NULL, 0) < 0 ||
+        fdn_telemetry_add_collector(tm, waiting_collect, a) < 0)
+        a->g_wait = NULL; /* the family is left out, as the two above are on a failure */
     a->tm = tm;
     return 0;
 }

@@ -25,6 +25,7 @@
 #include "threads.h"
 
 #include <fdn/events.h>
+#include <fdn/telemetry.h>
 
 typedef struct fixture {
     fdn_events_t *es;
@@ -295,6 +296,49 @@ static void past_the_cap_is_503(void **state)
     }
 }
 
+/* GET /metrics text of a (the dispatcher's answer). */
+static void metrics_has(fdn_admin_t *a, const char *line)
+{
+    fdn__http_resp_t r;
+    assert_int_equal(get(a, "/metrics", &r), 200);
+    assert_non_null(r.text);
+    if (strstr(r.text, line) == NULL)
+        fail_msg("no \"%s\" in /metrics:\n%s", line, r.text);
+    fdn__http_resp_clear(&r);
+}
+
+/* fdn_http_waiting_queries: the server's own line without telemetry, telemetry's gauge with
+ * it; the count of queries waiting at the scrape. */
+static void waiting_queries_are_a_gauge(void **state)
+{
+    fixture_t *f = *state;
+    fdn_telemetry_t *tm = NULL;
+    fdn_admin_t *with_tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    assert_int_equal(fdn_admin_create(&with_tm, &o, NULL), 0);
+    assert_int_equal(fdn_admin_mount_telemetry(with_tm, tm), 0);
+    assert_int_equal(fdn_admin_mount_events(with_tm, f->es), 0);
+    fdn_admin_t *admins[2] = {f->a, with_tm};
+    for (int k = 0; k < 2; k++) {
+        metrics_has(admins[k], "# TYPE fdn_http_waiting_queries gauge\n");
+        metrics_has(admins[k], "\nfdn_http_waiting_queries 0\n");
+        test_threads_t g;
+        test_threads_init(&g, 0);
+        waiting_t w;
+        start_waiting(&g, &w, admins[k], "/v1/events?after_id=1000&wait_ms=60000", 1);
+        metrics_has(admins[k], "\nfdn_http_waiting_queries 1\n");
+        fdn_admin_shutdown(admins[k]); /* answers it */
+        test_threads_join(&g);
+        fdn__http_resp_clear(&w.r);
+        test_waiter_destroy(&w.started);
+        metrics_has(admins[k], "\nfdn_http_waiting_queries 0\n");
+    }
+    fdn_admin_destroy(with_tm);
+    fdn_telemetry_destroy(tm);
+}
+
 static void bad_parameters_are_422(void **state)
 {
     fixture_t *f = *state;
@@ -333,6 +377,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_wait_ends_empty_at_its_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(shutdown_answers_waiting_queries, setup, teardown),
         cmocka_unit_test_setup_teardown(past_the_cap_is_503, setup, teardown),
+        cmocka_unit_test_setup_teardown(waiting_queries_are_a_gauge, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_parameters_are_422, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
