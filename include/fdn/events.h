@@ -456,8 +456,9 @@ FDN_API int fdn_events_set_breaker(fdn_events_t *es, struct fdn_breaker *b);
  * @param[out] out_id the id (may be NULL). While stopped with a buffer, the id is assigned
  *             at once and the event is stored when the store starts again.
  * @return 0; FDN_EINVAL; FDN_ENOMEM; FDN_EUNAVAILABLE (stopped, no buffer space); FDN_EIO
- *         (durable mode: the commit failed; the event stays in memory); FDN_ENOSPC (a new
- *         type while max_types types are held: fdn_events_set_max_types)
+ *         (durable mode, or fast mode past fast_queue_max: the commit failed; the event stays
+ *         in memory); FDN_ENOSPC (a new type while max_types types are held:
+ *         fdn_events_set_max_types)
  * @thread_safety any
  * @since 0.1.0
  */

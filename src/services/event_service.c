@@ -446,10 +446,15 @@ int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id)
             }
         } else {
             fdn__mutex_lock(&es->wmu);
+            /* past the bound: wait for the writer; when it failed, the error (as a waiting
+             * durable caller: 0 would acknowledge events past fast_queue_max) */
             while (last_id > atomic_load_explicit(&es->persisted, memory_order_acquire) +
-                                 es->fast_queue_max &&
-                   atomic_load_explicit(&es->io_error, memory_order_acquire) == 0)
+                                 es->fast_queue_max) {
+                rc = atomic_load_explicit(&es->io_error, memory_order_acquire);
+                if (rc != 0)
+                    break;
                 pthread_cond_wait(&es->wdone, &es->wmu);
+            }
             fdn__mutex_unlock(&es->wmu);
         }
     }
