@@ -755,19 +755,16 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
         return rc;
     }
     fdn__mutex_lock(&es->amu);
-    size_t done = 0;
-    for (; done < es->nbuf && rc == 0; done++) {
-        const fdn_event_t *one = es->buf[done];
-        rc = fdn__evs_append_locked(es, &one, 1, NULL);
-        if (rc == 0)
-            fdn_event_free(es->buf[done]);
-    }
+    /* one append of the whole buffer: every store_batch in it stays whole (all or nothing;
+     * the writer never splits a batch between commits), the ids are those given */
+    size_t done = es->nbuf;
+    if (done > 0)
+        rc = fdn__evs_append_locked(es, (const fdn_event_t *const *)es->buf, done, NULL);
     if (rc != 0)
-        done--;
-    if (done > 0) {
-        memmove(es->buf, es->buf + done, (es->nbuf - done) * sizeof(fdn_event_t *));
-        es->nbuf -= done;
-    }
+        done = 0; /* nothing appended: the buffer is kept for the next start */
+    for (size_t i = 0; i < done; i++)
+        fdn_event_free(es->buf[i]);
+    es->nbuf -= done;
     if (rc == 0)
         atomic_store_explicit(&es->running, 1, memory_order_release);
     fdn__mutex_unlock(&es->amu);
