@@ -105,10 +105,14 @@ static void async_run(fdn_events_t *es, evs_async_t *w, int rc)
     }
 }
 
+void (*fdn__evs_async_queue_hook)(fdn_events_t *es, uint64_t last_id);
+
 int fdn__evs_async_queue(fdn_events_t *es, evs_async_t *w, uint64_t last_id)
 {
     if (es->durable_path == NULL)
         return 0;
+    if (fdn__evs_async_queue_hook != NULL)
+        fdn__evs_async_queue_hook(es, last_id);
     uint64_t need = last_id;
     if (es->mode == FDN_EVENTS_FAST) /* acknowledged once at most fast_queue_max wait */
         need = last_id > es->fast_queue_max ? last_id - es->fast_queue_max : 0;
@@ -120,7 +124,11 @@ int fdn__evs_async_queue(fdn_events_t *es, evs_async_t *w, uint64_t last_id)
         last_id >= atomic_load_explicit(&es->writer_want, memory_order_relaxed))
         pthread_cond_signal(&es->wcv);
     int rc = atomic_load_explicit(&es->io_error, memory_order_acquire);
-    if (rc == 0 && atomic_load_explicit(&es->persisted, memory_order_acquire) < need) {
+    /* durable mode: always queued, also when a commit covered the batch since its append
+     * (the writer took no amu for it): the callback runs on the writer thread, after those
+     * of the earlier stores that commit acknowledged (its next look at the queue) */
+    if (rc == 0 && (es->mode == FDN_EVENTS_DURABLE ||
+                    atomic_load_explicit(&es->persisted, memory_order_acquire) < need)) {
         w->need = need;
         w->next = NULL;
         *es->aq_tail = w;

@@ -643,8 +643,12 @@ bool fdn__evs_sub_match(fdn_events_t *es, const evs_sym_t *t, const evs_corr_t *
                         uint64_t last) FDN_REQUIRES(es->amu);
 /* Queue w, an asynchronous store whose last event is last_id, for the writer's
  * acknowledgement. Caller holds amu (so the queue stays in id order). Returns 1 (queued: the
- * writer runs its callback), 0 (acknowledged already: the caller runs it) or the writer's
- * latched error (not queued). */
+ * writer runs its callback), 0 (acknowledged already: the caller runs it; a memory store, or
+ * fast mode within fast_queue_max, never durable mode) or the writer's latched error (not
+ * queued). */
 int fdn__evs_async_queue(fdn_events_t *es, evs_async_t *w, uint64_t last_id) FDN_REQUIRES(es->amu);
+/* Test hook: called by fdn__evs_async_queue on a store with a durable_path (amu held, wmu
+ * not) with the store's last id (NULL: none). Set before the store is used, from one thread. */
+extern void (*fdn__evs_async_queue_hook)(fdn_events_t *es, uint64_t last_id);
 
 #endif

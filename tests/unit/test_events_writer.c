@@ -397,6 +397,79 @@ static void buffered_batch_replayed_whole(void **state)
     (void)system(cmd);
 }
 
+/* ---- durable mode: an asynchronous store committed before it is queued ---- */
+
+/* In durable mode the callback of fdn_events_store_async runs on the writer thread, in id
+ * order (include/fdn/events.h): a caller may hold a lock around the call that its callback
+ * takes. A commit that covered the batch between its append and its queueing (both under
+ * amu, which the writer does not take) made the call acknowledge it at once on the calling
+ * thread: a self-deadlock for such a caller, and out of order with the stores the same
+ * commit acknowledged on the writer thread (found by review). The hook widens the window:
+ * it wakes the writer and waits for the commit of the batch before the queueing goes on. */
+static void commit_wait_hook(fdn_events_t *es, uint64_t last_id) FDN_NO_THREAD_SAFETY_ANALYSIS
+{
+    fdn__mutex_lock(&es->wmu);
+    pthread_cond_signal(&es->wcv);
+    while (atomic_load(&es->persisted) < last_id)
+        pthread_cond_wait(&es->wdone, &es->wmu);
+    fdn__mutex_unlock(&es->wmu);
+}
+
+typedef struct ack {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int calls, rc;
+    pthread_t thread;
+} ack_t;
+
+static void ack_cb(int rc, uint64_t first, size_t n, void *user)
+{
+    (void)first, (void)n;
+    ack_t *a = user;
+    pthread_mutex_lock(&a->mu);
+    a->calls++;
+    a->rc = rc;
+    a->thread = pthread_self();
+    pthread_cond_broadcast(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+}
+
+static void async_committed_before_queued_acks_on_writer(void **state)
+{
+    (void)state;
+    snprintf(g_dir, sizeof(g_dir), "/tmp/fdn_writer_XXXXXX");
+    assert_non_null(mkdtemp(g_dir));
+    snprintf(g_path, sizeof(g_path), "%s/store.db", g_dir);
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.durable_path = g_path;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    fdn_event_t *ev = test_small_event("async");
+    const fdn_event_t *one[1] = {ev};
+    ack_t a = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 1, pthread_self()};
+    fdn__evs_async_queue_hook = commit_wait_hook;
+    uint64_t id = 0;
+    int rc = fdn_events_store_async(es, one, 1, &id, ack_cb, &a);
+    fdn__evs_async_queue_hook = NULL;
+    assert_int_equal(rc, 0);
+    assert_true(atomic_load(&es->persisted) >= id);
+    pthread_mutex_lock(&a.mu);
+    while (a.calls == 0)
+        pthread_cond_wait(&a.cv, &a.mu);
+    int calls = a.calls, arc = a.rc;
+    bool inline_ack = pthread_equal(a.thread, pthread_self());
+    pthread_mutex_unlock(&a.mu);
+    assert_int_equal(calls, 1);
+    assert_int_equal(arc, 0);
+    assert_false(inline_ack); /* on the writer thread, not the caller's */
+    fdn_events_destroy(es);
+    assert_int_equal(a.calls, 1); /* once */
+    fdn_event_free(ev);
+    char cmd[320];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
+    (void)system(cmd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -405,6 +478,7 @@ int main(void)
         cmocka_unit_test(fast_store_past_bound_after_failed_commit),
         cmocka_unit_test(stop_while_caller_leads),
         cmocka_unit_test(buffered_batch_replayed_whole),
+        cmocka_unit_test(async_committed_before_queued_acks_on_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
