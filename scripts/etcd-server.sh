@@ -27,7 +27,7 @@ launch() { # client-port peer-port
         --listen-peer-urls "$purl" --initial-advertise-peer-urls "$purl" \
         --initial-cluster "t=$purl" --heartbeat-interval=10 --election-timeout=100
     # ready when /health answers true; it exits at once if a port is taken
-    server_wait_ready 300 healthy "$curl_"
+    server_wait_ready 60 healthy "$curl_"
 }
 
 server_launch_new() {

@@ -23,7 +23,7 @@ launch() { # port
     server_spawn "$dir/redis.log" redis-server --bind 127.0.0.1 --port "$1" --save '' \
         --appendonly no --dir "$dir" --daemonize no --protected-mode yes
     # ready when it answers PING; it exits at once if the port is taken
-    server_wait_ready 200 pong "$1"
+    server_wait_ready 60 pong "$1"
 }
 
 server_launch_new() {

@@ -49,35 +49,44 @@ server_spawn() {
     echo $! >"$dir/pid"
 }
 
-# server_wait_ready TRIES CHECK...: 0 once CHECK succeeds (polled every 50 ms, TRIES times);
-# 1 at once when the daemon of DIR/pid exits (a port was taken), or after TRIES polls (the
-# daemon is then killed).
+# server_wait_ready SECONDS CHECK...: 0 once CHECK succeeds (polled every 50 ms until a
+# deadline SECONDS of wall-clock time away: a deadline, not a number of tries, because on a
+# loaded machine each CHECK and the daemon's start-up are slower, so a count of tries waits far
+# longer or shorter than meant; the callers give a minute, like the tests' own polls, which
+# only bounds a hang: the wait ends as soon as CHECK succeeds); 1 at once when the daemon of
+# DIR/pid exits (a port was taken), or once the deadline has passed (the daemon is then
+# killed). CHECK runs at least once.
 server_wait_ready() {
-    local tries=$1
+    local secs=$1
     shift
-    for _ in $(seq 1 "$tries"); do
+    [[ "$secs" =~ ^[1-9][0-9]*$ ]] ||
+        { echo "server_wait_ready: SECONDS must be a positive integer, not '$secs'" >&2; exit 2; }
+    local deadline=$((SECONDS + secs))
+    while :; do
         if ! kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
             return 1
         fi
         if "$@"; then
             return 0
         fi
-        sleep 0.05
+        ((SECONDS < deadline)) || break
+        sleep 0.05 # polling the daemon's start-up, not ordering our own steps
     done
     kill -9 "$(cat "$dir/pid")" 2>/dev/null || true
     return 1
 }
 
-# server_kill PID: SIGKILL PID and its children, then wait (4 s at most) until it is gone (its
-# ports closed). No PID: nothing to do.
+# server_kill PID: SIGKILL PID and its children, then wait until it is gone (its ports closed;
+# a deadline of a minute, which only bounds a hang, not a number of tries). No PID: nothing to
+# do.
 server_kill() {
     local pid=${1:-}
     [[ -n "$pid" ]] || return 0
     pkill -9 -P "$pid" 2>/dev/null || true
     kill -9 "$pid" 2>/dev/null || true
-    for _ in $(seq 1 200); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.02
+    local deadline=$((SECONDS + 60))
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+        sleep 0.02 # polling the kernel's teardown of the process
     done
 }
 
