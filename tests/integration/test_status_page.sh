@@ -84,12 +84,59 @@ done
 [[ "$(code POST /v1/events '{"type":"order.placed","data":{"o":"<b>x</b>"},"correlation_id":"req-1"}')" == 201 ]] || fail "event"
 [[ "$(code PUT /v1/config/dev.debug_mode true)" == 200 ]] || fail "config"
 [[ "$(code PUT /v1/config/interface.max_results 250)" == 200 ]] || fail "config"
-# limiter windows of a day, the longest the HTTP API takes: fixed windows are aligned to the
-# wall clock, so a 10-minute one could end between these checks and the listing of the
-# busiest keys further down (it did: "k" was gone from the list); a day's ends at 00:00 UTC
-LONG_WINDOW=86400000
-code POST /v1/limiter/check '{"key":"k","limit":1,"window_ms":'$LONG_WINDOW'}' >/dev/null
-[[ "$(code POST /v1/limiter/check '{"key":"k","limit":1,"window_ms":'$LONG_WINDOW'}')" == 429 ]] || fail "limiter"
+# Limiter windows that cannot end while this test runs. Windows are aligned: a fixed window's
+# index is the wall clock's ms / window_ms (so a window of a day, 86400000 ms, the longest the
+# HTTP API takes, ends at 00:00 UTC), a sliding window's the monotonic clock's (a day's ends
+# whenever the machine's uptime is a whole number of days). A window that ends between the
+# checks below and the listing of the busiest keys further down resets their counts ("k" went
+# from the list when a 10-minute window ended; a day's made the run fail across midnight). So
+# each algorithm gets a window length between 12 and 24 h whose current window began a minute
+# before now on that algorithm's clock: it has about 12 h or more left. The server reads
+# CLOCK_REALTIME and CLOCK_MONOTONIC (src/core/clock.c), as Python's time.time() and
+# time.monotonic() do; the server's own answer then confirms it: a peek
+# (POST /v1/limiter/get, which stores no key and counts no decision) with each rule must report
+# at least 6 h left in its window, far beyond this test's ctest TIMEOUT.
+read -r FIXED_WINDOW SLIDING_WINDOW < <(python3 - "$A" <<'EOF'
+import json, sys, time, urllib.request
+
+A = sys.argv[1]
+DAY = 86_400_000           # the longest window_ms the HTTP API takes
+MARGIN = 60_000            # the chosen window began this long before now
+MIN_LEFT = 6 * 3_600_000   # what the server must report left
+
+def pick(now_ms):
+    """A window length in [DAY/2, DAY] whose window containing now_ms began MARGIN (+ < k ms)
+    before it."""
+    t = now_ms - MARGIN
+    if t < DAY // 2:       # a young clock (monotonic: a machine up less than 12 h)
+        return DAY         # its first window: more than 12 h - MARGIN left
+    k = t // DAY + 1       # k windows of t // k each end at t (- less than k ms)
+    return t // k
+
+def left_ms(algo, window):
+    body = json.dumps({"key": "window-probe", "limit": 1, "window_ms": window,
+                       "algorithm": algo}).encode()
+    req = urllib.request.Request(A + "/v1/limiter/get", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        reset = json.load(r)["reset_ms"]
+    # fixed window: reset is the end of the current window; sliding: of the next one
+    return reset if algo == "fixed_window" else reset - window
+
+out = []
+for algo, clock in (("fixed_window", time.time), ("sliding_window", time.monotonic)):
+    window = pick(int(clock() * 1000))
+    left = left_ms(algo, window)
+    if not (MIN_LEFT <= left <= window):
+        sys.exit(f"{algo}: window_ms {window} chosen for the clock's now, but the server reports "
+                 f"{left} ms left in it: its clock differs from this test's")
+    out.append(str(window))
+print(" ".join(out))
+EOF
+) || fail "no limiter windows"
+[[ -n "$FIXED_WINDOW" && -n "$SLIDING_WINDOW" ]] || fail "no limiter windows"
+code POST /v1/limiter/check '{"key":"k","limit":1,"window_ms":'$FIXED_WINDOW'}' >/dev/null
+[[ "$(code POST /v1/limiter/check '{"key":"k","limit":1,"window_ms":'$FIXED_WINDOW'}')" == 429 ]] || fail "limiter"
 # the config changes are stored asynchronously: wait until the API lists both
 # (a deadline of a minute, not a number of tries: the writer and each try's curl are slower on
 # a loaded machine running a sanitizer build)
@@ -116,12 +163,13 @@ CDPORT="$(free_port)"
 mkdir -p "$TMP/browser-tmp"
 TMPDIR="$TMP/browser-tmp" chromedriver --port="$CDPORT" >"$TMP/chromedriver.log" 2>&1 &
 PIDS+=($!)
-export CD="http://127.0.0.1:$CDPORT" MAIN="$A" LONG_WINDOW TOKPORT="$TPORT" HELPPORT="$HPORT" ART TMP
+export CD="http://127.0.0.1:$CDPORT" MAIN="$A" FIXED_WINDOW SLIDING_WINDOW TOKPORT="$TPORT" HELPPORT="$HPORT" ART TMP
 python3 - <<'EOF' || fail "status page checks (chromedriver log: $(tail -5 "$TMP/chromedriver.log"))"
 import base64, json, os, sys, time, urllib.request, urllib.error
 
 CD, MAIN, ART = os.environ["CD"], os.environ["MAIN"], os.environ["ART"]
-LONG_WINDOW = int(os.environ["LONG_WINDOW"])  # see the shell part
+# limiter windows that do not end during the test (see the shell part)
+FIXED_WINDOW, SLIDING_WINDOW = int(os.environ["FIXED_WINDOW"]), int(os.environ["SLIDING_WINDOW"])
 TOKEN = open(os.path.join(os.environ["TMP"], "token")).read().strip()
 
 def http_status(method, url, body=None, headers=None):
@@ -320,15 +368,15 @@ print("ok: the page follows the server without a reload")
 # the busiest limiter keys (GET /v1/limiter/keys): the panel shows what the endpoint answers,
 # most requests in the window first, and follows new checks without a reload
 for _ in range(5):
-    http("POST", MAIN + "/v1/limiter/check", {"key": "busy", "limit": 10, "window_ms": LONG_WINDOW})
+    http("POST", MAIN + "/v1/limiter/check", {"key": "busy", "limit": 10, "window_ms": FIXED_WINDOW})
 for _ in range(3):
     http("POST", MAIN + "/v1/limiter/check", {"identity": "tenant-7", "key": "search", "limit": 100,
-                                              "window_ms": LONG_WINDOW, "algorithm": "sliding_window"})
+                                              "window_ms": SLIDING_WINDOW, "algorithm": "sliding_window"})
 top = api("/v1/limiter/keys?top=10")
 check([(k["key"], k["identity"], k["count"]) for k in top["keys"]] ==
       [("busy", "", 5), ("search", "tenant-7", 3), ("k", "", 2)], f"/v1/limiter/keys: {top}")
 check(top["keys"][0]["remaining"] == 5 and top["keys"][0]["rule"] ==
-      {"algorithm": "fixed_window", "limit": 10, "window_ms": LONG_WINDOW, "burst": 0}, f"busy: {top['keys'][0]}")
+      {"algorithm": "fixed_window", "limit": 10, "window_ms": FIXED_WINDOW, "burst": 0}, f"busy: {top['keys'][0]}")
 TOP = r"""
 return Array.from(document.getElementById('lim-top').querySelectorAll('tr[data-key]')).map((tr) =>
   [tr.dataset.key, tr.dataset.identity, Object.fromEntries(Array.from(tr.querySelectorAll('[data-k]')).map((td) => [td.dataset.k, td.textContent]))]);
