@@ -96,7 +96,9 @@ typedef struct fdn_runtime_opts {
      *  service follows the same etcd (fdn_config_follow_etcd, same namespace); etcd must
      *  answer at create unless start_unreachable is set (then both start stale and follow
      *  once etcd answers). A lease_ttl_ms of 0 takes the config's
-     *  infrastructure.registry.lease_ttl_ms. NULL: in-process only. Read during create only. */
+     *  infrastructure.registry.lease_ttl_ms, a request_timeout_ms of 0 the config's
+     *  infrastructure.registry.request_timeout_ms (the bound on each etcd call of both the
+     *  registry and the config follower). NULL: in-process only. Read during create only. */
     const fdn_registry_etcd_opts_t *registry_etcd;
 } fdn_runtime_opts_t;
 

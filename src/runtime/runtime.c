@@ -356,10 +356,12 @@ static int lock_data_dir(const char *dir, int *out_fd, fdn_error_t *err)
     return 0;
 }
 
-/* infrastructure.registry.lease_ttl_ms as the runtime's config will have it (file, environment,
- * defaults), read before the registry exists from a config made for that alone; 0 (the
- * registry's default) when that config cannot be made: the config service reports why. */
-static int64_t config_lease_ttl_ms(const fdn_runtime_t *rt, const fdn_runtime_opts_t *opts)
+/* infrastructure.registry.lease_ttl_ms and .request_timeout_ms as the runtime's config will
+ * have them (file, environment, defaults), read before the registry exists from a config made
+ * for that alone, into those of *eo that the options left 0; left 0 (the registry's defaults)
+ * when that config cannot be made: the config service reports why. */
+static void config_registry_opts(const fdn_runtime_t *rt, const fdn_runtime_opts_t *opts,
+                                 fdn_registry_etcd_opts_t *eo)
 {
     fdn_config_opts_t co = FDN_CONFIG_OPTS_INIT;
     co.file = rt->config_path;
@@ -369,12 +371,16 @@ static int64_t config_lease_ttl_ms(const fdn_runtime_t *rt, const fdn_runtime_op
     co.envp = opts->envp;
     co.ignore_env = opts->ignore_env;
     fdn_config_t *cfg = NULL;
-    int64_t ttl = 0;
-    if (fdn_config_create(&cfg, &co, NULL) == 0 &&
-        fdn_config_get_int(cfg, "infrastructure.registry.lease_ttl_ms", &ttl) != 0)
-        ttl = 0;
+    if (fdn_config_create(&cfg, &co, NULL) == 0) {
+        int64_t v = 0;
+        if (eo->lease_ttl_ms == 0 &&
+            fdn_config_get_int(cfg, "infrastructure.registry.lease_ttl_ms", &v) == 0)
+            eo->lease_ttl_ms = v;
+        if (eo->request_timeout_ms == 0 &&
+            fdn_config_get_int(cfg, "infrastructure.registry.request_timeout_ms", &v) == 0)
+            eo->request_timeout_ms = v;
+    }
     fdn_config_destroy(cfg);
-    return ttl;
 }
 
 static int create_impl(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
@@ -425,14 +431,15 @@ static int create_impl(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
     }
     if (opts->version >= 2 && opts->registry_etcd != NULL) {
         /* a registry with a shared part on etcd (its error names etcd and the URL); its lease
-         * TTL, unless the options set one, is the config's infrastructure.registry.lease_ttl_ms */
+         * TTL and the bound on its calls, unless the options set them, are the config's
+         * infrastructure.registry.lease_ttl_ms and .request_timeout_ms */
         fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
         memcpy(&eo, opts->registry_etcd, /* a version 1 structure ends before that field */
                opts->registry_etcd->version >= 2
                    ? sizeof(eo)
                    : offsetof(fdn_registry_etcd_opts_t, start_unreachable));
-        if (eo.lease_ttl_ms == 0)
-            eo.lease_ttl_ms = config_lease_ttl_ms(rt, opts);
+        if (eo.lease_ttl_ms == 0 || eo.request_timeout_ms == 0)
+            config_registry_opts(rt, opts, &eo);
         rc = fdn_registry_open(&rt->reg, &ro, &eo, err);
         if (rc != 0)
             goto fail;

@@ -579,11 +579,17 @@ static int cfg_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     int rc = fdn_config_create((fdn_config_t **)out, &co, err);
     fdn__free((void *)envp);
     if (rc == 0 && ro != NULL && ro->version >= 2 && ro->registry_etcd != NULL) {
-        /* the config follows the same etcd as the registry, in the runtime's namespace */
+        /* the config follows the same etcd as the registry, in the runtime's namespace, with
+         * the registry's bound on each call (the options', else the config's
+         * infrastructure.registry.request_timeout_ms, as the registry's was) */
         fdn_config_etcd_opts_t eo = FDN_CONFIG_ETCD_OPTS_INIT;
         eo.url = ro->registry_etcd->url;
         eo.ns = fdn_runtime_name(rt);
         eo.request_timeout_ms = ro->registry_etcd->request_timeout_ms;
+        if (eo.request_timeout_ms == 0 &&
+            fdn_config_get_int((fdn_config_t *)*out, "infrastructure.registry.request_timeout_ms",
+                               &eo.request_timeout_ms) != 0)
+            eo.request_timeout_ms = 0;
         eo.start_unreachable =
             ro->registry_etcd->version >= 2 && ro->registry_etcd->start_unreachable;
         rc = fdn_config_follow_etcd(*out, &eo, err);

@@ -219,6 +219,10 @@ const fdn__cfg_builtin_t fdn__cfg_builtins[] = {
       "Lease TTL of this process's entries in the shared registry on etcd, ms (1000..86400000, "
       "rounded up to whole seconds)",
       S1001, REG),
+    K("infrastructure.registry.request_timeout_ms", INT, "2000", RANGE, 1, 600000, NULL, false,
+      "Bound on every call to etcd by the shared registry and the config follower, connect "
+      "included, ms (1..600000)",
+      S1001, REG),
     K("infrastructure.circuit_breaker.default_config.failure_threshold", INT, "5", POSITIVE, 0, 0,
       NULL, false, "Breaker default failure threshold", S1001, CBD),
     K("infrastructure.circuit_breaker.default_config.recovery_time", INT, "30000", POSITIVE, 0, 0,

@@ -36,6 +36,13 @@
  * for seconds; a poll returns as soon as it happens. */
 #define WAIT_MS 60000
 
+/* Bound of each etcd call of the clients made here (request_timeout_ms; the library's default
+ * is 2 s): half a minute. A call that must succeed fails for good when etcd (or this process, or
+ * libcurl) is stalled past its bound, and nothing is resent after a timeout; a loaded machine
+ * running a sanitizer build can stall any of them for seconds. Against an etcd that is down
+ * the calls fail at once anyway (connection refused), so no test waits longer for it. */
+#define ETCD_TIMEOUT_MS 30000
+
 #define NPROC   4
 #define PERPROC 25
 
@@ -56,7 +63,7 @@ static fdn_config_t *follow_env(const char *ns, const char *const *envp, bool mu
     fdn_config_etcd_opts_t eo = FDN_CONFIG_ETCD_OPTS_INIT;
     eo.url = test_etcd_url;
     eo.ns = ns;
-    eo.request_timeout_ms = 5000;
+    eo.request_timeout_ms = ETCD_TIMEOUT_MS;
     fdn_error_t err = FDN_ERROR_INIT;
     int rc = fdn_config_follow_etcd(c, &eo, &err);
     if (rc != 0) {
@@ -157,7 +164,7 @@ static void update_reaches_every_process(void **state)
     /* the history before now compacted away: the followers must start from the range's
      * revision, not replay from the beginning */
     fdn__etcd_t *raw = NULL;
-    assert_int_equal(fdn__etcd_create(&raw, test_etcd_url, 2000, NULL), 0);
+    assert_int_equal(fdn__etcd_create(&raw, test_etcd_url, ETCD_TIMEOUT_MS, NULL), 0);
     int64_t now_rev = 0;
     assert_int_equal(fdn__etcd_put(raw, "/fdn/test/tick", 14, "1", 1, 0, &now_rev, NULL), 0);
     assert_int_equal(fdn__etcd_compact(raw, now_rev, NULL), 0);
@@ -590,7 +597,7 @@ static void foreign_values_refused_and_reported(void **state)
                      0);
     fdn__config_set_telemetry(a, tm);
     fdn__etcd_t *raw = NULL;
-    assert_int_equal(fdn__etcd_create(&raw, test_etcd_url, 5000, NULL), 0);
+    assert_int_equal(fdn__etcd_create(&raw, test_etcd_url, ETCD_TIMEOUT_MS, NULL), 0);
     char key[200];
     snprintf(key, sizeof(key), "/fdn/config/%s/interface.max_results", ns);
     assert_int_equal(fdn__etcd_put(raw, key, strlen(key), "{nope", 5, 0, NULL, NULL), 0);

@@ -27,6 +27,7 @@
 #include <fdn/clock.h>
 #include <fdn/config.h>
 #include <fdn/registry.h>
+#include <fdn/runtime.h>
 
 #include "core/registry_int.h"
 #include "infra/registry_shared.h"
@@ -40,6 +41,13 @@
  * each delay for seconds; a poll returns as soon as it happens. */
 #define WAIT_MS 60000
 
+/* Bound of each etcd call of the clients made here (request_timeout_ms; the library's default
+ * is 2 s): half a minute. A call that must succeed fails for good when etcd (or this process, or
+ * libcurl) is stalled past its bound, and nothing is resent after a timeout; a loaded machine
+ * running a sanitizer build can stall any of them for seconds. Against an etcd that is down
+ * the calls fail at once anyway (connection refused), so no test waits longer for it. */
+#define ETCD_TIMEOUT_MS 30000
+
 static fdn_registry_t *open_reg_at(const char *url, const char *ns, int64_t ttl_ms,
                                    const char *owner)
 {
@@ -49,7 +57,7 @@ static fdn_registry_t *open_reg_at(const char *url, const char *ns, int64_t ttl_
     eo.url = url;
     eo.lease_ttl_ms = ttl_ms;
     eo.owner = owner;
-    eo.request_timeout_ms = 2000;
+    eo.request_timeout_ms = ETCD_TIMEOUT_MS;
     fdn_registry_t *r = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
     int rc = fdn_registry_open(&r, &ro, &eo, &err);
@@ -130,7 +138,7 @@ static bool wait_stale(fdn_registry_t *r, bool want, int64_t deadline_ms)
 static fdn__etcd_t *raw(void)
 {
     fdn__etcd_t *c = NULL;
-    assert_int_equal(fdn__etcd_create(&c, test_etcd_url, 2000, NULL), 0);
+    assert_int_equal(fdn__etcd_create(&c, test_etcd_url, ETCD_TIMEOUT_MS, NULL), 0);
     return c;
 }
 
@@ -245,6 +253,7 @@ static void child_register_and_wait(const char *ns, const char *instance, int re
     fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
     eo.url = test_etcd_url;
     eo.lease_ttl_ms = 2000;
+    eo.request_timeout_ms = ETCD_TIMEOUT_MS;
     fdn_registry_t *r = NULL;
     if (fdn_registry_open(&r, &ro, &eo, NULL) != 0)
         _exit(2);
@@ -316,6 +325,7 @@ static void two_processes_race_one_wins(void **state)
             eo.url = test_etcd_url;
             eo.owner = owner;
             eo.lease_ttl_ms = 5000;
+            eo.request_timeout_ms = ETCD_TIMEOUT_MS;
             fdn_registry_t *r = NULL;
             if (fdn_registry_open(&r, &ro, &eo, NULL) != 0)
                 _exit(2);
@@ -523,7 +533,7 @@ static void start_while_etcd_is_down(void **state)
     fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
     eo.url = e->url;
     eo.lease_ttl_ms = 3000;
-    eo.request_timeout_ms = 2000;
+    eo.request_timeout_ms = ETCD_TIMEOUT_MS;
     fdn_registry_t *a = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
     assert_true(unreachable_code(fdn_registry_open(&a, &ro, &eo, &err))); /* the default */
@@ -561,6 +571,7 @@ static void start_while_etcd_is_down(void **state)
     fdn_config_etcd_opts_t ceo = FDN_CONFIG_ETCD_OPTS_INIT;
     ceo.url = e->url;
     ceo.ns = ns;
+    ceo.request_timeout_ms = ETCD_TIMEOUT_MS;
     assert_true(unreachable_code(fdn_config_follow_etcd(cfg, &ceo, NULL)));
     ceo.start_unreachable = true;
     assert_int_equal(fdn_config_follow_etcd(cfg, &ceo, NULL), 0);
@@ -730,6 +741,7 @@ static void bad_input(void **state)
     pthread_join(th, NULL);
     close(fd);
     eo.url = test_etcd_url;
+    eo.request_timeout_ms = ETCD_TIMEOUT_MS; /* (the registries opened below must answer) */
     eo.lease_ttl_ms = 10;
     assert_int_equal(fdn_registry_open(&r, &ro, &eo, &err), FDN_EINVAL);
 
@@ -797,6 +809,91 @@ static void bad_input(void **state)
     fdn_registry_destroy(r);
 }
 
+/* A runtime on etcd: the bound on each etcd call of its registry and of its config follower
+ * (their clients' request_timeout_ms) is the options' request_timeout_ms, else the config's
+ * infrastructure.registry.request_timeout_ms (default 2000); a value out of 1..600000 stops
+ * the create with a message naming the path. */
+static int64_t rt_reg_timeout(fdn_runtime_t *rt)
+{
+    return fdn__etcd_timeout_ms(
+        fdn__regetcd_client(fdn__registry_shared(fdn_runtime_registry(rt))));
+}
+
+static int64_t rt_cfg_timeout(fdn_runtime_t *rt)
+{
+    return fdn__etcd_timeout_ms(fdn__config_etcd_client(fdn_runtime_config(rt)));
+}
+
+static fdn_runtime_t *rt_on_etcd(const char *ns, const char *const *envp, int64_t opt_ms,
+                                 int *rc_out, fdn_error_t *err)
+{
+    fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
+    eo.url = test_etcd_url;
+    eo.request_timeout_ms = opt_ms;
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.name = ns;
+    o.envp = envp;
+    o.registry_etcd = &eo;
+    fdn_runtime_t *rt = NULL;
+    *rc_out = fdn_runtime_create(&rt, &o, err);
+    return rt;
+}
+
+static void runtime_request_timeout_from_config(void **state)
+{
+    (void)state;
+    char ns[64];
+    test_engine_unique_name(ns, sizeof(ns), "rtto");
+    static const char *const env_set[] = {"FDN_INFRASTRUCTURE__REGISTRY__REQUEST_TIMEOUT_MS=12345",
+                                          NULL};
+    static const char *const env_none[] = {NULL};
+    static const char *const env_bad[] = {"FDN_INFRASTRUCTURE__REGISTRY__REQUEST_TIMEOUT_MS=0",
+                                          NULL};
+    static const char *const env_big[] = {"FDN_INFRASTRUCTURE__REGISTRY__REQUEST_TIMEOUT_MS=600001",
+                                          NULL};
+    int rc = 0;
+    fdn_error_t err = FDN_ERROR_INIT;
+
+    /* from the config (here its environment layer) */
+    fdn_runtime_t *rt = rt_on_etcd(ns, env_set, 0, &rc, &err);
+    if (rc != 0)
+        fprintf(stderr, "fdn_runtime_create: %s\n", err.message);
+    assert_int_equal(rc, 0);
+    int64_t v = 0;
+    assert_int_equal(fdn_config_get_int(fdn_runtime_config(rt),
+                                        "infrastructure.registry.request_timeout_ms", &v),
+                     0);
+    assert_int_equal(v, 12345);
+    assert_int_equal(rt_reg_timeout(rt), 12345);
+    assert_int_equal(rt_cfg_timeout(rt), 12345);
+    fdn_runtime_destroy(rt);
+
+    /* the options' own value wins over the config's */
+    rt = rt_on_etcd(ns, env_set, ETCD_TIMEOUT_MS, &rc, &err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(rt_reg_timeout(rt), ETCD_TIMEOUT_MS);
+    assert_int_equal(rt_cfg_timeout(rt), ETCD_TIMEOUT_MS);
+    fdn_runtime_destroy(rt);
+
+    /* neither: the default */
+    rt = rt_on_etcd(ns, env_none, 0, &rc, &err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(rt_reg_timeout(rt), 2000);
+    assert_int_equal(rt_cfg_timeout(rt), 2000);
+    fdn_runtime_destroy(rt);
+
+    /* out of range: refused, naming the path */
+    const char *const *bad[] = {env_bad, env_big};
+    for (size_t i = 0; i < 2; i++) {
+        err = (fdn_error_t)FDN_ERROR_INIT;
+        rt = rt_on_etcd(ns, bad[i], 0, &rc, &err);
+        assert_true(rc < 0);
+        assert_null(rt);
+        fprintf(stderr, "refused: %s\n", err.message);
+        assert_non_null(strstr(err.message, "infrastructure.registry.request_timeout_ms"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -807,6 +904,7 @@ int main(void)
         cmocka_unit_test(compaction_behind_another_is_no_error),
         cmocka_unit_test(lost_lease_is_granted_again_and_entries_come_back),
         cmocka_unit_test(bad_input),
+        cmocka_unit_test(runtime_request_timeout_from_config),
         cmocka_unit_test_setup_teardown(etcd_restart_stale_then_fresh, own_etcd_up, own_etcd_down),
         cmocka_unit_test_setup_teardown(start_while_etcd_is_down, own_etcd_up, own_etcd_down),
     };

@@ -11,6 +11,15 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../support/serve.sh"
 URL="$(cat "${FDN_TEST_ETCD_DIR:?}/url")"
 
+# Each etcd call of the servers (registration, keepalives, the config's txns) and of
+# `fdn registry list` is bounded by half a minute, not the default 2 s
+# (infrastructure.registry.request_timeout_ms, --request-timeout-ms): one that must succeed is
+# not resent after a timeout, and a loaded machine running a sanitizer build can stall etcd or
+# a server for seconds. The curls of the PUT and the reset, which wait for such a call, get a
+# minute.
+export FDN_INFRASTRUCTURE__REGISTRY__REQUEST_TIMEOUT_MS=30000
+ETCD_TIMEOUT_MS=30000
+
 # (both servers are runtimes named "production": one namespace in etcd, this test's alone)
 start() { # name
     serve_named "$1" --etcd "$URL"
@@ -49,7 +58,7 @@ health=$(curl -s --max-time 10 "http://127.0.0.1:${SERVE_PORTS[0]}/health")
 [[ "$(jq -r .registry.backend <<<"$health")" == etcd && "$(jq -r .registry.stale <<<"$health")" == false ]] || { echo "health: $health" >&2; exit 1; }
 
 # the config follows etcd too: a PUT on a reaches b
-put=$(curl -s --max-time 10 -X PUT "http://127.0.0.1:${SERVE_PORTS[0]}/v1/config/interface.max_results" -d '321')
+put=$(curl -s --max-time 60 -X PUT "http://127.0.0.1:${SERVE_PORTS[0]}/v1/config/interface.max_results" -d '321')
 [[ "$(jq -r .value <<<"$put")" == 321 ]] || { echo "PUT on a: $put" >&2; exit 1; }
 got=""
 deadline=$((SECONDS + WAIT_S))
@@ -60,7 +69,7 @@ while :; do
 done
 [[ "$got" == 321 ]] || { echo "b did not follow the update: $got" >&2; exit 1; }
 # a reset on b goes through etcd: a applies it too, at the same revision
-reset=$(curl -s --max-time 10 -X POST "http://127.0.0.1:${SERVE_PORTS[1]}/v1/config/reset")
+reset=$(curl -s --max-time 60 -X POST "http://127.0.0.1:${SERVE_PORTS[1]}/v1/config/reset")
 [[ "$(jq -r .reset <<<"$reset")" == true ]] || { echo "POST reset on b: $reset" >&2; exit 1; }
 got=""
 deadline=$((SECONDS + WAIT_S))
@@ -77,12 +86,12 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X PUT "http://127.0
 [[ "$code" == 403 ]] || { echo "a forbidden path answered $code" >&2; exit 1; }
 
 # the same from the command line
-out=$("$FDN" registry list --etcd "$URL" --service fdn --json)
+out=$("$FDN" registry list --etcd "$URL" --request-timeout-ms "$ETCD_TIMEOUT_MS" --service fdn --json)
 [[ "$(jq .count <<<"$out")" == 2 ]] || { echo "registry list: $out" >&2; exit 1; }
 jq -e ".entries[] | select(.endpoint == \"http://127.0.0.1:${SERVE_PORTS[0]}\" and .meta.pid == \"${SERVE_PIDS[0]}\")" \
     <<<"$out" >/dev/null || { echo "registry list lacks server a: $out" >&2; exit 1; }
-"$FDN" registry list --etcd "$URL" | grep -q "^fdn/127.0.0.1:${SERVE_PORTS[1]}	http://127.0.0.1:${SERVE_PORTS[1]}	" ||
-    { echo "registry list (text): $("$FDN" registry list --etcd "$URL")" >&2; exit 1; }
+"$FDN" registry list --etcd "$URL" --request-timeout-ms "$ETCD_TIMEOUT_MS" | grep -q "^fdn/127.0.0.1:${SERVE_PORTS[1]}	http://127.0.0.1:${SERVE_PORTS[1]}	" ||
+    { echo "registry list (text): $("$FDN" registry list --etcd "$URL" --request-timeout-ms "$ETCD_TIMEOUT_MS")" >&2; exit 1; }
 set +e
 "$FDN" registry list --etcd "http://127.0.0.1:1" >/dev/null 2>"$TMP/l.err"
 rc=$?

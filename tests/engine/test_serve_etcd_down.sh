@@ -2,8 +2,12 @@
 # `fdn serve --etcd URL` while etcd is down (an etcd of this test's own, killed): the server
 # starts anyway, serves its local config, and /health marks the registry and the config stale;
 # once etcd answers it registers itself, follows etcd's config and the stale flags go off.
-# The lease TTL comes from infrastructure.registry.lease_ttl_ms (a value out of range stops
-# `fdn serve` with a clear error). /metrics shows the etcd clients' latency, breaker and stale
+# The lease TTL comes from infrastructure.registry.lease_ttl_ms and the bound on each etcd call
+# from infrastructure.registry.request_timeout_ms (a value out of range of either stops
+# `fdn serve` with a clear error); the bound is half a minute here, not the default 2 s: a
+# call that must succeed once etcd is back is not resent after a timeout, and a loaded machine
+# running a sanitizer build can stall etcd or the server for seconds (calls while etcd is
+# down are refused at once). /metrics shows the etcd clients' latency, breaker and stale
 # families.
 set -euo pipefail
 
@@ -22,7 +26,13 @@ bash "$ETCD_SH" kill "$EDIR"
 echo '{"infrastructure": {"registry": {"lease_ttl_ms": 500}}}' >"$TMP/bad.json"
 serve_refused 'lease_ttl_ms' --etcd "$URL" --config "$TMP/bad.json"
 
-echo '{"infrastructure": {"registry": {"lease_ttl_ms": 3000}}}' >"$TMP/cfg.json"
+# a bound on etcd calls out of range (1..600000): refused at start, naming the path
+for bad in 0 600001 '"30s"'; do
+    echo '{"infrastructure": {"registry": {"request_timeout_ms": '"$bad"'}}}' >"$TMP/bad.json"
+    serve_refused 'infrastructure\.registry\.request_timeout_ms' --etcd "$URL" --config "$TMP/bad.json"
+done
+
+echo '{"infrastructure": {"registry": {"lease_ttl_ms": 3000, "request_timeout_ms": 30000}}}' >"$TMP/cfg.json"
 serve_named a --etcd "$URL" --config "$TMP/cfg.json"
 PORT=${SERVE_PORTS[0]}
 line=""
@@ -53,9 +63,9 @@ while ((SECONDS < deadline)); do
     sleep 0.05
 done
 [[ -n "$ok" ]] || { echo "not registered/fresh after etcd came back: $health" >&2; exit 1; }
-out=$("$FDN" registry list --etcd "$URL" --service fdn --json)
+out=$("$FDN" registry list --etcd "$URL" --request-timeout-ms 30000 --service fdn --json)
 [[ "$(jq .count <<<"$out")" == 1 ]] || { echo "registry list: $out" >&2; exit 1; }
-put=$(curl -s --max-time 10 -X PUT "http://127.0.0.1:$PORT/v1/config/interface.max_results" -d '42')
+put=$(curl -s --max-time 60 -X PUT "http://127.0.0.1:$PORT/v1/config/interface.max_results" -d '42')
 [[ "$(jq -r .value <<<"$put")" == 42 ]] || { echo "PUT after etcd came back: $put" >&2; exit 1; }
 
 metrics=$(curl -s --max-time 60 "http://127.0.0.1:$PORT/metrics")

@@ -18,12 +18,13 @@ typedef struct list_opts {
     const char *prefix;
     const char *service;
     bool json;
+    int64_t request_timeout_ms; /* 0: the registry's default (2000) */
 } list_opts_t;
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: fdn registry list --etcd URL [--namespace NS] [--prefix P] [--service S]\n"
-                 "                         [--json]\n"
+                 "                         [--request-timeout-ms MS] [--json]\n"
                  "\n"
                  "List the entries of the fleet-wide registry on etcd.\n"
                  "\n"
@@ -32,6 +33,9 @@ static void usage(FILE *out)
                  "                    fdn serve)\n"
                  "  --prefix P        key prefix (default /fdn/registry)\n"
                  "  --service S       only the instances of service S\n"
+                 "  --request-timeout-ms MS\n"
+                 "                    bound on each etcd call, connect included (1..600000;\n"
+                 "                    default 2000)\n"
                  "  --json            one JSON object: {\"namespace\", \"revision\", \"count\",\n"
                  "                    \"entries\": [...]}\n");
 }
@@ -43,6 +47,7 @@ static int list(const list_opts_t *o)
     fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
     eo.url = o->etcd;
     eo.prefix = o->prefix;
+    eo.request_timeout_ms = o->request_timeout_ms;
     fdn_registry_t *reg = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
     int rc = fdn_registry_open(&reg, &ro, &eo, &err);
@@ -103,11 +108,14 @@ int cmd_registry(int argc, char **argv)
         usage(stderr);
         return CLI_USAGE;
     }
-    list_opts_t o = {NULL, "production", NULL, NULL, false};
+    list_opts_t o = {NULL, "production", NULL, NULL, false, 0};
     const cli_optdef_t defs[] = {
-        {.name = "--etcd", .str = &o.etcd},     {.name = "--namespace", .str = &o.ns},
-        {.name = "--prefix", .str = &o.prefix}, {.name = "--service", .str = &o.service},
+        {.name = "--etcd", .str = &o.etcd},
+        {.name = "--namespace", .str = &o.ns},
+        {.name = "--prefix", .str = &o.prefix},
+        {.name = "--service", .str = &o.service},
         {.name = "--json", .seen = &o.json},
+        {.name = "--request-timeout-ms", .num = &o.request_timeout_ms, .min = 1, .max = 600000},
     };
     int pr =
         cli_parse(argc - 1, argv + 1, "registry list", defs, sizeof defs / sizeof defs[0], usage);
