@@ -53,7 +53,8 @@ FDN_API int fdn_clock_manual_create(fdn_clock_t **out, int64_t mono_ns, int64_t 
 
 /**
  * Destroy a manual clock. No thread may be waiting on it and no component using it may
- * still exist.
+ * still exist: a thread still waiting on it (fdn_clock_wait_until) makes this print that on
+ * stderr and abort the process, in every build.
  * @param[in] c  the clock; NULL and the system clock are ignored
  * @thread_safety owner
  * @since 0.1.0

@@ -60,6 +60,7 @@
 #include <fdn/error.h>
 
 #include <pthread.h>
+#include <stdio.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -515,6 +516,17 @@ void fdn_clock_destroy(fdn_clock_t *c)
 {
     if (c == NULL || !c->manual)
         return;
+    /* a caller's error the header forbids, checked in every build: destroying the condition
+     * variable under its waiters would block for ever (glibc), or worse; a clear abort names
+     * the mistake (a component on this clock still alive) where a hang would hide it */
+    int w = atomic_load_explicit(&c->waiters, memory_order_acquire);
+    if (w != 0) {
+        fprintf(stderr,
+                "fdn_clock_destroy: %d thread(s) still wait on this manual clock; destroy "
+                "every component using it first\n",
+                w);
+        abort();
+    }
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     fdn__free(c);

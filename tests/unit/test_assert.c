@@ -1,7 +1,7 @@
 /* Unit tests: FDN_ASSERT and FDN_ASSERT_HELD (src/core/assert.h, src/core/lock.h). The test
  * builds are Debug or sanitizer builds, where CMake turns the checks on: a failing check must
  * abort the process and name file, line and expression on stderr. Death tests run in a forked
- * child whose stderr goes to a pipe; the parent reads it and waits for the child. */
+ * child whose stderr goes to a pipe (tests/support/child.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,40 +16,7 @@
 
 #include "core/assert.h"
 #include "core/lock.h"
-
-typedef void (*body_fn)(void);
-
-/* Run body in a child; return its wait status and what it wrote to stderr in err. */
-static int run_child(body_fn body, char *err, size_t cap)
-{
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], STDERR_FILENO);
-        close(fds[1]);
-        body();
-        _exit(0);
-    }
-    close(fds[1]);
-    size_t n = 0;
-    for (;;) {
-        ssize_t r = read(fds[0], err + n, cap - 1 - n);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-        if (n == cap - 1)
-            break;
-    }
-    err[n] = '\0';
-    close(fds[0]);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    return status;
-}
+#include "child.h"
 
 static int g_evaluations;
 
@@ -84,7 +51,7 @@ static void true_condition_is_evaluated_once_and_passes(void **state)
     body_true();
     assert_int_equal(g_evaluations, 1);
     char err[512];
-    int st = run_child(body_true, err, sizeof err);
+    int st = test_run_child(body_true, err, sizeof err);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
     assert_string_equal(err, "");
@@ -94,7 +61,7 @@ static void false_condition_aborts_naming_file_line_expression(void **state)
 {
     (void)state;
     char err[512];
-    int st = run_child(body_false, err, sizeof err);
+    int st = test_run_child(body_false, err, sizeof err);
     assert_true(WIFSIGNALED(st));
     assert_int_equal(WTERMSIG(st), SIGABRT);
     char want[128];
@@ -121,10 +88,10 @@ static void assert_held_passes_with_the_lock_and_aborts_without(void **state)
 {
     (void)state;
     char err[512];
-    int st = run_child(body_held, err, sizeof err);
+    int st = test_run_child(body_held, err, sizeof err);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
-    st = run_child(body_not_held, err, sizeof err);
+    st = test_run_child(body_not_held, err, sizeof err);
     assert_true(WIFSIGNALED(st));
     assert_int_equal(WTERMSIG(st), SIGABRT);
     assert_non_null(strstr(err, "fdn__mutex_is_free"));

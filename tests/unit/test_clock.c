@@ -6,9 +6,16 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <fdn/clock.h>
 #include <fdn/error.h>
+
+#include "child.h"
 
 static void manual_clock_moves_only_when_advanced(void **state)
 {
@@ -112,9 +119,37 @@ static void system_wait_returns_at_deadline(void **state)
     assert_true(fdn_clock_mono_ns(NULL) >= now + 1000000);
 }
 
+/* Destroying a manual clock under a waiting thread aborts, saying so (a hang before). */
+static void destroy_under_a_waiter_body(void)
+{
+    fdn_clock_t *c = NULL;
+    if (fdn_clock_manual_create(&c, 0, 0) != 0)
+        _exit(3);
+    kick_arg_t a = {c, fdn_clock_kick_seq(c), -99};
+    pthread_t t;
+    if (pthread_create(&t, NULL, kick_waiter, &a) != 0)
+        _exit(4);
+    while (fdn_clock_waiters(c) != 1)
+        sched_yield();
+    fdn_clock_destroy(c);
+    _exit(5); /* not reached */
+}
+
+static void destroy_under_a_waiter_aborts(void **state)
+{
+    (void)state;
+    char err[1024];
+    int st = test_run_child(destroy_under_a_waiter_body, err, sizeof err);
+    if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
+        fail_msg("child status %#x, stderr: %s", st, err);
+    assert_non_null(strstr(err, "fdn_clock_destroy: 1 thread(s) still wait on this manual clock"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        /* first: it forks, before this process has run a thread (ThreadSanitizer) */
+        cmocka_unit_test(destroy_under_a_waiter_aborts),
         cmocka_unit_test(manual_clock_moves_only_when_advanced),
         cmocka_unit_test(system_clock_is_monotonic),
         cmocka_unit_test(manual_wait_wakes_on_advance_past_deadline),
