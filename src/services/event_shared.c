@@ -6,8 +6,10 @@
  * The memory tier becomes a cache of a contiguous run of the log, from the head at open up to
  * `published`, holding every process's events: it is filled in position order, under `imu`
  * (the ingest mutex), by two threads only:
- *  - the writer: takes queued store requests (whole requests, up to batch_max events; with
- *    flush_interval_ms it waits that long for a fuller batch), appends them through the table
+ *  - the writer: takes queued store requests (whole requests, up to batch_max events and the
+ *    backend's batch_bytes_max of payload, so that one caller's large request never makes
+ *    another's fail as part of an append over the bound; with flush_interval_ms it waits that
+ *    long for a fuller batch), appends them through the table
  *    (one transaction; the backend retries unknown outcomes idempotently), then reads from the
  *    backend the positions between `published` and its batch's first (other processes'
  *    commits), puts them and its own batch into memory at their positions, and wakes the
@@ -63,6 +65,7 @@
 typedef struct sh_req {
     const fdn_event_t *const *evs;
     size_t n;
+    uint64_t bytes; /* the events' payload bytes (the backend's batch_bytes_max) */
     uint64_t *ids; /* may be NULL */
     int rc;
     bool done;
@@ -86,6 +89,7 @@ struct evs_shared {
     sh_req_t *qhead;      /* qmu */
     sh_req_t **qtail;     /* qmu */
     size_t queued;        /* qmu: events queued */
+    uint64_t qbytes;      /* qmu: their payload bytes */
     bool qstop;           /* qmu */
     pthread_t writer;
     bool writer_on;
@@ -508,24 +512,32 @@ static void *writer_main(void *arg)
             fdn__mutex_lock(&sh->qmu);
             continue;
         }
-        if (sh->flush_ms > 0 && sh->queued < sh->batch_max && !sh->qstop) {
+        /* a batch is full at batch_max events or at the backend's payload bound */
+        uint64_t bmax = ops(es)->batch_bytes_max;
+        if (sh->flush_ms > 0 && sh->queued < sh->batch_max && (bmax == 0 || sh->qbytes < bmax) &&
+            !sh->qstop) {
             int64_t dl = fdn__deadline_after_ms(sh->flush_ms);
-            while (sh->queued < sh->batch_max && !sh->qstop &&
+            while (sh->queued < sh->batch_max && (bmax == 0 || sh->qbytes < bmax) && !sh->qstop &&
                    fdn__cond_wait_until(&sh->qcv, &sh->qmu, dl) == 0) {
             }
         }
-        /* whole requests, up to batch_max events (a bigger request goes alone) */
+        /* whole requests, up to batch_max events and the backend's payload bound (a bigger
+         * request goes alone: an append over the bound fails only that request) */
         sh_req_t *take = sh->qhead, *last = take;
         size_t total = take->n;
-        while (last->next != NULL && total + last->next->n <= sh->batch_max) {
+        uint64_t bytes = take->bytes;
+        while (last->next != NULL && total + last->next->n <= sh->batch_max &&
+               (bmax == 0 || bytes + last->next->bytes <= bmax)) {
             last = last->next;
             total += last->n;
+            bytes += last->bytes;
         }
         sh->qhead = last->next;
         if (sh->qhead == NULL)
             sh->qtail = &sh->qhead;
         last->next = NULL;
         sh->queued -= total;
+        sh->qbytes -= bytes;
         fdn__mutex_unlock(&sh->qmu);
         /* spooled batches go first, so a store never overtakes an older spooled one */
         replay_spool(es);
@@ -689,6 +701,18 @@ void fdn__evs_shared_free(fdn_events_t *es)
 
 /* ---- calls ---- */
 
+/* The payload bytes of n events (what the backend's batch_bytes_max bounds). */
+static uint64_t payload_bytes(const fdn_event_t *const *evs, size_t n)
+{
+    uint64_t b = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+        (void)fdn_event_data(evs[i], &len);
+        b += len;
+    }
+    return b;
+}
+
 /* A store from the store's own writer or follower thread: queued with copies of its events,
  * not awaited (its ids are 0: not known yet; its outcome is the writer's to report). */
 static int store_detached(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids)
@@ -705,10 +729,12 @@ static int store_detached(fdn_events_t *es, const fdn_event_t *const *evs, size_
     if (rc == 0) {
         r->evs = (const fdn_event_t *const *)copy;
         r->n = n;
+        r->bytes = payload_bytes(r->evs, n);
         r->detached = true;
         *sh->qtail = r;
         sh->qtail = &r->next;
         sh->queued += n;
+        sh->qbytes += r->bytes;
         pthread_cond_signal(&sh->qcv);
     }
     fdn__mutex_unlock(&sh->qmu);
@@ -729,7 +755,7 @@ int fdn__evs_shared_store(fdn_events_t *es, const fdn_event_t *const *evs, size_
     struct evs_shared *sh = es->sh;
     if (tl_own == es)
         return store_detached(es, evs, n, ids);
-    sh_req_t r = {.evs = evs, .n = n, .ids = ids};
+    sh_req_t r = {.evs = evs, .n = n, .bytes = payload_bytes(evs, n), .ids = ids};
     fdn__mutex_lock(&sh->qmu);
     if (!fdn__evs_running(es) || sh->qstop) {
         fdn__mutex_unlock(&sh->qmu);
@@ -738,6 +764,7 @@ int fdn__evs_shared_store(fdn_events_t *es, const fdn_event_t *const *evs, size_
     *sh->qtail = &r;
     sh->qtail = &r.next;
     sh->queued += n;
+    sh->qbytes += r.bytes;
     pthread_cond_signal(&sh->qcv);
     while (!r.done)
         pthread_cond_wait(&sh->qdone, &sh->qmu);

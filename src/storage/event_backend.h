@@ -91,6 +91,10 @@ typedef struct fdn__evb_ops {
     uint32_t version; /* FDN__EVB_VERSION */
     const char *name; /* "sqlite", "postgres" (metrics, messages) */
     bool assigns_ids; /* see above */
+    /* The most payload bytes (the events' data) one append takes: past it, FDN_ETOO_LARGE.
+     * A store that combines several callers' requests into one append keeps each append
+     * within it (a request over it alone still fails, alone). 0: no bound. */
+    uint64_t batch_bytes_max;
 
     /* Write-behind: pass every stored event to cb in id order (cb owns it); *next_id
      * receives the id the store assigns next. Shared: NULL. */

@@ -452,6 +452,7 @@ static const fdn__evb_ops_t pg_ops = {
     .version = FDN__EVB_VERSION,
     .name = "postgres",
     .assigns_ids = true,
+    .batch_bytes_max = FDN__PG_BATCH_BYTES_MAX,
     .load = NULL,
     .append = pgb_append,
     .get = pgb_get,

@@ -663,6 +663,62 @@ static void bad_options_are_refused(void **state)
     fdn_events_destroy(es);
 }
 
+/* ---- one caller's large batch never fails another's ---- */
+
+/* Two requests that each fit the backend's payload bound per append (64 MiB) but not
+ * together: 36 events of ~990 KB each. The writer, waiting for a fuller batch (batch_max 72,
+ * flush_interval_ms 2000), would have taken both into one append of ~71 MB, which PostgreSQL's
+ * backend refuses (FDN_ETOO_LARGE): both callers failed for a bound neither passed. The
+ * writer now keeps each append within the bound: both are stored. */
+#define BIG_N 36
+typedef struct big_req {
+    fdn_events_t *es;
+    unsigned w;
+    int rc;
+    uint64_t ids[BIG_N];
+} big_req_t;
+
+static void *big_main(void *arg)
+{
+    big_req_t *b = arg;
+    fdn_event_t *evs[BIG_N];
+    for (unsigned i = 0; i < BIG_N; i++)
+        evs[i] = test_pg_event("big", NULL, b->w, i, 990000, 0);
+    b->rc = fdn_events_store_batch(b->es, (const fdn_event_t *const *)evs, BIG_N, b->ids);
+    for (unsigned i = 0; i < BIG_N; i++)
+        fdn_event_free(evs[i]);
+    return NULL;
+}
+
+static void requests_share_appends_within_the_payload_bound(void **state)
+{
+    (void)state;
+    char schema[64];
+    test_pg_schema_name(schema, sizeof(schema), "big");
+    fdn_events_opts_t o;
+    test_pg_store_opts(&o, NULL, schema);
+    o.postgres.batch_max = 2 * BIG_N;
+    o.postgres.flush_interval_ms = 2000;
+    fdn_events_t *es = test_pg_store_open(&o);
+    big_req_t b[2] = {{.es = es, .w = 1}, {.es = es, .w = 2}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, big_main, &b[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        if (b[i].rc != 0)
+            fail_msg("request %d: %s", i, fdn_err_name(b[i].rc));
+        for (unsigned k = 1; k < BIG_N; k++)
+            assert_int_equal(b[i].ids[k], b[i].ids[k - 1] + 1); /* one append each */
+    }
+    size_t n = 0;
+    fdn_event_t **all = query_all(es, &n);
+    assert_int_equal(n, 2 * BIG_N);
+    free_all(all, n);
+    fdn_events_destroy(es);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -672,6 +728,7 @@ int main(void)
         cmocka_unit_test(a_later_store_reads_history_from_postgres),
         cmocka_unit_test(subscription_from_position_zero_sees_every_event_once),
         cmocka_unit_test(a_slow_catch_up_does_not_delay_other_subscribers),
+        cmocka_unit_test(requests_share_appends_within_the_payload_bound),
     };
     if (getenv("CMOCKA_TEST_FILTER") != NULL)
         cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
