@@ -833,7 +833,7 @@ int fdn_events_store_async(fdn_events_t *es, const fdn_event_t *const *evs, size
         if (ids == NULL)
             return FDN_ENOMEM;
         rc = fdn__evs_shared_store(es, evs, n, ids);
-        uint64_t first = ids[0];
+        uint64_t first = rc == 0 ? ids[0] : 0; /* (a failed store wrote no id) */
         if (ids != out_ids && ids != &one)
             fdn__free(ids);
         if (rc == 0)
