@@ -10,23 +10,13 @@
  * Invariant: on success every pointer in fdn__http_target_t points into t->buf.
  */
 #include "admin/admin_int.h"
+#include "core/hex.h" /* static inline only: no libfdn internal symbol */
 
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /*
  * Decode src[0..n) into dst (which has room for n + 1 bytes), NUL-terminate. src is raw
@@ -44,8 +34,8 @@ static long decode_part(char *dst, const char *src, size_t n, bool plus_space, b
         if (c == '%') {
             if (n - i < 3)
                 return -1;
-            int h = hexval((unsigned char)src[i + 1]);
-            int l = hexval((unsigned char)src[i + 2]);
+            int h = fdn__hex_digit(src[i + 1]);
+            int l = fdn__hex_digit(src[i + 2]);
             if (h < 0 || l < 0)
                 return -1;
             c = (unsigned char)(h * 16 + l);

@@ -12,20 +12,10 @@
  * Threads: none; reads only its arguments.
  */
 #include "logic/redis_url.h"
+#include "core/hex.h"
 
 #include <stdbool.h>
 #include <string.h>
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Decode [s, s+n) with %XX escapes into dst (cap bytes with the NUL). */
 static int decode(const char *s, size_t n, char *dst, size_t cap, const char *what,
@@ -37,7 +27,7 @@ static int decode(const char *s, size_t n, char *dst, size_t cap, const char *wh
         if (c == '%') {
             if (i + 2 >= n)
                 return fdn_err_set(err, FDN_EINVAL, "redis url: bad %% escape in the %s", what);
-            int a = hexval(s[i + 1]), b = hexval(s[i + 2]);
+            int a = fdn__hex_digit(s[i + 1]), b = fdn__hex_digit(s[i + 2]);
             if (a < 0 || b < 0)
                 return fdn_err_set(err, FDN_EINVAL, "redis url: bad %% escape in the %s", what);
             c = a * 16 + b;

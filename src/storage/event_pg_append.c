@@ -53,6 +53,7 @@
 #include <libpq-fe.h>
 
 #include "core/alloc.h"
+#include "core/hex.h"
 #include "logic/event_int.h"
 #include "storage/event_pg.h"
 #include "storage/event_pg_int.h"
@@ -173,17 +174,6 @@ static unsigned char *arr_bytes(unsigned char *p, const void *b, size_t len)
     return p + len;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* A UUID's 16 bytes from its text form; false when it is not one. */
 static bool uuid_bytes(const char *s, unsigned char *out)
 {
@@ -191,7 +181,7 @@ static bool uuid_bytes(const char *s, unsigned char *out)
     for (const char *p = s; *p != '\0' && k < 32; p++) {
         if (*p == '-')
             continue;
-        int v = hexval(*p);
+        int v = fdn__hex_digit(*p);
         if (v < 0)
             return false;
         if (k % 2 == 0)
