@@ -23,6 +23,7 @@
 #include <fdn/events.h>
 
 #include "http_client.h"
+#include "tmpdir.h"
 
 #define MAX_POSTS 400
 
@@ -84,17 +85,15 @@ static int child(const char *path, int fd)
 static void writer_error_answers_500_not_201(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/fdn_http_fault_XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[64];
-    snprintf(path, sizeof path, "%s/events.db", dir);
+    test_tmpfile_t tf;
+    assert_int_equal(test_tmpfile_make(&tf, "http-fault", "events.db"), 0);
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         close(fds[0]);
-        int rc = child(path, fds[1]);
+        int rc = child(tf.path, fds[1]);
         close(fds[1]);
         _exit(rc);
     }
@@ -111,7 +110,7 @@ static void writer_error_answers_500_not_201(void **state)
     assert_true(n > 0);
 
     fdn_events_opts_t eo = FDN_EVENTS_OPTS_INIT;
-    eo.durable_path = path;
+    eo.durable_path = tf.path;
     fdn_events_t *es = NULL;
     assert_int_equal(fdn_events_create(&es, &eo, NULL), 0);
     fdn_events_stats_t st;
@@ -124,9 +123,7 @@ static void writer_error_answers_500_not_201(void **state)
         fdn_event_free(ev);
     }
     fdn_events_destroy(es);
-    char cmd[96];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    test_tmpfile_remove(&tf);
 }
 
 int main(void)

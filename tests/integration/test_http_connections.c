@@ -26,6 +26,8 @@
 #include <fdn/admin.h>
 #include <fdn/events.h>
 
+#include "tmpdir.h"
+
 static const char REQ[] = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
 
 static int dial(uint16_t port)
@@ -347,12 +349,10 @@ enum { DUR_CONNS = 24, DUR_GONE = 4, DUR_ROUNDS = 40 };
 static void durable_posts_on_many_connections_each_answered_once(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/fdn_http_conns_XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[64];
-    snprintf(path, sizeof path, "%s/events.db", dir);
+    test_tmpfile_t tf;
+    assert_int_equal(test_tmpfile_make(&tf, "http-conns", "events.db"), 0);
     fdn_events_opts_t eo = FDN_EVENTS_OPTS_INIT;
-    eo.durable_path = path;
+    eo.durable_path = tf.path;
     fdn_events_t *es = NULL;
     assert_int_equal(fdn_events_create(&es, &eo, NULL), 0);
     fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
@@ -414,9 +414,7 @@ static void durable_posts_on_many_connections_each_answered_once(void **state)
         fdn_event_free(ev);
     }
     fdn_events_destroy(es);
-    char cmd[96];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    test_tmpfile_remove(&tf);
 }
 
 int main(void)

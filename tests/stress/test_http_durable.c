@@ -24,6 +24,7 @@
 #include "stress.h"
 #include "http_client.h"
 #include "threads.h"
+#include "tmpdir.h"
 
 #define CLIENTS 12
 #define BATCH   10
@@ -88,13 +89,11 @@ static void durable_posts_all_acknowledged_are_stored(void **state)
 {
     (void)state;
     int n = (int)test_stress_iters(40, 99999);
-    char dir[] = "/tmp/fdn_http_durable_XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[64];
-    snprintf(path, sizeof path, "%s/events.db", dir);
+    test_tmpfile_t tf;
+    assert_int_equal(test_tmpfile_make(&tf, "http-durable", "events.db"), 0);
 
     fdn_events_opts_t eo = FDN_EVENTS_OPTS_INIT;
-    eo.durable_path = path;
+    eo.durable_path = tf.path;
     eo.mode = FDN_EVENTS_DURABLE;
     fdn_events_t *es = NULL;
     assert_int_equal(fdn_events_create(&es, &eo, NULL), 0);
@@ -151,9 +150,7 @@ static void durable_posts_all_acknowledged_are_stored(void **state)
     }
     fdn_events_destroy(es);
     free(all);
-    char cmd[96];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    test_tmpfile_remove(&tf);
 }
 
 /* fdn_admin_shutdown with an append suspended (its commit held back: the writer thread is
@@ -199,12 +196,10 @@ static void *shutdown_main(void *arg)
 static void shutdown_waits_for_suspended_appends(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/fdn_http_durable_XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[64];
-    snprintf(path, sizeof path, "%s/events.db", dir);
+    test_tmpfile_t tf;
+    assert_int_equal(test_tmpfile_make(&tf, "http-durable", "events.db"), 0);
     fdn_events_opts_t eo = FDN_EVENTS_OPTS_INIT;
-    eo.durable_path = path;
+    eo.durable_path = tf.path;
     fdn_events_t *es = NULL;
     assert_int_equal(fdn_events_create(&es, &eo, NULL), 0);
     fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
@@ -246,9 +241,7 @@ static void shutdown_waits_for_suspended_appends(void **state)
     fdn_event_free(ev);
     test_waiter_destroy(&h.entered);
     test_waiter_destroy(&h.release);
-    char cmd[96];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    test_tmpfile_remove(&tf);
 }
 
 int main(void)

@@ -33,3 +33,21 @@ void test_tmpdir_remove(const char *dir)
 {
     (void)nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
+
+int test_tmpfile_make(test_tmpfile_t *t, const char *tag, const char *name)
+{
+    if (test_tmpdir_make(t->dir, sizeof t->dir, tag) != 0)
+        return -1;
+    int len = snprintf(t->path, sizeof t->path, "%s/%s", t->dir, name);
+    if (len < 0 || (size_t)len >= sizeof t->path) {
+        test_tmpdir_remove(t->dir);
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
+void test_tmpfile_remove(const test_tmpfile_t *t)
+{
+    test_tmpdir_remove(t->dir);
+}

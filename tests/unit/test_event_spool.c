@@ -19,26 +19,18 @@
 #include "storage/event_spool.h"
 #include "tmpdir.h"
 
-typedef struct fx {
-    char dir[128];
-    char path[192];
-} fx_t;
+typedef test_tmpfile_t fx_t;
 
 static int setup(void **state)
 {
     static fx_t f;
-    memset(&f, 0, sizeof f);
-    if (test_tmpdir_make(f.dir, sizeof f.dir, "spool") != 0)
-        return -1;
-    snprintf(f.path, sizeof f.path, "%s/spool.db", f.dir);
     *state = &f;
-    return 0;
+    return test_tmpfile_make(&f, "spool", "spool.db");
 }
 
 static int teardown(void **state)
 {
-    fx_t *f = *state;
-    test_tmpdir_remove(f->dir);
+    test_tmpfile_remove(*state);
     return 0;
 }
 

@@ -41,26 +41,18 @@
 #define CORRS 50   /* distinct correlation ids; event i has corr-(i % CORRS) */
 #define BLK   8192 /* ids per block of the index */
 
-typedef struct fx {
-    char dir[128];
-    char path[192];
-} fx_t;
+typedef test_tmpfile_t fx_t;
 
 static int setup(void **state)
 {
     static fx_t f;
-    memset(&f, 0, sizeof f);
-    if (test_tmpdir_make(f.dir, sizeof f.dir, "evsqlite") != 0)
-        return -1;
-    snprintf(f.path, sizeof f.path, "%s/events.db", f.dir);
     *state = &f;
-    return 0;
+    return test_tmpfile_make(&f, "evsqlite", "events.db");
 }
 
 static int teardown(void **state)
 {
-    fx_t *f = *state;
-    test_tmpdir_remove(f->dir);
+    test_tmpfile_remove(*state);
     return 0;
 }
 
@@ -595,9 +587,8 @@ static void a_merge_in_progress_resumes_after_a_restart(void **state)
 
     /* the same as the writer goes on: once complete, its inputs are retired (no longer
      * searched) and their rows deleted a few per commit */
-    test_tmpdir_remove(f->dir);
-    assert_int_equal(test_tmpdir_make(f->dir, sizeof f->dir, "evsqlite"), 0);
-    snprintf(f->path, sizeof f->path, "%s/events.db", f->dir);
+    test_tmpfile_remove(f);
+    assert_int_equal(test_tmpfile_make(f, "evsqlite", "events.db"), 0);
     d = open_db(f->path);
     uint64_t id = last;
     write_range(d, 1, id, true);

@@ -284,11 +284,10 @@ static void drain(fdn_events_sub_t *s, uint64_t *first, uint64_t *count, uint64_
 static void from_position_reads_what_memory_evicted_from_sqlite(void **state)
 {
     (void)state;
-    char dir[256], path[300];
-    assert_int_equal(test_tmpdir_make(dir, sizeof(dir), "evb-fp"), 0);
-    snprintf(path, sizeof(path), "%s/events.db", dir);
+    test_tmpfile_t tf;
+    assert_int_equal(test_tmpfile_make(&tf, "evb-fp", "events.db"), 0);
     fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
-    o.durable_path = path;
+    o.durable_path = tf.path;
     o.max_events = 10;
     fdn_events_t *es = NULL;
     assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
@@ -366,7 +365,7 @@ static void from_position_reads_what_memory_evicted_from_sqlite(void **state)
     assert_int_equal(fdn_events_sub_overflow(s), 60);
     fdn_events_unsubscribe(s);
     fdn_events_destroy(es);
-    test_tmpdir_remove(dir);
+    test_tmpfile_remove(&tf);
 }
 
 int main(void)
