@@ -14,8 +14,6 @@
 
 #include <cmocka.h>
 #include <curl/curl.h>
-#include <signal.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +21,8 @@
 #include <fdn/events.h>
 
 #include "http_client.h"
+#include "event_make.h"
+#include "fsize_limit.h"
 #include "tmpdir.h"
 
 #define MAX_POSTS 400
@@ -30,7 +30,6 @@
 /* The child: exit code 0 when the server answered as it must; the acknowledged ids go to fd. */
 static int child(const char *path, int fd)
 {
-    signal(SIGXFSZ, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     fdn_events_opts_t eo = FDN_EVENTS_OPTS_INIT;
     eo.durable_path = path;
@@ -44,8 +43,7 @@ static int child(const char *path, int fd)
     if (fdn_admin_create(&a, &o, NULL) != 0 || fdn_admin_mount_events(a, es) != 0 ||
         fdn_admin_start(a, NULL) != 0)
         return 11;
-    struct rlimit rl = {.rlim_cur = 256 * 1024, .rlim_max = RLIM_INFINITY};
-    if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+    if (test_fsize_limit(256 * 1024) != 0)
         return 12;
     /* 20 000 bytes of data per event: the limit stops the writer after a dozen commits */
     static char body[20100];
@@ -58,10 +56,9 @@ static int child(const char *path, int fd)
     int rc = 13; /* no failure seen */
     int posts = 0;
     for (; posts < MAX_POSTS; posts++) {
-        long st = test_http_post(c, fdn_admin_port(a), "/v1/events", body, &s, 60L);
-        const char *idp = strstr(s.buf, "\"id\":");
-        if (st == 201 && idp != NULL) {
-            uint64_t id = strtoull(idp + 5, NULL, 10);
+        uint64_t id;
+        long st = test_http_post_event(c, fdn_admin_port(a), body, &s, 60L, &id);
+        if (st == 201 && id != 0) {
             if (write(fd, &id, sizeof id) != (ssize_t)sizeof id)
                 return 14;
             continue;
@@ -116,12 +113,7 @@ static void writer_error_answers_500_not_201(void **state)
     fdn_events_stats_t st;
     assert_int_equal(fdn_events_stats(es, &st), 0);
     assert_int_equal(st.count, n); /* the acknowledged events, and only those */
-    for (size_t i = 0; i < n; i++) {
-        fdn_event_t *ev = NULL;
-        if (fdn_events_get(es, acked[i], &ev) != 0)
-            fail_msg("acknowledged id %llu is not in the file", (unsigned long long)acked[i]);
-        fdn_event_free(ev);
-    }
+    test_events_expect_stored(es, acked, n, NULL);
     fdn_events_destroy(es);
     test_tmpfile_remove(&tf);
 }

@@ -22,6 +22,7 @@
 #include <fdn/events.h>
 
 #include "stress.h"
+#include "event_make.h"
 #include "http_client.h"
 #include "threads.h"
 #include "tmpdir.h"
@@ -68,10 +69,9 @@ static void *client_main(void *arg)
         }
         snprintf(body, sizeof body, "{\"type\":\"dur.one\",\"data\":{\"c\":%d,\"i\":%d}}",
                  cl->index, i);
-        long st = test_http_post(c, cl->port, "/v1/events", body, &s, 60L);
-        const char *idp = strstr(s.buf, "\"id\":");
-        if (st == 201 && idp != NULL)
-            cl->ids[cl->nids++] = strtoull(idp + 5, NULL, 10);
+        uint64_t id;
+        if (test_http_post_event(c, cl->port, body, &s, 60L, &id) == 201 && id != 0)
+            cl->ids[cl->nids++] = id;
         else
             cl->other++;
     }
@@ -141,13 +141,7 @@ static void durable_posts_all_acknowledged_are_stored(void **state)
     fdn_events_stats_t st;
     assert_int_equal(fdn_events_stats(es, &st), 0);
     assert_int_equal(st.count, (uint64_t)acked);
-    for (size_t i = 0; i < acked; i++) {
-        fdn_event_t *ev = NULL;
-        if (fdn_events_get(es, all[i], &ev) != 0)
-            fail_msg("acknowledged id %llu is not in the file", (unsigned long long)all[i]);
-        assert_true(strncmp(fdn_event_type(ev), "dur.", 4) == 0);
-        fdn_event_free(ev);
-    }
+    test_events_expect_stored(es, all, acked, "dur.");
     fdn_events_destroy(es);
     free(all);
     test_tmpfile_remove(&tf);

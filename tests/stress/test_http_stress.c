@@ -37,17 +37,15 @@ static void *client_main(void *arg)
     for (int i = 0; c != NULL && i < cl->n; i++) {
         char body[128];
         snprintf(body, sizeof body, "{\"type\":\"stress.ev\",\"data\":{\"i\":%d}}", i);
-        long st = test_http_post(c, cl->port, "/v1/events", body, &s, 30L);
-        const char *idp = strstr(s.buf, "\"id\":");
-        if (st == 201 && idp != NULL) {
-            cl->ids[cl->created++] = strtoull(idp + 5, NULL, 10);
-        } else {
+        uint64_t id;
+        if (test_http_post_event(c, cl->port, body, &s, 30L, &id) == 201 && id != 0)
+            cl->ids[cl->created++] = id;
+        else
             cl->other++;
-        }
-        st = test_http_post(c, cl->port, "/v1/limiter/check",
-                            "{\"key\":\"shared\",\"limit\":50,\"window_ms\":3600000,"
-                            "\"algorithm\":\"sliding_window\"}",
-                            &s, 30L);
+        long st = test_http_post(c, cl->port, "/v1/limiter/check",
+                                 "{\"key\":\"shared\",\"limit\":50,\"window_ms\":3600000,"
+                                 "\"algorithm\":\"sliding_window\"}",
+                                 &s, 30L);
         if (st == 200)
             cl->allowed++;
         else if (st == 429)

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -18,4 +19,19 @@ fdn_event_t *test_small_event(const char *type)
     fdn_event_t *ev = NULL;
     assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
     return ev;
+}
+
+void test_events_expect_stored(fdn_events_t *es, const uint64_t *ids, size_t n,
+                               const char *type_prefix)
+{
+    for (size_t i = 0; i < n; i++) {
+        fdn_event_t *ev = NULL;
+        if (fdn_events_get(es, ids[i], &ev) != 0)
+            fail_msg("acknowledged id %llu is not stored", (unsigned long long)ids[i]);
+        if (type_prefix != NULL &&
+            strncmp(fdn_event_type(ev), type_prefix, strlen(type_prefix)) != 0)
+            fail_msg("acknowledged id %llu has type %s, not %s...", (unsigned long long)ids[i],
+                     fdn_event_type(ev), type_prefix);
+        fdn_event_free(ev);
+    }
 }

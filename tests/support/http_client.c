@@ -2,6 +2,7 @@
 #include "http_client.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static size_t on_data(char *p, size_t sz, size_t n, void *user)
@@ -30,4 +31,13 @@ long test_http_post(CURL *c, uint16_t port, const char *path, const char *body, 
     if (curl_easy_perform(c) == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     return status;
+}
+
+long test_http_post_event(CURL *c, uint16_t port, const char *body, test_http_sink_t *s,
+                          long timeout_s, uint64_t *id)
+{
+    long st = test_http_post(c, port, "/v1/events", body, s, timeout_s);
+    const char *p = strstr(s->buf, "\"id\":");
+    *id = st == 201 && p != NULL ? strtoull(p + 5, NULL, 10) : 0;
+    return st;
 }
