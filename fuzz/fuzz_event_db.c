@@ -43,25 +43,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-typedef struct blob {
-    uint8_t *p;
-    size_t n;
-} blob_t;
-
 static char g_dir[200];
 static char g_db[256], g_wal[256], g_shm[256], g_journal[256];
-static blob_t g_tpl[NTEMPLATES];
+static fdn_fuzz_blob_t g_tpl[NTEMPLATES];
 static uint64_t g_tpl_events[NTEMPLATES]; /* events an intact template loads */
 
-/* The files in memory (the reader's) and on disk (the service's). */
-static void remove_files(void)
-{
-    memvfs_remove(g_db);
-    memvfs_remove(g_wal);
-    memvfs_remove(g_shm);
-    memvfs_remove(g_journal);
-}
-
+/* The files on disk (the service's; memvfs_remove_db removes the reader's, in memory). */
 static void remove_real_files(void)
 {
     unlink(g_db);
@@ -81,17 +68,6 @@ static void write_file(const char *path, const uint8_t *p, size_t n)
     FILE *f = fopen(path, "wb");
     if (f == NULL || (n > 0 && fwrite(p, 1, n, f) != n) || fclose(f) != 0)
         abort();
-}
-
-static blob_t read_file(const char *path)
-{
-    const memvfs_buf_t *f = memvfs_get(path);
-    blob_t b = {NULL, 0};
-    if (f == NULL || (b.p = malloc(f->n > 0 ? f->n : 1)) == NULL)
-        abort();
-    memcpy(b.p, f->p, f->n);
-    b.n = f->n;
-    return b;
 }
 
 static fdn_event_t *make_event_corr(uint64_t id, const char *type, fdn_event_ctype_t ct,
@@ -131,7 +107,7 @@ static void sql(sqlite3 *db, const char *text)
 /* The templates, written with the store's own writer (0, 1) or SQLite directly (2, 3). */
 static void make_templates(void)
 {
-    remove_files();
+    memvfs_remove_db(g_db);
     fdn__evdb_t *d = NULL;
     if (fdn__evdb_open(&d, g_db, false, true, NULL) != 0)
         abort();
@@ -144,10 +120,10 @@ static void make_templates(void)
     for (int i = 0; i < 3; i++)
         fdn_event_free(evs[i]);
     fdn__evdb_close(d);
-    g_tpl[0] = read_file(g_db);
+    g_tpl[0] = memvfs_copy(g_db);
     g_tpl_events[0] = 3;
 
-    remove_files();
+    memvfs_remove_db(g_db);
     if (fdn__evdb_open(&d, g_db, false, true, NULL) != 0)
         abort();
     char big[2048];
@@ -163,10 +139,10 @@ static void make_templates(void)
     for (int i = 0; i < 3; i++)
         fdn_event_free(e2[i]);
     fdn__evdb_close(d);
-    g_tpl[1] = read_file(g_db);
+    g_tpl[1] = memvfs_copy(g_db);
     g_tpl_events[1] = 2;
 
-    remove_files();
+    memvfs_remove_db(g_db);
     sqlite3 *db = NULL;
     if (sqlite3_open(g_db, &db) != SQLITE_OK)
         abort();
@@ -179,19 +155,19 @@ static void make_templates(void)
             "CREATE TABLE users(name TEXT, age INTEGER);"
             "INSERT INTO users VALUES('ann', 33), ('bob', 44);");
     sqlite3_close(db);
-    g_tpl[2] = read_file(g_db);
+    g_tpl[2] = memvfs_copy(g_db);
     g_tpl_events[2] = UINT64_MAX; /* the damaged record: refused */
 
-    remove_files();
+    memvfs_remove_db(g_db);
     if (sqlite3_open(g_db, &db) != SQLITE_OK)
         abort();
     sql(db, "CREATE TABLE events(id TEXT, payload TEXT);"
             "INSERT INTO events VALUES('a', '{}'), ('b', '[]');"
             "CREATE VIEW meta AS SELECT 'next_id' AS key, 7 AS value;");
     sqlite3_close(db);
-    g_tpl[3] = read_file(g_db);
+    g_tpl[3] = memvfs_copy(g_db);
     g_tpl_events[3] = UINT64_MAX;
-    remove_files();
+    memvfs_remove_db(g_db);
 }
 
 static void setup(void)
@@ -347,33 +323,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1 || size > 1 << 18)
         return 0;
     unsigned mode = data[0];
-    const blob_t *t = &g_tpl[mode % NTEMPLATES];
+    const fdn_fuzz_blob_t *t = &g_tpl[mode % NTEMPLATES];
     uint8_t *f = NULL; /* the db file's bytes */
     size_t fn = 0;
     const uint8_t *wal = NULL; /* the WAL file's, or NULL */
     size_t wn = 0;
     bool intact = false;
-    if (mode & 4) {
-        fn = size - 1;
-        f = malloc(fn + 1);
-        if (f == NULL)
-            abort();
-        memcpy(f, data + 1, fn);
-    } else {
-        f = malloc(t->n);
-        if (f == NULL)
-            abort();
-        memcpy(f, t->p, t->n);
+    if ((mode & 4) == 0 && (mode & 8) != 0) { /* the template whole, the input its WAL */
+        f = fdn_fuzz_dup(t->p, t->n);
         fn = t->n;
-        if (mode & 8) {
-            wal = data + 1;
-            wn = size - 1;
-        } else {
-            fn = fdn_fuzz_damage(f, fn, data, size);
-            intact = fn == t->n && size <= 3;
-        }
+        wal = data + 1;
+        wn = size - 1;
+    } else {
+        f = fdn_fuzz_file(data, size, mode & 4, t, &fn, &intact);
     }
-    remove_files();
+    memvfs_remove_db(g_db);
     memvfs_put(g_db, f, fn);
     if (wal != NULL)
         memvfs_put(g_wal, wal, wn);
@@ -388,6 +352,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (h % FULL_EVERY == 0 || FDN_FUZZ_REPLAYING())
         open_service(f, fn, wal, wn); /* the same bytes (the reader above appended) */
     free(f);
-    remove_files();
+    memvfs_remove_db(g_db);
     return 0;
 }

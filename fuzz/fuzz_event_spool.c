@@ -33,26 +33,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-typedef struct blob {
-    uint8_t *p;
-    size_t n;
-} blob_t;
-
 static const char g_path[] = "/fdn-fuzz-spool/spool.db";
-static const char g_wal[] = "/fdn-fuzz-spool/spool.db-wal";
-static const char g_shm[] = "/fdn-fuzz-spool/spool.db-shm";
-static const char g_journal[] = "/fdn-fuzz-spool/spool.db-journal";
-static blob_t g_tpl[NTEMPLATES];
+static fdn_fuzz_blob_t g_tpl[NTEMPLATES];
 static size_t g_tpl_events[NTEMPLATES]; /* events an intact template gives back */
 static bool g_ready;
-
-static void remove_files(void)
-{
-    memvfs_remove(g_path);
-    memvfs_remove(g_wal);
-    memvfs_remove(g_shm);
-    memvfs_remove(g_journal);
-}
 
 static fdn_event_t *make_event(const char *type, const void *d, size_t n)
 {
@@ -90,21 +74,16 @@ static void checkpoint(void)
     sqlite3_close(db);
 }
 
-static blob_t take_file(void)
+static fdn_fuzz_blob_t take_file(void)
 {
-    const memvfs_buf_t *f = memvfs_get(g_path);
-    blob_t b = {NULL, 0};
-    if (f == NULL || (b.p = malloc(f->n > 0 ? f->n : 1)) == NULL)
-        abort();
-    memcpy(b.p, f->p, f->n);
-    b.n = f->n;
-    remove_files();
+    fdn_fuzz_blob_t b = memvfs_copy(g_path);
+    memvfs_remove_db(g_path);
     return b;
 }
 
 static void make_templates(void)
 {
-    remove_files();
+    memvfs_remove_db(g_path);
     fdn__spool_t *s = NULL;
     if (fdn__spool_open(&s, g_path, MAX_BYTES, NULL) != 0)
         abort();
@@ -231,33 +210,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1 || size > 1 << 18)
         return 0;
     unsigned mode = data[0];
-    const blob_t *t = &g_tpl[mode % NTEMPLATES];
-    uint8_t *f = NULL;
+    const fdn_fuzz_blob_t *t = &g_tpl[mode % NTEMPLATES];
     size_t fn = 0;
     bool intact = false;
-    if (mode & 2) {
-        fn = size - 1;
-        f = malloc(fn + 1);
-        if (f == NULL)
-            abort();
-        memcpy(f, data + 1, fn);
-    } else {
-        f = malloc(t->n);
-        if (f == NULL)
-            abort();
-        memcpy(f, t->p, t->n);
-        fn = t->n;
-        fn = fdn_fuzz_damage(f, fn, data, size);
-        intact = fn == t->n && size <= 3;
-    }
-    remove_files();
+    uint8_t *f = fdn_fuzz_file(data, size, mode & 2, t, &fn, &intact);
+    memvfs_remove_db(g_path);
     memvfs_put(g_path, f, fn);
     size_t got = replay();
     if (intact && mode % NTEMPLATES == 0 && got != g_tpl_events[0])
         abort(); /* the intact spool gives back every event it holds */
     if (intact && mode % NTEMPLATES == 1 && got != SIZE_MAX)
         abort(); /* the lying rows are refused, not replayed */
-    remove_files();
+    memvfs_remove_db(g_path);
     free(f);
     return 0;
 }

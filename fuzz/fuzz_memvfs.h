@@ -16,10 +16,13 @@
 #define FDN_FUZZ_MEMVFS_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sqlite3.h>
+
+#include "fuzz_util.h"
 
 #define MEMVFS_FILES       8
 #define MEMVFS_NAME        256
@@ -110,6 +113,29 @@ static void memvfs_remove(const char *name)
     b->n = 0;
     if (b->nopen == 0)
         b->name[0] = '\0'; /* an open handle keeps its (now empty) file, as unlink would not */
+}
+
+/* A database file and its companions (-wal, -shm, -journal) removed. */
+static void memvfs_remove_db(const char *db)
+{
+    static const char *const ext[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+        char name[MEMVFS_NAME];
+        int n = snprintf(name, sizeof name, "%s%s", db, ext[i]);
+        if (n < 0 || (size_t)n >= sizeof name)
+            abort();
+        memvfs_remove(name);
+    }
+}
+
+/* A copy of a file's bytes (the file must exist); aborts when out of memory. */
+static fdn_fuzz_blob_t memvfs_copy(const char *name)
+{
+    const memvfs_buf_t *f = memvfs_get(name);
+    if (f == NULL)
+        abort();
+    fdn_fuzz_blob_t b = {fdn_fuzz_dup(f->p, f->n), f->n};
+    return b;
 }
 
 /* A handle's use of its file's shared memory ends; the last one frees it. */

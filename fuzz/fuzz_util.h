@@ -2,8 +2,11 @@
 #ifndef FDN_FUZZ_UTIL_H
 #define FDN_FUZZ_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* Defined by fuzz/replay_main.c only, so NULL under libFuzzer: a target that runs its costly
  * paths on a sample of the inputs (to keep its rate) runs them on every input under the ctest
@@ -50,6 +53,43 @@ static inline size_t fdn_fuzz_damage(uint8_t *f, size_t fn, const uint8_t *data,
         f[off] ^= data[i + 2];
     }
     return fn;
+}
+
+/* Bytes a target keeps across inputs (a template file). */
+typedef struct fdn_fuzz_blob {
+    uint8_t *p;
+    size_t n;
+} fdn_fuzz_blob_t;
+
+/* A malloc'd copy of p[0..n) (one byte at least is allocated, so n may be 0); aborts when out
+ * of memory. */
+static inline uint8_t *fdn_fuzz_dup(const void *p, size_t n)
+{
+    uint8_t *c = malloc(n > 0 ? n : 1);
+    if (c == NULL)
+        abort();
+    if (n > 0)
+        memcpy(c, p, n);
+    return c;
+}
+
+/* The file an input of the file targets (fuzz_event_db, fuzz_event_spool) stands for, in
+ * malloc'd bytes (*fn of them) for the caller to free: with raw, the input after its mode byte
+ * as it is; otherwise a copy of template t damaged as the input says (fdn_fuzz_damage), with
+ * *intact telling whether it came through whole (not truncated, nothing patched: at most 3
+ * input bytes). size must be at least 1. */
+static inline uint8_t *fdn_fuzz_file(const uint8_t *data, size_t size, bool raw,
+                                     const fdn_fuzz_blob_t *t, size_t *fn, bool *intact)
+{
+    *intact = false;
+    if (raw) {
+        *fn = size - 1;
+        return fdn_fuzz_dup(data + 1, size - 1);
+    }
+    uint8_t *f = fdn_fuzz_dup(t->p, t->n);
+    *fn = fdn_fuzz_damage(f, t->n, data, size);
+    *intact = *fn == t->n && size <= 3;
+    return f;
 }
 
 #endif
