@@ -278,6 +278,21 @@ static double measure_get(const fdn_telemetry_measure_t *ms, size_t n, const cha
     return -1;
 }
 
+/* What the three duration handlers below share: ns nanoseconds (negative: the event did not
+ * carry the measure) observed in seconds into f's histogram of labels v[0..n), with a
+ * correlation_id exemplar when cid is not NULL. */
+static void observe_ns(fdn_telemetry_family_t *f, const char *const *v, size_t n, double ns,
+                       const char *cid)
+{
+    fdn_histogram_t *h = NULL;
+    if (ns < 0 || fdn_telemetry_family_histogram(f, &h, v, n) != 0)
+        return;
+    if (cid != NULL)
+        fdn_histogram_observe_exemplar(h, ns / 1e9, "correlation_id", cid);
+    else
+        fdn_histogram_observe(h, ns / 1e9);
+}
+
 /* foundation.infrastructure.execute_stop {duration_ns} {protection_key, result}: a protected
  * call, observed into fdn_protected_call_duration_seconds{key,outcome}. */
 static int on_protected(const char *event, const fdn_telemetry_measure_t *ms, size_t nm,
@@ -289,15 +304,9 @@ static int on_protected(const char *event, const fdn_telemetry_measure_t *ms, si
     const char *res = meta_get(meta, nmeta, "result");
     const char *cid = meta_get(meta, nmeta, "correlation_id"); /* inside an error context */
     double ns = measure_get(ms, nm, "duration_ns");
-    fdn_histogram_t *h = NULL;
     const char *v[] = {key, res};
-    if (key != NULL && res != NULL && ns >= 0 &&
-        fdn_telemetry_family_histogram(m->pr_dur, &h, v, 2) == 0) {
-        if (cid != NULL)
-            fdn_histogram_observe_exemplar(h, ns / 1e9, "correlation_id", cid);
-        else
-            fdn_histogram_observe(h, ns / 1e9);
-    }
+    if (key != NULL && res != NULL)
+        observe_ns(m->pr_dur, v, 2, ns, cid);
     return 0;
 }
 
@@ -315,10 +324,8 @@ static int on_config_update(const char *event, const fdn_telemetry_measure_t *ms
     double ns = measure_get(ms, nm, "duration_ns");
     if (path == NULL || outcome == NULL)
         return 0;
-    fdn_histogram_t *h = NULL;
     const char *o[] = {outcome};
-    if (ns >= 0 && fdn_telemetry_family_histogram(m->cf_dur, &h, o, 1) == 0)
-        fdn_histogram_observe(h, ns / 1e9);
+    observe_ns(m->cf_dur, o, 1, ns, NULL);
     if (strcmp(outcome, "applied") != 0)
         fdn__rt_metrics_config_update(m, path, outcome);
     return 0;
@@ -333,10 +340,9 @@ static int on_checkout(const char *event, const fdn_telemetry_measure_t *ms, siz
     fdn__rt_metrics_t *m = user;
     const char *pool = meta_get(meta, nmeta, "pool_name");
     double ns = measure_get(ms, nm, "checkout_time");
-    fdn_histogram_t *h = NULL;
     const char *v[] = {pool};
-    if (pool != NULL && ns >= 0 && fdn_telemetry_family_histogram(m->pl_wait, &h, v, 1) == 0)
-        fdn_histogram_observe(h, ns / 1e9);
+    if (pool != NULL)
+        observe_ns(m->pl_wait, v, 1, ns, NULL);
     return 0;
 }
 
