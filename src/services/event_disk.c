@@ -183,14 +183,7 @@ int fdn__evs_disk_page(fdn_events_t *es, const char *type, const char *cid, uint
     *out = NULL;
     if (es->durable_path == NULL || es->sh != NULL)
         return fdn__event_list_build(NULL, 0, out);
-    fdn__evb_query_t bq = {.type = type,
-                           .correlation_id = cid,
-                           .wall_start = INT64_MIN,
-                           .wall_end = INT64_MAX,
-                           .after = after,
-                           .before = before,
-                           .limit = max,
-                           .descending = false};
+    fdn__evb_query_t bq = fdn__evs_page_query(type, cid, after, before, max);
     int rc = disk_part(es, &bq, out);
     if (rc != 0)
         return rc;

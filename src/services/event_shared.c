@@ -842,14 +842,7 @@ int fdn__evs_shared_correlation(fdn_events_t *es, const char *cid, fdn_event_lis
 int fdn__evs_shared_page(fdn_events_t *es, const char *type, const char *cid, uint64_t after,
                          uint64_t before, size_t max, fdn_event_list_t **out)
 {
-    fdn__evb_query_t bq = {.type = type,
-                           .correlation_id = cid,
-                           .wall_start = INT64_MIN,
-                           .wall_end = INT64_MAX,
-                           .after = after,
-                           .before = before,
-                           .limit = max,
-                           .descending = false};
+    fdn__evb_query_t bq = fdn__evs_page_query(type, cid, after, before, max);
     gcall_t gc;
     int rc = g_begin(es, &gc);
     if (rc != 0)

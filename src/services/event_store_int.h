@@ -580,6 +580,22 @@ int fdn__evs_shared_correlation(fdn_events_t *es, const char *cid, fdn_event_lis
  * the catch-up of a from-position subscription behind the memory tier. */
 int fdn__evs_shared_page(fdn_events_t *es, const char *type, const char *cid, uint64_t after,
                          uint64_t before, size_t max, fdn_event_list_t **out);
+/* The backend query of such a catch-up page (fdn__evs_shared_page, fdn__evs_disk_page): up to
+ * max events of type and cid (NULL: any) with after < id < before, oldest first, any wall
+ * time. */
+static inline fdn__evb_query_t fdn__evs_page_query(const char *type, const char *cid,
+                                                   uint64_t after, uint64_t before, size_t max)
+{
+    fdn__evb_query_t q = {.type = type,
+                          .correlation_id = cid,
+                          .wall_start = INT64_MIN,
+                          .wall_end = INT64_MAX,
+                          .after = after,
+                          .before = before,
+                          .limit = max,
+                          .descending = false};
+    return q;
+}
 
 /* ---- the durable tier (event_disk.c) ---- */
 
