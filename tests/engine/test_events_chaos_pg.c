@@ -40,6 +40,7 @@
 #include <fdn/events.h>
 
 #include "engine.h"
+#include "event_make.h"
 #include "pg_fixture.h"
 
 static test_engine_server_t *g_pg;
@@ -72,34 +73,25 @@ typedef struct census {
     size_t total;
 } census_t;
 
+static void count_event(const fdn_event_t *ev, void *user)
+{
+    census_t *c = user;
+    uint64_t id = fdn_event_id(ev);
+    assert_int_equal(id, c->total + 1); /* gap-free */
+    unsigned w, s;
+    assert_true(test_pg_event_ws(ev, &w, &s));
+    assert_true(w < MAXW && s < MAXS);
+    c->count[w][s]++;
+    c->pos[w][s] = id;
+    c->total++;
+}
+
 static census_t *take_census(const char *schema)
 {
     census_t *c = calloc(1, sizeof(*c));
     assert_non_null(c);
     fdn_events_t *es = open_store(schema, 5000, NULL, 0);
-    uint64_t after = 0;
-    for (;;) {
-        fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
-        q.after_id = after;
-        q.limit = 1000;
-        fdn_event_list_t *l = NULL;
-        assert_int_equal(fdn_events_query(es, &q, &l), 0);
-        size_t k = fdn_event_list_count(l);
-        for (size_t i = 0; i < k; i++) {
-            const fdn_event_t *ev = fdn_event_list_at(l, i);
-            assert_int_equal(fdn_event_id(ev), after + 1); /* gap-free */
-            after = fdn_event_id(ev);
-            unsigned w, s;
-            assert_true(test_pg_event_ws(ev, &w, &s));
-            assert_true(w < MAXW && s < MAXS);
-            c->count[w][s]++;
-            c->pos[w][s] = after;
-            c->total++;
-        }
-        fdn_event_list_free(l);
-        if (k < 1000)
-            break;
-    }
+    test_events_each(es, 1000, count_event, c);
     fdn_events_destroy(es);
     return c;
 }

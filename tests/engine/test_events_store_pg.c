@@ -34,6 +34,7 @@
 #include <fdn/clock.h>
 #include <fdn/events.h>
 
+#include "event_make.h"
 #include "pg_fixture.h"
 
 /* Event (w, s): type "w<w>", correlation "shared" for every 10th, else "c<w>-<s>". */
@@ -82,35 +83,29 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-/* Every event of the store, by ascending queries paged with after_id. */
+typedef struct copies {
+    fdn_event_t **all;
+    size_t n, cap;
+} copies_t;
+
+static void copy_event(const fdn_event_t *ev, void *user)
+{
+    copies_t *c = user;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 256;
+        c->all = realloc(c->all, c->cap * sizeof(*c->all));
+        assert_non_null(c->all);
+    }
+    assert_int_equal(fdn_event_copy(&c->all[c->n++], ev), 0);
+}
+
+/* Every event of the store (copies), in id order. */
 static fdn_event_t **query_all(fdn_events_t *es, size_t *n_out)
 {
-    size_t n = 0, cap = 0;
-    fdn_event_t **all = NULL;
-    uint64_t after = 0;
-    for (;;) {
-        fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
-        q.after_id = after;
-        q.limit = 500;
-        fdn_event_list_t *l = NULL;
-        assert_int_equal(fdn_events_query(es, &q, &l), 0);
-        size_t k = fdn_event_list_count(l);
-        for (size_t i = 0; i < k; i++) {
-            if (n == cap) {
-                cap = cap ? cap * 2 : 256;
-                all = realloc(all, cap * sizeof(*all));
-                assert_non_null(all);
-            }
-            assert_int_equal(fdn_event_copy(&all[n++], fdn_event_list_at(l, i)), 0);
-        }
-        if (k > 0)
-            after = fdn_event_id(fdn_event_list_at(l, k - 1));
-        fdn_event_list_free(l);
-        if (k < 500)
-            break;
-    }
-    *n_out = n;
-    return all;
+    copies_t c = {NULL, 0, 0};
+    test_events_each(es, 500, copy_event, &c);
+    *n_out = c.n;
+    return c.all;
 }
 
 static void free_all(fdn_event_t **all, size_t n)

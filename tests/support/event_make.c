@@ -35,3 +35,24 @@ void test_events_expect_stored(fdn_events_t *es, const uint64_t *ids, size_t n,
         fdn_event_free(ev);
     }
 }
+
+void test_events_each(fdn_events_t *es, int64_t page, void (*fn)(const fdn_event_t *ev, void *user),
+                      void *user)
+{
+    uint64_t after = 0;
+    for (;;) {
+        fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+        q.after_id = after;
+        q.limit = page;
+        fdn_event_list_t *l = NULL;
+        assert_int_equal(fdn_events_query(es, &q, &l), 0);
+        size_t k = fdn_event_list_count(l);
+        for (size_t i = 0; i < k; i++)
+            fn(fdn_event_list_at(l, i), user);
+        if (k > 0)
+            after = fdn_event_id(fdn_event_list_at(l, k - 1));
+        fdn_event_list_free(l);
+        if ((int64_t)k < page)
+            break;
+    }
+}
