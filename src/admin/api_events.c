@@ -205,6 +205,14 @@ static int store_deferred(fdn_events_t *es, const fdn_event_t *const *evs, size_
     return rc < 0 ? rc : FDN__HTTP_PENDING;
 }
 
+/* Free evs[0..n) and the array (NULL: nothing). */
+static void free_events(fdn_event_t **evs, size_t n)
+{
+    for (size_t i = 0; evs != NULL && i < n; i++)
+        fdn_event_free(evs[i]);
+    fdn_free(evs);
+}
+
 /* The events of a body of the common form (admin/event_body.c), built without jansson: n >= 1
  * events in *out (free each and the array), or 0: take the jansson path, which also gives
  * every error answer (a refusal of fdn_event_new here is reproduced there). */
@@ -250,9 +258,7 @@ static size_t fast_events(const fdn__http_req_t *req, fdn__http_resp_t *resp, bo
             }
         *out = evs;
     } else {
-        for (int k = 0; evs != NULL && k < i; k++)
-            fdn_event_free(evs[k]);
-        fdn_free(evs);
+        free_events(evs, (size_t)i);
         n = 0;
     }
     fdn_free(it);
@@ -266,8 +272,7 @@ static int h_post(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user
     fdn_event_t **fast = NULL;
     if (fast_events(req, resp, false, &fast) == 1) {
         int frc = store_deferred(es, (const fdn_event_t *const *)fast, 1, resp, post_done);
-        fdn_event_free(fast[0]); /* the store copied it */
-        fdn_free(fast);
+        free_events(fast, 1); /* the store copied it */
         return frc;
     }
     json_t *body = NULL;
@@ -292,9 +297,7 @@ static int h_batch(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     if (nf > 0) {
         /* resp belongs to the completion from here when this returns FDN__HTTP_PENDING */
         int frc = store_deferred(es, (const fdn_event_t *const *)fast, nf, resp, batch_done);
-        for (size_t i = 0; i < nf; i++)
-            fdn_event_free(fast[i]);
-        fdn_free(fast);
+        free_events(fast, nf); /* the store copied them */
         return frc;
     }
     json_t *body = NULL;
@@ -337,9 +340,7 @@ static int h_batch(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     /* resp belongs to the completion from here when this returns FDN__HTTP_PENDING */
     rc = store_deferred(es, (const fdn_event_t *const *)evs, n, resp, batch_done);
 out:
-    for (size_t i = 0; evs != NULL && i < n; i++)
-        fdn_event_free(evs[i]);
-    fdn_free(evs);
+    free_events(evs, n);
     json_decref(body);
     return rc;
 }
