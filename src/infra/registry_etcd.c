@@ -530,6 +530,28 @@ static void owned_remove(fdn__regetcd_t *r, size_t i) FDN_REQUIRES(r->own_mu)
     atomic_store_explicit(&r->nowned_pub, r->nowned, memory_order_relaxed);
 }
 
+/* Keep a registration of this process (the caller made room: nowned < capowned): service and
+ * instance copied, value (vlen bytes) taken. false when out of memory: nothing kept, and value
+ * is still the caller's. */
+static bool owned_add(fdn__regetcd_t *r, const char *service, const char *instance, char *value,
+                      size_t vlen, int64_t create_revision) FDN_REQUIRES(r->own_mu)
+{
+    owned_t *o = &r->owned[r->nowned];
+    o->service = fdn__strdup(service);
+    o->instance = fdn__strdup(instance);
+    if (o->service == NULL || o->instance == NULL) {
+        fdn__free(o->service);
+        fdn__free(o->instance);
+        return false;
+    }
+    o->value = value;
+    o->valuelen = vlen;
+    o->create_revision = create_revision;
+    r->nowned++;
+    atomic_store_explicit(&r->nowned_pub, r->nowned, memory_order_relaxed);
+    return true;
+}
+
 /* Register every owned entry again under the current lease. Returns 0 or the first etcd
  * error (the rest stay pending). */
 static int reregister_all(fdn__regetcd_t *r) FDN_REQUIRES(r->own_mu)
@@ -832,21 +854,11 @@ int fdn__regetcd_register(fdn__regetcd_t *r, const char *service, const char *in
         r->capowned = cap;
     }
     if (r->lease_id == 0) { /* keep_when_down: kept, registered once a lease is granted */
-        owned_t *o = &r->owned[r->nowned];
-        o->service = fdn__strdup(service);
-        o->instance = fdn__strdup(instance);
-        o->value = value;
-        o->valuelen = vlen;
-        o->create_revision = 0;
-        if (o->service == NULL || o->instance == NULL) {
-            fdn__free(o->service);
-            fdn__free(o->instance);
+        if (!owned_add(r, service, instance, value, vlen, 0)) {
             rc = fdn_err_set(err, FDN_ENOMEM, "registering %s/%s", service, instance);
         } else {
             value = NULL; /* owned now */
-            r->nowned++;
             r->rereg_pending = true;
-            atomic_store_explicit(&r->nowned_pub, r->nowned, memory_order_relaxed);
             rc = fdn_err_set(err, FDN_EUNAVAILABLE,
                              "etcd unreachable: %s/%s is kept and registered once etcd answers",
                              service, instance);
@@ -859,24 +871,14 @@ int fdn__regetcd_register(fdn__regetcd_t *r, const char *service, const char *in
     rc = fdn__etcd_put_if_absent(r->cli, key, klen, value, vlen, r->lease_id, &created, &ex, &rev,
                                  err);
     if (rc == 0 && (created || (ex.key != NULL && ex.lease == r->lease_id))) {
-        owned_t *o = &r->owned[r->nowned];
-        o->service = fdn__strdup(service);
-        o->instance = fdn__strdup(instance);
-        o->value = value;
-        o->valuelen = vlen;
-        o->create_revision = created ? rev : ex.create_revision;
-        if (o->service == NULL || o->instance == NULL) {
+        int64_t crev = created ? rev : ex.create_revision;
+        if (owned_add(r, service, instance, value, vlen, crev)) {
+            value = NULL; /* owned now */
+        } else {
             /* registered in etcd but not remembered: it would not come back after a lease
              * loss. Give it up rather than keep an entry this process cannot restore. */
-            (void)fdn__etcd_delete_if_created(r->cli, key, klen, o->create_revision, &created,
-                                              NULL);
-            fdn__free(o->service);
-            fdn__free(o->instance);
+            (void)fdn__etcd_delete_if_created(r->cli, key, klen, crev, &created, NULL);
             rc = fdn_err_set(err, FDN_ENOMEM, "registering %s/%s", service, instance);
-        } else {
-            value = NULL; /* owned now */
-            r->nowned++;
-            atomic_store_explicit(&r->nowned_pub, r->nowned, memory_order_relaxed);
         }
     } else if (rc == 0) {
         fdn_registry_instance_t *holder = NULL;
