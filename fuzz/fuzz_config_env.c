@@ -25,20 +25,13 @@
 #include "services/config_int.h"
 #include "validation/config_schema.h"
 
+#include "fuzz_config_schema.h"
 #include "fuzz_util.h"
 
 #define ENV_MAX    8
 #define FULL_EVERY 256
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static const fdn__cfg_schema_t *schema(void)
-{
-    static fdn__cfg_schema_t *s;
-    if (s == NULL && fdn__cfg_schema_create(&s, NULL, 0, NULL) != 0)
-        abort();
-    return s;
-}
 
 static char g_file[256];
 
@@ -117,7 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         envp[nenv++] = buf + off;
     envp[nenv] = NULL;
 
-    const fdn__cfg_schema_t *s = schema();
+    const fdn__cfg_schema_t *s = fdn_fuzz_config_schema();
     json_t **vals = calloc(s->n, sizeof(json_t *));
     uint8_t *marks = calloc(s->n, 1);
     const char **src = calloc(s->n, sizeof(char *));

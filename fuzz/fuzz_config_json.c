@@ -11,25 +11,16 @@
 #include <fdn/config.h>
 #include "validation/config_schema.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_config_schema.h"
 
-/* The built-in schema, made once: it is read-only after creation (merge and validate write
- * only the caller's value array), and building it per input cost more than the code under
- * test. Freed by the process's exit. */
-static const fdn__cfg_schema_t *schema(void)
-{
-    static fdn__cfg_schema_t *s;
-    if (s == NULL && fdn__cfg_schema_create(&s, NULL, 0, NULL) != 0)
-        abort();
-    return s;
-}
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fdn_error_t err = FDN_ERROR_INIT;
     (void)fdn_config_validate_json((const char *)data, size, &err);
 
-    const fdn__cfg_schema_t *s = schema();
+    const fdn__cfg_schema_t *s = fdn_fuzz_config_schema();
     json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
     json_t **vals = calloc(s->n, sizeof(json_t *));
     if (root != NULL && vals != NULL) {
