@@ -104,24 +104,6 @@ void fdn__evs_corr_memo_free(fdn_events_t *es)
     es->cmemo = NULL;
 }
 
-/* wall - monotonic of the store's clock now */
-static int64_t clock_offset(fdn_events_t *es)
-{
-    int64_t mono = fdn_clock_mono_ns(es->clock), wall = fdn_clock_wall_ns(es->clock);
-    int64_t off;
-    if (__builtin_sub_overflow(wall, mono, &off))
-        off = 0;
-    return off;
-}
-
-static int64_t sat_add(int64_t a, int64_t b)
-{
-    int64_t r;
-    if (__builtin_add_overflow(a, b, &r))
-        return b > 0 ? INT64_MAX : INT64_MIN;
-    return r;
-}
-
 /* Timestamps of events read from the file on the store's monotonic clock. */
 static void remap_ev(fdn_event_t *ev, int64_t off)
 {
@@ -129,7 +111,7 @@ static void remap_ev(fdn_event_t *ev, int64_t off)
     if (!__builtin_sub_overflow(ev->wall, ev->ts, &epoch) &&
         !__builtin_sub_overflow(epoch, off, &d) && d >= -1000000000 && d <= 1000000000)
         return; /* stamped by this clock */
-    ev->ts = sat_add(ev->wall, off == INT64_MIN ? INT64_MAX : -off);
+    ev->ts = fdn__evs_sat_add(ev->wall, off == INT64_MIN ? INT64_MAX : -off);
 }
 
 bool fdn__evs_disk_behind(fdn_events_t *es)
@@ -151,7 +133,7 @@ int fdn__evs_disk_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
         rc = es->be.ops->get(es->be.state, id, out, NULL);
     fdn__mutex_unlock(&es->dmu);
     if (rc == 0)
-        remap_ev(*out, clock_offset(es));
+        remap_ev(*out, fdn__evs_clock_offset(es));
     return rc;
 }
 
@@ -170,7 +152,7 @@ static int disk_part(fdn_events_t *es, const fdn__evb_query_t *bq, fdn_event_lis
         return rc;
     if (*out == NULL)
         return fdn__event_list_build(NULL, 0, out);
-    int64_t off = clock_offset(es);
+    int64_t off = fdn__evs_clock_offset(es);
     for (size_t i = 0; i < (*out)->n; i++)
         remap_ev((*out)->items[i], off);
     return 0;
@@ -326,12 +308,12 @@ again:
         fdn_event_list_free(mem);
         goto compare;
     }
-    int64_t off = clock_offset(es);
+    int64_t off = fdn__evs_clock_offset(es);
     fdn__evb_query_t bq = {
         .type = q->type,
         .correlation_id = q->correlation_id,
-        .wall_start = q->time_start == INT64_MIN ? INT64_MIN : sat_add(q->time_start, off),
-        .wall_end = q->time_end == INT64_MAX ? INT64_MAX : sat_add(q->time_end, off),
+        .wall_start = q->time_start == INT64_MIN ? INT64_MIN : fdn__evs_sat_add(q->time_start, off),
+        .wall_end = q->time_end == INT64_MAX ? INT64_MAX : fdn__evs_sat_add(q->time_end, off),
         .after = q->after_id,
         .before = q->before_id != 0 && q->before_id < b ? q->before_id : b,
         .limit = want,

@@ -128,30 +128,12 @@ static const fdn__evb_ops_t *ops(fdn_events_t *es)
     return es->be.ops;
 }
 
-static int64_t sat_add(int64_t a, int64_t b)
-{
-    int64_t r;
-    if (__builtin_add_overflow(a, b, &r))
-        return b > 0 ? INT64_MAX : INT64_MIN;
-    return r;
-}
-
-/* wall - monotonic of the store's clock now */
-static int64_t clock_offset(fdn_events_t *es)
-{
-    int64_t mono = fdn_clock_mono_ns(es->clock), wall = fdn_clock_wall_ns(es->clock);
-    int64_t off;
-    if (__builtin_sub_overflow(wall, mono, &off))
-        off = 0;
-    return off;
-}
-
 /* Give events read from the backend timestamps on the store's monotonic clock. */
 static void remap(fdn_events_t *es, fdn_event_list_t *l)
 {
     if (l == NULL)
         return;
-    int64_t off = clock_offset(es);
+    int64_t off = fdn__evs_clock_offset(es);
     for (size_t i = 0; i < l->n; i++) {
         fdn_event_t *ev = l->items[i];
         int64_t ts;
@@ -780,17 +762,17 @@ int fdn__evs_shared_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
         return rc;
     rc = g_end(es, &gc, "get", ops(es)->get(es->be.state, id, out, NULL));
     if (rc == 0)
-        (*out)->ts = sat_add((*out)->wall, -clock_offset(es));
+        (*out)->ts = fdn__evs_sat_add((*out)->wall, -fdn__evs_clock_offset(es));
     return rc;
 }
 
 static void to_backend(fdn_events_t *es, const fdn_events_query_t *q, fdn__evb_query_t *bq)
 {
-    int64_t off = clock_offset(es);
+    int64_t off = fdn__evs_clock_offset(es);
     bq->type = q->type;
     bq->correlation_id = q->correlation_id;
-    bq->wall_start = q->time_start == INT64_MIN ? INT64_MIN : sat_add(q->time_start, off);
-    bq->wall_end = q->time_end == INT64_MAX ? INT64_MAX : sat_add(q->time_end, off);
+    bq->wall_start = q->time_start == INT64_MIN ? INT64_MIN : fdn__evs_sat_add(q->time_start, off);
+    bq->wall_end = q->time_end == INT64_MAX ? INT64_MAX : fdn__evs_sat_add(q->time_end, off);
     bq->after = q->after_id;
     bq->before = q->before_id;
     bq->descending = q->descending;

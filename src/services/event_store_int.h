@@ -309,6 +309,27 @@ struct fdn_events {
 extern char fdn__evs_tomb;
 #define EVS_TOMB ((void *)&fdn__evs_tomb)
 
+/* wall - monotonic of the store's clock now (0 when that overflows): what turns the wall-clock
+ * times of events read back from a file or a backend into the store's monotonic ones, and a
+ * query's monotonic time range into wall-clock bounds (event_disk.c, event_shared.c). */
+static inline int64_t fdn__evs_clock_offset(fdn_events_t *es)
+{
+    int64_t mono = fdn_clock_mono_ns(es->clock), wall = fdn_clock_wall_ns(es->clock);
+    int64_t off;
+    if (__builtin_sub_overflow(wall, mono, &off))
+        off = 0;
+    return off;
+}
+
+/* a + b, saturated at INT64_MIN and INT64_MAX. */
+static inline int64_t fdn__evs_sat_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
 /* Whether the store accepts calls (written under amu by start and stop). */
 static inline bool fdn__evs_running(fdn_events_t *es)
 {
