@@ -26,6 +26,7 @@
 #include <fdn/admin.h>
 #include <fdn/events.h>
 
+#include "distinct.h"
 #include "event_make.h"
 #include "tmpdir.h"
 
@@ -405,10 +406,7 @@ static void durable_posts_on_many_connections_each_answered_once(void **state)
     /* the acknowledged ones, and those of the clients that went away once they were read */
     assert_in_range(st.events_stored, n, n + (size_t)DUR_GONE * DUR_ROUNDS);
     assert_int_equal(st.durable_committed_id, st.newest_id);
-    for (size_t i = 0; i < n; i++) /* distinct */
-        for (size_t k = 0; k < i; k++)
-            if (ids[k] == ids[i])
-                fail_msg("id %llu answered twice", (unsigned long long)ids[i]);
+    test_expect_distinct_u64(ids, n, "event id");
     test_events_expect_stored(es, ids, n, NULL);
     fdn_events_destroy(es);
     test_tmpfile_remove(&tf);

@@ -21,6 +21,7 @@
 #include <fdn/admin.h>
 #include <fdn/events.h>
 
+#include "distinct.h"
 #include "stress.h"
 #include "event_make.h"
 #include "http_client.h"
@@ -79,12 +80,6 @@ static void *client_main(void *arg)
     return NULL;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 static void durable_posts_all_acknowledged_are_stored(void **state)
 {
     (void)state;
@@ -132,9 +127,7 @@ static void durable_posts_all_acknowledged_are_stored(void **state)
     assert_int_equal(other, 0);
     int batches = n / 5; /* requests i % 5 == 4 */
     assert_int_equal(acked, (size_t)CLIENTS * ((size_t)(n - batches) + (size_t)batches * BATCH));
-    qsort(all, acked, sizeof *all, cmp_u64);
-    for (size_t i = 1; i < acked; i++)
-        assert_true(all[i] != all[i - 1]);
+    test_expect_distinct_u64(all, acked, "event id");
 
     /* the file holds exactly the acknowledged events */
     assert_int_equal(fdn_events_create(&es, &eo, NULL), 0);

@@ -16,6 +16,7 @@
 #include <pthread.h>
 
 #include "admin/admin_int.h"
+#include "distinct.h"
 #include "stress.h"
 #include "http_client.h"
 #include "threads.h"
@@ -55,12 +56,6 @@ static void *client_main(void *arg)
     }
     curl_easy_cleanup(c);
     return NULL;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
 }
 
 static void concurrent_clients(void **state)
@@ -105,10 +100,7 @@ static void concurrent_clients(void **state)
     assert_int_equal(created, THREADS * n);
     assert_int_equal(allowed, THREADS * n < 50 ? THREADS * n : 50);
     assert_int_equal(allowed + limited, THREADS * n);
-    /* ids are distinct */
-    qsort(all, (size_t)created, sizeof *all, cmp_u64);
-    for (int i = 1; i < created; i++)
-        assert_true(all[i] != all[i - 1]);
+    test_expect_distinct_u64(all, (size_t)created, "event id");
     fdn_events_stats_t st;
     assert_int_equal(fdn_events_stats(es, &st), 0);
     assert_int_equal(st.count, (uint64_t)created);

@@ -17,6 +17,7 @@
 #include <fdn/error.h>
 #include <fdn/tasks.h>
 
+#include "distinct.h"
 #include "threads.h"
 
 /* ---------------------------------------------------------------- table */
@@ -760,12 +761,6 @@ static void *ids_thread(void *p)
     return NULL;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static int cmp_corr(const void *a, const void *b)
 {
     return strcmp(a, b);
@@ -788,12 +783,10 @@ static void ids_never_shared(void **state)
             ops[t * ID_PER + i] = ids[t].op[i];
             memcpy(corrs[t * ID_PER + i], ids[t].corr[i], 37);
         }
-    qsort(ops, ID_THREADS * ID_PER, sizeof(ops[0]), cmp_u64);
+    test_expect_distinct_u64(ops, ID_THREADS * ID_PER, "operation id");
     qsort(corrs, ID_THREADS * ID_PER, 37, cmp_corr);
-    for (int i = 1; i < ID_THREADS * ID_PER; i++) {
-        assert_true(ops[i] != ops[i - 1]);
+    for (int i = 1; i < ID_THREADS * ID_PER; i++)
         assert_string_not_equal(corrs[i], corrs[i - 1]);
-    }
     assert_true(ops[0] != 0);
 }
 
