@@ -240,21 +240,38 @@ static int header_revision(const json_t *o, int64_t *rev)
     return fdn__etcd_json_i64(json_object_get(h, "revision"), rev);
 }
 
+/* An optional array member (the gateway leaves out empty ones): *cnt its size, 0 when it is
+ * absent, null or empty; for cnt > 0, *out a zeroed array of cnt items of `size` bytes (the
+ * caller frees it). 0, FDN_EPARSE (not an array) or FDN_ENOMEM. */
+static int opt_array(const json_t *arr, size_t size, void **out, size_t *cnt)
+{
+    *out = NULL;
+    *cnt = 0;
+    if (arr == NULL || json_is_null(arr))
+        return 0;
+    if (!json_is_array(arr))
+        return FDN_EPARSE;
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return 0;
+    *out = fdn__calloc(n, size);
+    if (*out == NULL)
+        return FDN_ENOMEM;
+    *cnt = n;
+    return 0;
+}
+
 /* kvs array (absent: none) into a fresh array. */
 static int kvs_from_json(const json_t *arr, fdn__etcd_kv_t **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
-    if (arr == NULL || json_is_null(arr))
-        return 0;
-    if (!json_is_array(arr))
-        return FDN_EPARSE;
-    size_t cnt = json_array_size(arr);
-    if (cnt == 0)
-        return 0;
-    fdn__etcd_kv_t *kvs = fdn__calloc(cnt, sizeof(*kvs));
-    if (kvs == NULL)
-        return FDN_ENOMEM;
+    void *p;
+    size_t cnt;
+    int orc = opt_array(arr, sizeof(fdn__etcd_kv_t), &p, &cnt);
+    if (orc != 0 || cnt == 0)
+        return orc;
+    fdn__etcd_kv_t *kvs = p;
     for (size_t i = 0; i < cnt; i++) {
         int rc = fdn__etcd_kv_from_json(json_array_get(arr, i), &kvs[i]);
         if (rc < 0) {
@@ -311,16 +328,12 @@ void fdn__etcd_watch_msg_clear(fdn__etcd_watch_msg_t *m)
 
 static int events_from_json(const json_t *arr, fdn__etcd_watch_msg_t *m)
 {
-    if (arr == NULL || json_is_null(arr))
-        return 0;
-    if (!json_is_array(arr))
-        return FDN_EPARSE;
-    size_t cnt = json_array_size(arr);
-    if (cnt == 0)
-        return 0;
-    m->events = fdn__calloc(cnt, sizeof(*m->events));
-    if (m->events == NULL)
-        return FDN_ENOMEM;
+    void *p;
+    size_t cnt;
+    int orc = opt_array(arr, sizeof(*m->events), &p, &cnt);
+    if (orc != 0 || cnt == 0)
+        return orc;
+    m->events = p;
     for (size_t i = 0; i < cnt; i++) {
         const json_t *ev = json_array_get(arr, i);
         if (!json_is_object(ev))
