@@ -21,6 +21,7 @@
 #include <sched.h>
 
 #include "admin/admin_int.h"
+#include "event_make.h"
 #include "threads.h"
 
 #include <fdn/events.h>
@@ -92,13 +93,8 @@ static void *writer_main(void *arg)
     for (int k = 0; k < PER_TYPE / WRITERS; k++)
         for (int t = 0; t < TYPES; t++) {
             snprintf(type, sizeof type, "t.%d", t);
-            fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
-            spec.type = type;
-            spec.data = "1";
-            spec.data_len = 1;
-            spec.content_type = FDN_EVENT_CT_JSON;
-            fdn_event_t *ev = NULL;
-            if (fdn_event_new(&ev, &spec, NULL) != 0 || fdn_events_store(w->s->es, ev, NULL) != 0)
+            fdn_event_t *ev = test_small_event(type);
+            if (fdn_events_store(w->s->es, ev, NULL) != 0)
                 fail_msg("writer %d: append failed", w->index);
             fdn_event_free(ev);
             sched_yield(); /* let followers catch up and wait again */

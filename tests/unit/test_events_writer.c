@@ -61,6 +61,19 @@ static void *late_main(void *arg)
     return NULL;
 }
 
+/* Wait for child pid, remove g_dir (its data), and check that the child exited 0 (its exit
+ * code names the check that failed). */
+static void reap(pid_t pid)
+{
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    char cmd[320];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
+    (void)system(cmd);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void restart_after_failed_commit_wakes_caller(void **state)
 {
     (void)state;
@@ -120,13 +133,7 @@ static void restart_after_failed_commit_wakes_caller(void **state)
         fdn_event_free(ev);
         _exit(0);
     }
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    char cmd[320];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
-    (void)system(cmd);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    reap(pid);
 }
 
 /* ---- 7cf9fdf: a stop (and a small durable store) while a caller leads a commit ---- */
@@ -345,13 +352,7 @@ static void fast_store_past_bound_after_failed_commit(void **state)
         fdn_event_free(ev);
         _exit(0);
     }
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    char cmd[320];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
-    (void)system(cmd);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    reap(pid);
 }
 
 /* ---- a store_batch buffered while stopped, replayed on start ---- */

@@ -22,6 +22,7 @@
 #include <sched.h>
 
 #include "admin/admin_int.h"
+#include "event_make.h"
 #include "threads.h"
 
 #include <fdn/events.h>
@@ -57,13 +58,7 @@ static int teardown(void **state)
 
 static uint64_t append(fdn_events_t *es, const char *type)
 {
-    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
-    spec.type = type;
-    spec.data = "{\"k\":1}";
-    spec.data_len = 7;
-    spec.content_type = FDN_EVENT_CT_JSON;
-    fdn_event_t *ev = NULL;
-    assert_int_equal(fdn_event_new(&ev, &spec, NULL), 0);
+    fdn_event_t *ev = test_small_event(type);
     uint64_t id = 0;
     assert_int_equal(fdn_events_store(es, ev, &id), 0);
     fdn_event_free(ev);
@@ -121,6 +116,19 @@ static void *waiting_main(void *arg)
     return NULL;
 }
 
+/* The waiting query w was answered with events (n of them; n > 0: the first is id) and is
+ * done: its answer and latch are freed. */
+static void waited(waiting_t *w, size_t n, uint64_t id)
+{
+    uint64_t id0 = 0;
+    const char *t0 = NULL;
+    assert_int_equal(answer_events(&w->r, &id0, &t0), n);
+    if (n > 0)
+        assert_int_equal(id0, id);
+    fdn__http_resp_clear(&w->r);
+    test_waiter_destroy(&w->started);
+}
+
 /* Start a waiting query and return once it waits: n queries are counted and its thread
  * sleeps on its answer. */
 static void start_waiting(test_threads_t *g, waiting_t *w, fdn_admin_t *a, const char *uri,
@@ -169,14 +177,8 @@ static void a_matching_event_ends_the_wait(void **state)
     append(f->es, "a.x"); /* another type: not an answer */
     uint64_t id = append(f->es, "b.y");
     test_threads_join(&g);
-    uint64_t id0 = 0;
-    const char *t0 = NULL;
-    assert_int_equal(answer_events(&w.r, &id0, &t0), 1);
-    assert_int_equal(id0, id);
-    assert_string_equal(t0, "b.y");
-    fdn__http_resp_clear(&w.r);
+    waited(&w, 1, id); /* of type b.y: the query's type filter */
     assert_int_equal(fdn__admin_events_waiting(f->a), 0);
-    test_waiter_destroy(&w.started);
 }
 
 /* Events of other types after the cursor when the query starts waiting do not end the wait;
@@ -193,12 +195,7 @@ static void other_events_after_the_cursor_do_not_end_it(void **state)
     /* a wrong wake answers the empty list, which the check below tells */
     uint64_t id = append(f->es, "c.z");
     test_threads_join(&g);
-    uint64_t id0 = 0;
-    const char *t0 = NULL;
-    assert_int_equal(answer_events(&w.r, &id0, &t0), 1);
-    assert_int_equal(id0, id);
-    fdn__http_resp_clear(&w.r);
-    test_waiter_destroy(&w.started);
+    waited(&w, 1, id);
 }
 
 /* A cursor ahead of the store: the events up to it wake the query's subscription (they are
@@ -218,13 +215,8 @@ static void events_up_to_the_cursor_do_not_end_it(void **state)
         append(f->es, "a.x");
     uint64_t id = append(f->es, "a.x");
     test_threads_join(&g);
-    uint64_t id0 = 0;
-    const char *t0 = NULL;
-    assert_int_equal(answer_events(&w.r, &id0, &t0), 1);
-    assert_int_equal(id0, id);
     assert_int_equal(id, last + 4);
-    fdn__http_resp_clear(&w.r);
-    test_waiter_destroy(&w.started);
+    waited(&w, 1, id);
 }
 
 static void a_wait_ends_empty_at_its_deadline(void **state)
@@ -250,13 +242,8 @@ static void shutdown_answers_waiting_queries(void **state)
     start_waiting(&g, &w[1], f->a, "/v1/events?after_id=0&type=q.q&wait_ms=60000", 2);
     fdn_admin_shutdown(f->a); /* returns once every deferred request is answered */
     test_threads_join(&g);
-    for (int i = 0; i < 2; i++) {
-        uint64_t id0 = 0;
-        const char *t0 = NULL;
-        assert_int_equal(answer_events(&w[i].r, &id0, &t0), 0);
-        fdn__http_resp_clear(&w[i].r);
-        test_waiter_destroy(&w[i].started);
-    }
+    for (int i = 0; i < 2; i++)
+        waited(&w[i], 0, 0);
     assert_int_equal(fdn__admin_events_waiting(f->a), 0);
     /* after the shutdown a query answers at once */
     fdn__http_resp_t r;
@@ -286,14 +273,8 @@ static void past_the_cap_is_503(void **state)
     fdn__http_resp_clear(&r);
     uint64_t id = append(f->es, "a.x"); /* answers both */
     test_threads_join(&g);
-    for (int i = 0; i < 2; i++) {
-        uint64_t id0 = 0;
-        const char *t0 = NULL;
-        assert_int_equal(answer_events(&w[i].r, &id0, &t0), 1);
-        assert_int_equal(id0, id);
-        fdn__http_resp_clear(&w[i].r);
-        test_waiter_destroy(&w[i].started);
-    }
+    for (int i = 0; i < 2; i++)
+        waited(&w[i], 1, id);
 }
 
 /* GET /metrics text of a (the dispatcher's answer). */
