@@ -40,9 +40,9 @@
 #include "event_make.h"
 #include "fsize_limit.h"
 #include "threads.h"
+#include "tmpdir.h"
 
-static char g_dir[256];
-static char g_path[300];
+static test_tmpfile_t g_tf; /* the test's directory and event file (store.db) in it */
 
 typedef struct late_caller {
     fdn_events_t *es;
@@ -61,15 +61,13 @@ static void *late_main(void *arg)
     return NULL;
 }
 
-/* Wait for child pid, remove g_dir (its data), and check that the child exited 0 (its exit
- * code names the check that failed). */
+/* Wait for child pid, remove the test's directory (its data), and check that the child exited 0
+ * (its exit code names the check that failed). */
 static void reap(pid_t pid)
 {
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
-    char cmd[320];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
-    (void)system(cmd);
+    test_tmpfile_remove(&g_tf);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
 }
@@ -77,9 +75,7 @@ static void reap(pid_t pid)
 static void restart_after_failed_commit_wakes_caller(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof(g_dir), "/tmp/fdn_writer_XXXXXX");
-    assert_non_null(mkdtemp(g_dir));
-    snprintf(g_path, sizeof(g_path), "%s/store.db", g_dir);
+    assert_int_equal(test_tmpfile_make(&g_tf, "writer", "store.db"), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -88,7 +84,7 @@ static void restart_after_failed_commit_wakes_caller(void **state)
         alarm(45);
         fdn_events_t *es = NULL;
         fdn_event_t *ev = NULL;
-        int rc = test_capped_store(g_path, NULL, &es, &ev);
+        int rc = test_capped_store(g_tf.path, NULL, &es, &ev);
         if (rc != 0)
             _exit(rc);
         uint64_t id = 0;
@@ -222,16 +218,14 @@ static void stop_while_caller_leads(void **state)
 {
     (void)state;
     enum { BIG = 600 };
-    snprintf(g_dir, sizeof(g_dir), "/tmp/fdn_writer_XXXXXX");
-    assert_non_null(mkdtemp(g_dir));
-    snprintf(g_path, sizeof(g_path), "%s/store.db", g_dir);
+    assert_int_equal(test_tmpfile_make(&g_tf, "writer", "store.db"), 0);
     fdn_telemetry_t *tm = NULL;
     assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
     assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.event_store.commit",
                                           FDN_TELEMETRY_MATCH_PREFIX, commit_handler, NULL),
                      0);
     fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
-    o.durable_path = g_path;
+    o.durable_path = g_tf.path;
     o.telemetry = tm;
     fdn_events_t *es = NULL;
     assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
@@ -296,9 +290,7 @@ static void stop_while_caller_leads(void **state)
     free(evs);
     fdn_event_free(ev);
     fdn_event_free(small);
-    char cmd[320];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
-    (void)system(cmd);
+    test_tmpfile_remove(&g_tf);
 }
 
 /* ---- fast mode: a store past the bound when the writer fails ---- */
@@ -312,9 +304,7 @@ static void fast_store_past_bound_after_failed_commit(void **state)
 {
     (void)state;
     enum { BOUND = 2, STORES = 100 };
-    snprintf(g_dir, sizeof(g_dir), "/tmp/fdn_writer_XXXXXX");
-    assert_non_null(mkdtemp(g_dir));
-    snprintf(g_path, sizeof(g_path), "%s/store.db", g_dir);
+    assert_int_equal(test_tmpfile_make(&g_tf, "writer", "store.db"), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -324,7 +314,7 @@ static void fast_store_past_bound_after_failed_commit(void **state)
         o.fast_queue_max = BOUND;
         fdn_events_t *es = NULL;
         fdn_event_t *ev = NULL;
-        int rc = test_capped_store(g_path, &o, &es, &ev);
+        int rc = test_capped_store(g_tf.path, &o, &es, &ev);
         if (rc != 0)
             _exit(rc);
         uint64_t acked = 0;
@@ -366,11 +356,9 @@ static void fast_store_past_bound_after_failed_commit(void **state)
 static void buffered_batch_replayed_whole(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof(g_dir), "/tmp/fdn_writer_XXXXXX");
-    assert_non_null(mkdtemp(g_dir));
-    snprintf(g_path, sizeof(g_path), "%s/store.db", g_dir);
+    assert_int_equal(test_tmpfile_make(&g_tf, "writer", "store.db"), 0);
     fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
-    o.durable_path = g_path;
+    o.durable_path = g_tf.path;
     o.unavailable_buffer = 8;
     fdn_events_t *es = NULL;
     assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
@@ -393,9 +381,7 @@ static void buffered_batch_replayed_whole(void **state)
     assert_int_equal(st.count, 3);
     fdn_events_destroy(es);
     fdn_event_free(ev);
-    char cmd[320];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
-    (void)system(cmd);
+    test_tmpfile_remove(&g_tf);
 }
 
 /* ---- durable mode: an asynchronous store committed before it is queued ---- */
@@ -438,11 +424,9 @@ static void ack_cb(int rc, uint64_t first, size_t n, void *user)
 static void async_committed_before_queued_acks_on_writer(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof(g_dir), "/tmp/fdn_writer_XXXXXX");
-    assert_non_null(mkdtemp(g_dir));
-    snprintf(g_path, sizeof(g_path), "%s/store.db", g_dir);
+    assert_int_equal(test_tmpfile_make(&g_tf, "writer", "store.db"), 0);
     fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
-    o.durable_path = g_path;
+    o.durable_path = g_tf.path;
     fdn_events_t *es = NULL;
     assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
     fdn_event_t *ev = test_small_event("async");
@@ -466,9 +450,7 @@ static void async_committed_before_queued_acks_on_writer(void **state)
     fdn_events_destroy(es);
     assert_int_equal(a.calls, 1); /* once */
     fdn_event_free(ev);
-    char cmd[320];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
-    (void)system(cmd);
+    test_tmpfile_remove(&g_tf);
 }
 
 int main(void)
