@@ -87,6 +87,10 @@ typedef struct fdn_config_change {
     const char *new_json;          /**< new value as JSON */
     uint64_t revision;             /**< revision published by this change */
     uint64_t dropped;              /**< OVERFLOW: how many notifications were dropped */
+    bool more; /**< another notification for this subscriber was already queued when this one
+                    was delivered: a subscriber may gather work (e.g. one write) until a
+                    notification arrives with more == false; a hint, never a promise that
+                    none follows */
 } fdn_config_change_t;
 
 /** Change callback; runs on the service's delivery thread, never under a lock. It may read,

@@ -21,7 +21,9 @@
  * update, so a setting the application changed through a service's own API is not reverted
  * by an unrelated update. The config service calls on_config_change on its own hook
  * thread (never under a config lock; a slow event store delays only that thread, never an
- * updater), which also records the `config_updated` event and counts the update.
+ * updater), which also records the `config_updated` event and counts the update. A burst of
+ * changes (the hook's queue not empty behind a change: fdn_config_change_t.more) is recorded
+ * as one batch, one commit of the store, then counted.
  *
  * Threads: none of its own. Callbacks run on the config hook thread (config changes), the
  * supervisor thread (restarts, escalation), and callers' threads (registry operations,
@@ -68,6 +70,20 @@ extern char **environ;
 
 #define EVENTS_FILE "events.db"
 
+/* One config change the hook thread has applied and not yet recorded: its event (NULL when
+ * it could not be built) and what counts it once stored. A burst of changes is stored as one
+ * batch, one commit (fdn_config_change_t.more), so a durable store pays one fsync for it,
+ * not one each; the counters follow the store, so whoever sees a change counted finds its
+ * event stored. At most HOOK_BATCH_MAX wait. */
+#define HOOK_BATCH_MAX 256
+typedef struct hook_rec {
+    fdn_event_t *ev;
+    const char *type;              /* "config_updated" / "config_reset" (static) */
+    fdn_config_change_kind_t kind; /* UPDATED or RESET */
+    uint64_t revision;
+    char *path; /* UPDATED: the changed path */
+} hook_rec_t;
+
 typedef struct glue {
     fdn_runtime_t *rt;
     fdn_breakers_t *breakers;
@@ -77,6 +93,8 @@ typedef struct glue {
     fdn__rt_metrics_t *metrics; /* labelled metric families (runtime_metrics.c), or NULL */
     bool settings_stale;        /* config hook thread only: a change could not be pushed (out of
                                    memory), so the next change pushes every setting */
+    size_t nhook;               /* config hook thread only: records of the current burst */
+    hook_rec_t hook[HOOK_BATCH_MAX];
 } glue_t;
 
 #define OVERRIDES_FILE "config_overrides.json"
@@ -143,34 +161,49 @@ static int64_t to_ns(int64_t v, int64_t unit)
     return v > INT64_MAX / unit ? INT64_MAX : v * unit;
 }
 
-/* Record an event in the runtime's own store; failures (store stopped, full) are counted,
- * never propagated: the runtime's bookkeeping must not fail the operation it records. */
-static void record_event(fdn_runtime_t *rt, const char *type, json_t *data)
+static void count_dropped(fdn_runtime_t *rt, const char *type, int rc)
 {
-    fdn_events_t *es = fdn_runtime_events(rt);
+    fdn_telemetry_meta_t meta[] = {{"event_type", type}, {"error", fdn_err_name(rc)}};
+    fdn_telemetry_emit_counter(fdn_runtime_telemetry(rt), "foundation.runtime.event_dropped", meta,
+                               2);
+}
+
+/* One of the runtime's events from its data (consumed); 0, or the error (*out NULL). */
+static int make_event(fdn_runtime_t *rt, const char *type, json_t *data, fdn_event_t **out)
+{
+    *out = NULL;
     char *text = data != NULL ? json_dumps(data, JSON_COMPACT) : NULL;
     json_decref(data);
-    if (es == NULL || text == NULL) {
-        fdn__free(text); /* jansson allocates through the library allocator */
-        return;
-    }
+    if (text == NULL)
+        return FDN_ENOMEM;
     fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
     spec.type = type;
     spec.data = text;
     spec.data_len = strlen(text);
     spec.flags = FDN_EVENT_TRUSTED_JSON;
     spec.clock = fdn_runtime_clock(rt);
-    fdn_event_t *ev = NULL;
-    int rc = fdn_event_new(&ev, &spec, NULL);
-    if (rc == 0)
-        rc = fdn__events_store_system(es, ev, NULL); /* never refused by max_types */
-    fdn_event_free(ev);
+    int rc = fdn_event_new(out, &spec, NULL);
     fdn__free(text); /* jansson allocates through the library allocator */
-    if (rc != 0) {
-        fdn_telemetry_meta_t meta[] = {{"event_type", type}, {"error", fdn_err_name(rc)}};
-        fdn_telemetry_emit_counter(fdn_runtime_telemetry(rt), "foundation.runtime.event_dropped",
-                                   meta, 2);
+    return rc;
+}
+
+/* Record an event in the runtime's own store; failures (store stopped, full) are counted,
+ * never propagated: the runtime's bookkeeping must not fail the operation it records. */
+static void record_event(fdn_runtime_t *rt, const char *type, json_t *data)
+{
+    fdn_events_t *es = fdn_runtime_events(rt);
+    if (es == NULL) {
+        json_decref(data);
+        return;
     }
+    fdn_event_t *ev;
+    int rc = make_event(rt, type, data, &ev);
+    if (rc == 0)
+        rc = fdn__events_store_system(es, (const fdn_event_t *const *)&ev,
+                                      1); /* never refused by max_types */
+    fdn_event_free(ev);
+    if (rc != 0)
+        count_dropped(rt, type, rc);
 }
 
 /* ---- the config drives the runtime ------------------------------------------------------- */
@@ -472,6 +505,72 @@ static json_t *parse_any(const char *text)
     return fdn__json_loadb(text, strlen(text), JSON_DECODE_ANY, NULL, &oom);
 }
 
+/* Config hook thread: count a recorded change (after its event was stored, or dropped). */
+static void hook_count(fdn_runtime_t *rt, glue_t *g, const hook_rec_t *r)
+{
+    fdn_telemetry_t *tm = fdn_runtime_telemetry(rt);
+    char rev[24];
+    snprintf(rev, sizeof(rev), "%" PRIu64, r->revision);
+    if (r->kind == FDN_CONFIG_CHANGE_UPDATED) {
+        fdn_telemetry_meta_t meta[] = {{"path", r->path}, {"revision", rev}};
+        fdn_telemetry_emit_counter(tm, "foundation.config_updates", meta, 2);
+        fdn__rt_metrics_config_update(g->metrics, r->path, "applied");
+    } else {
+        fdn_telemetry_meta_t meta[] = {{"revision", rev}};
+        fdn_telemetry_emit_counter(tm, "foundation.config_resets", meta, 1);
+    }
+}
+
+/* Config hook thread: store the events of recs[0..n) as one batch (one commit), then count
+ * each change. Every record's event is freed; paths are the caller's. */
+static void hook_store(fdn_runtime_t *rt, glue_t *g, hook_rec_t *recs, size_t n)
+{
+    const fdn_event_t *evs[HOOK_BATCH_MAX];
+    size_t ne = 0;
+    for (size_t i = 0; i < n; i++)
+        if (recs[i].ev != NULL)
+            evs[ne++] = recs[i].ev;
+    fdn_events_t *es = fdn_runtime_events(rt);
+    int rc = es != NULL && ne > 0 ? fdn__events_store_system(es, evs, ne) : 0;
+    for (size_t i = 0; i < n; i++) {
+        if (recs[i].ev != NULL && rc != 0)
+            count_dropped(rt, recs[i].type, rc);
+        fdn_event_free(recs[i].ev);
+        recs[i].ev = NULL;
+        hook_count(rt, g, &recs[i]);
+    }
+}
+
+/* Config hook thread: store and count the burst's records. */
+static void hook_flush(fdn_runtime_t *rt, glue_t *g)
+{
+    hook_store(rt, g, g->hook, g->nhook);
+    for (size_t i = 0; i < g->nhook; i++)
+        fdn__free(g->hook[i].path);
+    g->nhook = 0;
+}
+
+/* Config hook thread: record change c with its event data (consumed), stored with its burst
+ * (on_config_change), or now when a batch is full. */
+static void hook_record(fdn_runtime_t *rt, glue_t *g, const fdn_config_change_t *c,
+                        const char *type, json_t *data)
+{
+    if (g->nhook == HOOK_BATCH_MAX)
+        hook_flush(rt, g);
+    hook_rec_t r = {NULL, type, c->kind, c->revision, NULL};
+    int rc = make_event(rt, type, data, &r.ev);
+    if (rc != 0)
+        count_dropped(rt, type, rc);
+    if (c->kind == FDN_CONFIG_CHANGE_UPDATED && (r.path = fdn__strdup(c->path)) == NULL) {
+        /* out of memory for the path the count needs: this change goes alone, now */
+        hook_flush(rt, g);
+        r.path = (char *)c->path;
+        hook_store(rt, g, &r, 1);
+        return;
+    }
+    g->hook[g->nhook++] = r;
+}
+
 /* Config hook thread: apply the settings, then record and count the change. */
 static void on_config_change(const fdn_config_change_t *c, void *user)
 {
@@ -492,8 +591,6 @@ static void on_config_change(const fdn_config_change_t *c, void *user)
      * capped by the new interface.max_results, not by the one before) */
     const char *changed = c->kind == FDN_CONFIG_CHANGE_UPDATED ? c->path : NULL;
     g->settings_stale = apply_settings(rt, g, g->settings_stale ? NULL : changed) != 0;
-    char rev[24];
-    snprintf(rev, sizeof(rev), "%" PRIu64, c->revision);
     switch (c->kind) {
     case FDN_CONFIG_CHANGE_UPDATED: {
         /* a persisted override reapplied at start is not a new update: its history is
@@ -507,18 +604,13 @@ static void on_config_change(const fdn_config_change_t *c, void *user)
         json_object_set_new(d, "old_value", parse_any(c->old_json));
         json_object_set_new(d, "new_value", parse_any(c->new_json));
         json_object_set_new(d, "revision", json_integer((json_int_t)c->revision));
-        record_event(rt, "config_updated", d);
-        fdn_telemetry_meta_t meta[] = {{"path", c->path}, {"revision", rev}};
-        fdn_telemetry_emit_counter(tm, "foundation.config_updates", meta, 2);
-        fdn__rt_metrics_config_update(g->metrics, c->path, "applied");
+        hook_record(rt, g, c, "config_updated", d);
         break;
     }
     case FDN_CONFIG_CHANGE_RESET: {
         json_t *d = json_object();
         json_object_set_new(d, "revision", json_integer((json_int_t)c->revision));
-        record_event(rt, "config_reset", d);
-        fdn_telemetry_meta_t meta[] = {{"revision", rev}};
-        fdn_telemetry_emit_counter(tm, "foundation.config_resets", meta, 1);
+        hook_record(rt, g, c, "config_reset", d);
         break;
     }
     case FDN_CONFIG_CHANGE_OVERFLOW: {
@@ -527,6 +619,9 @@ static void on_config_change(const fdn_config_change_t *c, void *user)
         break;
     }
     }
+    /* the burst ends when nothing more is queued: its records go in one commit */
+    if (!c->more && g->nhook > 0)
+        hook_flush(rt, g);
 }
 
 /* ---- slots ---------------------------------------------------------------------------------- */
@@ -796,6 +891,12 @@ static void unwire(fdn_runtime_t *rt, void *glue)
     (void)fdn_events_set_breaker(fdn_runtime_events(rt), NULL); /* freed with the set below */
     fdn_protect_destroy(g->protect);
     fdn_breakers_destroy(g->breakers);
+    /* records of a burst the hook thread stopped in (a drain that timed out): dropped, as
+     * the notifications still queued are */
+    for (size_t i = 0; i < g->nhook; i++) {
+        fdn_event_free(g->hook[i].ev);
+        fdn__free(g->hook[i].path);
+    }
     fdn__free(g->overrides_path);
     fdn__free(g);
 }

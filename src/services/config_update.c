@@ -153,6 +153,7 @@ static void deliver_one(fdn_config_t *cfg, sub_t *s) FDN_REQUIRES(cfg->smu)
         ch.new_json = n->new_json;
         ch.revision = n->revision;
     }
+    ch.more = has_work(s);
     s->served = ++cfg->serve_seq;
     s->busy = true;
     fdn__mutex_unlock(&cfg->smu);

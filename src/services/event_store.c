@@ -905,9 +905,9 @@ int fdn_events_store(fdn_events_t *es, const fdn_event_t *ev, uint64_t *out_id)
 /* The runtime's own events (config_updated, supervisor_escalation, ...): a fixed, small set
  * of types, never refused by the cap on live types, so a client that filled the type table
  * cannot silence the runtime's records. */
-int fdn__events_store_system(fdn_events_t *es, const fdn_event_t *ev, uint64_t *out_id)
+int fdn__events_store_system(fdn_events_t *es, const fdn_event_t *const *evs, size_t n)
 {
-    return timed_store(es, &ev, 1, out_id, false);
+    return timed_store(es, evs, n, NULL, false);
 }
 
 int fdn_events_store_specs(fdn_events_t *es, const fdn_event_spec_t *specs, size_t n,

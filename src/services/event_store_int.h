@@ -45,9 +45,9 @@ FDN__SERVICE_TYPED_OPS(events, fdn_events_t)
 void fdn__events_set_telemetry(fdn_events_t *es, fdn_telemetry_t *tm);
 /* Test hook: block until the retention thread has completed at least n runs. */
 void fdn__events_wait_prune_runs(fdn_events_t *es, uint64_t n);
-/* Store one of the runtime's own events: as fdn_events_store, never refused by the cap on
- * live types (storage.hot.max_types). */
-int fdn__events_store_system(fdn_events_t *es, const fdn_event_t *ev, uint64_t *out_id);
+/* Store n of the runtime's own events: as fdn_events_store_batch (all or nothing, one commit),
+ * never refused by the cap on live types (storage.hot.max_types). */
+int fdn__events_store_system(fdn_events_t *es, const fdn_event_t *const *evs, size_t n);
 
 /* ---- internal structures ---- */
 

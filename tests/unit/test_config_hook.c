@@ -19,14 +19,17 @@ typedef struct gate {
     test_waiter_t open; /* 1 once open */
     test_waiter_t hook_calls;
     test_waiter_t sub_calls;
+    int more[8]; /* the hook's fdn_config_change_t.more, call by call (hook thread only) */
 } gate_t;
 
 /* The hook blocks until the gate opens (a slow hook, e.g. an fsync per recorded event). */
 static void slow_hook(const fdn_config_change_t *c, void *user)
 {
-    (void)c;
     gate_t *g = user;
     test_waiter_wait(&g->open, 1);
+    int64_t call = test_waiter_value(&g->hook_calls);
+    if (call < 8)
+        g->more[call] = c->more;
     test_waiter_add(&g->hook_calls, 1);
 }
 
@@ -40,7 +43,7 @@ static void subscriber(const fdn_config_change_t *c, void *user)
 static void slow_hook_does_not_delay_subscribers_and_drains(void **state)
 {
     (void)state;
-    gate_t g = {TEST_WAITER_INIT, TEST_WAITER_INIT, TEST_WAITER_INIT};
+    gate_t g = {TEST_WAITER_INIT, TEST_WAITER_INIT, TEST_WAITER_INIT, {0}};
     fdn_config_opts_t o = FDN_CONFIG_OPTS_INIT;
     o.envp = no_env;
     o.on_change = slow_hook;
@@ -62,6 +65,9 @@ static void slow_hook_does_not_delay_subscribers_and_drains(void **state)
     assert_int_equal(fdn__config_hook_drain(cfg, TEST_WAIT_MS), 0);
     /* drained means every queued notification handled */
     assert_int_equal(test_waiter_value(&g.hook_calls), 5);
+    /* the four held behind the first were delivered with more set on all but the last */
+    assert_int_equal(g.more[1] + g.more[2] + g.more[3], 3);
+    assert_int_equal(g.more[4], 0);
 
     assert_int_equal(fdn_config_unsubscribe(cfg, sub), 0);
     fdn_config_destroy(cfg);
