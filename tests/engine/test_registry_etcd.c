@@ -2,7 +2,10 @@
  * "etcd"; its URL is in $FDN_TEST_ETCD_DIR/url; the restart test starts one of its own):
  * registration and lookup across registries, liveness of a process killed with SIGKILL, two
  * processes racing for one name, a watcher whose revision is compacted away, etcd stopped and
- * restarted, a lost lease, bad input. Every wait polls the cache against a bounded deadline. */
+ * restarted, a lost lease, bad input. Every wait polls the cache against a bounded deadline.
+ * The other processes are fresh runs of this program (main's "child" roles, test_spawn_self),
+ * not forks: ThreadSanitizer cannot follow a fork of this process, which has liburcu's call_rcu
+ * thread from the first test on (tests/support/child.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +14,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -33,6 +37,7 @@
 #include "infra/registry_shared.h"
 #include "services/config_etcd.h"
 #include "storage/etcd_client.h"
+#include "child.h"
 #include "engine.h"
 
 /* Bound of every poll for something that must happen (an entry seen or gone, a cache stale or
@@ -244,41 +249,17 @@ static void register_lookup_list_unregister(void **state)
     fdn_registry_destroy(a);
 }
 
-/* A child that registers service/instance with a 2 s lease, says so on `ready` and waits to
- * be killed. */
-static void child_register_and_wait(const char *ns, const char *instance, int ready)
-{
-    fdn_registry_opts_t ro = FDN_REGISTRY_OPTS_INIT;
-    ro.name = ns;
-    fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
-    eo.url = test_etcd_url;
-    eo.lease_ttl_ms = 2000;
-    eo.request_timeout_ms = ETCD_TIMEOUT_MS;
-    fdn_registry_t *r = NULL;
-    if (fdn_registry_open(&r, &ro, &eo, NULL) != 0)
-        _exit(2);
-    if (fdn_registry_register_shared(r, "worker", instance, "http://child", NULL, 0, NULL) != 0)
-        _exit(3);
-    char c = 'r';
-    if (write(ready, &c, 1) != 1)
-        _exit(4);
-    for (;;)
-        pause();
-}
-
 static void killed_process_disappears_within_ttl(void **state)
 {
     (void)state;
     char ns[64];
     test_engine_unique_name(ns, sizeof(ns), "live");
     int p[2];
-    assert_int_equal(pipe(p), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(p[0]);
-        child_register_and_wait(ns, "w1", p[1]);
-    }
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    char ready[16];
+    snprintf(ready, sizeof(ready), "%d", p[1]);
+    const char *const args[] = {"child", "register", test_etcd_url, ns, "w1", ready, NULL};
+    pid_t pid = test_spawn_self(args, &p[1], 1);
     close(p[1]);
     char c = 0;
     assert_int_equal(read(p[0], &c, 1), 1);
@@ -304,42 +285,23 @@ static void two_processes_race_one_wins(void **state)
     char ns[64];
     test_engine_unique_name(ns, sizeof(ns), "race");
     int ready[2], go[2], result[2], done[2];
-    assert_int_equal(pipe(ready), 0);
-    assert_int_equal(pipe(go), 0);
-    assert_int_equal(pipe(result), 0);
-    assert_int_equal(pipe(done), 0);
+    assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(result, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(done, O_CLOEXEC), 0);
+    /* the children's ends; the parent's stay here (done[1] above all: a child waits for its
+     * EOF) */
+    const int keep[] = {ready[1], go[0], result[1], done[0]};
+    char fd[4][16];
+    for (int k = 0; k < 4; k++)
+        snprintf(fd[k], sizeof(fd[k]), "%d", keep[k]);
     pid_t pids[2];
     for (int k = 0; k < 2; k++) {
-        pids[k] = fork();
-        assert_true(pids[k] >= 0);
-        if (pids[k] == 0) {
-            close(ready[0]);
-            close(go[1]);
-            close(result[0]);
-            close(done[1]);
-            char owner[32];
-            snprintf(owner, sizeof(owner), "racer-%d", k);
-            fdn_registry_opts_t ro = FDN_REGISTRY_OPTS_INIT;
-            ro.name = ns;
-            fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
-            eo.url = test_etcd_url;
-            eo.owner = owner;
-            eo.lease_ttl_ms = 5000;
-            eo.request_timeout_ms = ETCD_TIMEOUT_MS;
-            fdn_registry_t *r = NULL;
-            if (fdn_registry_open(&r, &ro, &eo, NULL) != 0)
-                _exit(2);
-            char c = 'r';
-            if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
-                _exit(3);
-            int rc = fdn_registry_register_shared(r, "leader", "the-one", owner, NULL, 0, NULL);
-            char out[2] = {(char)k, (char)(rc == 0 ? 'W' : rc == FDN_EEXIST ? 'L' : 'E')};
-            if (write(result[1], out, 2) != 2)
-                _exit(4);
-            (void)read(done[0], &c, 1); /* until the parent closes it */
-            fdn_registry_destroy(r);
-            _exit(0);
-        }
+        char kk[4];
+        snprintf(kk, sizeof(kk), "%d", k);
+        const char *const args[] = {"child", "race", test_etcd_url, ns,    kk,
+                                    fd[0],   fd[1],  fd[2],         fd[3], NULL};
+        pids[k] = test_spawn_self(args, keep, 4);
     }
     close(ready[1]);
     close(go[0]);
@@ -894,8 +856,97 @@ static void runtime_request_timeout_from_config(void **state)
     }
 }
 
-int main(void)
+/* ---- children: fresh runs of this program (test_spawn_self), not forks, so that
+ * ThreadSanitizer follows them (child.h) ------------------------------------------------- */
+
+static int fd_arg(const char *s)
 {
+    return (int)strtol(s, NULL, 10);
+}
+
+/* child register URL NS INSTANCE READY: registers worker/INSTANCE with a 2 s lease, says so on
+ * the descriptor READY and waits to be killed. */
+static int child_register_and_wait(char **argv)
+{
+    fdn_registry_opts_t ro = FDN_REGISTRY_OPTS_INIT;
+    ro.name = argv[1];
+    fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
+    eo.url = argv[0];
+    eo.lease_ttl_ms = 2000;
+    eo.request_timeout_ms = ETCD_TIMEOUT_MS;
+    fdn_registry_t *r = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    if (fdn_registry_open(&r, &ro, &eo, &err) != 0) {
+        fprintf(stderr, "child: fdn_registry_open: %s\n", err.message);
+        return 2;
+    }
+    if (fdn_registry_register_shared(r, "worker", argv[2], "http://child", NULL, 0, &err) != 0) {
+        fprintf(stderr, "child: register: %s\n", err.message);
+        return 3;
+    }
+    char c = 'r';
+    if (write(fd_arg(argv[3]), &c, 1) != 1)
+        return 4;
+    for (;;)
+        pause();
+}
+
+/* child race URL NS K READY GO RESULT DONE: opens a registry as racer-K, says so on READY,
+ * waits for GO, registers leader/the-one and writes K and the outcome (W won, L lost, E
+ * anything else) on RESULT, then destroys the registry once DONE reads EOF (the parent closed
+ * it). */
+static int child_race(char **argv)
+{
+    int k = fd_arg(argv[2]);
+    int ready = fd_arg(argv[3]), go = fd_arg(argv[4]), result = fd_arg(argv[5]),
+        done = fd_arg(argv[6]);
+    char owner[32];
+    snprintf(owner, sizeof(owner), "racer-%d", k);
+    fdn_registry_opts_t ro = FDN_REGISTRY_OPTS_INIT;
+    ro.name = argv[1];
+    fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
+    eo.url = argv[0];
+    eo.owner = owner;
+    eo.lease_ttl_ms = 5000;
+    eo.request_timeout_ms = ETCD_TIMEOUT_MS;
+    fdn_registry_t *r = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    if (fdn_registry_open(&r, &ro, &eo, &err) != 0) {
+        fprintf(stderr, "child %s: fdn_registry_open: %s\n", owner, err.message);
+        return 2;
+    }
+    char c = 'r';
+    if (write(ready, &c, 1) != 1 || read(go, &c, 1) != 1)
+        return 3;
+    int rc = fdn_registry_register_shared(r, "leader", "the-one", owner, NULL, 0, &err);
+    if (rc != 0 && rc != FDN_EEXIST)
+        fprintf(stderr, "child %s: register: %s\n", owner, err.message);
+    char out[2] = {(char)k, (char)(rc == 0 ? 'W' : rc == FDN_EEXIST ? 'L' : 'E')};
+    if (write(result, out, 2) != 2)
+        return 4;
+    (void)read(done, &c, 1); /* until the parent closes it */
+    fdn_registry_destroy(r);
+    return 0;
+}
+
+/* argv: child ROLE ARGS... */
+static int child_main(int argc, char **argv)
+{
+    if (argc == 7 && strcmp(argv[2], "register") == 0)
+        return child_register_and_wait(argv + 3);
+    if (argc == 10 && strcmp(argv[2], "race") == 0)
+        return child_race(argv + 3);
+    fprintf(stderr,
+            "usage: %s [child register URL NS INSTANCE READY | child race URL NS K READY "
+            "GO RESULT DONE]\n",
+            argv[0]);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "child") == 0)
+        return child_main(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(register_lookup_list_unregister),
         cmocka_unit_test(killed_process_disappears_within_ttl),

@@ -1,15 +1,18 @@
-/* Death tests' child runner (child.h). */
+/* Children of a test (child.h). */
 #include "child.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <spawn.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+
+extern char **environ;
 
 int test_run_child(void (*body)(void), char *err, size_t cap)
 {
@@ -40,4 +43,32 @@ int test_run_child(void (*body)(void), char *err, size_t cap)
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     return status;
+}
+
+pid_t test_spawn_self(const char *const args[], const int *keep, size_t nkeep)
+{
+    static const char self[] = "/proc/self/exe";
+    char *argv[32];
+    size_t n = 0;
+    while (args[n] != NULL)
+        n++;
+    assert_true(n + 2 <= sizeof(argv) / sizeof(argv[0]));
+    argv[0] = (char *)self;
+    for (size_t i = 0; i < n; i++)
+        argv[i + 1] = (char *)args[i];
+    argv[n + 1] = NULL;
+    posix_spawn_file_actions_t fa;
+    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+    /* dup2 of a descriptor onto itself clears its FD_CLOEXEC in the child (POSIX 2024; glibc
+     * 2.29 on) */
+    for (size_t i = 0; i < nkeep; i++)
+        assert_int_equal(posix_spawn_file_actions_adddup2(&fa, keep[i], keep[i]), 0);
+    fflush(stdout);
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, self, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0)
+        fprintf(stderr, "posix_spawn %s: errno %d\n", self, rc);
+    assert_int_equal(rc, 0);
+    return pid;
 }
