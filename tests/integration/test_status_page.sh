@@ -18,7 +18,16 @@
 #     (sent by the browser on every request) the page loads its data.
 # Screenshots are saved as test artifacts under $FDN_BINARY_DIR/test-artifacts/.
 # Synchronisation: servers' listen lines; the page counts its refreshes in
-# <body data-refreshes>, which the test polls (bounded) before comparing.
+# <body data-refreshes>, which the test polls before comparing (until a deadline on the
+# monotonic clock, not for a number of tries).
+# Clean-up on every way out (success, a failed check, an exception in the Python part, a
+# signal): chromedriver runs in a session of its own, so the browser and every process it
+# starts share its process group, which the EXIT trap kills whole; the Python part also ends
+# its WebDriver session (atexit). On ctest's TIMEOUT, ctest itself kills the test's process
+# tree (SIGSTOP, SIGKILL), which holds all of them. Chromium's crash handler (crashpad) is the
+# one process outside both: it double-forks into a session of its own, and ends by itself once
+# the browser is gone (--disable-crash-reporter does not stop it from starting;
+# --disable-crashpad-for-testing does, but then no page loads).
 # Skips (exit 0 with a note) when chromium or chromedriver is missing.
 set -euo pipefail
 : "${FDN_SOURCE_DIR:?}" "${FDN_BINARY_DIR:?}"
@@ -31,11 +40,31 @@ ART="$FDN_BINARY_DIR/test-artifacts"
 mkdir -p "$ART"
 TMP="$(mktemp -d)"
 PIDS=()
+CDPID=""  # chromedriver: the leader of the browser's process group
+PYPID=""  # the Python part, while it runs
 cleanup() {
+    trap '' INT TERM HUP
+    if [[ -n "$CDPID" ]]; then
+        # the whole group at once, before chromedriver is reaped (until then its pid, the
+        # group's id, cannot be reused); chromedriver itself too, should it not have left
+        # this shell's group yet (a signal between the fork and its setsid)
+        kill -KILL -- "-$CDPID" 2>/dev/null || true
+        kill -KILL "$CDPID" 2>/dev/null || true
+        wait "$CDPID" 2>/dev/null || true
+    fi
+    if [[ -n "$PYPID" ]]; then
+        kill -TERM "$PYPID" 2>/dev/null || true
+        wait "$PYPID" 2>/dev/null || true
+    fi
     for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
     rm -rf "$TMP"
 }
 trap cleanup EXIT
+# a signal ends the script through the EXIT trap (bash runs no EXIT trap when an untrapped
+# signal kills it)
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
 fail() { echo "FAIL: $*" >&2; exit 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 read_port() {
@@ -161,16 +190,23 @@ CDPORT="$(free_port)"
 # (TMPDIR: Chromium makes a directory of its own there, /tmp/org.chromium.Chromium.* otherwise,
 # which it leaves behind: one per run)
 mkdir -p "$TMP/browser-tmp"
-TMPDIR="$TMP/browser-tmp" chromedriver --port="$CDPORT" >"$TMP/chromedriver.log" 2>&1 &
-PIDS+=($!)
+# In a session of its own (a background job of this non-interactive shell is no process group
+# leader, so setsid does not fork: $! is chromedriver's pid, the id of its new group), which the
+# browser it starts and all of the browser's processes join: cleanup kills that group.
+TMPDIR="$TMP/browser-tmp" setsid chromedriver --port="$CDPORT" >"$TMP/chromedriver.log" 2>&1 &
+CDPID=$!
 export CD="http://127.0.0.1:$CDPORT" MAIN="$A" FIXED_WINDOW SLIDING_WINDOW TOKPORT="$TPORT" HELPPORT="$HPORT" ART TMP
-python3 - <<'EOF' || fail "status page checks (chromedriver log: $(tail -5 "$TMP/chromedriver.log"))"
-import base64, json, os, sys, time, urllib.request, urllib.error
+# (in the background, waited for: a signal to this shell runs its trap at once, not only once
+# the Python part has ended)
+python3 - <<'EOF' &
+import atexit, base64, json, os, signal, sys, time, urllib.request, urllib.error
 
 CD, MAIN, ART = os.environ["CD"], os.environ["MAIN"], os.environ["ART"]
 # limiter windows that do not end during the test (see the shell part)
 FIXED_WINDOW, SLIDING_WINDOW = int(os.environ["FIXED_WINDOW"]), int(os.environ["SLIDING_WINDOW"])
 TOKEN = open(os.path.join(os.environ["TMP"], "token")).read().strip()
+# SIGTERM (the shell's cleanup, a signal to the test) ends the script through atexit too
+signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 def http_status(method, url, body=None, headers=None):
     data = json.dumps(body).encode() if body is not None else None
@@ -196,10 +232,16 @@ def wd(method, path, body=None):
         raise RuntimeError(f"webdriver {path}: HTTP {status}: {str(r)[:400]}")
     return r["value"]
 
-def poll(what, fn, tries=300):
-    """Bounded polling of something asynchronous (the page's own fetch loop)."""
+def poll(what, fn, timeout=60):
+    """Wait until fn() returns something true, polling something asynchronous (the page's own
+    fetch loop, chromedriver's start-up) every 0.1 s until a deadline `timeout` seconds away on
+    the monotonic clock. A deadline, not a number of tries: on a loaded machine running a
+    sanitizer build each try (a WebDriver round trip, a script in the page) and each refresh of
+    the page take longer, so a count of tries bounds no particular time. The minute only
+    catches a hang: the wait ends as soon as fn() holds. fn() runs at least once."""
+    deadline = time.monotonic() + timeout
     last = None
-    for _ in range(tries):
+    while True:
         try:
             last = fn()
             if last:
@@ -208,8 +250,9 @@ def poll(what, fn, tries=300):
             raise
         except Exception as e:  # the DOM may be between two renders
             last = e
-        time.sleep(0.1)
-    raise AssertionError(f"timeout: {what}; last: {last!r}")
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timeout ({timeout} s): {what}; last: {last!r}")
+        time.sleep(0.1)  # polling the page's refreshes, not ordering the test's own steps
 
 failures = []
 def check(cond, msg):
@@ -225,6 +268,17 @@ caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOp
              "--window-size=1400,1300", "--hide-scrollbars"]}}}}
 sid = wd("POST", "/session", caps)["sessionId"]
 S = f"/session/{sid}"
+
+def quit_browser():
+    """End the WebDriver session (chromedriver closes the browser) on every way out of this
+    script: a failed check, an exception, SIGTERM or SIGINT. The shell's EXIT trap kills the
+    browser's process group in any case; this is the orderly way."""
+    try:
+        urllib.request.urlopen(urllib.request.Request(CD + S, method="DELETE"), timeout=10).read()
+    except Exception:
+        pass
+
+atexit.register(quit_browser)
 js = lambda script, *args: wd("POST", S + "/execute/sync", {"script": script, "args": list(args)})
 refreshes = lambda: int(js("return document.body.dataset.refreshes || '0';"))
 
@@ -425,9 +479,13 @@ check(d["error"] == "" and d["running"] == str(h["runtime"]["running"]),
       f"with the token the page loads its data: {d['error']!r} running {d['running']}")
 print("ok: with a token the page works when the browser sends it")
 
-wd("DELETE", S)
 if failures:
     sys.exit(1)
 print("ok: the numbers on the page match the API")
 EOF
+PYPID=$!
+rc=0
+wait "$PYPID" || rc=$?
+PYPID="" # reaped: its pid may be another process's from now on
+((rc == 0)) || fail "status page checks (chromedriver log: $(tail -5 "$TMP/chromedriver.log"))"
 echo "ok: status page in headless Chromium (screenshots in $ART)"
