@@ -67,13 +67,10 @@ server_launch_new() {
 }
 
 server_launch_again() {
-    # after a kill, old backends may still hold the shared memory for a moment
-    for _ in $(seq 1 50); do
-        if launch "$(cat "$dir/port")"; then
-            return 0
-        fi
-        sleep 0.1
-    done
+    # after a kill, old backends may still hold the shared memory for a moment: tried again
+    # until a deadline a minute away (server_wait; each try is a pg_ctl start, slower on a
+    # loaded machine)
+    server_wait 60 launch "$(cat "$dir/port")" && return 0
     echo "could not restart PostgreSQL (see $dir/data/log)" >&2
     exit 1
 }

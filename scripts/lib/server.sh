@@ -10,8 +10,8 @@
 #   server_launch_again  start again on the same ports and data (restart)
 # and may redefine server_check (is the engine installed?), server_prepare (once, before the
 # first launch of a start), server_pid (the daemon's pid; default DIR/pid) and server_shutdown
-# (a graceful stop; default SIGTERM, 5 s, then SIGKILL). Then it calls server_main "$@", which
-# gives every script the same command line:
+# (a graceful stop; default SIGTERM, at least 10 s, then SIGKILL). Then it calls
+# server_main "$@", which gives every script the same command line:
 #   SCRIPT start DIR    start one with its files in DIR (a DIR left by an earlier run is stopped
 #                       and emptied first); prints its URL and writes it to DIR/url
 #   SCRIPT stop DIR     stop it and remove DIR
@@ -49,45 +49,62 @@ server_spawn() {
     echo $! >"$dir/pid"
 }
 
-# server_wait_ready SECONDS CHECK...: 0 once CHECK succeeds (polled every 50 ms until a
-# deadline SECONDS of wall-clock time away: a deadline, not a number of tries, because on a
-# loaded machine each CHECK and the daemon's start-up are slower, so a count of tries waits far
-# longer or shorter than meant; the callers give a minute, like the tests' own polls, which
-# only bounds a hang: the wait ends as soon as CHECK succeeds); 1 at once when the daemon of
-# DIR/pid exits (a port was taken), or once the deadline has passed (the daemon is then
-# killed). CHECK runs at least once.
-server_wait_ready() {
+# server_wait SECONDS CHECK...: 0 once CHECK succeeds, 1 once a deadline at least SECONDS of
+# wall-clock time away has passed (bash's SECONDS counts whole seconds: one more is added so
+# that the wait is never shorter than asked). CHECK runs at least once, then every 50 ms. A
+# deadline, not a number of tries: on a loaded machine each CHECK (a fork, often a client
+# connecting) and what it waits for (a daemon's start-up or exit) are slower, so a count of
+# tries waits far longer or shorter than meant. The bound only catches a hang: the wait ends
+# as soon as CHECK succeeds. Every wait of these scripts goes through here.
+server_wait() {
     local secs=$1
     shift
     [[ "$secs" =~ ^[1-9][0-9]*$ ]] ||
-        { echo "server_wait_ready: SECONDS must be a positive integer, not '$secs'" >&2; exit 2; }
-    local deadline=$((SECONDS + secs))
+        { echo "server_wait: SECONDS must be a positive integer, not '$secs'" >&2; exit 2; }
+    local deadline=$((SECONDS + secs + 1))
     while :; do
-        if ! kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
-            return 1
-        fi
         if "$@"; then
             return 0
         fi
-        ((SECONDS < deadline)) || break
-        sleep 0.05 # polling the daemon's start-up, not ordering our own steps
+        ((SECONDS < deadline)) || return 1
+        sleep 0.05 # polling another process (its start-up, its exit), not ordering our own steps
     done
+}
+
+# server_gone PID: 0 when no process PID is left
+server_gone() {
+    ! kill -0 "$1" 2>/dev/null
+}
+
+# server_ready_or_gone CHECK...: 0 when the daemon of DIR/pid has exited, or CHECK succeeds
+server_ready_or_gone() {
+    server_gone "$(cat "$dir/pid")" || "$@"
+}
+
+# server_wait_ready SECONDS CHECK...: 0 once CHECK succeeds (server_wait: polled until a
+# deadline SECONDS away; the callers give a minute, like the tests' own polls); 1 at once when
+# the daemon of DIR/pid exits (a port was taken), or once the deadline has passed (the daemon
+# is then killed). CHECK runs at least once.
+server_wait_ready() {
+    local secs=$1
+    shift
+    if server_wait "$secs" server_ready_or_gone "$@"; then
+        # CHECK succeeded, or the daemon exited
+        server_gone "$(cat "$dir/pid")" && return 1
+        return 0
+    fi
     kill -9 "$(cat "$dir/pid")" 2>/dev/null || true
     return 1
 }
 
 # server_kill PID: SIGKILL PID and its children, then wait until it is gone (its ports closed;
-# a deadline of a minute, which only bounds a hang, not a number of tries). No PID: nothing to
-# do.
+# server_wait, a minute). No PID: nothing to do.
 server_kill() {
     local pid=${1:-}
     [[ -n "$pid" ]] || return 0
     pkill -9 -P "$pid" 2>/dev/null || true
     kill -9 "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 60))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-        sleep 0.02 # polling the kernel's teardown of the process
-    done
+    server_wait 60 server_gone "$pid" || true
 }
 
 server_check() {
@@ -108,10 +125,8 @@ server_shutdown() {
     pid=$(server_pid)
     [[ -n "$pid" ]] || return 0
     kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
+    # its grace period: at least 10 s (server_wait), ended as soon as it has exited
+    server_wait 10 server_gone "$pid" || true
     kill -9 "$pid" 2>/dev/null || true
 }
 
