@@ -39,7 +39,10 @@
  *    instead of the writer above: ids come from the backend (see event_shared.c).
  * Stop sets running = 0 under amu, so no append starts afterwards; then it joins the
  * threads (the writer first drains everything published). Stores while stopped either fail
- * with FDN_EUNAVAILABLE or go to a bounded buffer with pre-assigned ids, replayed on start.
+ * with FDN_EUNAVAILABLE or go to a bounded buffer with pre-assigned ids, replayed on start,
+ * which waits for their commit. A start that fails leaves the store stopped; when the
+ * replay's commit is what failed, the replayed events stay in the memory tier (not the
+ * buffer), unpersisted like a failed store's, and the next start's writer commits them.
  */
 #include <fdn/events.h>
 
@@ -744,6 +747,8 @@ static void stop_threads(fdn_events_t *es)
     }
 }
 
+static void service_stop(void *state);
+
 static int service_start(void *state, void *ctx, fdn_error_t *err)
 {
     fdn_events_t *es = state;
@@ -782,6 +787,14 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
     }
     if (done > 0)
         rc = fdn__evs_after_append(es, atomic_load_explicit(&es->published, memory_order_acquire));
+    if (rc != 0) {
+        /* the replay's commit failed (FDN_EIO, latched by the writer): a failed start leaves
+         * the store stopped, as it found it, so the next start starts it again (it answered
+         * "already running" with a writer that had given up). The replayed events stay in
+         * the memory tier with their ids, not persisted, as a failed store leaves its
+         * events: the next start's writer commits them. */
+        service_stop(es);
+    }
     return rc;
 }
 

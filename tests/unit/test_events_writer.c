@@ -12,7 +12,9 @@
  *    the writer commits nothing meanwhile, the stop waits for the lead, and afterwards both
  *    calls return 0 with every event in the file;
  *  - a fast store past fast_queue_max, waiting for the writer when its commit fails, returns
- *    the error (it returned 0, as did every later store).
+ *    the error (it returned 0, as did every later store);
+ *  - a start whose replay of the stores buffered while stopped fails to commit leaves the
+ *    store stopped (it was left running), and a second start works once the disk recovers.
  * No sleeps: the test waits until the other threads are asleep in a futex (test_wait_futex)
  * before it checks what they must not have done; a caller that never wakes ends the first
  * test's child process by its alarm. */
@@ -384,6 +386,76 @@ static void buffered_batch_replayed_whole(void **state)
     test_tmpfile_remove(&g_tf);
 }
 
+/* ---- a start whose replay of the buffered stores fails ---- */
+
+/* Start replays the stores buffered while stopped and waits for their commit; when that
+ * commit fails, start fails, and a start that fails must change nothing: the store stays
+ * stopped (it was left running, with a writer that had given up, and the next start returned
+ * 0 at once: "already running"). Once the disk has recovered, a second start works and the
+ * buffered events, and one buffered after the failed start, reach the file. In a child
+ * process: the cap on the file size is process-wide. */
+static void failed_replay_leaves_store_stopped(void **state)
+{
+    (void)state;
+    enum { BUFFERED = 24 }; /* 24 x 20 kB, uncompressed: past the 256 KiB cap */
+    assert_int_equal(test_tmpfile_make(&g_tf, "writer", "store.db"), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(45);
+        fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+        o.unavailable_buffer = BUFFERED + 1;
+        o.compress = false; /* (zstd shrinks the test's "incompressible" event about 3 times) */
+        fdn_events_t *es = NULL;
+        fdn_event_t *ev = NULL;
+        int rc = test_capped_store(g_tf.path, &o, &es, &ev);
+        if (rc != 0)
+            _exit(rc);
+        fdn__events_service_stop(es);
+        uint64_t last = 0;
+        for (int i = 0; i < BUFFERED; i++)
+            if (fdn_events_store(es, ev, &last) != 0)
+                _exit(13);
+        rc = fdn__events_service_start(es);
+        if (rc != FDN_EIO) {
+            fprintf(stderr, "start with the disk full: %s\n", fdn_err_name(rc));
+            _exit(14);
+        }
+        /* stopped, as before the start: not running, stores buffered again */
+        if (fdn__evs_running(es))
+            _exit(15);
+        if (fdn__events_service_health(es) != FDN_EUNAVAILABLE)
+            _exit(16);
+        uint64_t after = 0;
+        if (fdn_events_store(es, ev, &after) != 0 || after != last + 1)
+            _exit(17);
+        /* the disk recovers: a second start works and commits every buffered event */
+        if (test_fsize_limit(UINT64_MAX) != 0)
+            _exit(18);
+        rc = fdn__events_service_start(es);
+        if (rc != 0) {
+            fprintf(stderr, "second start: %s\n", fdn_err_name(rc));
+            _exit(19);
+        }
+        if (!fdn__evs_running(es) || fdn__events_service_health(es) != 0)
+            _exit(20);
+        if (atomic_load(&es->persisted) < after)
+            _exit(21);
+        fdn_events_destroy(es);
+        fdn_events_opts_t ro = FDN_EVENTS_OPTS_INIT;
+        ro.durable_path = g_tf.path;
+        if (fdn_events_create(&es, &ro, NULL) != 0)
+            _exit(22);
+        fdn_events_stats_t st;
+        if (fdn_events_stats(es, &st) != 0 || st.count != BUFFERED + 1)
+            _exit(23);
+        fdn_events_destroy(es);
+        fdn_event_free(ev);
+        _exit(0);
+    }
+    reap(pid);
+}
+
 /* ---- durable mode: an asynchronous store committed before it is queued ---- */
 
 /* In durable mode the callback of fdn_events_store_async runs on the writer thread, in id
@@ -459,6 +531,7 @@ int main(void)
         /* the tests that fork first: ThreadSanitizer refuses a fork once threads ran */
         cmocka_unit_test(restart_after_failed_commit_wakes_caller),
         cmocka_unit_test(fast_store_past_bound_after_failed_commit),
+        cmocka_unit_test(failed_replay_leaves_store_stopped),
         cmocka_unit_test(stop_while_caller_leads),
         cmocka_unit_test(buffered_batch_replayed_whole),
         cmocka_unit_test(async_committed_before_queued_acks_on_writer),
