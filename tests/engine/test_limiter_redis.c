@@ -102,17 +102,23 @@ static void *pipe_main(void *arg)
     return NULL;
 }
 
-/* Poll (1 ms apart, at most 60 s) until `leaders` checks lead and `queued` wait. */
+/* Poll (1 ms apart) until `leaders` checks lead and `queued` wait: the checking threads get
+ * there on their own. Until a deadline 60 s away on the monotonic clock, not for a number of
+ * tries (a count of sleeps bounds no particular time); the minute only catches a hang. */
 static void await_pipeline(fdn_limiter_t *l, uint32_t leaders, uint32_t queued)
 {
-    for (int i = 0; i < 60000; i++) {
-        fdn__redis_pipe_stats_t st;
+    int64_t deadline = test_now_ms() + 60000;
+    fdn__redis_pipe_stats_t st;
+    for (;;) {
         fdn__limiter_redis_pipeline_stats(l, &st);
         if (st.leaders == leaders && st.queued == queued)
             return;
-        nanosleep(&(struct timespec){0, 1000000}, NULL);
+        if (test_now_ms() > deadline)
+            break;
+        test_pause_ms(1); /* polling the other threads' progress, not ordering our own steps */
     }
-    fail_msg("the pipeline never reached %u leading, %u queued", leaders, queued);
+    fail_msg("the pipeline never reached %u leading, %u queued (%u, %u after 60 s)", leaders,
+             queued, st.leaders, st.queued);
 }
 
 /* 8 checks on one connection while Redis holds the first: 1 round trip for it, then 1 for the
