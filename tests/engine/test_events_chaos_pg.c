@@ -372,10 +372,11 @@ static void postgres_stopped_without_spool(void **state)
     (void)state;
     char schema[64];
     test_pg_schema_name(schema, sizeof(schema), "down");
-    /* a call's bound; SLACK_MS is what a loaded machine running a sanitizer build may add to
-     * it (a descheduled thread, a late wake-up): a call without a bound would hang until
-     * SIGCONT, so any finite ceiling tells the two apart */
-    enum { TIMEOUT_MS = 400, SLACK_MS = 10000 };
+    /* a call's bound. A call without one would hang until SIGCONT, which never comes: the
+     * test then fails at ctest's timeout. No ceiling on the time taken is asserted (a loaded
+     * machine may deschedule the caller for any time); the floor is the bound itself, the
+     * sign that the store waited for the server rather than failing at once */
+    enum { TIMEOUT_MS = 400 };
     fdn_events_t *es = open_store(schema, TIMEOUT_MS, NULL, 0);
     fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
     bo.failure_threshold = 2;
@@ -396,12 +397,8 @@ static void postgres_stopped_without_spool(void **state)
     int64_t took = test_now_ms() - t0;
     assert_int_equal(rc, FDN_EUNAVAILABLE);
     assert_true(took >= TIMEOUT_MS / 2);
-    assert_true(took < TIMEOUT_MS + SLACK_MS);
-    for (int i = 0; i < 3 && fdn_breaker_state(br) != FDN_BREAKER_OPEN; i++) {
-        t0 = test_now_ms();
+    for (int i = 0; i < 3 && fdn_breaker_state(br) != FDN_BREAKER_OPEN; i++)
         assert_int_equal(fdn_events_store(es, ev, NULL), FDN_EUNAVAILABLE);
-        assert_true(test_now_ms() - t0 < TIMEOUT_MS + SLACK_MS);
-    }
     assert_int_equal(fdn_breaker_state(br), FDN_BREAKER_OPEN);
     fdn_events_backend_status_t st;
     assert_int_equal(fdn_events_backend_status(es, &st), 0);
