@@ -13,6 +13,10 @@
  * Ids: the store assigns every stored event a fresh id (u64 > 0), strictly increasing in
  * store order, unique per store, and never reused after a restart of a durable store
  * (FDN_EVENTS_FAST: the ids of acknowledged events lost in a crash are assigned again).
+ * A store that failed with FDN_EIO gave its events ids too: they keep them in memory and may
+ * be in the file (a failed commit's outcome is unknown); an id the file holds is never given
+ * again, one it does not hold when it is reopened after a crash (or a destroy without a
+ * restart) is assigned again, as the failed event is not stored.
  * Time order equals id order inside a store: an event whose timestamp is earlier than the
  * newest stored one is stored with the newest timestamp (documented clamp), so time-range
  * queries and pruning are binary searches.
@@ -456,9 +460,11 @@ FDN_API int fdn_events_set_breaker(fdn_events_t *es, struct fdn_breaker *b);
  * @param[out] out_id the id (may be NULL). While stopped with a buffer, the id is assigned
  *             at once and the event is stored when the store starts again.
  * @return 0; FDN_EINVAL; FDN_ENOMEM; FDN_EUNAVAILABLE (stopped, no buffer space); FDN_EIO
- *         (durable mode, or fast mode past fast_queue_max: the commit failed; the event stays
- *         in memory); FDN_ENOSPC (a new type while max_types types are held:
- *         fdn_events_set_max_types)
+ *         (durable mode, or fast mode past fast_queue_max: the commit failed, or its outcome
+ *         is unknown: SQLite can report an error for a commit that reached the file. The
+ *         event stays in memory under its id; a restart of the store commits it, or finds it
+ *         in the file and keeps it once); FDN_ENOSPC (a new type while max_types types are
+ *         held: fdn_events_set_max_types)
  * @thread_safety any
  * @since 0.1.0
  */

@@ -20,7 +20,10 @@
  *    bounded queue). An explicit prune
  *    (fdn_events_prune_before) is applied to the file in the next transaction. An I/O
  *    error is latched in io_error (health reports it, waiting callers get FDN_EIO) and the
- *    writer stops writing until restarted.
+ *    writer stops writing until restarted. A failed commit's outcome is unknown (a COMMIT
+ *    can fail after its transaction reached the WAL: the file recovers it when reopened);
+ *    the failed events stay in memory, and a restart reopens the file and counts what it
+ *    holds past persisted as committed (persisted_from_file), so no id is inserted twice.
  *    Asynchronous stores (fdn_events_store_async) are queued in id order under amu+wmu with
  *    the id they wait for; after each commit the writer detaches the acknowledged prefix
  *    (all of the queue on an error) and runs their callbacks with no lock held. Stop runs
@@ -639,6 +642,40 @@ static int load_cb(fdn_event_t *ev, void *user) FDN_NO_THREAD_SAFETY_ANALYSIS
     return rc;
 }
 
+/* A restart (the file reopened, the memory tier kept): what the file holds past `persisted`.
+ * A failed commit's outcome is unknown: SQLite can report an error for a COMMIT whose frames,
+ * its commit marker included, reached the WAL (an fsync that failed after the writes), and the
+ * file recovers that transaction when it is opened again. Its rows are the memory tier's
+ * events under the same ids (the writer is the file's only writer of rows, and encodes them
+ * from memory), so they are committed: persisted moves up to the file's newest id and the new
+ * writer starts after it. (It inserted them again: a primary key conflict, latched as FDN_EIO
+ * at every restart.) Callers asleep on a commit are woken: their events may be among them. A
+ * newest id past every id this store gave (published) was written by someone else: the start
+ * is refused (FDN_ECORRUPT), never an id given twice. The writer is not running. */
+static int persisted_from_file(fdn_events_t *es, fdn_error_t *err)
+{
+    fdn__evb_stats_t st = {0};
+    int rc = es->be.ops->stats != NULL ? es->be.ops->stats(es->be.state, &st, err) : 0;
+    if (rc != 0 || st.count == 0)
+        return rc;
+    uint64_t pub = atomic_load_explicit(&es->published, memory_order_acquire);
+    if (st.newest > pub)
+        return fdn_err_set(err, FDN_ECORRUPT,
+                           "event store file: it holds id %llu, past the newest this store gave "
+                           "(%llu): another writer?",
+                           (unsigned long long)st.newest, (unsigned long long)pub);
+    fdn__mutex_lock(&es->wmu);
+    if (st.newest > atomic_load_explicit(&es->persisted, memory_order_relaxed)) {
+        atomic_store_explicit(&es->persisted, st.newest, memory_order_release);
+        pthread_cond_broadcast(&es->wdone);
+        atomic_fetch_add(&es->commit_seq, 1); /* seq_cst, as commit_once */
+        if (atomic_load(&es->commit_sleepers) != 0)
+            fdn__word_wake_bits(&es->commit_seq, FDN__WORD_ALL_BITS);
+    }
+    fdn__mutex_unlock(&es->wmu);
+    return 0;
+}
+
 static int db_open_load(fdn_events_t *es, bool load, fdn_error_t *err)
 {
     fdn__evb_t be = {NULL, NULL};
@@ -649,8 +686,15 @@ static int db_open_load(fdn_events_t *es, bool load, fdn_error_t *err)
     fdn__mutex_lock(&es->dmu); /* a late reader of the file (event_disk.c) may look at it */
     es->be = be;
     fdn__mutex_unlock(&es->dmu);
-    if (!load)
-        return 0;
+    if (!load) {
+        rc = persisted_from_file(es, err);
+        if (rc != 0) {
+            fdn__mutex_lock(&es->dmu);
+            fdn__evb_close(&es->be);
+            fdn__mutex_unlock(&es->dmu);
+        }
+        return rc;
+    }
     uint64_t next = 1;
     load_ctx_t lc = {.es = es,
                      .now_mono = fdn_clock_mono_ns(es->clock),
