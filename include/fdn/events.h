@@ -316,7 +316,9 @@ typedef enum fdn_events_mode {
      * those are acknowledged from memory and committed only after the next start. */
     FDN_EVENTS_DURABLE = 0,
     /** store calls return after enqueue; up to `fast_queue_max` acknowledged events (several
-     * group commits of at most 8192 events each) can be lost in a crash. */
+     * group commits of at most 8192 events each) can be lost in a crash. Past that bound a
+     * store waits for the writer. Once the writer has failed (until the store is restarted)
+     * every store returns FDN_EIO, within the bound too: nothing would commit its events. */
     FDN_EVENTS_FAST = 1,
 } fdn_events_mode_t;
 
@@ -460,11 +462,13 @@ FDN_API int fdn_events_set_breaker(fdn_events_t *es, struct fdn_breaker *b);
  * @param[out] out_id the id (may be NULL). While stopped with a buffer, the id is assigned
  *             at once and the event is stored when the store starts again.
  * @return 0; FDN_EINVAL; FDN_ENOMEM; FDN_EUNAVAILABLE (stopped, no buffer space); FDN_EIO
- *         (durable mode, or fast mode past fast_queue_max: the commit failed, or its outcome
- *         is unknown: SQLite can report an error for a commit that reached the file. The
- *         event stays in memory under its id; a restart of the store commits it, or finds it
- *         in the file and keeps it once); FDN_ENOSPC (a new type while max_types types are
- *         held: fdn_events_set_max_types)
+ *         (a store with durable_path whose writer has failed, latched until the store is
+ *         restarted, and whose event is not committed: the commit of the event failed, or its
+ *         outcome is unknown, SQLite can report an error for a commit that reached the file;
+ *         or an earlier commit failed, in either mode, within fast_queue_max too. The event
+ *         stays in memory under its id; a restart of the store commits it, or finds it in the
+ *         file and keeps it once. fdn_events_store_async answers alike); FDN_ENOSPC (a new
+ *         type while max_types types are held: fdn_events_set_max_types)
  * @thread_safety any
  * @since 0.1.0
  */
@@ -483,9 +487,10 @@ FDN_API int fdn_events_store_batch(fdn_events_t *es, const fdn_event_t *const *e
 /**
  * Completion of fdn_events_store_async.
  * @param rc       0: the batch is acknowledged (durable mode: committed and fsynced);
- *                 FDN_EIO or FDN_ENOMEM: the writer's commit failed (the events stay in
- *                 memory, as after a failed fdn_events_store_batch); FDN_EUNAVAILABLE: the
- *                 store stopped before the commit could be made
+ *                 FDN_EIO or FDN_ENOMEM: the writer failed before the batch was committed
+ *                 (the events stay in memory, as after fdn_events_store_batch's FDN_EIO, which
+ *                 it answers in the same case); FDN_EUNAVAILABLE: the store stopped before the
+ *                 commit could be made
  * @param first_id the id of the batch's first event (its ids are first_id .. first_id + n - 1)
  * @param n        the number of events of the batch
  * @param user     the caller's pointer
@@ -526,8 +531,8 @@ typedef void (*fdn_events_stored_cb)(int rc, uint64_t first_id, size_t n, void *
  * @param[in]  user    passed to cb
  * @return 0 (cb will run exactly once); FDN_EINVAL; FDN_ENOMEM; FDN_EBUSY (too many events
  *         wait for their commit); FDN_EUNAVAILABLE (stopped, no buffer space); FDN_EIO (the
- *         writer has failed and not been restarted: the events stay in memory). On an error cb
- *         never runs.
+ *         writer has failed and not been restarted, in either mode: the events stay in memory;
+ *         fdn_events_store_batch answers the same then). On an error cb never runs.
  * @thread_safety any
  * @since 0.3.0
  */

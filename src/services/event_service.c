@@ -17,7 +17,8 @@
  *    writer waits meanwhile, so one commit runs at a time). In durable mode a store call
  *    waits on the commit word (commit_bit) until persisted >= its last id; in fast mode it
  *    returns at once unless more than fast_queue_max events wait (then it waits on wdone:
- *    bounded queue). An explicit prune
+ *    bounded queue) or the writer has failed (then the error: writer_failed, which answers
+ *    fdn_events_store_async's calls and callbacks alike). An explicit prune
  *    (fdn_events_prune_before) is applied to the file in the next transaction. An I/O
  *    error is latched in io_error (health reports it, waiting callers get FDN_EIO) and the
  *    writer stops writing until restarted. A failed commit's outcome is unknown (a COMMIT
@@ -26,7 +27,8 @@
  *    holds past persisted as committed (persisted_from_file), so no id is inserted twice.
  *    Asynchronous stores (fdn_events_store_async) are queued in id order under amu+wmu with
  *    the id they wait for; after each commit the writer detaches the acknowledged prefix
- *    (all of the queue on an error) and runs their callbacks with no lock held. Stop runs
+ *    (all of the queue on an error: those the file holds get 0, the rest the error) and
+ *    runs their callbacks with no lock held. Stop runs
  *    the callbacks still queued after the writer's final drain with FDN_EUNAVAILABLE.
  *  - retention: waits on the injected clock (fdn_clock_wait_until) for prune_interval and
  *    applies the memory tier's max_events / max_age (evicting from memory only, and on SQLite
@@ -111,6 +113,38 @@ static void async_run(fdn_events_t *es, evs_async_t *w, int rc)
     }
 }
 
+/* Run the stores a failure detached: those whose events the file holds already (a commit
+ * before the failed one covered them) with 0, the rest with the error, as writer_failed answers
+ * the synchronous calls; in id order. wmu held on entry and return, released for the
+ * callbacks. */
+static void async_run_failed(fdn_events_t *es, evs_async_t *w, int rc) FDN_REQUIRES(es->wmu)
+{
+    uint64_t held = atomic_load_explicit(&es->persisted, memory_order_relaxed);
+    evs_async_t *ok = NULL, **tail = &ok;
+    while (w != NULL && w->first_id + w->n - 1 <= held) {
+        *tail = w;
+        tail = &w->next;
+        w = w->next;
+    }
+    *tail = NULL;
+    fdn__mutex_unlock(&es->wmu);
+    async_run(es, ok, 0);
+    async_run(es, w, rc);
+    fdn__mutex_lock(&es->wmu);
+}
+
+/* The answer to a store whose last id is last_id, as far as the writer's failure goes (both
+ * modes, fdn_events_store and fdn_events_store_async alike): the latched error while the
+ * batch is not in the file, else 0. io_error is read first: once it is set, persisted moves
+ * no more until a restart, so a batch not committed then is not committed by this writer. */
+static int writer_failed(fdn_events_t *es, uint64_t last_id)
+{
+    int rc = atomic_load_explicit(&es->io_error, memory_order_acquire);
+    if (rc != 0 && atomic_load_explicit(&es->persisted, memory_order_acquire) >= last_id)
+        rc = 0;
+    return rc;
+}
+
 void (*fdn__evs_async_queue_hook)(fdn_events_t *es, uint64_t last_id);
 
 int fdn__evs_async_queue(fdn_events_t *es, evs_async_t *w, uint64_t last_id)
@@ -129,7 +163,8 @@ int fdn__evs_async_queue(fdn_events_t *es, evs_async_t *w, uint64_t last_id)
     if (atomic_load_explicit(&es->writer_idle, memory_order_relaxed) &&
         last_id >= atomic_load_explicit(&es->writer_want, memory_order_relaxed))
         pthread_cond_signal(&es->wcv);
-    int rc = atomic_load_explicit(&es->io_error, memory_order_acquire);
+    /* the writer has failed: the error, unless the batch is in the file (then as below) */
+    int rc = writer_failed(es, last_id);
     /* durable mode: always queued, also when a commit covered the batch since its append
      * (the writer took no amu for it): the callback runs on the writer thread, after those
      * of the earlier stores that commit acknowledged (its next look at the queue) */
@@ -316,9 +351,11 @@ static void commit_once(fdn_events_t *es, uint64_t pub, uint64_t done, bool ack,
         *linger_want = to + ahead + (to - done) * 3 / 4;
         *linger_ns = FDN_MIN(async ? 2 * took : took, (int64_t)LINGER_MAX_NS);
     }
-    if (acked != NULL) {
+    if (acked != NULL && rc != 0) {
+        async_run_failed(es, acked, latched);
+    } else if (acked != NULL) {
         fdn__mutex_unlock(&es->wmu);
-        async_run(es, acked, rc == 0 ? 0 : latched);
+        async_run(es, acked, 0);
         fdn__mutex_lock(&es->wmu);
     }
 }
@@ -353,8 +390,12 @@ static void *writer_main(void *arg)
             uint32_t nacked = 0;
             evs_async_t *acked = async_take(es, failed ? UINT64_MAX : done, &nacked);
             int arc = atomic_load_explicit(&es->io_error, memory_order_relaxed);
+            if (arc != 0) {
+                async_run_failed(es, acked, arc);
+                continue;
+            }
             fdn__mutex_unlock(&es->wmu);
-            async_run(es, acked, arc);
+            async_run(es, acked, 0);
             fdn__mutex_lock(&es->wmu);
             continue;
         }
@@ -448,7 +489,7 @@ int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id)
                 uint32_t seen = atomic_load_explicit(&es->commit_seq, memory_order_acquire);
                 if (atomic_load_explicit(&es->persisted, memory_order_acquire) >= last_id)
                     break;
-                rc = atomic_load_explicit(&es->io_error, memory_order_acquire);
+                rc = writer_failed(es, last_id);
                 if (rc != 0)
                     break;
                 /* read after the word: a commit announced since is either seen here or
@@ -460,15 +501,13 @@ int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id)
             }
         } else {
             fdn__mutex_lock(&es->wmu);
-            /* past the bound: wait for the writer; when it failed, the error (as a waiting
-             * durable caller: 0 would acknowledge events past fast_queue_max) */
-            while (last_id > atomic_load_explicit(&es->persisted, memory_order_acquire) +
-                                 es->fast_queue_max) {
-                rc = atomic_load_explicit(&es->io_error, memory_order_acquire);
-                if (rc != 0)
-                    break;
+            /* past the bound: wait for the writer. When it has failed, the error, also within
+             * the bound (as fdn_events_store_async answers: its callers' 0 would acknowledge
+             * events nothing will commit until a restart, lost at a destroy without one) */
+            while ((rc = writer_failed(es, last_id)) == 0 &&
+                   last_id > atomic_load_explicit(&es->persisted, memory_order_acquire) +
+                                 es->fast_queue_max)
                 pthread_cond_wait(&es->wdone, &es->wmu);
-            }
             fdn__mutex_unlock(&es->wmu);
         }
     }

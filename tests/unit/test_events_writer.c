@@ -15,6 +15,9 @@
  *    the error (it returned 0, as did every later store);
  *  - a start whose replay of the stores buffered while stopped fails to commit leaves the
  *    store stopped (it was left running), and a second start works once the disk recovers.
+ *  - a fast store within fast_queue_max after the writer failed: fdn_events_store and
+ *    fdn_events_store_async both return FDN_EIO (the first returned 0); and a durable batch
+ *    committed before the writer failed is acknowledged by both (the second returned FDN_EIO).
  * No sleeps: the test waits until the other threads are asleep in a futex (test_wait_futex)
  * before it checks what they must not have done; a caller that never wakes ends the first
  * test's child process by its alarm. */
@@ -347,6 +350,74 @@ static void fast_store_past_bound_after_failed_commit(void **state)
     reap(pid);
 }
 
+/* ---- fast mode within the bound: both entry points answer alike after a failure ---- */
+
+/* Wait until the writer has committed everything published, or has failed. */
+static void wait_writer(fdn_events_t *es) FDN_NO_THREAD_SAFETY_ANALYSIS
+{
+    fdn__mutex_lock(&es->wmu);
+    while (atomic_load(&es->io_error) == 0 &&
+           atomic_load(&es->persisted) < atomic_load(&es->published))
+        pthread_cond_wait(&es->wdone, &es->wmu);
+    fdn__mutex_unlock(&es->wmu);
+}
+
+static void count_cb(int rc, uint64_t first, size_t n, void *user)
+{
+    (void)first, (void)n;
+    atomic_int *calls = user;
+    atomic_fetch_add(calls, rc == 0 ? 1 : 1000);
+}
+
+/* In fast mode, within fast_queue_max, once the writer has latched an I/O error,
+ * fdn_events_store returned 0 (an acknowledgement of an event nothing would commit until a
+ * restart, lost at a destroy without one) while fdn_events_store_async, for the same event,
+ * returned FDN_EIO (found by review). Both answer FDN_EIO now (include/fdn/events.h). */
+static void fast_store_within_bound_after_failed_commit(void **state)
+{
+    (void)state;
+    assert_int_equal(test_tmpfile_make(&g_tf, "writer", "store.db"), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(45);
+        fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+        o.mode = FDN_EVENTS_FAST; /* the default bound, 65536: every store here is within it */
+        fdn_events_t *es = NULL;
+        fdn_event_t *ev = NULL;
+        int rc = test_capped_store(g_tf.path, &o, &es, &ev);
+        if (rc != 0)
+            _exit(rc);
+        const fdn_event_t *one[1] = {ev};
+        static atomic_int calls;
+        /* before the failure: both acknowledge at once */
+        if (fdn_events_store_async(es, one, 1, NULL, count_cb, &calls) != 0 ||
+            atomic_load(&calls) != 1)
+            _exit(13);
+        for (int i = 0; i < 200 && atomic_load(&es->io_error) == 0; i++) {
+            if (fdn_events_store(es, ev, NULL) != 0)
+                _exit(14); /* no failure known yet: acknowledged after enqueue */
+            wait_writer(es);
+        }
+        if (atomic_load(&es->io_error) != FDN_EIO) /* the cap was never reached */
+            _exit(15);
+        uint64_t id = 0;
+        int sync_rc = fdn_events_store(es, ev, &id);
+        int async_rc = fdn_events_store_async(es, one, 1, NULL, count_cb, &calls);
+        fprintf(stderr, "fast, writer failed: store %d, store_async %d (id %llu, persisted %llu)\n",
+                sync_rc, async_rc, (unsigned long long)id,
+                (unsigned long long)atomic_load(&es->persisted));
+        if (sync_rc != FDN_EIO)
+            _exit(20);
+        if (async_rc != FDN_EIO || atomic_load(&calls) != 1) /* refused: no callback */
+            _exit(21);
+        fdn_events_destroy(es);
+        fdn_event_free(ev);
+        _exit(0);
+    }
+    reap(pid);
+}
+
 /* ---- a store_batch buffered while stopped, replayed on start ---- */
 
 /* A batch accepted into unavailable_buffer is replayed on start as one batch: the writer,
@@ -525,6 +596,57 @@ static void async_committed_before_queued_acks_on_writer(void **state)
     test_tmpfile_remove(&g_tf);
 }
 
+/* ---- durable mode: a batch committed before the writer failed ---- */
+
+/* The batch is committed (the hook waits for that), then the writer "fails" before the store
+ * is queued: io_error latched as commit_once latches it (a later commit failed). */
+static void commit_then_fail_hook(fdn_events_t *es, uint64_t last_id) FDN_NO_THREAD_SAFETY_ANALYSIS
+{
+    commit_wait_hook(es, last_id);
+    fdn__mutex_lock(&es->wmu);
+    atomic_store(&es->io_error, FDN_EIO);
+    fdn__mutex_unlock(&es->wmu);
+}
+
+/* A batch the file holds is acknowledged (0) by both entry points although the writer failed
+ * afterwards: fdn_events_store_batch's wait sees it committed, and fdn_events_store_async
+ * returned FDN_EIO for it (with no callback), answering "failed" for committed events. */
+static void async_committed_then_writer_failed(void **state)
+{
+    (void)state;
+    assert_int_equal(test_tmpfile_make(&g_tf, "writer", "store.db"), 0);
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.durable_path = g_tf.path;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    fdn_event_t *ev = test_small_event("async");
+    const fdn_event_t *one[1] = {ev};
+    ack_t a = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 1, pthread_self()};
+    fdn__evs_async_queue_hook = commit_then_fail_hook;
+    uint64_t id = 0;
+    int rc = fdn_events_store_async(es, one, 1, &id, ack_cb, &a);
+    fdn__evs_async_queue_hook = NULL;
+    assert_int_equal(rc, 0);
+    assert_int_equal(atomic_load(&es->io_error), FDN_EIO);
+    pthread_mutex_lock(&a.mu);
+    while (a.calls == 0)
+        pthread_cond_wait(&a.cv, &a.mu);
+    int calls = a.calls, arc = a.rc;
+    pthread_mutex_unlock(&a.mu);
+    assert_int_equal(calls, 1);
+    assert_int_equal(arc, 0); /* committed: acknowledged, not failed */
+    /* the synchronous call's wait for the same id answers the same */
+    assert_int_equal(fdn__evs_after_append(es, id), 0);
+    /* and one not committed gets the error from both */
+    uint64_t id2 = 0;
+    assert_int_equal(fdn_events_store(es, ev, &id2), FDN_EIO);
+    assert_int_equal(fdn_events_store_async(es, one, 1, NULL, ack_cb, &a), FDN_EIO);
+    fdn_events_destroy(es);
+    assert_int_equal(a.calls, 1);
+    fdn_event_free(ev);
+    test_tmpfile_remove(&g_tf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -532,9 +654,11 @@ int main(void)
         cmocka_unit_test(restart_after_failed_commit_wakes_caller),
         cmocka_unit_test(fast_store_past_bound_after_failed_commit),
         cmocka_unit_test(failed_replay_leaves_store_stopped),
+        cmocka_unit_test(fast_store_within_bound_after_failed_commit),
         cmocka_unit_test(stop_while_caller_leads),
         cmocka_unit_test(buffered_batch_replayed_whole),
         cmocka_unit_test(async_committed_before_queued_acks_on_writer),
+        cmocka_unit_test(async_committed_then_writer_failed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
