@@ -11,7 +11,9 @@
  * group commit holding them is on disk (at once for a memory store), prepares the 201 (or
  * the error: 500 for a writer's I/O error, 503 when the store is busy or stopped) and
  * completes the request; the server thread never waits for the disk, and many connections
- * share one commit. A 201 still means the event is on disk in durable mode.
+ * share one commit. A 201 still means the event is on disk in durable mode. The 201's body is
+ * reserved before the store (store_deferred): once events are stored, their answer needs no
+ * allocation, so it is never an error the client would retry (storing them twice).
  */
 #include "admin/admin_int.h"
 #include "admin/event_body.h"
@@ -86,18 +88,25 @@ static int text_reply(fdn__http_resp_t *resp, unsigned status, fdn__admin_text_t
     return 0;
 }
 
+/* Room for the 201 of an append of n events (an id has at most 20 digits): sized for the
+ * answer, the text's default 8 KiB took glibc's slow path, ~28 bytes come from its thread
+ * cache. */
+static size_t ids_cap(size_t n, bool batch)
+{
+    return (batch ? n * 21 + 40 : 0) + 32;
+}
+
 /* The 201 of an append, written on the server thread that sends it (resp->render): {"id":N}
  * for POST /v1/events, {"ids":[...],"count":n} for a batch (digits by hand: snprintf per id
- * was a tenth of the writer's time per batch when this ran there). */
+ * was a tenth of the writer's time per batch when this ran there), into resp->text, which
+ * store_deferred reserved (ids_cap) before the store: the answer of committed events never
+ * waits on an allocation (a failed one answered 500, and the client stored them again). */
 static int render_ids(fdn__http_resp_t *resp, bool batch)
 {
     uint64_t first_id = resp->render_arg[0], n = resp->render_arg[1];
-    /* sized for the answer (an id has at most 20 digits): the text's default 8 KiB took
-     * glibc's slow path, ~28 bytes come from its thread cache */
-    size_t cap = (batch ? (size_t)n * 21 + 40 : 0) + 32;
-    fdn__jw_t w = {{fdn_malloc(cap), 0, cap}, 0};
-    if (w.t.p == NULL)
-        return FDN_ENOMEM;
+    size_t cap = ids_cap((size_t)n, batch);
+    fdn__jw_t w = {{resp->text, 0, cap}, 0};
+    resp->text = NULL;
     w.t.p[0] = '\0';
     if (!batch) {
         fdn__jw_raw(&w, "{\"id\":", 6);
@@ -114,10 +123,7 @@ static int render_ids(fdn__http_resp_t *resp, bool batch)
         fdn__jw_u64(&w, n);
         fdn__jw_raw(&w, "}", 1);
     }
-    if (w.rc != 0) {
-        fdn_free(w.t.p);
-        return w.rc;
-    }
+    /* w.rc is 0: every piece fits the reserved room, nothing grows */
     return text_reply(resp, 201, &w.t);
 }
 
@@ -177,13 +183,20 @@ static int store_error(fdn_events_t *es, fdn__http_resp_t *resp, int rc)
 }
 
 /* Start an asynchronous append answered by done; returns FDN__HTTP_PENDING or an error to
- * answer now (the callback then never runs). */
-static int store_deferred(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
+ * answer now (the callback then never runs). The 201's body is reserved first, in resp->text
+ * (render_ids writes it there; an answer that does not use it frees it with resp): out of
+ * memory then answers 500 with nothing stored. On the server thread that later sends and frees
+ * it, as render_ids was (see fdn__http_resp_t.render). */
+static int store_deferred(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, bool batch,
                           fdn__http_resp_t *resp, fdn_events_stored_cb done)
 {
     int rc = fdn__http_defer(resp);
     if (rc < 0)
         return rc;
+    fdn__http_resp_text_free(resp);
+    resp->text = fdn_malloc(ids_cap(n, batch));
+    if (resp->text == NULL)
+        return FDN_ENOMEM;
     rc = fdn_events_store_async(es, evs, n, NULL, done, resp);
     if (rc == FDN_EBUSY) {
         resp->retry_after_s = 1;
@@ -271,7 +284,7 @@ static int h_post(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user
     fdn_events_t *es = user;
     fdn_event_t **fast = NULL;
     if (fast_events(req, resp, false, &fast) == 1) {
-        int frc = store_deferred(es, (const fdn_event_t *const *)fast, 1, resp, post_done);
+        int frc = store_deferred(es, (const fdn_event_t *const *)fast, 1, false, resp, post_done);
         free_events(fast, 1); /* the store copied it */
         return frc;
     }
@@ -284,7 +297,7 @@ static int h_post(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user
     json_decref(body);
     if (rc < 0)
         return rc;
-    rc = store_deferred(es, (const fdn_event_t *const *)&ev, 1, resp, post_done);
+    rc = store_deferred(es, (const fdn_event_t *const *)&ev, 1, false, resp, post_done);
     fdn_event_free(ev); /* the store copied it */
     return rc;
 }
@@ -296,7 +309,7 @@ static int h_batch(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     size_t nf = fast_events(req, resp, true, &fast);
     if (nf > 0) {
         /* resp belongs to the completion from here when this returns FDN__HTTP_PENDING */
-        int frc = store_deferred(es, (const fdn_event_t *const *)fast, nf, resp, batch_done);
+        int frc = store_deferred(es, (const fdn_event_t *const *)fast, nf, true, resp, batch_done);
         free_events(fast, nf); /* the store copied them */
         return frc;
     }
@@ -338,7 +351,7 @@ static int h_batch(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
         }
     }
     /* resp belongs to the completion from here when this returns FDN__HTTP_PENDING */
-    rc = store_deferred(es, (const fdn_event_t *const *)evs, n, resp, batch_done);
+    rc = store_deferred(es, (const fdn_event_t *const *)evs, n, true, resp, batch_done);
 out:
     free_events(evs, n);
     json_decref(body);
