@@ -14,7 +14,7 @@
  *  - a fast store past fast_queue_max, waiting for the writer when its commit fails, returns
  *    the error (it returned 0, as did every later store);
  *  - a start whose replay of the stores buffered while stopped fails to commit leaves the
- *    store stopped (it was left running), and a second start works once the disk recovers.
+ *    store stopped (it was left running), and a second start works once the disk recovers;
  *  - a fast store within fast_queue_max after the writer failed: fdn_events_store and
  *    fdn_events_store_async both return FDN_EIO (the first returned 0); and a durable batch
  *    committed before the writer failed is acknowledged by both (the second returned FDN_EIO).
