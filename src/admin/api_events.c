@@ -127,6 +127,20 @@ static int render_ids(fdn__http_resp_t *resp, bool batch)
     return text_reply(resp, 201, &w.t);
 }
 
+/* The 202 of an append the PostgreSQL spool took (fsynced, positions come later):
+ * {"spooled":true,"count":n}, into the room store_deferred reserved, for the reason above. */
+static int render_spooled(fdn__http_resp_t *resp)
+{
+    fdn__jw_t w = {{resp->text, 0, (size_t)resp->render_arg[0]}, 0};
+    resp->text = NULL;
+    w.t.p[0] = '\0';
+    fdn__jw_raw(&w, "{\"spooled\":true,\"count\":", 24);
+    fdn__jw_u64(&w, resp->render_arg[1]);
+    fdn__jw_raw(&w, "}", 1);
+    /* w.rc is 0: 24 bytes, the count's digits and the brace fit the room of its ids */
+    return text_reply(resp, 202, &w.t);
+}
+
 static int render_post(fdn__http_resp_t *resp)
 {
     return render_ids(resp, false);
@@ -144,8 +158,9 @@ static void stored_done(int rc, uint64_t first_id, size_t n, bool batch, fdn__ht
 {
     if (rc == 0 && first_id == 0) {
         /* PostgreSQL away: the batch is in the local spool (fsynced), positions come later */
-        rc = fdn__http_reply(resp, 202,
-                             json_pack("{s:b,s:I}", "spooled", 1, "count", (json_int_t)n));
+        resp->render = render_spooled;
+        resp->render_arg[0] = ids_cap(n, batch); /* the room reserved */
+        resp->render_arg[1] = n;
     } else if (rc == 0) {
         resp->render = batch ? render_batch : render_post;
         resp->render_arg[0] = first_id;

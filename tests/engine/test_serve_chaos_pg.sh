@@ -112,14 +112,20 @@ grep -q events_backend "$TMP/health" || fail "/health without events_backend: $(
 for i in 1 2 3; do
     read -r code _ < <(post "$B" "2$i")
     [[ "$code" == 202 ]] || fail "POST with a spool answered $code: $(cat "$TMP/body")"
-    [[ "$(jq .spooled "$TMP/body")" == true ]] || fail "202 body $(cat "$TMP/body")"
+    [[ "$(cat "$TMP/body")" == '{"spooled":true,"count":1}' ]] || fail "202 body $(cat "$TMP/body")"
 done
+# a batch too (another type: the chaos.tick checks below are unchanged by it)
+code=$(curl -s -o "$TMP/body" -w '%{http_code}' --max-time 30 -X POST \
+    -H 'Content-Type: application/json' "$B/v1/events/batch" \
+    -d '{"events":[{"type":"chaos.batch","data":{"k":1}},{"type":"chaos.batch","data":null}]}' || true)
+[[ "$code" == 202 && "$(cat "$TMP/body")" == '{"spooled":true,"count":2}' ]] ||
+    fail "batch POST with a spool answered $code: $(cat "$TMP/body")"
 curl -sf --max-time 30 "$B/metrics" >"$TMP/metrics-b"
-# (at least the 3 posted: the runtime's own events, such as the breaker's transitions, are
+# (at least the 5 posted: the runtime's own events, such as the breaker's transitions, are
 # spooled too)
 spooled=$(sed -n 's/^fdn_events_backend_spooled_events{backend="postgres"} \([0-9]*\)$/\1/p' "$TMP/metrics-b")
-[[ -n "$spooled" && "$spooled" -ge 3 ]] ||
-    fail "3 events spooled, metrics say: $(grep fdn_events_backend_spooled "$TMP/metrics-b")"
+[[ -n "$spooled" && "$spooled" -ge 5 ]] ||
+    fail "5 events spooled, metrics say: $(grep fdn_events_backend_spooled "$TMP/metrics-b")"
 
 bash "$SRC/scripts/pg-server.sh" restart "$PG" >/dev/null
 # back: POSTs succeed again (once the breaker lets a call through), the spool drains
