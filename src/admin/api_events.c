@@ -166,7 +166,10 @@ static void stored_done(int rc, uint64_t first_id, size_t n, bool batch, fdn__ht
         resp->render_arg[0] = first_id;
         resp->render_arg[1] = n;
     } else {
-        fdn_err_set(&resp->err, rc, "the %s not stored durably: %s",
+        /* FDN_EIO: the commit failed, or its outcome is unknown (a COMMIT can report an
+         * error after it reached the file: include/fdn/events.h) */
+        fdn_err_set(&resp->err, rc,
+                    "the %s not acknowledged as durable (it may still be stored): %s",
                     batch ? "batch was" : "event was", fdn_strerror(rc));
     }
     fdn__http_complete(resp, rc);
