@@ -883,6 +883,11 @@ static void unwire(fdn_runtime_t *rt, void *glue)
     glue_t *g = glue;
     if (g == NULL)
         return;
+    /* the config hook thread reads the glue (on_config_change): joined before it is freed.
+     * Stopped already after a started runtime's shutdown; a runtime never started (created
+     * with FDN_RUNTIME_NO_START) has its config running since cfg_create, and a hook the
+     * shutdown drain gave up on would still run. A second stop is a no-op. */
+    fdn__config_service_ops.stop(fdn_runtime_config(rt));
     fdn__rt_metrics_detach(g->metrics); /* its collector reads the breakers freed below */
     g->metrics = NULL;
     /* the telemetry slot is destroyed before the event store's and the config's */
