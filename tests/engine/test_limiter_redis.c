@@ -1,7 +1,9 @@
 /* The rate limiter on a real Redis (scripts/redis-server.sh, started by the ctest fixture
  * "redis"; its URL is in $FDN_TEST_REDIS_DIR/url): one limit shared by many processes,
  * window edges from the server's clock, the failure policies when Redis is away or answers
- * garbage, and bad options refused with a message. */
+ * garbage, and bad options refused with a message. The fleet's processes are fresh runs of
+ * this program (main's "child fleet" role, test_spawn_self), not forks: ThreadSanitizer cannot
+ * follow a fork of this process once a limiter has started threads (tests/support/child.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -33,6 +36,7 @@
 #include "infra/limiter_int.h"
 #include "logic/redis_url.h"
 #include "storage/redis_limit.h"
+#include "child.h"
 #include "engine.h"
 
 static char g_url[128];
@@ -597,21 +601,36 @@ static void tally_add(tally_t *t, int64_t epoch, bool allowed, bool from_redis)
         t->denied_by_redis[i]++;
 }
 
-/* Child: its own limiter and connections; `checks` reservations of cost 1; writes its tally. */
-static void child_run(int fd, const char *key, const fdn_limit_rule_t *r, int checks)
+/* child fleet URL KEY ALGO LIMIT PERIOD_MS BURST CHECKS OUT (started by run_fleet): its own
+ * limiter and connections on Redis at URL; CHECKS reservations of cost 1 on KEY under the rule
+ * (ALGO a fdn_limit_algo_t); writes its tally on the descriptor OUT. */
+static int child_fleet(char **argv)
 {
-    fdn_limiter_opts_t o = redis_opts(g_url, FDN_LIMIT_FAIL_CLOSED);
+    const char *url = argv[0], *key = argv[1];
+    const fdn_limit_rule_t r = {
+        (fdn_limit_algo_t)test_child_int(argv[2], FDN_LIMIT_FIXED_WINDOW, FDN_LIMIT_SLIDING_WINDOW),
+        test_child_int(argv[3], 1, INT32_MAX), test_child_int(argv[4], 1, INT64_MAX),
+        test_child_int(argv[5], 0, INT32_MAX)};
+    int checks = (int)test_child_int(argv[6], 1, 1000000);
+    int out = (int)test_child_int(argv[7], 0, 1 << 20);
+    fdn_limiter_opts_t o = redis_opts(url, FDN_LIMIT_FAIL_CLOSED);
     o.redis.pool_size = 1;
     fdn_limiter_t *l = NULL;
-    if (fdn_limiter_open(&l, &o, NULL) != 0)
-        _exit(3);
+    fdn_error_t err = FDN_ERROR_INIT;
+    if (fdn_limiter_open(&l, &o, &err) != 0) {
+        fprintf(stderr, "child fleet: fdn_limiter_open: %s\n", err.message);
+        return 3;
+    }
     tally_t t = {0};
     for (int i = 0; i < checks; i++) {
         fdn_limit_reservation_t rsv;
         fdn_limit_result_t res;
-        int rc = fdn_limiter_reserve(l, key, strlen(key), r, 1, &rsv, &res);
-        if (rc != 0 && rc != FDN_ERATE_LIMITED)
-            _exit(4);
+        int rc = fdn_limiter_reserve(l, key, strlen(key), &r, 1, &rsv, &res);
+        if (rc != 0 && rc != FDN_ERATE_LIMITED) {
+            fprintf(stderr, "child fleet: reservation %d of %s: %s\n", i + 1, key,
+                    fdn_err_name(rc));
+            return 4;
+        }
         if (res.allowed)
             t.allowed_total++;
         /* a denial from the deny cache carries no window (epoch 0 is never a real window) */
@@ -622,11 +641,16 @@ static void child_run(int fd, const char *key, const fdn_limit_rule_t *r, int ch
     fdn_limiter_backend_status(l, &st);
     t.fallbacks = (int64_t)st.fallbacks;
     fdn_limiter_destroy(l);
-    ssize_t w = write(fd, &t, sizeof(t));
-    _exit(w == (ssize_t)sizeof(t) ? 0 : 5);
+    if (write(out, &t, sizeof(t)) != (ssize_t)sizeof(t)) {
+        fprintf(stderr, "child fleet: write of its tally: %s\n", strerror(errno));
+        return 5;
+    }
+    return 0;
 }
 
-/* Fork nproc children sharing key under r, each making `checks` checks; merge their tallies. */
+/* Start nproc children (fresh runs of this program, child_fleet) sharing key under r, each
+ * making `checks` checks; merge their tallies. Each child's failure fails the test, its
+ * message above the test's. */
 static void run_fleet(int nproc, const char *key, const fdn_limit_rule_t *r, int checks,
                       tally_t *sum)
 {
@@ -634,24 +658,28 @@ static void run_fleet(int nproc, const char *key, const fdn_limit_rule_t *r, int
     int fds[64][2];
     pid_t pids[64];
     assert_true(nproc <= 64);
+    char algo[16], limit[24], period[24], burst[24], nchecks[16];
+    snprintf(algo, sizeof(algo), "%d", (int)r->algo);
+    snprintf(limit, sizeof(limit), "%lld", (long long)r->limit);
+    snprintf(period, sizeof(period), "%lld", (long long)r->period_ms);
+    snprintf(burst, sizeof(burst), "%lld", (long long)r->burst);
+    snprintf(nchecks, sizeof(nchecks), "%d", checks);
     for (int p = 0; p < nproc; p++) {
-        assert_int_equal(pipe(fds[p]), 0);
-        pids[p] = fork();
-        assert_true(pids[p] >= 0);
-        if (pids[p] == 0) {
-            close(fds[p][0]);
-            child_run(fds[p][1], key, r, checks);
-        }
+        /* O_CLOEXEC: a child holds the write end of its own pipe only, so the read of a child
+         * that died returns (EOF) instead of waiting on a sibling's copy */
+        assert_int_equal(pipe2(fds[p], O_CLOEXEC), 0);
+        char out[16];
+        snprintf(out, sizeof(out), "%d", fds[p][1]);
+        const char *const args[] = {"child", "fleet", g_url,   key, algo, limit,
+                                    period,  burst,   nchecks, out, NULL};
+        pids[p] = test_spawn_self(args, &fds[p][1], 1);
         close(fds[p][1]);
     }
     for (int p = 0; p < nproc; p++) {
         tally_t t;
         ssize_t got = read(fds[p][0], &t, sizeof(t));
         close(fds[p][0]);
-        int status = 0;
-        assert_int_equal(waitpid(pids[p], &status, 0), pids[p]);
-        assert_true(WIFEXITED(status));
-        assert_int_equal(WEXITSTATUS(status), 0);
+        test_child_wait_ok(pids[p], "fleet child");
         assert_int_equal(got, (ssize_t)sizeof(t));
         for (int i = 0; i < t.n; i++) {
             for (int64_t a = 0; a < t.allowed[i]; a++)
@@ -1064,10 +1092,16 @@ static void killed_and_restarted_under_load(void **state)
     fdn_clock_destroy(clk);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    static const test_child_role_t roles[] = {
+        {"fleet", "URL KEY ALGO LIMIT PERIOD_MS BURST CHECKS OUT", 8, child_fleet},
+    };
+    int rc = test_child_main(argc, argv, roles, sizeof(roles) / sizeof(roles[0]));
+    if (rc >= 0)
+        return rc;
     read_url();
-    /* e.g. CMOCKA_TEST_FILTER='*load*' under ThreadSanitizer, which cannot run the fork tests */
+    /* e.g. CMOCKA_TEST_FILTER='*fleet*': the cases whose names match */
     if (getenv("CMOCKA_TEST_FILTER") != NULL)
         cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
     const struct CMUnitTest tests[] = {

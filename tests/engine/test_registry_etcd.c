@@ -334,12 +334,8 @@ static void two_processes_race_one_wins(void **state)
     assert_string_equal(fdn_registry_instance_endpoint(i), want);
     fdn_registry_instance_release(i);
     close(done[1]);
-    for (int k = 0; k < 2; k++) {
-        int st = 0;
-        assert_int_equal(waitpid(pids[k], &st, 0), pids[k]);
-        assert_true(WIFEXITED(st));
-        assert_int_equal(WEXITSTATUS(st), 0);
-    }
+    for (int k = 0; k < 2; k++)
+        test_child_wait_ok(pids[k], "racer");
     close(ready[0]);
     close(go[1]);
     close(result[0]);
@@ -859,9 +855,10 @@ static void runtime_request_timeout_from_config(void **state)
 /* ---- children: fresh runs of this program (test_spawn_self), not forks, so that
  * ThreadSanitizer follows them (child.h) ------------------------------------------------- */
 
+/* a descriptor argument */
 static int fd_arg(const char *s)
 {
-    return (int)strtol(s, NULL, 10);
+    return (int)test_child_int(s, 0, 1 << 20);
 }
 
 /* child register URL NS INSTANCE READY: registers worker/INSTANCE with a 2 s lease, says so on
@@ -897,7 +894,7 @@ static int child_register_and_wait(char **argv)
  * it). */
 static int child_race(char **argv)
 {
-    int k = fd_arg(argv[2]);
+    int k = (int)test_child_int(argv[2], 0, 1);
     int ready = fd_arg(argv[3]), go = fd_arg(argv[4]), result = fd_arg(argv[5]),
         done = fd_arg(argv[6]);
     char owner[32];
@@ -929,24 +926,15 @@ static int child_race(char **argv)
     return 0;
 }
 
-/* argv: child ROLE ARGS... */
-static int child_main(int argc, char **argv)
-{
-    if (argc == 7 && strcmp(argv[2], "register") == 0)
-        return child_register_and_wait(argv + 3);
-    if (argc == 10 && strcmp(argv[2], "race") == 0)
-        return child_race(argv + 3);
-    fprintf(stderr,
-            "usage: %s [child register URL NS INSTANCE READY | child race URL NS K READY "
-            "GO RESULT DONE]\n",
-            argv[0]);
-    return 2;
-}
-
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "child") == 0)
-        return child_main(argc, argv);
+    static const test_child_role_t roles[] = {
+        {"register", "URL NS INSTANCE READY", 4, child_register_and_wait},
+        {"race", "URL NS K READY GO RESULT DONE", 7, child_race},
+    };
+    int rc = test_child_main(argc, argv, roles, sizeof(roles) / sizeof(roles[0]));
+    if (rc >= 0)
+        return rc;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(register_lookup_list_unregister),
         cmocka_unit_test(killed_process_disappears_within_ttl),

@@ -1,10 +1,13 @@
 /* Children of a test (child.h). */
 #include "child.h"
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <spawn.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -71,4 +74,45 @@ pid_t test_spawn_self(const char *const args[], const int *keep, size_t nkeep)
         fprintf(stderr, "posix_spawn %s: errno %d\n", self, rc);
     assert_int_equal(rc, 0);
     return pid;
+}
+
+int test_child_main(int argc, char **argv, const test_child_role_t *roles, size_t nroles)
+{
+    if (argc < 2 || strcmp(argv[1], "child") != 0)
+        return -1;
+    for (size_t i = 0; i < nroles; i++)
+        if (argc == 3 + roles[i].nargs && strcmp(argv[2], roles[i].name) == 0)
+            return roles[i].run(argv + 3);
+    fprintf(stderr, "%s: a child's command line is one of\n", argv[0]);
+    for (size_t i = 0; i < nroles; i++)
+        fprintf(stderr, "  %s child %s %s\n", argv[0], roles[i].name, roles[i].usage);
+    return 2;
+}
+
+long long test_child_int(const char *arg, long long min, long long max)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(arg, &end, 10);
+    if (errno != 0 || end == arg || *end != '\0' || v < min || v > max) {
+        fprintf(stderr, "child: '%s' is not an integer in [%lld, %lld]\n", arg, min, max);
+        exit(2);
+    }
+    return v;
+}
+
+void test_child_wait_ok_at(pid_t pid, const char *what, const char *file, int line)
+{
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return;
+    if (WIFEXITED(st))
+        print_error("ERROR: %s (pid %d) exited with status %d\n", what, (int)pid, WEXITSTATUS(st));
+    else if (WIFSIGNALED(st))
+        print_error("ERROR: %s (pid %d) was killed by signal %d\n", what, (int)pid, WTERMSIG(st));
+    else
+        print_error("ERROR: %s (pid %d) ended with wait status 0x%x\n", what, (int)pid,
+                    (unsigned)st);
+    _fail(file, line);
 }

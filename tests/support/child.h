@@ -10,7 +10,9 @@
  *     supported"), and a process has a thread for good once anything in it used liburcu's
  *     call_rcu (its worker thread is never joined); the library's fork handler (core/rcu.c)
  *     then starts a new one in the child, so such a child dies inside fork() itself. An
- *     exec'd child is a new process that ThreadSanitizer follows whole. */
+ *     exec'd child is a new process that ThreadSanitizer follows whole. Such a program's
+ *     main() first hands a "child ROLE ARG..." command line to the role's code
+ *     (test_child_main); the parent waits for the child with test_child_wait_ok. */
 #ifndef FDN_TEST_CHILD_H
 #define FDN_TEST_CHILD_H
 
@@ -29,5 +31,38 @@ int test_run_child(void (*body)(void), char *err, size_t cap);
  * the parent's ends of its pipes, with O_CLOEXEC (pipe2). stdout is flushed first. Fails the
  * test when the spawn fails. */
 pid_t test_spawn_self(const char *const args[], const int *keep, size_t nkeep);
+
+/* A part the test program plays in a child started by test_spawn_self: the command line
+ * "PROG child NAME ARG..." with exactly nargs ARGs runs run(the ARGs), whose return value is
+ * the child's exit status. A role reports its failures on stderr (the test's, which the child
+ * inherits) and returns non-zero. */
+typedef struct test_child_role {
+    const char *name;
+    const char *usage; /* its ARGs, for the usage message ("URL NS INSTANCE READY") */
+    int nargs;
+    int (*run)(char **args);
+} test_child_role_t;
+
+/* main()'s dispatch, its first statement in a program that starts children with
+ * test_spawn_self:
+ *     int rc = test_child_main(argc, argv, roles, sizeof(roles) / sizeof(roles[0]));
+ *     if (rc >= 0)
+ *         return rc;
+ * Returns -1 when argv[1] is not "child" (a run of the tests). Otherwise the exit status of
+ * the role argv[2] names; 2 with the roles' usage on stderr when no role has that name and
+ * that number of arguments. */
+int test_child_main(int argc, char **argv, const test_child_role_t *roles, size_t nroles);
+
+/* A child role's integer argument (a descriptor, a count), whole and in [min, max]. Anything
+ * else is a broken command line: a message on stderr and exit status 2 (in the child, which
+ * nothing else runs in). */
+long long test_child_int(const char *arg, long long min, long long max);
+
+/* Wait for the child pid (what names it in the message) and fail the test, at the caller's
+ * line, unless it exited with status 0; the message says how it ended (exit status or signal;
+ * a sanitizer's report ends it with its exitcode, 66 by default), the child's own messages
+ * are above it. */
+#define test_child_wait_ok(pid, what) test_child_wait_ok_at((pid), (what), __FILE__, __LINE__)
+void test_child_wait_ok_at(pid_t pid, const char *what, const char *file, int line);
 
 #endif
