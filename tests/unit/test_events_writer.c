@@ -564,31 +564,43 @@ static void ack_cb(int rc, uint64_t first, size_t n, void *user)
     pthread_mutex_unlock(&a->mu);
 }
 
-static void async_committed_before_queued_acks_on_writer(void **state)
+/* A durable store on a new file, one event stored with fdn_events_store_async while hook
+ * runs in the queueing (fdn__evs_async_queue_hook), and the callback's first answer: *es,
+ * *ev, *id and *a for the test's further checks (it destroys the store and frees the event).
+ * Returns the callback's rc; *on_caller when it ran on the calling thread. */
+static int async_one_with_hook(void (*hook)(fdn_events_t *, uint64_t), fdn_events_t **es,
+                               fdn_event_t **ev, uint64_t *id, ack_t *a, bool *on_caller)
 {
-    (void)state;
     assert_int_equal(test_tmpfile_make(&g_tf, "writer", "store.db"), 0);
     fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
     o.durable_path = g_tf.path;
-    fdn_events_t *es = NULL;
-    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
-    fdn_event_t *ev = test_small_event("async");
-    const fdn_event_t *one[1] = {ev};
-    ack_t a = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 1, pthread_self()};
-    fdn__evs_async_queue_hook = commit_wait_hook;
-    uint64_t id = 0;
-    int rc = fdn_events_store_async(es, one, 1, &id, ack_cb, &a);
+    assert_int_equal(fdn_events_create(es, &o, NULL), 0);
+    *ev = test_small_event("async");
+    const fdn_event_t *one[1] = {*ev};
+    fdn__evs_async_queue_hook = hook;
+    int rc = fdn_events_store_async(*es, one, 1, id, ack_cb, a);
     fdn__evs_async_queue_hook = NULL;
     assert_int_equal(rc, 0);
-    assert_true(atomic_load(&es->persisted) >= id);
-    pthread_mutex_lock(&a.mu);
-    while (a.calls == 0)
-        pthread_cond_wait(&a.cv, &a.mu);
-    int calls = a.calls, arc = a.rc;
-    bool inline_ack = pthread_equal(a.thread, pthread_self());
-    pthread_mutex_unlock(&a.mu);
+    pthread_mutex_lock(&a->mu);
+    while (a->calls == 0)
+        pthread_cond_wait(&a->cv, &a->mu);
+    int calls = a->calls, arc = a->rc;
+    *on_caller = pthread_equal(a->thread, pthread_self());
+    pthread_mutex_unlock(&a->mu);
     assert_int_equal(calls, 1);
-    assert_int_equal(arc, 0);
+    return arc;
+}
+
+static void async_committed_before_queued_acks_on_writer(void **state)
+{
+    (void)state;
+    fdn_events_t *es = NULL;
+    fdn_event_t *ev = NULL;
+    uint64_t id = 0;
+    ack_t a = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 1, pthread_self()};
+    bool inline_ack = true;
+    assert_int_equal(async_one_with_hook(commit_wait_hook, &es, &ev, &id, &a, &inline_ack), 0);
+    assert_true(atomic_load(&es->persisted) >= id);
     assert_false(inline_ack); /* on the writer thread, not the caller's */
     fdn_events_destroy(es);
     assert_int_equal(a.calls, 1); /* once */
@@ -614,30 +626,18 @@ static void commit_then_fail_hook(fdn_events_t *es, uint64_t last_id) FDN_NO_THR
 static void async_committed_then_writer_failed(void **state)
 {
     (void)state;
-    assert_int_equal(test_tmpfile_make(&g_tf, "writer", "store.db"), 0);
-    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
-    o.durable_path = g_tf.path;
     fdn_events_t *es = NULL;
-    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
-    fdn_event_t *ev = test_small_event("async");
-    const fdn_event_t *one[1] = {ev};
-    ack_t a = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 1, pthread_self()};
-    fdn__evs_async_queue_hook = commit_then_fail_hook;
+    fdn_event_t *ev = NULL;
     uint64_t id = 0;
-    int rc = fdn_events_store_async(es, one, 1, &id, ack_cb, &a);
-    fdn__evs_async_queue_hook = NULL;
-    assert_int_equal(rc, 0);
+    ack_t a = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 1, pthread_self()};
+    bool inline_ack = true;
+    /* committed: acknowledged, not failed */
+    assert_int_equal(async_one_with_hook(commit_then_fail_hook, &es, &ev, &id, &a, &inline_ack), 0);
     assert_int_equal(atomic_load(&es->io_error), FDN_EIO);
-    pthread_mutex_lock(&a.mu);
-    while (a.calls == 0)
-        pthread_cond_wait(&a.cv, &a.mu);
-    int calls = a.calls, arc = a.rc;
-    pthread_mutex_unlock(&a.mu);
-    assert_int_equal(calls, 1);
-    assert_int_equal(arc, 0); /* committed: acknowledged, not failed */
     /* the synchronous call's wait for the same id answers the same */
     assert_int_equal(fdn__evs_after_append(es, id), 0);
     /* and one not committed gets the error from both */
+    const fdn_event_t *one[1] = {ev};
     uint64_t id2 = 0;
     assert_int_equal(fdn_events_store(es, ev, &id2), FDN_EIO);
     assert_int_equal(fdn_events_store_async(es, one, 1, NULL, ack_cb, &a), FDN_EIO);
