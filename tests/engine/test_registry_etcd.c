@@ -284,32 +284,36 @@ static void two_processes_race_one_wins(void **state)
     (void)state;
     char ns[64];
     test_engine_unique_name(ns, sizeof(ns), "race");
-    int ready[2], go[2], result[2], done[2];
-    assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+    /* one ready pipe per racer: a racer that dies before it is ready ends its pipe (EOF, the
+     * test fails at once), where a shared one stayed open in the other racer */
+    int ready[2][2], go[2], result[2], done[2];
+    assert_int_equal(pipe2(ready[0], O_CLOEXEC), 0);
+    assert_int_equal(pipe2(ready[1], O_CLOEXEC), 0);
     assert_int_equal(pipe2(go, O_CLOEXEC), 0);
     assert_int_equal(pipe2(result, O_CLOEXEC), 0);
     assert_int_equal(pipe2(done, O_CLOEXEC), 0);
-    /* the children's ends; the parent's stay here (done[1] above all: a child waits for its
-     * EOF) */
-    const int keep[] = {ready[1], go[0], result[1], done[0]};
-    char fd[4][16];
-    for (int k = 0; k < 4; k++)
-        snprintf(fd[k], sizeof(fd[k]), "%d", keep[k]);
     pid_t pids[2];
     for (int k = 0; k < 2; k++) {
+        /* the child's ends; the parent's stay here (done[1] above all: a child waits for its
+         * EOF) */
+        const int keep[] = {ready[k][1], go[0], result[1], done[0]};
+        char fd[4][16];
+        for (int j = 0; j < 4; j++)
+            snprintf(fd[j], sizeof(fd[j]), "%d", keep[j]);
         char kk[4];
         snprintf(kk, sizeof(kk), "%d", k);
         const char *const args[] = {"child", "race", test_etcd_url, ns,    kk,
                                     fd[0],   fd[1],  fd[2],         fd[3], NULL};
         pids[k] = test_spawn_self(args, keep, 4);
     }
-    close(ready[1]);
+    close(ready[0][1]);
+    close(ready[1][1]);
     close(go[0]);
     close(result[1]);
     close(done[0]);
     char c;
     for (int k = 0; k < 2; k++)
-        assert_int_equal(read(ready[0], &c, 1), 1);
+        assert_int_equal(read(ready[k][0], &c, 1), 1);
     assert_int_equal(write(go[1], "gg", 2), 2); /* both start at once */
     int winners = 0, losers = 0, winner = -1;
     for (int k = 0; k < 2; k++) {
@@ -336,7 +340,8 @@ static void two_processes_race_one_wins(void **state)
     close(done[1]);
     for (int k = 0; k < 2; k++)
         test_child_wait_ok(pids[k], "racer");
-    close(ready[0]);
+    close(ready[0][0]);
+    close(ready[1][0]);
     close(go[1]);
     close(result[0]);
     fdn_registry_destroy(obs);
