@@ -836,16 +836,15 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
 {
     fdn_events_t *es = state;
     (void)ctx;
-    (void)err;
     if (es == NULL)
-        return FDN_EINVAL;
+        return fdn_err_set(err, FDN_EINVAL, "events: no store to start");
     if (atomic_load_explicit(&es->running, memory_order_acquire))
         return 0;
     int rc = 0;
     if (es->durable_path != NULL && !fdn__evb_open(&es->be))
-        rc = db_open_load(es, false, NULL);
-    if (rc == 0)
-        rc = start_threads(es);
+        rc = db_open_load(es, false, err); /* its message says why the file was refused */
+    if (rc == 0 && (rc = start_threads(es)) != 0)
+        fdn_err_set(err, rc, "events: cannot start the store's threads");
     if (rc != 0) {
         stop_threads(es);
         return rc;
@@ -853,7 +852,7 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
     fdn__mutex_lock(&es->amu);
     /* one append of the whole buffer: every store_batch in it stays whole (all or nothing;
      * the writer never splits a batch between commits), the ids are those given */
-    size_t done = es->nbuf;
+    size_t done = es->nbuf, buffered = done;
     if (done > 0)
         rc = fdn__evs_append_locked(es, (const fdn_event_t *const *)es->buf, done, NULL);
     if (rc != 0)
@@ -866,11 +865,14 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
     fdn__mutex_unlock(&es->amu);
     if (rc != 0) {
         stop_threads(es);
-        return rc;
+        return fdn_err_set(
+            err, rc, "events: cannot replay the %zu events stored while it was stopped", buffered);
     }
     if (done > 0)
         rc = fdn__evs_after_append(es, atomic_load_explicit(&es->published, memory_order_acquire));
     if (rc != 0) {
+        fdn_err_set(err, rc, "events: the %zu events stored while it was stopped did not commit",
+                    done);
         /* the replay's commit failed (FDN_EIO, latched by the writer): a failed start leaves
          * the store stopped, as it found it, so the next start starts it again (it answered
          * "already running" with a writer that had given up). The replayed events stay in
@@ -999,10 +1001,10 @@ int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_err
             return rc;
         }
     }
-    rc = fdn__events_service_start(es);
+    rc = fdn__events_service_ops.start(es, NULL, err);
     if (rc != 0) {
         fdn_events_destroy(es);
-        return fdn_err_set(err, rc, "events: cannot start the store's threads");
+        return rc;
     }
     *out = es;
     return 0;

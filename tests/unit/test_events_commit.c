@@ -160,12 +160,44 @@ static void reopen_after_commit_that_landed(void **state)
     expect_file_rows(3);
 }
 
+/* A restart finds an id in the file that this store never gave: another writer used the file
+ * while the store was stopped. The start is refused with FDN_ECORRUPT and a message naming
+ * both ids (the store would give that id again), the store stays stopped, and the file keeps
+ * every row, the other writer's included; a second start is refused the same way. */
+static void restart_refused_after_another_writer(void **state)
+{
+    (void)state;
+    fdn_events_t *es = open_store();
+    store_one(es, "mine.one", 0, 1);
+    store_one(es, "mine.two", 0, 2);
+    fdn__events_service_stop(es);
+    fdn_events_t *other = open_store(); /* loads ids 1 and 2 from the file */
+    store_one(other, "theirs.three", 0, 3);
+    fdn_events_destroy(other);
+    expect_file_rows(3);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        fdn_error_t err = FDN_ERROR_INIT;
+        assert_int_equal(fdn__events_service_ops.start(es, NULL, &err), FDN_ECORRUPT);
+        assert_int_equal(err.code, FDN_ECORRUPT);
+        assert_non_null(strstr(err.message, "holds id 3, past the newest this store gave (2)"));
+        assert_int_equal(fdn__events_service_health(es), FDN_EUNAVAILABLE);
+    }
+    fdn_events_destroy(es);
+    expect_file_rows(3);
+    es = open_store();
+    expect_type(es, 3, "theirs.three");
+    store_one(es, "next", 0, 4);
+    fdn_events_destroy(es);
+    expect_file_rows(4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(restart_after_commit_that_landed, setup, teardown),
         cmocka_unit_test_setup_teardown(restart_after_commit_that_did_not_land, setup, teardown),
         cmocka_unit_test_setup_teardown(reopen_after_commit_that_landed, setup, teardown),
+        cmocka_unit_test_setup_teardown(restart_refused_after_another_writer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
