@@ -38,6 +38,8 @@ REDIS=$(sed -n 's/^FDN_WITH_REDIS:[A-Z]*=//p' "$FDN_BINARY_DIR/CMakeCache.txt" |
 
 # shellcheck source=../support/targets.sh
 source "$FDN_SOURCE_DIR/tests/support/targets.sh" # TMP, serve_named, targets_start, at
+# shellcheck source=../support/listen.sh
+source "$FDN_SOURCE_DIR/tests/support/listen.sh" # listen_start
 PROM_PID=""
 cleanup() {
     [[ -n "$PROM_PID" ]] && kill -TERM "$PROM_PID" 2>/dev/null && wait "$PROM_PID" 2>/dev/null
@@ -100,7 +102,6 @@ fi
 req() { curl -s -o /dev/null -w '%{http_code}' --max-time 60 -X "$1" -H 'Content-Type: application/json' "$BASE$2" ${3:+--data-binary "$3"}; }
 
 # --- Prometheus with the fast copy of the rules
-PPORT="$(free_port)"
 cat >"$TMP/prometheus.yml" <<EOF
 global:
   scrape_interval: 1s
@@ -112,9 +113,15 @@ scrape_configs:
     static_configs:
       - targets: [$TARGETS]
 EOF
-prometheus --config.file="$TMP/prometheus.yml" --storage.tsdb.path="$TMP/tsdb" \
-    --web.listen-address="127.0.0.1:$PPORT" >"$TMP/prom.log" 2>&1 4>&- 5<&- & # not the target's pipes
-PROM_PID=$!
+prom_launch() {
+    prometheus --config.file="$TMP/prometheus.yml" --storage.tsdb.path="$TMP/tsdb" \
+        --web.listen-address="127.0.0.1:$1" >>"$TMP/prom.log" 2>&1 4>&- 5<&- & # not the target's pipes
+    PROM_PID=$!
+    LISTEN_PID=$PROM_PID
+}
+prom_ready() { curl -sf --max-time 10 -o /dev/null "http://127.0.0.1:$1/-/ready"; }
+listen_start prom_launch prom_ready || fail "Prometheus did not start: $(tail -5 "$TMP/prom.log")"
+PPORT=$LISTEN_PORT
 PROM="http://127.0.0.1:$PPORT"
 
 query() { curl -s --max-time 30 --data-urlencode "query=$1" "$PROM/api/v1/query" | jq -c '.data.result'; }

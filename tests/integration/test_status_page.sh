@@ -66,7 +66,8 @@ trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
 fail() { echo "FAIL: $*" >&2; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=../support/listen.sh
+source "$FDN_SOURCE_DIR/tests/support/listen.sh" # listen_start
 read_port() {
     local line
     while IFS= read -r -t 60 line <&"$1"; do
@@ -186,15 +187,20 @@ if grep -Eqi '(src|href)="(https?:)?//' "$TMP/page.html"; then fail "the page lo
 echo "ok: GET / serves the page; 401 without the token where one is set"
 
 # --- chromedriver + headless chromium
-CDPORT="$(free_port)"
 # (TMPDIR: Chromium makes a directory of its own there, /tmp/org.chromium.Chromium.* otherwise,
 # which it leaves behind: one per run)
 mkdir -p "$TMP/browser-tmp"
 # In a session of its own (a background job of this non-interactive shell is no process group
 # leader, so setsid does not fork: $! is chromedriver's pid, the id of its new group), which the
 # browser it starts and all of the browser's processes join: cleanup kills that group.
-TMPDIR="$TMP/browser-tmp" setsid chromedriver --port="$CDPORT" >"$TMP/chromedriver.log" 2>&1 &
-CDPID=$!
+cd_launch() {
+    TMPDIR="$TMP/browser-tmp" setsid chromedriver --port="$1" >>"$TMP/chromedriver.log" 2>&1 &
+    CDPID=$!
+    LISTEN_PID=$CDPID
+}
+cd_ready() { curl -sf --max-time 10 "http://127.0.0.1:$1/status" | jq -e '.value.ready' >/dev/null; }
+listen_start cd_launch cd_ready || fail "chromedriver did not start: $(tail -5 "$TMP/chromedriver.log")"
+CDPORT=$LISTEN_PORT
 export CD="http://127.0.0.1:$CDPORT" MAIN="$A" FIXED_WINDOW SLIDING_WINDOW TOKPORT="$TPORT" HELPPORT="$HPORT" ART TMP
 # (in the background, waited for: a signal to this shell runs its trap at once, not only once
 # the Python part has ended)
