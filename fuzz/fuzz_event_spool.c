@@ -160,7 +160,7 @@ static size_t replay(void)
         fdn__spool_uid_t *uids = NULL;
         size_t n = 0;
         err = (fdn_error_t)FDN_ERROR_INIT;
-        rc = fdn__spool_peek(s, 2, &seq, &evs, &uids, &n, &err);
+        rc = fdn__spool_peek(s, 2, 0, &seq, &evs, &uids, &n, &err);
         if (rc == FDN_ENOENT)
             break;
         if (!allowed(rc, &err, 0)) {

@@ -332,7 +332,7 @@ static void spool_counts(struct evs_shared *sh)
 }
 
 /* Replay up to REPLAY_ROWS transactions of spooled batches (whole batches, up to batch_max
- * events each), oldest first, with their own ids (replay=true:
+ * events and the backend's batch_bytes_max each), oldest first, with their own ids (replay=true:
  * the events a lost-COMMIT attempt stored keep their positions); stop at the first failure
  * and try again after a backoff (100 ms doubling to 1 s). Writer thread. */
 static void replay_spool(fdn_events_t *es)
@@ -347,7 +347,10 @@ static void replay_spool(fdn_events_t *es)
         fdn__spool_uid_t *uids = NULL;
         size_t n = 0;
         fdn_error_t err = FDN_ERROR_INIT;
-        int rc = fdn__spool_peek(sh->spool, sh->batch_max, &seq, &evs, &uids, &n, &err);
+        /* within the backend's payload bound too: batches that fit it one by one may not
+         * together, and a replay it refuses would be refused again for ever */
+        int rc = fdn__spool_peek(sh->spool, sh->batch_max, ops(es)->batch_bytes_max, &seq, &evs,
+                                 &uids, &n, &err);
         if (rc == FDN_ENOENT)
             break;
         uint64_t *pos = rc == 0 ? fdn__malloc(n * sizeof(*pos)) : NULL;

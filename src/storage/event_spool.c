@@ -214,12 +214,13 @@ static int decode_row(fdn__spool_t *s, size_t at, size_t n, fdn_event_t **ev, fd
     return 0;
 }
 
-int fdn__spool_peek(fdn__spool_t *s, size_t max_events, int64_t *seq, fdn_event_t ***evs,
-                    fdn__spool_uid_t **uids, size_t *n, fdn_error_t *err)
+int fdn__spool_peek(fdn__spool_t *s, size_t max_events, uint64_t max_bytes, int64_t *seq,
+                    fdn_event_t ***evs, fdn__spool_uid_t **uids, size_t *n, fdn_error_t *err)
 {
     fdn_event_t **ev = NULL;
     fdn__spool_uid_t *u = NULL;
     size_t total = 0, cap = 0;
+    uint64_t bytes = 0;
     int rc = 0;
     sqlite3_reset(s->peek);
     for (;;) {
@@ -237,8 +238,11 @@ int fdn__spool_peek(fdn__spool_t *s, size_t max_events, int64_t *seq, fdn_event_
                              (long long)sqlite3_column_int64(s->peek, 0));
             break;
         }
-        if (total > 0 && total + (size_t)k > max_events)
+        uint64_t blen = (uint64_t)sqlite3_column_bytes(s->peek, 3);
+        if (total > 0 &&
+            (total + (size_t)k > max_events || (max_bytes > 0 && bytes + blen > max_bytes)))
             break; /* whole batches only; the first one whatever its size */
+        bytes += blen;
         if (total + (size_t)k > cap) {
             size_t nc = FDN_MAX(cap * 2, total + (size_t)k);
             fdn_event_t **ne = fdn__realloc(ev, nc * sizeof(*ne));

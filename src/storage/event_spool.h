@@ -29,13 +29,14 @@ void fdn__spool_close(fdn__spool_t *s);
 int fdn__spool_put(fdn__spool_t *s, const fdn_event_t *const *evs, const fdn__spool_uid_t *uids,
                    size_t n, fdn_error_t *err);
 
-/* The oldest batches, whole, up to max_events events in all (at least the oldest batch,
- * whatever its size), concatenated in order: *seq the key of the last one (for
- * fdn__spool_drop), *evs their n events (free with fdn_event_free each and fdn__free the
- * array), *uids their ids (fdn__free). 0; FDN_ENOENT (empty); FDN_ECORRUPT; FDN_EIO;
- * FDN_ENOMEM. */
-int fdn__spool_peek(fdn__spool_t *s, size_t max_events, int64_t *seq, fdn_event_t ***evs,
-                    fdn__spool_uid_t **uids, size_t *n, fdn_error_t *err);
+/* The oldest batches, whole, up to max_events events and max_bytes bytes of their records
+ * in all (0: no byte bound; a record holds its event's payload, so the batches' payload stays
+ * within it too), at least the oldest batch whatever its size, concatenated in order: *seq the
+ * key of the last one (for fdn__spool_drop), *evs their n events (free with fdn_event_free each
+ * and fdn__free the array), *uids their ids (fdn__free). 0; FDN_ENOENT (empty); FDN_ECORRUPT;
+ * FDN_EIO; FDN_ENOMEM. */
+int fdn__spool_peek(fdn__spool_t *s, size_t max_events, uint64_t max_bytes, int64_t *seq,
+                    fdn_event_t ***evs, fdn__spool_uid_t **uids, size_t *n, fdn_error_t *err);
 
 /* Forget every batch up to seq (replayed). 0, FDN_EIO. */
 int fdn__spool_drop(fdn__spool_t *s, int64_t seq, fdn_error_t *err);

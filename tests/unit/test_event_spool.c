@@ -1,5 +1,6 @@
 /* Unit tests: the event store's local spool (storage/event_spool.h), a SQLite file of batches
- * waiting for PostgreSQL: batches come back whole, oldest first, with their ids; a drop
+ * waiting for PostgreSQL: batches come back whole, oldest first, with their ids, within a
+ * count of events and of bytes; a drop
  * forgets them; the byte bound refuses a batch and writes nothing; a reopened spool counts
  * what it holds; a damaged row is refused with FDN_ECORRUPT and a message naming the batch. */
 #include <setjmp.h>
@@ -96,7 +97,7 @@ static void batches_come_back_whole_in_order(void **state)
     fdn_event_t **evs = NULL;
     fdn__spool_uid_t *u = NULL;
     size_t n = 0;
-    assert_int_equal(fdn__spool_peek(s, 4, &seq, &evs, &u, &n, NULL), 0);
+    assert_int_equal(fdn__spool_peek(s, 4, 0, &seq, &evs, &u, &n, NULL), 0);
     assert_int_equal(n, 2);
     assert_string_equal(fdn_event_type(evs[0]), "t1.0");
     assert_string_equal(fdn_event_type(evs[1]), "t1.1");
@@ -107,7 +108,7 @@ static void batches_come_back_whole_in_order(void **state)
     assert_int_equal(fdn__spool_drop(s, seq, NULL), 0);
 
     /* the first batch is given whole even when it passes max_events */
-    assert_int_equal(fdn__spool_peek(s, 1, &seq, &evs, &u, &n, NULL), 0);
+    assert_int_equal(fdn__spool_peek(s, 1, 0, &seq, &evs, &u, &n, NULL), 0);
     assert_int_equal(n, 3);
     assert_string_equal(fdn_event_type(evs[2]), "t2.2");
     free_peeked(evs, u, n);
@@ -117,7 +118,7 @@ static void batches_come_back_whole_in_order(void **state)
     assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
     fdn__spool_usage(s, &events, &bytes);
     assert_int_equal(events, 4);
-    assert_int_equal(fdn__spool_peek(s, 100, &seq, &evs, &u, &n, NULL), 0);
+    assert_int_equal(fdn__spool_peek(s, 100, 0, &seq, &evs, &u, &n, NULL), 0);
     assert_int_equal(n, 4);
     assert_string_equal(fdn_event_type(evs[0]), "t2.0");
     assert_string_equal(fdn_event_type(evs[3]), "t3.0");
@@ -126,7 +127,43 @@ static void batches_come_back_whole_in_order(void **state)
     fdn__spool_usage(s, &events, &bytes);
     assert_int_equal(events, 0);
     assert_int_equal(bytes, 0);
-    assert_int_equal(fdn__spool_peek(s, 100, &seq, &evs, &u, &n, NULL), FDN_ENOENT);
+    assert_int_equal(fdn__spool_peek(s, 100, 0, &seq, &evs, &u, &n, NULL), FDN_ENOENT);
+    fdn__spool_close(s);
+}
+
+/* max_bytes bounds the records' bytes of the batches given together (the replay's
+ * transaction stays within the backend's payload bound); the first batch comes whole. */
+static void peek_stops_at_max_bytes(void **state)
+{
+    fx_t *f = *state;
+    fdn__spool_t *s = NULL;
+    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
+    uint64_t events = 0, b[4] = {0};
+    for (unsigned i = 1; i <= 3; i++) { /* b[i]: the bytes of batches 1..i */
+        put(s, i, 2);
+        fdn__spool_usage(s, &events, &b[i]);
+    }
+    int64_t seq = 0;
+    fdn_event_t **evs = NULL;
+    fdn__spool_uid_t *u = NULL;
+    size_t n = 0;
+    /* room for two batches, not three */
+    assert_int_equal(fdn__spool_peek(s, 100, b[3] - 1, &seq, &evs, &u, &n, NULL), 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(fdn_event_type(evs[3]), "t2.1");
+    free_peeked(evs, u, n);
+    /* less than one batch: the first one whole all the same */
+    assert_int_equal(fdn__spool_peek(s, 100, 1, &seq, &evs, &u, &n, NULL), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(fdn_event_type(evs[1]), "t1.1");
+    free_peeked(evs, u, n);
+    assert_int_equal(fdn__spool_drop(s, seq, NULL), 0);
+    /* exactly two batches' bytes: both */
+    assert_int_equal(fdn__spool_peek(s, 100, b[3] - b[1], &seq, &evs, &u, &n, NULL), 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(fdn_event_type(evs[0]), "t2.0");
+    assert_string_equal(fdn_event_type(evs[3]), "t3.1");
+    free_peeked(evs, u, n);
     fdn__spool_close(s);
 }
 
@@ -201,7 +238,7 @@ static void expect_corrupt(const char *path, const char *why)
     fdn__spool_uid_t *u = NULL;
     size_t n = 0;
     fdn_error_t err = FDN_ERROR_INIT;
-    assert_int_equal(fdn__spool_peek(s, 100, &seq, &evs, &u, &n, &err), FDN_ECORRUPT);
+    assert_int_equal(fdn__spool_peek(s, 100, 0, &seq, &evs, &u, &n, &err), FDN_ECORRUPT);
     assert_non_null(strstr(err.message, "batch 1"));
     assert_non_null(strstr(err.message, why));
     assert_null(evs);
@@ -265,6 +302,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(batches_come_back_whole_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(peek_stops_at_max_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(a_full_spool_refuses_and_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(a_damaged_record_is_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(a_record_of_foreign_bytes_is_corrupt, setup, teardown),

@@ -1,0 +1,174 @@
+/* The event store's spool (storage/event_spool.c) and PostgreSQL's bound on one append's
+ * payload (FDN__PG_BATCH_BYTES_MAX, 64 MiB; the backend's batch_bytes_max): on the fixture's
+ * server ("postgres"), PostgreSQL made "away" by a circuit breaker forced open, so nothing
+ * else is disturbed.
+ *  - spooled batches that fit the bound one by one but not together are replayed, in their
+ *    order (a replay that took them in one transaction was refused by the bound for ever:
+ *    acknowledged events never reached PostgreSQL and every later store queued behind them). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fdn/breaker.h>
+#include <fdn/events.h>
+
+#include "engine.h"
+#include "event_make.h"
+#include "pg_fixture.h"
+#include "tmpdir.h"
+
+#define BIG_PAD  990000u /* letters of pad: an event of about 990 kB */
+#define PER_HALF 35u     /* 35 such events: ~34.7 MB, two of them ~69.3 MB > 64 MiB */
+
+typedef struct fx {
+    test_tmpfile_t spool;
+    char schema[64];
+    fdn_events_t *es;
+    fdn_breaker_t *br;
+} fx_t;
+
+static int setup(void **state)
+{
+    static fx_t f;
+    memset(&f, 0, sizeof f);
+    if (test_tmpfile_make(&f.spool, "spoolbound", "spool.db") != 0)
+        return -1;
+    test_pg_schema_name(f.schema, sizeof f.schema, "spoolbound");
+    fdn_events_opts_t o;
+    test_pg_store_opts(&o, NULL, f.schema);
+    o.postgres.spool_path = f.spool.path;
+    o.postgres.spool_max_bytes = (uint64_t)512 << 20;
+    f.es = test_pg_store_open(&o);
+    fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
+    if (fdn_breaker_create(&f.br, "events.postgres.spoolbound", &bo) != 0 ||
+        fdn_events_set_breaker(f.es, f.br) != 0)
+        return -1;
+    fdn_breaker_force_open(f.br); /* PostgreSQL "away": stores go to the spool */
+    *state = &f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    fdn_events_destroy(f->es);
+    fdn_breaker_destroy(f->br);
+    test_tmpfile_remove(&f->spool);
+    return 0;
+}
+
+/* n events (w, s0..s0+n) of pad letters each, stored as one batch: its rc; *id the first id. */
+static int store_run(fdn_events_t *es, unsigned w, unsigned s0, unsigned n, size_t pad,
+                     uint64_t *id)
+{
+    fdn_event_t **evs = calloc(n, sizeof(*evs));
+    uint64_t *ids = calloc(n, sizeof(*ids));
+    assert_non_null(evs);
+    assert_non_null(ids);
+    for (unsigned i = 0; i < n; i++)
+        evs[i] = test_pg_event("big", NULL, w, s0 + i, pad, 0);
+    for (unsigned i = 0; i < n; i++)
+        ids[i] = 1;
+    int rc = fdn_events_store_batch(es, (const fdn_event_t *const *)evs, n, ids);
+    *id = ids[0];
+    for (unsigned i = 0; i < n; i++)
+        fdn_event_free(evs[i]);
+    free(evs);
+    free(ids);
+    return rc;
+}
+
+static uint64_t spooled(fdn_events_t *es)
+{
+    fdn_events_backend_status_t st;
+    assert_int_equal(fdn_events_backend_status(es, &st), 0);
+    return st.spooled_events;
+}
+
+static bool spool_empty(void *arg)
+{
+    return spooled(arg) == 0;
+}
+
+/* Wait until f(arg) holds, at most ms; returns whether it did. */
+static bool wait_until(bool (*f)(void *), void *arg, int ms)
+{
+    int64_t end = test_now_ms() + ms;
+    while (!f(arg)) {
+        if (test_now_ms() > end)
+            return false;
+        test_pause_ms(10);
+    }
+    return true;
+}
+
+typedef struct census {
+    unsigned n;
+    unsigned w[4 * PER_HALF], s[4 * PER_HALF];
+    uint64_t id[4 * PER_HALF];
+} census_t;
+
+static void collect(const fdn_event_t *ev, void *user)
+{
+    census_t *c = user;
+    assert_true(c->n < 4 * PER_HALF);
+    assert_true(test_pg_event_ws(ev, &c->w[c->n], &c->s[c->n]));
+    c->id[c->n] = fdn_event_id(ev);
+    c->n++;
+}
+
+/* What the schema holds, read from PostgreSQL by a fresh store. */
+static void take_census(const char *schema, census_t *c)
+{
+    memset(c, 0, sizeof *c);
+    fdn_events_t *es = test_pg_store(schema);
+    test_events_each(es, 16, collect, c);
+    fdn_events_destroy(es);
+}
+
+static void spooled_batches_over_the_bound_together_are_replayed(void **state)
+{
+    fx_t *f = *state;
+    uint64_t id = 1;
+    assert_int_equal(store_run(f->es, 0, 0, 1, 0, &id), 0); /* a small one first */
+    assert_int_equal(id, 0);                                /* spooled */
+    assert_int_equal(store_run(f->es, 1, 0, PER_HALF, BIG_PAD, &id), 0);
+    assert_int_equal(id, 0);
+    assert_int_equal(store_run(f->es, 2, 0, PER_HALF, BIG_PAD, &id), 0);
+    assert_int_equal(id, 0);
+    assert_int_equal(spooled(f->es), 1 + 2 * PER_HALF);
+    fdn_breaker_reset(f->br); /* PostgreSQL back */
+    if (!wait_until(spool_empty, f->es, 60000)) {
+        fprintf(stderr, "the spool still holds %llu events a minute after PostgreSQL came back\n",
+                (unsigned long long)spooled(f->es));
+        fail();
+    }
+    census_t *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    take_census(f->schema, c);
+    assert_int_equal(c->n, 1 + 2 * PER_HALF); /* each once */
+    for (unsigned i = 0; i < c->n; i++) {
+        assert_int_equal(c->id[i], i + 1); /* gap-free, in the order they were spooled */
+        unsigned w = i == 0 ? 0 : 1 + (i - 1) / PER_HALF;
+        unsigned s = i == 0 ? 0 : (i - 1) % PER_HALF;
+        assert_int_equal(c->w[i], w);
+        assert_int_equal(c->s[i], s);
+    }
+    free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(spooled_batches_over_the_bound_together_are_replayed, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, test_pg_setup, NULL);
+}
