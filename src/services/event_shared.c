@@ -412,7 +412,16 @@ static void commit_requests(fdn_events_t *es, sh_req_t *reqs, size_t total)
             rc = FDN_EUNAVAILABLE;
         else
             rc = guarded_append(es, &b, &err);
-        if (engine_failed(rc) && sh->spool != NULL) {
+        uint64_t bytes = 0, bmax = ops(es)->batch_bytes_max;
+        for (sh_req_t *r = reqs; r != NULL; r = r->next)
+            bytes += r->bytes;
+        if (engine_failed(rc) && sh->spool != NULL && bmax != 0 && bytes > bmax) {
+            /* not tried (breaker open, or behind the spool): over the backend's bound (a
+             * request that big goes alone), it refuses it whenever it answers, so a spooled
+             * copy could never be replayed and would block the spool: refused, as it is
+             * without a spool */
+            rc = FDN_ETOO_LARGE;
+        } else if (engine_failed(rc) && sh->spool != NULL) {
             /* PostgreSQL is away (or a COMMIT's outcome unknown): fsync the batch to the
              * spool with its ids and acknowledge it; it is replayed in order later */
             fdn_error_t serr = FDN_ERROR_INIT;

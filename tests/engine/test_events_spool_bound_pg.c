@@ -4,7 +4,9 @@
  * else is disturbed.
  *  - spooled batches that fit the bound one by one but not together are replayed, in their
  *    order (a replay that took them in one transaction was refused by the bound for ever:
- *    acknowledged events never reached PostgreSQL and every later store queued behind them). */
+ *    acknowledged events never reached PostgreSQL and every later store queued behind them);
+ *  - a batch over the bound is refused with FDN_ETOO_LARGE, as without a spool, not spooled
+ *    and acknowledged (its replay could never succeed). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -164,10 +166,36 @@ static void spooled_batches_over_the_bound_together_are_replayed(void **state)
     free(c);
 }
 
+static void a_batch_over_the_bound_is_refused_not_spooled(void **state)
+{
+    fx_t *f = *state;
+    uint64_t id = 1;
+    assert_int_equal(store_run(f->es, 0, 0, 1, 0, &id), 0); /* the spool holds one */
+    assert_int_equal(id, 0);
+    /* ~69.3 MB in one store: over the bound alone, with the spool holding batches */
+    assert_int_equal(store_run(f->es, 1, 0, 2 * PER_HALF, BIG_PAD, &id), FDN_ETOO_LARGE);
+    assert_int_equal(spooled(f->es), 1);
+    fdn_breaker_reset(f->br);
+    /* and with the spool empty (breaker open: the backend is not asked) */
+    assert_true(wait_until(spool_empty, f->es, 60000));
+    fdn_breaker_force_open(f->br);
+    assert_int_equal(store_run(f->es, 2, 0, 2 * PER_HALF, BIG_PAD, &id), FDN_ETOO_LARGE);
+    assert_int_equal(spooled(f->es), 0);
+    fdn_breaker_reset(f->br);
+    census_t *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    take_census(f->schema, c);
+    assert_int_equal(c->n, 1);
+    assert_int_equal(c->w[0], 0);
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(spooled_batches_over_the_bound_together_are_replayed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_batch_over_the_bound_is_refused_not_spooled, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, test_pg_setup, NULL);
