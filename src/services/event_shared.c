@@ -413,10 +413,12 @@ static void commit_requests(fdn_events_t *es, sh_req_t *reqs, size_t total)
         else
             rc = guarded_append(es, &b, &err);
         uint64_t bytes = 0, bmax = ops(es)->batch_bytes_max;
+        uint32_t nmax = ops(es)->batch_events_max;
         for (sh_req_t *r = reqs; r != NULL; r = r->next)
             bytes += r->bytes;
-        if (engine_failed(rc) && sh->spool != NULL && bmax != 0 && bytes > bmax) {
-            /* not tried (breaker open, or behind the spool): over the backend's bound (a
+        if (engine_failed(rc) && sh->spool != NULL &&
+            ((bmax != 0 && bytes > bmax) || (nmax != 0 && total > nmax))) {
+            /* not tried (breaker open, or behind the spool): over the backend's bounds (a
              * request that big goes alone), it refuses it whenever it answers, so a spooled
              * copy could never be replayed and would block the spool: refused, as it is
              * without a spool */
@@ -614,6 +616,11 @@ int fdn__evs_shared_open(fdn_events_t *es, const fdn_events_opts_t *o,
         fdn__evb_close(&es->be);
     if (rc != 0)
         return rc;
+    /* the writer merges requests up to batch_max events: never past what one append takes
+     * (a merged batch over it would fail requests that each fit) */
+    uint32_t nmax = es->be.ops->batch_events_max;
+    if (nmax != 0 && sh->batch_max > nmax)
+        sh->batch_max = nmax;
     /* memory starts empty at the head: older events are read from the backend */
     es->next_id = head + 1;
     atomic_store_explicit(&es->first_id, head + 1, memory_order_release);

@@ -95,6 +95,8 @@ typedef struct fdn__evb_ops {
      * A store that combines several callers' requests into one append keeps each append
      * within it (a request over it alone still fails, alone). 0: no bound. */
     uint64_t batch_bytes_max;
+    /* The most events one append takes: past it, FDN_ETOO_LARGE. 0: no bound. */
+    uint32_t batch_events_max;
 
     /* Write-behind: pass every stored event to cb in id order (cb owns it); *next_id
      * receives the id the store assigns next. Shared: NULL. */

@@ -453,6 +453,7 @@ static const fdn__evb_ops_t pg_ops = {
     .name = "postgres",
     .assigns_ids = true,
     .batch_bytes_max = FDN__PG_BATCH_BYTES_MAX,
+    .batch_events_max = FDN__PG_BATCH_MAX,
     .load = NULL,
     .append = pgb_append,
     .get = pgb_get,

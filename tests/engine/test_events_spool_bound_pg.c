@@ -5,8 +5,9 @@
  *  - spooled batches that fit the bound one by one but not together are replayed, in their
  *    order (a replay that took them in one transaction was refused by the bound for ever:
  *    acknowledged events never reached PostgreSQL and every later store queued behind them);
- *  - a batch over the bound is refused with FDN_ETOO_LARGE, as without a spool, not spooled
- *    and acknowledged (its replay could never succeed). */
+ *  - a batch over the bound (or over the 65 536 events one append takes) is refused with
+ *    FDN_ETOO_LARGE, as without a spool, not spooled and acknowledged (its replay could never
+ *    succeed). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -190,12 +191,34 @@ static void a_batch_over_the_bound_is_refused_not_spooled(void **state)
     free(c);
 }
 
+/* The same for the bound on events: 65 537 small events in one store, over the 65 536 one
+ * append takes. */
+static void a_batch_over_the_event_bound_is_refused_not_spooled(void **state)
+{
+    fx_t *f = *state;
+    uint64_t id = 1;
+    assert_int_equal(store_run(f->es, 0, 0, 1, 0, &id), 0); /* the spool holds one */
+    assert_int_equal(id, 0);
+    assert_int_equal(store_run(f->es, 1, 0, 65537, 0, &id), FDN_ETOO_LARGE);
+    assert_int_equal(spooled(f->es), 1);
+    fdn_breaker_reset(f->br);
+    assert_true(wait_until(spool_empty, f->es, 60000));
+    census_t *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    take_census(f->schema, c);
+    assert_int_equal(c->n, 1);
+    assert_int_equal(c->w[0], 0);
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(spooled_batches_over_the_bound_together_are_replayed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_batch_over_the_bound_is_refused_not_spooled, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_batch_over_the_event_bound_is_refused_not_spooled, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, test_pg_setup, NULL);
