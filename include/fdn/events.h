@@ -438,6 +438,17 @@ typedef struct fdn_events_backend_status {
     uint64_t calls;           /**< calls made on the engine */
     uint64_t failures;        /**< of which failed (unreachable, timed out) */
     uint64_t rejected;        /**< calls refused by the open breaker without trying */
+    uint64_t spool_replay_failures; /**< replays of the spool that failed (each retried after a
+                                         backoff of 100 ms doubling to 1 s; those the open
+                                         breaker refused, nothing tried, are not counted)
+                                         (since 0.3.0) */
+    int spool_replay_error; /**< the FDN_E* code of the last replay of the spool that was tried
+                                 (the breaker refusing none), 0 when it succeeded or none was
+                                 made. A replay that keeps failing while
+                                 PostgreSQL answers (a damaged spool record: FDN_ECORRUPT)
+                                 keeps the spool, and every store queued behind it, from
+                                 draining; its message goes to the telemetry event
+                                 foundation.event_store.spool_replay_failed (since 0.3.0) */
 } fdn_events_backend_status_t;
 
 /**

@@ -604,14 +604,17 @@ static int h_stats(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
 
 /* GET /health: "events_backend" (a store on PostgreSQL only) is unhealthy while its last
  * call on PostgreSQL failed or the breaker events.postgres is not closed (stores then fail
- * with 503, or go to the spool). */
+ * with 503, or go to the spool), and while the last replay of its spool failed, with that
+ * replay's error (a damaged spool record, FDN_ECORRUPT, stops the spool from draining). */
 static int backend_health(void *user)
 {
     fdn_events_backend_status_t st;
     int rc = fdn_events_backend_status(user, &st);
     if (rc != 0)
         return rc;
-    return st.up && st.breaker_state == FDN_BREAKER_CLOSED ? 0 : FDN_EUNAVAILABLE;
+    if (!st.up || st.breaker_state != FDN_BREAKER_CLOSED)
+        return FDN_EUNAVAILABLE;
+    return st.spool_replay_error;
 }
 
 int fdn_admin_mount_events(fdn_admin_t *a, fdn_events_t *es)

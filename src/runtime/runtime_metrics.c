@@ -70,7 +70,7 @@ struct fdn__rt_metrics {
     /* events */
     fdn_telemetry_family_t *ev_held, *ev_held_type, *ev_appended, *ev_pruned, *ev_backlog;
     fdn_telemetry_family_t *ev_types, *ev_types_max, *ev_refused;
-    fdn_telemetry_family_t *ev_be_up, *ev_be_breaker, *ev_spooled;
+    fdn_telemetry_family_t *ev_be_up, *ev_be_breaker, *ev_spooled, *ev_replay_failures;
     fdn_telemetry_family_t *ev_ix_behind, *ev_ix_failures;
     /* limiter */
     fdn_telemetry_family_t *lm_identities, *lm_id_refused;
@@ -200,6 +200,7 @@ static void collect_events(fdn__rt_metrics_t *m)
             set_gauge(m->ev_be_breaker, sv, 2, bs.breaker_state == k ? 1 : 0);
         }
         set_gauge(m->ev_spooled, b, 1, (double)bs.spooled_events);
+        set_counter(m->ev_replay_failures, b, 1, bs.spool_replay_failures);
     }
     fdn_events_index_status_t ix = FDN_EVENTS_INDEX_STATUS_INIT;
     if (fdn_events_index_status(es, &ix) == 0 && ix.has_index) {
@@ -435,6 +436,10 @@ int fdn__rt_metrics_attach(fdn_runtime_t *rt, fdn__rt_metrics_t **out)
     m->ev_spooled = fam(m, "fdn_events_backend_spooled_events",
                         "Events in the local spool, waiting for the event store's PostgreSQL.", G,
                         "backend", NULL, NULL, 2);
+    m->ev_replay_failures =
+        fam(m, "fdn_events_backend_spool_replay_failures_total",
+            "Replays of the local spool into the event store's PostgreSQL that failed.", C,
+            "backend", NULL, NULL, 2);
     m->ev_refused = fam(m, "fdn_events_refused_total",
                         "Events the event store refused, by reason (types: a new type past "
                         "storage.hot.max_types).",

@@ -111,6 +111,8 @@ struct evs_shared {
     fdn_telemetry_t *hist_tm;     /* hmu */
     fdn_telemetry_family_t *hist; /* hmu */
     _Atomic uint64_t calls, failures, rejected, replayed;
+    _Atomic uint64_t replay_failures; /* replays of the spool that failed */
+    _Atomic int replay_error;         /* the last replay's error, 0 when it succeeded */
     _Atomic bool up;
 
     /* the spool (writer thread only, besides the counters) */
@@ -313,10 +315,11 @@ static void ingest_committed(fdn_events_t *es, const fdn_event_t *const *evs, co
 }
 
 /* Append one batch through the guard, within the command timeout. */
-static int guarded_append(fdn_events_t *es, fdn__evb_batch_t *b, fdn_error_t *err)
+static int guarded_append(fdn_events_t *es, fdn__evb_batch_t *b, bool *refused, fdn_error_t *err)
 {
     gcall_t gc;
     int rc = g_begin(es, &gc);
+    *refused = rc != 0;
     if (rc != 0)
         return fdn_err_set(err, rc, "events: PostgreSQL: the circuit breaker is open");
     rc = ops(es)->append(es->be.state, b, err);
@@ -329,6 +332,27 @@ static void spool_counts(struct evs_shared *sh)
     fdn__spool_usage(sh->spool, &e, &by);
     atomic_store_explicit(&sh->sp_events, e, memory_order_relaxed);
     atomic_store_explicit(&sh->sp_bytes, by, memory_order_relaxed);
+}
+
+/* A replay of the spool failed with rc (not one the open breaker refused: that is no new
+ * news, and it comes every backoff while PostgreSQL is away): said in the backend status and
+ * to telemetry (the event foundation.event_store.spool_replay_failed, its error and message as
+ * metadata). Most failures are PostgreSQL away again, retried after the backoff; one that
+ * repeats while PostgreSQL answers (a damaged spool record: FDN_ECORRUPT) keeps the spool,
+ * and every store queued behind it, from draining, and this is how an operator learns why.
+ * Writer thread. */
+static void replay_failed(fdn_events_t *es, int rc, const fdn_error_t *err)
+{
+    struct evs_shared *sh = es->sh;
+    atomic_store_explicit(&sh->replay_error, rc, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sh->replay_failures, 1, memory_order_relaxed);
+    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+    if (tm == NULL)
+        return;
+    fdn_telemetry_meta_t meta[] = {{"error", fdn_err_name(rc)},
+                                   {"message", err->message[0] != '\0' ? err->message : ""}};
+    fdn_telemetry_measure_t m = {"count", 1};
+    (void)fdn_telemetry_execute(tm, "foundation.event_store.spool_replay_failed", &m, 1, meta, 2);
 }
 
 /* Replay up to REPLAY_ROWS transactions of spooled batches (whole batches, up to batch_max
@@ -347,6 +371,7 @@ static void replay_spool(fdn_events_t *es)
         fdn__spool_uid_t *uids = NULL;
         size_t n = 0;
         fdn_error_t err = FDN_ERROR_INIT;
+        bool refused = false; /* by the open breaker, nothing tried */
         /* within the backend's payload bound too: batches that fit it one by one may not
          * together, and a replay it refuses would be refused again for ever */
         int rc = fdn__spool_peek(sh->spool, sh->batch_max, ops(es)->batch_bytes_max, &seq, &evs,
@@ -362,7 +387,7 @@ static void replay_spool(fdn_events_t *es)
                                   .pos = pos,
                                   .uids = (const char(*)[FDN_UUID_STR_LEN + 1]) uids,
                                   .replay = true};
-            rc = guarded_append(es, &b, &err);
+            rc = guarded_append(es, &b, &refused, &err);
             if (rc == 0) {
                 ingest_committed(es, (const fdn_event_t *const *)evs, pos, n);
                 atomic_fetch_add_explicit(&sh->replayed, n, memory_order_relaxed);
@@ -376,11 +401,14 @@ static void replay_spool(fdn_events_t *es)
         fdn__free(uids);
         fdn__free(pos);
         if (rc != 0) {
+            if (!refused)
+                replay_failed(es, rc, &err);
             sh->replay_backoff_ms =
                 sh->replay_backoff_ms == 0 ? 100 : FDN_MIN(sh->replay_backoff_ms * 2, 1000);
             sh->replay_at = mono() + sh->replay_backoff_ms * 1000000;
             return;
         }
+        atomic_store_explicit(&sh->replay_error, 0, memory_order_relaxed);
         sh->replay_backoff_ms = 0;
     }
 }
@@ -411,7 +439,7 @@ static void commit_requests(fdn_events_t *es, sh_req_t *reqs, size_t total)
         if (sh->spool != NULL && atomic_load_explicit(&sh->sp_events, memory_order_relaxed) > 0)
             rc = FDN_EUNAVAILABLE;
         else
-            rc = guarded_append(es, &b, &err);
+            rc = guarded_append(es, &b, &(bool){false}, &err);
         uint64_t bytes = 0, bmax = ops(es)->batch_bytes_max;
         uint32_t nmax = ops(es)->batch_events_max;
         for (sh_req_t *r = reqs; r != NULL; r = r->next)
@@ -884,4 +912,6 @@ void fdn__evs_shared_status(fdn_events_t *es, fdn_events_backend_status_t *out)
     out->calls = atomic_load_explicit(&sh->calls, memory_order_relaxed);
     out->failures = atomic_load_explicit(&sh->failures, memory_order_relaxed);
     out->rejected = atomic_load_explicit(&sh->rejected, memory_order_relaxed);
+    out->spool_replay_failures = atomic_load_explicit(&sh->replay_failures, memory_order_relaxed);
+    out->spool_replay_error = atomic_load_explicit(&sh->replay_error, memory_order_relaxed);
 }

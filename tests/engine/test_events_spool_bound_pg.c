@@ -7,7 +7,11 @@
  *    acknowledged events never reached PostgreSQL and every later store queued behind them);
  *  - a batch over the bound (or over the 65 536 events one append takes) is refused with
  *    FDN_ETOO_LARGE, as without a spool, not spooled and acknowledged (its replay could never
- *    succeed). */
+ *    succeed);
+ *  - a spool record that cannot be replayed (damaged on disk) is reported: the backend status
+ *    counts the failed replays and gives the last one's error, the telemetry event
+ *    foundation.event_store.spool_replay_failed carries its message (it used to be dropped,
+ *    so a spool stuck behind such a record said nothing of why). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,9 +26,15 @@
 #include <fdn/breaker.h>
 #include <fdn/events.h>
 
+#include <pthread.h>
+
+#include <fdn/telemetry.h>
+
 #include "engine.h"
 #include "event_make.h"
 #include "pg_fixture.h"
+#include "services/event_store_int.h"
+#include "sqlite_file.h"
 #include "tmpdir.h"
 
 #define BIG_PAD  990000u /* letters of pad: an event of about 990 kB */
@@ -211,6 +221,82 @@ static void a_batch_over_the_event_bound_is_refused_not_spooled(void **state)
     free(c);
 }
 
+/* The first foundation.event_store.spool_replay_failed a handler saw (the writer's thread). */
+typedef struct seen {
+    pthread_mutex_t mu;
+    bool got;
+    char error[64], message[256];
+} seen_t;
+
+static int on_replay_failed(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                            const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)event;
+    (void)m;
+    (void)nm;
+    seen_t *sn = user;
+    pthread_mutex_lock(&sn->mu);
+    if (!sn->got) {
+        for (size_t i = 0; i < nmeta; i++) {
+            if (strcmp(meta[i].key, "error") == 0)
+                snprintf(sn->error, sizeof sn->error, "%s", meta[i].value);
+            else if (strcmp(meta[i].key, "message") == 0)
+                snprintf(sn->message, sizeof sn->message, "%s", meta[i].value);
+        }
+        sn->got = true;
+    }
+    pthread_mutex_unlock(&sn->mu);
+    return 0;
+}
+
+static bool seen_one(void *arg)
+{
+    seen_t *sn = arg;
+    pthread_mutex_lock(&sn->mu);
+    bool got = sn->got;
+    pthread_mutex_unlock(&sn->mu);
+    return got;
+}
+
+static void a_damaged_spool_record_is_reported(void **state)
+{
+    fx_t *f = *state;
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    static seen_t sn = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.event_store.spool_replay_failed",
+                                          FDN_TELEMETRY_MATCH_EXACT, on_replay_failed, &sn),
+                     0);
+    fdn__events_set_telemetry(f->es, tm);
+    uint64_t id = 1;
+    assert_int_equal(store_run(f->es, 0, 0, 1, 0, &id), 0);
+    assert_int_equal(store_run(f->es, 1, 0, 1, 0, &id), 0);
+    assert_int_equal(spooled(f->es), 2);
+    fdn_events_backend_status_t st;
+    assert_int_equal(fdn_events_backend_status(f->es, &st), 0);
+    assert_int_equal(st.spool_replay_failures, 0);
+    assert_int_equal(st.spool_replay_error, 0);
+    /* the oldest batch's records damaged on disk (the spool's own connection reads them anew) */
+    test_sqlite_exec(
+        f->spool.path,
+        "UPDATE spool SET body = x'0102030405' WHERE seq = (SELECT min(seq) FROM spool)");
+    fdn_breaker_reset(f->br); /* PostgreSQL back: the writer replays, and fails */
+    if (!wait_until(seen_one, &sn, 60000)) {
+        fprintf(stderr, "no foundation.event_store.spool_replay_failed a minute after "
+                        "PostgreSQL came back\n");
+        fail();
+    }
+    assert_string_equal(sn.error, fdn_err_name(FDN_ECORRUPT));
+    assert_non_null(strstr(sn.message, "events spool: batch"));
+    assert_int_equal(fdn_events_backend_status(f->es, &st), 0);
+    assert_true(st.spool_replay_failures >= 1);
+    assert_int_equal(st.spool_replay_error, FDN_ECORRUPT);
+    assert_true(st.up);                     /* PostgreSQL answers: the spool is what is stuck */
+    assert_int_equal(st.spooled_events, 2); /* the second batch waits behind the first */
+    fdn__events_set_telemetry(f->es, NULL);
+    fdn_telemetry_destroy(tm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -220,6 +306,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(a_batch_over_the_event_bound_is_refused_not_spooled, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(a_damaged_spool_record_is_reported, setup, teardown),
     };
     return cmocka_run_group_tests(tests, test_pg_setup, NULL);
 }

@@ -31,6 +31,7 @@ NOT_DRIVABLE=(
     fdn_events_backend_up                             #  test test_serve_chaos_pg.sh scrapes
     fdn_events_backend_breaker_state                  #  them)
     fdn_events_backend_spooled_events                 #
+    fdn_events_backend_spool_replay_failures_total    #
 )
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
