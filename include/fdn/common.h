@@ -64,7 +64,9 @@ typedef struct fdn_allocator {
  * installed as jansson's (json_set_alloc_funcs), and NULL gives jansson back malloc and free.
  * jansson's allocator is process-wide: if the program uses jansson itself, call this before
  * the program creates any jansson value, so that every value is freed by the allocator that
- * made it.
+ * made it. With the default allocator (never set, or NULL) a table of 2 MiB or more (the
+ * in-memory limiter's slots) is mapped with mmap instead, on a 2 MiB boundary and advised to
+ * use transparent huge pages; with a custom allocator it comes from the allocator too.
  * @param[in] a  the allocator; NULL restores malloc/realloc/free.
  * @return 0, or FDN_EINVAL if a function pointer is missing.
  * @thread_safety init: call before any other fdn call.

@@ -22,6 +22,32 @@ char *fdn__strndup(const char *s, size_t n);
 int fdn__strv_pack(const void *ctx, size_t count, const char *(*at)(const void *ctx, size_t i),
                    char ***out, size_t *n);
 
+/* A large zeroed table read at random (a hash table's slots): fdn__table_alloc fills one in,
+ * fdn__table_free releases it. Zero-initialised means empty. */
+typedef struct fdn__table_mem {
+    void *base;    /* what fdn__table_free releases; NULL: nothing */
+    size_t maplen; /* bytes mapped at base (mmap); 0: base came from fdn__malloc */
+} fdn__table_mem_t;
+
+/* The size of a transparent huge page on x86-64 and arm64 (4 KiB base pages). */
+#define FDN__HUGE_PAGE ((size_t)2 << 20)
+
+/* size zeroed bytes aligned to align (a power of two, at most FDN__HUGE_PAGE), recorded in
+ * *mem. A table of at least FDN__HUGE_PAGE bytes with the default allocator is a private
+ * anonymous mapping of its own, FDN__HUGE_PAGE-aligned and advised MADV_HUGEPAGE, so that
+ * where the kernel's transparent huge pages are "madvise" or "always" one TLB entry covers
+ * 2 MiB of it instead of 4 KiB (a random access into a table far larger than the TLB's reach
+ * then mostly finds its translation cached). Best effort: a kernel without THP, or no huge
+ * page free, gives 4 KiB pages as any mapping. munmap returns it to the system at once.
+ * Smaller tables, and every table while a custom allocator is installed (fdn_set_allocator
+ * promises it sees every allocation; the fault tests' failing allocator is one), come from
+ * fdn__malloc. Returns the memory, or NULL when out of memory (*mem untouched). Preserves
+ * errno. */
+void *fdn__table_alloc(fdn__table_mem_t *mem, size_t size, size_t align);
+/* Releases what fdn__table_alloc recorded in *mem (nothing when mem->base is NULL) and
+ * clears *mem. */
+void fdn__table_free(fdn__table_mem_t *mem);
+
 /* Cache line size used for padding shared state. */
 #define FDN_CACHELINE 64
 

@@ -26,7 +26,13 @@
  * for that), so in a table far larger than the caches the miss overlaps the locking. Removal
  * shifts the following cells of the probe run back (no tombstones); a cell that moves
  * (removal, resize) takes its LRU links along and repoints its two neighbours, so cell
- * pointers are valid only until the next insert or removal in the shard.
+ * pointers are valid only until the next insert or removal in the shard. A table of 2 MiB or
+ * more (16 384 slots) comes from fdn__table_alloc (core/alloc.h): a mapping of its own,
+ * 2 MiB-aligned and advised MADV_HUGEPAGE, so that where the kernel allows transparent huge
+ * pages a random slot's translation is one of few TLB entries: 1 M keys on 4 KiB pages span
+ * far more than a TLB maps, and a check also walked the page tables (357-481 -> 245-288 ns of
+ * CPU per check, bench/README.md). Growing such a table faults in fresh huge pages instead; a
+ * smaller table, or any table under a custom allocator, comes from the allocator.
  *
  * Invariants: per shard, count <= cap (max_keys / shards, at least 1) and count < nslots; every
  * cell is in exactly one slot, reachable from its home slot without crossing a free slot, and
@@ -100,8 +106,8 @@ _Static_assert(sizeof(cell_t) == SLOT_ALIGN, "a slot is two cache lines");
 
 typedef struct shard {
     _Alignas(FDN_CACHELINE) fdn__mutex_t mu;
-    cell_t *slots;   /* open addressing, linear probing; SLOT_ALIGN-aligned */
-    void *slots_raw; /* their allocation */
+    cell_t *slots;        /* open addressing, linear probing; SLOT_ALIGN-aligned */
+    fdn__table_mem_t mem; /* their allocation (huge pages from 2 MiB: see Table in DESIGN) */
     uint32_t nslots; /* power of two, > count */
     uint32_t count;
     struct cds_list_head lru; /* most recently used first */
@@ -316,10 +322,10 @@ static inline void slot_prefetch(shard_t *s, uint64_t h)
  * table is unchanged). */
 static bool shard_resize(shard_t *s, uint32_t n) FDN_REQUIRES(s->mu)
 {
-    void *raw = fdn__calloc(1, (size_t)n * sizeof(cell_t) + SLOT_ALIGN - 1);
-    if (raw == NULL)
+    fdn__table_mem_t mem;
+    cell_t *slots = fdn__table_alloc(&mem, (size_t)n * sizeof(cell_t), SLOT_ALIGN);
+    if (slots == NULL)
         return false;
-    cell_t *slots = (cell_t *)(((uintptr_t)raw + SLOT_ALIGN - 1) & ~(uintptr_t)(SLOT_ALIGN - 1));
     for (uint32_t i = 0; i < s->nslots; i++) {
         cell_t *c = &s->slots[i];
         if (c->keylen == 0)
@@ -329,8 +335,8 @@ static bool shard_resize(shard_t *s, uint32_t n) FDN_REQUIRES(s->mu)
             j = (j + 1) & (n - 1);
         cell_move(&slots[j], c);
     }
-    fdn__free(s->slots_raw);
-    s->slots_raw = raw;
+    fdn__table_free(&s->mem);
+    s->mem = mem;
     s->slots = slots;
     s->nslots = n;
     shard_publish_where(s);
@@ -680,7 +686,7 @@ static void mem_destroy(void *self)
         for (uint32_t j = 0; j < s->nslots; j++)
             if (s->slots[j].keylen > KEY_INLINE)
                 fdn__free(s->slots[j].k.ext);
-        fdn__free(s->slots_raw);
+        fdn__table_free(&s->mem);
         pthread_mutex_destroy(&s->mu);
     }
     for (uint32_t i = 0; m->idtab != NULL && i < m->nidbuckets; i++)
@@ -752,12 +758,10 @@ int fdn__limiter_mem_create(void **out, uint32_t nshards, uint32_t max_keys,
     atomic_init(&m->interval_ns, interval_ns);
     for (uint32_t i = 0; i < nshards; i++) {
         shard_t *s = &m->shards[i];
-        s->slots_raw = fdn__calloc(1, SLOTS_MIN * sizeof(cell_t) + SLOT_ALIGN - 1);
-        s->slots =
-            (cell_t *)(((uintptr_t)s->slots_raw + SLOT_ALIGN - 1) & ~(uintptr_t)(SLOT_ALIGN - 1));
-        s->nslots = s->slots_raw != NULL ? SLOTS_MIN : 0;
+        s->slots = fdn__table_alloc(&s->mem, SLOTS_MIN * sizeof(cell_t), SLOT_ALIGN);
+        s->nslots = s->slots != NULL ? SLOTS_MIN : 0;
         atomic_init(&s->where, 0);
-        if (s->slots_raw != NULL)
+        if (s->slots != NULL)
             shard_publish_where(s);
         CDS_INIT_LIST_HEAD(&s->lru);
         s->next_sweep = mono_ns + interval_ns;
@@ -769,8 +773,8 @@ int fdn__limiter_mem_create(void **out, uint32_t nshards, uint32_t max_keys,
         atomic_init(&s->denied, 0);
         atomic_init(&s->evictions, 0);
         atomic_init(&s->expired, 0);
-        if (!s->slots_raw || pthread_mutex_init(&s->mu, NULL) != 0) {
-            fdn__free(s->slots_raw);
+        if (!s->slots || pthread_mutex_init(&s->mu, NULL) != 0) {
+            fdn__table_free(&s->mem);
             m->nshards = i;
             mem_destroy(m);
             return FDN_ENOMEM;

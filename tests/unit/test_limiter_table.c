@@ -122,6 +122,43 @@ static void sweep_keeps_live_keys(void **state)
     fdn_clock_destroy(clk);
 }
 
+/* A table past 2 MiB (16 384 slots of 128 bytes) is a mapping of its own, on huge pages where
+ * the kernel gives them (core/alloc.h): one shard grows through 2, 4 and 8 MiB, a sweep
+ * halves it back under 2 MiB (from the allocator again), and it grows once more. Every third
+ * key is a heap copy referenced only from the table, freed with it (ASan: no leak). */
+static void huge_table_grows_and_shrinks(void **state)
+{
+    (void)state;
+    enum { N = 24000, KEEP = 50 }; /* 24 000 keys: 65 536 slots (8 MiB) */
+    fdn_clock_t *clk;
+    assert_int_equal(fdn_clock_manual_create(&clk, 5000 * MS, WALL0), 0);
+    fdn_limiter_t *l = make(clk, 2 * N, FDN_LIMIT_OVERFLOW_DENY_NEW);
+    fdn_limit_rule_t brief = {FDN_LIMIT_TOKEN_BUCKET, 10, 1000, 0};
+    fdn_limit_rule_t lasting = {FDN_LIMIT_FIXED_WINDOW, 1000, 3600000, 0};
+    for (size_t i = 0; i < N; i++)
+        hit(l, i % KEEP == 0 ? &lasting : &brief, i, (int)(i % 3) + 1);
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(count_of(l, i % KEEP == 0 ? &lasting : &brief, i), (int64_t)(i % 3) + 1);
+    /* the token buckets refill: all but 1 key in KEEP go, the table halves down to 4 096 slots */
+    fdn_clock_advance(clk, 2000 * MS);
+    assert_int_equal(fdn_limiter_sweep(l), N - N / KEEP);
+    fdn_limiter_stats_t st;
+    assert_int_equal(fdn_limiter_stats(l, &st), 0);
+    assert_int_equal(st.keys, N / KEEP);
+    for (size_t i = 0; i < N; i += KEEP)
+        assert_int_equal(count_of(l, &lasting, i), (int64_t)(i % 3) + 1);
+    /* and grows past 2 MiB again */
+    for (size_t i = 0; i < N; i++)
+        if (i % KEEP != 0)
+            hit(l, &lasting, i, 1);
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(count_of(l, &lasting, i), i % KEEP == 0 ? (int64_t)(i % 3) + 1 : 1);
+    assert_int_equal(fdn_limiter_stats(l, &st), 0);
+    assert_int_equal(st.keys, N);
+    fdn_limiter_destroy(l);
+    fdn_clock_destroy(clk);
+}
+
 /* Cells move (resizes, removals before them in a run); the LRU order must not. */
 static void lru_order_survives_moves(void **state)
 {
@@ -304,6 +341,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(many_keys_keep_their_counts),
         cmocka_unit_test(sweep_keeps_live_keys),
+        cmocka_unit_test(huge_table_grows_and_shrinks),
         cmocka_unit_test(lru_order_survives_moves),
         cmocka_unit_test(status_key_count_is_exact_at_rest),
         cmocka_unit_test(status_key_count_exact_after_concurrent_churn),
