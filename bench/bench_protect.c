@@ -67,13 +67,15 @@ typedef struct lim_state {
     size_t nmany;
 } lim_state_t;
 
-static lim_state_t *lim_new(fdn_limit_algo_t algo, uint32_t max_keys)
+/* shards 0: the library's default (64) */
+static lim_state_t *lim_new(fdn_limit_algo_t algo, uint32_t max_keys, uint32_t shards)
 {
     lim_state_t *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     fdn_limiter_opts_t o = FDN_LIMITER_OPTS_INIT;
-    o.shards = 1024;
+    if (shards != 0)
+        o.shards = shards;
     o.max_keys = max_keys;
     if (fdn_limiter_create(&s->l, &o) != 0) {
         free(s);
@@ -105,22 +107,22 @@ static void lim_free(void *state)
 static void *fw_setup(int t)
 {
     (void)t;
-    return lim_new(FDN_LIMIT_FIXED_WINDOW, 1u << 20);
+    return lim_new(FDN_LIMIT_FIXED_WINDOW, 1u << 20, 1024);
 }
 static void *tb_setup(int t)
 {
     (void)t;
-    return lim_new(FDN_LIMIT_TOKEN_BUCKET, 1u << 20);
+    return lim_new(FDN_LIMIT_TOKEN_BUCKET, 1u << 20, 1024);
 }
 static void *gcra_setup(int t)
 {
     (void)t;
-    return lim_new(FDN_LIMIT_GCRA, 1u << 20);
+    return lim_new(FDN_LIMIT_GCRA, 1u << 20, 1024);
 }
 static void *sw_setup(int t)
 {
     (void)t;
-    return lim_new(FDN_LIMIT_SLIDING_WINDOW, 1u << 20);
+    return lim_new(FDN_LIMIT_SLIDING_WINDOW, 1u << 20, 1024);
 }
 
 static void lim_run(void *state, int tid, uint64_t iters)
@@ -173,7 +175,13 @@ LIM_CASES(sw, "sliding_window", sw_setup)
  * single-key cases' token bucket refills within a nanosecond, so its cells are expired at the
  * next check and a shard that overflows sweeps them all away; that made most "existing" keys
  * new ones again), and room for twice the keys (shards hold max_keys / shards each, and a
- * shard's share of 1 M random keys varies). */
+ * shard's share of 1 M random keys varies). The limiter has the library's default 64 shards,
+ * as a server's has: each holds 16 384 keys give or take ~130 (cap 32 768), all in tables of
+ * 32 768 slots (reached at 10 241 keys, doubled past 20 480), 4 MiB each, past the 2 MiB
+ * from which a table sits on transparent huge pages (limiter_store.c). With the 1 024 shards
+ * it had, every table was 256 KiB and on 4 KiB pages: 256 MiB of them, far past what a TLB
+ * maps with 4 KiB pages (a few MiB), so nearly every check also walked the page tables
+ * (bench/README.md has the timings). */
 
 #define MANY (1u << 20)
 #define KEYSLOT 16
@@ -200,7 +208,7 @@ static many_state_t *many_new(bool populate)
     many_state_t *m = calloc(1, sizeof(*m));
     if (!m)
         return NULL;
-    m->lim = lim_new(FDN_LIMIT_FIXED_WINDOW, 2 * MANY);
+    m->lim = lim_new(FDN_LIMIT_FIXED_WINDOW, 2 * MANY, 0);
     m->keys = malloc((size_t)MANY * KEYSLOT);
     m->lens = malloc(MANY);
     if (!m->lim || !m->keys || !m->lens) {
