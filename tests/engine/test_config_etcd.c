@@ -5,7 +5,10 @@
  * 100 concurrent compare-and-swap updates end with 100 distinct revisions, the same value and
  * the same sequence everywhere; a reset on one process goes through etcd and every process
  * (another one among them) applies it once, at one revision. Every wait polls against a
- * bounded deadline. */
+ * bounded deadline. The other processes are fresh runs of this program (main's "child" roles,
+ * test_spawn_self), not forks: this process has liburcu's call_rcu thread from the first test
+ * on, and ThreadSanitizer kills the child of such a fork once it starts a thread, as a config
+ * follower does (tests/support/child.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,6 +32,7 @@
 
 #include "services/config_int.h"
 #include "storage/etcd_client.h"
+#include "child.h"
 #include "engine.h"
 
 /* Bound of every poll for something that must happen (a value applied, a refusal counted, a
@@ -259,15 +264,9 @@ static void update_reaches_every_process(void **state)
     fdn_config_destroy(a);
 }
 
-/* A child: follow, subscribe, make PERPROC updates when told, wait for all NPROC * PERPROC
- * changes, write "revision value" lines to file. */
-static int child_updates(const char *ns, int k, int ready, int go, const char *file)
+/* child_updates's steps on its follower c, the changes going to s. */
+static int updates_steps(fdn_config_t *c, seen_t *s, int k, int ready, int go, const char *file)
 {
-    fdn_config_t *c = follow(ns, false);
-    if (c == NULL)
-        return 2;
-    seen_t *s = calloc(1, sizeof(*s));
-    pthread_mutex_init(&s->mu, NULL);
     if (fdn_config_subscribe(c, "interface.max_results", on_change, s, NULL) != 0)
         return 3;
     char b = 'r';
@@ -296,8 +295,29 @@ static int child_updates(const char *ns, int k, int ready, int go, const char *f
     fclose(f);
     fprintf(stderr, "process %d: %llu compare-and-swap conflicts\n", k,
             (unsigned long long)stats(c).cas_conflicts);
-    fdn_config_destroy(c);
     return 0;
+}
+
+/* A child: follow, subscribe, make PERPROC updates when told, wait for all NPROC * PERPROC
+ * changes, write "revision value" lines to file. Returns 0, or the step that failed (2..6);
+ * frees what it made either way (the child is a process of its own, and LeakSanitizer checks
+ * it at exit). */
+static int child_updates(const char *ns, int k, int ready, int go, const char *file)
+{
+    fdn_config_t *c = follow(ns, false);
+    if (c == NULL)
+        return 2;
+    seen_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        fdn_config_destroy(c);
+        return 3;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    int rc = updates_steps(c, s, k, ready, go, file);
+    fdn_config_destroy(c); /* its callbacks end here: s may go */
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    return rc;
 }
 
 static char *slurp(const char *file)
@@ -318,36 +338,37 @@ static void concurrent_cas_updates_one_order(void **state)
     (void)state;
     char ns[64];
     test_engine_unique_name(ns, sizeof(ns), "cas");
-    int ready[2], go[2];
-    assert_int_equal(pipe(ready), 0);
-    assert_int_equal(pipe(go), 0);
+    /* one ready pipe per process: one that dies before it is ready ends its pipe (EOF, the test
+     * fails at once), where a shared one stayed open in the others */
+    int ready[NPROC][2], go[2];
+    for (int k = 0; k < NPROC; k++)
+        assert_int_equal(pipe2(ready[k], O_CLOEXEC), 0);
+    assert_int_equal(pipe2(go, O_CLOEXEC), 0);
     char files[NPROC][64];
     pid_t pids[NPROC];
     for (int k = 0; k < NPROC; k++) {
         snprintf(files[k], sizeof(files[k]), "/tmp/fdn-cas-%u-%d", test_engine_run(), k);
-        pids[k] = fork();
-        assert_true(pids[k] >= 0);
-        if (pids[k] == 0) {
-            close(ready[0]);
-            close(go[1]);
-            _exit(child_updates(ns, k, ready[1], go[0], files[k]));
-        }
+        const int keep[] = {ready[k][1], go[0]}; /* the child's ends */
+        char kk[8], fd[2][16];
+        snprintf(kk, sizeof(kk), "%d", k);
+        for (int j = 0; j < 2; j++)
+            snprintf(fd[j], sizeof(fd[j]), "%d", keep[j]);
+        const char *const args[] = {"child", "cas", test_etcd_url, ns,  kk,
+                                    fd[0],   fd[1], files[k],      NULL};
+        pids[k] = test_spawn_self(args, keep, 2);
+        close(ready[k][1]);
     }
-    close(ready[1]);
     close(go[0]);
     char b;
     for (int k = 0; k < NPROC; k++)
-        assert_int_equal(read(ready[0], &b, 1), 1);
+        assert_int_equal(read(ready[k][0], &b, 1), 1);
     char all[NPROC];
     memset(all, 'g', sizeof(all));
     assert_int_equal(write(go[1], all, NPROC), NPROC); /* all start at once */
-    for (int k = 0; k < NPROC; k++) {
-        int st = 0;
-        assert_int_equal(waitpid(pids[k], &st, 0), pids[k]);
-        assert_true(WIFEXITED(st));
-        assert_int_equal(WEXITSTATUS(st), 0);
-    }
-    close(ready[0]);
+    for (int k = 0; k < NPROC; k++)
+        test_child_wait_ok(pids[k], "updating process");
+    for (int k = 0; k < NPROC; k++)
+        close(ready[k][0]);
     close(go[1]);
     /* every process saw the same 100 changes in the same order, with 100 distinct growing
      * revisions, and ends with the same value and revision */
@@ -412,8 +433,6 @@ static bool wait_state(fdn_config_t *c, int64_t want_max, bool want_debug)
     }
 }
 
-/* The child of resets_go_through_etcd: a process whose start-up max_results is 500 (its
- * environment). It acknowledges each state it reaches on ack, then writes its revision. */
 /* A child's step failed: say what its config follower saw, return code. */
 static int child_gave_up(fdn_config_t *c, int code)
 {
@@ -434,14 +453,9 @@ static int child_gave_up(fdn_config_t *c, int code)
     return code;
 }
 
-static int child_resets(const char *ns, int ack)
+/* child_resets's steps on its follower c, the changes counted in s. */
+static int resets_steps(fdn_config_t *c, resets_seen_t *s, int ack)
 {
-    static const char *const env[] = {"FDN_INTERFACE__MAX_RESULTS=500", NULL};
-    fdn_config_t *c = follow_env(ns, env, false);
-    if (c == NULL)
-        return 2;
-    resets_seen_t *s = calloc(1, sizeof(*s));
-    pthread_mutex_init(&s->mu, NULL);
     if (fdn_config_subscribe(c, "", on_reset_change, s, NULL) != 0)
         return 3;
     char b = '1';
@@ -481,8 +495,30 @@ static int child_resets(const char *ns, int ack)
     int n = snprintf(rev, sizeof(rev), "%llu\n", (unsigned long long)fdn_config_revision(c));
     if (write(ack, rev, (size_t)n) != n)
         return 4;
-    fdn_config_destroy(c);
     return 0;
+}
+
+/* The child of resets_go_through_etcd: a process whose start-up max_results is 500 (its
+ * environment). It acknowledges each state it reaches on ack, then writes its revision.
+ * Returns 0, or the step that failed (2..10); frees what it made either way (LeakSanitizer
+ * checks the child at exit). */
+static int child_resets(const char *ns, int ack)
+{
+    static const char *const env[] = {"FDN_INTERFACE__MAX_RESULTS=500", NULL};
+    fdn_config_t *c = follow_env(ns, env, false);
+    if (c == NULL)
+        return 2;
+    resets_seen_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        fdn_config_destroy(c);
+        return 3;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    int rc = resets_steps(c, s, ack);
+    fdn_config_destroy(c); /* its callbacks end here: s may go */
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    return rc;
 }
 
 /* Read the child's next acknowledgement; when it has exited instead, fail with its status
@@ -504,18 +540,13 @@ static void resets_go_through_etcd(void **state)
     (void)state;
     char ns[64];
     test_engine_unique_name(ns, sizeof(ns), "reset");
-    /* fork before this process starts any thread (a's and b's watchers and delivery threads):
-     * a thread inside malloc at fork time leaves its allocator lock held for good in the
-     * child (ASan's allocator has no fork handler), and the child's own threads then hang at
-     * their start, its follower never applying anything */
+    /* the child: a fresh run of this program (child.h), following before a and b do */
     int ack[2];
-    assert_int_equal(pipe(ack), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(ack[0]);
-        _exit(child_resets(ns, ack[1]));
-    }
+    assert_int_equal(pipe2(ack, O_CLOEXEC), 0);
+    char fd[16];
+    snprintf(fd, sizeof(fd), "%d", ack[1]);
+    const char *const args[] = {"child", "resets", test_etcd_url, ns, fd, NULL};
+    pid_t pid = test_spawn_self(args, &ack[1], 1);
     close(ack[1]);
     fdn_config_t *a = follow(ns, true);
     fdn_config_t *b = follow(ns, true);
@@ -551,10 +582,7 @@ static void resets_go_through_etcd(void **state)
     size_t got = 0;
     while (got < sizeof(line) - 1 && read(ack[0], &line[got], 1) == 1 && line[got] != '\n')
         got++;
-    int st = 0;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    test_child_wait_ok(pid, "resetting process");
     assert_int_equal(strtoull(line, NULL, 10), last); /* the child too */
     close(ack[0]);
 
@@ -658,8 +686,54 @@ static void bad_input(void **state)
     fdn_config_destroy(c);
 }
 
-int main(void)
+/* ---- children: fresh runs of this program (test_spawn_self), not forks, so that
+ * ThreadSanitizer follows them (child.h) ------------------------------------------------- */
+
+/* a descriptor argument */
+static int fd_arg(const char *s)
 {
+    return (int)test_child_int(s, 0, 1 << 20);
+}
+
+/* The etcd URL of a child's command line, where follow() reads it (test_engine_etcd_setup sets
+ * it in a run of the tests). */
+static int child_url(const char *url)
+{
+    if (strlen(url) >= sizeof(test_etcd_url)) {
+        fprintf(stderr, "child: URL too long: %s\n", url);
+        return 2;
+    }
+    snprintf(test_etcd_url, sizeof(test_etcd_url), "%s", url);
+    return 0;
+}
+
+/* child cas URL NS K READY GO FILE: child_updates as process K of concurrent_cas_updates_one_order
+ * (READY and GO: descriptors). */
+static int child_cas(char **argv)
+{
+    int k = (int)test_child_int(argv[2], 0, NPROC - 1);
+    int ready = fd_arg(argv[3]), go = fd_arg(argv[4]);
+    int rc = child_url(argv[0]);
+    return rc != 0 ? rc : child_updates(argv[1], k, ready, go, argv[5]);
+}
+
+/* child resets URL NS ACK: child_resets for resets_go_through_etcd (ACK: a descriptor). */
+static int child_resets_role(char **argv)
+{
+    int ack = fd_arg(argv[2]);
+    int rc = child_url(argv[0]);
+    return rc != 0 ? rc : child_resets(argv[1], ack);
+}
+
+int main(int argc, char **argv)
+{
+    static const test_child_role_t roles[] = {
+        {"cas", "URL NS K READY GO FILE", 6, child_cas},
+        {"resets", "URL NS ACK", 3, child_resets_role},
+    };
+    int rc = test_child_main(argc, argv, roles, sizeof(roles) / sizeof(roles[0]));
+    if (rc >= 0)
+        return rc;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(update_reaches_every_process),
         cmocka_unit_test(concurrent_cas_updates_one_order),
