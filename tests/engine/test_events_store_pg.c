@@ -22,8 +22,10 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,29 @@
 
 #include "event_make.h"
 #include "pg_fixture.h"
+
+/* Bound of each PostgreSQL call (and connection) of the stores made here: a minute, only to
+ * catch a hang (the backend's default is 5 s). The tests check positions, order and content,
+ * not how long a call takes (the chaos file checks the bound); a loaded machine running a
+ * sanitizer build can stall a writer process, PostgreSQL or a store's thread for seconds, and
+ * a store whose append passes its bound fails. */
+#define CALL_MS 60000
+
+/* test_pg_store_opts on the fixture with the bound above. */
+static void store_opts(fdn_events_opts_t *o, const char *schema)
+{
+    test_pg_store_opts(o, NULL, schema);
+    o->postgres.command_timeout_ms = CALL_MS;
+    o->postgres.connect_timeout_ms = CALL_MS;
+}
+
+/* A store on the fixture's server on schema (store_opts's options). */
+static fdn_events_t *open_store(const char *schema)
+{
+    fdn_events_opts_t o;
+    store_opts(&o, schema);
+    return test_pg_store_open(&o);
+}
 
 /* Event (w, s): type "w<w>", correlation "shared" for every 10th, else "c<w>-<s>". */
 static fdn_event_t *make_event(unsigned w, unsigned s)
@@ -123,7 +148,7 @@ static void two_stores_share_one_log(void **state)
     char schema[64];
     test_pg_schema_name(schema, sizeof(schema), "two");
     enum { N = 600 };
-    fdn_events_t *a = test_pg_store(schema), *b = test_pg_store(schema);
+    fdn_events_t *a = open_store(schema), *b = open_store(schema);
     writer_t wa = {a, 1, N, calloc(N, sizeof(uint64_t)), 0};
     writer_t wb = {b, 2, N, calloc(N, sizeof(uint64_t)), 0};
     assert_non_null(wa.ids);
@@ -231,7 +256,7 @@ static void a_later_store_reads_history_from_postgres(void **state)
     (void)state;
     char schema[64];
     test_pg_schema_name(schema, sizeof(schema), "late");
-    fdn_events_t *a = test_pg_store(schema);
+    fdn_events_t *a = open_store(schema);
     uint64_t ids[20];
     for (unsigned s = 0; s < 20; s++) {
         fdn_event_t *ev = make_event(3, s);
@@ -241,7 +266,7 @@ static void a_later_store_reads_history_from_postgres(void **state)
     }
     fdn_events_destroy(a);
 
-    fdn_events_t *b = test_pg_store(schema);
+    fdn_events_t *b = open_store(schema);
     fdn_events_stats_t st;
     assert_int_equal(fdn_events_stats(b, &st), 0);
     assert_int_equal(st.count, 0); /* memory starts at the head */
@@ -329,13 +354,13 @@ static void subscription_from_position_zero_sees_every_event_once(void **state)
     test_pg_schema_name(schema, sizeof(schema), "sub");
     enum { OLD = 700, NEW = 300 };
     /* history written before the subscriber's store exists */
-    fdn_events_t *a = test_pg_store(schema);
+    fdn_events_t *a = open_store(schema);
     writer_t w0 = {a, 1, OLD, calloc(OLD, sizeof(uint64_t)), 0};
     assert_non_null(w0.ids);
     writer_main(&w0);
     assert_int_equal(w0.rc, 0);
 
-    fdn_events_t *c = test_pg_store(schema);
+    fdn_events_t *c = open_store(schema);
     collector_t col = {.cap = OLD + 2 * NEW};
     pthread_mutex_init(&col.mu, NULL);
     pthread_cond_init(&col.cv, NULL);
@@ -354,7 +379,7 @@ static void subscription_from_position_zero_sees_every_event_once(void **state)
     fdn_events_unsubscribe(sub1);
 
     /* two other stores append while the subscriber catches up */
-    fdn_events_t *b = test_pg_store(schema);
+    fdn_events_t *b = open_store(schema);
     writer_t wa = {a, 2, NEW, calloc(NEW, sizeof(uint64_t)), 0};
     writer_t wb = {b, 3, NEW, calloc(NEW, sizeof(uint64_t)), 0};
     pthread_t ta, tb;
@@ -426,12 +451,12 @@ static void a_slow_catch_up_does_not_delay_other_subscribers(void **state)
     char schema[64];
     test_pg_schema_name(schema, sizeof(schema), "slow");
     enum { OLD = 300, NEW = 50 };
-    fdn_events_t *a = test_pg_store(schema);
+    fdn_events_t *a = open_store(schema);
     writer_t w0 = {a, 1, OLD, calloc(OLD, sizeof(uint64_t)), 0};
     assert_non_null(w0.ids);
     writer_main(&w0);
     assert_int_equal(w0.rc, 0);
-    fdn_events_t *c = test_pg_store(schema); /* memory starts at the head: OLD are behind it */
+    fdn_events_t *c = open_store(schema); /* memory starts at the head: OLD are behind it */
     gated_t g = {.open = false};
     pthread_mutex_init(&g.mu, NULL);
     pthread_cond_init(&g.cv, NULL);
@@ -494,17 +519,24 @@ static void a_slow_catch_up_does_not_delay_other_subscribers(void **state)
 static int child_writer(const char *schema, unsigned w, unsigned n)
 {
     fdn_events_opts_t o;
-    test_pg_store_opts(&o, NULL, schema);
+    store_opts(&o, schema);
     fdn_events_t *es = NULL;
-    if (fdn_events_create(&es, &o, NULL) != 0)
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_events_create(&es, &o, &err);
+    if (rc != 0) {
+        fprintf(stderr, "writer %u: fdn_events_create: %s: %s\n", w, fdn_err_name(rc), err.message);
         return 2;
+    }
     uint64_t last = 0;
-    int rc = 0;
     for (unsigned s = 0; s < n && rc == 0; s++) {
         fdn_event_t *ev = make_event(w, s);
         uint64_t id = 0;
-        if (fdn_events_store(es, ev, &id) != 0 || id <= last)
+        int src = fdn_events_store(es, ev, &id);
+        if (src != 0 || id <= last) {
+            fprintf(stderr, "writer %u: store %u: %s, id %" PRIu64 " after %" PRIu64 "\n", w, s,
+                    fdn_err_name(src), id, last);
             rc = 3;
+        }
         last = id;
         fdn_event_free(ev);
     }
@@ -519,7 +551,7 @@ static int child_writer(const char *schema, unsigned w, unsigned n)
 static int child_subscriber(const char *schema, size_t total)
 {
     fdn_events_opts_t o;
-    test_pg_store_opts(&o, NULL, schema);
+    store_opts(&o, schema);
     fdn_events_t *es = NULL;
     if (fdn_events_create(&es, &o, NULL) != 0)
         return 2;
@@ -553,9 +585,18 @@ static int child_subscriber(const char *schema, size_t total)
 static void writer_processes_and_a_subscriber(void **state)
 {
     (void)state;
-    /* the 4 writer processes x 25 k events (FDN_TEST_PG_EVENTS=N: N each) */
+    /* the issue's 4 writer processes x 25 k events (FDN_TEST_PG_EVENTS=N: N each, 1..1000000;
+     * anything else fails the test rather than run a smaller or empty one) */
     const char *env = getenv("FDN_TEST_PG_EVENTS");
-    unsigned n = env != NULL ? (unsigned)strtoul(env, NULL, 10) : 25000;
+    unsigned n = 25000;
+    if (env != NULL) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long v = strtoul(env, &end, 10);
+        if (errno != 0 || end == env || *end != '\0' || env[0] == '-' || v < 1 || v > 1000000)
+            fail_msg("FDN_TEST_PG_EVENTS=%s: not a count of events in 1..1000000", env);
+        n = (unsigned)v;
+    }
     enum { W = 4 };
     char schema[64];
     test_pg_schema_name(schema, sizeof(schema), "proc");
@@ -574,7 +615,7 @@ static void writer_processes_and_a_subscriber(void **state)
     assert_true(subkid >= 0);
     if (subkid == 0)
         _exit(child_subscriber(schema, (size_t)W * n));
-    fdn_events_t *c = test_pg_store(schema);
+    fdn_events_t *c = open_store(schema);
     collector_t col = {.cap = (size_t)W * n};
     pthread_mutex_init(&col.mu, NULL);
     pthread_cond_init(&col.cv, NULL);
@@ -585,15 +626,32 @@ static void writer_processes_and_a_subscriber(void **state)
     so.from_position = true;
     fdn_events_sub_t *sub = NULL;
     assert_int_equal(fdn_events_subscribe(c, &so, collect, &col, &sub), 0);
+    /* every writer exits 0 and this subscriber sees all their events; checked once the
+     * subscription is gone, so that a failure does not leave its callback writing into this
+     * frame while the next tests run */
+    int wst[W];
+    bool writers_ok = true;
     for (unsigned w = 0; w < W; w++) {
-        int st = 0;
-        assert_int_equal(waitpid(kids[w], &st, 0), kids[w]);
-        assert_true(WIFEXITED(st));
-        assert_int_equal(WEXITSTATUS(st), 0);
+        assert_int_equal(waitpid(kids[w], &wst[w], 0), kids[w]);
+        writers_ok = writers_ok && WIFEXITED(wst[w]) && WEXITSTATUS(wst[w]) == 0;
     }
     size_t total = (size_t)W * n;
-    assert_int_equal(wait_for(&col, total), total);
+    size_t seen = writers_ok ? wait_for(&col, total) : 0;
     fdn_events_unsubscribe(sub);
+    if (!writers_ok || seen != total) {
+        (void)kill(subkid, SIGKILL);
+        (void)waitpid(subkid, NULL, 0);
+        fdn_events_destroy(c);
+        free(col.ids);
+        for (unsigned w = 0; w < W; w++)
+            if (!WIFEXITED(wst[w]) || WEXITSTATUS(wst[w]) != 0)
+                fprintf(stderr, "writer process %u: %s %d\n", w + 1,
+                        WIFEXITED(wst[w]) ? "exit status" : "signal",
+                        WIFEXITED(wst[w]) ? WEXITSTATUS(wst[w]) : WTERMSIG(wst[w]));
+        if (!writers_ok)
+            fail_msg("a writer process failed (its message is above)");
+        fail_msg("this process's subscriber saw %zu of %zu events within 60 s", seen, total);
+    }
     int sst = 0;
     assert_int_equal(waitpid(subkid, &sst, 0), subkid);
     assert_true(WIFEXITED(sst));
@@ -691,7 +749,7 @@ static void requests_share_appends_within_the_payload_bound(void **state)
     char schema[64];
     test_pg_schema_name(schema, sizeof(schema), "big");
     fdn_events_opts_t o;
-    test_pg_store_opts(&o, NULL, schema);
+    store_opts(&o, schema);
     o.postgres.batch_max = 2 * BIG_N;
     o.postgres.flush_interval_ms = 2000;
     fdn_events_t *es = test_pg_store_open(&o);
