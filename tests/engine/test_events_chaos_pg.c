@@ -742,7 +742,9 @@ int main(void)
     setenv("FDN_PG_FSYNC", "on", 1); /* the crash test's cluster keeps fsync */
     g_pg = test_engine_server_start("pg-server.sh");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(writer_process_killed), /* first: forks before any thread */
+        /* first: forks before any thread (ThreadSanitizer follows such a fork, and the child
+         * starts threads of its own) */
+        cmocka_unit_test(writer_process_killed),
         cmocka_unit_test(postgres_stopped_without_spool),
         cmocka_unit_test(a_full_spool_answers_unavailable),
         cmocka_unit_test(postgres_killed_during_appends),
