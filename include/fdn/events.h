@@ -525,10 +525,21 @@ typedef void (*fdn_events_stored_cb)(int rc, uint64_t first_id, size_t n, void *
  * runs with no store lock held; it may call fdn_events_store_async again, but must not call
  * the synchronous store functions of a durable store (they would wait for the thread that
  * runs the callback). Stopping or destroying the store first commits what was stored and runs
- * every waiting callback (with FDN_EUNAVAILABLE only if the commit could not be made). A store
- * on PostgreSQL (backend FDN_EVENTS_BACKEND_POSTGRES): the ids are the positions given at
- * commit, so the call waits for the commit as the synchronous one does and runs cb on the
- * calling thread before it returns.
+ * every waiting callback (with FDN_EUNAVAILABLE only if the commit could not be made).
+ *
+ * A store on PostgreSQL (backend FDN_EVENTS_BACKEND_POSTGRES): the ids are the positions given
+ * at commit. With out_ids NULL the call queues the batch (copied) for the store's writer and
+ * returns at once; cb runs on the writer thread, in queue order, with no store lock held:
+ * after the transaction holding the batch commits (rc 0, first_id its first position), after
+ * the spool took it while PostgreSQL is away (rc 0, first_id 0: positions come at replay, as
+ * the synchronous call's ids 0), or with the error (FDN_EUNAVAILABLE: PostgreSQL away without
+ * room in a spool, or the store stopped; FDN_EIO: the COMMIT's outcome is unknown;
+ * FDN_ETOO_LARGE...). Such a store's refusals come to cb, not as this call's return (which is
+ * 0, FDN_EBUSY, FDN_EINVAL, FDN_ENOMEM, or FDN_EUNAVAILABLE once the store is stopped). Its
+ * callback may call fdn_events_store_async again (queued, not awaited) and the synchronous
+ * store functions (queued, their ids 0). With out_ids not NULL the call waits for the commit as
+ * the synchronous one does, fills out_ids and runs cb on the calling thread before it returns
+ * (and returns the store's error itself).
  *
  * Bounded: at most fast_queue_max events (option, default 65536) may wait for their commit
  * in asynchronous stores; past that the call fails with FDN_EBUSY and stores nothing (the

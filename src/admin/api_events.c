@@ -154,8 +154,19 @@ static int render_batch(fdn__http_resp_t *resp)
 /* The store's answer to an append, on the writer thread (or the handler's, when the store
  * acknowledged at once): prepare the answer and complete the request. A 201's body is
  * written later by the server thread (render_ids): this thread only records the ids. */
+static int store_refused(fdn_events_t *es, fdn__http_resp_t *resp, int rc);
+
 static void stored_done(int rc, uint64_t first_id, size_t n, bool batch, fdn__http_resp_t *resp)
 {
+    fdn_events_t *es = (fdn_events_t *)(uintptr_t)resp->render_arg[0]; /* store_deferred's */
+    fdn_events_backend_status_t bs;
+    if (rc != 0 && fdn_events_backend_status(es, &bs) == 0 &&
+        bs.backend == FDN_EVENTS_BACKEND_POSTGRES) {
+        /* a store on PostgreSQL reports every outcome here, its refusals too: answered as
+         * when the call itself refused (store_refused) */
+        fdn__http_complete(resp, store_refused(es, resp, rc));
+        return;
+    }
     if (rc == 0 && first_id == 0) {
         /* PostgreSQL away: the batch is in the local spool (fsynced), positions come later */
         resp->render = render_spooled;
@@ -215,7 +226,17 @@ static int store_deferred(fdn_events_t *es, const fdn_event_t *const *evs, size_
     resp->text = fdn_malloc(ids_cap(n, batch));
     if (resp->text == NULL)
         return FDN_ENOMEM;
+    resp->render_arg[0] = (uint64_t)(uintptr_t)es; /* for the callback (stored_done) */
     rc = fdn_events_store_async(es, evs, n, NULL, done, resp);
+    rc = store_refused(es, resp, rc);
+    return rc < 0 ? rc : FDN__HTTP_PENDING;
+}
+
+/* The answer to a store's refusal rc (returned by fdn_events_store_async, or given to the
+ * callback of a store on PostgreSQL): resp->err and Retry-After for the refusals that have
+ * one (busy, the type cap, PostgreSQL away); returns rc. */
+static int store_refused(fdn_events_t *es, fdn__http_resp_t *resp, int rc)
+{
     if (rc == FDN_EBUSY) {
         resp->retry_after_s = 1;
         return fdn_err_set(&resp->err, rc, "too many events wait for their commit; retry later");
@@ -233,7 +254,7 @@ static int store_deferred(fdn_events_t *es, const fdn_event_t *const *evs, size_
                            "the event store's PostgreSQL is unavailable%s; retry later",
                            bs.spool_max_bytes > 0 ? " and its spool is full" : "");
     }
-    return rc < 0 ? rc : FDN__HTTP_PENDING;
+    return rc;
 }
 
 /* Free evs[0..n) and the array (NULL: nothing). */

@@ -14,7 +14,11 @@
  *    backend the positions between `published` and its batch's first (other processes'
  *    commits), puts them and its own batch into memory at their positions, and wakes the
  *    callers, which return the positions as ids. So a store returns after its COMMIT (in both
- *    modes: an id does not exist before it) and what it stored is readable at once.
+ *    modes: an id does not exist before it) and what it stored is readable at once. An
+ *    asynchronous store (fdn_events_store_async without out_ids) is queued with copies of its
+ *    events and its callback and not awaited: the writer collects the finished ones under qmu
+ *    and runs their callbacks after unlocking, in queue order (finish_requests). Stop drains
+ *    the queue before the writer ends, so every queued request is committed or fails.
  *  - the follower: waits for the backend's hint (NOTIFY) or poll_interval_ms, whichever comes
  *    first, and reads the positions after `published` into memory. A lost hint only delays.
  * Both skip positions already in memory, so each event enters memory once, whoever reads it
@@ -70,6 +74,10 @@ typedef struct sh_req {
     int rc;
     bool done;
     bool detached; /* nobody waits: the writer frees it and its copied events */
+    /* an asynchronous store's (detached): run by the writer once the request is done */
+    fdn_events_stored_cb cb;
+    void *user;
+    uint64_t first; /* its first position once committed (0: spooled) */
     struct sh_req *next;
 } sh_req_t;
 
@@ -413,6 +421,52 @@ static void replay_spool(fdn_events_t *es)
     }
 }
 
+/* Free a detached request and its copied events. */
+static void req_free(sh_req_t *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        fdn_event_free((fdn_event_t *)r->evs[i]);
+    fdn__free((void *)r->evs);
+    fdn__free(r);
+}
+
+/* Run the callbacks of a list of finished asynchronous requests, in order, and free them.
+ * No lock held: a callback may store again (queued: this thread never waits for itself). */
+static void run_callbacks(fdn_events_t *es, sh_req_t *r)
+{
+    while (r != NULL) {
+        sh_req_t *next = r->next;
+        atomic_fetch_sub_explicit(&es->aq_events, r->n, memory_order_relaxed);
+        r->cb(r->rc, r->rc == 0 ? r->first : 0, r->n, r->user);
+        req_free(r);
+        r = next;
+    }
+}
+
+/* Finish a list of requests with rc: wake their waiters, free the detached ones, then run the
+ * asynchronous ones' callbacks (collected under qmu, run after it). */
+static void finish_requests(fdn_events_t *es, sh_req_t *reqs, int rc)
+{
+    sh_req_t *cbs = NULL, **cbt = &cbs;
+    fdn__mutex_lock(&es->sh->qmu);
+    for (sh_req_t *r = reqs; r != NULL;) {
+        sh_req_t *next = r->next;
+        r->rc = rc;
+        r->done = true; /* a waiter's request is its own from here: not touched again */
+        if (r->cb != NULL) {
+            r->next = NULL;
+            *cbt = r;
+            cbt = &r->next;
+        } else if (r->detached) {
+            req_free(r);
+        }
+        r = next;
+    }
+    pthread_cond_broadcast(&es->sh->qdone);
+    fdn__mutex_unlock(&es->sh->qmu);
+    run_callbacks(es, cbs);
+}
+
 static void commit_requests(fdn_events_t *es, sh_req_t *reqs, size_t total)
 {
     struct evs_shared *sh = es->sh;
@@ -481,6 +535,7 @@ static void commit_requests(fdn_events_t *es, sh_req_t *reqs, size_t total)
             ingest_committed(es, evs, pos, total);
         size_t k = 0;
         for (sh_req_t *r = reqs; r != NULL; r = r->next) {
+            r->first = spooled ? 0 : pos[k];
             if (r->ids != NULL && spooled)
                 memset(r->ids, 0, r->n * sizeof(*pos));
             else if (r->ids != NULL)
@@ -491,21 +546,7 @@ static void commit_requests(fdn_events_t *es, sh_req_t *reqs, size_t total)
     fdn__free(evs);
     fdn__free(pos);
     fdn__free(uids);
-    fdn__mutex_lock(&es->sh->qmu);
-    for (sh_req_t *r = reqs; r != NULL;) {
-        sh_req_t *next = r->next;
-        r->rc = rc;
-        r->done = true;
-        if (r->detached) {
-            for (size_t i = 0; i < r->n; i++)
-                fdn_event_free((fdn_event_t *)r->evs[i]);
-            fdn__free((void *)r->evs);
-            fdn__free(r);
-        }
-        r = next;
-    }
-    pthread_cond_broadcast(&es->sh->qdone);
-    fdn__mutex_unlock(&es->sh->qmu);
+    finish_requests(es, reqs, rc);
 }
 
 static void *writer_main(void *arg)
@@ -698,6 +739,18 @@ void fdn__evs_shared_stop(fdn_events_t *es)
         pthread_join(sh->writer, NULL);
         sh->writer_on = false;
     }
+    /* the writer drained the queue before it ended; requests still queued had no writer
+     * (its start failed): they fail, their callbacks run */
+    fdn__mutex_lock(&sh->qmu);
+    sh->qstop = true;
+    sh_req_t *left = sh->qhead;
+    sh->qhead = NULL;
+    sh->qtail = &sh->qhead;
+    sh->queued = 0;
+    sh->qbytes = 0;
+    fdn__mutex_unlock(&sh->qmu);
+    if (left != NULL)
+        finish_requests(es, left, FDN_EUNAVAILABLE);
     if (sh->follower_on) {
         fdn__mutex_lock(&sh->fmu);
         sh->fstop = true;
@@ -742,9 +795,11 @@ static uint64_t payload_bytes(const fdn_event_t *const *evs, size_t n)
     return b;
 }
 
-/* A store from the store's own writer or follower thread: queued with copies of its events,
- * not awaited (its ids are 0: not known yet; its outcome is the writer's to report). */
-static int store_detached(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids)
+/* A store queued with copies of its events, not awaited: from the store's own writer or
+ * follower thread (its ids are 0: not known yet; its outcome is the writer's to report), or
+ * an asynchronous store (cb set: the writer reports its outcome to cb). */
+static int store_detached(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids,
+                          fdn_events_stored_cb cb, void *user)
 {
     struct evs_shared *sh = es->sh;
     sh_req_t *r = fdn__calloc(1, sizeof(*r));
@@ -760,6 +815,8 @@ static int store_detached(fdn_events_t *es, const fdn_event_t *const *evs, size_
         r->n = n;
         r->bytes = payload_bytes(r->evs, n);
         r->detached = true;
+        r->cb = cb;
+        r->user = user;
         *sh->qtail = r;
         sh->qtail = &r->next;
         sh->queued += n;
@@ -783,7 +840,7 @@ int fdn__evs_shared_store(fdn_events_t *es, const fdn_event_t *const *evs, size_
 {
     struct evs_shared *sh = es->sh;
     if (tl_own == es)
-        return store_detached(es, evs, n, ids);
+        return store_detached(es, evs, n, ids, NULL, NULL);
     sh_req_t r = {.evs = evs, .n = n, .bytes = payload_bytes(evs, n), .ids = ids};
     fdn__mutex_lock(&sh->qmu);
     if (!fdn__evs_running(es) || sh->qstop) {
@@ -799,6 +856,12 @@ int fdn__evs_shared_store(fdn_events_t *es, const fdn_event_t *const *evs, size_
         pthread_cond_wait(&sh->qdone, &sh->qmu);
     fdn__mutex_unlock(&sh->qmu);
     return r.rc;
+}
+
+int fdn__evs_shared_store_async(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
+                                fdn_events_stored_cb cb, void *user)
+{
+    return store_detached(es, evs, n, NULL, cb, user);
 }
 
 int fdn__evs_shared_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)

@@ -826,18 +826,25 @@ int fdn_events_store_async(fdn_events_t *es, const fdn_event_t *const *evs, size
         cb(0, 0, 0, user);
         return 0;
     }
+    if (es->sh != NULL && out_ids == NULL) {
+        /* a shared backend gives the ids at commit: queued for the writer, which runs cb
+         * after it (bounded as below; a refused store stores nothing) */
+        uint64_t had = atomic_fetch_add_explicit(&es->aq_events, n, memory_order_relaxed);
+        if (had + n > es->fast_queue_max) {
+            atomic_fetch_sub_explicit(&es->aq_events, n, memory_order_relaxed);
+            return FDN_EBUSY;
+        }
+        rc = fdn__evs_shared_store_async(es, evs, n, cb, user);
+        if (rc != 0)
+            atomic_fetch_sub_explicit(&es->aq_events, n, memory_order_relaxed);
+        return rc;
+    }
     if (es->sh != NULL) {
-        /* a shared backend gives the ids at commit: the call waits for it, as the
-         * synchronous one does, then acknowledges on this thread */
-        uint64_t one, *ids = out_ids != NULL ? out_ids : n == 1 ? &one : fdn__malloc(n * 8);
-        if (ids == NULL)
-            return FDN_ENOMEM;
-        rc = fdn__evs_shared_store(es, evs, n, ids);
-        uint64_t first = rc == 0 ? ids[0] : 0; /* (a failed store wrote no id) */
-        if (ids != out_ids && ids != &one)
-            fdn__free(ids);
+        /* ids wanted now: the call waits for the commit, as the synchronous one does, then
+         * acknowledges on this thread */
+        rc = fdn__evs_shared_store(es, evs, n, out_ids);
         if (rc == 0)
-            cb(0, first, n, user);
+            cb(0, out_ids[0], n, user);
         return rc;
     }
     /* reserve room in the bounded queue first: a refused store stores nothing */

@@ -589,6 +589,13 @@ void fdn__evs_shared_free(fdn_events_t *es);
 /* Store n events through the writer; returns after the commit with their positions in ids
  * (may be NULL). 0, FDN_EUNAVAILABLE, FDN_EIO, FDN_ETOO_LARGE, FDN_ENOMEM. */
 int fdn__evs_shared_store(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids);
+/* Queue n events (copied) for the writer and return at once: 0 (queued), FDN_EUNAVAILABLE
+ * (stopped), FDN_ENOMEM; nothing is queued on an error. Once queued, the writer runs
+ * cb(rc, first, n, user) exactly once, with no store lock held, in queue order: after the
+ * commit (first = the first position), after the spool took the batch (first 0), or with the
+ * error; it first subtracts n from es->aq_events (the caller reserved them). */
+int fdn__evs_shared_store_async(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
+                                fdn_events_stored_cb cb, void *user);
 /* get from the backend (an id outside memory). */
 int fdn__evs_shared_get(fdn_events_t *es, uint64_t id, fdn_event_t **out);
 /* A query the memory tier cannot answer alone runs in the backend (*handled = true);
