@@ -8,12 +8,14 @@
  * "timestamp" field (int64 ns on the store's monotonic clock).
  * Appends (POST /v1/events, /v1/events/batch) answer later (FDN__HTTP_PENDING): they go
  * through fdn_events_store_async, whose callback, on the store's writer thread once the
- * group commit holding them is on disk (at once for a memory store), prepares the 201 (or
- * the error: 500 for a writer's I/O error, 503 when the store is busy or stopped) and
- * completes the request; the server thread never waits for the disk, and many connections
- * share one commit. A 201 still means the event is on disk in durable mode. The 201's body is
- * reserved before the store (store_deferred): once events are stored, their answer needs no
- * allocation, so it is never an error the client would retry (storing them twice).
+ * group commit holding them is on disk (at once for a memory store; for a store on PostgreSQL
+ * once it is committed there or spooled, its refusals included: stored_done), prepares the
+ * 201 (or the error: 500 for a writer's I/O error, 503 when the store is busy or stopped) and
+ * completes the request; the server thread never waits for the disk or PostgreSQL, and many
+ * connections share one commit. A 201 still means the event is on disk in durable mode.
+ * The 201's body is reserved before the store (store_deferred): once events are stored, their
+ * answer needs no allocation, so it is never an error the client would retry (storing them
+ * twice).
  */
 #include "admin/admin_int.h"
 #include "admin/event_body.h"
