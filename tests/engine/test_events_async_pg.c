@@ -18,7 +18,6 @@
 
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -34,42 +33,6 @@
 #include "pg_fixture.h"
 
 static test_engine_server_t *g_pg;
-
-/* SIGSTOP or SIGCONT the cluster: the postmaster and every process it started. */
-static void signal_cluster(int sig)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "%s/data/postmaster.pid", g_pg->dir);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    long pm = 0;
-    assert_int_equal(fscanf(f, "%ld", &pm), 1);
-    fclose(f);
-    assert_int_equal(kill((pid_t)pm, sig), 0);
-    DIR *d = opendir("/proc");
-    assert_non_null(d);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        char *end = NULL;
-        long pid = strtol(de->d_name, &end, 10);
-        if (end == de->d_name || *end != '\0')
-            continue;
-        char sp[64], buf[512];
-        snprintf(sp, sizeof(sp), "/proc/%ld/stat", pid);
-        FILE *sf = fopen(sp, "r");
-        if (sf == NULL)
-            continue;
-        size_t n = fread(buf, 1, sizeof(buf) - 1, sf);
-        fclose(sf);
-        buf[n] = '\0';
-        const char *rp = strrchr(buf, ')'); /* "pid (comm) state ppid ..." */
-        char state;
-        long ppid = 0;
-        if (rp != NULL && sscanf(rp + 1, " %c %ld", &state, &ppid) == 2 && ppid == pm)
-            (void)kill((pid_t)pid, sig);
-    }
-    closedir(d);
-}
 
 /* A store on the test's cluster, its calls bounded by timeout_ms; fast_queue_max when > 0. */
 static fdn_events_t *open_store(const char *schema, int64_t timeout_ms, uint32_t queue_max)
@@ -271,7 +234,7 @@ static void returns_before_the_commit(void **state)
     assert_int_equal(store_async(c, 0, 0, 1), 0); /* the writer's connection is up */
     assert_true(col_wait(c, 1, 60000));
 
-    signal_cluster(SIGSTOP);
+    test_pg_signal_cluster(g_pg->dir, SIGSTOP);
     pthread_mutex_lock(&c->mu);
     c->restore_s = 100; /* the next callback stores (3, 100) from the writer thread */
     pthread_mutex_unlock(&c->mu);
@@ -279,7 +242,7 @@ static void returns_before_the_commit(void **state)
     assert_int_equal(store_async(c, 1, 0, 3), 0);
     assert_int_equal(store_async(c, 2, 0, 8), 0);
     assert_int_equal(col_done(c), 1); /* returned; PostgreSQL, stopped, committed nothing */
-    signal_cluster(SIGCONT);
+    test_pg_signal_cluster(g_pg->dir, SIGCONT);
 
     assert_true(col_wait(c, 5, 60000)); /* 4, and the one a callback stored */
     fdn_events_destroy(es);
@@ -382,11 +345,11 @@ static void destroy_runs_every_callback(void **state)
     c = col_new(es);
     assert_int_equal(store_async(c, 1, 0, 1), 0);
     assert_true(col_wait(c, 1, 60000));
-    signal_cluster(SIGSTOP);
+    test_pg_signal_cluster(g_pg->dir, SIGSTOP);
     for (unsigned s = 1; s < 201; s++)
         assert_int_equal(store_async(c, 1, s, 1), 0);
     fdn_events_destroy(es);
-    signal_cluster(SIGCONT);
+    test_pg_signal_cluster(g_pg->dir, SIGCONT);
     assert_int_equal(c->done, 201);
     for (unsigned i = 1; i < c->ncalls; i++) {
         assert_int_equal(c->calls[i].calls, 1);
@@ -406,12 +369,12 @@ static void busy_past_the_queue_bound(void **state)
     assert_int_equal(store_async(c, 0, 0, 1), 0); /* the writer's connection is up */
     assert_true(col_wait(c, 1, 60000));
 
-    signal_cluster(SIGSTOP);
+    test_pg_signal_cluster(g_pg->dir, SIGSTOP);
     assert_int_equal(store_async(c, 0, 1, 5), 0);
     assert_int_equal(store_async(c, 0, 6, 3), 0); /* 8 wait: the bound */
     assert_int_equal(store_async(c, 0, 9, 1), FDN_EBUSY);
     assert_int_equal(store_async(c, 0, 9, 2), FDN_EBUSY);
-    signal_cluster(SIGCONT);
+    test_pg_signal_cluster(g_pg->dir, SIGCONT);
     assert_true(col_wait(c, 3, 60000));
     assert_int_equal(store_async(c, 0, 20, 8), 0); /* room again */
     assert_true(col_wait(c, 4, 60000));

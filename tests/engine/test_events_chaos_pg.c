@@ -20,7 +20,6 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -94,42 +93,6 @@ static census_t *take_census(const char *schema)
     test_events_each(es, 1000, count_event, c);
     fdn_events_destroy(es);
     return c;
-}
-
-/* SIGSTOP or SIGCONT the cluster: the postmaster and every process it started. */
-static void signal_cluster(int sig)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "%s/data/postmaster.pid", g_pg->dir);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    long pm = 0;
-    assert_int_equal(fscanf(f, "%ld", &pm), 1);
-    fclose(f);
-    assert_int_equal(kill((pid_t)pm, sig), 0);
-    DIR *d = opendir("/proc");
-    assert_non_null(d);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        char *end = NULL;
-        long pid = strtol(de->d_name, &end, 10);
-        if (end == de->d_name || *end != '\0')
-            continue;
-        char sp[64], buf[512];
-        snprintf(sp, sizeof(sp), "/proc/%ld/stat", pid);
-        FILE *sf = fopen(sp, "r");
-        if (sf == NULL)
-            continue;
-        size_t n = fread(buf, 1, sizeof(buf) - 1, sf);
-        fclose(sf);
-        buf[n] = '\0';
-        const char *rp = strrchr(buf, ')'); /* "pid (comm) state ppid ..." */
-        char state;
-        long ppid = 0;
-        if (rp != NULL && sscanf(rp + 1, " %c %ld", &state, &ppid) == 2 && ppid == pm)
-            (void)kill((pid_t)pid, sig);
-    }
-    closedir(d);
 }
 
 /* ---- the writer process killed ---- */
@@ -388,7 +351,7 @@ static void postgres_stopped_without_spool(void **state)
     assert_int_equal(fdn_events_set_breaker(es, br), 0);
     assert_true(store_succeeds(es));
 
-    signal_cluster(SIGSTOP);
+    test_pg_signal_cluster(g_pg->dir, SIGSTOP);
     /* the first store is admitted (nothing failed yet) and fails within its bound; the
      * follower's reads fail too, so the breaker opens after two failures in all */
     fdn_event_t *ev = make_event(1, 2);
@@ -417,7 +380,7 @@ static void postgres_stopped_without_spool(void **state)
     assert_int_equal(fdn_breaker_status(br, &bs), 0);
     assert_true(bs.times_opened >= 1);
 
-    signal_cluster(SIGCONT);
+    test_pg_signal_cluster(g_pg->dir, SIGCONT);
     fdn_breaker_reset(br);
     assert_true(wait_until(store_succeeds, es, 30000)); /* recovers */
     assert_int_equal(fdn_events_backend_status(es, &st), 0);
@@ -582,7 +545,7 @@ static void a_full_spool_answers_unavailable(void **state)
     test_pg_schema_name(schema, sizeof(schema), "full");
     snprintf(spool, sizeof(spool), "%s/spool-%s.db", g_pg->dir, schema);
     fdn_events_t *es = open_store(schema, 300, spool, 4096);
-    signal_cluster(SIGSTOP);
+    test_pg_signal_cluster(g_pg->dir, SIGSTOP);
     int rc = 0;
     unsigned s = 0;
     for (; s < 1000 && rc == 0; s++) { /* about 100 bytes each: full within 4 KiB */
@@ -593,7 +556,7 @@ static void a_full_spool_answers_unavailable(void **state)
         if (rc == 0)
             assert_int_equal(id, 0); /* spooled: no position yet */
     }
-    signal_cluster(SIGCONT);
+    test_pg_signal_cluster(g_pg->dir, SIGCONT);
     assert_int_equal(rc, FDN_EUNAVAILABLE);
     assert_true(s > 1);
     fdn_events_backend_status_t st;

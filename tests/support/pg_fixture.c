@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,4 +100,39 @@ bool test_pg_event_ws(const fdn_event_t *ev, unsigned *w, unsigned *s)
     size_t len = 0;
     const char *d = fdn_event_data(ev, &len);
     return d != NULL && sscanf(d, "{\"w\":%u,\"s\":%u", w, s) == 2;
+}
+
+void test_pg_signal_cluster(const char *dir, int sig)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/data/postmaster.pid", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    long pm = 0;
+    assert_int_equal(fscanf(f, "%ld", &pm), 1);
+    fclose(f);
+    assert_int_equal(kill((pid_t)pm, sig), 0);
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char *end = NULL;
+        long pid = strtol(de->d_name, &end, 10);
+        if (end == de->d_name || *end != '\0')
+            continue;
+        char sp[64], buf[512];
+        snprintf(sp, sizeof(sp), "/proc/%ld/stat", pid);
+        FILE *sf = fopen(sp, "r");
+        if (sf == NULL)
+            continue;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, sf);
+        fclose(sf);
+        buf[n] = '\0';
+        const char *rp = strrchr(buf, ')'); /* "pid (comm) state ppid ..." */
+        char state;
+        long ppid = 0;
+        if (rp != NULL && sscanf(rp + 1, " %c %ld", &state, &ppid) == 2 && ppid == pm)
+            (void)kill((pid_t)pid, sig);
+    }
+    closedir(d);
 }

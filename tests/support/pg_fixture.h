@@ -46,4 +46,9 @@ fdn_event_t *test_pg_event(const char *type, const char *corr, unsigned w, unsig
 /* (w, s) of an event made by test_pg_event; false when its data is not one of them. */
 bool test_pg_event_ws(const fdn_event_t *ev, unsigned *w, unsigned *s);
 
+/* Send sig (SIGSTOP, SIGCONT) to a cluster of the test's own (scripts/pg-server.sh, its
+ * directory dir): the postmaster and every process it started, so that no backend answers
+ * while it is stopped. */
+void test_pg_signal_cluster(const char *dir, int sig);
+
 #endif
