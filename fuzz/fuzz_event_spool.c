@@ -3,7 +3,8 @@
  * (truncated, bit-flipped pages, rows whose counts, ids or bodies disagree, a foreign table of
  * the same name) must be refused at open, or answer each peek with whole batches that decode,
  * or FDN_ECORRUPT / FDN_EIO and a message; a drop after a peek must forget what was peeked;
- * a put must store or refuse with a message. Never a crash, a hang or a leak.
+ * a batch the peek calls corrupt is quarantined (as the store's writer does) and the peeks go
+ * on behind it; a put must store or refuse with a message. Never a crash, a hang or a leak.
  *
  * Input: byte 0 is the mode: bit 0 picks a template file (made once per process: 0 a spool
  * of three batches written by fdn__spool_put, 1 a spool table written by hand whose rows lie:
@@ -140,10 +141,10 @@ static bool allowed(int rc, const fdn_error_t *err, int also)
     return (rc == FDN_ECORRUPT || rc == FDN_EIO) && err->message[0] != '\0';
 }
 
-/* Open the file and replay it as the store's writer does: peek, check, drop, until it is
- * empty or refuses; then put one batch. Returns the events replayed, or SIZE_MAX when the
- * open or a peek refused the file. */
-static size_t replay(void)
+/* Open the file and replay it as the store's writer does: peek, check, drop (a corrupt batch:
+ * quarantine), until it is empty or refuses; then put one batch. Returns the events replayed,
+ * or SIZE_MAX when the open or a peek refused the file; *quarantined the batches moved. */
+static size_t replay(size_t *quarantined)
 {
     fdn__spool_t *s = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
@@ -166,6 +167,16 @@ static size_t replay(void)
         if (!allowed(rc, &err, 0)) {
             fprintf(stderr, "peek rc=%d %s\n", rc, err.message);
             abort();
+        }
+        if (rc == FDN_ECORRUPT) {
+            fdn_error_t qerr = FDN_ERROR_INIT;
+            int qrc = fdn__spool_quarantine(s, seq, 1, rc, err.message, NULL, &qerr);
+            if (!allowed(qrc, &qerr, FDN_ENOSPC))
+                abort();
+            if (qrc == 0) {
+                (*quarantined)++;
+                continue;
+            }
         }
         if (rc != 0) {
             refused = true;
@@ -216,11 +227,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t *f = fdn_fuzz_file(data, size, mode & 2, t, &fn, &intact);
     memvfs_remove_db(g_path);
     memvfs_put(g_path, f, fn);
-    size_t got = replay();
-    if (intact && mode % NTEMPLATES == 0 && got != g_tpl_events[0])
+    size_t quarantined = 0;
+    size_t got = replay(&quarantined);
+    if (intact && mode % NTEMPLATES == 0 && (got != g_tpl_events[0] || quarantined != 0))
         abort(); /* the intact spool gives back every event it holds */
-    if (intact && mode % NTEMPLATES == 1 && got != SIZE_MAX)
-        abort(); /* the lying rows are refused, not replayed */
+    if (intact && mode % NTEMPLATES == 1 && (got != 0 || quarantined != 4))
+        abort(); /* the lying rows are quarantined, not replayed */
     memvfs_remove_db(g_path);
     free(f);
     return 0;

@@ -15,6 +15,24 @@
  * The bound: bytes held (sum of body sizes) is counted at open and kept in memory; a put
  * that would pass max_bytes is refused (FDN_EUNAVAILABLE), nothing written.
  *
+ * Quarantine: quarantine(seq INTEGER PRIMARY KEY, n, bytes, uids, body, quarantined_at,
+ * error, error_name, message) holds the batches a replay can never take (one that does not
+ * decode, or rows PostgreSQL refuses for good), moved there by fdn__spool_quarantine in one
+ * transaction (INSERT ... SELECT from spool, then DELETE from spool: the row's values copied
+ * as they are, not decoded again), committed like a put. Nothing in this file deletes a
+ * quarantined row; an operator reads or takes them out with SQL (docs/events-postgres.md).
+ * Quarantined bytes do not count against max_bytes (what waits for the replay): counted
+ * there, the records nobody can replay would fill the spool and refuse every later store,
+ * the failure the quarantine exists to end. They have a bound of their own, the same
+ * max_bytes: a batch that does not fit stays in the spool (FDN_ENOSPC), so the file holds at
+ * most twice max_bytes of records. The quarantine's counts (batches, events, bytes, the last
+ * one's error) are read at open and kept in memory; rows an operator removes by hand are
+ * counted again at the next open.
+ *
+ * Peek: a batch that does not decode is FDN_ECORRUPT only when it is the oldest; behind good
+ * ones it ends the peek before it, so the good ones are replayed first and the damaged one
+ * then comes first, alone, to be quarantined.
+ *
  * Threads: none; one caller at a time (the store's writer).
  */
 #include "storage/event_spool.h"
@@ -30,9 +48,19 @@
 struct fdn__spool {
     sqlite3 *db;
     sqlite3_stmt *put, *peek, *drop;
+    sqlite3_stmt *qin, *qdel; /* quarantine: copy a spool row, then delete it */
     uint64_t max_bytes;
     uint64_t events, bytes;
+    uint64_t q_batches, q_events, q_bytes; /* in the quarantine table */
+    int q_error;                           /* the newest quarantined batch's error (0: none) */
 };
+
+/* A count read from a row, which damage may have made negative: 0 then. */
+static uint64_t count_of(sqlite3_stmt *st, int col)
+{
+    sqlite3_int64 v = sqlite3_column_int64(st, col);
+    return v > 0 ? (uint64_t)v : 0;
+}
 
 static int db_fail(fdn__spool_t *s, fdn_error_t *err, const char *what)
 {
@@ -59,7 +87,11 @@ int fdn__spool_open(fdn__spool_t **out, const char *path, uint64_t max_bytes, fd
                      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                      "CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
                      " n INTEGER NOT NULL, bytes INTEGER NOT NULL, uids TEXT NOT NULL,"
-                     " body BLOB NOT NULL)",
+                     " body BLOB NOT NULL);"
+                     "CREATE TABLE IF NOT EXISTS quarantine (seq INTEGER PRIMARY KEY,"
+                     " n INTEGER NOT NULL, bytes INTEGER NOT NULL, uids TEXT NOT NULL,"
+                     " body BLOB NOT NULL, quarantined_at INTEGER NOT NULL,"
+                     " error INTEGER NOT NULL, error_name TEXT NOT NULL, message TEXT NOT NULL)",
                      NULL, NULL, NULL) != SQLITE_OK) {
         rc = db_fail(s, err, "create");
         goto fail;
@@ -75,12 +107,35 @@ int fdn__spool_open(fdn__spool_t **out, const char *path, uint64_t max_bytes, fd
     s->events = (uint64_t)sqlite3_column_int64(st, 0);
     s->bytes = (uint64_t)sqlite3_column_int64(st, 1);
     sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT count(*), coalesce(sum(max(n, 0)), 0),"
+                           " coalesce(sum(max(bytes, 0)), 0), (SELECT error FROM quarantine"
+                           " ORDER BY quarantined_at DESC, seq DESC LIMIT 1) FROM quarantine",
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        rc = db_fail(s, err, "count the quarantine");
+        goto fail;
+    }
+    s->q_batches = count_of(st, 0);
+    s->q_events = count_of(st, 1);
+    s->q_bytes = count_of(st, 2);
+    s->q_error = (int)sqlite3_column_int(st, 3);
+    sqlite3_finalize(st);
     if (sqlite3_prepare_v2(s->db, "INSERT INTO spool (n, bytes, uids, body) VALUES (?, ?, ?, ?)",
                            -1, &s->put, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "SELECT seq, n, uids, body FROM spool ORDER BY seq LIMIT 4096",
                            -1, &s->peek, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "DELETE FROM spool WHERE seq <= ? RETURNING n, bytes", -1,
-                           &s->drop, NULL) != SQLITE_OK) {
+                           &s->drop, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db,
+                           "INSERT INTO quarantine (seq, n, bytes, uids, body, quarantined_at,"
+                           " error, error_name, message) SELECT seq, n, bytes, uids, body, ?2,"
+                           " ?3, ?4, ?5 FROM spool WHERE seq = ?1",
+                           -1, &s->qin, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "DELETE FROM spool WHERE seq = ? RETURNING n, bytes", -1,
+                           &s->qdel, NULL) != SQLITE_OK) {
         rc = db_fail(s, err, "prepare");
         goto fail;
     }
@@ -98,6 +153,8 @@ void fdn__spool_close(fdn__spool_t *s)
     sqlite3_finalize(s->put);
     sqlite3_finalize(s->peek);
     sqlite3_finalize(s->drop);
+    sqlite3_finalize(s->qin);
+    sqlite3_finalize(s->qdel);
     sqlite3_close(s->db);
     fdn__free(s);
 }
@@ -234,8 +291,11 @@ int fdn__spool_peek(fdn__spool_t *s, size_t max_events, uint64_t max_bytes, int6
         int64_t k = sqlite3_column_int64(s->peek, 1);
         size_t idlen = (size_t)sqlite3_column_bytes(s->peek, 2);
         if (k <= 0 || k > (int64_t)(1u << 20) || idlen != (size_t)k * FDN_UUID_STR_LEN) {
+            if (total > 0)
+                break; /* the good batches before it first; then it comes first, alone */
+            *seq = sqlite3_column_int64(s->peek, 0);
             rc = fdn_err_set(err, FDN_ECORRUPT, "events spool: batch %lld is malformed",
-                             (long long)sqlite3_column_int64(s->peek, 0));
+                             (long long)*seq);
             break;
         }
         uint64_t blen = (uint64_t)sqlite3_column_bytes(s->peek, 3);
@@ -257,11 +317,23 @@ int fdn__spool_peek(fdn__spool_t *s, size_t max_events, uint64_t max_bytes, int6
             memset(ev + cap, 0, (nc - cap) * sizeof(*ev));
             cap = nc;
         }
-        rc = decode_row(s, total, (size_t)k, ev, u, err);
+        fdn_error_t why = FDN_ERROR_INIT;
+        rc = decode_row(s, total, (size_t)k, ev, u, &why);
+        if (rc == FDN_ECORRUPT && total > 0) {
+            /* the good batches before it first; then it comes first, alone */
+            for (size_t i = total; i < total + (size_t)k; i++) {
+                fdn_event_free(ev[i]);
+                ev[i] = NULL;
+            }
+            rc = 0;
+            break;
+        }
         total += (size_t)k;
         *seq = sqlite3_column_int64(s->peek, 0);
-        if (rc != 0)
+        if (rc != 0) {
+            fdn_err_set(err, rc, "%s", why.message);
             break;
+        }
     }
     sqlite3_reset(s->peek);
     if (rc == 0 && total == 0)
@@ -299,4 +371,91 @@ void fdn__spool_usage(const fdn__spool_t *s, uint64_t *events, uint64_t *bytes)
 {
     *events = s->events;
     *bytes = s->bytes;
+}
+
+/* Run stmt to its end (a DELETE ... RETURNING n, bytes: their sums into n, bytes). */
+static int step_all(sqlite3_stmt *st, uint64_t *n, uint64_t *bytes)
+{
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n != NULL)
+            *n += count_of(st, 0);
+        if (bytes != NULL)
+            *bytes += count_of(st, 1);
+    }
+    return step;
+}
+
+int fdn__spool_quarantine(fdn__spool_t *s, int64_t seq, int64_t at_ms, int code,
+                          const char *message, uint64_t *events, fdn_error_t *err)
+{
+    /* the row's size first: the quarantine's bound */
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT bytes FROM spool WHERE seq = ?", -1, &st, NULL) !=
+        SQLITE_OK)
+        return db_fail(s, err, "quarantine");
+    sqlite3_bind_int64(st, 1, seq);
+    int step = sqlite3_step(st);
+    uint64_t b = step == SQLITE_ROW ? count_of(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (step == SQLITE_DONE)
+        return fdn_err_set(err, FDN_ENOENT, "events spool: no batch %lld to quarantine",
+                           (long long)seq);
+    if (step != SQLITE_ROW)
+        return db_fail(s, err, "quarantine");
+    if (s->q_bytes + b > s->max_bytes)
+        return fdn_err_set(err, FDN_ENOSPC,
+                           "events spool: quarantine full: %" PRIu64 " of %" PRIu64
+                           " bytes held, batch %lld (%" PRIu64 " bytes) stays in the spool",
+                           s->q_bytes, s->max_bytes, (long long)seq, b);
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(s, err, "quarantine: begin");
+    const char *name = fdn_err_name(code);
+    const char *msg = message != NULL ? message : "";
+    sqlite3_reset(s->qin);
+    sqlite3_bind_int64(s->qin, 1, seq);
+    sqlite3_bind_int64(s->qin, 2, at_ms);
+    sqlite3_bind_int(s->qin, 3, code);
+    sqlite3_bind_text(s->qin, 4, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s->qin, 5, msg, -1, SQLITE_STATIC);
+    int rc = 0;
+    uint64_t dn = 0, db = 0;
+    if (step_all(s->qin, NULL, NULL) != SQLITE_DONE) {
+        rc = db_fail(s, err, "quarantine: insert");
+    } else if (sqlite3_changes(s->db) != 1) {
+        rc = fdn_err_set(err, FDN_ENOENT, "events spool: no batch %lld to quarantine",
+                         (long long)seq);
+    } else {
+        sqlite3_reset(s->qdel);
+        sqlite3_bind_int64(s->qdel, 1, seq);
+        if (step_all(s->qdel, &dn, &db) != SQLITE_DONE)
+            rc = db_fail(s, err, "quarantine: delete");
+        sqlite3_reset(s->qdel);
+    }
+    sqlite3_reset(s->qin);
+    sqlite3_clear_bindings(s->qin);
+    if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = db_fail(s, err, "quarantine: commit");
+    if (rc != 0) {
+        (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    s->events -= dn <= s->events ? dn : s->events;
+    s->bytes -= db <= s->bytes ? db : s->bytes;
+    s->q_batches++;
+    s->q_events += dn;
+    s->q_bytes += db;
+    s->q_error = code;
+    if (events != NULL)
+        *events = dn;
+    return 0;
+}
+
+void fdn__spool_quarantine_usage(const fdn__spool_t *s, uint64_t *batches, uint64_t *events,
+                                 uint64_t *bytes, int *last_error)
+{
+    *batches = s->q_batches;
+    *events = s->q_events;
+    *bytes = s->q_bytes;
+    *last_error = s->q_error;
 }

@@ -2,7 +2,9 @@
  * waiting for PostgreSQL: batches come back whole, oldest first, with their ids, within a
  * count of events and of bytes; a drop
  * forgets them; the byte bound refuses a batch and writes nothing; a reopened spool counts
- * what it holds; a damaged row is refused with FDN_ECORRUPT and a message naming the batch. */
+ * what it holds; a damaged row is refused with FDN_ECORRUPT and a message naming the batch
+ * when it is the oldest, and ends the peek before it behind good ones; a quarantine moves one
+ * batch, bytes unchanged, out of the spool's count into its own, within its own bound. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -298,6 +300,149 @@ static void an_id_that_is_no_uuid_is_corrupt(void **state)
     expect_corrupt(f->path, "event 1: its id is not a UUID");
 }
 
+/* One column of one row as hex (SQLite's hex()), into out. */
+static void row_hex(const char *path, const char *sql, char *out, size_t cap)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    const char *t = (const char *)sqlite3_column_text(st, 0);
+    assert_non_null(t);
+    assert_true(strlen(t) < cap);
+    snprintf(out, cap, "%s", t);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* Behind good batches a damaged one ends the peek (the good ones come back); first, it is
+ * FDN_ECORRUPT with its key, and quarantined it leaves the spool with its bytes as they were:
+ * the next peek gives the batches behind it, the usage drops it, the quarantine counts it (at
+ * a reopen too). */
+static void a_damaged_batch_is_quarantined_as_it_is(void **state)
+{
+    fx_t *f = *state;
+    fdn__spool_t *s = NULL;
+    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
+    put(s, 1, 2);
+    put(s, 2, 2);
+    put(s, 3, 1);
+    uint64_t events = 0, all = 0, bytes = 0;
+    fdn__spool_usage(s, &events, &all);
+    fdn__spool_close(s);
+    damage(f->path, "UPDATE spool SET body = x'0102030405' WHERE seq = 2");
+    char before[8192], after[8192], ids_before[512], ids_after[512];
+    row_hex(f->path, "SELECT hex(body) FROM spool WHERE seq = 2", before, sizeof before);
+    row_hex(f->path, "SELECT hex(uids) FROM spool WHERE seq = 2", ids_before, sizeof ids_before);
+
+    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
+    int64_t seq = 0;
+    fdn_event_t **evs = NULL;
+    fdn__spool_uid_t *u = NULL;
+    size_t n = 0;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn__spool_peek(s, 100, 0, &seq, &evs, &u, &n, &err), 0);
+    assert_int_equal(n, 2); /* batch 1 only */
+    assert_int_equal(seq, 1);
+    assert_string_equal(err.message, ""); /* untouched on success */
+    free_peeked(evs, u, n);
+    assert_int_equal(fdn__spool_drop(s, seq, NULL), 0);
+    evs = NULL;
+    assert_int_equal(fdn__spool_peek(s, 100, 0, &seq, &evs, &u, &n, &err), FDN_ECORRUPT);
+    assert_int_equal(seq, 2);
+    assert_null(evs);
+    assert_non_null(strstr(err.message, "batch 2"));
+    fdn__spool_usage(s, &events, &bytes);
+    assert_int_equal(events, 3);
+    uint64_t qb = 9, qe = 9, qby = 9;
+    int qerr = 9;
+    fdn__spool_quarantine_usage(s, &qb, &qe, &qby, &qerr);
+    assert_int_equal(qb, 0);
+    assert_int_equal(qe, 0);
+    assert_int_equal(qby, 0);
+    assert_int_equal(qerr, 0);
+    uint64_t moved = 0;
+    assert_int_equal(fdn__spool_quarantine(s, seq, 1234, FDN_ECORRUPT, err.message, &moved, NULL),
+                     0);
+    assert_int_equal(moved, 2);
+    uint64_t left = 0;
+    fdn__spool_usage(s, &events, &left);
+    assert_int_equal(events, 1);
+    assert_int_equal(fdn__spool_quarantine(s, seq, 1234, FDN_ECORRUPT, "again", NULL, &err),
+                     FDN_ENOENT);
+    /* the batch behind it comes next */
+    assert_int_equal(fdn__spool_peek(s, 100, 0, &seq, &evs, &u, &n, NULL), 0);
+    assert_int_equal(seq, 3);
+    assert_int_equal(n, 1);
+    assert_string_equal(fdn_event_type(evs[0]), "t3.0");
+    free_peeked(evs, u, n);
+    fdn__spool_quarantine_usage(s, &qb, &qe, &qby, &qerr);
+    assert_int_equal(qb, 1);
+    assert_int_equal(qe, 2);
+    assert_int_equal(qby, bytes - left);
+    assert_int_equal(qerr, FDN_ECORRUPT);
+    fdn__spool_close(s);
+
+    /* in the table, as it was, with when and why */
+    row_hex(f->path, "SELECT hex(body) FROM quarantine WHERE seq = 2", after, sizeof after);
+    assert_string_equal(after, before);
+    row_hex(f->path, "SELECT hex(uids) FROM quarantine WHERE seq = 2", ids_after, sizeof ids_after);
+    assert_string_equal(ids_after, ids_before);
+    char meta[512];
+    row_hex(f->path,
+            "SELECT quarantined_at || ' ' || error || ' ' || error_name || ' ' ||"
+            " (instr(message, 'batch 2') > 0) FROM quarantine",
+            meta, sizeof meta);
+    char want[128];
+    snprintf(want, sizeof want, "1234 %d %s 1", FDN_ECORRUPT, fdn_err_name(FDN_ECORRUPT));
+    assert_string_equal(meta, want);
+    row_hex(f->path, "SELECT count(*) FROM spool WHERE seq = 2", meta, sizeof meta);
+    assert_string_equal(meta, "0");
+
+    /* reopened: counted again, the spool's usage without it */
+    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
+    fdn__spool_usage(s, &events, &bytes);
+    assert_int_equal(events, 1);
+    assert_int_equal(bytes, left);
+    fdn__spool_quarantine_usage(s, &qb, &qe, &qby, &qerr);
+    assert_int_equal(qb, 1);
+    assert_int_equal(qe, 2);
+    assert_int_equal(qerr, FDN_ECORRUPT);
+    fdn__spool_close(s);
+}
+
+/* The quarantine's own bound (the spool's max_bytes): a batch that does not fit stays in the
+ * spool, nothing moved; quarantined bytes leave room in the spool for new puts. */
+static void the_quarantine_has_its_own_bound(void **state)
+{
+    fx_t *f = *state;
+    fdn__spool_t *s = NULL;
+    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
+    put(s, 1, 1);
+    uint64_t events = 0, one = 0;
+    fdn__spool_usage(s, &events, &one);
+    fdn__spool_close(s);
+    /* room for two such batches in the spool, and two in the quarantine */
+    assert_int_equal(fdn__spool_open(&s, f->path, one * 2 + one / 2, NULL), 0);
+    put(s, 2, 1);
+    assert_int_equal(fdn__spool_quarantine(s, 1, 1, FDN_EINVAL, "refused", NULL, NULL), 0);
+    assert_int_equal(fdn__spool_quarantine(s, 2, 2, FDN_EINVAL, "refused", NULL, NULL), 0);
+    put(s, 3, 1); /* the spool is empty again: the quarantine's bytes do not count */
+    put(s, 4, 1);
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn__spool_quarantine(s, 3, 3, FDN_EINVAL, "refused", NULL, &err), FDN_ENOSPC);
+    assert_non_null(strstr(err.message, "quarantine full"));
+    fdn__spool_usage(s, &events, &one);
+    assert_int_equal(events, 2);
+    uint64_t qb = 0, qe = 0, qby = 0;
+    int qerr = 0;
+    fdn__spool_quarantine_usage(s, &qb, &qe, &qby, &qerr);
+    assert_int_equal(qb, 2);
+    assert_int_equal(qe, 2);
+    fdn__spool_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +453,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_record_of_foreign_bytes_is_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(rows_that_disagree_are_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(an_id_that_is_no_uuid_is_corrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_damaged_batch_is_quarantined_as_it_is, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_quarantine_has_its_own_bound, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
