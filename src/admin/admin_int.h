@@ -239,6 +239,18 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
                          const char *authorization, const char *body, size_t body_len,
                          fdn__http_resp_t *resp);
 
+/**
+ * A health check that may also say "degraded": returns as fdn_admin_health_fn (0 healthy, a
+ * negative FDN_E* code unhealthy); healthy, it may set *degraded to a negative FDN_E* code: it
+ * works but wants an operator's attention (e.g. the event store's quarantined spool records).
+ * GET /health shows it as "name":{"status":"degraded","code":...,"error":...} and does not
+ * count it as a failure (the top-level "status" and the HTTP status stay "ok" and 200 when
+ * nothing else fails). Only before start; as fdn_admin_add_health otherwise.
+ */
+typedef int (*fdn__admin_health_deg_fn)(void *user, int *degraded);
+int fdn__admin_add_health_deg(fdn_admin_t *a, const char *name, fdn__admin_health_deg_fn fn,
+                              void *user);
+
 typedef struct fdn__jw fdn__jw_t; /* http_jw.h */
 /**
  * Extra section of GET /health (set by fdn_admin_mount_runtime): writes members of the body

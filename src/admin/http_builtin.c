@@ -61,8 +61,12 @@ static int h_health(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *us
     if (a->health_ext != NULL && a->health_ext(&body, &svcs, a->health_ext_user) != 0)
         ok = false;
     for (size_t i = 0; i < a->nhealth; i++) {
-        int rc = a->health[i].fn(a->health[i].user);
-        /* "name":{"status":"ok"}, or the unhealthy form with the error's code and name */
+        int deg = 0;
+        int rc = a->health[i].deg != NULL ? a->health[i].deg(a->health[i].user, &deg)
+                                          : a->health[i].fn(a->health[i].user);
+        bool degraded = rc == 0 && deg < 0; /* works, wants attention: not a failure */
+        /* "name":{"status":"ok"}, or the unhealthy form with the error's code and name (the
+         * degraded form: the same with "degraded") */
         char m[160];
         size_t nl = strlen(a->health[i].name), n = 0;
         if (nl + 120 > sizeof m) {
@@ -72,21 +76,24 @@ static int h_health(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *us
         m[n++] = '"';
         memcpy(m + n, a->health[i].name, nl);
         n += nl;
-        if (rc == 0) {
+        if (rc == 0 && !degraded) {
             static const char okm[] = "\":{\"status\":\"ok\"},";
             memcpy(m + n, okm, sizeof okm - 1);
             n += sizeof okm - 1;
         } else {
-            const char *en = fdn_err_name(rc);
+            int code = degraded ? deg : rc;
+            const char *en = fdn_err_name(code);
             size_t el = strlen(en);
             if (n + el + 64 > sizeof m) {
                 svcs.rc = FDN_ENOMEM; /* (cannot happen either) */
                 break;
             }
             static const char bad[] = "\":{\"status\":\"unhealthy\",\"code\":";
-            memcpy(m + n, bad, sizeof bad - 1);
-            n += sizeof bad - 1;
-            n += fdn__jw_fmt_i64(m + n, fdn_err_info(rc)->ref_code);
+            static const char dgd[] = "\":{\"status\":\"degraded\",\"code\":";
+            size_t sl = degraded ? sizeof dgd - 1 : sizeof bad - 1;
+            memcpy(m + n, degraded ? dgd : bad, sl);
+            n += sl;
+            n += fdn__jw_fmt_i64(m + n, fdn_err_info(code)->ref_code);
             memcpy(m + n, ",\"error\":\"", 10);
             n += 10;
             memcpy(m + n, en, el);

@@ -40,6 +40,7 @@ typedef struct route {
 typedef struct health_check {
     char name[48];
     fdn_admin_health_fn fn;
+    fdn__admin_health_deg_fn deg; /* instead of fn: a check that may say "degraded" */
     void *user;
 } health_check_t;
 

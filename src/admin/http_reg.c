@@ -195,9 +195,11 @@ static bool name_ok(const char *s, size_t max)
     return true;
 }
 
-int fdn_admin_add_health(fdn_admin_t *a, const char *name, fdn_admin_health_fn fn, void *user)
+static int add_health(fdn_admin_t *a, const char *name, fdn_admin_health_fn fn,
+                      fdn__admin_health_deg_fn deg, void *user)
 {
-    if (a == NULL || fn == NULL || a->started || !name_ok(name, sizeof a->health[0].name))
+    if (a == NULL || (fn == NULL && deg == NULL) || a->started ||
+        !name_ok(name, sizeof a->health[0].name))
         return FDN_EINVAL;
     for (size_t i = 0; i < a->nhealth; i++)
         if (strcmp(a->health[i].name, name) == 0)
@@ -207,8 +209,20 @@ int fdn_admin_add_health(fdn_admin_t *a, const char *name, fdn_admin_health_fn f
     health_check_t *h = &a->health[a->nhealth++];
     memcpy(h->name, name, strlen(name) + 1);
     h->fn = fn;
+    h->deg = deg;
     h->user = user;
     return 0;
+}
+
+int fdn_admin_add_health(fdn_admin_t *a, const char *name, fdn_admin_health_fn fn, void *user)
+{
+    return add_health(a, name, fn, NULL, user);
+}
+
+int fdn__admin_add_health_deg(fdn_admin_t *a, const char *name, fdn__admin_health_deg_fn fn,
+                              void *user)
+{
+    return add_health(a, name, NULL, fn, user);
 }
 
 int fdn_admin_add_metrics(fdn_admin_t *a, fdn_admin_metrics_fn fn, void *user)

@@ -437,6 +437,63 @@ static void dispatch_routes(void **state)
     fdn_admin_destroy(NULL);
 }
 
+static int deg_flag;
+
+/* A check that works but may want attention (fdn__admin_add_health_deg). */
+static int deg_fn(void *user, int *degraded)
+{
+    (void)user;
+    if (deg_flag > 0)
+        return FDN_EUNAVAILABLE; /* failing */
+    *degraded = deg_flag;
+    return 0;
+}
+
+/* GET /health with a check that may say "degraded": the check's member says so with the
+ * code and name it gave, the whole stays "ok" and 200; failing, it is unhealthy and the
+ * answer 503, as any check; healthy, the member is the plain ok one. */
+static void health_degraded_check(void **state)
+{
+    (void)state;
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, NULL, NULL), 0);
+    assert_int_equal(fdn__admin_add_health_deg(a, "store", deg_fn, NULL), 0);
+    assert_int_equal(fdn__admin_add_health_deg(a, "store", deg_fn, NULL), FDN_EEXIST);
+    assert_int_equal(fdn__admin_add_health_deg(a, "store2", NULL, NULL), FDN_EINVAL);
+    static const struct {
+        int flag;
+        long status;
+        const char *top, *member;
+    } cases[] = {
+        {0, 200, "ok", "{\"status\":\"ok\"}"},
+        {FDN_ECORRUPT, 200, "ok", NULL}, /* degraded, with the code */
+        {1, 503, "degraded", NULL},      /* unhealthy */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        deg_flag = cases[i].flag;
+        fdn__http_resp_t r;
+        memset(&r, 0, sizeof r);
+        fdn__admin_dispatch(a, "GET", "/health", NULL, NULL, 0, &r);
+        assert_int_equal(r.status, cases[i].status);
+        assert_string_equal(json_string_value(json_object_get(r.json, "status")), cases[i].top);
+        char *m = json_dumps(json_object_get(json_object_get(r.json, "services"), "store"),
+                             JSON_COMPACT | JSON_PRESERVE_ORDER);
+        assert_non_null(m);
+        char want[128];
+        if (cases[i].member != NULL)
+            snprintf(want, sizeof want, "%s", cases[i].member);
+        else
+            snprintf(want, sizeof want, "{\"status\":\"%s\",\"code\":%d,\"error\":\"%s\"}",
+                     cases[i].flag < 0 ? "degraded" : "unhealthy",
+                     fdn_err_info(cases[i].flag < 0 ? cases[i].flag : FDN_EUNAVAILABLE)->ref_code,
+                     fdn_err_name(cases[i].flag < 0 ? cases[i].flag : FDN_EUNAVAILABLE));
+        assert_string_equal(m, want);
+        free(m);
+        fdn__http_resp_clear(&r);
+    }
+    fdn_admin_destroy(a);
+}
+
 static void dispatch_token(void **state)
 {
     (void)state;
@@ -1342,6 +1399,7 @@ int main(void)
         cmocka_unit_test(admin_text),
         cmocka_unit_test(dispatch_routes),
         cmocka_unit_test(dispatch_token),
+        cmocka_unit_test(health_degraded_check),
         cmocka_unit_test(stopped_services_answer_503),
         cmocka_unit_test(service_handlers),
         cmocka_unit_test(limiter_capacity_switch_and_validation),
