@@ -48,6 +48,9 @@ typedef struct fdn__evb_batch {
                             was unknown): events whose id is stored keep their position */
     int64_t deadline_ns; /* shared: CLOCK_MONOTONIC bound of the whole append (0: the
                             backend's command timeout from now) */
+    bool refused;        /* shared, set by append: it failed because the backend refuses these
+                            rows and will refuse the same rows again whatever happens
+                            (event_pg.h, fdn__pg_refused); nothing was committed */
     /* write-behind, instead of evs (then NULL): the n events as records (docs/event-format.md,
      * encoded with the flags the backend was opened with), back to back, record i from
      * recs + rec_off[i] to recs + rec_off[i + 1]. The store's writer encodes them straight

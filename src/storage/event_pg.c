@@ -85,6 +85,11 @@ const char *fdn__pg_conn_msg(PGconn *conn, char *buf, size_t cap)
     return buf;
 }
 
+bool fdn__pg_refused(const fdn__pg_t *c)
+{
+    return c != NULL && c->refused;
+}
+
 bool fdn__pg_connected(const fdn__pg_t *c)
 {
     return c != NULL && !c->broken && c->conn != NULL && PQstatus(c->conn) == CONNECTION_OK;
@@ -209,6 +214,14 @@ int fdn__pg_fail_res(fdn__pg_t *c, PGresult *r, fdn_error_t *err, const char *wh
     char buf[256];
     int code = FDN_EUNAVAILABLE;
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    /* the rows refused for good (fdn__pg_refused): a data exception, or an integrity
+     * violation on the events table other than its position key */
+    const char *table = r ? PQresultErrorField(r, PG_DIAG_TABLE_NAME) : NULL;
+    const char *cons = r ? PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) : NULL;
+    c->refused = state != NULL && !c->broken && PQstatus(c->conn) == CONNECTION_OK &&
+                 (strncmp(state, "22", 2) == 0 ||
+                  (strncmp(state, "23", 2) == 0 && table != NULL && strcmp(table, "events") == 0 &&
+                   (cons == NULL || strcmp(cons, "events_pkey") != 0)));
     if (r == NULL && c->timed_out) {
         return fdn_err_set(err, code, "postgres: %s: no answer within the deadline", what);
     } else if (c->broken || PQstatus(c->conn) != CONNECTION_OK) {
@@ -219,6 +232,8 @@ int fdn__pg_fail_res(fdn__pg_t *c, PGresult *r, fdn_error_t *err, const char *wh
         code = FDN_EACCES; /* insufficient privilege, invalid authorization */
     } else if (state != NULL && strncmp(state, "22", 2) == 0) {
         code = FDN_EINVAL; /* data exception: bad text encoding, value out of range */
+    } else if (c->refused) {
+        code = FDN_EINVAL; /* another integrity violation by the rows: not "unavailable" */
     }
     const char *m = r && PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) : NULL;
     if (m != NULL) {

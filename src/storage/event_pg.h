@@ -78,6 +78,17 @@ int fdn__pg_uuid_gen(fdn__pg_uuid_t *ids, size_t n);
 int fdn__pg_append(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg_uuid_t *ids, size_t n,
                    bool retry, uint64_t *pos, fdn_error_t *err);
 
+/* Whether the last fdn__pg_append on c failed because of its rows, so that the same rows are
+ * refused again whatever happens (nothing committed): over the bounds (FDN_ETOO_LARGE), an id
+ * that is not a UUID, or the server's refusal of the data: SQLSTATE class 22 (data exception:
+ * text the server's encoding cannot hold, a value out of range; FDN_EINVAL) or class 23
+ * (integrity) on the events table other than its position key: two events of the batch with
+ * one id (23505 on event_id, FDN_EEXIST; a retry looks up the ids already stored first, so
+ * its own earlier attempt never causes it). Not: a position key conflict (the head row behind
+ * the events: every batch would fail, the log is what is wrong), privileges (FDN_EACCES: an
+ * operator grants them), a lost connection, a timeout, a missing head row. */
+bool fdn__pg_refused(const fdn__pg_t *c);
+
 /* The event at this position (its id is the position). 0, FDN_ENOENT, FDN_EUNAVAILABLE,
  * FDN_EIO, FDN_ENOMEM. */
 int fdn__pg_get(fdn__pg_t *c, uint64_t pos, fdn_event_t **out, fdn_error_t *err);

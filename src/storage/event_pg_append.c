@@ -320,8 +320,10 @@ static int append_one(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg
     unsigned char *params = NULL;
     char buf[256] = "";
     int rc = append_params(evs, ids, n, &params, vals, lens, err);
-    if (rc != 0)
+    if (rc != 0) {
+        c->refused = rc == FDN_EINVAL; /* an id that is not a UUID */
         return rc;
+    }
     fdn__pg_fail_t mode = c->fail;
     c->fail = FDN__PG_FAIL_NONE;
     if (!fdn__pg_connected(c)) {
@@ -514,15 +516,20 @@ int fdn__pg_append(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg_uu
 {
     if (c == NULL || (n > 0 && (evs == NULL || ids == NULL || pos == NULL)))
         return fdn_err_set(err, FDN_EINVAL, "postgres: append: missing argument");
+    c->refused = false;
     if (n == 0)
         return 0;
+    /* over the bounds: the same rows are refused again (fdn__pg_refused) */
+    c->refused = true;
     if (n > FDN__PG_BATCH_MAX)
         return fdn_err_set(err, FDN_ETOO_LARGE, "postgres: batch of %zu events over %u", n,
                            FDN__PG_BATCH_MAX);
     uint64_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
-        if (evs[i] == NULL)
+        if (evs[i] == NULL) {
+            c->refused = false; /* the caller's mistake, not the rows' */
             return fdn_err_set(err, FDN_EINVAL, "postgres: append: event %zu missing", i);
+        }
         if (evs[i]->data_len > FDN_EVENT_DATA_MAX)
             return fdn_err_set(err, FDN_ETOO_LARGE, "postgres: event %zu: data of %u bytes over %d",
                                i, evs[i]->data_len, FDN_EVENT_DATA_MAX);
@@ -532,6 +539,7 @@ int fdn__pg_append(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg_uu
         return fdn_err_set(err, FDN_ETOO_LARGE,
                            "postgres: batch of %" PRIu64 " payload bytes over %u", bytes,
                            FDN__PG_BATCH_BYTES_MAX);
+    c->refused = false; /* from here, the server's answers say (fdn__pg_fail_res) */
     if (!retry && n <= INSERT_CHUNK)
         return append_one(c, evs, ids, n, pos, err);
     int rc = fdn__pg_cmd(c, "BEGIN", err);

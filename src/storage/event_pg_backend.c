@@ -33,7 +33,9 @@
  * died after COMMIT was sent) is repeated with retry=true, which keeps the positions of the
  * events already stored and stores only the others. After APPEND_ATTEMPTS failed attempts the
  * append gives up with FDN_EUNAVAILABLE (nothing committed) or FDN_EIO (outcome unknown: the
- * events may be stored, and then readers see them, once).
+ * events may be stored, and then readers see them, once). A failure the rows themselves cause
+ * (fdn__pg_refused: over the bounds, a data exception, an integrity violation on them) is not
+ * retried and sets batch->refused: the store's replay quarantines such a spooled batch.
  *
  * Bounds: every call has a deadline, command_timeout_ms from its start (an append: its
  * batch's deadline_ns when the caller gave one), which bounds the wait for a pooled
@@ -259,6 +261,11 @@ static int pgb_append(void *p, fdn__evb_batch_t *batch, fdn_error_t *err)
         if (top > atomic_load_explicit(&b->own_head, memory_order_relaxed))
             atomic_store_explicit(&b->own_head, top, memory_order_release);
     }
+    /* refused for good: the server (or the client's checks) refused these rows, whatever
+     * the attempt; a failure that says nothing of them (away, timed out, unknown outcome,
+     * privileges) is not */
+    batch->refused = rc != 0 && rc != FDN_EIO && rc != FDN_EUNAVAILABLE && b->wconn != NULL &&
+                     fdn__pg_refused(b->wconn);
     if (rc == FDN_EUNAVAILABLE && unknown)
         rc = fdn_err_set(err, FDN_EIO,
                          "events: PostgreSQL: the outcome of a batch of %zu is "

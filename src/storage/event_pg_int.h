@@ -13,6 +13,7 @@ struct fdn__pg {
     bool broken;      /* the connection must not be used again (shut down by the hook, or lost) */
     bool timed_out;   /* the last command met the deadline (the connection is then broken) */
     bool prepared;    /* the append statement is prepared on this connection */
+    bool refused;     /* the last failed command's rows are refused for good (fdn__pg_refused) */
     unsigned qprep;   /* the query shapes prepared on this connection (event_pg.c) */
     int64_t deadline; /* CLOCK_MONOTONIC ns bounding every wait on the server (0 = none) */
     fdn__pg_fail_t fail;
