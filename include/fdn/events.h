@@ -444,11 +444,27 @@ typedef struct fdn_events_backend_status {
                                          (since 0.3.0) */
     int spool_replay_error; /**< the FDN_E* code of the last replay of the spool that was tried
                                  (the breaker refusing none), 0 when it succeeded or none was
-                                 made. A replay that keeps failing while
-                                 PostgreSQL answers (a damaged spool record: FDN_ECORRUPT)
-                                 keeps the spool, and every store queued behind it, from
-                                 draining; its message goes to the telemetry event
-                                 foundation.event_store.spool_replay_failed (since 0.3.0) */
+                                 made; its message goes to the telemetry event
+                                 foundation.event_store.spool_replay_failed. A batch no replay
+                                 can ever take (it does not decode: FDN_ECORRUPT; PostgreSQL
+                                 refuses its rows for good) is quarantined instead (below), so
+                                 this stays set only while PostgreSQL fails, or when the
+                                 quarantine is full: then that batch, and every store queued
+                                 behind it, waits in the spool (since 0.3.0) */
+    uint64_t spool_quarantined_batches; /**< batches in the spool file's quarantine table: taken
+                                             out of the spool because no replay can ever take
+                                             them, kept there, never deleted, for an operator
+                                             (docs/events-postgres.md, "Quarantine"); counted at
+                                             open (earlier runs' too), then as they are moved
+                                             (since 0.3.0) */
+    uint64_t spool_quarantined_events;  /**< events those batches hold (since 0.3.0) */
+    uint64_t spool_quarantined_bytes;   /**< bytes of their records; not counted against
+                                             spool_max_bytes, bounded by the same figure apart
+                                             (since 0.3.0) */
+    int spool_quarantine_error;         /**< the FDN_E* code that made the newest quarantined batch
+                                             unreplayable (0: none); its message goes to the telemetry
+                                             event foundation.event_store.spool_quarantined and into the
+                                             table (since 0.3.0) */
 } fdn_events_backend_status_t;
 
 /**

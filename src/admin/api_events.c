@@ -628,8 +628,11 @@ static int h_stats(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
 /* GET /health: "events_backend" (a store on PostgreSQL only) is unhealthy while its last
  * call on PostgreSQL failed or the breaker events.postgres is not closed (stores then fail
  * with 503, or go to the spool), and while the last replay of its spool failed, with that
- * replay's error (a damaged spool record, FDN_ECORRUPT, stops the spool from draining). */
-static int backend_health(void *user)
+ * replay's error (PostgreSQL away again; a batch no replay can take that the quarantine could
+ * not take either stops the spool from draining). Otherwise it is degraded while the spool's
+ * quarantine holds batches (the store works; an operator should look at them), with the error
+ * that made the newest one unreplayable. */
+static int backend_health(void *user, int *degraded)
 {
     fdn_events_backend_status_t st;
     int rc = fdn_events_backend_status(user, &st);
@@ -637,7 +640,11 @@ static int backend_health(void *user)
         return rc;
     if (!st.up || st.breaker_state != FDN_BREAKER_CLOSED)
         return FDN_EUNAVAILABLE;
-    return st.spool_replay_error;
+    if (st.spool_replay_error != 0)
+        return st.spool_replay_error;
+    if (st.spool_quarantined_batches > 0)
+        *degraded = st.spool_quarantine_error < 0 ? st.spool_quarantine_error : FDN_ECORRUPT;
+    return 0;
 }
 
 int fdn_admin_mount_events(fdn_admin_t *a, fdn_events_t *es)
@@ -668,7 +675,7 @@ int fdn_admin_mount_events(fdn_admin_t *a, fdn_events_t *es)
         return fdn__admin_rollback(a, &m, rc);
     fdn_events_backend_status_t bs;
     if (fdn_events_backend_status(es, &bs) == 0 && bs.backend == FDN_EVENTS_BACKEND_POSTGRES &&
-        (rc = fdn_admin_add_health(a, "events_backend", backend_health, es)) < 0)
+        (rc = fdn__admin_add_health_deg(a, "events_backend", backend_health, es)) < 0)
         return fdn__admin_rollback(a, &m, rc);
     return 0;
 }

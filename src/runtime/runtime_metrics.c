@@ -71,6 +71,7 @@ struct fdn__rt_metrics {
     fdn_telemetry_family_t *ev_held, *ev_held_type, *ev_appended, *ev_pruned, *ev_backlog;
     fdn_telemetry_family_t *ev_types, *ev_types_max, *ev_refused;
     fdn_telemetry_family_t *ev_be_up, *ev_be_breaker, *ev_spooled, *ev_replay_failures;
+    fdn_telemetry_family_t *ev_quarantined, *ev_quarantined_events;
     fdn_telemetry_family_t *ev_ix_behind, *ev_ix_failures;
     /* limiter */
     fdn_telemetry_family_t *lm_identities, *lm_id_refused;
@@ -201,6 +202,8 @@ static void collect_events(fdn__rt_metrics_t *m)
         }
         set_gauge(m->ev_spooled, b, 1, (double)bs.spooled_events);
         set_counter(m->ev_replay_failures, b, 1, bs.spool_replay_failures);
+        set_gauge(m->ev_quarantined, b, 1, (double)bs.spool_quarantined_batches);
+        set_gauge(m->ev_quarantined_events, b, 1, (double)bs.spool_quarantined_events);
     }
     fdn_events_index_status_t ix = FDN_EVENTS_INDEX_STATUS_INIT;
     if (fdn_events_index_status(es, &ix) == 0 && ix.has_index) {
@@ -440,6 +443,16 @@ int fdn__rt_metrics_attach(fdn_runtime_t *rt, fdn__rt_metrics_t **out)
         fam(m, "fdn_events_backend_spool_replay_failures_total",
             "Replays of the local spool into the event store's PostgreSQL that failed.", C,
             "backend", NULL, NULL, 2);
+    /* gauges, not counters: what the quarantine table holds (earlier runs' batches too; an
+     * operator who takes them out makes it fall at the next start) */
+    m->ev_quarantined = fam(m, "fdn_events_backend_spool_quarantined_batches",
+                            "Batches in the local spool's quarantine: taken out of the replay "
+                            "because PostgreSQL can never take them, kept for an operator.",
+                            G, "backend", NULL, NULL, 2);
+    m->ev_quarantined_events = fam(
+        m, "fdn_events_backend_spool_quarantined_events",
+        "Events in the local spool's quarantine (fdn_events_backend_spool_quarantined_batches).", G,
+        "backend", NULL, NULL, 2);
     m->ev_refused = fam(m, "fdn_events_refused_total",
                         "Events the event store refused, by reason (types: a new type past "
                         "storage.hot.max_types).",

@@ -55,6 +55,7 @@
 #include <fdn/events.h>
 
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -128,7 +129,10 @@ struct evs_shared {
     uint64_t spool_max;
     int64_t replay_at; /* writer: monotonic ns of the next replay attempt */
     int64_t replay_backoff_ms;
+    int64_t replay_one_upto; /* writer: replay one batch at a time up to this key (0: off) */
     _Atomic uint64_t sp_events, sp_bytes;
+    _Atomic uint64_t q_batches, q_events, q_bytes; /* the spool's quarantine */
+    _Atomic int q_error;                           /* the newest quarantined batch's error */
 };
 
 #define READ_PAGE 512u
@@ -336,19 +340,25 @@ static int guarded_append(fdn_events_t *es, fdn__evb_batch_t *b, bool *refused, 
 
 static void spool_counts(struct evs_shared *sh)
 {
-    uint64_t e = 0, by = 0;
+    uint64_t e = 0, by = 0, qb = 0;
+    int qerr = 0;
     fdn__spool_usage(sh->spool, &e, &by);
     atomic_store_explicit(&sh->sp_events, e, memory_order_relaxed);
     atomic_store_explicit(&sh->sp_bytes, by, memory_order_relaxed);
+    fdn__spool_quarantine_usage(sh->spool, &qb, &e, &by, &qerr);
+    atomic_store_explicit(&sh->q_batches, qb, memory_order_relaxed);
+    atomic_store_explicit(&sh->q_events, e, memory_order_relaxed);
+    atomic_store_explicit(&sh->q_bytes, by, memory_order_relaxed);
+    atomic_store_explicit(&sh->q_error, qerr, memory_order_relaxed);
 }
 
 /* A replay of the spool failed with rc (not one the open breaker refused: that is no new
  * news, and it comes every backoff while PostgreSQL is away): said in the backend status and
  * to telemetry (the event foundation.event_store.spool_replay_failed, its error and message as
- * metadata). Most failures are PostgreSQL away again, retried after the backoff; one that
- * repeats while PostgreSQL answers (a damaged spool record: FDN_ECORRUPT) keeps the spool,
- * and every store queued behind it, from draining, and this is how an operator learns why.
- * Writer thread. */
+ * metadata). Such failures are PostgreSQL away again (or a COMMIT's outcome unknown, the
+ * spool file failing), retried after the backoff; a batch no replay can take is quarantined
+ * instead (quarantined), and reported here only when the quarantine cannot take it (full),
+ * when it keeps the spool, and every store queued behind it, from draining. Writer thread. */
 static void replay_failed(fdn_events_t *es, int rc, const fdn_error_t *err)
 {
     struct evs_shared *sh = es->sh;
@@ -363,10 +373,34 @@ static void replay_failed(fdn_events_t *es, int rc, const fdn_error_t *err)
     (void)fdn_telemetry_execute(tm, "foundation.event_store.spool_replay_failed", &m, 1, meta, 2);
 }
 
+/* A batch (key seq, events, the error and message that made it unreplayable) was moved to
+ * the spool's quarantine: said in the backend status (spool_quarantined_*) and to telemetry
+ * (the event foundation.event_store.spool_quarantined, its events as the measure, its error
+ * and message as metadata). Writer thread. */
+static void quarantined(fdn_events_t *es, int rc, const fdn_error_t *err, uint64_t events)
+{
+    spool_counts(es->sh);
+    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+    if (tm == NULL)
+        return;
+    fdn_telemetry_meta_t meta[] = {{"error", fdn_err_name(rc)},
+                                   {"message", err->message[0] != '\0' ? err->message : ""}};
+    fdn_telemetry_measure_t m = {"events", (double)events};
+    (void)fdn_telemetry_execute(tm, "foundation.event_store.spool_quarantined", &m, 1, meta, 2);
+}
+
 /* Replay up to REPLAY_ROWS transactions of spooled batches (whole batches, up to batch_max
  * events and the backend's batch_bytes_max each), oldest first, with their own ids (replay=true:
- * the events a lost-COMMIT attempt stored keep their positions); stop at the first failure
- * and try again after a backoff (100 ms doubling to 1 s). Writer thread. */
+ * the events a lost-COMMIT attempt stored keep their positions); stop at the first transient
+ * failure and try again after a backoff (100 ms doubling to 1 s).
+ * Permanent failures (docs/events-postgres.md, "Quarantine"): the oldest batch does not decode
+ * (the peek's FDN_ECORRUPT), or the backend refused the rows for good (batch.refused: a data
+ * exception or integrity violation on them, over its bounds). A single batch that fails so is
+ * moved to the spool's quarantine, and the replay goes on behind it at once. When the attempt
+ * held several batches, the bad one(s) are not known: they are replayed one at a time up to
+ * the last of them (replay_one_upto), so the good ones are stored and only the bad ones
+ * quarantined. Everything else (away, timed out, breaker open, a COMMIT's outcome unknown, the
+ * spool file failing) is transient. Writer thread. */
 static void replay_spool(fdn_events_t *es)
 {
     struct evs_shared *sh = es->sh;
@@ -380,12 +414,18 @@ static void replay_spool(fdn_events_t *es)
         size_t n = 0;
         fdn_error_t err = FDN_ERROR_INIT;
         bool refused = false; /* by the open breaker, nothing tried */
+        bool one = sh->replay_one_upto != 0;
+        bool permanent = false;
         /* within the backend's payload bound too: batches that fit it one by one may not
          * together, and a replay it refuses would be refused again for ever */
-        int rc = fdn__spool_peek(sh->spool, sh->batch_max, ops(es)->batch_bytes_max, &seq, &evs,
-                                 &uids, &n, &err);
-        if (rc == FDN_ENOENT)
+        int rc = fdn__spool_peek(sh->spool, one ? 1 : sh->batch_max, ops(es)->batch_bytes_max, &seq,
+                                 &evs, &uids, &n, &err);
+        if (rc == FDN_ENOENT) {
+            sh->replay_one_upto = 0;
             break;
+        }
+        bool damaged = rc == FDN_ECORRUPT; /* the oldest batch, seq, does not decode */
+        permanent = damaged;
         uint64_t *pos = rc == 0 ? fdn__malloc(n * sizeof(*pos)) : NULL;
         if (rc == 0 && pos == NULL)
             rc = FDN_ENOMEM;
@@ -396,6 +436,7 @@ static void replay_spool(fdn_events_t *es)
                                   .uids = (const char(*)[FDN_UUID_STR_LEN + 1]) uids,
                                   .replay = true};
             rc = guarded_append(es, &b, &refused, &err);
+            permanent = rc != 0 && !refused && b.refused;
             if (rc == 0) {
                 ingest_committed(es, (const fdn_event_t *const *)evs, pos, n);
                 atomic_fetch_add_explicit(&sh->replayed, n, memory_order_relaxed);
@@ -408,6 +449,27 @@ static void replay_spool(fdn_events_t *es)
         fdn__free(evs);
         fdn__free(uids);
         fdn__free(pos);
+        if (permanent && !one && !damaged) {
+            /* which of the batches taken together is bad is not known: one at a time */
+            sh->replay_one_upto = seq;
+            continue;
+        }
+        if (permanent) {
+            uint64_t moved = 0;
+            fdn_error_t qerr = FDN_ERROR_INIT;
+            int64_t at_ms = fdn_clock_wall_ns(es->clock) / 1000000;
+            int qrc = fdn__spool_quarantine(sh->spool, seq, at_ms, rc, err.message, &moved, &qerr);
+            if (qrc == 0) {
+                quarantined(es, rc, &err, moved);
+                rc = 0;
+            } else { /* kept in the spool: it blocks as before, and says why */
+                snprintf(qerr.message + strlen(qerr.message),
+                         sizeof qerr.message - strlen(qerr.message), " (%s: %s)", fdn_err_name(rc),
+                         err.message);
+                err = qerr;
+                rc = qrc == FDN_ENOSPC ? rc : qrc;
+            }
+        }
         if (rc != 0) {
             if (!refused)
                 replay_failed(es, rc, &err);
@@ -416,6 +478,8 @@ static void replay_spool(fdn_events_t *es)
             sh->replay_at = mono() + sh->replay_backoff_ms * 1000000;
             return;
         }
+        if (one && seq >= sh->replay_one_upto)
+            sh->replay_one_upto = 0; /* past the batches of the failed attempt */
         atomic_store_explicit(&sh->replay_error, 0, memory_order_relaxed);
         sh->replay_backoff_ms = 0;
     }
@@ -977,4 +1041,8 @@ void fdn__evs_shared_status(fdn_events_t *es, fdn_events_backend_status_t *out)
     out->rejected = atomic_load_explicit(&sh->rejected, memory_order_relaxed);
     out->spool_replay_failures = atomic_load_explicit(&sh->replay_failures, memory_order_relaxed);
     out->spool_replay_error = atomic_load_explicit(&sh->replay_error, memory_order_relaxed);
+    out->spool_quarantined_batches = atomic_load_explicit(&sh->q_batches, memory_order_relaxed);
+    out->spool_quarantined_events = atomic_load_explicit(&sh->q_events, memory_order_relaxed);
+    out->spool_quarantined_bytes = atomic_load_explicit(&sh->q_bytes, memory_order_relaxed);
+    out->spool_quarantine_error = atomic_load_explicit(&sh->q_error, memory_order_relaxed);
 }

@@ -8,10 +8,12 @@
  *  - a batch over the bound (or over the 65 536 events one append takes) is refused with
  *    FDN_ETOO_LARGE, as without a spool, not spooled and acknowledged (its replay could never
  *    succeed);
- *  - a spool record that cannot be replayed (damaged on disk) is reported: the backend status
- *    counts the failed replays and gives the last one's error, the telemetry event
- *    foundation.event_store.spool_replay_failed carries its message (it used to be dropped,
- *    so a spool stuck behind such a record said nothing of why). */
+ *  - a spool record that cannot be replayed (damaged on disk) between good ones is moved to
+ *    the spool file's quarantine table, its bytes as they were, and the good batches before
+ *    and after it are stored, once each, in order (it used to block them, and every store
+ *    behind it, for ever: reported since 58f87d9, but stuck); the backend status, the
+ *    telemetry event foundation.event_store.spool_quarantined and GET /health (events_backend
+ *    degraded, the answer 200) say so. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,6 +32,7 @@
 
 #include <fdn/telemetry.h>
 
+#include "admin/admin_int.h"
 #include "engine.h"
 #include "event_make.h"
 #include "pg_fixture.h"
@@ -146,15 +149,21 @@ static void take_census(const char *schema, census_t *c)
     fdn_events_destroy(es);
 }
 
-/* PostgreSQL holds one event: the first small one (writer 0) the tests spool. */
-static void expect_only_the_first(const char *schema)
+/* PostgreSQL holds one event, writer w's. */
+static void expect_only_w(const char *schema, unsigned w)
 {
     census_t *c = calloc(1, sizeof *c);
     assert_non_null(c);
     take_census(schema, c);
     assert_int_equal(c->n, 1);
-    assert_int_equal(c->w[0], 0);
+    assert_int_equal(c->w[0], w);
     free(c);
+}
+
+/* PostgreSQL holds one event: the first small one (writer 0) the tests spool. */
+static void expect_only_the_first(const char *schema)
+{
+    expect_only_w(schema, 0);
 }
 
 static void spooled_batches_over_the_bound_together_are_replayed(void **state)
@@ -222,22 +231,23 @@ static void a_batch_over_the_event_bound_is_refused_not_spooled(void **state)
     expect_only_the_first(f->schema);
 }
 
-/* The first foundation.event_store.spool_replay_failed a handler saw (the writer's thread). */
+/* The first telemetry event of a name a handler saw (the writer's thread): its error and
+ * message, its first measure. */
 typedef struct seen {
     pthread_mutex_t mu;
     bool got;
     char error[64], message[256];
+    double measure;
 } seen_t;
 
-static int on_replay_failed(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
-                            const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
+static int on_seen(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                   const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
 {
     (void)event;
-    (void)m;
-    (void)nm;
     seen_t *sn = user;
     pthread_mutex_lock(&sn->mu);
     if (!sn->got) {
+        sn->measure = nm > 0 ? m[0].value : -1;
         for (size_t i = 0; i < nmeta; i++) {
             if (strcmp(meta[i].key, "error") == 0)
                 snprintf(sn->error, sizeof sn->error, "%s", meta[i].value);
@@ -259,43 +269,161 @@ static bool seen_one(void *arg)
     return got;
 }
 
-static void a_damaged_spool_record_is_reported(void **state)
+/* GET /health's services member for the check name, as compact JSON in its order, into buf
+ * ("" without one); the answer's HTTP status, negative when its top-level status is not
+ * "ok". (The dispatcher hands the answer's text over parsed, as it does to every test.) */
+static long health_of(fdn_admin_t *a, const char *name, char *buf, size_t cap)
+{
+    fdn__http_resp_t r;
+    memset(&r, 0, sizeof r);
+    fdn__admin_dispatch(a, "GET", "/health", NULL, NULL, 0, &r);
+    long status = r.status;
+    assert_non_null(r.json);
+    json_t *m = json_object_get(json_object_get(r.json, "services"), name);
+    char *t = m != NULL ? json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    snprintf(buf, cap, "%s", t != NULL ? t : "");
+    free(t);
+    const char *top = json_string_value(json_object_get(r.json, "status"));
+    if (top == NULL || strcmp(top, "ok") != 0)
+        status = -status;
+    fdn__http_resp_clear(&r);
+    return status;
+}
+
+/* Five spooled batches, the third (two events) damaged on disk: the first two, then the last
+ * two, are stored once each, in order; the third is in the quarantine table with its bytes as
+ * they were, and said so by the status, telemetry and /health (degraded, 200). */
+static void a_damaged_spool_record_is_quarantined(void **state)
 {
     fx_t *f = *state;
     fdn_telemetry_t *tm = NULL;
     assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
-    static seen_t sn = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    static seen_t sq = {.mu = PTHREAD_MUTEX_INITIALIZER}, sf = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.event_store.spool_quarantined",
+                                          FDN_TELEMETRY_MATCH_EXACT, on_seen, &sq),
+                     0);
     assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.event_store.spool_replay_failed",
-                                          FDN_TELEMETRY_MATCH_EXACT, on_replay_failed, &sn),
+                                          FDN_TELEMETRY_MATCH_EXACT, on_seen, &sf),
                      0);
     fdn__events_set_telemetry(f->es, tm);
+    fdn_admin_opts_t ao = FDN_ADMIN_OPTS_INIT;
+    ao.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &ao, NULL), 0);
+    assert_int_equal(fdn_admin_mount_events(a, f->es), 0);
     uint64_t id = 1;
-    assert_int_equal(store_run(f->es, 0, 0, 1, 0, &id), 0);
-    assert_int_equal(store_run(f->es, 1, 0, 1, 0, &id), 0);
-    assert_int_equal(spooled(f->es), 2);
+    for (unsigned w = 0; w < 5; w++)
+        assert_int_equal(store_run(f->es, w, 0, w == 2 ? 2 : 1, 0, &id), 0);
+    assert_int_equal(spooled(f->es), 6);
     fdn_events_backend_status_t st;
     assert_int_equal(fdn_events_backend_status(f->es, &st), 0);
-    assert_int_equal(st.spool_replay_failures, 0);
-    assert_int_equal(st.spool_replay_error, 0);
-    /* the oldest batch's records damaged on disk (the spool's own connection reads them anew) */
-    test_sqlite_exec(
-        f->spool.path,
-        "UPDATE spool SET body = x'0102030405' WHERE seq = (SELECT min(seq) FROM spool)");
-    fdn_breaker_reset(f->br); /* PostgreSQL back: the writer replays, and fails */
-    if (!wait_until(seen_one, &sn, 60000)) {
-        fprintf(stderr, "no foundation.event_store.spool_replay_failed a minute after "
-                        "PostgreSQL came back\n");
+    assert_int_equal(st.spool_quarantined_batches, 0);
+    assert_int_equal(st.spool_quarantine_error, 0);
+    /* the third batch's records damaged on disk (the spool's own connection reads them anew) */
+    static const char third[] = "SELECT seq FROM spool ORDER BY seq LIMIT 1 OFFSET 2";
+    char sql[256], body[64], uids[256], got[512];
+    int64_t seq = test_sqlite_int(f->spool.path, third);
+    assert_true(seq > 0);
+    snprintf(sql, sizeof sql, "UPDATE spool SET body = x'0102030405' WHERE seq = %lld",
+             (long long)seq);
+    test_sqlite_exec(f->spool.path, sql);
+    snprintf(sql, sizeof sql, "SELECT hex(body) FROM spool WHERE seq = %lld", (long long)seq);
+    assert_true(test_sqlite_text(f->spool.path, sql, body, sizeof body));
+    assert_string_equal(body, "0102030405");
+    snprintf(sql, sizeof sql, "SELECT uids FROM spool WHERE seq = %lld", (long long)seq);
+    assert_true(test_sqlite_text(f->spool.path, sql, uids, sizeof uids));
+    assert_int_equal(strlen(uids), 2 * FDN_UUID_STR_LEN);
+
+    fdn_breaker_reset(f->br); /* PostgreSQL back: the writer replays around the damage */
+    if (!wait_until(spool_empty, f->es, 60000)) {
+        fprintf(stderr, "the spool still holds %llu events a minute after PostgreSQL came back\n",
+                (unsigned long long)spooled(f->es));
         fail();
     }
-    assert_string_equal(sn.error, fdn_err_name(FDN_ECORRUPT));
-    assert_non_null(strstr(sn.message, "events spool: batch"));
+    census_t *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    take_census(f->schema, c);
+    assert_int_equal(c->n, 4); /* each once, gap-free, in the order they were spooled */
+    static const unsigned want_w[] = {0, 1, 3, 4};
+    for (unsigned i = 0; i < c->n; i++) {
+        assert_int_equal(c->id[i], i + 1);
+        assert_int_equal(c->w[i], want_w[i]);
+        assert_int_equal(c->s[i], 0);
+    }
+    free(c);
+
+    /* the damaged batch, as it was, in the quarantine table: with when and why */
+    assert_int_equal(test_sqlite_int(f->spool.path, "SELECT count(*) FROM quarantine"), 1);
+    snprintf(sql, sizeof sql,
+             "SELECT hex(body) || ' ' || uids || ' ' || n || ' ' || error || ' ' || error_name"
+             " FROM quarantine WHERE seq = %lld AND quarantined_at > 1600000000000"
+             " AND message LIKE 'events spool: batch %lld%%'",
+             (long long)seq, (long long)seq);
+    assert_true(test_sqlite_text(f->spool.path, sql, got, sizeof got));
+    char want[512];
+    snprintf(want, sizeof want, "%s %s 2 %d %s", body, uids, FDN_ECORRUPT,
+             fdn_err_name(FDN_ECORRUPT));
+    assert_string_equal(got, want);
+    assert_int_equal(test_sqlite_int(f->spool.path, "SELECT count(*) FROM spool"), 0);
+
     assert_int_equal(fdn_events_backend_status(f->es, &st), 0);
-    assert_true(st.spool_replay_failures >= 1);
-    assert_int_equal(st.spool_replay_error, FDN_ECORRUPT);
-    assert_true(st.up);                     /* PostgreSQL answers: the spool is what is stuck */
-    assert_int_equal(st.spooled_events, 2); /* the second batch waits behind the first */
+    assert_int_equal(st.spool_quarantined_batches, 1);
+    assert_int_equal(st.spool_quarantined_events, 2);
+    assert_true(st.spool_quarantined_bytes > 0);
+    assert_int_equal(st.spool_quarantine_error, FDN_ECORRUPT);
+    assert_int_equal(st.spool_replay_error, 0); /* the spool drained: nothing is stuck */
+    assert_int_equal(st.spooled_bytes, 0);
+    assert_true(st.up);
+    assert_true(seen_one(&sq));
+    assert_string_equal(sq.error, fdn_err_name(FDN_ECORRUPT));
+    assert_non_null(strstr(sq.message, "events spool: batch"));
+    assert_true(sq.measure == 2.0); /* events */
+    assert_false(seen_one(&sf));    /* quarantined, not a replay that failed */
+
+    /* the store works: /health says degraded for the check, ok (200) for the whole */
+    char member[256];
+    long hs = health_of(a, "events_backend", member, sizeof member);
+    snprintf(want, sizeof want, "{\"status\":\"degraded\",\"code\":%d,\"error\":\"%s\"}",
+             fdn_err_info(FDN_ECORRUPT)->ref_code, fdn_err_name(FDN_ECORRUPT));
+    assert_string_equal(member, want);
+    assert_int_equal(hs, 200);
+    /* and a new store goes straight to PostgreSQL */
+    assert_int_equal(store_run(f->es, 5, 0, 1, 0, &id), 0);
+    assert_int_equal(id, 5);
+    fdn_admin_destroy(a);
     fdn__events_set_telemetry(f->es, NULL);
     fdn_telemetry_destroy(tm);
+}
+
+/* A spool left with quarantined batches by an earlier run: a store opened on it counts them
+ * (the status, /health degraded) before it quarantines anything itself. */
+static void quarantined_batches_are_counted_at_open(void **state)
+{
+    fx_t *f = *state;
+    uint64_t id = 1;
+    assert_int_equal(store_run(f->es, 0, 0, 3, 0, &id), 0);
+    assert_int_equal(store_run(f->es, 1, 0, 1, 0, &id), 0);
+    fdn_events_destroy(f->es);
+    f->es = NULL;
+    /* the first batch damaged while the process was away */
+    test_sqlite_exec(f->spool.path, "UPDATE spool SET body = x'00' WHERE seq = "
+                                    "(SELECT min(seq) FROM spool)");
+    fdn_events_opts_t o;
+    test_pg_store_opts(&o, NULL, f->schema);
+    o.postgres.spool_path = f->spool.path;
+    o.postgres.spool_max_bytes = (uint64_t)512 << 20;
+    f->es = test_pg_store_open(&o); /* no breaker: the writer replays at once */
+    assert_true(wait_until(spool_empty, f->es, 60000));
+    expect_only_w(f->schema, 1);
+    fdn_events_destroy(f->es);
+    f->es = NULL;
+    f->es = test_pg_store_open(&o);
+    fdn_events_backend_status_t st;
+    assert_int_equal(fdn_events_backend_status(f->es, &st), 0);
+    assert_int_equal(st.spool_quarantined_batches, 1);
+    assert_int_equal(st.spool_quarantined_events, 3);
+    assert_int_equal(st.spool_quarantine_error, FDN_ECORRUPT);
+    assert_int_equal(st.spooled_events, 0);
 }
 
 int main(void)
@@ -307,7 +435,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(a_batch_over_the_event_bound_is_refused_not_spooled, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(a_damaged_spool_record_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_damaged_spool_record_is_quarantined, setup, teardown),
+        cmocka_unit_test_setup_teardown(quarantined_batches_are_counted_at_open, setup, teardown),
     };
     return cmocka_run_group_tests(tests, test_pg_setup, NULL);
 }

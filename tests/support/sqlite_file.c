@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <sqlite3.h>
+#include <stdio.h>
 
 #include "sqlite_file.h"
 
@@ -21,6 +22,24 @@ int64_t test_sqlite_int(const char *path, const char *sql)
     sqlite3_finalize(st);
     sqlite3_close(db);
     return v;
+}
+
+bool test_sqlite_text(const char *path, const char *sql, char *buf, size_t cap)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    bool got = false;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    buf[0] = '\0';
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        snprintf(buf, cap, "%s", t != NULL ? t : "");
+        got = true;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return got;
 }
 
 void test_sqlite_exec(const char *path, const char *sql)
