@@ -365,6 +365,27 @@ static void a_damaged_spool_record_is_quarantined(void **state)
              fdn_err_name(FDN_ECORRUPT));
     assert_string_equal(got, want);
     assert_int_equal(test_sqlite_int(f->spool.path, "SELECT count(*) FROM spool"), 0);
+    /* `fdn events quarantine` lists it (read-only) */
+    const char *bin = getenv("FDN_BINARY_DIR");
+    assert_non_null(bin);
+    char cmd[600], line[1024] = "";
+    snprintf(cmd, sizeof cmd, "'%s/bin/fdn' events quarantine --spool '%s' --json", bin,
+             f->spool.path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    bool one = fgets(line, sizeof line, p) != NULL;
+    char extra[64];
+    bool more = fgets(extra, sizeof extra, p) != NULL;
+    assert_int_equal(pclose(p), 0);
+    assert_true(one);
+    assert_false(more);
+    snprintf(want, sizeof want, "{\"seq\":%lld,", (long long)seq);
+    assert_true(strstr(line, want) == line);
+    snprintf(want, sizeof want, "\"error\":%d,\"error_name\":\"%s\",\"events\":2,", FDN_ECORRUPT,
+             fdn_err_name(FDN_ECORRUPT));
+    assert_non_null(strstr(line, want));
+    snprintf(want, sizeof want, "\"uids\":\"%s\"}", uids);
+    assert_non_null(strstr(line, want));
 
     assert_int_equal(fdn_events_backend_status(f->es, &st), 0);
     assert_int_equal(st.spool_quarantined_batches, 1);

@@ -1,12 +1,17 @@
 /* DESIGN: fdn events query: read the event store of a data directory offline.
  * Opens the SQLite file read-only (safe while a server runs: WAL readers do not block the
  * writer), filters on the indexed columns in SQL (id, ts, type) and on the correlation id
- * after decoding each record with the library codec. */
+ * after decoding each record with the library codec.
+ * fdn events quarantine: list the batches in the quarantine table of a PostgreSQL store's
+ * spool file (docs/events-postgres.md, "Quarantine"), read-only the same way; the records
+ * are not decoded (a quarantined batch may be damaged), only the table's columns shown. */
 #include "cli.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <sqlite3.h>
@@ -27,9 +32,13 @@ static void usage(FILE *out)
             "usage: fdn events query --data-dir DIR [--type T] [--correlation-id C]\n"
             "                        [--since TS] [--until TS] [--after-id N] [--limit N]\n"
             "                        [--order asc|desc] [--json]\n"
+            "       fdn events quarantine --spool FILE [--limit N] [--json]\n"
             "\n"
-            "Read events stored by 'fdn serve' in DIR/%s, without a running server.\n"
+            "query: read events stored by 'fdn serve' in DIR/%s, without a running server.\n"
             "Times are in the unit of the events' timestamp field. Default limit 100.\n"
+            "quarantine: list the batches a PostgreSQL store's spool FILE\n"
+            "(storage.warm.postgres.spool_path) took out of its replay, oldest first\n"
+            "(read-only; default limit 100).\n"
             "Output: a table, or one JSON object per line with --json.\n",
             FDN_CLI_EVENTS_FILE);
 }
@@ -157,11 +166,143 @@ static int query(const query_opts_t *o)
     return result;
 }
 
+typedef struct quarantine_opts {
+    const char *spool;
+    int64_t limit;
+    bool json;
+} quarantine_opts_t;
+
+static int parse_quarantine(int argc, char **argv, quarantine_opts_t *o)
+{
+    const cli_optdef_t defs[] = {
+        {.name = "--json", .seen = &o->json},
+        {.name = "--spool", .str = &o->spool},
+        {.name = "--limit", .num = &o->limit, .min = 1, .max = INT64_MAX},
+    };
+    int rc =
+        cli_parse(argc, argv, "events quarantine", defs, sizeof(defs) / sizeof(defs[0]), usage);
+    if (rc != 0)
+        return rc;
+    if (o->spool == NULL) {
+        fprintf(stderr, "fdn events quarantine: --spool FILE is required\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* A column as text ("" for NULL). */
+static const char *col_text(sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    return t != NULL ? (const char *)t : "";
+}
+
+/* Unix ms as UTC ISO 8601 into buf. */
+static void iso_ms(int64_t ms, char *buf, size_t cap)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    if (ms < 0 || gmtime_r(&s, &tm) == NULL) {
+        snprintf(buf, cap, "%" PRId64, ms);
+        return;
+    }
+    char day[32];
+    strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, cap, "%s.%03dZ", day, (int)(ms % 1000));
+}
+
+static int list_quarantine(const quarantine_opts_t *o)
+{
+    struct stat st;
+    if (stat(o->spool, &st) != 0) {
+        fprintf(stderr, "fdn events quarantine: no spool at %s\n", o->spool);
+        return CLI_FAIL;
+    }
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(o->spool, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        fprintf(stderr, "fdn events quarantine: cannot open %s: %s\n", o->spool,
+                db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return CLI_FAIL;
+    }
+    sqlite3_stmt *stmt = NULL;
+    int prc = sqlite3_prepare_v2(db,
+                                 "SELECT seq, quarantined_at, error, error_name, n, bytes, message,"
+                                 " uids FROM quarantine ORDER BY seq LIMIT ?",
+                                 -1, &stmt, NULL);
+    if (prc != SQLITE_OK) {
+        /* a spool file from before the quarantine (or another file): say which */
+        bool spool =
+            sqlite3_prepare_v2(db, "SELECT seq FROM spool LIMIT 0", -1, &stmt, NULL) == SQLITE_OK;
+        sqlite3_finalize(stmt);
+        if (spool) { /* written before the quarantine existed: nothing quarantined */
+            sqlite3_close(db);
+            if (!o->json)
+                printf("no quarantined batches in %s\n", o->spool);
+            return CLI_OK;
+        }
+        fprintf(stderr, "fdn events quarantine: %s is not an events spool: %s\n", o->spool,
+                sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return CLI_FAIL;
+    }
+    sqlite3_bind_int64(stmt, 1, o->limit);
+    int rc, result = CLI_OK;
+    int64_t shown = 0;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int64_t seq = sqlite3_column_int64(stmt, 0), at = sqlite3_column_int64(stmt, 1);
+        int64_t n = sqlite3_column_int64(stmt, 4), bytes = sqlite3_column_int64(stmt, 5);
+        char when[64];
+        iso_ms(at, when, sizeof when);
+        if (o->json) {
+            json_t *j =
+                json_pack("{s:I, s:s, s:I, s:I, s:s, s:I, s:I, s:s, s:s}", "seq", (json_int_t)seq,
+                          "quarantined_at", when, "quarantined_at_ms", (json_int_t)at, "error",
+                          (json_int_t)sqlite3_column_int64(stmt, 2), "error_name",
+                          col_text(stmt, 3), "events", (json_int_t)n, "bytes", (json_int_t)bytes,
+                          "message", col_text(stmt, 6), "uids", col_text(stmt, 7));
+            char *js = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+            json_decref(j);
+            if (js == NULL) {
+                fprintf(stderr, "fdn events quarantine: out of memory\n");
+                result = CLI_FAIL;
+                break;
+            }
+            printf("%s\n", js);
+            free(js);
+        } else {
+            if (shown == 0)
+                printf("%-8s %-24s %-20s %-8s %-10s %s\n", "SEQ", "QUARANTINED_AT", "ERROR",
+                       "EVENTS", "BYTES", "MESSAGE");
+            printf("%-8" PRId64 " %-24s %-20s %-8" PRId64 " %-10" PRId64 " %s\n", seq, when,
+                   col_text(stmt, 3), n, bytes, col_text(stmt, 6));
+        }
+        shown++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE && result == CLI_OK) {
+        fprintf(stderr, "fdn events quarantine: cannot read %s: %s\n", o->spool,
+                sqlite3_errmsg(db));
+        result = CLI_FAIL;
+    }
+    if (result == CLI_OK && shown == 0 && !o->json)
+        printf("no quarantined batches in %s\n", o->spool);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return result;
+}
+
 int cmd_events(int argc, char **argv)
 {
     if (argc < 2 || cli_is_help(argv[1])) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;
+    }
+    if (strcmp(argv[1], "quarantine") == 0) {
+        quarantine_opts_t q = {.limit = 100};
+        int pr = parse_quarantine(argc - 1, argv + 1, &q);
+        if (pr != 0)
+            return pr > 0 ? CLI_OK : CLI_USAGE;
+        return list_quarantine(&q);
     }
     if (strcmp(argv[1], "query") != 0) {
         fprintf(stderr, "fdn events: unknown subcommand '%s'\n", argv[1]);

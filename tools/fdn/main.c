@@ -17,6 +17,7 @@ static void usage(FILE *out)
                  "  config defaults  print the default configuration tree as JSON\n"
                  "  config check F   validate a configuration file\n"
                  "  events query     read stored events from a data directory (offline)\n"
+                 "  events quarantine  list a PostgreSQL store's quarantined spool batches\n"
                  "  registry list    list the fleet-wide registry on etcd (--etcd URL)\n"
                  "  version          print the version\n"
                  "  help             show this help\n"
