@@ -32,6 +32,8 @@ NOT_DRIVABLE=(
     fdn_events_backend_breaker_state                  #  them)
     fdn_events_backend_spooled_events                 #
     fdn_events_backend_spool_replay_failures_total    #
+    fdn_events_backend_spool_quarantined_batches      #
+    fdn_events_backend_spool_quarantined_events       #
 )
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
