@@ -46,8 +46,11 @@
  * unknown) is fsynced to the spool with them and acknowledged with ids 0; while the spool
  * holds anything, later batches queue behind it there (this process's order), and the writer
  * replays it oldest first with replay = true (exactly once), before each new batch and on a
- * backoff while idle. A store called from the writer or follower thread itself (a breaker
- * transition hook) is queued detached, not awaited.
+ * backoff while idle. A spooled batch no replay can ever take (it does not decode, or the
+ * backend refuses its rows for good: batch.refused) is moved to the spool's quarantine table
+ * instead of blocking the spool and every batch behind it (replay_spool). A store called from
+ * the writer or follower thread itself (a breaker transition hook) is queued detached, not
+ * awaited.
  *
  * Lock order: imu -> plock -> amu (the put); qmu and fmu are leaves. No lock is held during a
  * backend call except imu (the writer's and follower's reads while filling memory).
