@@ -13,7 +13,8 @@
  *    and after it are stored, once each, in order (it used to block them, and every store
  *    behind it, for ever: reported since 58f87d9, but stuck); the backend status, the
  *    telemetry event foundation.event_store.spool_quarantined and GET /health (events_backend
- *    degraded, the answer 200) say so. */
+ *    degraded, the answer 200) say so; quarantined batches are counted at open; past the
+ *    quarantine's own bound a damaged batch stays in the spool and the failed replay says so. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -447,6 +448,89 @@ static void quarantined_batches_are_counted_at_open(void **state)
     assert_int_equal(st.spooled_events, 0);
 }
 
+static bool one_quarantined(void *arg)
+{
+    fdn_events_backend_status_t st;
+    assert_int_equal(fdn_events_backend_status(arg, &st), 0);
+    return st.spool_quarantined_batches == 1 && st.spooled_events == 0;
+}
+
+/* Damage the oldest spooled batch's records. */
+static void damage_oldest(const char *path)
+{
+    test_sqlite_exec(path, "UPDATE spool SET body = x'0102030405' WHERE seq = "
+                           "(SELECT min(seq) FROM spool)");
+}
+
+/* The quarantine's own bound (the spool's, 4000 bytes here): a second damaged batch of ~2.5 kB
+ * does not fit beside the first, so it stays in the spool, blocking the one behind it as
+ * before the quarantine existed, and the failed replay says why (/health unhealthy); nothing
+ * is deleted. */
+static void a_full_quarantine_keeps_the_batch_in_the_spool(void **state)
+{
+    fx_t *f = *state;
+    fdn_events_destroy(f->es);
+    f->es = NULL;
+    fdn_events_opts_t o;
+    test_pg_store_opts(&o, NULL, f->schema);
+    o.postgres.spool_path = f->spool.path;
+    o.postgres.spool_max_bytes = 4000;
+    f->es = test_pg_store_open(&o);
+    assert_int_equal(fdn_events_set_breaker(f->es, f->br), 0);
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    static seen_t sf = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.event_store.spool_replay_failed",
+                                          FDN_TELEMETRY_MATCH_EXACT, on_seen, &sf),
+                     0);
+    fdn__events_set_telemetry(f->es, tm);
+    fdn_admin_opts_t ao = FDN_ADMIN_OPTS_INIT;
+    ao.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &ao, NULL), 0);
+    assert_int_equal(fdn_admin_mount_events(a, f->es), 0);
+    uint64_t id = 1;
+    assert_int_equal(store_run(f->es, 0, 0, 1, 2500, &id), 0); /* the breaker is open */
+    assert_int_equal(id, 0);
+    damage_oldest(f->spool.path);
+    fdn_breaker_reset(f->br);
+    assert_true(wait_until(one_quarantined, f->es, 60000));
+    fdn_breaker_force_open(f->br);
+    assert_int_equal(store_run(f->es, 1, 0, 1, 2500, &id), 0);
+    assert_int_equal(store_run(f->es, 2, 0, 1, 0, &id), 0);
+    damage_oldest(f->spool.path);
+    fdn_breaker_reset(f->br);
+    if (!wait_until(seen_one, &sf, 60000)) {
+        fprintf(stderr, "no foundation.event_store.spool_replay_failed a minute after "
+                        "PostgreSQL came back\n");
+        fail();
+    }
+    assert_string_equal(sf.error, fdn_err_name(FDN_ECORRUPT));
+    assert_non_null(strstr(sf.message, "quarantine full"));
+    assert_non_null(strstr(sf.message, "events spool: batch"));
+    fdn_events_backend_status_t st;
+    assert_int_equal(fdn_events_backend_status(f->es, &st), 0);
+    assert_int_equal(st.spool_quarantined_batches, 1);
+    assert_int_equal(st.spool_replay_error, FDN_ECORRUPT);
+    assert_int_equal(st.spooled_events, 2); /* the damaged one and the one behind it */
+    assert_int_equal(test_sqlite_int(f->spool.path, "SELECT count(*) FROM spool"), 2);
+    assert_int_equal(test_sqlite_int(f->spool.path, "SELECT count(*) FROM quarantine"), 1);
+    char member[256], want[256];
+    long hs = health_of(a, "events_backend", member, sizeof member);
+    snprintf(want, sizeof want, "{\"status\":\"unhealthy\",\"code\":%d,\"error\":\"%s\"}",
+             fdn_err_info(FDN_ECORRUPT)->ref_code, fdn_err_name(FDN_ECORRUPT));
+    assert_string_equal(member, want);
+    assert_int_equal(hs, -503);
+    fdn_admin_destroy(a);
+    fdn__events_set_telemetry(f->es, NULL);
+    fdn_telemetry_destroy(tm);
+    census_t *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    take_census(f->schema, c);
+    assert_int_equal(c->n, 0); /* the good one waits behind the damaged one */
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -458,6 +542,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(a_damaged_spool_record_is_quarantined, setup, teardown),
         cmocka_unit_test_setup_teardown(quarantined_batches_are_counted_at_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_full_quarantine_keeps_the_batch_in_the_spool, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, test_pg_setup, NULL);
 }
