@@ -5,7 +5,7 @@
  * whose COMMIT outcome was lost, migrations racing, and bad input refused with a message.
  * Every test works in a schema of its own, so tests and runs never see each other's rows.
  * FDN_TEST_PG_EVENTS sets the events per writer of the multi-process test (default 2500; the
- * issue's full run is 25000). */
+ * issue's full run is 25000; a value that is not a count in 1..1000000 fails the test). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -547,16 +547,6 @@ static void concurrent_migrations_run_once(void **state)
 
 enum { WRITERS = 4, SUBSCRIBERS = 2, WBATCH = 50 };
 
-static unsigned events_per_writer(void)
-{
-    const char *s = getenv("FDN_TEST_PG_EVENTS");
-    if (s == NULL)
-        return 2500;
-    char *end = NULL;
-    unsigned long v = strtoul(s, &end, 10);
-    return end != s && v > 0 && v <= 1000000 ? (unsigned)v : 2500;
-}
-
 static int writer_main(const char *schema, unsigned w, unsigned n)
 {
     fdn__pg_t *c = NULL;
@@ -664,10 +654,12 @@ static int subscriber_main(const char *schema, uint64_t total, unsigned per_writ
 static void writers_and_subscribers_across_processes(void **state)
 {
     (void)state;
+    /* FDN_TEST_PG_EVENTS=N: N each, 1..1000000; anything else fails the test rather than run
+     * a smaller or empty one */
+    unsigned per = test_pg_events_env(2500);
     char schema[64];
     test_pg_schema_name(schema, sizeof(schema), "fleet");
     fdn__pg_close(open_pg(schema)); /* create the schema once, before the fleet */
-    unsigned per = events_per_writer();
     uint64_t total = (uint64_t)per * WRITERS;
     pid_t kids[WRITERS + SUBSCRIBERS];
     for (int i = 0; i < WRITERS + SUBSCRIBERS; i++) {

@@ -23,7 +23,6 @@
 
 #include <cmocka.h>
 
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -588,16 +587,7 @@ static void writer_processes_and_a_subscriber(void **state)
     (void)state;
     /* the issue's 4 writer processes x 25 k events (FDN_TEST_PG_EVENTS=N: N each, 1..1000000;
      * anything else fails the test rather than run a smaller or empty one) */
-    const char *env = getenv("FDN_TEST_PG_EVENTS");
-    unsigned n = 25000;
-    if (env != NULL) {
-        char *end = NULL;
-        errno = 0;
-        unsigned long v = strtoul(env, &end, 10);
-        if (errno != 0 || end == env || *end != '\0' || env[0] == '-' || v < 1 || v > 1000000)
-            fail_msg("FDN_TEST_PG_EVENTS=%s: not a count of events in 1..1000000", env);
-        n = (unsigned)v;
-    }
+    unsigned n = test_pg_events_env(25000);
     enum { W = 4 };
     char schema[64];
     test_pg_schema_name(schema, sizeof(schema), "proc");

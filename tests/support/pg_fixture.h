@@ -46,6 +46,11 @@ fdn_event_t *test_pg_event(const char *type, const char *corr, unsigned w, unsig
 /* (w, s) of an event made by test_pg_event; false when its data is not one of them. */
 bool test_pg_event_ws(const fdn_event_t *ev, unsigned *w, unsigned *s);
 
+/* The events per writer of a multi-process test: $FDN_TEST_PG_EVENTS, a count in 1..1000000,
+ * or def when it is not set. Anything else (empty, "abc", "12x", "0", "-5", past the range)
+ * fails the running test with a message, rather than run a smaller or empty test. */
+unsigned test_pg_events_env(unsigned def);
+
 /* Send sig (SIGSTOP, SIGCONT) to a cluster of the test's own (scripts/pg-server.sh, its
  * directory dir): the postmaster and every process it started, so that no backend answers
  * while it is stopped. */
