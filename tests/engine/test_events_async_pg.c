@@ -289,7 +289,7 @@ static void many_stores_one_callback_each(void **state)
     (void)state;
     char schema[64];
     test_pg_schema_name(schema, sizeof(schema), "many");
-    fdn_events_t *es = open_store(schema, 30000, 0);
+    fdn_events_t *es = open_store(schema, TEST_PG_CALL_MS, 0);
     col_t *c = col_new(es);
     pthread_t th[MAXW];
     loader_t ld[MAXW];
@@ -323,7 +323,7 @@ static void destroy_runs_every_callback(void **state)
     (void)state;
     char schema[64];
     test_pg_schema_name(schema, sizeof(schema), "destroy");
-    fdn_events_t *es = open_store(schema, 30000, 0);
+    fdn_events_t *es = open_store(schema, TEST_PG_CALL_MS, 0);
     col_t *c = col_new(es);
     for (unsigned s = 0; s < 500; s++)
         assert_int_equal(store_async(c, 0, s, 1), 0);

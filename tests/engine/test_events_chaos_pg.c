@@ -101,7 +101,7 @@ static census_t *take_census(const char *schema)
  * killed. */
 static void child_writer(const char *schema, int fd)
 {
-    fdn_events_t *es = open_store(schema, 5000, NULL, 0);
+    fdn_events_t *es = open_store(schema, TEST_PG_CALL_MS, NULL, 0);
     for (unsigned s = 0; s < MAXS; s++) {
         fdn_event_t *ev = make_event(0, s);
         uint64_t id = 0;

@@ -39,19 +39,14 @@
 #include "event_make.h"
 #include "pg_fixture.h"
 
-/* Bound of each PostgreSQL call (and connection) of the stores made here: a minute, only to
- * catch a hang (the backend's default is 5 s). The tests check positions, order and content,
- * not how long a call takes (the chaos file checks the bound); a loaded machine running a
- * sanitizer build can stall a writer process, PostgreSQL or a store's thread for seconds, and
- * a store whose append passes its bound fails. */
-#define CALL_MS 60000
-
-/* test_pg_store_opts on the fixture with the bound above. */
+/* test_pg_store_opts on the fixture: each PostgreSQL call and connection of the stores made
+ * here is bounded by TEST_PG_CALL_MS, a minute, only to catch a hang. The tests check
+ * positions, order and content, not how long a call takes (the chaos file checks the bound);
+ * a loaded machine running a sanitizer build can stall a writer process, PostgreSQL or a
+ * store's thread for seconds, and a store whose append passes its bound fails. */
 static void store_opts(fdn_events_opts_t *o, const char *schema)
 {
     test_pg_store_opts(o, NULL, schema);
-    o->postgres.command_timeout_ms = CALL_MS;
-    o->postgres.connect_timeout_ms = CALL_MS;
 }
 
 /* A store on the fixture's server on schema (store_opts's options). */

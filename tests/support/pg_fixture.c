@@ -49,6 +49,8 @@ void test_pg_store_opts(fdn_events_opts_t *o, const char *url, const char *schem
     o->postgres.url = url != NULL ? url : test_pg_url;
     o->postgres.schema = schema;
     o->postgres.poll_interval_ms = 50;
+    o->postgres.command_timeout_ms = TEST_PG_CALL_MS;
+    o->postgres.connect_timeout_ms = TEST_PG_CALL_MS;
     o->max_results = 100000;
 }
 
