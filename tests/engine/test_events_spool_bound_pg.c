@@ -32,6 +32,7 @@
 
 #include "engine.h"
 #include "event_make.h"
+#include "pg_census.h"
 #include "pg_fixture.h"
 #include "services/event_store_int.h"
 #include "sqlite_file.h"
@@ -122,39 +123,20 @@ static bool wait_until(bool (*f)(void *), void *arg, int ms)
     return true;
 }
 
-typedef struct census {
-    unsigned n;
-    unsigned w[4 * PER_HALF], s[4 * PER_HALF];
-    uint64_t id[4 * PER_HALF];
-} census_t;
-
-static void collect(const fdn_event_t *ev, void *user)
+/* What the schema holds, read from PostgreSQL by a fresh store (pg_census.h), 16 events of
+ * up to ~1 MB a page. */
+static test_pg_census_t *take_census(const char *schema)
 {
-    census_t *c = user;
-    assert_true(c->n < 4 * PER_HALF);
-    assert_true(test_pg_event_ws(ev, &c->w[c->n], &c->s[c->n]));
-    c->id[c->n] = fdn_event_id(ev);
-    c->n++;
-}
-
-/* What the schema holds, read from PostgreSQL by a fresh store. */
-static void take_census(const char *schema, census_t *c)
-{
-    memset(c, 0, sizeof *c);
-    fdn_events_t *es = test_pg_store(schema);
-    test_events_each(es, 16, collect, c);
-    fdn_events_destroy(es);
+    return test_pg_census_take(NULL, schema, 16, 4, 4 * PER_HALF);
 }
 
 /* PostgreSQL holds one event: the first small one (writer 0) the tests spool. */
 static void expect_only_the_first(const char *schema)
 {
-    census_t *c = calloc(1, sizeof *c);
-    assert_non_null(c);
-    take_census(schema, c);
+    test_pg_census_t *c = take_census(schema);
     assert_int_equal(c->n, 1);
     assert_int_equal(c->w[0], 0);
-    free(c);
+    test_pg_census_free(c);
 }
 
 static void spooled_batches_over_the_bound_together_are_replayed(void **state)
@@ -174,9 +156,7 @@ static void spooled_batches_over_the_bound_together_are_replayed(void **state)
                 (unsigned long long)spooled(f->es));
         fail();
     }
-    census_t *c = calloc(1, sizeof *c);
-    assert_non_null(c);
-    take_census(f->schema, c);
+    test_pg_census_t *c = take_census(f->schema);
     assert_int_equal(c->n, 1 + 2 * PER_HALF); /* each once */
     for (unsigned i = 0; i < c->n; i++) {
         assert_int_equal(c->id[i], i + 1); /* gap-free, in the order they were spooled */
@@ -185,7 +165,7 @@ static void spooled_batches_over_the_bound_together_are_replayed(void **state)
         assert_int_equal(c->w[i], w);
         assert_int_equal(c->s[i], s);
     }
-    free(c);
+    test_pg_census_free(c);
 }
 
 static void a_batch_over_the_bound_is_refused_not_spooled(void **state)
