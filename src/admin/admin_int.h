@@ -55,8 +55,8 @@ typedef struct fdn__http_target {
 /**
  * Parse a raw request target ("/v1/events?type=a&limit=10"): split the path on '/', percent-
  * decode each segment (a decoded '/' is refused), split the query on '&' and '=',
- * decode '+' and %XX. A trailing '/' is ignored; empty inner segments, "." and "..", bad
- * escapes, decoded NUL or control bytes, and duplicate query keys are rejected.
+ * decode '+' and %XX. One trailing '/' is ignored; empty segments ("//" anywhere), "." and "..",
+ * bad escapes, decoded NUL or control bytes, and duplicate query keys are rejected.
  * @return 0, FDN_EINVAL (malformed), FDN_ETOO_LARGE (too long / too many parts)
  */
 int fdn__http_target_parse(fdn__http_target_t *t, const char *uri, size_t len);

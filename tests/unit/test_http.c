@@ -73,9 +73,11 @@ static void target_rejects(void **state)
 {
     (void)state;
     static fdn__http_target_t t;
-    const char *bad[] = {"",      "x/y",    "/a//b",   "/a/../b",     "/a/./b",   "/a%2Fb",
-                         "/a%zz", "/a%4",   "/a%00",   "/a b",        "/a?x=%0a", "/a?k=1&k=2",
-                         "/a?=v", "/a\x01", "/a#frag", "/caf\xc3\xa9"};
+    const char *bad[] = {"", "x/y", "/a//b", "/a/../b", "/a/./b", "/a%2Fb", "/a%zz", "/a%4",
+                         "/a%00", "/a b", "/a?x=%0a", "/a?k=1&k=2", "/a?=v", "/a\x01", "/a#frag",
+                         "/caf\xc3\xa9",
+                         /* an empty segment at the end: only ONE trailing '/' is ignored */
+                         "//", "/a//", "/v1/events//?limit=1", "///"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = fdn__http_target_parse(&t, bad[i], strlen(bad[i]));
         if (rc != FDN_EINVAL)
