@@ -206,6 +206,11 @@ int fdn__http_defer(fdn__http_resp_t *resp);
  */
 void fdn__http_complete(fdn__http_resp_t *resp, int rc);
 
+/** A JSON string of s, which need not be UTF-8 (a name a program gave a service): each byte
+ *  that is not part of valid UTF-8 becomes U+FFFD, as in every text answer (fdn__jw_str).
+ *  @return a new reference, or NULL (out of memory, or s NULL) */
+json_t *fdn__http_json_string(const char *s);
+
 /** Path parameter by name, or NULL. */
 const char *fdn__http_param(const fdn__http_req_t *req, const char *name);
 
