@@ -66,6 +66,8 @@ static int h_list(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user
             arr = NULL;
         }
     fdn_free(v);
+    if (arr == NULL)
+        return FDN_ENOMEM;
     return fdn__http_reply(resp, 200,
                            json_pack("{s:o*, s:I}", "breakers", arr, "count", (json_int_t)n));
 }

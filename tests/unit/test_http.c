@@ -859,6 +859,37 @@ static void breaker_names_not_utf8(void **state)
     fdn_breakers_destroy(set);
 }
 
+/* A pool a program named with bytes that are not UTF-8 was left out of GET /v1/pools (the
+ * failed element dropped silently) while "count" counted it. */
+static void pool_names_not_utf8(void **state)
+{
+    (void)state;
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    fdn_pools_t *pools = NULL;
+    assert_int_equal(fdn_pools_create(&pools, NULL), 0);
+    fdn_pool_opts_t po = FDN_POOL_OPTS_INIT;
+    po.size = 1;
+    po.max_overflow = 0;
+    po.create = pool_make;
+    po.destroy = pool_free;
+    assert_int_equal(fdn_pools_start(pools, "p\xff", &po, NULL, NULL), 0);
+    assert_int_equal(fdn_admin_mount_pools(a, pools), 0);
+    fdn__http_resp_t r;
+    memset(&r, 0, sizeof r);
+    fdn__admin_dispatch(a, "GET", "/v1/pools", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "count")), 1);
+    json_t *p0 = json_array_get(json_object_get(r.json, "pools"), 0);
+    assert_non_null(p0);
+    assert_string_equal(json_string_value(json_object_get(p0, "name")), "p\xef\xbf\xbd");
+    fdn__http_resp_clear(&r);
+    fdn_admin_destroy(a);
+    fdn_pools_destroy(pools);
+}
+
 static void same_socket_check(void **state)
 {
     (void)state;
@@ -1403,6 +1434,7 @@ int main(void)
         cmocka_unit_test(stopped_services_answer_503),
         cmocka_unit_test(service_handlers),
         cmocka_unit_test(breaker_names_not_utf8),
+        cmocka_unit_test(pool_names_not_utf8),
         cmocka_unit_test(limiter_capacity_switch_and_validation),
         cmocka_unit_test(limiter_full_is_503),
         cmocka_unit_test(server_real),
