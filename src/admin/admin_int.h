@@ -216,7 +216,8 @@ const char *fdn__http_param(const fdn__http_req_t *req, const char *name);
 
 /**
  * Parse the body as JSON into *out (new reference).
- * @return 0 or FDN_EPARSE (resp->err filled with line/column)
+ * @return 0, FDN_EPARSE (resp->err filled with line/column), FDN_EINVAL (valid JSON with a
+ *         number beyond what jansson holds: int64, double), FDN_ENOMEM
  */
 int fdn__http_body_json(const fdn__http_req_t *req, fdn__http_resp_t *resp, json_t **out);
 

@@ -55,6 +55,11 @@ int fdn__http_body_json(const fdn__http_req_t *req, fdn__http_resp_t *resp, json
         fdn_json_loadb(req->body, req->body_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &j, &je);
     if (rc == FDN_ENOMEM)
         return fdn_err_set(&resp->err, FDN_ENOMEM, "out of memory reading the request body");
+    /* valid JSON with a number jansson cannot hold (an integer beyond 64 bits, a real beyond
+     * a double): an out-of-range value (422), not malformed JSON (400) */
+    if (rc < 0 && json_error_code(&je) == json_error_numeric_overflow)
+        return fdn_err_set(&resp->err, FDN_EINVAL, "number out of range at line %d column %d: %s",
+                           je.line, je.column, je.text);
     if (rc < 0)
         return fdn_err_set(&resp->err, FDN_EPARSE, "malformed JSON at line %d column %d: %s",
                            je.line, je.column, je.text);
