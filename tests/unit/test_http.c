@@ -890,6 +890,50 @@ static void pool_names_not_utf8(void **state)
     fdn_pools_destroy(pools);
 }
 
+/* GET /v1/registry: a program registers services by any bytes (fdn_registry_register), with
+ * metadata of any bytes. A service name that is not UTF-8 was left out of "services" while
+ * "count" counted it, and such a metadata key or value was dropped; each is now listed with
+ * its bad bytes as U+FFFD. */
+static void registry_names_not_utf8(void **state)
+{
+    (void)state;
+    fdn_runtime_opts_t ro = FDN_RUNTIME_OPTS_INIT;
+    ro.ignore_env = true;
+    ro.health_interval_ns = 0;
+    fdn_runtime_t *rt = NULL;
+    assert_int_equal(fdn_runtime_create(&rt, &ro, NULL), 0);
+    fdn_registry_t *reg = fdn_runtime_registry(rt);
+    static int handle;
+    const fdn_registry_meta_t meta[] = {{"k\xff", "v"}, {"url", "http://h/\xc3"}};
+    assert_int_equal(fdn_registry_register(reg, "svc\xff", &handle, 0, meta, 2, NULL), 0);
+    size_t n = fdn_registry_count(reg);
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    assert_int_equal(fdn_admin_mount_runtime(a, rt), 0);
+    fdn__http_resp_t r;
+    memset(&r, 0, sizeof r);
+    fdn__admin_dispatch(a, "GET", "/v1/registry", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    json_t *svcs = json_object_get(r.json, "services");
+    assert_int_equal(json_integer_value(json_object_get(r.json, "count")), n);
+    assert_int_equal(json_array_size(svcs), n);
+    json_t *mine = NULL;
+    for (size_t i = 0; i < json_array_size(svcs); i++)
+        if (strcmp(json_string_value(json_object_get(json_array_get(svcs, i), "name")),
+                   "svc\xef\xbf\xbd") == 0)
+            mine = json_array_get(svcs, i);
+    assert_non_null(mine);
+    json_t *m = json_object_get(mine, "meta");
+    assert_int_equal(json_object_size(m), 2);
+    assert_string_equal(json_string_value(json_object_get(m, "k\xef\xbf\xbd")), "v");
+    assert_string_equal(json_string_value(json_object_get(m, "url")), "http://h/\xef\xbf\xbd");
+    fdn__http_resp_clear(&r);
+    fdn_admin_destroy(a);
+    fdn_runtime_destroy(rt);
+}
+
 /* A JSON body whose integer does not fit 64 bits is valid JSON holding an out-of-range value:
  * 422, as docs/http-api.md says of out-of-range integers (it answered 400 "malformed JSON";
  * jansson holds int64 only). Malformed JSON stays 400. */
@@ -1478,6 +1522,7 @@ int main(void)
         cmocka_unit_test(service_handlers),
         cmocka_unit_test(breaker_names_not_utf8),
         cmocka_unit_test(pool_names_not_utf8),
+        cmocka_unit_test(registry_names_not_utf8),
         cmocka_unit_test(body_integer_out_of_range),
         cmocka_unit_test(limiter_capacity_switch_and_validation),
         cmocka_unit_test(limiter_full_is_503),
