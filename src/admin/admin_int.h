@@ -55,8 +55,8 @@ typedef struct fdn__http_target {
 /**
  * Parse a raw request target ("/v1/events?type=a&limit=10"): split the path on '/', percent-
  * decode each segment (a decoded '/' is refused), split the query on '&' and '=',
- * decode '+' and %XX. A trailing '/' is ignored; empty inner segments, "." and "..", bad
- * escapes, decoded NUL or control bytes, and duplicate query keys are rejected.
+ * decode '+' and %XX. One trailing '/' is ignored; empty segments ("//" anywhere), "." and "..",
+ * bad escapes, decoded NUL or control bytes, and duplicate query keys are rejected.
  * @return 0, FDN_EINVAL (malformed), FDN_ETOO_LARGE (too long / too many parts)
  */
 int fdn__http_target_parse(fdn__http_target_t *t, const char *uri, size_t len);
@@ -206,12 +206,18 @@ int fdn__http_defer(fdn__http_resp_t *resp);
  */
 void fdn__http_complete(fdn__http_resp_t *resp, int rc);
 
+/** A JSON string of s, which need not be UTF-8 (a name a program gave a service): each byte
+ *  that is not part of valid UTF-8 becomes U+FFFD, as in every text answer (fdn__jw_str).
+ *  @return a new reference, or NULL (out of memory, or s NULL) */
+json_t *fdn__http_json_string(const char *s);
+
 /** Path parameter by name, or NULL. */
 const char *fdn__http_param(const fdn__http_req_t *req, const char *name);
 
 /**
  * Parse the body as JSON into *out (new reference).
- * @return 0 or FDN_EPARSE (resp->err filled with line/column)
+ * @return 0, FDN_EPARSE (resp->err filled with line/column), FDN_EINVAL (valid JSON with a
+ *         number beyond what jansson holds: int64, double), FDN_ENOMEM
  */
 int fdn__http_body_json(const fdn__http_req_t *req, fdn__http_resp_t *resp, json_t **out);
 

@@ -13,6 +13,7 @@
  * A removed breaker's memory stays in the set, so a handle from fdn_breaker_get stays valid.
  */
 #include "admin/admin_int.h"
+#include "admin/http_jw.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,8 +27,9 @@ static json_t *breaker_json(fdn_breaker_t *b)
     if (fdn_breaker_status(b, &s) != 0)
         return NULL;
     return json_pack(
-        "{s:I, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "tickets_outstanding",
-        (json_int_t)tickets, "name", fdn_breaker_name(b), "state", fdn_breaker_state_name(s.state),
+        "{s:I, s:o, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "tickets_outstanding",
+        (json_int_t)tickets, "name", fdn__http_json_string(fdn_breaker_name(b)), "state",
+        fdn_breaker_state_name(s.state),
         /* what acquire would answer now, asked without its effects */
         "admits", fdn_breaker_ask(b) == 0, "failures", (json_int_t)s.failures, "window_calls",
         (json_int_t)s.window_calls, "window_failures", (json_int_t)s.window_failures, "window_slow",
@@ -59,8 +61,13 @@ static int h_list(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user
         return rc;
     json_t *arr = json_array();
     for (size_t i = 0; arr != NULL && i < n; i++)
-        json_array_append_new(arr, breaker_json(v[i]));
+        if (json_array_append_new(arr, breaker_json(v[i])) != 0) {
+            json_decref(arr); /* a breaker left out would disagree with "count" */
+            arr = NULL;
+        }
     fdn_free(v);
+    if (arr == NULL)
+        return FDN_ENOMEM;
     return fdn__http_reply(resp, 200,
                            json_pack("{s:o*, s:I}", "breakers", arr, "count", (json_int_t)n));
 }
@@ -100,6 +107,10 @@ static int h_put(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
     const char *name = name_param(req, resp);
     if (name == NULL)
         return FDN_EINVAL;
+    /* (a program may make a breaker of any name; one made over HTTP is named in UTF-8, as
+     * every answer names it) */
+    if (!fdn__jw_utf8_valid(name))
+        return fdn_err_set(&resp->err, FDN_EINVAL, "bad breaker name (not UTF-8)");
     /* the set's defaults (with its clock and telemetry), then the body's members */
     fdn_breaker_t *b = NULL;
     fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
@@ -134,7 +145,8 @@ static int h_delete(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *us
     int rc = fdn_breaker_remove(user, name);
     if (rc < 0)
         return fdn_err_set(&resp->err, rc, "no circuit breaker named '%s'", name);
-    return fdn__http_reply(resp, 200, json_pack("{s:s, s:b}", "name", name, "removed", 1));
+    return fdn__http_reply(
+        resp, 200, json_pack("{s:o, s:b}", "name", fdn__http_json_string(name), "removed", 1));
 }
 
 static int h_acquire(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
@@ -161,7 +173,8 @@ static int h_acquire(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *u
     char id[24];
     snprintf(id, sizeof(id), "%" PRIu64, ticket);
     return fdn__http_reply(resp, 200,
-                           json_pack("{s:s, s:s, s:s}", "name", fdn_breaker_name(b), "ticket", id,
+                           json_pack("{s:o, s:s, s:s}", "name",
+                                     fdn__http_json_string(fdn_breaker_name(b)), "ticket", id,
                                      "state", fdn_breaker_state_name(st.state)));
 }
 

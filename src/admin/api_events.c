@@ -13,6 +13,9 @@
  * 201 (or the error: 500 for a writer's I/O error, 503 when the store is busy or stopped) and
  * completes the request; the server thread never waits for the disk or PostgreSQL, and many
  * connections share one commit. A 201 still means the event is on disk in durable mode.
+ * A 503's message says whose refusal it is (store_refused): the call's own on a store that
+ * is stopped (shutdown or restart) says the store is stopping; the writer's on a store on
+ * PostgreSQL says its PostgreSQL is unavailable (or its spool full).
  * The 201's body is reserved before the store (store_deferred): once events are stored, their
  * answer needs no allocation, so it is never an error the client would retry (storing them
  * twice).
@@ -156,7 +159,7 @@ static int render_batch(fdn__http_resp_t *resp)
 /* The store's answer to an append, on the writer thread (or the handler's, when the store
  * acknowledged at once): prepare the answer and complete the request. A 201's body is
  * written later by the server thread (render_ids): this thread only records the ids. */
-static int store_refused(fdn_events_t *es, fdn__http_resp_t *resp, int rc);
+static int store_refused(fdn_events_t *es, fdn__http_resp_t *resp, int rc, bool by_call);
 
 static void stored_done(int rc, uint64_t first_id, size_t n, bool batch, fdn__http_resp_t *resp)
 {
@@ -165,8 +168,8 @@ static void stored_done(int rc, uint64_t first_id, size_t n, bool batch, fdn__ht
     if (rc != 0 && fdn_events_backend_status(es, &bs) == 0 &&
         bs.backend == FDN_EVENTS_BACKEND_POSTGRES) {
         /* a store on PostgreSQL reports every outcome here, its refusals too: answered as
-         * when the call itself refused (store_refused) */
-        fdn__http_complete(resp, store_refused(es, resp, rc));
+         * when the call itself refused (store_refused), but by the writer */
+        fdn__http_complete(resp, store_refused(es, resp, rc, false));
         return;
     }
     if (rc == 0 && first_id == 0) {
@@ -230,14 +233,15 @@ static int store_deferred(fdn_events_t *es, const fdn_event_t *const *evs, size_
         return FDN_ENOMEM;
     resp->render_arg[0] = (uint64_t)(uintptr_t)es; /* for the callback (stored_done) */
     rc = fdn_events_store_async(es, evs, n, NULL, done, resp);
-    rc = store_refused(es, resp, rc);
+    rc = store_refused(es, resp, rc, true);
     return rc < 0 ? rc : FDN__HTTP_PENDING;
 }
 
-/* The answer to a store's refusal rc (returned by fdn_events_store_async, or given to the
- * callback of a store on PostgreSQL): resp->err and Retry-After for the refusals that have
- * one (busy, the type cap, PostgreSQL away); returns rc. */
-static int store_refused(fdn_events_t *es, fdn__http_resp_t *resp, int rc)
+/* The answer to a store's refusal rc, returned by fdn_events_store_async (by_call) or given
+ * to the callback of a store on PostgreSQL by its writer: resp->err and Retry-After for the
+ * refusals that have one (busy, the type cap, PostgreSQL away, the store stopping); returns
+ * rc. */
+static int store_refused(fdn_events_t *es, fdn__http_resp_t *resp, int rc, bool by_call)
 {
     if (rc == FDN_EBUSY) {
         resp->retry_after_s = 1;
@@ -248,10 +252,17 @@ static int store_refused(fdn_events_t *es, fdn__http_resp_t *resp, int rc)
     fdn_events_backend_status_t bs;
     if (rc == FDN_EUNAVAILABLE && fdn_events_backend_status(es, &bs) == 0 &&
         bs.backend == FDN_EVENTS_BACKEND_POSTGRES) {
-        /* PostgreSQL away (no spool, or the spool full): 503, retry when the breaker lets
-         * a call through again */
+        /* 503, retry when the breaker lets a call through again (1 s when it is closed) */
         int64_t ms = bs.retry_after_ms > 0 ? bs.retry_after_ms : 1000;
         resp->retry_after_s = (ms + 999) / 1000;
+        /* the call itself refuses a store on PostgreSQL only while the store is stopped
+         * (include/fdn/events.h): a shutdown, or a restart by its supervisor; PostgreSQL was
+         * not asked and may be fine */
+        if (by_call)
+            return fdn_err_set(&resp->err, rc,
+                               "the event store is stopping (shut down or restarting); nothing "
+                               "was stored; retry later");
+        /* the writer's: PostgreSQL away (no spool, or the spool full) */
         return fdn_err_set(&resp->err, rc,
                            "the event store's PostgreSQL is unavailable%s; retry later",
                            bs.spool_max_bytes > 0 ? " and its spool is full" : "");

@@ -241,8 +241,10 @@ static int h_keys(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user
     json_t *arr = json_array();
     for (size_t i = 0; i < n && arr != NULL; i++) {
         const fdn_limit_key_info_t *e = &k[i];
-        json_t *o = json_pack("{s:s, s:s, s:b, s:{s:s, s:I, s:I, s:I}, s:I, s:I, s:I, s:I}", "key",
-                              e->key, "identity", e->identity, "key_truncated", e->key_truncated,
+        /* a program's key need not be UTF-8, and one cut to key[] may end inside a sequence */
+        json_t *o = json_pack("{s:o, s:o, s:b, s:{s:s, s:I, s:I, s:I}, s:I, s:I, s:I, s:I}", "key",
+                              fdn__http_json_string(e->key), "identity",
+                              fdn__http_json_string(e->identity), "key_truncated", e->key_truncated,
                               "rule", "algorithm", fdn_limit_algo_name(e->rule.algo), "limit",
                               (json_int_t)e->rule.limit, "window_ms", (json_int_t)e->rule.period_ms,
                               "burst", (json_int_t)e->rule.burst, "count", (json_int_t)e->count,

@@ -16,21 +16,26 @@ static int h_list(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user
     json_t *arr = json_array();
     for (size_t i = 0; arr != NULL && i < n; i++) {
         const fdn_pool_status_t *s = &v[i].status;
-        json_array_append_new(
-            arr,
-            json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:I, s:I, s:I, "
-                      "s:I, s:I, s:I, s:I, s:I, s:i}",
-                      "name", v[i].name, "state", fdn_pool_state_name(s->state), "size", s->size,
-                      "max_overflow", s->max_overflow, "workers", s->workers, "available",
-                      s->available, "in_use", s->in_use, "overflow", s->overflow, "waiters",
-                      s->waiters, "closed", (int)s->closed, "checkouts", (json_int_t)s->checkouts,
-                      "timeouts", (json_int_t)s->timeouts, "full", (json_int_t)s->full, "created",
-                      (json_int_t)s->created, "destroyed", (json_int_t)s->destroyed,
-                      "oldest_lease_age_ms", (json_int_t)(s->oldest_lease_age_ns / 1000000),
-                      "leaks", (json_int_t)s->leaks, "reclaimed", (json_int_t)s->reclaimed,
-                      "reclaimed_out", s->reclaimed_out));
+        /* (a program may name a pool in bytes that are not UTF-8: written as U+FFFD) */
+        json_t *p = json_pack(
+            "{s:o, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:I, s:I, s:I, "
+            "s:I, s:I, s:I, s:I, s:I, s:i}",
+            "name", fdn__http_json_string(v[i].name), "state", fdn_pool_state_name(s->state),
+            "size", s->size, "max_overflow", s->max_overflow, "workers", s->workers, "available",
+            s->available, "in_use", s->in_use, "overflow", s->overflow, "waiters", s->waiters,
+            "closed", (int)s->closed, "checkouts", (json_int_t)s->checkouts, "timeouts",
+            (json_int_t)s->timeouts, "full", (json_int_t)s->full, "created", (json_int_t)s->created,
+            "destroyed", (json_int_t)s->destroyed, "oldest_lease_age_ms",
+            (json_int_t)(s->oldest_lease_age_ns / 1000000), "leaks", (json_int_t)s->leaks,
+            "reclaimed", (json_int_t)s->reclaimed, "reclaimed_out", s->reclaimed_out);
+        if (json_array_append_new(arr, p) != 0) {
+            json_decref(arr); /* a pool left out would disagree with "count" */
+            arr = NULL;
+        }
     }
     fdn_free(v);
+    if (arr == NULL)
+        return FDN_ENOMEM;
     return fdn__http_reply(resp, 200,
                            json_pack("{s:o*, s:I}", "pools", arr, "count", (json_int_t)n));
 }

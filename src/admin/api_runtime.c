@@ -142,22 +142,37 @@ static int h_registry(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *
     for (size_t i = 0; arr != NULL && i < n; i++) {
         fdn_registry_entry_t *e = NULL;
         if (fdn_registry_acquire(reg, names[i], &e, NULL) != 0)
-            continue; /* unregistered since the listing */
+            continue; /* unregistered since the listing (not counted) */
+        /* a program's names and metadata need not be UTF-8: written with U+FFFD */
         json_t *meta = json_object();
         for (size_t k = 0; meta != NULL && k < fdn_registry_entry_meta_count(e); k++) {
             const char *key, *val;
-            if (fdn_registry_entry_meta_at(e, k, &key, &val) == 0)
-                json_object_set_new(meta, key, json_string(val));
+            if (fdn_registry_entry_meta_at(e, k, &key, &val) != 0)
+                continue;
+            json_t *jk = fdn__http_json_string(key);
+            if (jk == NULL ||
+                json_object_set_new(meta, json_string_value(jk), fdn__http_json_string(val)) != 0) {
+                json_decref(meta);
+                meta = NULL;
+            }
+            json_decref(jk);
         }
-        json_array_append_new(
-            arr, json_pack("{s:s, s:I, s:I, s:o*}", "name", fdn_registry_entry_service(e), "owner",
-                           (json_int_t)fdn_registry_entry_owner(e), "registered_ns",
-                           (json_int_t)fdn_registry_entry_registered_ns(e), "meta", meta));
+        json_t *one = json_pack("{s:o, s:I, s:I, s:o}", "name",
+                                fdn__http_json_string(fdn_registry_entry_service(e)), "owner",
+                                (json_int_t)fdn_registry_entry_owner(e), "registered_ns",
+                                (json_int_t)fdn_registry_entry_registered_ns(e), "meta", meta);
         fdn_registry_entry_release(e);
+        if (json_array_append_new(arr, one) != 0) {
+            json_decref(arr); /* an entry left out would disagree with "count" */
+            arr = NULL;
+        }
     }
     fdn_free(names);
-    json_t *body = json_pack("{s:s, s:I, s:o*}", "namespace", fdn_registry_name(reg), "count",
-                             (json_int_t)n, "services", arr);
+    if (arr == NULL)
+        return FDN_ENOMEM;
+    json_t *body =
+        json_pack("{s:o, s:I, s:o}", "namespace", fdn__http_json_string(fdn_registry_name(reg)),
+                  "count", (json_int_t)json_array_size(arr), "services", arr);
     if (body != NULL && fdn_registry_is_shared(reg))
         json_object_set_new(body, "shared", shared_json(reg));
     return fdn__http_reply(resp, 200, body);

@@ -52,7 +52,7 @@ int fdn__admin_events_answer(fdn_event_list_t **l, fdn__http_resp_t *resp);
 /**
  * Answer as fdn__admin_events_answer does, without the memo: for a thread that is not a
  * server thread (a memo's kept response is the server thread's), the waiting queries'.
- * Takes *l on success; left to the caller on failure.
+ * *l NULL answers no events. Takes *l on success; left to the caller on failure.
  * @return 0, FDN_ENOMEM
  * @thread_safety any
  */

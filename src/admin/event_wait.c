@@ -22,12 +22,25 @@
  * at most FDN__EVWAIT_MAX_MS. A client that leaves while its query waits is noticed by the
  * server only when the answer is sent: its waiter lives until then (at most its wait_ms).
  *
- * Threads: one, started by the first wait, stopped by fdn__evwait_drain (the server's
- * shutdown, before it waits for its deferred requests), which answers every waiting query
- * first. Adds run on the server threads. `mu` guards the list, the count and the flags; the
- * thread alone unlinks, answers and frees waiters, so an epoll event's pointer is valid for
- * the pass that returned it (the waiter's descriptor leaves the epoll set before it is
- * freed, in that same pass).
+ * Shutdown: fdn__evwait_drain (the server's shutdown, before it waits for its deferred
+ * requests) answers every waiting query at once with the empty result, {"events":[],
+ * "count":0}, without running its query: the wait ended without a match, as at its deadline,
+ * and the client asks again from the same after_id (the position it resumes from, which it
+ * holds; nothing is skipped). Running each query, as a woken waiter does, cost a store on
+ * PostgreSQL one round trip per waiter, one after the other on this thread: with PostgreSQL
+ * hung, a shutdown took waiters x command_timeout_ms (6 waiters, 2 s: 12 s). Now the drain
+ * does no I/O: it unsubscribes (an fd subscription has no pager or delivery to wait for) and
+ * completes each request. What can still hold it is the pass the thread is in when the drain
+ * comes: its reads of the descriptors that turned readable (fdn_events_sub_read of a
+ * subscription behind the memory tier pages from PostgreSQL), as any pass. A waiter woken
+ * just before the drain also gets the empty result; its client finds the event when it asks
+ * again.
+ *
+ * Threads: one, started by the first wait, stopped by fdn__evwait_drain, which answers every
+ * waiting query first (above). Adds run on the server threads. `mu` guards the list, the count
+ * and the flags; the thread alone unlinks, answers and frees waiters, so an epoll event's
+ * pointer is valid for the pass that returned it (the waiter's descriptor leaves the epoll set
+ * before it is freed, in that same pass).
  */
 #include "admin/event_wait.h"
 
@@ -109,13 +122,15 @@ void fdn__evwait_set_max(fdn__evwait_t *w, size_t max)
     pthread_mutex_unlock(&w->mu);
 }
 
-/* Answer w's request with its query's result now (the thread, no lock held), and free w. */
-static void answer(fdn__evwait_t *ws, waiter_t *w)
+/* Answer w's request (the thread, no lock held) and free w: with its query's result now, or,
+ * when the server stops, with the empty result, the query not run (no call on the store's
+ * backend: see Shutdown above). */
+static void answer(fdn__evwait_t *ws, waiter_t *w, bool stopping)
 {
     fdn_events_unsubscribe(w->sub); /* closes its descriptor, out of the epoll set already */
     fdn__http_resp_t *resp = w->resp;
-    fdn_event_list_t *l = NULL;
-    int rc = fdn_events_query(ws->es, &w->q, &l);
+    fdn_event_list_t *l = NULL; /* NULL: no events */
+    int rc = stopping ? 0 : fdn_events_query(ws->es, &w->q, &l);
     if (rc == 0) {
         rc = fdn__admin_events_answer_plain(&l, resp);
         if (rc < 0)
@@ -162,7 +177,7 @@ static void *thread_main(void *arg)
             pthread_mutex_unlock(&ws->mu);
             for (waiter_t *w = done, *nx; w != NULL; w = nx) {
                 nx = w->next;
-                answer(ws, w);
+                answer(ws, w, ending);
             }
             pthread_mutex_lock(&ws->mu);
             continue; /* waiters may have come meanwhile: their deadlines count */

@@ -38,8 +38,9 @@ int fdn__evwait_create(fdn__evwait_t **out, fdn_events_t *es);
 int fdn__evwait_add(fdn__evwait_t *w, const fdn_events_query_t *q, int64_t wait_ms,
                     fdn__http_resp_t *resp);
 
-/** Answer every waiting query now (with its query's result) and stop the thread; later adds
- *  answer at once (FDN__EVWAIT_NOW). Idempotent. */
+/** Answer every waiting query now, with the empty result and without running its query (no
+ *  call on the store's backend: a shutdown is not held by a hung PostgreSQL), and stop the
+ *  thread; later adds answer at once (FDN__EVWAIT_NOW). Idempotent. */
 void fdn__evwait_drain(void *w);
 
 /** Drain, then free. NULL does nothing. */

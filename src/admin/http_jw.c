@@ -48,6 +48,18 @@ static size_t utf8_len(const unsigned char *s)
     return 0;
 }
 
+bool fdn__jw_utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p != '\0') {
+        size_t u = utf8_len(p); /* stops at the NUL: it is no continuation byte */
+        if (u == 0)
+            return false;
+        p += u;
+    }
+    return true;
+}
+
 /* The escape of c (a control byte, '"' or '\\') as jansson writes it, at e: its length. */
 static size_t escape_byte(char e[6], unsigned c)
 {

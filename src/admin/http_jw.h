@@ -38,6 +38,9 @@ void fdn__jw_lit(fdn__jw_t *w, const char *s);
 /** Append s as a JSON string: quotes, `"` `\` and control bytes escaped, a byte that is not
  *  part of valid UTF-8 written as \ufffd. NULL is written as null. */
 void fdn__jw_str(fdn__jw_t *w, const char *s);
+/** Whether the NUL-terminated s is valid UTF-8 (as jansson decides: no overlong forms, no
+ *  surrogates, nothing above U+10FFFF). */
+bool fdn__jw_utf8_valid(const char *s);
 /** Append the n bytes at s, valid UTF-8 that may hold NULs, as a JSON string the way jansson
  *  dumps json_stringn: quotes, `"` `\` and control bytes (NUL included) escaped. */
 void fdn__jw_text(fdn__jw_t *w, const char *s, size_t n);

@@ -80,6 +80,8 @@ int fdn__http_target_parse(fdn__http_target_t *t, const char *uri, size_t len)
     size_t pend = plen;
     if (pend > 1 && uri[pend - 1] == '/')
         pend--;
+    if (pend < plen && uri[pend - 1] == '/')
+        return FDN_EINVAL; /* "//" at the end: an empty segment, as inside */
     while (i < pend) {
         const char *s = uri + i;
         const char *slash = memchr(s, '/', pend - i);

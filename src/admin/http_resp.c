@@ -6,6 +6,7 @@
  * server).
  */
 #include "admin/http_impl.h"
+#include "admin/http_jw.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -18,6 +19,20 @@ int fdn__http_reply(fdn__http_resp_t *resp, unsigned status, json_t *json)
     resp->json = json;
     resp->status = status;
     return 0;
+}
+
+json_t *fdn__http_json_string(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j != NULL || s == NULL || fdn__jw_utf8_valid(s))
+        return j; /* NULL: out of memory */
+    /* jansson holds only UTF-8: the text fdn__jw_str writes (bad bytes as \ufffd), parsed */
+    fdn__jw_t w = {{NULL, 0, 0}, 0};
+    fdn__jw_str(&w, s);
+    if (w.rc == 0)
+        (void)fdn_json_loadb(w.t.p, w.t.len, JSON_DECODE_ANY, &j, NULL);
+    fdn_free(w.t.p);
+    return j;
 }
 
 const char *fdn__http_param(const fdn__http_req_t *req, const char *name)
@@ -40,6 +55,11 @@ int fdn__http_body_json(const fdn__http_req_t *req, fdn__http_resp_t *resp, json
         fdn_json_loadb(req->body, req->body_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &j, &je);
     if (rc == FDN_ENOMEM)
         return fdn_err_set(&resp->err, FDN_ENOMEM, "out of memory reading the request body");
+    /* valid JSON with a number jansson cannot hold (an integer beyond 64 bits, a real beyond
+     * a double): an out-of-range value (422), not malformed JSON (400) */
+    if (rc < 0 && json_error_code(&je) == json_error_numeric_overflow)
+        return fdn_err_set(&resp->err, FDN_EINVAL, "number out of range at line %d column %d: %s",
+                           je.line, je.column, je.text);
     if (rc < 0)
         return fdn_err_set(&resp->err, FDN_EPARSE, "malformed JSON at line %d column %d: %s",
                            je.line, je.column, je.text);

@@ -30,17 +30,19 @@
 
 #include "engine.h"
 #include "event_make.h"
+#include "pg_census.h"
 #include "pg_fixture.h"
 
 static test_engine_server_t *g_pg;
 
-/* A store on the test's cluster, its calls bounded by timeout_ms; fast_queue_max when > 0. */
+/* A store on the test's cluster, its calls bounded by timeout_ms; fast_queue_max when > 0.
+ * Its first connection, at open, keeps the fixture's TEST_PG_CALL_MS (the tests bound calls,
+ * not the open); a call's reconnection stays within the call's bound. */
 static fdn_events_t *open_store(const char *schema, int64_t timeout_ms, uint32_t queue_max)
 {
     fdn_events_opts_t o;
     test_pg_store_opts(&o, g_pg->url, schema);
     o.postgres.command_timeout_ms = timeout_ms;
-    o.postgres.connect_timeout_ms = timeout_ms;
     if (queue_max > 0)
         o.fast_queue_max = queue_max;
     return test_pg_store_open(&o);
@@ -168,39 +170,17 @@ static unsigned col_done(col_t *c)
 /* ---- what PostgreSQL holds ---- */
 
 enum { MAXS = 2048 };
-typedef struct census {
-    uint8_t count[MAXW][MAXS];
-    uint64_t pos[MAXW][MAXS];
-    size_t total;
-} census_t;
 
-static void count_event(const fdn_event_t *ev, void *user)
+/* Every event of the schema, read by a fresh store (from PostgreSQL; pg_census.h): asserts
+ * positions 1..n, gap-free. */
+static test_pg_census_t *take_census(const char *schema)
 {
-    census_t *c = user;
-    uint64_t id = fdn_event_id(ev);
-    assert_int_equal(id, c->total + 1); /* gap-free */
-    unsigned w, s;
-    assert_true(test_pg_event_ws(ev, &w, &s));
-    assert_true(w < MAXW && s < MAXS);
-    c->count[w][s]++;
-    c->pos[w][s] = id;
-    c->total++;
-}
-
-/* Every event of the schema, read by a fresh store (from PostgreSQL). */
-static census_t *take_census(const char *schema)
-{
-    census_t *c = calloc(1, sizeof(*c));
-    assert_non_null(c);
-    fdn_events_t *es = open_store(schema, 30000, 0);
-    test_events_each(es, 1000, count_event, c);
-    fdn_events_destroy(es);
-    return c;
+    return test_pg_census_take(g_pg->url, schema, 1000, MAXW, MAXS);
 }
 
 /* Each committed call's events are stored once, at first .. first + n - 1. Returns the events
  * of the committed calls. */
-static size_t check_committed(col_t *c, const census_t *cs)
+static size_t check_committed(col_t *c, const test_pg_census_t *cs)
 {
     size_t total = 0;
     for (unsigned i = 0; i < c->ncalls; i++) {
@@ -210,8 +190,8 @@ static size_t check_committed(col_t *c, const census_t *cs)
         assert_int_equal(k->calls, 1);
         assert_true(k->first > 0);
         for (unsigned j = 0; j < k->n; j++) {
-            assert_int_equal(cs->count[k->w][k->s + j], 1);
-            assert_int_equal(cs->pos[k->w][k->s + j], k->first + j); /* contiguous */
+            assert_int_equal(test_pg_census_count(cs, k->w, k->s + j), 1);
+            assert_int_equal(test_pg_census_pos(cs, k->w, k->s + j), k->first + j); /* contiguous */
         }
         total += k->n;
     }
@@ -256,10 +236,10 @@ static void returns_before_the_commit(void **state)
     /* in queue order: positions increase with the calls */
     for (unsigned i = 1; i < 4; i++)
         assert_true(c->calls[i].first >= c->calls[i - 1].first + c->calls[i - 1].n);
-    census_t *cs = take_census(schema);
+    test_pg_census_t *cs = take_census(schema);
     assert_int_equal(check_committed(c, cs), 1 + 1 + 3 + 8 + 1);
-    assert_int_equal(cs->total, 14);
-    free(cs);
+    assert_int_equal(cs->n, 14);
+    test_pg_census_free(cs);
     col_free(c);
 }
 
@@ -289,7 +269,7 @@ static void many_stores_one_callback_each(void **state)
     (void)state;
     char schema[64];
     test_pg_schema_name(schema, sizeof(schema), "many");
-    fdn_events_t *es = open_store(schema, 30000, 0);
+    fdn_events_t *es = open_store(schema, TEST_PG_CALL_MS, 0);
     col_t *c = col_new(es);
     pthread_t th[MAXW];
     loader_t ld[MAXW];
@@ -308,11 +288,11 @@ static void many_stores_one_callback_each(void **state)
         assert_int_equal(c->calls[i].calls, 1);
         assert_int_equal(c->calls[i].rc, 0);
     }
-    census_t *cs = take_census(schema);
+    test_pg_census_t *cs = take_census(schema);
     size_t want = (size_t)MAXW * (PER_W / 3) * (1 + 2 + 3);
     assert_int_equal(check_committed(c, cs), want);
-    assert_int_equal(cs->total, want);
-    free(cs);
+    assert_int_equal(cs->n, want);
+    test_pg_census_free(cs);
     col_free(c);
 }
 
@@ -323,7 +303,7 @@ static void destroy_runs_every_callback(void **state)
     (void)state;
     char schema[64];
     test_pg_schema_name(schema, sizeof(schema), "destroy");
-    fdn_events_t *es = open_store(schema, 30000, 0);
+    fdn_events_t *es = open_store(schema, TEST_PG_CALL_MS, 0);
     col_t *c = col_new(es);
     for (unsigned s = 0; s < 500; s++)
         assert_int_equal(store_async(c, 0, s, 1), 0);
@@ -333,10 +313,10 @@ static void destroy_runs_every_callback(void **state)
         assert_int_equal(c->calls[i].calls, 1);
         assert_int_equal(c->calls[i].rc, 0);
     }
-    census_t *cs = take_census(schema);
+    test_pg_census_t *cs = take_census(schema);
     assert_int_equal(check_committed(c, cs), 500);
-    assert_int_equal(cs->total, 500);
-    free(cs);
+    assert_int_equal(cs->n, 500);
+    test_pg_census_free(cs);
     col_free(c);
 
     /* PostgreSQL stopped: the drain's commits fail within the (short) bound */
@@ -379,12 +359,12 @@ static void busy_past_the_queue_bound(void **state)
     assert_int_equal(store_async(c, 0, 20, 8), 0); /* room again */
     assert_true(col_wait(c, 4, 60000));
     fdn_events_destroy(es);
-    census_t *cs = take_census(schema);
+    test_pg_census_t *cs = take_census(schema);
     assert_int_equal(check_committed(c, cs), 1 + 5 + 3 + 8);
-    assert_int_equal(cs->total, 17);
-    assert_int_equal(cs->count[0][9], 0);
-    assert_int_equal(cs->count[0][10], 0);
-    free(cs);
+    assert_int_equal(cs->n, 17);
+    assert_int_equal(test_pg_census_count(cs, 0, 9), 0);
+    assert_int_equal(test_pg_census_count(cs, 0, 10), 0);
+    test_pg_census_free(cs);
     col_free(c);
 }
 

@@ -4,8 +4,10 @@
  * writer processes append, index use of the queries (EXPLAIN), exactly-once retry of a batch
  * whose COMMIT outcome was lost, migrations racing, and bad input refused with a message.
  * Every test works in a schema of its own, so tests and runs never see each other's rows.
- * FDN_TEST_PG_EVENTS sets the events per writer of the multi-process test (default 2500; the
- * issue's full run is 25000). */
+ * Its connections (and their migration) are bounded by TEST_PG_CALL_MS, a minute, only to
+ * catch a hang; the refusals' tests keep 2 s. FDN_TEST_PG_EVENTS sets the events per writer of the
+ * multi-process test (default 2500; the issue's full run is 25000; a value that is not a count
+ * in 1..1000000 fails the test). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,7 +37,7 @@ static fdn__pg_t *open_pg(const char *schema)
 {
     fdn__pg_t *c = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
-    int rc = fdn__pg_open(&c, test_pg_url, schema, 5000, &err);
+    int rc = fdn__pg_open(&c, test_pg_url, schema, TEST_PG_CALL_MS, &err);
     if (rc != 0)
         fprintf(stderr, "fdn__pg_open: %s\n", err.message);
     assert_int_equal(rc, 0);
@@ -141,7 +143,7 @@ static void newer_schema_is_refused(void **state)
     fdn__pg_close(c);
     c = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
-    assert_int_equal(fdn__pg_open(&c, test_pg_url, schema, 5000, &err), FDN_EINIT);
+    assert_int_equal(fdn__pg_open(&c, test_pg_url, schema, TEST_PG_CALL_MS, &err), FDN_EINIT);
     assert_null(c);
     assert_non_null(strstr(err.message, "version 99"));
     assert_non_null(strstr(err.message, "newer than this library"));
@@ -522,7 +524,7 @@ static void concurrent_migrations_run_once(void **state)
         if (kids[i] == 0) {
             fdn__pg_t *c = NULL;
             fdn_error_t err = FDN_ERROR_INIT;
-            int rc = fdn__pg_open(&c, test_pg_url, schema, 5000, &err);
+            int rc = fdn__pg_open(&c, test_pg_url, schema, TEST_PG_CALL_MS, &err);
             if (rc != 0)
                 fprintf(stderr, "child %d: %s\n", i, err.message);
             fdn__pg_close(c);
@@ -547,21 +549,11 @@ static void concurrent_migrations_run_once(void **state)
 
 enum { WRITERS = 4, SUBSCRIBERS = 2, WBATCH = 50 };
 
-static unsigned events_per_writer(void)
-{
-    const char *s = getenv("FDN_TEST_PG_EVENTS");
-    if (s == NULL)
-        return 2500;
-    char *end = NULL;
-    unsigned long v = strtoul(s, &end, 10);
-    return end != s && v > 0 && v <= 1000000 ? (unsigned)v : 2500;
-}
-
 static int writer_main(const char *schema, unsigned w, unsigned n)
 {
     fdn__pg_t *c = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
-    if (fdn__pg_open(&c, test_pg_url, schema, 5000, &err) != 0) {
+    if (fdn__pg_open(&c, test_pg_url, schema, TEST_PG_CALL_MS, &err) != 0) {
         fprintf(stderr, "writer %u: %s\n", w, err.message);
         return 1;
     }
@@ -592,7 +584,8 @@ static int subscriber_main(const char *schema, uint64_t total, unsigned per_writ
 {
     fdn__pg_t *c = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
-    if (fdn__pg_open(&c, test_pg_url, schema, 5000, &err) != 0 || fdn__pg_listen(c, &err) != 0) {
+    if (fdn__pg_open(&c, test_pg_url, schema, TEST_PG_CALL_MS, &err) != 0 ||
+        fdn__pg_listen(c, &err) != 0) {
         fprintf(stderr, "subscriber: %s\n", err.message);
         return 1;
     }
@@ -664,10 +657,12 @@ static int subscriber_main(const char *schema, uint64_t total, unsigned per_writ
 static void writers_and_subscribers_across_processes(void **state)
 {
     (void)state;
+    /* FDN_TEST_PG_EVENTS=N: N each, 1..1000000; anything else fails the test rather than run
+     * a smaller or empty one */
+    unsigned per = test_pg_events_env(2500);
     char schema[64];
     test_pg_schema_name(schema, sizeof(schema), "fleet");
     fdn__pg_close(open_pg(schema)); /* create the schema once, before the fleet */
-    unsigned per = events_per_writer();
     uint64_t total = (uint64_t)per * WRITERS;
     pid_t kids[WRITERS + SUBSCRIBERS];
     for (int i = 0; i < WRITERS + SUBSCRIBERS; i++) {

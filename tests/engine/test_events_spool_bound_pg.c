@@ -36,6 +36,7 @@
 #include "admin/admin_int.h"
 #include "engine.h"
 #include "event_make.h"
+#include "pg_census.h"
 #include "pg_fixture.h"
 #include "services/event_store_int.h"
 #include "sqlite_file.h"
@@ -126,39 +127,20 @@ static bool wait_until(bool (*f)(void *), void *arg, int ms)
     return true;
 }
 
-typedef struct census {
-    unsigned n;
-    unsigned w[4 * PER_HALF], s[4 * PER_HALF];
-    uint64_t id[4 * PER_HALF];
-} census_t;
-
-static void collect(const fdn_event_t *ev, void *user)
+/* What the schema holds, read from PostgreSQL by a fresh store (pg_census.h), 16 events of
+ * up to ~1 MB a page. */
+static test_pg_census_t *take_census(const char *schema)
 {
-    census_t *c = user;
-    assert_true(c->n < 4 * PER_HALF);
-    assert_true(test_pg_event_ws(ev, &c->w[c->n], &c->s[c->n]));
-    c->id[c->n] = fdn_event_id(ev);
-    c->n++;
-}
-
-/* What the schema holds, read from PostgreSQL by a fresh store. */
-static void take_census(const char *schema, census_t *c)
-{
-    memset(c, 0, sizeof *c);
-    fdn_events_t *es = test_pg_store(schema);
-    test_events_each(es, 16, collect, c);
-    fdn_events_destroy(es);
+    return test_pg_census_take(NULL, schema, 16, 8, 4 * PER_HALF);
 }
 
 /* PostgreSQL holds one event, writer w's. */
 static void expect_only_w(const char *schema, unsigned w)
 {
-    census_t *c = calloc(1, sizeof *c);
-    assert_non_null(c);
-    take_census(schema, c);
+    test_pg_census_t *c = take_census(schema);
     assert_int_equal(c->n, 1);
     assert_int_equal(c->w[0], w);
-    free(c);
+    test_pg_census_free(c);
 }
 
 /* PostgreSQL holds one event: the first small one (writer 0) the tests spool. */
@@ -184,9 +166,7 @@ static void spooled_batches_over_the_bound_together_are_replayed(void **state)
                 (unsigned long long)spooled(f->es));
         fail();
     }
-    census_t *c = calloc(1, sizeof *c);
-    assert_non_null(c);
-    take_census(f->schema, c);
+    test_pg_census_t *c = take_census(f->schema);
     assert_int_equal(c->n, 1 + 2 * PER_HALF); /* each once */
     for (unsigned i = 0; i < c->n; i++) {
         assert_int_equal(c->id[i], i + 1); /* gap-free, in the order they were spooled */
@@ -195,7 +175,7 @@ static void spooled_batches_over_the_bound_together_are_replayed(void **state)
         assert_int_equal(c->w[i], w);
         assert_int_equal(c->s[i], s);
     }
-    free(c);
+    test_pg_census_free(c);
 }
 
 static void a_batch_over_the_bound_is_refused_not_spooled(void **state)
@@ -341,9 +321,7 @@ static void a_damaged_spool_record_is_quarantined(void **state)
                 (unsigned long long)spooled(f->es));
         fail();
     }
-    census_t *c = calloc(1, sizeof *c);
-    assert_non_null(c);
-    take_census(f->schema, c);
+    test_pg_census_t *c = take_census(f->schema);
     assert_int_equal(c->n, 4); /* each once, gap-free, in the order they were spooled */
     static const unsigned want_w[] = {0, 1, 3, 4};
     for (unsigned i = 0; i < c->n; i++) {
@@ -351,7 +329,7 @@ static void a_damaged_spool_record_is_quarantined(void **state)
         assert_int_equal(c->w[i], want_w[i]);
         assert_int_equal(c->s[i], 0);
     }
-    free(c);
+    test_pg_census_free(c);
 
     /* the damaged batch, as it was, in the quarantine table: with when and why */
     assert_int_equal(test_sqlite_int(f->spool.path, "SELECT count(*) FROM quarantine"), 1);
@@ -525,11 +503,9 @@ static void a_full_quarantine_keeps_the_batch_in_the_spool(void **state)
     assert_string_equal(member, want);
     assert_int_equal(hs, -503);
     fdn_admin_destroy(a);
-    census_t *c = calloc(1, sizeof *c);
-    assert_non_null(c);
-    take_census(f->schema, c);
+    test_pg_census_t *c = take_census(f->schema);
     assert_int_equal(c->n, 0); /* the good one waits behind the damaged one */
-    free(c);
+    test_pg_census_free(c);
     /* the writer keeps retrying (and reporting): it ends before its telemetry goes */
     fdn_events_destroy(f->es);
     f->es = NULL;

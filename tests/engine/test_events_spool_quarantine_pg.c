@@ -26,7 +26,7 @@
 #include <fdn/events.h>
 
 #include "engine.h"
-#include "event_make.h"
+#include "pg_census.h"
 #include "pg_fixture.h"
 #include "sqlite_file.h"
 #include "tmpdir.h"
@@ -40,8 +40,9 @@ typedef struct fx {
     fdn_breaker_t *br;
 } fx_t;
 
-/* A store with a spool on the test's cluster, its calls bounded by 1 s; with a breaker
- * forced open (PostgreSQL "away": stores go to the spool) when `away`. */
+/* A store with a spool on the test's cluster, its calls bounded by 1 s (its open keeps the
+ * fixture's bound); with a breaker forced open (PostgreSQL "away": stores go to the spool)
+ * when `away`. */
 static void open_fx(fx_t *f, const char *what, bool away)
 {
     memset(f, 0, sizeof *f);
@@ -52,7 +53,6 @@ static void open_fx(fx_t *f, const char *what, bool away)
     o.postgres.spool_path = f->spool.path;
     o.postgres.spool_max_bytes = (uint64_t)64 << 20;
     o.postgres.command_timeout_ms = 1000;
-    o.postgres.connect_timeout_ms = 1000;
     f->es = test_pg_store_open(&o);
     if (away) {
         fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
@@ -115,39 +115,17 @@ static bool wait_until(bool (*f)(fdn_events_t *), fdn_events_t *es, int ms)
     return true;
 }
 
-enum { MAXEV = 64 };
-
-typedef struct census {
-    unsigned n;
-    unsigned w[MAXEV], s[MAXEV];
-    uint64_t id[MAXEV];
-} census_t;
-
-static void collect(const fdn_event_t *ev, void *user)
-{
-    census_t *c = user;
-    assert_true(c->n < MAXEV);
-    assert_true(test_pg_event_ws(ev, &c->w[c->n], &c->s[c->n]));
-    c->id[c->n] = fdn_event_id(ev);
-    c->n++;
-}
-
-/* PostgreSQL holds, in this order at positions 1.., the events (w[i], s[i]) and no other. */
+/* PostgreSQL holds, in this order at positions 1.. (pg_census.h asserts them), the events
+ * (w[i], s[i]) and no other. */
 static void expect_stored(const char *schema, const unsigned *w, const unsigned *s, unsigned n)
 {
-    census_t c;
-    memset(&c, 0, sizeof c);
-    fdn_events_opts_t o;
-    test_pg_store_opts(&o, g_pg->url, schema);
-    fdn_events_t *es = test_pg_store_open(&o);
-    test_events_each(es, 16, collect, &c);
-    fdn_events_destroy(es);
-    assert_int_equal(c.n, n);
+    test_pg_census_t *c = test_pg_census_take(g_pg->url, schema, 16, 4, 4);
+    assert_int_equal(c->n, n);
     for (unsigned i = 0; i < n; i++) {
-        assert_int_equal(c.id[i], i + 1);
-        assert_int_equal(c.w[i], w[i]);
-        assert_int_equal(c.s[i], s[i]);
+        assert_int_equal(c->w[i], w[i]);
+        assert_int_equal(c->s[i], s[i]);
     }
+    test_pg_census_free(c);
 }
 
 static void rows_postgresql_refuses_for_good_are_quarantined(void **state)

@@ -23,7 +23,6 @@
 
 #include <cmocka.h>
 
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -40,19 +39,14 @@
 #include "event_make.h"
 #include "pg_fixture.h"
 
-/* Bound of each PostgreSQL call (and connection) of the stores made here: a minute, only to
- * catch a hang (the backend's default is 5 s). The tests check positions, order and content,
- * not how long a call takes (the chaos file checks the bound); a loaded machine running a
- * sanitizer build can stall a writer process, PostgreSQL or a store's thread for seconds, and
- * a store whose append passes its bound fails. */
-#define CALL_MS 60000
-
-/* test_pg_store_opts on the fixture with the bound above. */
+/* test_pg_store_opts on the fixture: each PostgreSQL call and connection of the stores made
+ * here is bounded by TEST_PG_CALL_MS, a minute, only to catch a hang. The tests check
+ * positions, order and content, not how long a call takes (the chaos file checks the bound);
+ * a loaded machine running a sanitizer build can stall a writer process, PostgreSQL or a
+ * store's thread for seconds, and a store whose append passes its bound fails. */
 static void store_opts(fdn_events_opts_t *o, const char *schema)
 {
     test_pg_store_opts(o, NULL, schema);
-    o->postgres.command_timeout_ms = CALL_MS;
-    o->postgres.connect_timeout_ms = CALL_MS;
 }
 
 /* A store on the fixture's server on schema (store_opts's options). */
@@ -588,16 +582,7 @@ static void writer_processes_and_a_subscriber(void **state)
     (void)state;
     /* the issue's 4 writer processes x 25 k events (FDN_TEST_PG_EVENTS=N: N each, 1..1000000;
      * anything else fails the test rather than run a smaller or empty one) */
-    const char *env = getenv("FDN_TEST_PG_EVENTS");
-    unsigned n = 25000;
-    if (env != NULL) {
-        char *end = NULL;
-        errno = 0;
-        unsigned long v = strtoul(env, &end, 10);
-        if (errno != 0 || end == env || *end != '\0' || env[0] == '-' || v < 1 || v > 1000000)
-            fail_msg("FDN_TEST_PG_EVENTS=%s: not a count of events in 1..1000000", env);
-        n = (unsigned)v;
-    }
+    unsigned n = test_pg_events_env(25000);
     enum { W = 4 };
     char schema[64];
     test_pg_schema_name(schema, sizeof(schema), "proc");

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -48,6 +49,8 @@ void test_pg_store_opts(fdn_events_opts_t *o, const char *url, const char *schem
     o->postgres.url = url != NULL ? url : test_pg_url;
     o->postgres.schema = schema;
     o->postgres.poll_interval_ms = 50;
+    o->postgres.command_timeout_ms = TEST_PG_CALL_MS;
+    o->postgres.connect_timeout_ms = TEST_PG_CALL_MS;
     o->max_results = 100000;
 }
 
@@ -100,6 +103,19 @@ bool test_pg_event_ws(const fdn_event_t *ev, unsigned *w, unsigned *s)
     size_t len = 0;
     const char *d = fdn_event_data(ev, &len);
     return d != NULL && sscanf(d, "{\"w\":%u,\"s\":%u", w, s) == 2;
+}
+
+unsigned test_pg_events_env(unsigned def)
+{
+    const char *env = getenv("FDN_TEST_PG_EVENTS");
+    if (env == NULL)
+        return def;
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(env, &end, 10);
+    if (errno != 0 || end == env || *end != '\0' || env[0] == '-' || v < 1 || v > 1000000)
+        fail_msg("FDN_TEST_PG_EVENTS=%s: not a count of events in 1..1000000", env);
+    return (unsigned)v;
 }
 
 void test_pg_signal_cluster(const char *dir, int sig)

@@ -27,8 +27,18 @@ int test_pg_setup(void **state);
  * (the fixture's server serves every test program, run after run). what: lower case. */
 void test_pg_schema_name(char *buf, size_t cap, const char *what);
 
+/* The bound of each PostgreSQL call and connection of the stores test_pg_store_opts makes
+ * (and of the engine tests' own connections): a minute, only to catch a hang (the backend's
+ * default is 5 s). Tests that check positions, order and content do not check how long a
+ * call takes, and a loaded machine running a sanitizer build can stall PostgreSQL or a
+ * store's thread for seconds: a store whose call passes its bound fails (one loaded run of
+ * test_events_store_pg did). The tests of the bound itself (the chaos and async files, on a
+ * cluster they pause with SIGSTOP) set their own. */
+#define TEST_PG_CALL_MS 60000
+
 /* Options of a store on PostgreSQL at url (NULL: test_pg_url), on schema, polling every
- * 50 ms, with max_results 100000 (the tests read whole logs); the caller may change more. */
+ * 50 ms, with max_results 100000 (the tests read whole logs) and TEST_PG_CALL_MS as the bound
+ * of its calls and connections; the caller may change more. */
 void test_pg_store_opts(fdn_events_opts_t *o, const char *url, const char *schema);
 
 /* fdn_events_create(o); fails the test, printing the message, when it fails. */
@@ -45,6 +55,11 @@ fdn_event_t *test_pg_event(const char *type, const char *corr, unsigned w, unsig
 
 /* (w, s) of an event made by test_pg_event; false when its data is not one of them. */
 bool test_pg_event_ws(const fdn_event_t *ev, unsigned *w, unsigned *s);
+
+/* The events per writer of a multi-process test: $FDN_TEST_PG_EVENTS, a count in 1..1000000,
+ * or def when it is not set. Anything else (empty, "abc", "12x", "0", "-5", past the range)
+ * fails the running test with a message, rather than run a smaller or empty test. */
+unsigned test_pg_events_env(unsigned def);
 
 /* Send sig (SIGSTOP, SIGCONT) to a cluster of the test's own (scripts/pg-server.sh, its
  * directory dir): the postmaster and every process it started, so that no backend answers

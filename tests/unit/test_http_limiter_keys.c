@@ -157,11 +157,55 @@ static void keys_over_http(void **state)
     fdn_clock_destroy(clk);
 }
 
+/* Keys a program checked need not be UTF-8 (fdn_limiter_check takes bytes), and a key longer
+ * than fdn_limit_key_info_t.key is cut, maybe inside a UTF-8 sequence: such a key made the
+ * whole answer 500 "System resources exhausted" (json_pack refuses the string), so one key
+ * emptied the status page's panel. Each is listed with its bad bytes as U+FFFD. */
+static void keys_not_utf8_over_http(void **state)
+{
+    (void)state;
+    fdn_limiter_t *l = NULL;
+    assert_int_equal(fdn_limiter_create(&l, NULL), 0);
+    hit(l, "bin\xff\xfe", 100, 60000, 3);
+    hit(l, "t\xff\x1fk", 100, 60000, 2); /* identity "t\xff", key "k" */
+    char lk[301];
+    for (size_t i = 0; i < 300; i += 2)
+        memcpy(lk + i, "\xc3\xa9", 2); /* 150 x U+00E9: cut after 259 bytes, mid-sequence */
+    lk[300] = '\0';
+    hit(l, lk, 100, 60000, 1);
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    assert_int_equal(fdn_admin_mount_limiter(a, l), 0);
+
+    fdn__http_resp_t r;
+    assert_int_equal(get(a, "/v1/limiter/keys", &r), 200);
+    json_t *keys = json_object_get(r.json, "keys");
+    assert_int_equal(json_array_size(keys), 3);
+    json_t *k0 = json_array_get(keys, 0), *k1 = json_array_get(keys, 1),
+           *k2 = json_array_get(keys, 2);
+    assert_string_equal(json_string_value(json_object_get(k0, "key")),
+                        "bin\xef\xbf\xbd\xef\xbf\xbd");
+    assert_string_equal(json_string_value(json_object_get(k1, "key")), "k");
+    assert_string_equal(json_string_value(json_object_get(k1, "identity")), "t\xef\xbf\xbd");
+    const char *cut = json_string_value(json_object_get(k2, "key"));
+    assert_non_null(cut);
+    assert_int_equal(strlen(cut), 258 + 3); /* 129 x U+00E9, then U+FFFD for the lone byte */
+    assert_memory_equal(cut, lk, 258);
+    assert_string_equal(cut + 258, "\xef\xbf\xbd");
+    assert_true(json_is_true(json_object_get(k2, "key_truncated")));
+    fdn__http_resp_clear(&r);
+    fdn_admin_destroy(a);
+    fdn_limiter_destroy(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ranks_live_keys),
         cmocka_unit_test(keys_over_http),
+        cmocka_unit_test(keys_not_utf8_over_http),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

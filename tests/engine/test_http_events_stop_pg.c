@@ -1,0 +1,239 @@
+/* Engine test of the event endpoints of a store on PostgreSQL while the store or the server
+ * stops (src/admin/api_events.c, src/admin/event_wait.c; docs/http-api.md), on a cluster of
+ * the test's own (scripts/pg-server.sh), which one test stops (SIGSTOP), so the shared fixture
+ * is never disturbed:
+ *  - a POST to a store that is stopped answers 503 saying the store is stopping, with
+ *    Retry-After as before, not that its PostgreSQL is unavailable (which a POST refused by an
+ *    open breaker still says: that is PostgreSQL away);
+ *  - the server's shutdown answers its waiting queries (GET /v1/events?after_id=N&wait_ms=M)
+ *    without a call on PostgreSQL: with PostgreSQL stopped and N queries waiting, the
+ *    shutdown makes no query on it (fdn_events_backend_request_duration_seconds{op="query"}
+ *    counts none; its time is printed, where a query per waiter took N call bounds, one
+ *    after the other); each waiter gets the empty answer and resumes from its cursor.
+ * A waiting query's thread blocks in the dispatcher until it is answered; the test goes on
+ * once the server counts the waiters (no sleeps). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fdn/breaker.h>
+#include <fdn/events.h>
+#include <fdn/telemetry.h>
+
+#include "admin/admin_int.h"
+#include "engine.h"
+#include "pg_fixture.h"
+#include "services/event_store_int.h"
+
+static test_engine_server_t *g_pg;
+
+/* A store on the test's cluster, its calls and connections bounded by call_ms. */
+static fdn_events_t *open_store(const char *schema, int64_t call_ms)
+{
+    fdn_events_opts_t o;
+    test_pg_store_opts(&o, g_pg->url, schema);
+    o.postgres.command_timeout_ms = call_ms;
+    o.postgres.connect_timeout_ms = call_ms;
+    return test_pg_store_open(&o);
+}
+
+static fdn_admin_t *admin_on(fdn_events_t *es)
+{
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    assert_int_equal(fdn_admin_mount_events(a, es), 0);
+    return a;
+}
+
+/* POST uri with body; the answer in *r (free it with fdn__http_resp_clear). */
+static unsigned post(fdn_admin_t *a, const char *uri, const char *body, fdn__http_resp_t *r)
+{
+    memset(r, 0, sizeof *r);
+    fdn__admin_dispatch(a, "POST", uri, NULL, body, strlen(body), r);
+    return r->status;
+}
+
+/* The message of an error answer. */
+static const char *error_message(const fdn__http_resp_t *r)
+{
+    json_t *err = json_object_get(r->json, "error");
+    const char *msg = json_string_value(json_object_get(err, "message"));
+    assert_non_null(msg);
+    return msg;
+}
+
+/* A 503 of a store that stops: says so, blames nothing else, Retry-After as before (1 s). */
+static void expect_stopping(const fdn__http_resp_t *r)
+{
+    assert_int_equal(r->status, 503);
+    const char *msg = error_message(r);
+    if (strstr(msg, "stopping") == NULL || strstr(msg, "PostgreSQL") != NULL)
+        fail_msg("the 503 of a stopped store says: %s", msg);
+    assert_int_equal(r->retry_after_s, 1);
+}
+
+static void a_stopped_store_answers_stopping_not_postgres_away(void **state)
+{
+    (void)state;
+    char schema[64];
+    test_pg_schema_name(schema, sizeof schema, "stop503");
+    fdn_events_t *es = open_store(schema, TEST_PG_CALL_MS);
+    fdn_admin_t *a = admin_on(es);
+    static const char one[] = "{\"type\":\"stop.one\",\"data\":{\"k\":1}}";
+    static const char batch[] = "{\"events\":[{\"type\":\"stop.b\",\"data\":1},"
+                                "{\"type\":\"stop.b\",\"data\":2}]}";
+    fdn__http_resp_t r;
+    assert_int_equal(post(a, "/v1/events", one, &r), 201);
+    fdn__http_resp_clear(&r);
+
+    /* PostgreSQL away (the breaker forced open, no spool): the writer's refusal names it */
+    fdn_breaker_t *br = NULL;
+    fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
+    assert_int_equal(fdn_breaker_create(&br, "events.postgres.stop503", &bo), 0);
+    assert_int_equal(fdn_events_set_breaker(es, br), 0);
+    fdn_breaker_force_open(br);
+    assert_int_equal(post(a, "/v1/events", one, &r), 503);
+    assert_non_null(strstr(error_message(&r), "the event store's PostgreSQL is unavailable"));
+    assert_true(r.retry_after_s >= 1);
+    fdn__http_resp_clear(&r);
+    assert_int_equal(fdn_events_set_breaker(es, NULL), 0);
+    fdn_breaker_destroy(br);
+
+    /* the store stopped (a shutdown, or a restart by its supervisor): the call refuses it */
+    fdn__events_service_stop(es);
+    post(a, "/v1/events", one, &r);
+    expect_stopping(&r);
+    fdn__http_resp_clear(&r);
+    post(a, "/v1/events/batch", batch, &r);
+    expect_stopping(&r);
+    fdn__http_resp_clear(&r);
+
+    /* started again, it stores */
+    assert_int_equal(fdn__events_service_start(es), 0);
+    assert_int_equal(post(a, "/v1/events", one, &r), 201);
+    fdn__http_resp_clear(&r);
+    fdn_admin_destroy(a);
+    fdn_events_destroy(es);
+}
+
+/* ---- waiting queries at shutdown ---- */
+
+typedef struct query {
+    fdn_admin_t *a;
+    char uri[160];
+    fdn__http_resp_t r;
+} query_t;
+
+static void *query_main(void *arg)
+{
+    query_t *q = arg;
+    memset(&q->r, 0, sizeof q->r);
+    fdn__admin_dispatch(q->a, "GET", q->uri, NULL, NULL, 0, &q->r);
+    return NULL;
+}
+
+/* Queries the store made on PostgreSQL so far (fdn_events_backend_request_duration_seconds
+ * {op="query"}, both outcomes): the store observes each call when it ends. */
+static uint64_t pg_queries(fdn_telemetry_t *tm)
+{
+    static const char *const labels[] = {"op", "outcome"};
+    fdn_telemetry_family_t *f = NULL;
+    assert_int_equal(fdn_telemetry_family(tm, &f, "fdn_events_backend_request_duration_seconds",
+                                          NULL, FDN_TELEMETRY_HISTOGRAM, labels, 2, 64),
+                     0);
+    uint64_t n = 0;
+    static const char *const outcomes[] = {"ok", "error"};
+    for (int i = 0; i < 2; i++) {
+        const char *v[] = {"query", outcomes[i]};
+        fdn_histogram_t *h = NULL;
+        assert_int_equal(fdn_telemetry_family_histogram(f, &h, v, 2), 0);
+        fdn_telemetry_hist_stats_t st;
+        fdn_histogram_stats(h, &st);
+        n += st.count;
+    }
+    return n;
+}
+
+static void shutdown_answers_waiters_without_postgres(void **state)
+{
+    (void)state;
+    enum { N = 6, CALL_MS = 2000 };
+    char schema[64];
+    test_pg_schema_name(schema, sizeof schema, "stopwait");
+    fdn_events_t *es = open_store(schema, CALL_MS);
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    fdn__events_set_telemetry(es, tm);
+    fdn_admin_t *a = admin_on(es);
+
+    /* N queries wait (each ran once on PostgreSQL, found nothing: an empty log) */
+    static query_t q[N];
+    pthread_t th[N];
+    for (unsigned i = 0; i < N; i++) {
+        q[i].a = a;
+        snprintf(q[i].uri, sizeof q[i].uri, "/v1/events?after_id=0&type=stop.w%u&wait_ms=60000", i);
+        assert_int_equal(pthread_create(&th[i], NULL, query_main, &q[i]), 0);
+    }
+    while (fdn__admin_events_waiting(a) < N)
+        sched_yield(); /* a hang is caught by ctest's TIMEOUT */
+    uint64_t before = pg_queries(tm);
+    assert_true(before >= N);
+
+    /* PostgreSQL hangs: a query on it would take CALL_MS before it fails */
+    test_pg_signal_cluster(g_pg->dir, SIGSTOP);
+    int64_t t0 = test_now_ms();
+    fdn_admin_shutdown(a); /* returns once every deferred request is answered */
+    int64_t took = test_now_ms() - t0;
+    for (unsigned i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    uint64_t after = pg_queries(tm);
+    test_pg_signal_cluster(g_pg->dir, SIGCONT);
+    print_message("shutdown with %d waiters, PostgreSQL stopped: %lld ms, %llu queries on it\n", N,
+                  (long long)took, (unsigned long long)(after - before));
+
+    if (after != before)
+        fail_msg("the shutdown made %llu queries on PostgreSQL for %d waiters (in %lld ms)",
+                 (unsigned long long)(after - before), N, (long long)took);
+    /* (the time is printed, not asserted: the count above is the check; a query per waiter
+     * took N x CALL_MS here) */
+    for (unsigned i = 0; i < N; i++) {
+        if (q[i].r.status != 200)
+            fail_msg("waiter %u answered %u at shutdown", i, q[i].r.status);
+        json_t *evs = json_object_get(q[i].r.json, "events");
+        assert_true(json_is_array(evs));
+        assert_int_equal(json_array_size(evs), 0); /* nothing yet: resume from after_id */
+        assert_int_equal(json_integer_value(json_object_get(q[i].r.json, "count")), 0);
+        fdn__http_resp_clear(&q[i].r);
+    }
+    assert_int_equal(fdn__admin_events_waiting(a), 0);
+    fdn_admin_destroy(a);
+    fdn__events_set_telemetry(es, NULL);
+    fdn_events_destroy(es);
+    fdn_telemetry_destroy(tm);
+}
+
+int main(void)
+{
+    g_pg = test_engine_server_start("pg-server.sh");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_stopped_store_answers_stopping_not_postgres_away),
+        cmocka_unit_test(shutdown_answers_waiters_without_postgres),
+    };
+    if (getenv("CMOCKA_TEST_FILTER") != NULL)
+        cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    test_engine_server_stop(g_pg);
+    return rc;
+}
