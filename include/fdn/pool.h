@@ -202,8 +202,9 @@ typedef struct fdn_pool_status {
  * @param[out] out  the pool (one reference, released by fdn_pool_destroy)
  * @param[in]  opts options (create callback required)
  * @param[out] err  optional detail
- * @return 0, FDN_EINVAL (bad option: negative size/overflow, both 0, bad strategy, no
- *         create callback, name too long), FDN_ENOMEM, or the create callback's error
+ * @return 0, FDN_EINVAL (bad option: negative size/overflow, both 0, a sum over INT_MAX, bad
+ *         strategy, no create callback, name too long), FDN_ENOMEM, or the create callback's
+ *         error
  * @thread_safety any
  * @since 0.1.0
  */
@@ -380,7 +381,8 @@ FDN_API void fdn_pools_destroy(fdn_pools_t *m);
 /**
  * Set the defaults used for FDN_POOL_DEFAULT fields of pools started later (the runtime
  * calls this from infrastructure.connection_pool.default_config).
- * @return 0, or FDN_EINVAL (size < 0, max_overflow < 0, both 0, bad strategy)
+ * @return 0, or FDN_EINVAL (size < 0, max_overflow < 0, both 0, a sum over INT_MAX, bad
+ *         strategy)
  * @thread_safety any
  * @since 0.1.0
  */

@@ -2,6 +2,7 @@
 #include <fdn/pool.h>
 
 #include <execinfo.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -37,6 +38,8 @@ int fdn__pool_check_sizes(int size, int max_overflow, fdn_pool_strategy_t s)
 {
     if (size < 0 || max_overflow < 0 || (size == 0 && max_overflow == 0))
         return FDN_EINVAL;
+    if (size > INT_MAX - max_overflow) /* the capacity size + max_overflow is an int */
+        return FDN_EINVAL;
     if (s != FDN_POOL_LIFO && s != FDN_POOL_FIFO)
         return FDN_EINVAL;
     return 0;
@@ -65,6 +68,9 @@ int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *
     if (ovf < 0)
         return fdn_err_set(err, FDN_EINVAL, "pool %s: max_overflow must be a non-negative integer",
                            name);
+    if (size > INT_MAX - ovf)
+        return fdn_err_set(err, FDN_EINVAL, "pool %s: size + max_overflow must be at most %d", name,
+                           INT_MAX);
     if (fdn__pool_check_sizes(size, ovf, strat) != 0)
         return fdn_err_set(err, FDN_EINVAL,
                            "pool %s: size + max_overflow must be > 0 and "

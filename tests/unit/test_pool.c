@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -222,6 +223,52 @@ static void create_validates_options(void **state)
     assert_int_equal(atomic_load(&f->ctx.live), 10);
     assert_string_equal(fdn_pool_name(p), "test");
     fdn_pool_destroy(NULL);
+}
+
+/* size + max_overflow is the pool's capacity, an int: a pair whose sum passes INT_MAX is
+ * refused. (It was accepted, the capacity wrapped negative, and no checkout ever made a worker:
+ * a checkout that could not wait got FDN_EBUSY from an empty pool.) */
+static void capacity_past_int_max_is_refused(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_t *p = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    fdn_pool_opts_t o = base_opts(f, INT_MAX, 1);
+    o.prefill = false;
+    int rc = fdn_pool_create(&p, &o, &err);
+    if (rc == 0) { /* show what such a pool did before failing */
+        fdn_pool_worker_t *w = NULL;
+        int co = fdn_pool_checkout(p, &w, 0, NULL);
+        if (co == 0)
+            fdn_pool_checkin(p, w);
+        fdn_pool_destroy(p);
+        fail_msg("size INT_MAX + max_overflow 1 accepted; a checkout then returned %d", co);
+    }
+    assert_int_equal(rc, FDN_EINVAL);
+    assert_non_null(strstr(err.message, "size + max_overflow"));
+    o = base_opts(f, 1, INT_MAX);
+    o.prefill = false;
+    assert_int_equal(fdn_pool_create(&p, &o, NULL), FDN_EINVAL);
+
+    /* the manager's defaults too */
+    fdn_pools_t *m = NULL;
+    assert_int_equal(fdn_pools_create(&m, NULL), 0);
+    assert_int_equal(fdn_pools_set_defaults(m, INT_MAX, 1, FDN_POOL_LIFO), FDN_EINVAL);
+    assert_int_equal(fdn_pools_set_defaults(m, INT_MAX - 1, 1, FDN_POOL_LIFO), 0);
+    fdn_pools_destroy(m);
+    fdn_pools_opts_t mo = FDN_POOLS_OPTS_INIT;
+    mo.default_size = INT_MAX;
+    mo.default_max_overflow = 1;
+    assert_int_equal(fdn_pools_create(&m, &mo), FDN_EINVAL);
+
+    /* the largest capacity works */
+    o = base_opts(f, INT_MAX - 1, 1);
+    o.prefill = false;
+    p = mkpool(f, &o);
+    fdn_pool_worker_t *w = NULL;
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_equal(st(p).state, FDN_POOL_READY);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
 }
 
 static void strategy_names(void **state)
@@ -1554,6 +1601,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(create_validates_options, setup, teardown),
         cmocka_unit_test_setup_teardown(release_owner_gives_back_its_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(release_owner_from_many_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(capacity_past_int_max_is_refused, setup, teardown),
         cmocka_unit_test(strategy_names),
         cmocka_unit_test_setup_teardown(lifo_reuses_last_returned, setup, teardown),
         cmocka_unit_test_setup_teardown(double_checkin_is_refused, setup, teardown),
