@@ -34,7 +34,12 @@
 #include "core/hash.h"
 #include "core/json.h"
 #include "logic/config_path.h"
+#include "logic/limit_algo.h"
 #include "validation/config_telemetry.h"
+
+/* the sentences of the rate-rule bounds below name these values */
+_Static_assert(FDN__LIMIT_MAX == 2147483648LL, "rate rule limit bound");
+_Static_assert(FDN__LIMIT_PERIOD_MAX_MS == 8589934592LL, "rate rule scale bound");
 
 int32_t fdn__cfg_schema_find(const fdn__cfg_schema_t *s, const char *path, size_t len)
 {
@@ -370,6 +375,18 @@ static bool rule_ok(const fdn__cfg_entry_t *e, const json_t *v, const char **bad
                                           strcmp(json_string_value(be), "redis") == 0))) ||
                 (fp != NULL && !(json_is_string(fp) && enum_has((char *const *)(uintptr_t)policies,
                                                                 json_string_value(fp))))) {
+                *bad_rule = name;
+                return false;
+            }
+            /* the limiter's own bounds (fdn_limit_rule_validate): a rule past them would be
+             * accepted here and then refused, silently, when the runtime sets it */
+            const char *bound = json_integer_value(li) > FDN__LIMIT_MAX
+                                    ? "limit must be at most 2147483648"
+                                : json_integer_value(sc) > FDN__LIMIT_PERIOD_MAX_MS
+                                    ? "scale must be at most 8589934592 (ms)"
+                                    : NULL;
+            if (bound != NULL) {
+                t_rule_why = bound;
                 *bad_rule = name;
                 return false;
             }

@@ -137,6 +137,15 @@ static const rule_case_t rules[] = {
      "{\"bad\":{\"scale\":0,\"limit\":1}}", S, "Invalid rate limiting rule: bad"},
     {"infrastructure.rate_limiting.default_rules", "{}", "[1]", S,
      "Invalid rate limiting configuration"},
+    /* a rule the limiter refuses (fdn_limit_rule_validate) is refused here, not dropped later:
+     * limit at most 2^31, scale at most 2^33 ms */
+    {"infrastructure.rate_limiting.default_rules",
+     "{\"x\":{\"scale\":8589934592,\"limit\":2147483648}}",
+     "{\"big\":{\"scale\":60000,\"limit\":2147483649}}", S,
+     "Invalid rate limiting rule: big: limit must be at most 2147483648"},
+    {"infrastructure.rate_limiting.default_rules", "{\"x\":{\"scale\":1,\"limit\":1}}",
+     "{\"yearly\":{\"scale\":31536000000,\"limit\":1000}}", S,
+     "Invalid rate limiting rule: yearly: scale must be at most 8589934592 (ms)"},
     {"infrastructure.circuit_breaker.breakers", "{\"db\":{\"failure_threshold\":2}}",
      "{\"db\":{\"failure_treshold\":2}}", S, "Invalid circuit breaker: db"},
     {"infrastructure.circuit_breaker.breakers", "{}", "{\"db\":3}", S,
