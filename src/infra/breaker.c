@@ -758,6 +758,20 @@ int fdn_breaker_status(fdn_breaker_t *b, fdn_breaker_status_t *out)
     out->state = W_STATE(w);
     out->probes_in_flight = W_PROBES(w);
     out->failures = b->ring_len;
+    if (c->o.window_ms > 0 && b->ring_len > 0) {
+        /* the failures still inside the window (a failure drops the older ones only when it
+         * is recorded): the count toward the threshold now. Oldest first in the ring. */
+        uint32_t cap = c->o.failure_threshold;
+        int64_t now = now_ns(c);
+        for (uint32_t k = 0; k < b->ring_len; k++) {
+            uint32_t at = (b->ring_head + cap - b->ring_len + k) % cap;
+            if (now - b->ring[at] < c->o.window_ms * NS_PER_MS) {
+                out->failures = b->ring_len - k;
+                break;
+            }
+            out->failures = 0;
+        }
+    }
     if (b->cwin) {
         out->window_calls = b->cw_len;
         out->window_failures = b->cw_fail;

@@ -104,6 +104,39 @@ static void failures_age_out_of_window(void **state)
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
 }
 
+/* status.failures is "failures currently counted toward the threshold" (breaker.h): failures
+ * older than window_ms no longer count, even before the next failure drops them. (It read the
+ * failures recorded, however old, until the next failure.) */
+static void status_failures_age_out_too(void **state)
+{
+    test_breaker_fx_t *f = *state;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 3;
+    o.window_ms = 1000;
+    fdn_breaker_t *b = test_breaker_make(f, "ws", &o);
+    fdn_breaker_status_t s;
+    run_fail(b);
+    fdn_clock_advance(f->clk, 600 * MS);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_status(b, &s), 0);
+    assert_int_equal(s.failures, 2);
+    fdn_clock_advance(f->clk, 400 * MS); /* the first is exactly 1000 ms old: out */
+    assert_int_equal(fdn_breaker_status(b, &s), 0);
+    assert_int_equal(s.failures, 1);
+    fdn_clock_advance(f->clk, 600 * MS); /* both out */
+    assert_int_equal(fdn_breaker_status(b, &s), 0);
+    assert_int_equal(s.failures, 0);
+    assert_int_equal(s.total_failures, 2);
+    /* reading the status changed nothing: two more failures do not open it */
+    run_fail(b);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    assert_int_equal(fdn_breaker_status(b, &s), 0);
+    assert_int_equal(s.failures, 2);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+}
+
 static void open_half_open_close(void **state)
 {
     test_breaker_fx_t *f = *state;
@@ -669,6 +702,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(success_resets_consecutive, test_breaker_setup,
                                         test_breaker_teardown),
         cmocka_unit_test_setup_teardown(failures_age_out_of_window, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(status_failures_age_out_too, test_breaker_setup,
                                         test_breaker_teardown),
         cmocka_unit_test_setup_teardown(open_half_open_close, test_breaker_setup,
                                         test_breaker_teardown),
