@@ -39,7 +39,10 @@
  * in the shard's LRU list (urcu/list.h; most recently used first under
  * EVICT_LRU, the only policy that reads the order; newest first otherwise, so a check does not
  * write its list neighbours' cache lines); a cell whose
- * state has expired is equivalent to no cell, so sweeping never changes a decision.
+ * state has expired is equivalent to no cell, so sweeping never changes a decision. A cell
+ * holds one algorithm's state: a check, inc or set under another algorithm starts it afresh,
+ * while a peek or a cancel under another algorithm leaves it as it is (a peek is answered as
+ * for a new key, a cancel finds nothing to give back).
  * `expires` is wall ns for FIXED_WINDOW cells (the only clock a fixed-window check reads)
  * and monotonic ns for the others; each shard keeps a sweep deadline on both clocks, and a
  * lower bound of its cells' `expires` per clock (min_exp_*: lowered whenever a cell's
@@ -528,8 +531,14 @@ mem_apply_once(membe_t *m, const char *key, size_t keylen, const fdn_limit_rule_
         s->next_sweep_wall = full.wall_ns + iv;
     }
     cell_t *c = shard_find(s, h, key, keylen);
-    if (c && (cell_expired(c, now) || c->algo != (uint8_t)rule->algo))
-        cell_init(c, rule, now); /* expired state == fresh state */
+    if (c && (cell_expired(c, now) || c->algo != (uint8_t)rule->algo)) {
+        /* expired state == fresh state; state of another algorithm: a peek answers as for a
+         * fresh key and a cancel finds nothing to give back, both leaving it alone */
+        if (c->algo != (uint8_t)rule->algo && (op == FDN__LIMIT_PEEK || op == FDN__LIMIT_CANCEL))
+            c = NULL;
+        else
+            cell_init(c, rule, now);
+    }
     fdn__limit_state_t tmp;
     fdn__limit_state_t *st;
     if (c != NULL) {

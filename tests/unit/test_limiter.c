@@ -287,6 +287,29 @@ static void peek_does_not_consume(void **state)
     assert_int_equal(fdn_limiter_check(f->l, "x", 1, &rules[0], 1, 0x80, &r), FDN_EINVAL);
 }
 
+/* A peek (fdn_limiter_check with FDN_LIMIT_PEEK, fdn_limiter_get) changes no state, also
+ * when the key holds the state of another algorithm: it answers as for a fresh key and leaves
+ * that state alone. (It replaced the key's state with a fresh one of the peek's algorithm, so
+ * a read gave an exhausted key its allowance back.) */
+static void peek_with_another_algorithm_changes_nothing(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t fw = {FDN_LIMIT_FIXED_WINDOW, 2, 1000, 0};
+    fdn_limit_rule_t tb = {FDN_LIMIT_TOKEN_BUCKET, 5, 1000, 0};
+    fdn_limit_result_t r;
+    assert_int_equal(chk(f, "k", &fw, 1, &r), 0);
+    assert_int_equal(chk(f, "k", &fw, 1, &r), 0);
+    assert_int_equal(fdn_limiter_check(f->l, "k", 1, &tb, 1, FDN_LIMIT_PEEK, &r), 0);
+    assert_int_equal(r.remaining, 5); /* as a fresh key of that rule */
+    assert_int_equal(fdn_limiter_get(f->l, "k", 1, &tb, &r), 0);
+    assert_int_equal(r.remaining, 5);
+    /* the fixed window still holds its two */
+    assert_int_equal(fdn_limiter_get(f->l, "k", 1, &fw, &r), 0);
+    assert_int_equal(r.count, 2);
+    assert_int_equal(chk(f, "k", &fw, 1, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(r.count, 3);
+}
+
 static void reserve_and_cancel(void **state)
 {
     fx_t *f = *state;
@@ -845,6 +868,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(token_bucket_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(gcra_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(sliding_window_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(peek_with_another_algorithm_changes_nothing, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(peek_does_not_consume, setup, teardown),
         cmocka_unit_test_setup_teardown(reserve_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(shadow_mode, setup, teardown),
