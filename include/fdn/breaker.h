@@ -97,7 +97,8 @@ typedef struct fdn_breaker_opts {
     uint32_t slow_rate_pct;    /**< open when slow*100/calls >= this (1..100, 0 = off) */
     fdn_breaker_window_kind_t rate_window_kind; /**< count- or time-based window */
     uint32_t rate_window_size;        /**< calls (count) or seconds (time), 1..4096; default 100 */
-    uint32_t minimum_calls;           /**< no rate decision below this many calls (default 10) */
+    uint32_t minimum_calls;           /**< no rate decision below this many calls (default 10;
+                                           with a count window at most rate_window_size) */
     int64_t slow_call_ms;             /**< calls lasting >= this are slow (0 = off). With
                                            slow_rate_pct == 0 a slow call counts as a failure. */
     fdn_breaker_classify_fn classify; /**< NULL: rc < 0 is a failure */

@@ -45,6 +45,12 @@ int fdn_breaker_opts_validate(const fdn_breaker_opts_t *o, fdn_error_t *err)
     if (o->rate_window_kind != FDN_BREAKER_WINDOW_COUNT &&
         o->rate_window_kind != FDN_BREAKER_WINDOW_TIME)
         return fdn_err_set(err, FDN_EINVAL, "unknown rate_window_kind");
+    /* a count window never holds more than rate_window_size calls: a larger minimum_calls
+     * would keep the rate policy from ever deciding */
+    if ((o->failure_rate_pct || o->slow_rate_pct) &&
+        o->rate_window_kind == FDN_BREAKER_WINDOW_COUNT && o->minimum_calls > o->rate_window_size)
+        return fdn_err_set(err, FDN_EINVAL,
+                           "minimum_calls must be at most rate_window_size with a count window");
     if (o->slow_call_ms < 0 || o->slow_call_ms > INT64_MAX / NS_PER_MS / 4)
         return fdn_err_set(err, FDN_EINVAL, "slow_call_ms must be >= 0");
     if (o->slow_rate_pct && o->slow_call_ms == 0)

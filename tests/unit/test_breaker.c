@@ -640,6 +640,41 @@ static void huge_window_no_overflow(void **state)
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
 }
 
+/* A count window holds at most rate_window_size calls: with minimum_calls above that, the rate
+ * policy could never decide, and the breaker would silently never open on a rate. Such options
+ * are refused (they were accepted). */
+static void rate_window_smaller_than_minimum_calls_is_refused(void **state)
+{
+    test_breaker_fx_t *f = *state;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT; /* minimum_calls 10 */
+    o.failure_threshold = 1000;
+    o.failure_rate_pct = 50;
+    o.rate_window_size = 5;
+    fdn_error_t e = FDN_ERROR_INIT;
+    if (fdn_breaker_opts_validate(&o, NULL) == 0) { /* show what such a breaker did */
+        fdn_breaker_t *b = test_breaker_make(f, "never", &o);
+        for (int i = 0; i < 50; i++)
+            run_fail(b);
+        fail_msg("accepted; after 50 failures out of 50 calls the breaker is %s",
+                 fdn_breaker_state_name(fdn_breaker_state(b)));
+    }
+    assert_int_equal(fdn_breaker_opts_validate(&o, &e), FDN_EINVAL);
+    assert_non_null(strstr(e.message, "minimum_calls"));
+    const char *json = "{\"failure_rate_pct\":50,\"rate_window_size\":5}";
+    fdn_breaker_opts_t p = FDN_BREAKER_OPTS_INIT;
+    assert_int_equal(fdn_breaker_opts_parse(json, strlen(json), &p, NULL), FDN_EINVAL);
+    /* equal is fine, and so is a time window (any number of calls per second) */
+    o.minimum_calls = 5;
+    assert_int_equal(fdn_breaker_opts_validate(&o, NULL), 0);
+    o.minimum_calls = 10;
+    o.rate_window_kind = FDN_BREAKER_WINDOW_TIME;
+    assert_int_equal(fdn_breaker_opts_validate(&o, NULL), 0);
+    /* without a rate policy the window is unused */
+    o.rate_window_kind = FDN_BREAKER_WINDOW_COUNT;
+    o.failure_rate_pct = 0;
+    assert_int_equal(fdn_breaker_opts_validate(&o, NULL), 0);
+}
+
 static void standalone(void **state)
 {
     (void)state;
@@ -740,6 +775,8 @@ int main(void)
                                         test_breaker_teardown),
         cmocka_unit_test_setup_teardown(huge_window_no_overflow, test_breaker_setup,
                                         test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(rate_window_smaller_than_minimum_calls_is_refused,
+                                        test_breaker_setup, test_breaker_teardown),
         cmocka_unit_test(standalone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
