@@ -221,7 +221,8 @@ FDN_API int fdn_breaker_call(fdn_breaker_t *b, int (*fn)(void *arg), void *arg, 
  * reported within the breaker's probe_timeout_ms counts as a failure, so a client that dies
  * cannot hold the breaker half-open or hide its failures; expired tickets are settled by the
  * next ticket call on the breaker (or fdn_breaker_tickets_settle), in the order taken.
- * Tickets are not reused: the ids of one breaker increase (from a random start).
+ * Tickets are not reused: each id carries the breaker's next sequence number (mixed with a
+ * random per-breaker key, so ids are not guessable small integers).
  * @return 0 (*ticket set), FDN_ECIRCUIT_OPEN, FDN_EBUSY (FDN_BREAKER_TICKETS_MAX outstanding:
  * nothing taken), FDN_ENOMEM, FDN_EINVAL
  * @thread_safety any  @since 0.2.0

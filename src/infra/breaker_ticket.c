@@ -5,16 +5,20 @@
  *
  * One table per breaker, made on the first ticket and published through the breaker's
  * anchor with a CAS (the loser frees its copy); freed when the breaker is destroyed. The
- * table is a ring of FDN_BREAKER_TICKETS_MAX slots indexed by sequence number: tickets are
- * taken in sequence order, so [head, tail) holds every outstanding one and a slot is found
- * from its ticket in O(1). A ticket id is its sequence number XOR a per-table random key, so
- * ids of one breaker are not small integers a client could guess from another's.
+ * table has FDN_BREAKER_TICKETS_MAX slots: the free ones on a stack, the outstanding ones on a
+ * doubly linked list in the order taken (links are slot indices). Each ticket gets the next
+ * sequence number (never reused); its id is (sequence << SLOT_BITS | slot) XOR a per-table
+ * random key, so a report finds its slot in O(1) and checks the slot still holds that
+ * sequence number, and ids of one breaker are not small integers a client could guess from
+ * another's. A report unlinks its slot wherever it is, so the bound is on tickets outstanding:
+ * one long-lived ticket does not hold the slots of those taken after it. (A ring indexed by
+ * sequence number did: with one ticket held, the 1024th taken after it was refused.)
  *
  * Expiry: a ticket taken at t expires at t + probe_timeout (the options of the moment it was
  * taken). Deadlines of later tickets are later unless the options changed, so settling pops
- * from the head while the head has expired or was reported; a ticket behind a longer-lived one
- * waits for it (it is settled late, never early). An expired ticket is recorded as a failure
- * with its timeout as duration, so a half-open probe that never reports reopens the breaker.
+ * from the list's head while the head has expired; a ticket behind a longer-lived one waits
+ * for it (it is settled late, never early). An expired ticket is recorded as a failure with
+ * its timeout as duration, so a half-open probe that never reports reopens the breaker.
  *
  * Locks: the table's mutex guards the ring; breaker calls (record, release) are made after it
  * is released, so the table lock is never held with the breaker's.
@@ -32,21 +36,27 @@
 #include "infra/breaker_int.h"
 
 #define NSLOTS    FDN_BREAKER_TICKETS_MAX
+#define SLOT_BITS 10u /* ticket = (seq << SLOT_BITS | slot) ^ key */
+#define NIL       UINT32_MAX
 #define SETTLE_AT 32 /* expired tickets recorded per pass (outside the lock) */
+_Static_assert(NSLOTS <= (1u << SLOT_BITS), "a slot index fits in SLOT_BITS");
 
 typedef struct tslot {
     uint64_t seq;
     fdn_breaker_permit_t permit;
     int64_t taken_ns;
     int64_t deadline_ns;
+    uint32_t prev, next; /* outstanding: the list in the order taken; free: next on the stack */
     bool live;
 } tslot_t;
 
 typedef struct tickets {
     fdn__mutex_t mu;
-    uint64_t key;                            /* ticket = seq ^ key */
-    uint64_t head FDN_MEMBER_GUARDED_BY(mu); /* oldest sequence number not yet settled */
-    uint64_t tail FDN_MEMBER_GUARDED_BY(mu); /* next sequence number */
+    uint64_t key;                                /* ticket = (seq << SLOT_BITS | slot) ^ key */
+    uint64_t next_seq FDN_MEMBER_GUARDED_BY(mu); /* the next ticket's sequence number */
+    uint32_t first FDN_MEMBER_GUARDED_BY(mu);    /* oldest outstanding slot, or NIL */
+    uint32_t last FDN_MEMBER_GUARDED_BY(mu);     /* newest outstanding slot, or NIL */
+    uint32_t free FDN_MEMBER_GUARDED_BY(mu);     /* top of the free stack, or NIL */
     size_t live FDN_MEMBER_GUARDED_BY(mu);
     tslot_t ring[NSLOTS] FDN_MEMBER_GUARDED_BY(mu);
 } tickets_t;
@@ -75,6 +85,10 @@ static tickets_t *table(fdn_breaker_t *b, bool make)
     }
     uint64_t seed[2] = {(uint64_t)fdn__mono_now_ns(), (uint64_t)(uintptr_t)t};
     t->key = fdn__hash(seed, sizeof(seed));
+    t->first = t->last = NIL;
+    for (uint32_t i = 0; i < NSLOTS; i++) /* every slot free, slot 0 on top */
+        t->ring[i].next = i + 1 < NSLOTS ? i + 1 : NIL;
+    t->free = 0;
     void *expected = NULL;
     if (!atomic_compare_exchange_strong_explicit(anchor, &expected, t, memory_order_acq_rel,
                                                  memory_order_acquire)) {
@@ -84,21 +98,32 @@ static tickets_t *table(fdn_breaker_t *b, bool make)
     return t;
 }
 
-/* Pop settled and expired tickets from the head (at most SETTLE_AT expired ones, copied to
- * out for recording outside the lock). Returns how many were copied. */
+/* Take outstanding slot i off the list and put it on the free stack. */
+static void slot_release_locked(tickets_t *t, uint32_t i) FDN_REQUIRES(t->mu)
+{
+    tslot_t *s = &t->ring[i];
+    if (s->prev != NIL)
+        t->ring[s->prev].next = s->next;
+    else
+        t->first = s->next;
+    if (s->next != NIL)
+        t->ring[s->next].prev = s->prev;
+    else
+        t->last = s->prev;
+    s->live = false;
+    s->next = t->free;
+    t->free = i;
+    t->live--;
+}
+
+/* Pop expired tickets from the head of the list (at most SETTLE_AT, copied to out for
+ * recording outside the lock). Returns how many were copied. */
 static size_t pop_expired_locked(tickets_t *t, int64_t now, tslot_t *out) FDN_REQUIRES(t->mu)
 {
     size_t n = 0;
-    while (t->head < t->tail) {
-        tslot_t *s = &t->ring[t->head % NSLOTS];
-        if (s->live) {
-            if (now < s->deadline_ns || n == SETTLE_AT)
-                break;
-            out[n++] = *s;
-            s->live = false;
-            t->live--;
-        }
-        t->head++;
+    while (t->first != NIL && n < SETTLE_AT && now >= t->ring[t->first].deadline_ns) {
+        out[n++] = t->ring[t->first];
+        slot_release_locked(t, t->first);
     }
     return n;
 }
@@ -147,19 +172,28 @@ int fdn_breaker_acquire_ticket(fdn_breaker_t *b, uint64_t *ticket)
         return rc;
     int64_t now = fdn__breaker_now_ns(b);
     fdn__mutex_lock(&t->mu);
-    if (t->tail - t->head >= NSLOTS) { /* the ring is full of outstanding tickets */
+    if (t->free == NIL) { /* FDN_BREAKER_TICKETS_MAX outstanding */
         fdn__mutex_unlock(&t->mu);
         fdn_breaker_release(b, &permit);
         return FDN_EBUSY;
     }
-    uint64_t seq = t->tail++;
-    t->ring[seq % NSLOTS] = (tslot_t){.seq = seq,
-                                      .permit = permit,
-                                      .taken_ns = now,
-                                      .deadline_ns = now + fdn__breaker_probe_timeout_ns(b),
-                                      .live = true};
+    uint32_t i = t->free;
+    t->free = t->ring[i].next;
+    uint64_t seq = t->next_seq++;
+    t->ring[i] = (tslot_t){.seq = seq,
+                           .permit = permit,
+                           .taken_ns = now,
+                           .deadline_ns = now + fdn__breaker_probe_timeout_ns(b),
+                           .prev = t->last,
+                           .next = NIL,
+                           .live = true};
+    if (t->last != NIL)
+        t->ring[t->last].next = i;
+    else
+        t->first = i;
+    t->last = i;
     t->live++;
-    *ticket = seq ^ t->key;
+    *ticket = (seq << SLOT_BITS | i) ^ t->key;
     fdn__mutex_unlock(&t->mu);
     return 0;
 }
@@ -175,15 +209,15 @@ int fdn_breaker_report_ticket(fdn_breaker_t *b, uint64_t ticket, fdn_breaker_out
     (void)settle(b, t); /* an expired ticket is a failure, whatever its late report says */
     int64_t now = fdn__breaker_now_ns(b);
     fdn__mutex_lock(&t->mu);
-    uint64_t seq = ticket ^ t->key;
-    tslot_t *s = &t->ring[seq % NSLOTS];
-    if (seq < t->head || seq >= t->tail || s->seq != seq || !s->live) {
+    uint64_t x = ticket ^ t->key;
+    uint32_t i = (uint32_t)(x & ((1u << SLOT_BITS) - 1u));
+    uint64_t seq = x >> SLOT_BITS;
+    if (i >= NSLOTS || !t->ring[i].live || t->ring[i].seq != seq) {
         fdn__mutex_unlock(&t->mu);
         return FDN_ENOENT;
     }
-    tslot_t mine = *s;
-    s->live = false;
-    t->live--;
+    tslot_t mine = t->ring[i];
+    slot_release_locked(t, i);
     fdn__mutex_unlock(&t->mu);
     fdn__breaker_record_outcome(b, &mine.permit, outcome,
                                 duration_ns >= 0 ? duration_ns : now - mine.taken_ns);

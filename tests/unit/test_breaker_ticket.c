@@ -132,6 +132,47 @@ static void ticket_table_is_bounded(void **state)
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
 }
 
+/* The bound is on tickets outstanding (breaker.h: taken, neither reported nor expired), not
+ * on how many were taken since the oldest outstanding one: one ticket held (a client that died,
+ * within its probe timeout) must not make a busy breaker refuse every other client once 1023
+ * more were taken and reported. (It did: FDN_EBUSY with 2 outstanding.) */
+static void held_ticket_does_not_fill_the_table(void **state)
+{
+    test_breaker_fx_t *f = *state;
+    fdn_breaker_t *b = test_breaker_basic(f, "held", 5, 1000, 5000);
+    uint64_t held = take(b);
+    for (int i = 0; i < 3 * FDN_BREAKER_TICKETS_MAX; i++) {
+        uint64_t t = 0;
+        int rc = fdn_breaker_acquire_ticket(b, &t);
+        if (rc != 0)
+            fail_msg("ticket %d after the held one: %d with %zu outstanding", i + 1, rc,
+                     fdn_breaker_tickets_settle(b));
+        assert_int_equal(fdn_breaker_report_ticket(b, t, FDN_BREAKER_SUCCESS, -1), 0);
+    }
+    assert_int_equal(fdn_breaker_tickets_settle(b), 1);
+    /* full with the held one and 1023 others; a report of any of them makes room */
+    uint64_t mid = 0;
+    for (int i = 1; i < FDN_BREAKER_TICKETS_MAX; i++) {
+        uint64_t t = take(b);
+        if (i == 500)
+            mid = t;
+    }
+    uint64_t t;
+    assert_int_equal(fdn_breaker_acquire_ticket(b, &t), FDN_EBUSY);
+    assert_int_equal(fdn_breaker_report_ticket(b, mid, FDN_BREAKER_SUCCESS, -1), 0);
+    assert_int_equal(fdn_breaker_report_ticket(b, mid, FDN_BREAKER_SUCCESS, -1), FDN_ENOENT);
+    assert_int_equal(fdn_breaker_acquire_ticket(b, &t), 0);
+    assert_int_equal(fdn_breaker_acquire_ticket(b, &t), FDN_EBUSY);
+    /* expiry still goes in the order taken, and counts each as a failure */
+    assert_int_equal(fdn_clock_advance(f->clk, 5000 * MS), 0);
+    assert_int_equal(fdn_breaker_tickets_settle(b), 0);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    assert_int_equal(fdn_breaker_report_ticket(b, held, FDN_BREAKER_SUCCESS, -1), FDN_ENOENT);
+    fdn_breaker_status_t st;
+    assert_int_equal(fdn_breaker_status(b, &st), 0);
+    assert_int_equal(st.total_failures, FDN_BREAKER_TICKETS_MAX); /* each expired one */
+}
+
 static void removed_breaker_is_unlisted_and_comes_back_fresh(void **state)
 {
     test_breaker_fx_t *f = *state;
@@ -271,6 +312,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(slow_and_ignore_outcomes, test_breaker_setup_quiet,
                                         test_breaker_teardown),
         cmocka_unit_test_setup_teardown(ticket_table_is_bounded, test_breaker_setup_quiet,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(held_ticket_does_not_fill_the_table, test_breaker_setup,
                                         test_breaker_teardown),
         cmocka_unit_test_setup_teardown(removed_breaker_is_unlisted_and_comes_back_fresh,
                                         test_breaker_setup_quiet, test_breaker_teardown),
