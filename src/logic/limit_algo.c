@@ -9,10 +9,11 @@
  * validation and the algorithm names live here too: they are the algorithms' own contract.
  *
  * Invariants: every value stays in int64 for a rule fdn_limit_rule_validate accepts: limit and
- * burst <= 2^31, period <= 2^33 ms (~8.6e18 ns), burst * P (token bucket) and burst * T (GCRA)
- * <= 2^62; products are formed in 128 bits and clamped. Token-bucket tokens are kept scaled by
- * P (one token = P ns of refill at L per P), so refill is exact integer arithmetic. A state
- * with expires <= now is equivalent to a fresh one.
+ * burst <= 2^31, period <= 2^33 ms (~8.6e15 ns), burst * P (token bucket) and burst * T (GCRA)
+ * <= 2^62; products are formed in 128 bits and clamped; a window's count (which may pass the
+ * limit: denied fixed-window hits, inc) stops at FDN__LIMIT_COUNT_MAX. Token-bucket tokens are kept
+ * scaled by P (one token = P ns of refill at L per P), so refill is exact integer arithmetic. A
+ * state with expires <= now is equivalent to a fresh one.
  */
 #include "logic/limit_algo.h"
 
@@ -21,6 +22,7 @@
 /* The one external definition of each inline function of the header (C11 6.7.4). */
 extern inline int64_t fdn__limit_burst(const fdn_limit_rule_t *r);
 extern inline int64_t fdn__limit_gcra_interval(const fdn_limit_rule_t *r);
+extern inline int64_t fdn__limit_count_add(int64_t count, int64_t cost);
 extern inline int64_t fdn__limit_ceil_div(fdn__i128 a, fdn__i128 b);
 extern inline void fdn__limit_init(fdn__limit_state_t *st, const fdn_limit_rule_t *r, int64_t now);
 extern inline int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule_t *r, int64_t cost,

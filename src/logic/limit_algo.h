@@ -27,6 +27,10 @@
 #define FDN__LIMIT_MAX           ((int64_t)1 << 31)
 #define FDN__LIMIT_PERIOD_MAX_MS ((int64_t)1 << 33)
 #define FDN__LIMIT_SCALED_MAX    ((int64_t)1 << 62) /* bound of burst * P and burst * T, in ns */
+/* Where a window's count stops: the windows count past the limit (a fixed window counts denied
+ * hits, inc counts whatever fits), so a key hammered with large costs would otherwise run off
+ * the end of int64. With counts <= 2^61 and costs <= 2^31 no sum below overflows. */
+#define FDN__LIMIT_COUNT_MAX     ((int64_t)1 << 61)
 #define FDN__LIMIT_NS_PER_MS     1000000LL
 
 __extension__ typedef __int128 fdn__i128;
@@ -103,6 +107,12 @@ inline int64_t fdn__limit_gcra_interval(const fdn_limit_rule_t *r)
     return (p + r->limit - 1) / r->limit;
 }
 
+/* count + cost, stopping at FDN__LIMIT_COUNT_MAX (1 <= cost <= FDN__LIMIT_MAX). */
+inline int64_t fdn__limit_count_add(int64_t count, int64_t cost)
+{
+    return count > FDN__LIMIT_COUNT_MAX - cost ? FDN__LIMIT_COUNT_MAX : count + cost;
+}
+
 /* ceil(a / b) for b > 0, 0 when a <= 0, clamped to INT64_MAX. */
 inline int64_t fdn__limit_ceil_div(fdn__i128 a, fdn__i128 b)
 {
@@ -167,10 +177,10 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
             ok = true;
         } else if (op == FDN__LIMIT_PEEK) {
             count = s[1];
-            ok = count + cost <= L;
+            ok = count <= L - cost;
         } else {
             /* CHECK and INC: Hammer counts denied hits too; SET: the count given */
-            s[1] = op == FDN__LIMIT_SET ? cost : s[1] + cost;
+            s[1] = op == FDN__LIMIT_SET ? cost : fdn__limit_count_add(s[1], cost);
             count = s[1];
             ok = count <= L;
             if (epoch)
@@ -273,10 +283,13 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
         } else {
             /* the previous window weighs (P - e) / P: estimate = prev * (P - e) / P + cur */
             int64_t base = op == FDN__LIMIT_SET ? 0 : s[1]; /* SET: cost is the new count */
+            /* base <= FDN__LIMIT_COUNT_MAX: base + cost fits */
             fdn__i128 est = (fdn__i128)prev * (p - e) + (fdn__i128)(base + cost) * p;
             ok = est <= (fdn__i128)L * p;
-            if ((ok && op == FDN__LIMIT_CHECK) || op == FDN__LIMIT_INC)
+            if (ok && op == FDN__LIMIT_CHECK) /* ok: s[1] + cost <= L */
                 s[1] += cost;
+            else if (op == FDN__LIMIT_INC)
+                s[1] = fdn__limit_count_add(s[1], cost);
             else if (op == FDN__LIMIT_SET)
                 s[1] = cost;
             if (epoch && (op == FDN__LIMIT_CHECK || op == FDN__LIMIT_INC || op == FDN__LIMIT_SET))

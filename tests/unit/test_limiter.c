@@ -10,6 +10,7 @@
 
 #include <fdn/limiter.h>
 #include "infra/limiter_int.h"
+#include "logic/limit_algo.h"
 
 #define MS    1000000LL
 #define WALL0 (1700000040000LL * MS) /* a multiple of every window used below */
@@ -256,6 +257,55 @@ static void sliding_window_exact(void **state)
     /* at 100 ms into the window with cur full: retry reaches into the next window, where
      * prev = 10 and 10*(1-e)+1 <= 10 needs e >= 100 ms: 900 + 100 ms */
     assert_int_equal(r.retry_after_ns, 1000 * MS);
+}
+
+/* A fixed window counts denied hits (Hammer), and inc counts whatever fits: a key hammered
+ * long enough with large costs reaches the end of int64. The count must stop there, not wrap
+ * negative (signed overflow; unsanitised, the next check was then allowed). The state below is
+ * the one 2^32 - 1 denied checks of cost 2^31 leave in one window (a couple of minutes of a
+ * tight loop in process), made directly. */
+static void window_counts_do_not_wrap(void **state)
+{
+    (void)state;
+    const int64_t big = FDN__LIMIT_MAX; /* the largest cost */
+    const int64_t now = 5000 * MS;
+    fdn_limit_rule_t fw = {FDN_LIMIT_FIXED_WINDOW, 10, 3600000, 0};
+    fdn__limit_state_t st;
+    fdn_limit_result_t r;
+    fdn__limit_init(&st, &fw, now);
+    st.s[1] = (((int64_t)1 << 32) - 1) * big;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fdn__limit_apply(&st, &fw, big, FDN__LIMIT_CHECK, now, NULL, &r), 0);
+        assert_false(r.allowed);
+        assert_true(r.count > 10);
+        assert_int_equal(r.remaining, 0);
+        assert_int_equal(fdn__limit_apply(&st, &fw, big, FDN__LIMIT_INC, now, NULL, &r), 0);
+        assert_false(r.allowed);
+        assert_true(r.count > 10);
+    }
+    assert_int_equal(r.count, FDN__LIMIT_COUNT_MAX);
+    /* the next window starts afresh */
+    assert_int_equal(fdn__limit_apply(&st, &fw, 1, FDN__LIMIT_CHECK, now + 3600000 * MS, NULL, &r),
+                     0);
+    assert_true(r.allowed);
+    assert_int_equal(r.count, 1);
+
+    /* the sliding window's inc counts past the limit too, and stops where the fixed one did */
+    fdn_limit_rule_t sw = {FDN_LIMIT_SLIDING_WINDOW, 10, 3600000, 0};
+    fdn__limit_init(&st, &sw, now);
+    st.s[1] = FDN__LIMIT_COUNT_MAX - 1;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fdn__limit_apply(&st, &sw, big, FDN__LIMIT_INC, now, NULL, &r), 0);
+        assert_false(r.allowed);
+        assert_int_equal(r.count, FDN__LIMIT_COUNT_MAX);
+        assert_int_equal(fdn__limit_apply(&st, &sw, 1, FDN__LIMIT_CHECK, now, NULL, &r), 0);
+        assert_false(r.allowed);
+        assert_true(r.retry_after_ns > 0);
+    }
+    /* the next window weighs it as the previous one: still over the limit at its start */
+    assert_int_equal(fdn__limit_apply(&st, &sw, 1, FDN__LIMIT_CHECK, now + 3600000 * MS, NULL, &r),
+                     0);
+    assert_false(r.allowed);
 }
 
 static void peek_does_not_consume(void **state)
@@ -868,6 +918,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(token_bucket_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(gcra_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(sliding_window_exact, setup, teardown),
+        cmocka_unit_test(window_counts_do_not_wrap),
         cmocka_unit_test_setup_teardown(peek_with_another_algorithm_changes_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(peek_does_not_consume, setup, teardown),
