@@ -120,7 +120,8 @@ struct fdn_breaker {
     /* the set's name index (guarded by the set's mu; unused outside a set) */
     uint64_t hkey;             /* fdn__hash_str(name) */
     struct fdn_breaker *hnext; /* next in the bucket */
-    bool listed;               /* in the set's v (false: removed, on its gone list) */
+    _Atomic bool listed; /* in the set's v (false: removed, on its gone list); written under the
+                            set's mu, read without it by fdn__breaker_listed */
 };
 
 struct fdn_breakers {
@@ -954,7 +955,7 @@ static fdn_breaker_t *find_locked(fdn_breakers_t *s, const char *name, uint64_t 
     FDN_REQUIRES(s->mu)
 {
     fdn_breaker_t *b = index_find_locked(s, name, h);
-    return b != NULL && b->listed ? b : NULL;
+    return b != NULL && atomic_load_explicit(&b->listed, memory_order_relaxed) ? b : NULL;
 }
 
 int fdn_breaker_get(fdn_breakers_t *s, const char *name, fdn_breaker_t **out)
@@ -1000,7 +1001,7 @@ static int unlist_locked(fdn_breakers_t *s, fdn_breaker_t *b) FDN_REQUIRES(s->mu
         /* keep creation order for the rest */
         memmove(&s->v[i], &s->v[i + 1], (s->n - i - 1) * sizeof(*s->v));
         s->n--;
-        b->listed = false;
+        atomic_store_explicit(&b->listed, false, memory_order_relaxed);
         return 0;
     }
     return FDN_EBREAKER_NOT_FOUND;
@@ -1016,7 +1017,7 @@ static int revive_locked(fdn_breakers_t *s, fdn_breaker_t *b) FDN_REQUIRES(s->mu
         if (rc != 0)
             return rc;
         s->gone[i] = s->gone[--s->ngone];
-        b->listed = true;
+        atomic_store_explicit(&b->listed, true, memory_order_relaxed);
         return 0;
     }
     FDN_ASSERT(false && "a removed breaker is on the removed list");
@@ -1043,7 +1044,8 @@ static int revive(fdn_breakers_t *s, fdn_breaker_t *b, const fdn_breaker_opts_t 
                   fdn_breaker_t **out)
 {
     fdn__mutex_lock(&s->mu);
-    int rc = b->listed ? FDN_EEXIST : revive_locked(s, b);
+    int rc =
+        atomic_load_explicit(&b->listed, memory_order_relaxed) ? FDN_EEXIST : revive_locked(s, b);
     fdn__mutex_unlock(&s->mu);
     if (rc == FDN_EEXIST && out)
         *out = b;
@@ -1052,7 +1054,7 @@ static int revive(fdn_breakers_t *s, fdn_breaker_t *b, const fdn_breaker_opts_t 
     rc = reinstall(b, o);
     if (rc != 0) { /* not listed half-made: back to the removed list (it has the room) */
         fdn__mutex_lock(&s->mu);
-        if (b->listed)
+        if (atomic_load_explicit(&b->listed, memory_order_relaxed))
             (void)unlist_locked(s, b);
         fdn__mutex_unlock(&s->mu);
         return rc;
@@ -1072,7 +1074,7 @@ int fdn_breaker_create_in(fdn_breakers_t *s, const char *name, const fdn_breaker
     fdn__mutex_lock(&s->mu);
     o = opts ? *opts : s->defaults;
     fdn_breaker_t *old = index_find_locked(s, name, h);
-    bool listed = old != NULL && old->listed;
+    bool listed = old != NULL && atomic_load_explicit(&old->listed, memory_order_relaxed);
     bool full = old == NULL && s->n + s->ngone >= s->max;
     fdn__mutex_unlock(&s->mu);
     if (listed) {
@@ -1091,12 +1093,12 @@ int fdn_breaker_create_in(fdn_breakers_t *s, const char *name, const fdn_breaker
     b->hkey = h;
     fdn__mutex_lock(&s->mu);
     old = index_find_locked(s, name, h);
-    listed = old != NULL && old->listed;
+    listed = old != NULL && atomic_load_explicit(&old->listed, memory_order_relaxed);
     if (old == NULL && s->n + s->ngone >= s->max)
         rc = FDN_ENOSPC; /* another thread took the last room */
     else if (old == NULL && (rc = index_reserve_locked(s)) == 0 &&
              (rc = push(&s->v, &s->n, &s->cap, b)) == 0) {
-        b->listed = true;
+        atomic_store_explicit(&b->listed, true, memory_order_relaxed);
         b->hnext = s->bucket[h & (s->nbucket - 1)];
         s->bucket[h & (s->nbucket - 1)] = b;
     }
@@ -1176,6 +1178,11 @@ static int reinstall(fdn_breaker_t *b, const fdn_breaker_opts_t *opts)
     fdn__free(t);
     fdn_breaker_reset(b);
     return 0;
+}
+
+bool fdn__breaker_listed(const fdn_breaker_t *b)
+{
+    return atomic_load_explicit(&((fdn_breaker_t *)(uintptr_t)b)->listed, memory_order_relaxed);
 }
 
 uint64_t fdn__breakers_lookups(fdn_breakers_t *s)

@@ -11,6 +11,10 @@
  * tests check that hot paths resolve breakers from their caches. */
 uint64_t fdn__breakers_lookups(fdn_breakers_t *s);
 
+/* Whether b is listed in its set now (false once fdn_breaker_remove took it out, and for a
+ * standalone breaker). A relaxed read: a removal racing with the caller may go either way. */
+bool fdn__breaker_listed(const fdn_breaker_t *b);
+
 /* How many option sets a breaker keeps alive (1 + re-installs; see fdn_breaker_install). */
 size_t fdn__breaker_cfg_count(fdn_breaker_t *b);
 

@@ -18,10 +18,11 @@
  * a stopped or restarted pool is looked up again) and
  * `opt_breaker`, an atomic cache of the breaker last resolved for a call option
  * (opts->breaker) on that key, so a call naming a breaker does not search the set (and take
- * its mutex) each time; it is checked by name before use. Breaker pointers in an entry stay
- * valid because breakers live as long as their set, which outlives this registry, and are
- * never removed from it. Rejections by the limiter or the pool never record a breaker
- * outcome (the permit is released).
+ * its mutex) each time; it is checked by name, and for being still listed in the set (a
+ * removed breaker is missing for a call option, as for a lookup), before use. Breaker pointers
+ * in an entry stay valid because a breaker's memory lives as long as its set (removal only
+ * unlists it), and the set outlives this registry. Rejections by the limiter or the pool never
+ * record a breaker outcome (the permit is released).
  */
 #include <fdn/protect.h>
 #include <fdn/telemetry.h>
@@ -34,6 +35,7 @@
 #include "core/alloc.h"
 #include "core/assert.h"
 #include "core/lock.h"
+#include "infra/breaker_int.h"
 #include "infra/limiter_int.h"
 #include "infra/pool_int.h"
 
@@ -567,7 +569,9 @@ int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_c
                 b = e->breaker;
                 if (b == NULL || strcmp(fdn_breaker_name(b), opts->breaker) != 0)
                     b = atomic_load_explicit(&e->opt_breaker, memory_order_acquire);
-                if (b != NULL && strcmp(fdn_breaker_name(b), opts->breaker) != 0)
+                /* a cached breaker that was removed since is missing, as for a lookup */
+                if (b != NULL &&
+                    (strcmp(fdn_breaker_name(b), opts->breaker) != 0 || !fdn__breaker_listed(b)))
                     b = NULL;
             }
             if (b == NULL) {

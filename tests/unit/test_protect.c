@@ -657,6 +657,15 @@ static void call_option_breaker_is_cached(void **state)
                      FDN_EBREAKER_NOT_FOUND);
     co.breaker = "b1";
     assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL), FDN_ECIRCUIT_OPEN);
+    /* a removed breaker is missing for a call option, cached or not (the cache kept using it) */
+    assert_int_equal(fdn_breaker_remove(f->brk, "b1"), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL),
+                     FDN_EBREAKER_NOT_FOUND);
+    assert_int_equal(fdn_execute_protected(f->p, "unconfigured", &co, fn, &c, NULL, NULL),
+                     FDN_EBREAKER_NOT_FOUND);
+    /* made again (afresh, closed): found again */
+    assert_int_equal(fdn_breaker_create_in(f->brk, "b1", NULL, NULL), 0);
+    assert_int_equal(fdn_execute_protected(f->p, "k", &co, fn, &c, NULL, NULL), 0);
     /* the configured breaker of a key is used directly when the option names it */
     fdn_protect_config_t cfg2 = FDN_PROTECT_CONFIG_INIT;
     cfg2.breaker = "b2";
