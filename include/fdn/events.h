@@ -655,6 +655,31 @@ FDN_API int fdn_events_query_same(fdn_events_t *es, const fdn_events_query_t *q,
                                   fdn_event_list_t **out, size_t *same);
 
 /**
+ * Run a query on the store's memory tier alone: no read of its file or of PostgreSQL, so no
+ * wait for them. For a caller that must not wait for a backend call (the HTTP API's waiting
+ * queries answer many followers on one thread). The same checks, limit, max_results cap and
+ * timing as fdn_events_query.
+ *
+ * When the memory tier holds every id after q->after_id (on PostgreSQL: the cursor is at or
+ * after the position before memory's oldest; with a file, memory has not evicted ids after
+ * it; a store in memory only always), the result is fdn_events_query's as of the newest
+ * event memory holds: the same events, order and limit, and on PostgreSQL the same
+ * timestamps (rebuilt from the wall time, as a read of PostgreSQL does). What it can lack on
+ * PostgreSQL is the events other processes committed that this store has not read yet (its
+ * follower reads them on their notification, or after poll_interval_ms); an ascending query
+ * then gets a prefix of fdn_events_query's result, and the caller resumes from its last id.
+ * Otherwise it answers FDN_ENOENT and lists nothing: fdn_events_query reads the rest.
+ * @param[out] out the result, as fdn_events_query's
+ * @return 0; FDN_ENOENT (memory does not hold every id after q->after_id: the cursor is
+ *         older than the memory tier); FDN_EINVAL (as fdn_events_query); FDN_ENOMEM;
+ *         FDN_EUNAVAILABLE
+ * @thread_safety any
+ * @since 0.3.0
+ */
+FDN_API int fdn_events_query_memory(fdn_events_t *es, const fdn_events_query_t *q,
+                                    fdn_event_list_t **out);
+
+/**
  * Every event with this correlation id, in time order (no limit).
  * @return 0 (an unknown id gives an empty list), FDN_EINVAL, FDN_ENOMEM, FDN_EUNAVAILABLE
  * @thread_safety any

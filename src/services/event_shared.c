@@ -160,6 +160,11 @@ static void remap(fdn_events_t *es, fdn_event_list_t *l)
     }
 }
 
+void fdn__evs_shared_remap(fdn_events_t *es, fdn_event_list_t *l)
+{
+    remap(es, l);
+}
+
 /* ---- the guard and the latency histogram around every backend call ---- */
 
 typedef struct gcall {

@@ -602,6 +602,9 @@ int fdn__evs_shared_get(fdn_events_t *es, uint64_t id, fdn_event_t **out);
  * *handled = false: memory answers. */
 int fdn__evs_shared_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
                           fdn_event_list_t **out, bool *handled);
+/* Give the events of l (read from memory) the timestamps a read of the backend gives them:
+ * rebuilt from their wall time with the store's clock offset now (fdn_events_query_memory). */
+void fdn__evs_shared_remap(fdn_events_t *es, fdn_event_list_t *l);
 /* Every event of a correlation id, from the backend. */
 int fdn__evs_shared_correlation(fdn_events_t *es, const char *cid, fdn_event_list_t **out);
 /* Up to max events with after < id < before (and the filters) from the backend, in id order:

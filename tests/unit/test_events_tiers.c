@@ -494,6 +494,91 @@ static void query_same_across_the_file(void **state)
     close_store(f, es);
 }
 
+/* fdn_events_query_memory on q: FDN_ENOENT when want_enoent, else fdn_events_query's list. */
+static void memory_answer(fdn_events_t *es, const fdn_events_query_t *q, bool want_enoent)
+{
+    fdn_event_list_t *m = NULL, *l = NULL;
+    int rc = fdn_events_query_memory(es, q, &m);
+    if (want_enoent) {
+        if (rc != FDN_ENOENT)
+            fail_msg("after_id %llu: %s, not FDN_ENOENT", (unsigned long long)q->after_id,
+                     fdn_err_name(rc));
+        return;
+    }
+    if (rc != 0)
+        fail_msg("after_id %llu: %s", (unsigned long long)q->after_id, fdn_err_name(rc));
+    assert_int_equal(fdn_events_query(es, q, &l), 0);
+    if (!fdn__evs_lists_equal(m, l))
+        fail_msg("after_id %llu: memory lists %zu events, the query %zu, or others",
+                 (unsigned long long)q->after_id, fdn_event_list_count(m), fdn_event_list_count(l));
+    fdn_event_list_free(m);
+    fdn_event_list_free(l);
+}
+
+/* fdn_events_query_memory: the memory tier's answer, which is the query's while memory holds
+ * every id after the cursor; FDN_ENOENT when the file holds ids after it that memory evicted
+ * (no read of the file either way); a store in memory only always answers. */
+static void query_memory_answers_what_memory_holds(void **state)
+{
+    fx_t *f = *state;
+    fdn_events_t *es = open_store(f, HOT, 0);
+    store_all(f, es);
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    assert_int_equal(st.oldest_id, N - HOT + 1); /* the file holds the older ones */
+    static const char *const types[] = {NULL, "a"};
+    static const char *const corrs[] = {NULL, "c3"};
+    static const uint64_t afters[] = {0, N - HOT - 1, N - HOT, N - HOT + 7, N - 1, N, N + 5};
+    static const int64_t limits[] = {1, 10, 1000};
+    for (size_t a = 0; a < sizeof afters / sizeof *afters; a++)
+        for (size_t t = 0; t < 2; t++)
+            for (size_t c = 0; c < 2; c++)
+                for (size_t k = 0; k < 3; k++) {
+                    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+                    q.after_id = afters[a];
+                    q.type = types[t];
+                    q.correlation_id = corrs[c];
+                    q.limit = limits[k];
+                    uint64_t r0 = file_reads(es);
+                    fdn_event_list_t *m = NULL;
+                    int rc = fdn_events_query_memory(es, &q, &m);
+                    assert_int_equal(file_reads(es), r0); /* never the file */
+                    fdn_event_list_free(rc == 0 ? m : NULL);
+                    memory_answer(es, &q, afters[a] < N - HOT);
+                }
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    fdn_event_list_t *m = NULL;
+    q.limit = 0;
+    assert_int_equal(fdn_events_query_memory(es, &q, &m), FDN_EINVAL);
+    q.limit = 1;
+    q.version = 2;
+    assert_int_equal(fdn_events_query_memory(es, &q, &m), FDN_EINVAL);
+    q.version = 1;
+    assert_int_equal(fdn_events_query_memory(NULL, &q, &m), FDN_EINVAL);
+    assert_int_equal(fdn_events_query_memory(es, NULL, &m), FDN_EINVAL);
+    assert_int_equal(fdn_events_query_memory(es, &q, NULL), FDN_EINVAL);
+    fdn__events_service_stop(es);
+    assert_int_equal(fdn_events_query_memory(es, &q, &m), FDN_EUNAVAILABLE);
+    close_store(f, es);
+
+    /* in memory only, memory is the store: evicted events are gone, every cursor answers */
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.clock = f->clock;
+    o.max_events = HOT;
+    o.prune_interval_ns = 0;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    f->live++;
+    store_all(f, es);
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    for (size_t a = 0; a < sizeof afters / sizeof *afters; a++) {
+        q.after_id = afters[a];
+        q.limit = 10;
+        memory_answer(es, &q, false);
+    }
+    close_store(f, es);
+}
+
 static void store_n(fx_t *f, fdn_events_t *es, const char *type, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -774,6 +859,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(correlation_lookups_skip_a_file_known_to_hold_none, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(query_same_across_the_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(query_memory_answers_what_memory_holds, setup, teardown),
         cmocka_unit_test_setup_teardown(retention_keys_update_live_and_persist, setup, teardown),
         cmocka_unit_test_setup_teardown(warm_enable_false_without_data_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(a_lagging_correlation_index_is_reported, setup, teardown),
