@@ -144,26 +144,10 @@ static void *query_main(void *arg)
     return NULL;
 }
 
-/* Queries the store made on PostgreSQL so far (fdn_events_backend_request_duration_seconds
- * {op="query"}, both outcomes): the store observes each call when it ends. */
+/* Queries the store made on PostgreSQL so far (both outcomes). */
 static uint64_t pg_queries(fdn_telemetry_t *tm)
 {
-    static const char *const labels[] = {"op", "outcome"};
-    fdn_telemetry_family_t *f = NULL;
-    assert_int_equal(fdn_telemetry_family(tm, &f, "fdn_events_backend_request_duration_seconds",
-                                          NULL, FDN_TELEMETRY_HISTOGRAM, labels, 2, 64),
-                     0);
-    uint64_t n = 0;
-    static const char *const outcomes[] = {"ok", "error"};
-    for (int i = 0; i < 2; i++) {
-        const char *v[] = {"query", outcomes[i]};
-        fdn_histogram_t *h = NULL;
-        assert_int_equal(fdn_telemetry_family_histogram(f, &h, v, 2), 0);
-        fdn_telemetry_hist_stats_t st;
-        fdn_histogram_stats(h, &st);
-        n += st.count;
-    }
-    return n;
+    return test_pg_backend_calls(tm, "query");
 }
 
 static void shutdown_answers_waiters_without_postgres(void **state)

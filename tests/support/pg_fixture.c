@@ -152,3 +152,23 @@ void test_pg_signal_cluster(const char *dir, int sig)
     }
     closedir(d);
 }
+
+uint64_t test_pg_backend_calls(fdn_telemetry_t *tm, const char *op)
+{
+    static const char *const labels[] = {"op", "outcome"};
+    fdn_telemetry_family_t *f = NULL;
+    assert_int_equal(fdn_telemetry_family(tm, &f, "fdn_events_backend_request_duration_seconds",
+                                          NULL, FDN_TELEMETRY_HISTOGRAM, labels, 2, 64),
+                     0);
+    uint64_t n = 0;
+    static const char *const outcomes[] = {"ok", "error"};
+    for (int i = 0; i < 2; i++) {
+        const char *v[] = {op, outcomes[i]};
+        fdn_histogram_t *h = NULL;
+        assert_int_equal(fdn_telemetry_family_histogram(f, &h, v, 2), 0);
+        fdn_telemetry_hist_stats_t st;
+        fdn_histogram_stats(h, &st);
+        n += st.count;
+    }
+    return n;
+}

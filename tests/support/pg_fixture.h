@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include <fdn/events.h>
+#include <fdn/telemetry.h>
 
 /* The fixture's URL, read by test_pg_setup (or test_pg_fixture_url). */
 extern char test_pg_url[256];
@@ -65,5 +66,10 @@ unsigned test_pg_events_env(unsigned def);
  * directory dir): the postmaster and every process it started, so that no backend answers
  * while it is stopped. */
 void test_pg_signal_cluster(const char *dir, int sig);
+
+/* Calls of operation op ("query", "read", "append", ...) a store on PostgreSQL made so far, both
+ * outcomes: the count of fdn_events_backend_request_duration_seconds{op} in tm, the
+ * telemetry the store reports into (each call is observed when it ends). */
+uint64_t test_pg_backend_calls(fdn_telemetry_t *tm, const char *op);
 
 #endif
