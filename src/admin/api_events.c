@@ -494,12 +494,19 @@ void fdn__admin_events_wait_max(fdn_admin_t *a, size_t max)
 static int query_wait(evapi_t *api, const fdn_events_query_t *q, int64_t wait_ms,
                       fdn__http_resp_t *resp)
 {
+    /* the store had every id below next_id before the query (on PostgreSQL: committed, as
+     * memory holds positions only after their commit), so an empty result says none of them
+     * matches after the cursor: the waiter's answer may start there (event_wait.c) */
+    fdn_events_stats_t st;
+    uint64_t known = q->after_id;
+    if (fdn_events_stats(api->es, &st) == 0 && st.next_id > 0 && st.next_id - 1 > known)
+        known = st.next_id - 1;
     fdn_event_list_t *l = NULL;
     int rc = fdn_events_query(api->es, q, &l);
     if (rc < 0)
         return rc;
     if (fdn_event_list_count(l) == 0) {
-        rc = fdn__evwait_add(api->wait, q, wait_ms, resp);
+        rc = fdn__evwait_add(api->wait, q, known, wait_ms, resp);
         if (rc != FDN__EVWAIT_NOW) { /* waiting (resp is the waiter's now), or an error */
             fdn_event_list_free(l);
             return rc;

@@ -14,9 +14,45 @@
  * deferred (fdn__http_defer: its connection suspended, no server thread held) and answered by
  * this file's thread, which waits in epoll_wait for the descriptors, an eventfd (a new waiter,
  * the drain) and the earliest deadline (CLOCK_MONOTONIC, the epoll timeout rounded up to the
- * millisecond, so a wait never ends early). A woken or expired waiter is answered by running
- * its query again (fdn_events_query; no memo of answers: that is a server thread's) and
- * completing the request (fdn__http_complete); its subscription ends first.
+ * millisecond, so a wait never ends early). A woken or expired waiter is answered with its
+ * query's result (below; no memo of answers: that is a server thread's) by completing the
+ * request (fdn__http_complete); its subscription ends first.
+ *
+ * Answers come from the store's memory tier (fdn_events_query_memory), without I/O. Running
+ * each query again as the server thread runs it (fdn_events_query) cost a store on PostgreSQL
+ * one round trip per answer, one after the other on this one thread: with PostgreSQL hung,
+ * every waiter's answer waited one command_timeout_ms per waiter ahead of it. A breaker
+ * around the store's calls (the runtime attaches events.postgres: 3 failures in 10 s open it
+ * for 1 s; a bare store has none) cut that short after its threshold, but then answered the
+ * waiters behind with 503 instead of their events, and let one probe through a second later:
+ * another command_timeout_ms on this thread. Why memory and not more threads for the queries
+ * (the task pool, or a few of our own): threads would stop one slow query from holding the
+ * others, but every answer would still be a round trip to PostgreSQL for events memory holds,
+ * on the path of every follower, and a hung PostgreSQL would still hold each thread for a
+ * timeout; memory needs neither I/O nor threads, and leaves PostgreSQL the server threads'
+ * queries.
+ * The answer is the query's: memory (on PostgreSQL, a contiguous run of the log, from the
+ * head at open up to the newest position read, filled in position order: event_shared.c)
+ * answers exactly as PostgreSQL does when it holds every position after the cursor (the same
+ * events, order, limit and timestamps: tests/engine/test_http_events_memory_pg.c compares the
+ * two), as of its newest position; events other processes committed that the store's
+ * follower has not read yet are not listed (a wake comes from memory, so the events that woke
+ * a waiter are), so an answer lists every matching event after the cursor, in order, up to
+ * the limit or to the newest one memory holds: nothing is skipped, the client resumes from
+ * the last id it got. A waiter also knows more than its cursor: the query the server thread
+ * ran before it waited found nothing after the cursor up to `known`, the newest id the store
+ * had then (fdn_events_stats, read before that query), and no position at or below it can
+ * appear later (positions are gap-free, in commit order). So memory answers it after
+ * max(cursor, known), the same events, whenever it holds every position after that: a cursor
+ * older than memory too (a follower resuming across a restart of the server, whose memory
+ * starts at the log's head, on a filter nothing has matched since), and an expired waiter
+ * with nothing new answers the empty result without asking PostgreSQL. Only when memory
+ * evicted positions after that point meanwhile (its own retention, storage.hot.*) does the
+ * query run on the backend (fdn_events_query, FDN_ENOENT from memory), here, as before: that
+ * one answer still holds the others for its call (at most command_timeout_ms; a breaker cuts
+ * it short). It takes memory evicting, within one wait (at most 60 s), events newer than the
+ * store's newest when the query began; handing it to other threads would add a pool and its
+ * drain for that case alone.
  *
  * Bounds: at most FDN__EVWAIT_MAX waiting queries (the next gets 503 with Retry-After), each
  * at most FDN__EVWAIT_MAX_MS. A client that leaves while its query waits is noticed by the
@@ -31,10 +67,11 @@
  * hung, a shutdown took waiters x command_timeout_ms (6 waiters, 2 s: 12 s). Now the drain
  * does no I/O: it unsubscribes (an fd subscription has no pager or delivery to wait for) and
  * completes each request. What can still hold it is the pass the thread is in when the drain
- * comes: its reads of the descriptors that turned readable (fdn_events_sub_read of a
- * subscription behind the memory tier pages from PostgreSQL), as any pass. A waiter woken
- * just before the drain also gets the empty result; its client finds the event when it asks
- * again.
+ * comes: an answer on the backend (above: only a cursor memory evicted). The reads of the
+ * descriptors that turned readable never do I/O: a waiter's subscription is not a
+ * from-position one, so fdn_events_sub_read reads memory only (behind it, it skips). A
+ * waiter woken just before the drain also gets the empty result; its client finds the event
+ * when it asks again.
  *
  * Threads: one, started by the first wait, stopped by fdn__evwait_drain, which answers every
  * waiting query first (above). Adds run on the server threads. `mu` guards the list, the count
@@ -60,6 +97,7 @@ typedef struct waiter {
     fdn__http_resp_t *resp;
     fdn_events_sub_t *sub;
     int64_t deadline_ns;  /* CLOCK_MONOTONIC */
+    uint64_t known;       /* nothing matches q in (q.after_id, known] (fdn__evwait_add) */
     fdn_events_query_t q; /* type and correlation_id point into str */
     bool ready;           /* its descriptor was readable in this pass */
     char str[];           /* the query's type and correlation id, NUL-terminated */
@@ -122,6 +160,19 @@ void fdn__evwait_set_max(fdn__evwait_t *w, size_t max)
     pthread_mutex_unlock(&w->mu);
 }
 
+/* w's query's result now: from memory, after max(cursor, known), when it holds every id after
+ * that; else from the backend (see Answers above). */
+static int run_query(fdn__evwait_t *ws, const waiter_t *w, fdn_event_list_t **l)
+{
+    fdn_events_query_t q = w->q;
+    if (w->known > q.after_id)
+        q.after_id = w->known; /* the same matches: none lies in between */
+    int rc = fdn_events_query_memory(ws->es, &q, l);
+    if (rc == FDN_ENOENT) /* memory evicted ids after it: the file or PostgreSQL has them */
+        rc = fdn_events_query(ws->es, &w->q, l);
+    return rc;
+}
+
 /* Answer w's request (the thread, no lock held) and free w: with its query's result now, or,
  * when the server stops, with the empty result, the query not run (no call on the store's
  * backend: see Shutdown above). */
@@ -130,7 +181,7 @@ static void answer(fdn__evwait_t *ws, waiter_t *w, bool stopping)
     fdn_events_unsubscribe(w->sub); /* closes its descriptor, out of the epoll set already */
     fdn__http_resp_t *resp = w->resp;
     fdn_event_list_t *l = NULL; /* NULL: no events */
-    int rc = stopping ? 0 : fdn_events_query(ws->es, &w->q, &l);
+    int rc = stopping ? 0 : run_query(ws, w, &l);
     if (rc == 0) {
         rc = fdn__admin_events_answer_plain(&l, resp);
         if (rc < 0)
@@ -234,7 +285,7 @@ static int start_locked(fdn__evwait_t *ws)
     return 0;
 }
 
-int fdn__evwait_add(fdn__evwait_t *ws, const fdn_events_query_t *q, int64_t wait_ms,
+int fdn__evwait_add(fdn__evwait_t *ws, const fdn_events_query_t *q, uint64_t known, int64_t wait_ms,
                     fdn__http_resp_t *resp)
 {
     size_t tl = q->type != NULL ? strlen(q->type) + 1 : 0;
@@ -244,6 +295,7 @@ int fdn__evwait_add(fdn__evwait_t *ws, const fdn_events_query_t *q, int64_t wait
         return FDN_ENOMEM;
     w->resp = resp;
     w->q = *q;
+    w->known = known;
     if (tl) {
         memcpy(w->str, q->type, tl);
         w->q.type = w->str;

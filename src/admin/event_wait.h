@@ -28,14 +28,17 @@ int fdn__evwait_create(fdn__evwait_t **out, fdn_events_t *es);
 /**
  * Let the request resp wait up to wait_ms for an event matching q (its type, correlation id
  * and after_id; q's strings are copied), then answer it with q's result then, as GET
- * /v1/events does. The caller ran q already and found nothing; resp must come from the
- * dispatcher (fdn__http_defer). On FDN__HTTP_PENDING resp belongs to the waiter set.
+ * /v1/events does (from the store's memory when it holds every id after max(q->after_id,
+ * known), else from the store as fdn_events_query answers). The caller ran q already and
+ * found nothing, up to at least id `known` (the newest id the store had before that query:
+ * fdn_events_stats; q->after_id when unknown); resp must come from the dispatcher
+ * (fdn__http_defer). On FDN__HTTP_PENDING resp belongs to the waiter set.
  * @return FDN__HTTP_PENDING; FDN__EVWAIT_NOW: waiting is not possible here (the server is stopping,
  * or resp did not come from the dispatcher): answer q's empty result now; FDN_EBUSY
  *         (FDN__EVWAIT_MAX queries wait already; resp->err says so), FDN_ENOMEM, or the
  *         subscription's error
  */
-int fdn__evwait_add(fdn__evwait_t *w, const fdn_events_query_t *q, int64_t wait_ms,
+int fdn__evwait_add(fdn__evwait_t *w, const fdn_events_query_t *q, uint64_t known, int64_t wait_ms,
                     fdn__http_resp_t *resp);
 
 /** Answer every waiting query now, with the empty result and without running its query (no

@@ -1,0 +1,443 @@
+/* Engine test of the answers of waiting queries (GET /v1/events?after_id=N&wait_ms=M) of a
+ * store on PostgreSQL (src/admin/event_wait.c, fdn_events_query_memory in
+ * src/services/event_query.c; docs/http-api.md, docs/events-postgres.md), on a cluster of the
+ * test's own (scripts/pg-server.sh), which one test stops (SIGSTOP):
+ *  - memory answers as PostgreSQL does: on a log written by two stores (one opened before the
+ *    other, so part of the log is older than the second's memory), every cursor, type,
+ *    correlation id and limit (and the max_results cap, and memory's own retention) gives
+ *    from fdn_events_query_memory the list fdn_events_query reads from PostgreSQL (each of
+ *    those a query on it, counted), event for event and byte for byte in the answer's JSON,
+ *    or FDN_ENOENT exactly when the cursor is older than memory; the stores' clock is a
+ *    manual one, so the timestamps PostgreSQL's reads rebuild from wall times are exact;
+ *  - woken waiters are answered without a query on PostgreSQL: N waiters (cursors in memory,
+ *    and cursors older than it, on filters nothing matched since) woken by one batch stored
+ *    through the store each get their event, and the store made N queries on PostgreSQL (the
+ *    N queries the server threads ran before the waits), where a query per answer made 2N;
+ *  - expired waiters are answered while PostgreSQL is stopped, without a query on it: N
+ *    waiters on filters nothing matches expire with PostgreSQL stopped and each answers the
+ *    empty result (200), the store again making only the N queries of before the waits (a
+ *    query per answer made N more, each failing after the call bound: 503).
+ * Appends cannot commit while PostgreSQL is stopped, so no event can wake a waiter then: the
+ * woken test runs with PostgreSQL up; both tests count queries on PostgreSQL
+ * (fdn_events_backend_request_duration_seconds{op="query"}), never time. A waiting query's
+ * thread blocks in the dispatcher until it is answered; the test goes on once the server
+ * counts the waiters (no sleeps). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fdn/events.h>
+#include <fdn/telemetry.h>
+
+#include "admin/admin_int.h"
+#include "admin/event_json.h"
+#include "admin/http_jw.h"
+#include "engine.h"
+#include "pg_fixture.h"
+#include "services/event_store_int.h"
+
+static test_engine_server_t *g_pg;
+
+/* A store on the test's cluster, its calls and connections bounded by call_ms; clock NULL:
+ * the system's. */
+static fdn_events_t *open_store(const char *schema, int64_t call_ms, fdn_clock_t *clock)
+{
+    fdn_events_opts_t o;
+    test_pg_store_opts(&o, g_pg->url, schema);
+    o.postgres.command_timeout_ms = call_ms;
+    o.postgres.connect_timeout_ms = call_ms;
+    o.clock = clock;
+    return test_pg_store_open(&o);
+}
+
+static fdn_admin_t *admin_on(fdn_events_t *es)
+{
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    assert_int_equal(fdn_admin_mount_events(a, es), 0);
+    return a;
+}
+
+static uint64_t pg_queries(fdn_telemetry_t *tm)
+{
+    return test_pg_backend_calls(tm, "query");
+}
+
+/* n events of type `type` stored through es (positions from PostgreSQL), data {"w":w,"s":i}. */
+static void store_n(fdn_events_t *es, const char *type, unsigned w, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        fdn_event_t *ev = test_pg_event(type, NULL, w, i, 0, 0);
+        assert_int_equal(fdn_events_store(es, ev, NULL), 0);
+        fdn_event_free(ev);
+    }
+}
+
+/* The newest position es's memory holds. */
+static uint64_t newest(fdn_events_t *es)
+{
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    return st.next_id - 1;
+}
+
+/* ---- memory answers as PostgreSQL does ---- */
+
+/* An event on the manual clock c (advanced a microsecond first, so time order is id order):
+ * type, correlation id (NULL: none), parent, data; content type JSON unless text. */
+static fdn_event_t *clock_event(fdn_clock_t *c, const char *type, const char *corr,
+                                uint64_t parent, const char *data, bool text)
+{
+    assert_int_equal(fdn_clock_advance(c, 1000), 0);
+    fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+    sp.type = type;
+    sp.correlation_id = corr;
+    sp.flags = corr == NULL ? FDN_EVENT_NO_CORRELATION : 0;
+    sp.parent_id = parent;
+    sp.data = data;
+    sp.data_len = strlen(data);
+    sp.content_type = text ? FDN_EVENT_CT_TEXT : FDN_EVENT_CT_JSON;
+    sp.clock = c;
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
+    return ev;
+}
+
+/* Store k varied events through es (types a, b, c; correlations c-1, c-2, none; parents; JSON
+ * and text data). */
+static void store_varied(fdn_events_t *es, fdn_clock_t *c, unsigned base, unsigned k)
+{
+    static const char *const types[] = {"mem.a", "mem.b", "mem.a", "mem.c", "mem.b"};
+    static const char *const corrs[] = {"c-1", NULL, "c-2", "c-1", "c-2", NULL, "c-1"};
+    for (unsigned i = 0; i < k; i++) {
+        unsigned n = base + i;
+        char data[64];
+        snprintf(data, sizeof data, n % 4 == 3 ? "line %u" : "{\"n\":%u,\"x\":[1,\"two\"]}", n);
+        fdn_event_t *ev = clock_event(c, types[n % 5], corrs[n % 7], n % 3 == 0 ? n / 2 : 0,
+                                      data, n % 4 == 3);
+        assert_int_equal(fdn_events_store(es, ev, NULL), 0);
+        fdn_event_free(ev);
+    }
+}
+
+/* GET /v1/events's body for l, as a waiter's or a server thread's answer writes it. */
+static char *body_of(const fdn_event_list_t *l)
+{
+    fdn__jw_t w = {{NULL, 0, 0}, 0};
+    fdn__admin_events_body(&w, l);
+    assert_int_equal(w.rc, 0);
+    return w.t.p;
+}
+
+/* One query both ways: memory's answer is FDN_ENOENT when after_id is older than memory
+ * (memory's oldest position `first`), else PostgreSQL's list, event for event and in JSON.
+ * Returns the queries it made on PostgreSQL (1). */
+static unsigned compare(fdn_events_t *es, const fdn_events_query_t *q, uint64_t first)
+{
+    fdn_event_list_t *m = NULL, *p = NULL;
+    int mrc = fdn_events_query_memory(es, q, &m);
+    assert_int_equal(fdn_events_query(es, q, &p), 0);
+    char what[160];
+    snprintf(what, sizeof what, "after_id=%llu type=%s correlation_id=%s limit=%lld",
+             (unsigned long long)q->after_id, q->type ? q->type : "-",
+             q->correlation_id ? q->correlation_id : "-", (long long)q->limit);
+    if (q->after_id + 1 < first) {
+        if (mrc != FDN_ENOENT)
+            fail_msg("%s: memory (oldest %llu) answered %s, not FDN_ENOENT", what,
+                     (unsigned long long)first, fdn_err_name(mrc));
+        fdn_event_list_free(p);
+        return 1;
+    }
+    if (mrc != 0)
+        fail_msg("%s: memory answered %s", what, fdn_err_name(mrc));
+    if (m->n != p->n)
+        fail_msg("%s: memory lists %zu events, PostgreSQL %zu", what, m->n, p->n);
+    for (size_t i = 0; i < m->n; i++)
+        if (!fdn_event_equal(m->items[i], p->items[i]))
+            fail_msg("%s: event %zu differs (ids %llu, %llu; timestamps %lld, %lld)", what, i,
+                     (unsigned long long)m->items[i]->id, (unsigned long long)p->items[i]->id,
+                     (long long)m->items[i]->ts, (long long)p->items[i]->ts);
+    char *mb = body_of(m), *pb = body_of(p);
+    if (strcmp(mb, pb) != 0)
+        fail_msg("%s: the answers differ:\n memory:     %s\n PostgreSQL: %s", what, mb, pb);
+    fdn_free(mb);
+    fdn_free(pb);
+    fdn_event_list_free(m);
+    fdn_event_list_free(p);
+    return 1;
+}
+
+/* Every cursor from 0 to the head, each filter, each limit. Returns the queries made. */
+static unsigned compare_all(fdn_events_t *es, uint64_t head, uint64_t first)
+{
+    static const char *const types[] = {NULL, "mem.a", "mem.b", "mem.none"};
+    static const char *const corrs[] = {NULL, "c-1", "c-2"};
+    static const int64_t limits[] = {1, 2, 5, 1000};
+    unsigned n = 0;
+    for (uint64_t after = 0; after <= head + 1; after++)
+        for (size_t t = 0; t < 4; t++)
+            for (size_t c = 0; c < 3; c++)
+                for (size_t k = 0; k < 4; k++) {
+                    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+                    q.after_id = after;
+                    q.type = types[t];
+                    q.correlation_id = corrs[c];
+                    q.limit = limits[k];
+                    n += compare(es, &q, first);
+                }
+    return n;
+}
+
+static void memory_answers_as_postgres(void **state)
+{
+    (void)state;
+    char schema[64];
+    test_pg_schema_name(schema, sizeof schema, "memeq");
+    /* the stores' clock, and the producers': another monotonic origin, as another process's
+     * (PostgreSQL's reads give an event the timestamp of its wall time on the store's clock,
+     * not the producer's; memory keeps this store's events with the producer's) */
+    fdn_clock_t *clk = NULL, *prod = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clk, 1000000000000, 1700000000000000000), 0);
+    assert_int_equal(fdn_clock_manual_create(&prod, 5000000000, 1700000000000000000), 0);
+    /* the other store writes the log's start; ours opens after it (its memory starts at the
+     * head), then both append, ours last: its writer reads the other's positions into memory
+     * before it puts its own there, so memory ends at the head */
+    fdn_events_t *other = open_store(schema, TEST_PG_CALL_MS, clk);
+    store_varied(other, prod, 0, 12);
+    fdn_events_t *es = open_store(schema, TEST_PG_CALL_MS, clk);
+    uint64_t first = newest(es) + 1;
+    assert_int_equal(first, 13);
+    store_varied(es, prod, 12, 10);
+    store_varied(other, prod, 22, 10);
+    store_varied(es, prod, 32, 8);
+    uint64_t head = newest(es);
+    assert_int_equal(head, 40);
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    fdn__events_set_telemetry(es, tm);
+
+    uint64_t q0 = pg_queries(tm);
+    unsigned made = compare_all(es, head, first);
+    /* each fdn_events_query above was a query on PostgreSQL, none of memory's */
+    assert_int_equal(pg_queries(tm) - q0, made);
+
+    /* the max_results cap cuts both the same */
+    assert_int_equal(fdn_events_set_max_results(es, 3), 0);
+    q0 = pg_queries(tm);
+    made = 0;
+    for (uint64_t after = first - 1; after <= head; after++) {
+        fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+        q.after_id = after;
+        q.limit = 100;
+        made += compare(es, &q, first);
+        q.type = "mem.b";
+        made += compare(es, &q, first);
+    }
+    assert_int_equal(pg_queries(tm) - q0, made);
+    assert_int_equal(fdn_events_set_max_results(es, 100000), 0);
+
+    /* memory's own retention (storage.hot.max_events) evicts its oldest: cursors before the
+     * new oldest are FDN_ENOENT, the others still answered as PostgreSQL does */
+    assert_int_equal(fdn_events_set_max_events(es, 10), 0);
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    assert_int_equal(st.oldest_id, head - 9);
+    q0 = pg_queries(tm);
+    made = compare_all(es, head, st.oldest_id);
+    assert_int_equal(pg_queries(tm) - q0, made);
+
+    fdn__events_set_telemetry(es, NULL);
+    fdn_events_destroy(es);
+    fdn_events_destroy(other);
+    fdn_telemetry_destroy(tm);
+    fdn_clock_destroy(clk);
+    fdn_clock_destroy(prod);
+}
+
+/* ---- waiters answered without a query on PostgreSQL ---- */
+
+typedef struct query {
+    fdn_admin_t *a;
+    char uri[160];
+    fdn__http_resp_t r;
+    atomic_bool done;
+} query_t;
+
+static void *query_main(void *arg)
+{
+    query_t *q = arg;
+    memset(&q->r, 0, sizeof q->r);
+    fdn__admin_dispatch(q->a, "GET", q->uri, NULL, NULL, 0, &q->r);
+    atomic_store(&q->done, true);
+    return NULL;
+}
+
+/* Start n waiting queries q[i] (uri set) on a; return once each waits or was answered. */
+static void start_waiters(fdn_admin_t *a, query_t *q, pthread_t *th, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        q[i].a = a;
+        atomic_init(&q[i].done, false);
+        assert_int_equal(pthread_create(&th[i], NULL, query_main, &q[i]), 0);
+    }
+    for (;;) { /* a hang is caught by ctest's TIMEOUT */
+        size_t settled = fdn__admin_events_waiting(a);
+        for (unsigned i = 0; i < n; i++)
+            settled += atomic_load(&q[i].done);
+        if (settled >= n)
+            break;
+        sched_yield();
+    }
+}
+
+static void woken_waiters_are_answered_from_memory(void **state)
+{
+    (void)state;
+    enum { N = 6 };
+    char schema[64];
+    test_pg_schema_name(schema, sizeof schema, "memwake");
+    /* positions 1..4 are older than the server's store (its memory starts at 5) */
+    fdn_events_t *other = open_store(schema, TEST_PG_CALL_MS, NULL);
+    store_n(other, "mem.old", 0, 4);
+    fdn_events_t *es = open_store(schema, TEST_PG_CALL_MS, NULL);
+    assert_int_equal(newest(es), 4);
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    fdn__events_set_telemetry(es, tm);
+    fdn_admin_t *a = admin_on(es);
+
+    uint64_t before = pg_queries(tm);
+    /* even waiters after the head, odd ones after 0 (older than memory), on types and a
+     * correlation id nothing matched yet */
+    static query_t q[N];
+    pthread_t th[N];
+    for (unsigned i = 0; i < N; i++)
+        snprintf(q[i].uri, sizeof q[i].uri, "/v1/events?after_id=%u&%s=mem.w%u&wait_ms=60000",
+                 i % 2 == 0 ? 4 : 0, i == N - 1 ? "correlation_id" : "type", i);
+    start_waiters(a, q, th, N);
+    assert_int_equal(fdn__admin_events_waiting(a), N);
+
+    /* one batch wakes them all: an event for each, between events of no waiter's */
+    fdn_event_t *evs[2 * N];
+    uint64_t ids[2 * N];
+    for (unsigned i = 0; i < N; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "mem.w%u", i);
+        evs[2 * i] = test_pg_event("mem.noise", NULL, 9, i, 0, 0);
+        evs[2 * i + 1] = i == N - 1 ? test_pg_event("mem.any", t, 1, i, 0, 0)
+                                    : test_pg_event(t, NULL, 1, i, 0, 0);
+    }
+    assert_int_equal(fdn_events_store_batch(es, (const fdn_event_t *const *)evs, 2 * N, ids), 0);
+    for (unsigned i = 0; i < 2 * N; i++)
+        fdn_event_free(evs[i]);
+    for (unsigned i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    uint64_t after = pg_queries(tm);
+    print_message("%d woken waiters: %llu queries on PostgreSQL (their %d before the waits)\n", N,
+                  (unsigned long long)(after - before), N);
+
+    for (unsigned i = 0; i < N; i++) {
+        if (q[i].r.status != 200)
+            fail_msg("waiter %u answered %u", i, q[i].r.status);
+        json_t *list = json_object_get(q[i].r.json, "events");
+        if (json_array_size(list) != 1)
+            fail_msg("waiter %u (%s): %zu events", i, q[i].uri, json_array_size(list));
+        json_t *e = json_array_get(list, 0);
+        assert_int_equal(json_integer_value(json_object_get(e, "id")), (json_int_t)ids[2 * i + 1]);
+        json_t *data = json_object_get(e, "data");
+        assert_int_equal(json_integer_value(json_object_get(data, "w")), 1);
+        assert_int_equal(json_integer_value(json_object_get(data, "s")), (json_int_t)i);
+        fdn__http_resp_clear(&q[i].r);
+    }
+    if (after - before != N)
+        fail_msg("%d woken waiters made %llu queries on PostgreSQL, not the %d of before their "
+                 "waits",
+                 N, (unsigned long long)(after - before), N);
+    assert_int_equal(fdn__admin_events_waiting(a), 0);
+    fdn_admin_destroy(a);
+    fdn__events_set_telemetry(es, NULL);
+    fdn_events_destroy(es);
+    fdn_events_destroy(other);
+    fdn_telemetry_destroy(tm);
+}
+
+static void expired_waiters_are_answered_while_postgres_is_stopped(void **state)
+{
+    (void)state;
+    enum { N = 4, CALL_MS = 2000 };
+    char schema[64];
+    test_pg_schema_name(schema, sizeof schema, "memexp");
+    fdn_events_t *other = open_store(schema, TEST_PG_CALL_MS, NULL);
+    store_n(other, "mem.old", 0, 3);
+    fdn_events_t *es = open_store(schema, CALL_MS, NULL);
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    fdn__events_set_telemetry(es, tm);
+    fdn_admin_t *a = admin_on(es);
+
+    uint64_t before = pg_queries(tm);
+    /* waiters on filters nothing matches: after the head, and after 0 (older than memory) */
+    static query_t q[N];
+    pthread_t th[N];
+    for (unsigned i = 0; i < N; i++)
+        snprintf(q[i].uri, sizeof q[i].uri, "/v1/events?after_id=%u&%s=mem.quiet%u&wait_ms=1500",
+                 i % 2 == 0 ? 3 : 0, i == N - 1 ? "correlation_id" : "type", i);
+    start_waiters(a, q, th, N);
+    /* PostgreSQL stops: a query on it would fail after CALL_MS; the waiters expire */
+    test_pg_signal_cluster(g_pg->dir, SIGSTOP);
+    for (unsigned i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    uint64_t after = pg_queries(tm);
+    test_pg_signal_cluster(g_pg->dir, SIGCONT);
+    print_message("%d expired waiters, PostgreSQL stopped: %llu queries on it (their %d before "
+                  "the waits)\n",
+                  N, (unsigned long long)(after - before), N);
+
+    for (unsigned i = 0; i < N; i++) {
+        if (q[i].r.status != 200)
+            fail_msg("waiter %u (%s) answered %u", i, q[i].uri, q[i].r.status);
+        json_t *list = json_object_get(q[i].r.json, "events");
+        assert_true(json_is_array(list));
+        assert_int_equal(json_array_size(list), 0); /* nothing yet: resume from after_id */
+        assert_int_equal(json_integer_value(json_object_get(q[i].r.json, "count")), 0);
+        fdn__http_resp_clear(&q[i].r);
+    }
+    if (after - before != N)
+        fail_msg("%d expired waiters made %llu queries on PostgreSQL, not the %d of before "
+                 "their waits",
+                 N, (unsigned long long)(after - before), N);
+    fdn_admin_destroy(a);
+    fdn__events_set_telemetry(es, NULL);
+    fdn_events_destroy(es);
+    fdn_events_destroy(other);
+    fdn_telemetry_destroy(tm);
+}
+
+int main(void)
+{
+    g_pg = test_engine_server_start("pg-server.sh");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(memory_answers_as_postgres),
+        cmocka_unit_test(woken_waiters_are_answered_from_memory),
+        cmocka_unit_test(expired_waiters_are_answered_while_postgres_is_stopped),
+    };
+    if (getenv("CMOCKA_TEST_FILTER") != NULL)
+        cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    test_engine_server_stop(g_pg);
+    return rc;
+}
