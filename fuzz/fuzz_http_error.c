@@ -9,11 +9,10 @@
  *    once) and a value (the line's other bytes), added with fdn_err_add_context.
  * Oracles: the body is {"error":{code, type, category, severity, message, name[, context]}}
  * with strings where strings belong, dumps and parses back; a context is an object of
- * strings; in pairs mode (values without '"', which the context text does not escape: see
- * the note below) the context holds exactly the pairs added, each value that is UTF-8 equal
- * to what was added and the others left out, as context_object documents. Note: a value
- * holding '"' (a client's config path, say) is written unescaped by fdn_err_add_context, so
- * its pair cannot be read back exactly: that is the text format's limit, not checked here. */
+ * strings; in pairs mode the context holds exactly the pairs added, each value that is UTF-8
+ * equal to what was added (also one holding '"' or '\\', which the context text escapes inside
+ * quotes: a client's config path cannot forge another key) and the others left out, as
+ * context_object documents. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,18 +92,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (add.set[k])
                 continue;
             char v[128];
-            size_t vl = 0;
+            size_t vl = 0, esc = 0;
             for (size_t j = 1; j < ll && vl < sizeof v - 1; j++) {
                 char c = line[j];
                 if (c == '\0')
                     break;
-                v[vl++] = c == '"' ? '\'' : c;
+                esc += c == '"' || c == '\\';
+                v[vl++] = c;
             }
             v[vl] = '\0';
-            /* key, '=', value, two quotes, a space: only pairs that fit whole */
-            if (used + strlen(KEYS[k]) + vl + 4 >= sizeof err.context)
+            /* key, '=', value and its escapes, two quotes, a space: only pairs that fit whole */
+            if (used + strlen(KEYS[k]) + vl + esc + 4 >= sizeof err.context)
                 break;
-            used += strlen(KEYS[k]) + vl + 4;
+            used += strlen(KEYS[k]) + vl + esc + 4;
             fdn_err_add_context(&err, KEYS[k], "%s", v);
             memcpy(add.val[k], v, vl + 1);
             add.set[k] = true;

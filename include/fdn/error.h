@@ -354,9 +354,11 @@ FDN_API int fdn_err_set(fdn_error_t *err, int code, const char *fmt, ...) FDN_PR
 FDN_API int fdn_err_setv(fdn_error_t *err, int code, const char *fmt, va_list ap) FDN_PRINTF(3, 0);
 
 /**
- * Append "key=value" (value printf-formatted) to err->context, separated by a space;
- * values containing spaces are quoted. Text that does not fit is cut at a character
- * boundary and ends with "...". No-op when err is NULL.
+ * Append "key=value" (value printf-formatted) to err->context, separated by a space, in
+ * logfmt style: a value that is empty or holds a space, a tab or '"' is quoted, and inside the
+ * quotes '"' and '\' are escaped with '\' (the value  a"b c  is written  key="a\"b c"), so
+ * the text reads back exactly; other values are written as they are. Text that does not fit
+ * is cut at a character boundary and ends with "...". No-op when err is NULL.
  * @param[in,out] err  the error, or NULL
  * @param[in]     key  the key (not quoted; keep it a plain word)
  * @param[in]     fmt  printf format of the value

@@ -332,9 +332,10 @@ unsigned fdn__http_status_for(int code)
 /* The API's error body is the core serialiser's object (fdn_err_to_json: the one place that
  * escapes and repairs text, so a message quoting client bytes stays valid JSON) cut to the
  * documented fields, with the reference's code as "code". */
-/* An error's context text ("key=value key2=\"a value\"", fdn_err_add_context) as a JSON
- * object of strings, for the error body: e.g. a config error's path, rule and value_type.
- * A value that is cut short or not valid UTF-8 is left out. */
+/* An error's context text ("key=value key2=\"a \\\"quoted\\\" value\"", fdn_err_add_context:
+ * logfmt, '"' and '\\' escaped inside quotes) as a JSON object of strings, for the error body:
+ * e.g. a config error's path, rule and value_type. A quoted value reads back exactly, escapes
+ * undone; a value cut short runs to the end of the text; one not valid UTF-8 is left out. */
 static json_t *context_object(const char *s)
 {
     json_t *o = json_object();
@@ -349,16 +350,22 @@ static json_t *context_object(const char *s)
         memcpy(key, s, kl);
         key[kl] = '\0';
         const char *v = eq + 1, *end, *next;
+        char unq[FDN_ERR_CONTEXT_MAX]; /* a quoted value, its escapes undone */
         if (*v == '"') {
-            v++;
-            const char *q = strstr(v, "\" ");
-            if (q != NULL) {
-                end = q;
-                next = q + 2;
-            } else {
-                next = v + strlen(v);
-                end = next > v && next[-1] == '"' ? next - 1 : next;
+            /* to the '"' that ends the text or is followed by a space (an escaped one, \",
+             * does not count); a value cut short runs to the end of the text */
+            size_t ul = 0;
+            const char *p = v + 1;
+            while (*p != '\0' && !(*p == '"' && (p[1] == ' ' || p[1] == '\0')) && ul < sizeof unq) {
+                if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+                    p++;
+                unq[ul++] = *p++;
             }
+            if (ul == sizeof unq)
+                break; /* longer than any context text: not one the library wrote */
+            next = *p == '"' ? p + 1 : p;
+            v = unq;
+            end = unq + ul;
         } else {
             end = strchr(v, ' ');
             if (end == NULL)

@@ -222,14 +222,28 @@ void fdn_err_add_context(fdn_error_t *err, const char *key, const char *fmt, ...
         vsnprintf(val, sizeof(val), fmt, ap);
         va_end(ap);
     }
+    /* logfmt: a value with a space, a tab or '"' (or none) is quoted, and inside the quotes
+     * '"' and '\\' are escaped with '\\', so the text reads back exactly (a client's '"' in a
+     * config path cannot close the quotes and forge another key); other values as they are */
     bool quote = strpbrk(val, " \t\"") != NULL || val[0] == '\0';
-    char item[FDN_ERR_CONTEXT_MAX + 64];
-    int n = snprintf(item, sizeof(item), "%s%s=%s%s%s", err->context[0] ? " " : "", key,
-                     quote ? "\"" : "", val, quote ? "\"" : "");
+    char item[2 * FDN_ERR_CONTEXT_MAX + 64]; /* every byte of val escaped, key and quotes */
+    int n = snprintf(item, sizeof(item), "%s%s=", err->context[0] ? " " : "", key);
     if (n < 0)
         return;
-    size_t have = strlen(err->context);
     size_t ilen = (size_t)n < sizeof(item) ? (size_t)n : sizeof(item) - 1;
+    if (ilen + 2 * strlen(val) + 3 <= sizeof(item)) {
+        if (quote)
+            item[ilen++] = '"';
+        for (const char *v = val; *v != '\0'; v++) {
+            if (quote && (*v == '"' || *v == '\\'))
+                item[ilen++] = '\\';
+            item[ilen++] = *v;
+        }
+        if (quote)
+            item[ilen++] = '"';
+    }
+    item[ilen] = '\0';
+    size_t have = strlen(err->context);
     copy_cut(err->context + have, sizeof(err->context) - have, item, ilen);
 }
 

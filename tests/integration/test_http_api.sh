@@ -431,6 +431,12 @@ if wants config; then
     expect 400 PUT /v1/config/dev.debug_mode '{'
     expect 404 GET /v1/config/no.such.path
     error_is 1302
+    # a client's '"' in the path is escaped in the error's context text: it reads back as
+    # the path, and forges no other field of the context
+    expect 403 PUT '/v1/config/a%22%20rule=forged' '1'
+    jcheck '.error.context.path == "a\" rule=forged" and (.error.context | has("rule") | not)'
+    expect 403 PUT '/v1/config/a%5C%22b' '1'
+    jcheck '.error.context.path == "a\\\"b"'
     expect 403 GET '/v1/config/a.DROP%20TABLE'
     error_is 1000
     deep='1'; for _ in $(seq 25); do deep="[$deep]"; done

@@ -137,6 +137,40 @@ static void format_reference_to_string(void **state)
     assert_true(e.timestamp_ns > 0);
 }
 
+/* Quoted values escape '"' and '\\' (logfmt style), so a value cannot end its quotes early;
+ * values that need no quotes are written as they are. */
+static void context_escapes_quotes_and_backslashes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"a\" rule=forged", "path=\"a\\\" rule=forged\""},
+        {"a\"b", "path=\"a\\\"b\""},
+        {"a b\\c", "path=\"a b\\\\c\""},
+        {"C:\\dir", "path=C:\\dir"}, /* unquoted: as it is */
+        {"a b", "path=\"a b\""},
+        {"", "path=\"\""},
+        {"plain", "path=plain"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fdn_error_t e = FDN_ERROR_INIT;
+        fdn_err_set(&e, FDN_EINVAL, NULL);
+        fdn_err_add_context(&e, "path", "%s", cases[i].in);
+        assert_string_equal(e.context, cases[i].want);
+    }
+    /* a long value of quotes: escaped, cut at the field's end, still terminated */
+    char big[FDN_ERR_CONTEXT_MAX];
+    memset(big, '"', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    fdn_error_t e = FDN_ERROR_INIT;
+    fdn_err_set(&e, FDN_EINVAL, NULL);
+    fdn_err_add_context(&e, "k", "%s", big);
+    assert_true(strlen(e.context) < FDN_ERR_CONTEXT_MAX);
+    assert_string_equal(e.context + strlen(e.context) - 3, "...");
+    assert_int_equal(strncmp(e.context, "k=\"\\\"\\\"", 7), 0);
+}
+
 static void json_parses_with_every_field(void **state)
 {
     (void)state;
@@ -177,17 +211,18 @@ static void json_replaces_invalid_utf8(void **state)
     (void)state;
 #define R "\xef\xbf\xbd" /* U+FFFD */
     static const struct {
-        const char *in, *want;
+        const char *in, *want, *want_ctx; /* want_ctx: in the context text, if not want */
     } cases[] = {
-        {"\xff\xfe", R R},                                  /* bytes never in UTF-8 */
-        {"a\x80z", "a" R "z"},                              /* stray continuation byte */
-        {"\xc0\xaf", R R},                                  /* overlong '/' */
-        {"\xe0\x80\xaf", R R R},                            /* overlong, three bytes */
-        {"\xed\xa0\x80", R R R},                            /* surrogate U+D800 */
-        {"\xf4\x90\x80\x80x", R R R R "x"},                 /* above U+10FFFF */
-        {"end \xe2\x82", "end " R R},                       /* truncated at the end */
-        {"\xe2\x82\xac \xf0\x9f\x98\x80 \xc3\xa9", "\xe2\x82\xac \xf0\x9f\x98\x80 \xc3\xa9"},
-        {"tab\t\x01\"q\\", "tab\t\x01\"q\\"},               /* escapes */
+        {"\xff\xfe", R R, NULL},                  /* bytes never in UTF-8 */
+        {"a\x80z", "a" R "z", NULL},              /* stray continuation byte */
+        {"\xc0\xaf", R R, NULL},                  /* overlong '/' */
+        {"\xe0\x80\xaf", R R R, NULL},            /* overlong, three bytes */
+        {"\xed\xa0\x80", R R R, NULL},            /* surrogate U+D800 */
+        {"\xf4\x90\x80\x80x", R R R R "x", NULL}, /* above U+10FFFF */
+        {"end \xe2\x82", "end " R R, NULL},       /* truncated at the end */
+        {"\xe2\x82\xac \xf0\x9f\x98\x80 \xc3\xa9", "\xe2\x82\xac \xf0\x9f\x98\x80 \xc3\xa9", NULL},
+        {"tab\t\x01\"q\\", "tab\t\x01\"q\\",
+         "tab\t\x01\\\"q\\\\"}, /* escapes: in the context's quotes, '"' and '\\' too */
     };
 #undef R
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -206,7 +241,7 @@ static void json_replaces_invalid_utf8(void **state)
         const char *ctx = json_string_value(json_object_get(j, "context"));
         assert_non_null(ctx);
         assert_true(strncmp(ctx, "file=", 5) == 0);
-        assert_non_null(strstr(ctx, cases[i].want));
+        assert_non_null(strstr(ctx, cases[i].want_ctx ? cases[i].want_ctx : cases[i].want));
         json_decref(j);
     }
 }
@@ -949,6 +984,7 @@ int main(void)
         cmocka_unit_test_teardown(table_retry_column_agrees_with_rule, clear_ctx),
         cmocka_unit_test_teardown(retry_delays, clear_ctx),
         cmocka_unit_test_teardown(format_reference_to_string, clear_ctx),
+        cmocka_unit_test_teardown(context_escapes_quotes_and_backslashes, clear_ctx),
         cmocka_unit_test_teardown(json_parses_with_every_field, clear_ctx),
         cmocka_unit_test_teardown(json_replaces_invalid_utf8, clear_ctx),
         cmocka_unit_test_teardown(message_cut_at_utf8_boundary, clear_ctx),

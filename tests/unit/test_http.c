@@ -270,6 +270,32 @@ static void error_body(void **state)
     json_decref(j);
 }
 
+/* A context value holding '"' or '\\' (a client's config path) reads back exactly: it cannot
+ * close its quotes early and forge another field of the context object. */
+static void error_body_context_reads_back(void **state)
+{
+    (void)state;
+    static const char *const vals[] = {
+        "a\" rule=forged", "a\"",   "\"", "a\\",       "a \\\" b", "x\\\" y=z",
+        "\\\\\"\"",        "plain", "",   "two words", "a\"b",
+    };
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        fdn_error_t err = FDN_ERROR_INIT;
+        fdn_err_set(&err, FDN_ECONFIG_FORBIDDEN, "forbidden");
+        fdn_err_add_context(&err, "path", "%s", vals[i]);
+        fdn_err_add_context(&err, "rule", "%s", "not updatable");
+        json_t *j = fdn__http_error_json(FDN_ECONFIG_FORBIDDEN, &err);
+        assert_non_null(j);
+        json_t *ctx = json_object_get(json_object_get(j, "error"), "context");
+        if (json_object_size(ctx) != 2)
+            fail_msg("value [%s]: context %s has %zu fields", vals[i], err.context,
+                     json_object_size(ctx));
+        assert_string_equal(json_string_value(json_object_get(ctx, "path")), vals[i]);
+        assert_string_equal(json_string_value(json_object_get(ctx, "rule")), "not updatable");
+        json_decref(j);
+    }
+}
+
 static void ct_equal(void **state)
 {
     (void)state;
@@ -1564,6 +1590,7 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(target_basic),
+        cmocka_unit_test(error_body_context_reads_back),
         cmocka_unit_test(target_decoding),
         cmocka_unit_test(target_rejects),
         cmocka_unit_test(target_bare_keys_fit),
