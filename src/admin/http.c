@@ -25,7 +25,9 @@
  * frees (a server thread reuses freed contexts; a short target and a short body of known length are
  * kept in the context itself); the headers it reads (Content-Length, Host, Authorization, Accept,
  * X-Correlation-Id) are found in one pass when they are complete and kept in the context; the
- * body is accumulated up to max_body_bytes; a larger Content-Length is refused with 413 at once,
+ * body is accumulated up to max_body_bytes, in a buffer grown as its bytes arrive (at most
+ * 16 KiB reserved from a Content-Length before then, so headers-only clients cannot make the
+ * server reserve max_body each); a larger Content-Length is refused with 413 at once,
  * a larger streamed body is drained and refused with 413 at its end. With a token, a request
  * without it is refused (401) on its headers, before any body is read. Answers go to MHD without a
  * copy: a handler's text is MHD's with the response (freed by its free callback), and GET /metrics
@@ -518,10 +520,15 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
  * path. */
 #define CTX_URI  256
 #define CTX_BODY 512
+/* A body's heap buffer: at most BODY_PREALLOC is reserved from its Content-Length before its
+ * bytes arrive; one without a Content-Length starts at BODY_FIRST; both grow by doubling. */
+#define BODY_PREALLOC (16 * 1024)
+#define BODY_FIRST    8192
 
 typedef struct conn_ctx {
     char *uri;              /* uri_buf, or the heap's */
     fdn__admin_text_t body; /* the request body so far (body_buf, or the heap's, or NULL) */
+    size_t cl_hint;         /* its Content-Length + 1, or 0 */
     bool seen;
     bool too_large;
     bool parked;  /* a deferred answer: the connection was suspended for it */
@@ -640,6 +647,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
     conn_ctx_t *c = ctx_alloc();
     if (c != NULL) {
         c->body = (fdn__admin_text_t){NULL, 0, 0};
+        c->cl_hint = 0;
         c->seen = c->too_large = c->parked = c->counted = false;
         c->h_auth = c->h_accept = c->h_cid = NULL;
         c->as.wl = NULL;
@@ -664,17 +672,34 @@ static void ctx_body_free(conn_ctx_t *c)
     c->body = (fdn__admin_text_t){NULL, 0, 0};
 }
 
-/* Append n bytes to the request body: in body_buf while they fit (sized by Content-Length),
- * else on the heap (fdn__admin_text_put). */
-static int ctx_body_put(conn_ctx_t *c, const char *s, size_t n)
+/* Append n bytes to the request body (the caller has checked they keep it within max_body):
+ * in body_buf while they fit, else on the heap, grown as bytes arrive: doubling from
+ * BODY_FIRST, never past the Content-Length (+1, the NUL) while the body keeps to it, nor past
+ * max_body + 1. So a client that announces a large body and sends none holds no more than
+ * BODY_PREALLOC, and a body of known length ends in a block of its size. */
+static int ctx_body_put(conn_ctx_t *c, size_t max_body, const char *s, size_t n)
 {
-    if (c->body.p == c->body_buf && c->body.len + n + 1 > c->body.cap) {
-        fdn__admin_text_t h = {NULL, 0, 0}; /* outgrew its Content-Length: a chunked body */
-        if (fdn__admin_text_put(&h, c->body.p, c->body.len) != 0)
+    size_t need = c->body.len + n + 1;
+    if (need > c->body.cap) {
+        size_t cap = c->body.cap < BODY_FIRST ? BODY_FIRST : c->body.cap * 2;
+        size_t limit = c->cl_hint >= need ? c->cl_hint : max_body + 1;
+        if (cap > limit)
+            cap = limit;
+        if (cap < need)
+            cap = need;
+        bool inside = c->body.p == c->body_buf;
+        char *p = fdn_realloc(inside ? NULL : c->body.p, cap);
+        if (p == NULL)
             return FDN_ENOMEM;
-        c->body = h;
+        if (inside)
+            memcpy(p, c->body_buf, c->body.len);
+        c->body.p = p;
+        c->body.cap = cap;
     }
-    return fdn__admin_text_put(&c->body, s, n);
+    memcpy(c->body.p + c->body.len, s, n);
+    c->body.len += n;
+    c->body.p[c->body.len] = '\0';
+    return 0;
 }
 
 static void on_done(void *cls, struct MHD_Connection *con, void **req_cls,
@@ -887,15 +912,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
             c->too_large = true;
             return send_error(a, con, FDN_ETOO_LARGE, "request body exceeds the limit");
         }
-        /* the body's buffer sized by its Content-Length (with the NUL), not the text's
-         * default 8 KiB: in the context when it fits, else a block of its size (an 8 KiB one
-         * took glibc's slow path on every POST). Failure only leaves the default growth. */
+        /* the body's buffer sized by its Content-Length (with the NUL), not a default 8 KiB:
+         * in the context when it fits, else a block of its size (an 8 KiB one took glibc's
+         * slow path on every POST), but no more than BODY_PREALLOC before the bytes arrive:
+         * a client announcing max_body and sending nothing must not make the server reserve
+         * it (ctx_body_put grows the buffer as they come). Failure only leaves the growth. */
+        if (cl != NULL && n > 0)
+            c->cl_hint = (size_t)n + 1;
         if (cl != NULL && n > 0 && n < sizeof c->body_buf) {
             c->body = (fdn__admin_text_t){c->body_buf, 0, sizeof c->body_buf};
             c->body_buf[0] = '\0';
         } else if (cl != NULL && n > 0) {
-            c->body.p = fdn_malloc((size_t)n + 1);
-            c->body.cap = c->body.p != NULL ? (size_t)n + 1 : 0;
+            size_t first = (size_t)n + 1 <= BODY_PREALLOC ? (size_t)n + 1 : BODY_PREALLOC;
+            c->body.p = fdn_malloc(first);
+            c->body.cap = c->body.p != NULL ? first : 0;
             if (c->body.p != NULL)
                 c->body.p[0] = '\0';
         }
@@ -914,7 +944,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
             c->too_large = true; /* drain, answer 413 at the end */
             return MHD_YES;
         }
-        return ctx_body_put(c, upload_data, n) == 0 ? MHD_YES : MHD_NO;
+        return ctx_body_put(c, a->max_body, upload_data, n) == 0 ? MHD_YES : MHD_NO;
     }
     /* received whole: no deadline while it is handled; cut meanwhile: not handled */
     if (!fdn__http_watch_handling(con))
