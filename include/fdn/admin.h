@@ -98,16 +98,24 @@ typedef struct fdn_admin_opts {
                                           keep-alive connection from the end of the previous
                                           response plus idle_timeout_s; a late connection is closed.
                                           0 = the default, 10 s */
+    unsigned shutdown_timeout_ms;    /**< (version >= 5) how long fdn_admin_shutdown waits for
+                                          answers still being sent (a client that does not read
+                                          its answer, even with idle_timeout_s 0); then every
+                                          connection is closed, cutting those answers. 0 = the
+                                          default, FDN_ADMIN_DEFAULT_SHUTDOWN_TIMEOUT_MS */
 } fdn_admin_opts_t;
 
+/** Default of fdn_admin_opts_t.shutdown_timeout_ms: 5 s. */
+#define FDN_ADMIN_DEFAULT_SHUTDOWN_TIMEOUT_MS 5000
+
 /** Current version of fdn_admin_opts_t, set by the matching _INIT initialiser. */
-#define FDN_ADMIN_OPTS_VERSION 4
+#define FDN_ADMIN_OPTS_VERSION 5
 /** Default listen address of the admin server. */
 #define FDN_ADMIN_DEFAULT_LISTEN "127.0.0.1:9568"
 /** Initialiser of fdn_admin_opts_t with every default. */
 #define FDN_ADMIN_OPTS_INIT                                                                        \
     {                                                                                              \
-        FDN_ADMIN_OPTS_VERSION, NULL, NULL, 1u << 20, 2, 0, 10, 0, NULL, NULL, 0                   \
+        FDN_ADMIN_OPTS_VERSION, NULL, NULL, 1u << 20, 2, 0, 10, 0, NULL, NULL, 0, 0                \
     }
 
 /** The connection limit in force (max_connections, or the one derived from the open-file
@@ -181,7 +189,9 @@ FDN_API uint16_t fdn_admin_port(const fdn_admin_t *a);
 
 /**
  * Stop accepting connections, finish in-flight requests and join the server threads.
- * Idempotent.
+ * Deferred answers (a durable append, a waiting query) are completed and sent first; answers
+ * still not sent after shutdown_timeout_ms (a client that stops reading) are cut by closing
+ * every connection. Idempotent.
  * @thread_safety any (not from a handler)
  * @since 0.1.0
  */

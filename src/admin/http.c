@@ -53,8 +53,9 @@
  * deferral is counted (`deferred`) until its request ends (MHD's completion callback, on_done,
  * after the answer is sent) and fdn_admin_shutdown first refuses new deferrals (`draining`, 503)
  * and waits for the count to reach zero (the services complete their work: the event store's
- * writer commits or fails every waiting append, also when the store stops; the answers are a few
- * bytes, written at once). fdn__admin_dispatch (no socket) waits for a deferred answer on a
+ * writer commits or fails every waiting append, also when the store stops; an answer is written
+ * unless its client stops reading: past shutdown_timeout_ms every connection is closed, which
+ * ends those). fdn__admin_dispatch (no socket) waits for a deferred answer on a
  * condition variable instead of suspending.
  * Resumes: each MHD_resume_connection writes the daemon's eventfd, and one from another thread
  * wakes the server thread; the event store's writer completes a whole commit of requests at

@@ -60,6 +60,7 @@ struct fdn_admin {
     size_t token_len;
     size_t max_body;
     unsigned threads, max_conns, timeout_s, per_ip, request_timeout_s;
+    unsigned shutdown_timeout_ms; /* fdn_admin_shutdown's wait for answers being sent */
     fdn__http_watch_t *watch; /* the request deadline, from start to shutdown */
 
     route_t *routes;

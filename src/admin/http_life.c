@@ -2,10 +2,12 @@
  * DESIGN: the admin server's life (see the DESIGN comment in http.c for the server):
  * fdn_admin_create (options, listen address, token), fdn_admin_bind (the listen socket),
  * fdn_admin_start (the request deadline thread, then libmicrohttpd's threads on a duplicate of
- * the socket), fdn_admin_shutdown (waits for deferred answers on `dmu`/`dcv`, then stops the
- * threads) and fdn_admin_destroy. Threads: create, bind, start and destroy are thread_safety
- * init/owner; shutdown is idempotent (`stopped`) and may race nothing but itself. Locks: `dmu`
- * only (a leaf), held while waiting for the count of deferred answers to reach zero.
+ * the socket), fdn_admin_shutdown (waits for deferred answers on `dmu`/`dcv`, up to
+ * shutdown_timeout_ms for answers being sent; then closes every connection, through the
+ * request deadline's list, so a client that does not read cannot hold it, and waits for the
+ * rest; then stops the threads) and fdn_admin_destroy. Threads: create, bind, start and destroy are
+ * thread_safety init/owner; shutdown is idempotent (`stopped`) and may race nothing but itself.
+ * Locks: `dmu` only (a leaf), held while waiting for the count of deferred answers to reach zero.
  */
 #include "admin/http_impl.h"
 
@@ -18,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -125,7 +128,15 @@ int fdn_admin_create(fdn_admin_t **out, const fdn_admin_opts_t *opts, fdn_error_
     }
     a->listen_fd = -1;
     pthread_mutex_init(&a->dmu, NULL);
-    pthread_cond_init(&a->dcv, NULL);
+    pthread_condattr_t ca; /* dcv's timed wait (the shutdown deadline) is on CLOCK_MONOTONIC */
+    if (pthread_condattr_init(&ca) != 0 || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&a->dcv, &ca) != 0) {
+        pthread_mutex_destroy(&a->dmu);
+        fdn_free(a->token);
+        fdn_free(a);
+        return FDN_ENOMEM;
+    }
+    pthread_condattr_destroy(&ca);
     a->max_body = opts->max_body_bytes;
     a->threads = opts->threads;
     a->max_conns = opts->max_connections ? opts->max_connections : connections_from_fd_limit();
@@ -138,6 +149,9 @@ int fdn_admin_create(fdn_admin_t **out, const fdn_admin_opts_t *opts, fdn_error_
     a->request_timeout_s = opts->version >= 4 && opts->request_timeout_s > 0
                                ? opts->request_timeout_s
                                : FDN__ADMIN_DEFAULT_REQUEST_TIMEOUT_S;
+    a->shutdown_timeout_ms = opts->version >= 5 && opts->shutdown_timeout_ms > 0
+                                 ? opts->shutdown_timeout_ms
+                                 : FDN_ADMIN_DEFAULT_SHUTDOWN_TIMEOUT_MS;
     if (fdn__admin_mount_builtin(a) < 0 || fdn__admin_mount_status(a) < 0) {
         fdn_admin_destroy(a);
         return FDN_ENOMEM;
@@ -264,9 +278,30 @@ void fdn_admin_shutdown(fdn_admin_t *a)
     for (size_t i = 0; i < a->nstops; i++) /* e.g. waiting queries: answered now */
         if (a->stops[i].drain != NULL)
             a->stops[i].drain(a->stops[i].user);
+    /* a client that does not read its answer holds its request (and so the shutdown) until
+     * the deadline; then every connection is closed, which ends the answers being written.
+     * Requests still suspended wait for their service, which completes them when drained. */
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += a->shutdown_timeout_ms / 1000;
+    until.tv_nsec += (long)(a->shutdown_timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    bool closed = false;
     pthread_mutex_lock(&a->dmu);
-    while (atomic_load(&a->deferred) > 0)
-        pthread_cond_wait(&a->dcv, &a->dmu);
+    while (atomic_load(&a->deferred) > 0) {
+        if (closed) {
+            pthread_cond_wait(&a->dcv, &a->dmu);
+        } else if (pthread_cond_timedwait(&a->dcv, &a->dmu, &until) == ETIMEDOUT &&
+                   atomic_load(&a->deferred) > 0) {
+            pthread_mutex_unlock(&a->dmu);
+            fdn__http_watch_close_all(a->watch); /* not under dmu: a leaf lock */
+            closed = true;
+            pthread_mutex_lock(&a->dmu);
+        }
+    }
     pthread_mutex_unlock(&a->dmu);
     fdn__http_watch_stop(a->watch); /* no connection is cut while the server stops */
     if (a->mhd != NULL)

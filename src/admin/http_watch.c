@@ -247,6 +247,16 @@ void fdn__http_watch_done(fdn__http_watch_t *w, struct MHD_Connection *con)
             return;
 }
 
+void fdn__http_watch_close_all(fdn__http_watch_t *w)
+{
+    if (w == NULL)
+        return;
+    fdn__mutex_lock(&w->mu); /* MHD closes no socket meanwhile (its CLOSED notification) */
+    for (watch_conn_t *e = w->head.next; e != &w->head; e = e->next)
+        (void)shutdown(e->fd, SHUT_RDWR);
+    fdn__mutex_unlock(&w->mu);
+}
+
 uint64_t fdn__http_watch_cut(const fdn__http_watch_t *w)
 {
     return w == NULL ? 0

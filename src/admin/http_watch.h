@@ -36,5 +36,9 @@ bool fdn__http_watch_handling(struct MHD_Connection *con);
 void fdn__http_watch_done(fdn__http_watch_t *w, struct MHD_Connection *con);
 /** Connections cut by the deadline so far. */
 uint64_t fdn__http_watch_cut(const fdn__http_watch_t *w);
+/* Shut down (shutdown(2), SHUT_RDWR) the socket of every open connection, whatever its state:
+ * the server's shutdown deadline (fdn_admin_shutdown). Their server threads then close them
+ * (an answer being written fails), and MHD's completion callbacks run. Any thread. */
+void fdn__http_watch_close_all(fdn__http_watch_t *w);
 
 #endif

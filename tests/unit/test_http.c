@@ -21,7 +21,10 @@
 #include "services/event_store_int.h"
 #include "services/telemetry_int.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -1509,6 +1512,79 @@ static void server_request_buffers(void **state)
     fdn_admin_destroy(a);
 }
 
+/* A deferred answer too large for the socket's buffers: the handler defers, completes at once
+ * with BIG bytes of JSON and raises `handled`. */
+#define BIG (32u << 20)
+static _Atomic int g_big_handled;
+
+static int h_big_deferred(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    (void)req;
+    (void)user;
+    int rc = fdn__http_defer(resp);
+    if (rc < 0)
+        return rc;
+    char *s = malloc(BIG);
+    assert_non_null(s);
+    memset(s, 'x', BIG - 1);
+    s[BIG - 1] = '\0';
+    rc = fdn__http_reply(resp, 200, json_pack("{s:s}", "big", s));
+    free(s);
+    fdn__http_complete(resp, rc);
+    atomic_store(&g_big_handled, 1);
+    return FDN__HTTP_PENDING;
+}
+
+/* A client that never reads its (deferred) answer, with no idle timeout: the shutdown closes
+ * its connection at the shutdown deadline and returns, instead of waiting for it forever.
+ * Synchronisation (no sleep): the request is deferred and counted once the handler raised
+ * g_big_handled; until then the test asks GET /health again (each answer a round trip through
+ * the server's one thread). */
+static void shutdown_closes_clients_that_do_not_read(void **state)
+{
+    (void)state;
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    o.threads = 1;
+    o.idle_timeout_s = 0;
+    o.shutdown_timeout_ms = 100;
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    assert_int_equal(fdn__admin_route_add(a, "GET", "/big", h_big_deferred, NULL), 0);
+    assert_int_equal(fdn_admin_start(a, NULL), 0);
+    uint16_t port = fdn_admin_port(a);
+
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    int small = 4096; /* before connect: no receive-window growth */
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    static const char req[] = "GET /big HTTP/1.1\r\nHost: t\r\n\r\n";
+    assert_int_equal(send(fd, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)(sizeof req - 1));
+    /* the server's one thread took the request: an answer on a later connection says so */
+    grow_t g;
+    while (atomic_load(&g_big_handled) == 0)
+        assert_int_equal(http(port, "GET", "/health", NULL, 0, &g), 200);
+    fdn_admin_shutdown(a); /* returns: the connection that does not read is closed */
+    /* what the client gets: part of the answer, then the end of the stream */
+    size_t got = 0;
+    char buf[65536];
+    for (;;) {
+        ssize_t r = recv(fd, buf, sizeof buf, 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    if (got >= BIG)
+        fail_msg("the whole answer (%zu bytes) was sent", got);
+    close(fd);
+    fdn_admin_destroy(a);
+}
+
 /* bind before start: the port is known and connections wait in the backlog until start */
 static void bind_then_start(void **state)
 {
@@ -1614,6 +1690,7 @@ int main(void)
         cmocka_unit_test(server_real),
         cmocka_unit_test(events_answers_real),
         cmocka_unit_test(server_request_buffers),
+        cmocka_unit_test(shutdown_closes_clients_that_do_not_read),
         cmocka_unit_test(config_check_all),
         cmocka_unit_test(serve_wait_escalation),
         cmocka_unit_test(bind_then_start),
