@@ -75,6 +75,11 @@ int fdn__limiter_req_parse(const json_t *body, fdn__limiter_req_op_t op, fdn__li
                            FDN__LIMITER_REQ_KEY_MAX);
     q->key = json_string_value(key);
     q->keylen = json_string_length(key);
+    /* U+001F joins an identity and its key ("tenant-7\x1fsearch"): a key holding it would
+     * be another identity's key and spend its quota */
+    if (memchr(q->key, FDN_LIMIT_IDENTITY_SEP, q->keylen) != NULL)
+        return fdn_err_set(err, FDN_EINVAL,
+                           "field 'key' must not contain U+001F (it separates identity and key)");
     json_t *id = json_object_get(body, "identity");
     if (id != NULL) {
         size_t idlen = json_string_length(id);

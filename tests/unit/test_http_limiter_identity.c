@@ -117,10 +117,52 @@ static void identity_quota_over_http(void **state)
     fdn_limiter_destroy(lim);
 }
 
+/* A key holding U+001F, the separator of identity and key, is refused (422): without it a
+ * key "tenant-7\u001fsearch" sent with no identity was tenant-7's key "search" and spent its
+ * quota. */
+static void key_with_separator_is_422(void **state)
+{
+    (void)state;
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    fdn_limiter_t *lim = NULL;
+    assert_int_equal(fdn_limiter_create(&lim, NULL), 0);
+    assert_int_equal(fdn_admin_mount_limiter(a, lim), 0);
+    static const char own[] =
+        "{\"identity\":\"tenant-7\",\"key\":\"search\",\"limit\":2,\"window_ms\":60000}";
+    static const char *const forged[] = {
+        "{\"key\":\"tenant-7\\u001fsearch\",\"limit\":2,\"window_ms\":60000}",
+        "{\"identity\":\"x\",\"key\":\"a\\u001fb\",\"limit\":2,\"window_ms\":60000}",
+        "{\"key\":\"\\u001f\",\"limit\":2,\"window_ms\":60000}",
+    };
+    static const char *const paths[] = {"/v1/limiter/check", "/v1/limiter/inc", "/v1/limiter/set",
+                                        "/v1/limiter/get"};
+    fdn__http_resp_t r;
+    assert_int_equal(post(a, "/v1/limiter/check", own, &r), 200); /* 1 of tenant-7's 2 */
+    fdn__http_resp_clear(&r);
+    for (size_t i = 0; i < sizeof forged / sizeof forged[0]; i++)
+        for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
+            if (post(a, paths[p], forged[i], &r) != 422)
+                fail_msg("%s %s: %u", paths[p], forged[i], r.status);
+            const char *msg =
+                json_string_value(json_object_get(json_object_get(r.json, "error"), "message"));
+            assert_non_null(msg);
+            assert_non_null(strstr(msg, "U+001F"));
+            fdn__http_resp_clear(&r);
+        }
+    assert_int_equal(post(a, "/v1/limiter/check", own, &r), 200); /* 2 of 2: not spent */
+    fdn__http_resp_clear(&r);
+    fdn_admin_destroy(a);
+    fdn_limiter_destroy(lim);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(identity_quota_over_http),
+        cmocka_unit_test(key_with_separator_is_422),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
