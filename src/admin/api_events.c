@@ -542,6 +542,12 @@ static int h_query(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     if (cid != NULL && fdn__http_check_string(cid, FDN_EVENT_CORR_MAX) != 0)
         return fdn_err_set(&resp->err, FDN_EINVAL,
                            "query parameter 'correlation_id' is not a correlation id");
+    /* stored types and correlation ids are JSON strings, so UTF-8: other bytes are a bad
+     * value (422) as elsewhere, not a filter that matches nothing */
+    if (type != NULL && !fdn__jw_utf8_valid(type))
+        return fdn_err_set(&resp->err, FDN_EINVAL, "query parameter 'type' is not UTF-8");
+    if (cid != NULL && !fdn__jw_utf8_valid(cid))
+        return fdn_err_set(&resp->err, FDN_EINVAL, "query parameter 'correlation_id' is not UTF-8");
     q.type = type;
     q.correlation_id = cid;
     int64_t v;

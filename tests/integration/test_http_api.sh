@@ -205,6 +205,8 @@ if wants events; then
     expect 422 GET '/v1/events?order=sideways'
     expect 422 GET '/v1/events?since=1x'
     expect 422 GET '/v1/events?bogus=1'
+    expect 422 GET '/v1/events?type=%FF' # decoded bytes that are not UTF-8: a bad value
+    expect 422 GET '/v1/events?correlation_id=%C3'
     expect 400 GET '/v1/events?type=a&type=b'
     # a waiting query (wait_ms) is answered once a matching event is stored; whether curl
     # begins to wait before or after the POST, the answer is that event

@@ -13,6 +13,7 @@
 
 #include "admin/admin_int.h"
 
+#include <fdn/events.h>
 #include <fdn/runtime.h>
 
 #include <stdio.h>
@@ -87,10 +88,57 @@ static void new_type_past_cap_is_503_and_counted(void **state)
     fdn_runtime_destroy(rt);
 }
 
+/* GET /v1/events: a type or correlation id whose decoded bytes are not UTF-8 (no stored event
+ * can have one: they are JSON strings) is a bad value, 422 naming the parameter, as a bad
+ * value of any other parameter; before, it answered 200 with no events. */
+static void query_values_not_utf8_are_422(void **state)
+{
+    (void)state;
+    fdn_events_t *es = NULL;
+    fdn_events_opts_t eo = FDN_EVENTS_OPTS_INIT;
+    assert_int_equal(fdn_events_create(&es, &eo, NULL), 0);
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    assert_int_equal(fdn_admin_mount_events(a, es), 0);
+    static const struct {
+        const char *uri, *name;
+    } bad[] = {
+        {"/v1/events?type=%FF", "'type'"},
+        {"/v1/events?type=a%C3", "'type'"},                          /* cut short */
+        {"/v1/events?type=%C0%AF", "'type'"},                        /* overlong */
+        {"/v1/events?correlation_id=%ED%A0%80", "'correlation_id'"}, /* a surrogate */
+        {"/v1/events?type=a.b&correlation_id=x%FE", "'correlation_id'"},
+    };
+    fdn__http_resp_t r;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&r, 0, sizeof r);
+        fdn__admin_dispatch(a, "GET", bad[i].uri, NULL, NULL, 0, &r);
+        if (r.status != 422)
+            fail_msg("%s: %u", bad[i].uri, r.status);
+        const char *msg =
+            json_string_value(json_object_get(json_object_get(r.json, "error"), "message"));
+        assert_non_null(msg);
+        assert_non_null(strstr(msg, bad[i].name));
+        assert_non_null(strstr(msg, "UTF-8"));
+        fdn__http_resp_clear(&r);
+    }
+    /* UTF-8 values are taken as before */
+    memset(&r, 0, sizeof r);
+    fdn__admin_dispatch(a, "GET", "/v1/events?type=caf%C3%A9&correlation_id=%E2%82%AC", NULL, NULL,
+                        0, &r);
+    assert_int_equal(r.status, 200);
+    fdn__http_resp_clear(&r);
+    fdn_admin_destroy(a);
+    fdn_events_destroy(es);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(new_type_past_cap_is_503_and_counted),
+        cmocka_unit_test(query_values_not_utf8_are_422),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
