@@ -425,6 +425,11 @@ static int dispatch_run(fdn_admin_t *a, const char *method, const char *uri,
             }
             memcpy(resp->allow + allow_len, r->method, ml + 1);
             allow_len += ml;
+            /* a GET route serves HEAD too (m above): say so */
+            if (strcmp(r->method, "GET") == 0 && allow_len + 6 < sizeof resp->allow) {
+                memcpy(resp->allow + allow_len, ", HEAD", 7);
+                allow_len += 6;
+            }
         }
     }
     if (path_matched)

@@ -119,7 +119,7 @@ fi
 expect 404 GET /no/such/endpoint
 error_is 3401
 expect 405 POST /health
-[[ "$(header Allow)" == "GET" ]] && pass || fail "405 without Allow: GET"
+[[ "$(header Allow)" == "GET, HEAD" ]] && pass || fail "405 without Allow: GET, HEAD (HEAD is served too)"
 # every endpoint refuses query parameters it does not take
 for path in /health /metrics; do
     expect 422 GET "$path?verbose=1"
@@ -449,6 +449,7 @@ if wants config; then
     expect 200 PUT /v1/config/interface.max_results '250'
     jcheck '.path == "interface.max_results" and .value == 250 and .revision > 1'
     expect 405 DELETE /v1/config/dev.debug_mode
+    [[ "$(header Allow)" == "GET, HEAD, PUT" ]] && pass || fail "DELETE /v1/config/PATH: Allow '$(header Allow)'"
     if wants events; then
         # the config drives the services: interface.max_results caps event queries (applied
         # by the config delivery thread: poll the observable effect with a deadline)

@@ -61,7 +61,7 @@ static void page_served(void **state)
     memset(&r, 0, sizeof r);
     fdn__admin_dispatch(a, "POST", "/", NULL, "{}", 2, &r);
     assert_int_equal(r.status, 405);
-    assert_string_equal(r.allow, "GET");
+    assert_string_equal(r.allow, "GET, HEAD"); /* HEAD is served for every GET route */
     fdn__http_resp_clear(&r);
     memset(&r, 0, sizeof r);
     fdn__admin_dispatch(a, "GET", "/index.html", NULL, NULL, 0, &r);
