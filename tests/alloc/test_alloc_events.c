@@ -299,6 +299,19 @@ static void sweep_read_calls(fdn_events_t *es)
             fdn_event_list_free(l);
         }
     }
+    SWEEP(sw, fdn_events_query_memory, SWEEP_KEEP)
+    {
+        fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+        q.type = "t.a";
+        fdn_event_list_t *l = NULL;
+        sweep_arm(&sw);
+        if (sweep_failed(&sw, fdn_events_query_memory(es, &q, &l))) {
+            assert_null(l);
+        } else {
+            assert_true(fdn_event_list_count(l) >= 2);
+            fdn_event_list_free(l);
+        }
+    }
     SWEEP(sw, fdn_events_query_same, SWEEP_KEEP)
     {
         /* a list equal to the result is named (nothing allocated), one that is not gives the
