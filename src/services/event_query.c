@@ -22,8 +22,11 @@
  * no prune can free a record they point at; they never take amu. Each query loads
  * `published` once (acquire) and ignores ids above it, so it sees a consistent prefix even
  * while writers append; the snapshot id is returned to the caller (subscriptions advance
- * their cursor to it). Names are looked up in the intern tables without locks
- * (fdn__evs_tab_find); an unknown type or correlation id matches nothing.
+ * their cursor to it). A query on a store with a file or a shared backend decides from
+ * first_id, outside plock, that memory holds its whole range; a prune may raise first_id
+ * before the scan takes plock, so first_id is read again after the scan and, when it moved,
+ * the decision is made again (covered_since). Names are looked up in the intern tables
+ * without locks (fdn__evs_tab_find); an unknown type or correlation id matches nothing.
  * Invariants: results are in id order (descending when asked); every returned id is in
  * [first_id, snapshot] and its record matched every filter of the query.
  * With a shared backend (PostgreSQL, event_shared.c), get, queries and correlation lookups
@@ -395,6 +398,33 @@ int fdn__evs_encode_range(fdn_events_t *es, uint64_t from, uint64_t to, unsigned
 
 /* ---- public API ---- */
 
+void (*fdn__evs_query_check_hook)(fdn_events_t *es, void *user);
+void *fdn__evs_query_check_user;
+
+/* Whether an answer from memory alone, decided while first_id was `first` (read before the
+ * decision), still holds after memory's scan. Memory answers when it holds the query's whole
+ * range: from first_id on; what is below first_id is in the file or on the shared backend.
+ * A prune (retention) between the decision and the scan, which takes plock on its own, raises
+ * first_id past ids the query needs, and the scan leaves them out without a word. first_id
+ * only rises while the store runs, so the same value after the scan means it held during the
+ * decision and the scan; else the caller decides again (the file or the backend answers then,
+ * or memory again). Costs one load on the path where nothing was pruned. always_memory: the
+ * query runs on memory whatever it holds (a parent_id filter on a shared backend). */
+static bool covered_since(fdn_events_t *es, uint64_t first, bool always_memory)
+{
+    return always_memory || atomic_load_explicit(&es->first_id, memory_order_acquire) == first;
+}
+
+/* Forget an answer fdn__evs_query_same gave (a list, or the index of an equal one in same). */
+static void drop_answer(evs_same_t *same, fdn_event_list_t **out)
+{
+    if (same != NULL && same->which != SIZE_MAX)
+        same->which = SIZE_MAX;
+    else
+        fdn_event_list_free(*out);
+    *out = NULL;
+}
+
 /* fdn_events_query and fdn_events_query_same: same may be NULL */
 static int events_query(fdn_events_t *es, const fdn_events_query_t *q, evs_same_t *same,
                         fdn_event_list_t **out)
@@ -408,28 +438,39 @@ static int events_query(fdn_events_t *es, const fdn_events_query_t *q, evs_same_
     size_t limit = (uint64_t)q->limit > cap ? cap : (size_t)q->limit;
     uint64_t snap;
     fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
-    bool disk = fdn__evs_disk_behind(es); /* the file holds events memory evicted */
-    if (tm == NULL && es->sh == NULL && !disk)
-        return fdn__evs_query_same(es, q, limit, same, out, &snap);
+    if (tm == NULL && es->sh == NULL && es->durable_path == NULL)
+        return fdn__evs_query_same(es, q, limit, same, out, &snap); /* memory is the store */
     /* timed as `foundation.event_store.query` {duration: ns}, exported as the histogram
      * fdn_event_store_query_duration_seconds */
-    int64_t t0 = fdn_clock_mono_ns(NULL);
-    bool handled = false;
+    int64_t t0 = tm != NULL ? fdn_clock_mono_ns(NULL) : 0;
     int rc = 0;
-    if (es->sh != NULL) { /* a shared backend: memory may hold only part of the range */
-        rc = fdn__evs_shared_query(es, q, limit, out, &handled);
-        for (size_t k = 0; handled && rc == 0 && same != NULL && k < same->n; k++)
-            if (fdn__evs_lists_equal(*out, same->prev[k])) {
-                same->which = k;
-                fdn_event_list_free(*out);
-                *out = NULL;
-                break;
-            }
-    } else if (disk) { /* write-behind: memory and the file merged */
-        rc = fdn__evs_disk_query(es, q, limit, same, out, &handled);
-    }
-    if (!handled)
+    for (;;) {
+        /* read before the decision that memory covers the query (from first_id), checked
+         * again after memory's scan (covered_since) */
+        uint64_t first = atomic_load_explicit(&es->first_id, memory_order_acquire);
+        bool handled = false;
+        if (es->sh != NULL) { /* a shared backend: memory may hold only part of the range */
+            rc = fdn__evs_shared_query(es, q, limit, out, &handled);
+            for (size_t k = 0; handled && rc == 0 && same != NULL && k < same->n; k++)
+                if (fdn__evs_lists_equal(*out, same->prev[k])) {
+                    same->which = k;
+                    fdn_event_list_free(*out);
+                    *out = NULL;
+                    break;
+                }
+        } else if (fdn__evs_disk_behind(es)) { /* write-behind: memory and the file merged */
+            rc = fdn__evs_disk_query(es, q, limit, same, out, &handled);
+        }
+        if (handled)
+            break;
+        if (fdn__evs_query_check_hook != NULL)
+            fdn__evs_query_check_hook(es, fdn__evs_query_check_user);
         rc = fdn__evs_query_same(es, q, limit, same, out, &snap);
+        bool always = es->sh != NULL ? q->parent_id != 0 : es->durable_path == NULL;
+        if (rc != 0 || covered_since(es, first, always))
+            break;
+        drop_answer(same, out); /* a prune ran meanwhile: decide again */
+    }
     if (tm == NULL)
         return rc;
     fdn_telemetry_measure_t m = {"duration", (double)(fdn_clock_mono_ns(NULL) - t0)};
@@ -486,14 +527,22 @@ int fdn_events_get_by_correlation(fdn_events_t *es, const char *cid, fdn_event_l
         return FDN_EUNAVAILABLE;
     if (es->sh != NULL) /* a correlation spans processes: the shared backend has them all */
         return fdn__evs_shared_correlation(es, cid, out);
-    bool handled = false;
-    int rc = fdn__evs_disk_correlation(es, cid, out, &handled);
-    if (handled)
-        return rc;
     fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
     q.correlation_id = cid;
-    uint64_t snap;
-    return fdn__evs_query(es, &q, 0, out, &snap);
+    for (;;) { /* memory alone only while it holds every id the file does (covered_since) */
+        uint64_t first = atomic_load_explicit(&es->first_id, memory_order_acquire);
+        bool handled = false;
+        int rc = fdn__evs_disk_correlation(es, cid, out, &handled);
+        if (handled)
+            return rc;
+        if (fdn__evs_query_check_hook != NULL)
+            fdn__evs_query_check_hook(es, fdn__evs_query_check_user);
+        uint64_t snap;
+        rc = fdn__evs_query(es, &q, 0, out, &snap);
+        if (rc != 0 || covered_since(es, first, es->durable_path == NULL))
+            return rc;
+        drop_answer(NULL, out);
+    }
 }
 
 int fdn_events_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
@@ -519,7 +568,11 @@ int fdn_events_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
         }
     }
     fdn__rwlock_rdunlock(&es->plock);
-    if (rc == FDN_ENOENT) /* evicted from memory: the file may have it */
+    /* evicted from memory (also by a prune since the check above): the backend may have it */
+    if (rc == FDN_ENOENT && es->sh != NULL &&
+        id < atomic_load_explicit(&es->first_id, memory_order_acquire))
+        return fdn__evs_shared_get(es, id, out);
+    if (rc == FDN_ENOENT) /* the file may have it */
         rc = fdn__evs_disk_get(es, id, out);
     return rc;
 }

@@ -648,6 +648,12 @@ int fdn__evs_disk_get(fdn_events_t *es, uint64_t id, fdn_event_t **out);
  * set (compared in place when the file holds none of the result). */
 int fdn__evs_disk_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
                         evs_same_t *same, fdn_event_list_t **out, bool *handled);
+/* Test hook: called by fdn_events_query (and fdn_events_query_same, and
+ * fdn_events_get_by_correlation) once it has decided that the memory tier answers a read on a
+ * store with a file or a shared backend, before memory's scan, with no lock held (NULL: none).
+ * Set before the store is used, from one thread. */
+extern void (*fdn__evs_query_check_hook)(fdn_events_t *es, void *user);
+extern void *fdn__evs_query_check_user;
 /* Every event of a correlation id, from the file and memory (*handled as above). */
 int fdn__evs_disk_correlation(fdn_events_t *es, const char *cid, fdn_event_list_t **out,
                               bool *handled);

@@ -579,6 +579,70 @@ static void query_memory_answers_what_memory_holds(void **state)
     close_store(f, es);
 }
 
+/* The check hook: the memory tier's retention once, when armed (between a query's decision
+ * that memory answers and memory's scan). */
+static int prune_armed, prunes_run;
+static void prune_between(fdn_events_t *es, void *user)
+{
+    (void)user;
+    if (!prune_armed)
+        return;
+    prune_armed = 0;
+    prunes_run++;
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+}
+
+/* Each read decides, memory holding every id, that memory answers it; the hook then evicts
+ * all but the newest HOT from memory before memory's scan. The read must still list the
+ * evicted ids after its cursor (the file has them), not skip to memory's new oldest. */
+static void a_prune_between_the_check_and_the_scan_misses_nothing(void **state)
+{
+    fx_t *f = *state;
+    fdn__evs_query_check_hook = prune_between;
+    static const uint64_t afters[] = {1000, 0, N - HOT - 3};
+    for (int round = 0; round < 5; round++) {
+        snprintf(f->path, sizeof f->path, "%s/events%d.db", f->dir, round);
+        fdn_events_t *es = open_store(f, HOT, 0);
+        store_all(f, es);
+        fdn_events_stats_t st;
+        assert_int_equal(fdn_events_stats(es, &st), 0);
+        assert_int_equal(st.oldest_id, 1); /* memory holds every id: no retention yet */
+        prunes_run = 0;
+        prune_armed = 1;
+        fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+        if (round < 3) { /* ascending, after a cursor */
+            q.after_id = afters[round];
+            q.limit = 10;
+            uint64_t want[10];
+            for (int k = 0; k < 10; k++)
+                want[k] = afters[round] + 1 + (uint64_t)k;
+            expect_ids(es, &q, want, 10);
+        } else if (round == 3) { /* by type, through fdn_events_query_same */
+            q.after_id = 1000;
+            q.type = "a"; /* event i (id i + 1) is of type a when i is even: odd ids */
+            q.limit = 3;
+            fdn_event_list_t *l = NULL;
+            size_t same = 0;
+            assert_int_equal(fdn_events_query_same(es, &q, NULL, 0, &l, &same), 0);
+            assert_int_equal(same, SIZE_MAX);
+            assert_int_equal(fdn_event_list_count(l), 3);
+            for (size_t k = 0; k < 3; k++)
+                assert_int_equal(fdn_event_id(fdn_event_list_at(l, k)), 1001 + 2 * k);
+            fdn_event_list_free(l);
+        } else { /* every event of a correlation id */
+            fdn_event_list_t *l = NULL;
+            assert_int_equal(fdn_events_get_by_correlation(es, "c3", &l), 0);
+            assert_int_equal(fdn_event_list_count(l), N / 10);
+            assert_int_equal(fdn_event_id(fdn_event_list_at(l, 0)), 4);
+            fdn_event_list_free(l);
+        }
+        assert_int_equal(prunes_run, 1); /* the prune did run in between */
+        assert_int_equal(mem_count(es), HOT);
+        close_store(f, es);
+    }
+    fdn__evs_query_check_hook = NULL;
+}
+
 static void store_n(fx_t *f, fdn_events_t *es, const char *type, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -860,6 +924,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(query_same_across_the_file, setup, teardown),
         cmocka_unit_test_setup_teardown(query_memory_answers_what_memory_holds, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_prune_between_the_check_and_the_scan_misses_nothing,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(retention_keys_update_live_and_persist, setup, teardown),
         cmocka_unit_test_setup_teardown(warm_enable_false_without_data_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(a_lagging_correlation_index_is_reported, setup, teardown),
