@@ -415,6 +415,21 @@ static bool covered_since(fdn_events_t *es, uint64_t first, bool always_memory)
     return always_memory || atomic_load_explicit(&es->first_id, memory_order_acquire) == first;
 }
 
+/* Memory's answer on a shared backend: each timestamp rebuilt from the event's wall time with
+ * the store's clock offset, as PostgreSQL's reads do (event_shared.c "Timestamps"), then
+ * compared with same's lists (may be NULL) as the backend's answer is. */
+static void shared_answer(fdn_events_t *es, evs_same_t *same, fdn_event_list_t **out)
+{
+    fdn__evs_shared_remap(es, *out);
+    for (size_t k = 0; same != NULL && k < same->n; k++)
+        if (fdn__evs_lists_equal(*out, same->prev[k])) {
+            same->which = k;
+            fdn_event_list_free(*out);
+            *out = NULL;
+            break;
+        }
+}
+
 /* Forget an answer fdn__evs_query_same gave (a list, or the index of an equal one in same). */
 static void drop_answer(evs_same_t *same, fdn_event_list_t **out)
 {
@@ -444,11 +459,12 @@ static int events_query(fdn_events_t *es, const fdn_events_query_t *q, evs_same_
      * fdn_event_store_query_duration_seconds */
     int64_t t0 = tm != NULL ? fdn_clock_mono_ns(NULL) : 0;
     int rc = 0;
+    bool handled = false;
     for (;;) {
         /* read before the decision that memory covers the query (from first_id), checked
          * again after memory's scan (covered_since) */
         uint64_t first = atomic_load_explicit(&es->first_id, memory_order_acquire);
-        bool handled = false;
+        handled = false;
         if (es->sh != NULL) { /* a shared backend: memory may hold only part of the range */
             rc = fdn__evs_shared_query(es, q, limit, out, &handled);
             for (size_t k = 0; handled && rc == 0 && same != NULL && k < same->n; k++)
@@ -465,12 +481,15 @@ static int events_query(fdn_events_t *es, const fdn_events_query_t *q, evs_same_
             break;
         if (fdn__evs_query_check_hook != NULL)
             fdn__evs_query_check_hook(es, fdn__evs_query_check_user);
-        rc = fdn__evs_query_same(es, q, limit, same, out, &snap);
+        /* on a shared backend memory's events are compared after the remap (shared_answer) */
+        rc = fdn__evs_query_same(es, q, limit, es->sh != NULL ? NULL : same, out, &snap);
         bool always = es->sh != NULL ? q->parent_id != 0 : es->durable_path == NULL;
         if (rc != 0 || covered_since(es, first, always))
             break;
-        drop_answer(same, out); /* a prune ran meanwhile: decide again */
+        drop_answer(es->sh != NULL ? NULL : same, out); /* a prune ran meanwhile: again */
     }
+    if (rc == 0 && es->sh != NULL && !handled)
+        shared_answer(es, same, out);
     if (tm == NULL)
         return rc;
     fdn_telemetry_measure_t m = {"duration", (double)(fdn_clock_mono_ns(NULL) - t0)};
@@ -552,6 +571,9 @@ int fdn_events_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
     if (!fdn__evs_running(es))
         return FDN_EUNAVAILABLE;
     int rc = FDN_ENOENT;
+    /* on a shared backend the timestamp is rebuilt from the wall time, as PostgreSQL's reads
+     * do (event_shared.c "Timestamps") */
+    int64_t off = es->sh != NULL ? fdn__evs_clock_offset(es) : 0;
     if (es->sh != NULL && (id > atomic_load_explicit(&es->published, memory_order_acquire) ||
                            id < atomic_load_explicit(&es->first_id, memory_order_acquire)))
         return fdn__evs_shared_get(es, id, out); /* outside the memory tier */
@@ -561,6 +583,8 @@ int fdn_events_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
         if (r != NULL) {
             fdn__event_fields_t f;
             rec_fields(r, id, &f);
+            if (es->sh != NULL)
+                f.ts = fdn__evs_sat_add(f.wall, -off);
             fdn_event_t *ev = fdn__event_from_fields(&f);
             rc = ev ? 0 : FDN_ENOMEM;
             if (ev)

@@ -25,9 +25,16 @@
  * first. A position the backend no longer has (pruned there) leaves a hole in memory; the
  * memory tier's lookups treat a hole as a missing record.
  *
- * Events read from the backend were stamped by another process's monotonic clock: their
- * timestamp is rebuilt from their wall time (wall - (wall now - monotonic now) of the store's
- * clock), as a reloaded SQLite file's events from an earlier boot are.
+ * Timestamps. Events read from the backend were stamped by another process's monotonic clock:
+ * their timestamp is rebuilt from their wall time (wall - (wall now - monotonic now) of the
+ * store's clock), as a reloaded SQLite file's events from an earlier boot are. Every read of
+ * memory gives the same rebuilt form (get, queries, fdn_events_query_memory, subscriptions:
+ * fdn__evs_shared_remap at read time), so an event reads the same whoever put it into memory
+ * and whichever tier answers. Memory itself holds the writer's events with the producer's
+ * timestamp and the follower's with the rebuilt one, each raised to the previous record's
+ * (the time index needs them in id order); rebuilding them at put time instead would not
+ * make reads agree by construction, since that clamp still changes some (commit order is not
+ * wall-time order across processes).
  *
  * Reads: get by id, queries and correlation lookups run in memory when memory holds their
  * whole range, else in the backend (cursors and time bounds map to positions and wall time):

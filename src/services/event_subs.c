@@ -318,6 +318,8 @@ static int sub_query(fdn_events_t *es, const evs_sub_t *s, uint64_t after, size_
             return rc;
         }
         bound[i] = part[i]->n == max ? part[i]->items[max - 1]->id : snap;
+        if (es->sh != NULL) /* timestamps as PostgreSQL's reads give them (event_shared.c) */
+            fdn__evs_shared_remap(es, part[i]);
     }
     if (k == 1) {
         *out = part[0];

@@ -268,6 +268,89 @@ static void memory_answers_as_postgres(void **state)
     fdn_clock_destroy(prod);
 }
 
+/* id's event as `es` reads it: get (memory), a query with both cursors (memory), a parent_id
+ * query (memory), and a query after id - 1 (PostgreSQL); each must equal want (NULL: the
+ * first read sets it). */
+static fdn_event_t *dup_of(const fdn_event_t *ev)
+{
+    fdn_event_t *c = NULL;
+    assert_int_equal(fdn_event_copy(&c, ev), 0);
+    return c;
+}
+
+static void expect_reads(fdn_events_t *es, const char *name, uint64_t id, fdn_event_t **want)
+{
+    fdn_event_t *got[4] = {NULL, NULL, NULL, NULL};
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_get(es, id, &got[0]), 0);
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.after_id = id - 1;
+    q.before_id = id + 1;
+    q.limit = 1;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0); /* both cursors in memory: memory */
+    assert_int_equal(fdn_event_list_count(l), 1);
+    got[1] = dup_of(fdn_event_list_at(l, 0));
+    fdn_event_list_free(l);
+    q.before_id = 0;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0); /* one cursor: PostgreSQL */
+    assert_int_equal(fdn_event_list_count(l), 1);
+    got[2] = dup_of(fdn_event_list_at(l, 0));
+    fdn_event_list_free(l);
+    uint64_t parent = fdn_event_parent_id(got[0]);
+    if (parent != 0) { /* a parent_id filter runs on memory */
+        q.parent_id = parent;
+        q.after_id = id - 1;
+        q.before_id = id + 1;
+        assert_int_equal(fdn_events_query(es, &q, &l), 0);
+        assert_int_equal(fdn_event_list_count(l), 1);
+        got[3] = dup_of(fdn_event_list_at(l, 0));
+        fdn_event_list_free(l);
+    }
+    static const char *const how[] = {"get", "query in memory", "query on PostgreSQL",
+                                      "parent_id query"};
+    if (*want == NULL)
+        *want = dup_of(got[2]);
+    for (size_t i = 0; i < 4; i++) {
+        if (got[i] == NULL)
+            continue;
+        if (!fdn_event_equal(got[i], *want))
+            fail_msg("%s, id %llu, %s: timestamp %lld, PostgreSQL's %lld", name,
+                     (unsigned long long)id, how[i], (long long)fdn_event_timestamp(got[i]),
+                     (long long)fdn_event_timestamp(*want));
+        fdn_event_free(got[i]);
+    }
+}
+
+/* An event reads the same through every read of every store on the log: the store whose
+ * writer put it into memory (with the producer's timestamp), another whose follower or writer
+ * read it from PostgreSQL (rebuilt from its wall time), and PostgreSQL itself. */
+static void every_read_gives_postgres_timestamps(void **state)
+{
+    (void)state;
+    char schema[64];
+    test_pg_schema_name(schema, sizeof schema, "memts");
+    fdn_clock_t *clk = NULL, *prod = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clk, 1000000000000, 1700000000000000000), 0);
+    assert_int_equal(fdn_clock_manual_create(&prod, 5000000000, 1700000000000000000), 0);
+    fdn_events_t *es = open_store(schema, TEST_PG_CALL_MS, clk);
+    fdn_events_t *other = open_store(schema, TEST_PG_CALL_MS, clk);
+    store_varied(es, prod, 0, 12);    /* es's writer puts them into its memory */
+    store_varied(other, prod, 12, 4); /* other's writer reads es's into memory first */
+    uint64_t head = newest(other);
+    assert_int_equal(head, 16);
+    store_varied(es, prod, 16, 1); /* es's memory up to the head too */
+    for (uint64_t id = 1; id <= head; id++) {
+        fdn_event_t *want = NULL;
+        expect_reads(es, "writer's store", id, &want);
+        expect_reads(other, "other store", id, &want);
+        fdn_event_free(want);
+    }
+    fdn_events_destroy(es);
+    fdn_events_destroy(other);
+    fdn_clock_destroy(clk);
+    fdn_clock_destroy(prod);
+}
+
 /* ---- waiters answered without a query on PostgreSQL ---- */
 
 typedef struct query {
@@ -432,6 +515,7 @@ int main(void)
     g_pg = test_engine_server_start("pg-server.sh");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(memory_answers_as_postgres),
+        cmocka_unit_test(every_read_gives_postgres_timestamps),
         cmocka_unit_test(woken_waiters_are_answered_from_memory),
         cmocka_unit_test(expired_waiters_are_answered_while_postgres_is_stopped),
     };
