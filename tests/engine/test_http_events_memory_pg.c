@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <fdn/events.h>
 #include <fdn/telemetry.h>
@@ -321,6 +322,52 @@ static void expect_reads(fdn_events_t *es, const char *name, uint64_t id, fdn_ev
     }
 }
 
+/* A subscription's deliveries: each event's timestamp, by id. */
+typedef struct ts_sub {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int64_t ts[32];
+    size_t n;
+} ts_sub_t;
+
+static void ts_collect(const fdn_event_t *ev, uint64_t skipped, void *user)
+{
+    (void)skipped;
+    ts_sub_t *c = user;
+    pthread_mutex_lock(&c->mu);
+    uint64_t id = fdn_event_id(ev);
+    if (id < 32)
+        c->ts[id] = fdn_event_timestamp(ev);
+    c->n++;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Subscribe to es from position 0 and collect the timestamps of its first n events (a
+ * 60 s bound on the wait is a failure, not a synchronisation). */
+static void subscribed_ts(fdn_events_t *es, ts_sub_t *c, size_t n)
+{
+    memset(c->ts, 0, sizeof c->ts);
+    c->n = 0;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    so.after_id = 0;
+    so.from_position = true;
+    fdn_events_sub_t *sub = NULL;
+    assert_int_equal(fdn_events_subscribe(es, &so, ts_collect, c, &sub), 0);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 60;
+    pthread_mutex_lock(&c->mu);
+    while (c->n < n && pthread_cond_timedwait(&c->cv, &c->mu, &dl) == 0) {
+    }
+    size_t got = c->n;
+    pthread_mutex_unlock(&c->mu);
+    fdn_events_unsubscribe(sub);
+    assert_true(got >= n);
+}
+
 /* An event reads the same through every read of every store on the log: the store whose
  * writer put it into memory (with the producer's timestamp), another whose follower or writer
  * read it from PostgreSQL (rebuilt from its wall time), and PostgreSQL itself. */
@@ -339,11 +386,23 @@ static void every_read_gives_postgres_timestamps(void **state)
     uint64_t head = newest(other);
     assert_int_equal(head, 16);
     store_varied(es, prod, 16, 1); /* es's memory up to the head too */
+    ts_sub_t subs[2];
+    subscribed_ts(es, &subs[0], head);
+    subscribed_ts(other, &subs[1], head);
     for (uint64_t id = 1; id <= head; id++) {
         fdn_event_t *want = NULL;
         expect_reads(es, "writer's store", id, &want);
         expect_reads(other, "other store", id, &want);
+        for (size_t k = 0; k < 2; k++)
+            if (subs[k].ts[id] != fdn_event_timestamp(want))
+                fail_msg("%s, id %llu, subscription: timestamp %lld, PostgreSQL's %lld",
+                         k == 0 ? "writer's store" : "other store", (unsigned long long)id,
+                         (long long)subs[k].ts[id], (long long)fdn_event_timestamp(want));
         fdn_event_free(want);
+    }
+    for (size_t k = 0; k < 2; k++) {
+        pthread_mutex_destroy(&subs[k].mu);
+        pthread_cond_destroy(&subs[k].cv);
     }
     fdn_events_destroy(es);
     fdn_events_destroy(other);
