@@ -2,7 +2,8 @@
  * behind POST /v1/limiter/{check,inc,set,get}, without a server. Input: byte 0 picks the
  * operation, the rest is the body, parsed as the admin server does (any JSON value,
  * duplicate keys refused). Oracles: 0 only with a key of 1..256 bytes (the limiter key is
- * "<identity>\x1f<key>" when an identity of 1..64 bytes without U+001F is given), a rule that
+ * "\x01<key>", or "\x01<identity>\x1f<key>" when an identity of 1..64 bytes without U+001F is
+ * given: FDN_LIMIT_KEY_NS_HTTP), a rule that
  * fdn_limit_rule_validate accepts within the HTTP bounds, and the op's field in its range
  * (a check's cost within the rule's capacity); otherwise FDN_EINVAL with a message. The fast
  * path on the raw text (fdn__limiter_req_fast) must agree: it accepts only bodies the full path
@@ -49,22 +50,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                      (fq.identity == NULL) != (q.identity == NULL) ||
                      (q.identity != NULL && strcmp(fq.identity, q.identity) != 0)))
         abort(); /* the two paths disagree */
-    /* the limiter key: "key" as is, or "<identity>\x1f<key>" with an identity */
+    /* the limiter key: "\x01<key>", or "\x01<identity>\x1f<key>" with an identity */
     json_t *key = json_object_get(body, "key");
     json_t *id = json_object_get(body, "identity");
     size_t klen = json_string_length(key);
     if (klen < 1 || klen > FDN__LIMITER_REQ_KEY_MAX)
         abort();
+    if (q.keylen < 1 || q.key[0] != FDN_LIMIT_KEY_NS_HTTP)
+        abort();
     if (id == NULL) {
-        if (q.key != json_string_value(key) || q.keylen != klen || q.identity != NULL)
+        if (q.keylen != 1 + klen || memcmp(q.key + 1, json_string_value(key), klen) != 0 ||
+            q.key[q.keylen] != '\0' || q.identity != NULL)
             abort();
     } else {
         const char *iv = json_string_value(id);
         size_t ilen = json_string_length(id);
         if (iv == NULL || q.identity != iv || ilen < 1 || ilen > FDN__LIMITER_REQ_IDENTITY_MAX ||
-            memchr(iv, FDN_LIMIT_IDENTITY_SEP, ilen) != NULL || q.keylen != ilen + 1 + klen ||
-            memcmp(q.key, iv, ilen) != 0 || q.key[ilen] != FDN_LIMIT_IDENTITY_SEP ||
-            memcmp(q.key + ilen + 1, json_string_value(key), klen) != 0 || q.key[q.keylen] != '\0')
+            memchr(iv, FDN_LIMIT_IDENTITY_SEP, ilen) != NULL || q.keylen != 1 + ilen + 1 + klen ||
+            memcmp(q.key + 1, iv, ilen) != 0 || q.key[1 + ilen] != FDN_LIMIT_IDENTITY_SEP ||
+            memcmp(q.key + 2 + ilen, json_string_value(key), klen) != 0 || q.key[q.keylen] != '\0')
             abort();
     }
     if (fdn_limit_rule_validate(&q.rule, NULL) != 0 || q.rule.limit > INT32_MAX ||

@@ -201,6 +201,34 @@ typedef struct fdn_limiter_opts {
  */
 #define FDN_LIMIT_IDENTITY_SEP '\x1f'
 
+/**
+ * Key namespaces: every key the library builds starts with a reserved byte naming who made
+ * it, so keys of different makers never share a cell (in memory or in Redis, whose key names
+ * "<prefix>{<key>}:<digit>" carry the byte):
+ * FDN_LIMIT_KEY_NS_PROTECT inline rules of fdn_execute_protected ("\0protect:..."),
+ * FDN_LIMIT_KEY_NS_HTTP keys of the HTTP API (POST /v1/limiter/...),
+ * FDN_LIMIT_KEY_NS_RULE named rules ("\x02<rule>:<identifier>", fdn_limiter_check_named),
+ * FDN_LIMIT_KEY_NS_ENTITY fdn_limiter_check_entity ("\x03foundation:...").
+ * A program's own keys (fdn_limiter_check and the other key calls) must not start with a byte
+ * below 0x04: those are reserved. Since 0.4.0 (before, HTTP, named-rule and entity keys had
+ * no leading byte and could collide).
+ */
+#define FDN_LIMIT_KEY_NS_PROTECT '\x00'
+#define FDN_LIMIT_KEY_NS_HTTP    '\x01'
+#define FDN_LIMIT_KEY_NS_RULE    '\x02'
+#define FDN_LIMIT_KEY_NS_ENTITY  '\x03'
+/** The lowest byte a program's key may start with (see FDN_LIMIT_KEY_NS_PROTECT). */
+#define FDN_LIMIT_KEY_NS_FIRST_FREE 0x04
+
+/** The namespace of a key listed by fdn_limiter_top_keys. */
+typedef enum fdn_limit_key_ns {
+    FDN_LIMIT_NS_PROGRAM = 0, /**< a program's own key, shown as it was given */
+    FDN_LIMIT_NS_PROTECT,     /**< FDN_LIMIT_KEY_NS_PROTECT, shown without the byte */
+    FDN_LIMIT_NS_HTTP,        /**< FDN_LIMIT_KEY_NS_HTTP, shown without the byte */
+    FDN_LIMIT_NS_RULE,        /**< FDN_LIMIT_KEY_NS_RULE, shown without the byte */
+    FDN_LIMIT_NS_ENTITY       /**< FDN_LIMIT_KEY_NS_ENTITY, shown without the byte */
+} fdn_limit_key_ns_t;
+
 /** Counters (a copy). */
 typedef struct fdn_limiter_stats {
     uint64_t keys;            /**< live cells */
@@ -352,7 +380,8 @@ FDN_API int fdn_limiter_check_rate(fdn_limiter_t *l, const char *key, int64_t sc
 
 /**
  * The reference's check_rate(entity, operation, limit, window_ms): Hammer fixed window on
- * the key "foundation:<len(entity)>:<entity>:<operation>". The length prefix keeps the
+ * the key "\x03foundation:<len(entity)>:<entity>:<operation>" (FDN_LIMIT_KEY_NS_ENTITY). The
+ * length prefix keeps the
  * reference's collisions away (("a:b", "c") and ("a", "b:c") are distinct keys here).
  * NULL entity or operation is "".
  * @return as fdn_limiter_check_rate  @thread_safety any  @since 0.1.0
@@ -361,7 +390,8 @@ FDN_API int fdn_limiter_check_entity(fdn_limiter_t *l, const char *entity, const
                                      int64_t limit, int64_t window_ms, fdn_limit_result_t *res);
 
 /**
- * Check a named rule for an identifier; the key is "<rule>:<identifier>".
+ * Check a named rule for an identifier; the key is "\x02<rule>:<identifier>"
+ * (FDN_LIMIT_KEY_NS_RULE: no raw, HTTP or entity key names it; rule names hold no ':').
  * @return as fdn_limiter_check, plus FDN_ENOENT (unknown rule)
  * @thread_safety any  @since 0.1.0
  */
@@ -397,7 +427,8 @@ FDN_API int fdn_limit_rule_validate(const fdn_limit_rule_t *rule, fdn_error_t *e
 
 /**
  * Add or replace a named rule (the runtime loads infrastructure.rate_limiting.default_rules
- * through this). Name: 1..63 bytes.
+ * through this). Name: 1..63 bytes, without ':' (FDN_EINVAL: rule "a" with identifier "b:c"
+ * and rule "a:b" with identifier "c" would name one key).
  * @return 0, FDN_EINVAL, FDN_ENOMEM  @thread_safety any  @since 0.1.0
  */
 FDN_API int fdn_limiter_set_rule(fdn_limiter_t *l, const char *name, const fdn_limit_rule_t *rule);
@@ -462,11 +493,13 @@ FDN_API int fdn_limiter_stats(fdn_limiter_t *l, fdn_limiter_stats_t *out);
 /** The backend's state. @return 0, FDN_EINVAL  @thread_safety any  @since 0.2.0 */
 FDN_API int fdn_limiter_backend_status(fdn_limiter_t *l, fdn_limiter_backend_status_t *out);
 
-/** One live key of fdn_limiter_top_keys. */
+/** One live key of fdn_limiter_top_keys: a key the library built (FDN_LIMIT_KEY_NS_*) is
+ * shown without its namespace byte, named by key_ns. */
 typedef struct fdn_limit_key_info {
     char key[260];         /**< the key (after its identity), NUL-terminated */
     char identity[68];     /**< the identity before FDN_LIMIT_IDENTITY_SEP ("" when none) */
     bool key_truncated;    /**< the key was longer than key[] holds */
+    uint8_t key_ns;        /**< its namespace (fdn_limit_key_ns_t), since 0.4.0 */
     fdn_limit_rule_t rule; /**< the rule of the key's last operation */
     int64_t count;         /**< requests in the current window (buckets: limit - remaining) */
     int64_t limit;         /**< L (or the burst for the buckets) */

@@ -250,6 +250,13 @@ static int h_keys(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user
                               "burst", (json_int_t)e->rule.burst, "count", (json_int_t)e->count,
                               "limit", (json_int_t)e->limit, "remaining", (json_int_t)e->remaining,
                               "reset_ms", (json_int_t)ceil_div(e->reset_ns, 1000000));
+        /* keys made through this API (the usual case) as before; any other maker is named */
+        static const char *const ns_names[] = {"program", "protect", "http", "rule", "entity"};
+        if (o != NULL && e->key_ns != FDN_LIMIT_NS_HTTP && e->key_ns <= FDN_LIMIT_NS_ENTITY &&
+            json_object_set_new(o, "namespace", json_string(ns_names[e->key_ns])) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
         if (o == NULL || json_array_append_new(arr, o) != 0) {
             json_decref(arr);
             arr = NULL;

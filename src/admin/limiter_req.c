@@ -81,21 +81,29 @@ int fdn__limiter_req_parse(const json_t *body, fdn__limiter_req_op_t op, fdn__li
         return fdn_err_set(err, FDN_EINVAL,
                            "field 'key' must not contain U+001F (it separates identity and key)");
     json_t *id = json_object_get(body, "identity");
+    size_t idlen = 0;
     if (id != NULL) {
-        size_t idlen = json_string_length(id);
+        idlen = json_string_length(id);
         if (!json_is_string(id) || idlen == 0 || idlen > FDN__LIMITER_REQ_IDENTITY_MAX ||
             memchr(json_string_value(id), FDN_LIMIT_IDENTITY_SEP, idlen) != NULL)
             return fdn_err_set(err, FDN_EINVAL,
                                "field 'identity' must be a string of 1..%d bytes without U+001F",
                                FDN__LIMITER_REQ_IDENTITY_MAX);
         q->identity = json_string_value(id);
-        memcpy(q->keybuf, q->identity, idlen);
-        q->keybuf[idlen] = FDN_LIMIT_IDENTITY_SEP;
-        memcpy(q->keybuf + idlen + 1, q->key, q->keylen);
-        q->keylen += idlen + 1;
-        q->keybuf[q->keylen] = '\0';
-        q->key = q->keybuf;
     }
+    /* "\x01[<identity>\x1f]<key>": the HTTP namespace (FDN_LIMIT_KEY_NS_HTTP), so a client's
+     * key never names a named rule's, an entity's or an inline rule's cell */
+    size_t at = 0;
+    q->keybuf[at++] = FDN_LIMIT_KEY_NS_HTTP;
+    if (q->identity != NULL) {
+        memcpy(q->keybuf + at, q->identity, idlen);
+        at += idlen;
+        q->keybuf[at++] = FDN_LIMIT_IDENTITY_SEP;
+    }
+    memcpy(q->keybuf + at, q->key, q->keylen);
+    q->keylen += at;
+    q->keybuf[q->keylen] = '\0';
+    q->key = q->keybuf;
     int rc;
     if ((rc = int_field(body, "limit", true, 1, INT32_MAX, &q->rule.limit, err)) < 0 ||
         (rc = int_field(body, "window_ms", true, 1, FDN__LIMITER_REQ_WINDOW_MAX_MS,
@@ -290,13 +298,14 @@ int fdn__limiter_req_fast(const char *body, size_t len, fdn__limiter_req_op_t op
     q->rule = (fdn_limit_rule_t){algo, f[F_LIMIT].i, f[F_WINDOW].i, burst};
     q->value = value;
     size_t at = 0;
+    q->keybuf[at++] = FDN_LIMIT_KEY_NS_HTTP; /* as fdn__limiter_req_parse */
     if (id->set) {
         memcpy(q->idbuf, id->s, id->n);
         q->idbuf[id->n] = '\0';
         q->identity = q->idbuf;
-        memcpy(q->keybuf, id->s, id->n);
-        q->keybuf[id->n] = FDN_LIMIT_IDENTITY_SEP;
-        at = id->n + 1;
+        memcpy(q->keybuf + at, id->s, id->n);
+        q->keybuf[at + id->n] = FDN_LIMIT_IDENTITY_SEP;
+        at += id->n + 1;
     }
     memcpy(q->keybuf + at, key->s, key->n);
     q->keylen = at + key->n;

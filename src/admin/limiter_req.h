@@ -32,9 +32,9 @@ typedef struct fdn__limiter_req {
     fdn_limit_rule_t rule;
     int64_t value;        /* cost (check, inc), count (set), 0 (get) */
     const char *identity; /* borrowed from the body; NULL: none */
-    /* with an identity, the limiter key "<identity>\x1f<key>" (FDN_LIMIT_IDENTITY_SEP): the
-     * struct must not be copied (key points here) */
-    char keybuf[FDN__LIMITER_REQ_IDENTITY_MAX + 1 + FDN__LIMITER_REQ_KEY_MAX + 1];
+    /* the limiter key "\x01[<identity>\x1f]<key>" (FDN_LIMIT_KEY_NS_HTTP, then with an identity
+     * FDN_LIMIT_IDENTITY_SEP): the struct must not be copied (key points here) */
+    char keybuf[1 + FDN__LIMITER_REQ_IDENTITY_MAX + 1 + FDN__LIMITER_REQ_KEY_MAX + 1];
     char idbuf[FDN__LIMITER_REQ_IDENTITY_MAX + 1]; /* the identity (fdn__limiter_req_fast) */
 } fdn__limiter_req_t;
 

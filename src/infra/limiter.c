@@ -723,7 +723,8 @@ int fdn_limiter_set_rule_flags(fdn_limiter_t *l, const char *name, const fdn_lim
                                unsigned flags)
 {
     if (l == NULL || name == NULL || name[0] == '\0' || strlen(name) >= RULE_NAME_MAX ||
-        fdn_limit_rule_validate(rule, NULL) != 0 || (flags & ~RULE_FLAGS) != 0)
+        strchr(name, ':') != NULL || fdn_limit_rule_validate(rule, NULL) != 0 ||
+        (flags & ~RULE_FLAGS) != 0)
         return FDN_EINVAL;
     unsigned fail = flags & RULE_FAIL_FLAGS;
     if ((fail & (fail - 1)) != 0) /* two failure policies */
@@ -854,18 +855,19 @@ static int check_named(fdn_limiter_t *l, const char *rule_name, const char *iden
         return rc;
     if (identifier == NULL)
         identifier = "";
-    size_t nl = strlen(rule_name), il = strlen(identifier);
-    if (nl + 1 + il > MAX_KEYLEN)
+    /* "\x02<rule>:<identifier>" (FDN_LIMIT_KEY_NS_RULE; names hold no ':') */
+    size_t nl = strlen(rule_name), il = strlen(identifier), kl = 1 + nl + 1 + il;
+    if (kl > MAX_KEYLEN)
         return FDN_EINVAL;
     char buf[256];
-    char *key = nl + 1 + il <= sizeof(buf) ? buf : fdn__malloc(nl + 1 + il);
+    char *key = kl <= sizeof(buf) ? buf : fdn__malloc(kl);
     if (!key)
         return FDN_ENOMEM;
-    memcpy(key, rule_name, nl);
-    key[nl] = ':';
-    memcpy(key + nl + 1, identifier, il);
-    rc = run_op_v(l, key, nl + 1 + il, &rule, &ctr, flags, true, mono, cost, FDN__LIMIT_CHECK, res,
-                  NULL);
+    key[0] = FDN_LIMIT_KEY_NS_RULE;
+    memcpy(key + 1, rule_name, nl);
+    key[1 + nl] = ':';
+    memcpy(key + 2 + nl, identifier, il);
+    rc = run_op_v(l, key, kl, &rule, &ctr, flags, true, mono, cost, FDN__LIMIT_CHECK, res, NULL);
     if (key != buf)
         fdn__free(key);
     return rc;
@@ -909,7 +911,7 @@ int fdn_limiter_check_entity(fdn_limiter_t *l, const char *entity, const char *o
     char *key = cap <= sizeof(buf) ? buf : fdn__malloc(cap);
     if (!key)
         return FDN_ENOMEM;
-    int n = snprintf(key, cap, "foundation:%zu:", el);
+    int n = snprintf(key, cap, "%cfoundation:%zu:", FDN_LIMIT_KEY_NS_ENTITY, el);
     size_t kl = (size_t)n;
     memcpy(key + kl, entity, el);
     kl += el;

@@ -841,6 +841,12 @@ static void key_info(const cell_t *c, const fdn__limit_now_t *now, fdn_limit_key
     memset(o, 0, sizeof(*o));
     size_t idlen = 0, kl = c->keylen;
     const char *k = cell_key(c);
+    /* a key the library built: shown without its namespace byte (FDN_LIMIT_KEY_NS_*) */
+    if (kl > 0 && (unsigned char)k[0] < FDN_LIMIT_KEY_NS_FIRST_FREE) {
+        o->key_ns = (uint8_t)(FDN_LIMIT_NS_PROTECT + (unsigned char)k[0]);
+        k++;
+        kl--;
+    }
     if (key_identity(k, kl, &idlen)) {
         size_t n = idlen < sizeof(o->identity) - 1 ? idlen : sizeof(o->identity) - 1;
         memcpy(o->identity, k, n);

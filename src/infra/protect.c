@@ -453,9 +453,10 @@ static inline void emit(fdn_protect_t *p, const char *ev, const char *key,
 }
 
 /*
- * Inline-rule limiter check. The limiter key is "\0protect:<len(key)>:<key>:<identifier>":
- * named-rule keys ("<rule>:<identifier>", rule names are non-empty C strings) and entity
- * keys ("foundation:...") never start with a NUL byte, so an inline rule never shares cells
+ * Inline-rule limiter check. The limiter key is "\0protect:<len(key)>:<key>:<identifier>"
+ * (FDN_LIMIT_KEY_NS_PROTECT): named-rule keys ("\x02<rule>:<identifier>"), entity keys
+ * ("\x03foundation:...") and HTTP keys ("\x01...") start with their own byte (include/fdn/
+ * limiter.h, key namespaces), so an inline rule never shares cells
  * with a named rule even when the protection key equals a rule name, and the length prefix
  * keeps (key "a:b", id "c") apart from (key "a", id "b:c").
  */

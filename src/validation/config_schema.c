@@ -380,11 +380,14 @@ static bool rule_ok(const fdn__cfg_entry_t *e, const json_t *v, const char **bad
             }
             /* the limiter's own bounds (fdn_limit_rule_validate): a rule past them would be
              * accepted here and then refused, silently, when the runtime sets it */
-            const char *bound = json_integer_value(li) > FDN__LIMIT_MAX
-                                    ? "limit must be at most 2147483648"
-                                : json_integer_value(sc) > FDN__LIMIT_PERIOD_MAX_MS
-                                    ? "scale must be at most 8589934592 (ms)"
-                                    : NULL;
+            const char *bound =
+                strchr(name, ':') != NULL ? "a rule name must not contain ':' (rule \"a\" with "
+                                            "identifier \"b:c\" and rule \"a:b\" with identifier "
+                                            "\"c\" would share one key)"
+                : json_integer_value(li) > FDN__LIMIT_MAX ? "limit must be at most 2147483648"
+                : json_integer_value(sc) > FDN__LIMIT_PERIOD_MAX_MS
+                    ? "scale must be at most 8589934592 (ms)"
+                    : NULL;
             if (bound != NULL) {
                 t_rule_why = bound;
                 *bad_rule = name;

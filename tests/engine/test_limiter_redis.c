@@ -466,6 +466,47 @@ static void check_peek_reserve_cancel_reset(void **state)
     fdn_limiter_destroy(l);
 }
 
+/* EXISTS of a Redis key name given as printf(1) text (to spell the namespace byte). */
+static long redis_exists(const char *name_printf)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "redis-cli -u %s --raw EXISTS \"$(printf '%s')\"", g_url,
+             name_printf);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    long n = -1;
+    assert_int_equal(fscanf(p, "%ld", &n), 1);
+    assert_int_equal(pclose(p), 0);
+    return n;
+}
+
+/* Review finding (security): a raw key "<rule>:<id>" named the Redis key of the named rule's
+ * identifier, so any caller of the raw API could spend or reset it. Named-rule keys carry
+ * FDN_LIMIT_KEY_NS_RULE in their Redis name, "fdn:rl:{\x02<rule>:<id>}:<digit>". */
+static void named_rule_keys_have_their_own_namespace(void **state)
+{
+    (void)state;
+    fdn_limiter_opts_t o = redis_opts(g_url, FDN_LIMIT_FAIL_CLOSED);
+    fdn_limiter_t *l = open_limiter(&o);
+    char id[64], raw[80], name[128];
+    unique_key(id, sizeof(id), "victim");
+    snprintf(raw, sizeof(raw), "ns_rule:%s", id);
+    fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, 2, 3600000, 0};
+    assert_int_equal(fdn_limiter_set_rule(l, "ns_rule", &r), 0);
+    assert_int_equal(fdn_limiter_set_rule(l, "ns_rule:x", &r), FDN_EINVAL);
+    fdn_limit_result_t res;
+    assert_int_equal(fdn_limiter_check_named(l, "ns_rule", id, 1, &res), 0);
+    assert_int_equal(fdn_limiter_check(l, raw, strlen(raw), &r, 2, 0, &res), 0);
+    assert_int_equal(fdn_limiter_check_named(l, "ns_rule", id, 1, &res), 0);
+    assert_int_equal(res.count, 2); /* the raw key's cost went elsewhere */
+    assert_int_equal(fdn_limiter_check_named(l, "ns_rule", id, 1, &res), FDN_ERATE_LIMITED);
+    snprintf(name, sizeof(name), "fdn:rl:{\\002ns_rule:%s}:%d", id, (int)r.algo);
+    assert_int_equal(redis_exists(name), 1);
+    snprintf(name, sizeof(name), "fdn:rl:{ns_rule:%s}:%d", id, (int)r.algo);
+    assert_int_equal(redis_exists(name), 1); /* the raw key's own */
+    fdn_limiter_destroy(l);
+}
+
 static void script_is_reloaded_after_a_flush(void **state)
 {
     (void)state;
@@ -1107,6 +1148,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bad_urls_are_refused_with_a_message),
         cmocka_unit_test(check_peek_reserve_cancel_reset),
+        cmocka_unit_test(named_rule_keys_have_their_own_namespace),
         cmocka_unit_test(script_is_reloaded_after_a_flush),
         cmocka_unit_test(protected_calls_use_the_shared_limit),
         cmocka_unit_test(a_named_rule_may_stay_local),

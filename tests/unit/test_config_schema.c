@@ -146,6 +146,11 @@ static const rule_case_t rules[] = {
     {"infrastructure.rate_limiting.default_rules", "{\"x\":{\"scale\":1,\"limit\":1}}",
      "{\"yearly\":{\"scale\":31536000000,\"limit\":1000}}", S,
      "Invalid rate limiting rule: yearly: scale must be at most 8589934592 (ms)"},
+    /* a rule name with ':' would share keys with another rule (limiter key "<rule>:<id>") */
+    {"infrastructure.rate_limiting.default_rules", "{\"a-b_c.d\":{\"scale\":1,\"limit\":1}}",
+     "{\"a:b\":{\"scale\":1,\"limit\":1}}", S,
+     "Invalid rate limiting rule: a:b: a rule name must not contain ':' (rule \"a\" with "
+     "identifier \"b:c\" and rule \"a:b\" with identifier \"c\" would share one key)"},
     {"infrastructure.circuit_breaker.breakers", "{\"db\":{\"failure_threshold\":2}}",
      "{\"db\":{\"failure_treshold\":2}}", S, "Invalid circuit breaker: db"},
     {"infrastructure.circuit_breaker.breakers", "{}", "{\"db\":3}", S,

@@ -200,12 +200,85 @@ static void keys_not_utf8_over_http(void **state)
     fdn_limiter_destroy(l);
 }
 
+static unsigned post(fdn_admin_t *a, const char *uri, const char *body, fdn__http_resp_t *r)
+{
+    memset(r, 0, sizeof *r);
+    fdn__admin_dispatch(a, "POST", uri, NULL, body, strlen(body), r);
+    return r->status;
+}
+
+/* Review finding (security): a client's raw key {"key":"api_calls:victim"} named the very cell
+ * of the named rule api_calls for identifier "victim", so POST /v1/limiter/check spent (or,
+ * under another algorithm, reset) the victim's quota. Each maker now has its own leading
+ * byte: the client's key has a cell of its own, and the listing shows both keys as their
+ * makers know them, the rule's with "namespace": "rule". */
+static void namespaces_apart_over_http(void **state)
+{
+    (void)state;
+    fdn_clock_t *clk = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clk, 5000 * MS, 1800000000000LL * MS), 0);
+    fdn_limiter_opts_t lo = FDN_LIMITER_OPTS_INIT;
+    lo.clock = clk;
+    fdn_limiter_t *l = NULL;
+    assert_int_equal(fdn_limiter_create(&l, &lo), 0);
+    fdn_limit_rule_t rule = {FDN_LIMIT_FIXED_WINDOW, 2, 60000, 0};
+    assert_int_equal(fdn_limiter_set_rule(l, "api_calls", &rule), 0);
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    assert_int_equal(fdn_admin_mount_limiter(a, l), 0);
+
+    fdn_limit_result_t res;
+    assert_int_equal(fdn_limiter_check_named(l, "api_calls", "victim", 1, &res), 0);
+    fdn__http_resp_t r;
+    const char *body = "{\"key\":\"api_calls:victim\",\"limit\":5,\"window_ms\":60000,"
+                       "\"cost\":4}";
+    assert_int_equal(post(a, "/v1/limiter/check", body, &r), 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "remaining")), 1);
+    fdn__http_resp_clear(&r);
+    assert_int_equal(get(a, "/v1/limiter/keys?top=10", &r), 200);
+    json_t *keys = json_object_get(r.json, "keys");
+    assert_int_equal(json_array_size(keys), 2);
+    int seen_http = 0, seen_rule = 0;
+    for (size_t i = 0; i < 2; i++) {
+        json_t *k = json_array_get(keys, i);
+        assert_string_equal(json_string_value(json_object_get(k, "key")), "api_calls:victim");
+        json_t *ns = json_object_get(k, "namespace");
+        if (ns == NULL) {
+            seen_http++; /* a key of this API: the entry is as before */
+        } else {
+            assert_string_equal(json_string_value(ns), "rule");
+            assert_int_equal(json_integer_value(json_object_get(k, "count")), 1);
+            seen_rule++;
+        }
+    }
+    assert_int_equal(seen_http, 1);
+    assert_int_equal(seen_rule, 1);
+    fdn__http_resp_clear(&r);
+    /* another algorithm on the same raw key: its own cell again, the victim's count stays */
+    assert_int_equal(post(a, "/v1/limiter/set",
+                          "{\"key\":\"api_calls:victim\",\"limit\":5,\"window_ms\":60000,"
+                          "\"algorithm\":\"gcra\",\"count\":0}",
+                          &r),
+                     200);
+    fdn__http_resp_clear(&r);
+    assert_int_equal(fdn_limiter_check_named(l, "api_calls", "victim", 1, &res), 0);
+    assert_int_equal(res.remaining, 0);
+    assert_int_equal(fdn_limiter_check_named(l, "api_calls", "victim", 1, &res), FDN_ERATE_LIMITED);
+
+    fdn_admin_destroy(a);
+    fdn_limiter_destroy(l);
+    fdn_clock_destroy(clk);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ranks_live_keys),
         cmocka_unit_test(keys_over_http),
         cmocka_unit_test(keys_not_utf8_over_http),
+        cmocka_unit_test(namespaces_apart_over_http),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -904,6 +904,51 @@ static void crafted_collisions_stay_cheap(void **state)
     fdn_limiter_destroy(l);
 }
 
+/* Review finding: named-rule keys "<rule>:<id>", entity keys and a program's raw keys shared
+ * one namespace, and rule names could hold ':' (rule "a" with id "b:c" and rule "a:b" with id
+ * "c" named one cell: the reference's bug, reference-behaviour.md section 12 item 33). Rule
+ * names with ':' are refused; named-rule and entity keys carry their own leading byte, so a
+ * program's key spelling them counts apart, and fdn_limiter_top_keys shows each without the
+ * byte, with its namespace. */
+static void key_namespaces_apart(void **state)
+{
+    (void)state;
+    fdn_limiter_t *l = NULL;
+    assert_int_equal(fdn_limiter_create(&l, NULL), 0);
+    fdn_limit_rule_t one = {FDN_LIMIT_FIXED_WINDOW, 1, 60000, 0};
+    assert_int_equal(fdn_limiter_set_rule(l, "a:b", &one), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_set_rule_flags(l, ":", &one, 0), FDN_EINVAL);
+    assert_int_equal(fdn_limiter_set_rule(l, "a", &one), 0);
+    fdn_limit_result_t res;
+    assert_int_equal(fdn_limiter_check(l, "a:victim", 8, &one, 1, 0, &res), 0);
+    assert_int_equal(fdn_limiter_check_named(l, "a", "victim", 1, &res), 0); /* its own cell */
+    assert_int_equal(fdn_limiter_check_named(l, "a", "victim", 1, &res), FDN_ERATE_LIMITED);
+    const char *ek = "foundation:1:e:op";
+    assert_int_equal(fdn_limiter_check(l, ek, strlen(ek), &one, 1, 0, &res), 0);
+    assert_int_equal(fdn_limiter_check_entity(l, "e", "op", 1, 60000, &res), 0);
+    fdn_limit_key_info_t k[8];
+    size_t n = 0;
+    assert_int_equal(fdn_limiter_top_keys(l, k, 8, &n, NULL), 0);
+    assert_int_equal(n, 4);
+    int rule = 0, entity = 0, program = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (k[i].key_ns == FDN_LIMIT_NS_RULE) {
+            assert_string_equal(k[i].key, "a:victim");
+            rule++;
+        } else if (k[i].key_ns == FDN_LIMIT_NS_ENTITY) {
+            assert_string_equal(k[i].key, ek);
+            entity++;
+        } else {
+            assert_int_equal(k[i].key_ns, FDN_LIMIT_NS_PROGRAM);
+            program++;
+        }
+    }
+    assert_int_equal(rule, 1);
+    assert_int_equal(entity, 1);
+    assert_int_equal(program, 2);
+    fdn_limiter_destroy(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -932,6 +977,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(sweeping, setup_small, teardown),
         cmocka_unit_test(create_validation),
         cmocka_unit_test(crafted_collisions_stay_cheap),
+        cmocka_unit_test(key_namespaces_apart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
