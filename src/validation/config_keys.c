@@ -16,6 +16,8 @@
  */
 #include "validation/config_keys.h"
 
+#include <limits.h>
+#include <stdint.h>
 #include <string.h>
 
 static const char *const providers[] = {"mock", "openai", "anthropic", "gemini", NULL};
@@ -52,6 +54,13 @@ static const char *const limiter_policies[] = {"local", "fail_open", "fail_close
     {                                                                                              \
         {path, FDN_CONFIG_##type, def, rule, 0, 0, NULL, false, desc, S1001, TMC}, NULL, NULL      \
     }
+
+/* Upper bounds of POSITIVE / NON_NEGATIVE keys are the bounds of the component the value goes
+ * to (fdn__cfg_entry_t.bounded): the runtime ignores a component's refusal, so a value past
+ * them would validate and then be dropped silently. MS_MAX: a duration in ms held as ns with
+ * room, INT64_MAX / 10^6 / 4 (fdn_limiter_set_cleanup_interval, fdn_breaker_opts_validate). */
+#define MS_MAX 2305843009213.0
+_Static_assert(INT64_MAX / 1000000 / 4 == 2305843009213LL, "MS_MAX");
 
 #define S1001 FDN_ECONFIG_STRUCTURE
 #define S1002 FDN_ECONFIG_INVALID
@@ -184,8 +193,8 @@ const fdn__cfg_builtin_t fdn__cfg_builtins[] = {
       RATE_RULES, 0, 0, NULL, false, "Rate-limit rules: name -> {scale ms, limit}", S1001, RL),
     K("infrastructure.rate_limiting.enabled", BOOL, "true", NONE, 0, 0, NULL, true,
       "Rate limiting layer switch", S1001, RL),
-    K("infrastructure.rate_limiting.cleanup_interval", INT, "300000", POSITIVE, 0, 0, NULL, true,
-      "Rate-limit bucket cleanup period, ms", S1001, RL),
+    K("infrastructure.rate_limiting.cleanup_interval", INT, "300000", POSITIVE, 0, MS_MAX, NULL,
+      true, "Rate-limit bucket cleanup period, ms", S1001, RL),
     K("infrastructure.rate_limiting.backend", ENUM, "\"memory\"", ENUM, 0, 0, limiter_backends,
       false, "Where limiter state lives: memory (this process) or redis (shared)", S1002, RL),
     K("infrastructure.rate_limiting.redis.url", STRING, "\"redis://127.0.0.1:6379\"", NONE, 0, 0,
@@ -223,12 +232,12 @@ const fdn__cfg_builtin_t fdn__cfg_builtins[] = {
       "Bound on every call to etcd by the shared registry and the config follower, connect "
       "included, ms (1..600000)",
       S1001, REG),
-    K("infrastructure.circuit_breaker.default_config.failure_threshold", INT, "5", POSITIVE, 0, 0,
-      NULL, false, "Breaker default failure threshold", S1001, CBD),
-    K("infrastructure.circuit_breaker.default_config.recovery_time", INT, "30000", POSITIVE, 0, 0,
-      NULL, false, "Breaker default recovery time, ms", S1001, CBD),
-    K("infrastructure.circuit_breaker.default_config.call_timeout", INT, "5000", POSITIVE, 0, 0,
-      NULL, false, "Breaker default call timeout, ms", S1001, CBD),
+    K("infrastructure.circuit_breaker.default_config.failure_threshold", INT, "5", POSITIVE, 0,
+      1000000, NULL, false, "Breaker default failure threshold", S1001, CBD),
+    K("infrastructure.circuit_breaker.default_config.recovery_time", INT, "30000", POSITIVE, 0,
+      MS_MAX, NULL, false, "Breaker default recovery time, ms", S1001, CBD),
+    K("infrastructure.circuit_breaker.default_config.call_timeout", INT, "5000", POSITIVE, 0,
+      MS_MAX, NULL, false, "Breaker default call timeout, ms", S1001, CBD),
     K("infrastructure.circuit_breaker.breakers", OBJECT, "{}", BREAKERS, 0, 0, NULL, false,
       "Named breakers made at start: name -> options (fdn_breaker_opts_parse)", S1001, CB),
     K("infrastructure.circuit_breaker.enabled", BOOL, "true", NONE, 0, 0, NULL, true,
@@ -237,10 +246,10 @@ const fdn__cfg_builtin_t fdn__cfg_builtins[] = {
       "Most distinct breaker names in this process, removed ones included (a new name past "
       "it, as over PUT /v1/breakers/{name}: 503)",
       S1001, CB),
-    K("infrastructure.connection_pool.default_config.size", INT, "10", POSITIVE, 0, 0, NULL, false,
-      "Pool default size", S1001, CPD),
-    K("infrastructure.connection_pool.default_config.max_overflow", INT, "5", NON_NEGATIVE, 0, 0,
-      NULL, false, "Pool default overflow", S1001, CPD),
+    K("infrastructure.connection_pool.default_config.size", INT, "10", POSITIVE, 0, INT_MAX, NULL,
+      false, "Pool default size", S1001, CPD),
+    K("infrastructure.connection_pool.default_config.max_overflow", INT, "5", NON_NEGATIVE, 0,
+      INT_MAX, NULL, false, "Pool default overflow", S1001, CPD),
     K("infrastructure.connection_pool.default_config.strategy", ENUM, "\"lifo\"", ENUM, 0, 0,
       pool_strategies, false, "Pool default checkout order", S1001, CPD),
     K("infrastructure.connection_pool.enabled", BOOL, "true", NONE, 0, 0, NULL, true,

@@ -28,6 +28,7 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <limits.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -176,6 +177,19 @@ static bool rule_oom(void)
 /* Set by rule_ok when a rule explains why a member was refused (the telemetry rules): a
  * constant sentence, read and cleared with rule_why(). */
 static _Thread_local const char *t_rule_why;
+static _Thread_local char t_bound_why[64]; /* the sentence of a bounded key's refusal */
+
+static double num(const json_t *v);
+
+/* A bounded key (fdn__cfg_entry_t.bounded) whose value passed its rule: above the bound? */
+static bool over_bound(const fdn__cfg_entry_t *e, const json_t *v)
+{
+    if (!e->bounded || num(v) <= e->max)
+        return false;
+    snprintf(t_bound_why, sizeof t_bound_why, "must be at most %.0f", e->max);
+    t_rule_why = t_bound_why;
+    return true;
+}
 
 static const char *rule_why(void)
 {
@@ -212,6 +226,8 @@ static int entry_init(fdn__cfg_entry_t *e, const fdn_config_key_def_t *d, const 
     e->rule = d->rule;
     e->min = d->min;
     e->max = d->max;
+    e->bounded = builtin && d->max > 0 &&
+                 (d->rule == FDN_CONFIG_RULE_POSITIVE || d->rule == FDN_CONFIG_RULE_NON_NEGATIVE);
     e->updatable = d->updatable;
     e->description = dup_or_null(d->description != NULL ? d->description : "", &oom);
     e->code = d->error_code != 0 ? d->error_code : FDN_ECONFIG_STRUCTURE;
@@ -346,9 +362,9 @@ static bool rule_ok(const fdn__cfg_entry_t *e, const json_t *v, const char **bad
     case FDN_CONFIG_RULE_NONE:
         break;
     case FDN_CONFIG_RULE_POSITIVE:
-        return json_is_number(v) && num(v) > 0;
+        return json_is_number(v) && num(v) > 0 && !over_bound(e, v);
     case FDN_CONFIG_RULE_NON_NEGATIVE:
-        return json_is_number(v) && num(v) >= 0;
+        return json_is_number(v) && num(v) >= 0 && !over_bound(e, v);
     case FDN_CONFIG_RULE_RANGE:
         return json_is_number(v) && num(v) >= e->min && num(v) <= e->max;
     case FDN_CONFIG_RULE_ENUM:
@@ -449,6 +465,8 @@ static int fail_entry(const fdn__cfg_entry_t *e, const json_t *v, const char *ba
         fdn_err_set(err, e->code, "%s: %.120s: %s", member_words(e), bad_rule, why);
     else if (bad_rule != NULL)
         fdn_err_set(err, e->code, "%s: %.120s", member_words(e), bad_rule);
+    else if (e->bounded && why != NULL)
+        fdn_err_set(err, e->code, "%s: %s", e->message, why);
     else
         fdn_err_set(err, e->code, "%s", e->message);
     fdn_err_add_context(err, "path", "%s", e->path);
@@ -476,6 +494,46 @@ static int fail_entry(const fdn__cfg_entry_t *e, const json_t *v, const char *ba
     return e->code;
 }
 
+/* Bounds across keys, checked after every value passed its own rules: the pool defaults'
+ * size + max_overflow is the pools' capacity, an int (fdn_pools_set_defaults refuses more, and
+ * the runtime would drop the refusal). Returns the index of the key to blame (max_overflow)
+ * with the reason, or s->n. */
+#define POOL_SIZE_KEY     "infrastructure.connection_pool.default_config.size"
+#define POOL_OVERFLOW_KEY "infrastructure.connection_pool.default_config.max_overflow"
+static size_t cross_bad(const fdn__cfg_schema_t *s, json_t *const *vals, const char **why)
+{
+    size_t is = s->n, io = s->n;
+    for (size_t i = 0; i < s->nbuiltin; i++) {
+        if (strcmp(s->e[i].path, POOL_SIZE_KEY) == 0)
+            is = i;
+        else if (strcmp(s->e[i].path, POOL_OVERFLOW_KEY) == 0)
+            io = i;
+    }
+    /* each within its own bounds (else already reported), their sum past INT_MAX */
+    if (is == s->n || io == s->n || !json_is_number(vals[is]) || !json_is_number(vals[io]) ||
+        num(vals[is]) <= 0 || num(vals[is]) > INT_MAX || num(vals[io]) < 0 ||
+        num(vals[io]) > INT_MAX || num(vals[is]) + num(vals[io]) <= (double)INT_MAX)
+        return s->n;
+    *why = "size + max_overflow must be at most 2147483647";
+    return io;
+}
+
+/* cross_bad as an error (0: none) */
+static int cross_fail(const fdn__cfg_schema_t *s, json_t *const *vals, size_t *bad,
+                      fdn_error_t *err)
+{
+    const char *why = NULL;
+    size_t i = cross_bad(s, vals, &why);
+    if (i == s->n)
+        return 0;
+    if (bad != NULL)
+        *bad = i;
+    fdn_err_set(err, s->e[i].code, "%s: %s", s->e[i].message, why);
+    fdn_err_add_context(err, "path", "%s", s->e[i].path);
+    fdn_err_add_context(err, "reason", "%s", why);
+    return s->e[i].code;
+}
+
 int fdn__cfg_validate(const fdn__cfg_schema_t *s, json_t *const *vals, size_t *bad,
                       fdn_error_t *err)
 {
@@ -493,7 +551,7 @@ int fdn__cfg_validate(const fdn__cfg_schema_t *s, json_t *const *vals, size_t *b
             return fail_entry(e, v, bad_rule, err);
         }
     }
-    return 0;
+    return cross_fail(s, vals, bad, err);
 }
 
 /* set obj[path components] = v, creating sections */
@@ -827,6 +885,8 @@ int fdn_config_validate_json(const char *json, size_t len, fdn_error_t *err)
                             : fail_entry(e, vals[i], bad_rule, err);
     }
     if (rc == 0)
+        rc = cross_fail(s, vals, NULL, err);
+    if (rc == 0)
         rc = walk_tree(s, root, path, unknown_visit, err);
 out:
     fdn__free(path);
@@ -994,11 +1054,22 @@ int fdn_config_check_json(const char *json, size_t len, fdn_config_problem_fn cb
                          why, words);
             else if (bad_rule != NULL)
                 snprintf(msg, sizeof msg, "%s: %.80s (rule: %s)", member_words(e), bad_rule, words);
+            else if (e->bounded && why != NULL)
+                snprintf(msg, sizeof msg, "%s: %s", e->message, why);
             else if (words[0] != '\0')
                 snprintf(msg, sizeof msg, "%s (rule: %s)", e->message, words);
             else
                 snprintf(msg, sizeof msg, "%s", e->message);
             chk_report(&c, e->path, msg, e->code);
+        }
+    }
+    if (rc == 0) {
+        const char *why = NULL;
+        size_t i = cross_bad(s, c.vals, &why);
+        if (i < s->n) {
+            char msg[400];
+            snprintf(msg, sizeof msg, "%s: %s", s->e[i].message, why);
+            chk_report(&c, s->e[i].path, msg, s->e[i].code);
         }
     }
 out:

@@ -17,6 +17,10 @@ typedef struct fdn__cfg_entry {
     fdn_config_type_t type;
     fdn_config_rule_t rule;
     double min, max;
+    /* a built-in POSITIVE or NON_NEGATIVE key's upper bound (max > 0): the bound of the
+     * component that takes the value; a value above it is refused with the reason "must be at
+     * most <max>" (values refused before keep their messages) */
+    bool bounded;
     char **enums; /* NULL-terminated, owned */
     bool updatable;
     char *description;

@@ -173,6 +173,27 @@ static const rule_case_t rules[] = {
      "Invalid connection pool default configuration"},
     {"infrastructure.connection_pool.default_config.max_overflow", "0", "-1", S,
      "Invalid connection pool default configuration"},
+    /* values the component refuses (and the runtime dropped silently) are refused here, with
+     * the bound: 2^63-1 / 10^6 / 4 ms (limiter, breaker), 10^6 failures, an int pool capacity
+     * (size + max_overflow; the other one at its default: size 10, max_overflow 5) */
+    {"infrastructure.rate_limiting.cleanup_interval", "2305843009213", "2305843009214", S,
+     "Invalid rate limiting configuration: must be at most 2305843009213"},
+    {"infrastructure.circuit_breaker.default_config.failure_threshold", "1000000", "1000001", S,
+     "Invalid circuit breaker default configuration: must be at most 1000000"},
+    {"infrastructure.circuit_breaker.default_config.recovery_time", "2305843009213",
+     "2305843009214", S,
+     "Invalid circuit breaker default configuration: must be at most 2305843009213"},
+    {"infrastructure.circuit_breaker.default_config.call_timeout", "2305843009213",
+     "9223372036854775807", S,
+     "Invalid circuit breaker default configuration: must be at most 2305843009213"},
+    {"infrastructure.connection_pool.default_config.size", "2147483642", "2147483643", S,
+     "Invalid connection pool default configuration: size + max_overflow must be at most "
+     "2147483647"},
+    {"infrastructure.connection_pool.default_config.size", "1", "2147483648", S,
+     "Invalid connection pool default configuration: must be at most 2147483647"},
+    {"infrastructure.connection_pool.default_config.max_overflow", "2147483637", "2147483638", S,
+     "Invalid connection pool default configuration: size + max_overflow must be at most "
+     "2147483647"},
     {"infrastructure.connection_pool.default_config.strategy", "\"fifo\"", "\"random\"", S,
      "Invalid connection pool default configuration"},
     {"infrastructure.connection_pool.enabled", "false", "2", S,
