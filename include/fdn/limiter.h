@@ -400,6 +400,11 @@ FDN_API int fdn_limiter_check_named(fdn_limiter_t *l, const char *rule_name, con
 
 /**
  * Consume `cost` now and remember it so that fdn_limiter_cancel() can give it back.
+ * rsv->active says whether anything was taken: when the call was allowed, and for
+ * FIXED_WINDOW also when it was denied (it counts denied calls), shadow mode or not (a shadow
+ * denial on a fixed window is active; on the other algorithms nothing was taken). Nothing is
+ * taken when the limiter is disabled or the key could not be stored (FDN_ELIMITER,
+ * FDN_ENOSPC, also when shadow mode allows the call).
  * @return as fdn_limiter_check  @thread_safety any  @since 0.1.0
  */
 FDN_API int fdn_limiter_reserve(fdn_limiter_t *l, const char *key, size_t keylen,

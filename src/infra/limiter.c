@@ -422,17 +422,22 @@ static int op_finish(fdn_limiter_t *l, const fdn_limit_rule_t *rule, fdn__limit_
     return FDN_ERATE_LIMITED;
 }
 
-static int run_op_v(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
-                    const rule_ctr_t *ctr, unsigned rule_flags, bool rule_ok, int64_t mono,
-                    int64_t cost, fdn__limit_op_t op, fdn_limit_result_t *res,
-                    fdn_limit_reservation_t *rsv)
+/* The backend's answer to op (before op_finish: res->allowed is the backend's own decision,
+ * not shadow mode's), *done false; or, *done true, the final code of an op that never reached
+ * the backend (invalid, stopped, disabled). */
+static inline __attribute__((always_inline)) int
+run_apply(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
+          unsigned rule_flags, bool rule_ok, int64_t mono, int64_t cost, fdn__limit_op_t op,
+          fdn_limit_result_t *res, fdn_limit_reservation_t *rsv, bool *done)
 {
+    *done = true;
     if (l == NULL || !op_valid(key, keylen, rule, rule_ok, cost))
         return FDN_EINVAL;
     if (FDN_UNLIKELY(!atomic_load_explicit(&l->running, memory_order_acquire)))
         return FDN_EUNAVAILABLE;
     if (FDN_UNLIKELY(!atomic_load_explicit(&l->enabled, memory_order_relaxed)))
         return op_disabled(rule, op, res);
+    *done = false;
     fdn__limit_now_t now;
     now.clock = l->clock;
     if (rule->algo == FDN_LIMIT_FIXED_WINDOW) {
@@ -442,11 +447,20 @@ static int run_op_v(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_
         now.mono_ns = mono != FDN__NOW_UNSET ? mono : fdn_clock_mono_ns(l->clock);
         now.wall_ns = FDN__NOW_UNSET;
     }
+    return l->be->apply(l->be_self, key, keylen, rule, rule_flags, cost, op, &now, res, rsv);
+}
+
+static int run_op_v(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
+                    const rule_ctr_t *ctr, unsigned rule_flags, bool rule_ok, int64_t mono,
+                    int64_t cost, fdn__limit_op_t op, fdn_limit_result_t *res,
+                    fdn_limit_reservation_t *rsv)
+{
     fdn_limit_result_t tmp;
     if (res == NULL)
         res = &tmp;
-    int rc = l->be->apply(l->be_self, key, keylen, rule, rule_flags, cost, op, &now, res, rsv);
-    return op_finish(l, rule, op, rc, res, ctr);
+    bool done;
+    int rc = run_apply(l, key, keylen, rule, rule_flags, rule_ok, mono, cost, op, res, rsv, &done);
+    return done ? rc : op_finish(l, rule, op, rc, res, ctr);
 }
 
 static int run_op(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
@@ -587,15 +601,21 @@ int fdn_limiter_reserve(fdn_limiter_t *l, const char *key, size_t keylen,
     fdn_limit_result_t tmp;
     if (res == NULL)
         res = &tmp;
-    bool enforced = fdn_limiter_enabled(l); /* off: nothing is taken, so nothing to cancel */
-    int rc = run_op(l, key, keylen, rule, cost, FDN__LIMIT_CHECK, res, rsv);
-    /* something was taken when allowed, and for a fixed window also when denied */
-    if (enforced && (rc == 0 || rc == FDN_ERATE_LIMITED) &&
-        (res->allowed || rule->algo == FDN_LIMIT_FIXED_WINDOW) && !res->shadow_denied) {
+    bool done;
+    int rc = run_apply(l, key, keylen, rule, 0, false, FDN__NOW_UNSET, cost, FDN__LIMIT_CHECK, res,
+                       rsv, &done);
+    if (done) /* invalid, stopped or disabled: nothing taken */
+        return rc;
+    /* The backend took the cost when it allowed the call, and a fixed window also when it
+     * denied it (as a check does), shadow mode or not: shadow mode only changes the answer
+     * (op_finish), so a shadow denial on a fixed window is a reservation too. A refused new
+     * key (FDN_ELIMITER, FDN_ENOSPC, even when shadow mode then allows the call) and any other
+     * failure took nothing. */
+    if (rc == 0 && (res->allowed || rule->algo == FDN_LIMIT_FIXED_WINDOW)) {
         rsv->cost = cost;
         rsv->active = true;
     }
-    return rc;
+    return op_finish(l, rule, FDN__LIMIT_CHECK, rc, res, NULL);
 }
 
 int fdn_limiter_cancel(fdn_limiter_t *l, const char *key, size_t keylen,

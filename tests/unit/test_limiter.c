@@ -400,6 +400,49 @@ static void reserve_and_cancel(void **state)
     assert_false(rsv.active);
 }
 
+/* Review finding: in shadow mode a fixed window's denied reservation took its cost (a fixed
+ * window counts denied calls, shadow mode only changes the answer), yet came back inactive, so
+ * fdn_limiter_cancel could not give it back. The header's contract: `active` is false only
+ * after a cancel or when nothing was taken. A bucket's shadow denial, and a new key refused
+ * for its identity's quota (allowed in shadow mode), take nothing. */
+static void shadow_reserve_follows_what_was_taken(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_rule_t fw = {FDN_LIMIT_FIXED_WINDOW, 1, 60000, 0};
+    fdn_limit_reservation_t rsv;
+    fdn_limit_result_t r;
+    fdn_limiter_set_shadow(f->l, true);
+    assert_int_equal(chk(f, "sfw", &fw, 1, &r), 0);
+    assert_int_equal(fdn_limiter_reserve(f->l, "sfw", 3, &fw, 1, &rsv, &r), 0);
+    assert_true(r.shadow_denied);
+    assert_int_equal(r.count, 2); /* taken */
+    assert_true(rsv.active);
+    assert_int_equal(fdn_limiter_cancel(f->l, "sfw", 3, &fw, &rsv), 0);
+    assert_int_equal(fdn_limiter_get(f->l, "sfw", 3, &fw, &r), 0);
+    assert_int_equal(r.count, 1); /* given back */
+
+    fdn_limit_rule_t tb = {FDN_LIMIT_TOKEN_BUCKET, 1, 60000, 0};
+    assert_int_equal(chk(f, "stb", &tb, 1, &r), 0);
+    assert_int_equal(fdn_limiter_reserve(f->l, "stb", 3, &tb, 1, &rsv, &r), 0);
+    assert_true(r.shadow_denied);
+    assert_false(rsv.active);
+
+    assert_int_equal(fdn_limiter_set_max_keys_per_identity(f->l, 1), 0);
+    assert_int_equal(chk(f,
+                         "who\x1f"
+                         "a",
+                         &fw, 1, &r),
+                     0);
+    assert_int_equal(fdn_limiter_reserve(f->l,
+                                         "who\x1f"
+                                         "b",
+                                         5, &fw, 1, &rsv, &r),
+                     0);
+    assert_true(r.shadow_denied);
+    assert_false(rsv.active); /* the key was never stored */
+    fdn_limiter_set_shadow(f->l, false);
+}
+
 static void shadow_mode(void **state)
 {
     fx_t *f = *state;
@@ -978,6 +1021,7 @@ int main(void)
         cmocka_unit_test(create_validation),
         cmocka_unit_test(crafted_collisions_stay_cheap),
         cmocka_unit_test(key_namespaces_apart),
+        cmocka_unit_test_setup_teardown(shadow_reserve_follows_what_was_taken, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
