@@ -308,12 +308,40 @@ static int forbidden(const char *path, fdn_error_t *err)
     fdn_err_set(err, FDN_ECONFIG_FORBIDDEN,
                 "Configuration path %.200s cannot be updated at runtime", path);
     fdn_err_add_context(err, "path", "%.200s", path);
-    char list[512];
-    size_t o = 0;
+    if (err == NULL)
+        return FDN_ECONFIG_FORBIDDEN;
+    /* Whole paths, as many as the rest of the context holds (FDN_ERR_CONTEXT_MAX: the 19 of
+     * today need about 560 bytes), then ",... (N more)" for those left out, never a path cut
+     * in the middle. room: what " allowed_paths=" leaves, less the two quotes the value gets
+     * when it holds the suffix's space. */
+    static const char key[] = " allowed_paths=";
+    size_t used = strlen(err->context) + sizeof(key) - 1 + 1 /* NUL */;
+    size_t room = used < FDN_ERR_CONTEXT_MAX ? FDN_ERR_CONTEXT_MAX - used : 0;
+    char list[FDN_ERR_CONTEXT_MAX];
+    size_t need = 0;
+    for (size_t i = 0; i < fdn__cfg_updatable_count; i++)
+        need += (i ? 1 : 0) + strlen(fdn__cfg_updatable_paths[i]);
+    size_t o = 0, n = 0;
     list[0] = '\0';
-    for (size_t i = 0; i < fdn__cfg_updatable_count && o < sizeof(list); i++)
-        o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", i ? "," : "",
-                              fdn__cfg_updatable_paths[i]);
+    if (need <= room) {
+        n = fdn__cfg_updatable_count;
+        for (size_t i = 0; i < n; i++)
+            o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", i ? "," : "",
+                                  fdn__cfg_updatable_paths[i]);
+    } else {
+        char tail[32];
+        int tl = snprintf(tail, sizeof tail, ",... (%zu more)", fdn__cfg_updatable_count);
+        size_t budget = room > (size_t)tl + 2 ? room - (size_t)tl - 2 : 0;
+        for (; n < fdn__cfg_updatable_count; n++) {
+            size_t pl = (n ? 1 : 0) + strlen(fdn__cfg_updatable_paths[n]);
+            if (o + pl > budget)
+                break;
+            o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", n ? "," : "",
+                                  fdn__cfg_updatable_paths[n]);
+        }
+        snprintf(list + o, sizeof(list) - o, "%s... (%zu more)", n ? "," : "",
+                 fdn__cfg_updatable_count - n);
+    }
     fdn_err_add_context(err, "allowed_paths", "%s", list);
     return FDN_ECONFIG_FORBIDDEN;
 }

@@ -14,6 +14,7 @@
 
 #include <fdn/config.h>
 #include "services/config_int.h"
+#include "validation/config_keys.h"
 #include "threads.h"
 
 static const char *const no_env[] = {NULL};
@@ -197,6 +198,50 @@ static void each_updatable_path(void **state)
     assert_true(st.running);
     assert_true(st.uptime_ns >= 0);
     assert_true(st.last_update_ns >= 0);
+    fdn_config_destroy(c);
+}
+
+/* Review finding: the allowed_paths context of a refused update was cut mid-path (19 paths
+ * need 562 bytes; the list buffer and the whole context hold 512), with nothing saying so.
+ * Now it lists whole paths only, and says how many did not fit: listed + left out = all. */
+static void forbidden_lists_allowed_paths_whole(void **state)
+{
+    (void)state;
+    fdn_config_t *c = mk();
+    char longp[220];
+    memset(longp, 'x', 199);
+    longp[199] = '\0';
+    const char *paths[] = {"system.node_name", longp};
+    for (size_t k = 0; k < 2; k++) {
+        fdn_error_t err = FDN_ERROR_INIT;
+        assert_int_equal(fdn_config_update_string(c, paths[k], "v", &err), FDN_ECONFIG_FORBIDDEN);
+        const char *a = strstr(err.context, "allowed_paths=");
+        assert_non_null(a);
+        a += strlen("allowed_paths=");
+        if (*a == '"')
+            a++;
+        char list[FDN_ERR_CONTEXT_MAX];
+        snprintf(list, sizeof list, "%s", a);
+        size_t n = strlen(list);
+        if (n > 0 && list[n - 1] == '"')
+            list[n - 1] = '\0';
+        size_t listed = 0, more = 0;
+        for (char *save = NULL, *t = strtok_r(list, ",", &save); t != NULL;
+             t = strtok_r(NULL, ",", &save)) {
+            if (sscanf(t, "... (%zu more)", &more) == 1)
+                break;
+            bool known = false;
+            for (size_t i = 0; i < fdn__cfg_updatable_count; i++)
+                known = known || strcmp(t, fdn__cfg_updatable_paths[i]) == 0;
+            if (!known)
+                fail_msg("allowed_paths holds '%s', no updatable path (context: %s)", t,
+                         err.context);
+            listed++;
+        }
+        assert_true(listed > 0);
+        assert_int_equal(listed + more, fdn__cfg_updatable_count);
+        assert_true(strlen(err.context) < FDN_ERR_CONTEXT_MAX - 1); /* nothing cut */
+    }
     fdn_config_destroy(c);
 }
 
@@ -1091,6 +1136,7 @@ int main(void)
         cmocka_unit_test(key_handles),
         cmocka_unit_test(each_updatable_path),
         cmocka_unit_test(non_updatable_paths),
+        cmocka_unit_test(forbidden_lists_allowed_paths_whole),
         cmocka_unit_test(check_order),
         cmocka_unit_test(same_value_counts),
         cmocka_unit_test(snapshots_are_stable),
