@@ -440,9 +440,10 @@ static void drop_answer(evs_same_t *same, fdn_event_list_t **out)
     *out = NULL;
 }
 
-/* fdn_events_query and fdn_events_query_same: same may be NULL */
-static int events_query(fdn_events_t *es, const fdn_events_query_t *q, evs_same_t *same,
-                        fdn_event_list_t **out)
+/* The checks fdn_events_query and fdn_events_query_memory share, and the query's limit
+ * capped by max_results: 0, FDN_EINVAL, FDN_EUNAVAILABLE (the store is stopped). */
+static int query_args(fdn_events_t *es, const fdn_events_query_t *q, fdn_event_list_t **out,
+                      size_t *limit)
 {
     if (es == NULL || q == NULL || out == NULL || q->version != 1 || q->limit <= 0 ||
         q->offset < 0 || q->time_start > q->time_end)
@@ -450,7 +451,18 @@ static int events_query(fdn_events_t *es, const fdn_events_query_t *q, evs_same_
     if (!fdn__evs_running(es))
         return FDN_EUNAVAILABLE;
     uint32_t cap = atomic_load_explicit(&es->max_results, memory_order_relaxed);
-    size_t limit = (uint64_t)q->limit > cap ? cap : (size_t)q->limit;
+    *limit = (uint64_t)q->limit > cap ? cap : (size_t)q->limit;
+    return 0;
+}
+
+/* fdn_events_query and fdn_events_query_same: same may be NULL */
+static int events_query(fdn_events_t *es, const fdn_events_query_t *q, evs_same_t *same,
+                        fdn_event_list_t **out)
+{
+    size_t limit = 0;
+    int arc = query_args(es, q, out, &limit);
+    if (arc != 0)
+        return arc;
     uint64_t snap;
     fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
     if (tm == NULL && es->sh == NULL && es->durable_path == NULL)
@@ -504,13 +516,10 @@ int fdn_events_query(fdn_events_t *es, const fdn_events_query_t *q, fdn_event_li
 
 int fdn_events_query_memory(fdn_events_t *es, const fdn_events_query_t *q, fdn_event_list_t **out)
 {
-    if (es == NULL || q == NULL || out == NULL || q->version != 1 || q->limit <= 0 ||
-        q->offset < 0 || q->time_start > q->time_end)
-        return FDN_EINVAL;
-    if (!fdn__evs_running(es))
-        return FDN_EUNAVAILABLE;
-    uint32_t cap = atomic_load_explicit(&es->max_results, memory_order_relaxed);
-    size_t limit = (uint64_t)q->limit > cap ? cap : (size_t)q->limit;
+    size_t limit = 0;
+    int arc = query_args(es, q, out, &limit);
+    if (arc != 0)
+        return arc;
     fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
     int64_t t0 = tm != NULL ? fdn_clock_mono_ns(NULL) : 0;
     int rc = query_memory(es, q, limit, out);
