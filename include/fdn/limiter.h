@@ -210,13 +210,16 @@ typedef struct fdn_limiter_opts {
  * FDN_LIMIT_KEY_NS_RULE named rules ("\x02<rule>:<identifier>", fdn_limiter_check_named),
  * FDN_LIMIT_KEY_NS_ENTITY fdn_limiter_check_entity ("\x03foundation:...").
  * A program's own keys (fdn_limiter_check and the other key calls) must not start with a byte
- * below 0x04: those are reserved. Since 0.4.0 (before, HTTP, named-rule and entity keys had
+ * below 0x04: those are reserved. Since 0.3.0 (before, HTTP, named-rule and entity keys had
  * no leading byte and could collide).
  */
 #define FDN_LIMIT_KEY_NS_PROTECT '\x00'
-#define FDN_LIMIT_KEY_NS_HTTP    '\x01'
-#define FDN_LIMIT_KEY_NS_RULE    '\x02'
-#define FDN_LIMIT_KEY_NS_ENTITY  '\x03'
+/** The first byte of a key made by the HTTP API (see FDN_LIMIT_KEY_NS_PROTECT). */
+#define FDN_LIMIT_KEY_NS_HTTP '\x01'
+/** The first byte of a named rule's key (see FDN_LIMIT_KEY_NS_PROTECT). */
+#define FDN_LIMIT_KEY_NS_RULE '\x02'
+/** The first byte of an entity's key (see FDN_LIMIT_KEY_NS_PROTECT). */
+#define FDN_LIMIT_KEY_NS_ENTITY '\x03'
 /** The lowest byte a program's key may start with (see FDN_LIMIT_KEY_NS_PROTECT). */
 #define FDN_LIMIT_KEY_NS_FIRST_FREE 0x04
 
@@ -504,7 +507,7 @@ typedef struct fdn_limit_key_info {
     char key[260];         /**< the key (after its identity), NUL-terminated */
     char identity[68];     /**< the identity before FDN_LIMIT_IDENTITY_SEP ("" when none) */
     bool key_truncated;    /**< the key was longer than key[] holds */
-    uint8_t key_ns;        /**< its namespace (fdn_limit_key_ns_t), since 0.4.0 */
+    uint8_t key_ns;        /**< its namespace (fdn_limit_key_ns_t), since 0.3.0 */
     fdn_limit_rule_t rule; /**< the rule of the key's last operation */
     int64_t count;         /**< requests in the current window (buckets: limit - remaining) */
     int64_t limit;         /**< L (or the burst for the buckets) */
