@@ -479,7 +479,10 @@ struct fdn_breaker;
  * breaker "events.postgres" of its set). While it is open, a store fails at once with
  * FDN_EUNAVAILABLE (or goes to the spool) and reads fail with FDN_EUNAVAILABLE; a failed or
  * timed-out call counts as a failure. NULL removes it. The breaker must outlive the store or
- * be removed first. A store on SQLite ignores it.
+ * be removed first: a change returns once every call the old breaker admitted has reported
+ * to it (at most one call's command_timeout_ms), so the old breaker may be freed at once.
+ * Not from a breaker callback (on_transition) of the old breaker, which may run inside such
+ * a call. A store on SQLite ignores it.
  * @return 0, FDN_EINVAL  @thread_safety any  @since 0.3.0
  */
 FDN_API int fdn_events_set_breaker(fdn_events_t *es, struct fdn_breaker *b);

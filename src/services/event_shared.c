@@ -121,10 +121,18 @@ struct evs_shared {
 
     fdn__mutex_t imu; /* ingest: the writer and the follower fill memory in turn */
 
-    /* the guard (a circuit breaker, set from above: fdn__evs_set_guard) */
+    /* the guard (a circuit breaker, set from above: fdn__evs_set_guard). A call holds the
+     * guard it was admitted by until it has reported to it (g_begin .. g_end): it counts
+     * itself in gusers[its generation's parity], and a change of guard waits on gcv until
+     * no call of the old generation is left, so the caller may free the old breaker as soon
+     * as fdn_events_set_breaker returns. One change at a time (gsetting). */
     fdn__mutex_t gmu;
+    pthread_cond_t gcv;
     const fdn__evs_guard_ops_t *gops; /* gmu */
     void *g;                          /* gmu */
+    uint32_t ggen;                    /* gmu: changes of guard so far */
+    uint32_t gusers[2];               /* gmu: calls in flight, by ggen's parity */
+    bool gsetting;                    /* gmu: a change waits for the old guard's calls */
     /* the latency histogram, resolved for the telemetry it was made in */
     fdn__mutex_t hmu;
     fdn_telemetry_t *hist_tm;     /* hmu */
@@ -179,6 +187,7 @@ typedef struct gcall {
     void *g;
     uint64_t permit[2];
     int64_t t0;
+    uint32_t gen; /* the parity of the guard's generation (sh->gusers) */
 } gcall_t;
 
 static int64_t mono(void)
@@ -186,15 +195,28 @@ static int64_t mono(void)
     return fdn_clock_mono_ns(NULL);
 }
 
-/* Admit a call: 0, or FDN_EUNAVAILABLE when the guard (the breaker) refuses it. */
+/* A call is done with the guard it took in g_begin: a change of guard may free it. */
+static void g_release(struct evs_shared *sh, const gcall_t *c)
+{
+    fdn__mutex_lock(&sh->gmu);
+    if (--sh->gusers[c->gen] == 0 && sh->gsetting)
+        pthread_cond_broadcast(&sh->gcv);
+    fdn__mutex_unlock(&sh->gmu);
+}
+
+/* Admit a call: 0, or FDN_EUNAVAILABLE when the guard (the breaker) refuses it. Every call
+ * admitted ends with g_end. */
 static int g_begin(fdn_events_t *es, gcall_t *c)
 {
     struct evs_shared *sh = es->sh;
     fdn__mutex_lock(&sh->gmu);
     c->ops = sh->gops;
     c->g = sh->g;
+    c->gen = sh->ggen & 1u;
+    sh->gusers[c->gen]++;
     fdn__mutex_unlock(&sh->gmu);
     if (c->ops != NULL && c->ops->admit(c->g, c->permit) != 0) {
+        g_release(sh, c);
         atomic_fetch_add_explicit(&sh->rejected, 1, memory_order_relaxed);
         return FDN_EUNAVAILABLE;
     }
@@ -242,6 +264,7 @@ static int g_end(fdn_events_t *es, gcall_t *c, const char *op, int rc)
     bool failed = engine_failed(rc);
     if (c->ops != NULL)
         c->ops->record(c->g, c->permit, failed ? FDN_EUNAVAILABLE : 0);
+    g_release(sh, c);
     if (failed)
         atomic_fetch_add_explicit(&sh->failures, 1, memory_order_relaxed);
     atomic_store_explicit(&sh->up, !failed, memory_order_relaxed);
@@ -747,6 +770,7 @@ int fdn__evs_shared_open(fdn_events_t *es, const fdn_events_opts_t *o,
     (void)fdn__cond_init_mono(&sh->fcv);
     pthread_mutex_init(&sh->imu, NULL);
     pthread_mutex_init(&sh->gmu, NULL);
+    pthread_cond_init(&sh->gcv, NULL);
     pthread_mutex_init(&sh->hmu, NULL);
     atomic_init(&sh->up, true);
     sh->qtail = &sh->qhead;
@@ -854,6 +878,7 @@ void fdn__evs_shared_free(fdn_events_t *es)
     pthread_cond_destroy(&sh->fcv);
     pthread_mutex_destroy(&sh->imu);
     pthread_mutex_destroy(&sh->gmu);
+    pthread_cond_destroy(&sh->gcv);
     pthread_mutex_destroy(&sh->hmu);
     fdn__spool_close(sh->spool);
     fdn__free(sh);
@@ -1030,8 +1055,19 @@ int fdn__evs_set_guard(fdn_events_t *es, const fdn__evs_guard_ops_t *gops, void 
     if (sh == NULL)
         return 0;
     fdn__mutex_lock(&sh->gmu);
+    while (sh->gsetting)
+        pthread_cond_wait(&sh->gcv, &sh->gmu);
+    sh->gsetting = true;
     sh->gops = g != NULL ? gops : NULL;
     sh->g = gops != NULL ? g : NULL;
+    uint32_t old = sh->ggen & 1u;
+    sh->ggen++;
+    /* the calls admitted by the old guard report to it first (at most one backend call's
+     * bound, command_timeout_ms): then the caller may free it */
+    while (sh->gusers[old] != 0)
+        pthread_cond_wait(&sh->gcv, &sh->gmu);
+    sh->gsetting = false;
+    pthread_cond_broadcast(&sh->gcv);
     fdn__mutex_unlock(&sh->gmu);
     return 0;
 }

@@ -208,12 +208,72 @@ static void shutdown_answers_waiters_without_postgres(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+/* ---- a breaker removed while its calls are in flight ---- */
+
+typedef struct corr_call {
+    fdn_events_t *es;
+    int rc;
+} corr_call_t;
+
+static void *corr_main(void *arg)
+{
+    corr_call_t *c = arg;
+    fdn_event_list_t *l = NULL;
+    c->rc = fdn_events_get_by_correlation(c->es, "unguard-c", &l); /* always on PostgreSQL */
+    fdn_event_list_free(l);
+    return NULL;
+}
+
+/* fdn_events_set_breaker returns once every call the old breaker admitted has reported to it,
+ * so its caller may free it at once (events.h). It returned at once: a TSan run of the test
+ * above caught the follower's call reading the breaker the test had just destroyed. With
+ * PostgreSQL stopped, a call admitted by the breaker hangs until its bound (CALL_MS) and then
+ * records its failure on it: that failure must be on the breaker when the removal returns. */
+static void removing_the_breaker_waits_for_its_calls(void **state)
+{
+    (void)state;
+    enum { CALL_MS = 1000 };
+    char schema[64];
+    test_pg_schema_name(schema, sizeof schema, "unguard");
+    fdn_events_t *es = open_store(schema, CALL_MS);
+    fdn_breaker_t *br = NULL;
+    fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
+    bo.failure_threshold = 1000; /* stays closed: every call is admitted */
+    assert_int_equal(fdn_breaker_create(&br, "events.postgres.unguard", &bo), 0);
+    assert_int_equal(fdn_events_set_breaker(es, br), 0);
+    fdn_events_backend_status_t st = {0};
+    assert_int_equal(fdn_events_backend_status(es, &st), 0);
+    uint64_t calls0 = st.calls;
+
+    test_pg_signal_cluster(g_pg->dir, SIGSTOP);
+    static corr_call_t c;
+    c.es = es;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, corr_main, &c), 0);
+    /* a call admitted by the breaker (this one, or the follower's poll) hangs on PostgreSQL */
+    do {
+        sched_yield(); /* a hang is caught by ctest's TIMEOUT */
+        assert_int_equal(fdn_events_backend_status(es, &st), 0);
+    } while (st.calls == calls0);
+    assert_int_equal(fdn_events_set_breaker(es, NULL), 0);
+    fdn_breaker_status_t bs;
+    assert_int_equal(fdn_breaker_status(br, &bs), 0);
+    if (bs.total_failures == 0)
+        fail_msg("the breaker was removed with a call it admitted still in flight");
+    fdn_breaker_destroy(br); /* nothing reads it now (TSan and ASan would say so) */
+    test_pg_signal_cluster(g_pg->dir, SIGCONT);
+    pthread_join(th, NULL);
+    print_message("the correlation call answered %d\n", c.rc);
+    fdn_events_destroy(es);
+}
+
 int main(void)
 {
     g_pg = test_engine_server_start("pg-server.sh");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_stopped_store_answers_stopping_not_postgres_away),
         cmocka_unit_test(shutdown_answers_waiters_without_postgres),
+        cmocka_unit_test(removing_the_breaker_waits_for_its_calls),
     };
     if (getenv("CMOCKA_TEST_FILTER") != NULL)
         cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
