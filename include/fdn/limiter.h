@@ -407,7 +407,8 @@ FDN_API int fdn_limiter_check_named(fdn_limiter_t *l, const char *rule_name, con
  * FIXED_WINDOW also when it was denied (it counts denied calls), shadow mode or not (a shadow
  * denial on a fixed window is active; on the other algorithms nothing was taken). Nothing is
  * taken when the limiter is disabled or the key could not be stored (FDN_ELIMITER,
- * FDN_ENOSPC, also when shadow mode allows the call).
+ * FDN_ENOSPC, also when shadow mode allows the call), nor for a denial the Redis backend's
+ * deny cache answered without asking Redis (inactive, even on a fixed window).
  * @return as fdn_limiter_check  @thread_safety any  @since 0.1.0
  */
 FDN_API int fdn_limiter_reserve(fdn_limiter_t *l, const char *key, size_t keylen,

@@ -610,8 +610,11 @@ int fdn_limiter_reserve(fdn_limiter_t *l, const char *key, size_t keylen,
      * denied it (as a check does), shadow mode or not: shadow mode only changes the answer
      * (op_finish), so a shadow denial on a fixed window is a reservation too. A refused new
      * key (FDN_ELIMITER, FDN_ENOSPC, even when shadow mode then allows the call) and any other
-     * failure took nothing. */
-    if (rc == 0 && (res->allowed || rule->algo == FDN_LIMIT_FIXED_WINDOW)) {
+     * failure took nothing, and so did a denial the backend answered without counting it (the
+     * Redis deny cache: FDN__RSV_NOTHING_TAKEN). */
+    if (rsv->cost == FDN__RSV_NOTHING_TAKEN)
+        rsv->cost = 0;
+    else if (rc == 0 && (res->allowed || rule->algo == FDN_LIMIT_FIXED_WINDOW)) {
         rsv->cost = cost;
         rsv->active = true;
     }

@@ -38,8 +38,11 @@ typedef struct fdn__limit_now {
  * never), which fdn_limiter_backend_status turns into an age on the limiter's clock. apply_many
  * (version >= 2; may be NULL: the limiter runs apply for each item): run items[0..n) in order, each
  * as apply would, its return code in items[i].rc; a backend with round trips sends them together
- * (Redis: one pipeline).
+ * (Redis: one pipeline). A CHECK with rsv that a backend answers without taking what the
+ * algorithm would take (the Redis deny cache answering a fixed-window denial) sets rsv->cost to
+ * FDN__RSV_NOTHING_TAKEN, so that fdn_limiter_reserve leaves the reservation inactive.
  */
+#define FDN__RSV_NOTHING_TAKEN       INT64_C(-1)
 #define FDN__LIMITER_BACKEND_VERSION 2
 
 /* One operation of apply_many. */

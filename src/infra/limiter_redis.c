@@ -39,7 +39,8 @@
  * deny a call that a cancel made room for in the meantime (until the retry time): the price
  * of not asking Redis on a flood of denied calls. For a fixed window the denied calls it
  * answers are not counted on the server (Hammer counts denied calls too); admission is the
- * same since that window stays over its limit.
+ * same since that window stays over its limit. A reservation it denies took nothing, so it is
+ * inactive (FDN__RSV_NOTHING_TAKEN) and a cancel gives nothing back.
  *
  * Threads and locks: none of its own. pmu guards the queue and the leader count (held for a few
  * list operations, never during a round trip); each deny cache slot group has its own small
@@ -501,6 +502,8 @@ static void run_items(redisbe_t *b, fdn__limit_item_t *it, size_t n, const fdn__
         sl->mono = fdn_clock_mono_ns(b->clock);
         if ((x->op == FDN__LIMIT_CHECK || x->op == FDN__LIMIT_PEEK) &&
             deny_hit(b, sl->ref, x->cost, sl->mono, x->res)) {
+            if (x->rsv) /* Redis counted nothing, not even on a fixed window */
+                x->rsv->cost = FDN__RSV_NOTHING_TAKEN;
             count(&b->local_denials);
             count(&b->denied);
             x->rc = 0;

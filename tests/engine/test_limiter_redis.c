@@ -466,6 +466,44 @@ static void check_peek_reserve_cancel_reset(void **state)
     fdn_limiter_destroy(l);
 }
 
+/* Review finding: a fixed-window reservation denied by the deny cache was marked active
+ * although Redis counted nothing, so its cancel gave back a count another call had taken. */
+static void deny_cache_reservation_takes_nothing(void **state)
+{
+    (void)state;
+    fdn_limiter_opts_t o = redis_opts(g_url, FDN_LIMIT_FAIL_CLOSED);
+    fdn_limiter_t *l = open_limiter(&o);
+    char key[64];
+    unique_key(key, sizeof(key), "denyrsv");
+    fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, 2, 3600000, 0};
+    fdn_limit_result_t res;
+    fdn_limit_reservation_t rsv[4];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(fdn_limiter_reserve(l, key, strlen(key), &r, 1, &rsv[i], &res), 0);
+    /* denied by Redis: the denied call is counted, so the reservation is active */
+    assert_int_equal(fdn_limiter_reserve(l, key, strlen(key), &r, 1, &rsv[2], &res),
+                     FDN_ERATE_LIMITED);
+    assert_true(rsv[2].active);
+    assert_int_equal(res.count, 3);
+    /* denied by the deny cache: Redis took nothing, so nothing is reserved */
+    fdn_limiter_backend_status_t st0, st1;
+    assert_int_equal(fdn_limiter_backend_status(l, &st0), 0);
+    assert_int_equal(fdn_limiter_reserve(l, key, strlen(key), &r, 1, &rsv[3], &res),
+                     FDN_ERATE_LIMITED);
+    assert_int_equal(fdn_limiter_backend_status(l, &st1), 0);
+    assert_int_equal(st1.local_denials, st0.local_denials + 1);
+    assert_int_equal(st1.commands, st0.commands);
+    assert_false(rsv[3].active);
+    assert_int_equal(fdn_limiter_cancel(l, key, strlen(key), &r, &rsv[3]), FDN_ENOENT);
+    /* the Redis denial gives back its own count, and only that */
+    assert_int_equal(fdn_limiter_cancel(l, key, strlen(key), &r, &rsv[2]), 0);
+    assert_int_equal(fdn_limiter_check(l, key, strlen(key), &r, 1, FDN_LIMIT_PEEK, &res),
+                     FDN_ERATE_LIMITED);
+    assert_int_equal(res.count, 2);
+    assert_int_equal(fdn_limiter_reset(l, key, strlen(key)), 0);
+    fdn_limiter_destroy(l);
+}
+
 /* EXISTS of a Redis key name given as printf(1) text (to spell the namespace byte). */
 static long redis_exists(const char *name_printf)
 {
@@ -1148,6 +1186,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bad_urls_are_refused_with_a_message),
         cmocka_unit_test(check_peek_reserve_cancel_reset),
+        cmocka_unit_test(deny_cache_reservation_takes_nothing),
         cmocka_unit_test(named_rule_keys_have_their_own_namespace),
         cmocka_unit_test(script_is_reloaded_after_a_flush),
         cmocka_unit_test(protected_calls_use_the_shared_limit),
