@@ -143,8 +143,11 @@ typedef struct fdn_breaker_permit {
 
 /**
  * Fill opts from the reference's fuse triple: threshold = tolerance + 1, window = recovery =
- * refresh_ms, success_resets = false, the rest default.
- * @return 0, FDN_EINVAL (tolerance < 0 or refresh_ms <= 0 or opts NULL)
+ * refresh_ms, success_resets = false, the rest default. Options it fills pass
+ * fdn_breaker_opts_validate; on an error *opts is left alone.
+ * @return 0, FDN_EINVAL (opts NULL, tolerance outside 0..999999 (threshold 1..1000000), or
+ *         refresh_ms outside 1..INT64_MAX / 4000000, the range of window_ms and
+ *         recovery_time_ms)
  * @thread_safety any  @since 0.1.0
  */
 FDN_API int fdn_breaker_opts_from_tolerance(fdn_breaker_opts_t *opts, int64_t tolerance,

@@ -431,6 +431,27 @@ static void ref_default_tolerance(void **state)
     assert_int_equal(fdn_breaker_opts_from_tolerance(&o, -1, 10), FDN_EINVAL);
 }
 
+/* Review finding: options the conversion returned 0 for then failed fdn_breaker_opts_validate
+ * (threshold T + 1 above 1000000, refresh_ms above the ns range). Refused up front now, and
+ * *opts is left alone. */
+static void from_tolerance_refuses_what_validation_refuses(void **state)
+{
+    (void)state;
+    fdn_breaker_opts_t o;
+    assert_int_equal(fdn_breaker_opts_from_tolerance(&o, 999999, 10), 0);
+    assert_int_equal(o.failure_threshold, 1000000);
+    assert_int_equal(fdn_breaker_opts_validate(&o, NULL), 0);
+    fdn_breaker_opts_t before = o;
+    assert_int_equal(fdn_breaker_opts_from_tolerance(&o, 1000000, 10), FDN_EINVAL);
+    assert_int_equal(fdn_breaker_opts_from_tolerance(&o, UINT32_MAX - 3, 10), FDN_EINVAL);
+    assert_int_equal(fdn_breaker_opts_from_tolerance(&o, 5, INT64_MAX / 1000000), FDN_EINVAL);
+    assert_int_equal(fdn_breaker_opts_from_tolerance(&o, 5, 0), FDN_EINVAL);
+    assert_memory_equal(&o, &before, sizeof(o));
+    /* the largest refresh the validation takes converts */
+    assert_int_equal(fdn_breaker_opts_from_tolerance(&o, 5, INT64_MAX / 1000000 / 4), 0);
+    assert_int_equal(fdn_breaker_opts_validate(&o, NULL), 0);
+}
+
 /* §11.6: T=2, R=100: 2 failures closed, 3rd opens; after 150 ms closed again (via probe). */
 static void ref_exact_options(void **state)
 {
@@ -761,6 +782,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(slow_calls, test_breaker_setup, test_breaker_teardown),
         cmocka_unit_test_setup_teardown(force_open_disable_reset, test_breaker_setup,
                                         test_breaker_teardown),
+        cmocka_unit_test(from_tolerance_refuses_what_validation_refuses),
         cmocka_unit_test_setup_teardown(ref_default_tolerance, test_breaker_setup,
                                         test_breaker_teardown),
         cmocka_unit_test_setup_teardown(ref_exact_options, test_breaker_setup,
