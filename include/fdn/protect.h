@@ -169,7 +169,9 @@ FDN_API int fdn_protect_has(fdn_protect_t *p, const char *key);
  * @return fn's return value, or FDN_ERATE_LIMITED, FDN_ELIMITER (limiter full, new key
  * refused), FDN_ECIRCUIT_OPEN, FDN_ETIMEDOUT /
  * FDN_ESHUTDOWN (pool), FDN_EBREAKER_NOT_FOUND / FDN_ENOENT (a call option names a missing
- * breaker / rule / pool), FDN_EINVAL; err gets a message when a layer rejected the call.
+ * breaker / rule / pool, or one the registry has no breaker set / limiter / pool manager for;
+ * a layer turned off with fdn_protect_set_layer_enabled ignores its call option), FDN_EINVAL;
+ * err gets a message when a layer rejected the call.
  * @thread_safety any  @since 0.1.0
  */
 FDN_API int fdn_execute_protected(fdn_protect_t *p, const char *key,

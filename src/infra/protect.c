@@ -557,6 +557,13 @@ int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_c
             goto done;
         }
         rc = 0;
+    } else if (p->limiter == NULL && opts->limiter_rule &&
+               atomic_load_explicit(&p->on_limiter, memory_order_relaxed)) {
+        /* a named rule that cannot be applied is missing, as a missing breaker is (only
+         * reached without a limiter: a call through a limiter pays nothing for this) */
+        rc = fdn_err_set(err, FDN_ENOENT, "no rate limiter: rule %s cannot be applied",
+                         opts->limiter_rule);
+        goto done;
     }
 
     /* 2. circuit breaker */
@@ -601,7 +608,14 @@ int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_c
 
     /* 3. pool checkout */
     const char *pool_name = opts->pool ? opts->pool : (e ? e->pool : NULL);
-    if (pool_name && p->pools && atomic_load_explicit(&p->on_pool, memory_order_relaxed)) {
+    if (pool_name && atomic_load_explicit(&p->on_pool, memory_order_relaxed)) {
+        if (p->pools == NULL) {
+            /* only a call option can name a pool here (configure refuses one without a pool
+             * manager): missing, as a missing breaker is */
+            rc = fdn_err_set(err, FDN_ENOENT, "no pool manager: connection pool %s not found",
+                             pool_name);
+            goto release;
+        }
         if (opts->pool == NULL && e != NULL) {
             rc = fdn__pools_get_cached(p->pools, pool_name, &e->pool_cache, &pool, &pool_owned);
         } else {

@@ -516,6 +516,43 @@ static void configure_validation_and_list(void **state)
     fdn_protect_destroy(NULL);
 }
 
+/* Review finding: a call option naming a limiter rule or a pool was silently ignored when
+ * the registry had no limiter / no pool manager, while a breaker option gave
+ * FDN_EBREAKER_NOT_FOUND. Each is an error now (FDN_ENOENT, as for a missing rule or pool),
+ * fn is not run; a layer turned off with fdn_protect_set_layer_enabled still ignores them. */
+static void call_options_need_their_layer(void **state)
+{
+    (void)state;
+    fdn_protect_t *bare;
+    assert_int_equal(fdn_protect_create(&bare, NULL), 0);
+    call_t c = {NULL, 9, NULL, 0};
+    fdn_protect_result_t r;
+    fdn_error_t e = FDN_ERROR_INIT;
+    fdn_protect_call_opts_t co = FDN_PROTECT_CALL_OPTS_INIT;
+    co.breaker = "b";
+    assert_int_equal(fdn_execute_protected(bare, "k", &co, fn, &c, &r, &e), FDN_EBREAKER_NOT_FOUND);
+    co.breaker = NULL;
+    co.limiter_rule = "api_calls";
+    assert_int_equal(fdn_execute_protected(bare, "k", &co, fn, &c, &r, &e), FDN_ENOENT);
+    assert_false(r.ran);
+    assert_non_null(strstr(e.message, "api_calls"));
+    co.limiter_rule = NULL;
+    co.pool = "db";
+    assert_int_equal(fdn_execute_protected(bare, "k", &co, fn, &c, &r, &e), FDN_ENOENT);
+    assert_false(r.ran);
+    assert_non_null(strstr(e.message, "db"));
+    assert_int_equal(c.runs, 0);
+    /* a layer turned off ignores its call option, as the breaker layer does */
+    fdn_protect_set_layer_enabled(bare, FDN_PROTECT_POOL, false);
+    assert_int_equal(fdn_execute_protected(bare, "k", &co, fn, &c, &r, NULL), 9);
+    co.pool = NULL;
+    co.limiter_rule = "api_calls";
+    fdn_protect_set_layer_enabled(bare, FDN_PROTECT_LIMITER, false);
+    assert_int_equal(fdn_execute_protected(bare, "k", &co, fn, &c, &r, NULL), 9);
+    assert_int_equal(c.runs, 2);
+    fdn_protect_destroy(bare);
+}
+
 static int tm_handler(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
                       const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
 {
@@ -731,6 +768,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(inline_and_named_keys_do_not_collide, setup, teardown),
         cmocka_unit_test_setup_teardown(call_option_breaker_is_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(cached_named_rule_follows_every_change, setup, teardown),
+        cmocka_unit_test(call_options_need_their_layer),
         cmocka_unit_test_setup_teardown(limiter_time_is_its_own_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(cached_pool_follows_stop_and_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(full_limiter_rejects_new_key, setup, teardown),
