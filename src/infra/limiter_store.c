@@ -259,6 +259,13 @@ static void ident_release(membe_t *m, const char *key, size_t keylen)
     fdn__mutex_unlock(&m->idmu);
 }
 
+/* t + iv (iv >= 0), stopping at INT64_MAX: a sweep's next time on a clock near the end of
+ * int64 (a manual clock); only run when a sweep is scheduled, never per check. */
+static inline int64_t sweep_at(int64_t t, int64_t iv)
+{
+    return t > INT64_MAX - iv ? INT64_MAX : t + iv;
+}
+
 /* The time of op on rule r's clock. */
 static int64_t algo_now(fdn_limit_algo_t algo, const fdn__limit_now_t *now)
 {
@@ -527,8 +534,8 @@ mem_apply_once(membe_t *m, const char *key, size_t keylen, const fdn_limit_rule_
         now_full(now, &full);
         shard_sweep(m, s, &full);
         int64_t iv = atomic_load_explicit(&m->interval_ns, memory_order_relaxed);
-        s->next_sweep = full.mono_ns + iv;
-        s->next_sweep_wall = full.wall_ns + iv;
+        s->next_sweep = sweep_at(full.mono_ns, iv);
+        s->next_sweep_wall = sweep_at(full.wall_ns, iv);
     }
     cell_t *c = shard_find(s, h, key, keylen);
     if (c && (cell_expired(c, now) || c->algo != (uint8_t)rule->algo)) {
@@ -636,8 +643,8 @@ static size_t mem_sweep(void *self, const fdn__limit_now_t *now)
         int64_t iv = atomic_load_explicit(&m->interval_ns, memory_order_relaxed);
         fdn__mutex_lock(&s->mu);
         n += shard_sweep(m, s, &full);
-        s->next_sweep = full.mono_ns + iv;
-        s->next_sweep_wall = full.wall_ns + iv;
+        s->next_sweep = sweep_at(full.mono_ns, iv);
+        s->next_sweep_wall = sweep_at(full.wall_ns, iv);
         fdn__mutex_unlock(&s->mu);
     }
     return n;
@@ -773,8 +780,8 @@ int fdn__limiter_mem_create(void **out, uint32_t nshards, uint32_t max_keys,
         if (s->slots != NULL)
             shard_publish_where(s);
         CDS_INIT_LIST_HEAD(&s->lru);
-        s->next_sweep = mono_ns + interval_ns;
-        s->next_sweep_wall = wall_ns + interval_ns;
+        s->next_sweep = sweep_at(mono_ns, interval_ns);
+        s->next_sweep_wall = sweep_at(wall_ns, interval_ns);
         s->min_exp_mono = s->min_exp_wall = INT64_MAX;
         atomic_init(&s->live, 0);
         atomic_init(&s->overflow_denied, 0);

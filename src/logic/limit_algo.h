@@ -4,13 +4,17 @@
  * or a client that reads the state from a server tomorrow) and passes the time in.
  *
  * Everything is integer nanoseconds and fits in int64 for every rule that
- * fdn_limit_rule_validate accepts (products are formed in 128 bits and clamped).
+ * fdn_limit_rule_validate accepts (products are formed in 128 bits and clamped), at any time
+ * `now` a manual clock can give: an expiry past INT64_MAX stops there, and the sliding
+ * window's index is floor(now / P), so a negative monotonic time has windows of P too (both
+ * branches are never taken for a clock between 0 and INT64_MAX - 2P). The fixed window runs
+ * on the wall clock and still truncates (a wall time before 1970 finds window 0 2P long).
  *
  * State per algorithm (s[] below; `expires` is on the same clock as `now`):
  *   FIXED_WINDOW    s[0] window index (now / P), s[1] cost counted in that window
  *   TOKEN_BUCKET    s[0] time of the last refill, s[1] tokens scaled by P (tokens * P ns)
  *   GCRA            s[0] theoretical arrival time (TAT)
- *   SLIDING_WINDOW  s[0] window index (now / P), s[1] cost in it, s[2] cost in the previous one
+ *   SLIDING_WINDOW  s[0] window index floor(now / P), s[1] cost in it, s[2] in the previous
  * A state whose `expires` is <= now is equivalent to a fresh one (fdn__limit_init), so a store
  * may drop it; nothing else about the state is meant to be read by the caller. */
 #ifndef FDN_LOGIC_LIMIT_ALGO_H
@@ -168,7 +172,9 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
             s[0] = win;
             s[1] = 0;
         }
-        reset = (win + 1) * p - now;
+        /* p minus the time into the window: (win + 1) * P would pass INT64_MAX on a clock
+         * within a period of it (same work: one multiply, two subtractions) */
+        reset = p - (now - win * p);
         if (op == FDN__LIMIT_CANCEL) {
             if (*epoch != win || s[1] <= 0)
                 return FDN_ENOENT;
@@ -188,7 +194,10 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
         }
         remaining = L - count > 0 ? L - count : 0;
         retry = ok ? 0 : (cost > L ? INT64_MAX : reset);
-        st->expires = now + reset;
+        /* the window's end, stopping at INT64_MAX (an overflow flag never set for a sane
+         * clock) */
+        if (__builtin_add_overflow(now, reset, &st->expires))
+            st->expires = INT64_MAX;
         break;
     }
     case FDN_LIMIT_TOKEN_BUCKET: {
@@ -226,7 +235,7 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
         remaining = s[1] > 0 ? s[1] / p : 0;
         count = burst - remaining;
         reset = fdn__limit_ceil_div((fdn__i128)cap - s[1], L);
-        st->expires = reset > INT64_MAX - now ? INT64_MAX : now + reset;
+        st->expires = now > INT64_MAX - reset ? INT64_MAX : now + reset;
         break;
     }
     case FDN_LIMIT_GCRA: {
@@ -267,13 +276,20 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
         break;
     }
     case FDN_LIMIT_SLIDING_WINDOW: {
+        /* win = floor(now / P), e = elapsed in it: truncation would make window 0 run from
+         * -P to P on a negative (manual) monotonic time. The remainder comes with the same
+         * division and the branch is never taken for a clock at or after 0. */
         int64_t win = now / p;
+        int64_t e = now % p;
+        if (e < 0) {
+            e += p;
+            win--;
+        }
         if (s[0] != win) {
             s[2] = (s[0] == win - 1) ? s[1] : 0;
             s[1] = 0;
             s[0] = win;
         }
-        const int64_t e = now - win * p; /* elapsed in the current window */
         const int64_t prev = s[2];
         if (op == FDN__LIMIT_CANCEL) {
             if (*epoch != win || s[1] <= 0)
@@ -318,8 +334,9 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
         }
         count = (int64_t)(((fdn__i128)prev * (p - e)) / p) + s[1];
         remaining = L - count > 0 ? L - count : 0;
-        reset = (win + 2) * p - now;
-        st->expires = (win + 2) * p;
+        reset = 2 * p - e; /* the end of the next window (no (win + 2) * P overflow) */
+        if (__builtin_add_overflow(now, reset, &st->expires))
+            st->expires = INT64_MAX;
         break;
     }
     }

@@ -992,6 +992,44 @@ static void key_namespaces_apart(void **state)
     fdn_limiter_destroy(l);
 }
 
+/* Review finding: limit_algo.h's fixed window formed (win + 1) * P, past INT64_MAX when the
+ * wall clock is within a period of it (the store's next sweep time too); the sliding window
+ * truncated now / P, so with a negative monotonic time (a manual clock) window 0 ran from -P
+ * to P. */
+static void extreme_clocks_keep_their_windows(void **state)
+{
+    (void)state;
+    fdn_limit_result_t res;
+    fdn_limiter_opts_t o = FDN_LIMITER_OPTS_INIT;
+    fdn_clock_t *clk;
+    fdn_limiter_t *l;
+    /* INT64_MAX - 0.1 s is 0.754... s into a 1 s window that ends past INT64_MAX: it ends
+     * 0.245... s later (and the store schedules its sweep without overflowing) */
+    assert_int_equal(fdn_clock_manual_create(&clk, 0, INT64_MAX - 100 * MS), 0);
+    o.clock = clk;
+    assert_int_equal(fdn_limiter_create(&l, &o), 0);
+    fdn_limit_rule_t fw = {FDN_LIMIT_FIXED_WINDOW, 1, 1000, 0};
+    assert_int_equal(fdn_limiter_check(l, "fw", 2, &fw, 1, 0, &res), 0);
+    assert_int_equal(res.reset_ns, 245224193);
+    assert_int_equal(fdn_limiter_check(l, "fw", 2, &fw, 1, 0, &res), FDN_ERATE_LIMITED);
+    assert_int_equal(res.retry_after_ns, 245224193);
+    fdn_limiter_destroy(l);
+    fdn_clock_destroy(clk);
+    /* a sliding window at -0.5 s is in window -1 ([-1 s, 0)): 2.1 s later (window 1) the
+     * previous window (0) is empty and a check of the full limit passes */
+    assert_int_equal(fdn_clock_manual_create(&clk, -500 * MS, WALL0), 0);
+    o.clock = clk;
+    assert_int_equal(fdn_limiter_create(&l, &o), 0);
+    fdn_limit_rule_t sw = {FDN_LIMIT_SLIDING_WINDOW, 1, 1000, 0};
+    assert_int_equal(fdn_limiter_check(l, "sw", 2, &sw, 1, 0, &res), 0);
+    assert_int_equal(res.reset_ns, 1500 * MS); /* the end of window 0 */
+    assert_int_equal(fdn_clock_advance(clk, 2100 * MS), 0);
+    assert_int_equal(fdn_limiter_check(l, "sw", 2, &sw, 1, 0, &res), 0);
+    assert_int_equal(res.count, 1);
+    fdn_limiter_destroy(l);
+    fdn_clock_destroy(clk);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1022,6 +1060,7 @@ int main(void)
         cmocka_unit_test(crafted_collisions_stay_cheap),
         cmocka_unit_test(key_namespaces_apart),
         cmocka_unit_test_setup_teardown(shadow_reserve_follows_what_was_taken, setup, teardown),
+        cmocka_unit_test(extreme_clocks_keep_their_windows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
