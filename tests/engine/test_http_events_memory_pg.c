@@ -99,8 +99,8 @@ static uint64_t newest(fdn_events_t *es)
 
 /* An event on the manual clock c (advanced a microsecond first, so time order is id order):
  * type, correlation id (NULL: none), parent, data; content type JSON unless text. */
-static fdn_event_t *clock_event(fdn_clock_t *c, const char *type, const char *corr,
-                                uint64_t parent, const char *data, bool text)
+static fdn_event_t *clock_event(fdn_clock_t *c, const char *type, const char *corr, uint64_t parent,
+                                const char *data, bool text)
 {
     assert_int_equal(fdn_clock_advance(c, 1000), 0);
     fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
@@ -127,8 +127,8 @@ static void store_varied(fdn_events_t *es, fdn_clock_t *c, unsigned base, unsign
         unsigned n = base + i;
         char data[64];
         snprintf(data, sizeof data, n % 4 == 3 ? "line %u" : "{\"n\":%u,\"x\":[1,\"two\"]}", n);
-        fdn_event_t *ev = clock_event(c, types[n % 5], corrs[n % 7], n % 3 == 0 ? n / 2 : 0,
-                                      data, n % 4 == 3);
+        fdn_event_t *ev =
+            clock_event(c, types[n % 5], corrs[n % 7], n % 3 == 0 ? n / 2 : 0, data, n % 4 == 3);
         assert_int_equal(fdn_events_store(es, ev, NULL), 0);
         fdn_event_free(ev);
     }
