@@ -83,6 +83,11 @@ server_shutdown() {
     [[ -d "$dir/data" ]] || return 0
     local pid
     pid=$(server_pid)
+    # a cluster a test paused (SIGSTOP) would hold pg_ctl for its whole 20 s
+    if [[ -n "$pid" ]]; then
+        pkill -CONT -P "$pid" 2>/dev/null || true
+        kill -CONT "$pid" 2>/dev/null || true
+    fi
     as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w -t 20 stop </dev/null >/dev/null 2>&1 || true
     if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
         server_kill "$pid"

@@ -124,6 +124,7 @@ server_shutdown() {
     local pid
     pid=$(server_pid)
     [[ -n "$pid" ]] || return 0
+    kill -CONT "$pid" 2>/dev/null || true # a server a test paused (SIGSTOP) would not end
     kill "$pid" 2>/dev/null || true
     # its grace period: at least 10 s (server_wait), ended as soon as it has exited
     server_wait 10 server_gone "$pid" || true

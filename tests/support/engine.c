@@ -9,15 +9,22 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fdn/clock.h>
+
+extern char **environ;
 
 static pthread_once_t g_run_once = PTHREAD_ONCE_INIT;
 static unsigned g_run;
@@ -64,6 +71,39 @@ void test_engine_script(const char *script, const char *cmd, const char *dir)
     assert_int_equal(system(line), 0);
 }
 
+/* The watchdog of s (see engine.h): a shell reading one line from its end of a socket pair;
+ * "q" means the test stops the server itself, an end of file that the test process is gone.
+ * Spawned (posix_spawn: no fork of a test process that may have threads, which
+ * ThreadSanitizer refuses) before the server starts, so no server runs unwatched. */
+static void watch_start(test_engine_server_t *s)
+{
+    const char *src = getenv("FDN_SOURCE_DIR");
+    assert_non_null(src);
+    char line[1400];
+    snprintf(line, sizeof(line),
+             "read -r c; [ \"$c\" = q ] && exit 0; exec bash %s/scripts/%s stop %s", src, s->script,
+             s->dir);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+    assert_int_equal(posix_spawn_file_actions_adddup2(&fa, sv[0], 0), 0);
+    /* nothing of the test's output held open (ctest reads it to its end) */
+    assert_int_equal(posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0), 0);
+    assert_int_equal(posix_spawn_file_actions_adddup2(&fa, 1, 2), 0);
+    assert_int_equal(posix_spawnattr_init(&at), 0);
+    /* a session of its own: a kill of the test's process group spares it */
+    assert_int_equal(posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID), 0);
+    char sh[] = "sh", dash_c[] = "-c";
+    char *argv[] = {sh, dash_c, line, NULL};
+    assert_int_equal(posix_spawn(&s->watch, "/bin/sh", &fa, &at, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    close(sv[0]);
+    s->watch_fd = sv[1];
+}
+
 test_engine_server_t *test_engine_server_start(const char *script)
 {
     test_engine_server_t *s = calloc(1, sizeof(*s));
@@ -71,6 +111,7 @@ test_engine_server_t *test_engine_server_start(const char *script)
     s->script = script;
     snprintf(s->dir, sizeof(s->dir), "/tmp/fdn-test-engine-XXXXXX");
     assert_non_null(mkdtemp(s->dir));
+    watch_start(s);
     test_engine_script(script, "start", s->dir);
     test_engine_url_of(s->dir, s->url, sizeof(s->url));
     return s;
@@ -80,6 +121,11 @@ void test_engine_server_stop(test_engine_server_t *s)
 {
     if (s == NULL)
         return;
+    /* the watchdog leaves: the server is stopped here */
+    (void)send(s->watch_fd, "q\n", 2, MSG_NOSIGNAL); /* (it may be gone: no SIGPIPE) */
+    close(s->watch_fd);
+    while (waitpid(s->watch, NULL, 0) < 0 && errno == EINTR)
+        ;
     test_engine_script(s->script, "stop", s->dir);
     free(s);
 }

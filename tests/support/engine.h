@@ -8,6 +8,7 @@
 #define FDN_TEST_ENGINE_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 
 /* The URL in dir/url (its newline cut) into url[0..cap). */
@@ -27,11 +28,17 @@ int test_engine_etcd_setup(void **state);
 void test_engine_script(const char *script, const char *cmd, const char *dir);
 
 /* A server of the test's own (a test that kills or restarts it must not take the fixture's
- * from other tests that ctest runs at the same time), in a fresh /tmp directory. */
+ * from other tests that ctest runs at the same time), in a fresh /tmp directory. A watchdog
+ * process of its own (in a session of its own, so a kill of the test's process group spares
+ * it) stops it when the test process ends without test_engine_server_stop: an abort (a
+ * sanitizer's halt_on_error), a kill (ctest's TIMEOUT) or an exit after a failed assertion,
+ * which left the server running. */
 typedef struct test_engine_server {
     const char *script; /* e.g. "etcd-server.sh" */
     char dir[64];
     char url[256];
+    int watch_fd; /* the test's end of the watchdog's socket pair: closed when the test ends */
+    pid_t watch;  /* the watchdog */
 } test_engine_server_t;
 
 /* Starts one with script and reads its URL; NULL after a failed assertion. */
