@@ -222,18 +222,6 @@ static void *loader_main(void *arg)
     return NULL;
 }
 
-/* Wait until f(arg) holds, at most ms; returns whether it did. */
-static bool wait_until(bool (*f)(void *), void *arg, int ms)
-{
-    int64_t end = test_now_ms() + ms;
-    while (!f(arg)) {
-        if (test_now_ms() > end)
-            return false;
-        test_pause_ms(5);
-    }
-    return true;
-}
-
 typedef struct want {
     loader_t *ld;
     unsigned n;
@@ -264,17 +252,17 @@ static void postgres_killed_during_appends(void **state)
         assert_int_equal(pthread_create(&th[w], NULL, loader_main, ld[w]), 0);
     }
     want_t w0 = {ld[0], 200};
-    assert_true(wait_until(acked_at_least, &w0, 30000));
+    assert_true(test_wait_until(acked_at_least, &w0, 30000));
     test_engine_script("pg-server.sh", "kill", g_pg->dir); /* SIGKILL, during appends */
     for (unsigned w = 0; w < 2; w++)
         loader_grant(ld[w], 2000);
     want_t f0 = {ld[0], atomic_load(&ld[0]->next) + 5};
-    assert_true(wait_until(attempted, &f0, 30000)); /* stores fail or wait meanwhile */
+    assert_true(test_wait_until(attempted, &f0, 30000)); /* stores fail or wait meanwhile */
     test_engine_script("pg-server.sh", "restart", g_pg->dir);
     for (unsigned w = 0; w < 2; w++)
         loader_grant(ld[w], 3000);
     want_t w1 = {ld[0], atomic_load(&ld[0]->acked) + 200};
-    assert_true(wait_until(acked_at_least, &w1, 30000)); /* and succeed again */
+    assert_true(test_wait_until(acked_at_least, &w1, 30000)); /* and succeed again */
     for (unsigned w = 0; w < 2; w++) {
         loader_stop(ld[w]);
         pthread_join(th[w], NULL);
@@ -366,7 +354,7 @@ static void postgres_stopped_without_spool(void **state)
 
     test_pg_signal_cluster(g_pg->dir, SIGCONT);
     fdn_breaker_reset(br);
-    assert_true(wait_until(store_succeeds, es, 30000)); /* recovers */
+    assert_true(test_wait_until(store_succeeds, es, 30000)); /* recovers */
     assert_int_equal(fdn_events_backend_status(es, &st), 0);
     assert_true(st.up);
     assert_int_equal(st.breaker_state, FDN_BREAKER_CLOSED);
@@ -459,16 +447,16 @@ static void spool_keeps_everything_while_postgres_is_away(void **state)
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, loader_main, ld), 0);
     want_t w0 = {ld, 200};
-    assert_true(wait_until(acked_at_least, &w0, 30000));
+    assert_true(test_wait_until(acked_at_least, &w0, 30000));
     test_engine_script("pg-server.sh", "kill", g_pg->dir);
     /* away 5 s, and long enough for stores to go to the spool */
     loader_grant(ld, 5000);
     spooled_want_t sw = {es, 100, test_now_ms() + 5000};
-    assert_true(wait_until(spooled_enough, &sw, 60000));
+    assert_true(test_wait_until(spooled_enough, &sw, 60000));
     test_engine_script("pg-server.sh", "restart", g_pg->dir);
     loader_grant(ld, 3000);
     want_t w1 = {ld, atomic_load(&ld->acked) + 300};
-    if (!wait_until(acked_at_least, &w1, 60000)) {
+    if (!test_wait_until(acked_at_least, &w1, 60000)) {
         fdn_events_backend_status_t ds;
         (void)fdn_events_backend_status(es, &ds);
         fprintf(stderr,
@@ -482,7 +470,7 @@ static void spool_keeps_everything_while_postgres_is_away(void **state)
     }
     loader_stop(ld);
     pthread_join(th, NULL);
-    assert_true(wait_until(spool_empty, es, 120000)); /* the spool drains */
+    assert_true(test_wait_until(spool_empty, es, 120000)); /* the spool drains */
     fdn_events_backend_status_t st;
     assert_int_equal(fdn_events_backend_status(es, &st), 0);
     assert_true(st.replayed_events >= 100);
@@ -507,7 +495,7 @@ static void spool_keeps_everything_while_postgres_is_away(void **state)
     }
     /* the subscriber saw every position once, in order */
     seen_want_t sv = {&col, n};
-    assert_true(wait_until(seen_all, &sv, 60000));
+    assert_true(test_wait_until(seen_all, &sv, 60000));
     fdn_events_unsubscribe(sub);
     pthread_mutex_lock(&col.mu);
     assert_int_equal(col.n, n);
@@ -548,7 +536,7 @@ static void a_full_spool_answers_unavailable(void **state)
     assert_int_equal(fdn_events_backend_status(es, &st), 0);
     assert_true(st.spooled_bytes <= 4096);
     assert_int_equal(st.spooled_events, s - 1);
-    assert_true(wait_until(spool_empty, es, 60000));
+    assert_true(test_wait_until(spool_empty, es, 60000));
     fdn_events_destroy(es);
     test_pg_census_t *c = take_census(schema);
     assert_int_equal(c->n, s - 1);

@@ -115,18 +115,6 @@ static bool spool_empty(void *arg)
     return spooled(arg) == 0;
 }
 
-/* Wait until f(arg) holds, at most ms; returns whether it did. */
-static bool wait_until(bool (*f)(void *), void *arg, int ms)
-{
-    int64_t end = test_now_ms() + ms;
-    while (!f(arg)) {
-        if (test_now_ms() > end)
-            return false;
-        test_pause_ms(10);
-    }
-    return true;
-}
-
 /* What the schema holds, read from PostgreSQL by a fresh store (pg_census.h), 16 events of
  * up to ~1 MB a page. */
 static test_pg_census_t *take_census(const char *schema)
@@ -161,7 +149,7 @@ static void spooled_batches_over_the_bound_together_are_replayed(void **state)
     assert_int_equal(id, 0);
     assert_int_equal(spooled(f->es), 1 + 2 * PER_HALF);
     fdn_breaker_reset(f->br); /* PostgreSQL back */
-    if (!wait_until(spool_empty, f->es, 60000)) {
+    if (!test_wait_until(spool_empty, f->es, 60000)) {
         fprintf(stderr, "the spool still holds %llu events a minute after PostgreSQL came back\n",
                 (unsigned long long)spooled(f->es));
         fail();
@@ -189,7 +177,7 @@ static void a_batch_over_the_bound_is_refused_not_spooled(void **state)
     assert_int_equal(spooled(f->es), 1);
     fdn_breaker_reset(f->br);
     /* and with the spool empty (breaker open: the backend is not asked) */
-    assert_true(wait_until(spool_empty, f->es, 60000));
+    assert_true(test_wait_until(spool_empty, f->es, 60000));
     fdn_breaker_force_open(f->br);
     assert_int_equal(store_run(f->es, 2, 0, 2 * PER_HALF, BIG_PAD, &id), FDN_ETOO_LARGE);
     assert_int_equal(spooled(f->es), 0);
@@ -208,7 +196,7 @@ static void a_batch_over_the_event_bound_is_refused_not_spooled(void **state)
     assert_int_equal(store_run(f->es, 1, 0, 65537, 0, &id), FDN_ETOO_LARGE);
     assert_int_equal(spooled(f->es), 1);
     fdn_breaker_reset(f->br);
-    assert_true(wait_until(spool_empty, f->es, 60000));
+    assert_true(test_wait_until(spool_empty, f->es, 60000));
     expect_only_the_first(f->schema);
 }
 
@@ -316,7 +304,7 @@ static void a_damaged_spool_record_is_quarantined(void **state)
     assert_int_equal(strlen(uids), 2 * FDN_UUID_STR_LEN);
 
     fdn_breaker_reset(f->br); /* PostgreSQL back: the writer replays around the damage */
-    if (!wait_until(spool_empty, f->es, 60000)) {
+    if (!test_wait_until(spool_empty, f->es, 60000)) {
         fprintf(stderr, "the spool still holds %llu events a minute after PostgreSQL came back\n",
                 (unsigned long long)spooled(f->es));
         fail();
@@ -416,7 +404,7 @@ static void quarantined_batches_are_counted_at_open(void **state)
     o.postgres.spool_path = f->spool.path;
     o.postgres.spool_max_bytes = (uint64_t)512 << 20;
     f->es = test_pg_store_open(&o); /* no breaker: the writer replays at once */
-    assert_true(wait_until(spool_empty, f->es, 60000));
+    assert_true(test_wait_until(spool_empty, f->es, 60000));
     expect_only_w(f->schema, 1);
     fdn_events_destroy(f->es);
     f->es = NULL;
@@ -475,13 +463,13 @@ static void a_full_quarantine_keeps_the_batch_in_the_spool(void **state)
     assert_int_equal(id, 0);
     damage_oldest(f->spool.path);
     fdn_breaker_reset(f->br);
-    assert_true(wait_until(one_quarantined, f->es, 60000));
+    assert_true(test_wait_until(one_quarantined, f->es, 60000));
     fdn_breaker_force_open(f->br);
     assert_int_equal(store_run(f->es, 1, 0, 1, 2500, &id), 0);
     assert_int_equal(store_run(f->es, 2, 0, 1, 0, &id), 0);
     damage_oldest(f->spool.path);
     fdn_breaker_reset(f->br);
-    if (!wait_until(seen_one, &sf, 60000)) {
+    if (!test_wait_until(seen_one, &sf, 60000)) {
         fprintf(stderr, "no foundation.event_store.spool_replay_failed a minute after "
                         "PostgreSQL came back\n");
         fail();

@@ -93,26 +93,14 @@ static fdn_events_backend_status_t status_of(fdn_events_t *es)
     return st;
 }
 
-static bool spool_empty(fdn_events_t *es)
+static bool spool_empty(void *es)
 {
     return status_of(es).spooled_events == 0;
 }
 
-static bool replays_failed(fdn_events_t *es)
+static bool replays_failed(void *es)
 {
     return status_of(es).spool_replay_failures >= 2;
-}
-
-/* Wait until f(es) holds, at most ms; returns whether it did. */
-static bool wait_until(bool (*f)(fdn_events_t *), fdn_events_t *es, int ms)
-{
-    int64_t end = test_now_ms() + ms;
-    while (!f(es)) {
-        if (test_now_ms() > end)
-            return false;
-        test_pause_ms(10);
-    }
-    return true;
 }
 
 /* PostgreSQL holds, in this order at positions 1.. (pg_census.h asserts them), the events
@@ -155,7 +143,7 @@ static void rows_postgresql_refuses_for_good_are_quarantined(void **state)
     assert_true(strlen(body) + 1 < sizeof body); /* whole */
 
     fdn_breaker_reset(f.br); /* PostgreSQL back: the four batches go as one replay, refused */
-    if (!wait_until(spool_empty, f.es, 60000)) {
+    if (!test_wait_until(spool_empty, f.es, 60000)) {
         fdn_events_backend_status_t st = status_of(f.es);
         fprintf(stderr,
                 "the spool still holds %llu events a minute after PostgreSQL came back "
@@ -197,7 +185,7 @@ static void a_stopped_postgresql_quarantines_nothing(void **state)
     assert_int_equal(store_run(f.es, 2, 1, &id), 0);
     assert_int_equal(id, 0);
     /* the replays fail (timed out), are reported and retried: transient, nothing moved */
-    bool failed = wait_until(replays_failed, f.es, 60000);
+    bool failed = test_wait_until(replays_failed, f.es, 60000);
     fdn_events_backend_status_t st = status_of(f.es);
     test_pg_signal_cluster(g_pg->dir, SIGCONT);
     assert_true(failed);
@@ -205,7 +193,7 @@ static void a_stopped_postgresql_quarantines_nothing(void **state)
     assert_int_equal(st.spooled_events, 3);
     assert_int_equal(st.spool_quarantined_batches, 0);
     assert_int_equal(test_sqlite_int(f.spool.path, "SELECT count(*) FROM quarantine"), 0);
-    assert_true(wait_until(spool_empty, f.es, 60000));
+    assert_true(test_wait_until(spool_empty, f.es, 60000));
     static const unsigned w[] = {0, 1, 1, 2}, s[] = {0, 0, 1, 0};
     expect_stored(f.schema, w, s, 4);
     st = status_of(f.es);

@@ -152,3 +152,14 @@ void test_pause_ms(int ms)
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
+
+bool test_wait_until(bool (*f)(void *), void *arg, int ms)
+{
+    int64_t end = test_now_ms() + ms;
+    while (!f(arg)) {
+        if (test_now_ms() > end)
+            return false;
+        test_pause_ms(5);
+    }
+    return true;
+}

@@ -7,6 +7,7 @@
 #ifndef FDN_TEST_ENGINE_H
 #define FDN_TEST_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include <stdint.h>
@@ -59,5 +60,9 @@ unsigned test_engine_run(void);
 /* CLOCK_MONOTONIC in milliseconds, and a pause, for polling loops bounded by a deadline. */
 int64_t test_now_ms(void);
 void test_pause_ms(int ms);
+
+/* Poll f(arg) every 5 ms until it holds or ms have passed: whether it held. For state another
+ * thread or process changes with nothing to wait on (a store's writer, a spool's count). */
+bool test_wait_until(bool (*f)(void *), void *arg, int ms);
 
 #endif
