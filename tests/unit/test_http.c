@@ -12,6 +12,7 @@
 
 #include "admin/admin_int.h"
 #include "admin/event_json.h"
+#include "admin_local.h"
 #include "admin/http_jw.h"
 #include "core/alloc.h"
 #include "fail_alloc.h"
@@ -394,10 +395,7 @@ static int err_code_of(const fdn__http_resp_t *r)
 static void dispatch_routes(void **state)
 {
     (void)state;
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    fdn_admin_t *a = test_admin_local(NULL, NULL);
     static int rl = FDN_ERATE_LIMITED, forb = FDN_ECONFIG_FORBIDDEN;
     assert_int_equal(fdn__admin_route_add(a, "POST", "/x/{name}", h_echo, NULL), 0);
     assert_int_equal(fdn__admin_route_add(a, "POST", "/x/{name}", h_echo, NULL), FDN_EEXIST);
@@ -578,10 +576,6 @@ static void pool_free(void *conn, void *user)
 static void stopped_services_answer_503(void **state)
 {
     (void)state;
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
     fdn_events_t *es = NULL;
     fdn_config_t *cfg = NULL;
     fdn_limiter_t *lim = NULL;
@@ -594,11 +588,9 @@ static void stopped_services_answer_503(void **state)
     assert_int_equal(fdn_limiter_create(&lim, NULL), 0);
     assert_int_equal(fdn_pools_create(&pools, NULL), 0);
     assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
-    assert_int_equal(fdn_admin_mount_events(a, es), 0);
-    assert_int_equal(fdn_admin_mount_config(a, cfg), 0);
-    assert_int_equal(fdn_admin_mount_limiter(a, lim), 0);
-    assert_int_equal(fdn_admin_mount_pools(a, pools), 0);
-    assert_int_equal(fdn_admin_mount_telemetry(a, tm), 0);
+    fdn_admin_t *a = test_admin_local(
+        NULL, &(test_admin_mounts_t){
+                  .events = es, .config = cfg, .limiter = lim, .pools = pools, .telemetry = tm});
     fdn__events_service_stop(es);
     fdn__config_service_stop(cfg);
     fdn__limiter_service_stop(lim);
@@ -653,10 +645,6 @@ static unsigned lim_post(fdn_admin_t *a, const char *body, fdn__http_resp_t *r)
 static void limiter_capacity_switch_and_validation(void **state)
 {
     (void)state;
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
     fdn_clock_t *clk;
     assert_int_equal(fdn_clock_manual_create(&clk, 1000, 1700000000000000000LL), 0);
     fdn_limiter_opts_t lo = FDN_LIMITER_OPTS_INIT;
@@ -665,7 +653,7 @@ static void limiter_capacity_switch_and_validation(void **state)
     lo.clock = clk;
     fdn_limiter_t *lim = NULL;
     assert_int_equal(fdn_limiter_create(&lim, &lo), 0);
-    assert_int_equal(fdn_admin_mount_limiter(a, lim), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.limiter = lim});
     fdn__http_resp_t r;
 
     /* full: the third key is refused, and /health and /metrics say so */
@@ -745,10 +733,6 @@ static void limiter_capacity_switch_and_validation(void **state)
 static void service_handlers(void **state)
 {
     (void)state;
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
     fdn_breakers_t *set = NULL;
     fdn_limiter_t *lim = NULL;
     fdn_pools_t *pools = NULL;
@@ -763,10 +747,9 @@ static void service_handlers(void **state)
     po.create = pool_make;
     po.destroy = pool_free;
     assert_int_equal(fdn_pools_start(pools, "main", &po, NULL, NULL), 0);
-    assert_int_equal(fdn_admin_mount_breakers(a, set), 0);
+    fdn_admin_t *a = test_admin_local(
+        NULL, &(test_admin_mounts_t){.breakers = set, .limiter = lim, .pools = pools});
     assert_int_equal(fdn_admin_mount_breakers(a, set), FDN_EEXIST);
-    assert_int_equal(fdn_admin_mount_limiter(a, lim), 0);
-    assert_int_equal(fdn_admin_mount_pools(a, pools), 0);
 
     fdn__http_resp_t r;
     memset(&r, 0, sizeof r);
@@ -897,13 +880,9 @@ static void service_handlers(void **state)
 static void breaker_names_not_utf8(void **state)
 {
     (void)state;
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
     fdn_breakers_t *set = NULL;
     assert_int_equal(fdn_breakers_create(&set, NULL), 0);
-    assert_int_equal(fdn_admin_mount_breakers(a, set), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.breakers = set});
     fdn__http_resp_t r;
     memset(&r, 0, sizeof r);
 
@@ -950,10 +929,6 @@ static void breaker_names_not_utf8(void **state)
 static void pool_names_not_utf8(void **state)
 {
     (void)state;
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
     fdn_pools_t *pools = NULL;
     assert_int_equal(fdn_pools_create(&pools, NULL), 0);
     fdn_pool_opts_t po = FDN_POOL_OPTS_INIT;
@@ -962,7 +937,7 @@ static void pool_names_not_utf8(void **state)
     po.create = pool_make;
     po.destroy = pool_free;
     assert_int_equal(fdn_pools_start(pools, "p\xff", &po, NULL, NULL), 0);
-    assert_int_equal(fdn_admin_mount_pools(a, pools), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.pools = pools});
     fdn__http_resp_t r;
     memset(&r, 0, sizeof r);
     fdn__admin_dispatch(a, "GET", "/v1/pools", NULL, NULL, 0, &r);
@@ -993,11 +968,7 @@ static void registry_names_not_utf8(void **state)
     const fdn_registry_meta_t meta[] = {{"k\xff", "v"}, {"url", "http://h/\xc3"}};
     assert_int_equal(fdn_registry_register(reg, "svc\xff", &handle, 0, meta, 2, NULL), 0);
     size_t n = fdn_registry_count(reg);
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
-    assert_int_equal(fdn_admin_mount_runtime(a, rt), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.runtime = rt});
     fdn__http_resp_t r;
     memset(&r, 0, sizeof r);
     fdn__admin_dispatch(a, "GET", "/v1/registry", NULL, NULL, 0, &r);
@@ -1026,16 +997,11 @@ static void registry_names_not_utf8(void **state)
 static void body_integer_out_of_range(void **state)
 {
     (void)state;
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
     fdn_limiter_t *lim = NULL;
     fdn_events_t *es = NULL;
     assert_int_equal(fdn_limiter_create(&lim, NULL), 0);
     assert_int_equal(fdn_events_create(&es, NULL, NULL), 0);
-    assert_int_equal(fdn_admin_mount_limiter(a, lim), 0);
-    assert_int_equal(fdn_admin_mount_events(a, es), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.events = es, .limiter = lim});
     static const struct {
         const char *uri, *body;
         unsigned status;
@@ -1277,10 +1243,8 @@ static void server_real(void **state)
 {
     (void)state;
     fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
     o.max_body_bytes = 1024;
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    fdn_admin_t *a = test_admin_local(&o, NULL);
     assert_int_equal(fdn__admin_route_add(a, "POST", "/x/{name}", h_echo, NULL), 0);
     assert_int_equal(fdn_admin_start(a, NULL), 0);
     assert_int_equal(fdn_admin_add_health(a, "late", health_fn, NULL), FDN_EINVAL);
@@ -1414,11 +1378,7 @@ static void events_answers_real(void **state)
     (void)state;
     fdn_events_t *es = NULL;
     assert_int_equal(fdn_events_create(&es, NULL, NULL), 0);
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
-    assert_int_equal(fdn_admin_mount_events(a, es), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.events = es});
     assert_int_equal(fdn_admin_start(a, NULL), 0);
     uint16_t port = fdn_admin_port(a);
     for (int i = 0; i < 3; i++)
@@ -1468,10 +1428,8 @@ static void server_request_buffers(void **state)
 {
     (void)state;
     fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
     o.max_body_bytes = 4096;
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    fdn_admin_t *a = test_admin_local(&o, NULL);
     assert_int_equal(fdn__admin_route_add(a, "POST", "/x/{name}", h_echo, NULL), 0);
     assert_int_equal(fdn_admin_start(a, NULL), 0);
     uint16_t port = fdn_admin_port(a);
@@ -1544,12 +1502,10 @@ static void shutdown_closes_clients_that_do_not_read(void **state)
 {
     (void)state;
     fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
     o.threads = 1;
     o.idle_timeout_s = 0;
     o.shutdown_timeout_ms = 100;
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    fdn_admin_t *a = test_admin_local(&o, NULL);
     assert_int_equal(fdn__admin_route_add(a, "GET", "/big", h_big_deferred, NULL), 0);
     assert_int_equal(fdn_admin_start(a, NULL), 0);
     uint16_t port = fdn_admin_port(a);
@@ -1589,10 +1545,7 @@ static void shutdown_closes_clients_that_do_not_read(void **state)
 static void bind_then_start(void **state)
 {
     (void)state;
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    fdn_admin_t *a = test_admin_local(NULL, NULL);
     assert_int_equal(fdn_admin_port(a), 0);
     assert_int_equal(fdn_admin_bind(a, NULL), 0);
     uint16_t port = fdn_admin_port(a);
@@ -1602,7 +1555,7 @@ static void bind_then_start(void **state)
     /* the port is taken from now on */
     char listen[32];
     snprintf(listen, sizeof listen, "127.0.0.1:%u", (unsigned)port);
-    fdn_admin_opts_t o2 = o;
+    fdn_admin_opts_t o2 = FDN_ADMIN_OPTS_INIT;
     o2.listen = listen;
     fdn_admin_t *b = NULL;
     assert_int_equal(fdn_admin_create(&b, &o2, NULL), 0);
@@ -1627,16 +1580,12 @@ static void bind_then_start(void **state)
 static void limiter_full_is_503(void **state)
 {
     (void)state;
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
     fdn_limiter_opts_t lo = FDN_LIMITER_OPTS_INIT;
     lo.shards = 1;
     lo.max_keys = 2;
     fdn_limiter_t *lim = NULL;
     assert_int_equal(fdn_limiter_create(&lim, &lo), 0);
-    assert_int_equal(fdn_admin_mount_limiter(a, lim), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.limiter = lim});
     static const char *const bodies[] = {
         "{\"key\":\"k1\",\"limit\":5,\"window_ms\":60000}",
         "{\"key\":\"k2\",\"limit\":5,\"window_ms\":60000}",

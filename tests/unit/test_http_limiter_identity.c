@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "admin/admin_int.h"
+#include "admin_local.h"
 
 #include <stdio.h>
 
@@ -39,15 +40,11 @@ static unsigned check(fdn_admin_t *a, const char *identity, const char *key)
 static void identity_quota_over_http(void **state)
 {
     (void)state;
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
     fdn_limiter_opts_t lo = FDN_LIMITER_OPTS_INIT;
     lo.max_keys_per_identity = 2;
     fdn_limiter_t *lim = NULL;
     assert_int_equal(fdn_limiter_create(&lim, &lo), 0);
-    assert_int_equal(fdn_admin_mount_limiter(a, lim), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.limiter = lim});
 
     assert_int_equal(check(a, "tenant-a", "k1"), 200);
     assert_int_equal(check(a, "tenant-a", "k2"), 200);
@@ -123,13 +120,9 @@ static void identity_quota_over_http(void **state)
 static void key_with_separator_is_422(void **state)
 {
     (void)state;
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
     fdn_limiter_t *lim = NULL;
     assert_int_equal(fdn_limiter_create(&lim, NULL), 0);
-    assert_int_equal(fdn_admin_mount_limiter(a, lim), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.limiter = lim});
     static const char own[] =
         "{\"identity\":\"tenant-7\",\"key\":\"search\",\"limit\":2,\"window_ms\":60000}";
     static const char *const forged[] = {

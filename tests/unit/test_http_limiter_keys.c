@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "admin/admin_int.h"
+#include "admin_local.h"
 
 #include <stdio.h>
 
@@ -114,11 +115,7 @@ static void keys_over_http(void **state)
     (void)state;
     fdn_clock_t *clk = NULL;
     fdn_limiter_t *l = filled(&clk);
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
-    assert_int_equal(fdn_admin_mount_limiter(a, l), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.limiter = l});
 
     fdn__http_resp_t r;
     assert_int_equal(get(a, "/v1/limiter/keys?top=4", &r), 200);
@@ -173,11 +170,7 @@ static void keys_not_utf8_over_http(void **state)
         memcpy(lk + i, "\xc3\xa9", 2); /* 150 x U+00E9: cut after 259 bytes, mid-sequence */
     lk[300] = '\0';
     hit(l, lk, 100, 60000, 1);
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
-    assert_int_equal(fdn_admin_mount_limiter(a, l), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.limiter = l});
 
     fdn__http_resp_t r;
     assert_int_equal(get(a, "/v1/limiter/keys", &r), 200);
@@ -223,11 +216,7 @@ static void namespaces_apart_over_http(void **state)
     assert_int_equal(fdn_limiter_create(&l, &lo), 0);
     fdn_limit_rule_t rule = {FDN_LIMIT_FIXED_WINDOW, 2, 60000, 0};
     assert_int_equal(fdn_limiter_set_rule(l, "api_calls", &rule), 0);
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
-    assert_int_equal(fdn_admin_mount_limiter(a, l), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.limiter = l});
 
     fdn_limit_result_t res;
     assert_int_equal(fdn_limiter_check_named(l, "api_calls", "victim", 1, &res), 0);

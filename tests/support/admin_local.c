@@ -1,0 +1,48 @@
+/* DESIGN: the admin server of a test (admin_local.h). Runs on the test thread only; it keeps
+ * no state. */
+#include "admin_local.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fdn/error.h>
+
+static void check(int rc, const char *step)
+{
+    if (rc != 0)
+        fail_msg("test_admin_local: %s: %s (%d)", step, fdn_strerror(rc), rc);
+}
+
+fdn_admin_t *test_admin_local(const fdn_admin_opts_t *o, const test_admin_mounts_t *m)
+{
+    fdn_admin_opts_t opts = FDN_ADMIN_OPTS_INIT;
+    if (o != NULL)
+        opts = *o;
+    opts.listen = "127.0.0.1:0";
+    fdn_admin_t *a = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_admin_create(&a, &opts, &err);
+    if (rc != 0)
+        fail_msg("test_admin_local: fdn_admin_create: %s (%d): %s", fdn_strerror(rc), rc,
+                 err.message);
+    if (m == NULL)
+        return a;
+/* mount m->field with fdn_admin_mount_<field> when it is set */
+#define MOUNT(field)                                                                               \
+    do {                                                                                           \
+        if (m->field != NULL)                                                                      \
+            check(fdn_admin_mount_##field(a, m->field), "fdn_admin_mount_" #field);                \
+    } while (0)
+    MOUNT(runtime);
+    MOUNT(events);
+    MOUNT(config);
+    MOUNT(breakers);
+    MOUNT(limiter);
+    MOUNT(pools);
+    MOUNT(telemetry);
+#undef MOUNT
+    return a;
+}

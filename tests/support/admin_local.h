@@ -1,0 +1,34 @@
+/* An admin server for a test: created on 127.0.0.1 port 0 (an ephemeral port, bound at
+ * fdn_admin_bind or fdn_admin_start) with the services the test mounts. The one set-up of the
+ * admin HTTP unit tests (test_http*.c); any failure fails the running test, naming the step.
+ *
+ * Use:
+ *   fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.limiter = lim});
+ *   ...
+ *   fdn_admin_destroy(a);
+ * and for other options than the defaults:
+ *   fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+ *   o.max_body_bytes = 1024;
+ *   fdn_admin_t *a = test_admin_local(&o, NULL); */
+#ifndef FDN_TEST_ADMIN_LOCAL_H
+#define FDN_TEST_ADMIN_LOCAL_H
+
+#include <fdn/admin.h>
+
+/* The services test_admin_local mounts (NULL: not mounted), in the order of the fields. */
+typedef struct test_admin_mounts {
+    fdn_runtime_t *runtime;
+    fdn_events_t *events;
+    fdn_config_t *config;
+    fdn_breakers_t *breakers;
+    fdn_limiter_t *limiter;
+    fdn_pools_t *pools;
+    fdn_telemetry_t *telemetry;
+} test_admin_mounts_t;
+
+/* A server (not started) with the options o (NULL: the defaults) but the address, always
+ * 127.0.0.1:0, and the services of m (NULL: none) mounted. Fails the test when the create or
+ * a mount fails. The caller destroys it (fdn_admin_destroy) before the services. */
+fdn_admin_t *test_admin_local(const fdn_admin_opts_t *o, const test_admin_mounts_t *m);
+
+#endif
