@@ -644,6 +644,27 @@ for bad in 0 65 two; do
     fi
 done
 
+# --- --shutdown-timeout MS: the server's wait at SIGTERM for the answers in flight (the
+# cut itself is checked on the library, tests/unit/test_http.c
+# shutdown_closes_clients_that_do_not_read); out of range is refused before anything starts
+start_server --shutdown-timeout 250
+req POST /v1/events '{"type":"shutdown.timeout","data":1}'
+[[ "$STATUS" == 201 ]] && pass || fail "--shutdown-timeout 250: POST /v1/events gave $STATUS: $BODY"
+stop_server
+"$FDN" serve --help | grep -q -- "--shutdown-timeout MS" && pass || fail "--help lacks --shutdown-timeout"
+for bad in 0 -1 86400001 soon ""; do
+    rc=0
+    "$FDN" serve --shutdown-timeout "$bad" --data-dir "$TMP/data6" --listen 127.0.0.1:0 >/dev/null 2>"$TMP/e6" || rc=$?
+    if ((rc == 2)) && grep -q -- "--shutdown-timeout: '$bad' is not an integer in \[1, 86400000\]" "$TMP/e6" &&
+        [[ ! -e "$TMP/data6" ]]; then pass; else
+        fail "--shutdown-timeout '$bad': exit $rc, $(cat "$TMP/e6")"
+    fi
+done
+rc=0
+"$FDN" serve --data-dir "$TMP/data6" --shutdown-timeout >/dev/null 2>"$TMP/e6" || rc=$?
+((rc == 2)) && grep -q -- "--shutdown-timeout needs a value" "$TMP/e6" && [[ ! -e "$TMP/data6" ]] &&
+    pass || fail "--shutdown-timeout without a value: exit $rc, $(cat "$TMP/e6")"
+
 # --- fdn config defaults / check
 if wants config; then
     "$FDN" config defaults >"$TMP/defaults.json" && jq -e '.dev.debug_mode == false' "$TMP/defaults.json" >/dev/null &&

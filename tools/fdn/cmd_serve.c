@@ -75,7 +75,8 @@ typedef struct serve_opts {
     int64_t idle_timeout_s;
     int64_t max_conns;
     int64_t max_conns_per_ip;
-    int64_t threads; /* 0: the default (serve_threads_default) */
+    int64_t threads;             /* 0: the default (serve_threads_default) */
+    int64_t shutdown_timeout_ms; /* 0: the server's default */
 } serve_opts_t;
 
 /* What the runtime's and the server's callbacks need. */
@@ -96,6 +97,7 @@ static void usage(FILE *out)
             "                 [--slow-request-ms MS] [--request-timeout SECONDS]\n"
             "                 [--idle-timeout SECONDS] [--max-connections N]\n"
             "                 [--max-connections-per-ip N] [--threads N]\n"
+            "                 [--shutdown-timeout MS]\n"
             "\n"
             "Run a Foundation runtime with the admin HTTP API until SIGINT or SIGTERM.\n"
             "\n"
@@ -130,6 +132,10 @@ static void usage(FILE *out)
             "                     loopback share an address)\n"
             "  --threads N        HTTP server threads, 1-64 (default: the online CPUs, at\n"
             "                     least 2 and at most 16)\n"
+            "  --shutdown-timeout MS  on SIGINT or SIGTERM, how long to wait for in-flight\n"
+            "                     appends and waiting queries to be answered, 1-86400000\n"
+            "                     (default 5000); then every connection is closed, cutting\n"
+            "                     answers not yet read\n"
             "\n"
             "Under systemd (Type=notify, NOTIFY_SOCKET) it sends READY=1 once every service\n"
             "runs and the API answers, STATUS= as services restart, STOPPING=1 on shutdown and\n"
@@ -157,6 +163,7 @@ static int parse(int argc, char **argv, serve_opts_t *o)
         {.name = "--max-connections", .num = &o->max_conns, .min = 1, .max = 65536},
         {.name = "--max-connections-per-ip", .num = &o->max_conns_per_ip, .min = 1, .max = 65536},
         {.name = "--threads", .num = &o->threads, .min = 1, .max = 64},
+        {.name = "--shutdown-timeout", .num = &o->shutdown_timeout_ms, .min = 1, .max = 86400000},
     };
     return cli_parse(argc, argv, "serve", defs, sizeof(defs) / sizeof(defs[0]), usage);
 }
@@ -419,6 +426,7 @@ int cmd_serve(int argc, char **argv)
                       10,
                       0,
                       0,
+                      0,
                       0};
     int pr = parse(argc, argv, &o);
     if (pr != 0)
@@ -483,6 +491,7 @@ int cmd_serve(int argc, char **argv)
     ao.max_connections = (unsigned)o.max_conns;
     ao.max_connections_per_ip = (unsigned)o.max_conns_per_ip;
     ao.threads = o.threads > 0 ? (unsigned)o.threads : serve_threads_default();
+    ao.shutdown_timeout_ms = (unsigned)o.shutdown_timeout_ms; /* 0: the default */
     int rc = fdn_admin_create(&admin, &ao, &err);
     if (rc < 0) {
         print_error(o.listen, rc, &err);
