@@ -21,7 +21,9 @@
  *
  * Security: the server binds loopback by default. Binding any other address requires a bearer
  * token; then every request must carry `Authorization: Bearer <token>` (compared in constant
- * time) or gets 401 on its headers, before any of its body is read.
+ * time; the scheme is case-insensitive and one or more spaces precede the token, RFC 7235
+ * `auth-scheme 1*SP token68`, so a token that starts with a space never matches) or gets 401
+ * on its headers, before any of its body is read.
  *
  * @since 0.1.0
  */

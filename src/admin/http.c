@@ -142,10 +142,14 @@ static bool auth_ok(const fdn_admin_t *a, const char *authorization)
 {
     if (a->token == NULL)
         return true;
-    /* the scheme name is case-insensitive (RFC 7235 2.1); the token is not */
+    /* credentials = auth-scheme 1*SP token68 (RFC 7235 2.1): the scheme name is
+     * case-insensitive, the token is not; a token68 holds no space, so every space before
+     * it is the separator */
     if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
         return false;
     const char *t = authorization + 7;
+    while (*t == ' ')
+        t++;
     return fdn__http_ct_equal(t, strlen(t), a->token, a->token_len);
 }
 

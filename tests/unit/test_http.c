@@ -1295,6 +1295,50 @@ static void server_real(void **state)
     fdn_admin_destroy(a);
 }
 
+/* credentials = auth-scheme 1*SP token68 (RFC 7235 section 2.1): one space or more after the
+ * scheme, whose name is case-insensitive; a tab or no space is not the separator. The same
+ * answers from the dispatcher and from a real server (the header as the client sent it). */
+static void bearer_one_or_more_spaces(void **state)
+{
+    (void)state;
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.token = "s3cret";
+    fdn_admin_t *a = test_admin_local(&o, NULL);
+    assert_int_equal(fdn_admin_start(a, NULL), 0);
+    uint16_t port = fdn_admin_port(a);
+    static const struct {
+        const char *auth;
+        long status;
+    } cases[] = {
+        {"Bearer s3cret", 200},    {"Bearer  s3cret", 200},  {"Bearer       s3cret", 200},
+        {"BEARER  s3cret", 200},   {"bEaReR   s3cret", 200}, {"Bearer  s3cre", 401},
+        {"Bearer   s3cret2", 401}, {"Bearer\ts3cret", 401},  {"Bearer \ts3cret", 401},
+        {"Bearers3cret", 401},     {"Bearer", 401},          {"Bearer    ", 401},
+        {"Basic  s3cret", 401},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fdn__http_resp_t r;
+        memset(&r, 0, sizeof r);
+        fdn__admin_dispatch(a, "GET", "/health", cases[i].auth, NULL, 0, &r);
+        if (r.status != (unsigned)cases[i].status)
+            fail_msg("dispatch, Authorization '%s': %u, want %ld", cases[i].auth, r.status,
+                     cases[i].status);
+        fdn__http_resp_clear(&r);
+
+        char h[64];
+        snprintf(h, sizeof h, "Authorization: %s", cases[i].auth);
+        struct curl_slist *hs = curl_slist_append(NULL, h);
+        assert_non_null(hs);
+        grow_t g;
+        long st = http_with(port, "GET", "/health", NULL, 0, hs, &g);
+        curl_slist_free_all(hs);
+        if (st != cases[i].status)
+            fail_msg("server, Authorization '%s': %ld, want %ld", cases[i].auth, st,
+                     cases[i].status);
+    }
+    fdn_admin_destroy(a);
+}
+
 /* GET (or HEAD) path; the body into out, the response headers into hdr */
 static long http_hdr(uint16_t port, const char *method, const char *path, grow_t *out, grow_t *hdr)
 {
@@ -1627,6 +1671,7 @@ int main(void)
         cmocka_unit_test(admin_text),
         cmocka_unit_test(dispatch_routes),
         cmocka_unit_test(dispatch_token),
+        cmocka_unit_test(bearer_one_or_more_spaces),
         cmocka_unit_test(health_degraded_check),
         cmocka_unit_test(stopped_services_answer_503),
         cmocka_unit_test(service_handlers),
