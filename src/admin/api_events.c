@@ -26,6 +26,7 @@
 #include "admin/event_wait.h"
 #include "admin/http_jw.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -618,6 +619,33 @@ static int h_delete(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *us
     return fdn__http_reply(resp, 200, json_pack("{s:I}", "removed", (json_int_t)removed));
 }
 
+/* The statistics of every type held (at most storage.hot.max_types, default 10000; unbounded
+ * when that cap is 0, as the store's memory is): the first TYPES_ON_STACK on the stack, more
+ * in a heap array sized from the count, again if types were added in between. *out is stack
+ * or an array to fdn_free. */
+#define TYPES_ON_STACK 64
+static int all_type_stats(fdn_events_t *es, fdn_events_type_stat_t *stack,
+                          fdn_events_type_stat_t **out, size_t *n)
+{
+    fdn_events_type_stat_t *ts = stack;
+    size_t cap = TYPES_ON_STACK;
+    for (;;) {
+        int rc = fdn_events_type_stats(es, ts, cap, n);
+        if (rc < 0 || *n <= cap) {
+            if (rc < 0 && ts != stack)
+                fdn_free(ts);
+            *out = rc < 0 ? NULL : ts;
+            return rc;
+        }
+        if (ts != stack)
+            fdn_free(ts);
+        cap = *n + *n / 4; /* room for the types added before the next call */
+        ts = cap <= SIZE_MAX / sizeof *ts ? fdn_malloc(cap * sizeof *ts) : NULL;
+        if (ts == NULL)
+            return FDN_ENOMEM;
+    }
+}
+
 static int h_stats(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
 {
     (void)req;
@@ -626,16 +654,18 @@ static int h_stats(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     int rc = fdn_events_stats(es, &s);
     if (rc < 0)
         return rc;
-    fdn_events_type_stat_t ts[64];
+    fdn_events_type_stat_t stack[TYPES_ON_STACK], *ts = NULL;
     size_t nt = 0;
-    rc = fdn_events_type_stats(es, ts, 64, &nt);
+    rc = all_type_stats(es, stack, &ts, &nt);
     if (rc < 0)
         return rc;
     json_t *types = json_object();
-    for (size_t i = 0; types != NULL && i < nt && i < 64; i++)
+    for (size_t i = 0; types != NULL && i < nt; i++)
         json_object_set_new(types, ts[i].type,
                             json_pack("{s:I, s:I}", "count", (json_int_t)ts[i].count, "bytes",
                                       (json_int_t)ts[i].bytes));
+    if (ts != stack)
+        fdn_free(ts);
     json_t *j = json_pack(
         "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o*}", "count",
         (json_int_t)s.count, "bytes", (json_int_t)s.bytes, "bytes_allocated",

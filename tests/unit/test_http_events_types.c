@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "admin/admin_int.h"
+#include "admin_local.h"
 
 #include <fdn/events.h>
 #include <fdn/runtime.h>
@@ -27,6 +28,13 @@ static unsigned post_event(fdn_admin_t *a, const char *type, fdn__http_resp_t *r
     return r->status;
 }
 
+static unsigned post_batch(fdn_admin_t *a, const char *body, size_t len, fdn__http_resp_t *r)
+{
+    memset(r, 0, sizeof *r);
+    fdn__admin_dispatch(a, "POST", "/v1/events/batch", NULL, body, len, r);
+    return r->status;
+}
+
 static void new_type_past_cap_is_503_and_counted(void **state)
 {
     (void)state;
@@ -37,13 +45,9 @@ static void new_type_past_cap_is_503_and_counted(void **state)
     fdn_runtime_t *rt = NULL;
     assert_int_equal(fdn_runtime_create(&rt, &ro, NULL), 0);
     fdn_events_t *es = fdn_runtime_events(rt);
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
-    assert_int_equal(fdn_admin_mount_runtime(a, rt), 0);
-    assert_int_equal(fdn_admin_mount_events(a, es), 0);
-    assert_int_equal(fdn_admin_mount_telemetry(a, fdn_runtime_telemetry(rt)), 0);
+    fdn_admin_t *a = test_admin_local(
+        NULL, &(test_admin_mounts_t){
+                  .runtime = rt, .events = es, .telemetry = fdn_runtime_telemetry(rt)});
 
     fdn_events_types_status_t st;
     assert_int_equal(fdn_events_types_status(es, &st), 0);
@@ -67,9 +71,7 @@ static void new_type_past_cap_is_503_and_counted(void **state)
     /* a batch with a new type: refused whole */
     static const char batch[] =
         "{\"events\":[{\"type\":\"client.t0\",\"data\":1},{\"type\":\"client.new\",\"data\":2}]}";
-    memset(&r, 0, sizeof r);
-    fdn__admin_dispatch(a, "POST", "/v1/events/batch", NULL, batch, sizeof batch - 1, &r);
-    assert_int_equal(r.status, 503);
+    assert_int_equal(post_batch(a, batch, sizeof batch - 1, &r), 503);
     fdn__http_resp_clear(&r);
     /* a held type is still accepted */
     assert_int_equal(post_event(a, "client.t0", &r), 201);
@@ -97,11 +99,7 @@ static void query_values_not_utf8_are_422(void **state)
     fdn_events_t *es = NULL;
     fdn_events_opts_t eo = FDN_EVENTS_OPTS_INIT;
     assert_int_equal(fdn_events_create(&es, &eo, NULL), 0);
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
-    assert_int_equal(fdn_admin_mount_events(a, es), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.events = es});
     static const struct {
         const char *uri, *name;
     } bad[] = {
@@ -134,11 +132,54 @@ static void query_values_not_utf8_are_422(void **state)
     fdn_events_destroy(es);
 }
 
+/* GET /v1/events/stats lists every type held under "types", also past the 64 that fit the
+ * handler's first buffer (it listed 64 of them, silently): one event of a type, then a batch
+ * of 200 types, that one among them. */
+static void stats_lists_every_type(void **state)
+{
+    (void)state;
+    enum { NTYPES = 200 };
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, NULL, NULL), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.events = es});
+    static char batch[NTYPES * 40 + 32];
+    size_t len = (size_t)snprintf(batch, sizeof batch, "{\"events\":[");
+    for (int i = 0; i < NTYPES; i++)
+        len += (size_t)snprintf(batch + len, sizeof batch - len, "%s{\"type\":\"many.t%03d\"}",
+                                i > 0 ? "," : "", i);
+    len += (size_t)snprintf(batch + len, sizeof batch - len, "]}");
+    assert_true(len < sizeof batch - 1);
+    fdn__http_resp_t r;
+    assert_int_equal(post_event(a, "many.t007", &r), 201); /* then once more in the batch */
+    fdn__http_resp_clear(&r);
+    assert_int_equal(post_batch(a, batch, len, &r), 201);
+    fdn__http_resp_clear(&r);
+    memset(&r, 0, sizeof r);
+    fdn__admin_dispatch(a, "GET", "/v1/events/stats", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "types_seen")), NTYPES);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "count")), NTYPES + 1);
+    json_t *types = json_object_get(r.json, "types");
+    assert_int_equal(json_object_size(types), NTYPES);
+    for (int i = 0; i < NTYPES; i++) {
+        char t[16];
+        snprintf(t, sizeof t, "many.t%03d", i);
+        json_t *c = json_object_get(json_object_get(types, t), "count");
+        if (!json_is_integer(c) || json_integer_value(c) != (i == 7 ? 2 : 1))
+            fail_msg("types.%s.count: %lld", t, (long long)json_integer_value(c));
+        assert_true(json_integer_value(json_object_get(json_object_get(types, t), "bytes")) > 0);
+    }
+    fdn__http_resp_clear(&r);
+    fdn_admin_destroy(a);
+    fdn_events_destroy(es);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(new_type_past_cap_is_503_and_counted),
         cmocka_unit_test(query_values_not_utf8_are_422),
+        cmocka_unit_test(stats_lists_every_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
