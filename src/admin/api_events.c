@@ -32,6 +32,7 @@
 
 #include <fdn/breaker.h>
 
+/* the most events of one POST /v1/events/batch; more: 422 naming it (docs/http-api.md) */
 #define BATCH_MAX 1000
 
 /* Build one event from {"type","data","correlation_id"?,"parent_id"?}. */
@@ -385,9 +386,12 @@ static int h_batch(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
                            BATCH_MAX);
     }
     if (n > BATCH_MAX) {
+        /* a count out of range, as an empty batch (422): not a body over max_body (413) */
         json_decref(body);
-        return fdn_err_set(&resp->err, FDN_ETOO_LARGE, "batch of %zu events exceeds %d", n,
-                           BATCH_MAX);
+        rc = fdn_err_set(&resp->err, FDN_EINVAL, "a batch holds 1..%d events (got %zu)", BATCH_MAX,
+                         n);
+        fdn_err_add_context(&resp->err, "max_events", "%d", BATCH_MAX);
+        return rc;
     }
     fdn_event_t **evs = fdn_calloc(n ? n : 1, sizeof *evs);
     if (evs == NULL) {

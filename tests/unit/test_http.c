@@ -1029,6 +1029,57 @@ static void body_integer_out_of_range(void **state)
     fdn_limiter_destroy(lim);
 }
 
+/* POST /v1/events/batch of n events {"type":"b"}, as {"events":[...]} or a bare array */
+static unsigned post_batch_of(fdn_admin_t *a, size_t n, bool bare, fdn__http_resp_t *r)
+{
+    static char body[1100 * 13 + 32];
+    size_t len = (size_t)snprintf(body, sizeof body, "%s", bare ? "[" : "{\"events\":[");
+    for (size_t i = 0; i < n && len < sizeof body; i++)
+        len += (size_t)snprintf(body + len, sizeof body - len, "%s{\"type\":\"b\"}", i ? "," : "");
+    if (len < sizeof body)
+        len += (size_t)snprintf(body + len, sizeof body - len, "%s", bare ? "]" : "]}");
+    assert_true(len < sizeof body - 1);
+    memset(r, 0, sizeof *r);
+    fdn__admin_dispatch(a, "POST", "/v1/events/batch", NULL, body, len, r);
+    return r->status;
+}
+
+/* A batch of more events than its limit (1000) is a value out of range, 422 naming the limit
+ * and the count, as an empty one; not 413, which is a body over max_body. Nothing is stored. */
+static void batch_count_over_limit_is_422(void **state)
+{
+    (void)state;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, NULL, NULL), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.events = es});
+    fdn__http_resp_t r;
+    assert_int_equal(post_batch_of(a, 1000, false, &r), 201); /* the limit itself */
+    fdn__http_resp_clear(&r);
+    for (int bare = 0; bare < 2; bare++) {
+        assert_int_equal(post_batch_of(a, 1001, bare, &r), 422);
+        json_t *e = json_object_get(r.json, "error");
+        const char *msg = json_string_value(json_object_get(e, "message"));
+        assert_non_null(msg);
+        assert_non_null(strstr(msg, "a batch holds 1..1000 events (got 1001)"));
+        assert_string_equal(json_string_value(json_object_get(e, "name")), "FDN_EINVAL");
+        json_t *ctx = json_object_get(e, "context");
+        assert_string_equal(json_string_value(json_object_get(ctx, "max_events")), "1000");
+        fdn__http_resp_clear(&r);
+    }
+    /* the empty batch's answer is as it was */
+    assert_int_equal(post_batch_of(a, 0, false, &r), 422);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r.json, "error"), "message")),
+        "a batch holds 1..1000 events (got none)");
+    assert_null(json_object_get(json_object_get(r.json, "error"), "context"));
+    fdn__http_resp_clear(&r);
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    assert_int_equal(st.count, 1000); /* the refused batches stored nothing */
+    fdn_admin_destroy(a);
+    fdn_events_destroy(es);
+}
+
 static void same_socket_check(void **state)
 {
     (void)state;
@@ -1679,6 +1730,7 @@ int main(void)
         cmocka_unit_test(pool_names_not_utf8),
         cmocka_unit_test(registry_names_not_utf8),
         cmocka_unit_test(body_integer_out_of_range),
+        cmocka_unit_test(batch_count_over_limit_is_422),
         cmocka_unit_test(limiter_capacity_switch_and_validation),
         cmocka_unit_test(limiter_full_is_503),
         cmocka_unit_test(server_real),
