@@ -258,7 +258,9 @@ FDN_API int fdn_config_snapshot_get_json(const fdn_config_snapshot_t *snap, cons
 /**
  * Update one path with a JSON value. Checks in order: path security (FDN_EPATH_SECURITY,
  * ref 1000), JSON syntax (FDN_EPARSE), value security (FDN_EVALUE_SECURITY, 1005),
- * updatable (FDN_ECONFIG_FORBIDDEN, 1401), whole-tree validation (the validator's code).
+ * updatable (FDN_ECONFIG_FORBIDDEN, 1401), whole-tree validation (the validator's code),
+ * then, for a runtime's config, the services the path drives taking the value (a refusal:
+ * the service's code, e.g. FDN_EINVAL, err naming the service and the path; docs/config.md).
  * On success publishes revision+1 and queues notifications; a failure changes nothing.
  * @return 0 or one of the codes above; FDN_EUNAVAILABLE; FDN_EINVAL; FDN_ENOMEM
  * @thread_safety any (writers are serialised; readers never wait)

@@ -19,7 +19,12 @@
  * rate_limiting.{cleanup_interval,default_rules} into the services: all of them at wire time
  * and after a reset (or dropped notifications), only those the changed path drives after an
  * update, so a setting the application changed through a service's own API is not reverted
- * by an unrelated update. The config service calls on_config_change on its own hook
+ * by an unrelated update. Every update of one path is taken by the services it drives
+ * before the config publishes it (apply_update, the config's apply hook, under its writer
+ * lock): a service that refuses the value refuses the update with its error, the settings
+ * are pushed back as the current revision has them, and the refusal is recorded
+ * (config_update_refused) and counted (foundation.config.service_refused) once the lock is
+ * released. The config service also calls on_config_change on its own hook
  * thread (never under a config lock; a slow event store delays only that thread, never an
  * updater), which also records the `config_updated` event and counts the update. A burst of
  * changes (the hook's queue not empty behind a change: fdn_config_change_t.more) is recorded
@@ -155,6 +160,38 @@ static bool cfg_str(fdn_config_t *cfg, const char *path, char *buf, size_t cap)
     return cfg != NULL && fdn_config_get_string(cfg, path, buf, cap, NULL) == 0;
 }
 
+/* The same reads from one snapshot (the settings pushed into the services come from one
+ * revision: the live one, or an update's candidate before it is published). */
+static bool snap_int(const fdn_config_snapshot_t *s, const char *path, int64_t min, int64_t *out)
+{
+    return s != NULL && fdn_config_snapshot_get_int(s, path, out) == 0 && *out >= min;
+}
+
+static bool snap_bool(const fdn_config_snapshot_t *s, const char *path, bool *out)
+{
+    return s != NULL && fdn_config_snapshot_get_bool(s, path, out) == 0;
+}
+
+/* A string of the snapshot into buf: 0, FDN_ENOMEM, or FDN_ENOENT (absent, not a string, or
+ * longer than cap - 1). */
+static int snap_str(const fdn_config_snapshot_t *s, const char *path, char *buf, size_t cap)
+{
+    char *text = NULL;
+    int rc = s != NULL ? fdn_config_snapshot_get_json(s, path, &text) : FDN_ENOENT;
+    if (rc != 0)
+        return rc == FDN_ENOMEM ? rc : FDN_ENOENT;
+    bool oom;
+    json_t *v = fdn__json_loadb(text, strlen(text), JSON_DECODE_ANY, NULL, &oom);
+    fdn_free(text);
+    if (v == NULL)
+        return oom ? FDN_ENOMEM : FDN_ENOENT;
+    rc = json_is_string(v) && json_string_length(v) < cap ? 0 : FDN_ENOENT;
+    if (rc == 0)
+        memcpy(buf, json_string_value(v), json_string_length(v) + 1);
+    json_decref(v);
+    return rc;
+}
+
 /* ms or s from the config as ns, saturating. */
 static int64_t to_ns(int64_t v, int64_t unit)
 {
@@ -210,10 +247,10 @@ static void record_event(fdn_runtime_t *rt, const char *type, json_t *data)
 
 /* Returns 0 or FDN_ENOMEM (some rules may then be missing: the caller reports it, or applies
  * the settings again). */
-static int apply_limiter_rules(fdn_config_t *cfg, fdn_limiter_t *lim)
+static int apply_limiter_rules(const fdn_config_snapshot_t *cfg, fdn_limiter_t *lim)
 {
     char *text = NULL;
-    int rc = fdn_config_get_json(cfg, "infrastructure.rate_limiting.default_rules", &text, NULL);
+    int rc = fdn_config_snapshot_get_json(cfg, "infrastructure.rate_limiting.default_rules", &text);
     if (rc != 0)
         return rc == FDN_ENOMEM ? rc : 0;
     bool oom;
@@ -259,10 +296,10 @@ static void on_breaker_transition(const char *name, fdn_breaker_state_t from,
  * already (made by the program or over HTTP, or at an earlier pass) is left as it is, so a
  * config reset does not reset breaker state. The schema has checked every entry; one that
  * still fails is skipped. */
-static int apply_breakers(fdn_config_t *cfg, fdn_breakers_t *set)
+static int apply_breakers(const fdn_config_snapshot_t *cfg, fdn_breakers_t *set)
 {
     char *text = NULL;
-    int rc = fdn_config_get_json(cfg, "infrastructure.circuit_breaker.breakers", &text, NULL);
+    int rc = fdn_config_snapshot_get_json(cfg, "infrastructure.circuit_breaker.breakers", &text);
     if (rc != 0)
         return rc == FDN_ENOMEM ? rc : 0;
     bool oom;
@@ -299,15 +336,33 @@ static bool touches(const char *changed, const char *prefix)
     return strncmp(prefix, changed, n) == 0 && (prefix[n] == '.' || prefix[n] == '\0');
 }
 
-/* Push the settings the path `changed` drives (NULL: all of them) into the services. Only
- * those: a service setting the application changed through the service's own API (a limiter
- * rule, say) is not reverted by an update of some unrelated path. Returns 0, or FDN_ENOMEM
- * when a setting could not be pushed (the others are): wire() fails the runtime's create;
- * the config hook applies everything again at the next change (glue_t.settings_stale). */
-static int apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed)
+/* A service's answer to a setting (rc of its setter): 0 goes on; a refusal is kept as the
+ * pass's result (the first one, with err naming the service and the path) and the pass goes
+ * on with the other settings. */
+static void took(int rc, const char *service, const char *path, int *first, fdn_error_t *err)
 {
-    int rc = 0;
-    fdn_config_t *cfg = fdn_runtime_config(rt);
+    if (rc == 0 || *first != 0)
+        return;
+    *first = rc;
+    fdn_err_set(err, rc, "%s refused the setting %s: %s", service, path, fdn_strerror(rc));
+    fdn_err_add_context(err, "path", "%s", path);
+    fdn_err_add_context(err, "service", "%s", service);
+}
+
+/* Push the settings the path `changed` drives (NULL: all of them), as the snapshot `cfg` has
+ * them, into the services. Only those: a service setting the application changed through the
+ * service's own API (a limiter rule, say) is not reverted by an update of some unrelated path.
+ * Every setting is pushed; the result is 0, the first service's refusal of its setting (err
+ * names the service and the path; the refused setting is left as it was in that service), or
+ * FDN_ENOMEM when a setting could not be pushed. Callers: the config's apply hook (an update
+ * is refused with the service's error, and its settings pushed back from the current
+ * revision: apply_update), wire() (the runtime's create fails), the config hook thread after
+ * a reset or dropped notifications (reported: apply_failed; out of memory: everything is
+ * pushed again at the next change, glue_t.settings_stale). */
+static int apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed,
+                          const fdn_config_snapshot_t *cfg, fdn_error_t *err)
+{
+    int rc = 0, refused = 0;
     fdn_events_t *es = fdn_runtime_events(rt);
     fdn_pools_t *pools = fdn_runtime_pools(rt);
     fdn_limiter_t *lim = fdn_runtime_limiter(rt);
@@ -315,74 +370,95 @@ static int apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed)
     bool b;
 
     if (es != NULL && touches(changed, "storage.hot.")) {
-        if (cfg_int(cfg, "storage.hot.max_events", 1, &v))
-            (void)fdn_events_set_max_events(es, (uint64_t)v);
-        if (cfg_int(cfg, "storage.hot.max_age_seconds", 1, &v))
-            (void)fdn_events_set_max_age(es, to_ns(v, 1000000000));
-        if (cfg_int(cfg, "storage.hot.prune_interval", 1, &v))
-            (void)fdn_events_set_prune_interval(es, to_ns(v, 1000000));
-        if (cfg_int(cfg, "storage.hot.max_types", 1, &v))
-            (void)fdn_events_set_max_types(es, (uint64_t)v);
+        if (snap_int(cfg, "storage.hot.max_events", 1, &v))
+            took(fdn_events_set_max_events(es, (uint64_t)v), "event_store",
+                 "storage.hot.max_events", &refused, err);
+        if (snap_int(cfg, "storage.hot.max_age_seconds", 1, &v))
+            took(fdn_events_set_max_age(es, to_ns(v, 1000000000)), "event_store",
+                 "storage.hot.max_age_seconds", &refused, err);
+        if (snap_int(cfg, "storage.hot.prune_interval", 1, &v))
+            took(fdn_events_set_prune_interval(es, to_ns(v, 1000000)), "event_store",
+                 "storage.hot.prune_interval", &refused, err);
+        if (snap_int(cfg, "storage.hot.max_types", 1, &v))
+            took(fdn_events_set_max_types(es, (uint64_t)v), "event_store", "storage.hot.max_types",
+                 &refused, err);
     }
     if (es != NULL && touches(changed, "storage.warm.retention.")) {
         /* the durable tier's own retention (0 = keep) */
         int64_t me = 0, ma = 0;
-        if (!cfg_int(cfg, "storage.warm.retention.max_events", 0, &me))
+        if (!snap_int(cfg, "storage.warm.retention.max_events", 0, &me))
             me = 0;
-        if (!cfg_int(cfg, "storage.warm.retention.max_age_seconds", 0, &ma))
+        if (!snap_int(cfg, "storage.warm.retention.max_age_seconds", 0, &ma))
             ma = 0;
-        (void)fdn_events_set_durable_retention(es, (uint64_t)me, to_ns(ma, 1000000000));
+        took(fdn_events_set_durable_retention(es, (uint64_t)me, to_ns(ma, 1000000000)),
+             "event_store", "storage.warm.retention", &refused, err);
     }
     if (es != NULL && touches(changed, "interface.max_results") &&
-        cfg_int(cfg, "interface.max_results", 1, &v) && v <= UINT32_MAX)
-        (void)fdn_events_set_max_results(es, (uint32_t)v);
+        snap_int(cfg, "interface.max_results", 1, &v))
+        /* the store's cap is 32 bits: a larger one is refused as its setter refuses 0 */
+        took(v <= UINT32_MAX ? fdn_events_set_max_results(es, (uint32_t)v) : FDN_EINVAL,
+             "event_store", "interface.max_results", &refused, err);
     if (pools != NULL && touches(changed, "infrastructure.connection_pool.default_config.")) {
         char strategy[16];
         fdn_pool_strategy_t st;
-        if (cfg_int(cfg, "infrastructure.connection_pool.default_config.size", 1, &v) &&
-            cfg_int(cfg, "infrastructure.connection_pool.default_config.max_overflow", 0, &v2) &&
-            v <= INT32_MAX && v2 <= INT32_MAX &&
-            fdn_config_get_string(cfg, "infrastructure.connection_pool.default_config.strategy",
-                                  strategy, sizeof(strategy), NULL) == 0 &&
+        int src = snap_str(cfg, "infrastructure.connection_pool.default_config.strategy", strategy,
+                           sizeof(strategy));
+        if (src == FDN_ENOMEM)
+            rc = FDN_ENOMEM;
+        if (src == 0 &&
+            snap_int(cfg, "infrastructure.connection_pool.default_config.size", 1, &v) &&
+            snap_int(cfg, "infrastructure.connection_pool.default_config.max_overflow", 0, &v2) &&
             fdn_pool_strategy_parse(strategy, strlen(strategy), &st) == 0)
-            (void)fdn_pools_set_defaults(pools, (int)v, (int)v2, st);
+            took(v <= INT32_MAX && v2 <= INT32_MAX
+                     ? fdn_pools_set_defaults(pools, (int)v, (int)v2, st)
+                     : FDN_EINVAL,
+                 "connection_manager", "infrastructure.connection_pool.default_config", &refused,
+                 err);
     }
     if (lim != NULL) {
         if (touches(changed, "infrastructure.rate_limiting.cleanup_interval") &&
-            cfg_int(cfg, "infrastructure.rate_limiting.cleanup_interval", 1, &v))
-            (void)fdn_limiter_set_cleanup_interval(lim, v);
+            snap_int(cfg, "infrastructure.rate_limiting.cleanup_interval", 1, &v))
+            took(fdn_limiter_set_cleanup_interval(lim, v), "rate_limiter",
+                 "infrastructure.rate_limiting.cleanup_interval", &refused, err);
         if (touches(changed, "infrastructure.rate_limiting.default_rules") &&
             apply_limiter_rules(cfg, lim) == FDN_ENOMEM)
             rc = FDN_ENOMEM;
         if (touches(changed, "infrastructure.rate_limiting.max_keys_per_identity") &&
-            cfg_int(cfg, "infrastructure.rate_limiting.max_keys_per_identity", 0, &v) &&
-            v <= UINT32_MAX)
-            (void)fdn_limiter_set_max_keys_per_identity(lim, (uint32_t)v);
+            snap_int(cfg, "infrastructure.rate_limiting.max_keys_per_identity", 0, &v))
+            took(v <= UINT32_MAX ? fdn_limiter_set_max_keys_per_identity(lim, (uint32_t)v)
+                                 : FDN_EINVAL,
+                 "rate_limiter", "infrastructure.rate_limiting.max_keys_per_identity", &refused,
+                 err);
     }
-    if (g == NULL)
-        return rc;
-    if (g->breakers != NULL && touches(changed, "infrastructure.circuit_breaker.default_config.")) {
+    if (g != NULL && g->breakers != NULL &&
+        touches(changed, "infrastructure.circuit_breaker.default_config.")) {
         fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
         bo.clock = fdn_runtime_clock(rt);
         bo.telemetry = fdn_runtime_telemetry(rt);
         /* the defaults are replaced whole: keep the transition hook wire() installed */
         bo.on_transition = on_breaker_transition;
         bo.transition_user = rt;
-        if (cfg_int(cfg, "infrastructure.circuit_breaker.default_config.failure_threshold", 1,
-                    &v) &&
+        if (snap_int(cfg, "infrastructure.circuit_breaker.default_config.failure_threshold", 1,
+                     &v) &&
             v <= UINT32_MAX)
             bo.failure_threshold = (uint32_t)v;
-        if (cfg_int(cfg, "infrastructure.circuit_breaker.default_config.recovery_time", 1, &v))
+        if (snap_int(cfg, "infrastructure.circuit_breaker.default_config.recovery_time", 1, &v))
             bo.recovery_time_ms = v;
-        if (cfg_int(cfg, "infrastructure.circuit_breaker.default_config.call_timeout", 1, &v))
+        if (snap_int(cfg, "infrastructure.circuit_breaker.default_config.call_timeout", 1, &v))
             bo.probe_timeout_ms = v;
-        if (fdn_breakers_set_defaults(g->breakers, &bo) == FDN_ENOMEM)
+        int r = fdn_breakers_set_defaults(g->breakers, &bo);
+        if (r == FDN_ENOMEM)
             rc = FDN_ENOMEM;
+        else
+            took(r, "circuit_breaker", "infrastructure.circuit_breaker.default_config", &refused,
+                 err);
     }
-    if (g->breakers != NULL && touches(changed, "infrastructure.circuit_breaker.max_breakers") &&
-        cfg_int(cfg, "infrastructure.circuit_breaker.max_breakers", 1, &v))
-        (void)fdn_breakers_set_max(g->breakers, (size_t)v);
-    if (g->breakers != NULL &&
+    if (g != NULL && g->breakers != NULL &&
+        touches(changed, "infrastructure.circuit_breaker.max_breakers") &&
+        snap_int(cfg, "infrastructure.circuit_breaker.max_breakers", 1, &v))
+        took(fdn_breakers_set_max(g->breakers, (size_t)v), "circuit_breaker",
+             "infrastructure.circuit_breaker.max_breakers", &refused, err);
+    if (g != NULL && g->breakers != NULL &&
         (touches(changed, "infrastructure.circuit_breaker.breakers") ||
          touches(changed, "infrastructure.circuit_breaker.default_config.")) &&
         apply_breakers(cfg, g->breakers) == FDN_ENOMEM)
@@ -390,19 +466,30 @@ static int apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed)
     /* infrastructure.rate_limiting.enabled governs the limiter itself (so POST
      * /v1/limiter/check and fdn_limiter_check follow it) and the protection layer */
     if (lim != NULL && touches(changed, "infrastructure.rate_limiting.enabled") &&
-        cfg_bool(cfg, "infrastructure.rate_limiting.enabled", &b))
+        snap_bool(cfg, "infrastructure.rate_limiting.enabled", &b))
         fdn_limiter_set_enabled(lim, b);
-    if (g->protect != NULL) {
+    if (g != NULL && g->protect != NULL) {
         if (touches(changed, "infrastructure.rate_limiting.enabled") &&
-            cfg_bool(cfg, "infrastructure.rate_limiting.enabled", &b))
+            snap_bool(cfg, "infrastructure.rate_limiting.enabled", &b))
             fdn_protect_set_layer_enabled(g->protect, FDN_PROTECT_LIMITER, b);
         if (touches(changed, "infrastructure.circuit_breaker.enabled") &&
-            cfg_bool(cfg, "infrastructure.circuit_breaker.enabled", &b))
+            snap_bool(cfg, "infrastructure.circuit_breaker.enabled", &b))
             fdn_protect_set_layer_enabled(g->protect, FDN_PROTECT_BREAKER, b);
         if (touches(changed, "infrastructure.connection_pool.enabled") &&
-            cfg_bool(cfg, "infrastructure.connection_pool.enabled", &b))
+            snap_bool(cfg, "infrastructure.connection_pool.enabled", &b))
             fdn_protect_set_layer_enabled(g->protect, FDN_PROTECT_POOL, b);
     }
+    return refused != 0 ? refused : rc;
+}
+
+/* apply_settings from the live revision (a snapshot taken for the pass). */
+static int apply_live(fdn_runtime_t *rt, glue_t *g, const char *changed, fdn_error_t *err)
+{
+    const fdn_config_snapshot_t *snap = NULL;
+    if (fdn_config_acquire(fdn_runtime_config(rt), &snap) != 0)
+        return 0; /* the config is stopped: nothing to push (as when a read fails) */
+    int rc = apply_settings(rt, g, changed, snap, err);
+    fdn_config_release(snap);
     return rc;
 }
 
@@ -571,6 +658,68 @@ static void hook_record(fdn_runtime_t *rt, glue_t *g, const fdn_config_change_t 
     g->hook[g->nhook++] = r;
 }
 
+/* A service's refusal of a config setting, said (never dropped): the event `type`
+ * ("config_update_refused": the update was refused and changed nothing; "config_apply_failed":
+ * the tree has the value after a reset, the service kept its setting) with data {path, value
+ * (the refused value, when known), revision (config_apply_failed), code, error, message}, and
+ * the counter foundation.config.service_refused {path, error}. Caller's thread, no lock. */
+static void report_refusal(fdn_runtime_t *rt, const char *type, const fdn_error_t *why, int rc,
+                           const char *value_json, uint64_t revision)
+{
+    const char *path = "";
+    char pbuf[256];
+    /* the setting's path, from the refusal's context (took() puts it there) */
+    const char *at = why != NULL ? strstr(why->context, "path=") : NULL;
+    if (at != NULL) {
+        at += 5;
+        size_t n = strcspn(at, " ");
+        if (n >= sizeof(pbuf))
+            n = sizeof(pbuf) - 1;
+        memcpy(pbuf, at, n);
+        pbuf[n] = '\0';
+        path = pbuf;
+    }
+    json_t *d = json_object();
+    json_object_set_new(d, "path", json_string(path));
+    if (value_json != NULL)
+        json_object_set_new(d, "value", parse_any(value_json));
+    if (revision != 0)
+        json_object_set_new(d, "revision", json_integer((json_int_t)revision));
+    json_object_set_new(d, "code", json_integer(fdn_err_info(rc)->ref_code));
+    json_object_set_new(d, "error", json_string(fdn_err_name(rc)));
+    json_object_set_new(
+        d, "message",
+        json_string(why != NULL && why->message[0] ? why->message : fdn_strerror(rc)));
+    record_event(rt, type, d);
+    fdn_telemetry_meta_t meta[] = {{"path", path}, {"error", fdn_err_name(rc)}};
+    fdn_telemetry_emit_counter(fdn_runtime_telemetry(rt), "foundation.config.service_refused", meta,
+                               2);
+}
+
+/* The config's apply hook (fdn__cfg_apply_hook_t.apply): in the updater's thread, under the
+ * config's writer lock, before the update is published. Pushes the settings `path` drives as
+ * the update has them; when a service refuses, pushes them back as the current revision has
+ * them and refuses the update with the service's error. The setters it reaches store atomics
+ * (and kick a clock): nothing blocks, no callback runs. */
+static int apply_update(const fdn_config_snapshot_t *cur, const fdn_config_snapshot_t *next,
+                        const char *path, void *user, fdn_error_t *err)
+{
+    glue_t *g = user;
+    int rc = apply_settings(g->rt, g, path, next, err);
+    if (rc != 0)
+        (void)apply_settings(g->rt, g, path, cur, NULL);
+    return rc;
+}
+
+/* fdn__cfg_apply_hook_t.refused: in the updater's thread, no lock held. */
+static void update_refused(const char *path, const char *value_json, const fdn_error_t *why,
+                           void *user)
+{
+    (void)path; /* the setting's path is in why's context (an update's path may drive several) */
+    glue_t *g = user;
+    report_refusal(g->rt, "config_update_refused", why, why->code, value_json, 0);
+}
+
 /* Config hook thread: apply the settings, then record and count the change. */
 static void on_config_change(const fdn_config_change_t *c, void *user)
 {
@@ -590,7 +739,15 @@ static void on_config_change(const fdn_config_change_t *c, void *user)
      * reading the events) finds its settings already in force in the services (a query
      * capped by the new interface.max_results, not by the one before) */
     const char *changed = c->kind == FDN_CONFIG_CHANGE_UPDATED ? c->path : NULL;
-    g->settings_stale = apply_settings(rt, g, g->settings_stale ? NULL : changed) != 0;
+    fdn_error_t why = FDN_ERROR_INIT;
+    int arc = apply_live(rt, g, g->settings_stale ? NULL : changed, &why);
+    g->settings_stale = arc == FDN_ENOMEM;
+    /* an update's settings were taken before it was published (apply_update): a refusal
+     * here comes from a reset or a pass over everything; the tree keeps the value, the
+     * service its old setting, and it is said so, not dropped */
+    if (arc != 0 && arc != FDN_ENOMEM)
+        report_refusal(rt, "config_apply_failed", why.code != 0 ? &why : NULL, arc, NULL,
+                       c->revision);
     switch (c->kind) {
     case FDN_CONFIG_CHANGE_UPDATED: {
         /* a persisted override reapplied at start is not a new update: its history is
@@ -888,6 +1045,8 @@ static void unwire(fdn_runtime_t *rt, void *glue)
      * with FDN_RUNTIME_NO_START) has its config running since cfg_create, and a hook the
      * shutdown drain gave up on would still run. A second stop is a no-op. */
     fdn__config_service_ops.stop(fdn_runtime_config(rt));
+    /* no update reaches the services through g any more (waits for one under way) */
+    fdn__config_set_apply_hook(fdn_runtime_config(rt), NULL);
     fdn__rt_metrics_detach(g->metrics); /* its collector reads the breakers freed below */
     g->metrics = NULL;
     /* the telemetry slot is destroyed before the event store's and the config's */
@@ -963,17 +1122,28 @@ static int wire(fdn_runtime_t *rt, void **out, fdn_error_t *err)
         }
         snprintf(g->overrides_path, n, "%s/%s", dir, OVERRIDES_FILE);
     }
+    /* from now on every update is taken by the services it drives before it is published,
+     * or refused with their error (apply_update), the persisted overrides below included */
+    fdn__cfg_apply_hook_t ah = {apply_update, update_refused, g};
+    fdn__config_set_apply_hook(fdn_runtime_config(rt), &ah);
     /* the overrides are updates of the tree; g is not published until wire returns, so the
      * hook thread may skip their notifications: apply_settings reads the whole tree after */
     int rc2 = load_overrides(rt, g);
     g->restored_rev = fdn_config_revision(fdn_runtime_config(rt));
     if (rc2 == 0)
         rc2 = fdn__rt_metrics_attach(rt, &g->metrics);
-    if (rc2 == 0)
-        rc2 = apply_settings(rt, g, NULL);
     if (rc2 != 0) {
         unwire(rt, g);
         return fdn_err_set(err, rc2, "out of memory wiring runtime %s", fdn_runtime_name(rt));
+    }
+    /* a setting of the file or the environment a service refuses fails the create, with the
+     * service's error naming the path (as the schema's refusals do) */
+    rc2 = apply_live(rt, g, NULL, err);
+    if (rc2 != 0) {
+        unwire(rt, g);
+        if (rc2 == FDN_ENOMEM)
+            fdn_err_set(err, rc2, "out of memory wiring runtime %s", fdn_runtime_name(rt));
+        return rc2;
     }
     *out = g;
     return 0;

@@ -31,6 +31,33 @@ int fdn__config_hook_drain(fdn_config_t *cfg, int64_t timeout_ms);
 struct fdn_telemetry;
 void fdn__config_set_telemetry(fdn_config_t *cfg, struct fdn_telemetry *tm);
 
+/* The components' say on an update (the runtime's, src/runtime/runtime_services.c). Set with
+ * fdn__config_set_apply_hook, read under wmu.
+ * - apply: called for every update of one path (local, from the remote store, or queued while
+ *   stopped) with wmu held, after the whole-tree validation and before the new snapshot `next`
+ *   is published: it pushes the settings `path` drives, as `next` has them, into the
+ *   components. 0: the update is published. Non-zero: a component refused the value; the
+ *   update fails with that code (err filled, naming the component), nothing is published
+ *   or notified, and apply has put the components back as `cur` has them. It runs under the
+ *   writer lock: it must not block, call the config's write side, or run user callbacks.
+ * - refused: after such a refusal, once wmu is released, in the updater's thread (for a
+ *   change from the remote store, the follower's thread; not for updates queued while stopped,
+ *   counted in fdn_config_status_t.pending_failed): report it (event, telemetry). value_json
+ *   is the refused value. Optional.
+ * Both run with `user`. */
+typedef struct fdn__cfg_apply_hook {
+    int (*apply)(const fdn_config_snapshot_t *cur, const fdn_config_snapshot_t *next,
+                 const char *path, void *user, fdn_error_t *err);
+    void (*refused)(const char *path, const char *value_json, const fdn_error_t *why, void *user);
+    void *user;
+} fdn__cfg_apply_hook_t;
+
+/* Install (hook non-NULL, copied) or remove (NULL) the apply hook. Takes wmu, so on return no
+ * apply of the previous hook runs; a `refused` of it may still be running in an updater's
+ * thread (its user must outlive the config's other callers: the runtime removes it at
+ * destroy). */
+void fdn__config_set_apply_hook(fdn_config_t *cfg, const fdn__cfg_apply_hook_t *hook);
+
 /* ==== Internal to the config module (config.c, config_update.c, config_fallback.c) ==== */
 #include <jansson.h>
 #include <pthread.h>
@@ -136,6 +163,10 @@ struct fdn_config {
 
     fdn__mutex_t wmu;
     snap_t *cur;
+    fdn__cfg_apply_hook_t apply_hook; /* under wmu (fdn__config_set_apply_hook) */
+    bool refused;                     /* under wmu: the last apply_at_locked was refused by the
+                                         apply hook, why in `refusal` (fdn__cfg_take_refusal) */
+    fdn_error_t refusal;
     json_t **defaults;
     json_t **startup;
     bool running;
@@ -201,6 +232,13 @@ int fdn__cfg_apply_locked(fdn_config_t *cfg, int32_t idx, json_t *v, snap_t **re
 /* As fdn__cfg_apply_locked, with the new snapshot's revision given (> the current one). */
 int fdn__cfg_apply_at_locked(fdn_config_t *cfg, int32_t idx, json_t *v, uint64_t revision,
                              snap_t **retired, fdn_error_t *err) FDN_REQUIRES(cfg->wmu);
+/* wmu held: whether the last fdn__cfg_apply_at_locked failed because the apply hook refused
+ * it; if so copies the hook's (the hook itself too, into *hook) and clears the mark. */
+bool fdn__cfg_take_refusal(fdn_config_t *cfg, fdn_error_t *why, fdn__cfg_apply_hook_t *hook)
+    FDN_REQUIRES(cfg->wmu);
+/* Report a refusal taken with fdn__cfg_take_refusal (no lock held): the hook's `refused`. */
+void fdn__cfg_report_refusal(const fdn__cfg_apply_hook_t *hook, const char *path,
+                             const char *value_json, const fdn_error_t *why);
 /* Apply a change read from the remote store at `revision`: the path, value and
  * updatable-path checks, then validation and publish as a local update (the new snapshot's
  * revision is `revision`, or the next local one if that is not above it). v NULL: back to the

@@ -1,6 +1,9 @@
 /*
  * DESIGN: config service, write side: notifications and their delivery thread,
- * subscriptions, updates (the four checks, publish, notify), resets. Shares the state,
+ * subscriptions, updates (the four checks, the apply hook's, publish, notify), resets. The
+ * apply hook (the runtime's: the services the path drives take the value) runs under wmu
+ * between validation and publish; its refusal is reported through its `refused` after wmu is
+ * released (config_int.h). Shares the state,
  * locks and invariants described in config.c (lock order wmu -> smu; wmu -> fmu; no
  * callback under a lock). The delivery thread is started/joined by config.c.
  */
@@ -404,6 +407,7 @@ int fdn__cfg_apply_at_locked(fdn_config_t *cfg, int32_t idx, json_t *v, uint64_t
     /* live == cur while running */
     FDN_ASSERT(atomic_load_explicit(&cfg->live, memory_order_relaxed) == cfg->cur);
     snap_t *cur = cfg->cur;
+    cfg->refused = false;
     snap_t *ns = fdn__cfg_snap_new(cfg->schema, cur, NULL, idx, v);
     if (ns == NULL)
         return fdn_err_set(err, FDN_ENOMEM, NULL);
@@ -413,6 +417,23 @@ int fdn__cfg_apply_at_locked(fdn_config_t *cfg, int32_t idx, json_t *v, uint64_t
         return rc;
     }
     ns->revision = revision;
+    if (cfg->apply_hook.apply != NULL) {
+        /* the components the path drives take the value now, or refuse it: then nothing is
+         * published, so the tree never holds a value the components do not run with */
+        fdn_error_t why = FDN_ERROR_INIT;
+        rc = cfg->apply_hook.apply(cur, ns, cfg->schema->e[idx].path, cfg->apply_hook.user, &why);
+        if (rc != 0) {
+            fdn__cfg_snap_free(ns);
+            if (why.code != rc)
+                fdn_err_set(&why, rc, "Configuration path %.200s: the new value was refused",
+                            cfg->schema->e[idx].path);
+            cfg->refusal = why;
+            cfg->refused = true;
+            if (err != NULL)
+                *err = why;
+            return rc;
+        }
+    }
     cfg->cur = ns;
     if (cfg->running)
         atomic_store_explicit(&cfg->live, ns, memory_order_release);
@@ -456,15 +477,56 @@ static int update_value(fdn_config_t *cfg, const char *path, json_t *v, fdn_erro
         json_decref(v);
         return rc;
     }
+    fdn_error_t why;
+    fdn__cfg_apply_hook_t hook;
+    bool refused = false;
     if (rc == 0) {
         fdn__mutex_lock(&cfg->wmu);
         rc = cfg->running ? fdn__cfg_apply_locked(cfg, idx, v, &old, err)
                           : fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
+        refused = rc != 0 && fdn__cfg_take_refusal(cfg, &why, &hook);
         fdn__mutex_unlock(&cfg->wmu);
+    }
+    if (refused) {
+        char *text = fdn__cfg_dump(v);
+        fdn__cfg_report_refusal(&hook, cfg->schema->e[idx].path, text, &why);
+        fdn__free(text);
     }
     json_decref(v);
     fdn__cfg_retire(old);
     return rc;
+}
+
+bool fdn__cfg_take_refusal(fdn_config_t *cfg, fdn_error_t *why, fdn__cfg_apply_hook_t *hook)
+    FDN_REQUIRES(cfg->wmu)
+{
+    if (!cfg->refused)
+        return false;
+    cfg->refused = false;
+    *why = cfg->refusal;
+    *hook = cfg->apply_hook;
+    return true;
+}
+
+void fdn__cfg_report_refusal(const fdn__cfg_apply_hook_t *hook, const char *path,
+                             const char *value_json, const fdn_error_t *why)
+{
+    /* out of memory for the value's text: reported without it */
+    if (hook->refused != NULL)
+        hook->refused(path, value_json != NULL ? value_json : "null", why, hook->user);
+}
+
+void fdn__config_set_apply_hook(fdn_config_t *cfg, const fdn__cfg_apply_hook_t *hook)
+{
+    if (cfg == NULL)
+        return;
+    fdn__mutex_lock(&cfg->wmu);
+    if (hook != NULL)
+        cfg->apply_hook = *hook;
+    else
+        memset(&cfg->apply_hook, 0, sizeof(cfg->apply_hook));
+    cfg->refused = false;
+    fdn__mutex_unlock(&cfg->wmu);
 }
 
 int fdn__cfg_apply_remote(fdn_config_t *cfg, const char *path, const json_t *v, uint64_t revision,
@@ -480,6 +542,10 @@ int fdn__cfg_apply_remote(fdn_config_t *cfg, const char *path, const json_t *v, 
     if (rc != 0)
         return rc;
     snap_t *old = NULL;
+    fdn_error_t why;
+    fdn__cfg_apply_hook_t hook;
+    bool refused = false;
+    char *rtext = NULL;
     fdn__mutex_lock(&cfg->wmu);
     if (!cfg->running) {
         rc = fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
@@ -489,8 +555,14 @@ int fdn__cfg_apply_remote(fdn_config_t *cfg, const char *path, const json_t *v, 
         uint64_t rev = revision > cfg->cur->revision ? revision : cfg->cur->revision + 1;
         json_t *nv = v != NULL ? (json_t *)v : cfg->startup[idx];
         rc = fdn__cfg_apply_at_locked(cfg, idx, nv, rev, &old, err);
+        refused = rc != 0 && fdn__cfg_take_refusal(cfg, &why, &hook);
+        if (refused) /* (the start-up values are shared: their text is taken under the lock) */
+            rtext = fdn__cfg_dump(nv);
     }
     fdn__mutex_unlock(&cfg->wmu);
+    if (refused)
+        fdn__cfg_report_refusal(&hook, cfg->schema->e[idx].path, rtext, &why);
+    fdn__free(rtext);
     fdn__cfg_retire(old);
     return rc;
 }

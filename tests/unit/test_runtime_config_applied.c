@@ -105,10 +105,89 @@ static void cap_in_force_when_counted(void **state)
     test_waiter_destroy(&p.counted);
 }
 
+static int count_call(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                      const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)event;
+    (void)m;
+    (void)nm;
+    (void)meta;
+    (void)nmeta;
+    atomic_fetch_add((atomic_int *)user, 1);
+    return 0;
+}
+
+/* The events of `type` in the runtime's store; the data of the first into data (or ""). */
+static size_t events_of(fdn_runtime_t *rt, const char *type, char *data, size_t cap)
+{
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.type = type;
+    q.limit = 100;
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_query(fdn_runtime_events(rt), &q, &l), 0);
+    size_t n = fdn_event_list_count(l);
+    data[0] = '\0';
+    if (n > 0) {
+        size_t len = 0;
+        const char *d = fdn_event_data(fdn_event_list_at(l, 0), &len);
+        snprintf(data, cap, "%.*s", (int)len, d);
+    }
+    fdn_event_list_free(l);
+    return n;
+}
+
+/* A service refusing the value of an update (here the event store: its cap on query results
+ * is 32 bits, the schema's interface.max_results only positive) refuses the update: the
+ * updater gets the service's error, the tree keeps its value and revision, so the tree never
+ * holds a setting the services do not run with; the refusal is recorded (event
+ * config_update_refused) and counted (foundation.config.service_refused). Before, the update
+ * returned 0, the tree showed the new cap and the store silently kept the old one. */
+static void service_refusal_refuses_the_update(void **state)
+{
+    (void)state;
+    test_rt_t *f = test_rt_new(NULL, false);
+    fdn_config_t *cfg = fdn_runtime_config(f->rt);
+    atomic_int refused;
+    atomic_init(&refused, 0);
+    uint64_t h = 0;
+    assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(f->rt), &h,
+                                          "foundation.config.service_refused",
+                                          FDN_TELEMETRY_MATCH_EXACT, count_call, &refused),
+                     0);
+    uint64_t rev = fdn_config_revision(cfg);
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4294967296LL, &err),
+                     FDN_EINVAL);
+    assert_non_null(strstr(err.message, "event_store"));
+    assert_non_null(strstr(err.message, "interface.max_results"));
+    assert_non_null(strstr(err.context, "service=event_store"));
+    int64_t v = 0;
+    assert_int_equal(fdn_config_get_int(cfg, "interface.max_results", &v), 0);
+    assert_int_equal(v, 1000);
+    assert_int_equal(fdn_config_revision(cfg), rev);
+    assert_int_equal(atomic_load(&refused), 1);
+    char data[512];
+    assert_int_equal(events_of(f->rt, "config_update_refused", data, sizeof(data)), 1);
+    assert_non_null(strstr(data, "\"path\":\"interface.max_results\""));
+    assert_non_null(strstr(data, "\"value\":4294967296"));
+    char want[64];
+    snprintf(want, sizeof(want), "\"error\":\"%s\"", fdn_err_name(FDN_EINVAL));
+    assert_non_null(strstr(data, want));
+
+    /* a value the service takes goes through, in force when the update returns */
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4294967295LL, NULL), 0);
+    assert_int_equal(fdn_config_revision(cfg), rev + 1);
+    assert_int_equal(atomic_load(&refused), 1);
+
+    assert_int_equal(fdn_telemetry_detach(fdn_runtime_telemetry(f->rt), h), 0);
+    test_rt_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cap_in_force_when_counted),
+        cmocka_unit_test(service_refusal_refuses_the_update),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
