@@ -136,7 +136,11 @@ typedef struct fdn_config_status {
     int64_t last_update_ns;  /**< monotonic ns of the last update, -1 if none */
     int64_t uptime_ns;       /**< since the last start */
     size_t subscribers;      /**< current subscribers (the on_change hook excluded) */
-    uint64_t dropped;        /**< notifications dropped by queue overflow */
+    uint64_t dropped;        /**< notifications dropped by queue overflow; for a runtime's
+                                  config also, from its shutdown on, the changes its hook had not
+                                  recorded when the services stopped for good (still queued,
+                                  or taken in a burst not yet stored): their config_updated
+                                  events and foundation.config_updates counts are missing */
     size_t pending;          /**< updates queued while unavailable */
     uint64_t pending_failed; /**< queued updates that failed when applied */
 } fdn_config_status_t;

@@ -163,7 +163,8 @@ FDN_API int fdn_runtime_start(fdn_runtime_t *rt, fdn_error_t *err);
  * pool down for good. Idempotent and thread-safe. Must not be called from a task of the
  * runtime's own pool (it waits for the pool to drain). From a service's start/stop/health,
  * its worker loop or a supervisor callback it only requests the stop and returns 0; destroy
- * completes it.
+ * completes it. Once every service has stopped, the config changes the runtime's config hook
+ * had not recorded are counted in fdn_config_status_t.dropped (docs/config.md).
  * @param[in] timeout_ms  bound for each of the two steps (real time); < 0: no limit
  * @return 0, FDN_ETIMEDOUT (still stopping: call again or destroy, which waits)
  * @thread_safety any

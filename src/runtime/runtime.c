@@ -78,6 +78,7 @@ struct fdn_runtime {
     bool stopped FDN_MEMBER_GUARDED_BY(mu);
     int64_t started_ns;
     _Atomic bool failed;
+    _Atomic bool after_shutdown_done; /* hooks->after_shutdown ran (once) */
     _Atomic size_t registrations;
 };
 
@@ -405,6 +406,7 @@ static int create_impl(fdn_runtime_t **out, const fdn_runtime_opts_t *opts,
     rt->lock_fd = -1;
     pthread_mutex_init(&rt->mu, NULL);
     atomic_init(&rt->failed, false);
+    atomic_init(&rt->after_shutdown_done, false);
     atomic_init(&rt->registrations, 0);
     rt->clock = opts->clock;
     rt->on_escalation = opts->on_escalation;
@@ -586,6 +588,10 @@ int fdn_runtime_shutdown(fdn_runtime_t *rt, int64_t timeout_ms)
         for (rt_svc_t *s = rt->svcs; s != NULL; s = s->next)
             unregister_svc(s);
         fdn__mutex_unlock(&rt->mu);
+        /* the services are stopped for good: the wiring accounts for what they left */
+        if (fdn__runtime_glue(rt) != NULL && rt->hooks->after_shutdown != NULL &&
+            !atomic_exchange_explicit(&rt->after_shutdown_done, true, memory_order_acq_rel))
+            rt->hooks->after_shutdown(rt, fdn__runtime_glue(rt));
     }
     if (rc == 0 && rt->tasks != NULL) {
         rc = fdn_tasks_shutdown(rt->tasks, timeout_ms);

@@ -52,6 +52,10 @@ typedef struct fdn__rt_hooks {
     /* At the start of a shutdown, while every service still runs (not called when the
      * shutdown is requested from a supervisor callback or worker). */
     void (*before_shutdown)(fdn_runtime_t *rt, void *glue);
+    /* Once, when a shutdown has stopped every service for good (fdn_runtime_shutdown, from
+     * a caller that is not a supervisor callback, or destroy): the slots still answer their
+     * status calls. */
+    void (*after_shutdown)(fdn_runtime_t *rt, void *glue);
     /* After the services have stopped for good, before the slots are destroyed. */
     void (*unwire)(fdn_runtime_t *rt, void *glue);
     /* Supervisor callbacks (lifecycle thread, no lock held). */

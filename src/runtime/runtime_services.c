@@ -36,8 +36,9 @@
  * Escalation: recorded (event `supervisor_escalation`, counter
  * foundation.supervisor.escalations) from the supervisor's on_escalating callback, which runs
  * before the services are stopped, so the store and telemetry still answer.
- * Lifetime: the glue is freed by unwire after every service has stopped, before any slot
- * is destroyed.
+ * Lifetime: once a shutdown has stopped every service, after_shutdown counts what the
+ * config hook had not recorded as dropped (the open burst, the queued notifications); the
+ * glue is freed by unwire after every service has stopped, before any slot is destroyed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -637,6 +638,17 @@ static void hook_flush(fdn_runtime_t *rt, glue_t *g)
     g->nhook = 0;
 }
 
+/* Free the records of the current burst without storing or counting them (the hook thread
+ * is stopped; the caller counts them). */
+static void hook_discard(glue_t *g)
+{
+    for (size_t i = 0; i < g->nhook; i++) {
+        fdn_event_free(g->hook[i].ev);
+        fdn__free(g->hook[i].path);
+    }
+    g->nhook = 0;
+}
+
 /* Config hook thread: record change c with its event data (consumed), stored with its burst
  * (on_config_change), or now when a batch is full. */
 static void hook_record(fdn_runtime_t *rt, glue_t *g, const fdn_config_change_t *c,
@@ -1055,12 +1067,9 @@ static void unwire(fdn_runtime_t *rt, void *glue)
     (void)fdn_events_set_breaker(fdn_runtime_events(rt), NULL); /* freed with the set below */
     fdn_protect_destroy(g->protect);
     fdn_breakers_destroy(g->breakers);
-    /* records of a burst the hook thread stopped in (a drain that timed out): dropped, as
-     * the notifications still queued are */
-    for (size_t i = 0; i < g->nhook; i++) {
-        fdn_event_free(g->hook[i].ev);
-        fdn__free(g->hook[i].path);
-    }
+    /* records of a burst the hook thread stopped in: counted by after_shutdown (or, when the
+     * create failed, never made) */
+    hook_discard(g);
     fdn__free(g->overrides_path);
     fdn__free(g);
 }
@@ -1202,6 +1211,23 @@ static void on_registry(fdn_runtime_t *rt, void *glue, fdn_registry_op_t op, con
     }
 }
 
+/* The services stopped for good: the config changes the hook has not recorded are counted
+ * as dropped (fdn_config_status_t.dropped), not lost silently: the burst it stopped in (its
+ * records wait for the burst's last change, which never came: a drain that timed out, or a
+ * shutdown from a supervisor callback, which does not drain) and the notifications still
+ * queued for it. Their events cannot be stored any more (the event store has stopped), nor
+ * their updates counted (so has the telemetry). The config is stopped first: a runtime
+ * never started has had it running since its create. */
+static void after_shutdown(fdn_runtime_t *rt, void *glue)
+{
+    glue_t *g = glue;
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    fdn__config_service_ops.stop(cfg); /* joins the hook thread (a no-op when stopped) */
+    uint64_t open = g->nhook;
+    hook_discard(g);
+    (void)fdn__config_hook_discard(cfg, open);
+}
+
 /* Record the config changes still queued for the hook while the event store runs. */
 static void before_shutdown(fdn_runtime_t *rt, void *glue)
 {
@@ -1212,6 +1238,7 @@ static void before_shutdown(fdn_runtime_t *rt, void *glue)
 const fdn__rt_hooks_t fdn__rt_hooks = {
     .wire = wire,
     .before_shutdown = before_shutdown,
+    .after_shutdown = after_shutdown,
     .unwire = unwire,
     .on_restart = on_restart,
     .on_escalation = on_escalation,

@@ -23,6 +23,12 @@ FDN__SERVICE_TYPED_OPS(config, fdn_config_t)
  * @return 0, FDN_ETIMEDOUT after timeout_ms (real time, CLOCK_MONOTONIC), FDN_EINVAL */
 int fdn__config_hook_drain(fdn_config_t *cfg, int64_t timeout_ms);
 
+/* The on_change hook stopped for good (the runtime's shutdown, once the service is stopped):
+ * discard the notifications still queued for it and count them, plus `also` (changes the hook
+ * had taken but not recorded: the runtime's open burst), as dropped (fdn_config_status_t
+ * .dropped). Does nothing to the queue while the hook thread runs. Returns the number counted. */
+uint64_t fdn__config_hook_discard(fdn_config_t *cfg, uint64_t also);
+
 /* Set (or clear with NULL) the telemetry the service reports update attempts into, at any
  * time (the runtime creates the config service before its telemetry). Each fdn_config_update_*
  * call then emits foundation.config.update {duration_ns} {path, outcome}: `outcome` is

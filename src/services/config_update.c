@@ -224,6 +224,28 @@ int fdn__config_hook_drain(fdn_config_t *cfg, int64_t timeout_ms)
     return rc;
 }
 
+uint64_t fdn__config_hook_discard(fdn_config_t *cfg, uint64_t also)
+{
+    if (cfg == NULL)
+        return 0;
+    uint64_t n = also;
+    fdn__mutex_lock(&cfg->smu);
+    sub_t *s = cfg->hook;
+    if (s != NULL && !cfg->hook_thr_running) {
+        while (s->count > 0) {
+            note_unref(s->q[s->head]);
+            s->head = (s->head + 1) % s->cap;
+            s->count--;
+            n++;
+        }
+        s->dropped_pending = 0; /* counted in `dropped` when they were dropped */
+    }
+    fdn__mutex_unlock(&cfg->smu);
+    if (n > 0)
+        atomic_fetch_add_explicit(&cfg->dropped, n, memory_order_relaxed);
+    return n;
+}
+
 sub_t *fdn__cfg_sub_new(const char *prefix, fdn_config_change_cb cb, void *user, size_t cap)
 {
     sub_t *s = fdn__calloc(1, sizeof(*s));

@@ -24,7 +24,10 @@
 #include <fdn/runtime.h>
 #include <fdn/telemetry.h>
 
+#include <sched.h>
+
 #include "rt_fixture.h"
+#include "services/config_int.h"
 #include "threads.h"
 
 #define STORED 12
@@ -183,11 +186,112 @@ static void service_refusal_refuses_the_update(void **state)
     test_rt_free(f);
 }
 
+/* ---- the hook stopping for good in the middle of a burst ---- */
+
+#define BURST 300 /* more than the hook's batch (HOOK_BATCH_MAX, 256) */
+
+typedef struct holder {
+    fdn_config_t *cfg;
+    test_waiter_t calls; /* counts foundation.config_updates saw */
+    test_waiter_t gate;  /* opens the first count */
+} holder_t;
+
+static bool hook_told_to_stop(fdn_config_t *cfg)
+{
+    fdn__mutex_lock(&cfg->smu);
+    bool stop = cfg->thr_stop;
+    fdn__mutex_unlock(&cfg->smu);
+    return stop;
+}
+
+/* On the config hook thread. First count: held until the test has queued its burst. Second
+ * (the first of the batch the hook stores when its batch is full): held until the hook is
+ * told to stop, so that the hook stops with one change of the burst taken and not stored,
+ * and the rest of the burst still queued. */
+static int hold_counts(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                       const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)event;
+    (void)m;
+    (void)nm;
+    (void)meta;
+    (void)nmeta;
+    holder_t *h = user;
+    int64_t call = test_waiter_add(&h->calls, 1);
+    if (call == 1)
+        test_waiter_wait(&h->gate, 1);
+    else if (call == 2)
+        while (!hook_told_to_stop(h->cfg))
+            sched_yield(); /* the supervisor thread sets it, then joins this thread */
+    return 0;
+}
+
+/* On the supervisor thread: the shutdown a supervisor callback requests does not drain the
+ * hook (it cannot wait for it there). */
+static void shut_down_on_restart(fdn_runtime_t *rt, const char *service, int attempt, int reason,
+                                 void *user)
+{
+    (void)service;
+    (void)attempt;
+    (void)reason;
+    (void)user;
+    assert_int_equal(fdn_runtime_shutdown(rt, 0), 0);
+}
+
+/* The changes the config hook had not recorded when the runtime's services stopped for good
+ * (here: a shutdown requested from a supervisor callback, which does not drain the hook) are
+ * counted in the config's status (dropped), not lost silently: the change of the burst the hook
+ * had taken but not stored (1) and those still queued for it (BURST - 257). Before, the open
+ * burst was freed uncounted at destroy and the queued notifications with the config. */
+static void hook_stopped_for_good_counts_what_it_left(void **state)
+{
+    (void)state;
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.ignore_env = true;
+    o.on_restart = shut_down_on_restart;
+    test_rt_t *f = test_rt_new(&o, false);
+    holder_t h = {fdn_runtime_config(f->rt), TEST_WAITER_INIT, TEST_WAITER_INIT};
+    uint64_t id = 0;
+    assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(f->rt), &id,
+                                          "foundation.config_updates", FDN_TELEMETRY_MATCH_EXACT,
+                                          hold_counts, &h),
+                     0);
+    fdn_config_status_t st;
+    assert_int_equal(fdn_config_status(h.cfg, &st), 0);
+    uint64_t dropped0 = st.dropped;
+
+    /* one update: its count holds the hook */
+    assert_int_equal(fdn_config_update_bool(h.cfg, "dev.debug_mode", true, NULL), 0);
+    test_waiter_wait(&h.calls, 1);
+    /* a burst queued behind it (the hook's queue holds 4096) */
+    for (int i = 0; i < BURST; i++)
+        assert_int_equal(fdn_config_update_bool(h.cfg, "dev.debug_mode", i % 2 == 0, NULL), 0);
+    test_waiter_add(&h.gate, 1);
+    /* the hook took 256 changes of the burst, stored them and counts the first */
+    test_waiter_wait(&h.calls, 2);
+    /* a service fails; the restart callback requests the shutdown; the services stop for good
+     * (the config, last, tells the hook to stop and joins it) */
+    assert_int_equal(fdn_runtime_inject_fault(f->rt, "rate_limiter", FDN_EIO), 0);
+    assert_int_equal(fdn_runtime_shutdown(f->rt, -1), 0);
+
+    assert_int_equal(fdn_config_status(h.cfg, &st), 0);
+    assert_int_equal(st.dropped - dropped0, 1 + (BURST - 257));
+    /* once: a second shutdown counts nothing more */
+    assert_int_equal(fdn_runtime_shutdown(f->rt, -1), 0);
+    assert_int_equal(fdn_config_status(h.cfg, &st), 0);
+    assert_int_equal(st.dropped - dropped0, 1 + (BURST - 257));
+
+    test_rt_free(f);
+    test_waiter_destroy(&h.calls);
+    test_waiter_destroy(&h.gate);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cap_in_force_when_counted),
         cmocka_unit_test(service_refusal_refuses_the_update),
+        cmocka_unit_test(hook_stopped_for_good_counts_what_it_left),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
