@@ -149,8 +149,8 @@ FDN_API int fdn_runtime_create(fdn_runtime_t **out, const fdn_runtime_opts_t *op
 
 /**
  * Start the supervised services in order (only after FDN_RUNTIME_NO_START). If one fails
- * to start, those already started are stopped in reverse order and the runtime is left
- * stopped (destroy it).
+ * to start, those already started are stopped in reverse order and the runtime is left as
+ * before the call, not started: once the cause is fixed, call start again (or destroy it).
  * @return 0, FDN_EBUSY (already started), FDN_ESHUTDOWN, a service's start code
  * @thread_safety any
  * @since 0.1.0

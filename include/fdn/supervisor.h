@@ -224,7 +224,9 @@ FDN_API int fdn_supervisor_add(fdn_supervisor_t *sup, const fdn_service_spec_t *
 /**
  * Start every added service in order on the calling thread, then the supervisor thread.
  * If a start fails, the services already started are stopped in reverse order and the
- * error is returned (like an application whose child fails to start).
+ * error is returned (like an application whose child fails to start); the supervisor is
+ * then as before the call (not started, every service stopped, the failed one FAILED), so
+ * start may be called again once the cause is fixed (unless it was shut down meanwhile).
  * @return 0, the failing start's code (err filled, with context service=\<name\>),
  *         FDN_EBUSY (already started), FDN_ESHUTDOWN, FDN_ENOMEM/FDN_EAGAIN (thread)
  * @thread_safety any

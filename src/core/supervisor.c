@@ -30,7 +30,9 @@
  * Invariants: a child's `gen` changes at every start; a failure report carries the gen it
  *  belongs to and is ignored if stale. Children are never removed from `kids` except a
  *  failed add, removed by the lifecycle thread; work is always re-selected under `mu` by
- *  scanning, so no index is held across an unlock.
+ *  scanning, so no index is held across an unlock. Phases: IDLE -> STARTING -> RUNNING ->
+ *  STOPPING -> DONE; a start that fails rolls back in STARTING and returns to IDLE (start may
+ *  be called again), or to DONE when a shutdown came meanwhile.
  */
 #include <fdn/supervisor.h>
 
@@ -885,12 +887,18 @@ int fdn_supervisor_start(fdn_supervisor_t *sup, fdn_error_t *err)
                 ch->mark_target = FDN_SERVICE_STOPPED;
             }
         }
+        /* still STARTING while the rollback runs: another start answers FDN_EBUSY, a
+         * shutdown waits for `finished` */
         FDN_ASSERT(sup->phase == PH_STARTING);
-        sup->phase = PH_DONE;
         fdn__mutex_unlock(&sup->mu);
         stop_marked(sup, 0);
         fdn__mutex_lock(&sup->mu);
-        sup->finished = true; /* only now: shutdown's 0 means every service is stopped */
+        if (sup->stop_req) {
+            sup->phase = PH_DONE;
+            sup->finished = true; /* only now: shutdown's 0 means every service is stopped */
+        } else {
+            sup->phase = PH_IDLE; /* every service is stopped: start may be called again */
+        }
         pthread_cond_broadcast(&sup->cv);
         fdn__mutex_unlock(&sup->mu);
         t_starting = NULL;

@@ -554,9 +554,12 @@ int fdn_runtime_start(fdn_runtime_t *rt, fdn_error_t *err)
     fdn__mutex_unlock(&rt->mu);
     int rc = fdn_supervisor_start(rt->sup, err);
     if (rc != 0) {
+        /* the supervisor stopped what it had started and is back to not started: so is the
+         * runtime, and start may be called again (a shutdown meanwhile has set `stopped`) */
         fdn_err_add_context(err, "runtime", "%s", rt->name);
         fdn__mutex_lock(&rt->mu);
-        rt->stopped = true;
+        rt->started = false;
+        rt->started_ns = 0;
         fdn__mutex_unlock(&rt->mu);
     }
     return rc;

@@ -510,6 +510,44 @@ static void builtin_failures_leave_nothing(void **state)
     fdn_clock_destroy(clock);
 }
 
+/* A start that fails leaves the runtime as before it, not started: once the cause is gone
+ * (here a built-in whose start fails once), start again starts everything. Before, the
+ * runtime was left shut down (FDN_ESHUTDOWN) and had to be destroyed. */
+static void failed_start_can_be_retried(void **state)
+{
+    (void)state;
+    fdn_clock_t *clock;
+    g_start_fail_slot = FDN__RT_TELEMETRY;
+    fdn_runtime_t *rt = fake_runtime(&clock, FDN_RUNTIME_NO_START, 3);
+    g_start_fail_slot = -1;
+    ASSERT_LOG("");
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_runtime_start(rt, &err), FDN_EIO);
+    assert_non_null(strstr(err.context, "telemetry_service"));
+    ASSERT_LOG("+config_server +event_store -event_store -config_server");
+    fdn_runtime_health_t hl;
+    assert_int_equal(fdn_runtime_health(rt, &hl, NULL, 0, NULL), 0);
+    assert_int_equal(hl.status, FDN_RUNTIME_STOPPED);
+    assert_int_equal(hl.uptime_ns, 0);
+    assert_int_equal(hl.running, 0);
+    assert_false(registered(rt, "config_server", NULL));
+
+    ((comp_t *)fdn__runtime_slot(rt, FDN__RT_TELEMETRY))->start_rc = 0; /* the fault is gone */
+    assert_int_equal(fdn_runtime_start(rt, NULL), 0);
+    ASSERT_LOG("+config_server +event_store +telemetry_service");
+    assert_int_equal(fdn_runtime_health(rt, &hl, NULL, 0, NULL), 0);
+    assert_int_equal(hl.status, FDN_RUNTIME_HEALTHY);
+    assert_true(registered(rt, "config_server", NULL));
+    assert_true(registered(rt, "telemetry_service", NULL));
+    assert_int_equal(fdn_runtime_start(rt, NULL), FDN_EBUSY);
+
+    /* after a shutdown, no start */
+    assert_int_equal(fdn_runtime_shutdown(rt, -1), 0);
+    ASSERT_LOG("-telemetry_service -event_store -config_server");
+    assert_int_equal(fdn_runtime_start(rt, NULL), FDN_ESHUTDOWN);
+    fake_destroy(rt, clock);
+}
+
 static void default_runtime(void **state)
 {
     (void)state;
@@ -748,6 +786,7 @@ int main(void)
         cmocka_unit_test(app_config_section),
         cmocka_unit_test(bad_options),
         cmocka_unit_test(start_order_and_reverse_stop),
+        cmocka_unit_test(failed_start_can_be_retried),
         cmocka_unit_test(restart_keeps_registration_and_gates_calls),
         cmocka_unit_test(health_poll_drives_restart),
         cmocka_unit_test(escalation_fails_runtime),

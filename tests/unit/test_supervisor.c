@@ -773,6 +773,26 @@ static void failed_start_rolls_back(void **state)
     ASSERT_LOG(&f->w, "+a -a");
     assert_int_equal(state_of(f, "b"), FDN_SERVICE_FAILED);
     assert_int_equal(state_of(f, "c"), FDN_SERVICE_STOPPED);
+    /* left as before the call: once b starts, a start succeeds */
+    atomic_store(&b->start_rc, 0);
+    assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
+    ASSERT_LOG(&f->w, "+a +b +c");
+    assert_int_equal(state_of(f, "b"), FDN_SERVICE_RUNNING);
+    assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), FDN_EBUSY);
+}
+
+/* A shutdown after a failed start: nothing left to stop, and no start after it. */
+static void failed_start_then_shutdown(void **state)
+{
+    fixture_t *f = *state;
+    fx_add(f, "a", FDN_RESTART_PERMANENT, false, 0);
+    tsvc_t *b = fx_add(f, "b", FDN_RESTART_PERMANENT, false, 0);
+    atomic_store(&b->start_rc, FDN_EIO);
+    assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), FDN_EIO);
+    ASSERT_LOG(&f->w, "+a -a");
+    assert_int_equal(fdn_supervisor_shutdown(f->w.sup, WAIT_MS), 0);
+    ASSERT_LOG(&f->w, "");
+    atomic_store(&b->start_rc, 0);
     assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), FDN_ESHUTDOWN);
     assert_int_equal(fdn_supervisor_wait_idle(f->w.sup, 10), FDN_ESHUTDOWN);
 }
@@ -1064,6 +1084,7 @@ int main(void)
         SUP_TEST(worker_failing_at_once_is_seen, P_DEFAULT),
         SUP_TEST(health_failure_restarts, P_DEFAULT),
         SUP_TEST(failed_start_rolls_back, P_FEW),
+        SUP_TEST(failed_start_then_shutdown, P_FEW),
         SUP_TEST(failed_start_rollback_is_not_reported_finished_early, P_FEW),
         SUP_TEST(failing_restart_counts_toward_intensity, P_FEW),
         SUP_TEST(add_after_start_and_errors, P_ABC_ONE),
