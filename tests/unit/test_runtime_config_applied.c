@@ -25,6 +25,7 @@
 #include <fdn/telemetry.h>
 
 #include <sched.h>
+#include <unistd.h>
 
 #include "rt_fixture.h"
 #include "services/config_int.h"
@@ -186,6 +187,33 @@ static void service_refusal_refuses_the_update(void **state)
     test_rt_free(f);
 }
 
+/* A setting of the config file a service refuses fails the runtime's create with the
+ * service's error naming the path, as the schema's refusals do (before: created, and the
+ * event store ran with its default cap while the tree showed the file's). */
+static void file_setting_a_service_refuses_fails_create(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fdn-rtcfg-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof(path), "%s/fdn.json", dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("{\"interface\": {\"max_results\": 4294967296}}", fp);
+    fclose(fp);
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.ignore_env = true;
+    o.config_path = path;
+    fdn_runtime_t *rt = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_runtime_create(&rt, &o, &err), FDN_EINVAL);
+    assert_null(rt);
+    assert_non_null(strstr(err.message, "interface.max_results"));
+    assert_non_null(strstr(err.context, "service=event_store"));
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 /* ---- the hook stopping for good in the middle of a burst ---- */
 
 #define BURST 300 /* more than the hook's batch (HOOK_BATCH_MAX, 256) */
@@ -291,6 +319,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cap_in_force_when_counted),
         cmocka_unit_test(service_refusal_refuses_the_update),
+        cmocka_unit_test(file_setting_a_service_refuses_fails_create),
         cmocka_unit_test(hook_stopped_for_good_counts_what_it_left),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
