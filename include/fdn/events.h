@@ -481,9 +481,11 @@ struct fdn_breaker;
  * timed-out call counts as a failure. NULL removes it. The breaker must outlive the store or
  * be removed first: a change returns once every call the old breaker admitted has reported
  * to it (at most one call's command_timeout_ms), so the old breaker may be freed at once.
- * Not from a breaker callback (on_transition) of the old breaker, which may run inside such
- * a call. A store on SQLite ignores it.
- * @return 0, FDN_EINVAL  @thread_safety any  @since 0.3.0
+ * Not from a breaker callback (on_transition) of the old breaker that runs inside such a call
+ * (the call would wait for itself): on that call's thread it returns FDN_EBUSY and changes
+ * nothing; from another thread that such a call waits for, it deadlocks. A store on SQLite
+ * ignores it.
+ * @return 0, FDN_EINVAL, FDN_EBUSY  @thread_safety any  @since 0.3.0
  */
 FDN_API int fdn_events_set_breaker(fdn_events_t *es, struct fdn_breaker *b);
 

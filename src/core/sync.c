@@ -1,6 +1,10 @@
 /*
- * DESIGN: the monotonic timed-wait helpers and the futex word (sync.h). Stateless: every
- * function works on the caller's objects, so any thread may call any of them.
+ * DESIGN: the monotonic timed-wait helpers, the futex word and the gate (sync.h). Stateless
+ * but for each thread's list of the gate passes it is inside (tl_passes, read and written by
+ * that thread only): every function works on the caller's objects, so any thread may call any
+ * of them. The gate's protocol and its proof are in sync.h; every gate atomic is seq_cst, as
+ * the two store-then-load pairs (a pass: count, then confirm gen; a change: bump gen, then
+ * read the count; and waiting/count for the wake-up) need a single order to be right.
  */
 #include <errno.h>
 #include <limits.h>
@@ -11,6 +15,8 @@
 
 #include <fdn/error.h>
 
+#include "core/alloc.h"
+#include "core/assert.h"
 #include "core/lock.h"
 #include "core/sync.h"
 
@@ -103,4 +109,79 @@ void fdn__cond_raise(pthread_cond_t *cv, pthread_mutex_t *mu, bool *flag)
     *flag = true;
     pthread_cond_broadcast(cv);
     fdn__mutex_unlock(mu);
+}
+
+/* ---- the gate ---- */
+
+/* initial-exec: a pass reads and writes it twice (core/alloc.h: FDN_TLS_IE) */
+static _Thread_local fdn__gate_pass_t *tl_passes FDN_TLS_IE;
+
+void fdn__gate_init(fdn__gate_t *g)
+{
+    atomic_init(&g->gen, 0);
+    atomic_init(&g->users[0], 0);
+    atomic_init(&g->users[1], 0);
+    atomic_init(&g->waiting, 0);
+    atomic_init(&g->changing, 0);
+}
+
+static void gate_uncount(fdn__gate_t *g, uint32_t par)
+{
+    if (atomic_fetch_sub_explicit(&g->users[par], 1, memory_order_seq_cst) == 1 &&
+        atomic_load_explicit(&g->waiting, memory_order_seq_cst) != 0)
+        fdn__word_wake_all(&g->users[par]);
+}
+
+void fdn__gate_enter(fdn__gate_t *g, fdn__gate_pass_t *p)
+{
+    for (;;) {
+        uint32_t gen = atomic_load_explicit(&g->gen, memory_order_seq_cst);
+        uint32_t par = gen & 1u;
+        atomic_fetch_add_explicit(&g->users[par], 1, memory_order_seq_cst);
+        if (atomic_load_explicit(&g->gen, memory_order_seq_cst) == gen) {
+            p->par = par;
+            break;
+        }
+        gate_uncount(g, par); /* a change came between: count under its gen */
+    }
+    p->gate = g;
+    p->prev = tl_passes;
+    tl_passes = p;
+}
+
+void fdn__gate_leave(fdn__gate_pass_t *p)
+{
+    fdn__gate_pass_t **at = &tl_passes;
+    while (*at != NULL && *at != p)
+        at = &(*at)->prev;
+    FDN_ASSERT(*at == p && "a gate pass is left on the thread that entered it");
+    if (*at == p)
+        *at = p->prev;
+    gate_uncount(p->gate, p->par);
+}
+
+int fdn__gate_change_begin(fdn__gate_t *g)
+{
+    for (const fdn__gate_pass_t *p = tl_passes; p != NULL; p = p->prev)
+        if (p->gate == g)
+            return FDN_EBUSY;
+    uint32_t zero = 0;
+    while (!atomic_compare_exchange_strong_explicit(&g->changing, &zero, 1, memory_order_seq_cst,
+                                                    memory_order_seq_cst)) {
+        fdn__word_wait(&g->changing, 1);
+        zero = 0;
+    }
+    return 0;
+}
+
+void fdn__gate_change_end(fdn__gate_t *g)
+{
+    uint32_t old = atomic_fetch_add_explicit(&g->gen, 1, memory_order_seq_cst) & 1u;
+    atomic_store_explicit(&g->waiting, 1, memory_order_seq_cst);
+    uint32_t u;
+    while ((u = atomic_load_explicit(&g->users[old], memory_order_seq_cst)) != 0)
+        fdn__word_wait(&g->users[old], u);
+    atomic_store_explicit(&g->waiting, 0, memory_order_seq_cst);
+    atomic_store_explicit(&g->changing, 0, memory_order_seq_cst);
+    fdn__word_wake_all(&g->changing);
 }

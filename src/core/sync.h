@@ -50,4 +50,53 @@ bool fdn__cond_nap(pthread_cond_t *cv, pthread_mutex_t *mu, const bool *stop, in
 /* Set *flag under mu and wake every waiter on cv: the shutdown side of fdn__cond_nap. */
 void fdn__cond_raise(pthread_cond_t *cv, pthread_mutex_t *mu, bool *flag);
 
+/* A gate: a setting (a pointer or a few, kept by the caller in its own atomics) that readers
+ * use for a while after reading it, and that a change may free as soon as the change
+ * returns. A reader wraps each use in a pass (fdn__gate_enter .. fdn__gate_leave) and reads
+ * the setting inside it; a change (fdn__gate_change_begin, store the new setting,
+ * fdn__gate_change_end) returns only once every pass that may have read the old setting has
+ * left. Readers never block or take a lock: a pass is two atomic read-modify-writes on
+ * entering (one more when it races a change) and one on leaving, plus a futex wake when it is
+ * the last pass a waiting change waits for. Changes are serialised among themselves.
+ *
+ * How: passes count themselves in users[gen & 1] and confirm gen after counting (else count
+ * again under the new one); a change publishes the new setting, bumps gen, and waits until
+ * users[old parity] is 0. A pass that confirmed the new gen reads the new setting (published
+ * before the bump); a pass that confirmed the old one is counted where the change looks. With
+ * changes one at a time, the passes of the generation before the old one were drained by the
+ * previous change, so one parity bit is enough.
+ *
+ * A change made on a thread that is inside a pass of the same gate would wait for itself:
+ * fdn__gate_change_begin refuses it (FDN_EBUSY). Each thread keeps its passes in a
+ * thread-local list for that check, so a pass must stay where it was entered (no copies)
+ * until it leaves. A change made while another thread's pass waits for this thread still
+ * deadlocks: the caller's rule (setters say it in their documentation).
+ * Threads: any. A gate is plain atomics: all zero (fdn__gate_init or a zeroed allocation)
+ * is a gate with no pass and no change; it needs no destroy. */
+typedef struct fdn__gate {
+    _Atomic uint32_t gen;      /* changes so far */
+    _Atomic uint32_t users[2]; /* passes in progress, by the parity of the gen they entered in */
+    _Atomic uint32_t waiting;  /* 1 while a change waits for the old parity's passes */
+    _Atomic uint32_t changing; /* 1 while a change is under way: changes are serialised */
+} fdn__gate_t;
+
+typedef struct fdn__gate_pass {
+    fdn__gate_t *gate;
+    uint32_t par;                /* the users[] slot it counts in */
+    struct fdn__gate_pass *prev; /* the thread's enclosing pass (any gate) */
+} fdn__gate_pass_t;
+
+void fdn__gate_init(fdn__gate_t *g);
+/* Enter a pass of g (p: the caller's, on its stack, until fdn__gate_leave). Never blocks. */
+void fdn__gate_enter(fdn__gate_t *g, fdn__gate_pass_t *p);
+/* Leave the pass p (entered by this thread). */
+void fdn__gate_leave(fdn__gate_pass_t *p);
+/* Start a change of g's setting: 0 (store the new setting, then fdn__gate_change_end), or
+ * FDN_EBUSY when this thread is inside a pass of g (the change would wait for itself);
+ * waits for a change already under way on another thread. */
+int fdn__gate_change_begin(fdn__gate_t *g);
+/* End the change: return once every pass that may have read the setting the change
+ * replaced has left. */
+void fdn__gate_change_end(fdn__gate_t *g);
+
 #endif

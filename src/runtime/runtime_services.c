@@ -1062,7 +1062,7 @@ static void unwire(fdn_runtime_t *rt, void *glue)
     fdn__rt_metrics_detach(g->metrics); /* its collector reads the breakers freed below */
     g->metrics = NULL;
     /* the telemetry slot is destroyed before the event store's and the config's */
-    fdn__events_set_telemetry(fdn_runtime_events(rt), NULL);
+    (void)fdn__events_set_telemetry(fdn_runtime_events(rt), NULL); /* waits for its reports */
     fdn__config_set_telemetry(fdn_runtime_config(rt), NULL);
     (void)fdn_events_set_breaker(fdn_runtime_events(rt), NULL); /* freed with the set below */
     fdn_protect_destroy(g->protect);
@@ -1083,7 +1083,7 @@ static int wire(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     g->rt = rt;
     /* the event store and the config are created before the telemetry service: connect
      * them now */
-    fdn__events_set_telemetry(fdn_runtime_events(rt), fdn_runtime_telemetry(rt));
+    (void)fdn__events_set_telemetry(fdn_runtime_events(rt), fdn_runtime_telemetry(rt));
     fdn__config_set_telemetry(fdn_runtime_config(rt), fdn_runtime_telemetry(rt));
     fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
     bo.clock = fdn_runtime_clock(rt);

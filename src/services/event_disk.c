@@ -474,9 +474,12 @@ uint64_t fdn__evs_durable_retention(fdn_events_t *es)
         atomic_fetch_add_explicit(&es->durable_pruned_total, removed, memory_order_relaxed);
     }
     fdn__mutex_unlock(&es->dmu);
-    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
-    if (tm != NULL && removed > 0)
+    fdn__gate_pass_t tp;
+    fdn_telemetry_t *tm = removed > 0 ? fdn__evs_tm_enter(es, &tp) : NULL;
+    if (tm != NULL) {
         fdn_telemetry_emit_counter_n(tm, "foundation.event_store.durable_pruned", removed, NULL, 0);
+        fdn__evs_tm_leave(&tp);
+    }
     /* the memory tier caches the durable one: it does not keep what the durable tier dropped
      * (here, or in another process sharing the log) */
     uint64_t gone = rc == 0 ? FDN_MAX(cut, oldest) : 0;

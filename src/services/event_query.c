@@ -464,12 +464,12 @@ static int events_query(fdn_events_t *es, const fdn_events_query_t *q, evs_same_
     if (arc != 0)
         return arc;
     uint64_t snap;
-    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
-    if (tm == NULL && es->sh == NULL && es->durable_path == NULL)
+    bool timed = atomic_load_explicit(&es->tm, memory_order_relaxed) != NULL;
+    if (!timed && es->sh == NULL && es->durable_path == NULL)
         return fdn__evs_query_same(es, q, limit, same, out, &snap); /* memory is the store */
     /* timed as `foundation.event_store.query` {duration: ns}, exported as the histogram
      * fdn_event_store_query_duration_seconds */
-    int64_t t0 = tm != NULL ? fdn_clock_mono_ns(NULL) : 0;
+    int64_t t0 = timed ? fdn_clock_mono_ns(NULL) : 0;
     int rc = 0;
     bool handled = false;
     for (;;) {
@@ -502,10 +502,13 @@ static int events_query(fdn_events_t *es, const fdn_events_query_t *q, evs_same_
     }
     if (rc == 0 && es->sh != NULL && !handled)
         shared_answer(es, same, out);
+    fdn__gate_pass_t tp;
+    fdn_telemetry_t *tm = timed ? fdn__evs_tm_enter(es, &tp) : NULL;
     if (tm == NULL)
         return rc;
     fdn_telemetry_measure_t m = {"duration", (double)(fdn_clock_mono_ns(NULL) - t0)};
     (void)fdn_telemetry_execute(tm, "foundation.event_store.query", &m, 1, NULL, 0);
+    fdn__evs_tm_leave(&tp);
     return rc;
 }
 
@@ -520,15 +523,18 @@ int fdn_events_query_memory(fdn_events_t *es, const fdn_events_query_t *q, fdn_e
     int arc = query_args(es, q, out, &limit);
     if (arc != 0)
         return arc;
-    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
-    int64_t t0 = tm != NULL ? fdn_clock_mono_ns(NULL) : 0;
+    bool timed = atomic_load_explicit(&es->tm, memory_order_relaxed) != NULL;
+    int64_t t0 = timed ? fdn_clock_mono_ns(NULL) : 0;
     int rc = query_memory(es, q, limit, out);
     /* a shared backend's answer rebuilds each timestamp from the wall time: the same here */
     if (rc == 0 && es->sh != NULL)
         fdn__evs_shared_remap(es, *out);
-    if (tm != NULL && rc != FDN_ENOENT) { /* timed as fdn_events_query is */
+    fdn__gate_pass_t tp;
+    fdn_telemetry_t *tm = timed && rc != FDN_ENOENT ? fdn__evs_tm_enter(es, &tp) : NULL;
+    if (tm != NULL) { /* timed as fdn_events_query is */
         fdn_telemetry_measure_t m = {"duration", (double)(fdn_clock_mono_ns(NULL) - t0)};
         (void)fdn_telemetry_execute(tm, "foundation.event_store.query", &m, 1, NULL, 0);
+        fdn__evs_tm_leave(&tp);
     }
     return rc;
 }

@@ -72,9 +72,12 @@ int fdn_events_prune_before(fdn_events_t *es, int64_t ts, uint64_t *out_count)
     uint64_t cut = fdn__evs_id_at_time(es, ts, snap);
     fdn__rwlock_rdunlock(&es->plock);
     uint64_t n = fdn__evs_prune_ids(es, cut, true);
-    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
-    if (tm != NULL && n > 0)
+    fdn__gate_pass_t tp;
+    fdn_telemetry_t *tm = n > 0 ? fdn__evs_tm_enter(es, &tp) : NULL;
+    if (tm != NULL) {
         fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_pruned", n, NULL, 0);
+        fdn__evs_tm_leave(&tp);
+    }
     if (out_count)
         *out_count = n;
     return 0;
@@ -302,7 +305,8 @@ static void commit_once(fdn_events_t *es, uint64_t pub, uint64_t done, bool ack,
         rb->cap = 0;
     }
     int64_t took = fdn_clock_mono_ns(NULL) - t0;
-    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+    fdn__gate_pass_t tp;
+    fdn_telemetry_t *tm = fdn__evs_tm_enter(es, &tp);
     if (rc == 0 && tm != NULL) {
         /* the durable commit (one transaction, fsynced), timed: exported as the
          * histogram fdn_event_store_commit_duration_seconds */
@@ -311,6 +315,8 @@ static void commit_once(fdn_events_t *es, uint64_t pub, uint64_t done, bool ack,
     }
     if (rc != 0 && tm != NULL)
         fdn_telemetry_emit_counter(tm, "foundation.event_store.writer_errors", NULL, 0);
+    if (tm != NULL)
+        fdn__evs_tm_leave(&tp);
     fdn__mutex_lock(&es->wmu);
     int latched = rc == FDN_ENOMEM ? FDN_ENOMEM : FDN_EIO;
     if (rc != 0) {
@@ -541,9 +547,12 @@ uint64_t fdn__evs_retention_memory(fdn_events_t *es)
     if (cut <= first)
         return 0;
     uint64_t n = fdn__evs_prune_ids(es, cut, false);
-    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
-    if (tm != NULL && n > 0)
+    fdn__gate_pass_t tp;
+    fdn_telemetry_t *tm = n > 0 ? fdn__evs_tm_enter(es, &tp) : NULL;
+    if (tm != NULL) {
         fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_pruned", n, NULL, 0);
+        fdn__evs_tm_leave(&tp);
+    }
     return n;
 }
 
@@ -601,12 +610,24 @@ int fdn_events_set_max_events(fdn_events_t *es, uint64_t max_events)
     return 0;
 }
 
-void fdn__events_set_telemetry(fdn_events_t *es, fdn_telemetry_t *tm)
+int fdn__events_set_telemetry(fdn_events_t *es, fdn_telemetry_t *tm)
 {
-    if (es != NULL) {
-        atomic_store_explicit(&es->tm, tm, memory_order_release);
-        atomic_fetch_add_explicit(&es->tm_gen, 1, memory_order_release);
-    }
+    if (es == NULL)
+        return FDN_EINVAL;
+    int rc = fdn__gate_change_begin(&es->tm_gate);
+    if (rc != 0)
+        return rc; /* from a handler of one of this store's reports, on this thread */
+    atomic_store_explicit(&es->tm, tm, memory_order_release);
+    atomic_fetch_add_explicit(&es->tm_gen, 1, memory_order_release);
+    /* every report that may have read the old telemetry has finished (handlers included) */
+    fdn__gate_change_end(&es->tm_gate);
+    /* the per-type counters are the old telemetry's until an append (under amu) sees the new
+     * generation: one that read the old one is done once amu is free */
+    fdn__mutex_lock(&es->amu);
+    fdn__mutex_unlock(&es->amu);
+    if (es->sh != NULL)
+        fdn__evs_shared_tm_changed(es);
+    return 0;
 }
 
 int fdn_events_set_max_age(fdn_events_t *es, int64_t max_age_ns)
@@ -922,6 +943,7 @@ int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_err
     es->clock = o->clock ? o->clock : fdn_clock_system();
     atomic_init(&es->tm, o->telemetry);
     atomic_init(&es->tm_gen, 1);
+    fdn__gate_init(&es->tm_gate);
     es->mode = o->mode;
     es->compress = o->compress;
     es->fast_queue_max = o->fast_queue_max ? o->fast_queue_max : 65536;

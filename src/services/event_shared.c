@@ -122,17 +122,17 @@ struct evs_shared {
     fdn__mutex_t imu; /* ingest: the writer and the follower fill memory in turn */
 
     /* the guard (a circuit breaker, set from above: fdn__evs_set_guard). A call holds the
-     * guard it was admitted by until it has reported to it (g_begin .. g_end): it counts
-     * itself in gusers[its generation's parity], and a change of guard waits on gcv until
-     * no call of the old generation is left, so the caller may free the old breaker as soon
-     * as fdn_events_set_breaker returns. One change at a time (gsetting). */
-    fdn__mutex_t gmu;
-    pthread_cond_t gcv;
-    const fdn__evs_guard_ops_t *gops; /* gmu */
-    void *g;                          /* gmu */
-    uint32_t ggen;                    /* gmu: changes of guard so far */
-    uint32_t gusers[2];               /* gmu: calls in flight, by ggen's parity */
-    bool gsetting;                    /* gmu: a change waits for the old guard's calls */
+     * guard it was admitted by until it has reported to it (g_begin .. g_end): a pass of
+     * ggate (core/sync.h), which a change of guard waits for, so the caller may free the old
+     * breaker as soon as fdn_events_set_breaker returns. The guard in force is *gcur (NULL:
+     * none), one of the two slots: a change fills the one not in force (no call reads it:
+     * the change before drained its calls) and publishes it. */
+    fdn__gate_t ggate;
+    struct gslot {
+        const fdn__evs_guard_ops_t *ops;
+        void *g;
+    } gslot[2];                         /* written by a change only, before it publishes one */
+    _Atomic(const struct gslot *) gcur; /* the guard in force, or NULL */
     /* the latency histogram, resolved for the telemetry it was made in */
     fdn__mutex_t hmu;
     fdn_telemetry_t *hist_tm;     /* hmu */
@@ -187,7 +187,7 @@ typedef struct gcall {
     void *g;
     uint64_t permit[2];
     int64_t t0;
-    uint32_t gen; /* the parity of the guard's generation (sh->gusers) */
+    fdn__gate_pass_t pass; /* in the guard's gate (sh->ggate) from g_begin (ops != NULL) */
 } gcall_t;
 
 static int64_t mono(void)
@@ -196,12 +196,10 @@ static int64_t mono(void)
 }
 
 /* A call is done with the guard it took in g_begin: a change of guard may free it. */
-static void g_release(struct evs_shared *sh, const gcall_t *c)
+static void g_release(gcall_t *c)
 {
-    fdn__mutex_lock(&sh->gmu);
-    if (--sh->gusers[c->gen] == 0 && sh->gsetting)
-        pthread_cond_broadcast(&sh->gcv);
-    fdn__mutex_unlock(&sh->gmu);
+    if (c->ops != NULL)
+        fdn__gate_leave(&c->pass);
 }
 
 /* Admit a call: 0, or FDN_EUNAVAILABLE when the guard (the breaker) refuses it. Every call
@@ -209,14 +207,20 @@ static void g_release(struct evs_shared *sh, const gcall_t *c)
 static int g_begin(fdn_events_t *es, gcall_t *c)
 {
     struct evs_shared *sh = es->sh;
-    fdn__mutex_lock(&sh->gmu);
-    c->ops = sh->gops;
-    c->g = sh->g;
-    c->gen = sh->ggen & 1u;
-    sh->gusers[c->gen]++;
-    fdn__mutex_unlock(&sh->gmu);
+    c->ops = NULL;
+    c->g = NULL;
+    if (atomic_load_explicit(&sh->gcur, memory_order_acquire) != NULL) {
+        fdn__gate_enter(&sh->ggate, &c->pass);
+        const struct gslot *s = atomic_load_explicit(&sh->gcur, memory_order_acquire);
+        if (s != NULL) {
+            c->ops = s->ops;
+            c->g = s->g;
+        } else {
+            fdn__gate_leave(&c->pass); /* removed meanwhile */
+        }
+    }
     if (c->ops != NULL && c->ops->admit(c->g, c->permit) != 0) {
-        g_release(sh, c);
+        g_release(c);
         atomic_fetch_add_explicit(&sh->rejected, 1, memory_order_relaxed);
         return FDN_EUNAVAILABLE;
     }
@@ -234,7 +238,8 @@ static bool engine_failed(int rc)
 static void observe(fdn_events_t *es, const char *op, const char *outcome, double secs)
 {
     struct evs_shared *sh = es->sh;
-    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+    fdn__gate_pass_t tp;
+    fdn_telemetry_t *tm = fdn__evs_tm_enter(es, &tp);
     if (tm == NULL)
         return;
     fdn__mutex_lock(&sh->hmu);
@@ -255,6 +260,18 @@ static void observe(fdn_events_t *es, const char *op, const char *outcome, doubl
     fdn_histogram_t *h = NULL;
     if (f != NULL && fdn_telemetry_family_histogram(f, &h, v, 2) == 0)
         fdn_histogram_observe(h, secs);
+    fdn__evs_tm_leave(&tp);
+}
+
+void fdn__evs_shared_tm_changed(fdn_events_t *es)
+{
+    /* no report uses the old telemetry any more: forget its family, so that a new telemetry
+     * made at the old one's address (freed by then) does not find it */
+    struct evs_shared *sh = es->sh;
+    fdn__mutex_lock(&sh->hmu);
+    sh->hist_tm = NULL;
+    sh->hist = NULL;
+    fdn__mutex_unlock(&sh->hmu);
 }
 
 /* Report a call admitted by g_begin; returns rc. */
@@ -264,7 +281,7 @@ static int g_end(fdn_events_t *es, gcall_t *c, const char *op, int rc)
     bool failed = engine_failed(rc);
     if (c->ops != NULL)
         c->ops->record(c->g, c->permit, failed ? FDN_EUNAVAILABLE : 0);
-    g_release(sh, c);
+    g_release(c);
     if (failed)
         atomic_fetch_add_explicit(&sh->failures, 1, memory_order_relaxed);
     atomic_store_explicit(&sh->up, !failed, memory_order_relaxed);
@@ -402,13 +419,15 @@ static void replay_failed(fdn_events_t *es, int rc, const fdn_error_t *err)
     struct evs_shared *sh = es->sh;
     atomic_store_explicit(&sh->replay_error, rc, memory_order_relaxed);
     atomic_fetch_add_explicit(&sh->replay_failures, 1, memory_order_relaxed);
-    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+    fdn__gate_pass_t tp;
+    fdn_telemetry_t *tm = fdn__evs_tm_enter(es, &tp);
     if (tm == NULL)
         return;
     fdn_telemetry_meta_t meta[] = {{"error", fdn_err_name(rc)},
                                    {"message", err->message[0] != '\0' ? err->message : ""}};
     fdn_telemetry_measure_t m = {"count", 1};
     (void)fdn_telemetry_execute(tm, "foundation.event_store.spool_replay_failed", &m, 1, meta, 2);
+    fdn__evs_tm_leave(&tp);
 }
 
 /* A batch (key seq, events, the error and message that made it unreplayable) was moved to
@@ -418,13 +437,15 @@ static void replay_failed(fdn_events_t *es, int rc, const fdn_error_t *err)
 static void quarantined(fdn_events_t *es, int rc, const fdn_error_t *err, uint64_t events)
 {
     spool_counts(es->sh);
-    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+    fdn__gate_pass_t tp;
+    fdn_telemetry_t *tm = fdn__evs_tm_enter(es, &tp);
     if (tm == NULL)
         return;
     fdn_telemetry_meta_t meta[] = {{"error", fdn_err_name(rc)},
                                    {"message", err->message[0] != '\0' ? err->message : ""}};
     fdn_telemetry_measure_t m = {"events", (double)events};
     (void)fdn_telemetry_execute(tm, "foundation.event_store.spool_quarantined", &m, 1, meta, 2);
+    fdn__evs_tm_leave(&tp);
 }
 
 /* Replay up to REPLAY_ROWS transactions of spooled batches (whole batches, up to batch_max
@@ -620,7 +641,8 @@ static void commit_requests(fdn_events_t *es, sh_req_t *reqs, size_t total)
                 rc = src == FDN_EIO ? FDN_EIO : FDN_EUNAVAILABLE; /* full: unavailable */
             }
         }
-        fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+        fdn__gate_pass_t tp;
+        fdn_telemetry_t *tm = fdn__evs_tm_enter(es, &tp);
         if (rc == 0 && !spooled && tm != NULL) {
             fdn_telemetry_measure_t m = {"duration", (double)(fdn_clock_mono_ns(NULL) - t0)};
             (void)fdn_telemetry_execute(tm, "foundation.event_store.commit", &m, 1, NULL, 0);
@@ -629,6 +651,8 @@ static void commit_requests(fdn_events_t *es, sh_req_t *reqs, size_t total)
         }
         if (rc != 0 && tm != NULL)
             fdn_telemetry_emit_counter(tm, "foundation.event_store.writer_errors", NULL, 0);
+        if (tm != NULL)
+            fdn__evs_tm_leave(&tp);
     }
     if (rc == 0) {
         /* committed: the positions are the ids, whatever memory manages below; spooled: no
@@ -769,8 +793,8 @@ int fdn__evs_shared_open(fdn_events_t *es, const fdn_events_opts_t *o,
     pthread_mutex_init(&sh->fmu, NULL);
     (void)fdn__cond_init_mono(&sh->fcv);
     pthread_mutex_init(&sh->imu, NULL);
-    pthread_mutex_init(&sh->gmu, NULL);
-    pthread_cond_init(&sh->gcv, NULL);
+    fdn__gate_init(&sh->ggate);
+    atomic_init(&sh->gcur, NULL);
     pthread_mutex_init(&sh->hmu, NULL);
     atomic_init(&sh->up, true);
     sh->qtail = &sh->qhead;
@@ -877,8 +901,6 @@ void fdn__evs_shared_free(fdn_events_t *es)
     pthread_mutex_destroy(&sh->fmu);
     pthread_cond_destroy(&sh->fcv);
     pthread_mutex_destroy(&sh->imu);
-    pthread_mutex_destroy(&sh->gmu);
-    pthread_cond_destroy(&sh->gcv);
     pthread_mutex_destroy(&sh->hmu);
     fdn__spool_close(sh->spool);
     fdn__free(sh);
@@ -1054,21 +1076,20 @@ int fdn__evs_set_guard(fdn_events_t *es, const fdn__evs_guard_ops_t *gops, void 
     struct evs_shared *sh = es->sh;
     if (sh == NULL)
         return 0;
-    fdn__mutex_lock(&sh->gmu);
-    while (sh->gsetting)
-        pthread_cond_wait(&sh->gcv, &sh->gmu);
-    sh->gsetting = true;
-    sh->gops = g != NULL ? gops : NULL;
-    sh->g = gops != NULL ? g : NULL;
-    uint32_t old = sh->ggen & 1u;
-    sh->ggen++;
+    int rc = fdn__gate_change_begin(&sh->ggate);
+    if (rc != 0)
+        return rc; /* from a call the old guard admitted (its callback): it would wait for itself */
+    const struct gslot *cur = atomic_load_explicit(&sh->gcur, memory_order_relaxed);
+    struct gslot *s = NULL;
+    if (gops != NULL && g != NULL) {
+        s = cur == &sh->gslot[0] ? &sh->gslot[1] : &sh->gslot[0];
+        s->ops = gops;
+        s->g = g;
+    }
+    atomic_store_explicit(&sh->gcur, s, memory_order_release);
     /* the calls admitted by the old guard report to it first (at most one backend call's
      * bound, command_timeout_ms): then the caller may free it */
-    while (sh->gusers[old] != 0)
-        pthread_cond_wait(&sh->gcv, &sh->gmu);
-    sh->gsetting = false;
-    pthread_cond_broadcast(&sh->gcv);
-    fdn__mutex_unlock(&sh->gmu);
+    fdn__gate_change_end(&sh->ggate);
     return 0;
 }
 
@@ -1079,10 +1100,14 @@ void fdn__evs_shared_status(fdn_events_t *es, fdn_events_backend_status_t *out)
     out->up = atomic_load_explicit(&sh->up, memory_order_relaxed);
     out->breaker_state = 0;
     out->retry_after_ms = -1;
-    fdn__mutex_lock(&sh->gmu);
-    if (sh->gops != NULL)
-        out->breaker_state = sh->gops->state(sh->g, &out->retry_after_ms);
-    fdn__mutex_unlock(&sh->gmu);
+    if (atomic_load_explicit(&sh->gcur, memory_order_acquire) != NULL) {
+        fdn__gate_pass_t p;
+        fdn__gate_enter(&sh->ggate, &p);
+        const struct gslot *s = atomic_load_explicit(&sh->gcur, memory_order_acquire);
+        if (s != NULL)
+            out->breaker_state = s->ops->state(s->g, &out->retry_after_ms);
+        fdn__gate_leave(&p);
+    }
     out->spooled_events = atomic_load_explicit(&sh->sp_events, memory_order_relaxed);
     out->spooled_bytes = atomic_load_explicit(&sh->sp_bytes, memory_order_relaxed);
     out->spool_max_bytes = sh->spool != NULL ? sh->spool_max : 0;

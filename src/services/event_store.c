@@ -358,7 +358,10 @@ int fdn__evs_append_capped_locked(fdn_events_t *es, const fdn_event_t *const *ev
 
 /* The appended counter of type t (writer, under amu). Resolved once per type entry and
  * telemetry generation (a search under the telemetry mutex: amu -> telemetry mutex, which
- * never waits for amu); after that one load and compare per event. NULL without telemetry. */
+ * never waits for amu); after that one load and compare per event. NULL without telemetry.
+ * Not in a pass of tm_gate: the counter is used under amu, and fdn__events_set_telemetry
+ * takes amu once after its change, so no append still uses the old telemetry's counter
+ * when it returns. */
 static fdn_counter_t *type_counter(fdn_events_t *es, evs_sym_t *t) FDN_REQUIRES(es->amu)
 {
     uint64_t gen = atomic_load_explicit(&es->tm_gen, memory_order_acquire);
@@ -795,9 +798,12 @@ static int append_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t 
         atomic_fetch_add_explicit(&es->types_refused, n, memory_order_relaxed);
     if (rc != 0)
         return rc;
-    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
-    if (tm != NULL)
+    fdn__gate_pass_t tp;
+    fdn_telemetry_t *tm = fdn__evs_tm_enter(es, &tp);
+    if (tm != NULL) {
         fdn_telemetry_emit_counter_n(tm, "foundation.event_store.events_stored", n, NULL, 0);
+        fdn__evs_tm_leave(&tp);
+    }
     return 0;
 }
 
@@ -886,14 +892,16 @@ int fdn_events_store_async(fdn_events_t *es, const fdn_event_t *const *evs, size
 static int timed_store(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *out_ids,
                        bool cap)
 {
-    fdn_telemetry_t *tm = es != NULL ? atomic_load_explicit(&es->tm, memory_order_acquire) : NULL;
-    if (tm == NULL)
+    if (es == NULL || atomic_load_explicit(&es->tm, memory_order_relaxed) == NULL)
         return store_batch(es, evs, n, out_ids, cap);
     int64_t t0 = fdn_clock_mono_ns(NULL);
     int rc = store_batch(es, evs, n, out_ids, cap);
-    if (rc == 0 && n > 0) {
+    fdn__gate_pass_t tp;
+    fdn_telemetry_t *tm = rc == 0 && n > 0 ? fdn__evs_tm_enter(es, &tp) : NULL;
+    if (tm != NULL) {
         fdn_telemetry_measure_t m = {"duration", (double)(fdn_clock_mono_ns(NULL) - t0)};
         (void)fdn_telemetry_execute(tm, "foundation.event_store.append", &m, 1, NULL, 0);
+        fdn__evs_tm_leave(&tp);
     }
     return rc;
 }

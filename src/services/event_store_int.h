@@ -16,6 +16,7 @@
 #include "core/hash.h"
 #include "core/lock.h"
 #include "core/supervisor_int.h"
+#include "core/sync.h"
 
 #include <fdn/events.h>
 #include <fdn/telemetry.h>
@@ -41,8 +42,17 @@
  *   error. */
 FDN__SERVICE_TYPED_OPS(events, fdn_events_t)
 /* Set (or clear with NULL) the telemetry the store reports into, at any time: the runtime
- * creates the event store before its telemetry service and wires them afterwards. */
-void fdn__events_set_telemetry(fdn_events_t *es, fdn_telemetry_t *tm);
+ * creates the event store before its telemetry service and wires them afterwards.
+ * Returns only once every report into the telemetry it replaces has finished (each of the
+ * store's uses of its telemetry runs in a pass of es->tm_gate: fdn__evs_tm_enter), handlers
+ * that report ran included, and the per-type counters of the old telemetry are no longer
+ * used: the caller may then destroy that telemetry, or free what its handlers use. So it
+ * waits for handlers already running (as long as they run), and must not be called from a
+ * handler that one of the store's reports runs on this thread: that would wait for itself,
+ * and returns FDN_EBUSY, changing nothing. Nor from a handler another thread waits for
+ * while this one waits: a deadlock no check can see.
+ * Returns 0, FDN_EINVAL (es NULL), FDN_EBUSY. Threads: any; changes are serialised. */
+int fdn__events_set_telemetry(fdn_events_t *es, fdn_telemetry_t *tm);
 /* Test hook: block until the retention thread has completed at least n runs. */
 void fdn__events_wait_prune_runs(fdn_events_t *es, uint64_t n);
 /* Store n of the runtime's own events: as fdn_events_store_batch (all or nothing, one commit),
@@ -163,6 +173,7 @@ typedef struct evs_recbuf {
 struct fdn_events {
     fdn_clock_t *clock;
     _Atomic(fdn_telemetry_t *) tm; /* may be set after create (fdn__events_set_telemetry) */
+    fdn__gate_t tm_gate;           /* every use of tm runs in a pass (fdn__evs_tm_enter) */
     _Atomic uint64_t tm_gen;       /* +1 whenever tm is set (from 1): type counters re-resolve */
     /* amu: the family fdn_events_appended_by_type_total of telemetry generation by_type_gen */
     fdn_telemetry_family_t *by_type;
@@ -673,10 +684,35 @@ typedef struct fdn__evs_guard_ops {
     int (*state)(void *g, int64_t *retry_ms);
 } fdn__evs_guard_ops_t;
 /* Set (ops NULL: remove) the guard of a store on a shared backend; FDN_EINVAL otherwise
- * ignored: a store on SQLite has nothing to guard (returns 0). */
+ * ignored: a store on SQLite has nothing to guard (returns 0). Returns once every call the
+ * old guard admitted has reported to it; FDN_EBUSY (nothing changed) when called from one of
+ * those calls (the guard's own callbacks), which it would wait for. */
 int fdn__evs_set_guard(fdn_events_t *es, const fdn__evs_guard_ops_t *ops, void *g);
 /* fdn_events_backend_status for a shared backend. */
 void fdn__evs_shared_status(fdn_events_t *es, fdn_events_backend_status_t *out);
+
+/* The store's telemetry for one report, in a pass of es->tm_gate: NULL (no telemetry, and
+ * no pass to leave), or the telemetry, to be used until fdn__evs_tm_leave(p), which must
+ * follow on this thread (p stays where it is meanwhile). Without telemetry it costs one
+ * load: a report that saw none uses nothing fdn__events_set_telemetry must wait for. */
+static inline fdn_telemetry_t *fdn__evs_tm_enter(fdn_events_t *es, fdn__gate_pass_t *p)
+{
+    if (atomic_load_explicit(&es->tm, memory_order_acquire) == NULL)
+        return NULL;
+    fdn__gate_enter(&es->tm_gate, p);
+    fdn_telemetry_t *tm = atomic_load_explicit(&es->tm, memory_order_acquire);
+    if (tm == NULL)
+        fdn__gate_leave(p);
+    return tm;
+}
+
+static inline void fdn__evs_tm_leave(fdn__gate_pass_t *p)
+{
+    fdn__gate_leave(p);
+}
+/* A shared backend's store forgets what it resolved in a telemetry it no longer reports into
+ * (fdn__events_set_telemetry, once no report uses it). */
+void fdn__evs_shared_tm_changed(fdn_events_t *es);
 
 /* Called after a successful append (outside amu). */
 int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id);

@@ -200,10 +200,13 @@ static uint64_t sub_count_skip(evs_sub_t *s, uint64_t skip)
 {
     if (skip) {
         atomic_fetch_add_explicit(&s->overflow, skip, memory_order_relaxed);
-        fdn_telemetry_t *tm = atomic_load_explicit(&s->es->tm, memory_order_acquire);
-        if (tm != NULL)
+        fdn__gate_pass_t tp;
+        fdn_telemetry_t *tm = fdn__evs_tm_enter(s->es, &tp);
+        if (tm != NULL) {
             fdn_telemetry_emit_counter_n(tm, "foundation.event_store.subscriber_skipped", skip,
                                          NULL, 0);
+            fdn__evs_tm_leave(&tp);
+        }
     }
     return skip;
 }

@@ -1950,6 +1950,114 @@ static void telemetry_counters(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+/* Turning a store's telemetry off (or replacing it) returns only once every report the store
+ * made into the old telemetry has finished, handlers included: then the caller may free what
+ * the handlers use, or the telemetry itself. A handler of the store's append report holds
+ * the setter (it blocks on a latch the test controls): the setter's thread must be asleep
+ * inside the setter, not returned, while the handler runs. From the handler itself, on the
+ * thread the store runs it on, the setter refuses (FDN_EBUSY: it would wait for itself). */
+typedef struct tm_hold {
+    fdn_events_t *es;
+    fdn_telemetry_t *tm;
+    test_waiter_t entered, release, started, done, park;
+    _Atomic int calls;
+    int inner_rc;     /* the setter called from inside the handler */
+    int *handler_mem; /* what the handler uses: freed by the test once the setter returns */
+    pid_t setter_tid;
+    _Atomic bool setter_returned;
+    int setter_rc;
+} tm_hold_t;
+
+static int tm_hold_handler(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                           const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)event;
+    (void)m;
+    (void)nm;
+    (void)meta;
+    (void)nmeta;
+    tm_hold_t *h = user;
+    if (atomic_fetch_add(&h->calls, 1) == 0) {
+        h->inner_rc = fdn__events_set_telemetry(h->es, NULL);
+        test_waiter_add(&h->entered, 1);
+        test_waiter_wait(&h->release, 1);
+    }
+    (*h->handler_mem)++;
+    return 0;
+}
+
+static void *tm_hold_appender(void *p)
+{
+    tm_hold_t *h = p;
+    put(h->es, "t", NULL, 10, 0);
+    return NULL;
+}
+
+static void *tm_hold_setter(void *p)
+{
+    tm_hold_t *h = p;
+    h->setter_tid = test_thread_id();
+    test_waiter_add(&h->started, 1);
+    h->setter_rc = fdn__events_set_telemetry(h->es, NULL);
+    atomic_store(&h->setter_returned, true);
+    test_waiter_add(&h->done, 1);
+    /* asleep here too, so that a setter that returned is seen as such, not waited for */
+    test_waiter_wait(&h->park, 1);
+    return NULL;
+}
+
+static void telemetry_off_waits_for_running_handlers(void **state)
+{
+    (void)state;
+    tm_hold_t h = {0};
+    test_waiter_init(&h.entered);
+    test_waiter_init(&h.release);
+    test_waiter_init(&h.started);
+    test_waiter_init(&h.done);
+    test_waiter_init(&h.park);
+    h.handler_mem = malloc(sizeof(int));
+    assert_non_null(h.handler_mem);
+    *h.handler_mem = 0;
+    assert_int_equal(fdn_telemetry_create(&h.tm, NULL), 0);
+    assert_int_equal(fdn_telemetry_attach(h.tm, NULL, "foundation.event_store.append",
+                                          FDN_TELEMETRY_MATCH_EXACT, tm_hold_handler, &h),
+                     0);
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.telemetry = h.tm;
+    assert_int_equal(fdn_events_create(&h.es, &o, NULL), 0);
+
+    pthread_t appender, setter;
+    assert_int_equal(pthread_create(&appender, NULL, tm_hold_appender, &h), 0);
+    test_waiter_wait(&h.entered, 1); /* the handler runs, and holds */
+    assert_int_equal(h.inner_rc, FDN_EBUSY);
+    assert_int_equal(pthread_create(&setter, NULL, tm_hold_setter, &h), 0);
+    test_waiter_wait(&h.started, 1);
+    test_wait_futex(h.setter_tid); /* asleep: in the setter, or parked after it returned */
+    assert_false(atomic_load(&h.setter_returned));
+    assert_int_equal(test_waiter_value(&h.done), 0);
+
+    test_waiter_add(&h.release, 1);
+    test_waiter_wait(&h.done, 1);
+    assert_int_equal(h.setter_rc, 0);
+    /* the setter returned: no report of the store uses the telemetry or the handler's memory */
+    assert_int_equal(*h.handler_mem, 1);
+    free(h.handler_mem);
+    h.handler_mem = NULL;
+    fdn_telemetry_destroy(h.tm);
+    assert_int_equal(pthread_join(appender, NULL), 0);
+    test_waiter_add(&h.park, 1);
+    assert_int_equal(pthread_join(setter, NULL), 0);
+    put(h.es, "t", NULL, 20, 0); /* no telemetry now */
+    assert_int_equal(atomic_load(&h.calls), 1);
+    assert_int_equal(fdn__events_set_telemetry(NULL, NULL), FDN_EINVAL);
+    fdn_events_destroy(h.es);
+    test_waiter_destroy(&h.entered);
+    test_waiter_destroy(&h.release);
+    test_waiter_destroy(&h.started);
+    test_waiter_destroy(&h.done);
+    test_waiter_destroy(&h.park);
+}
+
 /* A large arena is faulted in a window ahead of the writes (MADV_POPULATE_WRITE), not one
  * page fault per page as the appends first touch it: right after the first event of a new
  * large segment, the pages of the window after it are resident. */
@@ -2198,6 +2306,7 @@ int main(void)
         DURABLE_TEST(batch_not_split_across_commits),
         cmocka_unit_test(random_queries_match_model),
         cmocka_unit_test(telemetry_counters),
+        cmocka_unit_test(telemetry_off_waits_for_running_handlers),
         cmocka_unit_test(large_arena_faulted_ahead),
         cmocka_unit_test(pruned_segments_reused),
     };

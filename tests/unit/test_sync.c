@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include <fdn/error.h>
@@ -84,12 +85,100 @@ static void signal_wakes_before_the_deadline(void **state)
     }
 }
 
+/* The gate: a change returns only once every pass that may have read the old setting has left,
+ * never waits for passes that entered after it, and is refused from inside a pass of the same
+ * gate on the changing thread (FDN_EBUSY); passes of other gates do not matter. */
+static void gate_refuses_a_change_from_its_own_pass(void **state)
+{
+    (void)state;
+    fdn__gate_t g, other;
+    fdn__gate_init(&g);
+    fdn__gate_init(&other);
+    fdn__gate_pass_t p, q;
+    fdn__gate_enter(&other, &q);
+    assert_int_equal(fdn__gate_change_begin(&g), 0); /* no pass of g here */
+    fdn__gate_change_end(&g);
+    fdn__gate_enter(&g, &p);
+    assert_int_equal(fdn__gate_change_begin(&g), FDN_EBUSY);
+    fdn__gate_leave(&q); /* left out of order: the thread's list follows */
+    assert_int_equal(fdn__gate_change_begin(&g), FDN_EBUSY);
+    fdn__gate_leave(&p);
+    assert_int_equal(fdn__gate_change_begin(&g), 0);
+    fdn__gate_change_end(&g);
+    assert_int_equal(fdn__gate_change_begin(&other), 0);
+    fdn__gate_change_end(&other);
+}
+
+/* Readers read the setting (one of two objects) in passes and check that it is alive; the
+ * changer swaps the setting and, once the change returns, marks the old object dead for a
+ * moment (what freeing it would do). No reader may ever see a dead object. */
+#define GATE_READERS 2
+#define GATE_CHANGES 2000
+
+typedef struct gate_obj {
+    _Atomic int alive;
+} gate_obj_t;
+
+typedef struct gate_fx {
+    fdn__gate_t g;
+    _Atomic(gate_obj_t *) cur;
+    _Atomic bool stop;
+    _Atomic long dead_seen, passes;
+} gate_fx_t;
+
+static void *gate_reader(void *arg)
+{
+    gate_fx_t *x = arg;
+    while (!atomic_load(&x->stop)) {
+        fdn__gate_pass_t p;
+        fdn__gate_enter(&x->g, &p);
+        gate_obj_t *o = atomic_load_explicit(&x->cur, memory_order_acquire);
+        for (int i = 0; i < 4; i++)
+            if (atomic_load_explicit(&o->alive, memory_order_relaxed) == 0)
+                atomic_fetch_add(&x->dead_seen, 1);
+        fdn__gate_leave(&p);
+        atomic_fetch_add_explicit(&x->passes, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+static void gate_change_waits_for_old_readers(void **state)
+{
+    (void)state;
+    static gate_fx_t x;
+    static gate_obj_t obj[2];
+    fdn__gate_init(&x.g);
+    atomic_init(&obj[0].alive, 1);
+    atomic_init(&obj[1].alive, 1);
+    atomic_init(&x.cur, &obj[0]);
+    atomic_init(&x.stop, false);
+    atomic_init(&x.dead_seen, 0);
+    atomic_init(&x.passes, 0);
+    pthread_t t[GATE_READERS];
+    for (int i = 0; i < GATE_READERS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, gate_reader, &x), 0);
+    for (int c = 0; c < GATE_CHANGES; c++) {
+        gate_obj_t *old = &obj[c & 1], *nw = &obj[(c + 1) & 1];
+        assert_int_equal(fdn__gate_change_begin(&x.g), 0);
+        atomic_store_explicit(&x.cur, nw, memory_order_release);
+        fdn__gate_change_end(&x.g);
+        atomic_store_explicit(&old->alive, 0, memory_order_relaxed); /* "freed" */
+        atomic_store_explicit(&old->alive, 1, memory_order_relaxed); /* made again */
+    }
+    atomic_store(&x.stop, true);
+    for (int i = 0; i < GATE_READERS; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    assert_int_equal(atomic_load(&x.dead_seen), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(deadlines_saturate_and_order),
         cmocka_unit_test(past_deadline_times_out_at_once),
         cmocka_unit_test(signal_wakes_before_the_deadline),
+        cmocka_unit_test(gate_refuses_a_change_from_its_own_pass),
+        cmocka_unit_test(gate_change_waits_for_old_readers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
