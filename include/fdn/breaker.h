@@ -154,6 +154,20 @@ FDN_API int fdn_breaker_opts_from_tolerance(fdn_breaker_opts_t *opts, int64_t to
                                             int64_t refresh_ms);
 
 /**
+ * fdn_breaker_opts_from_tolerance that says why it refused: the same options and codes, and
+ * on an error a message in err naming the argument and its range (err untouched on success;
+ * may be NULL).
+ * @param[out] opts filled on success, left alone on an error
+ * @param[in] tolerance failures tolerated (threshold = tolerance + 1)
+ * @param[in] refresh_ms the window and the recovery time
+ * @param[out] err the reason of a refusal; may be NULL
+ * @return 0, FDN_EINVAL
+ * @thread_safety any  @since 0.3.0
+ */
+FDN_API int fdn_breaker_opts_from_tolerance_ex(fdn_breaker_opts_t *opts, int64_t tolerance,
+                                               int64_t refresh_ms, fdn_error_t *err);
+
+/**
  * Check options.
  * @return 0, FDN_EINVAL (with a message in err)
  * @thread_safety any  @since 0.1.0

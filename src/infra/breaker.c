@@ -167,25 +167,6 @@ const char *fdn_breaker_state_name(fdn_breaker_state_t s)
     return "unknown";
 }
 
-int fdn_breaker_opts_from_tolerance(fdn_breaker_opts_t *opts, int64_t tolerance, int64_t refresh_ms)
-{
-    /* tolerance is bounded first so that the threshold fits its uint32_t; the rest of the
-     * bounds are fdn_breaker_opts_validate's (threshold <= 1000000, refresh_ms in its ns range):
-     * what this returns 0 for, a breaker accepts */
-    if (opts == NULL || tolerance < 0 || tolerance >= UINT32_MAX - 1 || refresh_ms <= 0)
-        return FDN_EINVAL;
-    fdn_breaker_opts_t d = FDN_BREAKER_OPTS_INIT;
-    d.failure_threshold = (uint32_t)tolerance + 1u;
-    d.window_ms = refresh_ms;
-    d.recovery_time_ms = refresh_ms;
-    d.success_resets = false;
-    int rc = fdn_breaker_opts_validate(&d, NULL);
-    if (rc != 0)
-        return rc;
-    *opts = d;
-    return 0;
-}
-
 static void clear_counts_locked(fdn_breaker_t *b) FDN_REQUIRES(b->mu)
 {
     b->ring_head = b->ring_len = 0;

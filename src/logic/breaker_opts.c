@@ -1,6 +1,7 @@
 /*
- * DESIGN: breaker options, pure: their validation (fdn_breaker_opts_validate) and their JSON
- * form (fdn_breaker_opts_parse), for breakers declared in the config file
+ * DESIGN: breaker options, pure: their validation (fdn_breaker_opts_validate), the
+ * reference's fuse triple (fdn_breaker_opts_from_tolerance, _ex with the reason of a refusal)
+ * and their JSON form (fdn_breaker_opts_parse), for breakers declared in the config file
  * (infrastructure.circuit_breaker.breakers, checked by the config schema) and created over
  * HTTP (PUT /v1/breakers/{name}). In the logic layer so that the config schema may use them.
  * One table of members: name, kind, and where the value goes; a member not in it, a wrong
@@ -18,6 +19,42 @@
 
 #define NS_PER_MS  1000000LL
 #define MAX_PROBES 0xffffu /* the breaker's probe counter is 16 bits */
+
+/* threshold = tolerance + 1 <= 1000000 (fdn_breaker_opts_validate) */
+#define MAX_TOLERANCE 999999
+
+int fdn_breaker_opts_from_tolerance_ex(fdn_breaker_opts_t *opts, int64_t tolerance,
+                                       int64_t refresh_ms, fdn_error_t *err)
+{
+    /* the bounds are fdn_breaker_opts_validate's (threshold <= 1000000, refresh_ms in the ns
+     * range of window_ms and recovery_time_ms), said in the caller's terms: what this returns
+     * 0 for, a breaker accepts */
+    if (opts == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "breaker options from tolerance: opts is NULL");
+    if (tolerance < 0 || tolerance > MAX_TOLERANCE)
+        return fdn_err_set(err, FDN_EINVAL,
+                           "tolerance %lld is outside 0..%d (failures tolerated before the "
+                           "breaker opens)",
+                           (long long)tolerance, MAX_TOLERANCE);
+    if (refresh_ms <= 0 || refresh_ms > INT64_MAX / NS_PER_MS / 4)
+        return fdn_err_set(err, FDN_EINVAL, "refresh_ms %lld is outside 1..%lld",
+                           (long long)refresh_ms, (long long)(INT64_MAX / NS_PER_MS / 4));
+    fdn_breaker_opts_t d = FDN_BREAKER_OPTS_INIT;
+    d.failure_threshold = (uint32_t)tolerance + 1u;
+    d.window_ms = refresh_ms;
+    d.recovery_time_ms = refresh_ms;
+    d.success_resets = false;
+    int rc = fdn_breaker_opts_validate(&d, err);
+    if (rc != 0)
+        return rc;
+    *opts = d;
+    return 0;
+}
+
+int fdn_breaker_opts_from_tolerance(fdn_breaker_opts_t *opts, int64_t tolerance, int64_t refresh_ms)
+{
+    return fdn_breaker_opts_from_tolerance_ex(opts, tolerance, refresh_ms, NULL);
+}
 
 int fdn_breaker_opts_validate(const fdn_breaker_opts_t *o, fdn_error_t *err)
 {

@@ -181,6 +181,8 @@ static void accessors_allocate_nothing(void **state)
     int fn_rc = 0;
     uint64_t ticket = 0;
     NOALLOC_SWEEP(fdn_breaker_opts_from_tolerance, fdn_breaker_opts_from_tolerance(&o, 3, 1000));
+    NOALLOC_SWEEP(fdn_breaker_opts_from_tolerance_ex,
+                  fdn_breaker_opts_from_tolerance_ex(&o, 3, 1000, NULL));
     NOALLOC_SWEEP(fdn_breaker_opts_validate, fdn_breaker_opts_validate(&o, NULL));
     NOALLOC_SWEEP(fdn_breaker_ask, fdn_breaker_ask(b));
     NOALLOC_SWEEP(fdn_breaker_acquire, fdn_breaker_acquire(b, &permit));

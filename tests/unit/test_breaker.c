@@ -452,6 +452,41 @@ static void from_tolerance_refuses_what_validation_refuses(void **state)
     assert_int_equal(fdn_breaker_opts_validate(&o, NULL), 0);
 }
 
+/* fdn_breaker_opts_from_tolerance_ex says why it refused: the argument and its range in err,
+ * the same codes as fdn_breaker_opts_from_tolerance, *opts and err left alone on success. */
+static void from_tolerance_ex_says_why(void **state)
+{
+    (void)state;
+    fdn_breaker_opts_t o, plain;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_breaker_opts_from_tolerance_ex(&o, 5, 60000, &err), 0);
+    assert_int_equal(err.code, 0);
+    assert_string_equal(err.message, "");
+    assert_int_equal(fdn_breaker_opts_from_tolerance(&plain, 5, 60000), 0);
+    assert_int_equal(o.failure_threshold, 6);
+    assert_int_equal(o.failure_threshold, plain.failure_threshold);
+    assert_int_equal(o.window_ms, plain.window_ms);
+    assert_int_equal(o.recovery_time_ms, plain.recovery_time_ms);
+    assert_false(o.success_resets);
+    fdn_breaker_opts_t before = o;
+    assert_int_equal(fdn_breaker_opts_from_tolerance_ex(&o, 1000000, 10, &err), FDN_EINVAL);
+    assert_int_equal(err.code, FDN_EINVAL);
+    assert_string_equal(err.message, "tolerance 1000000 is outside 0..999999 (failures "
+                                     "tolerated before the breaker opens)");
+    fdn_error_t e2 = FDN_ERROR_INIT;
+    assert_int_equal(fdn_breaker_opts_from_tolerance_ex(&o, -1, 10, &e2), FDN_EINVAL);
+    assert_non_null(strstr(e2.message, "tolerance -1 is outside 0..999999"));
+    fdn_error_t e3 = FDN_ERROR_INIT;
+    assert_int_equal(fdn_breaker_opts_from_tolerance_ex(&o, 5, 0, &e3), FDN_EINVAL);
+    assert_string_equal(e3.message, "refresh_ms 0 is outside 1..2305843009213");
+    fdn_error_t e4 = FDN_ERROR_INIT;
+    assert_int_equal(fdn_breaker_opts_from_tolerance_ex(NULL, 5, 10, &e4), FDN_EINVAL);
+    assert_non_null(strstr(e4.message, "opts is NULL"));
+    assert_memory_equal(&o, &before, sizeof(o));
+    assert_int_equal(fdn_breaker_opts_from_tolerance_ex(&o, 5, 0, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_breaker_opts_from_tolerance_ex(&o, 5, INT64_MAX / 1000000 / 4, NULL), 0);
+}
+
 /* §11.6: T=2, R=100: 2 failures closed, 3rd opens; after 150 ms closed again (via probe). */
 static void ref_exact_options(void **state)
 {
@@ -783,6 +818,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(force_open_disable_reset, test_breaker_setup,
                                         test_breaker_teardown),
         cmocka_unit_test(from_tolerance_refuses_what_validation_refuses),
+        cmocka_unit_test(from_tolerance_ex_says_why),
         cmocka_unit_test_setup_teardown(ref_default_tolerance, test_breaker_setup,
                                         test_breaker_teardown),
         cmocka_unit_test_setup_teardown(ref_exact_options, test_breaker_setup,
