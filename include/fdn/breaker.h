@@ -75,7 +75,16 @@ typedef enum fdn_breaker_window_kind {
 typedef fdn_breaker_outcome_t (*fdn_breaker_classify_fn)(int rc, int64_t duration_ns, void *user);
 
 /**
- * Transition callback. Runs on the thread that caused the transition, with no lock held.
+ * Transition callback. Runs with no lock held. A breaker reports its transitions (this
+ * callback, and the telemetry event foundation.circuit_breaker.state_change before it) one at
+ * a time and in the order they happened, so each call's `from` is the previous call's `to`:
+ * usually on the thread that caused the transition, before that thread's call returns; but
+ * when a transition happens while the breaker's reports are running (on another thread, or
+ * from inside this callback), it is reported by the thread running them, after the reports
+ * before it, and the call that caused it may return first. When more than 16 transitions wait
+ * for their report (a callback slower than the transitions), the newest ones are merged into
+ * one report, from the first's `from` to the last's `to` (intermediate states skipped, the
+ * chain still continuous; times_opened in the status stays exact).
  * @param name the breaker's name ("" for an unnamed breaker)
  */
 typedef void (*fdn_breaker_transition_fn)(const char *name, fdn_breaker_state_t from,

@@ -20,6 +20,18 @@
  * The set's `mu` guards its array; it is never held with a breaker's `mu`.
  * No user callback (classify, on_transition) and no telemetry call runs while a lock is held.
  *
+ * Transition reports (the telemetry event state_change and on_transition) come in the order
+ * of the transitions, one at a time per breaker: a transition appends its (from, to) to the
+ * breaker's report queue `tq` under `mu`, where it is made, so the queue's order is the
+ * transitions' order; the thread that finds nobody reporting (tq_busy) becomes the reporter
+ * and runs the reports from the queue, one by one, outside `mu`, until it is empty. A
+ * transition made meanwhile (on another thread, or by a callback on the reporter's own
+ * thread) is only queued: its call returns, and the reporter reports it after the ones
+ * before it. Without a transition nothing of this runs: the closed path is as before. The
+ * queue holds TQ_LEN reports; a transition that finds it full (reports slower than
+ * transitions) merges into the newest waiting one (its `to` becomes the new state), so the
+ * states reported stay a continuous chain that skips the intermediate ones.
+ *
  * Telemetry (opts.telemetry): counters foundation.circuit_breaker.state_change {name, from,
  * new_state} on every transition and foundation.circuit_breaker.call_rejected {name, reason}
  * on every rejection. Admitted calls emit nothing (the closed path stays one load), except
@@ -80,6 +92,13 @@ _Static_assert(PR_MASK == 0xffffu, "half_open_max_calls <= 65535");
 #define OUT_OF_LINE
 #endif
 
+#define TQ_LEN 16 /* transition reports waiting (DESIGN: Transition reports) */
+
+typedef struct tq_rec {
+    const struct bcfg *c; /* the options in force at the transition (never freed before b) */
+    uint8_t from, to;
+} tq_rec_t;
+
 typedef struct tbucket {
     int64_t sec;
     uint32_t calls, fails, slow;
@@ -115,6 +134,9 @@ struct fdn_breaker {
     uint32_t cw_pos, cw_len, cw_fail, cw_slow;
     tbucket_t *twin FDN_MEMBER_GUARDED_BY(mu); /* time window: one bucket per second */
     bcfg_t *retired FDN_MEMBER_GUARDED_BY(mu); /* replaced options, freed at destroy */
+    tq_rec_t tq[TQ_LEN] FDN_MEMBER_GUARDED_BY(mu); /* transitions not yet reported, in order */
+    uint32_t tq_head, tq_len;                      /* mu */
+    bool tq_busy;                                  /* mu: a thread runs the reports */
     char *name;
     _Atomic(void *) tickets; /* breaker_ticket.c's table, made on first use */
     /* the set's name index (guarded by the set's mu; unused outside a set) */
@@ -296,9 +318,56 @@ const char *fdn_breaker_name(const fdn_breaker_t *b)
     return b ? b->name : "";
 }
 
+/* Queue the report of a transition from -> to made under mu with options c; whether the
+ * caller is to run the reports (nobody runs them). */
+static bool tq_push_locked(fdn_breaker_t *b, const bcfg_t *c, fdn_breaker_state_t from,
+                           fdn_breaker_state_t to) FDN_REQUIRES(b->mu)
+{
+    if (b->tq_len == TQ_LEN) { /* full: the newest waiting report now ends in `to` */
+        tq_rec_t *last = &b->tq[(b->tq_head + TQ_LEN - 1) % TQ_LEN];
+        last->to = (uint8_t)to;
+        last->c = c;
+    } else {
+        b->tq[(b->tq_head + b->tq_len) % TQ_LEN] = (tq_rec_t){c, (uint8_t)from, (uint8_t)to};
+        b->tq_len++;
+    }
+    if (b->tq_busy)
+        return false;
+    b->tq_busy = true;
+    return true;
+}
+
+/* Run the queued transition reports in order until none is left (the reporter only). */
+static void tq_report(fdn_breaker_t *b) FDN_EXCLUDES(b->mu)
+{
+    for (;;) {
+        fdn__mutex_lock(&b->mu);
+        if (b->tq_len == 0) {
+            b->tq_busy = false;
+            fdn__mutex_unlock(&b->mu);
+            return;
+        }
+        tq_rec_t r = b->tq[b->tq_head];
+        b->tq_head = (b->tq_head + 1) % TQ_LEN;
+        b->tq_len--;
+        fdn__mutex_unlock(&b->mu);
+        fdn_breaker_state_t from = (fdn_breaker_state_t)r.from, to = (fdn_breaker_state_t)r.to;
+        if (r.c->o.telemetry) {
+            fdn_telemetry_meta_t meta[3] = {{"name", b->name},
+                                            {"from", fdn_breaker_state_name(from)},
+                                            {"new_state", fdn_breaker_state_name(to)}};
+            fdn_telemetry_emit_counter(r.c->o.telemetry, "foundation.circuit_breaker.state_change",
+                                       meta, 3);
+        }
+        if (r.c->o.on_transition)
+            r.c->o.on_transition(b->name, from, to, r.c->o.transition_user);
+    }
+}
+
 /*
  * Move from the phase `expected` (gen + state must match; probes may differ) to `to`.
- * Returns true when this call made the transition. Calls on_transition outside mu.
+ * Returns true when this call made the transition. Reports it outside mu, in order
+ * (DESIGN: Transition reports).
  */
 static bool transition(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t to, int64_t now)
     FDN_EXCLUDES(b->mu)
@@ -324,16 +393,11 @@ static bool transition(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t 
         FDN_ASSERT(W_GEN(w) == W_GEN(expected) && W_STATE(w) == from);
     }
     const bcfg_t *c = cfg_of(b);
+    bool report = (c->o.telemetry != NULL || c->o.on_transition != NULL || b->tq_len > 0) &&
+                  tq_push_locked(b, c, from, to);
     fdn__mutex_unlock(&b->mu);
-    if (c->o.telemetry) {
-        fdn_telemetry_meta_t meta[3] = {{"name", b->name},
-                                        {"from", fdn_breaker_state_name(from)},
-                                        {"new_state", fdn_breaker_state_name(to)}};
-        fdn_telemetry_emit_counter(c->o.telemetry, "foundation.circuit_breaker.state_change", meta,
-                                   3);
-    }
-    if (c->o.on_transition)
-        c->o.on_transition(b->name, from, to, c->o.transition_user);
+    if (report)
+        tq_report(b);
     return true;
 }
 

@@ -8,8 +8,13 @@
 #include <cmocka.h>
 
 #include <fdn/breaker.h>
+#include <fdn/telemetry.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include "breaker_fixture.h"
+#include "threads.h"
 
 #define MS 1000000LL
 
@@ -666,6 +671,152 @@ static void set_bound_index_and_handles(void **state)
     assert_int_equal(fdn_breaker_get(f->set, "new", &b), 0);
 }
 
+/* Transition reports come in the order of the transitions, even when two threads make them
+ * concurrently. Thread A forces the breaker open (closed -> forced_open) and is held inside
+ * that transition's report (a telemetry handler of state_change, which runs before
+ * on_transition, blocks on a latch); meanwhile the test's thread resets it (forced_open ->
+ * closed). The reset returns without reporting (A is reporting this breaker's transitions),
+ * and once A is released on_transition sees closed -> forced_open, then forced_open ->
+ * closed, both on A's thread. */
+typedef struct order_fx {
+    test_waiter_t entered, release;
+    _Atomic int handler_calls;
+    _Atomic int n;
+    fdn_breaker_state_t from[4], to[4];
+    pid_t tid[4];
+    fdn_breaker_t *b;
+} order_fx_t;
+
+static int order_handler(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                         const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)event;
+    (void)m;
+    (void)nm;
+    (void)meta;
+    (void)nmeta;
+    order_fx_t *x = user;
+    if (atomic_fetch_add(&x->handler_calls, 1) == 0) {
+        test_waiter_add(&x->entered, 1);
+        test_waiter_wait(&x->release, 1);
+    }
+    return 0;
+}
+
+static void order_transition(const char *name, fdn_breaker_state_t from, fdn_breaker_state_t to,
+                             void *user)
+{
+    (void)name;
+    order_fx_t *x = user;
+    int i = atomic_load(&x->n);
+    if (i < 4) {
+        x->from[i] = from;
+        x->to[i] = to;
+        x->tid[i] = test_thread_id();
+    }
+    atomic_store(&x->n, i + 1);
+}
+
+static pid_t order_a_tid;
+
+static void *order_force_open(void *p)
+{
+    order_fx_t *x = p;
+    order_a_tid = test_thread_id();
+    fdn_breaker_force_open(x->b);
+    return NULL;
+}
+
+static void transitions_reported_in_order(void **state)
+{
+    (void)state;
+    order_fx_t x = {0};
+    test_waiter_init(&x.entered);
+    test_waiter_init(&x.release);
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.circuit_breaker.state_change",
+                                          FDN_TELEMETRY_MATCH_EXACT, order_handler, &x),
+                     0);
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.telemetry = tm;
+    o.on_transition = order_transition;
+    o.transition_user = &x;
+    assert_int_equal(fdn_breaker_create(&x.b, "ordered", &o), 0);
+    pthread_t a;
+    assert_int_equal(pthread_create(&a, NULL, order_force_open, &x), 0);
+    test_waiter_wait(&x.entered, 1); /* A made closed -> forced_open and is reporting it */
+    fdn_breaker_reset(x.b);          /* forced_open -> closed, while A reports */
+    assert_int_equal(fdn_breaker_state(x.b), FDN_BREAKER_CLOSED);
+    assert_int_equal(atomic_load(&x.n), 0); /* not reported before the transition before it */
+    test_waiter_add(&x.release, 1);
+    assert_int_equal(pthread_join(a, NULL), 0);
+    assert_int_equal(atomic_load(&x.n), 2);
+    assert_int_equal(x.from[0], FDN_BREAKER_CLOSED);
+    assert_int_equal(x.to[0], FDN_BREAKER_FORCED_OPEN);
+    assert_int_equal(x.from[1], FDN_BREAKER_FORCED_OPEN);
+    assert_int_equal(x.to[1], FDN_BREAKER_CLOSED);
+    assert_int_equal(x.tid[0], order_a_tid);
+    assert_int_equal(x.tid[1], order_a_tid);
+    assert_int_equal(atomic_load(&x.handler_calls), 2);
+    /* alone again, a transition is reported on its own thread before its call returns */
+    fdn_breaker_force_open(x.b);
+    assert_int_equal(atomic_load(&x.n), 3);
+    assert_int_equal(x.tid[2], test_thread_id());
+    fdn_breaker_destroy(x.b);
+    fdn_telemetry_destroy(tm);
+    test_waiter_destroy(&x.entered);
+    test_waiter_destroy(&x.release);
+}
+
+/* A callback that makes transitions of its own breaker (more than the report queue holds)
+ * does not recurse: they are reported after it returns, in order, the newest merged into one
+ * report once the queue is full, so the states reported stay a continuous chain ending in the
+ * breaker's state. */
+typedef struct chain_fx {
+    fdn_breaker_t *b;
+    int calls;
+    fdn_breaker_state_t last_to;
+    bool continuous;
+    int depth, max_depth;
+} chain_fx_t;
+
+static void chain_transition(const char *name, fdn_breaker_state_t from, fdn_breaker_state_t to,
+                             void *user)
+{
+    (void)name;
+    chain_fx_t *x = user;
+    x->depth++;
+    if (x->depth > x->max_depth)
+        x->max_depth = x->depth;
+    if (x->calls > 0 && from != x->last_to)
+        x->continuous = false;
+    x->last_to = to;
+    if (x->calls++ == 0)
+        for (int i = 0; i < 20; i++) { /* 40 transitions from inside the first report */
+            fdn_breaker_force_open(x->b);
+            fdn_breaker_reset(x->b);
+        }
+    x->depth--;
+}
+
+static void transition_reports_from_a_callback_do_not_recurse(void **state)
+{
+    (void)state;
+    chain_fx_t x = {.continuous = true};
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.on_transition = chain_transition;
+    o.transition_user = &x;
+    assert_int_equal(fdn_breaker_create(&x.b, "chain", &o), 0);
+    fdn_breaker_force_open(x.b);
+    assert_int_equal(x.max_depth, 1);
+    assert_true(x.continuous);
+    assert_int_equal(x.calls, 1 + 16); /* the first, then a full queue (the last merged) */
+    assert_int_equal(x.last_to, FDN_BREAKER_CLOSED);
+    assert_int_equal(fdn_breaker_state(x.b), FDN_BREAKER_CLOSED);
+    fdn_breaker_destroy(x.b);
+}
+
 static void empty_set_has_no_handles(void **state)
 {
     test_breaker_fx_t *f = *state;
@@ -836,6 +987,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(rate_window_smaller_than_minimum_calls_is_refused,
                                         test_breaker_setup, test_breaker_teardown),
         cmocka_unit_test(standalone),
+        cmocka_unit_test(transitions_reported_in_order),
+        cmocka_unit_test(transition_reports_from_a_callback_do_not_recurse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
