@@ -144,6 +144,7 @@ struct fdn_breaker {
     struct fdn_breaker *hnext; /* next in the bucket */
     _Atomic bool listed; /* in the set's v (false: removed, on its gone list); written under the
                             set's mu, read without it by fdn__breaker_listed */
+    bool reviving;       /* the set's mu: removed, being made afresh to be listed (revive) */
 };
 
 struct fdn_breakers {
@@ -1089,27 +1090,32 @@ int fdn_breaker_remove(fdn_breakers_t *s, const char *name)
 
 static int reinstall(fdn_breaker_t *b, const fdn_breaker_opts_t *o);
 
-/* List the removed breaker b again with options o, afresh. 0, FDN_EEXIST (another thread
- * revived it first; *out is it), FDN_EINVAL, FDN_ENOMEM (b stays removed). */
+/* List the removed breaker b again with options o, afresh: made afresh (options, counts, a
+ * reset) while still removed, and listed only then, so that nobody finds it by name (get,
+ * list, handles) in the state it was removed in. 0, FDN_EEXIST (another thread revived it or
+ * is reviving it; *out is it), FDN_EINVAL, FDN_ENOMEM (b stays removed; after a failure to
+ * list it, with the new options). */
 static int revive(fdn_breakers_t *s, fdn_breaker_t *b, const fdn_breaker_opts_t *o,
                   fdn_breaker_t **out)
 {
     fdn__mutex_lock(&s->mu);
-    int rc =
-        atomic_load_explicit(&b->listed, memory_order_relaxed) ? FDN_EEXIST : revive_locked(s, b);
+    bool taken = atomic_load_explicit(&b->listed, memory_order_relaxed) || b->reviving;
+    if (!taken)
+        b->reviving = true;
     fdn__mutex_unlock(&s->mu);
-    if (rc == FDN_EEXIST && out)
-        *out = b;
+    if (taken) {
+        if (out)
+            *out = b;
+        return FDN_EEXIST;
+    }
+    int rc = reinstall(b, o);
+    fdn__mutex_lock(&s->mu);
+    b->reviving = false;
+    if (rc == 0)
+        rc = revive_locked(s, b);
+    fdn__mutex_unlock(&s->mu);
     if (rc != 0)
         return rc;
-    rc = reinstall(b, o);
-    if (rc != 0) { /* not listed half-made: back to the removed list (it has the room) */
-        fdn__mutex_lock(&s->mu);
-        if (atomic_load_explicit(&b->listed, memory_order_relaxed))
-            (void)unlist_locked(s, b);
-        fdn__mutex_unlock(&s->mu);
-        return rc;
-    }
     if (out)
         *out = b;
     return 0;

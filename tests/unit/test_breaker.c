@@ -817,6 +817,57 @@ static void transition_reports_from_a_callback_do_not_recurse(void **state)
     fdn_breaker_destroy(x.b);
 }
 
+/* A removed breaker that comes back (create_in of its name) is made afresh before anyone
+ * finds it by name: while the revive runs (its reset's report, with the new options'
+ * on_transition) the name is not found, and once create_in returns it is, closed, with the
+ * new options. Before, it was listed first and made afresh after, so a reader could find it
+ * in the state it was removed in (open here). */
+typedef struct revive_fx {
+    fdn_breakers_t *set;
+    int reports;
+    int get_rc;
+} revive_fx_t;
+
+static void revive_transition(const char *name, fdn_breaker_state_t from, fdn_breaker_state_t to,
+                              void *user)
+{
+    (void)from;
+    (void)to;
+    revive_fx_t *x = user;
+    fdn_breaker_t *found = NULL;
+    x->get_rc = fdn_breaker_get(x->set, name, &found);
+    x->reports++;
+}
+
+static void revived_breaker_found_only_afresh(void **state)
+{
+    test_breaker_fx_t *f = *state;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 1;
+    fdn_breaker_t *b = NULL, *b2 = NULL;
+    assert_int_equal(fdn_breaker_create_in(f->set, "rev", &o, &b), 0);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    assert_int_equal(fdn_breaker_remove(f->set, "rev"), 0);
+    revive_fx_t x = {.set = f->set, .get_rc = 1};
+    fdn_breaker_opts_t o2 = FDN_BREAKER_OPTS_INIT;
+    o2.failure_threshold = 3;
+    o2.on_transition = revive_transition;
+    o2.transition_user = &x;
+    assert_int_equal(fdn_breaker_create_in(f->set, "rev", &o2, &b2), 0);
+    assert_ptr_equal(b2, b);
+    assert_int_equal(x.reports, 1); /* the revive's reset: open -> closed */
+    assert_int_equal(x.get_rc, FDN_EBREAKER_NOT_FOUND);
+    fdn_breaker_t *found = NULL;
+    assert_int_equal(fdn_breaker_get(f->set, "rev", &found), 0);
+    assert_ptr_equal(found, b);
+    assert_int_equal(fdn_breaker_state(found), FDN_BREAKER_CLOSED);
+    run_fail(found);
+    run_fail(found);
+    assert_int_equal(fdn_breaker_state(found), FDN_BREAKER_CLOSED); /* threshold 3 now */
+    assert_int_equal(fdn_breaker_create_in(f->set, "rev", &o2, &b2), FDN_EEXIST);
+}
+
 static void empty_set_has_no_handles(void **state)
 {
     test_breaker_fx_t *f = *state;
@@ -989,6 +1040,8 @@ int main(void)
         cmocka_unit_test(standalone),
         cmocka_unit_test(transitions_reported_in_order),
         cmocka_unit_test(transition_reports_from_a_callback_do_not_recurse),
+        cmocka_unit_test_setup_teardown(revived_breaker_found_only_afresh, test_breaker_setup,
+                                        test_breaker_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
