@@ -26,6 +26,7 @@
 #include <fdn/telemetry.h>
 
 #include "admin/admin_int.h"
+#include "admin_local.h"
 #include "alloc_sweep.h"
 #include "threads.h" /* TEST_WAIT_MS */
 
@@ -34,11 +35,8 @@ static const char *const no_env[] = {NULL};
 static fdn_admin_t *mk(void)
 {
     fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
     o.threads = 1;
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
-    return a;
+    return test_admin_local(&o, NULL);
 }
 
 static int healthy(void *user)

@@ -34,6 +34,7 @@
 #include <fdn/telemetry.h>
 
 #include "admin/admin_int.h"
+#include "admin_local.h"
 #include "engine.h"
 #include "event_make.h"
 #include "pg_census.h"
@@ -275,11 +276,7 @@ static void a_damaged_spool_record_is_quarantined(void **state)
                                           FDN_TELEMETRY_MATCH_EXACT, on_seen, &sf),
                      0);
     fdn__events_set_telemetry(f->es, tm);
-    fdn_admin_opts_t ao = FDN_ADMIN_OPTS_INIT;
-    ao.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &ao, NULL), 0);
-    assert_int_equal(fdn_admin_mount_events(a, f->es), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.events = f->es});
     uint64_t id = 1;
     for (unsigned w = 0; w < 5; w++)
         assert_int_equal(store_run(f->es, w, 0, w == 2 ? 2 : 1, 0, &id), 0);
@@ -453,11 +450,7 @@ static void a_full_quarantine_keeps_the_batch_in_the_spool(void **state)
                                           FDN_TELEMETRY_MATCH_EXACT, on_seen, &sf),
                      0);
     fdn__events_set_telemetry(f->es, tm);
-    fdn_admin_opts_t ao = FDN_ADMIN_OPTS_INIT;
-    ao.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &ao, NULL), 0);
-    assert_int_equal(fdn_admin_mount_events(a, f->es), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.events = f->es});
     uint64_t id = 1;
     assert_int_equal(store_run(f->es, 0, 0, 1, 2500, &id), 0); /* the breaker is open */
     assert_int_equal(id, 0);

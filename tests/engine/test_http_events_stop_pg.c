@@ -31,6 +31,7 @@
 #include <fdn/telemetry.h>
 
 #include "admin/admin_int.h"
+#include "admin_local.h"
 #include "engine.h"
 #include "pg_fixture.h"
 #include "services/event_store_int.h"
@@ -49,12 +50,7 @@ static fdn_events_t *open_store(const char *schema, int64_t call_ms)
 
 static fdn_admin_t *admin_on(fdn_events_t *es)
 {
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
-    assert_int_equal(fdn_admin_mount_events(a, es), 0);
-    return a;
+    return test_admin_local(NULL, &(test_admin_mounts_t){.events = es});
 }
 
 /* POST uri with body; the answer in *r (free it with fdn__http_resp_clear). */

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "admin/admin_int.h"
+#include "admin_local.h"
 #include "pg_fixture.h"
 
 #include <fdn/events.h>
@@ -44,11 +45,7 @@ static void another_stores_event_answers_a_waiting_query(void **state)
     char schema[64];
     test_pg_schema_name(schema, sizeof schema, "wait");
     fdn_events_t *mine = test_pg_store(schema), *other = test_pg_store(schema);
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
-    assert_int_equal(fdn_admin_mount_events(a, mine), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.events = mine});
     uint64_t last = 0; /* the log is empty: a new schema */
     for (unsigned round = 0; round < 10; round++) {
         query_t q = {.a = a};

@@ -25,6 +25,7 @@
 #include <fdn/admin.h>
 
 #include "admin/admin_int.h"
+#include "admin_local.h"
 
 /* ---- a byte-counting allocator: a 16-byte header holds each block's size */
 
@@ -121,11 +122,9 @@ static void headers_only_clients_reserve_little(void **state)
 {
     (void)state;
     fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
     o.threads = 1;
     o.max_body_bytes = 4u << 20;
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
+    fdn_admin_t *a = test_admin_local(&o, NULL);
     assert_int_equal(fdn__admin_route_add(a, "POST", "/x", h_len, NULL), 0);
     assert_int_equal(fdn_admin_start(a, NULL), 0);
     uint16_t port = fdn_admin_port(a);

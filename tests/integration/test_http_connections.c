@@ -26,6 +26,7 @@
 #include <fdn/admin.h>
 #include <fdn/events.h>
 
+#include "admin_local.h"
 #include "distinct.h"
 #include "event_make.h"
 #include "tmpdir.h"
@@ -103,12 +104,13 @@ static int idle_client(uint16_t port)
     return fd;
 }
 
-static fdn_admin_t *start(const fdn_admin_opts_t *o)
+/* test_admin_local(o, m), started */
+static fdn_admin_t *start(const fdn_admin_opts_t *o, const test_admin_mounts_t *m)
 {
-    fdn_admin_t *a = NULL;
+    fdn_admin_t *a = test_admin_local(o, m);
     fdn_error_t err = FDN_ERROR_INIT;
-    if (fdn_admin_create(&a, o, &err) != 0 || fdn_admin_start(a, &err) != 0)
-        fail_msg("admin: %s", err.message);
+    if (fdn_admin_start(a, &err) != 0)
+        fail_msg("fdn_admin_start: %s", err.message);
     return a;
 }
 
@@ -142,12 +144,11 @@ static void thousands_of_idle_and_slow_clients_do_not_shut_out_a_new_one(void **
     if (n < 200)
         skip(); /* this machine's open-file limit cannot hold the test */
     fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
     /* the clients below stay for the whole test: making 3000 connections and 2000 requests
      * one after the other takes seconds, and much longer on a loaded machine (a sanitizer
      * build, both cores busy), which must not see the first ones time out */
     o.idle_timeout_s = 600;
-    fdn_admin_t *a = start(&o);
+    fdn_admin_t *a = start(&o, NULL);
     assert_true(fdn_admin_max_connections(a) >= n + 16);
     uint16_t port = fdn_admin_port(a);
     int *fds = calloc(n, sizeof(int));
@@ -178,10 +179,9 @@ static void explicit_limits_hold(void **state)
 {
     (void)state;
     fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
     o.idle_timeout_s = 60;
     o.max_connections = 16;
-    fdn_admin_t *a = start(&o);
+    fdn_admin_t *a = start(&o, NULL);
     assert_int_equal(fdn_admin_max_connections(a), 16);
     uint16_t port = fdn_admin_port(a);
     int fds[16];
@@ -203,7 +203,7 @@ static void explicit_limits_hold(void **state)
 
     o.max_connections = 0;
     o.max_connections_per_ip = 4;
-    a = start(&o);
+    a = start(&o, NULL);
     port = fdn_admin_port(a);
     for (int i = 0; i < 4; i++)
         fds[i] = idle_client(port);
@@ -215,10 +215,8 @@ static void explicit_limits_hold(void **state)
     /* version-1 options (no per-address field) are still accepted */
     fdn_admin_opts_t v1 = FDN_ADMIN_OPTS_INIT;
     v1.version = 1;
-    v1.listen = "127.0.0.1:0";
     v1.max_connections = 64;
-    fdn_admin_t *b = NULL;
-    assert_int_equal(fdn_admin_create(&b, &v1, NULL), 0);
+    fdn_admin_t *b = test_admin_local(&v1, NULL);
     assert_int_equal(fdn_admin_max_connections(b), 64);
     fdn_admin_destroy(b);
 }
@@ -267,10 +265,9 @@ static void slow_requests_are_cut_at_the_request_deadline(void **state)
 {
     (void)state;
     fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
     o.idle_timeout_s = 60;
     o.request_timeout_s = 1;
-    fdn_admin_t *a = start(&o);
+    fdn_admin_t *a = start(&o, NULL);
     uint16_t port = fdn_admin_port(a);
 
     /* never before the deadline (1 s; the server's coarse clock may read up to a tick, a few
@@ -299,7 +296,7 @@ static void slow_requests_are_cut_at_the_request_deadline(void **state)
      * after the response or between two drips, would let MHD close the connection early),
      * and a loaded machine can stall it for a second */
     o.idle_timeout_s = 3;
-    a = start(&o);
+    a = start(&o, NULL);
     port = fdn_admin_port(a);
     /* timed from before the first request: its response ends after t0, however late this
      * thread runs once it has the response */
@@ -331,9 +328,7 @@ static void slow_requests_are_cut_at_the_request_deadline(void **state)
     /* version-3 options (no request_timeout_s) get the default deadline */
     fdn_admin_opts_t v3 = FDN_ADMIN_OPTS_INIT;
     v3.version = 3;
-    v3.listen = "127.0.0.1:0";
-    fdn_admin_t *b = NULL;
-    assert_int_equal(fdn_admin_create(&b, &v3, NULL), 0);
+    fdn_admin_t *b = test_admin_local(&v3, NULL);
     fdn_admin_destroy(b);
 }
 
@@ -358,14 +353,9 @@ static void durable_posts_on_many_connections_each_answered_once(void **state)
     fdn_events_t *es = NULL;
     assert_int_equal(fdn_events_create(&es, &eo, NULL), 0);
     fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
     o.threads = 2;
     o.idle_timeout_s = 60;
-    fdn_admin_t *a = NULL;
-    fdn_error_t err = FDN_ERROR_INIT;
-    if (fdn_admin_create(&a, &o, &err) != 0 || fdn_admin_mount_events(a, es) != 0 ||
-        fdn_admin_start(a, &err) != 0)
-        fail_msg("admin: %s", err.message);
+    fdn_admin_t *a = start(&o, &(test_admin_mounts_t){.events = es});
     uint16_t port = fdn_admin_port(a);
     static const char POST[] = "POST /v1/events HTTP/1.1\r\nHost: t\r\n"
                                "Content-Type: application/json\r\nContent-Length: 29\r\n\r\n"

@@ -21,6 +21,7 @@
 #include <fdn/admin.h>
 #include <fdn/events.h>
 
+#include "admin_local.h"
 #include "distinct.h"
 #include "stress.h"
 #include "event_make.h"
@@ -93,11 +94,8 @@ static void durable_posts_all_acknowledged_are_stored(void **state)
     fdn_events_t *es = NULL;
     assert_int_equal(fdn_events_create(&es, &eo, NULL), 0);
     fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
     o.threads = 2;
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
-    assert_int_equal(fdn_admin_mount_events(a, es), 0);
+    fdn_admin_t *a = test_admin_local(&o, &(test_admin_mounts_t){.events = es});
     assert_int_equal(fdn_admin_start(a, NULL), 0);
 
     client_t cl[CLIENTS];
@@ -189,11 +187,7 @@ static void shutdown_waits_for_suspended_appends(void **state)
     eo.durable_path = tf.path;
     fdn_events_t *es = NULL;
     assert_int_equal(fdn_events_create(&es, &eo, NULL), 0);
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
-    assert_int_equal(fdn_admin_mount_events(a, es), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.events = es});
     assert_int_equal(fdn_admin_start(a, NULL), 0);
 
     hold_t h;

@@ -21,6 +21,7 @@
 #include <sched.h>
 
 #include "admin/admin_int.h"
+#include "admin_local.h"
 #include "event_make.h"
 #include "threads.h"
 
@@ -108,10 +109,7 @@ static void followers_see_every_event_once(void **state)
     shared_t s;
     fdn_events_opts_t eo = FDN_EVENTS_OPTS_INIT;
     assert_int_equal(fdn_events_create(&s.es, &eo, NULL), 0);
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    assert_int_equal(fdn_admin_create(&s.a, &o, NULL), 0);
-    assert_int_equal(fdn_admin_mount_events(s.a, s.es), 0);
+    s.a = test_admin_local(NULL, &(test_admin_mounts_t){.events = s.es});
 
     follower_t f[TYPES + ALL_READERS];
     writer_t w[WRITERS];

@@ -16,6 +16,7 @@
 #include <pthread.h>
 
 #include "admin/admin_int.h"
+#include "admin_local.h"
 #include "distinct.h"
 #include "stress.h"
 #include "http_client.h"
@@ -62,18 +63,14 @@ static void concurrent_clients(void **state)
 {
     (void)state;
     int n = (int)test_stress_iters(100, 99999);
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    o.threads = 2;
-    fdn_admin_t *a = NULL;
     fdn_events_t *es = NULL;
     fdn_limiter_t *lim = NULL;
     fdn_events_opts_t eo = FDN_EVENTS_OPTS_INIT;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
     assert_int_equal(fdn_events_create(&es, &eo, NULL), 0);
     assert_int_equal(fdn_limiter_create(&lim, NULL), 0);
-    assert_int_equal(fdn_admin_mount_events(a, es), 0);
-    assert_int_equal(fdn_admin_mount_limiter(a, lim), 0);
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.threads = 2;
+    fdn_admin_t *a = test_admin_local(&o, &(test_admin_mounts_t){.events = es, .limiter = lim});
     assert_int_equal(fdn_admin_start(a, NULL), 0);
 
     client_t cl[THREADS];

@@ -1,6 +1,7 @@
 /* An admin server for a test: created on 127.0.0.1 port 0 (an ephemeral port, bound at
  * fdn_admin_bind or fdn_admin_start) with the services the test mounts. The one set-up of the
- * admin HTTP unit tests (test_http*.c); any failure fails the running test, naming the step.
+ * admin server in the cmocka tests (unit, fault, stress, alloc, integration, engine); any
+ * failure fails the running test, naming the step.
  *
  * Use:
  *   fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.limiter = lim});

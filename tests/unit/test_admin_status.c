@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "admin/admin_int.h"
+#include "admin_local.h"
 
 static char *read_source_page(size_t *len)
 {
@@ -31,11 +32,8 @@ static char *read_source_page(size_t *len)
 static fdn_admin_t *server(const char *token)
 {
     fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
     o.token = token;
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
-    return a;
+    return test_admin_local(&o, NULL);
 }
 
 static void page_served(void **state)

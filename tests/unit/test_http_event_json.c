@@ -21,6 +21,7 @@
 #include "admin/admin_int.h"
 #include "admin/event_json.h"
 #include "admin/http_jw.h"
+#include "admin_local.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15u;
 
@@ -336,11 +337,7 @@ static void test_query_answer(void **state)
     (void)state;
     fdn_events_t *es = NULL;
     assert_int_equal(fdn_events_create(&es, NULL, NULL), 0); /* in memory */
-    fdn_admin_opts_t ao = FDN_ADMIN_OPTS_INIT;
-    ao.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &ao, NULL), 0);
-    assert_int_equal(fdn_admin_mount_events(a, es), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.events = es});
     static const char *const datas[] = {"{\"i\":1}", "{ \"i\" : 2 }", "[1.5]"};
     for (int i = 0; i < 3; i++) {
         fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
@@ -617,15 +614,11 @@ static void config_paths(fdn_admin_t *a, fdn_config_t *cfg, const char *prefix, 
 static void test_config_get_answer(void **state)
 {
     (void)state;
-    fdn_admin_opts_t ao = FDN_ADMIN_OPTS_INIT;
-    ao.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &ao, NULL), 0);
     fdn_config_t *cfg = NULL;
     fdn_config_opts_t co = FDN_CONFIG_OPTS_INIT;
     co.ignore_env = true;
     assert_int_equal(fdn_config_create(&cfg, &co, NULL), 0);
-    assert_int_equal(fdn_admin_mount_config(a, cfg), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.config = cfg});
     char *all = NULL;
     assert_int_equal(fdn_config_get_json(cfg, "", &all, NULL), 0);
     json_t *tree = json_loads(all, JSON_DECODE_ANY, NULL);

@@ -21,6 +21,7 @@
 #include <fdn/admin.h>
 #include <fdn/events.h>
 
+#include "admin_local.h"
 #include "fail_alloc.h"
 
 static uint64_t stored(fdn_events_t *es, uint64_t *newest)
@@ -51,11 +52,7 @@ static void sweep(const char *path, const char *body, size_t n)
 {
     fdn_events_t *es = NULL;
     assert_int_equal(fdn_events_create(&es, NULL, NULL), 0);
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    fdn_admin_t *a = NULL;
-    assert_int_equal(fdn_admin_create(&a, &o, NULL), 0);
-    assert_int_equal(fdn_admin_mount_events(a, es), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.events = es});
     long errors = 0, ok = 0;
     for (long k = 1;; k++) {
         uint64_t newest = 0, after_newest = 0;

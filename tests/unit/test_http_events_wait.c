@@ -22,6 +22,7 @@
 #include <sched.h>
 
 #include "admin/admin_int.h"
+#include "admin_local.h"
 #include "event_make.h"
 #include "threads.h"
 
@@ -39,10 +40,7 @@ static int setup(void **state)
     assert_non_null(f);
     fdn_events_opts_t eo = FDN_EVENTS_OPTS_INIT;
     assert_int_equal(fdn_events_create(&f->es, &eo, NULL), 0);
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    assert_int_equal(fdn_admin_create(&f->a, &o, NULL), 0);
-    assert_int_equal(fdn_admin_mount_events(f->a, f->es), 0);
+    f->a = test_admin_local(NULL, &(test_admin_mounts_t){.events = f->es});
     *state = f;
     return 0;
 }
@@ -294,13 +292,9 @@ static void waiting_queries_are_a_gauge(void **state)
 {
     fixture_t *f = *state;
     fdn_telemetry_t *tm = NULL;
-    fdn_admin_t *with_tm = NULL;
     assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
-    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
-    o.listen = "127.0.0.1:0";
-    assert_int_equal(fdn_admin_create(&with_tm, &o, NULL), 0);
-    assert_int_equal(fdn_admin_mount_telemetry(with_tm, tm), 0);
-    assert_int_equal(fdn_admin_mount_events(with_tm, f->es), 0);
+    fdn_admin_t *with_tm =
+        test_admin_local(NULL, &(test_admin_mounts_t){.events = f->es, .telemetry = tm});
     fdn_admin_t *admins[2] = {f->a, with_tm};
     for (int k = 0; k < 2; k++) {
         metrics_has(admins[k], "# TYPE fdn_http_waiting_queries gauge\n");
