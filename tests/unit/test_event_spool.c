@@ -81,11 +81,43 @@ static void free_peeked(fdn_event_t **evs, fdn__spool_uid_t *u, size_t n)
     fdn__free(u);
 }
 
+/* The spool at path, opened with the byte bound max_bytes (an open that fails fails the
+ * test). */
+static fdn__spool_t *spool_at(const char *path, uint64_t max_bytes)
+{
+    fdn__spool_t *s = NULL;
+    int rc = fdn__spool_open(&s, path, max_bytes, NULL);
+    if (rc != 0)
+        fail_msg("fdn__spool_open %s: %s (%d)", path, fdn_err_name(rc), rc);
+    return s;
+}
+
+/* A closed spool file at path holding batch 1 of n events: the file a test then damages. */
+static void one_batch_file(const char *path, size_t n)
+{
+    fdn__spool_t *s = spool_at(path, 1u << 20);
+    put(s, 1, n);
+    fdn__spool_close(s);
+}
+
+/* A spool at path bounded to two batches of one event and half of a third: batch 1 put, its
+ * bytes in *one, the spool reopened with that bound and batch 2 put. */
+static fdn__spool_t *room_for_two(const char *path, uint64_t *one)
+{
+    fdn__spool_t *s = spool_at(path, 1u << 20);
+    put(s, 1, 1);
+    uint64_t events = 0;
+    fdn__spool_usage(s, &events, one);
+    fdn__spool_close(s);
+    s = spool_at(path, *one * 2 + *one / 2);
+    put(s, 2, 1);
+    return s;
+}
+
 static void batches_come_back_whole_in_order(void **state)
 {
     fx_t *f = *state;
-    fdn__spool_t *s = NULL;
-    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
+    fdn__spool_t *s = spool_at(f->path, 1u << 20);
     put(s, 1, 2);
     put(s, 2, 3);
     put(s, 3, 1);
@@ -117,7 +149,7 @@ static void batches_come_back_whole_in_order(void **state)
     fdn__spool_close(s);
 
     /* reopened: it counts what it holds, and the peeked-not-dropped batch is still first */
-    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
+    s = spool_at(f->path, 1u << 20);
     fdn__spool_usage(s, &events, &bytes);
     assert_int_equal(events, 4);
     assert_int_equal(fdn__spool_peek(s, 100, 0, &seq, &evs, &u, &n, NULL), 0);
@@ -138,8 +170,7 @@ static void batches_come_back_whole_in_order(void **state)
 static void peek_stops_at_max_bytes(void **state)
 {
     fx_t *f = *state;
-    fdn__spool_t *s = NULL;
-    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
+    fdn__spool_t *s = spool_at(f->path, 1u << 20);
     uint64_t events = 0, b[4] = {0};
     for (unsigned i = 1; i <= 3; i++) { /* b[i]: the bytes of batches 1..i */
         put(s, i, 2);
@@ -172,15 +203,8 @@ static void peek_stops_at_max_bytes(void **state)
 static void a_full_spool_refuses_and_writes_nothing(void **state)
 {
     fx_t *f = *state;
-    fdn__spool_t *s = NULL;
-    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
-    put(s, 1, 1);
     uint64_t events = 0, one = 0;
-    fdn__spool_usage(s, &events, &one);
-    fdn__spool_close(s);
-    /* room for two such batches, not three */
-    assert_int_equal(fdn__spool_open(&s, f->path, one * 2 + one / 2, NULL), 0);
-    put(s, 2, 1);
+    fdn__spool_t *s = room_for_two(f->path, &one); /* room for two such batches, not three */
     fdn_event_t *ev = make("t3.0", "{\"k\":1}");
     fdn__spool_uid_t u[1];
     uids(u, 1, 3);
@@ -233,8 +257,7 @@ static void flip_second_record(const char *path)
 
 static void expect_corrupt(const char *path, const char *why)
 {
-    fdn__spool_t *s = NULL;
-    assert_int_equal(fdn__spool_open(&s, path, 1u << 20, NULL), 0);
+    fdn__spool_t *s = spool_at(path, 1u << 20);
     int64_t seq = 0;
     fdn_event_t **evs = NULL;
     fdn__spool_uid_t *u = NULL;
@@ -252,10 +275,7 @@ static void expect_corrupt(const char *path, const char *why)
 static void a_damaged_record_is_corrupt(void **state)
 {
     fx_t *f = *state;
-    fdn__spool_t *s = NULL;
-    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
-    put(s, 1, 2);
-    fdn__spool_close(s);
+    one_batch_file(f->path, 2);
     flip_second_record(f->path);
     expect_corrupt(f->path, "batch 1, event 2");
 }
@@ -263,10 +283,7 @@ static void a_damaged_record_is_corrupt(void **state)
 static void a_record_of_foreign_bytes_is_corrupt(void **state)
 {
     fx_t *f = *state;
-    fdn__spool_t *s = NULL;
-    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
-    put(s, 1, 1);
-    fdn__spool_close(s);
+    one_batch_file(f->path, 1);
     /* a length that fits, over bytes that are no record */
     damage(f->path, "UPDATE spool SET body = x'0000000000000000100000000102030405060708'");
     expect_corrupt(f->path, "event 1");
@@ -275,10 +292,7 @@ static void a_record_of_foreign_bytes_is_corrupt(void **state)
 static void rows_that_disagree_are_corrupt(void **state)
 {
     fx_t *f = *state;
-    fdn__spool_t *s = NULL;
-    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
-    put(s, 1, 2);
-    fdn__spool_close(s);
+    one_batch_file(f->path, 2);
     damage(f->path, "UPDATE spool SET n = 3");
     expect_corrupt(f->path, "malformed");
     damage(f->path, "UPDATE spool SET n = 2, body = substr(body, 1, 20)");
@@ -290,10 +304,7 @@ static void rows_that_disagree_are_corrupt(void **state)
 static void an_id_that_is_no_uuid_is_corrupt(void **state)
 {
     fx_t *f = *state;
-    fdn__spool_t *s = NULL;
-    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
-    put(s, 1, 2);
-    fdn__spool_close(s);
+    one_batch_file(f->path, 2);
     damage(f->path, "UPDATE spool SET uids = substr(uids, 1, 40) || 'x' || substr(uids, 42)");
     expect_corrupt(f->path, "event 2: its id is not a UUID");
     damage(f->path, "UPDATE spool SET uids = substr(uids, 1, 8) || '+' || substr(uids, 10)");
@@ -323,8 +334,7 @@ static void row_hex(const char *path, const char *sql, char *out, size_t cap)
 static void a_damaged_batch_is_quarantined_as_it_is(void **state)
 {
     fx_t *f = *state;
-    fdn__spool_t *s = NULL;
-    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
+    fdn__spool_t *s = spool_at(f->path, 1u << 20);
     put(s, 1, 2);
     put(s, 2, 2);
     put(s, 3, 1);
@@ -336,7 +346,7 @@ static void a_damaged_batch_is_quarantined_as_it_is(void **state)
     row_hex(f->path, "SELECT hex(body) FROM spool WHERE seq = 2", before, sizeof before);
     row_hex(f->path, "SELECT hex(uids) FROM spool WHERE seq = 2", ids_before, sizeof ids_before);
 
-    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
+    s = spool_at(f->path, 1u << 20);
     int64_t seq = 0;
     fdn_event_t **evs = NULL;
     fdn__spool_uid_t *u = NULL;
@@ -401,7 +411,7 @@ static void a_damaged_batch_is_quarantined_as_it_is(void **state)
     assert_string_equal(meta, "0");
 
     /* reopened: counted again, the spool's usage without it */
-    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
+    s = spool_at(f->path, 1u << 20);
     fdn__spool_usage(s, &events, &bytes);
     assert_int_equal(events, 1);
     assert_int_equal(bytes, left);
@@ -417,15 +427,9 @@ static void a_damaged_batch_is_quarantined_as_it_is(void **state)
 static void the_quarantine_has_its_own_bound(void **state)
 {
     fx_t *f = *state;
-    fdn__spool_t *s = NULL;
-    assert_int_equal(fdn__spool_open(&s, f->path, 1u << 20, NULL), 0);
-    put(s, 1, 1);
-    uint64_t events = 0, one = 0;
-    fdn__spool_usage(s, &events, &one);
-    fdn__spool_close(s);
     /* room for two such batches in the spool, and two in the quarantine */
-    assert_int_equal(fdn__spool_open(&s, f->path, one * 2 + one / 2, NULL), 0);
-    put(s, 2, 1);
+    uint64_t events = 0, one = 0;
+    fdn__spool_t *s = room_for_two(f->path, &one);
     assert_int_equal(fdn__spool_quarantine(s, 1, 1, FDN_EINVAL, "refused", NULL, NULL), 0);
     assert_int_equal(fdn__spool_quarantine(s, 2, 2, FDN_EINVAL, "refused", NULL, NULL), 0);
     put(s, 3, 1); /* the spool is empty again: the quarantine's bytes do not count */
