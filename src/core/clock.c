@@ -568,6 +568,19 @@ int fdn_clock_advance(fdn_clock_t *c, int64_t delta_ns)
     return 0;
 }
 
+int fdn__clock_step_wall(fdn_clock_t *c, int64_t delta_ns)
+{
+    if (c == NULL || !c->manual)
+        return FDN_EINVAL;
+    fdn__mutex_lock(&c->mu);
+    int64_t wall = atomic_load_explicit(&c->wall, memory_order_relaxed), to;
+    int rc = __builtin_add_overflow(wall, delta_ns, &to) ? FDN_EINVAL : 0;
+    if (rc == 0)
+        atomic_store_explicit(&c->wall, to, memory_order_release);
+    fdn__mutex_unlock(&c->mu);
+    return rc;
+}
+
 int fdn_clock_set_mono(fdn_clock_t *c, int64_t mono_ns)
 {
     if (c == NULL || !c->manual)

@@ -293,7 +293,7 @@ int fdn__evs_disk_query(fdn_events_t *es, const fdn_events_query_t *q, size_t li
         same->which = SIZE_MAX;
     int rc;
 again:
-    rc = fdn__evs_query_same(es, &q2, want, msame, &mem, &snap);
+    rc = fdn__evs_query_same(es, &q2, want, NULL, msame, &mem, &snap);
     if (rc != 0)
         return rc;
     /* every id below B is in the file (memory evicts only committed events) */
@@ -375,7 +375,7 @@ int fdn__evs_disk_correlation(fdn_events_t *es, const char *cid, fdn_event_list_
     q.correlation_id = cid;
     fdn_event_list_t *mem = NULL, *disk = NULL;
     uint64_t snap = 0;
-    int rc = fdn__evs_query(es, &q, 0, &mem, &snap);
+    int rc = fdn__evs_query(es, &q, 0, NULL, &mem, &snap);
     if (rc != 0)
         return rc;
     uint64_t b = atomic_load_explicit(&es->first_id, memory_order_acquire);

@@ -7,11 +7,11 @@
  *
  * Evaluation. A query is first narrowed to an id range [lo, hi]: the live range, cut by
  * after_id / before_id, then by the time bounds (time order is id order, so each bound is
- * a binary search over ids, fdn__evs_id_at_time). Then one of three scans runs, in order
- * of selectivity: a correlation id walks that correlation's chain (newest first, each
- * record linking to its predecessor; ascending results are collected and reversed); else
- * a type walks that type's posting list between two binary-searched bounds; else every id
- * of the range is visited. Each candidate is checked against the remaining filters (type,
+ * a binary search over ids, fdn__evs_id_at_time; not on a shared backend: below). Then one
+ * of three scans runs, in order of selectivity: a correlation id walks that correlation's chain
+ * (newest first, each record linking to its predecessor; ascending results are collected and
+ * reversed); else a type walks that type's posting list between two binary-searched bounds; else
+ * every id of the range is visited. Each candidate is checked against the remaining filters (type,
  * parent_id); offset matches are skipped, and the scan stops after limit matches. The hits
  * (id + record pointer; the first 32 in the scan's own struct, more in a heap block) are then
  * copied into one fdn_event_list_t allocation, unless the caller gave lists to compare them
@@ -32,6 +32,19 @@
  * With a shared backend (PostgreSQL, event_shared.c), get, queries and correlation lookups
  * whose range the memory tier does not hold are answered by the backend instead; with a
  * write-behind one (SQLite) the file answers for the ids memory evicted (event_disk.c).
+ *
+ * Timestamps on a shared backend. A read there shows every event with the timestamp the
+ * backend's reads give it, rebuilt from its wall time with the store's clock offset
+ * (event_shared.c "Timestamps"), not the one memory's record holds. Each read takes that
+ * offset once (fdn__evs_clock_offset, two clock reads) and uses it for everything it answers:
+ * the timestamps it lists (written by build_list, compared by rec_is) and its time bounds,
+ * which become bounds on the records' wall time (fdn__evs_wall_bounds, as the backend's query
+ * has them), checked per record (matches): the records' wall times are not in id order (commit
+ * order across processes is not wall-time order), so the time index's binary search, which
+ * memory's own timestamps allow, cannot narrow the range there. Memory answers a shared
+ * backend's query only inside a range of ids its cursors bound (or with a parent_id filter), so
+ * the scan is that range. A wall-clock step during a read thus changes nothing in its answer;
+ * the next read uses the new offset.
  */
 #include <fdn/events.h>
 
@@ -67,7 +80,14 @@ typedef struct hit {
     const evs_rec_t *rec;
 } hit_t;
 
-static int build_list(const hit_t *h, size_t n, fdn_event_list_t **out)
+/* The timestamp a read shows for record r: its own, or on a shared backend (clock offset
+ * *off) the one rebuilt from its wall time (DESIGN, "Timestamps on a shared backend"). */
+static int64_t rec_ts(const evs_rec_t *r, const int64_t *off)
+{
+    return off != NULL ? fdn__evs_rebuilt_ts(r->wall, *off) : r->ts;
+}
+
+static int build_list(const hit_t *h, size_t n, const int64_t *off, fdn_event_list_t **out)
 {
     size_t bytes = 0;
     fdn__event_fields_t f;
@@ -78,12 +98,15 @@ static int build_list(const hit_t *h, size_t n, fdn_event_list_t **out)
     fdn_event_list_t *l = fdn__event_list_alloc(n, bytes);
     if (l == NULL)
         return FDN_ENOMEM;
-    size_t off = 0;
+    size_t at = 0;
     for (size_t i = 0; i < n; i++) {
         rec_fields(h[i].rec, h[i].id, &f);
-        l->items[i] = fdn__event_place(fdn__event_list_mem(l, off), &f);
-        off += fdn__event_alloc_size(&f);
+        l->items[i] = fdn__event_place(fdn__event_list_mem(l, at), &f);
+        at += fdn__event_alloc_size(&f);
     }
+    /* a pass of its own: nothing added to the copy of a store without a shared backend */
+    for (size_t i = 0; off != NULL && i < n; i++)
+        l->items[i]->ts = fdn__evs_rebuilt_ts(l->items[i]->wall, *off);
     *out = l;
     return 0;
 }
@@ -130,22 +153,31 @@ static int hits_push(hits_t *h, uint64_t id, const evs_rec_t *r)
     return 0;
 }
 
-static bool matches(const evs_rec_t *r, const fdn_events_query_t *q, const evs_sym_t *type)
+/* The filters a scan checks on each candidate: the query's parent_id, and on a shared backend
+ * its time bounds as bounds on the record's wall time (wall: elsewhere the id range has
+ * them). */
+typedef struct filt {
+    uint64_t parent;
+    bool wall;
+    int64_t wall_lo, wall_hi;
+} filt_t;
+
+static bool matches(const evs_rec_t *r, const filt_t *f, const evs_sym_t *type)
 {
     if (type != NULL && r->type != type)
         return false;
-    if (q->parent_id != 0 && r->parent != q->parent_id)
+    if (f->parent != 0 && r->parent != f->parent)
         return false;
-    return true;
+    return !f->wall || (r->wall >= f->wall_lo && r->wall <= f->wall_hi);
 }
 
-/* One candidate of a scan: appends record id to out when it exists and matches q (type
+/* One candidate of a scan: appends record id to out when it exists and matches f (type
  * already known to match), unless *skip matches are still to be passed over (q->offset). */
-static int take_hit(fdn_events_t *es, const fdn_events_query_t *q, uint64_t id, evs_seg_t **hint,
-                    size_t *skip, hits_t *out)
+static int take_hit(fdn_events_t *es, const filt_t *f, uint64_t id, evs_seg_t **hint, size_t *skip,
+                    hits_t *out)
 {
     const evs_rec_t *r = fdn__evs_rec_lookup_hint(es, id, hint);
-    if (r == NULL || !matches(r, q, NULL))
+    if (r == NULL || !matches(r, f, NULL))
         return 0;
     if (*skip > 0) {
         (*skip)--;
@@ -154,9 +186,11 @@ static int take_hit(fdn_events_t *es, const fdn_events_query_t *q, uint64_t id, 
     return hits_push(out, id, r);
 }
 
-/* Caller holds plock (read). limit 0 = no limit. */
-static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t limit, hits_t *out,
-                        uint64_t *snap_out) FDN_REQUIRES_SHARED(es->plock)
+/* Caller holds plock (read). limit 0 = no limit. off: NULL, or a shared backend's read's clock
+ * offset (its time bounds on wall time, DESIGN). */
+static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
+                        const int64_t *off, hits_t *out, uint64_t *snap_out)
+    FDN_REQUIRES_SHARED(es->plock)
 {
     uint64_t snap = atomic_load_explicit(&es->published, memory_order_acquire);
     uint64_t lo = atomic_load_explicit(&es->first_id, memory_order_acquire);
@@ -168,9 +202,14 @@ static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t li
         hi = q->before_id - 1;
     if (lo > hi)
         return 0;
-    if (q->time_start != INT64_MIN)
+    filt_t f = {q->parent_id, false, INT64_MIN, INT64_MAX};
+    if (off != NULL && (q->time_start != INT64_MIN || q->time_end != INT64_MAX)) {
+        f.wall = true; /* per record, on wall time (DESIGN) */
+        fdn__evs_wall_bounds(q, *off, &f.wall_lo, &f.wall_hi);
+    }
+    if (off == NULL && q->time_start != INT64_MIN)
         lo = FDN_MAX(lo, fdn__evs_id_at_time(es, q->time_start, snap));
-    if (q->time_end != INT64_MAX) {
+    if (off == NULL && q->time_end != INT64_MAX) {
         uint64_t e =
             q->time_end == INT64_MAX ? snap + 1 : fdn__evs_id_at_time(es, q->time_end + 1, snap);
         if (e == 0)
@@ -205,7 +244,7 @@ static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t li
                 const evs_rec_t *r = fdn__evs_rec_lookup_hint(es, id, &hint);
                 if (r == NULL)
                     break;
-                if (id <= hi && matches(r, q, type)) {
+                if (id <= hi && matches(r, &f, type)) {
                     if (skip > 0)
                         skip--;
                     else
@@ -221,7 +260,7 @@ static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t li
             const evs_rec_t *r = fdn__evs_rec_lookup_hint(es, id, &hint);
             if (r == NULL)
                 break;
-            if (id <= hi && matches(r, q, type) && (rc = hits_push(out, id, r)) != 0)
+            if (id <= hi && matches(r, &f, type) && (rc = hits_push(out, id, r)) != 0)
                 return rc;
             id = r->corr_prev ? id - r->corr_prev : 0;
         }
@@ -250,21 +289,22 @@ static int query_locked(fdn_events_t *es, const fdn_events_query_t *q, size_t li
         size_t b = fdn__evs_post_lower(p, dir, a, pn, hi == UINT64_MAX ? hi : hi + 1);
         evs_seg_t *hint = NULL;
         for (size_t k = 0; k < b - a && out->n < want && rc == 0; k++)
-            rc = take_hit(es, q, fdn__evs_post_at(p, dir, q->descending ? b - 1 - k : a + k), &hint,
-                          &skip, out);
+            rc = take_hit(es, &f, fdn__evs_post_at(p, dir, q->descending ? b - 1 - k : a + k),
+                          &hint, &skip, out);
         return rc;
     }
     evs_seg_t *hint = NULL;
     for (uint64_t k = 0; k <= hi - lo && out->n < want && rc == 0; k++)
-        rc = take_hit(es, q, q->descending ? hi - k : lo + k, &hint, &skip, out);
+        rc = take_hit(es, &f, q->descending ? hi - k : lo + k, &hint, &skip, out);
     return rc;
 }
 
-/* Whether the record matched as id is the event e: every field fdn_event_equal compares. */
-static bool rec_is(const evs_rec_t *r, uint64_t id, const fdn_event_t *e)
+/* Whether the record matched as id is the event e as a read shows it (timestamps: rec_ts):
+ * every field fdn_event_equal compares. */
+static bool rec_is(const evs_rec_t *r, uint64_t id, const fdn_event_t *e, const int64_t *off)
 {
     size_t cl = r->corr ? r->corr->len : 0;
-    return e->id == id && e->ts == r->ts && e->wall == r->wall && e->parent == r->parent &&
+    return e->id == id && e->ts == rec_ts(r, off) && e->wall == r->wall && e->parent == r->parent &&
            e->pid == r->pid && e->tid == r->tid && e->ctype == r->ctype &&
            e->type_len == r->type->len && e->node_len == r->node->len && e->corr_len == cl &&
            e->data_len == r->data_len && memcmp(e->type, r->type->name, e->type_len) == 0 &&
@@ -273,7 +313,7 @@ static bool rec_is(const evs_rec_t *r, uint64_t id, const fdn_event_t *e)
            (r->data_len == 0 || memcmp(e->data, r->data, r->data_len) == 0);
 }
 
-static bool hits_are(const hit_t *h, size_t n, const fdn_event_list_t *l)
+static bool hits_are(const hit_t *h, size_t n, const fdn_event_list_t *l, const int64_t *off)
 {
     if (l == NULL || l->n != n)
         return false;
@@ -281,46 +321,47 @@ static bool hits_are(const hit_t *h, size_t n, const fdn_event_list_t *l)
     if (n > 0 && (l->items[0]->id != h[0].id || l->items[n - 1]->id != h[n - 1].id))
         return false;
     for (size_t i = 0; i < n; i++)
-        if (!rec_is(h[i].rec, h[i].id, l->items[i]))
+        if (!rec_is(h[i].rec, h[i].id, l->items[i], off))
             return false;
     return true;
 }
 
 int fdn__evs_query_same(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
-                        evs_same_t *same, fdn_event_list_t **out, uint64_t *snap)
+                        const int64_t *off, evs_same_t *same, fdn_event_list_t **out,
+                        uint64_t *snap)
 {
     hits_t h;
     hits_init(&h);
     if (same != NULL)
         same->which = SIZE_MAX;
     fdn__rwlock_rdlock(&es->plock);
-    int rc = query_locked(es, q, limit, &h, snap);
+    int rc = query_locked(es, q, limit, off, &h, snap);
     /* compared while plock keeps the records: an equal list needs no copy */
     for (size_t k = 0; rc == 0 && same != NULL && k < same->n; k++)
-        if (hits_are(h.v, h.n, same->prev[k])) {
+        if (hits_are(h.v, h.n, same->prev[k], off)) {
             same->which = k;
             break;
         }
     if (rc == 0 && (same == NULL || same->which == SIZE_MAX))
-        rc = build_list(h.v, h.n, out);
+        rc = build_list(h.v, h.n, off, out);
     fdn__rwlock_rdunlock(&es->plock);
     hits_free(&h);
     return rc;
 }
 
-int fdn__evs_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
+int fdn__evs_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit, const int64_t *off,
                    fdn_event_list_t **out, uint64_t *snap)
 {
-    return fdn__evs_query_same(es, q, limit, NULL, out, snap);
+    return fdn__evs_query_same(es, q, limit, off, NULL, out, snap);
 }
 
 /* fdn_events_query_memory's scan: fdn__evs_query, or FDN_ENOENT when something behind the
  * memory tier (the shared backend, or a file holding ids memory evicted) may hold ids after
  * q->after_id that memory does not. Checked under plock, with the scan: a prune between a
  * check and the scan would move first_id past the cursor, and the scan would leave out the
- * ids between them without a word. */
+ * ids between them without a word. off as fdn__evs_query's. */
 static int query_memory(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
-                        fdn_event_list_t **out)
+                        const int64_t *off, fdn_event_list_t **out)
 {
     hits_t h;
     hits_init(&h);
@@ -330,9 +371,9 @@ static int query_memory(fdn_events_t *es, const fdn_events_query_t *q, size_t li
     bool behind = es->sh != NULL || fdn__evs_disk_behind(es);
     int rc = behind && first > 0 && q->after_id < first - 1 ? FDN_ENOENT : 0;
     if (rc == 0)
-        rc = query_locked(es, q, limit, &h, &snap);
+        rc = query_locked(es, q, limit, off, &h, &snap);
     if (rc == 0)
-        rc = build_list(h.v, h.n, out);
+        rc = build_list(h.v, h.n, off, out);
     fdn__rwlock_rdunlock(&es->plock);
     hits_free(&h);
     return rc;
@@ -415,21 +456,6 @@ static bool covered_since(fdn_events_t *es, uint64_t first, bool always_memory)
     return always_memory || atomic_load_explicit(&es->first_id, memory_order_acquire) == first;
 }
 
-/* Memory's answer on a shared backend: each timestamp rebuilt from the event's wall time with
- * the store's clock offset, as PostgreSQL's reads do (event_shared.c "Timestamps"), then
- * compared with same's lists (may be NULL) as the backend's answer is. */
-static void shared_answer(fdn_events_t *es, evs_same_t *same, fdn_event_list_t **out)
-{
-    fdn__evs_shared_remap(es, *out);
-    for (size_t k = 0; same != NULL && k < same->n; k++)
-        if (fdn__evs_lists_equal(*out, same->prev[k])) {
-            same->which = k;
-            fdn_event_list_free(*out);
-            *out = NULL;
-            break;
-        }
-}
-
 /* Forget an answer fdn__evs_query_same gave (a list, or the index of an equal one in same). */
 static void drop_answer(evs_same_t *same, fdn_event_list_t **out)
 {
@@ -466,19 +492,22 @@ static int events_query(fdn_events_t *es, const fdn_events_query_t *q, evs_same_
     uint64_t snap;
     bool timed = atomic_load_explicit(&es->tm, memory_order_relaxed) != NULL;
     if (!timed && es->sh == NULL && es->durable_path == NULL)
-        return fdn__evs_query_same(es, q, limit, same, out, &snap); /* memory is the store */
+        return fdn__evs_query_same(es, q, limit, NULL, same, out, &snap); /* memory is the store */
     /* timed as `foundation.event_store.query` {duration: ns}, exported as the histogram
      * fdn_event_store_query_duration_seconds */
     int64_t t0 = timed ? fdn_clock_mono_ns(NULL) : 0;
+    /* on a shared backend, the one clock offset of this answer: its time bounds and its
+     * timestamps, whichever tier answers (DESIGN, "Timestamps on a shared backend") */
+    int64_t off = es->sh != NULL ? fdn__evs_clock_offset(es) : 0;
+    const int64_t *offp = es->sh != NULL ? &off : NULL;
     int rc = 0;
-    bool handled = false;
     for (;;) {
         /* read before the decision that memory covers the query (from first_id), checked
          * again after memory's scan (covered_since) */
         uint64_t first = atomic_load_explicit(&es->first_id, memory_order_acquire);
-        handled = false;
+        bool handled = false;
         if (es->sh != NULL) { /* a shared backend: memory may hold only part of the range */
-            rc = fdn__evs_shared_query(es, q, limit, out, &handled);
+            rc = fdn__evs_shared_query(es, q, limit, off, out, &handled);
             for (size_t k = 0; handled && rc == 0 && same != NULL && k < same->n; k++)
                 if (fdn__evs_lists_equal(*out, same->prev[k])) {
                     same->which = k;
@@ -493,15 +522,12 @@ static int events_query(fdn_events_t *es, const fdn_events_query_t *q, evs_same_
             break;
         if (fdn__evs_query_check_hook != NULL)
             fdn__evs_query_check_hook(es, fdn__evs_query_check_user);
-        /* on a shared backend memory's events are compared after the remap (shared_answer) */
-        rc = fdn__evs_query_same(es, q, limit, es->sh != NULL ? NULL : same, out, &snap);
+        rc = fdn__evs_query_same(es, q, limit, offp, same, out, &snap);
         bool always = es->sh != NULL ? q->parent_id != 0 : es->durable_path == NULL;
         if (rc != 0 || covered_since(es, first, always))
             break;
-        drop_answer(es->sh != NULL ? NULL : same, out); /* a prune ran meanwhile: again */
+        drop_answer(same, out); /* a prune ran meanwhile: decide again */
     }
-    if (rc == 0 && es->sh != NULL && !handled)
-        shared_answer(es, same, out);
     fdn__gate_pass_t tp;
     fdn_telemetry_t *tm = timed ? fdn__evs_tm_enter(es, &tp) : NULL;
     if (tm == NULL)
@@ -525,10 +551,9 @@ int fdn_events_query_memory(fdn_events_t *es, const fdn_events_query_t *q, fdn_e
         return arc;
     bool timed = atomic_load_explicit(&es->tm, memory_order_relaxed) != NULL;
     int64_t t0 = timed ? fdn_clock_mono_ns(NULL) : 0;
-    int rc = query_memory(es, q, limit, out);
-    /* a shared backend's answer rebuilds each timestamp from the wall time: the same here */
-    if (rc == 0 && es->sh != NULL)
-        fdn__evs_shared_remap(es, *out);
+    /* a shared backend's answer: bounds and timestamps from one clock offset, as there */
+    int64_t off = es->sh != NULL ? fdn__evs_clock_offset(es) : 0;
+    int rc = query_memory(es, q, limit, es->sh != NULL ? &off : NULL, out);
     fdn__gate_pass_t tp;
     fdn_telemetry_t *tm = timed && rc != FDN_ENOENT ? fdn__evs_tm_enter(es, &tp) : NULL;
     if (tm != NULL) { /* timed as fdn_events_query is */
@@ -572,7 +597,7 @@ int fdn_events_get_by_correlation(fdn_events_t *es, const char *cid, fdn_event_l
         if (fdn__evs_query_check_hook != NULL)
             fdn__evs_query_check_hook(es, fdn__evs_query_check_user);
         uint64_t snap;
-        rc = fdn__evs_query(es, &q, 0, out, &snap);
+        rc = fdn__evs_query(es, &q, 0, NULL, out, &snap);
         if (rc != 0 || covered_since(es, first, es->durable_path == NULL))
             return rc;
         drop_answer(NULL, out);
@@ -587,11 +612,11 @@ int fdn_events_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
         return FDN_EUNAVAILABLE;
     int rc = FDN_ENOENT;
     /* on a shared backend the timestamp is rebuilt from the wall time, as PostgreSQL's reads
-     * do (event_shared.c "Timestamps") */
+     * do (event_shared.c "Timestamps"), with one offset whichever tier answers */
     int64_t off = es->sh != NULL ? fdn__evs_clock_offset(es) : 0;
     if (es->sh != NULL && (id > atomic_load_explicit(&es->published, memory_order_acquire) ||
                            id < atomic_load_explicit(&es->first_id, memory_order_acquire)))
-        return fdn__evs_shared_get(es, id, out); /* outside the memory tier */
+        return fdn__evs_shared_get(es, id, off, out); /* outside the memory tier */
     fdn__rwlock_rdlock(&es->plock);
     if (id <= atomic_load_explicit(&es->published, memory_order_acquire)) {
         const evs_rec_t *r = fdn__evs_rec_lookup(es, id);
@@ -599,7 +624,7 @@ int fdn_events_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
             fdn__event_fields_t f;
             rec_fields(r, id, &f);
             if (es->sh != NULL)
-                f.ts = fdn__evs_sat_add(f.wall, -off);
+                f.ts = fdn__evs_rebuilt_ts(f.wall, off);
             fdn_event_t *ev = fdn__event_from_fields(&f);
             rc = ev ? 0 : FDN_ENOMEM;
             if (ev)
@@ -610,7 +635,7 @@ int fdn_events_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
     /* evicted from memory (also by a prune since the check above): the backend may have it */
     if (rc == FDN_ENOENT && es->sh != NULL &&
         id < atomic_load_explicit(&es->first_id, memory_order_acquire))
-        return fdn__evs_shared_get(es, id, out);
+        return fdn__evs_shared_get(es, id, off, out);
     if (rc == FDN_ENOENT) /* the file may have it */
         rc = fdn__evs_disk_get(es, id, out);
     return rc;

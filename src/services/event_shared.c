@@ -28,9 +28,13 @@
  * Timestamps. Events read from the backend were stamped by another process's monotonic clock:
  * their timestamp is rebuilt from their wall time (wall - (wall now - monotonic now) of the
  * store's clock), as a reloaded SQLite file's events from an earlier boot are. Every read of
- * memory gives the same rebuilt form (get, queries, fdn_events_query_memory, subscriptions:
- * fdn__evs_shared_remap at read time), so an event reads the same whoever put it into memory
- * and whichever tier answers. Memory itself holds the writer's events with the producer's
+ * memory gives the same rebuilt form (get, queries, fdn_events_query_memory, subscriptions,
+ * fdn_events_stats: fdn__evs_rebuilt_ts at read time), and a query's time bounds there
+ * compare the records' wall times, as the backend's query does (event_query.c), so an event
+ * reads the same whoever put it into memory and whichever tier answers. Each read takes the
+ * clock offset once and uses it for all it answers (bounds and timestamps; every part of a
+ * subscription's merged page): a step of the wall clock never splits one answer between two
+ * offsets. Memory itself holds the writer's events with the producer's
  * timestamp and the follower's with the rebuilt one, each raised to the previous record's
  * (the time index needs them in id order); rebuilding them at put time instead would not
  * make reads agree by construction, since that clamp still changes some (commit order is not
@@ -160,24 +164,12 @@ static const fdn__evb_ops_t *ops(fdn_events_t *es)
     return es->be.ops;
 }
 
-/* Give events read from the backend timestamps on the store's monotonic clock. */
-static void remap(fdn_events_t *es, fdn_event_list_t *l)
+/* Give events read from the backend timestamps on the store's monotonic clock: from their
+ * wall time with the clock offset off, which the read took once (fdn__evs_clock_offset). */
+static void remap(fdn_event_list_t *l, int64_t off)
 {
-    if (l == NULL)
-        return;
-    int64_t off = fdn__evs_clock_offset(es);
-    for (size_t i = 0; i < l->n; i++) {
-        fdn_event_t *ev = l->items[i];
-        int64_t ts;
-        if (__builtin_sub_overflow(ev->wall, off, &ts))
-            ts = ev->wall < 0 ? INT64_MIN : INT64_MAX;
-        ev->ts = ts;
-    }
-}
-
-void fdn__evs_shared_remap(fdn_events_t *es, fdn_event_list_t *l)
-{
-    remap(es, l);
+    for (size_t i = 0; l != NULL && i < l->n; i++)
+        l->items[i]->ts = fdn__evs_rebuilt_ts(l->items[i]->wall, off);
 }
 
 /* ---- the guard and the latency histogram around every backend call ---- */
@@ -338,6 +330,7 @@ static int put_list(fdn_events_t *es, const fdn_event_list_t *l)
 /* Read the positions after `published` up to upto (UINT64_MAX: all) into memory. */
 static int fill_to(fdn_events_t *es, uint64_t upto)
 {
+    int64_t off = fdn__evs_clock_offset(es); /* one offset for the pages of this fill */
     for (;;) {
         uint64_t pub = atomic_load_explicit(&es->published, memory_order_acquire);
         if (pub >= upto)
@@ -352,7 +345,7 @@ static int fill_to(fdn_events_t *es, uint64_t upto)
         if (rc != 0)
             return rc;
         size_t n = l->n;
-        remap(es, l);
+        remap(l, off);
         rc = put_list(es, l);
         fdn_event_list_free(l);
         if (rc != 0 || n < max)
@@ -990,7 +983,7 @@ int fdn__evs_shared_store_async(fdn_events_t *es, const fdn_event_t *const *evs,
     return store_detached(es, evs, n, NULL, cb, user);
 }
 
-int fdn__evs_shared_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
+int fdn__evs_shared_get(fdn_events_t *es, uint64_t id, int64_t off, fdn_event_t **out)
 {
     gcall_t gc;
     int rc = g_begin(es, &gc);
@@ -998,23 +991,21 @@ int fdn__evs_shared_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
         return rc;
     rc = g_end(es, &gc, "get", ops(es)->get(es->be.state, id, out, NULL));
     if (rc == 0)
-        (*out)->ts = fdn__evs_sat_add((*out)->wall, -fdn__evs_clock_offset(es));
+        (*out)->ts = fdn__evs_rebuilt_ts((*out)->wall, off);
     return rc;
 }
 
-static void to_backend(fdn_events_t *es, const fdn_events_query_t *q, fdn__evb_query_t *bq)
+static void to_backend(const fdn_events_query_t *q, int64_t off, fdn__evb_query_t *bq)
 {
-    int64_t off = fdn__evs_clock_offset(es);
     bq->type = q->type;
     bq->correlation_id = q->correlation_id;
-    bq->wall_start = q->time_start == INT64_MIN ? INT64_MIN : fdn__evs_sat_add(q->time_start, off);
-    bq->wall_end = q->time_end == INT64_MAX ? INT64_MAX : fdn__evs_sat_add(q->time_end, off);
+    fdn__evs_wall_bounds(q, off, &bq->wall_start, &bq->wall_end);
     bq->after = q->after_id;
     bq->before = q->before_id;
     bq->descending = q->descending;
 }
 
-int fdn__evs_shared_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
+int fdn__evs_shared_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit, int64_t off,
                           fdn_event_list_t **out, bool *handled)
 {
     uint64_t first = atomic_load_explicit(&es->first_id, memory_order_acquire);
@@ -1025,7 +1016,7 @@ int fdn__evs_shared_query(fdn_events_t *es, const fdn_events_query_t *q, size_t 
         return 0; /* memory answers */
     *handled = true;
     fdn__evb_query_t bq;
-    to_backend(es, q, &bq);
+    to_backend(q, off, &bq);
     uint64_t want = (uint64_t)limit + (uint64_t)q->offset;
     bq.limit = want > SIZE_MAX ? SIZE_MAX : (size_t)want;
     gcall_t gc;
@@ -1041,7 +1032,7 @@ int fdn__evs_shared_query(fdn_events_t *es, const fdn_events_query_t *q, size_t 
         memmove(l->items, l->items + skip, (l->n - skip) * sizeof(*l->items));
         l->n -= skip;
     }
-    remap(es, l);
+    remap(l, off);
     return 0;
 }
 
@@ -1053,12 +1044,12 @@ int fdn__evs_shared_correlation(fdn_events_t *es, const char *cid, fdn_event_lis
         return rc;
     rc = g_end(es, &gc, "correlation", ops(es)->correlation(es->be.state, cid, out, NULL));
     if (rc == 0)
-        remap(es, *out);
+        remap(*out, fdn__evs_clock_offset(es));
     return rc;
 }
 
 int fdn__evs_shared_page(fdn_events_t *es, const char *type, const char *cid, uint64_t after,
-                         uint64_t before, size_t max, fdn_event_list_t **out)
+                         uint64_t before, size_t max, int64_t off, fdn_event_list_t **out)
 {
     fdn__evb_query_t bq = fdn__evs_page_query(type, cid, after, before, max);
     gcall_t gc;
@@ -1067,7 +1058,7 @@ int fdn__evs_shared_page(fdn_events_t *es, const char *type, const char *cid, ui
         return rc;
     rc = g_end(es, &gc, "page", ops(es)->query(es->be.state, &bq, out, NULL));
     if (rc == 0)
-        remap(es, *out);
+        remap(*out, off);
     return rc;
 }
 

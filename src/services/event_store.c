@@ -982,6 +982,8 @@ int fdn_events_stats(fdn_events_t *es, fdn_events_stats_t *o)
         return FDN_EINVAL;
     memset(o, 0, sizeof(*o));
     o->version = 1;
+    /* on a shared backend the timestamps its reads give (event_shared.c "Timestamps") */
+    int64_t off = es->sh != NULL ? fdn__evs_clock_offset(es) : 0;
     fdn__rwlock_rdlock(&es->plock);
     uint64_t snap = atomic_load_explicit(&es->published, memory_order_acquire);
     uint64_t first = atomic_load_explicit(&es->first_id, memory_order_acquire);
@@ -992,8 +994,8 @@ int fdn_events_stats(fdn_events_t *es, fdn_events_stats_t *o)
         const evs_rec_t *a = fdn__evs_rec_lookup(es, first), *b = fdn__evs_rec_lookup(es, snap);
         o->oldest_id = first;
         o->newest_id = snap;
-        o->oldest_ts = a ? a->ts : 0;
-        o->newest_ts = b ? b->ts : 0;
+        o->oldest_ts = a == NULL ? 0 : es->sh != NULL ? fdn__evs_rebuilt_ts(a->wall, off) : a->ts;
+        o->newest_ts = b == NULL ? 0 : es->sh != NULL ? fdn__evs_rebuilt_ts(b->wall, off) : b->ts;
     }
     fdn__rwlock_rdunlock(&es->plock);
     o->next_id = snap + 1;

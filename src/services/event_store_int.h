@@ -341,6 +341,27 @@ static inline int64_t fdn__evs_sat_add(int64_t a, int64_t b)
     return r;
 }
 
+/* The timestamp of an event of wall time `wall` on a store whose clock offset is off
+ * (fdn__evs_clock_offset): wall - off, saturated. What a read of a shared backend gives every
+ * event, from PostgreSQL or from memory (event_shared.c "Timestamps"). */
+static inline int64_t fdn__evs_rebuilt_ts(int64_t wall, int64_t off)
+{
+    int64_t ts;
+    if (__builtin_sub_overflow(wall, off, &ts))
+        ts = wall < 0 ? INT64_MIN : INT64_MAX;
+    return ts;
+}
+
+/* A query's time bounds as wall-time bounds, with the store's clock offset off: what the
+ * backend compares its wall_ns with (an open bound stays open), and memory its records' wall
+ * time on a shared backend, so both list the same events. */
+static inline void fdn__evs_wall_bounds(const fdn_events_query_t *q, int64_t off, int64_t *lo,
+                                        int64_t *hi)
+{
+    *lo = q->time_start == INT64_MIN ? INT64_MIN : fdn__evs_sat_add(q->time_start, off);
+    *hi = q->time_end == INT64_MAX ? INT64_MAX : fdn__evs_sat_add(q->time_end, off);
+}
+
 /* Whether the store accepts calls (written under amu by start and stop). */
 static inline bool fdn__evs_running(fdn_events_t *es)
 {
@@ -567,8 +588,11 @@ void fdn__evs_corr_remove(fdn_events_t *es, evs_corr_t *c) FDN_REQUIRES(es->amu)
  * FDN_ENOMEM, FDN_ESERIALIZE. */
 int fdn__evs_encode_range(fdn_events_t *es, uint64_t from, uint64_t to, unsigned flags,
                           evs_recbuf_t *rb);
-/* Query core: *snap receives the published id the query saw. */
-int fdn__evs_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
+/* Query core: *snap receives the published id the query saw. off: NULL, or on a shared
+ * backend the store's clock offset the read took once (fdn__evs_clock_offset): then time bounds
+ * compare each record's wall time with fdn__evs_wall_bounds(q, *off), and every event listed
+ * gets the timestamp fdn__evs_rebuilt_ts(wall, *off), as the backend's reads give. */
+int fdn__evs_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit, const int64_t *off,
                    fdn_event_list_t **out, uint64_t *snap);
 /* Lists a query's result is compared with (fdn_events_query_same): `which` is set to the
  * index of the first one equal to the result (fdn_event_equal, one for one, in order), and
@@ -581,7 +605,8 @@ typedef struct evs_same {
 /* fdn__evs_query, comparing the matches with same's lists in place (under plock, before any
  * copy) when same is not NULL: *out is set only when none is equal. */
 int fdn__evs_query_same(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
-                        evs_same_t *same, fdn_event_list_t **out, uint64_t *snap);
+                        const int64_t *off, evs_same_t *same, fdn_event_list_t **out,
+                        uint64_t *snap);
 /* Whether l holds exactly the events of m (fdn_event_equal, one for one). */
 bool fdn__evs_lists_equal(const fdn_event_list_t *l, const fdn_event_list_t *m);
 
@@ -607,21 +632,20 @@ int fdn__evs_shared_store(fdn_events_t *es, const fdn_event_t *const *evs, size_
  * error; it first subtracts n from es->aq_events (the caller reserved them). */
 int fdn__evs_shared_store_async(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
                                 fdn_events_stored_cb cb, void *user);
-/* get from the backend (an id outside memory). */
-int fdn__evs_shared_get(fdn_events_t *es, uint64_t id, fdn_event_t **out);
-/* A query the memory tier cannot answer alone runs in the backend (*handled = true);
- * *handled = false: memory answers. */
-int fdn__evs_shared_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit,
+/* get from the backend (an id outside memory); off: the read's clock offset (its timestamp
+ * fdn__evs_rebuilt_ts(wall, off)). */
+int fdn__evs_shared_get(fdn_events_t *es, uint64_t id, int64_t off, fdn_event_t **out);
+/* A query the memory tier cannot answer alone runs in the backend (*handled = true), its time
+ * bounds and timestamps both from off (the read's clock offset); *handled = false: memory
+ * answers. */
+int fdn__evs_shared_query(fdn_events_t *es, const fdn_events_query_t *q, size_t limit, int64_t off,
                           fdn_event_list_t **out, bool *handled);
-/* Give the events of l (read from memory) the timestamps a read of the backend gives them:
- * rebuilt from their wall time with the store's clock offset now (fdn_events_query_memory). */
-void fdn__evs_shared_remap(fdn_events_t *es, fdn_event_list_t *l);
 /* Every event of a correlation id, from the backend. */
 int fdn__evs_shared_correlation(fdn_events_t *es, const char *cid, fdn_event_list_t **out);
 /* Up to max events with after < id < before (and the filters) from the backend, in id order:
- * the catch-up of a from-position subscription behind the memory tier. */
+ * the catch-up of a from-position subscription behind the memory tier; timestamps from off. */
 int fdn__evs_shared_page(fdn_events_t *es, const char *type, const char *cid, uint64_t after,
-                         uint64_t before, size_t max, fdn_event_list_t **out);
+                         uint64_t before, size_t max, int64_t off, fdn_event_list_t **out);
 /* The backend query of such a catch-up page (fdn__evs_shared_page, fdn__evs_disk_page): up to
  * max events of type and cid (NULL: any) with after < id < before, oldest first, any wall
  * time. */

@@ -311,18 +311,19 @@ static int sub_query(fdn_events_t *es, const evs_sub_t *s, uint64_t after, size_
     fdn_event_list_t *part[SUB_MAX_TYPES];
     uint64_t bound[SUB_MAX_TYPES];
     size_t k = s->ntypes > 0 ? s->ntypes : 1;
+    /* on a shared backend, timestamps as its reads give them (event_shared.c), one clock
+     * offset for every part of the page */
+    int64_t off = es->sh != NULL ? fdn__evs_clock_offset(es) : 0;
     for (size_t i = 0; i < k; i++) {
         q.type = s->ntypes > 0 ? s->types[i] : NULL;
         uint64_t snap = 0;
-        int rc = fdn__evs_query(es, &q, max, &part[i], &snap);
+        int rc = fdn__evs_query(es, &q, max, es->sh != NULL ? &off : NULL, &part[i], &snap);
         if (rc != 0) {
             while (i > 0)
                 fdn_event_list_free(part[--i]);
             return rc;
         }
         bound[i] = part[i]->n == max ? part[i]->items[max - 1]->id : snap;
-        if (es->sh != NULL) /* timestamps as PostgreSQL's reads give them (event_shared.c) */
-            fdn__evs_shared_remap(es, part[i]);
     }
     if (k == 1) {
         *out = part[0];
@@ -343,10 +344,11 @@ static int sub_page(fdn_events_t *es, const evs_sub_t *s, bool shared, uint64_t 
     uint64_t bound[SUB_MAX_TYPES];
     size_t k = s->ntypes > 0 ? s->ntypes : 1;
     *skipped = UINT64_MAX;
+    int64_t off = shared ? fdn__evs_clock_offset(es) : 0; /* one for every part */
     for (size_t i = 0; i < k; i++) {
         const char *type = s->ntypes > 0 ? s->types[i] : NULL;
         uint64_t sk = 0;
-        int rc = shared ? fdn__evs_shared_page(es, type, s->corr, after, before, max, &part[i])
+        int rc = shared ? fdn__evs_shared_page(es, type, s->corr, after, before, max, off, &part[i])
                         : fdn__evs_disk_page(es, type, s->corr, after, before, max, &part[i], &sk);
         if (rc != 0) {
             while (i > 0)

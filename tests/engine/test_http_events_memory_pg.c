@@ -9,6 +9,13 @@
  *    those a query on it, counted), event for event and byte for byte in the answer's JSON,
  *    or FDN_ENOENT exactly when the cursor is older than memory; the stores' clock is a
  *    manual one, so the timestamps PostgreSQL's reads rebuild from wall times are exact;
+ *    with time bounds too, memory filtering on the timestamps its answer shows (through
+ *    fdn_events_query_memory, fdn_events_query with both cursors inside memory, and a
+ *    parent_id filter); fdn_events_stats's oldest_ts and newest_ts are PostgreSQL's
+ *    timestamps of those events;
+ *  - one clock offset per answer: a step of the wall clock during a query answered from
+ *    memory changes neither its bounds nor its timestamps (fdn__clock_step_wall, from
+ *    fdn__evs_query_check_hook); the reads after it all use the new offset;
  *  - woken waiters are answered without a query on PostgreSQL: N waiters (cursors in memory,
  *    and cursors older than it, on filters nothing matched since) woken by one batch stored
  *    through the store each get their event, and the store made N queries on PostgreSQL (the
@@ -45,6 +52,7 @@
 #include "admin_local.h"
 #include "admin/event_json.h"
 #include "admin/http_jw.h"
+#include "core/clock_int.h"
 #include "engine.h"
 #include "pg_fixture.h"
 #include "services/event_store_int.h"
@@ -198,6 +206,139 @@ static unsigned compare_all(fdn_events_t *es, uint64_t head, uint64_t first)
     return n;
 }
 
+/* Each position's timestamp as PostgreSQL's reads give it (ts[1..head]). */
+static void pg_timestamps(fdn_events_t *es, uint64_t head, int64_t *ts)
+{
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.limit = 1000;
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0); /* one cursor: PostgreSQL */
+    assert_int_equal(fdn_event_list_count(l), head);
+    for (size_t i = 0; i < l->n; i++) {
+        assert_int_equal(l->items[i]->id, i + 1);
+        ts[i + 1] = fdn_event_timestamp(l->items[i]);
+    }
+    fdn_event_list_free(l);
+}
+
+/* fdn_events_stats's oldest and newest timestamps are those PostgreSQL's reads give. */
+static void expect_stats_ts(fdn_events_t *es, const int64_t *ts)
+{
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    if (st.oldest_ts != ts[st.oldest_id] || st.newest_ts != ts[st.newest_id])
+        fail_msg("stats: oldest_ts %lld (id %llu), newest_ts %lld (id %llu); PostgreSQL's %lld, "
+                 "%lld",
+                 (long long)st.oldest_ts, (unsigned long long)st.oldest_id, (long long)st.newest_ts,
+                 (unsigned long long)st.newest_id, (long long)ts[st.oldest_id],
+                 (long long)ts[st.newest_id]);
+}
+
+static void describe(const fdn_events_query_t *q, char *buf, size_t cap)
+{
+    snprintf(buf, cap,
+             "after_id=%llu before_id=%llu type=%s correlation_id=%s parent_id=%llu limit=%lld "
+             "since=%lld until=%lld %s",
+             (unsigned long long)q->after_id, (unsigned long long)q->before_id,
+             q->type ? q->type : "-", q->correlation_id ? q->correlation_id : "-",
+             (unsigned long long)q->parent_id, (long long)q->limit, (long long)q->time_start,
+             (long long)q->time_end, q->descending ? "desc" : "asc");
+}
+
+/* got (how: which read) lists want's events, equal one for one. */
+static void expect_list(const char *what, const char *how, const fdn_event_list_t *got,
+                        const fdn_event_t *const *want, size_t n)
+{
+    if (got->n != n)
+        fail_msg("%s: %s lists %zu events, PostgreSQL %zu", what, how, got->n, n);
+    for (size_t i = 0; i < n; i++)
+        if (!fdn_event_equal(got->items[i], want[i]))
+            fail_msg("%s: %s, event %zu differs (ids %llu, %llu; timestamps %lld, %lld)", what, how,
+                     i, (unsigned long long)got->items[i]->id, (unsigned long long)want[i]->id,
+                     (long long)got->items[i]->ts, (long long)want[i]->ts);
+}
+
+/* One time-bounded query (q: one cursor, so PostgreSQL answers fdn_events_query) against the
+ * reads memory answers: fdn_events_query_memory (FDN_ENOENT when the cursor is older than
+ * memory), fdn_events_query with both cursors inside memory, and, on a whole answer
+ * (limit 1000), a parent_id query (memory's) against PostgreSQL's events of that parent.
+ * Returns the queries it made on PostgreSQL (1). */
+static unsigned compare_timed(fdn_events_t *es, const fdn_events_query_t *q, uint64_t first,
+                              uint64_t head)
+{
+    char what[256];
+    describe(q, what, sizeof what);
+    fdn_event_list_t *p = NULL, *m = NULL;
+    assert_int_equal(fdn_events_query(es, q, &p), 0);
+    const fdn_event_t *const *pv = (const fdn_event_t *const *)p->items;
+    int mrc = fdn_events_query_memory(es, q, &m);
+    if (q->after_id + 1 < first) {
+        if (mrc != FDN_ENOENT)
+            fail_msg("%s: memory (oldest %llu) answered %s, not FDN_ENOENT", what,
+                     (unsigned long long)first, fdn_err_name(mrc));
+        fdn_event_list_free(p);
+        return 1;
+    }
+    if (mrc != 0)
+        fail_msg("%s: memory answered %s", what, fdn_err_name(mrc));
+    expect_list(what, "fdn_events_query_memory", m, pv, p->n);
+    fdn_event_list_free(m);
+    fdn_events_query_t q2 = *q;
+    q2.before_id = head + 1; /* both cursors inside memory: memory answers */
+    assert_int_equal(fdn_events_query(es, &q2, &m), 0);
+    expect_list(what, "the query with before_id (memory)", m, pv, p->n);
+    fdn_event_list_free(m);
+    static const uint64_t parents[] = {6, 10, 13, 19};
+    for (size_t k = 0; q->limit == 1000 && k < 4; k++) {
+        const fdn_event_t *want[64];
+        size_t n = 0;
+        for (size_t i = 0; i < p->n && n < 64; i++)
+            if (p->items[i]->parent == parents[k])
+                want[n++] = p->items[i];
+        q2 = *q;
+        q2.parent_id = parents[k]; /* memory answers */
+        assert_int_equal(fdn_events_query(es, &q2, &m), 0);
+        expect_list(what, "the parent_id query (memory)", m, want, n);
+        fdn_event_list_free(m);
+    }
+    fdn_event_list_free(p);
+    return 1;
+}
+
+/* Time bounds around PostgreSQL's timestamps (ts[id]), with cursors before and inside memory
+ * (its oldest: first), filters, limits and both orders. Returns the queries made. */
+static unsigned compare_timed_all(fdn_events_t *es, uint64_t head, uint64_t first,
+                                  const int64_t *ts)
+{
+    const int64_t bounds[][2] = {
+        {ts[first], ts[head]},      {ts[first] + 1, ts[head] - 1}, {ts[first + 2], ts[head - 4]},
+        {INT64_MIN, ts[first + 5]}, {ts[first + 3], INT64_MAX},    {ts[first + 1], ts[first + 1]},
+        {ts[1], ts[first - 1]},     {ts[head] + 1, INT64_MAX},
+    };
+    const uint64_t afters[] = {0, first - 2, first - 1, first + 1, head - 3, head};
+    static const char *const types[] = {NULL, "mem.a"};
+    static const char *const corrs[] = {NULL, "c-1"};
+    static const int64_t limits[] = {2, 1000};
+    unsigned n = 0;
+    for (size_t b = 0; b < sizeof bounds / sizeof bounds[0]; b++)
+        for (size_t a = 0; a < sizeof afters / sizeof afters[0]; a++)
+            for (size_t t = 0; t < 2; t++)
+                for (size_t c = 0; c < 2; c++)
+                    for (size_t k = 0; k < 2; k++)
+                        for (int d = 0; d < 2; d++) {
+                            fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+                            q.after_id = afters[a];
+                            q.type = types[t];
+                            q.correlation_id = corrs[c];
+                            q.limit = limits[k];
+                            q.time_start = bounds[b][0];
+                            q.time_end = bounds[b][1];
+                            q.descending = d != 0;
+                            n += compare_timed(es, &q, first, head);
+                        }
+    return n;
+}
+
 static void memory_answers_as_postgres(void **state)
 {
     (void)state;
@@ -225,9 +366,14 @@ static void memory_answers_as_postgres(void **state)
     fdn_telemetry_t *tm = NULL;
     assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
     fdn__events_set_telemetry(es, tm);
+    int64_t ts[64];
+    pg_timestamps(es, head, ts);
+    expect_stats_ts(es, ts);
 
     uint64_t q0 = pg_queries(tm);
     unsigned made = compare_all(es, head, first);
+    /* and with time bounds */
+    made += compare_timed_all(es, head, first, ts);
     /* each fdn_events_query above was a query on PostgreSQL, none of memory's */
     assert_int_equal(pg_queries(tm) - q0, made);
 
@@ -255,6 +401,13 @@ static void memory_answers_as_postgres(void **state)
     assert_int_equal(st.oldest_id, head - 9);
     q0 = pg_queries(tm);
     made = compare_all(es, head, st.oldest_id);
+    assert_int_equal(pg_queries(tm) - q0, made);
+    expect_stats_ts(es, ts);
+
+    /* time bounds: memory filters on the timestamps its answer shows (PostgreSQL's), so every
+     * cursor, filter, order and limit lists what PostgreSQL lists between them */
+    q0 = pg_queries(tm);
+    made = compare_timed_all(es, head, st.oldest_id, ts);
     assert_int_equal(pg_queries(tm) - q0, made);
 
     fdn__events_set_telemetry(es, NULL);
@@ -402,6 +555,88 @@ static void every_read_gives_postgres_timestamps(void **state)
     }
     fdn_events_destroy(es);
     fdn_events_destroy(other);
+    fdn_clock_destroy(clk);
+    fdn_clock_destroy(prod);
+}
+
+/* ---- one clock offset per answer ---- */
+
+static fdn_clock_t *g_step_clock;
+static int64_t g_step_ns;
+
+/* fdn__evs_query_check_hook: once memory was chosen to answer, before its scan, the wall
+ * clock steps (once) */
+static void step_wall_once(fdn_events_t *es, void *user)
+{
+    (void)es;
+    (void)user;
+    if (g_step_ns != 0)
+        assert_int_equal(fdn__clock_step_wall(g_step_clock, g_step_ns), 0);
+    g_step_ns = 0;
+}
+
+/* A time-bounded query answered from memory reads the store's clock offset (wall - monotonic)
+ * once: a step of the wall clock during it changes neither its bounds nor its timestamps; the
+ * reads after it give every event the new offset's timestamp (PostgreSQL's and memory's, and
+ * the stats, alike). */
+static void one_offset_per_answer(void **state)
+{
+    (void)state;
+    const int64_t STEP = 5000000000;
+    char schema[64];
+    test_pg_schema_name(schema, sizeof schema, "memoff");
+    fdn_clock_t *clk = NULL, *prod = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clk, 1000000000000, 1700000000000000000), 0);
+    assert_int_equal(fdn_clock_manual_create(&prod, 5000000000, 1700000000000000000), 0);
+    fdn_events_t *es = open_store(schema, TEST_PG_CALL_MS, clk);
+    store_varied(es, prod, 0, 12);
+    uint64_t head = newest(es);
+    assert_int_equal(head, 12);
+    int64_t ts[64];
+    pg_timestamps(es, head, ts);
+
+    fdn_events_query_t qp = FDN_EVENTS_QUERY_INIT; /* one cursor: PostgreSQL */
+    qp.limit = 1000;
+    qp.time_start = ts[3];
+    qp.time_end = ts[9];
+    fdn_event_list_t *p = NULL, *m = NULL;
+    assert_int_equal(fdn_events_query(es, &qp, &p), 0);
+    assert_int_equal(fdn_event_list_count(p), 7);
+    fdn_events_query_t qm = qp; /* both cursors inside memory: memory */
+    qm.before_id = head + 1;
+    g_step_clock = clk;
+    g_step_ns = STEP;
+    fdn__evs_query_check_hook = step_wall_once;
+    int rc = fdn_events_query(es, &qm, &m);
+    fdn__evs_query_check_hook = NULL;
+    assert_int_equal(rc, 0);
+    assert_int_equal(g_step_ns, 0); /* the wall clock stepped during the query */
+    expect_list("wall clock stepped during the query", "memory", m,
+                (const fdn_event_t *const *)p->items, p->n);
+    fdn_event_list_free(m);
+
+    /* from now on the timestamps are STEP earlier (the offset is STEP larger), and so are the
+     * bounds that list the same events */
+    for (uint64_t id = 1; id <= head; id++)
+        ts[id] -= STEP;
+    qp.time_start -= STEP;
+    qp.time_end -= STEP;
+    qm.time_start -= STEP;
+    qm.time_end -= STEP;
+    fdn_event_list_t *p2 = NULL;
+    assert_int_equal(fdn_events_query(es, &qp, &p2), 0);
+    assert_int_equal(fdn_events_query(es, &qm, &m), 0);
+    assert_int_equal(fdn_event_list_count(p2), 7);
+    for (size_t i = 0; i < p2->n; i++) {
+        assert_int_equal(p2->items[i]->id, p->items[i]->id);
+        assert_int_equal(p2->items[i]->ts, p->items[i]->ts - STEP);
+    }
+    expect_list("after the step", "memory", m, (const fdn_event_t *const *)p2->items, p2->n);
+    expect_stats_ts(es, ts);
+    fdn_event_list_free(m);
+    fdn_event_list_free(p2);
+    fdn_event_list_free(p);
+    fdn_events_destroy(es);
     fdn_clock_destroy(clk);
     fdn_clock_destroy(prod);
 }
@@ -573,6 +808,7 @@ int main(void)
         cmocka_unit_test(every_read_gives_postgres_timestamps),
         cmocka_unit_test(woken_waiters_are_answered_from_memory),
         cmocka_unit_test(expired_waiters_are_answered_while_postgres_is_stopped),
+        cmocka_unit_test(one_offset_per_answer),
     };
     if (getenv("CMOCKA_TEST_FILTER") != NULL)
         cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
