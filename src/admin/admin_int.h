@@ -152,12 +152,18 @@ typedef struct fdn__http_resp {
     fdn__http_async_t *async; /**< in: set by the dispatcher (see fdn__http_defer) */
     /** a deferred answer's body written on the server thread: set by the completer (with
      *  render_arg) instead of the body, run there with the request's result once it is >= 0
-     *  (its return replaces it: 0 or FDN_ENOMEM). A body allocated by the thread that sends
-     *  and frees it keeps the allocator's per-thread caches balanced (a body made on the event
-     *  store's writer and freed on a server thread cost both threads glibc's slow path on
-     *  every request). NULL: none. */
+     *  (its return replaces it: 0, or a negative code, answered as a handler's error). A body
+     *  allocated by the thread that sends and frees it keeps the allocator's per-thread caches
+     *  balanced (a body made on the event store's writer and freed on a server thread cost
+     *  both threads glibc's slow path on every request); a render may also do the work whose
+     *  result it writes (a waiting query's answer on PostgreSQL: admin/event_wait.c). NULL:
+     *  none. */
     int (*render)(struct fdn__http_resp *resp);
     uint64_t render_arg[2];
+    /** what render_arg holds is freed by this, once: after the render ran, or when it never
+     *  will (the request's result is an error, or its connection closed before the answer was
+     *  sent). Set with render by the completer; NULL: nothing to free. */
+    void (*render_free)(struct fdn__http_resp *resp);
     /** a slot for libmicrohttpd's response to this very answer, owned by the handler's side
      *  (the memo of GET /v1/events answers): on a 200 whose body is a shared text (text_free
      *  set), the server sends the response the slot holds instead of making one (the same

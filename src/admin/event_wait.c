@@ -47,12 +47,17 @@
  * older than memory too (a follower resuming across a restart of the server, whose memory
  * starts at the log's head, on a filter nothing has matched since), and an expired waiter
  * with nothing new answers the empty result without asking PostgreSQL. Only when memory
- * evicted positions after that point meanwhile (its own retention, storage.hot.*) does the
- * query run on the backend (fdn_events_query, FDN_ENOENT from memory), here, as before: that
- * one answer still holds the others for its call (at most command_timeout_ms; a breaker cuts
- * it short). It takes memory evicting, within one wait (at most 60 s), events newer than the
- * store's newest when the query began; handing it to other threads would add a pool and its
- * drain for that case alone.
+ * evicted positions after that point meanwhile (its own retention, storage.hot.*: memory
+ * evicting, within one wait of at most 60 s, events newer than the store's newest when the
+ * query began) does the query run on the backend (fdn_events_query, FDN_ENOENT from memory),
+ * and not on this thread: the waiter completes its request with a render (resp->render,
+ * admin_int.h) that runs the query on the server thread that sends the answer, as a query
+ * without wait_ms runs there, and writes its answer (hand_off). So no waiter's answer waits
+ * for another's call on PostgreSQL (a hung one held this thread a command_timeout_ms per such
+ * answer), and no pool of threads is needed for it: the server's own threads are that pool,
+ * and the server's shutdown waits for that answer as for any request being answered. The
+ * waiter (its query and strings) goes with the render, freed by render_free once it ran or
+ * when it never will (its connection closed first).
  *
  * Bounds: at most FDN__EVWAIT_MAX waiting queries (the next gets 503 with Retry-After), each
  * at most FDN__EVWAIT_MAX_MS. A client that leaves while its query waits is noticed by the
@@ -66,10 +71,10 @@
  * PostgreSQL one round trip per waiter, one after the other on this thread: with PostgreSQL
  * hung, a shutdown took waiters x command_timeout_ms (6 waiters, 2 s: 12 s). Now the drain
  * does no I/O: it unsubscribes (an fd subscription has no pager or delivery to wait for) and
- * completes each request. What can still hold it is the pass the thread is in when the drain
- * comes: an answer on the backend (above: only a cursor memory evicted). The reads of the
- * descriptors that turned readable never do I/O: a waiter's subscription is not a
- * from-position one, so fdn_events_sub_read reads memory only (behind it, it skips). A
+ * completes each request. This thread never does I/O on the store: answers come from memory
+ * (or are handed to the request's server thread: above), and the reads of the descriptors
+ * that turned readable read memory only (a waiter's subscription is not a from-position one,
+ * so fdn_events_sub_read reads memory; behind it, it skips). A
  * waiter woken just before the drain also gets the empty result; its client finds the event
  * when it asks again.
  *
@@ -95,6 +100,7 @@
 typedef struct waiter {
     struct waiter *prev, *next;
     fdn__http_resp_t *resp;
+    fdn_events_t *es; /* the store (the query of a waiter handed off: hand_off) */
     fdn_events_sub_t *sub;
     int64_t deadline_ns;  /* CLOCK_MONOTONIC */
     uint64_t known;       /* nothing matches q in (q.after_id, known] (fdn__evwait_add) */
@@ -160,28 +166,62 @@ void fdn__evwait_set_max(fdn__evwait_t *w, size_t max)
     pthread_mutex_unlock(&w->mu);
 }
 
-/* w's query's result now: from memory, after max(cursor, known), when it holds every id after
- * that; else from the backend (see Answers above). */
-static int run_query(fdn__evwait_t *ws, const waiter_t *w, fdn_event_list_t **l)
+/* w's query's result now from memory, after max(cursor, known): FDN_ENOENT when memory does not
+ * hold every id after that (see Answers above). */
+static int memory_query(const waiter_t *w, fdn_event_list_t **l)
 {
     fdn_events_query_t q = w->q;
     if (w->known > q.after_id)
         q.after_id = w->known; /* the same matches: none lies in between */
-    int rc = fdn_events_query_memory(ws->es, &q, l);
-    if (rc == FDN_ENOENT) /* memory evicted ids after it: the file or PostgreSQL has them */
-        rc = fdn_events_query(ws->es, &w->q, l);
+    return fdn_events_query_memory(w->es, &q, l);
+}
+
+/* A handed-off waiter's answer (resp->render, on the server thread that sends it): its query
+ * on the store, as a query without wait_ms runs (memory evicted ids after its cursor: the file
+ * or PostgreSQL has them), and its body. */
+static int render_backend(fdn__http_resp_t *resp)
+{
+    const waiter_t *w = (const waiter_t *)(uintptr_t)resp->render_arg[0];
+    fdn_event_list_t *l = NULL;
+    int rc = fdn_events_query(w->es, &w->q, &l);
+    if (rc == 0) {
+        rc = fdn__admin_events_answer_plain(&l, resp);
+        if (rc < 0)
+            fdn_event_list_free(l);
+    }
     return rc;
 }
 
-/* Answer w's request (the thread, no lock held) and free w: with its query's result now, or,
- * when the server stops, with the empty result, the query not run (no call on the store's
- * backend: see Shutdown above). */
-static void answer(fdn__evwait_t *ws, waiter_t *w, bool stopping)
+static void free_handed(fdn__http_resp_t *resp)
+{
+    fdn_free((void *)(uintptr_t)resp->render_arg[0]);
+}
+
+/* Complete w's request with a render that runs its query on the request's server thread (see
+ * Answers above); w goes with it. */
+static void hand_off(waiter_t *w)
+{
+    fdn__http_resp_t *resp = w->resp;
+    resp->render = render_backend;
+    resp->render_arg[0] = (uint64_t)(uintptr_t)w;
+    resp->render_free = free_handed;
+    fdn__http_complete(resp, 0);
+}
+
+/* Answer w's request (the thread, no lock held) and free w (or hand it off): with its query's
+ * result now, or, when the server stops, with the empty result, the query not run (no call on
+ * the store's backend: see Shutdown above). */
+static void answer(waiter_t *w, bool stopping)
 {
     fdn_events_unsubscribe(w->sub); /* closes its descriptor, out of the epoll set already */
+    w->sub = NULL;
     fdn__http_resp_t *resp = w->resp;
     fdn_event_list_t *l = NULL; /* NULL: no events */
-    int rc = stopping ? 0 : run_query(ws, w, &l);
+    int rc = stopping ? 0 : memory_query(w, &l);
+    if (rc == FDN_ENOENT) { /* the backend answers, on the request's server thread */
+        hand_off(w);
+        return;
+    }
     if (rc == 0) {
         rc = fdn__admin_events_answer_plain(&l, resp);
         if (rc < 0)
@@ -228,7 +268,7 @@ static void *thread_main(void *arg)
             pthread_mutex_unlock(&ws->mu);
             for (waiter_t *w = done, *nx; w != NULL; w = nx) {
                 nx = w->next;
-                answer(ws, w, ending);
+                answer(w, ending);
             }
             pthread_mutex_lock(&ws->mu);
             continue; /* waiters may have come meanwhile: their deadlines count */
@@ -294,6 +334,7 @@ int fdn__evwait_add(fdn__evwait_t *ws, const fdn_events_query_t *q, uint64_t kno
     if (w == NULL)
         return FDN_ENOMEM;
     w->resp = resp;
+    w->es = ws->es;
     w->q = *q;
     w->known = known;
     if (tl) {

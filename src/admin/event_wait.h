@@ -29,7 +29,8 @@ int fdn__evwait_create(fdn__evwait_t **out, fdn_events_t *es);
  * Let the request resp wait up to wait_ms for an event matching q (its type, correlation id
  * and after_id; q's strings are copied), then answer it with q's result then, as GET
  * /v1/events does (from the store's memory when it holds every id after max(q->after_id,
- * known), else from the store as fdn_events_query answers). The caller ran q already and
+ * known), else from the store as fdn_events_query answers, on the server thread that sends
+ * the answer, never on the waiter thread). The caller ran q already and
  * found nothing, up to at least id `known` (the newest id the store had before that query:
  * fdn_events_stats; q->after_id when unknown); resp must come from the dispatcher
  * (fdn__http_defer). On FDN__HTTP_PENDING resp belongs to the waiter set.

@@ -109,10 +109,20 @@ void fdn__http_resp_text_free(fdn__http_resp_t *resp)
     resp->text_free = NULL;
 }
 
+/* Free what a deferred answer's render holds (resp->render_free), once. */
+static void render_release(fdn__http_resp_t *resp)
+{
+    void (*f)(fdn__http_resp_t *) = resp->render_free;
+    resp->render_free = NULL;
+    if (f != NULL)
+        f(resp);
+}
+
 void fdn__http_resp_clear(fdn__http_resp_t *resp)
 {
     if (resp == NULL)
         return;
+    render_release(resp);
     json_decref(resp->json);
     fdn__http_resp_text_free(resp);
     memset(resp, 0, sizeof *resp);
@@ -302,6 +312,7 @@ static int deferred_result(fdn__http_async_t *as, fdn__http_resp_t *resp)
     if (rc >= 0 && resp->render != NULL)
         rc = resp->render(resp);
     resp->render = NULL;
+    render_release(resp);
     return rc;
 }
 
@@ -664,6 +675,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
         c->resp.json = NULL;
         c->resp.text = NULL;
         c->resp.text_free = NULL;
+        c->resp.render_free = NULL;
         const char *u = uri ? origin_form(uri) : "";
         size_t n = strlen(u);
         c->uri = n < sizeof c->uri_buf ? memcpy(c->uri_buf, u, n + 1) : admin_strdup(u);
@@ -723,6 +735,7 @@ static void on_done(void *cls, struct MHD_Connection *con, void **req_cls,
     if (c != NULL && c->counted) /* its answer is sent (or the connection is gone) */
         deferred_done(cls);
     if (c != NULL) {
+        render_release(&c->resp);  /* a render that never ran (the connection closed first) */
         json_decref(c->resp.json); /* an answer not sent (the connection closed first) */
         fdn__http_resp_text_free(&c->resp);
         if (c->uri != c->uri_buf)

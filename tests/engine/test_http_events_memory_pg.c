@@ -23,9 +23,12 @@
  *  - expired waiters are answered while PostgreSQL is stopped, without a query on it: N
  *    waiters on filters nothing matches expire with PostgreSQL stopped and each answers the
  *    empty result (200), the store again making only the N queries of before the waits (a
- *    query per answer made N more, each failing after the call bound: 503).
+ *    query per answer made N more, each failing after the call bound: 503);
+ *  - a waiter whose events memory evicted during its wait is answered by a query on
+ *    PostgreSQL on its request's own thread, not the waiter thread: with PostgreSQL stopped,
+ *    another waiter expiring after it is answered while that query waits for PostgreSQL.
  * Appends cannot commit while PostgreSQL is stopped, so no event can wake a waiter then: the
- * woken test runs with PostgreSQL up; both tests count queries on PostgreSQL
+ * woken test runs with PostgreSQL up; the waiter tests count queries on PostgreSQL
  * (fdn_events_backend_request_duration_seconds{op="query"}), never time. A waiting query's
  * thread blocks in the dispatcher until it is answered; the test goes on once the server
  * counts the waiters (no sleeps). */
@@ -800,6 +803,71 @@ static void expired_waiters_are_answered_while_postgres_is_stopped(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+/* A waiter whose events memory evicted during its wait (its own retention) is answered by a
+ * query on PostgreSQL, which runs on its request's thread (the server thread that sends the
+ * answer), not on the waiter thread: another waiter expiring while PostgreSQL is stopped is
+ * answered at its deadline, while the first one's query waits for PostgreSQL; that query
+ * answers once PostgreSQL resumes. */
+static void evicted_waiter_is_answered_off_the_waiter_thread(void **state)
+{
+    (void)state;
+    char schema[64];
+    test_pg_schema_name(schema, sizeof schema, "memevict");
+    fdn_events_t *es = open_store(schema, TEST_PG_CALL_MS, NULL);
+    store_n(es, "mem.old", 0, 3);
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    fdn__events_set_telemetry(es, tm);
+    fdn_admin_t *a = admin_on(es);
+
+    /* A waits after position 3, on a type nothing matches */
+    static query_t qa, qb;
+    pthread_t ta, tb;
+    snprintf(qa.uri, sizeof qa.uri, "/v1/events?after_id=3&type=mem.quiet.a&wait_ms=5000");
+    start_waiters(a, &qa, &ta, 1);
+    /* positions 4..6, then memory keeps only the newest: A's answer needs PostgreSQL */
+    store_n(es, "mem.noise", 1, 3);
+    assert_int_equal(fdn_events_set_max_events(es, 1), 0);
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    assert_int_equal(st.oldest_id, 6);
+    /* B waits after the head, which memory holds; its deadline is after A's */
+    snprintf(qb.uri, sizeof qb.uri, "/v1/events?after_id=6&type=mem.quiet.b&wait_ms=5000");
+    qb.a = a;
+    atomic_init(&qb.done, false);
+    assert_int_equal(pthread_create(&tb, NULL, query_main, &qb), 0);
+    while (fdn__admin_events_waiting(a) + atomic_load(&qa.done) + atomic_load(&qb.done) < 2)
+        sched_yield(); /* a hang is caught by ctest's TIMEOUT */
+    uint64_t before = pg_queries(tm);
+    test_pg_signal_cluster(g_pg->dir, SIGSTOP);
+    if (fdn__admin_events_waiting(a) != 2 || atomic_load(&qa.done))
+        fail_msg("A expired before PostgreSQL stopped (the setup took over 5 s)");
+    /* B expires: answered from memory while A's query waits for PostgreSQL */
+    pthread_join(tb, NULL);
+    bool a_done = atomic_load(&qa.done);
+    test_pg_signal_cluster(g_pg->dir, SIGCONT);
+    pthread_join(ta, NULL);
+    if (a_done)
+        fail_msg("B was answered after A (status %u): A's query on PostgreSQL held the waiter "
+                 "thread",
+                 qa.r.status);
+    assert_int_equal(qb.r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(qb.r.json, "count")), 0);
+    if (qa.r.status != 200)
+        fail_msg("A answered %u", qa.r.status);
+    assert_int_equal(json_integer_value(json_object_get(qa.r.json, "count")), 0);
+    assert_int_equal(json_array_size(json_object_get(qa.r.json, "events")), 0);
+    assert_int_equal(pg_queries(tm) - before, 1); /* A's, on PostgreSQL */
+    assert_int_equal(fdn__admin_events_waiting(a), 0);
+    fdn__http_resp_clear(&qa.r);
+    fdn__http_resp_clear(&qb.r);
+    fdn_admin_destroy(a);
+    fdn__events_set_telemetry(es, NULL);
+    fdn_events_destroy(es);
+    fdn_telemetry_destroy(tm);
+}
+
 int main(void)
 {
     g_pg = test_engine_server_start("pg-server.sh");
@@ -809,6 +877,7 @@ int main(void)
         cmocka_unit_test(woken_waiters_are_answered_from_memory),
         cmocka_unit_test(expired_waiters_are_answered_while_postgres_is_stopped),
         cmocka_unit_test(one_offset_per_answer),
+        cmocka_unit_test(evicted_waiter_is_answered_off_the_waiter_thread),
     };
     if (getenv("CMOCKA_TEST_FILTER") != NULL)
         cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
