@@ -6,12 +6,12 @@
  * Everything is integer nanoseconds and fits in int64 for every rule that
  * fdn_limit_rule_validate accepts (products are formed in 128 bits and clamped), at any time
  * `now` a manual clock can give: an expiry past INT64_MAX stops there, and the sliding
- * window's index is floor(now / P), so a negative monotonic time has windows of P too (both
- * branches are never taken for a clock between 0 and INT64_MAX - 2P). The fixed window runs
- * on the wall clock and still truncates (a wall time before 1970 finds window 0 2P long).
+ * and fixed windows' index is floor(now / P), so a negative time (a monotonic clock, or a wall
+ * clock before 1970) has windows of P too (both branches are never taken for a clock between 0
+ * and INT64_MAX - 2P).
  *
  * State per algorithm (s[] below; `expires` is on the same clock as `now`):
- *   FIXED_WINDOW    s[0] window index (now / P), s[1] cost counted in that window
+ *   FIXED_WINDOW    s[0] window index floor(now / P), s[1] cost counted in that window
  *   TOKEN_BUCKET    s[0] time of the last refill, s[1] tokens scaled by P (tokens * P ns)
  *   GCRA            s[0] theoretical arrival time (TAT)
  *   SLIDING_WINDOW  s[0] window index floor(now / P), s[1] cost in it, s[2] in the previous
@@ -140,7 +140,9 @@ inline void fdn__limit_init(fdn__limit_state_t *st, const fdn_limit_rule_t *r, i
     st->expires = now;
     switch (r->algo) {
     case FDN_LIMIT_FIXED_WINDOW:
-        st->s[0] = now / p;
+    case FDN_LIMIT_SLIDING_WINDOW:
+        /* floor(now / P), as fdn__limit_apply computes it */
+        st->s[0] = now / p - (now % p < 0);
         break;
     case FDN_LIMIT_TOKEN_BUCKET:
         st->s[0] = now;
@@ -148,9 +150,6 @@ inline void fdn__limit_init(fdn__limit_state_t *st, const fdn_limit_rule_t *r, i
         break;
     case FDN_LIMIT_GCRA:
         st->s[0] = now; /* TAT */
-        break;
-    case FDN_LIMIT_SLIDING_WINDOW:
-        st->s[0] = now / p;
         break;
     }
 }
@@ -167,14 +166,22 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
 
     switch (r->algo) {
     case FDN_LIMIT_FIXED_WINDOW: {
+        /* win = floor(now / P), e = the time into it: truncation would make window 0 run
+         * from -P to P on a wall clock before 1970 (a manual clock). The remainder comes with
+         * the same division and the branch is never taken for a clock at or after 0. */
         int64_t win = now / p;
+        int64_t e = now % p;
+        if (e < 0) {
+            e += p;
+            win--;
+        }
         if (s[0] != win) {
             s[0] = win;
             s[1] = 0;
         }
         /* p minus the time into the window: (win + 1) * P would pass INT64_MAX on a clock
-         * within a period of it (same work: one multiply, two subtractions) */
-        reset = p - (now - win * p);
+         * within a period of it */
+        reset = p - e;
         if (op == FDN__LIMIT_CANCEL) {
             if (*epoch != win || s[1] <= 0)
                 return FDN_ENOENT;

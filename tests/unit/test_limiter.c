@@ -1030,6 +1030,42 @@ static void extreme_clocks_keep_their_windows(void **state)
     fdn_clock_destroy(clk);
 }
 
+/* A fixed window before 1970 (a manual wall clock below 0) is P long like any other: at
+ * -0.5 s the window is [-1 s, 0) (truncation made it [-1 s, 1 s)), so it ends 0.5 s later and
+ * a check 0.6 s later is in a new window. */
+static void fixed_window_before_1970_is_one_period(void **state)
+{
+    (void)state;
+    fdn_limit_result_t res;
+    fdn_limiter_opts_t o = FDN_LIMITER_OPTS_INIT;
+    fdn_clock_t *clk;
+    fdn_limiter_t *l;
+    assert_int_equal(fdn_clock_manual_create(&clk, 0, -500 * MS), 0);
+    o.clock = clk;
+    assert_int_equal(fdn_limiter_create(&l, &o), 0);
+    fdn_limit_rule_t fw = {FDN_LIMIT_FIXED_WINDOW, 1, 1000, 0};
+    assert_int_equal(fdn_limiter_check(l, "fw", 2, &fw, 1, 0, &res), 0);
+    assert_int_equal(res.reset_ns, 500 * MS);
+    assert_int_equal(fdn_limiter_check(l, "fw", 2, &fw, 1, 0, &res), FDN_ERATE_LIMITED);
+    assert_int_equal(res.retry_after_ns, 500 * MS);
+    assert_int_equal(fdn_clock_advance(clk, 600 * MS), 0);
+    assert_int_equal(fdn_limiter_check(l, "fw", 2, &fw, 1, 0, &res), 0);
+    assert_int_equal(res.count, 1);
+    assert_int_equal(res.reset_ns, 900 * MS);
+    /* far before 1970: the window that holds INT64_MIN + 1 ns starts a period earlier */
+    fdn_limiter_destroy(l);
+    fdn_clock_destroy(clk);
+    assert_int_equal(fdn_clock_manual_create(&clk, 0, INT64_MIN + 1), 0);
+    o.clock = clk;
+    assert_int_equal(fdn_limiter_create(&l, &o), 0);
+    assert_int_equal(fdn_limiter_check(l, "fw", 2, &fw, 1, 0, &res), 0);
+    /* INT64_MIN = -9223372036.854775808 s: 0.854775807 s to the window's end at -9223372036 s */
+    assert_int_equal(res.reset_ns, 854775807);
+    assert_int_equal(fdn_limiter_check(l, "fw", 2, &fw, 1, 0, &res), FDN_ERATE_LIMITED);
+    fdn_limiter_destroy(l);
+    fdn_clock_destroy(clk);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1061,6 +1097,7 @@ int main(void)
         cmocka_unit_test(key_namespaces_apart),
         cmocka_unit_test_setup_teardown(shadow_reserve_follows_what_was_taken, setup, teardown),
         cmocka_unit_test(extreme_clocks_keep_their_windows),
+        cmocka_unit_test(fixed_window_before_1970_is_one_period),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
