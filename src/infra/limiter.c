@@ -291,9 +291,11 @@ int fdn_limiter_backend_status(fdn_limiter_t *l, fdn_limiter_backend_status_t *o
         return FDN_EINVAL;
     l->be->status(l->be_self, out);
     int64_t at = out->since_refusal_ns; /* see limiter_int.h */
-    out->since_refusal_ns = at == 0 ? -1 : fdn_clock_mono_ns(l->clock) - at;
-    if (out->since_refusal_ns < -1)
-        out->since_refusal_ns = 0;
+    int64_t age;
+    /* a manual clock may sit anywhere in int64: the age stops at INT64_MAX */
+    if (__builtin_sub_overflow(fdn_clock_mono_ns(l->clock), at, &age))
+        age = at < 0 ? INT64_MAX : 0;
+    out->since_refusal_ns = at == 0 ? -1 : age < 0 ? 0 : age;
     return 0;
 }
 

@@ -137,6 +137,9 @@ static inline void count_add(_Atomic uint64_t *c, uint64_t n)
                           memory_order_relaxed);
 }
 
+/* last_quota_sweep before the first such sweep: any (manual) clock time may follow it. */
+#define QUOTA_SWEEP_NEVER INT64_MIN
+
 /* The live keys of one identity (see DESIGN). */
 typedef struct ident {
     struct ident *next;
@@ -154,7 +157,8 @@ typedef struct membe {
     _Atomic uint64_t nidents_pub;     /* == nidents, stored under idmu after each change */
     _Atomic uint32_t id_quota;        /* live keys per identity; 0 = none */
     _Atomic uint64_t id_refused;      /* new keys refused by id_quota */
-    _Atomic int64_t last_quota_sweep; /* monotonic ns of the last sweep a refusal ran */
+    _Atomic int64_t last_quota_sweep; /* monotonic ns of the last sweep a refusal ran, or
+                                         QUOTA_SWEEP_NEVER */
     void *shards_raw;
     shard_t *shards;  /* cache-line aligned */
     uint32_t nshards; /* power of two */
@@ -264,6 +268,16 @@ static void ident_release(membe_t *m, const char *key, size_t keylen)
 static inline int64_t sweep_at(int64_t t, int64_t iv)
 {
     return t > INT64_MAX - iv ? INT64_MAX : t + iv;
+}
+
+/* a - b, stopping at INT64_MIN / INT64_MAX: the distance between two times of a manual clock
+ * that may sit anywhere in int64 (off the check path: refusals, status, quota sweeps). */
+static inline int64_t time_diff(int64_t a, int64_t b)
+{
+    int64_t d;
+    if (__builtin_sub_overflow(a, b, &d))
+        return b < 0 ? INT64_MAX : INT64_MIN;
+    return d;
 }
 
 /* The time of op on rule r's clock. */
@@ -448,13 +462,15 @@ static int shard_make_room(membe_t *m, shard_t *s, const fdn__limit_now_t *now,
     atomic_store_explicit(&s->overflow_denied,
                           atomic_load_explicit(&s->overflow_denied, memory_order_relaxed) + 1,
                           memory_order_relaxed);
-    atomic_store_explicit(&m->last_refusal_mono, full.mono_ns > 0 ? full.mono_ns : 1,
+    /* 0 means never (limiter_int.h): a refusal at mono 0 is noted 1 ns later; a negative
+     * (manual) time is kept as it is, so its age is right too */
+    atomic_store_explicit(&m->last_refusal_mono, full.mono_ns != 0 ? full.mono_ns : 1,
                           memory_order_relaxed);
     int64_t wait = INT64_MAX;
     if (s->min_exp_mono != INT64_MAX)
-        wait = s->min_exp_mono - full.mono_ns;
-    if (s->min_exp_wall != INT64_MAX && s->min_exp_wall - full.wall_ns < wait)
-        wait = s->min_exp_wall - full.wall_ns;
+        wait = time_diff(s->min_exp_mono, full.mono_ns);
+    if (s->min_exp_wall != INT64_MAX && time_diff(s->min_exp_wall, full.wall_ns) < wait)
+        wait = time_diff(s->min_exp_wall, full.wall_ns);
     memset(res, 0, sizeof(*res));
     res->retry_after_ns = wait > 0 ? wait : 0;
     return FDN_ELIMITER;
@@ -610,7 +626,7 @@ static int mem_apply(void *self, const char *key, size_t keylen, const fdn_limit
     fdn__limit_now_t full;
     now_full(now, &full);
     int64_t last = atomic_load_explicit(&m->last_quota_sweep, memory_order_relaxed);
-    if (full.mono_ns - last < 1000000000LL ||
+    if ((last != QUOTA_SWEEP_NEVER && time_diff(full.mono_ns, last) < 1000000000LL) ||
         !atomic_compare_exchange_strong_explicit(&m->last_quota_sweep, &last, full.mono_ns,
                                                  memory_order_relaxed, memory_order_relaxed))
         return rc;
@@ -765,7 +781,7 @@ int fdn__limiter_mem_create(void **out, uint32_t nshards, uint32_t max_keys,
     }
     atomic_init(&m->id_quota, 0);
     atomic_init(&m->id_refused, 0);
-    atomic_init(&m->last_quota_sweep, INT64_MIN / 2);
+    atomic_init(&m->last_quota_sweep, QUOTA_SWEEP_NEVER);
     atomic_init(&m->nidents_pub, 0);
     m->shards = (shard_t *)(((uintptr_t)m->shards_raw + FDN_CACHELINE - 1) &
                             ~(uintptr_t)(FDN_CACHELINE - 1));

@@ -1066,6 +1066,53 @@ static void fixed_window_before_1970_is_one_period(void **state)
     fdn_clock_destroy(clk);
 }
 
+/* The store's time arithmetic off the check path (the age of the last refusal, the once-a-
+ * second quota sweep, a refusal's wait) holds at both ends of a manual clock: no overflow
+ * (UBSan), and ages and sweeps follow the clock as they do near 0. */
+static void store_times_at_clock_extremes(void **state)
+{
+    (void)state;
+    static const int64_t monos[] = {INT64_MIN, INT64_MIN + 1, -5000 * MS, INT64_MAX - 10000 * MS};
+    for (size_t i = 0; i < sizeof(monos) / sizeof(monos[0]); i++) {
+        fdn_limit_result_t res;
+        fdn_limiter_opts_t o = FDN_LIMITER_OPTS_INIT;
+        fdn_clock_t *clk;
+        fdn_limiter_t *l;
+        assert_int_equal(fdn_clock_manual_create(&clk, monos[i], WALL0), 0);
+        o.clock = clk;
+        o.shards = 1;
+        o.max_keys = 2;
+        o.cleanup_interval_ms = 3600 * 1000; /* only the refusals below sweep */
+        assert_int_equal(fdn_limiter_create(&l, &o), 0);
+        fdn_limiter_backend_status_t st;
+        assert_int_equal(fdn_limiter_backend_status(l, &st), 0);
+        assert_int_equal(st.since_refusal_ns, -1); /* never */
+        /* a full shard of live keys refuses a new one, and says when one expires */
+        fdn_limit_rule_t tb = {FDN_LIMIT_TOKEN_BUCKET, 10, 1000, 0};
+        fdn_limit_rule_t fw = {FDN_LIMIT_FIXED_WINDOW, 10, 1000, 0};
+        assert_int_equal(fdn_limiter_check(l, "a", 1, &tb, 1, 0, &res), 0);
+        assert_int_equal(fdn_limiter_check(l, "b", 1, &fw, 1, 0, &res), 0);
+        assert_int_equal(fdn_limiter_check(l, "c", 1, &tb, 1, 0, &res), FDN_ELIMITER);
+        assert_true(res.retry_after_ns > 0 && res.retry_after_ns <= 1000 * MS);
+        assert_int_equal(fdn_limiter_backend_status(l, &st), 0);
+        assert_int_equal(st.since_refusal_ns, 0);
+        assert_int_equal(fdn_clock_advance(clk, 5000 * MS), 0);
+        assert_int_equal(fdn_limiter_backend_status(l, &st), 0);
+        assert_int_equal(st.since_refusal_ns, 5000 * MS);
+        fdn_limiter_destroy(l);
+
+        /* an identity's quota: its expired key is swept by the first refusal */
+        assert_int_equal(fdn_limiter_create(&l, &o), 0);
+        assert_int_equal(fdn_limiter_set_max_keys_per_identity(l, 1), 0);
+        assert_int_equal(fdn_limiter_check(l, "u\0371", 3, &tb, 1, 0, &res), 0);
+        assert_int_equal(fdn_clock_advance(clk, 2000 * MS), 0); /* "u\0371" expired */
+        assert_int_equal(fdn_limiter_check(l, "u\0372", 3, &tb, 1, 0, &res), 0);
+        assert_int_equal(fdn_limiter_check(l, "u\0373", 3, &tb, 1, 0, &res), FDN_ENOSPC);
+        fdn_limiter_destroy(l);
+        fdn_clock_destroy(clk);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1098,6 +1145,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(shadow_reserve_follows_what_was_taken, setup, teardown),
         cmocka_unit_test(extreme_clocks_keep_their_windows),
         cmocka_unit_test(fixed_window_before_1970_is_one_period),
+        cmocka_unit_test(store_times_at_clock_extremes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
