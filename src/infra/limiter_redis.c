@@ -40,7 +40,8 @@
  * of not asking Redis on a flood of denied calls. For a fixed window the denied calls it
  * answers are not counted on the server (Hammer counts denied calls too); admission is the
  * same since that window stays over its limit. A reservation it denies took nothing, so it is
- * inactive (FDN__RSV_NOTHING_TAKEN) and a cancel gives nothing back.
+ * inactive (FDN__RSV_NOTHING_TAKEN) and a cancel gives nothing back. "Until" is the
+ * limiter's time plus Redis's retry time, stopping at INT64_MAX (a manual clock may be near it).
  *
  * Threads and locks: none of its own. pmu guards the queue and the leader count (held for a few
  * list operations, never during a round trip); each deny cache slot group has its own small
@@ -231,6 +232,13 @@ static bool deny_hit(redisbe_t *b, deny_ref_t ref, int64_t cost, int64_t now,
     res->remaining = 0;
     res->reset_ns = res->retry_after_ns = s.until - now;
     return true;
+}
+
+/* now + retry (retry > 0), stopping at INT64_MAX: the limiter's clock (a manual one) may be
+ * anywhere in int64, while Redis's answer is on Redis's own clock. */
+static int64_t deny_until(int64_t now, int64_t retry)
+{
+    return now > INT64_MAX - retry ? INT64_MAX : now + retry;
 }
 
 static void deny_put(redisbe_t *b, deny_ref_t ref, int64_t cost, int64_t until, int64_t limit)
@@ -561,7 +569,8 @@ static void run_items(redisbe_t *b, fdn__limit_item_t *it, size_t n, const fdn__
             count(x->res->allowed ? &b->allowed : &b->denied);
             if (!x->res->allowed && x->res->retry_after_ns > 0 &&
                 x->res->retry_after_ns != INT64_MAX)
-                deny_put(b, sl->ref, x->cost, sl->mono + x->res->retry_after_ns, x->res->limit);
+                deny_put(b, sl->ref, x->cost, deny_until(sl->mono, x->res->retry_after_ns),
+                         x->res->limit);
         }
     }
 }

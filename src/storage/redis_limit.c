@@ -2,9 +2,16 @@
  * DESIGN: the rate limiter's Redis client (storage/redis_limit.h), over hiredis's blocking API.
  *
  * The script holds the four algorithms of logic/limit_algo.h in microseconds on Redis's clock
- * (TIME), so every host shares one window edge; the limiter runs it with EVALSHA. Its SHA1 is
- * what SCRIPT LOAD answered (shared through fdn__rl_script_t, copied under its mutex for each
- * call); NOSCRIPT (Redis restarted, SCRIPT FLUSH) means the script did not run, so it is
+ * (TIME), so every host shares one window edge; the limiter runs it with EVALSHA. Lua numbers
+ * are doubles (Redis 7): the script's times are exact while they stay below 2^53 us (TIME
+ * reaches that in the year 2255) and windows before 1970 are floored (math.floor), which
+ * engine_test_limiter_redis checks by running the script with TIME replaced by a given time
+ * (script_windows_at_clock_extremes). A limiter's injected clock (a manual one anywhere in
+ * int64) never reaches the script: only the deny cache and the local fallback read it
+ * (limiter_redis.c), in int64 ns with saturating sums. A bucket's or a TAT's span is exact
+ * too: validation bounds burst * period and burst * interval by 2^62 ns (4.6e15 us < 2^53).
+ * Its SHA1 is what SCRIPT LOAD answered (shared through fdn__rl_script_t, copied under its mutex
+ * for each call); NOSCRIPT (Redis restarted, SCRIPT FLUSH) means the script did not run, so it is
  * loaded and the call made once more. Every other failure is returned, never retried: a
  * resent increment would count twice.
  *

@@ -272,6 +272,152 @@ static void pipeline_retries_noscript_once_for_the_batch(void **state)
     fdn__rl_script_fini(&s);
 }
 
+/* The production script with Redis's TIME replaced by ARGV[8] seconds and ARGV[9]
+ * microseconds, run with EVAL: its arithmetic at times Redis's own clock does not give yet. */
+static char *script_at_time(void)
+{
+    size_t n;
+    const char *text = fdn__rl_script_text(&n);
+    static const char from[] = "redis.call('TIME')";
+    static const char to[] = "{ARGV[8], ARGV[9]}";
+    const char *at = strstr(text, from);
+    assert_non_null(at);
+    char *out = malloc(n + sizeof(to));
+    assert_non_null(out);
+    size_t pre = (size_t)(at - text);
+    memcpy(out, text, pre);
+    memcpy(out + pre, to, sizeof(to) - 1);
+    strcpy(out + pre + sizeof(to) - 1, at + sizeof(from) - 1);
+    return out;
+}
+
+/* {allowed, count, limit, remaining, reset_us, retry_us, epoch} of one run of the script. */
+static void eval_at(redisContext *c, const char *script, const char *key, int algo, int op,
+                    long long sec, long long usec, long long out[7])
+{
+    char a[9][32];
+    const long long v[9] = {algo, op, 1, 1, 1000, 0, 0, sec, usec}; /* limit 1 per 1 s */
+    const char *argv[13] = {"EVAL", script, "1", key};
+    for (int i = 0; i < 9; i++) {
+        snprintf(a[i], sizeof(a[i]), "%lld", v[i]);
+        argv[4 + i] = a[i];
+    }
+    redisReply *r = redisCommandArgv(c, 13, argv, NULL);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR)
+        fprintf(stderr, "EVAL: %s\n", r->str);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 7);
+    for (int i = 0; i < 7; i++) {
+        assert_int_equal(r->element[i]->type, REDIS_REPLY_INTEGER);
+        out[i] = r->element[i]->integer;
+    }
+    freeReplyObject(r);
+}
+
+/* The script at the clock's extremes, checked with the cases of the in-memory store
+ * (unit_test_limiter extreme_clocks_keep_their_windows, fixed_window_before_1970_is_one_period):
+ * windows before 1970 are floored (Lua's math.floor), and times are exact up to 2^53 us
+ * (year 2255, where Redis's TIME would take the script; see storage/redis_limit.c). */
+static void script_windows_at_clock_extremes(void **state)
+{
+    (void)state;
+    fdn__redis_url_t u;
+    assert_int_equal(fdn__redis_url_parse(g_url, &u, NULL), 0);
+    struct redisContext *c;
+    assert_int_equal(fdn__rl_connect(&c, &u, 2000, 2000), 0);
+    char *script = script_at_time();
+    char key[64];
+    long long r[7];
+    /* fixed window at -0.5 s: window [-1 s, 0), 0.5 s left; a check at 0.1 s is in window 0 */
+    unique_key(key, sizeof(key), "fdn:test:{fw1969}");
+    eval_at(c, script, key, 0, 0, -1, 500000, r);
+    assert_int_equal(r[0], 1);
+    assert_int_equal(r[4], 500000);
+    assert_int_equal(r[6], -1);
+    eval_at(c, script, key, 0, 0, -1, 500000, r);
+    assert_int_equal(r[0], 0);
+    assert_int_equal(r[5], 500000);
+    eval_at(c, script, key, 0, 0, 0, 100000, r);
+    assert_int_equal(r[0], 1);
+    assert_int_equal(r[1], 1);
+    assert_int_equal(r[4], 900000);
+    /* sliding window at -0.5 s: window -1, its successor ends 1.5 s later; 2.1 s later the
+     * previous window (0) is empty */
+    unique_key(key, sizeof(key), "fdn:test:{sw1969}");
+    eval_at(c, script, key, 3, 0, -1, 500000, r);
+    assert_int_equal(r[0], 1);
+    assert_int_equal(r[4], 1500000);
+    eval_at(c, script, key, 3, 0, 1, 600000, r);
+    assert_int_equal(r[0], 1);
+    assert_int_equal(r[1], 1);
+    /* the last microsecond the script holds exactly (2^53 - 1 us): 259009 us to the window's
+     * end, for the fixed and (one window more) the sliding window */
+    unique_key(key, sizeof(key), "fdn:test:{fw2255}");
+    eval_at(c, script, key, 0, 0, 9007199254LL, 740991, r);
+    assert_int_equal(r[0], 1);
+    assert_int_equal(r[4], 259009);
+    assert_int_equal(r[6], 9007199254LL);
+    unique_key(key, sizeof(key), "fdn:test:{sw2255}");
+    eval_at(c, script, key, 3, 0, 9007199254LL, 740991, r);
+    assert_int_equal(r[4], 1259009);
+    /* token bucket and GCRA far before 1970: the bucket starts full, one token, refilled in
+     * one period */
+    unique_key(key, sizeof(key), "fdn:test:{tb1969}");
+    eval_at(c, script, key, 1, 0, -9007199254LL, 0, r);
+    assert_int_equal(r[0], 1);
+    assert_int_equal(r[4], 1000000);
+    eval_at(c, script, key, 1, 0, -9007199254LL, 0, r);
+    assert_int_equal(r[0], 0);
+    assert_int_equal(r[5], 1000000);
+    unique_key(key, sizeof(key), "fdn:test:{gcra1969}");
+    eval_at(c, script, key, 2, 0, -9007199254LL, 0, r);
+    assert_int_equal(r[0], 1);
+    assert_int_equal(r[4], 1000000);
+    eval_at(c, script, key, 2, 0, -9007199254LL, 0, r);
+    assert_int_equal(r[0], 0);
+    assert_int_equal(r[5], 1000000);
+    free(script);
+    fdn__rl_close(c);
+}
+
+/* The deny cache keeps "denied until" on the limiter's clock, which may be a manual one at
+ * either end of int64 (Redis answers on its own clock): the time saturates instead of
+ * overflowing, and the cache answers the next check with the time left. */
+static void deny_cache_at_clock_extremes(void **state)
+{
+    (void)state;
+    static const int64_t monos[] = {INT64_MAX - 1000000000LL, INT64_MIN + 1};
+    for (size_t i = 0; i < 2; i++) {
+        fdn_clock_t *clk;
+        assert_int_equal(fdn_clock_manual_create(&clk, monos[i], 1700000040000LL * 1000000), 0);
+        fdn_limiter_opts_t o = redis_opts(g_url, FDN_LIMIT_FAIL_CLOSED);
+        o.clock = clk;
+        fdn_limiter_t *l = open_limiter(&o);
+        char key[64];
+        unique_key(key, sizeof(key), "denyext");
+        fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, 1, 3600000, 0};
+        fdn_limit_result_t res;
+        assert_int_equal(fdn_limiter_check(l, key, strlen(key), &r, 1, 0, &res), 0);
+        assert_int_equal(fdn_limiter_check(l, key, strlen(key), &r, 1, 0, &res),
+                         FDN_ERATE_LIMITED); /* by Redis */
+        int64_t retry = res.retry_after_ns;
+        assert_true(retry > 0 && retry <= 3600000LL * 1000000);
+        fdn_limiter_backend_status_t st0, st1;
+        assert_int_equal(fdn_limiter_backend_status(l, &st0), 0);
+        assert_int_equal(fdn_limiter_check(l, key, strlen(key), &r, 1, 0, &res),
+                         FDN_ERATE_LIMITED); /* by the deny cache */
+        assert_int_equal(fdn_limiter_backend_status(l, &st1), 0);
+        assert_int_equal(st1.commands, st0.commands);
+        assert_int_equal(st1.local_denials, st0.local_denials + 1);
+        /* near INT64_MAX the cache's time stopped at INT64_MAX: 1 s from the clock */
+        assert_int_equal(res.retry_after_ns, i == 0 ? 1000000000LL : retry);
+        assert_int_equal(fdn_limiter_reset(l, key, strlen(key)), 0);
+        fdn_limiter_destroy(l);
+        fdn_clock_destroy(clk);
+    }
+}
+
 /* check_many on Redis: its scripts travel as one pipeline, run in order on the server. */
 static void check_many_is_one_pipeline(void **state)
 {
@@ -1204,6 +1350,8 @@ int main(int argc, char **argv)
                                         chaos_teardown),
         cmocka_unit_test(pipeline_retries_noscript_once_for_the_batch),
         cmocka_unit_test(check_many_is_one_pipeline),
+        cmocka_unit_test(script_windows_at_clock_extremes),
+        cmocka_unit_test(deny_cache_at_clock_extremes),
         cmocka_unit_test(inc_set_get_match_the_memory_store),
         cmocka_unit_test_setup_teardown(pipeline_carries_the_queued_checks, chaos_setup,
                                         chaos_teardown),
