@@ -85,6 +85,13 @@ typedef struct fdn_limit_reservation {
 
 /** Check flags. */
 #define FDN_LIMIT_PEEK 0x1u /**< evaluate without consuming or creating state */
+/**
+ * fdn_limiter_check: the key starts with a reserved namespace byte (below
+ * FDN_LIMIT_KEY_NS_FIRST_FREE) on purpose. For the library's own front ends, which build such
+ * keys (fdn_admin's HTTP API: FDN_LIMIT_KEY_NS_HTTP); without it such a key is refused with
+ * FDN_EINVAL. @since 0.3.0
+ */
+#define FDN_LIMIT_RESERVED_NS 0x2u
 
 /** What a full shard does with a new key when none of its cells has expired. */
 typedef enum fdn_limit_overflow {
@@ -211,7 +218,9 @@ typedef struct fdn_limiter_opts {
  * FDN_LIMIT_KEY_NS_ENTITY fdn_limiter_check_entity ("\x03foundation:...").
  * A program's own keys (fdn_limiter_check and the other key calls) must not start with a byte
  * below 0x04: those are reserved. Since 0.3.0 (before, HTTP, named-rule and entity keys had
- * no leading byte and could collide).
+ * no leading byte and could collide). fdn_limiter_check refuses such a key with FDN_EINVAL
+ * unless called with FDN_LIMIT_RESERVED_NS (one byte compare on its path); the other key calls
+ * (inc, set, get, reserve, cancel, reset, check_many, check_rate) do not check it.
  */
 #define FDN_LIMIT_KEY_NS_PROTECT '\x00'
 /** The first byte of a key made by the HTTP API (see FDN_LIMIT_KEY_NS_PROTECT). */
@@ -294,9 +303,11 @@ FDN_API void fdn_limiter_destroy(fdn_limiter_t *l);
  * Check a rule for a key, consuming `cost` when allowed (and, for FIXED_WINDOW, also when
  * denied, as Hammer does).
  * @param[in] key bytes, @param keylen length (> 0, <= 4096)
- * @param flags 0 or FDN_LIMIT_PEEK
+ * @param flags 0 or FDN_LIMIT_PEEK, with FDN_LIMIT_RESERVED_NS for a key in a library namespace
  * @param[out] res may be NULL
- * @return 0 (allowed, or shadow mode), FDN_ERATE_LIMITED, FDN_EINVAL (bad rule/key/cost),
+ * @return 0 (allowed, or shadow mode), FDN_ERATE_LIMITED, FDN_EINVAL (bad rule/key/cost, or
+ * a key whose first byte is below FDN_LIMIT_KEY_NS_FIRST_FREE without FDN_LIMIT_RESERVED_NS:
+ * those namespaces belong to the library, see FDN_LIMIT_KEY_NS_PROTECT; since 0.3.0),
  * FDN_ENOMEM (new key could not be stored), FDN_ELIMITER (new key, its shard is full of live
  * keys and overflow_policy is DENY_NEW; res->allowed false, retry_after_ns = time until a
  * cell of that shard expires; in shadow mode the call is allowed with shadow_denied set),

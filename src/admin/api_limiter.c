@@ -128,7 +128,7 @@ static int h_check(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
         goto out;
     fdn_limit_result_t r;
     memset(&r, 0, sizeof r);
-    rc = fdn_limiter_check(l, q.key, q.keylen, &q.rule, q.value, 0, &r);
+    rc = fdn_limiter_check(l, q.key, q.keylen, &q.rule, q.value, FDN_LIMIT_RESERVED_NS, &r);
     if (rc == FDN_ELIMITER) {
         rc = full_reply(resp, &r);
         goto out;

@@ -476,7 +476,14 @@ int fdn_limiter_check(fdn_limiter_t *l, const char *key, size_t keylen,
                       const fdn_limit_rule_t *rule, int64_t cost, unsigned flags,
                       fdn_limit_result_t *res)
 {
-    if (flags & ~FDN_LIMIT_PEEK)
+    if (flags & ~(FDN_LIMIT_PEEK | FDN_LIMIT_RESERVED_NS))
+        return FDN_EINVAL;
+    /* a program's key must not start in a library namespace (FDN_LIMIT_KEY_NS_*): it would
+     * share the cells of protect, HTTP, named-rule or entity keys. The NULL and length tests
+     * are op_valid's own, which the compiler merges with these. */
+    if (FDN_UNLIKELY(key != NULL && keylen > 0 &&
+                     (unsigned char)key[0] < FDN_LIMIT_KEY_NS_FIRST_FREE) &&
+        !(flags & FDN_LIMIT_RESERVED_NS))
         return FDN_EINVAL;
     return run_op(l, key, keylen, rule, cost,
                   (flags & FDN_LIMIT_PEEK) ? FDN__LIMIT_PEEK : FDN__LIMIT_CHECK, res, NULL);
@@ -580,7 +587,8 @@ int fdn_limiter_get(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_
 {
     if (res == NULL)
         return FDN_EINVAL;
-    int rc = fdn_limiter_check(l, key, keylen, rule, 1, FDN_LIMIT_PEEK, res);
+    int rc =
+        fdn_limiter_check(l, key, keylen, rule, 1, FDN_LIMIT_PEEK | FDN_LIMIT_RESERVED_NS, res);
     return rc == FDN_ERATE_LIMITED ? 0 : rc; /* a read: the count is the answer */
 }
 

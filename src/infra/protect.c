@@ -483,7 +483,7 @@ static int check_inline(fdn_protect_t *p, const char *key, const char *id,
     o += kl;
     k[o++] = ':';
     memcpy(k + o, id, il);
-    int rc = fdn_limiter_check(p->limiter, k, total, rule, cost, 0, res);
+    int rc = fdn_limiter_check(p->limiter, k, total, rule, cost, FDN_LIMIT_RESERVED_NS, res);
     if (k != buf)
         fdn__free(k);
     return rc;

@@ -1030,6 +1030,40 @@ static void extreme_clocks_keep_their_windows(void **state)
     fdn_clock_destroy(clk);
 }
 
+/* fdn_limiter_check refuses a program's key in a library namespace (first byte below
+ * FDN_LIMIT_KEY_NS_FIRST_FREE) with FDN_EINVAL and stores nothing: a raw check cannot spend a
+ * named rule's cell. FDN_LIMIT_RESERVED_NS (the HTTP API, protect's inline rules) passes. */
+static void program_keys_in_library_namespaces_are_refused(void **state)
+{
+    (void)state;
+    fdn_limiter_t *l = NULL;
+    assert_int_equal(fdn_limiter_create(&l, NULL), 0);
+    fdn_limit_rule_t one = {FDN_LIMIT_FIXED_WINDOW, 1, 60000, 0};
+    assert_int_equal(fdn_limiter_set_rule(l, "a", &one), 0);
+    fdn_limit_result_t res;
+    static const char victim[] = "\002a:victim"; /* the named rule's key for "victim" */
+    for (int ns = 0; ns < FDN_LIMIT_KEY_NS_FIRST_FREE; ns++) {
+        char k[16] = "xa:victim";
+        k[0] = (char)ns;
+        assert_int_equal(fdn_limiter_check(l, k, 9, &one, 1, 0, &res), FDN_EINVAL);
+        assert_int_equal(fdn_limiter_check(l, k, 9, &one, 1, FDN_LIMIT_PEEK, &res), FDN_EINVAL);
+    }
+    fdn_limiter_stats_t st;
+    assert_int_equal(fdn_limiter_stats(l, &st), 0);
+    assert_int_equal(st.keys, 0);
+    /* the victim's cell is untouched: its first named check passes */
+    assert_int_equal(fdn_limiter_check_named(l, "a", "victim", 1, &res), 0);
+    /* the first free byte is a program's */
+    assert_int_equal(fdn_limiter_check(l, "\x04k", 2, &one, 1, 0, &res), 0);
+    /* on purpose, with the flag: the same cell as the named rule's */
+    assert_int_equal(
+        fdn_limiter_check(l, victim, sizeof(victim) - 1, &one, 1, FDN_LIMIT_RESERVED_NS, &res),
+        FDN_ERATE_LIMITED);
+    assert_int_equal(res.count, 2);
+    assert_int_equal(fdn_limiter_check(l, "k", 1, &one, 1, 0x4u, &res), FDN_EINVAL);
+    fdn_limiter_destroy(l);
+}
+
 /* A fixed window before 1970 (a manual wall clock below 0) is P long like any other: at
  * -0.5 s the window is [-1 s, 0) (truncation made it [-1 s, 1 s)), so it ends 0.5 s later and
  * a check 0.6 s later is in a new window. */
@@ -1142,6 +1176,7 @@ int main(void)
         cmocka_unit_test(create_validation),
         cmocka_unit_test(crafted_collisions_stay_cheap),
         cmocka_unit_test(key_namespaces_apart),
+        cmocka_unit_test(program_keys_in_library_namespaces_are_refused),
         cmocka_unit_test_setup_teardown(shadow_reserve_follows_what_was_taken, setup, teardown),
         cmocka_unit_test(extreme_clocks_keep_their_windows),
         cmocka_unit_test(fixed_window_before_1970_is_one_period),
