@@ -25,13 +25,23 @@ bool fdn__pool_retired(const fdn_pool_t *p);
  * and no new reference (*owned = false: do not release it; it stays valid while the cache
  * does). Otherwise the name is looked up as fdn_pools_get does (*owned = true: release it),
  * and an empty cache is filled. A cached pool is never replaced (another thread may be using
- * it), so after a restart under the same name the lookup is simply not cached; the holder
- * drops the cache's reference with fdn__pools_cache_drop when it is done with the cache.
- * Returns as fdn_pools_get. Thread-safe.
+ * it), so after a restart under the same name the lookup is simply not cached until the
+ * holder replaces the whole cache once no caller can be using it (fdn__pools_cache_stale says
+ * when: protect.c then swaps in a new entry, and the old one's last reference drops the
+ * retired pool with fdn__pools_cache_drop). Returns as fdn_pools_get. Thread-safe.
  */
 typedef _Atomic(fdn_pool_t *) fdn__pool_cache_t;
 int fdn__pools_get_cached(fdn_pools_t *m, const char *name, fdn__pool_cache_t *cache,
                           fdn_pool_t **out, bool *owned);
+
+/* Does the cache hold a retired pool (one fdn__pools_get_cached no longer returns)? For a
+ * caller that holds the cache alive; only worth asking when that call did not return the
+ * cached pool (*owned true, or an error). */
+static inline bool fdn__pools_cache_stale(fdn__pool_cache_t *cache)
+{
+    fdn_pool_t *c = atomic_load_explicit(cache, memory_order_acquire);
+    return c != NULL && fdn__pool_retired(c);
+}
 void fdn__pools_cache_drop(fdn__pool_cache_t *cache);
 
 /* fdn_pool_checkout for a caller that has just read the time: mono_ns (monotonic ns read

@@ -15,7 +15,7 @@
  * the limiter's rule-table generation at every call so rule updates apply at once),
  * `pool_cache` (the pool manager's lock-free handle on the named pool, holding a pool
  * reference released when the entry is freed; used only while that pool is not retired, so
- * a stopped or restarted pool is looked up again) and
+ * a stopped or restarted pool is looked up again, see Retired pools below) and
  * `opt_breaker`, an atomic cache of the breaker last resolved for a call option
  * (opts->breaker) on that key, so a call naming a breaker does not search the set (and take
  * its mutex) each time; it is checked by name, and for being still listed in the set (a
@@ -23,6 +23,18 @@
  * in an entry stay valid because a breaker's memory lives as long as its set (removal only
  * unlists it), and the set outlives this registry. Rejections by the limiter or the pool never
  * record a breaker outcome (the permit is released).
+ *
+ * Retired pools: a call that finds its entry's cached pool retired (stopped, or replaced under
+ * its name; asked only when the cache did not serve the call) publishes a copy of the entry with an
+ * empty pool cache under the write lock (entry_renew) and drops the table's reference on the old
+ * one. The calls still holding the old entry may be using the cached pool without a reference of
+ * their own (the cache's is theirs); the last of them frees the old entry and with it the cache's
+ * reference, so the retired pool is freed after that grace period instead of living as long
+ * as the entry. The entry's reference count, which every call takes anyway, is the grace
+ * period: nothing is added to a call that finds its pool live (an RCU read-side section around
+ * the cached pool's use cost about 95 instructions a call more, liburcu-bp's read lock and unlock
+ * being calls through the TLS of a shared library). A copy that cannot be allocated leaves
+ * the entry as it is; the next call tries again.
  */
 #include <fdn/protect.h>
 #include <fdn/telemetry.h>
@@ -96,6 +108,55 @@ static void entry_unref(entry_t *e)
     FDN_ASSERT(prev >= 1); /* a count never goes below zero */
     if (prev == 1)
         entry_free(e);
+}
+
+/* Binary search; rd or wr lock held. Returns the index of key or where it would go. */
+static size_t find_locked(const fdn_protect_t *p, const char *key, bool *found)
+    FDN_REQUIRES_SHARED(p->mu);
+
+/* A copy of e's configuration with empty caches, or NULL when out of memory. */
+static entry_t *entry_clone(const entry_t *e)
+{
+    entry_t *n = fdn__calloc(1, sizeof(*n));
+    if (n == NULL)
+        return NULL;
+    atomic_init(&n->refs, 1);
+    atomic_init(&n->opt_breaker, atomic_load_explicit(&e->opt_breaker, memory_order_acquire));
+    fdn__limiter_rule_cache_init(&n->rule_cache);
+    atomic_init(&n->pool_cache, NULL);
+    n->key = fdn__strdup(e->key);
+    n->breaker = e->breaker;
+    n->rule_name = e->rule_name != NULL ? fdn__strdup(e->rule_name) : NULL;
+    n->has_inline = e->has_inline;
+    n->inline_rule = e->inline_rule;
+    n->pool = e->pool != NULL ? fdn__strdup(e->pool) : NULL;
+    n->timeout_ms = e->timeout_ms;
+    if (n->key == NULL || (e->rule_name != NULL && n->rule_name == NULL) ||
+        (e->pool != NULL && n->pool == NULL)) {
+        entry_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+/* e's cached pool is retired (see DESIGN, Retired pools): publish a copy of e with an empty
+ * pool cache in its place, unless e was replaced already. The caller holds a reference on e.
+ * Out of memory: nothing changes (the next call tries again). */
+static FDN_PROTECT_COLD void entry_renew(fdn_protect_t *p, entry_t *e)
+{
+    entry_t *n = entry_clone(e);
+    if (n == NULL)
+        return;
+    bool swapped = false;
+    fdn__rwlock_wrlock(&p->mu);
+    bool found;
+    size_t i = find_locked(p, e->key, &found);
+    if (found && p->v[i] == e) {
+        p->v[i] = n;
+        swapped = true;
+    }
+    fdn__rwlock_wrunlock(&p->mu);
+    entry_unref(swapped ? e : n); /* the table's reference on e, or the unused copy */
 }
 
 int fdn_protect_create(fdn_protect_t **out, const fdn_protect_opts_t *opts)
@@ -618,6 +679,9 @@ int fdn_execute_protected(fdn_protect_t *p, const char *key, const fdn_protect_c
         }
         if (opts->pool == NULL && e != NULL) {
             rc = fdn__pools_get_cached(p->pools, pool_name, &e->pool_cache, &pool, &pool_owned);
+            /* not served from the cache: is it holding a retired pool? (DESIGN) */
+            if (FDN_UNLIKELY(rc != 0 || pool_owned) && fdn__pools_cache_stale(&e->pool_cache))
+                entry_renew(p, e);
         } else {
             rc = fdn_pools_get(p->pools, pool_name, &pool);
             pool_owned = true;

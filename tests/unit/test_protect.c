@@ -12,6 +12,7 @@
 #include <fdn/telemetry.h>
 #include "infra/breaker_int.h"
 #include "infra/pool_int.h"
+#include "fail_alloc.h"
 
 #define MS 1000000LL
 
@@ -340,6 +341,64 @@ static void cached_pool_follows_stop_and_restart(void **state)
     assert_int_equal(fdn_pool_shutdown(h, 0), 0);
     fdn_pool_release(h);
     assert_int_equal(fdn_execute_protected(f->p, "pc", NULL, fn, &c, &r, NULL), FDN_ESHUTDOWN);
+}
+
+/* Review finding: a stopped pool that an entry's cache still held lived (memory, last
+ * reference) as long as the entry. Now the call that finds it retired replaces the entry, and
+ * the pool goes with the old entry's last reference (here that call's own). Counted with the
+ * failing allocator's live blocks (nothing fails): the stop frees the workers; the next call
+ * frees the pool, and swaps the entry (its three blocks) for a copy (three). */
+static void cached_stopped_pool_is_freed(void **state)
+{
+    (void)state;
+    assert_int_equal(fail_alloc_install(), 0);
+    fail_alloc_at(0);
+    long live0 = fail_alloc_live();
+    fx_t f;
+    memset(&f, 0, sizeof(f));
+    assert_int_equal(fdn_clock_manual_create(&f.clk, 1000 * MS, 1700000040000LL * MS), 0);
+    fdn_pools_opts_t po = FDN_POOLS_OPTS_INIT;
+    po.clock = f.clk;
+    assert_int_equal(fdn_pools_create(&f.pools, &po), 0);
+    fdn_pool_opts_t pool = FDN_POOL_OPTS_INIT;
+    pool.size = 1;
+    pool.max_overflow = 0;
+    pool.create = conn_create;
+    pool.user = &f;
+    assert_int_equal(fdn_pools_start(f.pools, "db", &pool, NULL, NULL), 0);
+    fdn_protect_opts_t o = FDN_PROTECT_OPTS_INIT;
+    o.pools = f.pools;
+    o.clock = f.clk;
+    assert_int_equal(fdn_protect_create(&f.p, &o), 0);
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.pool = "db";
+    assert_int_equal(fdn_protect_configure(f.p, "pc", &cfg, NULL), 0);
+    call_t c = {NULL, 0, NULL, 0};
+    fdn_protect_result_t r;
+    /* twice: the first fills the cache, the second goes through it */
+    assert_int_equal(fdn_execute_protected(f.p, "pc", NULL, fn, &c, &r, NULL), 0);
+    assert_int_equal(fdn_execute_protected(f.p, "pc", NULL, fn, &c, &r, NULL), 0);
+    assert_int_equal(f.conns, 1);
+
+    assert_int_equal(fdn_pools_stop(f.pools, "db"), 0);
+    long held = fail_alloc_live(); /* the stopped pool, kept by the cache alone */
+    assert_int_equal(fdn_execute_protected(f.p, "pc", NULL, fn, &c, &r, NULL), FDN_ENOENT);
+    assert_int_equal(fail_alloc_live(), held - 1);
+    assert_int_equal(fdn_protect_has(f.p, "pc"), 0); /* the copy is configured */
+
+    /* a pool started under the name again serves the next calls */
+    assert_int_equal(fdn_pools_start(f.pools, "db", &pool, NULL, NULL), 0);
+    assert_int_equal(fdn_execute_protected(f.p, "pc", NULL, fn, &c, &r, NULL), 0);
+    assert_int_equal(fdn_execute_protected(f.p, "pc", NULL, fn, &c, &r, NULL), 0);
+    assert_int_equal(f.conns, 2);
+
+    /* stopped again and the entry dropped with the pool still cached: everything goes */
+    assert_int_equal(fdn_pools_stop(f.pools, "db"), 0);
+    fdn_protect_destroy(f.p);
+    fdn_pools_destroy(f.pools);
+    fdn_clock_destroy(f.clk);
+    assert_int_equal(fail_alloc_live(), live0);
+    fail_alloc_uninstall();
 }
 
 static void inline_rule_and_cost(void **state)
@@ -771,6 +830,7 @@ int main(void)
         cmocka_unit_test(call_options_need_their_layer),
         cmocka_unit_test_setup_teardown(limiter_time_is_its_own_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(cached_pool_follows_stop_and_restart, setup, teardown),
+        cmocka_unit_test(cached_stopped_pool_is_freed),
         cmocka_unit_test_setup_teardown(full_limiter_rejects_new_key, setup, teardown),
         cmocka_unit_test_setup_teardown(configure_validation_and_list, setup, teardown),
         cmocka_unit_test(telemetry_events),

@@ -1,0 +1,133 @@
+/* Protected calls through an entry's cached pool while the pool is stopped and started again
+ * under its name: calls that find the cached pool retired replace the entry (protect.c,
+ * Retired pools) while other calls still use the old one. Invariants at the end: every call
+ * ran or was refused with the pool missing or shut down, every connection was destroyed, and
+ * nothing the library allocated is left (failing allocator's live count, nothing failing). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include <fdn/pool.h>
+#include <fdn/protect.h>
+
+#include "fail_alloc.h"
+#include "stress.h"
+
+#define THREADS 2
+
+static _Atomic int g_conns;
+
+static int s_create(void **out, void *user)
+{
+    (void)user;
+    atomic_fetch_add(&g_conns, 1);
+    *out = (void *)1;
+    return 0;
+}
+
+static void s_destroy(void *conn, void *user)
+{
+    (void)conn;
+    (void)user;
+    atomic_fetch_sub(&g_conns, 1);
+}
+
+static int s_fn(void *conn, void *arg)
+{
+    (void)arg;
+    return conn != NULL ? 0 : -1;
+}
+
+typedef struct shared {
+    fdn_protect_t *p;
+    long iters;
+    _Atomic int running;
+    _Atomic long ran, missing, shut, other;
+} shared_t;
+
+static void *caller(void *arg)
+{
+    shared_t *s = arg;
+    for (long i = 0; i < s->iters; i++) {
+        int rc = fdn_execute_protected(s->p, "pc", NULL, s_fn, NULL, NULL, NULL);
+        if (rc == 0)
+            atomic_fetch_add(&s->ran, 1);
+        else if (rc == FDN_ENOENT)
+            atomic_fetch_add(&s->missing, 1);
+        else if (rc == FDN_ESHUTDOWN)
+            atomic_fetch_add(&s->shut, 1);
+        else
+            atomic_fetch_add(&s->other, 1);
+        if (i % 8 == 7)
+            sched_yield(); /* let the restarting thread in on a machine of few cores */
+    }
+    atomic_fetch_sub(&s->running, 1);
+    return NULL;
+}
+
+static void restarted_pool_under_calls(void **state)
+{
+    (void)state;
+    assert_int_equal(fail_alloc_install(), 0);
+    fail_alloc_at(0);
+    long live0 = fail_alloc_live();
+    fdn_pools_t *m;
+    assert_int_equal(fdn_pools_create(&m, NULL), 0);
+    fdn_pool_opts_t po = FDN_POOL_OPTS_INIT;
+    po.size = THREADS;
+    po.max_overflow = 0;
+    po.create = s_create;
+    po.destroy = s_destroy;
+    po.checkout_timeout_ms = 10000;
+    assert_int_equal(fdn_pools_start(m, "db", &po, NULL, NULL), 0);
+    fdn_protect_opts_t o = FDN_PROTECT_OPTS_INIT;
+    o.pools = m;
+    shared_t s = {.iters = test_stress_iters(20000, 0)};
+    assert_int_equal(fdn_protect_create(&s.p, &o), 0);
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.pool = "db";
+    assert_int_equal(fdn_protect_configure(s.p, "pc", &cfg, NULL), 0);
+    atomic_store(&s.running, THREADS);
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, caller, &s), 0);
+    long restarts = 0;
+    while (atomic_load(&s.running) > 0) {
+        /* let some calls run on this pool (through the cache) before replacing it */
+        long seen = atomic_load(&s.ran);
+        while (atomic_load(&s.running) > 0 && atomic_load(&s.ran) < seen + 20)
+            sched_yield();
+        assert_int_equal(fdn_pools_stop(m, "db"), 0);
+        assert_int_equal(fdn_pools_start(m, "db", &po, NULL, NULL), 0);
+        restarts++;
+    }
+    for (int i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    long ran = atomic_load(&s.ran), missing = atomic_load(&s.missing);
+    long shut = atomic_load(&s.shut), other = atomic_load(&s.other);
+    assert_int_equal(other, 0);
+    assert_int_equal(ran + missing + shut, THREADS * s.iters);
+    fdn_protect_destroy(s.p);
+    fdn_pools_destroy(m);
+    assert_int_equal(atomic_load(&g_conns), 0);
+    assert_int_equal(fail_alloc_live(), live0);
+    fail_alloc_uninstall();
+    print_message("restarts %ld, calls ran %ld, pool missing %ld, shut down %ld\n", restarts, ran,
+                  missing, shut);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(restarted_pool_under_calls),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
