@@ -359,8 +359,12 @@ FDN_API int fdn_breaker_get(fdn_breakers_t *set, const char *name, fdn_breaker_t
  * Remove a breaker from the set: it is no longer listed nor found by name, and a later
  * create or install of the name starts it afresh (closed, counts cleared, the new options).
  * The name is found again (get, list, handles) only once that is done, never in the state it
- * was removed in; a create of the name meanwhile answers FDN_EEXIST with the breaker being
- * made afresh. Its reset is reported (on_transition) before it is found again.
+ * was removed in; a create or install of the name on another thread meanwhile waits until it
+ * is done (then answers as for a listed name), while one from a callback of the revive's own
+ * reset report, on the reviving thread, answers FDN_EEXIST at once with the breaker being
+ * made afresh. Its reset is reported (on_transition) before it is found again, unless
+ * another thread is reporting the breaker's transitions at that time (a handle held across
+ * the removal): then that thread reports it, in order, possibly after.
  * Its memory is kept until the set is destroyed (and reused if the name comes back), so a
  * handle obtained earlier stays valid: calls through it keep working on a breaker nobody
  * lists. Memory kept is bounded by the number of distinct names ever created.

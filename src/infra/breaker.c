@@ -17,7 +17,11 @@
  * atomics, stored before the new word is published with release order. probe_at (start of
  * the newest probe) is also stored by acquire before its probe-slot CAS, so whoever sees the
  * slots full also sees the start of the last probe that filled them.
- * The set's `mu` guards its array; it is never held with a breaker's `mu`.
+ * The set's `mu` guards its array; it is never held with a breaker's `mu`. A revive (a
+ * removed name created again) marks the breaker `reviving` under the set's `mu`, makes it
+ * afresh without that lock and lists it, then broadcasts the set's `revived`: a create or
+ * install of the name on another thread waits on it meanwhile (the reviving thread itself,
+ * in a callback of the revive's reset, does not: it would wait for itself).
  * No user callback (classify, on_transition) and no telemetry call runs while a lock is held.
  *
  * Transition reports (the telemetry event state_change and on_transition) come in the order
@@ -145,10 +149,12 @@ struct fdn_breaker {
     _Atomic bool listed; /* in the set's v (false: removed, on its gone list); written under the
                             set's mu, read without it by fdn__breaker_listed */
     bool reviving;       /* the set's mu: removed, being made afresh to be listed (revive) */
+    pthread_t reviver;   /* the set's mu: the thread reviving it (while reviving) */
 };
 
 struct fdn_breakers {
     fdn__mutex_t mu;
+    pthread_cond_t revived; /* with mu: a revive ended (a breaker's reviving went false) */
     fdn_breaker_t **v FDN_MEMBER_GUARDED_BY(mu);
     size_t n, cap;
     fdn_breaker_t **gone FDN_MEMBER_GUARDED_BY(mu); /* removed: kept for held handles */
@@ -869,6 +875,11 @@ int fdn_breakers_create(fdn_breakers_t **out, const fdn_breaker_opts_t *defaults
         fdn__free(s);
         return FDN_ENOMEM;
     }
+    if (pthread_cond_init(&s->revived, NULL) != 0) {
+        pthread_mutex_destroy(&s->mu);
+        fdn__free(s);
+        return FDN_ENOMEM;
+    }
     s->defaults = defaults ? *defaults : d;
     s->max = FDN_BREAKERS_MAX_DEFAULT;
     *out = s;
@@ -886,6 +897,7 @@ void fdn_breakers_destroy(fdn_breakers_t *s)
     fdn__free(s->v);
     fdn__free(s->gone);
     fdn__free(s->bucket);
+    pthread_cond_destroy(&s->revived);
     pthread_mutex_destroy(&s->mu);
     fdn__free(s);
 }
@@ -1092,16 +1104,23 @@ static int reinstall(fdn_breaker_t *b, const fdn_breaker_opts_t *o);
 
 /* List the removed breaker b again with options o, afresh: made afresh (options, counts, a
  * reset) while still removed, and listed only then, so that nobody finds it by name (get,
- * list, handles) in the state it was removed in. 0, FDN_EEXIST (another thread revived it or
- * is reviving it; *out is it), FDN_EINVAL, FDN_ENOMEM (b stays removed; after a failure to
- * list it, with the new options). */
+ * list, handles) in the state it was removed in. A revive under way on another thread is
+ * waited for (then b is listed: FDN_EEXIST, or it failed: this call revives it), so that a
+ * create or install answering FDN_EEXIST or 0 is followed by a get that finds the name and
+ * no revive's options land after an install's. 0, FDN_EEXIST (b is listed, or this thread is
+ * reviving it: a callback of the revive's reset; *out is it), FDN_EINVAL, FDN_ENOMEM (b stays
+ * removed; after a failure to list it, with the new options). */
 static int revive(fdn_breakers_t *s, fdn_breaker_t *b, const fdn_breaker_opts_t *o,
                   fdn_breaker_t **out)
 {
     fdn__mutex_lock(&s->mu);
+    while (b->reviving && !pthread_equal(b->reviver, pthread_self()))
+        pthread_cond_wait(&s->revived, &s->mu);
     bool taken = atomic_load_explicit(&b->listed, memory_order_relaxed) || b->reviving;
-    if (!taken)
+    if (!taken) {
         b->reviving = true;
+        b->reviver = pthread_self();
+    }
     fdn__mutex_unlock(&s->mu);
     if (taken) {
         if (out)
@@ -1113,6 +1132,7 @@ static int revive(fdn_breakers_t *s, fdn_breaker_t *b, const fdn_breaker_opts_t 
     b->reviving = false;
     if (rc == 0)
         rc = revive_locked(s, b);
+    pthread_cond_broadcast(&s->revived);
     fdn__mutex_unlock(&s->mu);
     if (rc != 0)
         return rc;

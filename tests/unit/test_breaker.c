@@ -868,6 +868,107 @@ static void revived_breaker_found_only_afresh(void **state)
     assert_int_equal(fdn_breaker_create_in(f->set, "rev", &o2, &b2), FDN_EEXIST);
 }
 
+/* A create or install of a name that another thread is reviving waits for the revive, so
+ * that a call answering FDN_EEXIST or 0 is followed by a get that finds the name, and an
+ * install's options are not overwritten afterwards by the revive it raced. Thread A revives
+ * "rw" and is held inside the revive's reset report (its on_transition blocks on a latch); B
+ * installs the name meanwhile: it must not return while A's revive is under way (before, it
+ * answered at once, and its get found nothing; A's options, made afresh after, could replace
+ * B's). From inside the revive's own report, a create of the name answers FDN_EEXIST at once
+ * (it would wait for itself). */
+typedef struct rwait_fx {
+    fdn_breakers_t *set;
+    test_waiter_t entered, release, b_started, park;
+    _Atomic int calls;
+    int self_rc;
+    int a_rc, b_rc, b_get_rc;
+    _Atomic int b_done;
+    pid_t b_tid;
+    fdn_breaker_t *ba, *bb, *b_found;
+} rwait_fx_t;
+
+static void rwait_transition(const char *name, fdn_breaker_state_t from, fdn_breaker_state_t to,
+                             void *user)
+{
+    (void)from;
+    (void)to;
+    rwait_fx_t *x = user;
+    if (atomic_fetch_add(&x->calls, 1) != 0)
+        return;
+    fdn_breaker_t *same = NULL;
+    x->self_rc = fdn_breaker_create_in(x->set, name, NULL, &same);
+    test_waiter_add(&x->entered, 1);
+    test_waiter_wait(&x->release, 1);
+}
+
+static void *rwait_revive(void *p)
+{
+    rwait_fx_t *x = p;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 5;
+    o.on_transition = rwait_transition;
+    o.transition_user = x;
+    x->a_rc = fdn_breaker_create_in(x->set, "rw", &o, &x->ba);
+    return NULL;
+}
+
+static void *rwait_install(void *p)
+{
+    rwait_fx_t *x = p;
+    x->b_tid = test_thread_id();
+    test_waiter_add(&x->b_started, 1);
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 2;
+    x->b_rc = fdn_breaker_install(x->set, "rw", &o, &x->bb);
+    x->b_get_rc = fdn_breaker_get(x->set, "rw", &x->b_found);
+    atomic_store(&x->b_done, 1);
+    test_waiter_wait(&x->park, 1); /* asleep once done: seen by test_wait_futex */
+    return NULL;
+}
+
+static void create_during_revive_waits_for_it(void **state)
+{
+    test_breaker_fx_t *f = *state;
+    rwait_fx_t x = {.set = f->set, .self_rc = 1};
+    test_waiter_init(&x.entered);
+    test_waiter_init(&x.release);
+    test_waiter_init(&x.b_started);
+    test_waiter_init(&x.park);
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 1;
+    fdn_breaker_t *b = NULL;
+    assert_int_equal(fdn_breaker_create_in(f->set, "rw", &o, &b), 0);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_remove(f->set, "rw"), 0);
+    pthread_t a, bt;
+    assert_int_equal(pthread_create(&a, NULL, rwait_revive, &x), 0);
+    test_waiter_wait(&x.entered, 1); /* A is in the revive's reset report */
+    assert_int_equal(x.self_rc, FDN_EEXIST);
+    assert_int_equal(pthread_create(&bt, NULL, rwait_install, &x), 0);
+    test_waiter_wait(&x.b_started, 1);
+    test_wait_futex(x.b_tid); /* B waits for the revive (or, wrongly, is done and parked) */
+    assert_int_equal(atomic_load(&x.b_done), 0);
+    test_waiter_add(&x.release, 1);
+    assert_int_equal(pthread_join(a, NULL), 0);
+    test_waiter_add(&x.park, 1);
+    assert_int_equal(pthread_join(bt, NULL), 0);
+    assert_int_equal(x.a_rc, 0);
+    assert_ptr_equal(x.ba, b);
+    assert_int_equal(x.b_rc, 0);
+    assert_ptr_equal(x.bb, b);
+    assert_int_equal(x.b_get_rc, 0);
+    assert_ptr_equal(x.b_found, b);
+    /* B's install came after the revive: its threshold (2) is in force */
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    test_waiter_destroy(&x.entered);
+    test_waiter_destroy(&x.release);
+    test_waiter_destroy(&x.b_started);
+    test_waiter_destroy(&x.park);
+}
+
 static void empty_set_has_no_handles(void **state)
 {
     test_breaker_fx_t *f = *state;
@@ -1041,6 +1142,8 @@ int main(void)
         cmocka_unit_test(transitions_reported_in_order),
         cmocka_unit_test(transition_reports_from_a_callback_do_not_recurse),
         cmocka_unit_test_setup_teardown(revived_breaker_found_only_afresh, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(create_during_revive_waits_for_it, test_breaker_setup,
                                         test_breaker_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
