@@ -817,6 +817,68 @@ static void transition_reports_from_a_callback_do_not_recurse(void **state)
     fdn_breaker_destroy(x.b);
 }
 
+/* Stress: threads force a breaker open and reset it concurrently. Reports run one at a time
+ * (plain fields, checked by TSan), never nested, as a continuous chain from closed, and none
+ * is left undelivered: once the threads are joined the last report ends in the breaker's
+ * state (a transition queued just as the reporter found the queue empty is reported by
+ * someone). Bounded: STRESS_TQ_THREADS x STRESS_TQ_ITERS transitions. */
+#define STRESS_TQ_THREADS 3
+#define STRESS_TQ_ITERS   2000
+
+typedef struct tq_stress_fx {
+    fdn_breaker_t *b;
+    long reports;
+    fdn_breaker_state_t last_to;
+    bool continuous;
+    int depth, max_depth;
+} tq_stress_fx_t;
+
+static void tq_stress_transition(const char *name, fdn_breaker_state_t from, fdn_breaker_state_t to,
+                                 void *user)
+{
+    (void)name;
+    tq_stress_fx_t *x = user;
+    if (++x->depth > x->max_depth)
+        x->max_depth = x->depth;
+    if (from != x->last_to)
+        x->continuous = false;
+    x->last_to = to;
+    x->reports++;
+    x->depth--;
+}
+
+static void *tq_stress_thread(void *p)
+{
+    tq_stress_fx_t *x = p;
+    for (int i = 0; i < STRESS_TQ_ITERS; i++) {
+        if (i & 1)
+            fdn_breaker_reset(x->b);
+        else
+            fdn_breaker_force_open(x->b);
+    }
+    return NULL;
+}
+
+static void transition_reports_stress_none_lost(void **state)
+{
+    (void)state;
+    tq_stress_fx_t x = {.continuous = true, .last_to = FDN_BREAKER_CLOSED};
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.on_transition = tq_stress_transition;
+    o.transition_user = &x;
+    assert_int_equal(fdn_breaker_create(&x.b, "tq", &o), 0);
+    pthread_t t[STRESS_TQ_THREADS];
+    for (int i = 0; i < STRESS_TQ_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, tq_stress_thread, &x), 0);
+    for (int i = 0; i < STRESS_TQ_THREADS; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    assert_true(x.continuous);
+    assert_int_equal(x.max_depth, 1);
+    assert_true(x.reports >= 1 && x.reports <= STRESS_TQ_THREADS * STRESS_TQ_ITERS);
+    assert_int_equal(x.last_to, fdn_breaker_state(x.b));
+    fdn_breaker_destroy(x.b);
+}
+
 /* A removed breaker that comes back (create_in of its name) is made afresh before anyone
  * finds it by name: while the revive runs (its reset's report, with the new options'
  * on_transition) the name is not found, and once create_in returns it is, closed, with the
@@ -1141,6 +1203,7 @@ int main(void)
         cmocka_unit_test(standalone),
         cmocka_unit_test(transitions_reported_in_order),
         cmocka_unit_test(transition_reports_from_a_callback_do_not_recurse),
+        cmocka_unit_test(transition_reports_stress_none_lost),
         cmocka_unit_test_setup_teardown(revived_breaker_found_only_afresh, test_breaker_setup,
                                         test_breaker_teardown),
         cmocka_unit_test_setup_teardown(create_during_revive_waits_for_it, test_breaker_setup,

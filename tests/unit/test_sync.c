@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <cmocka.h>
 
 #include <pthread.h>
@@ -171,6 +172,129 @@ static void gate_change_waits_for_old_readers(void **state)
     assert_int_equal(atomic_load(&x.dead_seen), 0);
 }
 
+/* Two changers and three readers on one gate, each change a fresh heap object that the
+ * changer frees as soon as its change returns (what the event store's caller does with a
+ * telemetry it turned off). Readers read the object's plain (non-atomic) fields inside a pass,
+ * sometimes two nested passes left out of order, so a pass that could outlive its change is a
+ * use-after-free (ASan) or an unordered read of the changer's writes (TSan), and the field
+ * check catches a torn or stale object in a plain build. Changers also enter a pass of a
+ * second gate around their change (allowed: another gate), and each checks that a change
+ * from inside its own pass of the gate is refused. Bounded: GATE_HEAP_CHANGES per changer. */
+#define GATE_HEAP_READERS  3
+#define GATE_HEAP_CHANGERS 2
+#define GATE_HEAP_CHANGES  3000
+#define GATE_MAGIC         0x5eed5eedu
+
+typedef struct gate_heap_obj {
+    unsigned magic;
+    unsigned long serial;
+} gate_heap_obj_t;
+
+typedef struct gate_heap_fx {
+    fdn__gate_t g, other;
+    _Atomic(gate_heap_obj_t *) cur;
+    _Atomic unsigned long serial;
+    _Atomic bool stop;
+    _Atomic long bad, passes, refused;
+} gate_heap_fx_t;
+
+static gate_heap_obj_t *gate_heap_obj(gate_heap_fx_t *x)
+{
+    gate_heap_obj_t *o = malloc(sizeof(*o));
+    assert_non_null(o);
+    o->magic = GATE_MAGIC;
+    o->serial = atomic_fetch_add(&x->serial, 1) + 1;
+    return o;
+}
+
+static void gate_heap_check(gate_heap_fx_t *x, const gate_heap_obj_t *o)
+{
+    if (o == NULL || o->magic != GATE_MAGIC || o->serial == 0)
+        atomic_fetch_add(&x->bad, 1);
+}
+
+static void *gate_heap_reader(void *arg)
+{
+    gate_heap_fx_t *x = arg;
+    for (unsigned long i = 0; !atomic_load(&x->stop); i++) {
+        fdn__gate_pass_t p, q;
+        fdn__gate_enter(&x->g, &p);
+        gate_heap_obj_t *o = atomic_load_explicit(&x->cur, memory_order_acquire);
+        gate_heap_check(x, o);
+        if (i & 1) { /* a nested pass, the outer one left first */
+            fdn__gate_enter(&x->g, &q);
+            gate_heap_obj_t *o2 = atomic_load_explicit(&x->cur, memory_order_acquire);
+            fdn__gate_leave(&p);
+            gate_heap_check(x, o2);
+            gate_heap_check(x, o2 == o ? o : o2);
+            fdn__gate_leave(&q);
+        } else {
+            gate_heap_check(x, o);
+            fdn__gate_leave(&p);
+        }
+        atomic_fetch_add_explicit(&x->passes, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+static void *gate_heap_changer(void *arg)
+{
+    gate_heap_fx_t *x = arg;
+    for (int c = 0; c < GATE_HEAP_CHANGES; c++) {
+        gate_heap_obj_t *nw = gate_heap_obj(x);
+        fdn__gate_pass_t op;
+        fdn__gate_enter(&x->other, &op);
+        if (fdn__gate_change_begin(&x->g) != 0) {
+            atomic_fetch_add(&x->bad, 1);
+            fdn__gate_leave(&op);
+            free(nw);
+            continue;
+        }
+        gate_heap_obj_t *old = atomic_exchange_explicit(&x->cur, nw, memory_order_acq_rel);
+        fdn__gate_change_end(&x->g);
+        fdn__gate_leave(&op);
+        free(old);
+        if ((c & 63) == 0) {
+            fdn__gate_pass_t p;
+            fdn__gate_enter(&x->g, &p);
+            if (fdn__gate_change_begin(&x->g) == FDN_EBUSY)
+                atomic_fetch_add(&x->refused, 1);
+            fdn__gate_leave(&p);
+        }
+    }
+    return NULL;
+}
+
+static void gate_change_frees_while_readers_run(void **state)
+{
+    (void)state;
+    static gate_heap_fx_t x;
+    fdn__gate_init(&x.g);
+    fdn__gate_init(&x.other);
+    atomic_init(&x.serial, 0);
+    atomic_init(&x.stop, false);
+    atomic_init(&x.bad, 0);
+    atomic_init(&x.passes, 0);
+    atomic_init(&x.refused, 0);
+    atomic_init(&x.cur, gate_heap_obj(&x));
+    pthread_t r[GATE_HEAP_READERS], c[GATE_HEAP_CHANGERS];
+    for (int i = 0; i < GATE_HEAP_READERS; i++)
+        assert_int_equal(pthread_create(&r[i], NULL, gate_heap_reader, &x), 0);
+    for (int i = 0; i < GATE_HEAP_CHANGERS; i++)
+        assert_int_equal(pthread_create(&c[i], NULL, gate_heap_changer, &x), 0);
+    for (int i = 0; i < GATE_HEAP_CHANGERS; i++)
+        assert_int_equal(pthread_join(c[i], NULL), 0);
+    atomic_store(&x.stop, true);
+    for (int i = 0; i < GATE_HEAP_READERS; i++)
+        assert_int_equal(pthread_join(r[i], NULL), 0);
+    assert_int_equal(atomic_load(&x.bad), 0);
+    assert_int_equal(atomic_load(&x.refused), GATE_HEAP_CHANGERS * ((GATE_HEAP_CHANGES + 63) / 64));
+    assert_int_equal(atomic_load(&x.serial), 1 + GATE_HEAP_CHANGERS * GATE_HEAP_CHANGES);
+    assert_int_equal(atomic_load(&x.g.users[0]) + atomic_load(&x.g.users[1]), 0);
+    assert_int_equal(atomic_load(&x.g.gen), GATE_HEAP_CHANGERS * GATE_HEAP_CHANGES);
+    free(atomic_load(&x.cur));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -179,6 +303,7 @@ int main(void)
         cmocka_unit_test(signal_wakes_before_the_deadline),
         cmocka_unit_test(gate_refuses_a_change_from_its_own_pass),
         cmocka_unit_test(gate_change_waits_for_old_readers),
+        cmocka_unit_test(gate_change_frees_while_readers_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
