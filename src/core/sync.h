@@ -64,7 +64,10 @@ void fdn__cond_raise(pthread_cond_t *cv, pthread_mutex_t *mu, bool *flag);
  * users[old parity] is 0. A pass that confirmed the new gen reads the new setting (published
  * before the bump); a pass that confirmed the old one is counted where the change looks. With
  * changes one at a time, the passes of the generation before the old one were drained by the
- * previous change, so one parity bit is enough.
+ * previous change, so one parity bit is enough. A pass that stalled between reading gen and
+ * counting (across any number of changes, even a wrap of gen) is no exception: it is
+ * confirmed only if gen, read after counting, still equals what it counted under, so it is
+ * counted in the parity of the gen in force then, where the next change looks.
  *
  * A change made on a thread that is inside a pass of the same gate would wait for itself:
  * fdn__gate_change_begin refuses it (FDN_EBUSY). Each thread keeps its passes in a
@@ -72,7 +75,12 @@ void fdn__cond_raise(pthread_cond_t *cv, pthread_mutex_t *mu, bool *flag);
  * until it leaves. A change made while another thread's pass waits for this thread still
  * deadlocks: the caller's rule (setters say it in their documentation).
  * Threads: any. A gate is plain atomics: all zero (fdn__gate_init or a zeroed allocation)
- * is a gate with no pass and no change; it needs no destroy. */
+ * is a gate with no pass and no change; it needs no destroy.
+ * Not async-signal-safe (a change waits; the pass list is plain thread-local memory). Fork:
+ * the child keeps the counts of the parent's other threads' passes (and a change under way
+ * there), which never leave: a change in the child waits for ever, as a mutex held by another
+ * thread at the fork would. A child uses the gate's owner only if no other thread could be in
+ * a pass or a change at the fork (or it execs). */
 typedef struct fdn__gate {
     _Atomic uint32_t gen;      /* changes so far */
     _Atomic uint32_t users[2]; /* passes in progress, by the parity of the gen they entered in */
