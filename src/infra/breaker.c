@@ -37,7 +37,8 @@
  * states reported stay a continuous chain that skips the intermediate ones.
  *
  * Telemetry (opts.telemetry): counters foundation.circuit_breaker.state_change {name, from,
- * new_state} on every transition and foundation.circuit_breaker.call_rejected {name, reason}
+ * new_state} on every transition reported (merged ones, above, count once) and
+ * foundation.circuit_breaker.call_rejected {name, reason}
  * on every rejection. Admitted calls emit nothing (the closed path stays one load), except
  * into the histogram fdn_circuit_breaker_call_duration_seconds{breaker,outcome} (outcome
  * success or failure, as recorded; DURATION_SERIES caps the label sets): with telemetry the
