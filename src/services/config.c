@@ -692,6 +692,7 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
             rc = fdn__cfg_apply_locked(cfg, idx, v, &old, NULL);
         if (rc != 0)
             fdn__cfg_fb_count_failed(cfg->fb);
+        cfg->refused = false; /* a refusal of the apply hook here is counted, not reported */
         json_decref(v);
         fdn__cfg_retire(old);
         fdn__free(path);

@@ -171,7 +171,9 @@ struct fdn_config {
     snap_t *cur;
     fdn__cfg_apply_hook_t apply_hook; /* under wmu (fdn__config_set_apply_hook) */
     bool refused;                     /* under wmu: the last apply_at_locked was refused by the
-                                         apply hook, why in `refusal` (fdn__cfg_take_refusal) */
+                                         apply hook, why in `refusal` (fdn__cfg_take_refusal,
+                                         right after that call; the start's pending updates
+                                         clear it) */
     fdn_error_t refusal;
     json_t **defaults;
     json_t **startup;

@@ -504,9 +504,12 @@ static int update_value(fdn_config_t *cfg, const char *path, json_t *v, fdn_erro
     bool refused = false;
     if (rc == 0) {
         fdn__mutex_lock(&cfg->wmu);
-        rc = cfg->running ? fdn__cfg_apply_locked(cfg, idx, v, &old, err)
-                          : fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
-        refused = rc != 0 && fdn__cfg_take_refusal(cfg, &why, &hook);
+        if (cfg->running) {
+            rc = fdn__cfg_apply_locked(cfg, idx, v, &old, err);
+            refused = rc != 0 && fdn__cfg_take_refusal(cfg, &why, &hook);
+        } else {
+            rc = fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
+        }
         fdn__mutex_unlock(&cfg->wmu);
     }
     if (refused) {

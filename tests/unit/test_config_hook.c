@@ -74,10 +74,84 @@ static void slow_hook_does_not_delay_subscribers_and_drains(void **state)
     assert_int_equal(fdn__config_hook_drain(NULL, 0), FDN_EINVAL);
 }
 
+/* ---- the apply hook (config_int.h) ---- */
+
+/* Refuses interface.max_results 7; counts the refusals reported. */
+typedef struct refuser {
+    int applied;
+    int reported;
+} refuser_t;
+
+static int refuse_seven(const fdn_config_snapshot_t *cur, const fdn_config_snapshot_t *next,
+                        const char *path, void *user, fdn_error_t *err)
+{
+    (void)cur;
+    refuser_t *r = user;
+    r->applied++;
+    int64_t v = 0;
+    if (strcmp(path, "interface.max_results") == 0 &&
+        fdn_config_snapshot_get_int(next, path, &v) == 0 && v == 7)
+        return fdn_err_set(err, FDN_EINVAL, "seven refused");
+    return 0;
+}
+
+static void refusal_reported(const char *path, const char *value_json, const fdn_error_t *why,
+                             void *user)
+{
+    (void)path;
+    (void)value_json;
+    (void)why;
+    ((refuser_t *)user)->reported++;
+}
+
+/* An update queued while stopped and refused by the apply hook when the start applies it is
+ * counted as a failed pending update, and reported nowhere else: a later update that fails
+ * because the service is stopped is not reported as a refusal of the hook. Before, the mark
+ * the start's refusal left made that update report the old refusal (an event
+ * config_update_refused and a foundation.config.service_refused count in a runtime). */
+static void queued_refusal_not_reported_again(void **state)
+{
+    (void)state;
+    fdn_config_opts_t o = FDN_CONFIG_OPTS_INIT;
+    o.envp = no_env;
+    fdn_config_t *cfg = NULL;
+    assert_int_equal(fdn_config_create(&cfg, &o, NULL), 0);
+    refuser_t r = {0, 0};
+    fdn__cfg_apply_hook_t hook = {refuse_seven, refusal_reported, &r};
+    fdn__config_set_apply_hook(cfg, &hook);
+
+    fdn__config_service_stop(cfg);
+    bool queued = false;
+    assert_int_equal(fdn_config_update_or_queue(cfg, "interface.max_results", "7", &queued, NULL),
+                     0);
+    assert_true(queued);
+    assert_int_equal(fdn__config_service_start(cfg), 0);
+    assert_int_equal(r.applied, 1);
+    fdn_config_status_t st;
+    assert_int_equal(fdn_config_status(cfg, &st), 0);
+    assert_int_equal(st.pending_failed, 1);
+    assert_int_equal(r.reported, 0); /* queued updates: counted in pending_failed only */
+
+    fdn__config_service_stop(cfg);
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 8, NULL),
+                     FDN_EUNAVAILABLE);
+    assert_int_equal(r.reported, 0);
+
+    /* running again: a refusal is reported once, a taken value not at all */
+    assert_int_equal(fdn__config_service_start(cfg), 0);
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 7, NULL), FDN_EINVAL);
+    assert_int_equal(r.reported, 1);
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 8, NULL), 0);
+    assert_int_equal(r.reported, 1);
+    fdn__config_set_apply_hook(cfg, NULL);
+    fdn_config_destroy(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(slow_hook_does_not_delay_subscribers_and_drains),
+        cmocka_unit_test(queued_refusal_not_reported_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
