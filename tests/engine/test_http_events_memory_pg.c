@@ -48,6 +48,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <fdn/events.h>
 #include <fdn/telemetry.h>
 
@@ -868,6 +873,90 @@ static void evicted_waiter_is_answered_off_the_waiter_thread(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+/* A raw client of the server on 127.0.0.1:port that sends a GET of uri and reads nothing:
+ * returns its socket. */
+static int raw_get(uint16_t port, const char *uri)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", uri);
+    assert_true(n > 0 && (size_t)n < sizeof req);
+    assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    return fd;
+}
+
+typedef struct shut {
+    fdn_admin_t *a;
+    atomic_bool done;
+} shut_t;
+
+static void *shutdown_main(void *arg)
+{
+    shut_t *s = arg;
+    fdn_admin_shutdown(s->a);
+    atomic_store(&s->done, true);
+    return NULL;
+}
+
+/* Waiters handed off to their server threads (memory evicted their positions) whose clients
+ * are gone, over a real server: client A closes once its waiter has been handed off and its
+ * query is held by a stopped PostgreSQL, client B while its query still waits; the server
+ * shuts down while PostgreSQL is still stopped. Whatever the server does with each answer
+ * (the render runs and the send fails, or the request ends without it), what the render holds
+ * (the waiter, its query) is freed once: ASan reports a leak or a double free, and the
+ * shutdown completes once PostgreSQL resumes, with at most one query per waiter on it. */
+static void handed_off_waiters_of_closed_connections(void **state)
+{
+    (void)state;
+    char schema[64];
+    test_pg_schema_name(schema, sizeof schema, "memclose");
+    fdn_events_t *es = open_store(schema, TEST_PG_CALL_MS, NULL);
+    store_n(es, "mem.old", 0, 3);
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    fdn__events_set_telemetry(es, tm);
+    fdn_admin_t *a = admin_on(es);
+    assert_int_equal(fdn_admin_start(a, NULL), 0);
+    uint16_t port = fdn_admin_port(a);
+
+    int ca = raw_get(port, "/v1/events?after_id=3&type=mem.gone.a&wait_ms=4000");
+    int cb = raw_get(port, "/v1/events?after_id=3&type=mem.gone.b&wait_ms=4000");
+    while (fdn__admin_events_waiting(a) < 2)
+        sched_yield(); /* a hang is caught by ctest's TIMEOUT */
+    /* positions 4..6, then memory keeps only the newest: both answers need PostgreSQL */
+    store_n(es, "mem.noise", 1, 3);
+    assert_int_equal(fdn_events_set_max_events(es, 1), 0);
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    uint64_t before = pg_queries(tm);
+    close(cb); /* B leaves while its query waits */
+    test_pg_signal_cluster(g_pg->dir, SIGSTOP);
+    if (fdn__admin_events_waiting(a) != 2)
+        fail_msg("a waiter expired before PostgreSQL stopped (the setup took over 4 s)");
+    /* both expire and are handed off: their queries wait for PostgreSQL on server threads */
+    while (fdn__admin_events_waiting(a) > 0)
+        sched_yield();
+    close(ca); /* A leaves while its query is held */
+    shut_t sh = {a, false};
+    pthread_t st;
+    assert_int_equal(pthread_create(&st, NULL, shutdown_main, &sh), 0);
+    test_pg_signal_cluster(g_pg->dir, SIGCONT);
+    pthread_join(st, NULL);
+    assert_true(atomic_load(&sh.done));
+    assert_true(pg_queries(tm) - before <= 2);
+    assert_int_equal(fdn__admin_events_waiting(a), 0);
+    fdn_admin_destroy(a);
+    fdn__events_set_telemetry(es, NULL);
+    fdn_events_destroy(es);
+    fdn_telemetry_destroy(tm);
+}
+
 int main(void)
 {
     g_pg = test_engine_server_start("pg-server.sh");
@@ -878,6 +967,7 @@ int main(void)
         cmocka_unit_test(expired_waiters_are_answered_while_postgres_is_stopped),
         cmocka_unit_test(one_offset_per_answer),
         cmocka_unit_test(evicted_waiter_is_answered_off_the_waiter_thread),
+        cmocka_unit_test(handed_off_waiters_of_closed_connections),
     };
     if (getenv("CMOCKA_TEST_FILTER") != NULL)
         cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
