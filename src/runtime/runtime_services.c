@@ -29,6 +29,15 @@
  * updater), which also records the `config_updated` event and counts the update. A burst of
  * changes (the hook's queue not empty behind a change: fdn_config_change_t.more) is recorded
  * as one batch, one commit of the store, then counted.
+ * Pushes are ordered by glue_t.push_mu: an update holds it from its push until it is
+ * published (apply_update, apply_published), a pass over the live revision (apply_live: the
+ * hook thread's, wire's) for its read and push. So a pass never pushes a revision older than
+ * one an update has already pushed (the hook thread once did, between its read of the live
+ * revision and its push, undoing a newer update that had returned: the service then ran with
+ * an older value than the tree's until the hook got to that update).
+ * Lock order: config wmu -> push_mu -> the services' own locks (breaker set, pools, limiter
+ * rules, telemetry, the clock's); nothing under push_mu takes a config lock or runs a user
+ * callback.
  *
  * Threads: none of its own. Callbacks run on the config hook thread (config changes), the
  * supervisor thread (restarts, escalation), and callers' threads (registry operations,
@@ -97,6 +106,7 @@ typedef struct glue {
     char *overrides_path;  /* <data_dir>/config_overrides.json, or NULL (no data directory) */
     uint64_t restored_rev; /* config revision once the persisted overrides were reapplied */
     fdn__rt_metrics_t *metrics; /* labelled metric families (runtime_metrics.c), or NULL */
+    fdn__mutex_t push_mu;       /* orders pushes of settings (DESIGN: apply_update, apply_live) */
     bool settings_stale;        /* config hook thread only: a change could not be pushed (out of
                                    memory), so the next change pushes every setting */
     size_t nhook;               /* config hook thread only: records of the current burst */
@@ -483,14 +493,19 @@ static int apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed,
     return refused != 0 ? refused : rc;
 }
 
-/* apply_settings from the live revision (a snapshot taken for the pass). */
+/* apply_settings from the live revision (a snapshot taken for the pass), under push_mu: an
+ * update either is published before the snapshot is taken, or pushes its own after this pass
+ * (DESIGN). */
 static int apply_live(fdn_runtime_t *rt, glue_t *g, const char *changed, fdn_error_t *err)
 {
     const fdn_config_snapshot_t *snap = NULL;
-    if (fdn_config_acquire(fdn_runtime_config(rt), &snap) != 0)
-        return 0; /* the config is stopped: nothing to push (as when a read fails) */
-    int rc = apply_settings(rt, g, changed, snap, err);
-    fdn_config_release(snap);
+    int rc = 0;
+    fdn__mutex_lock(&g->push_mu);
+    if (fdn_config_acquire(fdn_runtime_config(rt), &snap) == 0) {
+        rc = apply_settings(rt, g, changed, snap, err);
+        fdn_config_release(snap);
+    } /* else the config is stopped: nothing to push (as when a read fails) */
+    fdn__mutex_unlock(&g->push_mu);
     return rc;
 }
 
@@ -712,15 +727,30 @@ static void report_refusal(fdn_runtime_t *rt, const char *type, const fdn_error_
  * config's writer lock, before the update is published. Pushes the settings `path` drives as
  * the update has them; when a service refuses, pushes them back as the current revision has
  * them and refuses the update with the service's error. The setters it reaches store atomics
- * (and kick a clock): nothing blocks, no callback runs. */
+ * (and kick a clock), no callback runs; it may wait for push_mu while a pass over the live
+ * revision runs (apply_live: service locks only, never a config lock). */
 static int apply_update(const fdn_config_snapshot_t *cur, const fdn_config_snapshot_t *next,
-                        const char *path, void *user, fdn_error_t *err)
+                        const char *path, void *user,
+                        fdn_error_t *err) FDN_NO_THREAD_SAFETY_ANALYSIS
 {
     glue_t *g = user;
+    /* held until the update is published (apply_published), or refused here: no pass over
+     * the live revision (apply_live) runs between this push and the publish */
+    fdn__mutex_lock(&g->push_mu);
     int rc = apply_settings(g->rt, g, path, next, err);
-    if (rc != 0)
+    if (rc != 0) {
         (void)apply_settings(g->rt, g, path, cur, NULL);
+        fdn__mutex_unlock(&g->push_mu);
+    }
     return rc;
+}
+
+/* fdn__cfg_apply_hook_t.published: the update apply_update took is published (config's wmu
+ * held). */
+static void apply_published(void *user) FDN_NO_THREAD_SAFETY_ANALYSIS
+{
+    glue_t *g = user;
+    fdn__mutex_unlock(&g->push_mu);
 }
 
 /* fdn__cfg_apply_hook_t.refused: in the updater's thread, no lock held. */
@@ -1070,6 +1100,7 @@ static void unwire(fdn_runtime_t *rt, void *glue)
     /* records of a burst the hook thread stopped in: counted by after_shutdown (or, when the
      * create failed, never made) */
     hook_discard(g);
+    pthread_mutex_destroy(&g->push_mu);
     fdn__free(g->overrides_path);
     fdn__free(g);
 }
@@ -1080,6 +1111,7 @@ static int wire(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     if (g == NULL)
         return fdn_err_set(err, FDN_ENOMEM, "out of memory wiring runtime %s",
                            fdn_runtime_name(rt));
+    pthread_mutex_init(&g->push_mu, NULL);
     g->rt = rt;
     /* the event store and the config are created before the telemetry service: connect
      * them now */
@@ -1133,7 +1165,8 @@ static int wire(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     }
     /* from now on every update is taken by the services it drives before it is published,
      * or refused with their error (apply_update), the persisted overrides below included */
-    fdn__cfg_apply_hook_t ah = {apply_update, update_refused, g};
+    fdn__cfg_apply_hook_t ah = {
+        .apply = apply_update, .published = apply_published, .refused = update_refused, .user = g};
     fdn__config_set_apply_hook(fdn_runtime_config(rt), &ah);
     /* the overrides are updates of the tree; g is not published until wire returns, so the
      * hook thread may skip their notifications: apply_settings reads the whole tree after */

@@ -46,6 +46,9 @@ void fdn__config_set_telemetry(fdn_config_t *cfg, struct fdn_telemetry *tm);
  *   update fails with that code (err filled, naming the component), nothing is published
  *   or notified, and apply has put the components back as `cur` has them. It runs under the
  *   writer lock: it must not block, call the config's write side, or run user callbacks.
+ * - published: after an apply that returned 0, once `next` is published (wmu still held):
+ *   the end of what apply began (the runtime releases there the lock that orders its pushes).
+ *   Must not block or call out. Optional.
  * - refused: after such a refusal, once wmu is released, in the updater's thread (for a
  *   change from the remote store, the follower's thread; not for updates queued while stopped,
  *   counted in fdn_config_status_t.pending_failed): report it (event, telemetry). value_json
@@ -54,6 +57,7 @@ void fdn__config_set_telemetry(fdn_config_t *cfg, struct fdn_telemetry *tm);
 typedef struct fdn__cfg_apply_hook {
     int (*apply)(const fdn_config_snapshot_t *cur, const fdn_config_snapshot_t *next,
                  const char *path, void *user, fdn_error_t *err);
+    void (*published)(void *user);
     void (*refused)(const char *path, const char *value_json, const fdn_error_t *why, void *user);
     void *user;
 } fdn__cfg_apply_hook_t;

@@ -464,6 +464,8 @@ int fdn__cfg_apply_at_locked(fdn_config_t *cfg, int32_t idx, json_t *v, uint64_t
     atomic_store_explicit(&cfg->last_update, fdn_clock_mono_ns(cfg->clock), memory_order_relaxed);
     fdn__cfg_notify(cfg, FDN_CONFIG_CHANGE_UPDATED, cfg->schema->e[idx].path, cur->vals[idx], v,
                     ns->revision);
+    if (cfg->apply_hook.apply != NULL && cfg->apply_hook.published != NULL)
+        cfg->apply_hook.published(cfg->apply_hook.user);
     *retired = cur;
     return 0;
 }

@@ -117,7 +117,7 @@ static void queued_refusal_not_reported_again(void **state)
     fdn_config_t *cfg = NULL;
     assert_int_equal(fdn_config_create(&cfg, &o, NULL), 0);
     refuser_t r = {0, 0};
-    fdn__cfg_apply_hook_t hook = {refuse_seven, refusal_reported, &r};
+    fdn__cfg_apply_hook_t hook = {.apply = refuse_seven, .refused = refusal_reported, .user = &r};
     fdn__config_set_apply_hook(cfg, &hook);
 
     fdn__config_service_stop(cfg);

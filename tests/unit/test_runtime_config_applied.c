@@ -29,9 +29,11 @@
 
 #include "rt_fixture.h"
 #include "services/config_int.h"
+#include "services/event_store_int.h"
 #include "threads.h"
 
 #define STORED 12
+#define UPDATES_IN_BURST 20000u
 
 typedef struct probe {
     fdn_runtime_t *rt;
@@ -314,6 +316,37 @@ static void hook_stopped_for_good_counts_what_it_left(void **state)
     test_waiter_destroy(&h.gate);
 }
 
+/* An update's setting is in force in the service when the update returns, also while the
+ * config hook thread is busy with the previous updates: here the event store's cap after
+ * each update of interface.max_results, read right after it returned, in a burst. The
+ * hook thread used to push each change's settings again from the snapshot live when it got
+ * to the change, so an older revision's cap could land after a newer update had pushed its
+ * own and returned (the service then ran with a value the tree no longer had, until the hook
+ * got to the newer change). */
+static void update_in_force_when_it_returns(void **state)
+{
+    (void)state;
+    test_rt_t *f = test_rt_new(NULL, false);
+    fdn_config_t *cfg = fdn_runtime_config(f->rt);
+    fdn_events_t *es = fdn_runtime_events(f->rt);
+    unsigned stale = 0, first = 0;
+    uint32_t first_seen = 0;
+    for (unsigned i = 0; i < UPDATES_IN_BURST; i++) {
+        uint32_t v = 2 + (i % 1000);
+        assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", v, NULL), 0);
+        uint32_t seen = atomic_load_explicit(&es->max_results, memory_order_relaxed);
+        if (seen != v && stale++ == 0) {
+            first = i;
+            first_seen = seen;
+        }
+    }
+    if (stale > 0)
+        fail_msg("%u of %u updates not in force when they returned (first: update %u set %u, "
+                 "the store had %u)",
+                 stale, (unsigned)UPDATES_IN_BURST, first, 2 + (first % 1000), first_seen);
+    test_rt_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -321,6 +354,7 @@ int main(void)
         cmocka_unit_test(service_refusal_refuses_the_update),
         cmocka_unit_test(file_setting_a_service_refuses_fails_create),
         cmocka_unit_test(hook_stopped_for_good_counts_what_it_left),
+        cmocka_unit_test(update_in_force_when_it_returns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
