@@ -225,6 +225,11 @@ static bool on_lifecycle_or_worker(fdn_supervisor_t *sup)
     return t_starting == sup || on_worker_of(sup) || on_sup_thread(sup);
 }
 
+bool fdn__supervisor_starting(fdn_supervisor_t *sup)
+{
+    return sup != NULL && t_starting == sup;
+}
+
 static void *worker_main(void *arg)
 {
     child_t *ch = arg;

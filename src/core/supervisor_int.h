@@ -17,6 +17,12 @@ size_t fdn__supervisor_live_threads(fdn_supervisor_t *sup);
  * a call that waits for the supervisor to stop would deadlock. */
 bool fdn__supervisor_on_thread(fdn_supervisor_t *sup);
 
+/* True when called on the thread running this supervisor's fdn_supervisor_start, while it
+ * runs: from a service's start, or from its stop when the start failed (that start's own
+ * stop, or the rollback of the services it had started). Never on the supervisor's own
+ * thread, so a stop for a restart or at shutdown answers false. */
+bool fdn__supervisor_starting(fdn_supervisor_t *sup);
+
 /* A module that is a built-in service exports its supervisor vtable,
  *     extern const fdn_service_ops_t fdn__<m>_service_ops;
  * and its private header declares typed wrappers for tests and in-module callers with

@@ -19,6 +19,10 @@
  * retries removals that failed for lack of memory. Order: mu -> registry.wmu (sweep only);
  * `mu` is never held across a call into the supervisor or a service.
  *
+ * A failed fdn_runtime_start leaves the runtime as before the call: the supervisor stops
+ * what the start had started (rollback, on the caller's thread), except a slot that runs
+ * from create (the config), whose wrapper skips a stop made inside the supervisor's start.
+ *
  * Global state: `g_default` (atomic pointer) is the only process-wide mutable variable.
  */
 #include <fdn/config.h>
@@ -46,6 +50,7 @@ typedef struct rt_svc {
     uint64_t owner;
     const fdn_service_ops_t *ops; /* the service's vtable */
     bool builtin;                 /* a built-in slot or the task pool, not the application's */
+    bool runs_from_create;        /* started by create: a failed start's rollback keeps it */
     void *obj;                    /* the service object: the registry handle */
     bool registered;              /* lifecycle thread, or the shutdown sweep under rt->mu */
     struct rt_svc *next;          /* runtime's list of wrappers (guarded by rt->mu) */
@@ -135,6 +140,12 @@ static int w_start(void *state, void *ctx, fdn_error_t *err)
 static void w_stop(void *state)
 {
     rt_svc_t *s = state;
+    /* inside fdn_runtime_start, a stop is that start failing (its rollback, or w_start's own
+     * undo): a service running since create (the config) stays running, so the runtime is
+     * as before the call (updates keep working until the retry). A stop for a restart or at
+     * shutdown runs on the supervisor's thread and stops it. */
+    if (s->runs_from_create && fdn__supervisor_starting(s->rt->sup))
+        return;
     s->ops->stop(s->obj);
 }
 
@@ -164,7 +175,8 @@ static const fdn_service_ops_t W_OPS_RUN = {w_start, w_stop, w_health, w_run, w_
 /* The task pool is a supervised child too (the reference's TaskSupervisor, last built-in):
  * stop drains and joins its workers, start resumes them. Its ops have no destroy: the runtime
  * destroys the pool itself, after the supervisor. */
-static const fdn__rt_slot_def_t TASKS_SLOT = {"task_supervisor", NULL, &fdn__tasks_service_ops};
+static const fdn__rt_slot_def_t TASKS_SLOT = {"task_supervisor", NULL, &fdn__tasks_service_ops,
+                                              false};
 
 /* ---- supervisor callbacks (lifecycle thread, no lock held) --------------------------- */
 
@@ -228,6 +240,7 @@ static int add_wrapped(fdn_runtime_t *rt, const char *name, const fdn__rt_slot_d
     s->rt = rt;
     s->owner = fdn_registry_owner_new();
     s->builtin = app == NULL;
+    s->runs_from_create = def != NULL && def->runs_from_create;
     s->ops = app != NULL ? app->ops : def->ops;
     s->obj = obj;
     size_t len = strlen(name);

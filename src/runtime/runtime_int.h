@@ -38,6 +38,10 @@ typedef struct fdn__rt_slot_def {
     int (*create)(fdn_runtime_t *rt, void **out, fdn_error_t *err);
     /* The service's vtable: start(obj, rt, err), stop, health (optional), destroy. */
     const fdn_service_ops_t *ops;
+    /* create started it (the config: the slots after it read the tree, updates work before
+     * fdn_runtime_start): the rollback of a failed fdn_runtime_start leaves it running, as
+     * it was before the call; a later start of it is a no-op that must succeed */
+    bool runs_from_create;
 } fdn__rt_slot_def_t;
 
 /* The table (src/runtime/runtime_services.c). */

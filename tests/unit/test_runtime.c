@@ -191,7 +191,16 @@ static fdn_service_spec_t app_spec(app_t *a, const char *name, bool worker)
     return spec;
 }
 
-/* A test runtime built on the fake table with a manual clock. */
+/* The same, with the config running from create (as the real one, runtime_services.c). */
+static const fdn__rt_slot_def_t TABLE_CFG_FROM_CREATE[FDN__RT_SLOT_COUNT] = {
+    [FDN__RT_CONFIG] = {"config_server", cfg_create, &COMP_OPS, true},
+    [FDN__RT_EVENTS] = {"event_store", ev_create, &COMP_OPS_NO_HEALTH, false},
+    [FDN__RT_TELEMETRY] = {"telemetry_service", tm_create, &COMP_OPS, false},
+};
+
+static const fdn__rt_slot_def_t *g_table = TABLE;
+
+/* A test runtime built on the fake table (g_table) with a manual clock. */
 static fdn_runtime_t *fake_runtime(fdn_clock_t **clock, uint32_t flags, int max_restarts)
 {
     assert_int_equal(fdn_clock_manual_create(clock, SEC, SEC), 0);
@@ -202,7 +211,7 @@ static fdn_runtime_t *fake_runtime(fdn_clock_t **clock, uint32_t flags, int max_
     o.max_restarts = max_restarts;
     fdn_runtime_t *rt = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
-    int rc = fdn__runtime_create_with(&rt, &o, TABLE, &err);
+    int rc = fdn__runtime_create_with(&rt, &o, g_table, &err);
     if (rc != 0)
         fail_msg("create: %s", err.message);
     return rt;
@@ -548,6 +557,44 @@ static void failed_start_can_be_retried(void **state)
     fake_destroy(rt, clock);
 }
 
+/* A slot running from create (the config) is not stopped by the rollback of a failed start,
+ * which leaves the runtime as before the call; a restart and the shutdown still stop it. */
+static void failed_start_keeps_slot_running_from_create(void **state)
+{
+    (void)state;
+    fdn_clock_t *clock;
+    g_table = TABLE_CFG_FROM_CREATE;
+    g_start_fail_slot = FDN__RT_TELEMETRY;
+    fdn_runtime_t *rt = fake_runtime(&clock, FDN_RUNTIME_NO_START, 3);
+    g_start_fail_slot = -1;
+    g_table = TABLE;
+    ASSERT_LOG("");
+    comp_t *cfg = fdn__runtime_slot(rt, FDN__RT_CONFIG);
+    assert_int_equal(fdn_runtime_start(rt, NULL), FDN_EIO);
+    ASSERT_LOG("+config_server +event_store -event_store"); /* no -config_server */
+    assert_true(atomic_load(&cfg->running));
+    assert_false(registered(rt, "config_server", NULL)); /* as before the call */
+
+    ((comp_t *)fdn__runtime_slot(rt, FDN__RT_TELEMETRY))->start_rc = 0;
+    assert_int_equal(fdn_runtime_start(rt, NULL), 0);
+    ASSERT_LOG("+config_server +event_store +telemetry_service");
+    assert_true(registered(rt, "config_server", NULL));
+
+    /* a restart runs on the supervisor's thread: the config is stopped and started again */
+    atomic_store(&cfg->health_rc, FDN_EUNHEALTHY);
+    assert_int_equal(fdn_clock_advance(clock, SEC), 0);
+    assert_int_equal(fdn_supervisor_wait_idle(fdn_runtime_supervisor(rt), TEST_WAIT_MS), 0);
+    ASSERT_LOG("-config_server");
+    atomic_store(&cfg->health_rc, 0);
+    assert_int_equal(fdn_clock_advance(clock, 10 * MS), 0);
+    assert_int_equal(fdn_supervisor_wait_idle(fdn_runtime_supervisor(rt), TEST_WAIT_MS), 0);
+    ASSERT_LOG("+config_server");
+    assert_int_equal(fdn_runtime_shutdown(rt, -1), 0);
+    ASSERT_LOG("-telemetry_service -event_store -config_server");
+    assert_false(atomic_load(&cfg->running));
+    fake_destroy(rt, clock);
+}
+
 static void default_runtime(void **state)
 {
     (void)state;
@@ -787,6 +834,7 @@ int main(void)
         cmocka_unit_test(bad_options),
         cmocka_unit_test(start_order_and_reverse_stop),
         cmocka_unit_test(failed_start_can_be_retried),
+        cmocka_unit_test(failed_start_keeps_slot_running_from_create),
         cmocka_unit_test(restart_keeps_registration_and_gates_calls),
         cmocka_unit_test(health_poll_drives_restart),
         cmocka_unit_test(escalation_fails_runtime),

@@ -1012,15 +1012,23 @@ static fdn_runtime_t *flaky_runtime(const char *dir, fdn_clock_t *clock, flaky_t
     return rt;
 }
 
-/* Every built-in (config and its threads, the durable event store, telemetry, pools, limiter,
- * task pool) starts, is stopped by the rollback when the application service after them
- * fails, and starts again at the retry: nothing is leaked or started twice (ASan, TSan), the
- * durable store reopens its log, and the runtime works and shuts down cleanly. */
+/* Every built-in (the durable event store, telemetry, pools, limiter, task pool) starts, is
+ * stopped by the rollback when the application service after them fails, and starts again at
+ * the retry: nothing is leaked or started twice (ASan, TSan), the durable store reopens its
+ * log, and the runtime works and shuts down cleanly. The config, running since create, is
+ * left running by the rollback: updates work before, between and after the starts. */
 static void failed_start_retried_with_real_services(void **state)
 {
     dirfx_t *fx = *state;
     flaky_t fl = {0, 1};
     fdn_runtime_t *rt = flaky_runtime(fx->dir, fx->clock, &fl);
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    fdn_config_status_t cs;
+    int64_t v = 0;
+    /* before the first start the config runs (since create): an update applies at once */
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 55, NULL), 0);
+    assert_int_equal(fdn_config_get_int(cfg, "interface.max_results", &v), 0);
+    assert_int_equal(v, 55);
     fdn_error_t err = FDN_ERROR_INIT;
     assert_int_equal(fdn_runtime_start(rt, &err), FDN_EIO);
     assert_int_equal(atomic_load(&fl.starts), 1);
@@ -1029,6 +1037,15 @@ static void failed_start_retried_with_real_services(void **state)
     assert_int_equal(h.status, FDN_RUNTIME_STOPPED);
     assert_int_equal(h.running, 0);
     store_one(rt, "retry_test", FDN_EUNAVAILABLE);
+    /* ... and still after the failed start: the rollback left the config as it was, running,
+     * so an update applies at once (not FDN_EUNAVAILABLE, not queued) */
+    assert_int_equal(fdn_config_status(cfg, &cs), 0);
+    assert_true(cs.running);
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 66, NULL), 0);
+    assert_int_equal(fdn_config_status(cfg, &cs), 0);
+    assert_int_equal(cs.pending, 0);
+    assert_int_equal(fdn_config_get_int(cfg, "interface.max_results", &v), 0);
+    assert_int_equal(v, 66);
 
     assert_int_equal(fdn_runtime_start(rt, NULL), 0);
     assert_int_equal(atomic_load(&fl.starts), 2);
@@ -1036,8 +1053,9 @@ static void failed_start_retried_with_real_services(void **state)
     assert_int_equal(h.status, FDN_RUNTIME_HEALTHY);
     uint64_t id = store_one(rt, "retry_test", 0);
     assert_true(id > 0);
-    assert_int_equal(
-        fdn_config_update_int(fdn_runtime_config(rt), "interface.max_results", 77, NULL), 0);
+    assert_int_equal(fdn_config_get_int(cfg, "interface.max_results", &v), 0);
+    assert_int_equal(v, 66);
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 77, NULL), 0);
     assert_int_equal(fdn_runtime_shutdown(rt, -1), 0);
     assert_int_equal(fdn_runtime_start(rt, NULL), FDN_ESHUTDOWN);
     dir_destroy(rt);
