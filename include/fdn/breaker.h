@@ -367,7 +367,9 @@ FDN_API int fdn_breaker_get(fdn_breakers_t *set, const char *name, fdn_breaker_t
  * the removal): then that thread reports it, in order, possibly after.
  * Its memory is kept until the set is destroyed (and reused if the name comes back), so a
  * handle obtained earlier stays valid: calls through it keep working on a breaker nobody
- * lists. Memory kept is bounded by the number of distinct names ever created.
+ * lists. Memory kept is bounded by the number of distinct names ever created. An install
+ * of the name applying its options on another thread is waited for (a swap and a reset, no
+ * callback: see fdn_breaker_install).
  * @return 0, FDN_EBREAKER_NOT_FOUND, FDN_EINVAL, FDN_ENOMEM (the breaker stays listed)
  * @thread_safety any  @since 0.2.0
  */
@@ -375,7 +377,12 @@ FDN_API int fdn_breaker_remove(fdn_breakers_t *set, const char *name);
 
 /**
  * Re-install: create the breaker, or reset an existing one with new options (the
- * reference's install semantics: state forced closed, history cleared).
+ * reference's install semantics: state forced closed, history cleared). Against a remove
+ * and a create (revive) of the name on other threads it is atomic: its options are applied
+ * while the name is listed, and a remove waits until they are; a revive under way is waited
+ * for first, and a name removed before they were applied is made afresh with them (as a
+ * create). So when it returns 0 the name is found with these options, unless a remove came
+ * after. The reset is reported (on_transition) after that, with no claim held.
  * @return 0, FDN_EINVAL, FDN_ENOMEM
  * @thread_safety any: calls in flight keep reading the options they loaded (options are an
  * immutable block swapped atomically; the old block is kept, ~200 bytes, until the set is

@@ -21,7 +21,16 @@
  * removed name created again) marks the breaker `reviving` under the set's `mu`, makes it
  * afresh without that lock and lists it, then broadcasts the set's `revived`: a create or
  * install of the name on another thread waits on it meanwhile (the reviving thread itself,
- * in a callback of the revive's reset, does not: it would wait for itself).
+ * in a callback of the revive's reset, does not: it would wait for itself). An install of a
+ * listed name applies its options under a claim taken under the set's `mu` (`installing`,
+ * a count): it takes the claim only once no revive of the breaker is under way on another
+ * thread and the breaker is listed (removed meanwhile: it goes back to create_in, which
+ * revives it with the install's options), and a remove waits on `revived` until no install
+ * holds one. So a remove and a revive come wholly before or wholly after an install's
+ * options. The claim covers the swap of the options and the reset's transition (under the
+ * breaker's `mu`) and nothing else: its options are made before it, its reset is reported
+ * after it is dropped, so no callback and no telemetry call runs under a claim and a remove
+ * waiting for one waits for no caller.
  * No user callback (classify, on_transition) and no telemetry call runs while a lock is held.
  *
  * Transition reports (the telemetry event state_change and on_transition) come in the order
@@ -150,12 +159,15 @@ struct fdn_breaker {
     _Atomic bool listed; /* in the set's v (false: removed, on its gone list); written under the
                             set's mu, read without it by fdn__breaker_listed */
     bool reviving;       /* the set's mu: removed, being made afresh to be listed (revive) */
+    uint32_t installing; /* the set's mu: installs applying their options to it now (listed;
+                            a remove waits for 0) */
     pthread_t reviver;   /* the set's mu: the thread reviving it (while reviving) */
 };
 
 struct fdn_breakers {
     fdn__mutex_t mu;
-    pthread_cond_t revived; /* with mu: a revive ended (a breaker's reviving went false) */
+    pthread_cond_t revived; /* with mu: a revive ended (a breaker's reviving went false), or
+                               an install's application (a breaker's installing went 0) */
     fdn_breaker_t **v FDN_MEMBER_GUARDED_BY(mu);
     size_t n, cap;
     fdn_breaker_t **gone FDN_MEMBER_GUARDED_BY(mu); /* removed: kept for held handles */
@@ -167,6 +179,9 @@ struct fdn_breakers {
     size_t nbucket; /* a power of two, or 0 before the first breaker */
     size_t max;     /* most distinct names (n + ngone): fdn_breakers_set_max */
     _Atomic uint64_t lookups;
+    /* tests (breaker_int.h): run by install between finding the name listed and applying */
+    void (*install_hook)(fdn_breakers_t *s, fdn_breaker_t *b, void *user) FDN_MEMBER_GUARDED_BY(mu);
+    void *install_hook_user FDN_MEMBER_GUARDED_BY(mu);
 };
 
 /* The options in force (a snapshot valid for the breaker's lifetime). */
@@ -377,8 +392,23 @@ static void tq_report(fdn_breaker_t *b) FDN_EXCLUDES(b->mu)
  * Returns true when this call made the transition. Reports it outside mu, in order
  * (DESIGN: Transition reports).
  */
+static bool transition_q(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t to, int64_t now,
+                         bool *report) FDN_EXCLUDES(b->mu);
+
 static bool transition(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t to, int64_t now)
     FDN_EXCLUDES(b->mu)
+{
+    bool report = false;
+    bool made = transition_q(b, expected, to, now, &report);
+    if (report)
+        tq_report(b);
+    return made;
+}
+
+/* transition without running the reports: *report is set when the caller has become the
+ * reporter and must call tq_report (outside mu, and outside any claim of the set). */
+static bool transition_q(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t to, int64_t now,
+                         bool *report) FDN_EXCLUDES(b->mu)
 {
     fdn_breaker_state_t from = W_STATE(expected);
     fdn__mutex_lock(&b->mu);
@@ -401,23 +431,29 @@ static bool transition(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t 
         FDN_ASSERT(W_GEN(w) == W_GEN(expected) && W_STATE(w) == from);
     }
     const bcfg_t *c = cfg_of(b);
-    bool report = (c->o.telemetry != NULL || c->o.on_transition != NULL || b->tq_len > 0) &&
-                  tq_push_locked(b, c, from, to);
+    *report = (c->o.telemetry != NULL || c->o.on_transition != NULL || b->tq_len > 0) &&
+              tq_push_locked(b, c, from, to);
     fdn__mutex_unlock(&b->mu);
-    if (report)
-        tq_report(b);
     return true;
 }
 
-/* Unconditional move (reset / force-open / disable). */
-static void set_state(fdn_breaker_t *b, fdn_breaker_state_t to)
+/* Unconditional move (reset / force-open / disable), reports not run: whether the caller
+ * must run them (tq_report). */
+static bool set_state_q(fdn_breaker_t *b, fdn_breaker_state_t to)
 {
     int64_t now = now_ns(cfg_of(b));
     for (;;) {
         uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
-        if (transition(b, w, to, now))
-            return;
+        bool report = false;
+        if (transition_q(b, w, to, now, &report))
+            return report;
     }
+}
+
+static void set_state(fdn_breaker_t *b, fdn_breaker_state_t to)
+{
+    if (set_state_q(b, to))
+        tq_report(b);
 }
 
 void fdn_breaker_reset(fdn_breaker_t *b)
@@ -1095,12 +1131,27 @@ int fdn_breaker_remove(fdn_breakers_t *s, const char *name)
         return FDN_EINVAL;
     uint64_t h = fdn__hash_str(name);
     fdn__mutex_lock(&s->mu);
-    fdn_breaker_t *b = find_locked(s, name, h);
+    fdn_breaker_t *b;
+    /* an install applying its options to it finishes first (a swap and a reset under the
+     * breaker's mu, no callback: the wait is short and waits for no caller) */
+    while ((b = find_locked(s, name, h)) != NULL && b->installing > 0)
+        pthread_cond_wait(&s->revived, &s->mu);
     int rc = b != NULL ? unlist_locked(s, b) : FDN_EBREAKER_NOT_FOUND;
     fdn__mutex_unlock(&s->mu);
     return rc;
 }
 
+/* New options and buffers for a re-install, made without a lock. */
+typedef struct prep {
+    bcfg_t *c;
+    int64_t *ring;
+    uint8_t *cwin;
+    tbucket_t *twin;
+} prep_t;
+
+static int reinstall_prepare(fdn_breaker_t *b, const fdn_breaker_opts_t *o, prep_t *p);
+static void prep_discard(prep_t *p);
+static bool reinstall_apply(fdn_breaker_t *b, prep_t *p);
 static int reinstall(fdn_breaker_t *b, const fdn_breaker_opts_t *o);
 
 /* List the removed breaker b again with options o, afresh: made afresh (options, counts, a
@@ -1199,36 +1250,70 @@ int fdn_breaker_create_in(fdn_breakers_t *s, const char *name, const fdn_breaker
     return 0;
 }
 
+/* An existing name: its options are applied to the breaker while it is listed and no revive
+ * of it is under way (a claim, `installing`, under the set's mu, that a remove waits for), so
+ * a remove and a revive racing the install come wholly before or wholly after it. The claim
+ * covers the swap and the reset's transition only; the reset is reported after it is dropped
+ * (no callback runs under a claim). The options are made before, without a lock. */
 int fdn_breaker_install(fdn_breakers_t *s, const char *name, const fdn_breaker_opts_t *opts,
                         fdn_breaker_t **out)
 {
-    fdn_breaker_t *b = NULL;
-    int rc = fdn_breaker_create_in(s, name, opts, &b);
-    if (rc != FDN_EEXIST) {
-        if (rc == 0 && out)
+    for (;;) {
+        fdn_breaker_t *b = NULL;
+        int rc = fdn_breaker_create_in(s, name, opts, &b);
+        if (rc != FDN_EEXIST) {
+            if (rc == 0 && out)
+                *out = b;
+            return rc;
+        }
+        fdn_breaker_opts_t o;
+        fdn__mutex_lock(&s->mu);
+        o = opts ? *opts : s->defaults;
+        void (*hook)(fdn_breakers_t *, fdn_breaker_t *, void *) = s->install_hook;
+        void *hook_user = s->install_hook_user;
+        fdn__mutex_unlock(&s->mu);
+        prep_t p;
+        rc = reinstall_prepare(b, &o, &p);
+        if (rc != 0)
+            return rc;
+        if (hook != NULL)
+            hook(s, b, hook_user);
+        fdn__mutex_lock(&s->mu);
+        /* a revive on another thread: wait for it (then the name is listed, or the revive
+         * failed and this install revives it below) */
+        while (b->reviving && !pthread_equal(b->reviver, pthread_self()))
+            pthread_cond_wait(&s->revived, &s->mu);
+        /* this thread reviving it (a callback of the revive's reset): applied, as the create
+         * of the name there answered FDN_EEXIST */
+        bool claim = atomic_load_explicit(&b->listed, memory_order_relaxed) || b->reviving;
+        if (claim)
+            b->installing++;
+        fdn__mutex_unlock(&s->mu);
+        if (!claim) { /* removed meanwhile: this install comes after, and makes it afresh */
+            prep_discard(&p);
+            continue;
+        }
+        bool report = reinstall_apply(b, &p);
+        fdn__mutex_lock(&s->mu);
+        if (--b->installing == 0)
+            pthread_cond_broadcast(&s->revived);
+        fdn__mutex_unlock(&s->mu);
+        if (report)
+            tq_report(b);
+        if (out)
             *out = b;
-        return rc;
+        return 0;
     }
-    fdn_breaker_opts_t o;
-    fdn__mutex_lock(&s->mu);
-    o = opts ? *opts : s->defaults;
-    fdn__mutex_unlock(&s->mu);
-    rc = reinstall(b, &o);
-    if (rc == 0 && out)
-        *out = b;
-    return rc;
 }
 
-/* New options for b in place, then a reset. 0, FDN_EINVAL, FDN_ENOMEM. */
-static int reinstall(fdn_breaker_t *b, const fdn_breaker_opts_t *opts)
+/* Validate o and make its options block and buffers into *p (no lock). 0, FDN_EINVAL,
+ * FDN_ENOMEM. */
+static int reinstall_prepare(fdn_breaker_t *b, const fdn_breaker_opts_t *opts, prep_t *p)
 {
     fdn_breaker_opts_t o = *opts;
     int rc = fdn_breaker_opts_validate(&o, NULL);
     if (rc)
         return rc;
-    /* Re-install in place: a new options block and buffers, swapped under the breaker's lock
-     * (buffers are only used under it); the options are published atomically and the old
-     * block retired, not freed (lock-free readers may hold it; see DESIGN: Options). */
     fdn_breaker_t tmp;
     memset(&tmp, 0, sizeof(tmp));
     tmp.name = b->name; /* names the duration series; breaker_init leaves it alone */
@@ -1236,31 +1321,70 @@ static int reinstall(fdn_breaker_t *b, const fdn_breaker_opts_t *opts)
     rc = breaker_init(&tmp, NULL, &o, &nc);
     if (rc)
         return rc;
+    *p = (prep_t){nc, tmp.ring, tmp.cwin, tmp.twin};
+    return 0;
+}
+
+static void prep_discard(prep_t *p)
+{
+    fdn__free(p->c); /* never published */
+    fdn__free(p->ring);
+    fdn__free(p->cwin);
+    fdn__free(p->twin);
+}
+
+/* Swap the prepared options and buffers in (under the breaker's lock: buffers are only used
+ * under it; the options are published atomically and the old block retired, not freed:
+ * lock-free readers may hold it, see DESIGN: Options), then reset. Whether the caller must
+ * run the reports (tq_report). */
+static bool reinstall_apply(fdn_breaker_t *b, prep_t *p)
+{
     fdn__mutex_lock(&b->mu);
     int64_t *r = b->ring;
     uint8_t *c = b->cwin;
     tbucket_t *t = b->twin;
-    b->ring = tmp.ring;
-    b->cwin = tmp.cwin;
-    b->twin = tmp.twin;
+    b->ring = p->ring;
+    b->cwin = p->cwin;
+    b->twin = p->twin;
     b->ring_head = b->ring_len = 0;
     atomic_store_explicit(&b->failures, 0, memory_order_relaxed);
     b->cw_pos = b->cw_len = b->cw_fail = b->cw_slow = 0;
     bcfg_t *old = atomic_load_explicit(&b->cfg, memory_order_relaxed);
     old->retired_next = b->retired;
     b->retired = old;
-    atomic_store_explicit(&b->cfg, nc, memory_order_release);
+    atomic_store_explicit(&b->cfg, p->c, memory_order_release);
     fdn__mutex_unlock(&b->mu);
     fdn__free(r);
     fdn__free(c);
     fdn__free(t);
-    fdn_breaker_reset(b);
+    return set_state_q(b, FDN_BREAKER_CLOSED);
+}
+
+/* New options for b in place, then a reset, reported. 0, FDN_EINVAL, FDN_ENOMEM. */
+static int reinstall(fdn_breaker_t *b, const fdn_breaker_opts_t *opts)
+{
+    prep_t p;
+    int rc = reinstall_prepare(b, opts, &p);
+    if (rc)
+        return rc;
+    if (reinstall_apply(b, &p))
+        tq_report(b);
     return 0;
 }
 
 bool fdn__breaker_listed(const fdn_breaker_t *b)
 {
     return atomic_load_explicit(&((fdn_breaker_t *)(uintptr_t)b)->listed, memory_order_relaxed);
+}
+
+void fdn__breakers_set_install_hook(fdn_breakers_t *s,
+                                    void (*fn)(fdn_breakers_t *s, fdn_breaker_t *b, void *user),
+                                    void *user)
+{
+    fdn__mutex_lock(&s->mu);
+    s->install_hook = fn;
+    s->install_hook_user = user;
+    fdn__mutex_unlock(&s->mu);
 }
 
 uint64_t fdn__breakers_lookups(fdn_breakers_t *s)

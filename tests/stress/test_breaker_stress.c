@@ -169,10 +169,118 @@ static void install_races_with_calls(void **state)
     fdn_clock_destroy(c.clk);
 }
 
+/* Installs, removes and creates (revives) of one name on three threads, with an on_transition
+ * that looks the name up and removes it from inside the reports (install's and revive's
+ * resets): under TSan no race, no deadlock (an install's claim spans no callback), every call
+ * answers one of its documented codes, and the set stays consistent: afterwards the name is
+ * listed at most once and an install makes it work with its options. */
+typedef struct mix {
+    fdn_breakers_t *set;
+    long n;
+    test_threads_t threads;
+    _Atomic long installed, removed, created;
+} mix_t;
+
+static void mix_transition(const char *name, fdn_breaker_state_t from, fdn_breaker_state_t to,
+                           void *user)
+{
+    (void)from;
+    (void)to;
+    mix_t *m = user;
+    fdn_breaker_t *b = NULL;
+    int rc = fdn_breaker_get(m->set, name, &b);
+    assert_true(rc == 0 || rc == FDN_EBREAKER_NOT_FOUND);
+    if (atomic_load(&m->installed) % 7 == 0) {
+        rc = fdn_breaker_remove(m->set, name);
+        assert_true(rc == 0 || rc == FDN_EBREAKER_NOT_FOUND);
+    }
+}
+
+static fdn_breaker_opts_t mix_opts(mix_t *m, long i)
+{
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 1 + (uint32_t)(i % 5);
+    o.on_transition = mix_transition;
+    o.transition_user = m;
+    return o;
+}
+
+static void *mix_installer(void *arg)
+{
+    mix_t *m = arg;
+    test_threads_gate(&m->threads);
+    for (long i = 0; i < m->n; i++) {
+        fdn_breaker_opts_t o = mix_opts(m, i);
+        fdn_breaker_t *got = NULL;
+        assert_int_equal(fdn_breaker_install(m->set, "mix", &o, &got), 0);
+        assert_non_null(got);
+        atomic_fetch_add(&m->installed, 1);
+    }
+    return NULL;
+}
+
+static void *mix_remover(void *arg)
+{
+    mix_t *m = arg;
+    test_threads_gate(&m->threads);
+    for (long i = 0; i < m->n; i++) {
+        int rc = fdn_breaker_remove(m->set, "mix");
+        assert_true(rc == 0 || rc == FDN_EBREAKER_NOT_FOUND);
+        if (rc == 0)
+            atomic_fetch_add(&m->removed, 1);
+    }
+    return NULL;
+}
+
+static void *mix_creator(void *arg)
+{
+    mix_t *m = arg;
+    test_threads_gate(&m->threads);
+    for (long i = 0; i < m->n; i++) {
+        fdn_breaker_opts_t o = mix_opts(m, i + 2);
+        int rc = fdn_breaker_create_in(m->set, "mix", &o, NULL);
+        assert_true(rc == 0 || rc == FDN_EEXIST);
+        if (rc == 0)
+            atomic_fetch_add(&m->created, 1);
+    }
+    return NULL;
+}
+
+static void install_remove_revive_mix(void **state)
+{
+    (void)state;
+    mix_t m;
+    memset(&m, 0, sizeof(m));
+    assert_int_equal(fdn_breakers_create(&m.set, NULL), 0);
+    m.n = test_stress_iters(3000, 0);
+    test_threads_init(&m.threads, 3);
+    test_threads_start(&m.threads, mix_installer, &m);
+    test_threads_start(&m.threads, mix_remover, &m);
+    test_threads_start(&m.threads, mix_creator, &m);
+    test_threads_join(&m.threads);
+    assert_int_equal(atomic_load(&m.installed), m.n);
+    assert_true(fdn_breakers_count(m.set) <= 1);
+    /* a last install, alone: listed, closed, with its threshold (2) */
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 2;
+    fdn_breaker_t *b = NULL, *found = NULL;
+    assert_int_equal(fdn_breaker_install(m.set, "mix", &o, &b), 0);
+    assert_int_equal(fdn_breaker_get(m.set, "mix", &found), 0);
+    assert_ptr_equal(found, b);
+    assert_int_equal(fdn_breakers_count(m.set), 1);
+    long bad = 0;
+    fdn_breaker_call(b, work, &bad, NULL);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    fdn_breaker_call(b, work, &bad, NULL);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    fdn_breakers_destroy(m.set);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(install_races_with_calls),
+        cmocka_unit_test(install_remove_revive_mix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

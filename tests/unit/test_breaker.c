@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 
 #include "breaker_fixture.h"
+#include "infra/breaker_int.h"
 #include "threads.h"
 
 #define MS 1000000LL
@@ -1031,6 +1032,160 @@ static void create_during_revive_waits_for_it(void **state)
     test_waiter_destroy(&x.park);
 }
 
+/* An install that found its name listed, racing a remove and a revive of that name on other
+ * threads before it applies its options (fdn__breakers_set_install_hook holds it there): its
+ * options must not land on the breaker while the revive is making it afresh. B installs "ri"
+ * (threshold 2) and is held between finding it listed and applying; the name is removed and A
+ * revives it (threshold 5), held inside the revive's reset report; B is let go and must wait
+ * for the revive, then apply its options to the listed breaker: B's get finds the name and
+ * B's threshold is in force, as in the serial order remove, revive, install. Before, B applied
+ * its options to the breaker being revived and returned at once: its get found nothing (as if
+ * a remove came after the install), yet its options were in force after the revive, an order
+ * no serial execution gives. */
+typedef struct iwin_fx {
+    fdn_breakers_t *set;
+    test_waiter_t in_window, go, entered, release, park;
+    _Atomic int hooks, calls;
+    int a_rc, b_rc, b_get_rc;
+    _Atomic int b_done;
+    pid_t b_tid;
+    fdn_breaker_t *ba, *bb, *b_found;
+} iwin_fx_t;
+
+static void iwin_hook(fdn_breakers_t *s, fdn_breaker_t *b, void *user)
+{
+    (void)s;
+    (void)b;
+    iwin_fx_t *x = user;
+    if (atomic_fetch_add(&x->hooks, 1) != 0)
+        return;
+    test_waiter_add(&x->in_window, 1);
+    test_waiter_wait(&x->go, 1);
+}
+
+static void iwin_transition(const char *name, fdn_breaker_state_t from, fdn_breaker_state_t to,
+                            void *user)
+{
+    (void)name;
+    (void)from;
+    (void)to;
+    iwin_fx_t *x = user;
+    if (atomic_fetch_add(&x->calls, 1) != 0)
+        return;
+    test_waiter_add(&x->entered, 1);
+    test_waiter_wait(&x->release, 1);
+}
+
+static void *iwin_revive(void *p)
+{
+    iwin_fx_t *x = p;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 5;
+    o.on_transition = iwin_transition;
+    o.transition_user = x;
+    x->a_rc = fdn_breaker_create_in(x->set, "ri", &o, &x->ba);
+    return NULL;
+}
+
+static void *iwin_install(void *p)
+{
+    iwin_fx_t *x = p;
+    x->b_tid = test_thread_id();
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 2;
+    x->b_rc = fdn_breaker_install(x->set, "ri", &o, &x->bb);
+    x->b_get_rc = fdn_breaker_get(x->set, "ri", &x->b_found);
+    atomic_store(&x->b_done, 1);
+    test_waiter_wait(&x->park, 1); /* asleep once done: seen by test_wait_futex */
+    return NULL;
+}
+
+static void install_racing_remove_and_revive(void **state)
+{
+    test_breaker_fx_t *f = *state;
+    iwin_fx_t x = {.set = f->set, .b_get_rc = 1};
+    test_waiter_init(&x.in_window);
+    test_waiter_init(&x.go);
+    test_waiter_init(&x.entered);
+    test_waiter_init(&x.release);
+    test_waiter_init(&x.park);
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 1;
+    fdn_breaker_t *b = NULL;
+    assert_int_equal(fdn_breaker_create_in(f->set, "ri", &o, &b), 0);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    fdn__breakers_set_install_hook(f->set, iwin_hook, &x);
+    pthread_t a, bt;
+    assert_int_equal(pthread_create(&bt, NULL, iwin_install, &x), 0);
+    test_waiter_wait(&x.in_window, 1); /* B found "ri" listed, has not applied */
+    assert_int_equal(fdn_breaker_remove(f->set, "ri"), 0);
+    assert_int_equal(pthread_create(&a, NULL, iwin_revive, &x), 0);
+    test_waiter_wait(&x.entered, 1); /* A is in the revive's reset report */
+    test_waiter_add(&x.go, 1);
+    test_wait_futex(x.b_tid); /* B waits for the revive (or, wrongly, is done and parked) */
+    assert_int_equal(atomic_load(&x.b_done), 0);
+    test_waiter_add(&x.release, 1);
+    assert_int_equal(pthread_join(a, NULL), 0);
+    test_waiter_add(&x.park, 1);
+    assert_int_equal(pthread_join(bt, NULL), 0);
+    fdn__breakers_set_install_hook(f->set, NULL, NULL);
+    assert_int_equal(x.a_rc, 0);
+    assert_ptr_equal(x.ba, b);
+    assert_int_equal(x.b_rc, 0);
+    assert_ptr_equal(x.bb, b);
+    assert_int_equal(x.b_get_rc, 0);
+    assert_ptr_equal(x.b_found, b);
+    /* B's install came after the revive: its threshold (2) is in force */
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    test_waiter_destroy(&x.in_window);
+    test_waiter_destroy(&x.go);
+    test_waiter_destroy(&x.entered);
+    test_waiter_destroy(&x.release);
+    test_waiter_destroy(&x.park);
+}
+
+/* An install that found its name listed, then saw it removed before applying its options
+ * (the hook removes it): the install comes after the removal, so it makes the name afresh
+ * with its options (a revive) and the name is found when it returns. Before, it applied its
+ * options to the removed breaker and the name stayed absent. */
+static void iremove_hook(fdn_breakers_t *s, fdn_breaker_t *b, void *user)
+{
+    (void)b;
+    _Atomic int *n = user;
+    if (atomic_fetch_add(n, 1) == 0)
+        assert_int_equal(fdn_breaker_remove(s, "rm"), 0);
+}
+
+static void install_after_remove_in_its_window_revives(void **state)
+{
+    test_breaker_fx_t *f = *state;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 1;
+    fdn_breaker_t *b = NULL, *got = NULL, *found = NULL;
+    assert_int_equal(fdn_breaker_create_in(f->set, "rm", &o, &b), 0);
+    run_fail(b);
+    _Atomic int hooks = 0;
+    fdn__breakers_set_install_hook(f->set, iremove_hook, &hooks);
+    o.failure_threshold = 2;
+    assert_int_equal(fdn_breaker_install(f->set, "rm", &o, &got), 0);
+    fdn__breakers_set_install_hook(f->set, NULL, NULL);
+    assert_int_equal(atomic_load(&hooks), 1);
+    assert_ptr_equal(got, b);
+    assert_int_equal(fdn_breaker_get(f->set, "rm", &found), 0);
+    assert_ptr_equal(found, b);
+    assert_int_equal(fdn_breakers_count(f->set), 1);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+}
+
 static void empty_set_has_no_handles(void **state)
 {
     test_breaker_fx_t *f = *state;
@@ -1208,6 +1363,10 @@ int main(void)
                                         test_breaker_teardown),
         cmocka_unit_test_setup_teardown(create_during_revive_waits_for_it, test_breaker_setup,
                                         test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(install_racing_remove_and_revive, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(install_after_remove_in_its_window_revives,
+                                        test_breaker_setup, test_breaker_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
