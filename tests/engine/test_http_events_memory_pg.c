@@ -155,41 +155,66 @@ static char *body_of(const fdn_event_list_t *l)
     return w.t.p;
 }
 
-/* One query both ways: memory's answer is FDN_ENOENT when after_id is older than memory
- * (memory's oldest position `first`), else PostgreSQL's list, event for event and in JSON.
- * Returns the queries it made on PostgreSQL (1). */
-static unsigned compare(fdn_events_t *es, const fdn_events_query_t *q, uint64_t first)
+static void describe(const fdn_events_query_t *q, char *buf, size_t cap)
 {
-    fdn_event_list_t *m = NULL, *p = NULL;
-    int mrc = fdn_events_query_memory(es, q, &m);
+    snprintf(buf, cap,
+             "after_id=%llu before_id=%llu type=%s correlation_id=%s parent_id=%llu limit=%lld "
+             "since=%lld until=%lld %s",
+             (unsigned long long)q->after_id, (unsigned long long)q->before_id,
+             q->type ? q->type : "-", q->correlation_id ? q->correlation_id : "-",
+             (unsigned long long)q->parent_id, (long long)q->limit, (long long)q->time_start,
+             (long long)q->time_end, q->descending ? "desc" : "asc");
+}
+
+/* got (how: which read) lists want's events, equal one for one. */
+static void expect_list(const char *what, const char *how, const fdn_event_list_t *got,
+                        const fdn_event_t *const *want, size_t n)
+{
+    if (got->n != n)
+        fail_msg("%s: %s lists %zu events, PostgreSQL %zu", what, how, got->n, n);
+    for (size_t i = 0; i < n; i++)
+        if (!fdn_event_equal(got->items[i], want[i]))
+            fail_msg("%s: %s, event %zu differs (ids %llu, %llu; timestamps %lld, %lld)", what, how,
+                     i, (unsigned long long)got->items[i]->id, (unsigned long long)want[i]->id,
+                     (long long)got->items[i]->ts, (long long)want[i]->ts);
+}
+
+/* One query both ways, described by `what`: PostgreSQL's answer (fdn_events_query, one query
+ * on PostgreSQL) and memory's (fdn_events_query_memory), which is FDN_ENOENT when after_id is
+ * older than memory (memory's oldest position `first`), else PostgreSQL's list, event for
+ * event and in JSON (GET /v1/events's body). Returns PostgreSQL's list for the caller's
+ * further reads to compare (it frees it), or NULL after the FDN_ENOENT. */
+static fdn_event_list_t *query_both(fdn_events_t *es, const fdn_events_query_t *q, uint64_t first,
+                                    const char *what)
+{
+    fdn_event_list_t *p = NULL, *m = NULL;
     assert_int_equal(fdn_events_query(es, q, &p), 0);
-    char what[160];
-    snprintf(what, sizeof what, "after_id=%llu type=%s correlation_id=%s limit=%lld",
-             (unsigned long long)q->after_id, q->type ? q->type : "-",
-             q->correlation_id ? q->correlation_id : "-", (long long)q->limit);
+    int mrc = fdn_events_query_memory(es, q, &m);
     if (q->after_id + 1 < first) {
         if (mrc != FDN_ENOENT)
             fail_msg("%s: memory (oldest %llu) answered %s, not FDN_ENOENT", what,
                      (unsigned long long)first, fdn_err_name(mrc));
         fdn_event_list_free(p);
-        return 1;
+        return NULL;
     }
     if (mrc != 0)
         fail_msg("%s: memory answered %s", what, fdn_err_name(mrc));
-    if (m->n != p->n)
-        fail_msg("%s: memory lists %zu events, PostgreSQL %zu", what, m->n, p->n);
-    for (size_t i = 0; i < m->n; i++)
-        if (!fdn_event_equal(m->items[i], p->items[i]))
-            fail_msg("%s: event %zu differs (ids %llu, %llu; timestamps %lld, %lld)", what, i,
-                     (unsigned long long)m->items[i]->id, (unsigned long long)p->items[i]->id,
-                     (long long)m->items[i]->ts, (long long)p->items[i]->ts);
+    expect_list(what, "fdn_events_query_memory", m, (const fdn_event_t *const *)p->items, p->n);
     char *mb = body_of(m), *pb = body_of(p);
     if (strcmp(mb, pb) != 0)
         fail_msg("%s: the answers differ:\n memory:     %s\n PostgreSQL: %s", what, mb, pb);
     fdn_free(mb);
     fdn_free(pb);
     fdn_event_list_free(m);
-    fdn_event_list_free(p);
+    return p;
+}
+
+/* One query both ways (query_both). Returns the queries it made on PostgreSQL (1). */
+static unsigned compare(fdn_events_t *es, const fdn_events_query_t *q, uint64_t first)
+{
+    char what[256];
+    describe(q, what, sizeof what);
+    fdn_event_list_free(query_both(es, q, first, what));
     return 1;
 }
 
@@ -242,33 +267,9 @@ static void expect_stats_ts(fdn_events_t *es, const int64_t *ts)
                  (long long)ts[st.newest_id]);
 }
 
-static void describe(const fdn_events_query_t *q, char *buf, size_t cap)
-{
-    snprintf(buf, cap,
-             "after_id=%llu before_id=%llu type=%s correlation_id=%s parent_id=%llu limit=%lld "
-             "since=%lld until=%lld %s",
-             (unsigned long long)q->after_id, (unsigned long long)q->before_id,
-             q->type ? q->type : "-", q->correlation_id ? q->correlation_id : "-",
-             (unsigned long long)q->parent_id, (long long)q->limit, (long long)q->time_start,
-             (long long)q->time_end, q->descending ? "desc" : "asc");
-}
-
-/* got (how: which read) lists want's events, equal one for one. */
-static void expect_list(const char *what, const char *how, const fdn_event_list_t *got,
-                        const fdn_event_t *const *want, size_t n)
-{
-    if (got->n != n)
-        fail_msg("%s: %s lists %zu events, PostgreSQL %zu", what, how, got->n, n);
-    for (size_t i = 0; i < n; i++)
-        if (!fdn_event_equal(got->items[i], want[i]))
-            fail_msg("%s: %s, event %zu differs (ids %llu, %llu; timestamps %lld, %lld)", what, how,
-                     i, (unsigned long long)got->items[i]->id, (unsigned long long)want[i]->id,
-                     (long long)got->items[i]->ts, (long long)want[i]->ts);
-}
-
 /* One time-bounded query (q: one cursor, so PostgreSQL answers fdn_events_query) against the
- * reads memory answers: fdn_events_query_memory (FDN_ENOENT when the cursor is older than
- * memory), fdn_events_query with both cursors inside memory, and, on a whole answer
+ * reads memory answers: fdn_events_query_memory (query_both: FDN_ENOENT when the cursor is
+ * older than memory), fdn_events_query with both cursors inside memory, and, on a whole answer
  * (limit 1000), a parent_id query (memory's) against PostgreSQL's events of that parent.
  * Returns the queries it made on PostgreSQL (1). */
 static unsigned compare_timed(fdn_events_t *es, const fdn_events_query_t *q, uint64_t first,
@@ -276,21 +277,10 @@ static unsigned compare_timed(fdn_events_t *es, const fdn_events_query_t *q, uin
 {
     char what[256];
     describe(q, what, sizeof what);
-    fdn_event_list_t *p = NULL, *m = NULL;
-    assert_int_equal(fdn_events_query(es, q, &p), 0);
-    const fdn_event_t *const *pv = (const fdn_event_t *const *)p->items;
-    int mrc = fdn_events_query_memory(es, q, &m);
-    if (q->after_id + 1 < first) {
-        if (mrc != FDN_ENOENT)
-            fail_msg("%s: memory (oldest %llu) answered %s, not FDN_ENOENT", what,
-                     (unsigned long long)first, fdn_err_name(mrc));
-        fdn_event_list_free(p);
+    fdn_event_list_t *p = query_both(es, q, first, what), *m = NULL;
+    if (p == NULL)
         return 1;
-    }
-    if (mrc != 0)
-        fail_msg("%s: memory answered %s", what, fdn_err_name(mrc));
-    expect_list(what, "fdn_events_query_memory", m, pv, p->n);
-    fdn_event_list_free(m);
+    const fdn_event_t *const *pv = (const fdn_event_t *const *)p->items;
     fdn_events_query_t q2 = *q;
     q2.before_id = head + 1; /* both cursors inside memory: memory answers */
     assert_int_equal(fdn_events_query(es, &q2, &m), 0);
