@@ -129,9 +129,9 @@ static const fdn_service_ops_t COMP_OPS_NO_HEALTH = {comp_start, comp_stop, NULL
                                                      comp_destroy};
 
 static const fdn__rt_slot_def_t TABLE[FDN__RT_SLOT_COUNT] = {
-    [FDN__RT_CONFIG] = {"config_server", cfg_create, &COMP_OPS},
-    [FDN__RT_EVENTS] = {"event_store", ev_create, &COMP_OPS_NO_HEALTH},
-    [FDN__RT_TELEMETRY] = {"telemetry_service", tm_create, &COMP_OPS},
+    [FDN__RT_CONFIG] = {"config_server", cfg_create, &COMP_OPS, false},
+    [FDN__RT_EVENTS] = {"event_store", ev_create, &COMP_OPS_NO_HEALTH, false},
+    [FDN__RT_TELEMETRY] = {"telemetry_service", tm_create, &COMP_OPS, false},
 };
 
 /* ---- an application service ---- */
