@@ -381,8 +381,8 @@ FDN_API int fdn_breaker_remove(fdn_breakers_t *set, const char *name);
  * and a create (revive) of the name on other threads it is atomic: its options are applied
  * while the name is listed, and a remove waits until they are; a revive under way is waited
  * for first, and a name removed before they were applied is made afresh with them (as a
- * create). So when it returns 0 the name is found with these options, unless a remove came
- * after. The reset is reported (on_transition) after that, with no claim held.
+ * create). So when it returns 0 the name is found with these options, unless a remove (or an
+ * install) came after. The reset is reported (on_transition) after that, with no claim held.
  * @return 0, FDN_EINVAL, FDN_ENOMEM
  * @thread_safety any: calls in flight keep reading the options they loaded (options are an
  * immutable block swapped atomically; the old block is kept, ~200 bytes, until the set is
