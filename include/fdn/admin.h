@@ -101,9 +101,13 @@ typedef struct fdn_admin_opts {
                                           response plus idle_timeout_s; a late connection is closed.
                                           0 = the default, 10 s */
     unsigned shutdown_timeout_ms;    /**< (version >= 5) how long fdn_admin_shutdown waits for
-                                          answers still being sent (a client that does not read
-                                          its answer, even with idle_timeout_s 0); then every
-                                          connection is closed, cutting those answers. 0 = the
+                                          requests in flight (a client that does not read its
+                                          answer, even with idle_timeout_s 0; a handler or a
+                                          deferred answer waiting on the event store's
+                                          PostgreSQL); then the server threads' calls on
+                                          PostgreSQL are cut (503) and every connection is
+                                          closed, cutting the answers not yet sent. Durable
+                                          appends are not cut: see fdn_admin_shutdown. 0 = the
                                           default, FDN_ADMIN_DEFAULT_SHUTDOWN_TIMEOUT_MS */
 } fdn_admin_opts_t;
 
@@ -191,9 +195,24 @@ FDN_API uint16_t fdn_admin_port(const fdn_admin_t *a);
 
 /**
  * Stop accepting connections, finish in-flight requests and join the server threads.
- * Deferred answers (a durable append, a waiting query) are completed and sent first; answers
- * still not sent after shutdown_timeout_ms (a client that stops reading) are cut by closing
- * every connection. Idempotent.
+ * Deferred answers (a durable append, a waiting query) are completed and sent first (waiting
+ * queries are answered at once with the empty result). At shutdown_timeout_ms from the call:
+ * every call on the event store's PostgreSQL made on a server thread (a GET /v1/events,
+ * /v1/events/{id} or correlation lookup that PostgreSQL answers, a waiting query whose events
+ * memory evicted) ends at once and its request answers 503 (fdn_events_set_thread_cut_fd:
+ * the server's threads name a descriptor written then; a call that begins later ends at once
+ * too), and answers still not sent (a client that stops reading) are cut by closing every
+ * connection. So with PostgreSQL hung, the call returns about shutdown_timeout_ms after it
+ * began, not after storage.warm.postgres.command_timeout_ms. Nothing is abandoned: the server
+ * threads are joined, and a cut call touches only the store, which the caller destroys after
+ * the server (as fdn serve does). Not bounded by it: a durable append (POST /v1/events,
+ * /v1/events/batch) whose commit is in progress is completed by the store's writer thread,
+ * which is not cut: with PostgreSQL hung the shutdown waits until the writer has failed or
+ * spooled every such append (a command_timeout_ms per batch it tries; once the runtime's
+ * breaker opens, the rest at once), as libmicrohttpd must not stop with a request suspended
+ * (their connections are closed at the deadline); and a server-thread call that
+ * waits for a pooled connection held by a call of another thread (the runtime's) waits for
+ * that call's bound. Idempotent.
  * @thread_safety any (not from a handler)
  * @since 0.1.0
  */

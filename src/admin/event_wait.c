@@ -55,7 +55,9 @@
  * without wait_ms runs there, and writes its answer (hand_off). So no waiter's answer waits
  * for another's call on PostgreSQL (a hung one held this thread a command_timeout_ms per such
  * answer), and no pool of threads is needed for it: the server's own threads are that pool,
- * and the server's shutdown waits for that answer as for any request being answered. The
+ * and the server's shutdown waits for that answer as for any request being answered, up to
+ * shutdown_timeout_ms: then the query on PostgreSQL is cut and the answer is 503 (the
+ * server threads' cut descriptor, http.c "Cut calls"). The
  * waiter (its query and strings) goes with the render, freed by render_free once it ran or
  * when it never will (its connection closed first).
  *

@@ -57,6 +57,15 @@
  * unless its client stops reading: past shutdown_timeout_ms every connection is closed, which
  * ends those). fdn__admin_dispatch (no socket) waits for a deferred answer on a
  * condition variable instead of suspending.
+ * Cut calls: a handler or render blocked in a call on the event store's PostgreSQL holds its
+ * server thread (and so MHD_stop_daemon, which joins it, or the wait for `deferred`) for up to
+ * the store's command_timeout_ms. Every server thread names the server's eventfd `cut_fd` as
+ * its cut descriptor (fdn_events_set_thread_cut_fd, before on_request runs a handler or a
+ * render: the threads are MHD's, created for this server only, so it is never restored;
+ * fdn__admin_dispatch sets and restores it), which
+ * fdn_admin_shutdown writes at its deadline (http_life.c): those calls then end at once and
+ * their requests answer 503. Nothing is left running: the threads still end before
+ * MHD_stop_daemon returns, and a cut call touches only the store, which outlives the server.
  * Resumes: each MHD_resume_connection writes the daemon's eventfd, and one from another thread
  * wakes the server thread; the event store's writer completes a whole commit of requests at
  * once, so it resumed each (a write and often a wake-up per request). Now a completer pushes
@@ -76,6 +85,7 @@
 #include "admin/http_impl.h"
 
 #include <fdn/clock.h>
+#include <fdn/events.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -493,6 +503,7 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
     as.wake = sync_wake;
     resp->async = &as;
     route_t *route = NULL;
+    int cut = fdn_events_set_thread_cut_fd(a->cut_fd); /* as on a server thread */
     int rc = dispatch_run(a, method, uri, authorization, body, body_len, resp, &route);
     if (rc == FDN__HTTP_PENDING) {
         int expect = AS_RUNNING;
@@ -505,6 +516,7 @@ void fdn__admin_dispatch(fdn_admin_t *a, const char *method, const char *uri,
         }
         rc = deferred_result(&as, resp);
     }
+    (void)fdn_events_set_thread_cut_fd(cut);
     dispatch_end(a, t0, route, method, uri, resp, rc);
     if (as.deferred)
         deferred_done(a);
@@ -974,6 +986,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         return MHD_NO;
     if (c->too_large)
         return send_error(a, con, FDN_ETOO_LARGE, "request body exceeds the limit");
+    /* handlers and renders run from here. The server's threads are its own: their cut
+     * descriptor (fdn_events_set_thread_cut_fd) is the server's, which ends their calls on
+     * PostgreSQL at the shutdown deadline (DESIGN "Cut calls") */
+    (void)fdn_events_set_thread_cut_fd(a->cut_fd);
     if (c->parked) /* resumed: the deferred answer is ready */
         return send_deferred(a, con, method, c);
     const char *auth = c->h_auth;

@@ -3,11 +3,17 @@
  * fdn_admin_create (options, listen address, token), fdn_admin_bind (the listen socket),
  * fdn_admin_start (the request deadline thread, then libmicrohttpd's threads on a duplicate of
  * the socket), fdn_admin_shutdown (waits for deferred answers on `dmu`/`dcv`, up to
- * shutdown_timeout_ms for answers being sent; then closes every connection, through the
- * request deadline's list, so a client that does not read cannot hold it, and waits for the
- * rest; then stops the threads) and fdn_admin_destroy. Threads: create, bind, start and destroy are
- * thread_safety init/owner; shutdown is idempotent (`stopped`) and may race nothing but itself.
- * Locks: `dmu` only (a leaf), held while waiting for the count of deferred answers to reach zero.
+ * shutdown_timeout_ms for answers being sent; then cuts the server threads' calls on the
+ * event store's PostgreSQL (writes `cut_fd`, http.c "Cut calls"), closes every connection,
+ * through the request deadline's list, so a client that does not read cannot hold it, and
+ * waits for the rest; then stops the threads, a timer thread (stop_mhd) cutting those calls
+ * at the same deadline if a thread is still in a handler then) and fdn_admin_destroy. The
+ * shutdown is so bounded by shutdown_timeout_ms plus what is not cut: a durable append's
+ * commit, which the store's writer completes (bounded by the store's command timeout).
+ * Threads: create, bind, start and destroy are thread_safety init/owner; shutdown is idempotent
+ * (`stopped`) and may race nothing but itself; stop_mhd's timer thread lives inside it.
+ * Locks: `dmu` only (a leaf), held while waiting for the count of deferred answers to reach
+ * zero; the timer's own mutex (a leaf, on the shutdown's stack).
  */
 #include "admin/http_impl.h"
 
@@ -22,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/resource.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -127,11 +134,20 @@ int fdn_admin_create(fdn_admin_t **out, const fdn_admin_opts_t *opts, fdn_error_
                            listen);
     }
     a->listen_fd = -1;
+    a->cut_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (a->cut_fd < 0) {
+        int e = errno;
+        fdn_free(a->token);
+        fdn_free(a);
+        return e == ENOMEM ? FDN_ENOMEM
+                           : fdn_err_set(err, FDN_EIO, "cannot create an eventfd (errno %d)", e);
+    }
     pthread_mutex_init(&a->dmu, NULL);
     pthread_condattr_t ca; /* dcv's timed wait (the shutdown deadline) is on CLOCK_MONOTONIC */
     if (pthread_condattr_init(&ca) != 0 || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
         pthread_cond_init(&a->dcv, &ca) != 0) {
         pthread_mutex_destroy(&a->dmu);
+        close(a->cut_fd);
         fdn_free(a->token);
         fdn_free(a);
         return FDN_ENOMEM;
@@ -267,6 +283,71 @@ uint16_t fdn_admin_port(const fdn_admin_t *a)
     return atomic_load_explicit(&((fdn_admin_t *)(uintptr_t)a)->port, memory_order_acquire);
 }
 
+/* End the server threads' calls on the event store's PostgreSQL (core/cancel.h): every call
+ * they make from now on ends at once with FDN_ECANCELED inside the store, which answers
+ * FDN_EUNAVAILABLE (503). The eventfd is never read back: it stays readable. */
+static void cut_calls(fdn_admin_t *a)
+{
+    uint64_t one = 1;
+    ssize_t r = write(a->cut_fd, &one, sizeof one);
+    (void)r; /* EAGAIN only when written ~2^64 times: readable already */
+}
+
+/* The shutdown deadline while libmicrohttpd joins its threads: a handler (not deferred) or a
+ * render still blocked on PostgreSQL at `until` is cut then (cut_calls). */
+typedef struct cutter {
+    fdn_admin_t *a;
+    struct timespec until; /* CLOCK_MONOTONIC */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool joined; /* mu: MHD_stop_daemon returned */
+} cutter_t;
+
+static void *cutter_main(void *arg)
+{
+    cutter_t *k = arg;
+    pthread_mutex_lock(&k->mu);
+    while (!k->joined && pthread_cond_timedwait(&k->cv, &k->mu, &k->until) != ETIMEDOUT)
+        ;
+    bool cut = !k->joined;
+    pthread_mutex_unlock(&k->mu);
+    if (cut)
+        cut_calls(k->a);
+    return NULL;
+}
+
+/* Stop libmicrohttpd (joins the server threads, closes the listen socket), its threads' calls
+ * on PostgreSQL cut at `until` when they still run then. */
+static void stop_mhd(fdn_admin_t *a, const struct timespec *until)
+{
+    cutter_t k = {.a = a, .until = *until, .joined = false};
+    pthread_condattr_t ca;
+    bool timer = false;
+    if (pthread_condattr_init(&ca) == 0) {
+        if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+            pthread_cond_init(&k.cv, &ca) == 0) {
+            pthread_mutex_init(&k.mu, NULL);
+            pthread_t th;
+            timer = pthread_create(&th, NULL, cutter_main, &k) == 0;
+            if (timer) {
+                MHD_stop_daemon(a->mhd);
+                pthread_mutex_lock(&k.mu);
+                k.joined = true;
+                pthread_cond_signal(&k.cv);
+                pthread_mutex_unlock(&k.mu);
+                pthread_join(th, NULL);
+            }
+            pthread_mutex_destroy(&k.mu);
+            pthread_cond_destroy(&k.cv);
+        }
+        pthread_condattr_destroy(&ca);
+    }
+    if (!timer) { /* no thread for the deadline: cut now rather than wait unbounded */
+        cut_calls(a);
+        MHD_stop_daemon(a->mhd);
+    }
+}
+
 void fdn_admin_shutdown(fdn_admin_t *a)
 {
     if (a == NULL)
@@ -297,6 +378,8 @@ void fdn_admin_shutdown(fdn_admin_t *a)
         } else if (pthread_cond_timedwait(&a->dcv, &a->dmu, &until) == ETIMEDOUT &&
                    atomic_load(&a->deferred) > 0) {
             pthread_mutex_unlock(&a->dmu);
+            /* renders blocked on PostgreSQL answer 503 now; then the connections close */
+            cut_calls(a);
             fdn__http_watch_close_all(a->watch); /* not under dmu: a leaf lock */
             closed = true;
             pthread_mutex_lock(&a->dmu);
@@ -305,7 +388,7 @@ void fdn_admin_shutdown(fdn_admin_t *a)
     pthread_mutex_unlock(&a->dmu);
     fdn__http_watch_stop(a->watch); /* no connection is cut while the server stops */
     if (a->mhd != NULL)
-        MHD_stop_daemon(a->mhd);    /* joins the server threads, closes the listen socket */
+        stop_mhd(a, &until);        /* joins the server threads, closes the listen socket */
     fdn__http_watch_free(a->watch); /* every connection closed and unregistered */
     a->watch = NULL;
 }
@@ -332,5 +415,6 @@ void fdn_admin_destroy(fdn_admin_t *a)
     fdn_free(a->token);
     pthread_cond_destroy(&a->dcv);
     pthread_mutex_destroy(&a->dmu);
+    close(a->cut_fd); /* every thread that named it has ended or restored its own */
     fdn_free(a);
 }

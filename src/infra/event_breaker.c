@@ -5,7 +5,8 @@
  * table of three functions over one fdn_breaker (services/event_store_int.h,
  * fdn__evs_guard_ops_t), and the store calls them through the table around each call on
  * the engine: admit (fdn_breaker_acquire), record (fdn_breaker_record: a failure when the
- * engine did not answer or timed out), state (for /health, /metrics and Retry-After).
+ * engine did not answer or timed out; a call its caller cut short, FDN_ECANCELED, is released
+ * unrecorded: fdn_breaker_release), state (for /health, /metrics and Retry-After).
  * The permit (two words) travels in the store's call frame.
  * Threads: any; the breaker is thread-safe. Lifetime: the caller's breaker must outlive the
  * store, or be removed (NULL) first.
@@ -33,7 +34,10 @@ static void guard_record(void *g, const uint64_t permit[2], int rc)
 {
     fdn_breaker_permit_t p;
     memcpy(&p, permit, sizeof(p));
-    fdn_breaker_record(g, &p, rc);
+    if (rc == FDN_ECANCELED) /* cut short by its caller (core/cancel.h): says nothing */
+        fdn_breaker_release(g, &p);
+    else
+        fdn_breaker_record(g, &p, rc);
 }
 
 static int guard_state(void *g, int64_t *retry_ms)

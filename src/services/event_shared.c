@@ -63,6 +63,12 @@
  * the writer or follower thread itself (a breaker transition hook) is queued detached, not
  * awaited.
  *
+ * A call its caller's thread cut short (FDN_ECANCELED from the backend: the thread's cut
+ * descriptor, fdn_events_set_thread_cut_fd, written by the admin server at its shutdown
+ * deadline) is observed with outcome "cancelled", released from the breaker unrecorded, not
+ * counted as a failure nor as PostgreSQL down, and returned as FDN_EUNAVAILABLE (the code
+ * every read documents for PostgreSQL not answering).
+ *
  * Lock order: imu -> plock -> amu (the put); qmu and fmu are leaves. No lock is held during a
  * backend call except imu (the writer's and follower's reads while filling memory).
  */
@@ -74,6 +80,7 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "core/cancel.h"
 #include "core/sync.h"
 #include "services/event_store_int.h"
 #include "storage/event_spool.h"
@@ -266,19 +273,29 @@ void fdn__evs_shared_tm_changed(fdn_events_t *es)
     fdn__mutex_unlock(&sh->hmu);
 }
 
-/* Report a call admitted by g_begin; returns rc. */
+int fdn_events_set_thread_cut_fd(int fd)
+{
+    return fdn__cut_set(fd < 0 ? -1 : fd);
+}
+
+/* Report a call admitted by g_begin; returns rc (a cut call's FDN_ECANCELED as
+ * FDN_EUNAVAILABLE). */
 static int g_end(fdn_events_t *es, gcall_t *c, const char *op, int rc)
 {
     struct evs_shared *sh = es->sh;
     bool failed = engine_failed(rc);
+    /* cut short by its caller's thread (core/cancel.h: the admin server stopping): says
+     * nothing about PostgreSQL (not a failure, `up` unchanged); the caller gets 503's code */
+    bool cut = rc == FDN_ECANCELED;
     if (c->ops != NULL)
-        c->ops->record(c->g, c->permit, failed ? FDN_EUNAVAILABLE : 0);
+        c->ops->record(c->g, c->permit, cut ? FDN_ECANCELED : failed ? FDN_EUNAVAILABLE : 0);
     g_release(c);
     if (failed)
         atomic_fetch_add_explicit(&sh->failures, 1, memory_order_relaxed);
-    atomic_store_explicit(&sh->up, !failed, memory_order_relaxed);
-    observe(es, op, failed ? "error" : "ok", (double)(mono() - c->t0) / 1e9);
-    return rc;
+    if (!cut)
+        atomic_store_explicit(&sh->up, !failed, memory_order_relaxed);
+    observe(es, op, cut ? "cancelled" : failed ? "error" : "ok", (double)(mono() - c->t0) / 1e9);
+    return cut ? FDN_EUNAVAILABLE : rc;
 }
 
 /* ---- filling memory (under imu) ---- */

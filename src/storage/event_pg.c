@@ -36,6 +36,10 @@
  * never reused across a server restart (a broken one is closed), so a name never outlives its
  * statement. Other queries are planned for their values each time.
  *
+ * Cuts: every wait on the server (wait_sock: commands and connecting) also polls the calling
+ * thread's cut descriptor (core/cancel.h) when it has one: once readable, the wait ends as at
+ * the deadline (the connection broken), see event_pg_backend.c "Cuts".
+ *
  * Threads: none of its own; a connection is used by one thread at a time.
  */
 #include "storage/event_pg.h"
@@ -56,6 +60,7 @@
 #include <libpq-fe.h>
 
 #include "core/alloc.h"
+#include "core/cancel.h"
 #include "logic/event_int.h"
 
 /* ---- helpers (event_pg_int.h) ---- */
@@ -109,7 +114,8 @@ void fdn__pg_set_deadline(fdn__pg_t *c, int64_t deadline_ns)
 }
 
 /* Wait until the socket is ready for ev (POLLIN/POLLOUT) or the deadline passes: 1 ready,
- * 0 deadline (the connection is marked broken and timed out), -1 poll failed. */
+ * 0 deadline (the connection is marked broken and timed out) or the thread's cut descriptor
+ * turned readable (marked broken only), -1 poll failed. */
 static int wait_sock(fdn__pg_t *c, short ev)
 {
     for (;;) {
@@ -124,10 +130,17 @@ static int wait_sock(fdn__pg_t *c, short ev)
             int64_t ms = (left + 999999) / 1000000;
             t = ms > INT_MAX ? INT_MAX : (int)ms;
         }
-        struct pollfd pfd = {.fd = PQsocket(c->conn), .events = ev};
-        if (pfd.fd < 0)
+        /* the thread's cut descriptor (core/cancel.h), when its caller set one: readable,
+         * the call ends now, as at its deadline (the connection, mid-command, is broken) */
+        struct pollfd pfd[2] = {{.fd = PQsocket(c->conn), .events = ev},
+                                {.fd = fdn__cut_fd(), .events = POLLIN}};
+        if (pfd[0].fd < 0)
             return -1;
-        int k = poll(&pfd, 1, t);
+        int k = poll(pfd, pfd[1].fd >= 0 ? 2 : 1, t);
+        if (k > 0 && pfd[1].fd >= 0 && (pfd[1].revents & POLLIN) != 0) {
+            c->broken = true;
+            return 0;
+        }
         if (k > 0)
             return 1;
         if (k < 0 && errno != EINTR)

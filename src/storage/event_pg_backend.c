@@ -45,6 +45,16 @@
  * The circuit breaker is not here: the store holds it (services/event_shared.c, set from
  * above by fdn_events_set_breaker), around each call of this table.
  *
+ * Cuts: a pooled call (run) made on a thread whose cut descriptor (core/cancel.h, set through
+ * fdn_events_set_thread_cut_fd: the admin server's threads) is readable ends at once with
+ * FDN_ECANCELED: at its first wait on the server, while it waits for a free connection (pool_get
+ * checks it whenever a connection is put back: a cut caller puts its own back at once), and during
+ * a (re)connection or a command (the client polls the descriptor beside its socket: a cut
+ * connection is broken, so pool_put closes it, and with it whatever PostgreSQL still runs for
+ * it once it answers). It is not retried. The writer's and the follower's connections are
+ * never cut (their threads name no descriptor). A wait for a free connection held by a call
+ * of another thread ends when that call puts it back (at most its deadline).
+ *
  * Hints: the follower (wait) is not woken by the notifications of this backend's own commits
  * (own_head, set by the writer after each append): the writer puts its batch into memory
  * itself, after reading every position below it, so such a wake-up would only cost the
@@ -63,6 +73,7 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "core/cancel.h"
 #include "core/lock.h"
 #include "logic/event_int.h"
 #include "storage/event_pg.h"
@@ -94,6 +105,13 @@ static int64_t mono_now(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* A call cut short by its thread's cut descriptor (core/cancel.h): FDN_ECANCELED. */
+static int cut_short(fdn_error_t *err)
+{
+    return fdn_err_set(err, FDN_ECANCELED,
+                       "events: PostgreSQL: call cut short (its caller is stopping)");
+}
+
 /* A connection, opened within what is left before deadline (0: connect_ms), which then bounds
  * its commands. */
 static int connect_one(pgb_t *b, fdn__pg_t **out, int64_t deadline, fdn_error_t *err)
@@ -123,6 +141,10 @@ static int pool_get(pgb_t *b, fdn__pg_t **out, int64_t deadline, fdn_error_t *er
 {
     fdn__mutex_lock(&b->mu);
     while (b->nidle == 0 && b->nopen >= b->max) {
+        if (fdn__cut_now()) { /* woken by a connection put back, after a cut: end too */
+            fdn__mutex_unlock(&b->mu);
+            return cut_short(err);
+        }
         struct timespec ts;
         int64_t left = deadline - mono_now();
         if (left <= 0) {
@@ -201,15 +223,21 @@ static int run_one(fdn__pg_t *c, const rcall_t *r, fdn_error_t *err)
 
 static int run(pgb_t *b, const rcall_t *r, fdn_error_t *err)
 {
-    int rc = 0;
+    int rc = 0; /* no fdn__cut_now() here (a system call per read): a cut thread's first
+                 * wait on the server ends it (wait_sock) */
     int64_t deadline = mono_now() + b->command_ms * 1000000;
     for (int attempt = 0; attempt < 2; attempt++) {
         fdn__pg_t *c = NULL;
-        if ((rc = pool_get(b, &c, deadline, err)) != 0)
+        rc = pool_get(b, &c, deadline, err);
+        if (rc != 0 && fdn__cut_now())
+            return cut_short(err); /* connecting was cut */
+        if (rc != 0)
             return rc;
         rc = run_one(c, r, err);
         bool stale = !fdn__pg_connected(c);
-        pool_put(b, c);
+        pool_put(b, c); /* a cut connection is broken: closed there */
+        if (rc != 0 && fdn__cut_now())
+            return cut_short(err);
         if (!(stale && rc == FDN_EUNAVAILABLE) || mono_now() >= deadline)
             break;
     }

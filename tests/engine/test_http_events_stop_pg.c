@@ -9,7 +9,11 @@
  *    without a call on PostgreSQL: with PostgreSQL stopped and N queries waiting, the
  *    shutdown makes no query on it (fdn_events_backend_request_duration_seconds{op="query"}
  *    counts none; its time is printed, where a query per waiter took N call bounds, one
- *    after the other); each waiter gets the empty answer and resumes from its cursor.
+ *    after the other); each waiter gets the empty answer and resumes from its cursor;
+ *  - calls on a hung PostgreSQL that server threads make (a handed-off waiter's render, a
+ *    plain GET) are cut at the server's shutdown deadline (the server threads' cut
+ *    descriptor, fdn_events_set_thread_cut_fd): the shutdown returns while PostgreSQL is
+ *    still stopped, both requests answer 503, both calls count as cancelled, not as failures.
  * A waiting query's thread blocks in the dispatcher until it is answered; the test goes on
  * once the server counts the waiters (no sleeps). */
 #include <setjmp.h>
@@ -19,13 +23,18 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <fdn/admin.h>
 #include <fdn/breaker.h>
 #include <fdn/events.h>
 #include <fdn/telemetry.h>
@@ -204,6 +213,163 @@ static void shutdown_answers_waiters_without_postgres(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+/* ---- calls on a hung PostgreSQL cut at the shutdown deadline ---- */
+
+/* Calls of the store on PostgreSQL of operation op that ended with outcome. */
+static uint64_t pg_calls(fdn_telemetry_t *tm, const char *op, const char *outcome)
+{
+    static const char *const labels[] = {"op", "outcome"};
+    fdn_telemetry_family_t *f = NULL;
+    assert_int_equal(fdn_telemetry_family(tm, &f, "fdn_events_backend_request_duration_seconds",
+                                          NULL, FDN_TELEMETRY_HISTOGRAM, labels, 2, 64),
+                     0);
+    const char *v[] = {op, outcome};
+    fdn_histogram_t *h = NULL;
+    assert_int_equal(fdn_telemetry_family_histogram(f, &h, v, 2), 0);
+    fdn_telemetry_hist_stats_t st;
+    fdn_histogram_stats(h, &st);
+    return st.count;
+}
+
+/* n events of type `type` stored through es. */
+static void store_n(fdn_events_t *es, const char *type, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        fdn_event_t *ev = test_pg_event(type, NULL, 0, i, 0, 0);
+        assert_int_equal(fdn_events_store(es, ev, NULL), 0);
+        fdn_event_free(ev);
+    }
+}
+
+/* A raw client of the server on 127.0.0.1:port that sends a GET of uri: returns its socket. */
+static int raw_get(uint16_t port, const char *uri)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", uri);
+    assert_true(n > 0 && (size_t)n < sizeof req);
+    assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    return fd;
+}
+
+/* The statuses the server answered on GET /v1/events (its request hook, on server threads). */
+typedef struct answered {
+    pthread_mutex_t mu;
+    unsigned ok, unavailable, other;
+} answered_t;
+
+static void on_answer(const fdn_admin_request_info_t *info, void *user)
+{
+    answered_t *an = user;
+    if (info->route == NULL || strcmp(info->route, "/v1/events") != 0)
+        return;
+    pthread_mutex_lock(&an->mu);
+    if (info->status == 200)
+        an->ok++;
+    else if (info->status == 503)
+        an->unavailable++;
+    else
+        an->other++;
+    pthread_mutex_unlock(&an->mu);
+}
+
+/* With PostgreSQL hung and its calls bounded by far more than the server's shutdown_timeout_ms,
+ * two server threads are blocked in a query on it: a handed-off waiter's render (memory evicted
+ * its positions during its wait; a deferred request) and a plain GET /v1/events (not deferred:
+ * MHD_stop_daemon joins its thread). fdn_admin_shutdown cuts both calls at its deadline (the
+ * server threads' cut descriptor): it returns while PostgreSQL is still stopped (were it not
+ * cut, it would return after CALL_MS, past ctest's TIMEOUT), both requests answered 503, both
+ * queries counted as cancelled (not as failures of PostgreSQL). The store, which outlives the
+ * server, then serves queries again on other threads, on fresh connections. */
+static void shutdown_cuts_postgres_calls_of_its_threads(void **state)
+{
+    (void)state;
+    enum { CALL_MS = 600000 };
+    char schema[64];
+    test_pg_schema_name(schema, sizeof schema, "stopcut");
+    fdn_events_opts_t eo;
+    test_pg_store_opts(&eo, g_pg->url, schema);
+    eo.postgres.command_timeout_ms = CALL_MS;
+    eo.postgres.connect_timeout_ms = CALL_MS;
+    /* the follower reads once a second: its read (op "read", not cut: not a server thread)
+     * may be one of the calls counted below; the store's stop waits for its poll */
+    eo.postgres.poll_interval_ms = 1000;
+    fdn_events_t *es = test_pg_store_open(&eo);
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    fdn__events_set_telemetry(es, tm);
+    static answered_t an = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
+    fdn_admin_opts_t ao = FDN_ADMIN_OPTS_INIT;
+    ao.shutdown_timeout_ms = 300;
+    ao.threads = 4; /* the plain GET is read while the render holds another thread */
+    ao.on_request = on_answer;
+    ao.request_user = &an;
+    fdn_admin_t *a = test_admin_local(&ao, &(test_admin_mounts_t){.events = es});
+    assert_int_equal(fdn_admin_start(a, NULL), 0);
+    uint16_t port = fdn_admin_port(a);
+
+    store_n(es, "cut.old", 3);
+    int cw = raw_get(port, "/v1/events?after_id=3&type=cut.quiet&wait_ms=2000");
+    while (fdn__admin_events_waiting(a) < 1)
+        sched_yield(); /* a hang is caught by ctest's TIMEOUT */
+    /* positions 4..6, then memory keeps only the newest: the waiter's answer needs PostgreSQL */
+    store_n(es, "cut.noise", 3);
+    assert_int_equal(fdn_events_set_max_events(es, 1), 0);
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    uint64_t errors0 = pg_calls(tm, "query", "error");
+    uint64_t cut0 = pg_calls(tm, "query", "cancelled");
+
+    test_pg_signal_cluster(g_pg->dir, SIGSTOP);
+    fdn_events_backend_status_t bs = {0};
+    assert_int_equal(fdn_events_backend_status(es, &bs), 0);
+    uint64_t calls0 = bs.calls;
+    if (fdn__admin_events_waiting(a) != 1)
+        fail_msg("the waiter expired before PostgreSQL stopped (the setup took over 2 s)");
+    int cp = raw_get(port, "/v1/events?type=cut.plain"); /* a query on PostgreSQL */
+    /* the waiter expires and is handed off: both queries are begun on PostgreSQL, and hang
+     * (the plain GET, sent before, was read by then; a query not yet begun at the deadline
+     * would be cut when it begins) */
+    do {
+        sched_yield(); /* a hang is caught by ctest's TIMEOUT */
+        assert_int_equal(fdn_events_backend_status(es, &bs), 0);
+    } while (fdn__admin_events_waiting(a) > 0 || bs.calls < calls0 + 2);
+
+    fdn_admin_shutdown(a); /* returns: both calls were cut (else it would wait CALL_MS) */
+    uint64_t cut = pg_calls(tm, "query", "cancelled") - cut0;
+    uint64_t errors = pg_calls(tm, "query", "error") - errors0;
+    test_pg_signal_cluster(g_pg->dir, SIGCONT);
+    print_message("shutdown with two queries held by a stopped PostgreSQL: %llu cut, %u answered "
+                  "503\n",
+                  (unsigned long long)cut, an.unavailable);
+    assert_int_equal(cut, 2);
+    assert_int_equal(errors, 0); /* a cut is no failure of PostgreSQL (nor of its breaker) */
+    pthread_mutex_lock(&an.mu);
+    assert_int_equal(an.unavailable, 2);
+    assert_int_equal(an.other, 0);
+    pthread_mutex_unlock(&an.mu);
+    close(cw);
+    close(cp);
+    fdn_admin_destroy(a);
+
+    /* the store outlives the server, and its calls from other threads are not cut */
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.type = "cut.old";
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    assert_int_equal(l->n, 3);
+    fdn_event_list_free(l);
+    fdn__events_set_telemetry(es, NULL);
+    fdn_events_destroy(es);
+    fdn_telemetry_destroy(tm);
+}
+
 /* ---- a breaker removed while its calls are in flight ---- */
 
 typedef struct corr_call {
@@ -270,6 +436,7 @@ int main(void)
         cmocka_unit_test(a_stopped_store_answers_stopping_not_postgres_away),
         cmocka_unit_test(shutdown_answers_waiters_without_postgres),
         cmocka_unit_test(removing_the_breaker_waits_for_its_calls),
+        cmocka_unit_test(shutdown_cuts_postgres_calls_of_its_threads),
     };
     if (getenv("CMOCKA_TEST_FILTER") != NULL)
         cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
