@@ -484,6 +484,11 @@ static void sweep_durable_store(void **state)
     fdn_breaker_t *b = NULL;
     assert_int_equal(fdn_breaker_create(&b, "alloc.events", NULL), 0);
     NOALLOC_SWEEP(fdn_events_set_breaker, fdn_events_set_breaker(es, b));
+    /* the calling thread's cut descriptor: a thread-local store, nothing allocated */
+    int prev_cut = 0;
+    NOALLOC_SWEEP(fdn_events_set_thread_cut_fd, prev_cut = fdn_events_set_thread_cut_fd(0));
+    assert_int_equal(prev_cut, -1);
+    assert_int_equal(fdn_events_set_thread_cut_fd(-1), 0);
     NOALLOC_SWEEP(fdn_events_destroy, fdn_events_destroy(es)); /* teardown allocates nothing */
     NOALLOC_SWEEP(fdn_breaker_destroy, fdn_breaker_destroy(b));
     unlink(path);
