@@ -485,7 +485,8 @@ FDN_API int fdn_events_backend_status(fdn_events_t *es, fdn_events_backend_statu
  * store's own writer and follower: appends, its reads into memory) are never cut: a store
  * call that waits for the writer (fdn_events_store) waits as before. The admin server sets
  * its threads' descriptor, written at its shutdown deadline (fdn_admin_shutdown). -1: none.
- * The caller keeps `fd` open while it is set on any thread.
+ * The caller keeps `fd` open while it is set on any thread (a descriptor that is not open is
+ * ignored; a pipe whose write end is closed counts as readable).
  * @return the thread's previous descriptor (-1: none)
  * @thread_safety any (the calling thread's own setting)  @since 0.3.0
  */

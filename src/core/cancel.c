@@ -22,10 +22,17 @@ int fdn__cut_fd(void)
     return tl_cut;
 }
 
+bool fdn__cut_revents(short revents)
+{
+    /* POLLHUP: a pipe whose write end was closed (read answers at once, as select's
+     * "readable"); POLLNVAL (not open) and POLLERR alone are no cut */
+    return (revents & (POLLIN | POLLHUP)) != 0 && (revents & POLLNVAL) == 0;
+}
+
 bool fdn__cut_now(void)
 {
     if (tl_cut < 0)
         return false;
     struct pollfd p = {.fd = tl_cut, .events = POLLIN};
-    return poll(&p, 1, 0) > 0 && (p.revents & POLLIN) != 0;
+    return poll(&p, 1, 0) > 0 && fdn__cut_revents(p.revents);
 }

@@ -18,6 +18,12 @@ int fdn__cut_set(int fd);
 /** The calling thread's cut descriptor, -1 when none. */
 int fdn__cut_fd(void);
 
+/** Whether poll's revents for a cut descriptor say "cut": readable (POLLIN), or a pipe whose
+ * write end is closed (POLLHUP). Not POLLNVAL (the descriptor is not open: a stale setting)
+ * nor POLLERR alone: a caller polling it drops it for the rest of its wait, since such a
+ * descriptor answers every poll at once. */
+bool fdn__cut_revents(short revents);
+
 /** The calling thread's cut descriptor is set and readable (one poll, no wait). */
 bool fdn__cut_now(void);
 

@@ -38,7 +38,9 @@
  *
  * Cuts: every wait on the server (wait_sock: commands and connecting) also polls the calling
  * thread's cut descriptor (core/cancel.h) when it has one: once readable, the wait ends as at
- * the deadline (the connection broken), see event_pg_backend.c "Cuts".
+ * the deadline (the connection broken), see event_pg_backend.c "Cuts". A descriptor that
+ * is not open (a stale setting: POLLNVAL) or in error is dropped for the rest of the wait,
+ * not taken for a cut nor for the socket's readiness (it answers every poll at once).
  *
  * Threads: none of its own; a connection is used by one thread at a time.
  */
@@ -118,6 +120,7 @@ void fdn__pg_set_deadline(fdn__pg_t *c, int64_t deadline_ns)
  * turned readable (marked broken only), -1 poll failed. */
 static int wait_sock(fdn__pg_t *c, short ev)
 {
+    int cut = fdn__cut_fd(); /* -1: none, or not pollable (dropped below) */
     for (;;) {
         int t = -1;
         if (c->deadline != 0) {
@@ -133,15 +136,21 @@ static int wait_sock(fdn__pg_t *c, short ev)
         /* the thread's cut descriptor (core/cancel.h), when its caller set one: readable,
          * the call ends now, as at its deadline (the connection, mid-command, is broken) */
         struct pollfd pfd[2] = {{.fd = PQsocket(c->conn), .events = ev},
-                                {.fd = fdn__cut_fd(), .events = POLLIN}};
+                                {.fd = cut, .events = POLLIN}};
         if (pfd[0].fd < 0)
             return -1;
-        int k = poll(pfd, pfd[1].fd >= 0 ? 2 : 1, t);
-        if (k > 0 && pfd[1].fd >= 0 && (pfd[1].revents & POLLIN) != 0) {
-            c->broken = true;
-            return 0;
+        c->waits++;
+        int k = poll(pfd, cut >= 0 ? 2 : 1, t);
+        if (k > 0 && cut >= 0 && pfd[1].revents != 0) {
+            if (fdn__cut_revents(pfd[1].revents)) {
+                c->broken = true;
+                return 0;
+            }
+            /* closed or in error (POLLNVAL, POLLERR): it can no longer turn readable and
+             * would answer every poll at once (a busy loop): this wait goes on without it */
+            cut = -1;
         }
-        if (k > 0)
+        if (k > 0 && pfd[0].revents != 0)
             return 1;
         if (k < 0 && errno != EINTR)
             return -1;
@@ -580,6 +589,11 @@ int fdn__pg_uuid_gen(fdn__pg_uuid_t *ids, size_t n)
         s[o] = '\0';
     }
     return 0;
+}
+
+uint64_t fdn__pg_test_waits(const fdn__pg_t *c)
+{
+    return c->waits;
 }
 
 int fdn__pg_exec(fdn__pg_t *c, const char *sql, fdn_error_t *err)

@@ -138,6 +138,9 @@ int fdn__pg_wait(fdn__pg_t *c, int64_t timeout_ms, uint64_t *head);
  * FDN_EINVAL, FDN_EEXIST. */
 int fdn__pg_exec(fdn__pg_t *c, const char *sql, fdn_error_t *err);
 
+/* Tests: the polls this connection made waiting on the server (a wait that spins shows). */
+uint64_t fdn__pg_test_waits(const fdn__pg_t *c);
+
 /* The schema name this connection uses. */
 const char *fdn__pg_schema(const fdn__pg_t *c);
 

@@ -16,6 +16,7 @@ struct fdn__pg {
     bool refused;     /* the last failed command's rows are refused for good (fdn__pg_refused) */
     unsigned qprep;   /* the query shapes prepared on this connection (event_pg.c) */
     int64_t deadline; /* CLOCK_MONOTONIC ns bounding every wait on the server (0 = none) */
+    uint64_t waits;   /* polls made waiting on the server (tests: fdn__pg_test_waits) */
     fdn__pg_fail_t fail;
     char schema[FDN__PG_SCHEMA_MAX + 1];
     char channel[FDN__PG_SCHEMA_MAX + 8];

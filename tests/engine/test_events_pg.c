@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -654,6 +656,53 @@ static int subscriber_main(const char *schema, uint64_t total, unsigned per_writ
     return extra == 0 ? 0 : 1;
 }
 
+/* The thread's cut descriptor (fdn_events_set_thread_cut_fd) in each state a poll can report:
+ * not open (a stale setting) neither cuts nor spins (before: poll answered POLLNVAL at once and
+ * wait_sock called that "socket ready", a busy loop for the whole command); a pipe whose write
+ * end is closed (POLLHUP) cuts (before: a busy loop until the command ended, not cut); an eventfd
+ * written cuts, and the connection is broken (never pooled again). */
+static void cut_descriptor_stale_hung_up_or_written(void **state)
+{
+    (void)state;
+    fdn__pg_t *c = open_pg("fdn_test_cut");
+    fdn_error_t err = FDN_ERROR_INIT;
+
+    int gone = eventfd(0, EFD_CLOEXEC);
+    assert_true(gone >= 0);
+    close(gone);
+    assert_int_equal(fcntl(gone, F_GETFD), -1); /* not open: poll answers POLLNVAL */
+    assert_int_equal(fdn_events_set_thread_cut_fd(gone), -1);
+    uint64_t w0 = fdn__pg_test_waits(c);
+    assert_int_equal(fdn__pg_exec(c, "SELECT pg_sleep(0.3)", &err), 0);
+    /* a handful of polls (one for the answer, a few for partial reads), not a busy loop */
+    assert_in_range(fdn__pg_test_waits(c) - w0, 1, 50);
+    assert_true(fdn__pg_connected(c));
+
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    close(p[1]); /* the read end hangs up: POLLHUP, read answers at once */
+    (void)fdn_events_set_thread_cut_fd(p[0]);
+    w0 = fdn__pg_test_waits(c);
+    assert_int_not_equal(fdn__pg_exec(c, "SELECT pg_sleep(5)", &err), 0);
+    assert_in_range(fdn__pg_test_waits(c) - w0, 1, 50);
+    assert_false(fdn__pg_connected(c));
+    close(p[0]);
+    fdn__pg_close(c);
+
+    c = open_pg("fdn_test_cut");
+    int ev = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    assert_true(ev >= 0);
+    (void)fdn_events_set_thread_cut_fd(ev);
+    assert_int_equal(fdn__pg_exec(c, "SELECT 1", &err), 0); /* not written: not cut */
+    uint64_t one = 1;
+    assert_int_equal(write(ev, &one, sizeof one), (ssize_t)sizeof one);
+    assert_int_not_equal(fdn__pg_exec(c, "SELECT pg_sleep(5)", &err), 0);
+    assert_false(fdn__pg_connected(c));
+    assert_int_equal(fdn_events_set_thread_cut_fd(-1), ev);
+    close(ev);
+    fdn__pg_close(c);
+}
+
 static void writers_and_subscribers_across_processes(void **state)
 {
     (void)state;
@@ -709,6 +758,7 @@ int main(void)
         cmocka_unit_test(lost_commit_answer_is_retried_once),
         cmocka_unit_test(concurrent_migrations_run_once),
         cmocka_unit_test(writers_and_subscribers_across_processes),
+        cmocka_unit_test(cut_descriptor_stale_hung_up_or_written),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
