@@ -26,8 +26,10 @@
  * a count): it takes the claim only once no revive of the breaker is under way on another
  * thread and the breaker is listed (removed meanwhile: it goes back to create_in, which
  * revives it with the install's options), and a remove waits on `revived` until no install
- * holds one. So a remove and a revive come wholly before or wholly after an install's
- * options. The claim covers the swap of the options and the reset's transition (under the
+ * holds one, and while it waits (`removing`) no install takes a new claim on it (they wait
+ * on `revived` and come after the remove, as a revive): overlapping claims cannot keep a
+ * remove waiting forever. So a remove and a revive come wholly before or wholly after an
+ * install's options. The claim covers the swap of the options and the reset's transition (under the
  * breaker's `mu`) and nothing else: its options are made before it, its reset is reported
  * after it is dropped, so no callback and no telemetry call runs under a claim and a remove
  * waiting for one waits for no caller.
@@ -161,13 +163,16 @@ struct fdn_breaker {
     bool reviving;       /* the set's mu: removed, being made afresh to be listed (revive) */
     uint32_t installing; /* the set's mu: installs applying their options to it now (listed;
                             a remove waits for 0) */
+    uint32_t removing;   /* the set's mu: removes waiting for `installing` to reach 0 (an
+                            install takes no new claim meanwhile: a remove is not starved) */
     pthread_t reviver;   /* the set's mu: the thread reviving it (while reviving) */
 };
 
 struct fdn_breakers {
     fdn__mutex_t mu;
-    pthread_cond_t revived; /* with mu: a revive ended (a breaker's reviving went false), or
-                               an install's application (a breaker's installing went 0) */
+    pthread_cond_t revived; /* with mu: a revive ended (a breaker's reviving went false), an
+                               install's application (a breaker's installing went 0), or a
+                               remove that waited for one (its removing went down) */
     fdn_breaker_t **v FDN_MEMBER_GUARDED_BY(mu);
     size_t n, cap;
     fdn_breaker_t **gone FDN_MEMBER_GUARDED_BY(mu); /* removed: kept for held handles */
@@ -182,6 +187,9 @@ struct fdn_breakers {
     /* tests (breaker_int.h): run by install between finding the name listed and applying */
     void (*install_hook)(fdn_breakers_t *s, fdn_breaker_t *b, void *user) FDN_MEMBER_GUARDED_BY(mu);
     void *install_hook_user FDN_MEMBER_GUARDED_BY(mu);
+    /* tests: run by install under its claim, before applying its options */
+    void (*claim_hook)(fdn_breakers_t *s, fdn_breaker_t *b, void *user) FDN_MEMBER_GUARDED_BY(mu);
+    void *claim_hook_user FDN_MEMBER_GUARDED_BY(mu);
 };
 
 /* The options in force (a snapshot valid for the breaker's lifetime). */
@@ -1133,10 +1141,18 @@ int fdn_breaker_remove(fdn_breakers_t *s, const char *name)
     fdn__mutex_lock(&s->mu);
     fdn_breaker_t *b;
     /* an install applying its options to it finishes first (a swap and a reset under the
-     * breaker's mu, no callback: the wait is short and waits for no caller) */
-    while ((b = find_locked(s, name, h)) != NULL && b->installing > 0)
+     * breaker's mu, no callback: the wait is short and waits for no caller); `removing` holds
+     * off installs that come meanwhile, or overlapping claims could keep it waiting forever */
+    bool waited = false;
+    while ((b = find_locked(s, name, h)) != NULL && b->installing > 0) {
+        b->removing++;
         pthread_cond_wait(&s->revived, &s->mu);
+        b->removing--;
+        waited = true;
+    }
     int rc = b != NULL ? unlist_locked(s, b) : FDN_EBREAKER_NOT_FOUND;
+    if (waited) /* installs held off by `removing` go on (after this remove) */
+        pthread_cond_broadcast(&s->revived);
     fdn__mutex_unlock(&s->mu);
     return rc;
 }
@@ -1271,6 +1287,8 @@ int fdn_breaker_install(fdn_breakers_t *s, const char *name, const fdn_breaker_o
         o = opts ? *opts : s->defaults;
         void (*hook)(fdn_breakers_t *, fdn_breaker_t *, void *) = s->install_hook;
         void *hook_user = s->install_hook_user;
+        void (*chook)(fdn_breakers_t *, fdn_breaker_t *, void *) = s->claim_hook;
+        void *chook_user = s->claim_hook_user;
         fdn__mutex_unlock(&s->mu);
         prep_t p;
         rc = reinstall_prepare(b, &o, &p);
@@ -1280,9 +1298,15 @@ int fdn_breaker_install(fdn_breakers_t *s, const char *name, const fdn_breaker_o
             hook(s, b, hook_user);
         fdn__mutex_lock(&s->mu);
         /* a revive on another thread: wait for it (then the name is listed, or the revive
-         * failed and this install revives it below) */
-        while (b->reviving && !pthread_equal(b->reviver, pthread_self()))
-            pthread_cond_wait(&s->revived, &s->mu);
+         * failed and this install revives it below); a remove waiting for the claims of
+         * other installs: it comes first (then this install revives the name below) */
+        for (;;) {
+            bool self = b->reviving && pthread_equal(b->reviver, pthread_self());
+            if (!self && (b->reviving || b->removing > 0))
+                pthread_cond_wait(&s->revived, &s->mu);
+            else
+                break;
+        }
         /* this thread reviving it (a callback of the revive's reset): applied, as the create
          * of the name there answered FDN_EEXIST */
         bool claim = atomic_load_explicit(&b->listed, memory_order_relaxed) || b->reviving;
@@ -1293,6 +1317,8 @@ int fdn_breaker_install(fdn_breakers_t *s, const char *name, const fdn_breaker_o
             prep_discard(&p);
             continue;
         }
+        if (chook != NULL)
+            chook(s, b, chook_user);
         bool report = reinstall_apply(b, &p);
         fdn__mutex_lock(&s->mu);
         if (--b->installing == 0)
@@ -1384,6 +1410,16 @@ void fdn__breakers_set_install_hook(fdn_breakers_t *s,
     fdn__mutex_lock(&s->mu);
     s->install_hook = fn;
     s->install_hook_user = user;
+    fdn__mutex_unlock(&s->mu);
+}
+
+void fdn__breakers_set_claim_hook(fdn_breakers_t *s,
+                                  void (*fn)(fdn_breakers_t *s, fdn_breaker_t *b, void *user),
+                                  void *user)
+{
+    fdn__mutex_lock(&s->mu);
+    s->claim_hook = fn;
+    s->claim_hook_user = user;
     fdn__mutex_unlock(&s->mu);
 }
 

@@ -18,6 +18,13 @@ void fdn__breakers_set_install_hook(fdn_breakers_t *s,
                                     void (*fn)(fdn_breakers_t *s, fdn_breaker_t *b, void *user),
                                     void *user);
 
+/* Tests: fn(s, b, user) runs on the thread of every fdn_breaker_install of an existing name
+ * while it holds its claim (that a remove waits for), before it applies its options, with no
+ * lock held. NULL: none. */
+void fdn__breakers_set_claim_hook(fdn_breakers_t *s,
+                                  void (*fn)(fdn_breakers_t *s, fdn_breaker_t *b, void *user),
+                                  void *user);
+
 /* Whether b is listed in its set now (false once fdn_breaker_remove took it out, and for a
  * standalone breaker). A relaxed read: a removal racing with the caller may go either way. */
 bool fdn__breaker_listed(const fdn_breaker_t *b);

@@ -11,6 +11,7 @@
 #include <fdn/telemetry.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 #include "breaker_fixture.h"
@@ -1149,6 +1150,108 @@ static void install_racing_remove_and_revive(void **state)
     test_waiter_destroy(&x.park);
 }
 
+/* A remove waiting for an install's claim is not starved by installs that come meanwhile:
+ * A's install is held inside its claim (fdn__breakers_set_claim_hook); R's remove waits for
+ * it; then B installs the name: B must wait for R (before, B took a claim beside A's, so the
+ * count of claims that R waits for to reach 0 could stay above it for as long as installs
+ * overlapped). A is let go: R removes the name, then B, coming after R, makes it afresh with
+ * its options (threshold 3). */
+typedef struct istarve_fx {
+    fdn_breakers_t *set;
+    test_waiter_t in_claim, go, park;
+    _Atomic int claims;
+    _Atomic int b_done;
+    int a_rc, r_rc, b_rc;
+    _Atomic pid_t r_tid, b_tid;
+} istarve_fx_t;
+
+static void istarve_claim_hook(fdn_breakers_t *s, fdn_breaker_t *b, void *user)
+{
+    (void)s;
+    (void)b;
+    istarve_fx_t *x = user;
+    if (atomic_fetch_add(&x->claims, 1) != 0)
+        return;
+    test_waiter_add(&x->in_claim, 1);
+    test_waiter_wait(&x->go, 1);
+}
+
+static void *istarve_a(void *p)
+{
+    istarve_fx_t *x = p;
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 2;
+    x->a_rc = fdn_breaker_install(x->set, "st", &o, NULL);
+    return NULL;
+}
+
+static void *istarve_r(void *p)
+{
+    istarve_fx_t *x = p;
+    atomic_store(&x->r_tid, test_thread_id());
+    x->r_rc = fdn_breaker_remove(x->set, "st");
+    return NULL;
+}
+
+static void *istarve_b(void *p)
+{
+    istarve_fx_t *x = p;
+    atomic_store(&x->b_tid, test_thread_id());
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 3;
+    x->b_rc = fdn_breaker_install(x->set, "st", &o, NULL);
+    atomic_store(&x->b_done, 1);
+    test_waiter_wait(&x->park, 1); /* asleep once done: seen by test_wait_futex */
+    return NULL;
+}
+
+static void install_waits_for_a_waiting_remove(void **state)
+{
+    test_breaker_fx_t *f = *state;
+    istarve_fx_t x = {.set = f->set, .a_rc = 1, .r_rc = 1, .b_rc = 1};
+    test_waiter_init(&x.in_claim);
+    test_waiter_init(&x.go);
+    test_waiter_init(&x.park);
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.failure_threshold = 1;
+    fdn_breaker_t *b = NULL, *found = NULL;
+    assert_int_equal(fdn_breaker_create_in(f->set, "st", &o, &b), 0);
+    fdn__breakers_set_claim_hook(f->set, istarve_claim_hook, &x);
+    pthread_t ta, tr, tb;
+    assert_int_equal(pthread_create(&ta, NULL, istarve_a, &x), 0);
+    test_waiter_wait(&x.in_claim, 1); /* A holds its claim */
+    assert_int_equal(pthread_create(&tr, NULL, istarve_r, &x), 0);
+    while (atomic_load(&x.r_tid) == 0)
+        sched_yield();
+    test_wait_futex(atomic_load(&x.r_tid)); /* R waits for A's claim */
+    assert_int_equal(pthread_create(&tb, NULL, istarve_b, &x), 0);
+    while (atomic_load(&x.b_tid) == 0)
+        sched_yield();
+    test_wait_futex(atomic_load(&x.b_tid));    /* B waits for R (or, wrongly, is done and parked) */
+    int b_done_early = atomic_load(&x.b_done); /* checked once every thread is joined */
+    test_waiter_add(&x.go, 1);
+    assert_int_equal(pthread_join(ta, NULL), 0);
+    assert_int_equal(pthread_join(tr, NULL), 0);
+    test_waiter_add(&x.park, 1);
+    assert_int_equal(pthread_join(tb, NULL), 0);
+    fdn__breakers_set_claim_hook(f->set, NULL, NULL);
+    assert_int_equal(b_done_early, 0);
+    assert_int_equal(x.a_rc, 0);
+    assert_int_equal(x.r_rc, 0);
+    assert_int_equal(x.b_rc, 0);
+    /* B came after R: the name is listed again, with B's threshold (3) */
+    assert_int_equal(fdn_breaker_get(f->set, "st", &found), 0);
+    assert_ptr_equal(found, b);
+    run_fail(b);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    test_waiter_destroy(&x.in_claim);
+    test_waiter_destroy(&x.go);
+    test_waiter_destroy(&x.park);
+}
+
 /* An install that found its name listed, then saw it removed before applying its options
  * (the hook removes it): the install comes after the removal, so it makes the name afresh
  * with its options (a revive) and the name is found when it returns. Before, it applied its
@@ -1364,6 +1467,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(create_during_revive_waits_for_it, test_breaker_setup,
                                         test_breaker_teardown),
         cmocka_unit_test_setup_teardown(install_racing_remove_and_revive, test_breaker_setup,
+                                        test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(install_waits_for_a_waiting_remove, test_breaker_setup,
                                         test_breaker_teardown),
         cmocka_unit_test_setup_teardown(install_after_remove_in_its_window_revives,
                                         test_breaker_setup, test_breaker_teardown),
