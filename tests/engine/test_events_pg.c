@@ -16,6 +16,8 @@
 #include <cmocka.h>
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,9 +33,11 @@
 
 #include "core/alloc.h"
 #include "logic/event_int.h"
+#include "storage/event_backend.h"
 #include "storage/event_pg.h"
 #include "engine.h"
 #include "pg_fixture.h"
+#include "threads.h"
 
 static fdn__pg_t *open_pg(const char *schema)
 {
@@ -703,6 +707,97 @@ static void cut_descriptor_stale_hung_up_or_written(void **state)
     fdn__pg_close(c);
 }
 
+/* pool_waiters_cut_and_uncut: a pooled get on a thread. */
+typedef struct pool_call {
+    fdn__evb_t *be;
+    int cut_fd; /* the thread's cut descriptor (-1: none) */
+    int rc;
+    pid_t tid;
+    test_waiter_t started;
+} pool_call_t;
+
+static void *pool_call_main(void *arg)
+{
+    pool_call_t *pc = arg;
+    pc->tid = test_thread_id();
+    (void)fdn_events_set_thread_cut_fd(pc->cut_fd);
+    test_waiter_add(&pc->started, 1);
+    fdn_event_t *ev = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    pc->rc = pc->be->ops->get(pc->be->state, 1, &ev, &err);
+    fdn_event_free(ev);
+    (void)fdn_events_set_thread_cut_fd(-1);
+    return NULL;
+}
+
+static void pool_call_start(pool_call_t *pc, pthread_t *th, fdn__evb_t *be, int cut_fd)
+{
+    *pc = (pool_call_t){.be = be, .cut_fd = cut_fd, .rc = 1};
+    test_waiter_init(&pc->started);
+    assert_int_equal(pthread_create(th, NULL, pool_call_main, pc), 0);
+    test_waiter_wait(&pc->started, 1);
+}
+
+/* A pool of one connection, held by a get that waits on a table lock; a cut thread (W1) and
+ * an uncut one (W2) wait for it. The cut is written while both wait, then the lock released:
+ * the cut call ends FDN_ECANCELED (woken with the connection free, it takes it and is cut at
+ * its first wait, which closes it; or it finds none free and ends there), and the uncut one is
+ * served (on the connection, or a new one): a cut neither strands nor cuts other threads. */
+static void pool_waiters_cut_and_uncut(void **state)
+{
+    (void)state;
+    const char *schema = "fdn_test_pool_cut";
+    fdn_error_t err = FDN_ERROR_INIT;
+    fdn_events_pg_opts_t o = FDN_EVENTS_PG_OPTS_INIT;
+    o.url = test_pg_url;
+    o.schema = schema;
+    o.pool_size = 1;
+    o.command_timeout_ms = 30000;
+    fdn__evb_t be = {0};
+    assert_int_equal(fdn__evb_pg_open(&be, &o, &err), 0);
+
+    fdn__pg_t *lock = open_pg(schema);
+    assert_int_equal(fdn__pg_exec(lock, "BEGIN", &err), 0);
+    assert_int_equal(
+        fdn__pg_exec(lock, "LOCK TABLE fdn_test_pool_cut.events IN ACCESS EXCLUSIVE MODE", &err),
+        0);
+    pool_call_t h, w1, w2;
+    pthread_t th, t1, t2;
+    pool_call_start(&h, &th, &be, -1);
+    /* the holder's get waits on the lock, on the pool's only connection */
+    fdn__pg_t *look = open_pg(schema);
+    while (fdn__pg_exec(look,
+                        "DO $$ BEGIN IF (SELECT count(*) FROM pg_locks WHERE NOT granted AND "
+                        "relation = 'fdn_test_pool_cut.events'::regclass) = 0 THEN RAISE "
+                        "EXCEPTION 'not yet'; END IF; END $$",
+                        &err) != 0)
+        sched_yield();
+    fdn__pg_close(look);
+
+    int cut = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    assert_true(cut >= 0);
+    pool_call_start(&w1, &t1, &be, cut);
+    test_wait_futex(w1.tid); /* waiting for a free connection */
+    pool_call_start(&w2, &t2, &be, -1);
+    test_wait_futex(w2.tid);
+    uint64_t one = 1;
+    assert_int_equal(write(cut, &one, sizeof one), (ssize_t)sizeof one);
+
+    assert_int_equal(fdn__pg_exec(lock, "COMMIT", &err), 0);
+    pthread_join(th, NULL);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    assert_int_equal(h.rc, FDN_ENOENT);
+    assert_int_equal(w1.rc, FDN_ECANCELED);
+    assert_int_equal(w2.rc, FDN_ENOENT);
+    test_waiter_destroy(&h.started);
+    test_waiter_destroy(&w1.started);
+    test_waiter_destroy(&w2.started);
+    close(cut);
+    fdn__pg_close(lock);
+    fdn__evb_close(&be);
+}
+
 static void writers_and_subscribers_across_processes(void **state)
 {
     (void)state;
@@ -759,6 +854,7 @@ int main(void)
         cmocka_unit_test(concurrent_migrations_run_once),
         cmocka_unit_test(writers_and_subscribers_across_processes),
         cmocka_unit_test(cut_descriptor_stale_hung_up_or_written),
+        cmocka_unit_test(pool_waiters_cut_and_uncut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
