@@ -21,6 +21,9 @@
  *    the queue before the writer ends, so every queued request is committed or fails.
  *  - the follower: waits for the backend's hint (NOTIFY) or poll_interval_ms, whichever comes
  *    first, and reads the positions after `published` into memory. A lost hint only delays.
+ *    Stop wakes that wait at once: the follower names `wake_fd` (an eventfd that stop writes)
+ *    as its thread's cut descriptor (core/cancel.h) for the backend's wait only, which polls
+ *    it beside its socket; its reads into memory are never cut. Start empties it again.
  * Both skip positions already in memory, so each event enters memory once, whoever reads it
  * first. A position the backend no longer has (pruned there) leaves a hole in memory; the
  * memory tier's lookups treat a hole as a missing record.
@@ -74,10 +77,13 @@
  */
 #include <fdn/events.h>
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/cancel.h"
@@ -127,6 +133,7 @@ struct evs_shared {
     fdn__mutex_t fmu;
     pthread_cond_t fcv; /* follower stop */
     bool fstop;         /* fmu */
+    int wake_fd;        /* eventfd: readable once stop began (the follower's backend wait) */
     pthread_t follower;
     bool follower_on;
 
@@ -763,7 +770,14 @@ static void *follower_main(void *arg)
         if (stop)
             break;
         uint64_t head = 0;
+        int prev = fdn__cut_set(sh->wake_fd);
         int w = ops(es)->wait(es->be.state, sh->poll_ms, &head);
+        (void)fdn__cut_set(prev);
+        fdn__mutex_lock(&sh->fmu);
+        stop = sh->fstop;
+        fdn__mutex_unlock(&sh->fmu);
+        if (stop)
+            break;
         if (w < 0) { /* the backend is away: wait a poll interval (or the stop) */
             fdn__mutex_lock(&sh->fmu);
             int64_t dl = fdn__deadline_after_ms(sh->poll_ms);
@@ -787,6 +801,13 @@ int fdn__evs_shared_open(fdn_events_t *es, const fdn_events_opts_t *o,
     struct evs_shared *sh = fdn__calloc(1, sizeof(*sh));
     if (sh == NULL)
         return fdn_err_set(err, FDN_ENOMEM, "events: out of memory");
+    sh->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (sh->wake_fd < 0) {
+        int e = errno;
+        fdn__free(sh);
+        return fdn_err_set(err, e == ENOMEM ? FDN_ENOMEM : FDN_EIO,
+                           "events: cannot create an eventfd (errno %d)", e);
+    }
     /* version-2 options end before command_timeout_ms: copy what they hold */
     fdn_events_pg_opts_t pgo = FDN_EVENTS_PG_OPTS_INIT;
     memcpy(&pgo, &o->postgres,
@@ -855,6 +876,9 @@ int fdn__evs_shared_start(fdn_events_t *es)
     if (!sh->follower_on) {
         fdn__mutex_lock(&sh->fmu);
         sh->fstop = false;
+        uint64_t drained;
+        while (read(sh->wake_fd, &drained, sizeof(drained)) > 0) { /* a stop before */
+        }
         fdn__mutex_unlock(&sh->fmu);
         if (pthread_create(&sh->follower, NULL, follower_main, es) != 0)
             return FDN_EAGAIN;
@@ -892,6 +916,8 @@ void fdn__evs_shared_stop(fdn_events_t *es)
         fdn__mutex_lock(&sh->fmu);
         sh->fstop = true;
         pthread_cond_broadcast(&sh->fcv);
+        uint64_t one = 1;
+        (void)!write(sh->wake_fd, &one, sizeof(one)); /* wakes its backend wait */
         fdn__mutex_unlock(&sh->fmu);
         pthread_join(sh->follower, NULL);
         sh->follower_on = false;
@@ -913,6 +939,7 @@ void fdn__evs_shared_free(fdn_events_t *es)
     pthread_mutex_destroy(&sh->imu);
     pthread_mutex_destroy(&sh->hmu);
     fdn__spool_close(sh->spool);
+    close(sh->wake_fd);
     fdn__free(sh);
     es->sh = NULL;
 }

@@ -41,6 +41,9 @@
  * the deadline (the connection broken), see event_pg_backend.c "Cuts". A descriptor that
  * is not open (a stale setting: POLLNVAL) or in error is dropped for the rest of the wait,
  * not taken for a cut nor for the socket's readiness (it answers every poll at once).
+ * The LISTEN wait (fdn__pg_wait) polls it too and ends with "no notification", the idle
+ * connection kept: the store's follower names a descriptor of its own around that wait,
+ * which its stop writes.
  *
  * Threads: none of its own; a connection is used by one thread at a time.
  */
@@ -923,12 +926,15 @@ int fdn__pg_wait(fdn__pg_t *c, int64_t timeout_ms, uint64_t *head)
     }
     if (drain(c, head))
         return 1;
-    struct pollfd pfd = {.fd = PQsocket(c->conn), .events = POLLIN};
+    /* the thread's cut descriptor beside the socket: readable, the wait ends now (0, as at
+     * its timeout); the connection is idle, so it stays usable */
+    struct pollfd pfd[2] = {{.fd = PQsocket(c->conn), .events = POLLIN},
+                            {.fd = fdn__cut_fd(), .events = POLLIN}};
     int t = timeout_ms > INT_MAX ? INT_MAX : (int)(timeout_ms < 0 ? 0 : timeout_ms);
-    int k = poll(&pfd, 1, t);
+    int k = poll(pfd, pfd[1].fd >= 0 ? 2 : 1, t);
     if (k < 0 && errno != EINTR)
         return FDN_EUNAVAILABLE;
-    if (k <= 0)
+    if (k <= 0 || (pfd[0].revents & (POLLIN | POLLERR | POLLHUP)) == 0)
         return 0;
     if (!PQconsumeInput(c->conn)) {
         c->broken = true;

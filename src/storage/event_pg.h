@@ -131,7 +131,9 @@ int fdn__pg_stats(fdn__pg_t *c, uint64_t *count, uint64_t *oldest, uint64_t *new
 int fdn__pg_listen(fdn__pg_t *c, fdn_error_t *err);
 /* Wait up to timeout_ms for a notification (after fdn__pg_listen). Returns 1 (at least one
  * arrived; *head receives the newest position announced), 0 (timeout), FDN_EUNAVAILABLE (the
- * connection failed). A notification is only a hint: readers page with fdn__pg_query. */
+ * connection failed). A notification is only a hint: readers page with fdn__pg_query. The
+ * calling thread's cut descriptor (core/cancel.h), when set and readable, ends the wait at once
+ * with 0: its owner is stopping (the store's follower, at stop). */
 int fdn__pg_wait(fdn__pg_t *c, int64_t timeout_ms, uint64_t *head);
 
 /* Run one SQL command or script without results (tests, tools). 0, FDN_EUNAVAILABLE, FDN_EIO,

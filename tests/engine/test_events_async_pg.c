@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -368,6 +369,36 @@ static void busy_past_the_queue_bound(void **state)
     col_free(c);
 }
 
+/* A store whose follower polls every 10 minutes is destroyed at once: its stop wakes the
+ * follower's wait for a notification (the store's eventfd, polled beside the LISTEN socket).
+ * Without that, fdn_events_destroy waits out the poll interval: this test then hangs until
+ * ctest's TIMEOUT kills it (the failing mode; no wall-time assertion here). The follower is
+ * known to have LISTENed and filled memory first: another store committed an event and this
+ * store's memory holds it (read by its follower: it did not store it itself); it then goes
+ * back to its 10-minute wait. */
+static void destroy_wakes_the_follower(void **state)
+{
+    (void)state;
+    char schema[64];
+    test_pg_schema_name(schema, sizeof(schema), "wake");
+    fdn_events_opts_t o;
+    test_pg_store_opts(&o, g_pg->url, schema);
+    o.postgres.poll_interval_ms = 600000;
+    fdn_events_t *es = test_pg_store_open(&o);
+    fdn_events_t *other = open_store(schema, TEST_PG_CALL_MS, 0);
+    fdn_event_t *ev = test_pg_event("wake.other", NULL, 0, 0, 0, 0);
+    uint64_t id = 0;
+    assert_int_equal(fdn_events_store(other, ev, &id), 0);
+    fdn_event_free(ev);
+    fdn_events_stats_t st;
+    do {
+        sched_yield(); /* a follower that never reads it is caught by ctest's TIMEOUT */
+        assert_int_equal(fdn_events_stats(es, &st), 0);
+    } while (st.newest_id < id);
+    fdn_events_destroy(es); /* returns: the follower's wait was woken */
+    fdn_events_destroy(other);
+}
+
 int main(void)
 {
     g_pg = test_engine_server_start("pg-server.sh");
@@ -376,6 +407,7 @@ int main(void)
         cmocka_unit_test(many_stores_one_callback_each),
         cmocka_unit_test(destroy_runs_every_callback),
         cmocka_unit_test(busy_past_the_queue_bound),
+        cmocka_unit_test(destroy_wakes_the_follower),
     };
     if (getenv("CMOCKA_TEST_FILTER") != NULL)
         cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
