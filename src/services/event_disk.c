@@ -33,7 +33,12 @@
  *  - a from-position subscription behind the memory tier pages through the file
  *    (fdn__evs_disk_page); ids the file's own retention deleted are stepped over and counted.
  *  - events read from the file get their timestamp on the store's monotonic clock as a
- *    reloaded file's do (kept when stamped by this clock, else rebuilt from wall time).
+ *    reloaded file's do (kept when stamped by this clock, else rebuilt from wall time). A
+ *    read takes the clock offset once (fdn__evs_clock_offset) and makes both its file part's
+ *    wall-time bounds and those timestamps with it, so a step of the wall clock during the
+ *    read never lists an event under a timestamp outside the bounds it was chosen by.
+ *    (Memory's part of a read on this backend uses no offset: its records keep the
+ *    timestamps they were put with.)
  * Retention of the durable tier: run by the pruner thread after the memory tier's; cuts by
  * count (newest - max_events) and by age (a binary search over ids with `get`: time order is
  * id order); the memory tier then drops what the file no longer holds (it caches the file).
@@ -137,12 +142,19 @@ int fdn__evs_disk_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
     return rc;
 }
 
-/* The file's part of a read: ids in (q->after, before) with the query's filters. An empty
- * list when the backend is closed (the store is stopping). */
-static int disk_part(fdn_events_t *es, const fdn__evb_query_t *bq, fdn_event_list_t **out)
+void (*fdn__evs_disk_read_hook)(fdn_events_t *es, void *user);
+void *fdn__evs_disk_read_user;
+
+/* The file's part of a read: ids in (q->after, before) with the query's filters, their
+ * timestamps remapped with off, the clock offset the read took once (the one its time bounds
+ * were made with). An empty list when the backend is closed (the store is stopping). */
+static int disk_part(fdn_events_t *es, const fdn__evb_query_t *bq, int64_t off,
+                     fdn_event_list_t **out)
 {
     int rc = 0;
     *out = NULL;
+    if (fdn__evs_disk_read_hook != NULL)
+        fdn__evs_disk_read_hook(es, fdn__evs_disk_read_user);
     atomic_fetch_add_explicit(&es->disk_reads, 1, memory_order_relaxed);
     fdn__mutex_lock(&es->dmu);
     if (fdn__evb_open(&es->be) && es->be.ops->query != NULL)
@@ -152,7 +164,6 @@ static int disk_part(fdn_events_t *es, const fdn__evb_query_t *bq, fdn_event_lis
         return rc;
     if (*out == NULL)
         return fdn__event_list_build(NULL, 0, out);
-    int64_t off = fdn__evs_clock_offset(es);
     for (size_t i = 0; i < (*out)->n; i++)
         remap_ev((*out)->items[i], off);
     return 0;
@@ -166,7 +177,7 @@ int fdn__evs_disk_page(fdn_events_t *es, const char *type, const char *cid, uint
     if (es->durable_path == NULL || es->sh != NULL)
         return fdn__event_list_build(NULL, 0, out);
     fdn__evb_query_t bq = fdn__evs_page_query(type, cid, after, before, max);
-    int rc = disk_part(es, &bq, out);
+    int rc = disk_part(es, &bq, fdn__evs_clock_offset(es), out);
     if (rc != 0)
         return rc;
     /* ids below the file's oldest (read after the query: a prune may have run meanwhile)
@@ -289,6 +300,8 @@ int fdn__evs_disk_query(fdn_events_t *es, const fdn_events_query_t *q, size_t li
      * memory fills); else the merged result is compared at the end */
     evs_same_t *msame =
         same != NULL && q->offset == 0 && (known > 0 || q->descending) ? same : NULL;
+    /* one clock offset for the file's time bounds and its events' timestamps */
+    int64_t off = fdn__evs_clock_offset(es);
     if (same != NULL)
         same->which = SIZE_MAX;
     int rc;
@@ -308,7 +321,6 @@ again:
         fdn_event_list_free(mem);
         goto compare;
     }
-    int64_t off = fdn__evs_clock_offset(es);
     fdn__evb_query_t bq = {
         .type = q->type,
         .correlation_id = q->correlation_id,
@@ -334,7 +346,7 @@ again:
         bq.after = known - 1;
     if (known >= bq.before)
         disk = NULL; /* the file has none of them there: an empty part */
-    else if ((rc = disk_part(es, &bq, &disk)) == 0 && disk->n == 0 && whole)
+    else if ((rc = disk_part(es, &bq, off, &disk)) == 0 && disk->n == 0 && whole)
         memo_none_below(es, q->correlation_id, h, b);
     if (rc != 0) {
         fdn_event_list_free(mem);
@@ -388,7 +400,8 @@ int fdn__evs_disk_correlation(fdn_events_t *es, const char *cid, fdn_event_list_
                            .limit = SIZE_MAX};
     if (known >= b)
         disk = NULL; /* the file has none of them there: an empty part */
-    else if ((rc = disk_part(es, &bq, &disk)) == 0 && disk->n == 0 && cid[0] != '\0')
+    else if ((rc = disk_part(es, &bq, fdn__evs_clock_offset(es), &disk)) == 0 && disk->n == 0 &&
+             cid[0] != '\0')
         memo_none_below(es, cid, h, b);
     if (rc == 0) {
         keep_range(mem, b, UINT64_MAX);

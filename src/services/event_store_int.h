@@ -689,6 +689,11 @@ int fdn__evs_disk_query(fdn_events_t *es, const fdn_events_query_t *q, size_t li
  * Set before the store is used, from one thread. */
 extern void (*fdn__evs_query_check_hook)(fdn_events_t *es, void *user);
 extern void *fdn__evs_query_check_user;
+/* Test hook: called by a read of the file's part of a merged read (event_disk.c: queries,
+ * correlation lookups, catch-up pages) before the file is read, with no lock held (NULL:
+ * none). Set before the store is used, from one thread. */
+extern void (*fdn__evs_disk_read_hook)(fdn_events_t *es, void *user);
+extern void *fdn__evs_disk_read_user;
 /* Every event of a correlation id, from the file and memory (*handled as above). */
 int fdn__evs_disk_correlation(fdn_events_t *es, const char *cid, fdn_event_list_t **out,
                               bool *handled);

@@ -22,6 +22,7 @@
 #include <fdn/runtime.h>
 #include <fdn/telemetry.h>
 
+#include "core/clock_int.h"
 #include "services/config_int.h"
 #include "services/event_store_int.h"
 #include "sqlite_file.h"
@@ -581,6 +582,99 @@ static void query_memory_answers_what_memory_holds(void **state)
 
 /* The check hook: the memory tier's retention once, when armed (between a query's decision
  * that memory answers and memory's scan). */
+static fdn_clock_t *g_step_clock;
+static int64_t g_step_ns;
+
+/* fdn__evs_disk_read_hook: the wall clock steps once, before the file's part is read. */
+static void step_wall_once(fdn_events_t *es, void *user)
+{
+    (void)es;
+    (void)user;
+    if (g_step_ns != 0)
+        assert_int_equal(fdn__clock_step_wall(g_step_clock, g_step_ns), 0);
+    g_step_ns = 0;
+}
+
+/* A time-bounded read merging memory and the file takes the store's clock offset (wall -
+ * monotonic) once: its bounds become the file's wall-time bounds and the file's events, stamped
+ * at an earlier boot, get their timestamps rebuilt from their wall time with that same offset.
+ * A step of the wall clock during the read (the hook, after the bounds and before the file is
+ * read) changes neither: the read lists what it lists without the step, with the same
+ * timestamps, each inside its bounds (with two offsets the file's events came WSTEP earlier,
+ * some before time_start). The reads after it use the new offset. */
+static void one_offset_per_merged_read(void **state)
+{
+    fx_t *f = *state;
+    const int64_t WSTEP = 5 * SEC;
+    fdn_events_t *es = open_store(f, 0, 0); /* boot 1: f->clock */
+    for (int i = 0; i < 20; i++) {
+        fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
+        spec.type = "a";
+        spec.clock = f->clock;
+        fdn_error_t err = FDN_ERROR_INIT;
+        assert_int_equal(fdn_events_store_specs(es, &spec, 1, NULL, &err), 0);
+        assert_int_equal(fdn_clock_advance(f->clock, SEC), 0);
+    }
+    close_store(f, es);
+    /* boot 2: another clock (its offset 1 h away); memory holds the newest 5 (ids 16..20) */
+    fdn_clock_t *c2 = NULL;
+    assert_int_equal(
+        fdn_clock_manual_create(&c2, 50 * SEC, fdn_clock_wall_ns(f->clock) + 3600 * SEC), 0);
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.durable_path = f->path;
+    o.clock = c2;
+    o.max_events = 5;
+    o.prune_interval_ns = 0;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    assert_int_equal(st.oldest_id, 16);
+
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.limit = 100;
+    fdn_event_t *e5 = NULL, *e12 = NULL;
+    assert_int_equal(fdn_events_get(es, 5, &e5), 0);
+    assert_int_equal(fdn_events_get(es, 12, &e12), 0);
+    q.time_start = fdn_event_timestamp(e5);
+    q.time_end = fdn_event_timestamp(e12);
+    fdn_event_free(e5);
+    fdn_event_free(e12);
+    fdn_event_list_t *before = NULL, *l = NULL;
+    assert_int_equal(fdn_events_query(es, &q, &before), 0);
+    assert_true(fdn_event_list_count(before) >= 7);
+    uint64_t reads = file_reads(es);
+    g_step_clock = c2;
+    g_step_ns = WSTEP;
+    fdn__evs_disk_read_hook = step_wall_once;
+    int rc = fdn_events_query(es, &q, &l);
+    fdn__evs_disk_read_hook = NULL;
+    assert_int_equal(rc, 0);
+    assert_int_equal(g_step_ns, 0);              /* the wall clock stepped during the read */
+    assert_int_equal(file_reads(es), reads + 1); /* memory and the file merged */
+    assert_int_equal(fdn_event_list_count(l), fdn_event_list_count(before));
+    for (size_t i = 0; i < fdn_event_list_count(l); i++) {
+        const fdn_event_t *a = fdn_event_list_at(before, i), *b = fdn_event_list_at(l, i);
+        assert_int_equal(fdn_event_id(b), fdn_event_id(a));
+        assert_int_equal(fdn_event_timestamp(b), fdn_event_timestamp(a));
+        assert_true(fdn_event_timestamp(b) >= q.time_start && fdn_event_timestamp(b) <= q.time_end);
+    }
+    fdn_event_list_free(l);
+    /* after the step: every timestamp WSTEP earlier, and so are the bounds listing them */
+    q.time_start -= WSTEP;
+    q.time_end -= WSTEP;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    assert_int_equal(fdn_event_list_count(l), fdn_event_list_count(before));
+    for (size_t i = 0; i < fdn_event_list_count(l); i++) {
+        const fdn_event_t *a = fdn_event_list_at(before, i), *b = fdn_event_list_at(l, i);
+        assert_int_equal(fdn_event_id(b), fdn_event_id(a));
+        assert_int_equal(fdn_event_timestamp(b), fdn_event_timestamp(a) - WSTEP);
+    }
+    fdn_event_list_free(l);
+    fdn_event_list_free(before);
+    fdn_events_destroy(es);
+    fdn_clock_destroy(c2);
+}
+
 static int prune_armed, prunes_run;
 static void prune_between(fdn_events_t *es, void *user)
 {
@@ -924,6 +1018,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(query_same_across_the_file, setup, teardown),
         cmocka_unit_test_setup_teardown(query_memory_answers_what_memory_holds, setup, teardown),
+        cmocka_unit_test_setup_teardown(one_offset_per_merged_read, setup, teardown),
         cmocka_unit_test_setup_teardown(a_prune_between_the_check_and_the_scan_misses_nothing,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(retention_keys_update_live_and_persist, setup, teardown),
