@@ -299,7 +299,7 @@ static void shutdown_cuts_postgres_calls_of_its_threads(void **state)
     eo.postgres.command_timeout_ms = CALL_MS;
     eo.postgres.connect_timeout_ms = CALL_MS;
     /* the follower reads once a second: its read (op "read", not cut: not a server thread)
-     * may be one of the calls counted below; the store's stop waits for its poll */
+     * may be one of the calls counted below */
     eo.postgres.poll_interval_ms = 1000;
     fdn_events_t *es = test_pg_store_open(&eo);
     fdn_telemetry_t *tm = NULL;
