@@ -940,64 +940,108 @@ static void revived_breaker_found_only_afresh(void **state)
  * answered at once, and its get found nothing; A's options, made afresh after, could replace
  * B's). From inside the revive's own report, a create of the name answers FDN_EEXIST at once
  * (it would wait for itself). */
-typedef struct rwait_fx {
+/* The two races below share a fixture: A revives the name (threshold 5) and is held inside
+ * the revive's reset report (its on_transition), B installs it (threshold 2) and parks once
+ * done, so that test_wait_futex sees B asleep either way. */
+typedef struct revive_race {
     fdn_breakers_t *set;
-    test_waiter_t entered, release, b_started, park;
-    _Atomic int calls;
+    const char *name;
+    bool self_create; /* A's report also creates the name from inside the revive */
+    test_waiter_t in_window, go, entered, release, b_started, park;
+    _Atomic int hooks, calls;
     int self_rc;
     int a_rc, b_rc, b_get_rc;
     _Atomic int b_done;
     pid_t b_tid;
     fdn_breaker_t *ba, *bb, *b_found;
-} rwait_fx_t;
+} revive_race_t;
 
-static void rwait_transition(const char *name, fdn_breaker_state_t from, fdn_breaker_state_t to,
-                             void *user)
+static void race_init(revive_race_t *x, fdn_breakers_t *set, const char *name, bool self_create)
+{
+    *x = (revive_race_t){
+        .set = set, .name = name, .self_create = self_create, .self_rc = 1, .b_get_rc = 1};
+    test_waiter_t *w[] = {&x->in_window, &x->go, &x->entered, &x->release, &x->b_started, &x->park};
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+        test_waiter_init(w[i]);
+}
+
+static void race_destroy(revive_race_t *x)
+{
+    test_waiter_t *w[] = {&x->in_window, &x->go, &x->entered, &x->release, &x->b_started, &x->park};
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+        test_waiter_destroy(w[i]);
+}
+
+static void race_transition(const char *name, fdn_breaker_state_t from, fdn_breaker_state_t to,
+                            void *user)
 {
     (void)from;
     (void)to;
-    rwait_fx_t *x = user;
+    revive_race_t *x = user;
     if (atomic_fetch_add(&x->calls, 1) != 0)
         return;
-    fdn_breaker_t *same = NULL;
-    x->self_rc = fdn_breaker_create_in(x->set, name, NULL, &same);
+    if (x->self_create) {
+        fdn_breaker_t *same = NULL;
+        x->self_rc = fdn_breaker_create_in(x->set, name, NULL, &same);
+    }
     test_waiter_add(&x->entered, 1);
     test_waiter_wait(&x->release, 1);
 }
 
-static void *rwait_revive(void *p)
+static void *race_revive(void *p)
 {
-    rwait_fx_t *x = p;
+    revive_race_t *x = p;
     fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
     o.failure_threshold = 5;
-    o.on_transition = rwait_transition;
+    o.on_transition = race_transition;
     o.transition_user = x;
-    x->a_rc = fdn_breaker_create_in(x->set, "rw", &o, &x->ba);
+    x->a_rc = fdn_breaker_create_in(x->set, x->name, &o, &x->ba);
     return NULL;
 }
 
-static void *rwait_install(void *p)
+static void *race_install(void *p)
 {
-    rwait_fx_t *x = p;
+    revive_race_t *x = p;
     x->b_tid = test_thread_id();
     test_waiter_add(&x->b_started, 1);
     fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
     o.failure_threshold = 2;
-    x->b_rc = fdn_breaker_install(x->set, "rw", &o, &x->bb);
-    x->b_get_rc = fdn_breaker_get(x->set, "rw", &x->b_found);
+    x->b_rc = fdn_breaker_install(x->set, x->name, &o, &x->bb);
+    x->b_get_rc = fdn_breaker_get(x->set, x->name, &x->b_found);
     atomic_store(&x->b_done, 1);
     test_waiter_wait(&x->park, 1); /* asleep once done: seen by test_wait_futex */
     return NULL;
 }
 
+/* B waits for A's revive (or, wrongly, is done and parked); then both are let go and joined:
+ * both found the one breaker b, B's get finds it, and B's install, after the revive, is in
+ * force (threshold 2, from a closed breaker). */
+static void race_finish(revive_race_t *x, pthread_t a, pthread_t bt, fdn_breaker_t *b)
+{
+    test_wait_futex(x->b_tid);
+    assert_int_equal(atomic_load(&x->b_done), 0);
+    test_waiter_add(&x->release, 1);
+    assert_int_equal(pthread_join(a, NULL), 0);
+    test_waiter_add(&x->park, 1);
+    assert_int_equal(pthread_join(bt, NULL), 0);
+    assert_int_equal(x->a_rc, 0);
+    assert_ptr_equal(x->ba, b);
+    assert_int_equal(x->b_rc, 0);
+    assert_ptr_equal(x->bb, b);
+    assert_int_equal(x->b_get_rc, 0);
+    assert_ptr_equal(x->b_found, b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    run_fail(b);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+}
+
 static void create_during_revive_waits_for_it(void **state)
 {
     test_breaker_fx_t *f = *state;
-    rwait_fx_t x = {.set = f->set, .self_rc = 1};
-    test_waiter_init(&x.entered);
-    test_waiter_init(&x.release);
-    test_waiter_init(&x.b_started);
-    test_waiter_init(&x.park);
+    revive_race_t x;
+    race_init(&x, f->set, "rw", true);
     fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
     o.failure_threshold = 1;
     fdn_breaker_t *b = NULL;
@@ -1005,32 +1049,13 @@ static void create_during_revive_waits_for_it(void **state)
     run_fail(b);
     assert_int_equal(fdn_breaker_remove(f->set, "rw"), 0);
     pthread_t a, bt;
-    assert_int_equal(pthread_create(&a, NULL, rwait_revive, &x), 0);
+    assert_int_equal(pthread_create(&a, NULL, race_revive, &x), 0);
     test_waiter_wait(&x.entered, 1); /* A is in the revive's reset report */
     assert_int_equal(x.self_rc, FDN_EEXIST);
-    assert_int_equal(pthread_create(&bt, NULL, rwait_install, &x), 0);
+    assert_int_equal(pthread_create(&bt, NULL, race_install, &x), 0);
     test_waiter_wait(&x.b_started, 1);
-    test_wait_futex(x.b_tid); /* B waits for the revive (or, wrongly, is done and parked) */
-    assert_int_equal(atomic_load(&x.b_done), 0);
-    test_waiter_add(&x.release, 1);
-    assert_int_equal(pthread_join(a, NULL), 0);
-    test_waiter_add(&x.park, 1);
-    assert_int_equal(pthread_join(bt, NULL), 0);
-    assert_int_equal(x.a_rc, 0);
-    assert_ptr_equal(x.ba, b);
-    assert_int_equal(x.b_rc, 0);
-    assert_ptr_equal(x.bb, b);
-    assert_int_equal(x.b_get_rc, 0);
-    assert_ptr_equal(x.b_found, b);
-    /* B's install came after the revive: its threshold (2) is in force */
-    run_fail(b);
-    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
-    run_fail(b);
-    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
-    test_waiter_destroy(&x.entered);
-    test_waiter_destroy(&x.release);
-    test_waiter_destroy(&x.b_started);
-    test_waiter_destroy(&x.park);
+    race_finish(&x, a, bt, b);
+    race_destroy(&x);
 }
 
 /* An install that found its name listed, racing a remove and a revive of that name on other
@@ -1043,73 +1068,22 @@ static void create_during_revive_waits_for_it(void **state)
  * its options to the breaker being revived and returned at once: its get found nothing (as if
  * a remove came after the install), yet its options were in force after the revive, an order
  * no serial execution gives. */
-typedef struct iwin_fx {
-    fdn_breakers_t *set;
-    test_waiter_t in_window, go, entered, release, park;
-    _Atomic int hooks, calls;
-    int a_rc, b_rc, b_get_rc;
-    _Atomic int b_done;
-    pid_t b_tid;
-    fdn_breaker_t *ba, *bb, *b_found;
-} iwin_fx_t;
-
 static void iwin_hook(fdn_breakers_t *s, fdn_breaker_t *b, void *user)
 {
     (void)s;
     (void)b;
-    iwin_fx_t *x = user;
+    revive_race_t *x = user;
     if (atomic_fetch_add(&x->hooks, 1) != 0)
         return;
     test_waiter_add(&x->in_window, 1);
     test_waiter_wait(&x->go, 1);
 }
 
-static void iwin_transition(const char *name, fdn_breaker_state_t from, fdn_breaker_state_t to,
-                            void *user)
-{
-    (void)name;
-    (void)from;
-    (void)to;
-    iwin_fx_t *x = user;
-    if (atomic_fetch_add(&x->calls, 1) != 0)
-        return;
-    test_waiter_add(&x->entered, 1);
-    test_waiter_wait(&x->release, 1);
-}
-
-static void *iwin_revive(void *p)
-{
-    iwin_fx_t *x = p;
-    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
-    o.failure_threshold = 5;
-    o.on_transition = iwin_transition;
-    o.transition_user = x;
-    x->a_rc = fdn_breaker_create_in(x->set, "ri", &o, &x->ba);
-    return NULL;
-}
-
-static void *iwin_install(void *p)
-{
-    iwin_fx_t *x = p;
-    x->b_tid = test_thread_id();
-    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
-    o.failure_threshold = 2;
-    x->b_rc = fdn_breaker_install(x->set, "ri", &o, &x->bb);
-    x->b_get_rc = fdn_breaker_get(x->set, "ri", &x->b_found);
-    atomic_store(&x->b_done, 1);
-    test_waiter_wait(&x->park, 1); /* asleep once done: seen by test_wait_futex */
-    return NULL;
-}
-
 static void install_racing_remove_and_revive(void **state)
 {
     test_breaker_fx_t *f = *state;
-    iwin_fx_t x = {.set = f->set, .b_get_rc = 1};
-    test_waiter_init(&x.in_window);
-    test_waiter_init(&x.go);
-    test_waiter_init(&x.entered);
-    test_waiter_init(&x.release);
-    test_waiter_init(&x.park);
+    revive_race_t x;
+    race_init(&x, f->set, "ri", false);
     fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
     o.failure_threshold = 1;
     fdn_breaker_t *b = NULL;
@@ -1118,36 +1092,15 @@ static void install_racing_remove_and_revive(void **state)
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
     fdn__breakers_set_install_hook(f->set, iwin_hook, &x);
     pthread_t a, bt;
-    assert_int_equal(pthread_create(&bt, NULL, iwin_install, &x), 0);
+    assert_int_equal(pthread_create(&bt, NULL, race_install, &x), 0);
     test_waiter_wait(&x.in_window, 1); /* B found "ri" listed, has not applied */
     assert_int_equal(fdn_breaker_remove(f->set, "ri"), 0);
-    assert_int_equal(pthread_create(&a, NULL, iwin_revive, &x), 0);
+    assert_int_equal(pthread_create(&a, NULL, race_revive, &x), 0);
     test_waiter_wait(&x.entered, 1); /* A is in the revive's reset report */
     test_waiter_add(&x.go, 1);
-    test_wait_futex(x.b_tid); /* B waits for the revive (or, wrongly, is done and parked) */
-    assert_int_equal(atomic_load(&x.b_done), 0);
-    test_waiter_add(&x.release, 1);
-    assert_int_equal(pthread_join(a, NULL), 0);
-    test_waiter_add(&x.park, 1);
-    assert_int_equal(pthread_join(bt, NULL), 0);
+    race_finish(&x, a, bt, b);
     fdn__breakers_set_install_hook(f->set, NULL, NULL);
-    assert_int_equal(x.a_rc, 0);
-    assert_ptr_equal(x.ba, b);
-    assert_int_equal(x.b_rc, 0);
-    assert_ptr_equal(x.bb, b);
-    assert_int_equal(x.b_get_rc, 0);
-    assert_ptr_equal(x.b_found, b);
-    /* B's install came after the revive: its threshold (2) is in force */
-    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
-    run_fail(b);
-    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
-    run_fail(b);
-    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
-    test_waiter_destroy(&x.in_window);
-    test_waiter_destroy(&x.go);
-    test_waiter_destroy(&x.entered);
-    test_waiter_destroy(&x.release);
-    test_waiter_destroy(&x.park);
+    race_destroy(&x);
 }
 
 /* A remove waiting for an install's claim is not starved by installs that come meanwhile:
