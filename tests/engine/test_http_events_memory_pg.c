@@ -863,25 +863,6 @@ static void evicted_waiter_is_answered_off_the_waiter_thread(void **state)
     fdn_telemetry_destroy(tm);
 }
 
-/* A raw client of the server on 127.0.0.1:port that sends a GET of uri and reads nothing:
- * returns its socket. */
-static int raw_get(uint16_t port, const char *uri)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", uri);
-    assert_true(n > 0 && (size_t)n < sizeof req);
-    assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
-    return fd;
-}
-
 typedef struct shut {
     fdn_admin_t *a;
     atomic_bool done;
@@ -916,8 +897,8 @@ static void handed_off_waiters_of_closed_connections(void **state)
     assert_int_equal(fdn_admin_start(a, NULL), 0);
     uint16_t port = fdn_admin_port(a);
 
-    int ca = raw_get(port, "/v1/events?after_id=3&type=mem.gone.a&wait_ms=4000");
-    int cb = raw_get(port, "/v1/events?after_id=3&type=mem.gone.b&wait_ms=4000");
+    int ca = test_admin_raw_get(port, "/v1/events?after_id=3&type=mem.gone.a&wait_ms=4000");
+    int cb = test_admin_raw_get(port, "/v1/events?after_id=3&type=mem.gone.b&wait_ms=4000");
     while (fdn__admin_events_waiting(a) < 2)
         sched_yield(); /* a hang is caught by ctest's TIMEOUT */
     /* positions 4..6, then memory keeps only the newest: both answers need PostgreSQL */

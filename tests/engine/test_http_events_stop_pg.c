@@ -241,24 +241,6 @@ static void store_n(fdn_events_t *es, const char *type, unsigned n)
     }
 }
 
-/* A raw client of the server on 127.0.0.1:port that sends a GET of uri: returns its socket. */
-static int raw_get(uint16_t port, const char *uri)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", uri);
-    assert_true(n > 0 && (size_t)n < sizeof req);
-    assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
-    return fd;
-}
-
 /* The statuses the server answered on GET /v1/events (its request hook, on server threads). */
 typedef struct answered {
     pthread_mutex_t mu;
@@ -316,7 +298,7 @@ static void shutdown_cuts_postgres_calls_of_its_threads(void **state)
     uint16_t port = fdn_admin_port(a);
 
     store_n(es, "cut.old", 3);
-    int cw = raw_get(port, "/v1/events?after_id=3&type=cut.quiet&wait_ms=2000");
+    int cw = test_admin_raw_get(port, "/v1/events?after_id=3&type=cut.quiet&wait_ms=2000");
     while (fdn__admin_events_waiting(a) < 1)
         sched_yield(); /* a hang is caught by ctest's TIMEOUT */
     /* positions 4..6, then memory keeps only the newest: the waiter's answer needs PostgreSQL */
@@ -332,7 +314,7 @@ static void shutdown_cuts_postgres_calls_of_its_threads(void **state)
     uint64_t calls0 = bs.calls;
     if (fdn__admin_events_waiting(a) != 1)
         fail_msg("the waiter expired before PostgreSQL stopped (the setup took over 2 s)");
-    int cp = raw_get(port, "/v1/events?type=cut.plain"); /* a query on PostgreSQL */
+    int cp = test_admin_raw_get(port, "/v1/events?type=cut.plain"); /* a query on PostgreSQL */
     /* the waiter expires and is handed off: both queries are begun on PostgreSQL, and hang
      * (the plain GET, sent before, was read by then; a query not yet begun at the deadline
      * would be cut when it begins) */

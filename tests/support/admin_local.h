@@ -14,6 +14,8 @@
 #ifndef FDN_TEST_ADMIN_LOCAL_H
 #define FDN_TEST_ADMIN_LOCAL_H
 
+#include <stdint.h>
+
 #include <fdn/admin.h>
 
 /* The services test_admin_local mounts (NULL: not mounted), in the order of the fields. */
@@ -31,5 +33,9 @@ typedef struct test_admin_mounts {
  * 127.0.0.1:0, and the services of m (NULL: none) mounted. Fails the test when the create or
  * a mount fails. The caller destroys it (fdn_admin_destroy) before the services. */
 fdn_admin_t *test_admin_local(const fdn_admin_opts_t *o, const test_admin_mounts_t *m);
+
+/* A raw client of a started test server on 127.0.0.1:port: sends `GET uri` (HTTP/1.1) and
+ * reads nothing. Returns its socket (the caller closes it); fails the test when it cannot. */
+int test_admin_raw_get(uint16_t port, const char *uri);
 
 #endif
