@@ -287,7 +287,8 @@ static char *script_at_time(void)
     size_t pre = (size_t)(at - text);
     memcpy(out, text, pre);
     memcpy(out + pre, to, sizeof(to) - 1);
-    strcpy(out + pre + sizeof(to) - 1, at + sizeof(from) - 1);
+    const char *rest = at + sizeof(from) - 1;
+    memcpy(out + pre + sizeof(to) - 1, rest, strlen(rest) + 1); /* with its NUL */
     return out;
 }
 
