@@ -201,10 +201,12 @@ FDN_API uint16_t fdn_admin_port(const fdn_admin_t *a);
  * /v1/events/{id} or correlation lookup that PostgreSQL answers, a waiting query whose events
  * memory evicted) ends at once and its request answers 503 (fdn_events_set_thread_cut_fd:
  * the server's threads name a descriptor written then; a call that begins later ends at once
- * too), and answers still not sent (a client that stops reading) are cut by closing every
- * connection. So with PostgreSQL hung, the call returns about shutdown_timeout_ms after it
- * began, not after storage.warm.postgres.command_timeout_ms. Nothing is abandoned: the server
- * threads are joined, and a cut call touches only the store, which the caller destroys after
+ * too, until the shutdown returns: with every server thread joined, it resets the descriptor,
+ * so no call after the shutdown is cut), and answers still not sent (a client that stops
+ * reading) are cut by closing every connection. So with PostgreSQL hung, the call returns
+ * about shutdown_timeout_ms after it began, not after
+ * storage.warm.postgres.command_timeout_ms. Nothing is abandoned: the server threads are
+ * joined, and a cut call touches only the store, which the caller destroys after
  * the server (as fdn serve does). Not bounded by it: a durable append (POST /v1/events,
  * /v1/events/batch) whose commit is in progress is completed by the store's writer thread,
  * which is not cut: with PostgreSQL hung the shutdown waits until the writer has failed or

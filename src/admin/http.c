@@ -66,6 +66,8 @@
  * fdn_admin_shutdown writes at its deadline (http_life.c): those calls then end at once and
  * their requests answer 503. Nothing is left running: the threads still end before
  * MHD_stop_daemon returns, and a cut call touches only the store, which outlives the server.
+ * Once they are joined the shutdown reads the eventfd back: a call that begins after the
+ * shutdown returned, e.g. in a fdn__admin_dispatch (same descriptor), is not cut.
  * Resumes: each MHD_resume_connection writes the daemon's eventfd, and one from another thread
  * wakes the server thread; the event store's writer completes a whole commit of requests at
  * once, so it resumed each (a write and often a wake-up per request). Now a completer pushes

@@ -95,8 +95,9 @@ struct fdn_admin {
     _Atomic uint64_t deferred; /* deferred requests not completed yet */
     pthread_mutex_t dmu;       /* shutdown waits on dcv for deferred == 0 */
     pthread_cond_t dcv;
-    int cut_fd; /* eventfd, written once at the shutdown deadline: the server threads' cut
-                 * descriptor (core/cancel.h), which ends their event store PostgreSQL calls */
+    int cut_fd; /* eventfd, written at the shutdown deadline and read back once the server
+                 * threads are joined: their cut descriptor (core/cancel.h), which ends their
+                 * event store PostgreSQL calls */
     struct MHD_Daemon *mhd;
     fdn__http_wake_t wakes[FDN__HTTP_WAKE_SLOTS];
     _Atomic uint16_t port;

@@ -7,7 +7,9 @@
  * event store's PostgreSQL (writes `cut_fd`, http.c "Cut calls"), closes every connection,
  * through the request deadline's list, so a client that does not read cannot hold it, and
  * waits for the rest; then stops the threads, a timer thread (stop_mhd) cutting those calls
- * at the same deadline if a thread is still in a handler then) and fdn_admin_destroy. The
+ * at the same deadline if a thread is still in a handler then; last, with every server thread
+ * joined, reads `cut_fd` back, so that no call after the shutdown is cut) and
+ * fdn_admin_destroy. The
  * shutdown is so bounded by shutdown_timeout_ms plus what is not cut: a durable append's
  * commit, which the store's writer completes (bounded by the store's command timeout).
  * Threads: create, bind, start and destroy are thread_safety init/owner; shutdown is idempotent
@@ -285,12 +287,22 @@ uint16_t fdn_admin_port(const fdn_admin_t *a)
 
 /* End the server threads' calls on the event store's PostgreSQL (core/cancel.h): every call
  * they make from now on ends at once with FDN_ECANCELED inside the store, which answers
- * FDN_EUNAVAILABLE (503). The eventfd is never read back: it stays readable. */
+ * FDN_EUNAVAILABLE (503). The eventfd stays readable until uncut_calls reads it back. */
 static void cut_calls(fdn_admin_t *a)
 {
     uint64_t one = 1;
     ssize_t r = write(a->cut_fd, &one, sizeof one);
     (void)r; /* EAGAIN only when written ~2^64 times: readable already */
+}
+
+/* The cut is over (the server threads are joined): read the eventfd back, so that no call
+ * after the shutdown is cut, e.g. an in-process request (fdn__admin_dispatch names the same
+ * descriptor on its thread). Nonblocking: EAGAIN when it was never written. */
+static void uncut_calls(fdn_admin_t *a)
+{
+    uint64_t n;
+    ssize_t r = read(a->cut_fd, &n, sizeof n);
+    (void)r;
 }
 
 /* The shutdown deadline while libmicrohttpd joins its threads: a handler (not deferred) or a
@@ -391,6 +403,7 @@ void fdn_admin_shutdown(fdn_admin_t *a)
         stop_mhd(a, &until);        /* joins the server threads, closes the listen socket */
     fdn__http_watch_free(a->watch); /* every connection closed and unregistered */
     a->watch = NULL;
+    uncut_calls(a); /* no server thread is left to cut */
 }
 
 void fdn_admin_destroy(fdn_admin_t *a)

@@ -268,8 +268,9 @@ static void on_answer(const fdn_admin_request_info_t *info, void *user)
  * MHD_stop_daemon joins its thread). fdn_admin_shutdown cuts both calls at its deadline (the
  * server threads' cut descriptor): it returns while PostgreSQL is still stopped (were it not
  * cut, it would return after CALL_MS, past ctest's TIMEOUT), both requests answered 503, both
- * queries counted as cancelled (not as failures of PostgreSQL). The store, which outlives the
- * server, then serves queries again on other threads, on fresh connections. */
+ * queries counted as cancelled (not as failures of PostgreSQL). The cut ends with the shutdown:
+ * a request dispatched in process after it is answered by PostgreSQL. The store, which outlives
+ * the server, then serves queries again on other threads, on fresh connections. */
 static void shutdown_cuts_postgres_calls_of_its_threads(void **state)
 {
     (void)state;
@@ -338,6 +339,17 @@ static void shutdown_cuts_postgres_calls_of_its_threads(void **state)
     pthread_mutex_unlock(&an.mu);
     close(cw);
     close(cp);
+
+    /* the cut ends with the shutdown: an in-process request after it (the dispatcher names
+     * the server's cut descriptor on its thread, as a server thread does) is answered by
+     * PostgreSQL again, not cut (before, the descriptor stayed readable: 503, cancelled) */
+    fdn__http_resp_t r;
+    memset(&r, 0, sizeof r);
+    fdn__admin_dispatch(a, "GET", "/v1/events?type=cut.old", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(json_object_get(r.json, "events")), 3);
+    fdn__http_resp_clear(&r);
+    assert_int_equal(pg_calls(tm, "query", "cancelled") - cut0, 2);
     fdn_admin_destroy(a);
 
     /* the store outlives the server, and its calls from other threads are not cut */
