@@ -254,7 +254,9 @@ static void observe(fdn_events_t *es, const char *op, const char *outcome, doubl
         fdn_telemetry_family_t *f = NULL;
         if (fdn_telemetry_family(tm, &f, HIST_NAME,
                                  "Calls of the event store on its PostgreSQL backend, by "
-                                 "operation and outcome (ok, error: unreachable or timed out).",
+                                 "operation and outcome (ok; error: unreachable or timed out; "
+                                 "cancelled: cut short by its caller, e.g. at the HTTP "
+                                 "server's shutdown deadline).",
                                  FDN_TELEMETRY_HISTOGRAM, labels, 2, 64) != 0)
             f = NULL;
         sh->hist = f;

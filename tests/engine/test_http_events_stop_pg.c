@@ -231,6 +231,23 @@ static uint64_t pg_calls(fdn_telemetry_t *tm, const char *op, const char *outcom
     return st.count;
 }
 
+/* The scrape's HELP line of the calls' histogram names every outcome it carries, "cancelled"
+ * too (it named only ok and error). */
+static void expect_help_names_cancelled(fdn_telemetry_t *tm)
+{
+    const char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(fdn_telemetry_text_acquire(tm, false, &text, &len), 0);
+    const char *help = strstr(text, "# HELP fdn_events_backend_request_duration_seconds ");
+    assert_non_null(help);
+    const char *eol = strchr(help, '\n');
+    assert_non_null(eol);
+    print_message("%.*s\n", (int)(eol - help), help);
+    const char *c = strstr(help, "cancelled");
+    assert_true(c != NULL && c < eol);
+    fdn_telemetry_text_release(text);
+}
+
 /* n events of type `type` stored through es. */
 static void store_n(fdn_events_t *es, const char *type, unsigned n)
 {
@@ -333,6 +350,7 @@ static void shutdown_cuts_postgres_calls_of_its_threads(void **state)
                   (unsigned long long)cut, an.unavailable);
     assert_int_equal(cut, 2);
     assert_int_equal(errors, 0); /* a cut is no failure of PostgreSQL (nor of its breaker) */
+    expect_help_names_cancelled(tm);
     pthread_mutex_lock(&an.mu);
     assert_int_equal(an.unavailable, 2);
     assert_int_equal(an.other, 0);
