@@ -406,7 +406,8 @@ static int apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed,
     }
     if (es != NULL && touches(changed, "interface.max_results") &&
         snap_int(cfg, "interface.max_results", 1, &v))
-        /* the store's cap is 32 bits: a larger one is refused as its setter refuses 0 */
+        /* the store's cap is 32 bits: the schema refuses a larger one (config_keys.c); one
+         * that came by anyway is refused as the setter refuses 0, never truncated */
         took(v <= UINT32_MAX ? fdn_events_set_max_results(es, (uint32_t)v) : FDN_EINVAL,
              "event_store", "interface.max_results", &refused, err);
     if (pools != NULL && touches(changed, "infrastructure.connection_pool.default_config.")) {

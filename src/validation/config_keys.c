@@ -178,8 +178,9 @@ const fdn__cfg_builtin_t fdn__cfg_builtins[] = {
       "Cold storage switch (must be false)", S1001, "Invalid cold storage configuration"),
     K("interface.query_timeout", INT, "10000", POSITIVE, 0, 0, NULL, true, "Query timeout, ms",
       S1001, IFC),
-    K("interface.max_results", INT, "1000", POSITIVE, 0, 0, NULL, true, "Cap on query results",
-      S1001, IFC),
+    /* bounded by the event store's cap, 32 bits (fdn_events_set_max_results) */
+    K("interface.max_results", INT, "1000", POSITIVE, 0, 4294967295.0, NULL, true,
+      "Cap on query results", S1001, IFC),
     K("interface.enable_streaming", BOOL, "true", NONE, 0, 0, NULL, false, "Streaming switch",
       S1001, IFC),
     K("dev.debug_mode", BOOL, "false", NONE, 0, 0, NULL, true, "Debug mode", S1001, DEV),

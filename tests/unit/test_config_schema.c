@@ -174,8 +174,11 @@ static const rule_case_t rules[] = {
     {"infrastructure.connection_pool.default_config.max_overflow", "0", "-1", S,
      "Invalid connection pool default configuration"},
     /* values the component refuses (and the runtime dropped silently) are refused here, with
-     * the bound: 2^63-1 / 10^6 / 4 ms (limiter, breaker), 10^6 failures, an int pool capacity
-     * (size + max_overflow; the other one at its default: size 10, max_overflow 5) */
+     * the bound: the event store's 32-bit cap on query results, 2^63-1 / 10^6 / 4 ms (limiter,
+     * breaker), 10^6 failures, an int pool capacity (size + max_overflow; the other one at its
+     * default: size 10, max_overflow 5) */
+    {"interface.max_results", "4294967295", "4294967296", S,
+     "Invalid interface configuration: must be at most 4294967295"},
     {"infrastructure.rate_limiting.cleanup_interval", "2305843009213", "2305843009214", S,
      "Invalid rate limiting configuration: must be at most 2305843009213"},
     {"infrastructure.circuit_breaker.default_config.failure_threshold", "1000000", "1000001", S,

@@ -142,13 +142,106 @@ static size_t events_of(fdn_runtime_t *rt, const char *type, char *data, size_t 
     return n;
 }
 
-/* A service refusing the value of an update (here the event store: its cap on query results
- * is 32 bits, the schema's interface.max_results only positive) refuses the update: the
- * updater gets the service's error, the tree keeps its value and revision, so the tree never
- * holds a setting the services do not run with; the refusal is recorded (event
- * config_update_refused) and counted (foundation.config.service_refused). Before, the update
- * returned 0, the tree showed the new cap and the store silently kept the old one. */
+/* A service refusing the value of an update refuses the update: the updater gets the
+ * service's error, the tree keeps its value and revision, so the tree never holds a setting
+ * the services do not run with; the refusal is recorded (event config_update_refused) and
+ * counted (foundation.config.service_refused). Before, the update returned 0, the tree showed
+ * the new value and the service silently kept the old one. No value the schema accepts is
+ * refused by a service any more (its bounds are the services' own: interface.max_results
+ * above 4294967295, the event store's cap, was the last), so the refusal is the test's: its
+ * apply hook wraps the runtime's and refuses interface.max_results 4242 as the store would,
+ * passing everything else on. What follows the refusal (the config's and the runtime's
+ * recording) is the real one. */
+typedef struct refusing {
+    fdn__cfg_apply_hook_t rt; /* the runtime's hook */
+} refusing_t;
+
+static int refuse_4242(const fdn_config_snapshot_t *cur, const fdn_config_snapshot_t *next,
+                       const char *path, void *user, fdn_error_t *err)
+{
+    refusing_t *r = user;
+    int64_t v = 0;
+    if (strcmp(path, "interface.max_results") == 0 &&
+        fdn_config_snapshot_get_int(next, path, &v) == 0 && v == 4242) {
+        fdn_err_set(err, FDN_EINVAL, "event_store refused the setting %s: %s", path,
+                    fdn_strerror(FDN_EINVAL));
+        fdn_err_add_context(err, "path", "%s", path);
+        fdn_err_add_context(err, "service", "%s", "event_store");
+        return FDN_EINVAL;
+    }
+    return r->rt.apply(cur, next, path, r->rt.user, err);
+}
+
+static void refusing_published(void *user)
+{
+    refusing_t *r = user;
+    if (r->rt.published != NULL)
+        r->rt.published(r->rt.user);
+}
+
+static void refusing_refused(const char *path, const char *value_json, const fdn_error_t *why,
+                             void *user)
+{
+    refusing_t *r = user;
+    if (r->rt.refused != NULL)
+        r->rt.refused(path, value_json, why, r->rt.user);
+}
+
 static void service_refusal_refuses_the_update(void **state)
+{
+    (void)state;
+    test_rt_t *f = test_rt_new(NULL, false);
+    fdn_config_t *cfg = fdn_runtime_config(f->rt);
+    static refusing_t r;
+    fdn__mutex_lock(&cfg->wmu);
+    r.rt = cfg->apply_hook; /* the runtime's, installed at create */
+    fdn__mutex_unlock(&cfg->wmu);
+    assert_non_null(r.rt.apply);
+    fdn__cfg_apply_hook_t wrap = {refuse_4242, refusing_published, refusing_refused, &r};
+    fdn__config_set_apply_hook(cfg, &wrap);
+    atomic_int refused;
+    atomic_init(&refused, 0);
+    uint64_t h = 0;
+    assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(f->rt), &h,
+                                          "foundation.config.service_refused",
+                                          FDN_TELEMETRY_MATCH_EXACT, count_call, &refused),
+                     0);
+    uint64_t rev = fdn_config_revision(cfg);
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4242, &err), FDN_EINVAL);
+    assert_non_null(strstr(err.message, "event_store"));
+    assert_non_null(strstr(err.message, "interface.max_results"));
+    assert_non_null(strstr(err.context, "service=event_store"));
+    int64_t v = 0;
+    assert_int_equal(fdn_config_get_int(cfg, "interface.max_results", &v), 0);
+    assert_int_equal(v, 1000);
+    assert_int_equal(fdn_config_revision(cfg), rev);
+    assert_int_equal(atomic_load(&refused), 1);
+    char data[512];
+    assert_int_equal(events_of(f->rt, "config_update_refused", data, sizeof(data)), 1);
+    assert_non_null(strstr(data, "\"path\":\"interface.max_results\""));
+    assert_non_null(strstr(data, "\"value\":4242"));
+    char want[64];
+    snprintf(want, sizeof(want), "\"error\":\"%s\"", fdn_err_name(FDN_EINVAL));
+    assert_non_null(strstr(data, want));
+
+    /* a value the service takes goes through, in force when the update returns */
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4243, NULL), 0);
+    assert_int_equal(fdn_config_revision(cfg), rev + 1);
+    assert_int_equal(atomic_load(&refused), 1);
+
+    fdn__config_set_apply_hook(cfg, &r.rt);
+    assert_int_equal(fdn_telemetry_detach(fdn_runtime_telemetry(f->rt), h), 0);
+    test_rt_free(f);
+}
+
+/* interface.max_results above 4294967295 (the event store's cap is 32 bits) is refused by
+ * the schema itself, with its own validation error (1101, the reference's "int > 0" rule's
+ * code, and the bound), before any service sees it: not a service's refusal (no
+ * config_update_refused event, no foundation.config.service_refused count), the tree and
+ * the store unchanged. Before, the schema took it and the event store refused it
+ * (FDN_EINVAL, service=event_store). The cap itself is taken and in force. */
+static void schema_bounds_max_results_by_the_store_cap(void **state)
 {
     (void)state;
     test_rt_t *f = test_rt_new(NULL, false);
@@ -163,36 +256,36 @@ static void service_refusal_refuses_the_update(void **state)
     uint64_t rev = fdn_config_revision(cfg);
     fdn_error_t err = FDN_ERROR_INIT;
     assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4294967296LL, &err),
-                     FDN_EINVAL);
-    assert_non_null(strstr(err.message, "event_store"));
-    assert_non_null(strstr(err.message, "interface.max_results"));
-    assert_non_null(strstr(err.context, "service=event_store"));
+                     FDN_ECONFIG_STRUCTURE);
+    assert_int_equal(err.ref_code, 1101);
+    assert_string_equal(err.message, "Invalid interface configuration: must be at most 4294967295");
+    assert_non_null(strstr(err.context, "path=interface.max_results"));
+    assert_null(strstr(err.context, "service="));
+    fdn_error_t jerr = FDN_ERROR_INIT; /* the same through the JSON text an HTTP PUT gives */
+    assert_int_equal(fdn_config_update_json(cfg, "interface.max_results", "4294967296", &jerr),
+                     FDN_ECONFIG_STRUCTURE);
+    assert_string_equal(jerr.message, err.message);
     int64_t v = 0;
     assert_int_equal(fdn_config_get_int(cfg, "interface.max_results", &v), 0);
     assert_int_equal(v, 1000);
     assert_int_equal(fdn_config_revision(cfg), rev);
-    assert_int_equal(atomic_load(&refused), 1);
+    assert_int_equal(atomic_load(&refused), 0);
     char data[512];
-    assert_int_equal(events_of(f->rt, "config_update_refused", data, sizeof(data)), 1);
-    assert_non_null(strstr(data, "\"path\":\"interface.max_results\""));
-    assert_non_null(strstr(data, "\"value\":4294967296"));
-    char want[64];
-    snprintf(want, sizeof(want), "\"error\":\"%s\"", fdn_err_name(FDN_EINVAL));
-    assert_non_null(strstr(data, want));
+    assert_int_equal(events_of(f->rt, "config_update_refused", data, sizeof(data)), 0);
 
-    /* a value the service takes goes through, in force when the update returns */
     assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4294967295LL, NULL), 0);
     assert_int_equal(fdn_config_revision(cfg), rev + 1);
-    assert_int_equal(atomic_load(&refused), 1);
+    assert_int_equal(atomic_load(&refused), 0);
 
     assert_int_equal(fdn_telemetry_detach(fdn_runtime_telemetry(f->rt), h), 0);
     test_rt_free(f);
 }
 
-/* A setting of the config file a service refuses fails the runtime's create with the
- * service's error naming the path, as the schema's refusals do (before: created, and the
- * event store ran with its default cap while the tree showed the file's). */
-static void file_setting_a_service_refuses_fails_create(void **state)
+/* A setting of the config file past the event store's cap fails the runtime's create with the
+ * schema's error naming the path (before: the store's refusal, service=event_store; before
+ * that, created, and the event store ran with its default cap while the tree showed the
+ * file's). */
+static void file_setting_past_the_store_cap_fails_create(void **state)
 {
     (void)state;
     char dir[] = "/tmp/fdn-rtcfg-XXXXXX";
@@ -208,10 +301,10 @@ static void file_setting_a_service_refuses_fails_create(void **state)
     o.config_path = path;
     fdn_runtime_t *rt = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
-    assert_int_equal(fdn_runtime_create(&rt, &o, &err), FDN_EINVAL);
+    assert_int_equal(fdn_runtime_create(&rt, &o, &err), FDN_ECONFIG_STRUCTURE);
     assert_null(rt);
-    assert_non_null(strstr(err.message, "interface.max_results"));
-    assert_non_null(strstr(err.context, "service=event_store"));
+    assert_non_null(strstr(err.message, "must be at most 4294967295"));
+    assert_non_null(strstr(err.context, "path=interface.max_results"));
     assert_int_equal(unlink(path), 0);
     assert_int_equal(rmdir(dir), 0);
 }
@@ -352,7 +445,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cap_in_force_when_counted),
         cmocka_unit_test(service_refusal_refuses_the_update),
-        cmocka_unit_test(file_setting_a_service_refuses_fails_create),
+        cmocka_unit_test(schema_bounds_max_results_by_the_store_cap),
+        cmocka_unit_test(file_setting_past_the_store_cap_fails_create),
         cmocka_unit_test(hook_stopped_for_good_counts_what_it_left),
         cmocka_unit_test(update_in_force_when_it_returns),
     };
