@@ -22,6 +22,9 @@
  * A failed fdn_runtime_start leaves the runtime as before the call: the supervisor stops
  * what the start had started (rollback, on the caller's thread), except a slot that runs
  * from create (the config), whose wrapper skips a stop made inside the supervisor's start.
+ * Such a slot the supervisor has not stopped since create (`from_create`: the runtime was
+ * never started, or its start failed) is stopped by fdn_runtime_shutdown once the
+ * supervisor's shutdown has returned, as a started runtime's shutdown stops it.
  *
  * Global state: `g_default` (atomic pointer) is the only process-wide mutable variable.
  */
@@ -51,6 +54,8 @@ typedef struct rt_svc {
     const fdn_service_ops_t *ops; /* the service's vtable */
     bool builtin;                 /* a built-in slot or the task pool, not the application's */
     bool runs_from_create;        /* started by create: a failed start's rollback keeps it */
+    atomic_bool from_create;      /* runs_from_create and not stopped by the supervisor since:
+                                     the runtime's shutdown stops it (DESIGN) */
     void *obj;                    /* the service object: the registry handle */
     bool registered;              /* lifecycle thread, or the shutdown sweep under rt->mu */
     struct rt_svc *next;          /* runtime's list of wrappers (guarded by rt->mu) */
@@ -144,9 +149,30 @@ static void w_stop(void *state)
      * undo): a service running since create (the config) stays running, so the runtime is
      * as before the call (updates keep working until the retry). A stop for a restart or at
      * shutdown runs on the supervisor's thread and stops it. */
-    if (s->runs_from_create && fdn__supervisor_starting(s->rt->sup))
-        return;
+    if (s->runs_from_create) {
+        if (fdn__supervisor_starting(s->rt->sup))
+            return;
+        atomic_store_explicit(&s->from_create, false, memory_order_relaxed); /* the supervisor's */
+    }
     s->ops->stop(s->obj);
+}
+
+/* Stop the slots still running from create (the config), which the supervisor never stopped:
+ * it was never started, or its start failed and left them running; its shutdown stops only
+ * what it started. Each once (a later shutdown finds none); after the supervisor's shutdown,
+ * so no lifecycle callback runs. */
+static void stop_from_create(fdn_runtime_t *rt)
+{
+    rt_svc_t *stop[FDN__RT_SLOT_COUNT];
+    size_t n = 0;
+    fdn__mutex_lock(&rt->mu);
+    for (rt_svc_t *s = rt->svcs; s != NULL; s = s->next)
+        if (n < FDN__RT_SLOT_COUNT && s->runs_from_create &&
+            atomic_exchange_explicit(&s->from_create, false, memory_order_relaxed))
+            stop[n++] = s;
+    fdn__mutex_unlock(&rt->mu);
+    for (size_t i = 0; i < n; i++) /* svcs is newest first: reverse start order */
+        stop[i]->ops->stop(stop[i]->obj);
 }
 
 static int w_health(void *state)
@@ -241,6 +267,7 @@ static int add_wrapped(fdn_runtime_t *rt, const char *name, const fdn__rt_slot_d
     s->owner = fdn_registry_owner_new();
     s->builtin = app == NULL;
     s->runs_from_create = def != NULL && def->runs_from_create;
+    atomic_init(&s->from_create, s->runs_from_create);
     s->ops = app != NULL ? app->ops : def->ops;
     s->obj = obj;
     size_t len = strlen(name);
@@ -598,6 +625,7 @@ int fdn_runtime_shutdown(fdn_runtime_t *rt, int64_t timeout_ms)
     }
     int rc = rt->sup != NULL ? fdn_supervisor_shutdown(rt->sup, timeout_ms) : 0;
     if (rc == 0) {
+        stop_from_create(rt); /* a runtime never started, or whose start failed */
         /* every service is stopped and no lifecycle callback runs any more: retry removals
          * that failed for lack of memory */
         fdn__mutex_lock(&rt->mu);

@@ -1084,9 +1084,9 @@ static void unwire(fdn_runtime_t *rt, void *glue)
     if (g == NULL)
         return;
     /* the config hook thread reads the glue (on_config_change): joined before it is freed.
-     * Stopped already after a started runtime's shutdown; a runtime never started (created
-     * with FDN_RUNTIME_NO_START) has its config running since cfg_create, and a hook the
-     * shutdown drain gave up on would still run. A second stop is a no-op. */
+     * Stopped already by the runtime's shutdown (also in a runtime never started, which ran
+     * it since cfg_create); stopped here again in case a shutdown did not get that far. A
+     * second stop is a no-op. */
     fdn__config_service_ops.stop(fdn_runtime_config(rt));
     /* no update reaches the services through g any more (waits for one under way) */
     fdn__config_set_apply_hook(fdn_runtime_config(rt), NULL);
@@ -1250,13 +1250,13 @@ static void on_registry(fdn_runtime_t *rt, void *glue, fdn_registry_op_t op, con
  * records wait for the burst's last change, which never came: a drain that timed out, or a
  * shutdown from a supervisor callback, which does not drain) and the notifications still
  * queued for it. Their events cannot be stored any more (the event store has stopped), nor
- * their updates counted (so has the telemetry). The config is stopped first: a runtime
- * never started has had it running since its create. */
+ * their updates counted (so has the telemetry). The config has stopped by then (its hook
+ * thread joined), also in a runtime never started, which ran it since its create: the
+ * runtime's shutdown stops it (runtime.c, stop_from_create). */
 static void after_shutdown(fdn_runtime_t *rt, void *glue)
 {
     glue_t *g = glue;
     fdn_config_t *cfg = fdn_runtime_config(rt);
-    fdn__config_service_ops.stop(cfg); /* joins the hook thread (a no-op when stopped) */
     uint64_t open = g->nhook;
     hook_discard(g);
     (void)fdn__config_hook_discard(cfg, open);

@@ -595,6 +595,33 @@ static void failed_start_keeps_slot_running_from_create(void **state)
     fake_destroy(rt, clock);
 }
 
+/* A runtime whose start failed (or that was never started) runs the slot it started at create
+ * (the config): its shutdown stops it too, once, as a started runtime's shutdown does (the
+ * supervisor's shutdown stops only what it started). Before, it ran until destroy. */
+static void shutdown_unstarted_stops_slot_running_from_create(void **state)
+{
+    (void)state;
+    fdn_clock_t *clock;
+    g_table = TABLE_CFG_FROM_CREATE;
+    g_start_fail_slot = FDN__RT_TELEMETRY;
+    fdn_runtime_t *rt = fake_runtime(&clock, FDN_RUNTIME_NO_START, 3);
+    g_start_fail_slot = -1;
+    g_table = TABLE;
+    ASSERT_LOG("");
+    comp_t *cfg = fdn__runtime_slot(rt, FDN__RT_CONFIG);
+    assert_int_equal(fdn_runtime_start(rt, NULL), FDN_EIO);
+    ASSERT_LOG("+config_server +event_store -event_store"); /* the config stays running */
+    assert_true(atomic_load(&cfg->running));
+    assert_int_equal(fdn_runtime_shutdown(rt, -1), 0);
+    ASSERT_LOG("-config_server");
+    assert_false(atomic_load(&cfg->running));
+    assert_int_equal(fdn_runtime_shutdown(rt, -1), 0); /* idempotent: not stopped twice */
+    ASSERT_LOG("");
+    assert_int_equal(fdn_runtime_start(rt, NULL), FDN_ESHUTDOWN);
+    fake_destroy(rt, clock);
+    ASSERT_LOG("");
+}
+
 static void default_runtime(void **state)
 {
     (void)state;
@@ -835,6 +862,7 @@ int main(void)
         cmocka_unit_test(start_order_and_reverse_stop),
         cmocka_unit_test(failed_start_can_be_retried),
         cmocka_unit_test(failed_start_keeps_slot_running_from_create),
+        cmocka_unit_test(shutdown_unstarted_stops_slot_running_from_create),
         cmocka_unit_test(restart_keeps_registration_and_gates_calls),
         cmocka_unit_test(health_poll_drives_restart),
         cmocka_unit_test(escalation_fails_runtime),

@@ -1125,6 +1125,29 @@ static void shutdown_during_failed_start(void **state)
     dir_destroy(rt);
 }
 
+/* The config of a runtime never started runs from create (updates apply at once); the
+ * runtime's shutdown stops it as a started runtime's does: its calls then answer
+ * FDN_EUNAVAILABLE, its hook thread is joined. */
+static void shutdown_unstarted_stops_config(void **state)
+{
+    (void)state;
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.ignore_env = true;
+    o.flags = FDN_RUNTIME_NO_START;
+    fdn_runtime_t *rt = NULL;
+    assert_int_equal(fdn_runtime_create(&rt, &o, NULL), 0);
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    fdn_config_status_t cs;
+    assert_int_equal(fdn_config_status(cfg, &cs), 0);
+    assert_true(cs.running);
+    assert_int_equal(fdn_config_update_bool(cfg, "dev.debug_mode", true, NULL), 0);
+    assert_int_equal(fdn_runtime_shutdown(rt, -1), 0);
+    assert_int_equal(fdn_config_status(cfg, &cs), 0);
+    assert_false(cs.running);
+    assert_int_equal(fdn_config_update_bool(cfg, "dev.debug_mode", false, NULL), FDN_EUNAVAILABLE);
+    fdn_runtime_destroy(rt);
+}
+
 /* ---- 10. the error hook ---------------------------------------------------------------------- */
 
 static void error_hook_counts(void **state)
@@ -1173,6 +1196,7 @@ int main(void)
         DIR_TEST(last_updates_recorded_at_shutdown),
         DIR_TEST(failed_start_retried_with_real_services),
         DIR_TEST(shutdown_during_failed_start),
+        cmocka_unit_test(shutdown_unstarted_stops_config),
         RT_TEST(error_hook_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
