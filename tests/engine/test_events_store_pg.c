@@ -103,6 +103,14 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* test_pg_history_fn: writer `user`'s events, through the first store. */
+static void write_history(fdn_events_t *first, void *user)
+{
+    writer_t *wr = user;
+    wr->es = first;
+    writer_main(wr);
+}
+
 typedef struct copies {
     fdn_event_t **all;
     size_t n, cap;
@@ -349,13 +357,14 @@ static void subscription_from_position_zero_sees_every_event_once(void **state)
     test_pg_schema_name(schema, sizeof(schema), "sub");
     enum { OLD = 700, NEW = 300 };
     /* history written before the subscriber's store exists */
-    fdn_events_t *a = open_store(schema);
-    writer_t w0 = {a, 1, OLD, calloc(OLD, sizeof(uint64_t)), 0};
+    fdn_events_opts_t o;
+    store_opts(&o, schema);
+    writer_t w0 = {NULL, 1, OLD, calloc(OLD, sizeof(uint64_t)), 0};
     assert_non_null(w0.ids);
-    writer_main(&w0);
+    fdn_events_t *a = NULL, *c = NULL;
+    test_pg_two_stores(&o, TEST_PG_HISTORY_THEN_SECOND, write_history, &w0, &a, &c);
     assert_int_equal(w0.rc, 0);
 
-    fdn_events_t *c = open_store(schema);
     collector_t col = {.cap = OLD + 2 * NEW};
     pthread_mutex_init(&col.mu, NULL);
     pthread_cond_init(&col.cv, NULL);
@@ -446,12 +455,14 @@ static void a_slow_catch_up_does_not_delay_other_subscribers(void **state)
     char schema[64];
     test_pg_schema_name(schema, sizeof(schema), "slow");
     enum { OLD = 300, NEW = 50 };
-    fdn_events_t *a = open_store(schema);
-    writer_t w0 = {a, 1, OLD, calloc(OLD, sizeof(uint64_t)), 0};
+    fdn_events_opts_t o;
+    store_opts(&o, schema);
+    writer_t w0 = {NULL, 1, OLD, calloc(OLD, sizeof(uint64_t)), 0};
     assert_non_null(w0.ids);
-    writer_main(&w0);
+    /* c's memory starts at the head: OLD are behind it */
+    fdn_events_t *a = NULL, *c = NULL;
+    test_pg_two_stores(&o, TEST_PG_HISTORY_THEN_SECOND, write_history, &w0, &a, &c);
     assert_int_equal(w0.rc, 0);
-    fdn_events_t *c = open_store(schema); /* memory starts at the head: OLD are behind it */
     gated_t g = {.open = false};
     pthread_mutex_init(&g.mu, NULL);
     pthread_cond_init(&g.cv, NULL);

@@ -67,15 +67,22 @@
 
 static test_engine_server_t *g_pg;
 
-/* A store on the test's cluster, its calls and connections bounded by call_ms; clock NULL:
- * the system's. */
+/* Options of a store on the test's cluster, its calls and connections bounded by call_ms;
+ * clock NULL: the system's. */
+static void store_opts(fdn_events_opts_t *o, const char *schema, int64_t call_ms,
+                       fdn_clock_t *clock)
+{
+    test_pg_store_opts(o, g_pg->url, schema);
+    o->postgres.command_timeout_ms = call_ms;
+    o->postgres.connect_timeout_ms = call_ms;
+    o->clock = clock;
+}
+
+/* A store with store_opts's options. */
 static fdn_events_t *open_store(const char *schema, int64_t call_ms, fdn_clock_t *clock)
 {
     fdn_events_opts_t o;
-    test_pg_store_opts(&o, g_pg->url, schema);
-    o.postgres.command_timeout_ms = call_ms;
-    o.postgres.connect_timeout_ms = call_ms;
-    o.clock = clock;
+    store_opts(&o, schema, call_ms, clock);
     return test_pg_store_open(&o);
 }
 
@@ -97,6 +104,12 @@ static void store_n(fdn_events_t *es, const char *type, unsigned w, unsigned n)
         assert_int_equal(fdn_events_store(es, ev, NULL), 0);
         fdn_event_free(ev);
     }
+}
+
+/* test_pg_history_fn: *(unsigned *)user events of type mem.old (store_n, writer 0). */
+static void old_history(fdn_events_t *first, void *user)
+{
+    store_n(first, "mem.old", 0, *(const unsigned *)user);
 }
 
 /* The newest position es's memory holds. */
@@ -144,6 +157,31 @@ static void store_varied(fdn_events_t *es, fdn_clock_t *c, unsigned base, unsign
         assert_int_equal(fdn_events_store(es, ev, NULL), 0);
         fdn_event_free(ev);
     }
+}
+
+/* store_varied's arguments, as a test_pg_history_fn's user. */
+typedef struct varied {
+    fdn_clock_t *c;
+    unsigned base, k;
+} varied_t;
+
+/* test_pg_history_fn: store_varied through the first store. */
+static void varied_history(fdn_events_t *first, void *user)
+{
+    const varied_t *v = user;
+    store_varied(first, v->c, v->base, v->k);
+}
+
+/* Two stores on schema, on the stores' clock of *ck (made here, with the producers'), opened
+ * in `order` around 12 varied events (store_varied 0..11 on the producers' clock) stored
+ * through the first. */
+static void two_stores(const char *schema, test_pg_order_t order, test_pg_clocks_t *ck,
+                       fdn_events_t **first, fdn_events_t **second)
+{
+    test_pg_clocks_init(ck);
+    fdn_events_opts_t o;
+    store_opts(&o, schema, TEST_PG_CALL_MS, ck->store);
+    test_pg_two_stores(&o, order, varied_history, &(varied_t){ck->prod, 0, 12}, first, second);
 }
 
 /* GET /v1/events's body for l, as a waiter's or a server thread's answer writes it. */
@@ -345,15 +383,13 @@ static void memory_answers_as_postgres(void **state)
     /* the stores' clock, and the producers': another monotonic origin, as another process's
      * (PostgreSQL's reads give an event the timestamp of its wall time on the store's clock,
      * not the producer's; memory keeps this store's events with the producer's) */
-    fdn_clock_t *clk = NULL, *prod = NULL;
-    assert_int_equal(fdn_clock_manual_create(&clk, 1000000000000, 1700000000000000000), 0);
-    assert_int_equal(fdn_clock_manual_create(&prod, 5000000000, 1700000000000000000), 0);
+    test_pg_clocks_t ck;
     /* the other store writes the log's start; ours opens after it (its memory starts at the
      * head), then both append, ours last: its writer reads the other's positions into memory
      * before it puts its own there, so memory ends at the head */
-    fdn_events_t *other = open_store(schema, TEST_PG_CALL_MS, clk);
-    store_varied(other, prod, 0, 12);
-    fdn_events_t *es = open_store(schema, TEST_PG_CALL_MS, clk);
+    fdn_events_t *other = NULL, *es = NULL;
+    two_stores(schema, TEST_PG_HISTORY_THEN_SECOND, &ck, &other, &es);
+    fdn_clock_t *prod = ck.prod;
     uint64_t first = newest(es) + 1;
     assert_int_equal(first, 13);
     store_varied(es, prod, 12, 10);
@@ -412,8 +448,7 @@ static void memory_answers_as_postgres(void **state)
     fdn_events_destroy(es);
     fdn_events_destroy(other);
     fdn_telemetry_destroy(tm);
-    fdn_clock_destroy(clk);
-    fdn_clock_destroy(prod);
+    test_pg_clocks_destroy(&ck);
 }
 
 /* id's event as `es` reads it: get (memory), a query with both cursors (memory), a parent_id
@@ -523,12 +558,11 @@ static void every_read_gives_postgres_timestamps(void **state)
     (void)state;
     char schema[64];
     test_pg_schema_name(schema, sizeof schema, "memts");
-    fdn_clock_t *clk = NULL, *prod = NULL;
-    assert_int_equal(fdn_clock_manual_create(&clk, 1000000000000, 1700000000000000000), 0);
-    assert_int_equal(fdn_clock_manual_create(&prod, 5000000000, 1700000000000000000), 0);
-    fdn_events_t *es = open_store(schema, TEST_PG_CALL_MS, clk);
-    fdn_events_t *other = open_store(schema, TEST_PG_CALL_MS, clk);
-    store_varied(es, prod, 0, 12);    /* es's writer puts them into its memory */
+    test_pg_clocks_t ck;
+    /* both open first: es's writer puts the history into its memory */
+    fdn_events_t *es = NULL, *other = NULL;
+    two_stores(schema, TEST_PG_BOTH_THEN_HISTORY, &ck, &es, &other);
+    fdn_clock_t *prod = ck.prod;
     store_varied(other, prod, 12, 4); /* other's writer reads es's into memory first */
     uint64_t head = newest(other);
     assert_int_equal(head, 16);
@@ -553,8 +587,7 @@ static void every_read_gives_postgres_timestamps(void **state)
     }
     fdn_events_destroy(es);
     fdn_events_destroy(other);
-    fdn_clock_destroy(clk);
-    fdn_clock_destroy(prod);
+    test_pg_clocks_destroy(&ck);
 }
 
 /* ---- one clock offset per answer ---- */
@@ -583,9 +616,9 @@ static void one_offset_per_answer(void **state)
     const int64_t STEP = 5000000000;
     char schema[64];
     test_pg_schema_name(schema, sizeof schema, "memoff");
-    fdn_clock_t *clk = NULL, *prod = NULL;
-    assert_int_equal(fdn_clock_manual_create(&clk, 1000000000000, 1700000000000000000), 0);
-    assert_int_equal(fdn_clock_manual_create(&prod, 5000000000, 1700000000000000000), 0);
+    test_pg_clocks_t ck;
+    test_pg_clocks_init(&ck);
+    fdn_clock_t *clk = ck.store, *prod = ck.prod;
     fdn_events_t *es = open_store(schema, TEST_PG_CALL_MS, clk);
     store_varied(es, prod, 0, 12);
     uint64_t head = newest(es);
@@ -635,8 +668,7 @@ static void one_offset_per_answer(void **state)
     fdn_event_list_free(p2);
     fdn_event_list_free(p);
     fdn_events_destroy(es);
-    fdn_clock_destroy(clk);
-    fdn_clock_destroy(prod);
+    test_pg_clocks_destroy(&ck);
 }
 
 /* ---- waiters answered without a query on PostgreSQL ---- */
@@ -682,9 +714,10 @@ static void woken_waiters_are_answered_from_memory(void **state)
     char schema[64];
     test_pg_schema_name(schema, sizeof schema, "memwake");
     /* positions 1..4 are older than the server's store (its memory starts at 5) */
-    fdn_events_t *other = open_store(schema, TEST_PG_CALL_MS, NULL);
-    store_n(other, "mem.old", 0, 4);
-    fdn_events_t *es = open_store(schema, TEST_PG_CALL_MS, NULL);
+    fdn_events_opts_t o;
+    store_opts(&o, schema, TEST_PG_CALL_MS, NULL);
+    fdn_events_t *other = NULL, *es = NULL;
+    test_pg_two_stores(&o, TEST_PG_HISTORY_THEN_SECOND, old_history, &(unsigned){4}, &other, &es);
     assert_int_equal(newest(es), 4);
     fdn_telemetry_t *tm = NULL;
     assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);

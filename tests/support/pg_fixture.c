@@ -65,6 +65,33 @@ fdn_events_t *test_pg_store_open(const fdn_events_opts_t *o)
     return es;
 }
 
+void test_pg_clocks_init(test_pg_clocks_t *c)
+{
+    const int64_t wall = 1700000000000000000;
+    assert_int_equal(fdn_clock_manual_create(&c->store, 1000000000000, wall), 0);
+    assert_int_equal(fdn_clock_manual_create(&c->prod, 5000000000, wall), 0);
+}
+
+void test_pg_clocks_destroy(test_pg_clocks_t *c)
+{
+    fdn_clock_destroy(c->store);
+    fdn_clock_destroy(c->prod);
+    c->store = c->prod = NULL;
+}
+
+void test_pg_two_stores(const fdn_events_opts_t *o, test_pg_order_t order,
+                        test_pg_history_fn history, void *user, fdn_events_t **first,
+                        fdn_events_t **second)
+{
+    *first = test_pg_store_open(o);
+    if (order == TEST_PG_BOTH_THEN_HISTORY)
+        *second = test_pg_store_open(o);
+    if (history != NULL)
+        history(*first, user);
+    if (order == TEST_PG_HISTORY_THEN_SECOND)
+        *second = test_pg_store_open(o);
+}
+
 fdn_events_t *test_pg_store(const char *schema)
 {
     fdn_events_opts_t o;

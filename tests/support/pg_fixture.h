@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <fdn/clock.h>
 #include <fdn/events.h>
 #include <fdn/telemetry.h>
 
@@ -47,6 +48,34 @@ fdn_events_t *test_pg_store_open(const fdn_events_opts_t *o);
 
 /* A store on the fixture's server with test_pg_store_opts's options. */
 fdn_events_t *test_pg_store(const char *schema);
+
+/* Two manual clocks for stores whose events are made elsewhere, on one wall time: `store`,
+ * the stores' own (monotonic origin 1000 s), and `prod`, the producers' (origin 5 s: another
+ * monotonic origin, as another process's). Free them with test_pg_clocks_destroy. */
+typedef struct test_pg_clocks {
+    fdn_clock_t *store;
+    fdn_clock_t *prod;
+} test_pg_clocks_t;
+void test_pg_clocks_init(test_pg_clocks_t *c);
+void test_pg_clocks_destroy(test_pg_clocks_t *c);
+
+/* The order test_pg_two_stores opens its two stores in, around the history stored through the
+ * first: both before it (each store's memory starts at the log's start and holds the
+ * history), or the second after it (its memory starts at the head: the history is on
+ * PostgreSQL only, older than its memory). */
+typedef enum test_pg_order {
+    TEST_PG_BOTH_THEN_HISTORY,
+    TEST_PG_HISTORY_THEN_SECOND,
+} test_pg_order_t;
+
+/* Stores a history through the first store (test_pg_two_stores). */
+typedef void (*test_pg_history_fn)(fdn_events_t *first, void *user);
+
+/* Two stores with options o (so on one schema), *first and *second, opened in `order` around
+ * history(first, user) (NULL: no history). */
+void test_pg_two_stores(const fdn_events_opts_t *o, test_pg_order_t order,
+                        test_pg_history_fn history, void *user, fdn_events_t **first,
+                        fdn_events_t **second);
 
 /* Event (w, s), writer w's s-th: data {"w":w,"s":s} (pad > 0: with "p", pad letters, after
  * them), parent id `parent`, type `type` (required) and correlation id `corr` (NULL: a fresh
