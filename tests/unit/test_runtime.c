@@ -557,22 +557,32 @@ static void failed_start_can_be_retried(void **state)
     fake_destroy(rt, clock);
 }
 
+/* A fake runtime with the config running from create (TABLE_CFG_FROM_CREATE), whose start
+ * failed (a built-in after the config failed to start): the rollback left the config, *cfg,
+ * running (no -config_server). */
+static fdn_runtime_t *failed_start_from_create(fdn_clock_t **clock, comp_t **cfg)
+{
+    g_table = TABLE_CFG_FROM_CREATE;
+    g_start_fail_slot = FDN__RT_TELEMETRY;
+    fdn_runtime_t *rt = fake_runtime(clock, FDN_RUNTIME_NO_START, 3);
+    g_start_fail_slot = -1;
+    g_table = TABLE;
+    ASSERT_LOG("");
+    *cfg = fdn__runtime_slot(rt, FDN__RT_CONFIG);
+    assert_int_equal(fdn_runtime_start(rt, NULL), FDN_EIO);
+    ASSERT_LOG("+config_server +event_store -event_store"); /* no -config_server */
+    assert_true(atomic_load(&(*cfg)->running));
+    return rt;
+}
+
 /* A slot running from create (the config) is not stopped by the rollback of a failed start,
  * which leaves the runtime as before the call; a restart and the shutdown still stop it. */
 static void failed_start_keeps_slot_running_from_create(void **state)
 {
     (void)state;
     fdn_clock_t *clock;
-    g_table = TABLE_CFG_FROM_CREATE;
-    g_start_fail_slot = FDN__RT_TELEMETRY;
-    fdn_runtime_t *rt = fake_runtime(&clock, FDN_RUNTIME_NO_START, 3);
-    g_start_fail_slot = -1;
-    g_table = TABLE;
-    ASSERT_LOG("");
-    comp_t *cfg = fdn__runtime_slot(rt, FDN__RT_CONFIG);
-    assert_int_equal(fdn_runtime_start(rt, NULL), FDN_EIO);
-    ASSERT_LOG("+config_server +event_store -event_store"); /* no -config_server */
-    assert_true(atomic_load(&cfg->running));
+    comp_t *cfg;
+    fdn_runtime_t *rt = failed_start_from_create(&clock, &cfg);
     assert_false(registered(rt, "config_server", NULL)); /* as before the call */
 
     ((comp_t *)fdn__runtime_slot(rt, FDN__RT_TELEMETRY))->start_rc = 0;
@@ -602,16 +612,8 @@ static void shutdown_unstarted_stops_slot_running_from_create(void **state)
 {
     (void)state;
     fdn_clock_t *clock;
-    g_table = TABLE_CFG_FROM_CREATE;
-    g_start_fail_slot = FDN__RT_TELEMETRY;
-    fdn_runtime_t *rt = fake_runtime(&clock, FDN_RUNTIME_NO_START, 3);
-    g_start_fail_slot = -1;
-    g_table = TABLE;
-    ASSERT_LOG("");
-    comp_t *cfg = fdn__runtime_slot(rt, FDN__RT_CONFIG);
-    assert_int_equal(fdn_runtime_start(rt, NULL), FDN_EIO);
-    ASSERT_LOG("+config_server +event_store -event_store"); /* the config stays running */
-    assert_true(atomic_load(&cfg->running));
+    comp_t *cfg;
+    fdn_runtime_t *rt = failed_start_from_create(&clock, &cfg);
     assert_int_equal(fdn_runtime_shutdown(rt, -1), 0);
     ASSERT_LOG("-config_server");
     assert_false(atomic_load(&cfg->running));

@@ -123,6 +123,18 @@ static int count_call(const char *event, const fdn_telemetry_measure_t *m, size_
     return 0;
 }
 
+/* Count foundation.config.service_refused into *refused (from 0); returns the handler's id. */
+static uint64_t count_refusals(fdn_runtime_t *rt, atomic_int *refused)
+{
+    atomic_init(refused, 0);
+    uint64_t h = 0;
+    assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(rt), &h,
+                                          "foundation.config.service_refused",
+                                          FDN_TELEMETRY_MATCH_EXACT, count_call, refused),
+                     0);
+    return h;
+}
+
 /* The events of `type` in the runtime's store; the data of the first into data (or ""). */
 static size_t events_of(fdn_runtime_t *rt, const char *type, char *data, size_t cap)
 {
@@ -140,6 +152,21 @@ static size_t events_of(fdn_runtime_t *rt, const char *type, char *data, size_t 
     }
     fdn_event_list_free(l);
     return n;
+}
+
+/* A refused update of interface.max_results changed nothing: the tree still holds 1000 at
+ * revision rev; n refusals by a service were counted (*refused) and recorded (events
+ * config_update_refused, the first's data into data). */
+static void expect_unchanged(fdn_runtime_t *rt, uint64_t rev, atomic_int *refused, int n,
+                             char *data, size_t cap)
+{
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    int64_t v = 0;
+    assert_int_equal(fdn_config_get_int(cfg, "interface.max_results", &v), 0);
+    assert_int_equal(v, 1000);
+    assert_int_equal(fdn_config_revision(cfg), rev);
+    assert_int_equal(atomic_load(refused), n);
+    assert_int_equal(events_of(rt, "config_update_refused", data, cap), (size_t)n);
 }
 
 /* A service refusing the value of an update refuses the update: the updater gets the
@@ -200,25 +227,15 @@ static void service_refusal_refuses_the_update(void **state)
     fdn__cfg_apply_hook_t wrap = {refuse_4242, refusing_published, refusing_refused, &r};
     fdn__config_set_apply_hook(cfg, &wrap);
     atomic_int refused;
-    atomic_init(&refused, 0);
-    uint64_t h = 0;
-    assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(f->rt), &h,
-                                          "foundation.config.service_refused",
-                                          FDN_TELEMETRY_MATCH_EXACT, count_call, &refused),
-                     0);
+    uint64_t h = count_refusals(f->rt, &refused);
     uint64_t rev = fdn_config_revision(cfg);
     fdn_error_t err = FDN_ERROR_INIT;
     assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4242, &err), FDN_EINVAL);
     assert_non_null(strstr(err.message, "event_store"));
     assert_non_null(strstr(err.message, "interface.max_results"));
     assert_non_null(strstr(err.context, "service=event_store"));
-    int64_t v = 0;
-    assert_int_equal(fdn_config_get_int(cfg, "interface.max_results", &v), 0);
-    assert_int_equal(v, 1000);
-    assert_int_equal(fdn_config_revision(cfg), rev);
-    assert_int_equal(atomic_load(&refused), 1);
     char data[512];
-    assert_int_equal(events_of(f->rt, "config_update_refused", data, sizeof(data)), 1);
+    expect_unchanged(f->rt, rev, &refused, 1, data, sizeof(data));
     assert_non_null(strstr(data, "\"path\":\"interface.max_results\""));
     assert_non_null(strstr(data, "\"value\":4242"));
     char want[64];
@@ -247,12 +264,7 @@ static void schema_bounds_max_results_by_the_store_cap(void **state)
     test_rt_t *f = test_rt_new(NULL, false);
     fdn_config_t *cfg = fdn_runtime_config(f->rt);
     atomic_int refused;
-    atomic_init(&refused, 0);
-    uint64_t h = 0;
-    assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(f->rt), &h,
-                                          "foundation.config.service_refused",
-                                          FDN_TELEMETRY_MATCH_EXACT, count_call, &refused),
-                     0);
+    uint64_t h = count_refusals(f->rt, &refused);
     uint64_t rev = fdn_config_revision(cfg);
     fdn_error_t err = FDN_ERROR_INIT;
     assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4294967296LL, &err),
@@ -265,13 +277,8 @@ static void schema_bounds_max_results_by_the_store_cap(void **state)
     assert_int_equal(fdn_config_update_json(cfg, "interface.max_results", "4294967296", &jerr),
                      FDN_ECONFIG_STRUCTURE);
     assert_string_equal(jerr.message, err.message);
-    int64_t v = 0;
-    assert_int_equal(fdn_config_get_int(cfg, "interface.max_results", &v), 0);
-    assert_int_equal(v, 1000);
-    assert_int_equal(fdn_config_revision(cfg), rev);
-    assert_int_equal(atomic_load(&refused), 0);
     char data[512];
-    assert_int_equal(events_of(f->rt, "config_update_refused", data, sizeof(data)), 0);
+    expect_unchanged(f->rt, rev, &refused, 0, data, sizeof(data));
 
     assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4294967295LL, NULL), 0);
     assert_int_equal(fdn_config_revision(cfg), rev + 1);
