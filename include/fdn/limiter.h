@@ -86,10 +86,14 @@ typedef struct fdn_limit_reservation {
 /** Check flags. */
 #define FDN_LIMIT_PEEK 0x1u /**< evaluate without consuming or creating state */
 /**
- * fdn_limiter_check: the key starts with a reserved namespace byte (below
- * FDN_LIMIT_KEY_NS_FIRST_FREE) on purpose. For the library's own front ends, which build such
- * keys (fdn_admin's HTTP API: FDN_LIMIT_KEY_NS_HTTP); without it such a key is refused with
- * FDN_EINVAL. @since 0.3.0
+ * The key starts with a reserved namespace byte (below FDN_LIMIT_KEY_NS_FIRST_FREE) on purpose:
+ * accepted by fdn_limiter_check, fdn_limiter_check_many (a request's flags),
+ * fdn_limiter_inc_flags, fdn_limiter_set_flags and fdn_limit_key_validate. For the library's
+ * own front ends, which build such keys (fdn_admin's HTTP API: FDN_LIMIT_KEY_NS_HTTP), and a
+ * program that means to act on one of the library's cells (for example give a named rule's
+ * identifier its allowance back: fdn_limiter_set_flags with count 0 on "\x02<rule>:<id>").
+ * Without it every key call refuses such a key with FDN_EINVAL (see FDN_LIMIT_KEY_NS_PROTECT).
+ * @since 0.3.0
  */
 #define FDN_LIMIT_RESERVED_NS 0x2u
 
@@ -205,6 +209,14 @@ typedef struct fdn_limiter_opts {
  * are not affected. A key without the byte has no identity and no quota. Expired keys count
  * until swept: a refusal sweeps the store first (at most once a second) and tries again. The
  * quota governs this process's store (with Redis: the keys it keeps locally).
+ * An identity lives in its key's namespace (FDN_LIMIT_KEY_NS_PROTECT): the HTTP API's
+ * `identity` "t7" makes keys "\x01t7\x1f<key>", a program's own "t7\x1f<key>" is another
+ * identity, on purpose. An HTTP identity and the same identity in C count separately: their
+ * keys never share a cell (the same key over HTTP and in C are two counts), each holds its
+ * own quota (a caller using both may hold twice the quota), and fdn_limiter_backend_status
+ * counts two identities (fdn_limiter_top_keys shows both as "t7", told apart by key_ns). A
+ * program that wants one count for a caller sends all its checks for that caller through one
+ * front end.
  */
 #define FDN_LIMIT_IDENTITY_SEP '\x1f'
 
@@ -216,11 +228,16 @@ typedef struct fdn_limiter_opts {
  * FDN_LIMIT_KEY_NS_HTTP keys of the HTTP API (POST /v1/limiter/...),
  * FDN_LIMIT_KEY_NS_RULE named rules ("\x02<rule>:<identifier>", fdn_limiter_check_named),
  * FDN_LIMIT_KEY_NS_ENTITY fdn_limiter_check_entity ("\x03foundation:...").
- * A program's own keys (fdn_limiter_check and the other key calls) must not start with a byte
- * below 0x04: those are reserved. Since 0.3.0 (before, HTTP, named-rule and entity keys had
- * no leading byte and could collide). fdn_limiter_check refuses such a key with FDN_EINVAL
- * unless called with FDN_LIMIT_RESERVED_NS (one byte compare on its path); the other key calls
- * (inc, set, get, reserve, cancel, reset, check_many, check_rate) do not check it.
+ * A program's own keys must not start with a byte below 0x04: those are reserved. Since 0.3.0
+ * (before, HTTP, named-rule and entity keys had no leading byte and could collide). Every key
+ * call refuses such a key with FDN_EINVAL and changes nothing (no cell is read, made, counted
+ * or cleared): fdn_limiter_check, check_many, inc, set, get, reserve, cancel, reset and
+ * check_rate; fdn_limit_key_validate says why in an fdn_error_t. The calls that take flags
+ * accept one on purpose with FDN_LIMIT_RESERVED_NS: fdn_limiter_check (fdn_limiter_get is
+ * fdn_limiter_check with FDN_LIMIT_PEEK, a denial read as 0), fdn_limiter_check_many (per
+ * request), fdn_limiter_inc_flags and fdn_limiter_set_flags; reserve, cancel, reset and
+ * check_rate never do (the library's own makers reach their cells inside the library). The
+ * test is one byte compare on each call's path.
  */
 #define FDN_LIMIT_KEY_NS_PROTECT '\x00'
 /** The first byte of a key made by the HTTP API (see FDN_LIMIT_KEY_NS_PROTECT). */
@@ -327,12 +344,23 @@ FDN_API int fdn_limiter_check(fdn_limiter_t *l, const char *key, size_t keylen,
  * shadow mode (nothing is enforced); with the limiter disabled nothing is counted.
  * @param[out] res the state after (may be NULL); res->allowed says whether a check of this
  * cost would have been allowed
- * @return 0, FDN_EINVAL (bad key, rule or cost: 1..2^31), FDN_ENOMEM, FDN_ELIMITER (new key,
- * full store), FDN_EUNAVAILABLE (stopped; Redis backend: Redis away, nothing counted)
+ * @return 0, FDN_EINVAL (bad key, rule or cost: 1..2^31; a key in a library namespace, see
+ * FDN_LIMIT_KEY_NS_PROTECT), FDN_ENOMEM, FDN_ELIMITER (new key, full store), FDN_EUNAVAILABLE
+ * (stopped; Redis backend: Redis away, nothing counted)
  * @thread_safety any  @since 0.2.0
  */
 FDN_API int fdn_limiter_inc(fdn_limiter_t *l, const char *key, size_t keylen,
                             const fdn_limit_rule_t *rule, int64_t cost, fdn_limit_result_t *res);
+
+/**
+ * fdn_limiter_inc with flags: 0 (exactly fdn_limiter_inc) or FDN_LIMIT_RESERVED_NS (the key is
+ * in a library namespace on purpose; the HTTP API's POST /v1/limiter/inc).
+ * @return as fdn_limiter_inc; FDN_EINVAL also for an unknown flag
+ * @thread_safety any  @since 0.3.0
+ */
+FDN_API int fdn_limiter_inc_flags(fdn_limiter_t *l, const char *key, size_t keylen,
+                                  const fdn_limit_rule_t *rule, int64_t cost, unsigned flags,
+                                  fdn_limit_result_t *res);
 
 /**
  * Set the key's count (Hammer's `set`), 0..2^31: the current window's count (fixed and
@@ -347,9 +375,22 @@ FDN_API int fdn_limiter_set(fdn_limiter_t *l, const char *key, size_t keylen,
                             const fdn_limit_rule_t *rule, int64_t count, fdn_limit_result_t *res);
 
 /**
+ * fdn_limiter_set with flags: 0 (exactly fdn_limiter_set) or FDN_LIMIT_RESERVED_NS (the key is
+ * in a library namespace on purpose; the HTTP API's POST /v1/limiter/set).
+ * @return as fdn_limiter_set; FDN_EINVAL also for an unknown flag
+ * @thread_safety any  @since 0.3.0
+ */
+FDN_API int fdn_limiter_set_flags(fdn_limiter_t *l, const char *key, size_t keylen,
+                                  const fdn_limit_rule_t *rule, int64_t count, unsigned flags,
+                                  fdn_limit_result_t *res);
+
+/**
  * Read the key's count without consuming or storing anything (Hammer's `get`): res->count,
- * remaining, reset_ns; res->allowed: whether a check of cost 1 would be allowed now.
- * @return 0 (whatever the count), FDN_EINVAL (bad key or rule, res NULL), FDN_EUNAVAILABLE
+ * remaining, reset_ns; res->allowed: whether a check of cost 1 would be allowed now. It is
+ * fdn_limiter_check with FDN_LIMIT_PEEK, FDN_ERATE_LIMITED read as 0: for a key in a library
+ * namespace, call that with FDN_LIMIT_PEEK | FDN_LIMIT_RESERVED_NS.
+ * @return 0 (whatever the count), FDN_EINVAL (bad key or rule, res NULL; a key in a library
+ * namespace, see FDN_LIMIT_KEY_NS_PROTECT), FDN_EUNAVAILABLE
  * @thread_safety any  @since 0.2.0
  */
 FDN_API int fdn_limiter_get(fdn_limiter_t *l, const char *key, size_t keylen,
@@ -361,7 +402,8 @@ typedef struct fdn_limit_request {
     size_t keylen;                /**< 1..4096 */
     const fdn_limit_rule_t *rule; /**< not NULL */
     int64_t cost;                 /**< >= 1 */
-    unsigned flags;               /**< 0 or FDN_LIMIT_PEEK */
+    unsigned flags;               /**< 0 or FDN_LIMIT_PEEK, with FDN_LIMIT_RESERVED_NS for a key
+                                       in a library namespace (as fdn_limiter_check) */
     int rc;                       /**< out: what fdn_limiter_check returns for this request */
     fdn_limit_result_t res;       /**< out: as fdn_limiter_check's res */
 } fdn_limit_request_t;
@@ -379,14 +421,17 @@ typedef struct fdn_limit_request {
  * @return 0 when every request was allowed; FDN_ERATE_LIMITED when at least one was denied
  * and none failed; otherwise the first failure's code (each request's rc tells which).
  * FDN_EINVAL, with nothing checked or counted, when l or reqs is NULL, n is 0 or above
- * FDN_LIMIT_MANY_MAX, or any request is invalid (that request's rc is FDN_EINVAL, the
- * others' 0). FDN_ENOMEM (nothing checked) when the scratch space for n > 8 cannot be made.
+ * FDN_LIMIT_MANY_MAX, or any request is invalid, a key in a library namespace without
+ * FDN_LIMIT_RESERVED_NS included (that request's rc is FDN_EINVAL, the others' 0). FDN_ENOMEM
+ * (nothing checked) when the scratch space for n > 8 cannot be made.
  * @thread_safety any  @since 0.2.0
  */
 FDN_API int fdn_limiter_check_many(fdn_limiter_t *l, fdn_limit_request_t *reqs, size_t n);
 
 /**
- * Hammer-compatible fixed window: `limit` hits per `scale_ms`, epoch-aligned, cost 1.
+ * Hammer-compatible fixed window: `limit` hits per `scale_ms`, epoch-aligned, cost 1. key is a
+ * NUL-terminated string; one starting with a byte below FDN_LIMIT_KEY_NS_FIRST_FREE is refused
+ * with FDN_EINVAL (there is no flag to pass it).
  * @return as fdn_limiter_check  @thread_safety any  @since 0.1.0
  */
 FDN_API int fdn_limiter_check_rate(fdn_limiter_t *l, const char *key, int64_t scale_ms,
@@ -419,7 +464,8 @@ FDN_API int fdn_limiter_check_named(fdn_limiter_t *l, const char *rule_name, con
  * denial on a fixed window is active; on the other algorithms nothing was taken). Nothing is
  * taken when the limiter is disabled or the key could not be stored (FDN_ELIMITER,
  * FDN_ENOSPC, also when shadow mode allows the call), nor for a denial the Redis backend's
- * deny cache answered without asking Redis (inactive, even on a fixed window).
+ * deny cache answered without asking Redis (inactive, even on a fixed window). A key in a
+ * library namespace is refused (FDN_EINVAL, rsv inactive; no flag passes it).
  * @return as fdn_limiter_check  @thread_safety any  @since 0.1.0
  */
 FDN_API int fdn_limiter_reserve(fdn_limiter_t *l, const char *key, size_t keylen,
@@ -429,14 +475,16 @@ FDN_API int fdn_limiter_reserve(fdn_limiter_t *l, const char *key, size_t keylen
 /**
  * Give back a reservation if its window (fixed/sliding) is still current; buckets get the
  * tokens back (capped at the burst). Idempotent.
- * @return 0, FDN_ENOENT (key gone or window over: nothing to give back), FDN_EINVAL
+ * @return 0, FDN_ENOENT (key gone or window over: nothing to give back), FDN_EINVAL (also a
+ * key in a library namespace, whatever rsv says: nothing is given back, rsv unchanged)
  * @thread_safety any  @since 0.1.0
  */
 FDN_API int fdn_limiter_cancel(fdn_limiter_t *l, const char *key, size_t keylen,
                                const fdn_limit_rule_t *rule, fdn_limit_reservation_t *rsv);
 
 /** Forget a key's state (unlike the reference's reset, which did nothing, this clears it).
- * @return 0, FDN_ENOENT  @thread_safety any  @since 0.1.0 */
+ * A key in a library namespace is refused and kept (FDN_EINVAL; see FDN_LIMIT_KEY_NS_PROTECT).
+ * @return 0, FDN_ENOENT, FDN_EINVAL  @thread_safety any  @since 0.1.0 */
 FDN_API int fdn_limiter_reset(fdn_limiter_t *l, const char *key, size_t keylen);
 
 /** Remove every expired cell now. @return cells removed  @thread_safety any @since 0.1.0 */
@@ -444,6 +492,17 @@ FDN_API size_t fdn_limiter_sweep(fdn_limiter_t *l);
 
 /** Validate a rule. @return 0, FDN_EINVAL  @thread_safety any  @since 0.1.0 */
 FDN_API int fdn_limit_rule_validate(const fdn_limit_rule_t *rule, fdn_error_t *err);
+
+/**
+ * Validate a key as the key calls do, with a message in err saying why one is refused: NULL,
+ * not 1..4096 bytes, or starting with a byte below FDN_LIMIT_KEY_NS_FIRST_FREE (naming the
+ * library namespace it is in) without FDN_LIMIT_RESERVED_NS. The key calls return a bare
+ * FDN_EINVAL (no fdn_error_t on the hot path); this tells a program which of its inputs it was.
+ * @param flags 0, FDN_LIMIT_PEEK and/or FDN_LIMIT_RESERVED_NS, as the call would get them
+ * @return 0, FDN_EINVAL (also an unknown flag)  @thread_safety any  @since 0.3.0
+ */
+FDN_API int fdn_limit_key_validate(const char *key, size_t keylen, unsigned flags,
+                                   fdn_error_t *err);
 
 /**
  * Add or replace a named rule (the runtime loads infrastructure.rate_limiting.default_rules

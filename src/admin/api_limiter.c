@@ -6,8 +6,12 @@
  * backend_* ones for Redis only). With telemetry mounted on the server, the runtime's
  * collector (src/runtime/runtime_metrics.c) exports the same families through telemetry
  * (also in OpenMetrics), and this writer is not called (fdn__admin_add_metrics_fallback).
- * Threads: runs on the admin server's threads; calls only fdn_limiter_check (lock-free per
- * key). A denied check answers 429 with Retry-After (whole seconds, rounded up) and the
+ * Threads: runs on the admin server's threads; calls only the limiter's key calls (lock-free
+ * per key). Keys: every key it makes is in the HTTP namespace (FDN_LIMIT_KEY_NS_HTTP), which
+ * the key calls refuse from a program, so each call here says FDN_LIMIT_RESERVED_NS:
+ * fdn_limiter_check (a get is its peek), fdn_limiter_inc_flags, fdn_limiter_set_flags (public
+ * entry points: fdn_admin links libfdn's exports only, no fdn__ internal).
+ * A denied check answers 429 with Retry-After (whole seconds, rounded up) and the
  * same result fields as an allowed one, plus the error object. Refused with 422 before the
  * limiter is touched: a key over 256 bytes, and a cost above what the rule ever admits at
  * once (it could never succeed, so a 429 with a Retry-After would mislead the client).
@@ -177,9 +181,18 @@ static int count_request(const fdn__http_req_t *req, fdn__http_resp_t *resp, fdn
         goto out;
     fdn_limit_result_t r;
     memset(&r, 0, sizeof r);
-    rc = op == L_INC   ? fdn_limiter_inc(l, q.key, q.keylen, &q.rule, q.value, &r)
-         : op == L_SET ? fdn_limiter_set(l, q.key, q.keylen, &q.rule, q.value, &r)
-                       : fdn_limiter_get(l, q.key, q.keylen, &q.rule, &r);
+    /* the key is in the HTTP namespace (FDN_LIMIT_KEY_NS_HTTP): each call is told so, as
+     * fdn_limiter_get is not (it peeks as fdn_limiter_get does, a denial being the answer) */
+    if (op == L_INC)
+        rc = fdn_limiter_inc_flags(l, q.key, q.keylen, &q.rule, q.value, FDN_LIMIT_RESERVED_NS, &r);
+    else if (op == L_SET)
+        rc = fdn_limiter_set_flags(l, q.key, q.keylen, &q.rule, q.value, FDN_LIMIT_RESERVED_NS, &r);
+    else {
+        rc = fdn_limiter_check(l, q.key, q.keylen, &q.rule, 1,
+                               FDN_LIMIT_PEEK | FDN_LIMIT_RESERVED_NS, &r);
+        if (rc == FDN_ERATE_LIMITED) /* a read: the count is the answer */
+            rc = 0;
+    }
     if (rc == FDN_ELIMITER) {
         rc = full_reply(resp, &r);
         goto out;

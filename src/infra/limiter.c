@@ -8,6 +8,13 @@
  * needs), validates, picks the backend operation and turns its result into a return code,
  * shadow mode and telemetry.
  *
+ * Key namespaces (include/fdn/limiter.h): keys starting with a byte below
+ * FDN_LIMIT_KEY_NS_FIRST_FREE are the library's. Every public key call refuses one from a
+ * program (reserved_key: one byte compare) unless the call takes flags and was given
+ * FDN_LIMIT_RESERVED_NS (check, check_many, inc_flags, set_flags: the HTTP API and protected
+ * execution use those); named-rule and entity checks build their keys here and reach run_op
+ * without the test. The test comes before the backend, so memory and Redis refuse alike.
+ *
  * Threads: none of its own. Locks: `rules_mu` serialises the writers of the rule table and is
  * never held with a backend lock; no callback runs under any lock.
  *
@@ -367,6 +374,50 @@ static int service_health(void *state)
     return atomic_load_explicit(&l->running, memory_order_acquire) ? 0 : FDN_EUNAVAILABLE;
 }
 
+/* A key in a library namespace (its first byte below FDN_LIMIT_KEY_NS_FIRST_FREE: protect,
+ * HTTP, named rule, entity; include/fdn/limiter.h): a program's key call refuses it unless told
+ * FDN_LIMIT_RESERVED_NS, so no program can read, spend, reset or poison the library's cells.
+ * The NULL and length tests are op_valid's own (the compiler merges them where both are
+ * inlined), so the namespace costs one byte compare on a call's path. */
+static inline bool reserved_key(const char *key, size_t keylen)
+{
+    return FDN_UNLIKELY(key != NULL && keylen > 0 &&
+                        (unsigned char)key[0] < FDN_LIMIT_KEY_NS_FIRST_FREE);
+}
+
+/* reserved_key of a key op_valid accepted (not NULL, not empty): the compare alone. */
+static inline bool reserved_valid_key(const char *key)
+{
+    return FDN_UNLIKELY((unsigned char)key[0] < FDN_LIMIT_KEY_NS_FIRST_FREE);
+}
+
+/* What each namespace byte belongs to, for fdn_limit_key_validate's message. */
+static const char *const NS_OWNER[FDN_LIMIT_KEY_NS_FIRST_FREE] = {
+    "fdn_execute_protected's inline rules (FDN_LIMIT_KEY_NS_PROTECT)",
+    "the HTTP API's keys (FDN_LIMIT_KEY_NS_HTTP)",
+    "named rules (FDN_LIMIT_KEY_NS_RULE)",
+    "fdn_limiter_check_entity (FDN_LIMIT_KEY_NS_ENTITY)",
+};
+
+int fdn_limit_key_validate(const char *key, size_t keylen, unsigned flags, fdn_error_t *err)
+{
+    if (flags & ~(FDN_LIMIT_PEEK | FDN_LIMIT_RESERVED_NS))
+        return fdn_err_set(err, FDN_EINVAL, "unknown limiter key flags 0x%x",
+                           flags & ~(FDN_LIMIT_PEEK | FDN_LIMIT_RESERVED_NS));
+    if (key == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "limiter key is NULL");
+    if (keylen == 0 || keylen > MAX_KEYLEN)
+        return fdn_err_set(err, FDN_EINVAL, "limiter key must be 1..%u bytes (got %zu)", MAX_KEYLEN,
+                           keylen);
+    if (reserved_key(key, keylen) && !(flags & FDN_LIMIT_RESERVED_NS))
+        return fdn_err_set(err, FDN_EINVAL,
+                           "limiter key starts with byte 0x%02x, reserved for %s: a program's "
+                           "key must start with a byte >= 0x%02x (FDN_LIMIT_KEY_NS_FIRST_FREE)",
+                           (unsigned char)key[0], NS_OWNER[(unsigned char)key[0]],
+                           FDN_LIMIT_KEY_NS_FIRST_FREE);
+    return 0;
+}
+
 /* rule_ok: the rule comes from the rule table, which only holds validated rules.
  * mono: the monotonic time of this call already read by the caller on the limiter's own
  * time source, or FDN__NOW_UNSET. */
@@ -478,12 +529,7 @@ int fdn_limiter_check(fdn_limiter_t *l, const char *key, size_t keylen,
 {
     if (flags & ~(FDN_LIMIT_PEEK | FDN_LIMIT_RESERVED_NS))
         return FDN_EINVAL;
-    /* a program's key must not start in a library namespace (FDN_LIMIT_KEY_NS_*): it would
-     * share the cells of protect, HTTP, named-rule or entity keys. The NULL and length tests
-     * are op_valid's own, which the compiler merges with these. */
-    if (FDN_UNLIKELY(key != NULL && keylen > 0 &&
-                     (unsigned char)key[0] < FDN_LIMIT_KEY_NS_FIRST_FREE) &&
-        !(flags & FDN_LIMIT_RESERVED_NS))
+    if (reserved_key(key, keylen) && !(flags & FDN_LIMIT_RESERVED_NS))
         return FDN_EINVAL;
     return run_op(l, key, keylen, rule, cost,
                   (flags & FDN_LIMIT_PEEK) ? FDN__LIMIT_PEEK : FDN__LIMIT_CHECK, res, NULL);
@@ -496,8 +542,9 @@ int fdn_limiter_check_many(fdn_limiter_t *l, fdn_limit_request_t *reqs, size_t n
     bool bad = false; /* every request is checked before any is run: bad input changes nothing */
     for (size_t i = 0; i < n; i++) {
         const fdn_limit_request_t *q = &reqs[i];
-        reqs[i].rc = (q->flags & ~FDN_LIMIT_PEEK) || q->rule == NULL ||
-                             !op_valid(q->key, q->keylen, q->rule, false, q->cost)
+        reqs[i].rc = (q->flags & ~(FDN_LIMIT_PEEK | FDN_LIMIT_RESERVED_NS)) || q->rule == NULL ||
+                             !op_valid(q->key, q->keylen, q->rule, false, q->cost) ||
+                             (reserved_valid_key(q->key) && !(q->flags & FDN_LIMIT_RESERVED_NS))
                          ? FDN_EINVAL
                          : 0;
         bad |= reqs[i].rc != 0;
@@ -547,13 +594,15 @@ int fdn_limiter_check_many(fdn_limiter_t *l, fdn_limit_request_t *reqs, size_t n
     return out;
 }
 
-/* inc and set: no decision, no telemetry, no shadow (nothing is enforced). */
+/* inc and set: no decision, no telemetry, no shadow (nothing is enforced). flags: 0 or
+ * FDN_LIMIT_RESERVED_NS. */
 static int count_op(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
-                    int64_t value, fdn__limit_op_t op, fdn_limit_result_t *res)
+                    int64_t value, fdn__limit_op_t op, unsigned flags, fdn_limit_result_t *res)
 {
     bool ok_value = op == FDN__LIMIT_SET ? value >= 0 && value <= FDN__LIMIT_MAX
                                          : value >= 1 && value <= FDN__LIMIT_MAX;
-    if (l == NULL || rule == NULL || !ok_value || !op_valid(key, keylen, rule, false, 1))
+    if (l == NULL || rule == NULL || !ok_value || !op_valid(key, keylen, rule, false, 1) ||
+        (reserved_valid_key(key) && !(flags & FDN_LIMIT_RESERVED_NS)))
         return FDN_EINVAL;
     if (FDN_UNLIKELY(!atomic_load_explicit(&l->running, memory_order_acquire)))
         return FDN_EUNAVAILABLE;
@@ -573,13 +622,31 @@ static int count_op(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_
 int fdn_limiter_inc(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
                     int64_t cost, fdn_limit_result_t *res)
 {
-    return count_op(l, key, keylen, rule, cost, FDN__LIMIT_INC, res);
+    return count_op(l, key, keylen, rule, cost, FDN__LIMIT_INC, 0, res);
+}
+
+int fdn_limiter_inc_flags(fdn_limiter_t *l, const char *key, size_t keylen,
+                          const fdn_limit_rule_t *rule, int64_t cost, unsigned flags,
+                          fdn_limit_result_t *res)
+{
+    if (flags & ~FDN_LIMIT_RESERVED_NS)
+        return FDN_EINVAL;
+    return count_op(l, key, keylen, rule, cost, FDN__LIMIT_INC, flags, res);
 }
 
 int fdn_limiter_set(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
                     int64_t count, fdn_limit_result_t *res)
 {
-    return count_op(l, key, keylen, rule, count, FDN__LIMIT_SET, res);
+    return count_op(l, key, keylen, rule, count, FDN__LIMIT_SET, 0, res);
+}
+
+int fdn_limiter_set_flags(fdn_limiter_t *l, const char *key, size_t keylen,
+                          const fdn_limit_rule_t *rule, int64_t count, unsigned flags,
+                          fdn_limit_result_t *res)
+{
+    if (flags & ~FDN_LIMIT_RESERVED_NS)
+        return FDN_EINVAL;
+    return count_op(l, key, keylen, rule, count, FDN__LIMIT_SET, flags, res);
 }
 
 int fdn_limiter_get(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_limit_rule_t *rule,
@@ -587,8 +654,9 @@ int fdn_limiter_get(fdn_limiter_t *l, const char *key, size_t keylen, const fdn_
 {
     if (res == NULL)
         return FDN_EINVAL;
-    int rc =
-        fdn_limiter_check(l, key, keylen, rule, 1, FDN_LIMIT_PEEK | FDN_LIMIT_RESERVED_NS, res);
+    /* without FDN_LIMIT_RESERVED_NS: a program reads no library cell (the HTTP API's get
+     * peeks with the flag itself) */
+    int rc = fdn_limiter_check(l, key, keylen, rule, 1, FDN_LIMIT_PEEK, res);
     return rc == FDN_ERATE_LIMITED ? 0 : rc; /* a read: the count is the answer */
 }
 
@@ -596,7 +664,7 @@ int fdn_limiter_check_rate(fdn_limiter_t *l, const char *key, int64_t scale_ms, 
                            fdn_limit_result_t *res)
 {
     fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, limit, scale_ms, 0};
-    if (key == NULL)
+    if (key == NULL || (unsigned char)key[0] < FDN_LIMIT_KEY_NS_FIRST_FREE) /* "" too */
         return FDN_EINVAL;
     return run_op(l, key, strlen(key), &r, 1, FDN__LIMIT_CHECK, res, NULL);
 }
@@ -608,6 +676,8 @@ int fdn_limiter_reserve(fdn_limiter_t *l, const char *key, size_t keylen,
     if (rsv == NULL)
         return FDN_EINVAL;
     memset(rsv, 0, sizeof(*rsv));
+    if (reserved_key(key, keylen))
+        return FDN_EINVAL;
     fdn_limit_result_t tmp;
     if (res == NULL)
         res = &tmp;
@@ -634,7 +704,7 @@ int fdn_limiter_reserve(fdn_limiter_t *l, const char *key, size_t keylen,
 int fdn_limiter_cancel(fdn_limiter_t *l, const char *key, size_t keylen,
                        const fdn_limit_rule_t *rule, fdn_limit_reservation_t *rsv)
 {
-    if (rsv == NULL)
+    if (rsv == NULL || reserved_key(key, keylen))
         return FDN_EINVAL;
     if (!rsv->active)
         return FDN_ENOENT;
@@ -646,7 +716,8 @@ int fdn_limiter_cancel(fdn_limiter_t *l, const char *key, size_t keylen,
 
 int fdn_limiter_reset(fdn_limiter_t *l, const char *key, size_t keylen)
 {
-    if (l == NULL || key == NULL || keylen == 0 || keylen > MAX_KEYLEN)
+    if (l == NULL || key == NULL || keylen == 0 || keylen > MAX_KEYLEN ||
+        (unsigned char)key[0] < FDN_LIMIT_KEY_NS_FIRST_FREE)
         return FDN_EINVAL;
     return l->be->forget(l->be_self, key, keylen);
 }

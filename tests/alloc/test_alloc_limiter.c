@@ -78,6 +78,10 @@ static void sweep_checks(void **state)
     CHECK_SWEEP(fdn_limiter_check, fdn_limiter_check(l, key, strlen(key), &rule, 1, 0, &res));
     CHECK_SWEEP(fdn_limiter_inc, fdn_limiter_inc(l, key, strlen(key), &rule, 2, &res));
     CHECK_SWEEP(fdn_limiter_set, fdn_limiter_set(l, key, strlen(key), &rule, 5, &res));
+    CHECK_SWEEP(fdn_limiter_inc_flags,
+                fdn_limiter_inc_flags(l, key, strlen(key), &rule, 2, 0, &res));
+    CHECK_SWEEP(fdn_limiter_set_flags,
+                fdn_limiter_set_flags(l, key, strlen(key), &rule, 5, 0, &res));
     CHECK_SWEEP(fdn_limiter_check_rate, fdn_limiter_check_rate(l, key, 60000, 100, &res));
     CHECK_SWEEP(fdn_limiter_check_entity, fdn_limiter_check_entity(l, key, "op", 100, 60000, &res));
     SWEEP(sw, fdn_limiter_check_many, SWEEP_KEEP | SWEEP_NO_CALL_LEAK)
@@ -184,6 +188,7 @@ static void accessors_allocate_nothing(void **state)
     NOALLOC_SWEEP(fdn_limiter_cancel, fdn_limiter_cancel(l, "k", 1, &rule, &rsv));
     NOALLOC_SWEEP(fdn_limiter_get_rule, fdn_limiter_get_rule(l, "r", &got));
     NOALLOC_SWEEP(fdn_limit_rule_validate, fdn_limit_rule_validate(&rule, NULL));
+    NOALLOC_SWEEP(fdn_limit_key_validate, fdn_limit_key_validate("\002k", 2, 0, NULL));
     NOALLOC_SWEEP(fdn_limiter_stats, fdn_limiter_stats(l, &st));
     NOALLOC_SWEEP(fdn_limiter_backend_status, fdn_limiter_backend_status(l, &bs));
     fdn_limit_key_info_t top[4];

@@ -36,8 +36,10 @@
 #include "infra/limiter_int.h"
 #include "logic/redis_url.h"
 #include "storage/redis_limit.h"
+#include "admin_local.h"
 #include "child.h"
 #include "engine.h"
+#include "limiter_ns.h"
 
 static char g_url[128];
 static unsigned g_run; /* makes keys unique per run: the fixture's Redis outlives a test */
@@ -692,6 +694,37 @@ static void named_rule_keys_have_their_own_namespace(void **state)
     fdn_limiter_destroy(l);
 }
 
+/* Every key call refuses a program's key in a library namespace on Redis as on the memory
+ * backend (tests/support/limiter_ns.c), and the library's callers still reach those cells:
+ * named and entity checks, FDN_LIMIT_RESERVED_NS, the HTTP API's inc/set/get/check. */
+static void every_key_call_refuses_library_namespaces(void **state)
+{
+    (void)state;
+    fdn_limiter_opts_t o = redis_opts(g_url, FDN_LIMIT_FAIL_CLOSED);
+    fdn_limiter_t *l = open_limiter(&o);
+    char id[64];
+    unique_key(id, sizeof(id), "ns");
+    test_limiter_ns_refusals(l, id);
+    fdn_limiter_backend_status_t st;
+    assert_int_equal(fdn_limiter_backend_status(l, &st), 0);
+    assert_int_equal(st.fallbacks, 0); /* every answer came from Redis */
+    fdn_limiter_destroy(l);
+}
+
+static void library_namespace_calls_over_http(void **state)
+{
+    (void)state;
+    fdn_limiter_opts_t o = redis_opts(g_url, FDN_LIMIT_FAIL_CLOSED);
+    fdn_limiter_t *l = open_limiter(&o);
+    char id[64];
+    unique_key(id, sizeof(id), "nshttp");
+    test_limiter_ns_http(l, id);
+    fdn_limiter_backend_status_t st;
+    assert_int_equal(fdn_limiter_backend_status(l, &st), 0);
+    assert_int_equal(st.fallbacks, 0);
+    fdn_limiter_destroy(l);
+}
+
 static void script_is_reloaded_after_a_flush(void **state)
 {
     (void)state;
@@ -1335,6 +1368,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(check_peek_reserve_cancel_reset),
         cmocka_unit_test(deny_cache_reservation_takes_nothing),
         cmocka_unit_test(named_rule_keys_have_their_own_namespace),
+        cmocka_unit_test(every_key_call_refuses_library_namespaces),
+        cmocka_unit_test(library_namespace_calls_over_http),
         cmocka_unit_test(script_is_reloaded_after_a_flush),
         cmocka_unit_test(protected_calls_use_the_shared_limit),
         cmocka_unit_test(a_named_rule_may_stay_local),

@@ -13,6 +13,7 @@
 
 #include "admin/admin_int.h"
 #include "admin_local.h"
+#include "limiter_ns.h"
 
 #include <stdio.h>
 
@@ -261,6 +262,24 @@ static void namespaces_apart_over_http(void **state)
     fdn_clock_destroy(clk);
 }
 
+/* The HTTP API passes its keys (FDN_LIMIT_KEY_NS_HTTP) to the key calls, which refuse that
+ * namespace from a program: inc, set (count 0), get and check over HTTP still work, and the
+ * key stays out of a program's reach (tests/support/limiter_ns_http.c; Redis:
+ * tests/engine/test_limiter_redis.c). */
+static void library_namespace_calls_over_http(void **state)
+{
+    (void)state;
+    fdn_clock_t *clk = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clk, 5000 * MS, 1800000000000LL * MS), 0);
+    fdn_limiter_opts_t lo = FDN_LIMITER_OPTS_INIT;
+    lo.clock = clk;
+    fdn_limiter_t *l = NULL;
+    assert_int_equal(fdn_limiter_create(&l, &lo), 0);
+    test_limiter_ns_http(l, "mem");
+    fdn_limiter_destroy(l);
+    fdn_clock_destroy(clk);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -268,6 +287,7 @@ int main(void)
         cmocka_unit_test(keys_over_http),
         cmocka_unit_test(keys_not_utf8_over_http),
         cmocka_unit_test(namespaces_apart_over_http),
+        cmocka_unit_test(library_namespace_calls_over_http),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

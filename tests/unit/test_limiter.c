@@ -11,6 +11,7 @@
 #include <fdn/limiter.h>
 #include "infra/limiter_int.h"
 #include "logic/limit_algo.h"
+#include "limiter_ns.h"
 
 #define MS    1000000LL
 #define WALL0 (1700000040000LL * MS) /* a multiple of every window used below */
@@ -1033,6 +1034,24 @@ static void extreme_clocks_keep_their_windows(void **state)
 /* fdn_limiter_check refuses a program's key in a library namespace (first byte below
  * FDN_LIMIT_KEY_NS_FIRST_FREE) with FDN_EINVAL and stores nothing: a raw check cannot spend a
  * named rule's cell. FDN_LIMIT_RESERVED_NS (the HTTP API, protect's inline rules) passes. */
+/* Review finding: only fdn_limiter_check refused a program's key in a library namespace; inc,
+ * set, get, reserve, cancel, reset, check_many and check_rate took it, so a program could read,
+ * reset or poison a named rule's, an entity's, an HTTP key's or an inline rule's cell. Every
+ * key call refuses it now, on the memory backend as on Redis (tests/support/limiter_ns.c). */
+static void every_key_call_refuses_library_namespaces(void **state)
+{
+    (void)state;
+    fdn_clock_t *clk = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clk, 5000000000LL, 1800000000000000000LL), 0);
+    fdn_limiter_opts_t o = FDN_LIMITER_OPTS_INIT;
+    o.clock = clk;
+    fdn_limiter_t *l = NULL;
+    assert_int_equal(fdn_limiter_create(&l, &o), 0);
+    test_limiter_ns_refusals(l, "mem");
+    fdn_limiter_destroy(l);
+    fdn_clock_destroy(clk);
+}
+
 static void program_keys_in_library_namespaces_are_refused(void **state)
 {
     (void)state;
@@ -1177,6 +1196,7 @@ int main(void)
         cmocka_unit_test(crafted_collisions_stay_cheap),
         cmocka_unit_test(key_namespaces_apart),
         cmocka_unit_test(program_keys_in_library_namespaces_are_refused),
+        cmocka_unit_test(every_key_call_refuses_library_namespaces),
         cmocka_unit_test_setup_teardown(shadow_reserve_follows_what_was_taken, setup, teardown),
         cmocka_unit_test(extreme_clocks_keep_their_windows),
         cmocka_unit_test(fixed_window_before_1970_is_one_period),
