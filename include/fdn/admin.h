@@ -105,10 +105,12 @@ typedef struct fdn_admin_opts {
                                           answer, even with idle_timeout_s 0; a handler or a
                                           deferred answer waiting on the event store's
                                           PostgreSQL); then the server threads' calls on
-                                          PostgreSQL are cut (503) and every connection is
-                                          closed, cutting the answers not yet sent. Durable
-                                          appends are not cut: see fdn_admin_shutdown. 0 = the
-                                          default, FDN_ADMIN_DEFAULT_SHUTDOWN_TIMEOUT_MS */
+                                          PostgreSQL are cut (503), durable appends still
+                                          waiting for their commit are answered 503 with their
+                                          outcome unknown, and every connection is closed,
+                                          cutting the answers not yet sent: see
+                                          fdn_admin_shutdown. 0 = the default,
+                                          FDN_ADMIN_DEFAULT_SHUTDOWN_TIMEOUT_MS */
 } fdn_admin_opts_t;
 
 /** Default of fdn_admin_opts_t.shutdown_timeout_ms: 5 s. */
@@ -203,18 +205,22 @@ FDN_API uint16_t fdn_admin_port(const fdn_admin_t *a);
  * the server's threads name a descriptor written then; a call that begins later ends at once
  * too, until the shutdown returns: with every server thread joined, it resets the descriptor,
  * so no call after the shutdown is cut), and answers still not sent (a client that stops
- * reading) are cut by closing every connection. So with PostgreSQL hung, the call returns
- * about shutdown_timeout_ms after it began, not after
- * storage.warm.postgres.command_timeout_ms. Nothing is abandoned: the server threads are
- * joined, and a cut call touches only the store, which the caller destroys after
- * the server (as fdn serve does). Not bounded by it: a durable append (POST /v1/events,
- * /v1/events/batch) whose commit is in progress is completed by the store's writer thread,
- * which is not cut: with PostgreSQL hung the shutdown waits until the writer has failed or
- * spooled every such append (a command_timeout_ms per batch it tries; once the runtime's
- * breaker opens, the rest at once), as libmicrohttpd must not stop with a request suspended
- * (their connections are closed at the deadline); and a server-thread call that
- * waits for a pooled connection held by a call of another thread (the runtime's) waits for
- * that call's bound. Idempotent.
+ * reading) are cut by closing every connection. A durable append (POST /v1/events, /v1/events/batch) still waiting at the
+ * deadline for its commit, which the store's writer makes and which is not cut, has its answer
+ * withdrawn: the request is answered 503 (code FDN_ESHUTDOWN, an error saying the outcome is
+ * unknown, context outcome=unknown, no Retry-After, "Connection: close") and ends, and the
+ * writer's later completion finds it withdrawn. The events are not dropped: the store commits
+ * them (or spools or fails them, by its own policy) when its writer can; the client must look
+ * them up (e.g. by correlation id) before posting them again. Withdrawn answers are counted in
+ * fdn_http_requests_withdrawn_total{method,route,outcome="unknown"} (with telemetry mounted).
+ * When answers were withdrawn, connections are closed once those answers are sent, or at most
+ * another shutdown_timeout_ms later (a client that does not read them). So with PostgreSQL
+ * hung, the call returns about shutdown_timeout_ms after it began, not after
+ * storage.warm.postgres.command_timeout_ms (per batch). Nothing is abandoned: the server
+ * threads are joined, and a cut call or a withdrawn append's completion touches only the
+ * store, which the caller destroys after the server (as fdn serve does). Not bounded by it: a
+ * server-thread call that waits for a pooled connection held by a call of another thread (the
+ * runtime's) waits for that call's bound. Idempotent.
  * @thread_safety any (not from a handler)
  * @since 0.1.0
  */

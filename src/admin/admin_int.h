@@ -171,6 +171,9 @@ typedef struct fdn__http_resp {
      *  slot's owner frees what it holds with fdn__http_kept_free, on the server thread that
      *  filled it. NULL: none. */
     void **keep;
+    /** the server closes the connection once this answer is sent (a withdrawn answer: the
+     *  server stops) */
+    bool close;
 } fdn__http_resp_t;
 
 /** Drop a response kept in a fdn__http_resp_t.keep slot (NULL does nothing): requests still
@@ -211,6 +214,30 @@ int fdn__http_defer(fdn__http_resp_t *resp);
  * counted and reported by a server thread.
  */
 void fdn__http_complete(fdn__http_resp_t *resp, int rc);
+
+/**
+ * As fdn__http_defer, for a request whose answer the server may withdraw at its shutdown
+ * deadline instead of waiting for the completion (a durable event append whose commit waits on
+ * a hung PostgreSQL): the request is then answered 503 with FDN_ESHUTDOWN, the message
+ * `withdrawn` (a static string: what the client must know, e.g. that the outcome is unknown)
+ * and the context outcome=unknown, and its connection is closed. The completion runs as
+ * usual, but with *out as its handle: it first calls fdn__http_claim(*out), which gives it resp
+ * (then it completes as after fdn__http_defer) or NULL (withdrawn: it touches nothing of the
+ * request). Exactly one of the completion and the withdrawal answers the request.
+ * @param[out] out the completion's handle (valid until the completion's fdn__http_claim)
+ * @return as fdn__http_defer
+ */
+int fdn__http_defer_withdrawable(fdn__http_resp_t *resp, const char *withdrawn,
+                                 fdn__http_async_t **out);
+
+/**
+ * The completion's first step for a request deferred with fdn__http_defer_withdrawable: claim
+ * its answer. Any thread, exactly once per handle.
+ * @return the request's resp, which the caller then fills and completes (fdn__http_complete);
+ *         or NULL: the server withdrew the answer (it answered 503 itself); the handle is gone
+ *         and nothing of the request may be touched
+ */
+fdn__http_resp_t *fdn__http_claim(fdn__http_async_t *t);
 
 /** A JSON string of s, which need not be UTF-8 (a name a program gave a service): each byte
  *  that is not part of valid UTF-8 becomes U+FFFD, as in every text answer (fdn__jw_str).
@@ -305,6 +332,21 @@ void *fdn__admin_route_user(const fdn_admin_t *a, const char *method, const char
  * most that may (FDN__EVWAIT_MAX unless set; before any waits). 0 / no effect without the
  * events mounted. */
 size_t fdn__admin_events_waiting(const fdn_admin_t *a);
+
+/* Answers the server withdrew at its shutdown deadline so far (fdn__http_defer_withdrawable;
+ * the tests). */
+uint64_t fdn__admin_withdrawn(const fdn_admin_t *a);
+
+/* Deferred requests not ended yet (fdn__http_defer; the tests). */
+uint64_t fdn__admin_deferred(const fdn_admin_t *a);
+
+/* Withdraw the answer of every request that waits suspended for a completion that may be
+ * withdrawn (fdn__http_defer_withdrawable: a durable event append waiting for its commit), and
+ * of every such request that parks from now on: each is answered 503 (its outcome unknown) by
+ * its server thread and resumed, and its completion, when it comes, finds it withdrawn
+ * (http.c, DESIGN "Withdrawn answers"). On the shutdown's thread, at its deadline; the tests.
+ * @return how many answers this call withdrew */
+size_t fdn__admin_withdraw(fdn_admin_t *a);
 void fdn__admin_events_wait_max(fdn_admin_t *a, size_t max);
 
 /* True when descriptor `other` is open and refers to the same socket (inode) as `mine`:

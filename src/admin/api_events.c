@@ -19,6 +19,11 @@
  * The 201's body is reserved before the store (store_deferred): once events are stored, their
  * answer needs no allocation, so it is never an error the client would retry (storing them
  * twice).
+ * An append's answer may be withdrawn by the server at its shutdown deadline (a commit held by a
+ * hung PostgreSQL: fdn__http_defer_withdrawable, http.c "Withdrawn answers"): the client then
+ * gets 503 saying the outcome is unknown, and the callback, which runs later all the same
+ * (the store commits or spools the events), claims the answer first (fdn__http_claim) and
+ * does nothing more when it was withdrawn.
  */
 #include "admin/admin_int.h"
 #include "admin/event_body.h"
@@ -163,8 +168,13 @@ static int render_batch(fdn__http_resp_t *resp)
  * written later by the server thread (render_ids): this thread only records the ids. */
 static int store_refused(fdn_events_t *es, fdn__http_resp_t *resp, int rc, bool by_call);
 
-static void stored_done(int rc, uint64_t first_id, size_t n, bool batch, fdn__http_resp_t *resp)
+static void stored_done(int rc, uint64_t first_id, size_t n, bool batch, fdn__http_async_t *t)
 {
+    /* the answer is this callback's unless the server withdrew it at its shutdown deadline
+     * (503 already sent, the request gone: the events are stored all the same) */
+    fdn__http_resp_t *resp = fdn__http_claim(t);
+    if (resp == NULL)
+        return;
     fdn_events_t *es = (fdn_events_t *)(uintptr_t)resp->render_arg[0]; /* store_deferred's */
     fdn_events_backend_status_t bs;
     if (rc != 0 && fdn_events_backend_status(es, &bs) == 0 &&
@@ -218,6 +228,17 @@ static int store_error(fdn_events_t *es, fdn__http_resp_t *resp, int rc)
     return rc;
 }
 
+/* The answer of an append the server withdrew at its shutdown deadline while the store's
+ * writer still held it (a hung PostgreSQL): 503, the outcome unknown (http.c, DESIGN
+ * "Withdrawn answers"; docs/http-api.md). */
+#define WITHDRAWN_ONE                                                                              \
+    "the server stopped before the event's commit was confirmed: the outcome is unknown (the "     \
+    "event may still be stored); look it up by its correlation_id before posting it again"
+#define WITHDRAWN_BATCH                                                                            \
+    "the server stopped before the batch's commit was confirmed: the outcome is unknown (the "     \
+    "events may still be stored, all or none); look them up by their correlation_id before "       \
+    "posting them again"
+
 /* Start an asynchronous append answered by done; returns FDN__HTTP_PENDING or an error to
  * answer now (the callback then never runs). The 201's body is reserved first, in resp->text
  * (render_ids writes it there; an answer that does not use it frees it with resp): out of
@@ -226,7 +247,8 @@ static int store_error(fdn_events_t *es, fdn__http_resp_t *resp, int rc)
 static int store_deferred(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, bool batch,
                           fdn__http_resp_t *resp, fdn_events_stored_cb done)
 {
-    int rc = fdn__http_defer(resp);
+    fdn__http_async_t *t = NULL;
+    int rc = fdn__http_defer_withdrawable(resp, batch ? WITHDRAWN_BATCH : WITHDRAWN_ONE, &t);
     if (rc < 0)
         return rc;
     fdn__http_resp_text_free(resp);
@@ -234,7 +256,7 @@ static int store_deferred(fdn_events_t *es, const fdn_event_t *const *evs, size_
     if (resp->text == NULL)
         return FDN_ENOMEM;
     resp->render_arg[0] = (uint64_t)(uintptr_t)es; /* for the callback (stored_done) */
-    rc = fdn_events_store_async(es, evs, n, NULL, done, resp);
+    rc = fdn_events_store_async(es, evs, n, NULL, done, t);
     rc = store_refused(es, resp, rc, true);
     return rc < 0 ? rc : FDN__HTTP_PENDING;
 }

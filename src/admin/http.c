@@ -16,8 +16,10 @@
  * http_watch.c enforces from a thread of its own (libmicrohttpd 0.9.75 has no such deadline:
  * a client sending a byte a second was never cut), so the server's resources are bounded
  * whatever clients do. Handlers run on those threads and only call the mounted services'
- * thread-safe public APIs. Locks: only `dmu` (a leaf, never held while calling out), on which
- * fdn_admin_shutdown waits for deferred requests. The route
+ * thread-safe public APIs. Locks: `dmu` (a leaf, never held while calling out), on which
+ * fdn_admin_shutdown waits for deferred requests, and each server thread's `parked` list mutex
+ * (fdn__http_wake_t.mu: held only to list, unlist and walk; telemetry's counter lookup is the
+ * one call made under it). The route
  * table, health checks and metric writers are filled before start (thread_safety init) and
  * read-only afterwards; `started` is written before MHD's threads exist and the thread creation
  * orders it. The request counters are relaxed atomics. Per request: the raw target is captured by
@@ -53,7 +55,8 @@
  * deferral is counted (`deferred`) until its request ends (MHD's completion callback, on_done,
  * after the answer is sent) and fdn_admin_shutdown first refuses new deferrals (`draining`, 503)
  * and waits for the count to reach zero (the services complete their work: the event store's
- * writer commits or fails every waiting append, also when the store stops; an answer is written
+ * writer commits or fails every waiting append, also when the store stops; at the deadline the
+ * appends still waiting are answered 503 instead: "Withdrawn answers" below; an answer is written
  * unless its client stops reading: past shutdown_timeout_ms every connection is closed, which
  * ends those). fdn__admin_dispatch (no socket) waits for a deferred answer on a
  * condition variable instead of suspending.
@@ -83,6 +86,31 @@
  * more once it is pushed (another thread may resume and free it), except the bottom one's,
  * whose connection stays suspended until its completer resumes it. Bodies written by a
  * completer are written by the server thread instead (resp->render), after the completion.
+ * Withdrawn answers: a durable append waits for the event store's writer, which is not cut (a
+ * commit on a hung PostgreSQL waits up to the store's command timeout per batch), and MHD cannot
+ * stop while its request is suspended. So such a request is deferred withdrawable
+ * (fdn__http_defer_withdrawable) and the shutdown withdraws its answer at its deadline
+ * (fdn__admin_withdraw): the request is answered 503 (FDN_ESHUTDOWN, outcome unknown,
+ * "Connection: close") and ends, while the store keeps the events and commits them later.
+ * Exactly one of the completion and the withdrawal answers: whichever moves the request's
+ * `claim` out of CLAIM_OPEN by compare-and-swap (the completion in fdn__http_claim, before it
+ * writes anything into resp; the withdrawal in withdraw_one). The winner then completes as a
+ * completer does (sets rc, exchanges `state` to DONE, wakes a PARKED request); the loser
+ * touches nothing of the request. The withdrawal finds the requests on its server thread's
+ * `parked` list (fdn__http_wake_t, under its mutex, a leaf): a request is listed by its server
+ * thread before it is suspended, and unlisted when it ends (on_done, before its context is
+ * freed), so the walk under the mutex sees only live requests; a suspended (PARKED) winner is
+ * woken after the mutex is released (MHD takes its own locks), still valid since only that wake
+ * resumes it. `withdrawing` is set before the walk and read under the mutex when a request is
+ * listed: a request that parks after the walk is withdrawn as it parks (its thread sends the 503
+ * at once). The context of a withdrawn request is wanted by two parties that do not otherwise
+ * meet: the request's end (on_done) and the completion, which comes later (or earlier) from the
+ * writer and must still read `claim`; each adds 1 to `left`, and the second frees the context
+ * (on_done into its thread's cache, the completion with fdn_free after on_done freed the rest).
+ * Its completion must come (the store runs every callback once, also when it stops); a
+ * completion that won the claim is the old path, with no cost but that compare-and-swap and,
+ * for a request that waits, a lock and unlock of its thread's list mutex at park and at end.
+ * fdn__admin_dispatch (no socket, the tests) lists nothing: its completion always wins.
  */
 #include "admin/http_impl.h"
 
@@ -249,11 +277,25 @@ static void request_telemetry(fdn_admin_t *a, int64_t t0, int64_t now, route_t *
 /* ---- deferred answers (see DESIGN) --------------------------------------------------------- */
 
 enum { AS_RUNNING, AS_PARKED, AS_DONE };
+/* who answers a request deferred with fdn__http_defer_withdrawable (DESIGN "Withdrawn answers") */
+enum { CLAIM_OPEN, CLAIM_TAKEN, CLAIM_WITHDRAWN };
 
 struct fdn__http_async {
     _Atomic int state; /* AS_*: RUNNING -> PARKED (server thread) -> DONE (completer) */
     int rc;            /* the handler's result, written by the completer before DONE */
     bool deferred;     /* the handler called fdn__http_defer (server thread only) */
+    /* withdrawable (fdn__http_defer_withdrawable): the completion or the withdrawal answers,
+     * whichever moves `claim` out of CLAIM_OPEN; a withdrawn request's context is freed by
+     * the second of its end (on_done) and its completion's claim to add 1 to `left` */
+    bool withdrawable;     /* server thread, before the completion can run */
+    bool listed;           /* on wl->parked (server thread) */
+    _Atomic int claim;     /* CLAIM_* */
+    _Atomic int left;      /* withdrawn: 0, 1, 2 (see above) */
+    const char *withdrawn; /* the message of a withdrawn answer (static) */
+    fdn__http_resp_t *resp;
+    void (*release)(fdn__http_async_t *as); /* frees a withdrawn request's context, or NULL */
+    fdn__http_async_t *pprev, *pnext;       /* wl->parked, under wl->mu */
+    fdn__http_async_t *xnext;               /* fdn__admin_withdraw's own list */
     fdn_admin_t *a;
     void (*wake)(fdn__http_async_t *as); /* resumes a PARKED request */
     struct MHD_Connection *con;          /* the server's request */
@@ -271,6 +313,14 @@ static void async_init(fdn__http_async_t *as, fdn_admin_t *a)
     atomic_init(&as->state, AS_RUNNING);
     as->rc = 0;
     as->deferred = false;
+    as->withdrawable = false;
+    as->listed = false;
+    atomic_init(&as->claim, CLAIM_OPEN);
+    atomic_init(&as->left, 0);
+    as->withdrawn = NULL;
+    as->resp = NULL;
+    as->release = NULL;
+    as->pprev = as->pnext = as->xnext = NULL;
     as->a = a;
     as->wake = NULL;
     as->con = NULL;
@@ -306,6 +356,36 @@ int fdn__http_defer(fdn__http_resp_t *resp)
     }
     as->deferred = true;
     return 0;
+}
+
+int fdn__http_defer_withdrawable(fdn__http_resp_t *resp, const char *withdrawn,
+                                 fdn__http_async_t **out)
+{
+    if (out == NULL || withdrawn == NULL)
+        return FDN_EINVAL;
+    *out = NULL;
+    int rc = fdn__http_defer(resp);
+    if (rc < 0)
+        return rc;
+    fdn__http_async_t *as = resp->async;
+    as->withdrawable = true;
+    as->withdrawn = withdrawn;
+    as->resp = resp;
+    *out = as;
+    return 0;
+}
+
+fdn__http_resp_t *fdn__http_claim(fdn__http_async_t *t)
+{
+    int open = CLAIM_OPEN;
+    if (atomic_compare_exchange_strong_explicit(&t->claim, &open, CLAIM_TAKEN, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return t->resp; /* written by the handler before its work started the completion */
+    /* withdrawn: the request was answered 503; the second of this and its end frees it */
+    void (*release)(fdn__http_async_t *) = t->release;
+    if (atomic_fetch_add_explicit(&t->left, 1, memory_order_acq_rel) == 1 && release != NULL)
+        release(t);
+    return NULL;
 }
 
 void fdn__http_complete(fdn__http_resp_t *resp, int rc)
@@ -387,6 +467,131 @@ static void wake_drain(fdn__http_wake_t *w)
             MHD_resume_connection(l->con);
         l = next;
     }
+}
+
+/* ---- withdrawn answers (see DESIGN) -------------------------------------------------------- */
+
+static void count_withdrawn(fdn_admin_t *a, const route_t *r)
+{
+    atomic_fetch_add_explicit(&a->withdrawn, 1, memory_order_relaxed);
+    if (a->f_wd == NULL || r == NULL)
+        return;
+    const char *v[] = {r->method, r->pattern, "unknown"};
+    fdn_counter_t *k = NULL;
+    if (fdn_telemetry_family_counter(a->f_wd, &k, v, 3) == 0)
+        fdn_counter_inc(k);
+}
+
+/* Take the answer of a withdrawable request from its completion, if the completion has not
+ * claimed it: true when this did. The request is then DONE with FDN_ESHUTDOWN (its server
+ * thread writes the answer: withdrawn_answer); *parked: it was suspended, and the caller must
+ * wake it (as a completer would: as stays valid until then). */
+static bool withdraw_one(fdn__http_async_t *as, bool *parked)
+{
+    int open = CLAIM_OPEN;
+    *parked = false;
+    if (!atomic_compare_exchange_strong_explicit(&as->claim, &open, CLAIM_WITHDRAWN,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return false; /* claimed: its completion answers */
+    count_withdrawn(as->a, as->route);
+    as->rc = FDN_ESHUTDOWN;
+    *parked = atomic_exchange_explicit(&as->state, AS_DONE, memory_order_acq_rel) == AS_PARKED;
+    return true;
+}
+
+/* List a withdrawable request on its server thread's parked list before it is suspended, unless
+ * the withdrawal has begun: then withdraw it now (it is RUNNING: its thread sees DONE). */
+static void park_list(fdn_admin_t *a, fdn__http_async_t *as)
+{
+    fdn__http_wake_t *w = as->wl;
+    pthread_mutex_lock(&w->mu);
+    /* under w->mu: fdn__admin_withdraw sets `withdrawing` before it walks this list */
+    bool late = atomic_load(&a->withdrawing);
+    if (!late) {
+        as->pprev = NULL;
+        as->pnext = w->parked;
+        if (w->parked != NULL)
+            w->parked->pprev = as;
+        w->parked = as;
+        as->listed = true;
+    }
+    pthread_mutex_unlock(&w->mu);
+    bool parked;
+    if (late)
+        (void)withdraw_one(as, &parked); /* never parked: its thread goes on to send */
+}
+
+/* Take a listed request off its parked list (its server thread, when the request ends). */
+static void park_unlist(fdn__http_async_t *as)
+{
+    fdn__http_wake_t *w = as->wl;
+    pthread_mutex_lock(&w->mu);
+    if (as->pprev != NULL)
+        as->pprev->pnext = as->pnext;
+    else
+        w->parked = as->pnext;
+    if (as->pnext != NULL)
+        as->pnext->pprev = as->pprev;
+    pthread_mutex_unlock(&w->mu);
+    as->listed = false;
+}
+
+size_t fdn__admin_withdraw(fdn_admin_t *a)
+{
+    if (a == NULL)
+        return 0;
+    atomic_store(&a->withdrawing, true);
+    size_t n = 0;
+    for (size_t i = 0; i < FDN__HTTP_WAKE_SLOTS; i++) {
+        fdn__http_wake_t *w = &a->wakes[i];
+        fdn__http_async_t *wake = NULL;
+        pthread_mutex_lock(&w->mu);
+        for (fdn__http_async_t *as = w->parked; as != NULL; as = as->pnext) {
+            bool parked;
+            if (!withdraw_one(as, &parked))
+                continue;
+            n++;
+            if (parked) { /* suspended until woken below: it stays listed and valid */
+                as->xnext = wake;
+                wake = as;
+            }
+            /* else RUNNING: its thread resumes itself and may end it once w->mu is free */
+        }
+        pthread_mutex_unlock(&w->mu);
+        while (wake != NULL) { /* not under w->mu: MHD takes its own locks */
+            fdn__http_async_t *next = wake->xnext;
+            wake->wake(wake); /* as a completer: wake may be gone after this */
+            wake = next;
+        }
+    }
+    return n;
+}
+
+uint64_t fdn__admin_withdrawn(const fdn_admin_t *a)
+{
+    return a == NULL ? 0
+                     : atomic_load_explicit(&((fdn_admin_t *)(uintptr_t)a)->withdrawn,
+                                            memory_order_relaxed);
+}
+
+uint64_t fdn__admin_deferred(const fdn_admin_t *a)
+{
+    return a == NULL ? 0 : atomic_load(&((fdn_admin_t *)(uintptr_t)a)->deferred);
+}
+
+/* The answer of a withdrawn request, on the server thread that sends it: 503, FDN_ESHUTDOWN
+ * with the handler's message and outcome=unknown, no Retry-After (the client must first look
+ * whether the work was done), and the connection closed after it (the server stops). */
+static int withdrawn_answer(fdn__http_async_t *as, fdn__http_resp_t *resp)
+{
+    resp->render = NULL;
+    render_release(resp);
+    resp->status = 0;
+    resp->retry_after_s = 0;
+    resp->close = true;
+    int rc = fdn_err_set(&resp->err, FDN_ESHUTDOWN, "%s", as->withdrawn);
+    fdn_err_add_context(&resp->err, "outcome", "unknown");
+    return rc;
 }
 
 /* Route the request and run its handler: returns the handler's result (FDN__HTTP_PENDING when
@@ -686,6 +891,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
         c->seen = c->too_large = c->parked = c->counted = false;
         c->h_auth = c->h_accept = c->h_cid = NULL;
         c->as.wl = NULL;
+        c->as.withdrawable = c->as.listed = false; /* until dispatched (async_init) */
         c->resp.json = NULL;
         c->resp.text = NULL;
         c->resp.text_free = NULL;
@@ -744,6 +950,8 @@ static void on_done(void *cls, struct MHD_Connection *con, void **req_cls,
     (void)toe;
     fdn__http_watch_done(((fdn_admin_t *)cls)->watch, con);
     conn_ctx_t *c = *req_cls;
+    if (c != NULL && c->as.listed) /* withdrawable: off the list before it is freed */
+        park_unlist(&c->as);
     if (c != NULL && c->as.wl != NULL) /* resumed (see send_deferred) */
         wake_drain(c->as.wl);
     if (c != NULL && c->counted) /* its answer is sent (or the connection is gone) */
@@ -755,9 +963,22 @@ static void on_done(void *cls, struct MHD_Connection *con, void **req_cls,
         if (c->uri != c->uri_buf)
             fdn_free(c->uri);
         ctx_body_free(c);
-        ctx_release(c);
         *req_cls = NULL;
+        /* withdrawn: its completion still comes (fdn__http_claim), and the second of the two
+         * frees the context (ctx_free_withdrawn) */
+        if (c->as.withdrawable &&
+            atomic_load_explicit(&c->as.claim, memory_order_acquire) == CLAIM_WITHDRAWN &&
+            atomic_fetch_add_explicit(&c->as.left, 1, memory_order_acq_rel) == 0)
+            return;
+        ctx_release(c);
     }
+}
+
+/* The release of a withdrawn request's context by its completion, the second to let go of it
+ * (on_done freed what it held): on the completer's thread, not into a server thread's cache. */
+static void ctx_free_withdrawn(fdn__http_async_t *as)
+{
+    fdn_free((char *)as - offsetof(conn_ctx_t, as));
 }
 
 static void free_body(void *p)
@@ -824,6 +1045,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *con, fdn__http_resp_t *r
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp->allow);
     if (resp->status == 401)
         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (resp->close) /* MHD closes the connection once the answer is sent */
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(con, resp->status, r);
     if (keep)
         *resp->keep = r; /* the slot's now: its owner destroys it (fdn__http_kept_free) */
@@ -852,9 +1075,12 @@ static enum MHD_Result send_deferred(fdn_admin_t *a, struct MHD_Connection *con,
     c->parked = false;
     if (c->as.wl != NULL)
         wake_drain(c->as.wl);
-    int rc = atomic_load_explicit(&c->as.state, memory_order_acquire) == AS_DONE
-                 ? deferred_result(&c->as, &c->resp)
-                 : FDN_EINVAL; /* unreachable: resumed before completion */
+    int rc = FDN_EINVAL; /* unreachable: resumed before completion */
+    if (atomic_load_explicit(&c->as.state, memory_order_acquire) == AS_DONE)
+        rc = c->as.withdrawable &&
+                     atomic_load_explicit(&c->as.claim, memory_order_acquire) == CLAIM_WITHDRAWN
+                 ? withdrawn_answer(&c->as, &c->resp)
+                 : deferred_result(&c->as, &c->resp);
     dispatch_end(a, c->as.t0, c->as.route, method, c->uri, &c->resp, rc);
     enum MHD_Result ok = send_resp(con, &c->resp);
     fdn__http_resp_clear(&c->resp);
@@ -1006,6 +1232,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     async_init(&c->as, a);
     c->as.con = con;
     c->as.wake = mhd_wake;
+    c->as.release = ctx_free_withdrawn;
     c->as.t0 = t0;
     c->resp.async = &c->as;
     route_t *route = NULL;
@@ -1020,6 +1247,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(con, MHD_CONNECTION_INFO_DAEMON);
         c->as.wl = ci != NULL ? wake_list(a, ci->daemon) : NULL;
+        if (c->as.withdrawable && c->as.wl != NULL) {
+            park_list(a, &c->as); /* withdrawn already when the withdrawal has begun */
+            if (atomic_load_explicit(&c->as.state, memory_order_acquire) == AS_DONE)
+                return send_deferred(a, con, method, c);
+        }
         MHD_suspend_connection(con);
         int expect = AS_RUNNING;
         if (!atomic_compare_exchange_strong_explicit(&c->as.state, &expect, AS_PARKED,

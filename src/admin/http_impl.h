@@ -51,6 +51,10 @@ typedef struct health_check {
 typedef struct fdn__http_wake {
     _Atomic(const void *) daemon;      /* the daemon (NULL: free slot), set once */
     _Atomic(fdn__http_async_t *) head; /* newest first; linked by wnext */
+    /* that thread's suspended requests whose answer the shutdown may withdraw (http.c, DESIGN
+     * "Withdrawn answers"): added before the suspension, removed when the request ends */
+    pthread_mutex_t mu;
+    fdn__http_async_t *parked; /* mu; linked by pprev/pnext */
 } fdn__http_wake_t;
 
 struct fdn_admin {
@@ -93,6 +97,9 @@ struct fdn_admin {
     _Atomic bool stopped;
     _Atomic bool draining;     /* shutdown started: no new deferred request */
     _Atomic uint64_t deferred; /* deferred requests not completed yet */
+    _Atomic bool withdrawing;  /* the shutdown deadline passed: parked appends are withdrawn */
+    _Atomic uint64_t withdrawn;   /* answers withdrawn (fdn__admin_withdraw) */
+    fdn_telemetry_family_t *f_wd; /* fdn_http_requests_withdrawn_total (with telemetry) */
     pthread_mutex_t dmu;       /* shutdown waits on dcv for deferred == 0 */
     pthread_cond_t dcv;
     int cut_fd; /* eventfd, written at the shutdown deadline and read back once the server

@@ -4,14 +4,16 @@
  * fdn_admin_start (the request deadline thread, then libmicrohttpd's threads on a duplicate of
  * the socket), fdn_admin_shutdown (waits for deferred answers on `dmu`/`dcv`, up to
  * shutdown_timeout_ms for answers being sent; then cuts the server threads' calls on the
- * event store's PostgreSQL (writes `cut_fd`, http.c "Cut calls"), closes every connection,
- * through the request deadline's list, so a client that does not read cannot hold it, and
- * waits for the rest; then stops the threads, a timer thread (stop_mhd) cutting those calls
- * at the same deadline if a thread is still in a handler then; last, with every server thread
- * joined, reads `cut_fd` back, so that no call after the shutdown is cut) and
- * fdn_admin_destroy. The
- * shutdown is so bounded by shutdown_timeout_ms plus what is not cut: a durable append's
- * commit, which the store's writer completes (bounded by the store's command timeout).
+ * event store's PostgreSQL (writes `cut_fd`, http.c "Cut calls"), withdraws the answers of
+ * durable appends still waiting for their commit (503, outcome unknown: http.c "Withdrawn
+ * answers"), closes every connection, through the request deadline's list, so a client that
+ * does not read cannot hold it (when answers were withdrawn: once they are sent, at most
+ * shutdown_timeout_ms later), and waits for the rest; then stops the threads, a timer thread
+ * (stop_mhd) cutting those calls at the same deadline if a thread is still in a handler then;
+ * last, with every server thread joined, reads `cut_fd` back, so that no call after the
+ * shutdown is cut) and fdn_admin_destroy. The shutdown is so bounded by shutdown_timeout_ms
+ * (twice that with withdrawn answers a client does not read); a durable append's commit is no
+ * longer waited for: the store's writer completes it after the server is gone.
  * Threads: create, bind, start and destroy are thread_safety init/owner; shutdown is idempotent
  * (`stopped`) and may race nothing but itself; stop_mhd's timer thread lives inside it.
  * Locks: `dmu` only (a leaf), held while waiting for the count of deferred answers to reach
@@ -155,6 +157,8 @@ int fdn_admin_create(fdn_admin_t **out, const fdn_admin_opts_t *opts, fdn_error_
         return FDN_ENOMEM;
     }
     pthread_condattr_destroy(&ca);
+    for (size_t i = 0; i < FDN__HTTP_WAKE_SLOTS; i++)
+        pthread_mutex_init(&a->wakes[i].mu, NULL); /* no attributes: cannot fail on Linux */
     a->max_body = opts->max_body_bytes;
     a->threads = opts->threads;
     a->max_conns = opts->max_connections ? opts->max_connections : connections_from_fd_limit();
@@ -372,9 +376,13 @@ void fdn_admin_shutdown(fdn_admin_t *a)
         if (a->stops[i].drain != NULL)
             a->stops[i].drain(a->stops[i].user);
     /* a client that does not read its answer holds its request (and so the shutdown) until
-     * the deadline; then every connection is closed, which ends the answers being written.
-     * Requests still suspended wait for their service, which completes them when drained. */
-    struct timespec until;
+     * the deadline. Then calls on PostgreSQL are cut, the answers of durable appends still
+     * waiting for their commit are withdrawn (503, outcome unknown: http.c, DESIGN "Withdrawn
+     * answers"), and every connection is closed, which ends the answers being written; when
+     * answers were withdrawn, the close waits until they are sent, at most as long again (a
+     * client that reads gets its 503 at once). Requests still suspended then wait for their
+     * service, which completes them when drained. */
+    struct timespec until, grace;
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += a->shutdown_timeout_ms / 1000;
     until.tv_nsec += (long)(a->shutdown_timeout_ms % 1000) * 1000000L;
@@ -382,18 +390,35 @@ void fdn_admin_shutdown(fdn_admin_t *a)
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
     }
-    bool closed = false;
+    enum { WAITING, ANSWERING, CLOSED } stage = WAITING;
     pthread_mutex_lock(&a->dmu);
     while (atomic_load(&a->deferred) > 0) {
-        if (closed) {
+        if (stage == CLOSED) {
             pthread_cond_wait(&a->dcv, &a->dmu);
-        } else if (pthread_cond_timedwait(&a->dcv, &a->dmu, &until) == ETIMEDOUT &&
+        } else if (pthread_cond_timedwait(&a->dcv, &a->dmu, stage == WAITING ? &until : &grace) ==
+                       ETIMEDOUT &&
                    atomic_load(&a->deferred) > 0) {
-            pthread_mutex_unlock(&a->dmu);
-            /* renders blocked on PostgreSQL answer 503 now; then the connections close */
-            cut_calls(a);
-            fdn__http_watch_close_all(a->watch); /* not under dmu: a leaf lock */
-            closed = true;
+            pthread_mutex_unlock(&a->dmu); /* not under dmu: a leaf lock */
+            if (stage == WAITING) {
+                /* renders blocked on PostgreSQL answer 503 now; appends are answered 503 */
+                cut_calls(a);
+                if (fdn__admin_withdraw(a) > 0) {
+                    stage = ANSWERING;
+                    clock_gettime(CLOCK_MONOTONIC, &grace);
+                    grace.tv_sec += a->shutdown_timeout_ms / 1000;
+                    grace.tv_nsec += (long)(a->shutdown_timeout_ms % 1000) * 1000000L;
+                    if (grace.tv_nsec >= 1000000000L) {
+                        grace.tv_sec++;
+                        grace.tv_nsec -= 1000000000L;
+                    }
+                } else {
+                    stage = CLOSED;
+                }
+            } else {
+                stage = CLOSED;
+            }
+            if (stage == CLOSED)
+                fdn__http_watch_close_all(a->watch);
             pthread_mutex_lock(&a->dmu);
         }
     }
@@ -428,6 +453,8 @@ void fdn_admin_destroy(fdn_admin_t *a)
     fdn_free(a->token);
     pthread_cond_destroy(&a->dcv);
     pthread_mutex_destroy(&a->dmu);
+    for (size_t i = 0; i < FDN__HTTP_WAKE_SLOTS; i++)
+        pthread_mutex_destroy(&a->wakes[i].mu);
     close(a->cut_fd); /* every thread that named it has ended or restored its own */
     fdn_free(a);
 }

@@ -96,7 +96,7 @@ int fdn__admin_rollback(fdn_admin_t *a, const fdn__admin_mark_t *m, int rc)
     }
     if (!m->tm) { /* (its families stay in the telemetry instance, which owns them) */
         fdn__admin_unset_telemetry(a);
-        a->tm = NULL, a->f_dur = a->f_req = NULL;
+        a->tm = NULL, a->f_dur = a->f_req = a->f_wd = NULL;
     }
     if (!m->health_ext)
         a->health_ext = NULL, a->health_ext_user = NULL;
@@ -159,6 +159,13 @@ int fdn__admin_set_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm)
                              FDN_TELEMETRY_COUNTER, rl, 3, 1024) < 0) {
         a->f_dur = a->f_req = NULL;
     }
+    static const char *const wl[] = {"method", "route", "outcome"};
+    if (fdn_telemetry_family(tm, &a->f_wd, "fdn_http_requests_withdrawn_total",
+                             "Admin HTTP requests whose answer the server withdrew at its shutdown "
+                             "deadline (answered 503), by route template, method and outcome "
+                             "(unknown: the work may still complete).",
+                             FDN_TELEMETRY_COUNTER, wl, 3, 64) < 0)
+        a->f_wd = NULL;
     fdn_telemetry_family_t *fw = NULL;
     if (fdn_telemetry_family(tm, &fw, "fdn_http_waiting_queries",
                              "Event queries waiting for their first match now "

@@ -441,6 +441,151 @@ static void removing_the_breaker_waits_for_its_calls(void **state)
     fdn_events_destroy(es);
 }
 
+/* ---- durable appends waiting on a hung PostgreSQL at the shutdown deadline ---- */
+
+/* A raw client of the server on 127.0.0.1:port: sends `POST uri` with body and reads nothing
+ * yet. Returns its socket. */
+static int raw_post(uint16_t port, const char *uri, const char *body)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     uri, strlen(body), body);
+    assert_true(n > 0 && (size_t)n < sizeof req);
+    assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    return fd;
+}
+
+/* The whole answer on fd, up to the server's close (a withdrawn answer closes it). */
+static void read_to_close(int fd, char *buf, size_t cap)
+{
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < cap && (r = recv(fd, buf + got, cap - 1 - got, 0)) > 0)
+        got += (size_t)r;
+    buf[got] = '\0';
+}
+
+/* Answers of route withdrawn at the shutdown deadline (fdn_http_requests_withdrawn_total). */
+static uint64_t withdrawn_metric(fdn_telemetry_t *tm, const char *route)
+{
+    static const char *const labels[] = {"method", "route", "outcome"};
+    fdn_telemetry_family_t *f = NULL;
+    assert_int_equal(fdn_telemetry_family(tm, &f, "fdn_http_requests_withdrawn_total", NULL,
+                                          FDN_TELEMETRY_COUNTER, labels, 3, 64),
+                     0);
+    const char *v[] = {"POST", route, "unknown"};
+    fdn_counter_t *k = NULL;
+    assert_int_equal(fdn_telemetry_family_counter(f, &k, v, 3), 0);
+    return fdn_counter_value(k);
+}
+
+/* Events the store holds with correlation id cid (on PostgreSQL). */
+static size_t stored_with(fdn_events_t *es, const char *cid)
+{
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_get_by_correlation(es, cid, &l), 0);
+    size_t n = l->n;
+    fdn_event_list_free(l);
+    return n;
+}
+
+/* With PostgreSQL hung (SIGSTOP) and its calls bounded by far more than the server's
+ * shutdown_timeout_ms, durable appends (two POST /v1/events, one POST /v1/events/batch of two)
+ * wait for the writer's commit, which hangs: fdn_admin_shutdown withdraws their answers at its
+ * deadline and returns while PostgreSQL is still stopped (before, it waited for the writer: a
+ * CALL_MS per batch, past ctest's TIMEOUT). Each client gets 503 saying the outcome is unknown
+ * (outcome=unknown in the error's context), and its connection closed; the withdrawals are
+ * counted. The events are not lost by the store: once PostgreSQL continues, the writer commits
+ * them, each exactly once, and its completions find their requests withdrawn (the server is
+ * destroyed by then: AddressSanitizer and ThreadSanitizer watch that they touch no freed
+ * memory). */
+static void shutdown_withdraws_appends_waiting_for_their_commit(void **state)
+{
+    (void)state;
+    enum { CALL_MS = 600000, N = 3 };
+    char schema[64];
+    test_pg_schema_name(schema, sizeof schema, "stopapp");
+    fdn_events_opts_t eo;
+    test_pg_store_opts(&eo, g_pg->url, schema);
+    eo.postgres.command_timeout_ms = CALL_MS;
+    eo.postgres.connect_timeout_ms = CALL_MS;
+    eo.postgres.poll_interval_ms = 1000;
+    fdn_events_t *es = test_pg_store_open(&eo);
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    fdn_admin_opts_t ao = FDN_ADMIN_OPTS_INIT;
+    ao.shutdown_timeout_ms = 300;
+    fdn_admin_t *a = test_admin_local(&ao, &(test_admin_mounts_t){.events = es, .telemetry = tm});
+    assert_int_equal(fdn_admin_start(a, NULL), 0);
+    uint16_t port = fdn_admin_port(a);
+    char id[64];
+    snprintf(id, sizeof id, "%s", schema); /* unique to this run: the correlation ids' stem */
+    char cid[4][96], body[N][512];
+    for (unsigned i = 0; i < 4; i++)
+        snprintf(cid[i], sizeof cid[i], "%s-%u", id, i);
+    snprintf(body[0], sizeof body[0],
+             "{\"type\":\"wd.one\",\"data\":{\"k\":0},\"correlation_id\":\"%s\"}", cid[0]);
+    snprintf(body[1], sizeof body[1],
+             "{\"type\":\"wd.one\",\"data\":{\"k\":1},\"correlation_id\":\"%s\"}", cid[1]);
+    snprintf(body[2], sizeof body[2],
+             "{\"events\":[{\"type\":\"wd.b\",\"data\":2,\"correlation_id\":\"%s\"},"
+             "{\"type\":\"wd.b\",\"data\":3,\"correlation_id\":\"%s\"}]}",
+             cid[2], cid[3]);
+
+    test_pg_signal_cluster(g_pg->dir, SIGSTOP);
+    int fd[N];
+    fd[0] = raw_post(port, "/v1/events", body[0]);
+    fd[1] = raw_post(port, "/v1/events", body[1]);
+    fd[2] = raw_post(port, "/v1/events/batch", body[2]);
+    /* all three wait for the writer, which waits for PostgreSQL */
+    while (fdn__admin_deferred(a) < N)
+        sched_yield(); /* a hang is caught by ctest's TIMEOUT */
+
+    fdn_admin_shutdown(a); /* returns: the answers were withdrawn (else it waits CALL_MS) */
+    uint64_t withdrawn = fdn__admin_withdrawn(a);
+    for (unsigned i = 0; i < N; i++) {
+        char ans[4096];
+        read_to_close(fd[i], ans, sizeof ans);
+        close(fd[i]);
+        if (strncmp(ans, "HTTP/1.1 503", 12) != 0 || strstr(ans, "outcome is unknown") == NULL ||
+            strstr(ans, "\"outcome\":\"unknown\"") == NULL ||
+            strstr(ans, "Connection: close") == NULL)
+            fail_msg("append %u at the shutdown deadline answered: %s", i, ans);
+        if (strstr(ans, "Retry-After") != NULL)
+            fail_msg("a withdrawn answer says when to retry (the client must check first): %s",
+                     ans);
+    }
+    assert_int_equal(withdrawn, N);
+    assert_int_equal(withdrawn_metric(tm, "/v1/events"), 2);
+    assert_int_equal(withdrawn_metric(tm, "/v1/events/batch"), 1);
+    fdn_admin_destroy(a); /* before the writer's completions: they must not need the server */
+
+    test_pg_signal_cluster(g_pg->dir, SIGCONT);
+    /* a synchronous store is committed after the batches queued before it */
+    fdn_event_t *mark = test_pg_event("wd.mark", NULL, 0, 0, 0, 0);
+    assert_int_equal(fdn_events_store(es, mark, NULL), 0);
+    fdn_event_free(mark);
+    for (unsigned i = 0; i < 4; i++)
+        if (stored_with(es, cid[i]) != 1)
+            fail_msg("event %s stored %zu times after PostgreSQL continued", cid[i],
+                     stored_with(es, cid[i]));
+    print_message("shutdown with %d appends held by a stopped PostgreSQL: %llu withdrawn, their "
+                  "4 events stored once each after SIGCONT\n",
+                  N, (unsigned long long)withdrawn);
+    fdn_events_destroy(es);
+    fdn_telemetry_destroy(tm);
+}
+
 int main(void)
 {
     g_pg = test_engine_server_start("pg-server.sh");
@@ -449,6 +594,7 @@ int main(void)
         cmocka_unit_test(shutdown_answers_waiters_without_postgres),
         cmocka_unit_test(removing_the_breaker_waits_for_its_calls),
         cmocka_unit_test(shutdown_cuts_postgres_calls_of_its_threads),
+        cmocka_unit_test(shutdown_withdraws_appends_waiting_for_their_commit),
     };
     if (getenv("CMOCKA_TEST_FILTER") != NULL)
         cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));

@@ -20,6 +20,7 @@ NOT_DRIVABLE=(
     fdn_supervisor_escalations_total                  # the runtime stops on an escalation
     fdn_event_store_writer_errors_total               # needs a failing durable file
     fdn_connection_pool_pool_stopped_total            # pools stop at shutdown
+    fdn_http_requests_withdrawn_total                 # only at the server's shutdown deadline
     fdn_rate_limiter_backend_up                       # the Redis backend only
     fdn_rate_limiter_backend_breaker_state            # (test_prometheus_alerts.sh scrapes
     fdn_rate_limiter_backend_operations_total         #  `fdn serve --redis`)

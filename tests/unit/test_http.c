@@ -27,6 +27,7 @@
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -1636,6 +1637,208 @@ static void shutdown_closes_clients_that_do_not_read(void **state)
     fdn_admin_destroy(a);
 }
 
+/* ---- withdrawn answers: a completion racing the shutdown's withdrawal (DESIGN "Withdrawn
+ * answers" in src/admin/http.c) ---- */
+
+/* A withdrawable deferral whose completion the test runs (wd_complete): the handler defers,
+ * keeps the handle in g_wd_ticket and raises g_wd_deferred. With g_wd_self, it also begins the
+ * withdrawal itself, before its request is listed (a withdrawal that comes while the handler
+ * runs: the request is withdrawn when it parks). */
+static _Atomic(fdn__http_async_t *) g_wd_ticket;
+static _Atomic int g_wd_deferred, g_wd_self;
+static fdn_admin_t *g_wd_admin;
+
+static int h_withdrawable(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    (void)req;
+    (void)user;
+    fdn__http_async_t *t = NULL;
+    int rc = fdn__http_defer_withdrawable(resp, "withdrawn by the test", &t);
+    if (rc < 0)
+        return rc;
+    atomic_store(&g_wd_ticket, t);
+    if (atomic_load(&g_wd_self))
+        assert_int_equal(fdn__admin_withdraw(g_wd_admin), 0); /* not listed yet: 0 now */
+    atomic_store(&g_wd_deferred, 1);
+    return FDN__HTTP_PENDING;
+}
+
+/* A handler that holds the server's one thread until g_block_go (raises g_block_in first). */
+static _Atomic int g_block_in, g_block_go;
+
+static int h_block(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    (void)req;
+    (void)user;
+    atomic_store(&g_block_in, 1);
+    while (atomic_load(&g_block_go) == 0)
+        sched_yield(); /* a hang is caught by ctest's TIMEOUT */
+    return fdn__http_reply(resp, 200, json_object());
+}
+
+/* The completion of the test's deferral: claims it, answers 200 when it may; returns whether
+ * it answered. */
+static bool wd_complete(void)
+{
+    fdn__http_async_t *t = atomic_exchange(&g_wd_ticket, NULL);
+    assert_non_null(t);
+    fdn__http_resp_t *resp = fdn__http_claim(t);
+    if (resp == NULL)
+        return false; /* withdrawn: nothing of the request may be touched */
+    fdn__http_complete(resp, fdn__http_reply(resp, 200, json_pack("{s:b}", "completed", 1)));
+    return true;
+}
+
+/* A raw client: connect to 127.0.0.1:port and send `method uri` (no body). */
+static int raw_request(uint16_t port, const char *method, const char *uri)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    char req[256];
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+                     method, uri);
+    assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    return fd;
+}
+
+/* Read an answer until the server closes the connection (a withdrawn answer closes it; a
+ * completed one is read up to its body's end). */
+static void raw_answer(int fd, char *buf, size_t cap)
+{
+    size_t got = 0;
+    while (got + 1 < cap) {
+        ssize_t r = recv(fd, buf + got, cap - 1 - got, 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        buf[got] = '\0';
+        const char *hdr_end = strstr(buf, "\r\n\r\n");
+        const char *cl = strstr(buf, "Content-Length: ");
+        if (hdr_end != NULL && cl != NULL && strstr(buf, "Connection: close") == NULL &&
+            got >= (size_t)(hdr_end + 4 - buf) + strtoul(cl + 16, NULL, 10))
+            break; /* a whole keep-alive answer */
+    }
+    buf[got] = '\0';
+}
+
+static void expect_withdrawn(const char *ans)
+{
+    if (strncmp(ans, "HTTP/1.1 503", 12) != 0 || strstr(ans, "withdrawn by the test") == NULL ||
+        strstr(ans, "\"outcome\":\"unknown\"") == NULL || strstr(ans, "Connection: close") == NULL)
+        fail_msg("not the withdrawn answer: %s", ans);
+}
+
+static fdn_admin_t *wd_server(uint16_t *port)
+{
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.threads = 1; /* one server thread: its requests run one after the other */
+    fdn_admin_t *a = test_admin_local(&o, NULL);
+    assert_int_equal(fdn__admin_route_add(a, "POST", "/wd", h_withdrawable, NULL), 0);
+    assert_int_equal(fdn__admin_route_add(a, "POST", "/block", h_block, NULL), 0);
+    assert_int_equal(fdn_admin_start(a, NULL), 0);
+    *port = fdn_admin_port(a);
+    g_wd_admin = a;
+    atomic_store(&g_wd_deferred, 0);
+    atomic_store(&g_wd_self, 0);
+    atomic_store(&g_block_in, 0);
+    atomic_store(&g_block_go, 0);
+    return a;
+}
+
+/* The request is listed and suspended: its handler ran, and the server's one thread has
+ * answered a later request since (so it returned from the first). */
+static void wd_wait_parked(uint16_t port)
+{
+    while (atomic_load(&g_wd_deferred) == 0)
+        sched_yield(); /* a hang is caught by ctest's TIMEOUT */
+    grow_t g;
+    assert_int_equal(http(port, "GET", "/health", NULL, 0, &g), 200);
+}
+
+/* Every order of a withdrawable request's completion and the shutdown's withdrawal, each made
+ * certain by the server's one thread and latches (no sleeps); exactly one of them answers, once,
+ * and the request's context is freed once, by the later of its end and its completion
+ * (AddressSanitizer and ThreadSanitizer watch the memory):
+ *  1. withdrawn, the request ends (503 sent), then the completion comes: it finds the request
+ *     withdrawn and frees its context;
+ *  2. withdrawn, the completion comes while the 503 is not yet sent (the thread is held by
+ *     another request), then the request ends and frees its context;
+ *  3. the completion first: the withdrawal finds the answer claimed, the client gets the 200;
+ *  4. the withdrawal begins while the handler runs (before the request is listed): the request
+ *     is withdrawn as it parks. */
+static void withdrawal_races_completion(void **state)
+{
+    (void)state;
+    uint16_t port;
+    char ans[4096];
+
+    /* 1 */
+    fdn_admin_t *a = wd_server(&port);
+    int fd = raw_request(port, "POST", "/wd");
+    wd_wait_parked(port);
+    assert_int_equal(fdn__admin_withdraw(a), 1);
+    raw_answer(fd, ans, sizeof ans);
+    expect_withdrawn(ans);
+    close(fd);
+    /* its end ran on the one thread before that thread answered this */
+    grow_t g;
+    assert_int_equal(http(port, "GET", "/health", NULL, 0, &g), 200);
+    assert_int_equal(fdn__admin_deferred(a), 0);
+    assert_false(wd_complete());
+    assert_int_equal(fdn__admin_withdrawn(a), 1);
+    fdn_admin_destroy(a);
+
+    /* 2 */
+    a = wd_server(&port);
+    fd = raw_request(port, "POST", "/wd");
+    wd_wait_parked(port);
+    int fb = raw_request(port, "POST", "/block");
+    while (atomic_load(&g_block_in) == 0)
+        sched_yield();                           /* a hang is caught by ctest's TIMEOUT */
+    assert_int_equal(fdn__admin_withdraw(a), 1); /* resumed, but its thread is held */
+    assert_false(wd_complete());                 /* before the request ends */
+    assert_int_equal(fdn__admin_deferred(a), 1);
+    atomic_store(&g_block_go, 1);
+    raw_answer(fd, ans, sizeof ans);
+    expect_withdrawn(ans);
+    raw_answer(fb, ans, sizeof ans);
+    assert_int_equal(strncmp(ans, "HTTP/1.1 200", 12), 0);
+    close(fd);
+    close(fb);
+    fdn_admin_shutdown(a); /* the withdrawn request ends, freeing its context */
+    assert_int_equal(fdn__admin_deferred(a), 0);
+    fdn_admin_destroy(a);
+
+    /* 3 */
+    a = wd_server(&port);
+    fd = raw_request(port, "POST", "/wd");
+    wd_wait_parked(port);
+    assert_true(wd_complete());
+    assert_int_equal(fdn__admin_withdraw(a), 0);
+    raw_answer(fd, ans, sizeof ans);
+    if (strncmp(ans, "HTTP/1.1 200", 12) != 0 || strstr(ans, "\"completed\":true") == NULL)
+        fail_msg("not the completion's answer: %s", ans);
+    close(fd);
+    assert_int_equal(fdn__admin_withdrawn(a), 0);
+    fdn_admin_destroy(a);
+
+    /* 4 */
+    a = wd_server(&port);
+    atomic_store(&g_wd_self, 1);
+    fd = raw_request(port, "POST", "/wd");
+    raw_answer(fd, ans, sizeof ans); /* withdrawn as it parked: answered at once */
+    expect_withdrawn(ans);
+    close(fd);
+    assert_int_equal(fdn__admin_withdrawn(a), 1);
+    assert_false(wd_complete());
+    fdn_admin_destroy(a);
+}
+
 /* bind before start: the port is known and connections wait in the backlog until start */
 static void bind_then_start(void **state)
 {
@@ -1737,6 +1940,7 @@ int main(void)
         cmocka_unit_test(events_answers_real),
         cmocka_unit_test(server_request_buffers),
         cmocka_unit_test(shutdown_closes_clients_that_do_not_read),
+        cmocka_unit_test(withdrawal_races_completion),
         cmocka_unit_test(config_check_all),
         cmocka_unit_test(serve_wait_escalation),
         cmocka_unit_test(bind_then_start),
