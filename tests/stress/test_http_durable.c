@@ -21,6 +21,7 @@
 #include <fdn/admin.h>
 #include <fdn/events.h>
 
+#include "admin/admin_int.h"
 #include "admin_local.h"
 #include "distinct.h"
 #include "stress.h"
@@ -225,12 +226,119 @@ static void shutdown_waits_for_suspended_appends(void **state)
     test_tmpfile_remove(&tf);
 }
 
+/* The shutdown's withdrawal racing the writer's completions (src/admin/http.c, DESIGN
+ * "Withdrawn answers"): each round, K appends wait behind a held commit; then one thread
+ * withdraws every waiting answer (fdn__admin_withdraw, as the shutdown does at its deadline)
+ * while the test releases the writer, whose completions (one commit for all, in id order) race
+ * the walk. Each client gets exactly one answer, 201 or 503 with its outcome unknown; the 503s
+ * are the withdrawals counted; every event is stored all the same (the store does not drop a
+ * withdrawn one); ASan and TSan watch the request contexts, freed by the later of each
+ * request's end and its completion. */
+#define K 8
+
+typedef struct race_post {
+    uint16_t port;
+    long status;
+    test_http_sink_t s;
+} race_post_t;
+
+static void *race_post_main(void *arg)
+{
+    race_post_t *p = arg;
+    CURL *c = curl_easy_init();
+    p->status = c ? test_http_post(c, p->port, "/v1/events", "{\"type\":\"dur.race\",\"data\":1}",
+                                   &p->s, 60L)
+                  : -1;
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static void *withdraw_main(void *arg)
+{
+    (void)fdn__admin_withdraw(arg);
+    return NULL;
+}
+
+static void withdrawal_races_the_writers_completions(void **state)
+{
+    (void)state;
+    int rounds = (int)test_stress_iters(20, 1000);
+    test_tmpfile_t tf;
+    assert_int_equal(test_tmpfile_make(&tf, "http-durable", "events.db"), 0);
+    fdn_events_opts_t eo = FDN_EVENTS_OPTS_INIT;
+    eo.durable_path = tf.path;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, &eo, NULL), 0);
+    fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+    sp.type = "dur.hold";
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
+    const fdn_event_t *one[1] = {ev};
+    uint64_t withdrawn = 0, completed = 0;
+    for (int r = 0; r < rounds; r++) {
+        fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+        o.threads = 2;
+        fdn_admin_t *a = test_admin_local(&o, &(test_admin_mounts_t){.events = es});
+        assert_int_equal(fdn_admin_start(a, NULL), 0);
+        hold_t h;
+        test_waiter_init(&h.entered);
+        test_waiter_init(&h.release);
+        assert_int_equal(fdn_events_store_async(es, one, 1, NULL, hold_writer, &h), 0);
+        test_waiter_wait(&h.entered, 1); /* the writer commits nothing more until released */
+
+        static race_post_t p[K];
+        test_threads_t th;
+        test_threads_init(&th, 0);
+        for (int i = 0; i < K; i++) {
+            memset(&p[i], 0, sizeof p[i]);
+            p[i].port = fdn_admin_port(a);
+        }
+        test_threads_start_n(&th, K, race_post_main, p, sizeof p[0]);
+        while (fdn__admin_deferred(a) < K) /* all K wait for the held commit */
+            sched_yield();                 /* a hang is caught by ctest's TIMEOUT */
+        /* the completions race the withdrawal, one or the other started first */
+        if (r % 2 == 0)
+            test_threads_start(&th, withdraw_main, a);
+        test_waiter_add(&h.release, 1);
+        if (r % 2 == 1)
+            test_threads_start(&th, withdraw_main, a);
+        test_threads_join(&th);
+        uint64_t n503 = 0;
+        for (int i = 0; i < K; i++) {
+            if (p[i].status == 201) {
+                completed++;
+                continue;
+            }
+            if (p[i].status != 503 || strstr(p[i].s.buf, "\"outcome\":\"unknown\"") == NULL)
+                fail_msg("round %d client %d: %ld %s", r, i, p[i].status, p[i].s.buf);
+            n503++;
+        }
+        assert_int_equal(n503, fdn__admin_withdrawn(a));
+        withdrawn += n503;
+        fdn_admin_destroy(a);
+        /* a synchronous store commits after the writer has left hold_writer (and h) */
+        assert_int_equal(fdn_events_store(es, ev, NULL), 0);
+        test_waiter_destroy(&h.entered);
+        test_waiter_destroy(&h.release);
+    }
+    /* every append is stored, withdrawn or not */
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    assert_int_equal(st.count, (uint64_t)rounds * (K + 2));
+    print_message("%d rounds of %d appends: %llu withdrawn, %llu completed\n", rounds, K,
+                  (unsigned long long)withdrawn, (unsigned long long)completed);
+    fdn_events_destroy(es);
+    fdn_event_free(ev);
+    test_tmpfile_remove(&tf);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(durable_posts_all_acknowledged_are_stored),
         cmocka_unit_test(shutdown_waits_for_suspended_appends),
+        cmocka_unit_test(withdrawal_races_the_writers_completions),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
