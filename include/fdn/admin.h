@@ -145,6 +145,9 @@ FDN_API int fdn_admin_create(fdn_admin_t **out, const fdn_admin_opts_t *opts, fd
 /**
  * Add a named health check reported by `GET /health` (`{"status":"ok"|"degraded",
  * "services":{name:{"status":...,"code":...}}}`, 200 when all are healthy, 503 otherwise).
+ * Every check is called on every `GET /health`, on a server thread, so an answer is never
+ * older than its request (the server reuses the text of an earlier answer only when every
+ * check's result and the runtime's state are the same, and then writes the same bytes).
  * @return 0, FDN_EINVAL (NULL, started, name not a short identifier), FDN_EEXIST, FDN_ENOMEM
  * @thread_safety init: before fdn_admin_start, serialised by the caller
  * @since 0.1.0

@@ -292,12 +292,25 @@ int fdn__admin_add_health_deg(fdn_admin_t *a, const char *name, fdn__admin_healt
 
 typedef struct fdn__jw fdn__jw_t; /* http_jw.h */
 /**
- * Extra section of GET /health (set by fdn_admin_mount_runtime): writes members of the body
- * object and of its "services" object as JSON text, each member followed by ',', and returns 0
- * when healthy or a negative code. Only before start.
+ * Extra section of GET /health (set by fdn_admin_mount_runtime), in two steps, so that the
+ * server can reuse the text it wrote from the same state (http_builtin.c, "reuse"):
+ * - `read` copies every value the section is written from into `in` (room for in_size bytes)
+ *   and sets *len to the bytes it filled: the same state gives the same bytes (fixed-size
+ *   fields, strings zero-padded, no pointers, no padding left unset). The one value that
+ *   changes all the time (the runtime's uptime) goes to *live instead. It returns 0 when
+ *   healthy or a negative code (also part of the state).
+ * - `write` writes members of the body object and of its "services" object as JSON text, each
+ *   member followed by ',', from in[0..len) and live alone (and what never changes in user),
+ *   with live as the decimal digits starting at body offset *live_at.
+ * Only before start.
  */
-typedef int (*fdn__admin_health_ext_fn)(fdn__jw_t *body, fdn__jw_t *services, void *user);
-int fdn__admin_set_health_ext(fdn_admin_t *a, fdn__admin_health_ext_fn fn, void *user);
+typedef struct fdn__admin_health_ext {
+    size_t in_size;
+    int (*read)(void *in, size_t *len, int64_t *live, void *user);
+    void (*write)(fdn__jw_t *body, fdn__jw_t *services, const void *in, size_t len, int64_t live,
+                  size_t *live_at, void *user);
+} fdn__admin_health_ext_t;
+int fdn__admin_set_health_ext(fdn_admin_t *a, const fdn__admin_health_ext_t *ext, void *user);
 
 /** The GET /health request the calling thread is answering, as a number that changes with
  * every such request (0 before the first): a health check may reuse what another check read
@@ -348,6 +361,9 @@ uint64_t fdn__admin_deferred(const fdn_admin_t *a);
  * @return how many answers this call withdrew */
 size_t fdn__admin_withdraw(fdn_admin_t *a);
 void fdn__admin_events_wait_max(fdn_admin_t *a, size_t max);
+/* The user of the route GET /v1/events (fdn__admin_route_user), or NULL; once the server has
+ * started (its routes final) without the search by name. */
+void *fdn__admin_events_api(const fdn_admin_t *a);
 
 /* True when descriptor `other` is open and refers to the same socket (inode) as `mine`:
  * how fdn_admin_start tells whether libmicrohttpd closed the duplicate it was given. */

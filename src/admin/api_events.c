@@ -505,7 +505,7 @@ static void evapi_free(void *user)
 
 size_t fdn__admin_events_waiting(const fdn_admin_t *a)
 {
-    const evapi_t *api = fdn__admin_route_user(a, "GET", "/v1/events");
+    const evapi_t *api = fdn__admin_events_api(a);
     return api != NULL ? fdn__evwait_count(api->wait) : 0;
 }
 

@@ -4,11 +4,14 @@
  * the health checks and metrics writers registered before start (read-only afterwards), call
  * them (thread-safe by contract), and write their answers as text. Shared state: the
  * relaxed atomics `metrics_len` (a capacity hint) and `by_class` (the server's counts); the
- * thread-local `health_gen`. No locks.
+ * thread-local `health_gen`; GET /health's remembered bodies (`hmemo`, see "Reuse" below),
+ * each slot owned by the thread that took its `busy` flag (acquire; cleared with release), a
+ * thread that finds every slot taken answering without one. No locks, no waits.
  */
 #include "admin/http_impl.h"
 #include "admin/http_jw.h"
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,25 +48,22 @@ uint64_t fdn__admin_health_gen(void)
     return health_gen;
 }
 
-/* GET /health, written as text in one pass (no jansson tree: this endpoint is polled). The
- * body's form is the one jansson gave: {runtime..., "status", "services": {the runtime's
- * services, then the health checks}}; a check named like a runtime service replaces it in
- * place, as json_object_set did. */
-static int h_health(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+/* The body of GET /health, written as text in one pass (no jansson tree: this endpoint is
+ * polled) from what the extension read (in[0..in_len), live) and the checks' results res. Its
+ * form is the one jansson gave: {runtime..., "status", "services": {the runtime's services,
+ * then the health checks}}; a check named like a runtime service replaces it in place, as
+ * json_object_set did. *live_at: where the live value's digits are (SIZE_MAX: none). */
+static int write_health(const fdn_admin_t *a, const void *in, size_t in_len, int64_t live,
+                        const int (*res)[2], bool ok, fdn__admin_text_t *out, size_t *live_at)
 {
-    (void)req;
-    fdn_admin_t *a = user;
     fdn__jw_t body = {{NULL, 0, 0}, 0}, svcs = {{NULL, 0, 0}, 0};
-    bool ok = true;
-    health_gen++;
+    *live_at = SIZE_MAX;
     fdn__jw_raw(&body, "{", 1);
     /* members of both are written with a trailing ',' (dropped at the end) */
-    if (a->health_ext != NULL && a->health_ext(&body, &svcs, a->health_ext_user) != 0)
-        ok = false;
+    if (a->health_ext != NULL)
+        a->health_ext->write(&body, &svcs, in, in_len, live, live_at, a->health_ext_user);
     for (size_t i = 0; i < a->nhealth; i++) {
-        int deg = 0;
-        int rc = a->health[i].deg != NULL ? a->health[i].deg(a->health[i].user, &deg)
-                                          : a->health[i].fn(a->health[i].user);
+        int rc = res[i][0], deg = res[i][1];
         bool degraded = rc == 0 && deg < 0; /* works, wants attention: not a failure */
         /* "name":{"status":"ok"}, or the unhealthy form with the error's code and name (the
          * degraded form: the same with "degraded") */
@@ -101,8 +101,6 @@ static int h_health(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *us
             memcpy(m + n, "\"},", 3);
             n += 3;
         }
-        if (rc != 0)
-            ok = false;
         size_t span = 0;
         const char *dup = svcs.rc == 0 ? find_member(&svcs.t, a->health[i].name, &span) : NULL;
         if (dup == NULL) {
@@ -129,8 +127,175 @@ static int h_health(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *us
         fdn_free(body.t.p);
         return FDN_ENOMEM;
     }
-    resp->text = body.t.p;
-    resp->text_len = body.t.len;
+    *out = body.t;
+    return 0;
+}
+
+/* Reuse (issue 16: GET /health at the cost of GET /v1/config). Writing the body was most of
+ * a GET /health (~10 k instructions of ~15 k in the handler, with the runtime's six services),
+ * and the body is a function of a small state alone: the extension's bytes and code
+ * (fdn__admin_health_ext_t) and each check's code, with the live value (the uptime) written
+ * where it goes. A slot (fdn__admin_health_memo_t) remembers the last body it wrote and that
+ * state; a request whose state is byte for byte the same answers that body with its own live
+ * value's digits put in place: the bytes a fresh write gives for that state. Every check and
+ * the extension's read still run on every request, so nothing shown is older than the
+ * request; only the writing is saved. A thread keeps to one slot (memo_take), so the two
+ * server threads do not share one (a slot's lines stay in its thread's cache). */
+static _Atomic unsigned memo_next;
+static _Thread_local unsigned memo_mine = UINT_MAX;
+
+static fdn__admin_health_memo_t *memo_take(fdn_admin_t *a)
+{
+    if (memo_mine == UINT_MAX)
+        memo_mine = atomic_fetch_add_explicit(&memo_next, 1, memory_order_relaxed);
+    for (unsigned k = 0; k < FDN__HEALTH_MEMO_SLOTS; k++) {
+        fdn__admin_health_memo_t *m = &a->hmemo[(memo_mine + k) % FDN__HEALTH_MEMO_SLOTS];
+        if (!atomic_flag_test_and_set_explicit(&m->busy, memory_order_acquire))
+            return m;
+    }
+    return NULL; /* all busy: answer without one */
+}
+
+static void memo_give(fdn__admin_health_memo_t *m)
+{
+    if (m != NULL)
+        atomic_flag_clear_explicit(&m->busy, memory_order_release);
+}
+
+void fdn__admin_health_memo_free(fdn__admin_health_memo_t *m)
+{
+    fdn_free(m->in);
+    fdn_free(m->fresh);
+    fdn_free(m->body);
+    m->in = m->fresh = NULL;
+    m->body = NULL;
+    m->body_cap = m->body_len = m->in_len = 0;
+    m->valid = false;
+}
+
+/* The slot's buffers for the registrations of now (which change only before start). false:
+ * out of memory (the request goes without the slot). */
+static bool memo_ready(const fdn_admin_t *a, fdn__admin_health_memo_t *m)
+{
+    if (m->reg_gen != a->reg_gen || (m->in == NULL && a->health_ext != NULL)) {
+        fdn__admin_health_memo_free(m);
+        m->reg_gen = a->reg_gen;
+        if (a->health_ext != NULL) {
+            m->in = fdn_malloc(a->health_ext->in_size);
+            m->fresh = fdn_malloc(a->health_ext->in_size);
+            if (m->in == NULL || m->fresh == NULL) {
+                fdn__admin_health_memo_free(m);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* Remember the body b (written from m->fresh, ext_rc and res; live at live_at) in m. */
+static void memo_keep(fdn__admin_health_memo_t *m, const fdn_admin_t *a, const fdn__admin_text_t *b,
+                      size_t in_len, int ext_rc, const int (*res)[2], int64_t live, size_t live_at)
+{
+    m->valid = false;
+    if (b->len + 1 > m->body_cap) {
+        char *p = fdn_malloc(b->len + 1);
+        if (p == NULL)
+            return; /* next time */
+        fdn_free(m->body);
+        m->body = p;
+        m->body_cap = b->len + 1;
+    }
+    memcpy(m->body, b->p, b->len);
+    m->body_len = b->len;
+    unsigned char *t = m->in; /* the state written from becomes the remembered one */
+    m->in = m->fresh;
+    m->fresh = t;
+    m->in_len = in_len;
+    m->ext_rc = ext_rc;
+    memcpy(m->res, res, a->nhealth * sizeof res[0]);
+    char d[24];
+    m->live_at = live_at;
+    m->live_len = live_at == SIZE_MAX ? 0 : fdn__jw_fmt_i64(d, live);
+    m->valid = true;
+}
+
+/* Whether m holds the body for this state. */
+static bool memo_same(const fdn__admin_health_memo_t *m, const fdn_admin_t *a, const void *in,
+                      size_t in_len, int ext_rc, const int (*res)[2])
+{
+    return m->valid && m->reg_gen == a->reg_gen && m->ext_rc == ext_rc && m->in_len == in_len &&
+           (in_len == 0 || memcmp(m->in, in, in_len) == 0) &&
+           (a->nhealth == 0 || memcmp(m->res, res, a->nhealth * sizeof res[0]) == 0);
+}
+
+/* m's body with live's digits in their place, into out (from fdn_malloc). */
+static int memo_body(const fdn__admin_health_memo_t *m, int64_t live, fdn__admin_text_t *out)
+{
+    char d[24];
+    size_t dl = m->live_len > 0 ? fdn__jw_fmt_i64(d, live) : 0;
+    size_t at = m->live_len > 0 ? m->live_at : m->body_len;
+    size_t rest = m->body_len - at - m->live_len, n = at + dl + rest;
+    char *p = fdn_malloc(n + 1);
+    if (p == NULL)
+        return FDN_ENOMEM;
+    memcpy(p, m->body, at);
+    memcpy(p + at, d, dl);
+    memcpy(p + at + dl, m->body + at + m->live_len, rest);
+    p[n] = '\0';
+    out->p = p;
+    out->len = n;
+    out->cap = n + 1;
+    return 0;
+}
+
+/* GET /health: the extension's state and every check read now, the body written from them or
+ * reused (above). */
+static int h_health(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    (void)req;
+    fdn_admin_t *a = user;
+    const fdn__admin_health_ext_t *ext = a->health_ext;
+    health_gen++;
+    fdn__admin_health_memo_t *m = memo_take(a);
+    if (m != NULL && !memo_ready(a, m)) {
+        memo_give(m);
+        m = NULL;
+    }
+    void *in = NULL, *own = NULL;
+    size_t in_len = 0;
+    int64_t live = 0;
+    int ext_rc = 0;
+    if (ext != NULL) {
+        in = m != NULL ? m->fresh : (own = fdn_malloc(ext->in_size));
+        if (in == NULL)
+            return FDN_ENOMEM; /* (m is NULL here) */
+        ext_rc = ext->read(in, &in_len, &live, a->health_ext_user);
+    }
+    int res[MAX_HEALTH][2];
+    bool ok = ext_rc == 0;
+    for (size_t i = 0; i < a->nhealth; i++) {
+        res[i][1] = 0;
+        res[i][0] = a->health[i].deg != NULL ? a->health[i].deg(a->health[i].user, &res[i][1])
+                                             : a->health[i].fn(a->health[i].user);
+        if (res[i][0] != 0)
+            ok = false;
+    }
+    fdn__admin_text_t b = {NULL, 0, 0};
+    int rc;
+    if (m != NULL && memo_same(m, a, in, in_len, ext_rc, (const int(*)[2])res)) {
+        rc = memo_body(m, live, &b);
+    } else {
+        size_t live_at = SIZE_MAX;
+        rc = write_health(a, in, in_len, live, (const int(*)[2])res, ok, &b, &live_at);
+        if (rc == 0 && m != NULL)
+            memo_keep(m, a, &b, in_len, ext_rc, (const int(*)[2])res, live, live_at);
+    }
+    memo_give(m);
+    fdn_free(own);
+    if (rc != 0)
+        return rc;
+    resp->text = b.p;
+    resp->text_len = b.len;
     resp->content_type = "application/json";
     resp->status = ok ? 200 : 503;
     return 0;

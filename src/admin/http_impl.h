@@ -57,6 +57,25 @@ typedef struct fdn__http_wake {
     fdn__http_async_t *parked; /* mu; linked by pprev/pnext */
 } fdn__http_wake_t;
 
+/* One remembered GET /health answer (http_builtin.c, "reuse"): the state it was written from
+ * (the extension's bytes and code, every check's result) and its text, with where the live
+ * value's digits are. A server thread holds a slot while it answers (`busy`, a try-lock); a
+ * thread that finds its slot busy answers without one. */
+#define FDN__HEALTH_MEMO_SLOTS 4
+typedef struct fdn__admin_health_memo {
+    atomic_flag busy;
+    bool valid;
+    uint64_t reg_gen;          /* the registrations it was written with (fdn_admin_t.reg_gen) */
+    unsigned char *in, *fresh; /* the state written from; the request's own (ext->in_size) */
+    size_t in_len;
+    int ext_rc;
+    int res[MAX_HEALTH][2]; /* each check's code and degraded code */
+    char *body;             /* the text, body_len bytes (body_cap allocated) */
+    size_t body_len, body_cap;
+    size_t live_at, live_len; /* the live value's digits (live_len 0: none) */
+    char pad[64]; /* the next slot's `busy`, written by another thread, on another line */
+} fdn__admin_health_memo_t;
+
 struct fdn_admin {
     char host[256];
     uint16_t want_port;
@@ -82,10 +101,13 @@ struct fdn_admin {
     fdn_telemetry_t *tm;                   /* optional: request telemetry */
     fdn_telemetry_family_t *f_dur, *f_req; /* fdn_http_request_duration_seconds, _requests_total */
     fdn_gauge_t *g_wait; /* fdn_http_waiting_queries, set by a collector at each scrape */
+    _Atomic(void *) ev_api; /* GET /v1/events' user once started (NULL: look it up) */
     fdn_admin_request_fn on_request;       /* optional: request hook (opts version >= 3) */
     void *request_user;
-    fdn__admin_health_ext_fn health_ext;
+    const fdn__admin_health_ext_t *health_ext;
     void *health_ext_user;
+    fdn__admin_health_memo_t hmemo[FDN__HEALTH_MEMO_SLOTS]; /* GET /health's reuse */
+    uint64_t reg_gen; /* +1 at each change of the health checks or extension (before start) */
     struct { /* a mounted service's own deferred work (fdn__admin_add_stop) */
         void (*drain)(void *), (*release)(void *);
         void *user;
@@ -120,6 +142,9 @@ static inline char *admin_strdup(const char *s)
         memcpy(d, s, n);
     return d;
 }
+
+/* Free a GET /health slot's buffers (http_builtin.c; fdn_admin_destroy). */
+void fdn__admin_health_memo_free(fdn__admin_health_memo_t *m);
 
 /* Register GET /health and GET /metrics (http_builtin.c; called by fdn_admin_create).
  * @return as fdn__admin_route_add */

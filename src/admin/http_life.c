@@ -279,6 +279,10 @@ int fdn_admin_start(fdn_admin_t *a, fdn_error_t *err)
     }
     close(a->listen_fd); /* MHD's duplicate keeps the socket open until MHD_stop_daemon */
     a->listen_fd = -1;
+    /* the routes are final now: GET /v1/events' state, which every scrape's collector reads
+     * (fdn__admin_events_waiting), found once instead of by name each time */
+    atomic_store_explicit(&a->ev_api, fdn__admin_route_user(a, "GET", "/v1/events"),
+                          memory_order_release);
     return 0;
 }
 
@@ -445,6 +449,8 @@ void fdn_admin_destroy(fdn_admin_t *a)
     for (size_t i = 0; i < a->nroutes; i++)
         fdn_free(a->routes[i].pattern);
     fdn_free(a->routes);
+    for (size_t i = 0; i < FDN__HEALTH_MEMO_SLOTS; i++)
+        fdn__admin_health_memo_free(&a->hmemo[i]);
     if (a->token != NULL) {
         volatile char *t = a->token;
         for (size_t i = 0; i < a->token_len; i++)

@@ -88,6 +88,7 @@ int fdn__admin_rollback(fdn_admin_t *a, const fdn__admin_mark_t *m, int rc)
     while (a->nroutes > m->nroutes)
         fdn_free(a->routes[--a->nroutes].pattern);
     a->nhealth = m->nhealth;
+    a->reg_gen++; /* GET /health's remembered answers were written with what is taken back */
     a->nmetrics = m->nmetrics;
     while (a->nstops > m->nstops) {
         a->nstops--;
@@ -101,6 +102,12 @@ int fdn__admin_rollback(fdn_admin_t *a, const fdn__admin_mark_t *m, int rc)
     if (!m->health_ext)
         a->health_ext = NULL, a->health_ext_user = NULL;
     return rc;
+}
+
+void *fdn__admin_events_api(const fdn_admin_t *a)
+{
+    void *api = atomic_load_explicit(&a->ev_api, memory_order_acquire);
+    return api != NULL ? api : fdn__admin_route_user(a, "GET", "/v1/events");
 }
 
 void *fdn__admin_route_user(const fdn_admin_t *a, const char *method, const char *pattern)
@@ -178,14 +185,15 @@ int fdn__admin_set_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm)
     return 0;
 }
 
-int fdn__admin_set_health_ext(fdn_admin_t *a, fdn__admin_health_ext_fn fn, void *user)
+int fdn__admin_set_health_ext(fdn_admin_t *a, const fdn__admin_health_ext_t *ext, void *user)
 {
-    if (a == NULL || a->started)
+    if (a == NULL || a->started || ext == NULL || ext->read == NULL || ext->write == NULL)
         return FDN_EINVAL;
     if (a->health_ext != NULL)
         return FDN_EEXIST;
-    a->health_ext = fn;
+    a->health_ext = ext;
     a->health_ext_user = user;
+    a->reg_gen++;
     return 0;
 }
 
@@ -218,6 +226,7 @@ static int add_health(fdn_admin_t *a, const char *name, fdn_admin_health_fn fn,
     h->fn = fn;
     h->deg = deg;
     h->user = user;
+    a->reg_gen++;
     return 0;
 }
 

@@ -1053,6 +1053,18 @@ int fdn_supervisor_status_at(fdn_supervisor_t *sup, size_t i, fdn_service_status
     return rc;
 }
 
+size_t fdn__supervisor_statuses(fdn_supervisor_t *sup, fdn_service_status_t *out, size_t cap)
+{
+    if (sup == NULL)
+        return 0;
+    fdn__mutex_lock(&sup->mu);
+    size_t n = sup->n;
+    for (size_t i = 0; i < n && i < cap; i++)
+        fill_status(sup->kids[i], &out[i]);
+    fdn__mutex_unlock(&sup->mu);
+    return n;
+}
+
 bool fdn_supervisor_failed(fdn_supervisor_t *sup)
 {
     if (sup == NULL)

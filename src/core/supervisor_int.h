@@ -23,6 +23,11 @@ bool fdn__supervisor_on_thread(fdn_supervisor_t *sup);
  * thread, so a stop for a restart or at shutdown answers false. */
 bool fdn__supervisor_starting(fdn_supervisor_t *sup);
 
+/* The status of every service in one pass under the supervisor's lock (fdn_supervisor_status_at
+ * takes it once per service): the first min(count, cap) into out[], in order. Returns the
+ * count. (fdn_runtime_health: GET /health reads it on every request.) */
+size_t fdn__supervisor_statuses(fdn_supervisor_t *sup, fdn_service_status_t *out, size_t cap);
+
 /* A module that is a built-in service exports its supervisor vtable,
  *     extern const fdn_service_ops_t fdn__<m>_service_ops;
  * and its private header declares typed wrappers for tests and in-module callers with

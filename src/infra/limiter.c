@@ -292,17 +292,40 @@ int fdn_limiter_set_max_keys_per_identity(fdn_limiter_t *l, uint32_t max_keys)
     return 0;
 }
 
-int fdn_limiter_backend_status(fdn_limiter_t *l, fdn_limiter_backend_status_t *out)
+/* The backend's since_refusal_ns (a monotonic time, see limiter_int.h) made an age. */
+static void refusal_age(fdn_limiter_t *l, fdn_limiter_backend_status_t *out)
 {
-    if (l == NULL || out == NULL)
-        return FDN_EINVAL;
-    l->be->status(l->be_self, out);
-    int64_t at = out->since_refusal_ns; /* see limiter_int.h */
+    int64_t at = out->since_refusal_ns;
     int64_t age;
     /* a manual clock may sit anywhere in int64: the age stops at INT64_MAX */
     if (__builtin_sub_overflow(fdn_clock_mono_ns(l->clock), at, &age))
         age = at < 0 ? INT64_MAX : 0;
     out->since_refusal_ns = at == 0 ? -1 : age < 0 ? 0 : age;
+}
+
+int fdn_limiter_backend_status(fdn_limiter_t *l, fdn_limiter_backend_status_t *out)
+{
+    if (l == NULL || out == NULL)
+        return FDN_EINVAL;
+    l->be->status(l->be_self, out);
+    refusal_age(l, out);
+    return 0;
+}
+
+int fdn__limiter_status_evictions(fdn_limiter_t *l, fdn_limiter_backend_status_t *out,
+                                  uint64_t *evictions)
+{
+    if (l == NULL || out == NULL || evictions == NULL)
+        return FDN_EINVAL;
+    if (l->be == &fdn__limiter_mem_backend) {
+        fdn__limiter_mem_status_evictions(l->be_self, out, evictions);
+    } else {
+        fdn_limiter_stats_t ls;
+        l->be->stats(l->be_self, &ls);
+        *evictions = ls.evictions;
+        l->be->status(l->be_self, out);
+    }
+    refusal_age(l, out);
     return 0;
 }
 

@@ -101,6 +101,16 @@ typedef struct fdn__redis_pipe_stats {
 void fdn__limiter_redis_pipeline_counts(void *self, fdn__redis_pipe_stats_t *out);
 void fdn__limiter_redis_pipeline_stats(const fdn_limiter_t *l, fdn__redis_pipe_stats_t *out);
 
+/* The in-memory store's status (as its `status`) and its evictions (as `stats` counts them),
+ * in one pass over the shards. */
+void fdn__limiter_mem_status_evictions(void *self, fdn_limiter_backend_status_t *out,
+                                       uint64_t *evictions);
+/* fdn_limiter_backend_status and fdn_limiter_stats's evictions together, in one pass over
+ * the shards of the in-memory store (GET /metrics' collector reads both on every scrape).
+ * Returns 0 or FDN_EINVAL. */
+int fdn__limiter_status_evictions(fdn_limiter_t *l, fdn_limiter_backend_status_t *out,
+                                  uint64_t *evictions);
+
 /* The in-memory store's quota of live keys per identity (0 = none; see limiter_store.c). */
 void fdn__limiter_mem_set_identity_quota(void *self, uint32_t max_keys);
 

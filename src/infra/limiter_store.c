@@ -688,24 +688,41 @@ static void mem_set_interval(void *self, int64_t interval_ns)
     atomic_store_explicit(&m->interval_ns, interval_ns, memory_order_relaxed);
 }
 
-/* No lock: the counts are the shards' mirrors (see Status in DESIGN). */
-static void mem_status(void *self, fdn_limiter_backend_status_t *out)
+/* No lock: the counts are the shards' mirrors (see Status in DESIGN). evictions: also the
+ * shards' evictions, summed in the same pass (NULL: not wanted). */
+static void mem_status_ev(void *self, fdn_limiter_backend_status_t *out, uint64_t *evictions)
 {
     membe_t *m = self;
     memset(out, 0, sizeof(*out));
     out->backend = FDN_LIMITER_BACKEND_MEMORY;
     out->connected = true;
+    uint64_t ev = 0;
     for (uint32_t i = 0; i < m->nshards; i++) {
         const shard_t *s = &m->shards[i];
         out->keys += atomic_load_explicit(&s->live, memory_order_relaxed);
         out->new_keys_refused += atomic_load_explicit(&s->overflow_denied, memory_order_relaxed);
+        if (evictions != NULL)
+            ev += atomic_load_explicit(&s->evictions, memory_order_relaxed);
     }
+    if (evictions != NULL)
+        *evictions = ev;
     out->key_capacity = (uint64_t)m->cap * m->nshards;
     out->identity_keys_refused = atomic_load_explicit(&m->id_refused, memory_order_relaxed);
     out->max_keys_per_identity = atomic_load_explicit(&m->id_quota, memory_order_relaxed);
     out->identities = atomic_load_explicit(&m->nidents_pub, memory_order_relaxed);
     /* a monotonic time here; fdn_limiter_backend_status turns it into an age (limiter_int.h) */
     out->since_refusal_ns = atomic_load_explicit(&m->last_refusal_mono, memory_order_relaxed);
+}
+
+static void mem_status(void *self, fdn_limiter_backend_status_t *out)
+{
+    mem_status_ev(self, out, NULL);
+}
+
+void fdn__limiter_mem_status_evictions(void *self, fdn_limiter_backend_status_t *out,
+                                       uint64_t *evictions)
+{
+    mem_status_ev(self, out, evictions);
 }
 
 static void mem_destroy(void *self)

@@ -705,12 +705,20 @@ int fdn_runtime_health(fdn_runtime_t *rt, fdn_runtime_health_t *out, fdn_service
     int64_t since = rt->started_ns;
     fdn__mutex_unlock(&rt->mu);
     bool degraded = false;
-    size_t n = 0;
+    /* every status in one pass under the supervisor's lock (into a local array when the
+     * caller's is too small; a service past that is read alone) */
+    fdn_service_status_t local[16];
+    fdn_service_status_t *buf = cap >= sizeof local / sizeof local[0] ? services : local;
+    size_t bcap = buf == services ? cap : sizeof local / sizeof local[0];
+    size_t total = fdn__supervisor_statuses(rt->sup, buf, bcap), n = 0;
     fdn_service_status_t st;
-    while (fdn_supervisor_status_at(rt->sup, n, &st) == 0) {
-        if (n < cap)
+    for (; n < total; n++) {
+        if (n < bcap)
+            st = buf[n];
+        else if (fdn_supervisor_status_at(rt->sup, n, &st) != 0)
+            break; /* (services are never removed: cannot happen) */
+        if (buf != services && n < cap)
             services[n] = st;
-        n++;
         switch (st.state) {
         case FDN_SERVICE_RUNNING:
             out->running++;

@@ -44,6 +44,7 @@
 
 #include "core/alloc.h"
 #include "core/json.h"
+#include "infra/limiter_int.h"
 #include "services/telemetry_int.h"
 #include "validation/config_telemetry.h"
 #ifdef FDN_HAVE_ETCD
@@ -224,14 +225,14 @@ static void collect_events(fdn__rt_metrics_t *m)
 static void collect_limiter(fdn__rt_metrics_t *m)
 {
     fdn_limiter_t *l = fdn_runtime_limiter(m->rt);
-    fdn_limiter_stats_t ls;
     fdn_limiter_backend_status_t bs;
+    uint64_t evictions = 0;
     if (l == NULL)
         return;
-    if (fdn_limiter_stats(l, &ls) == 0)
-        set_counter(m->lm_evictions, NULL, 0, ls.evictions);
-    if (fdn_limiter_backend_status(l, &bs) != 0)
+    /* both figures in one pass over the memory store's shards */
+    if (fdn__limiter_status_evictions(l, &bs, &evictions) != 0)
         return;
+    set_counter(m->lm_evictions, NULL, 0, evictions);
     set_gauge(m->lm_keys, NULL, 0, (double)bs.keys);
     set_gauge(m->lm_capacity, NULL, 0, (double)bs.key_capacity);
     set_counter(m->lm_refused, NULL, 0, bs.new_keys_refused);

@@ -16,6 +16,8 @@
 #include "admin/http_jw.h"
 #include "core/alloc.h"
 #include "fail_alloc.h"
+#include "rt_fixture.h"
+#include <fdn/testing.h>
 #include "infra/limiter_int.h"
 #include "infra/pool_int.h"
 #include "services/config_int.h"
@@ -1234,6 +1236,113 @@ static void serve_wait_escalation(void **state)
     assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
 }
 
+/* GET /health of a runtime as compact JSON text, and its status */
+static char *rt_health(fdn_admin_t *a, unsigned *status)
+{
+    fdn__http_resp_t r;
+    memset(&r, 0, sizeof r);
+    fdn__admin_dispatch(a, "GET", "/health", NULL, NULL, 0, &r);
+    *status = r.status;
+    assert_non_null(r.json);
+    char *t = json_dumps(r.json, JSON_COMPACT);
+    assert_non_null(t);
+    fdn__http_resp_clear(&r);
+    return t;
+}
+
+/* The answer of a, asked twice (the second may be a remembered body), must be the one an
+ * admin server that never answered before writes for the same state (fresh), and *status
+ * its status. Returns a's text. */
+static char *rt_health_checked(fdn_admin_t *a, fdn_runtime_t *rt, unsigned *status)
+{
+    fdn_admin_t *fresh = test_admin_local(
+        NULL, &(test_admin_mounts_t){.runtime = rt, .limiter = fdn_runtime_limiter(rt)});
+    unsigned fs = 0;
+    char *want = rt_health(fresh, &fs);
+    fdn_admin_destroy(fresh);
+    char *got = NULL;
+    for (int k = 0; k < 2; k++) {
+        fdn_free(got);
+        got = rt_health(a, status);
+        if (strcmp(got, want) != 0)
+            fail_msg("ask %d:\n got %s\nwant %s", k, got, want);
+        assert_int_equal(*status, fs);
+    }
+    fdn_free(want);
+    return got;
+}
+
+/* GET /health reuses the body it wrote while the state it shows is unchanged (http_builtin.c,
+ * "Reuse"): with a real runtime (manual clock), a service that fails and restarts, the clock
+ * that moves the uptime and the limiter's checks, every answer must be what a server that
+ * never answered writes for that state. A remembered body served after its state changed
+ * fails here (restarting/running, last_error, restarts, uptime_ms). */
+static void health_follows_runtime_state(void **state)
+{
+    (void)state;
+    test_rt_t *f = test_rt_new(NULL, false);
+    fdn_runtime_t *rt = f->rt;
+    fdn_admin_t *a = test_admin_local(
+        NULL, &(test_admin_mounts_t){.runtime = rt, .limiter = fdn_runtime_limiter(rt)});
+    unsigned st = 0;
+    char *t0 = rt_health_checked(a, rt, &st);
+    assert_int_equal(st, 200);
+    assert_non_null(strstr(t0, "\"event_store\":{\"status\":\"ok\",\"state\":\"running\""));
+    assert_non_null(strstr(t0, "\"rate_limiter_keys\":{\"status\":\"ok\"}"));
+
+    /* a service fails: restarting after its backoff (the manual clock holds it there) */
+    assert_int_equal(fdn_runtime_inject_fault(rt, "event_store", FDN_EIO), 0);
+    assert_int_equal(fdn_supervisor_wait_idle(fdn_runtime_supervisor(rt), TEST_WAIT_MS), 0);
+    char *t1 = rt_health_checked(a, rt, &st);
+    assert_int_equal(st, 503);
+    if (strstr(t1, "\"event_store\":{\"status\":\"unhealthy\",\"state\":\"restarting\","
+                   "\"healthy\":false,\"restarts\":1,\"last_error\":\"FDN_EIO\"}") == NULL)
+        fail_msg("%s", t1);
+    assert_non_null(strstr(t1, "\"status\":\"degraded\""));
+
+    /* the clock moves: restarted, and the uptime moved with the clock */
+    assert_int_equal(fdn_testing_advance(rt, 1500 * 1000000LL), 0);
+    assert_int_equal(fdn_testing_settle(rt), 0);
+    char *t2 = rt_health_checked(a, rt, &st);
+    if (strstr(t2, "\"event_store\":{\"status\":\"ok\",\"state\":\"running\",\"healthy\":true,"
+                   "\"restarts\":1") == NULL)
+        fail_msg("%s", t2);
+    assert_int_equal(st, 200);
+    json_t *j0 = json_loads(t0, 0, NULL), *j2 = json_loads(t2, 0, NULL);
+    assert_non_null(j0);
+    assert_non_null(j2);
+    json_int_t up0 =
+        json_integer_value(json_object_get(json_object_get(j0, "runtime"), "uptime_ms"));
+    json_int_t up2 =
+        json_integer_value(json_object_get(json_object_get(j2, "runtime"), "uptime_ms"));
+    assert_true(up2 >= up0 + 1500);
+    json_decref(j0);
+    json_decref(j2);
+
+    /* the uptime alone moves: the body is reused with the new digits */
+    assert_int_equal(fdn_testing_advance(rt, 98765 * 1000000LL), 0);
+    char *t3 = rt_health_checked(a, rt, &st);
+    assert_int_equal(st, 200);
+
+    /* a second failure and restart between two answers: healthy before and after (the same
+     * overall code), only the service's restarts differ */
+    assert_int_equal(fdn_runtime_inject_fault(rt, "event_store", FDN_EIO), 0);
+    assert_int_equal(fdn_supervisor_wait_idle(fdn_runtime_supervisor(rt), TEST_WAIT_MS), 0);
+    assert_int_equal(fdn_testing_advance(rt, 1500 * 1000000LL), 0);
+    assert_int_equal(fdn_testing_settle(rt), 0);
+    char *t4 = rt_health_checked(a, rt, &st);
+    assert_int_equal(st, 200);
+    if (strstr(t4, "\"state\":\"running\",\"healthy\":true,\"restarts\":2") == NULL)
+        fail_msg("%s", t4);
+    fdn_free(t4);
+    fdn_free(t0);
+    fdn_free(t1);
+    fdn_free(t2);
+    fdn_free(t3);
+    fdn_admin_destroy(a);
+    test_rt_free(f);
+}
+
 /* ---- real server ------------------------------------------------------------------------ */
 
 typedef struct grow {
@@ -1947,6 +2056,7 @@ int main(void)
         cmocka_unit_test(withdrawal_races_completion),
         cmocka_unit_test(config_check_all),
         cmocka_unit_test(serve_wait_escalation),
+        cmocka_unit_test(health_follows_runtime_state),
         cmocka_unit_test(bind_then_start),
         cmocka_unit_test(same_socket_check),
     };

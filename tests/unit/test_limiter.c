@@ -827,6 +827,20 @@ static void eviction_bounds_memory(void **state)
     fdn_limiter_stats(f->l, &st);
     assert_true(st.keys <= 64);
     assert_int_equal(st.keys + st.evictions, 5000);
+    /* GET /metrics' one pass (fdn__limiter_status_evictions) gives both reads' figures */
+    fdn_limiter_backend_status_t bs, bs1;
+    uint64_t ev = 0;
+    assert_int_equal(fdn_limiter_backend_status(f->l, &bs), 0);
+    assert_int_equal(fdn__limiter_status_evictions(f->l, &bs1, &ev), 0);
+    assert_int_equal(ev, st.evictions);
+    assert_true(ev > 0);
+    assert_int_equal(bs1.keys, bs.keys);
+    assert_int_equal(bs1.keys, st.keys);
+    assert_int_equal(bs1.key_capacity, bs.key_capacity);
+    assert_int_equal(bs1.new_keys_refused, bs.new_keys_refused);
+    assert_int_equal(bs1.since_refusal_ns, bs.since_refusal_ns);
+    assert_int_equal(bs1.backend, FDN_LIMITER_BACKEND_MEMORY);
+    assert_int_equal(fdn__limiter_status_evictions(NULL, &bs1, &ev), FDN_EINVAL);
     /* the most recent key is still there (LRU keeps it) */
     fdn_limit_result_t r;
     assert_int_equal(fdn_limiter_check(f->l, key, strlen(key), &rule, 1, FDN_LIMIT_PEEK, &r), 0);
