@@ -22,7 +22,11 @@
 # (utime + stime of the process over the runs: what predicts the ratio on an idle machine,
 # the CPU wrk itself takes aside), and for appends the check that the store holds at least
 # every acknowledged event (events_stored grew by >= the 201 answers counted by wrk; more is
-# fine: requests in flight when wrk stops are stored but not counted).
+# fine: requests in flight when wrk stops are stored but not counted). GET /metrics (~12-15 KB)
+# also gets a ceiling, never judged: fdn-http-baseline answering a constant body of the
+# scrape's size, run after the baseline in each round; "[ceiling NAME: r (lo-hi)]" is the
+# median (range) of the rounds' case / ceiling req/s (--json: ceiling, ceiling_ratio,
+# ceiling_ratio_min, ceiling_ratio_max, ceiling_cpu_us_per_req).
 set -euo pipefail
 
 BINDIR=build/release/bin
@@ -40,7 +44,7 @@ while (($#)); do
     --rebase) ;; # every case is paired with its own baseline runs now
     --duration) DUR="$2"; shift ;;
     --filter) FILTER="$2"; shift ;;
-    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
     *) BINDIR="$1" ;;
     esac
     shift
@@ -181,11 +185,13 @@ curl -sf -o /dev/null "http://127.0.0.1:$FPORT/v1/config/interface.max_results" 
     exit 1
 }
 
-# name | method+path | lua | goal kind (ratio|events) | goal value | goal text
+# name | method+path | lua | goal kind (ratio|events) | goal value | goal text | ceiling
+# ceiling "sized": also paired with fdn-http-baseline answering a constant body of the size of
+# the case's own answer (measured right before the case), whose ratio is printed, never judged
 CASES=(
-    "http.get.health|GET /health|get|ratio|0.8|>= 0.8x baseline"
-    "http.get.config|GET /v1/config/interface.max_results|get|ratio|0.8|>= 0.8x baseline"
-    "http.get.metrics|GET /metrics|get|ratio|0.8|>= 0.8x baseline"
+    "http.get.health|GET /health|get|ratio|0.8|>= 0.8x baseline|"
+    "http.get.config|GET /v1/config/interface.max_results|get|ratio|0.8|>= 0.8x baseline|"
+    "http.get.metrics|GET /metrics|get|ratio|0.8|>= 0.8x baseline|sized"
     "http.post.limiter_check|POST /v1/limiter/check|limiter|ratio|0.7|>= 0.7x baseline"
     "http.post.event_durable|POST /v1/events|post|ratio|0.5|>= 0.5x baseline"
     "http.post.batch100_durable|POST /v1/events/batch|batch|events|200000|>= 200k events/s"
@@ -208,17 +214,32 @@ report() { # name rps p99 baseline ratio goaltext met extra
 # one baseline run, reported alone
 run_wrk "http://127.0.0.1:$BPORT/" "$TMP/get.lua"
 if ((NON2XX != 0)); then echo "http_bench: baseline answered $NON2XX non-2xx" >&2; exit 1; fi
-report http.baseline.mhd_2byte "$RPS" "$P99_MS" - 1 - "" ""
+if ((JSON)); then bmet=null; else bmet=""; fi # (--json: "met":null, valid JSON)
+report http.baseline.mhd_2byte "$RPS" "$P99_MS" - 1 - "$bmet" ""
 RAN=$((RAN + 1))
 
 for c in "${CASES[@]}"; do
-    IFS='|' read -r name req script kind goal gtext <<<"$c"
+    IFS='|' read -r name req script kind goal gtext ceil <<<"$c"
     [[ -z "$FILTER" || "$name" == *"$FILTER"* ]] || continue
     path="${req#* }"
     per=1
     [[ "$script" == batch ]] && per=100
     RATIOS=() CASE_RPS=() P99S=() acked=0 grew=0 bcpu=0 breq=0 fcpu=0 freq=0
+    CRATIOS=() ecpu=0 ereq=0 EPID=""
     [[ "$name" == http.get.events_by_corr ]] && store_corr_events
+    if [[ "$ceil" == sized ]]; then
+        # the ceiling: the same bare server answering a constant body as large as this
+        # case's answer now (GET /metrics grows while the earlier cases add series)
+        size=$(curl -sf -o /dev/null -w '%{size_download}' "http://127.0.0.1:$FPORT$path") || {
+            echo "http_bench: $name: sizing its answer failed" >&2
+            exit 1
+        }
+        ((size >= 2)) || size=2
+        start ceiling "$BASE" 0 "$THREADS" "$size"
+        EPORT=$PORT
+        EPID=${PIDS[-1]}
+        ename="http.baseline.mhd_${size}byte"
+    fi
     for ((r = 0; r < ROUNDS; r++)); do
         c0=$(cpu "$BPID")
         run_wrk "http://127.0.0.1:$BPORT/" "$TMP/get.lua"
@@ -227,6 +248,15 @@ for c in "${CASES[@]}"; do
         brps=$RPS
         bcpu=$((bcpu + c1 - c0))
         breq=$(awk -v a="$breq" -v b="$RPS" -v d="$DUR" 'BEGIN {printf "%.0f", a + b * d}')
+        if [[ -n "$EPID" ]]; then # the ceiling, after the baseline in each round
+            c0=$(cpu "$EPID")
+            run_wrk "http://127.0.0.1:$EPORT/" "$TMP/get.lua"
+            c1=$(cpu "$EPID")
+            if ((NON2XX != 0)); then echo "http_bench: ceiling answered $NON2XX non-2xx" >&2; exit 1; fi
+            erps=$RPS
+            ecpu=$((ecpu + c1 - c0))
+            ereq=$(awk -v a="$ereq" -v b="$RPS" -v d="$DUR" 'BEGIN {printf "%.0f", a + b * d}')
+        fi
         before=$(stored "$FPORT")
         c0=$(cpu "$FPID")
         run_wrk "http://127.0.0.1:$FPORT$path" "$TMP/$script.lua"
@@ -247,6 +277,7 @@ for c in "${CASES[@]}"; do
             FAILED=1
         fi
         RATIOS+=("$(awk -v a="$RPS" -v b="$brps" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')")
+        [[ -n "$EPID" ]] && CRATIOS+=("$(awk -v a="$RPS" -v b="$erps" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')")
         CASE_RPS+=("$RPS")
         P99S+=("$RPS $P99_MS")
     done
@@ -261,6 +292,19 @@ for c in "${CASES[@]}"; do
         extra=",\"rounds\":$ROUNDS,\"ratio_min\":$lo,\"ratio_max\":$hi,\"server_cpu_us_per_req\":$fus,\"baseline_cpu_us_per_req\":$bus"
     else
         extra=" [paired x$ROUNDS: $(printf '%.2f-%.2f' "$lo" "$hi")] [cpu us/req $fus vs $bus]"
+    fi
+    if [[ -n "$EPID" ]]; then # never judged: how near the case is to what its answer's size allows
+        cr=$(median "${CRATIOS[@]}")
+        clo=$(printf '%s\n' "${CRATIOS[@]}" | sort -g | head -n 1)
+        chi=$(printf '%s\n' "${CRATIOS[@]}" | sort -g | tail -n 1)
+        eus=$(awk -v c="$ecpu" -v n="$ereq" -v t="$TCK" 'BEGIN {printf "%.1f", (n > 0) ? c * 1e6 / t / n : 0}')
+        if ((JSON)); then
+            extra+=",\"ceiling\":\"$ename\",\"ceiling_ratio\":$cr,\"ceiling_ratio_min\":$clo,\"ceiling_ratio_max\":$chi,\"ceiling_cpu_us_per_req\":$eus"
+        else
+            extra+=" [ceiling $ename: $(printf '%.2f (%.2f-%.2f)' "$cr" "$clo" "$chi"), cpu us/req $eus]"
+        fi
+        kill -TERM "$EPID" 2>/dev/null || true
+        wait "$EPID" 2>/dev/null || true
     fi
     if [[ "$script" == post || "$script" == batch ]]; then
         if ((JSON)); then extra+=",\"acknowledged_events\":$acked,\"stored_events\":$grew"; else extra+=" [acked $acked, stored $grew]"; fi
