@@ -264,7 +264,9 @@ FDN_API int fdn_config_snapshot_get_json(const fdn_config_snapshot_t *snap, cons
  * ref 1000), JSON syntax (FDN_EPARSE), value security (FDN_EVALUE_SECURITY, 1005),
  * updatable (FDN_ECONFIG_FORBIDDEN, 1401), whole-tree validation (the validator's code),
  * then, for a runtime's config, the services the path drives taking the value (a refusal:
- * the service's code, e.g. FDN_EINVAL, err naming the service and the path; docs/config.md).
+ * the service's code, e.g. FDN_EINVAL, err naming the service and the path; docs/config.md;
+ * for a config following etcd they are asked before the value is written there, and a refused
+ * value is never written: fdn_config_follow_etcd).
  * On success publishes revision+1 and queues notifications; a failure changes nothing.
  * @return 0 or one of the codes above; FDN_EUNAVAILABLE; FDN_EINVAL; FDN_ENOMEM
  * @thread_safety any (writers are serialised; readers never wait)
@@ -420,18 +422,21 @@ typedef struct fdn_config_etcd_opts {
 /**
  * Make the config follow etcd: each updatable path is the key `<prefix>/<ns>/<path>` holding
  * its JSON value. From this call on, fdn_config_update_* of this service checks the update as
- * always (all four checks), then writes it to etcd with a compare-and-swap on the key's
+ * always (all four checks, then, for a runtime's config, whether the services the path drives
+ * take the value, asked without pushing it: a refusal is the update's error, and the value is
+ * never written to etcd), then writes it to etcd with a compare-and-swap on the key's
  * mod_revision as this process last saw it (retried, after catching up, while other processes
- * win), and returns once the change is applied here. Every process applies every change in
- * etcd's order, from its watch, so all follow the same sequence of revisions; subscribers
- * fire once per change; fdn_config_revision() reports the etcd revision of the last change
- * applied. A value written to etcd by another tool is checked like a local update: an invalid
- * one is refused here, counted and never applied (fdn_config_etcd_stats). A deleted key puts
- * the path back to its start-up value. Before returning, the keys present in etcd are
- * applied in their order. Resets (fdn_config_reset*) go through etcd too: one compare-and-swap
- * txn deletes the namespace's keys and writes a reset marker, which every process applies as
- * one reset (a process that starts later applies the last one too). etcd away: reads keep
- * the last applied values; updates and resets fail with the network error.
+ * win), and returns once the change is applied here (the services take it then). Every process
+ * applies every change in etcd's order, from its watch, so all follow the same sequence of
+ * revisions; subscribers fire once per change; fdn_config_revision() reports the etcd revision of
+ * the last change applied. A value written to etcd by another tool or process is checked like a
+ * local update: an invalid one (or, in a runtime, one a service refuses) is refused here, counted
+ * and never applied (fdn_config_etcd_stats). A deleted key puts the path back to its start-up
+ * value. Before returning, the keys present in etcd are applied in their order. Resets
+ * (fdn_config_reset*) go through etcd too: one compare-and-swap txn deletes the namespace's keys
+ * and writes a reset marker, which every process applies as one reset (a process that starts later
+ * applies the last one too). etcd away: reads keep the last applied values; updates and resets fail
+ * with the network error.
  * @param[in] cfg  a running config service (not following already)
  * @param[in] o    options (url required)
  * @param[out] err optional detail
@@ -450,7 +455,9 @@ typedef struct fdn_config_etcd_stats {
     bool stale;             /**< the watch is not following etcd now */
     int64_t revision;       /**< the etcd revision the config reflects */
     uint64_t applied;       /**< changes applied from etcd */
-    uint64_t refused;       /**< values in etcd refused here (invalid, forbidden path) */
+    uint64_t refused;       /**< values in etcd refused here (invalid, forbidden path, a
+                                 runtime service's refusal; not a local update refused
+                                 before etcd) */
     uint64_t cas_conflicts; /**< local updates that lost a compare-and-swap and retried */
     uint64_t relists;       /**< ranges that (re)filled the config, the first included */
     char last_refused[256]; /**< why the last refused value was refused ("" if none) */

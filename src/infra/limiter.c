@@ -174,7 +174,7 @@ int fdn_limiter_open(fdn_limiter_t **out, const fdn_limiter_opts_t *opts, fdn_er
         return fdn_err_set(err, FDN_EINVAL, "limiter shards must be a power of two <= 65536");
     if (opts->max_keys == 0)
         return fdn_err_set(err, FDN_EINVAL, "limiter max_keys must be >= 1");
-    if (opts->cleanup_interval_ms <= 0 || opts->cleanup_interval_ms > INT64_MAX / NS_PER_MS / 4)
+    if (fdn__limiter_check_cleanup_interval(opts->cleanup_interval_ms) != 0)
         return fdn_err_set(err, FDN_EINVAL, "limiter cleanup_interval_ms out of range");
     fdn_limit_overflow_t policy = FDN_LIMIT_OVERFLOW_DENY_NEW;
     if (opts->version >= 2) {
@@ -753,9 +753,14 @@ size_t fdn_limiter_sweep(fdn_limiter_t *l)
     return l->be->sweep(l->be_self, &now);
 }
 
+int fdn__limiter_check_cleanup_interval(int64_t ms)
+{
+    return ms <= 0 || ms > INT64_MAX / NS_PER_MS / 4 ? FDN_EINVAL : 0;
+}
+
 int fdn_limiter_set_cleanup_interval(fdn_limiter_t *l, int64_t ms)
 {
-    if (l == NULL || ms <= 0 || ms > INT64_MAX / NS_PER_MS / 4)
+    if (l == NULL || fdn__limiter_check_cleanup_interval(ms) != 0)
         return FDN_EINVAL;
     l->be->set_interval(l->be_self, ms * NS_PER_MS);
     return 0;

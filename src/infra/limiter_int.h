@@ -160,4 +160,9 @@ void fdn__limiter_probes(fdn_limiter_t *l, uint64_t *lookups, uint64_t *probes);
  * survives a stop/start. */
 FDN__SERVICE_TYPED_OPS(limiter, fdn_limiter_t)
 
+/* What fdn_limiter_set_cleanup_interval (and the create's cleanup_interval_ms) refuses: a
+ * period out of 1..INT64_MAX/4 ns, in ms. 0 or FDN_EINVAL. The runtime asks it to check a config
+ * update before it is written to etcd, pushing nothing (runtime_services.c). */
+int fdn__limiter_check_cleanup_interval(int64_t ms);
+
 #endif

@@ -24,7 +24,12 @@
  * lock): a service that refuses the value refuses the update with its error, the settings
  * are pushed back as the current revision has them, and the refusal is recorded
  * (config_update_refused) and counted (foundation.config.service_refused) once the lock is
- * released. The config service also calls on_config_change on its own hook
+ * released. An update of a config that follows etcd is asked first, before it is written
+ * there (check_update, the hook's check: each setting through its service's own check,
+ * nothing pushed), so a value a service refuses is refused to its updater and never reaches
+ * etcd nor any other process; what is written is pushed when the watch applies it, as above
+ * (a change another process wrote is refused there and counted as a change from etcd).
+ * The config service also calls on_config_change on its own hook
  * thread (never under a config lock; a slow event store delays only that thread, never an
  * updater), which also records the `config_updated` event and counts the update. A burst of
  * changes (the hook's queue not empty behind a change: fdn_config_change_t.more) is recorded
@@ -369,9 +374,16 @@ static void took(int rc, const char *service, const char *path, int *first, fdn_
  * is refused with the service's error, and its settings pushed back from the current
  * revision: apply_update), wire() (the runtime's create fails), the config hook thread after
  * a reset or dropped notifications (reported: apply_failed; out of memory: everything is
- * pushed again at the next change, glue_t.settings_stale). */
+ * pushed again at the next change, glue_t.settings_stale).
+ * check_only: push nothing, only ask: each setting goes through the check its service's setter
+ * makes of it (the same function: fdn__events_check_*, fdn__pool_check_sizes,
+ * fdn__limiter_check_cleanup_interval, fdn_breaker_opts_validate; a setter that refuses no
+ * value of the schema's range is not asked), with the same result and error as a push, and no
+ * service changes; the settings no setter can refuse (limiter rules, declared breakers, the
+ * switches) are skipped. For check_update (an update of a config following etcd, before it is
+ * written there). */
 static int apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed,
-                          const fdn_config_snapshot_t *cfg, fdn_error_t *err)
+                          const fdn_config_snapshot_t *cfg, bool check_only, fdn_error_t *err)
 {
     int rc = 0, refused = 0;
     fdn_events_t *es = fdn_runtime_events(rt);
@@ -381,16 +393,19 @@ static int apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed,
     bool b;
 
     if (es != NULL && touches(changed, "storage.hot.")) {
-        if (snap_int(cfg, "storage.hot.max_events", 1, &v))
+        /* (max_events and max_types: their setters refuse no value) */
+        if (snap_int(cfg, "storage.hot.max_events", 1, &v) && !check_only)
             took(fdn_events_set_max_events(es, (uint64_t)v), "event_store",
                  "storage.hot.max_events", &refused, err);
         if (snap_int(cfg, "storage.hot.max_age_seconds", 1, &v))
-            took(fdn_events_set_max_age(es, to_ns(v, 1000000000)), "event_store",
-                 "storage.hot.max_age_seconds", &refused, err);
+            took(check_only ? fdn__events_check_ns(to_ns(v, 1000000000))
+                            : fdn_events_set_max_age(es, to_ns(v, 1000000000)),
+                 "event_store", "storage.hot.max_age_seconds", &refused, err);
         if (snap_int(cfg, "storage.hot.prune_interval", 1, &v))
-            took(fdn_events_set_prune_interval(es, to_ns(v, 1000000)), "event_store",
-                 "storage.hot.prune_interval", &refused, err);
-        if (snap_int(cfg, "storage.hot.max_types", 1, &v))
+            took(check_only ? fdn__events_check_ns(to_ns(v, 1000000))
+                            : fdn_events_set_prune_interval(es, to_ns(v, 1000000)),
+                 "event_store", "storage.hot.prune_interval", &refused, err);
+        if (snap_int(cfg, "storage.hot.max_types", 1, &v) && !check_only)
             took(fdn_events_set_max_types(es, (uint64_t)v), "event_store", "storage.hot.max_types",
                  &refused, err);
     }
@@ -401,14 +416,17 @@ static int apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed,
             me = 0;
         if (!snap_int(cfg, "storage.warm.retention.max_age_seconds", 0, &ma))
             ma = 0;
-        took(fdn_events_set_durable_retention(es, (uint64_t)me, to_ns(ma, 1000000000)),
+        took(check_only ? fdn__events_check_ns(to_ns(ma, 1000000000))
+                        : fdn_events_set_durable_retention(es, (uint64_t)me, to_ns(ma, 1000000000)),
              "event_store", "storage.warm.retention", &refused, err);
     }
     if (es != NULL && touches(changed, "interface.max_results") &&
         snap_int(cfg, "interface.max_results", 1, &v))
         /* the store's cap is 32 bits: the schema refuses a larger one (config_keys.c); one
          * that came by anyway is refused as the setter refuses 0, never truncated */
-        took(v <= UINT32_MAX ? fdn_events_set_max_results(es, (uint32_t)v) : FDN_EINVAL,
+        took(v > UINT32_MAX ? FDN_EINVAL
+             : check_only   ? fdn__events_check_max_results((uint32_t)v)
+                            : fdn_events_set_max_results(es, (uint32_t)v),
              "event_store", "interface.max_results", &refused, err);
     if (pools != NULL && touches(changed, "infrastructure.connection_pool.default_config.")) {
         char strategy[16];
@@ -421,24 +439,26 @@ static int apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed,
             snap_int(cfg, "infrastructure.connection_pool.default_config.size", 1, &v) &&
             snap_int(cfg, "infrastructure.connection_pool.default_config.max_overflow", 0, &v2) &&
             fdn_pool_strategy_parse(strategy, strlen(strategy), &st) == 0)
-            took(v <= INT32_MAX && v2 <= INT32_MAX
-                     ? fdn_pools_set_defaults(pools, (int)v, (int)v2, st)
-                     : FDN_EINVAL,
+            took(v > INT32_MAX || v2 > INT32_MAX ? FDN_EINVAL
+                 : check_only ? (fdn__pool_check_sizes((int)v, (int)v2, st) != 0 ? FDN_EINVAL : 0)
+                              : fdn_pools_set_defaults(pools, (int)v, (int)v2, st),
                  "connection_manager", "infrastructure.connection_pool.default_config", &refused,
                  err);
     }
     if (lim != NULL) {
         if (touches(changed, "infrastructure.rate_limiting.cleanup_interval") &&
             snap_int(cfg, "infrastructure.rate_limiting.cleanup_interval", 1, &v))
-            took(fdn_limiter_set_cleanup_interval(lim, v), "rate_limiter",
-                 "infrastructure.rate_limiting.cleanup_interval", &refused, err);
-        if (touches(changed, "infrastructure.rate_limiting.default_rules") &&
+            took(check_only ? fdn__limiter_check_cleanup_interval(v)
+                            : fdn_limiter_set_cleanup_interval(lim, v),
+                 "rate_limiter", "infrastructure.rate_limiting.cleanup_interval", &refused, err);
+        if (!check_only && touches(changed, "infrastructure.rate_limiting.default_rules") &&
             apply_limiter_rules(cfg, lim) == FDN_ENOMEM)
             rc = FDN_ENOMEM;
         if (touches(changed, "infrastructure.rate_limiting.max_keys_per_identity") &&
             snap_int(cfg, "infrastructure.rate_limiting.max_keys_per_identity", 0, &v))
-            took(v <= UINT32_MAX ? fdn_limiter_set_max_keys_per_identity(lim, (uint32_t)v)
-                                 : FDN_EINVAL,
+            took(v > UINT32_MAX ? FDN_EINVAL
+                 : check_only   ? 0 /* (its setter refuses no value) */
+                                : fdn_limiter_set_max_keys_per_identity(lim, (uint32_t)v),
                  "rate_limiter", "infrastructure.rate_limiting.max_keys_per_identity", &refused,
                  err);
     }
@@ -458,7 +478,8 @@ static int apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed,
             bo.recovery_time_ms = v;
         if (snap_int(cfg, "infrastructure.circuit_breaker.default_config.call_timeout", 1, &v))
             bo.probe_timeout_ms = v;
-        int r = fdn_breakers_set_defaults(g->breakers, &bo);
+        int r = check_only ? (fdn_breaker_opts_validate(&bo, NULL) != 0 ? FDN_EINVAL : 0)
+                           : fdn_breakers_set_defaults(g->breakers, &bo);
         if (r == FDN_ENOMEM)
             rc = FDN_ENOMEM;
         else
@@ -468,8 +489,11 @@ static int apply_settings(fdn_runtime_t *rt, glue_t *g, const char *changed,
     if (g != NULL && g->breakers != NULL &&
         touches(changed, "infrastructure.circuit_breaker.max_breakers") &&
         snap_int(cfg, "infrastructure.circuit_breaker.max_breakers", 1, &v))
-        took(fdn_breakers_set_max(g->breakers, (size_t)v), "circuit_breaker",
-             "infrastructure.circuit_breaker.max_breakers", &refused, err);
+        took(check_only ? 0 /* (its setter refuses only 0, below the range asked) */
+                        : fdn_breakers_set_max(g->breakers, (size_t)v),
+             "circuit_breaker", "infrastructure.circuit_breaker.max_breakers", &refused, err);
+    if (check_only) /* (what follows refuses nothing) */
+        return refused != 0 ? refused : rc;
     if (g != NULL && g->breakers != NULL &&
         (touches(changed, "infrastructure.circuit_breaker.breakers") ||
          touches(changed, "infrastructure.circuit_breaker.default_config.")) &&
@@ -503,7 +527,7 @@ static int apply_live(fdn_runtime_t *rt, glue_t *g, const char *changed, fdn_err
     int rc = 0;
     fdn__mutex_lock(&g->push_mu);
     if (fdn_config_acquire(fdn_runtime_config(rt), &snap) == 0) {
-        rc = apply_settings(rt, g, changed, snap, err);
+        rc = apply_settings(rt, g, changed, snap, false, err);
         fdn_config_release(snap);
     } /* else the config is stopped: nothing to push (as when a read fails) */
     fdn__mutex_unlock(&g->push_mu);
@@ -738,12 +762,27 @@ static int apply_update(const fdn_config_snapshot_t *cur, const fdn_config_snaps
     /* held until the update is published (apply_published), or refused here: no pass over
      * the live revision (apply_live) runs between this push and the publish */
     fdn__mutex_lock(&g->push_mu);
-    int rc = apply_settings(g->rt, g, path, next, err);
+    int rc = apply_settings(g->rt, g, path, next, false, err);
     if (rc != 0) {
-        (void)apply_settings(g->rt, g, path, cur, NULL);
+        (void)apply_settings(g->rt, g, path, cur, false, NULL);
         fdn__mutex_unlock(&g->push_mu);
     }
     return rc;
+}
+
+/* fdn__cfg_apply_hook_t.check: an update of a config following etcd, in the updater's thread
+ * under the config's writer lock, before the value is written to etcd: the settings `path`
+ * drives, as `next` has them, go through their services' checks (apply_settings, check_only),
+ * so a value a service would refuse is refused to the updater with its error and never
+ * reaches etcd. Nothing is pushed: the services keep running the current revision, whatever
+ * becomes of the compare-and-swap that follows (failed, lost: nothing to put back), and a
+ * value written is pushed when the watch applies it (apply_update, under push_mu, as any
+ * change). So no push_mu here. */
+static int check_update(const fdn_config_snapshot_t *next, const char *path, void *user,
+                        fdn_error_t *err)
+{
+    glue_t *g = user;
+    return apply_settings(g->rt, g, path, next, true, err);
 }
 
 /* fdn__cfg_apply_hook_t.published: the update apply_update took is published (config's wmu
@@ -1166,8 +1205,11 @@ static int wire(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     }
     /* from now on every update is taken by the services it drives before it is published,
      * or refused with their error (apply_update), the persisted overrides below included */
-    fdn__cfg_apply_hook_t ah = {
-        .apply = apply_update, .published = apply_published, .refused = update_refused, .user = g};
+    fdn__cfg_apply_hook_t ah = {.apply = apply_update,
+                                .published = apply_published,
+                                .refused = update_refused,
+                                .check = check_update,
+                                .user = g};
     fdn__config_set_apply_hook(fdn_runtime_config(rt), &ah);
     /* the overrides are updates of the tree; g is not published until wire returns, so the
      * hook thread may skip their notifications: apply_settings reads the whole tree after */

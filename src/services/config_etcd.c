@@ -24,7 +24,9 @@
  * While the config service is stopped (a supervisor restart) a change cannot be applied: it is
  * not counted as refused, and the namespace is ranged again (after a backoff) until it runs.
  *
- * A local update (update_remote, on the updater's thread): a compare-and-swap txn on the key's
+ * A local update (update_remote, on the updater's thread), once the config service has run
+ * its checks and its apply hook's check (a runtime's services asked, nothing pushed: a value
+ * they refuse is refused there and never comes here): a compare-and-swap txn on the key's
  * mod_revision as `mods` has it; when another process won, wait until the watch has brought
  * `mods` up to the winner's revision and try again (at most MAX_CAS times); after a success,
  * wait until the watch has applied the change here, so the caller reads its own write.

@@ -53,12 +53,20 @@ void fdn__config_set_telemetry(fdn_config_t *cfg, struct fdn_telemetry *tm);
  *   change from the remote store, the follower's thread; not for updates queued while stopped,
  *   counted in fdn_config_status_t.pending_failed): report it (event, telemetry). value_json
  *   is the refused value. Optional.
- * Both run with `user`. */
+ * - check: an update of a config that follows a remote store (etcd), with wmu held, after the
+ *   whole-tree validation and before the value is written to the remote store: whether the
+ *   components would take the settings `path` drives as `next` has them, pushing nothing (no
+ *   component changes, whatever the write then does). Non-zero: the update fails with that
+ *   code (err filled), is not written, and is reported through `refused` as apply's refusal.
+ *   When the remote store's change comes back through the watch, `apply` pushes it as any
+ *   change. Same rules as apply (no blocking, no config call, no user callback). Optional.
+ * All run with `user`. */
 typedef struct fdn__cfg_apply_hook {
     int (*apply)(const fdn_config_snapshot_t *cur, const fdn_config_snapshot_t *next,
                  const char *path, void *user, fdn_error_t *err);
     void (*published)(void *user);
     void (*refused)(const char *path, const char *value_json, const fdn_error_t *why, void *user);
+    int (*check)(const fdn_config_snapshot_t *next, const char *path, void *user, fdn_error_t *err);
     void *user;
 } fdn__cfg_apply_hook_t;
 
@@ -174,10 +182,10 @@ struct fdn_config {
     fdn__mutex_t wmu;
     snap_t *cur;
     fdn__cfg_apply_hook_t apply_hook; /* under wmu (fdn__config_set_apply_hook) */
-    bool refused;                     /* under wmu: the last apply_at_locked was refused by the
-                                         apply hook, why in `refusal` (fdn__cfg_take_refusal,
-                                         right after that call; the start's pending updates
-                                         clear it) */
+    bool refused;                     /* under wmu: the last apply_at_locked (or check of an
+                                         update following etcd) was refused by the apply hook,
+                                         why in `refusal` (fdn__cfg_take_refusal, right after
+                                         that call; the start's pending updates clear it) */
     fdn_error_t refusal;
     json_t **defaults;
     json_t **startup;

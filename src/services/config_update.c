@@ -3,7 +3,9 @@
  * subscriptions, updates (the four checks, the apply hook's, publish, notify), resets. The
  * apply hook (the runtime's: the services the path drives take the value) runs under wmu
  * between validation and publish; its refusal is reported through its `refused` after wmu is
- * released (config_int.h). Shares the state,
+ * released (config_int.h). An update of a config following etcd asks the hook's `check`
+ * instead (nothing pushed) before the value is written there; the watch's change then goes
+ * through `apply` as any change. Shares the state,
  * locks and invariants described in config.c (lock order wmu -> smu; wmu -> fmu; no
  * callback under a lock). The delivery thread is started/joined by config.c.
  */
@@ -421,6 +423,21 @@ int fdn__cfg_apply_locked(fdn_config_t *cfg, int32_t idx, json_t *v, snap_t **re
     return fdn__cfg_apply_at_locked(cfg, idx, v, cfg->cur->revision + 1, retired, err);
 }
 
+/* The apply hook refused an update of idx with rc (why: its error): marked for
+ * fdn__cfg_take_refusal, err filled; returns rc. */
+static int hook_refused(fdn_config_t *cfg, int32_t idx, int rc, fdn_error_t *why, fdn_error_t *err)
+    FDN_REQUIRES(cfg->wmu)
+{
+    if (why->code != rc)
+        fdn_err_set(why, rc, "Configuration path %.200s: the new value was refused",
+                    cfg->schema->e[idx].path);
+    cfg->refusal = *why;
+    cfg->refused = true;
+    if (err != NULL)
+        *err = *why;
+    return rc;
+}
+
 int fdn__cfg_apply_at_locked(fdn_config_t *cfg, int32_t idx, json_t *v, uint64_t revision,
                              snap_t **retired, fdn_error_t *err) FDN_REQUIRES(cfg->wmu)
 {
@@ -446,14 +463,7 @@ int fdn__cfg_apply_at_locked(fdn_config_t *cfg, int32_t idx, json_t *v, uint64_t
         rc = cfg->apply_hook.apply(cur, ns, cfg->schema->e[idx].path, cfg->apply_hook.user, &why);
         if (rc != 0) {
             fdn__cfg_snap_free(ns);
-            if (why.code != rc)
-                fdn_err_set(&why, rc, "Configuration path %.200s: the new value was refused",
-                            cfg->schema->e[idx].path);
-            cfg->refusal = why;
-            cfg->refused = true;
-            if (err != NULL)
-                *err = why;
-            return rc;
+            return hook_refused(cfg, idx, rc, &why, err);
         }
     }
     cfg->cur = ns;
@@ -470,14 +480,23 @@ int fdn__cfg_apply_at_locked(fdn_config_t *cfg, int32_t idx, json_t *v, uint64_t
     return 0;
 }
 
-/* Check 4 on a candidate snapshot without publishing it; wmu held. */
-static int validate_candidate(fdn_config_t *cfg, int32_t idx, json_t *v, fdn_error_t *err)
+/* Check 4, then the apply hook's check (the components would take the value: nothing pushed),
+ * on a candidate snapshot, publishing nothing; wmu held. A refusal of the hook is marked as
+ * fdn__cfg_apply_at_locked marks it (fdn__cfg_take_refusal). */
+static int check_candidate(fdn_config_t *cfg, int32_t idx, json_t *v, fdn_error_t *err)
     FDN_REQUIRES(cfg->wmu)
 {
+    cfg->refused = false;
     snap_t *ns = fdn__cfg_snap_new(cfg->schema, cfg->cur, NULL, idx, v);
     if (ns == NULL)
         return fdn_err_set(err, FDN_ENOMEM, NULL);
     int rc = fdn__cfg_validate(cfg->schema, ns->vals, NULL, err);
+    if (rc == 0 && cfg->apply_hook.check != NULL) {
+        fdn_error_t why = FDN_ERROR_INIT;
+        rc = cfg->apply_hook.check(ns, cfg->schema->e[idx].path, cfg->apply_hook.user, &why);
+        if (rc != 0)
+            rc = hook_refused(cfg, idx, rc, &why, err);
+    }
     fdn__cfg_snap_free(ns);
     return rc;
 }
@@ -489,21 +508,33 @@ static int update_value(fdn_config_t *cfg, const char *path, json_t *v, fdn_erro
     snap_t *old = NULL;
     int rc = fdn__cfg_precheck(cfg, path, v, &idx, err);
     void *remote = atomic_load_explicit(&cfg->remote, memory_order_acquire);
-    if (rc == 0 && remote != NULL) {
-        /* following etcd: the four checks here, then the remote store orders the change and
-         * every process (this one included) applies it from its watch */
-        fdn__mutex_lock(&cfg->wmu);
-        rc = cfg->running ? validate_candidate(cfg, idx, v, err)
-                          : fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
-        fdn__mutex_unlock(&cfg->wmu);
-        if (rc == 0)
-            rc = cfg->remote_ops->update(remote, cfg->schema->e[idx].path, v, err);
-        json_decref(v);
-        return rc;
-    }
     fdn_error_t why;
     fdn__cfg_apply_hook_t hook;
     bool refused = false;
+    if (rc == 0 && remote != NULL) {
+        /* following etcd: the four checks and the components' (the apply hook's check, which
+         * pushes nothing) here, so a value refused here never reaches etcd nor another
+         * process; then the remote store orders the change and every process (this one
+         * included) applies it from its watch. A compare-and-swap that fails or loses after
+         * the check leaves nothing to undo: nothing was pushed nor published. */
+        fdn__mutex_lock(&cfg->wmu);
+        if (cfg->running) {
+            rc = check_candidate(cfg, idx, v, err);
+            refused = rc != 0 && fdn__cfg_take_refusal(cfg, &why, &hook);
+        } else {
+            rc = fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
+        }
+        fdn__mutex_unlock(&cfg->wmu);
+        if (rc == 0)
+            rc = cfg->remote_ops->update(remote, cfg->schema->e[idx].path, v, err);
+        if (refused) {
+            char *text = fdn__cfg_dump(v);
+            fdn__cfg_report_refusal(&hook, cfg->schema->e[idx].path, text, &why);
+            fdn__free(text);
+        }
+        json_decref(v);
+        return rc;
+    }
     if (rc == 0) {
         fdn__mutex_lock(&cfg->wmu);
         if (cfg->running) {

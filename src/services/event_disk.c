@@ -503,7 +503,7 @@ uint64_t fdn__evs_durable_retention(fdn_events_t *es)
 
 int fdn_events_set_durable_retention(fdn_events_t *es, uint64_t max_events, int64_t max_age_ns)
 {
-    if (es == NULL || max_age_ns < 0)
+    if (es == NULL || fdn__events_check_ns(max_age_ns) != 0)
         return FDN_EINVAL;
     atomic_store_explicit(&es->warm_max_events, max_events, memory_order_relaxed);
     atomic_store_explicit(&es->warm_max_age_ns, max_age_ns, memory_order_relaxed);

@@ -643,7 +643,7 @@ int fdn_events_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
 
 int fdn_events_set_max_results(fdn_events_t *es, uint32_t max_results)
 {
-    if (es == NULL || max_results == 0)
+    if (es == NULL || fdn__events_check_max_results(max_results) != 0)
         return FDN_EINVAL;
     atomic_store_explicit(&es->max_results, max_results, memory_order_relaxed);
     return 0;

@@ -632,7 +632,7 @@ int fdn__events_set_telemetry(fdn_events_t *es, fdn_telemetry_t *tm)
 
 int fdn_events_set_max_age(fdn_events_t *es, int64_t max_age_ns)
 {
-    if (es == NULL || max_age_ns < 0)
+    if (es == NULL || fdn__events_check_ns(max_age_ns) != 0)
         return FDN_EINVAL;
     atomic_store_explicit(&es->max_age_ns, max_age_ns, memory_order_relaxed);
     fdn_clock_kick(es->clock);
@@ -641,7 +641,7 @@ int fdn_events_set_max_age(fdn_events_t *es, int64_t max_age_ns)
 
 int fdn_events_set_prune_interval(fdn_events_t *es, int64_t interval_ns)
 {
-    if (es == NULL || interval_ns < 0)
+    if (es == NULL || fdn__events_check_ns(interval_ns) != 0)
         return FDN_EINVAL;
     atomic_store_explicit(&es->prune_interval_ns, interval_ns, memory_order_relaxed);
     fdn_clock_kick(es->clock);

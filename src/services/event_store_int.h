@@ -29,6 +29,22 @@
 #include "logic/event_int.h"
 #include "storage/event_backend.h"
 
+/* ---- the settings' refusals (runtime) ---- */
+
+/* What fdn_events_set_max_age, _prune_interval and _durable_retention refuse of a duration (a
+ * negative one) and fdn_events_set_max_results of a cap (0): the setters answer with these, and
+ * the runtime asks them to check a config update before it is written to etcd, pushing
+ * nothing (runtime_services.c, apply_settings' check). */
+static inline int fdn__events_check_ns(int64_t ns)
+{
+    return ns < 0 ? FDN_EINVAL : 0;
+}
+
+static inline int fdn__events_check_max_results(uint32_t max_results)
+{
+    return max_results == 0 ? FDN_EINVAL : 0;
+}
+
 /* ---- supervision hooks (runtime) ---- */
 
 /* The store's supervisor vtable, defined in event_service.c, and typed wrappers (see

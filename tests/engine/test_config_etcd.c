@@ -28,9 +28,13 @@
 
 #include <fdn/clock.h>
 #include <fdn/config.h>
+#include <fdn/events.h>
+#include <fdn/registry.h>
+#include <fdn/runtime.h>
 #include <fdn/telemetry.h>
 
 #include "services/config_int.h"
+#include "services/event_store_int.h"
 #include "storage/etcd_client.h"
 #include "child.h"
 #include "engine.h"
@@ -654,6 +658,199 @@ static void foreign_values_refused_and_reported(void **state)
     fdn__etcd_destroy(raw);
 }
 
+/* ---- a runtime on etcd: its services are asked before etcd is written ---------------------- */
+
+static int count_call(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                      const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)event, (void)m, (void)nm, (void)meta, (void)nmeta;
+    atomic_fetch_add((atomic_int *)user, 1);
+    return 0;
+}
+
+/* The runtime's events of `type`; the data of the newest into data. */
+static size_t rt_events_of(fdn_runtime_t *rt, const char *type, char *data, size_t cap)
+{
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.type = type;
+    q.limit = 100;
+    q.descending = true;
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_query(fdn_runtime_events(rt), &q, &l), 0);
+    size_t n = fdn_event_list_count(l);
+    data[0] = '\0';
+    if (n > 0) {
+        size_t len = 0;
+        const char *d = fdn_event_data(fdn_event_list_at(l, 0), &len);
+        snprintf(data, cap, "%.*s", (int)len, d);
+    }
+    fdn_event_list_free(l);
+    return n;
+}
+
+/* The value etcd holds at key (NULL: no such key) and its mod_revision. */
+static char *etcd_value(fdn__etcd_t *raw, const char *key, int64_t *mod_rev)
+{
+    fdn__etcd_range_t rg;
+    assert_int_equal(fdn__etcd_range(raw, key, strlen(key), NULL, 0, &rg, NULL), 0);
+    char *v = NULL;
+    *mod_rev = 0;
+    if (rg.n > 0) {
+        v = strndup(rg.kvs[0].value, rg.kvs[0].valuelen);
+        assert_non_null(v);
+        *mod_rev = rg.kvs[0].mod_revision;
+    }
+    fdn__etcd_range_clear(&rg);
+    return v;
+}
+
+/* A runtime whose config follows etcd (its registry on etcd): a value one of its services
+ * refuses (the event store's cap on query results is 32 bits; the schema only asks
+ * interface.max_results > 0) is refused to the updater with the service's error before it is
+ * written to etcd, as in a runtime of its own: etcd has no key for the path, another follower
+ * never applies it, the runtime's tree keeps its value and revision, and the refusal is
+ * recorded (config_update_refused) and counted (foundation.config.service_refused), not as a
+ * change from etcd. Before, the value was written to etcd first: the updater got 0, every
+ * other process without such a service applied it (the follower here did) and this one only
+ * counted its own refusal. A value the service
+ * takes still goes through etcd to every process, and one another process writes that the
+ * service refuses is still refused here when it arrives, counted as a change from etcd. */
+static void service_refusal_never_reaches_etcd(void **state)
+{
+    (void)state;
+    char ns[64];
+    test_engine_unique_name(ns, sizeof(ns), "svcref");
+    fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
+    eo.url = test_etcd_url;
+    eo.request_timeout_ms = ETCD_TIMEOUT_MS;
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.name = ns;
+    o.envp = no_env;
+    o.ignore_env = true;
+    o.registry_etcd = &eo;
+    fdn_runtime_t *rt = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_runtime_create(&rt, &o, &err);
+    if (rc != 0)
+        fprintf(stderr, "runtime on etcd: %s %s\n", fdn_err_name(rc), err.message);
+    assert_int_equal(rc, 0);
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    atomic_int refused;
+    atomic_init(&refused, 0);
+    uint64_t h = 0;
+    assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(rt), &h,
+                                          "foundation.config.service_refused",
+                                          FDN_TELEMETRY_MATCH_EXACT, count_call, &refused),
+                     0);
+    /* another process of the fleet: a follower with no services, watching the path */
+    fdn_config_t *b = follow(ns, true);
+    seen_t sb = {PTHREAD_MUTEX_INITIALIZER, 0, {0}, {0}};
+    uint64_t id = 0;
+    assert_int_equal(fdn_config_subscribe(b, "interface.max_results", on_change, &sb, &id), 0);
+    fdn__etcd_t *raw = NULL;
+    assert_int_equal(fdn__etcd_create(&raw, test_etcd_url, ETCD_TIMEOUT_MS, NULL), 0);
+    char key[200];
+    snprintf(key, sizeof(key), "/fdn/config/%s/interface.max_results", ns);
+    uint64_t rev = fdn_config_revision(cfg);
+
+    /* refused by the event store: its error, and nothing anywhere */
+    err = (fdn_error_t)FDN_ERROR_INIT;
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4294967296LL, &err),
+                     FDN_EINVAL);
+    assert_non_null(strstr(err.message, "event_store"));
+    assert_non_null(strstr(err.context, "service=event_store"));
+    assert_non_null(strstr(err.context, "path=interface.max_results"));
+    int64_t mod = 0;
+    char *in_etcd = etcd_value(raw, key, &mod);
+    assert_null(in_etcd); /* never written */
+    assert_int_equal(get_int(cfg, "interface.max_results"), 1000);
+    assert_int_equal(fdn_config_revision(cfg), rev);
+    assert_int_equal(atomic_load(&refused), 1);
+    char data[512];
+    assert_int_equal(rt_events_of(rt, "config_update_refused", data, sizeof(data)), 1);
+    assert_non_null(strstr(data, "\"path\":\"interface.max_results\""));
+    assert_non_null(strstr(data, "\"value\":4294967296"));
+    assert_int_equal(stats(cfg).refused, 0); /* the updater's refusal, not one from etcd */
+
+    /* taken: written to etcd, in force here when the update returns, applied everywhere */
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4294967295LL, &err), 0);
+    assert_int_equal(get_int(cfg, "interface.max_results"), 4294967295LL);
+    in_etcd = etcd_value(raw, key, &mod);
+    assert_non_null(in_etcd);
+    assert_string_equal(in_etcd, "4294967295");
+    free(in_etcd);
+    assert_int_equal(fdn_config_revision(cfg), (uint64_t)mod);
+    int64_t t0 = test_now_ms();
+    while (get_int(b, "interface.max_results") != 4294967295LL && test_now_ms() - t0 < WAIT_MS)
+        test_pause_ms(5);
+    assert_int_equal(get_int(b, "interface.max_results"), 4294967295LL);
+    t0 = test_now_ms();
+    while (seen_count(&sb) < 1 && test_now_ms() - t0 < WAIT_MS)
+        test_pause_ms(5);
+    /* the follower's only change of the path: the refused value never reached it */
+    assert_int_equal(seen_count(&sb), 1);
+    assert_int_equal(sb.val[0], 4294967295LL);
+    assert_int_equal(sb.rev[0], (uint64_t)mod);
+
+    /* a value another process writes (the follower has no event store to refuse it): refused
+     * here when it arrives, counted as a change from etcd, and recorded */
+    assert_int_equal(fdn_config_update_int(b, "interface.max_results", 4294967297LL, &err), 0);
+    assert_true(wait_refused(cfg, 1));
+    assert_int_equal(get_int(cfg, "interface.max_results"), 4294967295LL);
+    assert_non_null(strstr(stats(cfg).last_refused, "interface.max_results"));
+    assert_int_equal(atomic_load(&refused), 2);
+    assert_int_equal(rt_events_of(rt, "config_update_refused", data, sizeof(data)), 2);
+    assert_non_null(strstr(data, "\"value\":4294967297"));
+
+    assert_int_equal(fdn_telemetry_detach(fdn_runtime_telemetry(rt), h), 0);
+    assert_int_equal(fdn_config_unsubscribe(b, id), 0);
+    fdn_config_destroy(b);
+    fdn__etcd_destroy(raw);
+    fdn_runtime_destroy(rt);
+}
+
+/* The services' check pushes nothing: an update whose write to etcd then fails (here etcd does
+ * not answer: the runtime started with start_unreachable) leaves the tree and the event store
+ * with their value, the store never running a value the tree does not hold; and a value the
+ * store refuses is refused with its error before etcd is called (before: FDN_ECONNREFUSED,
+ * the store's refusal never asked). */
+static void service_check_pushes_nothing(void **state)
+{
+    (void)state;
+    char ns[64];
+    test_engine_unique_name(ns, sizeof(ns), "svcchk");
+    fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
+    eo.url = "http://127.0.0.1:1"; /* nothing listens: refused at once */
+    eo.request_timeout_ms = ETCD_TIMEOUT_MS;
+    eo.start_unreachable = true;
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.name = ns;
+    o.envp = no_env;
+    o.ignore_env = true;
+    o.registry_etcd = &eo;
+    fdn_runtime_t *rt = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_runtime_create(&rt, &o, &err);
+    if (rc != 0)
+        fprintf(stderr, "runtime on an unreachable etcd: %s %s\n", fdn_err_name(rc), err.message);
+    assert_int_equal(rc, 0);
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    fdn_events_t *es = fdn_runtime_events(rt);
+    uint64_t rev = fdn_config_revision(cfg);
+
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4294967296LL, &err),
+                     FDN_EINVAL);
+    assert_non_null(strstr(err.context, "service=event_store"));
+
+    /* the store would take 500; the write to etcd fails: nothing changed anywhere */
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 500, &err),
+                     FDN_ECONNREFUSED);
+    assert_int_equal(get_int(cfg, "interface.max_results"), 1000);
+    assert_int_equal(atomic_load_explicit(&es->max_results, memory_order_relaxed), 1000);
+    assert_int_equal(fdn_config_revision(cfg), rev);
+    fdn_runtime_destroy(rt);
+}
+
 static void bad_input(void **state)
 {
     (void)state;
@@ -739,6 +936,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(concurrent_cas_updates_one_order),
         cmocka_unit_test(resets_go_through_etcd),
         cmocka_unit_test(foreign_values_refused_and_reported),
+        cmocka_unit_test(service_refusal_never_reaches_etcd),
+        cmocka_unit_test(service_check_pushes_nothing),
         cmocka_unit_test(bad_input),
     };
     if (getenv("CMOCKA_TEST_FILTER") != NULL)
