@@ -38,6 +38,7 @@
 #include "storage/etcd_client.h"
 #include "child.h"
 #include "engine.h"
+#include "refusing_hook.h"
 
 /* Bound of every poll for something that must happen (a value applied, a refusal counted, a
  * change notified): a minute, only to catch a hang. Those things come through etcd, its watch
@@ -704,17 +705,38 @@ static char *etcd_value(fdn__etcd_t *raw, const char *key, int64_t *mod_rev)
     return v;
 }
 
-/* A runtime whose config follows etcd (its registry on etcd): a value one of its services
- * refuses (the event store's cap on query results is 32 bits; the schema only asks
- * interface.max_results > 0) is refused to the updater with the service's error before it is
- * written to etcd, as in a runtime of its own: etcd has no key for the path, another follower
- * never applies it, the runtime's tree keeps its value and revision, and the refusal is
- * recorded (config_update_refused) and counted (foundation.config.service_refused), not as a
- * change from etcd. Before, the value was written to etcd first: the updater got 0, every
- * other process without such a service applied it (the follower here did) and this one only
- * counted its own refusal. A value the service
- * takes still goes through etcd to every process, and one another process writes that the
- * service refuses is still refused here when it arrives, counted as a change from etcd. */
+/* A runtime on etcd (its config follows etcd, its registry on etcd) named ns. */
+static fdn_runtime_t *runtime_on(const char *ns, fdn_registry_etcd_opts_t *eo)
+{
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.name = ns;
+    o.envp = no_env;
+    o.ignore_env = true;
+    o.registry_etcd = eo;
+    fdn_runtime_t *rt = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_runtime_create(&rt, &o, &err);
+    if (rc != 0)
+        fprintf(stderr, "runtime on etcd %s: %s %s\n", eo->url, fdn_err_name(rc), err.message);
+    assert_int_equal(rc, 0);
+    return rt;
+}
+
+/* A runtime whose config follows etcd: a value one of its services refuses is refused to the
+ * updater with the service's error before it is written to etcd, as in a runtime of its own:
+ * etcd has no key for the path, another follower never applies it, the runtime's tree keeps
+ * its value and revision, and the refusal is recorded (config_update_refused) and counted
+ * (foundation.config.service_refused), not as a change from etcd. Before, the value was
+ * written to etcd first: the updater got 0, every other process without such a service
+ * applied it and this one only counted its own refusal. A value the service takes still goes
+ * through etcd to every process, and one another process writes that the service refuses is
+ * still refused here when it arrives, counted as a change from etcd.
+ * The schema bounds every value a real service refuses (interface.max_results above
+ * 4294967295 was the last), so the refused value is the test's: its apply hook wraps the
+ * runtime's and hands it interface.max_results 4242 as 4294967296, which the event store
+ * refuses, in the check asked before etcd is written and in the push of a change from etcd
+ * (tests/support/refusing_hook.h). The refusals, and all that follows them, are the runtime's
+ * and the config's own. */
 static void service_refusal_never_reaches_etcd(void **state)
 {
     (void)state;
@@ -723,18 +745,10 @@ static void service_refusal_never_reaches_etcd(void **state)
     fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
     eo.url = test_etcd_url;
     eo.request_timeout_ms = ETCD_TIMEOUT_MS;
-    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
-    o.name = ns;
-    o.envp = no_env;
-    o.ignore_env = true;
-    o.registry_etcd = &eo;
-    fdn_runtime_t *rt = NULL;
-    fdn_error_t err = FDN_ERROR_INIT;
-    int rc = fdn_runtime_create(&rt, &o, &err);
-    if (rc != 0)
-        fprintf(stderr, "runtime on etcd: %s %s\n", fdn_err_name(rc), err.message);
-    assert_int_equal(rc, 0);
+    fdn_runtime_t *rt = runtime_on(ns, &eo);
     fdn_config_t *cfg = fdn_runtime_config(rt);
+    test_refusing_hook_t rh; /* outlives the runtime (the follower's thread runs in it) */
+    test_refusing_hook_install(&rh, cfg, 4242);
     atomic_int refused;
     atomic_init(&refused, 0);
     uint64_t h = 0;
@@ -753,13 +767,14 @@ static void service_refusal_never_reaches_etcd(void **state)
     snprintf(key, sizeof(key), "/fdn/config/%s/interface.max_results", ns);
     uint64_t rev = fdn_config_revision(cfg);
 
-    /* refused by the event store: its error, and nothing anywhere */
-    err = (fdn_error_t)FDN_ERROR_INIT;
-    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4294967296LL, &err),
-                     FDN_EINVAL);
+    /* refused by the runtime's check (the event store's): its error, and nothing anywhere */
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4242, &err), FDN_EINVAL);
     assert_non_null(strstr(err.message, "event_store"));
     assert_non_null(strstr(err.context, "service=event_store"));
     assert_non_null(strstr(err.context, "path=interface.max_results"));
+    assert_int_equal(atomic_load(&rh.checked_refusals), 1); /* asked before etcd was written */
+    assert_int_equal(atomic_load(&rh.applied_refusals), 0); /* nothing came back from etcd */
     int64_t mod = 0;
     char *in_etcd = etcd_value(raw, key, &mod);
     assert_null(in_etcd); /* never written */
@@ -769,39 +784,46 @@ static void service_refusal_never_reaches_etcd(void **state)
     char data[512];
     assert_int_equal(rt_events_of(rt, "config_update_refused", data, sizeof(data)), 1);
     assert_non_null(strstr(data, "\"path\":\"interface.max_results\""));
-    assert_non_null(strstr(data, "\"value\":4294967296"));
+    assert_non_null(strstr(data, "\"value\":4242"));
     assert_int_equal(stats(cfg).refused, 0); /* the updater's refusal, not one from etcd */
 
-    /* taken: written to etcd, in force here when the update returns, applied everywhere */
-    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4294967295LL, &err), 0);
-    assert_int_equal(get_int(cfg, "interface.max_results"), 4294967295LL);
+    /* taken by the runtime's check: written to etcd, in force here when
+     * the update returns, applied everywhere */
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4243, &err), 0);
+    assert_int_equal(get_int(cfg, "interface.max_results"), 4243);
+    assert_int_equal(atomic_load(&fdn_runtime_events(rt)->max_results), 4243);
     in_etcd = etcd_value(raw, key, &mod);
     assert_non_null(in_etcd);
-    assert_string_equal(in_etcd, "4294967295");
+    assert_string_equal(in_etcd, "4243");
     free(in_etcd);
     assert_int_equal(fdn_config_revision(cfg), (uint64_t)mod);
     int64_t t0 = test_now_ms();
-    while (get_int(b, "interface.max_results") != 4294967295LL && test_now_ms() - t0 < WAIT_MS)
+    while (get_int(b, "interface.max_results") != 4243 && test_now_ms() - t0 < WAIT_MS)
         test_pause_ms(5);
-    assert_int_equal(get_int(b, "interface.max_results"), 4294967295LL);
+    assert_int_equal(get_int(b, "interface.max_results"), 4243);
     t0 = test_now_ms();
     while (seen_count(&sb) < 1 && test_now_ms() - t0 < WAIT_MS)
         test_pause_ms(5);
     /* the follower's only change of the path: the refused value never reached it */
     assert_int_equal(seen_count(&sb), 1);
-    assert_int_equal(sb.val[0], 4294967295LL);
+    assert_int_equal(sb.val[0], 4243);
     assert_int_equal(sb.rev[0], (uint64_t)mod);
+    assert_int_equal(atomic_load(&refused), 1);
 
     /* a value another process writes (the follower has no event store to refuse it): refused
      * here when it arrives, counted as a change from etcd, and recorded */
-    assert_int_equal(fdn_config_update_int(b, "interface.max_results", 4294967297LL, &err), 0);
+    assert_int_equal(fdn_config_update_int(b, "interface.max_results", 4242, &err), 0);
     assert_true(wait_refused(cfg, 1));
-    assert_int_equal(get_int(cfg, "interface.max_results"), 4294967295LL);
+    assert_int_equal(atomic_load(&rh.applied_refusals), 1);
+    assert_int_equal(get_int(cfg, "interface.max_results"), 4243);
+    assert_int_equal(atomic_load(&fdn_runtime_events(rt)->max_results), 4243);
     assert_non_null(strstr(stats(cfg).last_refused, "interface.max_results"));
     assert_int_equal(atomic_load(&refused), 2);
     assert_int_equal(rt_events_of(rt, "config_update_refused", data, sizeof(data)), 2);
-    assert_non_null(strstr(data, "\"value\":4294967297"));
+    assert_non_null(strstr(data, "\"value\":4242"));
+    assert_int_equal(atomic_load(&rh.checked_refusals), 1);
 
+    test_refusing_hook_remove(&rh);
     assert_int_equal(fdn_telemetry_detach(fdn_runtime_telemetry(rt), h), 0);
     assert_int_equal(fdn_config_unsubscribe(b, id), 0);
     fdn_config_destroy(b);
@@ -810,10 +832,11 @@ static void service_refusal_never_reaches_etcd(void **state)
 }
 
 /* The services' check pushes nothing: an update whose write to etcd then fails (here etcd does
- * not answer: the runtime started with start_unreachable) leaves the tree and the event store
- * with their value, the store never running a value the tree does not hold; and a value the
- * store refuses is refused with its error before etcd is called (before: FDN_ECONNREFUSED,
- * the store's refusal never asked). */
+ * not answer: the runtime started with start_unreachable) was asked of the services (the
+ * runtime's check) and leaves the tree and the event store with their value, the store never
+ * running a value the tree does not hold; and a value a service refuses is refused with its
+ * error before etcd is called (before: FDN_ECONNREFUSED, the service never asked). 4242 is
+ * refused through the test's hook, as above. */
 static void service_check_pushes_nothing(void **state)
 {
     (void)state;
@@ -823,31 +846,29 @@ static void service_check_pushes_nothing(void **state)
     eo.url = "http://127.0.0.1:1"; /* nothing listens: refused at once */
     eo.request_timeout_ms = ETCD_TIMEOUT_MS;
     eo.start_unreachable = true;
-    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
-    o.name = ns;
-    o.envp = no_env;
-    o.ignore_env = true;
-    o.registry_etcd = &eo;
-    fdn_runtime_t *rt = NULL;
-    fdn_error_t err = FDN_ERROR_INIT;
-    int rc = fdn_runtime_create(&rt, &o, &err);
-    if (rc != 0)
-        fprintf(stderr, "runtime on an unreachable etcd: %s %s\n", fdn_err_name(rc), err.message);
-    assert_int_equal(rc, 0);
+    fdn_runtime_t *rt = runtime_on(ns, &eo);
     fdn_config_t *cfg = fdn_runtime_config(rt);
     fdn_events_t *es = fdn_runtime_events(rt);
+    test_refusing_hook_t rh;
+    test_refusing_hook_install(&rh, cfg, 4242);
     uint64_t rev = fdn_config_revision(cfg);
 
-    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4294967296LL, &err),
-                     FDN_EINVAL);
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4242, &err), FDN_EINVAL);
     assert_non_null(strstr(err.context, "service=event_store"));
+    assert_int_equal(atomic_load(&rh.checked_refusals), 1);
 
-    /* the store would take 500; the write to etcd fails: nothing changed anywhere */
+    /* the store would take 500 (the runtime's check says so); the write to etcd fails:
+     * nothing changed anywhere */
+    err = (fdn_error_t)FDN_ERROR_INIT;
     assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 500, &err),
                      FDN_ECONNREFUSED);
+    assert_int_equal(atomic_load(&rh.checks), 2);
     assert_int_equal(get_int(cfg, "interface.max_results"), 1000);
     assert_int_equal(atomic_load_explicit(&es->max_results, memory_order_relaxed), 1000);
     assert_int_equal(fdn_config_revision(cfg), rev);
+    assert_int_equal(atomic_load(&rh.applied_refusals), 0);
+    test_refusing_hook_remove(&rh);
     fdn_runtime_destroy(rt);
 }
 

@@ -68,11 +68,15 @@ while :; do
     sleep 0.05
 done
 [[ "$got" == 321 ]] || { echo "b did not follow the update: $got" >&2; exit 1; }
-# a value a's event store refuses answers 422 (FDN_EINVAL) before anything is written to etcd (it used to
-# answer 200, written to etcd, then refused by every server when it came back: b's
-# config_etcd.refused, checked below once b has applied its own later reset, counted it)
+# an invalid value (past the schema's bound, the event store's 32-bit cap) answers 422 with the
+# schema's code 1101 and is never written to etcd: a keeps 321, and b's config_etcd.refused
+# (which would count it when it came back from etcd), checked below once b has applied its own
+# later reset, stays 0
 code=$(curl -s -o "$TMP/big.json" -w '%{http_code}' --max-time 60 -X PUT "http://127.0.0.1:${SERVE_PORTS[0]}/v1/config/interface.max_results" -d '4294967296')
-[[ "$code" == 422 ]] || { echo "a refused value answered $code: $(cat "$TMP/big.json")" >&2; exit 1; }
+[[ "$code" == 422 && "$(jq -r .error.code "$TMP/big.json")" == 1101 ]] ||
+    { echo "an invalid value answered $code: $(cat "$TMP/big.json")" >&2; exit 1; }
+got=$(curl -s --max-time 10 "http://127.0.0.1:${SERVE_PORTS[0]}/v1/config/interface.max_results" | jq -r .value)
+[[ "$got" == 321 ]] || { echo "a after an invalid value: $got" >&2; exit 1; }
 # a reset on b goes through etcd: a applies it too, at the same revision
 reset=$(curl -s --max-time 60 -X POST "http://127.0.0.1:${SERVE_PORTS[1]}/v1/config/reset")
 [[ "$(jq -r .reset <<<"$reset")" == true ]] || { echo "POST reset on b: $reset" >&2; exit 1; }

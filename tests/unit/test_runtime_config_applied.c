@@ -27,6 +27,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include "refusing_hook.h"
 #include "rt_fixture.h"
 #include "services/config_int.h"
 #include "services/event_store_int.h"
@@ -175,57 +176,17 @@ static void expect_unchanged(fdn_runtime_t *rt, uint64_t rev, atomic_int *refuse
  * counted (foundation.config.service_refused). Before, the update returned 0, the tree showed
  * the new value and the service silently kept the old one. No value the schema accepts is
  * refused by a service any more (its bounds are the services' own: interface.max_results
- * above 4294967295, the event store's cap, was the last), so the refusal is the test's: its
- * apply hook wraps the runtime's and refuses interface.max_results 4242 as the store would,
- * passing everything else on. What follows the refusal (the config's and the runtime's
- * recording) is the real one. */
-typedef struct refusing {
-    fdn__cfg_apply_hook_t rt; /* the runtime's hook */
-} refusing_t;
-
-static int refuse_4242(const fdn_config_snapshot_t *cur, const fdn_config_snapshot_t *next,
-                       const char *path, void *user, fdn_error_t *err)
-{
-    refusing_t *r = user;
-    int64_t v = 0;
-    if (strcmp(path, "interface.max_results") == 0 &&
-        fdn_config_snapshot_get_int(next, path, &v) == 0 && v == 4242) {
-        fdn_err_set(err, FDN_EINVAL, "event_store refused the setting %s: %s", path,
-                    fdn_strerror(FDN_EINVAL));
-        fdn_err_add_context(err, "path", "%s", path);
-        fdn_err_add_context(err, "service", "%s", "event_store");
-        return FDN_EINVAL;
-    }
-    return r->rt.apply(cur, next, path, r->rt.user, err);
-}
-
-static void refusing_published(void *user)
-{
-    refusing_t *r = user;
-    if (r->rt.published != NULL)
-        r->rt.published(r->rt.user);
-}
-
-static void refusing_refused(const char *path, const char *value_json, const fdn_error_t *why,
-                             void *user)
-{
-    refusing_t *r = user;
-    if (r->rt.refused != NULL)
-        r->rt.refused(path, value_json, why, r->rt.user);
-}
-
+ * above 4294967295, the event store's cap, was the last), so the refused value is the
+ * test's: its apply hook wraps the runtime's and hands it interface.max_results 4242 as
+ * 4294967296, which the store refuses (tests/support/refusing_hook.h). The refusal and what
+ * follows it (the config's and the runtime's recording) are the real ones. */
 static void service_refusal_refuses_the_update(void **state)
 {
     (void)state;
     test_rt_t *f = test_rt_new(NULL, false);
     fdn_config_t *cfg = fdn_runtime_config(f->rt);
-    static refusing_t r;
-    fdn__mutex_lock(&cfg->wmu);
-    r.rt = cfg->apply_hook; /* the runtime's, installed at create */
-    fdn__mutex_unlock(&cfg->wmu);
-    assert_non_null(r.rt.apply);
-    fdn__cfg_apply_hook_t wrap = {refuse_4242, refusing_published, refusing_refused, &r};
-    fdn__config_set_apply_hook(cfg, &wrap);
+    static test_refusing_hook_t r;
+    test_refusing_hook_install(&r, cfg, 4242);
     atomic_int refused;
     uint64_t h = count_refusals(f->rt, &refused);
     uint64_t rev = fdn_config_revision(cfg);
@@ -247,7 +208,9 @@ static void service_refusal_refuses_the_update(void **state)
     assert_int_equal(fdn_config_revision(cfg), rev + 1);
     assert_int_equal(atomic_load(&refused), 1);
 
-    fdn__config_set_apply_hook(cfg, &r.rt);
+    assert_int_equal(atomic_load(&r.applied_refusals), 1);
+    assert_int_equal(atomic_load(&r.checks), 0); /* (asked only of a config on etcd) */
+    test_refusing_hook_remove(&r);
     assert_int_equal(fdn_telemetry_detach(fdn_runtime_telemetry(f->rt), h), 0);
     test_rt_free(f);
 }

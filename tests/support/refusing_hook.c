@@ -1,0 +1,114 @@
+/* A config apply hook through which the runtime's services refuse a value (refusing_hook.h). */
+#include "refusing_hook.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include <jansson.h>
+
+#include <fdn/error.h>
+
+#include "core/lock.h"
+
+#define PATH    "interface.max_results"
+#define REFUSED 4294967296LL /* one above the event store's cap */
+
+/* When next holds h->value at PATH (the update's path): a copy of next with REFUSED there
+ * (*sub; NULL when out of memory, *rc FDN_ENOMEM). Otherwise *sub is next. */
+static const fdn_config_snapshot_t *
+substitute(test_refusing_hook_t *h, const fdn_config_snapshot_t *next, const char *path, int *rc)
+{
+    int64_t v = 0;
+    *rc = 0;
+    if (strcmp(path, PATH) != 0 || fdn_config_snapshot_get_int(next, path, &v) != 0 ||
+        v != h->value)
+        return next;
+    int32_t idx = fdn__cfg_schema_find(next->schema, PATH, strlen(PATH));
+    assert_true(idx >= 0);
+    json_t *big = json_integer(REFUSED);
+    snap_t *s = big != NULL ? fdn__cfg_snap_new(next->schema, next, NULL, idx, big) : NULL;
+    json_decref(big);
+    if (s == NULL)
+        *rc = FDN_ENOMEM;
+    return s;
+}
+
+static int wrap_apply(const fdn_config_snapshot_t *cur, const fdn_config_snapshot_t *next,
+                      const char *path, void *user, fdn_error_t *err)
+{
+    test_refusing_hook_t *h = user;
+    int rc;
+    const fdn_config_snapshot_t *n = substitute(h, next, path, &rc);
+    if (n == NULL)
+        return fdn_err_set(err, rc, NULL);
+    rc = h->rt.apply(cur, n, path, h->rt.user, err);
+    if (n != next) {
+        if (rc != 0)
+            atomic_fetch_add(&h->applied_refusals, 1);
+        fdn__cfg_snap_free((snap_t *)n);
+    }
+    return rc;
+}
+
+static int wrap_check(const fdn_config_snapshot_t *next, const char *path, void *user,
+                      fdn_error_t *err)
+{
+    test_refusing_hook_t *h = user;
+    atomic_fetch_add(&h->checks, 1);
+    if (h->rt.check == NULL)
+        return 0;
+    int rc;
+    const fdn_config_snapshot_t *n = substitute(h, next, path, &rc);
+    if (n == NULL)
+        return fdn_err_set(err, rc, NULL);
+    rc = h->rt.check(n, path, h->rt.user, err);
+    if (n != next) {
+        if (rc != 0)
+            atomic_fetch_add(&h->checked_refusals, 1);
+        fdn__cfg_snap_free((snap_t *)n);
+    }
+    return rc;
+}
+
+static void wrap_published(void *user)
+{
+    test_refusing_hook_t *h = user;
+    if (h->rt.published != NULL)
+        h->rt.published(h->rt.user);
+}
+
+static void wrap_refused(const char *path, const char *value_json, const fdn_error_t *why,
+                         void *user)
+{
+    test_refusing_hook_t *h = user;
+    if (h->rt.refused != NULL)
+        h->rt.refused(path, value_json, why, h->rt.user);
+}
+
+void test_refusing_hook_install(test_refusing_hook_t *h, fdn_config_t *cfg, int64_t value)
+{
+    h->cfg = cfg;
+    h->value = value;
+    atomic_init(&h->applied_refusals, 0);
+    atomic_init(&h->checked_refusals, 0);
+    atomic_init(&h->checks, 0);
+    fdn__mutex_lock(&cfg->wmu);
+    h->rt = cfg->apply_hook;
+    fdn__mutex_unlock(&cfg->wmu);
+    assert_non_null(h->rt.apply);
+    fdn__cfg_apply_hook_t wrap = {.apply = wrap_apply,
+                                  .published = wrap_published,
+                                  .refused = wrap_refused,
+                                  .check = wrap_check,
+                                  .user = h};
+    fdn__config_set_apply_hook(cfg, &wrap);
+}
+
+void test_refusing_hook_remove(test_refusing_hook_t *h)
+{
+    fdn__config_set_apply_hook(h->cfg, &h->rt);
+}
