@@ -77,14 +77,29 @@ typedef fdn_breaker_outcome_t (*fdn_breaker_classify_fn)(int rc, int64_t duratio
 /**
  * Transition callback. Runs with no lock held. A breaker reports its transitions (this
  * callback, and the telemetry event foundation.circuit_breaker.state_change before it) one at
- * a time and in the order they happened, so each call's `from` is the previous call's `to`:
- * usually on the thread that caused the transition, before that thread's call returns; but
- * when a transition happens while the breaker's reports are running (on another thread, or
- * from inside this callback), it is reported by the thread running them, after the reports
- * before it, and the call that caused it may return first. When more than 16 transitions wait
- * for their report (a callback slower than the transitions), the newest ones are merged into
- * one report, from the first's `from` to the last's `to` (intermediate states skipped, the
- * chain still continuous; times_opened in the status stays exact).
+ * a time (never concurrently, never nested) and in the order they happened: usually on the
+ * thread that caused the transition, before that thread's call returns; but when a transition
+ * happens while the breaker's reports are running (on another thread, or from inside this
+ * callback), it is reported by the thread running them, after the reports before it, and the
+ * call that caused it returns first (a transition never waits for another thread's report).
+ * Each report goes to the options in force at its transition. What a callback can rely on:
+ * - Continuity: each report's `from` is the previous report's `to`, and once the reports are
+ *   done the last `to` is the breaker's state. (Transitions made while the options in force
+ *   have neither on_transition nor telemetry, and no report is waiting, are not reported: the
+ *   next report starts from the state they left.)
+ * - from == to only for a reset, force_open, disable or fdn_breaker_install that found the
+ *   breaker already in the state it sets (a new phase: counts cleared), reported as made;
+ *   never for a merged report (below).
+ * - When more than 16 transitions wait for their report (a callback slower than the
+ *   transitions), the newest waiting report absorbs each new transition: from its `from` to
+ *   the new `to`, skipping the states between; and when the new transition returns to that
+ *   `from`, the waiting report is dropped instead (neither is reported), so a merge never
+ *   reports a non-change. times_opened in the status stays exact.
+ * - The thread running the reports returns once none is waiting, so it runs other threads'
+ *   reports for as long as they make transitions faster than it reports them (each report it
+ *   runs is one transition or a merge of several); once transitions stop, it runs at most 16
+ *   more after the one it is running. It is not handed over to another thread: that thread
+ *   would have to wait for the running callback.
  * @param name the breaker's name ("" for an unnamed breaker)
  */
 typedef void (*fdn_breaker_transition_fn)(const char *name, fdn_breaker_state_t from,

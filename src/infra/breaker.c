@@ -42,13 +42,34 @@
  * and runs the reports from the queue, one by one, outside `mu`, until it is empty. A
  * transition made meanwhile (on another thread, or by a callback on the reporter's own
  * thread) is only queued: its call returns, and the reporter reports it after the ones
- * before it. Without a transition nothing of this runs: the closed path is as before. The
- * queue holds TQ_LEN reports; a transition that finds it full (reports slower than
- * transitions) merges into the newest waiting one (its `to` becomes the new state), so the
- * states reported stay a continuous chain that skips the intermediate ones.
+ * before it. Without a transition nothing of this runs: the closed path is as before.
+ * Invariant: the reports queued are a continuous chain (each one's `from` is the previous
+ * one's `to`) ending in the breaker's state. Every transition is queued while reports wait
+ * (tq_len > 0) or the options report (telemetry or on_transition); only a transition made
+ * under options that report nothing, with none waiting, is not queued.
+ * The queue holds TQ_LEN reports; a transition s -> t that finds it full (reports slower than
+ * transitions) merges into the newest waiting report f -> s: it becomes f -> t (with the
+ * options of the newest transition), or, when t == f (the transition undoes it), that
+ * report is dropped and the transition not queued: the report before it (TQ_LEN >= 2, so
+ * there is one) ends in f, the state now. So what a user sees (breaker.h, on_transition):
+ * reports in the transitions' order, one at a time; a continuous chain whose last `to`, once
+ * the reports are done, is the breaker's state; never a merged report with from == to
+ * (from == to only comes from a reset, force_open, disable or install made in the state it
+ * sets, reported as made); and with the queue full intermediate states are skipped (a
+ * transition and the one that undoes it are not reported at all).
+ * The reporter is not bounded: it returns when it finds the queue empty, so it keeps
+ * reporting while other threads (or its callbacks) keep making transitions faster than it
+ * reports them. Each report it runs is one transition or a merge of several, and once the
+ * last transition is made it runs at most TQ_LEN more (after the one it is running, if any:
+ * the queue holds no more). It cannot hand over soundly: the others make their transitions
+ * while it is inside a callback, and a successor could start the next report only once that
+ * callback has returned, so the successor's call would wait for another thread's callback (a
+ * deadlock when the callback waits for that call, as a latch in a test does, or for a lock
+ * its caller holds), while a reporter that leaves with reports queued and no successor
+ * strands them.
  *
  * Telemetry (opts.telemetry): counters foundation.circuit_breaker.state_change {name, from,
- * new_state} on every transition reported (merged ones, above, count once) and
+ * new_state} on every report (a merged one, above, counts once; a dropped pair not at all) and
  * foundation.circuit_breaker.call_rejected {name, reason}
  * on every rejection. Admitted calls emit nothing (the closed path stays one load), except
  * into the histogram fdn_circuit_breaker_call_duration_seconds{breaker,outcome} (outcome
@@ -109,6 +130,7 @@ _Static_assert(PR_MASK == 0xffffu, "half_open_max_calls <= 65535");
 #endif
 
 #define TQ_LEN 16 /* transition reports waiting (DESIGN: Transition reports) */
+_Static_assert(TQ_LEN >= 2, "a merge that cancels out leaves the report before it queued");
 
 typedef struct tq_rec {
     const struct bcfg *c; /* the options in force at the transition (never freed before b) */
@@ -350,14 +372,23 @@ const char *fdn_breaker_name(const fdn_breaker_t *b)
 }
 
 /* Queue the report of a transition from -> to made under mu with options c; whether the
- * caller is to run the reports (nobody runs them). */
+ * caller is to run the reports (nobody runs them). The queued reports are a continuous chain
+ * ending in the breaker's state (`from` is the newest one's `to`), and that stays so. */
 static bool tq_push_locked(fdn_breaker_t *b, const bcfg_t *c, fdn_breaker_state_t from,
                            fdn_breaker_state_t to) FDN_REQUIRES(b->mu)
 {
-    if (b->tq_len == TQ_LEN) { /* full: the newest waiting report now ends in `to` */
+    if (b->tq_len == TQ_LEN) {
+        /* full: the newest waiting report (f -> from) and this one make f -> to; when f == to
+         * that is no change, so neither is reported: the report before it (there is one,
+         * TQ_LEN >= 2) ends in f, the state now, and the chain stays continuous */
         tq_rec_t *last = &b->tq[(b->tq_head + TQ_LEN - 1) % TQ_LEN];
-        last->to = (uint8_t)to;
-        last->c = c;
+        FDN_ASSERT(last->to == (uint8_t)from);
+        if (last->from == (uint8_t)to) {
+            b->tq_len--;
+        } else {
+            last->to = (uint8_t)to;
+            last->c = c;
+        }
     } else {
         b->tq[(b->tq_head + b->tq_len) % TQ_LEN] = (tq_rec_t){c, (uint8_t)from, (uint8_t)to};
         b->tq_len++;
@@ -368,7 +399,8 @@ static bool tq_push_locked(fdn_breaker_t *b, const bcfg_t *c, fdn_breaker_state_
     return true;
 }
 
-/* Run the queued transition reports in order until none is left (the reporter only). */
+/* Run the queued transition reports in order until none is left (the reporter only; it is
+ * held while transitions keep coming, DESIGN: Transition reports). */
 static void tq_report(fdn_breaker_t *b) FDN_EXCLUDES(b->mu)
 {
     for (;;) {

@@ -772,14 +772,16 @@ static void transitions_reported_in_order(void **state)
 }
 
 /* A callback that makes transitions of its own breaker (more than the report queue holds)
- * does not recurse: they are reported after it returns, in order, the newest merged into one
- * report once the queue is full, so the states reported stay a continuous chain ending in the
- * breaker's state. */
+ * does not recurse: they are reported after it returns, in order, merged into the newest
+ * waiting report once the queue is full, so the states reported stay a continuous chain
+ * ending in the breaker's state. The only report with from == to is the first force_open's,
+ * made on a forced-open breaker (reported as made); no merge makes one. */
 typedef struct chain_fx {
     fdn_breaker_t *b;
     int calls;
     fdn_breaker_state_t last_to;
     bool continuous;
+    int same, same_at; /* reports with from == to; the index of the last one */
     int depth, max_depth;
 } chain_fx_t;
 
@@ -793,6 +795,10 @@ static void chain_transition(const char *name, fdn_breaker_state_t from, fdn_bre
         x->max_depth = x->depth;
     if (x->calls > 0 && from != x->last_to)
         x->continuous = false;
+    if (from == to) {
+        x->same++;
+        x->same_at = x->calls;
+    }
     x->last_to = to;
     if (x->calls++ == 0)
         for (int i = 0; i < 20; i++) { /* 40 transitions from inside the first report */
@@ -813,10 +819,161 @@ static void transition_reports_from_a_callback_do_not_recurse(void **state)
     fdn_breaker_force_open(x.b);
     assert_int_equal(x.max_depth, 1);
     assert_true(x.continuous);
-    assert_int_equal(x.calls, 1 + 16); /* the first, then a full queue (the last merged) */
+    /* the first, then 16 queued (forced_open -> forced_open, forced_open -> closed,
+     * closed -> forced_open, ...); past that each force_open undoes the newest waiting
+     * forced_open -> closed (both dropped) and each reset is queued again */
+    assert_int_equal(x.calls, 1 + 16);
+    assert_int_equal(x.same, 1);
+    assert_int_equal(x.same_at, 1);
     assert_int_equal(x.last_to, FDN_BREAKER_CLOSED);
     assert_int_equal(fdn_breaker_state(x.b), FDN_BREAKER_CLOSED);
     fdn_breaker_destroy(x.b);
+}
+
+/* A full report queue never reports a non-change. Thread A forces the breaker open and is
+ * held inside that report (its on_transition blocks on a latch); meanwhile the test's thread
+ * makes more transitions than the queue holds (16), each a real change, and each call returns
+ * at once. Once A is let go it reports them on its own thread: the first 15 as they were made,
+ * then nothing more, as every later transition either merged into the newest waiting report
+ * or undid it (both dropped). So no report has from == to, each report's from is the previous
+ * report's to, the last one ends in the breaker's state, and the state_change counter (a
+ * telemetry handler) sees the same reports. Two scripts: forced_open <-> closed, where every
+ * other transition past the 16th undoes the newest waiting report (before: merged into
+ * closed -> closed, the last report), and a cycle closed -> disabled -> forced_open, where a
+ * merge spans three states (forced_open -> disabled) and the next transition undoes it
+ * (before: forced_open -> forced_open, the last report). */
+#define FULL_MAX 64
+
+typedef struct full_fx {
+    test_waiter_t entered, release;
+    int n; /* on_transition calls */
+    fdn_breaker_state_t from[FULL_MAX], to[FULL_MAX];
+    pid_t tid[FULL_MAX];
+    int events; /* state_change counters */
+    char ev_from[FULL_MAX][16], ev_to[FULL_MAX][16];
+} full_fx_t;
+
+static int full_handler(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                        const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)event;
+    (void)m;
+    (void)nm;
+    full_fx_t *x = user;
+    if (x->events < FULL_MAX)
+        for (size_t i = 0; i < nmeta; i++) {
+            if (strcmp(meta[i].key, "from") == 0)
+                snprintf(x->ev_from[x->events], sizeof(x->ev_from[0]), "%s", meta[i].value);
+            else if (strcmp(meta[i].key, "new_state") == 0)
+                snprintf(x->ev_to[x->events], sizeof(x->ev_to[0]), "%s", meta[i].value);
+        }
+    x->events++;
+    return 0;
+}
+
+static void full_transition(const char *name, fdn_breaker_state_t from, fdn_breaker_state_t to,
+                            void *user)
+{
+    (void)name;
+    full_fx_t *x = user;
+    if (x->n < FULL_MAX) {
+        x->from[x->n] = from;
+        x->to[x->n] = to;
+        x->tid[x->n] = test_thread_id();
+    }
+    if (++x->n == 1) { /* A's own report: hold it while the test makes its transitions */
+        test_waiter_add(&x->entered, 1);
+        test_waiter_wait(&x->release, 1);
+    }
+}
+
+typedef struct full_a {
+    fdn_breaker_t *b;
+    pid_t tid;
+} full_a_t;
+
+static void *full_force_open(void *p)
+{
+    full_a_t *a = p;
+    a->tid = test_thread_id();
+    fdn_breaker_force_open(a->b);
+    return NULL;
+}
+
+/* Runs `ops` (r reset, f force_open, d disable; each a change from the state before it) while
+ * A is held in the report of closed -> forced_open, then checks what was reported. */
+static void full_queue_script(const char *ops, int want_reports)
+{
+    full_fx_t x = {.n = 0};
+    test_waiter_init(&x.entered);
+    test_waiter_init(&x.release);
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.circuit_breaker.state_change",
+                                          FDN_TELEMETRY_MATCH_EXACT, full_handler, &x),
+                     0);
+    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
+    o.telemetry = tm;
+    o.on_transition = full_transition;
+    o.transition_user = &x;
+    full_a_t a = {0};
+    assert_int_equal(fdn_breaker_create(&a.b, "full", &o), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, full_force_open, &a), 0);
+    test_waiter_wait(&x.entered, 1); /* A made closed -> forced_open and is reporting it */
+    int nops = (int)strlen(ops);
+    assert_true(nops > 16 && nops < FULL_MAX);
+    fdn_breaker_state_t made_from[FULL_MAX], made_to[FULL_MAX];
+    for (int i = 0; i < nops; i++) {
+        made_from[i] = fdn_breaker_state(a.b);
+        if (ops[i] == 'r')
+            fdn_breaker_reset(a.b);
+        else if (ops[i] == 'f')
+            fdn_breaker_force_open(a.b);
+        else
+            fdn_breaker_disable(a.b);
+        made_to[i] = fdn_breaker_state(a.b);
+        assert_int_not_equal(made_from[i], made_to[i]); /* the script makes real changes */
+    }
+    assert_int_equal(x.n, 1); /* only queued: A reports them */
+    test_waiter_add(&x.release, 1);
+    assert_int_equal(pthread_join(t, NULL), 0);
+
+    assert_true(x.n >= 1 && x.n <= FULL_MAX);
+    assert_int_equal(x.events, x.n);
+    assert_int_equal(x.from[0], FDN_BREAKER_CLOSED);
+    assert_int_equal(x.to[0], FDN_BREAKER_FORCED_OPEN);
+    for (int i = 0; i < x.n; i++) {
+        assert_int_not_equal(x.from[i], x.to[i]);
+        if (i > 0)
+            assert_int_equal(x.from[i], x.to[i - 1]);
+        assert_int_equal(x.tid[i], a.tid);
+        assert_string_equal(x.ev_from[i], fdn_breaker_state_name(x.from[i]));
+        assert_string_equal(x.ev_to[i], fdn_breaker_state_name(x.to[i]));
+    }
+    for (int i = 1; i < x.n && i < 16; i++) { /* the queue's first 15 as made */
+        assert_int_equal(x.from[i], made_from[i - 1]);
+        assert_int_equal(x.to[i], made_to[i - 1]);
+    }
+    assert_int_equal(x.to[x.n - 1], fdn_breaker_state(a.b));
+    assert_int_equal(fdn_breaker_state(a.b), made_to[nops - 1]);
+    assert_int_equal(x.n, want_reports);
+    fdn_breaker_destroy(a.b);
+    fdn_telemetry_destroy(tm);
+    test_waiter_destroy(&x.entered);
+    test_waiter_destroy(&x.release);
+}
+
+static void full_report_queue_never_reports_a_non_change(void **state)
+{
+    (void)state;
+    /* 41 transitions from forced_open: 16 queued, then each reset undoes the newest waiting
+     * closed -> forced_open (15 left) and each force_open is queued again (16) */
+    full_queue_script("rfrfrfrfrfrfrfrfrfrfrfrfrfrfrfrfrfrfrfrfr", 1 + 15);
+    /* 30 transitions, closed -> disabled -> forced_open -> closed ...: 16 queued (the last
+     * forced_open -> closed), then closed -> disabled merges (forced_open -> disabled),
+     * disabled -> forced_open undoes that (15 left), forced_open -> closed is queued again */
+    full_queue_script("rdfrdfrdfrdfrdfrdfrdfrdfrdfrdf", 1 + 15);
 }
 
 /* Stress: threads force a breaker open and reset it concurrently. Reports run one at a time
@@ -1414,6 +1571,7 @@ int main(void)
         cmocka_unit_test(standalone),
         cmocka_unit_test(transitions_reported_in_order),
         cmocka_unit_test(transition_reports_from_a_callback_do_not_recurse),
+        cmocka_unit_test(full_report_queue_never_reports_a_non_change),
         cmocka_unit_test(transition_reports_stress_none_lost),
         cmocka_unit_test_setup_teardown(revived_breaker_found_only_afresh, test_breaker_setup,
                                         test_breaker_teardown),
