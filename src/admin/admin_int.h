@@ -325,7 +325,9 @@ typedef struct fdn__admin_mark {
     bool tm, health_ext;
 } fdn__admin_mark_t;
 void fdn__admin_mark(const fdn_admin_t *a, fdn__admin_mark_t *m);
-/* Undo what was registered since fdn__admin_mark; returns rc (for `return rollback(..)`). */
+/* Undo what was registered since fdn__admin_mark; returns rc (for `return rollback(..)`).
+ * Once the server has started (a mount refused, FDN_EINVAL, having added nothing) it writes
+ * nothing: the server's threads read the registrations without a lock. */
 int fdn__admin_rollback(fdn_admin_t *a, const fdn__admin_mark_t *m, int rc);
 
 /* A mount's own deferred work, e.g. waiting queries: at shutdown, once no new request can be

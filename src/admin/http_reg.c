@@ -85,6 +85,12 @@ void fdn__admin_mark(const fdn_admin_t *a, fdn__admin_mark_t *m)
 
 int fdn__admin_rollback(fdn_admin_t *a, const fdn__admin_mark_t *m, int rc)
 {
+    /* A mount refused because the server has started added nothing (every adder refuses
+     * then): nothing to take back, and nothing the server's threads read without a lock (the
+     * checks, reg_gen, the extension, the request telemetry) may be written, not even with
+     * its own value. */
+    if (a->started)
+        return rc;
     while (a->nroutes > m->nroutes)
         fdn_free(a->routes[--a->nroutes].pattern);
     a->nhealth = m->nhealth;

@@ -1343,6 +1343,64 @@ static void health_follows_runtime_state(void **state)
     test_rt_free(f);
 }
 
+/* One GET /health as a server thread answers it (the checks, the registrations and GET
+ * /health's remembered answers read without a lock), then a relaxed flag: nothing orders the
+ * request before what the main thread does next, as nothing orders a server thread's request
+ * before a program's call. */
+typedef struct late_mount {
+    fdn_admin_t *a;
+    atomic_bool asked;
+    unsigned status;
+} late_mount_t;
+
+static void *late_mount_ask(void *arg)
+{
+    late_mount_t *lm = arg;
+    fdn_free(rt_health(lm->a, &lm->status));
+    atomic_store_explicit(&lm->asked, true, memory_order_relaxed);
+    return NULL;
+}
+
+/* A mount refused because the server has started (FDN_EINVAL, as each mount's doc says) takes
+ * nothing back: it added nothing, and the server's threads read the health checks, GET
+ * /health's registration generation (reg_gen), the runtime's part and the request telemetry
+ * without a lock, so it must write none of them. Its rollback used to write them all back
+ * (the same values) and bump reg_gen: a data race with every GET /health in flight, which
+ * TSan reports here (the request and the mount are ordered by no synchronisation), and every
+ * remembered answer dropped. */
+static void refused_mount_after_start_writes_nothing(void **state)
+{
+    (void)state;
+    health_flag = 0;
+    fdn_limiter_t *lim = NULL;
+    assert_int_equal(fdn_limiter_create(&lim, NULL), 0);
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    fdn_admin_t *a = test_admin_local(NULL, NULL);
+    assert_int_equal(fdn_admin_add_health(a, "h", health_fn, NULL), 0);
+    assert_int_equal(fdn_admin_start(a, NULL), 0);
+    late_mount_t lm = {a, false, 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, late_mount_ask, &lm), 0);
+    while (!atomic_load_explicit(&lm.asked, memory_order_relaxed))
+        sched_yield();
+    /* each refused after start: the limiter's (routes, checks, metrics) and the telemetry's
+     * (the request telemetry) */
+    assert_int_equal(fdn_admin_mount_limiter(a, lim), FDN_EINVAL);
+    assert_int_equal(fdn_admin_mount_telemetry(a, tm), FDN_EINVAL);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(lm.status, 200);
+    /* the server answers as before: its check, nothing of the refused mounts */
+    unsigned st = 0;
+    char *got = rt_health(a, &st);
+    assert_int_equal(st, 200);
+    assert_string_equal(got, "{\"status\":\"ok\",\"services\":{\"h\":{\"status\":\"ok\"}}}");
+    fdn_free(got);
+    fdn_admin_destroy(a);
+    fdn_telemetry_destroy(tm);
+    fdn_limiter_destroy(lim);
+}
+
 /* ---- real server ------------------------------------------------------------------------ */
 
 typedef struct grow {
@@ -2057,6 +2115,7 @@ int main(void)
         cmocka_unit_test(config_check_all),
         cmocka_unit_test(serve_wait_escalation),
         cmocka_unit_test(health_follows_runtime_state),
+        cmocka_unit_test(refused_mount_after_start_writes_nothing),
         cmocka_unit_test(bind_then_start),
         cmocka_unit_test(same_socket_check),
     };
