@@ -360,7 +360,10 @@ uint64_t fdn__admin_deferred(const fdn_admin_t *a);
  * of every such request that parks from now on: each is answered 503 (its outcome unknown) by
  * its server thread and resumed, and its completion, when it comes, finds it withdrawn
  * (http.c, DESIGN "Withdrawn answers"). On the shutdown's thread, at its deadline; the tests.
- * @return how many answers this call withdrew */
+ * @return the answers to be sent for it: how many this call withdrew, plus the withdrawable
+ *         requests of the server's threads not parked yet (a handler still running), each
+ *         withdrawn as it parks (or answered by its completion, if that came first); 0: none
+ *         (the shutdown then closes every connection at once) */
 size_t fdn__admin_withdraw(fdn_admin_t *a);
 void fdn__admin_events_wait_max(fdn_admin_t *a, size_t max);
 /* The user of the route GET /v1/events (fdn__admin_route_user), or NULL; once the server has

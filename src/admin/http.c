@@ -103,14 +103,18 @@
  * woken after the mutex is released (MHD takes its own locks), still valid since only that wake
  * resumes it. `withdrawing` is set before the walk and read under the mutex when a request is
  * listed: a request that parks after the walk is withdrawn as it parks (its thread sends the 503
- * at once). The context of a withdrawn request is wanted by two parties that do not otherwise
- * meet: the request's end (on_done) and the completion, which comes later (or earlier) from the
- * writer and must still read `claim`; each adds 1 to `left`, and the second frees the context
- * (on_done into its thread's cache, the completion with fdn_free after on_done freed the rest).
- * Its completion must come (the store runs every callback once, also when it stops); a
- * completion that won the claim is the old path, with no cost but that compare-and-swap and,
- * for a request that waits, a lock and unlock of its thread's list mutex at park and at end.
- * fdn__admin_dispatch (no socket, the tests) lists nothing: its completion always wins.
+ * at once). Such a request is counted from before its deferral until it is listed or ends
+ * (`unlisted`, read by the walk after every list), so the walk reports it among the answers to
+ * be sent even when it withdrew none itself: the shutdown then waits for those answers before
+ * it closes every connection, which otherwise would cut that 503. The context of a withdrawn
+ * request is wanted by two parties that do not otherwise meet: the request's end (on_done) and the
+ * completion, which comes later (or earlier) from the writer and must still read `claim`; each adds
+ * 1 to `left`, and the second frees the context (on_done into its thread's cache, the completion
+ * with fdn_free after on_done freed the rest). Its completion must come (the store runs every
+ * callback once, also when it stops); a completion that won the claim is the old path, with no cost
+ * but that compare-and-swap and, for a request that waits, a lock and unlock of its thread's list
+ * mutex at park and at end. fdn__admin_dispatch (no socket, the tests) lists nothing: its
+ * completion always wins.
  */
 #include "admin/http_impl.h"
 
@@ -289,6 +293,7 @@ struct fdn__http_async {
      * the second of its end (on_done) and its completion's claim to add 1 to `left` */
     bool withdrawable;     /* server thread, before the completion can run */
     bool listed;           /* on wl->parked (server thread) */
+    bool unlisted;         /* counted in a->unlisted (server thread) */
     _Atomic int claim;     /* CLAIM_* */
     _Atomic int left;      /* withdrawn: 0, 1, 2 (see above) */
     const char *withdrawn; /* the message of a withdrawn answer (static) */
@@ -315,6 +320,7 @@ static void async_init(fdn__http_async_t *as, fdn_admin_t *a)
     as->deferred = false;
     as->withdrawable = false;
     as->listed = false;
+    as->unlisted = false;
     atomic_init(&as->claim, CLAIM_OPEN);
     atomic_init(&as->left, 0);
     as->withdrawn = NULL;
@@ -364,15 +370,37 @@ int fdn__http_defer_withdrawable(fdn__http_resp_t *resp, const char *withdrawn,
     if (out == NULL || withdrawn == NULL)
         return FDN_EINVAL;
     *out = NULL;
+    fdn__http_async_t *as = resp != NULL ? resp->async : NULL;
+    if (as == NULL || as->deferred)
+        return fdn__http_defer(resp); /* FDN_EINVAL */
+    /* a server thread's request (fdn__admin_dispatch's is never listed) is counted in
+     * `unlisted` before its deferral, so that a withdrawal that begins after this deferral
+     * passed the shutdown's `draining` counts it (sequentially consistent, as in
+     * fdn__http_defer) */
+    bool server = as->con != NULL;
+    if (server)
+        atomic_fetch_add(&as->a->unlisted, 1);
     int rc = fdn__http_defer(resp);
-    if (rc < 0)
+    if (rc < 0) {
+        if (server)
+            atomic_fetch_sub(&as->a->unlisted, 1);
         return rc;
-    fdn__http_async_t *as = resp->async;
+    }
     as->withdrawable = true;
     as->withdrawn = withdrawn;
     as->resp = resp;
+    as->unlisted = server;
     *out = as;
     return 0;
+}
+
+/* A request counted in a->unlisted is listed now, or ended (server thread). */
+static void unlisted_end(fdn__http_async_t *as)
+{
+    if (as->unlisted) {
+        as->unlisted = false;
+        atomic_fetch_sub(&as->a->unlisted, 1);
+    }
 }
 
 fdn__http_resp_t *fdn__http_claim(fdn__http_async_t *t)
@@ -514,6 +542,7 @@ static void park_list(fdn_admin_t *a, fdn__http_async_t *as)
             w->parked->pprev = as;
         w->parked = as;
         as->listed = true;
+        unlisted_end(as); /* a walk finds it on the list now (fdn__admin_withdraw) */
     }
     pthread_mutex_unlock(&w->mu);
     bool parked;
@@ -564,7 +593,10 @@ size_t fdn__admin_withdraw(fdn_admin_t *a)
             wake = next;
         }
     }
-    return n;
+    /* and the requests that were not listed (a handler still running): each is withdrawn as
+     * it parks, its 503 sent after this returns; read after every list was walked, so a
+     * request is counted here or was found listed above */
+    return n + (size_t)atomic_load(&a->unlisted);
 }
 
 uint64_t fdn__admin_withdrawn(const fdn_admin_t *a)
@@ -644,6 +676,7 @@ static int dispatch_run(fdn_admin_t *a, const char *method, const char *uri,
             rc = r->fn(&req, resp, r->user);
             if (rc != FDN__HTTP_PENDING && resp->async != NULL && resp->async->deferred) {
                 resp->async->deferred = false; /* deferred, then answered at once after all */
+                unlisted_end(resp->async);
                 deferred_done(a);
             }
             goto out;
@@ -891,7 +924,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
         c->seen = c->too_large = c->parked = c->counted = false;
         c->h_auth = c->h_accept = c->h_cid = NULL;
         c->as.wl = NULL;
-        c->as.withdrawable = c->as.listed = false; /* until dispatched (async_init) */
+        c->as.withdrawable = c->as.listed = c->as.unlisted = false; /* until dispatched */
         c->resp.json = NULL;
         c->resp.text = NULL;
         c->resp.text_free = NULL;
@@ -952,6 +985,8 @@ static void on_done(void *cls, struct MHD_Connection *con, void **req_cls,
     conn_ctx_t *c = *req_cls;
     if (c != NULL && c->as.listed) /* withdrawable: off the list before it is freed */
         park_unlist(&c->as);
+    if (c != NULL && c->counted) /* withdrawable and never listed: its answer is sent */
+        unlisted_end(&c->as);
     if (c != NULL && c->as.wl != NULL) /* resumed (see send_deferred) */
         wake_drain(c->as.wl);
     if (c != NULL && c->counted) /* its answer is sent (or the connection is gone) */

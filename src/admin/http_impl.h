@@ -121,6 +121,10 @@ struct fdn_admin {
     _Atomic uint64_t deferred; /* deferred requests not completed yet */
     _Atomic bool withdrawing;  /* the shutdown deadline passed: parked appends are withdrawn */
     _Atomic uint64_t withdrawn;   /* answers withdrawn (fdn__admin_withdraw) */
+    /* withdrawable requests of the server's threads deferred, not listed on a `parked` list
+     * and not ended (a handler still running, or one withdrawn as it parked): the withdrawal
+     * counts them, as their 503 comes after its walk (http.c, DESIGN "Withdrawn answers") */
+    _Atomic uint64_t unlisted;
     fdn_telemetry_family_t *f_wd; /* fdn_http_requests_withdrawn_total (with telemetry) */
     pthread_mutex_t dmu;       /* shutdown waits on dcv for deferred == 0 */
     pthread_cond_t dcv;

@@ -16,8 +16,10 @@
  * longer waited for: the store's writer completes it after the server is gone.
  * Threads: create, bind, start and destroy are thread_safety init/owner; shutdown is idempotent
  * (`stopped`) and may race nothing but itself; stop_mhd's timer thread lives inside it.
- * Locks: `dmu` only (a leaf), held while waiting for the count of deferred answers to reach
- * zero; the timer's own mutex (a leaf, on the shutdown's stack).
+ * Locks: `dmu` (a leaf), held while waiting for the count of deferred answers to reach
+ * zero, released while the deadline's steps run (fdn__admin_withdraw takes each server
+ * thread's `parked` list mutex in turn, http.c); the timer's own mutex (a leaf, on the
+ * shutdown's stack).
  */
 #include "admin/http_impl.h"
 

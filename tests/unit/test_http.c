@@ -1816,8 +1816,10 @@ static void shutdown_closes_clients_that_do_not_read(void **state)
  * withdrawal itself, before its request is listed (a withdrawal that comes while the handler
  * runs: the request is withdrawn when it parks). */
 static _Atomic(fdn__http_async_t *) g_wd_ticket;
-static _Atomic int g_wd_deferred, g_wd_self;
+static _Atomic int g_wd_deferred, g_wd_self, g_wd_self_n, g_wd_hold;
 static fdn_admin_t *g_wd_admin;
+/* A handler that holds the server's one thread until g_block_go (raises g_block_in first). */
+static _Atomic int g_block_in, g_block_go;
 
 static int h_withdrawable(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
 {
@@ -1828,14 +1830,18 @@ static int h_withdrawable(const fdn__http_req_t *req, fdn__http_resp_t *resp, vo
     if (rc < 0)
         return rc;
     atomic_store(&g_wd_ticket, t);
+    /* what the withdrawal reports (checked by the test's thread: a failed assertion here, on a
+     * server thread, would end the process without its message) */
     if (atomic_load(&g_wd_self))
-        assert_int_equal(fdn__admin_withdraw(g_wd_admin), 0); /* not listed yet: 0 now */
+        atomic_store(&g_wd_self_n, (int)fdn__admin_withdraw(g_wd_admin));
+    if (atomic_load(&g_wd_hold)) { /* deferred: hold the thread until the test withdraws */
+        atomic_store(&g_block_in, 1);
+        while (atomic_load(&g_block_go) == 0)
+            sched_yield(); /* a hang is caught by ctest's TIMEOUT */
+    }
     atomic_store(&g_wd_deferred, 1);
     return FDN__HTTP_PENDING;
 }
-
-/* A handler that holds the server's one thread until g_block_go (raises g_block_in first). */
-static _Atomic int g_block_in, g_block_go;
 
 static int h_block(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
 {
@@ -1916,6 +1922,8 @@ static fdn_admin_t *wd_server(uint16_t *port)
     g_wd_admin = a;
     atomic_store(&g_wd_deferred, 0);
     atomic_store(&g_wd_self, 0);
+    atomic_store(&g_wd_self_n, -1);
+    atomic_store(&g_wd_hold, 0);
     atomic_store(&g_block_in, 0);
     atomic_store(&g_block_go, 0);
     return a;
@@ -2005,9 +2013,106 @@ static void withdrawal_races_completion(void **state)
     raw_answer(fd, ans, sizeof ans); /* withdrawn as it parked: answered at once */
     expect_withdrawn(ans);
     close(fd);
+    /* the walk found it not listed yet, and counted it: its 503 was still to be sent */
+    assert_int_equal(atomic_load(&g_wd_self_n), 1);
     assert_int_equal(fdn__admin_withdrawn(a), 1);
     assert_false(wd_complete());
     fdn_admin_destroy(a);
+}
+
+/* A withdrawal that begins while a withdrawable request's handler still runs (deferred, not
+ * parked yet: not on its thread's list) counts that request among the answers it leaves to be
+ * sent: the request is withdrawn as it parks and its 503 comes after the walk. The shutdown
+ * closes every connection at once when the walk reports none, which cut that 503 (the walk
+ * returned 0 for it: the client's connection was closed without an answer when the handler
+ * ran past the deadline, e.g. with a short shutdown_timeout_ms). */
+static void withdrawal_counts_requests_not_parked_yet(void **state)
+{
+    (void)state;
+    uint16_t port;
+    char ans[4096];
+    fdn_admin_t *a = wd_server(&port);
+    atomic_store(&g_wd_hold, 1);
+    int fd = raw_request(port, "POST", "/wd");
+    while (atomic_load(&g_block_in) == 0)
+        sched_yield(); /* deferred, its handler held: a hang is caught by ctest's TIMEOUT */
+    assert_int_equal(fdn__admin_withdraw(a), 1); /* its 503 is still to be sent */
+    assert_int_equal(fdn__admin_withdrawn(a), 0);
+    atomic_store(&g_block_go, 1);
+    raw_answer(fd, ans, sizeof ans); /* withdrawn as it parked */
+    expect_withdrawn(ans);
+    close(fd);
+    assert_int_equal(fdn__admin_withdrawn(a), 1);
+    grow_t g; /* its end ran on the one thread before that thread answered this */
+    assert_int_equal(http(port, "GET", "/health", NULL, 0, &g), 200);
+    assert_int_equal(fdn__admin_withdraw(a), 0); /* nothing left to send */
+    assert_false(wd_complete());
+    fdn_admin_destroy(a);
+}
+
+/* A client that goes away while its withdrawable request is parked: libmicrohttpd does not end
+ * a suspended request (it is not polled), so the request stays listed and counted until it is
+ * resumed; then it ends without its answer being written (the connection is gone), and its
+ * context is freed once, by the later of that end and the completion (AddressSanitizer):
+ *  1. gone, withdrawn, then completed (the completion frees the context);
+ *  2. gone, then completed (the completion's answer is never sent);
+ *  3. gone, then the shutdown's deadline withdraws it; completed after fdn_admin_destroy. */
+static void withdrawal_client_gone_while_parked(void **state)
+{
+    (void)state;
+    uint16_t port;
+    grow_t g;
+    struct linger rst = {1, 0}; /* close() sends RST */
+
+    /* 1 */
+    fdn_admin_t *a = wd_server(&port);
+    int fd = raw_request(port, "POST", "/wd");
+    wd_wait_parked(port);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof rst), 0);
+    close(fd);
+    assert_int_equal(http(port, "GET", "/health", NULL, 0, &g), 200);
+    assert_int_equal(fdn__admin_deferred(a), 1); /* still suspended: not ended */
+    assert_int_equal(fdn__admin_withdraw(a), 1);
+    assert_int_equal(http(port, "GET", "/health", NULL, 0, &g), 200);
+    assert_int_equal(fdn__admin_deferred(a), 0);
+    assert_false(wd_complete());
+    assert_int_equal(fdn__admin_withdrawn(a), 1);
+    fdn_admin_destroy(a);
+
+    /* 2 */
+    a = wd_server(&port);
+    fd = raw_request(port, "POST", "/wd");
+    wd_wait_parked(port);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof rst), 0);
+    close(fd);
+    assert_int_equal(http(port, "GET", "/health", NULL, 0, &g), 200);
+    assert_true(wd_complete());
+    assert_int_equal(http(port, "GET", "/health", NULL, 0, &g), 200);
+    assert_int_equal(fdn__admin_deferred(a), 0);
+    assert_int_equal(fdn__admin_withdrawn(a), 0);
+    fdn_admin_destroy(a);
+
+    /* 3 */
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.threads = 1;
+    o.shutdown_timeout_ms = 1; /* the deadline passes while the request waits */
+    a = test_admin_local(&o, NULL);
+    assert_int_equal(fdn__admin_route_add(a, "POST", "/wd", h_withdrawable, NULL), 0);
+    assert_int_equal(fdn_admin_start(a, NULL), 0);
+    port = fdn_admin_port(a);
+    g_wd_admin = a;
+    atomic_store(&g_wd_deferred, 0);
+    atomic_store(&g_wd_self, 0);
+    atomic_store(&g_wd_hold, 0);
+    fd = raw_request(port, "POST", "/wd");
+    wd_wait_parked(port);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof rst), 0);
+    close(fd);
+    fdn_admin_shutdown(a); /* withdraws it: else it waits for the completion forever */
+    assert_int_equal(fdn__admin_withdrawn(a), 1);
+    assert_int_equal(fdn__admin_deferred(a), 0);
+    fdn_admin_destroy(a);
+    assert_false(wd_complete()); /* frees the context */
 }
 
 /* bind before start: the port is known and connections wait in the backlog until start */
@@ -2112,6 +2217,8 @@ int main(void)
         cmocka_unit_test(server_request_buffers),
         cmocka_unit_test(shutdown_closes_clients_that_do_not_read),
         cmocka_unit_test(withdrawal_races_completion),
+        cmocka_unit_test(withdrawal_counts_requests_not_parked_yet),
+        cmocka_unit_test(withdrawal_client_gone_while_parked),
         cmocka_unit_test(config_check_all),
         cmocka_unit_test(serve_wait_escalation),
         cmocka_unit_test(health_follows_runtime_state),
