@@ -208,22 +208,23 @@ FDN_API uint16_t fdn_admin_port(const fdn_admin_t *a);
  * the server's threads name a descriptor written then; a call that begins later ends at once
  * too, until the shutdown returns: with every server thread joined, it resets the descriptor,
  * so no call after the shutdown is cut), and answers still not sent (a client that stops
- * reading) are cut by closing every connection. A durable append (POST /v1/events, /v1/events/batch) still waiting at the
- * deadline for its commit, which the store's writer makes and which is not cut, has its answer
- * withdrawn: the request is answered 503 (code FDN_ESHUTDOWN, an error saying the outcome is
- * unknown, context outcome=unknown, no Retry-After, "Connection: close") and ends, and the
- * writer's later completion finds it withdrawn. The events are not dropped: the store commits
- * them (or spools or fails them, by its own policy) when its writer can; the client must look
- * them up (e.g. by correlation id) before posting them again. Withdrawn answers are counted in
- * fdn_http_requests_withdrawn_total{method,route,outcome="unknown"} (with telemetry mounted).
- * When answers were withdrawn, connections are closed once those answers are sent, or at most
- * another shutdown_timeout_ms later (a client that does not read them). So with PostgreSQL
- * hung, the call returns about shutdown_timeout_ms after it began, not after
+ * reading) are cut by closing every connection. A durable append (POST /v1/events,
+ * /v1/events/batch) still waiting at the deadline for its commit, which the store's writer makes
+ * and which is not cut, has its answer withdrawn: the request is answered 503 (code FDN_ESHUTDOWN,
+ * an error saying the outcome is unknown, context outcome=unknown, no Retry-After, "Connection:
+ * close") and ends, and the writer's later completion finds it withdrawn. The events are not
+ * dropped: the store commits them (or spools or fails them, by its own policy) when its writer can;
+ * the client must look them up (e.g. by correlation id) before posting them again. Withdrawn
+ * answers are counted in fdn_http_requests_withdrawn_total{method,route,outcome="unknown"} (with
+ * telemetry mounted). When answers were withdrawn, connections are closed once those answers are
+ * sent, or at most another shutdown_timeout_ms later (a client that does not read them). So with
+ * PostgreSQL hung, the call returns about shutdown_timeout_ms after it began, not after
  * storage.warm.postgres.command_timeout_ms (per batch). Nothing is abandoned: the server
  * threads are joined, and a cut call or a withdrawn append's completion touches only the
- * store, which the caller destroys after the server (as fdn serve does). Not bounded by it: a
- * server-thread call that waits for a pooled connection held by a call of another thread (the
- * runtime's) waits for that call's bound. Idempotent.
+ * store, which the caller destroys after the server (as fdn serve does). A server-thread call
+ * that waits for a free pooled connection of the store (all held by calls of other threads,
+ * such as the runtime's, which are not cut) ends at the deadline too, without waiting for them
+ * to put one back. Idempotent.
  * @thread_safety any (not from a handler)
  * @since 0.1.0
  */

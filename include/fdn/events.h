@@ -477,14 +477,15 @@ FDN_API int fdn_events_backend_status(fdn_events_t *es, fdn_events_backend_statu
  * Name the calling thread's cut descriptor: from when `fd` turns readable (an eventfd or pipe
  * written once and not read back), every call of any store on its PostgreSQL made on this
  * thread (get, query, correlation lookup, page) ends at once, also one waiting there now (on
- * the server's answer, a connection, or a free pooled connection that a call on another
- * thread puts back), and fails with FDN_EUNAVAILABLE; its connection is closed (the store
- * opens another when next needed). Such a call is counted with outcome "cancelled" in
- * fdn_events_backend_request_duration_seconds, not as a failure of PostgreSQL (neither in
- * fdn_events_backend_status_t.failures nor on the breaker). Calls made on other threads (the
- * store's own writer and follower: appends, its reads into memory) are never cut: a store
- * call that waits for the writer (fdn_events_store) waits as before. The admin server sets
- * its threads' descriptor, written at its shutdown deadline (fdn_admin_shutdown). -1: none.
+ * the server's answer, on a connection being made, or for a free connection of the store's
+ * pool, however long calls of other threads hold them: it does not wait for them to put one
+ * back), and fails with FDN_EUNAVAILABLE; a connection it was using is closed (the store
+ * opens another when next needed), one it was waiting for is left to the others. Such a call is
+ * counted with outcome "cancelled" in fdn_events_backend_request_duration_seconds, not as a failure
+ * of PostgreSQL (neither in fdn_events_backend_status_t.failures nor on the breaker). Calls made on
+ * other threads (the store's own writer and follower: appends, its reads into memory) are never
+ * cut: a store call that waits for the writer (fdn_events_store) waits as before. The admin server
+ * sets its threads' descriptor, written at its shutdown deadline (fdn_admin_shutdown). -1: none.
  * The caller keeps `fd` open while it is set on any thread (a descriptor that is not open is
  * ignored; a pipe whose write end is closed counts as readable).
  * @return the thread's previous descriptor (-1: none)

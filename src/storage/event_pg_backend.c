@@ -6,9 +6,10 @@
  * for the listener (wait: LISTEN + poll on its socket), and a pool of up to pool_size for
  * every other call, which may come from any thread. The pool is a LIFO of idle connections
  * under one mutex; a caller finding none idle and the pool full waits on a condition
- * variable. Connections are opened when first needed and dropped when libpq reports them
- * broken; a read that failed on a stale pooled connection (the server restarted since) is
- * run once more on a fresh one: reads have no side effects.
+ * variable, or, on a thread with a cut descriptor, in poll (below, "Cuts"). Connections are
+ * opened when first needed and dropped when libpq reports them broken; a read that failed on
+ * a stale pooled connection (the server restarted since) is run once more on a fresh one:
+ * reads have no side effects.
  *
  * Why its own pool and not fdn_pool: the layers (docs/architecture.md, scripts/check-layers.sh)
  * put this backend in storage and its only caller, the event store, in services, both below
@@ -22,7 +23,8 @@
  * /pools) buys nothing here: the pool is internal, every checkout is returned by the same
  * function that took it (run(), below), its size is small (storage.warm.postgres.pool_size),
  * idle connections cost one server backend each, and a waiter's wait is bounded by its call's
- * deadline. So this pool is the ~60 lines of pool_get/pool_put, and the writer's and the
+ * deadline (or its cut: fdn_pool's waits know nothing of cut descriptors either). So this
+ * pool is the ~150 lines of pool_get/pool_put/wait_free, and the writer's and the
  * listener's connections are not pooled at all (each belongs to one thread, and the listener
  * holds LISTEN state). Its health shows in the store's own gauges (the backend's up, breaker
  * state, request durations), not in the fdn_pool metrics.
@@ -47,13 +49,27 @@
  *
  * Cuts: a pooled call (run) made on a thread whose cut descriptor (core/cancel.h, set through
  * fdn_events_set_thread_cut_fd: the admin server's threads) is readable ends at once with
- * FDN_ECANCELED: at its first wait on the server, while it waits for a free connection (pool_get
- * checks it whenever a connection is put back: a cut caller puts its own back at once), and during
- * a (re)connection or a command (the client polls the descriptor beside its socket: a cut
- * connection is broken, so pool_put closes it, and with it whatever PostgreSQL still runs for
- * it once it answers). It is not retried. The writer's and the follower's connections are
- * never cut (their threads name no descriptor). A wait for a free connection held by a call
- * of another thread ends when that call puts it back (at most its deadline).
+ * FDN_ECANCELED: at its first wait on the server, while it waits for a free connection, and
+ * during a (re)connection or a command (the client polls the descriptor beside its socket: a
+ * cut connection is broken, so pool_put closes it, and with it whatever PostgreSQL still runs
+ * for it once it answers). It is not retried. The writer's and the follower's connections are
+ * never cut (their threads name no descriptor).
+ * The wait for a free connection: a condition variable cannot be woken by a descriptor, so a
+ * waiter with a cut descriptor (wait_free) does not wait on it: it makes an eventfd of its own,
+ * joins the list `pollers` (FIFO, under mu) and polls that eventfd and its cut descriptor
+ * together, until its deadline. Whoever frees a connection (pool_put, a failed connect:
+ * wake_waiters) signals the condition variable as before and takes the first poller off the
+ * list and writes its eventfd, both under mu: the waiter either is still in poll (woken) or
+ * has not reached it yet (its eventfd is already readable), and it cannot have closed the
+ * eventfd, since it leaves the list only under mu. Every woken waiter re-checks under mu; one
+ * that finds nothing free waits again. A waiter cut while a connection is free (its wake may
+ * have been that one) passes the wake on before it leaves, so neither kind of waiter loses
+ * one. So a cut ends the wait at once, whoever holds the connections and for however long
+ * (another thread's call waits for the server's answer up to its deadline). The uncontended
+ * checkout is as before (no eventfd, no poll: the list is looked at only when a connection
+ * is put back, one comparison); a thread without a cut descriptor waits exactly as before.
+ * Should an eventfd not be made (descriptors exhausted) or poll fail, that waiter waits on
+ * the condition variable, checking its descriptor whenever woken, as before this change.
  *
  * Hints: the follower (wait) is not woken by the notifications of this backend's own commits
  * (own_head, set by the writer after each append): the writer puts its batch into memory
@@ -63,14 +79,20 @@
  * skipped wrongly would only delay it to its next poll, which the follower's contract allows.
  *
  * Threads: the writer connection is used by the store's writer thread only, the listener by
- * its follower thread only (the table's contract); the pool by anyone, under `mu`.
+ * its follower thread only (the table's contract); the pool by anyone, under `mu` (also its
+ * pollers, which live on their waiters' stacks; an eventfd is written under mu only).
  */
 #include "storage/event_backend.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/cancel.h"
@@ -80,6 +102,12 @@
 
 #define APPEND_ATTEMPTS 3
 #define CORR_PAGE       1000u
+
+/* A caller with a cut descriptor waiting for a connection (wait_free), on its stack. */
+typedef struct poller {
+    struct poller *prev, *next; /* mu: in b->pollers while waiting (NULL: woken) */
+    int fd;                     /* eventfd: written by wake_waiters, polled with the cut */
+} poller_t;
 
 typedef struct pgb {
     char *url;
@@ -91,7 +119,9 @@ typedef struct pgb {
     /* the newest position the writer committed (written by the writer, read by the follower) */
     _Atomic uint64_t own_head;
     fdn__mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv; /* waiters without a cut descriptor */
+    poller_t pollers;  /* mu: sentinel of the waiters with one, first in line first */
+    size_t nwait;      /* mu: callers waiting for a connection (tests) */
     fdn__pg_t **idle; /* mu: idle pooled connections (LIFO) */
     size_t nidle;     /* mu */
     size_t nopen;     /* mu: pooled connections open or being opened */
@@ -137,26 +167,107 @@ static int connect_one(pgb_t *b, fdn__pg_t **out, int64_t deadline, fdn_error_t 
     return rc;
 }
 
+/* A connection was put back or a slot freed (mu held): wake one waiter of each kind (the
+ * condition variable's, and the first poller); one that then finds none free waits again. */
+static void wake_waiters(pgb_t *b) FDN_REQUIRES(b->mu)
+{
+    pthread_cond_signal(&b->cv);
+    poller_t *p = b->pollers.next;
+    if (p == &b->pollers)
+        return;
+    p->prev->next = p->next;
+    p->next->prev = p->prev;
+    p->next = p->prev = NULL; /* woken: off the list, so written once */
+    uint64_t one = 1;
+    ssize_t w = write(p->fd, &one, sizeof one); /* an eventfd's counter: cannot fail here */
+    (void)w;
+}
+
+/* Wait (mu held, released while waiting) until a connection is idle or a slot free: 0; or
+ * FDN_EUNAVAILABLE at the deadline, FDN_ECANCELED once the thread's cut descriptor is
+ * readable. A thread without a cut descriptor waits on the condition variable, as it always
+ * did. One with a descriptor waits in poll on it and on an eventfd of its own, which
+ * wake_waiters writes (under mu, with the poller taken off the list, so never after the
+ * waiter left): the cut ends the wait at once, whoever holds the connections. */
+static int wait_free(pgb_t *b, int64_t deadline, fdn_error_t *err) FDN_REQUIRES(b->mu)
+{
+    int cut = fdn__cut_fd();
+    poller_t me = {.fd = -1};
+    b->nwait++;
+    if (cut >= 0) {
+        fdn__mutex_unlock(&b->mu);                      /* no system call under the lock */
+        me.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); /* -1: the condition variable, below */
+        fdn__mutex_lock(&b->mu);
+    }
+    int rc = 0;
+    while (b->nidle == 0 && b->nopen >= b->max) {
+        if (me.fd < 0 && fdn__cut_now()) { /* woken by a connection put back, after a cut */
+            rc = cut_short(err);
+            break;
+        }
+        int64_t left = deadline - mono_now();
+        if (left <= 0) {
+            rc = fdn_err_set(err, FDN_EUNAVAILABLE,
+                             "events: PostgreSQL: no connection free within the deadline");
+            break;
+        }
+        if (me.fd < 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts); /* the condition variable's clock */
+            int64_t ns = (int64_t)ts.tv_nsec + left % 1000000000;
+            ts.tv_sec += (time_t)(left / 1000000000 + ns / 1000000000);
+            ts.tv_nsec = (long)(ns % 1000000000);
+            (void)pthread_cond_timedwait(&b->cv, &b->mu, &ts);
+            continue;
+        }
+        me.prev = b->pollers.prev; /* last in line */
+        me.next = &b->pollers;
+        me.prev->next = &me;
+        b->pollers.prev = &me;
+        fdn__mutex_unlock(&b->mu);
+        int64_t ms = (left + 999999) / 1000000;
+        struct pollfd pfd[2] = {{.fd = me.fd, .events = POLLIN}, {.fd = cut, .events = POLLIN}};
+        int k = poll(pfd, 2, ms > INT_MAX ? INT_MAX : (int)ms); /* a negative fd is skipped */
+        int perr = errno;
+        fdn__mutex_lock(&b->mu);
+        if (me.next != NULL) { /* not woken: off the list */
+            me.prev->next = me.next;
+            me.next->prev = me.prev;
+            me.next = me.prev = NULL;
+        } else { /* woken (maybe after poll returned): read it back for the next round */
+            uint64_t n;
+            ssize_t r = read(me.fd, &n, sizeof n);
+            (void)r;
+        }
+        if (k > 0 && pfd[1].revents != 0) {
+            if (fdn__cut_revents(pfd[1].revents)) {
+                if (b->nidle > 0 || b->nopen < b->max)
+                    wake_waiters(b); /* the wake this waiter may have taken goes on */
+                rc = cut_short(err);
+                break;
+            }
+            cut = -1; /* not open or in error (core/cancel.h): this wait goes on without it */
+        }
+        if (k < 0 && perr != EINTR) { /* cannot poll: the condition variable from now on */
+            close(me.fd);
+            me.fd = -1;
+        }
+    }
+    if (me.fd >= 0)
+        close(me.fd);
+    b->nwait--;
+    return rc;
+}
+
 static int pool_get(pgb_t *b, fdn__pg_t **out, int64_t deadline, fdn_error_t *err)
 {
     fdn__mutex_lock(&b->mu);
-    while (b->nidle == 0 && b->nopen >= b->max) {
-        if (fdn__cut_now()) { /* woken by a connection put back, after a cut: end too */
+    if (b->nidle == 0 && b->nopen >= b->max) {
+        int rc = wait_free(b, deadline, err);
+        if (rc != 0) {
             fdn__mutex_unlock(&b->mu);
-            return cut_short(err);
+            return rc;
         }
-        struct timespec ts;
-        int64_t left = deadline - mono_now();
-        if (left <= 0) {
-            fdn__mutex_unlock(&b->mu);
-            return fdn_err_set(err, FDN_EUNAVAILABLE,
-                               "events: PostgreSQL: no connection free within the deadline");
-        }
-        clock_gettime(CLOCK_REALTIME, &ts); /* the condition variable's clock */
-        int64_t ns = (int64_t)ts.tv_nsec + left % 1000000000;
-        ts.tv_sec += (time_t)(left / 1000000000 + ns / 1000000000);
-        ts.tv_nsec = (long)(ns % 1000000000);
-        (void)pthread_cond_timedwait(&b->cv, &b->mu, &ts);
     }
     if (b->nidle > 0) {
         *out = b->idle[--b->nidle];
@@ -170,7 +281,7 @@ static int pool_get(pgb_t *b, fdn__pg_t **out, int64_t deadline, fdn_error_t *er
     if (rc != 0) {
         fdn__mutex_lock(&b->mu);
         b->nopen--;
-        pthread_cond_signal(&b->cv);
+        wake_waiters(b);
         fdn__mutex_unlock(&b->mu);
     }
     return rc;
@@ -186,7 +297,17 @@ static void pool_put(pgb_t *b, fdn__pg_t *c)
         b->idle[b->nidle++] = c;
     else
         b->nopen--;
-    pthread_cond_signal(&b->cv);
+    wake_waiters(b);
+    fdn__mutex_unlock(&b->mu);
+}
+
+void fdn__evb_pg_test_pool(const fdn__evb_t *be, size_t *open, size_t *idle, size_t *waiting)
+{
+    pgb_t *b = be->state;
+    fdn__mutex_lock(&b->mu);
+    *open = b->nopen;
+    *idle = b->nidle;
+    *waiting = b->nwait;
     fdn__mutex_unlock(&b->mu);
 }
 
@@ -515,6 +636,7 @@ int fdn__evb_pg_open(fdn__evb_t *out, const fdn_events_pg_opts_t *o, fdn_error_t
         return fdn_err_set(err, FDN_ENOMEM, "events: out of memory");
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->cv, NULL);
+    b->pollers.next = b->pollers.prev = &b->pollers;
     b->max = o->pool_size > 0 ? o->pool_size : 4;
     b->connect_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000;
     b->command_ms = o->command_timeout_ms > 0 ? o->command_timeout_ms : 5000;

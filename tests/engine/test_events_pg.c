@@ -707,7 +707,7 @@ static void cut_descriptor_stale_hung_up_or_written(void **state)
     fdn__pg_close(c);
 }
 
-/* pool_waiters_cut_and_uncut: a pooled get on a thread. */
+/* The pool tests below: a pooled get on a thread. */
 typedef struct pool_call {
     fdn__evb_t *be;
     int cut_fd; /* the thread's cut descriptor (-1: none) */
@@ -738,62 +738,151 @@ static void pool_call_start(pool_call_t *pc, pthread_t *th, fdn__evb_t *be, int 
     test_waiter_wait(&pc->started, 1);
 }
 
-/* A pool of one connection, held by a get that waits on a table lock; a cut thread (W1) and
- * an uncut one (W2) wait for it. The cut is written while both wait, then the lock released:
- * the cut call ends FDN_ECANCELED (woken with the connection free, it takes it and is cut at
- * its first wait, which closes it; or it finds none free and ends there), and the uncut one is
- * served (on the connection, or a new one): a cut neither strands nor cuts other threads. */
-static void pool_waiters_cut_and_uncut(void **state)
+/* Wait until n callers wait for a connection of be's pool (registered under its lock: a
+ * cut written or a connection put back from then on reaches them). */
+static void wait_pool_waiters(const fdn__evb_t *be, size_t n)
 {
-    (void)state;
-    const char *schema = "fdn_test_pool_cut";
+    for (;;) {
+        size_t open = 0, idle = 0, waiting = 0;
+        fdn__evb_pg_test_pool(be, &open, &idle, &waiting);
+        if (waiting >= n)
+            return;
+        sched_yield();
+    }
+}
+
+static void assert_pool(const fdn__evb_t *be, size_t open, size_t idle, size_t waiting)
+{
+    size_t o = 0, i = 0, w = 0;
+    fdn__evb_pg_test_pool(be, &o, &i, &w);
+    assert_int_equal(o, open);
+    assert_int_equal(i, idle);
+    assert_int_equal(w, waiting);
+}
+
+/* A backend on schema with a pool of one connection and calls bounded by 10 minutes (past
+ * ctest's TIMEOUT: a wait that only that bound ends hangs the test). */
+static void open_pool_of_one(fdn__evb_t *be, const char *schema)
+{
     fdn_error_t err = FDN_ERROR_INIT;
     fdn_events_pg_opts_t o = FDN_EVENTS_PG_OPTS_INIT;
     o.url = test_pg_url;
     o.schema = schema;
     o.pool_size = 1;
-    o.command_timeout_ms = 30000;
-    fdn__evb_t be = {0};
-    assert_int_equal(fdn__evb_pg_open(&be, &o, &err), 0);
+    o.command_timeout_ms = 600000;
+    assert_int_equal(fdn__evb_pg_open(be, &o, &err), 0);
+}
 
-    fdn__pg_t *lock = open_pg(schema);
+/* Hold the pool's only connection: lock's transaction locks the events table of schema, then
+ * h's get (on thread th, no cut descriptor) waits on that lock on the connection. */
+static void hold_pool_connection(fdn__evb_t *be, const char *schema, fdn__pg_t *lock,
+                                 pool_call_t *h, pthread_t *th)
+{
+    fdn_error_t err = FDN_ERROR_INIT;
+    char sql[256];
     assert_int_equal(fdn__pg_exec(lock, "BEGIN", &err), 0);
-    assert_int_equal(
-        fdn__pg_exec(lock, "LOCK TABLE fdn_test_pool_cut.events IN ACCESS EXCLUSIVE MODE", &err),
-        0);
-    pool_call_t h, w1, w2;
-    pthread_t th, t1, t2;
-    pool_call_start(&h, &th, &be, -1);
-    /* the holder's get waits on the lock, on the pool's only connection */
+    snprintf(sql, sizeof sql, "LOCK TABLE %s.events IN ACCESS EXCLUSIVE MODE", schema);
+    assert_int_equal(fdn__pg_exec(lock, sql, &err), 0);
+    pool_call_start(h, th, be, -1);
+    snprintf(sql, sizeof sql,
+             "DO $$ BEGIN IF (SELECT count(*) FROM pg_locks WHERE NOT granted AND "
+             "relation = '%s.events'::regclass) = 0 THEN RAISE EXCEPTION 'not yet'; END IF; "
+             "END $$",
+             schema);
     fdn__pg_t *look = open_pg(schema);
-    while (fdn__pg_exec(look,
-                        "DO $$ BEGIN IF (SELECT count(*) FROM pg_locks WHERE NOT granted AND "
-                        "relation = 'fdn_test_pool_cut.events'::regclass) = 0 THEN RAISE "
-                        "EXCEPTION 'not yet'; END IF; END $$",
-                        &err) != 0)
+    while (fdn__pg_exec(look, sql, &err) != 0)
         sched_yield();
     fdn__pg_close(look);
+    assert_pool(be, 1, 0, 0);
+}
+
+/* A pool of one connection, held by a get that waits on a table lock (its call is not cut:
+ * the runtime's, or another server thread's); a thread with a cut descriptor (W1) and one
+ * without (W2) wait for it. Writing the cut ends W1's wait at once with FDN_ECANCELED, the
+ * connection still held (before: W1 waited until the holder put it back, up to the holder's
+ * bound, here 10 minutes: the test hung to ctest's TIMEOUT). W2 still waits; once the lock is
+ * released the holder puts the connection back and W2 is served on it: no slot leaked, no
+ * wake-up lost, the pool one connection, idle. */
+static void pool_wait_is_cut_while_the_connection_is_held(void **state)
+{
+    (void)state;
+    const char *schema = "fdn_test_pool_cut";
+    fdn_error_t err = FDN_ERROR_INIT;
+    fdn__evb_t be = {0};
+    open_pool_of_one(&be, schema);
+    fdn__pg_t *lock = open_pg(schema);
+    pool_call_t h, w1, w2;
+    pthread_t th, t1, t2;
+    hold_pool_connection(&be, schema, lock, &h, &th);
 
     int cut = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     assert_true(cut >= 0);
     pool_call_start(&w1, &t1, &be, cut);
-    test_wait_futex(w1.tid); /* waiting for a free connection */
+    wait_pool_waiters(&be, 1);
     pool_call_start(&w2, &t2, &be, -1);
-    test_wait_futex(w2.tid);
+    wait_pool_waiters(&be, 2);
     uint64_t one = 1;
     assert_int_equal(write(cut, &one, sizeof one), (ssize_t)sizeof one);
+    pthread_join(t1, NULL); /* the holder still holds the connection */
+    assert_int_equal(w1.rc, FDN_ECANCELED);
+    assert_pool(&be, 1, 0, 1); /* W2 still waits */
 
     assert_int_equal(fdn__pg_exec(lock, "COMMIT", &err), 0);
     pthread_join(th, NULL);
-    pthread_join(t1, NULL);
     pthread_join(t2, NULL);
     assert_int_equal(h.rc, FDN_ENOENT);
-    assert_int_equal(w1.rc, FDN_ECANCELED);
     assert_int_equal(w2.rc, FDN_ENOENT);
+    assert_pool(&be, 1, 1, 0);
+    fdn_event_t *ev = NULL;
+    assert_int_equal(be.ops->get(be.state, 1, &ev, &err), FDN_ENOENT);
+    assert_pool(&be, 1, 1, 0);
     test_waiter_destroy(&h.started);
     test_waiter_destroy(&w1.started);
     test_waiter_destroy(&w2.started);
     close(cut);
+    fdn__pg_close(lock);
+    fdn__evb_close(&be);
+}
+
+/* The same held connection, and waiters of both kinds that are not cut: two threads with a
+ * cut descriptor never written (they wait in poll, woken through the pool) and two without
+ * (the condition variable). Once the holder puts the connection back, each of the four is
+ * served in turn on the pool's one connection (each put back wakes one waiter of each kind;
+ * the one that finds it taken waits again): none is left waiting for its bound (10 minutes:
+ * a lost wake-up hangs the test), and the pool is one idle connection after. */
+static void pool_waiters_of_both_kinds_are_served(void **state)
+{
+    (void)state;
+    const char *schema = "fdn_test_pool_wake";
+    fdn_error_t err = FDN_ERROR_INIT;
+    fdn__evb_t be = {0};
+    open_pool_of_one(&be, schema);
+    fdn__pg_t *lock = open_pg(schema);
+    pool_call_t h, w[4];
+    pthread_t th, t[4];
+    hold_pool_connection(&be, schema, lock, &h, &th);
+
+    int cut[2];
+    for (int i = 0; i < 2; i++) {
+        cut[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        assert_true(cut[i] >= 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pool_call_start(&w[i], &t[i], &be, i % 2 == 0 ? cut[i / 2] : -1);
+        wait_pool_waiters(&be, (size_t)i + 1);
+    }
+    assert_int_equal(fdn__pg_exec(lock, "COMMIT", &err), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(h.rc, FDN_ENOENT);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].rc, FDN_ENOENT);
+        test_waiter_destroy(&w[i].started);
+    }
+    assert_pool(&be, 1, 1, 0);
+    test_waiter_destroy(&h.started);
+    for (int i = 0; i < 2; i++)
+        close(cut[i]);
     fdn__pg_close(lock);
     fdn__evb_close(&be);
 }
@@ -854,7 +943,8 @@ int main(void)
         cmocka_unit_test(concurrent_migrations_run_once),
         cmocka_unit_test(writers_and_subscribers_across_processes),
         cmocka_unit_test(cut_descriptor_stale_hung_up_or_written),
-        cmocka_unit_test(pool_waiters_cut_and_uncut),
+        cmocka_unit_test(pool_wait_is_cut_while_the_connection_is_held),
+        cmocka_unit_test(pool_waiters_of_both_kinds_are_served),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
