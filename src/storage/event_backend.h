@@ -170,8 +170,10 @@ int fdn__evb_sqlite_open(fdn__evb_t *out, const char *path, bool durable, bool c
  * FDN_EIO); FDN_ENOMEM. */
 int fdn__evb_pg_open(fdn__evb_t *out, const fdn_events_pg_opts_t *o, fdn_error_t *err);
 
-/* Tests: the PostgreSQL backend's pool: connections open (or being opened), idle, and callers
- * waiting for one. */
-void fdn__evb_pg_test_pool(const fdn__evb_t *be, size_t *open, size_t *idle, size_t *waiting);
+/* Tests: the PostgreSQL backend's pool: connections open (or being opened), idle, callers
+ * waiting for one, and of those the ones waiting in poll (their thread has a cut descriptor;
+ * polling may be NULL). */
+void fdn__evb_pg_test_pool(const fdn__evb_t *be, size_t *open, size_t *idle, size_t *waiting,
+                           size_t *polling);
 
 #endif

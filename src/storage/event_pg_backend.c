@@ -122,6 +122,7 @@ typedef struct pgb {
     pthread_cond_t cv; /* waiters without a cut descriptor */
     poller_t pollers;  /* mu: sentinel of the waiters with one, first in line first */
     size_t nwait;      /* mu: callers waiting for a connection (tests) */
+    size_t npoll;      /* mu: those of them waiting in poll (tests) */
     fdn__pg_t **idle; /* mu: idle pooled connections (LIFO) */
     size_t nidle;     /* mu */
     size_t nopen;     /* mu: pooled connections open or being opened */
@@ -199,6 +200,8 @@ static int wait_free(pgb_t *b, int64_t deadline, fdn_error_t *err) FDN_REQUIRES(
         me.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); /* -1: the condition variable, below */
         fdn__mutex_lock(&b->mu);
     }
+    bool polls = me.fd >= 0;
+    b->npoll += polls;
     int rc = 0;
     while (b->nidle == 0 && b->nopen >= b->max) {
         if (me.fd < 0 && fdn__cut_now()) { /* woken by a connection put back, after a cut */
@@ -255,6 +258,7 @@ static int wait_free(pgb_t *b, int64_t deadline, fdn_error_t *err) FDN_REQUIRES(
     }
     if (me.fd >= 0)
         close(me.fd);
+    b->npoll -= polls;
     b->nwait--;
     return rc;
 }
@@ -301,13 +305,16 @@ static void pool_put(pgb_t *b, fdn__pg_t *c)
     fdn__mutex_unlock(&b->mu);
 }
 
-void fdn__evb_pg_test_pool(const fdn__evb_t *be, size_t *open, size_t *idle, size_t *waiting)
+void fdn__evb_pg_test_pool(const fdn__evb_t *be, size_t *open, size_t *idle, size_t *waiting,
+                           size_t *polling)
 {
     pgb_t *b = be->state;
     fdn__mutex_lock(&b->mu);
     *open = b->nopen;
     *idle = b->nidle;
     *waiting = b->nwait;
+    if (polling != NULL)
+        *polling = b->npoll;
     fdn__mutex_unlock(&b->mu);
 }
 

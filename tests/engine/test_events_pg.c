@@ -744,7 +744,7 @@ static void wait_pool_waiters(const fdn__evb_t *be, size_t n)
 {
     for (;;) {
         size_t open = 0, idle = 0, waiting = 0;
-        fdn__evb_pg_test_pool(be, &open, &idle, &waiting);
+        fdn__evb_pg_test_pool(be, &open, &idle, &waiting, NULL);
         if (waiting >= n)
             return;
         sched_yield();
@@ -754,7 +754,7 @@ static void wait_pool_waiters(const fdn__evb_t *be, size_t n)
 static void assert_pool(const fdn__evb_t *be, size_t open, size_t idle, size_t waiting)
 {
     size_t o = 0, i = 0, w = 0;
-    fdn__evb_pg_test_pool(be, &o, &i, &w);
+    fdn__evb_pg_test_pool(be, &o, &i, &w, NULL);
     assert_int_equal(o, open);
     assert_int_equal(i, idle);
     assert_int_equal(w, waiting);

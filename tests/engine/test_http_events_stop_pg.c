@@ -13,7 +13,9 @@
  *  - calls on a hung PostgreSQL that server threads make (a handed-off waiter's render, a
  *    plain GET) are cut at the server's shutdown deadline (the server threads' cut
  *    descriptor, fdn_events_set_thread_cut_fd): the shutdown returns while PostgreSQL is
- *    still stopped, both requests answer 503, both calls count as cancelled, not as failures.
+ *    still stopped, both requests answer 503, both calls count as cancelled, not as failures;
+ *  - so is a server thread's call waiting for the store's only pooled connection, which a call
+ *    of another thread holds on the stopped PostgreSQL: the shutdown does not wait for it.
  * A waiting query's thread blocks in the dispatcher until it is answered; the test goes on
  * once the server counts the waiters (no sleeps). */
 #include <setjmp.h>
@@ -382,6 +384,111 @@ static void shutdown_cuts_postgres_calls_of_its_threads(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+/* The store's pool: connections open, idle, callers waiting for one, and of those the ones
+ * whose thread has a cut descriptor (a server thread's). */
+static void pool_counts(fdn_events_t *es, size_t *open, size_t *idle, size_t *waiting,
+                        size_t *cut_waiting)
+{
+    fdn__evb_pg_test_pool(&es->be, open, idle, waiting, cut_waiting);
+}
+
+typedef struct held_call {
+    fdn_events_t *es;
+    int rc;
+} held_call_t;
+
+static void *held_main(void *arg)
+{
+    held_call_t *c = arg;
+    fdn_event_list_t *l = NULL;
+    c->rc = fdn_events_get_by_correlation(c->es, "poolcut-c", &l); /* always on PostgreSQL */
+    fdn_event_list_free(l);
+    return NULL;
+}
+
+/* A store whose pool has one connection, held by a call of another thread (not a server
+ * thread: not cut) on a hung PostgreSQL, bounded by CALL_MS; a GET /v1/events on a server
+ * thread waits for that connection. fdn_admin_shutdown cuts the wait at its deadline: it
+ * returns while PostgreSQL is still stopped and the connection still held, the request
+ * answered 503, its query counted as cancelled (no failure of PostgreSQL). Before, the wait
+ * ended only when the holder put the connection back (after CALL_MS: past ctest's TIMEOUT).
+ * PostgreSQL resumed, the holder's call is served, and the pool is its one connection, idle. */
+static void shutdown_cuts_a_wait_for_a_pooled_connection(void **state)
+{
+    (void)state;
+    enum { CALL_MS = 600000 };
+    char schema[64];
+    test_pg_schema_name(schema, sizeof schema, "poolcut");
+    fdn_events_opts_t eo;
+    test_pg_store_opts(&eo, g_pg->url, schema);
+    eo.postgres.command_timeout_ms = CALL_MS;
+    eo.postgres.connect_timeout_ms = CALL_MS;
+    eo.postgres.pool_size = 1;
+    eo.postgres.poll_interval_ms = CALL_MS; /* the follower reads only when notified: never */
+    fdn_events_t *es = test_pg_store_open(&eo);
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    fdn__events_set_telemetry(es, tm);
+    static answered_t an = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
+    fdn_admin_opts_t ao = FDN_ADMIN_OPTS_INIT;
+    ao.shutdown_timeout_ms = 300;
+    ao.threads = 2;
+    ao.on_request = on_answer;
+    ao.request_user = &an;
+    fdn_admin_t *a = test_admin_local(&ao, &(test_admin_mounts_t){.events = es});
+    assert_int_equal(fdn_admin_start(a, NULL), 0);
+    uint16_t port = fdn_admin_port(a);
+    size_t open = 0, idle = 0, waiting = 0, cut_waiting = 0;
+    do { /* the store's first reads (its head, the follower's first page) are done */
+        sched_yield();
+        pool_counts(es, &open, &idle, &waiting, &cut_waiting);
+    } while (idle != open || waiting != 0);
+    uint64_t errors0 = pg_calls(tm, "query", "error");
+    uint64_t cut0 = pg_calls(tm, "query", "cancelled");
+
+    test_pg_signal_cluster(g_pg->dir, SIGSTOP);
+    held_call_t held = {.es = es, .rc = 1};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, held_main, &held), 0);
+    do { /* a call not cut (the holder's, or the follower's) holds the only connection */
+        sched_yield();
+        pool_counts(es, &open, &idle, &waiting, &cut_waiting);
+    } while (open != 1 || idle != 0);
+    int cp = test_admin_raw_get(port, "/v1/events?type=poolcut.plain"); /* a query */
+    do { /* the server thread's query waits for the connection (in poll: its thread has a cut
+          * descriptor, the only one that does) */
+        sched_yield(); /* a hang is caught by ctest's TIMEOUT */
+        pool_counts(es, &open, &idle, &waiting, &cut_waiting);
+    } while (cut_waiting != 1);
+
+    fdn_admin_shutdown(a); /* returns: the wait was cut (else it would wait CALL_MS) */
+    uint64_t cut = pg_calls(tm, "query", "cancelled") - cut0;
+    uint64_t errors = pg_calls(tm, "query", "error") - errors0;
+    pool_counts(es, &open, &idle, &waiting, &cut_waiting);
+    assert_int_equal(open, 1); /* still held: the cut took nothing from its holder */
+    assert_int_equal(idle, 0);
+    assert_int_equal(cut_waiting, 0);
+    test_pg_signal_cluster(g_pg->dir, SIGCONT);
+    pthread_join(th, NULL);
+    assert_int_equal(held.rc, 0); /* served once PostgreSQL answered */
+    assert_int_equal(cut, 1);
+    assert_int_equal(errors, 0); /* a cut is no failure of PostgreSQL */
+    pthread_mutex_lock(&an.mu);
+    assert_int_equal(an.unavailable, 1);
+    assert_int_equal(an.other, 0);
+    pthread_mutex_unlock(&an.mu);
+    close(cp);
+    do {               /* no slot leaked: the pool comes back to its one connection, idle */
+        sched_yield(); /* a hang is caught by ctest's TIMEOUT */
+        pool_counts(es, &open, &idle, &waiting, &cut_waiting);
+    } while (idle != 1 || waiting != 0);
+    assert_int_equal(open, 1);
+    fdn_admin_destroy(a);
+    fdn__events_set_telemetry(es, NULL);
+    fdn_events_destroy(es);
+    fdn_telemetry_destroy(tm);
+}
+
 /* ---- a breaker removed while its calls are in flight ---- */
 
 typedef struct corr_call {
@@ -594,6 +701,7 @@ int main(void)
         cmocka_unit_test(shutdown_answers_waiters_without_postgres),
         cmocka_unit_test(removing_the_breaker_waits_for_its_calls),
         cmocka_unit_test(shutdown_cuts_postgres_calls_of_its_threads),
+        cmocka_unit_test(shutdown_cuts_a_wait_for_a_pooled_connection),
         cmocka_unit_test(shutdown_withdraws_appends_waiting_for_their_commit),
     };
     if (getenv("CMOCKA_TEST_FILTER") != NULL)
