@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include <fdn/admin.h>
+#include <fdn/clock.h>
 #include <fdn/error.h>
 
 /* ---- limits of a request target --------------------------------------------------------- */
@@ -366,6 +367,12 @@ uint64_t fdn__admin_deferred(const fdn_admin_t *a);
  *         (the shutdown then closes every connection at once) */
 size_t fdn__admin_withdraw(fdn_admin_t *a);
 void fdn__admin_events_wait_max(fdn_admin_t *a, size_t max);
+/* The clock of the waiting queries' deadlines (fdn__evwait_set_clock: NULL, CLOCK_MONOTONIC,
+ * unless set; before any waits; the tests), and the tick that makes the waiters' thread read
+ * a manual one again after an advance (fdn__evwait_tick). No effect without the events
+ * mounted. */
+void fdn__admin_events_wait_clock(fdn_admin_t *a, fdn_clock_t *clock);
+void fdn__admin_events_wait_tick(fdn_admin_t *a);
 /* The user of the route GET /v1/events (fdn__admin_route_user), or NULL; once the server has
  * started (its routes final) without the search by name. */
 void *fdn__admin_events_api(const fdn_admin_t *a);

@@ -516,6 +516,20 @@ void fdn__admin_events_wait_max(fdn_admin_t *a, size_t max)
         fdn__evwait_set_max(api->wait, max);
 }
 
+void fdn__admin_events_wait_clock(fdn_admin_t *a, fdn_clock_t *clock)
+{
+    evapi_t *api = fdn__admin_route_user(a, "GET", "/v1/events");
+    if (api != NULL)
+        fdn__evwait_set_clock(api->wait, clock);
+}
+
+void fdn__admin_events_wait_tick(fdn_admin_t *a)
+{
+    const evapi_t *api = fdn__admin_events_api(a);
+    if (api != NULL)
+        fdn__evwait_tick(api->wait);
+}
+
 /* GET /v1/events?after_id=N&wait_ms=M: q (run once, nothing found) waits for its first
  * matching event, at most M ms (admin/event_wait.c); q's result answers it then. */
 static int query_wait(evapi_t *api, const fdn_events_query_t *q, int64_t wait_ms,

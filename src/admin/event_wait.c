@@ -13,10 +13,14 @@
  * request is
  * deferred (fdn__http_defer: its connection suspended, no server thread held) and answered by
  * this file's thread, which waits in epoll_wait for the descriptors, an eventfd (a new waiter,
- * the drain) and the earliest deadline (CLOCK_MONOTONIC, the epoll timeout rounded up to the
- * millisecond, so a wait never ends early). A woken or expired waiter is answered with its
- * query's result (below; no memo of answers: that is a server thread's) by completing the
- * request (fdn__http_complete); its subscription ends first.
+ * the drain, a tick) and the earliest deadline (CLOCK_MONOTONIC, the epoll timeout rounded up
+ * to the millisecond, so a wait never ends early). The tests may set a clock instead
+ * (fdn__evwait_set_clock): the deadlines are then on it, and with a manual clock the thread
+ * waits for no time at all but reads the clock again when told to (fdn__evwait_tick, after an
+ * advance), so a deadline fires when the test says so, however long its set-up took. A woken
+ * or expired waiter is answered with its query's result (below; no memo of answers: that is a
+ * server thread's) by completing the request (fdn__http_complete); its subscription ends
+ * first.
  *
  * Answers come from the store's memory tier (fdn_events_query_memory), without I/O. Running
  * each query again as the server thread runs it (fdn_events_query) cost a store on PostgreSQL
@@ -104,7 +108,7 @@ typedef struct waiter {
     fdn__http_resp_t *resp;
     fdn_events_t *es; /* the store (the query of a waiter handed off: hand_off) */
     fdn_events_sub_t *sub;
-    int64_t deadline_ns;  /* CLOCK_MONOTONIC */
+    int64_t deadline_ns;  /* CLOCK_MONOTONIC, or the set's clock */
     uint64_t known;       /* nothing matches q in (q.after_id, known] (fdn__evwait_add) */
     fdn_events_query_t q; /* type and correlation_id point into str */
     bool ready;           /* its descriptor was readable in this pass */
@@ -118,7 +122,8 @@ struct fdn__evwait {
     size_t n, max;        /* mu: waiting now, the most that may */
     bool started, ending; /* mu: the thread runs; drain asked it to end */
     bool drained;         /* mu: the thread ended; adds answer at once */
-    int ep, wake;         /* epoll set, eventfd (a new waiter, the drain) */
+    fdn_clock_t *clock;   /* mu: the deadlines' clock; NULL: CLOCK_MONOTONIC */
+    int ep, wake;         /* epoll set, eventfd (a new waiter, the drain, a tick) */
     pthread_t th;
 };
 
@@ -127,6 +132,12 @@ static int64_t mono_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The deadlines' time now (mu held). */
+static int64_t now_ns(const fdn__evwait_t *ws)
+{
+    return ws->clock != NULL ? fdn_clock_mono_ns(ws->clock) : mono_ns();
 }
 
 static void poke(int fd)
@@ -165,6 +176,21 @@ void fdn__evwait_set_max(fdn__evwait_t *w, size_t max)
 {
     pthread_mutex_lock(&w->mu);
     w->max = max;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void fdn__evwait_set_clock(fdn__evwait_t *w, fdn_clock_t *clock)
+{
+    pthread_mutex_lock(&w->mu);
+    w->clock = clock;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void fdn__evwait_tick(fdn__evwait_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->started && !w->ending)
+        poke(w->wake);
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -254,7 +280,7 @@ static void *thread_main(void *arg)
     for (;;) {
         bool ending = ws->ending;
         /* the waiters to answer now: woken, expired, or all of them when ending */
-        int64_t now = mono_ns(), next = INT64_MAX;
+        int64_t now = now_ns(ws), next = INT64_MAX;
         waiter_t *done = NULL;
         for (waiter_t *w = ws->head, *nx; w != NULL; w = nx) {
             nx = w->next;
@@ -277,8 +303,10 @@ static void *thread_main(void *arg)
         }
         if (ending)
             break;
-        /* rounded up: a wait never ends before its deadline */
-        int timeout = next == INT64_MAX ? -1
+        /* rounded up: a wait never ends before its deadline; a manual clock's deadlines wait
+         * for a tick (fdn__evwait_tick) */
+        bool manual = ws->clock != NULL && fdn_clock_is_manual(ws->clock);
+        int timeout = next == INT64_MAX || manual ? -1
                       : next - now > (int64_t)3600 * 1000000000
                           ? 3600 * 1000
                           : (int)((next - now + 999999) / 1000000);
@@ -347,7 +375,6 @@ int fdn__evwait_add(fdn__evwait_t *ws, const fdn_events_query_t *q, uint64_t kno
         memcpy(w->str + tl, q->correlation_id, cl);
         w->q.correlation_id = w->str + tl;
     }
-    w->deadline_ns = mono_ns() + wait_ms * 1000000;
     fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
     so.after_id = q->after_id;
     so.type = w->q.type;
@@ -377,6 +404,7 @@ int fdn__evwait_add(fdn__evwait_t *ws, const fdn_events_query_t *q, uint64_t kno
         if (rc == 0 && epoll_ctl(ws->ep, EPOLL_CTL_ADD, fdn_events_sub_fd(w->sub), &e) != 0)
             rc = FDN_EIO;
         if (rc == 0) {
+            w->deadline_ns = now_ns(ws) + wait_ms * 1000000;
             w->next = ws->head;
             if (ws->head != NULL)
                 ws->head->prev = w;

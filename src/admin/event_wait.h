@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <fdn/clock.h>
 #include <fdn/events.h>
 
 #include "admin/admin_int.h"
@@ -55,5 +56,14 @@ size_t fdn__evwait_count(const fdn__evwait_t *w);
 
 /** The most queries that may wait (FDN__EVWAIT_MAX from create; the tests lower it). */
 void fdn__evwait_set_max(fdn__evwait_t *w, size_t max);
+
+/** The clock of the deadlines of the queries that wait from now on (NULL: CLOCK_MONOTONIC, as
+ *  from create); not owned, it must outlive the set. With a manual clock a deadline fires only
+ *  once the clock reached it and fdn__evwait_tick was called (the tests). */
+void fdn__evwait_set_clock(fdn__evwait_t *w, fdn_clock_t *clock);
+
+/** Make the thread read the clock again (after an advance of a manual clock) and answer the
+ *  waiters whose deadlines it reached. */
+void fdn__evwait_tick(fdn__evwait_t *w);
 
 #endif /* FDN_ADMIN_EVENT_WAIT_H */

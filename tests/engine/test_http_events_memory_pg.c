@@ -29,9 +29,11 @@
  *    another waiter expiring after it is answered while that query waits for PostgreSQL.
  * Appends cannot commit while PostgreSQL is stopped, so no event can wake a waiter then: the
  * woken test runs with PostgreSQL up; the waiter tests count queries on PostgreSQL
- * (fdn_events_backend_request_duration_seconds{op="query"}), never time. A waiting query's
- * thread blocks in the dispatcher until it is answered; the test goes on once the server
- * counts the waiters (no sleeps). */
+ * (fdn_events_backend_request_duration_seconds{op="query"}), never time: the waiters'
+ * deadlines are on a manual clock (fdn__admin_events_wait_clock), so a deadline fires when the
+ * test advances it (fdn__admin_events_wait_tick), never during a slow set-up. A waiting
+ * query's thread blocks in the dispatcher until it is answered; the test goes on once the
+ * server counts the waiters (no sleeps). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -723,6 +725,9 @@ static void woken_waiters_are_answered_from_memory(void **state)
     assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
     fdn__events_set_telemetry(es, tm);
     fdn_admin_t *a = admin_on(es);
+    fdn_clock_t *clk = NULL; /* stands still: no waiter expires, however slow the machine */
+    assert_int_equal(fdn_clock_manual_create(&clk, 0, 0), 0);
+    fdn__admin_events_wait_clock(a, clk);
 
     uint64_t before = pg_queries(tm);
     /* even waiters after the head, odd ones after 0 (older than memory), on types and a
@@ -773,6 +778,7 @@ static void woken_waiters_are_answered_from_memory(void **state)
                  N, (unsigned long long)(after - before), N);
     assert_int_equal(fdn__admin_events_waiting(a), 0);
     fdn_admin_destroy(a);
+    fdn_clock_destroy(clk);
     fdn__events_set_telemetry(es, NULL);
     fdn_events_destroy(es);
     fdn_events_destroy(other);
@@ -792,6 +798,9 @@ static void expired_waiters_are_answered_while_postgres_is_stopped(void **state)
     assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
     fdn__events_set_telemetry(es, tm);
     fdn_admin_t *a = admin_on(es);
+    fdn_clock_t *clk = NULL; /* the waiters' deadlines fire when the test advances it */
+    assert_int_equal(fdn_clock_manual_create(&clk, 0, 0), 0);
+    fdn__admin_events_wait_clock(a, clk);
 
     uint64_t before = pg_queries(tm);
     /* waiters on filters nothing matches: after the head, and after 0 (older than memory) */
@@ -801,8 +810,11 @@ static void expired_waiters_are_answered_while_postgres_is_stopped(void **state)
         snprintf(q[i].uri, sizeof q[i].uri, "/v1/events?after_id=%u&%s=mem.quiet%u&wait_ms=1500",
                  i % 2 == 0 ? 3 : 0, i == N - 1 ? "correlation_id" : "type", i);
     start_waiters(a, q, th, N);
+    assert_int_equal(fdn__admin_events_waiting(a), N); /* no deadline fired: the clock stands */
     /* PostgreSQL stops: a query on it would fail after CALL_MS; the waiters expire */
     test_pg_signal_cluster(g_pg->dir, SIGSTOP);
+    assert_int_equal(fdn_clock_advance(clk, 1500000000LL), 0);
+    fdn__admin_events_wait_tick(a);
     for (unsigned i = 0; i < N; i++)
         pthread_join(th[i], NULL);
     uint64_t after = pg_queries(tm);
@@ -825,6 +837,7 @@ static void expired_waiters_are_answered_while_postgres_is_stopped(void **state)
                  "their waits",
                  N, (unsigned long long)(after - before), N);
     fdn_admin_destroy(a);
+    fdn_clock_destroy(clk);
     fdn__events_set_telemetry(es, NULL);
     fdn_events_destroy(es);
     fdn_events_destroy(other);
@@ -835,7 +848,8 @@ static void expired_waiters_are_answered_while_postgres_is_stopped(void **state)
  * query on PostgreSQL, which runs on its request's thread (the server thread that sends the
  * answer), not on the waiter thread: another waiter expiring while PostgreSQL is stopped is
  * answered at its deadline, while the first one's query waits for PostgreSQL; that query
- * answers once PostgreSQL resumes. */
+ * answers once PostgreSQL resumes. The deadlines are on a manual clock (fdn__evwait_set_clock):
+ * each fires when the test advances it, however long the set-up took. */
 static void evicted_waiter_is_answered_off_the_waiter_thread(void **state)
 {
     (void)state;
@@ -847,8 +861,11 @@ static void evicted_waiter_is_answered_off_the_waiter_thread(void **state)
     assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
     fdn__events_set_telemetry(es, tm);
     fdn_admin_t *a = admin_on(es);
+    fdn_clock_t *clk = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clk, 0, 0), 0);
+    fdn__admin_events_wait_clock(a, clk);
 
-    /* A waits after position 3, on a type nothing matches */
+    /* A waits after position 3, on a type nothing matches: its deadline at 5 s */
     static query_t qa, qb;
     pthread_t ta, tb;
     snprintf(qa.uri, sizeof qa.uri, "/v1/events?after_id=3&type=mem.quiet.a&wait_ms=5000");
@@ -860,18 +877,25 @@ static void evicted_waiter_is_answered_off_the_waiter_thread(void **state)
     fdn_events_stats_t st;
     assert_int_equal(fdn_events_stats(es, &st), 0);
     assert_int_equal(st.oldest_id, 6);
-    /* B waits after the head, which memory holds; its deadline is after A's */
-    snprintf(qb.uri, sizeof qb.uri, "/v1/events?after_id=6&type=mem.quiet.b&wait_ms=5000");
+    /* B waits after the head, which memory holds; its deadline (6 s) is after A's */
+    snprintf(qb.uri, sizeof qb.uri, "/v1/events?after_id=6&type=mem.quiet.b&wait_ms=6000");
     qb.a = a;
     atomic_init(&qb.done, false);
     assert_int_equal(pthread_create(&tb, NULL, query_main, &qb), 0);
     while (fdn__admin_events_waiting(a) + atomic_load(&qa.done) + atomic_load(&qb.done) < 2)
         sched_yield(); /* a hang is caught by ctest's TIMEOUT */
+    assert_int_equal(fdn__admin_events_waiting(a), 2); /* no deadline fired: the clock stands */
     uint64_t before = pg_queries(tm);
     test_pg_signal_cluster(g_pg->dir, SIGSTOP);
-    if (fdn__admin_events_waiting(a) != 2 || atomic_load(&qa.done))
-        fail_msg("A expired before PostgreSQL stopped (the setup took over 5 s)");
-    /* B expires: answered from memory while A's query waits for PostgreSQL */
+    /* A expires: memory no longer holds its answer, so its query runs on PostgreSQL */
+    assert_int_equal(fdn_clock_advance(clk, 5000000000LL), 0);
+    fdn__admin_events_wait_tick(a);
+    while (fdn__admin_events_waiting(a) > 1)
+        sched_yield(); /* a hang is caught by ctest's TIMEOUT */
+    /* B expires: answered from memory while A's query waits for PostgreSQL (up to
+     * TEST_PG_CALL_MS) */
+    assert_int_equal(fdn_clock_advance(clk, 1000000000LL), 0);
+    fdn__admin_events_wait_tick(a);
     pthread_join(tb, NULL);
     bool a_done = atomic_load(&qa.done);
     test_pg_signal_cluster(g_pg->dir, SIGCONT);
@@ -891,6 +915,7 @@ static void evicted_waiter_is_answered_off_the_waiter_thread(void **state)
     fdn__http_resp_clear(&qa.r);
     fdn__http_resp_clear(&qb.r);
     fdn_admin_destroy(a);
+    fdn_clock_destroy(clk);
     fdn__events_set_telemetry(es, NULL);
     fdn_events_destroy(es);
     fdn_telemetry_destroy(tm);
@@ -927,6 +952,9 @@ static void handed_off_waiters_of_closed_connections(void **state)
     assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
     fdn__events_set_telemetry(es, tm);
     fdn_admin_t *a = admin_on(es);
+    fdn_clock_t *clk = NULL; /* the waiters' deadlines fire when the test advances it */
+    assert_int_equal(fdn_clock_manual_create(&clk, 0, 0), 0);
+    fdn__admin_events_wait_clock(a, clk);
     assert_int_equal(fdn_admin_start(a, NULL), 0);
     uint16_t port = fdn_admin_port(a);
 
@@ -941,9 +969,10 @@ static void handed_off_waiters_of_closed_connections(void **state)
     uint64_t before = pg_queries(tm);
     close(cb); /* B leaves while its query waits */
     test_pg_signal_cluster(g_pg->dir, SIGSTOP);
-    if (fdn__admin_events_waiting(a) != 2)
-        fail_msg("a waiter expired before PostgreSQL stopped (the setup took over 4 s)");
+    assert_int_equal(fdn__admin_events_waiting(a), 2); /* no deadline fired: the clock stands */
     /* both expire and are handed off: their queries wait for PostgreSQL on server threads */
+    assert_int_equal(fdn_clock_advance(clk, 4000000000LL), 0);
+    fdn__admin_events_wait_tick(a);
     while (fdn__admin_events_waiting(a) > 0)
         sched_yield();
     close(ca); /* A leaves while its query is held */
@@ -956,6 +985,7 @@ static void handed_off_waiters_of_closed_connections(void **state)
     assert_true(pg_queries(tm) - before <= 2);
     assert_int_equal(fdn__admin_events_waiting(a), 0);
     fdn_admin_destroy(a);
+    fdn_clock_destroy(clk);
     fdn__events_set_telemetry(es, NULL);
     fdn_events_destroy(es);
     fdn_telemetry_destroy(tm);

@@ -2,7 +2,8 @@
  * through the admin dispatcher on a memory store: a query that finds events answers at once;
  * one that finds none waits for the first event matching its filters and then answers with
  * it (also when that event was stored before the query began to wait, and not for events of
- * another type); a short wait ends with the empty answer; a stopping server answers every
+ * another type); a short wait ends with the empty answer (and, its deadline on a manual clock,
+ * when the clock is advanced to it); a stopping server answers every
  * waiting query at once; past the cap a query gets 503 with Retry-After; bad parameters get
  * 422 naming the rule.
  *
@@ -230,6 +231,31 @@ static void a_wait_ends_empty_at_its_deadline(void **state)
     assert_int_equal(fdn__admin_events_waiting(f->a), 0);
 }
 
+/* With the deadlines on a manual clock (fdn__admin_events_wait_clock, as the engine tests set
+ * it), a wait ends when the clock reaches its deadline and the waiters' thread is told
+ * (fdn__admin_events_wait_tick), not while the clock stands, however long that takes. */
+static void a_deadline_on_a_manual_clock_fires_when_advanced(void **state)
+{
+    fixture_t *f = *state;
+    fdn_clock_t *clk = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clk, 0, 0), 0);
+    fdn__admin_events_wait_clock(f->a, clk);
+    append(f->es, "a.x");
+    test_threads_t g;
+    test_threads_init(&g, 0);
+    waiting_t w;
+    /* 60 s: on the system's clock it would outlast ctest's TIMEOUT */
+    start_waiting(&g, &w, f->a, "/v1/events?after_id=1&wait_ms=60000", 1);
+    fdn__admin_events_wait_tick(f->a); /* the clock stands: it waits on */
+    assert_int_equal(fdn_clock_advance(clk, 60000000000LL), 0);
+    fdn__admin_events_wait_tick(f->a);
+    test_threads_join(&g);
+    waited(&w, 0, 0);
+    assert_int_equal(fdn__admin_events_waiting(f->a), 0);
+    fdn_admin_shutdown(f->a); /* no waiter thread reads the clock after this */
+    fdn_clock_destroy(clk);
+}
+
 static void shutdown_answers_waiting_queries(void **state)
 {
     fixture_t *f = *state;
@@ -350,6 +376,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(events_up_to_the_cursor_do_not_end_it, setup, teardown),
         cmocka_unit_test_setup_teardown(a_wait_ends_empty_at_its_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_deadline_on_a_manual_clock_fires_when_advanced, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(shutdown_answers_waiting_queries, setup, teardown),
         cmocka_unit_test_setup_teardown(past_the_cap_is_503, setup, teardown),
         cmocka_unit_test_setup_teardown(waiting_queries_are_a_gauge, setup, teardown),
