@@ -53,7 +53,7 @@ static void open_fx(fx_t *f, const char *what, bool away)
     o.postgres.spool_path = f->spool.path;
     o.postgres.spool_max_bytes = (uint64_t)64 << 20;
     o.postgres.command_timeout_ms = 1000;
-    f->es = test_pg_store_open(&o);
+    f->es = test_pg_store_open_short(&o); /* a 1 s bound: see pg_fixture.h */
     if (away) {
         fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;
         assert_int_equal(fdn_breaker_create(&f->br, "events.postgres.quarantine", &bo), 0);

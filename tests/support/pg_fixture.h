@@ -46,6 +46,13 @@ void test_pg_store_opts(fdn_events_opts_t *o, const char *url, const char *schem
 /* fdn_events_create(o); fails the test, printing the message, when it fails. */
 fdn_events_t *test_pg_store_open(const fdn_events_opts_t *o);
 
+/* As test_pg_store_open, for a store whose calls have a short bound (o's command or connect
+ * timeout: a test of what the bound does once PostgreSQL is stopped): the opening's own calls
+ * on PostgreSQL, up, may pass that bound on a loaded machine running a sanitizer build, so a
+ * failed create is tried again (a bounded poll, 60 s of wall time at most, as test_wait_until)
+ * before the test fails. Not for a test of the opening itself. */
+fdn_events_t *test_pg_store_open_short(const fdn_events_opts_t *o);
+
 /* A store on the fixture's server with test_pg_store_opts's options. */
 fdn_events_t *test_pg_store(const char *schema);
 
