@@ -35,7 +35,8 @@ void test_pg_schema_name(char *buf, size_t cap, const char *what);
  * call takes, and a loaded machine running a sanitizer build can stall PostgreSQL or a
  * store's thread for seconds: a store whose call passes its bound fails (one loaded run of
  * test_events_store_pg did). The tests of the bound itself (the chaos and async files, on a
- * cluster they pause with SIGSTOP) set their own. */
+ * cluster they pause with SIGSTOP) set their own, and open their stores with
+ * test_pg_store_open_short. */
 #define TEST_PG_CALL_MS 60000
 
 /* Options of a store on PostgreSQL at url (NULL: test_pg_url), on schema, polling every
