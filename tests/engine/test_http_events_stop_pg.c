@@ -403,16 +403,19 @@ static void pool_counts(fdn_events_t *es, size_t *open, size_t *idle, size_t *wa
     fdn__evb_pg_test_pool(&es->be, open, idle, waiting, cut_waiting);
 }
 
-typedef struct held_call {
+/* A call of another thread (not a server thread: not cut) on the store: the events of one
+ * correlation id, always read on PostgreSQL. */
+typedef struct corr_call {
     fdn_events_t *es;
+    const char *corr;
     int rc;
-} held_call_t;
+} corr_call_t;
 
-static void *held_main(void *arg)
+static void *corr_main(void *arg)
 {
-    held_call_t *c = arg;
+    corr_call_t *c = arg;
     fdn_event_list_t *l = NULL;
-    c->rc = fdn_events_get_by_correlation(c->es, "poolcut-c", &l); /* always on PostgreSQL */
+    c->rc = fdn_events_get_by_correlation(c->es, c->corr, &l);
     fdn_event_list_free(l);
     return NULL;
 }
@@ -458,9 +461,9 @@ static void shutdown_cuts_a_wait_for_a_pooled_connection(void **state)
     uint64_t cut0 = pg_calls(tm, "query", "cancelled");
 
     test_pg_signal_cluster(g_pg->dir, SIGSTOP);
-    held_call_t held = {.es = es, .rc = 1};
+    corr_call_t held = {.es = es, .corr = "poolcut-c", .rc = 1};
     pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, held_main, &held), 0);
+    assert_int_equal(pthread_create(&th, NULL, corr_main, &held), 0);
     do { /* a call not cut (the holder's, or the follower's) holds the only connection */
         sched_yield();
         pool_counts(es, &open, &idle, &waiting, &cut_waiting);
@@ -502,20 +505,6 @@ static void shutdown_cuts_a_wait_for_a_pooled_connection(void **state)
 
 /* ---- a breaker removed while its calls are in flight ---- */
 
-typedef struct corr_call {
-    fdn_events_t *es;
-    int rc;
-} corr_call_t;
-
-static void *corr_main(void *arg)
-{
-    corr_call_t *c = arg;
-    fdn_event_list_t *l = NULL;
-    c->rc = fdn_events_get_by_correlation(c->es, "unguard-c", &l); /* always on PostgreSQL */
-    fdn_event_list_free(l);
-    return NULL;
-}
-
 /* fdn_events_set_breaker returns once every call the old breaker admitted has reported to it,
  * so its caller may free it at once (events.h). It returned at once: a TSan run of the test
  * above caught the follower's call reading the breaker the test had just destroyed. With
@@ -540,6 +529,7 @@ static void removing_the_breaker_waits_for_its_calls(void **state)
     test_pg_signal_cluster(g_pg->dir, SIGSTOP);
     static corr_call_t c;
     c.es = es;
+    c.corr = "unguard-c";
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, corr_main, &c), 0);
     /* a call admitted by the breaker (this one, or the follower's poll) hangs on PostgreSQL */
@@ -565,14 +555,7 @@ static void removing_the_breaker_waits_for_its_calls(void **state)
  * yet. Returns its socket. */
 static int raw_post(uint16_t port, const char *uri, const char *body)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    int fd = test_admin_raw_connect(port);
     char req[1024];
     int n = snprintf(req, sizeof req,
                      "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"

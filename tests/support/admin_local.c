@@ -54,7 +54,7 @@ fdn_admin_t *test_admin_local(const fdn_admin_opts_t *o, const test_admin_mounts
     return a;
 }
 
-int test_admin_raw_get(uint16_t port, const char *uri)
+int test_admin_raw_connect(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
@@ -64,6 +64,12 @@ int test_admin_raw_get(uint16_t port, const char *uri)
     sa.sin_port = htons(port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+int test_admin_raw_get(uint16_t port, const char *uri)
+{
+    int fd = test_admin_raw_connect(port);
     char req[256];
     int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", uri);
     assert_true(n > 0 && (size_t)n < sizeof req);

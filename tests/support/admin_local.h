@@ -34,6 +34,10 @@ typedef struct test_admin_mounts {
  * a mount fails. The caller destroys it (fdn_admin_destroy) before the services. */
 fdn_admin_t *test_admin_local(const fdn_admin_opts_t *o, const test_admin_mounts_t *m);
 
+/* A socket connected to a started test server on 127.0.0.1:port (the caller closes it);
+ * fails the test when it cannot connect. */
+int test_admin_raw_connect(uint16_t port);
+
 /* A raw client of a started test server on 127.0.0.1:port: sends `GET uri` (HTTP/1.1) and
  * reads nothing. Returns its socket (the caller closes it); fails the test when it cannot. */
 int test_admin_raw_get(uint16_t port, const char *uri);
