@@ -156,8 +156,28 @@ static void hold_writer(int rc, uint64_t first, size_t n, void *user)
     test_waiter_wait(&h->release, 1);
 }
 
+/* Holds the store's writer (hold_writer) with an append of ev: returns once the writer is
+ * inside the callback; test_waiter_add(&h->release, 1) lets it go. */
+static void hold_begin(fdn_events_t *es, const fdn_event_t *ev, hold_t *h)
+{
+    test_waiter_init(&h->entered);
+    test_waiter_init(&h->release);
+    const fdn_event_t *one[1] = {ev};
+    assert_int_equal(fdn_events_store_async(es, one, 1, NULL, hold_writer, h), 0);
+    test_waiter_wait(&h->entered, 1); /* the writer commits nothing more until released */
+}
+
+static void hold_end(hold_t *h)
+{
+    test_waiter_destroy(&h->entered);
+    test_waiter_destroy(&h->release);
+}
+
+/* A client thread's POST /v1/events of body on port: its status (-1: no curl handle) and
+ * answer. */
 typedef struct one_post {
     uint16_t port;
+    const char *body;
     long status;
     test_http_sink_t s;
 } one_post_t;
@@ -166,11 +186,30 @@ static void *post_main(void *arg)
 {
     one_post_t *p = arg;
     CURL *c = curl_easy_init();
-    p->status = c ? test_http_post(c, p->port, "/v1/events", "{\"type\":\"dur.held\",\"data\":1}",
-                                   &p->s, 60L)
-                  : -1;
+    p->status = c ? test_http_post(c, p->port, "/v1/events", p->body, &p->s, 60L) : -1;
     curl_easy_cleanup(c);
     return NULL;
+}
+
+/* A durable store on a new file tf (the caller removes it). */
+static fdn_events_t *durable_store(test_tmpfile_t *tf)
+{
+    assert_int_equal(test_tmpfile_make(tf, "http-durable", "events.db"), 0);
+    fdn_events_opts_t eo = FDN_EVENTS_OPTS_INIT;
+    eo.durable_path = tf->path;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, &eo, NULL), 0);
+    return es;
+}
+
+/* The event the writer is held with. */
+static fdn_event_t *hold_event(void)
+{
+    fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+    sp.type = "dur.hold";
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
+    return ev;
 }
 
 static void *shutdown_main(void *arg)
@@ -183,28 +222,18 @@ static void shutdown_waits_for_suspended_appends(void **state)
 {
     (void)state;
     test_tmpfile_t tf;
-    assert_int_equal(test_tmpfile_make(&tf, "http-durable", "events.db"), 0);
-    fdn_events_opts_t eo = FDN_EVENTS_OPTS_INIT;
-    eo.durable_path = tf.path;
-    fdn_events_t *es = NULL;
-    assert_int_equal(fdn_events_create(&es, &eo, NULL), 0);
+    fdn_events_t *es = durable_store(&tf);
     fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.events = es});
     assert_int_equal(fdn_admin_start(a, NULL), 0);
 
     hold_t h;
-    test_waiter_init(&h.entered);
-    test_waiter_init(&h.release);
-    fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
-    sp.type = "dur.hold";
-    fdn_event_t *ev = NULL;
-    assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
-    const fdn_event_t *one[1] = {ev};
-    assert_int_equal(fdn_events_store_async(es, one, 1, NULL, hold_writer, &h), 0);
-    test_waiter_wait(&h.entered, 1); /* the writer commits nothing more until released */
+    fdn_event_t *ev = hold_event();
+    hold_begin(es, ev, &h);
 
     one_post_t p;
     memset(&p, 0, sizeof p);
     p.port = fdn_admin_port(a);
+    p.body = "{\"type\":\"dur.held\",\"data\":1}";
     test_threads_t th;
     test_threads_init(&th, 0);
     test_threads_start(&th, post_main, &p);
@@ -221,8 +250,7 @@ static void shutdown_waits_for_suspended_appends(void **state)
     fdn_admin_destroy(a);
     fdn_events_destroy(es);
     fdn_event_free(ev);
-    test_waiter_destroy(&h.entered);
-    test_waiter_destroy(&h.release);
+    hold_end(&h);
     test_tmpfile_remove(&tf);
 }
 
@@ -236,23 +264,6 @@ static void shutdown_waits_for_suspended_appends(void **state)
  * request's end and its completion. */
 #define K 8
 
-typedef struct race_post {
-    uint16_t port;
-    long status;
-    test_http_sink_t s;
-} race_post_t;
-
-static void *race_post_main(void *arg)
-{
-    race_post_t *p = arg;
-    CURL *c = curl_easy_init();
-    p->status = c ? test_http_post(c, p->port, "/v1/events", "{\"type\":\"dur.race\",\"data\":1}",
-                                   &p->s, 60L)
-                  : -1;
-    curl_easy_cleanup(c);
-    return NULL;
-}
-
 static void *withdraw_main(void *arg)
 {
     (void)fdn__admin_withdraw(arg);
@@ -264,16 +275,8 @@ static void withdrawal_races_the_writers_completions(void **state)
     (void)state;
     int rounds = (int)test_stress_iters(20, 1000);
     test_tmpfile_t tf;
-    assert_int_equal(test_tmpfile_make(&tf, "http-durable", "events.db"), 0);
-    fdn_events_opts_t eo = FDN_EVENTS_OPTS_INIT;
-    eo.durable_path = tf.path;
-    fdn_events_t *es = NULL;
-    assert_int_equal(fdn_events_create(&es, &eo, NULL), 0);
-    fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
-    sp.type = "dur.hold";
-    fdn_event_t *ev = NULL;
-    assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
-    const fdn_event_t *one[1] = {ev};
+    fdn_events_t *es = durable_store(&tf);
+    fdn_event_t *ev = hold_event();
     uint64_t withdrawn = 0, completed = 0;
     for (int r = 0; r < rounds; r++) {
         fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
@@ -281,19 +284,17 @@ static void withdrawal_races_the_writers_completions(void **state)
         fdn_admin_t *a = test_admin_local(&o, &(test_admin_mounts_t){.events = es});
         assert_int_equal(fdn_admin_start(a, NULL), 0);
         hold_t h;
-        test_waiter_init(&h.entered);
-        test_waiter_init(&h.release);
-        assert_int_equal(fdn_events_store_async(es, one, 1, NULL, hold_writer, &h), 0);
-        test_waiter_wait(&h.entered, 1); /* the writer commits nothing more until released */
+        hold_begin(es, ev, &h);
 
-        static race_post_t p[K];
+        static one_post_t p[K];
         test_threads_t th;
         test_threads_init(&th, 0);
         for (int i = 0; i < K; i++) {
             memset(&p[i], 0, sizeof p[i]);
             p[i].port = fdn_admin_port(a);
+            p[i].body = "{\"type\":\"dur.race\",\"data\":1}";
         }
-        test_threads_start_n(&th, K, race_post_main, p, sizeof p[0]);
+        test_threads_start_n(&th, K, post_main, p, sizeof p[0]);
         while (fdn__admin_deferred(a) < K) /* all K wait for the held commit */
             sched_yield();                 /* a hang is caught by ctest's TIMEOUT */
         /* the completions race the withdrawal, one or the other started first */
@@ -318,8 +319,7 @@ static void withdrawal_races_the_writers_completions(void **state)
         fdn_admin_destroy(a);
         /* a synchronous store commits after the writer has left hold_writer (and h) */
         assert_int_equal(fdn_events_store(es, ev, NULL), 0);
-        test_waiter_destroy(&h.entered);
-        test_waiter_destroy(&h.release);
+        hold_end(&h);
     }
     /* every append is stored, withdrawn or not */
     fdn_events_stats_t st;

@@ -29,14 +29,21 @@ static void hit(fdn_limiter_t *l, const char *key, int64_t limit, int64_t window
     }
 }
 
-static fdn_limiter_t *filled(fdn_clock_t **clk)
+/* An empty limiter on a manual clock (*clk, the caller destroys it after the limiter) at a
+ * window boundary: every fixed window starts now. */
+static fdn_limiter_t *manual_limiter(fdn_clock_t **clk)
 {
-    /* a fixed-window clock at a window boundary: every window starts now */
     assert_int_equal(fdn_clock_manual_create(clk, 5000 * MS, 1800000000000LL * MS), 0);
     fdn_limiter_opts_t lo = FDN_LIMITER_OPTS_INIT;
     lo.clock = *clk;
     fdn_limiter_t *l = NULL;
     assert_int_equal(fdn_limiter_create(&l, &lo), 0);
+    return l;
+}
+
+static fdn_limiter_t *filled(fdn_clock_t **clk)
+{
+    fdn_limiter_t *l = manual_limiter(clk);
     char key[16];
     for (int i = 1; i <= 30; i++) { /* k01 once ... k30 thirty times */
         snprintf(key, sizeof key, "k%02d", i);
@@ -210,11 +217,7 @@ static void namespaces_apart_over_http(void **state)
 {
     (void)state;
     fdn_clock_t *clk = NULL;
-    assert_int_equal(fdn_clock_manual_create(&clk, 5000 * MS, 1800000000000LL * MS), 0);
-    fdn_limiter_opts_t lo = FDN_LIMITER_OPTS_INIT;
-    lo.clock = clk;
-    fdn_limiter_t *l = NULL;
-    assert_int_equal(fdn_limiter_create(&l, &lo), 0);
+    fdn_limiter_t *l = manual_limiter(&clk);
     fdn_limit_rule_t rule = {FDN_LIMIT_FIXED_WINDOW, 2, 60000, 0};
     assert_int_equal(fdn_limiter_set_rule(l, "api_calls", &rule), 0);
     fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.limiter = l});
@@ -270,11 +273,7 @@ static void library_namespace_calls_over_http(void **state)
 {
     (void)state;
     fdn_clock_t *clk = NULL;
-    assert_int_equal(fdn_clock_manual_create(&clk, 5000 * MS, 1800000000000LL * MS), 0);
-    fdn_limiter_opts_t lo = FDN_LIMITER_OPTS_INIT;
-    lo.clock = clk;
-    fdn_limiter_t *l = NULL;
-    assert_int_equal(fdn_limiter_create(&l, &lo), 0);
+    fdn_limiter_t *l = manual_limiter(&clk);
     test_limiter_ns_http(l, "mem");
     fdn_limiter_destroy(l);
     fdn_clock_destroy(clk);
