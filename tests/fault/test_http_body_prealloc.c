@@ -17,8 +17,6 @@
 
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -79,18 +77,6 @@ static int h_len(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
 
 /* ---- the client side */
 
-static int connect_to(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa = {0};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    return fd;
-}
-
 static void send_all(int fd, const char *s, size_t n)
 {
     while (n > 0) {
@@ -138,7 +124,7 @@ static void headers_only_clients_reserve_little(void **state)
     int fds[CLIENTS];
     long long before = atomic_load(&g_live);
     for (int i = 0; i < CLIENTS; i++) {
-        fds[i] = connect_to(port);
+        fds[i] = test_admin_raw_connect(port);
         send_all(fds[i], hdr, (size_t)n);
         read_until(fds[i], buf, sizeof buf, "\r\n\r\n");
         if (strstr(buf, "100 Continue") == NULL)

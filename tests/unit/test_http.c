@@ -1869,13 +1869,7 @@ static bool wd_complete(void)
 /* A raw client: connect to 127.0.0.1:port and send `method uri` (no body). */
 static int raw_request(uint16_t port, const char *method, const char *uri)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa = {0};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    int fd = test_admin_raw_connect(port);
     char req[256];
     int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
                      method, uri);
@@ -1939,6 +1933,27 @@ static void wd_wait_parked(uint16_t port)
     assert_int_equal(http(port, "GET", "/health", NULL, 0, &g), 200);
 }
 
+/* A server (wd_server) with one POST /wd parked on it (wd_wait_parked): its socket. */
+static int wd_parked(fdn_admin_t **a, uint16_t *port)
+{
+    *a = wd_server(port);
+    int fd = raw_request(*port, "POST", "/wd");
+    wd_wait_parked(*port);
+    return fd;
+}
+
+/* The parked request was withdrawn and has ended, its completion not come: a later request is
+ * answered, nothing is deferred, one answer was withdrawn. Destroys a. */
+static void wd_expect_ended_withdrawn(fdn_admin_t *a, uint16_t port)
+{
+    grow_t g;
+    assert_int_equal(http(port, "GET", "/health", NULL, 0, &g), 200);
+    assert_int_equal(fdn__admin_deferred(a), 0);
+    assert_false(wd_complete());
+    assert_int_equal(fdn__admin_withdrawn(a), 1);
+    fdn_admin_destroy(a);
+}
+
 /* Every order of a withdrawable request's completion and the shutdown's withdrawal, each made
  * certain by the server's one thread and latches (no sleeps); exactly one of them answers, once,
  * and the request's context is freed once, by the later of its end and its completion
@@ -1957,25 +1972,17 @@ static void withdrawal_races_completion(void **state)
     char ans[4096];
 
     /* 1 */
-    fdn_admin_t *a = wd_server(&port);
-    int fd = raw_request(port, "POST", "/wd");
-    wd_wait_parked(port);
+    fdn_admin_t *a = NULL;
+    int fd = wd_parked(&a, &port);
     assert_int_equal(fdn__admin_withdraw(a), 1);
     raw_answer(fd, ans, sizeof ans);
     expect_withdrawn(ans);
     close(fd);
     /* its end ran on the one thread before that thread answered this */
-    grow_t g;
-    assert_int_equal(http(port, "GET", "/health", NULL, 0, &g), 200);
-    assert_int_equal(fdn__admin_deferred(a), 0);
-    assert_false(wd_complete());
-    assert_int_equal(fdn__admin_withdrawn(a), 1);
-    fdn_admin_destroy(a);
+    wd_expect_ended_withdrawn(a, port);
 
     /* 2 */
-    a = wd_server(&port);
-    fd = raw_request(port, "POST", "/wd");
-    wd_wait_parked(port);
+    fd = wd_parked(&a, &port);
     int fb = raw_request(port, "POST", "/block");
     while (atomic_load(&g_block_in) == 0)
         sched_yield();                           /* a hang is caught by ctest's TIMEOUT */
@@ -1994,9 +2001,7 @@ static void withdrawal_races_completion(void **state)
     fdn_admin_destroy(a);
 
     /* 3 */
-    a = wd_server(&port);
-    fd = raw_request(port, "POST", "/wd");
-    wd_wait_parked(port);
+    fd = wd_parked(&a, &port);
     assert_true(wd_complete());
     assert_int_equal(fdn__admin_withdraw(a), 0);
     raw_answer(fd, ans, sizeof ans);
@@ -2065,24 +2070,17 @@ static void withdrawal_client_gone_while_parked(void **state)
     struct linger rst = {1, 0}; /* close() sends RST */
 
     /* 1 */
-    fdn_admin_t *a = wd_server(&port);
-    int fd = raw_request(port, "POST", "/wd");
-    wd_wait_parked(port);
+    fdn_admin_t *a = NULL;
+    int fd = wd_parked(&a, &port);
     assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof rst), 0);
     close(fd);
     assert_int_equal(http(port, "GET", "/health", NULL, 0, &g), 200);
     assert_int_equal(fdn__admin_deferred(a), 1); /* still suspended: not ended */
     assert_int_equal(fdn__admin_withdraw(a), 1);
-    assert_int_equal(http(port, "GET", "/health", NULL, 0, &g), 200);
-    assert_int_equal(fdn__admin_deferred(a), 0);
-    assert_false(wd_complete());
-    assert_int_equal(fdn__admin_withdrawn(a), 1);
-    fdn_admin_destroy(a);
+    wd_expect_ended_withdrawn(a, port);
 
     /* 2 */
-    a = wd_server(&port);
-    fd = raw_request(port, "POST", "/wd");
-    wd_wait_parked(port);
+    fd = wd_parked(&a, &port);
     assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof rst), 0);
     close(fd);
     assert_int_equal(http(port, "GET", "/health", NULL, 0, &g), 200);
