@@ -661,34 +661,6 @@ static void foreign_values_refused_and_reported(void **state)
 
 /* ---- a runtime on etcd: its services are asked before etcd is written ---------------------- */
 
-static int count_call(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
-                      const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
-{
-    (void)event, (void)m, (void)nm, (void)meta, (void)nmeta;
-    atomic_fetch_add((atomic_int *)user, 1);
-    return 0;
-}
-
-/* The runtime's events of `type`; the data of the newest into data. */
-static size_t rt_events_of(fdn_runtime_t *rt, const char *type, char *data, size_t cap)
-{
-    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
-    q.type = type;
-    q.limit = 100;
-    q.descending = true;
-    fdn_event_list_t *l = NULL;
-    assert_int_equal(fdn_events_query(fdn_runtime_events(rt), &q, &l), 0);
-    size_t n = fdn_event_list_count(l);
-    data[0] = '\0';
-    if (n > 0) {
-        size_t len = 0;
-        const char *d = fdn_event_data(fdn_event_list_at(l, 0), &len);
-        snprintf(data, cap, "%.*s", (int)len, d);
-    }
-    fdn_event_list_free(l);
-    return n;
-}
-
 /* The value etcd holds at key (NULL: no such key) and its mod_revision. */
 static char *etcd_value(fdn__etcd_t *raw, const char *key, int64_t *mod_rev)
 {
@@ -750,12 +722,7 @@ static void service_refusal_never_reaches_etcd(void **state)
     test_refusing_hook_t rh; /* outlives the runtime (the follower's thread runs in it) */
     test_refusing_hook_install(&rh, cfg, 4242);
     atomic_int refused;
-    atomic_init(&refused, 0);
-    uint64_t h = 0;
-    assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(rt), &h,
-                                          "foundation.config.service_refused",
-                                          FDN_TELEMETRY_MATCH_EXACT, count_call, &refused),
-                     0);
+    uint64_t h = test_refusals_counted(rt, &refused);
     /* another process of the fleet: a follower with no services, watching the path */
     fdn_config_t *b = follow(ns, true);
     seen_t sb = {PTHREAD_MUTEX_INITIALIZER, 0, {0}, {0}};
@@ -782,7 +749,7 @@ static void service_refusal_never_reaches_etcd(void **state)
     assert_int_equal(fdn_config_revision(cfg), rev);
     assert_int_equal(atomic_load(&refused), 1);
     char data[512];
-    assert_int_equal(rt_events_of(rt, "config_update_refused", data, sizeof(data)), 1);
+    assert_int_equal(test_refusal_events(rt, true, data, sizeof(data)), 1);
     assert_non_null(strstr(data, "\"path\":\"interface.max_results\""));
     assert_non_null(strstr(data, "\"value\":4242"));
     assert_int_equal(stats(cfg).refused, 0); /* the updater's refusal, not one from etcd */
@@ -819,7 +786,7 @@ static void service_refusal_never_reaches_etcd(void **state)
     assert_int_equal(atomic_load(&fdn_runtime_events(rt)->max_results), 4243);
     assert_non_null(strstr(stats(cfg).last_refused, "interface.max_results"));
     assert_int_equal(atomic_load(&refused), 2);
-    assert_int_equal(rt_events_of(rt, "config_update_refused", data, sizeof(data)), 2);
+    assert_int_equal(test_refusal_events(rt, true, data, sizeof(data)), 2);
     assert_non_null(strstr(data, "\"value\":4242"));
     assert_int_equal(atomic_load(&rh.checked_refusals), 1);
 

@@ -6,11 +6,14 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include <jansson.h>
 
 #include <fdn/error.h>
+#include <fdn/events.h>
+#include <fdn/telemetry.h>
 
 #include "core/lock.h"
 
@@ -111,4 +114,42 @@ void test_refusing_hook_install(test_refusing_hook_t *h, fdn_config_t *cfg, int6
 void test_refusing_hook_remove(test_refusing_hook_t *h)
 {
     fdn__config_set_apply_hook(h->cfg, &h->rt);
+}
+
+static int count_call(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                      const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)event, (void)m, (void)nm, (void)meta, (void)nmeta;
+    atomic_fetch_add((atomic_int *)user, 1);
+    return 0;
+}
+
+uint64_t test_refusals_counted(fdn_runtime_t *rt, atomic_int *refused)
+{
+    atomic_init(refused, 0);
+    uint64_t h = 0;
+    assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(rt), &h,
+                                          "foundation.config.service_refused",
+                                          FDN_TELEMETRY_MATCH_EXACT, count_call, refused),
+                     0);
+    return h;
+}
+
+size_t test_refusal_events(fdn_runtime_t *rt, bool newest_first, char *data, size_t cap)
+{
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.type = "config_update_refused";
+    q.limit = 100;
+    q.descending = newest_first;
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_query(fdn_runtime_events(rt), &q, &l), 0);
+    size_t n = fdn_event_list_count(l);
+    data[0] = '\0';
+    if (n > 0) {
+        size_t len = 0;
+        const char *d = fdn_event_data(fdn_event_list_at(l, 0), &len);
+        snprintf(data, cap, "%.*s", (int)len, d);
+    }
+    fdn_event_list_free(l);
+    return n;
 }

@@ -22,9 +22,12 @@
 #define FDN_TEST_REFUSING_HOOK_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <fdn/config.h>
+#include <fdn/runtime.h>
 
 #include "services/config_int.h"
 
@@ -43,5 +46,13 @@ void test_refusing_hook_install(test_refusing_hook_t *h, fdn_config_t *cfg, int6
 
 /* Puts the runtime's hook back. */
 void test_refusing_hook_remove(test_refusing_hook_t *h);
+
+/* Counts the runtime's foundation.config.service_refused into *refused (from 0). Returns the
+ * telemetry handler's id: the caller detaches it before *refused goes. */
+uint64_t test_refusals_counted(fdn_runtime_t *rt, atomic_int *refused);
+
+/* The runtime's events config_update_refused (up to 100): their number, and the data of the
+ * newest (newest_first) or of the oldest into data ("" when there is none). */
+size_t test_refusal_events(fdn_runtime_t *rt, bool newest_first, char *data, size_t cap);
 
 #endif

@@ -112,49 +112,6 @@ static void cap_in_force_when_counted(void **state)
     test_waiter_destroy(&p.counted);
 }
 
-static int count_call(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
-                      const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
-{
-    (void)event;
-    (void)m;
-    (void)nm;
-    (void)meta;
-    (void)nmeta;
-    atomic_fetch_add((atomic_int *)user, 1);
-    return 0;
-}
-
-/* Count foundation.config.service_refused into *refused (from 0); returns the handler's id. */
-static uint64_t count_refusals(fdn_runtime_t *rt, atomic_int *refused)
-{
-    atomic_init(refused, 0);
-    uint64_t h = 0;
-    assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(rt), &h,
-                                          "foundation.config.service_refused",
-                                          FDN_TELEMETRY_MATCH_EXACT, count_call, refused),
-                     0);
-    return h;
-}
-
-/* The events of `type` in the runtime's store; the data of the first into data (or ""). */
-static size_t events_of(fdn_runtime_t *rt, const char *type, char *data, size_t cap)
-{
-    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
-    q.type = type;
-    q.limit = 100;
-    fdn_event_list_t *l = NULL;
-    assert_int_equal(fdn_events_query(fdn_runtime_events(rt), &q, &l), 0);
-    size_t n = fdn_event_list_count(l);
-    data[0] = '\0';
-    if (n > 0) {
-        size_t len = 0;
-        const char *d = fdn_event_data(fdn_event_list_at(l, 0), &len);
-        snprintf(data, cap, "%.*s", (int)len, d);
-    }
-    fdn_event_list_free(l);
-    return n;
-}
-
 /* A refused update of interface.max_results changed nothing: the tree still holds 1000 at
  * revision rev; n refusals by a service were counted (*refused) and recorded (events
  * config_update_refused, the first's data into data). */
@@ -167,7 +124,7 @@ static void expect_unchanged(fdn_runtime_t *rt, uint64_t rev, atomic_int *refuse
     assert_int_equal(v, 1000);
     assert_int_equal(fdn_config_revision(cfg), rev);
     assert_int_equal(atomic_load(refused), n);
-    assert_int_equal(events_of(rt, "config_update_refused", data, cap), (size_t)n);
+    assert_int_equal(test_refusal_events(rt, false, data, cap), (size_t)n);
 }
 
 /* A service refusing the value of an update refuses the update: the updater gets the
@@ -188,7 +145,7 @@ static void service_refusal_refuses_the_update(void **state)
     static test_refusing_hook_t r;
     test_refusing_hook_install(&r, cfg, 4242);
     atomic_int refused;
-    uint64_t h = count_refusals(f->rt, &refused);
+    uint64_t h = test_refusals_counted(f->rt, &refused);
     uint64_t rev = fdn_config_revision(cfg);
     fdn_error_t err = FDN_ERROR_INIT;
     assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4242, &err), FDN_EINVAL);
@@ -227,7 +184,7 @@ static void schema_bounds_max_results_by_the_store_cap(void **state)
     test_rt_t *f = test_rt_new(NULL, false);
     fdn_config_t *cfg = fdn_runtime_config(f->rt);
     atomic_int refused;
-    uint64_t h = count_refusals(f->rt, &refused);
+    uint64_t h = test_refusals_counted(f->rt, &refused);
     uint64_t rev = fdn_config_revision(cfg);
     fdn_error_t err = FDN_ERROR_INIT;
     assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 4294967296LL, &err),
