@@ -15,7 +15,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include <fdn/error.h>
+
+#include "admin/admin_int.h"
 
 static void check(int rc, const char *step)
 {
@@ -75,4 +79,17 @@ int test_admin_raw_get(uint16_t port, const char *uri)
     assert_true(n > 0 && (size_t)n < sizeof req);
     assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
     return fd;
+}
+
+char *test_admin_health(fdn_admin_t *a, unsigned *status)
+{
+    fdn__http_resp_t r;
+    memset(&r, 0, sizeof r);
+    fdn__admin_dispatch(a, "GET", "/health", NULL, NULL, 0, &r);
+    *status = r.status;
+    assert_non_null(r.json);
+    char *t = json_dumps(r.json, JSON_COMPACT);
+    assert_non_null(t);
+    fdn__http_resp_clear(&r);
+    return t;
 }

@@ -42,4 +42,9 @@ int test_admin_raw_connect(uint16_t port);
  * reads nothing. Returns its socket (the caller closes it); fails the test when it cannot. */
 int test_admin_raw_get(uint16_t port, const char *uri);
 
+/* GET /health of a (dispatched in process, no socket) as compact JSON text, its status into
+ * *status; fails the test when the answer has no JSON body. The caller frees the text (the
+ * allocator of jansson: fdn_free). */
+char *test_admin_health(fdn_admin_t *a, unsigned *status);
+
 #endif

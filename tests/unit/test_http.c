@@ -1236,20 +1236,6 @@ static void serve_wait_escalation(void **state)
     assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
 }
 
-/* GET /health of a runtime as compact JSON text, and its status */
-static char *rt_health(fdn_admin_t *a, unsigned *status)
-{
-    fdn__http_resp_t r;
-    memset(&r, 0, sizeof r);
-    fdn__admin_dispatch(a, "GET", "/health", NULL, NULL, 0, &r);
-    *status = r.status;
-    assert_non_null(r.json);
-    char *t = json_dumps(r.json, JSON_COMPACT);
-    assert_non_null(t);
-    fdn__http_resp_clear(&r);
-    return t;
-}
-
 /* The answer of a, asked twice (the second may be a remembered body), must be the one an
  * admin server that never answered before writes for the same state (fresh), and *status
  * its status. Returns a's text. */
@@ -1258,12 +1244,12 @@ static char *rt_health_checked(fdn_admin_t *a, fdn_runtime_t *rt, unsigned *stat
     fdn_admin_t *fresh = test_admin_local(
         NULL, &(test_admin_mounts_t){.runtime = rt, .limiter = fdn_runtime_limiter(rt)});
     unsigned fs = 0;
-    char *want = rt_health(fresh, &fs);
+    char *want = test_admin_health(fresh, &fs);
     fdn_admin_destroy(fresh);
     char *got = NULL;
     for (int k = 0; k < 2; k++) {
         fdn_free(got);
-        got = rt_health(a, status);
+        got = test_admin_health(a, status);
         if (strcmp(got, want) != 0)
             fail_msg("ask %d:\n got %s\nwant %s", k, got, want);
         assert_int_equal(*status, fs);
@@ -1356,7 +1342,7 @@ typedef struct late_mount {
 static void *late_mount_ask(void *arg)
 {
     late_mount_t *lm = arg;
-    fdn_free(rt_health(lm->a, &lm->status));
+    fdn_free(test_admin_health(lm->a, &lm->status));
     atomic_store_explicit(&lm->asked, true, memory_order_relaxed);
     return NULL;
 }
@@ -1392,7 +1378,7 @@ static void refused_mount_after_start_writes_nothing(void **state)
     assert_int_equal(lm.status, 200);
     /* the server answers as before: its check, nothing of the refused mounts */
     unsigned st = 0;
-    char *got = rt_health(a, &st);
+    char *got = test_admin_health(a, &st);
     assert_int_equal(st, 200);
     assert_string_equal(got, "{\"status\":\"ok\",\"services\":{\"h\":{\"status\":\"ok\"}}}");
     fdn_free(got);

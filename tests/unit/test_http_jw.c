@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "admin/admin_int.h"
+#include "admin_local.h"
 #include "admin/http_jw.h"
 
 static char *jw_string(const char *s)
@@ -141,20 +142,6 @@ static void ext_write(fdn__jw_t *body, fdn__jw_t *services, const void *in, size
 
 static const fdn__admin_health_ext_t ext = {sizeof(uint32_t), ext_read, ext_write};
 
-/* GET /health's text (r.text, as sent) */
-static char *health_text(fdn_admin_t *a, unsigned *status)
-{
-    fdn__http_resp_t r;
-    memset(&r, 0, sizeof r);
-    fdn__admin_dispatch(a, "GET", "/health", NULL, NULL, 0, &r);
-    *status = r.status;
-    assert_non_null(r.json);
-    char *got = json_dumps(r.json, JSON_COMPACT);
-    assert_non_null(got);
-    fdn__http_resp_clear(&r);
-    return got;
-}
-
 static void test_health_text(void **state)
 {
     (void)state;
@@ -165,7 +152,7 @@ static void test_health_text(void **state)
     assert_int_equal(fdn_admin_add_health(a, "gamma", ok_fn, NULL), 0);
     assert_int_equal(fdn_admin_add_health(a, "alpha", bad_fn, NULL), 0); /* a service's name */
     unsigned status = 0;
-    char *got = health_text(a, &status);
+    char *got = test_admin_health(a, &status);
     assert_int_equal(status, 503);
     /* what the jansson version gave: alpha replaced in its place, then beta, then gamma */
     char want[512];
@@ -246,7 +233,7 @@ static void test_health_reuse(void **state)
         want_body(want, sizeof want);
         for (int k = 0; k < 2; k++) {
             unsigned status = 0;
-            char *got = health_text(a, &status);
+            char *got = test_admin_health(a, &status);
             if (strcmp(got, want) != 0)
                 fail_msg("step %zu, ask %d:\n got %s\nwant %s", i, k, got, want);
             assert_int_equal(status, gamma_code == 0 && ext_code == 0 ? 200 : 503);
@@ -256,7 +243,7 @@ static void test_health_reuse(void **state)
     /* a check added after answers were remembered (before start) is in the next one */
     assert_int_equal(fdn_admin_add_health(a, "zeta", bad_fn, NULL), 0);
     unsigned status = 0;
-    char *got = health_text(a, &status);
+    char *got = test_admin_health(a, &status);
     assert_int_equal(status, 503);
     assert_non_null(strstr(got, "\"zeta\":{\"status\":\"unhealthy\""));
     fdn_free(got);
@@ -287,7 +274,7 @@ static void *ask_loop(void *arg)
         atomic_store_explicit(&flip_code, (i + k->id) % 2 ? FDN_EUNAVAILABLE : 0,
                               memory_order_relaxed);
         unsigned status = 0;
-        char *got = health_text(k->a, &status);
+        char *got = test_admin_health(k->a, &status);
         bool ok_body = strstr(got, "\"flip\":{\"status\":\"ok\"}") != NULL;
         if ((status == 200) != ok_body)
             k->bad++;
