@@ -370,6 +370,18 @@ static void stop_mhd(fdn_admin_t *a, const struct timespec *until)
     }
 }
 
+/* *t = ms milliseconds from now on CLOCK_MONOTONIC (the clock of a->dcv). */
+static void monotonic_after_ms(struct timespec *t, unsigned ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, t);
+    t->tv_sec += ms / 1000;
+    t->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
 void fdn_admin_shutdown(fdn_admin_t *a)
 {
     if (a == NULL)
@@ -389,13 +401,7 @@ void fdn_admin_shutdown(fdn_admin_t *a)
      * client that reads gets its 503 at once). Requests still suspended then wait for their
      * service, which completes them when drained. */
     struct timespec until, grace;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += a->shutdown_timeout_ms / 1000;
-    until.tv_nsec += (long)(a->shutdown_timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    monotonic_after_ms(&until, a->shutdown_timeout_ms);
     enum { WAITING, ANSWERING, CLOSED } stage = WAITING;
     pthread_mutex_lock(&a->dmu);
     while (atomic_load(&a->deferred) > 0) {
@@ -410,13 +416,7 @@ void fdn_admin_shutdown(fdn_admin_t *a)
                 cut_calls(a);
                 if (fdn__admin_withdraw(a) > 0) {
                     stage = ANSWERING;
-                    clock_gettime(CLOCK_MONOTONIC, &grace);
-                    grace.tv_sec += a->shutdown_timeout_ms / 1000;
-                    grace.tv_nsec += (long)(a->shutdown_timeout_ms % 1000) * 1000000L;
-                    if (grace.tv_nsec >= 1000000000L) {
-                        grace.tv_sec++;
-                        grace.tv_nsec -= 1000000000L;
-                    }
+                    monotonic_after_ms(&grace, a->shutdown_timeout_ms);
                 } else {
                     stage = CLOSED;
                 }
