@@ -729,21 +729,32 @@ static void *order_force_open(void *p)
     return NULL;
 }
 
+/* A telemetry whose foundation.circuit_breaker.state_change events go to handler(user), and
+ * o (FDN_BREAKER_OPTS_INIT) reporting on it, with every transition to tr(user). The caller
+ * destroys the telemetry after the breaker. */
+static fdn_telemetry_t *reported_opts(fdn_breaker_opts_t *o, fdn_telemetry_handler_fn handler,
+                                      fdn_breaker_transition_fn tr, void *user)
+{
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.circuit_breaker.state_change",
+                                          FDN_TELEMETRY_MATCH_EXACT, handler, user),
+                     0);
+    *o = (fdn_breaker_opts_t)FDN_BREAKER_OPTS_INIT;
+    o->telemetry = tm;
+    o->on_transition = tr;
+    o->transition_user = user;
+    return tm;
+}
+
 static void transitions_reported_in_order(void **state)
 {
     (void)state;
     order_fx_t x = {0};
     test_waiter_init(&x.entered);
     test_waiter_init(&x.release);
-    fdn_telemetry_t *tm = NULL;
-    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
-    assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.circuit_breaker.state_change",
-                                          FDN_TELEMETRY_MATCH_EXACT, order_handler, &x),
-                     0);
-    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
-    o.telemetry = tm;
-    o.on_transition = order_transition;
-    o.transition_user = &x;
+    fdn_breaker_opts_t o;
+    fdn_telemetry_t *tm = reported_opts(&o, order_handler, order_transition, &x);
     assert_int_equal(fdn_breaker_create(&x.b, "ordered", &o), 0);
     pthread_t a;
     assert_int_equal(pthread_create(&a, NULL, order_force_open, &x), 0);
@@ -907,15 +918,8 @@ static void full_queue_script(const char *ops, int want_reports)
     full_fx_t x = {.n = 0};
     test_waiter_init(&x.entered);
     test_waiter_init(&x.release);
-    fdn_telemetry_t *tm = NULL;
-    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
-    assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.circuit_breaker.state_change",
-                                          FDN_TELEMETRY_MATCH_EXACT, full_handler, &x),
-                     0);
-    fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
-    o.telemetry = tm;
-    o.on_transition = full_transition;
-    o.transition_user = &x;
+    fdn_breaker_opts_t o;
+    fdn_telemetry_t *tm = reported_opts(&o, full_handler, full_transition, &x);
     full_a_t a = {0};
     assert_int_equal(fdn_breaker_create(&a.b, "full", &o), 0);
     pthread_t t;
