@@ -48,13 +48,37 @@
 static test_engine_server_t *g_pg;
 
 /* A store on the test's cluster, its calls and connections bounded by call_ms. */
+/* The options of a store on schema whose PostgreSQL calls and connects are bounded by
+ * call_ms. */
+static void bounded_opts(fdn_events_opts_t *o, const char *schema, int64_t call_ms)
+{
+    test_pg_store_opts(o, g_pg->url, schema);
+    o->postgres.command_timeout_ms = call_ms;
+    o->postgres.connect_timeout_ms = call_ms;
+}
+
 static fdn_events_t *open_store(const char *schema, int64_t call_ms)
 {
     fdn_events_opts_t o;
-    test_pg_store_opts(&o, g_pg->url, schema);
-    o.postgres.command_timeout_ms = call_ms;
-    o.postgres.connect_timeout_ms = call_ms;
+    bounded_opts(&o, schema, call_ms);
     return test_pg_store_open_short(&o); /* bounds down to 1 s: see pg_fixture.h */
+}
+
+/* A telemetry set as es's (its PostgreSQL calls counted there); traced_end takes it off and
+ * destroys the store, then the telemetry. */
+static fdn_telemetry_t *traced(fdn_events_t *es)
+{
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    fdn__events_set_telemetry(es, tm);
+    return tm;
+}
+
+static void traced_end(fdn_events_t *es, fdn_telemetry_t *tm)
+{
+    fdn__events_set_telemetry(es, NULL);
+    fdn_events_destroy(es);
+    fdn_telemetry_destroy(tm);
 }
 
 static fdn_admin_t *admin_on(fdn_events_t *es)
@@ -164,9 +188,7 @@ static void shutdown_answers_waiters_without_postgres(void **state)
     char schema[64];
     test_pg_schema_name(schema, sizeof schema, "stopwait");
     fdn_events_t *es = open_store(schema, CALL_MS);
-    fdn_telemetry_t *tm = NULL;
-    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
-    fdn__events_set_telemetry(es, tm);
+    fdn_telemetry_t *tm = traced(es);
     fdn_admin_t *a = admin_on(es);
     fdn_clock_t *clk = NULL; /* stands still: only the shutdown ends the waits */
     assert_int_equal(fdn_clock_manual_create(&clk, 0, 0), 0);
@@ -214,9 +236,7 @@ static void shutdown_answers_waiters_without_postgres(void **state)
     assert_int_equal(fdn__admin_events_waiting(a), 0);
     fdn_admin_destroy(a);
     fdn_clock_destroy(clk);
-    fdn__events_set_telemetry(es, NULL);
-    fdn_events_destroy(es);
-    fdn_telemetry_destroy(tm);
+    traced_end(es, tm);
 }
 
 /* ---- calls on a hung PostgreSQL cut at the shutdown deadline ---- */
@@ -301,16 +321,12 @@ static void shutdown_cuts_postgres_calls_of_its_threads(void **state)
     char schema[64];
     test_pg_schema_name(schema, sizeof schema, "stopcut");
     fdn_events_opts_t eo;
-    test_pg_store_opts(&eo, g_pg->url, schema);
-    eo.postgres.command_timeout_ms = CALL_MS;
-    eo.postgres.connect_timeout_ms = CALL_MS;
+    bounded_opts(&eo, schema, CALL_MS);
     /* the follower reads once a second: its read (op "read", not cut: not a server thread)
      * may be one of the calls counted below */
     eo.postgres.poll_interval_ms = 1000;
     fdn_events_t *es = test_pg_store_open(&eo);
-    fdn_telemetry_t *tm = NULL;
-    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
-    fdn__events_set_telemetry(es, tm);
+    fdn_telemetry_t *tm = traced(es);
     static answered_t an = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
     fdn_admin_opts_t ao = FDN_ADMIN_OPTS_INIT;
     ao.shutdown_timeout_ms = 300;
@@ -388,9 +404,7 @@ static void shutdown_cuts_postgres_calls_of_its_threads(void **state)
     assert_int_equal(fdn_events_query(es, &q, &l), 0);
     assert_int_equal(l->n, 3);
     fdn_event_list_free(l);
-    fdn__events_set_telemetry(es, NULL);
-    fdn_events_destroy(es);
-    fdn_telemetry_destroy(tm);
+    traced_end(es, tm);
 }
 
 /* The store's pool: connections open, idle, callers waiting for one, and of those the ones
@@ -432,15 +446,11 @@ static void shutdown_cuts_a_wait_for_a_pooled_connection(void **state)
     char schema[64];
     test_pg_schema_name(schema, sizeof schema, "poolcut");
     fdn_events_opts_t eo;
-    test_pg_store_opts(&eo, g_pg->url, schema);
-    eo.postgres.command_timeout_ms = CALL_MS;
-    eo.postgres.connect_timeout_ms = CALL_MS;
+    bounded_opts(&eo, schema, CALL_MS);
     eo.postgres.pool_size = 1;
     eo.postgres.poll_interval_ms = CALL_MS; /* the follower reads only when notified: never */
     fdn_events_t *es = test_pg_store_open(&eo);
-    fdn_telemetry_t *tm = NULL;
-    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
-    fdn__events_set_telemetry(es, tm);
+    fdn_telemetry_t *tm = traced(es);
     static answered_t an = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
     fdn_admin_opts_t ao = FDN_ADMIN_OPTS_INIT;
     ao.shutdown_timeout_ms = 300;
@@ -496,9 +506,7 @@ static void shutdown_cuts_a_wait_for_a_pooled_connection(void **state)
     } while (idle != 1 || waiting != 0);
     assert_int_equal(open, 1);
     fdn_admin_destroy(a);
-    fdn__events_set_telemetry(es, NULL);
-    fdn_events_destroy(es);
-    fdn_telemetry_destroy(tm);
+    traced_end(es, tm);
 }
 
 /* ---- a breaker removed while its calls are in flight ---- */
@@ -615,9 +623,7 @@ static void shutdown_withdraws_appends_waiting_for_their_commit(void **state)
     char schema[64];
     test_pg_schema_name(schema, sizeof schema, "stopapp");
     fdn_events_opts_t eo;
-    test_pg_store_opts(&eo, g_pg->url, schema);
-    eo.postgres.command_timeout_ms = CALL_MS;
-    eo.postgres.connect_timeout_ms = CALL_MS;
+    bounded_opts(&eo, schema, CALL_MS);
     eo.postgres.poll_interval_ms = 1000;
     fdn_events_t *es = test_pg_store_open(&eo);
     fdn_telemetry_t *tm = NULL;
