@@ -120,7 +120,7 @@ struct fdn_admin {
     _Atomic bool draining;     /* shutdown started: no new deferred request */
     _Atomic uint64_t deferred; /* deferred requests not completed yet */
     _Atomic bool withdrawing;  /* the shutdown deadline passed: parked appends are withdrawn */
-    _Atomic uint64_t withdrawn;   /* answers withdrawn (fdn__admin_withdraw) */
+    _Atomic uint64_t withdrawn; /* answers withdrawn (fdn__admin_withdraw) */
     /* withdrawable requests of the server's threads deferred, not listed on a `parked` list
      * and not ended (a handler still running, or one withdrawn as it parked): the withdrawal
      * counts them, as their 503 comes after its walk (http.c, DESIGN "Withdrawn answers") */
