@@ -245,6 +245,8 @@ void *fdn__cfg_hook_main(void *arg);
  * them in its data directory so that they survive a restart. Returns 0 or FDN_ENOMEM. */
 int fdn__config_overrides(fdn_config_t *cfg, json_t **out);
 int fdn__cfg_parse_value(const char *path, const char *value_json, json_t **out, fdn_error_t *err);
+/* Checks 2-3 (value security, updatable) of an update whose path passed check 1 (every caller
+ * runs fdn__cfg_path_check, or fdn__cfg_parse_value which does, first): idx of the path. */
 int fdn__cfg_precheck(fdn_config_t *cfg, const char *path, json_t *v, int32_t *out_idx,
                       fdn_error_t *err);
 int fdn__cfg_apply_locked(fdn_config_t *cfg, int32_t idx, json_t *v, snap_t **retired,

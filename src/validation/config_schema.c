@@ -292,6 +292,21 @@ static int insert_slot(fdn__cfg_schema_t *s, int32_t idx)
     }
 }
 
+#define POOL_SIZE_KEY     "infrastructure.connection_pool.default_config.size"
+#define POOL_OVERFLOW_KEY "infrastructure.connection_pool.default_config.max_overflow"
+
+/* The indexes of the cross-key rule's built-in keys (s->n: absent), once per schema. */
+static void cross_keys(fdn__cfg_schema_t *s)
+{
+    s->pool_size = s->pool_overflow = s->n;
+    for (size_t i = 0; i < s->nbuiltin; i++) {
+        if (strcmp(s->e[i].path, POOL_SIZE_KEY) == 0)
+            s->pool_size = i;
+        else if (strcmp(s->e[i].path, POOL_OVERFLOW_KEY) == 0)
+            s->pool_overflow = i;
+    }
+}
+
 int fdn__cfg_schema_create(fdn__cfg_schema_t **out, const fdn_config_key_def_t *extra,
                            size_t nextra, fdn_error_t *err)
 {
@@ -340,6 +355,7 @@ int fdn__cfg_schema_create(fdn__cfg_schema_t **out, const fdn_config_key_def_t *
         fdn__cfg_schema_destroy(s);
         return rc;
     }
+    cross_keys(s);
     *out = s;
     return 0;
 }
@@ -498,17 +514,9 @@ static int fail_entry(const fdn__cfg_entry_t *e, const json_t *v, const char *ba
  * size + max_overflow is the pools' capacity, an int (fdn_pools_set_defaults refuses more, and
  * the runtime would drop the refusal). Returns the index of the key to blame (max_overflow)
  * with the reason, or s->n. */
-#define POOL_SIZE_KEY     "infrastructure.connection_pool.default_config.size"
-#define POOL_OVERFLOW_KEY "infrastructure.connection_pool.default_config.max_overflow"
 static size_t cross_bad(const fdn__cfg_schema_t *s, json_t *const *vals, const char **why)
 {
-    size_t is = s->n, io = s->n;
-    for (size_t i = 0; i < s->nbuiltin; i++) {
-        if (strcmp(s->e[i].path, POOL_SIZE_KEY) == 0)
-            is = i;
-        else if (strcmp(s->e[i].path, POOL_OVERFLOW_KEY) == 0)
-            io = i;
-    }
+    size_t is = s->pool_size, io = s->pool_overflow;
     /* each within its own bounds (else already reported), their sum past INT_MAX */
     if (is == s->n || io == s->n || !json_is_number(vals[is]) || !json_is_number(vals[io]) ||
         num(vals[is]) <= 0 || num(vals[is]) > INT_MAX || num(vals[io]) < 0 ||

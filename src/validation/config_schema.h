@@ -35,6 +35,9 @@ typedef struct fdn__cfg_schema {
     fdn__cfg_entry_t *e;
     size_t n;
     size_t nbuiltin;
+    /* the built-in pool keys of the cross-key rule (size + max_overflow): their indexes, found
+     * once when the schema is built (n: absent), not by a search on every validation */
+    size_t pool_size, pool_overflow;
     int32_t *slots; /* open addressing: entry index or -1 */
     size_t mask;
 } fdn__cfg_schema_t;
