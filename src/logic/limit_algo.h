@@ -216,9 +216,11 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
             s[1] = t > cap ? cap : (int64_t)t;
             s[0] = now;
         }
-        const int64_t need =
-            (int64_t)((fdn__i128)cost * p > FDN__LIMIT_SCALED_MAX ? FDN__LIMIT_SCALED_MAX
-                                                                  : cost * p);
+        /* cost * P, stopping at FDN__LIMIT_SCALED_MAX (an overflow flag, not a 128-bit
+         * product and compare) */
+        int64_t need;
+        if (__builtin_mul_overflow(cost, p, &need) || need > FDN__LIMIT_SCALED_MAX)
+            need = FDN__LIMIT_SCALED_MAX;
         if (op == FDN__LIMIT_CANCEL) {
             fdn__i128 t = (fdn__i128)s[1] + need;
             s[1] = t > cap ? cap : (int64_t)t;
@@ -241,8 +243,15 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
         lim = burst;
         remaining = s[1] > 0 ? s[1] / p : 0;
         count = burst - remaining;
-        reset = fdn__limit_ceil_div((fdn__i128)cap - s[1], L);
-        st->expires = now > INT64_MAX - reset ? INT64_MAX : now + reset;
+        /* ceil((cap - tokens) / L): one 64-bit division, quotient and remainder together;
+         * cap - tokens passes INT64_MAX only for a bucket a full bucket in debt (128 bits) */
+        int64_t gap;
+        if (!__builtin_sub_overflow(cap, s[1], &gap))
+            reset = gap <= 0 ? 0 : gap / L + (gap % L != 0);
+        else
+            reset = fdn__limit_ceil_div((fdn__i128)cap - s[1], L);
+        if (__builtin_add_overflow(now, reset, &st->expires))
+            st->expires = INT64_MAX;
         break;
     }
     case FDN_LIMIT_GCRA: {
@@ -339,7 +348,16 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
                 }
             }
         }
-        count = (int64_t)(((fdn__i128)prev * (p - e)) / p) + s[1];
+        /* prev's weighted share, floor(prev * (P - e) / P): a 64-bit division where the product
+         * fits in int64 (a previous window of at most 2^33 in a 1 s period), else the 128-bit
+         * one (a libgcc call) */
+        int64_t wprev;
+        if (prev == 0)
+            count = s[1];
+        else if (!__builtin_mul_overflow(prev, p - e, &wprev))
+            count = wprev / p + s[1];
+        else
+            count = (int64_t)(((fdn__i128)prev * (p - e)) / p) + s[1];
         remaining = L - count > 0 ? L - count : 0;
         reset = 2 * p - e; /* the end of the next window (no (win + 2) * P overflow) */
         if (__builtin_add_overflow(now, reset, &st->expires))

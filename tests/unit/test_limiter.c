@@ -309,6 +309,60 @@ static void window_counts_do_not_wrap(void **state)
     assert_false(r.allowed);
 }
 
+/* The token bucket's reset and the sliding window's count take 64-bit arithmetic where it
+ * cannot overflow and 128-bit arithmetic otherwise: both must give what the exact 128-bit
+ * formulas give, on ordinary states and at the ends of the ranges a valid rule allows (a
+ * window counted near FDN__LIMIT_COUNT_MAX, a bucket a whole bucket in debt, the longest
+ * period). */
+static void algo_arithmetic_matches_exact(void **state)
+{
+    (void)state;
+    const int64_t periods_ms[] = {1, 1000, 3600000, FDN__LIMIT_PERIOD_MAX_MS};
+    const int64_t limits[] = {1, 7, 1000, FDN__LIMIT_MAX};
+    const int64_t now = 123456789 * MS + 4321;
+    fdn__limit_state_t st;
+    fdn_limit_result_t r;
+    for (size_t pi = 0; pi < sizeof(periods_ms) / sizeof(periods_ms[0]); pi++) {
+        for (size_t li = 0; li < sizeof(limits) / sizeof(limits[0]); li++) {
+            const int64_t p = periods_ms[pi] * MS, L = limits[li];
+            /* sliding window: the previous window's count, weighted */
+            fdn_limit_rule_t sw = {FDN_LIMIT_SLIDING_WINDOW, L, periods_ms[pi], 0};
+            const int64_t prevs[] = {0, 1, L, (int64_t)1 << 40, FDN__LIMIT_COUNT_MAX};
+            for (size_t k = 0; k < sizeof(prevs) / sizeof(prevs[0]); k++) {
+                fdn__limit_init(&st, &sw, now);
+                st.s[2] = prevs[k];
+                st.s[1] = 0;
+                assert_int_equal(fdn__limit_apply(&st, &sw, 1, FDN__LIMIT_PEEK, now, NULL, &r), 0);
+                int64_t e = now % p;
+                int64_t want = (int64_t)(((fdn__i128)prevs[k] * (p - e)) / p);
+                assert_int_equal(r.count, want);
+            }
+            /* token bucket: full, partly used, empty, a whole bucket in debt */
+            if ((fdn__i128)L * p > FDN__LIMIT_SCALED_MAX)
+                continue;
+            fdn_limit_rule_t tb = {FDN_LIMIT_TOKEN_BUCKET, L, periods_ms[pi], 0};
+            const int64_t cap = L * p;
+            const int64_t tokens[] = {cap, cap - 1, cap / 3, 0, -cap};
+            for (size_t k = 0; k < sizeof(tokens) / sizeof(tokens[0]); k++) {
+                fdn__limit_init(&st, &tb, now);
+                st.s[1] = tokens[k];
+                assert_int_equal(fdn__limit_apply(&st, &tb, 1, FDN__LIMIT_PEEK, now, NULL, &r), 0);
+                fdn__i128 gap = (fdn__i128)cap - tokens[k];
+                int64_t want = gap <= 0 ? 0 : (int64_t)((gap + L - 1) / L);
+                assert_int_equal(r.reset_ns, want);
+                assert_int_equal(st.expires, now + want);
+            }
+        }
+    }
+    /* a cost whose scaled size passes 2^62 needs (and never gets) the whole bucket */
+    fdn_limit_rule_t tb = {FDN_LIMIT_TOKEN_BUCKET, 1, FDN__LIMIT_PERIOD_MAX_MS, 0};
+    fdn__limit_init(&st, &tb, now);
+    assert_int_equal(fdn__limit_apply(&st, &tb, FDN__LIMIT_MAX, FDN__LIMIT_CHECK, now, NULL, &r),
+                     0);
+    assert_false(r.allowed);
+    assert_int_equal(r.retry_after_ns, INT64_MAX);
+}
+
 static void peek_does_not_consume(void **state)
 {
     fx_t *f = *state;
@@ -1195,6 +1249,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(gcra_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(sliding_window_exact, setup, teardown),
         cmocka_unit_test(window_counts_do_not_wrap),
+        cmocka_unit_test(algo_arithmetic_matches_exact),
         cmocka_unit_test_setup_teardown(peek_with_another_algorithm_changes_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(peek_does_not_consume, setup, teardown),
