@@ -7,8 +7,9 @@
  * published snapshot (NULL while the service is stopped). Readers enter an urcu-bp
  * read-side section, load `live` (acquire), read, and leave: no lock, no shared write, so
  * they never wait for a writer and never see a half-applied update. A writer builds a new
- * snapshot (copy of the leaf array with one leaf replaced), validates the whole tree,
- * publishes it (release store) and hands the old one to call_rcu, which drops the
+ * snapshot (copy of the leaf array with one leaf replaced), validates the whole tree (only
+ * the leaves the change can affect when the base snapshot passed: snap_t.valid, the same
+ * answer), publishes it (release store) and hands the old one to call_rcu, which drops the
  * publication reference after a grace period. fdn_config_acquire takes an extra counted
  * reference inside the read section so a caller may keep a snapshot across grace periods.
  *
@@ -906,6 +907,7 @@ int fdn_config_create(fdn_config_t **out, const fdn_config_opts_t *opts, fdn_err
             rc = fdn_err_set(err, FDN_ENOMEM, NULL);
         } else {
             cfg->cur->revision = 1;
+            cfg->cur->valid = true; /* build_startup validated the start-up values */
             fdn__cfg_latch_publish(cfg, cfg->cur);
         }
     }

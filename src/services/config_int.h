@@ -134,6 +134,9 @@ struct fdn_config_snapshot {
     json_t **vals; /* vals[i] == box[i]->v, read by the hot paths without a hop */
     leaf_t *leaves;
     cfg_box_t **box;
+    /* the tree passed fdn__cfg_validate, or fdn__cfg_validate_change from a valid base: an
+     * update made from it checks only the leaves it can affect (fdn__cfg_validate_change) */
+    bool valid;
 };
 typedef struct fdn_config_snapshot snap_t;
 

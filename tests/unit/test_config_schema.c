@@ -339,6 +339,74 @@ static void path_security(void **state)
     assert_int_equal(fdn__cfg_path_check("a\001b", &err), FDN_ECONFIG_INVALID_PATH);
 }
 
+/* fdn__cfg_validate_change (an update's check when its base tree passed) must answer as
+ * fdn__cfg_validate does on the whole tree: the changed leaf's own rule, the leaves it gates
+ * (a gate turned on exposes values its rule never checked while it was off), and the
+ * cross-key rule, whose other key did not change. */
+static void validate_change_answers_as_whole(void **state)
+{
+    (void)state;
+    fdn__cfg_schema_t *s = NULL;
+    assert_int_equal(fdn__cfg_schema_create(&s, NULL, 0, NULL), 0);
+    json_t **vals = calloc(s->n, sizeof(json_t *));
+    for (size_t i = 0; i < s->n; i++)
+        vals[i] = json_incref(s->e[i].def);
+    const char *gate = "storage.warm.enable", *gated = "storage.warm.max_size_mb";
+    const char *psize = "infrastructure.connection_pool.default_config.size";
+    const char *povf = "infrastructure.connection_pool.default_config.max_overflow";
+    int32_t ig = fdn__cfg_schema_find(s, gate, strlen(gate));
+    int32_t id = fdn__cfg_schema_find(s, gated, strlen(gated));
+    int32_t is = fdn__cfg_schema_find(s, psize, strlen(psize));
+    int32_t io = fdn__cfg_schema_find(s, povf, strlen(povf));
+    assert_true(ig >= 0 && id >= 0 && is >= 0 && io >= 0);
+    assert_int_equal(s->e[id].only_if, ig);
+    fdn_error_t whole = FDN_ERROR_INIT, part = FDN_ERROR_INIT;
+    assert_int_equal(fdn__cfg_validate(s, vals, NULL, &whole), 0);
+
+    /* a bad value under a gate that is off passes; turning the gate on must not */
+    json_decref(vals[id]);
+    vals[id] = json_integer(-1);
+    assert_int_equal(fdn__cfg_validate(s, vals, NULL, &whole), 0);
+    json_decref(vals[ig]);
+    vals[ig] = json_true();
+    int rc = fdn__cfg_validate(s, vals, NULL, &whole);
+    assert_int_not_equal(rc, 0);
+    assert_int_equal(fdn__cfg_validate_change(s, vals, (size_t)ig, &part), rc);
+    assert_string_equal(part.message, whole.message);
+    json_decref(vals[ig]);
+    vals[ig] = json_false();
+    json_decref(vals[id]);
+    vals[id] = json_integer(100);
+
+    /* the changed leaf's own rule */
+    json_decref(vals[is]);
+    vals[is] = json_integer(0);
+    rc = fdn__cfg_validate(s, vals, NULL, &whole);
+    assert_int_not_equal(rc, 0);
+    assert_int_equal(fdn__cfg_validate_change(s, vals, (size_t)is, &part), rc);
+    assert_string_equal(part.message, whole.message);
+
+    /* the cross-key rule: size + max_overflow past INT_MAX, only size changed */
+    json_decref(vals[is]);
+    vals[is] = json_integer(2147483647);
+    rc = fdn__cfg_validate(s, vals, NULL, &whole);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(whole.message, "size + max_overflow"));
+    assert_int_equal(fdn__cfg_validate_change(s, vals, (size_t)is, &part), rc);
+    assert_string_equal(part.message, whole.message);
+
+    /* and a change that keeps the tree valid passes both ways */
+    json_decref(vals[io]);
+    vals[io] = json_integer(0);
+    assert_int_equal(fdn__cfg_validate(s, vals, NULL, &whole), 0);
+    assert_int_equal(fdn__cfg_validate_change(s, vals, (size_t)io, &part), 0);
+
+    for (size_t i = 0; i < s->n; i++)
+        json_decref(vals[i]);
+    free(vals);
+    fdn__cfg_schema_destroy(s);
+}
+
 static json_t *nest(int levels)
 {
     json_t *v = json_integer(1);
@@ -883,6 +951,7 @@ int main(void)
         cmocka_unit_test(warm_rule),
         cmocka_unit_test(malformed_sections_are_1001),
         cmocka_unit_test(path_security),
+        cmocka_unit_test(validate_change_answers_as_whole),
         cmocka_unit_test(value_security),
         cmocka_unit_test(env_names),
         cmocka_unit_test(parse_text_by_type),
