@@ -151,10 +151,13 @@ snap_t *fdn__cfg_snap_new(const fdn__cfg_schema_t *schema, const snap_t *base,
 {
     size_t n = schema->n;
     FDN_ASSERT(base == NULL || base->n == n);
-    snap_t *s = fdn__calloc(1, sizeof(*s) + n * (sizeof(json_t *) + sizeof(leaf_t) +
-                                                 sizeof(cfg_box_t *)));
+    /* the arrays are all written below (box[0..i) before a failure frees them): only the
+     * header is cleared, not the ~3 KB of arrays of the built-in schema an update makes */
+    snap_t *s =
+        fdn__malloc(sizeof(*s) + n * (sizeof(json_t *) + sizeof(leaf_t) + sizeof(cfg_box_t *)));
     if (s == NULL)
         return NULL;
+    memset(s, 0, sizeof(*s));
     s->schema = schema;
     s->n = n;
     s->leaves = (leaf_t *)(void *)(s + 1);
