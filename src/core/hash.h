@@ -35,7 +35,8 @@ uint64_t fdn__hash_keyed(const unsigned char *secret, const void *p, size_t n);
 
 /* Whether the n bytes at a and b are equal: the comparison after a hash match. Keys of 4 to 32
  * bytes (most limiter keys, event types, node names and correlation ids) compare as two or
- * four overlapping words each, inline, without a call to memcmp. */
+ * four overlapping words each, inline, without a call to memcmp; keys of 0 to 3 bytes (a short
+ * host name as an event's node) as their first, middle and last bytes. */
 static inline bool fdn__bytes_eq(const void *a, const void *b, size_t n)
 {
     const char *x = a, *y = b;
@@ -67,6 +68,8 @@ static inline bool fdn__bytes_eq(const void *a, const void *b, size_t n)
         memcpy(&y1, y + n - 4, 4);
         return ((x0 ^ y0) | (x1 ^ y1)) == 0;
     }
+    if (n < 4) /* 1: byte 0 thrice; 2: bytes 0, 1, 1; 3: bytes 0, 1, 2 */
+        return n == 0 || (x[0] == y[0] && x[n / 2] == y[n / 2] && x[n - 1] == y[n - 1]);
     return memcmp(x, y, n) == 0;
 }
 
