@@ -16,10 +16,11 @@
  * Scalar fast path. Resolved-key reads and dotted-path reads of scalar leaves do not enter
  * RCU: the writer also copies every scalar leaf (kind + 64-bit payload) into a two-copy
  * latch (seqcount latch: bump seq, rewrite the copy readers just left, bump again, rewrite
- * the other). A reader loads seq, reads copy seq & 1 with relaxed atomics and retries only
- * if seq moved meanwhile; it writes nothing shared (so it scales with threads) and a writer
- * preempted mid-copy never blocks it. One leaf read is atomic; several leaves that must
- * agree are read from one snapshot (fdn_config_acquire).
+ * the other). Both copies hold `cur`'s leaves after every publish (each publish is of the new
+ * `cur`, under wmu), so an update rewrites only the leaf it changed. A reader loads seq, reads copy
+ * seq & 1 with relaxed atomics and retries only if seq moved meanwhile; it writes nothing shared
+ * (so it scales with threads) and a writer preempted mid-copy never blocks it. One leaf read is
+ * atomic; several leaves that must agree are read from one snapshot (fdn_config_acquire).
  *
  * Threads. Callers (any number) read and update. One delivery thread per service, started
  * by fdn__config_service_start and joined by fdn__config_service_stop/destroy, runs the
@@ -530,7 +531,9 @@ int fdn_config_key_resolve(const fdn_config_t *cfg, const char *path, fdn_config
     return 0;
 }
 
-void fdn__cfg_latch_publish(fdn_config_t *cfg, const snap_t *s)
+/* Publish leaves [from, to) of s into both latch copies (the writer: wmu held, or the service
+ * not shared yet). */
+static void latch_write(fdn_config_t *cfg, const snap_t *s, size_t from, size_t to)
 {
     uint64_t seq = atomic_load_explicit(&cfg->latch_seq, memory_order_relaxed);
     for (int pass = 0; pass < 2; pass++) {
@@ -538,7 +541,7 @@ void fdn__cfg_latch_publish(fdn_config_t *cfg, const snap_t *s)
         atomic_store_explicit(&cfg->latch_seq, ++seq, memory_order_release);
         FDN_SEQ_FENCE(memory_order_seq_cst);
         latch_leaf_t *dst = cfg->latch[(seq + 1) & 1];
-        for (size_t i = 0; i < cfg->nleaves; i++) {
+        for (size_t i = from; i < to; i++) {
             const leaf_t *l = &s->leaves[i];
             uint64_t bits;
             if (l->kind == LK_REAL)
@@ -549,6 +552,17 @@ void fdn__cfg_latch_publish(fdn_config_t *cfg, const snap_t *s)
             atomic_store_explicit(&dst[i].bits, bits, FDN_SEQ_ST);
         }
     }
+}
+
+void fdn__cfg_latch_publish(fdn_config_t *cfg, const snap_t *s)
+{
+    latch_write(cfg, s, 0, cfg->nleaves);
+}
+
+void fdn__cfg_latch_publish_leaf(fdn_config_t *cfg, const snap_t *s, size_t idx)
+{
+    FDN_ASSERT(idx < cfg->nleaves);
+    latch_write(cfg, s, idx, idx + 1);
 }
 
 /* Lock-free, write-free read of one scalar leaf. */

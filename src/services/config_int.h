@@ -234,6 +234,9 @@ void fdn__cfg_snap_retire_cb(struct rcu_head *h);
 void fdn__cfg_retire(snap_t *old);
 /* Copy the scalar leaves of s into the latch (wmu held, or during create). */
 void fdn__cfg_latch_publish(fdn_config_t *cfg, const snap_t *s);
+/* As fdn__cfg_latch_publish for s made from the published snapshot (`cur`, whose leaves both
+ * latch copies hold) by replacing leaf idx: only that leaf is rewritten (wmu held). */
+void fdn__cfg_latch_publish_leaf(fdn_config_t *cfg, const snap_t *s, size_t idx);
 char *fdn__cfg_dump(const json_t *v);
 /* wmu held (so queues stay in revision order); takes smu. */
 void fdn__cfg_notify(fdn_config_t *cfg, fdn_config_change_kind_t kind, const char *path,

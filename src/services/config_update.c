@@ -482,7 +482,7 @@ int fdn__cfg_apply_at_locked(fdn_config_t *cfg, int32_t idx, json_t *v, uint64_t
     cfg->cur = ns;
     if (cfg->running)
         atomic_store_explicit(&cfg->live, ns, memory_order_release);
-    fdn__cfg_latch_publish(cfg, ns);
+    fdn__cfg_latch_publish_leaf(cfg, ns, (size_t)idx); /* the latch held cur's leaves */
     atomic_fetch_add_explicit(&cfg->updates, 1, memory_order_relaxed);
     atomic_store_explicit(&cfg->last_update, fdn_clock_mono_ns(cfg->clock), memory_order_relaxed);
     fdn__cfg_notify(cfg, FDN_CONFIG_CHANGE_UPDATED, cfg->schema->e[idx].path, cur->vals[idx], v,
