@@ -10,7 +10,9 @@
  * held in a flat array (one per leaf, schema order); the validator walks that array in
  * schema order, which is the key table's order and the reference's validation order (ai:
  * provider, analysis, planning; capture; storage; interface; dev; infrastructure), so
- * "first failure" matches the reference.
+ * "first failure" matches the reference. A leaf's verdict depends on its own value and its
+ * only_if gate's only, so an update of a tree that passed checks just the changed leaf, the
+ * leaves it gates and the cross-key rule (fdn__cfg_validate_change), in the same order.
  * A JSON document is gone through by one walk (walk_tree): depth first in document order, it
  * classifies each key against the schema (leaf, unknown, section that is not an object, path
  * too long) and hands it to a visitor, going down itself into sections that are objects.
