@@ -448,7 +448,7 @@ static bool op_valid(const char *key, size_t keylen, const fdn_limit_rule_t *rul
                      int64_t cost)
 {
     return key != NULL && keylen > 0 && keylen <= MAX_KEYLEN && cost >= 1 &&
-           cost <= FDN__LIMIT_MAX && (rule_ok || fdn_limit_rule_validate(rule, NULL) == 0);
+           cost <= FDN__LIMIT_MAX && (rule_ok || (rule != NULL && fdn__limit_rule_ok(rule)));
 }
 
 /* Enforcement off: allowed, nothing counted or stored. */

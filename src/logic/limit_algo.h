@@ -111,6 +111,24 @@ inline int64_t fdn__limit_gcra_interval(const fdn_limit_rule_t *r)
     return (p + r->limit - 1) / r->limit;
 }
 
+/* Whether fdn_limit_rule_validate accepts r (r not NULL): the same tests, without the message,
+ * inline for the check of a caller's rule, which runs on every check (a call and ~25
+ * instructions before). test_limiter's rule_ok_agrees_with_validate keeps the two in step. */
+static inline bool fdn__limit_rule_ok(const fdn_limit_rule_t *r)
+{
+    if ((unsigned)r->algo > FDN_LIMIT_SLIDING_WINDOW || r->limit < 1 || r->limit > FDN__LIMIT_MAX ||
+        r->period_ms < 1 || r->period_ms > FDN__LIMIT_PERIOD_MAX_MS || r->burst < 0 ||
+        r->burst > FDN__LIMIT_MAX)
+        return false;
+    if (r->algo == FDN_LIMIT_TOKEN_BUCKET)
+        return (fdn__i128)fdn__limit_burst(r) * (r->period_ms * FDN__LIMIT_NS_PER_MS) <=
+               FDN__LIMIT_SCALED_MAX;
+    if (r->algo == FDN_LIMIT_GCRA)
+        return (fdn__i128)fdn__limit_burst(r) * fdn__limit_gcra_interval(r) <=
+               FDN__LIMIT_SCALED_MAX;
+    return true;
+}
+
 /* count + cost, stopping at FDN__LIMIT_COUNT_MAX (1 <= cost <= FDN__LIMIT_MAX). */
 inline int64_t fdn__limit_count_add(int64_t count, int64_t cost)
 {

@@ -309,6 +309,50 @@ static void window_counts_do_not_wrap(void **state)
     assert_false(r.allowed);
 }
 
+/* A caller's rule is checked on every check by fdn__limit_rule_ok, inline; rules are refused
+ * with a message by fdn_limit_rule_validate. Both must give the same verdict on every rule,
+ * at and around each bound (algorithms, limit, period, burst, burst * P and burst * T). */
+static void rule_ok_agrees_with_validate(void **state)
+{
+    (void)state;
+    const int algos[] = {-1,
+                         FDN_LIMIT_FIXED_WINDOW,
+                         FDN_LIMIT_TOKEN_BUCKET,
+                         FDN_LIMIT_GCRA,
+                         FDN_LIMIT_SLIDING_WINDOW,
+                         FDN_LIMIT_SLIDING_WINDOW + 1};
+    const int64_t limits[] = {
+        INT64_MIN,          -1,       0, 1, 2, 1000, FDN__LIMIT_MAX - 1, FDN__LIMIT_MAX,
+        FDN__LIMIT_MAX + 1, INT64_MAX};
+    const int64_t periods[] = {INT64_MIN,
+                               0,
+                               1,
+                               1000,
+                               2147483,
+                               2147484,
+                               4611686,
+                               4611687,
+                               FDN__LIMIT_PERIOD_MAX_MS,
+                               FDN__LIMIT_PERIOD_MAX_MS + 1};
+    const int64_t bursts[] = {-1, 0, 1, 3, 1000, 1 << 20, FDN__LIMIT_MAX, FDN__LIMIT_MAX + 1};
+    size_t accepted = 0, refused = 0;
+    for (size_t a = 0; a < sizeof(algos) / sizeof(algos[0]); a++)
+        for (size_t l = 0; l < sizeof(limits) / sizeof(limits[0]); l++)
+            for (size_t p = 0; p < sizeof(periods) / sizeof(periods[0]); p++)
+                for (size_t b = 0; b < sizeof(bursts) / sizeof(bursts[0]); b++) {
+                    fdn_limit_rule_t r = {(fdn_limit_algo_t)algos[a], limits[l], periods[p],
+                                          bursts[b]};
+                    bool ok = fdn_limit_rule_validate(&r, NULL) == 0;
+                    assert_int_equal(fdn__limit_rule_ok(&r), ok);
+                    ok ? accepted++ : refused++;
+                }
+    /* both verdicts were met, including refusals by the products alone */
+    assert_true(accepted > 0 && refused > 0);
+    fdn_limit_rule_t big = {FDN_LIMIT_TOKEN_BUCKET, FDN__LIMIT_MAX, FDN__LIMIT_PERIOD_MAX_MS, 0};
+    assert_false(fdn__limit_rule_ok(&big));
+    assert_int_equal(fdn_limit_rule_validate(&big, NULL), FDN_EINVAL);
+}
+
 /* The token bucket's reset and the sliding window's count take 64-bit arithmetic where it
  * cannot overflow and 128-bit arithmetic otherwise: both must give what the exact 128-bit
  * formulas give, on ordinary states and at the ends of the ranges a valid rule allows (a
@@ -1250,6 +1294,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(sliding_window_exact, setup, teardown),
         cmocka_unit_test(window_counts_do_not_wrap),
         cmocka_unit_test(algo_arithmetic_matches_exact),
+        cmocka_unit_test(rule_ok_agrees_with_validate),
         cmocka_unit_test_setup_teardown(peek_with_another_algorithm_changes_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(peek_does_not_consume, setup, teardown),
