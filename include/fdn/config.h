@@ -287,7 +287,10 @@ FDN_API int fdn_config_update_string(fdn_config_t *cfg, const char *path, const 
 
 /**
  * Replace the config with the built-in defaults (reference reset(): not the startup config).
- * Subscribers get FDN_CONFIG_CHANGE_RESET. updates_count is kept.
+ * Subscribers get FDN_CONFIG_CHANGE_RESET. updates_count is kept. In a runtime the services
+ * take the reset's settings before it returns; a service that refuses one does not fail the
+ * reset: it keeps its setting, and the runtime records that (event config_apply_failed,
+ * counter foundation.config.service_refused) before the call returns (docs/config.md).
  * @return 0, FDN_EUNAVAILABLE, FDN_ENOMEM
  * @thread_safety any @since 0.1.0
  */

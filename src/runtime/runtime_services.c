@@ -16,13 +16,17 @@
  * The glue makes the config drive the runtime (DESIGN "The config drives the runtime"):
  * apply_settings() pushes storage.hot.*, storage.warm.retention.*,
  * interface.max_results, infrastructure.*.default_config, *.enabled and
- * rate_limiting.{cleanup_interval,default_rules} into the services: all of them at wire time
- * and after a reset (or dropped notifications), only those the changed path drives after an
+ * rate_limiting.{cleanup_interval,default_rules} into the services: all of them at wire time,
+ * at a reset and after dropped notifications, only those the changed path drives after an
  * update, so a setting the application changed through a service's own API is not reverted
- * by an unrelated update. Every update of one path is taken by the services it drives
- * before the config publishes it (apply_update, the config's apply hook, under its writer
- * lock): a service that refuses the value refuses the update with its error, the settings
- * are pushed back as the current revision has them, and the refusal is recorded
+ * by an unrelated update. A reset goes through the config's apply hook as an update does
+ * (path NULL, before it is published, so in force when it returns) but is not refused: a
+ * service that refuses its setting keeps the one it had, and that is recorded
+ * (config_apply_failed) and counted (foundation.config.service_refused) in the resetter's
+ * thread once the config's lock is released (reset_kept). Every update of one path is taken by the
+ * services it drives before the config publishes it (apply_update, the config's apply hook, under
+ * its writer lock): a service that refuses the value refuses the update with its error, the
+ * settings are pushed back as the current revision has them, and the refusal is recorded
  * (config_update_refused) and counted (foundation.config.service_refused) once the lock is
  * released. An update of a config that follows etcd is asked first, before it is written
  * there (check_update, the hook's check: each setting through its service's own check,
@@ -57,6 +61,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
@@ -112,8 +117,9 @@ typedef struct glue {
     uint64_t restored_rev; /* config revision once the persisted overrides were reapplied */
     fdn__rt_metrics_t *metrics; /* labelled metric families (runtime_metrics.c), or NULL */
     fdn__mutex_t push_mu;       /* orders pushes of settings (DESIGN: apply_update, apply_live) */
-    bool settings_stale;        /* config hook thread only: a change could not be pushed (out of
-                                   memory), so the next change pushes every setting */
+    atomic_bool settings_stale; /* a change could not be pushed (out of memory: the config hook
+                                   thread's pass, or a reset's push in apply_update), so the
+                                   hook thread's next pass pushes every setting */
     size_t nhook;               /* config hook thread only: records of the current burst */
     hook_rec_t hook[HOOK_BATCH_MAX];
 } glue_t;
@@ -372,9 +378,10 @@ static void took(int rc, const char *service, const char *path, int *first, fdn_
  * names the service and the path; the refused setting is left as it was in that service), or
  * FDN_ENOMEM when a setting could not be pushed. Callers: the config's apply hook (an update
  * is refused with the service's error, and its settings pushed back from the current
- * revision: apply_update), wire() (the runtime's create fails), the config hook thread after
- * a reset or dropped notifications (reported: apply_failed; out of memory: everything is
- * pushed again at the next change, glue_t.settings_stale).
+ * revision; a reset keeps its values, a refusal reported as config_apply_failed:
+ * apply_update), wire() (the runtime's create fails), the config hook thread after dropped
+ * notifications (reported: config_apply_failed; out of memory, there or in a reset's push:
+ * everything is pushed again at the next change, glue_t.settings_stale).
  * check_only: push nothing, only ask: each setting goes through the check its service's setter
  * makes of it (the same function: fdn__events_check_*, fdn__pool_check_sizes,
  * fdn__limiter_check_cleanup_interval, fdn_breaker_opts_validate; a setter that refuses no
@@ -751,9 +758,12 @@ static void report_refusal(fdn_runtime_t *rt, const char *type, const fdn_error_
 /* The config's apply hook (fdn__cfg_apply_hook_t.apply): in the updater's thread, under the
  * config's writer lock, before the update is published. Pushes the settings `path` drives as
  * the update has them; when a service refuses, pushes them back as the current revision has
- * them and refuses the update with the service's error. The setters it reaches store atomics
- * (and kick a clock), no callback runs; it may wait for push_mu while a pass over the live
- * revision runs (apply_live: service locks only, never a config lock). */
+ * them and refuses the update with the service's error. A reset (path NULL) pushes every
+ * setting and is published whatever a service says: one that refused keeps its setting
+ * (reported by reset_kept), one not pushed for want of memory is pushed by the hook thread's
+ * next pass (settings_stale). The setters it reaches store atomics (and kick a clock), no
+ * callback runs; it may wait for push_mu while a pass over the live revision runs
+ * (apply_live: service locks only, never a config lock). */
 static int apply_update(const fdn_config_snapshot_t *cur, const fdn_config_snapshot_t *next,
                         const char *path, void *user,
                         fdn_error_t *err) FDN_NO_THREAD_SAFETY_ANALYSIS
@@ -763,6 +773,13 @@ static int apply_update(const fdn_config_snapshot_t *cur, const fdn_config_snaps
      * the live revision (apply_live) runs between this push and the publish */
     fdn__mutex_lock(&g->push_mu);
     int rc = apply_settings(g->rt, g, path, next, false, err);
+    if (path == NULL) { /* a reset: published in any case (apply_published releases push_mu) */
+        if (rc == FDN_ENOMEM) {
+            atomic_store_explicit(&g->settings_stale, true, memory_order_relaxed);
+            rc = 0;
+        }
+        return rc;
+    }
     if (rc != 0) {
         (void)apply_settings(g->rt, g, path, cur, false, NULL);
         fdn__mutex_unlock(&g->push_mu);
@@ -793,6 +810,15 @@ static void apply_published(void *user) FDN_NO_THREAD_SAFETY_ANALYSIS
     fdn__mutex_unlock(&g->push_mu);
 }
 
+/* fdn__cfg_apply_hook_t.apply_failed: a reset (at revision) is published and a service kept
+ * its setting (apply_update). In the resetter's thread (a reset from etcd: the follower's), no
+ * lock held. */
+static void reset_kept(uint64_t revision, const fdn_error_t *why, void *user)
+{
+    glue_t *g = user;
+    report_refusal(g->rt, "config_apply_failed", why, why->code, NULL, revision);
+}
+
 /* fdn__cfg_apply_hook_t.refused: in the updater's thread, no lock held. */
 static void update_refused(const char *path, const char *value_json, const fdn_error_t *why,
                            void *user)
@@ -821,15 +847,22 @@ static void on_config_change(const fdn_config_change_t *c, void *user)
      * reading the events) finds its settings already in force in the services (a query
      * capped by the new interface.max_results, not by the one before) */
     const char *changed = c->kind == FDN_CONFIG_CHANGE_UPDATED ? c->path : NULL;
-    fdn_error_t why = FDN_ERROR_INIT;
-    int arc = apply_live(rt, g, g->settings_stale ? NULL : changed, &why);
-    g->settings_stale = arc == FDN_ENOMEM;
-    /* an update's settings were taken before it was published (apply_update): a refusal
-     * here comes from a reset or a pass over everything; the tree keeps the value, the
-     * service its old setting, and it is said so, not dropped */
-    if (arc != 0 && arc != FDN_ENOMEM)
-        report_refusal(rt, "config_apply_failed", why.code != 0 ? &why : NULL, arc, NULL,
-                       c->revision);
+    bool stale = atomic_exchange_explicit(&g->settings_stale, false, memory_order_relaxed);
+    /* a reset's settings were pushed before it was published (apply_update, path NULL), a
+     * refusal reported there (reset_kept): pushed again here only if one could not be */
+    if (c->kind != FDN_CONFIG_CHANGE_RESET || stale) {
+        fdn_error_t why = FDN_ERROR_INIT;
+        int arc = apply_live(rt, g, stale ? NULL : changed, &why);
+        if (arc == FDN_ENOMEM)
+            atomic_store_explicit(&g->settings_stale, true, memory_order_relaxed);
+        /* an update's or a reset's settings were taken before it was published: a refusal
+         * here comes from a pass over everything (dropped notifications, a push that ran out
+         * of memory) over a tree part of which a service refused at a reset; the tree keeps
+         * the value, the service its old setting, and it is said so, not dropped */
+        if (arc != 0 && arc != FDN_ENOMEM)
+            report_refusal(rt, "config_apply_failed", why.code != 0 ? &why : NULL, arc, NULL,
+                           c->revision);
+    }
     switch (c->kind) {
     case FDN_CONFIG_CHANGE_UPDATED: {
         /* a persisted override reapplied at start is not a new update: its history is
@@ -1152,6 +1185,7 @@ static int wire(fdn_runtime_t *rt, void **out, fdn_error_t *err)
         return fdn_err_set(err, FDN_ENOMEM, "out of memory wiring runtime %s",
                            fdn_runtime_name(rt));
     pthread_mutex_init(&g->push_mu, NULL);
+    atomic_init(&g->settings_stale, false);
     g->rt = rt;
     /* the event store and the config are created before the telemetry service: connect
      * them now */
@@ -1209,6 +1243,7 @@ static int wire(fdn_runtime_t *rt, void **out, fdn_error_t *err)
                                 .published = apply_published,
                                 .refused = update_refused,
                                 .check = check_update,
+                                .apply_failed = reset_kept,
                                 .user = g};
     fdn__config_set_apply_hook(fdn_runtime_config(rt), &ah);
     /* the overrides are updates of the tree; g is not published until wire returns, so the

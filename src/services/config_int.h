@@ -46,9 +46,16 @@ void fdn__config_set_telemetry(fdn_config_t *cfg, struct fdn_telemetry *tm);
  *   update fails with that code (err filled, naming the component), nothing is published
  *   or notified, and apply has put the components back as `cur` has them. It runs under the
  *   writer lock: it must not block, call the config's write side, or run user callbacks.
- * - published: after an apply that returned 0, once `next` is published (wmu still held):
- *   the end of what apply began (the runtime releases there the lock that orders its pushes).
- *   Must not block or call out. Optional.
+ *   A reset (local or from the remote store) calls it too, with path NULL, before its
+ *   snapshot is published: every setting is pushed as `next` has it, so the reset is in force
+ *   when it returns, as an update is. A reset is not refused (it is the way back to known
+ *   values, and one from the remote store is already every process's): a component that
+ *   refuses its setting keeps the one it had, the others take theirs, and apply returns the
+ *   first refusal (err filled); the reset is published whatever apply returns, and the
+ *   refusal reported through `apply_failed`.
+ * - published: after an apply that returned 0, or a reset's apply whatever it returned, once
+ *   `next` is published (wmu still held): the end of what apply began (the runtime releases
+ *   there the lock that orders its pushes). Must not block or call out. Optional.
  * - refused: after such a refusal, once wmu is released, in the updater's thread (for a
  *   change from the remote store, the follower's thread; not for updates queued while stopped,
  *   counted in fdn_config_status_t.pending_failed): report it (event, telemetry). value_json
@@ -60,6 +67,10 @@ void fdn__config_set_telemetry(fdn_config_t *cfg, struct fdn_telemetry *tm);
  *   code (err filled), is not written, and is reported through `refused` as apply's refusal.
  *   When the remote store's change comes back through the watch, `apply` pushes it as any
  *   change. Same rules as apply (no blocking, no config call, no user callback). Optional.
+ * - apply_failed: after a reset's apply returned non-zero, once the reset (at `revision`) is
+ *   published and wmu released, in the resetter's thread (a reset from the remote store: the
+ *   follower's): report that the tree has the reset's values and a component kept its
+ *   setting (`why`: apply's error). Optional.
  * All run with `user`. */
 typedef struct fdn__cfg_apply_hook {
     int (*apply)(const fdn_config_snapshot_t *cur, const fdn_config_snapshot_t *next,
@@ -67,14 +78,21 @@ typedef struct fdn__cfg_apply_hook {
     void (*published)(void *user);
     void (*refused)(const char *path, const char *value_json, const fdn_error_t *why, void *user);
     int (*check)(const fdn_config_snapshot_t *next, const char *path, void *user, fdn_error_t *err);
+    void (*apply_failed)(uint64_t revision, const fdn_error_t *why, void *user);
     void *user;
 } fdn__cfg_apply_hook_t;
 
 /* Install (hook non-NULL, copied) or remove (NULL) the apply hook. Takes wmu, so on return no
- * apply of the previous hook runs; a `refused` of it may still be running in an updater's
- * thread (its user must outlive the config's other callers: the runtime removes it at
- * destroy). */
+ * apply of the previous hook runs; a `refused` or `apply_failed` of it may still be running in
+ * an updater's thread (its user must outlive the config's other callers: the runtime removes
+ * it at destroy). */
 void fdn__config_set_apply_hook(fdn_config_t *cfg, const fdn__cfg_apply_hook_t *hook);
+
+/* fdn__config_set_apply_hook that also copies the hook it replaces into *prev (zeroed when
+ * there was none), in one hold of wmu: a hook that wraps the installed one (the tests'
+ * tests/support/refusing_hook.c) takes it without a window for another install. */
+void fdn__config_swap_apply_hook(fdn_config_t *cfg, const fdn__cfg_apply_hook_t *hook,
+                                 fdn__cfg_apply_hook_t *prev);
 
 /* ==== Internal to the config module (config.c, config_update.c, config_fallback.c) ==== */
 #include <jansson.h>

@@ -3,11 +3,12 @@
  * subscriptions, updates (the four checks, the apply hook's, publish, notify), resets. The
  * apply hook (the runtime's: the services the path drives take the value) runs under wmu
  * between validation and publish; its refusal is reported through its `refused` after wmu is
- * released (config_int.h). An update of a config following etcd asks the hook's `check`
- * instead (nothing pushed) before the value is written there; the watch's change then goes
- * through `apply` as any change. Shares the state,
- * locks and invariants described in config.c (lock order wmu -> smu; wmu -> fmu; no
- * callback under a lock). The delivery thread is started/joined by config.c.
+ * released (config_int.h). A reset goes through the same hook (path NULL, every setting)
+ * before it is published, but is not refused: a refusal is reported through `apply_failed`. An
+ * update of a config following etcd asks the hook's `check` instead (nothing pushed) before the
+ * value is written there; the watch's change then goes through `apply` as any change. Shares the
+ * state, locks and invariants described in config.c (lock order wmu -> smu; wmu -> fmu; no callback
+ * under a lock). The delivery thread is started/joined by config.c.
  */
 #include "services/config_int.h"
 
@@ -589,9 +590,17 @@ void fdn__cfg_report_refusal(const fdn__cfg_apply_hook_t *hook, const char *path
 
 void fdn__config_set_apply_hook(fdn_config_t *cfg, const fdn__cfg_apply_hook_t *hook)
 {
+    fdn__config_swap_apply_hook(cfg, hook, NULL);
+}
+
+void fdn__config_swap_apply_hook(fdn_config_t *cfg, const fdn__cfg_apply_hook_t *hook,
+                                 fdn__cfg_apply_hook_t *prev)
+{
     if (cfg == NULL)
         return;
     fdn__mutex_lock(&cfg->wmu);
+    if (prev != NULL)
+        *prev = cfg->apply_hook;
     if (hook != NULL)
         cfg->apply_hook = *hook;
     else
@@ -823,11 +832,18 @@ int fdn__config_check_and_queue(fdn_config_t *cfg, const char *path, const char 
     return rc;
 }
 
-/* Replace the config with vals at revision (0 or not above the current one: the next). */
+/* Replace the config with vals at revision (0 or not above the current one: the next). The
+ * apply hook pushes the reset's settings before it is published (path NULL: all of them); a
+ * component's refusal does not refuse the reset and is reported through the hook's
+ * apply_failed once wmu is released (config_int.h). */
 static int reset_at(fdn_config_t *cfg, json_t *const *vals, uint64_t revision, fdn_error_t *err)
 {
     snap_t *old = NULL;
     int rc = 0;
+    fdn_error_t why = FDN_ERROR_INIT;
+    int arc = 0;
+    fdn__cfg_apply_hook_t hook = {NULL};
+    uint64_t published = 0;
     fdn__mutex_lock(&cfg->wmu);
     if (!cfg->running) {
         rc = fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
@@ -838,6 +854,9 @@ static int reset_at(fdn_config_t *cfg, json_t *const *vals, uint64_t revision, f
             rc = fdn_err_set(err, FDN_ENOMEM, NULL);
         } else {
             ns->revision = revision > cfg->cur->revision ? revision : cfg->cur->revision + 1;
+            hook = cfg->apply_hook;
+            if (hook.apply != NULL)
+                arc = hook.apply(cfg->cur, ns, NULL, hook.user, &why);
             old = cfg->cur;
             cfg->cur = ns;
             atomic_store_explicit(&cfg->live, ns, memory_order_release);
@@ -848,10 +867,18 @@ static int reset_at(fdn_config_t *cfg, json_t *const *vals, uint64_t revision, f
             if (tree != NULL)
                 fdn__cfg_notify(cfg, FDN_CONFIG_CHANGE_RESET, "", NULL, tree, ns->revision);
             json_decref(tree);
+            if (hook.apply != NULL && hook.published != NULL)
+                hook.published(hook.user);
+            published = ns->revision;
         }
     }
     fdn__mutex_unlock(&cfg->wmu);
     fdn__cfg_retire(old);
+    if (arc != 0 && hook.apply_failed != NULL) {
+        if (why.code == 0) /* (a hook that did not fill err) */
+            fdn_err_set(&why, arc, NULL);
+        hook.apply_failed(published, &why, hook.user);
+    }
     return rc;
 }
 

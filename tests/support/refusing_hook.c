@@ -15,20 +15,19 @@
 #include <fdn/events.h>
 #include <fdn/telemetry.h>
 
-#include "core/lock.h"
-
 #define PATH    "interface.max_results"
 #define REFUSED 4294967296LL /* one above the event store's cap */
 
-/* When next holds h->value at PATH (the update's path): a copy of next with REFUSED there
- * (*sub; NULL when out of memory, *rc FDN_ENOMEM). Otherwise *sub is next. */
+/* When next holds h->value at PATH and path is PATH (an update of it) or NULL (a reset): a
+ * copy of next with REFUSED there (*sub; NULL when out of memory, *rc FDN_ENOMEM). Otherwise
+ * *sub is next. */
 static const fdn_config_snapshot_t *
 substitute(test_refusing_hook_t *h, const fdn_config_snapshot_t *next, const char *path, int *rc)
 {
     int64_t v = 0;
     *rc = 0;
-    if (strcmp(path, PATH) != 0 || fdn_config_snapshot_get_int(next, path, &v) != 0 ||
-        v != h->value)
+    if ((path != NULL && strcmp(path, PATH) != 0) ||
+        fdn_config_snapshot_get_int(next, PATH, &v) != 0 || v != h->value)
         return next;
     int32_t idx = fdn__cfg_schema_find(next->schema, PATH, strlen(PATH));
     assert_true(idx >= 0);
@@ -84,6 +83,13 @@ static void wrap_published(void *user)
         h->rt.published(h->rt.user);
 }
 
+static void wrap_apply_failed(uint64_t revision, const fdn_error_t *why, void *user)
+{
+    test_refusing_hook_t *h = user;
+    if (h->rt.apply_failed != NULL)
+        h->rt.apply_failed(revision, why, h->rt.user);
+}
+
 static void wrap_refused(const char *path, const char *value_json, const fdn_error_t *why,
                          void *user)
 {
@@ -99,16 +105,14 @@ void test_refusing_hook_install(test_refusing_hook_t *h, fdn_config_t *cfg, int6
     atomic_init(&h->applied_refusals, 0);
     atomic_init(&h->checked_refusals, 0);
     atomic_init(&h->checks, 0);
-    fdn__mutex_lock(&cfg->wmu);
-    h->rt = cfg->apply_hook;
-    fdn__mutex_unlock(&cfg->wmu);
-    assert_non_null(h->rt.apply);
     fdn__cfg_apply_hook_t wrap = {.apply = wrap_apply,
                                   .published = wrap_published,
                                   .refused = wrap_refused,
                                   .check = wrap_check,
+                                  .apply_failed = wrap_apply_failed,
                                   .user = h};
-    fdn__config_set_apply_hook(cfg, &wrap);
+    fdn__config_swap_apply_hook(cfg, &wrap, &h->rt);
+    assert_non_null(h->rt.apply);
 }
 
 void test_refusing_hook_remove(test_refusing_hook_t *h)
@@ -137,8 +141,14 @@ uint64_t test_refusals_counted(fdn_runtime_t *rt, atomic_int *refused)
 
 size_t test_refusal_events(fdn_runtime_t *rt, bool newest_first, char *data, size_t cap)
 {
+    return test_events_of(rt, "config_update_refused", newest_first, data, cap);
+}
+
+size_t test_events_of(fdn_runtime_t *rt, const char *type, bool newest_first, char *data,
+                      size_t cap)
+{
     fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
-    q.type = "config_update_refused";
+    q.type = type;
     q.limit = 100;
     q.descending = newest_first;
     fdn_event_list_t *l = NULL;

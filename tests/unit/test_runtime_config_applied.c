@@ -21,6 +21,7 @@
 
 #include <fdn/config.h>
 #include <fdn/events.h>
+#include <fdn/limiter.h>
 #include <fdn/runtime.h>
 #include <fdn/telemetry.h>
 
@@ -167,6 +168,96 @@ static void service_refusal_refuses_the_update(void **state)
 
     assert_int_equal(atomic_load(&r.applied_refusals), 1);
     assert_int_equal(atomic_load(&r.checks), 0); /* (asked only of a config on etcd) */
+    test_refusing_hook_remove(&r);
+    assert_int_equal(fdn_telemetry_detach(fdn_runtime_telemetry(f->rt), h), 0);
+    test_rt_free(f);
+}
+
+/* Events of type cap_probe the store returns for a query asking 1000 (STORED are stored):
+ * min(the store's interface.max_results, STORED). */
+static int64_t probe_count(fdn_runtime_t *rt)
+{
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.type = "cap_probe";
+    q.limit = 1000;
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_query(fdn_runtime_events(rt), &q, &l), 0);
+    int64_t n = (int64_t)fdn_event_list_count(l);
+    fdn_event_list_free(l);
+    return n;
+}
+
+/* A reset's settings go through the config's apply hook (path NULL) before it is published,
+ * so they are in force when it returns, as an update's are; but a reset is not refused: a
+ * service that refuses its setting keeps the one it had, the others take theirs, the tree
+ * has the reset's values, and that is recorded (event config_apply_failed {path, revision,
+ * code, error, message}) and counted (foundation.config.service_refused {path, error})
+ * before the reset returns, in the resetter's thread. Before, the reset was pushed later by
+ * the hook thread alone, outside the hook tests wrap, and no value reached that refusal.
+ * The refused value is the test's (refusing_hook.h): the default interface.max_results,
+ * 1000, handed to the event store as 4294967296. */
+static void reset_refused_by_a_service_is_recorded(void **state)
+{
+    (void)state;
+    test_rt_t *f = test_rt_new(NULL, true);
+    fdn_config_t *cfg = fdn_runtime_config(f->rt);
+    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
+    spec.type = "cap_probe";
+    spec.data = "{}";
+    spec.data_len = 2;
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &spec, NULL), 0);
+    for (int i = 0; i < STORED; i++)
+        assert_int_equal(fdn_events_store(fdn_runtime_events(f->rt), ev, NULL), 0);
+    fdn_event_free(ev);
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 5, NULL), 0);
+    assert_int_equal(
+        fdn_config_update_bool(cfg, "infrastructure.rate_limiting.enabled", false, NULL), 0);
+    assert_int_equal(probe_count(f->rt), 5);
+    assert_false(fdn_limiter_enabled(fdn_runtime_limiter(f->rt)));
+    /* the hook thread's own passes for these updates done (each pushes the live revision's
+     * setting of its path, which would be the reset's, not through the test's hook) */
+    test_rt_wait_config(f, fdn_config_revision(cfg));
+
+    static test_refusing_hook_t r;
+    test_refusing_hook_install(&r, cfg, 1000);
+    atomic_int refused;
+    uint64_t h = test_refusals_counted(f->rt, &refused);
+    uint64_t rev = fdn_config_revision(cfg);
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_config_reset(cfg, &err), 0);
+    assert_int_equal(err.code, 0);
+    /* the tree has the reset's values; the limiter took its, the store kept its cap */
+    assert_int_equal(fdn_config_revision(cfg), rev + 1);
+    int64_t v = 0;
+    assert_int_equal(fdn_config_get_int(cfg, "interface.max_results", &v), 0);
+    assert_int_equal(v, 1000);
+    assert_true(fdn_limiter_enabled(fdn_runtime_limiter(f->rt)));
+    assert_int_equal(probe_count(f->rt), 5);
+    /* said when the reset returns: recorded and counted once, not as a refused update */
+    assert_int_equal(atomic_load(&r.applied_refusals), 1);
+    assert_int_equal(atomic_load(&refused), 1);
+    char data[512];
+    assert_int_equal(test_events_of(f->rt, "config_apply_failed", false, data, sizeof(data)), 1);
+    assert_non_null(strstr(data, "\"path\":\"interface.max_results\""));
+    char want[96];
+    snprintf(want, sizeof(want), "\"revision\":%" PRIu64, rev + 1);
+    assert_non_null(strstr(data, want));
+    snprintf(want, sizeof(want), "\"error\":\"%s\"", fdn_err_name(FDN_EINVAL));
+    assert_non_null(strstr(data, want));
+    snprintf(want, sizeof(want), "\"code\":%d", fdn_err_info(FDN_EINVAL)->ref_code);
+    assert_non_null(strstr(data, want));
+    assert_non_null(strstr(data, "event_store refused the setting interface.max_results"));
+    assert_null(strstr(data, "\"value\""));
+    assert_int_equal(test_refusal_events(f->rt, false, data, sizeof(data)), 0);
+
+    /* the hook thread, given the reset's notification, does not push (nor report) again */
+    assert_int_equal(fdn_config_update_int(cfg, "storage.hot.max_events", 5000, NULL), 0);
+    test_rt_wait_config(f, fdn_config_revision(cfg));
+    assert_int_equal(atomic_load(&refused), 1);
+    assert_int_equal(test_events_of(f->rt, "config_apply_failed", false, data, sizeof(data)), 1);
+    assert_int_equal(probe_count(f->rt), 5);
+
     test_refusing_hook_remove(&r);
     assert_int_equal(fdn_telemetry_detach(fdn_runtime_telemetry(f->rt), h), 0);
     test_rt_free(f);
@@ -372,6 +463,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cap_in_force_when_counted),
         cmocka_unit_test(service_refusal_refuses_the_update),
+        cmocka_unit_test(reset_refused_by_a_service_is_recorded),
         cmocka_unit_test(schema_bounds_max_results_by_the_store_cap),
         cmocka_unit_test(file_setting_past_the_store_cap_fails_create),
         cmocka_unit_test(hook_stopped_for_good_counts_what_it_left),
