@@ -572,6 +572,28 @@ FDN_API int fdn_limiter_stats(fdn_limiter_t *l, fdn_limiter_stats_t *out);
 /** The backend's state. @return 0, FDN_EINVAL  @thread_safety any  @since 0.2.0 */
 FDN_API int fdn_limiter_backend_status(fdn_limiter_t *l, fdn_limiter_backend_status_t *out);
 
+/**
+ * Nanoseconds (limiter clock) since this process's store last refused a new key because its
+ * shard was full: fdn_limiter_backend_status_t.since_refusal_ns, read alone (a few loads,
+ * without fdn_limiter_backend_status's pass over the shards), for a check made often (the
+ * admin server's GET /health).
+ * @param[in] l the limiter
+ * @return the age (>= 0), or -1: never refused, or l NULL
+ * @thread_safety any  @since 0.3.0
+ */
+FDN_API int64_t fdn_limiter_refusal_age_ns(fdn_limiter_t *l);
+
+/**
+ * Whether the backend answers: memory, always; Redis, its last command got a reply and the
+ * breaker around Redis is closed (fdn_limiter_backend_status_t.connected and .breaker_state ==
+ * FDN_BREAKER_CLOSED, read alone, as fdn_limiter_refusal_age_ns reads its field). While not,
+ * the limiter's failure policy answers the checks.
+ * @param[in] l the limiter
+ * @return true or false (false for l NULL)
+ * @thread_safety any  @since 0.3.0
+ */
+FDN_API bool fdn_limiter_backend_available(fdn_limiter_t *l);
+
 /** One live key of fdn_limiter_top_keys: a key the library built (FDN_LIMIT_KEY_NS_*) is
  * shown without its namespace byte, named by key_ns. */
 typedef struct fdn_limit_key_info {

@@ -313,11 +313,6 @@ typedef struct fdn__admin_health_ext {
 } fdn__admin_health_ext_t;
 int fdn__admin_set_health_ext(fdn_admin_t *a, const fdn__admin_health_ext_t *ext, void *user);
 
-/** The GET /health request the calling thread is answering, as a number that changes with
- * every such request (0 before the first): a health check may reuse what another check read
- * during the same request. */
-uint64_t fdn__admin_health_gen(void);
-
 /* What a mount has registered so far, so that a mount that fails part way takes back what it
  * added (routes, health checks, metrics sources, the telemetry and health hooks) and leaves
  * the server as it was: a failed mount can be made again. Only before start. */

@@ -3,8 +3,8 @@
  * comment in http.c for the server). Both run on the server's threads, many at once: they read
  * the health checks and metrics writers registered before start (read-only afterwards), call
  * them (thread-safe by contract), and write their answers as text. Shared state: the
- * relaxed atomics `metrics_len` (a capacity hint) and `by_class` (the server's counts); the
- * thread-local `health_gen`; GET /health's remembered bodies (`hmemo`, see "Reuse" below),
+ * relaxed atomics `metrics_len` (a capacity hint) and `by_class` (the server's counts);
+ * GET /health's remembered bodies (`hmemo`, see "Reuse" below),
  * each slot owned by the thread that took its `busy` flag (acquire; cleared with release), a
  * thread that finds every slot taken answering without one. No locks, no waits.
  */
@@ -37,15 +37,6 @@ static const char *find_member(const fdn__admin_text_t *t, const char *name, siz
         return NULL;
     *span = (size_t)(e - m) + 2; /* with its '}' and ',' */
     return m;
-}
-
-/* Which GET /health this thread is answering (0: none yet): checks that read the same state
- * (the limiter's two) read it once per request (fdn__admin_health_gen). */
-static _Thread_local uint64_t health_gen;
-
-uint64_t fdn__admin_health_gen(void)
-{
-    return health_gen;
 }
 
 /* The body of GET /health, written as text in one pass (no jansson tree: this endpoint is
@@ -255,7 +246,6 @@ static int h_health(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *us
     (void)req;
     fdn_admin_t *a = user;
     const fdn__admin_health_ext_t *ext = a->health_ext;
-    health_gen++;
     fdn__admin_health_memo_t *m = memo_take(a);
     if (m != NULL && !memo_ready(a, m)) {
         memo_give(m);

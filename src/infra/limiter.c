@@ -29,6 +29,7 @@
  * equals that generation, so any rule update or removal applies to the very next check.
  * Generations are unique per limiter (they only grow), so a copy never outlives its rule.
  */
+#include <fdn/breaker.h>
 #include <fdn/limiter.h>
 #include <fdn/telemetry.h>
 
@@ -292,15 +293,59 @@ int fdn_limiter_set_max_keys_per_identity(fdn_limiter_t *l, uint32_t max_keys)
     return 0;
 }
 
-/* The backend's since_refusal_ns (a monotonic time, see limiter_int.h) made an age. */
-static void refusal_age(fdn_limiter_t *l, fdn_limiter_backend_status_t *out)
+/* A backend's since_refusal_ns (a monotonic time, see limiter_int.h) made an age. */
+static int64_t refusal_age_of(fdn_limiter_t *l, int64_t at)
 {
-    int64_t at = out->since_refusal_ns;
     int64_t age;
+    if (at == 0)
+        return -1;
     /* a manual clock may sit anywhere in int64: the age stops at INT64_MAX */
     if (__builtin_sub_overflow(fdn_clock_mono_ns(l->clock), at, &age))
         age = at < 0 ? INT64_MAX : 0;
-    out->since_refusal_ns = at == 0 ? -1 : age < 0 ? 0 : age;
+    return age < 0 ? 0 : age;
+}
+
+static void refusal_age(fdn_limiter_t *l, fdn_limiter_backend_status_t *out)
+{
+    out->since_refusal_ns = refusal_age_of(l, out->since_refusal_ns);
+}
+
+/* fdn_limiter_refusal_age_ns and fdn_limiter_backend_available read the one or two fields
+ * they answer with, not the backend's whole status (whose pass over the memory store's shards,
+ * summing key and refusal counts, is most of its cost: ~0.9 k instructions with 64 shards);
+ * GET /health's two limiter checks call them on every request. */
+int64_t fdn_limiter_refusal_age_ns(fdn_limiter_t *l)
+{
+    if (l == NULL)
+        return -1;
+    int64_t at;
+    if (l->be == &fdn__limiter_mem_backend) {
+        at = fdn__limiter_mem_last_refusal(l->be_self);
+#ifdef FDN_HAVE_REDIS
+    } else if (l->be == &fdn__limiter_redis_backend) {
+        at = fdn__limiter_redis_last_refusal(l->be_self);
+#endif
+    } else { /* (no other backend today) */
+        fdn_limiter_backend_status_t st;
+        l->be->status(l->be_self, &st);
+        at = st.since_refusal_ns;
+    }
+    return refusal_age_of(l, at);
+}
+
+bool fdn_limiter_backend_available(fdn_limiter_t *l)
+{
+    if (l == NULL)
+        return false;
+    if (l->be == &fdn__limiter_mem_backend)
+        return true;
+#ifdef FDN_HAVE_REDIS
+    if (l->be == &fdn__limiter_redis_backend)
+        return fdn__limiter_redis_available(l->be_self);
+#endif
+    fdn_limiter_backend_status_t st; /* (no other backend today) */
+    l->be->status(l->be_self, &st);
+    return st.connected && st.breaker_state == FDN_BREAKER_CLOSED;
 }
 
 int fdn_limiter_backend_status(fdn_limiter_t *l, fdn_limiter_backend_status_t *out)

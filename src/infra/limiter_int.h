@@ -10,6 +10,7 @@
 #include <fdn/limiter.h>
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "logic/limit_algo.h"
@@ -110,6 +111,15 @@ void fdn__limiter_mem_status_evictions(void *self, fdn_limiter_backend_status_t 
  * Returns 0 or FDN_EINVAL. */
 int fdn__limiter_status_evictions(fdn_limiter_t *l, fdn_limiter_backend_status_t *out,
                                   uint64_t *evictions);
+
+/* The in-memory store's last refusal of a new key (monotonic ns; 0: never), as its `status`
+ * has it in since_refusal_ns, without its pass over the shards (fdn_limiter_refusal_age_ns). */
+int64_t fdn__limiter_mem_last_refusal(void *self);
+/* Of the Redis backend: whether it is available (connected and its breaker closed, as its
+ * `status` has them; fdn_limiter_backend_available), and its local store's last refusal
+ * (fdn__limiter_mem_last_refusal). */
+bool fdn__limiter_redis_available(void *self);
+int64_t fdn__limiter_redis_last_refusal(void *self);
 
 /* The in-memory store's quota of live keys per identity (0 = none; see limiter_store.c). */
 void fdn__limiter_mem_set_identity_quota(void *self, uint32_t max_keys);

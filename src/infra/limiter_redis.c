@@ -675,6 +675,19 @@ static void redis_status(void *self, fdn_limiter_backend_status_t *out)
     out->latency_sum_us = atomic_load_explicit(&b->lat_sum_us, memory_order_relaxed);
 }
 
+bool fdn__limiter_redis_available(void *self)
+{
+    redisbe_t *b = self;
+    return atomic_load_explicit(&b->connected, memory_order_relaxed) &&
+           fdn_breaker_state(b->breaker) == FDN_BREAKER_CLOSED;
+}
+
+int64_t fdn__limiter_redis_last_refusal(void *self)
+{
+    redisbe_t *b = self;
+    return fdn__limiter_mem_last_refusal(b->local);
+}
+
 void fdn__limiter_redis_pipeline_counts(void *self, fdn__redis_pipe_stats_t *out)
 {
     redisbe_t *b = self;

@@ -54,11 +54,11 @@
  * default: live state is never dropped, so no key's count can be reset by a flood) or evicts
  * the LRU tail (EVICT_LRU).
  *
- * Status: fdn_limiter_backend_status (GET /health asks it on every request) and
- * fdn_limiter_stats (GET /metrics, every scrape) take no lock. Each shard mirrors its key count
- * and keeps its refusals and decision counts in relaxed atomics (`live`, `overflow_denied`,
- * `allowed`...)
- * stored under the shard lock right after the change, and the identity table its size
+ * Status: fdn_limiter_backend_status and fdn_limiter_stats (GET /metrics, every scrape) take
+ * no lock; GET /health reads only last_refusal_mono (fdn_limiter_refusal_age_ns). Each shard
+ * mirrors its key count and keeps its refusals and decision counts in relaxed atomics (`live`,
+ * `overflow_denied`, `allowed`...) stored under the shard lock right after the change, and the
+ * identity table its size
  * (`nidents_pub`, under idmu); status sums them with relaxed loads. A sum taken while keys come
  * and go may mix shards seen at different moments, but each term is a count that really was;
  * once no operation is running it is exact (tests compare it with the locked count of
@@ -723,6 +723,12 @@ void fdn__limiter_mem_status_evictions(void *self, fdn_limiter_backend_status_t 
                                        uint64_t *evictions)
 {
     mem_status_ev(self, out, evictions);
+}
+
+int64_t fdn__limiter_mem_last_refusal(void *self)
+{
+    const membe_t *m = self;
+    return atomic_load_explicit(&m->last_refusal_mono, memory_order_relaxed);
 }
 
 static void mem_destroy(void *self)

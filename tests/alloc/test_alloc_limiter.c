@@ -191,6 +191,8 @@ static void accessors_allocate_nothing(void **state)
     NOALLOC_SWEEP(fdn_limit_key_validate, fdn_limit_key_validate("\002k", 2, 0, NULL));
     NOALLOC_SWEEP(fdn_limiter_stats, fdn_limiter_stats(l, &st));
     NOALLOC_SWEEP(fdn_limiter_backend_status, fdn_limiter_backend_status(l, &bs));
+    NOALLOC_SWEEP(fdn_limiter_refusal_age_ns, fdn_limiter_refusal_age_ns(l));
+    NOALLOC_SWEEP(fdn_limiter_backend_available, fdn_limiter_backend_available(l));
     fdn_limit_key_info_t top[4];
     size_t ntop = 0;
     NOALLOC_SWEEP(fdn_limiter_top_keys, fdn_limiter_top_keys(l, top, 4, &ntop, NULL));

@@ -1117,6 +1117,9 @@ static void refused_connection_follows_each_policy(void **state)
     assert_false(st.connected);
     assert_int_equal(st.fallbacks, 10);
     assert_int_equal(st.breaker_state, FDN_BREAKER_OPEN); /* 3 failures opened it */
+    /* GET /health's reads say the same */
+    assert_false(fdn_limiter_backend_available(l));
+    assert_int_equal(fdn_limiter_refusal_age_ns(l), st.since_refusal_ns);
     fdn_limiter_destroy(l);
 
     o = redis_opts(url, FDN_LIMIT_FAIL_CLOSED);
@@ -1329,6 +1332,7 @@ static void killed_and_restarted_under_load(void **state)
     fdn_limiter_backend_status(ld.l, &st);
     assert_int_equal(st.breaker_state, FDN_BREAKER_OPEN);
     assert_true(st.fallbacks > 0);
+    assert_false(fdn_limiter_backend_available(ld.l)); /* (the clock holds the breaker open) */
     server_cmd("restart", dir);
     /* Redis answers again (its script reports PONG before returning). Each check below either
      * reaches Redis (the breaker's half-open probe) or is answered locally while the breaker
@@ -1351,6 +1355,7 @@ static void killed_and_restarted_under_load(void **state)
     assert_int_equal(atomic_load(&ld.bad_rc), 0);
     assert_true(st.connected);
     assert_int_equal(st.breaker_state, FDN_BREAKER_CLOSED);
+    assert_true(fdn_limiter_backend_available(ld.l));
 
     /* no double counting after recovery: a fresh key counts exactly the checks made */
     fdn_limit_rule_t r = {FDN_LIMIT_FIXED_WINDOW, 100, 600000, 0};

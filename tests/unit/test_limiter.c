@@ -8,6 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <fdn/breaker.h>
 #include <fdn/limiter.h>
 #include "infra/limiter_int.h"
 #include "logic/limit_algo.h"
@@ -1231,6 +1232,17 @@ static void fixed_window_before_1970_is_one_period(void **state)
     fdn_clock_destroy(clk);
 }
 
+/* fdn_limiter_refusal_age_ns and fdn_limiter_backend_available (GET /health's reads) say what
+ * fdn_limiter_backend_status says of their fields. */
+static void expect_health_agrees(fdn_limiter_t *l)
+{
+    fdn_limiter_backend_status_t st;
+    assert_int_equal(fdn_limiter_backend_status(l, &st), 0);
+    assert_int_equal(fdn_limiter_refusal_age_ns(l), st.since_refusal_ns);
+    assert_true(st.connected && st.breaker_state == FDN_BREAKER_CLOSED);
+    assert_true(fdn_limiter_backend_available(l));
+}
+
 /* The store's time arithmetic off the check path (the age of the last refusal, the once-a-
  * second quota sweep, a refusal's wait) holds at both ends of a manual clock: no overflow
  * (UBSan), and ages and sweeps follow the clock as they do near 0. */
@@ -1252,6 +1264,7 @@ static void store_times_at_clock_extremes(void **state)
         fdn_limiter_backend_status_t st;
         assert_int_equal(fdn_limiter_backend_status(l, &st), 0);
         assert_int_equal(st.since_refusal_ns, -1); /* never */
+        expect_health_agrees(l);
         /* a full shard of live keys refuses a new one, and says when one expires */
         fdn_limit_rule_t tb = {FDN_LIMIT_TOKEN_BUCKET, 10, 1000, 0};
         fdn_limit_rule_t fw = {FDN_LIMIT_FIXED_WINDOW, 10, 1000, 0};
@@ -1261,9 +1274,13 @@ static void store_times_at_clock_extremes(void **state)
         assert_true(res.retry_after_ns > 0 && res.retry_after_ns <= 1000 * MS);
         assert_int_equal(fdn_limiter_backend_status(l, &st), 0);
         assert_int_equal(st.since_refusal_ns, 0);
+        expect_health_agrees(l);
         assert_int_equal(fdn_clock_advance(clk, 5000 * MS), 0);
         assert_int_equal(fdn_limiter_backend_status(l, &st), 0);
         assert_int_equal(st.since_refusal_ns, 5000 * MS);
+        expect_health_agrees(l);
+        assert_int_equal(fdn_limiter_refusal_age_ns(NULL), -1);
+        assert_false(fdn_limiter_backend_available(NULL));
         fdn_limiter_destroy(l);
 
         /* an identity's quota: its expired key is swept by the first refusal */
