@@ -159,6 +159,20 @@ FPID=${PIDS[-1]}
 # cpu PID: utime + stime of the process so far, in clock ticks
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TCK=$(getconf CLK_TCK)
+# measure_ref LABEL PORT PID CPUVAR REQVAR: one wrk run on a bare server (the baseline, or a
+# case's ceiling), its req/s left in RPS, its CPU ticks over the run and its requests
+# (req/s x duration) added to the variables named CPUVAR and REQVAR; a non-2xx answer ends
+# the benchmark.
+measure_ref() {
+    local -n cpu_sum="$4" req_sum="$5"
+    local t0 t1
+    t0=$(cpu "$3")
+    run_wrk "http://127.0.0.1:$2/" "$TMP/get.lua"
+    t1=$(cpu "$3")
+    if ((NON2XX != 0)); then echo "http_bench: $1 answered $NON2XX non-2xx" >&2; exit 1; fi
+    cpu_sum=$((cpu_sum + t1 - t0))
+    req_sum=$(awk -v a="$req_sum" -v b="$RPS" -v d="$DUR" 'BEGIN {printf "%.0f", a + b * d}')
+}
 # median of the arguments (the middle one; of an even count the lower middle)
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
@@ -241,21 +255,11 @@ for c in "${CASES[@]}"; do
         ename="http.baseline.mhd_${size}byte"
     fi
     for ((r = 0; r < ROUNDS; r++)); do
-        c0=$(cpu "$BPID")
-        run_wrk "http://127.0.0.1:$BPORT/" "$TMP/get.lua"
-        c1=$(cpu "$BPID")
-        if ((NON2XX != 0)); then echo "http_bench: baseline answered $NON2XX non-2xx" >&2; exit 1; fi
+        measure_ref baseline "$BPORT" "$BPID" bcpu breq
         brps=$RPS
-        bcpu=$((bcpu + c1 - c0))
-        breq=$(awk -v a="$breq" -v b="$RPS" -v d="$DUR" 'BEGIN {printf "%.0f", a + b * d}')
         if [[ -n "$EPID" ]]; then # the ceiling, after the baseline in each round
-            c0=$(cpu "$EPID")
-            run_wrk "http://127.0.0.1:$EPORT/" "$TMP/get.lua"
-            c1=$(cpu "$EPID")
-            if ((NON2XX != 0)); then echo "http_bench: ceiling answered $NON2XX non-2xx" >&2; exit 1; fi
+            measure_ref ceiling "$EPORT" "$EPID" ecpu ereq
             erps=$RPS
-            ecpu=$((ecpu + c1 - c0))
-            ereq=$(awk -v a="$ereq" -v b="$RPS" -v d="$DUR" 'BEGIN {printf "%.0f", a + b * d}')
         fi
         before=$(stored "$FPORT")
         c0=$(cpu "$FPID")
