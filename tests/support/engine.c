@@ -73,8 +73,14 @@ void test_engine_script(const char *script, const char *cmd, const char *dir)
 
 /* The watchdog of s (see engine.h): a shell reading one line from its end of a socket pair;
  * "q" means the test stops the server itself, an end of file that the test process is gone.
- * Spawned (posix_spawn: no fork of a test process that may have threads, which
- * ThreadSanitizer refuses) before the server starts, so no server runs unwatched. */
+ * Started by `setsid -f` (util-linux), which forks it into a session of its own and exits at
+ * once (waited for here), so the watchdog is an orphan, adopted by init: outside the test's
+ * process group and outside its process tree. ctest's TIMEOUT kills the tree, not the group:
+ * it stops the test and SIGKILLs every process whose parent chain leads to it, found in /proc
+ * (kwsys's kwsysProcessKill), which took the watchdog, when it was the test's child, before
+ * it could stop the server: PostgreSQL servers of timed-out tests were left running. Spawned
+ * (posix_spawn: no fork of a test process that may have threads, which ThreadSanitizer
+ * refuses) before the server starts, so no server runs unwatched. */
 static void watch_start(test_engine_server_t *s)
 {
     const char *src = getenv("FDN_SOURCE_DIR");
@@ -93,15 +99,19 @@ static void watch_start(test_engine_server_t *s)
     assert_int_equal(posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0), 0);
     assert_int_equal(posix_spawn_file_actions_adddup2(&fa, 1, 2), 0);
     assert_int_equal(posix_spawnattr_init(&at), 0);
-    /* a session of its own: a kill of the test's process group spares it */
-    assert_int_equal(posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID), 0);
-    char sh[] = "sh", dash_c[] = "-c";
-    char *argv[] = {sh, dash_c, line, NULL};
-    assert_int_equal(posix_spawn(&s->watch, "/bin/sh", &fa, &at, argv, environ), 0);
+    char setsid[] = "setsid", fork[] = "-f", sh[] = "sh", dash_c[] = "-c";
+    char *argv[] = {setsid, fork, sh, dash_c, line, NULL};
+    pid_t pid;
+    assert_int_equal(posix_spawnp(&pid, "setsid", &fa, &at, argv, environ), 0);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     close(sv[0]);
     s->watch_fd = sv[1];
+    /* setsid has forked the watchdog (which holds its end of the pair) and exited */
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0)
+        assert_int_equal(errno, EINTR);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
 test_engine_server_t *test_engine_server_start(const char *script)
@@ -121,11 +131,10 @@ void test_engine_server_stop(test_engine_server_t *s)
 {
     if (s == NULL)
         return;
-    /* the watchdog leaves: the server is stopped here */
+    /* the watchdog leaves (it reads the "q" whenever it gets to it, before the end of file):
+     * the server is stopped here */
     (void)send(s->watch_fd, "q\n", 2, MSG_NOSIGNAL); /* (it may be gone: no SIGPIPE) */
     close(s->watch_fd);
-    while (waitpid(s->watch, NULL, 0) < 0 && errno == EINTR)
-        ;
     test_engine_script(s->script, "stop", s->dir);
     free(s);
 }

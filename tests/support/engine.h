@@ -30,16 +30,16 @@ void test_engine_script(const char *script, const char *cmd, const char *dir);
 
 /* A server of the test's own (a test that kills or restarts it must not take the fixture's
  * from other tests that ctest runs at the same time), in a fresh /tmp directory. A watchdog
- * process of its own (in a session of its own, so a kill of the test's process group spares
- * it) stops it when the test process ends without test_engine_server_stop: an abort (a
- * sanitizer's halt_on_error), a kill (ctest's TIMEOUT) or an exit after a failed assertion,
- * which left the server running. */
+ * process of its own stops it when the test process ends without test_engine_server_stop: an
+ * abort (a sanitizer's halt_on_error), a kill (ctest's TIMEOUT, which kills the test's whole
+ * process tree; a kill of its process group) or an exit after a failed assertion, which left
+ * the server running. The watchdog is in no part of the test that such a kill reaches: a
+ * session of its own, and not a descendant of the test (an orphan adopted by init). */
 typedef struct test_engine_server {
     const char *script; /* e.g. "etcd-server.sh" */
     char dir[64];
     char url[256];
     int watch_fd; /* the test's end of the watchdog's socket pair: closed when the test ends */
-    pid_t watch;  /* the watchdog */
 } test_engine_server_t;
 
 /* Starts one with script and reads its URL; NULL after a failed assertion. */
