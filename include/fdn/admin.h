@@ -213,7 +213,8 @@ FDN_API uint16_t fdn_admin_port(const fdn_admin_t *a);
  * and which is not cut, has its answer withdrawn: the request is answered 503 (code FDN_ESHUTDOWN,
  * an error saying the outcome is unknown, context outcome=unknown, no Retry-After, "Connection:
  * close") and ends, and the writer's later completion finds it withdrawn. The events are not
- * dropped: the store commits them (or spools or fails them, by its own policy) when its writer can;
+ * dropped: the store commits them (or spools or fails them, by its own policy) when its writer can
+ * (its own stop cuts the writer at its deadline, fdn_events_pg_opts_t.stop_timeout_ms);
  * the client must look them up (e.g. by correlation id) before posting them again. Withdrawn
  * answers are counted in fdn_http_requests_withdrawn_total{method,route,outcome="unknown"} (with
  * telemetry mounted). When answers were withdrawn, connections are closed once those answers are

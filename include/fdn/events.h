@@ -360,12 +360,23 @@ typedef struct fdn_events_pg_opts {
     /** options version >= 3: most bytes the spool may hold (default 64 MiB); a batch that
      *  does not fit fails with FDN_EUNAVAILABLE */
     uint64_t spool_max_bytes;
+    /** options version >= 4: bound of the store's stop (fdn_runtime_shutdown, a restart by
+     *  the supervisor, fdn_events_destroy) while its writer still has requests to commit: past
+     *  it the writer's call on PostgreSQL is cut (a hung server held it command_timeout_ms per
+     *  batch, batch after batch) and every request not committed goes to the spool,
+     *  acknowledged (ids 0) and replayed at the next start; the cut batch's outcome on
+     *  PostgreSQL is unknown and its replay stores each event once (its UUIDs). Without a
+     *  spool those requests fail (FDN_EIO for the cut batch: outcome unknown;
+     *  FDN_EUNAVAILABLE for the others: nothing stored), counted in the telemetry event
+     *  foundation.event_store.stop_deadline (docs/events-postgres.md, "Stopping"). Default
+     *  (0) 5000; < 0: no bound (the stop waits for every commit, as before version 4) */
+    int64_t stop_timeout_ms;
 } fdn_events_pg_opts_t;
 
 /** Initialiser of fdn_events_pg_opts_t with every default. */
 #define FDN_EVENTS_PG_OPTS_INIT                                                                    \
     {                                                                                              \
-        NULL, NULL, 4, 1000, 0, 5000, 100, 5000, NULL, 64u << 20                                   \
+        NULL, NULL, 4, 1000, 0, 5000, 100, 5000, NULL, 64u << 20, 5000                             \
     }
 
 /** Options (versioned, transparent). */
@@ -397,8 +408,9 @@ typedef struct fdn_events_opts {
 } fdn_events_opts_t;
 
 /** Current version of fdn_events_opts_t, set by FDN_EVENTS_OPTS_INIT. 2: backend, postgres
- * (0.3.0). 3: postgres.command_timeout_ms, spool_path, spool_max_bytes. */
-#define FDN_EVENTS_OPTS_VERSION 3
+ * (0.3.0). 3: postgres.command_timeout_ms, spool_path, spool_max_bytes. 4:
+ * postgres.stop_timeout_ms. */
+#define FDN_EVENTS_OPTS_VERSION 4
 
 /** Initialiser of fdn_events_opts_t with every default. */
 #define FDN_EVENTS_OPTS_INIT                                                                       \

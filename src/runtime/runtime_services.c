@@ -1013,6 +1013,8 @@ static int ev_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
             eo.postgres.command_timeout_ms = v;
         if (cfg_int(cfg, "storage.warm.postgres.connect_timeout_ms", 1, &v))
             eo.postgres.connect_timeout_ms = v;
+        if (cfg_int(cfg, "storage.warm.postgres.stop_timeout_ms", 1, &v))
+            eo.postgres.stop_timeout_ms = v;
         char spool[4096];
         if (cfg_str(cfg, "storage.warm.postgres.spool_path", spool, sizeof(spool)) &&
             spool[0] != '\0')

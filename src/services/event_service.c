@@ -41,7 +41,8 @@
  * unsubscribe take amu (the append path's set of subscriptions) and smu one after the
  * other, never both.
  *  - with a shared backend (PostgreSQL), the writer and a follower of event_shared.c run
- *    instead of the writer above: ids come from the backend (see event_shared.c).
+ *    instead of the writer above: ids come from the backend (see event_shared.c), and their
+ *    stop is bounded (stop_timeout_ms: event_shared.c, "Stopping").
  * Stop sets running = 0 under amu, so no append starts afterwards; then it joins the
  * threads (the writer first drains everything published). Stores while stopped either fail
  * with FDN_EUNAVAILABLE or go to a bounded buffer with pre-assigned ids, replayed on start,

@@ -21,9 +21,11 @@
  *    the queue before the writer ends, so every queued request is committed or fails.
  *  - the follower: waits for the backend's hint (NOTIFY) or poll_interval_ms, whichever comes
  *    first, and reads the positions after `published` into memory. A lost hint only delays.
- *    Stop wakes that wait at once: the follower names `wake_fd` (an eventfd that stop writes)
- *    as its thread's cut descriptor (core/cancel.h) for the backend's wait only, which polls
- *    it beside its socket; its reads into memory are never cut. Start empties it again.
+ *    Stop wakes that wait at once: the follower names `wake_fd` (an eventfd that stop writes
+ *    as it begins) as its thread's cut descriptor (core/cancel.h), which the backend polls
+ *    beside its socket, in its wait and in its reads into memory alike: a stop never waits for
+ *    a follower's read on a hung PostgreSQL (up to command_timeout_ms, holding imu, which the
+ *    writer's own ingest then waited for). Start empties it again.
  * Both skip positions already in memory, so each event enters memory once, whoever reads it
  * first. A position the backend no longer has (pruned there) leaves a hole in memory; the
  * memory tier's lookups treat a hole as a missing record.
@@ -71,6 +73,26 @@
  * deadline) is observed with outcome "cancelled", released from the breaker unrecorded, not
  * counted as a failure nor as PostgreSQL down, and returned as FDN_EUNAVAILABLE (the code
  * every read documents for PostgreSQL not answering).
+ *
+ * Stopping (docs/events-postgres.md, "Stopping"). Stop sets qstop (no store is queued after
+ * it), stops the follower at once (above), and waits for the writer to drain the queue, up to
+ * stop_ms (fdn_events_pg_opts_t.stop_timeout_ms). At that deadline it sets `cut` and writes
+ * cut_fd, the writer thread's cut descriptor for its whole life (core/cancel.h, the one the
+ * admin server's threads use; unreadable before, so nothing else changes): the writer's call
+ * on PostgreSQL ends at once, the connection dropped (pgb_append tries no more attempts once
+ * cut), counted as "cancelled" (not a failure, not on the breaker). The batch it held then
+ * goes where an outage sends it: with a spool, to the spool with the UUIDs the live attempt
+ * used, acknowledged (ids 0), and replayed at the next start with replay = true, which finds
+ * the events a COMMIT that PostgreSQL ran after all had stored (event_id is UNIQUE: a late
+ * COMMIT of the cut statement after the replay fails on it instead), so each is stored once;
+ * the requests still queued follow it into the spool without a call on PostgreSQL (the
+ * writer, once cut, tries PostgreSQL no more: no replay, no append). Without a spool (or with
+ * a full one) they fail: the cut batch with FDN_EIO (outcome unknown) or FDN_EUNAVAILABLE
+ * (nothing sent that could commit), the others with FDN_EUNAVAILABLE; a waiting caller gets
+ * that code, an asynchronous one its callback. Nothing acknowledged is lost (on PostgreSQL
+ * only a commit or the spool acknowledges). The counts (spooled, failed) go to the telemetry
+ * event foundation.event_store.stop_deadline, emitted by the stop once the writer ended.
+ * Then the writer ends within the spool's fsyncs; the stop joins it.
  *
  * Lock order: imu -> plock -> amu (the put); qmu and fmu are leaves. No lock is held during a
  * backend call except imu (the writer's and follower's reads while filling memory).
@@ -127,8 +149,17 @@ struct evs_shared {
     size_t queued;        /* qmu: events queued */
     uint64_t qbytes;      /* qmu: their payload bytes */
     bool qstop;           /* qmu */
+    bool wended;          /* qmu: the writer has drained the queue and is ending */
+    pthread_cond_t wend;  /* wended turned true (monotonic clock: the stop's timed wait) */
     pthread_t writer;
     bool writer_on;
+    /* the stop's deadline (DESIGN, "Stopping"): stop_ms after the stop began (< 0: none), the
+     * writer's calls on PostgreSQL are cut through cut_fd, the writer thread's cut descriptor
+     * (an eventfd stop writes), and `cut` tells the writer to try PostgreSQL no more */
+    int64_t stop_ms;
+    int cut_fd;
+    _Atomic bool cut;
+    uint64_t cut_spooled, cut_failed; /* writer: events it spooled / failed once cut */
 
     fdn__mutex_t fmu;
     pthread_cond_t fcv; /* follower stop */
@@ -409,6 +440,12 @@ static int guarded_append(fdn_events_t *es, fdn__evb_batch_t *b, bool *refused, 
     if (rc != 0)
         return fdn_err_set(err, rc, "events: PostgreSQL: the circuit breaker is open");
     rc = ops(es)->append(es->be.state, b, err);
+    /* cut by the stop's deadline: says nothing about PostgreSQL (g_end's "cancelled"), and the
+     * caller keeps the append's own code (FDN_EIO: the outcome is unknown) */
+    if (rc != 0 && atomic_load_explicit(&es->sh->cut, memory_order_acquire)) {
+        (void)g_end(es, &gc, b->replay ? "replay" : "append", FDN_ECANCELED);
+        return rc;
+    }
     return g_end(es, &gc, b->replay ? "replay" : "append", rc);
 }
 
@@ -483,8 +520,8 @@ static void replay_spool(fdn_events_t *es)
 {
     struct evs_shared *sh = es->sh;
     if (sh->spool == NULL || atomic_load_explicit(&sh->sp_events, memory_order_relaxed) == 0 ||
-        mono() < sh->replay_at)
-        return;
+        mono() < sh->replay_at || atomic_load_explicit(&sh->cut, memory_order_acquire))
+        return; /* once cut (the stop's deadline), the next start replays */
     for (int row = 0; row < REPLAY_ROWS; row++) {
         int64_t seq = 0;
         fdn_event_t **evs = NULL;
@@ -549,7 +586,8 @@ static void replay_spool(fdn_events_t *es)
             }
         }
         if (rc != 0) {
-            if (!refused)
+            /* not when the stop's deadline cut it: PostgreSQL did not fail (DESIGN) */
+            if (!refused && !atomic_load_explicit(&sh->cut, memory_order_acquire))
                 replay_failed(es, rc, &err);
             sh->replay_backoff_ms =
                 sh->replay_backoff_ms == 0 ? 100 : FDN_MIN(sh->replay_backoff_ms * 2, 1000);
@@ -631,8 +669,10 @@ static void commit_requests(fdn_events_t *es, sh_req_t *reqs, size_t total)
             .evs = evs, .n = total, .pos = pos, .uids = (const char(*)[FDN_UUID_STR_LEN + 1]) uids};
         int64_t t0 = fdn_clock_mono_ns(NULL);
         fdn_error_t err = FDN_ERROR_INIT;
-        /* while the spool holds batches, later ones queue behind them (order) */
-        if (sh->spool != NULL && atomic_load_explicit(&sh->sp_events, memory_order_relaxed) > 0)
+        /* while the spool holds batches, later ones queue behind them (order); past the
+         * stop's deadline PostgreSQL is tried no more (DESIGN, "Stopping") */
+        if ((sh->spool != NULL && atomic_load_explicit(&sh->sp_events, memory_order_relaxed) > 0) ||
+            atomic_load_explicit(&sh->cut, memory_order_acquire))
             rc = FDN_EUNAVAILABLE;
         else
             rc = guarded_append(es, &b, &(bool){false}, &err);
@@ -688,6 +728,12 @@ static void commit_requests(fdn_events_t *es, sh_req_t *reqs, size_t total)
             k += r->n;
         }
     }
+    if (atomic_load_explicit(&sh->cut, memory_order_acquire)) {
+        if (spooled)
+            sh->cut_spooled += total;
+        else if (rc != 0)
+            sh->cut_failed += total;
+    }
     fdn__free(evs);
     fdn__free(pos);
     fdn__free(uids);
@@ -699,6 +745,7 @@ static void *writer_main(void *arg)
     fdn_events_t *es = arg;
     struct evs_shared *sh = es->sh;
     tl_own = es;
+    (void)fdn__cut_set(sh->cut_fd); /* readable from the stop's deadline on (DESIGN) */
     fdn__mutex_lock(&sh->qmu);
     for (;;) {
         bool spool_due =
@@ -754,7 +801,10 @@ static void *writer_main(void *arg)
         commit_requests(es, take, total);
         fdn__mutex_lock(&sh->qmu);
     }
+    sh->wended = true;
+    pthread_cond_broadcast(&sh->wend);
     fdn__mutex_unlock(&sh->qmu);
+    (void)fdn__cut_set(-1);
     return NULL;
 }
 
@@ -765,6 +815,7 @@ static void *follower_main(void *arg)
     fdn_events_t *es = arg;
     struct evs_shared *sh = es->sh;
     tl_own = es;
+    (void)fdn__cut_set(sh->wake_fd); /* its wait and its reads: readable once stop began */
     for (;;) {
         fdn__mutex_lock(&sh->fmu);
         bool stop = sh->fstop;
@@ -772,9 +823,7 @@ static void *follower_main(void *arg)
         if (stop)
             break;
         uint64_t head = 0;
-        int prev = fdn__cut_set(sh->wake_fd);
         int w = ops(es)->wait(es->be.state, sh->poll_ms, &head);
-        (void)fdn__cut_set(prev);
         fdn__mutex_lock(&sh->fmu);
         stop = sh->fstop;
         fdn__mutex_unlock(&sh->fmu);
@@ -791,6 +840,7 @@ static void *follower_main(void *arg)
         (void)fill_to(es, UINT64_MAX);
         fdn__mutex_unlock(&sh->imu);
     }
+    (void)fdn__cut_set(-1);
     return NULL;
 }
 
@@ -804,18 +854,25 @@ int fdn__evs_shared_open(fdn_events_t *es, const fdn_events_opts_t *o,
     if (sh == NULL)
         return fdn_err_set(err, FDN_ENOMEM, "events: out of memory");
     sh->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (sh->wake_fd < 0) {
+    sh->cut_fd = sh->wake_fd < 0 ? -1 : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (sh->cut_fd < 0) {
         int e = errno;
+        if (sh->wake_fd >= 0)
+            close(sh->wake_fd);
         fdn__free(sh);
         return fdn_err_set(err, e == ENOMEM ? FDN_ENOMEM : FDN_EIO,
                            "events: cannot create an eventfd (errno %d)", e);
     }
-    /* version-2 options end before command_timeout_ms: copy what they hold */
+    /* version-2 options end before command_timeout_ms, version 3 before stop_timeout_ms: copy
+     * what they hold */
     fdn_events_pg_opts_t pgo = FDN_EVENTS_PG_OPTS_INIT;
     memcpy(&pgo, &o->postgres,
-           o->version >= 3 ? sizeof(pgo) : offsetof(fdn_events_pg_opts_t, command_timeout_ms));
+           o->version >= 4   ? sizeof(pgo)
+           : o->version == 3 ? offsetof(fdn_events_pg_opts_t, stop_timeout_ms)
+                             : offsetof(fdn_events_pg_opts_t, command_timeout_ms));
     if (pgo.command_timeout_ms <= 0)
         pgo.command_timeout_ms = 5000;
+    sh->stop_ms = pgo.stop_timeout_ms == 0 ? 5000 : pgo.stop_timeout_ms;
     const fdn_events_pg_opts_t *po = &pgo;
     sh->batch_max = po->batch_max > 0 ? po->batch_max : 1000;
     sh->flush_ms = po->flush_interval_ms > 0 ? po->flush_interval_ms : 0;
@@ -823,6 +880,8 @@ int fdn__evs_shared_open(fdn_events_t *es, const fdn_events_opts_t *o,
     pthread_mutex_init(&sh->qmu, NULL);
     (void)fdn__cond_init_mono(&sh->qcv); /* timed waits: CLOCK_MONOTONIC (core/sync.h) */
     pthread_cond_init(&sh->qdone, NULL);
+    (void)fdn__cond_init_mono(&sh->wend);
+    atomic_init(&sh->cut, false);
     pthread_mutex_init(&sh->fmu, NULL);
     (void)fdn__cond_init_mono(&sh->fcv);
     pthread_mutex_init(&sh->imu, NULL);
@@ -870,7 +929,13 @@ int fdn__evs_shared_start(fdn_events_t *es)
     if (!sh->writer_on) {
         fdn__mutex_lock(&sh->qmu);
         sh->qstop = false;
+        sh->wended = false;
         fdn__mutex_unlock(&sh->qmu);
+        uint64_t drained;
+        while (read(sh->cut_fd, &drained, sizeof(drained)) > 0) { /* a stop's deadline before */
+        }
+        atomic_store_explicit(&sh->cut, false, memory_order_relaxed);
+        sh->cut_spooled = sh->cut_failed = 0;
         if (pthread_create(&sh->writer, NULL, writer_main, es) != 0)
             return FDN_EAGAIN;
         sh->writer_on = true;
@@ -889,18 +954,55 @@ int fdn__evs_shared_start(fdn_events_t *es)
     return 0;
 }
 
+/* The writer was cut at the stop's deadline (DESIGN, "Stopping"): tell telemetry what became
+ * of the requests it had not committed. Stop's thread, the writer joined. */
+static void report_cut(fdn_events_t *es)
+{
+    struct evs_shared *sh = es->sh;
+    fdn__gate_pass_t tp;
+    fdn_telemetry_t *tm = fdn__evs_tm_enter(es, &tp);
+    if (tm == NULL)
+        return;
+    fdn_telemetry_measure_t m[] = {{"spooled", (double)sh->cut_spooled},
+                                   {"failed", (double)sh->cut_failed}};
+    fdn_telemetry_meta_t meta[] = {{"spool", sh->spool != NULL ? "yes" : "no"}};
+    (void)fdn_telemetry_execute(tm, "foundation.event_store.stop_deadline", m, 2, meta, 1);
+    fdn__evs_tm_leave(&tp);
+}
+
 void fdn__evs_shared_stop(fdn_events_t *es)
 {
     struct evs_shared *sh = es->sh;
     if (sh == NULL)
         return;
-    if (sh->writer_on) { /* drains the queue first */
+    /* the follower first, at once: its calls on PostgreSQL are cut (wake_fd), so it holds
+     * neither imu nor the stop */
+    if (sh->follower_on) {
+        fdn__mutex_lock(&sh->fmu);
+        sh->fstop = true;
+        pthread_cond_broadcast(&sh->fcv);
+        uint64_t one = 1;
+        (void)!write(sh->wake_fd, &one, sizeof(one)); /* wakes its backend wait */
+        fdn__mutex_unlock(&sh->fmu);
+    }
+    if (sh->writer_on) { /* drains the queue first, up to the stop's deadline */
+        int64_t dl = fdn__deadline_after_ms(sh->stop_ms); /* < 0: INT64_MAX, none */
         fdn__mutex_lock(&sh->qmu);
         sh->qstop = true;
         pthread_cond_broadcast(&sh->qcv);
+        bool cut = false;
+        while (!sh->wended && !cut)
+            cut = fdn__cond_wait_until(&sh->wend, &sh->qmu, dl) != 0 && !sh->wended;
         fdn__mutex_unlock(&sh->qmu);
+        if (cut) { /* the deadline: the writer's call ends, the rest is spooled or fails */
+            atomic_store_explicit(&sh->cut, true, memory_order_seq_cst);
+            uint64_t one = 1;
+            (void)!write(sh->cut_fd, &one, sizeof(one));
+        }
         pthread_join(sh->writer, NULL);
         sh->writer_on = false;
+        if (cut)
+            report_cut(es);
     }
     /* the writer drained the queue before it ended; requests still queued had no writer
      * (its start failed): they fail, their callbacks run */
@@ -915,12 +1017,6 @@ void fdn__evs_shared_stop(fdn_events_t *es)
     if (left != NULL)
         finish_requests(es, left, FDN_EUNAVAILABLE);
     if (sh->follower_on) {
-        fdn__mutex_lock(&sh->fmu);
-        sh->fstop = true;
-        pthread_cond_broadcast(&sh->fcv);
-        uint64_t one = 1;
-        (void)!write(sh->wake_fd, &one, sizeof(one)); /* wakes its backend wait */
-        fdn__mutex_unlock(&sh->fmu);
         pthread_join(sh->follower, NULL);
         sh->follower_on = false;
     }
@@ -936,12 +1032,14 @@ void fdn__evs_shared_free(fdn_events_t *es)
     pthread_mutex_destroy(&sh->qmu);
     pthread_cond_destroy(&sh->qcv);
     pthread_cond_destroy(&sh->qdone);
+    pthread_cond_destroy(&sh->wend);
     pthread_mutex_destroy(&sh->fmu);
     pthread_cond_destroy(&sh->fcv);
     pthread_mutex_destroy(&sh->imu);
     pthread_mutex_destroy(&sh->hmu);
     fdn__spool_close(sh->spool);
     close(sh->wake_fd);
+    close(sh->cut_fd);
     fdn__free(sh);
     es->sh = NULL;
 }

@@ -42,8 +42,9 @@
  * is not open (a stale setting: POLLNVAL) or in error is dropped for the rest of the wait,
  * not taken for a cut nor for the socket's readiness (it answers every poll at once).
  * The LISTEN wait (fdn__pg_wait) polls it too and ends with "no notification", the idle
- * connection kept: the store's follower names a descriptor of its own around that wait,
- * which its stop writes.
+ * connection kept: the store's follower names a descriptor of its own (for that wait and its
+ * reads), which its stop writes as it begins; the store's writer names another, written at
+ * the stop's deadline (services/event_shared.c, "Stopping").
  *
  * Threads: none of its own; a connection is used by one thread at a time.
  */

@@ -52,8 +52,11 @@
  * FDN_ECANCELED: at its first wait on the server, while it waits for a free connection, and
  * during a (re)connection or a command (the client polls the descriptor beside its socket: a
  * cut connection is broken, so pool_put closes it, and with it whatever PostgreSQL still runs
- * for it once it answers). It is not retried. The writer's and the follower's connections are
- * never cut (their threads name no descriptor).
+ * for it once it answers). It is not retried. The store's writer and follower name
+ * descriptors of their own (services/event_shared.c, "Stopping"): the follower's turns
+ * readable as the store's stop begins, the writer's at the stop's deadline; an append cut so
+ * makes no further attempt and fails as a failed attempt does (FDN_EIO: its COMMIT's outcome
+ * unknown; FDN_EUNAVAILABLE: nothing sent that could commit).
  * The wait for a free connection: a condition variable cannot be woken by a descriptor, so a
  * waiter with a cut descriptor (wait_free) does not wait on it: it makes an eventfd of its own,
  * joins the list `pollers` (FIFO, under mu) and polls that eventfd and its cut descriptor
@@ -405,8 +408,9 @@ static int pgb_append(void *p, fdn__evb_batch_t *batch, fdn_error_t *err)
         }
         if (rc == FDN_EIO)
             retry = unknown = true;
+        /* cut (the store's stop deadline: its writer's cut descriptor): no other attempt */
         if ((rc != FDN_EIO && rc != FDN_EUNAVAILABLE) || attempt == APPEND_ATTEMPTS ||
-            mono_now() >= deadline)
+            mono_now() >= deadline || fdn__cut_now())
             break;
         rc = 0;
     }

@@ -169,6 +169,10 @@ const fdn__cfg_builtin_t fdn__cfg_builtins[] = {
       "Bound of each connection the open makes (the writer's, with the schema's migration, and "
       "the pool's first), ms",
       S1001, WARM),
+    K("storage.warm.postgres.stop_timeout_ms", INT, "5000", RANGE, 1, 86400000, NULL, false,
+      "Bound of the event store's stop while its writer commits: past it the writer's call is "
+      "cut and what it has not committed goes to the spool (or fails), ms",
+      S1001, WARM),
     K("storage.warm.postgres.spool_path", STRING, "\"\"", NONE, 0, 0, NULL, false,
       "Local SQLite spool for batches while PostgreSQL is away (\"\": no spool, stores fail)",
       S1001, WARM),
