@@ -477,6 +477,16 @@ typedef struct fdn_events_backend_status {
                                              unreplayable (0: none); its message goes to the telemetry
                                              event foundation.event_store.spool_quarantined and into the
                                              table (since 0.3.0) */
+    uint64_t stop_spooled_events;       /**< the store's last stop: events its writer had not
+                                             committed when the stop's deadline cut it
+                                             (fdn_events_pg_opts_t.stop_timeout_ms), put in the spool:
+                                             acknowledged, replayed at the next start; 0 when the
+                                             writer drained in time (since 0.3.0) */
+    uint64_t stop_failed_events;        /**< the store's last stop: such events that failed to their
+                                             callers instead (no spool, or no room in it): not stored,
+                                             or for the batch the deadline cut, outcome unknown; also
+                                             the telemetry event foundation.event_store.stop_deadline
+                                             (since 0.3.0) */
 } fdn_events_backend_status_t;
 
 /**
@@ -495,8 +505,9 @@ FDN_API int fdn_events_backend_status(fdn_events_t *es, fdn_events_backend_statu
  * opens another when next needed), one it was waiting for is left to the others. Such a call is
  * counted with outcome "cancelled" in fdn_events_backend_request_duration_seconds, not as a failure
  * of PostgreSQL (neither in fdn_events_backend_status_t.failures nor on the breaker). Calls made on
- * other threads (the store's own writer and follower: appends, its reads into memory) are never
- * cut: a store call that waits for the writer (fdn_events_store) waits as before. The admin server
+ * other threads (the store's own writer and follower: appends, its reads into memory) are not cut
+ * by it: a store call that waits for the writer (fdn_events_store) waits as before (the store's
+ * own stop cuts its follower at once and its writer at stop_timeout_ms). The admin server
  * sets its threads' descriptor, written at its shutdown deadline (fdn_admin_shutdown). -1: none.
  * The caller keeps `fd` open while it is set on any thread (a descriptor that is not open is
  * ignored; a pipe whose write end is closed counts as readable).

@@ -91,7 +91,9 @@
  * (nothing sent that could commit), the others with FDN_EUNAVAILABLE; a waiting caller gets
  * that code, an asynchronous one its callback. Nothing acknowledged is lost (on PostgreSQL
  * only a commit or the spool acknowledges). The counts (spooled, failed) go to the telemetry
- * event foundation.event_store.stop_deadline, emitted by the stop once the writer ended.
+ * event foundation.event_store.stop_deadline, emitted by the stop once the writer ended, and
+ * stay in the status (stop_spooled_events, stop_failed_events) after it: under the runtime
+ * the telemetry service stops before the store, and fdn serve logs them from there.
  * Then the writer ends within the spool's fsyncs; the stop joins it.
  *
  * Lock order: imu -> plock -> amu (the put); qmu and fmu are leaves. No lock is held during a
@@ -160,6 +162,7 @@ struct evs_shared {
     int cut_fd;
     _Atomic bool cut;
     uint64_t cut_spooled, cut_failed; /* writer: events it spooled / failed once cut */
+    _Atomic uint64_t stop_spooled, stop_failed; /* the last stop's (the status) */
 
     fdn__mutex_t fmu;
     pthread_cond_t fcv; /* follower stop */
@@ -882,6 +885,8 @@ int fdn__evs_shared_open(fdn_events_t *es, const fdn_events_opts_t *o,
     pthread_cond_init(&sh->qdone, NULL);
     (void)fdn__cond_init_mono(&sh->wend);
     atomic_init(&sh->cut, false);
+    atomic_init(&sh->stop_spooled, 0);
+    atomic_init(&sh->stop_failed, 0);
     pthread_mutex_init(&sh->fmu, NULL);
     (void)fdn__cond_init_mono(&sh->fcv);
     pthread_mutex_init(&sh->imu, NULL);
@@ -1001,6 +1006,8 @@ void fdn__evs_shared_stop(fdn_events_t *es)
         }
         pthread_join(sh->writer, NULL);
         sh->writer_on = false;
+        atomic_store_explicit(&sh->stop_spooled, cut ? sh->cut_spooled : 0, memory_order_relaxed);
+        atomic_store_explicit(&sh->stop_failed, cut ? sh->cut_failed : 0, memory_order_relaxed);
         if (cut)
             report_cut(es);
     }
@@ -1256,4 +1263,6 @@ void fdn__evs_shared_status(fdn_events_t *es, fdn_events_backend_status_t *out)
     out->spool_quarantined_events = atomic_load_explicit(&sh->q_events, memory_order_relaxed);
     out->spool_quarantined_bytes = atomic_load_explicit(&sh->q_bytes, memory_order_relaxed);
     out->spool_quarantine_error = atomic_load_explicit(&sh->q_error, memory_order_relaxed);
+    out->stop_spooled_events = atomic_load_explicit(&sh->stop_spooled, memory_order_relaxed);
+    out->stop_failed_events = atomic_load_explicit(&sh->stop_failed, memory_order_relaxed);
 }

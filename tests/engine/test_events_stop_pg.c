@@ -7,7 +7,8 @@
  *  - with a spool: a synchronous store inside the writer's append and asynchronous stores
  *    queued behind it when the stop begins are all acknowledged (spooled: ids 0) by the time
  *    the stop returns, with PostgreSQL still stopped; the telemetry event
- *    foundation.event_store.stop_deadline counts them; once PostgreSQL continues, a store
+ *    foundation.event_store.stop_deadline and the status (stop_spooled_events) count them;
+ *    once PostgreSQL continues, a store
  *    opened on the same spool replays them, and PostgreSQL holds every acknowledged event
  *    exactly once (the cut append's statement may still commit when the server resumes: the
  *    replay finds its events by their UUIDs, or the late statement fails on them);
@@ -251,6 +252,9 @@ static void stop_with_postgres_hung(const char *schema, const char *spool, fdn_t
         assert_int_equal(g_rec.rc[i], spool != NULL ? 0 : FDN_EUNAVAILABLE);
         assert_int_equal(g_rec.first[i], 0);
     }
+    /* the status keeps the counts after the stop (the runtime's telemetry stops first) */
+    assert_int_equal(st.stop_spooled_events, spool != NULL ? 2 + NASYNC * PER : 0);
+    assert_int_equal(st.stop_failed_events, spool != NULL ? 0 : 2 + NASYNC * PER);
     pthread_mutex_lock(&g_rec.mu);
     assert_int_equal(g_rec.deadlines, 1);
     assert_string_equal(g_rec.spool, spool != NULL ? "yes" : "no");
@@ -360,6 +364,9 @@ static void stop_cuts_the_followers_read(void **state)
     traced_t tr = {es, tm};
     assert_true(test_wait_until(in_flight, &tr, 60000)); /* one of its reads hangs */
     fdn__events_service_stop(es);                        /* returns: the read was cut */
+    fdn_events_backend_status_t st;
+    assert_int_equal(fdn_events_backend_status(es, &st), 0);
+    assert_int_equal(st.stop_spooled_events + st.stop_failed_events, 0); /* nothing was cut */
     test_pg_signal_cluster(g_pg->dir, SIGCONT);
     fdn_events_destroy(es);
     assert_int_equal(g_rec.deadlines, 0);

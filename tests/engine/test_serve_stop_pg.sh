@@ -8,6 +8,7 @@
 #    storage.warm.postgres.stop_timeout_ms (300 ms here) and puts what it had not committed in
 #    the spool (storage.warm.postgres.spool_path). Before, the store's stop waited for the
 #    writer: the test hung until ctest's TIMEOUT (the failing mode; no wall-clock assertion);
+#    and logs it (event=event_store_stop_deadline, the events spooled, none failed);
 #  - started again with PostgreSQL running, the server replays the spool: every event posted
 #    is in PostgreSQL exactly once (the client that got "outcome unknown" finds it by its
 #    correlation id, as docs/http-api.md tells it to).
@@ -93,6 +94,14 @@ for i in 1 2 3; do
     fi
 done
 [[ " ${want[*]} " == *" 1 "* ]] || fail "no POST reached the store before the shutdown"
+# the server says what its store's stop did with them: spooled, none failed
+line="$(grep 'event=event_store_stop_deadline' "$TMP/serve.err" || true)"
+[[ "$line" =~ \ spooled=([0-9]+)\ failed=0$ ]] ||
+    fail "no (or a wrong) log line of the store's stop deadline: $(cat "$TMP/serve.err")"
+reached=0
+for w in "${want[@]}"; do reached=$((reached + w)); done
+((BASH_REMATCH[1] >= reached)) ||
+    fail "$reached POSTs reached the store, the log says ${BASH_REMATCH[1]} events spooled: $line"
 
 signal_cluster CONT
 PAUSED=0

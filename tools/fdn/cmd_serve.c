@@ -320,6 +320,31 @@ static char *log_value(const json_t *v)
     return out;
 }
 
+/* The event store on PostgreSQL stopped (the runtime shut down): when its stop's deadline
+ * (storage.warm.postgres.stop_timeout_ms) cut its writer, say what became of the events it had
+ * not committed (docs/events-postgres.md, "Stopping"): spooled (replayed at the next start) or
+ * failed (no spool, or no room in it). Never silent: such events are counted here, the
+ * telemetry service having stopped before the store. */
+static void log_store_stop(fdn_runtime_t *rt)
+{
+    fdn_events_backend_status_t bs;
+    fdn_events_t *es = fdn_runtime_events(rt);
+    if (es == NULL || fdn_events_backend_status(es, &bs) != 0 ||
+        bs.stop_spooled_events + bs.stop_failed_events == 0)
+        return;
+    char spooled[24], failed[24], msg[400];
+    snprintf(spooled, sizeof spooled, "%llu", (unsigned long long)bs.stop_spooled_events);
+    snprintf(failed, sizeof failed, "%llu", (unsigned long long)bs.stop_failed_events);
+    snprintf(msg, sizeof msg,
+             "the event store's stop reached storage.warm.postgres.stop_timeout_ms with "
+             "PostgreSQL not answering: %s events put in the spool (replayed at the next start), "
+             "%s events not stored (no spool, or no room in it)",
+             spooled, failed);
+    serve_log_always(bs.stop_failed_events > 0 ? SERVE_LOG_ERROR : SERVE_LOG_WARN,
+                     "event_store_stop_deadline", msg, "spooled", spooled, "failed", failed,
+                     (const char *)NULL);
+}
+
 /* The runtime records config changes and breaker transitions in its event store: log them
  * (fdn serve subscribes to these types only). */
 static const char *const serve_logged_types[] = {"config_updated", "config_reset",
@@ -682,7 +707,11 @@ int cmd_serve(int argc, char **argv)
 out:
     fdn_admin_destroy(admin);    /* HTTP first: no request runs after this */
     fdn_events_unsubscribe(sub); /* before the store goes */
-    fdn_runtime_destroy(rt);     /* stops the services; the event store flushes and closes */
+    if (rt != NULL) {
+        (void)fdn_runtime_shutdown(rt, -1); /* stops the services; the event store flushes */
+        log_store_stop(rt);
+    }
+    fdn_runtime_destroy(rt); /* closes and frees */
     serve_notify_fini(&ctx.notify);
     free(token);
     if (exit_code == CLI_OK) {
