@@ -969,11 +969,15 @@ static void rule_words(const fdn__cfg_entry_t *e, char *buf, size_t cap)
     case FDN_CONFIG_RULE_ENUM:
         break;
     case FDN_CONFIG_RULE_POSITIVE:
-        snprintf(buf, cap, "must be > 0");
+    case FDN_CONFIG_RULE_NON_NEGATIVE: {
+        /* a bounded key (over_bound) names its bound, the reason a value above it fails */
+        const char *lo = e->rule == FDN_CONFIG_RULE_POSITIVE ? "must be > 0" : "must be >= 0";
+        if (e->bounded)
+            snprintf(buf, cap, "%s and at most %.0f", lo, e->max);
+        else
+            snprintf(buf, cap, "%s", lo);
         return;
-    case FDN_CONFIG_RULE_NON_NEGATIVE:
-        snprintf(buf, cap, "must be >= 0");
-        return;
+    }
     case FDN_CONFIG_RULE_RANGE:
         snprintf(buf, cap, "must be between %g and %g", e->min, e->max);
         return;

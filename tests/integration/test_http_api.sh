@@ -448,7 +448,7 @@ if wants config; then
     # past the event store's 32-bit cap: the schema's own refusal (1101, with the bound), not
     # the store's (which answered 400 naming the service)
     expect 422 PUT /v1/config/interface.max_results '4294967296'
-    jcheck '.error.code == 1101 and .error.context.path == "interface.max_results" and .error.context.reason == "must be at most 4294967295" and (.error.context | has("service") | not)'
+    jcheck '.error.code == 1101 and .error.context.path == "interface.max_results" and .error.context.reason == "must be at most 4294967295" and .error.context.rule == "must be > 0 and at most 4294967295" and (.error.context | has("service") | not)'
     expect 400 PUT /v1/config/dev.debug_mode -
     expect 200 PUT /v1/config/interface.max_results '250'
     jcheck '.path == "interface.max_results" and .value == 250 and .revision > 1'
