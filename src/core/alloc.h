@@ -63,11 +63,15 @@ void fdn__table_free(fdn__table_mem_t *mem);
 #define FDN_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define FDN_TLS_IE      __attribute__((tls_model("initial-exec")))
 #define FDN_NOINLINE    __attribute__((noinline)) /* a rare branch kept out of a hot path */
+/* a body the compiler must expand at each call: a caller passing constants gets a copy
+ * specialised for them (e.g. the one-event append) */
+#define FDN_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
 #define FDN_LIKELY(x)   (x)
 #define FDN_UNLIKELY(x) (x)
 #define FDN_TLS_IE
 #define FDN_NOINLINE
+#define FDN_ALWAYS_INLINE inline
 #endif
 
 #endif

@@ -106,8 +106,9 @@ static int post_grow0(fdn_events_t *es, evs_posting_t *p, size_t need) FDN_REQUI
     return 0;
 }
 
-/* Ensure room for n + resv entries (writer). */
-static int post_reserve(fdn_events_t *es, evs_posting_t *p) FDN_REQUIRES(es->amu)
+/* post_reserve past its test: allocate the chunks (or the larger chunk 0) n + resv entries
+ * need, then note the new room. */
+static FDN_NOINLINE int post_grow(fdn_events_t *es, evs_posting_t *p) FDN_REQUIRES(es->amu)
 {
     size_t need = atomic_load_explicit(&p->n, memory_order_relaxed) + p->resv;
     if (p->base_chunk == 0 && p->nchunks > 0 && p->cap0 < EVS_PCHUNK && need > p->cap0) {
@@ -148,7 +149,18 @@ static int post_reserve(fdn_events_t *es, evs_posting_t *p) FDN_REQUIRES(es->amu
         fdn__evs_account(es, (int64_t)(cap * sizeof(uint64_t)));
         dir[p->nchunks++] = c;
     }
+    p->room =
+        p->base_chunk == 0 && p->nchunks == 1 ? p->cap0 : (p->base_chunk + p->nchunks) * EVS_PCHUNK;
     return 0;
+}
+
+/* Ensure room for n + resv entries (writer): one compare while the allocated chunks hold
+ * them. */
+static inline int post_reserve(fdn_events_t *es, evs_posting_t *p) FDN_REQUIRES(es->amu)
+{
+    if (FDN_LIKELY(atomic_load_explicit(&p->n, memory_order_relaxed) + p->resv <= p->room))
+        return 0;
+    return post_grow(es, p);
 }
 
 /* ---- segments ---- */
@@ -267,30 +279,38 @@ static size_t next_arena_size(fdn_events_t *es, size_t need)
     return FDN_MAX(want, need);
 }
 
-static int segdir_push(fdn_events_t *es, evs_seg_t *s) FDN_REQUIRES(es->amu)
+/* Room in the segment directory for want segments: a larger copy replaces a full one (a
+ * reader keeps the copy it loaded; the old one is retired). */
+static int segdir_reserve(fdn_events_t *es, size_t want) FDN_REQUIRES(es->amu)
+{
+    evs_segdir_t *d = atomic_load_explicit(&es->segdir, memory_order_relaxed);
+    if (d != NULL && want <= d->cap)
+        return 0;
+    size_t n = atomic_load_explicit(&es->seg_n, memory_order_relaxed);
+    size_t nc = d ? d->cap * 2 : 16;
+    while (want > nc)
+        nc *= 2;
+    evs_segdir_t *nd = fdn__malloc(sizeof(*nd) + nc * sizeof(evs_segent_t));
+    if (nd == NULL || (d != NULL && fdn__evs_retire(es, d) != 0)) {
+        fdn__free(nd);
+        return FDN_ENOMEM;
+    }
+    nd->cap = nc;
+    if (d != NULL)
+        memcpy(nd->segs, d->segs, n * sizeof(evs_segent_t));
+    fdn__evs_account(es, (int64_t)((nc - (d ? d->cap : 0)) * sizeof(evs_segent_t)));
+    atomic_store_explicit(&es->segdir, nd, memory_order_release);
+    return 0;
+}
+
+/* Add s to the directory, in room segdir_reserve made. */
+static void segdir_push(fdn_events_t *es, evs_seg_t *s) FDN_REQUIRES(es->amu)
 {
     evs_segdir_t *d = atomic_load_explicit(&es->segdir, memory_order_relaxed);
     size_t n = atomic_load_explicit(&es->seg_n, memory_order_relaxed);
-    if (d == NULL || n == d->cap) {
-        size_t nc = d ? d->cap * 2 : 16;
-        evs_segdir_t *nd = fdn__malloc(sizeof(*nd) + nc * sizeof(evs_segent_t));
-        if (nd == NULL)
-            return FDN_ENOMEM;
-        if (d != NULL && fdn__evs_retire(es, d) != 0) {
-            fdn__free(nd);
-            return FDN_ENOMEM;
-        }
-        nd->cap = nc;
-        if (d != NULL)
-            memcpy(nd->segs, d->segs, n * sizeof(evs_segent_t));
-        fdn__evs_account(es, (int64_t)((nc - (d ? d->cap : 0)) * sizeof(evs_segent_t)));
-        atomic_store_explicit(&es->segdir, nd, memory_order_release);
-        d = nd;
-    }
     d->segs[n].first_id = s->first_id;
     d->segs[n].seg = s;
     atomic_store_explicit(&es->seg_n, n + 1, memory_order_release);
-    return 0;
 }
 
 /* ---- init / fini ---- */
@@ -341,12 +361,6 @@ int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size
     FDN_REQUIRES(es->amu)
 {
     return append_locked(es, evs, n, ids, false);
-}
-
-int fdn__evs_append_capped_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
-                                  uint64_t *ids) FDN_REQUIRES(es->amu)
-{
-    return append_locked(es, evs, n, ids, true);
 }
 
 /* Series of fdn_events_appended_by_type_total: a type's series outlives the type (a counter
@@ -406,20 +420,45 @@ static FDN_NOINLINE bool subs_match(fdn_events_t *es, const prep_t *pr, size_t n
     return wake;
 }
 
-static int append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids,
-                         bool cap_types) FDN_REQUIRES(es->amu)
+/* The segment the next id can go into: the newest one, when it ends right below next_id
+ * (NULL when there is none, or when ids jumped past it: the next id starts a segment). */
+static evs_seg_t *seg_tail(fdn_events_t *es) FDN_REQUIRES(es->amu)
+{
+    size_t sn = atomic_load_explicit(&es->seg_n, memory_order_relaxed);
+    if (sn == atomic_load_explicit(&es->seg_head, memory_order_relaxed))
+        return NULL;
+    evs_seg_t *s = atomic_load_explicit(&es->segdir, memory_order_relaxed)->segs[sn - 1].seg;
+    return s->first_id + atomic_load_explicit(&s->count, memory_order_relaxed) == es->next_id
+               ? s
+               : NULL;
+}
+
+/* Whether segment s, holding cnt records in used bytes, takes a record of sz bytes more. Both
+ * passes of append_locked ask it, so the second puts each record where the first made room. */
+static inline bool seg_takes(const evs_seg_t *s, size_t cnt, size_t used, size_t sz)
+{
+    return s != NULL && cnt < EVS_SEG_EVENTS && used + sz <= s->arena_cap;
+}
+
+/* Append a batch in two passes: the first reserves everything (names interned, posting room,
+ * new segments and directory room) and can fail, undoing its reservations; the second writes
+ * the records and cannot fail; then one release store of published shows the whole batch.
+ * A batch of one event (most stores) takes the same steps without their batch set-up: its
+ * prep entry is on the stack, and a batch that fits in the newest segment allocates nothing.
+ * Expanded in append_locked twice, for n == 1 and for any n: the compiler drops the loops and
+ * the batch-only branches from the first. */
+static FDN_ALWAYS_INLINE int append_run(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
+                                        uint64_t *ids, bool cap_types) FDN_REQUIRES(es->amu)
 {
     prep_t one[1] = {{NULL, NULL, NULL}};
+    /* zeroed: the rollback below reads every entry, also those the loop did not reach */
     prep_t *pr = n == 1 ? one : fdn__calloc(n, sizeof(prep_t));
-    evs_seg_t *spare[8];
+    evs_seg_t *spare[8] = {NULL}; /* zeroed for the compiler: pass 2 reads only what pass 1 set */
     evs_seg_t **newsegs = spare;
     size_t nnew = 0, capnew = 8;
     int rc = 0;
     if (pr == NULL)
         return FDN_ENOMEM;
-    /* the rollback below reads every entry, also those the loop did not reach */
-    for (size_t i = 0; i < n; i++)
-        pr[i] = (prep_t){NULL, NULL, NULL};
     /* 1. reserve everything the batch needs */
     for (size_t i = 0; i < n && rc == 0; i++) {
         const fdn_event_t *ev = evs[i];
@@ -433,19 +472,15 @@ static int append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t
             rc = post_reserve(es, &pr[i].type->post);
         }
     }
+    /* the segments: the newest one takes what fits, new ones (in newsegs) the rest */
+    evs_seg_t *const tail = seg_tail(es);
     if (rc == 0) {
-        size_t sn = atomic_load_explicit(&es->seg_n, memory_order_relaxed);
-        size_t sh = atomic_load_explicit(&es->seg_head, memory_order_relaxed);
-        evs_seg_t *cur =
-            sn > sh ? atomic_load_explicit(&es->segdir, memory_order_relaxed)->segs[sn - 1].seg
-                    : NULL;
+        evs_seg_t *cur = tail;
         size_t used = cur ? cur->arena_used : 0,
                cnt = cur ? atomic_load_explicit(&cur->count, memory_order_relaxed) : 0;
-        size_t cap = cur ? cur->arena_cap : 0;
-        for (size_t i = 0; i < n && rc == 0; i++) {
+        for (size_t i = 0; i < n; i++) {
             size_t sz = rec_size(evs[i]->data_len);
-            bool gap = i == 0 && cur != NULL && cur->first_id + cnt != es->next_id;
-            if (cur != NULL && !gap && cnt < EVS_SEG_EVENTS && used + sz <= cap) {
+            if (seg_takes(cur, cnt, used, sz)) {
                 used += sz;
                 cnt++;
                 continue;
@@ -470,27 +505,9 @@ static int append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t
             newsegs[nnew++] = cur;
             used = sz;
             cnt = 1;
-            cap = cur->arena_cap;
         }
-        /* directory room for the new segments */
-        evs_segdir_t *d = atomic_load_explicit(&es->segdir, memory_order_relaxed);
-        while (rc == 0 && nnew > 0 && (d == NULL || sn + nnew > d->cap)) {
-            size_t nc = d ? d->cap * 2 : 16;
-            while (sn + nnew > nc)
-                nc *= 2;
-            evs_segdir_t *nd = fdn__malloc(sizeof(*nd) + nc * sizeof(evs_segent_t));
-            if (nd == NULL || (d != NULL && fdn__evs_retire(es, d) != 0)) {
-                fdn__free(nd);
-                rc = FDN_ENOMEM;
-                break;
-            }
-            nd->cap = nc;
-            if (d != NULL)
-                memcpy(nd->segs, d->segs, sn * sizeof(evs_segent_t));
-            fdn__evs_account(es, (int64_t)((nc - (d ? d->cap : 0)) * sizeof(evs_segent_t)));
-            atomic_store_explicit(&es->segdir, nd, memory_order_release);
-            d = nd;
-        }
+        if (rc == 0 && nnew > 0)
+            rc = segdir_reserve(es, atomic_load_explicit(&es->seg_n, memory_order_relaxed) + nnew);
     }
     if (rc != 0) {
         for (size_t i = 0; i < nnew; i++)
@@ -511,21 +528,16 @@ static int append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t
         }
         goto out;
     }
-    /* 2. commit (cannot fail) */
+    /* 2. commit (cannot fail): the same walk over the segments as above */
     size_t used_new = 0, total_bytes = 0;
     uint64_t first = es->next_id;
+    evs_seg_t *cur = tail;
+    uint32_t cnt = cur ? atomic_load_explicit(&cur->count, memory_order_relaxed) : 0;
     for (size_t i = 0; i < n; i++) {
         const fdn_event_t *ev = evs[i];
         uint64_t id = es->next_id++;
         size_t sz = rec_size(ev->data_len);
-        size_t sn = atomic_load_explicit(&es->seg_n, memory_order_relaxed);
-        size_t sh = atomic_load_explicit(&es->seg_head, memory_order_relaxed);
-        evs_seg_t *cur =
-            sn > sh ? atomic_load_explicit(&es->segdir, memory_order_relaxed)->segs[sn - 1].seg
-                    : NULL;
-        uint32_t cnt = cur ? atomic_load_explicit(&cur->count, memory_order_relaxed) : 0;
-        if (cur == NULL || cnt >= EVS_SEG_EVENTS || cur->arena_used + sz > cur->arena_cap ||
-            cur->first_id + cnt != id) {
+        if (!seg_takes(cur, cnt, cur ? cur->arena_used : 0, sz)) {
             cur = newsegs[used_new++];
             cur->first_id = id;
             cnt = 0;
@@ -556,7 +568,7 @@ static int append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t
             memcpy(r->data, ev->data, ev->data_len);
         cur->offs[cnt] = (uint32_t)cur->arena_used;
         cur->arena_used += sz;
-        atomic_store_explicit(&cur->count, cnt + 1, memory_order_release);
+        atomic_store_explicit(&cur->count, ++cnt, memory_order_release);
         evs_posting_t *p = &pr[i].type->post;
         size_t pi = atomic_load_explicit(&p->n, memory_order_relaxed);
         atomic_load_explicit(
@@ -567,8 +579,10 @@ static int append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t
             atomic_store_explicit(&r->corr->last_id, id, memory_order_release);
         size_t bytes = sz + sizeof(uint32_t);
         fdn__evs_amu_add(&pr[i].type->count, 1);
-        fdn_counter_inc(type_counter(es, pr[i].type));
         fdn__evs_amu_add(&pr[i].type->bytes, bytes);
+        fdn_counter_t *by_type = type_counter(es, pr[i].type);
+        if (by_type != NULL) /* no call without telemetry */
+            fdn_counter_inc(by_type);
         total_bytes += bytes;
     }
     fdn__evs_amu_add(&es->count, n);
@@ -582,15 +596,22 @@ static int append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t
     atomic_store_explicit(&es->published, es->next_id - 1, memory_order_release);
     if (FDN_UNLIKELY(wake)) /* after published: a delivery thread that sees it sees them */
         atomic_store_explicit(&es->dmark, es->next_id - 1, memory_order_release);
-    if (ids != NULL)
-        for (size_t i = 0; i < n; i++)
-            ids[i] = first + i;
+    for (size_t i = 0; ids != NULL && i < n; i++)
+        ids[i] = first + i;
 out:
     if (newsegs != spare)
         fdn__free(newsegs);
     if (pr != one)
         fdn__free(pr);
     return rc;
+}
+
+static int append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids,
+                         bool cap_types) FDN_REQUIRES(es->amu)
+{
+    if (n == 1) /* the same steps, specialised: most stores are of one event */
+        return append_run(es, evs, 1, ids, cap_types);
+    return append_run(es, evs, n, ids, cap_types);
 }
 
 /* ---- prune ---- */
@@ -739,65 +760,72 @@ static int check_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n
     return 0;
 }
 
+/* A batch stored while the store is stopped: copies kept for its start to append (ids
+ * next_id + nbuf.. promised), or FDN_EUNAVAILABLE past buffer_max. Caller holds amu. Out of
+ * line: the append path does not carry it. */
+static FDN_NOINLINE int buffer_stopped(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
+                                       uint64_t *out_ids, evs_async_t *w) FDN_REQUIRES(es->amu)
+{
+    if (es->nbuf + n > es->buffer_max)
+        return FDN_EUNAVAILABLE;
+    int rc = 0;
+    size_t k = 0;
+    for (; k < n && rc == 0; k++)
+        rc = fdn_event_copy(&es->buf[es->nbuf + k], evs[k]);
+    if (rc != 0) {
+        for (size_t j = 0; j + 1 < k; j++)
+            fdn_event_free(es->buf[es->nbuf + j]);
+        return rc;
+    }
+    uint64_t first = es->next_id + es->nbuf;
+    es->nbuf += n;
+    if (out_ids)
+        for (size_t i = 0; i < n; i++)
+            out_ids[i] = first + i;
+    if (w != NULL)
+        w->first_id = first;
+    return 0;
+}
+
 /* Append a checked, non-empty batch under amu, or buffer it while the store is stopped (then
  * *last stays 0). With w (an asynchronous store), an appended batch is also queued for the
  * writer's acknowledgement before amu is released, so the queue stays in id order: *queued
- * gets fdn__evs_async_queue's answer. A batch refused by the cap on distinct types is tried
- * once more after due retention when retry_types. */
-static int append_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
-                        uint64_t *out_ids, uint64_t *last, evs_async_t *w, int *queued,
-                        bool retry_types, bool cap)
+ * gets fdn__evs_async_queue's answer (not a field of w: once queued, w is the writer's). With
+ * cap (a client's store), a batch that would add a type past the cap is refused with
+ * FDN_ENOSPC, and tried once more after due retention. Inline: its two callers pass constants
+ * for w, and the call cost more than its work. */
+static inline int append_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
+                               uint64_t *out_ids, uint64_t *last, evs_async_t *w, int *queued,
+                               bool cap)
 {
-    uint64_t first = 0;
-    uint64_t local[1];
-    uint64_t *ids = out_ids ? out_ids : (n == 1 ? local : NULL);
     *last = 0;
-    fdn__mutex_lock(&es->amu);
-    int rc;
-    if (!fdn__evs_running(es)) {
-        rc = FDN_EUNAVAILABLE;
-        if (es->nbuf + n <= es->buffer_max) {
-            size_t k = 0;
-            rc = 0;
-            for (; k < n && rc == 0; k++)
-                rc = fdn_event_copy(&es->buf[es->nbuf + k], evs[k]);
-            if (rc != 0) {
-                for (size_t j = 0; j + 1 < k; j++)
-                    fdn_event_free(es->buf[es->nbuf + j]);
-            } else {
-                first = es->next_id + es->nbuf;
-                es->nbuf += n;
-                if (out_ids)
-                    for (size_t i = 0; i < n; i++)
-                        out_ids[i] = first + i;
-                if (w != NULL)
-                    w->first_id = first;
+    for (bool retry = cap;; retry = false) {
+        fdn__mutex_lock(&es->amu);
+        if (FDN_UNLIKELY(!fdn__evs_running(es))) {
+            int rc = buffer_stopped(es, evs, n, out_ids, w);
+            fdn__mutex_unlock(&es->amu);
+            return rc;
+        }
+        uint64_t first = es->next_id;
+        int rc = append_locked(es, evs, n, out_ids, cap);
+        if (rc == 0) {
+            *last = first + n - 1;
+            if (w != NULL) {
+                w->first_id = first;
+                *queued = fdn__evs_async_queue(es, w, *last);
             }
         }
         fdn__mutex_unlock(&es->amu);
-        return rc;
-    }
-    first = es->next_id;
-    rc = cap ? fdn__evs_append_capped_locked(es, evs, n, ids)
-             : fdn__evs_append_locked(es, evs, n, ids);
-    if (rc == 0) {
-        *last = first + n - 1;
-        if (w != NULL) {
-            w->first_id = first;
-            *queued = fdn__evs_async_queue(es, w, *last);
-        }
-    }
-    fdn__mutex_unlock(&es->amu);
-    if (rc == FDN_ENOSPC && retry_types) {
+        if (FDN_LIKELY(rc == 0))
+            break;
         /* the type cap: when retention is due (more events than max_events, or too old),
          * prune now instead of at the next interval, and try once more */
-        if (fdn__evs_running(es) && fdn__evs_retention_memory(es) > 0)
-            return append_batch(es, evs, n, out_ids, last, w, queued, false, cap);
-    }
-    if (rc == FDN_ENOSPC)
-        atomic_fetch_add_explicit(&es->types_refused, n, memory_order_relaxed);
-    if (rc != 0)
+        if (rc == FDN_ENOSPC && retry && fdn__evs_running(es) && fdn__evs_retention_memory(es) > 0)
+            continue;
+        if (rc == FDN_ENOSPC)
+            atomic_fetch_add_explicit(&es->types_refused, n, memory_order_relaxed);
         return rc;
+    }
     fdn__gate_pass_t tp;
     fdn_telemetry_t *tm = fdn__evs_tm_enter(es, &tp);
     if (tm != NULL) {
@@ -816,7 +844,7 @@ static int store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size_t n
     if (es->sh != NULL) /* a shared backend assigns the ids: the writer stores first */
         return fdn__evs_shared_store(es, evs, n, out_ids);
     uint64_t last = 0;
-    rc = append_batch(es, evs, n, out_ids, &last, NULL, NULL, cap, cap);
+    rc = append_batch(es, evs, n, out_ids, &last, NULL, NULL, cap);
     if (rc != 0 || last == 0)
         return rc;
     /* in memory with no subscriber, fdn__evs_after_append has nothing to wait for nor wake: its
@@ -875,7 +903,7 @@ int fdn_events_store_async(fdn_events_t *es, const fdn_event_t *const *evs, size
     w->first_id = 0;
     uint64_t last = 0;
     int queued = 0;
-    rc = append_batch(es, evs, n, out_ids, &last, w, &queued, true, true);
+    rc = append_batch(es, evs, n, out_ids, &last, w, &queued, true);
     if (rc == 0 && last != 0 && atomic_load_explicit(&es->nsubs, memory_order_acquire) > 0)
         fdn__evs_notify_subs(es, last);
     if (rc == 0 && queued < 0)
@@ -918,7 +946,7 @@ int fdn_events_store_batch(fdn_events_t *es, const fdn_event_t *const *evs, size
 
 int fdn_events_store(fdn_events_t *es, const fdn_event_t *ev, uint64_t *out_id)
 {
-    return fdn_events_store_batch(es, &ev, 1, out_id);
+    return timed_store(es, &ev, 1, out_id, true); /* fdn_events_store_batch's, one call less */
 }
 
 /* The runtime's own events (config_updated, supervisor_escalation, ...): a fixed, small set

@@ -96,6 +96,8 @@ typedef struct evs_posting {
     size_t cap0; /* writer: entries global chunk 0 holds; it starts small (a type with few
                     events costs little) and is replaced by larger copies up to EVS_PCHUNK;
                     every later chunk has EVS_PCHUNK entries */
+    size_t room; /* writer: global index the allocated chunks end at (n + resv <= room: no
+                    allocation needed). A prune frees chunks below head only, so it stays. */
 } evs_posting_t;
 
 typedef struct evs_sym { /* interned type or node name */
@@ -502,15 +504,12 @@ static inline size_t fdn__evs_post_lower(const evs_posting_t *p, uint64_t **dir,
 
 int fdn__evs_init(fdn_events_t *es);
 void fdn__evs_fini(fdn_events_t *es);
-/* Append n events with consecutive ids (all or nothing). Caller holds amu. */
+/* Append n events with consecutive ids (all or nothing). Caller holds amu. Loading the durable
+ * file and replaying buffered stores use it: it never refuses a type (what was acknowledged
+ * is kept); a client's store, refused with FDN_ENOSPC while max_types types are live, goes
+ * through event_store.c's append_batch. */
 int fdn__evs_append_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids)
     FDN_REQUIRES(es->amu);
-/* Append as fdn__evs_append_locked, for a client's store: a batch that would add a type while
- * max_types types are live is refused with FDN_ENOSPC (nothing stored). Loading the durable
- * file and replaying buffered stores use fdn__evs_append_locked, which never refuses a type
- * (what was acknowledged is kept). Caller holds amu. */
-int fdn__evs_append_capped_locked(fdn_events_t *es, const fdn_event_t *const *evs, size_t n,
-                                  uint64_t *ids) FDN_REQUIRES(es->amu);
 /* Remember p (a replaced directory or table) to free once no reader can hold it: after the
  * next prune or at destroy. Caller holds amu. Returns 0 or FDN_ENOMEM. */
 int fdn__evs_retire(fdn_events_t *es, void *p) FDN_REQUIRES(es->amu);

@@ -531,6 +531,61 @@ static void batch_all_or_nothing(void **state)
     fdn_events_destroy(es);
 }
 
+/* Ids that jump past the newest segment (a shared backend's hole: positions gone from the
+ * backend, event_shared.c put_run) start a new segment, for a one-event store and for a
+ * batch: each id finds its own record, an id in the hole finds none, and the correlation
+ * chain links across the holes. */
+static void ids_past_a_hole_start_a_segment(void **state)
+{
+    (void)state;
+    fdn_events_t *es = mem_store(NULL);
+    assert_int_equal(put(es, "hole", "h", 0, 0), 1);
+    assert_int_equal(put(es, "hole", "h", 0, 0), 2);
+    fdn_event_t *e[3] = {mkev("hole", "h", 0, 0, "{\"at\":10}"),
+                         mkev("hole", "h", 0, 0, "{\"at\":20}"),
+                         mkev("hole", "h", 0, 0, "{\"at\":21}")};
+    uint64_t id = 0, ids[2] = {0, 0};
+    fdn__mutex_lock(&es->amu);
+    es->next_id = 10;
+    fdn__mutex_unlock(&es->amu);
+    assert_int_equal(fdn_events_store(es, e[0], &id), 0);
+    assert_int_equal(id, 10);
+    fdn__mutex_lock(&es->amu);
+    es->next_id = 20;
+    fdn__mutex_unlock(&es->amu);
+    assert_int_equal(fdn_events_store_batch(es, (const fdn_event_t *const *)e + 1, 2, ids), 0);
+    assert_int_equal(ids[0], 20);
+    assert_int_equal(ids[1], 21);
+    const uint64_t want[] = {10, 20, 21};
+    for (size_t i = 0; i < 3; i++) {
+        fdn_event_t *got = NULL;
+        assert_int_equal(fdn_events_get(es, want[i], &got), 0);
+        assert_int_equal(fdn_event_id(got), want[i]);
+        size_t len = 0, elen = 0;
+        const void *d = fdn_event_data(got, &len), *ed = fdn_event_data(e[i], &elen);
+        assert_int_equal(len, elen);
+        assert_memory_equal(d, ed, len);
+        fdn_event_free(got);
+    }
+    for (uint64_t h = 3; h < 20; h++) {
+        fdn_event_t *got = NULL;
+        if (h != 10)
+            assert_int_equal(fdn_events_get(es, h, &got), FDN_ENOENT);
+    }
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_get_by_correlation(es, "h", &l), 0);
+    uint64_t chain[8];
+    size_t nchain = 0;
+    ids_of(l, chain, &nchain);
+    assert_int_equal(nchain, 5);
+    const uint64_t chain_want[] = {1, 2, 10, 20, 21};
+    assert_memory_equal(chain, chain_want, sizeof(chain_want));
+    fdn_event_list_free(l);
+    for (size_t i = 0; i < 3; i++)
+        fdn_event_free(e[i]);
+    fdn_events_destroy(es);
+}
+
 static void query_filters(void **state)
 {
     (void)state;
@@ -2277,6 +2332,7 @@ int main(void)
         cmocka_unit_test(json_round_trip_and_rejects),
         cmocka_unit_test(store_assigns_increasing_ids_and_get),
         cmocka_unit_test(batch_all_or_nothing),
+        cmocka_unit_test(ids_past_a_hole_start_a_segment),
         cmocka_unit_test(query_filters),
         cmocka_unit_test(query_same_names_an_equal_list),
         cmocka_unit_test(correlation_and_chains),
