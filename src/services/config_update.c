@@ -842,7 +842,7 @@ static int reset_at(fdn_config_t *cfg, json_t *const *vals, uint64_t revision, f
     int rc = 0;
     fdn_error_t why = FDN_ERROR_INIT;
     int arc = 0;
-    fdn__cfg_apply_hook_t hook = {NULL};
+    fdn__cfg_apply_hook_t hook = {0};
     uint64_t published = 0;
     fdn__mutex_lock(&cfg->wmu);
     if (!cfg->running) {
