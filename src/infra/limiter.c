@@ -493,7 +493,8 @@ static bool op_valid(const char *key, size_t keylen, const fdn_limit_rule_t *rul
                      int64_t cost)
 {
     return key != NULL && keylen > 0 && keylen <= MAX_KEYLEN && cost >= 1 &&
-           cost <= FDN__LIMIT_MAX && (rule_ok || (rule != NULL && fdn__limit_rule_ok(rule)));
+           cost <= FDN__LIMIT_MAX &&
+           (rule_ok || (rule != NULL && fdn__limit_rule_fault(rule) == FDN__LIMIT_RULE_OK));
 }
 
 /* Enforcement off: allowed, nothing counted or stored. */

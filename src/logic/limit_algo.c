@@ -6,7 +6,9 @@
  * so the caller decides how a state is kept atomic: the in-memory store applies it under the
  * key's shard lock (infra/limiter_store.c); an out-of-process backend would run the same
  * arithmetic next to the state (a Redis script) or under its own compare-and-set. Rule
- * validation and the algorithm names live here too: they are the algorithms' own contract.
+ * validation and the algorithm names live here too: they are the algorithms' own contract (the
+ * bounds themselves are fdn__limit_rule_fault in the header, inline for the checks' path;
+ * fdn_limit_rule_validate words its answer).
  *
  * Invariants: every value stays in int64 for a rule fdn_limit_rule_validate accepts: limit and
  * burst <= 2^31, period <= 2^33 ms (~8.6e15 ns), burst * P (token bucket) and burst * T (GCRA)
@@ -48,22 +50,25 @@ int fdn_limit_rule_validate(const fdn_limit_rule_t *r, fdn_error_t *err)
 {
     if (r == NULL)
         return fdn_err_set(err, FDN_EINVAL, "rate limit rule is NULL");
-    if ((unsigned)r->algo > FDN_LIMIT_SLIDING_WINDOW)
+    /* the bounds are fdn__limit_rule_fault's (limit_algo.h), which the checks test inline:
+     * here only the message of the one it names */
+    switch (fdn__limit_rule_fault(r)) {
+    case FDN__LIMIT_RULE_OK:
+        return 0;
+    case FDN__LIMIT_RULE_ALGO:
         return fdn_err_set(err, FDN_EINVAL, "unknown rate limit algorithm %d", (int)r->algo);
-    if (r->limit < 1 || r->limit > FDN__LIMIT_MAX)
+    case FDN__LIMIT_RULE_LIMIT:
         return fdn_err_set(err, FDN_EINVAL, "limit must be in 1..2^31 (got %lld)",
                            (long long)r->limit);
-    if (r->period_ms < 1 || r->period_ms > FDN__LIMIT_PERIOD_MAX_MS)
+    case FDN__LIMIT_RULE_PERIOD:
         return fdn_err_set(err, FDN_EINVAL, "period must be in 1..2^33 ms (got %lld)",
                            (long long)r->period_ms);
-    if (r->burst < 0 || r->burst > FDN__LIMIT_MAX)
+    case FDN__LIMIT_RULE_BURST:
         return fdn_err_set(err, FDN_EINVAL, "burst must be in 0..2^31");
-    int64_t p = r->period_ms * FDN__LIMIT_NS_PER_MS;
-    if (r->algo == FDN_LIMIT_TOKEN_BUCKET &&
-        (fdn__i128)fdn__limit_burst(r) * p > FDN__LIMIT_SCALED_MAX)
+    case FDN__LIMIT_RULE_BUCKET_SIZE:
         return fdn_err_set(err, FDN_EINVAL, "burst * period too large (max 2^62 ns)");
-    if (r->algo == FDN_LIMIT_GCRA &&
-        (fdn__i128)fdn__limit_burst(r) * fdn__limit_gcra_interval(r) > FDN__LIMIT_SCALED_MAX)
+    case FDN__LIMIT_RULE_GCRA_SIZE:
         return fdn_err_set(err, FDN_EINVAL, "burst * period / limit too large");
-    return 0;
+    }
+    return fdn_err_set(err, FDN_EINVAL, "invalid rate limit rule");
 }

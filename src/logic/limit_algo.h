@@ -111,22 +111,38 @@ inline int64_t fdn__limit_gcra_interval(const fdn_limit_rule_t *r)
     return (p + r->limit - 1) / r->limit;
 }
 
-/* Whether fdn_limit_rule_validate accepts r (r not NULL): the same tests, without the message,
- * inline for the check of a caller's rule, which runs on every check (a call and ~25
- * instructions before). test_limiter's rule_ok_agrees_with_validate keeps the two in step. */
-static inline bool fdn__limit_rule_ok(const fdn_limit_rule_t *r)
+/* What is wrong with rule r (r not NULL), the first bound it breaks in this order, or
+ * FDN__LIMIT_RULE_OK. The one statement of the bounds: fdn_limit_rule_validate turns the answer
+ * into its message, and the check of a caller's rule, which runs on every check, tests it for
+ * FDN__LIMIT_RULE_OK inline (a call across files and ~25 instructions before). */
+typedef enum fdn__limit_rule_fault {
+    FDN__LIMIT_RULE_OK = 0,
+    FDN__LIMIT_RULE_ALGO,        /* not one of fdn_limit_algo_t */
+    FDN__LIMIT_RULE_LIMIT,       /* limit outside 1..FDN__LIMIT_MAX */
+    FDN__LIMIT_RULE_PERIOD,      /* period_ms outside 1..FDN__LIMIT_PERIOD_MAX_MS */
+    FDN__LIMIT_RULE_BURST,       /* burst outside 0..FDN__LIMIT_MAX */
+    FDN__LIMIT_RULE_BUCKET_SIZE, /* token bucket: burst * P past FDN__LIMIT_SCALED_MAX */
+    FDN__LIMIT_RULE_GCRA_SIZE,   /* GCRA: burst * T past FDN__LIMIT_SCALED_MAX */
+} fdn__limit_rule_fault_t;
+
+static inline fdn__limit_rule_fault_t fdn__limit_rule_fault(const fdn_limit_rule_t *r)
 {
-    if ((unsigned)r->algo > FDN_LIMIT_SLIDING_WINDOW || r->limit < 1 || r->limit > FDN__LIMIT_MAX ||
-        r->period_ms < 1 || r->period_ms > FDN__LIMIT_PERIOD_MAX_MS || r->burst < 0 ||
-        r->burst > FDN__LIMIT_MAX)
-        return false;
-    if (r->algo == FDN_LIMIT_TOKEN_BUCKET)
-        return (fdn__i128)fdn__limit_burst(r) * (r->period_ms * FDN__LIMIT_NS_PER_MS) <=
-               FDN__LIMIT_SCALED_MAX;
-    if (r->algo == FDN_LIMIT_GCRA)
-        return (fdn__i128)fdn__limit_burst(r) * fdn__limit_gcra_interval(r) <=
-               FDN__LIMIT_SCALED_MAX;
-    return true;
+    if ((unsigned)r->algo > FDN_LIMIT_SLIDING_WINDOW)
+        return FDN__LIMIT_RULE_ALGO;
+    if (r->limit < 1 || r->limit > FDN__LIMIT_MAX)
+        return FDN__LIMIT_RULE_LIMIT;
+    if (r->period_ms < 1 || r->period_ms > FDN__LIMIT_PERIOD_MAX_MS)
+        return FDN__LIMIT_RULE_PERIOD;
+    if (r->burst < 0 || r->burst > FDN__LIMIT_MAX)
+        return FDN__LIMIT_RULE_BURST;
+    if (r->algo == FDN_LIMIT_TOKEN_BUCKET &&
+        (fdn__i128)fdn__limit_burst(r) * (r->period_ms * FDN__LIMIT_NS_PER_MS) >
+            FDN__LIMIT_SCALED_MAX)
+        return FDN__LIMIT_RULE_BUCKET_SIZE;
+    if (r->algo == FDN_LIMIT_GCRA &&
+        (fdn__i128)fdn__limit_burst(r) * fdn__limit_gcra_interval(r) > FDN__LIMIT_SCALED_MAX)
+        return FDN__LIMIT_RULE_GCRA_SIZE;
+    return FDN__LIMIT_RULE_OK;
 }
 
 /* count + cost, stopping at FDN__LIMIT_COUNT_MAX (1 <= cost <= FDN__LIMIT_MAX). */

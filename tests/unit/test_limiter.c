@@ -310,10 +310,11 @@ static void window_counts_do_not_wrap(void **state)
     assert_false(r.allowed);
 }
 
-/* A caller's rule is checked on every check by fdn__limit_rule_ok, inline; rules are refused
- * with a message by fdn_limit_rule_validate. Both must give the same verdict on every rule,
- * at and around each bound (algorithms, limit, period, burst, burst * P and burst * T). */
-static void rule_ok_agrees_with_validate(void **state)
+/* A caller's rule is checked on every check by fdn__limit_rule_fault, inline; rules are
+ * refused with a message by fdn_limit_rule_validate, which names the fault it finds. On every
+ * rule at and around each bound (algorithms, limit, period, burst, burst * P and burst * T),
+ * the verdicts agree and the message is the fault's. */
+static void rule_fault_agrees_with_validate(void **state)
 {
     (void)state;
     const int algos[] = {-1,
@@ -336,21 +337,39 @@ static void rule_ok_agrees_with_validate(void **state)
                                FDN__LIMIT_PERIOD_MAX_MS,
                                FDN__LIMIT_PERIOD_MAX_MS + 1};
     const int64_t bursts[] = {-1, 0, 1, 3, 1000, 1 << 20, FDN__LIMIT_MAX, FDN__LIMIT_MAX + 1};
-    size_t accepted = 0, refused = 0;
+    /* a word of each fault's message */
+    static const char *const fault_words[] = {
+        [FDN__LIMIT_RULE_ALGO] = "algorithm",
+        [FDN__LIMIT_RULE_LIMIT] = "limit must",
+        [FDN__LIMIT_RULE_PERIOD] = "period must",
+        [FDN__LIMIT_RULE_BURST] = "burst must",
+        [FDN__LIMIT_RULE_BUCKET_SIZE] = "burst * period",
+        [FDN__LIMIT_RULE_GCRA_SIZE] = "/ limit",
+    };
+    size_t accepted = 0, refused = 0, faults[FDN__LIMIT_RULE_GCRA_SIZE + 1] = {0};
     for (size_t a = 0; a < sizeof(algos) / sizeof(algos[0]); a++)
         for (size_t l = 0; l < sizeof(limits) / sizeof(limits[0]); l++)
             for (size_t p = 0; p < sizeof(periods) / sizeof(periods[0]); p++)
                 for (size_t b = 0; b < sizeof(bursts) / sizeof(bursts[0]); b++) {
                     fdn_limit_rule_t r = {(fdn_limit_algo_t)algos[a], limits[l], periods[p],
                                           bursts[b]};
-                    bool ok = fdn_limit_rule_validate(&r, NULL) == 0;
-                    assert_int_equal(fdn__limit_rule_ok(&r), ok);
-                    ok ? accepted++ : refused++;
+                    fdn_error_t err = FDN_ERROR_INIT;
+                    int rc = fdn_limit_rule_validate(&r, &err);
+                    fdn__limit_rule_fault_t f = fdn__limit_rule_fault(&r);
+                    assert_int_equal(rc == 0, f == FDN__LIMIT_RULE_OK);
+                    if (rc != 0) {
+                        assert_int_equal(rc, FDN_EINVAL);
+                        assert_non_null(strstr(err.message, fault_words[f]));
+                    }
+                    rc == 0 ? accepted++ : refused++;
+                    faults[f]++;
                 }
-    /* both verdicts were met, including refusals by the products alone */
+    /* both verdicts were met, and every fault, including refusals by the products alone */
     assert_true(accepted > 0 && refused > 0);
+    for (size_t f = 0; f <= FDN__LIMIT_RULE_GCRA_SIZE; f++)
+        assert_true(faults[f] > 0);
     fdn_limit_rule_t big = {FDN_LIMIT_TOKEN_BUCKET, FDN__LIMIT_MAX, FDN__LIMIT_PERIOD_MAX_MS, 0};
-    assert_false(fdn__limit_rule_ok(&big));
+    assert_int_equal(fdn__limit_rule_fault(&big), FDN__LIMIT_RULE_BUCKET_SIZE);
     assert_int_equal(fdn_limit_rule_validate(&big, NULL), FDN_EINVAL);
 }
 
@@ -1311,7 +1330,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(sliding_window_exact, setup, teardown),
         cmocka_unit_test(window_counts_do_not_wrap),
         cmocka_unit_test(algo_arithmetic_matches_exact),
-        cmocka_unit_test(rule_ok_agrees_with_validate),
+        cmocka_unit_test(rule_fault_agrees_with_validate),
         cmocka_unit_test_setup_teardown(peek_with_another_algorithm_changes_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(peek_does_not_consume, setup, teardown),
