@@ -407,6 +407,142 @@ static void validate_change_answers_as_whole(void **state)
     fdn__cfg_schema_destroy(s);
 }
 
+/* validate_change against validate on random walks: from the default tree (built-in keys and
+ * an application's, with rules of every kind), each step replaces one leaf with a value drawn
+ * from its default, its enum, values past each rule and of other types, the gate's flips and
+ * the pool keys' extremes; whenever the base passed, the short check must give validate's code,
+ * message and context. A step that passes becomes the next base, so the walk reaches trees that
+ * hold bad values under a gate that is off, and cross-key sums near INT_MAX. */
+static uint64_t walk_rng(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static json_t *walk_value(const fdn__cfg_entry_t *e, uint64_t r)
+{
+    switch (r % 14) {
+    case 0:
+    case 1:
+        return json_deep_copy(e->def);
+    case 2:
+        /* one of the leaf's enum values (the first or the second) */
+        if (e->enums == NULL || e->enums[0] == NULL)
+            return json_integer(1);
+        return json_string(e->enums[r / 14 % 2 == 1 && e->enums[1] != NULL ? 1 : 0]);
+    case 3:
+        return json_integer(-1);
+    case 4:
+        return json_integer(0);
+    case 5:
+        return json_integer(2147483647);
+    case 6:
+        return json_integer(2147483648);
+    case 7:
+        return json_real(0.5);
+    case 8:
+        return json_string("x");
+    case 9:
+        return json_true();
+    case 10:
+        return json_false();
+    case 11:
+        return json_null();
+    case 12:
+        return json_pack("{s:{s:i,s:i}}", "api", "scale", 1000, "limit", (json_int_t)(r % 3) - 1);
+    default:
+        return json_integer((json_int_t)(r % 200));
+    }
+}
+
+static void validate_change_random_walks(void **state)
+{
+    (void)state;
+    static const char *const colours[] = {"red", "green", NULL};
+    const fdn_config_key_def_t app[] = {
+        {.path = "app.workers",
+         .type = FDN_CONFIG_INT,
+         .default_json = "4",
+         .rule = FDN_CONFIG_RULE_POSITIVE,
+         .updatable = true},
+        {.path = "app.ratio",
+         .type = FDN_CONFIG_NUMBER,
+         .default_json = "0.5",
+         .rule = FDN_CONFIG_RULE_RANGE,
+         .min = 0,
+         .max = 1,
+         .updatable = true,
+         .error_code = FDN_ECONFIG_INVALID,
+         .error_message = "ratio out of range"},
+        {.path = "app.colour",
+         .type = FDN_CONFIG_ENUM,
+         .default_json = "\"red\"",
+         .rule = FDN_CONFIG_RULE_ENUM,
+         .enum_values = colours,
+         .updatable = true},
+        {.path = "app.limits",
+         .type = FDN_CONFIG_OBJECT,
+         .default_json = "{}",
+         .rule = FDN_CONFIG_RULE_RATE_RULES,
+         .updatable = true},
+        {.path = "app.off",
+         .type = FDN_CONFIG_BOOL,
+         .default_json = "false",
+         .rule = FDN_CONFIG_RULE_FALSE_ONLY,
+         .updatable = true},
+        {.path = "app.any", .type = FDN_CONFIG_ANY, .updatable = true},
+    };
+    fdn__cfg_schema_t *s = NULL;
+    assert_int_equal(fdn__cfg_schema_create(&s, app, sizeof(app) / sizeof(app[0]), NULL), 0);
+    json_t **vals = calloc(s->n, sizeof(json_t *));
+    assert_non_null(vals);
+    for (size_t i = 0; i < s->n; i++)
+        vals[i] = json_incref(s->e[i].def);
+    fdn_error_t whole = FDN_ERROR_INIT, part = FDN_ERROR_INIT;
+    assert_int_equal(fdn__cfg_validate(s, vals, NULL, &whole), 0);
+    /* the leaves a walk favours: the gate, what it gates, the cross-key rule's keys */
+    size_t hot[16], nhot = 0;
+    for (size_t i = 0; i < s->n && nhot < 14; i++)
+        if (s->e[i].only_if >= 0)
+            hot[nhot++] = (size_t)s->e[i].only_if, hot[nhot++] = i;
+    hot[nhot++] = s->pool_size;
+    hot[nhot++] = s->pool_overflow;
+    assert_true(s->pool_size < s->n && s->pool_overflow < s->n && nhot > 2);
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    size_t compared = 0, failed = 0;
+    for (int step = 0; step < 20000; step++) {
+        uint64_t r = walk_rng(&x);
+        size_t i = r % 2 == 0 ? hot[(r >> 1) % nhot] : (size_t)((r >> 1) % s->n);
+        json_t *v = walk_value(&s->e[i], walk_rng(&x));
+        assert_non_null(v);
+        json_t *was = vals[i];
+        vals[i] = v;
+        memset(&whole, 0, sizeof whole);
+        memset(&part, 0, sizeof part);
+        int rc = fdn__cfg_validate(s, vals, NULL, &whole);
+        int rc2 = fdn__cfg_validate_change(s, vals, i, &part);
+        assert_int_equal(rc2, rc);
+        assert_string_equal(part.message, whole.message);
+        assert_string_equal(part.context, whole.context);
+        compared++;
+        if (rc == 0) {
+            json_decref(was);
+        } else {
+            failed++;
+            json_decref(v);
+            vals[i] = was;
+        }
+    }
+    /* both answers were met many times */
+    assert_true(failed > 1000 && compared - failed > 1000);
+    for (size_t i = 0; i < s->n; i++)
+        json_decref(vals[i]);
+    free(vals);
+    fdn__cfg_schema_destroy(s);
+}
+
 static json_t *nest(int levels)
 {
     json_t *v = json_integer(1);
@@ -952,6 +1088,7 @@ int main(void)
         cmocka_unit_test(malformed_sections_are_1001),
         cmocka_unit_test(path_security),
         cmocka_unit_test(validate_change_answers_as_whole),
+        cmocka_unit_test(validate_change_random_walks),
         cmocka_unit_test(value_security),
         cmocka_unit_test(env_names),
         cmocka_unit_test(parse_text_by_type),
