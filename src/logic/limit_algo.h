@@ -5,9 +5,10 @@
  *
  * Everything is integer nanoseconds and fits in int64 for every rule that
  * fdn_limit_rule_validate accepts (products are formed in 128 bits and clamped), at any time
- * `now` a manual clock can give: an expiry past INT64_MAX stops there, and the sliding
- * and fixed windows' index is floor(now / P), so a negative time (a monotonic clock, or a wall
- * clock before 1970) has windows of P too (both branches are never taken for a clock between 0
+ * `now` a manual clock can give: an expiry or a GCRA TAT past INT64_MAX stops there (so a key
+ * within its debt of the end stays denied; at INT64_MAX itself no later time exists), and the
+ * sliding and fixed windows' index is floor(now / P), so a negative time (a monotonic clock, or a
+ * wall clock before 1970) has windows of P too (both branches are never taken for a clock between 0
  * and INT64_MAX - 2P).
  *
  * State per algorithm (s[] below; `expires` is on the same clock as `now`):
@@ -293,23 +294,26 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
         const int64_t burst = fdn__limit_burst(r);
         const int64_t bt = burst * T; /* tau + T */
         int64_t tat = s[0] > now ? s[0] : now;
+        /* where a TAT stops: a bounded debt ahead of now, and never past INT64_MAX (a manual
+         * clock within 2^62 ns of it: a TAT cast back from past it would wrap negative and the
+         * debt be forgotten) */
+        int64_t tat_max;
+        if (__builtin_add_overflow(now, FDN__LIMIT_SCALED_MAX, &tat_max))
+            tat_max = INT64_MAX;
         if (op == FDN__LIMIT_CANCEL) {
             fdn__i128 nt = (fdn__i128)s[0] - (fdn__i128)cost * T;
             s[0] = nt < now ? now : (int64_t)nt;
             ok = true;
         } else if (op == FDN__LIMIT_SET) { /* count c: c emissions ahead of now */
             fdn__i128 nt = (fdn__i128)now + (fdn__i128)cost * T;
-            s[0] = nt > (fdn__i128)now + FDN__LIMIT_SCALED_MAX ? now + FDN__LIMIT_SCALED_MAX
-                                                               : (int64_t)nt;
+            s[0] = nt > tat_max ? tat_max : (int64_t)nt;
             ok = cost <= burst;
         } else {
             fdn__i128 new_tat = (fdn__i128)tat + (fdn__i128)cost * T;
             fdn__i128 allow_at = new_tat - bt;
             ok = now >= allow_at;
             if ((ok && op == FDN__LIMIT_CHECK) || op == FDN__LIMIT_INC) /* INC: bounded debt */
-                s[0] = new_tat > (fdn__i128)now + FDN__LIMIT_SCALED_MAX
-                           ? now + FDN__LIMIT_SCALED_MAX
-                           : (int64_t)new_tat;
+                s[0] = new_tat > tat_max ? tat_max : (int64_t)new_tat;
             if (!ok)
                 retry = cost > burst ? INT64_MAX : (int64_t)(allow_at - now);
         }
@@ -317,11 +321,10 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
             *epoch = 0;
         int64_t t_end = s[0] > now ? s[0] : now;
         lim = burst;
-        remaining = (now + bt - t_end) / T;
-        if (remaining < 0)
-            remaining = 0;
-        count = burst - remaining;
         reset = t_end - now;
+        /* (now + bt - t_end) / T without now + bt, which passes INT64_MAX near its end */
+        remaining = reset < bt ? (bt - reset) / T : 0;
+        count = burst - remaining;
         st->expires = t_end;
         break;
     }

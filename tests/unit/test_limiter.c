@@ -310,6 +310,43 @@ static void window_counts_do_not_wrap(void **state)
     assert_false(r.allowed);
 }
 
+/* GCRA on a (manual) clock near INT64_MAX: a TAT past INT64_MAX was cast back to int64 (it
+ * wrapped negative: the debt an INC left was forgotten and the next check allowed) and
+ * now + tau overflowed. The TAT stops at INT64_MAX instead, so the debt holds. */
+static void gcra_near_the_end_of_time(void **state)
+{
+    (void)state;
+    const fdn_limit_rule_t r = {FDN_LIMIT_GCRA, 1, 1000, 0}; /* 1 per s, burst 1 */
+    const int64_t now = INT64_MAX - 1000;
+    fdn__limit_state_t st;
+    fdn_limit_result_t res;
+    fdn__limit_init(&st, &r, now);
+    /* five emissions ahead of now: past INT64_MAX */
+    assert_int_equal(fdn__limit_apply(&st, &r, 5, FDN__LIMIT_INC, now, NULL, &res), 0);
+    assert_false(res.allowed);
+    assert_int_equal(st.s[0], INT64_MAX);
+    assert_int_equal(res.remaining, 0);
+    assert_int_equal(res.count, 1);
+    assert_int_equal(res.reset_ns, 1000);
+    assert_int_equal(fdn__limit_apply(&st, &r, 1, FDN__LIMIT_CHECK, now, NULL, &res), 0);
+    assert_false(res.allowed);
+    assert_int_equal(res.remaining, 0);
+    /* SET past the end too; a check then is denied */
+    fdn__limit_init(&st, &r, now);
+    assert_int_equal(fdn__limit_apply(&st, &r, 3, FDN__LIMIT_SET, now, NULL, &res), 0);
+    assert_int_equal(st.s[0], INT64_MAX);
+    assert_int_equal(fdn__limit_apply(&st, &r, 1, FDN__LIMIT_PEEK, now, NULL, &res), 0);
+    assert_false(res.allowed);
+    /* a fresh key 1 ns before the end: one call allowed, the next denied (at INT64_MAX itself
+     * there is no later time to wait for) */
+    fdn__limit_init(&st, &r, INT64_MAX - 1);
+    assert_int_equal(fdn__limit_apply(&st, &r, 1, FDN__LIMIT_CHECK, INT64_MAX - 1, NULL, &res), 0);
+    assert_true(res.allowed);
+    assert_int_equal(res.remaining, 0);
+    assert_int_equal(fdn__limit_apply(&st, &r, 1, FDN__LIMIT_CHECK, INT64_MAX - 1, NULL, &res), 0);
+    assert_false(res.allowed);
+}
+
 /* A caller's rule is checked on every check by fdn__limit_rule_fault, inline; rules are
  * refused with a message by fdn_limit_rule_validate, which names the fault it finds. On every
  * rule at and around each bound (algorithms, limit, period, burst, burst * P and burst * T),
@@ -1331,6 +1368,7 @@ int main(void)
         cmocka_unit_test(window_counts_do_not_wrap),
         cmocka_unit_test(algo_arithmetic_matches_exact),
         cmocka_unit_test(rule_fault_agrees_with_validate),
+        cmocka_unit_test(gcra_near_the_end_of_time),
         cmocka_unit_test_setup_teardown(peek_with_another_algorithm_changes_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(peek_does_not_consume, setup, teardown),
