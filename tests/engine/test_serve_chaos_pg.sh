@@ -18,22 +18,8 @@ set -euo pipefail
 
 # shellcheck source=../support/serve.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../support/serve.sh"
-SRC="${FDN_SOURCE_DIR:?}"
-PG="$TMP/pg"
-mkdir -p "$PG"
-chmod 755 "$TMP"
-cleanup() { # the servers first, then the cluster, then TMP
-    local pids=("${SERVE_PIDS[@]}") p
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    bash "$SRC/scripts/pg-server.sh" stop "$PG" >/dev/null 2>&1 || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-fail() { echo "$*" >&2; exit 1; }
-
-bash "$SRC/scripts/pg-server.sh" start "$PG" >/dev/null
-URL="$(cat "$PG/url")"
+# shellcheck source=../support/serve_pg.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../support/serve_pg.sh"
 export FDN_STORAGE__WARM__POSTGRES__SCHEMA="chaos_$$_$RANDOM"
 # The calls' bound: short, so that a call cannot hang while PostgreSQL is away, but not so short
 # that a loaded machine (both cores busy, an ASan build, PostgreSQL itself starved or in crash

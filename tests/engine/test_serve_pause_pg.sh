@@ -13,30 +13,8 @@ set -euo pipefail
 
 # shellcheck source=../support/serve.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../support/serve.sh"
-SRC="${FDN_SOURCE_DIR:?}"
-PG="$TMP/pg"
-mkdir -p "$PG"
-chmod 755 "$TMP"
-PAUSED=0
-signal_cluster() { # SIGSTOP or SIGCONT: the postmaster and every process it started
-    local pm c
-    pm="$(head -1 "$PG/data/postmaster.pid")"
-    kill "-$1" "$pm"
-    for c in $(ps -o pid= --ppid "$pm"); do kill "-$1" "$c" 2>/dev/null || true; done
-}
-cleanup() { # the cluster running again, the servers, then the cluster, then TMP
-    local pids=("${SERVE_PIDS[@]}") p
-    if ((PAUSED)); then signal_cluster CONT || true; fi
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    bash "$SRC/scripts/pg-server.sh" stop "$PG" >/dev/null 2>&1 || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-fail() { echo "$*" >&2; exit 1; }
-
-bash "$SRC/scripts/pg-server.sh" start "$PG" >/dev/null
-URL="$(cat "$PG/url")"
+# shellcheck source=../support/serve_pg.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../support/serve_pg.sh"
 export FDN_STORAGE__WARM__POSTGRES__SCHEMA="pause_$$_$RANDOM"
 export FDN_STORAGE__WARM__POSTGRES__COMMAND_TIMEOUT_MS=120000
 serve_start "$TMP/serve.err" --data-dir "$TMP/data" --listen 127.0.0.1:0 --threads 2 \
