@@ -121,6 +121,17 @@ static int on_deadline(const char *event, const fdn_telemetry_measure_t *m, size
     return 0;
 }
 
+/* A telemetry whose foundation.event_store.stop_deadline events go to on_deadline. */
+static fdn_telemetry_t *deadline_telemetry(void)
+{
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.event_store.stop_deadline",
+                                          FDN_TELEMETRY_MATCH_EXACT, on_deadline, NULL),
+                     0);
+    return tm;
+}
+
 /* Store events (w, s..s+n-1) asynchronously; slot i records the callback. */
 static void store_async(fdn_events_t *es, unsigned i, unsigned w, unsigned s, unsigned n)
 {
@@ -278,11 +289,7 @@ static void stop_spools_what_the_writer_had_not_committed(void **state)
     test_pg_schema_name(schema, sizeof schema, "stopsp");
     test_tmpfile_t f;
     assert_int_equal(test_tmpfile_make(&f, "stop-spool", "spool.db"), 0);
-    fdn_telemetry_t *tm = NULL;
-    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
-    assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.event_store.stop_deadline",
-                                          FDN_TELEMETRY_MATCH_EXACT, on_deadline, NULL),
-                     0);
+    fdn_telemetry_t *tm = deadline_telemetry();
     stop_with_postgres_hung(schema, f.path, tm);
 
     /* the next start replays the spool, PostgreSQL running again */
@@ -313,11 +320,7 @@ static void stop_without_a_spool_fails_and_counts(void **state)
     rec_reset();
     char schema[64];
     test_pg_schema_name(schema, sizeof schema, "stopns");
-    fdn_telemetry_t *tm = NULL;
-    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
-    assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.event_store.stop_deadline",
-                                          FDN_TELEMETRY_MATCH_EXACT, on_deadline, NULL),
-                     0);
+    fdn_telemetry_t *tm = deadline_telemetry();
     stop_with_postgres_hung(schema, NULL, tm);
 
     /* nothing failed is stored, but the cut append's, whose outcome is unknown: once at most */
@@ -347,11 +350,7 @@ static void stop_cuts_the_followers_read(void **state)
     rec_reset();
     char schema[64];
     test_pg_schema_name(schema, sizeof schema, "stopfo");
-    fdn_telemetry_t *tm = NULL;
-    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
-    assert_int_equal(fdn_telemetry_attach(tm, NULL, "foundation.event_store.stop_deadline",
-                                          FDN_TELEMETRY_MATCH_EXACT, on_deadline, NULL),
-                     0);
+    fdn_telemetry_t *tm = deadline_telemetry();
     fdn_events_opts_t o;
     test_pg_store_opts(&o, g_pg->url, schema);
     o.postgres.command_timeout_ms = CALL_MS;

@@ -67,6 +67,20 @@ static int on_counted(const char *event, const fdn_telemetry_measure_t *m, size_
 }
 
 /* Sets interface.max_results to cap; returns what the handler's query saw when counted. */
+/* STORED events of type cap_probe into rt's event store. */
+static void store_probes(fdn_runtime_t *rt)
+{
+    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
+    spec.type = "cap_probe";
+    spec.data = "{}";
+    spec.data_len = 2;
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &spec, NULL), 0);
+    for (int i = 0; i < STORED; i++)
+        assert_int_equal(fdn_events_store(fdn_runtime_events(rt), ev, NULL), 0);
+    fdn_event_free(ev);
+}
+
 static int64_t update_cap(probe_t *p, int64_t cap)
 {
     fdn_config_t *cfg = fdn_runtime_config(p->rt);
@@ -87,15 +101,7 @@ static void cap_in_force_when_counted(void **state)
     atomic_init(&p.seen, -2);
     test_waiter_init(&p.counted);
 
-    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
-    spec.type = "cap_probe";
-    spec.data = "{}";
-    spec.data_len = 2;
-    fdn_event_t *ev = NULL;
-    assert_int_equal(fdn_event_new(&ev, &spec, NULL), 0);
-    for (int i = 0; i < STORED; i++)
-        assert_int_equal(fdn_events_store(fdn_runtime_events(f->rt), ev, NULL), 0);
-    fdn_event_free(ev);
+    store_probes(f->rt);
 
     uint64_t h = 0;
     assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(f->rt), &h,
@@ -201,15 +207,7 @@ static void reset_refused_by_a_service_is_recorded(void **state)
     (void)state;
     test_rt_t *f = test_rt_new(NULL, true);
     fdn_config_t *cfg = fdn_runtime_config(f->rt);
-    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
-    spec.type = "cap_probe";
-    spec.data = "{}";
-    spec.data_len = 2;
-    fdn_event_t *ev = NULL;
-    assert_int_equal(fdn_event_new(&ev, &spec, NULL), 0);
-    for (int i = 0; i < STORED; i++)
-        assert_int_equal(fdn_events_store(fdn_runtime_events(f->rt), ev, NULL), 0);
-    fdn_event_free(ev);
+    store_probes(f->rt);
     assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 5, NULL), 0);
     assert_int_equal(
         fdn_config_update_bool(cfg, "infrastructure.rate_limiting.enabled", false, NULL), 0);
