@@ -161,7 +161,7 @@ struct evs_shared {
     int64_t stop_ms;
     int cut_fd;
     _Atomic bool cut;
-    uint64_t cut_spooled, cut_failed; /* writer: events it spooled / failed once cut */
+    uint64_t cut_spooled, cut_failed;           /* writer: events it spooled / failed once cut */
     _Atomic uint64_t stop_spooled, stop_failed; /* the last stop's (the status) */
 
     fdn__mutex_t fmu;
