@@ -23,10 +23,14 @@
  * reserved slot it fills by calling create itself (grant CREATE). So the oldest waiter is
  * always served first and new arrivals never overtake queued ones (invariant: waiters exist
  * => no idle worker and live == size + max_overflow, except transiently while a reserved
- * slot is being filled). With the system clock a waiter sleeps on its own condition
- * variable (CLOCK_MONOTONIC timed wait, signalled under p->mu so the record is still live).
- * With a manual clock it sleeps in fdn_clock_wait_until; the granter kicks the clock after
- * unlocking, and advancing the clock past the deadline releases it, so tests never sleep.
+ * slot is being filled). A waiter is handed its worker, not woken to go and look for one, so
+ * a checkout arriving between the hand-over and the waiter's run finds nothing to take (the
+ * worker is neither idle nor parked: a checkin parks only while nobody waits), and a waiter
+ * never loses its place in the queue (test newcomer_does_not_take_a_worker_handed_to_a_waiter).
+ * With the system clock a waiter sleeps on its own condition variable (CLOCK_MONOTONIC timed wait,
+ * signalled under p->mu so the record is still live). With a manual clock it sleeps in
+ * fdn_clock_wait_until; the granter kicks the clock after unlocking, and advancing the clock past
+ * the deadline releases it, so tests never sleep.
  *
  * Lists. Three plain (non-RCU) doubly linked lists (core/list.h: liburcu's urcu/list.h), all under
  * p->mu: p->idle holds the idle workers through their `link` (lent next from the front; LIFO

@@ -176,4 +176,18 @@ int fdn__evb_pg_open(fdn__evb_t *out, const fdn_events_pg_opts_t *o, fdn_error_t
 void fdn__evb_pg_test_pool(const fdn__evb_t *be, size_t *open, size_t *idle, size_t *waiting,
                            size_t *polling);
 
+struct fdn__pg; /* storage/event_pg.h */
+
+/* Tests: a checkout of the PostgreSQL backend's pool as a pooled call makes one (on the
+ * calling thread: its cut descriptor applies), waiting until deadline_ns (CLOCK_MONOTONIC; one
+ * already passed: no wait), and the checkin that gives the connection back. */
+int fdn__evb_pg_test_get(const fdn__evb_t *be, struct fdn__pg **out, int64_t deadline_ns,
+                         fdn_error_t *err);
+void fdn__evb_pg_test_put(const fdn__evb_t *be, struct fdn__pg *c);
+
+/* Tests: fn(arg) runs in a caller waiting for a pooled connection in poll (its thread has a
+ * cut descriptor) each time its poll returns, before it takes the pool's lock again, so a test
+ * can act between a waiter's wake-up and its next step (fn NULL: none). */
+void fdn__evb_pg_test_on_wake(const fdn__evb_t *be, void (*fn)(void *arg), void *arg);
+
 #endif

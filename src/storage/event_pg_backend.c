@@ -5,8 +5,9 @@
  * Connections: one for the writer (append; it created or migrated the schema at open), one
  * for the listener (wait: LISTEN + poll on its socket), and a pool of up to pool_size for
  * every other call, which may come from any thread. The pool is a LIFO of idle connections
- * under one mutex; a caller finding none idle and the pool full waits on a condition
- * variable, or, on a thread with a cut descriptor, in poll (below, "Cuts"). Connections are
+ * under one mutex; a caller finding none idle and the pool full waits in line, first come
+ * first served, on a condition variable, or, on a thread with a cut descriptor, in poll
+ * (below, "Cuts"). Connections are
  * opened when first needed and dropped when libpq reports them broken; a read that failed on
  * a stale pooled connection (the server restarted since) is run once more on a fresh one:
  * reads have no side effects.
@@ -19,8 +20,9 @@
  * to be handed down the same way, as a checkout/checkin table over an fdn_pool whose workers
  * are fdn__pg_t, and the store would still need a pool of its own whenever nobody hands one
  * (fdn_events_create without a runtime: library users, tests, the bench): two pools to keep
- * right instead of one. What fdn_pool adds (overflow, a reaper, leak reports, FIFO waiters,
- * /pools) buys nothing here: the pool is internal, every checkout is returned by the same
+ * right instead of one. Its waiters are served in order with the hand-over fdn_pool's are
+ * (below, "Cuts"); what else fdn_pool adds (overflow, a reaper, leak reports, /pools) buys
+ * nothing here: the pool is internal, every checkout is returned by the same
  * function that took it (run(), below), its size is small (storage.warm.postgres.pool_size),
  * idle connections cost one server backend each, and a waiter's wait is bounded by its call's
  * deadline (or its cut: fdn_pool's waits know nothing of cut descriptors either). So this
@@ -57,22 +59,34 @@
  * readable as the store's stop begins, the writer's at the stop's deadline; an append cut so
  * makes no further attempt and fails as a failed attempt does (FDN_EIO: its COMMIT's outcome
  * unknown; FDN_EUNAVAILABLE: nothing sent that could commit).
- * The wait for a free connection: a condition variable cannot be woken by a descriptor, so a
- * waiter with a cut descriptor (wait_free) does not wait on it: it makes an eventfd of its own,
- * joins the list `pollers` (FIFO, under mu) and polls that eventfd and its cut descriptor
- * together, until its deadline. Whoever frees a connection (pool_put, a failed connect:
- * wake_waiters) signals the condition variable as before and takes the first poller off the
- * list and writes its eventfd, both under mu: the waiter either is still in poll (woken) or
- * has not reached it yet (its eventfd is already readable), and it cannot have closed the
- * eventfd, since it leaves the list only under mu. Every woken waiter re-checks under mu; one
- * that finds nothing free waits again. A waiter cut while a connection is free (its wake may
- * have been that one) passes the wake on before it leaves, so neither kind of waiter loses
- * one. So a cut ends the wait at once, whoever holds the connections and for however long
- * (another thread's call waits for the server's answer up to its deadline). The uncontended
- * checkout is as before (no eventfd, no poll: the list is looked at only when a connection
- * is put back, one comparison); a thread without a cut descriptor waits exactly as before.
- * Should an eventfd not be made (descriptors exhausted) or poll fail, that waiter waits on
- * the condition variable, checking its descriptor whenever woken, as before this change.
+ * The wait for a free connection: callers finding none idle and no room to open one queue in
+ * one FIFO line (`waiters`, records on their stacks, under mu), whatever their kind, and each
+ * keeps its place until it is served, cut or past its deadline. Whoever frees a connection
+ * (pool_put) or a slot (pool_put of a broken connection, a failed connect) hands it straight
+ * to the oldest waiter (hand_on_locked): the waiter leaves the line with it, and the
+ * connection is never idle in between, so a caller arriving after the hand-over (which would
+ * find it idle before the woken waiter ran) cannot take it: while anyone waits, none is idle
+ * and none can be opened, and a newcomer queues behind them. (Before, a put-back connection
+ * went idle and woke a waiter, which re-checked: a caller arriving in between took it, and
+ * the waiter queued again at the back, so under steady load it could lose its turn again and
+ * again until its deadline while later callers were served.) A slot handed over is filled by
+ * its waiter (it connects; a failure hands the slot on again). A thread without a cut
+ * descriptor waits on a condition variable of its own, signalled by the hand-over. A
+ * condition variable cannot be woken by a descriptor, so a waiter with a cut descriptor makes
+ * an eventfd of its own and polls it and its cut descriptor together, until its deadline; the
+ * hand-over writes the eventfd under mu, with the waiter taken off the line, so once only and
+ * never after the waiter left (it leaves only under mu): the waiter is either still in poll
+ * (woken) or has not reached it yet (its eventfd is already readable). A waiter cut as it is
+ * handed something (its poll reports both, or the cut is readable when it looks after its
+ * eventfd woke it) passes that on to the next in line before it leaves with FDN_ECANCELED,
+ * so nothing is lost and no connection is closed for it (test hook: fdn__evb_pg_test_on_wake
+ * holds a woken waiter before it looks, so a test can cut it at that point). So a cut ends the
+ * wait at once, whoever holds the connections and for however long (another thread's call
+ * waits for the server's answer up to its deadline); a waiter handed something at its deadline
+ * takes it. The uncontended checkout is as before (no eventfd, no poll: the line is looked at
+ * only when a connection is put back, one comparison). Should an eventfd not be made
+ * (descriptors exhausted) or poll fail, that waiter waits on its condition variable, checking
+ * its descriptor whenever woken (handed something, or at its deadline).
  *
  * Hints: the follower (wait) is not woken by the notifications of this backend's own commits
  * (own_head, set by the writer after each append): the writer puts its batch into memory
@@ -83,7 +97,7 @@
  *
  * Threads: the writer connection is used by the store's writer thread only, the listener by
  * its follower thread only (the table's contract); the pool by anyone, under `mu` (also its
- * pollers, which live on their waiters' stacks; an eventfd is written under mu only).
+ * line of waiters, which live on their stacks; an eventfd is written under mu only).
  */
 #include "storage/event_backend.h"
 
@@ -99,18 +113,25 @@
 
 #include "core/alloc.h"
 #include "core/cancel.h"
+#include "core/list.h"
 #include "core/lock.h"
+#include "core/sync.h"
 #include "logic/event_int.h"
 #include "storage/event_pg.h"
 
 #define APPEND_ATTEMPTS 3
 #define CORR_PAGE       1000u
 
-/* A caller with a cut descriptor waiting for a connection (wait_free), on its stack. */
-typedef struct poller {
-    struct poller *prev, *next; /* mu: in b->pollers while waiting (NULL: woken) */
-    int fd;                     /* eventfd: written by wake_waiters, polled with the cut */
-} poller_t;
+enum { GRANT_NONE = 0, GRANT_CONN, GRANT_SLOT };
+
+/* A caller waiting in line for a pooled connection (wait_free), on its stack. */
+typedef struct waiter {
+    struct cds_list_head link; /* mu: in b->waiters until handed something or gone */
+    int fd;                    /* mu: eventfd written when handed something (-1: cv) */
+    pthread_cond_t cv;         /* signalled when handed something (fd -1) */
+    int grant;                 /* mu: GRANT_CONN (conn), GRANT_SLOT (to fill), or none yet */
+    fdn__pg_t *conn;
+} waiter_t;
 
 typedef struct pgb {
     char *url;
@@ -122,14 +143,15 @@ typedef struct pgb {
     /* the newest position the writer committed (written by the writer, read by the follower) */
     _Atomic uint64_t own_head;
     fdn__mutex_t mu;
-    pthread_cond_t cv; /* waiters without a cut descriptor */
-    poller_t pollers;  /* mu: sentinel of the waiters with one, first in line first */
-    size_t nwait;      /* mu: callers waiting for a connection (tests) */
-    size_t npoll;      /* mu: those of them waiting in poll (tests) */
+    struct cds_list_head waiters; /* mu: callers waiting in line (waiter_t), oldest first */
+    size_t nwait;                 /* mu: callers in line (tests) */
+    size_t npoll;                 /* mu: those of them waiting in poll (tests) */
     fdn__pg_t **idle; /* mu: idle pooled connections (LIFO) */
     size_t nidle;     /* mu */
     size_t nopen;     /* mu: pooled connections open or being opened */
     size_t max;
+    void (*wake_hook)(void *arg); /* mu: tests (fdn__evb_pg_test_on_wake) */
+    void *wake_arg;               /* mu */
 } pgb_t;
 
 static int64_t mono_now(void)
@@ -171,124 +193,155 @@ static int connect_one(pgb_t *b, fdn__pg_t **out, int64_t deadline, fdn_error_t 
     return rc;
 }
 
-/* A connection was put back or a slot freed (mu held): wake one waiter of each kind (the
- * condition variable's, and the first poller); one that then finds none free waits again. */
-static void wake_waiters(pgb_t *b) FDN_REQUIRES(b->mu)
+static void wq_remove(pgb_t *b, waiter_t *w) FDN_REQUIRES(b->mu)
 {
-    pthread_cond_signal(&b->cv);
-    poller_t *p = b->pollers.next;
-    if (p == &b->pollers)
-        return;
-    p->prev->next = p->next;
-    p->next->prev = p->prev;
-    p->next = p->prev = NULL; /* woken: off the list, so written once */
-    uint64_t one = 1;
-    ssize_t w = write(p->fd, &one, sizeof one); /* an eventfd's counter: cannot fail here */
-    (void)w;
+    cds_list_del(&w->link);
+    b->nwait--;
+    b->npoll -= w->fd >= 0;
 }
 
-/* Wait (mu held, released while waiting) until a connection is idle or a slot free: 0; or
- * FDN_EUNAVAILABLE at the deadline, FDN_ECANCELED once the thread's cut descriptor is
- * readable. A thread without a cut descriptor waits on the condition variable, as it always
- * did. One with a descriptor waits in poll on it and on an eventfd of its own, which
- * wake_waiters writes (under mu, with the poller taken off the list, so never after the
- * waiter left): the cut ends the wait at once, whoever holds the connections. */
-static int wait_free(pgb_t *b, int64_t deadline, fdn_error_t *err) FDN_REQUIRES(b->mu)
+/* Pass on what a caller gives back (mu held): a connection (c), or with c NULL its slot (a
+ * connection closed, or never made: nopen still counts it). The oldest waiter is handed it and
+ * woken (its eventfd written, or its condition variable signalled; it is off the queue from
+ * then, so written once); with nobody waiting the connection goes idle, or the slot is free. */
+static void hand_on_locked(pgb_t *b, fdn__pg_t *c) FDN_REQUIRES(b->mu)
 {
+    if (cds_list_empty(&b->waiters)) {
+        if (c != NULL)
+            b->idle[b->nidle++] = c;
+        else
+            b->nopen--;
+        return;
+    }
+    waiter_t *w = fdn__list_first_entry(&b->waiters, waiter_t, link);
+    wq_remove(b, w);
+    w->grant = c != NULL ? GRANT_CONN : GRANT_SLOT;
+    w->conn = c;
+    if (w->fd >= 0) {
+        uint64_t one = 1;
+        ssize_t n = write(w->fd, &one, sizeof one); /* an eventfd's counter: cannot fail here */
+        (void)n;
+    } else {
+        pthread_cond_signal(&w->cv);
+    }
+}
+
+/* Wait in line (mu held, released while waiting) for a connection or a slot the pool hands
+ * over (hand_on_locked): 0, with *conn the connection, or NULL for a slot the caller fills
+ * (nopen counts it); or FDN_EUNAVAILABLE at the deadline (a deadline already passed: at once),
+ * FDN_ECANCELED once the thread's cut descriptor is readable. A thread without a cut
+ * descriptor waits on its condition variable. One with a descriptor waits in poll on it and on
+ * an eventfd of its own, which hand_on_locked writes: the cut ends the wait at once, whoever
+ * holds the connections. A waiter handed something and cut at the same moment passes it on. */
+static int wait_free(pgb_t *b, int64_t deadline, fdn__pg_t **conn, fdn_error_t *err)
+    FDN_REQUIRES(b->mu)
+{
+    *conn = NULL;
+    if (mono_now() >= deadline)
+        return fdn_err_set(err, FDN_EUNAVAILABLE,
+                           "events: PostgreSQL: no connection free within the deadline");
     int cut = fdn__cut_fd();
-    poller_t me = {.fd = -1};
-    b->nwait++;
+    waiter_t me = {.fd = -1};
     if (cut >= 0) {
         fdn__mutex_unlock(&b->mu);                      /* no system call under the lock */
-        me.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); /* -1: the condition variable, below */
+        me.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); /* -1: the condition variable */
         fdn__mutex_lock(&b->mu);
+        if (b->nidle > 0 || b->nopen < b->max) { /* freed meanwhile (so nobody is in line) */
+            if (b->nidle > 0)
+                *conn = b->idle[--b->nidle];
+            else
+                b->nopen++;
+            if (me.fd >= 0)
+                close(me.fd);
+            return 0;
+        }
+        if (me.fd < 0 && fdn__cut_now())
+            return cut_short(err);
     }
-    bool polls = me.fd >= 0;
-    b->npoll += polls;
-    int rc = 0;
-    while (b->nidle == 0 && b->nopen >= b->max) {
-        if (me.fd < 0 && fdn__cut_now()) { /* woken by a connection put back, after a cut */
-            rc = cut_short(err);
-            break;
-        }
-        int64_t left = deadline - mono_now();
-        if (left <= 0) {
-            rc = fdn_err_set(err, FDN_EUNAVAILABLE,
-                             "events: PostgreSQL: no connection free within the deadline");
-            break;
-        }
+    (void)fdn__cond_init_mono(&me.cv);
+    cds_list_add_tail(&me.link, &b->waiters); /* last in line, and stays there */
+    b->nwait++;
+    b->npoll += me.fd >= 0;
+    bool cut_now = false;
+    while (me.grant == GRANT_NONE && !cut_now && mono_now() < deadline) {
         if (me.fd < 0) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts); /* the condition variable's clock */
-            int64_t ns = (int64_t)ts.tv_nsec + left % 1000000000;
-            ts.tv_sec += (time_t)(left / 1000000000 + ns / 1000000000);
-            ts.tv_nsec = (long)(ns % 1000000000);
-            (void)pthread_cond_timedwait(&b->cv, &b->mu, &ts);
+            (void)fdn__cond_wait_until(&me.cv, &b->mu, deadline);
+            cut_now = cut >= 0 && fdn__cut_now(); /* (no eventfd: checked when woken) */
             continue;
         }
-        me.prev = b->pollers.prev; /* last in line */
-        me.next = &b->pollers;
-        me.prev->next = &me;
-        b->pollers.prev = &me;
+        int64_t ms = (deadline - mono_now() + 999999) / 1000000;
+        void (*hook)(void *) = b->wake_hook;
+        void *hook_arg = b->wake_arg;
         fdn__mutex_unlock(&b->mu);
-        int64_t ms = (left + 999999) / 1000000;
         struct pollfd pfd[2] = {{.fd = me.fd, .events = POLLIN}, {.fd = cut, .events = POLLIN}};
         int k = poll(pfd, 2, ms > INT_MAX ? INT_MAX : (int)ms); /* a negative fd is skipped */
         int perr = errno;
-        fdn__mutex_lock(&b->mu);
-        if (me.next != NULL) { /* not woken: off the list */
-            me.prev->next = me.next;
-            me.next->prev = me.prev;
-            me.next = me.prev = NULL;
-        } else { /* woken (maybe after poll returned): read it back for the next round */
-            uint64_t n;
-            ssize_t r = read(me.fd, &n, sizeof n);
-            (void)r;
-        }
+        if (hook != NULL)
+            hook(hook_arg);
+        bool stale = false;
         if (k > 0 && pfd[1].revents != 0) {
-            if (fdn__cut_revents(pfd[1].revents)) {
-                if (b->nidle > 0 || b->nopen < b->max)
-                    wake_waiters(b); /* the wake this waiter may have taken goes on */
-                rc = cut_short(err);
-                break;
-            }
-            cut = -1; /* not open or in error (core/cancel.h): this wait goes on without it */
+            cut_now = fdn__cut_revents(pfd[1].revents);
+            stale = !cut_now; /* not open or in error (core/cancel.h) */
+        } else if (k > 0 && cut >= 0) {
+            cut_now = fdn__cut_now(); /* handed something: cut meanwhile too? */
         }
+        fdn__mutex_lock(&b->mu);
+        if (stale)
+            cut = -1;                 /* this wait goes on without it */
         if (k < 0 && perr != EINTR) { /* cannot poll: the condition variable from now on */
+            if (me.grant == GRANT_NONE)
+                b->npoll--;
             close(me.fd);
             me.fd = -1;
         }
     }
+    int rc = 0;
+    if (cut_now) {
+        rc = cut_short(err);
+        if (me.grant != GRANT_NONE)
+            hand_on_locked(b, me.conn); /* what it was handed goes on */
+    } else if (me.grant == GRANT_NONE) {
+        rc = fdn_err_set(err, FDN_EUNAVAILABLE,
+                         "events: PostgreSQL: no connection free within the deadline");
+    } else {
+        *conn = me.conn;
+    }
+    if (me.grant == GRANT_NONE)
+        wq_remove(b, &me);
     if (me.fd >= 0)
         close(me.fd);
-    b->npoll -= polls;
-    b->nwait--;
+    pthread_cond_destroy(&me.cv);
     return rc;
 }
 
+/* A connection for a pooled call: an idle one, else a new one while fewer than max are open,
+ * else one handed over in turn (wait_free). While anyone waits none is idle and none can be
+ * opened (hand_on_locked hands every one over), so a caller arriving then waits behind them. */
 static int pool_get(pgb_t *b, fdn__pg_t **out, int64_t deadline, fdn_error_t *err)
 {
+    fdn__pg_t *c = NULL;
     fdn__mutex_lock(&b->mu);
-    if (b->nidle == 0 && b->nopen >= b->max) {
-        int rc = wait_free(b, deadline, err);
+    if (b->nidle > 0) {
+        c = b->idle[--b->nidle];
+    } else if (b->nopen < b->max) {
+        b->nopen++;
+    } else {
+        int rc = wait_free(b, deadline, &c, err);
         if (rc != 0) {
             fdn__mutex_unlock(&b->mu);
             return rc;
         }
     }
-    if (b->nidle > 0) {
-        *out = b->idle[--b->nidle];
-        fdn__mutex_unlock(&b->mu);
-        fdn__pg_set_deadline(*out, deadline);
+    fdn__mutex_unlock(&b->mu);
+    if (c != NULL) {
+        *out = c;
+        fdn__pg_set_deadline(c, deadline);
         return 0;
     }
-    b->nopen++;
-    fdn__mutex_unlock(&b->mu);
-    int rc = connect_one(b, out, deadline, err);
+    int rc = connect_one(b, out, deadline, err); /* the slot: counted in nopen */
     if (rc != 0) {
         fdn__mutex_lock(&b->mu);
-        b->nopen--;
-        wake_waiters(b);
+        hand_on_locked(b, NULL);
         fdn__mutex_unlock(&b->mu);
     }
     return rc;
@@ -300,11 +353,7 @@ static void pool_put(pgb_t *b, fdn__pg_t *c)
     if (!ok)
         fdn__pg_close(c);
     fdn__mutex_lock(&b->mu);
-    if (ok)
-        b->idle[b->nidle++] = c;
-    else
-        b->nopen--;
-    wake_waiters(b);
+    hand_on_locked(b, ok ? c : NULL);
     fdn__mutex_unlock(&b->mu);
 }
 
@@ -318,6 +367,26 @@ void fdn__evb_pg_test_pool(const fdn__evb_t *be, size_t *open, size_t *idle, siz
     *waiting = b->nwait;
     if (polling != NULL)
         *polling = b->npoll;
+    fdn__mutex_unlock(&b->mu);
+}
+
+int fdn__evb_pg_test_get(const fdn__evb_t *be, fdn__pg_t **out, int64_t deadline_ns,
+                         fdn_error_t *err)
+{
+    return pool_get(be->state, out, deadline_ns, err);
+}
+
+void fdn__evb_pg_test_put(const fdn__evb_t *be, fdn__pg_t *c)
+{
+    pool_put(be->state, c);
+}
+
+void fdn__evb_pg_test_on_wake(const fdn__evb_t *be, void (*fn)(void *arg), void *arg)
+{
+    pgb_t *b = be->state;
+    fdn__mutex_lock(&b->mu);
+    b->wake_hook = fn;
+    b->wake_arg = arg;
     fdn__mutex_unlock(&b->mu);
 }
 
@@ -609,7 +678,6 @@ static void pgb_close(void *p)
     for (size_t i = 0; i < b->nidle; i++)
         fdn__pg_close(b->idle[i]);
     pthread_mutex_destroy(&b->mu);
-    pthread_cond_destroy(&b->cv);
     fdn__free(b->idle);
     fdn__free(b->url);
     fdn__free(b);
@@ -646,8 +714,7 @@ int fdn__evb_pg_open(fdn__evb_t *out, const fdn_events_pg_opts_t *o, fdn_error_t
     if (b == NULL)
         return fdn_err_set(err, FDN_ENOMEM, "events: out of memory");
     pthread_mutex_init(&b->mu, NULL);
-    pthread_cond_init(&b->cv, NULL);
-    b->pollers.next = b->pollers.prev = &b->pollers;
+    CDS_INIT_LIST_HEAD(&b->waiters);
     b->max = o->pool_size > 0 ? o->pool_size : 4;
     b->connect_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000;
     b->command_ms = o->command_timeout_ms > 0 ? o->command_timeout_ms : 5000;

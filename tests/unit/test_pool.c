@@ -437,6 +437,54 @@ static void waiters_served_in_fifo_order(void **state)
     assert_int_equal(s.created, 1);
 }
 
+/* A checkout arriving right after a checkin handed the worker over, before the waiter it went
+ * to has run (the test thread checks in and at once checks out; whether the waiter ran in
+ * between is the scheduler's choice, and either way the newcomer must get nothing): the
+ * checkin gave the worker to the oldest waiter under the lock, so it was never idle nor parked
+ * in the checking-in thread's cache, and the newcomer (timeout 0) gets FDN_EBUSY. The waiters
+ * are served in their order: W1 has the worker while W2 still waits, then W2 has it. */
+static void newcomer_does_not_take_a_worker_handed_to_a_waiter(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_t *p = f->pool;
+    fdn_pool_worker_t *held = f->held;
+    void *conn = fdn_pool_worker_conn(held);
+
+    enum { N = 2 };
+    pthread_t t[N];
+    waiter_arg_t a[N];
+    for (int i = 0; i < N; i++) {
+        memset(&a[i], 0, sizeof(a[i]));
+        a[i].p = p;
+        a[i].timeout_ms = FDN_POOL_WAIT_FOREVER;
+        a[i].id = i + 1;
+        assert_int_equal(pthread_create(&t[i], NULL, waiter_main, &a[i]), 0);
+        wait_waiters(p, i + 1); /* queue in a known order */
+    }
+    assert_int_equal(fdn_pool_checkin(p, held), 0); /* handed to W1 */
+    fdn_pool_worker_t *x = NULL;
+    assert_int_equal(fdn_pool_checkout(p, &x, 0, NULL), FDN_EBUSY);
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.waiters, 1); /* W2 */
+    assert_int_equal(s.available, 0);
+
+    pthread_join(t[0], NULL);
+    assert_int_equal(a[0].rc, 0);
+    assert_ptr_equal(fdn_pool_worker_conn(a[0].got), conn);
+    assert_int_equal(atomic_load(&a[1].done), 0);
+    assert_int_equal(st(p).waiters, 1);
+    assert_int_equal(fdn_pool_checkin(p, a[0].got), 0); /* handed to W2 */
+    pthread_join(t[1], NULL);
+    assert_int_equal(a[1].rc, 0);
+    assert_ptr_equal(fdn_pool_worker_conn(a[1].got), conn);
+    assert_int_equal(fdn_pool_checkin(p, a[1].got), 0);
+    s = st(p);
+    assert_int_equal(s.waiters, 0);
+    assert_int_equal(s.in_use, 0);
+    assert_int_equal(s.available, 1);
+    assert_int_equal(s.created, 1);
+}
+
 static void timeout_is_exact_on_manual_clock(void **state)
 {
     fixture_t *f = *state;
@@ -1609,6 +1657,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(overflow_created_then_destroyed_on_checkin, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(waiters_served_in_fifo_order, setup_one_held, teardown),
+        cmocka_unit_test_setup_teardown(newcomer_does_not_take_a_worker_handed_to_a_waiter,
+                                        setup_one_held, teardown),
         cmocka_unit_test_setup_teardown(timeout_is_exact_on_manual_clock, setup_one_held, teardown),
         cmocka_unit_test_setup_teardown(waiter_gets_worker_before_deadline, setup_one_held,
                                         teardown),
