@@ -225,11 +225,14 @@ int fdn__cfg_env_name_to_path(const char *name, size_t name_len, char *out, size
             i++;
             continue;
         }
-        if (!(isalnum((unsigned char)c) || c == '_'))
+        /* ASCII only, whatever the locale: a single-byte locale's isalnum() accepts letters
+         * above 0x7f, and its tolower() may map an ASCII letter elsewhere (Turkish 'I') */
+        bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        if (!(alnum || c == '_'))
             return FDN_EINVAL;
         if (o + 1 >= cap)
             return FDN_ENOBUFS;
-        out[o++] = (char)tolower((unsigned char)c);
+        out[o++] = (char)ascii_lower((unsigned char)c);
         seg++;
     }
     if (!sep || seg == 0)
@@ -241,7 +244,7 @@ int fdn__cfg_env_name_to_path(const char *name, size_t name_len, char *out, size
 static bool ieq(const char *a, const char *b)
 {
     while (*a && *b) {
-        if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+        if (ascii_lower((unsigned char)*a) != ascii_lower((unsigned char)*b))
             return false;
         a++;
         b++;

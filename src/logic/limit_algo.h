@@ -314,14 +314,18 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
             ok = now >= allow_at;
             if ((ok && op == FDN__LIMIT_CHECK) || op == FDN__LIMIT_INC) /* INC: bounded debt */
                 s[0] = new_tat > tat_max ? tat_max : (int64_t)new_tat;
+            /* allow_at - now passes INT64_MAX only after the clock went back by more than
+             * 2^63 ns past a TAT near the end (a manual clock): as long as there is to wait */
             if (!ok)
-                retry = cost > burst ? INT64_MAX : (int64_t)(allow_at - now);
+                retry = cost > burst || allow_at - now > INT64_MAX ? INT64_MAX
+                                                                   : (int64_t)(allow_at - now);
         }
         if (epoch && (op == FDN__LIMIT_CHECK || op == FDN__LIMIT_INC || op == FDN__LIMIT_SET))
             *epoch = 0;
         int64_t t_end = s[0] > now ? s[0] : now;
         lim = burst;
-        reset = t_end - now;
+        if (__builtin_sub_overflow(t_end, now, &reset)) /* that same jump back */
+            reset = INT64_MAX;
         /* (now + bt - t_end) / T without now + bt, which passes INT64_MAX near its end */
         remaining = reset < bt ? (bt - reset) / T : 0;
         count = burst - remaining;

@@ -601,6 +601,12 @@ static void env_names(void **state)
     assert_int_equal(fdn__cfg_env_name_to_path(n, strlen(n), out, sizeof(out)), FDN_EINVAL);
     n = "FDN_A__B-C";
     assert_int_equal(fdn__cfg_env_name_to_path(n, strlen(n), out, sizeof(out)), FDN_EINVAL);
+    /* letters outside ASCII are refused whatever the locale calls them (Latin-1 'E' acute) */
+    n = "FDN_CAF\xc9__X";
+    assert_int_equal(fdn__cfg_env_name_to_path(n, strlen(n), out, sizeof(out)), FDN_EINVAL);
+    n = "FDN_QUIT__INIT"; /* every ASCII capital lowers to its own small letter (Turkish 'I') */
+    assert_int_equal(fdn__cfg_env_name_to_path(n, strlen(n), out, sizeof(out)), 0);
+    assert_string_equal(out, "quit.init");
     n = "FDN_AI__PLANNING__SAMPLING_RATE";
     assert_int_equal(fdn__cfg_env_name_to_path(n, strlen(n), out, 8), FDN_ENOBUFS);
 }

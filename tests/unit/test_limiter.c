@@ -310,6 +310,31 @@ static void window_counts_do_not_wrap(void **state)
     assert_false(r.allowed);
 }
 
+/* GCRA after a (manual) clock went back by more than 2^63 ns from a TAT at the end of time:
+ * the wait until the TAT does not fit in int64. retry_after and reset were t_end - now (signed
+ * overflow: UBSan fails this test on that code, and the values wrapped negative); they stop at
+ * INT64_MAX, and the call is still denied. */
+static void gcra_after_a_jump_back_past_half_the_clock(void **state)
+{
+    (void)state;
+    const fdn_limit_rule_t r = {FDN_LIMIT_GCRA, 1, 1000, 0}; /* 1 per s, burst 1 */
+    fdn__limit_state_t st;
+    fdn_limit_result_t res;
+    fdn__limit_init(&st, &r, INT64_MAX - 1000);
+    assert_int_equal(fdn__limit_apply(&st, &r, 5, FDN__LIMIT_INC, INT64_MAX - 1000, NULL, &res), 0);
+    assert_int_equal(st.s[0], INT64_MAX);
+    const int64_t back = INT64_MIN + 1000;
+    assert_int_equal(fdn__limit_apply(&st, &r, 1, FDN__LIMIT_CHECK, back, NULL, &res), 0);
+    assert_false(res.allowed);
+    assert_int_equal(res.retry_after_ns, INT64_MAX);
+    assert_int_equal(res.reset_ns, INT64_MAX);
+    assert_int_equal(res.remaining, 0);
+    assert_int_equal(st.s[0], INT64_MAX); /* a denied check takes nothing */
+    assert_int_equal(fdn__limit_apply(&st, &r, 1, FDN__LIMIT_PEEK, back, NULL, &res), 0);
+    assert_false(res.allowed);
+    assert_int_equal(res.reset_ns, INT64_MAX);
+}
+
 /* GCRA on a (manual) clock near INT64_MAX: a TAT past INT64_MAX was cast back to int64 (it
  * wrapped negative: the debt an INC left was forgotten and the next check allowed) and
  * now + tau overflowed. The TAT stops at INT64_MAX instead, so the debt holds. */
@@ -1369,6 +1394,7 @@ int main(void)
         cmocka_unit_test(algo_arithmetic_matches_exact),
         cmocka_unit_test(rule_fault_agrees_with_validate),
         cmocka_unit_test(gcra_near_the_end_of_time),
+        cmocka_unit_test(gcra_after_a_jump_back_past_half_the_clock),
         cmocka_unit_test_setup_teardown(peek_with_another_algorithm_changes_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(peek_does_not_consume, setup, teardown),
