@@ -3,12 +3,14 @@
  * through hiredis's RESP reader as in production. The "server" is the other end of a socket
  * pair holding the fuzzed bytes, then end-of-stream: no network, no Redis.
  * Input: byte 0: bits 0-1 the number of calls - 1 in the pipeline, bit 2 the script is
- * already loaded (else the client sends SCRIPT LOAD first), bit 3 a DEL of two keys instead
- * of the calls; byte 1: the calls' operation (modulo 5); the rest is the reply stream.
- * Oracles: eval_many returns 0 or FDN_EUNAVAILABLE, 0 only when every call has a result;
- * each call's code is 0, FDN_ENOENT or FDN_EUNAVAILABLE, and a result satisfies the
- * script's ranges (limit >= 1, counts and times >= 0); at most two commands per call and two
- * script loads are sent; no array header makes hiredis allocate more than the client expects
+ * already loaded (else the client sends SCRIPT LOAD first, alone), bit 4 (with bit 2) the
+ * server is believed to have lost it (the pipeline loads it first, as the limiter's pipelines
+ * do after a NOSCRIPT), bit 3 a DEL of two keys instead of the calls; byte 1: the calls' operation
+ * (modulo 5); the rest is the reply stream. Oracles: eval_many returns 0 or FDN_EUNAVAILABLE, 0
+ * only when every call has a result; each call's code is 0, FDN_ENOENT or FDN_EUNAVAILABLE, and a
+ * result satisfies the script's ranges (limit >= 1, counts and times >= 0); at most two commands
+ * per call and two script loads are sent; no array header makes hiredis allocate more than the
+ * client expects
  * ("*711111002" once asked for 5.7 GB); DEL gives a count of 0..2 or FDN_EUNAVAILABLE (a negative
  * count once came back as is, which a caller would take for an error code). */
 #include <stdint.h>
@@ -45,8 +47,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fdn__rl_script_t s;
     fdn__rl_script_init(&s);
     if (data[0] & 4) {
-        s.ready = true;
+        s.known = s.ready = true;
         memcpy(s.sha, "0123456789abcdef0123456789abcdef01234567", 41);
+        s.ready = !(data[0] & 16);
     }
     bool broken = false;
     fdn__rl_sent_t sent = {0, 0};

@@ -148,11 +148,12 @@ typedef struct fdn_limiter_redis_opts {
     const char *key_prefix;     /**< prepended to every key (default "fdn:rl:"); copied */
     fdn_limit_failure_policy_t failure_policy; /**< default FDN_LIMIT_FAIL_LOCAL */
     uint32_t fleet_size; /**< processes sharing the limits, for FDN_LIMIT_FAIL_LOCAL (default 1) */
-    uint32_t pipeline_max; /**< (options version >= 4) most checks sent together on one
-                                connection, 1..256 (default 32; 1 = one check per round trip).
-                                While every connection is busy, checks wait in a queue, and the
-                                next check to get a connection sends its own and the waiting
-                                ones as one pipeline (each still bounded by command_timeout_ms) */
+    uint32_t pipeline_max; /**< (options version >= 4) most checks sent together in one
+                                write, 1..256 (default 32; 1 = each check its own write). A
+                                connection carries up to 4 such pipelines at once; while every
+                                connection carries 4, checks wait in a queue, and the next
+                                pipeline takes the waiting ones in (each still bounded by
+                                command_timeout_ms) */
 } fdn_limiter_redis_opts_t;
 
 /** The default of fdn_limiter_redis_opts_t.pipeline_max. */

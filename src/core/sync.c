@@ -71,6 +71,25 @@ void fdn__word_wait(_Atomic uint32_t *word, uint32_t seen)
     (void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
 }
 
+int fdn__word_wait_until(_Atomic uint32_t *word, uint32_t seen, int64_t deadline_ns)
+{
+    if (deadline_ns == INT64_MAX) {
+        fdn__word_wait(word, seen);
+        return 0;
+    }
+    if (deadline_ns <= fdn__mono_now_ns())
+        return FDN_ETIMEDOUT;
+    /* FUTEX_WAIT_BITSET takes an absolute time on CLOCK_MONOTONIC (FUTEX_WAIT a relative
+     * one): a spurious return re-waits against the same deadline */
+    struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000),
+                          .tv_nsec = (long)(deadline_ns % 1000000000)};
+    if (syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET_PRIVATE, seen, &ts, NULL,
+                FUTEX_BITSET_MATCH_ANY) != 0 &&
+        errno == ETIMEDOUT)
+        return FDN_ETIMEDOUT;
+    return 0;
+}
+
 void fdn__word_wake_all(_Atomic uint32_t *word)
 {
     (void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);

@@ -34,6 +34,10 @@ int fdn__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadli
  * waiting on word. The writer changes the word first and then wakes. */
 void fdn__word_wait(_Atomic uint32_t *word, uint32_t seen);
 void fdn__word_wake_all(_Atomic uint32_t *word);
+/* fdn__word_wait bounded by deadline_ns (CLOCK_MONOTONIC; INT64_MAX: none). Returns
+ * FDN_ETIMEDOUT once the deadline has passed, else 0 (the word changed, a wake-up, or a
+ * spurious return: re-check). */
+int fdn__word_wait_until(_Atomic uint32_t *word, uint32_t seen, int64_t deadline_ns);
 /* The same with classes of waiters (a futex bitset): a waiter sleeps with a non-zero mask of
  * bits, and fdn__word_wake_bits wakes only the waiters whose mask shares a bit with `bits`
  * (fdn__word_wait and fdn__word_wake_all: every bit). So a writer can wake only the waiters

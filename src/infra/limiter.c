@@ -161,6 +161,17 @@ void fdn__limiter_redis_pipeline_stats(const fdn_limiter_t *l, fdn__redis_pipe_s
 #endif
 }
 
+void fdn__limiter_redis_test_depth(fdn_limiter_t *l, uint32_t depth)
+{
+#ifdef FDN_HAVE_REDIS
+    if (l != NULL && l->be == &fdn__limiter_redis_backend)
+        fdn__limiter_redis_set_depth(l->be_self, depth);
+#else
+    (void)l;
+    (void)depth;
+#endif
+}
+
 int fdn_limiter_open(fdn_limiter_t **out, const fdn_limiter_opts_t *opts, fdn_error_t *err)
 {
     fdn_limiter_opts_t d = FDN_LIMITER_OPTS_INIT;

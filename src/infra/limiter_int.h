@@ -101,6 +101,10 @@ typedef struct fdn__redis_pipe_stats {
 /* Of the Redis backend `self`, or of the limiter l (all 0 when its backend is not Redis). */
 void fdn__limiter_redis_pipeline_counts(void *self, fdn__redis_pipe_stats_t *out);
 void fdn__limiter_redis_pipeline_stats(const fdn_limiter_t *l, fdn__redis_pipe_stats_t *out);
+/* Tests: the most pipelines one connection of the Redis backend `self` (of the limiter l)
+ * carries at once (default 4); set before the first check. */
+void fdn__limiter_redis_set_depth(void *self, uint32_t depth);
+void fdn__limiter_redis_test_depth(fdn_limiter_t *l, uint32_t depth);
 
 /* The in-memory store's status (as its `status`) and its evictions (as `stats` counts them),
  * in one pass over the shards. */

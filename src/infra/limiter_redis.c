@@ -16,17 +16,25 @@
  * each check it carried, and the failure policy answers them. Nothing is queued or resent while
  * Redis is away: the queue below only holds checks while a connection is on its way back.
  *
- * Pipelining: at most pool_size checks "lead" at once, each with its own connection. A check
- * arriving while every leader slot is taken waits in a FIFO queue; a leader sends its own call
- * and up to pipeline_max - 1 waiting ones in one write and reads their replies in order
- * (storage/redis_limit.c, fdn__rl_eval_many), then passes its slot to the oldest waiter. So a
- * lone check costs one round trip with no queueing, and under load one round trip (and one
- * read and one write on each side) carries many checks: what raises Redis's throughput. Every
- * check keeps its own bound: it waits in the queue at most until its deadline
- * (command_timeout_ms from its start) and then falls back unsent; a leader drops from its
- * pipeline the checks with less than 1 ms left and bounds the round trip by the earliest
- * deadline of the rest.
-
+ * Pipelining (see "Pipelines" below): a check that finds room leads a pipeline: its call and
+ * up to pipeline_max - 1 waiting ones go in one write on a connection, and their replies are
+ * read in order. A connection carries up to `depth` (4) pipelines at once: each writer takes
+ * the connection's next ticket as it writes (one writer at a time), and the replies are read
+ * ticket by ticket, Redis answering in the order the commands arrived (storage/redis_limit.c
+ * writes on the socket itself and reads through hiredis's reader, so one thread may write
+ * while another reads). Pipelines go to a new connection while the pool has room, then to the
+ * connection carrying the fewest. A check finding no room waits in a FIFO queue until a
+ * pipeline takes it in or a pipeline ends and hands it its room. So a lone check costs one
+ * round trip with no queueing, and under load one write carries many checks and a round trip's
+ * wait does not leave Redis idle. Every check keeps its own bound: it waits in the queue at
+ * most until its deadline (command_timeout_ms from its start) and then falls back unsent; a
+ * pipeline leaves out the checks with less than 1 ms left, and its send and its reads are
+ * bounded by the earliest deadline of the rest. A pipeline waits for the earlier ones on its
+ * connection to be read first: that wait is bounded by their own bounds. Once a write or a read
+ * fails on a connection, nothing more is written on it, the pipelines after the failure are
+ * not read (their calls fail as sent), and the last of them ends its lease, broken. A reset's
+ * DEL is a pipeline of its own on the same connections.
+ *
  * Failure policy: LOCAL checks the in-memory store (limiter_store.c) with the rule's limit and
  * burst divided by fleet_size (rounded up); OPEN allows; CLOSED denies until the breaker
  * lets a call through again. A cancel, an inc, a set or a reset that cannot reach Redis
@@ -43,9 +51,11 @@
  * inactive (FDN__RSV_NOTHING_TAKEN) and a cancel gives nothing back. "Until" is the
  * limiter's time plus Redis's retry time, stopping at INT64_MAX (a manual clock may be near it).
  *
- * Threads and locks: none of its own. pmu guards the queue and the leader count (held for a few
- * list operations, never during a round trip); each deny cache slot group has its own small
- * mutex; counters are relaxed atomics.
+ * Threads and locks: none of its own. pmu guards the queue, the connections taking pipelines
+ * and the counts (held for a few list operations, never during I/O); a connection's wmu is
+ * held by its writer while it takes the waiting checks in (pmu inside it: the order is wmu
+ * then pmu) and writes; the reads go in ticket order on a futex word; each deny cache slot
+ * group has its own small mutex; counters are relaxed atomics.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -90,12 +100,16 @@ typedef struct redisbe {
     fdn__rl_script_t script;
     fdn__mutex_t deny_mu[DENY_LOCKS];
     deny_slot_t deny[DENY_SLOTS];
-    /* the pipeline: pmu guards queue and leaders */
+    /* the pipelines: pmu guards the queue, the connections taking pipelines and the counts */
     fdn__mutex_t pmu;
-    struct cds_list_head queue; /* preq_t waiting for a leader */
-    uint32_t leaders;           /* checks sending a pipeline now, <= pool_size */
+    struct cds_list_head queue; /* preq_t waiting for room */
+    struct rconn **act;         /* connections taking new pipelines, nact of them */
+    uint32_t nact;
+    uint32_t opening; /* connections being checked out for a pipeline */
+    uint32_t leaders; /* pipelines under way (each headed by its leader) */
     uint32_t pool_size;
     uint32_t pipeline_max;
+    uint32_t depth; /* most pipelines a connection carries at once */
     _Atomic uint64_t batches, batched_calls, max_batch;
     _Atomic bool connected;
     _Atomic uint64_t conn_gen; /* bumped when a connection breaks: older ones are not reused */
@@ -118,11 +132,21 @@ static void count_sent(redisbe_t *b, const fdn__rl_sent_t *sent)
 
 /* A pooled connection: made in generation `gen`; once a connection of the pool broke (Redis
  * restarted, the network dropped), every connection of an older generation is dropped at its
- * next checkout instead of failing one check each. */
+ * next checkout instead of failing one check each. It carries up to b->depth pipelines at
+ * once (see "Pipelines" below): one writer at a time writes a pipeline and takes the next
+ * ticket; the replies are read in ticket order. */
 typedef struct rconn {
     struct redisContext *c;
     uint64_t gen;
-    int64_t timeout_ms; /* the command timeout set on c now */
+    fdn__mutex_t wmu;           /* the writer's */
+    uint32_t next_ticket;       /* wmu: the ticket of the next pipeline written */
+    int64_t send_ms;            /* wmu: the send bound set on c now */
+    _Atomic uint32_t read_turn; /* the ticket whose replies are read next (a futex word) */
+    int64_t recv_ms;            /* the reader in turn's: the receive bound set on c now */
+    _Atomic bool broken;        /* a write or a read failed: nothing more is written or read */
+    fdn_pool_worker_t *w;       /* pmu: its lease, while it carries pipelines */
+    uint32_t pipes;             /* pmu: pipelines on it (being written, or awaiting replies) */
+    bool retired;               /* pmu: not in b->act (takes no new pipeline) */
 } rconn_t;
 
 static int conn_create(void **out, void *user)
@@ -130,17 +154,31 @@ static int conn_create(void **out, void *user)
     redisbe_t *b = user;
     /* a connection made during a check must not outlast the check's bound */
     int64_t connect_ms = b->connect_ms < b->command_ms ? b->connect_ms : b->command_ms;
-    rconn_t *conn = fdn__malloc(sizeof(*conn));
+    rconn_t *conn = fdn__calloc(1, sizeof(*conn));
     if (conn == NULL)
         return FDN_ENOMEM;
     int rc = fdn__rl_connect(&conn->c, &b->url, connect_ms, b->command_ms);
+    if (rc == 0) {
+        /* pipelines name the script by its SHA1: the first connection learns it, before it
+         * carries anything */
+        char sha[41];
+        bool loaded, broken = false;
+        fdn__rl_sent_t sent = {0, 0};
+        if (!fdn__rl_script_sha(&b->script, sha, &loaded) &&
+            fdn__rl_script_load(conn->c, &b->script, &broken, &sent) != 0)
+            rc = FDN_EUNAVAILABLE;
+        count_sent(b, &sent);
+        if (rc != 0)
+            fdn__rl_close(conn->c);
+    }
     if (rc != 0) {
         fdn__free(conn);
         atomic_store_explicit(&b->connected, false, memory_order_relaxed);
         return rc;
     }
     conn->gen = atomic_load_explicit(&b->conn_gen, memory_order_relaxed);
-    conn->timeout_ms = b->command_ms;
+    conn->send_ms = conn->recv_ms = b->command_ms;
+    pthread_mutex_init(&conn->wmu, NULL);
     *out = conn;
     return 0;
 }
@@ -150,6 +188,7 @@ static void conn_destroy(void *conn, void *user)
     (void)user;
     rconn_t *rc = conn;
     fdn__rl_close(rc->c);
+    pthread_mutex_destroy(&rc->wmu);
     fdn__free(rc);
 }
 
@@ -161,24 +200,6 @@ static int conn_validate(void *conn, void *user)
     const redisbe_t *b = user;
     return rc->gen == atomic_load_explicit(&b->conn_gen, memory_order_relaxed) ? 0
                                                                                : FDN_EUNAVAILABLE;
-}
-
-static struct redisContext *lease_ctx(const fdn_pool_worker_t *w)
-{
-    return ((rconn_t *)fdn_pool_worker_conn(w))->c;
-}
-
-/* Bound the lease's next command by ms (what is left of the call's command_timeout_ms); a
- * syscall only when the bound changes. 0 or FDN_EUNAVAILABLE. */
-static int lease_timeout(const fdn_pool_worker_t *w, int64_t ms)
-{
-    rconn_t *rc = fdn_pool_worker_conn(w);
-    if (rc->timeout_ms == ms)
-        return 0;
-    if (fdn__rl_set_timeout(rc->c, ms) != 0)
-        return FDN_EUNAVAILABLE;
-    rc->timeout_ms = ms;
-    return 0;
 }
 
 /* Give a lease back; a broken one starts a new connection generation. */
@@ -260,27 +281,46 @@ static void deny_drop(redisbe_t *b, uint64_t keyhash)
     fdn__mutex_unlock(mu);
 }
 
-/* ---- the pipeline ---------------------------------------------------------------------------
- * At most pool_size checks lead at a time; each leader sends its own call and every call
- * waiting in the queue (up to pipeline_max) as one pipeline on one connection, then hands its
- * slot to the oldest waiter left. A check waits in the queue only while every connection is
- * busy, so a lone check costs one round trip, and under load each round trip carries many. */
+/* ---- pipelines -------------------------------------------------------------------------------
+ * A check (or a check_many, or a reset's DEL) that finds room leads a pipeline: it writes its
+ * calls and those of the checks waiting in the queue (up to pipeline_max) on a connection in one
+ * write, then reads their replies. Room is a connection of b->act carrying fewer than b->depth
+ * pipelines, or fewer than pool_size connections (one is then checked out for it: the one with
+ * the fewest pipelines is taken only while no connection can be added, so load spreads over the
+ * connections first). A check finding no room waits in a FIFO queue until a pipeline takes it
+ * in, or until a pipeline ends and hands its room to it (the oldest waiter). So a lone check
+ * costs one round trip with no queueing, and under load several pipelines are in flight on each
+ * connection: one round trip's wait no longer leaves Redis idle (measured, bench/README.md:
+ * 8 threads on 2 connections ran at 0.58x the raw 8-connection rate with one pipeline in
+ * flight per connection, and at 0.99x with 4 connections). */
+
+#define PIPE_DEPTH 4u /* the default of b->depth */
 
 typedef enum pq_state {
     PQ_QUEUED, /* in b->queue */
-    PQ_LEAD,   /* holds a leader slot */
-    PQ_TAKEN,  /* in a leader's pipeline */
+    PQ_LEAD,   /* leads a pipeline: on ->conn, or on a connection it checks out (NULL) */
+    PQ_TAKEN,  /* in another caller's pipeline */
     PQ_DONE,
 } pq_state_t;
 
-typedef struct preq {          /* one caller's calls: a check, or a check_many */
+/* One caller's request: calls (a check, a check_many) or a reset's DEL (ncalls 0), which leads
+ * a pipeline of its own. The caller waits on `state` itself (a futex word, no mutex): it is set
+ * to LEAD and TAKEN under pmu, and to DONE with no lock, then woken. The wake-up may reach the
+ * word after its caller returned (its frame gone): a futex wake reads no memory, and a later
+ * word at that address takes it as a spurious return. */
+typedef struct preq {
     struct cds_list_head node; /* in b->queue while PQ_QUEUED */
     fdn__rl_call_t **calls;    /* rc: also FDN_ETIMEDOUT when the call was never sent */
-    size_t ncalls;             /* 1..FDN__RL_PIPELINE_MAX */
-    int64_t deadline_ns;       /* real monotonic */
-    pq_state_t state;          /* pmu */
-    bool cv_ready;
-    pthread_cond_t cv; /* made when the check waits */
+    size_t ncalls;             /* 0..FDN__RL_PIPELINE_MAX */
+    const char *const *del_keys;
+    const size_t *del_lens;
+    int ndel;
+    int64_t del_rc;         /* keys deleted, FDN_EUNAVAILABLE, or FDN_ETIMEDOUT: never sent */
+    int64_t deadline_ns;    /* real monotonic */
+    _Atomic uint32_t state; /* pq_state_t */
+    struct preq *next_in;   /* the next member of the pipeline it heads or was taken into */
+    bool late;              /* failed unsent (less than 1 ms was left, or nothing to send on) */
+    struct rconn *conn;     /* PQ_LEAD: the connection to write on (NULL: check one out) */
 } preq_t;
 
 static void counter_max(_Atomic uint64_t *c, uint64_t v)
@@ -291,115 +331,381 @@ static void counter_max(_Atomic uint64_t *c, uint64_t v)
     }
 }
 
+static void preq_set(preq_t *q, pq_state_t st)
+{
+    atomic_store_explicit(&q->state, (uint32_t)st, memory_order_release);
+}
+
+/* Fail q unsent. */
 static void preq_fail(preq_t *q)
 {
     for (size_t j = 0; j < q->ncalls; j++)
         q->calls[j]->rc = FDN_ETIMEDOUT;
+    q->del_rc = FDN_ETIMEDOUT;
+    q->late = true;
 }
 
-/* Send the calls of batch[0..n) (leader: batch[0]; FDN__RL_PIPELINE_MAX calls at most) as one
- * pipeline; each call's rc says how it went. */
-static void pipe_send(redisbe_t *b, preq_t **batch, size_t n)
+/* Fail every member of the pipeline q heads that is not failed yet, unsent. */
+static void pipe_fail(preq_t *q)
 {
-    fdn__rl_call_t *calls[FDN__RL_PIPELINE_MAX];
-    int64_t now = fdn__mono_now_ns();
-    int64_t deadline = INT64_MAX;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (batch[i]->deadline_ns - now < 1000000) { /* less than 1 ms left: do not send */
-            preq_fail(batch[i]);
+    for (preq_t *p = q; p != NULL; p = p->next_in)
+        if (!p->late)
+            preq_fail(p);
+}
+
+static void act_remove_locked(redisbe_t *b, rconn_t *r)
+{
+    for (uint32_t i = 0; i < b->nact; i++) {
+        if (b->act[i] == r) {
+            b->act[i] = b->act[--b->nact];
+            break;
+        }
+    }
+    r->retired = true;
+}
+
+/* pmu held: room for one more pipeline: true with *conn the connection to write on, or NULL
+ * when one is to be checked out; false when there is none. Broken connections and those of
+ * an older generation are retired here: their pipelines end, the last ends their lease. */
+static bool room_locked(redisbe_t *b, rconn_t **conn)
+{
+    uint64_t gen = atomic_load_explicit(&b->conn_gen, memory_order_relaxed);
+    rconn_t *best = NULL;
+    for (uint32_t i = 0; i < b->nact;) {
+        rconn_t *r = b->act[i];
+        if (atomic_load_explicit(&r->broken, memory_order_relaxed) || r->gen != gen) {
+            act_remove_locked(b, r); /* act[i] is another one now */
             continue;
         }
-        if (batch[i]->deadline_ns < deadline)
-            deadline = batch[i]->deadline_ns;
-        for (size_t j = 0; j < batch[i]->ncalls; j++)
-            calls[k++] = batch[i]->calls[j];
+        if (r->pipes < b->depth && (best == NULL || r->pipes < best->pipes))
+            best = r;
+        i++;
     }
-    if (k == 0)
-        return;
-    fdn_pool_worker_t *w;
-    int rc = fdn_pool_checkout(b->pool, &w, (deadline - now) / 1000000, NULL);
-    int64_t left_ms = (deadline - fdn__mono_now_ns()) / 1000000;
-    if (rc == 0 && (left_ms < 1 || lease_timeout(w, left_ms) != 0)) {
-        lease_end(b, w, left_ms >= 1); /* a connection that refused its timeout is dropped */
-        rc = FDN_ETIMEDOUT;
+    /* every connection of b->act carries a pipeline: add one while the pool allows */
+    if (b->nact + b->opening < b->pool_size) {
+        *conn = NULL;
+        return true;
     }
-    if (rc != 0) {
-        for (size_t i = 0; i < k; i++)
-            calls[i]->rc = FDN_ETIMEDOUT;
-        return;
-    }
-    bool broken = false;
-    fdn__rl_sent_t sent = {0, 0};
-    rc = fdn__rl_eval_many(lease_ctx(w), &b->script, calls, k, &broken, &sent);
-    count_sent(b, &sent);
-    lease_end(b, w, broken);
-    atomic_store_explicit(&b->connected, rc == 0 || !broken, memory_order_relaxed);
-    atomic_fetch_add_explicit(&b->batches, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&b->batched_calls, k, memory_order_relaxed);
-    counter_max(&b->max_batch, k);
+    *conn = best;
+    return best != NULL;
 }
 
-/* Run q's calls through the pipeline: lead one, or wait to be taken into one. */
-static void pipe_run(redisbe_t *b, preq_t *q)
+/* pmu held: q leads a pipeline on conn (NULL: on one it checks out). */
+static void claim_locked(redisbe_t *b, preq_t *q, rconn_t *conn)
 {
-    fdn__mutex_lock(&b->pmu);
-    if (b->leaders < b->pool_size) {
-        b->leaders++;
-        q->state = PQ_LEAD;
-    } else {
-        q->state = PQ_QUEUED;
-        q->cv_ready = fdn__cond_init_mono(&q->cv) == 0;
-        if (!q->cv_ready) {
-            fdn__mutex_unlock(&b->pmu);
-            preq_fail(q); /* cannot wait: not sent */
-            return;
-        }
-        cds_list_add_tail(&q->node, &b->queue);
-        while (q->state == PQ_QUEUED || q->state == PQ_TAKEN) {
-            /* once taken, the leader's own bound (the batch's earliest deadline) ends the wait */
-            int64_t until = q->state == PQ_QUEUED ? q->deadline_ns : INT64_MAX;
-            if (fdn__cond_wait_until(&q->cv, &b->pmu, until) == FDN_ETIMEDOUT &&
-                q->state == PQ_QUEUED) {
-                cds_list_del(&q->node);
-                preq_fail(q);
-                q->state = PQ_DONE;
-            }
+    b->leaders++;
+    if (conn != NULL)
+        conn->pipes++;
+    else
+        b->opening++;
+    q->conn = conn;
+    preq_set(q, PQ_LEAD);
+}
+
+/* pmu held: the pipeline q heads on conn (NULL: it had none) is over. Its room goes to the
+ * oldest waiter (*next, to wake), on the same connection while that one is sound; returns the
+ * connection whose lease ends now (its last pipeline), else NULL. */
+static rconn_t *end_locked(redisbe_t *b, rconn_t *conn, preq_t **next)
+{
+    b->leaders--;
+    if (conn != NULL) {
+        conn->pipes--;
+        if (atomic_load_explicit(&conn->broken, memory_order_relaxed) && !conn->retired)
+            act_remove_locked(b, conn);
+    }
+    *next = NULL;
+    if (!cds_list_empty(&b->queue)) {
+        rconn_t *to = conn;
+        bool room = conn != NULL && !conn->retired && conn->pipes < b->depth &&
+                    conn->gen == atomic_load_explicit(&b->conn_gen, memory_order_relaxed);
+        if (!room)
+            room = room_locked(b, &to);
+        if (room) {
+            *next = fdn__list_first_entry(&b->queue, preq_t, node);
+            cds_list_del(&(*next)->node);
+            claim_locked(b, *next, to);
         }
     }
-    if (q->state == PQ_LEAD) {
-        preq_t *batch[FDN__RL_PIPELINE_MAX];
-        size_t n = 0, total = q->ncalls;
-        batch[n++] = q;
-        while (!cds_list_empty(&b->queue)) {
-            preq_t *p = fdn__list_first_entry(&b->queue, preq_t, node);
-            if (total + p->ncalls > b->pipeline_max)
-                break;
-            total += p->ncalls;
-            cds_list_del(&p->node);
-            p->state = PQ_TAKEN;
-            batch[n++] = p;
-        }
-        fdn__mutex_unlock(&b->pmu);
-        pipe_send(b, batch, n);
-        fdn__mutex_lock(&b->pmu);
-        q->state = PQ_DONE;
-        for (size_t i = 1; i < n; i++) {
-            batch[i]->state = PQ_DONE;
-            pthread_cond_signal(&batch[i]->cv);
-        }
-        if (!cds_list_empty(&b->queue)) { /* the slot goes to the oldest waiter */
-            preq_t *p = fdn__list_first_entry(&b->queue, preq_t, node);
-            cds_list_del(&p->node);
-            p->state = PQ_LEAD;
-            pthread_cond_signal(&p->cv);
-        } else {
-            b->leaders--;
-        }
+    if (conn != NULL && conn->pipes == 0) {
+        if (!conn->retired)
+            act_remove_locked(b, conn);
+        return conn;
+    }
+    return NULL;
+}
+
+/* pmu held: q (a check, heading a pipeline) takes in the waiting checks that fit, oldest
+ * first; a reset's DEL stops it (it leads its own). */
+static void gather_locked(redisbe_t *b, preq_t *q)
+{
+    size_t total = q->ncalls;
+    preq_t **tail = &q->next_in;
+    while (!cds_list_empty(&b->queue)) {
+        preq_t *p = fdn__list_first_entry(&b->queue, preq_t, node);
+        if (p->ncalls == 0 || total + p->ncalls > b->pipeline_max)
+            break;
+        total += p->ncalls;
+        cds_list_del(&p->node);
+        preq_set(p, PQ_TAKEN);
+        *tail = p;
+        tail = &p->next_in;
+    }
+    *tail = NULL;
+}
+
+/* The members of q's pipeline with less than 1 ms left are failed unsent. Returns the earliest
+ * deadline of the rest, INT64_MAX when none is left. */
+static int64_t pipe_deadline(preq_t *q)
+{
+    int64_t now = fdn__mono_now_ns();
+    int64_t deadline = INT64_MAX;
+    for (preq_t *p = q; p != NULL; p = p->next_in) {
+        if (p->late)
+            continue;
+        if (p->deadline_ns - now < 1000000)
+            preq_fail(p);
+        else if (p->deadline_ns < deadline)
+            deadline = p->deadline_ns;
+    }
+    return deadline;
+}
+
+/* The calls of q's pipeline not failed unsent, in order, into calls[]. Returns how many. */
+static size_t pipe_calls(const preq_t *q, fdn__rl_call_t **calls)
+{
+    size_t k = 0;
+    for (const preq_t *p = q; p != NULL; p = p->next_in)
+        for (size_t j = 0; !p->late && j < p->ncalls; j++)
+            calls[k++] = p->calls[j];
+    return k;
+}
+
+/* Check a connection out for q (alone yet), bounded by its deadline, and put it in b->act.
+ * false: none (q failed unsent, its room given back). */
+static bool pipe_open(redisbe_t *b, preq_t *q)
+{
+    fdn_pool_worker_t *w = NULL;
+    int64_t left_ms = (q->deadline_ns - fdn__mono_now_ns()) / 1000000;
+    int rc = left_ms >= 1 ? fdn_pool_checkout(b->pool, &w, left_ms, NULL) : FDN_ETIMEDOUT;
+    preq_t *next = NULL;
+    fdn__mutex_lock(&b->pmu);
+    b->opening--;
+    if (rc == 0) {
+        rconn_t *r = fdn_pool_worker_conn(w);
+        r->w = w;
+        r->pipes = 1;
+        r->retired = false;
+        b->act[b->nact++] = r;
+        q->conn = r;
+    } else {
+        (void)end_locked(b, NULL, &next);
     }
     fdn__mutex_unlock(&b->pmu);
-    if (q->cv_ready)
-        pthread_cond_destroy(&q->cv);
+    if (rc != 0) {
+        preq_fail(q);
+        if (next != NULL)
+            fdn__word_wake_all(&next->state);
+    }
+    return rc == 0;
+}
+
+/* Write q's pipeline on r under its writer's mutex (a first write takes the waiting checks in;
+ * a retry, `again`, sends calls that met NOSCRIPT and loads the script first). Returns true with
+ * *ticket and *load_first (whether it loaded the script first) when it went out; else every
+ * member has its rc (failed unsent; or FDN_EUNAVAILABLE when the write failed: r is broken). */
+static bool pipe_write(redisbe_t *b, preq_t *q, rconn_t *r, bool again, uint32_t *ticket,
+                       bool *load_first)
+{
+    fdn__rl_call_t *calls[FDN__RL_PIPELINE_MAX];
+    bool sent_ok = false;
+    fdn__mutex_lock(&r->wmu);
+    if (!again && q->ncalls > 0) {
+        fdn__mutex_lock(&b->pmu);
+        gather_locked(b, q);
+        fdn__mutex_unlock(&b->pmu);
+    }
+    int64_t deadline = pipe_deadline(q);
+    int64_t left_ms = deadline == INT64_MAX ? 0 : (deadline - fdn__mono_now_ns()) / 1000000;
+    char sha[41];
+    bool loaded = false;
+    bool known = fdn__rl_script_sha(&b->script, sha, &loaded);
+    if (deadline == INT64_MAX) {
+        /* every member is late: nothing to send */
+    } else if (left_ms < 1 || atomic_load_explicit(&r->broken, memory_order_acquire) ||
+               (q->ncalls > 0 && !known)) {
+        pipe_fail(q);
+    } else if (r->send_ms != left_ms && fdn__rl_set_send_timeout(r->c, left_ms) != 0) {
+        atomic_store_explicit(&r->broken, true, memory_order_release);
+        pipe_fail(q);
+    } else {
+        r->send_ms = left_ms;
+        fdn__buf_t out = FDN__BUF_INIT;
+        fdn__rl_sent_t sent = {0, 0};
+        size_t k = pipe_calls(q, calls);
+        *load_first = again || !loaded;
+        if (q->ncalls == 0)
+            fdn__rl_encode_del(&out, q->del_keys, q->del_lens, q->ndel, &sent);
+        else
+            fdn__rl_encode_calls(&out, sha, calls, k, NULL, *load_first, &sent);
+        if (out.oom) {
+            pipe_fail(q);
+        } else {
+            bool broken = false;
+            count_sent(b, &sent);
+            for (size_t i = 0; i < k; i++) /* sent: no reply yet */
+                calls[i]->rc = FDN_EUNAVAILABLE;
+            q->del_rc = FDN_EUNAVAILABLE;
+            if (fdn__rl_write(r->c, out.p, out.len, &broken) == 0) {
+                *ticket = r->next_ticket++;
+                sent_ok = true;
+                if (q->ncalls > 0 && !again) {
+                    atomic_fetch_add_explicit(&b->batches, 1, memory_order_relaxed);
+                    atomic_fetch_add_explicit(&b->batched_calls, k, memory_order_relaxed);
+                    counter_max(&b->max_batch, k);
+                }
+            } else {
+                atomic_store_explicit(&r->broken, true, memory_order_release);
+                atomic_store_explicit(&b->connected, false, memory_order_relaxed);
+            }
+        }
+        fdn__free(out.p);
+    }
+    fdn__mutex_unlock(&r->wmu);
+    return sent_ok;
+}
+
+/* Wait for ticket's turn on r, read the replies of q's pipeline (written with load_first), and
+ * pass the turn on. Returns how many calls answered NOSCRIPT (retry[i] set, i counting the
+ * pipeline's calls in order). */
+static size_t pipe_read(redisbe_t *b, preq_t *q, rconn_t *r, uint32_t ticket, bool load_first,
+                        bool *retry)
+{
+    for (;;) { /* bounded by the earlier pipelines' receive bounds */
+        uint32_t turn = atomic_load_explicit(&r->read_turn, memory_order_acquire);
+        if (turn == ticket)
+            break;
+        fdn__word_wait(&r->read_turn, turn);
+    }
+    size_t again = 0;
+    bool broken = atomic_load_explicit(&r->broken, memory_order_acquire);
+    if (!broken) {
+        int64_t deadline = INT64_MAX;
+        for (preq_t *p = q; p != NULL; p = p->next_in)
+            if (!p->late && p->deadline_ns < deadline)
+                deadline = p->deadline_ns;
+        int64_t left_ms = (deadline - fdn__mono_now_ns()) / 1000000;
+        if (left_ms < 1)
+            left_ms = 1; /* it went out: its reply is read, or the connection dropped */
+        if (r->recv_ms != left_ms) {
+            if (fdn__rl_set_recv_timeout(r->c, left_ms) == 0)
+                r->recv_ms = left_ms;
+            else
+                broken = true;
+        }
+    }
+    if (q->ncalls == 0) {
+        q->del_rc = broken ? FDN_EUNAVAILABLE : fdn__rl_read_del(r->c, q->ndel, &broken);
+    } else {
+        fdn__rl_call_t *calls[FDN__RL_PIPELINE_MAX];
+        size_t k = pipe_calls(q, calls);
+        again = fdn__rl_read_calls(r->c, &b->script, calls, k, NULL, load_first, retry, &broken);
+    }
+    if (broken)
+        atomic_store_explicit(&r->broken, true, memory_order_release);
+    atomic_store_explicit(&b->connected, !broken, memory_order_relaxed);
+    atomic_store_explicit(&r->read_turn, ticket + 1, memory_order_release);
+    fdn__word_wake_all(&r->read_turn);
+    return again;
+}
+
+/* The calls of q's pipeline that answered NOSCRIPT (retry[i]) are sent once more on r, the
+ * script loaded first: the script did not run, so that is safe. */
+static void pipe_retry(redisbe_t *b, preq_t *q, rconn_t *r, const bool *retry)
+{
+    fdn__rl_call_t *calls[FDN__RL_PIPELINE_MAX], *again[FDN__RL_PIPELINE_MAX];
+    size_t k = pipe_calls(q, calls), m = 0;
+    preq_t one = {.deadline_ns = INT64_MAX};
+    for (size_t i = 0; i < k; i++)
+        if (retry[i])
+            again[m++] = calls[i];
+    for (preq_t *p = q; p != NULL; p = p->next_in)
+        if (!p->late && p->deadline_ns < one.deadline_ns)
+            one.deadline_ns = p->deadline_ns;
+    one.calls = again;
+    one.ncalls = m;
+    uint32_t ticket;
+    bool load_first = true, scratch[FDN__RL_PIPELINE_MAX];
+    if (pipe_write(b, &one, r, true, &ticket, &load_first))
+        (void)pipe_read(b, &one, r, ticket, load_first, scratch); /* NOSCRIPT again: unavailable */
+}
+
+/* q leads a pipeline (PQ_LEAD): check a connection out if it has none, write, read, hand its
+ * room on, and wake the members. */
+static void pipe_lead(redisbe_t *b, preq_t *q)
+{
+    if (q->conn == NULL && !pipe_open(b, q))
+        return;
+    rconn_t *r = q->conn;
+    uint32_t ticket;
+    bool load_first = false;
+    if (pipe_write(b, q, r, false, &ticket, &load_first)) {
+        bool retry[FDN__RL_PIPELINE_MAX];
+        size_t again = pipe_read(b, q, r, ticket, load_first, retry);
+        if (again > 0 && !atomic_load_explicit(&r->broken, memory_order_acquire))
+            pipe_retry(b, q, r, retry);
+    }
+    preq_t *next = NULL;
+    fdn__mutex_lock(&b->pmu);
+    rconn_t *done = end_locked(b, r, &next);
+    fdn_pool_worker_t *w = done != NULL ? done->w : NULL;
+    bool broken = done != NULL && atomic_load_explicit(&done->broken, memory_order_acquire);
+    fdn__mutex_unlock(&b->pmu);
+    if (w != NULL)
+        lease_end(b, w, broken);
+    if (next != NULL)
+        fdn__word_wake_all(&next->state);
+    for (preq_t *p = q->next_in; p != NULL;) {
+        preq_t *after = p->next_in; /* p's frame may be gone once it is DONE */
+        preq_set(p, PQ_DONE);
+        fdn__word_wake_all(&p->state);
+        p = after;
+    }
+}
+
+/* Run q through a pipeline: lead one, or wait to be taken into one (or handed room). */
+static void pipe_run(redisbe_t *b, preq_t *q)
+{
+    rconn_t *to;
+    fdn__mutex_lock(&b->pmu);
+    if (cds_list_empty(&b->queue) && room_locked(b, &to)) { /* no overtaking the queue */
+        claim_locked(b, q, to);
+        fdn__mutex_unlock(&b->pmu);
+        pipe_lead(b, q);
+        return;
+    }
+    preq_set(q, PQ_QUEUED);
+    cds_list_add_tail(&q->node, &b->queue);
+    fdn__mutex_unlock(&b->pmu);
+    for (;;) {
+        uint32_t st = atomic_load_explicit(&q->state, memory_order_acquire);
+        if (st == PQ_DONE)
+            return;
+        if (st == PQ_LEAD) {
+            pipe_lead(b, q);
+            return;
+        }
+        /* once taken, the pipeline's reads are bounded (its earliest deadline) */
+        int64_t until = st == PQ_QUEUED ? q->deadline_ns : INT64_MAX;
+        if (fdn__word_wait_until(&q->state, st, until) != FDN_ETIMEDOUT)
+            continue;
+        fdn__mutex_lock(&b->pmu);
+        if (atomic_load_explicit(&q->state, memory_order_relaxed) == PQ_QUEUED) {
+            cds_list_del(&q->node);
+            preq_fail(q); /* never sent */
+            preq_set(q, PQ_DONE);
+        }
+        fdn__mutex_unlock(&b->pmu);
+    }
 }
 
 /* ---- the backend --------------------------------------------------------------------------- */
@@ -626,19 +932,15 @@ static int redis_forget(void *self, const char *key, size_t keylen)
     fdn_breaker_permit_t permit;
     if (fdn_breaker_acquire(b->breaker, &permit) != 0)
         return FDN_EUNAVAILABLE;
-    fdn_pool_worker_t *w;
-    if (fdn_pool_checkout(b->pool, &w, b->command_ms, NULL) != 0) {
-        fdn_breaker_record(b->breaker, &permit, FDN_EUNAVAILABLE);
-        return FDN_EUNAVAILABLE;
-    }
-    bool broken = false;
-    fdn__rl_sent_t sent = {0, 0};
-    int64_t n = fdn__rl_del(lease_ctx(w), keys, lens, 4, &broken, &sent);
-    count_sent(b, &sent);
-    int rc = n < 0 ? FDN_EUNAVAILABLE : n > 0 ? 0 : FDN_ENOENT;
-    lease_end(b, w, broken);
+    preq_t q = {.del_keys = keys,
+                .del_lens = lens,
+                .ndel = 4,
+                .del_rc = FDN_ETIMEDOUT,
+                .deadline_ns = fdn__mono_now_ns() + b->command_ms * 1000000};
+    pipe_run(b, &q); /* a DEL in its own pipeline, on a connection the checks share */
+    int rc = q.del_rc < 0 ? FDN_EUNAVAILABLE : q.del_rc > 0 ? 0 : FDN_ENOENT;
     fdn_breaker_record(b->breaker, &permit, rc == FDN_EUNAVAILABLE ? rc : 0);
-    if (rc == FDN_EUNAVAILABLE)
+    if (q.del_rc == FDN_EUNAVAILABLE)
         count(&b->errors);
     (void)fdn__limiter_mem_backend.forget(b->local, key, keylen);
     return rc;
@@ -702,6 +1004,14 @@ void fdn__limiter_redis_pipeline_counts(void *self, fdn__redis_pipe_stats_t *out
     fdn__mutex_unlock(&b->pmu);
 }
 
+void fdn__limiter_redis_set_depth(void *self, uint32_t depth)
+{
+    redisbe_t *b = self;
+    fdn__mutex_lock(&b->pmu);
+    b->depth = depth < 1 ? 1 : depth;
+    fdn__mutex_unlock(&b->pmu);
+}
+
 static void redis_set_interval(void *self, int64_t interval_ns)
 {
     redisbe_t *b = self;
@@ -724,6 +1034,7 @@ static void redis_destroy(void *self)
         pthread_mutex_destroy(&b->deny_mu[i]);
     pthread_mutex_destroy(&b->pmu);
     fdn__rl_script_fini(&b->script);
+    fdn__free(b->act);
     fdn__free(b->prefix);
     fdn__free(b);
 }
@@ -778,6 +1089,13 @@ int fdn__limiter_redis_create(void **out, const fdn_limiter_redis_opts_t *o, uin
     atomic_init(&b->connected, true); /* no command has failed yet */
     b->pool_size = o->pool_size;
     b->pipeline_max = pipeline_max;
+    b->depth = PIPE_DEPTH;
+    b->act = fdn__calloc(o->pool_size, sizeof(*b->act));
+    if (b->act == NULL) {
+        fdn__free(b->prefix);
+        fdn__free(b);
+        return fdn_err_set(err, FDN_ENOMEM, "out of memory");
+    }
     pthread_mutex_init(&b->pmu, NULL);
     CDS_INIT_LIST_HEAD(&b->queue);
     fdn__rl_script_init(&b->script);

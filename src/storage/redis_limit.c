@@ -26,11 +26,14 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <hiredis/hiredis.h>
 
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "core/sigpipe.h"
 
 #define NS_PER_US 1000LL
@@ -324,7 +327,7 @@ static int script_load(redisContext *c, fdn__rl_script_t *s, char sha[41], bool 
         sha[40] = '\0';
         fdn__mutex_lock(&s->mu);
         memcpy(s->sha, sha, 41);
-        s->ready = true;
+        s->known = s->ready = true;
         fdn__mutex_unlock(&s->mu);
         rc = 0;
     } else {
@@ -363,69 +366,194 @@ static int parse_reply(const redisReply *r, fdn_limit_result_t *res, int64_t *ep
     return 0;
 }
 
-/* The script's arguments for one call, as text. */
-typedef struct call_args {
-    char num[7][24];
-    size_t nlen[7];
-} call_args_t;
+/* ---- pipelines written by one thread and read by another ------------------------------- */
 
-static void call_args(const fdn__rl_call_t *k, call_args_t *a)
+bool fdn__rl_script_sha(fdn__rl_script_t *s, char sha[41], bool *loaded)
 {
-    const long long vals[7] = {(long long)k->rule->algo,
-                               (long long)k->op,
-                               (long long)k->cost,
-                               (long long)k->rule->limit,
-                               (long long)k->rule->period_ms,
-                               (long long)k->rule->burst,
-                               (long long)k->epoch_in};
-    for (int i = 0; i < 7; i++)
-        a->nlen[i] = (size_t)snprintf(a->num[i], sizeof(a->num[i]), "%lld", vals[i]);
+    fdn__mutex_lock(&s->mu);
+    bool known = s->known;
+    memcpy(sha, s->sha, 41);
+    *loaded = s->ready;
+    fdn__mutex_unlock(&s->mu);
+    return known;
 }
 
-/* Append EVALSHA for calls[i] with todo[i] set to c's output buffer. Returns how many, or -1
- * when hiredis could not buffer one (out of memory: nothing was sent). */
-static long append_calls(redisContext *c, const char sha[41], fdn__rl_call_t *const *calls,
-                         size_t n, const bool *todo)
+int fdn__rl_script_load(redisContext *c, fdn__rl_script_t *s, bool *broken, fdn__rl_sent_t *sent)
 {
-    long sent = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!todo[i])
-            continue;
-        call_args_t a;
-        call_args(calls[i], &a);
-        const char *argv[11] = {"EVALSHA", sha,      "1",      calls[i]->rkey, a.num[0], a.num[1],
-                                a.num[2],  a.num[3], a.num[4], a.num[5],       a.num[6]};
-        size_t lens[11] = {7,         40,        1,         calls[i]->rkeylen, a.nlen[0], a.nlen[1],
-                           a.nlen[2], a.nlen[3], a.nlen[4], a.nlen[5],         a.nlen[6]};
-        if (redisAppendCommandArgv(c, 11, argv, lens) != REDIS_OK)
-            return -1;
-        sent++;
+    fdn__sigpipe_guard_t g;
+    fdn__sigpipe_block(&g);
+    char sha[41];
+    int rc = script_load(c, s, sha, broken, sent);
+    fdn__sigpipe_restore(&g);
+    return rc;
+}
+
+/* RESP: "*<n>\r\n", "$<len>\r\n<bytes>\r\n"; decimal digits written by hand (snprintf would
+ * cost more than the rest of a call's encoding). */
+static void put_uint(fdn__buf_t *o, char lead, unsigned long long v)
+{
+    char d[24];
+    size_t i = sizeof(d);
+    d[--i] = '\n';
+    d[--i] = '\r';
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    d[--i] = lead;
+    fdn__buf_put(o, d + i, sizeof(d) - i);
+}
+
+static void put_bulk(fdn__buf_t *o, const char *p, size_t n)
+{
+    put_uint(o, '$', n);
+    fdn__buf_put(o, p, n);
+    fdn__buf_put(o, "\r\n", 2);
+}
+
+static void put_int_bulk(fdn__buf_t *o, long long v)
+{
+    char d[24];
+    size_t i = sizeof(d);
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        d[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        d[--i] = '-';
+    put_bulk(o, d + i, sizeof(d) - i);
+}
+
+void fdn__rl_encode_calls(fdn__buf_t *out, const char sha[41], fdn__rl_call_t *const *calls,
+                          size_t n, const bool *todo, bool load_first, fdn__rl_sent_t *sent)
+{
+    if (load_first) {
+        put_uint(out, '*', 3);
+        put_bulk(out, "SCRIPT", 6);
+        put_bulk(out, "LOAD", 4);
+        put_bulk(out, SCRIPT, sizeof(SCRIPT) - 1);
+        sent->loads++;
     }
-    return sent;
+    for (size_t i = 0; i < n; i++) {
+        if (todo != NULL && !todo[i])
+            continue;
+        const fdn__rl_call_t *k = calls[i];
+        put_uint(out, '*', 11);
+        put_bulk(out, "EVALSHA", 7);
+        put_bulk(out, sha, 40);
+        put_bulk(out, "1", 1);
+        put_bulk(out, k->rkey, k->rkeylen);
+        put_int_bulk(out, (long long)k->rule->algo);
+        put_int_bulk(out, (long long)k->op);
+        put_int_bulk(out, (long long)k->cost);
+        put_int_bulk(out, (long long)k->rule->limit);
+        put_int_bulk(out, (long long)k->rule->period_ms);
+        put_int_bulk(out, (long long)k->rule->burst);
+        put_int_bulk(out, (long long)k->epoch_in);
+        sent->commands++;
+    }
 }
 
-/* Read the replies of the calls with todo[i] set, in order. A NOSCRIPT answer sets retry[i]
- * (when retry is not NULL); any other answer is the call's. After an I/O error or a timeout the
- * remaining calls get FDN_EUNAVAILABLE and *broken is set. */
-static void read_replies(redisContext *c, fdn__rl_call_t *const *calls, size_t n, const bool *todo,
-                         bool *retry, bool *broken)
+void fdn__rl_encode_del(fdn__buf_t *out, const char *const *keys, const size_t *lens, int n,
+                        fdn__rl_sent_t *sent)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (!todo[i])
+    put_uint(out, '*', (unsigned long long)n + 1);
+    put_bulk(out, "DEL", 3);
+    for (int i = 0; i < n; i++)
+        put_bulk(out, keys[i], lens[i]);
+    sent->commands++;
+}
+
+static int sock_timeout(redisContext *c, int opt, int64_t ms)
+{
+    struct timeval tv = ms_tv(ms);
+    return setsockopt(c->fd, SOL_SOCKET, opt, &tv, sizeof(tv)) == 0 ? 0 : FDN_EUNAVAILABLE;
+}
+
+int fdn__rl_set_send_timeout(redisContext *c, int64_t ms)
+{
+    return sock_timeout(c, SO_SNDTIMEO, ms);
+}
+
+int fdn__rl_set_recv_timeout(redisContext *c, int64_t ms)
+{
+    return sock_timeout(c, SO_RCVTIMEO, ms);
+}
+
+int fdn__rl_write(redisContext *c, const char *p, size_t len, bool *broken)
+{
+    while (len > 0) {
+        /* MSG_NOSIGNAL: a peer gone gives EPIPE, not SIGPIPE */
+        ssize_t k = send(c->fd, p, len, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
             continue;
-        if (*broken) {
-            calls[i]->rc = FDN_EUNAVAILABLE; /* written or not, it is never resent */
-            continue;
+        if (k <= 0) { /* an error, or the send bound passed (EAGAIN): part may have gone */
+            *broken = true;
+            return FDN_EUNAVAILABLE;
         }
+        p += k;
+        len -= (size_t)k;
+    }
+    return 0;
+}
+
+/* The next reply on c, read without touching hiredis's output buffer (the writer of the
+ * connection's next pipeline does not use it either). REDIS_OK or REDIS_ERR. */
+static int next_reply(redisContext *c, void **reply)
+{
+    *reply = NULL;
+    if (redisGetReplyFromReader(c, reply) != REDIS_OK)
+        return REDIS_ERR;
+    while (*reply == NULL) {
+        if (redisBufferRead(c) != REDIS_OK || redisGetReplyFromReader(c, reply) != REDIS_OK)
+            return REDIS_ERR;
+    }
+    return REDIS_OK;
+}
+
+size_t fdn__rl_read_calls(redisContext *c, fdn__rl_script_t *s, fdn__rl_call_t *const *calls,
+                          size_t n, const bool *todo, bool load_first, bool *retry, bool *broken)
+{
+    if (load_first && !*broken) {
         void *reply = NULL;
-        if (redisGetReply(c, &reply) != REDIS_OK || reply == NULL) {
+        if (next_reply(c, &reply) != REDIS_OK || reply == NULL) {
+            *broken = true;
+        } else {
+            redisReply *r = reply;
+            if (r->type == REDIS_REPLY_STRING && r->len == 40) {
+                fdn__mutex_lock(&s->mu);
+                bool same = !s->known || memcmp(s->sha, r->str, 40) == 0;
+                if (same) {
+                    memcpy(s->sha, r->str, 40);
+                    s->sha[40] = '\0';
+                    s->known = s->ready = true;
+                }
+                fdn__mutex_unlock(&s->mu);
+                *broken = !same; /* another script under our name: not the peer we expect */
+            } else if (r->type != REDIS_REPLY_ERROR) {
+                *broken = true; /* not a Redis answer */
+            } /* an error reply (a refused load): the calls behind it answer for themselves */
+            freeReplyObject(r);
+        }
+    }
+    size_t again = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (todo != NULL && !todo[i])
+            continue;
+        retry[i] = false;
+        calls[i]->rc = FDN_EUNAVAILABLE;
+        if (*broken)
+            continue; /* written or not, it is never resent */
+        void *reply = NULL;
+        if (next_reply(c, &reply) != REDIS_OK || reply == NULL) {
             *broken = true; /* I/O error or timeout */
-            calls[i]->rc = FDN_EUNAVAILABLE;
             continue;
         }
         redisReply *r = reply;
-        if (retry != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
             retry[i] = true; /* the script did not run */
+            again++;
         } else {
             calls[i]->rc = parse_reply(r, calls[i]->res, &calls[i]->epoch_out);
             if (calls[i]->rc == FDN_EUNAVAILABLE && r->type != REDIS_REPLY_ERROR)
@@ -433,111 +561,87 @@ static void read_replies(redisContext *c, fdn__rl_call_t *const *calls, size_t n
         }
         freeReplyObject(r);
     }
+    if (again > 0) { /* the server lost its scripts: the next pipelines load it first */
+        fdn__mutex_lock(&s->mu);
+        s->ready = false;
+        fdn__mutex_unlock(&s->mu);
+    }
+    return again;
 }
 
-static int eval_many_unguarded(redisContext *c, fdn__rl_script_t *s, fdn__rl_call_t *const *calls,
-                               size_t n, bool *broken, fdn__rl_sent_t *sent)
+int64_t fdn__rl_read_del(redisContext *c, int n, bool *broken)
 {
-    bool stack_flags[2 * 64];
-    bool *flags = n <= 64 ? stack_flags : fdn__calloc(2 * n, sizeof(bool));
-    for (size_t i = 0; i < n; i++)
-        calls[i]->rc = FDN_EUNAVAILABLE;
-    if (flags == NULL)
-        return FDN_EUNAVAILABLE;
-    bool *todo = flags, *retry = flags + n;
-    for (size_t i = 0; i < n; i++) {
-        todo[i] = true;
-        retry[i] = false;
-    }
-    char sha[41];
-    fdn__mutex_lock(&s->mu);
-    bool ready = s->ready;
-    memcpy(sha, s->sha, sizeof(sha));
-    fdn__mutex_unlock(&s->mu);
-    int rc = FDN_EUNAVAILABLE;
-    if (!ready && script_load(c, s, sha, broken, sent) != 0)
-        goto out;
-    long k = append_calls(c, sha, calls, n, todo);
-    if (k < 0) {
-        *broken = true; /* part of the pipeline may sit in the output buffer: never send it */
-        goto out;
-    }
-    sent->commands += (unsigned)k;
-    read_replies(c, calls, n, todo, retry, broken);
-    size_t again = 0;
-    for (size_t i = 0; i < n; i++)
-        again += retry[i];
-    if (again > 0 && !*broken) { /* the server lost its scripts (a restart): load, once more */
-        if (script_load(c, s, sha, broken, sent) != 0)
-            goto out;
-        k = append_calls(c, sha, calls, n, retry);
-        if (k < 0) {
-            *broken = true;
-            goto out;
-        }
-        sent->commands += (unsigned)k;
-        read_replies(c, calls, n, retry, NULL, broken);
-    }
-    rc = 0;
-    for (size_t i = 0; i < n; i++)
-        if (calls[i]->rc == FDN_EUNAVAILABLE)
-            rc = FDN_EUNAVAILABLE;
-out:
-    if (flags != stack_flags)
-        fdn__free(flags);
-    return rc;
-}
-
-/* hiredis 0.14 writes with write(): a peer gone between two writes of one pipeline would
- * raise SIGPIPE (core/sigpipe.h). */
-int fdn__rl_eval_many(redisContext *c, fdn__rl_script_t *s, fdn__rl_call_t *const *calls, size_t n,
-                      bool *broken, fdn__rl_sent_t *sent)
-{
-    fdn__sigpipe_guard_t g;
-    fdn__sigpipe_block(&g);
-    int rc = eval_many_unguarded(c, s, calls, n, broken, sent);
-    fdn__sigpipe_restore(&g);
-    return rc;
-}
-
-static int64_t del_unguarded(redisContext *c, const char *const *keys, const size_t *lens, int n,
-                             bool *broken, fdn__rl_sent_t *sent);
-
-int64_t fdn__rl_del(redisContext *c, const char *const *keys, const size_t *lens, int n,
-                    bool *broken, fdn__rl_sent_t *sent)
-{
-    fdn__sigpipe_guard_t g;
-    fdn__sigpipe_block(&g);
-    int64_t rc = del_unguarded(c, keys, lens, n, broken, sent);
-    fdn__sigpipe_restore(&g);
-    return rc;
-}
-
-static int64_t del_unguarded(redisContext *c, const char *const *keys, const size_t *lens, int n,
-                             bool *broken, fdn__rl_sent_t *sent)
-{
-    const char *argv[9];
-    size_t alen[9];
-    if (n < 1 || n > 8)
-        return FDN_EINVAL;
-    argv[0] = "DEL";
-    alen[0] = 3;
-    for (int i = 0; i < n; i++) {
-        argv[i + 1] = keys[i];
-        alen[i + 1] = lens[i];
-    }
-    sent->commands++;
-    redisReply *r = redisCommandArgv(c, n + 1, argv, alen);
-    if (r == NULL) {
+    void *reply = NULL;
+    if (*broken || next_reply(c, &reply) != REDIS_OK || reply == NULL) {
         *broken = true;
         return FDN_EUNAVAILABLE;
     }
-    /* DEL answers how many of the n keys existed: any other integer (a negative one would
-     * read as an error code) is a reply Redis cannot give, like a reply of another type */
+    redisReply *r = reply;
     bool count = r->type == REDIS_REPLY_INTEGER && r->integer >= 0 && r->integer <= n;
     int64_t rc = count ? (int64_t)r->integer : FDN_EUNAVAILABLE;
     if (!count && r->type != REDIS_REPLY_ERROR)
         *broken = true;
     freeReplyObject(r);
     return rc;
+}
+
+/* ---- the same on one thread: send, then read ------------------------------------------- */
+
+int fdn__rl_eval_many(redisContext *c, fdn__rl_script_t *s, fdn__rl_call_t *const *calls, size_t n,
+                      bool *broken, fdn__rl_sent_t *sent)
+{
+    for (size_t i = 0; i < n; i++)
+        calls[i]->rc = FDN_EUNAVAILABLE;
+    char sha[41];
+    bool loaded;
+    if (!fdn__rl_script_sha(s, sha, &loaded)) { /* its SHA1 is what a load answers */
+        if (fdn__rl_script_load(c, s, broken, sent) != 0)
+            return FDN_EUNAVAILABLE;
+        (void)fdn__rl_script_sha(s, sha, &loaded);
+    }
+    bool stack_retry[64];
+    bool *retry = n <= 64 ? stack_retry : fdn__calloc(n, sizeof(bool));
+    if (retry == NULL)
+        return FDN_EUNAVAILABLE;
+    size_t again = 0;
+    for (int round = 0; round < 2 && !*broken; round++) { /* the second: after NOSCRIPT */
+        bool load_first = round == 1 || !loaded;
+        fdn__buf_t out = FDN__BUF_INIT;
+        fdn__rl_encode_calls(&out, sha, calls, n, round == 1 ? retry : NULL, load_first, sent);
+        if (out.oom || fdn__rl_write(c, out.p, out.len, broken) != 0) {
+            *broken = true; /* part of it may have gone: nothing of it is read */
+            fdn__free(out.p);
+            break;
+        }
+        fdn__free(out.p);
+        /* todo and retry may be one array: each call's todo is read before its retry is
+         * written (a second NOSCRIPT leaves the call unavailable) */
+        again = fdn__rl_read_calls(c, s, calls, n, round == 1 ? retry : NULL, load_first, retry,
+                                   broken);
+        if (round == 0 && again == 0)
+            break;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        if (calls[i]->rc == FDN_EUNAVAILABLE)
+            rc = FDN_EUNAVAILABLE;
+    if (retry != stack_retry)
+        fdn__free(retry);
+    return rc;
+}
+
+int64_t fdn__rl_del(redisContext *c, const char *const *keys, const size_t *lens, int n,
+                    bool *broken, fdn__rl_sent_t *sent)
+{
+    if (n < 1 || n > 8)
+        return FDN_EINVAL;
+    fdn__buf_t out = FDN__BUF_INIT;
+    fdn__rl_encode_del(&out, keys, lens, n, sent);
+    int rc = out.oom ? FDN_EUNAVAILABLE : fdn__rl_write(c, out.p, out.len, broken);
+    fdn__free(out.p);
+    if (rc != 0) {
+        *broken = true;
+        return FDN_EUNAVAILABLE;
+    }
+    return fdn__rl_read_del(c, n, broken);
 }

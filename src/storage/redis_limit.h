@@ -14,15 +14,19 @@
 
 #include <fdn/limiter.h>
 
+#include "core/buf.h"
 #include "core/lock.h"
 #include "logic/limit_algo.h"
 #include "logic/redis_url.h"
 
 struct redisContext;
 
-/* The script's SHA1 as Redis reported it after SCRIPT LOAD (shared by connections). */
+/* The script's SHA1 as Redis reported it after SCRIPT LOAD (shared by connections): known once
+ * a load answered; ready while the server is believed to hold the script (a NOSCRIPT answer
+ * clears it, a load sets it). */
 typedef struct fdn__rl_script {
     fdn__mutex_t mu;
+    bool known FDN_MEMBER_GUARDED_BY(mu);
     bool ready FDN_MEMBER_GUARDED_BY(mu);
     char sha[41] FDN_MEMBER_GUARDED_BY(mu);
 } fdn__rl_script_t;
@@ -82,6 +86,56 @@ typedef struct fdn__rl_call {
  */
 int fdn__rl_eval_many(struct redisContext *c, fdn__rl_script_t *s, fdn__rl_call_t *const *calls,
                       size_t n, bool *broken, fdn__rl_sent_t *sent);
+
+/*
+ * Pipelines written by one thread and read by another. A connection may carry several
+ * pipelines at once: their commands are encoded (RESP) into a buffer and written on the
+ * socket directly (fdn__rl_write, never through hiredis's output buffer), so that a thread may
+ * write the next pipeline while another reads the replies of an earlier one; Redis answers in
+ * the order the commands were written, so the replies are read pipeline by pipeline in that
+ * order. The caller keeps one writer and one reader at a time per connection. The send and
+ * the receive bounds are the socket's (fdn__rl_set_send_timeout, fdn__rl_set_recv_timeout):
+ * the writer sets one, the reader the other.
+ */
+
+/* The SHA1 into sha (41 bytes) when a load has answered it (else false); *loaded: whether the
+ * server is believed to hold the script now (else the next pipeline loads it first). */
+bool fdn__rl_script_sha(fdn__rl_script_t *s, char sha[41], bool *loaded);
+
+/* SCRIPT LOAD on c now, one round trip (c must have nothing in flight): 0 or FDN_EUNAVAILABLE
+ * (*broken set when the connection must not be used again). */
+int fdn__rl_script_load(struct redisContext *c, fdn__rl_script_t *s, bool *broken,
+                        fdn__rl_sent_t *sent);
+
+/* Append to out: SCRIPT LOAD when load_first, then an EVALSHA of sha for each of calls[0..n)
+ * with todo[i] set (every one when todo is NULL). Counts what it encodes in *sent. out->oom:
+ * nothing must be sent. */
+void fdn__rl_encode_calls(fdn__buf_t *out, const char sha[41], fdn__rl_call_t *const *calls,
+                          size_t n, const bool *todo, bool load_first, fdn__rl_sent_t *sent);
+/* Append DEL keys[0..n) to out. */
+void fdn__rl_encode_del(fdn__buf_t *out, const char *const *keys, const size_t *lens, int n,
+                        fdn__rl_sent_t *sent);
+
+/* Bound each later send (receive) on c by ms >= 1. 0 or FDN_EUNAVAILABLE. */
+int fdn__rl_set_send_timeout(struct redisContext *c, int64_t ms);
+int fdn__rl_set_recv_timeout(struct redisContext *c, int64_t ms);
+
+/* Write len bytes on c's socket. 0, or FDN_EUNAVAILABLE with *broken set (an error or the send
+ * bound: part of it may have gone, so nothing of it may be read or resent). */
+int fdn__rl_write(struct redisContext *c, const char *p, size_t len, bool *broken);
+
+/* Read the replies of a pipeline encoded by fdn__rl_encode_calls with the same calls, n, todo
+ * and load_first: the load's (it sets the script's SHA1 and ready; an error reply leaves the
+ * calls to answer for themselves), then each call's, which sets its rc as fdn__rl_eval_many
+ * does, except that a NOSCRIPT answer sets retry[i] (the script did not run: the caller sends
+ * the call once more, after a load) and clears the script's ready. Every call's rc is
+ * FDN_EUNAVAILABLE when *broken is set before its reply (I/O error, timeout, a reply the
+ * script cannot give; also when *broken is already set on entry: nothing is read). Returns
+ * how many calls answered NOSCRIPT. */
+size_t fdn__rl_read_calls(struct redisContext *c, fdn__rl_script_t *s, fdn__rl_call_t *const *calls,
+                          size_t n, const bool *todo, bool load_first, bool *retry, bool *broken);
+/* Read a DEL's reply: how many of its n keys existed, or FDN_EUNAVAILABLE (*broken as above). */
+int64_t fdn__rl_read_del(struct redisContext *c, int n, bool *broken);
 
 /* DEL keys[0..n). Returns how many existed (>= 0) or FDN_EUNAVAILABLE (*broken as above). */
 int64_t fdn__rl_del(struct redisContext *c, const char *const *keys, const size_t *lens, int n,

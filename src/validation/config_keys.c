@@ -219,7 +219,9 @@ const fdn__cfg_builtin_t fdn__cfg_builtins[] = {
     K("infrastructure.rate_limiting.redis.fleet_size", INT, "1", POSITIVE, 0, 0, NULL, false,
       "Processes sharing the limits (the local policy divides limits by it)", S1001, RL),
     K("infrastructure.rate_limiting.redis.pipeline_max", INT, "32", RANGE, 1, 256, NULL, false,
-      "Most checks sent together on one connection while every connection is busy", S1001, RL),
+      "Most checks sent together in one write (a connection carries up to 4 such pipelines at "
+      "once)",
+      S1001, RL),
     K("infrastructure.rate_limiting.max_keys", INT, "1048576", RANGE, 1, 4294967295.0, NULL, false,
       "Most live limiter keys in this process (the in-memory table's bound; new keys past "
       "it: 503 until cells expire)",

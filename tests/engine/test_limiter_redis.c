@@ -127,8 +127,10 @@ static void await_pipeline(fdn_limiter_t *l, uint32_t leaders, uint32_t queued)
              queued, st.leaders, st.queued);
 }
 
-/* 8 checks on one connection while Redis holds the first: 1 round trip for it, then 1 for the
- * 7 that queued; each check counted once. */
+/* 8 checks on one connection carrying one pipeline at a time (depth 1) while Redis holds the
+ * first: 1 round trip for it, then 1 for the 7 that queued; each check counted once. The first
+ * check is started alone and seen in flight before the 7 others start, so that none of them is
+ * taken into its pipeline. */
 static void pipeline_shares_one_round_trip(uint32_t pipeline_max, const char *dir)
 {
     char url[128];
@@ -139,13 +141,16 @@ static void pipeline_shares_one_round_trip(uint32_t pipeline_max, const char *di
     o.redis.command_timeout_ms = 30000;
     pipe_load_t p = {
         .l = open_limiter(&o), .key = "pipe", .rule = {FDN_LIMIT_TOKEN_BUCKET, 5, 3600000, 5}};
+    fdn__limiter_redis_test_depth(p.l, 1);
     fdn_limit_result_t res; /* loads the script, takes 1 of the 5 tokens */
     assert_int_equal(fdn_limiter_check(p.l, p.key, strlen(p.key), &p.rule, 1, 0, &res), 0);
 
     redis_cli(url, "CLIENT PAUSE 60000 WRITE");
     enum { N = 8 };
     pthread_t th[N];
-    for (int i = 0; i < N; i++)
+    assert_int_equal(pthread_create(&th[0], NULL, pipe_main, &p), 0);
+    await_pipeline(p.l, 1, 0);
+    for (int i = 1; i < N; i++)
         assert_int_equal(pthread_create(&th[i], NULL, pipe_main, &p), 0);
     await_pipeline(p.l, 1, N - 1);
     redis_cli(url, "CLIENT UNPAUSE");
@@ -172,6 +177,61 @@ static void pipeline_shares_one_round_trip(uint32_t pipeline_max, const char *di
         assert_int_equal(ps.batches, 1 + N);
         assert_int_equal(ps.max_batch, 1);
     }
+    fdn_limiter_destroy(p.l);
+}
+
+/* One connection carries several pipelines at once (the default depth, 4): with Redis holding
+ * every write, 4 checks each write their own pipeline on the one connection and wait for their
+ * replies, and the 4 after them queue. Once Redis goes on, every check is answered from its
+ * own reply (4 allowed of the 4 tokens left, 4 denied), none sent twice, and the queued ones go
+ * in at most 4 more pipelines. */
+static void one_connection_carries_several_pipelines(void **state)
+{
+    char url[128];
+    test_engine_url_of(*state, url, sizeof(url));
+    fdn_limiter_opts_t o = redis_opts(url, FDN_LIMIT_FAIL_CLOSED);
+    o.redis.pool_size = 1;
+    o.redis.command_timeout_ms = 30000;
+    pipe_load_t p = {
+        .l = open_limiter(&o), .key = "depth", .rule = {FDN_LIMIT_TOKEN_BUCKET, 5, 3600000, 5}};
+    fdn_limit_result_t res; /* loads the script, takes 1 of the 5 tokens */
+    assert_int_equal(fdn_limiter_check(p.l, p.key, strlen(p.key), &p.rule, 1, 0, &res), 0);
+
+    redis_cli(url, "CLIENT PAUSE 60000 WRITE");
+    enum { N = 8, DEPTH = 4 };
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) { /* one at a time: each seen in flight or queued */
+        assert_int_equal(pthread_create(&th[i], NULL, pipe_main, &p), 0);
+        await_pipeline(p.l, i < DEPTH ? (uint32_t)i + 1 : DEPTH,
+                       i < DEPTH ? 0 : (uint32_t)(i - DEPTH + 1));
+    }
+    fdn__redis_pipe_stats_t held;
+    fdn__limiter_redis_pipeline_stats(p.l, &held);
+    fdn_limiter_backend_status_t st0;
+    fdn_limiter_backend_status(p.l, &st0);
+    redis_cli(url, "CLIENT UNPAUSE");
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+
+    assert_int_equal(held.batches, 1 + DEPTH); /* the first check, and 4 in flight at once */
+    assert_int_equal(held.max_batch, 1);
+    assert_int_equal(st0.commands, 1 + DEPTH); /* the queued ones not sent yet */
+    assert_int_equal(atomic_load(&p.allowed), 4);
+    assert_int_equal(atomic_load(&p.denied), N - 4);
+    assert_int_equal(atomic_load(&p.other), 0);
+    fdn__redis_pipe_stats_t ps;
+    fdn__limiter_redis_pipeline_stats(p.l, &ps);
+    fdn_limiter_backend_status_t st;
+    fdn_limiter_backend_status(p.l, &st);
+    assert_int_equal(st.fallbacks, 0);
+    assert_int_equal(st.errors, 0);
+    assert_int_equal(st.commands, 1 + N); /* every check sent exactly once */
+    assert_int_equal(st.script_loads, 1);
+    assert_int_equal(ps.calls, 1 + N);
+    assert_true(ps.batches >= 1 + DEPTH + 1 && ps.batches <= 1 + N);
+    assert_true(ps.max_batch <= N - DEPTH);
+    assert_int_equal(ps.leaders, 0);
+    assert_int_equal(ps.queued, 0);
     fdn_limiter_destroy(p.l);
 }
 
@@ -1408,6 +1468,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(script_windows_at_clock_extremes),
         cmocka_unit_test(deny_cache_at_clock_extremes),
         cmocka_unit_test(inc_set_get_match_the_memory_store),
+        cmocka_unit_test_setup_teardown(one_connection_carries_several_pipelines, chaos_setup,
+                                        chaos_teardown),
         cmocka_unit_test_setup_teardown(pipeline_carries_the_queued_checks, chaos_setup,
                                         chaos_teardown),
         cmocka_unit_test_setup_teardown(pipeline_max_1_sends_one_check_per_round_trip, chaos_setup,
