@@ -190,4 +190,10 @@ void fdn__evb_pg_test_put(const fdn__evb_t *be, struct fdn__pg *c);
  * can act between a waiter's wake-up and its next step (fn NULL: none). */
 void fdn__evb_pg_test_on_wake(const fdn__evb_t *be, void (*fn)(void *arg), void *arg);
 
+/* Tests: fn(arg) runs in a caller waiting for a pooled connection in poll each time before it
+ * polls: after it found its deadline not yet passed, before it reads the clock again for
+ * poll's timeout (and without the pool's lock), so a test can let the deadline pass between
+ * the two (fn NULL: none). */
+void fdn__evb_pg_test_on_poll(const fdn__evb_t *be, void (*fn)(void *arg), void *arg);
+
 #endif

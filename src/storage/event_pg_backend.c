@@ -82,11 +82,16 @@
  * so nothing is lost and no connection is closed for it (test hook: fdn__evb_pg_test_on_wake
  * holds a woken waiter before it looks, so a test can cut it at that point). So a cut ends the
  * wait at once, whoever holds the connections and for however long (another thread's call
- * waits for the server's answer up to its deadline); a waiter handed something at its deadline
- * takes it. The uncontended checkout is as before (no eventfd, no poll: the line is looked at
+ * waits for the server's answer up to its deadline). A waiter handed something only at or past
+ * its deadline (it ran late) passes it on too and fails as at its deadline (FDN_EUNAVAILABLE):
+ * its call has no time left, so a connection's first command would break it and pool_put
+ * would close a good connection (test hook: fdn__evb_pg_test_on_wake, holding it until then).
+ * The uncontended checkout is as before (no eventfd, no poll: the line is looked at
  * only when a connection is put back, one comparison). Should an eventfd not be made
  * (descriptors exhausted) or poll fail, that waiter waits on its condition variable, checking
- * its descriptor whenever woken (handed something, or at its deadline).
+ * its descriptor whenever woken (handed something, or at its deadline); should its condition
+ * variable not be made, it does not wait at all (FDN_EUNAVAILABLE: the hand-over could not
+ * wake it without an eventfd, nor it fall back on one should poll fail).
  *
  * Hints: the follower (wait) is not woken by the notifications of this backend's own commits
  * (own_head, set by the writer after each append): the writer puts its batch into memory
@@ -112,6 +117,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/assert.h"
 #include "core/cancel.h"
 #include "core/list.h"
 #include "core/lock.h"
@@ -127,10 +133,14 @@ enum { GRANT_NONE = 0, GRANT_CONN, GRANT_SLOT };
 /* A caller waiting in line for a pooled connection (wait_free), on its stack. */
 typedef struct waiter {
     struct cds_list_head link; /* mu: in b->waiters until handed something or gone */
-    int fd;                    /* mu: eventfd written when handed something (-1: cv) */
-    pthread_cond_t cv;         /* signalled when handed something (fd -1) */
-    int grant;                 /* mu: GRANT_CONN (conn), GRANT_SLOT (to fill), or none yet */
-    fdn__pg_t *conn;
+    /* its eventfd, which hand_on_locked writes to (under mu) when it is handed something; -1:
+     * it waits on cv. The member is set only by its owner (under mu once it is in line: it
+     * drops the eventfd should poll fail) and read under mu by hand_on_locked. */
+    int fd;
+    pthread_cond_t cv; /* signalled under mu by hand_on_locked when it is handed something
+                        * (fd -1); made before it joins the line */
+    int grant;         /* mu: GRANT_CONN (conn), GRANT_SLOT (to fill), or none yet */
+    fdn__pg_t *conn;   /* mu: with GRANT_CONN, the connection it is handed */
 } waiter_t;
 
 typedef struct pgb {
@@ -152,6 +162,8 @@ typedef struct pgb {
     size_t max;
     void (*wake_hook)(void *arg); /* mu: tests (fdn__evb_pg_test_on_wake) */
     void *wake_arg;               /* mu */
+    void (*poll_hook)(void *arg); /* mu: tests (fdn__evb_pg_test_on_poll) */
+    void *poll_arg;               /* mu */
 } pgb_t;
 
 static int64_t mono_now(void)
@@ -228,7 +240,8 @@ static void hand_on_locked(pgb_t *b, fdn__pg_t *c) FDN_REQUIRES(b->mu)
 
 /* Wait in line (mu held, released while waiting) for a connection or a slot the pool hands
  * over (hand_on_locked): 0, with *conn the connection, or NULL for a slot the caller fills
- * (nopen counts it); or FDN_EUNAVAILABLE at the deadline (a deadline already passed: at once),
+ * (nopen counts it); or FDN_EUNAVAILABLE at the deadline (a deadline already passed: at once;
+ * handed something only at or past it: passed on; no condition variable: at once),
  * FDN_ECANCELED once the thread's cut descriptor is readable. A thread without a cut
  * descriptor waits on its condition variable. One with a descriptor waits in poll on it and on
  * an eventfd of its own, which hand_on_locked writes: the cut ends the wait at once, whoever
@@ -258,7 +271,19 @@ static int wait_free(pgb_t *b, int64_t deadline, fdn__pg_t **conn, fdn_error_t *
         if (me.fd < 0 && fdn__cut_now())
             return cut_short(err);
     }
-    (void)fdn__cond_init_mono(&me.cv);
+    /* Its condition variable: hand_on_locked signals it for a waiter without an eventfd, and a
+     * waiter in poll turns to it should poll fail, so nobody waits in line without one. Not
+     * made (pthread_cond_init fails: glibc's cannot, others may lack memory): no wait, the
+     * call fails as at its deadline. */
+    int crc = fdn__cond_init_mono(&me.cv);
+    if (crc != 0) {
+        if (me.fd >= 0)
+            close(me.fd);
+        return fdn_err_set(err, FDN_EUNAVAILABLE,
+                           "events: PostgreSQL: cannot wait for a free connection "
+                           "(pthread_cond_init: %d)",
+                           crc);
+    }
     cds_list_add_tail(&me.link, &b->waiters); /* last in line, and stays there */
     b->nwait++;
     b->npoll += me.fd >= 0;
@@ -269,10 +294,17 @@ static int wait_free(pgb_t *b, int64_t deadline, fdn__pg_t **conn, fdn_error_t *
             cut_now = cut >= 0 && fdn__cut_now(); /* (no eventfd: checked when woken) */
             continue;
         }
-        int64_t ms = (deadline - mono_now() + 999999) / 1000000;
         void (*hook)(void *) = b->wake_hook;
         void *hook_arg = b->wake_arg;
+        void (*poll_hook)(void *) = b->poll_hook;
+        void *poll_arg = b->poll_arg;
         fdn__mutex_unlock(&b->mu);
+        if (poll_hook != NULL)
+            poll_hook(poll_arg); /* tests: between the loop's look at the clock and this one */
+        /* The clock read once here, the timeout never negative: the deadline may have passed
+         * since the loop's check (a preemption), and a negative timeout is poll's "forever". */
+        int64_t left = deadline - mono_now();
+        int64_t ms = left > 0 ? (left + 999999) / 1000000 : 0;
         struct pollfd pfd[2] = {{.fd = me.fd, .events = POLLIN}, {.fd = cut, .events = POLLIN}};
         int k = poll(pfd, 2, ms > INT_MAX ? INT_MAX : (int)ms); /* a negative fd is skipped */
         int perr = errno;
@@ -282,8 +314,9 @@ static int wait_free(pgb_t *b, int64_t deadline, fdn__pg_t **conn, fdn_error_t *
         if (k > 0 && pfd[1].revents != 0) {
             cut_now = fdn__cut_revents(pfd[1].revents);
             stale = !cut_now; /* not open or in error (core/cancel.h) */
-        } else if (k > 0 && cut >= 0) {
-            cut_now = fdn__cut_now(); /* handed something: cut meanwhile too? */
+        } else if (cut >= 0) {
+            cut_now = fdn__cut_now(); /* whatever poll returned (handed something, EINTR,
+                                       * the deadline): cut meanwhile too? */
         }
         fdn__mutex_lock(&b->mu);
         if (stale)
@@ -301,6 +334,13 @@ static int wait_free(pgb_t *b, int64_t deadline, fdn__pg_t **conn, fdn_error_t *
         if (me.grant != GRANT_NONE)
             hand_on_locked(b, me.conn); /* what it was handed goes on */
     } else if (me.grant == GRANT_NONE) {
+        rc = fdn_err_set(err, FDN_EUNAVAILABLE,
+                         "events: PostgreSQL: no connection free within the deadline");
+    } else if (mono_now() >= deadline) {
+        /* handed something at or past its deadline (it ran late): its call has no time left
+         * for it (a connection's first command would find none, break it, and pool_put would
+         * close a good connection; a slot: no time to connect), so it goes on */
+        hand_on_locked(b, me.conn);
         rc = fdn_err_set(err, FDN_EUNAVAILABLE,
                          "events: PostgreSQL: no connection free within the deadline");
     } else {
@@ -387,6 +427,15 @@ void fdn__evb_pg_test_on_wake(const fdn__evb_t *be, void (*fn)(void *arg), void 
     fdn__mutex_lock(&b->mu);
     b->wake_hook = fn;
     b->wake_arg = arg;
+    fdn__mutex_unlock(&b->mu);
+}
+
+void fdn__evb_pg_test_on_poll(const fdn__evb_t *be, void (*fn)(void *arg), void *arg)
+{
+    pgb_t *b = be->state;
+    fdn__mutex_lock(&b->mu);
+    b->poll_hook = fn;
+    b->poll_arg = arg;
     fdn__mutex_unlock(&b->mu);
 }
 
@@ -673,6 +722,9 @@ static void pgb_close(void *p)
     pgb_t *b = p;
     if (b == NULL)
         return;
+    /* no call may be in flight at close (the table's contract): none waits in line, on a
+     * record on its stack this would leave pointing at freed memory */
+    FDN_ASSERT(b->nwait == 0);
     fdn__pg_close(b->wconn);
     fdn__pg_close(b->lconn);
     for (size_t i = 0; i < b->nidle; i++)

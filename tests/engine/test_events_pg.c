@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -709,6 +710,13 @@ static void cut_descriptor_stale_hung_up_or_written(void **state)
     fdn__pg_close(c);
 }
 
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* The pool tests below: a pooled get on a thread. */
 typedef struct pool_call {
     fdn__evb_t *be;
@@ -741,16 +749,29 @@ static void pool_call_start(pool_call_t *pc, pthread_t *th, fdn__evb_t *be, int 
 }
 
 /* Wait until n callers wait for a connection of be's pool (registered under its lock: a
- * cut written or a connection put back from then on reaches them). */
-static void wait_pool_waiters(const fdn__evb_t *be, size_t n)
+ * cut written or a connection put back from then on reaches them): true; or false, once
+ * unless (a caller's "returned" waiter, or NULL) is raised first (a caller with a short
+ * deadline that gave up). A minute without either fails the test (a caller that never comes:
+ * caught here, not by ctest's TIMEOUT). */
+static bool pool_waiters_reach(const fdn__evb_t *be, size_t n, test_waiter_t *unless)
 {
+    int64_t bound = mono_ns() + 60 * 1000000000LL;
     for (;;) {
         size_t open = 0, idle = 0, waiting = 0;
         fdn__evb_pg_test_pool(be, &open, &idle, &waiting, NULL);
         if (waiting >= n)
-            return;
+            return true;
+        if (unless != NULL && test_waiter_value(unless) != 0)
+            return false;
+        if (mono_ns() >= bound)
+            fail_msg("%zu callers wait for a pooled connection after 60 s, not %zu", waiting, n);
         sched_yield();
     }
+}
+
+static void wait_pool_waiters(const fdn__evb_t *be, size_t n)
+{
+    (void)pool_waiters_reach(be, n, NULL);
 }
 
 static void assert_pool(const fdn__evb_t *be, size_t open, size_t idle, size_t waiting)
@@ -890,33 +911,34 @@ static void pool_waiters_of_both_kinds_are_served(void **state)
 }
 
 /* The pool tests below that order the pool's steps themselves: a caller on a thread takes a
- * connection straight from the pool (fdn__evb_pg_test_get, bounded by 10 minutes: a lost
- * wake-up hangs the test to ctest's TIMEOUT), says so (got), and holds it until the test lets
- * it put it back (put). */
+ * connection straight from the pool (fdn__evb_pg_test_get, bounded by 10 minutes unless the
+ * test sets a deadline: a lost wake-up hangs the test to ctest's TIMEOUT), says so (got, and
+ * done_fd written when there is one), and holds it until the test lets it put it back (put). */
 typedef struct pool_taker {
     fdn__evb_t *be;
-    int cut_fd; /* the thread's cut descriptor (-1: none) */
+    int cut_fd;       /* the thread's cut descriptor (-1: none) */
+    int64_t deadline; /* of its get (CLOCK_MONOTONIC ns; 0: 10 minutes from its start) */
+    int done_fd;      /* an eventfd written once its get returned (-1: none) */
     int rc;
     fdn__pg_t *conn;
     test_waiter_t got;
     test_waiter_t put;
 } pool_taker_t;
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void *pool_taker_main(void *arg)
 {
     pool_taker_t *pt = arg;
     (void)fdn_events_set_thread_cut_fd(pt->cut_fd);
     fdn_error_t err = FDN_ERROR_INIT;
-    pt->rc = fdn__evb_pg_test_get(pt->be, &pt->conn, mono_ns() + 600 * 1000000000LL, &err);
+    int64_t deadline = pt->deadline != 0 ? pt->deadline : mono_ns() + 600 * 1000000000LL;
+    pt->rc = fdn__evb_pg_test_get(pt->be, &pt->conn, deadline, &err);
     (void)fdn_events_set_thread_cut_fd(-1);
     test_waiter_add(&pt->got, 1);
+    if (pt->done_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t n = write(pt->done_fd, &one, sizeof one);
+        (void)n; /* an eventfd's counter: checked by the test's poll */
+    }
     if (pt->rc == 0) {
         test_waiter_wait(&pt->put, 1);
         fdn__evb_pg_test_put(pt->be, pt->conn);
@@ -924,13 +946,21 @@ static void *pool_taker_main(void *arg)
     return NULL;
 }
 
-/* Start a taker and return once it waits in the pool's queue, the n-th caller there. */
-static void pool_taker_start(pool_taker_t *pt, pthread_t *th, fdn__evb_t *be, int cut_fd, size_t n)
+/* Start a taker whose get waits until deadline (0: 10 minutes), done_fd as above. */
+static void pool_taker_begin(pool_taker_t *pt, pthread_t *th, fdn__evb_t *be, int cut_fd,
+                             int64_t deadline, int done_fd)
 {
-    *pt = (pool_taker_t){.be = be, .cut_fd = cut_fd, .rc = 1};
+    *pt = (pool_taker_t){
+        .be = be, .cut_fd = cut_fd, .deadline = deadline, .done_fd = done_fd, .rc = 1};
     test_waiter_init(&pt->got);
     test_waiter_init(&pt->put);
     assert_int_equal(pthread_create(th, NULL, pool_taker_main, pt), 0);
+}
+
+/* Start a taker and return once it waits in the pool's queue, the n-th caller there. */
+static void pool_taker_start(pool_taker_t *pt, pthread_t *th, fdn__evb_t *be, int cut_fd, size_t n)
+{
+    pool_taker_begin(pt, th, be, cut_fd, 0, -1);
     wait_pool_waiters(be, n);
 }
 
@@ -1029,13 +1059,17 @@ static void pool_connection_goes_to_the_oldest_waiter_not_a_newcomer(void **stat
 }
 
 /* A waiter cut at the moment it is handed the connection: a pool of one connection, held by
- * the test; W1 (in poll, its thread's cut descriptor not yet written) and then W2 (no cut
- * descriptor: the condition variable) wait. The test puts the connection back, which hands it
- * to W1; while W1 is held in the wake hook, its cut is written. W1's call ends with
+ * the test; W1 (in poll, its thread's cut descriptor not yet written) and then W2 (in poll
+ * too, its cut descriptor never written) wait. The test puts the connection back, which hands
+ * it to W1; while W1 is held in the wake hook, its cut is written. W1's call ends with
  * FDN_ECANCELED and the connection it was handed goes on to W2, open (the same connection:
  * not closed as a cut call's would be, not lost), and the pool is one idle connection after.
  * (Before: this hand-over was reasoned about in the DESIGN comment but not tested; W1 took the
- * connection, its cut unseen until the connection's first command.) */
+ * connection, its cut unseen until the connection's first command.) W2 waits in poll, not on
+ * its condition variable: the old code's waiters of that kind woke on a shared one and could
+ * take the connection before W1 looked, which made the test pass without the hand-on about
+ * one run in 15; waiters on a condition variable are served in
+ * pool_waiters_of_both_kinds_are_served. */
 static void pool_waiter_cut_as_it_is_handed_the_connection_passes_it_on(void **state)
 {
     (void)state;
@@ -1051,11 +1085,13 @@ static void pool_waiter_cut_as_it_is_handed_the_connection_passes_it_on(void **s
     fdn__evb_pg_test_on_wake(&be, wake_gate_hook, &gate);
 
     int cut = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    int cut2 = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); /* W2's: never written */
     assert_true(cut >= 0);
+    assert_true(cut2 >= 0);
     pool_taker_t w1, w2;
     pthread_t t1, t2;
     pool_taker_start(&w1, &t1, &be, cut, 1);
-    pool_taker_start(&w2, &t2, &be, -1, 2);
+    pool_taker_start(&w2, &t2, &be, cut2, 2);
     test_waiter_add(&w1.put, 1); /* each puts back what it is handed at once */
     test_waiter_add(&w2.put, 1);
     fdn__evb_pg_test_put(&be, held);
@@ -1074,8 +1110,177 @@ static void pool_waiter_cut_as_it_is_handed_the_connection_passes_it_on(void **s
     pool_taker_destroy(&w1);
     pool_taker_destroy(&w2);
     close(cut);
+    close(cut2);
     test_waiter_destroy(&gate.woken);
     test_waiter_destroy(&gate.go);
+    fdn__evb_close(&be);
+}
+
+/* The pool's poll and wake hooks in the two tests below: the waiter there waits, on the
+ * monotonic clock, until `until` (its deadline, or just past it) has passed: a waiter delayed
+ * at that point past its deadline (preempted, on a loaded machine), made certain. The wait is
+ * for the condition under test, not for another thread, and is bounded by until itself. */
+typedef struct pool_late {
+    int64_t until; /* set before the waiters' threads start */
+    _Atomic int calls;
+} pool_late_t;
+
+static void pool_late_hook(void *arg)
+{
+    pool_late_t *l = arg;
+    atomic_fetch_add_explicit(&l->calls, 1, memory_order_relaxed);
+    struct timespec ts = {.tv_sec = (time_t)(l->until / 1000000000),
+                          .tv_nsec = (long)(l->until % 1000000000)};
+    while (mono_ns() < l->until)
+        (void)clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+}
+
+/* A waiter whose deadline passes between its look at the deadline and its poll: a pool of one
+ * connection, held by the test, and a waiter W in poll (its thread's cut descriptor never
+ * written) with a deadline a moment ahead. The poll hook holds W after its loop saw the
+ * deadline not yet passed until 5 ms past it. W's call then ends by itself, with
+ * FDN_EUNAVAILABLE, the connection still held by the test. (Before: W read the clock again for
+ * poll's timeout, which came out negative (from 2 ms past the deadline: less rounds to 0), and
+ * poll waited forever: W returned only once the connection was put back, here after 20 s, and
+ * failed the test, or, with no put-back, never.) The deadline is 100 ms ahead, then 1 s, then
+ * 10 s: on a machine too loaded for W to reach its poll within that (its call then ends before
+ * the hook), the case is tried again with more room. */
+static void pool_waiter_whose_deadline_passes_before_it_polls_returns(void **state)
+{
+    (void)state;
+    const char *schema = "fdn_test_pool_poll_late";
+    fdn_error_t err = FDN_ERROR_INIT;
+    fdn__evb_t be = {0};
+    open_pool_of_one(&be, schema);
+    fdn__pg_t *held = NULL;
+    assert_int_equal(fdn__evb_pg_test_get(&be, &held, mono_ns() + 600 * 1000000000LL, &err), 0);
+    int cut = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    int done = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    assert_true(cut >= 0);
+    assert_true(done >= 0);
+    pool_late_t late = {0};
+    fdn__evb_pg_test_on_poll(&be, pool_late_hook, &late);
+    pool_taker_t w;
+    pthread_t t;
+    int64_t lead = 100 * 1000000LL;
+    bool reached = false;
+    for (int attempt = 0; attempt < 3 && !reached; attempt++, lead *= 10) {
+        int64_t deadline = mono_ns() + lead;
+        late.until = deadline + 5 * 1000000LL; /* a negative timeout needs 2 ms past it */
+        atomic_store_explicit(&late.calls, 0, memory_order_relaxed);
+        pool_taker_begin(&w, &t, &be, cut, deadline, done);
+        test_waiter_add(&w.put, 1); /* what it is handed, if anything, it puts back at once */
+        struct pollfd pfd = {.fd = done, .events = POLLIN};
+        int64_t bound = mono_ns() + 20 * 1000000000LL; /* it returns within ms; 20 s: hung */
+        int k = 0;
+        for (int64_t now = mono_ns(); k == 0 && now < bound; now = mono_ns()) {
+            k = poll(&pfd, 1, (int)((bound - now + 999999) / 1000000));
+            if (k < 0)
+                k = 0; /* EINTR: again */
+        }
+        if (k == 0)
+            fdn__evb_pg_test_put(&be, held); /* the only way to end its wait */
+        pthread_join(t, NULL);
+        uint64_t v = 0;
+        assert_int_equal(read(done, &v, sizeof v), (ssize_t)sizeof v);
+        if (k == 0)
+            fail_msg("a waiter whose deadline passed before its poll still waited 20 s later "
+                     "(rc %d once the connection was put back)",
+                     w.rc);
+        reached = atomic_load_explicit(&late.calls, memory_order_relaxed) > 0;
+        if (!reached) { /* too late to wait at all: tried again */
+            assert_int_equal(w.rc, FDN_EUNAVAILABLE);
+            pool_taker_destroy(&w);
+        }
+    }
+    if (!reached)
+        fail_msg("the waiter never reached its poll before its deadline, 10 s ahead");
+    assert_int_equal(w.rc, FDN_EUNAVAILABLE);
+    assert_pool(&be, 1, 0, 0); /* the test's connection, still held; nobody in line */
+    assert_true(fdn__pg_connected(held));
+    fdn__evb_pg_test_put(&be, held);
+    assert_pool(&be, 1, 1, 0);
+    fdn__evb_pg_test_on_poll(&be, NULL, NULL);
+    pool_taker_destroy(&w);
+    close(cut);
+    close(done);
+    fdn__evb_close(&be);
+}
+
+/* A waiter handed the connection only at or past its deadline: a pool of one connection, held
+ * by the test; W1 (deadline a moment ahead) and then W2 (10 minutes) wait in poll (their
+ * threads' cut descriptors never written). The test puts the connection back before W1's
+ * deadline, which hands it to W1; the wake hook holds W1, woken, until its deadline has
+ * passed. W1's call then ends with FDN_EUNAVAILABLE, and the connection goes on to W2, the
+ * same one, open, and is idle after. (Before: W1 took it, its call's deadline passed: its
+ * first command found no time left, broke the connection, and pool_put closed a good one.)
+ * The deadline is 250 ms ahead, then 2.5 s, then 25 s: on a machine too loaded for W1 and W2
+ * to queue and the connection to be put back within that, the case is tried again with more
+ * room. */
+static void pool_waiter_handed_the_connection_past_its_deadline_passes_it_on(void **state)
+{
+    (void)state;
+    const char *schema = "fdn_test_pool_wake_late";
+    fdn_error_t err = FDN_ERROR_INIT;
+    fdn__evb_t be = {0};
+    open_pool_of_one(&be, schema);
+    int cut[2];
+    for (int i = 0; i < 2; i++) {
+        cut[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        assert_true(cut[i] >= 0);
+    }
+    pool_late_t late = {0};
+    fdn__evb_pg_test_on_wake(&be, pool_late_hook, &late);
+    fdn__pg_t *held = NULL;
+    pool_taker_t w1, w2;
+    pthread_t t1, t2;
+    int64_t lead = 250 * 1000000LL;
+    bool in_time = false;
+    for (int attempt = 0; attempt < 3 && !in_time; attempt++, lead *= 10) {
+        assert_int_equal(fdn__evb_pg_test_get(&be, &held, mono_ns() + 600 * 1000000000LL, &err), 0);
+        int64_t deadline = mono_ns() + lead;
+        late.until = deadline;
+        atomic_store_explicit(&late.calls, 0, memory_order_relaxed);
+        pool_taker_begin(&w1, &t1, &be, cut[0], deadline, -1);
+        test_waiter_add(&w1.put, 1); /* each puts back what it is handed at once */
+        bool queued = pool_waiters_reach(&be, 1, &w1.got); /* false: W1 gave up already */
+        bool w2_started = queued;
+        if (queued) {
+            pool_taker_begin(&w2, &t2, &be, cut[1], 0, -1);
+            test_waiter_add(&w2.put, 1);
+            queued = pool_waiters_reach(&be, 2, &w1.got);
+        }
+        fdn__evb_pg_test_put(&be, held);
+        /* put back before W1's deadline, W1 (which leaves the line only at its deadline) first
+         * in line: handed to W1 */
+        in_time = queued && mono_ns() < deadline;
+        pthread_join(t1, NULL);
+        if (w2_started)
+            pthread_join(t2, NULL); /* whichever had it put it back */
+        if (!in_time) {
+            pool_taker_destroy(&w1);
+            if (w2_started)
+                pool_taker_destroy(&w2);
+        }
+    }
+    if (!in_time)
+        fail_msg("the connection was never put back before the waiter's deadline, 25 s ahead");
+    assert_true(atomic_load_explicit(&late.calls, memory_order_relaxed) > 0);
+    assert_int_equal(w1.rc, FDN_EUNAVAILABLE);
+    assert_int_equal(w2.rc, 0);
+    assert_ptr_equal(w2.conn, held);
+    assert_pool(&be, 1, 1, 0);
+    fdn__pg_t *again = NULL;
+    assert_int_equal(fdn__evb_pg_test_get(&be, &again, mono_ns() + 600 * 1000000000LL, &err), 0);
+    assert_ptr_equal(again, held); /* the same connection, open */
+    assert_true(fdn__pg_connected(again));
+    fdn__evb_pg_test_put(&be, again);
+    assert_pool(&be, 1, 1, 0);
+    fdn__evb_pg_test_on_wake(&be, NULL, NULL);
+    pool_taker_destroy(&w1);
+    pool_taker_destroy(&w2);
+    for (int i = 0; i < 2; i++)
+        close(cut[i]);
     fdn__evb_close(&be);
 }
 
@@ -1139,6 +1344,8 @@ int main(void)
         cmocka_unit_test(pool_waiters_of_both_kinds_are_served),
         cmocka_unit_test(pool_connection_goes_to_the_oldest_waiter_not_a_newcomer),
         cmocka_unit_test(pool_waiter_cut_as_it_is_handed_the_connection_passes_it_on),
+        cmocka_unit_test(pool_waiter_whose_deadline_passes_before_it_polls_returns),
+        cmocka_unit_test(pool_waiter_handed_the_connection_past_its_deadline_passes_it_on),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
