@@ -154,7 +154,7 @@ void fdn__limiter_probes(fdn_limiter_t *l, uint64_t *lookups, uint64_t *probes)
 
 void fdn__limiter_redis_pipeline_stats(const fdn_limiter_t *l, fdn__redis_pipe_stats_t *out)
 {
-    *out = (fdn__redis_pipe_stats_t){0, 0, 0, 0, 0};
+    *out = (fdn__redis_pipe_stats_t){0, 0, 0, 0, 0, 0};
 #ifdef FDN_HAVE_REDIS
     if (l != NULL && l->be == &fdn__limiter_redis_backend)
         fdn__limiter_redis_pipeline_counts(l->be_self, out);
@@ -169,6 +169,18 @@ void fdn__limiter_redis_test_depth(fdn_limiter_t *l, uint32_t depth)
 #else
     (void)l;
     (void)depth;
+#endif
+}
+
+void fdn__limiter_redis_test_hold(fdn_limiter_t *l, void (*fn)(void *arg), void *arg)
+{
+#ifdef FDN_HAVE_REDIS
+    if (l != NULL && l->be == &fdn__limiter_redis_backend)
+        fdn__limiter_redis_set_hold(l->be_self, fn, arg);
+#else
+    (void)l;
+    (void)fn;
+    (void)arg;
 #endif
 }
 

@@ -96,6 +96,7 @@ int fdn__limiter_redis_create(void **out, const fdn_limiter_redis_opts_t *opts,
  * carried, the most in one; checks leading (sending) and waiting in the queue now. */
 typedef struct fdn__redis_pipe_stats {
     uint64_t batches, calls, max_batch;
+    uint64_t cuts; /* connections cut by a pipeline whose deadline passed in its read turn */
     uint32_t leaders, queued;
 } fdn__redis_pipe_stats_t;
 /* Of the Redis backend `self`, or of the limiter l (all 0 when its backend is not Redis). */
@@ -105,6 +106,10 @@ void fdn__limiter_redis_pipeline_stats(const fdn_limiter_t *l, fdn__redis_pipe_s
  * carries at once (default 4); set before the first check. */
 void fdn__limiter_redis_set_depth(void *self, uint32_t depth);
 void fdn__limiter_redis_test_depth(fdn_limiter_t *l, uint32_t depth);
+/* Tests: fn(arg) runs in every pipeline's leader once it holds room on a connection and
+ * before it writes (fn NULL: none), so a test can hold one there; set before the checks. */
+void fdn__limiter_redis_set_hold(void *self, void (*fn)(void *arg), void *arg);
+void fdn__limiter_redis_test_hold(fdn_limiter_t *l, void (*fn)(void *arg), void *arg);
 
 /* The in-memory store's status (as its `status`) and its evictions (as `stats` counts them),
  * in one pass over the shards. */

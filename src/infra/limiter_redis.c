@@ -30,9 +30,12 @@
  * most until its deadline (command_timeout_ms from its start) and then falls back unsent; a
  * pipeline leaves out the checks with less than 1 ms left, and its send and its reads are
  * bounded by the earliest deadline of the rest. A pipeline waits for the earlier ones on its
- * connection to be read first: that wait is bounded by their own bounds. Once a write or a read
- * fails on a connection, nothing more is written on it, the pipelines after the failure are
- * not read (their calls fail as sent), and the last of them ends its lease, broken. A reset's
+ * connection to be read first; when its deadline passes meanwhile it cuts the connection (a
+ * socket shutdown), which ends their reads at once. Once a read fails or is cut, nothing more
+ * is written or read on the connection: the pipelines after it fail as sent (never resent),
+ * and the last of them ends its lease, broken. A failed write stops only the writing: the
+ * pipelines written before it are still read. When the pool has room, a new connection is
+ * opened for the waiting checks; one that opens hands its room to them too. A reset's
  * DEL is a pipeline of its own on the same connections.
  *
  * Failure policy: LOCAL checks the in-memory store (limiter_store.c) with the rule's limit and
@@ -110,7 +113,9 @@ typedef struct redisbe {
     uint32_t pool_size;
     uint32_t pipeline_max;
     uint32_t depth; /* most pipelines a connection carries at once */
-    _Atomic uint64_t batches, batched_calls, max_batch;
+    void (*hold)(void *arg); /* tests (fdn__limiter_redis_set_hold): set before any check */
+    void *hold_arg;
+    _Atomic uint64_t batches, batched_calls, max_batch, cuts;
     _Atomic bool connected;
     _Atomic uint64_t conn_gen; /* bumped when a connection breaks: older ones are not reused */
     _Atomic uint64_t allowed, denied, commands, errors, fallbacks, local_denials, script_loads;
@@ -143,11 +148,20 @@ typedef struct rconn {
     int64_t send_ms;            /* wmu: the send bound set on c now */
     _Atomic uint32_t read_turn; /* the ticket whose replies are read next (a futex word) */
     int64_t recv_ms;            /* the reader in turn's: the receive bound set on c now */
-    _Atomic bool broken;        /* a write or a read failed: nothing more is written or read */
+    _Atomic bool broken;        /* a read failed, or was cut: nothing more is read or written */
+    _Atomic bool wfail;         /* a write failed: nothing more is written (what went before it
+                                   is still read) */
     fdn_pool_worker_t *w;       /* pmu: its lease, while it carries pipelines */
     uint32_t pipes;             /* pmu: pipelines on it (being written, or awaiting replies) */
     bool retired;               /* pmu: not in b->act (takes no new pipeline) */
 } rconn_t;
+
+/* Whether r may carry a new pipeline. */
+static bool conn_sound(rconn_t *r)
+{
+    return !atomic_load_explicit(&r->broken, memory_order_acquire) &&
+           !atomic_load_explicit(&r->wfail, memory_order_acquire);
+}
 
 static int conn_create(void **out, void *user)
 {
@@ -373,7 +387,7 @@ static bool room_locked(redisbe_t *b, rconn_t **conn)
     rconn_t *best = NULL;
     for (uint32_t i = 0; i < b->nact;) {
         rconn_t *r = b->act[i];
-        if (atomic_load_explicit(&r->broken, memory_order_relaxed) || r->gen != gen) {
+        if (!conn_sound(r) || r->gen != gen) {
             act_remove_locked(b, r); /* act[i] is another one now */
             continue;
         }
@@ -402,30 +416,48 @@ static void claim_locked(redisbe_t *b, preq_t *q, rconn_t *conn)
     preq_set(q, PQ_LEAD);
 }
 
+#define HAND_MAX 8u /* waiters one caller hands room to at once (the rest: at later ends) */
+
+typedef struct hand {
+    preq_t *q[HAND_MAX];
+    uint32_t n;
+} hand_t;
+
+/* pmu held: hand room to the oldest waiters while there is some, first on `prefer` (when it is
+ * sound), then wherever room_locked finds it. To wake after pmu is released. */
+static void hand_locked(redisbe_t *b, rconn_t *prefer, hand_t *h)
+{
+    uint64_t gen = atomic_load_explicit(&b->conn_gen, memory_order_relaxed);
+    while (h->n < HAND_MAX && !cds_list_empty(&b->queue)) {
+        rconn_t *to = prefer;
+        bool room = prefer != NULL && !prefer->retired && prefer->pipes < b->depth &&
+                    prefer->gen == gen && conn_sound(prefer);
+        if (!room && !room_locked(b, &to))
+            break;
+        preq_t *nx = fdn__list_first_entry(&b->queue, preq_t, node);
+        cds_list_del(&nx->node);
+        claim_locked(b, nx, to);
+        h->q[h->n++] = nx;
+    }
+}
+
+static void hand_wake(hand_t *h)
+{
+    for (uint32_t i = 0; i < h->n; i++)
+        fdn__word_wake_all(&h->q[i]->state);
+}
+
 /* pmu held: the pipeline q heads on conn (NULL: it had none) is over. Its room goes to the
- * oldest waiter (*next, to wake), on the same connection while that one is sound; returns the
- * connection whose lease ends now (its last pipeline), else NULL. */
-static rconn_t *end_locked(redisbe_t *b, rconn_t *conn, preq_t **next)
+ * oldest waiters (h, to wake); returns the connection whose lease ends now, else NULL. */
+static rconn_t *end_locked(redisbe_t *b, rconn_t *conn, hand_t *h)
 {
     b->leaders--;
     if (conn != NULL) {
         conn->pipes--;
-        if (atomic_load_explicit(&conn->broken, memory_order_relaxed) && !conn->retired)
+        if (!conn_sound(conn) && !conn->retired)
             act_remove_locked(b, conn);
     }
-    *next = NULL;
-    if (!cds_list_empty(&b->queue)) {
-        rconn_t *to = conn;
-        bool room = conn != NULL && !conn->retired && conn->pipes < b->depth &&
-                    conn->gen == atomic_load_explicit(&b->conn_gen, memory_order_relaxed);
-        if (!room)
-            room = room_locked(b, &to);
-        if (room) {
-            *next = fdn__list_first_entry(&b->queue, preq_t, node);
-            cds_list_del(&(*next)->node);
-            claim_locked(b, *next, to);
-        }
-    }
+    hand_locked(b, conn, h);
     if (conn != NULL && conn->pipes == 0) {
         if (!conn->retired)
             act_remove_locked(b, conn);
@@ -487,7 +519,7 @@ static bool pipe_open(redisbe_t *b, preq_t *q)
     fdn_pool_worker_t *w = NULL;
     int64_t left_ms = (q->deadline_ns - fdn__mono_now_ns()) / 1000000;
     int rc = left_ms >= 1 ? fdn_pool_checkout(b->pool, &w, left_ms, NULL) : FDN_ETIMEDOUT;
-    preq_t *next = NULL;
+    hand_t h = {.n = 0};
     fdn__mutex_lock(&b->pmu);
     b->opening--;
     if (rc == 0) {
@@ -498,13 +530,12 @@ static bool pipe_open(redisbe_t *b, preq_t *q)
         b->act[b->nact++] = r;
         q->conn = r;
     } else {
-        (void)end_locked(b, NULL, &next);
+        (void)end_locked(b, NULL, &h);
     }
     fdn__mutex_unlock(&b->pmu);
     if (rc != 0) {
         preq_fail(q);
-        if (next != NULL)
-            fdn__word_wake_all(&next->state);
+        hand_wake(&h);
     }
     return rc == 0;
 }
@@ -519,10 +550,13 @@ static bool pipe_write(redisbe_t *b, preq_t *q, rconn_t *r, bool again, uint32_t
     fdn__rl_call_t *calls[FDN__RL_PIPELINE_MAX];
     bool sent_ok = false;
     fdn__mutex_lock(&r->wmu);
+    hand_t h = {.n = 0};
     if (!again && q->ncalls > 0) {
         fdn__mutex_lock(&b->pmu);
         gather_locked(b, q);
+        hand_locked(b, r, &h); /* what it could not take in: room left on r, or elsewhere */
         fdn__mutex_unlock(&b->pmu);
+        hand_wake(&h);
     }
     int64_t deadline = pipe_deadline(q);
     int64_t left_ms = deadline == INT64_MAX ? 0 : (deadline - fdn__mono_now_ns()) / 1000000;
@@ -531,11 +565,10 @@ static bool pipe_write(redisbe_t *b, preq_t *q, rconn_t *r, bool again, uint32_t
     bool known = fdn__rl_script_sha(&b->script, sha, &loaded);
     if (deadline == INT64_MAX) {
         /* every member is late: nothing to send */
-    } else if (left_ms < 1 || atomic_load_explicit(&r->broken, memory_order_acquire) ||
-               (q->ncalls > 0 && !known)) {
+    } else if (left_ms < 1 || !conn_sound(r) || (q->ncalls > 0 && !known)) {
         pipe_fail(q);
     } else if (r->send_ms != left_ms && fdn__rl_set_send_timeout(r->c, left_ms) != 0) {
-        atomic_store_explicit(&r->broken, true, memory_order_release);
+        atomic_store_explicit(&r->wfail, true, memory_order_release);
         pipe_fail(q);
     } else {
         r->send_ms = left_ms;
@@ -564,7 +597,7 @@ static bool pipe_write(redisbe_t *b, preq_t *q, rconn_t *r, bool again, uint32_t
                     counter_max(&b->max_batch, k);
                 }
             } else {
-                atomic_store_explicit(&r->broken, true, memory_order_release);
+                atomic_store_explicit(&r->wfail, true, memory_order_release);
                 atomic_store_explicit(&b->connected, false, memory_order_relaxed);
             }
         }
@@ -580,19 +613,29 @@ static bool pipe_write(redisbe_t *b, preq_t *q, rconn_t *r, bool again, uint32_t
 static size_t pipe_read(redisbe_t *b, preq_t *q, rconn_t *r, uint32_t ticket, bool load_first,
                         bool *retry)
 {
-    for (;;) { /* bounded by the earlier pipelines' receive bounds */
+    int64_t deadline = INT64_MAX;
+    for (preq_t *p = q; p != NULL; p = p->next_in)
+        if (!p->late && p->deadline_ns < deadline)
+            deadline = p->deadline_ns;
+    /* the earlier pipelines' reads are bounded by their own deadlines, which may be later than
+     * this one's (a pipeline handed room may write after a newcomer): at this one's deadline
+     * the connection is cut (its socket shut down), which ends their reads at once, and the
+     * turn comes */
+    int64_t until = deadline;
+    for (;;) {
         uint32_t turn = atomic_load_explicit(&r->read_turn, memory_order_acquire);
         if (turn == ticket)
             break;
-        fdn__word_wait(&r->read_turn, turn);
+        if (fdn__word_wait_until(&r->read_turn, turn, until) == FDN_ETIMEDOUT) {
+            atomic_store_explicit(&r->broken, true, memory_order_release);
+            fdn__rl_abort(r->c);
+            atomic_fetch_add_explicit(&b->cuts, 1, memory_order_relaxed);
+            until = INT64_MAX;
+        }
     }
     size_t again = 0;
     bool broken = atomic_load_explicit(&r->broken, memory_order_acquire);
     if (!broken) {
-        int64_t deadline = INT64_MAX;
-        for (preq_t *p = q; p != NULL; p = p->next_in)
-            if (!p->late && p->deadline_ns < deadline)
-                deadline = p->deadline_ns;
         int64_t left_ms = (deadline - fdn__mono_now_ns()) / 1000000;
         if (left_ms < 1)
             left_ms = 1; /* it went out: its reply is read, or the connection dropped */
@@ -645,25 +688,26 @@ static void pipe_lead(redisbe_t *b, preq_t *q)
 {
     if (q->conn == NULL && !pipe_open(b, q))
         return;
+    if (b->hold != NULL)
+        b->hold(b->hold_arg);
     rconn_t *r = q->conn;
     uint32_t ticket;
     bool load_first = false;
     if (pipe_write(b, q, r, false, &ticket, &load_first)) {
         bool retry[FDN__RL_PIPELINE_MAX];
         size_t again = pipe_read(b, q, r, ticket, load_first, retry);
-        if (again > 0 && !atomic_load_explicit(&r->broken, memory_order_acquire))
+        if (again > 0 && conn_sound(r))
             pipe_retry(b, q, r, retry);
     }
-    preq_t *next = NULL;
+    hand_t h = {.n = 0};
     fdn__mutex_lock(&b->pmu);
-    rconn_t *done = end_locked(b, r, &next);
+    rconn_t *done = end_locked(b, r, &h);
     fdn_pool_worker_t *w = done != NULL ? done->w : NULL;
-    bool broken = done != NULL && atomic_load_explicit(&done->broken, memory_order_acquire);
+    bool broken = done != NULL && !conn_sound(done);
     fdn__mutex_unlock(&b->pmu);
     if (w != NULL)
         lease_end(b, w, broken);
-    if (next != NULL)
-        fdn__word_wake_all(&next->state);
+    hand_wake(&h);
     for (preq_t *p = q->next_in; p != NULL;) {
         preq_t *after = p->next_in; /* p's frame may be gone once it is DONE */
         preq_set(p, PQ_DONE);
@@ -996,6 +1040,7 @@ void fdn__limiter_redis_pipeline_counts(void *self, fdn__redis_pipe_stats_t *out
     out->batches = atomic_load_explicit(&b->batches, memory_order_relaxed);
     out->calls = atomic_load_explicit(&b->batched_calls, memory_order_relaxed);
     out->max_batch = atomic_load_explicit(&b->max_batch, memory_order_relaxed);
+    out->cuts = atomic_load_explicit(&b->cuts, memory_order_relaxed);
     fdn__mutex_lock(&b->pmu);
     out->leaders = b->leaders;
     out->queued = 0;
@@ -1010,6 +1055,13 @@ void fdn__limiter_redis_set_depth(void *self, uint32_t depth)
     fdn__mutex_lock(&b->pmu);
     b->depth = depth < 1 ? 1 : depth;
     fdn__mutex_unlock(&b->pmu);
+}
+
+void fdn__limiter_redis_set_hold(void *self, void (*fn)(void *arg), void *arg)
+{
+    redisbe_t *b = self;
+    b->hold = fn;
+    b->hold_arg = arg;
 }
 
 static void redis_set_interval(void *self, int64_t interval_ns)

@@ -40,6 +40,7 @@
 #include "child.h"
 #include "engine.h"
 #include "limiter_ns.h"
+#include "threads.h"
 
 static char g_url[128];
 static unsigned g_run; /* makes keys unique per run: the fixture's Redis outlives a test */
@@ -111,13 +112,13 @@ static void *pipe_main(void *arg)
 /* Poll (1 ms apart) until `leaders` checks lead and `queued` wait: the checking threads get
  * there on their own. Until a deadline 60 s away on the monotonic clock, not for a number of
  * tries (a count of sleeps bounds no particular time); the minute only catches a hang. */
-static void await_pipeline(fdn_limiter_t *l, uint32_t leaders, uint32_t queued)
+static void await_pipeline(fdn_limiter_t *l, uint32_t leaders, uint32_t queued, uint64_t batches)
 {
     int64_t deadline = test_now_ms() + 60000;
     fdn__redis_pipe_stats_t st;
     for (;;) {
         fdn__limiter_redis_pipeline_stats(l, &st);
-        if (st.leaders == leaders && st.queued == queued)
+        if (st.leaders == leaders && st.queued == queued && st.batches == batches)
             return;
         if (test_now_ms() > deadline)
             break;
@@ -149,10 +150,10 @@ static void pipeline_shares_one_round_trip(uint32_t pipeline_max, const char *di
     enum { N = 8 };
     pthread_t th[N];
     assert_int_equal(pthread_create(&th[0], NULL, pipe_main, &p), 0);
-    await_pipeline(p.l, 1, 0);
+    await_pipeline(p.l, 1, 0, 2); /* its write went out: it gathers no more */
     for (int i = 1; i < N; i++)
         assert_int_equal(pthread_create(&th[i], NULL, pipe_main, &p), 0);
-    await_pipeline(p.l, 1, N - 1);
+    await_pipeline(p.l, 1, N - 1, 2);
     redis_cli(url, "CLIENT UNPAUSE");
     for (int i = 0; i < N; i++)
         pthread_join(th[i], NULL);
@@ -203,7 +204,7 @@ static void one_connection_carries_several_pipelines(void **state)
     for (int i = 0; i < N; i++) { /* one at a time: each seen in flight or queued */
         assert_int_equal(pthread_create(&th[i], NULL, pipe_main, &p), 0);
         await_pipeline(p.l, i < DEPTH ? (uint32_t)i + 1 : DEPTH,
-                       i < DEPTH ? 0 : (uint32_t)(i - DEPTH + 1));
+                       i < DEPTH ? 0 : (uint32_t)(i - DEPTH + 1), 2 + (i < DEPTH ? i : DEPTH - 1));
     }
     fdn__redis_pipe_stats_t held;
     fdn__limiter_redis_pipeline_stats(p.l, &held);
@@ -232,6 +233,84 @@ static void one_connection_carries_several_pipelines(void **state)
     assert_true(ps.max_batch <= N - DEPTH);
     assert_int_equal(ps.leaders, 0);
     assert_int_equal(ps.queued, 0);
+    fdn_limiter_destroy(p.l);
+}
+
+/* The pipeline hold hook: the first leader to pass is held (before it writes) until the test
+ * lets it go; later ones pass. */
+typedef struct hold_gate {
+    _Atomic int calls;
+    test_waiter_t held, go;
+} hold_gate_t;
+
+static void hold_first(void *arg)
+{
+    hold_gate_t *g = arg;
+    if (atomic_fetch_add(&g->calls, 1) != 0)
+        return;
+    test_waiter_add(&g->held, 1);
+    test_waiter_wait(&g->go, 1);
+}
+
+/* A pipeline waiting for an earlier one's replies is bounded by its own deadline, not the
+ * earlier one's: W takes room on the one connection and is held before it writes; N starts
+ * over 100 ms later, writes on the same connection and waits for its reply (Redis holds every
+ * write); W then writes and waits for N's turn. W's deadline comes first: W cuts the
+ * connection there, which ends N's read at once, and both are answered by the failure policy
+ * (fail_closed denies), each sent once. (Before: W waited for N's read to time out at N's
+ * deadline, past its own.) */
+static void a_later_pipeline_cuts_at_its_own_deadline(void **state)
+{
+    char url[128];
+    test_engine_url_of(*state, url, sizeof(url));
+    fdn_limiter_opts_t o = redis_opts(url, FDN_LIMIT_FAIL_CLOSED);
+    o.redis.pool_size = 1;
+    o.redis.command_timeout_ms = 2000;
+    pipe_load_t p = {
+        .l = open_limiter(&o), .key = "cut", .rule = {FDN_LIMIT_TOKEN_BUCKET, 5, 3600000, 5}};
+    fdn_limit_result_t res; /* loads the script (its connection goes back to the pool) */
+    int64_t warm_end = test_now_ms() + 60000;
+    while (fdn_limiter_check(p.l, p.key, strlen(p.key), &p.rule, 1, 0, &res) != 0)
+        if (test_now_ms() > warm_end) /* a loaded machine may stall Redis past 2 s: again */
+            fail_msg("no check was allowed in 60 s with Redis up");
+    hold_gate_t gate = {0};
+    test_waiter_init(&gate.held);
+    test_waiter_init(&gate.go);
+    fdn__limiter_redis_test_hold(p.l, hold_first, &gate);
+    fdn__redis_pipe_stats_t st0;
+    fdn__limiter_redis_pipeline_stats(p.l, &st0);
+    fdn_limiter_backend_status_t bs0;
+    fdn_limiter_backend_status(p.l, &bs0);
+
+    redis_cli(url, "CLIENT PAUSE 60000 WRITE");
+    pthread_t w, n;
+    assert_int_equal(pthread_create(&w, NULL, pipe_main, &p), 0);
+    test_waiter_wait(&gate.held, 1); /* W holds room, before its write */
+    /* N's deadline must be later than W's: W started before it was held */
+    int64_t n_start = test_now_ms() + 100;
+    while (test_now_ms() < n_start)
+        test_pause_ms(5); /* the condition is the clock itself: deadlines are on it */
+    assert_int_equal(pthread_create(&n, NULL, pipe_main, &p), 0);
+    await_pipeline(p.l, 2, 0, st0.batches + 1); /* N wrote, and waits for its reply */
+    test_waiter_add(&gate.go, 1);               /* W writes, behind N */
+    pthread_join(w, NULL);
+    pthread_join(n, NULL);
+    redis_cli(url, "CLIENT UNPAUSE");
+
+    fdn__redis_pipe_stats_t st;
+    fdn__limiter_redis_pipeline_stats(p.l, &st);
+    fdn_limiter_backend_status_t bs;
+    fdn_limiter_backend_status(p.l, &bs);
+    assert_int_equal(st.cuts - st0.cuts, 1);         /* W cut the connection */
+    assert_int_equal(st.batches - st0.batches, 2);   /* N's and W's pipelines */
+    assert_int_equal(bs.commands - bs0.commands, 2); /* each sent once */
+    assert_int_equal(bs.fallbacks - bs0.fallbacks, 2);
+    assert_int_equal(atomic_load(&p.denied), 2); /* fail_closed answered both */
+    assert_int_equal(st.leaders, 0);
+    assert_int_equal(st.queued, 0);
+    fdn__limiter_redis_test_hold(p.l, NULL, NULL);
+    test_waiter_destroy(&gate.held);
+    test_waiter_destroy(&gate.go);
     fdn_limiter_destroy(p.l);
 }
 
@@ -1469,6 +1548,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(deny_cache_at_clock_extremes),
         cmocka_unit_test(inc_set_get_match_the_memory_store),
         cmocka_unit_test_setup_teardown(one_connection_carries_several_pipelines, chaos_setup,
+                                        chaos_teardown),
+        cmocka_unit_test_setup_teardown(a_later_pipeline_cuts_at_its_own_deadline, chaos_setup,
                                         chaos_teardown),
         cmocka_unit_test_setup_teardown(pipeline_carries_the_queued_checks, chaos_setup,
                                         chaos_teardown),
