@@ -50,6 +50,13 @@ int64_t fdn__deadline_after_ms(int64_t timeout_ms)
     return now + timeout_ms * 1000000;
 }
 
+/* A deadline (CLOCK_MONOTONIC ns, >= 0) as the timespec of an absolute timed wait. */
+static struct timespec mono_ts(int64_t deadline_ns)
+{
+    return (struct timespec){.tv_sec = (time_t)(deadline_ns / 1000000000),
+                             .tv_nsec = (long)(deadline_ns % 1000000000)};
+}
+
 int fdn__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ns)
 {
     if (deadline_ns == INT64_MAX) {
@@ -58,8 +65,7 @@ int fdn__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadli
     }
     if (deadline_ns <= fdn__mono_now_ns())
         return FDN_ETIMEDOUT;
-    struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000),
-                          .tv_nsec = (long)(deadline_ns % 1000000000)};
+    struct timespec ts = mono_ts(deadline_ns);
     return pthread_cond_timedwait(cv, mu, &ts) == ETIMEDOUT ? FDN_ETIMEDOUT : 0;
 }
 
@@ -81,8 +87,7 @@ int fdn__word_wait_until(_Atomic uint32_t *word, uint32_t seen, int64_t deadline
         return FDN_ETIMEDOUT;
     /* FUTEX_WAIT_BITSET takes an absolute time on CLOCK_MONOTONIC (FUTEX_WAIT a relative
      * one): a spurious return re-waits against the same deadline */
-    struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000),
-                          .tv_nsec = (long)(deadline_ns % 1000000000)};
+    struct timespec ts = mono_ts(deadline_ns);
     if (syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET_PRIVATE, seen, &ts, NULL,
                 FUTEX_BITSET_MATCH_ANY) != 0 &&
         errno == ETIMEDOUT)

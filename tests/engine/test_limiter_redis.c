@@ -128,6 +128,27 @@ static void await_pipeline(fdn_limiter_t *l, uint32_t leaders, uint32_t queued, 
              queued, st.leaders, st.queued);
 }
 
+/* A limiter on the test's Redis with one connection, fail_closed, the given bound, and a
+ * bucket of 5 for `key` of which a first check (it loads the script) took 1. */
+static void pipe_open_one(pipe_load_t *p, const char *dir, const char *key, int64_t timeout_ms,
+                          uint32_t pipeline_max)
+{
+    char url[128];
+    test_engine_url_of(dir, url, sizeof(url));
+    fdn_limiter_opts_t o = redis_opts(url, FDN_LIMIT_FAIL_CLOSED);
+    o.redis.pool_size = 1;
+    o.redis.pipeline_max = pipeline_max;
+    o.redis.command_timeout_ms = timeout_ms;
+    *p = (pipe_load_t){
+        .l = open_limiter(&o), .key = key, .rule = {FDN_LIMIT_TOKEN_BUCKET, 5, 3600000, 5}};
+    fdn_limit_result_t res;
+    /* a loaded machine may stall Redis past a short bound (fail_closed denies): again */
+    int64_t end = test_now_ms() + 60000;
+    while (fdn_limiter_check(p->l, p->key, strlen(p->key), &p->rule, 1, 0, &res) != 0)
+        if (test_now_ms() > end)
+            fail_msg("no check was allowed in 60 s with Redis up");
+}
+
 /* 8 checks on one connection carrying one pipeline at a time (depth 1) while Redis holds the
  * first: 1 round trip for it, then 1 for the 7 that queued; each check counted once. The first
  * check is started alone and seen in flight before the 7 others start, so that none of them is
@@ -136,15 +157,9 @@ static void pipeline_shares_one_round_trip(uint32_t pipeline_max, const char *di
 {
     char url[128];
     test_engine_url_of(dir, url, sizeof(url));
-    fdn_limiter_opts_t o = redis_opts(url, FDN_LIMIT_FAIL_CLOSED);
-    o.redis.pool_size = 1;
-    o.redis.pipeline_max = pipeline_max;
-    o.redis.command_timeout_ms = 30000;
-    pipe_load_t p = {
-        .l = open_limiter(&o), .key = "pipe", .rule = {FDN_LIMIT_TOKEN_BUCKET, 5, 3600000, 5}};
+    pipe_load_t p;
+    pipe_open_one(&p, dir, "pipe", 30000, pipeline_max);
     fdn__limiter_redis_test_depth(p.l, 1);
-    fdn_limit_result_t res; /* loads the script, takes 1 of the 5 tokens */
-    assert_int_equal(fdn_limiter_check(p.l, p.key, strlen(p.key), &p.rule, 1, 0, &res), 0);
 
     redis_cli(url, "CLIENT PAUSE 60000 WRITE");
     enum { N = 8 };
@@ -190,13 +205,8 @@ static void one_connection_carries_several_pipelines(void **state)
 {
     char url[128];
     test_engine_url_of(*state, url, sizeof(url));
-    fdn_limiter_opts_t o = redis_opts(url, FDN_LIMIT_FAIL_CLOSED);
-    o.redis.pool_size = 1;
-    o.redis.command_timeout_ms = 30000;
-    pipe_load_t p = {
-        .l = open_limiter(&o), .key = "depth", .rule = {FDN_LIMIT_TOKEN_BUCKET, 5, 3600000, 5}};
-    fdn_limit_result_t res; /* loads the script, takes 1 of the 5 tokens */
-    assert_int_equal(fdn_limiter_check(p.l, p.key, strlen(p.key), &p.rule, 1, 0, &res), 0);
+    pipe_load_t p;
+    pipe_open_one(&p, *state, "depth", 30000, FDN_LIMITER_REDIS_PIPELINE_DEFAULT);
 
     redis_cli(url, "CLIENT PAUSE 60000 WRITE");
     enum { N = 8, DEPTH = 4 };
@@ -263,16 +273,8 @@ static void a_later_pipeline_cuts_at_its_own_deadline(void **state)
 {
     char url[128];
     test_engine_url_of(*state, url, sizeof(url));
-    fdn_limiter_opts_t o = redis_opts(url, FDN_LIMIT_FAIL_CLOSED);
-    o.redis.pool_size = 1;
-    o.redis.command_timeout_ms = 2000;
-    pipe_load_t p = {
-        .l = open_limiter(&o), .key = "cut", .rule = {FDN_LIMIT_TOKEN_BUCKET, 5, 3600000, 5}};
-    fdn_limit_result_t res; /* loads the script (its connection goes back to the pool) */
-    int64_t warm_end = test_now_ms() + 60000;
-    while (fdn_limiter_check(p.l, p.key, strlen(p.key), &p.rule, 1, 0, &res) != 0)
-        if (test_now_ms() > warm_end) /* a loaded machine may stall Redis past 2 s: again */
-            fail_msg("no check was allowed in 60 s with Redis up");
+    pipe_load_t p; /* (the first check's connection went back to the pool) */
+    pipe_open_one(&p, *state, "cut", 2000, FDN_LIMITER_REDIS_PIPELINE_DEFAULT);
     hold_gate_t gate = {0};
     test_waiter_init(&gate.held);
     test_waiter_init(&gate.go);

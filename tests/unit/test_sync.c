@@ -86,6 +86,47 @@ static void signal_wakes_before_the_deadline(void **state)
     }
 }
 
+/* The futex word with a deadline: a deadline already passed times out at once (whatever the
+ * word holds); a word that no longer holds `seen` returns at once; a waiter whose word is
+ * changed and woken returns before a far deadline (or none), whichever thread runs first. */
+typedef struct word_shared {
+    _Atomic uint32_t word;
+    int64_t deadline;
+    int rc;
+} word_shared_t;
+
+static void *word_waiter(void *arg)
+{
+    word_shared_t *w = arg;
+    int rc = 0;
+    while (atomic_load(&w->word) == 0 && rc == 0)
+        rc = fdn__word_wait_until(&w->word, 0, w->deadline);
+    w->rc = atomic_load(&w->word) != 0 ? 0 : rc;
+    return NULL;
+}
+
+static void word_wait_until_times_out_or_wakes(void **state)
+{
+    (void)state;
+    _Atomic uint32_t word = 0;
+    assert_int_equal(fdn__word_wait_until(&word, 0, fdn__mono_now_ns()), FDN_ETIMEDOUT);
+    assert_int_equal(fdn__word_wait_until(&word, 0, 0), FDN_ETIMEDOUT);
+    assert_int_equal(fdn__word_wait_until(&word, 0, -5), FDN_ETIMEDOUT);
+    atomic_store(&word, 1); /* not what the caller saw: returns at once, not a timeout */
+    assert_int_equal(fdn__word_wait_until(&word, 0, fdn__deadline_after_ms(3600 * 1000)), 0);
+    assert_int_equal(fdn__word_wait_until(&word, 0, INT64_MAX), 0);
+    int64_t deadlines[] = {fdn__deadline_after_ms(3600 * 1000), INT64_MAX};
+    for (size_t i = 0; i < 2; i++) {
+        word_shared_t w = {.deadline = deadlines[i], .rc = -1};
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, word_waiter, &w), 0);
+        atomic_store(&w.word, 1);
+        fdn__word_wake_all(&w.word);
+        pthread_join(t, NULL);
+        assert_int_equal(w.rc, 0);
+    }
+}
+
 /* The gate: a change returns only once every pass that may have read the old setting has left,
  * never waits for passes that entered after it, and is refused from inside a pass of the same
  * gate on the changing thread (FDN_EBUSY); passes of other gates do not matter. */
@@ -301,6 +342,7 @@ int main(void)
         cmocka_unit_test(deadlines_saturate_and_order),
         cmocka_unit_test(past_deadline_times_out_at_once),
         cmocka_unit_test(signal_wakes_before_the_deadline),
+        cmocka_unit_test(word_wait_until_times_out_or_wakes),
         cmocka_unit_test(gate_refuses_a_change_from_its_own_pass),
         cmocka_unit_test(gate_change_waits_for_old_readers),
         cmocka_unit_test(gate_change_frees_while_readers_run),
