@@ -96,7 +96,7 @@ int fdn__limiter_redis_create(void **out, const fdn_limiter_redis_opts_t *opts,
  * carried, the most in one; checks leading (sending) and waiting in the queue now. */
 typedef struct fdn__redis_pipe_stats {
     uint64_t batches, calls, max_batch;
-    uint64_t cuts; /* connections cut by a pipeline whose deadline passed in its read turn */
+    uint64_t give_ups; /* pipelines whose deadline passed while they waited for their turn */
     uint32_t leaders, queued;
 } fdn__redis_pipe_stats_t;
 /* Of the Redis backend `self`, or of the limiter l (all 0 when its backend is not Redis). */

@@ -30,10 +30,13 @@
  * most until its deadline (command_timeout_ms from its start) and then falls back unsent; a
  * pipeline leaves out the checks with less than 1 ms left, and its send and its reads are
  * bounded by the earliest deadline of the rest. A pipeline waits for the earlier ones on its
- * connection to be read first; when its deadline passes meanwhile it cuts the connection (a
- * socket shutdown), which ends their reads at once. Once a read fails or is cut, nothing more
- * is written or read on the connection: the pipelines after it fail as sent (never resent),
- * and the last of them ends its lease, broken. A failed write stops only the writing: the
+ * connection to be read first; when its deadline passes meanwhile it gives up (its calls fail
+ * as sent), and since its replies are not read, neither are those of the pipelines after it
+ * on that connection (they fail as they find it), while the ones before it are read as
+ * usual; the connection takes nothing new and is dropped after its last pipeline, without
+ * the new generation a failure starts. Once a read fails, nothing more is written or read on
+ * the connection: the pipelines after it fail as sent (never resent), and the last of them
+ * ends its lease, broken. A failed write stops only the writing: the
  * pipelines written before it are still read. When the pool has room, a new connection is
  * opened for the waiting checks; one that opens hands its room to them too. A reset's
  * DEL is a pipeline of its own on the same connections.
@@ -115,7 +118,7 @@ typedef struct redisbe {
     uint32_t depth; /* most pipelines a connection carries at once */
     void (*hold)(void *arg); /* tests (fdn__limiter_redis_set_hold): set before any check */
     void *hold_arg;
-    _Atomic uint64_t batches, batched_calls, max_batch, cuts;
+    _Atomic uint64_t batches, batched_calls, max_batch, give_ups;
     _Atomic bool connected;
     _Atomic uint64_t conn_gen; /* bumped when a connection breaks: older ones are not reused */
     _Atomic uint64_t allowed, denied, commands, errors, fallbacks, local_denials, script_loads;
@@ -146,9 +149,12 @@ typedef struct rconn {
     fdn__mutex_t wmu;           /* the writer's */
     uint32_t next_ticket;       /* wmu: the ticket of the next pipeline written */
     int64_t send_ms;            /* wmu: the send bound set on c now */
-    _Atomic uint32_t read_turn; /* the ticket whose replies are read next (a futex word) */
+    _Atomic uint32_t read_turn; /* the ticket whose replies are read next */
+    _Atomic uint32_t seq;       /* futex word: bumped when the turn moves or a pipeline gives up */
+    _Atomic uint64_t dead_at;   /* 0, or 1 << 32 | the first ticket given up: it and the tickets
+                                   after it are never read */
     int64_t recv_ms;            /* the reader in turn's: the receive bound set on c now */
-    _Atomic bool broken;        /* a read failed, or was cut: nothing more is read or written */
+    _Atomic bool broken;        /* a read failed: nothing more is read or written */
     _Atomic bool wfail;         /* a write failed: nothing more is written (what went before it
                                    is still read) */
     fdn_pool_worker_t *w;       /* pmu: its lease, while it carries pipelines */
@@ -156,22 +162,43 @@ typedef struct rconn {
     bool retired;               /* pmu: not in b->act (takes no new pipeline) */
 } rconn_t;
 
+/* Whether ticket t of r was given up, or comes after one that was: never read. */
+static bool conn_dead(rconn_t *r, uint32_t t)
+{
+    uint64_t d = atomic_load_explicit(&r->dead_at, memory_order_acquire);
+    return d != 0 && (int32_t)(t - (uint32_t)d) >= 0;
+}
+
 /* Whether r may carry a new pipeline. */
 static bool conn_sound(rconn_t *r)
 {
     return !atomic_load_explicit(&r->broken, memory_order_acquire) &&
-           !atomic_load_explicit(&r->wfail, memory_order_acquire);
+           !atomic_load_explicit(&r->wfail, memory_order_acquire) &&
+           atomic_load_explicit(&r->dead_at, memory_order_acquire) == 0;
 }
+
+/* The deadline of the check opening a connection on this thread (pipe_open), for conn_create,
+ * which fdn_pool calls in that thread: 0 when none. */
+static _Thread_local int64_t t_open_deadline;
 
 static int conn_create(void **out, void *user)
 {
     redisbe_t *b = user;
-    /* a connection made during a check must not outlast the check's bound */
-    int64_t connect_ms = b->connect_ms < b->command_ms ? b->connect_ms : b->command_ms;
+    /* a connection made during a check must not outlast the check's bound: the connect and
+     * the script's load are bounded by what is left of it */
+    int64_t command_ms = b->command_ms;
+    if (t_open_deadline != 0) {
+        int64_t left_ms = (t_open_deadline - fdn__mono_now_ns()) / 1000000;
+        if (left_ms < 1)
+            return FDN_ETIMEDOUT;
+        if (left_ms < command_ms)
+            command_ms = left_ms;
+    }
+    int64_t connect_ms = b->connect_ms < command_ms ? b->connect_ms : command_ms;
     rconn_t *conn = fdn__calloc(1, sizeof(*conn));
     if (conn == NULL)
         return FDN_ENOMEM;
-    int rc = fdn__rl_connect(&conn->c, &b->url, connect_ms, b->command_ms);
+    int rc = fdn__rl_connect(&conn->c, &b->url, connect_ms, command_ms);
     if (rc == 0) {
         /* pipelines name the script by its SHA1: the first connection learns it, before it
          * carries anything */
@@ -191,7 +218,7 @@ static int conn_create(void **out, void *user)
         return rc;
     }
     conn->gen = atomic_load_explicit(&b->conn_gen, memory_order_relaxed);
-    conn->send_ms = conn->recv_ms = b->command_ms;
+    conn->send_ms = conn->recv_ms = command_ms; /* what fdn__rl_connect set */
     pthread_mutex_init(&conn->wmu, NULL);
     *out = conn;
     return 0;
@@ -216,11 +243,15 @@ static int conn_validate(void *conn, void *user)
                                                                                : FDN_EUNAVAILABLE;
 }
 
-/* Give a lease back; a broken one starts a new connection generation. */
-static void lease_end(redisbe_t *b, fdn_pool_worker_t *w, bool broken)
+/* Give a lease back. A broken one is dropped; one that failed (a read or a write: Redis may have
+ * restarted, the network dropped) also starts a new connection generation, one whose
+ * pipeline gave up waiting (its replies left unread: unusable, but nothing says Redis went
+ * away) does not. */
+static void lease_end(redisbe_t *b, fdn_pool_worker_t *w, bool broken, bool failed)
 {
     if (broken) {
-        atomic_fetch_add_explicit(&b->conn_gen, 1, memory_order_relaxed);
+        if (failed)
+            atomic_fetch_add_explicit(&b->conn_gen, 1, memory_order_relaxed);
         (void)fdn_pool_checkin_broken(b->pool, w);
     } else {
         (void)fdn_pool_checkin(b->pool, w);
@@ -518,7 +549,9 @@ static bool pipe_open(redisbe_t *b, preq_t *q)
 {
     fdn_pool_worker_t *w = NULL;
     int64_t left_ms = (q->deadline_ns - fdn__mono_now_ns()) / 1000000;
+    t_open_deadline = q->deadline_ns;
     int rc = left_ms >= 1 ? fdn_pool_checkout(b->pool, &w, left_ms, NULL) : FDN_ETIMEDOUT;
+    t_open_deadline = 0;
     hand_t h = {.n = 0};
     fdn__mutex_lock(&b->pmu);
     b->opening--;
@@ -543,7 +576,8 @@ static bool pipe_open(redisbe_t *b, preq_t *q)
 /* Write q's pipeline on r under its writer's mutex (a first write takes the waiting checks in;
  * a retry, `again`, sends calls that met NOSCRIPT and loads the script first). Returns true with
  * *ticket and *load_first (whether it loaded the script first) when it went out; else every
- * member has its rc (failed unsent; or FDN_EUNAVAILABLE when the write failed: r is broken). */
+ * member has its rc (failed unsent; or FDN_EUNAVAILABLE when the write failed: r takes no more
+ * writes). */
 static bool pipe_write(redisbe_t *b, preq_t *q, rconn_t *r, bool again, uint32_t *ticket,
                        bool *load_first)
 {
@@ -551,9 +585,10 @@ static bool pipe_write(redisbe_t *b, preq_t *q, rconn_t *r, bool again, uint32_t
     bool sent_ok = false;
     fdn__mutex_lock(&r->wmu);
     hand_t h = {.n = 0};
-    if (!again && q->ncalls > 0) {
+    if (!again) {
         fdn__mutex_lock(&b->pmu);
-        gather_locked(b, q);
+        if (q->ncalls > 0) /* a reset's DEL goes alone */
+            gather_locked(b, q);
         hand_locked(b, r, &h); /* what it could not take in: room left on r, or elsewhere */
         fdn__mutex_unlock(&b->pmu);
         hand_wake(&h);
@@ -607,6 +642,21 @@ static bool pipe_write(redisbe_t *b, preq_t *q, rconn_t *r, bool again, uint32_t
     return sent_ok;
 }
 
+/* Ticket's pipeline gives up waiting for its turn: neither it nor any ticket after it is read
+ * (the earliest ticket given up wins), and r takes no new pipeline. */
+static void give_up(redisbe_t *b, rconn_t *r, uint32_t ticket)
+{
+    uint64_t d = atomic_load_explicit(&r->dead_at, memory_order_acquire);
+    uint64_t mine = (uint64_t)1 << 32 | ticket;
+    while ((d == 0 || (int32_t)(ticket - (uint32_t)d) < 0) &&
+           !atomic_compare_exchange_weak_explicit(&r->dead_at, &d, mine, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+    }
+    atomic_fetch_add_explicit(&b->give_ups, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&r->seq, 1, memory_order_release);
+    fdn__word_wake_all(&r->seq); /* the tickets after it stop waiting */
+}
+
 /* Wait for ticket's turn on r, read the replies of q's pipeline (written with load_first), and
  * pass the turn on. Returns how many calls answered NOSCRIPT (retry[i] set, i counting the
  * pipeline's calls in order). */
@@ -618,20 +668,22 @@ static size_t pipe_read(redisbe_t *b, preq_t *q, rconn_t *r, uint32_t ticket, bo
         if (!p->late && p->deadline_ns < deadline)
             deadline = p->deadline_ns;
     /* the earlier pipelines' reads are bounded by their own deadlines, which may be later than
-     * this one's (a pipeline handed room may write after a newcomer): at this one's deadline
-     * the connection is cut (its socket shut down), which ends their reads at once, and the
-     * turn comes */
-    int64_t until = deadline;
+     * this one's (a pipeline handed room may write after a newcomer). At this one's deadline
+     * it gives up: its calls fail as sent, and since its replies will not be read, neither are
+     * those of the pipelines after it on r (they fail as they find it); the ones before it go
+     * on, and r takes nothing new */
     for (;;) {
-        uint32_t turn = atomic_load_explicit(&r->read_turn, memory_order_acquire);
-        if (turn == ticket)
+        uint32_t seq = atomic_load_explicit(&r->seq, memory_order_acquire);
+        if (atomic_load_explicit(&r->read_turn, memory_order_acquire) == ticket)
             break;
-        if (fdn__word_wait_until(&r->read_turn, turn, until) == FDN_ETIMEDOUT) {
-            atomic_store_explicit(&r->broken, true, memory_order_release);
-            fdn__rl_abort(r->c);
-            atomic_fetch_add_explicit(&b->cuts, 1, memory_order_relaxed);
-            until = INT64_MAX;
-        }
+        if (conn_dead(r, ticket))
+            return 0; /* one before it gave up: its calls keep FDN_EUNAVAILABLE (sent) */
+        if (fdn__word_wait_until(&r->seq, seq, deadline) != FDN_ETIMEDOUT)
+            continue;
+        if (atomic_load_explicit(&r->read_turn, memory_order_acquire) == ticket)
+            break; /* it came as the deadline passed: what is there is read */
+        give_up(b, r, ticket);
+        return 0;
     }
     size_t again = 0;
     bool broken = atomic_load_explicit(&r->broken, memory_order_acquire);
@@ -657,7 +709,8 @@ static size_t pipe_read(redisbe_t *b, preq_t *q, rconn_t *r, uint32_t ticket, bo
         atomic_store_explicit(&r->broken, true, memory_order_release);
     atomic_store_explicit(&b->connected, !broken, memory_order_relaxed);
     atomic_store_explicit(&r->read_turn, ticket + 1, memory_order_release);
-    fdn__word_wake_all(&r->read_turn);
+    atomic_fetch_add_explicit(&r->seq, 1, memory_order_release);
+    fdn__word_wake_all(&r->seq);
     return again;
 }
 
@@ -703,10 +756,12 @@ static void pipe_lead(redisbe_t *b, preq_t *q)
     fdn__mutex_lock(&b->pmu);
     rconn_t *done = end_locked(b, r, &h);
     fdn_pool_worker_t *w = done != NULL ? done->w : NULL;
-    bool broken = done != NULL && !conn_sound(done);
+    bool unusable = done != NULL && !conn_sound(done);
+    bool failed = done != NULL && (atomic_load_explicit(&done->broken, memory_order_acquire) ||
+                                   atomic_load_explicit(&done->wfail, memory_order_acquire));
     fdn__mutex_unlock(&b->pmu);
     if (w != NULL)
-        lease_end(b, w, broken);
+        lease_end(b, w, unusable, failed);
     hand_wake(&h);
     for (preq_t *p = q->next_in; p != NULL;) {
         preq_t *after = p->next_in; /* p's frame may be gone once it is DONE */
@@ -1040,7 +1095,7 @@ void fdn__limiter_redis_pipeline_counts(void *self, fdn__redis_pipe_stats_t *out
     out->batches = atomic_load_explicit(&b->batches, memory_order_relaxed);
     out->calls = atomic_load_explicit(&b->batched_calls, memory_order_relaxed);
     out->max_batch = atomic_load_explicit(&b->max_batch, memory_order_relaxed);
-    out->cuts = atomic_load_explicit(&b->cuts, memory_order_relaxed);
+    out->give_ups = atomic_load_explicit(&b->give_ups, memory_order_relaxed);
     fdn__mutex_lock(&b->pmu);
     out->leaders = b->leaders;
     out->queued = 0;

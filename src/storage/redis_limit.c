@@ -481,11 +481,6 @@ int fdn__rl_set_recv_timeout(redisContext *c, int64_t ms)
     return sock_timeout(c, SO_RCVTIMEO, ms);
 }
 
-void fdn__rl_abort(redisContext *c)
-{
-    (void)shutdown(c->fd, SHUT_RDWR); /* the descriptor stays open until fdn__rl_close */
-}
-
 int fdn__rl_write(redisContext *c, const char *p, size_t len, bool *broken)
 {
     while (len > 0) {

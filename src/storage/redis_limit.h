@@ -120,11 +120,6 @@ void fdn__rl_encode_del(fdn__buf_t *out, const char *const *keys, const size_t *
 int fdn__rl_set_send_timeout(struct redisContext *c, int64_t ms);
 int fdn__rl_set_recv_timeout(struct redisContext *c, int64_t ms);
 
-/* Shut c's socket down both ways, from any thread: a read or a write blocked on it returns
- * at once (end of stream, or an error), and every later one fails. c stays valid until
- * fdn__rl_close. */
-void fdn__rl_abort(struct redisContext *c);
-
 /* Write len bytes on c's socket. 0, or FDN_EUNAVAILABLE with *broken set (an error or the send
  * bound: part of it may have gone, so nothing of it may be read or resent). */
 int fdn__rl_write(struct redisContext *c, const char *p, size_t len, bool *broken);
