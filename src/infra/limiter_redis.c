@@ -155,6 +155,7 @@ typedef struct rconn {
                                    after it are never read */
     int64_t recv_ms;            /* the reader in turn's: the receive bound set on c now */
     _Atomic bool broken;        /* a read failed: nothing more is read or written */
+    _Atomic bool stalled;       /* that read failed at its deadline (Redis slow, not gone) */
     _Atomic bool wfail;         /* a write failed: nothing more is written (what went before it
                                    is still read) */
     fdn_pool_worker_t *w;       /* pmu: its lease, while it carries pipelines */
@@ -587,7 +588,7 @@ static bool pipe_write(redisbe_t *b, preq_t *q, rconn_t *r, bool again, uint32_t
     hand_t h = {.n = 0};
     if (!again) {
         fdn__mutex_lock(&b->pmu);
-        if (q->ncalls > 0) /* a reset's DEL goes alone */
+        if (q->ncalls > 0 && conn_sound(r)) /* a reset's DEL goes alone; r may have failed */
             gather_locked(b, q);
         hand_locked(b, r, &h); /* what it could not take in: room left on r, or elsewhere */
         fdn__mutex_unlock(&b->pmu);
@@ -705,8 +706,11 @@ static size_t pipe_read(redisbe_t *b, preq_t *q, rconn_t *r, uint32_t ticket, bo
         size_t k = pipe_calls(q, calls);
         again = fdn__rl_read_calls(r->c, &b->script, calls, k, NULL, load_first, retry, &broken);
     }
-    if (broken)
+    if (broken && !atomic_load_explicit(&r->broken, memory_order_acquire)) {
+        if (fdn__mono_now_ns() >= deadline - 1000000) /* the read met its bound */
+            atomic_store_explicit(&r->stalled, true, memory_order_release);
         atomic_store_explicit(&r->broken, true, memory_order_release);
+    }
     atomic_store_explicit(&b->connected, !broken, memory_order_relaxed);
     atomic_store_explicit(&r->read_turn, ticket + 1, memory_order_release);
     atomic_fetch_add_explicit(&r->seq, 1, memory_order_release);
@@ -757,17 +761,22 @@ static void pipe_lead(redisbe_t *b, preq_t *q)
     rconn_t *done = end_locked(b, r, &h);
     fdn_pool_worker_t *w = done != NULL ? done->w : NULL;
     bool unusable = done != NULL && !conn_sound(done);
-    bool failed = done != NULL && (atomic_load_explicit(&done->broken, memory_order_acquire) ||
+    /* a failure, not a give-up or a read that met its deadline (Redis slow, not gone) */
+    bool failed = done != NULL && ((atomic_load_explicit(&done->broken, memory_order_acquire) &&
+                                    !atomic_load_explicit(&done->stalled, memory_order_acquire)) ||
                                    atomic_load_explicit(&done->wfail, memory_order_acquire));
     fdn__mutex_unlock(&b->pmu);
-    if (w != NULL)
-        lease_end(b, w, unusable, failed);
     hand_wake(&h);
     for (preq_t *p = q->next_in; p != NULL;) {
         preq_t *after = p->next_in; /* p's frame may be gone once it is DONE */
         preq_set(p, PQ_DONE);
         fdn__word_wake_all(&p->state);
         p = after;
+    }
+    if (w != NULL) { /* last: a broken lease's refill connects here, bounded by this deadline */
+        t_open_deadline = q->deadline_ns;
+        lease_end(b, w, unusable, failed);
+        t_open_deadline = 0;
     }
 }
 
