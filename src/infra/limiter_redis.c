@@ -115,7 +115,7 @@ typedef struct redisbe {
     uint32_t leaders; /* pipelines under way (each headed by its leader) */
     uint32_t pool_size;
     uint32_t pipeline_max;
-    uint32_t depth; /* most pipelines a connection carries at once */
+    uint32_t depth;          /* most pipelines a connection carries at once */
     void (*hold)(void *arg); /* tests (fdn__limiter_redis_set_hold): set before any check */
     void *hold_arg;
     _Atomic uint64_t batches, batched_calls, max_batch, give_ups;

@@ -149,6 +149,27 @@ static void pipe_open_one(pipe_load_t *p, const char *dir, const char *key, int6
             fail_msg("no check was allowed in 60 s with Redis up");
 }
 
+/* After N checks of p's bucket (4 tokens left of 5, the first check's set-up took one): 4
+ * allowed and N - 4 denied by Redis, none by the failure policy, each sent exactly once (the
+ * first check and the N), the script loaded once, and nothing left leading or queued. The
+ * pipeline counts come back in *ps. */
+static void assert_each_check_once(pipe_load_t *p, int n, fdn__redis_pipe_stats_t *ps)
+{
+    assert_int_equal(atomic_load(&p->allowed), 4);
+    assert_int_equal(atomic_load(&p->denied), n - 4);
+    assert_int_equal(atomic_load(&p->other), 0);
+    fdn__limiter_redis_pipeline_stats(p->l, ps);
+    fdn_limiter_backend_status_t st;
+    fdn_limiter_backend_status(p->l, &st);
+    assert_int_equal(st.fallbacks, 0);
+    assert_int_equal(st.errors, 0);
+    assert_int_equal(st.commands, 1 + (uint64_t)n); /* every check sent exactly once */
+    assert_int_equal(st.script_loads, 1);
+    assert_int_equal(ps->calls, 1 + (uint64_t)n);
+    assert_int_equal(ps->leaders, 0);
+    assert_int_equal(ps->queued, 0);
+}
+
 /* 8 checks on one connection carrying one pipeline at a time (depth 1) while Redis holds the
  * first: 1 round trip for it, then 1 for the 7 that queued; each check counted once. The first
  * check is started alone and seen in flight before the 7 others start, so that none of them is
@@ -173,19 +194,8 @@ static void pipeline_shares_one_round_trip(uint32_t pipeline_max, const char *di
     for (int i = 0; i < N; i++)
         pthread_join(th[i], NULL);
 
-    assert_int_equal(atomic_load(&p.allowed), 4);
-    assert_int_equal(atomic_load(&p.denied), N - 4);
-    assert_int_equal(atomic_load(&p.other), 0);
     fdn__redis_pipe_stats_t ps;
-    fdn__limiter_redis_pipeline_stats(p.l, &ps);
-    fdn_limiter_backend_status_t st;
-    fdn_limiter_backend_status(p.l, &st);
-    assert_int_equal(st.fallbacks, 0);
-    assert_int_equal(st.commands, 1 + N); /* every check sent exactly once */
-    assert_int_equal(st.script_loads, 1);
-    assert_int_equal(ps.calls, 1 + N);
-    assert_int_equal(ps.leaders, 0);
-    assert_int_equal(ps.queued, 0);
+    assert_each_check_once(&p, N, &ps);
     if (pipeline_max >= N - 1) {
         assert_int_equal(ps.batches, 3); /* the first check, the held one, the 7 behind it */
         assert_int_equal(ps.max_batch, N - 1);
@@ -227,22 +237,10 @@ static void one_connection_carries_several_pipelines(void **state)
     assert_int_equal(held.batches, 1 + DEPTH); /* the first check, and 4 in flight at once */
     assert_int_equal(held.max_batch, 1);
     assert_int_equal(st0.commands, 1 + DEPTH); /* the queued ones not sent yet */
-    assert_int_equal(atomic_load(&p.allowed), 4);
-    assert_int_equal(atomic_load(&p.denied), N - 4);
-    assert_int_equal(atomic_load(&p.other), 0);
     fdn__redis_pipe_stats_t ps;
-    fdn__limiter_redis_pipeline_stats(p.l, &ps);
-    fdn_limiter_backend_status_t st;
-    fdn_limiter_backend_status(p.l, &st);
-    assert_int_equal(st.fallbacks, 0);
-    assert_int_equal(st.errors, 0);
-    assert_int_equal(st.commands, 1 + N); /* every check sent exactly once */
-    assert_int_equal(st.script_loads, 1);
-    assert_int_equal(ps.calls, 1 + N);
+    assert_each_check_once(&p, N, &ps);
     assert_true(ps.batches >= 1 + DEPTH + 1 && ps.batches <= 1 + N);
     assert_true(ps.max_batch <= N - DEPTH);
-    assert_int_equal(ps.leaders, 0);
-    assert_int_equal(ps.queued, 0);
     fdn_limiter_destroy(p.l);
 }
 
