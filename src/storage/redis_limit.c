@@ -300,11 +300,6 @@ int fdn__rl_connect(redisContext **out, const fdn__redis_url_t *url, int64_t con
     return rc;
 }
 
-int fdn__rl_set_timeout(redisContext *c, int64_t ms)
-{
-    return redisSetTimeout(c, ms_tv(ms)) == REDIS_OK ? 0 : FDN_EUNAVAILABLE;
-}
-
 void fdn__rl_close(redisContext *c)
 {
     if (c != NULL)

@@ -49,9 +49,6 @@ void fdn__rl_close(struct redisContext *c);
  * target's). 0 or FDN_ENOMEM. */
 int fdn__rl_bound_replies(struct redisContext *c);
 
-/* Set the bound on c's later commands (ms >= 1). 0 or FDN_EUNAVAILABLE. */
-int fdn__rl_set_timeout(struct redisContext *c, int64_t ms);
-
 /* What one call sent, for the caller's counters. */
 typedef struct fdn__rl_sent {
     unsigned commands; /* EVALSHA / DEL sent */
