@@ -1,8 +1,16 @@
-/* Protected calls through an entry's cached pool while the pool is stopped and started again
- * under its name: calls that find the cached pool retired replace the entry (protect.c,
- * Retired pools) while other calls still use the old one. Invariants at the end: every call
+/* Protected calls under changes of the protection table (protect.c).
+ *
+ * restarted_pool_under_calls: calls through an entry's cached pool while the pool is stopped
+ * and started again under its name: calls that find the cached pool retired replace the entry
+ * (Retired pools) while other calls still use the old one. Invariants at the end: every call
  * ran or was refused with the pool missing or shut down, every connection was destroyed, and
- * nothing the library allocated is left (failing allocator's live count, nothing failing). */
+ * nothing the library allocated is left (failing allocator's live count, nothing failing).
+ *
+ * configured_key_is_found_while_the_table_changes: calls on a key that stays configured while
+ * another thread replaces its entry and configures and removes other keys (each change
+ * publishes a new table, and a call may find an entry whose count already reached zero: it
+ * must search again, not miss the key). The key's breaker is open, so a call that found its
+ * entry is refused and one that missed it would run fn. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,8 +21,10 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 
+#include <fdn/breaker.h>
 #include <fdn/pool.h>
 #include <fdn/protect.h>
 
@@ -124,10 +134,110 @@ static void restarted_pool_under_calls(void **state)
                   missing, shut);
 }
 
+#define CHURN_KEYS 8
+
+typedef struct churn {
+    fdn_protect_t *p;
+    long iters;
+    _Atomic int running;
+    _Atomic long refused, stable_ran, other_ran, other_refused, other_rc;
+} churn_t;
+
+static int never_fn(void *conn, void *arg)
+{
+    (void)conn;
+    (void)arg;
+    return 0;
+}
+
+static void churn_key(char *buf, size_t cap, long i)
+{
+    snprintf(buf, cap, "k%ld", i % CHURN_KEYS);
+}
+
+static void *churn_caller(void *arg)
+{
+    churn_t *s = arg;
+    for (long i = 0; i < s->iters; i++) {
+        fdn_protect_result_t r;
+        int rc = fdn_execute_protected(s->p, "stable", NULL, never_fn, NULL, &r, NULL);
+        if (rc == FDN_ECIRCUIT_OPEN && r.rejected_by == FDN_PROTECT_BREAKER && !r.ran)
+            atomic_fetch_add(&s->refused, 1);
+        else
+            atomic_fetch_add(&s->stable_ran, 1); /* the key was missed */
+        char k[16];
+        churn_key(k, sizeof(k), i);
+        rc = fdn_execute_protected(s->p, k, NULL, never_fn, NULL, &r, NULL);
+        if (rc == 0 && r.ran)
+            atomic_fetch_add(&s->other_ran, 1); /* not configured at that moment */
+        else if (rc == FDN_ECIRCUIT_OPEN && !r.ran)
+            atomic_fetch_add(&s->other_refused, 1);
+        else
+            atomic_fetch_add(&s->other_rc, 1);
+        if (i % 8 == 7)
+            sched_yield(); /* let the changing thread in on a machine of few cores */
+    }
+    atomic_fetch_sub(&s->running, 1);
+    return NULL;
+}
+
+static void configured_key_is_found_while_the_table_changes(void **state)
+{
+    (void)state;
+    assert_int_equal(fail_alloc_install(), 0);
+    fail_alloc_at(0);
+    long live0 = fail_alloc_live();
+    fdn_breakers_t *set;
+    assert_int_equal(fdn_breakers_create(&set, NULL), 0);
+    fdn_protect_opts_t o = FDN_PROTECT_OPTS_INIT;
+    o.breakers = set;
+    churn_t s = {.iters = test_stress_iters(20000, 0)};
+    assert_int_equal(fdn_protect_create(&s.p, &o), 0);
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.breaker = "open";
+    assert_int_equal(fdn_protect_configure(s.p, "stable", &cfg, NULL), 0);
+    fdn_breaker_t *b;
+    assert_int_equal(fdn_breaker_get(set, "open", &b), 0);
+    fdn_breaker_force_open(b);
+    atomic_store(&s.running, THREADS);
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, churn_caller, &s), 0);
+    long changes = 0;
+    while (atomic_load(&s.running) > 0) {
+        char k[16];
+        churn_key(k, sizeof(k), changes);
+        /* the stable key's entry replaced (its old one dropped by the table), another key
+         * configured, the one before it removed */
+        assert_int_equal(fdn_protect_configure(s.p, "stable", &cfg, NULL), 0);
+        assert_int_equal(fdn_protect_configure(s.p, k, &cfg, NULL), 0);
+        churn_key(k, sizeof(k), changes + CHURN_KEYS - 1);
+        int rc = fdn_protect_unconfigure(s.p, k);
+        assert_true(rc == 0 || rc == FDN_ENOENT);
+        changes++;
+        if (changes % 4 == 0)
+            sched_yield();
+    }
+    for (int i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    assert_int_equal(atomic_load(&s.stable_ran), 0);
+    assert_int_equal(atomic_load(&s.refused), THREADS * s.iters);
+    assert_int_equal(atomic_load(&s.other_rc), 0);
+    assert_int_equal(atomic_load(&s.other_ran) + atomic_load(&s.other_refused), THREADS * s.iters);
+    assert_int_equal(fdn_protect_has(s.p, "stable"), 0);
+    fdn_protect_destroy(s.p);
+    fdn_breakers_destroy(set);
+    assert_int_equal(fail_alloc_live(), live0);
+    fail_alloc_uninstall();
+    print_message("changes %ld, other keys found %ld, not configured %ld\n", changes,
+                  atomic_load(&s.other_refused), atomic_load(&s.other_ran));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(restarted_pool_under_calls),
+        cmocka_unit_test(configured_key_is_found_while_the_table_changes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 
 #include <fdn/protect.h>
 #include <fdn/telemetry.h>
+#include "core/rcu.h"
 #include "infra/breaker_int.h"
 #include "infra/pool_int.h"
 #include "fail_alloc.h"
@@ -347,7 +348,8 @@ static void cached_pool_follows_stop_and_restart(void **state)
  * reference) as long as the entry. Now the call that finds it retired replaces the entry, and
  * the pool goes with the old entry's last reference (here that call's own). Counted with the
  * failing allocator's live blocks (nothing fails): the stop frees the workers; the next call
- * frees the pool, and swaps the entry (its three blocks) for a copy (three). */
+ * frees the pool, and swaps the entry (its three blocks) for a copy (three) and the table for
+ * a copy (the old entry's and table's memory go a grace period later: the barrier). */
 static void cached_stopped_pool_is_freed(void **state)
 {
     (void)state;
@@ -383,6 +385,7 @@ static void cached_stopped_pool_is_freed(void **state)
     assert_int_equal(fdn_pools_stop(f.pools, "db"), 0);
     long held = fail_alloc_live(); /* the stopped pool, kept by the cache alone */
     assert_int_equal(fdn_execute_protected(f.p, "pc", NULL, fn, &c, &r, NULL), FDN_ENOENT);
+    fdn__rcu_barrier();
     assert_int_equal(fail_alloc_live(), held - 1);
     assert_int_equal(fdn_protect_has(f.p, "pc"), 0); /* the copy is configured */
 
