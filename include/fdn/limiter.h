@@ -141,8 +141,11 @@ typedef struct fdn_limiter_redis_opts {
     const char *url;            /**< redis://[[user]:password@]host[:port][/db] (default port
                                      6379, db 0); required; copied */
     uint32_t pool_size;         /**< connections, 1..1024 (default 4) */
-    int64_t connect_timeout_ms; /**< 1..60 000 (default 1 000); a connection made on demand
-                                     during a check waits at most command_timeout_ms */
+    int64_t connect_timeout_ms; /**< 1..60 000 (default 1 000): bound on the connect, cut to
+                                     command_timeout_ms when longer; a connection made on
+                                     demand during a check is made (connect, AUTH, SELECT,
+                                     script load) within what is left of the check's
+                                     command_timeout_ms */
     int64_t command_timeout_ms; /**< 1..60 000 (default 250): bound on a check's wait for a
                                      connection and for its reply */
     const char *key_prefix;     /**< prepended to every key (default "fdn:rl:"); copied */

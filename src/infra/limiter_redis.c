@@ -41,6 +41,17 @@
  * opened for the waiting checks; one that opens hands its room to them too. A reset's
  * DEL is a pipeline of its own on the same connections.
  *
+ * Opening a connection during a check (pipe_open, or a broken lease's refill in pipe_lead;
+ * t_open_deadline tells conn_create the check's deadline) is bounded by that one deadline as
+ * a whole: the connect, AUTH, SELECT and the script's load each get what is left of it when
+ * they start (storage/redis_limit.c), and a step with less than 1 ms left is not taken
+ * (FDN_ETIMEDOUT, which does not mark Redis unreachable), so the steps share the check's
+ * bound instead of each taking what was left when the opening began. A connection opened
+ * with no check (t_open_deadline 0) has connect_timeout_ms (at most command_timeout_ms) for
+ * the connect and command_timeout_ms for each command. Either way it leaves the opening with
+ * command_timeout_ms as its socket bounds (send_ms, recv_ms), which a pipeline lowers to its
+ * own deadline.
+ *
  * Failure policy: LOCAL checks the in-memory store (limiter_store.c) with the rule's limit and
  * burst divided by fleet_size (rounded up); OPEN allows; CLOSED denies until the breaker
  * lets a call through again. A cancel, an inc, a set or a reset that cannot reach Redis
@@ -185,29 +196,25 @@ static _Thread_local int64_t t_open_deadline;
 static int conn_create(void **out, void *user)
 {
     redisbe_t *b = user;
-    /* a connection made during a check must not outlast the check's bound: the connect and
-     * the script's load are bounded by what is left of it */
-    int64_t command_ms = b->command_ms;
-    if (t_open_deadline != 0) {
-        int64_t left_ms = (t_open_deadline - fdn__mono_now_ns()) / 1000000;
-        if (left_ms < 1)
-            return FDN_ETIMEDOUT;
-        if (left_ms < command_ms)
-            command_ms = left_ms;
-    }
-    int64_t connect_ms = b->connect_ms < command_ms ? b->connect_ms : command_ms;
+    /* a connection made during a check must not outlast the check's bound: the opening as a
+     * whole (connect, AUTH, SELECT, the script's load) ends by its deadline, each step bounded
+     * by what is left of it; without one, the connect by connect_ms (at most command_ms), each
+     * command by command_ms */
+    int64_t deadline = t_open_deadline;
+    int64_t connect_ms = b->connect_ms < b->command_ms ? b->connect_ms : b->command_ms;
     rconn_t *conn = fdn__calloc(1, sizeof(*conn));
     if (conn == NULL)
         return FDN_ENOMEM;
-    int rc = fdn__rl_connect(&conn->c, &b->url, connect_ms, command_ms);
+    int rc = fdn__rl_connect(&conn->c, &b->url, connect_ms, b->command_ms, deadline);
     if (rc == 0) {
         /* pipelines name the script by its SHA1: the first connection learns it, before it
          * carries anything */
         char sha[41];
         bool loaded, broken = false;
         fdn__rl_sent_t sent = {0, 0};
-        if (!fdn__rl_script_sha(&b->script, sha, &loaded) &&
-            fdn__rl_script_load(conn->c, &b->script, &broken, &sent) != 0)
+        if (!fdn__rl_script_sha(&b->script, sha, &loaded))
+            rc = fdn__rl_script_load(conn->c, &b->script, b->command_ms, deadline, &broken, &sent);
+        if (rc != 0 && rc != FDN_ETIMEDOUT)
             rc = FDN_EUNAVAILABLE;
         count_sent(b, &sent);
         if (rc != 0)
@@ -215,11 +222,13 @@ static int conn_create(void **out, void *user)
     }
     if (rc != 0) {
         fdn__free(conn);
-        atomic_store_explicit(&b->connected, false, memory_order_relaxed);
+        /* out of time before a step: nothing says Redis is away */
+        if (rc != FDN_ETIMEDOUT)
+            atomic_store_explicit(&b->connected, false, memory_order_relaxed);
         return rc;
     }
     conn->gen = atomic_load_explicit(&b->conn_gen, memory_order_relaxed);
-    conn->send_ms = conn->recv_ms = command_ms; /* what fdn__rl_connect set */
+    conn->send_ms = conn->recv_ms = b->command_ms; /* what the opening left on the socket */
     pthread_mutex_init(&conn->wmu, NULL);
     *out = conn;
     return 0;

@@ -19,6 +19,15 @@
  * ranges is a failure, and a reply that is not a Redis error also marks the connection
  * broken, because the peer does not speak the protocol the script promises.
  *
+ * Bounds: hiredis's blocking calls are bounded by the socket's send and receive timeouts
+ * (SO_SNDTIMEO, SO_RCVTIMEO: each read or write, so a peer trickling a reply could stretch
+ * one). An opening (connect, AUTH, SELECT, then the limiter's SCRIPT LOAD) may have one
+ * deadline for the whole: each step is bounded by what is left of it when the step starts
+ * (never more than the step's configured bound), and once less than 1 ms is left the next
+ * step is not taken (FDN_ETIMEDOUT; a step that ended past the deadline stops the next one
+ * too), so the steps share the deadline instead of each taking a full bound. The socket is
+ * left with command_ms, the bound of what comes after.
+ *
  * Threads: none of its own; a connection belongs to its caller while in use.
  */
 #include "storage/redis_limit.h"
@@ -35,6 +44,7 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/sigpipe.h"
+#include "core/sync.h"
 
 #define NS_PER_US 1000LL
 
@@ -255,33 +265,78 @@ int fdn__rl_bound_replies(redisContext *c)
     return 0;
 }
 
-static int connect_unguarded(redisContext **out, const fdn__redis_url_t *url, int64_t connect_ms,
-                             int64_t command_ms)
+/* The bound of an opening's step that starts now: ms, or what is left of deadline_ns (0: none)
+ * when that is less; 0 when less than 1 ms is left. */
+static int64_t step_ms(int64_t ms, int64_t deadline_ns)
 {
-    redisContext *c = redisConnectWithTimeout(url->host, url->port, ms_tv(connect_ms));
+    if (deadline_ns == 0)
+        return ms;
+    int64_t left_ms = (deadline_ns - fdn__mono_now_ns()) / 1000000;
+    return left_ms < 1 ? 0 : left_ms < ms ? left_ms : ms;
+}
+
+/* Bound both directions of c's socket by ms, *set being the bound on it now (0: none yet).
+ * 0 or -1 (setsockopt failed). */
+static int set_bound(redisContext *c, int64_t ms, int64_t *set)
+{
+    if (*set == ms)
+        return 0;
+    if (redisSetTimeout(c, ms_tv(ms)) != REDIS_OK)
+        return -1;
+    *set = ms;
+    return 0;
+}
+
+/* Bound c for an opening's next step (command_ms, or what is left of deadline_ns): 0,
+ * FDN_ETIMEDOUT when nothing is left (nothing is sent), or `fail` when the bound cannot be
+ * set. */
+static int step_bound(redisContext *c, int64_t command_ms, int64_t deadline_ns, int64_t *set,
+                      int fail)
+{
+    int64_t ms = step_ms(command_ms, deadline_ns);
+    if (ms == 0)
+        return FDN_ETIMEDOUT;
+    return set_bound(c, ms, set) == 0 ? 0 : fail;
+}
+
+static int connect_unguarded(redisContext **out, const fdn__redis_url_t *url, int64_t connect_ms,
+                             int64_t command_ms, int64_t deadline_ns)
+{
+    int64_t ms = step_ms(connect_ms, deadline_ns);
+    if (ms == 0)
+        return FDN_ETIMEDOUT;
+    redisContext *c = redisConnectWithTimeout(url->host, url->port, ms_tv(ms));
     if (c == NULL)
         return FDN_ENOMEM;
     if (!c->err && fdn__rl_bound_replies(c) != 0) {
         redisFree(c);
         return FDN_ENOMEM;
     }
-    if (c->err || redisSetTimeout(c, ms_tv(command_ms)) != REDIS_OK) {
+    if (c->err) {
         redisFree(c);
         return FDN_ECONNREFUSED;
     }
+    int64_t set = 0; /* the bound on c's socket now */
     int rc = 0;
     if (url->has_password) {
         size_t ul = strlen(url->user), pl = strlen(url->password);
-        rc = ul > 0
-                 ? simple_command(c, 3, (const char *[]){"AUTH", url->user, url->password},
-                                  (size_t[]){4, ul, pl})
-                 : simple_command(c, 2, (const char *[]){"AUTH", url->password}, (size_t[]){4, pl});
+        rc = step_bound(c, command_ms, deadline_ns, &set, FDN_ECONNREFUSED);
+        if (rc == 0)
+            rc = ul > 0 ? simple_command(c, 3, (const char *[]){"AUTH", url->user, url->password},
+                                         (size_t[]){4, ul, pl})
+                        : simple_command(c, 2, (const char *[]){"AUTH", url->password},
+                                         (size_t[]){4, pl});
     }
     if (rc == 0 && url->db != 0) {
         char db[16];
         int n = snprintf(db, sizeof(db), "%d", url->db);
-        rc = simple_command(c, 2, (const char *[]){"SELECT", db}, (size_t[]){6, (size_t)n});
+        rc = step_bound(c, command_ms, deadline_ns, &set, FDN_ECONNREFUSED);
+        if (rc == 0)
+            rc = simple_command(c, 2, (const char *[]){"SELECT", db}, (size_t[]){6, (size_t)n});
     }
+    /* what comes after the opening has command_ms (a pipeline lowers it to its own bound) */
+    if (rc == 0 && set_bound(c, command_ms, &set) != 0)
+        rc = FDN_ECONNREFUSED;
     if (rc != 0) {
         redisFree(c);
         return rc;
@@ -291,11 +346,11 @@ static int connect_unguarded(redisContext **out, const fdn__redis_url_t *url, in
 }
 
 int fdn__rl_connect(redisContext **out, const fdn__redis_url_t *url, int64_t connect_ms,
-                    int64_t command_ms)
+                    int64_t command_ms, int64_t deadline_ns)
 {
     fdn__sigpipe_guard_t g; /* AUTH and SELECT write to the socket */
     fdn__sigpipe_block(&g);
-    int rc = connect_unguarded(out, url, connect_ms, command_ms);
+    int rc = connect_unguarded(out, url, connect_ms, command_ms, deadline_ns);
     fdn__sigpipe_restore(&g);
     return rc;
 }
@@ -373,13 +428,27 @@ bool fdn__rl_script_sha(fdn__rl_script_t *s, char sha[41], bool *loaded)
     return known;
 }
 
-int fdn__rl_script_load(redisContext *c, fdn__rl_script_t *s, bool *broken, fdn__rl_sent_t *sent)
+int fdn__rl_script_load(redisContext *c, fdn__rl_script_t *s, int64_t command_ms,
+                        int64_t deadline_ns, bool *broken, fdn__rl_sent_t *sent)
 {
+    int64_t set = command_ms; /* what c's socket has (fdn__rl_connect left it) */
+    if (deadline_ns != 0) {
+        int rc = step_bound(c, command_ms, deadline_ns, &set, FDN_EUNAVAILABLE);
+        if (rc != 0) { /* FDN_ETIMEDOUT: nothing sent, c as it was; else its bound is unknown */
+            if (rc != FDN_ETIMEDOUT)
+                *broken = true;
+            return rc;
+        }
+    }
     fdn__sigpipe_guard_t g;
     fdn__sigpipe_block(&g);
     char sha[41];
     int rc = script_load(c, s, sha, broken, sent);
     fdn__sigpipe_restore(&g);
+    if (rc == 0 && deadline_ns != 0 && set_bound(c, command_ms, &set) != 0) {
+        *broken = true;
+        rc = FDN_EUNAVAILABLE;
+    }
     return rc;
 }
 
@@ -590,7 +659,7 @@ int fdn__rl_eval_many(redisContext *c, fdn__rl_script_t *s, fdn__rl_call_t *cons
     char sha[41];
     bool loaded;
     if (!fdn__rl_script_sha(s, sha, &loaded)) { /* its SHA1 is what a load answers */
-        if (fdn__rl_script_load(c, s, broken, sent) != 0)
+        if (fdn__rl_script_load(c, s, 0, 0, broken, sent) != 0)
             return FDN_EUNAVAILABLE;
         (void)fdn__rl_script_sha(s, sha, &loaded);
     }

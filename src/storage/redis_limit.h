@@ -37,11 +37,15 @@ void fdn__rl_script_fini(fdn__rl_script_t *s);
 /* The Lua text (for the benchmark's raw EVALSHA baseline). */
 const char *fdn__rl_script_text(size_t *len);
 
-/* Connect (connect_ms bounds the connect; command_ms every later command), then AUTH and
- * SELECT as the URL says. Returns 0, FDN_ECONNREFUSED (no connection), FDN_EUNAVAILABLE
- * (AUTH or SELECT refused) or FDN_ENOMEM. */
+/* Connect (connect_ms bounds the connect; command_ms each command), then AUTH and SELECT as
+ * the URL says. With a deadline_ns (monotonic, fdn__mono_now_ns; 0: none) the opening as a
+ * whole ends by it: each step (the connect, AUTH, SELECT) is bounded by what is left of it
+ * when the step starts, when that is less, and with less than 1 ms left the step is not
+ * taken: FDN_ETIMEDOUT. Either way the connection comes back with command_ms as its send and
+ * receive bounds. Returns 0, FDN_ECONNREFUSED (no connection), FDN_EUNAVAILABLE (AUTH or
+ * SELECT refused or unanswered), FDN_ETIMEDOUT or FDN_ENOMEM. */
 int fdn__rl_connect(struct redisContext **out, const fdn__redis_url_t *url, int64_t connect_ms,
-                    int64_t command_ms);
+                    int64_t command_ms, int64_t deadline_ns);
 void fdn__rl_close(struct redisContext *c);
 
 /* Refuse replies announcing arrays longer than any this client expects, before hiredis
@@ -100,9 +104,12 @@ int fdn__rl_eval_many(struct redisContext *c, fdn__rl_script_t *s, fdn__rl_call_
 bool fdn__rl_script_sha(fdn__rl_script_t *s, char sha[41], bool *loaded);
 
 /* SCRIPT LOAD on c now, one round trip (c must have nothing in flight): 0 or FDN_EUNAVAILABLE
- * (*broken set when the connection must not be used again). */
-int fdn__rl_script_load(struct redisContext *c, fdn__rl_script_t *s, bool *broken,
-                        fdn__rl_sent_t *sent);
+ * (*broken set when the connection must not be used again). deadline_ns 0: bounded by what is
+ * set on c (command_ms unused). Else the last step of an opening (fdn__rl_connect): bounded by
+ * what is left of deadline_ns, at most command_ms, and FDN_ETIMEDOUT with nothing sent when
+ * less than 1 ms is left; c's bounds are command_ms again after it when it succeeds. */
+int fdn__rl_script_load(struct redisContext *c, fdn__rl_script_t *s, int64_t command_ms,
+                        int64_t deadline_ns, bool *broken, fdn__rl_sent_t *sent);
 
 /* Append to out: SCRIPT LOAD when load_first, then an EVALSHA of sha for each of calls[0..n)
  * with todo[i] set (every one when todo is NULL). Counts what it encodes in *sent. out->oom:

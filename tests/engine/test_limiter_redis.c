@@ -33,6 +33,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "core/sync.h"
 #include "infra/limiter_int.h"
 #include "logic/redis_url.h"
 #include "storage/redis_limit.h"
@@ -395,7 +396,7 @@ static void pipeline_retries_noscript_once_for_the_batch(void **state)
     fdn__redis_url_t u;
     assert_int_equal(fdn__redis_url_parse(g_url, &u, NULL), 0);
     struct redisContext *c;
-    assert_int_equal(fdn__rl_connect(&c, &u, 2000, 2000), 0);
+    assert_int_equal(fdn__rl_connect(&c, &u, 2000, 2000, 0), 0);
     fdn__rl_script_t s;
     fdn__rl_script_init(&s);
     char key[64];
@@ -488,7 +489,7 @@ static void script_windows_at_clock_extremes(void **state)
     fdn__redis_url_t u;
     assert_int_equal(fdn__redis_url_parse(g_url, &u, NULL), 0);
     struct redisContext *c;
-    assert_int_equal(fdn__rl_connect(&c, &u, 2000, 2000), 0);
+    assert_int_equal(fdn__rl_connect(&c, &u, 2000, 2000, 0), 0);
     char *script = script_at_time();
     char key[64];
     long long r[7];
@@ -1392,6 +1393,238 @@ static void garbage_replies_fall_back(void **state)
     }
 }
 
+/* ---- opening a connection: one deadline for all its steps ---------------------------------- */
+
+/* A slow Redis: it answers each command (a RESP array of bulk strings) `delay_ms` after it has
+ * read it whole, AUTH and SELECT with +OK and SCRIPT LOAD with a SHA1, and counts them. */
+typedef struct slow {
+    int lfd;
+    int delay_ms;
+    pthread_t th;
+    atomic_int accepts, auths, selects, loads;
+} slow_t;
+
+/* The number after `lead` at p[*i], up to "\r\n": its value, *i moved past it; -1 when p[0..n)
+ * ends first, -2 when it is not one. */
+static long resp_int(const char *p, size_t n, size_t *i, char lead)
+{
+    if (*i >= n)
+        return -1;
+    if (p[*i] != lead)
+        return -2;
+    const char *e = memchr(p + *i, '\r', n - *i);
+    if (e == NULL || (size_t)(e - p) + 1 >= n)
+        return -1;
+    long v = 0;
+    for (const char *d = p + *i + 1; d < e; d++) {
+        if (*d < '0' || *d > '9' || v > 1000000)
+            return -2;
+        v = v * 10 + (*d - '0');
+    }
+    *i = (size_t)(e - p) + 2;
+    return v;
+}
+
+/* The length of the command at the start of p[0..n): 0 while it is incomplete, -1 when it is
+ * not one; *name: its first argument. */
+static long resp_command(const char *p, size_t n, const char **name, size_t *namelen)
+{
+    size_t i = 0;
+    long argc = resp_int(p, n, &i, '*');
+    if (argc < 1)
+        return argc == -1 ? 0 : -1;
+    for (long a = 0; a < argc; a++) {
+        long len = resp_int(p, n, &i, '$');
+        if (len < 0)
+            return len == -1 ? 0 : -1;
+        if (i + (size_t)len + 2 > n)
+            return 0;
+        if (a == 0) {
+            *name = p + i;
+            *namelen = (size_t)len;
+        }
+        i += (size_t)len + 2;
+    }
+    return (long)i;
+}
+
+static bool is_name(const char *name, size_t len, const char *want)
+{
+    return len == strlen(want) && memcmp(name, want, len) == 0;
+}
+
+static void *slow_main(void *arg)
+{
+    slow_t *f = arg;
+    char buf[16384]; /* SCRIPT LOAD and the script: about 4 KiB */
+    for (;;) {
+        int c = accept(f->lfd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        atomic_fetch_add(&f->accepts, 1);
+        size_t n = 0;
+        long len = 0;
+        ssize_t r;
+        while (len >= 0 && n < sizeof(buf) && (r = read(c, buf + n, sizeof(buf) - n)) > 0) {
+            n += (size_t)r;
+            const char *name;
+            size_t nl;
+            while ((len = resp_command(buf, n, &name, &nl)) > 0) {
+                const char *reply = "-ERR unknown command\r\n";
+                if (is_name(name, nl, "AUTH")) {
+                    atomic_fetch_add(&f->auths, 1);
+                    reply = "+OK\r\n";
+                } else if (is_name(name, nl, "SELECT")) {
+                    atomic_fetch_add(&f->selects, 1);
+                    reply = "+OK\r\n";
+                } else if (is_name(name, nl, "SCRIPT")) {
+                    atomic_fetch_add(&f->loads, 1);
+                    reply = "$40\r\n0123456789abcdef0123456789abcdef01234567\r\n";
+                }
+                test_pause_ms(f->delay_ms); /* the server's slowness, not the test's ordering */
+                /* MSG_NOSIGNAL: the client may have given up and closed the connection */
+                if (send(c, reply, strlen(reply), MSG_NOSIGNAL) < 0) {
+                    len = -1;
+                    break;
+                }
+                memmove(buf, buf + len, n - (size_t)len);
+                n -= (size_t)len;
+            }
+        }
+        close(c);
+    }
+}
+
+/* Start a slow server; its URL (a password and db 1: the opening sends AUTH and SELECT) into
+ * url. */
+static void slow_start(slow_t *f, int delay_ms, char *url, size_t cap)
+{
+    memset(f, 0, sizeof(*f));
+    f->delay_ms = delay_ms;
+    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(f->lfd, 16), 0);
+    socklen_t len = sizeof(a);
+    assert_int_equal(getsockname(f->lfd, (struct sockaddr *)&a, &len), 0);
+    snprintf(url, cap, "redis://:secret@127.0.0.1:%d/1", ntohs(a.sin_port));
+    assert_int_equal(pthread_create(&f->th, NULL, slow_main, f), 0);
+}
+
+/* Stop it: its counts are final after this (its connections must be closed first, or it
+ * waits for them). */
+static void slow_stop(slow_t *f)
+{
+    shutdown(f->lfd, SHUT_RDWR);
+    close(f->lfd);
+    pthread_join(f->th, NULL);
+}
+
+/* The socket bound (SO_RCVTIMEO or SO_SNDTIMEO) of c, in ms. */
+static int64_t sock_bound_ms(struct redisContext *c, int opt)
+{
+    struct timeval tv;
+    socklen_t len = sizeof(tv);
+    assert_int_equal(getsockopt(c->fd, SOL_SOCKET, opt, &tv, &len), 0);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* The storage layer: an opening with a deadline takes no step once it has passed, and one
+ * whose steps were bounded by what was left of it leaves the connection with command_ms,
+ * which is what comes after it; without a deadline each step has command_ms, however long
+ * the opening takes in all. */
+static void opening_steps_and_the_bounds_they_leave(void **state)
+{
+    (void)state;
+    slow_t f;
+    char url[96];
+    slow_start(&f, 0, url, sizeof(url));
+    fdn__redis_url_t u;
+    assert_int_equal(fdn__redis_url_parse(url, &u, NULL), 0);
+    struct redisContext *c = NULL;
+    /* a deadline already passed: not even the connect */
+    int64_t now = fdn__mono_now_ns();
+    assert_int_equal(fdn__rl_connect(&c, &u, 60000, 60000, now - 1), FDN_ETIMEDOUT);
+    assert_null(c);
+    /* 30 s left, commands bounded by 60 s: the opening's steps had at most 30 s (a step far
+     * from its deadline cannot be told from one at it by its outcome, so what is checked is
+     * the bound after: back to 60 s for what comes next) */
+    int64_t deadline = fdn__mono_now_ns() + 30000 * 1000000LL;
+    assert_int_equal(fdn__rl_connect(&c, &u, 60000, 60000, deadline), 0);
+    assert_int_equal(sock_bound_ms(c, SO_RCVTIMEO), 60000);
+    assert_int_equal(sock_bound_ms(c, SO_SNDTIMEO), 60000);
+    fdn__rl_script_t s;
+    fdn__rl_script_init(&s);
+    bool broken = false;
+    fdn__rl_sent_t sent = {0, 0};
+    assert_int_equal(fdn__rl_script_load(c, &s, 60000, deadline, &broken, &sent), 0);
+    assert_int_equal(sent.loads, 1);
+    assert_int_equal(sock_bound_ms(c, SO_RCVTIMEO), 60000);
+    assert_int_equal(sock_bound_ms(c, SO_SNDTIMEO), 60000);
+    /* and the load is not sent once the deadline has passed */
+    sent = (fdn__rl_sent_t){0, 0};
+    assert_int_equal(fdn__rl_script_load(c, &s, 60000, fdn__mono_now_ns() - 1, &broken, &sent),
+                     FDN_ETIMEDOUT);
+    assert_int_equal(sent.loads, 0);
+    assert_false(broken);
+    fdn__rl_close(c);
+    slow_stop(&f);
+    assert_int_equal(atomic_load(&f.accepts), 1);
+    assert_int_equal(atomic_load(&f.auths), 1);
+    assert_int_equal(atomic_load(&f.selects), 1);
+    assert_int_equal(atomic_load(&f.loads), 1);
+
+    /* no deadline: AUTH, SELECT and the load take 400 ms each (1.2 s in all) and each has the
+     * full 1 s (a 600 ms stall of the server's thread within one step would fail this) */
+    slow_start(&f, 400, url, sizeof(url));
+    assert_int_equal(fdn__redis_url_parse(url, &u, NULL), 0);
+    c = NULL;
+    assert_int_equal(fdn__rl_connect(&c, &u, 1000, 1000, 0), 0);
+    sent = (fdn__rl_sent_t){0, 0};
+    assert_int_equal(fdn__rl_script_load(c, &s, 1000, 0, &broken, &sent), 0);
+    assert_int_equal(sock_bound_ms(c, SO_RCVTIMEO), 1000);
+    fdn__rl_close(c);
+    slow_stop(&f);
+    assert_int_equal(atomic_load(&f.auths), 1);
+    assert_int_equal(atomic_load(&f.selects), 1);
+    assert_int_equal(atomic_load(&f.loads), 1);
+    fdn__rl_script_fini(&s);
+}
+
+/* A connection opened for a check ends by the check's deadline, its steps sharing what is
+ * left: the server takes 600 ms to answer each command and the check's bound is 1 s. AUTH
+ * is answered at 600 ms; SELECT cannot be answered before 1.2 s after the connection was
+ * accepted, past the check's deadline (the check began before the connect), so the script's
+ * load, which comes after it, is never sent, whatever the scheduler does: SELECT either meets
+ * its bound (what was left, about 400 ms) or is answered past the deadline, and then nothing
+ * is left for the load. The failure policy answers the check. (Before, each step had the time
+ * left when the opening began, 1 s each: SELECT was answered at 1.2 s and the load sent, and
+ * the check took about 1.8 s.) */
+static void opening_a_connection_ends_by_the_check_deadline(void **state)
+{
+    (void)state;
+    slow_t f;
+    char url[96];
+    slow_start(&f, 600, url, sizeof(url));
+    fdn_limiter_opts_t o = redis_opts(url, FDN_LIMIT_FAIL_CLOSED);
+    o.redis.command_timeout_ms = 1000;
+    o.redis.connect_timeout_ms = 1000;
+    fdn_limiter_t *l = open_limiter(&o);
+    fdn_limit_rule_t r = {FDN_LIMIT_TOKEN_BUCKET, 3, 600000, 0};
+    fdn_limit_result_t res;
+    assert_int_equal(fdn_limiter_check(l, "o", 1, &r, 1, 0, &res), FDN_ERATE_LIMITED);
+    fdn_limiter_backend_status_t st;
+    fdn_limiter_backend_status(l, &st);
+    assert_int_equal(st.fallbacks, 1);    /* fail_closed answered */
+    assert_int_equal(st.script_loads, 0); /* the load was not sent */
+    assert_int_equal(st.commands, 0);
+    fdn_limiter_destroy(l); /* closes its connections: the server's thread can end */
+    slow_stop(&f);
+    assert_int_equal(atomic_load(&f.loads), 0);
+    assert_true(atomic_load(&f.auths) <= 1); /* (1 unless the check's thread stalled 1 s) */
+    assert_true(atomic_load(&f.selects) <= 1);
+}
+
 /* ---- chaos: Redis killed under load and restarted ---------------------------------------- */
 
 typedef struct load {
@@ -1547,6 +1780,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(skewed_hosts_share_window_edges),
         cmocka_unit_test(refused_connection_follows_each_policy),
         cmocka_unit_test(garbage_replies_fall_back),
+        cmocka_unit_test(opening_steps_and_the_bounds_they_leave),
+        cmocka_unit_test(opening_a_connection_ends_by_the_check_deadline),
         cmocka_unit_test_setup_teardown(killed_and_restarted_under_load, chaos_setup,
                                         chaos_teardown),
         cmocka_unit_test(pipeline_retries_noscript_once_for_the_batch),
