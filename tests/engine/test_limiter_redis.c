@@ -1574,15 +1574,15 @@ static void opening_steps_and_the_bounds_they_leave(void **state)
     assert_int_equal(atomic_load(&f.selects), 1);
     assert_int_equal(atomic_load(&f.loads), 1);
 
-    /* no deadline: AUTH, SELECT and the load take 400 ms each (1.2 s in all) and each has the
-     * full 1 s (a 600 ms stall of the server's thread within one step would fail this) */
-    slow_start(&f, 400, url, sizeof(url));
+    /* no deadline: AUTH, SELECT and the load take 700 ms each (2.1 s in all) and each has the
+     * full 2 s (only a 1.3 s stall of the server's thread within one step would fail this) */
+    slow_start(&f, 700, url, sizeof(url));
     assert_int_equal(fdn__redis_url_parse(url, &u, NULL), 0);
     c = NULL;
-    assert_int_equal(fdn__rl_connect(&c, &u, 1000, 1000, 0), 0);
+    assert_int_equal(fdn__rl_connect(&c, &u, 2000, 2000, 0), 0);
     sent = (fdn__rl_sent_t){0, 0};
-    assert_int_equal(fdn__rl_script_load(c, &s, 1000, 0, &broken, &sent), 0);
-    assert_int_equal(sock_bound_ms(c, SO_RCVTIMEO), 1000);
+    assert_int_equal(fdn__rl_script_load(c, &s, 2000, 0, &broken, &sent), 0);
+    assert_int_equal(sock_bound_ms(c, SO_RCVTIMEO), 2000);
     fdn__rl_close(c);
     slow_stop(&f);
     assert_int_equal(atomic_load(&f.auths), 1);
