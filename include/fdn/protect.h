@@ -152,7 +152,9 @@ FDN_API void fdn_protect_destroy(fdn_protect_t *p);
 FDN_API int fdn_protect_configure(fdn_protect_t *p, const char *key,
                                   const fdn_protect_config_t *cfg, fdn_error_t *err);
 
-/** Remove a key's configuration. @return 0, FDN_ENOENT @thread_safety any @since 0.1.0 */
+/** Remove a key's configuration. @return 0, FDN_ENOENT, FDN_ENOMEM (the table of keys is
+ * copied with the change; out of memory, the key stays configured) @thread_safety any
+ * @since 0.1.0 */
 FDN_API int fdn_protect_unconfigure(fdn_protect_t *p, const char *key);
 
 /**
