@@ -641,6 +641,8 @@ FDN_API int fdn_events_store_specs(fdn_events_t *es, const fdn_event_spec_t *spe
 /**
  * A copy of the event with this id.
  * @return 0, FDN_ENOENT (never stored, or pruned), FDN_EINVAL, FDN_ENOMEM, FDN_EUNAVAILABLE
+ *         (the store is stopped; also when it stopped during the call and the id is one only
+ *         its file holds: the file is closed then, and the answer is never FDN_ENOENT for it)
  * @thread_safety any
  * @since 0.1.0
  */
@@ -676,6 +678,8 @@ typedef struct fdn_events_query {
  * @param[out] out the results, in id (= time) order, reversed when descending; free with
  *                 fdn_event_list_free
  * @return 0; FDN_EINVAL (bad limit/offset/time range/version); FDN_ENOMEM; FDN_EUNAVAILABLE
+ *         (the store is stopped; also when it stopped during a query that reads its file, which
+ *         is closed then: never a result without the file's part)
  * @thread_safety any
  * @since 0.1.0
  */
@@ -694,7 +698,7 @@ FDN_API int fdn_events_query(fdn_events_t *es, const fdn_events_query_t *q, fdn_
  * @param[out] same  the index in prev of the first list equal to the result, or SIZE_MAX
  *                   (then *out is set)
  * @return 0; FDN_EINVAL (as fdn_events_query, or same NULL, or prev NULL with nprev > 0);
- *         FDN_ENOMEM; FDN_EUNAVAILABLE
+ *         FDN_ENOMEM; FDN_EUNAVAILABLE (as fdn_events_query)
  * @thread_safety any
  * @since 0.3.0
  */
@@ -730,6 +734,7 @@ FDN_API int fdn_events_query_memory(fdn_events_t *es, const fdn_events_query_t *
 /**
  * Every event with this correlation id, in time order (no limit).
  * @return 0 (an unknown id gives an empty list), FDN_EINVAL, FDN_ENOMEM, FDN_EUNAVAILABLE
+ *         (as fdn_events_query)
  * @thread_safety any
  * @since 0.1.0
  */
@@ -1034,9 +1039,15 @@ FDN_API int fdn_events_sub_fd(const fdn_events_sub_t *sub);
 /**
  * Next matching events of an fd subscription (at most max, ≥ 1), advancing its position
  * and clearing the descriptor's readiness when nothing more waits. Never blocks.
+ * A from-position subscription behind the memory tier reads the durable backend; when it
+ * cannot (a store on SQLite that is stopped, or stops during the read: its file is closed
+ * then; PostgreSQL away), the read fails and the position stays where it was: nothing is
+ * skipped, and a read once the store runs again goes on from it. On SQLite the descriptor
+ * then turns readable again when the store starts (not while it is stopped).
  * @param[out] out the events (possibly empty); free with fdn_event_list_free
  * @param[out] skipped events missed since the last read (may be NULL)
- * @return 0, FDN_EINVAL, FDN_ENOMEM
+ * @return 0, FDN_EINVAL, FDN_ENOMEM, FDN_EUNAVAILABLE (as above: the store is stopped, or its
+ *         PostgreSQL away), FDN_EIO (the file could not be read)
  * @thread_safety serial (one reader per subscription)
  * @since 0.1.0
  */

@@ -15,7 +15,9 @@
  * connections share one commit. A 201 still means the event is on disk in durable mode.
  * A 503's message says whose refusal it is (store_refused): the call's own on a store that
  * is stopped (shutdown or restart) says the store is stopping; the writer's on a store on
- * PostgreSQL says its PostgreSQL is unavailable (or its spool full).
+ * PostgreSQL says its PostgreSQL is unavailable (or its spool full). A read (GET, DELETE) that
+ * the store refuses with FDN_EUNAVAILABLE answers 503 saying the store is stopped (or its
+ * PostgreSQL away: read_refused), also when it stopped during the read.
  * The 201's body is reserved before the store (store_deferred): once events are stored, their
  * answer needs no allocation, so it is never an error the client would retry (storing them
  * twice).
@@ -294,6 +296,28 @@ static int store_refused(fdn_events_t *es, fdn__http_resp_t *resp, int rc, bool 
     return rc;
 }
 
+/* The answer to a read's refusal rc (get, query, prune), returned by the store: resp->err and
+ * Retry-After for FDN_EUNAVAILABLE, which says the store is stopped (a shutdown, or a restart
+ * by its supervisor; also when it stopped during the read: a read of its file then fails, it
+ * never answers without the file's part), or on PostgreSQL that PostgreSQL is away; returns
+ * rc. */
+static int read_refused(fdn_events_t *es, fdn__http_resp_t *resp, int rc)
+{
+    if (rc != FDN_EUNAVAILABLE)
+        return rc;
+    resp->retry_after_s = 1;
+    fdn_events_backend_status_t bs;
+    if (fdn_events_backend_status(es, &bs) == 0 && bs.backend == FDN_EVENTS_BACKEND_POSTGRES &&
+        (!bs.up || bs.breaker_state != FDN_BREAKER_CLOSED)) {
+        if (bs.retry_after_ms > 0)
+            resp->retry_after_s = (bs.retry_after_ms + 999) / 1000;
+        return fdn_err_set(&resp->err, rc,
+                           "the event store's PostgreSQL is unavailable; retry later");
+    }
+    return fdn_err_set(&resp->err, rc,
+                       "the event store is stopped (shut down or restarting); retry later");
+}
+
 /* Free evs[0..n) and the array (NULL: nothing). */
 static void free_events(fdn_event_t **evs, size_t n)
 {
@@ -449,7 +473,7 @@ static int h_get(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
     if (rc == FDN_ENOENT)
         return fdn_err_set(&resp->err, rc, "no event with id %llu", (unsigned long long)id);
     if (rc < 0)
-        return rc;
+        return read_refused(es, resp, rc);
     fdn__jw_t w = {{NULL, 0, 0}, 0}; /* fdn_event_to_json's bytes (admin/event_json.c) */
     fdn__admin_event_json(&w, ev);
     fdn_event_free(ev);
@@ -545,7 +569,7 @@ static int query_wait(evapi_t *api, const fdn_events_query_t *q, int64_t wait_ms
     fdn_event_list_t *l = NULL;
     int rc = fdn_events_query(api->es, q, &l);
     if (rc < 0)
-        return rc;
+        return read_refused(api->es, resp, rc);
     if (fdn_event_list_count(l) == 0) {
         rc = fdn__evwait_add(api->wait, q, known, wait_ms, resp);
         if (rc != FDN__EVWAIT_NOW) { /* waiting (resp is the waiter's now), or an error */
@@ -640,7 +664,7 @@ static int h_query(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
      * (admin/event_json.c: the jansson tree per event was four fifths of this answer), or
      * the thread's memo's when a recent answer listed equal events (compared by the store,
      * without copying them: fdn_events_query_same) */
-    return fdn__admin_events_query(es, &q, resp);
+    return read_refused(es, resp, fdn__admin_events_query(es, &q, resp));
 }
 
 static int h_delete(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
@@ -655,7 +679,7 @@ static int h_delete(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *us
     uint64_t removed = 0;
     rc = fdn_events_prune_before(es, ts, &removed);
     if (rc < 0)
-        return rc;
+        return read_refused(es, resp, rc);
     return fdn__http_reply(resp, 200, json_pack("{s:I}", "removed", (json_int_t)removed));
 }
 

@@ -32,6 +32,11 @@
  *    the whole range below B sets the memo; retention only deletes, so it never goes stale.
  *  - a from-position subscription behind the memory tier pages through the file
  *    (fdn__evs_disk_page); ids the file's own retention deleted are stepped over and counted.
+ *  - a stopped store's file is closed (stop closes it under dmu), and a read checks that the
+ *    store runs only on entry: a read that meets the closed file (get, a query's or lookup's
+ *    file part, a page) fails with FDN_EUNAVAILABLE, the whole read with it. A closed file is
+ *    never read as an empty one: that answered the memory part alone, FDN_ENOENT for events the
+ *    file holds, moved a subscription's position past them, and set the correlation memo.
  *  - events read from the file get their timestamp on the store's monotonic clock as a
  *    reloaded file's do (kept when stamped by this clock, else rebuilt from wall time). A
  *    read takes the clock offset once (fdn__evs_clock_offset) and makes both its file part's
@@ -132,9 +137,13 @@ int fdn__evs_disk_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
         id < atomic_load_explicit(&es->disk_first, memory_order_acquire) ||
         id >= atomic_load_explicit(&es->first_id, memory_order_acquire))
         return FDN_ENOENT;
+    if (fdn__evs_disk_read_hook != NULL)
+        fdn__evs_disk_read_hook(es, fdn__evs_disk_read_user);
     int rc = FDN_ENOENT;
     fdn__mutex_lock(&es->dmu);
-    if (fdn__evb_open(&es->be) && es->be.ops->get != NULL)
+    if (!fdn__evb_open(&es->be))
+        rc = FDN_EUNAVAILABLE; /* stopped: the file is closed, not without the event */
+    else if (es->be.ops->get != NULL)
         rc = es->be.ops->get(es->be.state, id, out, NULL);
     fdn__mutex_unlock(&es->dmu);
     if (rc == 0)
@@ -147,7 +156,10 @@ void *fdn__evs_disk_read_user;
 
 /* The file's part of a read: ids in (q->after, before) with the query's filters, their
  * timestamps remapped with off, the clock offset the read took once (the one its time bounds
- * were made with). An empty list when the backend is closed (the store is stopping). */
+ * were made with). FDN_EUNAVAILABLE when the backend is closed (the store stopped after the
+ * read checked that it runs): never an empty part, which the callers would take for the
+ * file's answer (a query's result without it, a subscription's position past it, the
+ * correlation memo). */
 static int disk_part(fdn_events_t *es, const fdn__evb_query_t *bq, int64_t off,
                      fdn_event_list_t **out)
 {
@@ -157,7 +169,9 @@ static int disk_part(fdn_events_t *es, const fdn__evb_query_t *bq, int64_t off,
         fdn__evs_disk_read_hook(es, fdn__evs_disk_read_user);
     atomic_fetch_add_explicit(&es->disk_reads, 1, memory_order_relaxed);
     fdn__mutex_lock(&es->dmu);
-    if (fdn__evb_open(&es->be) && es->be.ops->query != NULL)
+    if (!fdn__evb_open(&es->be))
+        rc = FDN_EUNAVAILABLE;
+    else if (es->be.ops->query != NULL)
         rc = es->be.ops->query(es->be.state, bq, out, NULL);
     fdn__mutex_unlock(&es->dmu);
     if (rc != 0)

@@ -687,10 +687,12 @@ bool fdn__evs_disk_behind(fdn_events_t *es);
 /* The catch-up of a from-position subscription behind the memory tier of a write-behind
  * store: up to max events with after < id < before (and the filters) from the file, in id
  * order. *skipped: ids after `after` the file's retention already deleted (a count of ids,
- * filters aside), which the page steps over. An empty page when the store has no file. */
+ * filters aside), which the page steps over. An empty page when the store has no file;
+ * FDN_EUNAVAILABLE when the file is closed (the store stopped): no page. */
 int fdn__evs_disk_page(fdn_events_t *es, const char *type, const char *cid, uint64_t after,
                        uint64_t before, size_t max, fdn_event_list_t **out, uint64_t *skipped);
-/* An id below the memory tier from the file: 0, FDN_ENOENT, FDN_EIO, FDN_ECORRUPT. */
+/* An id below the memory tier from the file: 0, FDN_ENOENT, FDN_EIO, FDN_ECORRUPT,
+ * FDN_EUNAVAILABLE (the file is closed: the store stopped). */
 int fdn__evs_disk_get(fdn_events_t *es, uint64_t id, fdn_event_t **out);
 /* A query whose range reaches below the memory tier: memory and file merged (*handled);
  * *handled = false: memory answers alone. With same (may be NULL), as fdn__evs_query_same:
@@ -705,8 +707,9 @@ int fdn__evs_disk_query(fdn_events_t *es, const fdn_events_query_t *q, size_t li
 extern void (*fdn__evs_query_check_hook)(fdn_events_t *es, void *user);
 extern void *fdn__evs_query_check_user;
 /* Test hook: called by a read of the file's part of a merged read (event_disk.c: queries,
- * correlation lookups, catch-up pages) before the file is read, with no lock held (NULL:
- * none). Set before the store is used, from one thread. */
+ * correlation lookups, catch-up pages) and by a get of an id only the file may hold, before
+ * the file is read, with no lock held (NULL: none). Set before the store is used, from one
+ * thread. */
 extern void (*fdn__evs_disk_read_hook)(fdn_events_t *es, void *user);
 extern void *fdn__evs_disk_read_user;
 /* Every event of a correlation id, from the file and memory (*handled as above). */

@@ -12,6 +12,9 @@
  * filtered subscription costs nothing for other events. Writers only signal scv when a
  * subscription is concerned and the thread waits (dwaiting, announced before its last look at
  * dmark and published).
+ * An fd subscriber's read that meets the store stopped (a write-behind store's file closed)
+ * fails and keeps its position; its descriptor turns readable again when the delivery thread
+ * runs (sub_rearm).
  * Locks: smu is a leaf, but the delivery thread and pagers take plock (read) with no other
  * lock held. Subscribe and unsubscribe take amu (the append path's set of subscriptions) and
  * smu one after the other, never both.
@@ -786,6 +789,21 @@ int fdn_events_sub_fd(const fdn_events_sub_t *sub)
     return sub ? sub->efd : -1;
 }
 
+/* A read of fd subscriber s failed because the store's file is closed (the store stopped; its
+ * position is kept): the read cleared the descriptor, which the delivery thread makes
+ * readable only for a newer id than the one it last did. Forget that id, so the delivery
+ * thread makes it readable again once it runs: when the store starts (it starts the thread),
+ * or now if it started meanwhile (woken here). Not left readable while stopped: a poller
+ * would spin on reads that fail. */
+static void sub_rearm(evs_sub_t *s)
+{
+    fdn_events_t *es = s->es;
+    fdn__mutex_lock(&es->smu);
+    s->poked = 0;
+    pthread_cond_signal(&es->scv);
+    fdn__mutex_unlock(&es->smu);
+}
+
 int fdn_events_sub_read(fdn_events_sub_t *s, size_t max, fdn_event_list_t **out, uint64_t *skipped)
 {
     if (s == NULL || out == NULL || max == 0 || s->efd < 0)
@@ -795,6 +813,8 @@ int fdn_events_sub_read(fdn_events_sub_t *s, size_t max, fdn_event_list_t **out,
     (void)r;
     uint64_t sk = 0;
     int rc = sub_fetch(s, max, out, &sk);
+    if (rc == FDN_EUNAVAILABLE && s->es->sh == NULL)
+        sub_rearm(s);
     if (rc != 0)
         return rc;
     if ((*out)->n == max)
