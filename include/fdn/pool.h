@@ -264,8 +264,11 @@ FDN_API void *fdn_pool_worker_conn(const fdn_pool_worker_t *w);
  * Check a worker out for an owner: as fdn_pool_checkout, and the lease carries `owner` (any
  * non-zero token the caller chooses: a request id, a thread's, a pointer's bits), so that
  * fdn_pool_release_owner can give back every lease of that owner at once, for instance when a
- * request fails half-way (poolboy monitors the borrower process for the same reason).
- * @return as fdn_pool_checkout  @thread_safety any  @since 0.2.0
+ * request fails half-way (poolboy monitors the borrower process for the same reason). The
+ * token belongs to this lease only: once the lease ends (checked in, also when the worker goes
+ * straight to a waiter) release_owner no longer finds it.
+ * @return as fdn_pool_checkout, and FDN_EINVAL for owner 0 (nothing is checked out)
+ * @thread_safety any  @since 0.2.0
  */
 FDN_API int fdn_pool_checkout_owned(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms,
                                     uint64_t owner, fdn_error_t *err);
@@ -274,7 +277,9 @@ FDN_API int fdn_pool_checkout_owned(fdn_pool_t *p, fdn_pool_worker_t **out, int6
  * Give back every lease `owner` still holds (fdn_pool_checkout_owned): checked in as by
  * fdn_pool_checkin, or, with `broken`, destroyed and replaced as by fdn_pool_checkin_broken.
  * The owner must not use those leases afterwards. A lease given back meanwhile by its holder
- * is not counted.
+ * is not counted: when the holder's checkin and this call end the same lease at once, exactly
+ * one of them gives it back (the reset callback runs once); if it is this call, the holder's
+ * checkin returns FDN_EINVAL.
  * @return how many leases were given back (>= 0), or FDN_EINVAL (p NULL, owner 0)
  * @thread_safety any  @since 0.2.0
  */

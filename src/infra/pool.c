@@ -61,6 +61,19 @@
  * leases of the same worker, and (as for any use-after-checkin) never after the worker was
  * destroyed.
  *
+ * Owners. A lease taken with fdn_pool_checkout_owned carries a non-zero token (`owner`) so that
+ * fdn_pool_release_owner can end it from another thread; two threads may then end the same
+ * lease at once, so an owned lease is ended only under p->mu, by whoever clears the token there
+ * first: the holder's checkin (give_back_slow) clears it while its lease is current and goes on
+ * as with an unowned lease; release_owner takes the lease over (lease_gen += 2: a new lease of
+ * its own, as a hand-over to a waiter, the token cleared) and checks that one in, so the
+ * holder's handle is stale and its checkin is refused (FDN_EINVAL) without the reset callback.
+ * The lock-free park never ends an owned lease: it reads the token first (acquire) and leaves a
+ * non-zero one to the slow path. Every store of the token is a release made after the lease_gen
+ * change it goes with, so a holder that reads 0 where its token was reads the new lease_gen too
+ * and fails lease_is. Every new lease and every hand-over starts with no token: a token never
+ * outlives its lease.
+ *
  * Thread caches. A plain pool (`fast`: LIFO, no timed feature that needs the clock at checkin, no
  * leak threshold, no reclaim) parks a returned worker in one of CACHE_SLOTS slots chosen by the
  * calling thread's number (the smallest number no live thread holds, see my_slot), without taking
@@ -258,7 +271,7 @@ static void set_lease_locked(fdn_pool_t *p, fdn_pool_worker_t *w, int64_t now, v
     FDN_ASSERT((gen_of(w) & 1u) == 0);
     w->in_use = true;
     gen_add(w, 1);
-    atomic_store_explicit(&w->owner, 0, memory_order_relaxed);
+    atomic_store_explicit(&w->owner, 0, memory_order_release); /* after gen (see "Owners") */
     atomic_store_explicit(&w->checkout_ns, now, memory_order_relaxed);
     w->leak_reported = false;
     w->bt_len = bt_len;
@@ -388,9 +401,10 @@ static fdn_pool_worker_t *unpark(fdn_pool_t *p, int64_t stamp)
  * (nothing changed, the lease still held) when the slow path must do it. */
 static bool park(fdn_pool_t *p, fdn_pool_worker_t *w, const fdn_pool_worker_t *h)
 {
-    if (!lease_is(w, h) || atomic_load_explicit(&w->owner, memory_order_relaxed) != 0 ||
+    /* the token before the generation (acquire; see "Owners") */
+    if (atomic_load_explicit(&w->owner, memory_order_acquire) != 0 || !lease_is(w, h) ||
         atomic_load_explicit(&p->live, memory_order_relaxed) > p->size)
-        return false; /* a stale handle, an owned lease (p->mu), or an overflow worker */
+        return false; /* an owned lease (p->mu), a stale handle, or an overflow worker */
     cache_slot_t *c = my_slot(p);
     uintptr_t expect = 0;
     if (atomic_load_explicit(&c->w, memory_order_relaxed) != 0)
@@ -411,16 +425,17 @@ static bool park(fdn_pool_t *p, fdn_pool_worker_t *w, const fdn_pool_worker_t *h
     return true;
 }
 
-/* Under p->mu, in the slow checkin, park the lease's worker w (whose lease has not ended yet)
- * if the slot is free or holds a settled older worker, which then goes to the front of the
- * idle list (LIFO: it was returned before w). Returns false when nothing was done. */
+/* Under p->mu, in the slow checkin, park the lease's worker w (whose lease has not ended yet;
+ * its token cleared already) if the slot is free or holds a settled older worker, which then
+ * goes to the front of the idle list (LIFO: it was returned before w). Returns false when
+ * nothing was done. */
 static bool park_locked(fdn_pool_t *p, fdn_pool_worker_t *w) FDN_REQUIRES(p->mu)
 {
     cache_slot_t *c = my_slot(p);
     uintptr_t v = atomic_load_explicit(&c->w, memory_order_relaxed);
     if ((v & PENDING) != 0)
         return false;
-    atomic_store_explicit(&w->owner, 0, memory_order_relaxed);
+    FDN_ASSERT(atomic_load_explicit(&w->owner, memory_order_relaxed) == 0);
     gen_add(w, 1);
     if (!atomic_compare_exchange_strong_explicit(&c->w, &v, (uintptr_t)w, memory_order_acq_rel,
                                                  memory_order_relaxed)) {
@@ -856,6 +871,18 @@ static int give_back_slow(fdn_pool_t *p, fdn_pool_worker_t *w, fdn_pool_worker_t
                           bool tried)
 {
     bool reset_done = false, reported = false;
+    if (atomic_load_explicit(&w->owner, memory_order_acquire) != 0) {
+        /* An owned lease: fdn_pool_release_owner may be ending it too. Clearing the token
+         * under p->mu while the lease is current makes it the caller's alone (see "Owners"). */
+        fdn__mutex_lock(&p->mu);
+        bool current = lease_current_locked(p, w, h);
+        if (current)
+            atomic_store_explicit(&w->owner, 0, memory_order_release);
+        fdn__mutex_unlock(&p->mu);
+        if (!current)
+            return FDN_EINVAL; /* release_owner has it, or a stale handle */
+        tried = false;         /* park refused it for its token only */
+    }
     if (p->fast && !broken && lease_is(w, h)) {
         /* the caller's own lease (a stale handle fails lease_is; see "Leases") */
         reset_done = true;
@@ -912,6 +939,8 @@ static int give_back_slow(fdn_pool_t *p, fdn_pool_worker_t *w, fdn_pool_worker_t
         w->leak_reported = false;
         w->bt_len = 0;
         gen_add(w, 2); /* a new lease: the old handle no longer checks in */
+        /* the waiter's lease has no owner (cleared at the start already: kept explicit) */
+        atomic_store_explicit(&w->owner, 0, memory_order_release);
         kick = grant_oldest(p, GRANT_WORKER, w);
     } else if (broken || expired || p->closed || (p->live > p->size && p->overflow_ttl_ns == 0)) {
         w->in_use = false;
@@ -974,10 +1003,12 @@ static int give_back_slow(fdn_pool_t *p, fdn_pool_worker_t *w, fdn_pool_worker_t
 int fdn_pool_checkout_owned(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout_ms,
                             uint64_t owner, fdn_error_t *err)
 {
+    if (owner == 0) /* 0 means "no owner": fdn_pool_release_owner could never find the lease */
+        return fdn_err_set(err, FDN_EINVAL, "pool checkout_owned: owner token must be non-zero");
     int rc = fdn_pool_checkout(p, out, timeout_ms, err);
-    if (rc == 0 && owner != 0) {
+    if (rc == 0) {
         fdn__mutex_lock(&p->mu);
-        atomic_store_explicit(&lease_worker(*out)->owner, owner, memory_order_relaxed);
+        atomic_store_explicit(&lease_worker(*out)->owner, owner, memory_order_release);
         fdn__mutex_unlock(&p->mu);
     }
     return rc;
@@ -997,8 +1028,11 @@ int fdn_pool_release_owner(fdn_pool_t *p, uint64_t owner, bool broken)
             {
                 if (w->in_use && (gen_of(w) & 1u) != 0 &&
                     atomic_load_explicit(&w->owner, memory_order_relaxed) == owner) {
-                    /* a concurrent release_owner does not take it too */
-                    atomic_store_explicit(&w->owner, 0, memory_order_relaxed);
+                    /* Take the lease over (see "Owners"): a new lease of ours, as a
+                     * hand-over, so the holder's handle is stale and its checkin refused;
+                     * the token cleared after, so no other release_owner takes it too. */
+                    gen_add(w, 2);
+                    atomic_store_explicit(&w->owner, 0, memory_order_release);
                     h = lease_handle(w);
                     break;
                 }
@@ -1007,8 +1041,9 @@ int fdn_pool_release_owner(fdn_pool_t *p, uint64_t owner, bool broken)
         fdn__mutex_unlock(&p->mu);
         if (h == NULL)
             return n;
-        if (give_back(p, h, broken) == 0)
-            n++;
+        int rc = give_back(p, h, broken);
+        FDN_ASSERT(rc == 0); /* the lease is ours alone */
+        n += rc == 0;
     }
 }
 

@@ -62,7 +62,8 @@ struct fdn_pool_worker {
     bool leak_reported;
     bool reclaimed;             /* p->mu; the lease was reclaimed: the worker is on p->reclaimed */
     _Atomic uint64_t owner;     /* the current lease's owner token (fdn_pool_checkout_owned), 0:
-                                   none; written under p->mu, read by the holder without it */
+                                   none; written under p->mu (release), read by the holder
+                                   without it (acquire; see "Owners" in pool.c) */
     _Atomic uint32_t lease_gen; /* odd while lent; the current lease's slot is
                                    lease_gen % LEASE_SLOTS (see "Leases") */
     _Atomic uint64_t cached_checkouts; /* checkouts of this worker from a thread cache: only
@@ -72,8 +73,9 @@ struct fdn_pool_worker {
     lease_slot_t slots[LEASE_SLOTS];
 };
 
-/* Lease generations: only the worker's owner of the moment writes them (see "Leases"), so
- * relaxed accesses do; they are atomic because a stale checkin may read one meanwhile. */
+/* Lease generations: only the worker's owner of the moment writes them (see "Leases"; an owned
+ * lease is taken over only under p->mu, see "Owners"), so relaxed accesses do; they are atomic
+ * because a stale checkin may read one meanwhile. */
 static inline uint32_t gen_of(const fdn_pool_worker_t *w)
 {
     return atomic_load_explicit(&w->lease_gen, memory_order_relaxed);

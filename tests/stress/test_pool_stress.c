@@ -405,6 +405,151 @@ static void orphaned_pool_freed_by_last_checkin(void **state)
     }
 }
 
+/* fdn_pool_release_owner on one thread against the holder's own checkin of the same owned
+ * lease on another, the two let go together and then apart by a sliding number of spins, round
+ * after round: exactly one of the two gives the lease back (the other is refused or finds
+ * nothing), the reset callback never runs twice at once on the connection, and the counts stay
+ * those of a one-worker pool. With thread caches (the checkin's lock-free park) and without (a
+ * FIFO pool with a reset callback). */
+typedef struct race_arg {
+    fdn_pool_t *p;
+    long rounds;
+    _Atomic long go, done; /* the round released; the round release_owner finished */
+    _Atomic int released;  /* release_owner's count in the last round */
+    _Atomic bool stop;     /* the test ends early (failed) */
+} race_arg_t;
+
+static _Atomic int g_in_reset, g_reset_overlap;
+
+static int s_reset(void *conn, void *user)
+{
+    (void)conn;
+    (void)user;
+    if (atomic_fetch_add(&g_in_reset, 1) != 0)
+        atomic_fetch_add(&g_reset_overlap, 1);
+    for (volatile int i = 0; i < 64; i++) {
+    }
+    atomic_fetch_sub(&g_in_reset, 1);
+    return 0;
+}
+
+static void spin(long n)
+{
+    for (volatile long i = 0; i < n; i++) {
+    }
+}
+
+/* Run the calling thread on CPU `cpu` alone (*old: its affinity before, when not NULL):
+ * the race needs the two threads on two CPUs at once, which a loaded machine's scheduler
+ * otherwise rarely gives two threads that hand rounds to each other. False when it cannot
+ * (one CPU: the test still runs, it just seldom meets the race). */
+static bool pin(int cpu, cpu_set_t *old)
+{
+    if (old != NULL && pthread_getaffinity_np(pthread_self(), sizeof(*old), old) != 0)
+        return false;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof(set), &set) == 0;
+}
+
+static void *releaser(void *arg)
+{
+    race_arg_t *a = arg;
+    (void)pin(1, NULL);
+    for (long r = 1; r <= a->rounds; r++) {
+        for (long n = 1; atomic_load(&a->go) != r; n++) {
+            if (atomic_load(&a->stop))
+                return NULL;
+            if (n % 1024 == 0) /* poll hot (the race needs it), yield now and then */
+                sched_yield();
+        }
+        atomic_store(&a->released, fdn_pool_release_owner(a->p, 7, false));
+        atomic_store(&a->done, r);
+    }
+    return NULL;
+}
+
+static void owner_race_with(fdn_pool_strategy_t strat, bool reset)
+{
+    fdn_pool_opts_t o = FDN_POOL_OPTS_INIT;
+    o.size = 1;
+    o.max_overflow = 0;
+    o.strategy = strat;
+    o.create = s_create;
+    o.destroy = s_destroy;
+    if (reset)
+        o.reset = s_reset;
+    fdn_pool_t *p = NULL;
+    assert_int_equal(fdn_pool_create(&p, &o, NULL), 0);
+    race_arg_t a = {.p = p, .rounds = iters_from_env()};
+    pthread_t t;
+    cpu_set_t oldset;
+    bool pinned = pin(0, &oldset);
+    assert_int_equal(pthread_create(&t, NULL, releaser, &a), 0);
+    long by_holder = 0, by_release = 0, both = 0, neither = 0;
+    for (long r = 1; r <= a.rounds; r++) {
+        fdn_pool_worker_t *h;
+        int rc = fdn_pool_checkout_owned(p, &h, 0, 7, NULL);
+        if (rc != 0) { /* the worker was lent twice or lost: stop the releaser and fail */
+            atomic_store(&a.stop, true);
+            pthread_join(t, NULL);
+            if (pinned)
+                (void)pthread_setaffinity_np(pthread_self(), sizeof(oldset), &oldset);
+            assert_int_equal(rc, 0);
+        }
+        atomic_store(&a.go, r);
+        spin(r % 512); /* sweep the holder's start across release_owner's */
+        int mine = fdn_pool_checkin(p, h);
+        for (long n = 1; atomic_load(&a.done) != r; n++)
+            if (n % 1024 == 0)
+                sched_yield();
+        int theirs = atomic_load(&a.released);
+        if (mine == 0 && theirs == 1)
+            both++;
+        else if (mine == 0 && theirs == 0)
+            by_holder++;
+        else if (mine == FDN_EINVAL && theirs == 1)
+            by_release++;
+        else
+            neither++;
+        if (both != 0 || neither != 0)
+            break;
+    }
+    atomic_store(&a.stop, true);
+    pthread_join(t, NULL);
+    if (pinned)
+        (void)pthread_setaffinity_np(pthread_self(), sizeof(oldset), &oldset);
+    assert_int_equal(both, 0);
+    assert_int_equal(neither, 0);
+    assert_int_equal(by_holder + by_release, a.rounds);
+    assert_int_equal(atomic_load(&g_reset_overlap), 0);
+    fdn_pool_status_t s;
+    assert_int_equal(fdn_pool_status(p, &s), 0);
+    assert_int_equal(s.in_use, 0);
+    assert_int_equal(s.workers, 1);
+    assert_int_equal(s.available, 1);
+    assert_int_equal((long)s.checkouts, a.rounds);
+    fdn_pool_worker_t *x, *y;
+    assert_int_equal(fdn_pool_checkout(p, &x, 0, NULL), 0);
+    assert_int_equal(fdn_pool_checkout(p, &y, 0, NULL), FDN_EBUSY);
+    assert_int_equal(fdn_pool_checkin(p, x), 0);
+    fdn_pool_destroy(p);
+    assert_int_equal(atomic_load(&g_live), 0);
+}
+
+static void owner_release_races_cached_checkin(void **state)
+{
+    (void)state;
+    owner_race_with(FDN_POOL_LIFO, false);
+}
+
+static void owner_release_races_checkin_with_reset(void **state)
+{
+    (void)state;
+    owner_race_with(FDN_POOL_FIFO, true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -416,6 +561,8 @@ int main(void)
         cmocka_unit_test(shutdown_races_thread_caches),
         cmocka_unit_test(waiters_in_order_rounds),
         cmocka_unit_test(orphaned_pool_freed_by_last_checkin),
+        cmocka_unit_test(owner_release_races_cached_checkin),
+        cmocka_unit_test(owner_release_races_checkin_with_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

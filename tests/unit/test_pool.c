@@ -37,6 +37,15 @@ typedef struct ctx {
     _Atomic int leaks;
     int64_t leak_age;
     int leak_bt;
+    _Atomic int in_reset, reset_overlap; /* reset calls running now; ones that overlapped */
+    /* Run once inside the next validate / reset call (cleared first), with no pool lock held:
+     * a test's way to make another call at that exact point. */
+    void (*validate_hook)(struct ctx *c);
+    void (*reset_hook)(struct ctx *c);
+    fdn_pool_t *hook_pool;
+    fdn_clock_t *hook_clk;
+    fdn_pool_worker_t *hook_lease;
+    int hook_rc;
 } ctx_t;
 
 static int c_create(void **out, void *user)
@@ -66,15 +75,25 @@ static void c_destroy(void *conn, void *user)
 static int c_validate(void *conn, void *user)
 {
     ctx_t *c = user;
-    (void)conn;
     atomic_fetch_add(&c->validations, 1);
-    return c->validate_fails ? FDN_EIO : 0;
+    void (*hook)(ctx_t *) = c->validate_hook;
+    c->validate_hook = NULL;
+    if (hook != NULL)
+        hook(c);
+    return ((conn_t *)conn)->dead || c->validate_fails ? FDN_EIO : 0;
 }
 
 static int c_reset(void *conn, void *user)
 {
     ctx_t *c = user;
     atomic_fetch_add(&c->resets, 1);
+    if (atomic_fetch_add(&c->in_reset, 1) != 0)
+        atomic_fetch_add(&c->reset_overlap, 1);
+    void (*hook)(ctx_t *) = c->reset_hook;
+    c->reset_hook = NULL;
+    if (hook != NULL)
+        hook(c);
+    atomic_fetch_sub(&c->in_reset, 1);
     return ((conn_t *)conn)->dead || c->reset_fails ? FDN_EIO : 0;
 }
 
@@ -1570,6 +1589,115 @@ static void release_owner_from_many_threads(void **state)
     assert_int_equal(st(p).in_use, 0);
 }
 
+/* A lease handed to a waiter at checkin is the waiter's, without the old holder's token:
+ * releasing that owner afterwards gives back nothing, and above all does not destroy (broken)
+ * or take back the connection the waiter is using. */
+static void handover_to_waiter_drops_the_owner_token(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_t *p = f->pool;
+    fdn_pool_worker_t *a;
+    assert_int_equal(fdn_pool_checkout_owned(p, &a, 0, 42, NULL), 0);
+    void *conn = fdn_pool_worker_conn(a);
+    waiter_arg_t wa;
+    pthread_t t = start_waiter(&wa, p, FDN_POOL_WAIT_FOREVER, false);
+    assert_int_equal(fdn_pool_checkin(p, a), 0); /* handed to the waiter */
+    pthread_join(t, NULL);
+    assert_int_equal(wa.rc, 0);
+    assert_ptr_equal(fdn_pool_worker_conn(wa.got), conn);
+    assert_int_equal(fdn_pool_release_owner(p, 42, true), 0);
+    assert_int_equal(fdn_pool_release_owner(p, 42, false), 0);
+    assert_int_equal(atomic_load(&f->ctx.destroyed), 0);
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.in_use, 1);
+    assert_int_equal(s.broken, 0);
+    assert_int_equal(fdn_pool_checkin(p, wa.got), 0); /* still the waiter's lease */
+    s = st(p);
+    assert_int_equal(s.in_use, 0);
+    assert_int_equal(s.available, 1);
+}
+
+/* The holder of an owned lease and fdn_pool_release_owner end it at the same time, in both
+ * orders, made exact with the reset callback (it runs between the two give-backs' checks and
+ * their ends): exactly one give-back wins, the reset callback runs once and never while it
+ * runs already, and the counts balance. With and without thread caches. */
+static void release_owner_in_holders_reset(ctx_t *c)
+{
+    c->hook_rc = fdn_pool_release_owner(c->hook_pool, 7, false);
+}
+
+static void holder_checkin_in_release_owners_reset(ctx_t *c)
+{
+    c->hook_rc = fdn_pool_checkin(c->hook_pool, c->hook_lease);
+}
+
+static void owned_lease_ended_once_when_holder_and_release_owner_race(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_strategy_t strats[] = {FDN_POOL_FIFO, FDN_POOL_LIFO};
+    for (size_t i = 0; i < 2; i++) {
+        fdn_pool_opts_t o = base_opts(f, 1, 0);
+        o.strategy = strats[i];
+        o.reset = c_reset;
+        fdn_pool_t *p = NULL;
+        assert_int_equal(fdn_pool_create(&p, &o, NULL), 0);
+        f->ctx.hook_pool = p;
+        atomic_store(&f->ctx.resets, 0);
+
+        /* the holder first: release_owner, inside the holder's reset, finds nothing */
+        fdn_pool_worker_t *h;
+        assert_int_equal(fdn_pool_checkout_owned(p, &h, 0, 7, NULL), 0);
+        f->ctx.hook_rc = -1;
+        f->ctx.reset_hook = release_owner_in_holders_reset;
+        assert_int_equal(fdn_pool_checkin(p, h), 0);
+        assert_int_equal(f->ctx.hook_rc, 0);
+        assert_int_equal(atomic_load(&f->ctx.resets), 1);
+        assert_int_equal(atomic_load(&f->ctx.reset_overlap), 0);
+        fdn_pool_status_t s = st(p);
+        assert_int_equal(s.in_use, 0);
+        assert_int_equal(s.available, 1);
+
+        /* release_owner first: the holder's checkin, inside release_owner's reset, is refused */
+        assert_int_equal(fdn_pool_checkout_owned(p, &h, 0, 7, NULL), 0);
+        f->ctx.hook_rc = -1;
+        f->ctx.hook_lease = h;
+        f->ctx.reset_hook = holder_checkin_in_release_owners_reset;
+        assert_int_equal(fdn_pool_release_owner(p, 7, false), 1);
+        assert_int_equal(f->ctx.hook_rc, FDN_EINVAL);
+        assert_int_equal(atomic_load(&f->ctx.resets), 2);
+        assert_int_equal(atomic_load(&f->ctx.reset_overlap), 0);
+        s = st(p);
+        assert_int_equal(s.in_use, 0);
+        assert_int_equal(s.available, 1);
+        assert_int_equal(s.workers, 1);
+        assert_int_equal(fdn_pool_checkin(p, h), FDN_EINVAL); /* and later too */
+
+        /* one worker, lent once at a time */
+        fdn_pool_worker_t *x, *y;
+        assert_int_equal(fdn_pool_checkout(p, &x, 0, NULL), 0);
+        assert_int_equal(fdn_pool_checkout(p, &y, 0, NULL), FDN_EBUSY);
+        assert_int_equal(fdn_pool_checkin(p, x), 0);
+        fdn_pool_destroy(p);
+        assert_int_equal(atomic_load(&f->ctx.live), 0);
+    }
+}
+
+/* fdn_pool_checkout_owned refuses the token 0 (it means "no owner": release_owner could never
+ * give such a lease back) and lends nothing. */
+static void checkout_owned_refuses_owner_zero(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_t *p = f->pool;
+    fdn_pool_worker_t *w = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_pool_checkout_owned(p, &w, 0, 0, &err), FDN_EINVAL);
+    assert_non_null(strstr(err.message, "owner"));
+    assert_null(w);
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.in_use, 0);
+    assert_int_equal(s.checkouts, 0);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Telemetry ("Connection Pool Flow"): checkout, checkin, timeout, pool_started/stopped. */
 
@@ -1649,6 +1777,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(create_validates_options, setup, teardown),
         cmocka_unit_test_setup_teardown(release_owner_gives_back_its_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(release_owner_from_many_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(handover_to_waiter_drops_the_owner_token, setup_one,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(owned_lease_ended_once_when_holder_and_release_owner_race,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(checkout_owned_refuses_owner_zero, setup_one, teardown),
         cmocka_unit_test_setup_teardown(capacity_past_int_max_is_refused, setup, teardown),
         cmocka_unit_test(strategy_names),
         cmocka_unit_test_setup_teardown(lifo_reuses_last_returned, setup, teardown),
