@@ -106,7 +106,16 @@
  * holder may be using the connection, so only the holder's own checkin (or
  * fdn_pool_release_owner) ends the lease, and that checkin destroys the worker instead of
  * reusing it. `reclaimed_out` counts such leases; the pool's memory is not freed while any is
- * out, since that checkin still takes p->mu. Shutdown does not wait for them.
+ * out, since that checkin still takes p->mu. Shutdown does not wait for them. A lease whose
+ * checkout is still validating its worker (`validating`: the validate callback runs without
+ * p->mu) is not reclaimed: the checkout still decides what becomes of that worker and its slot,
+ * and the lease's age counts from the end of the validation.
+ *
+ * Validation. A checkout that takes an idle worker due for validation lends it first (the
+ * slot counted in live and in_use), then runs validate without p->mu. A worker that fails is
+ * destroyed and its slot stays reserved for the same caller, who takes the next idle (or
+ * parked) worker instead, validating it in turn, and creates a worker only when none is left;
+ * a pool shut down meanwhile gives the slot back and the checkout fails with FDN_ESHUTDOWN.
  */
 #include <fdn/pool.h>
 
@@ -674,14 +683,22 @@ static int checkout_slow(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout
 
     fdn_pool_worker_t *drop = NULL; /* expired idle workers to destroy */
     int rc;
+    /* A slot (counted in live and in_use) is held for this caller: the worker it was lent
+     * failed validation (see "Validation"). It comes before any waiter, as a lease would. */
+    bool reserved = false;
     fdn__mutex_lock(&p->mu);
     for (;;) {
         if (p->closed) {
+            if (reserved) {
+                p->live--;
+                p->in_use--;
+                drain_check_locked(p);
+            }
             fdn__mutex_unlock(&p->mu);
             fdn__pool_destroy_chain(p, drop);
             return fdn_err_set(err, FDN_ESHUTDOWN, "pool %s is shut down", p->name);
         }
-        if (!waiting_locked(p) && idle_any_locked(p)) {
+        if ((reserved || !waiting_locked(p)) && idle_any_locked(p)) {
             fdn_pool_worker_t *w = idle_first_locked(p);
             int64_t now = stamp;
             if (idle_expired(p, w, now)) {
@@ -694,35 +711,55 @@ static int checkout_slow(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout
             bool check = p->validate != NULL && p->validate_after_ns >= 0 &&
                          now - w->last_used_ns >= p->validate_after_ns;
             set_lease_locked(p, w, now, bt, bt_len);
-            p->in_use++;
+            if (reserved) { /* w exists already: the reserved slot's lease is w's */
+                p->live--;
+                reserved = false;
+            } else {
+                p->in_use++;
+            }
             p->n_checkouts++;
             fdn_pool_worker_t *h = lease_handle(w);
+            if (check)
+                w->validating = true;
             fdn__mutex_unlock(&p->mu);
             fdn__pool_destroy_chain(p, drop);
             drop = NULL;
-            if (check && p->validate(w->conn, p->user) != 0) {
-                /* Failed validation: drop it and fill its slot (still counted in live and
-                 * in_use, so no waiter can take it) with a new worker for this caller. */
-                fdn__mutex_lock(&p->mu);
-                w->in_use = false;
-                all_remove(p, w);
-                p->n_checkouts--;
-                p->n_broken++;
-                p->n_destroyed++;
-                fdn__mutex_unlock(&p->mu);
-                fdn__pool_worker_destroy(p, w);
-                rc = fill_slot(p, out, bt, bt_len, err);
-                if (rc == 0)
-                    tm_checkout(p, start);
-                return rc;
+            if (!check) {
+                *out = h;
+                tm_checkout(p, start);
+                return 0;
             }
-            *out = h;
-            tm_checkout(p, start);
-            return 0;
+            int vrc = p->validate(w->conn, p->user);
+            fdn__mutex_lock(&p->mu);
+            w->validating = false;
+            if (vrc == 0) {
+                /* the lease counts from here for reclaim (see "Reclaim") */
+                atomic_store_explicit(&w->checkout_ns, stamp_ns(p), memory_order_relaxed);
+                fdn__mutex_unlock(&p->mu);
+                *out = h;
+                tm_checkout(p, start);
+                return 0;
+            }
+            /* Failed validation: destroy w after unlocking; its slot (still counted in live
+             * and in_use, so no waiter can take it) stays this caller's, for the next idle
+             * worker or a new one (see "Validation"). */
+            w->in_use = false;
+            all_remove(p, w);
+            w->drop_next = drop;
+            drop = w;
+            p->n_checkouts--;
+            p->n_broken++;
+            p->n_destroyed++;
+            reserved = true;
+            continue;
         }
-        if (p->fast && !waiting_locked(p)) {
+        if (p->fast && (reserved || !waiting_locked(p))) {
             fdn_pool_worker_t *h = steal_locked(p, stamp, bt, bt_len);
             if (h != NULL) {
+                if (reserved) { /* a parked worker is counted in live and in_use already */
+                    p->live--;
+                    p->in_use--;
+                }
                 fdn__mutex_unlock(&p->mu);
                 fdn__pool_destroy_chain(p, drop);
                 *out = h;
@@ -730,9 +767,11 @@ static int checkout_slow(fdn_pool_t *p, fdn_pool_worker_t **out, int64_t timeout
                 return 0;
             }
         }
-        if (!waiting_locked(p) && p->live < p->size + p->max_overflow) {
-            p->live++;
-            p->in_use++;
+        if (reserved || (!waiting_locked(p) && p->live < p->size + p->max_overflow)) {
+            if (!reserved) {
+                p->live++;
+                p->in_use++;
+            }
             fdn__mutex_unlock(&p->mu);
             fdn__pool_destroy_chain(p, drop);
             rc = fill_slot(p, out, bt, bt_len, err);

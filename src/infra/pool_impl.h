@@ -61,6 +61,7 @@ struct fdn_pool_worker {
     bool in_use;
     bool leak_reported;
     bool reclaimed;             /* p->mu; the lease was reclaimed: the worker is on p->reclaimed */
+    bool validating;            /* p->mu; checkout runs validate on it: reclaim leaves it alone */
     _Atomic uint64_t owner;     /* the current lease's owner token (fdn_pool_checkout_owned), 0:
                                    none; written under p->mu (release), read by the holder
                                    without it (acquire; see "Owners" in pool.c) */

@@ -64,8 +64,8 @@ static int reclaim_locked(fdn_pool_t *p, int64_t now, bool *kick, int *refill_n)
     fdn_pool_worker_t *w, *next;
     fdn__list_for_each_entry_safe(w, next, &p->all, all_link)
     {
-        if (!w->in_use || now - co_get(w) < p->reclaim_after_ns)
-            continue;
+        if (!w->in_use || w->validating || now - co_get(w) < p->reclaim_after_ns)
+            continue; /* a checkout validating w decides its fate (see "Reclaim") */
         all_remove(p, w);
         cds_list_add(&w->all_link, &p->reclaimed);
         w->reclaimed = true;

@@ -1698,6 +1698,133 @@ static void checkout_owned_refuses_owner_zero(void **state)
     assert_int_equal(s.checkouts, 0);
 }
 
+/* Maintenance reclaims nothing of a lease whose checkout is still validating the worker
+ * (validate runs without the pool's lock; here it lets the clock pass reclaim_after and reaps
+ * meanwhile): a failed validation then replaces the worker within the pool's capacity, a
+ * successful one lends it with its age counted from the end of the validation. */
+static void reap_in_validate(ctx_t *c)
+{
+    assert_int_equal(fdn_clock_advance(c->hook_clk, 20 * MS), 0);
+    c->hook_rc = fdn_pool_reap(c->hook_pool);
+}
+
+static void reap_in_failing_validate(ctx_t *c)
+{
+    reap_in_validate(c);
+    c->validate_fails = true;
+}
+
+static void reclaim_leaves_a_validating_checkout_alone(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    o.validate = c_validate;
+    o.validate_after_idle_ms = 0;
+    o.reclaim_after_ms = 10;
+    fdn_pool_t *p = mkpool(f, &o);
+    f->ctx.hook_pool = p;
+    f->ctx.hook_clk = f->clk;
+
+    /* validation fails while a reap runs */
+    f->ctx.hook_rc = -1;
+    f->ctx.validate_hook = reap_in_failing_validate;
+    fdn_pool_worker_t *w, *x;
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_equal(f->ctx.hook_rc, 0);
+    f->ctx.validate_fails = false;
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.reclaimed, 0);
+    assert_int_equal(s.reclaimed_out, 0);
+    assert_int_equal(s.in_use, 1);
+    assert_int_equal(s.workers, 1);
+    assert_int_equal(s.broken, 1);
+    assert_int_equal(atomic_load(&f->ctx.live), 1); /* size 1, max_overflow 0 */
+    assert_int_equal(fdn_pool_checkout(p, &x, 0, NULL), FDN_EBUSY);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+    s = st(p);
+    assert_int_equal(s.in_use, 0);
+    assert_int_equal(s.available, 1);
+
+    /* validation passes while a reap runs: lent, and reclaimed only reclaim_after later */
+    f->ctx.hook_rc = -1;
+    f->ctx.validate_hook = reap_in_validate;
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_equal(f->ctx.hook_rc, 0);
+    assert_int_equal(st(p).reclaimed, 0);
+    assert_int_equal(fdn_pool_reap(p), 0);
+    assert_int_equal(fdn_clock_advance(f->clk, 10 * MS), 0);
+    assert_int_equal(fdn_pool_reap(p), 1);
+    s = st(p);
+    assert_int_equal(s.reclaimed, 1);
+    assert_int_equal(s.reclaimed_out, 1);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+    s = st(p);
+    assert_int_equal(s.reclaimed_out, 0);
+    assert_int_equal(s.in_use, 0);
+    assert_int_equal(atomic_load(&f->ctx.live), 1); /* the refill */
+}
+
+/* A checkout whose worker fails validation while the pool shuts down creates no worker and
+ * fails with FDN_ESHUTDOWN, its slot given back (shutdown's drain sees nothing out). */
+static void shutdown_in_failing_validate(ctx_t *c)
+{
+    (void)fdn_pool_shutdown(c->hook_pool, 0); /* FDN_ETIMEDOUT: the checkout's lease is out */
+    c->validate_fails = true;
+}
+
+static void validation_failing_during_shutdown_fails_the_checkout(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    o.validate = c_validate;
+    o.validate_after_idle_ms = 0;
+    fdn_pool_t *p = mkpool(f, &o);
+    f->ctx.hook_pool = p;
+    f->ctx.validate_hook = shutdown_in_failing_validate;
+    fdn_pool_worker_t *w = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, &err), FDN_ESHUTDOWN);
+    assert_null(w);
+    fdn_pool_status_t s = st(p);
+    assert_true(s.closed);
+    assert_int_equal(s.created, 1);
+    assert_int_equal(s.in_use, 0);
+    assert_int_equal(s.workers, 0);
+    assert_int_equal(atomic_load(&f->ctx.live), 0);
+    assert_int_equal(fdn_pool_shutdown(p, 0), 0); /* nothing left to wait for */
+}
+
+/* A worker failing validation is replaced by the next idle worker (validated in turn) before
+ * a new one is created. */
+static void validation_failure_takes_the_next_idle_worker(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 2, 0);
+    o.validate = c_validate;
+    o.validate_after_idle_ms = 1000;
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *a, *b;
+    assert_int_equal(fdn_pool_checkout(p, &a, 0, NULL), 0);
+    assert_int_equal(fdn_pool_checkout(p, &b, 0, NULL), 0);
+    int good = cw(a)->id;
+    cw(b)->dead = true;
+    assert_int_equal(fdn_pool_checkin(p, a), 0);
+    assert_int_equal(fdn_pool_checkin(p, b), 0); /* LIFO: b is lent next */
+    assert_int_equal(fdn_clock_advance(f->clk, 1000 * MS), 0);
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_equal(cw(w)->id, good);
+    assert_int_equal(atomic_load(&f->ctx.validations), 2);
+    fdn_pool_status_t s = st(p);
+    assert_int_equal(s.created, 2); /* none made for it */
+    assert_int_equal(s.broken, 1);
+    assert_int_equal(s.destroyed, 1);
+    assert_int_equal(s.workers, 1);
+    assert_int_equal(s.in_use, 1);
+    assert_int_equal(s.checkouts, 3);
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Telemetry ("Connection Pool Flow"): checkout, checkin, timeout, pool_started/stopped. */
 
@@ -1782,6 +1909,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(owned_lease_ended_once_when_holder_and_release_owner_race,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(checkout_owned_refuses_owner_zero, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(reclaim_leaves_a_validating_checkout_alone, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(validation_failing_during_shutdown_fails_the_checkout,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(validation_failure_takes_the_next_idle_worker, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(capacity_past_int_max_is_refused, setup, teardown),
         cmocka_unit_test(strategy_names),
         cmocka_unit_test_setup_teardown(lifo_reuses_last_returned, setup, teardown),
