@@ -101,14 +101,20 @@ typedef struct fdn_pool_opts {
     int size;                     /**< permanent workers, >= 0 (FDN_POOL_DEFAULT: 10) */
     int max_overflow;             /**< extra temporary workers, >= 0 (FDN_POOL_DEFAULT: 5) */
     fdn_pool_strategy_t strategy; /**< lifo / fifo (FDN_POOL_STRATEGY_DEFAULT: lifo) */
-    int64_t checkout_timeout_ms;  /**< used by FDN_POOL_TIMEOUT_DEFAULT; default 5000 */
-    /** Make a worker: store it in *conn, return 0 or a negative FDN_E* code. Required.
-     * Runs in the thread that needs the worker, never under a pool lock. */
+    /** Used by FDN_POOL_TIMEOUT_DEFAULT: ms, or FDN_POOL_WAIT_FOREVER (no deadline); default
+     * 5000. */
+    int64_t checkout_timeout_ms;
+    /** Make a worker: store it in *conn, return 0 or a negative FDN_E* code (a positive value
+     * is reported as FDN_EDEPENDENCY). Required. Runs in the thread that needs the worker,
+     * never under a pool lock. */
     int (*create)(void **conn, void *user);
     /** Release a worker. Optional. Runs in the thread that drops it, no lock held. */
     void (*destroy)(void *conn, void *user);
     /** Check a worker before it is lent after being idle for validate_after_idle_ms;
-     * return 0 if healthy. Optional. A failing worker is destroyed and replaced. */
+     * return 0 if healthy. Optional. Runs in the checking-out thread, no lock held. A failing
+     * worker is destroyed (counted in status.broken) and the checkout goes on with the next
+     * idle worker (validated in turn), or creates one when none is left; if the pool is shut
+     * down meanwhile, the checkout fails with FDN_ESHUTDOWN. */
     int (*validate)(void *conn, void *user);
     /** Prepare a returned worker for reuse; return 0 if reusable, otherwise it is destroyed
      * and replaced. Optional. Runs in the thread checking it in, no lock held. */
@@ -202,9 +208,11 @@ typedef struct fdn_pool_status {
  * @param[out] out  the pool (one reference, released by fdn_pool_destroy)
  * @param[in]  opts options (create callback required)
  * @param[out] err  optional detail
- * @return 0, FDN_EINVAL (bad option: negative size/overflow, both 0, a sum over INT_MAX, bad
- *         strategy, no create callback, name too long), FDN_ENOMEM, or the create callback's
- *         error
+ * @return 0, FDN_EINVAL (bad option: unknown options version, negative size/overflow, both
+ *         0, a sum over INT_MAX, bad strategy, a negative time other than
+ *         checkout_timeout_ms = FDN_POOL_WAIT_FOREVER, no create callback, name too long),
+ *         FDN_ENOMEM, FDN_EAGAIN (the reaper thread could not be started), or, with prefill,
+ *         the create callback's error (FDN_EDEPENDENCY when it returned a positive value)
  * @thread_safety any
  * @since 0.1.0
  */
@@ -249,8 +257,10 @@ FDN_API void fdn_pool_release(fdn_pool_t *p);
  *                        in_use and oldest_lease_age_ms
  * @return 0; FDN_EBUSY when timeout_ms is 0 and the pool is full (no idle worker, no room for
  *         another, or callers already waiting: poolboy's `full`, counted in status.full);
- *         FDN_ETIMEDOUT when a wait ran out; FDN_ESHUTDOWN, FDN_EINVAL, FDN_ENOMEM, or the
- *         create callback's error when a new worker could not be made
+ *         FDN_ETIMEDOUT when a wait ran out; FDN_ESHUTDOWN (also when the pool shut down while
+ *         the checkout validated a worker that failed), FDN_EINVAL, FDN_ENOMEM, or the create
+ *         callback's error (FDN_EDEPENDENCY for a positive value) when a new worker could not
+ *         be made
  * @thread_safety any
  * @since 0.1.0
  */
@@ -396,10 +406,12 @@ FDN_API int fdn_pools_set_defaults(fdn_pools_t *m, int size, int max_overflow,
 
 /**
  * Start a named pool. opts->name is ignored (the pool takes `name`); FDN_POOL_DEFAULT
- * fields take the manager's defaults, a NULL clock/telemetry the manager's.
+ * fields take the manager's defaults, a NULL clock/telemetry the manager's. Only the fields of
+ * opts->version are read, as by fdn_pool_create.
  * @param[out] out optional: a new reference to the pool (release with fdn_pool_release)
  * @return 0, FDN_EEXIST, FDN_EINVAL (bad name or options), FDN_ENOMEM, FDN_EUNAVAILABLE
- *         (manager stopped), or the create callback's error
+ *         (manager stopped), or fdn_pool_create's other errors (FDN_EAGAIN, the create
+ *         callback's)
  * @thread_safety any
  * @since 0.1.0
  */

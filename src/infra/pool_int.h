@@ -13,6 +13,12 @@
  * pool (size >= 0, max_overflow >= 0, not both 0, lifo or fifo), else FDN_EINVAL. */
 int fdn__pool_check_sizes(int size, int max_overflow, fdn_pool_strategy_t s);
 
+/* Read a caller's options of any known version into *out, the current version, with the
+ * fields that version lacks at their defaults (FDN_POOL_OPTS_INIT): only the caller's version's
+ * fields are read. Shared by fdn_pool_create and fdn_pools_start. Returns 0, or FDN_EINVAL for
+ * an unknown version (message in err). opts must not be NULL. */
+int fdn__pool_opts_read(fdn_pool_opts_t *out, const fdn_pool_opts_t *opts, fdn_error_t *err);
+
 /* A manager marks a pool retired (under its mutex) before it removes it from its table, so
  * a pool found not retired is still the manager's pool under its name. */
 void fdn__pool_retire(fdn_pool_t *p);

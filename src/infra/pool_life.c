@@ -4,6 +4,7 @@
 #include <execinfo.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -45,14 +46,32 @@ int fdn__pool_check_sizes(int size, int max_overflow, fdn_pool_strategy_t s)
     return 0;
 }
 
-int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *err)
+int fdn__pool_opts_read(fdn_pool_opts_t *out, const fdn_pool_opts_t *opts, fdn_error_t *err)
 {
-    if (out == NULL || opts == NULL || opts->create == NULL)
-        return fdn_err_set(err, FDN_EINVAL, "pool: options with a create callback required");
     if (opts->version < 1 || opts->version > FDN_POOL_OPTS_VERSION)
         return fdn_err_set(err, FDN_EINVAL, "pool: options version %u unknown (1..%d)",
                            (unsigned)opts->version, FDN_POOL_OPTS_VERSION);
-    int64_t reclaim_ms = opts->version >= 2 ? opts->reclaim_after_ms : 0;
+    /* the size of each version's struct: fields are only appended */
+    size_t n = opts->version == 1 ? offsetof(fdn_pool_opts_t, reclaim_after_ms) : sizeof(*opts);
+    fdn_pool_opts_t o = FDN_POOL_OPTS_INIT;
+    memcpy(&o, opts, n);
+    o.version = FDN_POOL_OPTS_VERSION;
+    *out = o;
+    return 0;
+}
+
+int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts_in, fdn_error_t *err)
+{
+    if (out == NULL || opts_in == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "pool: options with a create callback required");
+    fdn_pool_opts_t o;
+    int vrc = fdn__pool_opts_read(&o, opts_in, err);
+    if (vrc != 0)
+        return vrc;
+    const fdn_pool_opts_t *opts = &o;
+    if (opts->create == NULL)
+        return fdn_err_set(err, FDN_EINVAL, "pool: options with a create callback required");
+    int64_t reclaim_ms = opts->reclaim_after_ms;
     const char *name = opts->name != NULL ? opts->name : "pool";
     size_t nlen = strlen(name);
     if (nlen == 0 || nlen >= FDN_POOL_NAME_MAX)
@@ -76,9 +95,10 @@ int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *
                            "pool %s: size + max_overflow must be > 0 and "
                            "strategy lifo or fifo",
                            name);
-    if (opts->checkout_timeout_ms < 0 || opts->max_lifetime_ms < 0 ||
-        opts->lifetime_jitter_ms < 0 || opts->idle_timeout_ms < 0 || opts->overflow_ttl_ms < 0 ||
-        opts->leak_threshold_ms < 0 || opts->reap_interval_ms < 0 || reclaim_ms < 0)
+    if ((opts->checkout_timeout_ms < 0 && opts->checkout_timeout_ms != FDN_POOL_WAIT_FOREVER) ||
+        opts->max_lifetime_ms < 0 || opts->lifetime_jitter_ms < 0 || opts->idle_timeout_ms < 0 ||
+        opts->overflow_ttl_ms < 0 || opts->leak_threshold_ms < 0 || opts->reap_interval_ms < 0 ||
+        reclaim_ms < 0)
         return fdn_err_set(err, FDN_EINVAL, "pool %s: negative time option", name);
 
     fdn_pool_t *p = fdn__calloc(1, sizeof(*p));
@@ -88,7 +108,9 @@ int fdn_pool_create(fdn_pool_t **out, const fdn_pool_opts_t *opts, fdn_error_t *
     p->size = size;
     p->max_overflow = ovf;
     p->strategy = strat;
-    p->checkout_timeout_ns = ms_to_ns(opts->checkout_timeout_ms);
+    p->checkout_timeout_ns = opts->checkout_timeout_ms == FDN_POOL_WAIT_FOREVER
+                                 ? INT64_MAX
+                                 : ms_to_ns(opts->checkout_timeout_ms);
     p->create = opts->create;
     p->destroy = opts->destroy;
     p->validate = opts->validate;

@@ -176,7 +176,10 @@ int fdn_pools_start(fdn_pools_t *m, const char *name, const fdn_pool_opts_t *opt
     if (len == 0 || len >= FDN_POOL_NAME_MAX)
         return fdn_err_set(err, FDN_EINVAL, "start_pool: name must be 1..%d bytes",
                            FDN_POOL_NAME_MAX - 1);
-    fdn_pool_opts_t o = *opts;
+    fdn_pool_opts_t o; /* only the fields of the caller's version are read */
+    int vrc = fdn__pool_opts_read(&o, opts, err);
+    if (vrc != 0)
+        return vrc;
     o.name = name;
 
     fdn__mutex_lock(&m->mu);

@@ -1825,6 +1825,59 @@ static void validation_failure_takes_the_next_idle_worker(void **state)
     assert_int_equal(fdn_pool_checkin(p, w), 0);
 }
 
+/* checkout_timeout_ms takes FDN_POOL_WAIT_FOREVER: a checkout with FDN_POOL_TIMEOUT_DEFAULT
+ * then waits without a deadline. */
+static void default_timeout_may_be_wait_forever(void **state)
+{
+    fixture_t *f = *state;
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    o.checkout_timeout_ms = FDN_POOL_WAIT_FOREVER;
+    fdn_pool_t *p = mkpool(f, &o);
+    fdn_pool_worker_t *held;
+    assert_int_equal(fdn_pool_checkout(p, &held, 0, NULL), 0);
+    waiter_arg_t a;
+    pthread_t t = start_waiter(&a, p, FDN_POOL_TIMEOUT_DEFAULT, false);
+    assert_int_equal(fdn_clock_advance(f->clk, 1000000000 * MS), 0); /* 11.5 days */
+    while (fdn_clock_waiters(f->clk) < 1) /* back asleep: it did not time out */
+        sched_yield();
+    assert_int_equal(st(p).waiters, 1);
+    assert_int_equal(atomic_load(&a.done), 0);
+    assert_int_equal(fdn_pool_checkin(p, held), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(fdn_pool_checkin(p, a.got), 0);
+    fdn_pool_t *q = NULL;
+    o.checkout_timeout_ms = -3; /* other negative values stay refused */
+    assert_int_equal(fdn_pool_create(&q, &o, NULL), FDN_EINVAL);
+}
+
+/* A caller built against options version 1 passes a struct that ends before reclaim_after_ms:
+ * fdn_pools_start reads only that much (ASan reports a read past the heap block otherwise). */
+static void manager_start_reads_only_the_callers_options_version(void **state)
+{
+    fixture_t *f = *state;
+    size_t v1 = offsetof(fdn_pool_opts_t, reclaim_after_ms);
+    fdn_pool_opts_t o = base_opts(f, 1, 0);
+    o.version = 1;
+    fdn_pool_opts_t *heap = malloc(v1);
+    assert_non_null(heap);
+    memcpy(heap, &o, v1);
+    fdn_pool_t *p = NULL;
+    assert_int_equal(fdn_pools_start(f->pools, "v1", heap, &p, NULL), 0);
+    free(heap);
+    fdn_pool_worker_t *w;
+    assert_int_equal(fdn_pool_checkout(p, &w, 0, NULL), 0);
+    assert_int_equal(fdn_clock_advance(f->clk, 10 * MS), 0);
+    assert_int_equal(fdn_pool_reap(p), 0); /* no reclaim: version 1 has none */
+    assert_int_equal(fdn_pool_checkin(p, w), 0);
+    fdn_pool_release(p);
+    o.version = FDN_POOL_OPTS_VERSION + 1;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_pools_start(f->pools, "v3", &o, NULL, &err), FDN_EINVAL);
+    assert_non_null(strstr(err.message, "version"));
+    assert_int_equal(fdn_pools_get(f->pools, "v3", &p), FDN_ENOENT);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Telemetry ("Connection Pool Flow"): checkout, checkin, timeout, pool_started/stopped. */
 
@@ -1915,6 +1968,9 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(validation_failure_takes_the_next_idle_worker, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(default_timeout_may_be_wait_forever, setup, teardown),
+        cmocka_unit_test_setup_teardown(manager_start_reads_only_the_callers_options_version,
+                                        setup_manager, teardown),
         cmocka_unit_test_setup_teardown(capacity_past_int_max_is_refused, setup, teardown),
         cmocka_unit_test(strategy_names),
         cmocka_unit_test_setup_teardown(lifo_reuses_last_returned, setup, teardown),
