@@ -53,13 +53,13 @@
  * Leases. The handle a checkout returns (fdn_pool_worker_t * in the API) is not the worker
  * itself but one of LEASE_SLOTS slots inside it, chosen by the worker's lease generation
  * (lease_gen: odd while lent, even otherwise; changed by whoever owns the worker: the holder,
- * or p->mu's holder for a worker not lent), which every new lease, every end of a lease and
- * every hand-over to a waiter bumps. A checkin is accepted only for the current slot of a
- * worker lent, so a second checkin of a lease that already ended (the worker went idle, to a
- * waiter or to a new borrower) is refused with FDN_EINVAL and changes nothing. A stale
- * handle is only mistaken for the current one after a multiple of LEASE_SLOTS / 2 further
- * leases of the same worker, and (as for any use-after-checkin) never after the worker was
- * destroyed.
+ * or p->mu's holder for a worker not lent or an owned lease it takes over, see "Owners"),
+ * which every new lease, every end of a lease and every hand-over to a waiter bumps. A checkin
+ * is accepted only for the current slot of a worker lent, so a second checkin of a lease that
+ * already ended (the worker went idle, to a waiter or to a new borrower) is refused with
+ * FDN_EINVAL and changes nothing. A stale handle is only mistaken for the current one after a
+ * multiple of LEASE_SLOTS / 2 further leases of the same worker, and (as for any
+ * use-after-checkin) never after the worker was destroyed.
  *
  * Owners. A lease taken with fdn_pool_checkout_owned carries a non-zero token (`owner`) so that
  * fdn_pool_release_owner can end it from another thread; two threads may then end the same
