@@ -19,7 +19,10 @@
  * restart) is assigned again, as the failed event is not stored.
  * Time order equals id order inside a store: an event whose timestamp is earlier than the
  * newest stored one is stored with the newest timestamp (documented clamp), so time-range
- * queries and pruning are binary searches.
+ * queries and pruning are binary searches. A timestamp more than 1 s past the store's clock
+ * is stored as the clock's now, so the clamp never raises later events past the clock
+ * (before, one far-future timestamp stamped every later event with it). Wall times are kept
+ * as given and need not be in id order (wall_ns, a wall clock that steps).
  *
  * @since 0.1.0
  */
@@ -77,7 +80,8 @@ typedef struct fdn_event_spec {
     size_t data_len;                /**< payload length (≤ FDN_EVENT_DATA_MAX) */
     fdn_event_ctype_t content_type; /**< FDN_EVENT_CT_JSON by default */
     uint64_t id;                    /**< optional id (0 = none); stores assign their own */
-    int64_t timestamp_ns;           /**< monotonic ns; 0 = now */
+    int64_t timestamp_ns;           /**< monotonic ns; 0 = now (a store keeps it in id order
+                                         and at most 1 s past its clock: see the file's top) */
     int64_t wall_ns;                /**< wall ns since epoch; 0 = now */
     const char *node;               /**< NULL = host name; "" = none */
     uint32_t pid;                   /**< 0 = getpid() */
@@ -674,7 +678,9 @@ typedef struct fdn_events_query {
  * Run a query. Cost is proportional to the results: a type or correlation query walks that
  * index only; time bounds and cursors are binary searches. A parent_id filter on its own
  * scans the id range (bounded by the other filters) until `limit` matches; an offset costs
- * the matches it skips. Descending queries return newest first.
+ * the matches it skips. Descending queries return newest first. Time bounds apply to the
+ * timestamps the results carry, also those of events read back from the durable file
+ * (rebuilt from wall time for another boot's: docs/event-format.md).
  * @param[out] out the results, in id (= time) order, reversed when descending; free with
  *                 fdn_event_list_free
  * @return 0; FDN_EINVAL (bad limit/offset/time range/version); FDN_ENOMEM; FDN_EUNAVAILABLE
@@ -805,7 +811,11 @@ FDN_API int fdn_events_type_stats(fdn_events_t *es, fdn_events_type_stat_t *out,
 FDN_API int fdn_events_set_max_events(fdn_events_t *es, uint64_t max_events);
 /**
  * Evict events older than this from the memory tier (storage.hot.max_age_seconds × 1e9);
- * 0 = unlimited. As fdn_events_set_max_events, the durable tier keeps them.
+ * 0 = unlimited. As fdn_events_set_max_events, the durable tier keeps them. Age is by
+ * timestamp, which is in id order, so the memory tier always holds a contiguous range of ids.
+ * Reopening a file fills memory the same way: the newest max_events events, less the oldest
+ * of them older than max_age by their timestamps (rebuilt from wall time for events of
+ * another boot); an old event after a recent one is kept, with the recent one's timestamp.
  * @param[in] es the store  @param[in] max_age_ns the age in ns
  * @return 0, FDN_EINVAL (NULL store or negative)
  * @thread_safety any
@@ -843,8 +853,12 @@ FDN_API int fdn_events_enforce_retention(fdn_events_t *es, uint64_t *out_count);
  * The durable tier's own retention (storage.warm.retention.max_events and .max_age_seconds):
  * each retention run (prune_interval) deletes from the file (SQLite) or the shared log
  * (PostgreSQL; safe from every process at once) the events beyond the newest max_events and
- * those older than max_age_ns (wall time); 0 = keep (the default for both). The memory tier
- * then drops what the durable tier no longer holds.
+ * the oldest events while they are older than max_age_ns (wall time); 0 = keep (the default
+ * for both). Both delete the oldest ids only: wall times need not be in id order (a caller's
+ * wall_ns, a wall clock that steps, several processes), so an event older than max_age after
+ * a younger one stays until that one goes, and no event younger than max_age is deleted by
+ * age. A run examines at most about a million ids by age; a longer old prefix goes over the
+ * next runs. The memory tier then drops what the durable tier no longer holds.
  * @param[in] es the store  @param[in] max_events 0 = keep  @param[in] max_age_ns 0 = keep
  * @return 0, FDN_EINVAL (NULL store or negative age)
  * @thread_safety any

@@ -16,8 +16,18 @@
  *    the file part covers ids < B. Prunes only raise first_id, and every id below it is in the
  *    file, so the two parts together miss nothing: results below B come from the file and
  *    those at or above B from memory (memory results below B are duplicates and dropped).
- *    Offset and limit apply to the merged, ordered list. Time bounds become wall time for the
- *    file; a time_start past the first memory event's timestamp keeps a query in memory.
+ *    Offset and limit apply to the merged, ordered list. Time bounds apply to the timestamp
+ *    the answer reports (below): the file is asked for wall times that hold every such event
+ *    (the bounds plus the clock offset, widened by the 1 s a kept timestamp may be off it),
+ *    and what it returns outside the bounds once remapped is dropped, the next page read
+ *    while that leaves the part short of its limit. (Filtering the file on wall time alone
+ *    listed an event whose kept timestamp lay past time_end, and missed one just inside.)
+ *    A time_start past the first memory event's timestamp keeps a query in memory (the file
+ *    has no time index: without this a query of the last minutes would scan it whole). That
+ *    takes the file's timestamps to be at most memory's first, true of those kept (this
+ *    clock's, clamped in id order) but not always of those rebuilt from a wall time out of id
+ *    order (a caller's wall_ns, an earlier boot's clock that stepped): such an event is not
+ *    found by a query starting past memory's first timestamp.
  *    When one part is empty and nothing is skipped, the other part is the result as it is
  *    (merge_take: no copy). With lists to compare the result with (fdn_events_query_same),
  *    the memory part is compared in place where it is the whole result (no offset, and the
@@ -40,13 +50,21 @@
  *  - events read from the file get their timestamp on the store's monotonic clock as a
  *    reloaded file's do (kept when stamped by this clock, else rebuilt from wall time). A
  *    read takes the clock offset once (fdn__evs_clock_offset) and makes both its file part's
- *    wall-time bounds and those timestamps with it, so a step of the wall clock during the
- *    read never lists an event under a timestamp outside the bounds it was chosen by.
+ *    wall-time bounds and those timestamps with it, and filters on those timestamps, so an
+ *    event is never listed under a timestamp outside the read's bounds, a step of the wall
+ *    clock during the read included.
  *    (Memory's part of a read on this backend uses no offset: its records keep the
  *    timestamps they were put with.)
- * Retention of the durable tier: run by the pruner thread after the memory tier's; cuts by
- * count (newest - max_events) and by age (a binary search over ids with `get`: time order is
- * id order); the memory tier then drops what the file no longer holds (it caches the file).
+ * Retention of the durable tier: run by the pruner thread after the memory tier's; it deletes
+ * a prefix of ids (the file, like memory, holds a contiguous range: reads go to it by id
+ * bounds), cut by count (newest - max_events) and by age: the longest prefix whose events are
+ * all older than max_age (wall time), found by reading from the oldest id up to the first
+ * event within the age (first_at_wall; at most RETAIN_SCAN ids a run, dmu let go between
+ * reads: a longer old prefix goes over several runs). Wall times come from callers (wall_ns)
+ * and a clock that steps, and on a shared backend from many processes, so they are not in
+ * id order: a binary search over ids took the recent events before an old one with it. An
+ * old event after recent ones stays until they go. The memory tier then drops what the file
+ * no longer holds (it caches the file).
  * Locks: `dmu` is held around every backend read and prune of this file (a stopping store
  * closes a SQLite backend under it); it is a leaf apart from the memory prune after it.
  */
@@ -114,12 +132,16 @@ void fdn__evs_corr_memo_free(fdn_events_t *es)
     es->cmemo = NULL;
 }
 
+/* How far an event's epoch (wall - ts) may be from the clock offset for its timestamp to count
+ * as stamped by this clock (kept by remap_ev), as a reloaded file's (event_service.c). */
+#define SAME_CLOCK_NS 1000000000
+
 /* Timestamps of events read from the file on the store's monotonic clock. */
 static void remap_ev(fdn_event_t *ev, int64_t off)
 {
     int64_t epoch, d;
     if (!__builtin_sub_overflow(ev->wall, ev->ts, &epoch) &&
-        !__builtin_sub_overflow(epoch, off, &d) && d >= -1000000000 && d <= 1000000000)
+        !__builtin_sub_overflow(epoch, off, &d) && d >= -SAME_CLOCK_NS && d <= SAME_CLOCK_NS)
         return; /* stamped by this clock */
     ev->ts = fdn__evs_sat_add(ev->wall, off == INT64_MIN ? INT64_MAX : -off);
 }
@@ -154,6 +176,20 @@ int fdn__evs_disk_get(fdn_events_t *es, uint64_t id, fdn_event_t **out)
 void (*fdn__evs_disk_read_hook)(fdn_events_t *es, void *user);
 void *fdn__evs_disk_read_user;
 
+static int merge(const fdn_event_list_t *first, const fdn_event_list_t *second, size_t skip,
+                 size_t keep, fdn_event_list_t **out);
+
+/* A time range [lo, hi] of timestamps as the file's query bounds: wall times that hold every
+ * event a read would list with a timestamp in it (remap_ev with offset off): wall - off for
+ * a rebuilt timestamp, within SAME_CLOCK_NS of it for a kept one. */
+static void wall_query_bounds(int64_t lo, int64_t hi, int64_t off, fdn__evb_query_t *bq)
+{
+    bq->wall_start =
+        lo == INT64_MIN ? INT64_MIN : fdn__evs_sat_add(fdn__evs_sat_add(lo, off), -SAME_CLOCK_NS);
+    bq->wall_end =
+        hi == INT64_MAX ? INT64_MAX : fdn__evs_sat_add(fdn__evs_sat_add(hi, off), SAME_CLOCK_NS);
+}
+
 /* The file's part of a read: ids in (q->after, before) with the query's filters, their
  * timestamps remapped with off, the clock offset the read took once (the one its time bounds
  * were made with). FDN_EUNAVAILABLE when the backend is closed (the store stopped after the
@@ -180,6 +216,52 @@ static int disk_part(fdn_events_t *es, const fdn__evb_query_t *bq, int64_t off,
         return fdn__event_list_build(NULL, 0, out);
     for (size_t i = 0; i < (*out)->n; i++)
         remap_ev((*out)->items[i], off);
+    return 0;
+}
+
+/* disk_part keeping only the events whose timestamp (remapped) lies in [ts_lo, ts_hi]. bq's
+ * wall bounds (wall_query_bounds) hold every such event and a few more near the ends, dropped
+ * here; while that leaves fewer than bq's limit after a full page, the next page is read. */
+static int disk_part_in(fdn_events_t *es, const fdn__evb_query_t *bq, int64_t off, int64_t ts_lo,
+                        int64_t ts_hi, fdn_event_list_t **out)
+{
+    fdn__evb_query_t q = *bq;
+    fdn_event_list_t *acc = NULL;
+    int rc;
+    for (;;) {
+        fdn_event_list_t *l = NULL;
+        if ((rc = disk_part(es, &q, off, &l)) != 0)
+            break;
+        size_t got = l->n, k = 0;
+        uint64_t last = got > 0 ? l->items[got - 1]->id : 0;
+        for (size_t i = 0; i < got; i++)
+            if (l->items[i]->ts >= ts_lo && l->items[i]->ts <= ts_hi)
+                l->items[k++] = l->items[i];
+        l->n = k; /* the dropped events stay in the list's block until it is freed */
+        if (acc == NULL) {
+            acc = l;
+        } else {
+            fdn_event_list_t *m = NULL;
+            rc = merge(acc, l, 0, SIZE_MAX, &m);
+            fdn_event_list_free(l);
+            if (rc != 0)
+                break;
+            fdn_event_list_free(acc);
+            acc = m;
+        }
+        if (got < q.limit || k == got || acc->n >= bq->limit)
+            break; /* the file has no more, or nothing was dropped, or enough */
+        q.limit = bq->limit - acc->n;
+        if (q.descending)
+            q.before = last; /* the rows below the page */
+        else
+            q.after = last;
+    }
+    if (rc != 0) {
+        fdn_event_list_free(acc);
+        return rc;
+    }
+    *out = acc;
     return 0;
 }
 
@@ -335,16 +417,14 @@ again:
         fdn_event_list_free(mem);
         goto compare;
     }
-    fdn__evb_query_t bq = {
-        .type = q->type,
-        .correlation_id = q->correlation_id,
-        .wall_start = q->time_start == INT64_MIN ? INT64_MIN : fdn__evs_sat_add(q->time_start, off),
-        .wall_end = q->time_end == INT64_MAX ? INT64_MAX : fdn__evs_sat_add(q->time_end, off),
-        .after = q->after_id,
-        .before = q->before_id != 0 && q->before_id < b ? q->before_id : b,
-        .limit = want,
-        .descending = q->descending,
-        .parent_id = q->parent_id};
+    fdn__evb_query_t bq = {.type = q->type,
+                           .correlation_id = q->correlation_id,
+                           .after = q->after_id,
+                           .before = q->before_id != 0 && q->before_id < b ? q->before_id : b,
+                           .limit = want,
+                           .descending = q->descending,
+                           .parent_id = q->parent_id};
+    wall_query_bounds(q->time_start, q->time_end, off, &bq);
     if (hit != NULL) {
         /* the file has none of the result below B, and memory's part holds nothing below B
          * (ascending drops those): the result is that part */
@@ -360,7 +440,8 @@ again:
         bq.after = known - 1;
     if (known >= bq.before)
         disk = NULL; /* the file has none of them there: an empty part */
-    else if ((rc = disk_part(es, &bq, off, &disk)) == 0 && disk->n == 0 && whole)
+    else if ((rc = disk_part_in(es, &bq, off, q->time_start, q->time_end, &disk)) == 0 &&
+             disk->n == 0 && whole)
         memo_none_below(es, q->correlation_id, h, b);
     if (rc != 0) {
         fdn_event_list_free(mem);
@@ -428,24 +509,51 @@ int fdn__evs_disk_correlation(fdn_events_t *es, const char *cid, fdn_event_list_
 
 /* ---- the durable tier's retention ---- */
 
-/* First id in [lo, hi) whose wall time is >= wall (hi when none), by `get` (caller holds
- * dmu; the backend is open). A missing id counts as older (holes are pruned prefixes). */
+/* Retention by age reads at most this many ids per run (in reads of RETAIN_READ ids, dmu
+ * released between them); an older prefix that is longer is deleted over several runs. */
+#define RETAIN_READ 65536u
+#define RETAIN_SCAN (16u * RETAIN_READ)
+
+/* The end of the longest prefix of the ids in [lo, hi) whose events are all older than wall
+ * (wall time < wall): the first id whose event's wall time is >= wall (hi when none; ids the
+ * backend no longer holds count as older: they are a pruned prefix), read from lo up (a query
+ * with the wall bound, one event) and at most RETAIN_SCAN ids: when the prefix goes on past
+ * them, *out is where the reading stopped. Wall times are not in id order (a caller's
+ * wall_ns, a wall clock that steps, other processes' commits on a shared backend), so this
+ * is a scan, not a binary search: one old event after newer ones must not take them with
+ * it. Caller holds dmu; it is released between reads, and the backend may close meanwhile
+ * (FDN_EUNAVAILABLE). Rows are never changed, only deleted from the oldest, so a prefix found
+ * old stays old whatever ran between the reads. */
 static int first_at_wall(fdn_events_t *es, uint64_t lo, uint64_t hi, int64_t wall, uint64_t *out)
+    FDN_REQUIRES(es->dmu)
 {
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-        fdn_event_t *ev = NULL;
-        int rc = es->be.ops->get(es->be.state, mid, &ev, NULL);
-        if (rc != 0 && rc != FDN_ENOENT)
+    uint64_t end = hi - lo > RETAIN_SCAN ? lo + RETAIN_SCAN : hi;
+    while (lo < end) {
+        uint64_t to = end - lo > RETAIN_READ ? lo + RETAIN_READ : end;
+        fdn__evb_query_t q = {.wall_start = wall,
+                              .wall_end = INT64_MAX,
+                              .after = lo > 0 ? lo - 1 : 0,
+                              .before = to,
+                              .limit = 1};
+        fdn_event_list_t *l = NULL;
+        int rc = es->be.ops->query(es->be.state, &q, &l, NULL);
+        if (rc != 0)
             return rc;
-        bool older = rc == FDN_ENOENT || ev->wall < wall;
-        fdn_event_free(ev);
-        if (older)
-            lo = mid + 1;
-        else
-            hi = mid;
+        uint64_t found = l != NULL && l->n > 0 ? l->items[0]->id : 0;
+        fdn_event_list_free(l);
+        if (found != 0) {
+            *out = found;
+            return 0;
+        }
+        lo = to;
+        if (lo < end) { /* let the file's readers in between */
+            fdn__mutex_unlock(&es->dmu);
+            fdn__mutex_lock(&es->dmu);
+            if (!fdn__evb_open(&es->be))
+                return FDN_EUNAVAILABLE;
+        }
     }
-    *out = lo;
+    *out = end;
     return 0;
 }
 
@@ -458,7 +566,7 @@ uint64_t fdn__evs_durable_retention(fdn_events_t *es)
     uint64_t removed = 0, cut = 0;
     fdn__mutex_lock(&es->dmu);
     const fdn__evb_ops_t *ops = es->be.ops;
-    if (ops == NULL || ops->prune == NULL || ops->get == NULL) {
+    if (ops == NULL || ops->prune == NULL || ops->query == NULL) {
         fdn__mutex_unlock(&es->dmu);
         return 0;
     }
@@ -490,7 +598,7 @@ uint64_t fdn__evs_durable_retention(fdn_events_t *es)
                 cut = FDN_MAX(cut, c);
         }
         if (rc == 0 && cut > oldest)
-            rc = ops->prune(es->be.state, cut, &removed, NULL);
+            rc = es->be.ops->prune(es->be.state, cut, &removed, NULL); /* open: first_at_wall */
         else
             cut = 0;
     }

@@ -34,6 +34,13 @@
  *    applies the memory tier's max_events / max_age (evicting from memory only, and on SQLite
  *    only committed events: the file keeps them), then the durable tier's own retention
  *    (event_disk.c); setters kick the clock to re-arm it.
+ *    A create that opens a file fills memory the same way (db_open_load, load_cb): the newest
+ *    max_events rows, less the longest prefix of them older than max_age. Memory always holds
+ *    a contiguous range of ids, [first_id, published], because every read of the file
+ *    (event_disk.c) covers only ids below first_id. Ages are cut as a prefix, never event by
+ *    event: timestamps rebuilt from wall time (another boot's events, a caller's wall_ns) are
+ *    not in id order, and an old event between newer ones stays in memory with the newer
+ *    timestamp before it (the append's clamp), as it would on a store that never stopped.
  *  - delivery (started with the first subscription) and the pagers of from-position
  *    subscriptions: event_subs.c.
  * Lock order: plock -> amu -> wmu; smu, rmu are leaves (never held while taking another,
@@ -653,7 +660,8 @@ int fdn_events_set_prune_interval(fdn_events_t *es, int64_t interval_ns)
 
 typedef struct load_ctx {
     fdn_events_t *es;
-    int64_t min_ts; /* the memory tier's max_age: older events stay in the file only */
+    int64_t min_ts; /* the memory tier's max_age: the oldest events older than it stay in the
+                       file only (a prefix of ids: load_cb) */
     int64_t now_mono, now_wall;
     int64_t epoch; /* the clock's wall time at monotonic 0 (now_wall - now_mono) */
 } load_ctx_t;
@@ -689,7 +697,14 @@ static int load_cb(fdn_event_t *ev, void *user) FDN_NO_THREAD_SAFETY_ANALYSIS
         else if (__builtin_sub_overflow(lc->now_mono, age, &ev->ts))
             ev->ts = INT64_MIN;
     }
-    if (ev->ts < lc->min_ts) { /* past the memory tier's age limit: read from the file */
+    /* The memory tier's age limit cuts a prefix of ids, as its retention does on a running
+     * store: memory holds every id from its first one on (reads go to the file only below
+     * first_id). Timestamps rebuilt from wall time (another boot's, or a caller's wall_ns) are
+     * not in id order, so an event past the age is dropped only while none is kept yet; from
+     * the first one within it on every event is kept, an earlier timestamp raised to the
+     * newest by the append, as for any store. (Dropping each old one left a hole in memory
+     * above first_id that no read looked for in the file.) */
+    if (ev->ts < lc->min_ts && atomic_load_explicit(&es->count, memory_order_relaxed) == 0) {
         fdn_event_free(ev);
         return 0;
     }

@@ -9,7 +9,10 @@
  * records packed in one arena (record = fixed header + data) and a table of arena offsets,
  * so id -> record is a binary search over the segment directory plus an index. Ids are
  * dense (ids are assigned only to events that are stored), and time order equals id order
- * (a timestamp earlier than the newest one is raised to it), so a time bound is a binary
+ * (a timestamp earlier than the newest one is raised to it, and one more than 1 s past the
+ * store's clock is lowered to the clock's now, so that raise never goes past the clock:
+ * ts_bound; wall times, which callers give and the wall clock steps, are not in id order,
+ * and nothing searches on them), so a time bound is a binary
  * search over ids. Indexes: per type a posting list of ids (chunked array, binary search
  * for cursors and time bounds); per correlation id an entry holding its newest id, each
  * record linking to the previous id of its correlation (walked newest first); names (types,
@@ -327,6 +330,7 @@ int fdn__evs_init(fdn_events_t *es)
     atomic_init(&es->first_id, 1);
     es->next_id = 1;
     es->last_ts = INT64_MIN;
+    es->ts_ceiling = INT64_MIN; /* the first append reads the clock */
     atomic_init(&es->max_types, FDN_EVENTS_MAX_TYPES_DEFAULT);
     return 0;
 }
@@ -440,6 +444,29 @@ static inline bool seg_takes(const evs_seg_t *s, size_t cnt, size_t used, size_t
     return s != NULL && cnt < EVS_SEG_EVENTS && used + sz <= s->arena_cap;
 }
 
+/* How far past the store's clock a timestamp may be. The clamp raises every later event to
+ * the newest timestamp, so one far in the future (a caller's timestamp_ns, or another clock's)
+ * would stamp every later event with it: memory's retention by age would keep them all, and
+ * time bounds around now would find none. So a timestamp more than TS_AHEAD_NS past the
+ * store's clock is stored as the clock's now. The clock is read only for a timestamp past
+ * ts_ceiling (the last reading + TS_AHEAD_NS): once per batch of fresh events at most, about
+ * once a second on a busy store; every timestamp stored is at most TS_AHEAD_NS past the clock
+ * as it was then. */
+#define TS_AHEAD_NS 1000000000
+
+/* ts (past ts_ceiling) as stored: itself if within TS_AHEAD_NS of the clock's now, else now
+ * (never below last_ts: the clamp's order holds). */
+static FDN_NOINLINE int64_t ts_bound(fdn_events_t *es, int64_t ts) FDN_REQUIRES(es->amu)
+{
+    int64_t now = fdn_clock_mono_ns(es->clock);
+    int64_t lim = fdn__evs_sat_add(now, TS_AHEAD_NS);
+    if (lim > es->ts_ceiling)
+        es->ts_ceiling = lim;
+    if (ts <= es->ts_ceiling)
+        return ts;
+    return FDN_MAX(now, es->last_ts);
+}
+
 /* Append a batch in two passes: the first reserves everything (names interned, posting room,
  * new segments and directory room) and can fail, undoing its reservations; the second writes
  * the records and cannot fail; then one release store of published shows the whole batch.
@@ -546,6 +573,8 @@ static FDN_ALWAYS_INLINE int append_run(fdn_events_t *es, const fdn_event_t *con
         arena_ready(cur, cur->arena_used + sz);
         evs_rec_t *r = (evs_rec_t *)(void *)(cur->arena + cur->arena_used);
         int64_t ts = ev->ts < es->last_ts ? es->last_ts : ev->ts;
+        if (FDN_UNLIKELY(ts > es->ts_ceiling))
+            ts = ts_bound(es, ts);
         es->last_ts = ts;
         r->ts = ts;
         r->wall = ev->wall;

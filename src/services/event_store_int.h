@@ -214,6 +214,8 @@ struct fdn_events {
     _Atomic uint64_t first_id; /* oldest live id (ids below are pruned) */
     uint64_t next_id;          /* amu */
     int64_t last_ts;           /* amu */
+    /* amu: the latest timestamp stored without reading the clock (event_store.c, ts_bound) */
+    int64_t ts_ceiling;
     _Atomic(evs_segdir_t *) segdir;
     _Atomic size_t seg_head; /* plock write */
     _Atomic size_t seg_n;

@@ -3,7 +3,8 @@
  * one schema stand for two processes sharing the log. Retention by count deletes the oldest
  * positions of the shared log, whichever process runs it, and running it from both (at once
  * or one after the other) is safe: the second run deletes nothing more. By age (wall time) a
- * tiny age deletes every position. Memory drops what the log no longer holds. */
+ * tiny age deletes every position, and an old position after a recent one is kept with it
+ * (only a prefix all older than the age goes). Memory drops what the log no longer holds. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -101,6 +102,27 @@ static void shared_log_retention(void **state)
     assert_int_equal(fdn_events_set_durable_retention(a, 0, 1), 0);
     assert_int_equal(fdn_events_enforce_retention(a, NULL), 0);
     assert_int_equal(disk(b).count, 0);
+
+    /* by age, the log's wall times out of position order (a caller's wall_ns): an event two
+     * days old after a recent one stays, and takes nothing with it (a binary search on wall
+     * time deleted the recent one before it) */
+    int64_t now = fdn_clock_wall_ns(NULL);
+    uint64_t pos[3];
+    for (int i = 0; i < 3; i++) {
+        fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+        sp.type = "pg.retention";
+        sp.wall_ns = i == 1 ? now - 2 * 86400 * 1000000000LL : 0;
+        assert_int_equal(fdn_events_store_specs(a, &sp, 1, &pos[i], NULL), 0);
+    }
+    assert_int_equal(fdn_events_set_durable_retention(a, 0, 3600 * 1000000000LL), 0);
+    assert_int_equal(fdn_events_enforce_retention(a, NULL), 0);
+    d = disk(b);
+    assert_int_equal(d.count, 3);
+    assert_int_equal(d.oldest_id, pos[0]);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fdn_events_get(b, pos[i], &ev), 0);
+        fdn_event_free(ev);
+    }
     fdn_events_destroy(a);
     fdn_events_destroy(b);
 }

@@ -759,6 +759,51 @@ static void timestamps_keep_id_order(void **state)
     fdn_events_destroy(es);
 }
 
+/* A timestamp more than 1 s past the store's clock is stored as the clock's now, so the clamp
+ * never raises the later events past the clock: a caller's timestamp 10 days ahead no longer
+ * stamps every later event 10 days ahead (retention by age kept them all, and a time range
+ * around now found none). Within 1 s ahead a timestamp is kept. */
+static void a_future_timestamp_is_lowered_to_the_clock(void **state)
+{
+    (void)state;
+    const int64_t S = 1000000000;
+    fdn_clock_t *clk = NULL;
+    assert_int_equal(fdn_clock_manual_create(&clk, 1000 * S, 1700000000 * S), 0);
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.clock = clk;
+    fdn_events_t *es = NULL;
+    assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+    uint64_t a = put(es, "t", NULL, 1000 * S + 10 * 86400 * S, 0); /* 10 days ahead */
+    assert_int_equal(fdn_clock_advance(clk, S), 0);
+    uint64_t b = put(es, "t", NULL, 1001 * S, 0);         /* now */
+    uint64_t c = put(es, "t", NULL, 1001 * S + S / 2, 0); /* 0.5 s ahead: kept */
+    uint64_t d = put(es, "t", NULL, 1001 * S + S / 4, 0); /* earlier: raised to c's */
+    int64_t want[4] = {1000 * S, 1001 * S, 1001 * S + S / 2, 1001 * S + S / 2};
+    uint64_t ids[4] = {a, b, c, d};
+    for (int i = 0; i < 4; i++) {
+        fdn_event_t *ev = NULL;
+        assert_int_equal(fdn_events_get(es, ids[i], &ev), 0);
+        assert_int_equal(fdn_event_timestamp(ev), want[i]);
+        fdn_event_free(ev);
+    }
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.time_start = 1001 * S;
+    q.time_end = 1001 * S;
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    assert_int_equal(fdn_event_list_count(l), 1);
+    assert_int_equal(fdn_event_id(fdn_event_list_at(l, 0)), b);
+    fdn_event_list_free(l);
+    /* an hour on, retention by age (1 min) evicts them all */
+    assert_int_equal(fdn_events_set_max_age(es, 60 * S), 0);
+    assert_int_equal(fdn_clock_advance(clk, 3600 * S), 0);
+    uint64_t n = 0;
+    assert_int_equal(fdn_events_enforce_retention(es, &n), 0);
+    assert_int_equal(n, 4);
+    fdn_events_destroy(es);
+    fdn_clock_destroy(clk);
+}
+
 static void prune_and_stats(void **state)
 {
     (void)state;
@@ -2337,6 +2382,7 @@ int main(void)
         cmocka_unit_test(query_same_names_an_equal_list),
         cmocka_unit_test(correlation_and_chains),
         cmocka_unit_test(timestamps_keep_id_order),
+        cmocka_unit_test(a_future_timestamp_is_lowered_to_the_clock),
         cmocka_unit_test(prune_and_stats),
         cmocka_unit_test(many_events_across_segments),
         cmocka_unit_test(big_prune_runs_in_steps),

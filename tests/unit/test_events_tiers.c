@@ -4,7 +4,9 @@
  * file; the durable tier has its own retention (storage.warm.retention.*, default keep),
  * applied on disk; every retention key is updatable at run time, applied at the next
  * retention run (injected clock), and survives a restart; storage.warm.enable tells the truth;
- * the runtime's own event types are never refused by storage.hot.max_types. */
+ * the runtime's own event types are never refused by storage.hot.max_types; wall times out of
+ * id order (a caller's wall_ns, a stepped wall clock) neither leave holes in memory at a
+ * reopen, nor get recent events deleted by age, nor move a query's time bounds. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1009,6 +1011,198 @@ static void runtime_types_are_never_refused_at_the_cap(void **state)
     close_rt(f, rt);
 }
 
+/* ---- wall times out of id order (a caller's wall_ns, a wall clock that steps) ---- */
+
+/* Store one event of type `type` stamped by f->clock, with wall time `wall` (0: the clock's
+ * now); returns its id. */
+static uint64_t store_wall(fx_t *f, fdn_events_t *es, const char *type, int64_t wall)
+{
+    fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+    sp.type = type;
+    sp.clock = f->clock;
+    sp.wall_ns = wall;
+    uint64_t id = 0;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_events_store_specs(es, &sp, 1, &id, &err);
+    if (rc != 0)
+        fail_msg("store: %s %s", fdn_err_name(rc), err.message);
+    return id;
+}
+
+static void expect_type(fdn_events_t *es, uint64_t id, const char *type)
+{
+    fdn_event_t *ev = NULL;
+    int rc = fdn_events_get(es, id, &ev);
+    if (rc != 0)
+        fail_msg("get %llu: %s", (unsigned long long)id, fdn_err_name(rc));
+    assert_string_equal(fdn_event_type(ev), type);
+    fdn_event_free(ev);
+}
+
+/* A reopen applies the memory tier's age limit as a prefix of ids: memory holds a contiguous
+ * range and the file every id below it, where reads look. An event whose wall time (a
+ * caller's wall_ns) is two days old between two recent ones stays in memory (its timestamp
+ * raised to the one before it, the store's clamp); one at the start of the file stays there
+ * only. Each is found by get, queries and a subscription from position 0. (Dropping each old
+ * event on its own left a hole in memory: get ENOENT, queries and subscriptions without it.) */
+static void reopen_age_cut_keeps_a_contiguous_range(void **state)
+{
+    fx_t *f = *state;
+    const int64_t DAY = 86400 * SEC;
+    /* a, b (2 days old), c */
+    fdn_events_t *es = open_store(f, 0, 0);
+    assert_int_equal(store_wall(f, es, "a", 0), 1);
+    assert_int_equal(store_wall(f, es, "b", fdn_clock_wall_ns(f->clock) - 2 * DAY), 2);
+    assert_int_equal(store_wall(f, es, "c", 0), 3);
+    close_store(f, es);
+    assert_int_equal(fdn_clock_advance(f->clock, SEC), 0);
+    es = open_store(f, 0, 3600 * SEC);
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    assert_int_equal(st.count, 3);
+    assert_int_equal(st.oldest_id, 1);
+    expect_type(es, 1, "a");
+    expect_type(es, 2, "b");
+    expect_type(es, 3, "c");
+    fdn_event_t *ea = NULL, *eb = NULL;
+    assert_int_equal(fdn_events_get(es, 1, &ea), 0);
+    assert_int_equal(fdn_events_get(es, 2, &eb), 0);
+    assert_int_equal(fdn_event_timestamp(eb), fdn_event_timestamp(ea)); /* raised (clamp) */
+    fdn_event_free(ea);
+    fdn_event_free(eb);
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    expect_ids(es, &q, (uint64_t[]){1, 2, 3}, 3);
+    q.type = "b";
+    expect_ids(es, &q, (uint64_t[]){2}, 1);
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    so.after_id = 0;
+    so.from_position = true;
+    fdn_events_sub_t *sub = NULL;
+    assert_int_equal(fdn_events_subscribe_fd(es, &so, &sub), 0);
+    fdn_event_list_t *l = NULL;
+    uint64_t skipped = 0;
+    assert_int_equal(fdn_events_sub_read(sub, 100, &l, &skipped), 0);
+    assert_int_equal(skipped, 0);
+    assert_int_equal(fdn_event_list_count(l), 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(fdn_event_id(fdn_event_list_at(l, i)), i + 1);
+    fdn_event_list_free(l);
+    fdn_events_unsubscribe(sub);
+    close_store(f, es);
+    /* another file: b (2 days old) first; it stays in the file, memory starts after it */
+    snprintf(f->path, sizeof f->path, "%s/events2.db", f->dir);
+    es = open_store(f, 0, 0);
+    assert_int_equal(store_wall(f, es, "b", fdn_clock_wall_ns(f->clock) - 2 * DAY), 1);
+    assert_int_equal(store_wall(f, es, "a", 0), 2);
+    assert_int_equal(store_wall(f, es, "c", 0), 3);
+    close_store(f, es);
+    es = open_store(f, 0, 3600 * SEC);
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    assert_int_equal(st.count, 2);
+    assert_int_equal(st.oldest_id, 2);
+    expect_type(es, 1, "b"); /* from the file */
+    expect_type(es, 2, "a");
+    q = (fdn_events_query_t)FDN_EVENTS_QUERY_INIT;
+    expect_ids(es, &q, (uint64_t[]){1, 2, 3}, 3);
+    close_store(f, es);
+}
+
+/* The durable tier's retention by age deletes a prefix of ids whose events are all older than
+ * max_age, never a recent event: an event two days old after five recent ones stays, as do
+ * they (a binary search over ids on wall time deleted ids 1..6); once the whole prefix is old
+ * it goes, and an old event after recent ones stays until they go. */
+static void durable_age_retention_deletes_only_an_old_prefix(void **state)
+{
+    fx_t *f = *state;
+    const int64_t DAY = 86400 * SEC;
+    fdn_events_t *es = open_store(f, 0, 0);
+    for (int i = 1; i <= 10; i++)
+        store_wall(f, es, "t", i == 6 ? fdn_clock_wall_ns(f->clock) - 2 * DAY : 0);
+    assert_int_equal(fdn_events_set_durable_retention(es, 0, 3600 * SEC), 0);
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    fdn_events_durable_status_t d = disk(es);
+    assert_int_equal(d.count, 10);
+    assert_int_equal(d.oldest_id, 1);
+    assert_int_equal(d.pruned, 0);
+    for (uint64_t id = 1; id <= 10; id++)
+        expect_type(es, id, "t");
+    /* two hours on: ids 1..10 are all older than 1 h; 11..13 recent, 14 two days old, 15
+     * recent */
+    assert_int_equal(fdn_clock_advance(f->clock, 2 * 3600 * SEC), 0);
+    for (int i = 11; i <= 15; i++)
+        store_wall(f, es, "u", i == 14 ? fdn_clock_wall_ns(f->clock) - 2 * DAY : 0);
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    d = disk(es);
+    assert_int_equal(d.count, 5);
+    assert_int_equal(d.oldest_id, 11);
+    assert_int_equal(d.pruned, 10);
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_events_get(es, 10, &ev), FDN_ENOENT);
+    expect_type(es, 14, "u");
+    assert_int_equal(mem_count(es), 5); /* memory dropped what the file dropped */
+    close_store(f, es);
+}
+
+/* Expect a time-bounded query to list exactly ids from..to (or to..from descending, limit
+ * n), each with a timestamp inside the bounds. */
+static void expect_time_range(fdn_events_t *es, const fdn_events_query_t *q, uint64_t first,
+                              size_t n)
+{
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_query(es, q, &l), 0);
+    if (fdn_event_list_count(l) != n)
+        fail_msg("query [%lld, %lld]: %zu events, expected %zu", (long long)q->time_start,
+                 (long long)q->time_end, fdn_event_list_count(l), n);
+    for (size_t i = 0; i < n; i++) {
+        const fdn_event_t *e = fdn_event_list_at(l, i);
+        assert_int_equal(fdn_event_id(e), q->descending ? first - i : first + i);
+        assert_true(fdn_event_timestamp(e) >= q->time_start);
+        assert_true(fdn_event_timestamp(e) <= q->time_end);
+    }
+    fdn_event_list_free(l);
+}
+
+/* A time-bounded query's file part is filtered on the timestamps the answer reports: after a
+ * step of the wall clock of half a second (events of this clock keep their timestamps: within
+ * 1 s of its offset), the file still lists exactly the events whose timestamps are in the
+ * bounds, with offset, limit and either order. (Filtering the file on wall time moved the
+ * range by the step: events 100 ms apart past time_end were listed, those at its start
+ * missed.) */
+static void file_time_bounds_apply_to_reported_timestamps(void **state)
+{
+    fx_t *f = *state;
+    const int64_t MS = 1000000;
+    fdn_events_t *es = open_store(f, 5, 0); /* memory: the newest 5 (ids 26..30) */
+    int64_t ts[31];
+    for (int i = 1; i <= 30; i++) {
+        store_wall(f, es, "t", 0);
+        ts[i] = fdn_clock_mono_ns(f->clock);
+        assert_int_equal(fdn_clock_advance(f->clock, 100 * MS), 0);
+    }
+    assert_int_equal(fdn_events_enforce_retention(es, NULL), 0);
+    assert_int_equal(mem_count(es), 5);
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.time_start = ts[6];
+    q.time_end = ts[15];
+    expect_time_range(es, &q, 6, 10);
+    for (int step = 0; step < 2; step++) {
+        /* +0.5 s, then -1 s (-0.5 s from the start) */
+        assert_int_equal(fdn__clock_step_wall(f->clock, step == 0 ? 500 * MS : -1000 * MS), 0);
+        q = (fdn_events_query_t)FDN_EVENTS_QUERY_INIT;
+        q.time_start = ts[6];
+        q.time_end = ts[15];
+        expect_time_range(es, &q, 6, 10);
+        q.limit = 4; /* the file's first rows are outside: read past them */
+        expect_time_range(es, &q, 6, 4);
+        q.offset = 7;
+        expect_time_range(es, &q, 13, 3);
+        q.offset = 0;
+        q.descending = true;
+        expect_time_range(es, &q, 15, 4);
+    }
+    close_store(f, es);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1026,6 +1220,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_lagging_correlation_index_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(the_correlation_index_is_in_the_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(runtime_types_are_never_refused_at_the_cap, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(reopen_age_cut_keeps_a_contiguous_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(durable_age_retention_deletes_only_an_old_prefix, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(file_time_bounds_apply_to_reported_timestamps, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
