@@ -402,7 +402,8 @@ FDN_API int fdn_breaker_remove(fdn_breakers_t *set, const char *name);
  * @thread_safety any: calls in flight keep reading the options they loaded (options are an
  * immutable block swapped atomically; the old block is kept, ~200 bytes, until the set is
  * destroyed, so re-install on configuration changes, not per call). Calls admitted before the
- * re-install are ignored when they report.
+ * re-install are ignored when they report (the new options and the reset take effect together:
+ * no such call is counted under the new options).
  * @since 0.1.0
  */
 FDN_API int fdn_breaker_install(fdn_breakers_t *set, const char *name,

@@ -15,8 +15,10 @@
  * a probe counter changed; probe slots are taken and returned with CAS outside `mu`.
  * Fields written under `mu` and read without it (opened_at, probe_at, failures) are
  * atomics, stored before the new word is published with release order. probe_at (start of
- * the newest probe) is also stored by acquire before its probe-slot CAS, so whoever sees the
- * slots full also sees the start of the last probe that filled them.
+ * the newest probe) is also advanced by acquire before its probe-slot CAS, so whoever sees the
+ * slots full also sees a probe_at no earlier than the start of the last probe that filled them;
+ * acquire only moves it forward (a max with a CAS), so a caller that read the clock before a
+ * newer probe started cannot move it back and have that probe timed out early.
  * The set's `mu` guards its array; it is never held with a breaker's `mu`. A revive (a
  * removed name created again) marks the breaker `reviving` under the set's `mu`, makes it
  * afresh without that lock and lists it, then broadcasts the set's `revived`: a create or
@@ -84,9 +86,11 @@
  * readers (acquire, record, status, transitions) load it once per call with acquire order and
  * use that snapshot; code under `mu` that touches the failure ring or the rate window loads it
  * under `mu`, where it always matches those buffers (fdn_breaker_install swaps options and
- * buffers together under `mu`, then resets the breaker, which bumps gen so permits of the old
- * phase are ignored). A replaced bcfg_t is not freed while the breaker lives: a reader may
- * still hold it; it goes on the `retired` list (under `mu`), freed by fdn_breaker_destroy. So
+ * buffers and resets the breaker, bumping gen, in one section under `mu`, so a permit of the
+ * old phase records either before it, under the old options, or after it, ignored: never
+ * under the new options with its own gen). A replaced bcfg_t is not freed while the breaker
+ * lives: a reader may still hold it; it goes on the `retired` list (under `mu`), freed by
+ * fdn_breaker_destroy. So
  * each re-install of a breaker keeps one small options block (~200 bytes) until the breaker
  * is destroyed, and a snapshot loaded by any call stays valid for the breaker's lifetime.
  * The set also counts fdn_breaker_get searches (`lookups`, breaker_int.h).
@@ -188,6 +192,9 @@ struct fdn_breaker {
     uint32_t removing;   /* the set's mu: removes waiting for `installing` to reach 0 (an
                             install takes no new claim meanwhile: a remove is not starved) */
     pthread_t reviver;   /* the set's mu: the thread reviving it (while reviving) */
+    /* tests (breaker_int.h, fdn__breaker_test_hook): off the closed path */
+    _Atomic(fdn__breaker_hook_fn) test_hook;
+    _Atomic(void *) test_user;
 };
 
 struct fdn_breakers {
@@ -218,6 +225,14 @@ struct fdn_breakers {
 static const bcfg_t *cfg_of(const fdn_breaker_t *b)
 {
     return atomic_load_explicit(&((fdn_breaker_t *)b)->cfg, memory_order_acquire);
+}
+
+/* Tests: run b's hook at `at`, if one is set (breaker_int.h). Never on the closed path. */
+static void test_hook(fdn_breaker_t *b, fdn__breaker_at_t at)
+{
+    fdn__breaker_hook_fn fn = atomic_load_explicit(&b->test_hook, memory_order_acquire);
+    if (FDN_UNLIKELY(fn != NULL))
+        fn(b, at, atomic_load_explicit(&b->test_user, memory_order_relaxed));
 }
 
 static int64_t now_ns(const bcfg_t *c)
@@ -445,18 +460,13 @@ static bool transition(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t 
     return made;
 }
 
-/* transition without running the reports: *report is set when the caller has become the
- * reporter and must call tq_report (outside mu, and outside any claim of the set). */
-static bool transition_q(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t to, int64_t now,
-                         bool *report) FDN_EXCLUDES(b->mu)
+/* The transition of the phase w (the word now, under mu) to `to`, queued for its report: whether
+ * the caller has become the reporter and must call tq_report (outside mu, and outside any claim
+ * of the set). */
+static bool transition_locked(fdn_breaker_t *b, uint64_t w, fdn_breaker_state_t to, int64_t now)
+    FDN_REQUIRES(b->mu)
 {
-    fdn_breaker_state_t from = W_STATE(expected);
-    fdn__mutex_lock(&b->mu);
-    uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
-    if (W_GEN(w) != W_GEN(expected) || W_STATE(w) != from) {
-        fdn__mutex_unlock(&b->mu);
-        return false;
-    }
+    fdn_breaker_state_t from = W_STATE(w);
     clear_counts_locked(b);
     if (to == FDN_BREAKER_OPEN) {
         atomic_store_explicit(&b->opened_at, now, memory_order_relaxed);
@@ -464,15 +474,30 @@ static bool transition_q(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_
     } else if (to == FDN_BREAKER_HALF_OPEN) {
         atomic_store_explicit(&b->probe_at, now, memory_order_relaxed);
     }
-    uint64_t nw = W_MAKE(W_GEN(w) + 1, 0, to);
+    uint64_t gen = W_GEN(w);
+    uint64_t nw = W_MAKE(gen + 1, 0, to);
     while (!atomic_compare_exchange_weak_explicit(&b->word, &w, nw, memory_order_acq_rel,
                                                   memory_order_acquire)) {
         /* only probe counts change without mu */
-        FDN_ASSERT(W_GEN(w) == W_GEN(expected) && W_STATE(w) == from);
+        FDN_ASSERT(W_GEN(w) == gen && W_STATE(w) == from);
     }
     const bcfg_t *c = cfg_of(b);
-    *report = (c->o.telemetry != NULL || c->o.on_transition != NULL || b->tq_len > 0) &&
-              tq_push_locked(b, c, from, to);
+    return (c->o.telemetry != NULL || c->o.on_transition != NULL || b->tq_len > 0) &&
+           tq_push_locked(b, c, from, to);
+}
+
+/* transition without running the reports: *report is set when the caller has become the
+ * reporter and must call tq_report (outside mu, and outside any claim of the set). */
+static bool transition_q(fdn_breaker_t *b, uint64_t expected, fdn_breaker_state_t to, int64_t now,
+                         bool *report) FDN_EXCLUDES(b->mu)
+{
+    fdn__mutex_lock(&b->mu);
+    uint64_t w = atomic_load_explicit(&b->word, memory_order_acquire);
+    if (W_GEN(w) != W_GEN(expected) || W_STATE(w) != W_STATE(expected)) {
+        fdn__mutex_unlock(&b->mu);
+        return false;
+    }
+    *report = transition_locked(b, w, to, now);
     fdn__mutex_unlock(&b->mu);
     return true;
 }
@@ -584,6 +609,7 @@ static OUT_OF_LINE int acquire_slow(fdn_breaker_t *b, fdn_breaker_permit_t *perm
         case FDN_BREAKER_HALF_OPEN: {
             uint32_t p = W_PROBES(w);
             int64_t now = now_ns(c);
+            test_hook(b, FDN__BREAKER_AT_PROBE_CLOCK);
             if (p >= c->o.half_open_max_calls) {
                 /* Every slot is taken and none has reported: if even the newest probe is
                  * past its timeout, the probes are lost. (Timing from the start of
@@ -591,16 +617,29 @@ static OUT_OF_LINE int acquire_slow(fdn_breaker_t *b, fdn_breaker_permit_t *perm
                  * released.) */
                 int64_t since = atomic_load_explicit(&b->probe_at, memory_order_relaxed);
                 if (now - since >= c->o.probe_timeout_ms * NS_PER_MS) {
-                    /* a probe never reported: count it as a failure */
-                    atomic_fetch_add_explicit(&b->total_failures, 1, memory_order_relaxed);
-                    transition(b, w, FDN_BREAKER_OPEN, now);
+                    /* a probe never reported: a failure, counted once, by the caller whose
+                     * transition reopens the breaker (others that saw the same timeout find
+                     * the phase gone) */
+                    bool report = false;
+                    if (transition_q(b, w, FDN_BREAKER_OPEN, now, &report))
+                        atomic_fetch_add_explicit(&b->total_failures, 1, memory_order_relaxed);
+                    if (report)
+                        tq_report(b);
                 }
                 return reject(b, c);
             }
             uint64_t nw = w + ((uint64_t)1 << PR_SHIFT);
-            /* before the CAS (release): a caller that sees the slots full sees this start;
-             * a failed CAS only makes the timeout later, never earlier */
-            atomic_store_explicit(&b->probe_at, now, memory_order_relaxed);
+            /* before the slot CAS (release), so a caller that sees the slots full sees a
+             * probe_at no earlier than this start. Only ever moved forward (a max): a caller
+             * that read the clock earlier and stores after a newer probe took its slot must not
+             * move it back, or the newer probe would be timed out early. So probe_at is at
+             * least the start of the newest probe; a store whose slot CAS then fails only
+             * makes it later (the timeout later), never earlier. */
+            int64_t at = atomic_load_explicit(&b->probe_at, memory_order_relaxed);
+            while (at < now && !atomic_compare_exchange_weak_explicit(&b->probe_at, &at, now,
+                                                                      memory_order_relaxed,
+                                                                      memory_order_relaxed)) {
+            }
             if (atomic_compare_exchange_weak_explicit(&b->word, &w, nw, memory_order_acq_rel,
                                                       memory_order_acquire)) {
                 FDN_ASSERT(W_PROBES(nw) <= c->o.half_open_max_calls);
@@ -1391,10 +1430,14 @@ static void prep_discard(prep_t *p)
     fdn__free(p->twin);
 }
 
-/* Swap the prepared options and buffers in (under the breaker's lock: buffers are only used
- * under it; the options are published atomically and the old block retired, not freed:
- * lock-free readers may hold it, see DESIGN: Options), then reset. Whether the caller must
- * run the reports (tq_report). */
+/* Swap the prepared options and buffers in and reset, in one section under the breaker's lock
+ * (buffers are only used under it; the options are published atomically and the old block
+ * retired, not freed: lock-free readers may hold it, see DESIGN: Options). The reset's gen
+ * bump is in that section: a call admitted before records under mu, so it finds either the
+ * old options with the old gen (counted in the old phase, cleared by the reset) or the new gen
+ * (ignored), never the new options with its own gen (its failure counted under them could
+ * open the breaker the install just closed). Whether the caller must run the reports
+ * (tq_report). */
 static bool reinstall_apply(fdn_breaker_t *b, prep_t *p)
 {
     fdn__mutex_lock(&b->mu);
@@ -1411,11 +1454,16 @@ static bool reinstall_apply(fdn_breaker_t *b, prep_t *p)
     old->retired_next = b->retired;
     b->retired = old;
     atomic_store_explicit(&b->cfg, p->c, memory_order_release);
+    /* the reset (unconditional: under mu only probe counts change), reported with the new
+     * options, queued after every transition made before it; no time is stored for CLOSED */
+    bool report = transition_locked(b, atomic_load_explicit(&b->word, memory_order_acquire),
+                                    FDN_BREAKER_CLOSED, 0);
     fdn__mutex_unlock(&b->mu);
+    test_hook(b, FDN__BREAKER_AT_APPLIED);
     fdn__free(r);
     fdn__free(c);
     fdn__free(t);
-    return set_state_q(b, FDN_BREAKER_CLOSED);
+    return report;
 }
 
 /* New options for b in place, then a reset, reported. 0, FDN_EINVAL, FDN_ENOMEM. */
@@ -1470,4 +1518,10 @@ size_t fdn__breaker_cfg_count(fdn_breaker_t *b)
         n++;
     fdn__mutex_unlock(&b->mu);
     return n;
+}
+
+void fdn__breaker_test_hook(fdn_breaker_t *b, fdn__breaker_hook_fn fn, void *user)
+{
+    atomic_store_explicit(&b->test_user, user, memory_order_relaxed);
+    atomic_store_explicit(&b->test_hook, fn, memory_order_release);
 }

@@ -25,6 +25,24 @@ void fdn__breakers_set_claim_hook(fdn_breakers_t *s,
                                   void (*fn)(fdn_breakers_t *s, fdn_breaker_t *b, void *user),
                                   void *user);
 
+/* Tests: where a breaker's test hook runs (fdn__breaker_test_hook). */
+typedef enum fdn__breaker_at {
+    /* fdn_breaker_install or a revive: the new options are in force and the breaker reset
+     * (one section under its lock, released), before the reset is reported */
+    FDN__BREAKER_AT_APPLIED,
+    /* fdn_breaker_acquire of a half-open breaker: it read the clock, before it acts on what it
+     * read (takes a probe slot, or finds every slot taken and judges the probes lost) */
+    FDN__BREAKER_AT_PROBE_CLOCK,
+} fdn__breaker_at_t;
+
+typedef void (*fdn__breaker_hook_fn)(fdn_breaker_t *b, fdn__breaker_at_t at, void *user);
+
+/* Tests: fn(b, at, user) runs on the calling thread at each place `at` above, with no lock
+ * held (at FDN__BREAKER_AT_APPLIED an install still holds its claim, which a remove of the
+ * name waits for): a deterministic place to hold a thread for a race. NULL: none. Never read
+ * on the closed path. */
+void fdn__breaker_test_hook(fdn_breaker_t *b, fdn__breaker_hook_fn fn, void *user);
+
 /* Whether b is listed in its set now (false once fdn_breaker_remove took it out, and for a
  * standalone breaker). A relaxed read: a removal racing with the caller may go either way. */
 bool fdn__breaker_listed(const fdn_breaker_t *b);

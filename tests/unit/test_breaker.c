@@ -1403,6 +1403,214 @@ static void install_after_remove_in_its_window_revives(void **state)
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
 }
 
+/* A call admitted before fdn_breaker_install reports while the install runs: it must be
+ * ignored (breaker.h), never counted under the new options. The breaker's test hook runs the
+ * old call's failure on the install's own thread right after the install applied its options
+ * (FDN__BREAKER_AT_APPLIED), where the new options used to be in force while the reset's new
+ * generation was not yet: the failure, counted under the new threshold 1, opened the breaker
+ * (a CLOSED -> OPEN report, times_opened + 1) and the install's reset closed it again. The same
+ * for a revive (create of a removed name), which applies its options the same way. */
+typedef struct inst_old {
+    fdn_breaker_permit_t permit; /* admitted before the install */
+    int hooks, reports, opened;
+} inst_old_t;
+
+static void inst_old_transition(const char *name, fdn_breaker_state_t from, fdn_breaker_state_t to,
+                                void *user)
+{
+    (void)name;
+    (void)from;
+    inst_old_t *x = user;
+    x->reports++;
+    if (to == FDN_BREAKER_OPEN)
+        x->opened++;
+}
+
+static void inst_old_hook(fdn_breaker_t *b, fdn__breaker_at_t at, void *user)
+{
+    inst_old_t *x = user;
+    if (at != FDN__BREAKER_AT_APPLIED || x->hooks++ != 0)
+        return;
+    fdn_breaker_record(b, &x->permit, FDN_EIO); /* the old call's failure, now */
+}
+
+static void install_ignores_calls_admitted_before(void **state)
+{
+    test_breaker_fx_t *f = *state;
+    inst_old_t x;
+    memset(&x, 0, sizeof(x));
+    fdn_breaker_opts_t o2 = FDN_BREAKER_OPTS_INIT;
+    o2.clock = f->clk;
+    o2.failure_threshold = 2;
+    o2.on_transition = inst_old_transition;
+    o2.transition_user = &x;
+    fdn_breaker_opts_t o1 = o2;
+    o1.failure_threshold = 1;
+    fdn_breaker_t *b = NULL, *got = NULL;
+    fdn_breaker_status_t st;
+    assert_int_equal(fdn_breaker_create_in(f->set, "io", &o2, &b), 0);
+    for (int round = 0; round < 2; round++) {
+        /* round 0: an install of the listed name; round 1: a revive of the removed name */
+        assert_int_equal(fdn_breaker_status(b, &st), 0);
+        uint64_t opened_before = st.times_opened;
+        assert_int_equal(fdn_breaker_acquire(b, &x.permit), 0); /* threshold 2, closed */
+        x.hooks = x.reports = x.opened = 0;
+        fdn__breaker_test_hook(b, inst_old_hook, &x);
+        if (round == 0) {
+            assert_int_equal(fdn_breaker_install(f->set, "io", &o1, &got), 0);
+        } else {
+            assert_int_equal(fdn_breaker_remove(f->set, "io"), 0);
+            assert_int_equal(fdn_breaker_create_in(f->set, "io", &o1, &got), 0);
+        }
+        fdn__breaker_test_hook(b, NULL, NULL);
+        assert_ptr_equal(got, b);
+        assert_int_equal(x.hooks, 1);
+        assert_int_equal(x.opened, 0);  /* was 1: CLOSED -> OPEN, then the reset's -> CLOSED */
+        assert_int_equal(x.reports, 1); /* the install's reset only (CLOSED -> CLOSED) */
+        assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+        assert_int_equal(fdn_breaker_status(b, &st), 0);
+        assert_int_equal(st.times_opened, opened_before);
+        assert_int_equal(st.failures, 0);
+        /* the new options are in force: one failure of a call admitted after opens it */
+        run_fail(b);
+        assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+        assert_int_equal(x.opened, 1);
+        /* threshold 2 again, closed, for the next round */
+        assert_int_equal(fdn_breaker_install(f->set, "io", &o2, NULL), 0);
+        assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    }
+}
+
+/* Tests below hold one thread in a half-open acquire right after it read the clock
+ * (FDN__BREAKER_AT_PROBE_CLOCK): the thread that sets hold_here, on its first pass there. */
+static _Thread_local bool hold_here;
+
+typedef struct held {
+    fdn_breaker_t *b;
+    atomic_int hooks;
+    test_waiter_t in_hook, go;
+    int rc; /* the held thread's acquire */
+} held_t;
+
+static void held_init(held_t *x, fdn_breaker_t *b)
+{
+    x->b = b;
+    atomic_init(&x->hooks, 0);
+    test_waiter_init(&x->in_hook);
+    test_waiter_init(&x->go);
+    x->rc = 1;
+}
+
+static void held_hook(fdn_breaker_t *b, fdn__breaker_at_t at, void *user)
+{
+    (void)b;
+    held_t *x = user;
+    if (at != FDN__BREAKER_AT_PROBE_CLOCK || !hold_here || atomic_fetch_add(&x->hooks, 1) != 0)
+        return;
+    test_waiter_add(&x->in_hook, 1);
+    test_waiter_wait(&x->go, 1);
+}
+
+static void *held_acquire(void *p)
+{
+    held_t *x = p;
+    hold_here = true;
+    fdn_breaker_permit_t permit;
+    x->rc = fdn_breaker_acquire(x->b, &permit);
+    if (x->rc == 0)
+        fdn_breaker_release(x->b, &permit);
+    return NULL;
+}
+
+/* Starts the held thread and waits until it is held (it read the clock in half-open). */
+static pthread_t held_start(held_t *x)
+{
+    pthread_t t;
+    fdn__breaker_test_hook(x->b, held_hook, x);
+    assert_int_equal(pthread_create(&t, NULL, held_acquire, x), 0);
+    test_waiter_wait(&x->in_hook, 1);
+    return t;
+}
+
+static void held_finish(held_t *x, pthread_t t)
+{
+    test_waiter_add(&x->go, 1);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    fdn__breaker_test_hook(x->b, NULL, NULL);
+    test_waiter_destroy(&x->in_hook);
+    test_waiter_destroy(&x->go);
+}
+
+/* A half-open acquire that read the clock (T0) and is delayed while a newer probe starts (T0 +
+ * 5 ms) must not move the probe's start back to T0: it stored probe_at = T0 before its slot
+ * CAS failed, and at T0 + 11 ms the next caller finding the slot taken judged the probe, 6 ms
+ * old (probe_timeout 10 ms), lost and reopened the breaker; the probe's success was then
+ * ignored. probe_at now only moves forward. */
+static void probe_start_not_moved_back_by_a_late_caller(void **state)
+{
+    test_breaker_fx_t *f = *state;
+    fdn_breaker_t *b = test_breaker_basic(f, "late", 1, 10, 10);
+    run_fail(b);
+    fdn_clock_advance(f->clk, 10 * MS);
+    fdn_breaker_permit_t p1, p2, p;
+    assert_int_equal(fdn_breaker_acquire(b, &p1), 0); /* half-open at T0, then the slot free */
+    fdn_breaker_release(b, &p1);
+    held_t x;
+    held_init(&x, b);
+    pthread_t t = held_start(&x); /* it read T0 with the slot free */
+    fdn_clock_advance(f->clk, 5 * MS);
+    assert_int_equal(fdn_breaker_acquire(b, &p2), 0); /* the probe, at T0 + 5 */
+    held_finish(&x, t);
+    assert_int_equal(x.rc, FDN_ECIRCUIT_OPEN); /* its slot CAS failed; then the slot was taken */
+    assert_int_equal(atomic_load(&x.hooks), 2);
+    fdn_clock_advance(f->clk, 6 * MS); /* T0 + 11: the probe is 6 ms old */
+    assert_int_equal(fdn_breaker_acquire(b, &p), FDN_ECIRCUIT_OPEN);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_HALF_OPEN); /* was OPEN */
+    fdn_breaker_record(b, &p2, 0);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    fdn_breaker_status_t st;
+    assert_int_equal(fdn_breaker_status(b, &st), 0);
+    assert_int_equal(st.times_opened, 1);
+    /* a probe that really is past its timeout still reopens on the next call */
+    run_fail(b);
+    fdn_clock_advance(f->clk, 10 * MS);
+    assert_int_equal(fdn_breaker_acquire(b, &p1), 0);
+    fdn_clock_advance(f->clk, 10 * MS);
+    assert_int_equal(fdn_breaker_acquire(b, &p), FDN_ECIRCUIT_OPEN);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+}
+
+/* A lost probe is one failure, however many callers see it past its timeout: one caller is
+ * held after reading the clock with the probe timed out, another reopens the breaker
+ * meanwhile; the held one then finds the same timeout. It counted a second failure
+ * (total_failures + 2) though its transition found the phase gone. */
+static void lost_probe_counted_once(void **state)
+{
+    test_breaker_fx_t *f = *state;
+    fdn_breaker_t *b = test_breaker_basic(f, "lost", 1, 10, 10);
+    run_fail(b);
+    fdn_breaker_status_t st;
+    assert_int_equal(fdn_breaker_status(b, &st), 0);
+    assert_int_equal(st.total_failures, 1);
+    fdn_clock_advance(f->clk, 10 * MS);
+    fdn_breaker_permit_t lost, p;
+    assert_int_equal(fdn_breaker_acquire(b, &lost), 0); /* never reported */
+    fdn_clock_advance(f->clk, 10 * MS);                 /* past its timeout */
+    held_t x;
+    held_init(&x, b);
+    pthread_t t = held_start(&x); /* it read the clock: the probe is lost */
+    assert_int_equal(fdn_breaker_acquire(b, &p), FDN_ECIRCUIT_OPEN);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    held_finish(&x, t);
+    assert_int_equal(x.rc, FDN_ECIRCUIT_OPEN);
+    assert_int_equal(atomic_load(&x.hooks), 1);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    assert_int_equal(fdn_breaker_status(b, &st), 0);
+    assert_int_equal(st.total_failures, 2); /* was 3 */
+    assert_int_equal(st.times_opened, 2);
+    assert_int_equal(st.total_rejected, 2);
+}
+
 static void empty_set_has_no_handles(void **state)
 {
     test_breaker_fx_t *f = *state;
@@ -1587,6 +1795,12 @@ int main(void)
                                         test_breaker_teardown),
         cmocka_unit_test_setup_teardown(install_after_remove_in_its_window_revives,
                                         test_breaker_setup, test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(install_ignores_calls_admitted_before,
+                                        test_breaker_setup_quiet, test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(probe_start_not_moved_back_by_a_late_caller,
+                                        test_breaker_setup_quiet, test_breaker_teardown),
+        cmocka_unit_test_setup_teardown(lost_probe_counted_once, test_breaker_setup_quiet,
+                                        test_breaker_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
