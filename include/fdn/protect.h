@@ -135,8 +135,8 @@ typedef int (*fdn_protected_fn)(void *conn, void *arg);
  */
 FDN_API int fdn_protect_create(fdn_protect_t **out, const fdn_protect_opts_t *opts);
 
-/** Free the registry (NULL ok; not the borrowed components). It waits for the grace period
- * of the entries and tables that configure and unconfigure replaced (freed by liburcu's
+/** Free the registry (NULL ok; not the borrowed components). When configure or unconfigure
+ * replaced anything, it waits for the grace period of what they replaced (freed by liburcu's
  * call_rcu thread), so it must not be called from a telemetry handler (docs/threading.md).
  * @thread_safety owner  @since 0.1.0 */
 FDN_API void fdn_protect_destroy(fdn_protect_t *p);

@@ -11,6 +11,7 @@
 #include <pthread.h>
 
 char fdn__rcu_tsan_sync;
+char fdn__rcu_tsan_done;
 _Atomic long fdn__rcu_pending;
 
 static void fork_prepare(void)

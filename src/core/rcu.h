@@ -19,6 +19,7 @@
 #include "core/tsan.h"
 
 extern char fdn__rcu_tsan_sync;
+extern char fdn__rcu_tsan_done; /* retire callbacks -> a barrier's return (TSan only) */
 
 /* Retirements whose callbacks have not finished yet, process-wide: fdn__rcu_retire counts one,
  * fdn__rcu_done (the last statement of every retire callback) discounts it. fdn__rcu_barrier
@@ -60,6 +61,7 @@ static inline void fdn__rcu_retired(void)
  * protects (the callback's work happens before a barrier that sees the count drop). */
 static inline void fdn__rcu_done(void)
 {
+    fdn__tsan_release(&fdn__rcu_tsan_done);
     atomic_fetch_sub_explicit(&fdn__rcu_pending, 1, memory_order_release);
 }
 
@@ -67,8 +69,11 @@ static inline void fdn__rcu_done(void)
  * has run. */
 static inline void fdn__rcu_barrier(void)
 {
-    if (atomic_load_explicit(&fdn__rcu_pending, memory_order_acquire) != 0)
+    if (atomic_load_explicit(&fdn__rcu_pending, memory_order_acquire) != 0) {
         urcu_bp_barrier();
+        /* liburcu's barrier is invisible to TSan: the callbacks it waited for happen before */
+        fdn__tsan_acquire(&fdn__rcu_tsan_done);
+    }
 }
 
 #endif

@@ -15,35 +15,41 @@
  * key included, which a search of an old table still reads) is freed only a grace period
  * after its count reached zero, so a call searching an old table may find an entry whose
  * count is already zero: it takes a reference only while the count is above zero and,
- * failing that, searches the table published now, which no longer holds it. (The read lock
- * of a pthread_rwlock here cost about 12 ns of protect.call.all_layers' 90-100, liburcu-bp's
- * read-side section about 3: bench/README.md.)
+ * failing that, searches the table published now, which no longer holds it. (A
+ * pthread_rwlock's read lock here cost 12-15 ns of protect.call.all_layers' 90-115, liburcu-bp's
+ * read-side section 3-4: bench/README.md, "Protection: the entry found under RCU".) A change
+ * copies the table: O(keys) time and memory each, and the old copies wait for a grace period;
+ * meant for the tens to thousands of keys a service protects, configured at start or now and
+ * then, not for a key per request.
  *
  * Invariants: a table's entries are sorted by key and unique; an entry is immutable once
  * published, except for `rule_cache` (the limiter's lock-free copy of the named rule, checked
  * against the limiter's rule-table generation at every call so rule updates apply at once),
  * `pool_cache` (the pool manager's lock-free handle on the named pool, holding a pool
- * reference released when the entry is freed; used only while that pool is not retired, so
- * a stopped or restarted pool is looked up again, see Retired pools below) and
- * `opt_breaker`, an atomic cache of the breaker last resolved for a call option
- * (opts->breaker) on that key, so a call naming a breaker does not search the set (and take
- * its mutex) each time; it is checked by name, and for being still listed in the set (a
- * removed breaker is missing for a call option, as for a lookup), before use. Breaker pointers
- * in an entry stay valid because a breaker's memory lives as long as its set (removal only
- * unlists it), and the set outlives this registry. Rejections by the limiter or the pool never
- * record a breaker outcome (the permit is released).
+ * reference released when the entry's count reaches zero; used only while that pool is not retired,
+ * so a stopped or restarted pool is looked up again, see Retired pools below) and `opt_breaker`, an
+ * atomic cache of the breaker last resolved for a call option (opts->breaker) on that key, so a
+ * call naming a breaker does not search the set (and take its mutex) each time; it is checked by
+ * name, and for being still listed in the set (a removed breaker is missing for a call option, as
+ * for a lookup), before use. Breaker pointers in an entry stay valid because a breaker's memory
+ * lives as long as its set (removal only unlists it), and the set outlives this registry.
+ * Rejections by the limiter or the pool never record a breaker outcome (the permit is released).
  *
  * Retired pools: a call that finds its entry's cached pool retired (stopped, or replaced under
- * its name; asked only when the cache did not serve the call) publishes a copy of the entry with an
- * empty pool cache under the write lock (entry_renew) and drops the table's reference on the old
- * one. The calls still holding the old entry may be using the cached pool without a reference of
- * their own (the cache's is theirs); the last of them frees the old entry and with it the cache's
- * reference, so the retired pool is freed after that grace period instead of living as long
- * as the entry. The entry's reference count, which every call takes anyway, is the grace
- * period: nothing is added to a call that finds its pool live (an RCU read-side section around
- * the cached pool's use cost about 95 instructions a call more, liburcu-bp's read lock and unlock
- * being calls through the TLS of a shared library). A copy that cannot be allocated leaves
- * the entry as it is; the next call tries again.
+ * its name; asked only when the cache did not serve the call) publishes, under wmu, a table
+ * holding a copy of the entry with an empty pool cache (entry_renew) and drops the old table's
+ * reference on the old entry. The calls still holding the old entry may be using the cached
+ * pool without a reference of their own (the cache's is theirs); the last of them releases the
+ * cache's reference as the count reaches zero, so the retired pool is freed after that grace
+ * period instead of living as long as the entry. The entry's reference count, which every call
+ * takes anyway, is the grace period: the pool is used outside the read-side section, which
+ * cannot cover it (a checkout may wait for its timeout, and fn runs in between). A copy that
+ * cannot be allocated leaves the entry as it is; the next call tries again.
+ *
+ * Destroy: no call runs any more, so the current table's entries are freed at once. Only
+ * earlier changes' retirements can still be pending; fdn_protect_destroy waits for them (a
+ * liburcu barrier, some milliseconds) only when this registry retired something, so that its
+ * memory is all returned when it returns.
  */
 #include <fdn/protect.h>
 #include <fdn/telemetry.h>
@@ -61,6 +67,7 @@
 #include "infra/breaker_int.h"
 #include "infra/limiter_int.h"
 #include "infra/pool_int.h"
+#include "infra/protect_int.h"
 
 #define NS_PER_MS 1000000LL
 #define KEY_MAX   1024u
@@ -105,6 +112,7 @@ struct fdn_protect {
     _Atomic int64_t default_timeout_ms;
     fdn__mutex_t wmu;       /* writers of tab */
     _Atomic(table_t *) tab; /* NULL: no entry; read in RCU read-side sections */
+    _Atomic bool retired;   /* some table or entry of p went to fdn__rcu_retire */
 };
 
 /* The memory of e (never published, or a grace period after its count reached zero). */
@@ -182,8 +190,11 @@ static void publish(fdn_protect_t *p, table_t *next) FDN_REQUIRES(p->wmu)
 {
     table_t *old = atomic_load_explicit(&p->tab, memory_order_relaxed);
     atomic_store_explicit(&p->tab, next, memory_order_release);
-    if (old != NULL)
+    if (old != NULL) {
+        /* every entry retirement follows a table's (its table reference goes after one) */
+        atomic_store_explicit(&p->retired, true, memory_order_relaxed);
         fdn__rcu_retire(&old->rcu, table_free_cb);
+    }
 }
 
 /* Binary search of t (NULL: empty). Returns the index of key or where it would go. */
@@ -261,6 +272,7 @@ int fdn_protect_create(fdn_protect_t **out, const fdn_protect_opts_t *opts)
         return FDN_ENOMEM;
     }
     atomic_init(&p->tab, NULL);
+    atomic_init(&p->retired, false);
     p->breakers = opts->breakers;
     p->limiter = opts->limiter;
     p->pools = opts->pools;
@@ -280,14 +292,19 @@ void fdn_protect_destroy(fdn_protect_t *p)
 {
     if (p == NULL)
         return;
+    /* no call runs any more (DESIGN, Destroy): nobody reads the table or its entries */
     table_t *t = atomic_load_explicit(&p->tab, memory_order_acquire);
     if (t != NULL) {
-        for (size_t i = 0; i < t->n; i++)
-            entry_unref(t->v[i]);
-        fdn__free(t); /* no call runs any more: nobody reads it */
+        for (size_t i = 0; i < t->n; i++) {
+            int prev = atomic_fetch_sub_explicit(&t->v[i]->refs, 1, memory_order_acq_rel);
+            FDN_ASSERT(prev == 1); /* the table's reference was the last */
+            entry_free(t->v[i]);
+        }
+        fdn__free(t);
     }
-    /* the retired tables and entries of p are freed once the pending callbacks ran */
-    fdn__rcu_barrier();
+    /* the tables and entries p retired earlier are freed once the pending callbacks ran */
+    if (atomic_load_explicit(&p->retired, memory_order_relaxed))
+        fdn__rcu_barrier();
     pthread_mutex_destroy(&p->wmu);
     fdn__free(p);
 }
@@ -504,6 +521,8 @@ int fdn_protect_list(fdn_protect_t *p, char ***out, size_t *n)
     return rc;
 }
 
+void (*fdn__protect_test_found)(fdn_protect_t *p, const char *key);
+
 static entry_t *lookup_ref(fdn_protect_t *p, const char *key)
 {
     entry_t *e;
@@ -513,6 +532,8 @@ static entry_t *lookup_ref(fdn_protect_t *p, const char *key)
         bool found;
         size_t i = table_find(t, key, &found);
         e = found ? t->v[i] : NULL;
+        if (FDN_UNLIKELY(fdn__protect_test_found != NULL) && e != NULL)
+            fdn__protect_test_found(p, key);
         /* a count at zero: e left the table; the one published now no longer holds it (its
          * writer published that table before dropping the reference this load saw go) */
         if (e == NULL || entry_tryref(e))

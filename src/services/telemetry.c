@@ -138,6 +138,7 @@ char fdn__tm_tsan_grace;
 
 static void entry_free_rcu(struct rcu_head *h)
 {
+    fdn__rcu_retired(); /* what the retiring thread did before fdn__rcu_retire */
     fdn__tsan_acquire(&fdn__tm_tsan_grace);
     entry_free(TM_CONTAINER_OF(h, tm_entry_t, rcu));
     fdn__rcu_done();

@@ -23,7 +23,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include <fdn/common.h>
 #include <fdn/breaker.h>
 #include <fdn/pool.h>
 #include <fdn/protect.h>
@@ -140,7 +142,8 @@ typedef struct churn {
     fdn_protect_t *p;
     long iters;
     _Atomic int running;
-    _Atomic long refused, stable_ran, other_ran, other_refused, other_rc;
+    _Atomic long refused, stable_ran, other_ran, other_refused, other_rc, stable_unseen;
+    _Atomic bool writers_stop;
 } churn_t;
 
 static int never_fn(void *conn, void *arg)
@@ -165,6 +168,23 @@ static void *churn_caller(void *arg)
             atomic_fetch_add(&s->refused, 1);
         else
             atomic_fetch_add(&s->stable_ran, 1); /* the key was missed */
+        /* the other readers of the table find it too */
+        fdn_protect_status_t st;
+        if (fdn_protect_has(s->p, "stable") != 0 || fdn_protect_status(s->p, "stable", &st) != 0 ||
+            !st.has_breaker)
+            atomic_fetch_add(&s->stable_unseen, 1);
+        if (i % 16 == 0) {
+            char **keys = NULL;
+            size_t n = 0;
+            bool seen = false;
+            if (fdn_protect_list(s->p, &keys, &n) == 0) {
+                for (size_t j = 0; j < n; j++)
+                    seen = seen || strcmp(keys[j], "stable") == 0;
+                fdn_free(keys);
+            }
+            if (!seen)
+                atomic_fetch_add(&s->stable_unseen, 1);
+        }
         char k[16];
         churn_key(k, sizeof(k), i);
         rc = fdn_execute_protected(s->p, k, NULL, never_fn, NULL, &r, NULL);
@@ -178,6 +198,27 @@ static void *churn_caller(void *arg)
             sched_yield(); /* let the changing thread in on a machine of few cores */
     }
     atomic_fetch_sub(&s->running, 1);
+    return NULL;
+}
+
+/* A second writer: keys of its own come and go, so two writers publish tables in turn. */
+static void *churn_writer(void *arg)
+{
+    churn_t *s = arg;
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.breaker = "open";
+    for (long i = 0; !atomic_load(&s->writers_stop); i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "w%ld", i % CHURN_KEYS);
+        if (fdn_protect_configure(s->p, k, &cfg, NULL) != 0)
+            atomic_fetch_add(&s->other_rc, 1);
+        snprintf(k, sizeof(k), "w%ld", (i + CHURN_KEYS - 1) % CHURN_KEYS);
+        int rc = fdn_protect_unconfigure(s->p, k);
+        if (rc != 0 && rc != FDN_ENOENT)
+            atomic_fetch_add(&s->other_rc, 1);
+        if (i % 4 == 3)
+            sched_yield();
+    }
     return NULL;
 }
 
@@ -200,9 +241,10 @@ static void configured_key_is_found_while_the_table_changes(void **state)
     assert_int_equal(fdn_breaker_get(set, "open", &b), 0);
     fdn_breaker_force_open(b);
     atomic_store(&s.running, THREADS);
-    pthread_t t[THREADS];
+    pthread_t t[THREADS], w;
     for (int i = 0; i < THREADS; i++)
         assert_int_equal(pthread_create(&t[i], NULL, churn_caller, &s), 0);
+    assert_int_equal(pthread_create(&w, NULL, churn_writer, &s), 0);
     long changes = 0;
     while (atomic_load(&s.running) > 0) {
         char k[16];
@@ -220,7 +262,10 @@ static void configured_key_is_found_while_the_table_changes(void **state)
     }
     for (int i = 0; i < THREADS; i++)
         assert_int_equal(pthread_join(t[i], NULL), 0);
+    atomic_store(&s.writers_stop, true);
+    assert_int_equal(pthread_join(w, NULL), 0);
     assert_int_equal(atomic_load(&s.stable_ran), 0);
+    assert_int_equal(atomic_load(&s.stable_unseen), 0);
     assert_int_equal(atomic_load(&s.refused), THREADS * s.iters);
     assert_int_equal(atomic_load(&s.other_rc), 0);
     assert_int_equal(atomic_load(&s.other_ran) + atomic_load(&s.other_refused), THREADS * s.iters);

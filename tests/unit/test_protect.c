@@ -13,6 +13,7 @@
 #include "core/rcu.h"
 #include "infra/breaker_int.h"
 #include "infra/pool_int.h"
+#include "infra/protect_int.h"
 #include "fail_alloc.h"
 
 #define MS 1000000LL
@@ -132,6 +133,72 @@ static void no_layers(void **state)
     assert_true(r.ran);
     assert_int_equal(fdn_execute_protected(f->p, "plain", NULL, NULL, &c, &r, NULL), FDN_EINVAL);
     assert_int_equal(fdn_execute_protected(NULL, "plain", NULL, fn, &c, &r, NULL), FDN_EINVAL);
+}
+
+/* A call that found an entry about to go (a writer replaced it and dropped the table's
+ * reference before the call took one) searches again and finds the replacement: the key
+ * is configured throughout, so the call must never run unprotected. The hook replaces the
+ * entry (or removes the key) between the call's search and its reference. */
+static int g_found_runs;
+static const char *g_found_action; /* "replace" or "remove" */
+
+static void change_on_first_find(fdn_protect_t *p, const char *key)
+{
+    if (g_found_runs++ != 0)
+        return;
+    if (strcmp(g_found_action, "remove") == 0) {
+        assert_int_equal(fdn_protect_unconfigure(p, key), 0);
+        return;
+    }
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.breaker = "open";
+    assert_int_equal(fdn_protect_configure(p, key, &cfg, NULL), 0);
+}
+
+static void entry_replaced_before_the_call_takes_it(void **state)
+{
+    fx_t *f = *state;
+    fdn_protect_config_t cfg = FDN_PROTECT_CONFIG_INIT;
+    cfg.breaker = "open";
+    assert_int_equal(fdn_protect_configure(f->p, "k", &cfg, NULL), 0);
+    fdn_breaker_t *b;
+    assert_int_equal(fdn_breaker_get(f->brk, "open", &b), 0);
+    fdn_breaker_force_open(b);
+    call_t c = {f, 0, NULL, 0};
+    fdn_protect_result_t r;
+
+    g_found_runs = 0;
+    g_found_action = "replace";
+    fdn__protect_test_found = change_on_first_find;
+    int rc = fdn_execute_protected(f->p, "k", NULL, fn, &c, &r, NULL);
+    fdn__protect_test_found = NULL;
+    assert_int_equal(g_found_runs, 2); /* the old entry, then its replacement */
+    assert_int_equal(rc, FDN_ECIRCUIT_OPEN);
+    assert_false(r.ran);
+    assert_int_equal(r.rejected_by, FDN_PROTECT_BREAKER);
+
+    /* the status of a key found as it is replaced reads the replacement */
+    fdn_protect_status_t st;
+    g_found_runs = 0;
+    fdn__protect_test_found = change_on_first_find;
+    rc = fdn_protect_status(f->p, "k", &st);
+    fdn__protect_test_found = NULL;
+    assert_int_equal(g_found_runs, 2);
+    assert_int_equal(rc, 0);
+    assert_true(st.has_breaker);
+    assert_string_equal(st.breaker_name, "open");
+
+    /* a key removed meanwhile is not found on the second search: the call runs unprotected,
+     * as for a key never configured */
+    g_found_runs = 0;
+    g_found_action = "remove";
+    fdn__protect_test_found = change_on_first_find;
+    rc = fdn_execute_protected(f->p, "k", NULL, fn, &c, &r, NULL);
+    fdn__protect_test_found = NULL;
+    assert_int_equal(g_found_runs, 1);
+    assert_int_equal(rc, 0);
+    assert_true(r.ran);
+    assert_int_equal(fdn_protect_has(f->p, "k"), FDN_ENOENT);
 }
 
 static void breaker_only(void **state)
@@ -824,6 +891,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(no_layers, setup, teardown),
         cmocka_unit_test_setup_teardown(breaker_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(entry_replaced_before_the_call_takes_it, setup, teardown),
         cmocka_unit_test_setup_teardown(rate_limited_hard_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(inline_rule_and_cost, setup, teardown),
         cmocka_unit_test_setup_teardown(all_layers_order, setup, teardown),
