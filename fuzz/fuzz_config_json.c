@@ -1,7 +1,8 @@
 /* libFuzzer target: the config JSON loader and validator on arbitrary bytes.
  * Each input is (1) validated as a whole tree (fdn_config_validate_json) and (2) parsed and
  * merged over the defaults like a configuration file, then the result validated and dumped
- * back. Nothing may crash, leak or read out of bounds; errors are expected. */
+ * back. Nothing may crash, leak or read out of bounds; errors are expected. A tree that
+ * validate_json accepts must be clean for check_json too. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fdn_error_t err = FDN_ERROR_INIT;
-    (void)fdn_config_validate_json((const char *)data, size, &err);
+    int vrc = fdn_config_validate_json((const char *)data, size, &err);
+    /* a whole tree validate_json accepts is a clean file for check_json (and so for the
+     * loader, fuzz_config_check): the readers of a document agree (a dotted key, say) */
+    if (vrc == 0) {
+        int crc = fdn_config_check_json((const char *)data, size, NULL, NULL);
+        if (crc != 0 && crc != FDN_ENOMEM)
+            abort();
+    }
 
     const fdn__cfg_schema_t *s = fdn_fuzz_config_schema();
     json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);

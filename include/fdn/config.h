@@ -308,7 +308,9 @@ FDN_API const char *const *fdn_config_updatable_paths(size_t *n);
 /**
  * Validate a whole configuration tree given as JSON against the built-in schema:
  * the first failure in reference order; a missing or malformed section is 1001
- * (FDN_ECONFIG_STRUCTURE) with the section's message.
+ * (FDN_ECONFIG_STRUCTURE) with the section's message; after the value rules, an unknown key
+ * or a dotted key ("dev.debug_mode" instead of {"dev":{"debug_mode":...}}) is
+ * FDN_ECONFIG_STRUCTURE naming it (check_json and the file layer of create refuse it too).
  * @return 0, FDN_EPARSE, FDN_ECONFIG_STRUCTURE/INVALID/CONSTRAINT/RANGE
  * @thread_safety any (pure) @since 0.1.0
  */
@@ -328,9 +330,10 @@ typedef void (*fdn_config_problem_fn)(const char *path, const char *message, int
 /**
  * Check a configuration file's content (a JSON object layered over the built-in defaults,
  * as `fdn_config_create` with `file` does, environment ignored) and report EVERY problem,
- * not only the first: unknown keys, non-object sections, values of the wrong type (in the
- * document's order), then value rules (range, enum, positive, ...) in schema order. Unlike
- * fdn_config_validate_json, absent keys keep their defaults and are not problems.
+ * not only the first: unknown keys, dotted keys ("dev.debug_mode": keys are nested),
+ * non-object sections, values of the wrong type (in the document's order), then value rules (range,
+ * enum, positive, ...) in schema order. Unlike fdn_config_validate_json, absent keys keep their
+ * defaults and are not problems.
  * @param json  the document (need not be NUL-terminated)
  * @param len   its length in bytes
  * @param cb    called once per problem, in the calling thread; may be NULL (count only)

@@ -15,7 +15,10 @@
  * leaves it gates and the cross-key rule (fdn__cfg_validate_change), in the same order.
  * A JSON document is gone through by one walk (walk_tree): depth first in document order, it
  * classifies each key against the schema (leaf, unknown, section that is not an object, path
- * too long) and hands it to a visitor, going down itself into sections that are objects.
+ * too long, dotted key) and hands it to a visitor, going down itself into sections that are
+ * objects. A key holding a '.' is refused by all three visitors: a key has one spelling, the
+ * nested one, which the rule pass of validate_json reads (json_at) and JSON_REJECT_DUPLICATES
+ * guards.
  * Three visitors use it: merging a file into leaf values (first problem stops),
  * validate_json's unknown-key pass after the value rules (first problem stops), and
  * check_json (every problem reported). The rule pass over the leaf values runs in schema
@@ -663,6 +666,10 @@ typedef enum walk_kind {
     WALK_UNKNOWN,    /* the path is neither a leaf nor a section */
     WALK_TOO_LONG,   /* the key would make the path longer than FDN__CFG_MAX_PATH_LEN; path
                       * holds the parent's path */
+    WALK_DOTTED,     /* the key holds a '.' ("dev.debug_mode" written flat): refused by every
+                      * visitor, whatever the joined path names, so that a key has one
+                      * spelling (its nested form) and JSON_REJECT_DUPLICATES catches a key
+                      * given twice */
 } walk_kind_t;
 
 /* Visit of one key: path is the key's dotted path (NUL-terminated, valid during the call),
@@ -698,7 +705,9 @@ static int walk_obj(const walk_t *w, const json_t *obj, size_t plen)
             memcpy(path + plen + (plen ? 1 : 0), key, kl);
             path[nl] = '\0';
             int32_t idx = fdn__cfg_schema_find(w->s, path, nl);
-            if (idx >= 0)
+            if (memchr(key, '.', kl) != NULL)
+                rc = w->visit(w->ctx, WALK_DOTTED, path, key, -1, v);
+            else if (idx >= 0)
                 rc = w->visit(w->ctx, WALK_LEAF, path, key, idx, v);
             else if (!fdn__cfg_schema_is_section(w->s, path, nl))
                 rc = w->visit(w->ctx, WALK_UNKNOWN, path, key, -1, v);
@@ -723,6 +732,10 @@ static int walk_tree(const fdn__cfg_schema_t *s, const json_t *root, char *path,
     path[0] = '\0';
     return walk_obj(&w, root, 0);
 }
+
+/* The refusal of a dotted key (WALK_DOTTED), in the words of every walk's visitor. */
+#define DOTTED_WHY  "dotted key: write one nested object per component"
+#define DOTTED_RULE "no '.' in keys"
 
 /* ---- merge of a document into leaf values: the first problem stops it ------------------ */
 
@@ -759,6 +772,12 @@ static int merge_fail(const merge_t *m, walk_kind_t kind, const char *path, int3
                     path);
         fdn_err_add_context(err, "source", "%s", m->source);
         fdn_err_add_context(err, "path", "%s", path);
+        return FDN_ECONFIG_STRUCTURE;
+    case WALK_DOTTED:
+        fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "%s: %s: " DOTTED_WHY, m->source, path);
+        fdn_err_add_context(err, "source", "%s", m->source);
+        fdn_err_add_context(err, "path", "%s", path);
+        fdn_err_add_context(err, "rule", DOTTED_RULE);
         return FDN_ECONFIG_STRUCTURE;
     case WALK_UNKNOWN:
         break;
@@ -827,7 +846,9 @@ static json_t *json_at(json_t *root, const char *path, size_t *fail_depth)
 }
 
 /* After every value passed its rules: the first key that is no leaf and no section (or a
- * section that is not an object) is unknown. Leaves are not looked at again. */
+ * section that is not an object) is unknown, and a dotted key is refused (the rule pass read
+ * the nested values only, so a dotted key's value was never checked). Leaves are not looked
+ * at again. */
 static int unknown_visit(void *ctx, walk_kind_t kind, const char *path, const char *key,
                          int32_t idx, json_t *v)
 {
@@ -840,6 +861,13 @@ static int unknown_visit(void *ctx, walk_kind_t kind, const char *path, const ch
         return 0;
     case WALK_TOO_LONG:
         return fdn_err_set(err, FDN_ECONFIG_STRUCTURE, "Unknown configuration key");
+    case WALK_DOTTED:
+        fdn_err_set(err, FDN_ECONFIG_STRUCTURE,
+                    "Dotted configuration key: %.160s (write one nested object per component)",
+                    path);
+        fdn_err_add_context(err, "path", "%.160s", path);
+        fdn_err_add_context(err, "rule", DOTTED_RULE);
+        return FDN_ECONFIG_STRUCTURE;
     case WALK_NOT_OBJECT:
     case WALK_UNKNOWN:
         break;
@@ -1035,6 +1063,9 @@ static int chk_visit(void *ctx, walk_kind_t kind, const char *path, const char *
     case WALK_UNKNOWN:
         chk_report(c, path, "unknown configuration key (rule: known keys only)",
                    FDN_ECONFIG_STRUCTURE);
+        break;
+    case WALK_DOTTED:
+        chk_report(c, path, DOTTED_WHY " (rule: " DOTTED_RULE ")", FDN_ECONFIG_STRUCTURE);
         break;
     }
     return 0; /* never stop: every problem is reported */

@@ -1083,6 +1083,86 @@ static void check_reports_every_problem_in_order(void **state)
     free(p);
 }
 
+/* A top-level or nested key holding a '.' ("dev.debug_mode" beside or instead of
+ * {"dev":{"debug_mode":...}}) is refused the same way by the three readers of a document:
+ * validate_json, check_json and the file merge of create. Before, validate_json skipped it
+ * unread (any value passed), check_json and the merge took it as the leaf, and a key given
+ * both ways silently overwrote the other despite JSON_REJECT_DUPLICATES. */
+static void dotted_keys_refused_everywhere(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *key; /* the dotted key, as added to the document's top level or section */
+        const char *section;
+        const char *value;
+        const char *path; /* the path the refusal names */
+    } cases[] = {
+        {"dev.debug_mode", NULL, "\"not a bool\"", "dev.debug_mode"},
+        {"dev.debug_mode", NULL, "true", "dev.debug_mode"}, /* well typed */
+        {"rate_limiting.enabled", "infrastructure", "false",
+         "infrastructure.rate_limiting.enabled"},
+        {"planning.nope", "ai", "1", "ai.planning.nope"},
+    };
+    problem_log_t *p = calloc(1, sizeof(*p));
+    assert_non_null(p);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *t = default_tree();
+        json_t *at_obj = cases[i].section != NULL ? json_object_get(t, cases[i].section) : t;
+        json_object_set_new(at_obj, cases[i].key,
+                            json_loads(cases[i].value, JSON_DECODE_ANY, NULL));
+        char *doc = json_dumps(t, JSON_COMPACT);
+        json_decref(t);
+        fdn_error_t err = FDN_ERROR_INIT;
+        /* validate_json */
+        assert_int_equal(fdn_config_validate_json(doc, strlen(doc), &err), FDN_ECONFIG_STRUCTURE);
+        char want[256];
+        snprintf(want, sizeof want,
+                 "Dotted configuration key: %s (write one nested object per component)",
+                 cases[i].path);
+        assert_string_equal(err.message, want);
+        snprintf(want, sizeof want, "path=%s", cases[i].path);
+        assert_non_null(strstr(err.context, want));
+        /* check_json: the same code, the key named */
+        assert_int_equal(check_text(doc, p), FDN_ECONFIG_STRUCTURE);
+        assert_int_equal(p->n, 1);
+        expect_problem(p, 0, cases[i].path,
+                       "dotted key: write one nested object per component (rule: no '.' in "
+                       "keys)",
+                       FDN_ECONFIG_STRUCTURE);
+        /* the file merge of fdn_config_create */
+        merged_t m;
+        merge_setup(&m);
+        err = (fdn_error_t)FDN_ERROR_INIT;
+        assert_int_equal(merge_text(&m, doc, &err), FDN_ECONFIG_STRUCTURE);
+        snprintf(want, sizeof want, "f.json: %s: dotted key: write one nested object per component",
+                 cases[i].path);
+        assert_string_equal(err.message, want);
+        merge_teardown(&m);
+        free(doc);
+    }
+    /* given both ways, the flat form no longer overwrites the nested one */
+    const char *both = "{\"dev\":{\"debug_mode\":false},\"dev.debug_mode\":true}";
+    merged_t m;
+    merge_setup(&m);
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(merge_text(&m, both, &err), FDN_ECONFIG_STRUCTURE);
+    assert_string_equal(
+        err.message, "f.json: dev.debug_mode: dotted key: write one nested object per component");
+    merge_teardown(&m);
+    assert_int_equal(check_text(both, p), FDN_ECONFIG_STRUCTURE);
+    assert_int_equal(p->n, 1);
+    /* a dot inside an object-typed value is the value's business, not a key of the schema */
+    json_t *t = default_tree();
+    json_object_set_new(json_object_get(json_object_get(t, "capture"), "ring_buffer"),
+                        "num_buffers", json_pack("{s:i}", "a.b", 1));
+    char *doc = json_dumps(t, JSON_COMPACT);
+    assert_int_equal(fdn_config_validate_json(doc, strlen(doc), &err), 0);
+    assert_int_equal(check_text(doc, p), 0);
+    free(doc);
+    json_decref(t);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1105,6 +1185,7 @@ int main(void)
         cmocka_unit_test(merge_errors_name_source_path_rule),
         cmocka_unit_test(validate_rejects_unknown_keys_after_values),
         cmocka_unit_test(check_reports_every_problem_in_order),
+        cmocka_unit_test(dotted_keys_refused_everywhere),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
