@@ -49,7 +49,8 @@ typedef enum fdn_config_rule {
     FDN_CONFIG_RULE_NONE = 0,     /**< type check only */
     FDN_CONFIG_RULE_POSITIVE,     /**< > 0 */
     FDN_CONFIG_RULE_NON_NEGATIVE, /**< >= 0 */
-    FDN_CONFIG_RULE_RANGE,        /**< min <= x <= max */
+    FDN_CONFIG_RULE_RANGE,        /**< min <= x <= max (an integer compared exactly, never
+                                       rounded to a double) */
     FDN_CONFIG_RULE_ENUM,         /**< one of enum_values */
     FDN_CONFIG_RULE_FALSE_ONLY,   /**< must be exactly false */
     FDN_CONFIG_RULE_RATE_RULES,   /**< object name -> {scale int > 0, limit int > 0} */

@@ -22,7 +22,8 @@
  * Three visitors use it: merging a file into leaf values (first problem stops),
  * validate_json's unknown-key pass after the value rules (first problem stops), and
  * check_json (every problem reported). The rule pass over the leaf values runs in schema
- * order, not document order.
+ * order, not document order. Bounds are met exactly (num_cmp): an integer is compared with
+ * the bound's floor as an int64, never rounded to a double.
  * Invariants: every schema path passes the path-security rule; no leaf path is a prefix
  * section of another leaf; each default passes its own type check.
  */
@@ -185,11 +186,12 @@ static _Thread_local const char *t_rule_why;
 static _Thread_local char t_bound_why[64]; /* the sentence of a bounded key's refusal */
 
 static double num(const json_t *v);
+static int num_cmp(const json_t *v, double b);
 
 /* A bounded key (fdn__cfg_entry_t.bounded) whose value passed its rule: above the bound? */
 static bool over_bound(const fdn__cfg_entry_t *e, const json_t *v)
 {
-    if (!e->bounded || num(v) <= e->max)
+    if (!e->bounded || num_cmp(v, e->max) <= 0)
         return false;
     snprintf(t_bound_why, sizeof t_bound_why, "must be at most %.0f", e->max);
     t_rule_why = t_bound_why;
@@ -370,6 +372,27 @@ static double num(const json_t *v)
     return json_is_integer(v) ? (double)json_integer_value(v) : json_real_value(v);
 }
 
+/* The number v against the bound b: -1, 0 or 1, exactly. An integer is not converted to a
+ * double (2^53 + 1 would round to 2^53 and pass "at most 2^53"): it is compared with floor(b),
+ * which is exact once b is inside the int64 range. */
+static int num_cmp(const json_t *v, double b)
+{
+    if (!json_is_integer(v)) {
+        double d = json_real_value(v);
+        return d < b ? -1 : d > b ? 1 : 0;
+    }
+    int64_t x = (int64_t)json_integer_value(v);
+    if (b >= 9223372036854775808.0) /* 2^63: above every int64 */
+        return -1;
+    if (b < -9223372036854775808.0)
+        return 1;
+    double fl = floor(b); /* in [-2^63, 2^63): converts exactly */
+    int64_t bi = (int64_t)fl;
+    if (x != bi)
+        return x < bi ? -1 : 1; /* x > floor(b) means x >= floor(b) + 1 > b */
+    return fl == b ? 0 : -1;
+}
+
 static bool rule_ok(const fdn__cfg_entry_t *e, const json_t *v, const char **bad_rule)
 {
     const char *why = NULL;
@@ -383,11 +406,11 @@ static bool rule_ok(const fdn__cfg_entry_t *e, const json_t *v, const char **bad
     case FDN_CONFIG_RULE_NONE:
         break;
     case FDN_CONFIG_RULE_POSITIVE:
-        return json_is_number(v) && num(v) > 0 && !over_bound(e, v);
+        return json_is_number(v) && num_cmp(v, 0) > 0 && !over_bound(e, v);
     case FDN_CONFIG_RULE_NON_NEGATIVE:
-        return json_is_number(v) && num(v) >= 0 && !over_bound(e, v);
+        return json_is_number(v) && num_cmp(v, 0) >= 0 && !over_bound(e, v);
     case FDN_CONFIG_RULE_RANGE:
-        return json_is_number(v) && num(v) >= e->min && num(v) <= e->max;
+        return json_is_number(v) && num_cmp(v, e->min) >= 0 && num_cmp(v, e->max) <= 0;
     case FDN_CONFIG_RULE_ENUM:
         return json_is_string(v) && enum_has(e->enums, json_string_value(v));
     case FDN_CONFIG_RULE_FALSE_ONLY:

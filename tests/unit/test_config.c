@@ -1129,6 +1129,24 @@ static void read_paths_twice_identical(void **state)
     fdn_config_destroy(c);
 }
 
+/* An update's range check compares integers exactly: 2^53 + 1 rounds to 2^53 as a double. */
+static void update_int_past_bound_by_one(void **state)
+{
+    (void)state;
+    fdn_config_t *c = mk();
+    fdn_error_t err = FDN_ERROR_INIT;
+    const int64_t two53 = 9007199254740992LL;
+    assert_int_equal(fdn_config_update_int(c, "storage.warm.retention.max_events", two53, &err), 0);
+    assert_int_equal(fdn_config_update_int(c, "storage.warm.retention.max_events", two53 + 1, &err),
+                     FDN_ECONFIG_STRUCTURE);
+    assert_int_equal(fdn_config_update_int(c, "storage.warm.retention.max_events", INT64_MAX, &err),
+                     FDN_ECONFIG_STRUCTURE);
+    int64_t v = 0;
+    assert_int_equal(fdn_config_get_int(c, "storage.warm.retention.max_events", &v), 0);
+    assert_true(v == two53);
+    fdn_config_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1156,6 +1174,7 @@ int main(void)
         cmocka_unit_test(typed_updates_check_path_first),
         cmocka_unit_test(fallback_ttl_huge),
         cmocka_unit_test(subscribe_rejects_malformed_prefix),
+        cmocka_unit_test(update_int_past_bound_by_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1163,6 +1163,87 @@ static void dotted_keys_refused_everywhere(void **state)
     free(p);
 }
 
+/* Integer values meet their bounds exactly: 2^53 + 1 is not "at most 2^53" although both
+ * are the same double; bounds beyond the int64 range and fractional bounds too. */
+static void integer_bounds_compare_exactly(void **state)
+{
+    (void)state;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(validate_with("storage.warm.retention.max_events", "9007199254740992", &err),
+                     0);
+    assert_int_equal(validate_with("storage.warm.retention.max_events", "9007199254740993", &err),
+                     FDN_ECONFIG_STRUCTURE);
+    assert_non_null(strstr(err.context, "path=storage.warm.retention.max_events"));
+    /* a bounded positive key (over_bound): interface.max_results <= 4294967295 */
+    assert_int_equal(validate_with("interface.max_results", "4294967295", &err), 0);
+    assert_int_equal(validate_with("interface.max_results", "4294967296", &err),
+                     FDN_ECONFIG_STRUCTURE);
+    /* application RANGE keys: bounds past int64, fractional bounds, large bounds */
+    static const char *const big = "9223372036854775807", *const small = "-9223372036854775808";
+    fdn_config_key_def_t keys[] = {
+        {.path = "app.wide",
+         .type = FDN_CONFIG_INT,
+         .default_json = "0",
+         .rule = FDN_CONFIG_RULE_RANGE,
+         .min = -1e19,
+         .max = 1e19},
+        {.path = "app.frac",
+         .type = FDN_CONFIG_INT,
+         .default_json = "0",
+         .rule = FDN_CONFIG_RULE_RANGE,
+         .min = -0.5,
+         .max = 2.5},
+        {.path = "app.big",
+         .type = FDN_CONFIG_INT,
+         .default_json = "0",
+         .rule = FDN_CONFIG_RULE_RANGE,
+         .min = 0,
+         .max = 9223372036854775807.0 /* 2^63 */},
+        {.path = "app.num",
+         .type = FDN_CONFIG_NUMBER,
+         .default_json = "0",
+         .rule = FDN_CONFIG_RULE_RANGE,
+         .min = 0,
+         .max = 9007199254740992.0},
+    };
+    fdn__cfg_schema_t *s = NULL;
+    assert_int_equal(fdn__cfg_schema_create(&s, keys, 4, &err), 0);
+    json_t **vals = calloc(s->n, sizeof(json_t *));
+    assert_non_null(vals);
+    for (size_t i = 0; i < s->n; i++)
+        vals[i] = s->e[i].def;
+    static const struct {
+        const char *path, *value;
+        bool ok;
+    } cases[] = {
+        {"app.wide", big, true},
+        {"app.wide", small, true},
+        {"app.frac", "2", true},
+        {"app.frac", "3", false},
+        {"app.frac", "0", true},
+        {"app.frac", "-1", false},
+        {"app.big", big, true},
+        {"app.big", "-1", false},
+        {"app.num", "9007199254740993", false},
+        {"app.num", "9007199254740992", true},
+        {"app.num", "9007199254740992.0", true},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t k = at(s, cases[i].path);
+        json_t *v = json_loads(cases[i].value, JSON_DECODE_ANY, NULL);
+        assert_non_null(v);
+        vals[k] = v;
+        int rc = fdn__cfg_validate(s, vals, NULL, &err);
+        if ((rc == 0) != cases[i].ok)
+            fail_msg("%s = %s: rc %d, expected %s", cases[i].path, cases[i].value, rc,
+                     cases[i].ok ? "accepted" : "refused");
+        vals[k] = s->e[k].def;
+        json_decref(v);
+    }
+    free(vals);
+    fdn__cfg_schema_destroy(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1186,6 +1267,7 @@ int main(void)
         cmocka_unit_test(validate_rejects_unknown_keys_after_values),
         cmocka_unit_test(check_reports_every_problem_in_order),
         cmocka_unit_test(dotted_keys_refused_everywhere),
+        cmocka_unit_test(integer_bounds_compare_exactly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
