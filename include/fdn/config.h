@@ -155,9 +155,9 @@ typedef struct fdn_config_status {
  * @param[in] opts options, NULL = defaults
  * @param[out] err optional detail; names the file or environment variable, the path and the
  *             rule that failed
- * @return 0; FDN_ECONFIG_STRUCTURE (unknown key, bad file, bad schema), FDN_ECONFIG_INVALID
- *         (wrong type), a validator code (FDN_ECONFIG_*), FDN_ENOENT (file missing),
- *         FDN_EINVAL, FDN_ENOMEM
+ * @return 0; FDN_ECONFIG_STRUCTURE (unknown or dotted key, bad file, bad schema),
+ *         FDN_ECONFIG_INVALID (wrong type, or an environment number that is not decimal), a
+ * validator code (FDN_ECONFIG_*), FDN_ENOENT (file missing), FDN_EINVAL, FDN_ENOMEM
  * @thread_safety any
  * @since 0.1.0
  */
@@ -182,7 +182,9 @@ FDN_API bool fdn_config_available(const fdn_config_t *cfg);
 /**
  * Read an integer leaf.
  * @return 0; FDN_ECONFIG_PATH_NOT_FOUND; FDN_ETYPE_MISMATCH (not an integer, null, or a
- *         section); FDN_EPATH_SECURITY; FDN_EUNAVAILABLE (stopped); FDN_EINVAL
+ *         section); FDN_EPATH_SECURITY (the update's check 1: a forbidden pattern, more than
+ *         50 components, more than 4096 bytes, or a control byte); FDN_EUNAVAILABLE
+ *         (stopped); FDN_EINVAL
  * @thread_safety any (lock-free)
  * @since 0.1.0
  */
@@ -262,7 +264,8 @@ FDN_API int fdn_config_snapshot_get_json(const fdn_config_snapshot_t *snap, cons
 
 /**
  * Update one path with a JSON value. Checks in order: path security (FDN_EPATH_SECURITY,
- * ref 1000), JSON syntax (FDN_EPARSE), value security (FDN_EVALUE_SECURITY, 1005),
+ * ref 1000: a forbidden pattern, more than 50 components, more than 4096 bytes, a control
+ * byte), JSON syntax (FDN_EPARSE), value security (FDN_EVALUE_SECURITY, 1005),
  * updatable (FDN_ECONFIG_FORBIDDEN, 1401), whole-tree validation (the validator's code),
  * then, for a runtime's config, the services the path drives taking the value (a refusal:
  * the service's code, e.g. FDN_EINVAL, err naming the service and the path; docs/config.md;
@@ -302,8 +305,9 @@ FDN_API int fdn_config_reset_to_startup(fdn_config_t *cfg, fdn_error_t *err);
 
 /** Whether path is a run-time updatable key of this service. @thread_safety any @since 0.1.0 */
 FDN_API bool fdn_config_is_updatable(const fdn_config_t *cfg, const char *path);
-/** The reference's 13 updatable paths, in the reference's order (static). @thread_safety any
- *  @since 0.1.0 */
+/** The updatable paths (static, NULL-terminated; *n = 19): the reference's 13 in the
+ *  reference's order, then the event store's six retention keys (docs/config.md).
+ *  @thread_safety any @since 0.1.0 */
 FDN_API const char *const *fdn_config_updatable_paths(size_t *n);
 
 /**
@@ -357,7 +361,9 @@ FDN_API int fdn_config_check_json(const char *json, size_t len, fdn_config_probl
  * updater never waits for a subscriber. Subscriptions survive a service restart.
  * @param[out] out_id subscription id for fdn_config_unsubscribe
  * @return 0, FDN_EUNAVAILABLE, FDN_ENOMEM, FDN_EINVAL (cb NULL, or a prefix that fails the
- *         path rules or has an empty component, e.g. "dev.")
+ *         path rules, has an empty component, e.g. "dev.", or lies inside a leaf's value,
+ *         e.g. "myapp.limits.a" below an object-typed leaf "myapp.limits": updates name
+ *         leaves, so it could never be notified; subscribe to the leaf instead)
  * @thread_safety any @since 0.1.0
  */
 FDN_API int fdn_config_subscribe(fdn_config_t *cfg, const char *prefix, fdn_config_change_cb cb,

@@ -87,6 +87,16 @@ static int malicious(const char *path, fdn_error_t *err)
     return FDN_EPATH_SECURITY;
 }
 
+/* The path's own text is refused (too long, a control byte): check 1 as the reference's rule,
+ * one code for every refusal of a path (the header's FDN_EPATH_SECURITY), its own message and
+ * reason; the path is not echoed (it may be huge or hold the control byte). */
+static int refused(fdn_error_t *err, const char *msg, const char *reason)
+{
+    fdn_err_set(err, FDN_EPATH_SECURITY, "%s", msg);
+    fdn_err_add_context(err, "reason", "%s", reason);
+    return FDN_EPATH_SECURITY;
+}
+
 int fdn__cfg_path_check(const char *path, fdn_error_t *err)
 {
     if (path == NULL)
@@ -100,13 +110,13 @@ int fdn__cfg_path_check(const char *path, fdn_error_t *err)
     if (comps > FDN__CFG_MAX_COMPONENTS)
         return malicious(path, err);
     if (len > FDN__CFG_MAX_PATH_LEN)
-        return fdn_err_set(err, FDN_ECONFIG_INVALID_PATH, "Configuration path too long");
+        return refused(err, "Configuration path too long", "path_too_long");
     if (has_forbidden(path, len))
         return malicious(path, err);
     for (size_t i = 0; i < len; i++) {
         if ((unsigned char)path[i] < 0x20 || path[i] == 0x7f)
-            return fdn_err_set(err, FDN_ECONFIG_INVALID_PATH,
-                               "Configuration path contains a control character");
+            return refused(err, "Configuration path contains a control character",
+                           "control_character");
     }
     return 0;
 }
@@ -252,6 +262,38 @@ static bool ieq(const char *a, const char *b)
     return *a == *b;
 }
 
+static bool digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Whether text is a whole decimal number: [+-] digits [. digits] [(e|E) [+-] digits], with at
+ * least one digit before the exponent (".5" and "5." are numbers, "." is not). */
+static bool decimal(const char *p)
+{
+    size_t nd = 0;
+    if (*p == '+' || *p == '-')
+        p++;
+    for (; digit(*p); p++)
+        nd++;
+    if (*p == '.') {
+        for (p++; digit(*p); p++)
+            nd++;
+    }
+    if (nd == 0)
+        return false;
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        if (!digit(*p))
+            return false;
+        while (digit(*p))
+            p++;
+    }
+    return *p == '\0';
+}
+
 int fdn__cfg_parse_text(fdn_config_type_t type, const char *text, json_t **out)
 {
     json_t *v = NULL;
@@ -289,9 +331,10 @@ int fdn__cfg_parse_text(fdn_config_type_t type, const char *text, json_t **out)
             }
             errno = 0;
         }
+        if (!decimal(text)) /* strtod also takes hex floats (0x1p-2), inf, nan */
+            return FDN_ETYPE_MISMATCH;
         double d = strtod(text, &end);
-        if (errno != 0 || end == text || *end != '\0' || !isfinite(d) ||
-            isspace((unsigned char)*text))
+        if (errno != 0 || end == text || *end != '\0' || !isfinite(d))
             return FDN_ETYPE_MISMATCH;
         v = json_real(d);
         break;

@@ -15,8 +15,8 @@
 
 /* Path security (§1.5.1) on a dotted path: more than 50 components, or a forbidden pattern
  * anywhere in it, gives FDN_EPATH_SECURITY (ref 1000) with the reference's message; a path
- * longer than FDN__CFG_MAX_PATH_LEN or with a NUL/control byte gives
- * FDN_ECONFIG_INVALID_PATH. */
+ * longer than FDN__CFG_MAX_PATH_LEN or with a control byte (< 0x20, 0x7f) is refused with the
+ * same code (every refusal of a path is check 1; reason path_too_long / control_character). */
 int fdn__cfg_path_check(const char *path, fdn_error_t *err);
 
 /* Value security (§1.5.2): strings over 1 000 000 bytes, elements nested at level >= 21, or
@@ -29,7 +29,8 @@ int fdn__cfg_value_check(const json_t *v, fdn_error_t *err);
 int fdn__cfg_env_name_to_path(const char *name, size_t name_len, char *out, size_t cap);
 
 /* Parse text (an environment value) as a value of the given type. Booleans accept
- * true/false/1/0/yes/no/on/off; ints a full decimal int64; numbers a finite strtod; strings
+ * true/false/1/0/yes/no/on/off; ints a full decimal int64; numbers a finite decimal
+ * ([+-]digits[.digits][e[+-]digits]: no hex, inf or nan, no blanks); strings
  * are taken as they are ("null" gives null for STRING_OR_NULL); OBJECT and ANY parse JSON
  * (ANY falls back to a string). Returns 0 or FDN_ETYPE_MISMATCH / FDN_ENOMEM. */
 int fdn__cfg_parse_text(fdn_config_type_t type, const char *text, json_t **out);

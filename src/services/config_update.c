@@ -282,6 +282,8 @@ int fdn_config_subscribe(fdn_config_t *cfg, const char *prefix, fdn_config_chang
     size_t plen = strlen(prefix);
     if (plen > 0 && (prefix[0] == '.' || prefix[plen - 1] == '.' || strstr(prefix, "..")))
         return FDN_EINVAL;
+    if (fdn__cfg_schema_leaf_above(cfg->schema, prefix, plen) >= 0) /* inside a leaf's value */
+        return FDN_EINVAL;
     if (!fdn_config_available(cfg))
         return FDN_EUNAVAILABLE;
     sub_t *s = fdn__cfg_sub_new(prefix, cb, user, cfg->sub_cap);

@@ -73,6 +73,18 @@ bool fdn__cfg_schema_is_section(const fdn__cfg_schema_t *s, const char *path, si
     return false;
 }
 
+int32_t fdn__cfg_schema_leaf_above(const fdn__cfg_schema_t *s, const char *path, size_t len)
+{
+    for (size_t cut = len; cut > 0; cut--) {
+        if (path[cut - 1] != '.')
+            continue;
+        int32_t idx = fdn__cfg_schema_find(s, path, cut - 1);
+        if (idx >= 0)
+            return idx;
+    }
+    return -1;
+}
+
 const char *fdn__cfg_type_name(fdn_config_type_t t)
 {
     switch (t) {

@@ -52,6 +52,9 @@ void fdn__cfg_schema_destroy(fdn__cfg_schema_t *s);
 int32_t fdn__cfg_schema_find(const fdn__cfg_schema_t *s, const char *path, size_t len);
 /* True when some leaf lies strictly below `path` (path is a section). "" is a section. */
 bool fdn__cfg_schema_is_section(const fdn__cfg_schema_t *s, const char *path, size_t len);
+/* Index of the leaf whose path is a proper dotted prefix of `path` ("myapp.limits" for
+ * "myapp.limits.a": path lies inside that leaf's value), or -1. */
+int32_t fdn__cfg_schema_leaf_above(const fdn__cfg_schema_t *s, const char *path, size_t len);
 
 /* Type check only. */
 bool fdn__cfg_type_ok(fdn_config_type_t t, const json_t *v);

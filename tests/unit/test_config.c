@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <fdn/config.h>
+#include "logic/config_path.h"
 #include "services/config_int.h"
 #include "validation/config_keys.h"
 #include "threads.h"
@@ -1129,6 +1130,103 @@ static void read_paths_twice_identical(void **state)
     fdn_config_destroy(c);
 }
 
+/* Every refusal of a path's text is check 1, FDN_EPATH_SECURITY (ref 1000), for reads and
+ * updates alike: a control byte or an over-long path answered FDN_ECONFIG_INVALID_PATH, a
+ * code in none of the header's return lists. */
+static void path_refusals_are_path_security(void **state)
+{
+    (void)state;
+    fdn_config_t *c = mk();
+    char *longp = malloc(FDN__CFG_MAX_PATH_LEN + 2);
+    assert_non_null(longp);
+    memset(longp, 'a', FDN__CFG_MAX_PATH_LEN + 1);
+    longp[FDN__CFG_MAX_PATH_LEN + 1] = '\0';
+    const char *const paths[] = {"dev.x\n", "dev.debug_mode\t", "\x7f", longp};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        const char *p = paths[i];
+        int64_t iv;
+        bool b;
+        double d;
+        char buf[8], *out = NULL;
+        fdn_error_t err = FDN_ERROR_INIT;
+        assert_int_equal(fdn_config_get_int(c, p, &iv), FDN_EPATH_SECURITY);
+        assert_int_equal(fdn_config_get_double(c, p, &d), FDN_EPATH_SECURITY);
+        assert_int_equal(fdn_config_get_bool(c, p, &b), FDN_EPATH_SECURITY);
+        assert_int_equal(fdn_config_get_string(c, p, buf, sizeof buf, NULL), FDN_EPATH_SECURITY);
+        assert_int_equal(fdn_config_is_null(c, p, &b), FDN_EPATH_SECURITY);
+        assert_int_equal(fdn_config_get_json(c, p, &out, &err), FDN_EPATH_SECURITY);
+        assert_int_equal(err.ref_code, 1000);
+        assert_int_equal(fdn_config_get_with_fallback(c, p, &out, &err), FDN_EPATH_SECURITY);
+        /* the first check of an update, before the value's syntax and security */
+        assert_int_equal(fdn_config_update_json(c, p, "not json", &err), FDN_EPATH_SECURITY);
+        assert_int_equal(err.ref_code, 1000);
+        assert_int_equal(fdn_config_update_bool(c, p, true, &err), FDN_EPATH_SECURITY);
+        assert_int_equal(fdn_config_update_int(c, p, 1, &err), FDN_EPATH_SECURITY);
+        bool queued = true;
+        assert_int_equal(fdn_config_update_or_queue(c, p, "true", &queued, &err),
+                         FDN_EPATH_SECURITY);
+        assert_false(queued);
+    }
+    assert_int_equal(fdn_config_revision(c), 1);
+    free(longp);
+    fdn_config_destroy(c);
+}
+
+/* A prefix inside an object- or any-typed leaf (myapp.limits.a) names no path an update can
+ * have (updates name leaves): it is refused rather than accepted and never notified. */
+static void subscribe_refuses_prefix_inside_a_leaf(void **state)
+{
+    (void)state;
+    fdn_config_key_def_t k = {.path = "myapp.limits",
+                              .type = FDN_CONFIG_OBJECT,
+                              .default_json = "{\"a\":1}",
+                              .updatable = true};
+    fdn_config_opts_t o = FDN_CONFIG_OPTS_INIT;
+    o.keys = &k;
+    o.nkeys = 1;
+    fdn_config_t *c = mk_opts(&o);
+    rec_t r;
+    rec_init(&r);
+    uint64_t id = 0;
+    assert_int_equal(fdn_config_subscribe(c, "myapp.limits.a", rec_cb, &r, &id), FDN_EINVAL);
+    assert_int_equal(fdn_config_subscribe(c, "myapp.limits.a.b", rec_cb, &r, &id), FDN_EINVAL);
+    assert_int_equal(fdn_config_subscribe(c, "capture.ring_buffer.num_buffers.x", rec_cb, &r, &id),
+                     FDN_EINVAL);
+    assert_int_equal(fdn_config_subscribe(c, "dev.debug_mode.x", rec_cb, &r, &id), FDN_EINVAL);
+    fdn_config_status_t st;
+    assert_int_equal(fdn_config_status(c, &st), 0);
+    assert_int_equal(st.subscribers, 0);
+    /* the leaf itself and its sections are fine, and notified */
+    assert_int_equal(fdn_config_subscribe(c, "myapp.limits", rec_cb, &r, &id), 0);
+    assert_int_equal(fdn_config_update_json(c, "myapp.limits", "{\"a\":2}", NULL), 0);
+    rec_wait(&r, 1);
+    assert_string_equal(r.path[0], "myapp.limits");
+    assert_string_equal(r.newj[0], "{\"a\":2}");
+    fdn_config_destroy(c);
+    rec_fini(&r);
+}
+
+/* A number from the environment is decimal: strtod's hex floats (0x1p-2 = 0.25) are refused
+ * with an error naming the variable, as any other text that is not a number. */
+static void env_numbers_are_decimal(void **state)
+{
+    (void)state;
+    const char *env[] = {"FDN_AI__PLANNING__PERFORMANCE_TARGET=0x1p-2", NULL};
+    fdn_config_t *c = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(create_with(NULL, env, &err, &c), FDN_ECONFIG_INVALID);
+    assert_null(c);
+    assert_string_equal(err.message,
+                        "environment variable FDN_AI__PLANNING__PERFORMANCE_TARGET: "
+                        "ai.planning.performance_target: expected number, got \"0x1p-2\"");
+    const char *env2[] = {"FDN_AI__PLANNING__PERFORMANCE_TARGET=2.5e-1", NULL};
+    assert_int_equal(create_with(NULL, env2, &err, &c), 0);
+    double d = 0;
+    assert_int_equal(fdn_config_get_double(c, "ai.planning.performance_target", &d), 0);
+    assert_true(d == 0.25);
+    fdn_config_destroy(c);
+}
+
 /* An update's range check compares integers exactly: 2^53 + 1 rounds to 2^53 as a double. */
 static void update_int_past_bound_by_one(void **state)
 {
@@ -1174,6 +1272,9 @@ int main(void)
         cmocka_unit_test(typed_updates_check_path_first),
         cmocka_unit_test(fallback_ttl_huge),
         cmocka_unit_test(subscribe_rejects_malformed_prefix),
+        cmocka_unit_test(path_refusals_are_path_security),
+        cmocka_unit_test(subscribe_refuses_prefix_inside_a_leaf),
+        cmocka_unit_test(env_numbers_are_decimal),
         cmocka_unit_test(update_int_past_bound_by_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

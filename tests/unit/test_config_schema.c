@@ -336,7 +336,22 @@ static void path_security(void **state)
     free(huge);
     assert_int_equal(fdn__cfg_path_check("", &err), 0);
     assert_int_equal(fdn__cfg_path_check("ai.planning.sampling_rate", &err), 0);
-    assert_int_equal(fdn__cfg_path_check("a\001b", &err), FDN_ECONFIG_INVALID_PATH);
+    /* a control byte or a path over FDN__CFG_MAX_PATH_LEN bytes is check 1 too: the same
+     * code as every other path refusal (the header's), not FDN_ECONFIG_INVALID_PATH */
+    assert_int_equal(fdn__cfg_path_check("a\001b", &err), FDN_EPATH_SECURITY);
+    assert_int_equal(err.ref_code, 1000);
+    assert_string_equal(err.message, "Configuration path contains a control character");
+    assert_non_null(strstr(err.context, "reason=control_character"));
+    assert_int_equal(fdn__cfg_path_check("dev.x\x7f", &err), FDN_EPATH_SECURITY);
+    char *longp = malloc(FDN__CFG_MAX_PATH_LEN + 2);
+    memset(longp, 'a', FDN__CFG_MAX_PATH_LEN + 1);
+    longp[FDN__CFG_MAX_PATH_LEN + 1] = '\0';
+    assert_int_equal(fdn__cfg_path_check(longp, &err), FDN_EPATH_SECURITY);
+    assert_string_equal(err.message, "Configuration path too long");
+    assert_non_null(strstr(err.context, "reason=path_too_long"));
+    longp[FDN__CFG_MAX_PATH_LEN] = '\0';
+    assert_int_equal(fdn__cfg_path_check(longp, &err), 0); /* exactly the limit */
+    free(longp);
 }
 
 /* fdn__cfg_validate_change (an update's check when its base tree passed) must answer as
@@ -633,6 +648,20 @@ static void parse_text_by_type(void **state)
     json_decref(v);
     assert_int_equal(fdn__cfg_parse_text(FDN_CONFIG_NUMBER, "nan", &v), FDN_ETYPE_MISMATCH);
     assert_int_equal(fdn__cfg_parse_text(FDN_CONFIG_NUMBER, "", &v), FDN_ETYPE_MISMATCH);
+    /* decimal only: strtod would take hex floats, hex integers, inf and leading blanks */
+    static const char *const not_decimal[] = {"0x1p-2",    "0X1P-2", "0x10", "-0x1.8p1", "inf",
+                                              "-infinity", " 1",     "1 ",   "1e",       ".",
+                                              "-",         "1e+",    "1.5x", "0b1"};
+    for (size_t i = 0; i < sizeof(not_decimal) / sizeof(not_decimal[0]); i++) {
+        if (fdn__cfg_parse_text(FDN_CONFIG_NUMBER, not_decimal[i], &v) != FDN_ETYPE_MISMATCH)
+            fail_msg("number \"%s\" accepted", not_decimal[i]);
+    }
+    static const char *const decimal[] = {"-2.5", "+1.5", "1e3", "1E-3", ".5", "5.", "-0"};
+    for (size_t i = 0; i < sizeof(decimal) / sizeof(decimal[0]); i++) {
+        if (fdn__cfg_parse_text(FDN_CONFIG_NUMBER, decimal[i], &v) != 0)
+            fail_msg("number \"%s\" refused", decimal[i]);
+        json_decref(v);
+    }
     assert_int_equal(fdn__cfg_parse_text(FDN_CONFIG_STRING_OR_NULL, "null", &v), 0);
     assert_true(json_is_null(v));
     json_decref(v);
