@@ -386,7 +386,10 @@ FDN_API int fdn_config_status(fdn_config_t *cfg, fdn_config_status_t *out);
  * it answers from that cache inside the TTL; past the TTL it deletes the entry and answers
  * FDN_ECONFIG_UNAVAILABLE ("Configuration cache expired"); with no entry,
  * FDN_ECONFIG_UNAVAILABLE ("Configuration not available"). Other errors (not found,
- * security) are returned as they are, never masked by the cache.
+ * security) are returned as they are, never masked by the cache: path security and a path
+ * the schema cannot have are answered even while the service is stopped. An entry is only
+ * replaced by a value read from a snapshot at least as new (the cache never goes back to an
+ * older revision when concurrent readers store out of order).
  * @return 0, FDN_ECONFIG_UNAVAILABLE, the errors of fdn_config_get_json
  * @thread_safety any @since 0.1.0
  */

@@ -1,21 +1,27 @@
 /*
  * DESIGN: config graceful degradation (reference §2.1, "Config Graceful Degradation Flow").
  * A per-service cache of values read through fdn_config_get_with_fallback (path -> JSON text
- * + monotonic time of the read) and a bounded FIFO of updates accepted while the service was
- * stopped. Unlike the reference the cache belongs to the config handle (no caller-owned
- * global table), serves only when the service is unavailable (a "not found" is never masked
- * by a stale value), is bounded (oldest entry evicted), and only updates that pass all four
- * checks are queued; the queue is applied in order by fdn__config_service_start.
+ * + revision of the snapshot it was read from + monotonic time of the read) and a bounded FIFO of
+ * updates accepted while the service was stopped. Unlike the reference the cache belongs to the
+ * config handle (no caller-owned global table), serves only when the service is unavailable (a "not
+ * found" is never masked by a stale value), is bounded (oldest entry evicted), and only updates
+ * that pass all four checks are queued; the queue is applied in order by fdn__config_service_start.
+ * An entry is replaced only by a value read from a snapshot at least as new (readers of two
+ * snapshots store in either order; the cache never goes back to an older revision).
+ * Path-security and not-found errors are decided before the service is asked (the schema is
+ * immutable), so a stopped service reports them too instead of "not available".
  * Lock: fb->mu, a leaf lock (taken after the service's wmu, never with smu). No callbacks.
  */
 #include "services/config_int.h"
 #include "core/assert.h"
+#include "logic/config_path.h"
 
 #include <string.h>
 
 typedef struct cache_ent {
     char *path;
     char *json;
+    uint64_t rev; /* revision of the snapshot the value was read from */
     int64_t at;
 } cache_ent_t;
 
@@ -94,7 +100,11 @@ static long find(const fdn__cfg_fb_t *fb, const char *path) FDN_REQUIRES(fb->mu)
     return -1;
 }
 
-static void cache_store(fdn__cfg_fb_t *fb, const char *path, const char *json, int64_t now)
+/* Remember path's value as read from the snapshot of revision rev. An entry read from a newer
+ * snapshot is kept: two readers store in any order, and the one that read the older snapshot
+ * may come last. */
+static void cache_store(fdn__cfg_fb_t *fb, const char *path, const char *json, uint64_t rev,
+                        int64_t now)
 {
     char *j = fdn__strdup(json);
     if (j == NULL)
@@ -102,9 +112,14 @@ static void cache_store(fdn__cfg_fb_t *fb, const char *path, const char *json, i
     fdn__mutex_lock(&fb->mu);
     long i = find(fb, path);
     if (i >= 0) {
-        fdn__free(fb->cache[i].json);
-        fb->cache[i].json = j;
-        fb->cache[i].at = now;
+        if (fb->cache[i].rev <= rev) {
+            fdn__free(fb->cache[i].json);
+            fb->cache[i].json = j;
+            fb->cache[i].rev = rev;
+            fb->cache[i].at = now;
+        } else {
+            fdn__free(j);
+        }
     } else {
         char *p = fdn__strdup(path);
         if (p == NULL) {
@@ -119,25 +134,51 @@ static void cache_store(fdn__cfg_fb_t *fb, const char *path, const char *json, i
                 remove_at(fb, old);
             }
             FDN_ASSERT(fb->ncache < fb->max);
-            fb->cache[fb->ncache++] = (cache_ent_t){p, j, now};
+            fb->cache[fb->ncache++] = (cache_ent_t){p, j, rev, now};
         }
     }
     fdn__mutex_unlock(&fb->mu);
+}
+
+static int not_found(const char *path, fdn_error_t *err)
+{
+    fdn_err_set(err, FDN_ECONFIG_PATH_NOT_FOUND, "Configuration path not found: %.200s", path);
+    fdn_err_add_context(err, "path", "%.200s", path);
+    return FDN_ECONFIG_PATH_NOT_FOUND;
 }
 
 int fdn_config_get_with_fallback(fdn_config_t *cfg, const char *path, char **out, fdn_error_t *err)
 {
     if (cfg == NULL || path == NULL || out == NULL)
         return fdn_err_set(err, FDN_EINVAL, NULL);
-    int rc = fdn_config_get_json(cfg, path, out, err);
-    int64_t now = fdn_clock_mono_ns(cfg->clock);
+    /* the errors the cache never masks come first, running or not: path security, and a path
+     * the schema cannot have (no leaf, no section, not inside a leaf; the schema is immutable) */
+    int rc = fdn__cfg_path_check(path, err);
+    if (rc != 0)
+        return rc;
+    const fdn__cfg_schema_t *s = cfg->schema;
+    size_t len = strlen(path);
+    if (fdn__cfg_schema_find(s, path, len) < 0 && !fdn__cfg_schema_is_section(s, path, len) &&
+        fdn__cfg_schema_leaf_above(s, path, len) < 0)
+        return not_found(path, err);
+    /* read one snapshot, so the value is cached with that snapshot's revision */
+    const fdn_config_snapshot_t *snap = NULL;
+    rc = fdn_config_acquire(cfg, &snap);
     fdn__cfg_fb_t *fb = cfg->fb;
     if (rc == 0) {
-        cache_store(fb, path, *out, now);
+        uint64_t rev = fdn_config_snapshot_revision(snap);
+        rc = fdn_config_snapshot_get_json(snap, path, out);
+        fdn_config_release(snap);
+        if (rc == FDN_ECONFIG_PATH_NOT_FOUND)
+            return not_found(path, err);
+        if (rc != 0)
+            return fdn_err_set(err, rc, NULL);
+        cache_store(fb, path, *out, rev, fdn_clock_mono_ns(cfg->clock));
         return 0;
     }
     if (rc != FDN_EUNAVAILABLE)
-        return rc;
+        return fdn_err_set(err, rc, NULL);
+    int64_t now = fdn_clock_mono_ns(cfg->clock);
     fdn__mutex_lock(&fb->mu);
     long i = find(fb, path);
     if (i < 0) {

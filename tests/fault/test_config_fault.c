@@ -8,9 +8,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <fdn/config.h>
+#include "services/config_int.h"
 
 #include "fail_alloc.h"
 
@@ -104,12 +108,100 @@ static void update_and_read_sweep(void **state)
     fdn_config_destroy(c);
 }
 
+/* ---- the fallback cache never goes back to an older value ----------------------------- */
+
+/* Reader A reads revision 2 and is stalled at its first allocation (the read's text, after
+ * it took its snapshot and before it stores into the cache), an update publishes revision 3
+ * and reader B reads and caches it, then A goes on. A stored last and used to overwrite the
+ * newer entry, so a stopped service served the older value (the review's f_fallback: 32 of
+ * 200 random trials). Deterministic: the stall is an allocator hook on A's thread only. */
+typedef struct stall {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stalled, go;
+} stall_t;
+
+static stall_t g_stall = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false};
+
+static void stall_first(long n)
+{
+    if (n != 1)
+        return;
+    pthread_mutex_lock(&g_stall.mu);
+    g_stall.stalled = true;
+    pthread_cond_broadcast(&g_stall.cv);
+    while (!g_stall.go)
+        pthread_cond_wait(&g_stall.cv, &g_stall.mu);
+    pthread_mutex_unlock(&g_stall.mu);
+}
+
+typedef struct reader {
+    fdn_config_t *c;
+    int rc;
+    char text[32];
+} reader_t;
+
+static void *stalled_reader(void *p)
+{
+    reader_t *r = p;
+    fail_alloc_at_this_thread(0); /* count (and hook) this thread's allocations, fail none */
+    char *out = NULL;
+    r->rc = fdn_config_get_with_fallback(r->c, "capture.processing.batch_size", &out, NULL);
+    fail_alloc_off();
+    if (r->rc == 0)
+        snprintf(r->text, sizeof r->text, "%s", out);
+    fdn_free(out);
+    return NULL;
+}
+
+static void fallback_keeps_the_newest_value(void **state)
+{
+    (void)state;
+    fdn_config_opts_t o = FDN_CONFIG_OPTS_INIT;
+    o.envp = no_env;
+    fdn_config_t *c = NULL;
+    assert_int_equal(fdn_config_create(&c, &o, NULL), 0);
+    assert_int_equal(fdn_config_update_int(c, "capture.processing.batch_size", 2, NULL), 0);
+    g_stall.stalled = g_stall.go = false;
+    fail_alloc_set_hook(stall_first);
+    reader_t a = {c, -1, ""};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, stalled_reader, &a), 0);
+    pthread_mutex_lock(&g_stall.mu);
+    while (!g_stall.stalled)
+        pthread_cond_wait(&g_stall.cv, &g_stall.mu);
+    pthread_mutex_unlock(&g_stall.mu);
+    /* A holds revision 2's value; publish 3 and cache it from this thread */
+    assert_int_equal(fdn_config_update_int(c, "capture.processing.batch_size", 3, NULL), 0);
+    char *out = NULL;
+    assert_int_equal(fdn_config_get_with_fallback(c, "capture.processing.batch_size", &out, NULL),
+                     0);
+    assert_string_equal(out, "3");
+    fdn_free(out);
+    pthread_mutex_lock(&g_stall.mu);
+    g_stall.go = true;
+    pthread_cond_broadcast(&g_stall.cv);
+    pthread_mutex_unlock(&g_stall.mu);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    fail_alloc_set_hook(NULL);
+    assert_int_equal(a.rc, 0);
+    assert_string_equal(a.text, "2"); /* A did read the older revision */
+    fdn__config_service_stop(c);
+    out = NULL;
+    assert_int_equal(fdn_config_get_with_fallback(c, "capture.processing.batch_size", &out, NULL),
+                     0);
+    assert_string_equal(out, "3");
+    fdn_free(out);
+    fdn_config_destroy(c);
+}
+
 int main(void)
 {
     fail_alloc_install();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(create_sweep),
         cmocka_unit_test(update_and_read_sweep),
+        cmocka_unit_test(fallback_keeps_the_newest_value),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1172,6 +1172,41 @@ static void path_refusals_are_path_security(void **state)
     fdn_config_destroy(c);
 }
 
+/* While the service is stopped, get_with_fallback still refuses a bad path with its own
+ * error and a path the schema cannot have with "not found": the header promises security
+ * and not-found errors are never masked, and a stopped service answered both with
+ * FDN_ECONFIG_UNAVAILABLE "Configuration not available". */
+static void fallback_never_masks_path_errors_while_stopped(void **state)
+{
+    (void)state;
+    fdn_config_t *c = mk();
+    char *v = NULL;
+    assert_int_equal(fdn_config_get_with_fallback(c, "dev.debug_mode", &v, NULL), 0);
+    fdn_free(v);
+    fdn__config_service_stop(c);
+    fdn_error_t err = FDN_ERROR_INIT;
+    v = NULL;
+    assert_int_equal(fdn_config_get_with_fallback(c, "../etc/passwd", &v, &err),
+                     FDN_EPATH_SECURITY);
+    assert_int_equal(err.ref_code, 1000);
+    assert_null(v);
+    assert_int_equal(fdn_config_get_with_fallback(c, "dev.x\n", &v, &err), FDN_EPATH_SECURITY);
+    assert_int_equal(fdn_config_get_with_fallback(c, "dev.nope", &v, &err),
+                     FDN_ECONFIG_PATH_NOT_FOUND);
+    assert_int_equal(fdn_config_get_with_fallback(c, "nope", &v, &err), FDN_ECONFIG_PATH_NOT_FOUND);
+    assert_int_equal(fdn_config_get_with_fallback(c, "dev.debug_mode.x", &v, &err),
+                     FDN_ECONFIG_UNAVAILABLE); /* inside a leaf: the value decides */
+    assert_null(v);
+    /* a known path still answers from the cache, or "not available" */
+    assert_int_equal(fdn_config_get_with_fallback(c, "dev.debug_mode", &v, &err), 0);
+    assert_string_equal(v, "false");
+    fdn_free(v);
+    assert_int_equal(fdn_config_get_with_fallback(c, "ai.provider", &v, &err),
+                     FDN_ECONFIG_UNAVAILABLE);
+    assert_string_equal(err.message, "Configuration not available");
+    fdn_config_destroy(c);
+}
+
 /* A prefix inside an object- or any-typed leaf (myapp.limits.a) names no path an update can
  * have (updates name leaves): it is refused rather than accepted and never notified. */
 static void subscribe_refuses_prefix_inside_a_leaf(void **state)
@@ -1273,6 +1308,7 @@ int main(void)
         cmocka_unit_test(fallback_ttl_huge),
         cmocka_unit_test(subscribe_rejects_malformed_prefix),
         cmocka_unit_test(path_refusals_are_path_security),
+        cmocka_unit_test(fallback_never_masks_path_errors_while_stopped),
         cmocka_unit_test(subscribe_refuses_prefix_inside_a_leaf),
         cmocka_unit_test(env_numbers_are_decimal),
         cmocka_unit_test(update_int_past_bound_by_one),
