@@ -359,7 +359,9 @@ FDN_API int fdn_config_check_json(const char *json, size_t len, fdn_config_probl
  * delivery thread drains them in order. When a queue is full the oldest notification is
  * dropped and the subscriber later gets one FDN_CONFIG_CHANGE_OVERFLOW with the count, so an
  * updater never waits for a subscriber. Subscriptions survive a service restart.
- * @param[out] out_id subscription id for fdn_config_unsubscribe
+ * @param[out] out_id subscription id for fdn_config_unsubscribe; written before the
+ *             subscription can be notified, so the callback may read it (e.g. to unsubscribe
+ *             itself) when out_id points into its `user`
  * @return 0, FDN_EUNAVAILABLE, FDN_ENOMEM, FDN_EINVAL (cb NULL, or a prefix that fails the
  *         path rules, has an empty component, e.g. "dev.", or lies inside a leaf's value,
  *         e.g. "myapp.limits.a" below an object-typed leaf "myapp.limits": updates name

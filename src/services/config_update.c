@@ -292,6 +292,11 @@ int fdn_config_subscribe(fdn_config_t *cfg, const char *prefix, fdn_config_chang
     fdn__mutex_lock(&cfg->smu);
     s->id = ++cfg->next_id;
     s->served = cfg->serve_seq;
+    /* *out_id first, while nobody can deliver to s: its callback (on the delivery thread,
+     * which finds s under smu) reads the id written here, e.g. to unsubscribe itself with it,
+     * and may free s as soon as s is linked, so nothing of s is read after that */
+    if (out_id != NULL)
+        *out_id = s->id;
     /* append, so equal "served" ties go to the older subscriber first */
     sub_t **pp = &cfg->subs;
     while (*pp != NULL)
@@ -299,8 +304,6 @@ int fdn_config_subscribe(fdn_config_t *cfg, const char *prefix, fdn_config_chang
     *pp = s;
     cfg->nsubs++;
     fdn__mutex_unlock(&cfg->smu);
-    if (out_id != NULL)
-        *out_id = s->id;
     return 0;
 }
 

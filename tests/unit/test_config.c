@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1280,6 +1281,86 @@ static void update_int_past_bound_by_one(void **state)
     fdn_config_destroy(c);
 }
 
+/* ---- the subscription id, and resets that must validate ---- */
+
+/* A subscriber that unsubscribes itself from its first callback by the id subscribe wrote
+ * through out_id (into the subscriber's own context, as `subscribe(c, p, cb, ctx, &ctx->id)`
+ * does). */
+typedef struct selfunsub {
+    fdn_config_t *cfg;
+    uint64_t id;       /* written by fdn_config_subscribe through out_id */
+    uint64_t seen;     /* the id the callback read */
+    int rc;            /* what its unsubscribe returned */
+    test_waiter_t ran; /* 1 once the callback ran */
+} selfunsub_t;
+
+static void selfunsub_cb(const fdn_config_change_t *ch, void *user)
+{
+    (void)ch;
+    selfunsub_t *s = user;
+    uint64_t id = s->id; /* first: before this thread synchronises with anything of the test */
+    int rc = fdn_config_unsubscribe(s->cfg, id);
+    s->seen = id;
+    s->rc = rc;
+    test_waiter_add(&s->ran, 1);
+}
+
+typedef struct churn {
+    fdn_config_t *c;
+    atomic_bool stop;
+} churn_t;
+
+static void *churn_updates(void *p)
+{
+    churn_t *a = p;
+    for (long k = 0; k < 50000000 && !atomic_load_explicit(&a->stop, memory_order_acquire); k++)
+        (void)fdn_config_update_int(a->c, "interface.max_results", 1 + (k & 1023), NULL);
+    return NULL;
+}
+
+/* fdn_config_subscribe writes *out_id before the subscription can be delivered to, and reads
+ * nothing of it afterwards: a callback that unsubscribes itself by the id written through
+ * out_id finds it set, and the subscription it frees is not touched again by the subscriber.
+ * Another thread updates all along, so a notification may reach the new subscription at any
+ * point after it is linked. Before, subscribe linked the subscription, released the lock and
+ * then wrote *out_id from the subscription: the callback could read an unset id (its
+ * unsubscribe then answered FDN_ENOENT) and subscribe could read the freed subscription
+ * (ASan: heap-use-after-free). Under TSan the old order fails at every run, whatever the
+ * interleaving: the write of the id and the callback's read of it are not ordered (the
+ * updater, whose notification the callback serves, never synchronises with the subscriber
+ * after the lock was released). */
+static void subscribe_writes_id_before_delivery(void **state)
+{
+    (void)state;
+    fdn_config_t *c = mk();
+    churn_t ch = {c, false};
+    test_threads_t t;
+    test_threads_init(&t, 0);
+    test_threads_start(&t, churn_updates, &ch);
+    for (int round = 0; round < 200; round++) {
+        selfunsub_t *s = calloc(1, sizeof(*s));
+        assert_non_null(s);
+        s->cfg = c;
+        test_waiter_init(&s->ran);
+        uint64_t id = 0;
+        assert_int_equal(fdn_config_subscribe(c, "", selfunsub_cb, s, &s->id), 0);
+        id = s->id; /* (the callback only reads it) */
+        assert_true(id != 0);
+        test_waiter_wait(&s->ran, 1);
+        assert_int_equal(s->seen, id);
+        assert_int_equal(s->rc, 0);
+        assert_int_equal(fdn_config_unsubscribe(c, id), FDN_ENOENT);
+        test_waiter_destroy(&s->ran);
+        free(s);
+    }
+    atomic_store_explicit(&ch.stop, true, memory_order_release);
+    test_threads_join(&t);
+    fdn_config_status_t st;
+    fdn_config_status(c, &st);
+    assert_int_equal(st.subscribers, 0);
+    fdn_config_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1312,6 +1393,7 @@ int main(void)
         cmocka_unit_test(subscribe_refuses_prefix_inside_a_leaf),
         cmocka_unit_test(env_numbers_are_decimal),
         cmocka_unit_test(update_int_past_bound_by_one),
+        cmocka_unit_test(subscribe_writes_id_before_delivery),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
