@@ -295,11 +295,17 @@ FDN_API int fdn_config_update_string(fdn_config_t *cfg, const char *path, const 
  * take the reset's settings before it returns; a service that refuses one does not fail the
  * reset: it keeps its setting, and the runtime records that (event config_apply_failed,
  * counter foundation.config.service_refused) before the call returns (docs/config.md).
- * @return 0, FDN_EUNAVAILABLE, FDN_ENOMEM
+ * The reset is validated (reference §1.6): when the defaults do not pass the whole-tree
+ * validation (an application key whose default_json is NULL, i.e. a value required from the
+ * file or the environment) the reset is refused with the validator's code, err naming the key,
+ * and nothing changes (values, revision, resets_count, notifications).
+ * @return 0, FDN_EUNAVAILABLE, FDN_ENOMEM, a validator code (FDN_ECONFIG_*: the defaults do
+ *         not validate)
  * @thread_safety any @since 0.1.0
  */
 FDN_API int fdn_config_reset(fdn_config_t *cfg, fdn_error_t *err);
-/** Replace the config with the startup config (defaults + file + environment).
+/** Replace the config with the startup config (defaults + file + environment), validated as
+ *  fdn_config_reset (the start-up values passed at create, so it is not refused for them).
  *  @return 0, FDN_EUNAVAILABLE, FDN_ENOMEM @thread_safety any @since 0.1.0 */
 FDN_API int fdn_config_reset_to_startup(fdn_config_t *cfg, fdn_error_t *err);
 

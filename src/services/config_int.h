@@ -46,7 +46,8 @@ void fdn__config_set_telemetry(fdn_config_t *cfg, struct fdn_telemetry *tm);
  *   update fails with that code (err filled, naming the component), nothing is published
  *   or notified, and apply has put the components back as `cur` has them. It runs under the
  *   writer lock: it must not block, call the config's write side, or run user callbacks.
- *   A reset (local or from the remote store) calls it too, with path NULL, before its
+ *   A reset (local or from the remote store) whose tree passes validation (a reset that does
+ *   not is refused before the hook is asked) calls it too, with path NULL, before its
  *   snapshot is published: every setting is pushed as `next` has it, so the reset is in force
  *   when it returns, as an update is. A reset is not refused (it is the way back to known
  *   values, and one from the remote store is already every process's): a component that
@@ -293,7 +294,8 @@ int fdn__cfg_apply_remote(fdn_config_t *cfg, const char *path, const json_t *v, 
                           fdn_error_t *err);
 /* Apply a reset read from the remote store at `revision` (to the start-up values when
  * to_startup, else to the defaults), as fdn_config_reset does locally. 0, FDN_EUNAVAILABLE
- * (stopped), FDN_ENOMEM. */
+ * (stopped), FDN_ENOMEM, the validator's code (the tree does not validate: refused, nothing
+ * changed). */
 int fdn__cfg_reset_remote(fdn_config_t *cfg, bool to_startup, uint64_t revision, fdn_error_t *err);
 /* Report a change from the remote store refused here (rc: why) as the telemetry event
  * foundation.config.remote_refused {count 1} {path (schema path or "other"), reason}. */

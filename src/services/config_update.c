@@ -3,8 +3,10 @@
  * subscriptions, updates (the four checks, the apply hook's, publish, notify), resets. The
  * apply hook (the runtime's: the services the path drives take the value) runs under wmu
  * between validation and publish; its refusal is reported through its `refused` after wmu is
- * released (config_int.h). A reset goes through the same hook (path NULL, every setting)
- * before it is published, but is not refused: a refusal is reported through `apply_failed`. An
+ * released (config_int.h). A reset is validated first (reference §1.6: a tree that does not
+ * validate is refused, nothing changed), then goes through the same hook (path NULL, every
+ * setting) before it is published, but the hook does not refuse it: a refusal is reported
+ * through `apply_failed`. An
  * update of a config following etcd asks the hook's `check` instead (nothing pushed) before the
  * value is written there; the watch's change then goes through `apply` as any change. Shares the
  * state, locks and invariants described in config.c (lock order wmu -> smu; wmu -> fmu; no callback
@@ -837,18 +839,43 @@ int fdn__config_check_and_queue(fdn_config_t *cfg, const char *path, const char 
     return rc;
 }
 
-/* Replace the config with vals at revision (0 or not above the current one: the next). The
- * apply hook pushes the reset's settings before it is published (path NULL: all of them); a
- * component's refusal does not refuse the reset and is reported through the hook's
- * apply_failed once wmu is released (config_int.h). */
+/* The reference's reset is validated (§1.6): the tree a reset would publish (the defaults, or
+ * the start-up values, which passed at create) must pass the whole-tree validation. A key with
+ * no default (default_json NULL: its value must come from the file or the environment) makes
+ * the defaults fail: the reset is refused with the validator's code, err naming the key, and
+ * changes nothing. vals are immutable (cfg->defaults, cfg->startup): no lock needed. */
+static int reset_check(const fdn_config_t *cfg, json_t *const *vals, fdn_error_t *err)
+{
+    size_t bad = 0;
+    fdn_error_t tmp = FDN_ERROR_INIT;
+    int rc = fdn__cfg_validate(cfg->schema, vals, &bad, &tmp);
+    if (rc == 0)
+        return 0;
+    if (rc == FDN_ENOMEM)
+        return fdn_err_set(err, FDN_ENOMEM, NULL);
+    const char *what = vals == cfg->defaults ? "defaults" : "start-up values";
+    fdn_err_set(err, rc, "Configuration reset refused: the %s do not pass validation: %s: %s", what,
+                cfg->schema->e[bad].path, tmp.message);
+    fdn_err_add_context(err, "path", "%s", cfg->schema->e[bad].path);
+    fdn_err_add_context(err, "rule", "%s", tmp.message);
+    return rc;
+}
+
+/* Replace the config with vals at revision (0 or not above the current one: the next), once
+ * vals pass validation (reset_check: else refused, nothing changed). The apply hook pushes
+ * the reset's settings before it is published (path NULL: all of them); a component's refusal
+ * does not refuse the reset and is reported through the hook's apply_failed once wmu is
+ * released (config_int.h). */
 static int reset_at(fdn_config_t *cfg, json_t *const *vals, uint64_t revision, fdn_error_t *err)
 {
     snap_t *old = NULL;
-    int rc = 0;
+    int rc = reset_check(cfg, vals, err);
     fdn_error_t why = FDN_ERROR_INIT;
     int arc = 0;
     fdn__cfg_apply_hook_t hook = {0};
     uint64_t published = 0;
+    if (rc != 0)
+        return rc;
     fdn__mutex_lock(&cfg->wmu);
     if (!cfg->running) {
         rc = fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
@@ -859,6 +886,7 @@ static int reset_at(fdn_config_t *cfg, json_t *const *vals, uint64_t revision, f
             rc = fdn_err_set(err, FDN_ENOMEM, NULL);
         } else {
             ns->revision = revision > cfg->cur->revision ? revision : cfg->cur->revision + 1;
+            ns->valid = true; /* reset_check */
             hook = cfg->apply_hook;
             if (hook.apply != NULL)
                 arc = hook.apply(cfg->cur, ns, NULL, hook.user, &why);
@@ -893,6 +921,11 @@ static int reset_to(fdn_config_t *cfg, json_t *const *vals, fdn_error_t *err)
         return fdn_err_set(err, FDN_EINVAL, NULL);
     void *remote = atomic_load_explicit(&cfg->remote, memory_order_acquire);
     if (remote != NULL && cfg->remote_ops->reset != NULL) {
+        /* a reset that does not validate here is not written to etcd (reset_at, when the
+         * marker comes back, checks again: a reset another tool writes) */
+        int rc = reset_check(cfg, vals, err);
+        if (rc != 0)
+            return rc;
         /* following etcd: the remote store orders the reset and every process (this one
          * included) applies it from its watch */
         fdn__mutex_lock(&cfg->wmu);

@@ -1361,6 +1361,79 @@ static void subscribe_writes_id_before_delivery(void **state)
     fdn_config_destroy(c);
 }
 
+/* A key with no default (default_json NULL: the value must come from the file or the
+ * environment). The reference's reset (§1.6) is validated: the defaults fail on that key, so
+ * fdn_config_reset is refused with the validator's code, naming the key, and changes nothing
+ * (value, revision, counters, notifications); the config stays valid, so later updates pass;
+ * fdn_config_reset_to_startup (which has the value) succeeds. Before, the reset published
+ * null for the key and marked the tree invalid, and every later update failed on that key. */
+static void reset_refused_when_defaults_do_not_validate(void **state)
+{
+    (void)state;
+    fdn_config_key_def_t k = {0};
+    k.path = "myapp.workers";
+    k.type = FDN_CONFIG_INT;
+    k.default_json = NULL;
+    k.rule = FDN_CONFIG_RULE_POSITIVE;
+    k.updatable = true;
+    k.description = "workers";
+    const char *env[] = {"FDN_MYAPP__WORKERS=4", NULL};
+    fdn_config_opts_t o = FDN_CONFIG_OPTS_INIT;
+    o.keys = &k;
+    o.nkeys = 1;
+    o.envp = no_env;
+    /* the defaults alone do not validate: create says so with this code */
+    fdn_config_t *bad = NULL;
+    fdn_error_t cerr = FDN_ERROR_INIT;
+    int want = fdn_config_create(&bad, &o, &cerr);
+    assert_true(want < 0);
+    assert_null(bad);
+    o.envp = env;
+    fdn_config_t *c = mk_opts(&o);
+    rec_t r;
+    rec_init(&r);
+    assert_int_equal(fdn_config_subscribe(c, "", rec_cb, &r, NULL), 0);
+    assert_int_equal(fdn_config_update_bool(c, "dev.debug_mode", true, NULL), 0);
+    rec_wait(&r, 1);
+    char *before = get_json(c, "");
+    uint64_t rev = fdn_config_revision(c);
+    fdn_config_status_t st0, st1;
+    fdn_config_status(c, &st0);
+
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_config_reset(c, &err), want);
+    assert_int_equal(err.code, want);
+    assert_non_null(strstr(err.message, "myapp.workers"));
+    assert_non_null(strstr(err.context, "path=myapp.workers"));
+    char *after = get_json(c, "");
+    assert_string_equal(before, after);
+    assert_int_equal(fdn_config_revision(c), rev);
+    fdn_config_status(c, &st1);
+    assert_int_equal(st1.resets_count, st0.resets_count);
+    int64_t w = 0;
+    assert_int_equal(fdn_config_get_int(c, "myapp.workers", &w), 0);
+    assert_int_equal(w, 4);
+
+    /* the config is still valid: updates of any key pass */
+    assert_int_equal(fdn_config_update_int(c, "interface.max_results", 5, &err), 0);
+    assert_int_equal(fdn_config_update_int(c, "myapp.workers", 6, &err), 0);
+    /* back to the start-up values: they validate */
+    assert_int_equal(fdn_config_reset_to_startup(c, &err), 0);
+    assert_int_equal(fdn_config_get_int(c, "myapp.workers", &w), 0);
+    assert_int_equal(w, 4);
+    assert_int_equal(fdn_config_update_bool(c, "dev.debug_mode", false, &err), 0);
+    /* the refused reset notified nobody: the subscriber's notifications are the four
+     * updates and the one reset, in order */
+    rec_wait(&r, 5);
+    assert_int_equal(r.kind[3], FDN_CONFIG_CHANGE_RESET);
+    assert_int_equal(r.rev[3], rev + 3);
+    fdn_free(before);
+    fdn_free(after);
+    fdn_config_destroy(c);
+    assert_int_equal(r.n, 5);
+    rec_fini(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1394,6 +1467,7 @@ int main(void)
         cmocka_unit_test(env_numbers_are_decimal),
         cmocka_unit_test(update_int_past_bound_by_one),
         cmocka_unit_test(subscribe_writes_id_before_delivery),
+        cmocka_unit_test(reset_refused_when_defaults_do_not_validate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
