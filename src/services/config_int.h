@@ -257,7 +257,8 @@ void fdn__cfg_latch_publish(fdn_config_t *cfg, const snap_t *s);
  * latch copies hold) by replacing leaf idx: only that leaf is rewritten (wmu held). */
 void fdn__cfg_latch_publish_leaf(fdn_config_t *cfg, const snap_t *s, size_t idx);
 char *fdn__cfg_dump(const json_t *v);
-/* wmu held (so queues stay in revision order); takes smu. */
+/* wmu held (so queues stay in revision order); takes smu. newv NULL (the caller could not make
+ * it: out of memory): no notification, counted as dropped when anyone listens. */
 void fdn__cfg_notify(fdn_config_t *cfg, fdn_config_change_kind_t kind, const char *path,
                      const json_t *oldv, const json_t *newv, uint64_t rev) FDN_REQUIRES(cfg->wmu)
     FDN_EXCLUDES(cfg->smu);

@@ -72,7 +72,8 @@ static void sub_push(fdn_config_t *cfg, sub_t *s, note_t *n) FDN_REQUIRES(cfg->s
 }
 
 /* Called with wmu held so queues stay in revision order. Allocation failure drops the
- * notification (counted as dropped); the update itself has already succeeded. */
+ * notification (counted as dropped); the update itself has already succeeded. newv NULL: the
+ * caller could not make the new value (out of memory): dropped and counted the same way. */
 void fdn__cfg_notify(fdn_config_t *cfg, fdn_config_change_kind_t kind, const char *path,
                      const json_t *oldv, const json_t *newv, uint64_t rev) FDN_REQUIRES(cfg->wmu)
     FDN_EXCLUDES(cfg->smu)
@@ -82,7 +83,7 @@ void fdn__cfg_notify(fdn_config_t *cfg, fdn_config_change_kind_t kind, const cha
     fdn__mutex_unlock(&cfg->smu);
     if (!any)
         return;
-    note_t *n = fdn__calloc(1, sizeof(*n));
+    note_t *n = newv != NULL ? fdn__calloc(1, sizeof(*n)) : NULL;
     if (n != NULL) {
         atomic_init(&n->refs, 1);
         n->kind = kind;
@@ -897,8 +898,8 @@ static int reset_at(fdn_config_t *cfg, json_t *const *vals, uint64_t revision, f
             atomic_fetch_add_explicit(&cfg->resets, 1, memory_order_relaxed);
             bool oom;
             json_t *tree = fdn__cfg_build_tree(cfg->schema, ns->vals, "", &oom);
-            if (tree != NULL)
-                fdn__cfg_notify(cfg, FDN_CONFIG_CHANGE_RESET, "", NULL, tree, ns->revision);
+            /* tree NULL (out of memory): the notification is counted as dropped */
+            fdn__cfg_notify(cfg, FDN_CONFIG_CHANGE_RESET, "", NULL, tree, ns->revision);
             json_decref(tree);
             if (hook.apply != NULL && hook.published != NULL)
                 hook.published(hook.user);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,6 +208,80 @@ static void sweep_resets(void **state)
     fdn_config_destroy(c);
 }
 
+/* A subscriber held in its first callback (so that no notification is freed by the delivery
+ * thread while a pass counts live blocks), counting the RESET notifications it gets. */
+typedef struct held {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool hold, entered;
+    long resets;
+    uint64_t last_rev;
+} held_t;
+
+static void held_cb(const fdn_config_change_t *ch, void *user)
+{
+    held_t *h = user;
+    pthread_mutex_lock(&h->mu);
+    h->entered = true;
+    pthread_cond_broadcast(&h->cv);
+    while (h->hold)
+        pthread_cond_wait(&h->cv, &h->mu);
+    if (ch->kind == FDN_CONFIG_CHANGE_RESET)
+        h->resets++;
+    h->last_rev = ch->revision;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* Every reset that succeeds reaches the subscriber or is counted as dropped
+ * (fdn_config_status_t.dropped), whichever allocation failed: making the reset's tree
+ * (fdn__cfg_build_tree) included. Before, a reset whose tree could not be made was published
+ * and notified nobody, uncounted. */
+static void sweep_reset_notified_or_dropped(void **state)
+{
+    (void)state;
+    fdn_config_opts_t o = FDN_CONFIG_OPTS_INIT;
+    o.envp = no_env;
+    o.keys = keys;
+    o.nkeys = sizeof(keys) / sizeof(keys[0]);
+    o.subscriber_queue = 1 << 20; /* nothing dropped for want of room */
+    fdn_config_t *c = NULL;
+    assert_int_equal(fdn_config_create(&c, &o, NULL), 0);
+    held_t h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, true, false, 0, 0};
+    uint64_t id = 0;
+    assert_int_equal(fdn_config_subscribe(c, "", held_cb, &h, &id), 0);
+    assert_int_equal(fdn_config_update_int(c, "app.workers", 5, NULL), 0);
+    pthread_mutex_lock(&h.mu);
+    while (!h.entered)
+        pthread_cond_wait(&h.cv, &h.mu);
+    pthread_mutex_unlock(&h.mu);
+    fdn_config_status_t st0, st1;
+    assert_int_equal(fdn_config_status(c, &st0), 0);
+    long ok = 0;
+    SWEEP(sw, fdn_config_reset, SWEEP_KEEP)
+    {
+        sweep_arm(&sw);
+        int rc = fdn_config_reset(c, NULL);
+        if (!sweep_failed(&sw, rc))
+            ok++;
+    }
+    /* the last notification: every reset's comes before it */
+    assert_int_equal(fdn_config_update_int(c, "app.workers", 6, NULL), 0);
+    uint64_t last = fdn_config_revision(c);
+    pthread_mutex_lock(&h.mu);
+    h.hold = false;
+    pthread_cond_broadcast(&h.cv);
+    while (h.last_rev < last)
+        pthread_cond_wait(&h.cv, &h.mu);
+    pthread_mutex_unlock(&h.mu);
+    assert_int_equal(fdn_config_status(c, &st1), 0);
+    assert_true(ok > 0);
+    assert_true(st1.dropped > st0.dropped); /* some pass failed the tree */
+    assert_int_equal(h.resets + (long)(st1.dropped - st0.dropped), ok);
+    assert_int_equal(fdn_config_unsubscribe(c, id), 0);
+    fdn_config_destroy(c);
+}
+
 static void count_problem(const char *path, const char *message, int code, void *user)
 {
     (void)path;
@@ -358,10 +433,15 @@ int main(void)
 {
     sweep_install();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(sweep_create),     cmocka_unit_test(sweep_reads),
-        cmocka_unit_test(sweep_updates),    cmocka_unit_test(sweep_resets),
-        cmocka_unit_test(sweep_validators), cmocka_unit_test(sweep_subscribe),
-        cmocka_unit_test(sweep_fallback),   cmocka_unit_test(accessors_allocate_nothing),
+        cmocka_unit_test(sweep_create),
+        cmocka_unit_test(sweep_reads),
+        cmocka_unit_test(sweep_updates),
+        cmocka_unit_test(sweep_resets),
+        cmocka_unit_test(sweep_validators),
+        cmocka_unit_test(sweep_subscribe),
+        cmocka_unit_test(sweep_fallback),
+        cmocka_unit_test(accessors_allocate_nothing),
+        cmocka_unit_test(sweep_reset_notified_or_dropped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
