@@ -22,6 +22,16 @@
  * (so it scales with threads) and a writer preempted mid-copy never blocks it. One leaf read is
  * atomic; several leaves that must agree are read from one snapshot (fdn_config_acquire).
  *
+ * One publication point. Each latch copy also names the snapshot its leaves are of
+ * (latch_snap), and the snapshot reads (get_json, get_string, acquire, revision, ...) take the
+ * snapshot there too, seq-checked as a leaf, inside their RCU section; `live` only says
+ * whether the service runs. So a change becomes visible to every kind of read at one instant,
+ * the latch's second sequence bump, and a thread's reads never go back: after a snapshot read
+ * that shows a change, a scalar read shows it too, and the other way round. (Before, `live`
+ * was published before the latch was rewritten, so a revision or get_json could show a change
+ * and a get_int right after it the old value.) The snapshot reads pay a sequence check (two
+ * loads of latch_seq) more; the scalar reads nothing.
+ *
  * Threads. Callers (any number) read and update. One delivery thread per service, started
  * by fdn__config_service_start and joined by fdn__config_service_stop/destroy, runs the
  * subscriber callbacks and the on_change hook.
@@ -40,7 +50,8 @@
  * callback delays other subscribers' delivery, never an updater.
  *
  * Invariants: `cur` is the newest snapshot and holds one reference; `live` == `cur` while
- * running, NULL while stopped; revisions increase by one per successful update or reset;
+ * running, NULL while stopped; both latch copies hold `cur`'s leaves and latch_snap == `cur`
+ * outside a publish; revisions increase by one per successful update or reset;
  * a failed update changes nothing and notifies nobody.
  */
 #include "services/config_int.h"
@@ -186,10 +197,22 @@ snap_t *fdn__cfg_snap_new(const fdn__cfg_schema_t *schema, const snap_t *base,
     return s;
 }
 
+/* Enter a read-side section and take the published snapshot (NULL while stopped) from the
+ * latch, as the scalar reads take their leaves (key_leaf): a change is published for every
+ * read at one point, the latch's sequence bump, so a thread's reads never go back (a
+ * snapshot read, then a scalar read of the same leaf, or the other way round). */
 static inline snap_t *read_lock(fdn_config_t *cfg)
 {
     rcu_read_lock();
-    return atomic_load_explicit(&cfg->live, memory_order_acquire);
+    if (atomic_load_explicit(&cfg->live, memory_order_acquire) == NULL)
+        return NULL;
+    for (;;) {
+        uint64_t seq = atomic_load_explicit(&cfg->latch_seq, memory_order_acquire);
+        snap_t *s = atomic_load_explicit(&cfg->latch_snap[seq & 1], memory_order_acquire);
+        FDN_SEQ_FENCE(memory_order_acquire);
+        if (FDN_LIKELY(atomic_load_explicit(&cfg->latch_seq, memory_order_relaxed) == seq))
+            return s;
+    }
 }
 
 static inline void read_unlock(void)
@@ -541,6 +564,8 @@ static void latch_write(fdn_config_t *cfg, const snap_t *s, size_t from, size_t 
         atomic_store_explicit(&cfg->latch_seq, ++seq, memory_order_release);
         FDN_SEQ_FENCE(memory_order_seq_cst);
         latch_leaf_t *dst = cfg->latch[(seq + 1) & 1];
+        atomic_store_explicit(&cfg->latch_snap[(seq + 1) & 1], (snap_t *)(uintptr_t)s,
+                              memory_order_release);
         for (size_t i = from; i < to; i++) {
             const leaf_t *l = &s->leaves[i];
             uint64_t bits;

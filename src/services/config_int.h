@@ -185,19 +185,23 @@ typedef struct sub {
 /* Scalar leaves for resolved-key and dotted-path reads, published through a latch
  * (two copies; readers use copy seq & 1 and retry only if seq moved while they read, so a
  * preempted writer never blocks them). kind is an LK_* value; bits holds the int64, the
- * double's bits, or the bool. */
+ * double's bits, or the bool. Each copy also names the snapshot its leaves are of
+ * (fdn_config.latch_snap), and every snapshot read takes its snapshot there: the latch's
+ * sequence is the one publication point of a change for every read. */
 typedef struct latch_leaf {
     _Atomic uint32_t kind;
     _Atomic uint64_t bits;
 } latch_leaf_t;
 
 struct fdn_config {
-    /* read-mostly line: the published snapshot, the latch sequence and the leaf copies */
-    _Atomic(snap_t *) live;
+    /* read-mostly line: the published snapshot, the latch sequence, the leaf copies and the
+     * snapshot each copy belongs to */
+    _Atomic(snap_t *) live; /* NULL while stopped; readers take the snapshot from the latch */
     _Atomic uint64_t latch_seq;
     latch_leaf_t *latch[2];
+    _Atomic(snap_t *) latch_snap[2];
     size_t nleaves;
-    char pad_[FDN_CACHELINE - 2 * sizeof(void *) - sizeof(uint64_t) - sizeof(size_t)];
+    char pad_[FDN_CACHELINE - 5 * sizeof(void *) - sizeof(uint64_t) - sizeof(size_t)];
     fdn__cfg_schema_t *schema;
     fdn_clock_t *clock;
 

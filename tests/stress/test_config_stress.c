@@ -135,6 +135,68 @@ static void readers_never_see_torn_config(void **state)
     test_waiter_destroy(&s.notes);
 }
 
+/* A thread's reads never go back: one writer sets interface.max_results to k at revision
+ * base + k; readers alternate a snapshot read (fdn_config_revision, fdn_config_get_json,
+ * fdn_config_acquire) with a scalar read of the same leaf (fdn_config_get_int, through the
+ * latch) and check that the second never shows an older value than the first, in both orders.
+ * Before, an update published its snapshot and only then rewrote the latch, so a revision (or
+ * get_json) read first could show the new value and the latch read after it the old one. */
+typedef struct mono {
+    fdn_config_t *c;
+    uint64_t base;
+    atomic_bool done;
+    atomic_long back;
+    atomic_long pairs;
+} mono_t;
+
+static void *mono_reader(void *p)
+{
+    mono_t *m = p;
+    long n = 0;
+    do {
+        int64_t v = -1, v2 = -1;
+        uint64_t r = fdn_config_revision(m->c);
+        if (fdn_config_get_int(m->c, "interface.max_results", &v) != 0 ||
+            v < (int64_t)(r - m->base))
+            atomic_fetch_add(&m->back, 1);
+        uint64_t r2 = fdn_config_revision(m->c);
+        if ((int64_t)(r2 - m->base) < v)
+            atomic_fetch_add(&m->back, 1);
+        char *j = NULL;
+        if (fdn_config_get_json(m->c, "interface.max_results", &j, NULL) != 0 ||
+            fdn_config_get_int(m->c, "interface.max_results", &v2) != 0 ||
+            v2 < strtoll(j, NULL, 10))
+            atomic_fetch_add(&m->back, 1);
+        fdn_free(j);
+        n++;
+    } while (!atomic_load_explicit(&m->done, memory_order_acquire));
+    atomic_fetch_add(&m->pairs, n);
+    return NULL;
+}
+
+static void reads_never_go_back(void **state)
+{
+    (void)state;
+    long n = test_stress_iters(20000, 0);
+    mono_t m;
+    memset(&m, 0, sizeof(m));
+    fdn_config_opts_t o = FDN_CONFIG_OPTS_INIT;
+    o.envp = no_env;
+    assert_int_equal(fdn_config_create(&m.c, &o, NULL), 0);
+    assert_int_equal(fdn_config_update_int(m.c, "interface.max_results", 0 + 1, NULL), 0);
+    m.base = fdn_config_revision(m.c) - 1; /* value k at revision base + k */
+    test_threads_t readers;
+    test_threads_init(&readers, 0);
+    test_threads_start_n(&readers, 2, mono_reader, &m, 0);
+    for (long k = 2; k <= n; k++)
+        assert_int_equal(fdn_config_update_int(m.c, "interface.max_results", k, NULL), 0);
+    atomic_store_explicit(&m.done, true, memory_order_release);
+    test_threads_join(&readers);
+    assert_true(atomic_load(&m.pairs) >= 2);
+    assert_int_equal(atomic_load(&m.back), 0);
+    fdn_config_destroy(m.c);
+}
+
 static void count_cb(const fdn_config_change_t *ch, void *user)
 {
     (void)ch;
@@ -183,6 +245,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(readers_never_see_torn_config),
         cmocka_unit_test(subscribe_storm_then_exactly_one),
+        cmocka_unit_test(reads_never_go_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
