@@ -406,8 +406,9 @@ FDN_API int fdn_config_get_with_fallback(fdn_config_t *cfg, const char *path, ch
                                          fdn_error_t *err);
 /**
  * Update now, or, while the service is unavailable, check the update against the current
- * config (all four checks) and queue it (bounded) to be applied in order at the next start.
- * Invalid updates are never queued.
+ * config (all four checks) and queue it (bounded) to be applied in order at the next start
+ * (for a config following etcd: written through etcd at the next start, as an update is,
+ * so the fleet gets it; fdn_config_follow_etcd). Invalid updates are never queued.
  * @param[out] queued optional: true when queued rather than applied
  * @return 0, the errors of fdn_config_update_json, FDN_ENOSPC (queue full)
  * @thread_safety any @since 0.1.0

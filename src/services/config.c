@@ -722,9 +722,12 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
     cfg->running = true;
     cfg->started_ns = fdn_clock_mono_ns(cfg->clock);
     atomic_store_explicit(&cfg->live, cfg->cur, memory_order_release);
-    /* queued updates, in order; each re-checked against the config of the moment */
+    /* queued updates, in order; each re-checked against the config of the moment. Following
+     * etcd, they go through etcd (fdn__cfg_send_pending, after wmu), as any update there:
+     * applied here only, at a local revision, they would never reach the fleet */
+    bool remote = atomic_load_explicit(&cfg->remote, memory_order_acquire) != NULL;
     char *path, *json;
-    while (fdn__cfg_fb_pop_pending(cfg->fb, &path, &json)) {
+    while (!remote && fdn__cfg_fb_pop_pending(cfg->fb, &path, &json)) {
         json_t *v = NULL;
         int32_t idx = -1;
         snap_t *old = NULL;
@@ -742,6 +745,8 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
         fdn__free(json);
     }
     fdn__mutex_unlock(&cfg->wmu);
+    if (remote)
+        fdn__cfg_send_pending(cfg);
     return 0;
 }
 

@@ -9,8 +9,11 @@
 /* The service's supervisor vtable, defined in config.c, and typed wrappers (see
  * core/supervisor_int.h):
  * - start: publish the retained snapshot (run-time updates survive a restart), start the
- *   delivery thread, then apply queued updates in order. Idempotent. Returns 0, FDN_ENOMEM,
- *   FDN_EAGAIN (thread creation failed).
+ *   delivery thread, then apply queued updates in order (under the writer lock, before any
+ *   other update; for a config following etcd, through etcd as local updates, after wmu is
+ *   released: start returns once each is applied here or failed, each bounded by the
+ *   follower's request timeout). Idempotent. Returns 0, FDN_ENOMEM, FDN_EAGAIN (thread
+ *   creation failed).
  * - stop: unpublish the snapshot (public calls answer FDN_EUNAVAILABLE at once) and join the
  *   delivery thread (waits for a callback in progress). Queued notifications are kept and
  *   delivered after the next start. Idempotent.
@@ -308,6 +311,10 @@ void fdn__cfg_report_remote_refused(fdn_config_t *cfg, const char *path, int rc)
 /* Attach the remote store (once). 0 or FDN_EBUSY. */
 int fdn__cfg_set_remote(fdn_config_t *cfg, void *remote, const fdn__cfg_remote_ops_t *ops);
 void *fdn__cfg_remote(fdn_config_t *cfg);
+/* Send the updates queued while stopped through the remote store (a config following one),
+ * in order, each returning once applied here; failures counted in pending_failed. Called by
+ * the start, without wmu, once the service runs. */
+void fdn__cfg_send_pending(fdn_config_t *cfg) FDN_EXCLUDES(cfg->wmu);
 int fdn__config_check_and_queue(fdn_config_t *cfg, const char *path, const char *value_json,
                                 int (*queue)(void *ctx, const char *path, const char *json),
                                 void *ctx, fdn_error_t *err);

@@ -966,6 +966,40 @@ int fdn_config_reset_to_startup(fdn_config_t *cfg, fdn_error_t *err)
     return reset_to(cfg, cfg != NULL ? cfg->startup : NULL, err);
 }
 
+/* The updates queued while stopped (fdn_config_update_or_queue), for a config following a
+ * remote store: each goes through it as a local update does (update_value: the checks and the
+ * apply hook's check here, then the remote store's update, which returns once the watch has
+ * applied it here), so the fleet gets it and this process has it at the store's revision.
+ * Called by the start once the service runs, without wmu (the watch that applies the change
+ * takes it). A failure (a check, the hook's check, the store) is counted in pending_failed, not
+ * reported through the hook's `refused`, as at a local start. */
+void fdn__cfg_send_pending(fdn_config_t *cfg) FDN_EXCLUDES(cfg->wmu)
+{
+    void *remote = atomic_load_explicit(&cfg->remote, memory_order_acquire);
+    char *path, *json;
+    FDN_ASSERT(remote != NULL);
+    while (fdn__cfg_fb_pop_pending(cfg->fb, &path, &json)) {
+        json_t *v = NULL;
+        int32_t idx = -1;
+        int rc = fdn__cfg_parse_value(path, json, &v, NULL);
+        if (rc == 0)
+            rc = fdn__cfg_precheck(cfg, path, v, &idx, NULL);
+        if (rc == 0) {
+            fdn__mutex_lock(&cfg->wmu);
+            rc = cfg->running ? check_candidate(cfg, idx, v, NULL) : FDN_EUNAVAILABLE;
+            cfg->refused = false; /* counted, not reported */
+            fdn__mutex_unlock(&cfg->wmu);
+        }
+        if (rc == 0)
+            rc = cfg->remote_ops->update(remote, cfg->schema->e[idx].path, v, NULL);
+        if (rc != 0)
+            fdn__cfg_fb_count_failed(cfg->fb);
+        json_decref(v);
+        fdn__free(path);
+        fdn__free(json);
+    }
+}
+
 int fdn__config_overrides(fdn_config_t *cfg, json_t **out)
 {
     *out = json_object();

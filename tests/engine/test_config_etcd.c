@@ -839,6 +839,65 @@ static void service_check_pushes_nothing(void **state)
     fdn_runtime_destroy(rt);
 }
 
+/* ---- queued updates of a follower ---- */
+
+/* An update queued (fdn_config_update_or_queue) while a follower is stopped goes through
+ * etcd at the next start, like any update of a follower: the fleet gets it, and every process
+ * has it at etcd's revision. Before, the start applied it here only, at a local revision: the
+ * other processes never saw it and this one's fdn_config_revision() was no longer etcd's
+ * (A = 222 at revision 3 while B had 111 at revision 2). */
+static void queued_update_goes_through_etcd(void **state)
+{
+    (void)state;
+    char ns[64];
+    test_engine_unique_name(ns, sizeof(ns), "cfgq");
+    fdn_config_t *a = follow(ns, true);
+    fdn_config_t *b = follow(ns, true);
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_config_update_int(b, "interface.max_results", 111, &err), 0);
+    int64_t t0 = test_now_ms();
+    while (get_int(a, "interface.max_results") != 111 && test_now_ms() - t0 < WAIT_MS)
+        test_pause_ms(5);
+    assert_int_equal(get_int(a, "interface.max_results"), 111);
+
+    fdn__config_service_stop(a);
+    bool queued = false;
+    assert_int_equal(fdn_config_update_or_queue(a, "interface.max_results", "222", &queued, &err),
+                     0);
+    assert_true(queued);
+    /* the fleet moves on meanwhile */
+    assert_int_equal(fdn_config_update_bool(b, "dev.debug_mode", true, &err), 0);
+    assert_int_equal(fdn__config_service_start(a), 0);
+
+    /* written to etcd, applied here from the watch, with etcd's revision */
+    fdn__etcd_t *raw = NULL;
+    assert_int_equal(fdn__etcd_create(&raw, test_etcd_url, ETCD_TIMEOUT_MS, NULL), 0);
+    char key[200];
+    snprintf(key, sizeof(key), "/fdn/config/%s/interface.max_results", ns);
+    int64_t mod = 0;
+    char *in_etcd = etcd_value(raw, key, &mod);
+    assert_non_null(in_etcd);
+    assert_string_equal(in_etcd, "222");
+    free(in_etcd);
+    assert_int_equal(get_int(a, "interface.max_results"), 222);
+    assert_true(get_bool(a, "dev.debug_mode")); /* and the fleet's change made meanwhile */
+    assert_int_equal(fdn_config_revision(a), (uint64_t)mod);
+    /* the other process has it too, at the same revision */
+    t0 = test_now_ms();
+    while (get_int(b, "interface.max_results") != 222 && test_now_ms() - t0 < WAIT_MS)
+        test_pause_ms(5);
+    assert_int_equal(get_int(b, "interface.max_results"), 222);
+    assert_int_equal(fdn_config_revision(b), (uint64_t)mod);
+    fdn_config_status_t st;
+    fdn_config_status(a, &st);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.pending_failed, 0);
+    assert_int_equal(stats(a).refused, 0);
+    fdn__etcd_destroy(raw);
+    fdn_config_destroy(a);
+    fdn_config_destroy(b);
+}
+
 static void bad_input(void **state)
 {
     (void)state;
@@ -927,6 +986,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(service_refusal_never_reaches_etcd),
         cmocka_unit_test(service_check_pushes_nothing),
         cmocka_unit_test(bad_input),
+        cmocka_unit_test(queued_update_goes_through_etcd),
     };
     if (getenv("CMOCKA_TEST_FILTER") != NULL)
         cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
