@@ -21,8 +21,12 @@
  * one. A range applies a marker newer than `reset_rev` in its mod_revision order, so a process
  * that starts later applies the fleet's last reset too.
  *
- * While the config service is stopped (a supervisor restart) a change cannot be applied: it is
- * not counted as refused, and the namespace is ranged again (after a backoff) until it runs.
+ * While the config service is stopped (a supervisor restart), or when applying a change runs
+ * out of memory (here or in the service: FDN_ENOMEM, a component's push included), a change
+ * cannot be applied now: it is neither counted as refused nor remembered in `mods`, the rest of
+ * the message (or range) is left, so changes stay in etcd's order, and the namespace is ranged
+ * again (after a backoff) until it goes in. Any other failure is the change's own: refused for
+ * good at that revision.
  *
  * A local update (update_remote, on the updater's thread), once the config service has run
  * its checks and its apply hook's check (a runtime's services asked, nothing pushed: a value
@@ -86,7 +90,10 @@ typedef struct cfgetcd {
     char last_refused[256] FDN_MEMBER_GUARDED_BY(mu);
     int64_t reset_rev FDN_MEMBER_GUARDED_BY(mu); /* mod_revision of the last reset applied */
 
-    _Atomic bool missed; /* a change found the service stopped: range again once it runs */
+    /* a change could not be applied now (the service stopped, or out of memory): range again
+     * (once it runs); missed_rc says why (FDN_EUNAVAILABLE or FDN_ENOMEM) */
+    _Atomic bool missed;
+    _Atomic int missed_rc;
     _Atomic uint64_t applied, refused, cas_conflicts, relists;
 } cfgetcd_t;
 
@@ -142,6 +149,25 @@ static bool is_marker(const cfgetcd_t *r, const fdn__etcd_kv_t *kv)
            memcmp(kv->key + r->key_prefixlen, RESET_NAME, sizeof(RESET_NAME) - 1) == 0;
 }
 
+/* A failure to apply a change that is not the change's fault: the service is stopped (a
+ * restart), or memory ran out (here or in the service). The change is not recorded (neither
+ * applied nor refused) and the namespace is ranged again, after a backoff, until it goes in. */
+static bool transient(int rc)
+{
+    return rc == FDN_EUNAVAILABLE || rc == FDN_ENOMEM;
+}
+
+static void mark_missed(cfgetcd_t *r, int rc)
+{
+    atomic_store_explicit(&r->missed_rc, rc, memory_order_relaxed);
+    atomic_store_explicit(&r->missed, true, memory_order_relaxed);
+}
+
+static bool missed(cfgetcd_t *r)
+{
+    return atomic_load_explicit(&r->missed, memory_order_relaxed);
+}
+
 /* Apply a reset marker written at kv->mod_revision unless already applied: the config goes to
  * its defaults or start-up values, and every path whose key the reset's txn deleted is
  * remembered as deleted at that revision. */
@@ -167,8 +193,8 @@ static void apply_reset(cfgetcd_t *r, const fdn__etcd_kv_t *kv)
         rc = fdn__cfg_reset_remote(r->cfg, strcmp(to, "startup") == 0, (uint64_t)kv->mod_revision,
                                    &err);
     json_decref(v);
-    if (rc == FDN_EUNAVAILABLE) { /* stopped (a restart): applied by the next range */
-        atomic_store_explicit(&r->missed, true, memory_order_relaxed);
+    if (transient(rc)) { /* stopped (a restart) or out of memory: applied by the next range */
+        mark_missed(r, rc);
         return;
     }
     fdn__mutex_lock(&r->mu);
@@ -236,8 +262,8 @@ static void apply_kv(cfgetcd_t *r, const fdn__etcd_kv_t *kv, bool del)
     if (rc == 0)
         rc = fdn__cfg_apply_remote(r->cfg, path, v, (uint64_t)kv->mod_revision, &err);
     json_decref(v);
-    if (rc == FDN_EUNAVAILABLE) { /* stopped (a restart): not refused, applied later */
-        atomic_store_explicit(&r->missed, true, memory_order_relaxed);
+    if (transient(rc)) { /* stopped (a restart) or out of memory: not refused, applied later */
+        mark_missed(r, rc);
         return;
     }
     fdn__mutex_lock(&r->mu);
@@ -278,11 +304,13 @@ static int relist(cfgetcd_t *r, fdn_error_t *err)
         return rc;
     if (rg.n > 1)
         qsort(rg.kvs, rg.n, sizeof(rg.kvs[0]), cmp_mod);
-    for (size_t i = 0; i < rg.n; i++)
+    /* in mod_revision order, up to the first change that could not be applied now (the rest
+     * waits for the next range, so changes are never applied out of order) */
+    for (size_t i = 0; i < rg.n && !missed(r); i++)
         apply_kv(r, &rg.kvs[i], false);
     /* a path whose key is gone since goes back to its start-up value */
     fdn__mutex_lock(&r->mu);
-    size_t nm = r->nmods;
+    size_t nm = missed(r) ? 0 : r->nmods;
     char **gone = nm ? fdn__calloc(nm, sizeof(char *)) : NULL;
     size_t ng = 0;
     for (size_t i = 0; gone != NULL && i < nm; i++) {
@@ -293,9 +321,15 @@ static int relist(cfgetcd_t *r, fdn_error_t *err)
             gone[ng++] = fdn__strdup(r->mods[i].path);
     }
     fdn__mutex_unlock(&r->mu);
+    if (nm > 0 && gone == NULL)
+        mark_missed(r, FDN_ENOMEM); /* the deletes are found by the next range */
     for (size_t i = 0; i < ng; i++) {
-        if (gone[i] == NULL)
+        if (gone[i] == NULL || missed(r)) {
+            if (gone[i] == NULL)
+                mark_missed(r, FDN_ENOMEM);
+            fdn__free(gone[i]);
             continue;
+        }
         size_t pl = strlen(gone[i]);
         char *key = fdn__malloc(r->key_prefixlen + pl + 1);
         if (key != NULL) {
@@ -304,6 +338,8 @@ static int relist(cfgetcd_t *r, fdn_error_t *err)
             fdn__etcd_kv_t kv = {key, r->key_prefixlen + pl, NULL, 0, 0, rg.revision, 0, 0};
             apply_kv(r, &kv, true);
             fdn__free(key);
+        } else {
+            mark_missed(r, FDN_ENOMEM);
         }
         fdn__free(gone[i]);
     }
@@ -311,8 +347,13 @@ static int relist(cfgetcd_t *r, fdn_error_t *err)
     int64_t rev = rg.revision;
     fdn__etcd_range_clear(&rg);
     count(&r->relists);
-    if (atomic_load_explicit(&r->missed, memory_order_relaxed))
-        return fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
+    if (missed(r)) {
+        int mrc = atomic_load_explicit(&r->missed_rc, memory_order_relaxed);
+        return fdn_err_set(err, mrc,
+                           mrc == FDN_ENOMEM
+                               ? "out of memory applying a change from etcd (ranged again)"
+                               : "Configuration service not started");
+    }
     seen_up_to(r, rev);
     return 0;
 }
@@ -334,7 +375,7 @@ static int watch_message(void *user, const fdn__etcd_watch_msg_t *m)
     for (size_t i = 0; i < m->nevents && nresets < 8; i++)
         if (m->events[i].type == FDN__ETCD_PUT && is_marker(r, &m->events[i].kv))
             resets[nresets++] = m->events[i].kv.mod_revision;
-    for (size_t i = 0; i < m->nevents; i++) {
+    for (size_t i = 0; i < m->nevents && !missed(r); i++) {
         const fdn__etcd_kv_t *kv = &m->events[i].kv;
         bool del = m->events[i].type == FDN__ETCD_DELETE, covered = false;
         for (size_t k = 0; del && k < nresets && !covered; k++)
@@ -344,8 +385,9 @@ static int watch_message(void *user, const fdn__etcd_watch_msg_t *m)
         else
             apply_kv(r, kv, del);
     }
-    /* the service was stopped: range again once it runs */
-    if (atomic_load_explicit(&r->missed, memory_order_relaxed))
+    /* the service was stopped, or memory ran out: the rest of the message is not applied, the
+     * namespace is ranged again (once the service runs) */
+    if (missed(r))
         return FDN__ETCD_WATCHER_RELIST_LATER;
     if (m->revision > 0 && !m->created)
         seen_up_to(r, m->revision);

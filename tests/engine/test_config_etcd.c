@@ -839,7 +839,7 @@ static void service_check_pushes_nothing(void **state)
     fdn_runtime_destroy(rt);
 }
 
-/* ---- queued updates of a follower ---- */
+/* ---- queued updates and transient failures of a follower ---- */
 
 /* An update queued (fdn_config_update_or_queue) while a follower is stopped goes through
  * etcd at the next start, like any update of a follower: the fleet gets it, and every process
@@ -894,6 +894,79 @@ static void queued_update_goes_through_etcd(void **state)
     assert_int_equal(st.pending_failed, 0);
     assert_int_equal(stats(a).refused, 0);
     fdn__etcd_destroy(raw);
+    fdn_config_destroy(a);
+    fdn_config_destroy(b);
+}
+
+/* A test apply hook on a follower: `apply` fails the first `enomem` pushes of
+ * interface.max_results with FDN_ENOMEM (a transient failure) and refuses the value `refuse`
+ * with FDN_EINVAL; `check` takes everything (so the refusal happens when the change comes back
+ * from etcd, as when a component's state moved between the check and the push). */
+typedef struct test_hook {
+    atomic_int enomem;
+    int64_t refuse;
+    atomic_int failed; /* pushes failed with FDN_ENOMEM */
+    atomic_int refused;
+} test_hook_t;
+
+static int test_hook_apply(const fdn_config_snapshot_t *cur, const fdn_config_snapshot_t *next,
+                           const char *path, void *user, fdn_error_t *err)
+{
+    (void)cur;
+    test_hook_t *h = user;
+    if (path == NULL || strcmp(path, "interface.max_results") != 0)
+        return 0;
+    int64_t v = 0;
+    (void)fdn_config_snapshot_get_int(next, path, &v);
+    if (atomic_load(&h->enomem) > 0) {
+        atomic_fetch_sub(&h->enomem, 1);
+        atomic_fetch_add(&h->failed, 1);
+        return fdn_err_set(err, FDN_ENOMEM, "test: out of memory pushing %s", path);
+    }
+    if (v == h->refuse) {
+        atomic_fetch_add(&h->refused, 1);
+        return fdn_err_set(err, FDN_EINVAL, "test component refused %s = %lld", path, (long long)v);
+    }
+    return 0;
+}
+
+static int test_hook_check(const fdn_config_snapshot_t *next, const char *path, void *user,
+                           fdn_error_t *err)
+{
+    (void)next;
+    (void)path;
+    (void)user;
+    (void)err;
+    return 0;
+}
+
+/* A change from etcd whose apply fails with FDN_ENOMEM here is not refused for good: it is
+ * applied once memory is back (the namespace is ranged again), and not counted as refused.
+ * Before, it was recorded as applied-or-refused at its revision and never tried again: the
+ * process kept the old value while the fleet had the new one. */
+static void enomem_from_etcd_is_retried(void **state)
+{
+    (void)state;
+    char ns[64];
+    test_engine_unique_name(ns, sizeof(ns), "cfgnomem");
+    fdn_config_t *a = follow(ns, true);
+    fdn_config_t *b = follow(ns, true);
+    test_hook_t th = {2, -1, 0, 0};
+    fdn__cfg_apply_hook_t hook = {0};
+    hook.apply = test_hook_apply;
+    hook.check = test_hook_check;
+    hook.user = &th;
+    fdn__config_set_apply_hook(a, &hook);
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_config_update_int(b, "interface.max_results", 555, &err), 0);
+    int64_t t0 = test_now_ms();
+    while (get_int(a, "interface.max_results") != 555 && test_now_ms() - t0 < WAIT_MS)
+        test_pause_ms(5);
+    assert_int_equal(get_int(a, "interface.max_results"), 555);
+    assert_int_equal(atomic_load(&th.failed), 2);
+    assert_int_equal(stats(a).refused, 0);
+    assert_int_equal(fdn_config_revision(a), fdn_config_revision(b));
+    fdn__config_set_apply_hook(a, NULL);
     fdn_config_destroy(a);
     fdn_config_destroy(b);
 }
@@ -987,6 +1060,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(service_check_pushes_nothing),
         cmocka_unit_test(bad_input),
         cmocka_unit_test(queued_update_goes_through_etcd),
+        cmocka_unit_test(enomem_from_etcd_is_retried),
     };
     if (getenv("CMOCKA_TEST_FILTER") != NULL)
         cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
