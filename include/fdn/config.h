@@ -452,7 +452,10 @@ typedef struct fdn_config_etcd_opts {
  * take the value, asked without pushing it: a refusal is the update's error, and the value is
  * never written to etcd), then writes it to etcd with a compare-and-swap on the key's
  * mod_revision as this process last saw it (retried, after catching up, while other processes
- * win), and returns once the change is applied here (the services take it then). Every process
+ * win), and returns once the change is applied here (the services take it then); when this
+ * process refuses the change as the watch brings it back (a service's push refused although
+ * its check passed), the update returns that refusal, although the value is in etcd and the
+ * other processes have it. Every process
  * applies every change in etcd's order, from its watch, so all follow the same sequence of
  * revisions; subscribers fire once per change; fdn_config_revision() reports the etcd revision of
  * the last change applied. A value written to etcd by another tool or process is checked like a

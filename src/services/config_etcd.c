@@ -33,7 +33,10 @@
  * they refuse is refused there and never comes here): a compare-and-swap txn on the key's
  * mod_revision as `mods` has it; when another process won, wait until the watch has brought
  * `mods` up to the winner's revision and try again (at most MAX_CAS times); after a success,
- * wait until the watch has applied the change here, so the caller reads its own write.
+ * wait until the watch has applied the change here, so the caller reads its own write. If
+ * this process refused its own record when the watch brought it (mods[path] at that revision
+ * with rc < 0: e.g. a component's push refused although its check passed), the update returns
+ * that refusal: the value is in etcd, the rest of the fleet has it, this process does not.
  *
  * Locks: `mu` guards mods, the revision seen, stopping and last_refused; no lock is held
  * during a network call or while the config service applies a change (which takes its own
@@ -68,6 +71,8 @@ typedef struct mod {
     char *path;
     int64_t rev; /* revision of the record applied or refused last (a delete's too) */
     int64_t cas; /* the key's mod_revision for a compare-and-swap: 0 when it does not exist */
+    int rc;      /* 0: the record at rev was applied; < 0: refused here, why in `why` */
+    char why[200];
 } mod_t;
 
 typedef struct cfgetcd {
@@ -131,6 +136,8 @@ static mod_t *mod_set(cfgetcd_t *r, const char *path, int64_t rev, int64_t cas) 
     }
     m->rev = rev;
     m->cas = cas;
+    m->rc = 0;
+    m->why[0] = '\0';
     return m;
 }
 
@@ -267,11 +274,16 @@ static void apply_kv(cfgetcd_t *r, const fdn__etcd_kv_t *kv, bool del)
         return;
     }
     fdn__mutex_lock(&r->mu);
-    /* applied or refused: never again */
-    (void)mod_set(r, path, kv->mod_revision, del ? 0 : kv->mod_revision);
+    /* applied or refused: never again (a local update of this record reads why: update_remote) */
+    mod_t *m2 = mod_set(r, path, kv->mod_revision, del ? 0 : kv->mod_revision);
+    const char *why = err.message[0] ? err.message : fdn_strerror(rc);
     if (rc < 0)
         snprintf(r->last_refused, sizeof(r->last_refused), "%.60s at revision %lld: %.150s", path,
-                 (long long)kv->mod_revision, err.message[0] ? err.message : fdn_strerror(rc));
+                 (long long)kv->mod_revision, why);
+    if (rc < 0 && m2 != NULL) {
+        m2->rc = rc;
+        snprintf(m2->why, sizeof(m2->why), "%.190s", why);
+    }
     fdn__mutex_unlock(&r->mu);
     count(rc < 0 ? &r->refused : &r->applied);
     if (rc < 0)
@@ -429,6 +441,23 @@ static bool wait_for(cfgetcd_t *r, const char *path, int64_t rev)
     return ok;
 }
 
+/* The watch has gone past rev: 0 when this process applied path's record at rev (or a later
+ * record of path replaced it), else the refusal it met here (the value is in etcd: the other
+ * processes have it; this one kept its value and counted the refusal). */
+static int applied_here(cfgetcd_t *r, const char *path, int64_t rev, fdn_error_t *err)
+{
+    int rc = 0;
+    fdn__mutex_lock(&r->mu);
+    const mod_t *m = mod_find(r, path);
+    if (m != NULL && m->rev == rev && m->rc < 0)
+        rc = fdn_err_set(err, m->rc,
+                         "%s was written to etcd (revision %lld) but refused here when applied: "
+                         "%s",
+                         path, (long long)rev, m->why);
+    fdn__mutex_unlock(&r->mu);
+    return rc;
+}
+
 static int update_remote(void *remote, const char *path, const json_t *v, fdn_error_t *err)
 {
     cfgetcd_t *r = remote;
@@ -460,6 +489,8 @@ static int update_remote(void *remote, const char *path, const json_t *v, fdn_er
                                  "%s was written to etcd (revision %lld) but not applied here "
                                  "within %lld ms",
                                  path, (long long)rev, (long long)r->timeout_ms);
+            else
+                rc = applied_here(r, path, rev, err);
             break;
         }
         /* another process wrote the key since this one saw it: catch up, then try again */

@@ -839,7 +839,7 @@ static void service_check_pushes_nothing(void **state)
     fdn_runtime_destroy(rt);
 }
 
-/* ---- queued updates and transient failures of a follower ---- */
+/* ---- queued updates, transient failures and refusals of a follower ---- */
 
 /* An update queued (fdn_config_update_or_queue) while a follower is stopped goes through
  * etcd at the next start, like any update of a follower: the fleet gets it, and every process
@@ -971,6 +971,43 @@ static void enomem_from_etcd_is_retried(void **state)
     fdn_config_destroy(b);
 }
 
+/* An update of a follower that etcd took but that this process's apply then refused when the
+ * change came back from the watch returns that refusal (the value is in etcd, so the rest of
+ * the fleet has it; this process keeps its value and counts the refusal). Before, the update
+ * returned 0 although the change was not applied here. */
+static void update_refused_at_apply_returns_refusal(void **state)
+{
+    (void)state;
+    char ns[64];
+    test_engine_unique_name(ns, sizeof(ns), "cfgrefapply");
+    fdn_config_t *a = follow(ns, true);
+    fdn_config_t *b = follow(ns, true);
+    test_hook_t th = {0, 777, 0, 0};
+    fdn__cfg_apply_hook_t hook = {0};
+    hook.apply = test_hook_apply;
+    hook.check = test_hook_check;
+    hook.user = &th;
+    fdn__config_set_apply_hook(a, &hook);
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_config_update_int(a, "interface.max_results", 777, &err), FDN_EINVAL);
+    assert_int_equal(err.code, FDN_EINVAL);
+    assert_non_null(strstr(err.message, "refused"));
+    assert_int_equal(atomic_load(&th.refused), 1);
+    assert_int_equal(get_int(a, "interface.max_results"), 1000);
+    assert_int_equal(stats(a).refused, 1);
+    /* the fleet has it */
+    int64_t t0 = test_now_ms();
+    while (get_int(b, "interface.max_results") != 777 && test_now_ms() - t0 < WAIT_MS)
+        test_pause_ms(5);
+    assert_int_equal(get_int(b, "interface.max_results"), 777);
+    /* a value this process takes still returns 0 */
+    assert_int_equal(fdn_config_update_int(a, "interface.max_results", 778, &err), 0);
+    assert_int_equal(get_int(a, "interface.max_results"), 778);
+    fdn__config_set_apply_hook(a, NULL);
+    fdn_config_destroy(a);
+    fdn_config_destroy(b);
+}
+
 static void bad_input(void **state)
 {
     (void)state;
@@ -1061,6 +1098,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(bad_input),
         cmocka_unit_test(queued_update_goes_through_etcd),
         cmocka_unit_test(enomem_from_etcd_is_retried),
+        cmocka_unit_test(update_refused_at_apply_returns_refusal),
     };
     if (getenv("CMOCKA_TEST_FILTER") != NULL)
         cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
