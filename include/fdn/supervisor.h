@@ -130,7 +130,9 @@ typedef void (*fdn_sup_escalation_fn)(const char *service, int code, void *user)
 
 /**
  * Called for each service the supervisor decides to restart, when it decides (before the
- * backoff delay). Supervisor thread, no lock held.
+ * backoff delay). Supervisor thread, no lock held. A sibling whose restart is still pending
+ * when its set is restarted again (one_for_all, rest_for_one: a restart of the set failed
+ * before reaching it) is restarted once and reported once.
  * @param service  the service being restarted
  * @param attempt  1 for the first restart of this service within the intensity period,
  *                 then 2, 3...

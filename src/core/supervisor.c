@@ -87,7 +87,9 @@ struct child {
     int64_t next_health_ns;
     bool healthy;
     uint32_t consecutive;
+    bool restarted_once; /* last_restart_ns is set (0 is a clock reading like any other) */
     int64_t last_restart_ns;
+    bool count_restart; /* marked RESTARTING by this failure as a new restart (not one pending) */
     /* lifecycle thread only */
     pthread_t thread;
     bool has_thread;
@@ -470,9 +472,10 @@ static void handle_failure(fdn_supervisor_t *sup, child_t *ch, int code) FDN_EXC
             escalating = true;
         } else {
             sup->rs_times[sup->rs_n++] = now;
-            if (ch->last_restart_ns == 0 || now - ch->last_restart_ns >= sup->period)
+            if (!ch->restarted_once || now - ch->last_restart_ns >= sup->period)
                 ch->consecutive = 0;
             ch->consecutive++;
+            ch->restarted_once = true;
             ch->last_restart_ns = now;
             attempt = (int)ch->consecutive;
             backoff = sup->backoff_base;
@@ -508,6 +511,9 @@ static void handle_failure(fdn_supervisor_t *sup, child_t *ch, int code) FDN_EXC
             if (c != ch && c->restart == FDN_RESTART_TEMPORARY) {
                 c->mark_target = FDN_SERVICE_STOPPED;
             } else {
+                /* a sibling whose restart is still pending (an earlier restart of the set, not
+                 * run yet) is restarted once, later: not a new restart to report or count */
+                c->count_restart = c == ch || c->st != FDN_SERVICE_RESTARTING;
                 c->mark_target = FDN_SERVICE_RESTARTING;
                 c->due_ns = add_sat(now, backoff);
             }
@@ -522,7 +528,8 @@ static void handle_failure(fdn_supervisor_t *sup, child_t *ch, int code) FDN_EXC
         for (size_t i = 0;; i++) {
             fdn__mutex_lock(&sup->mu);
             child_t *c = i < sup->n ? sup->kids[i] : NULL;
-            bool hit = c != NULL && c->marked && c->mark_target == FDN_SERVICE_RESTARTING;
+            bool hit = c != NULL && c->marked && c->mark_target == FDN_SERVICE_RESTARTING &&
+                       c->count_restart;
             fdn__mutex_unlock(&sup->mu);
             if (c == NULL)
                 break;
@@ -680,6 +687,9 @@ static void *sup_main(void *arg)
         }
         i++;
     }
+    /* the adders of the adds failed above are told now: one may be a worker that stop_marked
+     * is about to join */
+    pthread_cond_broadcast(&sup->cv);
     fdn__mutex_unlock(&sup->mu);
     stop_marked(sup, 0);
     fdn__mutex_lock(&sup->mu);

@@ -1068,6 +1068,168 @@ static void calls_during_restart_are_unavailable(void **state)
     pthread_join(th, NULL);
 }
 
+/* ---- review findings (fourth session) ---- */
+
+/* A health check that holds the supervisor thread until the test lets it go (world step 2),
+ * after telling it is there (step 1). */
+static int t_health_hold(void *state)
+{
+    tsvc_t *s = state;
+    pthread_mutex_lock(&s->w->mu);
+    s->w->step = 1;
+    pthread_cond_broadcast(&s->w->cv);
+    while (s->w->step != 2)
+        pthread_cond_wait(&s->w->cv, &s->w->mu);
+    pthread_mutex_unlock(&s->w->mu);
+    return 0;
+}
+
+static const fdn_service_ops_t OPS_HEALTH_HOLD = {t_start, t_stop, t_health_hold, NULL, t_destroy};
+
+static tsvc_t g_added_svc;
+static atomic_int g_worker_add_rc;
+
+/* A worker that adds a service once the supervisor thread is held in a health check, so the
+ * add stays pending, then waits to be stopped. */
+static int t_run_add_while_held(void *state, fdn_service_ctl_t *ctl)
+{
+    tsvc_t *s = state;
+    pthread_mutex_lock(&s->w->mu);
+    while (s->w->step != 1)
+        pthread_cond_wait(&s->w->cv, &s->w->mu);
+    pthread_mutex_unlock(&s->w->mu);
+    g_added_svc.w = s->w;
+    snprintf(g_added_svc.name, sizeof(g_added_svc.name), "added");
+    fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
+    spec.name = "added";
+    spec.ops = &OPS;
+    spec.state = &g_added_svc;
+    atomic_store(&g_worker_add_rc, fdn_supervisor_add(s->w->sup, &spec, NULL));
+    while (fdn_service_wait(ctl, INT64_MAX) != FDN_ECANCELED)
+        ;
+    return 0;
+}
+
+static const fdn_service_ops_t OPS_RUN_ADD_HELD = {t_start, t_stop, NULL, t_run_add_while_held,
+                                                   t_destroy};
+
+typedef struct shutdown_arg {
+    fdn_supervisor_t *sup;
+    atomic_int rc;
+    atomic_bool done;
+} shutdown_arg_t;
+
+static void *shutdown_main(void *p)
+{
+    shutdown_arg_t *a = p;
+    atomic_store(&a->rc, fdn_supervisor_shutdown(a->sup, -1));
+    atomic_store(&a->done, true);
+    return NULL;
+}
+
+/* Review finding: a shutdown that fails an add a worker is still waiting for must wake that
+ * worker before joining it. Before, the adder slept on (its add was already failed, so the
+ * join's own failing of adds found nothing to wake), and the join never returned: shutdown and
+ * destroy hung. */
+static void shutdown_wakes_a_worker_whose_add_it_fails(void **state)
+{
+    fixture_t *f = *state;
+    fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
+    spec.ops = &OPS_HEALTH_HOLD;
+    spec.health_interval_ns = MS;
+    fx_add_spec(f, "h", &spec);
+    fx_add_ops(f, "a", &OPS_RUN_ADD_HELD);
+    atomic_store(&g_worker_add_rc, 12345);
+    assert_int_equal(fdn_supervisor_start(f->w.sup, NULL), 0);
+    /* the health poll holds the supervisor thread; a's worker then posts its add */
+    assert_int_equal(fdn_clock_advance(f->w.clock, MS), 0);
+    while (fdn_supervisor_count(f->w.sup) != 3)
+        sched_yield();
+    shutdown_arg_t sa = {.sup = f->w.sup, .rc = 12345};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, shutdown_main, &sa), 0);
+    /* the stop is asked for (a fault is refused from then on) while the thread is held */
+    while (fdn_supervisor_inject_fault(f->w.sup, "h", -EIO) != FDN_ESHUTDOWN)
+        sched_yield();
+    pthread_mutex_lock(&f->w.mu);
+    f->w.step = 2;
+    pthread_cond_broadcast(&f->w.cv);
+    pthread_mutex_unlock(&f->w.mu);
+    assert_int_equal(pthread_join(th, NULL), 0); /* hung before the fix */
+    assert_int_equal(atomic_load(&sa.rc), 0);
+    assert_int_equal(atomic_load(&g_worker_add_rc), FDN_ESHUTDOWN);
+    assert_int_equal(fdn_supervisor_count(f->w.sup), 2);
+}
+
+/* Review finding: a first restart at clock reading 0 counted as "never restarted", so the
+ * next failure within the period started the attempts again (attempt 1 twice, the backoff not
+ * doubled). */
+static void restart_attempts_count_from_a_clock_at_zero(void **state)
+{
+    (void)state;
+    world_t w;
+    memset(&w, 0, sizeof(w));
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    assert_int_equal(fdn_clock_manual_create(&w.clock, 0, 0), 0);
+    fdn_supervisor_opts_t o = FDN_SUPERVISOR_OPTS_INIT;
+    o.clock = w.clock;
+    o.max_restarts = 10;
+    o.backoff_base_ns = 10 * MS;
+    o.backoff_max_ns = SEC;
+    o.on_restart = on_restart;
+    o.user = &w;
+    assert_int_equal(fdn_supervisor_create(&w.sup, &o), 0);
+    tsvc_t a = {.w = &w, .name = "a"};
+    fdn_service_spec_t spec = FDN_SERVICE_SPEC_INIT;
+    spec.name = "a";
+    spec.ops = &OPS;
+    spec.state = &a;
+    assert_int_equal(fdn_supervisor_add(w.sup, &spec, NULL), 0);
+    assert_int_equal(fdn_supervisor_start(w.sup, NULL), 0);
+    const int64_t expect[] = {10 * MS, 20 * MS, 40 * MS};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fdn_supervisor_inject_fault(w.sup, "a", -EIO), 0);
+        assert_int_equal(fdn_supervisor_wait_idle(w.sup, WAIT_MS), 0);
+        assert_int_equal(w.last_attempt, i + 1);
+        assert_int_equal(w.last_backoff, expect[i]);
+        assert_int_equal(fdn_clock_advance(w.clock, expect[i]), 0);
+        assert_int_equal(fdn_supervisor_wait_idle(w.sup, WAIT_MS), 0);
+    }
+    fdn_supervisor_destroy(w.sup);
+    assert_int_equal(atomic_load(&a.destroyed), 1);
+    fdn_clock_destroy(w.clock);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+}
+
+/* Review finding: under one_for_all, a restart of the set that fails part way marks the set
+ * again; a sibling whose restart had not run yet was reported and counted a second time,
+ * though it is started once. */
+static void pending_sibling_restart_counted_once(void **state)
+{
+    fixture_t *f = *state;
+    tsvc_t *b = &f->svc[1];
+    atomic_store(&b->start_rc, -EIO);
+    assert_int_equal(fdn_supervisor_inject_fault(f->w.sup, "a", -EIO), 0);
+    idle(f);
+    ASSERT_LOG(&f->w, "-c -b -a");
+    advance(f, 10 * MS); /* a starts, b fails: the set is stopped and marked again */
+    ASSERT_LOG(&f->w, "+a -a");
+    atomic_store(&b->start_rc, 0);
+    advance(f, 20 * MS);
+    ASSERT_LOG(&f->w, "+a +b +c");
+    const uint32_t want[] = {2, 2, 1}; /* a and b ran twice; c started once */
+    const char *names[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++) {
+        fdn_service_status_t st;
+        assert_int_equal(fdn_supervisor_service_status(f->w.sup, names[i], &st), 0);
+        assert_int_equal(st.state, FDN_SERVICE_RUNNING);
+        assert_int_equal(st.restarts, want[i]);
+    }
+    assert_int_equal(f->w.restarts_cb, 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1096,6 +1258,9 @@ int main(void)
         SUP_TEST(add_from_stopping_worker_does_not_deadlock, P_FEW),
         SUP_TEST(add_pending_from_worker_fails_when_it_is_stopped, P_FEW),
         SUP_TEST(calls_during_restart_are_unavailable, P_SLOW),
+        SUP_TEST(shutdown_wakes_a_worker_whose_add_it_fails, P_FEW),
+        cmocka_unit_test(restart_attempts_count_from_a_clock_at_zero),
+        SUP_TEST(pending_sibling_restart_counted_once, P_ABC_ALL),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
