@@ -9,24 +9,29 @@
  * Tables are open-addressing arrays of entry pointers with linear probing, kept at most half
  * full (used counts tombstones) and rebuilt at least four times larger than the live entries
  * when an insert would pass that. Every entry starts with its hash and name length (hkey_t),
- * so one probe loop serves both entry types. Node entries are never removed (node names come
- * from the process, not from clients); type and correlation entries are removed by the prune
- * when their last event goes, leaving a tombstone (EVS_TOMB) so probe chains stay intact, and
- * a rebuild sizes the table from its live entries, so it shrinks again after a burst of
- * names. Live types are capped (max_types): a client's store that would add one more is
- * refused with FDN_ENOSPC, so client input cannot grow the tables beyond the cap.
+ * so one probe loop serves both entry types. Every entry is removed when its last event
+ * goes: types and node names count their events (evs_sym_t.count), a correlation entry
+ * knows its newest id (last_id) and goes with it. The prune removes them (node names too:
+ * spec.node is a client's field, so node names are client input like correlation ids, and
+ * were kept for good before), leaving a tombstone (EVS_TOMB) so probe chains stay intact,
+ * and a rebuild sizes the table from its live entries, so it shrinks again after a burst of
+ * names. A batch that fails after interning (the type cap, no memory) takes out again the
+ * entries it added: they hold no event (count 0, last_id 0). Live types are capped
+ * (max_types): a client's store that would add one more is refused with FDN_ENOSPC; node
+ * names and correlation ids live only as long as the events that name them.
  *
  * Threads and locks: inserts, rebuilds and removals run under amu (the one writer);
  * removals also under plock (write). Readers (plock read, never amu) probe without locks:
  * a slot is published with a release store after its entry is fully written, and a rebuilt
  * table is published with a release store of the table pointer while the old table is
  * retired (fdn__evs_retire) and freed only at the next prune, when no reader can hold it.
- * A type added by a batch that then failed is taken out under amu alone: readers may hold
- * it, so it is retired too (fdn__evs_type_remove).
+ * An entry added by a batch that then failed is taken out under amu alone: readers may hold
+ * it, so it is retired too (fdn__evs_type_remove, fdn__evs_node_remove,
+ * fdn__evs_corr_remove with under_plock false).
  * The writer caches entries it used recently, because events usually repeat a few names:
  * types in a small direct-mapped cache (type_cache, by a cheap mix of the name; type_remove
  * clears the entry's slot), nodes and correlation ids in one entry each (last_node,
- * last_corr; corr_remove clears last_corr). Short names compare as two words
+ * last_corr; node_remove and corr_remove clear them). Short names compare as two words
  * (fdn__bytes_eq).
  * Invariants: a table's slot count is a power of two and used * 2 <= slots after every
  * insert; an entry is in exactly one slot of the current table.
@@ -186,22 +191,55 @@ int fdn__evs_corr_intern_slow(fdn_events_t *es, const char *s, size_t n, evs_cor
     return 0;
 }
 
-void fdn__evs_corr_remove(fdn_events_t *es, evs_corr_t *c) FDN_REQUIRES(es->amu)
+/* Take entry e out of table t (a tombstone keeps probe chains intact). */
+static void tab_unlink(evs_tab_t *t, const void *e)
 {
-    if (es->last_corr == c)
-        es->last_corr = NULL;
-    evs_tab_t *t = atomic_load_explicit(&es->corrs, memory_order_relaxed);
-    for (size_t i = c->hash & t->mask;; i = (i + 1) & t->mask) {
-        void *e = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
-        if (e == NULL)
+    const hkey_t *k = e;
+    for (size_t i = k->hash & t->mask;; i = (i + 1) & t->mask) {
+        void *cur = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+        if (cur == NULL)
             break;
-        if (e == c) {
-            atomic_store_explicit(&t->slots[i], EVS_TOMB, memory_order_relaxed);
+        if (cur == e) {
+            atomic_store_explicit(&t->slots[i], EVS_TOMB, memory_order_release);
             break;
         }
     }
+}
+
+/* Free entry e now (under plock write: no reader holds it) or retire it (amu only); false
+ * when it cannot be retired (no memory): then nothing is changed. */
+static bool entry_release(fdn_events_t *es, void *e, bool under_plock) FDN_REQUIRES(es->amu)
+{
+    if (under_plock) {
+        fdn__free(e);
+        return true;
+    }
+    return fdn__evs_retire(es, e) == 0;
+}
+
+bool fdn__evs_corr_remove(fdn_events_t *es, evs_corr_t *c, bool under_plock) FDN_REQUIRES(es->amu)
+{
+    if (!under_plock && fdn__evs_retire_reserve(es, 1) != 0)
+        return false;
+    if (es->last_corr == c)
+        es->last_corr = NULL;
+    tab_unlink(atomic_load_explicit(&es->corrs, memory_order_relaxed), c);
     fdn__evs_account(es, -(int64_t)(sizeof(*c) + c->len + 1));
-    fdn__free(c);
+    (void)entry_release(es, c, under_plock); /* reserved above */
+    return true;
+}
+
+bool fdn__evs_node_remove(fdn_events_t *es, evs_sym_t *s, bool under_plock) FDN_REQUIRES(es->amu)
+{
+    FDN_ASSERT(atomic_load_explicit(&s->count, memory_order_relaxed) == 0);
+    if (!under_plock && fdn__evs_retire_reserve(es, 1) != 0)
+        return false;
+    if (es->last_node == s)
+        es->last_node = NULL;
+    tab_unlink(atomic_load_explicit(&es->nodes, memory_order_relaxed), s);
+    fdn__evs_account(es, -(int64_t)(sizeof(*s) + s->len + 1));
+    (void)entry_release(es, s, under_plock); /* reserved above */
+    return true;
 }
 
 /* Bytes of the k-th allocated chunk of a posting list (global chunk 0 may be small). */
@@ -220,16 +258,7 @@ void fdn__evs_type_remove(fdn_events_t *es, evs_sym_t *s, bool under_plock) FDN_
     size_t slot = fdn__evs_name_mix(s->name, s->len);
     if (es->type_cache[slot] == s)
         es->type_cache[slot] = NULL;
-    evs_tab_t *t = atomic_load_explicit(&es->types, memory_order_relaxed);
-    for (size_t i = s->hash & t->mask;; i = (i + 1) & t->mask) {
-        void *e = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
-        if (e == NULL)
-            break;
-        if (e == s) {
-            atomic_store_explicit(&t->slots[i], EVS_TOMB, memory_order_release);
-            break;
-        }
-    }
+    tab_unlink(atomic_load_explicit(&es->types, memory_order_relaxed), s);
     int64_t bytes = (int64_t)(sizeof(*s) + s->len + 1 + p->dir_cap * sizeof(uint64_t *));
     for (size_t k = 0; k < p->nchunks; k++) {
         bytes += (int64_t)chunk_bytes(p, k);

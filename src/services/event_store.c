@@ -30,11 +30,11 @@
  *    grow (directories, hash tables) are replaced, never moved in place; the old copies are
  *    "retired" and freed only when no reader can hold them (under plock for writing).
  *  - Pruning takes plock for writing and amu: it cuts a prefix of ids, frees dead segments,
- *    posting chunks, correlation entries, the types whose last event went, and retired
- *    memory. Live types are capped (max_types): a client's store adding a type past the cap
- *    is refused with FDN_ENOSPC, after one retention run when retention is due.
- * Invariants: first_id <= published + 1; every id in [first_id, published] has a record;
- * posting lists and correlation chains hold only ids in that range once published.
+ *    posting chunks, the correlation entries, node names and types whose last event went,
+ *    and retired memory. Live types are capped (max_types): a client's store adding a type past the
+ * cap is refused with FDN_ENOSPC, after one retention run when retention is due. Invariants:
+ * first_id <= published + 1; every id in [first_id, published] has a record; posting lists and
+ * correlation chains hold only ids in that range once published.
  */
 #include <fdn/events.h>
 
@@ -486,18 +486,21 @@ static FDN_ALWAYS_INLINE int append_run(fdn_events_t *es, const fdn_event_t *con
     int rc = 0;
     if (pr == NULL)
         return FDN_ENOMEM;
-    /* 1. reserve everything the batch needs */
+    /* 1. reserve everything the batch needs: every type first, so a batch the type cap
+     * refuses interns no other name */
     for (size_t i = 0; i < n && rc == 0; i++) {
         const fdn_event_t *ev = evs[i];
         rc = fdn__evs_sym_intern(es, &es->types, ev->type, ev->type_len, cap_types, &pr[i].type);
-        if (rc == 0)
-            rc = fdn__evs_sym_intern(es, &es->nodes, ev->node, ev->node_len, false, &pr[i].node);
-        if (rc == 0 && ev->corr_len > 0)
-            rc = fdn__evs_corr_intern(es, ev->corr, ev->corr_len, &pr[i].corr);
         if (rc == 0) {
             pr[i].type->post.resv++;
             rc = post_reserve(es, &pr[i].type->post);
         }
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const fdn_event_t *ev = evs[i];
+        rc = fdn__evs_sym_intern(es, &es->nodes, ev->node, ev->node_len, false, &pr[i].node);
+        if (rc == 0 && ev->corr_len > 0)
+            rc = fdn__evs_corr_intern(es, ev->corr, ev->corr_len, &pr[i].corr);
     }
     /* the segments: the newest one takes what fits, new ones (in newsegs) the rest */
     evs_seg_t *const tail = seg_tail(es);
@@ -542,16 +545,27 @@ static FDN_ALWAYS_INLINE int append_run(fdn_events_t *es, const fdn_event_t *con
         for (size_t i = 0; i < n; i++)
             if (pr[i].type != NULL)
                 pr[i].type->post.resv = 0;
-        /* types this batch added hold no event: take them out again (the first event of a
-         * type names it; duplicates in pr are skipped once the entry is gone) */
+        /* names this batch added hold no event: take them out again (types and nodes with
+         * count 0, correlation entries with last_id 0; duplicates in pr are skipped once the
+         * entry is gone). Refused batches (the type cap) come from clients, over HTTP too:
+         * their correlation ids and node names were kept for good before. */
         for (size_t i = 0; i < n; i++) {
-            evs_sym_t *t = pr[i].type;
-            if (t == NULL || atomic_load_explicit(&t->count, memory_order_relaxed) != 0)
-                continue;
-            for (size_t j = i + 1; j < n; j++)
-                if (pr[j].type == t)
+            evs_sym_t *t = pr[i].type, *nd = pr[i].node;
+            evs_corr_t *c = pr[i].corr;
+            for (size_t j = i + 1; j < n; j++) {
+                if (t != NULL && pr[j].type == t)
                     pr[j].type = NULL;
-            fdn__evs_type_remove(es, t, false);
+                if (nd != NULL && pr[j].node == nd)
+                    pr[j].node = NULL;
+                if (c != NULL && pr[j].corr == c)
+                    pr[j].corr = NULL;
+            }
+            if (t != NULL && atomic_load_explicit(&t->count, memory_order_relaxed) == 0)
+                fdn__evs_type_remove(es, t, false);
+            if (nd != NULL && atomic_load_explicit(&nd->count, memory_order_relaxed) == 0)
+                (void)fdn__evs_node_remove(es, nd, false);
+            if (c != NULL && atomic_load_explicit(&c->last_id, memory_order_relaxed) == 0)
+                (void)fdn__evs_corr_remove(es, c, false);
         }
         goto out;
     }
@@ -609,6 +623,7 @@ static FDN_ALWAYS_INLINE int append_run(fdn_events_t *es, const fdn_event_t *con
         size_t bytes = sz + sizeof(uint32_t);
         fdn__evs_amu_add(&pr[i].type->count, 1);
         fdn__evs_amu_add(&pr[i].type->bytes, bytes);
+        fdn__evs_amu_add(&pr[i].node->count, 1);
         fdn_counter_t *by_type = type_counter(es, pr[i].type);
         if (by_type != NULL) /* no call without telemetry */
             fdn_counter_inc(by_type);
@@ -693,9 +708,12 @@ static uint64_t prune_step(fdn_events_t *es, uint64_t cut, bool disk, bool *more
             fdn__evs_amu_add(&r->type->bytes, -(uint64_t)bytes);
             fdn__evs_amu_add(&es->count, (uint64_t)-1);
             fdn__evs_amu_add(&es->bytes, -(uint64_t)bytes);
+            fdn__evs_amu_add(&r->node->count, (uint64_t)-1);
+            if (atomic_load_explicit(&r->node->count, memory_order_relaxed) == 0)
+                (void)fdn__evs_node_remove(es, r->node, true);
             if (r->corr != NULL &&
                 atomic_load_explicit(&r->corr->last_id, memory_order_relaxed) == id)
-                fdn__evs_corr_remove(es, r->corr);
+                (void)fdn__evs_corr_remove(es, r->corr, true);
             removed++;
         }
         atomic_store_explicit(&es->first_id, cut, memory_order_release);

@@ -104,8 +104,8 @@ typedef struct evs_sym { /* interned type or node name */
     uint64_t hash;
     uint32_t len;
     evs_posting_t post; /* types only */
-    _Atomic uint64_t count;
-    _Atomic uint64_t bytes;
+    _Atomic uint64_t count; /* events held that name it (types and nodes) */
+    _Atomic uint64_t bytes; /* types only */
     /* types only, writer (amu): fdn_events_appended_by_type_total{type} of this type, resolved
      * for telemetry generation appended_gen (event_store.c, type_counter) */
     fdn_counter_t *appended;
@@ -593,9 +593,13 @@ static inline int fdn__evs_corr_intern(fdn_events_t *es, const char *s, size_t n
     }
     return fdn__evs_corr_intern_slow(es, s, n, out);
 }
-/* Remove and free a correlation entry whose events are all pruned. Caller holds plock
- * (write) and amu. */
-void fdn__evs_corr_remove(fdn_events_t *es, evs_corr_t *c) FDN_REQUIRES(es->amu);
+/* Remove a correlation entry whose events are all pruned (or that a failed batch added:
+ * last_id 0). under_plock: the caller holds plock (write), the entry is freed at once; else it
+ * is retired, and false is returned (nothing changed) when that needs memory there is not.
+ * Caller holds amu. */
+bool fdn__evs_corr_remove(fdn_events_t *es, evs_corr_t *c, bool under_plock) FDN_REQUIRES(es->amu);
+/* Remove a node name entry whose events are all pruned (count 0), as fdn__evs_corr_remove. */
+bool fdn__evs_node_remove(fdn_events_t *es, evs_sym_t *s, bool under_plock) FDN_REQUIRES(es->amu);
 
 /* ---- query engine (event_query.c) ---- */
 
