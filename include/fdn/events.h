@@ -322,7 +322,9 @@ typedef enum fdn_events_mode {
     /** store calls return after enqueue; up to `fast_queue_max` acknowledged events (several
      * group commits of at most 8192 events each) can be lost in a crash. Past that bound a
      * store waits for the writer. Once the writer has failed (until the store is restarted)
-     * every store returns FDN_EIO, within the bound too: nothing would commit its events. */
+     * every store returns FDN_EIO, within the bound too: nothing would commit its events.
+     * A store that waits for the writer (past the bound) returns FDN_ETIMEDOUT as a durable
+     * one does when the file is busy (fdn_events_store). */
     FDN_EVENTS_FAST = 1,
 } fdn_events_mode_t;
 
@@ -546,8 +548,14 @@ FDN_API int fdn_events_set_breaker(fdn_events_t *es, struct fdn_breaker *b);
  *         outcome is unknown, SQLite can report an error for a commit that reached the file;
  *         or an earlier commit failed, in either mode, within fast_queue_max too. The event
  *         stays in memory under its id; a restart of the store commits it, or finds it in the
- *         file and keeps it once. fdn_events_store_async answers alike); FDN_ENOSPC (a new
- *         type while max_types types are held: fdn_events_set_max_types)
+ *         file and keeps it once. fdn_events_store_async answers alike); FDN_ETIMEDOUT (a
+ *         store with durable_path waiting for its commit, whose commit found the file's write
+ *         lock held by another connection past busy_timeout, 5 s: not latched, the store stays
+ *         healthy; the event is stored in memory under its id and the writer commits it once
+ *         the lock is free, so it must not be stored again; fdn_events_store_async's
+ *         callback waits for that commit; a stop meanwhile fails them with FDN_EUNAVAILABLE
+ *         until the next start commits them); FDN_ENOSPC (a new type while max_types types are
+ *         held: fdn_events_set_max_types)
  * @thread_safety any
  * @since 0.1.0
  */

@@ -326,9 +326,19 @@ static void commit_once(fdn_events_t *es, uint64_t pub, uint64_t done, bool ack,
     if (tm != NULL)
         fdn__evs_tm_leave(&tp);
     fdn__mutex_lock(&es->wmu);
-    int latched = rc == FDN_ENOMEM ? FDN_ENOMEM : FDN_EIO;
+    /* Busy: the file's write lock was held by another connection past busy_timeout. Nothing
+     * was written, and the next attempt may succeed: not latched, unless the writer is
+     * stopping (then FDN_EUNAVAILABLE: the store stopped before the commit could be made, a
+     * stop waits for one attempt at most). */
+    bool busy = rc == FDN_EBUSY && !es->wstop;
+    int latched = rc == FDN_ENOMEM ? FDN_ENOMEM : rc == FDN_EBUSY ? FDN_EUNAVAILABLE : FDN_EIO;
     if (rc != 0) {
-        atomic_store_explicit(&es->io_error, latched, memory_order_release);
+        if (busy) {
+            atomic_store_explicit(&es->busy_to, to, memory_order_relaxed);
+            atomic_fetch_add_explicit(&es->busy_seq, 1, memory_order_release);
+        } else {
+            atomic_store_explicit(&es->io_error, latched, memory_order_release);
+        }
         if (del > es->wdelete)
             es->wdelete = del;
         /* the failed range is not on disk: announce what is, so that a caller reading the
@@ -346,7 +356,7 @@ static void commit_once(fdn_events_t *es, uint64_t pub, uint64_t done, bool ack,
     uint32_t sleepers = atomic_load(&es->commit_sleepers);
     if (sleepers != 0) /* a failure wakes every caller: each returns the error */
         fdn__word_wake_bits(&es->commit_seq, rc == 0 ? 1u << num : FDN__WORD_ALL_BITS);
-    if (!ack)
+    if (!ack || busy) /* busy: the asynchronous stores stay queued for the next attempt */
         return;
     /* the durability ack of asynchronous stores: every one covered by this commit (all of
      * them on a failure), their callbacks run here with no lock held */
@@ -466,7 +476,8 @@ static bool lead_commit(fdn_events_t *es, uint64_t last_id)
         commit_once(es, pub, done, false, NULL, NULL);
         es->lead = false;
         /* the writer looks again when there is something for it: others' appends (their
-         * signals came while it waited for this commit), acks, a prune's cut, a stop */
+         * signals came while it waited for this commit; or this commit was busy), acks, a
+         * prune's cut, a stop */
         if (atomic_load_explicit(&es->published, memory_order_acquire) >
                 atomic_load_explicit(&es->persisted, memory_order_relaxed) ||
             es->aq_head != NULL || es->wdelete != 0 || es->wstop ||
@@ -477,9 +488,27 @@ static bool lead_commit(fdn_events_t *es, uint64_t last_id)
     return ok;
 }
 
+/* Busy. A commit that failed with FDN_EBUSY (the file's write lock held by another connection
+ * past busy_timeout, 5 s) wrote nothing; the writer tries again at once (each attempt waits
+ * busy_timeout), and its events stay in memory, published, as before. A caller waiting for
+ * its commit (durable mode, or fast mode past fast_queue_max) whose id an attempt that
+ * failed so since its append covered returns FDN_ETIMEDOUT: it waited busy_timeout, its
+ * events are stored in memory under their ids and commit when the lock is free (they are
+ * not refused: a later store's commit covers them). Asynchronous stores stay queued: their
+ * callbacks run when a retry commits, or with FDN_EUNAVAILABLE at a stop. Only a stop turns a
+ * busy commit into a failure (FDN_EUNAVAILABLE, latched until the next start): a stop waits
+ * for one attempt at most. The memory of it: busy_seq (attempts that failed so) and busy_to
+ * (the last id the last of them covered); a caller reads busy_seq when it starts waiting. */
+static bool busy_since(fdn_events_t *es, uint32_t seen, uint64_t last_id)
+{
+    return atomic_load_explicit(&es->busy_seq, memory_order_acquire) != seen &&
+           atomic_load_explicit(&es->busy_to, memory_order_relaxed) >= last_id;
+}
+
 int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id)
 {
     int rc = 0;
+    uint32_t busy0 = atomic_load_explicit(&es->busy_seq, memory_order_acquire);
     /* durable_path is immutable; the writer runs whenever appends can happen (it is started
      * before running is set and joined after it is cleared, after draining) */
     if (es->durable_path != NULL) {
@@ -504,6 +533,8 @@ int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id)
                 if (atomic_load_explicit(&es->persisted, memory_order_acquire) >= last_id)
                     break;
                 rc = writer_failed(es, last_id);
+                if (rc == 0 && busy_since(es, busy0, last_id))
+                    rc = FDN_ETIMEDOUT;
                 if (rc != 0)
                     break;
                 /* read after the word: a commit announced since is either seen here or
@@ -520,8 +551,13 @@ int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id)
              * events nothing will commit until a restart, lost at a destroy without one) */
             while ((rc = writer_failed(es, last_id)) == 0 &&
                    last_id > atomic_load_explicit(&es->persisted, memory_order_acquire) +
-                                 es->fast_queue_max)
+                                 es->fast_queue_max) {
+                if (busy_since(es, busy0, last_id - es->fast_queue_max)) {
+                    rc = FDN_ETIMEDOUT;
+                    break;
+                }
                 pthread_cond_wait(&es->wdone, &es->wmu);
+            }
             fdn__mutex_unlock(&es->wmu);
         }
     }
@@ -972,6 +1008,8 @@ int fdn_events_create(fdn_events_t **out, const fdn_events_opts_t *opts, fdn_err
     atomic_init(&es->prune_interval_ns, o->prune_interval_ns);
     atomic_init(&es->running, 0);
     atomic_init(&es->io_error, 0);
+    atomic_init(&es->busy_seq, 0);
+    atomic_init(&es->busy_to, 0);
     atomic_init(&es->persisted, 0);
     atomic_init(&es->commit_seq, 0);
     atomic_init(&es->commit_sleepers, 0);

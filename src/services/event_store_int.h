@@ -273,6 +273,11 @@ struct fdn_events {
     _Atomic uint64_t writer_want;
     uint64_t wdelete; /* wmu: delete ids below this */
     _Atomic int io_error;
+    /* the writer's commits that failed with FDN_EBUSY (another connection held the file's
+     * write lock past busy_timeout: transient, not latched): how many, and the last id the
+     * last of them would have committed (event_service.c, "Busy") */
+    _Atomic uint32_t busy_seq;
+    _Atomic uint64_t busy_to;
     /* asynchronous stores waiting for their commit, in id order (queued under amu) */
     evs_async_t *aq_head;       /* wmu */
     evs_async_t **aq_tail;      /* wmu */

@@ -24,8 +24,12 @@
  * Threads: the writer's connection is used by one thread at a time (no locks here);
  * statements are prepared once. Reads and the durable tier's retention (prune) run on a
  * second connection, opened when first needed and serialised by `rmu`, so they never wait for
- * a commit in progress (WAL: readers see the last committed state) and a prune waits for the
- * writer's lock through busy_timeout.
+ * a commit in progress (WAL: readers see the last committed state). A prune deletes in
+ * transactions of at most fdn__evdb_prune_chunk rows (4096), each begun only while the writer
+ * announces no transaction of its own (writer_in): the writer waits for one such chunk at
+ * most, never busy_timeout. A BEGIN that meets another connection's write lock past
+ * busy_timeout (another process, a tool holding the file) fails with FDN_EBUSY, which the
+ * store treats as transient (nothing was written); other failures map as below.
  * Row count: meta count (the rows of events), count_min_id and count_max_id (the table's
  * smallest and largest id then, 0 when empty). Invariant: after every commit count is the
  * number of rows and the two ids are the table's. By construction: every statement of this
@@ -66,6 +70,48 @@ int fdn__evdb_map_rc(sqlite3 *db, int rc, fdn_error_t *err, const char *what)
         (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB ? FDN_ECORRUPT : FDN_EIO;
     return fdn_err_set(err, code, "event store file: %s: %s", what,
                        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+}
+
+uint32_t fdn__evdb_prune_chunk = FDN__EVDB_PRUNE_CHUNK;
+int fdn__evdb_busy_timeout_ms = 5000;
+
+/* Writer first (struct fdn__evdb, wpmu): the writer announces its transaction before its
+ * BEGIN and withdraws it after its COMMIT or ROLLBACK; a prune transaction waits until none
+ * is announced. */
+static void writer_enter(fdn__evdb_t *d)
+{
+    pthread_mutex_lock(&d->wpmu);
+    d->writer_in++;
+    pthread_mutex_unlock(&d->wpmu);
+}
+
+static void writer_leave(fdn__evdb_t *d)
+{
+    pthread_mutex_lock(&d->wpmu);
+    if (--d->writer_in == 0)
+        pthread_cond_broadcast(&d->wpcv);
+    pthread_mutex_unlock(&d->wpmu);
+}
+
+static void prune_wait_writer(fdn__evdb_t *d)
+{
+    pthread_mutex_lock(&d->wpmu);
+    while (d->writer_in > 0)
+        pthread_cond_wait(&d->wpcv, &d->wpmu);
+    pthread_mutex_unlock(&d->wpmu);
+}
+
+/* A BEGIN IMMEDIATE that failed: FDN_EBUSY when another connection held the file's write lock
+ * past busy_timeout (transient: nothing was written, a retry may succeed), else as
+ * fdn__evdb_map_rc. */
+static int begin_failed(sqlite3 *db, int rc, fdn_error_t *err, const char *what)
+{
+    if ((rc & 0xff) == SQLITE_BUSY)
+        return fdn_err_set(err, FDN_EBUSY,
+                           "event store file: %s: the write lock is held by another connection "
+                           "(waited %d ms): %s",
+                           what, fdn__evdb_busy_timeout_ms, sqlite3_errmsg(db));
+    return fdn__evdb_map_rc(db, rc, err, what);
 }
 
 /* The WAL's bound (the writer's connection). SQLite's own auto-checkpoint (PASSIVE, at 1000
@@ -275,6 +321,8 @@ void fdn__evdb_close(fdn__evdb_t *d)
     sqlite3_close(d->db);
     sqlite3_close(d->rdb);
     pthread_mutex_destroy(&d->rmu);
+    pthread_mutex_destroy(&d->wpmu);
+    pthread_cond_destroy(&d->wpcv);
     fdn__free(d->path);
     fdn__free(d->buf);
     fdn__free(d->run);
@@ -290,6 +338,8 @@ int fdn__evdb_open(fdn__evdb_t **out, const char *path, bool durable, bool compr
         return fdn_err_set(err, FDN_ENOMEM, "event store file: out of memory");
     d->enc_flags = compress ? FDN_EVENT_ENC_ZSTD : 0;
     pthread_mutex_init(&d->rmu, NULL);
+    pthread_mutex_init(&d->wpmu, NULL);
+    pthread_cond_init(&d->wpcv, NULL);
     d->durable = durable;
     d->path = fdn__strdup(path);
     if (d->path == NULL) {
@@ -302,7 +352,7 @@ int fdn__evdb_open(fdn__evdb_t **out, const char *path, bool durable, bool compr
         rc = fdn__evdb_map_rc(d->db, rc, err, "open");
         goto fail;
     }
-    sqlite3_busy_timeout(d->db, 5000);
+    sqlite3_busy_timeout(d->db, fdn__evdb_busy_timeout_ms);
     sqlite3_extended_result_codes(d->db, 1);
     /* before WAL mode: a no-op on a file that has pages already (it keeps its size) */
     if ((rc = exec(d, "PRAGMA page_size=" STR(FDN__EVDB_PAGE_SIZE), err)) != 0 ||
@@ -433,9 +483,12 @@ static int write_rows(fdn__evdb_t *d, const fdn_event_t *const *evs, const uint8
         d->cref = c;
         d->cref_cap = n;
     }
+    writer_enter(d);
     rc = fdn__evdb_step_reset(d->begin);
-    if (rc != SQLITE_OK)
-        return fdn__evdb_map_rc(d->db, rc, err, "begin");
+    if (rc != SQLITE_OK) {
+        writer_leave(d);
+        return begin_failed(d->db, rc, err, "begin");
+    }
     sqlite3_int64 added = 0, removed = 0; /* rows, for meta count */
     uint64_t last = 0;
     for (size_t i = 0; i < n; i++) {
@@ -494,12 +547,14 @@ static int write_rows(fdn__evdb_t *d, const fdn_event_t *const *evs, const uint8
     rc = fdn__evdb_step_reset(d->commit);
     if (rc != SQLITE_OK)
         goto fail;
+    writer_leave(d);
     fdn__evdb_corr_publish(d, true, last, delete_before);
     return 0;
 fail:
     rc = fdn__evdb_map_rc(d->db, rc, err, "write");
 undo:
     fdn__evdb_step_reset(d->rollback);
+    writer_leave(d);
     d->run_ok = false; /* the keys gathered for this batch: gathered again from the file */
     d->retry_in = 0;
     fdn__evdb_corr_publish(d, false, 0, 0);
@@ -528,7 +583,7 @@ static int rdb_ready(fdn__evdb_t *d, fdn_error_t *err)
         return 0;
     int rc = sqlite3_open_v2(d->path, &d->rdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK) {
-        sqlite3_busy_timeout(d->rdb, 5000);
+        sqlite3_busy_timeout(d->rdb, fdn__evdb_busy_timeout_ms);
         sqlite3_extended_result_codes(d->rdb, 1);
         rc = sqlite3_exec(d->rdb,
                           d->durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
@@ -773,60 +828,167 @@ int fdn__evdb_query(fdn__evdb_t *d, const fdn__evb_query_t *q, fdn_event_list_t 
     return evvec_list(&a, out);
 }
 
-/* The durable tier's retention: rows and the correlation index's runs below `below`, in one
- * transaction on the read connection. */
-int fdn__evdb_prune(fdn__evdb_t *d, uint64_t below, uint64_t *count, fdn_error_t *err)
+/* One transaction of a prune on the read connection (rmu held): next_id kept, then the rows
+ * of ids[0..n) (n > 0) or every row in [from, hi) deleted, meta count moved, and with prefix
+ * (every row below hi goes) the correlation index's runs below hi. *removed: the rows. */
+static int prune_txn(fdn__evdb_t *d, uint64_t from, uint64_t hi, const uint64_t *ids, size_t n,
+                     bool prefix, sqlite3_int64 *removed, fdn_error_t *err)
 {
-    pthread_mutex_lock(&d->rmu);
     sqlite3_stmt *st = NULL;
-    sqlite3_int64 removed = 0;
-    int rc = rdb_ready(d, err);
-    if (rc == 0 && (rc = sqlite3_exec(d->rdb, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
-        rc = fdn__evdb_map_rc(d->rdb, rc, err, "prune");
-    bool in_txn = rc == 0;
+    *removed = 0;
+    prune_wait_writer(d); /* the writer first: it never waits for more than one of these */
+    int rc = sqlite3_exec(d->rdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return begin_failed(d->rdb, rc, err, "prune");
     /* the writer leaves next_id to the newest row when that implies it (fdn__evdb_write): a
      * prune that deletes the newest rows first records it, or a reopened file would give
      * their ids again */
-    if (rc == 0 && (rc = sqlite3_exec(d->rdb,
-                                      "INSERT OR REPLACE INTO meta(key, value) SELECT 'next_id', "
-                                      "max(coalesce((SELECT value FROM meta WHERE key = "
-                                      "'next_id'), 1), coalesce((SELECT max(id) FROM events), 0) "
-                                      "+ 1)",
-                                      NULL, NULL, NULL)) != SQLITE_OK)
+    if ((rc = sqlite3_exec(d->rdb,
+                           "INSERT OR REPLACE INTO meta(key, value) SELECT 'next_id', "
+                           "max(coalesce((SELECT value FROM meta WHERE key = "
+                           "'next_id'), 1), coalesce((SELECT max(id) FROM events), 0) "
+                           "+ 1)",
+                           NULL, NULL, NULL)) != SQLITE_OK)
         rc = fdn__evdb_map_rc(d->rdb, rc, err, "prune");
-    if (rc == 0 && (rc = sqlite3_prepare_v2(d->rdb, "DELETE FROM events WHERE id < ?1", -1, &st,
-                                            NULL)) != SQLITE_OK)
+    if (rc == 0 && (rc = sqlite3_prepare_v2(d->rdb,
+                                            n > 0 ? "DELETE FROM events WHERE id = ?1"
+                                                  : "DELETE FROM events WHERE id >= ?1 AND id < ?2",
+                                            -1, &st, NULL)) != SQLITE_OK)
         rc = fdn__evdb_map_rc(d->rdb, rc, err, "prune");
-    if (rc == 0) {
-        sqlite3_bind_int64(st, 1, below > INT64_MAX ? INT64_MAX : (sqlite3_int64)below);
-        int s = sqlite3_step(st);
-        if (s != SQLITE_DONE)
+    for (size_t i = 0; rc == 0 && i < (n > 0 ? n : 1); i++) {
+        uint64_t a = n > 0 ? ids[i] : from, b = hi;
+        sqlite3_bind_int64(st, 1, a > INT64_MAX ? INT64_MAX : (sqlite3_int64)a);
+        if (n == 0)
+            sqlite3_bind_int64(st, 2, b > INT64_MAX ? INT64_MAX : (sqlite3_int64)b);
+        int s = fdn__evdb_step_reset(st);
+        if (s != SQLITE_OK)
             rc = fdn__evdb_map_rc(d->rdb, s, err, "prune");
         else
-            removed = sqlite3_changes64(d->rdb);
+            *removed += sqlite3_changes64(d->rdb);
     }
     sqlite3_finalize(st);
     st = NULL;
-    if (rc == 0 && removed > 0) { /* meta count, in the prune's transaction */
+    if (rc == 0 && *removed > 0) { /* meta count, in the prune's transaction */
         int s = sqlite3_prepare_v2(d->rdb, COUNT_PUT_SQL, -1, &st, NULL);
         if (s == SQLITE_OK)
-            s = count_put(st, -removed);
+            s = count_put(st, -*removed);
         if (s != SQLITE_OK)
             rc = fdn__evdb_map_rc(d->rdb, s, err, "prune");
         sqlite3_finalize(st);
     }
-    if (rc == 0)
-        rc = fdn__evdb_corr_prune(d, d->rdb, below, err);
+    if (rc == 0 && prefix)
+        rc = fdn__evdb_corr_prune(d, d->rdb, hi, err);
     if (rc == 0 && (rc = sqlite3_exec(d->rdb, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
         rc = fdn__evdb_map_rc(d->rdb, rc, err, "prune");
-    if (rc != 0 && in_txn)
+    if (rc != 0) {
         (void)sqlite3_exec(d->rdb, "ROLLBACK", NULL, NULL, NULL);
-    if (rc == 0 && count != NULL)
-        *count = (uint64_t)removed;
-    if (rc == 0)
-        fdn__evdb_corr_cut(d, below);
-    pthread_mutex_unlock(&d->rmu);
+        *removed = 0;
+    } else if (prefix) {
+        fdn__evdb_corr_cut(d, hi);
+    }
     return rc;
+}
+
+/* The smallest id >= from (0: none), on the read connection. */
+static int first_id_from(fdn__evdb_t *d, uint64_t from, uint64_t *out, fdn_error_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    *out = 0;
+    int rc = sqlite3_prepare_v2(d->rdb, "SELECT min(id) FROM events WHERE id >= ?1", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, from > INT64_MAX ? INT64_MAX : (sqlite3_int64)from);
+        if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            rc = SQLITE_OK;
+            if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+                *out = (uint64_t)sqlite3_column_int64(st, 0);
+        }
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? 0 : fdn__evdb_map_rc(d->rdb, rc, err, "prune");
+}
+
+/* Up to max rows with ids in [from, below), in id order, read (ts, and the wall time of the
+ * record) and judged by gone: their ids into ids (*n), *seen the rows read, *last the last
+ * id read. A record too short to hold its wall time (damaged) is kept. */
+static int prune_scan(fdn__evdb_t *d, uint64_t from, uint64_t below,
+                      bool (*gone)(int64_t ts, int64_t wall, void *user), void *user, size_t max,
+                      uint64_t *ids, size_t *n, size_t *seen, uint64_t *last, fdn_error_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    *n = *seen = 0;
+    int rc = sqlite3_prepare_v2(d->rdb,
+                                "SELECT id, ts, substr(rec, 29, 8) FROM events WHERE id >= ?1 AND "
+                                "id < ?2 ORDER BY id LIMIT ?3",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return fdn__evdb_map_rc(d->rdb, rc, err, "prune");
+    sqlite3_bind_int64(st, 1, from > INT64_MAX ? INT64_MAX : (sqlite3_int64)from);
+    sqlite3_bind_int64(st, 2, below > INT64_MAX ? INT64_MAX : (sqlite3_int64)below);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        uint64_t id = (uint64_t)sqlite3_column_int64(st, 0);
+        int64_t ts = sqlite3_column_int64(st, 1);
+        const uint8_t *w = sqlite3_column_blob(st, 2);
+        (*seen)++;
+        *last = id;
+        if (w != NULL && sqlite3_column_bytes(st, 2) == 8 &&
+            gone(ts, (int64_t)fdn__event_rec_le(w, 8), user))
+            ids[(*n)++] = id;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : fdn__evdb_map_rc(d->rdb, rc, err, "prune");
+}
+
+/* Deletes in transactions of at most fdn__evdb_prune_chunk rows (ids, for a range), rmu
+ * taken per transaction: one DELETE of millions of rows held the file's write lock for
+ * seconds (3 M rows: 1.27 s), and the writer's BEGIN waited that long (past busy_timeout it
+ * failed). With gone, the rows are read a chunk at a time and judged one by one (the wall time
+ * of a record is not in id order). */
+int fdn__evdb_prune_where(fdn__evdb_t *d, uint64_t from, uint64_t below,
+                          bool (*gone)(int64_t ts, int64_t wall, void *user), void *user,
+                          uint64_t *count, fdn_error_t *err)
+{
+    size_t chunk = fdn__evdb_prune_chunk > 0 ? fdn__evdb_prune_chunk : 1;
+    uint64_t *ids = NULL;
+    uint64_t total = 0;
+    int rc = 0;
+    if (gone != NULL && (ids = fdn__malloc(chunk * sizeof(*ids))) == NULL)
+        rc = fdn_err_set(err, FDN_ENOMEM, "event store file: out of memory");
+    for (uint64_t at = from; rc == 0 && at < below;) {
+        pthread_mutex_lock(&d->rmu);
+        sqlite3_int64 removed = 0;
+        rc = rdb_ready(d, err);
+        if (rc == 0 && gone != NULL) {
+            size_t n = 0, seen = 0;
+            uint64_t last = 0;
+            rc = prune_scan(d, at, below, gone, user, chunk, ids, &n, &seen, &last, err);
+            if (rc == 0 && n > 0)
+                rc = prune_txn(d, 0, 0, ids, n, false, &removed, err);
+            at = rc == 0 && seen == chunk ? last + 1 : below;
+        } else if (rc == 0) {
+            uint64_t lo = 0;
+            rc = first_id_from(d, at, &lo, err);
+            if (rc == 0 && lo != 0 && lo < below) {
+                uint64_t hi = below - lo > chunk ? lo + chunk : below;
+                rc = prune_txn(d, at, hi, NULL, 0, from <= 1, &removed, err);
+                at = hi;
+            } else {
+                at = below;
+            }
+        }
+        pthread_mutex_unlock(&d->rmu);
+        total += (uint64_t)removed;
+    }
+    fdn__free(ids);
+    if (count != NULL)
+        *count = total;
+    return rc;
+}
+
+/* The durable tier's retention: rows and the correlation index's runs below `below`. */
+int fdn__evdb_prune(fdn__evdb_t *d, uint64_t below, uint64_t *count, fdn_error_t *err)
+{
+    return fdn__evdb_prune_where(d, 0, below, NULL, NULL, count, err);
 }
 
 void fdn__evdb_corr_counts(fdn__evdb_t *d, uint64_t *seeks, uint64_t *fences)
@@ -923,6 +1085,13 @@ static int evb_prune(void *b, uint64_t below, uint64_t *count, fdn_error_t *err)
     return fdn__evdb_prune(b, below, count, err);
 }
 
+static int evb_prune_where(void *b, uint64_t from, uint64_t below,
+                           bool (*gone)(int64_t ts, int64_t wall, void *user), void *user,
+                           uint64_t *count, fdn_error_t *err)
+{
+    return fdn__evdb_prune_where(b, from, below, gone, user, count, err);
+}
+
 static int evb_stats(void *b, fdn__evb_stats_t *out, fdn_error_t *err)
 {
     return fdn__evdb_stats(b, out, err);
@@ -954,6 +1123,7 @@ static const fdn__evb_ops_t sqlite_ops = {
     .close = evb_close,
     .load_newest = evb_load_newest,
     .index = evb_index,
+    .prune_where = evb_prune_where,
 };
 
 int fdn__evb_sqlite_open(fdn__evb_t *out, const char *path, bool durable, bool compress,

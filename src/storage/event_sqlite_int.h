@@ -28,6 +28,10 @@
 #define FDN__EVDB_WAL_PASSIVE_BYTES  ((int64_t)4096 * 1000)
 #define FDN__EVDB_WAL_TRUNCATE_BYTES ((int64_t)4096 * 2000)
 
+/* Rows (ids, for a range) one prune transaction deletes at most (fdn__evdb_prune_chunk): a
+ * few milliseconds of the file's write lock. */
+#define FDN__EVDB_PRUNE_CHUNK 4096u
+
 /* Statements of the correlation index on the writer's connection. */
 #define FDN__EVDB_CORR_STMTS 18
 
@@ -75,6 +79,13 @@ struct fdn__evdb {
     _Atomic uint64_t ix_cut;    /* the block of the lowest id prunes left (ids below: gone) */
     _Atomic uint64_t ix_fails;  /* index work rolled back and failed rebuilds, since open */
     atomic_int ix_last_error;   /* the last one's fdn code (0: none) */
+    /* writer first: the writer's transactions in progress or about to begin (writer_in, under
+     * wpmu); a prune transaction on the read connection begins only when there is none
+     * (waiting on wpcv), so a long prune never makes the writer wait busy_timeout for the
+     * file's write lock: it waits for one prune chunk at most */
+    pthread_mutex_t wpmu;
+    pthread_cond_t wpcv;
+    unsigned writer_in;
     /* the read connection (reads, prune), opened when first needed; under rmu */
     pthread_mutex_t rmu;
     char *path;

@@ -28,7 +28,11 @@
 #include "services/config_int.h"
 #include "services/event_store_int.h"
 #include "sqlite_file.h"
+#include "storage/event_sqlite.h"
 #include "tmpdir.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
 
 #define SEC  1000000000LL
 #define N    5000 /* events stored (the report's 118 k, scaled down) */
@@ -1203,10 +1207,103 @@ static void file_time_bounds_apply_to_reported_timestamps(void **state)
     close_store(f, es);
 }
 
+/* One event of type p stored at the clock's now (wall: the clock's, or wall_ns), then the
+ * clock moves 1 ms; its timestamp into *ts, its id returned. */
+static uint64_t store_at(fx_t *f, fdn_events_t *es, int64_t wall_ns, int64_t *ts)
+{
+    fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+    sp.type = "p";
+    sp.data = "{}";
+    sp.data_len = 2;
+    sp.flags = FDN_EVENT_NO_CORRELATION;
+    sp.clock = f->clock;
+    sp.wall_ns = wall_ns;
+    uint64_t id = 0;
+    assert_int_equal(fdn_events_store_specs(es, &sp, 1, &id, NULL), 0);
+    if (ts != NULL)
+        *ts = fdn_clock_mono_ns(f->clock);
+    assert_int_equal(fdn_clock_advance(f->clock, 1000000), 0);
+    return id;
+}
+
+typedef struct async_done {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool ran;
+    int rc;
+} async_done_t;
+
+static void async_cb(int rc, uint64_t first_id, size_t n, void *user)
+{
+    async_done_t *a = user;
+    (void)first_id;
+    (void)n;
+    pthread_mutex_lock(&a->mu);
+    a->ran = true;
+    a->rc = rc;
+    pthread_cond_broadcast(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* Another connection holds the file's write lock past busy_timeout (here 50 ms): the commit
+ * fails with SQLITE_BUSY, which is transient. The waiting store returns FDN_ETIMEDOUT with its
+ * event stored in memory; the store is healthy; an asynchronous store stays queued; once the
+ * lock is free every one of them commits. Before: FDN_EIO, latched until a restart (every
+ * later store failed). */
+static void a_busy_file_is_not_latched(void **state)
+{
+    fx_t *f = *state;
+    int busy_ms = fdn__evdb_busy_timeout_ms;
+    fdn__evdb_busy_timeout_ms = 50;
+    fdn_events_t *es = open_store(f, 0, 0);
+    store_at(f, es, 0, NULL);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    fdn_event_spec_t sp = FDN_EVENT_SPEC_INIT;
+    sp.type = "p";
+    sp.flags = FDN_EVENT_NO_CORRELATION;
+    sp.clock = f->clock;
+    uint64_t id2 = 0;
+    assert_int_equal(fdn_events_store_specs(es, &sp, 1, &id2, NULL), FDN_ETIMEDOUT);
+    assert_int_equal(id2, 2);
+    assert_int_equal(fdn__events_service_health(es), 0);
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_events_get(es, 2, &ev), 0); /* in memory */
+    fdn_event_free(ev);
+    async_done_t a = {.ran = false};
+    pthread_mutex_init(&a.mu, NULL);
+    pthread_cond_init(&a.cv, NULL);
+    assert_int_equal(fdn_event_new(&ev, &sp, NULL), 0);
+    const fdn_event_t *one = ev;
+    uint64_t id3 = 0;
+    assert_int_equal(fdn_events_store_async(es, &one, 1, &id3, async_cb, &a), 0);
+    assert_int_equal(id3, 3);
+    fdn_event_free(ev);
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(store_at(f, es, 0, NULL), 4);
+    pthread_mutex_lock(&a.mu);
+    while (!a.ran)
+        pthread_cond_wait(&a.cv, &a.mu);
+    pthread_mutex_unlock(&a.mu);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM events"), 4);
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    assert_int_equal(st.durable_committed_id, 4);
+    assert_int_equal(fdn__events_service_health(es), 0);
+    close_store(f, es);
+    pthread_mutex_destroy(&a.mu);
+    pthread_cond_destroy(&a.cv);
+    fdn__evdb_busy_timeout_ms = busy_ms;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(hot_limits_evict_from_memory_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_busy_file_is_not_latched, setup, teardown),
         cmocka_unit_test_setup_teardown(durable_retention_prunes_on_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(correlation_lookups_skip_a_file_known_to_hold_none, setup,
                                         teardown),
