@@ -17,12 +17,14 @@
  * be in the file (a failed commit's outcome is unknown); an id the file holds is never given
  * again, one it does not hold when it is reopened after a crash (or a destroy without a
  * restart) is assigned again, as the failed event is not stored.
- * Time order equals id order inside a store: an event whose timestamp is earlier than the
- * newest stored one is stored with the newest timestamp (documented clamp), so time-range
- * queries and pruning are binary searches. A timestamp more than 1 s past the store's clock
- * is stored as the clock's now, so the clamp never raises later events past the clock
- * (before, one far-future timestamp stamped every later event with it). Wall times are kept
- * as given and need not be in id order (wall_ns, a wall clock that steps).
+ * Time order equals id order inside a store's memory: an event whose timestamp is earlier than
+ * the newest stored one is stored with the newest timestamp (documented clamp), so time-range
+ * queries and pruning of memory are binary searches. A timestamp more than 1 s past the
+ * store's clock is stored as the clock's now, so the clamp never raises later events past the
+ * clock (before, one far-future timestamp stamped every later event with it). Wall times are
+ * kept as given and need not be in id order (wall_ns, a wall clock that steps); events read
+ * back from a durable file can carry timestamps rebuilt from their wall time
+ * (fdn_events_prune_before).
  *
  * @since 0.1.0
  */
@@ -756,9 +758,30 @@ FDN_API int fdn_events_get_by_correlation(fdn_events_t *es, const char *cid,
                                           fdn_event_list_t **out);
 
 /**
- * Remove every event with timestamp < ts (strict), from memory and the durable file.
- * @param[out] out_count how many were removed (may be NULL)
- * @return 0, FDN_EUNAVAILABLE
+ * Remove every event with timestamp < ts (strict) from the store: from memory and, with a
+ * durable_path, from the file, also the events memory no longer holds (evicted by its
+ * max_events / max_age). An event's timestamp is the one reads give it (one read back from
+ * the file that another boot or clock stamped gets it rebuilt from its wall time:
+ * docs/event-format.md), and wall time is not in id order in general, so the file's events
+ * are judged one by one, not cut as a range of ids. Events stored while the call runs are not
+ * removed. The call first waits for the writer to commit the events it removes that are not
+ * committed yet (a commit in flight may hold them; not from an fdn_events_store_async
+ * callback, whose thread runs no commit), then deletes from the file in transactions of at
+ * most 4 096 rows, then from memory. When it returns 0 the file no longer holds them: a kill
+ * afterwards does not bring them back (fast mode: a power loss may, as it may lose the last
+ * commits). A kill during the call leaves the transactions it committed done; call it again.
+ * With a PostgreSQL backend, memory only (the shared log is every process's, and is kept).
+ * @param[out] out_count how many events it removed from the store, each once: those memory
+ *             held and those only the file held (may be NULL). A retention run at the same
+ *             time may evict some of them from memory first: those are deleted from the file
+ *             but not counted.
+ * @return 0; FDN_EINVAL; FDN_EUNAVAILABLE (stopped, or it stopped during the call);
+ *         FDN_EIO, FDN_ENOMEM (the writer has failed: the events it had not committed stay,
+ *         in memory, until a restart commits them; the others are removed); FDN_ETIMEDOUT
+ *         (the writer's commit found the file's write lock held by another connection past
+ *         busy_timeout: as FDN_EIO, not latched); FDN_EBUSY, FDN_EIO (the call's own deletes
+ *         failed, or found the lock held past busy_timeout: memory keeps its events, some of
+ *         the file's older ones may be gone already). out_count is set in every case.
  * @thread_safety any
  * @since 0.1.0
  */

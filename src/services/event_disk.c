@@ -619,7 +619,7 @@ uint64_t fdn__evs_durable_retention(fdn_events_t *es)
      * (here, or in another process sharing the log) */
     uint64_t gone = rc == 0 ? FDN_MAX(cut, oldest) : 0;
     if (gone > atomic_load_explicit(&es->first_id, memory_order_acquire))
-        (void)fdn__evs_prune_ids(es, FDN_MIN(gone, atomic_load(&es->published) + 1), false);
+        (void)fdn__evs_prune_ids(es, FDN_MIN(gone, atomic_load(&es->published) + 1));
     return removed;
 }
 

@@ -19,7 +19,8 @@
  *    returns at once unless more than fast_queue_max events wait (then it waits on wdone:
  *    bounded queue) or the writer has failed (then the error: writer_failed, which answers
  *    fdn_events_store_async's calls and callbacks alike). An explicit prune
- *    (fdn_events_prune_before) is applied to the file in the next transaction. An I/O
+ *    (fdn_events_prune_before) deletes from the file itself, on the backend's read
+ *    connection, after waiting for the writer to commit what it removes (see "prune"). An I/O
  *    error is latched in io_error (health reports it, waiting callers get FDN_EIO) and the
  *    writer stops writing until restarted. A failed commit's outcome is unknown (a COMMIT
  *    can fail after its transaction reached the WAL: the file recovers it when reopened);
@@ -69,6 +70,106 @@
 
 /* ------------------------------------------------------------------- prune ---- */
 
+/* fdn_events_prune_before on a write-behind store (SQLite). The events older than the cut are
+ * those memory holds below its cut (time order is id order in memory: a prefix of its ids)
+ * and, below memory's first id, the rows of the file whose timestamp is older: a row's
+ * timestamp is the one a read of the file gives it (event_disk.c, remap_ev), and wall time is
+ * not in id order in general (another boot, a caller's wall time), so those rows are judged
+ * one by one, never cut as a prefix. The file goes first: memory then drops [first, cut), so
+ * a read never finds below memory's first id an event the file should not hold any more. A
+ * commit in flight may hold events being pruned (the writer copied them before the prune):
+ * the call first waits for the writer to commit up to the cut (bounded by a commit; not on
+ * the writer's own thread, an asynchronous store's callback, where no commit is in flight and
+ * the next ones skip ids memory no longer holds), so every event it removes from memory is
+ * either deleted from the file by the call itself or never written. Deleted in transactions
+ * of a bounded number of rows (event_sqlite.c), so the writer waits for one at most. */
+
+typedef struct prune_cut {
+    int64_t ts;  /* remove events with timestamps < ts */
+    int64_t off; /* the store's clock offset (fdn__evs_clock_offset), taken once */
+} prune_cut_t;
+
+/* Whether a row of the file (its timestamp and wall time) is older than the cut, by the
+ * timestamp a read gives it: its own when it was stamped by this clock (its epoch within 1 s
+ * of the clock's), else rebuilt from its wall time (as event_disk.c's remap_ev). */
+static bool row_older(int64_t ts, int64_t wall, void *user)
+{
+    const prune_cut_t *pc = user;
+    int64_t epoch, d;
+    if (__builtin_sub_overflow(wall, ts, &epoch) || __builtin_sub_overflow(epoch, pc->off, &d) ||
+        d < -1000000000 || d > 1000000000)
+        ts = fdn__evs_sat_add(wall, pc->off == INT64_MIN ? INT64_MAX : -pc->off);
+    return ts < pc->ts;
+}
+
+/* The store whose writer runs on this thread (NULL: none): asynchronous stores' callbacks run
+ * there, and a prune from one must not wait for the writer. */
+static _Thread_local fdn_events_t *writer_of;
+
+static bool busy_since(fdn_events_t *es, uint32_t seen, uint64_t last_id);
+static int writer_failed(fdn_events_t *es, uint64_t last_id);
+
+/* Wait until the writer has committed every id up to upto: 0; the writer's latched error;
+ * FDN_ETIMEDOUT (a commit attempt covering upto found the file's write lock held past
+ * busy_timeout since busy0 was read). The writer commits everything published before it
+ * stops, or fails, so the wait ends. */
+static int wait_committed(fdn_events_t *es, uint64_t upto, uint32_t busy0)
+{
+    int rc = 0;
+    fdn__mutex_lock(&es->wmu);
+    while (atomic_load_explicit(&es->persisted, memory_order_acquire) < upto) {
+        if ((rc = writer_failed(es, upto)) != 0)
+            break;
+        if (busy_since(es, busy0, upto)) {
+            rc = FDN_ETIMEDOUT;
+            break;
+        }
+        pthread_cond_wait(&es->wdone, &es->wmu);
+    }
+    fdn__mutex_unlock(&es->wmu);
+    return rc;
+}
+
+/* The file's part of a prune by time (see above): *cut, memory's cut, is lowered to what may
+ * leave memory (first: nothing, when the file part failed); *count gets the rows deleted
+ * below first (events memory did not hold). */
+static int prune_file(fdn_events_t *es, int64_t ts, uint64_t first, uint64_t *cut, uint64_t *count)
+{
+    uint32_t busy0 = atomic_load_explicit(&es->busy_seq, memory_order_acquire);
+    int rc = 0;
+    if (*cut > first && writer_of != es)
+        rc = wait_committed(es, *cut - 1, busy0);
+    uint64_t held = atomic_load_explicit(&es->persisted, memory_order_acquire);
+    if (rc != 0 && *cut > held + 1)
+        *cut = FDN_MAX(first, held + 1); /* only what the file holds: the rest stays */
+    uint64_t upto = FDN_MIN(*cut, held + 1);
+    prune_cut_t pc = {ts, fdn__evs_clock_offset(es)};
+    int frc = 0;
+    fdn__mutex_lock(&es->dmu);
+    const fdn__evb_ops_t *ops = es->be.ops;
+    uint64_t dfirst = atomic_load_explicit(&es->disk_first, memory_order_acquire);
+    if (ops == NULL || ops->prune_where == NULL)
+        frc = FDN_EUNAVAILABLE;     /* the file is closed: the store stopped */
+    if (frc == 0 && first > dfirst) /* evicted from memory: row by row */
+        frc = ops->prune_where(es->be.state, dfirst, first, row_older, &pc, count, NULL);
+    if (frc == 0 && upto > first) /* in memory, all older than the cut */
+        frc = ops->prune_where(es->be.state, first, upto, NULL, NULL, NULL, NULL);
+    fdn__evb_stats_t st = {0};
+    if (frc == 0 && ops->stats != NULL && ops->stats(es->be.state, &st, NULL) == 0) {
+        /* the oldest id the file may still hold */
+        uint64_t d = atomic_load_explicit(&es->disk_first, memory_order_relaxed);
+        uint64_t nd = st.count > 0 ? st.oldest : upto;
+        while (d < nd && !atomic_compare_exchange_weak(&es->disk_first, &d, nd)) {
+        }
+    }
+    fdn__mutex_unlock(&es->dmu);
+    if (frc != 0) {
+        *cut = first; /* memory keeps every event the file may still hold */
+        return frc;
+    }
+    return rc;
+}
+
 int fdn_events_prune_before(fdn_events_t *es, int64_t ts, uint64_t *out_count)
 {
     if (es == NULL)
@@ -77,9 +178,14 @@ int fdn_events_prune_before(fdn_events_t *es, int64_t ts, uint64_t *out_count)
         return FDN_EUNAVAILABLE;
     fdn__rwlock_rdlock(&es->plock);
     uint64_t snap = atomic_load_explicit(&es->published, memory_order_acquire);
+    uint64_t first = atomic_load_explicit(&es->first_id, memory_order_acquire);
     uint64_t cut = fdn__evs_id_at_time(es, ts, snap);
     fdn__rwlock_rdunlock(&es->plock);
-    uint64_t n = fdn__evs_prune_ids(es, cut, true);
+    uint64_t n = 0;
+    int rc = 0;
+    if (es->durable_path != NULL && es->sh == NULL)
+        rc = prune_file(es, ts, first, &cut, &n);
+    n += fdn__evs_prune_ids(es, cut);
     fdn__gate_pass_t tp;
     fdn_telemetry_t *tm = n > 0 ? fdn__evs_tm_enter(es, &tp) : NULL;
     if (tm != NULL) {
@@ -88,7 +194,7 @@ int fdn_events_prune_before(fdn_events_t *es, int64_t ts, uint64_t *out_count)
     }
     if (out_count)
         *out_count = n;
-    return 0;
+    return rc;
 }
 
 /* ------------------------------------------------------------------ writer ---- */
@@ -215,13 +321,13 @@ int fdn__evs_async_queue(fdn_events_t *es, evs_async_t *w, uint64_t last_id)
 #define LINGER_MAX_NS 2000000
 
 /* Wait (wmu held) until published reaches want, the deadline passes, or the writer must
- * stop or delete. */
+ * stop. */
 static void writer_linger(fdn_events_t *es, uint64_t want, int64_t wait_ns) FDN_REQUIRES(es->wmu)
 {
     int64_t dl = fdn__mono_now_ns() + wait_ns; /* wait_ns <= LINGER_MAX_NS */
     atomic_store(&es->writer_want, want);
     atomic_store(&es->writer_idle, true); /* seq_cst, as in writer_main's idle wait */
-    while (!es->wstop && es->wdelete == 0 && atomic_load(&es->published) < want &&
+    while (!es->wstop && atomic_load(&es->published) < want &&
            atomic_load_explicit(&es->io_error, memory_order_relaxed) == 0)
         if (fdn__cond_wait_until(&es->wcv, &es->wmu, dl) == FDN_ETIMEDOUT)
             break;
@@ -263,8 +369,8 @@ static uint32_t commit_bit(uint64_t cover, uint64_t last_id)
     return 1u << num;
 }
 
-/* One commit: the range after `done` up to about 8 192 events (never splitting a store_batch)
- * and the prune cut waiting, encoded, appended, then the callers it covers released. Run by
+/* One commit: the range after `done` up to about 8 192 events (never splitting a store_batch),
+ * encoded, appended, then the callers it covers released. Run by
  * the writer, or by a synchronous caller leading its own batch (lead_commit: then `ack` is
  * false and the asynchronous acknowledgements are left to the writer, whose thread runs their
  * callbacks). wmu held on entry and return, released for the work. For the writer, after a
@@ -274,8 +380,6 @@ static void commit_once(fdn_events_t *es, uint64_t pub, uint64_t done, bool ack,
 {
     fdn_error_t err;
     evs_recbuf_t *rb = &es->wrb;
-    uint64_t del = es->wdelete;
-    es->wdelete = 0;
     uint64_t to = pub > done ? FDN_MIN(pub, done + 8192) : done;
     fdn__mutex_unlock(&es->wmu);
     if (to > done)
@@ -289,19 +393,10 @@ static void commit_once(fdn_events_t *es, uint64_t pub, uint64_t done, bool ack,
     unsigned enc = es->compress ? FDN_EVENT_ENC_ZSTD : 0; /* as the backend was opened */
     if (to > done)
         rc = fdn__evs_encode_range(es, done + 1, to, enc, rb);
-    /* a prune that finished before the copy made it skip ids: its cut must go into this
-     * transaction too, or the file would hold the pruned prefix next to a hole until the
-     * next commit (a crash there reloads pruned events and a gap that breaks the
-     * time-order binary searches) */
-    fdn__mutex_lock(&es->wmu);
-    if (es->wdelete > del)
-        del = es->wdelete;
-    es->wdelete = 0;
-    fdn__mutex_unlock(&es->wmu);
     int64_t t0 = fdn_clock_mono_ns(NULL);
     if (rc == 0) {
         fdn__evb_batch_t b = {.n = rb->n,
-                              .prune_below = del,
+                              .prune_below = 0,
                               .next_id = to + 1,
                               .recs = rb->n > 0 ? rb->buf : NULL,
                               .rec_off = rb->off};
@@ -339,8 +434,6 @@ static void commit_once(fdn_events_t *es, uint64_t pub, uint64_t done, bool ack,
         } else {
             atomic_store_explicit(&es->io_error, latched, memory_order_release);
         }
-        if (del > es->wdelete)
-            es->wdelete = del;
         /* the failed range is not on disk: announce what is, so that a caller reading the
          * announcement after a restart cleared io_error (before the new writer announces)
          * sleeps on the next commit's bit, not on this one's (it would wait 32 commits) */
@@ -387,6 +480,7 @@ static void commit_once(fdn_events_t *es, uint64_t pub, uint64_t done, bool ack,
 static void *writer_main(void *arg)
 {
     fdn_events_t *es = arg;
+    writer_of = es;
     /* a restarted writer (stop, start): what it announced last may cover ids the file it
      * reopened does not (callers of those would sleep on a bit no commit wakes) */
     uint64_t held = atomic_load_explicit(&es->persisted, memory_order_acquire);
@@ -423,7 +517,7 @@ static void *writer_main(void *arg)
             fdn__mutex_lock(&es->wmu);
             continue;
         }
-        if (failed || (pub <= done && es->wdelete == 0)) {
+        if (failed || pub <= done) {
             if (es->wstop)
                 break;
             /* announce the wait, then look again (seq_cst): an append either sees the flag
@@ -467,7 +561,7 @@ static bool lead_commit(fdn_events_t *es, uint64_t last_id)
     uint64_t done = atomic_load_explicit(&es->persisted, memory_order_relaxed);
     bool ok = atomic_load_explicit(&es->writer_idle, memory_order_relaxed) &&
               atomic_load_explicit(&es->writer_want, memory_order_relaxed) == 0 && !es->lead &&
-              !es->wstop && es->wdelete == 0 && es->aq_head == NULL &&
+              !es->wstop && es->aq_head == NULL &&
               atomic_load_explicit(&es->io_error, memory_order_relaxed) == 0 && last_id > done &&
               last_id - done >= LEAD_MIN;
     if (ok) {
@@ -477,10 +571,10 @@ static bool lead_commit(fdn_events_t *es, uint64_t last_id)
         es->lead = false;
         /* the writer looks again when there is something for it: others' appends (their
          * signals came while it waited for this commit; or this commit was busy), acks, a
-         * prune's cut, a stop */
+         * stop */
         if (atomic_load_explicit(&es->published, memory_order_acquire) >
                 atomic_load_explicit(&es->persisted, memory_order_relaxed) ||
-            es->aq_head != NULL || es->wdelete != 0 || es->wstop ||
+            es->aq_head != NULL || es->wstop ||
             atomic_load_explicit(&es->io_error, memory_order_relaxed) != 0)
             pthread_cond_signal(&es->wcv);
     }
@@ -590,7 +684,7 @@ uint64_t fdn__evs_retention_memory(fdn_events_t *es)
         cut = FDN_MIN(cut, atomic_load_explicit(&es->persisted, memory_order_acquire) + 1);
     if (cut <= first)
         return 0;
-    uint64_t n = fdn__evs_prune_ids(es, cut, false);
+    uint64_t n = fdn__evs_prune_ids(es, cut);
     fdn__gate_pass_t tp;
     fdn_telemetry_t *tm = n > 0 ? fdn__evs_tm_enter(es, &tp) : NULL;
     if (tm != NULL) {

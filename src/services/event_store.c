@@ -685,7 +685,7 @@ void *fdn__evs_prune_step_user;
 
 /* One step of fdn__evs_prune_ids: ids < cut, at most PRUNE_STEP of them, under plock (write)
  * and amu. *more: ids below cut are left for another step. */
-static uint64_t prune_step(fdn_events_t *es, uint64_t cut, bool disk, bool *more)
+static uint64_t prune_step(fdn_events_t *es, uint64_t cut, bool *more)
 {
     fdn__rwlock_wrlock(&es->plock);
     fdn__mutex_lock(&es->amu);
@@ -744,26 +744,16 @@ static uint64_t prune_step(fdn_events_t *es, uint64_t cut, bool disk, bool *more
     for (size_t i = 0; i < es->nretired; i++)
         fdn__free(es->retired[i]);
     es->nretired = 0;
-    if (removed > 0 && disk && es->durable_path != NULL) {
-        /* the writer deletes them from the file in its next transaction */
-        fdn__mutex_lock(&es->wmu);
-        if (cut > es->wdelete)
-            es->wdelete = cut;
-        if (cut > atomic_load_explicit(&es->disk_first, memory_order_relaxed))
-            atomic_store_explicit(&es->disk_first, cut, memory_order_release); /* under wmu */
-        pthread_cond_signal(&es->wcv);
-        fdn__mutex_unlock(&es->wmu);
-    }
     fdn__mutex_unlock(&es->amu);
     fdn__rwlock_wrunlock(&es->plock);
     return removed;
 }
 
-uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut, bool disk)
+uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut)
 {
     uint64_t removed = 0;
     for (bool more = true; more;) {
-        removed += prune_step(es, cut, disk, &more);
+        removed += prune_step(es, cut, &more);
         if (more && fdn__evs_prune_step_hook != NULL)
             fdn__evs_prune_step_hook(es, fdn__evs_prune_step_user);
     }

@@ -271,7 +271,6 @@ struct fdn_events {
     /* while writer_idle: an append whose last id is below this need not signal (the writer
      * gathers a group commit until this id or its deadline; 0: every append signals) */
     _Atomic uint64_t writer_want;
-    uint64_t wdelete; /* wmu: delete ids below this */
     _Atomic int io_error;
     /* the writer's commits that failed with FDN_EBUSY (another connection held the file's
      * write lock past busy_timeout: transient, not latched): how many, and the last id the
@@ -523,15 +522,15 @@ int fdn__evs_retire(fdn_events_t *es, void *p) FDN_REQUIRES(es->amu);
 /* Make room for k more fdn__evs_retire calls that then cannot fail. Caller holds amu.
  * Returns 0 or FDN_ENOMEM. */
 int fdn__evs_retire_reserve(fdn_events_t *es, size_t k) FDN_REQUIRES(es->amu);
-/* Remove ids < cut from memory; returns how many. disk: also from the durable file (the
- * writer's next transaction; fdn_events_prune_before), else memory only (retention). Works in
+/* Remove ids < cut from memory; returns how many. Memory only: fdn_events_prune_before
+ * deletes from the durable file first (event_service.c). Works in
  * steps of at most PRUNE_STEP ids, each under plock (write) and amu, released between steps:
  * a retention run that evicts millions of events (a default store keeps 100 000 in memory and
  * runs every minute) would otherwise hold every query and append for a second or more. Each
  * step leaves a consistent store (first_id at the step's cut), so a reader between steps sees
  * a store pruned part of the way. */
 #define PRUNE_STEP 8192u
-uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut, bool disk);
+uint64_t fdn__evs_prune_ids(fdn_events_t *es, uint64_t cut);
 /* Test hook: called by fdn__evs_prune_ids between two steps, with no lock held (NULL: none).
  * Set before the store is used, from one thread. */
 extern void (*fdn__evs_prune_step_hook)(fdn_events_t *es, void *user);

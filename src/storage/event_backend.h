@@ -8,10 +8,11 @@
  *  - write-behind (SQLite): the memory tier assigns ids and holds the newest stored events,
  *    up to its own limits (the newest of the file are reloaded at open through `load_newest`,
  *    or every row through `load`); the writer thread copies committed ranges out of memory and
- *    hands them to `append` with their final ids; an explicit prune (fdn_events_prune_before)
- *    rides along (`prune_below`). Reads of events the memory tier evicted (they are on disk:
- *    memory evicts only committed events) go to get/query/correlation; the durable tier's
- *    own retention runs `prune`. read_after/wait/head are NULL.
+ *    hands them to `append` with their final ids (`prune_below` is 0: an explicit prune,
+ *    fdn_events_prune_before, runs `prune_where` itself). Reads of events the memory tier
+ *    evicted (they are on disk: memory evicts only committed events) go to
+ *    get/query/correlation; the durable tier's own retention runs `prune`. read_after/wait/head are
+ * NULL.
  *  - shared (PostgreSQL): the backend assigns the ids (global positions, gap-free, in commit
  *    order); the memory tier is a cache of the newest positions, fed by the store's writer
  *    (its own batches) and follower (`wait` + `read_after`, other processes' batches); reads

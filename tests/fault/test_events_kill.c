@@ -145,10 +145,81 @@ static void acknowledged_events_survive_sigkill(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The child of a_prune_survives_sigkill: a fast-mode store (its commits are not waited for)
+ * of one batch of 100 events (never split between commits), then fdn_events_prune_before the
+ * timestamp of id 51 (ids 1..50 older), then SIGKILL at once. */
+static void prune_child(const char *path)
+{
+    fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+    o.durable_path = path;
+    o.mode = FDN_EVENTS_FAST;
+    fdn_events_t *es = NULL;
+    if (fdn_events_create(&es, &o, NULL) != 0)
+        _exit(2);
+    fdn_event_t *evs[100];
+    for (int i = 0; i < 100; i++) {
+        fdn_event_spec_t s = FDN_EVENT_SPEC_INIT;
+        s.type = "kill.prune";
+        s.timestamp_ns = 1001 + i; /* chosen: strictly increasing */
+        if (fdn_event_new(&evs[i], &s, NULL) != 0)
+            _exit(3);
+    }
+    uint64_t ids[100];
+    if (fdn_events_store_batch(es, (const fdn_event_t *const *)evs, 100, ids) != 0 || ids[0] != 1)
+        _exit(3);
+    uint64_t n = 0;
+    if (fdn_events_prune_before(es, 1051, &n) != 0 || n != 50)
+        _exit(4);
+    raise(SIGKILL);
+    _exit(5);
+}
+
+/* fdn_events_prune_before is in the file when it returns: a kill right after it does not bring
+ * the pruned events back (before: the writer deleted them in its next transaction, which a
+ * kill could precede, and a stop racing the call could skip), nor loses the others (the
+ * events it did not prune, not committed yet when it was called, are committed first). */
+static void a_prune_survives_sigkill(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fdn_kill_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/prune.db", dir);
+    for (int t = 0; t < 5; t++) {
+        unlink(path);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+            prune_child(path);
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        if (!WIFSIGNALED(status))
+            fail_msg("trial %d: the child failed (%d)", t, WEXITSTATUS(status));
+        fdn_events_t *es = NULL;
+        fdn_events_opts_t o = FDN_EVENTS_OPTS_INIT;
+        o.durable_path = path;
+        assert_int_equal(fdn_events_create(&es, &o, NULL), 0);
+        fdn_events_stats_t st;
+        assert_int_equal(fdn_events_stats(es, &st), 0);
+        if (st.oldest_id != 51)
+            fail_msg("trial %d: the file holds ids from %llu", t, (unsigned long long)st.oldest_id);
+        assert_int_equal(st.count, 50); /* 51..100: the batch committed by the prune's wait */
+        fdn_event_t *ev = NULL;
+        assert_int_equal(fdn_events_get(es, 50, &ev), FDN_ENOENT);
+        assert_int_equal(fdn_events_get(es, 51, &ev), 0);
+        fdn_event_free(ev);
+        fdn_events_destroy(es);
+    }
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(acknowledged_events_survive_sigkill),
+        cmocka_unit_test(a_prune_survives_sigkill),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

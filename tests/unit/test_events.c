@@ -2295,7 +2295,7 @@ static void pruned_segments_reused(void **state)
     assert_int_equal(old[3]->arena_cap, large);
     fdn_events_stats_t before, after;
     assert_int_equal(fdn_events_stats(es, &before), 0);
-    assert_true(fdn__evs_prune_ids(es, cut, false) > 0);
+    assert_true(fdn__evs_prune_ids(es, cut) > 0);
     assert_int_equal(fdn_events_stats(es, &after), 0);
     assert_int_equal(es->nspare, 2);
     for (size_t k = 0; k < es->nspare; k++)

@@ -1226,6 +1226,104 @@ static uint64_t store_at(fx_t *f, fdn_events_t *es, int64_t wall_ns, int64_t *ts
     return id;
 }
 
+static size_t query_all(fdn_events_t *es, uint64_t *ids, size_t cap)
+{
+    fdn_events_query_t q = FDN_EVENTS_QUERY_INIT;
+    q.limit = 1000;
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn_events_query(es, &q, &l), 0);
+    size_t n = fdn_event_list_count(l);
+    for (size_t i = 0; i < n && i < cap; i++)
+        ids[i] = fdn_event_id(fdn_event_list_at(l, i));
+    fdn_event_list_free(l);
+    return n;
+}
+
+/* fdn_events_prune_before removes the events older than its cut from the file too, also those
+ * memory no longer holds (before: the cut came from memory only, and with memory evicted
+ * nothing was removed, and the file kept every event for good), judged one by one by the
+ * timestamp a read gives them: event 3's wall time is an hour ahead (a caller's), so read from
+ * the file it is an hour newer than its neighbours and stays. The file is changed when the call
+ * returns (before: the writer's next transaction did it, lost in a kill before it). */
+static void prune_before_removes_from_the_file(void **state)
+{
+    fx_t *f = *state;
+    fdn_events_t *es = open_store(f, 10, 0);
+    int64_t ts[101];
+    for (int i = 1; i <= 100; i++) {
+        int64_t wall = i == 3 ? fdn_clock_wall_ns(f->clock) + 3600 * SEC : 0;
+        assert_int_equal(store_at(f, es, wall, &ts[i]), (uint64_t)i);
+    }
+    uint64_t n = 0;
+    assert_int_equal(fdn_events_enforce_retention(es, &n), 0);
+    assert_int_equal(n, 90); /* memory: 91..100 */
+    /* ids 1..50 but 3 are older than event 51 */
+    assert_int_equal(fdn_events_prune_before(es, ts[51], &n), 0);
+    assert_int_equal(n, 49);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM events"), 51);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM events WHERE id < 51"), 1);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT min(id) FROM events"), 3);
+    uint64_t ids[128];
+    assert_int_equal(query_all(es, ids, 128), 51);
+    assert_int_equal(ids[0], 3);
+    assert_int_equal(ids[1], 51);
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_events_get(es, 2, &ev), FDN_ENOENT);
+    assert_int_equal(fdn_events_get(es, 3, &ev), 0);
+    fdn_event_free(ev);
+    /* a cut inside memory: the file's 51..90 and memory's 91..95, counted once each */
+    assert_int_equal(fdn_events_prune_before(es, ts[96], &n), 0);
+    assert_int_equal(n, 45);
+    assert_int_equal(disk(es).count, 6);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM events"), 6);
+    fdn_events_stats_t st;
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    assert_int_equal(st.oldest_id, 96);
+    /* nothing older: nothing removed */
+    assert_int_equal(fdn_events_prune_before(es, ts[96], &n), 0);
+    assert_int_equal(n, 0);
+    close_store(f, es);
+    /* reopened: the file holds what the calls left */
+    es = open_store(f, 10, 0);
+    assert_int_equal(query_all(es, ids, 128), 6);
+    assert_int_equal(ids[0], 3);
+    assert_int_equal(ids[1], 96);
+    assert_int_equal(ids[5], 100);
+    close_store(f, es);
+}
+
+/* The durable tier's retention deletes in bounded transactions (fdn__evdb_prune_chunk rows
+ * each, here 64): the right rows go, the count and the newest id stay right, and the store
+ * goes on storing with the next ids. */
+static void durable_retention_deletes_in_chunks(void **state)
+{
+    fx_t *f = *state;
+    uint32_t chunk = fdn__evdb_prune_chunk;
+    fdn__evdb_prune_chunk = 64;
+    fdn_events_t *es = open_store(f, 0, 0);
+    for (int i = 1; i <= 1000; i++)
+        store_at(f, es, 0, NULL);
+    assert_int_equal(fdn_events_set_durable_retention(es, 10, 0), 0);
+    uint64_t n = 0;
+    assert_int_equal(fdn_events_enforce_retention(es, &n), 0);
+    fdn_events_durable_status_t d = disk(es);
+    assert_int_equal(d.count, 10);
+    assert_int_equal(d.oldest_id, 991);
+    assert_int_equal(d.pruned, 990);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM events"), 10);
+    assert_int_equal(store_at(f, es, 0, NULL), 1001);
+    /* a prune by time deletes in chunks as well: every one of the file's rows */
+    fdn__evdb_prune_chunk = 3;
+    assert_int_equal(fdn_events_prune_before(es, INT64_MAX, &n), 0);
+    assert_int_equal(n, 11);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM events"), 0);
+    close_store(f, es);
+    fdn__evdb_prune_chunk = chunk;
+    es = open_store(f, 0, 0); /* ids are never given again */
+    assert_int_equal(store_at(f, es, 0, NULL), 1002);
+    close_store(f, es);
+}
+
 typedef struct async_done {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -1303,6 +1401,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(hot_limits_evict_from_memory_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(prune_before_removes_from_the_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(durable_retention_deletes_in_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(a_busy_file_is_not_latched, setup, teardown),
         cmocka_unit_test_setup_teardown(durable_retention_prunes_on_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(correlation_lookups_skip_a_file_known_to_hold_none, setup,
