@@ -15,9 +15,11 @@
  * spec.node is a client's field, so node names are client input like correlation ids, and
  * were kept for good before), leaving a tombstone (EVS_TOMB) so probe chains stay intact,
  * and a rebuild sizes the table from its live entries, so it shrinks again after a burst of
- * names. A batch that fails after interning (the type cap, no memory) takes out again the
- * entries it added: they hold no event (count 0, last_id 0). Live types are capped
- * (max_types): a client's store that would add one more is refused with FDN_ENOSPC; node
+ * names: at an insert past half full, and after a prune that leaves the node or correlation
+ * table at most an eighth live (fdn__evs_tabs_shrink; a burst of 200 000 node names kept an
+ * 8 MB table after every one was pruned). A batch that fails after interning (the type cap, no
+ * memory) takes out again the entries it added: they hold no event (count 0, last_id 0). Live types
+ * are capped (max_types): a client's store that would add one more is refused with FDN_ENOSPC; node
  * names and correlation ids live only as long as the events that name them.
  *
  * Threads and locks: inserts, rebuilds and removals run under amu (the one writer);
@@ -91,10 +93,20 @@ static void tab_put(evs_tab_t *t, void *e)
         if (cur == NULL) {
             atomic_store_explicit(&t->slots[i], e, memory_order_release);
             t->used++;
+            t->live++;
             return;
         }
         i = (i + 1) & t->mask;
     }
+}
+
+/* The slots a rebuilt table gets for `live` entries and one insert. */
+static size_t tab_size_for(size_t live)
+{
+    size_t size = TAB_INIT;
+    while ((live + 1) * 4 > size)
+        size *= 2;
+    return size;
 }
 
 /* Make room for one insert (writer, under amu). */
@@ -108,9 +120,7 @@ static int tab_reserve(fdn_events_t *es, _Atomic(evs_tab_t *) *tp) FDN_REQUIRES(
         void *e = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
         live += e != NULL && e != EVS_TOMB;
     }
-    size_t size = TAB_INIT; /* from the live entries: a table emptied by prunes shrinks */
-    while ((live + 1) * 4 > size)
-        size *= 2;
+    size_t size = tab_size_for(live); /* from the live entries: an emptied table shrinks */
     evs_tab_t *nt = tab_new(size);
     if (nt == NULL)
         return FDN_ENOMEM;
@@ -201,6 +211,7 @@ static void tab_unlink(evs_tab_t *t, const void *e)
             break;
         if (cur == e) {
             atomic_store_explicit(&t->slots[i], EVS_TOMB, memory_order_release);
+            t->live--;
             break;
         }
     }
@@ -278,6 +289,29 @@ void fdn__evs_type_remove(fdn_events_t *es, evs_sym_t *s, bool under_plock) FDN_
     fdn__evs_account(es, -bytes);
     atomic_fetch_sub_explicit(&es->ntypes, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&es->types_released, 1, memory_order_relaxed);
+}
+
+void fdn__evs_tabs_shrink(fdn_events_t *es) FDN_REQUIRES(es->amu)
+{
+    _Atomic(evs_tab_t *) *tabs[] = {&es->nodes, &es->corrs};
+    for (size_t k = 0; k < 2; k++) {
+        evs_tab_t *t = atomic_load_explicit(tabs[k], memory_order_relaxed);
+        size_t size = tab_size_for(t->live);
+        if (t->mask + 1 <= TAB_INIT || t->live * 8 > t->mask + 1 || size >= t->mask + 1)
+            continue;
+        evs_tab_t *nt = tab_new(size);
+        if (nt == NULL)
+            continue; /* stays as it is: the next prune tries again */
+        for (size_t i = 0; i <= t->mask; i++) {
+            void *e = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+            if (e != NULL && e != EVS_TOMB)
+                tab_put(nt, e);
+        }
+        fdn__evs_account(es, (int64_t)(size * sizeof(void *)) -
+                                 (int64_t)((t->mask + 1) * sizeof(void *)));
+        atomic_store_explicit(tabs[k], nt, memory_order_release);
+        fdn__free(t); /* plock (write): no reader holds it */
+    }
 }
 
 static void free_tab(evs_tab_t *t, bool syms)

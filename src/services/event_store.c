@@ -740,6 +740,7 @@ static uint64_t prune_step(fdn_events_t *es, uint64_t cut, bool *more)
             atomic_store_explicit(&es->seg_head, 0, memory_order_relaxed);
         }
         atomic_fetch_add_explicit(&es->pruned_total, removed, memory_order_relaxed);
+        fdn__evs_tabs_shrink(es);
     }
     for (size_t i = 0; i < es->nretired; i++)
         fdn__free(es->retired[i]);

@@ -127,6 +127,7 @@ typedef struct evs_corr {
 typedef struct evs_tab { /* open addressing, insert-only for readers */
     size_t mask;
     size_t used; /* live + tombstones (writer) */
+    size_t live; /* live entries (writer) */
     _Atomic(void *) slots[];
 } evs_tab_t;
 
@@ -602,6 +603,9 @@ static inline int fdn__evs_corr_intern(fdn_events_t *es, const char *s, size_t n
  * is retired, and false is returned (nothing changed) when that needs memory there is not.
  * Caller holds amu. */
 bool fdn__evs_corr_remove(fdn_events_t *es, evs_corr_t *c, bool under_plock) FDN_REQUIRES(es->amu);
+/* After a prune (plock write and amu held): the node and correlation tables rebuilt smaller
+ * when at most an eighth of their slots hold live entries (the old one freed at once). */
+void fdn__evs_tabs_shrink(fdn_events_t *es) FDN_REQUIRES(es->amu);
 /* Remove a node name entry whose events are all pruned (count 0), as fdn__evs_corr_remove. */
 bool fdn__evs_node_remove(fdn_events_t *es, evs_sym_t *s, bool under_plock) FDN_REQUIRES(es->amu);
 

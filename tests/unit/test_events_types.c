@@ -410,6 +410,32 @@ static void node_names_released_with_their_events(void **state)
     assert_true(many <= one + 384 * 1024);
 }
 
+/* After a burst of names all pruned, the name tables shrink again: 50 000 node names and
+ * correlation ids, every event pruned, leave the store's memory where one name left it
+ * (before: the tables kept their slots, 8 bytes each for four times the names, until an
+ * insert rebuilt them: 200 000 node names kept 8 MB). */
+static void name_tables_shrink_after_a_burst(void **state)
+{
+    (void)state;
+    uint64_t b[2];
+    for (int unique = 0; unique < 2; unique++) {
+        fdn_events_t *es = mem_store(0);
+        char name[40];
+        for (int i = 0; i < 50000; i++) {
+            snprintf(name, sizeof name, "n-%d", unique ? i : 0);
+            fdn_event_t *ev = mkev_named("a", name, name, 1000 + i);
+            assert_int_equal(fdn_events_store(es, ev, NULL), 0);
+            fdn_event_free(ev);
+        }
+        uint64_t pruned = 0;
+        assert_int_equal(fdn_events_prune_before(es, INT64_MAX, &pruned), 0);
+        assert_int_equal(pruned, 50000);
+        b[unique] = bytes_allocated(es);
+        fdn_events_destroy(es);
+    }
+    assert_true(b[1] <= b[0] + 16 * 1024);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -420,6 +446,7 @@ int main(void)
         cmocka_unit_test(unique_types_stay_bounded),
         cmocka_unit_test(refused_batches_keep_no_names),
         cmocka_unit_test(node_names_released_with_their_events),
+        cmocka_unit_test(name_tables_shrink_after_a_burst),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
