@@ -107,6 +107,7 @@ static bool row_older(int64_t ts, int64_t wall, void *user)
 static _Thread_local fdn_events_t *writer_of;
 
 static bool busy_since(fdn_events_t *es, uint32_t seen, uint64_t last_id);
+#define BUSY_PAUSE_NS 10000000 /* the writer's pause after a busy commit (10 ms; "Busy") */
 static int writer_failed(fdn_events_t *es, uint64_t last_id);
 
 /* Wait until the writer has committed every id up to upto: 0; the writer's latched error;
@@ -532,7 +533,12 @@ static void *writer_main(void *arg)
             atomic_store_explicit(&es->writer_idle, false, memory_order_relaxed);
             continue;
         }
+        uint32_t busy0 = atomic_load_explicit(&es->busy_seq, memory_order_relaxed);
         commit_once(es, pub, done, true, &linger_want, &linger_ns);
+        /* a busy file ("Busy"): each attempt waits busy_timeout in SQLite, but should one come
+         * back at once, the next is still BUSY_PAUSE_NS away (no spinning); a stop ends it */
+        if (atomic_load_explicit(&es->busy_seq, memory_order_relaxed) != busy0 && !es->wstop)
+            (void)fdn__cond_wait_until(&es->wcv, &es->wmu, fdn__mono_now_ns() + BUSY_PAUSE_NS);
     }
     fdn__mutex_unlock(&es->wmu);
     fdn__free(es->wrb.buf);
@@ -592,7 +598,9 @@ static bool lead_commit(fdn_events_t *es, uint64_t last_id)
  * callbacks run when a retry commits, or with FDN_EUNAVAILABLE at a stop. Only a stop turns a
  * busy commit into a failure (FDN_EUNAVAILABLE, latched until the next start): a stop waits
  * for one attempt at most. The memory of it: busy_seq (attempts that failed so) and busy_to
- * (the last id the last of them covered); a caller reads busy_seq when it starts waiting. */
+ * (the last id the last of them covered); a caller reads busy_seq when it starts waiting.
+ * The writer pauses BUSY_PAUSE_NS after such an attempt (an attempt that came back at once
+ * would otherwise be retried in a loop). */
 static bool busy_since(fdn_events_t *es, uint32_t seen, uint64_t last_id)
 {
     return atomic_load_explicit(&es->busy_seq, memory_order_acquire) != seen &&
