@@ -758,18 +758,23 @@ FDN_API int fdn_events_get_by_correlation(fdn_events_t *es, const char *cid,
                                           fdn_event_list_t **out);
 
 /**
- * Remove every event with timestamp < ts (strict) from the store: from memory and, with a
+ * Remove the events with timestamp < ts (strict) from the oldest on: from memory and, with a
  * durable_path, from the file, also the events memory no longer holds (evicted by its
- * max_events / max_age). An event's timestamp is the one reads give it (one read back from
- * the file that another boot or clock stamped gets it rebuilt from its wall time:
- * docs/event-format.md), and wall time is not in id order in general, so the file's events
- * are judged one by one, not cut as a range of ids. Events stored while the call runs are not
- * removed. The call first waits for the writer to commit the events it removes that are not
- * committed yet (a commit in flight may hold them; not from an fdn_events_store_async
- * callback, whose thread runs no commit), then deletes from the file in transactions of at
- * most 4 096 rows, then from memory. When it returns 0 the file no longer holds them: a kill
- * afterwards does not bring them back (fast mode: a power loss may, as it may lose the last
- * commits). A kill during the call leaves the transactions it committed done; call it again.
+ * max_events / max_age). Memory and the file each hold a contiguous range of ids (reads rely
+ * on it), so the call removes a prefix of ids: every event from the oldest up to, not
+ * including, the first whose timestamp is ts or later. An event's timestamp is the one reads
+ * give it (one read back from the file that another boot or clock stamped gets it rebuilt
+ * from its wall time: docs/event-format.md), and such timestamps are not in id order: an
+ * event older than ts after a newer one in the file stays, with every later one, until the
+ * newer one goes (a later call, or retention); the call still returns 0 and counts what it
+ * removed. Memory's own timestamps are in id order (the append's clamp), so once the file
+ * holds no newer event below memory's first id, memory loses every event older than ts.
+ * Events stored while the call runs are not removed. The call first waits for the writer to commit
+ * the events it removes that are not committed yet (a commit in flight may hold them; not from an
+ * fdn_events_store_async callback, whose thread runs no commit), then deletes from the file in
+ * transactions of at most 4 096 rows, then from memory. When it returns 0 the file no longer holds
+ * them: a kill afterwards does not bring them back (fast mode: a power loss may, as it may lose the
+ * last commits). A kill during the call leaves the transactions it committed done; call it again.
  * With a PostgreSQL backend, memory only (the shared log is every process's, and is kept).
  * @param[out] out_count how many events it removed from the store, each once: those memory
  *             held and those only the file held (may be NULL). A retention run at the same

@@ -59,12 +59,14 @@
  * a prefix of ids (the file, like memory, holds a contiguous range: reads go to it by id
  * bounds), cut by count (newest - max_events) and by age: the longest prefix whose events are
  * all older than max_age (wall time), found by reading from the oldest id up to the first
- * event within the age (first_at_wall; at most RETAIN_SCAN ids a run, dmu let go between
+ * event within the age (old_prefix; at most RETAIN_SCAN ids a run, dmu let go between
  * reads: a longer old prefix goes over several runs). Wall times come from callers (wall_ns)
  * and a clock that steps, and on a shared backend from many processes, so they are not in
  * id order: a binary search over ids took the recent events before an old one with it. An
  * old event after recent ones stays until they go. The memory tier then drops what the file
- * no longer holds (it caches the file).
+ * no longer holds (it caches the file). fdn_events_prune_before cuts the file the same way
+ * (event_service.c): a prefix, ended by the first event not older than its cut by the
+ * timestamp a read reports, found by the same scan (old_prefix, fdn__evs_disk_old_prefix).
  * Locks: `dmu` is held around every backend read and prune of this file (a stopping store
  * closes a SQLite backend under it); it is a leaf apart from the memory prune after it.
  */
@@ -137,13 +139,18 @@ void fdn__evs_corr_memo_free(fdn_events_t *es)
 #define SAME_CLOCK_NS 1000000000
 
 /* Timestamps of events read from the file on the store's monotonic clock. */
-static void remap_ev(fdn_event_t *ev, int64_t off)
+static int64_t remapped_ts(const fdn_event_t *ev, int64_t off)
 {
     int64_t epoch, d;
     if (!__builtin_sub_overflow(ev->wall, ev->ts, &epoch) &&
         !__builtin_sub_overflow(epoch, off, &d) && d >= -SAME_CLOCK_NS && d <= SAME_CLOCK_NS)
-        return; /* stamped by this clock */
-    ev->ts = fdn__evs_sat_add(ev->wall, off == INT64_MIN ? INT64_MAX : -off);
+        return ev->ts; /* stamped by this clock */
+    return fdn__evs_sat_add(ev->wall, off == INT64_MIN ? INT64_MAX : -off);
+}
+
+static void remap_ev(fdn_event_t *ev, int64_t off)
+{
+    ev->ts = remapped_ts(ev, off);
 }
 
 bool fdn__evs_disk_behind(fdn_events_t *es)
@@ -510,42 +517,58 @@ int fdn__evs_disk_correlation(fdn_events_t *es, const char *cid, fdn_event_list_
 /* ---- the durable tier's retention ---- */
 
 /* Retention by age reads at most this many ids per run (in reads of RETAIN_READ ids, dmu
- * released between them); an older prefix that is longer is deleted over several runs. */
+ * released between them); an older prefix that is longer is deleted over several runs.
+ * fdn_events_prune_before scans with the same bound per call of old_prefix, and calls it
+ * again until its prefix ends. */
 #define RETAIN_READ 65536u
 #define RETAIN_SCAN (16u * RETAIN_READ)
+/* Events one read of old_prefix judges with its `old` (a read ends early at a recent one). */
+#define OLD_READ 256u
 
-/* The end of the longest prefix of the ids in [lo, hi) whose events are all older than wall
- * (wall time < wall): the first id whose event's wall time is >= wall (hi when none; ids the
- * backend no longer holds count as older: they are a pruned prefix), read from lo up (a query
- * with the wall bound, one event) and at most RETAIN_SCAN ids: when the prefix goes on past
- * them, *out is where the reading stopped. Wall times are not in id order (a caller's
- * wall_ns, a wall clock that steps, other processes' commits on a shared backend), so this
- * is a scan, not a binary search: one old event after newer ones must not take them with
- * it. Caller holds dmu; it is released between reads, and the backend may close meanwhile
+/* The end of the longest prefix of the ids in [lo, hi) whose events are all old: the first id
+ * whose event is not (hi when none; ids the backend no longer holds count as old: they are a
+ * pruned prefix), read from lo up and at most RETAIN_SCAN ids: when the prefix goes on past
+ * them, *out is where the reading stopped (*ended false; true when *out is a recent event's
+ * id or hi). An event is recent when its wall time is >= wall and, with `old`, old(ev, user)
+ * is false (old NULL: the wall time decides; with old, wall is a lower bound of every recent
+ * event's wall time, which the backend's query applies). Read with the backend's query (the
+ * wall bound; one event, or OLD_READ with `old`). Wall times are not in id order (a caller's
+ * wall_ns, a wall clock that steps, other processes' commits on a shared backend), so this is
+ * a scan, not a binary search: one old event after newer ones must not take them with it.
+ * Caller holds dmu; it is released between reads, and the backend may close meanwhile
  * (FDN_EUNAVAILABLE). Rows are never changed, only deleted from the oldest, so a prefix found
  * old stays old whatever ran between the reads. */
-static int first_at_wall(fdn_events_t *es, uint64_t lo, uint64_t hi, int64_t wall, uint64_t *out)
-    FDN_REQUIRES(es->dmu)
+static int old_prefix(fdn_events_t *es, uint64_t lo, uint64_t hi, int64_t wall,
+                      bool (*old)(const fdn_event_t *ev, void *user), void *user, uint64_t *out,
+                      bool *ended) FDN_REQUIRES(es->dmu)
 {
     uint64_t end = hi - lo > RETAIN_SCAN ? lo + RETAIN_SCAN : hi;
+    size_t limit = old != NULL ? OLD_READ : 1;
     while (lo < end) {
         uint64_t to = end - lo > RETAIN_READ ? lo + RETAIN_READ : end;
         fdn__evb_query_t q = {.wall_start = wall,
                               .wall_end = INT64_MAX,
                               .after = lo > 0 ? lo - 1 : 0,
                               .before = to,
-                              .limit = 1};
+                              .limit = limit};
         fdn_event_list_t *l = NULL;
         int rc = es->be.ops->query(es->be.state, &q, &l, NULL);
         if (rc != 0)
             return rc;
-        uint64_t found = l != NULL && l->n > 0 ? l->items[0]->id : 0;
+        uint64_t found = 0, next = to;
+        size_t n = l != NULL ? l->n : 0;
+        for (size_t i = 0; i < n && found == 0; i++)
+            if (old == NULL || !old(l->items[i], user))
+                found = l->items[i]->id;
+        if (found == 0 && n == limit) /* all old, and more may follow in [lo, to) */
+            next = l->items[n - 1]->id + 1;
         fdn_event_list_free(l);
         if (found != 0) {
             *out = found;
+            *ended = true;
             return 0;
         }
-        lo = to;
+        lo = next;
         if (lo < end) { /* let the file's readers in between */
             fdn__mutex_unlock(&es->dmu);
             fdn__mutex_lock(&es->dmu);
@@ -554,7 +577,33 @@ static int first_at_wall(fdn_events_t *es, uint64_t lo, uint64_t hi, int64_t wal
         }
     }
     *out = end;
+    *ended = end == hi;
     return 0;
+}
+
+typedef struct ts_cut {
+    int64_t ts;  /* old: timestamp < ts */
+    int64_t off; /* the clock offset the timestamps are made with */
+} ts_cut_t;
+
+/* Whether ev is older than the cut by the timestamp a read of the file reports (remap_ev). */
+static bool older_than_cut(const fdn_event_t *ev, void *user)
+{
+    const ts_cut_t *c = user;
+    return remapped_ts(ev, c->off) < c->ts;
+}
+
+int fdn__evs_disk_old_prefix(fdn_events_t *es, uint64_t lo, uint64_t hi, int64_t ts, int64_t off,
+                             uint64_t *out, bool *ended)
+{
+    if (!fdn__evb_open(&es->be) || es->be.ops->query == NULL)
+        return FDN_EUNAVAILABLE;
+    /* an event older than ts by its read timestamp may have a wall time up to ts + off + 1 s
+     * (kept timestamps are up to SAME_CLOCK_NS off their wall time): every recent one has a
+     * wall time >= ts + off - 1 s */
+    ts_cut_t c = {ts, off};
+    int64_t wall = fdn__evs_sat_add(fdn__evs_sat_add(ts, off), -SAME_CLOCK_NS);
+    return old_prefix(es, lo, hi, wall, older_than_cut, &c, out, ended);
 }
 
 uint64_t fdn__evs_durable_retention(fdn_events_t *es)
@@ -592,13 +641,15 @@ uint64_t fdn__evs_durable_retention(fdn_events_t *es)
         if (max_age > 0) {
             int64_t wall = fdn_clock_wall_ns(es->clock);
             uint64_t c = 0;
-            rc = first_at_wall(es, FDN_MAX(oldest, cut), newest + 1,
-                               wall > INT64_MIN + max_age ? wall - max_age : INT64_MIN, &c);
+            bool ended = false;
+            rc = old_prefix(es, FDN_MAX(oldest, cut), newest + 1,
+                            wall > INT64_MIN + max_age ? wall - max_age : INT64_MIN, NULL, NULL, &c,
+                            &ended);
             if (rc == 0)
                 cut = FDN_MAX(cut, c);
         }
         if (rc == 0 && cut > oldest)
-            rc = es->be.ops->prune(es->be.state, cut, &removed, NULL); /* open: first_at_wall */
+            rc = es->be.ops->prune(es->be.state, cut, &removed, NULL); /* open: old_prefix */
         else
             cut = 0;
     }

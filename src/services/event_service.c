@@ -70,37 +70,27 @@
 
 /* ------------------------------------------------------------------- prune ---- */
 
-/* fdn_events_prune_before on a write-behind store (SQLite). The events older than the cut are
- * those memory holds below its cut (time order is id order in memory: a prefix of its ids)
- * and, below memory's first id, the rows of the file whose timestamp is older: a row's
- * timestamp is the one a read of the file gives it (event_disk.c, remap_ev), and wall time is
- * not in id order in general (another boot, a caller's wall time), so those rows are judged
- * one by one, never cut as a prefix. The file goes first: memory then drops [first, cut), so
- * a read never finds below memory's first id an event the file should not hold any more. A
- * commit in flight may hold events being pruned (the writer copied them before the prune):
- * the call first waits for the writer to commit up to the cut (bounded by a commit; not on
- * the writer's own thread, an asynchronous store's callback, where no commit is in flight and
- * the next ones skip ids memory no longer holds), so every event it removes from memory is
- * either deleted from the file by the call itself or never written. Deleted in transactions
- * of a bounded number of rows (event_sqlite.c), so the writer waits for one at most. */
-
-typedef struct prune_cut {
-    int64_t ts;  /* remove events with timestamps < ts */
-    int64_t off; /* the store's clock offset (fdn__evs_clock_offset), taken once */
-} prune_cut_t;
-
-/* Whether a row of the file (its timestamp and wall time) is older than the cut, by the
- * timestamp a read gives it: its own when it was stamped by this clock (its epoch within 1 s
- * of the clock's), else rebuilt from its wall time (as event_disk.c's remap_ev). */
-static bool row_older(int64_t ts, int64_t wall, void *user)
-{
-    const prune_cut_t *pc = user;
-    int64_t epoch, d;
-    if (__builtin_sub_overflow(wall, ts, &epoch) || __builtin_sub_overflow(epoch, pc->off, &d) ||
-        d < -1000000000 || d > 1000000000)
-        ts = fdn__evs_sat_add(wall, pc->off == INT64_MIN ? INT64_MAX : -pc->off);
-    return ts < pc->ts;
-}
+/* fdn_events_prune_before on a write-behind store (SQLite). Memory and the file each hold a
+ * contiguous range of ids (event_disk.c: reads of the file go by id bounds, a page counts the
+ * ids below the file's first as deleted, retention by count takes newest - oldest + 1 as the
+ * rows), so the prune, like both tiers' retention, cuts only a prefix of ids: from the file's
+ * oldest id up to (not including) the first event that is not older than the cut. Below
+ * memory's first id that event is found by reading the file from its oldest id up, by the
+ * timestamp a read of the file gives each event (fdn__evs_disk_old_prefix, the scan durable
+ * retention's age cut uses: bounded reads, dmu released between them); wall time, and with it
+ * a rebuilt timestamp, is not in id order (another boot, a caller's wall time), so an old
+ * event after a newer one stays until the newer one goes (deleting it alone left a hole in
+ * the file). When the file's part reaches memory's first id, memory's events older than the
+ * cut are a prefix of its ids (time order is id order in memory). The file goes first: memory
+ * then drops [first, cut), so a read never finds below memory's first id an event the file
+ * should not hold any more. A commit in flight may hold events being pruned (the writer
+ * copied them before the prune): before memory's part the call waits for the writer to commit
+ * up to the cut
+ * (bounded by a commit; not on the writer's own thread, an asynchronous store's callback,
+ * where no commit is in flight and the next ones skip ids memory no longer holds), so every
+ * event it removes from memory is either deleted from the file by the call itself or never
+ * written. Deleted in transactions of a bounded number of rows (event_sqlite.c), so the writer
+ * waits for one at most. */
 
 /* The store whose writer runs on this thread (NULL: none): asynchronous stores' callbacks run
  * there, and a prune from one must not wait for the writer. */
@@ -131,12 +121,54 @@ static int wait_committed(fdn_events_t *es, uint64_t upto, uint32_t busy0)
     return rc;
 }
 
+/* Raise disk_first (the oldest id the file may still hold) to `to`. */
+static void disk_first_raise(fdn_events_t *es, uint64_t to)
+{
+    uint64_t d = atomic_load_explicit(&es->disk_first, memory_order_relaxed);
+    while (d < to && !atomic_compare_exchange_weak(&es->disk_first, &d, to)) {
+    }
+}
+
 /* The file's part of a prune by time (see above): *cut, memory's cut, is lowered to what may
- * leave memory (first: nothing, when the file part failed); *count gets the rows deleted
- * below first (events memory did not hold). */
+ * leave memory (first: nothing, when the file's prefix ends below first at an event that is
+ * not older, or the file part failed); *count gets the rows deleted below first (events
+ * memory did not hold). */
 static int prune_file(fdn_events_t *es, int64_t ts, uint64_t first, uint64_t *cut, uint64_t *count)
 {
     uint32_t busy0 = atomic_load_explicit(&es->busy_seq, memory_order_acquire);
+    int64_t off = fdn__evs_clock_offset(es);
+    int frc = 0;
+    bool newer = false; /* the prefix ended below first, at an event not older than the cut */
+    /* below memory: from the file's oldest id, each part of the prefix deleted as it is found
+     * (a part is at most the scan's bound of ids) */
+    fdn__mutex_lock(&es->dmu);
+    uint64_t lo = atomic_load_explicit(&es->disk_first, memory_order_acquire);
+    while (frc == 0 && lo < first) {
+        uint64_t end = lo;
+        bool ended = false;
+        frc = fdn__evs_disk_old_prefix(es, lo, first, ts, off, &end, &ended);
+        if (frc == 0 && end > lo) {
+            uint64_t n = 0;
+            if (es->be.ops->prune_where == NULL)
+                frc = FDN_EUNAVAILABLE;
+            else
+                frc = es->be.ops->prune_where(es->be.state, lo, end, &n, NULL);
+            *count += n; /* a failure leaves its committed chunks deleted, and counted */
+            if (frc == 0)
+                disk_first_raise(es, end);
+        }
+        if (frc == 0 && ended && end < first)
+            newer = true;
+        if (ended)
+            break;
+        lo = end;
+    }
+    fdn__mutex_unlock(&es->dmu);
+    if (frc != 0 || newer) {
+        *cut = first; /* memory keeps its events: the file holds older ones than its cut */
+        return frc;
+    }
+    /* memory's [first, cut): all older than the cut */
     int rc = 0;
     if (*cut > first && writer_of != es)
         rc = wait_committed(es, *cut - 1, busy0);
@@ -144,26 +176,16 @@ static int prune_file(fdn_events_t *es, int64_t ts, uint64_t first, uint64_t *cu
     if (rc != 0 && *cut > held + 1)
         *cut = FDN_MAX(first, held + 1); /* only what the file holds: the rest stays */
     uint64_t upto = FDN_MIN(*cut, held + 1);
-    prune_cut_t pc = {ts, fdn__evs_clock_offset(es)};
-    int frc = 0;
-    fdn__mutex_lock(&es->dmu);
-    const fdn__evb_ops_t *ops = es->be.ops;
-    uint64_t dfirst = atomic_load_explicit(&es->disk_first, memory_order_acquire);
-    if (ops == NULL || ops->prune_where == NULL)
-        frc = FDN_EUNAVAILABLE;     /* the file is closed: the store stopped */
-    if (frc == 0 && first > dfirst) /* evicted from memory: row by row */
-        frc = ops->prune_where(es->be.state, dfirst, first, row_older, &pc, count, NULL);
-    if (frc == 0 && upto > first) /* in memory, all older than the cut */
-        frc = ops->prune_where(es->be.state, first, upto, NULL, NULL, NULL, NULL);
-    fdn__evb_stats_t st = {0};
-    if (frc == 0 && ops->stats != NULL && ops->stats(es->be.state, &st, NULL) == 0) {
-        /* the oldest id the file may still hold */
-        uint64_t d = atomic_load_explicit(&es->disk_first, memory_order_relaxed);
-        uint64_t nd = st.count > 0 ? st.oldest : upto;
-        while (d < nd && !atomic_compare_exchange_weak(&es->disk_first, &d, nd)) {
-        }
+    if (upto > first) {
+        fdn__mutex_lock(&es->dmu);
+        if (!fdn__evb_open(&es->be) || es->be.ops->prune_where == NULL)
+            frc = FDN_EUNAVAILABLE; /* the file is closed: the store stopped */
+        else
+            frc = es->be.ops->prune_where(es->be.state, first, upto, NULL, NULL);
+        if (frc == 0)
+            disk_first_raise(es, upto);
+        fdn__mutex_unlock(&es->dmu);
     }
-    fdn__mutex_unlock(&es->dmu);
     if (frc != 0) {
         *cut = first; /* memory keeps every event the file may still hold */
         return frc;

@@ -705,6 +705,15 @@ bool fdn__evs_disk_behind(fdn_events_t *es);
  * FDN_EUNAVAILABLE when the file is closed (the store stopped): no page. */
 int fdn__evs_disk_page(fdn_events_t *es, const char *type, const char *cid, uint64_t after,
                        uint64_t before, size_t max, fdn_event_list_t **out, uint64_t *skipped);
+/* fdn_events_prune_before's scan of the file (event_disk.c, the one durable retention's age
+ * cut uses): the end of the longest prefix of the ids in [lo, hi) whose events are all older
+ * than ts by the timestamp a read reports (made with the clock offset off), into *out; *ended
+ * true when *out is the first event that is not older, or hi; false when the scan stopped at
+ * its bound of ids for one call (call again from *out). Caller holds dmu, which is released
+ * between reads; FDN_EUNAVAILABLE when the file is closed (the store stopped), or a read's
+ * error. */
+int fdn__evs_disk_old_prefix(fdn_events_t *es, uint64_t lo, uint64_t hi, int64_t ts, int64_t off,
+                             uint64_t *out, bool *ended) FDN_REQUIRES(es->dmu);
 /* An id below the memory tier from the file: 0, FDN_ENOENT, FDN_EIO, FDN_ECORRUPT,
  * FDN_EUNAVAILABLE (the file is closed: the store stopped). */
 int fdn__evs_disk_get(fdn_events_t *es, uint64_t id, fdn_event_t **out);

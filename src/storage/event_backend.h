@@ -137,13 +137,12 @@ typedef struct fdn__evb_ops {
     /* Version 3. The state of an index that can fall behind the rows, from any thread without
      * waiting on the writer. NULL: no such index. */
     void (*index)(void *b, fdn__evb_index_t *out);
-    /* Version 4. Write-behind: delete the rows with ids in [from, below) for which gone(ts,
-     * wall, user) says so (gone NULL: every one), in transactions of a bounded number of rows;
-     * *count (may be NULL) receives how many. A failure after some transactions committed
-     * leaves those deleted (*count says how many). NULL: not offered. */
-    int (*prune_where)(void *b, uint64_t from, uint64_t below,
-                       bool (*gone)(int64_t ts, int64_t wall, void *user), void *user,
-                       uint64_t *count, fdn_error_t *err);
+    /* Version 4. Write-behind: delete the rows with ids in [from, below), in transactions of
+     * a bounded number of rows; the store deletes only a prefix of the ids the backend holds
+     * (no row below from stays). *count (may be NULL) receives how many. A failure after some
+     * transactions committed leaves those deleted (*count says how many). NULL: not
+     * offered. */
+    int (*prune_where)(void *b, uint64_t from, uint64_t below, uint64_t *count, fdn_error_t *err);
 } fdn__evb_ops_t;
 
 /* An open backend: its table and its state. */

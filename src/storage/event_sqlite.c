@@ -828,11 +828,11 @@ int fdn__evdb_query(fdn__evdb_t *d, const fdn__evb_query_t *q, fdn_event_list_t 
     return evvec_list(&a, out);
 }
 
-/* One transaction of a prune on the read connection (rmu held): next_id kept, then the rows
- * of ids[0..n) (n > 0) or every row in [from, hi) deleted, meta count moved, and with prefix
- * (every row below hi goes) the correlation index's runs below hi. *removed: the rows. */
-static int prune_txn(fdn__evdb_t *d, uint64_t from, uint64_t hi, const uint64_t *ids, size_t n,
-                     bool prefix, sqlite3_int64 *removed, fdn_error_t *err)
+/* One transaction of a prune on the read connection (rmu held): next_id kept, then every row
+ * in [from, hi) deleted, meta count moved, and with prefix (no row below from: every row below
+ * hi goes) the correlation index's runs below hi. *removed: the rows. */
+static int prune_txn(fdn__evdb_t *d, uint64_t from, uint64_t hi, bool prefix,
+                     sqlite3_int64 *removed, fdn_error_t *err)
 {
     sqlite3_stmt *st = NULL;
     *removed = 0;
@@ -850,21 +850,17 @@ static int prune_txn(fdn__evdb_t *d, uint64_t from, uint64_t hi, const uint64_t 
                            "+ 1)",
                            NULL, NULL, NULL)) != SQLITE_OK)
         rc = fdn__evdb_map_rc(d->rdb, rc, err, "prune");
-    if (rc == 0 && (rc = sqlite3_prepare_v2(d->rdb,
-                                            n > 0 ? "DELETE FROM events WHERE id = ?1"
-                                                  : "DELETE FROM events WHERE id >= ?1 AND id < ?2",
+    if (rc == 0 && (rc = sqlite3_prepare_v2(d->rdb, "DELETE FROM events WHERE id >= ?1 AND id < ?2",
                                             -1, &st, NULL)) != SQLITE_OK)
         rc = fdn__evdb_map_rc(d->rdb, rc, err, "prune");
-    for (size_t i = 0; rc == 0 && i < (n > 0 ? n : 1); i++) {
-        uint64_t a = n > 0 ? ids[i] : from, b = hi;
-        sqlite3_bind_int64(st, 1, a > INT64_MAX ? INT64_MAX : (sqlite3_int64)a);
-        if (n == 0)
-            sqlite3_bind_int64(st, 2, b > INT64_MAX ? INT64_MAX : (sqlite3_int64)b);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, from > INT64_MAX ? INT64_MAX : (sqlite3_int64)from);
+        sqlite3_bind_int64(st, 2, hi > INT64_MAX ? INT64_MAX : (sqlite3_int64)hi);
         int s = fdn__evdb_step_reset(st);
         if (s != SQLITE_OK)
             rc = fdn__evdb_map_rc(d->rdb, s, err, "prune");
         else
-            *removed += sqlite3_changes64(d->rdb);
+            *removed = sqlite3_changes64(d->rdb);
     }
     sqlite3_finalize(st);
     st = NULL;
@@ -907,79 +903,38 @@ static int first_id_from(fdn__evdb_t *d, uint64_t from, uint64_t *out, fdn_error
     return rc == SQLITE_OK ? 0 : fdn__evdb_map_rc(d->rdb, rc, err, "prune");
 }
 
-/* Up to max rows with ids in [from, below), in id order, read (ts, and the wall time of the
- * record) and judged by gone: their ids into ids (*n), *seen the rows read, *last the last
- * id read. A record too short to hold its wall time (damaged) is kept. */
-static int prune_scan(fdn__evdb_t *d, uint64_t from, uint64_t below,
-                      bool (*gone)(int64_t ts, int64_t wall, void *user), void *user, size_t max,
-                      uint64_t *ids, size_t *n, size_t *seen, uint64_t *last, fdn_error_t *err)
-{
-    sqlite3_stmt *st = NULL;
-    *n = *seen = 0;
-    int rc = sqlite3_prepare_v2(d->rdb,
-                                "SELECT id, ts, substr(rec, 29, 8) FROM events WHERE id >= ?1 AND "
-                                "id < ?2 ORDER BY id LIMIT ?3",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return fdn__evdb_map_rc(d->rdb, rc, err, "prune");
-    sqlite3_bind_int64(st, 1, from > INT64_MAX ? INT64_MAX : (sqlite3_int64)from);
-    sqlite3_bind_int64(st, 2, below > INT64_MAX ? INT64_MAX : (sqlite3_int64)below);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        uint64_t id = (uint64_t)sqlite3_column_int64(st, 0);
-        int64_t ts = sqlite3_column_int64(st, 1);
-        const uint8_t *w = sqlite3_column_blob(st, 2);
-        (*seen)++;
-        *last = id;
-        if (w != NULL && sqlite3_column_bytes(st, 2) == 8 &&
-            gone(ts, (int64_t)fdn__event_rec_le(w, 8), user))
-            ids[(*n)++] = id;
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : fdn__evdb_map_rc(d->rdb, rc, err, "prune");
-}
-
 /* Deletes in transactions of at most fdn__evdb_prune_chunk rows (ids, for a range), rmu
  * taken per transaction: one DELETE of millions of rows held the file's write lock for
  * seconds (3 M rows: 1.27 s), and the writer's BEGIN waited that long (past busy_timeout it
- * failed). With gone, the rows are read a chunk at a time and judged one by one (the wall time
- * of a record is not in id order). */
-int fdn__evdb_prune_where(fdn__evdb_t *d, uint64_t from, uint64_t below,
-                          bool (*gone)(int64_t ts, int64_t wall, void *user), void *user,
-                          uint64_t *count, fdn_error_t *err)
+ * failed). Callers delete a prefix of the file's ids (the store keeps a contiguous range:
+ * event_disk.c), and a chunk with no row below it also takes the correlation index's runs
+ * below its end. */
+int fdn__evdb_prune_where(fdn__evdb_t *d, uint64_t from, uint64_t below, uint64_t *count,
+                          fdn_error_t *err)
 {
     size_t chunk = fdn__evdb_prune_chunk > 0 ? fdn__evdb_prune_chunk : 1;
-    uint64_t *ids = NULL;
     uint64_t total = 0;
     int rc = 0;
-    if (gone != NULL && (ids = fdn__malloc(chunk * sizeof(*ids))) == NULL)
-        rc = fdn_err_set(err, FDN_ENOMEM, "event store file: out of memory");
     for (uint64_t at = from; rc == 0 && at < below;) {
         pthread_mutex_lock(&d->rmu);
         sqlite3_int64 removed = 0;
         rc = rdb_ready(d, err);
-        if (rc == 0 && gone != NULL) {
-            size_t n = 0, seen = 0;
-            uint64_t last = 0;
-            rc = prune_scan(d, at, below, gone, user, chunk, ids, &n, &seen, &last, err);
-            if (rc == 0 && n > 0)
-                rc = prune_txn(d, 0, 0, ids, n, false, &removed, err);
-            at = rc == 0 && seen == chunk ? last + 1 : below;
-        } else if (rc == 0) {
-            uint64_t lo = 0;
+        uint64_t lo = 0, oldest = 0;
+        if (rc == 0)
             rc = first_id_from(d, at, &lo, err);
-            if (rc == 0 && lo != 0 && lo < below) {
-                uint64_t hi = below - lo > chunk ? lo + chunk : below;
-                rc = prune_txn(d, at, hi, NULL, 0, from <= 1, &removed, err);
-                at = hi;
-            } else {
-                at = below;
-            }
+        if (rc == 0 && lo != 0 && lo < below) {
+            uint64_t hi = below - lo > chunk ? lo + chunk : below;
+            if (from > 1) /* a prefix when no row is older than lo */
+                rc = first_id_from(d, 0, &oldest, err);
+            if (rc == 0)
+                rc = prune_txn(d, at, hi, from <= 1 || oldest == lo, &removed, err);
+            at = hi;
+        } else {
+            at = below;
         }
         pthread_mutex_unlock(&d->rmu);
         total += (uint64_t)removed;
     }
-    fdn__free(ids);
     if (count != NULL)
         *count = total;
     return rc;
@@ -988,7 +943,7 @@ int fdn__evdb_prune_where(fdn__evdb_t *d, uint64_t from, uint64_t below,
 /* The durable tier's retention: rows and the correlation index's runs below `below`. */
 int fdn__evdb_prune(fdn__evdb_t *d, uint64_t below, uint64_t *count, fdn_error_t *err)
 {
-    return fdn__evdb_prune_where(d, 0, below, NULL, NULL, count, err);
+    return fdn__evdb_prune_where(d, 0, below, count, err);
 }
 
 void fdn__evdb_corr_counts(fdn__evdb_t *d, uint64_t *seeks, uint64_t *fences)
@@ -1085,11 +1040,10 @@ static int evb_prune(void *b, uint64_t below, uint64_t *count, fdn_error_t *err)
     return fdn__evdb_prune(b, below, count, err);
 }
 
-static int evb_prune_where(void *b, uint64_t from, uint64_t below,
-                           bool (*gone)(int64_t ts, int64_t wall, void *user), void *user,
-                           uint64_t *count, fdn_error_t *err)
+static int evb_prune_where(void *b, uint64_t from, uint64_t below, uint64_t *count,
+                           fdn_error_t *err)
 {
-    return fdn__evdb_prune_where(b, from, below, gone, user, count, err);
+    return fdn__evdb_prune_where(b, from, below, count, err);
 }
 
 static int evb_stats(void *b, fdn__evb_stats_t *out, fdn_error_t *err)

@@ -48,9 +48,8 @@ int fdn__evdb_get(fdn__evdb_t *db, uint64_t id, fdn_event_t **out, fdn_error_t *
 int fdn__evdb_query(fdn__evdb_t *db, const struct fdn__evb_query *q, fdn_event_list_t **out,
                     fdn_error_t *err);
 int fdn__evdb_prune(fdn__evdb_t *db, uint64_t below, uint64_t *count, fdn_error_t *err);
-int fdn__evdb_prune_where(fdn__evdb_t *db, uint64_t from, uint64_t below,
-                          bool (*gone)(int64_t ts, int64_t wall, void *user), void *user,
-                          uint64_t *count, fdn_error_t *err);
+int fdn__evdb_prune_where(fdn__evdb_t *db, uint64_t from, uint64_t below, uint64_t *count,
+                          fdn_error_t *err);
 /* Rows one prune transaction deletes at most (FDN__EVDB_PRUNE_CHUNK; tests may lower it). */
 extern uint32_t fdn__evdb_prune_chunk;
 /* busy_timeout of both connections, in ms (5000; tests lower it before opening). */

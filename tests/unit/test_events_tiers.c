@@ -1241,15 +1241,17 @@ static size_t query_all(fdn_events_t *es, uint64_t *ids, size_t cap)
 
 /* fdn_events_prune_before removes the events older than its cut from the file too, also those
  * memory no longer holds (before: the cut came from memory only, and with memory evicted
- * nothing was removed, and the file kept every event for good), judged one by one by the
+ * nothing was removed, and the file kept every event for good), as a prefix of ids, by the
  * timestamp a read gives them: event 3's wall time is an hour ahead (a caller's), so read from
- * the file it is an hour newer than its neighbours and stays. The file is changed when the call
- * returns (before: the writer's next transaction did it, lost in a kill before it). */
+ * the file it is an hour newer than its neighbours, and the prefix ends there; the older
+ * events after it stay until it goes (the file, like memory, holds a contiguous range of ids:
+ * deleting them one by one left a hole in the middle of the file). The file is changed when
+ * the call returns (before: the writer's next transaction did it, lost in a kill before it). */
 static void prune_before_removes_from_the_file(void **state)
 {
     fx_t *f = *state;
     fdn_events_t *es = open_store(f, 10, 0);
-    int64_t ts[101];
+    int64_t ts[106];
     for (int i = 1; i <= 100; i++) {
         int64_t wall = i == 3 ? fdn_clock_wall_ns(f->clock) + 3600 * SEC : 0;
         assert_int_equal(store_at(f, es, wall, &ts[i]), (uint64_t)i);
@@ -1257,38 +1259,47 @@ static void prune_before_removes_from_the_file(void **state)
     uint64_t n = 0;
     assert_int_equal(fdn_events_enforce_retention(es, &n), 0);
     assert_int_equal(n, 90); /* memory: 91..100 */
-    /* ids 1..50 but 3 are older than event 51 */
+    /* ids 1..50 but 3 are older than event 51: the prefix 1, 2 goes, 3 ends it */
     assert_int_equal(fdn_events_prune_before(es, ts[51], &n), 0);
-    assert_int_equal(n, 49);
-    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM events"), 51);
-    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM events WHERE id < 51"), 1);
+    assert_int_equal(n, 2);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM events"), 98);
     assert_int_equal(test_sqlite_int(f->path, "SELECT min(id) FROM events"), 3);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM events WHERE id < 51"), 48);
     uint64_t ids[128];
-    assert_int_equal(query_all(es, ids, 128), 51);
+    assert_int_equal(query_all(es, ids, 128), 98);
     assert_int_equal(ids[0], 3);
-    assert_int_equal(ids[1], 51);
+    assert_int_equal(ids[1], 4);
     fdn_event_t *ev = NULL;
     assert_int_equal(fdn_events_get(es, 2, &ev), FDN_ENOENT);
-    assert_int_equal(fdn_events_get(es, 3, &ev), 0);
+    assert_int_equal(fdn_events_get(es, 4, &ev), 0);
     fdn_event_free(ev);
-    /* a cut inside memory: the file's 51..90 and memory's 91..95, counted once each */
-    assert_int_equal(fdn_events_prune_before(es, ts[96], &n), 0);
-    assert_int_equal(n, 45);
-    assert_int_equal(disk(es).count, 6);
-    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM events"), 6);
+    assert_int_equal(fdn_events_get(es, 3, &ev), 0);
+    int64_t ts3 = fdn_event_timestamp(ev); /* as read: rebuilt from its wall time */
+    fdn_event_free(ev);
+    assert_true(ts3 > ts[100]);
     fdn_events_stats_t st;
     assert_int_equal(fdn_events_stats(es, &st), 0);
-    assert_int_equal(st.oldest_id, 96);
+    assert_int_equal(st.count, 10); /* memory untouched */
+    /* two hours on, a cut inside memory: the file's 3..90 and memory's 91..102, each once */
+    assert_int_equal(fdn_clock_advance(f->clock, 7200 * SEC), 0);
+    for (int i = 101; i <= 105; i++)
+        assert_int_equal(store_at(f, es, 0, &ts[i]), (uint64_t)i);
+    assert_true(ts[103] > ts3);
+    assert_int_equal(fdn_events_prune_before(es, ts[103], &n), 0);
+    assert_int_equal(n, 100);
+    assert_int_equal(disk(es).count, 3);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM events"), 3);
+    assert_int_equal(fdn_events_stats(es, &st), 0);
+    assert_int_equal(st.oldest_id, 103);
     /* nothing older: nothing removed */
-    assert_int_equal(fdn_events_prune_before(es, ts[96], &n), 0);
+    assert_int_equal(fdn_events_prune_before(es, ts[103], &n), 0);
     assert_int_equal(n, 0);
     close_store(f, es);
     /* reopened: the file holds what the calls left */
     es = open_store(f, 10, 0);
-    assert_int_equal(query_all(es, ids, 128), 6);
-    assert_int_equal(ids[0], 3);
-    assert_int_equal(ids[1], 96);
-    assert_int_equal(ids[5], 100);
+    assert_int_equal(query_all(es, ids, 128), 3);
+    assert_int_equal(ids[0], 103);
+    assert_int_equal(ids[2], 105);
     close_store(f, es);
 }
 
