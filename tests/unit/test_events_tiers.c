@@ -1303,6 +1303,30 @@ static void prune_before_removes_from_the_file(void **state)
     close_store(f, es);
 }
 
+/* The prune's scan of the file reads a page of events (256) past its wall bound at a time and
+ * goes on past a page it finds all older than the cut: 600 events 1 ms apart are all within
+ * the 1 s the bound is widened by, so the first pages hold only older events, and the prefix
+ * ends exactly at the cut's event. */
+static void prune_before_reads_past_pages_of_older_events(void **state)
+{
+    fx_t *f = *state;
+    fdn_events_t *es = open_store(f, 10, 0);
+    int64_t ts[601];
+    for (int i = 1; i <= 600; i++)
+        assert_int_equal(store_at(f, es, 0, &ts[i]), (uint64_t)i);
+    uint64_t n = 0;
+    assert_int_equal(fdn_events_enforce_retention(es, &n), 0);
+    assert_int_equal(n, 590);
+    assert_int_equal(fdn_events_prune_before(es, ts[550], &n), 0);
+    assert_int_equal(n, 549);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT min(id) FROM events"), 550);
+    assert_int_equal(test_sqlite_int(f->path, "SELECT count(*) FROM events"), 51);
+    uint64_t ids[128];
+    assert_int_equal(query_all(es, ids, 128), 51);
+    assert_int_equal(ids[0], 550);
+    close_store(f, es);
+}
+
 /* The durable tier's retention deletes in bounded transactions (fdn__evdb_prune_chunk rows
  * each, here 64): the right rows go, the count and the newest id stay right, and the store
  * goes on storing with the next ids. */
@@ -1413,6 +1437,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(hot_limits_evict_from_memory_only, setup, teardown),
         cmocka_unit_test_setup_teardown(prune_before_removes_from_the_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(prune_before_reads_past_pages_of_older_events, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(durable_retention_deletes_in_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(a_busy_file_is_not_latched, setup, teardown),
         cmocka_unit_test_setup_teardown(durable_retention_prunes_on_disk, setup, teardown),
