@@ -42,7 +42,13 @@
  * state has expired is equivalent to no cell, so sweeping never changes a decision. A cell
  * holds one algorithm's state: a check, inc or set under another algorithm starts it afresh,
  * while a peek or a cancel under another algorithm leaves it as it is (a peek is answered as
- * for a new key, a cancel finds nothing to give back).
+ * for a new key, a cancel finds nothing to give back). A cell also keeps the rule its state is
+ * in the units of (`rule`): an operation under the same algorithm with another limit, period or
+ * burst first converts the state (fdn__limit_convert: tokens, TAT and window counts carry over)
+ * and keeps the new rule; a peek converts a copy and changes nothing.
+ * Table size: a shard holds at most FDN__LIMITER_SHARD_KEYS_MAX keys (checked at create), so
+ * its table (at most 5/8 full, at most SLOTS_MAX slots) always has a free slot: every probe
+ * loop ends.
  * `expires` is wall ns for FIXED_WINDOW cells (the only clock a fixed-window check reads)
  * and monotonic ns for the others; each shard keeps a sweep deadline on both clocks, and a
  * lower bound of its cells' `expires` per clock (min_exp_*: lowered whenever a cell's
@@ -93,13 +99,15 @@
 #define KEY_INLINE 32
 #define SLOT_ALIGN (2 * FDN_CACHELINE)
 #define SLOTS_MIN  8u
+#define SLOTS_MAX  (1u << 30) /* a table never grows past this (nslots is uint32_t) */
 typedef struct cell {
     uint64_t hash;
     fdn__limit_state_t st; /* st.expires: wall ns (fixed window) or monotonic ns (others) */
     uint32_t keylen;       /* 0: a free slot (keys are never empty) */
     uint8_t algo;
     struct cds_list_head lru; /* shard LRU list */
-    fdn_limit_rule_t rule;    /* the rule of the last operation (the busiest keys' report) */
+    fdn_limit_rule_t rule;    /* the rule of the last operation: the units of st (converted when
+                                 it changes) and the busiest keys' report */
     union {
         char in[KEY_INLINE]; /* keylen <= KEY_INLINE */
         char *ext;           /* a heap copy of a longer key */
@@ -597,8 +605,19 @@ mem_apply_once(membe_t *m, const char *key, size_t keylen, const fdn_limit_rule_
     }
     if (c != NULL &&
         FDN_UNLIKELY(c->rule.limit != rule->limit || c->rule.period_ms != rule->period_ms ||
-                     c->rule.burst != rule->burst))
-        c->rule = *rule; /* same algorithm (else cell_init ran): another limit for the key */
+                     c->rule.burst != rule->burst)) {
+        /* same algorithm (else cell_init ran): another rule for the key. Its state is kept in
+         * the old rule's units (tokens scaled by P...): converted before the new rule reads it.
+         * A peek converts a copy and leaves the cell and its rule alone */
+        const fdn_limit_rule_t old = c->rule;
+        if (op == FDN__LIMIT_PEEK) {
+            tmp = c->st;
+            st = &tmp;
+        } else {
+            c->rule = *rule;
+        }
+        fdn__limit_convert(st, &old, rule, t);
+    }
     rc = fdn__limit_apply(st, rule, cost, op, t, epoch, res);
     if (c != NULL)
         note_expiry(s, c);

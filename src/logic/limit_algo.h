@@ -17,7 +17,15 @@
  *   GCRA            s[0] theoretical arrival time (TAT)
  *   SLIDING_WINDOW  s[0] window index floor(now / P), s[1] cost in it, s[2] in the previous
  * A state whose `expires` is <= now is equivalent to a fresh one (fdn__limit_init), so a store
- * may drop it; nothing else about the state is meant to be read by the caller. */
+ * may drop it; nothing else about the state is meant to be read by the caller.
+ *
+ * A `now` earlier than the state's own time (its window, a bucket's last refill, GCRA's TAT) is
+ * in the common case not a clock going back but a stale read: a caller reads the clock before
+ * it takes the lock that serialises the key's updates (the store reads it before the shard
+ * lock, protected execution passes its call's start time), so a check can reach the state
+ * after another check that read a later time. Such a `now` is taken as the state's own time
+ * (see fdn__limit_apply: a window is never rewound by one), and every time reported is still
+ * measured from the caller's `now`. */
 #ifndef FDN_LOGIC_LIMIT_ALGO_H
 #define FDN_LOGIC_LIMIT_ALGO_H
 
@@ -43,10 +51,23 @@ __extension__ typedef __int128 fdn__i128;
 /* fdn__limit_apply is compiled into its caller's code even though it is large: it runs once per
  * check under a shard lock, and a call across files measured ~2 ns of a ~50 ns check. */
 #if defined(__GNUC__)
-#define FDN__LIMIT_HOT inline __attribute__((always_inline))
+#define FDN__LIMIT_HOT         inline __attribute__((always_inline))
+#define FDN__LIMIT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
-#define FDN__LIMIT_HOT inline
+#define FDN__LIMIT_HOT         inline
+#define FDN__LIMIT_UNLIKELY(x) (x)
 #endif
+
+/* How far before the start of its state's window a wall-clock (FIXED_WINDOW) `now` may lie
+ * and still be a stale read, taken as inside that window. Further back it is a step of the
+ * wall clock (NTP, an operator) and the earlier window starts afresh, as the reference's
+ * floor(now / window) has it. A stale read is the time between a clock read and the shard
+ * lock (microseconds; a preempted thread, milliseconds); steps smaller than this are rare
+ * (ntpd slews offsets under 128 ms, chrony steps only past its makestep threshold, 1 s by
+ * default), and a small step kept in the later window only holds that window's count until
+ * the clock reaches it again, never admits more. The monotonic clock (SLIDING_WINDOW) never
+ * steps back: any earlier window there is a stale read. */
+#define FDN__LIMIT_WALL_STEP_NS 1000000000LL
 
 /* Operations applied to one key's state. */
 typedef enum fdn__limit_op {
@@ -90,14 +111,36 @@ inline void fdn__limit_init(fdn__limit_state_t *st, const fdn_limit_rule_t *r, i
  * Returns 0, or FDN_ENOENT for a CANCEL that has nothing to give back (*res is not filled).
  * The decision is res->allowed, not the return code.
  *
- * Time going backwards (a wall-clock step, a manual clock): the fixed and sliding windows count
- * in the window `now` falls in, so a state left in a later window starts that earlier window
- * afresh; the token bucket does not refill and GCRA's TAT does not move back, so neither
- * grants more than the time that really passed. No result is ever negative.
+ * A `now` earlier than the state's time (a stale clock read, see the top of this file; a
+ * manual clock set back): the sliding window (monotonic clock) counts in the state's window,
+ * as if `now` were that window's start; so does the fixed window when `now` is at most
+ * FDN__LIMIT_WALL_STEP_NS before that window's start, while a wall clock stepped back further
+ * starts the earlier window `now` falls in afresh (the reference's floor(now / window)). The
+ * token bucket does not refill and GCRA's TAT does not move back, so neither grants more than
+ * the time that really passed. reset_ns, retry_after_ns and expires are measured from the
+ * caller's `now` (so a state is never reported as expiring before its own time). No result is
+ * ever negative.
  */
 FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule_t *r, int64_t cost,
                                     fdn__limit_op_t op, int64_t now, int64_t *epoch,
                                     fdn_limit_result_t *res);
+
+/*
+ * Convert state st of rule `from` to rule `to` (same algorithm, both valid; the key's rule
+ * changed: a named rule was set again, a caller passes another limit) at now, so that what the
+ * key has used carries over instead of being read in the new rule's units:
+ *   token bucket: refilled under `from` up to now, then its tokens kept (rescaled from P_from
+ *     to P_to units, floored) and clamped to the new burst; a debt is kept, at most one bucket;
+ *   GCRA: the tokens available at now (burst - used) kept, clamped to the new burst (a debt is
+ *     kept, at most 2^62 ns ahead), the TAT placed for the new emission interval;
+ *   fixed and sliding window: the counts are kept; a new period moves them to now's window
+ *     of the new period (a window of the old period that ended before now is dropped first,
+ *     as apply would; a sliding window's current count becomes its previous one then).
+ * A new limit alone changes nothing in a window's state (count against the new limit).
+ * st->expires is left as it is: the next fdn__limit_apply sets it.
+ */
+void fdn__limit_convert(fdn__limit_state_t *st, const fdn_limit_rule_t *from,
+                        const fdn_limit_rule_t *to, int64_t now);
 
 /* The bucket capacity of r: burst, or limit when burst is 0. */
 inline int64_t fdn__limit_burst(const fdn_limit_rule_t *r)
@@ -163,6 +206,26 @@ inline int64_t fdn__limit_ceil_div(fdn__i128 a, fdn__i128 b)
     return q > INT64_MAX ? INT64_MAX : (int64_t)q;
 }
 
+/* A window-index state (fixed, sliding) at index idx > the index of now: whether now is taken
+ * as inside window idx (see fdn__limit_apply), and then *lag = idx * p - now, the time from now
+ * to that window's start (> 0, stopping at INT64_MAX). Off the hot path: only a `now` in an
+ * earlier window than its state's gets here. */
+inline bool fdn__limit_window_lag(int64_t idx, int64_t p, int64_t now, bool wall, int64_t *lag)
+{
+    fdn__i128 d = (fdn__i128)idx * p - now;
+    if (wall && d > FDN__LIMIT_WALL_STEP_NS)
+        return false; /* a wall-clock step: count in now's own window */
+    *lag = d > INT64_MAX ? INT64_MAX : (int64_t)d;
+    return true;
+}
+
+/* a + b for b >= 0, stopping at INT64_MAX. */
+inline int64_t fdn__limit_add_sat(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
 /* ---- definitions ----------------------------------------------------------------------------
  * inline (C11 6.7.4): a caller on a hot path (the in-memory store, once per check) compiles the
  * arithmetic into its own code instead of calling across files; limit_algo.c holds the one
@@ -210,6 +273,11 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
             e += p;
             win--;
         }
+        int64_t lag = 0; /* a stale `now` (see above): the time to the state's window */
+        if (FDN__LIMIT_UNLIKELY(win < s[0]) && fdn__limit_window_lag(s[0], p, now, true, &lag)) {
+            win = s[0];
+            e = 0;
+        }
         if (s[0] != win) {
             s[0] = win;
             s[1] = 0;
@@ -217,6 +285,8 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
         /* p minus the time into the window: (win + 1) * P would pass INT64_MAX on a clock
          * within a period of it */
         reset = p - e;
+        if (FDN__LIMIT_UNLIKELY(lag != 0))
+            reset = fdn__limit_add_sat(reset, lag);
         if (op == FDN__LIMIT_CANCEL) {
             if (*epoch != win || s[1] <= 0)
                 return FDN_ENOENT;
@@ -285,8 +355,19 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
             reset = gap <= 0 ? 0 : gap / L + (gap % L != 0);
         else
             reset = fdn__limit_ceil_div((fdn__i128)cap - s[1], L);
-        if (__builtin_add_overflow(now, reset, &st->expires))
+        /* the tokens are those of s[0], the last refill: the bucket is full at s[0] + reset.
+         * s[0] > now only for a stale `now` (no refill then): the times reported are measured
+         * from now, so they are longer by the difference */
+        if (__builtin_add_overflow(s[0], reset, &st->expires))
             st->expires = INT64_MAX;
+        if (FDN__LIMIT_UNLIKELY(s[0] > now)) {
+            int64_t lag;
+            if (__builtin_sub_overflow(s[0], now, &lag))
+                lag = INT64_MAX;
+            reset = fdn__limit_add_sat(reset, lag);
+            if (retry != 0 && retry != INT64_MAX)
+                retry = fdn__limit_add_sat(retry, lag);
+        }
         break;
     }
     case FDN_LIMIT_GCRA: {
@@ -342,6 +423,14 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
             e += p;
             win--;
         }
+        /* a `now` in an earlier window than the state's is a stale read on the monotonic
+         * clock (see above): evaluated at the state's window's start, every time reported then
+         * lengthened by lag (the time from now to that start) */
+        int64_t lag = 0;
+        if (FDN__LIMIT_UNLIKELY(win < s[0]) && fdn__limit_window_lag(s[0], p, now, false, &lag)) {
+            win = s[0];
+            e = 0;
+        }
         if (s[0] != win) {
             s[2] = (s[0] == win - 1) ? s[1] : 0;
             s[1] = 0;
@@ -389,18 +478,25 @@ FDN__LIMIT_HOT int fdn__limit_apply(fdn__limit_state_t *st, const fdn_limit_rule
                 }
             }
         }
-        /* prev's weighted share, floor(prev * (P - e) / P): a 64-bit division where the product
-         * fits in int64 (a previous window of at most 2^33 in a 1 s period), else the 128-bit
-         * one (a libgcc call) */
+        /* prev's weighted share rounded up, ceil(prev * (P - e) / P), so that remaining is
+         * exactly what admission allows: a check of cost c passes iff
+         * prev * (P - e) + (cur + c) * P <= L * P, i.e. iff c <= L - cur - ceil(share).
+         * A 64-bit division where the product fits in int64 (a previous window of at most
+         * 2^33 in a 1 s period), else the 128-bit one (a libgcc call) */
         int64_t wprev;
         if (prev == 0)
             count = s[1];
         else if (!__builtin_mul_overflow(prev, p - e, &wprev))
-            count = wprev / p + s[1];
+            count = wprev / p + (wprev % p != 0) + s[1];
         else
-            count = (int64_t)(((fdn__i128)prev * (p - e)) / p) + s[1];
+            count = fdn__limit_ceil_div((fdn__i128)prev * (p - e), p) + s[1];
         remaining = L - count > 0 ? L - count : 0;
         reset = 2 * p - e; /* the end of the next window (no (win + 2) * P overflow) */
+        if (FDN__LIMIT_UNLIKELY(lag != 0)) {
+            reset = fdn__limit_add_sat(reset, lag);
+            if (retry != 0 && retry != INT64_MAX)
+                retry = fdn__limit_add_sat(retry, lag);
+        }
         if (__builtin_add_overflow(now, reset, &st->expires))
             st->expires = INT64_MAX;
         break;

@@ -715,7 +715,9 @@ static void limiter_capacity_switch_and_validation(void **state)
     /* validation: the window cap, burst only for the bucket algorithms */
     assert_int_equal(lim_post(a, "{\"key\":\"w\",\"limit\":1,\"window_ms\":86400001}", &r), 422);
     fdn__http_resp_clear(&r);
-    assert_int_equal(lim_post(a, "{\"key\":\"b\",\"limit\":1,\"window_ms\":86400000}", &r), 200);
+    /* (the store is full: key b again; its hour's 1 call carries over into the day's window,
+     * as a changed rule's state does, so a limit of 2 leaves room for this one) */
+    assert_int_equal(lim_post(a, "{\"key\":\"b\",\"limit\":2,\"window_ms\":86400000}", &r), 200);
     fdn__http_resp_clear(&r);
     assert_int_equal(lim_post(a, "{\"key\":\"b\",\"limit\":5,\"window_ms\":1000,\"burst\":2}", &r),
                      422);

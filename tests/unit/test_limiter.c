@@ -451,7 +451,8 @@ static void algo_arithmetic_matches_exact(void **state)
     for (size_t pi = 0; pi < sizeof(periods_ms) / sizeof(periods_ms[0]); pi++) {
         for (size_t li = 0; li < sizeof(limits) / sizeof(limits[0]); li++) {
             const int64_t p = periods_ms[pi] * MS, L = limits[li];
-            /* sliding window: the previous window's count, weighted */
+            /* sliding window: the previous window's count, weighted and rounded up (the
+             * count admission uses, see sliding_remaining_is_what_admission_allows) */
             fdn_limit_rule_t sw = {FDN_LIMIT_SLIDING_WINDOW, L, periods_ms[pi], 0};
             const int64_t prevs[] = {0, 1, L, (int64_t)1 << 40, FDN__LIMIT_COUNT_MAX};
             for (size_t k = 0; k < sizeof(prevs) / sizeof(prevs[0]); k++) {
@@ -460,7 +461,8 @@ static void algo_arithmetic_matches_exact(void **state)
                 st.s[1] = 0;
                 assert_int_equal(fdn__limit_apply(&st, &sw, 1, FDN__LIMIT_PEEK, now, NULL, &r), 0);
                 int64_t e = now % p;
-                int64_t want = (int64_t)(((fdn__i128)prevs[k] * (p - e)) / p);
+                fdn__i128 w = (fdn__i128)prevs[k] * (p - e);
+                int64_t want = (int64_t)((w + p - 1) / p);
                 assert_int_equal(r.count, want);
             }
             /* token bucket: full, partly used, empty, a whole bucket in debt */
@@ -1376,6 +1378,258 @@ static void store_times_at_clock_extremes(void **state)
     }
 }
 
+/* ---- review fixes (stale time, rule changes, sliding remaining, sweeps, shadow peek, bounds) */
+
+#define SEC (1000 * MS)
+
+/* Review finding: a check that read the clock just before a window edge and took the shard lock
+ * after another check in the next window rewound the key's window (an earlier index was "time
+ * went back, start afresh"): the window's counts were lost and more than L per window passed.
+ * Such a `now` is now taken as the state's window's start; times are still measured from it. */
+static void stale_now_does_not_rewind_a_window(void **state)
+{
+    (void)state;
+    fdn__limit_state_t st;
+    fdn_limit_result_t r;
+    /* sliding window, 5 per s (monotonic clock): 5 in window 9, B at 10 s + 1 us, A at
+     * 10 s - 1 us arriving after B */
+    const fdn_limit_rule_t sw = {FDN_LIMIT_SLIDING_WINDOW, 5, 1000, 0};
+    fdn__limit_init(&st, &sw, 9 * SEC + SEC / 2);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(
+            fdn__limit_apply(&st, &sw, 1, FDN__LIMIT_CHECK, 9 * SEC + SEC / 2, NULL, &r), 0);
+    assert_int_equal(fdn__limit_apply(&st, &sw, 1, FDN__LIMIT_CHECK, 10 * SEC + 1000, NULL, &r), 0);
+    assert_false(r.allowed); /* window 9's 5 weigh ~1 */
+    int64_t ep = -1;
+    assert_int_equal(fdn__limit_apply(&st, &sw, 1, FDN__LIMIT_CHECK, 10 * SEC - 1000, &ep, &r), 0);
+    assert_false(r.allowed); /* was allowed: the state went back to window 9, empty */
+    assert_int_equal(st.s[0], 10);
+    assert_int_equal(st.s[2], 5); /* the previous window's count is kept */
+    assert_int_equal(ep, 10);
+    assert_int_equal(r.count, 5);
+    assert_int_equal(r.reset_ns, 2 * SEC + 1000);       /* from the caller's now */
+    assert_int_equal(st.expires, 12 * SEC);             /* the end of the next window */
+    assert_int_equal(r.retry_after_ns, SEC / 5 + 1000); /* prev's weight 4/5 at 10.2 s */
+    int more = 0;
+    for (int i = 0; i < 10; i++) {
+        fdn__limit_apply(&st, &sw, 1, FDN__LIMIT_CHECK, 10 * SEC + 2000, NULL, &r);
+        more += r.allowed;
+    }
+    assert_int_equal(more, 0);
+
+    /* fixed window, 5 per s (wall clock): a read up to FDN__LIMIT_WALL_STEP_NS before the
+     * window is stale and counted in it; a step further back starts its own window */
+    const fdn_limit_rule_t fw = {FDN_LIMIT_FIXED_WINDOW, 5, 1000, 0};
+    const int64_t w10 = (int64_t)1700000010 * SEC;
+    fdn__limit_init(&st, &fw, w10);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(fdn__limit_apply(&st, &fw, 1, FDN__LIMIT_CHECK, w10 + 1000, NULL, &r), 0);
+    assert_int_equal(fdn__limit_apply(&st, &fw, 1, FDN__LIMIT_CHECK, w10 - 1000, NULL, &r), 0);
+    assert_false(r.allowed); /* was allowed with count 1 */
+    assert_int_equal(r.count, 6);
+    assert_int_equal(r.reset_ns, SEC + 1000);
+    assert_int_equal(r.retry_after_ns, SEC + 1000);
+    assert_int_equal(st.expires, w10 + SEC);
+    assert_int_equal(
+        fdn__limit_apply(&st, &fw, 1, FDN__LIMIT_CHECK, w10 - FDN__LIMIT_WALL_STEP_NS, NULL, &r),
+        0);
+    assert_false(r.allowed); /* still a stale read: 1 s exactly */
+    assert_int_equal(fdn__limit_apply(&st, &fw, 1, FDN__LIMIT_CHECK, w10 - 2 * SEC, NULL, &r), 0);
+    assert_true(r.allowed); /* a step of the wall clock: window 8 afresh, as documented */
+    assert_int_equal(r.count, 1);
+    assert_int_equal(st.s[0], 1700000008);
+}
+
+/* The same race through the limiter: protected execution passes its call's start time
+ * (fdn__limiter_check_named_cached's mono_ns), read before the shard lock. At most 5 of a
+ * 5-per-second sliding window pass within one second (10 did). */
+static void stale_named_check_keeps_the_limit(void **state)
+{
+    (void)state;
+    fdn_clock_t *ck;
+    assert_int_equal(fdn_clock_manual_create(&ck, 9 * SEC + SEC / 2, WALL0), 0);
+    fdn_limiter_opts_t o = FDN_LIMITER_OPTS_INIT;
+    o.clock = ck;
+    fdn_limiter_t *l;
+    assert_int_equal(fdn_limiter_create(&l, &o), 0);
+    const fdn_limit_rule_t r = {FDN_LIMIT_SLIDING_WINDOW, 5, 1000, 0};
+    assert_int_equal(fdn_limiter_set_rule(l, "sw", &r), 0);
+    fdn__limiter_rule_cache_t cache;
+    fdn__limiter_rule_cache_init(&cache);
+    fdn_limit_result_t res;
+    int allowed = 0;
+    for (int i = 0; i < 5; i++)
+        allowed += fdn_limiter_check_named(l, "sw", "u", 1, &res) == 0;
+    fdn_clock_set_mono(ck, 10 * SEC - 1000); /* A reads the clock */
+    int64_t ta = fdn_clock_mono_ns(ck);
+    fdn_clock_set_mono(ck, 10 * SEC + 1000); /* B checks first */
+    allowed += fdn_limiter_check_named(l, "sw", "u", 1, &res) == 0;
+    allowed += fdn__limiter_check_named_cached(l, "sw", "u", 1, &res, &cache, ck, ta) == 0;
+    fdn_clock_set_mono(ck, 10 * SEC + 2000);
+    for (int i = 0; i < 10; i++)
+        allowed += fdn_limiter_check_named(l, "sw", "u", 1, &res) == 0;
+    assert_int_equal(allowed, 5);
+    fdn_limiter_destroy(l);
+    fdn_clock_destroy(ck);
+}
+
+/* Review finding: a token bucket's expiry was now + reset while its tokens are those of its
+ * last refill s[0] > now (a stale now): the state expired before the bucket was full, and a
+ * fresh state then held more tokens than the real one. It is s[0] + reset; the times reported
+ * are measured from now. */
+static void token_bucket_expiry_counts_from_its_last_refill(void **state)
+{
+    (void)state;
+    const fdn_limit_rule_t tb = {FDN_LIMIT_TOKEN_BUCKET, 1, 1000, 2}; /* 1 per s, burst 2 */
+    fdn__limit_state_t st;
+    fdn_limit_result_t r;
+    fdn__limit_init(&st, &tb, 10 * SEC);
+    assert_int_equal(fdn__limit_apply(&st, &tb, 2, FDN__LIMIT_CHECK, 10 * SEC, NULL, &r), 0);
+    assert_true(r.allowed);
+    assert_int_equal(fdn__limit_apply(&st, &tb, 1, FDN__LIMIT_CHECK, 10 * SEC - SEC / 2, NULL, &r),
+                     0);
+    assert_false(r.allowed);
+    assert_int_equal(st.expires, 12 * SEC); /* was 11.5 s */
+    assert_int_equal(r.reset_ns, 2 * SEC + SEC / 2);
+    assert_int_equal(r.retry_after_ns, SEC + SEC / 2);
+    /* at 11.5 s the state is not expired and holds 1.5 tokens: one call, not two */
+    assert_true(st.expires > 11 * SEC + SEC / 2);
+    assert_int_equal(fdn__limit_apply(&st, &tb, 1, FDN__LIMIT_CHECK, 11 * SEC + SEC / 2, NULL, &r),
+                     0);
+    assert_true(r.allowed);
+    assert_int_equal(fdn__limit_apply(&st, &tb, 1, FDN__LIMIT_CHECK, 11 * SEC + SEC / 2, NULL, &r),
+                     0);
+    assert_false(r.allowed);
+}
+
+/* Review finding: a key's state is kept in its rule's units (tokens scaled by P, a TAT spaced by
+ * T, a window index of P) and a changed rule read it as it was: 100/min -> 100/h left a key
+ * holding 99 tokens with 1; a lower burst at the same instant gave count -6, remaining 8 and
+ * admitted 3 under burst 2; GCRA and windows with a new period lost what was used. The state is
+ * converted when the rule changes. */
+static void rule_change_converts_the_state(void **state)
+{
+    fx_t *f = *state;
+    fdn_limit_result_t r;
+    /* token bucket: 100/min -> 100/h keeps the 99 tokens */
+    const fdn_limit_rule_t perm = {FDN_LIMIT_TOKEN_BUCKET, 100, 60000, 0};
+    const fdn_limit_rule_t perh = {FDN_LIMIT_TOKEN_BUCKET, 100, 3600000, 0};
+    assert_int_equal(chk(f, "tb", &perm, 1, &r), 0);
+    assert_int_equal(r.remaining, 99);
+    assert_int_equal(chk(f, "tb", &perh, 1, &r), 0);
+    assert_int_equal(r.remaining, 98);
+    assert_int_equal(r.count, 2);
+    /* token bucket: burst 10 -> 2 at the same instant holds at most 2 */
+    const fdn_limit_rule_t b10 = {FDN_LIMIT_TOKEN_BUCKET, 1, 1000, 10};
+    const fdn_limit_rule_t b2 = {FDN_LIMIT_TOKEN_BUCKET, 1, 1000, 2};
+    assert_int_equal(chk(f, "tb2", &b10, 1, &r), 0);
+    int ok = 0;
+    for (int i = 0; i < 10; i++) {
+        ok += chk(f, "tb2", &b2, 1, &r) == 0;
+        assert_true(r.count >= 0 && r.count <= 2);
+        assert_true(r.remaining >= 0 && r.remaining <= 2);
+    }
+    assert_int_equal(ok, 2);
+    /* GCRA: 10/s -> 10/min (burst 10) keeps the 6 tokens left */
+    const fdn_limit_rule_t gs = {FDN_LIMIT_GCRA, 10, 1000, 0};
+    const fdn_limit_rule_t gm = {FDN_LIMIT_GCRA, 10, 60000, 0};
+    assert_int_equal(chk(f, "g", &gs, 4, &r), 0);
+    assert_int_equal(r.remaining, 6);
+    assert_int_equal(chk(f, "g", &gm, 1, &r), 0);
+    assert_int_equal(r.remaining, 5);
+    /* windows with a new period keep their counts */
+    const fdn_limit_rule_t f1 = {FDN_LIMIT_FIXED_WINDOW, 5, 1000, 0};
+    const fdn_limit_rule_t f10 = {FDN_LIMIT_FIXED_WINDOW, 5, 10000, 0};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(chk(f, "fw", &f1, 1, &r), 0);
+    assert_int_equal(chk(f, "fw", &f10, 1, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(r.count, 6);
+    const fdn_limit_rule_t s1 = {FDN_LIMIT_SLIDING_WINDOW, 5, 1000, 0};
+    const fdn_limit_rule_t s2 = {FDN_LIMIT_SLIDING_WINDOW, 5, 2000, 0};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(chk(f, "sw", &s1, 1, &r), 0);
+    assert_int_equal(chk(f, "sw", &s2, 1, &r), FDN_ERATE_LIMITED);
+    assert_int_equal(r.count, 5);
+    /* a peek under another rule converts a copy: the cell and its rule stay */
+    assert_int_equal(chk(f, "tb3", &perm, 50, &r), 0);
+    assert_int_equal(fdn_limiter_check(f->l, "tb3", 3, &perh, 1, FDN_LIMIT_PEEK, &r), 0);
+    assert_int_equal(r.remaining, 50);
+    assert_int_equal(chk(f, "tb3", &perm, 1, &r), 0);
+    assert_int_equal(r.remaining, 49);
+}
+
+/* The conversion itself, on the pure state: a debt is kept (bounded), tokens are clamped. */
+static void convert_keeps_debts_and_clamps(void **state)
+{
+    (void)state;
+    fdn__limit_state_t st;
+    fdn_limit_result_t r;
+    const int64_t now = 50 * SEC;
+    const fdn_limit_rule_t a = {FDN_LIMIT_TOKEN_BUCKET, 10, 1000, 0};
+    const fdn_limit_rule_t b = {FDN_LIMIT_TOKEN_BUCKET, 10, 10000, 5};
+    fdn__limit_init(&st, &a, now);
+    assert_int_equal(fdn__limit_apply(&st, &a, 13, FDN__LIMIT_INC, now, NULL, &r), 0); /* -3 */
+    fdn__limit_convert(&st, &a, &b, now);
+    assert_int_equal(st.s[1], -3 * 10 * SEC); /* 3 tokens of debt, in 10 s units */
+    fdn__limit_init(&st, &a, now);
+    fdn__limit_convert(&st, &a, &b, now + SEC); /* full: 10 tokens, clamped to the new 5 */
+    assert_int_equal(st.s[1], 5 * 10 * SEC);
+    const fdn_limit_rule_t g = {FDN_LIMIT_GCRA, 10, 1000, 0};
+    const fdn_limit_rule_t g2 = {FDN_LIMIT_GCRA, 1, 1000, 2};
+    fdn__limit_init(&st, &g, now);
+    assert_int_equal(fdn__limit_apply(&st, &g, 1, FDN__LIMIT_CHECK, now, NULL, &r), 0);
+    fdn__limit_convert(&st, &g, &g2, now); /* 9 available -> 2 (the new burst) */
+    assert_int_equal(fdn__limit_apply(&st, &g2, 1, FDN__LIMIT_PEEK, now, NULL, &r), 0);
+    assert_int_equal(r.remaining, 2);
+    assert_int_equal(r.count, 0);
+}
+
+/* Review finding: the sliding window's count floored the previous window's weighted share
+ * while admission used the exact estimate, so remaining was one too high when the weight was
+ * fractional (L 3, prev 3, e = P/6: denied with remaining 1). The share is rounded up: remaining
+ * is the number of cost-1 checks allowed now, and a check is allowed iff remaining >= cost. */
+static void sliding_remaining_is_what_admission_allows(void **state)
+{
+    (void)state;
+    const int64_t p = 6000 * MS;
+    const fdn_limit_rule_t one = {FDN_LIMIT_SLIDING_WINDOW, 3, 6000, 0};
+    fdn__limit_state_t st;
+    fdn_limit_result_t r;
+    fdn__limit_init(&st, &one, 100 * p + p / 6);
+    st.s[2] = 3;
+    assert_int_equal(fdn__limit_apply(&st, &one, 1, FDN__LIMIT_PEEK, 100 * p + p / 6, NULL, &r), 0);
+    assert_false(r.allowed);
+    assert_int_equal(r.remaining, 0);
+    assert_int_equal(r.count, 3);
+    const int64_t es[] = {0, 1, p / 7, p / 6, p / 3, p / 2, p - p / 5, p - 1};
+    for (int64_t L = 1; L <= 5; L++) {
+        const fdn_limit_rule_t rule = {FDN_LIMIT_SLIDING_WINDOW, L, 6000, 0};
+        for (int64_t prev = 0; prev <= 7; prev++)
+            for (int64_t cur = 0; cur <= L; cur++)
+                for (size_t k = 0; k < sizeof(es) / sizeof(es[0]); k++) {
+                    const int64_t now = 100 * p + es[k];
+                    fdn__limit_init(&st, &rule, now);
+                    st.s[1] = cur;
+                    st.s[2] = prev;
+                    assert_int_equal(
+                        fdn__limit_apply(&st, &rule, 1, FDN__LIMIT_PEEK, now, NULL, &r), 0);
+                    const int64_t remaining = r.remaining;
+                    assert_true(r.count >= 0 && r.count <= prev + cur);
+                    assert_int_equal(r.allowed, remaining >= 1);
+                    int64_t n = 0;
+                    while (n <= L) {
+                        assert_int_equal(
+                            fdn__limit_apply(&st, &rule, 1, FDN__LIMIT_CHECK, now, NULL, &r), 0);
+                        if (!r.allowed)
+                            break;
+                        n++;
+                        assert_int_equal(r.remaining, remaining - n);
+                    }
+                    assert_int_equal(n, remaining);
+                }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1415,6 +1669,12 @@ int main(void)
         cmocka_unit_test(extreme_clocks_keep_their_windows),
         cmocka_unit_test(fixed_window_before_1970_is_one_period),
         cmocka_unit_test(store_times_at_clock_extremes),
+        cmocka_unit_test(stale_now_does_not_rewind_a_window),
+        cmocka_unit_test(stale_named_check_keeps_the_limit),
+        cmocka_unit_test(token_bucket_expiry_counts_from_its_last_refill),
+        cmocka_unit_test_setup_teardown(rule_change_converts_the_state, setup, teardown),
+        cmocka_unit_test(convert_keeps_debts_and_clamps),
+        cmocka_unit_test(sliding_remaining_is_what_admission_allows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
