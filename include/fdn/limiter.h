@@ -172,7 +172,9 @@ typedef struct fdn_limiter_redis_opts {
 typedef struct fdn_limiter_opts {
     uint32_t version;                     /**< FDN_LIMITER_OPTS_VERSION */
     uint32_t shards;                      /**< hash shards, power of two (default 64) */
-    uint32_t max_keys;                    /**< bound on live keys (default 1 048 576) */
+    uint32_t max_keys;                    /**< bound on live keys (default 1 048 576); at most
+                                               2^29 per shard (max_keys / shards), else
+                                               FDN_EINVAL */
     int64_t cleanup_interval_ms;          /**< sweep period per shard (default 300 000, the config's
                                                infrastructure.rate_limiting.cleanup_interval) */
     bool shadow;                          /**< dry run: denials are reported, never enforced */
@@ -543,7 +545,9 @@ FDN_API int fdn_limiter_get_rule(fdn_limiter_t *l, const char *name, fdn_limit_r
 /** Remove a named rule. @return 0, FDN_ENOENT  @thread_safety any  @since 0.1.0 */
 FDN_API int fdn_limiter_remove_rule(fdn_limiter_t *l, const char *name);
 
-/** Change the sweep period (infrastructure.rate_limiting.cleanup_interval).
+/** Change the sweep period (infrastructure.rate_limiting.cleanup_interval). Sweeps already
+ * planned move too: each shard's next sweep is its last sweep plus the new period (so a shorter
+ * period applies at once, not after the old one ran out).
  * @return 0, FDN_EINVAL  @thread_safety any  @since 0.1.0 */
 FDN_API int fdn_limiter_set_cleanup_interval(fdn_limiter_t *l, int64_t ms);
 

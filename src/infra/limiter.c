@@ -198,6 +198,11 @@ int fdn_limiter_open(fdn_limiter_t **out, const fdn_limiter_opts_t *opts, fdn_er
         return fdn_err_set(err, FDN_EINVAL, "limiter shards must be a power of two <= 65536");
     if (opts->max_keys == 0)
         return fdn_err_set(err, FDN_EINVAL, "limiter max_keys must be >= 1");
+    if (opts->max_keys / opts->shards > FDN__LIMITER_SHARD_KEYS_MAX)
+        return fdn_err_set(err, FDN_EINVAL,
+                           "limiter max_keys / shards must be <= %u keys per shard (got %u / %u): "
+                           "raise shards",
+                           FDN__LIMITER_SHARD_KEYS_MAX, opts->max_keys, opts->shards);
     if (fdn__limiter_check_cleanup_interval(opts->cleanup_interval_ms) != 0)
         return fdn_err_set(err, FDN_EINVAL, "limiter cleanup_interval_ms out of range");
     fdn_limit_overflow_t policy = FDN_LIMIT_OVERFLOW_DENY_NEW;

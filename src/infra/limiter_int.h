@@ -74,9 +74,15 @@ typedef struct fdn__limiter_backend {
     void (*apply_many)(void *self, fdn__limit_item_t *items, size_t n, const fdn__limit_now_t *now);
 } fdn__limiter_backend_t;
 
+/* The most keys one shard of the in-memory store holds (max_keys / shards): its open-addressing
+ * table (at most 5/8 full) then never needs more than its largest size, 2^30 slots, and always
+ * keeps a free slot that ends every probe run. */
+#define FDN__LIMITER_SHARD_KEYS_MAX (1u << 29)
+
 /* The in-memory store (limiter_store.c): `nshards` (a power of two) shards of at most
- * max(max_keys / nshards, 1) keys each, `policy` when a shard is full, a sweep every
- * interval_ns from (mono_ns, wall_ns). Returns 0 or FDN_ENOMEM. */
+ * max(max_keys / nshards, 1) keys each (max_keys / nshards <= FDN__LIMITER_SHARD_KEYS_MAX),
+ * `policy` when a shard is full, a sweep every interval_ns from (mono_ns, wall_ns). Returns 0,
+ * FDN_EINVAL (bad shards or max_keys) or FDN_ENOMEM. */
 extern const fdn__limiter_backend_t fdn__limiter_mem_backend;
 int fdn__limiter_mem_create(void **out, uint32_t nshards, uint32_t max_keys,
                             fdn_limit_overflow_t policy, int64_t interval_ns, int64_t mono_ns,

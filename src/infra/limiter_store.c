@@ -5,7 +5,10 @@
  *
  * Threads: none of its own. Sweeping is amortised: an operation that finds its shard's
  * next_sweep in the past sweeps that shard (O(cells in shard)) before its own update;
- * the backend's sweep (fdn_limiter_sweep) sweeps all shards.
+ * the backend's sweep (fdn_limiter_sweep) sweeps all shards. next_sweep is always the shard's
+ * last sweep plus the interval: set_interval re-plans every shard (one lock at a time), so a
+ * shorter interval applies to the sweeps already planned, and the checks' path reads only what
+ * it read before.
  *
  * Locks: one mutex per shard (cache-line aligned) guards that shard's slots, LRU list,
  * counters and cells; an operation holds exactly one shard lock for a lookup + update, and
@@ -122,7 +125,7 @@ typedef struct shard {
     uint32_t nslots; /* power of two, > count */
     uint32_t count;
     struct cds_list_head lru; /* most recently used first */
-    int64_t next_sweep;       /* monotonic */
+    int64_t next_sweep;       /* monotonic: last_sweep + interval_ns */
     int64_t next_sweep_wall;  /* wall */
     int64_t min_exp_mono;     /* <= every monotonic-clock cell's expires (INT64_MAX: none) */
     int64_t min_exp_wall;     /* <= every fixed-window cell's expires */
@@ -136,6 +139,10 @@ typedef struct shard {
     /* slots | log2(nslots) (slots is SLOT_ALIGN-aligned), stored under mu whenever they
      * change: an operation reads it before taking the lock to prefetch its home slot */
     _Atomic uintptr_t where;
+    /* Cold (a sweep, set_interval), after every field a check touches, so that those stay on
+     * the cache lines they had (a check touches three lines of its shard, not four). */
+    int64_t last_sweep;      /* monotonic: the last sweep (or the store's creation) */
+    int64_t last_sweep_wall; /* wall */
 } shard_t;
 
 /* Add n to a count only its shard's lock holder writes (a plain add on x86, no lock prefix). */
@@ -276,6 +283,14 @@ static void ident_release(membe_t *m, const char *key, size_t keylen)
 static inline int64_t sweep_at(int64_t t, int64_t iv)
 {
     return t > INT64_MAX - iv ? INT64_MAX : t + iv;
+}
+
+/* Plan shard s's next sweep interval iv after its last one (set_interval: the new interval
+ * applies to sweeps already planned). */
+static inline void shard_plan_sweep(shard_t *s, int64_t iv) FDN_REQUIRES(s->mu)
+{
+    s->next_sweep = sweep_at(s->last_sweep, iv);
+    s->next_sweep_wall = sweep_at(s->last_sweep_wall, iv);
 }
 
 /* a - b, stopping at INT64_MIN / INT64_MAX: the distance between two times of a manual clock
@@ -513,9 +528,12 @@ static inline __attribute__((always_inline)) cell_t *shard_find(shard_t *s, uint
 static cell_t *cell_insert(shard_t *s, uint64_t h, const char *key, size_t keylen)
     FDN_REQUIRES(s->mu)
 {
-    /* at most 5/8 full; a table that cannot grow takes keys up to one free slot */
-    if ((uint64_t)(s->count + 1) * 8 > (uint64_t)s->nslots * 5 && s->nslots < (1u << 30) &&
-        !shard_resize(s, s->nslots * 2) && s->count + 2 > s->nslots)
+    /* at most 5/8 full; a table that cannot grow (out of memory, or at SLOTS_MAX) takes keys
+     * up to one free slot, so the probe loops below and in shard_find always end. The cap
+     * (at most FDN__LIMITER_SHARD_KEYS_MAX, fdn__limiter_mem_create) keeps a shard under 5/8 of
+     * SLOTS_MAX */
+    if ((uint64_t)(s->count + 1) * 8 > (uint64_t)s->nslots * 5 &&
+        (s->nslots >= SLOTS_MAX || !shard_resize(s, s->nslots * 2)) && s->count + 2 > s->nslots)
         return NULL;
     char *ext = NULL;
     if (keylen > KEY_INLINE && (ext = fdn__malloc(keylen)) == NULL)
@@ -557,9 +575,9 @@ mem_apply_once(membe_t *m, const char *key, size_t keylen, const fdn_limit_rule_
         fdn__limit_now_t full;
         now_full(now, &full);
         shard_sweep(m, s, &full);
-        int64_t iv = atomic_load_explicit(&m->interval_ns, memory_order_relaxed);
-        s->next_sweep = sweep_at(full.mono_ns, iv);
-        s->next_sweep_wall = sweep_at(full.wall_ns, iv);
+        s->last_sweep = full.mono_ns;
+        s->last_sweep_wall = full.wall_ns;
+        shard_plan_sweep(s, atomic_load_explicit(&m->interval_ns, memory_order_relaxed));
     }
     cell_t *c = shard_find(s, h, key, keylen);
     if (c && (cell_expired(c, now) || c->algo != (uint8_t)rule->algo)) {
@@ -678,8 +696,9 @@ static size_t mem_sweep(void *self, const fdn__limit_now_t *now)
         int64_t iv = atomic_load_explicit(&m->interval_ns, memory_order_relaxed);
         fdn__mutex_lock(&s->mu);
         n += shard_sweep(m, s, &full);
-        s->next_sweep = sweep_at(full.mono_ns, iv);
-        s->next_sweep_wall = sweep_at(full.wall_ns, iv);
+        s->last_sweep = full.mono_ns;
+        s->last_sweep_wall = full.wall_ns;
+        shard_plan_sweep(s, iv);
         fdn__mutex_unlock(&s->mu);
     }
     return n;
@@ -701,10 +720,21 @@ static void mem_stats(void *self, fdn_limiter_stats_t *out)
     }
 }
 
+/* The new interval also moves the sweeps already planned (one was 300 s away: made 1 ms, the
+ * next operation on each shard past its last sweep + 1 ms sweeps it). One lock per shard, each
+ * held for two stores; the checks' path is unchanged (it reads next_sweep under the lock it
+ * holds anyway). Two calls at once: each shard ends with the interval of whichever plans it
+ * last, and interval_ns with whichever stores last; both are one of the two. */
 static void mem_set_interval(void *self, int64_t interval_ns)
 {
     membe_t *m = self;
     atomic_store_explicit(&m->interval_ns, interval_ns, memory_order_relaxed);
+    for (uint32_t i = 0; i < m->nshards; i++) {
+        shard_t *s = &m->shards[i];
+        fdn__mutex_lock(&s->mu);
+        shard_plan_sweep(s, interval_ns);
+        fdn__mutex_unlock(&s->mu);
+    }
 }
 
 /* No lock: the counts are the shards' mirrors (see Status in DESIGN). evictions: also the
@@ -809,6 +839,10 @@ int fdn__limiter_mem_create(void **out, uint32_t nshards, uint32_t max_keys,
                             fdn_limit_overflow_t policy, int64_t interval_ns, int64_t mono_ns,
                             int64_t wall_ns)
 {
+    /* the caller (fdn_limiter_open) refuses these with a message */
+    if (nshards == 0 || (nshards & (nshards - 1)) != 0 || max_keys == 0 ||
+        max_keys / nshards > FDN__LIMITER_SHARD_KEYS_MAX)
+        return FDN_EINVAL;
     membe_t *m = fdn__calloc(1, sizeof(*m));
     if (!m)
         return FDN_ENOMEM;
@@ -838,6 +872,8 @@ int fdn__limiter_mem_create(void **out, uint32_t nshards, uint32_t max_keys,
         if (s->slots != NULL)
             shard_publish_where(s);
         CDS_INIT_LIST_HEAD(&s->lru);
+        s->last_sweep = mono_ns;
+        s->last_sweep_wall = wall_ns;
         s->next_sweep = sweep_at(mono_ns, interval_ns);
         s->next_sweep_wall = sweep_at(wall_ns, interval_ns);
         s->min_exp_mono = s->min_exp_wall = INT64_MAX;

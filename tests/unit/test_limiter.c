@@ -1630,6 +1630,70 @@ static void sliding_remaining_is_what_admission_allows(void **state)
     }
 }
 
+/* Review finding: fdn_limiter_set_cleanup_interval only stored the new period; the sweeps
+ * already planned stayed where the old one put them (300 s -> 1 ms: 50 ms later 100 expired
+ * keys remained). A shard's next sweep is its last sweep plus the new period. */
+static void cleanup_interval_moves_planned_sweeps(void **state)
+{
+    (void)state;
+    fdn_clock_t *ck;
+    assert_int_equal(fdn_clock_manual_create(&ck, SEC, WALL0), 0);
+    fdn_limiter_opts_t o = FDN_LIMITER_OPTS_INIT; /* cleanup every 300 s */
+    o.clock = ck;
+    o.shards = 1;
+    fdn_limiter_t *l;
+    assert_int_equal(fdn_limiter_create(&l, &o), 0);
+    const fdn_limit_rule_t g = {FDN_LIMIT_GCRA, 10, 10, 0};
+    for (int i = 0; i < 100; i++) {
+        char k[16];
+        int n = snprintf(k, sizeof(k), "k%d", i);
+        assert_int_equal(fdn_limiter_check(l, k, (size_t)n, &g, 1, 0, NULL), 0);
+    }
+    assert_int_equal(fdn_limiter_set_cleanup_interval(l, 1), 0);
+    fdn_clock_advance(ck, 50 * MS);
+    assert_int_equal(fdn_limiter_check(l, "other", 5, &g, 1, 0, NULL), 0);
+    fdn_limiter_stats_t s;
+    fdn_limiter_stats(l, &s);
+    assert_int_equal(s.expired, 100);
+    assert_int_equal(s.keys, 1);
+    /* a longer period moves the next sweep later again: nothing swept 10 ms on */
+    assert_int_equal(fdn_limiter_set_cleanup_interval(l, 300000), 0);
+    fdn_clock_advance(ck, 10 * MS);
+    assert_int_equal(fdn_limiter_check(l, "other2", 6, &g, 1, 0, NULL), 0);
+    fdn_limiter_stats(l, &s);
+    assert_int_equal(s.expired, 100);
+    assert_int_equal(s.keys, 2);
+    fdn_limiter_destroy(l);
+    fdn_clock_destroy(ck);
+}
+
+/* Review finding: a shard's table stops growing at 2^30 slots, past which cell_insert skipped
+ * its one-free-slot guard, so a shard of more keys could fill its table and a probe loop never
+ * end. max_keys / shards is bounded at create (2^29, under 5/8 of the largest table). */
+static void create_bounds_keys_per_shard(void **state)
+{
+    (void)state;
+    fdn_limiter_t *l = NULL;
+    fdn_limiter_opts_t o = FDN_LIMITER_OPTS_INIT;
+    fdn_error_t err;
+    memset(&err, 0, sizeof(err));
+    o.shards = 1;
+    o.max_keys = FDN__LIMITER_SHARD_KEYS_MAX + 1;
+    assert_int_equal(fdn_limiter_open(&l, &o, &err), FDN_EINVAL);
+    assert_null(l);
+    assert_non_null(strstr(err.message, "per shard"));
+    o.shards = 4;
+    o.max_keys = UINT32_MAX;
+    assert_int_equal(fdn_limiter_create(&l, &o), FDN_EINVAL);
+    o.shards = 8; /* UINT32_MAX / 8 < 2^29 */
+    assert_int_equal(fdn_limiter_create(&l, &o), 0);
+    fdn_limiter_destroy(l);
+    o.shards = 1;
+    o.max_keys = FDN__LIMITER_SHARD_KEYS_MAX;
+    assert_int_equal(fdn_limiter_create(&l, &o), 0);
+    fdn_limiter_destroy(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1675,6 +1739,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(rule_change_converts_the_state, setup, teardown),
         cmocka_unit_test(convert_keeps_debts_and_clamps),
         cmocka_unit_test(sliding_remaining_is_what_admission_allows),
+        cmocka_unit_test(cleanup_interval_moves_planned_sweeps),
+        cmocka_unit_test(create_bounds_keys_per_shard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
