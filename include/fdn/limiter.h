@@ -84,7 +84,10 @@ typedef struct fdn_limit_reservation {
 } fdn_limit_reservation_t;
 
 /** Check flags. */
-#define FDN_LIMIT_PEEK 0x1u /**< evaluate without consuming or creating state */
+/** Evaluate without consuming or creating state: the answer a check of that cost would get now,
+ * shadow mode included (0 with allowed and shadow_denied where a check would be denied; since
+ * 0.3.0, before which a shadow-mode peek returned FDN_ERATE_LIMITED). Peeks are not counted. */
+#define FDN_LIMIT_PEEK 0x1u
 /**
  * The key starts with a reserved namespace byte (below FDN_LIMIT_KEY_NS_FIRST_FREE) on purpose:
  * accepted by fdn_limiter_check, fdn_limiter_check_many (a request's flags),

@@ -192,6 +192,10 @@ static int count_request(const fdn__http_req_t *req, fdn__http_resp_t *resp, fdn
                                FDN_LIMIT_PEEK | FDN_LIMIT_RESERVED_NS, &r);
         if (rc == FDN_ERATE_LIMITED) /* a read: the count is the answer */
             rc = 0;
+        /* "allowed" is the key's state (within its limit), not shadow mode's decision: a
+         * shadow-mode peek answers allowed with shadow_denied */
+        if (r.shadow_denied)
+            r.allowed = false;
     }
     if (rc == FDN_ELIMITER) {
         rc = full_reply(resp, &r);

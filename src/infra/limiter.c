@@ -551,8 +551,18 @@ static int op_finish(fdn_limiter_t *l, const fdn_limit_rule_t *rule, fdn__limit_
     }
     if (rc)
         return rc;
-    if (op != FDN__LIMIT_CHECK)
-        return res->allowed || op == FDN__LIMIT_CANCEL ? 0 : FDN_ERATE_LIMITED;
+    if (op != FDN__LIMIT_CHECK) {
+        if (res->allowed || op == FDN__LIMIT_CANCEL)
+            return 0;
+        /* a peek answers as the check would: in shadow mode a denial is reported, not
+         * enforced (so "peek first" does not enforce either); peeks are not counted */
+        if (op == FDN__LIMIT_PEEK && atomic_load_explicit(&l->shadow, memory_order_relaxed)) {
+            res->allowed = true;
+            res->shadow_denied = true;
+            return 0;
+        }
+        return FDN_ERATE_LIMITED;
+    }
     if (l->telemetry) {
         fdn_telemetry_meta_t meta[1] = {{"algorithm", fdn_limit_algo_name(rule->algo)}};
         fdn_telemetry_emit_counter(l->telemetry,

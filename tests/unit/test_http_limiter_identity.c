@@ -151,11 +151,35 @@ static void key_with_separator_is_422(void **state)
     fdn_limiter_destroy(lim);
 }
 
+/* A shadow-mode peek answers as the check would (allowed, shadow_denied); POST /v1/limiter/get
+ * reports the key's state, so "allowed" stays false for a key over its limit in shadow mode. */
+static void get_in_shadow_mode_reports_the_key_state(void **state)
+{
+    (void)state;
+    fdn_limiter_opts_t lo = FDN_LIMITER_OPTS_INIT;
+    lo.shadow = true;
+    fdn_limiter_t *lim = NULL;
+    assert_int_equal(fdn_limiter_create(&lim, &lo), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.limiter = lim});
+    static const char body[] = "{\"key\":\"s1\",\"limit\":1,\"window_ms\":60000}";
+    fdn__http_resp_t r;
+    for (int i = 0; i < 2; i++) { /* the 2nd is over the limit: allowed in shadow mode */
+        assert_int_equal(post(a, "/v1/limiter/check", body, &r), 200);
+        fdn__http_resp_clear(&r);
+    }
+    assert_int_equal(post(a, "/v1/limiter/get", body, &r), 200);
+    assert_true(json_is_false(json_object_get(r.json, "allowed")));
+    fdn__http_resp_clear(&r);
+    fdn_admin_destroy(a);
+    fdn_limiter_destroy(lim);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(identity_quota_over_http),
         cmocka_unit_test(key_with_separator_is_422),
+        cmocka_unit_test(get_in_shadow_mode_reports_the_key_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1667,6 +1667,43 @@ static void cleanup_interval_moves_planned_sweeps(void **state)
     fdn_clock_destroy(ck);
 }
 
+/* Review finding: in shadow mode a peek returned FDN_ERATE_LIMITED with allowed false, while
+ * the header has a shadow-mode check return 0 with allowed true: "peek first" then enforced
+ * what shadow mode only reports. A peek answers as the check would; peeks are not counted. */
+static void shadow_peek_answers_as_the_check(void **state)
+{
+    fx_t *f = *state;
+    const fdn_limit_rule_t one = {FDN_LIMIT_FIXED_WINDOW, 1, 1000, 0};
+    fdn_limit_result_t r;
+    assert_int_equal(chk(f, "sp", &one, 1, &r), 0);
+    assert_int_equal(fdn_limiter_check(f->l, "sp", 2, &one, 1, FDN_LIMIT_PEEK, &r),
+                     FDN_ERATE_LIMITED);
+    assert_false(r.allowed);
+    fdn_limiter_set_shadow(f->l, true);
+    fdn_limiter_stats_t before, after;
+    fdn_limiter_stats(f->l, &before);
+    assert_int_equal(fdn_limiter_check(f->l, "sp", 2, &one, 1, FDN_LIMIT_PEEK, &r), 0);
+    assert_true(r.allowed);
+    assert_true(r.shadow_denied);
+    assert_int_equal(r.count, 1);
+    fdn_limit_request_t q[1] = {
+        {.key = "sp", .keylen = 2, .rule = &one, .cost = 1, .flags = FDN_LIMIT_PEEK}};
+    assert_int_equal(fdn_limiter_check_many(f->l, q, 1), 0);
+    assert_int_equal(q[0].rc, 0);
+    assert_true(q[0].res.allowed);
+    assert_true(q[0].res.shadow_denied);
+    assert_int_equal(fdn_limiter_get(f->l, "sp", 2, &one, &r), 0);
+    assert_true(r.allowed);
+    assert_true(r.shadow_denied);
+    fdn_limiter_stats(f->l, &after);
+    assert_int_equal(after.denied, before.denied);
+    assert_int_equal(after.allowed, before.allowed);
+    /* the check itself: the same answer */
+    assert_int_equal(chk(f, "sp", &one, 1, &r), 0);
+    assert_true(r.shadow_denied);
+    fdn_limiter_set_shadow(f->l, false);
+}
+
 /* Review finding: a shard's table stops growing at 2^30 slots, past which cell_insert skipped
  * its one-free-slot guard, so a shard of more keys could fill its table and a probe loop never
  * end. max_keys / shards is bounded at create (2^29, under 5/8 of the largest table). */
@@ -1740,6 +1777,7 @@ int main(void)
         cmocka_unit_test(convert_keeps_debts_and_clamps),
         cmocka_unit_test(sliding_remaining_is_what_admission_allows),
         cmocka_unit_test(cleanup_interval_moves_planned_sweeps),
+        cmocka_unit_test_setup_teardown(shadow_peek_answers_as_the_check, setup, teardown),
         cmocka_unit_test(create_bounds_keys_per_shard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
