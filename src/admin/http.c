@@ -1090,17 +1090,31 @@ static enum MHD_Result send_resp(struct MHD_Connection *con, fdn__http_resp_t *r
     return ok;
 }
 
-static enum MHD_Result send_error(fdn_admin_t *a, struct MHD_Connection *con, int code,
-                                  const char *msg)
+static enum MHD_Result send_error_as(fdn_admin_t *a, struct MHD_Connection *con, int code,
+                                     const char *msg, bool close)
 {
     fdn__http_resp_t resp;
     memset(&resp, 0, sizeof resp);
+    resp.close = close;
     fdn_err_set(&resp.err, code, "%s", msg);
     fdn__http_resp_finish(&resp, code);
     count_status(a, resp.status);
     enum MHD_Result ok = send_resp(con, &resp);
     fdn__http_resp_clear(&resp);
     return ok;
+}
+
+static enum MHD_Result send_error(fdn_admin_t *a, struct MHD_Connection *con, int code,
+                                  const char *msg)
+{
+    return send_error_as(a, con, code, msg, false);
+}
+
+/* An error after which the connection is closed (its framing cannot be trusted). */
+static enum MHD_Result send_error_close(fdn_admin_t *a, struct MHD_Connection *con, int code,
+                                        const char *msg)
+{
+    return send_error_as(a, con, code, msg, true);
 }
 
 /* Send a deferred answer (the completer has set DONE; on a server thread). */
@@ -1123,12 +1137,13 @@ static enum MHD_Result send_deferred(fdn_admin_t *a, struct MHD_Connection *con,
 }
 
 /* What the server reads of a request's headers, in one pass over them: the Content-Length
- * headers (how many, whether their values differ, the first) and the first Host,
+ * headers (how many, whether their values differ, the first), whether a Transfer-Encoding
+ * header came, and the first Host,
  * Authorization, Accept and X-Correlation-Id (six lookups and a pass before, each a walk of
  * the list with a case-insensitive compare per header). */
 typedef struct hdr_scan {
     unsigned n_cl;
-    bool cl_differ;
+    bool cl_differ, te;
     const char *cl, *host, *auth, *accept, *cid;
 } hdr_scan_t;
 
@@ -1170,6 +1185,10 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
         if (strcasecmp(key, "X-Correlation-Id") == 0)
             keep_first(&h->cid, value);
         break;
+    case 17:
+        if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+            h->te = true;
+        break;
     default:
         break;
     }
@@ -1187,7 +1206,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         return MHD_NO; /* context allocation failed: drop the connection */
     if (!c->seen) {
         c->seen = true;
-        hdr_scan_t h = {0, false, NULL, NULL, NULL, NULL, NULL};
+        hdr_scan_t h = {0, false, false, NULL, NULL, NULL, NULL, NULL};
         (void)MHD_get_connection_values(con, MHD_HEADER_KIND, scan_header, &h);
         c->h_auth = h.auth;
         c->h_accept = h.accept;
@@ -1196,7 +1215,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
          * smuggling behind a proxy that picks the other one): refuse the request */
         if (h.cl_differ) {
             c->too_large = true; /* whatever body arrives is drained, not kept */
-            return send_error(a, con, FDN_EPARSE, "conflicting Content-Length headers");
+            return send_error_close(a, con, FDN_EPARSE, "conflicting Content-Length headers");
+        }
+        /* Transfer-Encoding and Content-Length together: a proxy that frames by the
+         * Content-Length sees another request end than we do (libmicrohttpd follows the
+         * chunking), so bytes it takes for a body we would run as a request (smuggling).
+         * RFC 9112 6.1: refuse it and close the connection */
+        if (h.te && h.n_cl > 0) {
+            c->too_large = true; /* whatever body arrives is drained, not kept */
+            return send_error_close(a, con, FDN_EPARSE,
+                                    "both Transfer-Encoding and Content-Length headers");
         }
         /* RFC 9112 3.2: an HTTP/1.1 request without Host is answered 400 (libmicrohttpd
          * accepts it unless strict; HTTP/1.0 clients may omit it) */
