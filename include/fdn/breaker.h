@@ -418,6 +418,12 @@ FDN_API int fdn_breakers_set_defaults(fdn_breakers_t *set, const fdn_breaker_opt
  * @return 0, FDN_EINVAL  @thread_safety any  @since 0.2.0 */
 FDN_API int fdn_breakers_get_defaults(fdn_breakers_t *set, fdn_breaker_opts_t *out);
 
+/** Copy the options in force on b (its create's, or its last install's) into *out, e.g. to
+ * re-install only options that changed (each install keeps the replaced options until the set
+ * is destroyed). An install on another thread meanwhile may go either way.
+ * @return 0, FDN_EINVAL (b or out NULL)  @thread_safety any  @since 0.3.0 */
+FDN_API int fdn_breaker_get_opts(const fdn_breaker_t *b, fdn_breaker_opts_t *out);
+
 /** Number of breakers in the set. @thread_safety any @since 0.1.0 */
 FDN_API size_t fdn_breakers_count(fdn_breakers_t *set);
 

@@ -3,7 +3,9 @@
  * them as a service:
  *   GET /v1/breakers, GET /v1/breakers/{name}, POST /v1/breakers/{name}/reset;
  *   PUT /v1/breakers/{name} (create, or re-install with new options: a JSON object of
- *   fdn_breaker_opts_parse's members over the set's defaults), DELETE /v1/breakers/{name};
+ *   fdn_breaker_opts_parse's members over the set's defaults; the options in force already
+ *   install nothing, as each install keeps the replaced options until the set is destroyed),
+ *   DELETE /v1/breakers/{name};
  *   POST /v1/breakers/{name}/acquire: a ticket (fdn_breaker_acquire_ticket), or 503 with
  *   Retry-After while the breaker rejects calls;
  *   POST /v1/breakers/{name}/report {"ticket", "outcome", "duration_ms"?}.
@@ -101,6 +103,22 @@ static const char *name_param(const fdn__http_req_t *req, fdn__http_resp_t *resp
     return name;
 }
 
+/* Whether two option sets are the same (field by field: the struct has padding). */
+static bool opts_same(const fdn_breaker_opts_t *a, const fdn_breaker_opts_t *b)
+{
+    return a->version == b->version && a->failure_threshold == b->failure_threshold &&
+           a->window_ms == b->window_ms && a->recovery_time_ms == b->recovery_time_ms &&
+           a->half_open_max_calls == b->half_open_max_calls &&
+           a->probe_timeout_ms == b->probe_timeout_ms && a->success_resets == b->success_resets &&
+           a->failure_rate_pct == b->failure_rate_pct && a->slow_rate_pct == b->slow_rate_pct &&
+           a->rate_window_kind == b->rate_window_kind &&
+           a->rate_window_size == b->rate_window_size && a->minimum_calls == b->minimum_calls &&
+           a->slow_call_ms == b->slow_call_ms && a->classify == b->classify &&
+           a->classify_user == b->classify_user && a->on_transition == b->on_transition &&
+           a->transition_user == b->transition_user && a->clock == b->clock &&
+           a->telemetry == b->telemetry;
+}
+
 static int h_put(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
 {
     fdn_breakers_t *set = user;
@@ -126,6 +144,14 @@ static int h_put(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
     }
     if (rc < 0)
         return rc;
+    /* the options in force already: nothing to install (an install keeps the replaced
+     * options until the set is destroyed, and resets the breaker: a client repeating its PUT
+     * must not grow memory nor clear the breaker's history each time) */
+    if (existed) {
+        fdn_breaker_opts_t cur;
+        if (fdn_breaker_get_opts(probe, &cur) == 0 && opts_same(&cur, &o))
+            return fdn__http_reply(resp, 200, breaker_json(probe));
+    }
     rc = fdn_breaker_install(set, name, &o, &b);
     if (rc == FDN_ENOSPC)
         return fdn_err_set(&resp->err, rc,

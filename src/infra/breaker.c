@@ -1038,6 +1038,14 @@ int fdn_breakers_get_defaults(fdn_breakers_t *s, fdn_breaker_opts_t *out)
     return 0;
 }
 
+int fdn_breaker_get_opts(const fdn_breaker_t *b, fdn_breaker_opts_t *out)
+{
+    if (b == NULL || out == NULL)
+        return FDN_EINVAL;
+    *out = cfg_of(b)->o; /* a published block is never changed nor freed before b */
+    return 0;
+}
+
 size_t fdn_breakers_count(fdn_breakers_t *s)
 {
     if (s == NULL)

@@ -156,6 +156,13 @@ static void sweep_set(void **state)
         if (!sweep_failed(&sw, fdn_breakers_get_defaults(set, &d)))
             assert_int_equal(d.failure_threshold, 9);
     }
+    {
+        fdn_breaker_t *gb = NULL;
+        fdn_breaker_opts_t d;
+        assert_int_equal(fdn_breaker_create_in(set, "opts", NULL, &gb), 0);
+        NOALLOC_SWEEP(fdn_breaker_get_opts, assert_int_equal(fdn_breaker_get_opts(gb, &d), 0));
+        assert_int_equal(d.failure_threshold, 9);
+    }
     NOALLOC_SWEEP(fdn_breakers_destroy, fdn_breakers_destroy(set)); /* allocates nothing */
     assert_int_equal(sweep_live(), base);
 }

@@ -18,6 +18,7 @@
 #include "fail_alloc.h"
 #include "rt_fixture.h"
 #include <fdn/testing.h>
+#include "infra/breaker_int.h"
 #include "infra/limiter_int.h"
 #include "infra/pool_int.h"
 #include "services/config_int.h"
@@ -797,6 +798,28 @@ static void service_handlers(void **state)
     fdn__admin_dispatch(a, "PUT", "/v1/breakers/second", NULL, NULL, 0, &r);
     assert_int_equal(r.status, 200);
     fdn__http_resp_clear(&r);
+    /* a PUT of the options in force installs nothing: no memory kept for replaced options,
+     * no reset (the breaker stays as it is); changed options are installed (and reset it) */
+    fdn_breaker_t *sb = NULL;
+    assert_int_equal(fdn_breaker_get(set, "second", &sb), 0);
+    assert_int_equal(fdn__breaker_cfg_count(sb), 1);
+    fdn_breaker_force_open(sb);
+    fdn__admin_dispatch(a, "PUT", "/v1/breakers/second", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_string_value(json_object_get(r.json, "name")), "second");
+    assert_int_not_equal(fdn_breaker_state(sb), FDN_BREAKER_CLOSED);
+    fdn__http_resp_clear(&r);
+    const char *ft3 = "{\"failure_threshold\":3}";
+    for (int i = 0; i < 3; i++) {
+        fdn__admin_dispatch(a, "PUT", "/v1/breakers/second", NULL, ft3, strlen(ft3), &r);
+        assert_int_equal(r.status, 200);
+        fdn__http_resp_clear(&r);
+        assert_int_equal(fdn__breaker_cfg_count(sb), 2);
+        assert_int_equal(fdn_breaker_state(sb), FDN_BREAKER_CLOSED);
+    }
+    fdn_breaker_opts_t cur;
+    assert_int_equal(fdn_breaker_get_opts(sb, &cur), 0);
+    assert_int_equal(cur.failure_threshold, 3);
     fdn__admin_dispatch(a, "GET", "/v1/breakers", NULL, NULL, 0, &r);
     assert_int_equal(r.status, 200);
     json_t *listed = json_object_get(r.json, "breakers");
