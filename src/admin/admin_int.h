@@ -255,6 +255,14 @@ const char *fdn__http_param(const fdn__http_req_t *req, const char *name);
  */
 int fdn__http_body_json(const fdn__http_req_t *req, fdn__http_resp_t *resp, json_t **out);
 
+/**
+ * For a body a service refused as unparsable (FDN_EPARSE) that it parsed itself: whether the
+ * reason is a number beyond what jansson holds (valid JSON: an out-of-range value, 422, as
+ * fdn__http_body_json answers). If so resp->err says so and FDN_EINVAL is returned; else
+ * `rc` is returned and resp->err is left alone.
+ */
+int fdn__http_json_overflow(const char *s, size_t n, fdn__http_resp_t *resp, int rc);
+
 /** Set a JSON answer (steals json; NULL json -> FDN_ENOMEM). @return 0 or FDN_ENOMEM */
 int fdn__http_reply(fdn__http_resp_t *resp, unsigned status, json_t *json);
 

@@ -4,7 +4,10 @@
  * Threads: runs on the admin server's threads; reads are lock-free snapshot reads of the
  * config service, updates go through its serialised, validating writer. The body of a PUT is
  * handed to the service as JSON text, so its check order (path security, JSON syntax, value
- * security, updatable, whole-tree validation) and codes are the service's own.
+ * security, updatable, whole-tree validation) and codes are the service's own, but for one:
+ * valid JSON holding a number beyond int64 or double, which the service finds unparsable
+ * (FDN_EPARSE), is an out-of-range value here (422), as on every endpoint
+ * (fdn__http_json_overflow).
  */
 #include "admin/admin_int.h"
 #include "admin/event_json.h"
@@ -104,6 +107,8 @@ static int h_put(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
         return fdn_err_set(&resp->err, FDN_EPARSE,
                            "the body must be one JSON value (without NUL bytes)");
     rc = fdn_config_update_json(cfg, path, req->body, &resp->err);
+    if (rc == FDN_EPARSE) /* a number beyond int64 or double: 422, as on every endpoint */
+        rc = fdn__http_json_overflow(req->body, req->body_len, resp, rc);
     if (rc < 0)
         return rc;
     json_t *v = NULL;

@@ -44,6 +44,23 @@ const char *fdn__http_param(const fdn__http_req_t *req, const char *name)
     return NULL;
 }
 
+static int overflow_error(fdn__http_resp_t *resp, const json_error_t *je)
+{
+    return fdn_err_set(&resp->err, FDN_EINVAL, "number out of range at line %d column %d: %s",
+                       je->line, je->column, je->text);
+}
+
+int fdn__http_json_overflow(const char *s, size_t n, fdn__http_resp_t *resp, int rc)
+{
+    json_error_t je;
+    json_t *j = NULL;
+    int prc = fdn_json_loadb(s, n, JSON_DECODE_ANY, &j, &je);
+    json_decref(j);
+    if (prc < 0 && prc != FDN_ENOMEM && json_error_code(&je) == json_error_numeric_overflow)
+        return overflow_error(resp, &je);
+    return rc;
+}
+
 int fdn__http_body_json(const fdn__http_req_t *req, fdn__http_resp_t *resp, json_t **out)
 {
     json_error_t je;
@@ -58,8 +75,7 @@ int fdn__http_body_json(const fdn__http_req_t *req, fdn__http_resp_t *resp, json
     /* valid JSON with a number jansson cannot hold (an integer beyond 64 bits, a real beyond
      * a double): an out-of-range value (422), not malformed JSON (400) */
     if (rc < 0 && json_error_code(&je) == json_error_numeric_overflow)
-        return fdn_err_set(&resp->err, FDN_EINVAL, "number out of range at line %d column %d: %s",
-                           je.line, je.column, je.text);
+        return overflow_error(resp, &je);
     if (rc < 0)
         return fdn_err_set(&resp->err, FDN_EPARSE, "malformed JSON at line %d column %d: %s",
                            je.line, je.column, je.text);

@@ -431,6 +431,9 @@ if wants config; then
     expect 422 PUT /v1/config/ai.planning.sampling_rate '5'
     jcheck '.error.code == 1203 and .error.context.rule == "must be between 0 and 1" and .error.context.value_type == "integer"'
     expect 400 PUT /v1/config/dev.debug_mode '{'
+    # valid JSON with a number beyond 64-bit integers: out of range (422), not malformed
+    expect 422 PUT /v1/config/interface.max_results '99999999999999999999999'
+    jcheck '.error.message | startswith("number out of range")'
     expect 404 GET /v1/config/no.such.path
     error_is 1302
     # a client's '"' in the path is escaped in the error's context text: it reads back as

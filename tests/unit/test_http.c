@@ -637,6 +637,46 @@ static void stopped_services_answer_503(void **state)
     fdn_events_destroy(es);
 }
 
+/* One request through the dispatcher: its status and error message (or "") into msg. */
+static unsigned cfg_req(fdn_admin_t *a, const char *method, const char *uri, const char *body,
+                        char *msg, size_t cap)
+{
+    fdn__http_resp_t r;
+    memset(&r, 0, sizeof r);
+    fdn__admin_dispatch(a, method, uri, NULL, body, body ? strlen(body) : 0, &r);
+    const char *m = json_string_value(json_object_get(json_object_get(r.json, "error"), "message"));
+    snprintf(msg, cap, "%s", m != NULL ? m : "");
+    unsigned st = r.status;
+    fdn__http_resp_clear(&r);
+    return st;
+}
+
+/* The config endpoints' edges: a number beyond int64 or double in a PUT body is an
+ * out-of-range value (422, as POST /v1/events answers), malformed JSON stays 400. */
+static void config_endpoint_edges(void **state)
+{
+    (void)state;
+    fdn_config_t *cfg = NULL;
+    fdn_config_opts_t co = FDN_CONFIG_OPTS_INIT;
+    co.ignore_env = true;
+    assert_int_equal(fdn_config_create(&cfg, &co, NULL), 0);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.config = cfg});
+    char msg[512];
+    static const char *const big[] = {"99999999999999999999999", "-99999999999999999999999",
+                                      "1e999"};
+    for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) {
+        unsigned st =
+            cfg_req(a, "PUT", "/v1/config/interface.max_results", big[i], msg, sizeof msg);
+        if (st != 422 || strstr(msg, "number out of range") == NULL)
+            fail_msg("PUT %s: %u %s", big[i], st, msg);
+    }
+    assert_int_equal(cfg_req(a, "PUT", "/v1/config/dev.debug_mode", "{", msg, sizeof msg), 400);
+    /* the service's order stands: a path its security rule refuses is refused first */
+    assert_int_equal(cfg_req(a, "PUT", "/v1/config/a.DROP%20TABLE", "1e999", msg, sizeof msg), 403);
+    fdn_admin_destroy(a);
+    fdn_config_destroy(cfg);
+}
+
 /* POST /v1/limiter/check against a small store: a full store says so in /health and
  * /metrics; the enable switch; the window cap; burst only where it means something. */
 static unsigned lim_post(fdn_admin_t *a, const char *body, fdn__http_resp_t *r)
@@ -2266,6 +2306,7 @@ int main(void)
         cmocka_unit_test(bearer_one_or_more_spaces),
         cmocka_unit_test(health_degraded_check),
         cmocka_unit_test(stopped_services_answer_503),
+        cmocka_unit_test(config_endpoint_edges),
         cmocka_unit_test(service_handlers),
         cmocka_unit_test(breaker_names_not_utf8),
         cmocka_unit_test(pool_names_not_utf8),
