@@ -6,13 +6,19 @@
  * problem at a time and always the same one for the same body. A check's cost above what
  * the rule ever admits at once (the limit; the burst for the bucket algorithms) is refused
  * here too: no wait could satisfy it, so a 429 with a Retry-After would mislead the client.
+ * The rule is then checked as the library does (fdn_limit_rule_validate): fields each in range
+ * can still make a bucket too large (burst x window_ms past 2^62 ns), refused naming them.
  * Threads: none; no state.
  */
 #include "admin/limiter_req.h"
 #include "admin/json_num.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
+
+/* burst x window_ms (ms) a bucket may hold: 2^62 ns (the library's scaled maximum) / 10^6 */
+#define LIMITER_BUCKET_MAX_MS ((long long)((UINT64_C(1) << 62) / 1000000))
 
 static int algo_parse(const char *s, fdn_limit_algo_t *out)
 {
@@ -29,6 +35,33 @@ static int algo_parse(const char *s, fdn_limit_algo_t *out)
             return 0;
         }
     return FDN_EINVAL;
+}
+
+/* The library's own check of the rule (fdn_limit_rule_validate) once each field is within its
+ * range: what is left are the bucket algorithms' sizes, named by their fields. */
+static int rule_check(const fdn_limit_rule_t *r, fdn_error_t *err)
+{
+    fdn_error_t why;
+    if (fdn_limit_rule_validate(r, &why) == 0)
+        return 0;
+    /* the bucket holds burst (the limit without one) tokens of window_ms each, in ns */
+    const char *b = r->burst > 0 ? "burst" : "limit";
+    long long bv = r->burst > 0 ? (long long)r->burst : (long long)r->limit;
+    if (r->algo == FDN_LIMIT_TOKEN_BUCKET)
+        return fdn_err_set(err, FDN_EINVAL,
+                           "fields '%s' (%lld) and 'window_ms' (%lld) make a token bucket too "
+                           "large: %s x window_ms must be at most %lld (2^62 ns), so window_ms "
+                           "at most %lld with this %s",
+                           b, bv, (long long)r->period_ms, b, LIMITER_BUCKET_MAX_MS,
+                           LIMITER_BUCKET_MAX_MS / bv, b);
+    if (r->algo == FDN_LIMIT_GCRA)
+        return fdn_err_set(err, FDN_EINVAL,
+                           "fields '%s' (%lld), 'window_ms' (%lld) and 'limit' (%lld) make a "
+                           "gcra bucket too large: %s x window_ms / limit must be at most %lld "
+                           "(2^62 ns)",
+                           b, bv, (long long)r->period_ms, (long long)r->limit, b,
+                           LIMITER_BUCKET_MAX_MS);
+    return fdn_err_set(err, FDN_EINVAL, "invalid rule: %s", why.message);
 }
 
 /* 0 with *out set, 1 when absent and optional (*out untouched), or FDN_EINVAL. */
@@ -120,6 +153,8 @@ int fdn__limiter_req_parse(const json_t *body, fdn__limiter_req_op_t op, fdn__li
     if (json_object_get(body, "burst") != NULL && !bucket)
         return fdn_err_set(err, FDN_EINVAL,
                            "field 'burst' applies only to the token_bucket and gcra algorithms");
+    if ((rc = rule_check(&q->rule, err)) < 0)
+        return rc;
     switch (op) {
     case FDN__LREQ_CHECK:
     case FDN__LREQ_INC:
@@ -294,8 +329,11 @@ int fdn__limiter_req_fast(const char *body, size_t len, fdn__limiter_req_op_t op
     int64_t capacity = bucket && burst > 0 ? burst : f[F_LIMIT].i;
     if (op == FDN__LREQ_CHECK && value > capacity)
         return FDN__LREQ_SLOW;
+    fdn_limit_rule_t rule = {algo, f[F_LIMIT].i, f[F_WINDOW].i, burst};
+    if (fdn_limit_rule_validate(&rule, NULL) != 0)
+        return FDN__LREQ_SLOW; /* the slow path names the fields */
     memset(q, 0, offsetof(fdn__limiter_req_t, keybuf));
-    q->rule = (fdn_limit_rule_t){algo, f[F_LIMIT].i, f[F_WINDOW].i, burst};
+    q->rule = rule;
     q->value = value;
     size_t at = 0;
     q->keybuf[at++] = FDN_LIMIT_KEY_NS_HTTP; /* as fdn__limiter_req_parse */
