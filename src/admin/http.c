@@ -1195,6 +1195,24 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+/* A Content-Length value (RFC 9110 8.6: 1*DIGIT, leading zeros as many as come) into *out,
+ * UINT64_MAX when it is past 64 bits (too large, not malformed).
+ * @return 0, FDN_EINVAL (empty or not digits only) */
+static int cl_parse(const char *s, uint64_t *out)
+{
+    if (*s == '\0')
+        return FDN_EINVAL;
+    uint64_t v = 0;
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9')
+            return FDN_EINVAL;
+        unsigned d = (unsigned)(*s - '0');
+        v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -1233,8 +1251,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
             return send_error(a, con, FDN_EPARSE, "HTTP/1.1 request without a Host header");
         }
         const char *cl = h.cl;
-        uint64_t n;
-        if (cl != NULL && (fdn__http_parse_u64(cl, UINT64_MAX, &n) != 0 || n > a->max_body)) {
+        uint64_t n = 0;
+        if (cl != NULL && cl_parse(cl, &n) != 0) {
+            c->too_large = true; /* whatever body arrives is drained, not kept */
+            return send_error_close(a, con, FDN_EPARSE, "Content-Length is not a number");
+        }
+        if (cl != NULL && n > a->max_body) {
             c->too_large = true;
             return send_error(a, con, FDN_ETOO_LARGE, "request body exceeds the limit");
         }

@@ -2037,6 +2037,53 @@ static void framing_conflicts_refused(void **state)
     fdn_admin_destroy(a);
 }
 
+/* Content-Length: leading zeros are digits like any (RFC 9110 8.6: 1*DIGIT), however many;
+ * only a value past 64 bits or --max-body is too large (413); a value that is not a number is
+ * malformed (400), whoever answers it. */
+static void content_length_forms(void **state)
+{
+    (void)state;
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.max_body_bytes = 4096;
+    fdn_admin_t *a = test_admin_local(&o, NULL);
+    assert_int_equal(fdn__admin_route_add(a, "POST", "/x/{name}", h_echo, NULL), 0);
+    assert_int_equal(fdn_admin_start(a, NULL), 0);
+    uint16_t port = fdn_admin_port(a);
+    static const struct {
+        const char *cl;
+        const char *status;
+    } cases[] = {
+        {"12", "HTTP/1.1 201"},
+        {"012", "HTTP/1.1 201"},
+        {"00000000000000000012", "HTTP/1.1 201"},                       /* 20 characters */
+        {"0000000000000000000012", "HTTP/1.1 201"},                     /* 22 */
+        {"000000000000000000000000000000000000000012", "HTTP/1.1 201"}, /* 42 */
+        {"0000000000000000000000000000000000000004097", "HTTP/1.1 413"},
+        {"18446744073709551615", "HTTP/1.1 413"},
+        {"000018446744073709551616", "HTTP/1.1 413"},
+        {"99999999999999999999999", "HTTP/1.1 413"},
+        {"12abc", "HTTP/1.1 400"},
+        {"-12", "HTTP/1.1 400"},
+        {"+12", "HTTP/1.1 400"},
+        {"1 2", "HTTP/1.1 400"},
+        {"0x0c", "HTTP/1.1 400"},
+    };
+    static char req[512], ans[8192];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(req, sizeof req,
+                 "POST /x/n HTTP/1.1\r\nHost: t\r\nContent-Length: %s\r\nConnection: close"
+                 "\r\n\r\n{\"a\":123456}",
+                 cases[i].cl);
+        raw_exchange(port, req, ans, sizeof ans);
+        if (strncmp(ans, cases[i].status, strlen(cases[i].status)) != 0)
+            fail_msg("Content-Length: %s -> %.40s, want %s", cases[i].cl, ans, cases[i].status);
+        if (strcmp(cases[i].status, "HTTP/1.1 201") == 0 &&
+            strstr(ans, "\"body\":{\"a\":123456}") == NULL)
+            fail_msg("Content-Length: %s: body not whole: %s", cases[i].cl, ans);
+    }
+    fdn_admin_destroy(a);
+}
+
 static void expect_withdrawn(const char *ans)
 {
     if (strncmp(ans, "HTTP/1.1 503", 12) != 0 || strstr(ans, "withdrawn by the test") == NULL ||
@@ -2355,6 +2402,7 @@ int main(void)
         cmocka_unit_test(events_answers_real),
         cmocka_unit_test(server_request_buffers),
         cmocka_unit_test(framing_conflicts_refused),
+        cmocka_unit_test(content_length_forms),
         cmocka_unit_test(shutdown_closes_clients_that_do_not_read),
         cmocka_unit_test(withdrawal_races_completion),
         cmocka_unit_test(withdrawal_counts_requests_not_parked_yet),
