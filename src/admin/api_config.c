@@ -1,6 +1,7 @@
 /*
  * DESIGN: admin endpoints of the config service: GET /v1/config, GET/PUT
- * /v1/config/{dotted.path}, POST /v1/config/reset.
+ * /v1/config/{dotted.path}, POST /v1/config/reset (?to= or a body {"to":...}, checked whole
+ * before the reset).
  * Threads: runs on the admin server's threads; reads are lock-free snapshot reads of the
  * config service, updates go through its serialised, validating writer. The body of a PUT is
  * handed to the service as JSON text, so its check order (path security, JSON syntax, value
@@ -121,10 +122,42 @@ static int h_put(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
 
 static const char *const RESET_PARAMS[] = {"to", NULL}; /* POST /v1/config/reset?to= */
 
-static int h_reset(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+/* POST /v1/config/reset's body: none, or a JSON object with an optional "to" (as the query's,
+ * which it must then match), into *body (to be released) and *to. Checked before anything is
+ * reset: a malformed body is refused (400), not ignored. */
+static int reset_body(const fdn__http_req_t *req, fdn__http_resp_t *resp, json_t **body,
+                      const char **to)
 {
-    fdn_config_t *cfg = user;
-    const char *to = fdn__http_query_get(req->target, "to");
+    *body = NULL;
+    if (req->body_len == 0)
+        return 0;
+    int rc = fdn__http_body_json(req, resp, body);
+    if (rc < 0)
+        return rc;
+    if (!json_is_object(*body))
+        return fdn_err_set(
+            &resp->err, FDN_EINVAL,
+            "the body must be a JSON object: {} or {\"to\":\"defaults\"|\"startup\"}");
+    const char *k;
+    json_t *v;
+    json_object_foreach(*body, k, v)
+    {
+        if (strcmp(k, "to") != 0)
+            return fdn_err_set(&resp->err, FDN_EINVAL, "unknown field '%s' (only 'to')", k);
+    }
+    json_t *t = json_object_get(*body, "to");
+    if (t == NULL)
+        return 0;
+    if (!json_is_string(t) || strlen(json_string_value(t)) != json_string_length(t))
+        return fdn_err_set(&resp->err, FDN_EINVAL, "field 'to' must be 'defaults' or 'startup'");
+    if (*to != NULL && strcmp(*to, json_string_value(t)) != 0)
+        return fdn_err_set(&resp->err, FDN_EINVAL, "'to' differs between the query and the body");
+    *to = json_string_value(t);
+    return 0;
+}
+
+static int reset_to(fdn_config_t *cfg, const char *to, fdn__http_resp_t *resp)
+{
     int rc;
     if (to == NULL || strcmp(to, "defaults") == 0)
         rc = fdn_config_reset(cfg, &resp->err);
@@ -137,6 +170,18 @@ static int h_reset(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
     return fdn__http_reply(resp, 200,
                            json_pack("{s:b, s:s, s:I}", "reset", 1, "to", to ? to : "defaults",
                                      "revision", (json_int_t)fdn_config_revision(cfg)));
+}
+
+static int h_reset(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    fdn_config_t *cfg = user;
+    const char *to = fdn__http_query_get(req->target, "to");
+    json_t *body = NULL;
+    int rc = reset_body(req, resp, &body, &to);
+    if (rc == 0)
+        rc = reset_to(cfg, to, resp);
+    json_decref(body);
+    return rc;
 }
 
 int fdn_admin_mount_config(fdn_admin_t *a, fdn_config_t *cfg)

@@ -671,6 +671,49 @@ static void config_endpoint_edges(void **state)
             fail_msg("PUT %s: %u %s", big[i], st, msg);
     }
     assert_int_equal(cfg_req(a, "PUT", "/v1/config/dev.debug_mode", "{", msg, sizeof msg), 400);
+    /* POST /v1/config/reset checks its body before it resets: not JSON is 400, JSON other
+     * than {} or {"to":...} (matching the query's, when both) is 422; neither resets */
+    assert_int_equal(cfg_req(a, "PUT", "/v1/config/interface.max_results", "77", msg, sizeof msg),
+                     200);
+    static const struct {
+        const char *uri, *body;
+        unsigned status;
+    } rs[] = {
+        {"/v1/config/reset", "garbage", 400},
+        {"/v1/config/reset", "{\"to\":\"startup\"", 400},
+        {"/v1/config/reset?to=startup", "garbage", 400},
+        {"/v1/config/reset", "[]", 422},
+        {"/v1/config/reset", "{\"to\":\"yesterday\"}", 422},
+        {"/v1/config/reset", "{\"to\":1}", 422},
+        {"/v1/config/reset", "{\"from\":\"defaults\"}", 422},
+        {"/v1/config/reset?to=startup", "{\"to\":\"defaults\"}", 422},
+    };
+    for (size_t i = 0; i < sizeof rs / sizeof rs[0]; i++) {
+        unsigned st = cfg_req(a, "POST", rs[i].uri, rs[i].body, msg, sizeof msg);
+        if (st != rs[i].status)
+            fail_msg("POST %s %s: %u %s, want %u", rs[i].uri, rs[i].body, st, msg, rs[i].status);
+        assert_int_equal(
+            cfg_req(a, "GET", "/v1/config/interface.max_results", NULL, msg, sizeof msg), 200);
+        int64_t mr = 0;
+        assert_int_equal(fdn_config_get_int(cfg, "interface.max_results", &mr), 0);
+        if (mr != 77)
+            fail_msg("POST %s %s reset the config (max_results %lld)", rs[i].uri, rs[i].body,
+                     (long long)mr);
+    }
+    static const char *const ok[] = {"{}", "{\"to\":\"defaults\"}", " {\"to\":\"startup\"} "};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        assert_int_equal(
+            cfg_req(a, "PUT", "/v1/config/interface.max_results", "77", msg, sizeof msg), 200);
+        unsigned st = cfg_req(a, "POST", "/v1/config/reset", ok[i], msg, sizeof msg);
+        if (st != 200)
+            fail_msg("POST /v1/config/reset %s: %u %s", ok[i], st, msg);
+        int64_t mr = 0;
+        assert_int_equal(fdn_config_get_int(cfg, "interface.max_results", &mr), 0);
+        assert_int_not_equal(mr, 77);
+    }
+    assert_int_equal(
+        cfg_req(a, "POST", "/v1/config/reset?to=startup", "{\"to\":\"startup\"}", msg, sizeof msg),
+        200);
     /* the service's order stands: a path its security rule refuses is refused first */
     assert_int_equal(cfg_req(a, "PUT", "/v1/config/a.DROP%20TABLE", "1e999", msg, sizeof msg), 403);
     fdn_admin_destroy(a);
