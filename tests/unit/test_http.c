@@ -714,6 +714,24 @@ static void config_endpoint_edges(void **state)
     assert_int_equal(
         cfg_req(a, "POST", "/v1/config/reset?to=startup", "{\"to\":\"startup\"}", msg, sizeof msg),
         200);
+    /* a path too long to exist is unknown like any: GET 404 (1302), PUT 403 (1401), at
+     * 255 bytes and past it (the target's own bounds, 414, come first) */
+    static char longp[1200], uri[1300];
+    for (size_t n = 250; n < 1100; n += n < 260 ? 1 : 400) {
+        memset(longp, 'a', n);
+        longp[n] = '\0';
+        snprintf(uri, sizeof uri, "/v1/config/%s", longp);
+        fdn__http_resp_t r;
+        memset(&r, 0, sizeof r);
+        fdn__admin_dispatch(a, "GET", uri, NULL, NULL, 0, &r);
+        if (r.status != 404 || err_code_of(&r) != 1302)
+            fail_msg("GET a %zu-byte path: %u (%d)", n, r.status, err_code_of(&r));
+        fdn__http_resp_clear(&r);
+        fdn__admin_dispatch(a, "PUT", uri, NULL, "1", 1, &r);
+        if (r.status != 403 || err_code_of(&r) != 1401)
+            fail_msg("PUT a %zu-byte path: %u (%d)", n, r.status, err_code_of(&r));
+        fdn__http_resp_clear(&r);
+    }
     /* the service's order stands: a path its security rule refuses is refused first */
     assert_int_equal(cfg_req(a, "PUT", "/v1/config/a.DROP%20TABLE", "1e999", msg, sizeof msg), 403);
     fdn_admin_destroy(a);
