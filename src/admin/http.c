@@ -204,7 +204,12 @@ static bool auth_ok(const fdn_admin_t *a, const char *authorization)
     const char *t = authorization + 7;
     while (*t == ' ')
         t++;
-    return fdn__http_ct_equal(t, strlen(t), a->token, a->token_len);
+    /* nor does it end in spaces or tabs: trailing OWS around a field value is not part of it
+     * (RFC 9110 5.5), whether or not the server in front stripped it */
+    size_t n = strlen(t);
+    while (n > 0 && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+        n--;
+    return fdn__http_ct_equal(t, n, a->token, a->token_len);
 }
 
 static void count_status(fdn_admin_t *a, unsigned status)

@@ -1663,7 +1663,8 @@ static void server_real(void **state)
 }
 
 /* credentials = auth-scheme 1*SP token68 (RFC 7235 section 2.1): one space or more after the
- * scheme, whose name is case-insensitive; a tab or no space is not the separator. The same
+ * scheme, whose name is case-insensitive; a tab or no space is not the separator; spaces and
+ * tabs after the token are not part of the field value (RFC 9110 5.5). The same
  * answers from the dispatcher and from a real server (the header as the client sent it). */
 static void bearer_one_or_more_spaces(void **state)
 {
@@ -1677,11 +1678,26 @@ static void bearer_one_or_more_spaces(void **state)
         const char *auth;
         long status;
     } cases[] = {
-        {"Bearer s3cret", 200},    {"Bearer  s3cret", 200},  {"Bearer       s3cret", 200},
-        {"BEARER  s3cret", 200},   {"bEaReR   s3cret", 200}, {"Bearer  s3cre", 401},
-        {"Bearer   s3cret2", 401}, {"Bearer\ts3cret", 401},  {"Bearer \ts3cret", 401},
-        {"Bearers3cret", 401},     {"Bearer", 401},          {"Bearer    ", 401},
+        {"Bearer s3cret", 200},
+        {"Bearer  s3cret", 200},
+        {"Bearer       s3cret", 200},
+        {"BEARER  s3cret", 200},
+        {"bEaReR   s3cret", 200},
+        {"Bearer  s3cre", 401},
+        {"Bearer   s3cret2", 401},
+        {"Bearer\ts3cret", 401},
+        {"Bearer \ts3cret", 401},
+        {"Bearers3cret", 401},
+        {"Bearer", 401},
+        {"Bearer    ", 401},
         {"Basic  s3cret", 401},
+        /* trailing OWS is not part of the value (RFC 9110 5.5) */
+        {"Bearer s3cret ", 200},
+        {"Bearer s3cret\t", 200},
+        {"Bearer  s3cret \t  ", 200},
+        {"Bearer s3cret x", 401},
+        {"Bearer s3cre ", 401},
+        {"Bearer \t", 401},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         fdn__http_resp_t r;
