@@ -18,6 +18,9 @@
 #include "core/json.h"
 
 #define NS_PER_MS  1000000LL
+/* the longest duration option, in ms: 2^61 ns (a quarter of int64 ns, so sums of a few never
+ * overflow), 2305843009213 ms, about 73 years */
+#define MS_MAX     ((long long)(INT64_MAX / NS_PER_MS / 4))
 #define MAX_PROBES 0xffffu /* the breaker's probe counter is 16 bits */
 
 /* threshold = tolerance + 1 <= 1000000 (fdn_breaker_opts_validate) */
@@ -36,9 +39,9 @@ int fdn_breaker_opts_from_tolerance_ex(fdn_breaker_opts_t *opts, int64_t toleran
                            "tolerance %lld is outside 0..%d (failures tolerated before the "
                            "breaker opens)",
                            (long long)tolerance, MAX_TOLERANCE);
-    if (refresh_ms <= 0 || refresh_ms > INT64_MAX / NS_PER_MS / 4)
+    if (refresh_ms <= 0 || refresh_ms > MS_MAX)
         return fdn_err_set(err, FDN_EINVAL, "refresh_ms %lld is outside 1..%lld",
-                           (long long)refresh_ms, (long long)(INT64_MAX / NS_PER_MS / 4));
+                           (long long)refresh_ms, MS_MAX);
     fdn_breaker_opts_t d = FDN_BREAKER_OPTS_INIT;
     d.failure_threshold = (uint32_t)tolerance + 1u;
     d.window_ms = refresh_ms;
@@ -64,14 +67,17 @@ int fdn_breaker_opts_validate(const fdn_breaker_opts_t *o, fdn_error_t *err)
         return fdn_err_set(err, FDN_EINVAL, "breaker options: bad version %u", o->version);
     if (o->failure_threshold < 1 || o->failure_threshold > 1000000)
         return fdn_err_set(err, FDN_EINVAL, "failure_threshold must be in 1..1000000");
-    if (o->window_ms < 0 || o->window_ms > INT64_MAX / NS_PER_MS / 4)
-        return fdn_err_set(err, FDN_EINVAL, "window_ms must be in 0..2^61 ns (in ms)");
-    if (o->recovery_time_ms <= 0 || o->recovery_time_ms > INT64_MAX / NS_PER_MS / 4)
-        return fdn_err_set(err, FDN_EINVAL, "recovery_time_ms must be a positive integer (ms)");
+    if (o->window_ms < 0 || o->window_ms > MS_MAX)
+        return fdn_err_set(err, FDN_EINVAL, "window_ms must be in 0..%lld (ms), got %lld", MS_MAX,
+                           (long long)o->window_ms);
+    if (o->recovery_time_ms <= 0 || o->recovery_time_ms > MS_MAX)
+        return fdn_err_set(err, FDN_EINVAL, "recovery_time_ms must be in 1..%lld (ms), got %lld",
+                           MS_MAX, (long long)o->recovery_time_ms);
     if (o->half_open_max_calls < 1 || o->half_open_max_calls > MAX_PROBES)
         return fdn_err_set(err, FDN_EINVAL, "half_open_max_calls must be in 1..65535");
-    if (o->probe_timeout_ms <= 0 || o->probe_timeout_ms > INT64_MAX / NS_PER_MS / 4)
-        return fdn_err_set(err, FDN_EINVAL, "probe_timeout_ms must be positive");
+    if (o->probe_timeout_ms <= 0 || o->probe_timeout_ms > MS_MAX)
+        return fdn_err_set(err, FDN_EINVAL, "probe_timeout_ms must be in 1..%lld (ms), got %lld",
+                           MS_MAX, (long long)o->probe_timeout_ms);
     if (o->failure_rate_pct > 100)
         return fdn_err_set(err, FDN_EINVAL, "failure_rate_pct is a percentage (0..100)");
     if (o->slow_rate_pct > 100)
@@ -88,8 +94,9 @@ int fdn_breaker_opts_validate(const fdn_breaker_opts_t *o, fdn_error_t *err)
         o->rate_window_kind == FDN_BREAKER_WINDOW_COUNT && o->minimum_calls > o->rate_window_size)
         return fdn_err_set(err, FDN_EINVAL,
                            "minimum_calls must be at most rate_window_size with a count window");
-    if (o->slow_call_ms < 0 || o->slow_call_ms > INT64_MAX / NS_PER_MS / 4)
-        return fdn_err_set(err, FDN_EINVAL, "slow_call_ms must be >= 0");
+    if (o->slow_call_ms < 0 || o->slow_call_ms > MS_MAX)
+        return fdn_err_set(err, FDN_EINVAL, "slow_call_ms must be in 0..%lld (ms), got %lld",
+                           MS_MAX, (long long)o->slow_call_ms);
     if (o->slow_rate_pct && o->slow_call_ms == 0)
         return fdn_err_set(err, FDN_EINVAL, "slow_rate_pct needs slow_call_ms");
     return 0;

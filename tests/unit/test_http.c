@@ -921,6 +921,34 @@ static void service_handlers(void **state)
     fdn_breaker_opts_t cur;
     assert_int_equal(fdn_breaker_get_opts(sb, &cur), 0);
     assert_int_equal(cur.failure_threshold, 3);
+    /* a duration past its bound is refused naming the bound and the value, whatever its
+     * sign (a huge one was \"must be positive\") */
+    static const struct {
+        const char *body, *says;
+    } dur[] = {
+        {"{\"probe_timeout_ms\":9223372036854775807}",
+         "probe_timeout_ms must be in 1..2305843009213 (ms), got 9223372036854775807"},
+        {"{\"probe_timeout_ms\":0}", "probe_timeout_ms must be in 1..2305843009213 (ms), got 0"},
+        {"{\"recovery_time_ms\":2305843009214}",
+         "recovery_time_ms must be in 1..2305843009213 (ms), got 2305843009214"},
+        {"{\"window_ms\":2305843009214}",
+         "window_ms must be in 0..2305843009213 (ms), got 2305843009214"},
+        {"{\"slow_call_ms\":9223372036854775807}",
+         "slow_call_ms must be in 0..2305843009213 (ms), got 9223372036854775807"},
+    };
+    for (size_t i = 0; i < sizeof dur / sizeof dur[0]; i++) {
+        fdn__admin_dispatch(a, "PUT", "/v1/breakers/second", NULL, dur[i].body, strlen(dur[i].body),
+                            &r);
+        const char *m =
+            json_string_value(json_object_get(json_object_get(r.json, "error"), "message"));
+        if (r.status != 422 || m == NULL || strstr(m, dur[i].says) == NULL)
+            fail_msg("PUT %s: %u %s", dur[i].body, r.status, m ? m : "");
+        fdn__http_resp_clear(&r);
+    }
+    const char *ptmax = "{\"probe_timeout_ms\":2305843009213}";
+    fdn__admin_dispatch(a, "PUT", "/v1/breakers/second", NULL, ptmax, strlen(ptmax), &r);
+    assert_int_equal(r.status, 200);
+    fdn__http_resp_clear(&r);
     fdn__admin_dispatch(a, "GET", "/v1/breakers", NULL, NULL, 0, &r);
     assert_int_equal(r.status, 200);
     json_t *listed = json_object_get(r.json, "breakers");
