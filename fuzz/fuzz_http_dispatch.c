@@ -83,7 +83,8 @@ static int setup(void)
 }
 
 /* Whether auth carries TOKEN as RFC 7235 2.1 says: the scheme "Bearer" in any case, one or
- * more spaces, the token exactly (written here apart from src/admin/http.c, to check it). */
+ * more spaces, the token exactly, then only spaces or tabs (written here apart from
+ * src/admin/http.c, to check it). */
 static bool auth_accepted(const char *auth)
 {
     static const char scheme[] = "bearer";
@@ -97,7 +98,10 @@ static bool auth_accepted(const char *auth)
     const char *t = auth + 7;
     while (*t == ' ')
         t++;
-    return strcmp(t, TOKEN) == 0;
+    size_t n = strlen(t); /* trailing spaces and tabs are not the value's (RFC 9110 5.5) */
+    while (n > 0 && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+        n--;
+    return n == strlen(TOKEN) && memcmp(t, TOKEN, n) == 0;
 }
 
 /* "METHOD URI\n" then the body, through a with the header auth (NULL: none). */
