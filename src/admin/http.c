@@ -26,7 +26,9 @@
  * the URI log callback (before MHD unescapes it) into a heap context that the completion callback
  * frees (a server thread reuses freed contexts; a short target and a short body of known length are
  * kept in the context itself); the headers it reads (Content-Length, Host, Authorization, Accept,
- * X-Correlation-Id) are found in one pass when they are complete and kept in the context; the
+ * X-Correlation-Id, whether Transfer-Encoding came: with a Content-Length, or two that differ,
+ * the request is refused 400 and the connection closed, RFC 9112 6.1) are found in one pass
+ * when they are complete and kept in the context; the
  * body is accumulated up to max_body_bytes, in a buffer grown as its bytes arrive (at most
  * 16 KiB reserved from a Content-Length before then, so headers-only clients cannot make the
  * server reserve max_body each); a larger Content-Length is refused with 413 at once,
