@@ -10,6 +10,34 @@
  * int64) never reaches the script: only the deny cache and the local fallback read it
  * (limiter_redis.c), in int64 ns with saturating sums. A bucket's or a TAT's span is exact
  * too: validation bounds burst * period and burst * interval by 2^62 ns (4.6e15 us < 2^53).
+ *
+ * The script follows limit_algo.h's definitions, in us where limit_algo counts ns (a result
+ * in us is the ceiling of limit_algo's in ns for the same times in whole us;
+ * engine_test_limiter_redis's script_matches_limit_algo compares the two):
+ *   - the token bucket keeps its tokens scaled by P (whole numbers), so its rounding is
+ *     limit_algo's; the sliding window admits on the exact estimate
+ *     prev * (P - e) + (cur + cost) * P <= L * P and counts prev's share rounded up, so
+ *     remaining is the number of cost-1 checks that pass now. GCRA keeps its emission interval
+ *     P / L as a double (limit_algo rounds it up to whole ns).
+ *   - A changed rule (the state keeps the rule it was written with) converts the state as
+ *     fdn__limit_convert does before the new rule reads it: the bucket is refilled under the
+ *     old rule, its tokens rescaled to the new P (floored; the product is reduced by the two
+ *     periods' gcd, so it is exact for periods that divide one another) and clamped to the new
+ *     burst, a debt kept down to one bucket; GCRA keeps its available tokens, clamped to the
+ *     new burst; a window keeps its counts and moves to now's window of the new period (an
+ *     old window that ended before now is dropped first; a sliding window's current count
+ *     becomes its previous). A new limit alone leaves a window's state as it is. A peek
+ *     converts the copy it reads and writes nothing.
+ *   - Time: TIME is read inside the script, which Redis runs atomically, so no check sees a
+ *     stale time; an earlier `now` is Redis's wall clock stepped back (NTP, an operator, a
+ *     failover to a replica with another clock). Both windows take limit_algo's wall-clock
+ *     rule (FDN__LIMIT_WALL_STEP_NS): a `now` at most 1 s before its state's window is taken
+ *     as that window's start (the window is not rewound; reset and retry are measured from now,
+ *     the time to that start added), further back it starts now's own window afresh. The
+ *     bucket does not refill before its last refill (reset, retry and the key's expiry are
+ *     measured from now, lengthened by the difference) and GCRA's TAT does not move back.
+ *   - A state written by the script before these fields (a token bucket's tk) is not read:
+ *     such a bucket starts full; windows without P are taken as of the rule given.
  * Its SHA1 is what SCRIPT LOAD answered (shared through fdn__rl_script_t, copied under its mutex
  * for each call); NOSCRIPT (Redis restarted, SCRIPT FLUSH) means the script did not run, so it is
  * loaded and the call made once more. Every other failure is returned, never retried: a
@@ -54,8 +82,15 @@
  * cancel with nothing to give back, else {allowed, count, limit, remaining, reset_us,
  * retry_us (-1: never), epoch}. Numbers are written with %.17g: Redis would format a Lua
  * number with 14 significant digits, too few for microsecond timestamps. Indented by one
- * space per level: the text stays under the 4095 bytes a C string literal may portably hold. */
-static const char SCRIPT[] =
+ * space per level, and in two parts joined at run time: each literal stays under the 4095
+ * bytes a C string literal may portably hold.
+ *
+ * State fields: fixed window w (window index), c, P (its rule's period, us); token bucket t
+ * (last refill), ts (tokens scaled by P: one token = P us of refill at L per P, so refill is
+ * whole-number arithmetic, exact below 2^53), L, P, B (its rule); GCRA tat, L, P, B; sliding
+ * window w, c, p (the previous window's count), P. The rule kept with the state is how a
+ * changed rule is seen and the state converted (see the DESIGN at the top). */
+static const char SCRIPT_A[] =
     "local k = KEYS[1]\n"
     "local algo, op, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
     "local L, P = tonumber(ARGV[4]), tonumber(ARGV[5]) * 1000\n"
@@ -64,62 +99,95 @@ static const char SCRIPT[] =
     "local epoch = tonumber(ARGV[7])\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local ok, count, lim, rem, reset, retry, ep = 0, 0, L, 0, 0, 0, 0\n"
+    "local ok, count, lim, rem, reset, retry, ep, lag = 0, 0, L, 0, 0, 0, 0, 0\n"
     "local function f(x) return string.format('%.17g', x) end\n"
     "local function save(ttl, ...)\n"
     " redis.call('HSET', k, ...)\n"
     " redis.call('PEXPIRE', k, math.max(1, math.ceil(ttl / 1000)))\n"
     "end\n"
-    "if algo == 0 then\n"
-    " local s = redis.call('HMGET', k, 'w', 'c')\n"
+    "local function at(w)\n"
     " local win = math.floor(now / P)\n"
-    " local c = 0\n"
-    " if tonumber(s[1]) == win then c = tonumber(s[2]) or 0 end\n"
-    " reset = (win + 1) * P - now\n"
+    " if w and w > win and w * P - now <= 1000000 then lag = w * P - now; return w, 0 end\n"
+    " return win, now - win * P\n"
+    "end\n"
+    "if algo == 0 then\n"
+    " local s = redis.call('HMGET', k, 'w', 'c', 'P')\n"
+    " local w, c = tonumber(s[1]), tonumber(s[2]) or 0\n"
+    " local po = tonumber(s[3]) or P\n"
+    " if w and po ~= P then\n"
+    "  if math.floor(now / po) > w then c = 0 end\n"
+    "  w = math.floor(now / P)\n"
+    " end\n"
+    " local win, e = at(w)\n"
+    " if w ~= win then c = 0 end\n"
+    " reset = P - e + lag\n"
     " if op == 2 then\n"
     "  if epoch ~= win or c <= 0 then return {-1} end\n"
     "  c = math.max(c - cost, 0)\n"
     "  ok = 1\n"
-    "  save(reset, 'w', f(win), 'c', f(c))\n"
+    "  save(reset, 'w', f(win), 'c', f(c), 'P', f(P))\n"
     " elseif op == 1 then\n"
     "  if c + cost <= L then ok = 1 end\n"
     " else\n"
     "  if op == 4 then c = cost else c = c + cost end\n"
     "  if c <= L then ok = 1 end\n"
     "  ep = win\n"
-    "  save(reset, 'w', f(win), 'c', f(c))\n"
+    "  save(reset, 'w', f(win), 'c', f(c), 'P', f(P))\n"
     " end\n"
     " count = c\n"
     " rem = math.max(L - c, 0)\n"
     " if ok == 0 then if cost > L then retry = -1 else retry = reset end end\n"
     "elseif algo == 1 then\n"
-    " local s = redis.call('HMGET', k, 't', 'tk')\n"
-    " local last, tk = tonumber(s[1]), tonumber(s[2])\n"
-    " if last == nil or tk == nil then last = now; tk = B end\n"
-    " if now > last then tk = math.min(B, tk + (now - last) * L / P); last = now end\n"
+    " local s = redis.call('HMGET', k, 't', 'ts', 'L', 'P', 'B')\n"
+    " local last, ts = tonumber(s[1]), tonumber(s[2])\n"
+    " local cap = B * P\n"
+    " if last == nil or ts == nil then\n"
+    "  last = now; ts = cap\n"
+    " else\n"
+    "  local Lo, po, Bo = tonumber(s[3]) or L, tonumber(s[4]) or P, tonumber(s[5]) or B\n"
+    "  if Lo ~= L or po ~= P or Bo ~= B then\n"
+    "   if now > last then ts = math.min(ts + (now - last) * Lo, Bo * po); last = now end\n"
+    "   local g, h = P, po\n"
+    "   while h > 0 do g, h = h, g % h end\n"
+    "   ts = math.max(math.min(math.floor(ts * (P / g) / (po / g)), cap), -cap)\n"
+    "  end\n"
+    " end\n"
+    " if now > last then ts = math.min(ts + (now - last) * L, cap); last = now end\n"
+    " local need = cost * P\n"
     " if op == 2 then\n"
-    "  tk = math.min(B, tk + cost)\n"
+    "  ts = math.min(ts + need, cap)\n"
     "  ok = 1\n"
     " elseif op == 4 then\n"
-    "  tk = math.max(B - cost, -B)\n"
+    "  ts = math.max((B - cost) * P, -cap)\n"
     "  if cost <= B then ok = 1 end\n"
     " else\n"
-    "  if tk >= cost then ok = 1 end\n"
-    "  if ok == 1 and op == 0 then tk = tk - cost end\n"
-    "  if op == 3 then tk = math.max(tk - cost, -B) end\n"
+    "  if ts >= need then ok = 1 end\n"
+    "  if ok == 1 and op == 0 then ts = ts - need end\n"
+    "  if op == 3 then ts = math.max(ts - need, -cap) end\n"
     "  if ok == 0 then\n"
-    "   if cost > B then retry = -1 else retry = math.ceil((cost - tk) * P / L) end\n"
+    "   if cost > B then retry = -1 else retry = math.ceil((need - ts) / L) end\n"
     "  end\n"
     " end\n"
     " lim = B\n"
-    " rem = math.max(math.floor(tk), 0)\n"
+    " rem = math.max(math.floor(ts / P), 0)\n"
     " count = B - rem\n"
-    " reset = math.ceil((B - tk) * P / L)\n"
-    " if op ~= 1 then save(reset, 't', f(last), 'tk', f(tk)) end\n"
+    " lag = math.max(last - now, 0)\n"
+    " reset = math.max(math.ceil((cap - ts) / L), 0) + lag\n"
+    " if retry > 0 then retry = retry + lag end\n"
+    " if op ~= 1 then save(reset, 't', f(last), 'ts', f(ts), 'L', f(L), 'P', f(P), 'B', f(B)) "
+    "end\n";
+static const char SCRIPT_B[] =
     "elseif algo == 2 then\n"
     " local T = P / L\n"
     " local bt = B * T\n"
-    " local stored = tonumber(redis.call('HGET', k, 'tat')) or now\n"
+    " local s = redis.call('HMGET', k, 'tat', 'L', 'P', 'B')\n"
+    " local stored = tonumber(s[1]) or now\n"
+    " local Lo, po, Bo = tonumber(s[2]) or L, tonumber(s[3]) or P, tonumber(s[4]) or B\n"
+    " if Lo ~= L or po ~= P or Bo ~= B then\n"
+    "  local To = po / Lo\n"
+    "  local avail = Bo * To - (math.max(stored, now) - now)\n"
+    "  stored = now + bt - math.min(avail * T / To, bt)\n"
+    " end\n"
     " local tat = math.max(stored, now)\n"
     " if op == 2 then\n"
     "  stored = math.max(stored - cost * T, now)\n"
@@ -141,55 +209,68 @@ static const char SCRIPT[] =
     " rem = math.max(math.floor((now + bt - t_end) / T), 0)\n"
     " count = B - rem\n"
     " reset = t_end - now\n"
-    " if op ~= 1 then save(reset, 'tat', f(stored)) end\n"
+    " if op ~= 1 then save(reset, 'tat', f(stored), 'L', f(L), 'P', f(P), 'B', f(B)) end\n"
     "else\n"
-    " local s = redis.call('HMGET', k, 'w', 'c', 'p')\n"
-    " local win = math.floor(now / P)\n"
+    " local s = redis.call('HMGET', k, 'w', 'c', 'p', 'P')\n"
     " local w, c, pv = tonumber(s[1]), tonumber(s[2]) or 0, tonumber(s[3]) or 0\n"
+    " local po = tonumber(s[4]) or P\n"
+    " if w and po ~= P then\n"
+    "  local wo = math.floor(now / po)\n"
+    "  if wo > w then\n"
+    "   if w == wo - 1 then pv = c else pv = 0 end\n"
+    "   c = 0\n"
+    "  end\n"
+    "  w = math.floor(now / P)\n"
+    " end\n"
+    " local win, e = at(w)\n"
     " if w ~= win then\n"
     "  if w == win - 1 then pv = c else pv = 0 end\n"
     "  c = 0\n"
     " end\n"
-    " local e = now - win * P\n"
     " if op == 2 then\n"
     "  if epoch ~= win or c <= 0 then return {-1} end\n"
     "  c = math.max(c - cost, 0)\n"
     "  ok = 1\n"
-    " elseif op == 4 then\n"
-    "  c = cost\n"
-    "  if pv * (P - e) / P + c <= L then ok = 1 end\n"
-    "  ep = win\n"
-    "  if ok == 0 then retry = math.ceil(P - e) end\n"
-    " elseif op == 3 then\n"
-    "  if pv * (P - e) / P + c + cost <= L then ok = 1 end\n"
-    "  c = c + cost\n"
-    "  ep = win\n"
-    "  if ok == 0 then retry = math.ceil(P - e) end\n"
     " else\n"
-    "  if pv * (P - e) / P + c + cost <= L then ok = 1 end\n"
-    "  if ok == 1 and op == 0 then c = c + cost end\n"
-    "  if op == 0 then ep = win end\n"
+    "  local base = c\n"
+    "  if op == 4 then base = 0 end\n"
+    "  if pv * (P - e) + (base + cost) * P <= L * P then ok = 1 end\n"
+    "  if op == 4 then c = cost elseif op == 3 or (ok == 1 and op == 0) then c = c + cost end\n"
+    "  if op ~= 1 then ep = win end\n"
     "  if ok == 0 then\n"
-    "   if cost > L then retry = -1\n"
-    "   elseif c + cost <= L then retry = math.ceil(P - (L - c - cost) * P / pv - e)\n"
+    "   if op >= 3 then retry = P - e\n"
+    "   elseif cost > L then retry = -1\n"
+    "   elseif c + cost <= L then retry = P - math.floor((L - c - cost) * P / pv) - e\n"
     "   else\n"
     "    local e2 = 0\n"
-    "    if c > 0 then e2 = math.max(P - (L - cost) * P / c, 0) end\n"
-    "    retry = math.ceil((P - e) + e2)\n"
+    "    if c > 0 then e2 = math.max(P - math.floor((L - cost) * P / c), 0) end\n"
+    "    retry = P - e + e2\n"
     "   end\n"
+    "   if retry > 0 then retry = retry + lag end\n"
     "  end\n"
     " end\n"
-    " count = math.floor(pv * (P - e) / P) + c\n"
+    " count = math.ceil(pv * (P - e) / P) + c\n"
     " rem = math.max(L - count, 0)\n"
-    " reset = (win + 2) * P - now\n"
-    " if op ~= 1 then save(reset, 'w', f(win), 'c', f(c), 'p', f(pv)) end\n"
+    " reset = 2 * P - e + lag\n"
+    " if op ~= 1 then save(reset, 'w', f(win), 'c', f(c), 'p', f(pv), 'P', f(P)) end\n"
     "end\n"
     "return {ok, count, lim, rem, math.ceil(reset), retry, ep}\n";
 
+/* The script whole: SCRIPT_A then SCRIPT_B, joined once (script_join). */
+static char g_script[sizeof(SCRIPT_A) + sizeof(SCRIPT_B) - 1];
+static pthread_once_t g_script_once = PTHREAD_ONCE_INIT;
+
+static void script_join(void)
+{
+    memcpy(g_script, SCRIPT_A, sizeof(SCRIPT_A) - 1);
+    memcpy(g_script + sizeof(SCRIPT_A) - 1, SCRIPT_B, sizeof(SCRIPT_B)); /* with its NUL */
+}
+
 const char *fdn__rl_script_text(size_t *len)
 {
-    *len = sizeof(SCRIPT) - 1;
-    return SCRIPT;
+    pthread_once(&g_script_once, script_join);
+    *len = sizeof(g_script) - 1;
+    return g_script;
 }
 
 void fdn__rl_script_init(fdn__rl_script_t *s)
@@ -366,7 +447,9 @@ static int script_load(redisContext *c, fdn__rl_script_t *s, char sha[41], bool 
                        fdn__rl_sent_t *sent)
 {
     sent->loads++;
-    redisReply *r = redisCommand(c, "SCRIPT LOAD %b", SCRIPT, sizeof(SCRIPT) - 1);
+    size_t n;
+    const char *text = fdn__rl_script_text(&n);
+    redisReply *r = redisCommand(c, "SCRIPT LOAD %b", text, n);
     if (r == NULL) {
         *broken = true;
         return FDN_EUNAVAILABLE;
@@ -496,7 +579,9 @@ void fdn__rl_encode_calls(fdn__buf_t *out, const char sha[41], fdn__rl_call_t *c
         put_uint(out, '*', 3);
         put_bulk(out, "SCRIPT", 6);
         put_bulk(out, "LOAD", 4);
-        put_bulk(out, SCRIPT, sizeof(SCRIPT) - 1);
+        size_t textlen;
+        const char *text = fdn__rl_script_text(&textlen);
+        put_bulk(out, text, textlen);
         sent->loads++;
     }
     for (size_t i = 0; i < n; i++) {

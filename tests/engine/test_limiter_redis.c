@@ -35,6 +35,7 @@
 
 #include "core/sync.h"
 #include "infra/limiter_int.h"
+#include "logic/limit_algo.h"
 #include "logic/redis_url.h"
 #include "storage/redis_limit.h"
 #include "admin_local.h"
@@ -541,6 +542,212 @@ static void script_windows_at_clock_extremes(void **state)
     eval_at(c, script, key, 2, 0, -9007199254LL, 0, r);
     assert_int_equal(r[0], 0);
     assert_int_equal(r[5], 1000000);
+    free(script);
+    fdn__rl_close(c);
+}
+
+/* One run of the script at sec + usec us for rule r: the reply's length (1 for a cancel with
+ * nothing to give back, {-1}; else 7) and its integers in out. */
+static size_t eval_rule(redisContext *c, const char *script, const char *key,
+                        const fdn_limit_rule_t *r, int op, int64_t cost, int64_t epoch,
+                        long long sec, long long usec, long long out[7])
+{
+    char a[9][32];
+    const long long v[9] = {r->algo, op, cost, r->limit, r->period_ms, r->burst, epoch, sec, usec};
+    const char *argv[13] = {"EVAL", script, "1", key};
+    for (int i = 0; i < 9; i++) {
+        snprintf(a[i], sizeof(a[i]), "%lld", v[i]);
+        argv[4 + i] = a[i];
+    }
+    redisReply *rep = redisCommandArgv(c, 13, argv, NULL);
+    assert_non_null(rep);
+    if (rep->type == REDIS_REPLY_ERROR)
+        fprintf(stderr, "EVAL: %s\n", rep->str);
+    assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
+    size_t n = rep->elements;
+    assert_true(n == 7 || n == 1);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(rep->element[i]->type, REDIS_REPLY_INTEGER);
+        out[i] = rep->element[i]->integer;
+    }
+    freeReplyObject(rep);
+    return n;
+}
+
+/* One step of a parity sequence: at base + at_us, op of cost under rules[rule]. */
+typedef struct {
+    int64_t at_us;
+    int op;
+    int64_t cost;
+    int rule;
+} parity_step_t;
+
+static int64_t ceil_us(int64_t ns)
+{
+    return ns / 1000 + (ns % 1000 > 0);
+}
+
+/* Runs steps through the script (TIME given) on one key and through limit_algo on one state
+ * (its rule kept, the state converted when it changes, as the in-memory store does), and
+ * asserts the same answers: allowed, count, limit, remaining and epoch equal, reset and
+ * retry the ceiling in us of limit_algo's ns (times are whole us). */
+static void parity_run(redisContext *c, const char *script, const char *what,
+                       const fdn_limit_rule_t *rules, const parity_step_t *steps, size_t n)
+{
+    const long long base_s = 1700000000LL;
+    char key[64];
+    unique_key(key, sizeof(key), what);
+    fdn__limit_state_t st;
+    fdn_limit_rule_t kept = rules[steps[0].rule];
+    int64_t epoch = 0, sent_epoch = 0;
+    for (size_t i = 0; i < n; i++) {
+        const parity_step_t *p = &steps[i];
+        const fdn_limit_rule_t *r = &rules[p->rule];
+        int64_t now_us = base_s * 1000000 + p->at_us;
+        int64_t now = now_us * 1000;
+        if (i == 0)
+            fdn__limit_init(&st, r, now);
+        fdn__limit_state_t tmp = st, *sp = &st;
+        if (r->limit != kept.limit || r->period_ms != kept.period_ms || r->burst != kept.burst) {
+            if (p->op == FDN__LIMIT_PEEK)
+                sp = &tmp;
+            fdn__limit_convert(sp, &kept, r, now);
+            if (p->op != FDN__LIMIT_PEEK)
+                kept = *r;
+        }
+        fdn_limit_result_t want;
+        int64_t e = sent_epoch;
+        int rc = fdn__limit_apply(sp, r, p->cost, (fdn__limit_op_t)p->op, now, &e, &want);
+        long long got[7];
+        size_t len = eval_rule(c, script, key, r, p->op, p->cost, sent_epoch, now_us / 1000000,
+                               now_us % 1000000, got);
+        if (rc != FDN_ENOENT && (len != 7 || got[0] != want.allowed || got[1] != want.count ||
+                                 got[3] != want.remaining))
+            fprintf(stderr, "%s step %zu: allowed %d/%lld count %lld/%lld remaining %lld/%lld\n",
+                    what, i, want.allowed, got[0], (long long)want.count, got[1],
+                    (long long)want.remaining, got[3]);
+        if (rc == FDN_ENOENT) {
+            assert_int_equal(len, 1);
+            assert_int_equal(got[0], -1);
+            continue;
+        }
+        assert_int_equal(len, 7);
+        assert_int_equal(got[0], want.allowed);
+        assert_int_equal(got[1], want.count);
+        assert_int_equal(got[2], want.limit);
+        assert_int_equal(got[3], want.remaining);
+        assert_int_equal(got[4], ceil_us(want.reset_ns));
+        assert_int_equal(got[5],
+                         want.retry_after_ns == INT64_MAX ? -1 : ceil_us(want.retry_after_ns));
+        if (p->op == FDN__LIMIT_CHECK || p->op == FDN__LIMIT_INC || p->op == FDN__LIMIT_SET) {
+            epoch = e;
+            assert_int_equal(got[6], epoch);
+            sent_epoch = epoch;
+        }
+    }
+}
+
+/* The script answers as limit_algo (unit_test_limiter's sliding_remaining_is_what_admission_
+ * allows, rule_change_converts_the_state, convert_keeps_debts_and_clamps,
+ * stale_now_does_not_rewind_a_window): the same checks at the same times (Redis's TIME
+ * replaced) give the same answers. */
+static void script_matches_limit_algo(void **state)
+{
+    (void)state;
+    fdn__redis_url_t u;
+    assert_int_equal(fdn__redis_url_parse(g_url, &u, NULL), 0);
+    struct redisContext *c;
+    assert_int_equal(fdn__rl_connect(&c, &u, 2000, 2000, 0), 0);
+    char *script = script_at_time();
+    enum {
+        CK = FDN__LIMIT_CHECK,
+        PK = FDN__LIMIT_PEEK,
+        CN = FDN__LIMIT_CANCEL,
+        INC = FDN__LIMIT_INC,
+        SET = FDN__LIMIT_SET
+    };
+
+    /* sliding window 3/s: 3 in window 0; at e = P/6 of window 1 the previous window weighs
+     * 2.5, so nothing passes and remaining is 0 (the old script: 1); at e = P/2 one passes
+     * (1.5 + 1 <= 3); at 5P/6, 0.5 + 1: one more. A time 0.4 s back (Redis's clock stepped
+     * back) counts in the state's window, not afresh. */
+    {
+        const fdn_limit_rule_t rules[] = {{FDN_LIMIT_SLIDING_WINDOW, 3, 1000, 0},
+                                          {FDN_LIMIT_SLIDING_WINDOW, 3, 2000, 0}};
+        const parity_step_t steps[] = {
+            {0, CK, 1, 0},       {100, CK, 1, 0},     {200, CK, 1, 0},      {300, CK, 1, 0},
+            {1166667, PK, 1, 0}, {1166667, CK, 1, 0}, {1333333, CK, 1, 0},  {1500000, PK, 1, 0},
+            {1500000, CK, 1, 0}, {1500001, CK, 1, 0}, {1100000, CK, 1, 0},  {1833334, CK, 1, 0},
+            {1833334, CN, 1, 0}, {1833334, PK, 2, 0}, {1900000, INC, 2, 0}, {1950000, SET, 1, 0},
+            {2700000, CK, 1, 0}, {2700000, PK, 1, 1}, {2700000, CK, 1, 1},  {2800000, CK, 1, 1},
+        };
+        parity_run(c, script, "sw", rules, steps, sizeof(steps) / sizeof(steps[0]));
+    }
+    /* token bucket: 100/min -> 100/h keeps the 99 tokens (as tokens, not as P-scaled units:
+     * remaining 98 after one more); burst 10 -> 2 at the same instant clamps (1 passes, then
+     * none); a debt (inc past empty) carries over; a time before the last refill refills
+     * nothing */
+    {
+        const fdn_limit_rule_t rules[] = {{FDN_LIMIT_TOKEN_BUCKET, 100, 60000, 0},
+                                          {FDN_LIMIT_TOKEN_BUCKET, 100, 3600000, 0},
+                                          {FDN_LIMIT_TOKEN_BUCKET, 10, 1000, 10},
+                                          {FDN_LIMIT_TOKEN_BUCKET, 10, 1000, 2},
+                                          {FDN_LIMIT_TOKEN_BUCKET, 7, 3000, 5}};
+        const parity_step_t steps[] = {
+            {0, CK, 1, 0},       {10000, PK, 1, 1},  {10000, CK, 1, 1}, {20000, CK, 1, 0},
+            {20000, CK, 1, 2},   {20000, CK, 3, 2},  {20000, CK, 1, 3}, {20000, CK, 1, 3},
+            {20000, CK, 1, 3},   {70000, CK, 1, 3},  {50000, CK, 1, 3}, {80000, INC, 5, 3},
+            {90000, CK, 1, 4},   {95000, PK, 1, 2},  {95000, CN, 1, 4}, {400000, CK, 2, 4},
+            {400001, SET, 3, 4}, {400002, CK, 9, 4},
+        };
+        parity_run(c, script, "tb", rules, steps, sizeof(steps) / sizeof(steps[0]));
+    }
+    /* fixed window: 1/h -> 100/day keeps the hour's count in the day's window; a clock 0.5 s
+     * back stays in the later window, 2 s back (a step) starts its own */
+    {
+        const fdn_limit_rule_t rules[] = {{FDN_LIMIT_FIXED_WINDOW, 2, 1000, 0},
+                                          {FDN_LIMIT_FIXED_WINDOW, 3, 4000, 0}};
+        const parity_step_t steps[] = {
+            {100, CK, 1, 0},     {1000000, CK, 1, 0}, {1000001, CK, 1, 0}, {600000, CK, 1, 0},
+            {600000, CN, 1, 0},  {2000000, CK, 1, 0}, {2000000, CK, 1, 1}, {2000001, PK, 1, 1},
+            {2000002, CK, 1, 1}, {4100000, CK, 1, 1}, {1900000, CK, 1, 1}, {1900000, CN, 1, 1},
+        };
+        parity_run(c, script, "fw", rules, steps, sizeof(steps) / sizeof(steps[0]));
+    }
+    /* GCRA with whole-us intervals (10/s: 100 ms; 5/s burst 2: 200 ms): the available tokens
+     * carry over a rule change */
+    {
+        const fdn_limit_rule_t rules[] = {{FDN_LIMIT_GCRA, 10, 1000, 0},
+                                          {FDN_LIMIT_GCRA, 5, 1000, 2},
+                                          {FDN_LIMIT_GCRA, 10, 1000, 4}};
+        const parity_step_t steps[] = {
+            {0, CK, 3, 0},      {0, CK, 1, 1},      {0, CK, 1, 1},       {100000, PK, 1, 0},
+            {100000, CK, 1, 2}, {150000, CK, 1, 2}, {150000, INC, 4, 2}, {150000, CN, 1, 2},
+        };
+        parity_run(c, script, "gcra", rules, steps, sizeof(steps) / sizeof(steps[0]));
+    }
+    /* where the script leaves limit_algo on purpose: Redis's TIME is a wall clock, so its
+     * sliding window takes the fixed window's rule (limit_algo's sliding window runs on the
+     * monotonic clock, where any earlier window is a stale read): 0.5 s back stays in the
+     * later window (denied, reset measured from now: 2 s + 0.5 s), 2 s back starts afresh */
+    {
+        char key[64];
+        long long r[7];
+        const fdn_limit_rule_t sw = {FDN_LIMIT_SLIDING_WINDOW, 1, 1000, 0};
+        unique_key(key, sizeof(key), "swstep");
+        assert_int_equal(eval_rule(c, script, key, &sw, CK, 1, 0, 1700000010LL, 0, r), 7);
+        assert_int_equal(r[0], 1);
+        assert_int_equal(r[6], 1700000010LL);
+        assert_int_equal(eval_rule(c, script, key, &sw, CK, 1, 0, 1700000009LL, 500000, r), 7);
+        assert_int_equal(r[0], 0);
+        assert_int_equal(r[1], 1);
+        assert_int_equal(r[4], 2500000);
+        assert_int_equal(r[5], 2500000);
+        assert_int_equal(eval_rule(c, script, key, &sw, CK, 1, 0, 1700000008LL, 0, r), 7);
+        assert_int_equal(r[0], 1);
+        assert_int_equal(r[1], 1);
+        assert_int_equal(r[6], 1700000008LL);
+    }
     free(script);
     fdn__rl_close(c);
 }
@@ -1787,6 +1994,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(pipeline_retries_noscript_once_for_the_batch),
         cmocka_unit_test(check_many_is_one_pipeline),
         cmocka_unit_test(script_windows_at_clock_extremes),
+        cmocka_unit_test(script_matches_limit_algo),
         cmocka_unit_test(deny_cache_at_clock_extremes),
         cmocka_unit_test(inc_set_get_match_the_memory_store),
         cmocka_unit_test_setup_teardown(one_connection_carries_several_pipelines, chaos_setup,
