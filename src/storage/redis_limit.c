@@ -36,8 +36,12 @@
  *     the time to that start added), further back it starts now's own window afresh. The
  *     bucket does not refill before its last refill (reset, retry and the key's expiry are
  *     measured from now, lengthened by the difference) and GCRA's TAT does not move back.
- *   - A state written by the script before these fields (a token bucket's tk) is not read:
- *     such a bucket starts full; windows without P are taken as of the rule given.
+ *   - Versions side by side: the script before these fields kept a bucket's tokens as a
+ *     float `tk` (and its refill time `t`, which both write). This one also writes `tk`
+ *     (ts / P) and a copy of it in `tkn`; a `tk` that differs from `tkn` (or with no `ts`)
+ *     was written by the older script after this one, and is taken (tk * P, under the
+ *     rule given), so a fleet upgrading process by process keeps one bucket per key.
+ *     Windows without P are taken as of the rule given.
  * Its SHA1 is what SCRIPT LOAD answered (shared through fdn__rl_script_t, copied under its mutex
  * for each call); NOSCRIPT (Redis restarted, SCRIPT FLUSH) means the script did not run, so it is
  * loaded and the call made once more. Every other failure is returned, never retried: a
@@ -138,9 +142,14 @@ static const char SCRIPT_A[] =
     " rem = math.max(L - c, 0)\n"
     " if ok == 0 then if cost > L then retry = -1 else retry = reset end end\n"
     "elseif algo == 1 then\n"
-    " local s = redis.call('HMGET', k, 't', 'ts', 'L', 'P', 'B')\n"
+    " local s = redis.call('HMGET', k, 't', 'ts', 'L', 'P', 'B', 'tk', 'tkn')\n"
     " local last, ts = tonumber(s[1]), tonumber(s[2])\n"
     " local cap = B * P\n"
+    " local tk = tonumber(s[6])\n"
+    " if last ~= nil and tk ~= nil and (ts == nil or tk ~= tonumber(s[7])) then\n"
+    "  ts = math.max(math.min(math.floor(tk * P), cap), -cap)\n"
+    "  s[3], s[4], s[5] = nil, nil, nil\n"
+    " end\n"
     " if last == nil or ts == nil then\n"
     "  last = now; ts = cap\n"
     " else\n"
@@ -174,8 +183,11 @@ static const char SCRIPT_A[] =
     " lag = math.max(last - now, 0)\n"
     " reset = math.max(math.ceil((cap - ts) / L), 0) + lag\n"
     " if retry > 0 then retry = retry + lag end\n"
-    " if op ~= 1 then save(reset, 't', f(last), 'ts', f(ts), 'L', f(L), 'P', f(P), 'B', f(B)) "
-    "end\n";
+    " if op ~= 1 then\n"
+    "  local tkv = f(ts / P)\n"
+    "  save(reset, 't', f(last), 'ts', f(ts), 'L', f(L), 'P', f(P), 'B', f(B), 'tk', tkv, 'tkn', "
+    "tkv)\n"
+    " end\n";
 static const char SCRIPT_B[] =
     "elseif algo == 2 then\n"
     " local T = P / L\n"

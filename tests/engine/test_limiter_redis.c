@@ -651,6 +651,62 @@ static void parity_run(redisContext *c, const char *script, const char *what,
  * allows, rule_change_converts_the_state, convert_keeps_debts_and_clamps,
  * stale_now_does_not_rewind_a_window): the same checks at the same times (Redis's TIME
  * replaced) give the same answers. */
+/* A raw command's reply, checked to be what the test expects of HSET/HGET. */
+static void raw(redisContext *c, const char *a0, const char *a1, const char *a2, const char *a3,
+                const char *a4, const char *a5, char *out, size_t cap)
+{
+    const char *argv[6] = {a0, a1, a2, a3, a4, a5};
+    int argc = a5 != NULL ? 6 : a4 != NULL ? 5 : a3 != NULL ? 4 : 3;
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    assert_non_null(r);
+    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+    if (out != NULL) {
+        assert_int_equal(r->type, REDIS_REPLY_STRING);
+        snprintf(out, cap, "%s", r->str);
+    }
+    freeReplyObject(r);
+}
+
+/* Processes of two library versions side by side on one Redis (a fleet upgrading one by one):
+ * the older script kept a bucket's tokens as a float `tk`. This script reads such a state,
+ * writes `tk` back for the older one (with its copy `tkn`), and takes a `tk` the older script
+ * wrote after it. So the bucket stays one per key: before, the new script ignored `tk` and
+ * started the bucket full. */
+static void bucket_state_of_the_older_script_is_shared(void **state)
+{
+    (void)state;
+    fdn__redis_url_t u;
+    assert_int_equal(fdn__redis_url_parse(g_url, &u, NULL), 0);
+    struct redisContext *c;
+    assert_int_equal(fdn__rl_connect(&c, &u, 2000, 2000, 0), 0);
+    char *script = script_at_time();
+    char key[64];
+    unique_key(key, sizeof(key), "fdn:test:{tbold}");
+    const fdn_limit_rule_t rule = {FDN_LIMIT_TOKEN_BUCKET, 10, 1000, 10};
+    long long r[7];
+    /* the older script's state at 100 s: 3 tokens left */
+    raw(c, "HSET", key, "t", "100000000", "tk", "3", NULL, 0);
+    assert_int_equal(eval_rule(c, script, key, &rule, FDN__LIMIT_CHECK, 1, 0, 100, 0, r), 7);
+    assert_int_equal(r[0], 1);
+    assert_int_equal(r[3], 2); /* 3 - 1, not a full bucket's 9 */
+    char tk[64], tkn[64];
+    raw(c, "HGET", key, "tk", NULL, NULL, NULL, tk, sizeof(tk));
+    raw(c, "HGET", key, "tkn", NULL, NULL, NULL, tkn, sizeof(tkn));
+    assert_string_equal(tk, "2"); /* what the older script reads next */
+    assert_string_equal(tkn, "2");
+    /* the older script then spends 2 (its write leaves tkn behind): taken */
+    raw(c, "HSET", key, "tk", "0", NULL, NULL, NULL, 0);
+    assert_int_equal(eval_rule(c, script, key, &rule, FDN__LIMIT_CHECK, 1, 0, 100, 0, r), 7);
+    assert_int_equal(r[0], 0);
+    assert_int_equal(r[3], 0);
+    /* and this script's own state is used while nobody else wrote: 100 ms refill 1 token */
+    assert_int_equal(eval_rule(c, script, key, &rule, FDN__LIMIT_CHECK, 1, 0, 100, 100000, r), 7);
+    assert_int_equal(r[0], 1);
+    assert_int_equal(r[3], 0);
+    free(script);
+    fdn__rl_close(c);
+}
+
 static void script_matches_limit_algo(void **state)
 {
     (void)state;
@@ -1995,6 +2051,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(check_many_is_one_pipeline),
         cmocka_unit_test(script_windows_at_clock_extremes),
         cmocka_unit_test(script_matches_limit_algo),
+        cmocka_unit_test(bucket_state_of_the_older_script_is_shared),
         cmocka_unit_test(deny_cache_at_clock_extremes),
         cmocka_unit_test(inc_set_get_match_the_memory_store),
         cmocka_unit_test_setup_teardown(one_connection_carries_several_pipelines, chaos_setup,
