@@ -256,6 +256,14 @@ const char *fdn__http_param(const fdn__http_req_t *req, const char *name);
 int fdn__http_body_json(const fdn__http_req_t *req, fdn__http_resp_t *resp, json_t **out);
 
 /**
+ * For an endpoint that takes no body: none, or an empty JSON object `{}`. Anything else is
+ * refused before the endpoint acts, not ignored.
+ * @return 0, FDN_EPARSE (not JSON: 400), FDN_EINVAL (JSON but not `{}`: 422), FDN_ENOMEM;
+ *         resp->err says which
+ */
+int fdn__http_body_none(const fdn__http_req_t *req, fdn__http_resp_t *resp);
+
+/**
  * For a body a service refused as unparsable (FDN_EPARSE) that it parsed itself: whether the
  * reason is a number beyond what jansson holds (valid JSON: an out-of-range value, 422, as
  * fdn__http_body_json answers). If so resp->err says so and FDN_EINVAL is returned; else

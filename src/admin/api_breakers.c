@@ -87,7 +87,7 @@ static int h_reset(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
 {
     fdn_breaker_t *b = NULL;
     int rc = find(req, resp, user, &b);
-    if (rc < 0)
+    if (rc < 0 || (rc = fdn__http_body_none(req, resp)) < 0)
         return rc;
     fdn_breaker_reset(b);
     return fdn__http_reply(resp, 200, breaker_json(b));
@@ -168,7 +168,10 @@ static int h_delete(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *us
     const char *name = name_param(req, resp);
     if (name == NULL)
         return FDN_EINVAL;
-    int rc = fdn_breaker_remove(user, name);
+    int rc = fdn__http_body_none(req, resp);
+    if (rc < 0)
+        return rc;
+    rc = fdn_breaker_remove(user, name);
     if (rc < 0)
         return fdn_err_set(&resp->err, rc, "no circuit breaker named '%s'", name);
     return fdn__http_reply(
@@ -179,7 +182,7 @@ static int h_acquire(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *u
 {
     fdn_breaker_t *b = NULL;
     int rc = find(req, resp, user, &b);
-    if (rc < 0)
+    if (rc < 0 || (rc = fdn__http_body_none(req, resp)) < 0)
         return rc;
     uint64_t ticket;
     rc = fdn_breaker_acquire_ticket(b, &ticket);

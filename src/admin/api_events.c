@@ -676,6 +676,8 @@ static int h_delete(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *us
         return rc;
     if (rc == 1)
         return fdn_err_set(&resp->err, FDN_EINVAL, "query parameter 'before' is required");
+    if ((rc = fdn__http_body_none(req, resp)) < 0)
+        return rc;
     uint64_t removed = 0;
     rc = fdn_events_prune_before(es, ts, &removed);
     if (rc < 0)

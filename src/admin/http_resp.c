@@ -83,6 +83,18 @@ int fdn__http_body_json(const fdn__http_req_t *req, fdn__http_resp_t *resp, json
     return 0;
 }
 
+int fdn__http_body_none(const fdn__http_req_t *req, fdn__http_resp_t *resp)
+{
+    if (req->body_len == 0)
+        return 0;
+    json_t *j = NULL;
+    int rc = fdn__http_body_json(req, resp, &j);
+    if (rc == 0 && !(json_is_object(j) && json_object_size(j) == 0))
+        rc = fdn_err_set(&resp->err, FDN_EINVAL, "this endpoint takes no body (or {})");
+    json_decref(j);
+    return rc;
+}
+
 /* ---- the text buffer (public API only: fdn_realloc) ---------------------------------------- */
 
 int fdn__admin_text_put(fdn__admin_text_t *t, const char *s, size_t n)

@@ -256,6 +256,13 @@ if wants events; then
     jcheck '.removed == 0'
     expect 422 DELETE /v1/events
     expect 422 DELETE '/v1/events?before=soon'
+    # a body is refused before anything is removed (none, or {}, is taken)
+    expect 400 DELETE "/v1/events?before=$((TS1 + 1000000000000000))" 'garbage'
+    expect 422 DELETE "/v1/events?before=$((TS1 + 1000000000000000))" '{"before":1}'
+    expect 200 GET /v1/events/stats
+    jcheck ".count == ${#STORED_IDS[@]}"
+    expect 200 DELETE "/v1/events?before=$((TS1 - 1))" '{}'
+    jcheck '.removed == 0'
 fi
 
 # --- limiter

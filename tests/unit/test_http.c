@@ -880,6 +880,35 @@ static void service_handlers(void **state)
     assert_true(json_is_true(json_object_get(r.json, "admits")));
     assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
     fdn__http_resp_clear(&r);
+    /* the endpoints that take no body refuse one that is not {} before they act: reset
+     * leaves an open breaker open, acquire hands out no ticket, delete removes nothing */
+    static const struct {
+        const char *body;
+        unsigned status;
+    } nb[] = {{"garbage", 400}, {"{\"force\":true}", 422}, {"[]", 422}, {"null", 422}};
+    static const struct {
+        const char *method, *uri;
+    } bodiless[] = {{"POST", "/v1/breakers/db/reset"},
+                    {"POST", "/v1/breakers/db/acquire"},
+                    {"DELETE", "/v1/breakers/db"}};
+    fdn_breaker_force_open(b);
+    for (size_t i = 0; i < sizeof bodiless / sizeof bodiless[0]; i++)
+        for (size_t k = 0; k < sizeof nb / sizeof nb[0]; k++) {
+            fdn__admin_dispatch(a, bodiless[i].method, bodiless[i].uri, NULL, nb[k].body,
+                                strlen(nb[k].body), &r);
+            if (r.status != nb[k].status)
+                fail_msg("%s %s %s: %u, want %u", bodiless[i].method, bodiless[i].uri, nb[k].body,
+                         r.status, nb[k].status);
+            fdn__http_resp_clear(&r);
+            assert_int_not_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+            fdn_breaker_t *still = NULL;
+            assert_int_equal(fdn_breaker_get(set, "db", &still), 0);
+            assert_ptr_equal(still, b);
+        }
+    fdn__admin_dispatch(a, "POST", "/v1/breakers/db/reset", NULL, " {} ", 4, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_CLOSED);
+    fdn__http_resp_clear(&r);
     fdn__admin_dispatch(a, "GET", "/v1/breakers/none", NULL, NULL, 0, &r);
     assert_int_equal(r.status, 404);
     assert_int_equal(err_code_of(&r), 5005);
