@@ -372,7 +372,10 @@ FDN_API int fdn_config_check_json(const char *json, size_t len, fdn_config_probl
  * @return 0, FDN_EUNAVAILABLE, FDN_ENOMEM, FDN_EINVAL (cb NULL, or a prefix that fails the
  *         path rules, has an empty component, e.g. "dev.", or lies inside a leaf's value,
  *         e.g. "myapp.limits.a" below an object-typed leaf "myapp.limits": updates name
- *         leaves, so it could never be notified; subscribe to the leaf instead)
+ *         leaves, so it could never be notified; subscribe to the leaf instead; or a prefix
+ *         that names neither a key nor a section of the schema, built-in or opts.keys, e.g.
+ *         "dev.debug" or "nosuch": the schema is fixed at create, so nothing below it could
+ *         ever change)
  * @thread_safety any @since 0.1.0
  */
 FDN_API int fdn_config_subscribe(fdn_config_t *cfg, const char *prefix, fdn_config_change_cb cb,

@@ -287,6 +287,11 @@ int fdn_config_subscribe(fdn_config_t *cfg, const char *prefix, fdn_config_chang
         return FDN_EINVAL;
     if (fdn__cfg_schema_leaf_above(cfg->schema, prefix, plen) >= 0) /* inside a leaf's value */
         return FDN_EINVAL;
+    /* the schema is fixed at create: a prefix naming neither a key nor a section could only
+     * ever be told of resets, which is not what its subscriber asked for */
+    if (plen > 0 && fdn__cfg_schema_find(cfg->schema, prefix, plen) < 0 &&
+        !fdn__cfg_schema_is_section(cfg->schema, prefix, plen))
+        return FDN_EINVAL;
     if (!fdn_config_available(cfg))
         return FDN_EUNAVAILABLE;
     sub_t *s = fdn__cfg_sub_new(prefix, cb, user, cfg->sub_cap);

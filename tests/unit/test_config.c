@@ -912,6 +912,11 @@ static void subscribe_rejects_malformed_prefix(void **state)
     assert_int_equal(fdn_config_subscribe(c, "dev.", rec_cb, &r, &id), FDN_EINVAL);
     assert_int_equal(fdn_config_subscribe(c, ".dev", rec_cb, &r, &id), FDN_EINVAL);
     assert_int_equal(fdn_config_subscribe(c, "dev..debug_mode", rec_cb, &r, &id), FDN_EINVAL);
+    /* prefixes naming neither a key nor a section: nothing below them could ever change */
+    assert_int_equal(fdn_config_subscribe(c, "nosuch", rec_cb, &r, &id), FDN_EINVAL);
+    assert_int_equal(fdn_config_subscribe(c, "dev.debug", rec_cb, &r, &id), FDN_EINVAL);
+    assert_int_equal(fdn_config_subscribe(c, "de", rec_cb, &r, &id), FDN_EINVAL);
+    assert_int_equal(fdn_config_subscribe(c, "dev.nosuch", rec_cb, &r, &id), FDN_EINVAL);
     fdn_config_status_t st;
     assert_int_equal(fdn_config_status(c, &st), 0);
     assert_int_equal(st.subscribers, 0);
