@@ -184,8 +184,8 @@ FDN_API bool fdn_config_available(const fdn_config_t *cfg);
  * snapshot's revision included) that shows a change, every later read of that thread shows it.
  * @return 0; FDN_ECONFIG_PATH_NOT_FOUND; FDN_ETYPE_MISMATCH (not an integer, null, or a
  *         section); FDN_EPATH_SECURITY (the update's check 1: a forbidden pattern, more than
- *         50 components, more than 4096 bytes, or a control byte); FDN_EUNAVAILABLE
- *         (stopped); FDN_EINVAL
+ *         50 components, more than 4096 bytes, or a control byte; answered so whether the
+ *         service runs or not); FDN_EUNAVAILABLE (stopped); FDN_EINVAL
  * @thread_safety any (lock-free)
  * @since 0.1.0
  */

@@ -429,12 +429,21 @@ bool fdn_config_available(const fdn_config_t *cfg)
                                                memory_order_acquire) != NULL;
 }
 
-#define READ_WITH_SNAPSHOT(cfg, expr)                                                              \
+/* A read on a stopped service: a path that breaks the path rules is refused as such
+ * (FDN_EPATH_SECURITY), as it is on a running one, before the service's absence is
+ * (FDN_EUNAVAILABLE): the answer to bad input does not depend on the service's state. */
+static int unavailable(const char *path, fdn_error_t *err)
+{
+    int rc = path != NULL ? fdn__cfg_path_check(path, err) : 0;
+    return rc != 0 ? rc : fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
+}
+
+#define READ_WITH_SNAPSHOT(cfg, path, expr)                                                        \
     do {                                                                                           \
         if ((cfg) == NULL)                                                                         \
             return FDN_EINVAL;                                                                     \
         snap_t *s_ = read_lock(cfg);                                                               \
-        int rc_ = s_ != NULL ? (expr) : FDN_EUNAVAILABLE;                                          \
+        int rc_ = s_ != NULL ? (expr) : unavailable(path, NULL);                                   \
         read_unlock();                                                                             \
         return rc_;                                                                                \
     } while (0)
@@ -458,7 +467,7 @@ int fdn_config_get_int(fdn_config_t *cfg, const char *path, int64_t *out)
     int rc = path_key(cfg, path, &k);
     if (rc <= 0)
         return rc < 0 ? rc : fdn_config_key_get_int(cfg, k, out);
-    READ_WITH_SNAPSHOT(cfg, fdn_config_snapshot_get_int(s_, path, out));
+    READ_WITH_SNAPSHOT(cfg, path, fdn_config_snapshot_get_int(s_, path, out));
 }
 
 int fdn_config_get_double(fdn_config_t *cfg, const char *path, double *out)
@@ -467,7 +476,7 @@ int fdn_config_get_double(fdn_config_t *cfg, const char *path, double *out)
     int rc = path_key(cfg, path, &k);
     if (rc <= 0)
         return rc < 0 ? rc : fdn_config_key_get_double(cfg, k, out);
-    READ_WITH_SNAPSHOT(cfg, fdn_config_snapshot_get_double(s_, path, out));
+    READ_WITH_SNAPSHOT(cfg, path, fdn_config_snapshot_get_double(s_, path, out));
 }
 
 int fdn_config_get_bool(fdn_config_t *cfg, const char *path, bool *out)
@@ -476,7 +485,7 @@ int fdn_config_get_bool(fdn_config_t *cfg, const char *path, bool *out)
     int rc = path_key(cfg, path, &k);
     if (rc <= 0)
         return rc < 0 ? rc : fdn_config_key_get_bool(cfg, k, out);
-    READ_WITH_SNAPSHOT(cfg, fdn_config_snapshot_get_bool(s_, path, out));
+    READ_WITH_SNAPSHOT(cfg, path, fdn_config_snapshot_get_bool(s_, path, out));
 }
 
 static int snap_string(const snap_t *s, const char *path, char *buf, size_t cap, size_t *needed)
@@ -501,7 +510,7 @@ static int snap_string(const snap_t *s, const char *path, char *buf, size_t cap,
 int fdn_config_get_string(fdn_config_t *cfg, const char *path, char *buf, size_t cap,
                           size_t *needed)
 {
-    READ_WITH_SNAPSHOT(cfg, snap_string(s_, path, buf, cap, needed));
+    READ_WITH_SNAPSHOT(cfg, path, snap_string(s_, path, buf, cap, needed));
 }
 
 static int snap_is_null(const snap_t *s, const char *path, bool *out)
@@ -519,7 +528,7 @@ static int snap_is_null(const snap_t *s, const char *path, bool *out)
 
 int fdn_config_is_null(fdn_config_t *cfg, const char *path, bool *out)
 {
-    READ_WITH_SNAPSHOT(cfg, snap_is_null(s_, path, out));
+    READ_WITH_SNAPSHOT(cfg, path, snap_is_null(s_, path, out));
 }
 
 int fdn_config_get_json(fdn_config_t *cfg, const char *path, char **out, fdn_error_t *err)
@@ -527,8 +536,7 @@ int fdn_config_get_json(fdn_config_t *cfg, const char *path, char **out, fdn_err
     if (cfg == NULL || path == NULL || out == NULL)
         return fdn_err_set(err, FDN_EINVAL, NULL);
     snap_t *s = read_lock(cfg);
-    int rc = s != NULL ? snap_json(s, path, out, err)
-                       : fdn_err_set(err, FDN_EUNAVAILABLE, "Configuration service not started");
+    int rc = s != NULL ? snap_json(s, path, out, err) : unavailable(path, err);
     read_unlock();
     return rc;
 }
