@@ -716,7 +716,7 @@ int fdn_runtime_health(fdn_runtime_t *rt, fdn_runtime_health_t *out, fdn_service
         if (n < bcap)
             st = buf[n];
         else if (fdn_supervisor_status_at(rt->sup, n, &st) != 0)
-            break; /* (services are never removed: cannot happen) */
+            break; /* a failed add was removed since the pass: report those read */
         if (buf != services && n < cap)
             services[n] = st;
         switch (st.state) {
