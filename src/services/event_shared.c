@@ -200,7 +200,7 @@ struct evs_shared {
     int64_t replay_at; /* writer: monotonic ns of the next replay attempt */
     int64_t replay_backoff_ms;
     int64_t replay_one_upto; /* writer: replay one batch at a time up to this key (0: off) */
-    _Atomic uint64_t sp_events, sp_bytes;
+    _Atomic uint64_t sp_batches, sp_events, sp_bytes; /* sp_batches: the replay has work */
     _Atomic uint64_t q_batches, q_events, q_bytes; /* the spool's quarantine */
     _Atomic int q_error;                           /* the newest quarantined batch's error */
 };
@@ -457,6 +457,7 @@ static void spool_counts(struct evs_shared *sh)
     uint64_t e = 0, by = 0, qb = 0;
     int qerr = 0;
     fdn__spool_usage(sh->spool, &e, &by);
+    atomic_store_explicit(&sh->sp_batches, fdn__spool_batches(sh->spool), memory_order_relaxed);
     atomic_store_explicit(&sh->sp_events, e, memory_order_relaxed);
     atomic_store_explicit(&sh->sp_bytes, by, memory_order_relaxed);
     fdn__spool_quarantine_usage(sh->spool, &qb, &e, &by, &qerr);
@@ -522,7 +523,7 @@ static void quarantined(fdn_events_t *es, int rc, const fdn_error_t *err, uint64
 static void replay_spool(fdn_events_t *es)
 {
     struct evs_shared *sh = es->sh;
-    if (sh->spool == NULL || atomic_load_explicit(&sh->sp_events, memory_order_relaxed) == 0 ||
+    if (sh->spool == NULL || atomic_load_explicit(&sh->sp_batches, memory_order_relaxed) == 0 ||
         mono() < sh->replay_at || atomic_load_explicit(&sh->cut, memory_order_acquire))
         return; /* once cut (the stop's deadline), the next start replays */
     for (int row = 0; row < REPLAY_ROWS; row++) {
@@ -538,8 +539,9 @@ static void replay_spool(fdn_events_t *es)
          * together, and a replay it refuses would be refused again for ever */
         int rc = fdn__spool_peek(sh->spool, one ? 1 : sh->batch_max, ops(es)->batch_bytes_max, &seq,
                                  &evs, &uids, &n, &err);
-        if (rc == FDN_ENOENT) {
+        if (rc == FDN_ENOENT) { /* empty: its counts are 0 (fdn__spool_peek) */
             sh->replay_one_upto = 0;
+            spool_counts(sh);
             break;
         }
         bool damaged = rc == FDN_ECORRUPT; /* the oldest batch, seq, does not decode */
@@ -674,7 +676,8 @@ static void commit_requests(fdn_events_t *es, sh_req_t *reqs, size_t total)
         fdn_error_t err = FDN_ERROR_INIT;
         /* while the spool holds batches, later ones queue behind them (order); past the
          * stop's deadline PostgreSQL is tried no more (DESIGN, "Stopping") */
-        if ((sh->spool != NULL && atomic_load_explicit(&sh->sp_events, memory_order_relaxed) > 0) ||
+        if ((sh->spool != NULL &&
+             atomic_load_explicit(&sh->sp_batches, memory_order_relaxed) > 0) ||
             atomic_load_explicit(&sh->cut, memory_order_acquire))
             rc = FDN_EUNAVAILABLE;
         else
@@ -752,7 +755,7 @@ static void *writer_main(void *arg)
     fdn__mutex_lock(&sh->qmu);
     for (;;) {
         bool spool_due =
-            sh->spool != NULL && atomic_load_explicit(&sh->sp_events, memory_order_relaxed) > 0;
+            sh->spool != NULL && atomic_load_explicit(&sh->sp_batches, memory_order_relaxed) > 0;
         if (sh->qhead == NULL) {
             if (sh->qstop)
                 break;

@@ -15,6 +15,16 @@
  * The bound: bytes held (sum of body sizes) is counted at open and kept in memory; a put
  * that would pass max_bytes is refused (FDN_EUNAVAILABLE), nothing written.
  *
+ * Counts (batches, events, bytes; the quarantine's alike) are kept so that a damaged row
+ * skews no other row's share: rows are counted apart (count(*) at open; the store's writer
+ * replays while one is held, fdn__spool_batches, whatever its n says), and a row's n and
+ * bytes count as max(value, 0), at open as when it leaves (count_of). Summed as stored, a row
+ * whose n or bytes column was damaged to a negative value took the good rows' counts with it:
+ * a spool whose events summed to 0 looked empty (its acknowledged batches never replayed, later
+ * stores sent past them), one whose bytes summed below 0 wrapped to "full" for good. A drop or
+ * a quarantine takes what it removed off the counts once its statement has completed; a peek
+ * that finds the table empty sets them to 0.
+ *
  * Quarantine: quarantine(seq INTEGER PRIMARY KEY, n, bytes, uids, body, quarantined_at,
  * error, error_name, message) holds the batches a replay can never take (one that does not
  * decode, or rows PostgreSQL refuses for good), moved there by fdn__spool_quarantine in one
@@ -50,7 +60,7 @@ struct fdn__spool {
     sqlite3_stmt *put, *peek, *drop;
     sqlite3_stmt *qin, *qdel; /* quarantine: copy a spool row, then delete it */
     uint64_t max_bytes;
-    uint64_t events, bytes;
+    uint64_t batches, events, bytes;       /* in the spool table (DESIGN, "Counts") */
     uint64_t q_batches, q_events, q_bytes; /* in the quarantine table */
     int q_error;                           /* the newest quarantined batch's error (0: none) */
 };
@@ -60,6 +70,30 @@ static uint64_t count_of(sqlite3_stmt *st, int col)
 {
     sqlite3_int64 v = sqlite3_column_int64(st, col);
     return v > 0 ? (uint64_t)v : 0;
+}
+
+/* Run stmt to its end (a DELETE ... RETURNING n, bytes): the rows into *rows, the sums of their
+ * n and bytes (as counted: count_of) into *n, *bytes. */
+static int step_all(sqlite3_stmt *st, uint64_t *rows, uint64_t *n, uint64_t *bytes)
+{
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (rows != NULL)
+            (*rows)++;
+        if (n != NULL)
+            *n += count_of(st, 0);
+        if (bytes != NULL)
+            *bytes += count_of(st, 1);
+    }
+    return step;
+}
+
+/* Take rows batches of n events and bytes bytes, gone from the spool table, off its counts. */
+static void forget(fdn__spool_t *s, uint64_t rows, uint64_t n, uint64_t bytes)
+{
+    s->batches -= FDN_MIN(rows, s->batches);
+    s->events -= FDN_MIN(n, s->events);
+    s->bytes -= FDN_MIN(bytes, s->bytes);
 }
 
 static int db_fail(fdn__spool_t *s, fdn_error_t *err, const char *what)
@@ -97,15 +131,18 @@ int fdn__spool_open(fdn__spool_t **out, const char *path, uint64_t max_bytes, fd
         goto fail;
     }
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT coalesce(sum(n), 0), coalesce(sum(bytes), 0) FROM spool",
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT count(*), coalesce(sum(max(n, 0)), 0),"
+                           " coalesce(sum(max(bytes, 0)), 0) FROM spool",
                            -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_finalize(st);
         rc = db_fail(s, err, "count");
         goto fail;
     }
-    s->events = (uint64_t)sqlite3_column_int64(st, 0);
-    s->bytes = (uint64_t)sqlite3_column_int64(st, 1);
+    s->batches = count_of(st, 0);
+    s->events = count_of(st, 1);
+    s->bytes = count_of(st, 2);
     sqlite3_finalize(st);
     st = NULL;
     if (sqlite3_prepare_v2(s->db,
@@ -211,6 +248,7 @@ int fdn__spool_put(fdn__spool_t *s, const fdn_event_t *const *evs, const fdn__sp
         if (sqlite3_step(s->put) != SQLITE_DONE) {
             rc = db_fail(s, err, "put");
         } else {
+            s->batches++;
             s->events += n;
             s->bytes += len;
         }
@@ -336,8 +374,10 @@ int fdn__spool_peek(fdn__spool_t *s, size_t max_events, uint64_t max_bytes, int6
         }
     }
     sqlite3_reset(s->peek);
-    if (rc == 0 && total == 0)
+    if (rc == 0 && total == 0) { /* the table is empty: so are its counts */
+        s->batches = s->events = s->bytes = 0;
         rc = FDN_ENOENT;
+    }
     if (rc != 0) {
         for (size_t i = 0; i < total; i++)
             fdn_event_free(ev[i]);
@@ -355,15 +395,11 @@ int fdn__spool_drop(fdn__spool_t *s, int64_t seq, fdn_error_t *err)
 {
     sqlite3_reset(s->drop);
     sqlite3_bind_int64(s->drop, 1, seq);
-    int step;
-    while ((step = sqlite3_step(s->drop)) == SQLITE_ROW) {
-        uint64_t n = (uint64_t)sqlite3_column_int64(s->drop, 0);
-        uint64_t b = (uint64_t)sqlite3_column_int64(s->drop, 1);
-        s->events -= n <= s->events ? n : s->events;
-        s->bytes -= b <= s->bytes ? b : s->bytes;
-    }
-    int rc = step == SQLITE_DONE ? 0 : db_fail(s, err, "drop");
+    uint64_t rows = 0, n = 0, b = 0;
+    int rc = step_all(s->drop, &rows, &n, &b) == SQLITE_DONE ? 0 : db_fail(s, err, "drop");
     sqlite3_reset(s->drop);
+    if (rc == 0)
+        forget(s, rows, n, b);
     return rc;
 }
 
@@ -373,17 +409,9 @@ void fdn__spool_usage(const fdn__spool_t *s, uint64_t *events, uint64_t *bytes)
     *bytes = s->bytes;
 }
 
-/* Run stmt to its end (a DELETE ... RETURNING n, bytes: their sums into n, bytes). */
-static int step_all(sqlite3_stmt *st, uint64_t *n, uint64_t *bytes)
+uint64_t fdn__spool_batches(const fdn__spool_t *s)
 {
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n != NULL)
-            *n += count_of(st, 0);
-        if (bytes != NULL)
-            *bytes += count_of(st, 1);
-    }
-    return step;
+    return s->batches;
 }
 
 int fdn__spool_quarantine(fdn__spool_t *s, int64_t seq, int64_t at_ms, int code,
@@ -419,8 +447,8 @@ int fdn__spool_quarantine(fdn__spool_t *s, int64_t seq, int64_t at_ms, int code,
     sqlite3_bind_text(s->qin, 4, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(s->qin, 5, msg, -1, SQLITE_STATIC);
     int rc = 0;
-    uint64_t dn = 0, db = 0;
-    if (step_all(s->qin, NULL, NULL) != SQLITE_DONE) {
+    uint64_t rows = 0, dn = 0, db = 0;
+    if (step_all(s->qin, NULL, NULL, NULL) != SQLITE_DONE) {
         rc = db_fail(s, err, "quarantine: insert");
     } else if (sqlite3_changes(s->db) != 1) {
         rc = fdn_err_set(err, FDN_ENOENT, "events spool: no batch %lld to quarantine",
@@ -428,7 +456,7 @@ int fdn__spool_quarantine(fdn__spool_t *s, int64_t seq, int64_t at_ms, int code,
     } else {
         sqlite3_reset(s->qdel);
         sqlite3_bind_int64(s->qdel, 1, seq);
-        if (step_all(s->qdel, &dn, &db) != SQLITE_DONE)
+        if (step_all(s->qdel, &rows, &dn, &db) != SQLITE_DONE)
             rc = db_fail(s, err, "quarantine: delete");
         sqlite3_reset(s->qdel);
     }
@@ -440,8 +468,7 @@ int fdn__spool_quarantine(fdn__spool_t *s, int64_t seq, int64_t at_ms, int code,
         (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         return rc;
     }
-    s->events -= dn <= s->events ? dn : s->events;
-    s->bytes -= db <= s->bytes ? db : s->bytes;
+    forget(s, rows, dn, db);
     s->q_batches++;
     s->q_events += dn;
     s->q_bytes += db;

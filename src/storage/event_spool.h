@@ -42,11 +42,15 @@ int fdn__spool_put(fdn__spool_t *s, const fdn_event_t *const *evs, const fdn__sp
 int fdn__spool_peek(fdn__spool_t *s, size_t max_events, uint64_t max_bytes, int64_t *seq,
                     fdn_event_t ***evs, fdn__spool_uid_t **uids, size_t *n, fdn_error_t *err);
 
-/* Forget every batch up to seq (replayed). 0, FDN_EIO. */
+/* Forget every batch up to seq (replayed). 0, FDN_EIO (the counts unchanged). */
 int fdn__spool_drop(fdn__spool_t *s, int64_t seq, fdn_error_t *err);
 
-/* Events and bytes held now (waiting for the replay; the quarantine's are not counted). */
+/* Events and bytes held now (waiting for the replay; the quarantine's are not counted): the
+ * batches' events (a damaged count, not positive, counts none) and their records' bytes. */
 void fdn__spool_usage(const fdn__spool_t *s, uint64_t *events, uint64_t *bytes);
+
+/* Batches (rows) held now, damaged ones too: the replay has work while this is not 0. */
+uint64_t fdn__spool_batches(const fdn__spool_t *s);
 
 /* Move batch seq, as it is (its columns copied, not decoded), from the spool to the
  * quarantine table with the time (at_ms, Unix ms), the error (code, its fdn_err_name) and

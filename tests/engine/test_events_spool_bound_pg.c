@@ -14,7 +14,8 @@
  *    behind it, for ever: reported since 58f87d9, but stuck); the backend status, the
  *    telemetry event foundation.event_store.spool_quarantined and GET /health (events_backend
  *    degraded, the answer 200) say so; quarantined batches are counted at open; past the
- *    quarantine's own bound a damaged batch stays in the spool and the failed replay says so. */
+ *    quarantine's own bound a damaged batch stays in the spool and the failed replay says so;
+ *    a row whose count was damaged (negative) does not make the spool look empty. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -421,6 +422,34 @@ static bool one_quarantined(void *arg)
     return st.spool_quarantined_batches == 1 && st.spooled_events == 0;
 }
 
+/* A spool left by an earlier run whose oldest row's count was damaged (n = -1, beside a good
+ * batch of one event: the counts summed to 0): the store replays the good batch and
+ * quarantines the damaged one. It took the spool for empty before: the acknowledged batch
+ * never reached PostgreSQL, and later stores were sent past it. */
+static void a_damaged_count_does_not_hide_the_spool(void **state)
+{
+    fx_t *f = *state;
+    uint64_t id = 1;
+    assert_int_equal(store_run(f->es, 0, 0, 1, 0, &id), 0);
+    assert_int_equal(store_run(f->es, 1, 0, 1, 0, &id), 0);
+    assert_int_equal(id, 0); /* spooled */
+    fdn_events_destroy(f->es);
+    f->es = NULL;
+    test_sqlite_exec(f->spool.path, "UPDATE spool SET n = -1 WHERE seq = "
+                                    "(SELECT min(seq) FROM spool)");
+    fdn_events_opts_t o;
+    test_pg_store_opts(&o, NULL, f->schema);
+    o.postgres.spool_path = f->spool.path;
+    o.postgres.spool_max_bytes = (uint64_t)512 << 20;
+    f->es = test_pg_store_open(&o); /* no breaker: the writer replays at once */
+    if (!test_wait_until(one_quarantined, f->es, 60000)) {
+        fprintf(stderr, "the damaged batch not quarantined a minute after the open\n");
+        fail();
+    }
+    expect_only_w(f->schema, 1);
+    assert_int_equal(test_sqlite_int(f->spool.path, "SELECT count(*) FROM spool"), 0);
+}
+
 /* Damage the oldest spooled batch's records. */
 static void damage_oldest(const char *path)
 {
@@ -504,6 +533,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(a_damaged_spool_record_is_quarantined, setup, teardown),
         cmocka_unit_test_setup_teardown(quarantined_batches_are_counted_at_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_damaged_count_does_not_hide_the_spool, setup, teardown),
         cmocka_unit_test_setup_teardown(a_full_quarantine_keeps_the_batch_in_the_spool, setup,
                                         teardown),
     };

@@ -4,7 +4,9 @@
  * forgets them; the byte bound refuses a batch and writes nothing; a reopened spool counts
  * what it holds; a damaged row is refused with FDN_ECORRUPT and a message naming the batch
  * when it is the oldest, and ends the peek before it behind good ones; a quarantine moves one
- * batch, bytes unchanged, out of the spool's count into its own, within its own bound. */
+ * batch, bytes unchanged, out of the spool's count into its own, within its own bound; a row
+ * whose n or bytes column is damaged (negative) skews no other row's count; an empty peek
+ * sets the counts to 0. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +21,7 @@
 #include <fdn/events.h>
 
 #include "core/alloc.h"
+#include "sqlite_fault.h"
 #include "storage/event_spool.h"
 #include "tmpdir.h"
 
@@ -447,6 +450,142 @@ static void the_quarantine_has_its_own_bound(void **state)
     fdn__spool_close(s);
 }
 
+/* A row's n damaged to a negative value does not take the good rows' events with it (their sum
+ * was 0 here, the spool looked empty: the store's writer never replayed the batch behind it
+ * and sent later stores past it); every row counts as a batch the replay must see. */
+static void a_negative_count_hides_no_batch(void **state)
+{
+    fx_t *f = *state;
+    fdn__spool_t *s = spool_at(f->path, 1u << 20);
+    put(s, 1, 2);
+    put(s, 2, 2);
+    fdn__spool_close(s);
+    damage(f->path, "UPDATE spool SET n = -2 WHERE seq = 1");
+    s = spool_at(f->path, 1u << 20);
+    uint64_t events = 0, bytes = 0;
+    fdn__spool_usage(s, &events, &bytes);
+    assert_int_equal(events, 2); /* batch 2's; the damaged row counts none */
+    assert_int_equal(fdn__spool_batches(s), 2);
+    int64_t seq = 0;
+    fdn_event_t **evs = NULL;
+    fdn__spool_uid_t *u = NULL;
+    size_t n = 0;
+    assert_int_equal(fdn__spool_peek(s, 100, 0, &seq, &evs, &u, &n, NULL), FDN_ECORRUPT);
+    assert_int_equal(seq, 1);
+    assert_int_equal(fdn__spool_quarantine(s, seq, 1, FDN_ECORRUPT, "malformed", NULL, NULL), 0);
+    assert_int_equal(fdn__spool_batches(s), 1);
+    assert_int_equal(fdn__spool_peek(s, 100, 0, &seq, &evs, &u, &n, NULL), 0);
+    assert_int_equal(seq, 2);
+    assert_int_equal(n, 2);
+    free_peeked(evs, u, n);
+    assert_int_equal(fdn__spool_drop(s, seq, NULL), 0);
+    fdn__spool_usage(s, &events, &bytes);
+    assert_int_equal(events, 0);
+    assert_int_equal(bytes, 0);
+    assert_int_equal(fdn__spool_batches(s), 0);
+    fdn__spool_close(s);
+}
+
+/* A row's bytes column damaged to a negative value counts 0 bytes, at open and when it leaves:
+ * the good rows' bytes stay counted. Summed as stored, it wrapped the count to a spool "full"
+ * for every later put, and stayed so after the row was gone (its drop took 0 off). */
+static void a_negative_size_does_not_fill_the_spool(void **state)
+{
+    fx_t *f = *state;
+    uint64_t events = 0, one = 0, bytes = 0;
+    fdn__spool_t *s = spool_at(f->path, 1u << 20);
+    put(s, 1, 1);
+    put(s, 2, 1);
+    fdn__spool_usage(s, &events, &one);
+    one /= 2;
+    fdn__spool_close(s);
+    damage(f->path, "UPDATE spool SET bytes = -1000000000 WHERE seq = 1");
+    s = spool_at(f->path, 1u << 20);
+    fdn__spool_usage(s, &events, &bytes);
+    assert_int_equal(events, 2);
+    assert_int_equal(bytes, one); /* batch 2's */
+    put(s, 3, 1);                 /* refused as "spool full" before */
+    int64_t seq = 0;
+    fdn_event_t **evs = NULL;
+    fdn__spool_uid_t *u = NULL;
+    size_t n = 0;
+    assert_int_equal(fdn__spool_peek(s, 1, 0, &seq, &evs, &u, &n, NULL), 0);
+    assert_int_equal(seq, 1);
+    free_peeked(evs, u, n);
+    assert_int_equal(fdn__spool_drop(s, seq, NULL), 0);
+    fdn__spool_usage(s, &events, &bytes);
+    assert_int_equal(events, 2);
+    assert_int_equal(bytes, 2 * one);
+    assert_int_equal(fdn__spool_batches(s), 2);
+    fdn__spool_close(s);
+}
+
+/* A peek that finds the spool empty sets its counts to 0, whatever they said: the store's
+ * writer replays while the spool counts a batch, and would try again at once for ever. */
+static void an_empty_peek_resets_the_counts(void **state)
+{
+    fx_t *f = *state;
+    fdn__spool_t *s = spool_at(f->path, 1u << 20);
+    put(s, 1, 2);
+    damage(f->path, "DELETE FROM spool"); /* behind its back */
+    assert_int_equal(fdn__spool_batches(s), 1);
+    int64_t seq = 0;
+    fdn_event_t **evs = NULL;
+    fdn__spool_uid_t *u = NULL;
+    size_t n = 0;
+    assert_int_equal(fdn__spool_peek(s, 100, 0, &seq, &evs, &u, &n, NULL), FDN_ENOENT);
+    uint64_t events = 9, bytes = 9;
+    fdn__spool_usage(s, &events, &bytes);
+    assert_int_equal(events, 0);
+    assert_int_equal(bytes, 0);
+    assert_int_equal(fdn__spool_batches(s), 0);
+    fdn__spool_close(s);
+}
+
+/* A drop whose COMMIT fails (the WAL's fsync reports an error: sqlite_fault.h) leaves the
+ * counts as they were, agreeing with what the next peek finds. They were taken off row by row
+ * as the DELETE returned them, before it completed: the spool counted nothing while it held
+ * the batch, and the store's writer took it for empty (the acknowledged batch not replayed,
+ * later stores sent past it). */
+static void a_failed_drop_keeps_the_counts(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(test_sqlite_fault_install(), 0);
+    fdn__spool_t *s = spool_at(f->path, 1u << 20);
+    put(s, 1, 2);
+    uint64_t events = 0, bytes = 0, held = 0;
+    fdn__spool_usage(s, &events, &held);
+    int64_t seq = 0;
+    fdn_event_t **evs = NULL;
+    fdn__spool_uid_t *u = NULL;
+    size_t n = 0;
+    assert_int_equal(fdn__spool_peek(s, 100, 0, &seq, &evs, &u, &n, NULL), 0);
+    free_peeked(evs, u, n);
+    long failed = test_sqlite_fault_count();
+    test_sqlite_fault_wal_sync(true);
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn__spool_drop(s, seq, &err);
+    test_sqlite_fault_wal_sync(false);
+    assert_true(test_sqlite_fault_count() > failed);
+    assert_int_equal(rc, FDN_EIO);
+    assert_non_null(strstr(err.message, "drop"));
+    rc = fdn__spool_peek(s, 100, 0, &seq, &evs, &u, &n, NULL);
+    fdn__spool_usage(s, &events, &bytes);
+    if (rc == 0) { /* still held: still counted */
+        assert_int_equal(n, 2);
+        free_peeked(evs, u, n);
+        assert_int_equal(events, 2);
+        assert_int_equal(bytes, held);
+        assert_int_equal(fdn__spool_batches(s), 1);
+    } else {
+        assert_int_equal(rc, FDN_ENOENT);
+        assert_int_equal(events, 0);
+        assert_int_equal(bytes, 0);
+        assert_int_equal(fdn__spool_batches(s), 0);
+    }
+    fdn__spool_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -459,6 +598,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(an_id_that_is_no_uuid_is_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(a_damaged_batch_is_quarantined_as_it_is, setup, teardown),
         cmocka_unit_test_setup_teardown(the_quarantine_has_its_own_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_negative_count_hides_no_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_negative_size_does_not_fill_the_spool, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_empty_peek_resets_the_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_failed_drop_keeps_the_counts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
