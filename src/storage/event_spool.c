@@ -41,7 +41,9 @@
  *
  * Peek: a batch that does not decode is FDN_ECORRUPT only when it is the oldest; behind good
  * ones it ends the peek before it, so the good ones are replayed first and the damaged one
- * then comes first, alone, to be quarantined.
+ * then comes first, alone, to be quarantined. A body must be its n records exactly: bytes
+ * past them (n and uids cut short together) are damage too, or the replay would store the
+ * first events and drop the rest of an acknowledged batch without a word.
  *
  * Threads: none; one caller at a time (the store's writer).
  */
@@ -306,6 +308,11 @@ static int decode_row(fdn__spool_t *s, size_t at, size_t n, fdn_event_t **ev, fd
                                (long long)sqlite3_column_int64(s->peek, 0), i + 1, why.message);
         off += rlen;
     }
+    /* bytes past its n records: a count cut short (with its ids) would drop events unseen */
+    if (off != blen)
+        return fdn_err_set(err, FDN_ECORRUPT,
+                           "events spool: batch %lld holds %zu bytes past its %zu events",
+                           (long long)sqlite3_column_int64(s->peek, 0), blen - off, n);
     return 0;
 }
 

@@ -302,6 +302,16 @@ static void rows_that_disagree_are_corrupt(void **state)
     expect_corrupt(f->path, "cut short");
 }
 
+/* A count cut short with its ids (n = 1 over a body of two records) is damage: the peek gave
+ * back the first event alone, and the replay dropped the second, acknowledged, unseen. */
+static void a_body_longer_than_its_count_is_corrupt(void **state)
+{
+    fx_t *f = *state;
+    one_batch_file(f->path, 2);
+    damage(f->path, "UPDATE spool SET n = 1, uids = substr(uids, 1, 36)");
+    expect_corrupt(f->path, "past its 1 events");
+}
+
 /* An id the backend would refuse as a UUID (the replay would stop on it every time) is damage
  * found at the peek; found by fuzz_event_spool (a NUL inside the id). */
 static void an_id_that_is_no_uuid_is_corrupt(void **state)
@@ -595,6 +605,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_damaged_record_is_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(a_record_of_foreign_bytes_is_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(rows_that_disagree_are_corrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_body_longer_than_its_count_is_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(an_id_that_is_no_uuid_is_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(a_damaged_batch_is_quarantined_as_it_is, setup, teardown),
         cmocka_unit_test_setup_teardown(the_quarantine_has_its_own_bound, setup, teardown),
