@@ -4,12 +4,18 @@
  *
  * Thread: one, started by create and joined by destroy. It alternates a range (ops.relist)
  * and a watch from ops.revision() + 1; the watch's messages go to ops.on_message on this
- * thread. A cancelled watch (compaction) or a confirmation with a revision below the start
- * (etcd lost its data) ends the watch and ranges again; so does on_message asking for it.
- * A watch that failed marks the watcher stale and is made again after a backoff (100 ms
- * doubling to 1 s, reset once etcd confirms a watch); after a message that could not be read
- * (FDN_EPARSE, FDN_ETOO_LARGE, FDN_EEXTERNAL) the watcher ranges first, since that message
- * would end every watch from the same revision.
+ * thread, each with the revision the follower reaches by it: etcd catches a watch that starts
+ * behind it up in batches of at most 1000 revisions (never splitting one), each headed with
+ * etcd's current revision, so a follower that took the header's revision and then watched
+ * again (a broken stream) would start past the batches still to come; a message with events
+ * hands over its last event's mod_revision instead.
+ *
+ * A cancelled watch (compaction) or a confirmation with a revision below the start (etcd lost
+ * its data) ends the watch and ranges again; so does on_message asking for it. A watch that
+ * failed marks the watcher stale and is made again after a backoff (100 ms doubling to 1 s,
+ * reset once etcd confirms a watch); after a message that could not be read (FDN_EPARSE,
+ * FDN_ETOO_LARGE, FDN_EEXTERNAL) the watcher ranges first, since that message would end every
+ * watch from the same revision.
  *
  * Locks: `mu` guards stopping and the pause state; it is never held during a network call or
  * a callback. destroy sets stopping, wakes the thread's naps (cv) and its watch
@@ -82,7 +88,18 @@ static int on_message(const fdn__etcd_watch_msg_t *m, void *user)
         run->created = true;
         atomic_store_explicit(&w->stale, false, memory_order_relaxed);
     }
-    run->ask = w->ops.on_message(w->user, m);
+    /* A catch-up batch's header carries etcd's current revision while the batch stops at 1000
+     * revisions and the rest follows: the follower's state holds the last event's revision
+     * (a batch never splits a revision), from which a watch made again must start. */
+    fdn__etcd_watch_msg_t held = *m;
+    if (held.nevents > 0) {
+        int64_t last = held.events[held.nevents - 1].kv.mod_revision;
+        if (last > 0 && last < held.revision)
+            held.revision = last;
+    } else if (held.created && held.revision > run->from - 1) {
+        held.revision = run->from - 1; /* the events from `from` on are still to come */
+    }
+    run->ask = w->ops.on_message(w->user, &held);
     return run->ask != FDN__ETCD_WATCHER_GO_ON;
 }
 

@@ -2,7 +2,9 @@
  * key range of etcd, on top of the client's watch stream (storage/etcd_client.h). It owns the
  * loop every follower needs and nothing of what it follows:
  *
- *   - watch from the follower's revision + 1 and hand every message to on_message;
+ *   - watch from the follower's revision + 1 and hand every message to on_message, with the
+ *     revision the follower reaches by it (a catch-up batch's last event's, not etcd's header
+ *     revision, which is already the end of the catch-up);
  *   - a watch cancelled by compaction, or answered with a revision below the follower's (etcd
  *     lost its data), or ended by on_message asking for it: range again (ops.relist), which
  *     replaces the follower's state, then watch on;
@@ -41,7 +43,11 @@ typedef struct fdn__etcd_watcher_ops {
      * the watcher marks itself stale and calls again after a backoff. */
     int (*relist)(void *user);
     /* One message of a watch that etcd confirmed (cancellations and a confirmation behind
-     * the follower's revision are the watcher's own business). Returns FDN__ETCD_WATCHER_*. */
+     * the follower's revision are the watcher's own business). Returns FDN__ETCD_WATCHER_*.
+     * m->revision is what the follower's state holds once the message is applied: for a
+     * message with events, its last event's mod_revision (etcd's header revision runs ahead
+     * of a catch-up batch, whose rest follows in later messages); for the confirmation, the
+     * revision the watch started after; else etcd's header revision. */
     int (*on_message)(void *user, const fdn__etcd_watch_msg_t *m);
     /* The revision the follower's state holds: a watch starts at it + 1. */
     int64_t (*revision)(void *user);

@@ -1,0 +1,178 @@
+/* The etcd watcher (storage/etcd_watch.c) on a real etcd (the ctest fixture "etcd"), under a
+ * follower of the test's own that does what the library's followers (infra/registry_etcd.c,
+ * services/config_etcd.c) do: it takes the revision a message hands it as the revision its
+ * state holds, from which the watcher makes its next watch.
+ *
+ * A watch that starts behind etcd's current revision is caught up in batches of at most 1000
+ * revisions (etcd's watchBatchMaxRevs), and each batch's header carries etcd's current revision,
+ * not the batch's last: a follower that took the header's revision and whose watch was then
+ * made again (a broken stream) would start past the revisions still to come, which etcd then
+ * never sends. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/etcd_client.h"
+#include "storage/etcd_watch.h"
+#include "engine.h"
+
+#define WAIT_MS         60000
+#define ETCD_TIMEOUT_MS 30000
+#define NREV            1200 /* more than one catch-up batch (1000 revisions) */
+
+/* The test's follower: every revision it was handed an event of, and its revision. */
+typedef struct follower {
+    pthread_mutex_t mu;
+    int64_t first; /* the first revision written */
+    int64_t rev;   /* the revision its state holds (what the messages handed it) */
+    int seen[NREV];
+    int messages; /* messages with events */
+    int relists;  /* relist calls (a no-op: the state is kept, as after a broken stream) */
+    int ahead;    /* messages whose revision passed their last event's */
+} follower_t;
+
+static int f_relist(void *user)
+{
+    follower_t *f = user;
+    pthread_mutex_lock(&f->mu);
+    f->relists++;
+    pthread_mutex_unlock(&f->mu);
+    return 0;
+}
+
+static int f_message(void *user, const fdn__etcd_watch_msg_t *m)
+{
+    follower_t *f = user;
+    pthread_mutex_lock(&f->mu);
+    int ask = FDN__ETCD_WATCHER_GO_ON;
+    if (m->nevents > 0) {
+        for (size_t i = 0; i < m->nevents; i++) {
+            int64_t k = m->events[i].kv.mod_revision - f->first;
+            if (k >= 0 && k < NREV)
+                f->seen[k]++;
+        }
+        if (m->revision > m->events[m->nevents - 1].kv.mod_revision)
+            f->ahead++;
+        /* end the first catch-up batch's watch: the watcher makes the next one from the
+         * revision this message handed over, as after a stream that broke here */
+        if (f->messages++ == 0)
+            ask = FDN__ETCD_WATCHER_RELIST;
+    }
+    if (m->revision > f->rev)
+        f->rev = m->revision;
+    pthread_mutex_unlock(&f->mu);
+    return ask;
+}
+
+static int64_t f_revision(void *user)
+{
+    follower_t *f = user;
+    pthread_mutex_lock(&f->mu);
+    int64_t r = f->rev;
+    pthread_mutex_unlock(&f->mu);
+    return r;
+}
+
+static const fdn__etcd_watcher_ops_t OPS = {f_relist, f_message, f_revision};
+
+static void catch_up_batches_miss_no_revision(void **state)
+{
+    (void)state;
+    char name[64], prefix[128], end[128];
+    test_engine_unique_name(name, sizeof(name), "batches");
+    int plen = snprintf(prefix, sizeof(prefix), "/fdn/test/%s/", name);
+    size_t elen = fdn__etcd_prefix_end(end, sizeof(end), prefix, (size_t)plen);
+    fdn__etcd_t *c = NULL;
+    assert_int_equal(fdn__etcd_create(&c, test_etcd_url, ETCD_TIMEOUT_MS, NULL), 0);
+
+    /* NREV revisions under the prefix, written before the watch: etcd catches it up */
+    int64_t first = 0, last = 0;
+    for (int i = 0; i < NREV; i++) {
+        char key[160];
+        int kl = snprintf(key, sizeof(key), "%sk%04d", prefix, i);
+        fdn_error_t err = FDN_ERROR_INIT;
+        int64_t rev = 0;
+        int rc = fdn__etcd_put(c, key, (size_t)kl, "v", 1, 0, &rev, &err);
+        if (rc != 0)
+            fprintf(stderr, "put: %s\n", err.message);
+        assert_int_equal(rc, 0);
+        if (i == 0)
+            first = rev;
+        assert_true(rev > last);
+        last = rev;
+    }
+
+    follower_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    pthread_mutex_init(&f->mu, NULL);
+    f->first = first;
+    f->rev = first - 1; /* as if it had ranged just before the first put */
+    fdn__etcd_watcher_t *w = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn__etcd_watcher_create(&w, c, prefix, (size_t)plen, end, elen, &OPS, f,
+                                              "test-watch", &err),
+                     0);
+
+    /* until the follower's revision reaches the last put (bounded) */
+    int64_t t0 = test_now_ms();
+    pthread_mutex_lock(&f->mu);
+    while (f->rev < last && test_now_ms() - t0 < WAIT_MS) {
+        pthread_mutex_unlock(&f->mu);
+        test_pause_ms(10);
+        pthread_mutex_lock(&f->mu);
+    }
+    int64_t rev = f->rev;
+    pthread_mutex_unlock(&f->mu);
+    assert_true(rev >= last);
+    /* the watch made after the first batch brings the rest: every revision once */
+    t0 = test_now_ms();
+    bool all = false;
+    while (!all && test_now_ms() - t0 < WAIT_MS) {
+        pthread_mutex_lock(&f->mu);
+        all = true;
+        for (int i = 0; i < NREV && all; i++)
+            all = f->seen[i] > 0;
+        int ahead = f->ahead;
+        pthread_mutex_unlock(&f->mu);
+        assert_int_equal(ahead, 0); /* no message handed over a revision past its events */
+        if (!all)
+            test_pause_ms(10);
+    }
+    fdn__etcd_watcher_destroy(w);
+    int missing = 0, twice = 0;
+    for (int i = 0; i < NREV; i++) {
+        missing += f->seen[i] == 0;
+        twice += f->seen[i] > 1;
+    }
+    if (missing || twice)
+        fprintf(stderr, "revisions %lld..%lld: %d missing, %d seen twice, %d messages\n",
+                (long long)first, (long long)last, missing, twice, f->messages);
+    assert_true(f->messages >= 2); /* more than one batch */
+    assert_true(f->relists >= 1);
+    assert_int_equal(missing, 0);
+    assert_int_equal(twice, 0);
+    assert_int_equal(f->ahead, 0);
+
+    int64_t deleted = 0;
+    assert_int_equal(fdn__etcd_delete(c, prefix, (size_t)plen, end, elen, &deleted, NULL), 0);
+    assert_int_equal(deleted, NREV);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+    fdn__etcd_destroy(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(catch_up_batches_miss_no_revision),
+    };
+    return cmocka_run_group_tests(tests, test_engine_etcd_setup, NULL);
+}
