@@ -433,8 +433,10 @@ static int apply_events(fdn__regetcd_t *r, const fdn__etcd_watch_msg_t *m)
         const char *name = kv->key + r->key_prefixlen;
         size_t namelen = kv->keylen > r->key_prefixlen ? kv->keylen - r->key_prefixlen : 0;
         const char *slash = namelen ? memchr(name, '/', namelen) : NULL;
-        if (slash == NULL)
-            continue; /* not an entry's key: nothing of it is in the cache */
+        /* not an entry's key (no '/', or a NUL that would cut the names short and find another
+         * entry): nothing of it is in the cache */
+        if (slash == NULL || memchr(name, '\0', namelen) != NULL)
+            continue;
         char svc[FDN_REGISTRY_NAME_MAX + 1], ins[FDN_REGISTRY_NAME_MAX + 1];
         size_t slen = (size_t)(slash - name), ilen = namelen - slen - 1;
         if (slen > FDN_REGISTRY_NAME_MAX || ilen > FDN_REGISTRY_NAME_MAX) {

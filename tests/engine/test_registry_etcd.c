@@ -389,6 +389,46 @@ static void compacted_watcher_resyncs_without_missing_a_delete(void **state)
     fdn_registry_destroy(w);
 }
 
+/* A key of the namespace that is no entry's (a NUL byte in its instance name) is skipped by a
+ * range; a change of it that the watch brings must not touch the entry whose name is the part
+ * before the NUL (it did: the watch cut the name there and replaced or deleted that entry). */
+static void foreign_key_with_a_nul_leaves_entries_alone(void **state)
+{
+    (void)state;
+    char ns[64], good[160], bad[160], marker[160];
+    test_engine_unique_name(ns, sizeof(ns), "nulkey");
+    int gl = snprintf(good, sizeof(good), "/fdn/registry/%s/svc/a", ns);
+    memcpy(bad, good, (size_t)gl);
+    memcpy(bad + gl, "\0x", 2); /* ".../svc/a\0x" */
+    size_t bl = (size_t)gl + 2;
+    snprintf(marker, sizeof(marker), "/fdn/registry/%s/svc/m1", ns);
+    fdn_registry_t *w = open_reg(ns, 5000, "watcher");
+    fdn__etcd_t *c = raw();
+    raw_put(c, good, "{\"endpoint\":\"good\"}", NULL);
+    assert_true(wait_has(w, "svc", "a", true, WAIT_MS) >= 0);
+    uint64_t bad_values = stats(w).bad_values;
+
+    /* a put of the foreign key with an entry's value, then its delete */
+    const char *v = "{\"endpoint\":\"bad\"}";
+    assert_int_equal(fdn__etcd_put(c, bad, bl, v, strlen(v), 0, NULL, NULL), 0);
+    raw_put(c, marker, "{\"endpoint\":\"m1\"}", NULL);
+    assert_true(wait_has(w, "svc", "m1", true, WAIT_MS) >= 0); /* the watch passed the put */
+    assert_true(has(w, "svc", "a", "good"));
+    assert_true(stats(w).bad_values > bad_values);
+    int64_t deleted = 0;
+    assert_int_equal(fdn__etcd_delete(c, bad, bl, NULL, 0, &deleted, NULL), 0);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(fdn__etcd_delete(c, marker, strlen(marker), NULL, 0, &deleted, NULL), 0);
+    assert_true(wait_has(w, "svc", "m1", false, WAIT_MS) >= 0); /* and the delete */
+    assert_true(has(w, "svc", "a", "good"));
+    assert_int_equal(stats(w).entries, 1);
+
+    assert_int_equal(fdn__etcd_delete(c, good, (size_t)gl, NULL, 0, &deleted, NULL), 0);
+    assert_true(wait_has(w, "svc", "a", false, WAIT_MS) >= 0);
+    fdn__etcd_destroy(c);
+    fdn_registry_destroy(w);
+}
+
 /* Poll until the client's breaker is in state want (deadline_ms). */
 static bool wait_breaker(fdn__etcd_t *cli, int want, int64_t deadline_ms)
 {
@@ -945,6 +985,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(killed_process_disappears_within_ttl),
         cmocka_unit_test(two_processes_race_one_wins),
         cmocka_unit_test(compacted_watcher_resyncs_without_missing_a_delete),
+        cmocka_unit_test(foreign_key_with_a_nul_leaves_entries_alone),
         cmocka_unit_test(compaction_behind_another_is_no_error),
         cmocka_unit_test(lost_lease_is_granted_again_and_entries_come_back),
         cmocka_unit_test(bad_input),
