@@ -381,7 +381,9 @@ FDN_API int fdn_registry_register_shared(fdn_registry_t *reg, const char *servic
                                          fdn_error_t *err);
 
 /**
- * Remove an entry this process registered (an entry of another process is left alone).
+ * Remove an entry this process registered (an entry of another process is left alone): one
+ * it holds, or one under this process's lease that a registration wrote without this process
+ * learning it (the call timed out after etcd applied it; a txn on the key's lease).
  * @param[in] reg the registry
  * @param[in] service the service name
  * @param[in] instance the instance name

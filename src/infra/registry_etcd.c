@@ -922,6 +922,15 @@ int fdn__regetcd_unregister(fdn__regetcd_t *r, const char *service, const char *
         fdn__free(key);
         if (rc == 0)
             owned_remove(r, (size_t)i);
+    } else if (i < 0 && r->lease_id != 0) {
+        /* not in the list, but maybe under this process's lease: a registration whose answer
+         * was lost (it timed out after etcd applied it), kept alive by the keepalives */
+        size_t klen;
+        char *key = key_of(r, service, instance, &klen);
+        bool deleted = false;
+        rc = key ? fdn__etcd_delete_if_lease(r->cli, key, klen, r->lease_id, &deleted, err)
+                 : fdn_err_set(err, FDN_ENOMEM, "unregistering %s/%s", service, instance);
+        fdn__free(key);
     }
     fdn__mutex_unlock(&r->own_mu);
     return rc;

@@ -648,13 +648,13 @@ int fdn__etcd_put_if_mod_clearing(fdn__etcd_t *c, const char *key, size_t keylen
                    3, done, existing, revision, err);
 }
 
-int fdn__etcd_delete_if_created(fdn__etcd_t *c, const char *key, size_t keylen, int64_t create_rev,
-                                bool *deleted, fdn_error_t *err)
+/* Delete key only if its `target` (`field`) is v: one txn. *deleted tells whether it was. */
+static int delete_if(fdn__etcd_t *c, const char *key, size_t keylen, const char *target,
+                     const char *field, int64_t v, bool *deleted, fdn_error_t *err)
 {
     *deleted = false;
     json_t *del = wrap("request_delete_range", key_range(key, keylen, NULL, 0));
-    json_t *body =
-        txn_body(compare(key, keylen, "CREATE", "create_revision", create_rev), &del, 1, NULL);
+    json_t *body = txn_body(compare(key, keylen, target, field, v), &del, 1, NULL);
     json_t *ans = NULL;
     int rc = call(c, "kv/txn", body, &ans, err);
     if (rc < 0)
@@ -662,6 +662,18 @@ int fdn__etcd_delete_if_created(fdn__etcd_t *c, const char *key, size_t keylen, 
     *deleted = json_is_true(json_object_get(ans, "succeeded"));
     json_decref(ans);
     return 0;
+}
+
+int fdn__etcd_delete_if_created(fdn__etcd_t *c, const char *key, size_t keylen, int64_t create_rev,
+                                bool *deleted, fdn_error_t *err)
+{
+    return delete_if(c, key, keylen, "CREATE", "create_revision", create_rev, deleted, err);
+}
+
+int fdn__etcd_delete_if_lease(fdn__etcd_t *c, const char *key, size_t keylen, int64_t lease,
+                              bool *deleted, fdn_error_t *err)
+{
+    return delete_if(c, key, keylen, "LEASE", "lease", lease, deleted, err);
 }
 
 int fdn__etcd_delete(fdn__etcd_t *c, const char *key, size_t keylen, const char *range_end,

@@ -122,6 +122,11 @@ int fdn__etcd_put_if_mod_clearing(fdn__etcd_t *c, const char *key, size_t keylen
 int fdn__etcd_delete_if_created(fdn__etcd_t *c, const char *key, size_t keylen, int64_t create_rev,
                                 bool *deleted, fdn_error_t *err);
 
+/* Delete key only if it is attached to lease (a compare on its lease: etcd 3.3 and later), so
+ * that an entry under another lease, or none, is left alone. *deleted tells whether it was. */
+int fdn__etcd_delete_if_lease(fdn__etcd_t *c, const char *key, size_t keylen, int64_t lease,
+                              bool *deleted, fdn_error_t *err);
+
 /* Delete [key, range_end) (range_end NULL: the key alone). *deleted (may be NULL): how many. */
 int fdn__etcd_delete(fdn__etcd_t *c, const char *key, size_t keylen, const char *range_end,
                      size_t relen, int64_t *deleted, fdn_error_t *err);

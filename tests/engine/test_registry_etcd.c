@@ -429,6 +429,51 @@ static void foreign_key_with_a_nul_leaves_entries_alone(void **state)
     fdn_registry_destroy(w);
 }
 
+/* A registration whose answer this process never got (the call timed out after etcd applied
+ * it: "after a timeout the entry may exist") is under this process's lease but not in its list:
+ * unregister must still remove it (it answered 0 and left it there, kept alive by this
+ * process's keepalives until it exits), and still leave an entry of another lease alone. */
+static void unregister_removes_an_unconfirmed_registration(void **state)
+{
+    (void)state;
+    char ns[64], mine[160], other[160];
+    test_engine_unique_name(ns, sizeof(ns), "unconfirmed");
+    snprintf(mine, sizeof(mine), "/fdn/registry/%s/svc/mine", ns);
+    snprintf(other, sizeof(other), "/fdn/registry/%s/svc/other", ns);
+    fdn_registry_t *a = open_reg(ns, 5000, "proc-a");
+    fdn__etcd_t *c = raw();
+    int64_t lease = stats(a).lease_id;
+    assert_true(lease != 0);
+    /* what a's register wrote before its answer was lost */
+    const char *v = "{\"endpoint\":\"http://a\",\"meta\":{},\"owner\":\"proc-a\"}";
+    assert_int_equal(fdn__etcd_put(c, mine, strlen(mine), v, strlen(v), lease, NULL, NULL), 0);
+    raw_put(c, other, "{\"endpoint\":\"http://o\"}", NULL);
+    assert_true(wait_has(a, "svc", "mine", true, WAIT_MS) >= 0);
+    assert_true(wait_has(a, "svc", "other", true, WAIT_MS) >= 0);
+    assert_int_equal(stats(a).owned, 0);
+
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_registry_unregister_shared(a, "svc", "mine", &err), 0);
+    fdn__etcd_range_t rg;
+    assert_int_equal(fdn__etcd_range(c, mine, strlen(mine), NULL, 0, &rg, NULL), 0);
+    assert_int_equal(rg.n, 0); /* gone from etcd when unregister returns */
+    fdn__etcd_range_clear(&rg);
+    assert_true(wait_has(a, "svc", "mine", false, WAIT_MS) >= 0);
+
+    assert_int_equal(fdn_registry_unregister_shared(a, "svc", "other", &err), 0);
+    assert_int_equal(fdn__etcd_range(c, other, strlen(other), NULL, 0, &rg, NULL), 0);
+    assert_int_equal(rg.n, 1); /* another's (no lease): left alone */
+    fdn__etcd_range_clear(&rg);
+    assert_true(has(a, "svc", "other", "http://o"));
+    /* a name nobody holds: nothing to do */
+    assert_int_equal(fdn_registry_unregister_shared(a, "svc", "nobody", &err), 0);
+
+    int64_t deleted = 0;
+    assert_int_equal(fdn__etcd_delete(c, other, strlen(other), NULL, 0, &deleted, NULL), 0);
+    fdn__etcd_destroy(c);
+    fdn_registry_destroy(a);
+}
+
 /* Poll until the client's breaker is in state want (deadline_ms). */
 static bool wait_breaker(fdn__etcd_t *cli, int want, int64_t deadline_ms)
 {
@@ -986,6 +1031,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(two_processes_race_one_wins),
         cmocka_unit_test(compacted_watcher_resyncs_without_missing_a_delete),
         cmocka_unit_test(foreign_key_with_a_nul_leaves_entries_alone),
+        cmocka_unit_test(unregister_removes_an_unconfirmed_registration),
         cmocka_unit_test(compaction_behind_another_is_no_error),
         cmocka_unit_test(lost_lease_is_granted_again_and_entries_come_back),
         cmocka_unit_test(bad_input),
