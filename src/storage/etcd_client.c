@@ -812,8 +812,9 @@ typedef struct wstate {
     size_t max_line;
     fdn__etcd_watch_fn fn;
     void *user;
-    int rc;     /* why the write callback ended the transfer (0: fn asked) */
-    bool ended; /* the write callback ended it */
+    int rc;         /* why the write callback ended the transfer (0: fn asked) */
+    bool ended;     /* the write callback ended it */
+    bool confirmed; /* a message came (etcd's confirmation of the watch is the first) */
     fdn_error_t *err;
 } wstate_t;
 
@@ -832,6 +833,7 @@ static size_t on_stream(char *data, size_t size, size_t nmemb, void *user)
         fdn__etcd_watch_msg_t m;
         int rc = fdn__etcd_watch_msg_parse(s->line.p + off, l, &m, s->err);
         off += l;
+        s->confirmed = true;
         if (rc < 0) {
             s->rc = rc;
             s->ended = true;
@@ -884,7 +886,10 @@ int fdn__etcd_watch_run(fdn__etcd_watch_t *w, fdn__etcd_t *c, const char *key, s
     snprintf(url, sizeof(url), "%s/v3/watch", c->url);
     char ebuf[CURL_ERROR_SIZE];
     ebuf[0] = '\0';
-    wstate_t s = {FDN__BUF_INIT, max_line, fn, user, 0, false, err};
+    wstate_t s = {FDN__BUF_INIT, max_line, fn, user, 0, false, false, err};
+    /* the connect and etcd's confirmation are bounded by the timeout: a server that accepts
+     * and never answers (a stopped etcd, a proxy without a backend) is a failed watch */
+    int64_t confirm_by = mono_us() + c->timeout_ms * 1000;
     post_setup(h, c, url, text, on_stream, &s, ebuf);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     int rc = 0;
@@ -924,7 +929,20 @@ int fdn__etcd_watch_run(fdn__etcd_watch_t *w, fdn__etcd_t *c, const char *key, s
         }
         if (done)
             break;
-        mc = curl_multi_poll(w->multi, NULL, 0, 1000, NULL);
+        int wait_ms = 1000;
+        if (!s.confirmed) {
+            int64_t left_us = confirm_by - mono_us();
+            if (left_us <= 0) {
+                rc = fdn_err_set(err, FDN_ETIMEDOUT,
+                                 "etcd at %s: timed out (the watch was not confirmed within %lld "
+                                 "ms)",
+                                 c->url, (long long)c->timeout_ms);
+                break;
+            }
+            if (left_us / 1000 + 1 < wait_ms)
+                wait_ms = (int)(left_us / 1000 + 1);
+        }
+        mc = curl_multi_poll(w->multi, NULL, 0, wait_ms, NULL);
         if (mc != CURLM_OK) {
             rc = fdn_err_set(err, FDN_ENETWORK, "etcd watch: %s", curl_multi_strerror(mc));
             break;

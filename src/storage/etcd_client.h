@@ -160,8 +160,10 @@ void fdn__etcd_watch_destroy(fdn__etcd_watch_t *w);
  * Watch [key, range_end) from start_revision on the calling thread, until the stream ends
  * (etcd went away: FDN_ENETWORK / FDN_ECONNREFUSED), a message cannot be parsed (FDN_EPARSE),
  * a line passes max_line bytes (FDN_ETOO_LARGE), fn returns non-zero (returns 0) or
- * fdn__etcd_watch_stop was called (FDN_ECANCELED). The connect is bounded by the client's
- * timeout; the stream itself has no time limit. One run at a time per watch object.
+ * fdn__etcd_watch_stop was called (FDN_ECANCELED). The connect and etcd's confirmation of the
+ * watch (its first message) are bounded by the client's timeout (FDN_ETIMEDOUT: a server that
+ * accepts and never answers); the stream itself has no time limit. One run at a time per
+ * watch object.
  */
 int fdn__etcd_watch_run(fdn__etcd_watch_t *w, fdn__etcd_t *c, const char *key, size_t keylen,
                         const char *range_end, size_t relen, int64_t start_revision,

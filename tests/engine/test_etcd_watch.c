@@ -7,7 +7,10 @@
  * revisions (etcd's watchBatchMaxRevs), and each batch's header carries etcd's current revision,
  * not the batch's last: a follower that took the header's revision and whose watch was then
  * made again (a broken stream) would start past the revisions still to come, which etcd then
- * never sends. */
+ * never sends.
+ *
+ * A watch whose server accepts the connection and never answers (a stopped etcd, a proxy whose
+ * backend is gone) fails within the client's timeout, and a watcher on it turns stale. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,10 +18,15 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "storage/etcd_client.h"
 #include "storage/etcd_watch.h"
@@ -169,10 +177,133 @@ static void catch_up_batches_miss_no_revision(void **state)
     fdn__etcd_destroy(c);
 }
 
+/* ---- a server that accepts and never answers ---------------------------------------------- */
+
+/* A socket listening on a free loopback port that nobody accepts on: a connect succeeds (the
+ * kernel's backlog) and nothing ever answers, as with a stopped etcd or a proxy whose backend is
+ * gone. Its URL into url. */
+static int silent_server(char *url, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, 64), 0);
+    socklen_t al = sizeof(a);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    snprintf(url, cap, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    return fd;
+}
+
+typedef struct watch_run {
+    fdn__etcd_watch_t *w;
+    fdn__etcd_t *c;
+    fdn_error_t err;
+    int rc;
+    bool done;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} watch_run_t;
+
+static int go_on(const fdn__etcd_watch_msg_t *m, void *user)
+{
+    (void)m;
+    (void)user;
+    return 0;
+}
+
+static void *run_watch(void *arg)
+{
+    watch_run_t *r = arg;
+    int rc = fdn__etcd_watch_run(r->w, r->c, "k", 1, NULL, 0, 1, 1u << 20, go_on, NULL, &r->err);
+    pthread_mutex_lock(&r->mu);
+    r->rc = rc;
+    r->done = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+static int64_t five(void *user)
+{
+    (void)user;
+    return 5;
+}
+
+static int refused(void *user)
+{
+    (void)user;
+    return FDN_ECONNREFUSED;
+}
+
+static int keep_on(void *user, const fdn__etcd_watch_msg_t *m)
+{
+    (void)user;
+    (void)m;
+    return FDN__ETCD_WATCHER_GO_ON;
+}
+
+/* A watch whose server never confirms it ends within the client's timeout (it waited for ever,
+ * and a watcher on it never became stale while etcd was in fact gone). */
+static void unconfirmed_watch_times_out(void **state)
+{
+    (void)state;
+    char url[64];
+    int fd = silent_server(url, sizeof(url));
+    fdn__etcd_t *c = NULL;
+    assert_int_equal(fdn__etcd_create(&c, url, 200, NULL), 0);
+
+    watch_run_t r;
+    memset(&r, 0, sizeof(r));
+    r.c = c;
+    r.err = (fdn_error_t)FDN_ERROR_INIT;
+    pthread_mutex_init(&r.mu, NULL);
+    pthread_cond_init(&r.cv, NULL);
+    assert_int_equal(fdn__etcd_watch_create(&r.w), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, run_watch, &r), 0);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += WAIT_MS / 1000;
+    pthread_mutex_lock(&r.mu);
+    while (!r.done && pthread_cond_timedwait(&r.cv, &r.mu, &dl) == 0)
+        ;
+    bool returned = r.done;
+    pthread_mutex_unlock(&r.mu);
+    if (!returned)
+        fdn__etcd_watch_stop(r.w); /* the hang this test is about: end it, then fail */
+    pthread_join(t, NULL);
+    assert_true(returned);
+    assert_int_equal(r.rc, FDN_ETIMEDOUT);
+    assert_non_null(strstr(r.err.message, "not confirmed"));
+    fdn__etcd_watch_destroy(r.w);
+    pthread_cond_destroy(&r.cv);
+    pthread_mutex_destroy(&r.mu);
+
+    /* a watcher on it (its follower ranged at revision 5): stale, the watch counted broken */
+    static const fdn__etcd_watcher_ops_t ops = {refused, keep_on, five};
+    fdn__etcd_watcher_t *w = NULL;
+    assert_int_equal(
+        fdn__etcd_watcher_create(&w, c, "k", 1, NULL, 0, &ops, NULL, "test-silent", NULL), 0);
+    int64_t t0 = test_now_ms();
+    while (!(fdn__etcd_watcher_stale(w) && fdn__etcd_watcher_errors(w) >= 1) &&
+           test_now_ms() - t0 < WAIT_MS)
+        test_pause_ms(10);
+    assert_true(fdn__etcd_watcher_stale(w));
+    assert_true(fdn__etcd_watcher_errors(w) >= 1);
+    fdn__etcd_watcher_destroy(w);
+    fdn__etcd_destroy(c);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(catch_up_batches_miss_no_revision),
+        cmocka_unit_test(unconfirmed_watch_times_out),
     };
     return cmocka_run_group_tests(tests, test_engine_etcd_setup, NULL);
 }
