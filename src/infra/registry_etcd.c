@@ -251,6 +251,10 @@ int fdn__registry_value_json(const char *endpoint, const char *owner,
     bad |= json_object_set_new(o, "meta", m);
     char *s = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);
+    if (s != NULL && fdn__json_oom()) { /* jansson 2.14 dumps on past a failed allocation */
+        fdn__free(s);
+        return FDN_ENOMEM;
+    }
     if (s == NULL)
         return bad && !fdn__json_oom() ? FDN_EINVAL : FDN_ENOMEM;
     *out = s;

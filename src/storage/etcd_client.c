@@ -3,9 +3,11 @@
  * (the watch stream, so that a stop from another thread wakes it at once: curl_multi_wakeup).
  *
  * A call: build the JSON body with jansson (keys and values base64, 64-bit numbers as
- * strings, logic/etcd_codec.c), POST it to /v3/<path> with CURLOPT_TIMEOUT_MS = the client's
- * timeout (connect included), read the answer into a buffer capped at MAX_ANSWER, and check
- * it: a transport failure, an HTTP status other than 200, an answer that is not JSON or an
+ * strings, logic/etcd_codec.c; a member whose allocation failed fails the whole request, and so
+ * does a failed allocation of the dump, which jansson 2.14 goes on past), POST it to /v3/<path>
+ * with CURLOPT_TIMEOUT_MS = the client's timeout (connect included), read the answer into a buffer
+ * capped at MAX_ANSWER, and check it: a transport failure, an HTTP status other than 200, an answer
+ * that is not JSON or an
  * {"error": ...} answer each become one FDN_E* code with a message. Nothing is ever resent:
  * a put that timed out may or may not have been applied, and the caller decides.
  *
@@ -316,6 +318,20 @@ static json_t *b64(const char *b, size_t n)
     return j;
 }
 
+/* v's compact JSON text (free with fdn__free), or NULL when memory ran out: jansson 2.14's dump
+ * goes on after a failed growth of its buffer (an object key it could not append is left out)
+ * and returns a text that is not v, so a failed jansson allocation drops the text. */
+static char *dump(const json_t *v)
+{
+    fdn__json_oom_clear();
+    char *text = json_dumps(v, JSON_COMPACT);
+    if (text != NULL && fdn__json_oom()) {
+        fdn__free(text);
+        text = NULL;
+    }
+    return text;
+}
+
 /* Does the message say the request was too large? */
 static bool says_too_large(const char *msg)
 {
@@ -323,16 +339,34 @@ static bool says_too_large(const char *msg)
            strstr(msg, "exceeds") != NULL;
 }
 
+/* Set member name of the request being built to v (consumed; NULL after an allocation
+ * failure). false when it could not be set: the caller drops the whole request, since a
+ * request without one of its members is another request that etcd may well accept (a put
+ * without its lease or value, a delete of one key instead of a range). */
+static bool set(json_t *o, const char *name, json_t *v)
+{
+    return v != NULL && json_object_set_new(o, name, v) == 0;
+}
+
+/* o, or NULL (o freed) when !ok. */
+static json_t *built(json_t *o, bool ok)
+{
+    if (ok)
+        return o;
+    json_decref(o);
+    return NULL;
+}
+
 /* {"key": key, "range_end": range_end} (no range_end when it is NULL); NULL on OOM. */
 static json_t *key_range(const char *key, size_t keylen, const char *range_end, size_t relen)
 {
     json_t *o = json_object();
-    if (o != NULL) {
-        json_object_set_new(o, "key", b64(key, keylen));
-        if (range_end != NULL)
-            json_object_set_new(o, "range_end", b64(range_end, relen));
-    }
-    return o;
+    if (o == NULL)
+        return NULL;
+    bool ok = set(o, "key", b64(key, keylen));
+    if (ok && range_end != NULL)
+        ok = set(o, "range_end", b64(range_end, relen));
+    return built(o, ok);
 }
 
 /* {"key": key, "value": value, "lease": lease} (no lease when it is 0); NULL on OOM. */
@@ -340,32 +374,30 @@ static json_t *put_request(const char *key, size_t keylen, const char *value, si
                            int64_t lease)
 {
     json_t *o = key_range(key, keylen, NULL, 0);
-    if (o != NULL) {
-        json_object_set_new(o, "value", b64(value, valuelen));
-        if (lease != 0)
-            json_object_set_new(o, "lease", num(lease));
-    }
-    return o;
+    if (o == NULL)
+        return NULL;
+    bool ok = set(o, "value", b64(value, valuelen));
+    if (ok && lease != 0)
+        ok = set(o, "lease", num(lease));
+    return built(o, ok);
 }
 
 /* {name: inner} (inner consumed); NULL when either is NULL. */
 static json_t *wrap(const char *name, json_t *inner)
 {
     json_t *o = inner ? json_object() : NULL;
-    if (o != NULL)
-        json_object_set_new(o, name, inner);
-    else
+    if (o == NULL) {
         json_decref(inner);
-    return o;
+        return NULL;
+    }
+    return built(o, set(o, name, inner));
 }
 
 /* {name: v}, v as the gateway writes 64-bit numbers; NULL on OOM. */
 static json_t *number_body(const char *name, int64_t v)
 {
     json_t *o = json_object();
-    if (o != NULL)
-        json_object_set_new(o, name, num(v));
-    return o;
+    return o != NULL ? built(o, set(o, name, num(v))) : NULL;
 }
 
 /* The options of a POST of text to url, answered into fn(data), that every request shares. */
@@ -391,7 +423,7 @@ static int call_raw(fdn__etcd_t *c, const char *path, json_t *body, json_t **out
     *out = NULL;
     if (body == NULL)
         return fdn_err_set(err, FDN_ENOMEM, "etcd %s: building the request", path);
-    char *text = json_dumps(body, JSON_COMPACT);
+    char *text = dump(body);
     json_decref(body);
     if (text == NULL)
         return fdn_err_set(err, FDN_ENOMEM, "etcd %s: building the request", path);
@@ -488,7 +520,7 @@ int fdn__etcd_range(fdn__etcd_t *c, const char *key, size_t keylen, const char *
     if (rc < 0)
         return rc;
     /* reuse the pure parser (the one the fuzzer covers) on the answer's text */
-    char *text = json_dumps(ans, JSON_COMPACT);
+    char *text = dump(ans);
     json_decref(ans);
     if (text == NULL)
         return fdn_err_set(err, FDN_ENOMEM, "etcd range");
@@ -527,11 +559,9 @@ static json_t *compare(const char *key, size_t keylen, const char *target, const
     json_t *cmp = json_object();
     if (cmp == NULL)
         return NULL;
-    json_object_set_new(cmp, "key", b64(key, keylen));
-    json_object_set_new(cmp, "target", json_string(target));
-    json_object_set_new(cmp, "result", json_string("EQUAL"));
-    json_object_set_new(cmp, field, num(v));
-    return cmp;
+    bool ok = set(cmp, "key", b64(key, keylen)) && set(cmp, "target", json_string(target)) &&
+              set(cmp, "result", json_string("EQUAL")) && set(cmp, field, num(v));
+    return built(cmp, ok);
 }
 
 /* {"compare": [cmp], "success": ops[0..nops), "failure": [failure] (none when NULL)}; takes
@@ -554,15 +584,16 @@ static json_t *txn_body(json_t *cmp, json_t *const *ops, size_t nops, json_t *fa
         json_decref(failure);
         return NULL;
     }
-    json_array_append_new(c, cmp);
+    /* each append and set consumes its value, also when it fails */
+    ok = json_array_append_new(c, cmp) == 0;
     for (size_t i = 0; i < nops; i++)
-        json_array_append_new(s, ops[i]);
+        ok = json_array_append_new(s, ops[i]) == 0 && ok;
     if (failure != NULL)
-        json_array_append_new(f, failure);
-    json_object_set_new(body, "compare", c);
-    json_object_set_new(body, "success", s);
-    json_object_set_new(body, "failure", f);
-    return body;
+        ok = json_array_append_new(f, failure) == 0 && ok;
+    ok = set(body, "compare", c) && ok;
+    ok = set(body, "success", s) && ok;
+    ok = set(body, "failure", f) && ok;
+    return built(body, ok);
 }
 
 /* The compare-and-put transactions: if cmp holds, run ops (the put of key, maybe with deletes
@@ -577,6 +608,12 @@ static int cas_txn(fdn__etcd_t *c, const char *key, size_t keylen, json_t *cmp, 
     if (existing != NULL)
         memset(existing, 0, sizeof(*existing));
     json_t *get = wrap("request_range", key_range(key, keylen, NULL, 0));
+    if (get == NULL) { /* (txn_body would take it for "no failure branch") */
+        json_decref(cmp);
+        for (size_t i = 0; i < nops; i++)
+            json_decref(ops[i]);
+        return fdn_err_set(err, FDN_ENOMEM, "etcd kv/txn: building the request");
+    }
     json_t *body = txn_body(cmp, ops, nops, get);
     json_t *ans = NULL;
     int rc = call(c, "kv/txn", body, &ans, err);
@@ -696,8 +733,8 @@ int fdn__etcd_delete(fdn__etcd_t *c, const char *key, size_t keylen, const char 
 int fdn__etcd_compact(fdn__etcd_t *c, int64_t revision, fdn_error_t *err)
 {
     json_t *body = number_body("revision", revision);
-    if (body != NULL)
-        json_object_set_new(body, "physical", json_true());
+    if (body != NULL && !set(body, "physical", json_true()))
+        body = built(body, false);
     json_t *ans = NULL;
     fdn_error_t e = FDN_ERROR_INIT;
     int rc = call(c, "kv/compaction", body, &ans, &e);
@@ -868,12 +905,12 @@ int fdn__etcd_watch_run(fdn__etcd_watch_t *w, fdn__etcd_t *c, const char *key, s
     if (cancelled(w))
         return fdn_err_set(err, FDN_ECANCELED, "etcd watch stopped");
     json_t *cr = key_range(key, keylen, range_end, relen);
-    if (cr != NULL && start_revision > 0)
-        json_object_set_new(cr, "start_revision", num(start_revision));
+    if (cr != NULL && start_revision > 0 && !set(cr, "start_revision", num(start_revision)))
+        cr = built(cr, false); /* a watch without its start would miss the changes before now */
     json_t *body = wrap("create_request", cr);
     if (body == NULL)
         return fdn_err_set(err, FDN_ENOMEM, "etcd watch");
-    char *text = json_dumps(body, JSON_COMPACT);
+    char *text = dump(body);
     json_decref(body);
     CURL *h = curl_easy_init();
     if (text == NULL || h == NULL) {

@@ -102,6 +102,7 @@ static void entry_sweep(void **state)
     assert_true(ok);
     ok = false;
     fdn_registry_meta_t meta[] = {{"a", "1"}};
+    const char *want = "{\"endpoint\":\"http://h\",\"meta\":{\"a\":\"1\"},\"owner\":\"o\"}";
     for (long k = 1; k < 200 && !ok; k++) {
         char *v = NULL;
         size_t len = 0;
@@ -110,6 +111,9 @@ static void entry_sweep(void **state)
         fail_alloc_off();
         if (rc == 0) {
             ok = true;
+            /* the whole value, not a dump that went on past a failed allocation */
+            assert_string_equal(v, want);
+            assert_int_equal(len, strlen(want));
             fdn_free(v);
         } else {
             assert_int_equal(rc, FDN_ENOMEM);
