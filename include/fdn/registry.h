@@ -342,6 +342,11 @@ typedef struct fdn_registry_etcd_opts {
  * etcd that does not answer leaves the registry stale, without a lease, until it does);
  * afterwards an outage is survived (see above). fdn_registry_destroy revokes the lease (this
  * process's entries disappear at once), stops the two threads and frees everything.
+ * The shared part is the opening process's: in a child of fork(2) (which has none of its
+ * threads, and whose parent holds the lease) fdn_registry_destroy leaves it alone (no join, no
+ * revoke: the parent's entries stay; its memory is left to the child's exit), registering and
+ * unregistering answer FDN_EINVAL, and lookups answer from the cache as the fork left it,
+ * marked stale.
  * @param[out] out   the registry
  * @param[in]  opts  registry options (NULL: defaults)
  * @param[in]  etcd  the shared part's options (url required)
@@ -368,7 +373,8 @@ FDN_API int fdn_registry_open(fdn_registry_t **out, const fdn_registry_opts_t *o
  * @param[in] meta      metadata pairs (copied), NULL when nmeta == 0
  * @param[in] nmeta     ≤ FDN_REGISTRY_META_MAX
  * @param[out] err      optional: for FDN_EEXIST the message names the holder
- * @return 0, FDN_EEXIST (another process holds the name), FDN_EINVAL, FDN_ETOO_LARGE (the
+ * @return 0, FDN_EEXIST (another process holds the name), FDN_EINVAL (also: called in a child
+ *         of fork(2) of the process that opened reg), FDN_ETOO_LARGE (the
  *         value passes max_value_bytes), FDN_ENOTSUP (no shared part), FDN_EUNAVAILABLE (no
  *         lease yet: etcd away), FDN_ECONNREFUSED / FDN_ETIMEDOUT / FDN_ENETWORK /
  *         FDN_EEXTERNAL (etcd; after a timeout the entry may exist: register again), FDN_ENOMEM

@@ -42,6 +42,11 @@
  * write to reach the cache (`revision`). No lock is held while the watch thread parses or
  * publishes, and no user callback exists.
  *
+ * Fork: the state is the opening process's (`pid`). A child of fork(2) has none of its threads
+ * and does not own its lease: destroy there returns at once (a join would hang, a revoke would
+ * delete the parent's entries, a lock a parent's thread held stays held), register and
+ * unregister refuse, and the cache, which nothing follows there, is stale.
+ *
  * Shutdown (fdn__regetcd_destroy): set stopping, wake the lease thread, stop and join the
  * watcher (fdn__etcd_watcher_destroy) and the lease thread, revoke the lease (bounded by the
  * timeout; its entries disappear at once), free everything.
@@ -103,6 +108,7 @@ struct fdn__regetcd {
     int64_t timeout_ms;
     size_t max_value;
     bool keep_when_down; /* start_unreachable: a registration without a lease waits for one */
+    pid_t pid;           /* the process that opened it (a child of fork(2) is another) */
 
     _Atomic(table_t *) table;
     _Atomic int64_t revision;
@@ -130,6 +136,13 @@ struct fdn__regetcd {
 static void count(_Atomic uint64_t *c)
 {
     atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+/* Is this a child of fork(2) of the process that opened r? It has none of r's threads and r's
+ * lease is its parent's. */
+static bool forked(const fdn__regetcd_t *r)
+{
+    return getpid() != r->pid;
 }
 
 /* ---- entries ---------------------------------------------------------------------------- */
@@ -657,6 +670,11 @@ void fdn__regetcd_destroy(void *state)
     fdn__regetcd_t *r = state;
     if (r == NULL)
         return;
+    /* a child of fork: joining threads it does not have would hang, revoking the lease would
+     * delete the parent's entries, and a lock a parent's thread held at the fork stays held:
+     * nothing of it is touched (its memory is left to the child's exit) */
+    if (forked(r))
+        return;
     fdn__cond_raise(&r->cv, &r->mu, &r->stopping);
     fdn__etcd_watcher_destroy(r->watcher);
     if (r->lease_started)
@@ -705,6 +723,7 @@ int fdn__regetcd_create(fdn__regetcd_t **out, const char *ns, const fdn_registry
     pthread_mutex_init(&r->own_mu, NULL);
     pthread_mutex_init(&r->mu, NULL);
     (void)fdn__cond_init_mono(&r->cv);
+    r->pid = getpid();
     r->ttl_s = (ttl_ms + 999) / 1000;
     r->timeout_ms = timeout;
     r->max_value = o->max_value_bytes ? o->max_value_bytes : DEFAULT_MAX_VALUE;
@@ -800,6 +819,11 @@ int fdn__regetcd_register(fdn__regetcd_t *r, const char *service, const char *in
                           const char *endpoint, const fdn_registry_meta_t *meta, size_t nmeta,
                           fdn_error_t *err)
 {
+    if (forked(r))
+        return fdn_err_set(err, FDN_EINVAL,
+                           "registering %s/%s: this shared registry was opened by process %ld, "
+                           "not by this child of fork(2) (its lease is the parent's)",
+                           service, instance, (long)r->pid);
     char *value = NULL;
     size_t vlen = 0;
     int rc = fdn__registry_value_json(endpoint, r->owner, meta, nmeta, &value, &vlen);
@@ -911,6 +935,11 @@ out:
 int fdn__regetcd_unregister(fdn__regetcd_t *r, const char *service, const char *instance,
                             fdn_error_t *err)
 {
+    if (forked(r))
+        return fdn_err_set(err, FDN_EINVAL,
+                           "unregistering %s/%s: this shared registry was opened by process %ld, "
+                           "not by this child of fork(2) (its lease is the parent's)",
+                           service, instance, (long)r->pid);
     int rc = 0;
     fdn__mutex_lock(&r->own_mu);
     ssize_t i = owned_find(r, service, instance);
@@ -992,7 +1021,7 @@ int fdn__regetcd_list(fdn__regetcd_t *r, const char *service, fdn_registry_insta
 
 void fdn__regetcd_stats(fdn__regetcd_t *r, fdn_registry_shared_stats_t *s)
 {
-    s->stale = fdn__etcd_watcher_stale(r->watcher);
+    s->stale = fdn__regetcd_stale(r);
     s->lease_ok = atomic_load_explicit(&r->lease_ok, memory_order_relaxed);
     s->lease_id = atomic_load_explicit(&r->lease_pub, memory_order_relaxed);
     s->lease_ttl_s = r->ttl_s;
@@ -1014,7 +1043,7 @@ void fdn__regetcd_stats(fdn__regetcd_t *r, fdn_registry_shared_stats_t *s)
 
 bool fdn__regetcd_stale(fdn__regetcd_t *r)
 {
-    return fdn__etcd_watcher_stale(r->watcher);
+    return forked(r) || fdn__etcd_watcher_stale(r->watcher); /* a child's cache follows nothing */
 }
 
 fdn__etcd_t *fdn__regetcd_client(fdn__regetcd_t *r)
