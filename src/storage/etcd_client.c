@@ -3,13 +3,13 @@
  * (the watch stream, so that a stop from another thread wakes it at once: curl_multi_wakeup).
  *
  * A call: build the JSON body with jansson (keys and values base64, 64-bit numbers as
- * strings, logic/etcd_codec.c; a member whose allocation failed fails the whole request, and so
- * does a failed allocation of the dump, which jansson 2.14 goes on past), POST it to /v3/<path>
- * with CURLOPT_TIMEOUT_MS = the client's timeout (connect included), read the answer into a buffer
- * capped at MAX_ANSWER, and check it: a transport failure, an HTTP status other than 200, an answer
- * that is not JSON or an
- * {"error": ...} answer each become one FDN_E* code with a message. Nothing is ever resent:
- * a put that timed out may or may not have been applied, and the caller decides.
+ * strings, logic/etcd_codec.c; a member whose allocation failed fails the whole request, and
+ * so does a failed allocation of the dump, which jansson 2.14 goes on past), POST it to
+ * /v3/<path> with CURLOPT_TIMEOUT_MS = the client's timeout (connect included), read the
+ * answer into a buffer capped at MAX_ANSWER, and check it: a transport failure, an HTTP status
+ * other than 200, an answer that is not JSON or an {"error": ...} answer each become one FDN_E*
+ * code with a message. Nothing is ever resent: a put that timed out may or may not have been
+ * applied, and the caller decides.
  *
  * Handles: idle curl easy handles (each keeps its connection to etcd alive) wait on a small
  * stack under `mu`; a call pops one (or makes one), uses it without the lock and pushes it
