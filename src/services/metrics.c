@@ -604,6 +604,15 @@ bool fdn__histogram_exemplars(const fdn_histogram_t *h, tm_exemplar_t out[TM_LE_
     return true;
 }
 
+/* Empty s (under its lock). */
+static void shard_clear(hshard_t *s)
+{
+    s->count = 0;
+    s->sum = s->min = s->max = 0.0;
+    memset(s->b, 0, sizeof(s->b));
+    memset(s->le, 0, sizeof(s->le));
+}
+
 void fdn_histogram_load(fdn_histogram_t *h, const uint64_t *cum, size_t n, double sum)
 {
     if (h == NULL || cum == NULL || h->nle == 0 || n != h->nle + 1u)
@@ -611,15 +620,25 @@ void fdn_histogram_load(fdn_histogram_t *h, const uint64_t *cum, size_t n, doubl
     for (size_t i = 1; i < n; i++)
         if (cum[i] < cum[i - 1])
             return; /* not cumulative */
-    fdn__histogram_reset(h);
     hshard_t *s = shard_get(h, 0);
     if (s == NULL)
-        return;
+        return; /* out of memory: the histogram is left as it was */
+    /* counted first, as a reset is; the other shards hold nothing (a load is not mixed with
+     * observe) and shard 0 goes from the old counts to the new ones under one hold of its
+     * lock: a reader never sees the histogram empty in between (a scrape would show every
+     * bucket at 0, which Prometheus takes for a counter reset) */
+    atomic_fetch_add_explicit(&h->resets, 1, memory_order_seq_cst);
+    for (unsigned i = 1; i < TM_SHARDS; i++) {
+        hshard_t *o = atomic_load_explicit(&h->shards[i], memory_order_acquire);
+        if (o == NULL)
+            continue;
+        hlock(o);
+        shard_clear(o);
+        hunlock(o);
+    }
     hlock(s);
-    /* zeroed again under the lock: two loaders at once must not add up */
-    memset(s->b, 0, sizeof(s->b));
-    memset(s->le, 0, sizeof(s->le));
-    s->min = s->max = 0.0;
+    /* zeroed under the lock: two loaders at once must not add up */
+    shard_clear(s);
     s->count = cum[n - 1];
     s->sum = sum;
     uint64_t prev = 0;
@@ -650,10 +669,7 @@ void fdn__histogram_reset(fdn_histogram_t *h)
         if (s == NULL)
             continue;
         hlock(s);
-        s->count = 0;
-        s->sum = s->min = s->max = 0.0;
-        memset(s->b, 0, sizeof(s->b));
-        memset(s->le, 0, sizeof(s->le));
+        shard_clear(s);
         hunlock(s);
     }
 }

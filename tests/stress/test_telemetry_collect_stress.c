@@ -2,8 +2,11 @@
  * from several threads at once while other threads observe into `le` histograms, resolve
  * labelled series past a family's cap, and add and remove a collector. Checks every scrape
  * succeeds, the cumulative bucket counts never decrease along a scrape and end equal to the
- * observations made, and the dropped-series counter matches the refused label sets. Meant
- * for ThreadSanitizer (label stress). No sleeps: the threads run a fixed number of rounds. */
+ * observations made, and the dropped-series counter matches the refused label sets. And a
+ * histogram a collector mirrors (fdn_histogram_load, as the runtime's limiter and etcd
+ * latencies are) never shows empty to a scrape while another scrape's collector loads it
+ * again. Meant for ThreadSanitizer (label stress). No sleeps: the threads run a fixed number
+ * of rounds. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +21,8 @@
 
 #include <fdn/error.h>
 #include <fdn/telemetry.h>
+
+#include "stress.h"
 
 #define OBSERVERS 2
 #define SCRAPERS  2
@@ -182,10 +187,69 @@ static void concurrent_scrapes(void **state)
     fdn_telemetry_destroy(s.tm);
 }
 
+typedef struct mirror {
+    fdn_histogram_t *h;
+    _Atomic bool done;
+} mirror_t;
+
+/* A collector's work done again and again: the same counts loaded into h. */
+static void *loader(void *arg)
+{
+    mirror_t *m = arg;
+    const uint64_t cum[] = {1, 2, 3};
+    while (!atomic_load(&m->done))
+        fdn_histogram_load(m->h, cum, 3, 1.5);
+    return NULL;
+}
+
+/* fdn_histogram_load replaces the counts at once: a scrape (or snapshot) made meanwhile shows
+ * the old counts or the new ones, never an empty histogram, which Prometheus would take for a
+ * counter reset (rate() and increase() then count the whole histogram again). */
+static void load_never_shows_empty(void **state)
+{
+    (void)state;
+    static mirror_t m;
+    fdn_telemetry_t *tm = NULL;
+    fdn_telemetry_family_t *f = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "m_seconds", "m", FDN_TELEMETRY_HISTOGRAM, NULL, 0, 0), 0);
+    const double le[] = {0.1, 1.0};
+    assert_int_equal(fdn_telemetry_family_buckets(f, le, 2), 0);
+    assert_int_equal(fdn_telemetry_family_histogram(f, &m.h, NULL, 0), 0);
+    const uint64_t cum[] = {1, 2, 3};
+    fdn_histogram_load(m.h, cum, 3, 1.5);
+    atomic_store(&m.done, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, loader, &m), 0);
+    static sink_t k;
+    long rounds = test_stress_iters(2000, 0);
+    long empty = 0, wrong = 0;
+    for (long i = 0; i < rounds; i++) {
+        fdn_telemetry_hist_stats_t st;
+        fdn_histogram_stats(m.h, &st);
+        if (st.count != 3)
+            empty++;
+        k.len = 0;
+        k.buf[0] = '\0';
+        int rc = (i & 1) ? fdn_telemetry_write_openmetrics(tm, to_sink, &k)
+                         : fdn_telemetry_write_prometheus(tm, to_sink, &k);
+        if (rc != 0 || strstr(k.buf, "\nm_seconds_count 3\n") == NULL ||
+            strstr(k.buf, "\nm_seconds_bucket{le=\"+Inf\"} 3\n") == NULL)
+            wrong++;
+    }
+    atomic_store(&m.done, true);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    fdn_telemetry_destroy(tm);
+    assert_int_equal(empty, 0);
+    assert_int_equal(wrong, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(concurrent_scrapes),
+        cmocka_unit_test(load_never_shows_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
