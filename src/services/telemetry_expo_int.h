@@ -177,14 +177,17 @@ size_t fdn__tm_fmt_short_g(char *t, double v);
  * tests compare it with. */
 size_t fdn__tm_fmt_short_g_libc(char *t, double v);
 
-/* telemetry_expo_lines.c: s escaped for a label value (quote: also '"') or a HELP text. */
+/* telemetry_expo_lines.c: s escaped for a label value or an OpenMetrics HELP text (quote:
+ * also '"') or a 0.0.4 HELP text. */
 void fdn__tm_put_escaped(fdn__buf_t *b, const char *s, bool quote);
 /* telemetry_expo_lines.c: v as fdn__tm_fmt_short writes it, NaN and +-Inf included. */
 void fdn__tm_put_short(fdn__buf_t *b, double v);
 /* telemetry_expo_lines.c: the label pairs of series x as text (`k="v",k2="v2"`). */
 void fdn__tm_label_text(fdn__buf_t *b, const fdn_telemetry_sample_t *x);
-/* telemetry_expo_lines.c: a family's HELP and TYPE lines. */
-void fdn__tm_header(fdn__buf_t *b, const char *name, const char *help, fdn_telemetry_kind_t kind);
+/* telemetry_expo_lines.c: a family's HELP and TYPE lines (om: OpenMetrics, whose HELP text
+ * escapes '"' too). */
+void fdn__tm_header(fdn__buf_t *b, const char *name, const char *help, fdn_telemetry_kind_t kind,
+                    bool om);
 /* telemetry_expo_lines.c: one series' sample lines (name: the sample name; lab: its label
  * text; om: OpenMetrics, buckets carry their exemplars); pre: a histogram's line prefixes,
  * made on first use and kept there (NULL: none kept). */

@@ -2,8 +2,10 @@
  * DESIGN: the lines of the Prometheus 0.0.4 and OpenMetrics 1.0 texts (telemetry_expo_int.h):
  * HELP and TYPE, a series' samples (counter, gauge, histogram buckets with `le`, `_sum`,
  * `_count`; OpenMetrics buckets with their exemplars), a summary's quantiles, label text and
- * escaping. Label values escape \\, " and newline, HELP texts \\ and newline; invalid UTF-8
- * becomes U+FFFD (the format requires UTF-8). Pure functions of their arguments, no state.
+ * escaping. Label values escape \\, " and newline, HELP texts \\ and newline, and " too in
+ * OpenMetrics (its ABNF: a HELP text is an escaped-string, whose plain characters exclude the
+ * double quote; the 0.0.4 text keeps it as it is); invalid UTF-8 becomes U+FFFD (the formats
+ * require UTF-8). Pure functions of their arguments, no state.
  */
 #include <math.h>
 #include <stddef.h>
@@ -296,13 +298,14 @@ void fdn__tm_sample_lines(fdn__buf_t *b, const char *name, const fdn__buf_t *lab
     }
 }
 
-void fdn__tm_header(fdn__buf_t *b, const char *name, const char *help, fdn_telemetry_kind_t kind)
+void fdn__tm_header(fdn__buf_t *b, const char *name, const char *help, fdn_telemetry_kind_t kind,
+                    bool om)
 {
     bputs(b, "# HELP ");
     bputs(b, name);
     bputs(b, " ");
     /* promtool's lint rejects an empty HELP ("no help text"): fall back to the name */
-    fdn__tm_put_escaped(b, help[0] != '\0' ? help : name, false);
+    fdn__tm_put_escaped(b, help[0] != '\0' ? help : name, om);
     bputs(b, "\n# TYPE ");
     bputs(b, name);
     bputs(b, " ");

@@ -211,7 +211,7 @@ static void add_summary(tm_expo_t *c, const char *name, const char *help, const 
     bputs(&head, "# HELP ");
     bputs(&head, fam.p);
     bputs(&head, " ");
-    fdn__tm_put_escaped(&head, help[0] != '\0' ? help : name, false);
+    fdn__tm_put_escaped(&head, help[0] != '\0' ? help : name, c->om);
     bputs(&head, " (quantiles since start)\n# TYPE ");
     bputs(&head, fam.p);
     bputs(&head, " summary\n");
@@ -227,7 +227,7 @@ static void add_metric(tm_expo_t *c, const fdn_telemetry_t *tm, const char *name
     fdn_telemetry_kind_t kind = xs[0].x.kind;
     names_for(c->om, name, kind, &fam, &sample);
     if (!fam.oom)
-        fdn__tm_header(&head, fam.p, help, kind);
+        fdn__tm_header(&head, fam.p, help, kind, c->om);
     (void)add_record(c, &fam, &sample, &head, kind == FDN_TELEMETRY_HISTOGRAM, PART_SERIES, xs, n);
     if (!c->oom && kind == FDN_TELEMETRY_HISTOGRAM && wants_summary(tm, name))
         add_summary(c, name, help, xs, n);
@@ -363,7 +363,7 @@ static void process_records(tm_expo_t *c, unsigned avail)
         fdn__buf_t fam = FDN__BUF_INIT, sample = FDN__BUF_INIT, head = FDN__BUF_INIT;
         names_for(c->om, fdn__tm_proc_metrics[i].name, fdn__tm_proc_metrics[i].kind, &fam, &sample);
         fdn__tm_header(&head, fam.oom ? "" : fam.p, fdn__tm_proc_metrics[i].help,
-                       fdn__tm_proc_metrics[i].kind);
+                       fdn__tm_proc_metrics[i].kind, c->om);
         rec_t *r = add_record(c, &fam, &sample, &head, false, PART_PROCESS, NULL, 0);
         part_t *p = r != NULL ? part_new(c, r, PART_PROCESS) : NULL;
         if (p != NULL)
@@ -374,7 +374,7 @@ static void process_records(tm_expo_t *c, unsigned avail)
     fdn__tm_header(
         &text, "fdn_build_info",
         "Foundation for C library build: version, revision, build type, compiler, value 1.",
-        FDN_TELEMETRY_GAUGE);
+        FDN_TELEMETRY_GAUGE, c->om);
     bputs(&text, "fdn_build_info{version=\"");
     fdn__tm_put_escaped(&text, fdn_version(), true);
     bputs(&text,

@@ -326,9 +326,45 @@ static void exemplars_in_openmetrics(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+/* A HELP text with a double quote: OpenMetrics escapes it (its ABNF: a HELP text is an
+ * escaped-string, whose plain characters exclude '"'), the 0.0.4 text keeps it as it is
+ * (only \\ and newline are escaped there). */
+static void help_quote_escaped_in_openmetrics(void **state)
+{
+    (void)state;
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    fdn_telemetry_family_t *f = NULL;
+    assert_int_equal(fdn_telemetry_family(tm, &f, "a_jobs", "Jobs \"queued\" \\ now\nor later.",
+                                          FDN_TELEMETRY_GAUGE, NULL, 0, 0),
+                     0);
+    fdn_gauge_t *g = NULL;
+    assert_int_equal(fdn_telemetry_family_gauge(f, &g, NULL, 0), 0);
+    fdn_gauge_set(g, 2);
+    static test_text_t m;
+    m.len = 0;
+    m.buf[0] = '\0';
+    assert_int_equal(fdn_telemetry_write_openmetrics(tm, test_text_sink, &m), 0);
+    static const char want_om[] = "# HELP a_jobs Jobs \\\"queued\\\" \\\\ now\\nor later.\n"
+                                  "# TYPE a_jobs gauge\n"
+                                  "a_jobs 2\n";
+    if (strncmp(m.buf, want_om, sizeof want_om - 1) != 0)
+        fail_msg("openmetrics differs; want:\n%s\ngot:\n%s", want_om, m.buf);
+    m.len = 0;
+    m.buf[0] = '\0';
+    assert_int_equal(fdn_telemetry_write_prometheus(tm, test_text_sink, &m), 0);
+    static const char want[] = "# HELP a_jobs Jobs \"queued\" \\\\ now\\nor later.\n"
+                               "# TYPE a_jobs gauge\n"
+                               "a_jobs 2\n";
+    if (strncmp(m.buf, want, sizeof want - 1) != 0)
+        fail_msg("0.0.4 text differs; want:\n%s\ngot:\n%s", want, m.buf);
+    fdn_telemetry_destroy(tm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(help_quote_escaped_in_openmetrics),
         cmocka_unit_test(exposition_exact),
         cmocka_unit_test(exposition_content),
         cmocka_unit_test(exposition_passes_promtool),
