@@ -101,6 +101,7 @@ typedef struct rec {
     part_t *parts;
     size_t nparts, capparts;
     bool histogram; /* also owns <name>_bucket, <name>_sum and <name>_count */
+    bool counter;   /* a counter (OpenMetrics: its samples are <name>_total) */
     bool family;    /* a family (wins over an event entry of the same name) */
     bool skipped;
     bool comment; /* skipped, said in a comment line (the 0.0.4 text only) */
