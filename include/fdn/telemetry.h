@@ -337,7 +337,9 @@ FDN_API int fdn_telemetry_family(fdn_telemetry_t *tm, fdn_telemetry_family_t **o
 /**
  * Resolve the counter series of a label set (created on first use). When the family is at its
  * cardinality limit, the overflow series (every label value "__overflow__") is returned and
- * the family's overflow count incremented.
+ * the family's overflow count incremented. A label set of every value "__overflow__" is that
+ * series too (made if need be, not counted as an overflow): a family never has two series
+ * with the same labels.
  * @param[out] out     the series handle, valid until fdn_telemetry_destroy
  * @param[in]  values  label values (any UTF-8 text; copied), n == the family's label count
  * @return 0, FDN_EINVAL (wrong kind or count), FDN_ENOMEM

@@ -356,7 +356,14 @@ static int resolve_locked(fdn_telemetry_t *tm, fdn_telemetry_family_t *f, void *
 {
     FDN_ASSERT(f->tm == tm);
     int rc = 0;
-    for (size_t i = 0; i < f->nseries; i++) {
+    /* a label set of every value "__overflow__" is the overflow series itself (a series of
+     * its own would be a second series with the same labels in the exposition); asked for by
+     * name, it is not an overflow */
+    size_t novf = 0;
+    while (n > 0 && novf < n && strcmp(values[novf], TM_OVERFLOW_VALUE) == 0)
+        novf++;
+    bool want_overflow = n > 0 && novf == n;
+    for (size_t i = 0; i < f->nseries && !want_overflow; i++) {
         tm_series_t *s = f->series[i];
         size_t k = 0;
         while (k < n && strcmp(s->values[k], values[k]) == 0)
@@ -366,7 +373,7 @@ static int resolve_locked(fdn_telemetry_t *tm, fdn_telemetry_family_t *f, void *
             goto done;
         }
     }
-    if (f->nseries >= f->max_series) {
+    if (f->nseries >= f->max_series || want_overflow) {
         if (f->overflow == NULL) {
             f->overflow = series_new(f, NULL);
             tm->shape++;
@@ -375,8 +382,10 @@ static int resolve_locked(fdn_telemetry_t *tm, fdn_telemetry_family_t *f, void *
             rc = FDN_ENOMEM;
             goto done;
         }
-        atomic_fetch_add_explicit(&f->overflows, 1, memory_order_relaxed);
-        *overflowed = true;
+        if (!want_overflow) {
+            atomic_fetch_add_explicit(&f->overflows, 1, memory_order_relaxed);
+            *overflowed = true;
+        }
         *out = f->overflow->metric;
         goto done;
     }

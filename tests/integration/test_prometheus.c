@@ -422,9 +422,45 @@ static void openmetrics_counter_sample_clash(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+/* A label set of every value "__overflow__" asked for by name is the family's overflow
+ * series: one series with those labels in the text, not two (the format requires each
+ * name and label set once; Prometheus keeps one of two such samples). Asking for it is not
+ * an overflow. */
+static void overflow_labels_one_series(void **state)
+{
+    (void)state;
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    fdn_telemetry_family_t *f = NULL;
+    const char *ln[] = {"a"};
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "a_dup_total", "Dup.", FDN_TELEMETRY_COUNTER, ln, 1, 1), 0);
+    const char *ov[] = {"__overflow__"}, *x[] = {"x"}, *y[] = {"y"};
+    fdn_counter_t *c1 = NULL, *c2 = NULL, *c3 = NULL;
+    assert_int_equal(fdn_telemetry_family_counter(f, &c1, ov, 1), 0);
+    fdn_counter_add(c1, 1);
+    assert_int_equal(fdn_telemetry_family_counter(f, &c2, x, 1), 0); /* the one series */
+    fdn_counter_add(c2, 2);
+    assert_int_equal(fdn_telemetry_family_counter(f, &c3, y, 1), 0); /* past the cap */
+    fdn_counter_add(c3, 4);
+    assert_ptr_equal(c1, c3);
+    assert_int_equal(fdn_telemetry_family_overflows(f), 1);
+    static test_text_t m;
+    m.len = 0;
+    m.buf[0] = '\0';
+    assert_int_equal(fdn_telemetry_write_prometheus(tm, test_text_sink, &m), 0);
+    if (count_lines(m.buf, "a_dup_total{a=\"__overflow__\"} ") != 1 ||
+        count_lines(m.buf, "a_dup_total{a=\"__overflow__\"} 5\n") != 1 ||
+        count_lines(m.buf, "a_dup_total{a=\"x\"} 2\n") != 1 ||
+        count_lines(m.buf, "fdn_telemetry_series_dropped_total{family=\"a_dup_total\"} 1\n") != 1)
+        fail_msg("a_dup_total's series:\n%s", m.buf);
+    fdn_telemetry_destroy(tm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(overflow_labels_one_series),
         cmocka_unit_test(openmetrics_counter_sample_clash),
         cmocka_unit_test(help_quote_escaped_in_openmetrics),
         cmocka_unit_test(exposition_exact),
