@@ -9,9 +9,10 @@
  * ranges) and "config" (the config follower: compare-and-swap updates, resets, ranges). The
  * watch streams are not requests: their state is fdn_etcd_stale.
  *
- * Threads: the collector may run on several scraping threads at once; every write sets a
- * whole value, so concurrent runs write the same figures. The registry and the config live as
- * long as the runtime; the collector is removed (detach) before they are destroyed.
+ * Threads: the collector may run on several scraping threads at once; m->mu makes the runs
+ * one at a time (as runtime_metrics.c's: two runs at once could load an older latency
+ * histogram after a newer one, which Prometheus reads as a counter reset). The registry and the
+ * config live as long as the runtime; the collector is removed (detach) before they are destroyed.
  */
 #include "runtime/runtime_etcd_metrics.h"
 
@@ -20,6 +21,7 @@
 #include <fdn/registry.h>
 
 #include "core/alloc.h"
+#include "core/lock.h"
 #include "core/registry_int.h"
 #include "infra/registry_shared.h"
 #include "services/config_etcd.h"
@@ -28,6 +30,7 @@
 struct fdn__etcd_metrics {
     fdn_telemetry_t *tm;
     fdn_runtime_t *rt;
+    fdn__mutex_t mu; /* collect: one run at a time */
     fdn_telemetry_family_t *dur, *breaker, *stale;
 };
 
@@ -67,6 +70,7 @@ static void collect(fdn_telemetry_t *tm, void *user)
 {
     (void)tm;
     fdn__etcd_metrics_t *m = user;
+    fdn__mutex_lock(&m->mu);
     fdn_registry_t *reg = fdn_runtime_registry(m->rt);
     fdn__regetcd_t *st = reg != NULL ? fdn__registry_shared(reg) : NULL;
     if (st != NULL)
@@ -78,6 +82,7 @@ static void collect(fdn_telemetry_t *tm, void *user)
         bool stale = fdn_config_etcd_stats(cfg, &s) == 0 && s.stale;
         collect_client(m, "config", cc, stale);
     }
+    fdn__mutex_unlock(&m->mu);
 }
 
 fdn__etcd_metrics_t *fdn__etcd_metrics_attach(fdn_telemetry_t *tm, fdn_runtime_t *rt)
@@ -87,6 +92,7 @@ fdn__etcd_metrics_t *fdn__etcd_metrics_attach(fdn_telemetry_t *tm, fdn_runtime_t
         return NULL;
     m->tm = tm;
     m->rt = rt;
+    pthread_mutex_init(&m->mu, NULL);
     const char *dl[] = {"client", "op", "outcome"};
     int rc = fdn_telemetry_family(tm, &m->dur, "fdn_etcd_request_duration_seconds",
                                   "Calls to etcd's gateway by client (registry, config), operation "
@@ -111,6 +117,7 @@ fdn__etcd_metrics_t *fdn__etcd_metrics_attach(fdn_telemetry_t *tm, fdn_runtime_t
                                   FDN_TELEMETRY_GAUGE, sl, 1, 4);
     /* all or nothing: the runtime's create fails rather than run without these families */
     if (rc != 0 || fdn_telemetry_add_collector(tm, collect, m) != 0) {
+        pthread_mutex_destroy(&m->mu);
         fdn__free(m);
         return NULL;
     }
@@ -122,5 +129,6 @@ void fdn__etcd_metrics_detach(fdn__etcd_metrics_t *m)
     if (m == NULL)
         return;
     (void)fdn_telemetry_remove_collector(m->tm, collect, m);
+    pthread_mutex_destroy(&m->mu);
     fdn__free(m);
 }

@@ -22,8 +22,13 @@
  * entry in the exposition (the entry stays in the JSON API).
  * Cardinality: every labelled family has a cap (MAX_*); label sets beyond it are counted in
  * fdn_telemetry_series_dropped_total{family} and land in the family's __overflow__ series.
- * Threads: the collector may run on several scraping threads at once; every write is an
- * atomic set of a whole value, so concurrent runs write the same figures.
+ * Threads: the collector may run on several scraping threads at once; m->mu makes the runs
+ * one at a time (taken under telemetry's collector lock, before telemetry's mutex and the
+ * components' locks): two runs at once would each read the components' counts and then set
+ * them, so an older figure could land after a newer one and a mirrored counter go backwards
+ * (Prometheus reads that as a counter reset). One after the other, each run reads counts no
+ * older than the last run's, and fdn_counter_set and fdn_histogram_load get the one setter
+ * at a time they require.
  * Lifetime: attached in wire() after the breakers exist, detached first thing in unwire()
  * (fdn_telemetry_remove_collector waits for a run under way), freed there.
  * Also here: fdn__rt_telemetry_configure, which gives the telemetry instance the config's
@@ -44,6 +49,7 @@
 
 #include "core/alloc.h"
 #include "core/json.h"
+#include "core/lock.h"
 #include "infra/limiter_int.h"
 #include "services/telemetry_int.h"
 #include "validation/config_telemetry.h"
@@ -62,6 +68,7 @@
 struct fdn__rt_metrics {
     fdn_runtime_t *rt;
     fdn_telemetry_t *tm;
+    fdn__mutex_t mu; /* collect: one run at a time */
     int rc; /* attach: the first failure (a family, its buckets, an unexport) */
     /* breakers */
     fdn_telemetry_family_t *br_state, *br_calls, *br_opened, *br_transitions;
@@ -355,6 +362,7 @@ static void collect(fdn_telemetry_t *tm, void *user)
 {
     (void)tm;
     fdn__rt_metrics_t *m = user;
+    fdn__mutex_lock(&m->mu);
     fdn_registry_t *reg = fdn_runtime_registry(m->rt);
     if (reg != NULL)
         set_gauge(m->rg_entries, NULL, 0, (double)fdn_registry_count(reg));
@@ -362,6 +370,7 @@ static void collect(fdn_telemetry_t *tm, void *user)
     collect_pools(m);
     collect_events(m);
     collect_limiter(m);
+    fdn__mutex_unlock(&m->mu);
 }
 
 int fdn__rt_metrics_attach(fdn_runtime_t *rt, fdn__rt_metrics_t **out)
@@ -375,6 +384,7 @@ int fdn__rt_metrics_attach(fdn_runtime_t *rt, fdn__rt_metrics_t **out)
         return FDN_ENOMEM;
     m->rt = rt;
     m->tm = tm;
+    pthread_mutex_init(&m->mu, NULL);
     const fdn_telemetry_kind_t G = FDN_TELEMETRY_GAUGE, C = FDN_TELEMETRY_COUNTER;
     m->br_state = fam(m, "fdn_circuit_breaker_state",
                       "Circuit breaker state: 1 for the breaker's current state, 0 for the others.",
@@ -534,6 +544,7 @@ int fdn__rt_metrics_attach(fdn_runtime_t *rt, fdn__rt_metrics_t **out)
     if (m->rc == 0) {
         int rc = note(m, fdn_telemetry_add_collector(tm, collect, m));
         if (rc != 0 && rc != FDN_ENOMEM) { /* (a stopped telemetry service: no metrics) */
+            pthread_mutex_destroy(&m->mu);
             fdn__free(m);
             return 0;
         }
@@ -597,6 +608,7 @@ void fdn__rt_metrics_detach(fdn__rt_metrics_t *m)
         (void)fdn_telemetry_detach(m->tm, m->h_pool);
     if (m->h_cfg != 0)
         (void)fdn_telemetry_detach(m->tm, m->h_cfg);
+    pthread_mutex_destroy(&m->mu);
     fdn__free(m);
 }
 
