@@ -417,11 +417,12 @@ static int h_metrics(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *u
         fdn_free(out);
     }
     /* without telemetry (whose fdn_http_requests_total has route and method too), the
-     * server's own count by status class */
+     * server's own count by status class; not when telemetry's text has another family of
+     * that name */
     static const char hdr[] =
         "# HELP fdn_http_requests_total Admin HTTP requests answered, by status class.\n"
         "# TYPE fdn_http_requests_total counter\n";
-    bool own = a->f_req == NULL;
+    bool own = a->f_req == NULL && !a->req_taken;
     if (rc == 0 && own)
         rc = fdn__admin_text_put(&b, hdr, sizeof hdr - 1);
     for (unsigned c = 1; c <= 5 && rc == 0 && own; c++) {

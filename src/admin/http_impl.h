@@ -100,6 +100,7 @@ struct fdn_admin {
     size_t nmetrics;
     fdn_telemetry_t *tm;                   /* optional: request telemetry */
     fdn_telemetry_family_t *f_dur, *f_req; /* fdn_http_request_duration_seconds, _requests_total */
+    bool req_taken;      /* tm has a family fdn_http_requests_total not the server's (f_req NULL) */
     fdn_gauge_t *g_wait; /* fdn_http_waiting_queries, set by a collector at each scrape */
     _Atomic(void *) ev_api; /* GET /v1/events' user once started (NULL: look it up) */
     fdn_admin_request_fn on_request;       /* optional: request hook (opts version >= 3) */

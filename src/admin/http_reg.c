@@ -104,6 +104,7 @@ int fdn__admin_rollback(fdn_admin_t *a, const fdn__admin_mark_t *m, int rc)
     if (!m->tm) { /* (its families stay in the telemetry instance, which owns them) */
         fdn__admin_unset_telemetry(a);
         a->tm = NULL, a->f_dur = a->f_req = a->f_wd = NULL;
+        a->req_taken = false;
     }
     if (!m->health_ext)
         a->health_ext = NULL, a->health_ext_user = NULL;
@@ -162,16 +163,20 @@ int fdn__admin_set_telemetry(fdn_admin_t *a, fdn_telemetry_t *tm)
     static const char *const rl[] = {"method", "route", "status_class"};
     /* routes are a fixed set; unmatched requests share route="unmatched": bounded, the caps
      * only guard against a program adding routes by the hundred */
+    int rq = 0;
     if (fdn_telemetry_family(tm, &a->f_dur, "fdn_http_request_duration_seconds",
                              "Admin HTTP requests: time from routing to the handler's answer, by "
                              "route template and method.",
                              FDN_TELEMETRY_HISTOGRAM, dl, 2, 256) < 0 ||
-        fdn_telemetry_family(tm, &a->f_req, "fdn_http_requests_total",
-                             "Admin HTTP requests answered, by route template, method and status "
-                             "class (2xx, 4xx, ...).",
-                             FDN_TELEMETRY_COUNTER, rl, 3, 1024) < 0) {
+        (rq = fdn_telemetry_family(tm, &a->f_req, "fdn_http_requests_total",
+                                   "Admin HTTP requests answered, by route template, method and "
+                                   "status class (2xx, 4xx, ...).",
+                                   FDN_TELEMETRY_COUNTER, rl, 3, 1024)) < 0) {
         a->f_dur = a->f_req = NULL;
     }
+    /* another family of that name: telemetry's text has it, GET /metrics must not add the
+     * server's own (one name, two families) */
+    a->req_taken = rq == FDN_EEXIST;
     static const char *const wl[] = {"method", "route", "outcome"};
     if (fdn_telemetry_family(tm, &a->f_wd, "fdn_http_requests_withdrawn_total",
                              "Admin HTTP requests whose answer the server withdrew at its shutdown "

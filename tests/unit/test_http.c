@@ -1606,6 +1606,53 @@ static void refused_mount_after_start_writes_nothing(void **state)
     fdn_limiter_destroy(lim);
 }
 
+/* Lines of text that start with prefix. */
+static size_t lines_starting(const char *text, const char *prefix)
+{
+    size_t n = 0, k = strlen(prefix);
+    for (const char *p = text; p != NULL && *p != '\0';) {
+        if (strncmp(p, prefix, k) == 0)
+            n++;
+        p = strchr(p, '\n');
+        if (p != NULL)
+            p++;
+    }
+    return n;
+}
+
+/* Telemetry mounted on an instance that has a family named fdn_http_requests_total of its
+ * own (another kind or labels, so the server's cannot be registered): GET /metrics writes
+ * that family once, from telemetry, not a second time with the server's own counts by
+ * status class (two TYPE lines for one name: an invalid text). */
+static void metrics_request_family_taken(void **state)
+{
+    (void)state;
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    fdn_telemetry_family_t *f = NULL;
+    assert_int_equal(fdn_telemetry_family(tm, &f, "fdn_http_requests_total", "Mine.",
+                                          FDN_TELEMETRY_GAUGE, NULL, 0, 0),
+                     0);
+    fdn_gauge_t *g = NULL;
+    assert_int_equal(fdn_telemetry_family_gauge(f, &g, NULL, 0), 0);
+    fdn_gauge_set(g, 4);
+    fdn_admin_t *a = test_admin_local(NULL, &(test_admin_mounts_t){.telemetry = tm});
+    fdn__http_resp_t r;
+    memset(&r, 0, sizeof r);
+    fdn__admin_dispatch(a, "GET", "/nope", NULL, NULL, 0, &r); /* a request to count */
+    fdn__http_resp_clear(&r);
+    fdn__admin_dispatch(a, "GET", "/metrics", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(r.text);
+    if (lines_starting(r.text, "# TYPE fdn_http_requests_total ") != 1 ||
+        lines_starting(r.text, "fdn_http_requests_total 4\n") != 1 ||
+        lines_starting(r.text, "fdn_http_requests_total{") != 0)
+        fail_msg("fdn_http_requests_total not once, as telemetry's:\n%s", r.text);
+    fdn__http_resp_clear(&r);
+    fdn_admin_destroy(a);
+    fdn_telemetry_destroy(tm);
+}
+
 /* ---- real server ------------------------------------------------------------------------ */
 
 typedef struct grow {
@@ -2507,6 +2554,7 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(metrics_request_family_taken),
         cmocka_unit_test(target_basic),
         cmocka_unit_test(error_body_context_reads_back),
         cmocka_unit_test(target_decoding),
