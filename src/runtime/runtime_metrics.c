@@ -92,6 +92,11 @@ struct fdn__rt_metrics {
     /* latency histograms fed by event handlers */
     fdn_telemetry_family_t *pr_dur, *pl_wait;
     uint64_t h_prot, h_pool, h_cfg; /* handler ids (0: not attached) */
+    /* the types whose fdn_events_held_by_type series the last run set (under mu): a type
+     * released since (its last event pruned) is no longer listed, and its series falls to 0
+     * instead of keeping its last count */
+    char held_types[MAX_TYPES][FDN_EVENT_TYPE_MAX + 1];
+    size_t nheld_types;
 #ifdef FDN_HAVE_ETCD
     fdn__etcd_metrics_t *etcd; /* the etcd clients' families (runtime/runtime_etcd_metrics.c) */
 #endif
@@ -221,10 +226,27 @@ static void collect_events(fdn__rt_metrics_t *m)
     fdn_events_type_stat_t *ts = fdn__malloc(MAX_TYPES * sizeof(*ts));
     size_t nt = 0;
     if (ts != NULL && fdn_events_type_stats(es, ts, MAX_TYPES, &nt) == 0) {
-        for (size_t i = 0; i < nt && i < MAX_TYPES; i++) {
+        size_t n = nt < MAX_TYPES ? nt : MAX_TYPES;
+        for (size_t i = 0; i < n; i++) {
             const char *v[] = {ts[i].type};
             set_gauge(m->ev_held_type, v, 1, (double)ts[i].count);
         }
+        /* every type held was listed (not past the cap): one the last run set and that is
+         * not listed now holds no event */
+        for (size_t k = 0; k < m->nheld_types && nt <= MAX_TYPES; k++) {
+            bool listed = false;
+            for (size_t i = 0; i < n && !listed; i++)
+                listed = strcmp(m->held_types[k], ts[i].type) == 0;
+            const char *v[] = {m->held_types[k]};
+            if (!listed)
+                set_gauge(m->ev_held_type, v, 1, 0.0);
+        }
+        for (size_t i = 0; i < n; i++) {
+            size_t len = strnlen(ts[i].type, FDN_EVENT_TYPE_MAX);
+            memcpy(m->held_types[i], ts[i].type, len);
+            m->held_types[i][len] = '\0';
+        }
+        m->nheld_types = n;
     }
     fdn__free(ts);
 }

@@ -258,10 +258,40 @@ static void protected_call_exemplar(void **state)
     unwanted(&m, "rt-cid-7");
 }
 
+/* fdn_events_held_by_type follows the store: a type whose last event is pruned is released
+ * (no longer listed by fdn_events_type_stats), and its series falls to 0 rather than keeping
+ * the count it had. */
+static void held_by_type_falls_to_zero(void **state)
+{
+    test_rt_t *f = *state;
+    fdn_runtime_t *rt = f->rt;
+    fdn_error_t err = FDN_ERROR_INIT;
+    static test_text_t m;
+    fdn_event_spec_t es = FDN_EVENT_SPEC_INIT;
+    es.type = "gone.soon";
+    es.data = "{}";
+    es.data_len = 2;
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &es, &err), 0);
+    assert_int_equal(fdn_events_store(fdn_runtime_events(rt), ev, NULL), 0);
+    assert_int_equal(fdn_events_store(fdn_runtime_events(rt), ev, NULL), 0);
+    fdn_event_free(ev);
+    expose(rt, &m);
+    want(&m, "fdn_events_held_by_type{type=\"gone.soon\"} 2\n");
+    uint64_t pruned = 0;
+    assert_int_equal(fdn_events_prune_before(fdn_runtime_events(rt), INT64_MAX, &pruned), 0);
+    assert_true(pruned >= 2);
+    expose(rt, &m);
+    want(&m, "fdn_events_held_by_type{type=\"gone.soon\"} 0\n");
+    want(&m, "fdn_events_held 0\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(runtime_families, test_rt_setup, test_rt_teardown),
+        cmocka_unit_test_setup_teardown(held_by_type_falls_to_zero, test_rt_setup,
+                                        test_rt_teardown),
         cmocka_unit_test_setup_teardown(config_update_families, test_rt_setup, test_rt_teardown),
         cmocka_unit_test_setup_teardown(protected_call_exemplar, test_rt_setup, test_rt_teardown),
     };
