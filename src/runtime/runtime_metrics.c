@@ -65,6 +65,12 @@
 #define MAX_KEYS     512
 #define MAX_OUTCOMES 64
 
+/* Names listed by a collector's last run (owned copies). */
+typedef struct seen {
+    char **v;
+    size_t n;
+} seen_t;
+
 struct fdn__rt_metrics {
     fdn_runtime_t *rt;
     fdn_telemetry_t *tm;
@@ -92,11 +98,10 @@ struct fdn__rt_metrics {
     /* latency histograms fed by event handlers */
     fdn_telemetry_family_t *pr_dur, *pl_wait;
     uint64_t h_prot, h_pool, h_cfg; /* handler ids (0: not attached) */
-    /* the types whose fdn_events_held_by_type series the last run set (under mu): a type
-     * released since (its last event pruned) is no longer listed, and its series falls to 0
-     * instead of keeping its last count */
-    char held_types[MAX_TYPES][FDN_EVENT_TYPE_MAX + 1];
-    size_t nheld_types;
+    /* the names whose gauges the last run set (under mu): a breaker removed, a pool stopped,
+     * an event type released (its last event pruned) is no longer listed, and its gauges fall
+     * to 0 instead of keeping their last values (counters keep their counts) */
+    seen_t seen_breakers, seen_pools, seen_types;
 #ifdef FDN_HAVE_ETCD
     fdn__etcd_metrics_t *etcd; /* the etcd clients' families (runtime/runtime_etcd_metrics.c) */
 #endif
@@ -136,6 +141,73 @@ static void set_counter(fdn_telemetry_family_t *f, const char *const *v, size_t 
         fdn_counter_set(c, x);
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void seen_free(seen_t *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        fdn__free(s->v[i]);
+    fdn__free(s->v);
+    s->v = NULL;
+    s->n = 0;
+}
+
+/* This run listed now[0..n) (sorted here): gone(m, name) for each name s holds that is not
+ * among them, then s holds now's names. Out of memory: s keeps its names (those gone are
+ * set to 0 again next time, which changes nothing). */
+static void seen_update(fdn__rt_metrics_t *m, seen_t *s, const char **now, size_t n,
+                        void (*gone)(fdn__rt_metrics_t *, const char *))
+{
+    if (n > 1)
+        qsort(now, n, sizeof(*now), name_cmp);
+    for (size_t k = 0; k < s->n; k++)
+        if (n == 0 || bsearch(&s->v[k], now, n, sizeof(*now), name_cmp) == NULL)
+            gone(m, s->v[k]);
+    char **v = n > 0 ? fdn__calloc(n, sizeof(*v)) : NULL;
+    if (n > 0 && v == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        v[i] = fdn__strdup(now[i]);
+        if (v[i] == NULL) {
+            seen_t partial = {v, i};
+            seen_free(&partial);
+            return;
+        }
+    }
+    seen_free(s);
+    s->v = v;
+    s->n = n;
+}
+
+static const fdn_breaker_state_t states[] = {FDN_BREAKER_CLOSED, FDN_BREAKER_OPEN,
+                                             FDN_BREAKER_HALF_OPEN};
+
+static void breaker_gone(fdn__rt_metrics_t *m, const char *name)
+{
+    for (size_t k = 0; k < 3; k++) {
+        const char *lv[] = {name, fdn_breaker_state_name(states[k])};
+        set_gauge(m->br_state, lv, 2, 0.0);
+    }
+}
+
+static void pool_gone(fdn__rt_metrics_t *m, const char *name)
+{
+    const char *v[] = {name};
+    fdn_telemetry_family_t *g[] = {m->pl_size, m->pl_max_overflow, m->pl_in_use,
+                                   m->pl_idle, m->pl_waiters,      m->pl_overflow};
+    for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
+        set_gauge(g[i], v, 1, 0.0);
+}
+
+static void type_gone(fdn__rt_metrics_t *m, const char *type)
+{
+    const char *v[] = {type};
+    set_gauge(m->ev_held_type, v, 1, 0.0);
+}
+
 static void collect_breakers(fdn__rt_metrics_t *m)
 {
     fdn_breakers_t *set = fdn_runtime_breakers(m->rt);
@@ -143,13 +215,14 @@ static void collect_breakers(fdn__rt_metrics_t *m)
     size_t n = 0;
     if (set == NULL || fdn_breakers_handles(set, &v, &n) != 0)
         return;
-    static const fdn_breaker_state_t states[] = {FDN_BREAKER_CLOSED, FDN_BREAKER_OPEN,
-                                                 FDN_BREAKER_HALF_OPEN};
+    const char **names = n > 0 ? fdn__calloc(n, sizeof(*names)) : NULL;
     for (size_t i = 0; i < n; i++) {
+        const char *name = fdn_breaker_name(v[i]);
+        if (names != NULL)
+            names[i] = name; /* listed, whatever its status says */
         fdn_breaker_status_t st;
         if (fdn_breaker_status(v[i], &st) != 0)
             continue;
-        const char *name = fdn_breaker_name(v[i]);
         for (size_t k = 0; k < 3; k++) {
             const char *lv[] = {name, fdn_breaker_state_name(states[k])};
             set_gauge(m->br_state, lv, 2, st.state == states[k] ? 1.0 : 0.0);
@@ -160,6 +233,9 @@ static void collect_breakers(fdn__rt_metrics_t *m)
         const char *one[] = {name};
         set_counter(m->br_opened, one, 1, st.times_opened);
     }
+    if (names != NULL || n == 0) /* (out of memory: the next run compares) */
+        seen_update(m, &m->seen_breakers, names, n, breaker_gone);
+    fdn__free(names);
     fdn_free(v);
 }
 
@@ -170,8 +246,11 @@ static void collect_pools(fdn__rt_metrics_t *m)
     size_t n = 0;
     if (pools == NULL || fdn_pools_list(pools, &info, &n) != 0)
         return;
+    const char **names = n > 0 ? fdn__calloc(n, sizeof(*names)) : NULL;
     for (size_t i = 0; i < n; i++) {
         const char *v[] = {info[i].name};
+        if (names != NULL)
+            names[i] = info[i].name;
         const fdn_pool_status_t *s = &info[i].status;
         set_gauge(m->pl_size, v, 1, s->size);
         set_gauge(m->pl_max_overflow, v, 1, s->max_overflow);
@@ -185,6 +264,9 @@ static void collect_pools(fdn__rt_metrics_t *m)
         set_counter(m->pl_leaks, v, 1, s->leaks);
         set_counter(m->pl_reclaimed, v, 1, s->reclaimed);
     }
+    if (names != NULL || n == 0) /* (out of memory: the next run compares) */
+        seen_update(m, &m->seen_pools, names, n, pool_gone);
+    fdn__free(names);
     fdn_free(info);
 }
 
@@ -231,22 +313,13 @@ static void collect_events(fdn__rt_metrics_t *m)
             const char *v[] = {ts[i].type};
             set_gauge(m->ev_held_type, v, 1, (double)ts[i].count);
         }
-        /* every type held was listed (not past the cap): one the last run set and that is
-         * not listed now holds no event */
-        for (size_t k = 0; k < m->nheld_types && nt <= MAX_TYPES; k++) {
-            bool listed = false;
-            for (size_t i = 0; i < n && !listed; i++)
-                listed = strcmp(m->held_types[k], ts[i].type) == 0;
-            const char *v[] = {m->held_types[k]};
-            if (!listed)
-                set_gauge(m->ev_held_type, v, 1, 0.0);
-        }
-        for (size_t i = 0; i < n; i++) {
-            size_t len = strnlen(ts[i].type, FDN_EVENT_TYPE_MAX);
-            memcpy(m->held_types[i], ts[i].type, len);
-            m->held_types[i][len] = '\0';
-        }
-        m->nheld_types = n;
+        /* when every type held was listed (not past the cap), one the last run set and that
+         * is not listed now holds no event */
+        const char *names[MAX_TYPES];
+        for (size_t i = 0; i < n; i++)
+            names[i] = ts[i].type;
+        if (nt <= MAX_TYPES)
+            seen_update(m, &m->seen_types, names, n, type_gone);
     }
     fdn__free(ts);
 }
@@ -630,6 +703,9 @@ void fdn__rt_metrics_detach(fdn__rt_metrics_t *m)
         (void)fdn_telemetry_detach(m->tm, m->h_pool);
     if (m->h_cfg != 0)
         (void)fdn_telemetry_detach(m->tm, m->h_cfg);
+    seen_free(&m->seen_breakers);
+    seen_free(&m->seen_pools);
+    seen_free(&m->seen_types);
     pthread_mutex_destroy(&m->mu);
     fdn__free(m);
 }

@@ -286,12 +286,58 @@ static void held_by_type_falls_to_zero(void **state)
     want(&m, "fdn_events_held 0\n");
 }
 
+static int failing_call(void *arg)
+{
+    (void)arg;
+    return FDN_EIO;
+}
+
+/* A breaker removed (fdn_breaker_remove) and a pool stopped are no longer listed: their
+ * state and pool gauges fall to 0 rather than keep their last values (an open breaker's
+ * state{state="open"} 1 would keep the documented alert firing forever); their counters
+ * keep their counts. */
+static void removed_breaker_and_stopped_pool_fall_to_zero(void **state)
+{
+    test_rt_t *f = *state;
+    fdn_runtime_t *rt = f->rt;
+    fdn_error_t err = FDN_ERROR_INIT;
+    static test_text_t m;
+    fdn_breaker_opts_t bo;
+    assert_int_equal(fdn_breakers_get_defaults(fdn_runtime_breakers(rt), &bo), 0);
+    bo.failure_threshold = 1;
+    fdn_breaker_t *b = NULL;
+    assert_int_equal(fdn_breaker_create_in(fdn_runtime_breakers(rt), "gone", &bo, &b), 0);
+    int fn_rc = 0;
+    (void)fdn_breaker_call(b, failing_call, NULL, &fn_rc); /* opens it */
+    assert_int_equal(fdn_breaker_state(b), FDN_BREAKER_OPEN);
+    fdn_pool_opts_t po = FDN_POOL_OPTS_INIT;
+    po.size = 2;
+    po.max_overflow = 1;
+    po.create = conn_create;
+    po.destroy = conn_destroy;
+    assert_int_equal(fdn_pools_start(fdn_runtime_pools(rt), "p2", &po, NULL, &err), 0);
+    expose(rt, &m);
+    want(&m, "fdn_circuit_breaker_state{breaker=\"gone\",state=\"open\"} 1\n");
+    want(&m, "fdn_pool_size{pool=\"p2\"} 2\n");
+    want(&m, "fdn_pool_max_overflow{pool=\"p2\"} 1\n");
+    assert_int_equal(fdn_breaker_remove(fdn_runtime_breakers(rt), "gone"), 0);
+    assert_int_equal(fdn_pools_stop(fdn_runtime_pools(rt), "p2"), 0);
+    expose(rt, &m);
+    want(&m, "fdn_circuit_breaker_state{breaker=\"gone\",state=\"open\"} 0\n");
+    want(&m, "fdn_circuit_breaker_state{breaker=\"gone\",state=\"closed\"} 0\n");
+    want(&m, "fdn_pool_size{pool=\"p2\"} 0\n");
+    want(&m, "fdn_pool_max_overflow{pool=\"p2\"} 0\n");
+    want(&m, "fdn_pool_idle{pool=\"p2\"} 0\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(runtime_families, test_rt_setup, test_rt_teardown),
         cmocka_unit_test_setup_teardown(held_by_type_falls_to_zero, test_rt_setup,
                                         test_rt_teardown),
+        cmocka_unit_test_setup_teardown(removed_breaker_and_stopped_pool_fall_to_zero,
+                                        test_rt_setup, test_rt_teardown),
         cmocka_unit_test_setup_teardown(config_update_families, test_rt_setup, test_rt_teardown),
         cmocka_unit_test_setup_teardown(protected_call_exemplar, test_rt_setup, test_rt_teardown),
     };
