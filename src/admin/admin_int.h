@@ -425,6 +425,11 @@ typedef struct fdn__admin_text {
 /** Append n bytes (capacity doubles from 8 KiB). @return 0 or FDN_ENOMEM (text unchanged) */
 int fdn__admin_text_put(fdn__admin_text_t *t, const char *s, size_t n);
 
+/** Append printf-formatted text, however long. @return 0, FDN_ENOMEM or FDN_EINVAL (an
+ *  encoding error); on failure the text is unchanged */
+int fdn__admin_text_printf(fdn__admin_text_t *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /** Free what resp owns and zero it. */
 void fdn__http_resp_clear(fdn__http_resp_t *resp);
 

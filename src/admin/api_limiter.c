@@ -319,13 +319,10 @@ static int backend_metrics(char **out, size_t *len, void *user)
     if (rc != 0)
         return rc;
     fdn__admin_text_t t = {NULL, 0, 0};
-    char line[256];
-    int n;
 #define PUT(...)                                                                                   \
     do {                                                                                           \
-        n = snprintf(line, sizeof line, __VA_ARGS__);                                              \
-        if (rc == 0 && n > 0)                                                                      \
-            rc = fdn__admin_text_put(&t, line, (size_t)n);                                         \
+        if (rc == 0)                                                                               \
+            rc = fdn__admin_text_printf(&t, __VA_ARGS__);                                          \
     } while (0)
     PUT("# HELP fdn_rate_limiter_keys Live keys in this process's limiter store.\n"
         "# TYPE fdn_rate_limiter_keys gauge\nfdn_rate_limiter_keys %llu\n",

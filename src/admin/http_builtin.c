@@ -425,26 +425,18 @@ static int h_metrics(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *u
     bool own = a->f_req == NULL && !a->req_taken;
     if (rc == 0 && own)
         rc = fdn__admin_text_put(&b, hdr, sizeof hdr - 1);
-    for (unsigned c = 1; c <= 5 && rc == 0 && own; c++) {
-        char line[96];
-        int n = snprintf(
-            line, sizeof line, "fdn_http_requests_total{status_class=\"%uxx\"} %llu\n", c,
+    for (unsigned c = 1; c <= 5 && rc == 0 && own; c++)
+        rc = fdn__admin_text_printf(
+            &b, "fdn_http_requests_total{status_class=\"%uxx\"} %llu\n", c,
             (unsigned long long)atomic_load_explicit(&a->by_class[c], memory_order_relaxed));
-        if (n > 0)
-            rc = fdn__admin_text_put(&b, line, (size_t)n);
-    }
     /* and, without telemetry, the waiting queries of GET /v1/events when it is mounted */
-    if (rc == 0 && a->tm == NULL && fdn__admin_route_user(a, "GET", "/v1/events") != NULL) {
-        char line[256];
-        int n = snprintf(line, sizeof line,
-                         "# HELP fdn_http_waiting_queries Event queries waiting for their first "
-                         "match now (GET /v1/events?wait_ms=).\n"
-                         "# TYPE fdn_http_waiting_queries gauge\n"
-                         "fdn_http_waiting_queries %zu\n",
-                         fdn__admin_events_waiting(a));
-        if (n > 0 && (size_t)n < sizeof line)
-            rc = fdn__admin_text_put(&b, line, (size_t)n);
-    }
+    if (rc == 0 && a->tm == NULL && fdn__admin_route_user(a, "GET", "/v1/events") != NULL)
+        rc = fdn__admin_text_printf(&b,
+                                    "# HELP fdn_http_waiting_queries Event queries waiting for "
+                                    "their first match now (GET /v1/events?wait_ms=).\n"
+                                    "# TYPE fdn_http_waiting_queries gauge\n"
+                                    "fdn_http_waiting_queries %zu\n",
+                                    fdn__admin_events_waiting(a));
     if (rc < 0) {
         fdn_free(b.p);
         return rc;

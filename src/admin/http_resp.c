@@ -8,7 +8,9 @@
 #include "admin/http_impl.h"
 #include "admin/http_jw.h"
 
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 int fdn__http_reply(fdn__http_resp_t *resp, unsigned status, json_t *json)
@@ -97,7 +99,8 @@ int fdn__http_body_none(const fdn__http_req_t *req, fdn__http_resp_t *resp)
 
 /* ---- the text buffer (public API only: fdn_realloc) ---------------------------------------- */
 
-int fdn__admin_text_put(fdn__admin_text_t *t, const char *s, size_t n)
+/* Room for n more bytes and the NUL. */
+static int text_reserve(fdn__admin_text_t *t, size_t n)
 {
     if (n > SIZE_MAX - t->len - 1)
         return FDN_ENOMEM;
@@ -111,6 +114,30 @@ int fdn__admin_text_put(fdn__admin_text_t *t, const char *s, size_t n)
         t->p = p;
         t->cap = cap;
     }
+    return 0;
+}
+
+int fdn__admin_text_printf(fdn__admin_text_t *t, const char *fmt, ...)
+{
+    va_list ap, aq;
+    va_start(ap, fmt);
+    va_copy(aq, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    int rc = n < 0 ? FDN_EINVAL : text_reserve(t, (size_t)n);
+    if (rc == 0) {
+        vsnprintf(t->p + t->len, (size_t)n + 1, fmt, aq);
+        t->len += (size_t)n;
+    }
+    va_end(aq);
+    return rc;
+}
+
+int fdn__admin_text_put(fdn__admin_text_t *t, const char *s, size_t n)
+{
+    int rc = text_reserve(t, n);
+    if (rc != 0)
+        return rc;
     if (n > 0)
         memcpy(t->p + t->len, s, n);
     t->len += n;

@@ -2550,11 +2550,34 @@ static void limiter_full_is_503(void **state)
     fdn_limiter_destroy(lim);
 }
 
+/* The /metrics text's formatted append takes any length: the limiter's block formatted
+ * into a 256-byte line and appended the length snprintf wanted, reading past the line once
+ * a counter had 12 digits. */
+static void text_printf_any_length(void **state)
+{
+    (void)state;
+    fdn__admin_text_t t = {NULL, 0, 0};
+    char big[20000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(fdn__admin_text_put(&t, "a", 1), 0);
+    assert_int_equal(fdn__admin_text_printf(&t, "<%s> %llu\n", big, 123456789012345ULL), 0);
+    assert_int_equal(fdn__admin_text_printf(&t, "%s", ""), 0);
+    assert_int_equal(fdn__admin_text_printf(&t, "end %d", 7), 0);
+    size_t want = 1 + 1 + (sizeof big - 1) + 2 + 15 + 1 + 5;
+    assert_int_equal(t.len, want);
+    assert_int_equal(strlen(t.p), want);
+    assert_memory_equal(t.p, "a<xxx", 5);
+    assert_string_equal(t.p + 1 + 1 + (sizeof big - 1), "> 123456789012345\nend 7");
+    fdn_free(t.p);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(metrics_request_family_taken),
+        cmocka_unit_test(text_printf_any_length),
         cmocka_unit_test(target_basic),
         cmocka_unit_test(error_body_context_reads_back),
         cmocka_unit_test(target_decoding),
