@@ -28,7 +28,12 @@
  *
  * Results are fetched in binary (big-endian integers, raw text and bytea), parameters are sent
  * as text except payloads and the append's arrays (binary). Nothing is interpolated into SQL
- * but the schema name, which is checked against [a-z_][a-z0-9_]*.
+ * but the schema name, which is checked against [a-z_][a-z0-9_]*. Rows read back are held to
+ * the rules every event keeps (fdn__event_check_fields, as the decoders of stored records
+ * are): the table is plain SQL that other programs may write, and a row that breaks them (a
+ * type outside [A-Za-z][A-Za-z0-9_.:-]*, a node or correlation id that is not printable
+ * ASCII, an unknown content type) fails the read with FDN_ECORRUPT naming its position,
+ * rather than reach callers that rely on the rules (the HTTP API writes a type unescaped).
  *
  * Prepared statements: the append (event_pg_append.c) and the two reads made for every batch
  * ("after a position", "a correlation id after a position", oldest first: query_shape) are
@@ -628,6 +633,7 @@ static int rows_to_list(const PGresult *r, fdn_event_list_t **out, fdn_error_t *
     int n = PQntuples(r);
     size_t bytes = 0;
     fdn__event_fields_t f;
+    fdn_error_t why = FDN_ERROR_INIT; /* set only when a row breaks the rules */
     for (int pass = 0; pass < 2; pass++) {
         fdn_event_list_t *l = NULL;
         if (pass == 1) {
@@ -650,7 +656,8 @@ static int rows_to_list(const PGresult *r, fdn_event_list_t **out, fdn_error_t *
             f.node_len = (size_t)PQgetlength(r, i, 6);
             f.pid = (uint32_t)fdn__pg_get_int(r, i, 7);
             f.tid = (uint32_t)fdn__pg_get_int(r, i, 8);
-            f.ctype = (uint8_t)fdn__pg_get_int(r, i, 9);
+            uint64_t ct = fdn__pg_get_int(r, i, 9); /* a smallint: may be past a byte */
+            f.ctype = ct > UINT8_MAX ? UINT8_MAX : (uint8_t)ct;
             f.data = PQgetvalue(r, i, 10);
             f.data_len = (size_t)PQgetlength(r, i, 10);
             if (f.type_len > FDN_EVENT_TYPE_MAX || f.corr_len > FDN_EVENT_CORR_MAX ||
@@ -660,6 +667,14 @@ static int rows_to_list(const PGresult *r, fdn_event_list_t **out, fdn_error_t *
                                    "postgres: row at position %" PRIu64 " has a field too long",
                                    f.id);
             }
+            /* the rules every event keeps (a row written by plain SQL or another program
+             * may break them, and the HTTP API writes a type unescaped): as the decoders
+             * of stored records do (the data's JSON is not parsed again) */
+            if (pass == 0 && fdn__event_check_fields(&f, false, &why) != 0)
+                return fdn_err_set(err, FDN_ECORRUPT,
+                                   "postgres: row at position %" PRIu64
+                                   " breaks the event rules: %s",
+                                   f.id, why.message);
             if (pass == 0) {
                 bytes += fdn__event_alloc_size(&f);
             } else {

@@ -90,7 +90,8 @@ int fdn__pg_append(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg_uu
 bool fdn__pg_refused(const fdn__pg_t *c);
 
 /* The event at this position (its id is the position). 0, FDN_ENOENT, FDN_EUNAVAILABLE,
- * FDN_EIO, FDN_ENOMEM. */
+ * FDN_EIO, FDN_ENOMEM, FDN_ECORRUPT (the row breaks the rules every event keeps, or a field
+ * is too long: written by something else than this library). */
 int fdn__pg_get(fdn__pg_t *c, uint64_t pos, fdn_event_t **out, fdn_error_t *err);
 
 /* A query: filters combine with AND; results in position order (descending: newest first). */
@@ -110,7 +111,8 @@ typedef struct fdn__pg_query {
         NULL, NULL, INT64_MIN, INT64_MAX, 0, 0, 100, false                                         \
     }
 
-/* Run a query. 0, FDN_EINVAL (limit 0), FDN_EUNAVAILABLE, FDN_EIO, FDN_ENOMEM. */
+/* Run a query. 0, FDN_EINVAL (limit 0), FDN_EUNAVAILABLE, FDN_EIO, FDN_ENOMEM, FDN_ECORRUPT
+ * (a row found breaks the event rules: as fdn__pg_get). */
 int fdn__pg_query(fdn__pg_t *c, const fdn__pg_query_t *q, fdn_event_list_t **out, fdn_error_t *err);
 
 /* PostgreSQL's plan for that query (EXPLAIN text, lines joined by '\n'; fdn__free it). */

@@ -300,21 +300,18 @@ static void append_get_and_query(void **state)
     fdn__pg_close(c);
 }
 
-/* Event k of the field test: every column at edge values that differ per event (UTF-8 text,
- * negative times, parents and ids at the type's limits, every content type, empty and
- * binary payloads). */
+/* Event k of the field test: every column at edge values that differ per event (within the
+ * rules every event keeps, which reads check: a type's every character class, the printable
+ * ASCII a node and a correlation id may hold, quotes and backslashes included; negative
+ * times, parents and ids at the type's limits, every content type, empty and binary
+ * payloads). */
 static fdn_event_t *edge_event(unsigned k)
 {
-    static const char *const types[] = {"order.placed", "\xc3\xa9v\xc3\xa9nement", "t",
-                                        "a'b\"c\\d,{}"};
+    static const char *const types[] = {"order.placed", "Ev:e-n_t.9", "t", "a0123456789_.:-Z"};
     char corr[64], node[64];
     unsigned char data[300];
-    snprintf(corr, sizeof(corr), "corr-\xe2\x82\xac-%u", k);
-    snprintf(node, sizeof(node),
-             k % 2 ? "node-%u"
-                   : "n\xc3\xb6"
-                     "de %u",
-             k);
+    snprintf(corr, sizeof(corr), "corr-'\"\\{}, ~-%u", k);
+    snprintf(node, sizeof(node), k % 2 ? "node-%u" : "n o\\d\"e' %u", k);
     size_t len = (k * 37u) % sizeof(data); /* 0 for k = 0 */
     for (size_t i = 0; i < len; i++)
         data[i] = (unsigned char)(i * 7u + k); /* NUL and high bytes included */
@@ -325,7 +322,7 @@ static fdn_event_t *edge_event(unsigned k)
     f.parent = k % 4 == 0 ? UINT64_MAX - k : k;
     f.pid = k % 2 ? UINT32_MAX - k : k;
     f.tid = k % 2 ? k : UINT32_MAX - k;
-    f.ctype = (uint8_t)(k % 8);
+    f.ctype = (uint8_t)(k % 3);
     f.type = types[k % 4];
     f.type_len = strlen(f.type);
     f.corr = corr;
@@ -1324,6 +1321,76 @@ static void writers_and_subscribers_across_processes(void **state)
     fdn__pg_close(c);
 }
 
+/* ---- rows from the server checked, limits, the head row ---- */
+
+/* Rows written by plain SQL (another program on the shared table, or an operator) that break
+ * the rules every event keeps are not handed out as events: a read covering one fails with
+ * FDN_ECORRUPT naming its position and the rule, and the rows around it still read. (Before,
+ * rows_to_list checked the lengths only: an event came back with the type 'x","y":"1' and the
+ * HTTP API, which writes a type unescaped because the rules leave nothing to escape in one,
+ * wrote that into its JSON answer; a correlation id with a newline, a node with a control
+ * character, an unknown content type, an empty type came back the same.) */
+static void rows_breaking_the_event_rules_are_refused(void **state)
+{
+    (void)state;
+    char schema[64], sql[1024];
+    test_pg_schema_name(schema, sizeof(schema), "rules");
+    fdn__pg_t *c = open_pg(schema);
+    fdn_event_t *good = make_event(1, 1, 0);
+    uint64_t pos = 0;
+    append_ok(c, &good, 1, &pos);
+    assert_int_equal(pos, 1);
+    /* positions 2..6, one rule broken each: type, empty type, correlation id, node, ctype */
+    static const char *const rows[] = {
+        "'x\",\"injected\":\"1', 'c', 'n', 0",
+        "'', 'c', 'n', 0",
+        "'t', E'c\\nd', 'n', 0",
+        "'t', 'c', E'n\\x01', 0",
+        "'t', 'c', 'n', 9",
+    };
+    for (int k = 0; k < 5; k++) {
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO %s.events (position, event_id, type, correlation_id, node, ctype,"
+                 " parent, ts, wall_ns, pid, tid, data) SELECT %d,"
+                 " ('00000000-0000-4000-8000-00000000000' || %d)::uuid, %s, 0, 0, 0, 0, 0,"
+                 " '\\x7b7d'::bytea; UPDATE %s.head SET position = %d",
+                 schema, k + 2, k, rows[k], schema, k + 2);
+        assert_int_equal(fdn__pg_exec(c, sql, NULL), 0);
+    }
+    pos = 0;
+    append_ok(c, &good, 1, &pos); /* a good one after them */
+    assert_int_equal(pos, 7);
+    static const char *const why[] = {"must match", "cannot be nil", "Correlation ID", "Node",
+                                      "content type"};
+    for (int k = 0; k < 5; k++) {
+        fdn_event_t *ev = NULL;
+        fdn_error_t err = FDN_ERROR_INIT;
+        int rc = fdn__pg_get(c, (uint64_t)k + 2, &ev, &err);
+        if (rc == 0)
+            fprintf(stderr, "position %d read as an event of type '%s'\n", k + 2,
+                    fdn_event_type(ev));
+        assert_int_equal(rc, FDN_ECORRUPT);
+        assert_null(ev);
+        assert_non_null(strstr(err.message, "breaks the event rules"));
+        assert_non_null(strstr(err.message, why[k]));
+        char at[32];
+        snprintf(at, sizeof(at), "position %d", k + 2);
+        assert_non_null(strstr(err.message, at));
+    }
+    fdn__pg_query_t q = FDN__PG_QUERY_INIT;
+    fdn_event_list_t *l = NULL;
+    assert_int_equal(fdn__pg_query(c, &q, &l, NULL), FDN_ECORRUPT);
+    assert_null(l);
+    for (uint64_t p = 1; p <= 7; p += 6) {
+        fdn_event_t *ev = NULL;
+        assert_int_equal(fdn__pg_get(c, p, &ev, NULL), 0);
+        assert_true(same_event(good, p, ev));
+        fdn_event_free(ev);
+    }
+    fdn_event_free(good);
+    fdn__pg_close(c);
+}
+
 int main(void)
 {
     test_pg_fixture_url();
@@ -1346,6 +1413,7 @@ int main(void)
         cmocka_unit_test(pool_waiter_cut_as_it_is_handed_the_connection_passes_it_on),
         cmocka_unit_test(pool_waiter_whose_deadline_passes_before_it_polls_returns),
         cmocka_unit_test(pool_waiter_handed_the_connection_past_its_deadline_passes_it_on),
+        cmocka_unit_test(rows_breaking_the_event_rules_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
