@@ -750,7 +750,10 @@ static int build_query(const fdn__pg_t *c, const fdn__pg_query_t *q, char *sql, 
         vals[n] = num[n];
         o += (size_t)snprintf(sql + o, cap - o, " AND position < $%d::bigint", ++n);
     }
-    snprintf(num[n], 24, "%zu", q->limit);
+    /* LIMIT is a bigint: a limit past the largest (the store asks for limit + offset) is no
+     * limit, as in memory, not a value PostgreSQL refuses */
+    uint64_t lim = (uint64_t)q->limit > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : q->limit;
+    snprintf(num[n], 24, "%" PRIu64, lim);
     vals[n] = num[n];
     snprintf(sql + o, cap - o, " ORDER BY position%s LIMIT $%d::bigint",
              q->descending ? " DESC" : "", ++n);

@@ -1391,6 +1391,42 @@ static void rows_breaking_the_event_rules_are_refused(void **state)
     fdn__pg_close(c);
 }
 
+/* A limit past the largest bigint (the store asks for limit + offset: an offset near
+ * INT64_MAX) means no limit, as in memory: the rows, not a refusal. (Before, the limit was
+ * sent as it was and PostgreSQL refused it, "bigint out of range": FDN_EINVAL for a query
+ * that memory answers.) */
+static void a_limit_past_the_largest_bigint_is_no_limit(void **state)
+{
+    (void)state;
+    char schema[64];
+    test_pg_schema_name(schema, sizeof(schema), "biglimit");
+    fdn__pg_t *c = open_pg(schema);
+    fdn_event_t *evs[3];
+    uint64_t pos[3];
+    for (unsigned i = 0; i < 3; i++)
+        evs[i] = make_event(1, i, 0);
+    append_ok(c, evs, 3, pos);
+    size_t limits[] = {SIZE_MAX, (size_t)INT64_MAX + 1, (size_t)INT64_MAX};
+    for (int k = 0; k < 3; k++) {
+        for (int shape = 0; shape < 2; shape++) { /* prepared ("after") and planned (type) */
+            fdn__pg_query_t q = FDN__PG_QUERY_INIT;
+            q.limit = limits[k];
+            q.after = shape == 0 ? 1 : 0;
+            q.type = shape == 1 ? "w1" : NULL;
+            fdn_event_list_t *l = NULL;
+            fdn_error_t err = FDN_ERROR_INIT;
+            int rc = fdn__pg_query(c, &q, &l, &err);
+            if (rc != 0)
+                fprintf(stderr, "limit %zu: %s\n", limits[k], err.message);
+            assert_int_equal(rc, 0);
+            assert_int_equal(fdn_event_list_count(l), shape == 0 ? 2 : 3);
+            fdn_event_list_free(l);
+        }
+    }
+    free_events(evs, 3);
+    fdn__pg_close(c);
+}
+
 int main(void)
 {
     test_pg_fixture_url();
@@ -1414,6 +1450,7 @@ int main(void)
         cmocka_unit_test(pool_waiter_whose_deadline_passes_before_it_polls_returns),
         cmocka_unit_test(pool_waiter_handed_the_connection_past_its_deadline_passes_it_on),
         cmocka_unit_test(rows_breaking_the_event_rules_are_refused),
+        cmocka_unit_test(a_limit_past_the_largest_bigint_is_no_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
