@@ -73,7 +73,9 @@ int fdn__pg_uuid_gen(fdn__pg_uuid_t *ids, size_t n);
  * FDN__PG_BATCH_MAX / FDN__PG_BATCH_BYTES_MAX; nothing sent); FDN_EEXIST (an id already
  * stored on a first attempt; rolled back); FDN_EUNAVAILABLE (failed before COMMIT was sent:
  * nothing committed); FDN_EIO (the connection failed after COMMIT was sent: the outcome is
- * unknown, retry with retry=true on a new connection); FDN_EINVAL; FDN_ENOMEM.
+ * unknown, retry with retry=true on a new connection); FDN_ECORRUPT (the head row is gone:
+ * the log is what is wrong, every batch fails alike, nothing stored; not fdn__pg_refused);
+ * FDN_EINVAL; FDN_ENOMEM.
  */
 int fdn__pg_append(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg_uuid_t *ids, size_t n,
                    bool retry, uint64_t *pos, fdn_error_t *err);

@@ -438,6 +438,15 @@ static int commit(fdn__pg_t *c, fdn_error_t *err)
     return 0;
 }
 
+/* The failure of an append that found no head row (r: the head's result, cleared): the log
+ * is what is wrong, not the rows (not fdn__pg_refused), and every batch fails alike. */
+static int no_head(fdn__pg_t *c, PGresult *r, fdn_error_t *err)
+{
+    PQclear(r);
+    return fdn_err_set(err, FDN_ECORRUPT, "postgres: %s.head has no row: not an event log",
+                       c->schema);
+}
+
 /* retry: lock the head, find the ids already stored, and insert the others after it. */
 static int append_retry(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg_uuid_t *ids,
                         size_t n, uint64_t *pos, fdn_error_t *err)
@@ -448,6 +457,8 @@ static int append_retry(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__
     int rc = fdn__pg_run(c, sql, 0, NULL, PGRES_TUPLES_OK, &r, err, "lock head");
     if (rc != 0)
         return rc;
+    if (PQntuples(r) != 1) /* (read as 0, the rows would go to positions 1.. unrecorded) */
+        return no_head(c, r, err);
     uint64_t head = fdn__pg_get_int(r, 0, 0);
     PQclear(r);
 
@@ -557,7 +568,9 @@ int fdn__pg_append(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg_uu
         const char *vals[1] = {num};
         PGresult *r = NULL;
         rc = fdn__pg_run(c, sql, 1, vals, PGRES_TUPLES_OK, &r, err, "take positions");
-        if (rc == 0) {
+        if (rc == 0 && (PQntuples(r) != 1 || fdn__pg_get_int(r, 0, 0) < n)) {
+            rc = no_head(c, r, err); /* (read as 0, the positions would go below 0) */
+        } else if (rc == 0) {
             uint64_t last = fdn__pg_get_int(r, 0, 0);
             PQclear(r);
             for (size_t i = 0; i < n; i++)

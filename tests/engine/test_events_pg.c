@@ -1427,6 +1427,51 @@ static void a_limit_past_the_largest_bigint_is_no_limit(void **state)
     fdn__pg_close(c);
 }
 
+/* A log whose head row is gone (an operator's DELETE): every append fails the same way,
+ * FDN_ECORRUPT naming the head, nothing stored, and the rows are not called refused for good
+ * (fdn__pg_refused: the store would quarantine a spooled batch that is fine; the log is what
+ * is wrong). Before: a batch over one INSERT took positions below 0 (the head read as 0),
+ * PostgreSQL refused them as "bigint out of range" and the batch was marked refused
+ * (FDN_EINVAL); a retried batch (replay) was committed at positions 1.. with no head row to
+ * say so, positions a later head would hand out again. */
+static void a_missing_head_row_fails_every_append_alike(void **state)
+{
+    (void)state;
+    char schema[64], sql[256];
+    test_pg_schema_name(schema, sizeof(schema), "nohead");
+    fdn__pg_t *c = open_pg(schema);
+    snprintf(sql, sizeof(sql), "DELETE FROM %s.head", schema);
+    assert_int_equal(fdn__pg_exec(c, sql, NULL), 0);
+    enum { N = 1001 }; /* over one INSERT's rows: BEGIN, the head update, INSERTs, COMMIT */
+    static fdn_event_t *evs[N];
+    static fdn__pg_uuid_t ids[N];
+    static uint64_t pos[N];
+    for (unsigned i = 0; i < N; i++)
+        evs[i] = make_event(1, i, 0);
+    struct {
+        size_t n;
+        bool retry;
+    } cases[] = {{1, false}, {N, false}, {2, true}, {N, true}};
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(fdn__pg_uuid_gen(ids, cases[k].n), 0);
+        fdn_error_t err = FDN_ERROR_INIT;
+        int rc = fdn__pg_append(c, (const fdn_event_t *const *)evs, ids, cases[k].n, cases[k].retry,
+                                pos, &err);
+        if (rc != FDN_ECORRUPT)
+            fprintf(stderr, "case %d: %d (%s), refused %d\n", k, rc, err.message,
+                    fdn__pg_refused(c));
+        assert_int_equal(rc, FDN_ECORRUPT);
+        assert_non_null(strstr(err.message, "head"));
+        assert_false(fdn__pg_refused(c));
+        assert_true(fdn__pg_connected(c));
+        uint64_t count = 1, oldest = 1, newest = 1;
+        assert_int_equal(fdn__pg_stats(c, &count, &oldest, &newest, NULL), 0);
+        assert_int_equal(count, 0);
+    }
+    free_events(evs, N);
+    fdn__pg_close(c);
+}
+
 int main(void)
 {
     test_pg_fixture_url();
@@ -1451,6 +1496,7 @@ int main(void)
         cmocka_unit_test(pool_waiter_handed_the_connection_past_its_deadline_passes_it_on),
         cmocka_unit_test(rows_breaking_the_event_rules_are_refused),
         cmocka_unit_test(a_limit_past_the_largest_bigint_is_no_limit),
+        cmocka_unit_test(a_missing_head_row_fails_every_append_alike),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
