@@ -9,7 +9,9 @@
  * first served, on a condition variable, or, on a thread with a cut descriptor, in poll
  * (below, "Cuts"). Connections are
  * opened when first needed and dropped when libpq reports them broken; a read that failed on
- * a stale pooled connection (the server restarted since) is run once more on a fresh one:
+ * a stale pooled connection (the server restarted since, or ended the session) is run again
+ * until it runs on a connection that is not stale (each stale one closed; a restart leaves
+ * every idle one stale, so at most pool_size + 1 tries, the last on a fresh connection):
  * reads have no side effects.
  *
  * Why its own pool and not fdn_pool: the layers (docs/architecture.md, scripts/check-layers.sh)
@@ -475,7 +477,11 @@ static int run(pgb_t *b, const rcall_t *r, fdn_error_t *err)
     int rc = 0; /* no fdn__cut_now() here (a system call per read): a cut thread's first
                  * wait on the server ends it (wait_sock) */
     int64_t deadline = mono_now() + b->command_ms * 1000000;
-    for (int attempt = 0; attempt < 2; attempt++) {
+    /* a read that failed on a stale connection (the server ended the session: a restart,
+     * idle_session_timeout, pg_terminate_backend) is run again; pool_put closed that one, and
+     * the idle ones behind it are likely as stale (a restart ends them all), so it goes on
+     * until a connection was not stale: at most one per pooled connection, then a fresh one */
+    for (size_t attempt = 0;; attempt++) {
         fdn__pg_t *c = NULL;
         rc = pool_get(b, &c, deadline, err);
         if (rc != 0 && fdn__cut_now())
@@ -487,7 +493,7 @@ static int run(pgb_t *b, const rcall_t *r, fdn_error_t *err)
         pool_put(b, c); /* a cut connection is broken: closed there */
         if (rc != 0 && fdn__cut_now())
             return cut_short(err);
-        if (!(stale && rc == FDN_EUNAVAILABLE) || mono_now() >= deadline)
+        if (!(stale && rc == FDN_EUNAVAILABLE) || mono_now() >= deadline || attempt >= b->max)
             break;
     }
     return rc;

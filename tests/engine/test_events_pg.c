@@ -1472,6 +1472,64 @@ static void a_missing_head_row_fails_every_append_alike(void **state)
     fdn__pg_close(c);
 }
 
+/* The backend's pool after its server ended every pooled session (a restart, a failover,
+ * idle_session_timeout, an operator's pg_terminate_backend): a read still answers, on a fresh
+ * connection, as the DESIGN says, however many stale ones the pool held. (Before, the read
+ * was tried once more on the next idle connection, as stale as the first: with three idle
+ * ones it failed with FDN_EUNAVAILABLE, the server up, a failure the breaker counts.) */
+static void pooled_read_after_the_server_ended_every_session(void **state)
+{
+    (void)state;
+    char schema[64], sql[512];
+    test_pg_schema_name(schema, sizeof(schema), "stale");
+    fdn__evb_t be = {0};
+    fdn_error_t err = FDN_ERROR_INIT;
+    fdn_events_pg_opts_t o = FDN_EVENTS_PG_OPTS_INIT;
+    o.url = test_pg_url;
+    o.schema = schema;
+    o.pool_size = 3;
+    o.command_timeout_ms = TEST_PG_CALL_MS;
+    assert_int_equal(fdn__evb_pg_open(&be, &o, &err), 0);
+    /* three pooled connections, named so that they can be ended, then idle */
+    fdn__pg_t *held[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fdn__evb_pg_test_get(&be, &held[i], mono_ns() + 60000000000LL, &err), 0);
+        snprintf(sql, sizeof(sql), "SET application_name = '%s'", schema);
+        assert_int_equal(fdn__pg_exec(held[i], sql, NULL), 0);
+    }
+    for (int i = 0; i < 3; i++)
+        fdn__evb_pg_test_put(&be, held[i]);
+    assert_pool(&be, 3, 3, 0);
+    fdn__pg_t *admin = open_pg(schema);
+    snprintf(sql, sizeof(sql),
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '%s'",
+             schema);
+    assert_int_equal(fdn__pg_exec(admin, sql, NULL), 0);
+    /* until the server has ended them (pg_terminate_backend only signals) */
+    snprintf(sql, sizeof(sql),
+             "DO $$ BEGIN IF (SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+             "'%s') > 0 THEN RAISE EXCEPTION 'not yet'; END IF; END $$",
+             schema);
+    int64_t bound = mono_ns() + 60 * 1000000000LL;
+    while (fdn__pg_exec(admin, sql, NULL) != 0) {
+        assert_true(mono_ns() < bound);
+        sched_yield();
+    }
+    fdn__pg_close(admin);
+    fdn__evb_stats_t st = {1, 1, 1};
+    err = (fdn_error_t)FDN_ERROR_INIT;
+    int rc = be.ops->stats(be.state, &st, &err);
+    if (rc != 0)
+        fprintf(stderr, "stats: %s\n", err.message);
+    assert_int_equal(rc, 0);
+    assert_int_equal(st.count, 0);
+    size_t open = 0, idle = 0, waiting = 0;
+    fdn__evb_pg_test_pool(&be, &open, &idle, &waiting, NULL);
+    assert_int_equal(idle, 1); /* the fresh one; the stale ones closed */
+    assert_int_equal(open, 1);
+    fdn__evb_close(&be);
+}
+
 int main(void)
 {
     test_pg_fixture_url();
@@ -1497,6 +1555,7 @@ int main(void)
         cmocka_unit_test(rows_breaking_the_event_rules_are_refused),
         cmocka_unit_test(a_limit_past_the_largest_bigint_is_no_limit),
         cmocka_unit_test(a_missing_head_row_fails_every_append_alike),
+        cmocka_unit_test(pooled_read_after_the_server_ended_every_session),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
