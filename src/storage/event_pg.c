@@ -541,16 +541,27 @@ static int pg_connect(fdn__pg_t **out, const char *url, const char *schema, int6
         return fdn_err_set(err, code, "postgres: cannot connect: %s", buf);
     }
     /* every command is sent without blocking and awaited within the caller's deadline; the
-     * migration gets the connection's bound again, plus ten seconds for a migration that a
-     * concurrent process holds under the advisory lock */
+     * migration (fdn__pg_open) gets the connection's bound again, plus ten seconds for a
+     * migration that a concurrent process holds under the advisory lock */
     if (PQsetnonblocking(c->conn, 1) != 0) {
         fdn__pg_close(c);
         return fdn_err_set(err, FDN_EIO, "postgres: cannot make the connection non-blocking");
     }
-    c->deadline = mono_now() + (cms + 10000) * 1000000;
+    /* a reconnection (no migration) keeps the connection's own bound for its first command:
+     * it is made within a call's deadline, which the migration's allowance would overrun */
+    if (do_migrate)
+        c->deadline = mono_now() + (cms + 10000) * 1000000;
     PGresult *r = fdn__pg_q_exec(c, "SET client_min_messages = warning", -1, NULL, NULL, NULL, 0);
-    if (r != NULL)
-        PQclear(r);
+    if (r == NULL) { /* no answer within the bound, or the connection failed: not connected */
+        char buf[256];
+        if (c->timed_out)
+            snprintf(buf, sizeof(buf), "no answer within %" PRId64 " ms", cms);
+        else
+            fdn__pg_conn_msg(c->conn, buf, sizeof(buf));
+        fdn__pg_close(c);
+        return fdn_err_set(err, FDN_ECONNREFUSED, "postgres: cannot connect: %s", buf);
+    }
+    PQclear(r);
     int rc = do_migrate ? migrate(c, err) : 0;
     c->deadline = 0;
     if (rc != 0) {

@@ -26,7 +26,10 @@
 #include <string.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1530,6 +1533,132 @@ static void pooled_read_after_the_server_ended_every_session(void **state)
     fdn__evb_close(&be);
 }
 
+/* ---- a server that stops answering once the session is set up ---- */
+
+/* A loopback forwarder to the fixture's server for one connection, which forwards both ways
+ * until the server's first ReadyForQuery (the session is set up: authentication done), then
+ * forwards nothing more from the client: the server "stops answering" right after the
+ * set-up, as one SIGSTOPped or cut off by the network then would. */
+typedef struct stall_proxy {
+    int lfd;
+    uint16_t port;
+    uint16_t pg_port;
+    pthread_t th;
+    int quit[2]; /* a pipe: written by stop */
+} stall_proxy_t;
+
+static void *stall_proxy_main(void *arg)
+{
+    stall_proxy_t *p = arg;
+    struct pollfd lp[2] = {{.fd = p->lfd, .events = POLLIN}, {.fd = p->quit[0], .events = POLLIN}};
+    if (poll(lp, 2, -1) <= 0 || lp[1].revents != 0)
+        return NULL;
+    int cfd = accept(p->lfd, NULL, NULL);
+    int sfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(p->pg_port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (cfd >= 0 && sfd >= 0 && connect(sfd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+        static const char ready[] = {'Z', 0, 0, 0, 5}; /* ReadyForQuery, then its status */
+        char tail[8] = {0};
+        size_t tl = 0;
+        bool stalled = false;
+        struct pollfd pf[3] = {{.fd = cfd, .events = POLLIN},
+                               {.fd = sfd, .events = POLLIN},
+                               {.fd = p->quit[0], .events = POLLIN}};
+        bool open = true;
+        while (open) {
+            pf[0].fd = stalled ? -1 : cfd; /* stalled: the client's bytes stay unread */
+            if (poll(pf, 3, -1) <= 0 || pf[2].revents != 0)
+                break;
+            for (int i = 0; i < 2 && open; i++) {
+                if (pf[i].fd < 0 || pf[i].revents == 0)
+                    continue;
+                char buf[16384];
+                ssize_t n = read(pf[i].fd, buf, sizeof(buf));
+                open = n > 0 && write(pf[1 - i].fd, buf, (size_t)n) == n;
+                for (ssize_t k = 0; open && i == 1 && k < n && !stalled; k++) {
+                    /* the last 5 bytes seen from the server, across reads */
+                    if (tl == 5) {
+                        memmove(tail, tail + 1, 4);
+                        tl = 4;
+                    }
+                    tail[tl++] = buf[k];
+                    stalled = tl == 5 && memcmp(tail, ready, 5) == 0;
+                }
+            }
+        }
+        /* held open until stop: the client sees no answer, not a closed connection */
+        if (open) {
+            struct pollfd q = {.fd = p->quit[0], .events = POLLIN};
+            (void)poll(&q, 1, -1);
+        }
+    }
+    if (sfd >= 0)
+        close(sfd);
+    if (cfd >= 0)
+        close(cfd);
+    return NULL;
+}
+
+static void stall_proxy_start(stall_proxy_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    const char *colon = strrchr(test_pg_url, ':'); /* postgresql://fdn@127.0.0.1:PORT/postgres */
+    assert_non_null(colon);
+    p->pg_port = (uint16_t)atoi(colon + 1);
+    assert_true(p->pg_port > 0);
+    assert_int_equal(pipe(p->quit), 0);
+    p->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(p->lfd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(p->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(p->lfd, 4), 0);
+    socklen_t len = sizeof(a);
+    assert_int_equal(getsockname(p->lfd, (struct sockaddr *)&a, &len), 0);
+    p->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&p->th, NULL, stall_proxy_main, p), 0);
+}
+
+static void stall_proxy_stop(stall_proxy_t *p)
+{
+    assert_int_equal(write(p->quit[1], "x", 1), 1);
+    pthread_join(p->th, NULL);
+    close(p->quit[0]);
+    close(p->quit[1]);
+    close(p->lfd);
+}
+
+/* A reconnection (fdn__pg_reopen, what a call makes within its deadline) to a server that
+ * stops answering right after the session's set-up fails within the connection's bound, with
+ * the reason, and hands out no connection. (Before, its first command, SET
+ * client_min_messages, was given the bound plus ten seconds, the migration's allowance that
+ * a reconnection does not migrate, and its failure was ignored: fdn__pg_reopen returned 0 about
+ * 10.3 s later with a broken connection, so a call on PostgreSQL bounded by
+ * command_timeout_ms could take ten seconds more.) */
+static void reopen_on_a_server_that_stops_after_set_up_fails(void **state)
+{
+    (void)state;
+    char schema[64], url[128];
+    test_pg_schema_name(schema, sizeof(schema), "stall");
+    fdn__pg_close(open_pg(schema)); /* the schema exists: reopen does not migrate */
+    stall_proxy_t p;
+    stall_proxy_start(&p);
+    snprintf(url, sizeof(url), "postgresql://fdn@127.0.0.1:%u/postgres?sslmode=disable",
+             (unsigned)p.port);
+    fdn__pg_t *c = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int64_t t0 = mono_ns();
+    int rc = fdn__pg_reopen(&c, url, schema, 300, &err);
+    fprintf(stderr, "reopen: rc %d after %" PRId64 " ms: %s\n", rc, (mono_ns() - t0) / 1000000,
+            err.message);
+    assert_int_equal(rc, FDN_ECONNREFUSED);
+    assert_null(c);
+    assert_non_null(strstr(err.message, "no answer within"));
+    fdn__pg_close(c);
+    stall_proxy_stop(&p);
+}
+
 int main(void)
 {
     test_pg_fixture_url();
@@ -1556,6 +1685,7 @@ int main(void)
         cmocka_unit_test(a_limit_past_the_largest_bigint_is_no_limit),
         cmocka_unit_test(a_missing_head_row_fails_every_append_alike),
         cmocka_unit_test(pooled_read_after_the_server_ended_every_session),
+        cmocka_unit_test(reopen_on_a_server_that_stops_after_set_up_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
