@@ -28,7 +28,9 @@
  *
  * Results are fetched in binary (big-endian integers, raw text and bytea), parameters are sent
  * as text except payloads and the append's arrays (binary). Nothing is interpolated into SQL
- * but the schema name, which is checked against [a-z_][a-z0-9_]*. Rows read back are held to
+ * but the schema name, which is checked against [a-z_][a-z0-9_]* (not pg_*, which PostgreSQL
+ * keeps for itself) and written quoted (c->ident: "user" or "order" are keywords and valid
+ * names; the channel "<schema>_events" is never one). Rows read back are held to
  * the rules every event keeps (fdn__event_check_fields, as the decoders of stored records
  * are): the table is plain SQL that other programs may write, and a row that breaks them (a
  * type outside [A-Za-z][A-Za-z0-9_.:-]*, a node or correlation id that is not printable
@@ -79,7 +81,7 @@
 static bool schema_ok(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > FDN__PG_SCHEMA_MAX)
+    if (n == 0 || n > FDN__PG_SCHEMA_MAX || strncmp(s, "pg_", 3) == 0)
         return false;
     for (size_t i = 0; i < n; i++) {
         char ch = s[i];
@@ -373,7 +375,8 @@ static const char *const MIGRATIONS[FDN__PG_SCHEMA_VERSION] = {
     "CREATE INDEX events_wall_idx ON @S.events (wall_ns);",
 };
 
-/* tmpl with every "@S" replaced by the schema name; the length written (cap when too long). */
+/* tmpl with every "@S" replaced by the schema's SQL name; the length written (cap when too
+ * long). */
 static size_t subst(char *out, size_t cap, const char *tmpl, const char *schema)
 {
     size_t o = 0, sl = strlen(schema);
@@ -401,12 +404,12 @@ static int migrate_locked(fdn__pg_t *c, fdn_error_t *err)
           "CREATE SCHEMA IF NOT EXISTS @S;"
           "CREATE TABLE IF NOT EXISTS @S.schema_version (version integer PRIMARY KEY,"
           " applied_at timestamptz NOT NULL DEFAULT now())",
-          c->schema);
+          c->ident);
     int rc = fdn__pg_script(c, sql, err, "create schema");
     if (rc != 0)
         return rc;
     snprintf(sql, sizeof(sql), "SELECT coalesce(max(version), 0)::bigint FROM %s.schema_version",
-             c->schema);
+             c->ident);
     PGresult *r = NULL;
     rc = fdn__pg_run(c, sql, 0, NULL, PGRES_TUPLES_OK, &r, err, "schema version");
     if (rc != 0)
@@ -420,11 +423,11 @@ static int migrate_locked(fdn__pg_t *c, fdn_error_t *err)
                            c->schema, v, FDN__PG_SCHEMA_VERSION);
     for (int64_t m = v + 1; m <= FDN__PG_SCHEMA_VERSION; m++) {
         char body[4096];
-        size_t len = subst(body, sizeof(body), MIGRATIONS[m - 1], c->schema);
+        size_t len = subst(body, sizeof(body), MIGRATIONS[m - 1], c->ident);
         if (len < sizeof(body))
             len += (size_t)snprintf(body + len, sizeof(body) - len,
                                     ";INSERT INTO %s.schema_version (version) VALUES (%" PRId64 ")",
-                                    c->schema, m);
+                                    c->ident, m);
         if (len >= sizeof(body))
             return fdn_err_set(err, FDN_EINTERNAL, "postgres: migration %" PRId64 " too long", m);
         rc = fdn__pg_cmd(c, "BEGIN", err);
@@ -481,7 +484,7 @@ static int pg_connect(fdn__pg_t **out, const char *url, const char *schema, int6
     if (!schema_ok(schema))
         return fdn_err_set(err, FDN_EINVAL,
                            "postgres: schema name '%s' is not [a-z_][a-z0-9_]* of at most %d"
-                           " characters",
+                           " characters, or begins with pg_ (PostgreSQL's own schemas)",
                            schema, FDN__PG_SCHEMA_MAX);
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(url, &perr);
@@ -500,6 +503,7 @@ static int pg_connect(fdn__pg_t **out, const char *url, const char *schema, int6
     if (c == NULL)
         return FDN_ENOMEM;
     snprintf(c->schema, sizeof(c->schema), "%s", schema);
+    snprintf(c->ident, sizeof(c->ident), "\"%s\"", schema);
     snprintf(c->channel, sizeof(c->channel), "%s_events", schema);
 
     int64_t secs = connect_ms <= 0 ? 10 : (connect_ms + 999) / 1000;
@@ -705,7 +709,7 @@ int fdn__pg_get(fdn__pg_t *c, uint64_t pos, fdn_event_t **out, fdn_error_t *err)
         return fdn_err_set(err, FDN_EINVAL, "postgres: get: missing argument");
     char sql[256], num[24];
     snprintf(sql, sizeof(sql), "SELECT " SELECT_COLS " FROM %s.events WHERE position = $1",
-             c->schema);
+             c->ident);
     snprintf(num, sizeof(num), "%" PRIu64, pos);
     const char *vals[1] = {num};
     PGresult *r = NULL;
@@ -732,7 +736,7 @@ static int build_query(const fdn__pg_t *c, const fdn__pg_query_t *q, char *sql, 
 {
     int n = 0;
     size_t o =
-        (size_t)snprintf(sql, cap, "SELECT " SELECT_COLS " FROM %s.events WHERE true", c->schema);
+        (size_t)snprintf(sql, cap, "SELECT " SELECT_COLS " FROM %s.events WHERE true", c->ident);
     if (q->type != NULL) {
         vals[n] = q->type;
         o += (size_t)snprintf(sql + o, cap - o, " AND type = $%d", ++n);
@@ -875,7 +879,7 @@ int fdn__pg_explain(fdn__pg_t *c, const fdn__pg_query_t *q, char **out, fdn_erro
 int fdn__pg_head(fdn__pg_t *c, uint64_t *out, fdn_error_t *err)
 {
     char sql[128];
-    snprintf(sql, sizeof(sql), "SELECT position FROM %s.head WHERE id = 1", c->schema);
+    snprintf(sql, sizeof(sql), "SELECT position FROM %s.head WHERE id = 1", c->ident);
     PGresult *r = NULL;
     int rc = fdn__pg_run(c, sql, 0, NULL, PGRES_TUPLES_OK, &r, err, "head");
     if (rc != 0)
@@ -888,7 +892,7 @@ int fdn__pg_head(fdn__pg_t *c, uint64_t *out, fdn_error_t *err)
 int fdn__pg_prune_below(fdn__pg_t *c, uint64_t below, uint64_t *count, fdn_error_t *err)
 {
     char sql[128], num[24];
-    snprintf(sql, sizeof(sql), "DELETE FROM %s.events WHERE position < $1::bigint", c->schema);
+    snprintf(sql, sizeof(sql), "DELETE FROM %s.events WHERE position < $1::bigint", c->ident);
     snprintf(num, sizeof(num), "%" PRIu64, below);
     const char *vals[1] = {num};
     PGresult *r = NULL;
@@ -908,7 +912,7 @@ int fdn__pg_stats(fdn__pg_t *c, uint64_t *count, uint64_t *oldest, uint64_t *new
     snprintf(sql, sizeof(sql),
              "SELECT count(*), coalesce(min(position), 0), coalesce(max(position), 0)"
              " FROM %s.events",
-             c->schema);
+             c->ident);
     PGresult *r = NULL;
     int rc = fdn__pg_run(c, sql, 0, NULL, PGRES_TUPLES_OK, &r, err, "stats");
     if (rc != 0)

@@ -17,7 +17,8 @@
 
 /* The newest schema version this library knows (the table <schema>.schema_version). */
 #define FDN__PG_SCHEMA_VERSION 1
-/* Longest schema name accepted ([a-z_][a-z0-9_]*). */
+/* Longest schema name accepted ([a-z_][a-z0-9_]*, not beginning with pg_; SQL keywords such
+ * as "user" are valid: the name is quoted in SQL). */
 #define FDN__PG_SCHEMA_MAX 48
 /* Most events one append may carry (FDN_ETOO_LARGE above). */
 #define FDN__PG_BATCH_MAX 65536u
@@ -37,9 +38,10 @@ typedef struct fdn__pg_uuid {
  * up to whole seconds, at least 2 as libpq requires), then create or migrate the schema under
  * an advisory lock, so that processes starting together migrate once.
  * schema: NULL = "fdn".
- * Returns 0; FDN_EINVAL (bad url or schema name); FDN_EACCES (authentication refused);
- * FDN_ECONNREFUSED (no server answered); FDN_EINIT (the schema is newer than this library
- * knows, or its tables are not ours: the message says which); FDN_EIO; FDN_ENOMEM.
+ * Returns 0; FDN_EINVAL (bad url or schema name, checked before anything is sent); FDN_EACCES
+ * (authentication refused); FDN_ECONNREFUSED (no server answered); FDN_EINIT (the schema is newer
+ * than this library knows, or its tables are not ours: the message says which); FDN_EIO;
+ * FDN_ENOMEM.
  */
 int fdn__pg_open(fdn__pg_t **out, const char *url, const char *schema, int64_t connect_ms,
                  fdn_error_t *err);

@@ -84,7 +84,7 @@ static int insert_rows(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__p
                                     "INSERT INTO %s.events (position, event_id, type, "
                                     "correlation_id, parent, ts, wall_ns, node, pid, tid, ctype, "
                                     "data) VALUES ",
-                                    c->schema);
+                                    c->ident);
         for (size_t j = 0; j < rows; j++) {
             size_t i = idx ? idx[done_rows + j] : done_rows + j;
             const fdn_event_t *ev = evs[i];
@@ -285,7 +285,7 @@ static int append_prepare(fdn__pg_t *c, fdn_error_t *err)
              " $10::bigint[], $11::smallint[], $12::bytea[]) WITH ORDINALITY AS"
              " v(e, t, c, pa, ts, w, nd, pi, ti, ct, d, o) RETURNING 1)"
              " SELECT h.b, (SELECT count(*) FROM i) FROM h",
-             c->schema, c->channel, c->schema);
+             c->ident, c->channel, c->ident);
     c->timed_out = false;
     if (!PQsendPrepare(c->conn, APPEND_STMT, sql, 0, NULL)) {
         c->broken = true;
@@ -453,7 +453,7 @@ static int append_retry(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__
 {
     char sql[512];
     PGresult *r = NULL;
-    snprintf(sql, sizeof(sql), "SELECT position FROM %s.head WHERE id = 1 FOR UPDATE", c->schema);
+    snprintf(sql, sizeof(sql), "SELECT position FROM %s.head WHERE id = 1 FOR UPDATE", c->ident);
     int rc = fdn__pg_run(c, sql, 0, NULL, PGRES_TUPLES_OK, &r, err, "lock head");
     if (rc != 0)
         return rc;
@@ -485,7 +485,7 @@ static int append_retry(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__
     snprintf(sql, sizeof(sql),
              "SELECT u.ord, e.position FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, ord)"
              " JOIN %s.events e ON e.event_id = u.id",
-             c->schema);
+             c->ident);
     const char *vals[1] = {arr};
     rc = fdn__pg_run(c, sql, 1, vals, PGRES_TUPLES_OK, &r, err, "find retried ids");
     fdn__free(arr);
@@ -513,7 +513,7 @@ static int append_retry(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__
             snprintf(sql, sizeof(sql),
                      "UPDATE %s.head SET position = $1::bigint WHERE id = 1"
                      " RETURNING pg_notify('%s', position::text)",
-                     c->schema, c->channel);
+                     c->ident, c->channel);
             const char *v2[1] = {num};
             rc = fdn__pg_run(c, sql, 1, v2, PGRES_TUPLES_OK, NULL, err, "advance head");
         }
@@ -564,7 +564,7 @@ int fdn__pg_append(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg_uu
         snprintf(sql, sizeof(sql),
                  "UPDATE %s.head SET position = position + $1::bigint WHERE id = 1"
                  " RETURNING position, pg_notify('%s', position::text)",
-                 c->schema, c->channel);
+                 c->ident, c->channel);
         const char *vals[1] = {num};
         PGresult *r = NULL;
         rc = fdn__pg_run(c, sql, 1, vals, PGRES_TUPLES_OK, &r, err, "take positions");

@@ -19,6 +19,8 @@ struct fdn__pg {
     uint64_t waits;   /* polls made waiting on the server (tests: fdn__pg_test_waits) */
     fdn__pg_fail_t fail;
     char schema[FDN__PG_SCHEMA_MAX + 1];
+    char ident[FDN__PG_SCHEMA_MAX + 3]; /* the schema as SQL names it: quoted ("user" is a
+                                         * keyword, and a valid name) */
     char channel[FDN__PG_SCHEMA_MAX + 8];
 };
 

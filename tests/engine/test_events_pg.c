@@ -1659,6 +1659,67 @@ static void reopen_on_a_server_that_stops_after_set_up_fails(void **state)
     stall_proxy_stop(&p);
 }
 
+/* A schema name that is an SQL keyword ("user", "select", "order", "left": [a-z_][a-z0-9_]*
+ * allows them) holds a log as any other (the name is quoted wherever it is written into SQL);
+ * one PostgreSQL reserves for its own schemas (pg_*) is refused before anything is sent, with
+ * the reason. (Before, each keyword gave a syntax error from the server that open reported as
+ * FDN_EUNAVAILABLE, "the server is away", and pg_* the server's refusal, also
+ * FDN_EUNAVAILABLE.) */
+static void schema_names_that_are_keywords_hold_a_log(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"user", "select", "order", "left"};
+    fdn__pg_t *admin = open_pg(NULL);
+    for (int k = 0; k < 4; k++) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS \"%s\" CASCADE", names[k]);
+        assert_int_equal(fdn__pg_exec(admin, sql, NULL), 0);
+        fdn__pg_t *c = NULL;
+        fdn_error_t err = FDN_ERROR_INIT;
+        int rc = fdn__pg_open(&c, test_pg_url, names[k], TEST_PG_CALL_MS, &err);
+        if (rc != 0)
+            fprintf(stderr, "schema %s: %s\n", names[k], err.message);
+        assert_int_equal(rc, 0);
+        fdn_event_t *evs[2] = {make_event(1, 1, 0), make_event(1, 2, 0)};
+        uint64_t pos[2];
+        append_ok(c, evs, 1, pos);
+        fdn__pg_uuid_t ids[2];
+        assert_int_equal(fdn__pg_uuid_gen(ids, 2), 0);
+        assert_int_equal(
+            fdn__pg_append(c, (const fdn_event_t *const *)evs, ids, 2, true, pos, NULL), 0);
+        assert_int_equal(pos[0], 2);
+        fdn_event_list_t *l = NULL;
+        fdn__pg_query_t q = FDN__PG_QUERY_INIT;
+        assert_int_equal(fdn__pg_query(c, &q, &l, NULL), 0);
+        assert_int_equal(fdn_event_list_count(l), 3);
+        fdn_event_list_free(l);
+        uint64_t head = 0, count = 0, oldest = 0, newest = 0, pruned = 0;
+        assert_int_equal(fdn__pg_head(c, &head, NULL), 0);
+        assert_int_equal(head, 3);
+        assert_int_equal(fdn__pg_prune_below(c, 2, &pruned, NULL), 0);
+        assert_int_equal(pruned, 1);
+        assert_int_equal(fdn__pg_stats(c, &count, &oldest, &newest, NULL), 0);
+        assert_int_equal(count, 2);
+        fdn_event_t *got = NULL;
+        assert_int_equal(fdn__pg_get(c, 3, &got, NULL), 0);
+        assert_true(same_event(evs[1], 3, got));
+        fdn_event_free(got);
+        assert_int_equal(fdn__pg_listen(c, NULL), 0);
+        free_events(evs, 2);
+        fdn__pg_close(c);
+        c = NULL; /* a second open finds it migrated */
+        assert_int_equal(fdn__pg_open(&c, test_pg_url, names[k], TEST_PG_CALL_MS, NULL), 0);
+        fdn__pg_close(c);
+        assert_int_equal(fdn__pg_exec(admin, sql, NULL), 0);
+    }
+    fdn__pg_close(admin);
+    fdn__pg_t *c = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn__pg_open(&c, test_pg_url, "pg_events", 2000, &err), FDN_EINVAL);
+    assert_null(c);
+    assert_non_null(strstr(err.message, "pg_"));
+}
+
 int main(void)
 {
     test_pg_fixture_url();
@@ -1686,6 +1747,7 @@ int main(void)
         cmocka_unit_test(a_missing_head_row_fails_every_append_alike),
         cmocka_unit_test(pooled_read_after_the_server_ended_every_session),
         cmocka_unit_test(reopen_on_a_server_that_stops_after_set_up_fails),
+        cmocka_unit_test(schema_names_that_are_keywords_hold_a_log),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
