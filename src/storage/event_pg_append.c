@@ -174,6 +174,19 @@ static unsigned char *arr_bytes(unsigned char *p, const void *b, size_t len)
     return p + len;
 }
 
+/* Whether s (up to FDN_UUID_STR_LEN + 1 bytes) is a UUID's text form, 8-4-4-4-12 hex digits
+ * and a NUL: what every path sends (the retry's array literal takes FDN_UUID_STR_LEN bytes of
+ * each id), so that a first attempt and its retry take or refuse the same ids. */
+static bool uuid_text(const char *s)
+{
+    for (int i = 0; i < FDN_UUID_STR_LEN; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : fdn__hex_digit(s[i]) < 0)
+            return false;
+    }
+    return s[FDN_UUID_STR_LEN] == '\0';
+}
+
 /* A UUID's 16 bytes from its text form; false when it is not one. */
 static bool uuid_bytes(const char *s, unsigned char *out)
 {
@@ -550,6 +563,10 @@ int fdn__pg_append(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg_uu
         return fdn_err_set(err, FDN_ETOO_LARGE,
                            "postgres: batch of %" PRIu64 " payload bytes over %u", bytes,
                            FDN__PG_BATCH_BYTES_MAX);
+    for (size_t i = 0; i < n; i++) /* (refused: the same ids are refused again) */
+        if (!uuid_text(ids[i].s))
+            return fdn_err_set(err, FDN_EINVAL, "postgres: event %zu: id '%.*s' is not a UUID", i,
+                               FDN_UUID_STR_LEN, ids[i].s);
     c->refused = false; /* from here, the server's answers say (fdn__pg_fail_res) */
     if (!retry && n <= INSERT_CHUNK)
         return append_one(c, evs, ids, n, pos, err);

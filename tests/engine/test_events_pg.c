@@ -1720,6 +1720,50 @@ static void schema_names_that_are_keywords_hold_a_log(void **state)
     assert_non_null(strstr(err.message, "pg_"));
 }
 
+/* An id that is not a UUID in its text form (8-4-4-4-12 hex digits) is refused the same way
+ * on a first attempt and on a retry: FDN_EINVAL, fdn__pg_refused, nothing stored. (Before, a
+ * first attempt read the first 32 hex digits and ignored the rest: "<32 hex>zzzz" or
+ * "<32 hex>,,,," was stored, while the retry of that batch, whose outcome may be unknown,
+ * sent the ids to PostgreSQL as they are and was refused for good: a committed batch the
+ * store's replay would then quarantine as unreplayable.) */
+static void ids_that_are_not_uuids_are_refused_on_every_path(void **state)
+{
+    (void)state;
+    char schema[64];
+    test_pg_schema_name(schema, sizeof(schema), "badid");
+    fdn__pg_t *c = open_pg(schema);
+    fdn_event_t *ev = make_event(1, 1, 0);
+    const fdn_event_t *one[1] = {ev};
+    static const char *const bad[] = {
+        "0123456789abcdef0123456789abcdefzzzz", "0123456789abcdef0123456789abcdef,,,,",
+        "01234567-89ab-cdef-0123-456789abcdeg", "0123456789abcdef0123456789abcdef",
+        "01234567-89ab-cdef-0123-456789abcde",  "-0123456789abcdef0123456789abcdef--",
+    };
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        for (int retry = 0; retry < 2; retry++) {
+            fdn__pg_uuid_t id;
+            memset(&id, 0, sizeof(id));
+            memcpy(id.s, bad[k], strlen(bad[k]));
+            uint64_t pos = 0;
+            fdn_error_t err = FDN_ERROR_INIT;
+            int rc = fdn__pg_append(c, one, &id, 1, retry != 0, &pos, &err);
+            if (rc != FDN_EINVAL)
+                fprintf(stderr, "id '%s' retry %d: %d (%s)\n", bad[k], retry, rc, err.message);
+            assert_int_equal(rc, FDN_EINVAL);
+            assert_true(fdn__pg_refused(c));
+            assert_non_null(strstr(err.message, "not a UUID"));
+            uint64_t head = 1;
+            assert_int_equal(fdn__pg_head(c, &head, NULL), 0);
+            assert_int_equal(head, 0);
+        }
+    }
+    uint64_t pos = 0;
+    append_ok(c, &ev, 1, &pos); /* and a good one still goes */
+    assert_int_equal(pos, 1);
+    fdn_event_free(ev);
+    fdn__pg_close(c);
+}
+
 int main(void)
 {
     test_pg_fixture_url();
@@ -1748,6 +1792,7 @@ int main(void)
         cmocka_unit_test(pooled_read_after_the_server_ended_every_session),
         cmocka_unit_test(reopen_on_a_server_that_stops_after_set_up_fails),
         cmocka_unit_test(schema_names_that_are_keywords_hold_a_log),
+        cmocka_unit_test(ids_that_are_not_uuids_are_refused_on_every_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
