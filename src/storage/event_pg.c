@@ -960,16 +960,32 @@ int fdn__pg_wait(fdn__pg_t *c, int64_t timeout_ms, uint64_t *head)
     }
     if (drain(c, head))
         return 1;
-    /* the thread's cut descriptor beside the socket: readable, the wait ends now (0, as at
-     * its timeout); the connection is idle, so it stays usable */
-    struct pollfd pfd[2] = {{.fd = PQsocket(c->conn), .events = POLLIN},
-                            {.fd = fdn__cut_fd(), .events = POLLIN}};
-    int t = timeout_ms > INT_MAX ? INT_MAX : (int)(timeout_ms < 0 ? 0 : timeout_ms);
-    int k = poll(pfd, pfd[1].fd >= 0 ? 2 : 1, t);
-    if (k < 0 && errno != EINTR)
-        return FDN_EUNAVAILABLE;
-    if (k <= 0 || (pfd[0].revents & (POLLIN | POLLERR | POLLHUP)) == 0)
-        return 0;
+    /* the thread's cut descriptor beside the socket: readable (fdn__cut_revents), the wait
+     * ends now (0, as at its timeout; the connection is idle, so it stays usable); not open
+     * or in error, it is dropped for the rest of the wait (it answers every poll at once:
+     * ending the wait there made a caller that waits again at once spin) */
+    int cut = fdn__cut_fd();
+    int64_t end = mono_now() + (timeout_ms < 0 ? 0 : timeout_ms) * 1000000;
+    struct pollfd pfd[2];
+    for (;;) {
+        pfd[0] = (struct pollfd){.fd = PQsocket(c->conn), .events = POLLIN};
+        pfd[1] = (struct pollfd){.fd = cut, .events = POLLIN};
+        int64_t left = end - mono_now();
+        int64_t ms = left > 0 ? (left + 999999) / 1000000 : 0;
+        int k = poll(pfd, cut >= 0 ? 2 : 1, ms > INT_MAX ? INT_MAX : (int)ms);
+        if (k < 0 && errno != EINTR)
+            return FDN_EUNAVAILABLE;
+        if (k > 0 && (pfd[0].revents & (POLLIN | POLLERR | POLLHUP)) != 0)
+            break; /* the socket first: a notification that came is taken */
+        if (k > 0 && cut >= 0 && pfd[1].revents != 0) {
+            if (fdn__cut_revents(pfd[1].revents))
+                return 0;
+            cut = -1;
+            continue;
+        }
+        if (k >= 0 || mono_now() >= end)
+            return 0; /* the timeout (or a socket in a state libpq reads next time) */
+    }
     if (!PQconsumeInput(c->conn)) {
         c->broken = true;
         return FDN_EUNAVAILABLE;

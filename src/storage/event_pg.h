@@ -138,8 +138,9 @@ int fdn__pg_listen(fdn__pg_t *c, fdn_error_t *err);
 /* Wait up to timeout_ms for a notification (after fdn__pg_listen). Returns 1 (at least one
  * arrived; *head receives the newest position announced), 0 (timeout), FDN_EUNAVAILABLE (the
  * connection failed). A notification is only a hint: readers page with fdn__pg_query. The
- * calling thread's cut descriptor (core/cancel.h), when set and readable, ends the wait at once
- * with 0: its owner is stopping (the store's follower, at stop). */
+ * calling thread's cut descriptor (core/cancel.h), when set and readable (or a pipe hung up),
+ * ends the wait at once with 0: its owner is stopping (the store's follower, at stop); one that
+ * is not open or is in error is dropped for the rest of the wait, which goes on. */
 int fdn__pg_wait(fdn__pg_t *c, int64_t timeout_ms, uint64_t *head);
 
 /* Run one SQL command or script without results (tests, tools). 0, FDN_EUNAVAILABLE, FDN_EIO,

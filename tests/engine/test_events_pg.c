@@ -1764,6 +1764,53 @@ static void ids_that_are_not_uuids_are_refused_on_every_path(void **state)
     fdn__pg_close(c);
 }
 
+/* The LISTEN wait (fdn__pg_wait) with a thread cut descriptor that is not open (a stale
+ * setting) waits for its notification or its timeout, as the other waits on the server do
+ * (the descriptor is dropped); a pipe whose write end is closed, or an eventfd written, ends
+ * it at once with 0, the connection kept. (Before, the stale descriptor's POLLNVAL ended the
+ * wait at once with 0, "timed out": a follower that waits again at once spun, querying
+ * PostgreSQL each turn.) The elapsed time is asserted from below only (a wait that ends at its
+ * timeout cannot end sooner, however loaded the machine). */
+static void listen_wait_with_a_stale_cut_descriptor_waits(void **state)
+{
+    (void)state;
+    char schema[64], sql[160];
+    test_pg_schema_name(schema, sizeof(schema), "waitcut");
+    fdn__pg_t *c = open_pg(schema);
+    fdn__pg_t *w = open_pg(schema);
+    assert_int_equal(fdn__pg_listen(c, NULL), 0);
+    int gone = eventfd(0, EFD_CLOEXEC);
+    assert_true(gone >= 0);
+    close(gone);
+    assert_int_equal(fdn_events_set_thread_cut_fd(gone), -1);
+    uint64_t head = 0;
+    int64_t t0 = mono_ns();
+    assert_int_equal(fdn__pg_wait(c, 300, &head), 0);
+    int64_t took = mono_ns() - t0;
+    if (took < 250000000)
+        fail_msg("the wait ended after %" PRId64 " ms, not at its 300 ms timeout", took / 1000000);
+    /* a notification still ends it, and is read */
+    snprintf(sql, sizeof(sql), "NOTIFY %s_events, '42'", schema);
+    assert_int_equal(fdn__pg_exec(w, sql, NULL), 0);
+    int64_t bound = mono_ns() + 60 * 1000000000LL;
+    int got = 0;
+    while (got == 0 && mono_ns() < bound)
+        got = fdn__pg_wait(c, 1000, &head);
+    assert_int_equal(got, 1);
+    assert_int_equal(head, 42);
+    /* a hung-up pipe cuts: 0 at once, the connection kept */
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    close(p[1]);
+    (void)fdn_events_set_thread_cut_fd(p[0]);
+    assert_int_equal(fdn__pg_wait(c, 600000, &head), 0);
+    assert_true(fdn__pg_connected(c));
+    assert_int_equal(fdn_events_set_thread_cut_fd(-1), p[0]);
+    close(p[0]);
+    fdn__pg_close(w);
+    fdn__pg_close(c);
+}
+
 int main(void)
 {
     test_pg_fixture_url();
@@ -1793,6 +1840,7 @@ int main(void)
         cmocka_unit_test(reopen_on_a_server_that_stops_after_set_up_fails),
         cmocka_unit_test(schema_names_that_are_keywords_hold_a_log),
         cmocka_unit_test(ids_that_are_not_uuids_are_refused_on_every_path),
+        cmocka_unit_test(listen_wait_with_a_stale_cut_descriptor_waits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
