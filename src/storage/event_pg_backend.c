@@ -43,6 +43,11 @@
  * (fdn__pg_refused: over the bounds, a data exception, an integrity violation on them) is not
  * retried and sets batch->refused: the store's replay quarantines such a spooled batch.
  *
+ * An append leaves its connection open only when it is usable: one broken by the deadline or
+ * a cut, possibly inside its transaction (BEGIN .. COMMIT: a batch over one INSERT, a replay),
+ * is closed as the append returns, so that its session rolls back as soon as its statement
+ * ends instead of holding the head row's lock, and every process's appends, until the next.
+ *
  * Bounds: every call has a deadline, command_timeout_ms from its start (an append: its
  * batch's deadline_ns when the caller gave one), which bounds the wait for a pooled
  * connection, a (re)connection and every command (fdn__pg_set_deadline: the client polls the
@@ -550,6 +555,14 @@ static int pgb_append(void *p, fdn__evb_batch_t *batch, fdn_error_t *err)
      * privileges) is not */
     batch->refused = rc != 0 && rc != FDN_EIO && rc != FDN_EUNAVAILABLE && b->wconn != NULL &&
                      fdn__pg_refused(b->wconn);
+    /* a connection broken mid-transaction (the deadline or the cut met inside BEGIN ..
+     * COMMIT: a batch over one INSERT, a replay) is closed now, not at the next append: its
+     * session would otherwise sit idle in its transaction, once its statement ends, holding
+     * the head row's lock, and every process's appends would wait for this store's next one */
+    if (b->wconn != NULL && !fdn__pg_connected(b->wconn)) {
+        fdn__pg_close(b->wconn);
+        b->wconn = NULL;
+    }
     if (rc == FDN_EUNAVAILABLE && unknown)
         rc = fdn_err_set(err, FDN_EIO,
                          "events: PostgreSQL: the outcome of a batch of %zu is "

@@ -1811,6 +1811,86 @@ static void listen_wait_with_a_stale_cut_descriptor_waits(void **state)
     fdn__pg_close(c);
 }
 
+/* Whether the session of schema's backend whose last statement began with `prefix` is in
+ * state `state` (1), gone (0), or in another state (-1), through admin. */
+static int session_state(fdn__pg_t *admin, const char *prefix, const char *state)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "DO $$ BEGIN IF (SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%s%%' AND "
+             "pid <> pg_backend_pid() AND state %s) = 0 THEN RAISE EXCEPTION 'no'; END IF; END $$",
+             prefix, state);
+    if (fdn__pg_exec(admin, sql, NULL) == 0)
+        return 1;
+    snprintf(sql, sizeof(sql),
+             "DO $$ BEGIN IF (SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%s%%' AND "
+             "pid <> pg_backend_pid()) = 0 THEN RAISE EXCEPTION 'no'; END IF; END $$",
+             prefix);
+    return fdn__pg_exec(admin, sql, NULL) == 0 ? -1 : 0;
+}
+
+/* An append whose deadline passes inside its transaction (a batch over one INSERT: BEGIN, the
+ * head update, INSERTs, COMMIT; a replay takes the same road) leaves no transaction open on
+ * the server: its connection is closed when the append returns, so the session, once its
+ * statement ends, finds the client gone and rolls back. (Before, the broken connection stayed
+ * open until the writer's next append: the session, its INSERT done, sat "idle in
+ * transaction" holding the head row's lock, and every append of every process on the log
+ * waited for it, for as long as this store made no other append.) */
+static void an_append_past_its_deadline_leaves_no_transaction_open(void **state)
+{
+    (void)state;
+    char schema[64], sql[256], prefix[128];
+    test_pg_schema_name(schema, sizeof(schema), "txopen");
+    fdn__evb_t be = {0};
+    fdn_error_t err = FDN_ERROR_INIT;
+    fdn_events_pg_opts_t o = FDN_EVENTS_PG_OPTS_INIT;
+    o.url = test_pg_url;
+    o.schema = schema;
+    o.pool_size = 1;
+    o.command_timeout_ms = TEST_PG_CALL_MS;
+    assert_int_equal(fdn__evb_pg_open(&be, &o, &err), 0);
+    /* another session holds the events table in SHARE mode: the batch's INSERT waits */
+    fdn__pg_t *lock = open_pg(schema), *admin = open_pg(schema);
+    assert_int_equal(fdn__pg_exec(lock, "BEGIN", NULL), 0);
+    snprintf(sql, sizeof(sql), "LOCK TABLE %s.events IN SHARE MODE", schema);
+    assert_int_equal(fdn__pg_exec(lock, sql, NULL), 0);
+    enum { N = 1001 };
+    static fdn_event_t *evs[N];
+    static uint64_t pos[N];
+    for (unsigned i = 0; i < N; i++)
+        evs[i] = make_event(1, i, 0);
+    fdn__evb_batch_t b = {.evs = (const fdn_event_t *const *)evs,
+                          .n = N,
+                          .pos = pos,
+                          .deadline_ns = mono_ns() + 1500000000LL};
+    err = (fdn_error_t)FDN_ERROR_INIT;
+    assert_int_equal(be.ops->append(be.state, &b, &err), FDN_EUNAVAILABLE);
+    assert_false(b.refused);
+    snprintf(prefix, sizeof(prefix), "INSERT INTO \"%s\".events", schema);
+    assert_int_equal(session_state(admin, prefix, "= 'active'"), 1); /* waiting for the lock */
+    assert_int_equal(fdn__pg_exec(lock, "COMMIT", NULL), 0);
+    /* its INSERT ends; then the session is gone (it may show idle in its transaction for a
+     * moment, before it reads the client's end), or stays so, holding the head's lock: a
+     * minute of that fails the test */
+    int64_t bound = mono_ns() + 60 * 1000000000LL;
+    int st;
+    while ((st = session_state(admin, prefix, "IS NOT NULL")) != 0 && mono_ns() < bound)
+        sched_yield();
+    if (st != 0)
+        fail_msg("the timed-out append's session is still there after a minute (%s)",
+                 session_state(admin, prefix, "= 'idle in transaction'") == 1
+                     ? "idle in transaction, holding the head's lock"
+                     : "active");
+    /* and another append goes */
+    b = (fdn__evb_batch_t){.evs = (const fdn_event_t *const *)evs, .n = 2, .pos = pos};
+    assert_int_equal(be.ops->append(be.state, &b, &err), 0);
+    assert_int_equal(pos[0], 1);
+    free_events(evs, N);
+    fdn__pg_close(lock);
+    fdn__pg_close(admin);
+    fdn__evb_close(&be);
+}
+
 int main(void)
 {
     test_pg_fixture_url();
@@ -1841,6 +1921,7 @@ int main(void)
         cmocka_unit_test(schema_names_that_are_keywords_hold_a_log),
         cmocka_unit_test(ids_that_are_not_uuids_are_refused_on_every_path),
         cmocka_unit_test(listen_wait_with_a_stale_cut_descriptor_waits),
+        cmocka_unit_test(an_append_past_its_deadline_leaves_no_transaction_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
