@@ -42,6 +42,7 @@
 #include "storage/event_backend.h"
 #include "storage/event_pg.h"
 #include "engine.h"
+#include "fail_alloc.h"
 #include "pg_fixture.h"
 #include "threads.h"
 
@@ -1891,6 +1892,113 @@ static void an_append_past_its_deadline_leaves_no_transaction_open(void **state)
     fdn__evb_close(&be);
 }
 
+/* One call of the allocation sweep on a backend (k: the call's kind). */
+static int sweep_call(fdn__evb_t *be, int k, const char *cid, fdn_event_t **evs,
+                      const char (*uids)[FDN_UUID_STR_LEN + 1])
+{
+    fdn_event_t *ev = NULL;
+    fdn_event_list_t *l = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    uint64_t pos[3], head = 0;
+    fdn__evb_stats_t st;
+    int rc = 0;
+    switch (k) {
+    case 0:
+        rc = be->ops->correlation(be->state, cid, &l, &err);
+        if (rc == 0)
+            assert_int_equal(fdn_event_list_count(l), 1500);
+        break;
+    case 1:
+        rc = be->ops->get(be->state, 1, &ev, &err);
+        break;
+    case 2: {
+        fdn__evb_query_t q = {.type = "w1",
+                              .wall_start = INT64_MIN,
+                              .wall_end = INT64_MAX,
+                              .limit = 50,
+                              .descending = true};
+        rc = be->ops->query(be->state, &q, &l, &err);
+        break;
+    }
+    case 3:
+        rc = be->ops->read_after(be->state, 1400, 200, &l, &err);
+        break;
+    case 4:
+        rc = be->ops->stats(be->state, &st, &err);
+        break;
+    case 5:
+        rc = be->ops->head(be->state, &head, &err);
+        break;
+    default: { /* a replayed batch: stored once whatever the attempts */
+        fdn__evb_batch_t b = {.evs = (const fdn_event_t *const *)evs,
+                              .n = 3,
+                              .pos = pos,
+                              .uids = uids,
+                              .replay = k == 7};
+        rc = be->ops->append(be->state, &b, &err);
+        break;
+    }
+    }
+    fdn_event_free(ev);
+    fdn_event_list_free(l);
+    return rc;
+}
+
+/* Every allocation the backend's calls make fails in turn (a correlation over two pages, a
+ * get, a query, a page, stats, head, an append and a replayed append): each such call fails
+ * with FDN_ENOMEM or succeeds, and leaks nothing (ASan's leak check at exit, and the
+ * allocator's live count back where it was); the appends store each event once. */
+static void backend_calls_under_allocation_failures(void **state)
+{
+    (void)state;
+    char schema[64];
+    test_pg_schema_name(schema, sizeof(schema), "allocs");
+    fdn__pg_t *c = open_pg(schema);
+    enum { N = 1500 };
+    static fdn_event_t *evs[N];
+    static uint64_t pos[N];
+    for (unsigned i = 0; i < N; i++)
+        evs[i] = test_pg_event("w1", "one-corr", 1, i, 0, 0);
+    append_ok(c, evs, N, pos);
+    fdn__pg_close(c);
+    fdn__evb_t be = {0};
+    fdn_events_pg_opts_t o = FDN_EVENTS_PG_OPTS_INIT;
+    o.url = test_pg_url;
+    o.schema = schema;
+    o.pool_size = 2;
+    o.command_timeout_ms = TEST_PG_CALL_MS;
+    assert_int_equal(fdn__evb_pg_open(&be, &o, NULL), 0);
+    static char uids[2][3][FDN_UUID_STR_LEN + 1];
+    for (int a = 0; a < 2; a++)
+        for (int i = 0; i < 3; i++)
+            assert_int_equal(fdn_uuid4(uids[a][i]), 0);
+    assert_int_equal(fail_alloc_install(), 0);
+    for (int k = 0; k < 8; k++) {
+        for (long n = 1;; n++) {
+            assert_true(n < 100000);
+            long live = fail_alloc_live();
+            fail_alloc_at_this_thread(n);
+            int rc = sweep_call(&be, k, "one-corr", evs,
+                                (const char(*)[FDN_UUID_STR_LEN + 1]) uids[k == 7 ? 1 : 0]);
+            long failed = fail_alloc_failures();
+            fail_alloc_off();
+            if (rc != 0 && rc != FDN_ENOMEM)
+                fail_msg("call %d, allocation %ld failed: rc %d", k, n, rc);
+            assert_int_equal(fail_alloc_live(), live);
+            if (failed == 0) {
+                assert_int_equal(rc, 0);
+                break;
+            }
+        }
+    }
+    fail_alloc_uninstall();
+    uint64_t head = 0;
+    assert_int_equal(be.ops->head(be.state, &head, NULL), 0);
+    fdn__evb_close(&be);
+    (void)head;
+    free_events(evs, N);
+}
+
 int main(void)
 {
     test_pg_fixture_url();
@@ -1922,6 +2030,7 @@ int main(void)
         cmocka_unit_test(ids_that_are_not_uuids_are_refused_on_every_path),
         cmocka_unit_test(listen_wait_with_a_stale_cut_descriptor_waits),
         cmocka_unit_test(an_append_past_its_deadline_leaves_no_transaction_open),
+        cmocka_unit_test(backend_calls_under_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
