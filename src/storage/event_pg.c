@@ -703,10 +703,21 @@ static int rows_to_list(const PGresult *r, fdn_event_list_t **out, fdn_error_t *
     return 0;
 }
 
+/* A position as the bigint a statement compares with: one past the largest bigint (ids are
+ * uint64_t; no position gets there) as the largest, which holds nothing either, so that a
+ * cursor or a bound past it means what it means in memory (a value past it PostgreSQL
+ * refuses: "bigint out of range"). */
+static uint64_t pos_arg(uint64_t pos)
+{
+    return pos > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : pos;
+}
+
 int fdn__pg_get(fdn__pg_t *c, uint64_t pos, fdn_event_t **out, fdn_error_t *err)
 {
     if (c == NULL || out == NULL)
         return fdn_err_set(err, FDN_EINVAL, "postgres: get: missing argument");
+    if (pos != pos_arg(pos)) /* past every position */
+        return fdn_err_set(err, FDN_ENOENT, "postgres: no event at position %" PRIu64, pos);
     char sql[256], num[24];
     snprintf(sql, sizeof(sql), "SELECT " SELECT_COLS " FROM %s.events WHERE position = $1",
              c->ident);
@@ -756,12 +767,12 @@ static int build_query(const fdn__pg_t *c, const fdn__pg_query_t *q, char *sql, 
         o += (size_t)snprintf(sql + o, cap - o, " AND wall_ns <= $%d::bigint", ++n);
     }
     if (q->after != 0) {
-        snprintf(num[n], 24, "%" PRIu64, q->after);
+        snprintf(num[n], 24, "%" PRIu64, pos_arg(q->after));
         vals[n] = num[n];
         o += (size_t)snprintf(sql + o, cap - o, " AND position > $%d::bigint", ++n);
     }
     if (q->before != 0) {
-        snprintf(num[n], 24, "%" PRIu64, q->before);
+        snprintf(num[n], 24, "%" PRIu64, pos_arg(q->before));
         vals[n] = num[n];
         o += (size_t)snprintf(sql + o, cap - o, " AND position < $%d::bigint", ++n);
     }
@@ -893,7 +904,7 @@ int fdn__pg_prune_below(fdn__pg_t *c, uint64_t below, uint64_t *count, fdn_error
 {
     char sql[128], num[24];
     snprintf(sql, sizeof(sql), "DELETE FROM %s.events WHERE position < $1::bigint", c->ident);
-    snprintf(num, sizeof(num), "%" PRIu64, below);
+    snprintf(num, sizeof(num), "%" PRIu64, pos_arg(below));
     const char *vals[1] = {num};
     PGresult *r = NULL;
     int rc = fdn__pg_run(c, sql, 1, vals, PGRES_COMMAND_OK, &r, err, "prune");

@@ -1999,6 +1999,61 @@ static void backend_calls_under_allocation_failures(void **state)
     free_events(evs, N);
 }
 
+/* Positions past the largest bigint (ids are uint64_t in the API; a position never gets
+ * there) are answered as positions that hold nothing, as memory and SQLite answer them: a get
+ * FDN_ENOENT, a cursor after one nothing, a cursor before one everything, a prune below one
+ * every row. (Before, each was sent as it was and PostgreSQL refused it, "bigint out of
+ * range": FDN_EINVAL, e.g. for GET /v1/events/18446744073709551615 on PostgreSQL only.) */
+static void positions_past_the_largest_bigint_hold_nothing(void **state)
+{
+    (void)state;
+    char schema[64];
+    test_pg_schema_name(schema, sizeof(schema), "bigpos");
+    fdn__pg_t *c = open_pg(schema);
+    fdn_event_t *evs[3];
+    uint64_t pos[3];
+    for (unsigned i = 0; i < 3; i++)
+        evs[i] = make_event(1, i, 0);
+    append_ok(c, evs, 3, pos);
+    uint64_t big[] = {UINT64_MAX, (uint64_t)INT64_MAX + 1};
+    for (int k = 0; k < 2; k++) {
+        fdn_event_t *ev = NULL;
+        fdn_error_t err = FDN_ERROR_INIT;
+        int rc = fdn__pg_get(c, big[k], &ev, &err);
+        if (rc != FDN_ENOENT)
+            fprintf(stderr, "get %" PRIu64 ": %d (%s)\n", big[k], rc, err.message);
+        assert_int_equal(rc, FDN_ENOENT);
+        for (int shape = 0; shape < 2; shape++) { /* prepared (after) and planned (type) */
+            fdn__pg_query_t q = FDN__PG_QUERY_INIT;
+            q.after = big[k];
+            q.type = shape == 1 ? "w1" : NULL;
+            fdn_event_list_t *l = NULL;
+            err = (fdn_error_t)FDN_ERROR_INIT;
+            rc = fdn__pg_query(c, &q, &l, &err);
+            if (rc != 0)
+                fprintf(stderr, "after %" PRIu64 ": %s\n", big[k], err.message);
+            assert_int_equal(rc, 0);
+            assert_int_equal(fdn_event_list_count(l), 0);
+            fdn_event_list_free(l);
+            q = (fdn__pg_query_t)FDN__PG_QUERY_INIT;
+            q.before = big[k];
+            q.type = shape == 1 ? "w1" : NULL;
+            assert_int_equal(fdn__pg_query(c, &q, &l, NULL), 0);
+            assert_int_equal(fdn_event_list_count(l), 3);
+            fdn_event_list_free(l);
+        }
+    }
+    uint64_t pruned = 0;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn__pg_prune_below(c, UINT64_MAX, &pruned, &err);
+    if (rc != 0)
+        fprintf(stderr, "prune: %s\n", err.message);
+    assert_int_equal(rc, 0);
+    assert_int_equal(pruned, 3);
+    free_events(evs, 3);
+    fdn__pg_close(c);
+}
+
 int main(void)
 {
     test_pg_fixture_url();
@@ -2031,6 +2086,7 @@ int main(void)
         cmocka_unit_test(listen_wait_with_a_stale_cut_descriptor_waits),
         cmocka_unit_test(an_append_past_its_deadline_leaves_no_transaction_open),
         cmocka_unit_test(backend_calls_under_allocation_failures),
+        cmocka_unit_test(positions_past_the_largest_bigint_hold_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
