@@ -833,10 +833,25 @@ static int run_prepared(fdn__pg_t *c, int shape, const char *sql, int n, const c
     return 0;
 }
 
+/* Whether s (NULL: no filter) could be an event's type or correlation id as far as its bytes
+ * go: printable ASCII only (the rules keep both to it). One that is not matches no event, and
+ * its bytes may not even be text the server takes (not UTF-8). */
+static bool ascii_text(const char *s)
+{
+    for (; s != NULL && *s != '\0'; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            return false;
+    return true;
+}
+
 int fdn__pg_query(fdn__pg_t *c, const fdn__pg_query_t *q, fdn_event_list_t **out, fdn_error_t *err)
 {
     if (c == NULL || q == NULL || out == NULL || q->limit == 0)
         return fdn_err_set(err, FDN_EINVAL, "postgres: query: missing argument or limit 0");
+    if (!ascii_text(q->type) || !ascii_text(q->correlation_id)) { /* no event matches */
+        *out = fdn__event_list_alloc(0, 0);
+        return *out != NULL ? 0 : fdn_err_set(err, FDN_ENOMEM, "postgres: out of memory");
+    }
     char sql[768], num[8][24];
     const char *vals[8];
     int n = build_query(c, q, sql, sizeof(sql), vals, num);

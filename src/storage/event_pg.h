@@ -115,8 +115,10 @@ typedef struct fdn__pg_query {
         NULL, NULL, INT64_MIN, INT64_MAX, 0, 0, 100, false                                         \
     }
 
-/* Run a query. 0, FDN_EINVAL (limit 0), FDN_EUNAVAILABLE, FDN_EIO, FDN_ENOMEM, FDN_ECORRUPT
- * (a row found breaks the event rules: as fdn__pg_get). */
+/* Run a query. A type or correlation id with a byte outside printable ASCII matches no event
+ * (the rules keep both to it): an empty list, nothing sent. 0, FDN_EINVAL (limit 0),
+ * FDN_EUNAVAILABLE, FDN_EIO, FDN_ENOMEM, FDN_ECORRUPT (a row found breaks the event rules: as
+ * fdn__pg_get). */
 int fdn__pg_query(fdn__pg_t *c, const fdn__pg_query_t *q, fdn_event_list_t **out, fdn_error_t *err);
 
 /* PostgreSQL's plan for that query (EXPLAIN text, lines joined by '\n'; fdn__free it). */

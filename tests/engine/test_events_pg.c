@@ -2054,6 +2054,46 @@ static void positions_past_the_largest_bigint_hold_nothing(void **state)
     fdn__pg_close(c);
 }
 
+/* A query by a type or correlation id that no event can carry (a byte outside printable
+ * ASCII: the rules keep types to [A-Za-z][A-Za-z0-9_.:-]* and correlation ids to printable
+ * ASCII) finds nothing, as in memory and SQLite. (Before, such a value was sent and
+ * PostgreSQL refused bytes that are not UTF-8 ("invalid byte sequence for encoding UTF8",
+ * SQLSTATE 22021): FDN_EINVAL, e.g. for a correlation lookup of "\xff", always made on
+ * PostgreSQL.) */
+static void a_query_by_a_value_no_event_carries_finds_nothing(void **state)
+{
+    (void)state;
+    char schema[64];
+    test_pg_schema_name(schema, sizeof(schema), "badval");
+    fdn__pg_t *c = open_pg(schema);
+    fdn_event_t *ev = make_event(1, 1, 0);
+    uint64_t pos = 0;
+    append_ok(c, &ev, 1, &pos);
+    static const char *const vals[] = {"\xff", "w\xc3", "c1-0\xe2\x82", "\x01w1"};
+    for (int k = 0; k < 4; k++) {
+        for (int field = 0; field < 2; field++) {
+            for (int after = 0; after < 2; after++) { /* planned and prepared shapes */
+                fdn__pg_query_t q = FDN__PG_QUERY_INIT;
+                if (field == 0)
+                    q.type = vals[k];
+                else
+                    q.correlation_id = vals[k];
+                q.after = (uint64_t)after;
+                fdn_event_list_t *l = NULL;
+                fdn_error_t err = FDN_ERROR_INIT;
+                int rc = fdn__pg_query(c, &q, &l, &err);
+                if (rc != 0)
+                    fprintf(stderr, "value %d field %d: %s\n", k, field, err.message);
+                assert_int_equal(rc, 0);
+                assert_int_equal(fdn_event_list_count(l), 0);
+                fdn_event_list_free(l);
+            }
+        }
+    }
+    fdn_event_free(ev);
+    fdn__pg_close(c);
+}
+
 int main(void)
 {
     test_pg_fixture_url();
@@ -2087,6 +2127,7 @@ int main(void)
         cmocka_unit_test(an_append_past_its_deadline_leaves_no_transaction_open),
         cmocka_unit_test(backend_calls_under_allocation_failures),
         cmocka_unit_test(positions_past_the_largest_bigint_hold_nothing),
+        cmocka_unit_test(a_query_by_a_value_no_event_carries_finds_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
