@@ -437,7 +437,7 @@ static int migrate_locked(fdn__pg_t *c, fdn_error_t *err)
             rc = fdn__pg_cmd(c, "COMMIT", err);
         if (rc != 0) {
             fdn__pg_rollback(c);
-            return rc == FDN_EUNAVAILABLE || rc == FDN_EACCES ? rc : FDN_EINIT;
+            return rc; /* (migrate says which) */
         }
     }
     return 0;
@@ -453,6 +453,18 @@ static int migrate(fdn__pg_t *c, fdn_error_t *err)
     if (rc != 0)
         return rc;
     rc = migrate_locked(c, err);
+    /* the server answered, refusing a statement of the migration (a table there that is not
+     * ours: "relation head already exists", a schema_version without our columns): the
+     * schema is not one this library can use (FDN_EINIT, the server's words kept), not a
+     * server away (FDN_EUNAVAILABLE, which a caller would retry for ever); privileges stay
+     * FDN_EACCES, a connection lost or a deadline met stays FDN_EUNAVAILABLE */
+    if (rc != 0 && rc != FDN_EACCES && rc != FDN_EINIT && rc != FDN_EINTERNAL &&
+        fdn__pg_connected(c)) {
+        char msg[sizeof(err->message)];
+        snprintf(msg, sizeof(msg), "%s", err != NULL ? err->message : "");
+        rc = fdn_err_set(err, FDN_EINIT, "%s (schema %s is not an event log this library made)",
+                         msg, c->schema);
+    }
     fdn_error_t e2 = FDN_ERROR_INIT;
     fdn__pg_run(c, "SELECT pg_advisory_unlock(hashtext($1))", 1, vals, PGRES_TUPLES_OK, NULL, &e2,
                 "advisory unlock");

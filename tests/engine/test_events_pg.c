@@ -2094,6 +2094,34 @@ static void a_query_by_a_value_no_event_carries_finds_nothing(void **state)
     fdn__pg_close(c);
 }
 
+/* A schema whose tables are not ours (another program's "head" or "events" there, without our
+ * schema_version rows) is refused at open with FDN_EINIT and the server's reason, as the
+ * header says, not FDN_EUNAVAILABLE ("the server is away": a caller would retry for ever).
+ * Nothing of ours is left half made: the migration is one transaction. */
+static void a_schema_holding_other_tables_is_refused_at_open(void **state)
+{
+    (void)state;
+    char schema[64], sql[256];
+    test_pg_schema_name(schema, sizeof(schema), "foreign");
+    fdn__pg_t *admin = open_pg(NULL);
+    snprintf(sql, sizeof(sql), "CREATE SCHEMA %s; CREATE TABLE %s.head (x text)", schema, schema);
+    assert_int_equal(fdn__pg_exec(admin, sql, NULL), 0);
+    fdn__pg_t *c = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn__pg_open(&c, test_pg_url, schema, TEST_PG_CALL_MS, &err);
+    if (rc != FDN_EINIT)
+        fprintf(stderr, "open: %d (%s)\n", rc, err.message);
+    assert_int_equal(rc, FDN_EINIT);
+    assert_null(c);
+    assert_non_null(strstr(err.message, "already exists"));
+    snprintf(sql, sizeof(sql),
+             "DO $$ BEGIN IF to_regclass('%s.events') IS NOT NULL THEN RAISE EXCEPTION 'made'; "
+             "END IF; END $$",
+             schema);
+    assert_int_equal(fdn__pg_exec(admin, sql, NULL), 0);
+    fdn__pg_close(admin);
+}
+
 int main(void)
 {
     test_pg_fixture_url();
@@ -2128,6 +2156,7 @@ int main(void)
         cmocka_unit_test(backend_calls_under_allocation_failures),
         cmocka_unit_test(positions_past_the_largest_bigint_hold_nothing),
         cmocka_unit_test(a_query_by_a_value_no_event_carries_finds_nothing),
+        cmocka_unit_test(a_schema_holding_other_tables_is_refused_at_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
