@@ -1,5 +1,6 @@
 /* DESIGN: fdn serve: run a runtime with its built-in services and the admin HTTP API until
- * SIGINT/SIGTERM.
+ * SIGINT/SIGTERM/SIGHUP (a hang-up, the terminal or ssh session closing, stops it as cleanly
+ * as SIGTERM instead of killing it before the event store is flushed).
  *
  * The runtime owns every service (config server, durable event store under
  * <data_dir>/events.db, telemetry, connection manager, rate limiter, breakers), creates the
@@ -10,7 +11,7 @@
  * Order: the listen socket is bound first (fdn_admin_bind), so a busy port or a bad address
  * fails before the runtime creates the data directory or the event store.
  *
- * Threads: SIGINT/SIGTERM/SIGUSR1 are blocked before any thread exists, so every thread
+ * Threads: SIGINT/SIGTERM/SIGHUP/SIGUSR1 are blocked before any thread exists, so every thread
  * inherits the mask and the main thread alone receives them with sigwait() (serve_wait.c).
  * If the runtime escalates (a service failed past its restart intensity, everything
  * stopped), its on_escalation callback wakes the main thread with SIGUSR1; the command then
@@ -99,7 +100,7 @@ static void usage(FILE *out)
             "                 [--max-connections-per-ip N] [--threads N]\n"
             "                 [--shutdown-timeout MS]\n"
             "\n"
-            "Run a Foundation runtime with the admin HTTP API until SIGINT or SIGTERM.\n"
+            "Run a Foundation runtime with the admin HTTP API until SIGINT, SIGTERM or SIGHUP.\n"
             "\n"
             "  --config FILE      JSON configuration (default: built-in defaults + environment)\n"
             "  --data-dir DIR     durable data (default %s; created if missing)\n"
@@ -132,7 +133,7 @@ static void usage(FILE *out)
             "                     loopback share an address)\n"
             "  --threads N        HTTP server threads, 1-64 (default: the online CPUs, at\n"
             "                     least 2 and at most 16)\n"
-            "  --shutdown-timeout MS  on SIGINT or SIGTERM, how long to wait for in-flight\n"
+            "  --shutdown-timeout MS  on a stop signal, how long to wait for in-flight\n"
             "                     requests to be answered, 1-86400000 (default 5000); then\n"
             "                     reads waiting on PostgreSQL answer 503, appends waiting for\n"
             "                     their commit answer 503 with their outcome unknown (the\n"
@@ -485,6 +486,7 @@ int cmd_serve(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     sigaddset(&sigs, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     serve_ctx_t ctx;
@@ -699,10 +701,10 @@ int cmd_serve(int argc, char **argv)
                   fdn_err_name(ctx.watch.code), (const char *)NULL);
         goto out;
     }
-    printf("fdn: %s received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    const char *sig_name = sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : "SIGTERM";
+    printf("fdn: %s received, shutting down\n", sig_name);
     fflush(stdout);
-    serve_log(SERVE_LOG_INFO, "stopping", "shutting down", "signal",
-              sig == SIGINT ? "SIGINT" : "SIGTERM", (const char *)NULL);
+    serve_log(SERVE_LOG_INFO, "stopping", "shutting down", "signal", sig_name, (const char *)NULL);
     exit_code = CLI_OK;
 out:
     fdn_admin_destroy(admin);    /* HTTP first: no request runs after this */

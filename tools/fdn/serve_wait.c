@@ -1,5 +1,5 @@
-/* DESIGN: the end of `fdn serve`'s main loop. The main thread blocks SIGINT, SIGTERM and
- * wake_sig before any thread exists and parks in sigwait(); the runtime's on_escalation
+/* DESIGN: the end of `fdn serve`'s main loop. The main thread blocks SIGINT, SIGTERM, SIGHUP
+ * and wake_sig before any thread exists and parks in sigwait(); the runtime's on_escalation
  * callback (supervisor thread) records the failed service in the watch, publishes it with a
  * release store of `escalated`, and pthread_kill()s wake_sig to the main thread, which then
  * reads the record after an acquire load. No lock: one writer (escalation runs once), and

@@ -11,7 +11,7 @@
 
 /* What ended the wait. */
 typedef enum serve_end {
-    SERVE_END_SIGNAL = 0,     /* SIGINT/SIGTERM (or any other signal of the set but wake_sig) */
+    SERVE_END_SIGNAL = 0,     /* SIGINT/SIGTERM/SIGHUP (any signal of the set but wake_sig) */
     SERVE_END_ESCALATION = 1, /* the runtime escalated: exit non-zero so it gets restarted */
 } serve_end_t;
 
