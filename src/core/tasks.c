@@ -19,7 +19,9 @@
  *
  * Service stop/start (tasks_int.h, for the runtime's supervisor): the same drain and join,
  * but not `permanent`: submits answer FDN_EUNAVAILABLE and fdn__tasks_service_start resets
- * the shutdown state and starts new workers. Counters survive a restart.
+ * the shutdown state and starts new workers. Counters survive a restart. A start whose
+ * threads cannot all be created sets `stopping` again before it releases `mu` (no submit
+ * gets in while none of the workers may exist), then joins the ones that started.
  *
  * Invariants: count ≤ cap; completed + running + count == accepted submits; a task is either
  * rejected (fn never called) or run exactly once.
@@ -316,9 +318,15 @@ static int service_start(void *state, void *ctx, fdn_error_t *err)
     tp->exited = 0;
     tp->started = 0;
     int rc = start_workers(tp);
+    if (rc < 0) {
+        /* stopped again before the lock is released: a submit in between must be refused,
+         * not queued where no worker may be left to run it (all of them failed to start) */
+        tp->stopping = true;
+        pthread_cond_broadcast(&tp->not_empty);
+    }
     fdn__mutex_unlock(&tp->mu);
     if (rc < 0)
-        (void)drain_join(tp, -1, false);
+        (void)drain_join(tp, -1, false); /* joins the workers that did start */
     return rc;
 }
 
