@@ -6,6 +6,9 @@
  * quoted when they hold a space, '=', '"' or nothing. json is one object per line with the
  * keys ts, level, event, msg, then the pairs given; a value that parses as JSON other than a
  * bare string (a number, an object from an event's data) is embedded as it is.
+ * Values may be a client's bytes (the request target): both formats write control
+ * characters escaped and bytes that are not well-formed UTF-8 replaced (json: U+FFFD, text:
+ * \xHH), so every line is one line of UTF-8 (valid JSON in json) without terminal escapes.
  *
  * Each line is composed in memory (open_memstream) and written with one fwrite on the
  * unbuffered stderr, so lines from different threads (supervisor, event delivery, HTTP
@@ -59,10 +62,55 @@ bool serve_log_enabled(serve_log_level_t level)
     return level >= g_level;
 }
 
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong forms, no surrogates,
+ * nothing past U+10FFFF), 1 to 4; 0 when the bytes there are not one. p is NUL-terminated. */
+static size_t utf8_seq(const unsigned char *p)
+{
+    if (p[0] < 0x80)
+        return 1;
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        n = 2;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        n = 3;
+        if (p[0] == 0xe0)
+            lo = 0xa0; /* overlong */
+        else if (p[0] == 0xed)
+            hi = 0x9f; /* surrogates */
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        n = 4;
+        if (p[0] == 0xf0)
+            lo = 0x90; /* overlong */
+        else if (p[0] == 0xf4)
+            hi = 0x8f; /* past U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf) /* also stops at the NUL */
+            return 0;
+    return n;
+}
+
+/* A JSON string: control characters escaped, and each byte that is not part of well-formed
+ * UTF-8 (a request target is the client's bytes) written as U+FFFD, so the line stays JSON. */
 static void json_str(FILE *f, const char *s)
 {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        size_t n = utf8_seq(p);
+        if (n == 0) {
+            fputs("\\ufffd", f);
+            continue;
+        }
+        if (n > 1) {
+            fwrite(p, 1, n, f);
+            p += n - 1;
+            continue;
+        }
         switch (*p) {
         case '"':
             fputs("\\\"", f);
@@ -80,7 +128,7 @@ static void json_str(FILE *f, const char *s)
             fputs("\\t", f);
             break;
         default:
-            if (*p < 0x20)
+            if (*p < 0x20 || *p == 0x7f)
                 fprintf(f, "\\u%04x", *p);
             else
                 fputc(*p, f);
@@ -100,22 +148,49 @@ static void json_value(FILE *f, const char *v)
     json_decref(j);
 }
 
+/* True when v can be written bare: not empty, well-formed UTF-8 without spaces, '=', quotes,
+ * backslashes or control characters. */
+static bool text_bare(const char *v)
+{
+    if (v[0] == '\0')
+        return false;
+    for (const unsigned char *p = (const unsigned char *)v; *p;) {
+        size_t n = utf8_seq(p);
+        if (n == 0 || *p <= 0x20 || *p == 0x7f || *p == '=' || *p == '"' || *p == '\\')
+            return false;
+        p += n;
+    }
+    return true;
+}
+
+/* A logfmt value, quoted when it must be; inside quotes '"' and '\\' are escaped, a newline is
+ * \n, CR and tab become spaces, and other control characters and bytes that are not
+ * well-formed UTF-8 are written \xHH: a line holds no raw control byte (no terminal escape
+ * sequence from a client's request target) and stays UTF-8. */
 static void text_value(FILE *f, const char *v)
 {
-    if (v[0] != '\0' && strpbrk(v, " =\"\\\t\n\r") == NULL) {
+    if (text_bare(v)) {
         fputs(v, f);
         return;
     }
     fputc('"', f);
-    for (const char *p = v; *p; p++) {
-        if (*p == '"' || *p == '\\')
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        size_t n = utf8_seq(p);
+        if (n > 1) {
+            fwrite(p, 1, n, f);
+            p += n - 1;
+        } else if (*p == '"' || *p == '\\') {
             fputc('\\', f);
-        if (*p == '\n')
-            fputs("\\n", f);
-        else if (*p == '\r' || *p == '\t')
-            fputc(' ', f);
-        else
             fputc(*p, f);
+        } else if (*p == '\n') {
+            fputs("\\n", f);
+        } else if (*p == '\r' || *p == '\t') {
+            fputc(' ', f);
+        } else if (n == 0 || *p < 0x20 || *p == 0x7f) {
+            fprintf(f, "\\x%02x", *p);
+        } else {
+            fputc(*p, f);
+        }
     }
     fputc('"', f);
 }
