@@ -50,8 +50,11 @@ bool cli_is_help(const char *arg);
 /* Strict integer option value; prints "fdn <cmd>: --name: ..." and returns -1 on error. */
 int cli_int(const char *cmd, const char *name, const char *s, int64_t min, int64_t max,
             int64_t *out);
-/* Read a whole small file (≤ max bytes) into a NUL-terminated malloc'd buffer. */
+/* Read a whole small file (≤ max bytes) into a NUL-terminated malloc'd buffer. 0, or
+ * -errno: -ENOENT, -EACCES, -EISDIR (a directory), -EFBIG (larger than max), -ENOMEM, -EIO. */
 int cli_read_file(const char *path, size_t max, char **out, size_t *len);
+/* What a cli_read_file error means, for a message ("no such file", "is a directory", ...). */
+const char *cli_read_error(int rc);
 /* Check a config file: readable, a JSON object, then fdn_config_check_json (every problem
  * printed with its path and rule).
  * Prints each problem to out prefixed with the file name. Returns 0 when valid. */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int cli_opt(int argc, char **argv, int *i, const char *name, const char **value)
 {
@@ -105,6 +106,11 @@ int cli_read_file(const char *path, size_t max, char **out, size_t *len)
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return -errno;
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) { /* fopen opens one, fread fails */
+        fclose(f);
+        return -EISDIR;
+    }
     char *buf = malloc(max + 1);
     if (buf == NULL) {
         fclose(f);
@@ -126,4 +132,20 @@ int cli_read_file(const char *path, size_t max, char **out, size_t *len)
     if (len)
         *len = n;
     return 0;
+}
+
+const char *cli_read_error(int rc)
+{
+    switch (rc) {
+    case -ENOENT:
+        return "no such file";
+    case -EACCES:
+        return "permission denied";
+    case -EISDIR:
+        return "is a directory";
+    case -ENOMEM:
+        return "out of memory";
+    default:
+        return "I/O error";
+    }
 }

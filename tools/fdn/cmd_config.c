@@ -55,10 +55,7 @@ int cli_config_check_file(const char *path, FILE *out)
         return -1;
     }
     if (rc < 0) {
-        fprintf(out, "%s: cannot read: %s\n", path,
-                rc == -ENOENT   ? "no such file"
-                : rc == -EACCES ? "permission denied"
-                                : "I/O error");
+        fprintf(out, "%s: cannot read: %s\n", path, cli_read_error(rc));
         return -1;
     }
     json_error_t je;

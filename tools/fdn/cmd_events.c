@@ -97,8 +97,10 @@ static int query(const query_opts_t *o)
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", o->data_dir, FDN_CLI_EVENTS_FILE);
     struct stat st;
-    if (stat(path, &st) != 0) {
-        fprintf(stderr, "fdn events query: no event store at %s\n", path);
+    bool found = stat(path, &st) == 0;
+    if (!found || S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "fdn events query: no event store at %s%s\n", path,
+                found ? " (a directory)" : "");
         return CLI_FAIL;
     }
     sqlite3 *db = NULL;
@@ -214,8 +216,10 @@ static void iso_ms(int64_t ms, char *buf, size_t cap)
 static int list_quarantine(const quarantine_opts_t *o)
 {
     struct stat st;
-    if (stat(o->spool, &st) != 0) {
-        fprintf(stderr, "fdn events quarantine: no spool at %s\n", o->spool);
+    bool found = stat(o->spool, &st) == 0;
+    if (!found || S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "fdn events quarantine: no spool at %s%s\n", o->spool,
+                found ? " (a directory)" : "");
         return CLI_FAIL;
     }
     sqlite3 *db = NULL;

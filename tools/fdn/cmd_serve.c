@@ -190,9 +190,7 @@ static int read_token(const char *path, char **out)
     int rc = cli_read_file(path, 4096, &buf, &len);
     if (rc < 0) {
         fprintf(stderr, "fdn serve: cannot read token file %s (%s)\n", path,
-                rc == -ENOENT  ? "no such file"
-                : rc == -EFBIG ? "larger than 4096 bytes"
-                               : "read error");
+                rc == -EFBIG ? "larger than 4096 bytes" : cli_read_error(rc));
         return -1;
     }
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' ||
