@@ -80,16 +80,26 @@ static int parse(int argc, char **argv, query_opts_t *o)
     return 0;
 }
 
+/* One table row. DATA: the first 60 bytes of a text payload ("..." when there are more); a
+ * binary one as "<binary, N bytes>" (the 60-byte cut applies to the payload, not to that). */
 static void print_row(const fdn_event_t *ev)
 {
     size_t len = 0;
     const char *data = fdn_event_data(ev, &len);
+    char bin[48];
+    const char *text = data != NULL ? data : "";
     int shown = len > 60 ? 60 : (int)len;
+    const char *more = len > 60 ? "..." : "";
+    if (fdn_event_content_type(ev) == FDN_EVENT_CT_BINARY) {
+        snprintf(bin, sizeof bin, "<binary, %zu bytes>", len);
+        text = bin;
+        shown = (int)strlen(bin);
+        more = "";
+    }
     const char *cid = fdn_event_correlation_id(ev);
     printf("%-8llu %-20lld %-24s %-36s %.*s%s\n", (unsigned long long)fdn_event_id(ev),
-           (long long)fdn_event_timestamp(ev), fdn_event_type(ev), cid ? cid : "-", shown,
-           fdn_event_content_type(ev) == FDN_EVENT_CT_BINARY ? "<binary>" : (data ? data : ""),
-           len > 60 ? "..." : "");
+           (long long)fdn_event_timestamp(ev), fdn_event_type(ev), cid ? cid : "-", shown, text,
+           more);
 }
 
 static int query(const query_opts_t *o)
