@@ -35,6 +35,9 @@ expect 2 "expected exactly one FILE" config check a b
 expect 2 "unexpected argument 'x'" config defaults x
 expect 2 "unknown subcommand 'nope'" config nope
 expect 2 "unexpected argument 'x'" version x
+expect 2 "fdn --version: unexpected argument 'x'" --version x
+expect 2 "fdn help: unexpected argument 'x'" help x
+expect 2 "fdn --help: unexpected argument 'x'" --help x
 expect 2 "--data-dir DIR is required" events query
 expect 2 "option --data-dir needs a value" events query --data-dir
 expect 2 "--limit: '0' is not an integer in \[1," events query --data-dir "$TMP" --limit 0

@@ -32,7 +32,12 @@ int main(int argc, char **argv)
         return CLI_USAGE;
     }
     const char *cmd = argv[1];
-    if (cli_is_help(cmd) || strcmp(cmd, "help") == 0) {
+    bool help = cli_is_help(cmd) || strcmp(cmd, "help") == 0;
+    if ((help || strcmp(cmd, "--version") == 0) && argc > 2) {
+        fprintf(stderr, "fdn %s: unexpected argument '%s'\n", cmd, argv[2]);
+        return CLI_USAGE;
+    }
+    if (help) {
         usage(stdout);
         return CLI_OK;
     }
