@@ -2,9 +2,10 @@
 # `fdn events quarantine --spool FILE` (tools/fdn/cmd_events.c) on spool files written by hand
 # in the layout docs/events-postgres.md documents ("Quarantine"; the engine test
 # test_events_spool_bound_pg.c runs it on a spool the store itself quarantined into): a table
-# or one JSON object per line, oldest first, within --limit; a spool from before the
-# quarantine holds none (exit 0); a file that is no spool, a missing file (exit 1) and a
-# missing --spool (exit 2) are refused with a message.
+# or one JSON object per line, oldest first, within --limit (a table row on one line whatever
+# its message holds); a spool from before the quarantine holds none (exit 0); a file that is
+# no spool, a missing file (exit 1) and a missing --spool (exit 2) are refused with a
+# message.
 set -euo pipefail
 
 FDN="${FDN_BINARY_DIR:?FDN_BINARY_DIR must point at the build directory}/bin/fdn"
@@ -46,6 +47,19 @@ out=$("$FDN" events quarantine --spool "$S" --json --limit 1)
 [[ "$(jq -c . <<<"$out")" == "{\"seq\":3,\"quarantined_at\":\"2025-12-07T06:46:40.123Z\",\"quarantined_at_ms\":1765090000123,\"error\":-1020,\"error_name\":\"FDN_ECORRUPT\",\"events\":2,\"bytes\":5,\"message\":\"events spool: batch 3 is cut short\",\"uids\":\"$U1$U1\"}" ]] ||
     fail "--json: $out"
 [[ "$(sqlite3 "$S" 'SELECT count(*) FROM quarantine')" == 2 ]] || fail "the listing changed the file"
+
+# a message of several lines (PostgreSQL's ERROR/DETAIL) and a terminal escape: one row, one
+# line, no raw control byte; --json keeps the message as it is
+sqlite3 "$S" "INSERT INTO quarantine VALUES (9, 1, 3, '$U2', x'010203', 1765090002000, -22,
+    'FDN_EINVAL', 'postgres: bad row' || char(10) || 'DETAIL: key' || char(9) || 'x' ||
+    char(27) || '[31m');"
+out=$("$FDN" events quarantine --spool "$S")
+[[ "$(wc -l <<<"$out")" == 4 ]] || fail "a multi-line message broke the table: $out"
+sed -n 4p <<<"$out" | grep -q '^9 .* FDN_EINVAL  *1  *3  *postgres: bad row DETAIL: key x \[31m$' ||
+    fail "multi-line message row: $(sed -n 4p <<<"$out" | od -c | head -5)"
+[[ "$("$FDN" events quarantine --spool "$S" --json | jq -r 'select(.seq == 9) | .message')" == \
+    "$(printf 'postgres: bad row\nDETAIL: key\tx\033[31m')" ]] || fail "--json message changed"
+sqlite3 "$S" "DELETE FROM quarantine WHERE seq = 9;"
 
 rc=0
 "$FDN" events quarantine --spool "$TMP/none.db" 2>"$TMP/err" || rc=$?

@@ -1,7 +1,7 @@
 /* `fdn events query` (tools/fdn/cmd_events.c) on a store written by the library: the table's
- * DATA column. Events the HTTP API cannot make (binary content) are stored here with
- * fdn_events_store on a durable file, then the program ($FDN_BINARY_DIR/bin/fdn) is run on
- * the data directory and its output read. */
+ * DATA column (binary payloads, long ones, line breaks: one line per event). Events the HTTP API
+ * cannot make (binary content) are stored here with fdn_events_store on a durable file, then the
+ * program ($FDN_BINARY_DIR/bin/fdn) is run on the data directory and its output read. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,6 +74,8 @@ static void data_column_of_each_content_type(void **state)
     const char *big = "{\"text\":\"0123456789012345678901234567890123456789012345678901234567"
                       "89\"}";
     store(es, "json.big", big, strlen(big), FDN_EVENT_CT_JSON);
+    const char *lines = "{\r\n\t\"a\": 1,\n\t\"b\": 2\n}";
+    store(es, "json.lines", lines, strlen(lines), FDN_EVENT_CT_JSON);
     fdn_events_destroy(es);
 
     /* a binary payload is named, with its size, whatever its length: never cut to "<bi" */
@@ -96,6 +98,16 @@ static void data_column_of_each_content_type(void **state)
     ok = strstr(out, want) != NULL;
     if (!ok)
         print_error("long JSON event: %s", out);
+    free(out);
+    assert_true(ok);
+    /* JSON with line breaks between its tokens: the row stays one line (header + 1 row) */
+    out = query(t.dir, "json.lines");
+    size_t nl = 0;
+    for (const char *c = out; *c; c++)
+        nl += *c == '\n';
+    ok = nl == 2 && strstr(out, " {   \"a\": 1,  \"b\": 2 }\n") != NULL;
+    if (!ok)
+        print_error("JSON with line breaks: %s", out);
     free(out);
     assert_true(ok);
     test_tmpfile_remove(&t);

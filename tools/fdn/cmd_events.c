@@ -80,26 +80,32 @@ static int parse(int argc, char **argv, query_opts_t *o)
     return 0;
 }
 
-/* One table row. DATA: the first 60 bytes of a text payload ("..." when there are more); a
- * binary one as "<binary, N bytes>" (the 60-byte cut applies to the payload, not to that). */
+/* Writes n bytes of a table cell with its control characters (line breaks, tabs, escape
+ * sequences) as spaces: a row stays one line whatever a payload or a message holds. */
+static void put_cell(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        putchar(c < 0x20 || c == 0x7f ? ' ' : c);
+    }
+}
+
+/* One table row. DATA: the first 60 bytes of a text payload ("..." when there are more), as
+ * put_cell writes them; a binary payload as "<binary, N bytes>". */
 static void print_row(const fdn_event_t *ev)
 {
     size_t len = 0;
     const char *data = fdn_event_data(ev, &len);
-    char bin[48];
-    const char *text = data != NULL ? data : "";
-    int shown = len > 60 ? 60 : (int)len;
-    const char *more = len > 60 ? "..." : "";
-    if (fdn_event_content_type(ev) == FDN_EVENT_CT_BINARY) {
-        snprintf(bin, sizeof bin, "<binary, %zu bytes>", len);
-        text = bin;
-        shown = (int)strlen(bin);
-        more = "";
-    }
     const char *cid = fdn_event_correlation_id(ev);
-    printf("%-8llu %-20lld %-24s %-36s %.*s%s\n", (unsigned long long)fdn_event_id(ev),
-           (long long)fdn_event_timestamp(ev), fdn_event_type(ev), cid ? cid : "-", shown, text,
-           more);
+    printf("%-8llu %-20lld %-24s %-36s ", (unsigned long long)fdn_event_id(ev),
+           (long long)fdn_event_timestamp(ev), fdn_event_type(ev), cid ? cid : "-");
+    if (fdn_event_content_type(ev) == FDN_EVENT_CT_BINARY) {
+        printf("<binary, %zu bytes>\n", len);
+        return;
+    }
+    if (data != NULL)
+        put_cell(data, len > 60 ? 60 : len);
+    printf("%s\n", len > 60 ? "..." : "");
 }
 
 static int query(const query_opts_t *o)
@@ -288,8 +294,11 @@ static int list_quarantine(const quarantine_opts_t *o)
             if (shown == 0)
                 printf("%-8s %-24s %-20s %-8s %-10s %s\n", "SEQ", "QUARANTINED_AT", "ERROR",
                        "EVENTS", "BYTES", "MESSAGE");
-            printf("%-8" PRId64 " %-24s %-20s %-8" PRId64 " %-10" PRId64 " %s\n", seq, when,
-                   col_text(stmt, 3), n, bytes, col_text(stmt, 6));
+            printf("%-8" PRId64 " %-24s %-20s %-8" PRId64 " %-10" PRId64 " ", seq, when,
+                   col_text(stmt, 3), n, bytes);
+            const char *msg = col_text(stmt, 6);
+            put_cell(msg, strlen(msg));
+            putchar('\n');
         }
         shown++;
     }
