@@ -27,6 +27,8 @@
 
 #include <fdn/common.h>
 
+#include "core/utf8.h" /* fdn__utf8_seq: the library's UTF-8 check, linked statically */
+
 static bool g_json = false;
 static serve_log_level_t g_level = SERVE_LOG_INFO;
 static const char *const LEVELS[] = {"debug", "info", "warn", "error"};
@@ -62,37 +64,11 @@ bool serve_log_enabled(serve_log_level_t level)
     return level >= g_level;
 }
 
-/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong forms, no surrogates,
- * nothing past U+10FFFF), 1 to 4; 0 when the bytes there are not one. p is NUL-terminated. */
+/* Length of the well-formed UTF-8 sequence at p (1 to 4; 0 when the bytes there are not
+ * one), p NUL-terminated: the library's check (core/utf8.h), bounded by the string's end. */
 static size_t utf8_seq(const unsigned char *p)
 {
-    if (p[0] < 0x80)
-        return 1;
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
-    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-        n = 2;
-    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-        n = 3;
-        if (p[0] == 0xe0)
-            lo = 0xa0; /* overlong */
-        else if (p[0] == 0xed)
-            hi = 0x9f; /* surrogates */
-    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-        n = 4;
-        if (p[0] == 0xf0)
-            lo = 0x90; /* overlong */
-        else if (p[0] == 0xf4)
-            hi = 0x8f; /* past U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf) /* also stops at the NUL */
-            return 0;
-    return n;
+    return p[0] < 0x80 ? 1 : fdn__utf8_seq(p, strnlen((const char *)p, 4));
 }
 
 /* A JSON string: control characters escaped, and each byte that is not part of well-formed
