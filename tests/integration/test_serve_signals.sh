@@ -3,8 +3,8 @@
 # terminal or ssh session) each stop the server cleanly: the "<SIG> received" and "stopped"
 # lines on stdout, a `stopping` log line naming the signal, a `stop` line with exit code 0 as
 # the last log line, exit status 0, and the data directory's lock released (a second server
-# on the same directory starts). SIGUSR1 alone (the escalation wake-up, no escalation
-# recorded) does not stop it.
+# on the same directory starts); a server started ignoring SIGHUP (nohup) keeps serving after
+# one. SIGUSR1 alone (the escalation wake-up, no escalation recorded) does not stop it.
 # Synchronisation: the "listening on" line (serve.sh), then wait for the process.
 set -euo pipefail
 
@@ -46,6 +46,18 @@ stop_with() {
 stop_with TERM term
 stop_with INT int
 stop_with HUP hup
+
+# started ignoring SIGHUP (nohup): a hang-up leaves it serving; SIGTERM still stops it
+trap '' HUP
+serve_named nohup --log-format json
+trap - HUP
+kill -HUP "$SERVE_PID"
+[[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 30 "http://127.0.0.1:$SERVE_PORT/health") == 200 ]] ||
+    fail "SIGHUP stopped a server started with SIGHUP ignored (nohup)"
+serve_stop TERM
+[[ $SERVE_RC -eq 0 ]] || fail "nohup server: exit status $SERVE_RC"
+[[ $(jq -c 'select(.event == "stopping" and .signal == "SIGTERM")' "$TMP/nohup.err" | wc -l) -eq 1 ]] ||
+    fail "nohup server: $(cat "$TMP/nohup.err")"
 
 [[ $FAILS -eq 0 ]] || exit 1
 echo "serve signals: ok"
