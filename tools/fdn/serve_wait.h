@@ -23,7 +23,8 @@ typedef struct serve_watch {
     char service[64];       /* escalation: the service that exceeded its restart intensity */
 } serve_watch_t;
 
-/* Initialise for the calling thread, which will call serve_wait. */
+/* Initialise for the calling thread, which will call serve_wait, and give wake_sig a handler
+ * that does nothing (a wake_sig delivered to another thread is then ignored, not fatal). */
 void serve_watch_init(serve_watch_t *w, int wake_sig);
 
 /* fdn_runtime_escalation_fn (user = the watch): records the service and code, then wakes the
