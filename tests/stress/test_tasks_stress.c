@@ -1,5 +1,7 @@
 /* Stress: 4 submitters push tasks (half of them inside an error context) through a small
- * queue to 3 workers; every accepted task runs exactly once, in its submitter's context.
+ * queue to 3 workers; every accepted task runs exactly once, in its submitter's context. Then
+ * the same while another thread stops and restarts the pool (the runtime's supervisor) in a
+ * loop: accepted tasks run once, refused ones (FDN_EUNAVAILABLE, FDN_EAGAIN) never.
  * Iterations per submitter: test_stress_iters(3000) (tests/support/stress.h). Runs under TSan
  * in CI. */
 #include <setjmp.h>
@@ -18,6 +20,8 @@
 
 #include "stress.h"
 #include "threads.h"
+
+#include "core/tasks_int.h"
 
 #define SUBMITTERS 4
 
@@ -137,10 +141,125 @@ static void many_submitters_exact_counts(void **state)
     fdn_tasks_destroy(tp);
 }
 
+/* ---- submits racing the runtime's stop/start of the pool, then a shutdown ---- */
+
+typedef struct cycler {
+    fdn_tasks_t *tp;
+    test_threads_t *threads;
+    atomic_bool done; /* the submitters finished */
+    long cycles;
+    int bad_start; /* a start that answered neither 0 nor FDN_EBUSY */
+} cycler_t;
+
+typedef struct rsub {
+    fdn_tasks_t *tp;
+    test_threads_t *threads;
+    long iters;
+    long accepted, refused;
+    int bad_rc; /* a submit that answered what the header does not list */
+    atomic_long ran;
+    test_waiter_t *finished; /* +1 when this submitter is done */
+} rsub_t;
+
+static int rjob(void *p)
+{
+    atomic_fetch_add_explicit(&((rsub_t *)p)->ran, 1, memory_order_relaxed);
+    return 0;
+}
+
+static void *rsubmitter(void *p)
+{
+    rsub_t *s = p;
+    test_threads_gate(s->threads);
+    for (long i = 0; i < s->iters; i++) {
+        int rc = (i % 2 == 0) ? fdn_tasks_submit(s->tp, rjob, s)
+                              : fdn_tasks_submit_wait(s->tp, rjob, s, TEST_WAIT_MS);
+        if (rc == 0)
+            s->accepted++;
+        else if (rc == FDN_EAGAIN || rc == FDN_EUNAVAILABLE)
+            s->refused++;
+        else
+            s->bad_rc = rc;
+    }
+    test_waiter_add(s->finished, 1);
+    test_threads_gate(s->threads);
+    return NULL;
+}
+
+static void *cycler_main(void *p)
+{
+    cycler_t *c = p;
+    test_threads_gate(c->threads);
+    do {                                /* at least once, however the threads are scheduled */
+        fdn__tasks_service_stop(c->tp); /* drains and joins */
+        int rc = fdn__tasks_service_start(c->tp);
+        if (rc != 0)
+            c->bad_start = rc;
+        c->cycles++;
+    } while (!atomic_load_explicit(&c->done, memory_order_acquire));
+    test_threads_gate(c->threads);
+    return NULL;
+}
+
+/* Every accepted task runs exactly once across any number of stops and restarts (the
+ * runtime's supervisor restarting the pool) and the final shutdown; a refused one never
+ * does; the counters agree. */
+static void submits_across_restarts_run_once(void **state)
+{
+    (void)state;
+    long iters = test_stress_iters(3000, 0);
+    fdn_tasks_opts_t o = FDN_TASKS_OPTS_INIT;
+    o.workers = 2;
+    o.queue_capacity = 4;
+    fdn_tasks_t *tp = NULL;
+    assert_int_equal(fdn_tasks_create(&tp, &o), 0);
+    test_threads_t threads;
+    test_threads_init(&threads, SUBMITTERS + 2);
+    static rsub_t subs[SUBMITTERS];
+    static cycler_t cyc;
+    static test_waiter_t finished = TEST_WAITER_INIT;
+    finished.value = 0;
+    memset(&cyc, 0, sizeof cyc);
+    cyc.tp = tp;
+    cyc.threads = &threads;
+    for (int i = 0; i < SUBMITTERS; i++) {
+        memset(&subs[i], 0, sizeof(subs[i]));
+        subs[i].tp = tp;
+        subs[i].threads = &threads;
+        subs[i].iters = iters;
+        subs[i].finished = &finished;
+    }
+    test_threads_start_n(&threads, SUBMITTERS, rsubmitter, subs, sizeof(subs[0]));
+    test_threads_start(&threads, cycler_main, &cyc);
+    test_threads_gate(&threads);             /* start */
+    test_waiter_wait(&finished, SUBMITTERS); /* then stop the cycler (it restarted the pool) */
+    atomic_store_explicit(&cyc.done, true, memory_order_release);
+    test_threads_gate(&threads); /* all submitted, cycler stopped */
+    assert_int_equal(fdn_tasks_shutdown(tp, -1), 0);
+    test_threads_join(&threads);
+    assert_int_equal(cyc.bad_start, 0);
+    assert_true(cyc.cycles > 0);
+    long accepted = 0, refused = 0;
+    for (int i = 0; i < SUBMITTERS; i++) {
+        assert_int_equal(subs[i].bad_rc, 0);
+        assert_int_equal(atomic_load(&subs[i].ran), subs[i].accepted);
+        accepted += subs[i].accepted;
+        refused += subs[i].refused;
+    }
+    fdn_tasks_stats_t st;
+    assert_int_equal(fdn_tasks_stats(tp, &st), 0);
+    assert_int_equal(st.completed, (uint64_t)accepted);
+    assert_int_equal(st.rejected, (uint64_t)refused);
+    assert_int_equal(st.queued, 0);
+    assert_int_equal(accepted + refused, SUBMITTERS * iters);
+    fdn_tasks_destroy(tp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(many_submitters_exact_counts),
+        cmocka_unit_test(submits_across_restarts_run_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
