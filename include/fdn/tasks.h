@@ -102,6 +102,8 @@ FDN_API int fdn_tasks_shutdown(fdn_tasks_t *tp, int64_t timeout_ms);
 
 /**
  * Shut down (without a time limit) if not done, and free the pool. NULL accepted.
+ * Must not be called from a task of this pool (misuse: asserts in debug builds; without
+ * assertions it returns and leaves the pool allocated).
  * @param[in] tp the task pool
  * @thread_safety owner
  * @since 0.1.0

@@ -345,6 +345,12 @@ void fdn_tasks_destroy(fdn_tasks_t *tp)
 {
     if (tp == NULL)
         return;
+    /* misuse, from one of its own tasks: the pool cannot be joined from there, and freeing it
+     * would pull it from under this worker and the others; asserts, and without assertions
+     * leaves the pool as it is (a leak, not a use-after-free) */
+    FDN_ASSERT(t_pool != tp && "fdn_tasks_destroy called from a task of the same pool");
+    if (t_pool == tp)
+        return;
     (void)fdn_tasks_shutdown(tp, -1);
     free_pool(tp);
 }

@@ -12,9 +12,13 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <fdn/tasks.h>
 
+#include "child.h"
 #include "threads.h"
 
 #include "core/tasks_int.h"
@@ -348,9 +352,59 @@ static void service_stop_and_restart(void **state)
     assert_int_equal(fdn_tasks_submit(tp, count_task, NULL), FDN_ESHUTDOWN);
 }
 
+/* ---- misuse: destroy from one of the pool's own tasks (a death test, in a child) ---- */
+
+static int destroy_own_pool(void *p)
+{
+    fdn_tasks_destroy(p); /* the worker goes on using the pool after this returns */
+    return 0;
+}
+
+static test_waiter_t g_after_destroy = TEST_WAITER_INIT;
+
+static int after_destroy(void *p)
+{
+    (void)p;
+    test_waiter_add(&g_after_destroy, 1);
+    return 0;
+}
+
+/* The child: the pool's only worker runs a task that destroys the pool, then (if still
+ * alive) the next task; the child waits for that one and exits 0 without touching the pool
+ * again (whatever the worker did to it). */
+static void destroy_from_own_task_body(void)
+{
+    fdn_tasks_opts_t o = FDN_TASKS_OPTS_INIT;
+    o.workers = 1;
+    fdn_tasks_t *tp = NULL;
+    if (fdn_tasks_create(&tp, &o) != 0)
+        _exit(3);
+    if (fdn_tasks_submit(tp, destroy_own_pool, tp) != 0 ||
+        fdn_tasks_submit(tp, after_destroy, NULL) != 0)
+        _exit(4);
+    test_waiter_wait(&g_after_destroy, 1);
+    _exit(0);
+}
+
+/* Runs first (test_run_child forks before this process has started any thread): the pool
+ * names the misuse and aborts, instead of freeing itself under its running worker (the old
+ * code: freed, then read by worker_main, a heap-use-after-free under ASan). */
+static void destroy_from_own_task_is_refused(void **state)
+{
+    (void)state;
+    char err[4096];
+    int st = test_run_child(destroy_from_own_task_body, err, sizeof err);
+    if (strstr(err, "fdn_tasks_destroy called from a task of the same pool") == NULL)
+        fail_msg("child status %d, stderr: %s", st, err);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGABRT);
+    assert_null(strstr(err, "use-after-free"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(destroy_from_own_task_is_refused),
         cmocka_unit_test(create_options_and_lifecycle),
         POOL_TEST(full_queue_rejects, P_1x2),
         POOL_TEST(shutdown_drains_queue, P_2x100),
