@@ -145,11 +145,14 @@ FDN_API void fdn_telemetry_destroy(fdn_telemetry_t *tm);
  * 0 returned (the reference drops silently).
  * @param[in] tm     instance (NULL = no-op returning 0)
  * @param[in] event  dotted name, 1..FDN_TELEMETRY_NAME_MAX bytes of UTF-8, no empty component
- * @param[in] m      measurements (may be NULL when nm == 0); keys non-empty
+ * @param[in] m      measurements (may be NULL when nm == 0); keys 1..FDN_TELEMETRY_NAME_MAX
+ *                   bytes
  * @param[in] nm     number of measurements (at most 16)
  * @param[in] meta   metadata (may be NULL when nmeta == 0); copied on the first emission only
  * @param[in] nmeta  number of metadata pairs
- * @return 0, FDN_EINVAL (bad name, NULL key, non-finite value)
+ * @return 0, FDN_EINVAL (bad name, NULL, empty or too long key, non-finite value, negative
+ *         counter; nothing recorded), FDN_ENOMEM (no memory for a new event's entry: not
+ *         recorded, counted in fdn_telemetry_dropped_events_total)
  * @thread_safety any
  * @since 0.1.0
  */

@@ -282,7 +282,7 @@ static tm_slot_t *slot_add(fdn_telemetry_t *tm, tm_entry_t *e, const char *key)
     if (found == NULL && n < TM_MAX_KEYS) {
         tm_slot_t *s = fdn__calloc(1, sizeof(*s));
         if (s != NULL) {
-            s->key = fdn__strndup(key, strnlen(key, FDN_TELEMETRY_NAME_MAX));
+            s->key = fdn__strdup(key); /* at most FDN_TELEMETRY_NAME_MAX bytes (execute) */
             s->kind = kind_for_key(key);
             void *m = NULL;
             if (s->kind == FDN_TELEMETRY_COUNTER)
@@ -593,7 +593,10 @@ int fdn_telemetry_execute(fdn_telemetry_t *tm, const char *event, const fdn_tele
                      (nmeta > 0 && meta == NULL)))
         return FDN_EINVAL;
     for (size_t i = 0; i < nm; i++) {
-        if (FDN_UNLIKELY(m[i].key == NULL || m[i].key[0] == '\0' || !isfinite(m[i].value)))
+        /* a key is kept whole (slot_add), so one beyond the bound is refused here: cut to
+         * the bound it would no longer match itself, and each emission took a new slot */
+        if (FDN_UNLIKELY(m[i].key == NULL || m[i].key[0] == '\0' || !isfinite(m[i].value) ||
+                         strnlen(m[i].key, FDN_TELEMETRY_NAME_MAX + 1) > FDN_TELEMETRY_NAME_MAX))
             return FDN_EINVAL;
         if (FDN_UNLIKELY(m[i].key[0] == 'c' && m[i].value < 0.0 &&
                          strcmp(m[i].key, "counter") == 0))

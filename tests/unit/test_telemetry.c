@@ -868,6 +868,36 @@ static void event_names_are_bounded(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+/* A measurement key longer than FDN_TELEMETRY_NAME_MAX was cut to that length when its slot
+ * was made, so the next emission (comparing the whole key) did not find the slot and made
+ * another: each emission got a slot of its own until the entry's 16 were used up. */
+static void long_measurement_key_is_rejected(void **state)
+{
+    (void)state;
+    fdn_telemetry_t *tm = new_tm(NULL, NULL);
+    char key[FDN_TELEMETRY_NAME_MAX + 2];
+    memset(key, 'k', sizeof(key) - 1);
+    key[sizeof(key) - 1] = '\0';
+    fdn_telemetry_measure_t m[2] = {{"counter", 1}, {key, 1}};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fdn_telemetry_execute(tm, "long.key", m, 2, NULL, 0), FDN_EINVAL);
+    assert_int_equal(fdn_telemetry_event_count(tm), 0); /* nothing recorded */
+    key[FDN_TELEMETRY_NAME_MAX] = '\0';                 /* the longest key accepted */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fdn_telemetry_execute(tm, "long.key", m, 2, NULL, 0), 0);
+    fdn_telemetry_snapshot_t *s = NULL;
+    assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
+    size_t it = 0, n = 0;
+    const fdn_telemetry_sample_t *x;
+    while ((x = fdn_telemetry_snapshot_next(s, &it)) != NULL)
+        n += x->is_event && strcmp(x->name, "long.key") == 0 ? 1 : 0;
+    assert_int_equal(n, 3); /* emission count, counter, the long key: one slot each */
+    assert_int_equal(find(s, "long.key", key)->hist.count, 3);
+    assert_int_equal(find(s, "long.key", "counter")->counter, 3);
+    fdn_telemetry_snapshot_free(s);
+    fdn_telemetry_destroy(tm);
+}
+
 static void reset_keeps_handles_valid(void **state)
 {
     (void)state;
@@ -951,6 +981,7 @@ int main(void)
         cmocka_unit_test(vm_gauges_on_start),
         cmocka_unit_test(measure_emits_start_stop_exception),
         cmocka_unit_test(event_names_are_bounded),
+        cmocka_unit_test(long_measurement_key_is_rejected),
         cmocka_unit_test(reset_keeps_handles_valid),
         cmocka_unit_test(name_validation),
         cmocka_unit_test(create_rejects_bad_options),
