@@ -36,6 +36,9 @@
  * value) at each cleanup and snapshot; entries whose count did not move for retention_ns are
  * unlinked and freed after a grace period. So idle time is measured on the injected clock
  * with the precision of the cleanup interval, and the hot path reads no clock.
+ *
+ * Fork: create registers liburcu-bp's fork handlers (fdn__rcu_setup), so a child keeps
+ * running retire callbacks and its destroy returns.
  */
 #include <math.h>
 #include <stdio.h>
@@ -814,6 +817,10 @@ int fdn_telemetry_create(fdn_telemetry_t **out, const fdn_telemetry_opts_t *opts
         o.max_events = 10000;
     if (o.max_series_per_family == 0)
         o.max_series_per_family = 1000;
+    /* entries and handler sets are retired through call_rcu: without liburcu-bp's fork
+     * handlers a child of a process that retired one never runs another retire callback, and
+     * its destroy (which waits for them) hangs */
+    fdn__rcu_setup();
     fdn_telemetry_t *tm = fdn__calloc(1, sizeof(*tm));
     if (tm == NULL)
         return FDN_ENOMEM;
