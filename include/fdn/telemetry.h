@@ -345,7 +345,7 @@ FDN_API int fdn_telemetry_family(fdn_telemetry_t *tm, fdn_telemetry_family_t **o
  * with the same labels.
  * @param[out] out     the series handle, valid until fdn_telemetry_destroy
  * @param[in]  values  label values (any UTF-8 text; copied), n == the family's label count
- * @return 0, FDN_EINVAL (wrong kind or count), FDN_ENOMEM
+ * @return 0, FDN_EINVAL (wrong kind or count, out NULL: nothing made), FDN_ENOMEM
  * @thread_safety any
  * @since 0.1.0
  */

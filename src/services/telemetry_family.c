@@ -12,7 +12,8 @@
  *
  * Cardinality: a family holds at most max_series label sets; a further new label set gets
  * the overflow series (every label value "__overflow__"), the family's overflow count and
- * fdn_telemetry_series_dropped_total{family=...} are incremented.
+ * fdn_telemetry_series_dropped_total{family=...} are incremented. The overflow label set
+ * itself resolves to the overflow series (not counted), so no two series share labels.
  *
  * Histogram families carry `le` bounds (default FDN_TELEMETRY_DEFAULT_BUCKETS), fixed once
  * their first series exists. Collectors (scrape-time refreshers) are kept in a small array
@@ -446,31 +447,34 @@ static int resolve(fdn_telemetry_family_t *f, fdn_telemetry_kind_t want, void **
 int fdn_telemetry_family_counter(fdn_telemetry_family_t *fam, fdn_counter_t **out,
                                  const char *const *values, size_t n)
 {
+    if (out == NULL) /* refused before anything is made */
+        return FDN_EINVAL;
     void *m = NULL;
     int rc = resolve(fam, FDN_TELEMETRY_COUNTER, &m, values, n);
-    if (out != NULL)
-        *out = m;
-    return out == NULL ? FDN_EINVAL : rc;
+    *out = m;
+    return rc;
 }
 
 int fdn_telemetry_family_gauge(fdn_telemetry_family_t *fam, fdn_gauge_t **out,
                                const char *const *values, size_t n)
 {
+    if (out == NULL) /* refused before anything is made */
+        return FDN_EINVAL;
     void *m = NULL;
     int rc = resolve(fam, FDN_TELEMETRY_GAUGE, &m, values, n);
-    if (out != NULL)
-        *out = m;
-    return out == NULL ? FDN_EINVAL : rc;
+    *out = m;
+    return rc;
 }
 
 int fdn_telemetry_family_histogram(fdn_telemetry_family_t *fam, fdn_histogram_t **out,
                                    const char *const *values, size_t n)
 {
+    if (out == NULL) /* refused before anything is made */
+        return FDN_EINVAL;
     void *m = NULL;
     int rc = resolve(fam, FDN_TELEMETRY_HISTOGRAM, &m, values, n);
-    if (out != NULL)
-        *out = m;
-    return out == NULL ? FDN_EINVAL : rc;
+    *out = m;
+    return rc;
 }
 
 uint64_t fdn_telemetry_family_overflows(const fdn_telemetry_family_t *fam)

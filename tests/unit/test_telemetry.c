@@ -321,6 +321,78 @@ static void families_labels_and_overflow(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+/* The label set whose every value is "__overflow__" is the overflow series' own: resolving it
+ * made a second series with the same labels once the family overflowed (a duplicate series in
+ * the exposition, which Prometheus refuses). It is the overflow series, and resolving it is not
+ * counted as an overflow. */
+static void overflow_label_set_is_one_series(void **state)
+{
+    (void)state;
+    fdn_telemetry_t *tm = new_tm(NULL, NULL);
+    const char *ln[] = {"k"};
+    fdn_telemetry_family_t *f = NULL;
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "ovf_total", NULL, FDN_TELEMETRY_COUNTER, ln, 1, 1), 0);
+    const char *ov[] = {"__overflow__"}, *a[] = {"a"}, *b[] = {"b"};
+    fdn_counter_t *c_ov = NULL, *c_a = NULL, *c_b = NULL;
+    assert_int_equal(fdn_telemetry_family_counter(f, &c_ov, ov, 1), 0);
+    assert_int_equal(fdn_telemetry_family_counter(f, &c_a, a, 1), 0);
+    assert_int_equal(fdn_telemetry_family_counter(f, &c_b, b, 1), 0); /* over the cap of 1 */
+    assert_int_equal(fdn_telemetry_family_overflows(f), 1);
+    assert_ptr_equal(c_b, c_ov);
+    assert_ptr_not_equal(c_a, c_ov);
+    fdn_counter_add(c_ov, 2);
+    fdn_counter_add(c_a, 5);
+    fdn_telemetry_snapshot_t *s = NULL;
+    assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
+    size_t it = 0, n_ov = 0, n_all = 0;
+    const fdn_telemetry_sample_t *x;
+    while ((x = fdn_telemetry_snapshot_next(s, &it)) != NULL) {
+        if (x->is_event || strcmp(x->name, "ovf_total") != 0)
+            continue;
+        n_all++;
+        if (strcmp(x->label_values[0], "__overflow__") == 0) {
+            n_ov++;
+            assert_int_equal(x->counter, 2);
+        } else {
+            assert_string_equal(x->label_values[0], "a");
+            assert_int_equal(x->counter, 5);
+        }
+    }
+    assert_int_equal(n_ov, 1); /* one series per label set */
+    assert_int_equal(n_all, 2);
+    fdn_telemetry_snapshot_free(s);
+    fdn_telemetry_destroy(tm);
+}
+
+/* A resolve without somewhere to put the handle is refused and makes no series (it used to
+ * make the series, then return FDN_EINVAL). */
+static void resolve_without_out_changes_nothing(void **state)
+{
+    (void)state;
+    fdn_telemetry_t *tm = new_tm(NULL, NULL);
+    const char *ln[] = {"k"}, *v[] = {"v"};
+    fdn_telemetry_family_t *fc = NULL, *fg = NULL, *fh = NULL;
+    assert_int_equal(
+        fdn_telemetry_family(tm, &fc, "nc_total", NULL, FDN_TELEMETRY_COUNTER, ln, 1, 0), 0);
+    assert_int_equal(fdn_telemetry_family(tm, &fg, "ng", NULL, FDN_TELEMETRY_GAUGE, ln, 1, 1), 0);
+    assert_int_equal(fdn_telemetry_family(tm, &fh, "nh", NULL, FDN_TELEMETRY_HISTOGRAM, ln, 1, 0),
+                     0);
+    assert_int_equal(fdn_telemetry_family_counter(fc, NULL, v, 1), FDN_EINVAL);
+    assert_int_equal(fdn_telemetry_family_gauge(fg, NULL, v, 1), FDN_EINVAL);
+    assert_int_equal(fdn_telemetry_family_histogram(fh, NULL, v, 1), FDN_EINVAL);
+    fdn_telemetry_snapshot_t *s = NULL;
+    assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
+    assert_null(find_opt(s, "nc_total", NULL));
+    assert_null(find_opt(s, "ng", NULL));
+    assert_null(find_opt(s, "nh", NULL));
+    fdn_telemetry_snapshot_free(s);
+    /* the histogram family still takes its bounds: no series exists */
+    const double le[] = {1, 2};
+    assert_int_equal(fdn_telemetry_family_buckets(fh, le, 2), 0);
+    fdn_telemetry_destroy(tm);
+}
+
 static void gauges_int_and_double(void **state)
 {
     (void)state;
@@ -967,6 +1039,8 @@ int main(void)
         cmocka_unit_test(histogram_quantiles_within_bound),
         cmocka_unit_test(bucket_mapping_is_ordered),
         cmocka_unit_test(families_labels_and_overflow),
+        cmocka_unit_test(overflow_label_set_is_one_series),
+        cmocka_unit_test(resolve_without_out_changes_nothing),
         cmocka_unit_test(gauges_int_and_double),
         cmocka_unit_test(handlers_match_by_name_and_prefix),
         cmocka_unit_test(failing_handler_is_reported_then_detached),
