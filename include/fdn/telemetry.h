@@ -390,7 +390,8 @@ FDN_API int fdn_telemetry_family_buckets(fdn_telemetry_family_t *fam, const doub
 FDN_API uint64_t fdn_telemetry_family_overflows(const fdn_telemetry_family_t *fam);
 
 /**
- * Add n to a counter: one relaxed atomic add on the calling thread's cache line.
+ * Add n to a counter: one relaxed atomic compare-and-swap on the calling thread's cache line.
+ * The counter saturates at UINT64_MAX (it never wraps to a small value).
  * @param[in] c  the counter (NULL = no-op)
  * @thread_safety any
  * @since 0.1.0
@@ -406,7 +407,8 @@ FDN_API void fdn_counter_add(fdn_counter_t *c, uint64_t n);
 FDN_API void fdn_counter_set(fdn_counter_t *c, uint64_t v);
 /** fdn_counter_add(c, 1). @thread_safety any @since 0.1.0 */
 FDN_API void fdn_counter_inc(fdn_counter_t *c);
-/** Sum of every shard (0 for NULL). @thread_safety any @since 0.1.0 */
+/** Sum of every shard, UINT64_MAX when it would exceed it (0 for NULL). @thread_safety any
+ *  @since 0.1.0 */
 FDN_API uint64_t fdn_counter_value(const fdn_counter_t *c);
 
 /**

@@ -10,8 +10,10 @@
  * update is atomic (counters) or done under the shard's spin lock (histograms).
  *
  * Counter: TM_SHARDS cells, each alone on a 128-byte pair of cache lines; add = one relaxed
- * fetch_add on the caller's cell; value = relaxed sum of the cells (a counter read concurrently
- * with adds returns some value between the sums before and after them). Slots are claimed
+ * compare-and-swap on the caller's cell (uncontended: as cheap as a fetch_add), saturating at
+ * UINT64_MAX, as the sum is, so a counter never wraps to a small value (a scraper would read a
+ * reset); value = relaxed sum of the cells (a counter read concurrently with adds returns some
+ * value between the sums before and after them). Slots are claimed
  * lowest first, so a process with a few threads only ever writes the first cells: `shards_used`
  * (the highest shard any slot claim handed out, + 1; never lowered, at least 1 for
  * fdn_counter_set's cell 0) bounds the sum, and a read touches those cells only (a scrape of
@@ -191,7 +193,13 @@ void fdn_counter_add(fdn_counter_t *c, uint64_t n)
 {
     if (FDN_UNLIKELY(c == NULL))
         return;
-    atomic_fetch_add_explicit(&c->cells[shard_of_thread()].v, n, memory_order_relaxed);
+    /* saturating: a fetch_add past the top would wrap to a small value, read as a reset */
+    _Atomic uint64_t *v = &c->cells[shard_of_thread()].v;
+    uint64_t old = atomic_load_explicit(v, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(v, &old,
+                                                  old > UINT64_MAX - n ? UINT64_MAX : old + n,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+    }
 }
 
 void fdn_counter_set(fdn_counter_t *c, uint64_t v)
@@ -214,8 +222,12 @@ uint64_t fdn_counter_value(const fdn_counter_t *c)
         return 0;
     uint64_t sum = 0;
     unsigned n = atomic_load_explicit(&shards_used, memory_order_acquire);
-    for (unsigned i = 0; i < n; i++)
-        sum += atomic_load_explicit(&((fdn_counter_t *)c)->cells[i].v, memory_order_relaxed);
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t v = atomic_load_explicit(&((fdn_counter_t *)c)->cells[i].v, memory_order_relaxed);
+        if (v > UINT64_MAX - sum)
+            return UINT64_MAX; /* saturated, as each cell is */
+        sum += v;
+    }
     return sum;
 }
 

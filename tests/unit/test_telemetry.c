@@ -19,6 +19,7 @@
 #include "core/alloc.h"
 #include "services/telemetry_int.h"
 #include "services/telemetry_metrics.h"
+#include "threads.h"
 
 #define MIN_NS ((int64_t)60 * 1000000000)
 
@@ -970,6 +971,65 @@ static void long_measurement_key_is_rejected(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+typedef struct big_add {
+    fdn_counter_t *c;
+    test_threads_t *g;
+} big_add_t;
+
+/* Adds 2^63 from a thread of its own, and stays alive (holding its shard) until released. */
+static void *add_half(void *arg)
+{
+    big_add_t *a = arg;
+    fdn_counter_add(a->c, (uint64_t)1 << 63);
+    test_threads_gate(a->g); /* added */
+    test_threads_gate(a->g); /* read: exit */
+    return NULL;
+}
+
+/* Counters saturate at UINT64_MAX: a u64 that wrapped read as a small number, which a
+ * scraper takes for a counter reset. An event counter already at UINT64_MAX (a huge value,
+ * which execute records as UINT64_MAX) went to 0 with one more emission; so did a family
+ * counter added past the top, and a counter whose shards summed past it. */
+static void counters_saturate_instead_of_wrapping(void **state)
+{
+    (void)state;
+    fdn_telemetry_t *tm = new_tm(NULL, NULL);
+    fdn_telemetry_measure_t big = {"counter", 1e30};
+    assert_int_equal(fdn_telemetry_execute(tm, "sat.event", &big, 1, NULL, 0), 0);
+    assert_int_equal(fdn_telemetry_emit_counter(tm, "sat.event", NULL, 0), 0);
+    assert_int_equal(fdn_telemetry_emit_counter_n(tm, "sat.event", UINT64_MAX, NULL, 0), 0);
+    fdn_telemetry_snapshot_t *s = NULL;
+    assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
+    assert_true(find(s, "sat.event", "counter")->counter == UINT64_MAX);
+    fdn_telemetry_snapshot_free(s);
+
+    fdn_telemetry_family_t *f = NULL;
+    fdn_counter_t *c = NULL, *c2 = NULL;
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "sat_total", NULL, FDN_TELEMETRY_COUNTER, NULL, 0, 0), 0);
+    assert_int_equal(fdn_telemetry_family_counter(f, &c, NULL, 0), 0);
+    fdn_counter_add(c, UINT64_MAX - 1);
+    fdn_counter_add(c, 5);
+    assert_true(fdn_counter_value(c) == UINT64_MAX);
+    fdn_counter_inc(c);
+    assert_true(fdn_counter_value(c) == UINT64_MAX);
+
+    /* two live threads hold distinct shards: each adds 2^63, the sum is past the top */
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "sat2_total", NULL, FDN_TELEMETRY_COUNTER, NULL, 0, 0), 0);
+    assert_int_equal(fdn_telemetry_family_counter(f, &c2, NULL, 0), 0);
+    fdn_counter_inc(c2); /* this thread's shard too */
+    test_threads_t g;
+    test_threads_init(&g, 3);
+    big_add_t a = {c2, &g};
+    test_threads_start_n(&g, 2, add_half, &a, 0);
+    test_threads_gate(&g);
+    assert_true(fdn_counter_value(c2) == UINT64_MAX);
+    test_threads_gate(&g);
+    test_threads_join(&g);
+    fdn_telemetry_destroy(tm);
+}
+
 static void reset_keeps_handles_valid(void **state)
 {
     (void)state;
@@ -1056,6 +1116,7 @@ int main(void)
         cmocka_unit_test(measure_emits_start_stop_exception),
         cmocka_unit_test(event_names_are_bounded),
         cmocka_unit_test(long_measurement_key_is_rejected),
+        cmocka_unit_test(counters_saturate_instead_of_wrapping),
         cmocka_unit_test(reset_keeps_handles_valid),
         cmocka_unit_test(name_validation),
         cmocka_unit_test(create_rejects_bad_options),
