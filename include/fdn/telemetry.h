@@ -170,7 +170,8 @@ FDN_API int fdn_telemetry_emit_counter(fdn_telemetry_t *tm, const char *event,
                                        const fdn_telemetry_meta_t *meta, size_t nmeta);
 
 /**
- * execute(event, {counter: n}, meta) (the reference's service-level variant).
+ * execute(event, {counter: n}, meta) (the reference's service-level variant). The counter
+ * adds n exactly (handlers see it as a double, rounded above 2^53).
  * @return 0, FDN_EINVAL
  * @thread_safety any
  * @since 0.1.0

@@ -310,8 +310,10 @@ static tm_slot_t *slot_add(fdn_telemetry_t *tm, tm_entry_t *e, const char *key)
     return found;
 }
 
+/* exact0: when not NULL, the exact value of m[0] (a counter; emit_counter_n's u64, which the
+ * double m[0].value rounds above 2^53). */
 static void aggregate(fdn_telemetry_t *tm, tm_entry_t *e, const fdn_telemetry_measure_t *m,
-                      size_t nm)
+                      size_t nm, const uint64_t *exact0)
 {
     for (size_t i = 0; i < nm; i++) {
         tm_slot_t *s = NULL;
@@ -330,9 +332,12 @@ static void aggregate(fdn_telemetry_t *tm, tm_entry_t *e, const fdn_telemetry_me
         }
         switch (s->kind) {
         case FDN_TELEMETRY_COUNTER:
-            fdn_counter_add(s->u.c, m[i].value >= 1.8446744073709552e19
-                                        ? UINT64_MAX
-                                        : (uint64_t)(m[i].value + 0.5));
+            if (i == 0 && exact0 != NULL)
+                fdn_counter_add(s->u.c, *exact0);
+            else
+                fdn_counter_add(s->u.c, m[i].value >= 1.8446744073709552e19
+                                            ? UINT64_MAX
+                                            : (uint64_t)(m[i].value + 0.5));
             break;
         case FDN_TELEMETRY_GAUGE:
             fdn_gauge_set_double(s->u.g, m[i].value);
@@ -587,8 +592,9 @@ static void dispatch(fdn_telemetry_t *tm, tm_entry_t *e, const char *event,
 /* ------------------------------------------------------------------------------------ */
 /* Execute and emits                                                                     */
 
-int fdn_telemetry_execute(fdn_telemetry_t *tm, const char *event, const fdn_telemetry_measure_t *m,
-                          size_t nm, const fdn_telemetry_meta_t *meta, size_t nmeta)
+static int execute(fdn_telemetry_t *tm, const char *event, const fdn_telemetry_measure_t *m,
+                   size_t nm, const fdn_telemetry_meta_t *meta, size_t nmeta,
+                   const uint64_t *exact0)
 {
     if (tm == NULL)
         return 0;
@@ -611,11 +617,17 @@ int fdn_telemetry_execute(fdn_telemetry_t *tm, const char *event, const fdn_tele
     rcu_read_lock();
     tm_entry_t *e = entry_get(tm, event, meta, nmeta, &rc);
     if (FDN_LIKELY(e != NULL)) {
-        aggregate(tm, e, m, nm);
+        aggregate(tm, e, m, nm, exact0);
         dispatch(tm, e, event, m, nm, meta, nmeta);
     }
     tm_read_unlock();
     return rc;
+}
+
+int fdn_telemetry_execute(fdn_telemetry_t *tm, const char *event, const fdn_telemetry_measure_t *m,
+                          size_t nm, const fdn_telemetry_meta_t *meta, size_t nmeta)
+{
+    return execute(tm, event, m, nm, meta, nmeta, NULL);
 }
 
 int fdn_telemetry_emit_counter(fdn_telemetry_t *tm, const char *event,
@@ -628,8 +640,8 @@ int fdn_telemetry_emit_counter(fdn_telemetry_t *tm, const char *event,
 int fdn_telemetry_emit_counter_n(fdn_telemetry_t *tm, const char *event, uint64_t n,
                                  const fdn_telemetry_meta_t *meta, size_t nmeta)
 {
-    fdn_telemetry_measure_t m = {"counter", (double)n};
-    return fdn_telemetry_execute(tm, event, &m, 1, meta, nmeta);
+    fdn_telemetry_measure_t m = {"counter", (double)n}; /* (what handlers see) */
+    return execute(tm, event, &m, 1, meta, nmeta, &n);
 }
 
 int fdn_telemetry_emit_gauge(fdn_telemetry_t *tm, const char *event, double value,

@@ -1030,6 +1030,23 @@ static void counters_saturate_instead_of_wrapping(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+/* emit_counter_n adds n exactly: it went through a double, so n above 2^53 was rounded
+ * (2^60 + 1 was recorded as 2^60). */
+static void emit_counter_n_is_exact(void **state)
+{
+    (void)state;
+    fdn_telemetry_t *tm = new_tm(NULL, NULL);
+    const uint64_t n = ((uint64_t)1 << 60) + 1;
+    assert_int_equal(fdn_telemetry_emit_counter_n(tm, "exact.n", n, NULL, 0), 0);
+    assert_int_equal(fdn_telemetry_emit_counter_n(tm, "exact.n", 3, NULL, 0), 0);
+    fdn_telemetry_snapshot_t *s = NULL;
+    assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
+    assert_true(find(s, "exact.n", "counter")->counter == n + 3);
+    assert_int_equal(find(s, "exact.n", "")->counter, 2);
+    fdn_telemetry_snapshot_free(s);
+    fdn_telemetry_destroy(tm);
+}
+
 static void reset_keeps_handles_valid(void **state)
 {
     (void)state;
@@ -1117,6 +1134,7 @@ int main(void)
         cmocka_unit_test(event_names_are_bounded),
         cmocka_unit_test(long_measurement_key_is_rejected),
         cmocka_unit_test(counters_saturate_instead_of_wrapping),
+        cmocka_unit_test(emit_counter_n_is_exact),
         cmocka_unit_test(reset_keeps_handles_valid),
         cmocka_unit_test(name_validation),
         cmocka_unit_test(create_rejects_bad_options),
