@@ -477,7 +477,7 @@ FDN_API void fdn_histogram_observe_exemplar(fdn_histogram_t *h, double v, const 
  * @param[in] h        a histogram of a family with `le` bounds (NULL = no-op)
  * @param[in] cum      cumulative counts per bound, then the +Inf count (the total)
  * @param[in] n        the family's bound count + 1; anything else is ignored
- * @param[in] sum      sum of the observations, in the family's unit
+ * @param[in] sum      sum of the observations, in the family's unit (finite; else ignored)
  * @thread_safety any (one loader at a time; not mixed with fdn_histogram_observe)
  * @since 0.2.0
  */

@@ -627,7 +627,7 @@ static void shard_clear(hshard_t *s)
 
 void fdn_histogram_load(fdn_histogram_t *h, const uint64_t *cum, size_t n, double sum)
 {
-    if (h == NULL || cum == NULL || h->nle == 0 || n != h->nle + 1u)
+    if (h == NULL || cum == NULL || h->nle == 0 || n != h->nle + 1u || !isfinite(sum))
         return;
     for (size_t i = 1; i < n; i++)
         if (cum[i] < cum[i - 1])
@@ -654,6 +654,7 @@ void fdn_histogram_load(fdn_histogram_t *h, const uint64_t *cum, size_t n, doubl
     s->count = cum[n - 1];
     s->sum = sum;
     uint64_t prev = 0;
+    bool any = false;
     for (size_t i = 0; i < n; i++) {
         uint64_t k = cum[i] - prev;
         prev = cum[i];
@@ -662,8 +663,9 @@ void fdn_histogram_load(fdn_histogram_t *h, const uint64_t *cum, size_t n, doubl
         double at = i < h->nle ? h->le[i] : h->le[h->nle - 1];
         s->b[fdn__hist_bucket(at)] += k;
         if (k > 0) {
-            if (s->min == 0.0 && s->max == 0.0)
+            if (!any) /* (not min == max == 0: a bound may be 0) */
                 s->min = at;
+            any = true;
             s->max = at;
         }
     }

@@ -234,6 +234,38 @@ static void histogram_load_mirrors(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+/* A load's min and max are the bounds of its first and last non-empty buckets. A first
+ * non-empty bucket bounded by 0 left min = max = 0, which the load took for "none yet", so the
+ * next non-empty bucket replaced min (bounds 0, 1, 2 with counts 1, 0, 1 gave min 2). A sum
+ * that is not finite is refused like the other bad loads. */
+static void histogram_load_min_max_and_bad_sum(void **state)
+{
+    (void)state;
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    fdn_telemetry_family_t *f = NULL;
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "z_bytes", "z", FDN_TELEMETRY_HISTOGRAM, NULL, 0, 0), 0);
+    const double le[] = {0, 1, 2};
+    assert_int_equal(fdn_telemetry_family_buckets(f, le, 3), 0);
+    fdn_histogram_t *h = NULL;
+    assert_int_equal(fdn_telemetry_family_histogram(f, &h, NULL, 0), 0);
+    const uint64_t cum[] = {1, 1, 2, 2};
+    fdn_histogram_load(h, cum, 4, 2.0);
+    fdn_telemetry_hist_stats_t st;
+    fdn_histogram_stats(h, &st);
+    assert_int_equal(st.count, 2);
+    assert_true(st.min == 0.0);
+    assert_true(st.max == 2.0);
+    const uint64_t other[] = {0, 3, 3, 3};
+    fdn_histogram_load(h, other, 4, NAN); /* refused: nothing changes */
+    fdn_histogram_load(h, other, 4, INFINITY);
+    fdn_histogram_stats(h, &st);
+    assert_int_equal(st.count, 2);
+    assert_true(st.sum == 2.0);
+    fdn_telemetry_destroy(tm);
+}
+
 static void label_cap_counts_dropped(void **state)
 {
     (void)state;
@@ -355,6 +387,7 @@ int main(void)
         cmocka_unit_test(le_counts_match_exact_count),
         cmocka_unit_test(event_durations_in_seconds),
         cmocka_unit_test(histogram_load_mirrors),
+        cmocka_unit_test(histogram_load_min_max_and_bad_sum),
         cmocka_unit_test(label_cap_counts_dropped),
         cmocka_unit_test(collectors_run_at_snapshot),
         cmocka_unit_test(counter_set_replaces),
