@@ -671,12 +671,15 @@ FDN_API int fdn_telemetry_unexport_event(fdn_telemetry_t *tm, const char *prefix
 
 /** A collector: runs at the start of every snapshot (scrape, JSON, iterator), on the
  *  snapshotting thread with no telemetry lock held, to refresh families from state kept
- *  elsewhere (gauges of pools, breaker states). It may resolve series and set values. */
+ *  elsewhere (gauges of pools, breaker states). It may resolve series and set values, and take
+ *  a snapshot or scrape (which then does not run the collectors again); adding or removing a
+ *  collector of the same instance from inside one fails with FDN_EBUSY. */
 typedef void (*fdn_telemetry_collector_fn)(fdn_telemetry_t *tm, void *user);
 
 /**
  * Register a collector (at most 16).
- * @return 0, FDN_EINVAL, FDN_ENOBUFS, FDN_EEXIST (same fn and user)
+ * @return 0, FDN_EINVAL, FDN_ENOBUFS, FDN_EEXIST (same fn and user), FDN_EBUSY (called from
+ *         a collector of tm: nothing changed)
  * @thread_safety any
  * @since 0.2.0
  */
@@ -686,8 +689,8 @@ FDN_API int fdn_telemetry_add_collector(fdn_telemetry_t *tm, fdn_telemetry_colle
 /**
  * Remove a collector; once this returns it is not started again (a run already under way on
  * another thread finishes first: this waits for it).
- * @return 0, FDN_ENOENT
- * @thread_safety any (not from inside a collector)
+ * @return 0, FDN_ENOENT, FDN_EBUSY (called from a collector of tm: nothing changed)
+ * @thread_safety any
  * @since 0.2.0
  */
 FDN_API int fdn_telemetry_remove_collector(fdn_telemetry_t *tm, fdn_telemetry_collector_fn fn,

@@ -18,7 +18,10 @@
  * Histogram families carry `le` bounds (default FDN_TELEMETRY_DEFAULT_BUCKETS), fixed once
  * their first series exists. Collectors (scrape-time refreshers) are kept in a small array
  * under coll_lock: a snapshot holds it for reading while it runs them (no other lock held),
- * add/remove hold it for writing, so a removed collector is never running afterwards.
+ * add/remove hold it for writing, so a removed collector is never running afterwards. A
+ * thread-local list of the instances whose collectors the thread is running makes add/remove
+ * from inside one of them FDN_EBUSY (not a self-deadlock) and a snapshot or scrape from inside
+ * skip the collectors (not a recursion).
  */
 #include <math.h>
 #include <string.h>
@@ -509,12 +512,33 @@ int fdn_telemetry_family_buckets(fdn_telemetry_family_t *fam, const double *boun
 /* ------------------------------------------------------------------------------------ */
 /* Collectors                                                                            */
 
+/* The instances whose collectors this thread is running, innermost first (frames on the
+ * stack of fdn__tm_run_collectors). Changing the list of one of them would take its
+ * coll_lock for writing under this thread's own read lock (a deadlock), and running them
+ * again would recurse. */
+typedef struct coll_frame {
+    const fdn_telemetry_t *tm;
+    struct coll_frame *up;
+} coll_frame_t;
+
+static _Thread_local coll_frame_t *tls_collecting;
+
+static bool collecting(const fdn_telemetry_t *tm)
+{
+    for (const coll_frame_t *f = tls_collecting; f != NULL; f = f->up)
+        if (f->tm == tm)
+            return true;
+    return false;
+}
+
 int fdn_telemetry_add_collector(fdn_telemetry_t *tm, fdn_telemetry_collector_fn fn, void *user)
 {
     if (tm == NULL)
         return 0;
     if (fn == NULL)
         return FDN_EINVAL;
+    if (collecting(tm))
+        return FDN_EBUSY;
     int rc = 0;
     pthread_rwlock_wrlock(&tm->coll_lock);
     for (size_t i = 0; i < tm->ncoll && rc == 0; i++)
@@ -535,6 +559,8 @@ int fdn_telemetry_remove_collector(fdn_telemetry_t *tm, fdn_telemetry_collector_
 {
     if (tm == NULL)
         return 0;
+    if (collecting(tm))
+        return FDN_EBUSY;
     int rc = FDN_ENOENT;
     pthread_rwlock_wrlock(&tm->coll_lock);
     for (size_t i = 0; i < tm->ncoll; i++) {
@@ -551,9 +577,14 @@ int fdn_telemetry_remove_collector(fdn_telemetry_t *tm, fdn_telemetry_collector_
 
 void fdn__tm_run_collectors(fdn_telemetry_t *tm)
 {
+    if (collecting(tm))
+        return; /* a snapshot or scrape from one of its collectors: they are running */
+    coll_frame_t frame = {tm, tls_collecting};
     pthread_rwlock_rdlock(&tm->coll_lock);
+    tls_collecting = &frame;
     for (size_t i = 0; i < tm->ncoll; i++)
         tm->coll[i].fn(tm, tm->coll[i].user);
+    tls_collecting = frame.up;
     pthread_rwlock_unlock(&tm->coll_lock);
 }
 

@@ -359,6 +359,64 @@ static void collectors_run_at_snapshot(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+typedef struct reentrant {
+    fdn_telemetry_t *tm;
+    int runs;
+    int add_rc, remove_rc, snap_rc;
+    uint64_t seen; /* the gauge's value in the collector's own snapshot */
+    fdn_gauge_t *g;
+} reentrant_t;
+
+/* A collector that takes a snapshot and tries to change the collectors of its instance. */
+static void reentrant_coll(fdn_telemetry_t *tm, void *user)
+{
+    reentrant_t *r = user;
+    r->runs++;
+    fdn_gauge_set(r->g, 7);
+    r->add_rc = fdn_telemetry_add_collector(tm, noop_coll, r);
+    r->remove_rc = fdn_telemetry_remove_collector(tm, reentrant_coll, r);
+    fdn_telemetry_snapshot_t *s = NULL;
+    r->snap_rc = fdn_telemetry_snapshot(tm, &s);
+    if (s != NULL)
+        r->seen = (uint64_t)find(s, "reentrant_things", NULL)->gauge_int;
+    fdn_telemetry_snapshot_free(s);
+}
+
+/* Adding or removing a collector from inside one took the collector lock for writing while
+ * the thread held it for reading: a deadlock (the snapshot never returned), and a snapshot
+ * from inside a collector ran the collectors again, recursing. Now the changes are refused
+ * with FDN_EBUSY and the inner snapshot does not run the collectors again. */
+static void collector_reentry_is_refused_not_deadlocked(void **state)
+{
+    (void)state;
+    fdn_telemetry_t *tm = NULL;
+    assert_int_equal(fdn_telemetry_create(&tm, NULL), 0);
+    fdn_telemetry_family_t *f = NULL;
+    assert_int_equal(
+        fdn_telemetry_family(tm, &f, "reentrant_things", "r", FDN_TELEMETRY_GAUGE_INT, NULL, 0, 0),
+        0);
+    reentrant_t r = {tm, 0, 1, 1, 1, 0, NULL};
+    assert_int_equal(fdn_telemetry_family_gauge(f, &r.g, NULL, 0), 0);
+    assert_int_equal(fdn_telemetry_add_collector(tm, reentrant_coll, &r), 0);
+    fdn_telemetry_snapshot_t *s = NULL;
+    assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
+    fdn_telemetry_snapshot_free(s);
+    assert_int_equal(r.runs, 1); /* not again from its own snapshot */
+    assert_int_equal(r.add_rc, FDN_EBUSY);
+    assert_int_equal(r.remove_rc, FDN_EBUSY);
+    assert_int_equal(r.snap_rc, 0);
+    assert_int_equal(r.seen, 7);
+    /* nothing changed: the collector is still there, the other was not added */
+    assert_int_equal(fdn_telemetry_add_collector(tm, noop_coll, &r), 0);
+    assert_int_equal(fdn_telemetry_remove_collector(tm, noop_coll, &r), 0);
+    assert_int_equal(fdn_telemetry_remove_collector(tm, reentrant_coll, &r), 0);
+    /* outside a collector both work again */
+    assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
+    fdn_telemetry_snapshot_free(s);
+    assert_int_equal(r.runs, 1);
+    fdn_telemetry_destroy(tm);
+}
+
 static void counter_set_replaces(void **state)
 {
     (void)state;
@@ -390,6 +448,7 @@ int main(void)
         cmocka_unit_test(histogram_load_min_max_and_bad_sum),
         cmocka_unit_test(label_cap_counts_dropped),
         cmocka_unit_test(collectors_run_at_snapshot),
+        cmocka_unit_test(collector_reentry_is_refused_not_deadlocked),
         cmocka_unit_test(counter_set_replaces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
