@@ -409,8 +409,10 @@ static int place(json_t *root, const char *name, json_t *value)
         json_t *child = json_object_get(node, comp);
         if (dot == NULL) {
             if (child != NULL && json_is_object(child) && json_is_object(value)) {
-                json_object_update_missing(child, value);
+                int rc = json_object_update_missing(child, value);
                 json_decref(value);
+                if (rc != 0)
+                    return FDN_ENOMEM;
             } else if (child != NULL) {
                 json_decref(value); /* conflict: keep the earlier value */
             } else if (json_object_set_new(node, comp, value) != 0) {
@@ -463,8 +465,14 @@ static int build_json(const fdn_telemetry_snapshot_t *sn, json_t *root)
                     return FDN_ENOMEM;
             }
             json_t *labels = json_object();
-            for (size_t k = 0; labels != NULL && k < x->nlabels; k++)
-                json_object_set_new(labels, x->label_names[k], jstr(x->label_values[k]));
+            if (labels == NULL)
+                return FDN_ENOMEM;
+            for (size_t k = 0; k < x->nlabels; k++) {
+                if (json_object_set_new(labels, x->label_names[k], jstr(x->label_values[k])) != 0) {
+                    json_decref(labels);
+                    return FDN_ENOMEM;
+                }
+            }
             json_t *s = json_pack("{s:o,s:o}", "labels", labels, "value", value_json(x));
             if (s == NULL || json_array_append_new(json_object_get(f, "series"), s) != 0)
                 return FDN_ENOMEM;
@@ -477,11 +485,15 @@ static int build_json(const fdn_telemetry_snapshot_t *sn, json_t *root)
             j++;
         uint64_t count = 0;
         json_t *meas = json_object();
-        for (size_t k = i; k < j && meas != NULL; k++) {
-            if (sn->s[k].key[0] == '\0')
+        if (meas == NULL)
+            return FDN_ENOMEM;
+        for (size_t k = i; k < j; k++) {
+            if (sn->s[k].key[0] == '\0') {
                 count = sn->s[k].counter;
-            else
-                (void)jset(meas, sn->s[k].key, value_json(&sn->s[k]));
+            } else if (jset(meas, sn->s[k].key, value_json(&sn->s[k])) != 0) {
+                json_decref(meas); /* out of memory: no partial tree reported as the metrics */
+                return FDN_ENOMEM;
+            }
         }
         const char *sp = special_name(x->name);
         int rc;
@@ -490,8 +502,12 @@ static int build_json(const fdn_telemetry_snapshot_t *sn, json_t *root)
             rc = place(root, sp, jcount(count));
         } else {
             json_t *md = json_object();
-            for (size_t k = 0; md != NULL && k < x->nmeta; k++)
-                (void)jset(md, x->meta[k].key, jstr(x->meta[k].value));
+            for (size_t k = 0; md != NULL && k < x->nmeta; k++) {
+                if (jset(md, x->meta[k].key, jstr(x->meta[k].value)) != 0) {
+                    json_decref(md);
+                    md = NULL; /* json_pack fails on it: FDN_ENOMEM below */
+                }
+            }
             rc = place(root, x->name,
                        json_pack("{s:I,s:o,s:o,s:o}", "timestamp", (json_int_t)x->last_active_ns,
                                  "count", jcount(count), "measurements", meas, "metadata", md));
@@ -501,6 +517,13 @@ static int build_json(const fdn_telemetry_snapshot_t *sn, json_t *root)
         i = j;
     }
     return 0;
+}
+
+static int dump_put(const char *p, size_t n, void *user)
+{
+    fdn__buf_t *b = user;
+    fdn__buf_put(b, p, n);
+    return b->oom ? -1 : 0;
 }
 
 int fdn_telemetry_metrics_json(fdn_telemetry_t *tm, char **out)
@@ -515,18 +538,17 @@ int fdn_telemetry_metrics_json(fdn_telemetry_t *tm, char **out)
     json_t *root = json_object();
     rc = root != NULL ? build_json(sn, root) : FDN_ENOMEM;
     fdn_telemetry_snapshot_free(sn);
-    char *text = rc == 0 ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(root);
-    if (rc == 0 && text == NULL)
+    /* Not json_dumps: out of memory while it writes an object key, jansson drops the rest of
+     * the key and carries on (the key's write is not checked), returning malformed text as a
+     * success. The sink remembers any failed append instead. */
+    fdn__buf_t text = FDN__BUF_INIT;
+    if (rc == 0 && (json_dump_callback(root, dump_put, &text, JSON_COMPACT | JSON_SORT_KEYS) != 0 ||
+                    text.oom || text.p == NULL))
         rc = FDN_ENOMEM;
-    if (rc == 0) {
-        size_t len = strlen(text);
-        *out = fdn__malloc(len + 1);
-        if (*out == NULL)
-            rc = FDN_ENOMEM;
-        else
-            memcpy(*out, text, len + 1);
-    }
-    fdn__free(text); /* jansson allocates through the library allocator */
+    json_decref(root);
+    if (rc == 0)
+        *out = text.p; /* the library allocator: the caller frees it with fdn_free */
+    else
+        fdn__free(text.p);
     return rc;
 }

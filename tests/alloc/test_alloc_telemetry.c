@@ -318,6 +318,53 @@ static void sweep_readers(void **state)
 
 /* A histogram's first observation on a thread makes that thread's shard: out of memory the
  * value is dropped (metrics.c), and the series stays usable. A new series per pass. */
+/* get_metrics as JSON either fails with FDN_ENOMEM or is the whole document: a label value,
+ * a measurement or a metadata pair whose JSON value or object slot could not be allocated was
+ * left out and the call still returned 0 (a partial tree reported as the metrics). */
+static void sweep_metrics_json_is_whole(void **state)
+{
+    (void)state;
+    long base = sweep_live();
+    fdn_telemetry_t *tm = mk();
+    static const char *const labels[2] = {"method", "code"};
+    fdn_telemetry_family_t *fam = NULL;
+    assert_int_equal(
+        fdn_telemetry_family(tm, &fam, "req_total", "h", FDN_TELEMETRY_COUNTER, labels, 2, 0), 0);
+    for (int i = 0; i < 3; i++) {
+        char code[8];
+        snprintf(code, sizeof(code), "%d", 200 + i);
+        const char *v[2] = {"GET", code};
+        fdn_counter_t *c = NULL;
+        assert_int_equal(fdn_telemetry_family_counter(fam, &c, v, 2), 0);
+        fdn_counter_add(c, (uint64_t)i + 1);
+    }
+    const fdn_telemetry_measure_t m[3] = {{"duration", 5}, {"counter", 2}, {"gauge", 1.5}};
+    const fdn_telemetry_meta_t md[3] = {{"path", "/a"}, {"node", "n1"}, {"zone", "z"}};
+    assert_int_equal(fdn_telemetry_execute(tm, "app.op", m, 3, md, 3), 0);
+    assert_int_equal(fdn_telemetry_execute(tm, "app.other", m, 3, md, 3), 0);
+    char *want = NULL;
+    assert_int_equal(fdn_telemetry_metrics_json(tm, &want), 0);
+    SWEEP(sw, fdn_telemetry_metrics_json, SWEEP_KEEP)
+    {
+        char *out = NULL;
+        sweep_arm(&sw);
+        if (sweep_failed(&sw, fdn_telemetry_metrics_json(tm, &out))) {
+            assert_null(out);
+        } else {
+            /* the same tree up to retrieved_at, the last key (the clock moves) */
+            const char *a = strstr(want, "\"retrieved_at\""), *b = strstr(out, "\"retrieved_at\"");
+            assert_non_null(a);
+            assert_non_null(b);
+            assert_int_equal(b - out, a - want);
+            assert_memory_equal(want, out, (size_t)(a - want));
+        }
+        fdn_free(out);
+    }
+    fdn_free(want);
+    fdn_telemetry_destroy(tm);
+    assert_int_equal(sweep_live(), base);
+}
+
 static void sweep_observe(void **state)
 {
     (void)state;
@@ -464,13 +511,10 @@ int main(void)
 {
     sweep_install();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(sweep_create),
-        cmocka_unit_test(sweep_events),
-        cmocka_unit_test(sweep_handlers),
-        cmocka_unit_test(sweep_families),
-        cmocka_unit_test(sweep_readers),
-        cmocka_unit_test(sweep_observe),
-        cmocka_unit_test(accessors_allocate_nothing),
+        cmocka_unit_test(sweep_create),   cmocka_unit_test(sweep_events),
+        cmocka_unit_test(sweep_handlers), cmocka_unit_test(sweep_families),
+        cmocka_unit_test(sweep_readers),  cmocka_unit_test(sweep_metrics_json_is_whole),
+        cmocka_unit_test(sweep_observe),  cmocka_unit_test(accessors_allocate_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
