@@ -71,6 +71,14 @@ static uint64_t new_epoch(void)
     return atomic_fetch_add_explicit(&g_epoch, 1, memory_order_relaxed) + 1;
 }
 
+/* now - then for two readings of one monotonic clock (then <= now), without the signed
+ * overflow of a plain subtraction: a manual clock may start anywhere and move far (the exact
+ * difference of two int64 values always fits a uint64). 0 when then > now. */
+static uint64_t elapsed_ns(int64_t now, int64_t then)
+{
+    return now > then ? (uint64_t)now - (uint64_t)then : 0;
+}
+
 bool fdn_telemetry_event_name_valid(const char *name, size_t len)
 {
     if (name == NULL || len == 0 || len > FDN_TELEMETRY_NAME_MAX)
@@ -714,8 +722,8 @@ int fdn_telemetry_span_end(fdn_telemetry_span_t *span, int rc, const fdn_telemet
     fdn_telemetry_t *tm = span->tm;
     if (tm == NULL)
         return 0;
-    int64_t dur = fdn_clock_mono_ns(tm->clock) - span->start_ns;
-    fdn_telemetry_measure_t m = {"duration", (double)(dur > 0 ? dur : 0)};
+    uint64_t dur = elapsed_ns(fdn_clock_mono_ns(tm->clock), span->start_ns);
+    fdn_telemetry_measure_t m = {"duration", (double)dur};
     char name[FDN_TELEMETRY_NAME_MAX + 16];
     if (rc >= 0) {
         snprintf(name, sizeof(name), "%s.stop", span->event);
@@ -764,8 +772,8 @@ static int sweep(fdn_telemetry_t *tm, bool all)
         tm_entry_t *e = TM_CONTAINER_OF(node, tm_entry_t, node);
         cds_lfht_next(tm->ht, &it);
         fdn__tm_entry_sample_activity(tm, e, now);
-        bool drop =
-            all || (tm->opts.retention_ns > 0 && now - e->last_active >= tm->opts.retention_ns);
+        bool drop = all || (tm->opts.retention_ns > 0 &&
+                            elapsed_ns(now, e->last_active) >= (uint64_t)tm->opts.retention_ns);
         if (drop && cds_lfht_del(tm->ht, &e->node) == 0) {
             e->next_dead = dead;
             dead = e;

@@ -705,6 +705,33 @@ static void retention_uses_the_injected_clock(void **state)
     fdn_clock_destroy(clk);
 }
 
+/* Retention and span durations subtract two readings of the instance's clock; a manual clock
+ * may start far below 0 and move far, and the plain int64 subtraction overflowed (undefined
+ * behaviour: UBSan stopped the process in cleanup). */
+static void far_apart_clock_readings_do_not_overflow(void **state)
+{
+    (void)state;
+    fdn_clock_t *c = NULL;
+    assert_int_equal(fdn_clock_manual_create(&c, -5000000000000000000LL, INT64_MIN + 1), 0);
+    fdn_telemetry_t *tm = new_tm(c, five_min_retention);
+    fdn_telemetry_span_t sp;
+    assert_int_equal(fdn_telemetry_span_start(tm, &sp, "far.span", NULL, 0), 0);
+    assert_int_equal(fdn_telemetry_emit_counter(tm, "far.event", NULL, 0), 0);
+    assert_int_equal(fdn_clock_advance(c, 5000000000000000000LL), 0);
+    assert_int_equal(fdn_clock_advance(c, 5000000000000000000LL), 0);
+    assert_int_equal(fdn_telemetry_span_end(&sp, 0, NULL, 0), 0);
+    assert_int_equal(fdn_telemetry_cleanup(tm), 2); /* far.event and far.span.start: idle */
+    fdn_telemetry_snapshot_t *s = NULL;
+    assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
+    const fdn_telemetry_sample_t *x = find(s, "far.span.stop", "duration");
+    assert_int_equal(x->hist.count, 1);
+    assert_true(x->hist.max == 1e19); /* the whole interval, exactly representable */
+    assert_null(find_opt(s, "far.event", "counter"));
+    fdn_telemetry_snapshot_free(s);
+    fdn_telemetry_destroy(tm);
+    fdn_clock_destroy(c);
+}
+
 static void with_thread(fdn_telemetry_opts_t *o)
 {
     o->cleanup_interval_ns = MIN_NS;
@@ -1126,6 +1153,7 @@ int main(void)
         cmocka_unit_test(json_is_the_reference_tree),
         cmocka_unit_test(retention_uses_the_injected_clock),
         cmocka_unit_test(default_keeps_idle_series),
+        cmocka_unit_test(far_apart_clock_readings_do_not_overflow),
         cmocka_unit_test(cleanup_thread_runs_on_clock_and_lifecycle),
         cmocka_unit_test(huge_cleanup_interval_no_overflow),
         cmocka_unit_test(json_survives_infinite_values),
