@@ -162,6 +162,17 @@ static int entry_match(struct cds_lfht_node *node, const void *key)
     return strcmp(e->name, (const char *)key) == 0;
 }
 
+/* The length of s cut to at most max bytes, at the start of a UTF-8 character (a cut inside
+ * one would keep a broken sequence, shown as U+FFFD in JSON). */
+static size_t cut_len(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+    if (n == max && s[n] != '\0')
+        while (n > 0 && ((unsigned char)s[n] & 0xC0u) == 0x80u)
+            n--;
+    return n;
+}
+
 static tm_entry_t *entry_new(fdn_telemetry_t *tm, const char *name, size_t len, unsigned long hash,
                              const fdn_telemetry_meta_t *meta, size_t nmeta) FDN_REQUIRES(tm->mu)
 {
@@ -186,8 +197,8 @@ static tm_entry_t *entry_new(fdn_telemetry_t *tm, const char *name, size_t len, 
         for (size_t i = 0; i < nmeta && e->nmeta < nm; i++) {
             if (meta[i].key == NULL || meta[i].value == NULL)
                 continue;
-            char *k = fdn__strndup(meta[i].key, strnlen(meta[i].key, FDN_TELEMETRY_NAME_MAX));
-            char *v = fdn__strndup(meta[i].value, strnlen(meta[i].value, TM_META_VAL_MAX));
+            char *k = fdn__strndup(meta[i].key, cut_len(meta[i].key, FDN_TELEMETRY_NAME_MAX));
+            char *v = fdn__strndup(meta[i].value, cut_len(meta[i].value, TM_META_VAL_MAX));
             if (k == NULL || v == NULL) {
                 fdn__free(k);
                 fdn__free(v);

@@ -1074,6 +1074,35 @@ static void emit_counter_n_is_exact(void **state)
     fdn_telemetry_destroy(tm);
 }
 
+/* First-emission metadata is cut at 256 bytes (keys at FDN_TELEMETRY_NAME_MAX): at a character
+ * boundary, not inside a UTF-8 sequence (whose broken start the JSON showed as U+FFFD). */
+static void metadata_cut_keeps_whole_characters(void **state)
+{
+    (void)state;
+    fdn_telemetry_t *tm = new_tm(NULL, NULL);
+    char val[TM_META_VAL_MAX + 8];
+    memset(val, 'a', TM_META_VAL_MAX - 1);
+    memcpy(val + TM_META_VAL_MAX - 1, "\xc3\xa9tail", 7); /* e-acute across the cut */
+    val[TM_META_VAL_MAX + 6] = '\0';
+    char key[FDN_TELEMETRY_NAME_MAX + 8];
+    memset(key, 'k', FDN_TELEMETRY_NAME_MAX - 2);
+    memcpy(key + FDN_TELEMETRY_NAME_MAX - 2, "\xe2\x82\xac", 4); /* euro sign across it */
+    fdn_telemetry_meta_t md = {key, val};
+    assert_int_equal(fdn_telemetry_emit_counter(tm, "cut.meta", &md, 1), 0);
+    fdn_telemetry_snapshot_t *s = NULL;
+    assert_int_equal(fdn_telemetry_snapshot(tm, &s), 0);
+    const fdn_telemetry_sample_t *x = find(s, "cut.meta", "counter");
+    assert_int_equal(x->nmeta, 1);
+    assert_int_equal(strlen(x->meta[0].value), TM_META_VAL_MAX - 1);
+    assert_int_equal(strlen(x->meta[0].key), FDN_TELEMETRY_NAME_MAX - 2);
+    fdn_telemetry_snapshot_free(s);
+    char *json = NULL;
+    assert_int_equal(fdn_telemetry_metrics_json(tm, &json), 0);
+    assert_null(strstr(json, "\xef\xbf\xbd")); /* no U+FFFD */
+    fdn_free(json);
+    fdn_telemetry_destroy(tm);
+}
+
 static void reset_keeps_handles_valid(void **state)
 {
     (void)state;
@@ -1163,6 +1192,7 @@ int main(void)
         cmocka_unit_test(long_measurement_key_is_rejected),
         cmocka_unit_test(counters_saturate_instead_of_wrapping),
         cmocka_unit_test(emit_counter_n_is_exact),
+        cmocka_unit_test(metadata_cut_keeps_whole_characters),
         cmocka_unit_test(reset_keeps_handles_valid),
         cmocka_unit_test(name_validation),
         cmocka_unit_test(create_rejects_bad_options),
